@@ -1,0 +1,245 @@
+"""Numba kernels: quantization by bit manipulation on NumPy float arrays.
+
+Pure numerics: NumPy arrays and integer/float parameters in, arrays out; no
+torch, no format objects (:mod:`mpsim.quantize` flattens a format into
+:class:`KernelParams`). Every input is widened to float64 (exact for float32),
+rounded on its IEEE bit pattern, and written back in the input dtype; every
+format value is a float32, so nothing is rounded twice.
+
+How one value is rounded (sign-magnitude, as FP hardware does):
+``|x| = sig * 2**e_lsb`` with ``sig`` the 53-bit significand; the quantum is
+``2**q`` with ``q = E - man_bits`` in the normal range, ``emin - man_bits`` in
+the subnormal range (``emin`` without subnormals) and ``-frac_bits`` for fixed
+point; ``d = q - e_lsb`` bits are discarded and the rounding mode decides on
+``rem`` (the discarded bits) whether to add one quantum. The exponent is not
+bounded while rounding (IEEE 754 overflow semantics); overflow is resolved
+after, per mode and policy. The stochastic rule is in :mod:`mpsim.rounding`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import prange
+
+from mpsim.randbits import counter_word
+from mpsim.rounding import RoundingMode
+
+NEAREST = RoundingMode.NEAREST.code
+NEAREST_AWAY = RoundingMode.NEAREST_AWAY.code
+TOWARD_ZERO = RoundingMode.TOWARD_ZERO.code
+UP = RoundingMode.UP.code
+DOWN = RoundingMode.DOWN.code
+STOCHASTIC = RoundingMode.STOCHASTIC.code
+
+# Source of the random bits of stochastic rounding inside a kernel.
+SOURCE_NONE = 0  # deterministic modes
+SOURCE_COUNTER = 1  # CounterRNG(key) at position offset + flat index
+SOURCE_ARRAY = 2  # explicit k-bit integers, one per element (LFSR, test benches)
+
+_M52 = (1 << 52) - 1
+_IMPLICIT = 1 << 52
+
+
+class KernelParams(NamedTuple):
+    """A format and rounding flattened to plain numbers for the kernels."""
+
+    is_fixed: bool
+    man_bits: int  # float: stored mantissa bits
+    emin: int  # float: exponent of the smallest normal
+    subnormals: bool
+    frac_bits: int  # fixed: fraction bits
+    magnitude_bits: int  # fixed: int_bits + frac_bits
+    signed: bool  # fixed: two's complement
+    wrap: bool  # fixed: wrap instead of saturate
+    max_value: float  # largest finite magnitude
+    saturate: bool  # clamp overflow (and Inf input) to +-max
+    has_inf: bool
+    has_nan: bool
+    unsigned_zero: bool  # no -0 (fnuz)
+    mode: int  # RoundingMode.code
+    rand_bits: int  # k (0 for deterministic modes)
+
+
+@numba.njit(inline="always")
+def _pow2(exponent: int) -> float:
+    """2.0**exponent for -1022 <= exponent <= 1023, built from its bits."""
+    return np.int64((exponent + 1023) << 52).view(np.float64)
+
+
+@numba.njit(inline="always")
+def sr_round_up(rem: int, d: int, r: int, k: int) -> bool:
+    """The stochastic rounding rule: carry out of (top k discarded bits + k random bits)."""
+    if d >= k:
+        top = rem >> (d - k) if d - k < 63 else 0
+    else:
+        top = rem << (k - d)
+    return ((top + r) >> k) != 0
+
+
+@numba.njit(inline="always")
+def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
+    """Round one float64 ``x`` into the format of ``p``; ``r`` = random bits (stochastic only)."""
+    if x != x:
+        return x  # NaN propagates, whatever the format (encode refuses it where there is none)
+    bits = np.float64(x).view(np.int64)
+    neg = bits < 0
+    abits = bits & 0x7FFFFFFFFFFFFFFF
+    if abits == 0x7FF0000000000000:  # +-Inf
+        if p.is_fixed:
+            if p.wrap:
+                return np.nan  # no two's complement value is right
+            top = np.int64(1) << p.magnitude_bits
+            return _fixed_clamp(p, top + 1, neg, top, _pow2(-p.frac_bits))
+        if p.saturate:
+            mag = p.max_value
+        elif p.has_inf:
+            return x
+        elif p.has_nan:
+            return np.nan
+        else:
+            mag = p.max_value
+        return -mag if neg else mag
+    if abits == 0:
+        if p.is_fixed or p.unsigned_zero:
+            return 0.0
+        return x
+    exp_field = abits >> 52
+    if exp_field == 0:
+        sig = abits
+        e_lsb = -1074
+        exponent = -1022
+    else:
+        sig = (abits & _M52) | _IMPLICIT
+        e_lsb = exp_field - 1075
+        exponent = exp_field - 1023
+
+    if p.is_fixed:
+        q = -p.frac_bits
+    elif exponent >= p.emin:
+        q = exponent - p.man_bits
+    elif p.subnormals:
+        q = p.emin - p.man_bits
+    else:
+        q = p.emin
+
+    d = q - e_lsb
+    up = False
+    if d <= 0:
+        hi = 0  # unused: the value is already a multiple of the quantum
+    else:
+        if d >= 63:
+            hi = 0
+            rem = sig
+            half_cmp = -1  # rem < half: sig < 2**53 <= 2**(d-1)
+        else:
+            hi = sig >> d
+            rem = sig & ((np.int64(1) << d) - 1)
+            half = np.int64(1) << (d - 1)
+            half_cmp = 1 if rem > half else (0 if rem == half else -1)
+        mode = p.mode
+        if mode == NEAREST:
+            up = half_cmp > 0 or (half_cmp == 0 and (hi & 1) == 1)
+        elif mode == NEAREST_AWAY:
+            up = half_cmp >= 0
+        elif mode == TOWARD_ZERO:
+            up = False
+        elif mode == UP:
+            up = rem != 0 and not neg
+        elif mode == DOWN:
+            up = rem != 0 and neg
+        else:
+            up = sr_round_up(rem, d, r, p.rand_bits)
+
+    if p.is_fixed:
+        return _fixed_result(p, sig, d, hi + up, neg)
+
+    if d <= 0:
+        mag = np.abs(x)
+    else:
+        mag = np.float64(hi + up) * _pow2(q)
+    if mag > p.max_value:
+        mode = p.mode
+        if p.saturate:
+            mag = p.max_value
+        elif mode == TOWARD_ZERO or (mode == UP and neg) or (mode == DOWN and not neg):
+            mag = p.max_value  # IEEE 754: directed roundings toward zero stop at max
+        elif p.has_inf:
+            mag = np.inf
+        elif p.has_nan:
+            return np.nan
+        else:
+            mag = p.max_value
+    if mag == 0.0 and p.unsigned_zero:
+        return 0.0
+    return -mag if neg else mag
+
+
+@numba.njit(inline="always")
+def _fixed_result(p: KernelParams, sig: int, d: int, n: int, neg: bool) -> float:
+    """Fixed point: ``|x|`` rounded to ``n`` quanta (or ``sig << -d`` if exact), saturated or wrapped."""
+    scale = _pow2(-p.frac_bits)
+    top = np.int64(1) << p.magnitude_bits  # magnitudes reach top - 1 (and top when negative)
+    if p.wrap:
+        width = p.magnitude_bits + (1 if p.signed else 0)
+        mask = (np.int64(1) << width) - 1
+        if d <= 0:
+            shift = -d
+            low = 0 if shift >= width else (sig & ((np.int64(1) << (width - shift)) - 1)) << shift
+        else:
+            low = n & mask
+        code = (-low) & mask if neg else low
+        if p.signed and code >= (np.int64(1) << (width - 1)):
+            code -= np.int64(1) << width
+        return np.float64(code) * scale
+    # Saturate. Bring n to at most top + 1 (meaning "beyond top") without overflowing int64.
+    if d <= 0:
+        shift = -d
+        if shift > p.magnitude_bits or sig > (top >> shift):
+            n = top + 1
+        else:
+            n = sig << shift
+    elif n > top + 1:
+        n = top + 1
+    return _fixed_clamp(p, n, neg, top, scale)
+
+
+@numba.njit(inline="always")
+def _fixed_clamp(p: KernelParams, n: int, neg: bool, top: int, scale: float) -> float:
+    if not neg:
+        return np.float64(min(n, top - 1)) * scale
+    if not p.signed or n == 0:
+        return 0.0
+    return -np.float64(min(n, top)) * scale
+
+
+@numba.njit(inline="always")
+def _random_bits(p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, i: int) -> int:
+    """The k random bits of element ``i`` (0 when the rounding is deterministic)."""
+    if p.rand_bits == 0:
+        return 0
+    if source == SOURCE_COUNTER:
+        return np.int64(counter_word(key, offset + np.uint64(i)) >> np.uint64(64 - p.rand_bits))
+    return rand[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def quantize_contiguous(
+    x: np.ndarray, out: np.ndarray, p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray
+) -> None:
+    """Quantize contiguous 1-D ``x`` into ``out`` (same length), in parallel."""
+    for i in prange(x.size):
+        out[i] = quantize_scalar(np.float64(x[i]), p, _random_bits(p, source, key, offset, rand, i))
+
+
+@numba.njit(cache=True)
+def quantize_strided(
+    x: np.ndarray, out: np.ndarray, p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray
+) -> None:
+    """Quantize any-layout ``x`` into contiguous 1-D ``out``, elements in C order."""
+    i = 0
+    for value in np.nditer(x):
+        out[i] = quantize_scalar(np.float64(value.item()), p, _random_bits(p, source, key, offset, rand, i))
+        i += 1
