@@ -98,7 +98,7 @@ def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
         elif p.has_inf:
             return x
         elif p.has_nan:
-            return np.nan
+            mag = np.nan
         else:
             mag = p.max_value
         return -mag if neg else mag
@@ -169,7 +169,7 @@ def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
         elif p.has_inf:
             mag = np.inf
         elif p.has_nan:
-            return np.nan
+            mag = np.nan  # carries the input's sign, as ml_dtypes' casts do
         else:
             mag = p.max_value
     if mag == 0.0 and p.unsigned_zero:
@@ -243,3 +243,120 @@ def quantize_strided(
     for value in np.nditer(x):
         out[i] = quantize_scalar(np.float64(value.item()), p, _random_bits(p, source, key, offset, rand, i))
         i += 1
+
+
+class Float32Params(NamedTuple):
+    """Extra numbers for the float32 fast path (normal range of the target format)."""
+
+    shift: int  # 23 - man_bits: float32 mantissa bits dropped in the normal range
+    emin_bits: int  # float32 bit pattern of 2**emin, the smallest normal
+    half_emin_bits: int  # float32 bit pattern of 2**(emin-1)
+    max_bits: int  # float32 bit pattern of max
+    overflow_bits: int  # magnitude bits that an overflowing nearest/stochastic rounding gives
+    inf_bits: int  # magnitude bits that an infinite input gives
+
+
+@numba.njit(inline="always")
+def _f32_fast(a: int, f: Float32Params, up: int) -> int:
+    """Magnitude bits of ``a`` truncated to the target grid plus ``up`` quanta, overflow resolved."""
+    r = (a & ~((np.int64(1) << f.shift) - 1)) + (up << f.shift)
+    return f.overflow_bits if r > f.max_bits else r
+
+
+@numba.njit(inline="always")
+def _f32_general(bits: np.uint32, p: KernelParams, r: int) -> np.uint32:
+    """:func:`quantize_scalar` on a float32 given and returned as its bits."""
+    return np.float32(quantize_scalar(np.float64(np.uint32(bits).view(np.float32)), p, r)).view(np.uint32)
+
+
+@numba.njit
+def _f32_add_sub(a: int, magic: np.float32) -> int:
+    """float32 bits of ``(x + magic) - magic`` for the float32 with bits ``a``, in float32 arithmetic."""
+    x = np.uint32(a).view(np.float32)
+    t = np.float32(x + magic)
+    t = np.float32(t - magic)
+    return np.int64(t.view(np.uint32))
+
+
+@numba.njit(parallel=True, cache=True)
+def quantize_f32_nearest(u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float32Params) -> None:
+    """Round-to-nearest-even of contiguous float32 into a float format, branch-free.
+
+    Same results as :func:`quantize_scalar`, computed on the float32 encoding
+    so that the loop vectorises: in the target's normal range, integer
+    rounding of the bits (a carry out of the mantissa bumps the exponent, as
+    it should); in its subnormal range, the float32 addition ``(|x| + C) - C``
+    with ``C = 2**(emin - man_bits + 23)``, whose hardware round-to-nearest-even
+    lands exactly on multiples of the subnormal quantum. ``u`` and ``o`` are
+    the arrays viewed as uint32 by the caller (Numba miscompiles views taken
+    inside a parallel kernel).
+    """
+    s = f.shift
+    low_mask = (np.int64(1) << s) - 1
+    half_minus_one = (np.int64(1) << (s - 1)) - 1 if s > 0 else np.int64(0)
+    magic = np.float32(_pow2(p.emin - p.man_bits + 23))
+    quiet = np.int64(0x00400000)
+    for i in prange(u.size):
+        bits = np.int64(u[i])
+        a = bits & 0x7FFFFFFF
+        sign = bits & 0x80000000
+        odd = (a >> s) & 1 if s > 0 else np.int64(0)
+        r = (a + half_minus_one + odd) & ~low_mask
+        r = f.overflow_bits if r > f.max_bits else r
+        if p.subnormals:
+            small = _f32_add_sub(a, magic)
+        else:
+            small = f.emin_bits if a > f.half_emin_bits else np.int64(0)  # tie goes to 0 (even)
+        r = small if a < f.emin_bits else r
+        special = a | quiet if a > 0x7F800000 else f.inf_bits
+        r = special if a >= 0x7F800000 else r
+        sign = 0 if (p.unsigned_zero and r == 0) else sign
+        o[i] = np.uint32(r | sign)
+
+
+@numba.njit(parallel=True, cache=True)
+def quantize_f32_stochastic(
+    u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float32Params, source: int,
+    key: np.uint64, offset: np.uint64, rand: np.ndarray,
+) -> None:  # fmt: skip
+    """Stochastic rounding of contiguous float32 (as uint32 ``u``, ``o``) into a float format, branch-free.
+
+    Same bits as :func:`quantize_scalar` with the same random stream. Normal
+    range: the rule of :func:`sr_round_up` on the float32 mantissa bits. Below
+    the smallest normal the quantum is fixed, ``2**min_exponent``: the
+    magnitude in quanta ``y = |x| / quantum`` splits exactly (float64) into
+    whole quanta and the fraction whose top ``k`` bits meet the random bits.
+    """
+    s = f.shift
+    k = p.rand_bits
+    low_mask = (np.int64(1) << s) - 1
+    min_exponent = p.emin - p.man_bits if p.subnormals else p.emin
+    to_quanta = _pow2(-min_exponent)
+    quantum = _pow2(min_exponent)
+    scale_k = _pow2(k)
+    quiet = np.int64(0x00400000)
+    for i in prange(u.size):
+        r = _random_bits(p, source, key, offset, rand, i)
+        bits = np.int64(u[i])
+        a = bits & 0x7FFFFFFF
+        sign = bits & 0x80000000
+        rem = a & low_mask
+        top = rem >> (s - k) if s >= k else rem << (k - s)
+        up = (top + r) >> k
+        big = (a & ~low_mask) + (up << s)
+        big = f.overflow_bits if big > f.max_bits else big
+        y = np.float64(np.uint32(a).view(np.float32)) * to_quanta
+        whole = np.floor(y)
+        small_up = (np.int64((y - whole) * scale_k) + r) >> k
+        small = _f32_bits((whole + np.float64(small_up)) * quantum)
+        res = small if a < f.emin_bits else big
+        special = a | quiet if a > 0x7F800000 else f.inf_bits
+        res = special if a >= 0x7F800000 else res
+        sign = 0 if (p.unsigned_zero and res == 0) else sign
+        o[i] = np.uint32(res | sign)
+
+
+@numba.njit
+def _f32_bits(value: float) -> int:
+    """Bits of ``value`` (exactly a float32) as float32."""
+    return np.int64(np.float32(value).view(np.uint32))

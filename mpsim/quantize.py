@@ -59,17 +59,45 @@ def _random_inputs(rounding: Rounding, seed: "int | RandomSource | None", n: int
     return kernels.SOURCE_ARRAY, np.uint64(0), np.uint64(0), source.draw(n, rounding.rand_bits)
 
 
-def _quantize_numpy(x: np.ndarray, p: kernels.KernelParams, rounding: Rounding, seed: Any) -> np.ndarray:
+def float32_params(fmt: FloatFormat | FixedFormat, p: kernels.KernelParams) -> kernels.Float32Params | None:
+    """Parameters of the float32 fast path, or None where it does not apply (fixed point, emin < -126)."""
+    if isinstance(fmt, FixedFormat) or fmt.emin < -126:
+        return None
+    max_bits = int(np.float32(fmt.max).view(np.uint32))
+    if p.saturate or not (fmt.has_inf or fmt.has_nan):
+        overflow_bits = max_bits
+    else:
+        overflow_bits = 0x7F800000 if fmt.has_inf else 0x7FC00000
+    return kernels.Float32Params(
+        shift=23 - fmt.man_bits,
+        emin_bits=(fmt.emin + 127) << 23,
+        half_emin_bits=int(np.float32(2.0 ** (fmt.emin - 1)).view(np.uint32)),
+        max_bits=max_bits,
+        overflow_bits=overflow_bits,
+        inf_bits=max_bits if overflow_bits == max_bits else overflow_bits,
+    )
+
+
+def _quantize_numpy(
+    x: np.ndarray, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rounding: Rounding, seed: Any
+) -> np.ndarray:
     """Quantize a float32/float64 array; returns a new C-contiguous array of the same shape and dtype."""
     out = np.empty(x.shape, dtype=x.dtype)
     flat_out = out.reshape(-1)
     source, key, offset, rand = _random_inputs(rounding, seed, x.size)
     if x.size == 0:
         return out
-    if x.flags.c_contiguous:
-        kernels.quantize_contiguous(x.reshape(-1), flat_out, p, source, key, offset, rand)
-    else:
+    if not x.flags.c_contiguous:
         kernels.quantize_strided(x, flat_out, p, source, key, offset, rand)
+        return out
+    flat = x.reshape(-1)
+    fast = float32_params(fmt, p) if x.dtype == np.float32 else None
+    if fast is not None and p.mode == kernels.NEAREST:
+        kernels.quantize_f32_nearest(flat.view(np.uint32), flat_out.view(np.uint32), p, fast)
+    elif fast is not None and p.mode == kernels.STOCHASTIC:
+        kernels.quantize_f32_stochastic(flat.view(np.uint32), flat_out.view(np.uint32), p, fast, source, key, offset, rand)
+    else:
+        kernels.quantize_contiguous(flat, flat_out, p, source, key, offset, rand)
     return out
 
 
@@ -126,7 +154,7 @@ def quantize(
 
         return quantize_tensor(x, fmt, p, rule, seed)
     if isinstance(x, (float, int, np.floating, np.integer)) and not isinstance(x, bool):
-        return float(_quantize_numpy(np.array(float(x)), p, rule, seed)[()])
+        return float(_quantize_numpy(np.array(float(x)), fmt, p, rule, seed)[()])
     if isinstance(x, (list, tuple)):
         return _quantize_ndarray(np.asarray(x, dtype=np.float64), fmt, p, rule, seed)
     raise ValueError(f"quantize takes a NumPy array, a torch tensor or a float, not {type(x).__name__}")
@@ -134,9 +162,9 @@ def quantize(
 
 def _quantize_ndarray(x: np.ndarray, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any) -> np.ndarray:
     if x.dtype in (np.float32, np.float64):
-        return _quantize_numpy(x, p, rule, seed)
+        return _quantize_numpy(x, fmt, p, rule, seed)
     if x.dtype in _NARROW_NUMPY:
         name, e, m = _NARROW_NUMPY[x.dtype]
         _check_fits(fmt, name, e, m)
-        return _quantize_numpy(x.astype(np.float32), p, rule, seed).astype(x.dtype)
+        return _quantize_numpy(x.astype(np.float32), fmt, p, rule, seed).astype(x.dtype)
     raise ValueError(f"quantize takes float16, float32 or float64 arrays, not dtype {x.dtype}")

@@ -27,10 +27,10 @@ def quantize_tensor(x: torch.Tensor, fmt: FloatFormat | FixedFormat, p: kernels.
         )
     if x.dtype in (torch.float32, torch.float64):
         view = x.detach().numpy()  # shares memory, keeps strides
-        return torch.from_numpy(_quantize_numpy(view, p, rule, seed))
+        return torch.from_numpy(_quantize_numpy(view, fmt, p, rule, seed))
     if x.dtype in _NARROW:
         name, e, m = _NARROW[x.dtype]
         _check_fits(fmt, name, e, m)
         wide = x.detach().float().numpy()
-        return torch.from_numpy(_quantize_numpy(wide, p, rule, seed)).to(x.dtype)
+        return torch.from_numpy(_quantize_numpy(wide, fmt, p, rule, seed)).to(x.dtype)
     raise ValueError(f"quantize takes float16, bfloat16, float32 or float64 tensors, not {x.dtype}")
