@@ -60,7 +60,7 @@ def encode(fmt: FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
     flat = q.reshape(-1)
     if isinstance(fmt, FixedFormat):
         if np.isnan(flat).any():
-            bad = values.reshape(-1)[np.flatnonzero(np.isnan(flat))[0]]
+            bad = float(values.reshape(-1)[np.flatnonzero(np.isnan(flat))[0]])
             raise ValueError(f"cannot encode {bad!r} in fixed-point {fmt}: it has no NaN or Inf")
         codes = np.rint(flat * 2.0**fmt.frac_bits).astype(np.int64) & ((1 << fmt.bits) - 1)
         return codes.reshape(q.shape).astype(code_dtype(fmt.bits))
@@ -71,7 +71,7 @@ def encode(fmt: FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
         nan_code, inf_code, fmt.specials in ("ieee", "fn"), not fmt.has_negative_zero,
     )  # fmt: skip
     if bad >= 0:
-        value = values.reshape(-1)[bad]
+        value = float(values.reshape(-1)[bad])
         raise ValueError(f"cannot encode {value!r} in {fmt}: the format has no NaN or Inf")
     return out.astype(code_dtype(fmt.bits))
 
@@ -84,7 +84,7 @@ def decode(fmt: FloatFormat | FixedFormat, bits: npt.ArrayLike, dtype: npt.DType
     codes = codes.astype(np.int64)
     out_of_range = (codes < 0) | (codes >= (1 << fmt.bits))
     if out_of_range.any():
-        bad = codes.reshape(-1)[np.flatnonzero(out_of_range.reshape(-1))[0]]
+        bad = int(codes.reshape(-1)[np.flatnonzero(out_of_range.reshape(-1))[0]])
         raise ValueError(f"bit pattern {bad!r} is not a {fmt.bits}-bit code of {fmt}")
     if isinstance(fmt, FixedFormat):
         if fmt.signed:

@@ -157,9 +157,13 @@ def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
         return _fixed_result(p, sig, d, hi + up, neg)
 
     if d <= 0:
-        mag = np.abs(x)
-    else:
-        mag = np.float64(hi + up) * _pow2(q)
+        return finish_float(p, np.abs(x), neg)
+    return finish_float(p, np.float64(hi + up) * _pow2(q), neg)
+
+
+@numba.njit(inline="always")
+def finish_float(p: KernelParams, mag: float, neg: bool) -> float:
+    """Signed result from a rounded magnitude (exponent unbounded): overflow per mode and policy."""
     if mag > p.max_value:
         mode = p.mode
         if p.saturate:

@@ -34,3 +34,20 @@ def quantize_tensor(x: torch.Tensor, fmt: FloatFormat | FixedFormat, p: kernels.
         wide = x.detach().float().numpy()
         return torch.from_numpy(_quantize_numpy(wide, fmt, p, rule, seed)).to(x.dtype)
     raise ValueError(f"quantize takes float16, bfloat16, float32 or float64 tensors, not {x.dtype}")
+
+
+def _cpu_numpy(x: torch.Tensor, name: str) -> Any:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"qmatmul {name} must be a torch.Tensor when the other is, not {type(x).__name__}")
+    if x.device.type != "cpu":
+        raise ValueError(f"mpsim has no {x.device.type} kernel yet: qmatmul {name} is on {x.device}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"qmatmul takes float32 or float64 tensors, not {name} of dtype {x.dtype}")
+    return x.detach().numpy()
+
+
+def qmatmul_tensors(a: torch.Tensor, b: torch.Tensor, spec: Any, seed: Any) -> torch.Tensor:
+    """:func:`mpsim.qmatmul` on CPU tensors (float32 result)."""
+    from mpsim.gemm import qmatmul_numpy
+
+    return torch.from_numpy(qmatmul_numpy(_cpu_numpy(a, "a"), _cpu_numpy(b, "b"), spec, seed))
