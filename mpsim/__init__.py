@@ -5,6 +5,7 @@ hardware, bit for bit, stochastic rounding included.
 """
 
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format
+from mpsim.gemm import qmatmul
 from mpsim.quantize import quantize
 from mpsim.randbits import LFSR, CounterRNG
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
@@ -22,14 +23,20 @@ __all__ = [
     "RoundingMode",
     "parse_format",
     "parse_rounding",
+    "qmatmul",
     "quantize",
     "quantize_ste",
+    "quantize_model",
 ]
 
 
-def __getattr__(name: str):  # torch is imported only when the autograd glue is used
+def __getattr__(name: str) -> object:  # torch is imported only when its glue is used
     if name == "quantize_ste":
         from mpsim.autograd import quantize_ste
 
         return quantize_ste
+    if name == "quantize_model":
+        from mpsim.nn import quantize_model
+
+        return quantize_model
     raise AttributeError(f"module 'mpsim' has no attribute {name!r}")

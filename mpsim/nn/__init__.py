@@ -1,0 +1,18 @@
+"""Quantized layers, their precision configuration and model conversion."""
+
+from mpsim.nn.config import PRECISION_PRESETS, GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant, parse_precision
+from mpsim.nn.convert import ConversionReport, quantize_model
+from mpsim.nn.layers import QConv2d, QLinear
+
+__all__ = [
+    "PRECISION_PRESETS",
+    "ConversionReport",
+    "GemmConfig",
+    "LayerPrecision",
+    "PrecisionConfig",
+    "QConv2d",
+    "QLinear",
+    "TensorQuant",
+    "parse_precision",
+    "quantize_model",
+]

@@ -1,0 +1,194 @@
+"""Precision configuration of layers: frozen dataclasses, loadable from dicts, JSON and YAML."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from mpsim.formats import parse_format
+from mpsim.gemm import GemmSpec, parse_order
+from mpsim.rounding import parse_rounding
+
+__all__ = ["TensorQuant", "GemmConfig", "LayerPrecision", "PrecisionConfig", "PRECISION_PRESETS"]
+
+
+def _check_keys(cls: type, data: dict[str, Any]) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} takes a mapping, not {data!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(known)}")
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """How a tensor (weights, activations, gradients) is quantized: format (None = left fp32) and rounding."""
+
+    format: str | None = None
+    rounding: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.format is not None:
+            parse_format(self.format)
+        parse_rounding(self.rounding)
+
+    @classmethod
+    def from_dict(cls, data: "dict[str, Any] | str | None") -> "TensorQuant":
+        if data is None or isinstance(data, str):
+            return cls(format=data)
+        _check_keys(cls, data)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Arithmetic inside one matrix product (see :func:`mpsim.qmatmul`).
+
+    ``emulate=False`` uses torch's fp32 matmul on the (quantized) operands:
+    the fast cast-only emulation of QPyTorch-style tools.
+    """
+
+    mul: str | None = None
+    acc: str = "fp32"
+    rounding: str = "nearest"
+    fma: bool = False
+    order: str | int = "sequential"
+    emulate: bool = True
+
+    def __post_init__(self) -> None:
+        self.spec()  # validates every field now, naming the bad value
+        parse_order(self.order)
+
+    def spec(self) -> GemmSpec:
+        return GemmSpec(self.mul, self.acc, self.rounding, fma=self.fma, order=self.order)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GemmConfig":
+        _check_keys(cls, data)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class LayerPrecision:
+    """Precisions of one layer: its three GEMMs and the tensors entering them."""
+
+    weight: TensorQuant = field(default_factory=TensorQuant)
+    activation: TensorQuant = field(default_factory=TensorQuant)
+    grad: TensorQuant = field(default_factory=TensorQuant)  # error flowing back into the layer
+    forward: GemmConfig = field(default_factory=lambda: GemmConfig(emulate=False))
+    grad_input: GemmConfig = field(default_factory=lambda: GemmConfig(emulate=False))
+    grad_weight: GemmConfig = field(default_factory=lambda: GemmConfig(emulate=False))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LayerPrecision":
+        _check_keys(cls, data)
+        parts: dict[str, Any] = {}
+        for name in ("weight", "activation", "grad"):
+            if name in data:
+                parts[name] = TensorQuant.from_dict(data[name])
+        for name in ("forward", "grad_input", "grad_weight"):
+            if name in data:
+                parts[name] = GemmConfig.from_dict(data[name])
+        return cls(**parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    """A model's precision: a default per layer, overrides by module-name pattern, and a seed.
+
+    ``overrides`` are ``(pattern, LayerPrecision)`` pairs matched with
+    :func:`fnmatch.fnmatch` against module names (``"0"``, ``"features.*"``);
+    the last match wins. ``seed`` seeds each layer's random stream (layer ``i``
+    in module order gets ``seed + i``).
+    """
+
+    default: LayerPrecision = field(default_factory=LayerPrecision)
+    overrides: tuple[tuple[str, LayerPrecision], ...] = ()
+    seed: int = 0
+
+    def for_module(self, name: str) -> LayerPrecision:
+        chosen = self.default
+        for pattern, precision in self.overrides:
+            if fnmatch.fnmatch(name, pattern):
+                chosen = precision
+        return chosen
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PrecisionConfig":
+        _check_keys(cls, data)
+        default = LayerPrecision.from_dict(data.get("default", {}))
+        overrides = tuple((str(p), LayerPrecision.from_dict(v)) for p, v in dict(data.get("overrides", {})).items())
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, not {seed!r}")
+        return cls(default=default, overrides=overrides, seed=seed)
+
+    @classmethod
+    def load(cls, path: "str | Path") -> "PrecisionConfig":
+        """From a ``.json`` or ``.yaml``/``.yml`` file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return cls.from_dict(yaml.safe_load(text))
+        if path.suffix == ".json":
+            return cls.from_dict(json.loads(text))
+        raise ValueError(f"precision config must be .json, .yaml or .yml, not {path.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "default": self.default.to_dict(),
+            "overrides": {p: v.to_dict() for p, v in self.overrides},
+            "seed": self.seed,
+        }
+
+    def with_seed(self, seed: int) -> "PrecisionConfig":
+        return replace(self, seed=seed)
+
+
+def _preset(fmt: str | None, rounding: str, acc: str, emulate: bool = True) -> PrecisionConfig:
+    tq = TensorQuant(fmt, "nearest")
+    gemm = GemmConfig(mul=None, acc=acc, rounding=rounding, fma=True, emulate=emulate)
+    grad = TensorQuant("e5m2" if fmt == "e4m3" else fmt, rounding)
+    layer = LayerPrecision(weight=tq, activation=tq, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm)
+    return PrecisionConfig(default=layer)
+
+
+#: Named configurations (``mpsim train --precision NAME``). ``*-sr`` accumulate
+#: with stochastic rounding (8 random bits); FP8 presets use e4m3 weights and
+#: activations, e5m2 gradients, and an fp16 or bf16 accumulator.
+PRECISION_PRESETS: dict[str, PrecisionConfig] = {
+    "fp32": PrecisionConfig(),
+    "bf16": _preset("bf16", "nearest", "bf16"),
+    "bf16-sr": _preset("bf16", "stochastic:8", "bf16"),
+    "fp16": _preset("fp16", "nearest", "fp16"),
+    "e4m3": _preset("e4m3", "nearest", "fp16"),
+    "e4m3-sr": _preset("e4m3", "stochastic:8", "fp16"),
+    "e5m2": _preset("e5m2", "nearest", "bf16"),
+    "e5m2-sr": _preset("e5m2", "stochastic:8", "bf16"),
+    "e4m3-fp12": _preset("e4m3", "nearest", "e5m6"),
+    "e4m3-fp12-sr": _preset("e4m3", "stochastic:8", "e5m6"),
+}
+
+
+def parse_precision(spec: "str | PrecisionConfig | dict[str, Any]") -> PrecisionConfig:
+    """A preset name, a .json/.yaml path, a dict, or a config."""
+    if isinstance(spec, PrecisionConfig):
+        return spec
+    if isinstance(spec, dict):
+        return PrecisionConfig.from_dict(spec)
+    if isinstance(spec, str):
+        if spec in PRECISION_PRESETS:
+            return PRECISION_PRESETS[spec]
+        if spec.endswith((".json", ".yaml", ".yml")):
+            return PrecisionConfig.load(spec)
+        raise ValueError(f"unknown precision {spec!r}: expected one of {', '.join(PRECISION_PRESETS)} or a .json/.yaml file")
+    raise ValueError(f"precision must be a preset name, a file, a dict or a PrecisionConfig, not {spec!r}")

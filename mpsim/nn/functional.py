@@ -1,0 +1,80 @@
+"""Autograd glue for quantized layers: the three GEMMs of training, each with its own arithmetic.
+
+Forward ``y = x @ w`` uses the layer's ``forward`` GEMM config; backward
+computes ``dx = dy @ w^T`` (``grad_input``) and ``dw = x^T @ dy``
+(``grad_weight``), after quantizing the incoming error ``dy`` to the
+``grad`` format. Operands are the already-quantized tensors saved in forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mpsim.autograd import quantize_ste
+from mpsim.gemm import qmatmul
+from mpsim.nn.config import GemmConfig, LayerPrecision, TensorQuant
+from mpsim.quantize import quantize
+from mpsim.randbits import CounterRNG
+
+__all__ = ["gemm", "quantize_tensor", "QMatmul"]
+
+
+def gemm(a: torch.Tensor, b: torch.Tensor, config: GemmConfig, rng: CounterRNG) -> torch.Tensor:
+    """``a @ b`` in the arithmetic of ``config`` (2-D or batched; float32 result)."""
+    if not config.emulate:
+        return torch.matmul(a, b)
+    return qmatmul(
+        a.contiguous(), b.contiguous(), mul=config.mul, acc=config.acc, rounding=config.rounding,
+        fma=config.fma, order=config.order, seed=rng,
+    )  # fmt: skip
+
+
+def quantize_tensor(x: torch.Tensor, quant: TensorQuant, rng: CounterRNG) -> torch.Tensor:
+    """Straight-through quantization of ``x`` (identity when ``quant.format`` is None)."""
+    if quant.format is None:
+        return x
+    return quantize_ste(x, quant.format, quant.rounding, seed=rng)
+
+
+class QMatmul(torch.autograd.Function):
+    """Product of a layer's input and weight, each GEMM of training in its own arithmetic.
+
+    ``weight_first=False`` (Linear): ``y = x @ w`` with ``x`` (M, K), ``w``
+    (K, N). ``weight_first=True`` (convolution via im2col): ``y[z] = w @ x[z]``
+    with ``w`` (O, K) and ``x`` (B, K, L); the weight gradient sums over the
+    batch and positions in one product of reduction length ``B*L``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, w: torch.Tensor, precision: LayerPrecision, rng: CounterRNG, weight_first: bool
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.precision, ctx.rng, ctx.weight_first = precision, rng, weight_first
+        if weight_first:
+            return gemm(w.detach(), x.detach(), precision.forward, rng)
+        return gemm(x.detach(), w.detach(), precision.forward, rng)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        precision: LayerPrecision = ctx.precision
+        rng: CounterRNG = ctx.rng
+        if precision.grad.format is not None:
+            grad = quantize(grad.contiguous(), precision.grad.format, precision.grad.rounding, seed=rng)
+        grad_x = grad_w = None
+        if ctx.weight_first:
+            if ctx.needs_input_grad[0]:
+                grad_x = gemm(w.t(), grad, precision.grad_input, rng)
+            if ctx.needs_input_grad[1]:
+                rows = grad.permute(1, 0, 2).reshape(grad.shape[1], -1)  # (O, B*L)
+                cols = x.permute(0, 2, 1).reshape(-1, x.shape[1])  # (B*L, K)
+                grad_w = gemm(rows, cols, precision.grad_weight, rng)
+        else:
+            if ctx.needs_input_grad[0]:
+                grad_x = gemm(grad, w.t(), precision.grad_input, rng)
+            if ctx.needs_input_grad[1]:
+                grad_w = gemm(x.t(), grad, precision.grad_weight, rng)
+        return grad_x, grad_w, None, None, None
