@@ -97,6 +97,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mpsim.train import TrainConfig, train
+
+    optim_precision: dict[str, object] = {}
+    if args.weight_format:
+        optim_precision["weight"] = args.weight_format
+    if args.update_rounding:
+        optim_precision["update_rounding"] = args.update_rounding
+    config = TrainConfig(
+        dataset=args.dataset, model=args.model, hidden=args.hidden, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+        precision=args.precision, optim_precision=optim_precision, seed=args.seed, data_root=args.data_root,
+    )  # fmt: skip
+    out = args.out or f"runs/{args.dataset}-{args.model}-{args.precision.replace('/', '_')}-s{args.seed}"
+    metrics = train(config, out, progress=not args.quiet)
+    last = metrics["history"][-1]
+    print(
+        f"{args.dataset}/{args.model} @ {args.precision}: test accuracy {last['test_accuracy']:.4f} "
+        f"after {last['epoch']} epochs ({metrics['train_seconds']:.1f} s); wrote {out}/metrics.json, {out}/curves.png"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpsim",
@@ -121,6 +144,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the quantized array to a .npy file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_quantize)
+
+    from mpsim.nn.config import PRECISION_PRESETS
+
+    presets = ", ".join(PRECISION_PRESETS)
+    p = sub.add_parser("train", help="train a small model on built-in data at a chosen precision", description="Train an MLP or CNN on built-in data (scikit-learn digits, mnist1d generated offline, or local MNIST files) with emulated low-precision arithmetic. Writes metrics.json and curves.png, checkpoints every epoch and resumes.")
+    p.add_argument("--dataset", default="digits", choices=["digits", "digits-image", "mnist1d", "mnist"], help="data (default: digits)")
+    p.add_argument("--data-root", help="folder with MNIST IDX files or mnist.npz (dataset mnist)")
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
+    p.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default: 64)")
+    p.add_argument("--precision", default="e4m3-sr", help=f"preset ({presets}) or a .json/.yaml precision config (default: e4m3-sr)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer (default: sgd)")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-format", help="format the optimizer stores weights in (default: fp32)")
+    p.add_argument("--update-rounding", help="rounding of the weight update: nearest, stochastic, stochastic:K")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, init and rounding bits (default: 0)")
+    p.add_argument("--out", help="output folder (default: runs/DATASET-MODEL-PRECISION-sSEED)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
@@ -132,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"mpsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

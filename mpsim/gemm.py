@@ -43,7 +43,7 @@ def parse_order(order: "str | int") -> tuple[int, int]:
             return gk.ORDER_SEQUENTIAL, 0
         if key == "pairwise":
             return gk.ORDER_PAIRWISE, 0
-        if key.isdigit():
+        if key.isascii() and key.isdecimal():
             order = int(key)
         else:
             raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")

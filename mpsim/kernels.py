@@ -242,10 +242,14 @@ def quantize_contiguous(
 def quantize_strided(
     x: np.ndarray, out: np.ndarray, p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray
 ) -> None:
-    """Quantize any-layout ``x`` into contiguous 1-D ``out``, elements in C order."""
+    """Quantize any-layout ``x`` into contiguous 1-D ``out``, elements in C order.
+
+    ``np.ndindex`` walks logical C order whatever the strides; ``np.nditer`` would follow
+    memory order and scramble transposed inputs (and their random draws).
+    """
     i = 0
-    for value in np.nditer(x):
-        out[i] = quantize_scalar(np.float64(value.item()), p, _random_bits(p, source, key, offset, rand, i))
+    for index in np.ndindex(x.shape):
+        out[i] = quantize_scalar(np.float64(x[index]), p, _random_bits(p, source, key, offset, rand, i))
         i += 1
 
 
@@ -304,7 +308,9 @@ def quantize_f32_nearest(u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float
         bits = np.int64(u[i])
         a = bits & 0x7FFFFFFF
         sign = bits & 0x80000000
-        odd = (a >> s) & 1 if s > 0 else np.int64(0)
+        # The target significand's last bit decides ties. With no mantissa bits it is the
+        # implicit 1 (not float32's exponent bit at position 23), so normal ties round up.
+        odd = ((a >> s) & 1 if s > 0 else np.int64(0)) if s < 23 else np.int64(1)
         r = (a + half_minus_one + odd) & ~low_mask
         r = f.overflow_bits if r > f.max_bits else r
         if p.subnormals:

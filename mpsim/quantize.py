@@ -167,4 +167,9 @@ def _quantize_ndarray(x: np.ndarray, fmt: FloatFormat | FixedFormat, p: kernels.
         name, e, m = _NARROW_NUMPY[x.dtype]
         _check_fits(fmt, name, e, m)
         return _quantize_numpy(x.astype(np.float32), fmt, p, rule, seed).astype(x.dtype)
+    if x.dtype.kind == "f" and not x.dtype.isnative:
+        raise ValueError(
+            f"quantize takes arrays in the machine's byte order, not dtype {x.dtype.str!r}; "
+            "convert with x.astype(x.dtype.newbyteorder('='))"
+        )
     raise ValueError(f"quantize takes float16, float32 or float64 arrays, not dtype {x.dtype}")

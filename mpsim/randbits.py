@@ -67,6 +67,10 @@ class CounterRNG:
             raise ValueError(f"seed must be in 0..2**64-1, not {seed!r}")
         self.seed = int(seed)
         self.key = int(splitmix64(np.uint64(self.seed)))
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+            raise ValueError(f"offset must be an integer, not {offset!r}")
+        if not 0 <= int(offset) < 2**64:
+            raise ValueError(f"offset must be in 0..2**64-1, not {offset!r}")
         self.offset = int(offset)
 
     def reserve(self, n: int) -> int:

@@ -143,6 +143,6 @@ def parse_rounding(spec: "str | Rounding | RoundingMode", rand_bits: int | None 
 
 
 def _parse_bit_count(text: str, spec: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdecimal()):
         raise ValueError(f"unknown rounding {spec!r}: random-bit count must be a positive integer, not {text!r}")
     return int(text)
