@@ -165,7 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: runs/DATASET-MODEL-PRECISION-sSEED)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    _add_plugin_commands(sub)
     return parser
+
+
+#: Entry-point group through which the other packages (continual, hls_gen, sim)
+#: add subcommands, so that mpsim itself imports none of them.
+COMMAND_GROUP = "mpsim.commands"
+
+
+def _add_plugin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Call ``register(subparsers)`` of every installed ``mpsim.commands`` entry point."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
