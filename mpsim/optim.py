@@ -295,6 +295,14 @@ class _QOptimizer(torch.optim.Optimizer):
         self.rng = CounterRNG(int(extra["rng_seed"]), int(extra["rng_offset"]))
 
 
+def _evaluate_closure(closure: Callable[[], float] | None) -> float | None:
+    """The loss of ``closure`` computed with gradients on, as ``torch.optim`` optimizers do."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class QSGD(_QOptimizer):
     """``torch.optim.SGD`` (momentum, dampening, weight decay, Nesterov) with an :class:`OptimPrecision`.
 
@@ -327,10 +335,7 @@ class QSGD(_QOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         for group in self.param_groups:
             lr = float(group["lr"])
             momentum, dampening = group["momentum"], group["dampening"]
@@ -388,10 +393,7 @@ class QAdam(_QOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         decoupled = self.decoupled_weight_decay
         for group in self.param_groups:
             lr = float(group["lr"])

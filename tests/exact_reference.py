@@ -31,6 +31,24 @@ def quantum(fmt: FloatFormat | FixedFormat, magnitude: Fraction) -> Fraction:
     return Fraction(2) ** fmt.min_exponent
 
 
+def rounds_up(frac: Fraction, odd: bool, mode: str, negative: bool, r: int | None, k: int | None) -> bool:
+    """Whether a magnitude ``frac`` (0 < frac < 1) of a quantum above an ``odd`` or even grid point rounds up."""
+    if mode == "nearest":
+        return frac > Fraction(1, 2) or (frac == Fraction(1, 2) and odd)
+    if mode == "nearest_away":
+        return frac >= Fraction(1, 2)
+    if mode == "toward_zero":
+        return False
+    if mode == "up":
+        return not negative
+    if mode == "down":
+        return negative
+    if mode.startswith("stochastic"):  # "stochastic" or "stochastic:K"; k is given
+        assert r is not None and k is not None and 0 <= r < 2**k
+        return math.floor(frac * 2**k) + r >= 2**k
+    raise ValueError(mode)
+
+
 def round_exact(
     x: Value,
     fmt: FloatFormat | FixedFormat,
@@ -61,22 +79,7 @@ def round_exact(
     q = quantum(fmt, magnitude)
     low = (magnitude // q) * q
     frac = (magnitude - low) / q
-    if frac == 0:
-        up = False
-    elif mode == "nearest":
-        up = frac > Fraction(1, 2) or (frac == Fraction(1, 2) and (low / q) % 2 == 1)
-    elif mode == "nearest_away":
-        up = frac >= Fraction(1, 2)
-    elif mode == "toward_zero":
-        up = False
-    elif mode == "up":
-        up = not negative
-    elif mode == "down":
-        up = negative
-    elif mode == "stochastic":
-        up = math.floor(frac * 2**k) + r >= 2**k
-    else:
-        raise ValueError(mode)
+    up = frac != 0 and rounds_up(frac, (low / q) % 2 == 1, mode, negative, r, k)
     result = low + (q if up else 0)
     if fixed:
         return _fixed(fmt, -result if negative else result, saturate)

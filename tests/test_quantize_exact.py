@@ -26,6 +26,7 @@ import mpsim
 from mpsim.formats import FixedFormat, FloatFormat
 from mpsim.randbits import LFSR, CounterRNG
 from tests.conftest import assert_same_floats
+from tests.exact_reference import rounds_up
 
 #: (format, saturate argument of quantize)
 CASES = [
@@ -141,19 +142,7 @@ def reference_round(
         spacing = hi - lo
         frac = (mag - lo) / spacing
         assert (lo / spacing).denominator == 1
-        if mode == "nearest":
-            up = frac > Fraction(1, 2) or (frac == Fraction(1, 2) and (lo / spacing) % 2 == 1)
-        elif mode == "nearest_away":
-            up = frac >= Fraction(1, 2)
-        elif mode == "toward_zero":
-            up = False
-        elif mode == "up":
-            up = not neg
-        elif mode == "down":
-            up = neg
-        else:
-            assert r is not None and k is not None and 0 <= r < 2**k
-            up = math.floor(frac * 2**k) + r >= 2**k
+        up = rounds_up(frac, (lo / spacing) % 2 == 1, mode, neg, r, k)
     result = hi if up else lo
     if fmt.is_fixed:
         value = -result if neg else result

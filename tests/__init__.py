@@ -1,0 +1,1 @@
+"""mpsim test suite (a regular package: avalanche-lib installs a top-level ``tests`` package that would shadow a namespace one)."""
