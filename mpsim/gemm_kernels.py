@@ -1,23 +1,30 @@
 """Numba kernels for custom-precision matrix products (every product and sum rounded).
 
 Pure numerics on NumPy arrays. Products of float32 inputs are exact in
-float64; each sum ``acc + p`` is computed as an unevaluated pair ``s + e``
-(Knuth's TwoSum: ``s = fl(acc + p)``, ``e`` the exact error), and the pair is
-rounded into the accumulator format as if it were the exact sum. So every
-rounding is of the exact mathematical value, as hardware with a wide enough
-adder does, and as the exact-rational reference in the tests does.
+float64. Every rounding is of the exact value of its sum, as hardware with a
+wide enough adder does, and as the exact-rational reference in the tests does.
 
-Two roundings of a pair:
+An addition step rounds ``x + y`` into the accumulator for a tile of outputs,
+one vectorisable loop per kind (:mod:`mpsim.gemm` picks the kind per call and
+proves the conditions that make it exact):
 
-* :func:`round_pair` -- general (every mode, fixed point, exact stochastic):
-  scales the pair by the quantum and reads whole quanta and the fraction.
-* :func:`round_pair_fast` -- branch-free, for float formats with nearest or
-  stochastic rounding with ``k <= 29`` random bits. It rounds ``s`` on its
-  float64 bit pattern and corrects with the sign of ``e`` in the only cases
-  where ``e`` can matter: ``s`` exactly on a tie (nearest) or on a boundary of
-  the ``k``-bit fraction cells (stochastic). Those points are float64 numbers
-  (the format has <= 24 significant bits and ``24 + 29 <= 53``), so the exact
-  value and ``s`` are on the same side of every other such point.
+* ``STEP_GENERAL`` -- the sum as an unevaluated pair ``s + e`` (Knuth's
+  TwoSum: ``s = fl(x + y)``, ``e`` the exact error), rounded by
+  :func:`round_pair` (every mode, fixed point, exact stochastic): it scales
+  the pair by the quantum and reads whole quanta and the fraction.
+* ``STEP_PAIR`` -- the pair rounded to odd in float64 (:func:`round_to_odd`),
+  then by an exact-value rounding below: a value rounded to odd keeps the
+  result of any rounding to nearest at least 2 bits coarser, and of any
+  truncation at least 1 bit coarser (Boldo and Melquiond), which the top
+  ``k`` bits of the fraction of stochastic rounding are when ``man_bits + k <= 51``.
+* ``STEP_NEAREST`` / ``STEP_STOCHASTIC`` -- where every sum is exact in
+  float64 (``e == 0``), ``s`` itself is rounded, by :func:`round_exact_nearest`
+  or :func:`round_exact_stochastic` (float formats with subnormals, any ``k``).
+* ``STEP_F32`` -- IEEE binary32, nearest, float32-valued terms: the float32
+  hardware sum is the correctly rounded exact sum.
+
+Products (``PROD_*``): exact, or rounded by the exact-value roundings or by
+:func:`mpsim.kernels.quantize_scalar`.
 
 Random bits: the rounding of stage ``g`` (0: product, 1: sum consuming term or
 tree node ``t``, 2: combining block ``t``) of output ``(b, i, j)`` takes draw
@@ -31,20 +38,21 @@ from typing import NamedTuple
 import numba
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from mpsim.kernels import (
     DOWN,
     NEAREST,
     NEAREST_AWAY,
-    STOCHASTIC,
+    SOURCE_COUNTER,
     TOWARD_ZERO,
     UP,
     KernelParams,
     _pow2,
-    _random_bits,
     finish_float,
     quantize_scalar,
 )
+from mpsim.randbits import _GOLDEN, splitmix64
 
 STAGE_PRODUCT = 0
 STAGE_SUM = 1
@@ -55,23 +63,43 @@ ORDER_SEQUENTIAL = 0
 ORDER_PAIRWISE = 1
 ORDER_BLOCKED = 2
 
-_SIGN = np.int64(-0x8000000000000000)
-_ABS = np.int64(0x7FFFFFFFFFFFFFFF)
-_INF_BITS = np.int64(0x7FF0000000000000)
-_QUIET = np.int64(0x0008000000000000)
+PROD_EXACT = 0  # the float64 product, not rounded
+PROD_NEAREST = 1  # round_exact_nearest into the product format
+PROD_STOCHASTIC = 2  # round_exact_stochastic into the product format
+PROD_GENERAL = 3  # quantize_scalar
+
+STEP_GENERAL = 0
+STEP_PAIR = 1
+STEP_NEAREST = 2
+STEP_STOCHASTIC = 3
+STEP_F32 = 4
+
+MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
+
 _M52 = np.int64((1 << 52) - 1)
+# The exact-value roundings work on unsigned bits: their wrap-around is defined (int64 overflow is not).
+_U_SIGN = np.uint64(0x8000000000000000)
+_U_ABS = np.uint64(0x7FFFFFFFFFFFFFFF)
+_U_EXP = np.uint64(0x7FF0000000000000)
+_U_INF = np.uint64(0x7FF0000000000000)
 
 
-class Float64Params(NamedTuple):
-    """Numbers for :func:`round_pair_fast` (float format, nearest or stochastic k <= 29)."""
+class ExactParams(NamedTuple):
+    """Numbers for rounding an exact float64 value into a float format with subnormals."""
 
-    shift: int  # 52 - man_bits
-    emin_bits: int  # float64 bits of 2**emin
-    max_bits: int  # float64 bits of max
-    overflow_bits: int  # magnitude bits an overflowing rounding gives (Inf, NaN or max)
-    inf_bits: int  # magnitude bits an infinite input gives
+    c_shift: np.uint64  # (52 - man_bits) << 52: 2**E -> 2**(E + 52 - man_bits), whose float64 ulp is the quantum
+    c_small: np.uint64  # float64 bits of 2**(min_exponent + 52), the same below the smallest normal
+    trunc: np.uint64  # clears the float64 mantissa bits below the quantum
+    emin_bits: np.uint64  # float64 bits of 2**emin
+    max_value: float  # largest finite magnitude
+    overflow: float  # magnitude an overflow or an infinity gives (Inf, NaN or max)
     to_quanta: float  # 2**-min_exponent
-    quantum: float  # 2**min_exponent: spacing below the smallest normal
+    quantum: float  # 2**min_exponent
+    k: np.uint64  # random bits of stochastic rounding (0: nearest)
+    k_scale: float  # 2**k
+    r_down: np.uint64  # r -> the random bits at the scale of the discarded bits: (r >> down) << up
+    r_up: np.uint64
+    zero: float  # +0.0 where the format has no -0 (adding it clears the sign of zero), else -0.0 (a no-op)
 
 
 @numba.njit(inline="always")
@@ -163,169 +191,514 @@ def _fixed_from_count(p: KernelParams, count: float, neg: bool) -> float:
     return -min(count, top) * scale
 
 
-@numba.njit(cache=True)
-def round_pair_fast(s: float, e: float, p: KernelParams, f: Float64Params, r: int) -> float:
-    """:func:`round_pair` for float formats, nearest or stochastic with k <= 29; branch-free."""
-    bits = np.float64(s).view(np.int64)
-    a = bits & _ABS
-    sign = bits & _SIGN
-    err = -e if bits < 0 else e  # error of the magnitude
-    shift = f.shift
-    low_mask = (np.int64(1) << shift) - 1
-    trunc = a & ~low_mask
-    rem = a & low_mask
-    # fraction of the exact value below a magnitude grid point: borrow one quantum
-    below = rem == 0 and err < 0.0
-    if p.mode == NEAREST:
-        half = np.int64(1) << (shift - 1)
-        odd = (trunc >> shift) & 1
-        up = rem > half or (rem == half and (err > 0.0 or (err == 0.0 and odd == 1)))
-        big = trunc + (np.int64(1) << shift if up else np.int64(0))
-    else:
-        k = p.rand_bits
-        cell = shift - k
-        top = rem >> cell
-        on_edge = (rem & ((np.int64(1) << cell) - 1)) == 0
-        top = top - 1 if (on_edge and err < 0.0) else top
-        base = trunc - (np.int64(1) << shift) if below else trunc
-        top = (np.int64(1) << k) - 1 if below else top
-        up = ((top + r) >> k) != 0
-        big = base + (np.int64(1) << shift if up else np.int64(0))
-    big = f.overflow_bits if big > f.max_bits else big
-    # below the smallest normal: fixed quantum, exact float64 arithmetic in quanta
-    y = np.int64(a).view(np.float64) * f.to_quanta
-    whole = np.floor(y)
-    frac = y - whole
-    ey = err * f.to_quanta
-    if p.mode == NEAREST:
-        s_up = frac > 0.5 or (frac == 0.5 and (ey > 0.0 or (ey == 0.0 and np.fmod(whole, 2.0) == 1.0)))
-        small_count = whole + (1.0 if s_up else 0.0)
-    else:
-        k_scale = _pow2(p.rand_bits)
-        scaled = frac * k_scale
-        top_s = np.floor(scaled)
-        top_s = top_s - 1.0 if (top_s == scaled and ey < 0.0) else top_s
-        whole = whole - 1.0 if top_s < 0.0 else whole
-        top_s = k_scale - 1.0 if top_s < 0.0 else top_s
-        s_up = ((np.int64(top_s) + r) >> p.rand_bits) != 0
-        small_count = whole + (1.0 if s_up else 0.0)
-    small = np.float64(small_count * f.quantum).view(np.int64)
-    res = small if a < f.emin_bits else big
-    special = a | _QUIET if a > _INF_BITS else f.inf_bits
-    res = special if a >= _INF_BITS else res
-    sign = np.int64(0) if (p.unsigned_zero and res == 0) else sign
-    return np.int64(res | sign).view(np.float64)
+@numba.njit(inline="always")
+def round_to_odd(s: float, e: float) -> float:
+    """The exact value ``s + e`` (a TwoSum pair) rounded to float64 with round-to-odd.
+
+    Truncation toward zero, then the last bit set where anything was cut off:
+    ``s`` itself, one ulp toward zero where it was rounded away from zero (``e``
+    of the other sign), and its last bit set where ``e != 0``. A non-finite
+    ``s`` (``e`` NaN) is kept.
+    """
+    es = e * s  # no underflow: both are multiples of 2**-298 (float32 products) or zero
+    down = np.uint64(es < 0.0)
+    sticky = np.uint64((es < 0.0) | (es > 0.0))
+    return np.uint64((np.float64(s).view(np.uint64) - down) | sticky).view(np.float64)
 
 
 @numba.njit(inline="always")
-def _bits(acc: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, index: int) -> int:
-    return _random_bits(acc, source, key, offset, rand, index)
+def round_exact_nearest(s: float, x: ExactParams) -> float:
+    """Round-to-nearest-even of the float64 ``s`` (an exact value) into a float format with subnormals.
+
+    ``(|s| + c) - c`` with ``c = 2**(E + 52 - man_bits)`` (``E`` the exponent
+    of ``s``, at least ``emin``): the float64 addition rounds ``|s|`` to a
+    multiple of ``c``'s ulp, the format's quantum at ``s``, ties to even, and
+    the subtraction is exact. Infinities and NaNs pass through the
+    arithmetic; ``c`` wraps to a harmless value for them. Overflow is resolved
+    after (IEEE 754 semantics: the rounded magnitude decides). The sign of a
+    zero is kept: formats without -0 clear it later (it changes no other bits).
+    """
+    bits = np.float64(s).view(np.uint64)
+    c = np.uint64(max((bits & _U_EXP) + x.c_shift, x.c_small)).view(np.float64)
+    mag = (np.uint64(bits & _U_ABS).view(np.float64) + c) - c
+    mag = x.overflow if mag > x.max_value else mag
+    return np.uint64(np.float64(mag).view(np.uint64) | (bits & _U_SIGN)).view(np.float64)
+
+
+@numba.njit(inline="always")
+def round_exact_stochastic(s: float, x: ExactParams, r: np.uint64) -> float:
+    """Stochastic rounding of the float64 ``s`` (an exact value) with the ``k`` random bits ``r``.
+
+    The rule of :func:`mpsim.kernels.sr_round_up`, up when (top ``k``
+    discarded bits) + ``r`` carries out of ``k`` bits. In the normal range it
+    is one integer addition to the float64 bits: ``r`` brought to the scale of
+    the ``d`` discarded bits, then truncation (where ``k > d``, the carry out
+    of ``rem * 2**(k-d) + r`` is that of ``rem + floor(r / 2**(k-d))``). Below the smallest normal the quantum
+    is fixed and the magnitude in quanta splits exactly into whole quanta and
+    the fraction. The sign of a zero is kept (see :func:`round_exact_nearest`).
+    """
+    bits = np.float64(s).view(np.uint64)
+    a = bits & _U_ABS
+    big = (a + ((r >> x.r_down) << x.r_up)) & x.trunc
+    # the small-range result, used only below the smallest normal (elsewhere it may be anything, even poison)
+    y = np.uint64(a).view(np.float64) * x.to_quanta
+    whole = np.floor(y)
+    top = np.uint64((y - whole) * x.k_scale)
+    up = np.float64((top + r) >> x.k)
+    small = np.float64((whole + up) * x.quantum).view(np.uint64)
+    v = np.uint64(small if a < x.emin_bits else big).view(np.float64)
+    v = x.overflow if v > x.max_value else v
+    res = a if a > _U_INF else np.float64(v).view(np.uint64)  # NaN: the addition may have carried out of it
+    return np.uint64(res | (bits & _U_SIGN)).view(np.float64)
+
+
+@numba.njit(cache=True)
+def _fill_bits(
+    k: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
+    first: int, row_stride: int, stride: int, bits: np.ndarray,
+) -> None:  # fmt: skip
+    """``bits[r, j]`` = the ``k >= 1`` random bits of draw ``first + r*row_stride + j*stride``."""
+    down = np.uint64(64 - k)
+    for r in range(bits.shape[0]):
+        base = first + r * row_stride
+        if source == SOURCE_COUNTER:
+            # counter_word(key, offset + base + j*stride), its Weyl sequence stepped by addition
+            weyl = key + (offset + np.uint64(base)) * _GOLDEN
+            step = np.uint64(stride) * _GOLDEN
+            for j in range(bits.shape[1]):
+                bits[r, j] = splitmix64(weyl) >> down
+                weyl += step
+        else:
+            for j in range(bits.shape[1]):
+                bits[r, j] = np.uint64(rand[base + j * stride])
+
+
+@numba.njit(inline="always")
+def _products(
+    kind: int, scales: np.ndarray, src: np.ndarray, dst: np.ndarray,
+    mul: KernelParams, mul_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
+
+    One function per kind, as for :func:`_step`.
+    """
+    if kind == PROD_EXACT:
+        _products_exact(scales, src, dst)
+    elif kind == PROD_NEAREST:
+        _products_nearest(scales, src, dst, mul_x)
+    elif kind == PROD_STOCHASTIC:
+        _products_stochastic(scales, src, dst, mul_x, bits)
+    else:
+        _products_general(scales, src, dst, mul, bits)
+
+
+@numba.njit(cache=True)
+def _products_exact(scales: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = scales[r] * np.float64(src[0, j])
+
+
+@numba.njit(cache=True)
+def _products_nearest(scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = round_exact_nearest(scales[r] * np.float64(src[0, j]), mul_x) + mul_x.zero
+
+
+@numba.njit(cache=True)
+def _products_stochastic(
+    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray
+) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = round_exact_stochastic(scales[r] * np.float64(src[0, j]), mul_x, bits[r, j]) + mul_x.zero
+
+
+@numba.njit(cache=True)
+def _products_general(
+    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul: KernelParams, bits: np.ndarray
+) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = quantize_scalar(scales[r] * np.float64(src[0, j]), mul, np.int64(bits[r, j]))
+
+
+def _step(
+    kind: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    acc: KernelParams, acc_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``.
+
+    The products ``scales[r] * src[...]`` are exact. A whole tile per call: a
+    call per row costs as much as a row of work; one function per kind: a
+    function holding every kind's loop spends as long again setting them up.
+    Jitted code only (:func:`_step_for_types`).
+    """
+    raise NotImplementedError
+
+
+@overload(_step, inline="always")
+def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+    """:func:`_step` for the types at hand: float32 accumulators only ever take ``STEP_F32``.
+
+    Compiling the other kinds for them too would cost as long as all the rest.
+    """
+    if x.dtype == numba.types.float32:
+
+        def float32_sums(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+            _step_f32(x, scales, src, src_row, src_step)
+
+        return float32_sums
+
+    def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+        if kind == STEP_NEAREST:
+            _step_nearest(x, scales, src, src_row, src_step, acc_x)
+        elif kind == STEP_STOCHASTIC:
+            _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits)
+        elif kind == STEP_F32:
+            _step_f32(x, scales, src, src_row, src_step)
+        elif kind == STEP_PAIR and acc.mode == NEAREST:
+            _step_pair_nearest(x, scales, src, src_row, src_step, acc_x)
+        elif kind == STEP_PAIR:
+            _step_pair_stochastic(x, scales, src, src_row, src_step, acc_x, bits)
+        else:
+            _step_general(x, scales, src, src_row, src_step, acc, bits)
+
+    return by_kind
+
+
+# In place (x is read and written): with a separate destination that may be x,
+# the vectoriser's overlap check would send the loop to its scalar version.
+# Rows are indexed, not sliced: a slice costs reference counting.
+
+
+@numba.njit(cache=True)
+def _step_nearest(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_exact_nearest(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_stochastic(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    acc_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_exact_stochastic(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
+
+
+@numba.njit(cache=True)
+def _step_f32(x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = np.float32(x[r, j]) + np.float32(scale) * np.float32(src[sr, j])  # product exact in float32
+
+
+@numba.njit(cache=True)
+def _step_pair_nearest(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
+            x[r, j] = round_exact_nearest(round_to_odd(s, e), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_pair_stochastic(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    acc_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
+            x[r, j] = round_exact_stochastic(round_to_odd(s, e), acc_x, bits[r, j])
+
+
+@numba.njit(cache=True)
+def _step_general(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc: KernelParams, bits: np.ndarray
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
+            x[r, j] = round_pair(s, e, acc, np.int64(bits[r, j]))
+
+
+class GemmArgs(NamedTuple):
+    """A product's setup: kinds, formats, order, random source."""
+
+    prod_kind: int
+    mul: KernelParams
+    mul_x: ExactParams
+    step_kind: int
+    acc: KernelParams
+    acc_x: ExactParams
+    order: int
+    block: int
+    source: int
+    key: np.uint64
+    offset: np.uint64
+
+
+class _Tile(NamedTuple):
+    """Operands and position of a tile: outputs ``(z, i0..i1, j0..j1)``."""
+
+    a: np.ndarray
+    b: np.ndarray
+    z: int
+    i0: int
+    i1: int
+    j0: int
+    j1: int
 
 
 @numba.njit(parallel=True, cache=True)
 def qgemm(
     a: np.ndarray, b: np.ndarray, out: np.ndarray,
-    use_mul: bool, mul: KernelParams, mul_f: Float64Params, mul_fast: bool,
-    acc: KernelParams, acc_f: Float64Params, acc_fast: bool,
+    prod_kind: int, mul: KernelParams, mul_x: ExactParams,
+    step_kind: int, acc: KernelParams, acc_x: ExactParams,
     order: int, block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
+    tile_rows: int, tile_cols: int,
 ) -> None:  # fmt: skip
     """``out[z] = a[z] @ b[z]`` (3-D, batch z; a batch dimension of 1 broadcasts), every step rounded.
 
-    Parallel over (batch, row); within a row the inner loop runs over output
-    columns, each its own accumulator, so each output keeps its order.
+    Parallel over (batch, tile of ``tile_rows`` x ``tile_cols`` outputs);
+    within a tile the inner loops run over output columns, each its own
+    accumulator, so each output keeps its order.
     """
-    m_rows = a.shape[1]
-    for zi in prange(out.shape[0] * m_rows):
-        _gemm_row(
-            a, b, out, zi // m_rows, zi % m_rows, use_mul, mul, mul_f, mul_fast,
-            acc, acc_f, acc_fast, order, block, source, key, offset, rand,
+    m_rows, n_cols = a.shape[1], b.shape[2]
+    row_tiles = (m_rows + tile_rows - 1) // tile_rows
+    col_tiles = (n_cols + tile_cols - 1) // tile_cols
+    for item in prange(out.shape[0] * row_tiles * col_tiles):
+        i0 = (item // col_tiles % row_tiles) * tile_rows
+        j0 = (item % col_tiles) * tile_cols
+        _gemm_tile(
+            a, b, out, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows),
+            j0, min(n_cols, j0 + tile_cols), prod_kind, mul, mul_x, step_kind, acc, acc_x,
+            order, block, source, key, offset, rand,
         )  # fmt: skip
 
 
 @numba.njit(cache=True)
-def _gemm_row(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray, z: int, i: int,
-    use_mul: bool, mul: KernelParams, mul_f: Float64Params, mul_fast: bool,
-    acc: KernelParams, acc_f: Float64Params, acc_fast: bool,
+def _gemm_tile(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray, z: int, i0: int, i1: int, j0: int, j1: int,
+    prod_kind: int, mul: KernelParams, mul_x: ExactParams,
+    step_kind: int, acc: KernelParams, acc_x: ExactParams,
     order: int, block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
 ) -> None:  # fmt: skip
-    """One output row, in the order asked for."""
-    m_rows, k_dim = a.shape[1], a.shape[2]
-    n_cols = b.shape[2]
-    za = z if a.shape[0] > 1 else 0
-    zb = z if b.shape[0] > 1 else 0
-    row_base = (z * m_rows + i) * n_cols
-    # Products (rounded to the mul format when asked), one row of terms per k.
-    terms = np.empty((k_dim, n_cols))
-    for k in range(k_dim):
-        aik = np.float64(a[za, i, k])
-        for j in range(n_cols):
-            prod = aik * np.float64(b[zb, k, j])
-            if use_mul:
-                r = _bits(mul, source, key, offset, rand, ((row_base + j) * k_dim + k) * STAGES)
-                prod = round_pair_fast(prod, 0.0, mul, mul_f, r) if mul_fast else quantize_scalar(prod, mul, r)
-            terms[k, j] = prod
-    if order == ORDER_PAIRWISE:
-        _pairwise(terms, out, z, i, row_base, acc, acc_f, acc_fast, source, key, offset, rand)
-        return
-    size = block if order == ORDER_BLOCKED else max(k_dim, 1)
-    total = np.zeros(n_cols)
-    partial = np.zeros(n_cols)
-    for k in range(k_dim):
-        fresh = k % size == 0
-        for j in range(n_cols):
-            r = _bits(acc, source, key, offset, rand, ((row_base + j) * k_dim + k) * STAGES + STAGE_SUM)
-            s, e = two_sum(0.0 if fresh else partial[j], terms[k, j])
-            partial[j] = round_pair_fast(s, e, acc, acc_f, r) if acc_fast else round_pair(s, e, acc, r)
-        if order == ORDER_BLOCKED and ((k + 1) % size == 0 or k == k_dim - 1):
-            t = k // size
-            for j in range(n_cols):
-                r = _bits(acc, source, key, offset, rand, ((row_base + j) * k_dim + t) * STAGES + STAGE_COMBINE)
-                s, e = two_sum(total[j], partial[j])
-                total[j] = round_pair_fast(s, e, acc, acc_f, r) if acc_fast else round_pair(s, e, acc, r)
-    result = total if order == ORDER_BLOCKED else partial
-    for j in range(n_cols):
-        out[z, i, j] = result[j]
+    """Outputs ``(z, i0..i1, j0..j1)``, in the order asked for."""
+    # one tuple keeps the signatures below short (a parallel loop cannot take it whole: nested tuples)
+    g = GemmArgs(prod_kind, mul, mul_x, step_kind, acc, acc_x, order, block, source, key, offset)
+    tile = _Tile(a, b, z, i0, i1, j0, j1)
+    shape = (i1 - i0, j1 - j0)
+    if order == ORDER_PAIRWISE and a.shape[2] > 1:
+        _store(out, tile, acc, _pairwise_tile(tile, g, rand))
+    elif step_kind == STEP_F32:  # float32 accumulators: float32 arithmetic without conversions
+        _store(out, tile, acc, _blocked_tile(tile, g, rand, np.zeros(shape, dtype=np.float32)))
+    else:
+        _store(out, tile, acc, _blocked_tile(tile, g, rand, np.zeros(shape)))
 
 
 @numba.njit(cache=True)
-def _pairwise(
-    vals: np.ndarray, out: np.ndarray, z: int, i: int, row_base: int,
-    acc: KernelParams, acc_f: Float64Params, acc_fast: bool,
-    source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
-) -> None:  # fmt: skip
-    """Pairwise tree per output: level by level, neighbours (2w, 2w+1) summed; an odd last one moves up.
+def _store(out: np.ndarray, t: _Tile, acc: KernelParams, result: np.ndarray) -> None:
+    """The tile's results into ``out``; formats without -0 get its sign cleared here.
 
-    Tree additions are numbered level by level, left to right (``t`` in the
-    random-bit index). A single term is still rounded into the accumulator
-    (``0 + p``); no term gives +0.
+    The exact steps leave it to here: the sign of a zero sum changes no other bit of later sums.
     """
-    k_dim, n_cols = vals.shape
-    if k_dim == 0:
-        for j in range(n_cols):
-            out[z, i, j] = 0.0
-        return
-    if k_dim == 1:
-        for j in range(n_cols):
-            r = _bits(acc, source, key, offset, rand, (row_base + j) * STAGES + STAGE_SUM)
-            s, e = two_sum(0.0, vals[0, j])
-            out[z, i, j] = round_pair_fast(s, e, acc, acc_f, r) if acc_fast else round_pair(s, e, acc, r)
-        return
-    width = k_dim
-    node = 0
-    while width > 1:
-        half = width // 2
-        for w in range(half):
-            for j in range(n_cols):
-                r = _bits(acc, source, key, offset, rand, ((row_base + j) * k_dim + node) * STAGES + STAGE_SUM)
-                s, e = two_sum(vals[2 * w, j], vals[2 * w + 1, j])
-                vals[w, j] = round_pair_fast(s, e, acc, acc_f, r) if acc_fast else round_pair(s, e, acc, r)
-            node += 1
-        if width % 2 == 1:
-            for j in range(n_cols):
-                vals[half, j] = vals[width - 1, j]
-            width = half + 1
+    for r in range(t.i1 - t.i0):
+        for j in range(t.j1 - t.j0):
+            v = np.float64(result[r, j])
+            out[t.z, t.i0 + r, t.j0 + j] = v + 0.0 if acc.unsigned_zero else v
+
+
+@numba.njit(inline="always")
+def _fill_tile_bits(t: _Tile, k: int, term: int, stage: int, bits: np.ndarray, g: GemmArgs, rand: np.ndarray) -> None:
+    """``bits`` = the ``k`` random bits of stage ``stage``, term or node ``term``, of each output of the tile."""
+    m_rows, k_dim, n_cols = t.a.shape[1], t.a.shape[2], t.b.shape[2]
+    first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + term) * STAGES + stage  # output (z, i0, j0)
+    stride = STAGES * k_dim  # next column
+    _fill_bits(k, g.source, g.key, g.offset, rand, first, n_cols * stride, stride, bits)
+
+
+@numba.njit(inline="always")
+def _add(
+    t: _Tile, term: int, stage: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
+) -> None:  # fmt: skip
+    """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
+    if g.acc.rand_bits != 0:
+        _fill_tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand)
+    _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, bits)
+
+
+@numba.njit(inline="always")
+def _terms(
+    t: _Tile, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray,
+    bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
+) -> None:  # fmt: skip
+    """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
+    if g.mul.rand_bits != 0:
+        _fill_tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand)
+    _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, bits)
+
+
+@numba.njit(inline="always")
+def _convert_row(t: _Tile, k: int, dst: np.ndarray) -> None:
+    """``dst[0] = b[k, j0:j1]`` in ``dst``'s dtype (converted once, it serves every row of the tile)."""
+    zb = t.z if t.b.shape[0] > 1 else 0
+    for j in range(dst.shape[1]):
+        dst[0, j] = t.b[zb, k, t.j0 + j]
+
+
+@numba.njit(inline="always")
+def _column(t: _Tile, k: int, scales: np.ndarray) -> None:
+    """``scales[r] = a[i0 + r, k]``."""
+    za = t.z if t.a.shape[0] > 1 else 0
+    for r in range(scales.size):
+        scales[r] = t.a[za, t.i0 + r, k]
+
+
+@numba.njit(cache=True)
+def _blocked_tile(t: _Tile, g: GemmArgs, rand: np.ndarray, partial: np.ndarray) -> np.ndarray:
+    """Sequential (one block of K) or blocked accumulation of the tile's rows; returns their results.
+
+    Loop order k, row, column: a row of ``b``, converted once to the
+    accumulators' dtype (that of ``partial``, zeros of the tile's shape),
+    serves the whole tile. Exact products go straight into the step; rounded
+    ones through a tile of terms.
+    """
+    k_dim, n = t.a.shape[2], t.j1 - t.j0
+    rows = t.i1 - t.i0
+    blocked = g.order == ORDER_BLOCKED
+    size = g.block if blocked else max(k_dim, 1)
+    total = np.zeros_like(partial)
+    b_row = np.empty_like(partial[:1])  # the step's operand
+    b_row64 = np.empty((1, n))  # the products' operand
+    terms = np.empty((rows, n))
+    bits = np.zeros((rows, n), dtype=np.uint64)
+    scales = np.empty(rows)
+    ones = np.ones(rows)
+    for k in range(k_dim):
+        if k % size == 0:
+            partial[:] = 0.0  # a block starts from +0
+        _column(t, k, scales)
+        if g.prod_kind == PROD_EXACT:
+            _convert_row(t, k, b_row)
+            _add(t, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand)
         else:
-            width = half
-    for j in range(n_cols):
-        out[z, i, j] = vals[0, j]
+            _convert_row(t, k, b_row64)
+            _terms(t, k, scales, b_row64, terms, bits, g, rand)
+            _add(t, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand)
+        if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
+            _add(t, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand)
+    return total if blocked else partial
+
+
+@numba.njit(cache=True)
+def _tree_levels(k_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Width of each level of the pairwise tree over ``k_dim >= 1`` terms, and the number of its first addition."""
+    levels = 1
+    width = k_dim
+    while width > 1:
+        width = (width + 1) // 2
+        levels += 1
+    widths = np.empty(levels, dtype=np.int64)
+    firsts = np.empty(levels, dtype=np.int64)
+    widths[0], firsts[0] = k_dim, 0
+    for level in range(1, levels):
+        widths[level] = (widths[level - 1] + 1) // 2
+        firsts[level] = firsts[level - 1] + widths[level - 1] // 2
+    return widths, firsts
+
+
+@numba.njit(cache=True)
+def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
+    """Pairwise tree per output over ``K >= 2`` terms, for the tile's rows; returns their results.
+
+    The tree: level by level, neighbours (2w, 2w+1) summed; an odd last one
+    moves up. Additions are numbered level by level, left to right (``t`` in
+    the random-bit index). They are evaluated depth first, as a stack of
+    finished nodes waiting for their sibling: each rounding depends only on
+    its two operands and its number, so the order of evaluation changes no
+    bit, and the stack needs only one tile of values per level.
+    """
+    k_dim, n = t.a.shape[2], t.j1 - t.j0
+    rows = t.i1 - t.i0
+    widths, firsts = _tree_levels(k_dim)
+    depth = widths.size + 1
+    vals = np.empty((depth, rows, n))
+    level = np.empty(depth, dtype=np.int64)
+    index = np.empty(depth, dtype=np.int64)
+    bits = np.zeros((rows, n), dtype=np.uint64)
+    scales = np.empty(rows)
+    ones = np.ones(rows)
+    b_row = np.empty((1, n))
+    top = 0
+    for k in range(k_dim):
+        _column(t, k, scales)
+        _convert_row(t, k, b_row)
+        if k % 2 == 1 and g.prod_kind == PROD_EXACT:
+            # a right-hand term meets its left sibling, on top of the stack, in the step
+            _add(t, k // 2, STAGE_SUM, vals[top - 1], scales, b_row, 0, 0, bits, g, rand)
+            level[top - 1], index[top - 1] = 1, k // 2
+        else:
+            _terms(t, k, scales, b_row, vals[top], bits, g, rand)
+            level[top], index[top] = 0, k
+            top += 1
+        while True:
+            lv, w = level[top - 1], index[top - 1]
+            if w == widths[lv] - 1 and widths[lv] % 2 == 1 and widths[lv] > 1:
+                level[top - 1], index[top - 1] = lv + 1, w // 2  # the odd last one moves up
+            elif w % 2 == 1:  # its left sibling (lv, w - 1) is next on the stack
+                _add(t, firsts[lv] + w // 2, STAGE_SUM, vals[top - 2], ones, vals[top - 1], 0, 1, bits, g, rand)
+                top -= 1
+                level[top - 1], index[top - 1] = lv + 1, w // 2
+            else:
+                break
+    return vals[0]
+
+
+LSB_NONE = 1 << 20  # operand_stats' lowest set bit where no value is nonzero and finite
+
+
+@numba.njit(cache=True)
+def operand_stats(u: np.ndarray) -> tuple[int, int, int, bool, bool]:
+    """Ranges of float32 values (given as their uint32 bits ``u``), for proofs that a path is exact.
+
+    Returns the bits of the largest finite magnitude, the smallest exponent of
+    a lowest set bit and the most significant bits (lowest set bit to highest)
+    among nonzero finite values (``LSB_NONE`` and 0 where there are none),
+    whether any value is infinite, and whether any is a NaN.
+    """
+    amax = np.int64(0)
+    lsb = np.int64(LSB_NONE)
+    sig = np.int64(0)
+    inf = np.int64(0)
+    nan = np.int64(0)
+    for i in range(u.size):
+        a = np.int64(u[i]) & 0x7FFFFFFF
+        ok = a != 0 and a < 0x7F800000
+        field = a >> 23
+        significand = (a & 0x7FFFFF) | (np.int64(0x800000) if field > 0 else np.int64(0))
+        lowest = significand & -significand
+        # biased exponents of the highest and lowest set bits: the integers are exact in float32
+        high_e = np.int64(np.float32(significand).view(np.uint32)) >> 23
+        low_e = np.int64(np.float32(lowest).view(np.uint32)) >> 23
+        lsb = min(lsb, max(field, 1) - 150 + low_e - 127 if ok else np.int64(LSB_NONE))
+        sig = max(sig, high_e - low_e + 1 if ok else np.int64(0))
+        amax = max(amax, a if a < 0x7F800000 else np.int64(0))
+        inf = max(inf, np.int64(a == 0x7F800000))
+        nan = max(nan, np.int64(a > 0x7F800000))
+    return amax, lsb, sig, inf != 0, nan != 0

@@ -12,6 +12,34 @@ Two sources, both deterministic given their seed:
 
 Both offer ``draw(n, k)``: the next ``n`` random ``k``-bit integers, and
 :func:`mpsim.quantize` takes either as ``seed=``.
+
+The random stream of a generated MAC array
+------------------------------------------
+A single LFSR hands its draws out in one sequence, which a parallel array
+cannot follow. The arrays that :mod:`hls_gen` generates use
+:class:`LFSRGrid`, and :func:`mpsim.qmatmul` takes the same object as
+``seed=`` to reproduce them bit for bit:
+
+* processing element ``(r, c)`` of an ``R x C`` array (index ``p = r*C + c``)
+  has its own LFSR (same width and taps), reset to the state that the base
+  LFSR (``width``, ``taps``, ``seed``) reaches after ``p * stride`` steps,
+  ``stride = (2**width - 1) // (R*C)``: PE 0 starts at ``seed`` and the PEs
+  walk disjoint stretches of one maximal-length sequence until one has taken
+  ``stride`` steps;
+* per accepted operand pair (one step of the sequential accumulation) every
+  PE's LFSR takes ``kp + ks`` steps and never steps otherwise: the first
+  ``kp`` bits shifted out (MSB first) are the product rounding's draw (``kp``
+  = its random bits if the product is rounded stochastically, else 0), the
+  next ``ks`` the accumulation rounding's (``ks`` likewise);
+* an ``(B, M, N, K)`` product is computed tile by tile, tiles ordered
+  ``(b, i // R, j // C)`` in C order, each tile a job of ``K`` steps in which
+  every PE steps (PEs outside a partial tile work on padding), so output
+  ``(b, i, j)`` is computed by PE ``(i % R, j % C)`` and its draws are that
+  PE's stream during its job; the LFSRs carry on from job to job and from
+  call to call (they reset only with the hardware).
+
+:meth:`LFSRGrid.gemm_draws` writes those draws into ``qmatmul``'s draw-index
+layout (``(((b*M + i)*N + j)*K + t)*3 + g``; stage 0 product, 1 sum).
 """
 
 from __future__ import annotations
@@ -19,10 +47,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
 
-__all__ = ["CounterRNG", "LFSR", "LFSR_TAPS", "RandomSource", "make_source"]
+if TYPE_CHECKING:
+    from mpsim.rounding import Rounding
+
+__all__ = ["CounterRNG", "LFSR", "LFSRGrid", "LFSR_TAPS", "RandomSource", "lfsr_jump", "make_source"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -203,6 +236,120 @@ class LFSR:
 
     def __repr__(self) -> str:
         return f"LFSR(width={self.width}, seed={self.spec.seed}, state={self.state:#x})"
+
+
+def _lfsr_apply(columns: list[int], state: int) -> int:
+    out = 0
+    bit = 0
+    while state:
+        if state & 1:
+            out ^= columns[bit]
+        state >>= 1
+        bit += 1
+    return out
+
+
+def lfsr_jump(spec: LFSRSpec, state: int, steps: int) -> int:
+    """The LFSR state ``steps`` steps after ``state`` (GF(2) matrix power; no stepping)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"LFSR jump must be a non-negative integer of steps, not {steps!r}")
+    mask = spec.mask
+    # columns of the one-step transition matrix: the image of each basis state
+    step = [(1 << i >> 1) ^ (mask if i == 0 else 0) for i in range(spec.width)]
+    result = [1 << i for i in range(spec.width)]  # identity
+    while steps:
+        if steps & 1:
+            result = [_lfsr_apply(step, col) for col in result]
+        step = [_lfsr_apply(step, col) for col in step]
+        steps >>= 1
+    return _lfsr_apply(result, state)
+
+
+class LFSRGrid:
+    """The random bits of an ``rows x cols`` MAC array from :mod:`hls_gen`: one LFSR per PE.
+
+    The stream is defined in the module docstring; pass the object to
+    :func:`mpsim.qmatmul` as ``seed=`` (sequential order only) to compute what
+    the array computes. Like the hardware, the PEs' LFSRs carry on from one
+    call to the next.
+    """
+
+    def __init__(self, width: int = 32, seed: int = 1, taps: tuple[int, ...] | None = None, *, rows: int, cols: int) -> None:
+        self.spec = LFSRSpec(width=width, seed=seed, taps=taps)
+        for what, value in (("rows", rows), ("cols", cols)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LFSRGrid {what} must be a positive integer, not {value!r}")
+        if rows * cols > 2**width - 1:
+            raise ValueError(f"an LFSRGrid of {rows}x{cols} PEs needs more than {2**width - 1} LFSR states; use a wider LFSR")
+        self.rows = rows
+        self.cols = cols
+        self.stride = (2**width - 1) // (rows * cols)
+        seeds = []
+        state = self.spec.seed
+        for _ in range(rows * cols):
+            seeds.append(state)
+            state = lfsr_jump(self.spec, state, self.stride)
+        self._seeds = seeds
+        self._pes = [LFSR(width, seed=s, taps=taps) for s in seeds]
+
+    @property
+    def seeds(self) -> np.ndarray:
+        """Reset state of each PE's LFSR, shape ``(rows, cols)``."""
+        return np.array(self._seeds, dtype=np.int64).reshape(self.rows, self.cols)
+
+    @property
+    def states(self) -> np.ndarray:
+        """Current state of each PE's LFSR, shape ``(rows, cols)``."""
+        return np.array([pe.state for pe in self._pes], dtype=np.int64).reshape(self.rows, self.cols)
+
+    def pe_bits(self, n: int, k: int) -> np.ndarray:
+        """The next ``n`` ``k``-bit draws of every PE, shape ``(rows, cols, n)``; advances them."""
+        return np.stack([pe.draw(n, k) for pe in self._pes]).reshape(self.rows, self.cols, int(n))
+
+    def gemm_draws(
+        self,
+        shape: tuple[int, int, int, int],
+        rounding: "Rounding",
+        mul_rounding: "Rounding | None",
+        order: "str | int" = "sequential",
+    ) -> np.ndarray:
+        """Draws of a ``(B, M, N, K)`` product in ``qmatmul``'s draw-index layout; advances the PEs.
+
+        ``rounding`` is the accumulation's rounding; ``mul_rounding`` the
+        product's (None when products are not rounded). Stochastic ones need
+        a finite number of random bits.
+        """
+        if str(order).strip().lower() != "sequential":
+            raise ValueError(f"an LFSRGrid models the MAC array's sequential order, not order {order!r}")
+        batch, m, n, k_dim = (int(v) for v in shape)
+        widths = []
+        for rule in (mul_rounding, rounding):
+            if rule is None or not rule.stochastic:
+                widths.append(0)
+            elif rule.rand_bits is None:
+                raise ValueError("an LFSRGrid needs a finite number of random bits (rounding 'stochastic:K'), not None")
+            else:
+                widths.append(rule.rand_bits)
+        kp, ks = widths
+        out = np.zeros((batch, m, n, max(k_dim, 1), 3), dtype=np.int64)
+        if out.size == 0 or k_dim == 0 or kp + ks == 0:
+            return out.reshape(-1)
+        tiles_m = -(-m // self.rows)
+        tiles_n = -(-n // self.cols)
+        jobs = batch * tiles_m * tiles_n
+        bits = self.pe_bits(jobs * k_dim * (kp + ks), 1).reshape(self.rows, self.cols, jobs, k_dim, kp + ks)
+        weights = np.int64(1) << np.arange(max(kp, ks) - 1, -1, -1, dtype=np.int64)  # first bit most significant
+        b_ix, i_ix, j_ix = np.meshgrid(np.arange(batch), np.arange(m), np.arange(n), indexing="ij")
+        job = (b_ix * tiles_m + i_ix // self.rows) * tiles_n + j_ix // self.cols
+        pe_r, pe_c = i_ix % self.rows, j_ix % self.cols
+        if kp:
+            out[..., 0] = (bits[..., :kp] * weights[-kp:]).sum(axis=-1)[pe_r, pe_c, job]
+        if ks:
+            out[..., 1] = (bits[..., kp:] * weights[-ks:]).sum(axis=-1)[pe_r, pe_c, job]
+        return out.reshape(-1)
+
+    def __repr__(self) -> str:
+        return f"LFSRGrid(width={self.spec.width}, seed={self.spec.seed}, rows={self.rows}, cols={self.cols})"
 
 
 RandomSource = CounterRNG | LFSR

@@ -1,0 +1,99 @@
+"""What defines a continual-learning run: :class:`RunConfig`, the strategies, and the run's file name.
+
+Kept free of Avalanche imports, so that ``mpsim --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from continual.benchmarks import BENCHMARKS, SCENARIOS
+from continual.policies import make_policy
+from continual.precision import parse_cl_precision
+
+__all__ = ["RunConfig", "STRATEGIES", "STRATEGY_FAMILY", "run_id"]
+
+#: Strategy families: lower bound, replay, regularization, parameter isolation, upper bound.
+STRATEGIES = ("naive", "replay", "gem", "agem", "ewc", "si", "lwf", "packnet", "joint")
+STRATEGY_FAMILY = {
+    "naive": "lower bound", "replay": "replay", "gem": "replay", "agem": "replay", "ewc": "regularization",
+    "si": "regularization", "lwf": "regularization", "packnet": "parameter isolation", "joint": "upper bound",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run (saved with its results; a finished run is found again by it)."""
+
+    benchmark: str = "split-digits"
+    scenario: str = "class"
+    strategy: str = "naive"
+    precision: str = "fp32"
+    policy: str = "fixed"
+    seed: int = 0
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    hidden: int = 64
+    layers: int = 1
+    n_experiences: int = 5
+    mem_size: int = 200  # Replay: buffer size; GEM/AGEM: mem_size / n_experiences patterns per experience
+    gem_strength: float = 0.5
+    agem_sample_size: int = 64
+    ewc_lambda: float = 100.0
+    si_lambda: float = 1.0
+    lwf_alpha: float = 1.0
+    lwf_temperature: float = 2.0
+    packnet_post_prune_epochs: int = 1
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {self.benchmark!r}: expected one of {', '.join(BENCHMARKS)}")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}: expected one of {', '.join(SCENARIOS)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        for name in ("epochs", "batch_size", "hidden", "layers", "n_experiences", "mem_size", "agem_sample_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, not {self.seed!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be positive, not {self.lr!r}")
+        if self.strategy == "packnet":
+            if self.scenario != "task":
+                raise ValueError("strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'")
+            if self.epochs <= self.packnet_post_prune_epochs:
+                raise ValueError(f"strategy 'packnet' needs epochs > packnet_post_prune_epochs ({self.packnet_post_prune_epochs}), not {self.epochs}")
+        parse_cl_precision(self.precision)
+        make_policy(self.policy, self.precision)
+
+    @property
+    def label(self) -> str:
+        """The precision column of results tables: the precision, or ``policy(precision)``."""
+        if self.policy == "fixed":
+            return self.precision
+        if self.policy.startswith("schedule:"):
+            return self.policy
+        return f"{self.policy}({self.precision})"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown RunConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def run_id(config: RunConfig) -> str:
+    """File-safe name of a run from its grid coordinates."""
+    label = re.sub(r"[^A-Za-z0-9.=+-]+", "-", config.label).strip("-")
+    return f"{config.benchmark}_{config.scenario}_{config.strategy}_{label}_s{config.seed}"
+
+

@@ -1,0 +1,227 @@
+"""Floating-point adder and accumulator in a chosen accumulator format."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hls_gen.arith import Unpacked, add_exact, round_pack, unpack
+from hls_gen.lfsr import LFSR
+from hls_gen.spec import check_int, check_nan_capable, checking, float_format, hw_rounding, lfsr_spec
+from mpsim.formats import FloatFormat
+from mpsim.randbits import LFSRSpec
+
+__all__ = ["FPAdder", "Accumulator", "accumulate"]
+
+
+def _guard(rand_bits: int | None) -> int:
+    """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
+    return (1 if rand_bits is None else rand_bits) + 2
+
+
+def accumulate(
+    m: Module,
+    *,
+    en: Value,
+    valid: Value,
+    last: Value,
+    term: Unpacked,
+    acc_format: FloatFormat,
+    rand_bits: int | None,
+    rand: Value | None,
+) -> tuple[Signal, Signal]:
+    """The accumulator register and its ``done`` flag: ``acc = round(acc + term)`` per valid step.
+
+    A sum starts from +0 (after reset and after each step marked ``last``),
+    which is ``mpsim.qmatmul``'s sequential order. Nothing moves while ``en``
+    is low. ``done`` is high for the steps after the one marked ``last`` was
+    added, until the next enabled cycle: then ``acc`` holds the finished sum.
+    """
+    acc = Signal(acc_format.bits, name="acc")
+    fresh = Signal(init=1, name="fresh")
+    done = Signal(name="done")
+    base = unpack(m, Mux(fresh, 0, acc), acc_format, "base")
+    total, sticky = add_exact(m, base, term, _guard(rand_bits), "add")
+    result = round_pack(m, total, sticky, acc_format, rand_bits, rand, "sum")
+    with m.If(en):
+        m.d.sync += done.eq(valid & last)
+        with m.If(valid):
+            m.d.sync += [acc.eq(result), fresh.eq(last)]
+    return acc, done
+
+
+class FPAdder(wiring.Component):
+    """Combinational ``round(acc + term)`` into the accumulator format, nearest or stochastic.
+
+    The sum is of the exact values (no intermediate rounding) and is rounded
+    once, as ``mpsim.qmatmul`` rounds each accumulation step. Inf/NaN follow
+    IEEE 754 (Inf - Inf is NaN); the result's overflow goes to Inf, NaN or
+    ``max`` as the accumulator format says; an exact zero from cancellation
+    is +0.
+
+    Parameters
+    ----------
+    acc_format : str or mpsim.FloatFormat
+        Accumulator (and result) format.
+    term_format : str or mpsim.FloatFormat
+        Format of the added term.
+    rounding : str
+        ``"nearest"`` or ``"stochastic:K"``.
+
+    Members
+    -------
+    acc : In(acc_format.bits)
+        Bit pattern of the accumulator operand.
+    term : In(term_format.bits)
+        Bit pattern of the term.
+    rand : In(K)
+        Random draw of the stochastic rounding (only with ``stochastic:K``).
+    sum : Out(acc_format.bits)
+        Bit pattern of the rounded sum.
+    """
+
+    def __init__(self, *, acc_format: "str | FloatFormat", term_format: "str | FloatFormat", rounding: str = "nearest") -> None:
+        with checking(self):
+            self._acc_format = float_format(acc_format, "accumulator format")
+            self._term_format = float_format(term_format, "term format")
+            self._rand_bits = hw_rounding(rounding, "accumulator rounding")
+            check_nan_capable(self._acc_format, "accumulator format", (self._term_format,))
+            members: dict[str, wiring.Member] = {"acc": In(self._acc_format.bits), "term": In(self._term_format.bits)}
+            if self._rand_bits is not None:
+                members["rand"] = In(self._rand_bits)
+            members["sum"] = Out(self._acc_format.bits)
+            super().__init__(members)
+
+    @property
+    def acc_format(self) -> FloatFormat:
+        return self._acc_format
+
+    @property
+    def term_format(self) -> FloatFormat:
+        return self._term_format
+
+    @property
+    def rand_bits(self) -> int | None:
+        return self._rand_bits
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        acc = unpack(m, self.acc, self._acc_format, "acc")
+        term = unpack(m, self.term, self._term_format, "term")
+        total, sticky = add_exact(m, acc, term, _guard(self._rand_bits), "add")
+        rand = self.rand if self._rand_bits is not None else None
+        m.d.comb += self.sum.eq(round_pack(m, total, sticky, self._acc_format, self._rand_bits, rand, "sum"))
+        return m
+
+
+class Accumulator(wiring.Component):
+    """Sums a stream of terms into an accumulator register, rounding every step.
+
+    ``acc = round(acc + term)`` for each valid term, starting from +0 after
+    reset and after each term marked ``last`` (``mpsim.qmatmul``'s sequential
+    order with products equal to the terms). Stochastic rounding takes its
+    ``K`` bits from an internal :class:`~hls_gen.lfsr.LFSR` that steps ``K``
+    times per accepted term (``valid & en``) and never otherwise, so the bits
+    are those of ``mpsim.randbits.LFSR(width, seed).draw(n, K)``.
+
+    Parameters
+    ----------
+    acc_format : str or mpsim.FloatFormat
+        Accumulator format.
+    term_format : str or mpsim.FloatFormat
+        Format of the terms.
+    rounding : str
+        ``"nearest"`` or ``"stochastic:K"``.
+    lfsr_width, lfsr_seed : int
+        The LFSR's width and reset state (stochastic rounding only).
+    lfsr_taps : tuple of int or None
+        LFSR taps; None for :data:`mpsim.randbits.LFSR_TAPS`.
+    pipeline : int
+        0: the term is added in the cycle it is accepted; 1: it is registered first.
+
+    Members
+    -------
+    en : In(1)
+        Clock enable: nothing moves (terms, LFSR, accumulator) while it is low.
+    valid : In(1)
+        ``term`` carries a term (taken when ``en`` is high).
+    last : In(1)
+        The term ends a sum; the next one starts a new sum from +0.
+    term : In(term_format.bits)
+        Bit pattern of the term.
+    acc : Out(acc_format.bits)
+        The accumulator: after ``done``, the finished sum.
+    done : Out(1)
+        The accumulator holds a finished sum (from the cycle after the term
+        marked ``last`` was added, ``pipeline`` cycles after it was accepted,
+        until the next enabled cycle).
+    """
+
+    def __init__(
+        self,
+        *,
+        acc_format: "str | FloatFormat",
+        term_format: "str | FloatFormat",
+        rounding: str = "nearest",
+        lfsr_width: int = 32,
+        lfsr_seed: int = 1,
+        lfsr_taps: "tuple[int, ...] | None" = None,
+        pipeline: int = 0,
+    ) -> None:
+        with checking(self):
+            self._acc_format = float_format(acc_format, "accumulator format")
+            self._term_format = float_format(term_format, "term format")
+            self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
+            self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
+            self._pipeline = check_int(pipeline, "accumulator pipeline registers", 0, 1)
+            check_nan_capable(self._acc_format, "accumulator format", (self._term_format,))
+            super().__init__({
+                "en": In(1), "valid": In(1), "last": In(1), "term": In(self._term_format.bits),
+                "acc": Out(self._acc_format.bits), "done": Out(1),
+            })  # fmt: skip
+
+    @property
+    def acc_format(self) -> FloatFormat:
+        return self._acc_format
+
+    @property
+    def term_format(self) -> FloatFormat:
+        return self._term_format
+
+    @property
+    def rand_bits(self) -> int | None:
+        return self._rand_bits
+
+    @property
+    def lfsr(self) -> LFSRSpec:
+        return self._lfsr
+
+    @property
+    def pipeline(self) -> int:
+        return self._pipeline
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        valid, last, term, rand = self.valid, self.last, self.term, None
+        if self._rand_bits is not None:
+            m.submodules.lfsr = lfsr = LFSR(
+                width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
+            )
+            m.d.comb += lfsr.en.eq(self.en & self.valid)
+            rand = lfsr.bits
+        if self._pipeline:
+            regs = [Signal(1, name="valid_q"), Signal(1, name="last_q"), Signal(len(term), name="term_q")]
+            if rand is not None:
+                regs.append(Signal(len(rand), name="rand_q"))
+            with m.If(self.en):
+                m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, last, term, rand))]
+            valid, last, term = regs[:3]
+            rand = regs[3] if rand is not None else None
+        t = unpack(m, term, self._term_format, "term")
+        acc, done = accumulate(
+            m, en=self.en, valid=valid, last=last, term=t,
+            acc_format=self._acc_format, rand_bits=self._rand_bits, rand=rand,
+        )  # fmt: skip
+        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        return m

@@ -1,0 +1,260 @@
+"""Floating-point datapath pieces shared by the components (internal).
+
+Everything here builds combinational logic into a given :class:`~amaranth.hdl.Module`
+and returns signals; the public blocks in :mod:`hls_gen.multiplier`,
+:mod:`hls_gen.accumulator`, :mod:`hls_gen.mac` and :mod:`hls_gen.array` wrap
+them into ``wiring.Component`` s.
+
+The numbers follow :mod:`mpsim` exactly (see :mod:`mpsim.kernels` and
+:mod:`mpsim.rounding`):
+
+* An *unpacked* value (:class:`Unpacked`) is ``(-1)**sign * sig * 2**(exp - (W-1))``
+  with ``sig`` a ``W``-bit integer whose top bit is set (normalized; subnormal
+  inputs are normalized when unpacked), plus flags ``zero``, ``inf``, ``nan``.
+* :func:`round_pack` rounds an unpacked value plus a *sticky* bit (the exact
+  value lies strictly above the one given, by less than one unit of ``sig``'s
+  last bit) into a format's bit pattern: nearest-even or stochastic with ``k``
+  random bits (round the magnitude up iff ``(t + r) >> k`` where ``t`` are the
+  top ``k`` discarded bits), subnormals or flush, overflow to Inf, NaN or
+  ``max`` per the format's specials and overflow policy, exactly as
+  ``mpsim.quantize`` does.
+* :func:`add_exact` adds two unpacked values into a window wide enough that
+  the truncated window plus a sticky bit decides every rounding exactly as
+  the exact sum would (the guard/sticky argument is in its docstring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+
+from mpsim.formats import FloatFormat
+
+__all__ = ["Unpacked", "unpack", "round_pack", "add_exact", "multiply_exact", "exp_shape", "leading_zeros"]
+
+
+def exp_shape(lo: int, hi: int) -> Shape:
+    """A signed shape holding every integer of ``lo..hi`` (always signed)."""
+    width = max(Shape.cast(range(min(lo, -1), max(hi, 1) + 1)).width, 2)
+    return signed(width)
+
+
+@dataclass
+class Unpacked:
+    """An unpacked floating-point value as signals (see the module docstring).
+
+    ``exp_lo``/``exp_hi`` bound ``exp`` for finite nonzero values; they size
+    the arithmetic that follows.
+    """
+
+    sign: Value
+    zero: Value
+    inf: Value
+    nan: Value
+    exp: Value
+    sig: Value
+    exp_lo: int
+    exp_hi: int
+
+    @property
+    def width(self) -> int:
+        return len(self.sig)
+
+
+def leading_zeros(x: Value) -> Value:
+    """Leading-zero count of ``x`` (``len(x)`` when ``x`` is 0) as a priority multiplexer."""
+    w = len(x)
+    expr: Value = Const(w, range(w + 1))
+    for i in range(w):  # ascending: the highest set bit is the outermost choice
+        expr = Mux(x[i], w - 1 - i, expr)
+    return expr
+
+
+def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
+    """Decode a bit pattern of ``fmt`` into a normalized :class:`Unpacked` (``man_bits + 1`` bit sig)."""
+    e, mb = fmt.exp_bits, fmt.man_bits
+    exp_lo = fmt.emin - mb if fmt.subnormals else fmt.emin
+    exp_hi = fmt.emax
+    exp = Signal(exp_shape(exp_lo, exp_hi), name=f"{name}_exp")
+    sig = Signal(mb + 1, name=f"{name}_sig")
+    field = code[mb : mb + e]
+    frac = code[:mb] if mb else Const(0, 1)
+    all_ones = (1 << e) - 1
+    sign = code[fmt.bits - 1]
+    inf: Value = Const(0, 1)
+    nan: Value = Const(0, 1)
+    if fmt.specials == "ieee":
+        inf = (field == all_ones) & (frac == 0)
+        nan = (field == all_ones) & (frac != 0)
+    elif fmt.specials == "fn":
+        nan = code[: fmt.bits - 1] == (1 << (fmt.bits - 1)) - 1
+    elif fmt.specials == "fnuz":
+        nan = code[: fmt.bits] == 1 << (fmt.bits - 1)
+    # "finite": every pattern is a number
+    normal_exp = Cat(field, Const(0, 1)).as_signed() - fmt.exponent_bias
+    normal_sig = Cat(frac, Const(1, 1)) if mb else Const(1, 1)
+    if fmt.subnormals and mb > 0:
+        zero = (field == 0) & (frac == 0)
+        # value = frac * 2**(emin - mb): the leading one at bit i moves up to bit mb
+        sub_exp: Value = Const(0, exp.shape())
+        sub_sig: Value = Const(0, mb + 1)
+        for i in range(mb):  # ascending: the highest set bit is the outermost choice
+            sub_exp = Mux(frac[i], fmt.emin - mb + i, sub_exp)
+            sub_sig = Mux(frac[i], (frac << (mb - i))[: mb + 1], sub_sig)
+        m.d.comb += [exp.eq(Mux(field != 0, normal_exp, sub_exp)), sig.eq(Mux(field != 0, normal_sig, sub_sig))]
+    else:
+        zero = field == 0  # without subnormals the 0.xxx codes read as zero
+        m.d.comb += [exp.eq(normal_exp), sig.eq(Mux(field != 0, normal_sig, 0))]
+    return Unpacked(sign, zero, inf, nan, exp, sig, exp_lo, exp_hi)
+
+
+def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
+    """The exact product of two unpacked values (``a.width + b.width`` bit sig), IEEE specials.
+
+    NaN if either is NaN or for 0 x Inf; Inf if either is Inf; zero (sign
+    ``a.sign ^ b.sign``) if either is zero.
+    """
+    width = a.width + b.width
+    lo, hi = a.exp_lo + b.exp_lo, a.exp_hi + b.exp_hi + 1
+    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp")
+    sig = Signal(width, name=f"{name}_sig")
+    full = a.sig * b.sig  # in [2**(width-2), 2**width): at most one bit of normalization
+    m.d.comb += [
+        exp.eq(a.exp + b.exp + full[width - 1]),
+        sig.eq(Mux(full[width - 1], full, full << 1)),
+    ]
+    sign = a.sign ^ b.sign
+    nan = a.nan | b.nan | (a.inf & b.zero) | (a.zero & b.inf)
+    inf = (a.inf | b.inf) & ~(a.nan | b.nan | a.zero | b.zero)
+    zero = (a.zero | b.zero) & ~(a.nan | b.nan | a.inf | b.inf)
+    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi)
+
+
+def round_pack(
+    m: Module,
+    x: Unpacked,
+    sticky: Value,
+    fmt: FloatFormat,
+    rand_bits: int | None,
+    rand: Value | None,
+    name: str,
+) -> Signal:
+    """Round ``x`` (plus ``sticky``) into a bit pattern of ``fmt``: nearest-even, or stochastic.
+
+    ``rand_bits=None`` is round to nearest, ties to even; otherwise ``rand`` is
+    the ``rand_bits``-bit random draw of this rounding. Matches
+    ``mpsim.quantize`` bit for bit on finite values; a NaN result is the
+    format's canonical ``nan_code``.
+    """
+    mb = fmt.man_bits
+    k = 1 if rand_bits is None else rand_bits
+    guard = k + 1
+    sig = x.sig
+    if len(sig) < mb + 1:  # make room for the kept bits
+        sig = Cat(Const(0, mb + 1 - len(sig)), sig)
+    w = len(sig)
+    keep_lo = guard + w - 1 - mb  # first kept bit of the padded window
+    padded = Cat(Const(0, guard), sig)  # width w + guard
+    pw = len(padded)
+    # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
+    extra = 0 if fmt.subnormals else mb
+    small = x.exp < fmt.emin
+    shift_raw = (fmt.emin + extra) - x.exp
+    shift = Mux(small, Mux(shift_raw > pw, pw, shift_raw), 0)[: Shape.cast(range(pw + 1)).width]
+    wide = Signal(2 * pw, name=f"{name}_wide")
+    m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
+    kept = wide[pw:]
+    lost = (wide[:pw] != 0) | sticky
+    count = kept[keep_lo:]  # mb + 1 bits: whole quanta
+    frac = kept[:keep_lo]  # >= k + 1 bits: the top discarded bits
+    nf = len(frac)
+    if rand_bits is None:
+        up = frac[nf - 1] & ((frac[: nf - 1] != 0) | lost | count[0])
+    else:
+        up = (frac[nf - k :] + rand)[k]
+    rounded = count + up
+    # Code of the rounded magnitude with the exponent unbounded above (clamped at emax + 1,
+    # which is enough to overflow): ((E + bias - 1) << mb) + count, E >= emin.
+    e_top = fmt.emax + 1
+    e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
+    biased = (e_eff + (fmt.exponent_bias - 1)).as_unsigned()[: Shape.cast(range(e_top + fmt.exponent_bias)).width]
+    if fmt.subnormals or mb == 0:
+        code = (biased << mb) + rounded
+    else:
+        code = Mux(small, rounded << mb, (biased << mb) + rounded)
+    overflow = code > fmt.max_code
+    if fmt.saturates:
+        over_code = inf_code = fmt.max_code
+    elif fmt.has_inf:
+        over_code = inf_code = fmt.inf_code
+    else:  # NaN is the only way to say "too big"
+        over_code = inf_code = fmt.nan_code
+    mag_bits = fmt.bits - 1
+    mag_mask = (1 << mag_bits) - 1
+    nan_code = fmt.nan_code if fmt.has_nan else 0
+    is_nan = x.nan | (x.inf & (inf_code == nan_code)) | (~x.inf & ~x.zero & overflow & (over_code == nan_code))
+    mag = Mux(x.inf, inf_code & mag_mask, Mux(x.zero, 0, Mux(overflow, over_code & mag_mask, code[:mag_bits])))
+    mag_sig = Signal(mag_bits, name=f"{name}_mag")
+    m.d.comb += mag_sig.eq(mag)
+    if fmt.has_negative_zero:
+        signed_code = Cat(mag_sig, x.sign)
+    else:
+        signed_code = Cat(mag_sig, x.sign & (mag_sig != 0))
+    out = Signal(fmt.bits, name=name)
+    m.d.comb += out.eq(Mux(is_nan, nan_code, signed_code))
+    return out
+
+
+def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tuple[Unpacked, Value]:
+    """``a + b`` as a normalized window plus a sticky bit, exact for every later rounding.
+
+    Both significands are left-aligned to ``S = max(a.width, b.width)`` bits;
+    the larger magnitude sits below one carry bit, the smaller is shifted
+    right by the exponent difference into ``guard`` guard bits and one sticky
+    position (the OR of every bit shifted further). Subtracting with the sticky
+    bit in the last place gives the exact ``floor`` of the difference on the
+    window grid and a nonzero tail: the window plus sticky lies in the same
+    open cell of the grid as the exact sum. Bits can be lost only when the
+    exponents differ by more than ``guard``, and then cancellation normalizes
+    by at most one place, so at least ``guard - 2`` window bits below the
+    accumulator's last kept bit are exact: ``guard = k + 2`` makes every
+    rounding with ``k`` random bits (``k = 1`` for nearest) exact. An exact
+    zero from cancellation is +0; zero plus zero keeps the sign only when both
+    are -0 (IEEE 754 round to nearest).
+    """
+    s = max(a.width, b.width)
+    width = s + guard + 1  # window: carry, s significand bits, guard bits
+    lo = min(a.exp_lo, b.exp_lo) - width
+    hi = max(a.exp_hi, b.exp_hi) + 1
+    asig = Cat(Const(0, s - a.width), a.sig) if a.width < s else a.sig
+    bsig = Cat(Const(0, s - b.width), b.sig) if b.width < s else b.sig
+    a_big = Signal(name=f"{name}_a_big")
+    m.d.comb += a_big.eq(b.zero | (~a.zero & ((a.exp > b.exp) | ((a.exp == b.exp) & (asig >= bsig)))))
+    big_sig = Mux(a_big, asig, bsig)
+    big_exp = Mux(a_big, a.exp, b.exp)
+    big_sign = Mux(a_big, a.sign, b.sign)
+    small_sig = Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig))
+    span = s + guard  # small operand window: s significand bits over guard bits
+    diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
+    shift = Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width]
+    small_wide = Signal(2 * span, name=f"{name}_small_wide")
+    m.d.comb += small_wide.eq(Cat(Const(0, span), Const(0, guard), small_sig) >> shift)
+    # operands in units of half the window's last place; bit 0 is the sticky position
+    big_reg = Cat(Const(0, 1 + guard), big_sig, Const(0, 1))  # width + 1 bits
+    small_reg = Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1))
+    total = Signal(width + 1, name=f"{name}_total")
+    m.d.comb += total.eq(Mux(a.sign == b.sign, big_reg + small_reg, big_reg - small_reg))
+    window = total[1:]
+    lz = Signal(range(width + 1), name=f"{name}_lz")
+    m.d.comb += lz.eq(leading_zeros(window))
+    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp")
+    sig = Signal(width, name=f"{name}_sig")
+    m.d.comb += [exp.eq(big_exp + 1 - lz), sig.eq((window << lz)[:width])]
+    both_zero = a.zero & b.zero
+    opposite_inf = a.inf & b.inf & (a.sign != b.sign)
+    nan = a.nan | b.nan | opposite_inf
+    inf = (a.inf | b.inf) & ~(a.nan | b.nan) & ~opposite_inf
+    zero = both_zero | (window == 0)
+    sign = Mux(a.inf | b.inf, Mux(a.inf, a.sign, b.sign), Mux(both_zero, a.sign & b.sign, Mux(window == 0, 0, big_sign)))
+    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi), total[0]

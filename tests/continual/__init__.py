@@ -1,0 +1,1 @@
+"""Tests of the continual package (Avalanche glue, policies, cost, sweeps)."""

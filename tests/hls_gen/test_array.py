@@ -1,0 +1,182 @@
+"""MACArray against mpsim.qmatmul on random matrices, driven from the manifest alone."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import mpsim
+from hls_gen.array import MACArray
+from hls_gen.emit import ArrayConfig
+from mpsim.randbits import LFSRGrid
+from tests.hls_gen.harness import described, mismatches, operand_codes
+
+
+def port(manifest: dict, name: str) -> dict:
+    return next(p for p in manifest["ports"] if p["name"] == name)
+
+
+def tiles(manifest: dict, a: np.ndarray, b: np.ndarray) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
+    """Jobs in the documented order (b, row tile, column tile); codes padded with zeros."""
+    rows, cols = manifest["config"]["rows"], manifest["config"]["cols"]
+    batch, m, k_dim = a.shape
+    n = b.shape[2]
+    jobs = []
+    for z in range(batch):
+        for ti in range(-(-m // rows)):
+            for tj in range(-(-n // cols)):
+                at = np.zeros((rows, k_dim), np.int64)
+                bt = np.zeros((k_dim, cols), np.int64)
+                block_a = a[z, ti * rows : (ti + 1) * rows]
+                block_b = b[z, :, tj * cols : (tj + 1) * cols]
+                at[: block_a.shape[0]] = block_a
+                bt[:, : block_b.shape[1]] = block_b
+                jobs.append(((z, ti, tj), at, bt))
+    return jobs
+
+
+def pack(values: np.ndarray, width: int) -> int:
+    return sum(int(v) << (width * i) for i, v in enumerate(values))
+
+
+def run_array(dut: MACArray, manifest: dict, a: np.ndarray, b: np.ndarray, rng: np.random.Generator, *, in_rate: float, out_rate: float) -> tuple[np.ndarray, list[int]]:
+    """Stream every job through ``dut`` using only the manifest's port description; returns C codes and latencies."""
+    rows, cols = manifest["config"]["rows"], manifest["config"]["cols"]
+    a_width = port(manifest, "in_a")["elements"]["width"]
+    b_width = port(manifest, "in_b")["elements"]["width"]
+    acc_width = port(manifest, "out_data")["elements"]["width"]
+    jobs = tiles(manifest, a, b)
+    k_dim = a.shape[2]
+    beats = [(pack(at[:, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1)) for _, at, bt in jobs for t in range(k_dim)]
+    rows_out: list[tuple[int, int, int]] = []
+    last_accepted: list[int] = []
+    first_valid: list[int] = []
+    sig = {p["name"]: getattr(dut, p["name"]) for p in manifest["ports"] if p["name"] not in ("clk", "rst")}
+
+    async def bench(ctx) -> None:
+        cycle, beat, was_valid = 0, 0, False
+        while len(rows_out) < len(jobs) * rows:
+            offer = beat < len(beats) and rng.random() < in_rate
+            if offer:
+                in_a, in_b, last = beats[beat]
+                ctx.set(sig["in_a"], in_a)
+                ctx.set(sig["in_b"], in_b)
+                ctx.set(sig["in_last"], last)
+            ctx.set(sig["in_valid"], int(offer))
+            ready = int(rng.random() < out_rate)
+            ctx.set(sig["out_ready"], ready)
+            if offer and ctx.get(sig["in_ready"]):
+                if beats[beat][2]:
+                    last_accepted.append(cycle)
+                beat += 1
+            valid = bool(ctx.get(sig["out_valid"]))
+            if valid and not was_valid:
+                first_valid.append(cycle)
+            if valid and ready:
+                rows_out.append((ctx.get(sig["out_row"]), ctx.get(sig["out_data"]), ctx.get(sig["out_last"])))
+                was_valid = bool(ctx.get(sig["out_last"])) is False
+            else:
+                was_valid = valid
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 100 * len(beats) + 1000, "the array stopped"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    batch, m, _ = a.shape
+    n = b.shape[2]
+    out = np.zeros((batch, m, n), np.int64)
+    mask = (1 << acc_width) - 1
+    for index, ((z, ti, tj), _, _) in enumerate(jobs):
+        for r in range(rows):
+            row, data, last = rows_out[index * rows + r]
+            assert (row, last) == (r, int(r == rows - 1))
+            for c in range(cols):
+                i, j = ti * rows + r, tj * cols + c
+                if i < m and j < n:
+                    out[z, i, j] = (data >> (acc_width * c)) & mask
+    return out, [f - l for l, f in zip(last_accepted, first_valid)]
+
+
+def reference(manifest: dict, a_codes: np.ndarray, b_codes: np.ndarray) -> np.ndarray:
+    """mpsim.qmatmul with the manifest's formats, roundings and random stream."""
+    fmt = {k: None if v is None else mpsim.parse_format(v["name"]) for k, v in manifest["formats"].items()}
+    arith = manifest["arithmetic"]
+    lfsr = manifest["random"]["lfsr"]
+    grid = LFSRGrid(lfsr["width"], lfsr["seed"], tuple(lfsr["taps"]), rows=manifest["config"]["rows"], cols=manifest["config"]["cols"])
+    assert grid.seeds.tolist() == manifest["random"]["pe_seeds"]
+    return mpsim.qmatmul(
+        fmt["a"].decode(a_codes), fmt["b"].decode(b_codes), mul=fmt["product"], acc=fmt["acc"],
+        rounding=arith["accumulator_rounding"], mul_rounding=arith["product_rounding"] or "nearest",
+        order=arith["order"], seed=grid,
+    )  # fmt: skip
+
+
+ARRAYS = {
+    "4x4-e4m3-e5m6-sr8": (ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4), (2, 7, 6, 6), 0.9, 0.7),
+    "2x3-unfused-e4m3xe5m2-pe5m6sr4-fp16sr8-pl2": (
+        ArrayConfig(a_format="e4m3", b_format="e5m2", acc_format="fp16", product_format="e5m6", rounding="stochastic:8",
+                    product_rounding="stochastic:4", rows=2, cols=3, pipeline=2, lfsr_width=20, lfsr_seed=99),
+        (1, 5, 7, 5), 0.8, 0.8),
+    "1x1-e4m3-fp16-rne-pl0": (ArrayConfig(a_format="e4m3", acc_format="fp16", pipeline=0), (3, 2, 9, 2), 1.0, 1.0),
+    "3x2-e5m2-bf16-rne-backpressure": (ArrayConfig(a_format="e5m2", acc_format="bf16", rows=3, cols=2), (1, 6, 2, 4), 1.0, 0.15),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(ARRAYS))
+def test_array_matches_qmatmul(name: str) -> None:
+    config, (batch, m, k_dim, n), in_rate, out_rate = ARRAYS[name]
+    dut = config.build()
+    manifest = config.manifest("dut", dut)
+    rng = np.random.default_rng(len(name))
+    a = operand_codes(rng, dut.pe.a_format, (batch, m, k_dim), special_rate=0.005)
+    b = operand_codes(rng, dut.pe.b_format, (batch, k_dim, n), special_rate=0.005)
+    got, _ = run_array(dut, manifest, a, b, rng, in_rate=in_rate, out_rate=out_rate)
+    want = reference(manifest, a, b)
+    assert not (report := mismatches(got.reshape(-1), want.reshape(-1), dut.pe.acc_format, name)), report
+
+
+@pytest.mark.parametrize("pipeline", [0, 1, 2])
+def test_latency_is_the_manifests(pipeline: int) -> None:
+    config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:4", rows=2, cols=2, pipeline=pipeline)
+    dut = config.build()
+    manifest = config.manifest("dut", dut)
+    rng = np.random.default_rng(0)
+    a = operand_codes(rng, dut.pe.a_format, (1, 2, 3))
+    b = operand_codes(rng, dut.pe.b_format, (1, 3, 4))
+    got, latencies = run_array(dut, manifest, a, b, rng, in_rate=1.0, out_rate=1.0)
+    assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == pipeline + 2
+    assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
+
+
+def test_properties() -> None:
+    dut = described(MACArray(a_format="e4m3", b_format="e5m2", acc_format="e6m9", rows=3, cols=5, lfsr_seed=7))
+    assert (dut.rows, dut.cols, len(dut.in_a), len(dut.in_b), len(dut.out_data), len(dut.out_row)) == (3, 5, 24, 40, 80, 2)
+    assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
+    assert dut.latency == dut.pe.latency + 1
+    single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
+    assert len(single.out_row) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(rows=0), ValueError, "MAC array rows must be 1..64, not 0"),
+        (dict(cols=65), ValueError, "MAC array columns must be 1..64, not 65"),
+        (dict(rows=2.0), TypeError, "MAC array rows must be an integer, not 2.0"),
+        (dict(acc_format="fp64"), ValueError, "unknown format 'fp64'.*"),
+        (dict(rounding="stochastic:8", lfsr_width=4, rows=4, cols=4), ValueError,
+         "accumulator rounding takes 8 random bits, more than the 4-bit LFSR holds"),
+        (dict(lfsr_width=3, rows=4, cols=2), ValueError, "an LFSRGrid of 4x2 PEs needs more than 7 LFSR states; use a wider LFSR"),
+    ],
+)  # fmt: skip
+def test_unbuildable_configurations(kwargs: dict, error: type, message: str) -> None:
+    args = dict(a_format="e4m3", b_format="e4m3", acc_format="e5m6") | kwargs
+    pattern = message if message.endswith(".*") else re.escape(message)
+    with pytest.raises(error, match=f"^{pattern}$"):
+        MACArray(**args)
