@@ -15,7 +15,7 @@ Two cost measures come out of the counts:
 * **bit-operations** (BOPs) ``= MACs * bits(A) * bits(B)``, the usual
   hardware-agnostic measure of quantized networks (van Baalen et al.,
   "Bayesian Bits", NeurIPS 2020);
-* an **energy proxy** per MAC, multiplier plus adder, from the 45 nm
+* an **energy proxy** per MAC, multiplier plus adder (:mod:`mpsim.energy`), from the 45 nm
   energies of Horowitz, "Computing's energy problem", ISSCC 2014: float
   multiply 1.1 pJ (16 b) / 3.7 pJ (32 b), float add 0.4 / 0.9 pJ, integer
   multiply 0.2 pJ (8 b) / 3.1 pJ (32 b), integer add 0.03 / 0.1 pJ. A
@@ -30,54 +30,13 @@ Two cost measures come out of the counts:
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
-from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.energy import HOROWITZ_45NM, EnergyModel  # re-exported: the energy table lives in mpsim
+from mpsim.formats import parse_format
 
 __all__ = ["EnergyModel", "HOROWITZ_45NM", "CostCounter", "gemm_labels", "reduction_length"]
-
-
-def _power_law(x: float, points: tuple[tuple[int, float], tuple[int, float]]) -> float:
-    """The power law through both points, at ``x``."""
-    (x0, y0), (x1, y1) = points
-    k = math.log(y1 / y0) / math.log(x1 / x0)
-    return y0 * (x / x0) ** k
-
-
-@dataclass(frozen=True)
-class EnergyModel:
-    """Energy per operation (pJ) at two widths each; every other width is interpolated (see module doc)."""
-
-    fp_mul: tuple[tuple[int, float], tuple[int, float]] = ((11 * 11, 1.1), (24 * 24, 3.7))  # (p_a * p_b, pJ)
-    fp_add: tuple[tuple[int, float], tuple[int, float]] = ((16, 0.4), (32, 0.9))  # (bits, pJ)
-    int_mul: tuple[tuple[int, float], tuple[int, float]] = ((8 * 8, 0.2), (32 * 32, 3.1))
-    int_add: tuple[tuple[int, float], tuple[int, float]] = ((8, 0.03), (32, 0.1))
-    source: str = "Horowitz, ISSCC 2014, 45 nm"
-
-    def multiply_pj(self, a: "str | FloatFormat | FixedFormat", b: "str | FloatFormat | FixedFormat") -> float:
-        """One product of an ``a`` and a ``b`` operand."""
-        fa, fb = parse_format(a), parse_format(b)
-        if isinstance(fa, FixedFormat) and isinstance(fb, FixedFormat):
-            return _power_law(fa.bits * fb.bits, self.int_mul)
-        return _power_law(_significand(fa) * _significand(fb), self.fp_mul)
-
-    def add_pj(self, acc: "str | FloatFormat | FixedFormat") -> float:
-        """One addition into an ``acc`` accumulator."""
-        fmt = parse_format(acc)
-        return _power_law(fmt.bits, self.int_add if isinstance(fmt, FixedFormat) else self.fp_add)
-
-    def mac_pj(self, a: str, b: str, acc: str) -> float:
-        return self.multiply_pj(a, b) + self.add_pj(acc)
-
-
-def _significand(fmt: FloatFormat | FixedFormat) -> int:
-    return fmt.man_bits + 1 if isinstance(fmt, FloatFormat) else fmt.bits
-
-
-HOROWITZ_45NM = EnergyModel()
 
 
 def _split(label: str) -> tuple[str, str, str]:

@@ -1,4 +1,9 @@
-"""``mpsim emit``: write a MAC array's Verilog and manifest (registered through ``mpsim.commands``)."""
+"""``mpsim emit``: write a design's Verilog and manifest (registered through ``mpsim.commands``).
+
+Units: ``array`` (an R x C MAC array), ``mac`` (one MAC unit: the 1 x 1
+array, the same ports as every array) and ``multiplier`` (``--lanes``
+combinational multipliers side by side, exact or rounded products).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hls_gen.emit import ArrayConfig
+    from hls_gen.emit import ArrayConfig, MultiplierConfig
 
-__all__ = ["register", "config_from_args"]
+__all__ = ["UNITS", "register", "config_from_args", "add_design_arguments", "parse_config"]
+
+#: The units ``mpsim emit --unit`` writes.
+UNITS = ("array", "mac", "multiplier")
 
 
 def _array_size(text: str) -> tuple[int, int]:
@@ -25,13 +33,27 @@ def _taps(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"LFSR taps must be comma-separated integers such as 16,15,13,4, not {text!r}") from None
 
 
-def config_from_args(args: argparse.Namespace) -> "ArrayConfig":
-    """The :class:`~hls_gen.emit.ArrayConfig` an ``mpsim emit`` command line asks for."""
-    from hls_gen.emit import ArrayConfig  # Amaranth is imported only when a design is generated
+def config_from_args(args: argparse.Namespace) -> "ArrayConfig | MultiplierConfig":
+    """The configuration (:class:`~hls_gen.emit.ArrayConfig` or :class:`~hls_gen.emit.MultiplierConfig`) an ``mpsim emit`` command line asks for."""
+    from hls_gen.emit import ArrayConfig, MultiplierConfig  # Amaranth is imported only when a design is generated
 
     operands = [f.strip() for f in args.mul.split(",")]
     if len(operands) not in (1, 2) or not all(operands):
         raise ValueError(f"--mul must be one format or two separated by a comma (A,B), not {args.mul!r}")
+    unit = getattr(args, "unit", "array")
+    if unit == "multiplier":
+        if args.acc is not None:
+            raise ValueError(f"--acc is for a MAC or an array; a multiplier has no accumulator, not --acc {args.acc}")
+        return MultiplierConfig(
+            a_format=operands[0], b_format=operands[1] if len(operands) == 2 else None,
+            out_format=args.product, rounding=args.product_rounding, lanes=args.lanes,
+        )  # fmt: skip
+    if args.acc is None:
+        raise ValueError(f"--acc is required for --unit {unit}")
+    if args.lanes != 1:
+        raise ValueError(f"--lanes is for --unit multiplier, not --unit {unit} (use --array ROWSxCOLS)")
+    if unit == "mac" and tuple(args.array) != (1, 1):
+        raise ValueError(f"a MAC unit is the 1x1 array, not --array {args.array[0]}x{args.array[1]}; use --unit array")
     rows, cols = args.array
     return ArrayConfig(
         a_format=operands[0], b_format=operands[1] if len(operands) == 2 else None, acc_format=args.acc,
@@ -51,24 +73,44 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add ``emit`` to the ``mpsim`` command (entry point group ``mpsim.commands``)."""
-    p = subparsers.add_parser(
-        "emit",
-        help="write Verilog and a JSON manifest for a MAC array",
-        description="Generate synthesizable Verilog for an R x C output-stationary MAC array (Amaranth) in the "
-        "given formats and roundings, bit-exact with mpsim.qmatmul, plus a JSON manifest with the ports, formats, "
-        "latency and random stream. Writes OUT.v and OUT.json.",
-    )
+def parse_config(argv: list[str]) -> "ArrayConfig | MultiplierConfig":
+    """The configuration that ``mpsim emit ARGV`` would write (``--out`` is ignored); ``ValueError`` on bad arguments."""
+    parser = argparse.ArgumentParser(prog="mpsim emit", add_help=False, exit_on_error=False)
+    add_design_arguments(parser)
+    parser.add_argument("--out", default=None)
+    try:
+        args = parser.parse_args(argv)
+    except (argparse.ArgumentError, SystemExit) as error:  # argparse exits on a missing required option
+        raise ValueError(f"bad design arguments {' '.join(argv)!r}: {error}") from None
+    return config_from_args(args)
+
+
+def add_design_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that describe a design (``--unit``, formats, roundings, sizes, LFSR)."""
+    p.add_argument("--unit", choices=UNITS, default="array",
+                   help="what to generate: array (R x C MACs), mac (one MAC unit: the 1x1 array) or multiplier (default: array)")
     p.add_argument("--mul", required=True, help="multiplier operand format, or two as A,B (e.g. e4m3 or e4m3,e5m2)")
-    p.add_argument("--acc", required=True, help="accumulator format (e.g. e5m6, fp16, bf16, e6m9, fp32)")
+    p.add_argument("--acc", default=None, help="accumulator format (e.g. e5m6, fp16, bf16, e6m9, fp32); required for mac and array")
     p.add_argument("--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)")
-    p.add_argument("--product", default=None, help="round each product to this format first (unfused MAC; default: fused, exact products)")
+    p.add_argument("--product", default=None, help="round each product to this format first (unfused MAC, or a rounded multiplier; default: exact products)")
     p.add_argument("--product-rounding", default="nearest", help="product rounding: nearest or stochastic:K (default: nearest)")
+    p.add_argument("--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)")
     p.add_argument("--array", type=_array_size, default=(1, 1), help="ROWSxCOLS processing elements (default: 1x1)")
     p.add_argument("--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)")
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
     p.add_argument("--seed", type=int, default=1, help="LFSR seed of the array's random stream (default: 1)")
     p.add_argument("--lfsr-taps", type=_taps, default=None, help="LFSR taps, comma-separated (default: mpsim's table)")
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``emit`` to the ``mpsim`` command (entry point group ``mpsim.commands``)."""
+    p = subparsers.add_parser(
+        "emit",
+        help="write Verilog and a JSON manifest for a MAC array, a MAC unit or a multiplier",
+        description="Generate synthesizable Verilog (Amaranth) for an R x C output-stationary MAC array, a MAC unit "
+        "(the 1x1 array) or a multiplier top in the given formats and roundings, bit-exact with mpsim, plus a JSON "
+        "manifest with the ports, formats, latency and random stream. Writes OUT.v and OUT.json.",
+    )
+    add_design_arguments(p)
     p.add_argument("--out", default=None, help="output path without extension; the file name is the module name (default: ./NAME from the parameters)")
     p.set_defaults(func=cmd_emit)

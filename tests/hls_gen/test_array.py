@@ -12,6 +12,7 @@ import mpsim
 from hls_gen.array import MACArray
 from hls_gen.emit import ArrayConfig
 from mpsim.randbits import LFSRGrid
+from sim.vectors import tile_jobs
 from tests.hls_gen.harness import described, mismatches, operand_codes
 
 
@@ -21,21 +22,7 @@ def port(manifest: dict, name: str) -> dict:
 
 def tiles(manifest: dict, a: np.ndarray, b: np.ndarray) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
     """Jobs in the documented order (b, row tile, column tile); codes padded with zeros."""
-    rows, cols = manifest["config"]["rows"], manifest["config"]["cols"]
-    batch, m, k_dim = a.shape
-    n = b.shape[2]
-    jobs = []
-    for z in range(batch):
-        for ti in range(-(-m // rows)):
-            for tj in range(-(-n // cols)):
-                at = np.zeros((rows, k_dim), np.int64)
-                bt = np.zeros((k_dim, cols), np.int64)
-                block_a = a[z, ti * rows : (ti + 1) * rows]
-                block_b = b[z, :, tj * cols : (tj + 1) * cols]
-                at[: block_a.shape[0]] = block_a
-                bt[:, : block_b.shape[1]] = block_b
-                jobs.append(((z, ti, tj), at, bt))
-    return jobs
+    return tile_jobs(a, b, manifest["config"]["rows"], manifest["config"]["cols"])
 
 
 def pack(values: np.ndarray, width: int) -> int:

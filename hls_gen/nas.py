@@ -1,0 +1,421 @@
+"""Hardware-aware architecture search: network shape, per-layer precision and array size, on Optuna.
+
+Every trial samples a network (an MLP or a small CNN: depth, widths,
+kernel sizes), a per-layer accumulator format and rounding, and a square
+MAC-array size; it scores
+
+* **accuracy** by short real training with mpsim's emulated arithmetic at the
+  trial's per-layer precision (:class:`mpsim.nn.PrecisionConfig` with one
+  override per layer; FP8 operands, the layer's accumulator and rounding in
+  all three GEMMs, seeded), optionally stopped after a one-epoch proxy when it
+  is hopeless;
+* **latency** and **energy** of one inference by :func:`hls_gen.perf_model.estimate`
+  on the array that runs the trial's arithmetic (the widest accumulator it
+  uses; stochastic rounding if any layer rounds stochastically), at a nominal
+  clock or at the array's Fmax from synthesis and place-and-route
+  (:mod:`hls_gen.synth`, cached).
+
+The study is multi-objective (maximise accuracy, minimise latency and
+energy) with Optuna's NSGA-II sampler (seeded), stored in SQLite by default
+or any database URL Optuna accepts, so several workers can share it and a
+rerun of the same command resumes it without redoing finished trials.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hls_gen.network import LayerSpec, NetworkSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hls_gen.emit import ArrayConfig
+
+__all__ = ["SearchSpace", "NASConfig", "sample", "train_accuracy", "hardware_cost", "run_nas", "pareto_front", "write_results"]
+
+BENCHMARKS = ("digits",)
+OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
+DIRECTIONS = ("maximize", "minimize", "minimize")
+
+
+def _array_side(text: str) -> tuple[int, int]:
+    rows, sep, cols = str(text).lower().partition("x")
+    if not sep or not (rows.isdecimal() and cols.isdecimal()) or int(rows) < 1 or int(cols) < 1:
+        raise ValueError(f"array size must be ROWSxCOLS with both at least 1, such as 4x4, not {text!r}")
+    return int(rows), int(cols)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices a trial samples from (each a tuple; one entry fixes it)."""
+
+    archs: tuple[str, ...] = ("mlp", "cnn")
+    mlp_depths: tuple[int, ...] = (0, 1, 2)  # hidden layers
+    mlp_widths: tuple[int, ...] = (16, 32, 64, 128)
+    cnn_depths: tuple[int, ...] = (1, 2)  # convolutions before the classifier
+    cnn_channels: tuple[int, ...] = (4, 8, 16)
+    cnn_kernels: tuple[int, ...] = (1, 3, 5)
+    mul: str = "e4m3"
+    accs: tuple[str, ...] = ("e5m6", "fp16", "fp32")
+    roundings: tuple[str, ...] = ("nearest", "stochastic:8")
+    arrays: tuple[str, ...] = ("1x1", "4x4", "8x8")
+
+    def __post_init__(self) -> None:
+        from mpsim.formats import parse_format
+        from mpsim.rounding import parse_rounding
+
+        bad = [a for a in self.archs if a not in ("mlp", "cnn")]
+        if bad or not self.archs:
+            raise ValueError(f"architectures must be among mlp, cnn, not {list(self.archs)!r}")
+        for acc in self.accs:
+            parse_format(acc)
+        for rounding in self.roundings:
+            parse_rounding(rounding)
+        parse_format(self.mul)
+        for array in self.arrays:
+            _array_side(array)
+
+
+@dataclass(frozen=True)
+class NASConfig:
+    """A search: benchmark, trials, training budget, clock, storage, seed."""
+
+    benchmark: str = "digits"
+    trials: int = 50
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 0.05
+    proxy_threshold: float | None = 0.5  # after one epoch, stop a trial below this test accuracy
+    batch: int = 1  # inference batch the hardware cost is for
+    fmax_mhz: float = 25.0  # nominal clock when not synthesizing
+    synth: bool = False
+    sram_bytes: int = 32 * 1024
+    seed: int = 0
+    storage: str | None = None  # default: sqlite:///OUT/study.db
+    study_name: str = "mpsim-nas"
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise ValueError(f"unknown NAS benchmark {self.benchmark!r}: expected one of {', '.join(BENCHMARKS)}")
+        for name in ("trials", "epochs", "batch_size", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not self.fmax_mhz > 0:
+            raise ValueError(f"fmax_mhz must be positive, not {self.fmax_mhz!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a trial sampled: the network with per-layer precision and the array size."""
+
+    network: NetworkSpec
+    arch: str
+    array: tuple[int, int]
+
+
+def sample(trial: "optuna.trial.BaseTrial", space: SearchSpace, input_shape: tuple[int, ...], classes: int) -> Candidate:
+    """Draw a candidate; parameter names are stable so that NSGA-II can cross them over."""
+    arch = trial.suggest_categorical("arch", list(space.archs))
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if arch == "mlp":
+        depth = trial.suggest_categorical("mlp_depth", list(space.mlp_depths))
+        for i in range(depth):
+            layers.append(("Linear", {"out": trial.suggest_categorical(f"mlp_width_{i}", list(space.mlp_widths))}))
+        shape: tuple[int, ...] = (int(_prod(input_shape)),)
+    else:
+        depth = trial.suggest_categorical("cnn_depth", list(space.cnn_depths))
+        for i in range(depth):
+            k = trial.suggest_categorical(f"cnn_kernel_{i}", list(space.cnn_kernels))
+            channels = trial.suggest_categorical(f"cnn_channels_{i}", list(space.cnn_channels))
+            # the last convolution halves the map, as mpsim train's cnn does
+            stride = 2 if i == depth - 1 else 1
+            layers.append(("Conv2d", {"out": channels, "kernel": (k, k), "padding": (k // 2, k // 2), "stride": (stride, stride)}))
+        shape = input_shape
+    layers.append(("Linear", {"out": classes}))
+    specs = []
+    for i, (kind, args) in enumerate(layers):
+        acc = trial.suggest_categorical(f"acc_{i}", list(space.accs))
+        rounding = trial.suggest_categorical(f"rounding_{i}", list(space.roundings))
+        specs.append(LayerSpec(kind, mul=space.mul, acc=acc, rounding=rounding, **args))
+    array = _array_side(trial.suggest_categorical("array", list(space.arrays)))
+    return Candidate(NetworkSpec(shape, tuple(specs), f"{arch}-{trial.number}", classes), arch, array)
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def build_torch(network: NetworkSpec) -> Any:
+    """The fp32 torch model of a network description (ReLU between layers, flatten before a Linear)."""
+    from torch import nn
+
+    modules: list[Any] = []
+    shapes = network.shapes()
+    for i, (layer, (shape_in, _)) in enumerate(zip(network.layers, shapes)):
+        if i:
+            modules.append(nn.ReLU())
+        if layer.kind == "Linear":
+            if len(shape_in) != 1:
+                modules.append(nn.Flatten())
+            modules.append(nn.Linear(_prod(shape_in), layer.out))
+        else:
+            modules.append(nn.Conv2d(shape_in[0], layer.out, layer.kernel, stride=layer.stride, padding=layer.padding,
+                                     dilation=layer.dilation, groups=layer.groups))  # fmt: skip
+    return nn.Sequential(*modules)
+
+
+def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
+    """One :class:`LayerPrecision` override per GEMM layer: its operands, accumulator and rounding (as mpsim's FP8 presets)."""
+    from torch import nn
+
+    from mpsim.nn.config import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
+
+    names = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    overrides = []
+    for name, layer in zip(names, network.layers):
+        mul, rounding = layer.mul or "e4m3", layer.rounding or "nearest"
+        tensor = TensorQuant(mul, "nearest")
+        grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
+        gemm = GemmConfig(mul=None, acc=layer.acc or "fp32", rounding=rounding, fma=True)
+        overrides.append((name, LayerPrecision(weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm)))
+    return PrecisionConfig(overrides=tuple(overrides), seed=seed)
+
+
+def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[float, int, float]:
+    """Test accuracy after short emulated training: (accuracy, epochs run, seconds). Seeded."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from mpsim.nn import quantize_model
+    from mpsim.optim import QSGD, OptimPrecision
+
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = build_torch(network)
+    model, _ = quantize_model(model, precision_config(network, model, config.seed), strict=True)
+    optimizer = QSGD(model.parameters(), lr=config.lr, momentum=0.9, precision=OptimPrecision(seed=config.seed))
+    x_train = torch.from_numpy(data.x_train.reshape(len(data.x_train), *network.input_shape))
+    x_test = torch.from_numpy(data.x_test.reshape(len(data.x_test), *network.input_shape))
+    y_train, y_test = torch.from_numpy(data.y_train), torch.from_numpy(data.y_test)
+    shuffler = np.random.default_rng(config.seed)
+    accuracy, epochs = 0.0, 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.from_numpy(shuffler.permutation(len(x_train)))
+        for first in range(0, len(order), config.batch_size):
+            index = order[first : first + config.batch_size]
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x_train[index]), y_train[index]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
+        epochs = epoch + 1
+        # the cheap proxy: one epoch tells a network that will not learn from one that might
+        if epoch == 0 and config.proxy_threshold is not None and accuracy < config.proxy_threshold:
+            break
+    return accuracy, epochs, time.perf_counter() - start
+
+
+def array_for(candidate: Candidate, space: SearchSpace) -> "ArrayConfig":
+    """The array that runs every layer of the candidate: the widest accumulator, stochastic if any layer is."""
+    from hls_gen.emit import ArrayConfig
+    from mpsim.formats import parse_format
+
+    accs = [layer.acc or "fp32" for layer in candidate.network.layers]
+    widest = max(accs, key=lambda f: (parse_format(f).bits, parse_format(f).man_bits))
+    stochastic = [layer.rounding for layer in candidate.network.layers if layer.rounding and layer.rounding.startswith("stochastic")]
+    rounding = max(stochastic, key=lambda r: int(r.partition(":")[2] or 0)) if stochastic else "nearest"
+    rows, cols = candidate.array
+    return ArrayConfig(a_format=space.mul, acc_format=widest, rounding=rounding, rows=rows, cols=cols)
+
+
+def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) -> tuple[Any, dict[str, Any]]:
+    """(:class:`~hls_gen.perf_model.NetworkCost`, synthesis facts) of the candidate on its array."""
+    from hls_gen.perf_model import estimate
+
+    array = array_for(candidate, config.space)
+    facts: dict[str, Any] = {"array_config": array.name}
+    fmax, source = config.fmax_mhz, "nominal"
+    if config.synth:
+        from hls_gen.synth import SynthOptions, synthesize
+
+        report = synthesize(array, SynthOptions(pnr=True), cache=cache)
+        fmax, source = report.fmax_mhz, "nextpnr-ecp5 " + report.part
+        facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps)
+    cost = estimate(candidate.network, array, fmax_mhz=fmax, fmax_source=source, batch=config.batch, sram_bytes=config.sram_bytes)
+    return cost, facts
+
+
+def _objective(config: NASConfig, data: dict[str, Any], cache: Any) -> Any:
+    def objective(trial: "optuna.trial.Trial") -> tuple[float, float, float]:
+        arch_probe = trial.suggest_categorical("arch", list(config.space.archs))
+        dataset = data[arch_probe]
+        candidate = sample(trial, config.space, dataset.input_shape, dataset.num_classes)
+        cost, facts = hardware_cost(candidate, config, cache)
+        accuracy, epochs, seconds = train_accuracy(candidate.network, config, dataset)
+        trial.set_user_attr("network", candidate.network.to_dict())
+        trial.set_user_attr("array", f"{candidate.array[0]}x{candidate.array[1]}")
+        trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("train_seconds", round(seconds, 2))
+        trial.set_user_attr("cycles", cost.cycles)
+        trial.set_user_attr("utilisation", cost.utilisation)
+        trial.set_user_attr("macs", cost.macs)
+        trial.set_user_attr("fmax_mhz", cost.fmax_mhz)
+        trial.set_user_attr("fmax_source", cost.fmax_source)
+        for key, value in facts.items():
+            trial.set_user_attr(key, value)
+        return accuracy, cost.latency_us, cost.energy_uj
+
+    return objective
+
+
+def _datasets(config: NASConfig) -> dict[str, Any]:
+    from mpsim.data import load_dataset
+
+    # the same seeded split, flat for MLPs and as 1x8x8 images for CNNs
+    return {"mlp": load_dataset("digits", seed=config.seed), "cnn": load_dataset("digits-image", seed=config.seed)}
+
+
+def run_nas(config: NASConfig, out: "str | Path", *, progress: bool = True, cache: Any = None) -> "optuna.Study":
+    """Run (or resume) the study until it holds ``config.trials`` finished trials; write the results to ``out``."""
+    import optuna
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = config.storage or f"sqlite:///{out / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; Optuna's per-trial INFO lines would bury it
+    sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
+    study = optuna.create_study(study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True)
+    stored = study.user_attrs.get("nas_config")
+    mine = _config_dict(config)
+    if stored is None:
+        study.set_user_attr("nas_config", mine)
+    elif {k: v for k, v in stored.items() if k != "trials"} != {k: v for k, v in mine.items() if k != "trials"}:
+        raise ValueError(f"study {config.study_name!r} in {storage} was run with another configuration; use another --out or --study-name")
+    done = _finished(study)
+    data = _datasets(config)
+    objective = _objective(config, data, cache)
+    with tqdm(total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress) as bar:
+        while _finished(study) < config.trials:
+            study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
+            bar.n = min(_finished(study), config.trials)
+            front = len(study.best_trials)
+            bar.set_postfix(front=front)
+            bar.refresh()
+    write_results(study, out)
+    return study
+
+
+def _finished(study: "optuna.Study") -> int:
+    import optuna
+
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+
+
+def _config_dict(config: NASConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["space"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["space"].items()}
+    return json.loads(json.dumps(data))
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows not dominated in (accuracy up, latency down, energy down)."""
+
+    def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        ge = a["accuracy"] >= b["accuracy"] and a["latency_us"] <= b["latency_us"] and a["energy_uj"] <= b["energy_uj"]
+        gt = a["accuracy"] > b["accuracy"] or a["latency_us"] < b["latency_us"] or a["energy_uj"] < b["energy_uj"]
+        return ge and gt
+
+    return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+
+
+def _rows(study: "optuna.Study") -> list[dict[str, Any]]:
+    import optuna
+
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        accuracy, latency, energy = t.values
+        net = t.user_attrs.get("network", {})
+        layers = net.get("layers", [])
+        rows.append({
+            "trial": t.number, "accuracy": accuracy, "latency_us": latency, "energy_uj": energy,
+            "arch": t.params.get("arch"), "array": t.user_attrs.get("array"), "array_config": t.user_attrs.get("array_config"),
+            "layers": " ".join(_layer_token(layer) for layer in layers), "cycles": t.user_attrs.get("cycles"),
+            "utilisation": t.user_attrs.get("utilisation"), "macs": t.user_attrs.get("macs"), "fmax_mhz": t.user_attrs.get("fmax_mhz"),
+            "epochs": t.user_attrs.get("epochs"), "train_seconds": t.user_attrs.get("train_seconds"), "network": net,
+        })  # fmt: skip
+    return rows
+
+
+def _layer_token(layer: dict[str, Any]) -> str:
+    shape = f"L{layer['out_features']}" if layer["kind"] == "Linear" else f"C{layer['out_channels']}k{layer['kernel'][0]}"
+    rounding = "sr" if str(layer.get("rounding", "")).startswith("stochastic") else "rn"
+    return f"{shape}/{layer.get('acc')}/{rounding}"
+
+
+def write_results(study: "optuna.Study", out: "str | Path") -> dict[str, Path]:
+    """``pareto.json``, ``pareto.csv``, ``trials.csv`` and ``pareto.png`` (accuracy vs latency and vs energy)."""
+    out = Path(out)
+    rows = _rows(study)
+    front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
+    paths = {"pareto_json": out / "pareto.json", "pareto_csv": out / "pareto.csv", "trials_csv": out / "trials.csv", "plot": out / "pareto.png"}
+    summary = {"study": study.study_name, "objectives": dict(zip(OBJECTIVES, DIRECTIONS)), "trials": len(rows), "front": front,
+               "config": study.user_attrs.get("nas_config")}  # fmt: skip
+    paths["pareto_json"].write_text(json.dumps(summary, indent=1) + "\n")
+    flat = [c for c in (rows[0] if rows else {}) if c != "network"]
+    for path, table in ((paths["pareto_csv"], front), (paths["trials_csv"], sorted(rows, key=lambda r: r["trial"]))):
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=flat, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(table)
+    if rows:
+        plot_pareto(rows, front, paths["plot"])
+    return paths
+
+
+def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path) -> None:
+    """Two panels: accuracy vs latency (colour: energy) and accuracy vs energy (colour: latency), front marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib.ticker import NullFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    on_front = {r["trial"] for r in front}
+    low = min(r["accuracy"] for r in rows)
+    ylim = (max(0.0, low - 0.03), min(1.0, max(r["accuracy"] for r in rows) + 0.02))
+    for ax, x, colour, label in ((axes[0], "latency_us", "energy_uj", "energy (µJ)"), (axes[1], "energy_uj", "latency_us", "latency (µs)")):
+        xs = [r[x] for r in rows]
+        ys = [r["accuracy"] for r in rows]
+        cs = [r[colour] for r in rows]
+        points = ax.scatter(xs, ys, c=cs, cmap="viridis", norm=matplotlib.colors.LogNorm(), s=28, alpha=0.8)
+        ax.scatter([r[x] for r in front], [r["accuracy"] for r in front], facecolors="none", edgecolors="red", s=80, linewidths=1.3, label="Pareto front")
+        for r in front:
+            if r["trial"] in on_front:
+                ax.annotate(r["array"], (r[x], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only; minor ones overlap
+        ax.set(xlabel=x.replace("_us", " (µs)").replace("_uj", " (µJ)"), ylabel="test accuracy", ylim=ylim)
+        ax.grid(alpha=0.3, which="both")
+        fig.colorbar(points, ax=ax, label=label)
+        ax.legend(loc="lower right")
+    fig.suptitle(f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front (red; labels: array size)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

