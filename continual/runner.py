@@ -61,7 +61,16 @@ def _make_strategy(config: RunConfig, model: torch.nn.Module, plugins: list[Any]
     elif name == "ewc":
         strategy = s.EWC(**common, plugins=plugins, ewc_lambda=config.ewc_lambda)
     elif name == "si":
+        from avalanche.training.plugins import SynapticIntelligencePlugin
+
+        from continual.si import CopyingSynapticIntelligencePlugin
+
+        # Avalanche's own SI plugin keeps views of the live weights on CPU, so its penalty is zero
+        # (continual/si.py): the strategy's plugin is replaced, in place, by one that copies them.
         strategy = s.SynapticIntelligence(**common, plugins=plugins, si_lambda=config.si_lambda)
+        index = next(i for i, p in enumerate(strategy.plugins) if type(p) is SynapticIntelligencePlugin)
+        upstream = strategy.plugins[index]
+        strategy.plugins[index] = CopyingSynapticIntelligencePlugin(si_lambda=upstream.si_lambda, eps=upstream.eps)
     elif name == "lwf":
         strategy = s.LwF(**common, plugins=plugins, alpha=config.lwf_alpha, temperature=config.lwf_temperature)
     else:
