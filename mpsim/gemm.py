@@ -43,6 +43,8 @@ _EMPTY_RAND = np.empty(0, dtype=np.int64)
 _FAST_MODES = (RoundingMode.NEAREST, RoundingMode.STOCHASTIC)
 #: Stochastic rounding of a pair rounded to odd in float64 reads man_bits + k bits below the leading one.
 MAX_PAIR_FRACTION_BITS = 51
+#: round_nearest_guarded's magic constant keeps a sum in its binade up to this many mantissa bits.
+MAX_GUARDED_MAN_BITS = 49
 TILE_ELEMENTS = 2048  # outputs of a parallel work item: 16 KiB of float64 accumulators
 #: False forces the general path (TwoSum + round_pair, quantize_scalar products): the tests' reference.
 _FAST_PATHS = True
@@ -63,6 +65,20 @@ def parse_order(order: "str | int") -> tuple[int, int]:
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")
     return gk.ORDER_BLOCKED, int(order)
+
+
+def _guarded_nearest(fmt: FloatFormat | FixedFormat | None) -> bool:
+    """Whether :func:`~mpsim.gemm_kernels.round_nearest_guarded` rounds into ``fmt``.
+
+    Its constants must be normal float64 numbers: ``2**(1024 - emax)`` and
+    ``1.5 * 2**(52 - man_bits - 1024 + emax)`` (formats with a large bias have ``emax <= 0``).
+    """
+    return (
+        isinstance(fmt, FloatFormat)
+        and fmt.man_bits <= MAX_GUARDED_MAN_BITS
+        and 1 <= fmt.emax
+        and fmt.emax - fmt.man_bits >= -50
+    )
 
 
 def exact_params(
@@ -92,6 +108,10 @@ def exact_params(
         r_down=np.uint64(r_down),
         r_up=np.uint64(r_up),
         zero=0.0 if p.unsigned_zero else -0.0,
+        emin_value=2.0**fmt.emin,
+        emax_bits=np.uint64((fmt.emax + 1023) << 52),
+        guard_scale=2.0 ** (1024 - fmt.emax) if _guarded_nearest(fmt) else math.nan,
+        magic_scale=1.5 * 2.0 ** (52 - fmt.man_bits - 1024 + fmt.emax) if _guarded_nearest(fmt) else math.nan,
     )
 
 
@@ -238,7 +258,9 @@ class GemmSpec:
             return gk.PROD_EXACT
         if self.mul_exact is None:
             return gk.PROD_GENERAL
-        return gk.PROD_STOCHASTIC if self.mul_rounding.stochastic else gk.PROD_NEAREST
+        if self.mul_rounding.stochastic:
+            return gk.PROD_STOCHASTIC
+        return gk.PROD_NEAREST_GUARDED if _guarded_nearest(self.mul) else gk.PROD_NEAREST
 
     def _step_kind(self, prod: Products, prod_kind: int, k_dim: int) -> int:
         if self._acc_is_binary32_nearest() and (self.mul is not None or fits(prod, _FP32, _FP32_PARAMS)):
@@ -246,7 +268,16 @@ class GemmSpec:
         if self.acc_exact is not None:
             grid, term_max = self._term_range(prod, prod_kind)
             if self._sums_exact(grid, term_max, k_dim):
-                return gk.STEP_STOCHASTIC if self.rounding.stochastic else gk.STEP_NEAREST
+                acc = self.acc
+                assert isinstance(acc, FloatFormat)
+                if not self.rounding.stochastic:
+                    if not _guarded_nearest(acc):
+                        return gk.STEP_NEAREST
+                    # on the finest grid nothing rounds to zero; only a pairwise tree adds two terms (-0 + -0)
+                    on_grid = grid >= acc.min_exponent and self.order != gk.ORDER_PAIRWISE
+                    return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
+                # the guarded step adds 2**emin to subnormal sums: exact when the terms are multiples of 2**(emin-52)
+                return gk.STEP_STOCHASTIC_GUARDED if grid >= acc.emin - 52 else gk.STEP_STOCHASTIC
         return gk.STEP_PAIR if self.acc_pair else gk.STEP_GENERAL
 
     def _acc_is_binary32_nearest(self) -> bool:

@@ -22,8 +22,19 @@ proves the conditions that make it exact):
   or :func:`round_exact_stochastic` (float formats with subnormals, any ``k``).
 * ``STEP_F32`` -- IEEE binary32, nearest, float32-valued terms: the float32
   hardware sum is the correctly rounded exact sum.
+* ``STEP_NEAREST_GUARDED`` / ``STEP_STOCHASTIC_GUARDED`` -- as the exact
+  kinds, without range checks in the loop (:func:`round_nearest_guarded`,
+  :func:`round_stochastic_guarded`): a sum that would need one (non-finite,
+  or in the format's top binade, where rounding may overflow) becomes NaN,
+  which every later sum keeps. A tile whose results hold a NaN is computed
+  again with the exact kinds (:func:`_checked`), so the guarded kinds give
+  their bits; they cost about half as many instructions per step.
+  ``STEP_NEAREST_ON_GRID`` (:func:`round_nearest_on_grid`) also drops the
+  subnormal clamp and the sign of zero, where every value summed is a
+  multiple of the accumulator's smallest quantum and every sum starts from +0.
 
-Products (``PROD_*``): exact, or rounded by the exact-value roundings or by
+Products (``PROD_*``): exact, or rounded by the exact-value roundings
+(``PROD_NEAREST_GUARDED``: guarded as the steps are) or by
 :func:`mpsim.kernels.quantize_scalar`.
 
 Random bits: the rounding of stage ``g`` (0: product, 1: sum consuming term or
@@ -73,6 +84,11 @@ STEP_PAIR = 1
 STEP_NEAREST = 2
 STEP_STOCHASTIC = 3
 STEP_F32 = 4
+# Guarded kinds (NaN where a range check is needed), numbered apart from every other product and step kind.
+STEP_NEAREST_GUARDED = 5
+STEP_STOCHASTIC_GUARDED = 6
+PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
+STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid, never -0
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
 
@@ -100,6 +116,10 @@ class ExactParams(NamedTuple):
     r_down: np.uint64  # r -> the random bits at the scale of the discarded bits: (r >> down) << up
     r_up: np.uint64
     zero: float  # +0.0 where the format has no -0 (adding it clears the sign of zero), else -0.0 (a no-op)
+    emin_value: float  # 2**emin
+    emax_bits: np.uint64  # float64 bits of 2**emax: from there up a rounding may overflow
+    guard_scale: float  # 2**(1024 - emax): 2**E times it is Inf exactly when E >= emax
+    magic_scale: float  # 1.5 * 2**(52 - man_bits) / guard_scale
 
 
 @numba.njit(inline="always")
@@ -226,6 +246,61 @@ def round_exact_nearest(s: float, x: ExactParams) -> float:
 
 
 @numba.njit(inline="always")
+def round_nearest_guarded(s: float, x: ExactParams) -> float:
+    """:func:`round_exact_nearest` of ``|s| < 2**emax`` (an exact float64 value); NaN for any other ``s``.
+
+    ``(s + c) - c`` with ``c = 1.5 * 2**(E + 52 - man_bits)`` (``E`` the
+    exponent of ``s``, at least ``emin``): ``s + c`` stays in ``c``'s binade
+    (``man_bits <= 49``), whose ulp is the format's quantum at ``s``, and the
+    float64 addition rounds it there, ties to even, for either sign (``c`` is
+    an even number of quanta). ``c`` is built as ``2**E * 2**(1024 - emax)``
+    times the rest: Inf from ``2**emax`` up (and for Inf or NaN ``s``), so
+    that the result is NaN exactly where a rounding might overflow. Below
+    ``2**emax`` the rounded magnitude is at most ``2**emax <= max``. The sign
+    is put back so that a value rounded to zero keeps it, as
+    :func:`round_exact_nearest` does.
+    """
+    bits = np.float64(s).view(np.uint64)
+    c = (max(np.uint64(bits & _U_EXP).view(np.float64), x.emin_value) * x.guard_scale) * x.magic_scale
+    v = (s + c) - c
+    return np.uint64(np.float64(v).view(np.uint64) | (bits & _U_SIGN)).view(np.float64)
+
+
+@numba.njit(inline="always")
+def round_nearest_on_grid(s: float, x: ExactParams) -> float:
+    """:func:`round_nearest_guarded` of a multiple of the format's smallest quantum, not -0.
+
+    Below ``2**emin`` such a value is a subnormal of the format, and the
+    unclamped ``c`` (``2**E`` may be below ``2**emin``, or 0 for zero) leaves
+    it unchanged as rounding must; no value rounds to zero, so no sign is lost.
+    """
+    c = (np.uint64(np.float64(s).view(np.uint64) & _U_EXP).view(np.float64) * x.guard_scale) * x.magic_scale
+    return (s + c) - c
+
+
+@numba.njit(inline="always")
+def round_stochastic_guarded(s: float, x: ExactParams, r: np.uint64) -> float:
+    """:func:`round_exact_stochastic` of ``|s| < 2**emax``; NaN for any other ``s``.
+
+    ``s`` must be a multiple of ``2**(emin - 52)``. The normal range is the
+    integer addition of :func:`round_exact_stochastic`; below the smallest
+    normal, ``2**emin`` is added first (exactly, by that condition), which
+    moves the magnitude into the binade whose quantum is the subnormal one,
+    and subtracted after (exactly: both are multiples of that quantum), so
+    one branch-free sequence serves both ranges. Below ``2**emax`` the result
+    is at most ``2**emax <= max``.
+    """
+    bits = np.float64(s).view(np.uint64)
+    a = bits & _U_ABS
+    bias = x.emin_value if a < x.emin_bits else 0.0
+    y = np.uint64(a).view(np.float64) + bias
+    big = (np.float64(y).view(np.uint64) + ((r >> x.r_down) << x.r_up)) & x.trunc
+    v = np.uint64(big).view(np.float64) - bias
+    v = np.nan if a >= x.emax_bits else v
+    return np.uint64(np.float64(v).view(np.uint64) | (bits & _U_SIGN)).view(np.float64)
+
+
+@numba.njit(inline="always")
 def round_exact_stochastic(s: float, x: ExactParams, r: np.uint64) -> float:
     """Stochastic rounding of the float64 ``s`` (an exact value) with the ``k`` random bits ``r``.
 
@@ -288,6 +363,8 @@ def _products(
         _products_nearest(scales, src, dst, mul_x)
     elif kind == PROD_STOCHASTIC:
         _products_stochastic(scales, src, dst, mul_x, bits)
+    elif kind == PROD_NEAREST_GUARDED:
+        _products_nearest_guarded(scales, src, dst, mul_x)
     else:
         _products_general(scales, src, dst, mul, bits)
 
@@ -304,6 +381,13 @@ def _products_nearest(scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_
     for r in range(dst.shape[0]):
         for j in range(dst.shape[1]):
             dst[r, j] = round_exact_nearest(scales[r] * np.float64(src[0, j]), mul_x) + mul_x.zero
+
+
+@numba.njit(cache=True)
+def _products_nearest_guarded(scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = round_nearest_guarded(scales[r] * np.float64(src[0, j]), mul_x) + mul_x.zero
 
 
 @numba.njit(cache=True)
@@ -352,7 +436,13 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
         return float32_sums
 
     def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
-        if kind == STEP_NEAREST:
+        if kind == STEP_NEAREST_ON_GRID:
+            _step_nearest_on_grid(x, scales, src, src_row, src_step, acc_x)
+        elif kind == STEP_NEAREST_GUARDED:
+            _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
+        elif kind == STEP_STOCHASTIC_GUARDED:
+            _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits)
+        elif kind == STEP_NEAREST:
             _step_nearest(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC:
             _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits)
@@ -381,6 +471,37 @@ def _step_nearest(
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
             x[r, j] = round_exact_nearest(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_nearest_guarded(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_nearest_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_nearest_on_grid(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_nearest_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_stochastic_guarded(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    acc_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
 
 
 @numba.njit(cache=True)
@@ -500,15 +621,48 @@ def _gemm_tile(
 ) -> None:  # fmt: skip
     """Outputs ``(z, i0..i1, j0..j1)``, in the order asked for."""
     # one tuple keeps the signatures below short (a parallel loop cannot take it whole: nested tuples)
-    g = GemmArgs(prod_kind, mul, mul_x, step_kind, acc, acc_x, order, block, source, key, offset)
     tile = _Tile(a, b, z, i0, i1, j0, j1)
-    shape = (i1 - i0, j1 - j0)
-    if order == ORDER_PAIRWISE and a.shape[2] > 1:
-        _store(out, tile, acc, _pairwise_tile(tile, g, rand))
-    elif step_kind == STEP_F32:  # float32 accumulators: float32 arithmetic without conversions
-        _store(out, tile, acc, _blocked_tile(tile, g, rand, np.zeros(shape, dtype=np.float32)))
-    else:
-        _store(out, tile, acc, _blocked_tile(tile, g, rand, np.zeros(shape)))
+    g = GemmArgs(prod_kind, mul, mul_x, step_kind, acc, acc_x, order, block, source, key, offset)
+    checked = GemmArgs(
+        _checked(prod_kind), mul, mul_x, _checked(step_kind), acc, acc_x, order, block, source, key, offset
+    )
+    guarded = checked.prod_kind != prod_kind or checked.step_kind != step_kind
+    # a guarded kind that met a value needing its range checked left a NaN (as a NaN input does): again, checked
+    if step_kind == STEP_F32 and not _pairwise(tile, g):  # float32 accumulators: no conversions
+        result32 = _blocked_tile(tile, g, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
+        if guarded and np.isnan(result32).any():
+            result32 = _blocked_tile(tile, checked, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
+        _store(out, tile, acc, result32)
+        return
+    result = _tile_results(tile, g, rand)
+    if guarded and np.isnan(result).any():
+        result = _tile_results(tile, checked, rand)
+    _store(out, tile, acc, result)
+
+
+@numba.njit(inline="always")
+def _checked(kind: int) -> int:
+    """The exact kind a guarded product or step kind stands for; other kinds: themselves."""
+    if kind == STEP_NEAREST_GUARDED or kind == STEP_NEAREST_ON_GRID:
+        return STEP_NEAREST
+    if kind == STEP_STOCHASTIC_GUARDED:
+        return STEP_STOCHASTIC
+    if kind == PROD_NEAREST_GUARDED:
+        return PROD_NEAREST
+    return kind
+
+
+@numba.njit(inline="always")
+def _pairwise(t: _Tile, g: GemmArgs) -> bool:
+    return g.order == ORDER_PAIRWISE and t.a.shape[2] > 1
+
+
+@numba.njit(inline="always")
+def _tile_results(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
+    """The tile's results in the order asked for, from float64 accumulators."""
+    if _pairwise(t, g):
+        return _pairwise_tile(t, g, rand)
+    return _blocked_tile(t, g, rand, np.zeros((t.i1 - t.i0, t.j1 - t.j0)))
 
 
 @numba.njit(cache=True)

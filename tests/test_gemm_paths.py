@@ -44,12 +44,26 @@ def _kinds(a: np.ndarray, b: np.ndarray, **kwargs) -> tuple[int, int]:
 
 
 def _assert_general_bits(monkeypatch: pytest.MonkeyPatch, a: np.ndarray, b: np.ndarray, **kwargs) -> None:
-    """qmatmul on the path it picks equals qmatmul forced onto the general path (NaN matches NaN)."""
+    """qmatmul on the path it picks equals qmatmul forced onto the general path (NaN matches NaN).
+
+    Where the path is a guarded kind, the exact kind it stands for (which
+    redoes a tile the guard stopped) is checked as well, taken for every tile.
+    """
     fast = qmatmul(a, b, **kwargs)
     with monkeypatch.context() as m:
         m.setattr(gemm, "_FAST_PATHS", False)
         general = qmatmul(a, b, **kwargs)
     assert_same_floats(fast, general)
+    picked = GemmSpec.kernel_kinds
+    with monkeypatch.context() as m:
+        m.setattr(GemmSpec, "kernel_kinds", lambda self, a3, b3: tuple(gk._checked(k) for k in picked(self, a3, b3)))
+        assert_same_floats(qmatmul(a, b, **kwargs), general)
+
+
+def _nearest_step(acc: str, order: "str | int", operand_lsb: int) -> int:
+    """The guarded nearest step for terms on a grid of ``2**operand_lsb``."""
+    on_grid = 2 * operand_lsb >= mpsim.parse_format(acc).min_exponent and order != "pairwise"
+    return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
 
 
 def _with_edges(rng: np.random.Generator, a_shape: tuple, b_shape: tuple, fmt: str, specials: bool) -> tuple:
@@ -101,21 +115,23 @@ def test_exact_sum_path_equals_general(monkeypatch, order, acc, rounding, satura
     rng = np.random.default_rng(abs(hash((order, acc, rounding, specials))) % 2**32)
     a, b = _with_edges(rng, (2, 5, 11), (11, 23), "e4m3", specials)
     kwargs = dict(acc=acc, rounding=rounding, fma=True, order=order, saturate=saturate)
-    step = gk.STEP_STOCHASTIC if mpsim.parse_rounding(rounding).stochastic else gk.STEP_NEAREST
+    e4m3_lsb = mpsim.parse_format("e4m3").min_exponent  # the operands hold e4m3's smallest subnormal
+    stochastic = mpsim.parse_rounding(rounding).stochastic
+    step = gk.STEP_STOCHASTIC_GUARDED if stochastic else _nearest_step(acc, order, e4m3_lsb)
     assert _kinds(a, b, **kwargs) == (gk.PROD_EXACT, step)
     _assert_general_bits(monkeypatch, a, b, seed=7, **kwargs)
 
 
 # (inputs, mul, mul_rounding, acc, rounding, specials, product kind)
 MUL_CONFIGS = [
-    ("e4m3", "e5m2", "nearest", "e5m6", "nearest", True, gk.PROD_NEAREST),
-    ("e4m3", "e4m3fnuz", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST),  # -0 products become +0
+    ("e4m3", "e5m2", "nearest", "e5m6", "nearest", True, gk.PROD_NEAREST_GUARDED),
+    ("e4m3", "e4m3fnuz", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST_GUARDED),  # -0 products become +0
     ("e4m3", "e5m2fnuz", "stochastic:5", "fp16", "stochastic:8", True, gk.PROD_STOCHASTIC),
     ("e4m3", "e3m4", "stochastic", "bf16", "nearest", True, gk.PROD_STOCHASTIC),
     ("e4m3", "bf16", "nearest", "bf16", "stochastic:4", True, gk.PROD_EXACT),  # e4m3 products fit bf16
-    ("e2m1", "e5m2", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST),  # 4-bit products, 3-bit format
+    ("e2m1", "e5m2", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST_GUARDED),  # 4-bit products, 3-bit format
     ("e2m1", "e4m3", "nearest", "fp16", "nearest", False, gk.PROD_EXACT),
-    ("e2m1", "e4m3", "nearest", "fp16", "nearest", True, gk.PROD_NEAREST),  # Inf products: e4m3 has no Inf
+    ("e2m1", "e4m3", "nearest", "fp16", "nearest", True, gk.PROD_NEAREST_GUARDED),  # Inf products: e4m3 has no Inf
 ]
 
 
@@ -170,7 +186,7 @@ def test_pair_path_ties_and_cell_edges(monkeypatch, rounding):
     ("data", "mul", "prod_kind"),
     [
         ("e4m3", None, gk.PROD_EXACT), ("bf16", None, gk.PROD_EXACT),
-        ("wide", "fp32", gk.PROD_NEAREST), ("wide", "e5m2", gk.PROD_NEAREST),
+        ("wide", "fp32", gk.PROD_NEAREST_GUARDED), ("wide", "e5m2", gk.PROD_NEAREST_GUARDED),
     ],  # fmt: skip
 )
 def test_float32_hardware_path_equals_general(monkeypatch, order, data, mul, prod_kind):
@@ -211,7 +227,7 @@ def test_lfsr_bits_reach_the_fast_paths_unchanged(monkeypatch):
     rng = np.random.default_rng(4)
     a, b = _with_edges(rng, (4, 9), (9, 6), "e4m3", specials=False)
     kwargs = dict(mul="e5m2", mul_rounding="stochastic:7", acc="fp16", rounding="stochastic:7", order="pairwise")
-    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC, gk.STEP_STOCHASTIC)
+    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC, gk.STEP_STOCHASTIC_GUARDED)
     fast = qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs)
     monkeypatch.setattr(gemm, "_FAST_PATHS", False)
     assert_same_floats(fast, qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs))
@@ -227,7 +243,7 @@ def test_lfsr_bits_reach_the_fast_paths_unchanged(monkeypatch):
         (dict(acc="e8m7ns", fma=True), (gk.PROD_EXACT, gk.STEP_GENERAL)),  # no subnormals
         (dict(acc="fp16", rounding="toward_zero", fma=True), (gk.PROD_EXACT, gk.STEP_GENERAL)),
         (dict(acc="q4.11", fma=True), (gk.PROD_EXACT, gk.STEP_GENERAL)),
-        (dict(mul="q3.8", acc="fp16"), (gk.PROD_GENERAL, gk.STEP_NEAREST)),  # fixed-point terms: exact sums
+        (dict(mul="q3.8", acc="fp16"), (gk.PROD_GENERAL, gk.STEP_NEAREST_ON_GRID)),  # fixed-point terms: exact sums
         (dict(mul="fp16", mul_rounding="up", acc="fp32"), (gk.PROD_GENERAL, gk.STEP_F32)),
     ],
 )
@@ -245,7 +261,7 @@ def test_narrow_accumulators_are_exact_for_any_length():
     a = mpsim.quantize(np.linspace(-448, 448, 2 * 100_000, dtype=np.float32).reshape(2, -1), "e4m3")
     b = np.ascontiguousarray(a.T)
     for acc in ("e5m6", "fp16"):
-        assert _kinds(a, b, acc=acc, fma=True) == (gk.PROD_EXACT, gk.STEP_NEAREST)
+        assert _kinds(a, b, acc=acc, fma=True) == (gk.PROD_EXACT, gk.STEP_NEAREST_ON_GRID)
     assert _kinds(a, b, acc="bf16", fma=True) == (gk.PROD_EXACT, gk.STEP_PAIR)  # 2**129 over a 2**-18 grid
 
 
@@ -327,6 +343,95 @@ def test_exact_value_roundings_equal_quantize_scalar(fmt, k, saturate):
     clear = 0.0 if f.specials == "fnuz" else -0.0  # their -0 is cleared when a product's outputs are stored
     assert_same_floats(nearest + clear, general_nearest, values)
     assert_same_floats(stochastic + clear, general_stochastic, values)
+
+
+@numba.njit
+def _guarded_roundings(values, draws, x, nearest, on_grid, stochastic):
+    for i in range(values.size):
+        nearest[i] = gk.round_nearest_guarded(values[i], x)
+        on_grid[i] = gk.round_nearest_on_grid(values[i], x)
+        stochastic[i] = gk.round_stochastic_guarded(values[i], x, np.uint64(draws[i]))
+
+
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "e4m3", "e4m3fnuz", "e3m2", "e2m1", "fp32", "e5m6"])
+@pytest.mark.parametrize("k", [1, 8, 29, 62])
+def test_guarded_roundings_equal_quantize_scalar_below_two_to_emax(fmt, k):
+    """The guarded roundings give quantize_scalar's bits below 2**emax and NaN from there up.
+
+    The stochastic one on multiples of 2**(emin - 52), the on-grid nearest one
+    on multiples of the smallest quantum (not -0), as their callers guarantee.
+    """
+    f = mpsim.parse_format(fmt)
+    rng = np.random.default_rng(abs(hash((fmt, k, "guarded"))) % 2**32)
+    values, draws = _boundary_values(f, k, rng, 300)
+    values[: values.size // 3] = np.round(values[: values.size // 3] / 2.0**f.min_exponent) * 2.0**f.min_exponent
+    want = {}
+    for rounding in ("nearest", f"stochastic:{k}"):
+        p = kernel_params(f, mpsim.parse_rounding(rounding))
+        want[rounding] = np.array([quantize_scalar(v, p, int(r)) for v, r in zip(values, draws)])
+    rule = mpsim.parse_rounding("nearest")
+    nearest, on_grid, stochastic = (np.empty_like(values) for _ in range(3))
+    with np.errstate(invalid="ignore"):
+        _guarded_roundings(values, draws, exact_params(f, rule, kernel_params(f, rule)), nearest, on_grid, stochastic)
+    inside = np.nan_to_num(np.abs(values), nan=np.inf) < 2.0**f.emax  # False for Inf and NaN
+    finite = np.where(np.isfinite(values), values, 0.5)  # fmod of specials: a non-multiple, no warning
+    assert np.isnan(nearest[~inside]).all() and np.isnan(on_grid[~inside]).all() and np.isnan(stochastic[~inside]).all()
+    clear = 0.0 if f.specials == "fnuz" else -0.0  # their -0 is cleared when a product's outputs are stored
+    assert_same_floats(nearest[inside] + clear, want["nearest"][inside], values[inside])
+    grid = inside & (np.fmod(finite, 2.0**f.min_exponent) == 0) & ~((values == 0) & np.signbit(values))
+    assert grid.sum() > 100
+    assert_same_floats(on_grid[grid] + clear, want["nearest"][grid], values[grid])
+    fine = inside & (np.fmod(finite, 2.0 ** (f.emin - 52)) == 0)
+    assert fine.sum() > 100
+    stochastic_rule = mpsim.parse_rounding(f"stochastic:{k}")
+    sr = np.empty_like(values)
+    with np.errstate(invalid="ignore"):
+        x = exact_params(f, stochastic_rule, kernel_params(f, stochastic_rule))
+        _guarded_roundings(values, draws, x, np.empty_like(values), np.empty_like(values), sr)
+    assert_same_floats(sr[fine] + clear, want[f"stochastic:{k}"][fine], values[fine])
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize(
+    ("acc", "rounding", "saturate"),
+    [("e5m6", "nearest", None), ("e5m6", "nearest", True), ("fp16", "stochastic:8", True), ("e4m3", "nearest", True)],
+)
+def test_a_guard_recomputes_only_what_it_must(monkeypatch, order, acc, rounding, saturate):
+    """Sums that climb into the top binade or overflow, then come back, in some tiles of many.
+
+    Row 0 of ``a`` with columns 0 and 1 of ``b`` overflows the accumulator
+    (a saturating one then recovers), row 1 passes through the top binade
+    without overflowing; every other output stays small. The guarded kinds must hand
+    those tiles to the checked ones and keep the rest.
+    """
+    f = mpsim.parse_format(acc)
+    big = mpsim.quantize(np.float32(np.sqrt(f.max)), "e4m3", rounding="toward_zero")  # two such products overflow
+    rng = np.random.default_rng(6)
+    a = mpsim.quantize(rng.standard_normal((40, 8)).astype(np.float32), "e4m3")
+    b = mpsim.quantize(rng.standard_normal((8, 70)).astype(np.float32), "e4m3")
+    a[0, :4], b[:4, 0] = [big, big, -big, -big], [big, big, big, big]
+    a[1, :4], b[:4, 1] = [big, -big, big, -big], [big * 0.75, big * 0.75, big * 0.75, big * 0.75]
+    b[:4, 1] = mpsim.quantize(b[:4, 1], "e4m3")
+    kwargs = dict(acc=acc, rounding=rounding, fma=True, order=order, saturate=saturate, seed=4)
+    assert gk._checked(_kinds(a, b, **kwargs)[1]) != _kinds(a, b, **kwargs)[1]  # a guarded kind is picked
+    monkeypatch.setattr(gemm, "TILE_ELEMENTS", 64)
+    _assert_general_bits(monkeypatch, a, b, **kwargs)
+    out = qmatmul(a, b, **kwargs)
+    if saturate is None:
+        assert np.isinf(out[0, 0]) or np.isnan(out[0, 0])  # overflowed for good
+    assert np.isfinite(out[1:]).all() and np.isfinite(out[0, 2:]).all()  # (0, 1) overflows too
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic:4"])
+def test_formats_below_one_keep_the_checked_nearest_step(monkeypatch, rounding):
+    """A large bias puts emax below 1: the guarded nearest constants would overflow, so the checked step runs."""
+    acc = mpsim.FloatFormat(3, 2, bias=20)  # emin -19, emax -14
+    rng = np.random.default_rng(12)
+    a = mpsim.quantize((rng.standard_normal((6, 9)) * 2.0**-8).astype(np.float32), "e4m3")
+    b = mpsim.quantize((rng.standard_normal((9, 5)) * 2.0**-8).astype(np.float32), "e4m3")
+    step = gk.STEP_STOCHASTIC_GUARDED if rounding != "nearest" else gk.STEP_NEAREST
+    assert _kinds(a, b, acc=acc, rounding=rounding, fma=True) == (gk.PROD_EXACT, step)
+    _assert_general_bits(monkeypatch, a, b, acc=acc, rounding=rounding, fma=True, seed=5)
 
 
 @numba.njit
