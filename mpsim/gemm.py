@@ -67,16 +67,18 @@ def parse_order(order: "str | int") -> tuple[int, int]:
     return gk.ORDER_BLOCKED, int(order)
 
 
-def _guarded_nearest(fmt: FloatFormat | FixedFormat | None) -> bool:
-    """Whether :func:`~mpsim.gemm_kernels.round_nearest_guarded` rounds into ``fmt``.
+def _guardable(fmt: FloatFormat | FixedFormat | None) -> bool:
+    """Whether the guarded roundings of :mod:`mpsim.gemm_kernels` take ``fmt``.
 
-    Its constants must be normal float64 numbers: ``2**(1024 - emax)`` and
-    ``1.5 * 2**(52 - man_bits - 1024 + emax)`` (formats with a large bias have ``emax <= 0``).
+    Their constants must be normal float64 numbers (``2**(1024 - emax)``,
+    ``2**(emax - 1024)``, ``1.5 * 2**(52 - man_bits - 1024 + emax)``; a large
+    bias gives ``emax <= 0``), and the nearest one's sums stay in their binade
+    up to ``MAX_GUARDED_MAN_BITS``.
     """
     return (
         isinstance(fmt, FloatFormat)
         and fmt.man_bits <= MAX_GUARDED_MAN_BITS
-        and 1 <= fmt.emax
+        and 2 <= fmt.emax
         and fmt.emax - fmt.man_bits >= -50
     )
 
@@ -110,8 +112,9 @@ def exact_params(
         zero=0.0 if p.unsigned_zero else -0.0,
         emin_value=2.0**fmt.emin,
         emax_bits=np.uint64((fmt.emax + 1023) << 52),
-        guard_scale=2.0 ** (1024 - fmt.emax) if _guarded_nearest(fmt) else math.nan,
-        magic_scale=1.5 * 2.0 ** (52 - fmt.man_bits - 1024 + fmt.emax) if _guarded_nearest(fmt) else math.nan,
+        guard_scale=2.0 ** (1024 - fmt.emax) if _guardable(fmt) else math.nan,
+        magic_scale=1.5 * 2.0 ** (52 - fmt.man_bits - 1024 + fmt.emax) if _guardable(fmt) else math.nan,
+        unguard_scale=2.0 ** (fmt.emax - 1024) if _guardable(fmt) else math.nan,
     )
 
 
@@ -150,17 +153,19 @@ class Products(NamedTuple):
     lsb: int  # each is a multiple of 2**lsb
     sig: int  # ... with at most sig significant bits
     max: float  # ... and magnitude at most max
-    inf: bool  # an operand holds an infinity (NaNs need no care: every path propagates them)
+    inf: bool  # an operand holds an infinity
+    nan: bool = False  # an operand holds a NaN (every path propagates them)
 
 
 def products_of(a3: np.ndarray, b3: np.ndarray) -> Products:
     """:class:`Products` of two contiguous float32 operands (one pass over each)."""
-    a_max, a_lsb, a_sig, a_inf, _ = gk.operand_stats(a3.reshape(-1).view(np.uint32))
-    b_max, b_lsb, b_sig, b_inf, _ = gk.operand_stats(b3.reshape(-1).view(np.uint32))
+    a_max, a_lsb, a_sig, a_inf, a_nan = gk.operand_stats(a3.reshape(-1).view(np.uint32))
+    b_max, b_lsb, b_sig, b_inf, b_nan = gk.operand_stats(b3.reshape(-1).view(np.uint32))
+    inf, nan = a_inf or b_inf, a_nan or b_nan
     if gk.LSB_NONE in (a_lsb, b_lsb):  # no nonzero finite product: any grid will do
-        return Products(lsb=gk.LSB_NONE, sig=0, max=0.0, inf=a_inf or b_inf)
+        return Products(lsb=gk.LSB_NONE, sig=0, max=0.0, inf=inf, nan=nan)
     magnitude = float(np.uint32(a_max).view(np.float32)) * float(np.uint32(b_max).view(np.float32))  # exact
-    return Products(lsb=a_lsb + b_lsb, sig=a_sig + b_sig, max=magnitude, inf=a_inf or b_inf)
+    return Products(lsb=a_lsb + b_lsb, sig=a_sig + b_sig, max=magnitude, inf=inf, nan=nan)
 
 
 def fits(prod: Products, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams) -> bool:
@@ -260,7 +265,7 @@ class GemmSpec:
             return gk.PROD_GENERAL
         if self.mul_rounding.stochastic:
             return gk.PROD_STOCHASTIC
-        return gk.PROD_NEAREST_GUARDED if _guarded_nearest(self.mul) else gk.PROD_NEAREST
+        return gk.PROD_NEAREST_GUARDED if _guardable(self.mul) else gk.PROD_NEAREST
 
     def _step_kind(self, prod: Products, prod_kind: int, k_dim: int) -> int:
         if self._acc_is_binary32_nearest() and (self.mul is not None or fits(prod, _FP32, _FP32_PARAMS)):
@@ -270,12 +275,14 @@ class GemmSpec:
             if self._sums_exact(grid, term_max, k_dim):
                 acc = self.acc
                 assert isinstance(acc, FloatFormat)
+                # on the finest grid nothing rounds to zero; only a pairwise tree adds two terms (-0 + -0)
+                on_grid = grid >= acc.min_exponent and self.order != gk.ORDER_PAIRWISE
                 if not self.rounding.stochastic:
-                    if not _guarded_nearest(acc):
+                    if not _guardable(acc):
                         return gk.STEP_NEAREST
-                    # on the finest grid nothing rounds to zero; only a pairwise tree adds two terms (-0 + -0)
-                    on_grid = grid >= acc.min_exponent and self.order != gk.ORDER_PAIRWISE
                     return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
+                if on_grid and _guardable(acc) and not (prod.nan or prod.inf):
+                    return gk.STEP_STOCHASTIC_ON_GRID  # (adding r to the bits of a NaN could carry out of it)
                 # the guarded step adds 2**emin to subnormal sums: exact when the terms are multiples of 2**(emin-52)
                 return gk.STEP_STOCHASTIC_GUARDED if grid >= acc.emin - 52 else gk.STEP_STOCHASTIC
         return gk.STEP_PAIR if self.acc_pair else gk.STEP_GENERAL

@@ -26,12 +26,15 @@ proves the conditions that make it exact):
   kinds, without range checks in the loop (:func:`round_nearest_guarded`,
   :func:`round_stochastic_guarded`): a sum that would need one (non-finite,
   or in the format's top binade, where rounding may overflow) becomes NaN,
-  which every later sum keeps. A tile whose results hold a NaN is computed
+  which every later sum keeps. A tile whose results are not all finite is computed
   again with the exact kinds (:func:`_checked`), so the guarded kinds give
   their bits; they cost about half as many instructions per step.
-  ``STEP_NEAREST_ON_GRID`` (:func:`round_nearest_on_grid`) also drops the
-  subnormal clamp and the sign of zero, where every value summed is a
-  multiple of the accumulator's smallest quantum and every sum starts from +0.
+  ``STEP_NEAREST_ON_GRID`` / ``STEP_STOCHASTIC_ON_GRID``
+  (:func:`round_nearest_on_grid`, :func:`round_stochastic_on_grid`) also
+  drop the subnormal range and the sign of zero, where every value summed is
+  a multiple of the accumulator's smallest quantum and every sum starts from
+  +0 (the stochastic one leaves Inf rather than NaN: any non-finite result
+  sends the tile to the checked kinds).
 
 Products (``PROD_*``): exact, or rounded by the exact-value roundings
 (``PROD_NEAREST_GUARDED``: guarded as the steps are) or by
@@ -89,6 +92,7 @@ STEP_NEAREST_GUARDED = 5
 STEP_STOCHASTIC_GUARDED = 6
 PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
 STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid, never -0
+STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
 
@@ -120,6 +124,7 @@ class ExactParams(NamedTuple):
     emax_bits: np.uint64  # float64 bits of 2**emax: from there up a rounding may overflow
     guard_scale: float  # 2**(1024 - emax): 2**E times it is Inf exactly when E >= emax
     magic_scale: float  # 1.5 * 2**(52 - man_bits) / guard_scale
+    unguard_scale: float  # 1 / guard_scale
 
 
 @numba.njit(inline="always")
@@ -276,6 +281,23 @@ def round_nearest_on_grid(s: float, x: ExactParams) -> float:
     """
     c = (np.uint64(np.float64(s).view(np.uint64) & _U_EXP).view(np.float64) * x.guard_scale) * x.magic_scale
     return (s + c) - c
+
+
+@numba.njit(inline="always")
+def round_stochastic_on_grid(s: float, x: ExactParams, r: np.uint64) -> float:
+    """:func:`round_stochastic_guarded` of a multiple of the format's smallest quantum, not -0; Inf or NaN from ``2**emax`` up.
+
+    The random bits are added to the float64 bits with their sign (the
+    magnitude is the low 63 bits), then the bits below the quantum cleared.
+    Below ``2**emin`` such a value has no bits below its float64 exponent's
+    ``man_bits`` (it is a subnormal of the format), so nothing changes, as
+    rounding must. Scaling ``s`` by ``2**(1024 - emax)`` and back first is
+    exact below ``2**emax`` and gives Inf from there up, which the addition and
+    truncation keep Inf. A NaN's bits could carry into the sign: its callers
+    have no Inf or NaN operands, so no sum is NaN.
+    """
+    bits = np.float64((s * x.guard_scale) * x.unguard_scale).view(np.uint64)
+    return np.uint64((bits + ((r >> x.r_down) << x.r_up)) & (x.trunc | _U_SIGN)).view(np.float64)
 
 
 @numba.njit(inline="always")
@@ -442,6 +464,8 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
             _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC_GUARDED:
             _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits)
+        elif kind == STEP_STOCHASTIC_ON_GRID:
+            _step_stochastic_on_grid(x, scales, src, src_row, src_step, acc_x, bits)
         elif kind == STEP_NEAREST:
             _step_nearest(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC:
@@ -502,6 +526,17 @@ def _step_stochastic_guarded(
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
             x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
+
+
+@numba.njit(cache=True)
+def _step_stochastic_on_grid(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    acc_x: ExactParams, bits: np.ndarray,
+) -> None:  # fmt: skip
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
 
 
 @numba.njit(cache=True)
@@ -627,15 +662,15 @@ def _gemm_tile(
         _checked(prod_kind), mul, mul_x, _checked(step_kind), acc, acc_x, order, block, source, key, offset
     )
     guarded = checked.prod_kind != prod_kind or checked.step_kind != step_kind
-    # a guarded kind that met a value needing its range checked left a NaN (as a NaN input does): again, checked
+    # a guarded kind that met a value needing its range checked left a NaN or Inf (as such inputs do): again, checked
     if step_kind == STEP_F32 and not _pairwise(tile, g):  # float32 accumulators: no conversions
         result32 = _blocked_tile(tile, g, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
-        if guarded and np.isnan(result32).any():
+        if guarded and not np.isfinite(result32).all():
             result32 = _blocked_tile(tile, checked, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
         _store(out, tile, acc, result32)
         return
     result = _tile_results(tile, g, rand)
-    if guarded and np.isnan(result).any():
+    if guarded and not np.isfinite(result).all():
         result = _tile_results(tile, checked, rand)
     _store(out, tile, acc, result)
 
@@ -645,7 +680,7 @@ def _checked(kind: int) -> int:
     """The exact kind a guarded product or step kind stands for; other kinds: themselves."""
     if kind == STEP_NEAREST_GUARDED or kind == STEP_NEAREST_ON_GRID:
         return STEP_NEAREST
-    if kind == STEP_STOCHASTIC_GUARDED:
+    if kind == STEP_STOCHASTIC_GUARDED or kind == STEP_STOCHASTIC_ON_GRID:
         return STEP_STOCHASTIC
     if kind == PROD_NEAREST_GUARDED:
         return PROD_NEAREST

@@ -60,10 +60,12 @@ def _assert_general_bits(monkeypatch: pytest.MonkeyPatch, a: np.ndarray, b: np.n
         assert_same_floats(qmatmul(a, b, **kwargs), general)
 
 
-def _nearest_step(acc: str, order: "str | int", operand_lsb: int) -> int:
-    """The guarded nearest step for terms on a grid of ``2**operand_lsb``."""
+def _guarded_step(acc: str, order: "str | int", operand_lsb: int, stochastic: bool, specials: bool) -> int:
+    """The guarded step for terms on a grid of ``2**(2 * operand_lsb)``, Inf and NaN operands or not."""
     on_grid = 2 * operand_lsb >= mpsim.parse_format(acc).min_exponent and order != "pairwise"
-    return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
+    if not stochastic:
+        return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
+    return gk.STEP_STOCHASTIC_ON_GRID if on_grid and not specials else gk.STEP_STOCHASTIC_GUARDED
 
 
 def _with_edges(rng: np.random.Generator, a_shape: tuple, b_shape: tuple, fmt: str, specials: bool) -> tuple:
@@ -116,8 +118,7 @@ def test_exact_sum_path_equals_general(monkeypatch, order, acc, rounding, satura
     a, b = _with_edges(rng, (2, 5, 11), (11, 23), "e4m3", specials)
     kwargs = dict(acc=acc, rounding=rounding, fma=True, order=order, saturate=saturate)
     e4m3_lsb = mpsim.parse_format("e4m3").min_exponent  # the operands hold e4m3's smallest subnormal
-    stochastic = mpsim.parse_rounding(rounding).stochastic
-    step = gk.STEP_STOCHASTIC_GUARDED if stochastic else _nearest_step(acc, order, e4m3_lsb)
+    step = _guarded_step(acc, order, e4m3_lsb, mpsim.parse_rounding(rounding).stochastic, specials)
     assert _kinds(a, b, **kwargs) == (gk.PROD_EXACT, step)
     _assert_general_bits(monkeypatch, a, b, seed=7, **kwargs)
 
@@ -346,11 +347,12 @@ def test_exact_value_roundings_equal_quantize_scalar(fmt, k, saturate):
 
 
 @numba.njit
-def _guarded_roundings(values, draws, x, nearest, on_grid, stochastic):
+def _guarded_roundings(values, draws, x, nearest, on_grid, stochastic, stochastic_on_grid):
     for i in range(values.size):
         nearest[i] = gk.round_nearest_guarded(values[i], x)
         on_grid[i] = gk.round_nearest_on_grid(values[i], x)
         stochastic[i] = gk.round_stochastic_guarded(values[i], x, np.uint64(draws[i]))
+        stochastic_on_grid[i] = gk.round_stochastic_on_grid(values[i], x, np.uint64(draws[i]))
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16", "e4m3", "e4m3fnuz", "e3m2", "e2m1", "fp32", "e5m6"])
@@ -370,12 +372,12 @@ def test_guarded_roundings_equal_quantize_scalar_below_two_to_emax(fmt, k):
         p = kernel_params(f, mpsim.parse_rounding(rounding))
         want[rounding] = np.array([quantize_scalar(v, p, int(r)) for v, r in zip(values, draws)])
     rule = mpsim.parse_rounding("nearest")
-    nearest, on_grid, stochastic = (np.empty_like(values) for _ in range(3))
-    with np.errstate(invalid="ignore"):
-        _guarded_roundings(values, draws, exact_params(f, rule, kernel_params(f, rule)), nearest, on_grid, stochastic)
+    nearest, on_grid, _, _ = out = [np.empty_like(values) for _ in range(4)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        _guarded_roundings(values, draws, exact_params(f, rule, kernel_params(f, rule)), *out)
     inside = np.nan_to_num(np.abs(values), nan=np.inf) < 2.0**f.emax  # False for Inf and NaN
     finite = np.where(np.isfinite(values), values, 0.5)  # fmod of specials: a non-multiple, no warning
-    assert np.isnan(nearest[~inside]).all() and np.isnan(on_grid[~inside]).all() and np.isnan(stochastic[~inside]).all()
+    assert np.isnan(nearest[~inside]).all() and np.isnan(on_grid[~inside]).all()
     clear = 0.0 if f.specials == "fnuz" else -0.0  # their -0 is cleared when a product's outputs are stored
     assert_same_floats(nearest[inside] + clear, want["nearest"][inside], values[inside])
     grid = inside & (np.fmod(finite, 2.0**f.min_exponent) == 0) & ~((values == 0) & np.signbit(values))
@@ -384,11 +386,14 @@ def test_guarded_roundings_equal_quantize_scalar_below_two_to_emax(fmt, k):
     fine = inside & (np.fmod(finite, 2.0 ** (f.emin - 52)) == 0)
     assert fine.sum() > 100
     stochastic_rule = mpsim.parse_rounding(f"stochastic:{k}")
-    sr = np.empty_like(values)
-    with np.errstate(invalid="ignore"):
-        x = exact_params(f, stochastic_rule, kernel_params(f, stochastic_rule))
-        _guarded_roundings(values, draws, x, np.empty_like(values), np.empty_like(values), sr)
+    _, _, sr, sr_on_grid = out = [np.empty_like(values) for _ in range(4)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        _guarded_roundings(values, draws, exact_params(f, stochastic_rule, kernel_params(f, stochastic_rule)), *out)
+    assert np.isnan(sr[~inside]).all()
     assert_same_floats(sr[fine] + clear, want[f"stochastic:{k}"][fine], values[fine])
+    # on the grid: the same bits below 2**emax; Inf from there up (its callers keep NaN operands away)
+    assert np.isinf(sr_on_grid[~inside & ~np.isnan(values)]).all()
+    assert_same_floats(sr_on_grid[grid] + clear, want[f"stochastic:{k}"][grid], values[grid])
 
 
 @pytest.mark.parametrize("order", ORDERS)
