@@ -275,12 +275,15 @@ class GemmSpec:
             if self._sums_exact(grid, term_max, k_dim):
                 acc = self.acc
                 assert isinstance(acc, FloatFormat)
-                # on the finest grid nothing rounds to zero; only a pairwise tree adds two terms (-0 + -0)
-                on_grid = grid >= acc.min_exponent and self.order != gk.ORDER_PAIRWISE
+                on_grid = grid >= acc.min_exponent  # nothing rounds to zero
                 if not self.rounding.stochastic:
                     if not _guardable(acc):
                         return gk.STEP_NEAREST
-                    return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
+                    if not on_grid:
+                        return gk.STEP_NEAREST_GUARDED
+                    # a sequential sum never meets -0 + -0; a pairwise tree adds two terms
+                    pairwise = self.order == gk.ORDER_PAIRWISE
+                    return gk.STEP_NEAREST_ON_GRID_SIGNED if pairwise else gk.STEP_NEAREST_ON_GRID
                 if on_grid and _guardable(acc) and not (prod.nan or prod.inf):
                     return gk.STEP_STOCHASTIC_ON_GRID  # (adding r to the bits of a NaN could carry out of it)
                 # the guarded step adds 2**emin to subnormal sums: exact when the terms are multiples of 2**(emin-52)

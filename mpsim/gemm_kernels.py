@@ -31,10 +31,12 @@ proves the conditions that make it exact):
   their bits; they cost about half as many instructions per step.
   ``STEP_NEAREST_ON_GRID`` / ``STEP_STOCHASTIC_ON_GRID``
   (:func:`round_nearest_on_grid`, :func:`round_stochastic_on_grid`) also
-  drop the subnormal range and the sign of zero, where every value summed is
-  a multiple of the accumulator's smallest quantum and every sum starts from
-  +0 (the stochastic one leaves Inf rather than NaN: any non-finite result
-  sends the tile to the checked kinds).
+  drop the subnormal range, where every value summed is a multiple of the
+  accumulator's smallest quantum (the stochastic one leaves Inf rather than
+  NaN: any non-finite result sends the tile to the checked kinds). On that
+  grid no sum rounds to zero, so a sum is -0 only as -0 + -0, which a
+  sequential sum starting from +0 never meets; a pairwise tree does, and
+  takes ``STEP_NEAREST_ON_GRID_SIGNED``, which puts the sign back.
 
 Products (``PROD_*``): exact, or rounded by the exact-value roundings
 (``PROD_NEAREST_GUARDED``: guarded as the steps are) or by
@@ -92,7 +94,8 @@ STEP_NEAREST_GUARDED = 5
 STEP_STOCHASTIC_GUARDED = 6
 PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
 STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid, never -0
-STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding
+STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (keeps -0)
+STEP_NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
 
@@ -273,11 +276,11 @@ def round_nearest_guarded(s: float, x: ExactParams) -> float:
 
 @numba.njit(inline="always")
 def round_nearest_on_grid(s: float, x: ExactParams) -> float:
-    """:func:`round_nearest_guarded` of a multiple of the format's smallest quantum, not -0.
+    """:func:`round_nearest_guarded` of a multiple of the format's smallest quantum, but -0 becomes +0.
 
     Below ``2**emin`` such a value is a subnormal of the format, and the
     unclamped ``c`` (``2**E`` may be below ``2**emin``, or 0 for zero) leaves
-    it unchanged as rounding must; no value rounds to zero, so no sign is lost.
+    it unchanged as rounding must; no nonzero value rounds to zero.
     """
     c = (np.uint64(np.float64(s).view(np.uint64) & _U_EXP).view(np.float64) * x.guard_scale) * x.magic_scale
     return (s + c) - c
@@ -460,6 +463,8 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
     def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
         if kind == STEP_NEAREST_ON_GRID:
             _step_nearest_on_grid(x, scales, src, src_row, src_step, acc_x)
+        elif kind == STEP_NEAREST_ON_GRID_SIGNED:
+            _step_nearest_on_grid_signed(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_NEAREST_GUARDED:
             _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC_GUARDED:
@@ -515,6 +520,18 @@ def _step_nearest_on_grid(
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
             x[r, j] = round_nearest_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+
+
+@numba.njit(cache=True)
+def _step_nearest_on_grid_signed(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
+) -> None:
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            s = x[r, j] + scale * np.float64(src[sr, j])
+            v = round_nearest_on_grid(s, acc_x)
+            x[r, j] = np.uint64(np.float64(v).view(np.uint64) | (np.float64(s).view(np.uint64) & _U_SIGN)).view(np.float64)
 
 
 @numba.njit(cache=True)
@@ -678,7 +695,7 @@ def _gemm_tile(
 @numba.njit(inline="always")
 def _checked(kind: int) -> int:
     """The exact kind a guarded product or step kind stands for; other kinds: themselves."""
-    if kind == STEP_NEAREST_GUARDED or kind == STEP_NEAREST_ON_GRID:
+    if kind == STEP_NEAREST_GUARDED or kind == STEP_NEAREST_ON_GRID or kind == STEP_NEAREST_ON_GRID_SIGNED:
         return STEP_NEAREST
     if kind == STEP_STOCHASTIC_GUARDED or kind == STEP_STOCHASTIC_ON_GRID:
         return STEP_STOCHASTIC

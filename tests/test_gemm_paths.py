@@ -62,10 +62,12 @@ def _assert_general_bits(monkeypatch: pytest.MonkeyPatch, a: np.ndarray, b: np.n
 
 def _guarded_step(acc: str, order: "str | int", operand_lsb: int, stochastic: bool, specials: bool) -> int:
     """The guarded step for terms on a grid of ``2**(2 * operand_lsb)``, Inf and NaN operands or not."""
-    on_grid = 2 * operand_lsb >= mpsim.parse_format(acc).min_exponent and order != "pairwise"
-    if not stochastic:
-        return gk.STEP_NEAREST_ON_GRID if on_grid else gk.STEP_NEAREST_GUARDED
-    return gk.STEP_STOCHASTIC_ON_GRID if on_grid and not specials else gk.STEP_STOCHASTIC_GUARDED
+    on_grid = 2 * operand_lsb >= mpsim.parse_format(acc).min_exponent
+    if stochastic:
+        return gk.STEP_STOCHASTIC_ON_GRID if on_grid and not specials else gk.STEP_STOCHASTIC_GUARDED
+    if not on_grid:
+        return gk.STEP_NEAREST_GUARDED
+    return gk.STEP_NEAREST_ON_GRID_SIGNED if order == "pairwise" else gk.STEP_NEAREST_ON_GRID
 
 
 def _with_edges(rng: np.random.Generator, a_shape: tuple, b_shape: tuple, fmt: str, specials: bool) -> tuple:
@@ -228,7 +230,7 @@ def test_lfsr_bits_reach_the_fast_paths_unchanged(monkeypatch):
     rng = np.random.default_rng(4)
     a, b = _with_edges(rng, (4, 9), (9, 6), "e4m3", specials=False)
     kwargs = dict(mul="e5m2", mul_rounding="stochastic:7", acc="fp16", rounding="stochastic:7", order="pairwise")
-    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC, gk.STEP_STOCHASTIC_GUARDED)
+    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC, gk.STEP_STOCHASTIC_ON_GRID)
     fast = qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs)
     monkeypatch.setattr(gemm, "_FAST_PATHS", False)
     assert_same_floats(fast, qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs))
@@ -425,6 +427,21 @@ def test_a_guard_recomputes_only_what_it_must(monkeypatch, order, acc, rounding,
     if saturate is None:
         assert np.isinf(out[0, 0]) or np.isnan(out[0, 0])  # overflowed for good
     assert np.isfinite(out[1:]).all() and np.isfinite(out[0, 2:]).all()  # (0, 1) overflows too
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic:8"])
+def test_a_pairwise_tree_of_negative_zeros_is_negative_zero(monkeypatch, rounding):
+    """-0 products: a pairwise tree adds -0 + -0 = -0 at every node; a sequential sum starts from +0."""
+    a = np.ones((3, 9), np.float32)
+    b = np.ones((9, 4), np.float32)
+    a[0], b[:, 0] = 0.0, -1.0  # output (0, 0): nine -0 products; (0, 1..3): +0 ones; (1.., 0): -1 each
+    for order, zero in (("pairwise", -0.0), ("sequential", 0.0), (4, 0.0)):
+        kwargs = dict(acc="e5m6", rounding=rounding, fma=True, order=order, seed=1)
+        step = _guarded_step("e5m6", order, 0, rounding != "nearest", specials=False)
+        assert _kinds(a, b, **kwargs) == (gk.PROD_EXACT, step)
+        out = qmatmul(a, b, **kwargs)
+        assert out[0, 0] == 0 and np.signbit(out[0, 0]) == np.signbit(zero)
+        _assert_general_bits(monkeypatch, a, b, **kwargs)
 
 
 @pytest.mark.parametrize("rounding", ["nearest", "stochastic:4"])
