@@ -19,7 +19,9 @@ general one for its operands (:meth:`GemmSpec.kernel_kinds`): from the
 formats and the operands' ranges (largest magnitude, finest bit, significant
 bits) it proves when products need no rounding, when every sum is exact in
 float64 (then the sum itself is rounded, no error term), and when float32
-hardware addition is the accumulator's rounding.
+hardware addition is the accumulator's rounding. The exact-sum paths run
+guarded: range checks out of the loop, a tile whose results are not all
+finite computed again with the checked step (:mod:`mpsim.gemm_kernels`).
 """
 
 from __future__ import annotations
