@@ -26,9 +26,9 @@ proves the conditions that make it exact):
   kinds, without range checks in the loop (:func:`round_nearest_guarded`,
   :func:`round_stochastic_guarded`): a sum that would need one (non-finite,
   or in the format's top binade, where rounding may overflow) becomes NaN,
-  which every later sum keeps. A tile whose results are not all finite is computed
-  again with the exact kinds (:func:`_checked`), so the guarded kinds give
-  their bits; they cost about half as many instructions per step.
+  which every later sum keeps. A tile whose results are not all finite is
+  computed again with the exact kinds (:func:`_checked`), so the guarded
+  kinds give their bits; they cost about half as many instructions per step.
   ``STEP_NEAREST_ON_GRID`` / ``STEP_STOCHASTIC_ON_GRID``
   (:func:`round_nearest_on_grid`, :func:`round_stochastic_on_grid`) also
   drop the subnormal range, where every value summed is a multiple of the
@@ -89,12 +89,12 @@ STEP_PAIR = 1
 STEP_NEAREST = 2
 STEP_STOCHASTIC = 3
 STEP_F32 = 4
-# Guarded kinds (NaN where a range check is needed), numbered apart from every other product and step kind.
+# Guarded kinds (NaN or Inf where a range check is needed), numbered apart from every other product and step kind.
 STEP_NEAREST_GUARDED = 5
 STEP_STOCHASTIC_GUARDED = 6
 PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
-STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid, never -0
-STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (keeps -0)
+STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid (-0 becomes +0)
+STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (-0 kept)
 STEP_NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
@@ -288,10 +288,11 @@ def round_nearest_on_grid(s: float, x: ExactParams) -> float:
 
 @numba.njit(inline="always")
 def round_stochastic_on_grid(s: float, x: ExactParams, r: np.uint64) -> float:
-    """:func:`round_stochastic_guarded` of a multiple of the format's smallest quantum, not -0; Inf or NaN from ``2**emax`` up.
+    """:func:`round_stochastic_guarded` of a multiple of the format's smallest quantum; Inf from ``2**emax`` up.
 
     The random bits are added to the float64 bits with their sign (the
-    magnitude is the low 63 bits), then the bits below the quantum cleared.
+    magnitude is the low 63 bits, so -0 stays -0), then the bits below the
+    quantum cleared.
     Below ``2**emin`` such a value has no bits below its float64 exponent's
     ``man_bits`` (it is a subnormal of the format), so nothing changes, as
     rounding must. Scaling ``s`` by ``2**(1024 - emax)`` and back first is
@@ -530,8 +531,8 @@ def _step_nearest_on_grid_signed(
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
             s = x[r, j] + scale * np.float64(src[sr, j])
-            v = round_nearest_on_grid(s, acc_x)
-            x[r, j] = np.uint64(np.float64(v).view(np.uint64) | (np.float64(s).view(np.uint64) & _U_SIGN)).view(np.float64)
+            v = np.float64(round_nearest_on_grid(s, acc_x)).view(np.uint64)
+            x[r, j] = np.uint64(v | (np.float64(s).view(np.uint64) & _U_SIGN)).view(np.float64)
 
 
 @numba.njit(cache=True)
