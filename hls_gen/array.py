@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.mac import MAC
-from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, lfsr_spec
+from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRGrid, LFSRSpec
 
@@ -100,7 +100,7 @@ class MACArray(wiring.Component):
                 lfsr_width=lfsr_width, lfsr_taps=lfsr_taps, pipeline=pipeline,
             )  # fmt: skip
             self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
-            self._model._MustUse__silence = True  # a description of the PEs, never elaborated itself
+            described(self._model)  # of the PEs, never elaborated itself
             self._grid = LFSRGrid(self._lfsr.width, self._lfsr.seed, self._lfsr.taps, rows=self._rows, cols=self._cols)
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model

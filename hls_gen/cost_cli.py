@@ -45,12 +45,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from hls_gen.emit import ArrayConfig
     from hls_gen.nas import _array_side
     from hls_gen.perf_model import estimate
+    from hls_gen.spec import described
     from hls_gen.synth import SynthOptions, ToolError, synthesize
 
     rows, cols = _array_side(args.array)
     network = load_model(args.model, args.dataset, args.hidden)
     array = ArrayConfig(a_format=args.mul, acc_format=args.acc, rounding=args.rounding, rows=rows, cols=cols, pipeline=args.pipeline)
-    array.build()._MustUse__silence = True  # refuse a configuration the generator cannot build, naming the value
+    described(array.build())  # refuse a configuration the generator cannot build, naming the value
     fmax, source, synthesis = args.fmax, "nominal (--fmax)", None
     if args.synth:
         options = SynthOptions(target=args.target, device=args.device, pnr=args.target == "ecp5" and not args.no_pnr, timeout_s=args.timeout)

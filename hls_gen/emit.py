@@ -26,7 +26,7 @@ from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
 from hls_gen.multiplier import FPMultiplier
-from hls_gen.spec import check_int, checking, rounding_string, rounding_token
+from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
 
 __all__ = [
@@ -116,9 +116,7 @@ class ArrayConfig:
 
     def _described(self) -> MACArray:
         """The array as a description only (checked, never elaborated)."""
-        array = self.build()
-        array._MustUse__silence = True
-        return array
+        return described(self.build())
 
     @property
     def name(self) -> str:
@@ -287,7 +285,7 @@ class MultiplierLanes(wiring.Component):
             self._lanes = check_int(lanes, "multiplier lanes", 1, MAX_LANES)
             self._args = dict(a_format=a_format, b_format=b_format, out_format=out_format, rounding=rounding)
             self._unit = FPMultiplier(**self._args)  # checks the formats and rounding
-            self._unit._MustUse__silence = True  # a description of the lanes, never elaborated itself
+            described(self._unit)  # of the lanes, never elaborated itself
             unit = self._unit
             members: dict[str, wiring.Member] = {
                 "a": In(lanes * unit.a_format.bits), "b": In(lanes * unit.b_format.bits),
@@ -347,9 +345,7 @@ class MultiplierConfig:
                                out_format=self.out_format, rounding=self.rounding, lanes=self.lanes)  # fmt: skip
 
     def _described(self) -> MultiplierLanes:
-        top = self.build()
-        top._MustUse__silence = True
-        return top
+        return described(self.build())
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.randbits import LFSR_TAPS, LFSRSpec
@@ -28,7 +29,10 @@ __all__ = [
     "rounding_token",
     "rounding_string",
     "checking",
+    "described",
 ]
+
+_C = TypeVar("_C")
 
 #: Widest multiplier operand (bits, sign included): FP4..FP16 and bf16. The
 #: exact product of two such operands has at most 22 significand bits.
@@ -49,8 +53,18 @@ def checking(component: object) -> Iterator[None]:
     try:
         yield
     except Exception:
-        component._MustUse__silence = True  # type: ignore[attr-defined]
+        described(component)
         raise
+
+
+def described(component: _C) -> _C:
+    """``component`` marked as a description only, read for its parameters or built to check them.
+
+    Amaranth warns about elaboratables that are created and never elaborated;
+    a description is never meant to be.
+    """
+    component._MustUse__silence = True  # type: ignore[attr-defined]
+    return component
 
 
 def check_int(value: object, what: str, lo: int, hi: int) -> int:

@@ -364,10 +364,11 @@ def synthesize(
     :class:`ToolError` and caches nothing.
     """
     from hls_gen.emit import emit  # Amaranth only when a design is built
+    from hls_gen.spec import described
 
     options = options or SynthOptions()
     store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
-    config.build()._MustUse__silence = True  # a configuration that cannot be built fails here, naming its value
+    described(config.build())  # a configuration that cannot be built fails here, naming its value
     key = cache_key(config, options)
     hit = store.get(key)
     if hit is not None:
