@@ -69,10 +69,16 @@ def main() -> None:
         ("e4m3 x e4m3, exact products, fp32 acc, nearest (FMA)", dict(acc="fp32", fma=True)),
         ("e4m3 x e4m3 -> e5m6 (fp12) acc, nearest (FMA)", dict(acc="e5m6", fma=True)),
         ("e4m3 x e4m3 -> fp16 acc, stochastic:8 (FMA)", dict(acc="fp16", fma=True, rounding="stochastic:8", seed=1)),
+        ("e4m3 x e4m3 -> bf16 acc, stochastic:16 (FMA)", dict(acc="bf16", fma=True, rounding="stochastic:16", seed=1)),
+        (
+            "e4m3 x e4m3 -> e4m3 mul stochastic:8, bf16 acc stochastic:8",
+            dict(mul="e4m3", mul_rounding="stochastic:8", acc="bf16", rounding="stochastic:8", seed=1),
+        ),
         ("e4m3 x e4m3 -> bf16 mul, bf16 acc, nearest", dict(mul="bf16", acc="bf16")),
         ("e4m3 x e4m3 -> fp16 acc, exact stochastic (FMA)", dict(acc="fp16", fma=True, rounding="stochastic", seed=1)),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, pairwise", dict(acc="e5m6", fma=True, order="pairwise")),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, blocked 32", dict(acc="e5m6", fma=True, order=32)),
+        ("e4m3 x e4m3 -> fp16 acc, stochastic:8, pairwise", dict(acc="fp16", rounding="stochastic:8", order="pairwise", seed=1)),
     ]
     print(f"{n}x{n}x{n} products, {numba.get_num_threads()} Numba threads, torch {torch.get_num_threads()} threads\n")
     print(f"| {'configuration':55} | {'G MAC/s':>8} | {'x slower than torch fp32':>24} |")

@@ -265,9 +265,12 @@ class GemmSpec:
             return gk.PROD_EXACT
         if self.mul_exact is None:
             return gk.PROD_GENERAL
+        mul = self.mul
+        assert isinstance(mul, FloatFormat)
         if self.mul_rounding.stochastic:
-            return gk.PROD_STOCHASTIC
-        return gk.PROD_NEAREST_GUARDED if _guardable(self.mul) else gk.PROD_NEAREST
+            # the guarded rounding adds 2**emin to subnormal products: exact on a grid of 2**(emin-52)
+            return gk.PROD_STOCHASTIC_GUARDED if prod.lsb >= mul.emin - 52 else gk.PROD_STOCHASTIC
+        return gk.PROD_NEAREST_GUARDED if _guardable(mul) else gk.PROD_NEAREST
 
     def _step_kind(self, prod: Products, prod_kind: int, k_dim: int) -> int:
         if self._acc_is_binary32_nearest() and (self.mul is not None or fits(prod, _FP32, _FP32_PARAMS)):
@@ -416,8 +419,9 @@ def qmatmul(
     float32 values); returns the same type, float32. ``rounding`` is the
     accumulator's rounding (``"stochastic:K"``...), ``mul_rounding`` the
     products'; ``order`` is ``"sequential"``, ``"pairwise"`` or a block size.
-    Stochastic bits come from ``seed`` (int, CounterRNG or LFSR), one draw per
-    rounding, numbered as :mod:`mpsim.gemm_kernels` documents.
+    Stochastic bits come from ``seed`` (int, CounterRNG or LFSR), ``k`` bits per
+    rounding, placed in the stream as :mod:`mpsim.gemm_kernels` documents (a
+    CounterRNG's 64-bit words are shared by runs of ``64 // k`` steps).
     """
     spec = GemmSpec(mul, acc, rounding, mul_rounding=mul_rounding, fma=fma, order=order, saturate=saturate)
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):

@@ -39,12 +39,24 @@ proves the conditions that make it exact):
   takes ``STEP_NEAREST_ON_GRID_SIGNED``, which puts the sign back.
 
 Products (``PROD_*``): exact, or rounded by the exact-value roundings
-(``PROD_NEAREST_GUARDED``: guarded as the steps are) or by
+(``PROD_NEAREST_GUARDED``, ``PROD_STOCHASTIC_GUARDED``: guarded as the steps are) or by
 :func:`mpsim.kernels.quantize_scalar`.
 
 Random bits: the rounding of stage ``g`` (0: product, 1: sum consuming term or
-tree node ``t``, 2: combining block ``t``) of output ``(b, i, j)`` takes draw
-``(((b*M + i)*N + j)*K + t)*3 + g`` of the stream.
+tree node ``t``, 2: combining block ``t``) of output ``(b, i, j)`` with ``k``
+random bits takes, from an explicit stream (an LFSR, an
+:class:`~mpsim.randbits.LFSRGrid`), draw ``(((b*M + i)*N + j)*K + t)*3 + g``.
+From a :class:`~mpsim.randbits.CounterRNG`, whose positions hold 64-bit words,
+roundings with ``k <= 32`` share words: the ``t`` of a stage and output are
+cut into runs of ``P = 64 // k``, and ``t`` takes the ``k`` bits below the top
+``k * (t mod P)`` bits of the word at position ``(((b*M + i)*N + j)*K + t')*3 + g``,
+``t' = t - t mod P`` (the word its run's first ``t`` takes: the top ``k``
+bits, as a draw of :meth:`~mpsim.randbits.CounterRNG.draw`). With ``k > 32``
+(``P = 1``) every rounding reads its own word. A call reserves ``B*M*N*K*3``
+positions either way. Why: a SplitMix64 word costs two 64-bit multiplies,
+three 32-bit ones each on AVX2, and hashing one per rounding bounded the
+stochastic kernels at a third of the nearest ones' speed; a run hashes once
+and each step shifts its bits out of the run's words.
 """
 
 from __future__ import annotations
@@ -96,6 +108,7 @@ PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
 STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid (-0 becomes +0)
 STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (-0 kept)
 STEP_NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
+PROD_STOCHASTIC_GUARDED = 11  # round_stochastic_guarded into the product format
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
 
@@ -354,45 +367,62 @@ def round_exact_stochastic(s: float, x: ExactParams, r: np.uint64) -> float:
 
 
 @numba.njit(cache=True)
-def _fill_bits(
-    k: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
-    first: int, row_stride: int, stride: int, bits: np.ndarray,
+def _fill_explicit(
+    rand: np.ndarray, first: int, row_stride: int, stride: int, k: int, bits: np.ndarray,
 ) -> None:  # fmt: skip
-    """``bits[r, j]`` = the ``k >= 1`` random bits of draw ``first + r*row_stride + j*stride``."""
-    down = np.uint64(64 - k)
+    """``bits[r, j]`` = explicit ``k``-bit draw ``rand[first + r*row_stride + j*stride]``, as the top bits of a word."""
+    up = np.uint64(64 - k)
     for r in range(bits.shape[0]):
         base = first + r * row_stride
-        if source == SOURCE_COUNTER:
-            # counter_word(key, offset + base + j*stride), its Weyl sequence stepped by addition
-            weyl = key + (offset + np.uint64(base)) * _GOLDEN
-            step = np.uint64(stride) * _GOLDEN
-            for j in range(bits.shape[1]):
-                bits[r, j] = splitmix64(weyl) >> down
-                weyl += step
-        else:
-            for j in range(bits.shape[1]):
-                bits[r, j] = np.uint64(rand[base + j * stride])
+        for j in range(bits.shape[1]):
+            bits[r, j] = np.uint64(rand[base + j * stride]) << up
+
+
+@numba.njit(cache=True)
+def _fill_words(key: np.uint64, first: np.uint64, row_stride: int, stride: int, words: np.ndarray) -> None:
+    """``words[r, j]`` = the counter stream's 64-bit word at ``first + r*row_stride + j*stride``."""
+    step = np.uint64(stride) * _GOLDEN
+    for r in range(words.shape[0]):
+        # counter_word(key, first + r*row_stride + j*stride), its Weyl sequence stepped by addition
+        weyl = key + (first + np.uint64(r * row_stride)) * _GOLDEN
+        for j in range(words.shape[1]):
+            words[r, j] = splitmix64(weyl)
+            weyl += step
+
+
+@numba.njit(inline="always")
+def _draw(word: np.uint64, used: int, k: int) -> np.uint64:
+    """The ``1 <= k <= 64 - used`` bits of ``word`` below its top ``used`` bits: one rounding's random bits."""
+    return (word << np.uint64(used)) >> np.uint64(64 - k)
+
+
+@numba.njit(inline="always")
+def _draw_any(word: np.uint64, used: int, k: int) -> np.int64:
+    """:func:`_draw` as the general roundings take it; 0 for ``k = 0`` (they draw nothing then)."""
+    return np.int64(_draw(word, used, k)) if k > 0 else np.int64(0)
 
 
 @numba.njit(inline="always")
 def _products(
     kind: int, scales: np.ndarray, src: np.ndarray, dst: np.ndarray,
-    mul: KernelParams, mul_x: ExactParams, bits: np.ndarray,
+    mul: KernelParams, mul_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
     """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
 
-    One function per kind, as for :func:`_step`.
+    One function per kind, as for :func:`_step`; random bits as :func:`_draw` reads them.
     """
     if kind == PROD_EXACT:
         _products_exact(scales, src, dst)
     elif kind == PROD_NEAREST:
         _products_nearest(scales, src, dst, mul_x)
     elif kind == PROD_STOCHASTIC:
-        _products_stochastic(scales, src, dst, mul_x, bits)
+        _products_stochastic(scales, src, dst, mul_x, bits, used)
     elif kind == PROD_NEAREST_GUARDED:
         _products_nearest_guarded(scales, src, dst, mul_x)
+    elif kind == PROD_STOCHASTIC_GUARDED:
+        _products_stochastic_guarded(scales, src, dst, mul_x, bits, used)
     else:
-        _products_general(scales, src, dst, mul, bits)
+        _products_general(scales, src, dst, mul, bits, used)
 
 
 @numba.njit(cache=True)
@@ -418,25 +448,39 @@ def _products_nearest_guarded(scales: np.ndarray, src: np.ndarray, dst: np.ndarr
 
 @numba.njit(cache=True)
 def _products_stochastic(
-    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray
+    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray, used: int
 ) -> None:
+    k = np.int64(mul_x.k)
     for r in range(dst.shape[0]):
         for j in range(dst.shape[1]):
-            dst[r, j] = round_exact_stochastic(scales[r] * np.float64(src[0, j]), mul_x, bits[r, j]) + mul_x.zero
+            rand = _draw(bits[r, j], used, k)
+            dst[r, j] = round_exact_stochastic(scales[r] * np.float64(src[0, j]), mul_x, rand) + mul_x.zero
+
+
+@numba.njit(cache=True)
+def _products_stochastic_guarded(
+    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray, used: int
+) -> None:
+    k = np.int64(mul_x.k)
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            rand = _draw(bits[r, j], used, k)
+            dst[r, j] = round_stochastic_guarded(scales[r] * np.float64(src[0, j]), mul_x, rand) + mul_x.zero
 
 
 @numba.njit(cache=True)
 def _products_general(
-    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul: KernelParams, bits: np.ndarray
+    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul: KernelParams, bits: np.ndarray, used: int
 ) -> None:
     for r in range(dst.shape[0]):
         for j in range(dst.shape[1]):
-            dst[r, j] = quantize_scalar(scales[r] * np.float64(src[0, j]), mul, np.int64(bits[r, j]))
+            rand = _draw_any(bits[r, j], used, mul.rand_bits)
+            dst[r, j] = quantize_scalar(scales[r] * np.float64(src[0, j]), mul, rand)
 
 
 def _step(
     kind: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc: KernelParams, acc_x: ExactParams, bits: np.ndarray,
+    acc: KernelParams, acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
     """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``.
 
@@ -449,19 +493,19 @@ def _step(
 
 
 @overload(_step, inline="always")
-def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
     """:func:`_step` for the types at hand: float32 accumulators only ever take ``STEP_F32``.
 
     Compiling the other kinds for them too would cost as long as all the rest.
     """
     if x.dtype == numba.types.float32:
 
-        def float32_sums(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+        def float32_sums(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
             _step_f32(x, scales, src, src_row, src_step)
 
         return float32_sums
 
-    def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
+    def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
         if kind == STEP_NEAREST_ON_GRID:
             _step_nearest_on_grid(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_NEAREST_ON_GRID_SIGNED:
@@ -469,21 +513,21 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits):
         elif kind == STEP_NEAREST_GUARDED:
             _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC_GUARDED:
-            _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits)
+            _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits, used)
         elif kind == STEP_STOCHASTIC_ON_GRID:
-            _step_stochastic_on_grid(x, scales, src, src_row, src_step, acc_x, bits)
+            _step_stochastic_on_grid(x, scales, src, src_row, src_step, acc_x, bits, used)
         elif kind == STEP_NEAREST:
             _step_nearest(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_STOCHASTIC:
-            _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits)
+            _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
         elif kind == STEP_F32:
             _step_f32(x, scales, src, src_row, src_step)
         elif kind == STEP_PAIR and acc.mode == NEAREST:
             _step_pair_nearest(x, scales, src, src_row, src_step, acc_x)
         elif kind == STEP_PAIR:
-            _step_pair_stochastic(x, scales, src, src_row, src_step, acc_x, bits)
+            _step_pair_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
         else:
-            _step_general(x, scales, src, src_row, src_step, acc, bits)
+            _step_general(x, scales, src, src_row, src_step, acc, bits, used)
 
     return by_kind
 
@@ -538,34 +582,40 @@ def _step_nearest_on_grid_signed(
 @numba.njit(cache=True)
 def _step_stochastic_guarded(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray,
+    acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
+    k = np.int64(acc_x.k)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
-            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
+            rand = _draw(bits[r, j], used, k)
+            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
 
 
 @numba.njit(cache=True)
 def _step_stochastic_on_grid(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray,
+    acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
+    k = np.int64(acc_x.k)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
-            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
+            rand = _draw(bits[r, j], used, k)
+            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
 
 
 @numba.njit(cache=True)
 def _step_stochastic(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray,
+    acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
+    k = np.int64(acc_x.k)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
-            x[r, j] = round_exact_stochastic(x[r, j] + scale * np.float64(src[sr, j]), acc_x, bits[r, j])
+            rand = _draw(bits[r, j], used, k)
+            x[r, j] = round_exact_stochastic(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
 
 
 @numba.njit(cache=True)
@@ -590,24 +640,26 @@ def _step_pair_nearest(
 @numba.njit(cache=True)
 def _step_pair_stochastic(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray,
+    acc_x: ExactParams, bits: np.ndarray, used: int,
+) -> None:  # fmt: skip
+    k = np.int64(acc_x.k)
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
+            x[r, j] = round_exact_stochastic(round_to_odd(s, e), acc_x, _draw(bits[r, j], used, k))
+
+
+@numba.njit(cache=True)
+def _step_general(
+    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc: KernelParams,
+    bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
             s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
-            x[r, j] = round_exact_stochastic(round_to_odd(s, e), acc_x, bits[r, j])
-
-
-@numba.njit(cache=True)
-def _step_general(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc: KernelParams, bits: np.ndarray
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
-            x[r, j] = round_pair(s, e, acc, np.int64(bits[r, j]))
+            x[r, j] = round_pair(s, e, acc, _draw_any(bits[r, j], used, acc.rand_bits))
 
 
 class GemmArgs(NamedTuple):
@@ -702,6 +754,8 @@ def _checked(kind: int) -> int:
         return STEP_STOCHASTIC
     if kind == PROD_NEAREST_GUARDED:
         return PROD_NEAREST
+    if kind == PROD_STOCHASTIC_GUARDED:
+        return PROD_STOCHASTIC
     return kind
 
 
@@ -731,34 +785,72 @@ def _store(out: np.ndarray, t: _Tile, acc: KernelParams, result: np.ndarray) -> 
 
 
 @numba.njit(inline="always")
-def _fill_tile_bits(t: _Tile, k: int, term: int, stage: int, bits: np.ndarray, g: GemmArgs, rand: np.ndarray) -> None:
-    """``bits`` = the ``k`` random bits of stage ``stage``, term or node ``term``, of each output of the tile."""
+def _tile_bits(
+    t: _Tile, k: int, term: int, stage: int, bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
+    words: np.ndarray, runs: np.ndarray, slot: int,
+) -> tuple[np.ndarray, int]:  # fmt: skip
+    """The random bits of stage ``stage``, term or node ``term``, of each output of the tile, as ``(w, used)``.
+
+    Output ``(i0 + r, j0 + j)`` takes :func:`_draw` ``(w[r, j], used, k)``.
+    From the counter stream with ``k <= 32``, the run of ``64 // k`` terms
+    that ``term`` is in shares one word per output (module docstring):
+    ``words[slot]`` keeps the words of the run that ``runs[slot]`` begins, so
+    terms drawn in order from one slot hash once per run (a slot per stage,
+    or per tree level: a pairwise tree visits its levels' nodes interleaved),
+    and each step reads its own bits of them. Otherwise ``bits`` is filled
+    with one word per draw (``used = 0``). ``words`` and ``runs`` are arrays
+    of their own, not a NamedTuple's fields: under Numba 0.68 a write to such
+    a field's array inside these inlined functions was lost.
+    """
     m_rows, k_dim, n_cols = t.a.shape[1], t.a.shape[2], t.b.shape[2]
-    first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + term) * STAGES + stage  # output (z, i0, j0)
     stride = STAGES * k_dim  # next column
-    _fill_bits(k, g.source, g.key, g.offset, rand, first, n_cols * stride, stride, bits)
+    per_word = 64 // k
+    run_first = term - term % per_word
+    first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + run_first) * STAGES + stage  # output (z, i0, j0)
+    if g.source != SOURCE_COUNTER:
+        _fill_explicit(rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, bits)
+        return bits, 0
+    if per_word == 1:
+        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, bits)
+        return bits, 0
+    if runs[slot] != run_first:
+        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, words[slot])
+        runs[slot] = run_first
+    return words[slot], k * (term - run_first)
+
+
+@numba.njit(inline="always")
+def _run_words(g: GemmArgs, slots: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Empty ``words`` and ``runs`` of :func:`_tile_bits` (no room where no run shares a counter word)."""
+    shared = g.source == SOURCE_COUNTER and (0 < g.acc.rand_bits <= 32 or 0 < g.mul.rand_bits <= 32)
+    words = np.empty((slots, rows if shared else 0, cols if shared else 0), dtype=np.uint64)
+    return words, np.full(slots, -1, dtype=np.int64)
 
 
 @numba.njit(inline="always")
 def _add(
     t: _Tile, term: int, stage: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
+    bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray, slot: int,
 ) -> None:  # fmt: skip
     """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
     if g.acc.rand_bits != 0:
-        _fill_tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand)
-    _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, bits)
+        w, used = _tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand, words, runs, slot)
+        _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
+    else:
+        _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, bits, 0)
 
 
 @numba.njit(inline="always")
 def _terms(
     t: _Tile, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray,
-    bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
+    bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray,
 ) -> None:  # fmt: skip
     """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
     if g.mul.rand_bits != 0:
-        _fill_tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand)
-    _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, bits)
+        w, used = _tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand, words, runs, STAGE_PRODUCT)
+        _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
+    else:
+        _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, bits, 0)
 
 
 @numba.njit(inline="always")
@@ -795,6 +887,7 @@ def _blocked_tile(t: _Tile, g: GemmArgs, rand: np.ndarray, partial: np.ndarray) 
     b_row64 = np.empty((1, n))  # the products' operand
     terms = np.empty((rows, n))
     bits = np.zeros((rows, n), dtype=np.uint64)
+    words, runs = _run_words(g, STAGES, rows, n)  # a slot per stage
     scales = np.empty(rows)
     ones = np.ones(rows)
     for k in range(k_dim):
@@ -803,13 +896,13 @@ def _blocked_tile(t: _Tile, g: GemmArgs, rand: np.ndarray, partial: np.ndarray) 
         _column(t, k, scales)
         if g.prod_kind == PROD_EXACT:
             _convert_row(t, k, b_row)
-            _add(t, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand)
+            _add(t, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
         else:
             _convert_row(t, k, b_row64)
-            _terms(t, k, scales, b_row64, terms, bits, g, rand)
-            _add(t, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand)
+            _terms(t, k, scales, b_row64, terms, bits, g, rand, words, runs)
+            _add(t, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
-            _add(t, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand)
+            _add(t, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand, words, runs, STAGE_COMBINE)
     return total if blocked else partial
 
 
@@ -849,6 +942,7 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
     level = np.empty(depth, dtype=np.int64)
     index = np.empty(depth, dtype=np.int64)
     bits = np.zeros((rows, n), dtype=np.uint64)
+    words, runs = _run_words(g, 1 + widths.size, rows, n)  # products, then a slot per level
     scales = np.empty(rows)
     ones = np.ones(rows)
     b_row = np.empty((1, n))
@@ -858,10 +952,10 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
         _convert_row(t, k, b_row)
         if k % 2 == 1 and g.prod_kind == PROD_EXACT:
             # a right-hand term meets its left sibling, on top of the stack, in the step
-            _add(t, k // 2, STAGE_SUM, vals[top - 1], scales, b_row, 0, 0, bits, g, rand)
+            _add(t, k // 2, STAGE_SUM, vals[top - 1], scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0)  # level 0
             level[top - 1], index[top - 1] = 1, k // 2
         else:
-            _terms(t, k, scales, b_row, vals[top], bits, g, rand)
+            _terms(t, k, scales, b_row, vals[top], bits, g, rand, words, runs)
             level[top], index[top] = 0, k
             top += 1
         while True:
@@ -869,7 +963,8 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
             if w == widths[lv] - 1 and widths[lv] % 2 == 1 and widths[lv] > 1:
                 level[top - 1], index[top - 1] = lv + 1, w // 2  # the odd last one moves up
             elif w % 2 == 1:  # its left sibling (lv, w - 1) is next on the stack
-                _add(t, firsts[lv] + w // 2, STAGE_SUM, vals[top - 2], ones, vals[top - 1], 0, 1, bits, g, rand)
+                node = firsts[lv] + w // 2
+                _add(t, node, STAGE_SUM, vals[top - 2], ones, vals[top - 1], 0, 1, bits, g, rand, words, runs, 1 + lv)
                 top -= 1
                 level[top - 1], index[top - 1] = lv + 1, w // 2
             else:

@@ -6,7 +6,8 @@ Two sources, both deterministic given their seed:
   is ``splitmix64(key + (offset + i) * golden)``, so any element's bits are
   computable on their own (parallel kernels, no shared state) and a call of
   ``n`` draws advances the counter by ``n``. ``k``-bit draws take the top
-  ``k`` bits of the 64-bit word.
+  ``k`` bits of the 64-bit word. (:func:`mpsim.qmatmul` reads ``k <= 32``
+  bit roundings from shared words: :mod:`mpsim.gemm_kernels`.)
 * :class:`LFSR` -- the hardware model: a Galois linear-feedback shift
   register that the generated RTL implements bit for bit (see its doc).
 

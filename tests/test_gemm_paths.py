@@ -129,8 +129,10 @@ def test_exact_sum_path_equals_general(monkeypatch, order, acc, rounding, satura
 MUL_CONFIGS = [
     ("e4m3", "e5m2", "nearest", "e5m6", "nearest", True, gk.PROD_NEAREST_GUARDED),
     ("e4m3", "e4m3fnuz", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST_GUARDED),  # -0 products become +0
-    ("e4m3", "e5m2fnuz", "stochastic:5", "fp16", "stochastic:8", True, gk.PROD_STOCHASTIC),
-    ("e4m3", "e3m4", "stochastic", "bf16", "nearest", True, gk.PROD_STOCHASTIC),
+    ("e4m3", "e5m2fnuz", "stochastic:5", "fp16", "stochastic:8", True, gk.PROD_STOCHASTIC_GUARDED),
+    ("e4m3", "e3m4", "stochastic", "bf16", "nearest", True, gk.PROD_STOCHASTIC_GUARDED),
+    ("e2m1", "e2m1", "stochastic:3", "e5m6", "stochastic:6", False, gk.PROD_STOCHASTIC_GUARDED),  # top binade: redone
+    ("fp32", "e4m3", "stochastic:6", "fp16", "nearest", True, gk.PROD_STOCHASTIC),  # products below 2**(emin-52)
     ("e4m3", "bf16", "nearest", "bf16", "stochastic:4", True, gk.PROD_EXACT),  # e4m3 products fit bf16
     ("e2m1", "e5m2", "nearest", "fp16", "nearest", False, gk.PROD_NEAREST_GUARDED),  # 4-bit products, 3-bit format
     ("e2m1", "e4m3", "nearest", "fp16", "nearest", False, gk.PROD_EXACT),
@@ -230,7 +232,7 @@ def test_lfsr_bits_reach_the_fast_paths_unchanged(monkeypatch):
     rng = np.random.default_rng(4)
     a, b = _with_edges(rng, (4, 9), (9, 6), "e4m3", specials=False)
     kwargs = dict(mul="e5m2", mul_rounding="stochastic:7", acc="fp16", rounding="stochastic:7", order="pairwise")
-    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC, gk.STEP_STOCHASTIC_ON_GRID)
+    assert _kinds(a, b, **kwargs) == (gk.PROD_STOCHASTIC_GUARDED, gk.STEP_STOCHASTIC_ON_GRID)
     fast = qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs)
     monkeypatch.setattr(gemm, "_FAST_PATHS", False)
     assert_same_floats(fast, qmatmul(a, b, seed=LFSR(16, seed=5), **kwargs))

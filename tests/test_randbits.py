@@ -9,25 +9,9 @@ import numpy as np
 import pytest
 
 from mpsim.randbits import LFSR, LFSR_TAPS, CounterRNG, make_source
-
-M64 = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
+from tests.random_reference import GOLDEN, M64, counter_oracle, splitmix64
 
 # --------------------------------------------------------------------------- oracles
-
-
-def splitmix64(z: int) -> int:
-    """SplitMix64 finaliser in Python integers (Steele, Lea, Flood 2014)."""
-    z &= M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def counter_oracle(seed: int, offset: int, n: int, k: int) -> list[int]:
-    key = splitmix64(seed)
-    return [splitmix64(key + ((offset + i) & M64) * GOLDEN) >> (64 - k) for i in range(n)]
 
 
 def lfsr_step(state: int, mask: int) -> tuple[int, int]:
