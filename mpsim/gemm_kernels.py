@@ -833,11 +833,10 @@ def _add(
     bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray, slot: int,
 ) -> None:  # fmt: skip
     """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
+    w, used = bits, 0
     if g.acc.rand_bits != 0:
         w, used = _tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand, words, runs, slot)
-        _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
-    else:
-        _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, bits, 0)
+    _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
 
 
 @numba.njit(inline="always")
@@ -846,11 +845,10 @@ def _terms(
     bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray,
 ) -> None:  # fmt: skip
     """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
+    w, used = bits, 0
     if g.mul.rand_bits != 0:
         w, used = _tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand, words, runs, STAGE_PRODUCT)
-        _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
-    else:
-        _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, bits, 0)
+    _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
 
 
 @numba.njit(inline="always")
