@@ -785,6 +785,12 @@ def _store(out: np.ndarray, t: _Tile, acc: KernelParams, result: np.ndarray) -> 
 
 
 @numba.njit(inline="always")
+def _shares_words(k: int) -> bool:
+    """Whether roundings of ``k`` random bits share counter words (runs of ``64 // k >= 2``); k = 0 draws nothing."""
+    return k > 0 and 64 // k >= 2
+
+
+@numba.njit(inline="always")
 def _tile_bits(
     t: _Tile, k: int, term: int, stage: int, bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
     words: np.ndarray, runs: np.ndarray, slot: int,
@@ -810,7 +816,7 @@ def _tile_bits(
     if g.source != SOURCE_COUNTER:
         _fill_explicit(rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, bits)
         return bits, 0
-    if per_word == 1:
+    if not _shares_words(k):
         _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, bits)
         return bits, 0
     if runs[slot] != run_first:
@@ -822,7 +828,7 @@ def _tile_bits(
 @numba.njit(inline="always")
 def _run_words(g: GemmArgs, slots: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Empty ``words`` and ``runs`` of :func:`_tile_bits` (no room where no run shares a counter word)."""
-    shared = g.source == SOURCE_COUNTER and (0 < g.acc.rand_bits <= 32 or 0 < g.mul.rand_bits <= 32)
+    shared = g.source == SOURCE_COUNTER and (_shares_words(g.acc.rand_bits) or _shares_words(g.mul.rand_bits))
     words = np.empty((slots, rows if shared else 0, cols if shared else 0), dtype=np.uint64)
     return words, np.full(slots, -1, dtype=np.int64)
 
