@@ -61,11 +61,15 @@ and each step shifts its bits out of the run's words.
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import prange
+from numba.core import errors, types
 from numba.extending import overload
 
 from mpsim.kernels import (
@@ -109,6 +113,7 @@ STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's fin
 STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (-0 kept)
 STEP_NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
 PROD_STOCHASTIC_GUARDED = 11  # round_stochastic_guarded into the product format
+PROD_ROUNDED = -1  # compile-time stand-in for every kind but PROD_EXACT (see _products)
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
 
@@ -402,27 +407,51 @@ def _draw_any(word: np.uint64, used: int, k: int) -> np.int64:
     return np.int64(_draw(word, used, k)) if k > 0 else np.int64(0)
 
 
-@numba.njit(inline="always")
 def _products(
-    kind: int, scales: np.ndarray, src: np.ndarray, dst: np.ndarray,
+    kind: int, rounded_kind: int, scales: np.ndarray, src: np.ndarray, dst: np.ndarray,
     mul: KernelParams, mul_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
     """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
 
-    One function per kind, as for :func:`_step`; random bits as :func:`_draw` reads them.
+    ``kind``, a compile-time constant, is ``PROD_EXACT`` or ``PROD_ROUNDED``:
+    then ``rounded_kind`` picks the rounding at run time (kernels per product
+    kind as well as per step kind would multiply the kernels to compile). One
+    function per kind, as for :func:`_step`; random bits as :func:`_draw`
+    reads them. Jitted code only (:func:`_products_for_kind`).
     """
-    if kind == PROD_EXACT:
-        _products_exact(scales, src, dst)
-    elif kind == PROD_NEAREST:
-        _products_nearest(scales, src, dst, mul_x)
-    elif kind == PROD_STOCHASTIC:
-        _products_stochastic(scales, src, dst, mul_x, bits, used)
-    elif kind == PROD_NEAREST_GUARDED:
-        _products_nearest_guarded(scales, src, dst, mul_x)
-    elif kind == PROD_STOCHASTIC_GUARDED:
-        _products_stochastic_guarded(scales, src, dst, mul_x, bits, used)
-    else:
-        _products_general(scales, src, dst, mul, bits, used)
+    raise NotImplementedError
+
+
+@overload(_products, inline="always", prefer_literal=True)
+def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+    """:func:`_products`: exact products compile one loop; rounded ones every rounding's."""
+    if _literal_kind(kind, "product") == PROD_EXACT:
+
+        def exact(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+            _products_exact(scales, src, dst)
+
+        return exact
+
+    def rounded(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+        if rounded_kind == PROD_NEAREST:
+            _products_nearest(scales, src, dst, mul_x)
+        elif rounded_kind == PROD_STOCHASTIC:
+            _products_stochastic(scales, src, dst, mul_x, bits, used)
+        elif rounded_kind == PROD_NEAREST_GUARDED:
+            _products_nearest_guarded(scales, src, dst, mul_x)
+        elif rounded_kind == PROD_STOCHASTIC_GUARDED:
+            _products_stochastic_guarded(scales, src, dst, mul_x, bits, used)
+        else:
+            _products_general(scales, src, dst, mul, bits, used)
+
+    return rounded
+
+
+def _literal_kind(kind: types.Type, what: str) -> int:
+    """The value of a kind typed as a literal; a typing error otherwise (every kind's loop would compile)."""
+    if not isinstance(kind, types.IntegerLiteral):
+        raise errors.TypingError(f"the {what} kind must be a compile-time constant (see _gemm_of_kinds), got {kind}")
+    return int(kind.literal_value)
 
 
 @numba.njit(cache=True)
@@ -487,16 +516,19 @@ def _step(
     The products ``scales[r] * src[...]`` are exact. A whole tile per call: a
     call per row costs as much as a row of work; one function per kind: a
     function holding every kind's loop spends as long again setting them up.
-    Jitted code only (:func:`_step_for_types`).
+    Jitted code only, with ``kind`` a compile-time constant (:func:`_step_for_types`).
     """
     raise NotImplementedError
 
 
-@overload(_step, inline="always")
+@overload(_step, prefer_literal=True)
 def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
-    """:func:`_step` for the types at hand: float32 accumulators only ever take ``STEP_F32``.
+    """:func:`_step` for the types at hand: one kind's loop, and float32 accumulators only ever take ``STEP_F32``.
 
-    Compiling the other kinds for them too would cost as long as all the rest.
+    The other kinds' branches are pruned before typing (``k`` is a constant
+    of the closure), so a product compiles only the loops it runs: every
+    kind compiled into every product took most of a minute and a half on the
+    first run.
     """
     if x.dtype == numba.types.float32:
 
@@ -505,31 +537,33 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, u
 
         return float32_sums
 
-    def by_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
-        if kind == STEP_NEAREST_ON_GRID:
+    k = _literal_kind(kind, "step")
+
+    def one_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
+        if k == STEP_NEAREST_ON_GRID:
             _step_nearest_on_grid(x, scales, src, src_row, src_step, acc_x)
-        elif kind == STEP_NEAREST_ON_GRID_SIGNED:
+        elif k == STEP_NEAREST_ON_GRID_SIGNED:
             _step_nearest_on_grid_signed(x, scales, src, src_row, src_step, acc_x)
-        elif kind == STEP_NEAREST_GUARDED:
+        elif k == STEP_NEAREST_GUARDED:
             _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
-        elif kind == STEP_STOCHASTIC_GUARDED:
+        elif k == STEP_STOCHASTIC_GUARDED:
             _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif kind == STEP_STOCHASTIC_ON_GRID:
+        elif k == STEP_STOCHASTIC_ON_GRID:
             _step_stochastic_on_grid(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif kind == STEP_NEAREST:
+        elif k == STEP_NEAREST:
             _step_nearest(x, scales, src, src_row, src_step, acc_x)
-        elif kind == STEP_STOCHASTIC:
+        elif k == STEP_STOCHASTIC:
             _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif kind == STEP_F32:
+        elif k == STEP_F32:
             _step_f32(x, scales, src, src_row, src_step)
-        elif kind == STEP_PAIR and acc.mode == NEAREST:
+        elif k == STEP_PAIR and acc.mode == NEAREST:
             _step_pair_nearest(x, scales, src, src_row, src_step, acc_x)
-        elif kind == STEP_PAIR:
+        elif k == STEP_PAIR:
             _step_pair_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
         else:
             _step_general(x, scales, src, src_row, src_step, acc, bits, used)
 
-    return by_kind
+    return one_kind
 
 
 # In place (x is read and written): with a separate destination that may be x,
@@ -663,12 +697,11 @@ def _step_general(
 
 
 class GemmArgs(NamedTuple):
-    """A product's setup: kinds, formats, order, random source."""
+    """A product's setup: product kind, formats, order, random source (the step kind is a compile-time constant)."""
 
     prod_kind: int
     mul: KernelParams
     mul_x: ExactParams
-    step_kind: int
     acc: KernelParams
     acc_x: ExactParams
     order: int
@@ -690,7 +723,14 @@ class _Tile(NamedTuple):
     j1: int
 
 
-@numba.njit(parallel=True, cache=True)
+PROD_KINDS = (PROD_EXACT, PROD_NEAREST, PROD_STOCHASTIC, PROD_GENERAL, PROD_NEAREST_GUARDED, PROD_STOCHASTIC_GUARDED)
+STEP_KINDS = (
+    STEP_GENERAL, STEP_PAIR, STEP_NEAREST, STEP_STOCHASTIC, STEP_F32, STEP_NEAREST_GUARDED, STEP_STOCHASTIC_GUARDED,
+    STEP_NEAREST_ON_GRID, STEP_STOCHASTIC_ON_GRID, STEP_NEAREST_ON_GRID_SIGNED,
+)  # fmt: skip
+ORDERS = (ORDER_SEQUENTIAL, ORDER_PAIRWISE, ORDER_BLOCKED)
+
+
 def qgemm(
     a: np.ndarray, b: np.ndarray, out: np.ndarray,
     prod_kind: int, mul: KernelParams, mul_x: ExactParams,
@@ -700,76 +740,129 @@ def qgemm(
 ) -> None:  # fmt: skip
     """``out[z] = a[z] @ b[z]`` (3-D, batch z; a batch dimension of 1 broadcasts), every step rounded.
 
-    Parallel over (batch, tile of ``tile_rows`` x ``tile_cols`` outputs);
-    within a tile the inner loops run over output columns, each its own
-    accumulator, so each output keeps its order.
+    Work items are (batch, tile of ``tile_rows`` x ``tile_cols`` outputs),
+    split in contiguous shares over ``numba.get_num_threads()`` threads
+    (this one included), each running the kernel compiled for this step
+    kind and order without the GIL (:func:`_gemm_of_kind`). Within a tile the
+    inner loops run over output columns, each its own accumulator, so each
+    output keeps its order; no output depends on the thread count. Where a
+    guarded kind leaves a tile's results not all finite, the tile is computed
+    again with the checked kinds (:func:`_checked`), whose kernel is compiled
+    only when some product first needs it.
     """
-    m_rows, n_cols = a.shape[1], b.shape[2]
-    row_tiles = (m_rows + tile_rows - 1) // tile_rows
-    col_tiles = (n_cols + tile_cols - 1) // tile_cols
-    for item in prange(out.shape[0] * row_tiles * col_tiles):
-        i0 = (item // col_tiles % row_tiles) * tile_rows
-        j0 = (item % col_tiles) * tile_cols
-        _gemm_tile(
-            a, b, out, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows),
-            j0, min(n_cols, j0 + tile_cols), prod_kind, mul, mul_x, step_kind, acc, acc_x,
-            order, block, source, key, offset, rand,
-        )  # fmt: skip
+    for name, kind, kinds in (("product", prod_kind, PROD_KINDS), ("step", step_kind, STEP_KINDS), ("order", order, ORDERS)):
+        if kind not in kinds:
+            raise ValueError(f"unknown {name} kind {kind!r}; known: {kinds}")
+    prod_kind, step_kind = int(prod_kind), int(step_kind)
+    tree = bool(order == ORDER_PAIRWISE and a.shape[2] > 1)  # a tree over one term is a sum
+    guarded = (_checked(prod_kind), _checked(step_kind)) != (prod_kind, step_kind)
+    items = out.shape[0] * -(-a.shape[1] // tile_rows) * -(-b.shape[2] // tile_cols)
+    setup = (a, b, out, mul, mul_x, acc, acc_x, order, block, source, key, offset, rand, tile_rows, tile_cols)
+    exact = prod_kind == PROD_EXACT
+    redo = np.zeros(items, dtype=np.bool_)
+    _run_items(_gemm_of_kind(step_kind, tree, exact), np.arange(items), redo, (prod_kind, guarded, *setup))
+    if redo.any():
+        again = (_checked(prod_kind), False, *setup)
+        _run_items(_gemm_of_kind(_checked(step_kind), tree, exact), np.flatnonzero(redo), redo, again)
 
 
-@numba.njit(cache=True)
-def _gemm_tile(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray, z: int, i0: int, i1: int, j0: int, j1: int,
-    prod_kind: int, mul: KernelParams, mul_x: ExactParams,
-    step_kind: int, acc: KernelParams, acc_x: ExactParams,
-    order: int, block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
-) -> None:  # fmt: skip
-    """Outputs ``(z, i0..i1, j0..j1)``, in the order asked for."""
-    # one tuple keeps the signatures below short (a parallel loop cannot take it whole: nested tuples)
-    tile = _Tile(a, b, z, i0, i1, j0, j1)
-    g = GemmArgs(prod_kind, mul, mul_x, step_kind, acc, acc_x, order, block, source, key, offset)
-    checked = GemmArgs(
-        _checked(prod_kind), mul, mul_x, _checked(step_kind), acc, acc_x, order, block, source, key, offset
-    )
-    guarded = checked.prod_kind != prod_kind or checked.step_kind != step_kind
-    # a guarded kind that met a value needing its range checked left a NaN or Inf (as such inputs do): again, checked
-    if step_kind == STEP_F32 and not _pairwise(tile, g):  # float32 accumulators: no conversions
-        result32 = _blocked_tile(tile, g, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
-        if guarded and not np.isfinite(result32).all():
-            result32 = _blocked_tile(tile, checked, rand, np.zeros((i1 - i0, j1 - j0), dtype=np.float32))
-        _store(out, tile, acc, result32)
-        return
-    result = _tile_results(tile, g, rand)
-    if guarded and not np.isfinite(result).all():
-        result = _tile_results(tile, checked, rand)
-    _store(out, tile, acc, result)
+def _run_items(kernel: Callable[..., None], items: np.ndarray, redo: np.ndarray, setup: tuple[object, ...]) -> None:
+    """``kernel`` over ``items``, in contiguous shares over ``numba.get_num_threads()`` threads, this one included."""
+    workers = max(1, min(numba.get_num_threads(), items.size))
+    share = -(-items.size // workers)
+    others = [_pool().submit(kernel, items[w * share : (w + 1) * share], redo, *setup) for w in range(1, workers)]
+    kernel(items[:share], redo, *setup)
+    for done in others:
+        done.result()  # (raises what the kernel raised)
 
 
-@numba.njit(inline="always")
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads :func:`qgemm` shares work with (made on first use; a forked child makes its own)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1), thread_name_prefix="qgemm"))
+    return _POOL[0]
+
+
+os.register_at_fork(after_in_child=_POOL.clear)  # the parent's threads do not exist in a forked child
+
+
+@functools.cache
+def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None]:
+    """The kernel of :func:`qgemm` for one step kind, tree or not, exact products or not; compiled on first use.
+
+    It computes the work items ``items``; where a guarded kind (``guarded``)
+    leaves a result that is not finite, it marks the item in ``redo``
+    instead. Why a kernel per step kind: the kind is a constant of this
+    closure, so :func:`_step` sees it as a literal and compiles only its own
+    loop. One kernel holding every kind took 90 s to compile on a fresh
+    install (2 cores); a training run needs two or three, each compiled in
+    about 10 s. Of the product kinds only exact or rounded is a constant
+    (:func:`_products`): kernels per product kind as well would multiply
+    the kernels a test suite compiles. The disk cache keeps them. Why threads
+    rather than a ``prange`` loop: a parallel loop links and optimises every
+    function below it once more. (Numba keys the disk cache of a closure on
+    the values it closes over.)
+    """
+    # float32 accumulators sum without conversions, except in a pairwise tree, whose stack is float64
+    acc_dtype = np.float32 if step_kind == STEP_F32 and not tree else np.float64
+    products = PROD_EXACT if exact else PROD_ROUNDED
+    # (only ints, bools and a NumPy type here: the disk cache's key pickles them, and a dispatcher pickles anew per process)
+
+    @numba.njit(nogil=True, cache=True)
+    def gemm_tiles_of_kind(
+        items: np.ndarray, redo: np.ndarray, prod_kind: int, guarded: bool, a: np.ndarray, b: np.ndarray,
+        out: np.ndarray, mul: KernelParams, mul_x: ExactParams, acc: KernelParams, acc_x: ExactParams, order: int,
+        block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, tile_rows: int, tile_cols: int,
+    ) -> None:  # fmt: skip
+        m_rows, n_cols = a.shape[1], b.shape[2]
+        row_tiles = (m_rows + tile_rows - 1) // tile_rows
+        col_tiles = (n_cols + tile_cols - 1) // tile_cols
+        g = GemmArgs(prod_kind, mul, mul_x, acc, acc_x, order, block, source, key, offset)
+        for item in items:
+            i0 = (item // col_tiles % row_tiles) * tile_rows
+            j0 = (item % col_tiles) * tile_cols
+            t = _Tile(a, b, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows), j0, min(n_cols, j0 + tile_cols))
+            partial = np.zeros((t.i1 - t.i0, t.j1 - t.j0), dtype=acc_dtype)
+            result = _tile_results(tree, t, g, products, step_kind, rand, partial)
+            # a guarded kind that met a value needing its range checked left a NaN or Inf (as such inputs do)
+            if guarded and not np.isfinite(result).all():
+                redo[item] = True
+            else:
+                _store(out, t, acc, result)
+
+    return gemm_tiles_of_kind
+
+
+def _tile_results(
+    tree: bool, t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
+) -> np.ndarray:
+    """The tile's results: :func:`_pairwise_tile` or :func:`_blocked_tile` (``tree`` a compile-time constant)."""
+    raise NotImplementedError
+
+
+@overload(_tile_results, prefer_literal=True)
+def _tile_results_in_order(tree, t, g, prod_kind, step_kind, rand, partial):
+    """:func:`_tile_results`: the choice made when compiling (a branch in the kernel would compile both tiles)."""
+    if not isinstance(tree, types.BooleanLiteral):
+        raise errors.TypingError(f"tree must be a compile-time constant (see _gemm_of_kind), got {tree}")
+    tile = _pairwise_tile if tree.literal_value else _blocked_tile
+    return lambda tree, t, g, prod_kind, step_kind, rand, partial: tile(t, g, prod_kind, step_kind, rand, partial)
+
+
 def _checked(kind: int) -> int:
     """The exact kind a guarded product or step kind stands for; other kinds: themselves."""
-    if kind == STEP_NEAREST_GUARDED or kind == STEP_NEAREST_ON_GRID or kind == STEP_NEAREST_ON_GRID_SIGNED:
+    if kind in (STEP_NEAREST_GUARDED, STEP_NEAREST_ON_GRID, STEP_NEAREST_ON_GRID_SIGNED):
         return STEP_NEAREST
-    if kind == STEP_STOCHASTIC_GUARDED or kind == STEP_STOCHASTIC_ON_GRID:
+    if kind in (STEP_STOCHASTIC_GUARDED, STEP_STOCHASTIC_ON_GRID):
         return STEP_STOCHASTIC
     if kind == PROD_NEAREST_GUARDED:
         return PROD_NEAREST
     if kind == PROD_STOCHASTIC_GUARDED:
         return PROD_STOCHASTIC
     return kind
-
-
-@numba.njit(inline="always")
-def _pairwise(t: _Tile, g: GemmArgs) -> bool:
-    return g.order == ORDER_PAIRWISE and t.a.shape[2] > 1
-
-
-@numba.njit(inline="always")
-def _tile_results(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
-    """The tile's results in the order asked for, from float64 accumulators."""
-    if _pairwise(t, g):
-        return _pairwise_tile(t, g, rand)
-    return _blocked_tile(t, g, rand, np.zeros((t.i1 - t.i0, t.j1 - t.j0)))
 
 
 @numba.njit(cache=True)
@@ -835,26 +928,26 @@ def _run_words(g: GemmArgs, slots: int, rows: int, cols: int) -> tuple[np.ndarra
 
 @numba.njit(inline="always")
 def _add(
-    t: _Tile, term: int, stage: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
+    t: _Tile, kind: int, term: int, stage: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
     bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray, slot: int,
 ) -> None:  # fmt: skip
     """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
     w, used = bits, 0
     if g.acc.rand_bits != 0:
         w, used = _tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand, words, runs, slot)
-    _step(g.step_kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
+    _step(kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
 
 
 @numba.njit(inline="always")
 def _terms(
-    t: _Tile, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray,
+    t: _Tile, kind: int, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray,
     bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray,
 ) -> None:  # fmt: skip
     """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
     w, used = bits, 0
     if g.mul.rand_bits != 0:
         w, used = _tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand, words, runs, STAGE_PRODUCT)
-    _products(g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
+    _products(kind, g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
 
 
 @numba.njit(inline="always")
@@ -874,7 +967,9 @@ def _column(t: _Tile, k: int, scales: np.ndarray) -> None:
 
 
 @numba.njit(cache=True)
-def _blocked_tile(t: _Tile, g: GemmArgs, rand: np.ndarray, partial: np.ndarray) -> np.ndarray:
+def _blocked_tile(
+    t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
+) -> np.ndarray:
     """Sequential (one block of K) or blocked accumulation of the tile's rows; returns their results.
 
     Loop order k, row, column: a row of ``b``, converted once to the
@@ -898,15 +993,16 @@ def _blocked_tile(t: _Tile, g: GemmArgs, rand: np.ndarray, partial: np.ndarray) 
         if k % size == 0:
             partial[:] = 0.0  # a block starts from +0
         _column(t, k, scales)
-        if g.prod_kind == PROD_EXACT:
+        if prod_kind == PROD_EXACT:
             _convert_row(t, k, b_row)
-            _add(t, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
+            _add(t, step_kind, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
         else:
             _convert_row(t, k, b_row64)
-            _terms(t, k, scales, b_row64, terms, bits, g, rand, words, runs)
-            _add(t, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
+            _terms(t, prod_kind, k, scales, b_row64, terms, bits, g, rand, words, runs)
+            _add(t, step_kind, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
-            _add(t, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand, words, runs, STAGE_COMBINE)
+            combine = STAGE_COMBINE
+            _add(t, step_kind, k // size, combine, total, ones, partial, 0, 1, bits, g, rand, words, runs, combine)
     return total if blocked else partial
 
 
@@ -928,7 +1024,9 @@ def _tree_levels(k_dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
+def _pairwise_tile(
+    t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
+) -> np.ndarray:
     """Pairwise tree per output over ``K >= 2`` terms, for the tile's rows; returns their results.
 
     The tree: level by level, neighbours (2w, 2w+1) summed; an odd last one
@@ -937,6 +1035,7 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
     finished nodes waiting for their sibling: each rounding depends only on
     its two operands and its number, so the order of evaluation changes no
     bit, and the stack needs only one tile of values per level.
+    ``partial`` is not used: it makes the signature :func:`_blocked_tile`'s.
     """
     k_dim, n = t.a.shape[2], t.j1 - t.j0
     rows = t.i1 - t.i0
@@ -954,12 +1053,13 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
     for k in range(k_dim):
         _column(t, k, scales)
         _convert_row(t, k, b_row)
-        if k % 2 == 1 and g.prod_kind == PROD_EXACT:
+        if k % 2 == 1 and prod_kind == PROD_EXACT:
             # a right-hand term meets its left sibling, on top of the stack, in the step
-            _add(t, k // 2, STAGE_SUM, vals[top - 1], scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0)  # level 0
+            last = vals[top - 1]
+            _add(t, step_kind, k // 2, STAGE_SUM, last, scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0)  # level 0
             level[top - 1], index[top - 1] = 1, k // 2
         else:
-            _terms(t, k, scales, b_row, vals[top], bits, g, rand, words, runs)
+            _terms(t, prod_kind, k, scales, b_row, vals[top], bits, g, rand, words, runs)
             level[top], index[top] = 0, k
             top += 1
         while True:
@@ -968,7 +1068,8 @@ def _pairwise_tile(t: _Tile, g: GemmArgs, rand: np.ndarray) -> np.ndarray:
                 level[top - 1], index[top - 1] = lv + 1, w // 2  # the odd last one moves up
             elif w % 2 == 1:  # its left sibling (lv, w - 1) is next on the stack
                 node = firsts[lv] + w // 2
-                _add(t, node, STAGE_SUM, vals[top - 2], ones, vals[top - 1], 0, 1, bits, g, rand, words, runs, 1 + lv)
+                left, right = vals[top - 2], vals[top - 1]
+                _add(t, step_kind, node, STAGE_SUM, left, ones, right, 0, 1, bits, g, rand, words, runs, 1 + lv)
                 top -= 1
                 level[top - 1], index[top - 1] = lv + 1, w // 2
             else:

@@ -127,7 +127,7 @@ def train(config: TrainConfig, out_dir: "str | Path", *, progress: bool = True, 
         shuffler.permutation(len(x_train))  # replay the shuffles of finished epochs
     epochs = range(len(history), config.epochs)
     bar = tqdm(epochs, desc=f"train {config.dataset}/{config.model} @ {config.precision}", disable=not progress, initial=len(history), total=config.epochs)
-    # a fresh install compiles the Numba kernels inside the first epoch (30-40 s): say so rather than look hung
+    # a fresh install compiles the Numba kernels inside the first epoch (about 35 s): say so rather than look hung
     bar.set_postfix_str("compiling kernels if this is the first run", refresh=True)
     for epoch in bar:
         start = time.perf_counter()

@@ -495,3 +495,50 @@ def test_round_to_odd_pairs_equal_round_pair(fmt, rounding):
     with np.errstate(invalid="ignore"):
         _pair_roundings(x, y, draws, p, exact_params(f, rule, p), fast, general)
     assert_same_floats(fast, general, x)
+
+
+@pytest.mark.parametrize("order", ["sequential", "pairwise"])
+def test_outputs_do_not_depend_on_the_thread_count(monkeypatch, order):
+    """Work items are shared out over threads: one thread and two give the same bits, tiles redone by a guard included."""
+    f = mpsim.parse_format("fp16")
+    big = mpsim.quantize(np.float32(np.sqrt(f.max)), "e4m3", rounding="toward_zero")
+    rng = np.random.default_rng(8)
+    a = mpsim.quantize(rng.standard_normal((40, 12)).astype(np.float32), "e4m3")
+    b = mpsim.quantize(rng.standard_normal((12, 90)).astype(np.float32), "e4m3")
+    a[0, :4], b[:4, 0] = [big, big, big, big], [big, big, big, big]  # output (0, 0) overflows: its tile is redone
+    monkeypatch.setattr(gemm, "TILE_ELEMENTS", 64)  # many tiles
+    kwargs = dict(acc="fp16", rounding="stochastic:8", fma=True, order=order, seed=3)
+    assert gk._checked(_kinds(a, b, **kwargs)[1]) != _kinds(a, b, **kwargs)[1]  # a guarded kind
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        alone = qmatmul(a, b, **kwargs)
+    finally:
+        numba.set_num_threads(threads)
+    shared = qmatmul(a, b, **kwargs)
+    assert threads >= 2 or numba.config.NUMBA_NUM_THREADS < 2  # (this machine has 2 cores: two threads ran)
+    assert np.isinf(alone[0, 0]) and np.isfinite(alone[1:]).all()
+    assert_same_floats(shared, alone)
+
+
+def test_a_kernel_refuses_an_unknown_kind():
+    a = np.ones((1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="unknown step kind 99"):
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), gk.PROD_EXACT, None, None, 99, None, None, gk.ORDER_SEQUENTIAL, 1, 0,
+                 np.uint64(0), np.uint64(0), np.zeros(0, np.int64), 2, 2)  # fmt: skip
+    with pytest.raises(ValueError, match="unknown order kind 7"):
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), gk.PROD_EXACT, None, None, gk.STEP_F32, None, None, 7, 1, 0,
+                 np.uint64(0), np.uint64(0), np.zeros(0, np.int64), 2, 2)  # fmt: skip
+
+
+def test_a_step_kind_known_only_at_run_time_does_not_compile():
+    """Each kernel compiles its own step kind's loop only: a kind that is not a constant is a typing error, not every loop."""
+
+    @numba.njit
+    def step_of(kind, x, ones, params, exact):
+        gk._step(kind, x, ones, x, 0, 1, params, exact, np.zeros((1, 1), np.uint64), 0)
+
+    x, ones = np.zeros((1, 1)), np.ones(1)
+    spec = GemmSpec(None, "fp16")
+    with pytest.raises(numba.core.errors.TypingError, match="compile-time constant"):
+        step_of(gk.STEP_NEAREST, x, ones, spec.acc_params, spec.acc_exact)
