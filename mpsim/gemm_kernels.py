@@ -425,7 +425,7 @@ def _products(
 @overload(_products, inline="always", prefer_literal=True)
 def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
     """:func:`_products`: exact products compile one loop; rounded ones every rounding's."""
-    if _literal_kind(kind, "product") == PROD_EXACT:
+    if _literal(kind, types.IntegerLiteral, "the product kind") == PROD_EXACT:
 
         def exact(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
             _products_exact(scales, src, dst)
@@ -447,11 +447,11 @@ def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, u
     return rounded
 
 
-def _literal_kind(kind: types.Type, what: str) -> int:
-    """The value of a kind typed as a literal; a typing error otherwise (every kind's loop would compile)."""
-    if not isinstance(kind, types.IntegerLiteral):
-        raise errors.TypingError(f"the {what} kind must be a compile-time constant (see _gemm_of_kinds), got {kind}")
-    return int(kind.literal_value)
+def _literal(value: types.Type, literal_type: type[types.Literal], what: str) -> object:
+    """The value of an argument typed as a literal; a typing error otherwise (every branch would compile)."""
+    if not isinstance(value, literal_type):
+        raise errors.TypingError(f"{what} must be a compile-time constant (see _gemm_of_kind), got {value}")
+    return value.literal_value
 
 
 @numba.njit(cache=True)
@@ -537,7 +537,7 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, u
 
         return float32_sums
 
-    k = _literal_kind(kind, "step")
+    k = _literal(kind, types.IntegerLiteral, "the step kind")
 
     def one_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
         if k == STEP_NEAREST_ON_GRID:
@@ -846,9 +846,7 @@ def _tile_results(
 @overload(_tile_results, prefer_literal=True)
 def _tile_results_in_order(tree, t, g, prod_kind, step_kind, rand, partial):
     """:func:`_tile_results`: the choice made when compiling (a branch in the kernel would compile both tiles)."""
-    if not isinstance(tree, types.BooleanLiteral):
-        raise errors.TypingError(f"tree must be a compile-time constant (see _gemm_of_kind), got {tree}")
-    tile = _pairwise_tile if tree.literal_value else _blocked_tile
+    tile = _pairwise_tile if _literal(tree, types.BooleanLiteral, "tree") else _blocked_tile
     return lambda tree, t, g, prod_kind, step_kind, rand, partial: tile(t, g, prod_kind, step_kind, rand, partial)
 
 
@@ -1001,8 +999,9 @@ def _blocked_tile(
             _terms(t, prod_kind, k, scales, b_row64, terms, bits, g, rand, words, runs)
             _add(t, step_kind, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
-            combine = STAGE_COMBINE
-            _add(t, step_kind, k // size, combine, total, ones, partial, 0, 1, bits, g, rand, words, runs, combine)
+            _add(
+                t, step_kind, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand, words, runs, STAGE_COMBINE
+            )
     return total if blocked else partial
 
 
