@@ -799,7 +799,7 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
     closure, so :func:`_step` sees it as a literal and compiles only its own
     loop. One kernel holding every kind took 90 s to compile on a fresh
     install (2 cores); a training run needs two or three, each compiled in
-    about 10 s. Of the product kinds only exact or rounded is a constant
+    10-25 s. Of the product kinds only exact or rounded is a constant
     (:func:`_products`): kernels per product kind as well would multiply
     the kernels a test suite compiles. The disk cache keeps them. Why threads
     rather than a ``prange`` loop: a parallel loop links and optimises every
