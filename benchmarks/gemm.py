@@ -76,6 +76,7 @@ def main() -> None:
             dict(mul="e4m3", mul_rounding="stochastic:8", acc="bf16", rounding="stochastic:8", seed=1),
         ),
         ("e4m3 x e4m3 -> bf16 mul, bf16 acc, nearest", dict(mul="bf16", acc="bf16")),
+        ("e4m3 x e4m3 -> fp16 acc, stochastic:32 (FMA)", dict(acc="fp16", fma=True, rounding="stochastic:32", seed=1)),
         ("e4m3 x e4m3 -> fp16 acc, exact stochastic (FMA)", dict(acc="fp16", fma=True, rounding="stochastic", seed=1)),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, pairwise", dict(acc="e5m6", fma=True, order="pairwise")),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, blocked 32", dict(acc="e5m6", fma=True, order=32)),

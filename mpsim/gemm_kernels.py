@@ -33,7 +33,9 @@ proves the conditions that make it exact):
   (:func:`round_nearest_on_grid`, :func:`round_stochastic_on_grid`) also
   drop the subnormal range, where every value summed is a multiple of the
   accumulator's smallest quantum (the stochastic one leaves Inf rather than
-  NaN: any non-finite result sends the tile to the checked kinds). On that
+  NaN: any non-finite result sends the tile to the checked kinds; its
+  values are held times ``2**(1024 - emax)`` from the terms on, so its
+  guard is the float64 overflow itself, no multiply in the loop). On that
   grid no sum rounds to zero, so a sum is -0 only as -0 + -0, which a
   sequential sum starting from +0 never meets; a pairwise tree does, and
   takes ``STEP_NEAREST_ON_GRID_SIGNED``, which puts the sign back.
@@ -140,6 +142,8 @@ class ExactParams(NamedTuple):
     k_scale: float  # 2**k
     r_down: np.uint64  # r -> the random bits at the scale of the discarded bits: (r >> down) << up
     r_up: np.uint64
+    r_kept: np.uint64  # bits of r that reach the discarded bits: min(k, 52 - man_bits)
+    r_mask: np.uint64  # their place: ((1 << r_kept) - 1) << r_up
     zero: float  # +0.0 where the format has no -0 (adding it clears the sign of zero), else -0.0 (a no-op)
     emin_value: float  # 2**emin
     emax_bits: np.uint64  # float64 bits of 2**emax: from there up a rounding may overflow
@@ -305,28 +309,58 @@ def round_nearest_on_grid(s: float, x: ExactParams) -> float:
 
 
 @numba.njit(inline="always")
-def round_stochastic_on_grid(s: float, x: ExactParams, r: np.uint64) -> float:
-    """:func:`round_stochastic_guarded` of a multiple of the format's smallest quantum; Inf from ``2**emax`` up.
+def round_stochastic_on_grid(s: float, x: ExactParams, addend: np.uint64) -> float:
+    """Stochastic rounding of ``s * 2**-guard`` (``guard = 1024 - emax``) held as ``s``, a multiple of the smallest quantum times ``2**guard``.
 
-    The random bits are added to the float64 bits with their sign (the
-    magnitude is the low 63 bits, so -0 stays -0), then the bits below the
-    quantum cleared.
-    Below ``2**emin`` such a value has no bits below its float64 exponent's
-    ``man_bits`` (it is a subnormal of the format), so nothing changes, as
-    rounding must. Scaling ``s`` by ``2**(1024 - emax)`` and back first is
-    exact below ``2**emax`` and gives Inf from there up, which the addition and
-    truncation keep Inf. A NaN's bits could carry into the sign: its callers
-    have no Inf or NaN operands, so no sum is NaN.
+    Where :func:`round_stochastic_guarded` scales every sum by ``2**guard``
+    to find the ones from ``2**emax`` up, the sums of this kind are kept
+    scaled from their terms on (:func:`_blocked_tile`): a product scaled is
+    the scaled product, exactly, and a sum of scaled values the scaled sum,
+    until ``2**emax`` scaled is ``2**1024``, which is Inf. So the rounding is
+    the addition of ``addend`` (:func:`stochastic_addend`) to the float64 bits
+    with their sign (the magnitude is the low 63 bits, so -0 stays -0) and
+    the truncation below the quantum, no range check and no scaling: a power
+    of two keeps the significand's bits. An Inf stays Inf (its significand is
+    zero: nothing carries), and so does a result that rounds up to
+    ``2**emax`` (the carry reaches the exponent of Inf); either sends the
+    tile to the checked kinds. Below ``2**emin`` such a value has no bits
+    below its float64 exponent's ``man_bits`` (it is a subnormal of the
+    format), so nothing changes, as rounding must. A NaN from an Inf and a
+    -Inf has no low bits set, so nothing carries out of it either.
     """
-    bits = np.float64((s * x.guard_scale) * x.unguard_scale).view(np.uint64)
-    return np.uint64((bits + ((r >> x.r_down) << x.r_up)) & (x.trunc | _U_SIGN)).view(np.float64)
+    bits = np.float64(s).view(np.uint64)
+    return np.uint64((bits + addend) & (x.trunc | _U_SIGN)).view(np.float64)
 
 
 @numba.njit(inline="always")
-def round_stochastic_guarded(s: float, x: ExactParams, r: np.uint64) -> float:
+def stochastic_addend(r: np.uint64, x: ExactParams) -> np.uint64:
+    """The ``k`` random bits ``r`` of a rounding at the scale of the discarded float64 bits (top ``r_kept`` of them)."""
+    return (r >> x.r_down) << x.r_up
+
+
+@numba.njit(inline="always")
+def _addend_placement(used: int, x: ExactParams) -> tuple[bool, np.uint64]:
+    """``(left, shift)``: :func:`stochastic_addend` of :func:`_draw` ``(word, used, k)`` is :func:`_addend` of ``word``.
+
+    Two shifts and a mask per rounding rather than four shifts: the top
+    ``r_kept`` bits of the draw lie at bits ``64 - used - r_kept`` up of the
+    word and go to bit ``r_up``.
+    """
+    right = 64 - used - np.int64(x.r_kept) - np.int64(x.r_up)
+    return right < 0, np.uint64(-right if right < 0 else right)
+
+
+@numba.njit(inline="always")
+def _addend(word: np.uint64, left: bool, shift: np.uint64, x: ExactParams) -> np.uint64:
+    """One rounding's addend out of its word (:func:`_addend_placement`); the step loops are unswitched on ``left``."""
+    return ((word << shift) if left else (word >> shift)) & x.r_mask
+
+
+@numba.njit(inline="always")
+def round_stochastic_guarded(s: float, x: ExactParams, addend: np.uint64) -> float:
     """:func:`round_exact_stochastic` of ``|s| < 2**emax``; NaN for any other ``s``.
 
-    ``s`` must be a multiple of ``2**(emin - 52)``. The normal range is the
+    ``addend`` is the draw's :func:`stochastic_addend`. ``s`` must be a multiple of ``2**(emin - 52)``. The normal range is the
     integer addition of :func:`round_exact_stochastic`; below the smallest
     normal, ``2**emin`` is added first (exactly, by that condition), which
     moves the magnitude into the binade whose quantum is the subnormal one,
@@ -338,7 +372,7 @@ def round_stochastic_guarded(s: float, x: ExactParams, r: np.uint64) -> float:
     a = bits & _U_ABS
     bias = x.emin_value if a < x.emin_bits else 0.0
     y = np.uint64(a).view(np.float64) + bias
-    big = (np.float64(y).view(np.uint64) + ((r >> x.r_down) << x.r_up)) & x.trunc
+    big = (np.float64(y).view(np.uint64) + addend) & x.trunc
     v = np.uint64(big).view(np.float64) - bias
     v = np.nan if a >= x.emax_bits else v
     return np.uint64(np.float64(v).view(np.uint64) | (bits & _U_SIGN)).view(np.float64)
@@ -490,11 +524,11 @@ def _products_stochastic(
 def _products_stochastic_guarded(
     scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray, used: int
 ) -> None:
-    k = np.int64(mul_x.k)
+    left, shift = _addend_placement(used, mul_x)
     for r in range(dst.shape[0]):
         for j in range(dst.shape[1]):
-            rand = _draw(bits[r, j], used, k)
-            dst[r, j] = round_stochastic_guarded(scales[r] * np.float64(src[0, j]), mul_x, rand) + mul_x.zero
+            addend = _addend(bits[r, j], left, shift, mul_x)
+            dst[r, j] = round_stochastic_guarded(scales[r] * np.float64(src[0, j]), mul_x, addend) + mul_x.zero
 
 
 @numba.njit(cache=True)
@@ -618,12 +652,12 @@ def _step_stochastic_guarded(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
     acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
-    k = np.int64(acc_x.k)
+    left, shift = _addend_placement(used, acc_x)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
-            rand = _draw(bits[r, j], used, k)
-            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
+            addend = _addend(bits[r, j], left, shift, acc_x)
+            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, addend)
 
 
 @numba.njit(cache=True)
@@ -631,12 +665,12 @@ def _step_stochastic_on_grid(
     x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
     acc_x: ExactParams, bits: np.ndarray, used: int,
 ) -> None:  # fmt: skip
-    k = np.int64(acc_x.k)
+    left, shift = _addend_placement(used, acc_x)
     for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
+        scale, sr = scales[r], src_row + r * src_step  # (x and the terms held times 2**guard: round_stochastic_on_grid)
         for j in range(x.shape[1]):
-            rand = _draw(bits[r, j], used, k)
-            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
+            addend = _addend(bits[r, j], left, shift, acc_x)
+            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, addend)
 
 
 @numba.njit(cache=True)
@@ -957,11 +991,33 @@ def _convert_row(t: _Tile, k: int, dst: np.ndarray) -> None:
 
 
 @numba.njit(inline="always")
-def _column(t: _Tile, k: int, scales: np.ndarray) -> None:
-    """``scales[r] = a[i0 + r, k]``."""
+def _column(t: _Tile, k: int, scales: np.ndarray, factor: float) -> None:
+    """``scales[r] = a[i0 + r, k] * factor`` (a power of two: :func:`_held_scale`)."""
     za = t.z if t.a.shape[0] > 1 else 0
     for r in range(scales.size):
-        scales[r] = t.a[za, t.i0 + r, k]
+        scales[r] = t.a[za, t.i0 + r, k] * factor
+
+
+@numba.njit(inline="always")
+def _held_scale(g: GemmArgs, step_kind: int) -> float:
+    """What the values of an accumulation are held times: ``2**guard`` for ``STEP_STOCHASTIC_ON_GRID``, else 1.
+
+    See :func:`round_stochastic_on_grid`: its terms enter scaled (exact
+    products through the column of ``a``, rounded ones after their
+    rounding, which must see them as they are) and its results leave
+    unscaled (:func:`_scale`), both exactly; a value that overflows in the
+    scaled domain is one the guard had to stop.
+    """
+    return g.acc_x.guard_scale if step_kind == STEP_STOCHASTIC_ON_GRID else 1.0
+
+
+@numba.njit(inline="always")
+def _scale(x: np.ndarray, factor: float) -> None:
+    """``x *= factor`` for a tile's rows (a no-op for 1)."""
+    if factor != 1.0:
+        for r in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                x[r, j] = x[r, j] * factor
 
 
 @numba.njit(cache=True)
@@ -987,22 +1043,27 @@ def _blocked_tile(
     words, runs = _run_words(g, STAGES, rows, n)  # a slot per stage
     scales = np.empty(rows)
     ones = np.ones(rows)
+    held = _held_scale(g, step_kind)
+    terms_held = np.full(rows, held)  # rounded products enter the sum scaled
     for k in range(k_dim):
         if k % size == 0:
             partial[:] = 0.0  # a block starts from +0
-        _column(t, k, scales)
         if prod_kind == PROD_EXACT:
+            _column(t, k, scales, held)
             _convert_row(t, k, b_row)
             _add(t, step_kind, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
         else:
+            _column(t, k, scales, 1.0)
             _convert_row(t, k, b_row64)
             _terms(t, prod_kind, k, scales, b_row64, terms, bits, g, rand, words, runs)
-            _add(t, step_kind, k, STAGE_SUM, partial, ones, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
+            _add(t, step_kind, k, STAGE_SUM, partial, terms_held, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
             _add(
                 t, step_kind, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand, words, runs, STAGE_COMBINE
             )
-    return total if blocked else partial
+    result = total if blocked else partial
+    _scale(result, 1.0 / held)
+    return result
 
 
 @numba.njit(cache=True)
@@ -1048,9 +1109,10 @@ def _pairwise_tile(
     scales = np.empty(rows)
     ones = np.ones(rows)
     b_row = np.empty((1, n))
+    held = _held_scale(g, step_kind)  # every node held times it, leaves included
     top = 0
     for k in range(k_dim):
-        _column(t, k, scales)
+        _column(t, k, scales, held if prod_kind == PROD_EXACT else 1.0)
         _convert_row(t, k, b_row)
         if k % 2 == 1 and prod_kind == PROD_EXACT:
             # a right-hand term meets its left sibling, on top of the stack, in the step
@@ -1059,6 +1121,8 @@ def _pairwise_tile(
             level[top - 1], index[top - 1] = 1, k // 2
         else:
             _terms(t, prod_kind, k, scales, b_row, vals[top], bits, g, rand, words, runs)
+            if prod_kind != PROD_EXACT:
+                _scale(vals[top], held)
             level[top], index[top] = 0, k
             top += 1
         while True:
@@ -1073,6 +1137,7 @@ def _pairwise_tile(
                 level[top - 1], index[top - 1] = lv + 1, w // 2
             else:
                 break
+    _scale(vals[0], 1.0 / held)
     return vals[0]
 
 

@@ -355,8 +355,10 @@ def _guarded_roundings(values, draws, x, nearest, on_grid, stochastic, stochasti
     for i in range(values.size):
         nearest[i] = gk.round_nearest_guarded(values[i], x)
         on_grid[i] = gk.round_nearest_on_grid(values[i], x)
-        stochastic[i] = gk.round_stochastic_guarded(values[i], x, np.uint64(draws[i]))
-        stochastic_on_grid[i] = gk.round_stochastic_on_grid(values[i], x, np.uint64(draws[i]))
+        addend = gk.stochastic_addend(np.uint64(draws[i]), x)
+        stochastic[i] = gk.round_stochastic_guarded(values[i], x, addend)
+        # the on-grid kind's values are held times 2**(1024 - emax)
+        stochastic_on_grid[i] = gk.round_stochastic_on_grid(values[i] * x.guard_scale, x, addend) * x.unguard_scale
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16", "e4m3", "e4m3fnuz", "e3m2", "e2m1", "fp32", "e5m6"])
@@ -366,6 +368,8 @@ def test_guarded_roundings_equal_quantize_scalar_below_two_to_emax(fmt, k):
 
     The stochastic one on multiples of 2**(emin - 52), the on-grid nearest one
     on multiples of the smallest quantum (not -0), as their callers guarantee.
+    The on-grid stochastic one, which works on scaled values, gives Inf where
+    the value or its rounding is 2**emax or more.
     """
     f = mpsim.parse_format(fmt)
     rng = np.random.default_rng(abs(hash((fmt, k, "guarded"))) % 2**32)
@@ -395,9 +399,41 @@ def test_guarded_roundings_equal_quantize_scalar_below_two_to_emax(fmt, k):
         _guarded_roundings(values, draws, exact_params(f, stochastic_rule, kernel_params(f, stochastic_rule)), *out)
     assert np.isnan(sr[~inside]).all()
     assert_same_floats(sr[fine] + clear, want[f"stochastic:{k}"][fine], values[fine])
-    # on the grid: the same bits below 2**emax; Inf from there up (its callers keep NaN operands away)
-    assert np.isinf(sr_on_grid[~inside & ~np.isnan(values)]).all()
-    assert_same_floats(sr_on_grid[grid] + clear, want[f"stochastic:{k}"][grid], values[grid])
+    # on the grid: the same bits where the result is below 2**emax; Inf where the value or the result is not
+    # (its callers keep NaN operands away)
+    want_sr = want[f"stochastic:{k}"]
+    reaches = ~inside | (np.abs(want_sr) >= 2.0**f.emax)
+    assert np.isinf(sr_on_grid[reaches & ~np.isnan(values) & (grid | ~inside)]).all()
+    assert (grid & ~reaches).sum() > 100
+    assert_same_floats(sr_on_grid[grid & ~reaches] + clear, want_sr[grid & ~reaches], values[grid & ~reaches])
+
+
+@numba.njit
+def _addends(words, used, k, x, placed, drawn):
+    left, shift = gk._addend_placement(used, x)
+    for i in range(words.size):
+        placed[i] = gk._addend(words[i], left, shift, x)
+        drawn[i] = gk.stochastic_addend(gk._draw(words[i], used, k), x)
+
+
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "e4m3", "e2m1", "fp32", "e5m6"])
+@pytest.mark.parametrize("k", [1, 3, 8, 16, 21, 32, 45, 62])
+def test_an_addend_cut_from_its_word_is_the_draw_placed(fmt, k):
+    """The steps' two-shift cut of a rounding's bits equals the draw (_draw) scaled by stochastic_addend.
+
+    Every place a draw of ``k`` bits takes in its word (``used`` = 0, k, 2k, ...,
+    as the runs of shared words hand them out), random words and extremes.
+    """
+    f = mpsim.parse_format(fmt)
+    rule = mpsim.parse_rounding(f"stochastic:{k}")
+    x = exact_params(f, rule, kernel_params(f, rule))
+    rng = np.random.default_rng(k)
+    words = np.concatenate([rng.integers(0, 2**64, 200, dtype=np.uint64), np.array([0, 2**64 - 1], np.uint64)])
+    placed, drawn = np.empty_like(words), np.empty_like(words)
+    for used in range(0, 64 - k + 1, k):
+        _addends(words, used, k, x, placed, drawn)
+        np.testing.assert_array_equal(placed, drawn)
+        assert (placed != 0).any()
 
 
 @pytest.mark.parametrize("order", ORDERS)
