@@ -120,7 +120,6 @@ def exact_params(
         emax_bits=np.uint64((fmt.emax + 1023) << 52),
         guard_scale=2.0 ** (1024 - fmt.emax) if _guardable(fmt) else math.nan,
         magic_scale=1.5 * 2.0 ** (52 - fmt.man_bits - 1024 + fmt.emax) if _guardable(fmt) else math.nan,
-        unguard_scale=2.0 ** (fmt.emax - 1024) if _guardable(fmt) else math.nan,
     )
 
 

@@ -149,7 +149,6 @@ class ExactParams(NamedTuple):
     emax_bits: np.uint64  # float64 bits of 2**emax: from there up a rounding may overflow
     guard_scale: float  # 2**(1024 - emax): 2**E times it is Inf exactly when E >= emax
     magic_scale: float  # 1.5 * 2**(52 - man_bits) / guard_scale
-    unguard_scale: float  # 1 / guard_scale
 
 
 @numba.njit(inline="always")
@@ -310,7 +309,7 @@ def round_nearest_on_grid(s: float, x: ExactParams) -> float:
 
 @numba.njit(inline="always")
 def round_stochastic_on_grid(s: float, x: ExactParams, addend: np.uint64) -> float:
-    """Stochastic rounding of ``s * 2**-guard`` (``guard = 1024 - emax``) held as ``s``, a multiple of the smallest quantum times ``2**guard``.
+    """Stochastic rounding of ``s * 2**-guard`` (``guard = 1024 - emax``), ``s`` on the smallest quantum's grid scaled.
 
     Where :func:`round_stochastic_guarded` scales every sum by ``2**guard``
     to find the ones from ``2**emax`` up, the sums of this kind are kept
@@ -360,7 +359,8 @@ def _addend(word: np.uint64, left: bool, shift: np.uint64, x: ExactParams) -> np
 def round_stochastic_guarded(s: float, x: ExactParams, addend: np.uint64) -> float:
     """:func:`round_exact_stochastic` of ``|s| < 2**emax``; NaN for any other ``s``.
 
-    ``addend`` is the draw's :func:`stochastic_addend`. ``s`` must be a multiple of ``2**(emin - 52)``. The normal range is the
+    ``addend`` is the draw's :func:`stochastic_addend`. ``s`` must be a
+    multiple of ``2**(emin - 52)``. The normal range is the
     integer addition of :func:`round_exact_stochastic`; below the smallest
     normal, ``2**emin`` is added first (exactly, by that condition), which
     moves the magnitude into the binade whose quantum is the subnormal one,
@@ -1048,12 +1048,11 @@ def _blocked_tile(
     for k in range(k_dim):
         if k % size == 0:
             partial[:] = 0.0  # a block starts from +0
+        _column(t, k, scales, held if prod_kind == PROD_EXACT else 1.0)  # (a product is rounded as it is)
         if prod_kind == PROD_EXACT:
-            _column(t, k, scales, held)
             _convert_row(t, k, b_row)
             _add(t, step_kind, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
         else:
-            _column(t, k, scales, 1.0)
             _convert_row(t, k, b_row64)
             _terms(t, prod_kind, k, scales, b_row64, terms, bits, g, rand, words, runs)
             _add(t, step_kind, k, STAGE_SUM, partial, terms_held, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)

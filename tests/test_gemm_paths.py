@@ -358,7 +358,7 @@ def _guarded_roundings(values, draws, x, nearest, on_grid, stochastic, stochasti
         addend = gk.stochastic_addend(np.uint64(draws[i]), x)
         stochastic[i] = gk.round_stochastic_guarded(values[i], x, addend)
         # the on-grid kind's values are held times 2**(1024 - emax)
-        stochastic_on_grid[i] = gk.round_stochastic_on_grid(values[i] * x.guard_scale, x, addend) * x.unguard_scale
+        stochastic_on_grid[i] = gk.round_stochastic_on_grid(values[i] * x.guard_scale, x, addend) / x.guard_scale
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16", "e4m3", "e4m3fnuz", "e3m2", "e2m1", "fp32", "e5m6"])
