@@ -48,7 +48,8 @@ MAX_PAIR_FRACTION_BITS = 51
 #: round_nearest_guarded's magic constant keeps a sum in its binade up to this many mantissa bits.
 MAX_GUARDED_MAN_BITS = 49
 # Outputs of a parallel work item: 128 KiB of float64 accumulators, in L2. Each step of a tile costs a call and
-# its random-bit bookkeeping once; 16384 outputs ran 1.2-1.5x as fast as 2048 (which fit L1) at 256-1024 squared.
+# its random-bit bookkeeping once; 16384 outputs ran 1.0-1.4x as fast as 2048 (which fit L1) at 256-1024 squared
+# (1.1-1.4x for sequential nearest and SR8/SR16 sums; exact SR, bound by its hashes, about the same).
 TILE_ELEMENTS = 16384
 #: False forces the general path (TwoSum + round_pair, quantize_scalar products): the tests' reference.
 _FAST_PATHS = True
