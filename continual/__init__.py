@@ -9,19 +9,27 @@ modules usable without Avalanche; :mod:`continual.runner` and
 """
 
 from continual.cost import HOROWITZ_45NM, CostCounter, EnergyModel
-from continual.policies import AdaptivePolicy, AdaptiveSettings, BatchSignals, FixedPolicy, PrecisionPolicy, SchedulePolicy, make_policy
+from continual.policies import (
+    AdaptivePolicy,
+    AdaptiveSettings,
+    BatchSignals,
+    FixedPolicy,
+    PrecisionPolicy,
+    SchedulePolicy,
+    make_policy,
+)
 from continual.precision import CL_PRESETS, CLPrecision, parse_cl_precision
 
 __all__ = [
+    "CL_PRESETS",
+    "HOROWITZ_45NM",
     "AdaptivePolicy",
     "AdaptiveSettings",
     "BatchSignals",
     "CLPrecision",
-    "CL_PRESETS",
     "CostCounter",
     "EnergyModel",
     "FixedPolicy",
-    "HOROWITZ_45NM",
     "PrecisionPlugin",
     "PrecisionPolicy",
     "SchedulePolicy",

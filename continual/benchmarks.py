@@ -83,7 +83,9 @@ def check_data(name: str, data_root: str | None, seed: int = 0) -> Dataset:
     return _load(dataset, seed, None if data_root is None else str(data_root))
 
 
-def make_benchmark(name: str, scenario: str = "class", *, n_experiences: int = 5, seed: int = 0, data_root: str | None = None) -> CLBenchmark:
+def make_benchmark(
+    name: str, scenario: str = "class", *, n_experiences: int = 5, seed: int = 0, data_root: str | None = None
+) -> CLBenchmark:
     """Build benchmark ``name`` (one of :data:`BENCHMARKS`) in ``scenario`` (``class`` or ``task``)."""
     from avalanche.benchmarks import nc_benchmark
 
@@ -102,9 +104,14 @@ def make_benchmark(name: str, scenario: str = "class", *, n_experiences: int = 5
         if classes % n_experiences:
             raise ValueError(f"{name} has {classes} classes, which {n_experiences} experiences do not divide")
         stream = nc_benchmark(
-            _Tensors(data.x_train, data.y_train), _Tensors(data.x_test, data.y_test), n_experiences,
-            task_labels=task, shuffle=False, fixed_class_order=list(range(classes)), class_ids_from_zero_in_each_exp=task,
-        )  # fmt: skip
+            _Tensors(data.x_train, data.y_train),
+            _Tensors(data.x_test, data.y_test),
+            n_experiences,
+            task_labels=task,
+            shuffle=False,
+            fixed_class_order=list(range(classes)),
+            class_ids_from_zero_in_each_exp=task,
+        )
         head = classes // n_experiences if task else classes
     else:
         rng = np.random.default_rng(seed)
@@ -113,7 +120,15 @@ def make_benchmark(name: str, scenario: str = "class", *, n_experiences: int = 5
             perm = rng.permutation(input_size)
             trains.append(_Tensors(_permute(data.x_train, perm), data.y_train))
             tests.append(_Tensors(_permute(data.x_test, perm), data.y_test))
-        stream = nc_benchmark(trains, tests, n_experiences, task_labels=task, shuffle=False, one_dataset_per_exp=True, class_ids_from_zero_in_each_exp=True)
+        stream = nc_benchmark(
+            trains,
+            tests,
+            n_experiences,
+            task_labels=task,
+            shuffle=False,
+            one_dataset_per_exp=True,
+            class_ids_from_zero_in_each_exp=True,
+        )
         head = classes
     return CLBenchmark(name, scenario, stream, input_size, head, n_experiences)
 

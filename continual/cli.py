@@ -46,11 +46,22 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden", type=int, default=d.hidden, help=f"MLP hidden width (default: {d.hidden})")
     g.add_argument("--layers", type=int, default=d.layers, help=f"MLP hidden layers (default: {d.layers})")
     g.add_argument("--experiences", type=int, default=d.n_experiences, help=f"experiences (default: {d.n_experiences})")
-    g.add_argument("--mem-size", type=int, default=d.mem_size, help=f"replay memory; GEM/AGEM keep mem-size/experiences per experience (default: {d.mem_size})")
+    g.add_argument(
+        "--mem-size",
+        type=int,
+        default=d.mem_size,
+        help=f"replay memory; GEM/AGEM keep mem-size/experiences per experience (default: {d.mem_size})",
+    )
     g.add_argument("--data-root", help="folder with the MNIST IDX files or mnist.npz (split-mnist, permuted-mnist)")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, default=1, help="parallel runs: 1 = in this process, N = local process pool (default: 1)")
-    g.add_argument("--dask", metavar="ADDRESS", help="run on Dask: 'local' (a LocalCluster of --workers processes) or a scheduler address tcp://host:8786 (needs mpsim[dask])")
+    g.add_argument(
+        "--workers", type=int, default=1, help="parallel runs: 1 = in this process, N = local process pool (default: 1)"
+    )
+    g.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on Dask: 'local' (a LocalCluster of --workers processes) or a scheduler address tcp://host:8786 (needs mpsim[dask])",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -58,9 +69,16 @@ def _base(args: argparse.Namespace) -> Any:
     from continual.config import RunConfig
 
     return RunConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, hidden=args.hidden,
-        layers=args.layers, n_experiences=args.experiences, mem_size=args.mem_size, data_root=args.data_root,
-    )  # fmt: skip
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        hidden=args.hidden,
+        layers=args.layers,
+        n_experiences=args.experiences,
+        mem_size=args.mem_size,
+        data_root=args.data_root,
+    )
 
 
 def _execute(args: argparse.Namespace, spec: Any, out: Path) -> list[dict[str, Any]]:
@@ -87,7 +105,11 @@ def _execute(args: argparse.Namespace, spec: Any, out: Path) -> list[dict[str, A
         print(f"FAILED {name}: {error}")
     args.failed = len(done["failed"])
     wanted = {(c.benchmark, c.scenario, c.strategy, c.label) for c in configs}
-    results = [r for r in load_results(out) if (r["config"]["benchmark"], r["config"]["scenario"], r["config"]["strategy"], r["label"]) in wanted]
+    results = [
+        r
+        for r in load_results(out)
+        if (r["config"]["benchmark"], r["config"]["scenario"], r["config"]["strategy"], r["label"]) in wanted
+    ]
     return aggregate(results)
 
 
@@ -96,10 +118,22 @@ def cmd_cl(args: argparse.Namespace) -> int:
     from continual.sweep import SweepSpec
 
     spec = SweepSpec(
-        benchmarks=(args.benchmark,), scenarios=(args.scenario,), strategies=(args.strategy,), precisions=(args.precision,),
-        policies=(args.policy,), seeds=args.seeds, base=_base(args),
-    )  # fmt: skip
-    example = replace(spec.base, benchmark=args.benchmark, scenario=args.scenario, strategy=args.strategy, precision=args.precision, policy=args.policy)
+        benchmarks=(args.benchmark,),
+        scenarios=(args.scenario,),
+        strategies=(args.strategy,),
+        precisions=(args.precision,),
+        policies=(args.policy,),
+        seeds=args.seeds,
+        base=_base(args),
+    )
+    example = replace(
+        spec.base,
+        benchmark=args.benchmark,
+        scenario=args.scenario,
+        strategy=args.strategy,
+        precision=args.precision,
+        policy=args.policy,
+    )
     out = Path(args.out or f"runs/cl/{run_id(example).rsplit('_s', 1)[0]}")
     for row in _execute(args, spec, out):
         f = row["forgetting_mean"]
@@ -116,26 +150,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from continual.sweep import SweepSpec
 
     spec = SweepSpec(
-        benchmarks=tuple(args.benchmarks), scenarios=tuple(args.scenarios), strategies=tuple(args.strategies),
-        precisions=tuple(args.precisions), policies=tuple(args.policies), seeds=args.seeds, base=_base(args),
-    )  # fmt: skip
+        benchmarks=tuple(args.benchmarks),
+        scenarios=tuple(args.scenarios),
+        strategies=tuple(args.strategies),
+        precisions=tuple(args.precisions),
+        policies=tuple(args.policies),
+        seeds=args.seeds,
+        base=_base(args),
+    )
     rows = _execute(args, spec, Path(args.out))
     if rows:
         print(f"wrote {args.out}/results.csv, results.md, heatmaps_*.png, pareto_*.png ({len(rows)} table rows)")
     return 1 if getattr(args, "failed", 0) else 0
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``cl`` and ``cl-sweep`` to the ``mpsim`` command."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
-        "cl", help="continual learning on Avalanche at a chosen precision (one setting, N seeds)", formatter_class=fmt,
+        "cl",
+        help="continual learning on Avalanche at a chosen precision (one setting, N seeds)",
+        formatter_class=fmt,
         description="Train an Avalanche strategy on an offline continual benchmark with emulated low-precision arithmetic, "
         "weight updates and stored state. Writes OUT/runs/*.json per seed (accuracy matrix, average accuracy, forgetting, "
         "backward transfer, wall time, MACs per format, bit-operations, energy proxy, precision switches), "
         "results.csv/.md and plots; finished seeds are not run again.",
         epilog=_presets_help(),
-    )  # fmt: skip
+    )
     p.add_argument("--benchmark", default="split-digits", help="benchmark (default: split-digits)")
     p.add_argument("--scenario", default="class", help=f"{' or '.join(SCENARIOS)}-incremental (default: class)")
     p.add_argument("--strategy", default="naive", help="strategy (default: naive)")
@@ -147,16 +188,20 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.set_defaults(func=cmd_cl)
 
     q = subparsers.add_parser(
-        "cl-sweep", help="grid of continual-learning runs, resumable, with a results table and plots", formatter_class=fmt,
+        "cl-sweep",
+        help="grid of continual-learning runs, resumable, with a results table and plots",
+        formatter_class=fmt,
         description="Run benchmarks x scenarios x strategies x precisions x policies x seeds. Each finished run is written "
         "atomically to OUT/runs/RUN.json; run the same command again after a kill and only the missing runs run. "
         "Then writes OUT/results.csv, results.md (mean ± std over seeds), heatmaps_*.png and pareto_*.png.",
         epilog=_presets_help(),
-    )  # fmt: skip
+    )
     q.add_argument("--benchmarks", nargs="+", default=["split-digits"], help="benchmarks (default: split-digits)")
     q.add_argument("--scenarios", nargs="+", default=["class"], help="class and/or task (default: class)")
     q.add_argument("--strategies", nargs="+", default=["naive"], help="strategies (default: naive)")
-    q.add_argument("--precisions", nargs="+", default=["fp32", "e4m3-sr"], help="presets or config files (default: fp32 e4m3-sr)")
+    q.add_argument(
+        "--precisions", nargs="+", default=["fp32", "e4m3-sr"], help="presets or config files (default: fp32 e4m3-sr)"
+    )
     q.add_argument("--policies", nargs="+", default=["fixed"], help="precision policies (default: fixed)")
     q.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per setting (default: 3)")
     q.add_argument("--out", default="results/cl", help="output folder (default: results/cl)")

@@ -13,14 +13,21 @@ from continual.benchmarks import BENCHMARKS, SCENARIOS
 from continual.policies import make_policy
 from continual.precision import parse_cl_precision
 
-__all__ = ["RunConfig", "STRATEGIES", "STRATEGY_FAMILY", "run_id"]
+__all__ = ["STRATEGIES", "STRATEGY_FAMILY", "RunConfig", "run_id"]
 
 #: Strategy families: lower bound, replay, regularization, parameter isolation, upper bound.
 STRATEGIES = ("naive", "replay", "gem", "agem", "ewc", "si", "lwf", "packnet", "joint")
 STRATEGY_FAMILY = {
-    "naive": "lower bound", "replay": "replay", "gem": "replay", "agem": "replay", "ewc": "regularization",
-    "si": "regularization", "lwf": "regularization", "packnet": "parameter isolation", "joint": "upper bound",
-}  # fmt: skip
+    "naive": "lower bound",
+    "replay": "replay",
+    "gem": "replay",
+    "agem": "replay",
+    "ewc": "regularization",
+    "si": "regularization",
+    "lwf": "regularization",
+    "packnet": "parameter isolation",
+    "joint": "upper bound",
+}
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,13 @@ class RunConfig:
             raise ValueError(f"lr must be positive, not {self.lr!r}")
         if self.strategy == "packnet":
             if self.scenario != "task":
-                raise ValueError("strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'")
+                raise ValueError(
+                    "strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'"
+                )
             if self.epochs <= self.packnet_post_prune_epochs:
-                raise ValueError(f"strategy 'packnet' needs epochs > packnet_post_prune_epochs ({self.packnet_post_prune_epochs}), not {self.epochs}")
+                raise ValueError(
+                    f"strategy 'packnet' needs epochs > packnet_post_prune_epochs ({self.packnet_post_prune_epochs}), not {self.epochs}"
+                )
         parse_cl_precision(self.precision)
         make_policy(self.policy, self.precision)
 
@@ -83,7 +94,7 @@ class RunConfig:
         return f"{self.policy}({self.precision})"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -95,5 +106,3 @@ def run_id(config: RunConfig) -> str:
     """File-safe name of a run from its grid coordinates."""
     label = re.sub(r"[^A-Za-z0-9.=+-]+", "-", config.label).strip("-")
     return f"{config.benchmark}_{config.scenario}_{config.strategy}_{label}_s{config.seed}"
-
-

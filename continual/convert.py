@@ -26,7 +26,7 @@ from mpsim.nn import ConversionReport, PrecisionConfig, QConv2d, QLinear, quanti
 from mpsim.quantize import quantize
 from mpsim.randbits import CounterRNG
 
-__all__ = ["quantize_in_place", "set_precision", "quantized_modules", "round_tensors_", "QUANTIZED"]
+__all__ = ["QUANTIZED", "quantize_in_place", "quantized_modules", "round_tensors_", "set_precision"]
 
 QUANTIZED = (QLinear, QConv2d)
 
@@ -65,7 +65,7 @@ def set_precision(model: nn.Module, config: PrecisionConfig) -> None:
 
 
 @torch.no_grad()
-def round_tensors_(tensors: "Any", fmt: str | None, rounding: str, rng: CounterRNG) -> None:
+def round_tensors_(tensors: Any, fmt: str | None, rounding: str, rng: CounterRNG) -> None:
     """Round each float tensor of an iterable in place into ``fmt`` (no-op for ``None``)."""
     if fmt is None:
         return

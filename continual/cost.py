@@ -36,7 +36,7 @@ from typing import Any
 from mpsim.energy import HOROWITZ_45NM, EnergyModel  # re-exported: the energy table lives in mpsim
 from mpsim.formats import parse_format
 
-__all__ = ["EnergyModel", "HOROWITZ_45NM", "CostCounter", "gemm_labels", "reduction_length"]
+__all__ = ["HOROWITZ_45NM", "CostCounter", "EnergyModel", "gemm_labels", "reduction_length"]
 
 
 def _split(label: str) -> tuple[str, str, str]:

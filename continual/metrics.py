@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["average_accuracy", "learning_accuracy", "forgetting", "backward_transfer", "forward_transfer", "summarize"]
+__all__ = ["average_accuracy", "backward_transfer", "forgetting", "forward_transfer", "learning_accuracy", "summarize"]
 
 
-def _matrix(r: "Sequence[Sequence[float]] | np.ndarray", square: bool = True) -> np.ndarray:
+def _matrix(r: Sequence[Sequence[float]] | np.ndarray, square: bool = True) -> np.ndarray:
     m = np.asarray(r, dtype=np.float64)
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f"accuracy matrix must be 2-D and non-empty, not shape {m.shape}")
@@ -35,15 +35,15 @@ def _matrix(r: "Sequence[Sequence[float]] | np.ndarray", square: bool = True) ->
     return m
 
 
-def average_accuracy(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
+def average_accuracy(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     return float(_matrix(r, square=False)[-1].mean())
 
 
-def learning_accuracy(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
+def learning_accuracy(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     return float(np.diag(_matrix(r)).mean())
 
 
-def forgetting(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
+def forgetting(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     m = _matrix(r)
     t = m.shape[0]
     if t < 2:
@@ -51,7 +51,7 @@ def forgetting(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
     return float(np.mean([m[j : t - 1, j].max() - m[t - 1, j] for j in range(t - 1)]))
 
 
-def backward_transfer(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
+def backward_transfer(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     m = _matrix(r)
     t = m.shape[0]
     if t < 2:
@@ -59,7 +59,7 @@ def backward_transfer(r: "Sequence[Sequence[float]] | np.ndarray") -> float:
     return float(np.mean([m[t - 1, j] - m[j, j] for j in range(t - 1)]))
 
 
-def forward_transfer(r: "Sequence[Sequence[float]] | np.ndarray", baseline: "Sequence[float] | np.ndarray") -> float:
+def forward_transfer(r: Sequence[Sequence[float]] | np.ndarray, baseline: Sequence[float] | np.ndarray) -> float:
     m = _matrix(r)
     b = np.asarray(baseline, dtype=np.float64)
     if b.shape != (m.shape[0],):
@@ -70,7 +70,9 @@ def forward_transfer(r: "Sequence[Sequence[float]] | np.ndarray", baseline: "Seq
     return float(np.mean([m[j - 1, j] - b[j] for j in range(1, t)]))
 
 
-def summarize(r: "Sequence[Sequence[float]] | np.ndarray", baseline: "Sequence[float] | np.ndarray | None" = None) -> dict[str, Any]:
+def summarize(
+    r: Sequence[Sequence[float]] | np.ndarray, baseline: Sequence[float] | np.ndarray | None = None
+) -> dict[str, Any]:
     """Every metric above (``None`` where the matrix has a single row, or no baseline for FWT)."""
     m = _matrix(r, square=False)
     out: dict[str, Any] = {"average_accuracy": average_accuracy(m)}

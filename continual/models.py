@@ -9,7 +9,7 @@ from torch import nn
 
 from continual.benchmarks import CLBenchmark
 
-__all__ = ["mlp", "MultiHeadMLP", "build_model"]
+__all__ = ["MultiHeadMLP", "build_model", "mlp"]
 
 
 def mlp(inputs: int, hidden: int, outputs: int, layers: int = 1) -> nn.Sequential:
@@ -28,7 +28,11 @@ class MultiHeadMLP(MultiTaskModule):
 
     def __init__(self, inputs: int, hidden: int, head_size: int, layers: int = 1) -> None:
         super().__init__()
-        self.features = mlp(inputs, hidden, hidden, layers - 1) if layers > 1 else nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden))
+        self.features = (
+            mlp(inputs, hidden, hidden, layers - 1)
+            if layers > 1
+            else nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden))
+        )
         self.relu = nn.ReLU()
         self.classifier = MultiHeadClassifier(hidden, initial_out_features=head_size)
 
@@ -40,7 +44,9 @@ def build_model(benchmark: CLBenchmark, strategy: str, hidden: int = 64, layers:
     """fp32 model for ``benchmark``; PackNet wraps a single-head MLP and needs task labels."""
     if strategy == "packnet":
         if not benchmark.task_labels:
-            raise ValueError("strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'")
+            raise ValueError(
+                "strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'"
+            )
         return PackNetModel(mlp(benchmark.input_size, hidden, benchmark.head_size, layers))
     if benchmark.task_labels:
         return MultiHeadMLP(benchmark.input_size, hidden, benchmark.head_size, layers)

@@ -10,7 +10,7 @@ import numpy as np
 
 from continual.config import STRATEGIES
 
-__all__ = ["plot_heatmaps", "plot_pareto", "pareto_front"]
+__all__ = ["pareto_front", "plot_heatmaps", "plot_pareto"]
 
 
 def _pyplot() -> Any:
@@ -32,7 +32,9 @@ def plot_heatmaps(results: list[dict[str, Any]], path: Path, title: str) -> None
         mats[(r["config"]["strategy"], r["label"])].append(np.asarray(r["accuracy_matrix"]))
     strategies = [s for s in STRATEGIES if any(k[0] == s for k in mats)]
     labels = sorted({k[1] for k in mats}, key=label_order)
-    fig, axes = plt.subplots(len(strategies), len(labels), figsize=(1.5 * len(labels) + 0.8, 1.5 * len(strategies) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(strategies), len(labels), figsize=(1.5 * len(labels) + 0.8, 1.5 * len(strategies) + 0.6), squeeze=False
+    )
     image = None
     for i, strategy in enumerate(strategies):
         for j, label in enumerate(labels):
@@ -77,19 +79,38 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in rows:
         ax.errorbar(
-            r["train_energy_uj_mean"], r["average_accuracy_mean"], yerr=r["average_accuracy_std"] or 0,
-            color=colors[r["strategy"]], marker=markers[r["label"]], markersize=6, linestyle="none", alpha=0.85,
-        )  # fmt: skip
-    learners = [r for r in rows if r["strategy"] != "joint"]  # joint training is the offline upper bound, not a contender
+            r["train_energy_uj_mean"],
+            r["average_accuracy_mean"],
+            yerr=r["average_accuracy_std"] or 0,
+            color=colors[r["strategy"]],
+            marker=markers[r["label"]],
+            markersize=6,
+            linestyle="none",
+            alpha=0.85,
+        )
+    learners = [
+        r for r in rows if r["strategy"] != "joint"
+    ]  # joint training is the offline upper bound, not a contender
     points = [(r["train_energy_uj_mean"], r["average_accuracy_mean"]) for r in learners]
     front = pareto_front(points)
-    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto front (without joint)")
+    ax.plot(
+        [points[i][0] for i in front],
+        [points[i][1] for i in front],
+        "k--",
+        linewidth=1,
+        label="Pareto front (without joint)",
+    )
     for s in strategies:
         ax.plot([], [], color=colors[s], marker="o", linestyle="none", label=s)
     for lab in labels:
         ax.plot([], [], color="black", marker=markers[lab], markerfacecolor="none", linestyle="none", label=lab)
     ax.set_xscale("log")
-    ax.set(xlabel="training energy, µJ (Horowitz 45 nm proxy, log scale)", ylabel="average accuracy", title=title, ylim=(0, 1))
+    ax.set(
+        xlabel="training energy, µJ (Horowitz 45 nm proxy, log scale)",
+        ylabel="average accuracy",
+        title=title,
+        ylim=(0, 1),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

@@ -52,7 +52,13 @@ class PrecisionPlugin(SupervisedPlugin):
     Every switch is in :attr:`switches` and logged to ``logging.getLogger("continual")``.
     """
 
-    def __init__(self, precision: "str | PrecisionConfig | CLPrecision | PrecisionPolicy" = "fp32", *, seed: int = 0, cost: CostCounter | None = None) -> None:
+    def __init__(
+        self,
+        precision: str | PrecisionConfig | CLPrecision | PrecisionPolicy = "fp32",
+        *,
+        seed: int = 0,
+        cost: CostCounter | None = None,
+    ) -> None:
         super().__init__()
         self.policy = precision if isinstance(precision, PrecisionPolicy) else FixedPolicy(precision)  # type: ignore[arg-type]
         self.seed = seed
@@ -104,7 +110,12 @@ class PrecisionPlugin(SupervisedPlugin):
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         p = self.precision
         round_tensors_(strategy.model.parameters(), p.weight, p.update_rounding, self.rng)
-        state = [t for s in strategy.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor) and t.dim() > 0]
+        state = [
+            t
+            for s in strategy.optimizer.state.values()
+            for t in s.values()
+            if isinstance(t, torch.Tensor) and t.dim() > 0
+        ]
         round_tensors_(state, p.state, "nearest", self.rng)
         self.batches[p.name] += 1
         underflow, overflow = self.monitor.rates()
@@ -123,9 +134,13 @@ class PrecisionPlugin(SupervisedPlugin):
         if switch is None:
             return
         record = {
-            "experience": int(strategy.clock.train_exp_counter), "epoch": int(strategy.clock.train_exp_epochs),
-            "iteration": int(strategy.clock.train_iterations), "from": self._active, "to": switch.to.name, "reason": switch.reason,
-        }  # fmt: skip
+            "experience": int(strategy.clock.train_exp_counter),
+            "epoch": int(strategy.clock.train_exp_epochs),
+            "iteration": int(strategy.clock.train_iterations),
+            "from": self._active,
+            "to": switch.to.name,
+            "reason": switch.reason,
+        }
         self._active = switch.to.name
         self.switches.append(record)
         log.info("precision switch at experience %(experience)s iteration %(iteration)s -> %(to)s: %(reason)s", record)

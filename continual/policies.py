@@ -32,6 +32,7 @@ from continual.precision import CLPrecision, parse_cl_precision
 from mpsim.formats import parse_format
 
 __all__ = [
+    "POLICY_KINDS",
     "AdaptivePolicy",
     "AdaptiveSettings",
     "BatchSignals",
@@ -41,7 +42,6 @@ __all__ = [
     "SchedulePolicy",
     "Switch",
     "make_policy",
-    "POLICY_KINDS",
 ]
 
 POLICY_KINDS = ("fixed", "schedule", "adaptive")
@@ -131,7 +131,7 @@ class PrecisionPolicy(ABC):
 class FixedPolicy(PrecisionPolicy):
     """One precision throughout."""
 
-    def __init__(self, precision: "str | CLPrecision") -> None:
+    def __init__(self, precision: str | CLPrecision) -> None:
         self.current = parse_cl_precision(precision)
 
     @property
@@ -142,7 +142,7 @@ class FixedPolicy(PrecisionPolicy):
 class SchedulePolicy(PrecisionPolicy):
     """Precision ``schedule[i]`` for experience ``i``; the last entry repeats."""
 
-    def __init__(self, schedule: "Sequence[str | CLPrecision]") -> None:
+    def __init__(self, schedule: Sequence[str | CLPrecision]) -> None:
         if isinstance(schedule, str) or not schedule:
             raise ValueError(f"schedule must be a non-empty sequence of precisions, not {schedule!r}")
         self.schedule = tuple(parse_cl_precision(p) for p in schedule)
@@ -182,9 +182,17 @@ class AdaptiveSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), not {value!r}")
-        if isinstance(self.spike_factor, bool) or not isinstance(self.spike_factor, (int, float)) or self.spike_factor < 1:
+        if (
+            isinstance(self.spike_factor, bool)
+            or not isinstance(self.spike_factor, (int, float))
+            or self.spike_factor < 1
+        ):
             raise ValueError(f"spike_factor must be a number >= 1, not {self.spike_factor!r}")
-        if isinstance(self.spike_min_delta, bool) or not isinstance(self.spike_min_delta, (int, float)) or self.spike_min_delta < 0:
+        if (
+            isinstance(self.spike_min_delta, bool)
+            or not isinstance(self.spike_min_delta, (int, float))
+            or self.spike_min_delta < 0
+        ):
             raise ValueError(f"spike_min_delta must be a number >= 0, not {self.spike_min_delta!r}")
 
 
@@ -204,7 +212,12 @@ class AdaptivePolicy(PrecisionPolicy):
       least ``cooldown_batches`` before it may go low again.
     """
 
-    def __init__(self, low: "str | CLPrecision", high: "str | CLPrecision" = DEFAULT_HIGH, settings: AdaptiveSettings | None = None) -> None:
+    def __init__(
+        self,
+        low: str | CLPrecision,
+        high: str | CLPrecision = DEFAULT_HIGH,
+        settings: AdaptiveSettings | None = None,
+    ) -> None:
         self.low = parse_cl_precision(low)
         self.high = parse_cl_precision(high)
         if self.low == self.high:
@@ -228,7 +241,10 @@ class AdaptivePolicy(PrecisionPolicy):
 
     def on_experience(self, index: int) -> Switch | None:
         self._reset()
-        return self._switch(self.high, f"experience {index} starts: {self.settings.warmup_batches} batches in {self.high.name} to measure it")
+        return self._switch(
+            self.high,
+            f"experience {index} starts: {self.settings.warmup_batches} batches in {self.high.name} to measure it",
+        )
 
     def on_batch(self, signals: BatchSignals) -> Switch | None:
         s = self.settings
@@ -241,7 +257,11 @@ class AdaptivePolicy(PrecisionPolicy):
             spike = f"loss spike: {loss:.4g} > {s.spike_factor} x running mean {ema:.4g}"
         if math.isfinite(loss):
             self.loss_ema = loss if ema is None else s.loss_decay * ema + (1 - s.loss_decay) * loss
-        lost = signals.error_lost if self.lost_ema is None else s.error_decay * self.lost_ema + (1 - s.error_decay) * signals.error_lost
+        lost = (
+            signals.error_lost
+            if self.lost_ema is None
+            else s.error_decay * self.lost_ema + (1 - s.error_decay) * signals.error_lost
+        )
         self.lost_ema = lost
         grad_fmt = self.low.layers.default.grad.format or "fp32"
         if self.current == self.low:
@@ -250,17 +270,22 @@ class AdaptivePolicy(PrecisionPolicy):
                 return self._switch(self.high, spike)
             if lost > s.error_limit:
                 self.hold = s.cooldown_batches
-                return self._switch(self.high, f"errors lost in {grad_fmt}: {lost:.1%} > {s.error_limit:.1%} (running mean)")
+                return self._switch(
+                    self.high, f"errors lost in {grad_fmt}: {lost:.1%} > {s.error_limit:.1%} (running mean)"
+                )
             return None
         if self.hold > 0:
             self.hold -= 1
             return None
         if self.batches >= s.warmup_batches and spike is None and lost <= s.error_limit:
-            return self._switch(self.low, f"errors lost in {grad_fmt}: {lost:.1%} <= {s.error_limit:.1%} (running mean), loss {loss:.4g}")
+            return self._switch(
+                self.low,
+                f"errors lost in {grad_fmt}: {lost:.1%} <= {s.error_limit:.1%} (running mean), loss {loss:.4g}",
+            )
         return None
 
 
-def make_policy(kind: str, precision: "str | CLPrecision", settings: AdaptiveSettings | None = None) -> PrecisionPolicy:
+def make_policy(kind: str, precision: str | CLPrecision, settings: AdaptiveSettings | None = None) -> PrecisionPolicy:
     """A policy from a spec (see module doc) and the run's precision."""
     if not isinstance(kind, str):
         raise ValueError(f"policy must be a string, not {kind!r}")
@@ -273,4 +298,6 @@ def make_policy(kind: str, precision: "str | CLPrecision", settings: AdaptiveSet
         return SchedulePolicy([p.strip() for p in arg.split(",")])
     if head == "adaptive":
         return AdaptivePolicy(precision, arg or DEFAULT_HIGH, settings)
-    raise ValueError(f"unknown policy {kind!r}: expected fixed, schedule, schedule:P0,P1,..., adaptive or adaptive:HIGH")
+    raise ValueError(
+        f"unknown policy {kind!r}: expected fixed, schedule, schedule:P0,P1,..., adaptive or adaptive:HIGH"
+    )

@@ -24,7 +24,7 @@ from mpsim.formats import parse_format
 from mpsim.nn import PRECISION_PRESETS, PrecisionConfig, parse_precision
 from mpsim.rounding import RoundingMode, parse_rounding
 
-__all__ = ["CLPrecision", "CL_PRESETS", "parse_cl_precision", "preset_names"]
+__all__ = ["CL_PRESETS", "CLPrecision", "parse_cl_precision", "preset_names"]
 
 
 def _check_format(value: str | None, what: str) -> None:
@@ -84,38 +84,49 @@ class CLPrecision:
             raise ValueError(f"update_rounding: {err}") from None
 
     @classmethod
-    def from_config(cls, name: str, config: PrecisionConfig) -> "CLPrecision":
+    def from_config(cls, name: str, config: PrecisionConfig) -> CLPrecision:
         """Storage formats derived from a layer config as the presets derive them (see module doc)."""
         layer = config.default
         gemm = layer.forward
         store = gemm.acc if gemm.emulate and gemm.acc != "fp32" else None
         stochastic = parse_rounding(gemm.rounding).mode is RoundingMode.STOCHASTIC
         return cls(
-            name=name, layers=config, weight=store,
+            name=name,
+            layers=config,
+            weight=store,
             update_rounding=gemm.rounding if stochastic else "nearest",
-            grad=store, state=store, buffer=layer.activation.format,
-        )  # fmt: skip
+            grad=store,
+            state=store,
+            buffer=layer.activation.format,
+        )
 
-    def with_seed(self, seed: int) -> "CLPrecision":
+    def with_seed(self, seed: int) -> CLPrecision:
         """The same precision with the layers' random streams seeded from ``seed``."""
         return replace(self, layers=self.layers.with_seed(seed))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "layers": self.layers.to_dict(), "weight": self.weight,
-            "update_rounding": self.update_rounding, "grad": self.grad, "state": self.state, "buffer": self.buffer,
-        }  # fmt: skip
+            "name": self.name,
+            "layers": self.layers.to_dict(),
+            "weight": self.weight,
+            "update_rounding": self.update_rounding,
+            "grad": self.grad,
+            "state": self.state,
+            "buffer": self.buffer,
+        }
 
 
 #: Every mpsim precision preset with its derived storage formats.
-CL_PRESETS: dict[str, CLPrecision] = {name: CLPrecision.from_config(name, cfg) for name, cfg in PRECISION_PRESETS.items()}
+CL_PRESETS: dict[str, CLPrecision] = {
+    name: CLPrecision.from_config(name, cfg) for name, cfg in PRECISION_PRESETS.items()
+}
 
 
 def preset_names() -> list[str]:
     return list(CL_PRESETS)
 
 
-def parse_cl_precision(spec: "str | CLPrecision | PrecisionConfig | dict[str, Any]") -> CLPrecision:
+def parse_cl_precision(spec: str | CLPrecision | PrecisionConfig | dict[str, Any]) -> CLPrecision:
     """A preset name, a CLPrecision, or anything :func:`mpsim.nn.parse_precision` reads (a .json/.yaml path, a dict, a config)."""
     if isinstance(spec, CLPrecision):
         return spec

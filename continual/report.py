@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from continual.precision import CL_PRESETS
 from continual.config import STRATEGIES, STRATEGY_FAMILY
+from continual.precision import CL_PRESETS
 
-__all__ = ["aggregate", "write_report", "markdown_tables"]
+__all__ = ["aggregate", "markdown_tables", "write_report"]
 
 _METRICS = ("average_accuracy", "forgetting", "backward_transfer", "forward_transfer", "learning_accuracy")
 
@@ -47,16 +47,24 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (bench, scenario, strategy, label), runs in groups.items():
         row: dict[str, Any] = {
-            "benchmark": bench, "scenario": scenario, "strategy": strategy, "family": STRATEGY_FAMILY[strategy],
-            "label": label, "precision": runs[0]["config"]["precision"], "policy": runs[0]["config"]["policy"],
+            "benchmark": bench,
+            "scenario": scenario,
+            "strategy": strategy,
+            "family": STRATEGY_FAMILY[strategy],
+            "label": label,
+            "precision": runs[0]["config"]["precision"],
+            "policy": runs[0]["config"]["policy"],
             "seeds": len(runs),
-        }  # fmt: skip
+        }
         for metric in _METRICS:
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in runs])
         for key in ("macs", "bit_ops", "energy_uj"):
             row[f"train_{key}_mean"], row[f"train_{key}_std"] = _mean_std([r["cost"]["train"][key] for r in runs])
         # share of training batches in the run's own precision (1 for fixed policies; the low share for adaptive ones)
-        shares = [r["precision_batches"].get(r["config"]["precision"], 0) / max(1, sum(r["precision_batches"].values())) for r in runs]
+        shares = [
+            r["precision_batches"].get(r["config"]["precision"], 0) / max(1, sum(r["precision_batches"].values()))
+            for r in runs
+        ]
         row["precision_share"] = float(np.mean(shares))
         row["switches_mean"] = float(np.mean([len(r["switches"]) for r in runs]))
         row["wall_seconds_mean"], _ = _mean_std([r["wall_seconds"] for r in runs])
@@ -121,6 +129,14 @@ def write_report(out_dir: Path) -> list[dict[str, Any]]:
     for r in results:
         by_bench[(r["config"]["benchmark"], r["config"]["scenario"])].append(r)
     for (bench, scenario), group in by_bench.items():
-        plot_heatmaps(group, out_dir / f"heatmaps_{bench}_{scenario}.png", title=f"{bench} ({scenario}-incremental): mean accuracy matrices")
-        plot_pareto(aggregate(group), out_dir / f"pareto_{bench}_{scenario}.png", title=f"{bench} ({scenario}-incremental): accuracy vs training energy")
+        plot_heatmaps(
+            group,
+            out_dir / f"heatmaps_{bench}_{scenario}.png",
+            title=f"{bench} ({scenario}-incremental): mean accuracy matrices",
+        )
+        plot_pareto(
+            aggregate(group),
+            out_dir / f"pareto_{bench}_{scenario}.png",
+            title=f"{bench} ({scenario}-incremental): accuracy vs training energy",
+        )
     return rows

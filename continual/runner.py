@@ -42,9 +42,15 @@ def _make_strategy(config: RunConfig, model: torch.nn.Module, plugins: list[Any]
 
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     common = dict(
-        model=model, optimizer=optimizer, criterion=torch.nn.CrossEntropyLoss(), train_mb_size=config.batch_size,
-        train_epochs=config.epochs, eval_mb_size=256, device="cpu", evaluator=quiet_evaluator(),
-    )  # fmt: skip
+        model=model,
+        optimizer=optimizer,
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=config.batch_size,
+        train_epochs=config.epochs,
+        eval_mb_size=256,
+        device="cpu",
+        evaluator=quiet_evaluator(),
+    )
     per_exp = max(1, config.mem_size // n_experiences)
     name = config.strategy
     if name == "naive":
@@ -76,7 +82,9 @@ def _make_strategy(config: RunConfig, model: torch.nn.Module, plugins: list[Any]
     else:
         # Equal capacity per task: task t keeps 1/(T-t) of the weights still free.
         prune = [(n_experiences - t - 1) / (n_experiences - t) for t in range(n_experiences)]
-        strategy = s.PackNet(**common, plugins=None, post_prune_epochs=config.packnet_post_prune_epochs, prune_proportion=prune)
+        strategy = s.PackNet(
+            **common, plugins=None, post_prune_epochs=config.packnet_post_prune_epochs, prune_proportion=prune
+        )
         # Avalanche 0.6's PackNet passes `plugins=[plugins, PackNetPlugin(...)]`, a nested list whose
         # inner list no hook ever reaches; put the user plugins first, as the other strategies do.
         strategy.plugins = [*plugins, *(p for p in strategy.plugins if p is not None and not isinstance(p, list))]
@@ -117,7 +125,13 @@ class RunParts:
 def build_run(config: RunConfig) -> RunParts:
     """Seed everything, then build the benchmark, the model and the strategy with its plugins."""
     _seed_everything(config.seed)
-    bench = make_benchmark(config.benchmark, config.scenario, n_experiences=config.n_experiences, seed=config.seed, data_root=config.data_root)
+    bench = make_benchmark(
+        config.benchmark,
+        config.scenario,
+        n_experiences=config.n_experiences,
+        seed=config.seed,
+        data_root=config.data_root,
+    )
     model = build_model(bench, config.strategy, config.hidden, config.layers)
     plugin = PrecisionPlugin(make_policy(config.policy, parse_cl_precision(config.precision)), seed=config.seed)
     accuracy = AccuracyMatrixPlugin()

@@ -83,7 +83,11 @@ def _agem(plugin: Any, p: CLPrecision, rng: CounterRNG) -> None:
     plugin.buffers = rounded
     # AGEM samples through an infinite loader built on the buffer list: rebuild it on the rounded copies
     plugin.buffer_dataloader = GroupBalancedInfiniteDataLoader(
-        plugin.buffers, batch_size=plugin.sample_size // len(plugin.buffers), num_workers=0, pin_memory=False, persistent_workers=False
+        plugin.buffers,
+        batch_size=plugin.sample_size // len(plugin.buffers),
+        num_workers=0,
+        pin_memory=False,
+        persistent_workers=False,
     )
     plugin.buffer_dliter = iter(plugin.buffer_dataloader)
 

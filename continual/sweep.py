@@ -26,11 +26,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from continual.policies import DEFAULT_HIGH
 from continual.config import RunConfig, run_id
+from continual.policies import DEFAULT_HIGH
 from continual.runner import run
 
-__all__ = ["SweepSpec", "expand", "run_sweep", "load_results", "write_json_atomic"]
+__all__ = ["SweepSpec", "expand", "load_results", "run_sweep", "write_json_atomic"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,15 @@ def expand(spec: SweepSpec) -> tuple[list[RunConfig], list[str]]:
                             skipped.append(f"{bench}/{scenario}/{strategy}/{policy}({prec}): would never switch")
                             continue
                         for seed in range(spec.seeds):
-                            config = replace(spec.base, benchmark=bench, scenario=scenario, strategy=strategy, precision=prec, policy=policy, seed=seed)
+                            config = replace(
+                                spec.base,
+                                benchmark=bench,
+                                scenario=scenario,
+                                strategy=strategy,
+                                precision=prec,
+                                policy=policy,
+                                seed=seed,
+                            )
                             configs.setdefault(run_id(config), config)
     return list(configs.values()), skipped
 
@@ -94,7 +102,9 @@ def _finished(path: Path, config: RunConfig) -> bool:
         return False  # not a result of ours: run it again
     if saved != asdict(config):
         diff = sorted(k for k in saved.keys() | asdict(config).keys() if saved.get(k) != asdict(config).get(k))
-        raise ValueError(f"{path} holds a run with other settings ({', '.join(diff)}); use another output folder or delete it")
+        raise ValueError(
+            f"{path} holds a run with other settings ({', '.join(diff)}); use another output folder or delete it"
+        )
     return True
 
 
@@ -120,7 +130,7 @@ def _init_worker() -> None:
 
 def run_sweep(
     configs: Sequence[RunConfig],
-    out_dir: "str | Path",
+    out_dir: str | Path,
     *,
     workers: int = 1,
     dask: str | None = None,
@@ -151,7 +161,7 @@ def run_sweep(
             bar.set_postfix_str(run_id(config))
             try:
                 result = run_fn(config, progress=progress)
-            except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+            except Exception as err:
                 failed[run_id(config)] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{run_id(config)}.json", result)
@@ -160,12 +170,14 @@ def run_sweep(
     else:
         import multiprocessing
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        ) as pool:
             futures = {pool.submit(_execute, asdict(c), str(runs / f"{run_id(c)}.json")): run_id(c) for c in pending}
             for future in as_completed(futures):
                 try:
                     ran.append(future.result())
-                except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+                except Exception as err:
                     failed[futures[future]] = f"{type(err).__name__}: {err}"
                 bar.update()
     bar.close()
@@ -176,7 +188,9 @@ def run_sweep(
     return {"finished": [run_id(c) for c in finished], "ran": ran, "failed": failed}
 
 
-def _run_dask(pending: list[RunConfig], runs: Path, address: str, workers: int, ran: list[str], failed: dict[str, str], bar: Any) -> None:
+def _run_dask(
+    pending: list[RunConfig], runs: Path, address: str, workers: int, ran: list[str], failed: dict[str, str], bar: Any
+) -> None:
     try:
         from distributed import Client, LocalCluster
         from distributed import as_completed as dask_completed
@@ -192,7 +206,7 @@ def _run_dask(pending: list[RunConfig], runs: Path, address: str, workers: int, 
         for future in dask_completed(list(futures)):
             try:
                 result = future.result()
-            except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+            except Exception as err:
                 failed[futures[future]] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{result['run_id']}.json", result)
@@ -204,7 +218,7 @@ def _run_dask(pending: list[RunConfig], runs: Path, address: str, workers: int, 
             cluster.close()
 
 
-def load_results(out_dir: "str | Path") -> list[dict[str, Any]]:
+def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every finished run under ``out_dir/runs``, in file-name order."""
     runs = Path(out_dir) / "runs"
     results = []

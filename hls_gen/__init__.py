@@ -23,13 +23,13 @@ from hls_gen.mac import MAC
 from hls_gen.multiplier import FPMultiplier
 
 __all__ = [
+    "LFSR",
     "LINT_WAIVERS",
+    "MAC",
     "Accumulator",
     "ArrayConfig",
     "FPAdder",
     "FPMultiplier",
-    "LFSR",
-    "MAC",
     "MACArray",
     "emit",
     "load_manifest",

@@ -12,7 +12,7 @@ from hls_gen.spec import check_int, check_nan_capable, checking, float_format, h
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["FPAdder", "Accumulator", "accumulate"]
+__all__ = ["Accumulator", "FPAdder", "accumulate"]
 
 
 def _guard(rand_bits: int | None) -> int:
@@ -81,7 +81,9 @@ class FPAdder(wiring.Component):
         Bit pattern of the rounded sum.
     """
 
-    def __init__(self, *, acc_format: "str | FloatFormat", term_format: "str | FloatFormat", rounding: str = "nearest") -> None:
+    def __init__(
+        self, *, acc_format: str | FloatFormat, term_format: str | FloatFormat, rounding: str = "nearest"
+    ) -> None:
         with checking(self):
             self._acc_format = float_format(acc_format, "accumulator format")
             self._term_format = float_format(term_format, "term format")
@@ -161,12 +163,12 @@ class Accumulator(wiring.Component):
     def __init__(
         self,
         *,
-        acc_format: "str | FloatFormat",
-        term_format: "str | FloatFormat",
+        acc_format: str | FloatFormat,
+        term_format: str | FloatFormat,
         rounding: str = "nearest",
         lfsr_width: int = 32,
         lfsr_seed: int = 1,
-        lfsr_taps: "tuple[int, ...] | None" = None,
+        lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
     ) -> None:
         with checking(self):
@@ -176,10 +178,16 @@ class Accumulator(wiring.Component):
             self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
             self._pipeline = check_int(pipeline, "accumulator pipeline registers", 0, 1)
             check_nan_capable(self._acc_format, "accumulator format", (self._term_format,))
-            super().__init__({
-                "en": In(1), "valid": In(1), "last": In(1), "term": In(self._term_format.bits),
-                "acc": Out(self._acc_format.bits), "done": Out(1),
-            })  # fmt: skip
+            super().__init__(
+                {
+                    "en": In(1),
+                    "valid": In(1),
+                    "last": In(1),
+                    "term": In(self._term_format.bits),
+                    "acc": Out(self._acc_format.bits),
+                    "done": Out(1),
+                }
+            )
 
     @property
     def acc_format(self) -> FloatFormat:
@@ -220,8 +228,14 @@ class Accumulator(wiring.Component):
             rand = regs[3] if rand is not None else None
         t = unpack(m, term, self._term_format, "term")
         acc, done = accumulate(
-            m, en=self.en, valid=valid, last=last, term=t,
-            acc_format=self._acc_format, rand_bits=self._rand_bits, rand=rand,
-        )  # fmt: skip
+            m,
+            en=self.en,
+            valid=valid,
+            last=last,
+            term=t,
+            acc_format=self._acc_format,
+            rand_bits=self._rand_bits,
+            rand=rand,
+        )
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
         return m

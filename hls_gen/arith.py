@@ -31,7 +31,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 
 from mpsim.formats import FloatFormat
 
-__all__ = ["Unpacked", "unpack", "round_pack", "add_exact", "multiply_exact", "exp_shape", "leading_zeros"]
+__all__ = ["Unpacked", "add_exact", "exp_shape", "leading_zeros", "multiply_exact", "round_pack", "unpack"]
 
 
 def exp_shape(lo: int, hi: int) -> Shape:
@@ -256,5 +256,7 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     nan = a.nan | b.nan | opposite_inf
     inf = (a.inf | b.inf) & ~(a.nan | b.nan) & ~opposite_inf
     zero = both_zero | (window == 0)
-    sign = Mux(a.inf | b.inf, Mux(a.inf, a.sign, b.sign), Mux(both_zero, a.sign & b.sign, Mux(window == 0, 0, big_sign)))
+    sign = Mux(
+        a.inf | b.inf, Mux(a.inf, a.sign, b.sign), Mux(both_zero, a.sign & b.sign, Mux(window == 0, 0, big_sign))
+    )
     return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi), total[0]

@@ -76,15 +76,15 @@ class MACArray(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: "str | FloatFormat",
-        b_format: "str | FloatFormat",
-        acc_format: "str | FloatFormat",
-        product_format: "str | FloatFormat | None" = None,
+        a_format: str | FloatFormat,
+        b_format: str | FloatFormat,
+        acc_format: str | FloatFormat,
+        product_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
         product_rounding: str = "nearest",
         lfsr_width: int = 32,
         lfsr_seed: int = 1,
-        lfsr_taps: "tuple[int, ...] | None" = None,
+        lfsr_taps: tuple[int, ...] | None = None,
         rows: int = 4,
         cols: int = 4,
         pipeline: int = 0,
@@ -95,21 +95,35 @@ class MACArray(wiring.Component):
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
             # One MAC checks every remaining parameter; the PEs differ only in their seeds.
             self._pe_args = dict(
-                a_format=a_format, b_format=b_format, acc_format=acc_format, product_format=product_format,
-                rounding=rounding, product_rounding=product_rounding,
-                lfsr_width=lfsr_width, lfsr_taps=lfsr_taps, pipeline=pipeline,
-            )  # fmt: skip
+                a_format=a_format,
+                b_format=b_format,
+                acc_format=acc_format,
+                product_format=product_format,
+                rounding=rounding,
+                product_rounding=product_rounding,
+                lfsr_width=lfsr_width,
+                lfsr_taps=lfsr_taps,
+                pipeline=pipeline,
+            )
             self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
             described(self._model)  # of the PEs, never elaborated itself
             self._grid = LFSRGrid(self._lfsr.width, self._lfsr.seed, self._lfsr.taps, rows=self._rows, cols=self._cols)
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model
-            super().__init__({
-                "in_valid": In(1), "in_ready": Out(1), "in_last": In(1),
-                "in_a": In(self._rows * mac.a_format.bits), "in_b": In(self._cols * mac.b_format.bits),
-                "out_valid": Out(1), "out_ready": In(1), "out_last": Out(1),
-                "out_row": Out(range(max(self._rows, 2))), "out_data": Out(self._cols * mac.acc_format.bits),
-            })  # fmt: skip
+            super().__init__(
+                {
+                    "in_valid": In(1),
+                    "in_ready": Out(1),
+                    "in_last": In(1),
+                    "in_a": In(self._rows * mac.a_format.bits),
+                    "in_b": In(self._cols * mac.b_format.bits),
+                    "out_valid": Out(1),
+                    "out_ready": In(1),
+                    "out_last": Out(1),
+                    "out_row": Out(range(max(self._rows, 2))),
+                    "out_data": Out(self._cols * mac.acc_format.bits),
+                }
+            )
 
     @property
     def rows(self) -> int:
@@ -156,10 +170,12 @@ class MACArray(wiring.Component):
                 pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c])
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
-                    pe.en.eq(en), pe.valid.eq(self.in_valid), pe.last.eq(self.in_last),
+                    pe.en.eq(en),
+                    pe.valid.eq(self.in_valid),
+                    pe.last.eq(self.in_last),
                     pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
                     pe.b.eq(self.in_b[c * b_bits : (c + 1) * b_bits]),
-                ]  # fmt: skip
+                ]
                 pes.append(pe)
         done = pes[0].done  # the PEs run in lockstep
         buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{r}") for r in range(self._rows)]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
 
-__all__ = ["UNITS", "register", "config_from_args", "add_design_arguments", "parse_config"]
+__all__ = ["UNITS", "add_design_arguments", "config_from_args", "parse_config", "register"]
 
 #: The units ``mpsim emit --unit`` writes.
 UNITS = ("array", "mac", "multiplier")
@@ -30,10 +30,12 @@ def _taps(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(t) for t in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"LFSR taps must be comma-separated integers such as 16,15,13,4, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"LFSR taps must be comma-separated integers such as 16,15,13,4, not {text!r}"
+        ) from None
 
 
-def config_from_args(args: argparse.Namespace) -> "ArrayConfig | MultiplierConfig":
+def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig:
     """The configuration (:class:`~hls_gen.emit.ArrayConfig` or :class:`~hls_gen.emit.MultiplierConfig`) an ``mpsim emit`` command line asks for."""
     from hls_gen.emit import ArrayConfig, MultiplierConfig  # Amaranth is imported only when a design is generated
 
@@ -45,9 +47,12 @@ def config_from_args(args: argparse.Namespace) -> "ArrayConfig | MultiplierConfi
         if args.acc is not None:
             raise ValueError(f"--acc is for a MAC or an array; a multiplier has no accumulator, not --acc {args.acc}")
         return MultiplierConfig(
-            a_format=operands[0], b_format=operands[1] if len(operands) == 2 else None,
-            out_format=args.product, rounding=args.product_rounding, lanes=args.lanes,
-        )  # fmt: skip
+            a_format=operands[0],
+            b_format=operands[1] if len(operands) == 2 else None,
+            out_format=args.product,
+            rounding=args.product_rounding,
+            lanes=args.lanes,
+        )
     if args.acc is None:
         raise ValueError(f"--acc is required for --unit {unit}")
     if args.lanes != 1:
@@ -56,11 +61,19 @@ def config_from_args(args: argparse.Namespace) -> "ArrayConfig | MultiplierConfi
         raise ValueError(f"a MAC unit is the 1x1 array, not --array {args.array[0]}x{args.array[1]}; use --unit array")
     rows, cols = args.array
     return ArrayConfig(
-        a_format=operands[0], b_format=operands[1] if len(operands) == 2 else None, acc_format=args.acc,
-        product_format=args.product, rounding=args.rounding, product_rounding=args.product_rounding,
-        rows=rows, cols=cols, pipeline=args.pipeline,
-        lfsr_width=args.lfsr_width, lfsr_seed=args.seed, lfsr_taps=args.lfsr_taps,
-    )  # fmt: skip
+        a_format=operands[0],
+        b_format=operands[1] if len(operands) == 2 else None,
+        acc_format=args.acc,
+        product_format=args.product,
+        rounding=args.rounding,
+        product_rounding=args.product_rounding,
+        rows=rows,
+        cols=cols,
+        pipeline=args.pipeline,
+        lfsr_width=args.lfsr_width,
+        lfsr_seed=args.seed,
+        lfsr_taps=args.lfsr_taps,
+    )
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -73,7 +86,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_config(argv: list[str]) -> "ArrayConfig | MultiplierConfig":
+def parse_config(argv: list[str]) -> ArrayConfig | MultiplierConfig:
     """The configuration that ``mpsim emit ARGV`` would write (``--out`` is ignored); ``ValueError`` on bad arguments."""
     parser = argparse.ArgumentParser(prog="mpsim emit", add_help=False, exit_on_error=False)
     add_design_arguments(parser)
@@ -87,22 +100,40 @@ def parse_config(argv: list[str]) -> "ArrayConfig | MultiplierConfig":
 
 def add_design_arguments(p: argparse.ArgumentParser) -> None:
     """The options that describe a design (``--unit``, formats, roundings, sizes, LFSR)."""
-    p.add_argument("--unit", choices=UNITS, default="array",
-                   help="what to generate: array (R x C MACs), mac (one MAC unit: the 1x1 array) or multiplier (default: array)")
+    p.add_argument(
+        "--unit",
+        choices=UNITS,
+        default="array",
+        help="what to generate: array (R x C MACs), mac (one MAC unit: the 1x1 array) or multiplier (default: array)",
+    )
     p.add_argument("--mul", required=True, help="multiplier operand format, or two as A,B (e.g. e4m3 or e4m3,e5m2)")
-    p.add_argument("--acc", default=None, help="accumulator format (e.g. e5m6, fp16, bf16, e6m9, fp32); required for mac and array")
-    p.add_argument("--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)")
-    p.add_argument("--product", default=None, help="round each product to this format first (unfused MAC, or a rounded multiplier; default: exact products)")
-    p.add_argument("--product-rounding", default="nearest", help="product rounding: nearest or stochastic:K (default: nearest)")
-    p.add_argument("--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)")
+    p.add_argument(
+        "--acc", default=None, help="accumulator format (e.g. e5m6, fp16, bf16, e6m9, fp32); required for mac and array"
+    )
+    p.add_argument(
+        "--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)"
+    )
+    p.add_argument(
+        "--product",
+        default=None,
+        help="round each product to this format first (unfused MAC, or a rounded multiplier; default: exact products)",
+    )
+    p.add_argument(
+        "--product-rounding", default="nearest", help="product rounding: nearest or stochastic:K (default: nearest)"
+    )
+    p.add_argument(
+        "--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)"
+    )
     p.add_argument("--array", type=_array_size, default=(1, 1), help="ROWSxCOLS processing elements (default: 1x1)")
-    p.add_argument("--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)")
+    p.add_argument(
+        "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
+    )
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
     p.add_argument("--seed", type=int, default=1, help="LFSR seed of the array's random stream (default: 1)")
     p.add_argument("--lfsr-taps", type=_taps, default=None, help="LFSR taps, comma-separated (default: mpsim's table)")
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``emit`` to the ``mpsim`` command (entry point group ``mpsim.commands``)."""
     p = subparsers.add_parser(
         "emit",
@@ -112,5 +143,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "manifest with the ports, formats, latency and random stream. Writes OUT.v and OUT.json.",
     )
     add_design_arguments(p)
-    p.add_argument("--out", default=None, help="output path without extension; the file name is the module name (default: ./NAME from the parameters)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output path without extension; the file name is the module name (default: ./NAME from the parameters)",
+    )
     p.set_defaults(func=cmd_emit)

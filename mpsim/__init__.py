@@ -13,20 +13,20 @@ from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 __version__ = "0.1.0"
 
 __all__ = [
+    "LFSR",
     "PRESETS",
     "CounterRNG",
     "FixedFormat",
     "FloatFormat",
     "Format",
-    "LFSR",
     "Rounding",
     "RoundingMode",
     "parse_format",
     "parse_rounding",
     "qmatmul",
     "quantize",
-    "quantize_ste",
     "quantize_model",
+    "quantize_ste",
 ]
 
 

@@ -19,9 +19,17 @@ def code_dtype(bits: int) -> np.dtype:
 
 @numba.njit(cache=True)
 def _encode_float(
-    v: np.ndarray, out: np.ndarray, man_bits: int, emin: int, bias: int, sign_shift: int,
-    nan_code: int, inf_code: int, nan_keeps_sign: bool, unsigned_zero: bool,
-) -> int:  # fmt: skip
+    v: np.ndarray,
+    out: np.ndarray,
+    man_bits: int,
+    emin: int,
+    bias: int,
+    sign_shift: int,
+    nan_code: int,
+    inf_code: int,
+    nan_keeps_sign: bool,
+    unsigned_zero: bool,
+) -> int:
     """Codes of representable float64 values ``v``; returns the index of a bad value or -1."""
     for i in range(v.size):
         x = v[i]
@@ -67,9 +75,17 @@ def encode(fmt: FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
     nan_code = -1 if fmt.nan_code is None else fmt.nan_code
     inf_code = -1 if fmt.inf_code is None else fmt.inf_code
     bad = _encode_float(
-        flat, out.reshape(-1), fmt.man_bits, fmt.emin, fmt.exponent_bias, fmt.bits - 1,
-        nan_code, inf_code, fmt.specials in ("ieee", "fn"), not fmt.has_negative_zero,
-    )  # fmt: skip
+        flat,
+        out.reshape(-1),
+        fmt.man_bits,
+        fmt.emin,
+        fmt.exponent_bias,
+        fmt.bits - 1,
+        nan_code,
+        inf_code,
+        fmt.specials in ("ieee", "fn"),
+        not fmt.has_negative_zero,
+    )
     if bad >= 0:
         value = float(values.reshape(-1)[bad])
         raise ValueError(f"cannot encode {value!r} in {fmt}: the format has no NaN or Inf")

@@ -48,15 +48,15 @@ class QuantizeSTE(torch.autograd.Function):
 
 def quantize_ste(
     x: torch.Tensor,
-    fmt: "str | FloatFormat | FixedFormat",
-    rounding: "str | Rounding" = "nearest",
+    fmt: str | FloatFormat | FixedFormat,
+    rounding: str | Rounding = "nearest",
     *,
     rand_bits: int | None = None,
-    seed: "int | RandomSource | None" = None,
+    seed: int | RandomSource | None = None,
     saturate: bool | None = None,
-    grad_format: "str | FloatFormat | FixedFormat | None" = None,
-    grad_rounding: "str | Rounding" = "nearest",
-    grad_seed: "int | RandomSource | None" = None,
+    grad_format: str | FloatFormat | FixedFormat | None = None,
+    grad_rounding: str | Rounding = "nearest",
+    grad_seed: int | RandomSource | None = None,
 ) -> torch.Tensor:
     """Differentiable :func:`mpsim.quantize`: straight-through gradient.
 

@@ -30,10 +30,16 @@ def _format_row(fmt: FloatFormat | FixedFormat) -> dict[str, object]:
         )
     else:
         row.update(
-            exp_bits=None, man_bits=None, bias=None, specials="fixed",
-            max=fmt.max, smallest_normal=fmt.eps, smallest_subnormal=None, eps=fmt.eps,
+            exp_bits=None,
+            man_bits=None,
+            bias=None,
+            specials="fixed",
+            max=fmt.max,
+            smallest_normal=fmt.eps,
+            smallest_subnormal=None,
+            eps=fmt.eps,
             finite_values=fmt.num_finite,
-        )  # fmt: skip
+        )
     return row
 
 
@@ -106,10 +112,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.update_rounding:
         optim_precision["update_rounding"] = args.update_rounding
     config = TrainConfig(
-        dataset=args.dataset, model=args.model, hidden=args.hidden, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
-        precision=args.precision, optim_precision=optim_precision, seed=args.seed, data_root=args.data_root,
-    )  # fmt: skip
+        dataset=args.dataset,
+        model=args.model,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        precision=args.precision,
+        optim_precision=optim_precision,
+        seed=args.seed,
+        data_root=args.data_root,
+    )
     out = args.out or f"runs/{args.dataset}-{args.model}-{args.precision.replace('/', '_')}-s{args.seed}"
     metrics = train(config, out, progress=not args.quiet)
     last = metrics["history"][-1]
@@ -128,18 +143,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("formats", help="list formats with their key numbers", description="List number formats (all presets, or the ones named) with bits, bias, max, smallest normal/subnormal, epsilon and count of finite values.")
+    p = sub.add_parser(
+        "formats",
+        help="list formats with their key numbers",
+        description="List number formats (all presets, or the ones named) with bits, bias, max, smallest normal/subnormal, epsilon and count of finite values.",
+    )
     p.add_argument("names", nargs="*", help="format strings (default: every preset), e.g. e4m3 e6m9 q4.11")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_formats)
 
     modes = ", ".join(m.value for m in RoundingMode)
-    p = sub.add_parser("quantize", help="quantize numbers and show their bit patterns", description="Quantize numbers (from the command line or a .npy file) into a format and show the result, its bit pattern and the rounding error.")
+    p = sub.add_parser(
+        "quantize",
+        help="quantize numbers and show their bit patterns",
+        description="Quantize numbers (from the command line or a .npy file) into a format and show the result, its bit pattern and the rounding error.",
+    )
     p.add_argument("values", nargs="*", help="numbers to quantize")
     p.add_argument("-f", "--format", default="e4m3", help="target format (default: e4m3)")
-    p.add_argument("-r", "--rounding", default="nearest", help=f"rounding: {modes}; stochastic:K for K random bits (default: nearest)")
+    p.add_argument(
+        "-r",
+        "--rounding",
+        default="nearest",
+        help=f"rounding: {modes}; stochastic:K for K random bits (default: nearest)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the stochastic rounding bits (default: 0)")
-    p.add_argument("--saturate", action=argparse.BooleanOptionalAction, default=None, help="clamp overflow to +-max (default: the format's policy)")
+    p.add_argument(
+        "--saturate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clamp overflow to +-max (default: the format's policy)",
+    )
     p.add_argument("-i", "--input", help="read values from a .npy file")
     p.add_argument("-o", "--output", help="write the quantized array to a .npy file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -148,12 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     from mpsim.nn.config import PRECISION_PRESETS
 
     presets = ", ".join(PRECISION_PRESETS)
-    p = sub.add_parser("train", help="train a small model on built-in data at a chosen precision", description="Train an MLP or CNN on built-in data (scikit-learn digits, mnist1d generated offline, or local MNIST files) with emulated low-precision arithmetic. Writes metrics.json and curves.png, checkpoints every epoch and resumes.")
-    p.add_argument("--dataset", default="digits", choices=["digits", "digits-image", "mnist1d", "mnist"], help="data (default: digits)")
+    p = sub.add_parser(
+        "train",
+        help="train a small model on built-in data at a chosen precision",
+        description="Train an MLP or CNN on built-in data (scikit-learn digits, mnist1d generated offline, or local MNIST files) with emulated low-precision arithmetic. Writes metrics.json and curves.png, checkpoints every epoch and resumes.",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        choices=["digits", "digits-image", "mnist1d", "mnist"],
+        help="data (default: digits)",
+    )
     p.add_argument("--data-root", help="folder with MNIST IDX files or mnist.npz (dataset mnist)")
     p.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="model (default: mlp)")
     p.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default: 64)")
-    p.add_argument("--precision", default="e4m3-sr", help=f"preset ({presets}) or a .json/.yaml precision config (default: e4m3-sr)")
+    p.add_argument(
+        "--precision",
+        default="e4m3-sr",
+        help=f"preset ({presets}) or a .json/.yaml precision config (default: e4m3-sr)",
+    )
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer (default: sgd)")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
@@ -175,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_GROUP = "mpsim.commands"
 
 
-def _add_plugin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _add_plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Call ``register(subparsers)`` of every installed ``mpsim.commands`` entry point."""
     from importlib.metadata import entry_points
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "load_dataset", "DATASETS"]
+__all__ = ["DATASETS", "Dataset", "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-def load_mnist_dataset(root: "str | Path") -> Dataset:
+def load_mnist_dataset(root: str | Path) -> Dataset:
     """MNIST from local files: ``mnist.npz`` (keys x_train, y_train, x_test, y_test) or the four IDX files."""
     root = Path(root)
     npz = root / "mnist.npz" if root.is_dir() else root
@@ -114,14 +114,16 @@ def load_mnist_dataset(root: "str | Path") -> Dataset:
                     f"(or mnist.npz with x_train, y_train, x_test, y_test) there; nothing is downloaded"
                 )
             arrays[key] = read_idx(found)
-    x_tr, x_te = _standardise(arrays["x_train"].astype(np.float32)[:, None], arrays["x_test"].astype(np.float32)[:, None])
+    x_tr, x_te = _standardise(
+        arrays["x_train"].astype(np.float32)[:, None], arrays["x_test"].astype(np.float32)[:, None]
+    )
     return Dataset("mnist", x_tr, arrays["y_train"].astype(np.int64), x_te, arrays["y_test"].astype(np.int64))
 
 
 DATASETS = ("digits", "digits-image", "mnist1d", "mnist")
 
 
-def load_dataset(name: str, *, seed: int = 0, root: "str | Path | None" = None) -> Dataset:
+def load_dataset(name: str, *, seed: int = 0, root: str | Path | None = None) -> Dataset:
     """One of :data:`DATASETS`; ``mnist`` needs ``root`` (a folder or an .npz file)."""
     if name == "digits":
         return load_digits_dataset(seed)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 
-__all__ = ["EnergyModel", "HOROWITZ_45NM", "MemoryEnergy", "HOROWITZ_45NM_MEMORY", "power_law"]
+__all__ = ["HOROWITZ_45NM", "HOROWITZ_45NM_MEMORY", "EnergyModel", "MemoryEnergy", "power_law"]
 
 
 def power_law(x: float, points: tuple[tuple[float, float], tuple[float, float]]) -> float:
@@ -56,14 +56,14 @@ class EnergyModel:
     int_add: tuple[tuple[int, float], tuple[int, float]] = ((8, 0.03), (32, 0.1))
     source: str = "Horowitz, ISSCC 2014, 45 nm"
 
-    def multiply_pj(self, a: "str | FloatFormat | FixedFormat", b: "str | FloatFormat | FixedFormat") -> float:
+    def multiply_pj(self, a: str | FloatFormat | FixedFormat, b: str | FloatFormat | FixedFormat) -> float:
         """One product of an ``a`` and a ``b`` operand."""
         fa, fb = parse_format(a), parse_format(b)
         if isinstance(fa, FixedFormat) and isinstance(fb, FixedFormat):
             return power_law(fa.bits * fb.bits, self.int_mul)
         return power_law(_significand(fa) * _significand(fb), self.fp_mul)
 
-    def add_pj(self, acc: "str | FloatFormat | FixedFormat") -> float:
+    def add_pj(self, acc: str | FloatFormat | FixedFormat) -> float:
         """One addition into an ``acc`` accumulator."""
         fmt = parse_format(acc)
         return power_law(fmt.bits, self.int_add if isinstance(fmt, FixedFormat) else self.fp_add)
@@ -80,7 +80,11 @@ HOROWITZ_45NM = EnergyModel()
 class MemoryEnergy:
     """Energy of memory accesses (see module doc): SRAM by capacity, DRAM, per 64-bit access."""
 
-    sram_points: tuple[tuple[int, float], ...] = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))  # (bytes, pJ / 64 b)
+    sram_points: tuple[tuple[int, float], ...] = (
+        (8 * 1024, 10.0),
+        (32 * 1024, 20.0),
+        (1024 * 1024, 100.0),
+    )  # (bytes, pJ / 64 b)
     dram_pj_per_64b: float = 1300.0
     source: str = "Horowitz, ISSCC 2014, 45 nm: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ, DRAM 1.3-2.6 nJ per 64 bits"
 

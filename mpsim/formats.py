@@ -18,14 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "Specials",
-    "Overflow",
-    "SPECIALS",
     "OVERFLOWS",
-    "FloatFormat",
-    "FixedFormat",
-    "Format",
     "PRESETS",
+    "SPECIALS",
+    "FixedFormat",
+    "FloatFormat",
+    "Format",
+    "Overflow",
+    "Specials",
     "parse_format",
 ]
 
@@ -297,11 +297,7 @@ class FloatFormat:
         """Whether every value of this format is exactly an IEEE float ``e{exp_bits}m{man_bits}``."""
         other_bias = 2 ** (exp_bits - 1) - 1
         other_min_exponent = 1 - other_bias - man_bits
-        return (
-            self.man_bits <= man_bits
-            and self.emax <= other_bias
-            and self.min_exponent >= other_min_exponent
-        )
+        return self.man_bits <= man_bits and self.emax <= other_bias and self.min_exponent >= other_min_exponent
 
     # --- encode / decode ---------------------------------------------------
 
@@ -350,9 +346,7 @@ class FixedFormat:
         magnitude_bits = self.int_bits + self.frac_bits
         if not 1 <= magnitude_bits <= 24:
             # Every value must be exact in float32 (24-bit significand).
-            raise ValueError(
-                f"integer + fraction bits must be 1..24 (exact in float32), not {magnitude_bits!r}"
-            )
+            raise ValueError(f"integer + fraction bits must be 1..24 (exact in float32), not {magnitude_bits!r}")
 
     @property
     def label(self) -> str:
@@ -486,7 +480,7 @@ _GENERIC_FIXED = re.compile(r"^(u?)q(\d+)\.(\d+)(wrap|sat)?$")
 _SPECIALS_SUFFIX: dict[str | None, Specials] = {None: "ieee", "fn": "fn", "fnuz": "fnuz", "f": "finite"}
 
 
-def parse_format(spec: "str | FloatFormat | FixedFormat") -> "FloatFormat | FixedFormat":
+def parse_format(spec: str | FloatFormat | FixedFormat) -> FloatFormat | FixedFormat:
     """Turn a format string (or a format) into a format spec.
 
     Accepted: the names in :data:`PRESETS` (and aliases such as ``bfloat16``);
@@ -544,6 +538,4 @@ def parse_format(spec: "str | FloatFormat | FixedFormat") -> "FloatFormat | Fixe
         except ValueError as err:
             raise ValueError(f"impossible format {spec!r}: {err}") from None
     known = ", ".join(PRESETS)
-    raise ValueError(
-        f"unknown format {spec!r}: expected one of {known}, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F"
-    )
+    raise ValueError(f"unknown format {spec!r}: expected one of {known}, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F")

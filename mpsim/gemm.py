@@ -39,7 +39,7 @@ from mpsim.quantize import kernel_params
 from mpsim.randbits import LFSR, CounterRNG, LFSRGrid, RandomSource, make_source
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
-__all__ = ["qmatmul", "GemmSpec", "parse_order"]
+__all__ = ["GemmSpec", "parse_order", "qmatmul"]
 
 _EMPTY_RAND = np.empty(0, dtype=np.int64)
 _FAST_MODES = (RoundingMode.NEAREST, RoundingMode.STOCHASTIC)
@@ -55,7 +55,7 @@ TILE_ELEMENTS = 16384
 _FAST_PATHS = True
 
 
-def parse_order(order: "str | int") -> tuple[int, int]:
+def parse_order(order: str | int) -> tuple[int, int]:
     """``"sequential"``, ``"pairwise"`` or a block size ``B >= 1`` -> (kernel order code, block)."""
     if isinstance(order, str):
         key = order.strip().lower()
@@ -83,7 +83,7 @@ def _guardable(fmt: FloatFormat | FixedFormat | None) -> bool:
     return (
         isinstance(fmt, FloatFormat)
         and fmt.man_bits <= MAX_GUARDED_MAN_BITS
-        and 2 <= fmt.emax
+        and fmt.emax >= 2
         and fmt.emax - fmt.man_bits >= -50
     )
 
@@ -189,13 +189,13 @@ class GemmSpec:
 
     def __init__(
         self,
-        mul: "str | FloatFormat | FixedFormat | None",
-        acc: "str | FloatFormat | FixedFormat | None",
-        rounding: "str | Rounding" = "nearest",
+        mul: str | FloatFormat | FixedFormat | None,
+        acc: str | FloatFormat | FixedFormat | None,
+        rounding: str | Rounding = "nearest",
         *,
-        mul_rounding: "str | Rounding" = "nearest",
+        mul_rounding: str | Rounding = "nearest",
         fma: bool = False,
-        order: "str | int" = "sequential",
+        order: str | int = "sequential",
         saturate: bool | None = None,
     ) -> None:
         self.mul = None if mul is None else parse_format(mul)
@@ -224,7 +224,7 @@ class GemmSpec:
         return self.rounding.stochastic or (self.mul is not None and self.mul_rounding.stochastic)
 
     def random_inputs(
-        self, seed: "int | RandomSource | LFSRGrid | None", draws: int, shape: tuple[int, int, int, int] | None = None
+        self, seed: int | RandomSource | LFSRGrid | None, draws: int, shape: tuple[int, int, int, int] | None = None
     ) -> tuple[int, np.uint64, np.uint64, np.ndarray]:
         """(source kind, counter key, counter offset, explicit bits) for ``draws`` numbered draws.
 
@@ -236,14 +236,19 @@ class GemmSpec:
             if shape is None:
                 raise ValueError("an LFSRGrid source needs the product's shape (B, M, N, K)")
             mul_rounding = self.mul_rounding if self.mul is not None else None
-            return kernels.SOURCE_ARRAY, np.uint64(0), np.uint64(0), seed.gemm_draws(shape, self.rounding, mul_rounding, self.order_name)
+            return (
+                kernels.SOURCE_ARRAY,
+                np.uint64(0),
+                np.uint64(0),
+                seed.gemm_draws(shape, self.rounding, mul_rounding, self.order_name),
+            )
         source = make_source(seed)
         if isinstance(source, CounterRNG):
             return kernels.SOURCE_COUNTER, np.uint64(source.key), np.uint64(source.reserve(draws)), _EMPTY_RAND
         assert isinstance(source, LFSR)
         return kernels.SOURCE_ARRAY, np.uint64(0), np.uint64(0), source.draw(draws, self._lfsr_bits())
 
-    def run(self, a3: np.ndarray, b3: np.ndarray, out: np.ndarray, seed: "int | RandomSource | None") -> None:
+    def run(self, a3: np.ndarray, b3: np.ndarray, out: np.ndarray, seed: int | RandomSource | None) -> None:
         """Fill ``out`` (float64, (batch, M, N)) with the product of 3-D float32 ``a3`` and ``b3``."""
         draws = out.size * max(a3.shape[2], 1) * gk.STAGES
         source, key, offset, rand = self.random_inputs(seed, draws, (*out.shape, a3.shape[2]))
@@ -251,10 +256,23 @@ class GemmSpec:
             return
         prod_kind, step_kind = self.kernel_kinds(a3, b3)
         gk.qgemm(
-            a3, b3, out, prod_kind, self.mul_params, self.mul_exact if self.mul_exact is not None else _NO_EXACT,
-            step_kind, self.acc_params, self.acc_exact if self.acc_exact is not None else _NO_EXACT,
-            self.order, self.block, source, key, offset, rand, *tile_shape(*out.shape),
-        )  # fmt: skip
+            a3,
+            b3,
+            out,
+            prod_kind,
+            self.mul_params,
+            self.mul_exact if self.mul_exact is not None else _NO_EXACT,
+            step_kind,
+            self.acc_params,
+            self.acc_exact if self.acc_exact is not None else _NO_EXACT,
+            self.order,
+            self.block,
+            source,
+            key,
+            offset,
+            rand,
+            *tile_shape(*out.shape),
+        )
 
     def kernel_kinds(self, a3: np.ndarray, b3: np.ndarray) -> tuple[int, int]:
         """(product kind, step kind) for these operands: the fastest path that gives the general path's bits."""
@@ -386,7 +404,7 @@ def _as_float32_3d(x: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def qmatmul_numpy(a: np.ndarray, b: np.ndarray, spec: GemmSpec, seed: "int | RandomSource | None" = None) -> np.ndarray:
+def qmatmul_numpy(a: np.ndarray, b: np.ndarray, spec: GemmSpec, seed: int | RandomSource | None = None) -> np.ndarray:
     """:func:`qmatmul` on NumPy arrays (float32 result)."""
     squeeze = a.ndim == 2 and b.ndim == 2
     a3 = _as_float32_3d(a, "a")
@@ -407,13 +425,13 @@ def qmatmul(
     a: Any,
     b: Any,
     *,
-    mul: "str | FloatFormat | FixedFormat | None" = None,
-    acc: "str | FloatFormat | FixedFormat | None" = "fp32",
-    rounding: "str | Rounding" = "nearest",
-    mul_rounding: "str | Rounding" = "nearest",
+    mul: str | FloatFormat | FixedFormat | None = None,
+    acc: str | FloatFormat | FixedFormat | None = "fp32",
+    rounding: str | Rounding = "nearest",
+    mul_rounding: str | Rounding = "nearest",
     fma: bool = False,
-    order: "str | int" = "sequential",
-    seed: "int | RandomSource | None" = None,
+    order: str | int = "sequential",
+    seed: int | RandomSource | None = None,
     saturate: bool | None = None,
 ) -> Any:
     """Matrix product with every product rounded to ``mul`` and every addition to ``acc``.

@@ -407,8 +407,13 @@ def round_exact_stochastic(s: float, x: ExactParams, r: np.uint64) -> float:
 
 @numba.njit(cache=True)
 def _fill_explicit(
-    rand: np.ndarray, first: int, row_stride: int, stride: int, k: int, bits: np.ndarray,
-) -> None:  # fmt: skip
+    rand: np.ndarray,
+    first: int,
+    row_stride: int,
+    stride: int,
+    k: int,
+    bits: np.ndarray,
+) -> None:
     """``bits[r, j]`` = explicit ``k``-bit draw ``rand[first + r*row_stride + j*stride]``, as the top bits of a word."""
     up = np.uint64(64 - k)
     for r in range(bits.shape[0]):
@@ -442,9 +447,16 @@ def _draw_any(word: np.uint64, used: int, k: int) -> np.int64:
 
 
 def _products(
-    kind: int, rounded_kind: int, scales: np.ndarray, src: np.ndarray, dst: np.ndarray,
-    mul: KernelParams, mul_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    kind: int,
+    rounded_kind: int,
+    scales: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    mul: KernelParams,
+    mul_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
 
     ``kind``, a compile-time constant, is ``PROD_EXACT`` or ``PROD_ROUNDED``:
@@ -542,9 +554,17 @@ def _products_general(
 
 
 def _step(
-    kind: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc: KernelParams, acc_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    kind: int,
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc: KernelParams,
+    acc_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``.
 
     The products ``scales[r] * src[...]`` are exact. A whole tile per call: a
@@ -649,9 +669,15 @@ def _step_nearest_on_grid_signed(
 
 @numba.njit(cache=True)
 def _step_stochastic_guarded(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     left, shift = _addend_placement(used, acc_x)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
@@ -662,9 +688,15 @@ def _step_stochastic_guarded(
 
 @numba.njit(cache=True)
 def _step_stochastic_on_grid(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     left, shift = _addend_placement(used, acc_x)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step  # (x and the terms held times 2**guard: round_stochastic_on_grid)
@@ -675,9 +707,15 @@ def _step_stochastic_on_grid(
 
 @numba.njit(cache=True)
 def _step_stochastic(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     k = np.int64(acc_x.k)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
@@ -707,9 +745,15 @@ def _step_pair_nearest(
 
 @numba.njit(cache=True)
 def _step_pair_stochastic(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    acc_x: ExactParams, bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc_x: ExactParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     k = np.int64(acc_x.k)
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
@@ -720,9 +764,15 @@ def _step_pair_stochastic(
 
 @numba.njit(cache=True)
 def _step_general(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc: KernelParams,
-    bits: np.ndarray, used: int,
-) -> None:  # fmt: skip
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    acc: KernelParams,
+    bits: np.ndarray,
+    used: int,
+) -> None:
     for r in range(x.shape[0]):
         scale, sr = scales[r], src_row + r * src_step
         for j in range(x.shape[1]):
@@ -759,19 +809,39 @@ class _Tile(NamedTuple):
 
 PROD_KINDS = (PROD_EXACT, PROD_NEAREST, PROD_STOCHASTIC, PROD_GENERAL, PROD_NEAREST_GUARDED, PROD_STOCHASTIC_GUARDED)
 STEP_KINDS = (
-    STEP_GENERAL, STEP_PAIR, STEP_NEAREST, STEP_STOCHASTIC, STEP_F32, STEP_NEAREST_GUARDED, STEP_STOCHASTIC_GUARDED,
-    STEP_NEAREST_ON_GRID, STEP_STOCHASTIC_ON_GRID, STEP_NEAREST_ON_GRID_SIGNED,
-)  # fmt: skip
+    STEP_GENERAL,
+    STEP_PAIR,
+    STEP_NEAREST,
+    STEP_STOCHASTIC,
+    STEP_F32,
+    STEP_NEAREST_GUARDED,
+    STEP_STOCHASTIC_GUARDED,
+    STEP_NEAREST_ON_GRID,
+    STEP_STOCHASTIC_ON_GRID,
+    STEP_NEAREST_ON_GRID_SIGNED,
+)
 ORDERS = (ORDER_SEQUENTIAL, ORDER_PAIRWISE, ORDER_BLOCKED)
 
 
 def qgemm(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray,
-    prod_kind: int, mul: KernelParams, mul_x: ExactParams,
-    step_kind: int, acc: KernelParams, acc_x: ExactParams,
-    order: int, block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray,
-    tile_rows: int, tile_cols: int,
-) -> None:  # fmt: skip
+    a: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray,
+    prod_kind: int,
+    mul: KernelParams,
+    mul_x: ExactParams,
+    step_kind: int,
+    acc: KernelParams,
+    acc_x: ExactParams,
+    order: int,
+    block: int,
+    source: int,
+    key: np.uint64,
+    offset: np.uint64,
+    rand: np.ndarray,
+    tile_rows: int,
+    tile_cols: int,
+) -> None:
     """``out[z] = a[z] @ b[z]`` (3-D, batch z; a batch dimension of 1 broadcasts), every step rounded.
 
     Work items are (batch, tile of ``tile_rows`` x ``tile_cols`` outputs),
@@ -784,7 +854,11 @@ def qgemm(
     again with the checked kinds (:func:`_checked`), whose kernel is compiled
     only when some product first needs it.
     """
-    for name, kind, kinds in (("product", prod_kind, PROD_KINDS), ("step", step_kind, STEP_KINDS), ("order", order, ORDERS)):
+    for name, kind, kinds in (
+        ("product", prod_kind, PROD_KINDS),
+        ("step", step_kind, STEP_KINDS),
+        ("order", order, ORDERS),
+    ):
         if kind not in kinds:
             raise ValueError(f"unknown {name} kind {kind!r}; known: {kinds}")
     prod_kind, step_kind = int(prod_kind), int(step_kind)
@@ -847,10 +921,26 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
 
     @numba.njit(nogil=True, cache=True)
     def gemm_tiles_of_kind(
-        items: np.ndarray, redo: np.ndarray, prod_kind: int, guarded: bool, a: np.ndarray, b: np.ndarray,
-        out: np.ndarray, mul: KernelParams, mul_x: ExactParams, acc: KernelParams, acc_x: ExactParams, order: int,
-        block: int, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, tile_rows: int, tile_cols: int,
-    ) -> None:  # fmt: skip
+        items: np.ndarray,
+        redo: np.ndarray,
+        prod_kind: int,
+        guarded: bool,
+        a: np.ndarray,
+        b: np.ndarray,
+        out: np.ndarray,
+        mul: KernelParams,
+        mul_x: ExactParams,
+        acc: KernelParams,
+        acc_x: ExactParams,
+        order: int,
+        block: int,
+        source: int,
+        key: np.uint64,
+        offset: np.uint64,
+        rand: np.ndarray,
+        tile_rows: int,
+        tile_cols: int,
+    ) -> None:
         m_rows, n_cols = a.shape[1], b.shape[2]
         row_tiles = (m_rows + tile_rows - 1) // tile_rows
         col_tiles = (n_cols + tile_cols - 1) // tile_cols
@@ -858,7 +948,9 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
         for item in items:
             i0 = (item // col_tiles % row_tiles) * tile_rows
             j0 = (item % col_tiles) * tile_cols
-            t = _Tile(a, b, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows), j0, min(n_cols, j0 + tile_cols))
+            t = _Tile(
+                a, b, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows), j0, min(n_cols, j0 + tile_cols)
+            )
             partial = np.zeros((t.i1 - t.i0, t.j1 - t.j0), dtype=acc_dtype)
             result = _tile_results(tree, t, g, products, step_kind, rand, partial)
             # a guarded kind that met a value needing its range checked left a NaN or Inf (as such inputs do)
@@ -917,9 +1009,17 @@ def _shares_words(k: int) -> bool:
 
 @numba.njit(inline="always")
 def _tile_bits(
-    t: _Tile, k: int, term: int, stage: int, bits: np.ndarray, g: GemmArgs, rand: np.ndarray,
-    words: np.ndarray, runs: np.ndarray, slot: int,
-) -> tuple[np.ndarray, int]:  # fmt: skip
+    t: _Tile,
+    k: int,
+    term: int,
+    stage: int,
+    bits: np.ndarray,
+    g: GemmArgs,
+    rand: np.ndarray,
+    words: np.ndarray,
+    runs: np.ndarray,
+    slot: int,
+) -> tuple[np.ndarray, int]:
     """The random bits of stage ``stage``, term or node ``term``, of each output of the tile, as ``(w, used)``.
 
     Output ``(i0 + r, j0 + j)`` takes :func:`_draw` ``(w[r, j], used, k)``.
@@ -960,9 +1060,22 @@ def _run_words(g: GemmArgs, slots: int, rows: int, cols: int) -> tuple[np.ndarra
 
 @numba.njit(inline="always")
 def _add(
-    t: _Tile, kind: int, term: int, stage: int, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int,
-    bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray, slot: int,
-) -> None:  # fmt: skip
+    t: _Tile,
+    kind: int,
+    term: int,
+    stage: int,
+    x: np.ndarray,
+    scales: np.ndarray,
+    src: np.ndarray,
+    src_row: int,
+    src_step: int,
+    bits: np.ndarray,
+    g: GemmArgs,
+    rand: np.ndarray,
+    words: np.ndarray,
+    runs: np.ndarray,
+    slot: int,
+) -> None:
     """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
     w, used = bits, 0
     if g.acc.rand_bits != 0:
@@ -972,9 +1085,18 @@ def _add(
 
 @numba.njit(inline="always")
 def _terms(
-    t: _Tile, kind: int, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray,
-    bits: np.ndarray, g: GemmArgs, rand: np.ndarray, words: np.ndarray, runs: np.ndarray,
-) -> None:  # fmt: skip
+    t: _Tile,
+    kind: int,
+    k: int,
+    scales: np.ndarray,
+    b_row: np.ndarray,
+    dst: np.ndarray,
+    bits: np.ndarray,
+    g: GemmArgs,
+    rand: np.ndarray,
+    words: np.ndarray,
+    runs: np.ndarray,
+) -> None:
     """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
     w, used = bits, 0
     if g.mul.rand_bits != 0:
@@ -1058,7 +1180,21 @@ def _blocked_tile(
             _add(t, step_kind, k, STAGE_SUM, partial, terms_held, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
             _add(
-                t, step_kind, k // size, STAGE_COMBINE, total, ones, partial, 0, 1, bits, g, rand, words, runs, STAGE_COMBINE
+                t,
+                step_kind,
+                k // size,
+                STAGE_COMBINE,
+                total,
+                ones,
+                partial,
+                0,
+                1,
+                bits,
+                g,
+                rand,
+                words,
+                runs,
+                STAGE_COMBINE,
             )
     result = total if blocked else partial
     _scale(result, 1.0 / held)
@@ -1116,7 +1252,9 @@ def _pairwise_tile(
         if k % 2 == 1 and prod_kind == PROD_EXACT:
             # a right-hand term meets its left sibling, on top of the stack, in the step
             last = vals[top - 1]
-            _add(t, step_kind, k // 2, STAGE_SUM, last, scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0)  # level 0
+            _add(
+                t, step_kind, k // 2, STAGE_SUM, last, scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0
+            )  # level 0
             level[top - 1], index[top - 1] = 1, k // 2
         else:
             _terms(t, prod_kind, k, scales, b_row, vals[top], bits, g, rand, words, runs)

@@ -326,9 +326,15 @@ def quantize_f32_nearest(u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float
 
 @numba.njit(parallel=True, cache=True)
 def quantize_f32_stochastic(
-    u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float32Params, source: int,
-    key: np.uint64, offset: np.uint64, rand: np.ndarray,
-) -> None:  # fmt: skip
+    u: np.ndarray,
+    o: np.ndarray,
+    p: KernelParams,
+    f: Float32Params,
+    source: int,
+    key: np.uint64,
+    offset: np.uint64,
+    rand: np.ndarray,
+) -> None:
     """Stochastic rounding of contiguous float32 (as uint32 ``u``, ``o``) into a float format, branch-free.
 
     Same bits as :func:`quantize_scalar` with the same random stream. Normal

@@ -39,7 +39,7 @@ from mpsim.quantize import quantize
 from mpsim.randbits import CounterRNG, make_source
 from mpsim.rounding import parse_rounding
 
-__all__ = ["OptimPrecision", "QSGD", "QAdam", "QAdamW"]
+__all__ = ["QSGD", "OptimPrecision", "QAdam", "QAdamW"]
 
 
 def _check_format(value: Any, what: str) -> None:
@@ -62,7 +62,7 @@ def _check_rounding(value: Any, what: str) -> None:
         raise ValueError(f"{what}: {err}") from None
 
 
-def _format_str(fmt: "str | FloatFormat | FixedFormat | None", what: str) -> str | None:
+def _format_str(fmt: str | FloatFormat | FixedFormat | None, what: str) -> str | None:
     """The canonical string of a format (aliases resolved), or None."""
     if fmt is None:
         return None
@@ -104,9 +104,9 @@ class OptimPrecision:
         reproducible); ``None`` draws one from the operating system.
     """
 
-    weight: "str | FloatFormat | FixedFormat | None" = None
-    grad: "str | FloatFormat | FixedFormat | None" = None
-    state: "str | FloatFormat | FixedFormat | None" = None
+    weight: str | FloatFormat | FixedFormat | None = None
+    grad: str | FloatFormat | FixedFormat | None = None
+    state: str | FloatFormat | FixedFormat | None = None
     update_rounding: str = "nearest"
     state_rounding: str = "nearest"
     master_weights: bool = False
@@ -147,7 +147,7 @@ class OptimPrecision:
         return None if self.state is None else parse_format(self.state)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "OptimPrecision":
+    def from_dict(cls, data: Mapping[str, Any]) -> OptimPrecision:
         """From a JSON/YAML mapping; missing keys take their defaults, unknown keys are refused."""
         if not isinstance(data, Mapping):
             raise ValueError(f"OptimPrecision takes a mapping, not {data!r}")
@@ -210,9 +210,7 @@ class _QOptimizer(torch.optim.Optimizer):
         if grad.is_sparse:
             raise ValueError(f"{type(self).__name__} does not support sparse gradients")
         if p.dtype != torch.float32 or p.device.type != "cpu":
-            raise ValueError(
-                f"{type(self).__name__} takes float32 CPU parameters, not {p.dtype} on {p.device}"
-            )
+            raise ValueError(f"{type(self).__name__} takes float32 CPU parameters, not {p.dtype} on {p.device}")
         fmt = self.precision.grad_format
         return grad if fmt is None else quantize(grad, fmt, "nearest")
 

@@ -15,12 +15,14 @@ from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.randbits import LFSR, CounterRNG, RandomSource, make_source
 from mpsim.rounding import Rounding, parse_rounding
 
-__all__ = ["quantize", "kernel_params"]
+__all__ = ["kernel_params", "quantize"]
 
 _EMPTY_RAND = np.empty(0, dtype=np.int64)
 
 
-def kernel_params(fmt: FloatFormat | FixedFormat, rounding: Rounding, saturate: bool | None = None) -> kernels.KernelParams:
+def kernel_params(
+    fmt: FloatFormat | FixedFormat, rounding: Rounding, saturate: bool | None = None
+) -> kernels.KernelParams:
     """Flatten a format and rounding into the kernels' parameters.
 
     ``saturate=None`` takes the format's own overflow policy.
@@ -30,23 +32,45 @@ def kernel_params(fmt: FloatFormat | FixedFormat, rounding: Rounding, saturate: 
     if isinstance(fmt, FixedFormat):
         wrap = fmt.overflow == "wrap" if saturate is None else not saturate
         return kernels.KernelParams(
-            is_fixed=True, man_bits=0, emin=0, subnormals=True,
-            frac_bits=fmt.frac_bits, magnitude_bits=fmt.int_bits + fmt.frac_bits,
-            signed=fmt.signed, wrap=wrap, max_value=fmt.max, saturate=not wrap,
-            has_inf=False, has_nan=False, unsigned_zero=True,
-            mode=rounding.mode.code, rand_bits=rounding.kernel_rand_bits,
-        )  # fmt: skip
+            is_fixed=True,
+            man_bits=0,
+            emin=0,
+            subnormals=True,
+            frac_bits=fmt.frac_bits,
+            magnitude_bits=fmt.int_bits + fmt.frac_bits,
+            signed=fmt.signed,
+            wrap=wrap,
+            max_value=fmt.max,
+            saturate=not wrap,
+            has_inf=False,
+            has_nan=False,
+            unsigned_zero=True,
+            mode=rounding.mode.code,
+            rand_bits=rounding.kernel_rand_bits,
+        )
     sat = fmt.saturates if saturate is None else (saturate or not (fmt.has_inf or fmt.has_nan))
     return kernels.KernelParams(
-        is_fixed=False, man_bits=fmt.man_bits, emin=fmt.emin, subnormals=fmt.subnormals,
-        frac_bits=0, magnitude_bits=0, signed=True, wrap=False, max_value=fmt.max,
-        saturate=sat, has_inf=fmt.has_inf, has_nan=fmt.has_nan,
+        is_fixed=False,
+        man_bits=fmt.man_bits,
+        emin=fmt.emin,
+        subnormals=fmt.subnormals,
+        frac_bits=0,
+        magnitude_bits=0,
+        signed=True,
+        wrap=False,
+        max_value=fmt.max,
+        saturate=sat,
+        has_inf=fmt.has_inf,
+        has_nan=fmt.has_nan,
         unsigned_zero=not fmt.has_negative_zero,
-        mode=rounding.mode.code, rand_bits=rounding.kernel_rand_bits,
-    )  # fmt: skip
+        mode=rounding.mode.code,
+        rand_bits=rounding.kernel_rand_bits,
+    )
 
 
-def _random_inputs(rounding: Rounding, seed: "int | RandomSource | None", n: int) -> tuple[int, np.uint64, np.uint64, np.ndarray]:
+def _random_inputs(
+    rounding: Rounding, seed: int | RandomSource | None, n: int
+) -> tuple[int, np.uint64, np.uint64, np.ndarray]:
     """(source kind, counter key, counter offset, explicit bits) for a kernel call of ``n`` elements."""
     if not rounding.stochastic:
         return kernels.SOURCE_NONE, np.uint64(0), np.uint64(0), _EMPTY_RAND
@@ -95,7 +119,9 @@ def _quantize_numpy(
     if fast is not None and p.mode == kernels.NEAREST:
         kernels.quantize_f32_nearest(flat.view(np.uint32), flat_out.view(np.uint32), p, fast)
     elif fast is not None and p.mode == kernels.STOCHASTIC:
-        kernels.quantize_f32_stochastic(flat.view(np.uint32), flat_out.view(np.uint32), p, fast, source, key, offset, rand)
+        kernels.quantize_f32_stochastic(
+            flat.view(np.uint32), flat_out.view(np.uint32), p, fast, source, key, offset, rand
+        )
     else:
         kernels.quantize_contiguous(flat, flat_out, p, source, key, offset, rand)
     return out
@@ -115,11 +141,11 @@ _NARROW_NUMPY = {np.dtype(np.float16): ("float16", 5, 10)}
 
 def quantize(
     x: Any,
-    fmt: "str | FloatFormat | FixedFormat",
-    rounding: "str | Rounding" = "nearest",
+    fmt: str | FloatFormat | FixedFormat,
+    rounding: str | Rounding = "nearest",
     *,
     rand_bits: int | None = None,
-    seed: "int | RandomSource | None" = None,
+    seed: int | RandomSource | None = None,
     saturate: bool | None = None,
 ) -> Any:
     """Round every element of ``x`` to the nearest value of ``fmt`` under ``rounding``.
@@ -160,7 +186,9 @@ def quantize(
     raise ValueError(f"quantize takes a NumPy array, a torch tensor or a float, not {type(x).__name__}")
 
 
-def _quantize_ndarray(x: np.ndarray, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any) -> np.ndarray:
+def _quantize_ndarray(
+    x: np.ndarray, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any
+) -> np.ndarray:
     if x.dtype in (np.float32, np.float64):
         return _quantize_numpy(x, fmt, p, rule, seed)
     if x.dtype in _NARROW_NUMPY:

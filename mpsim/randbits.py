@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numba
@@ -56,7 +55,7 @@ import numpy as np
 if TYPE_CHECKING:
     from mpsim.rounding import Rounding
 
-__all__ = ["CounterRNG", "LFSR", "LFSRGrid", "LFSR_TAPS", "RandomSource", "lfsr_jump", "make_source"]
+__all__ = ["LFSR", "LFSR_TAPS", "CounterRNG", "LFSRGrid", "RandomSource", "lfsr_jump", "make_source"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -127,14 +126,37 @@ class CounterRNG:
 #: Maximal-length taps (1-indexed, Xilinx XAPP052, table 3), width -> taps.
 #: Each is a primitive polynomial x^w + sum x^t + 1; tests prove the period.
 LFSR_TAPS: dict[int, tuple[int, ...]] = {
-    3: (3, 2), 4: (4, 3), 5: (5, 3), 6: (6, 5), 7: (7, 6), 8: (8, 6, 5, 4),
-    9: (9, 5), 10: (10, 7), 11: (11, 9), 12: (12, 6, 4, 1), 13: (13, 4, 3, 1),
-    14: (14, 5, 3, 1), 15: (15, 14), 16: (16, 15, 13, 4), 17: (17, 14),
-    18: (18, 11), 19: (19, 6, 2, 1), 20: (20, 17), 21: (21, 19), 22: (22, 21),
-    23: (23, 18), 24: (24, 23, 22, 17), 25: (25, 22), 26: (26, 6, 2, 1),
-    27: (27, 5, 2, 1), 28: (28, 25), 29: (29, 27), 30: (30, 6, 4, 1),
-    31: (31, 28), 32: (32, 22, 2, 1),
-}  # fmt: skip
+    3: (3, 2),
+    4: (4, 3),
+    5: (5, 3),
+    6: (6, 5),
+    7: (7, 6),
+    8: (8, 6, 5, 4),
+    9: (9, 5),
+    10: (10, 7),
+    11: (11, 9),
+    12: (12, 6, 4, 1),
+    13: (13, 4, 3, 1),
+    14: (14, 5, 3, 1),
+    15: (15, 14),
+    16: (16, 15, 13, 4),
+    17: (17, 14),
+    18: (18, 11),
+    19: (19, 6, 2, 1),
+    20: (20, 17),
+    21: (21, 19),
+    22: (22, 21),
+    23: (23, 18),
+    24: (24, 23, 22, 17),
+    25: (25, 22),
+    26: (26, 6, 2, 1),
+    27: (27, 5, 2, 1),
+    28: (28, 25),
+    29: (29, 27),
+    30: (30, 6, 4, 1),
+    31: (31, 28),
+    32: (32, 22, 2, 1),
+}
 
 
 @numba.njit(cache=True)
@@ -275,13 +297,17 @@ class LFSRGrid:
     call to the next.
     """
 
-    def __init__(self, width: int = 32, seed: int = 1, taps: tuple[int, ...] | None = None, *, rows: int, cols: int) -> None:
+    def __init__(
+        self, width: int = 32, seed: int = 1, taps: tuple[int, ...] | None = None, *, rows: int, cols: int
+    ) -> None:
         self.spec = LFSRSpec(width=width, seed=seed, taps=taps)
         for what, value in (("rows", rows), ("cols", cols)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"LFSRGrid {what} must be a positive integer, not {value!r}")
         if rows * cols > 2**width - 1:
-            raise ValueError(f"an LFSRGrid of {rows}x{cols} PEs needs more than {2**width - 1} LFSR states; use a wider LFSR")
+            raise ValueError(
+                f"an LFSRGrid of {rows}x{cols} PEs needs more than {2**width - 1} LFSR states; use a wider LFSR"
+            )
         self.rows = rows
         self.cols = cols
         self.stride = (2**width - 1) // (rows * cols)
@@ -310,9 +336,9 @@ class LFSRGrid:
     def gemm_draws(
         self,
         shape: tuple[int, int, int, int],
-        rounding: "Rounding",
-        mul_rounding: "Rounding | None",
-        order: "str | int" = "sequential",
+        rounding: Rounding,
+        mul_rounding: Rounding | None,
+        order: str | int = "sequential",
     ) -> np.ndarray:
         """Draws of a ``(B, M, N, K)`` product in ``qmatmul``'s draw-index layout; advances the PEs.
 
@@ -356,7 +382,7 @@ class LFSRGrid:
 RandomSource = CounterRNG | LFSR
 
 
-def make_source(seed: "int | RandomSource | None") -> RandomSource:
+def make_source(seed: int | RandomSource | None) -> RandomSource:
     """A random source from ``seed``: an int seeds a :class:`CounterRNG`; a source is used as is.
 
     ``None`` seeds from the operating system's entropy (not reproducible).

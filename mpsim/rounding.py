@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["RoundingMode", "Rounding", "parse_rounding", "EXACT_RAND_BITS", "MAX_RAND_BITS"]
+__all__ = ["EXACT_RAND_BITS", "MAX_RAND_BITS", "Rounding", "RoundingMode", "parse_rounding"]
 
 #: Random bits used when stochastic rounding is exact (``rand_bits=None``).
 EXACT_RAND_BITS = 62
@@ -112,7 +112,7 @@ class Rounding:
         return self.mode.value
 
 
-def parse_rounding(spec: "str | Rounding | RoundingMode", rand_bits: int | None = None) -> Rounding:
+def parse_rounding(spec: str | Rounding | RoundingMode, rand_bits: int | None = None) -> Rounding:
     """Parse ``"nearest"``, ``"stochastic"``, ``"stochastic:8"`` (also ``"sr8"``), ``"toward_zero"``...
 
     ``rand_bits`` given separately must not contradict a count in the string.

@@ -14,7 +14,9 @@ from mpsim.rounding import Rounding
 _NARROW = {torch.float16: ("float16", 5, 10), torch.bfloat16: ("bfloat16", 8, 7)}
 
 
-def quantize_tensor(x: torch.Tensor, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any) -> torch.Tensor:
+def quantize_tensor(
+    x: torch.Tensor, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any
+) -> torch.Tensor:
     """Quantize a CPU tensor; a CUDA (or other device) tensor is refused, never copied."""
     from mpsim.quantize import _check_fits, _quantize_numpy
 

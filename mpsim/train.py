@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mpsim.data import Dataset, load_dataset
 from mpsim.nn import parse_precision, quantize_model
-from mpsim.optim import OptimPrecision, QAdam, QSGD
+from mpsim.optim import QSGD, OptimPrecision, QAdam
 
 __all__ = ["TrainConfig", "build_model", "train"]
 
@@ -66,21 +66,29 @@ def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
     classes = data.num_classes
     if config.model == "mlp":
         inputs = int(np.prod(data.input_shape))
-        return nn.Sequential(nn.Flatten(), nn.Linear(inputs, config.hidden), nn.ReLU(), nn.Linear(config.hidden, classes))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(inputs, config.hidden), nn.ReLU(), nn.Linear(config.hidden, classes)
+        )
     shape = data.input_shape
     if len(shape) == 1:  # a 1-D signal: convolve along its length
         return nn.Sequential(
             nn.Unflatten(1, (1, 1, shape[0])),
-            nn.Conv2d(1, 8, (1, 5), padding=(0, 2)), nn.ReLU(),
-            nn.Conv2d(8, 16, (1, 5), stride=(1, 2), padding=(0, 2)), nn.ReLU(),
-            nn.Flatten(), nn.Linear(16 * ((shape[0] + 1) // 2), classes),
-        )  # fmt: skip
+            nn.Conv2d(1, 8, (1, 5), padding=(0, 2)),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, (1, 5), stride=(1, 2), padding=(0, 2)),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(16 * ((shape[0] + 1) // 2), classes),
+        )
     channels, height, width = shape
     return nn.Sequential(
-        nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(16 * ((height + 1) // 2) * ((width + 1) // 2), classes),
-    )  # fmt: skip
+        nn.Conv2d(channels, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * ((height + 1) // 2) * ((width + 1) // 2), classes),
+    )
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> tuple[float, float]:
@@ -102,7 +110,7 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     return QAdam(model.parameters(), lr=config.lr, precision=precision)
 
 
-def train(config: TrainConfig, out_dir: "str | Path", *, progress: bool = True, plot: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, plot: bool = True) -> dict[str, Any]:
     """Train per ``config``; resume from ``out_dir/checkpoint.pt`` when it holds the same configuration."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +134,13 @@ def train(config: TrainConfig, out_dir: "str | Path", *, progress: bool = True, 
     for _ in range(len(history)):
         shuffler.permutation(len(x_train))  # replay the shuffles of finished epochs
     epochs = range(len(history), config.epochs)
-    bar = tqdm(epochs, desc=f"train {config.dataset}/{config.model} @ {config.precision}", disable=not progress, initial=len(history), total=config.epochs)
+    bar = tqdm(
+        epochs,
+        desc=f"train {config.dataset}/{config.model} @ {config.precision}",
+        disable=not progress,
+        initial=len(history),
+        total=config.epochs,
+    )
     # a fresh install compiles the Numba kernels inside the first epoch (about 35 s): say so rather than look hung
     bar.set_postfix_str("compiling kernels if this is the first run", refresh=True)
     for epoch in bar:
@@ -143,12 +157,22 @@ def train(config: TrainConfig, out_dir: "str | Path", *, progress: bool = True, 
         test_loss, test_acc = _evaluate(model, x_test, y_test)
         _, train_acc = _evaluate(model, x_train, y_train)
         row = {
-            "epoch": epoch + 1, "train_loss": total_loss / len(order), "train_accuracy": train_acc,
-            "test_loss": test_loss, "test_accuracy": test_acc, "seconds": time.perf_counter() - start,
-        }  # fmt: skip
+            "epoch": epoch + 1,
+            "train_loss": total_loss / len(order),
+            "train_accuracy": train_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "seconds": time.perf_counter() - start,
+        }
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{test_acc:.3f}")
-        state = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "rngs": _rng_offsets(model)}
+        state = {
+            "config": asdict(config),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": history,
+            "rngs": _rng_offsets(model),
+        }
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)  # atomic: a kill never leaves half a checkpoint
     metrics = {

@@ -39,14 +39,29 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     from sim.vectors import Stimulus
 
     log = (lambda _: None) if args.quiet else (lambda line: print(f"[cosim] {line}", file=sys.stderr, flush=True))
-    stimulus = Stimulus(seed=args.seed, vectors=args.vectors, steps=args.steps, max_k=args.max_k, backpressure=args.backpressure,
-                        lfsr_seed=args.lfsr_seed, flip=args.flip_expected)  # fmt: skip
+    stimulus = Stimulus(
+        seed=args.seed,
+        vectors=args.vectors,
+        steps=args.steps,
+        max_k=args.max_k,
+        backpressure=args.backpressure,
+        lfsr_seed=args.lfsr_seed,
+        flip=args.flip_expected,
+    )
     manifest = _manifest_for(args, log)
     try:
         report = cosimulate(
-            manifest, simulator=args.simulator, stimulus=stimulus, waves=args.waves, waves_on_failure=not args.no_waves_on_failure,
-            opt=args.opt, cache_dir=args.cache_dir, run_dir=args.out, rebuild=args.rebuild, log=log,
-        )  # fmt: skip
+            manifest,
+            simulator=args.simulator,
+            stimulus=stimulus,
+            waves=args.waves,
+            waves_on_failure=not args.no_waves_on_failure,
+            opt=args.opt,
+            cache_dir=args.cache_dir,
+            run_dir=args.out,
+            rebuild=args.rebuild,
+            log=log,
+        )
     except RuntimeError as error:  # a simulator that is missing or fails to build: say so, no traceback
         print(f"mpsim cosim: error: {error}", file=sys.stderr)
         return 2
@@ -57,7 +72,7 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``cosim`` to the ``mpsim`` command (entry point group ``mpsim.commands``)."""
     p = subparsers.add_parser(
         "cosim",
@@ -74,23 +89,67 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--config", help="a preset name from rtl/ (e.g. mac_e4m3_e5m6_sr8_4x4) or `mpsim emit` options in quotes")
+    what.add_argument(
+        "--config", help="a preset name from rtl/ (e.g. mac_e4m3_e5m6_sr8_4x4) or `mpsim emit` options in quotes"
+    )
     what.add_argument("--manifest", help="NAME.json written by `mpsim emit` (NAME.v next to it)")
     p.add_argument("--simulator", default="verilator", help="verilator (default) or icarus")
-    p.add_argument("--seed", type=int, default=0, help="stimulus seed; the same seed gives the same vectors (default: 0)")
-    p.add_argument("--vectors", type=int, default=None, help="multiplier: operand pairs (default: every pair up to 65,536, else 65,536 random)")
-    p.add_argument("--steps", type=int, default=20_000, help="MAC unit or array: MAC steps (input beats) to stream (default: 20000)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="stimulus seed; the same seed gives the same vectors (default: 0)"
+    )
+    p.add_argument(
+        "--vectors",
+        type=int,
+        default=None,
+        help="multiplier: operand pairs (default: every pair up to 65,536, else 65,536 random)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=20_000,
+        help="MAC unit or array: MAC steps (input beats) to stream (default: 20000)",
+    )
     p.add_argument("--max-k", type=int, default=32, help="MAC unit or array: longest reduction K (default: 32)")
-    p.add_argument("--backpressure", type=float, default=0.0, help="probability per cycle of holding in_valid / out_ready low (default: 0)")
-    p.add_argument("--lfsr-seed", type=int, default=1, help="multiplier with stochastic rounding: seed of the LFSR feeding rand_in (default: 1)")
-    p.add_argument("--waves", action="store_true", help="record a waveform (FST on Verilator, VCD on Icarus); always recorded on failure")
+    p.add_argument(
+        "--backpressure",
+        type=float,
+        default=0.0,
+        help="probability per cycle of holding in_valid / out_ready low (default: 0)",
+    )
+    p.add_argument(
+        "--lfsr-seed",
+        type=int,
+        default=1,
+        help="multiplier with stochastic rounding: seed of the LFSR feeding rand_in (default: 1)",
+    )
+    p.add_argument(
+        "--waves",
+        action="store_true",
+        help="record a waveform (FST on Verilator, VCD on Icarus); always recorded on failure",
+    )
     p.add_argument("--no-waves-on-failure", action="store_true", help="do not rerun a failed check with tracing")
-    p.add_argument("--opt", default="O1", choices=["O0", "O1", "O2", "Os"], help="Verilator C++ optimization: O0 builds fastest (default: O1)")
-    p.add_argument("--out", default=None, help="run directory: generated design, logs, results, waveform (default: runs/cosim/NAME_SIM)")
-    p.add_argument("--cache-dir", default=None, help="build cache (default: $MPSIM_COSIM_CACHE or ~/.cache/mpsim/cosim)")
+    p.add_argument(
+        "--opt",
+        default="O1",
+        choices=["O0", "O1", "O2", "Os"],
+        help="Verilator C++ optimization: O0 builds fastest (default: O1)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run directory: generated design, logs, results, waveform (default: runs/cosim/NAME_SIM)",
+    )
+    p.add_argument(
+        "--cache-dir", default=None, help="build cache (default: $MPSIM_COSIM_CACHE or ~/.cache/mpsim/cosim)"
+    )
     p.add_argument("--rebuild", action="store_true", help="build again even when the cache holds this configuration")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
-    p.add_argument("--flip-expected", type=_flip, default=None, metavar="INDEX:BIT",
-                   help="self-check: flip bit BIT of expected result INDEX; the run must then report that mismatch and fail")
+    p.add_argument(
+        "--flip-expected",
+        type=_flip,
+        default=None,
+        metavar="INDEX:BIT",
+        help="self-check: flip bit BIT of expected result INDEX; the run must then report that mismatch and fail",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the report (no per-phase log)")
     p.set_defaults(func=cmd_cosim)

@@ -18,7 +18,7 @@ import numpy as np
 from mpsim.formats import FloatFormat
 from sim.vectors import Stimulus
 
-__all__ = ["REQUEST_ENV", "BenchRequest", "BenchResult", "mismatch_record", "SHOWN_MISMATCHES"]
+__all__ = ["REQUEST_ENV", "SHOWN_MISMATCHES", "BenchRequest", "BenchResult", "mismatch_record"]
 
 #: Environment variable that names the request file inside the simulator.
 REQUEST_ENV = "MPSIM_COSIM_REQUEST"
@@ -39,11 +39,13 @@ class BenchRequest:
         path.write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
-    def from_env(cls) -> "BenchRequest":
+    def from_env(cls) -> BenchRequest:
         """The request the runner wrote (``$MPSIM_COSIM_REQUEST``)."""
         path = os.environ.get(REQUEST_ENV)
         if not path:
-            raise RuntimeError(f"{REQUEST_ENV} is not set: run the benches through sim.runner (mpsim cosim), not by hand")
+            raise RuntimeError(
+                f"{REQUEST_ENV} is not set: run the benches through sim.runner (mpsim cosim), not by hand"
+            )
         data = json.loads(Path(path).read_text())
         stim = dict(data["stimulus"])
         if stim.get("flip") is not None:
@@ -69,11 +71,11 @@ class BenchResult:
     def passed(self) -> bool:
         return self.mismatch_count == 0 and not self.protocol_errors and self.timeout is None
 
-    def write(self, path: "str | Path") -> None:
+    def write(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def read(cls, path: "str | Path") -> "BenchResult":
+    def read(cls, path: str | Path) -> BenchResult:
         return cls(**json.loads(Path(path).read_text()))
 
 
@@ -84,7 +86,9 @@ def _code(fmt: FloatFormat | None, code: int, width: int) -> dict[str, Any]:
     return out
 
 
-def mismatch_record(index: int, where: str, fmt: FloatFormat | None, width: int, got: int, want: "int | float", inputs: dict[str, str]) -> dict[str, Any]:
+def mismatch_record(
+    index: int, where: str, fmt: FloatFormat | None, width: int, got: int, want: int | float, inputs: dict[str, str]
+) -> dict[str, Any]:
     """One mismatch as bit patterns and decoded values (``want`` a float when only a value is expected)."""
     record: dict[str, Any] = {"index": index, "where": where, "inputs": inputs, "got": _code(fmt, got, width)}
     if isinstance(want, float):

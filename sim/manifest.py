@@ -11,7 +11,7 @@ from hls_gen.emit import MANIFEST_VERSION
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.randbits import LFSRGrid
 
-__all__ = ["UNITS", "Port", "ArrayDesign", "MultiplierDesign", "Design", "read_manifest"]
+__all__ = ["UNITS", "ArrayDesign", "Design", "MultiplierDesign", "Port", "read_manifest"]
 
 #: Units a bench exists for: ``mac`` is the 1x1 array and uses the array's bench.
 UNITS = ("array", "mac", "multiplier")
@@ -27,7 +27,7 @@ class Port:
     count: int = 1
     element_width: int = 0
 
-    def pack(self, values: "list[int]") -> int:
+    def pack(self, values: list[int]) -> int:
         """One port value from ``count`` element values (element 0 in the low bits)."""
         word = 0
         for i, v in enumerate(values):
@@ -67,7 +67,9 @@ class ArrayDesign:
         """The array's random stream in its reset state, checked against the manifest's PE seeds."""
         grid = LFSRGrid(self.lfsr_width, self.lfsr_seed, self.lfsr_taps, rows=self.rows, cols=self.cols)
         if tuple(map(tuple, grid.seeds.tolist())) != self.pe_seeds:
-            raise ValueError(f"manifest {self.path}: pe_seeds differ from mpsim.randbits.LFSRGrid's; the manifest is inconsistent")
+            raise ValueError(
+                f"manifest {self.path}: pe_seeds differ from mpsim.randbits.LFSRGrid's; the manifest is inconsistent"
+            )
         return grid
 
 
@@ -96,18 +98,26 @@ def _ports(manifest: dict[str, Any]) -> dict[str, Port]:
     ports = {}
     for p in manifest["ports"]:
         elements = p.get("elements") or {}
-        ports[p["name"]] = Port(p["name"], p["direction"], int(p["width"]), int(elements.get("count", 1)), int(elements.get("width", p["width"])))
+        ports[p["name"]] = Port(
+            p["name"],
+            p["direction"],
+            int(p["width"]),
+            int(elements.get("count", 1)),
+            int(elements.get("width", p["width"])),
+        )
     return ports
 
 
-def read_manifest(path: "str | Path", unit: str | None = None) -> Design:
+def read_manifest(path: str | Path, unit: str | None = None) -> Design:
     """The design a manifest describes; ``unit`` (``array``, ``mac``, ``multiplier``) is checked when given.
 
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file and the bad value.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"manifest {str(path)!r} not found; write one with `mpsim emit ... --out NAME` (NAME.json)")
+        raise FileNotFoundError(
+            f"manifest {str(path)!r} not found; write one with `mpsim emit ... --out NAME` (NAME.json)"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -131,16 +141,37 @@ def read_manifest(path: "str | Path", unit: str | None = None) -> Design:
         product = next(p for p in data["ports"] if p["name"] == "product")
         fields = {f["name"]: (int(f["offset"]), int(f["width"]), bool(f["signed"])) for f in product.get("fields", [])}
         return MultiplierDesign(
-            path=path, top=data["top"], verilog=verilog, unit=kind, lanes=int(data["latency"]["lanes"]),
-            a_format=fmt["a"], b_format=fmt["b"], out_format=fmt["product"], rounding=arith["product_rounding"],
-            rand_bits=None if random is None else int(random["bits_per_lane"]), fields=fields, ports=ports,
-        )  # fmt: skip
+            path=path,
+            top=data["top"],
+            verilog=verilog,
+            unit=kind,
+            lanes=int(data["latency"]["lanes"]),
+            a_format=fmt["a"],
+            b_format=fmt["b"],
+            out_format=fmt["product"],
+            rounding=arith["product_rounding"],
+            rand_bits=None if random is None else int(random["bits_per_lane"]),
+            fields=fields,
+            ports=ports,
+        )
     config, arith, random = data["config"], data["arithmetic"], data["random"]
     return ArrayDesign(
-        path=path, top=data["top"], verilog=verilog, unit=kind, rows=int(config["rows"]), cols=int(config["cols"]),
-        a_format=fmt["a"], b_format=fmt["b"], acc_format=fmt["acc"], product_format=fmt["product"],
-        rounding=arith["accumulator_rounding"], product_rounding=arith["product_rounding"] or "nearest",
-        latency=int(data["latency"]["last_beat_to_out_valid"]), lfsr_width=int(random["lfsr"]["width"]),
-        lfsr_seed=int(random["lfsr"]["seed"]), lfsr_taps=tuple(random["lfsr"]["taps"]),
-        pe_seeds=tuple(tuple(int(s) for s in row) for row in random["pe_seeds"]), ports=ports,
-    )  # fmt: skip
+        path=path,
+        top=data["top"],
+        verilog=verilog,
+        unit=kind,
+        rows=int(config["rows"]),
+        cols=int(config["cols"]),
+        a_format=fmt["a"],
+        b_format=fmt["b"],
+        acc_format=fmt["acc"],
+        product_format=fmt["product"],
+        rounding=arith["accumulator_rounding"],
+        product_rounding=arith["product_rounding"] or "nearest",
+        latency=int(data["latency"]["last_beat_to_out_valid"]),
+        lfsr_width=int(random["lfsr"]["width"]),
+        lfsr_seed=int(random["lfsr"]["seed"]),
+        lfsr_taps=tuple(random["lfsr"]["taps"]),
+        pe_seeds=tuple(tuple(int(s) for s in row) for row in random["pe_seeds"]),
+        ports=ports,
+    )

@@ -52,7 +52,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"cycles_per_s": self.cycles_per_s, "macs_per_s": self.macs_per_s}
 
-    def write_json(self, path: "str | Path") -> None:
+    def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format(self) -> str:

@@ -30,9 +30,17 @@ from sim.report import Report
 from sim.vectors import Stimulus
 
 __all__ = [
-    "SIMULATORS", "OPT_LEVELS", "Build", "default_cache_dir", "simulator_available", "check_simulator", "waveform_suffix",
-    "simulator_version", "build", "cosimulate",
-]  # fmt: skip
+    "OPT_LEVELS",
+    "SIMULATORS",
+    "Build",
+    "build",
+    "check_simulator",
+    "cosimulate",
+    "default_cache_dir",
+    "simulator_available",
+    "simulator_version",
+    "waveform_suffix",
+]
 
 #: Simulators the runner drives.
 SIMULATORS = ("verilator", "icarus")
@@ -203,8 +211,17 @@ class Build:
     waves: bool
 
 
-def build(verilog: Path, top: str, *, simulator: str = "verilator", waves: bool = False, opt: str = "O1",
-          cache_dir: Path | None = None, rebuild: bool = False, log: Log = lambda _: None) -> Build:  # fmt: skip
+def build(
+    verilog: Path,
+    top: str,
+    *,
+    simulator: str = "verilator",
+    waves: bool = False,
+    opt: str = "O1",
+    cache_dir: Path | None = None,
+    rebuild: bool = False,
+    log: Log = lambda _: None,
+) -> Build:
     """Build ``verilog`` (top module ``top``) for ``simulator`` into the cache, unless already there."""
     check_simulator(simulator)
     if opt not in OPT_LEVELS:
@@ -216,8 +233,15 @@ def build(verilog: Path, top: str, *, simulator: str = "verilator", waves: bool 
     key = hashlib.sha256()
     # The generator's header comment names the output path; the design is the rest.
     body = "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
-    for part in (body.encode(), simulator.encode(), version.encode(), str(waves).encode(),
-                 (opt if simulator == "verilator" else "").encode(), cocotb.__version__.encode(), str(_BUILD_LAYOUT).encode()):  # fmt: skip
+    for part in (
+        body.encode(),
+        simulator.encode(),
+        version.encode(),
+        str(waves).encode(),
+        (opt if simulator == "verilator" else "").encode(),
+        cocotb.__version__.encode(),
+        str(_BUILD_LAYOUT).encode(),
+    ):
         key.update(part)
         key.update(b"\0")
     directory = cache / "builds" / f"{simulator}-{top}-{'w' if waves else 'n'}-{key.hexdigest()[:16]}"
@@ -225,21 +249,38 @@ def build(verilog: Path, top: str, *, simulator: str = "verilator", waves: bool 
     if stamp.is_file() and not rebuild:
         log(f"build: cached {directory}")
         return Build(simulator, top, directory, 0.0, True, waves)
-    runtime = cache / "verilator-runtime" / hashlib.sha256(f"{version}|{waves}|{cocotb.__version__}".encode()).hexdigest()[:16]
+    runtime = (
+        cache
+        / "verilator-runtime"
+        / hashlib.sha256(f"{version}|{waves}|{cocotb.__version__}".encode()).hexdigest()[:16]
+    )
     log(f"build: {simulator} {'with waveform tracing ' if waves else ''}-> {directory} (about 10-60 s)")
     start = time.perf_counter()
     runner = _runner(simulator, opt=opt, runtime=runtime if simulator == "verilator" else None)
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []  # Amaranth's Verilog trips width lints, reviewed in hls_gen
+    build_args = (
+        ["-Wno-fatal"] if simulator == "verilator" else []
+    )  # Amaranth's Verilog trips width lints, reviewed in hls_gen
     if simulator == "verilator" and waves:
         build_args.append("--trace-fst" if waveform_suffix(simulator) == ".fst" else "--trace-vcd")
     log_file = directory.parent / f"{directory.name}.build.log"
     directory.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _quiet_cocotb():
-            runner.build(sources=[verilog], hdl_toplevel=top, build_dir=directory, build_args=build_args, always=True,
-                         clean=True, waves=waves, timescale=("1ns", "1ps"), log_file=log_file)  # fmt: skip
+            runner.build(
+                sources=[verilog],
+                hdl_toplevel=top,
+                build_dir=directory,
+                build_args=build_args,
+                always=True,
+                clean=True,
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                log_file=log_file,
+            )
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as error:
-        raise RuntimeError(f"{simulator} build of {verilog} failed ({error}); log {log_file}:\n{_tail(log_file)}") from None
+        raise RuntimeError(
+            f"{simulator} build of {verilog} failed ({error}); log {log_file}:\n{_tail(log_file)}"
+        ) from None
     seconds = time.perf_counter() - start
     if simulator == "verilator" and not any(runtime.glob("verilated*.o")):
         staging = runtime.with_name(runtime.name + f".tmp{os.getpid()}")
@@ -256,7 +297,9 @@ def build(verilog: Path, top: str, *, simulator: str = "verilator", waves: bool 
 # --- run ---------------------------------------------------------------------------------------
 
 
-def _simulate(design: Design, built: Build, stimulus: Stimulus, run_dir: Path, waves: bool) -> tuple[BenchResult | None, Path, Path | None, float, str | None]:
+def _simulate(
+    design: Design, built: Build, stimulus: Stimulus, run_dir: Path, waves: bool
+) -> tuple[BenchResult | None, Path, Path | None, float, str | None]:
     """Run the bench once; (result or None, log path, waveform or None, seconds, error)."""
     from cocotb_tools.runner import get_results
 
@@ -284,9 +327,19 @@ def _simulate(design: Design, built: Build, stimulus: Stimulus, run_dir: Path, w
     error = None
     try:
         with _outside_pytest(), _quiet_cocotb():
-            runner.test(test_module=_BENCHES[design.unit], hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
-                        build_dir=built.directory, test_dir=run_dir, extra_env={REQUEST_ENV: str(request_path)},
-                        waves=waves, test_args=test_args, plusargs=plusargs, results_xml=str(xml), log_file=log_file)  # fmt: skip
+            runner.test(
+                test_module=_BENCHES[design.unit],
+                hdl_toplevel=design.top,
+                hdl_toplevel_lang="verilog",
+                build_dir=built.directory,
+                test_dir=run_dir,
+                extra_env={REQUEST_ENV: str(request_path)},
+                waves=waves,
+                test_args=test_args,
+                plusargs=plusargs,
+                results_xml=str(xml),
+                log_file=log_file,
+            )
     except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
         error = f"simulator exited abnormally ({exc})"
     seconds = time.perf_counter() - start
@@ -297,13 +350,27 @@ def _simulate(design: Design, built: Build, stimulus: Stimulus, run_dir: Path, w
             _, failed = get_results(xml)
         except (RuntimeError, OSError):
             pass
-        error = (error or "the bench wrote no result") + (f"; {failed} cocotb test(s) failed" if failed else "") + f"; log tail:\n{_tail(log_file)}"
+        error = (
+            (error or "the bench wrote no result")
+            + (f"; {failed} cocotb test(s) failed" if failed else "")
+            + f"; log tail:\n{_tail(log_file)}"
+        )
     return result, log_file, wave if (wave is not None and wave.is_file()) else None, seconds, error
 
 
-def cosimulate(manifest: "str | Path", *, simulator: str = "verilator", stimulus: Stimulus | None = None,
-               waves: bool = False, waves_on_failure: bool = True, opt: str = "O1", cache_dir: "str | Path | None" = None,
-               run_dir: "str | Path | None" = None, rebuild: bool = False, log: Log = lambda _: None) -> Report:  # fmt: skip
+def cosimulate(
+    manifest: str | Path,
+    *,
+    simulator: str = "verilator",
+    stimulus: Stimulus | None = None,
+    waves: bool = False,
+    waves_on_failure: bool = True,
+    opt: str = "O1",
+    cache_dir: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    rebuild: bool = False,
+    log: Log = lambda _: None,
+) -> Report:
     """Build (or reuse) the design a manifest describes, run its bench against mpsim, and report.
 
     With ``waves`` the run records a waveform (FST on Verilator, VCD on
@@ -318,25 +385,47 @@ def cosimulate(manifest: "str | Path", *, simulator: str = "verilator", stimulus
     check_simulator(simulator)
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "cosim" / f"{design.top}_{simulator}"
     cache = Path(cache_dir) if cache_dir is not None else None
-    built = build(design.verilog, design.top, simulator=simulator, waves=waves, opt=opt, cache_dir=cache, rebuild=rebuild, log=log)
+    built = build(
+        design.verilog, design.top, simulator=simulator, waves=waves, opt=opt, cache_dir=cache, rebuild=rebuild, log=log
+    )
     log(f"run: {design.unit} bench on {simulator}, seed {stimulus.seed} -> {run_dir}")
     result, log_file, wave, seconds, error = _simulate(design, built, stimulus, run_dir, waves)
     failed = error is not None or result is None or not result.passed
     if failed and not waves and waves_on_failure:
         log("run: failed; rebuilding with tracing and running again for the waveform")
         try:
-            traced = build(design.verilog, design.top, simulator=simulator, waves=True, opt=opt, cache_dir=cache, log=log)
+            traced = build(
+                design.verilog, design.top, simulator=simulator, waves=True, opt=opt, cache_dir=cache, log=log
+            )
             _, _, wave, _, _ = _simulate(design, traced, stimulus, run_dir, True)
         except RuntimeError as trace_error:  # the failure stands; only its waveform is missing
             log(f"run: no waveform: {trace_error}")
     res = result or BenchResult()
     report = Report(
-        design=design.top, unit=design.unit, simulator=simulator, simulator_version=simulator_version(simulator),
-        manifest=str(design.path), passed=not failed, vectors_checked=res.checked, macs_checked=res.macs,
-        mismatches=res.mismatch_count, first_mismatches=res.mismatches, protocol_errors=res.protocol_errors,
-        timeout=res.timeout, cycles=res.cycles, sim_wall_s=res.sim_wall_s, build_s=built.seconds,
-        build_cached=built.cached, run_s=seconds, latency=res.latency, waveform=None if wave is None else str(wave),
-        build_dir=str(built.directory), run_dir=str(run_dir), log=str(log_file), stimulus=asdict(stimulus), error=error,
-    )  # fmt: skip
+        design=design.top,
+        unit=design.unit,
+        simulator=simulator,
+        simulator_version=simulator_version(simulator),
+        manifest=str(design.path),
+        passed=not failed,
+        vectors_checked=res.checked,
+        macs_checked=res.macs,
+        mismatches=res.mismatch_count,
+        first_mismatches=res.mismatches,
+        protocol_errors=res.protocol_errors,
+        timeout=res.timeout,
+        cycles=res.cycles,
+        sim_wall_s=res.sim_wall_s,
+        build_s=built.seconds,
+        build_cached=built.cached,
+        run_s=seconds,
+        latency=res.latency,
+        waveform=None if wave is None else str(wave),
+        build_dir=str(built.directory),
+        run_dir=str(run_dir),
+        log=str(log_file),
+        stimulus=asdict(stimulus),
+        error=error,
+    )
     log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
     return report

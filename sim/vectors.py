@@ -19,9 +19,17 @@ from mpsim.randbits import LFSR
 from sim.manifest import ArrayDesign, MultiplierDesign
 
 __all__ = [
-    "Stimulus", "MultiplierVectors", "ArrayVectors", "multiplier_vectors", "array_vectors", "tile_jobs", "operand_codes",
-    "same_codes", "canonical_codes", "EXHAUSTIVE_LIMIT",
-]  # fmt: skip
+    "EXHAUSTIVE_LIMIT",
+    "ArrayVectors",
+    "MultiplierVectors",
+    "Stimulus",
+    "array_vectors",
+    "canonical_codes",
+    "multiplier_vectors",
+    "operand_codes",
+    "same_codes",
+    "tile_jobs",
+]
 
 #: Operand pairs up to which a multiplier is checked exhaustively by default (every e4m3 x e4m3 pair).
 EXHAUSTIVE_LIMIT = 1 << 16
@@ -55,7 +63,9 @@ class Stimulus:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ValueError(f"stimulus {name} must be an integer >= {lo}, not {value!r}")
-        if self.vectors is not None and (isinstance(self.vectors, bool) or not isinstance(self.vectors, int) or self.vectors < 1):
+        if self.vectors is not None and (
+            isinstance(self.vectors, bool) or not isinstance(self.vectors, int) or self.vectors < 1
+        ):
             raise ValueError(f"stimulus vectors must be a positive integer or None, not {self.vectors!r}")
         if not (isinstance(self.backpressure, (int, float)) and 0.0 <= self.backpressure < 1.0):
             raise ValueError(f"backpressure must be a probability in [0, 1), not {self.backpressure!r}")
@@ -63,7 +73,9 @@ class Stimulus:
             raise ValueError(f"flip must be (index, bit) with both >= 0, not {self.flip!r}")
 
 
-def operand_codes(rng: np.random.Generator, fmt: FloatFormat, shape: tuple[int, ...], *, special_rate: float = 0.02) -> np.ndarray:
+def operand_codes(
+    rng: np.random.Generator, fmt: FloatFormat, shape: tuple[int, ...], *, special_rate: float = 0.02
+) -> np.ndarray:
     """Random bit patterns of ``fmt`` biased toward edge cases.
 
     Uniform codes plus, at fixed rates: the largest and smallest magnitudes
@@ -136,7 +148,10 @@ def multiplier_vectors(design: MultiplierDesign, stimulus: Stimulus) -> Multipli
     pairs = 1 << (fa.bits + fb.bits)
     count = stimulus.vectors if stimulus.vectors is not None else min(pairs, EXHAUSTIVE_LIMIT)
     if count == pairs:  # exhaustive, in order: a major, b minor
-        a, b = (x.reshape(-1).astype(np.int64) for x in np.meshgrid(np.arange(1 << fa.bits), np.arange(1 << fb.bits), indexing="ij"))
+        a, b = (
+            x.reshape(-1).astype(np.int64)
+            for x in np.meshgrid(np.arange(1 << fa.bits), np.arange(1 << fb.bits), indexing="ij")
+        )
     else:
         rng = np.random.default_rng(stimulus.seed)
         a, b = operand_codes(rng, fa, (count,)), operand_codes(rng, fb, (count,))
@@ -229,14 +244,21 @@ def _shapes(design: ArrayDesign, stimulus: Stimulus, rng: np.random.Generator) -
         if design.rows == design.cols == 1:  # a MAC unit: blocks of sequences (batch) of one length
             shape = (int(rng.integers(1, 17)), 1, k, 1)
         else:  # matrices that leave partial tiles as often as full ones
-            shape = (int(rng.integers(1, 3)), int(rng.integers(1, 2 * design.rows + 1)), k, int(rng.integers(1, 2 * design.cols + 1)))
+            shape = (
+                int(rng.integers(1, 3)),
+                int(rng.integers(1, 2 * design.rows + 1)),
+                k,
+                int(rng.integers(1, 2 * design.cols + 1)),
+            )
         batch, m, _, n = shape
         beats += batch * -(-m // design.rows) * -(-n // design.cols) * k
         shapes.append(shape)
     return shapes
 
 
-def tile_jobs(a: np.ndarray, b: np.ndarray, rows: int, cols: int) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
+def tile_jobs(
+    a: np.ndarray, b: np.ndarray, rows: int, cols: int
+) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
     """The array's jobs for ``a @ b`` (codes, shapes (batch, M, K) and (batch, K, N)) in its documented order.
 
     One job per (batch, row tile, column tile), each ``(index, a_tile, b_tile)``
@@ -282,9 +304,15 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
                 a[:, 0, 1:] = np.where(cancel, a[:, 0, :-1], a[:, 0, 1:])
                 b[:, 1:, 0] = np.where(cancel, b[:, :-1, 0] ^ (1 << (design.b_format.bits - 1)), b[:, 1:, 0])
         c = mpsim.qmatmul(
-            design.a_format.decode(a), design.b_format.decode(b), mul=mul, acc=design.acc_format,
-            rounding=design.rounding, mul_rounding=design.product_rounding, order="sequential", seed=grid,
-        )  # fmt: skip
+            design.a_format.decode(a),
+            design.b_format.decode(b),
+            mul=mul,
+            acc=design.acc_format,
+            rounding=design.rounding,
+            mul_rounding=design.product_rounding,
+            order="sequential",
+            seed=grid,
+        )
         codes = canonical_codes(c, design.acc_format).reshape(batch, m, n)
         a_list.append(a)
         b_list.append(b)

@@ -20,6 +20,7 @@ ML_DTYPES_FORMATS = [
     ("fp16", np.float16),
 ]
 
+
 def all_codes(fmt: mpsim.FloatFormat | mpsim.FixedFormat) -> np.ndarray:
     """Every bit pattern of a format of at most 16 bits, ascending (uint32)."""
     assert fmt.bits <= 16, f"{fmt} is too wide to enumerate"

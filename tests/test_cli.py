@@ -76,7 +76,19 @@ def test_quantize_prints_bits_that_ml_dtypes_agrees_with(capsys):
 def test_quantize_npy_round_trip(tmp_path, capsys):
     x = np.linspace(-3, 3, 101, dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    argv = ["quantize", "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "q.npy"), "-f", "e5m2", "-r", "stochastic:8", "--seed", "4"]
+    argv = [
+        "quantize",
+        "-i",
+        str(tmp_path / "x.npy"),
+        "-o",
+        str(tmp_path / "q.npy"),
+        "-f",
+        "e5m2",
+        "-r",
+        "stochastic:8",
+        "--seed",
+        "4",
+    ]
     assert main(argv) == 0
     got = np.load(tmp_path / "q.npy")
     np.testing.assert_array_equal(got, mpsim.quantize(x, "e5m2", "stochastic:8", seed=4))

@@ -18,9 +18,26 @@ from mpsim.formats import FixedFormat, FloatFormat
 from tests.conftest import ML_DTYPES_FORMATS, all_codes, assert_same_floats
 
 GENERIC = [
-    "e3m4", "e6m9", "e8m7ns", "e4m3b5", "e3m3b-2", "e7m8b70", "e5m10ns", "e3m2fnuz", "e4m3f", "e2m2f",
-    "e5m0fn", "e4m0f", "e1m1fn", "e1m2f", "e2m1fnuz", "e4m3fnb9nssat", "e3m4sat", "e8m23", "e6m17ns",
-]  # fmt: skip
+    "e3m4",
+    "e6m9",
+    "e8m7ns",
+    "e4m3b5",
+    "e3m3b-2",
+    "e7m8b70",
+    "e5m10ns",
+    "e3m2fnuz",
+    "e4m3f",
+    "e2m2f",
+    "e5m0fn",
+    "e4m0f",
+    "e1m1fn",
+    "e1m2f",
+    "e2m1fnuz",
+    "e4m3fnb9nssat",
+    "e3m4sat",
+    "e8m23",
+    "e6m17ns",
+]
 FLOAT_FORMATS = [pytest.param(fmt, id=name) for name, fmt in mpsim.PRESETS.items()] + [
     pytest.param(mpsim.parse_format(name), id=name) for name in GENERIC
 ]
@@ -67,10 +84,23 @@ def test_presets_parse_to_themselves(name):
 
 @pytest.mark.parametrize(
     "alias, name",
-    [("float32", "fp32"), ("float16", "fp16"), ("half", "fp16"), ("bfloat16", "bf16"), ("e4m3fn", "e4m3"),
-     ("fp8_e4m3", "e4m3"), ("fp8_e5m2", "e5m2"), ("e3m2fn", "e3m2"), ("e2m3fn", "e2m3"), ("e2m1fn", "e2m1"),
-     ("fp6_e3m2", "e3m2"), ("fp6_e2m3", "e2m3"), ("fp4_e2m1", "e2m1"), ("BFloat16", "bf16")],
-)  # fmt: skip
+    [
+        ("float32", "fp32"),
+        ("float16", "fp16"),
+        ("half", "fp16"),
+        ("bfloat16", "bf16"),
+        ("e4m3fn", "e4m3"),
+        ("fp8_e4m3", "e4m3"),
+        ("fp8_e5m2", "e5m2"),
+        ("e3m2fn", "e3m2"),
+        ("e2m3fn", "e2m3"),
+        ("e2m1fn", "e2m1"),
+        ("fp6_e3m2", "e3m2"),
+        ("fp6_e2m3", "e2m3"),
+        ("fp4_e2m1", "e2m1"),
+        ("BFloat16", "bf16"),
+    ],
+)
 def test_aliases(alias, name):
     assert mpsim.parse_format(alias) is mpsim.PRESETS[name]
 
@@ -219,27 +249,48 @@ def test_finfo_agrees(name, dtype):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("e4m3x", "unknown format 'e4m3x': expected one of fp32, tf32, fp16, bf16, e5m2, e4m3, e4m3fnuz, "
-                  "e5m2fnuz, e3m2, e2m3, e2m1, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F"),
-        ("", "unknown format '': expected one of fp32, tf32, fp16, bf16, e5m2, e4m3, e4m3fnuz, "
-             "e5m2fnuz, e3m2, e2m3, e2m1, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F"),
+        (
+            "e4m3x",
+            "unknown format 'e4m3x': expected one of fp32, tf32, fp16, bf16, e5m2, e4m3, e4m3fnuz, "
+            "e5m2fnuz, e3m2, e2m3, e2m1, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F",
+        ),
+        (
+            "",
+            "unknown format '': expected one of fp32, tf32, fp16, bf16, e5m2, e4m3, e4m3fnuz, "
+            "e5m2fnuz, e3m2, e2m3, e2m1, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F",
+        ),
         ("e0m3", "impossible format 'e0m3': exponent bits must be 1..8, not 0"),
         ("e9m2", "impossible format 'e9m2': exponent bits must be 1..8, not 9"),
         ("e5m24", "impossible format 'e5m24': mantissa bits must be 0..23, not 24"),
-        ("e4m0", "impossible format 'e4m0': specials 'ieee' needs at least 1 mantissa bit to encode NaN, "
-                 "not man_bits=0; use specials 'fn' or 'finite'"),
-        ("e1m2", "impossible format 'e1m2': specials 'ieee' needs at least 2 exponent bits (one exponent "
-                 "field is reserved for Inf/NaN), not exp_bits=1"),
-        ("e1m0fn", "impossible format 'e1m0fn': format FloatFormat(exp_bits=1, man_bits=0, bias=0, "
-                   "subnormals=True, specials='fn', overflow='inf') has no normal finite value"),
-        ("e8m23b0", "impossible format 'e8m23b0': bias 0 gives max exponent 254, beyond float32's 127; "
-                    "mpsim formats must fit in float32"),
-        ("e8m23b200", "impossible format 'e8m23b200': bias 200 gives smallest exponent -222, below "
-                      "float32's -149; mpsim formats must fit in float32"),
+        (
+            "e4m0",
+            "impossible format 'e4m0': specials 'ieee' needs at least 1 mantissa bit to encode NaN, "
+            "not man_bits=0; use specials 'fn' or 'finite'",
+        ),
+        (
+            "e1m2",
+            "impossible format 'e1m2': specials 'ieee' needs at least 2 exponent bits (one exponent "
+            "field is reserved for Inf/NaN), not exp_bits=1",
+        ),
+        (
+            "e1m0fn",
+            "impossible format 'e1m0fn': format FloatFormat(exp_bits=1, man_bits=0, bias=0, "
+            "subnormals=True, specials='fn', overflow='inf') has no normal finite value",
+        ),
+        (
+            "e8m23b0",
+            "impossible format 'e8m23b0': bias 0 gives max exponent 254, beyond float32's 127; "
+            "mpsim formats must fit in float32",
+        ),
+        (
+            "e8m23b200",
+            "impossible format 'e8m23b200': bias 200 gives smallest exponent -222, below "
+            "float32's -149; mpsim formats must fit in float32",
+        ),
         ("q20.20", "impossible format 'q20.20': integer + fraction bits must be 1..24 (exact in float32), not 40"),
         ("uq0.0", "impossible format 'uq0.0': integer + fraction bits must be 1..24 (exact in float32), not 0"),
     ],
-)  # fmt: skip
+)
 def test_parse_errors(spec, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         mpsim.parse_format(spec)
@@ -253,20 +304,26 @@ def test_parse_errors(spec, message):
         (lambda: FloatFormat(4, True), "mantissa bits must be an integer, not True"),
         (lambda: FloatFormat(4, 3, bias=1.5), "bias must be an integer, not 1.5"),
         (lambda: FloatFormat(4, 3, subnormals=1), "subnormals must be True or False, not 1"),
-        (lambda: FloatFormat(4, 3, specials="nan"),
-         "specials must be one of 'ieee', 'fn', 'fnuz', 'finite', not 'nan'"),
+        (
+            lambda: FloatFormat(4, 3, specials="nan"),
+            "specials must be one of 'ieee', 'fn', 'fnuz', 'finite', not 'nan'",
+        ),
         (lambda: FloatFormat(4, 3, overflow="clip"), "overflow must be one of 'inf', 'saturate', not 'clip'"),
         (lambda: FixedFormat("4", 3), "integer bits must be an integer, not '4'"),
         (lambda: FixedFormat(4, 3.0), "fraction bits must be an integer, not 3.0"),
         (lambda: FixedFormat(-1, 3), "integer bits must be >= 0, not -1"),
         (lambda: FixedFormat(1, -3), "fraction bits must be >= 0, not -3"),
         (lambda: FixedFormat(4, 3, signed=0), "signed must be True or False, not 0"),
-        (lambda: FixedFormat(4, 3, overflow="clamp"),
-         "fixed-point overflow must be one of 'saturate', 'wrap', not 'clamp'"),
-        (lambda: FixedFormat(4, 3, overflow="inf"),
-         "fixed-point overflow must be one of 'saturate', 'wrap', not 'inf'"),
+        (
+            lambda: FixedFormat(4, 3, overflow="clamp"),
+            "fixed-point overflow must be one of 'saturate', 'wrap', not 'clamp'",
+        ),
+        (
+            lambda: FixedFormat(4, 3, overflow="inf"),
+            "fixed-point overflow must be one of 'saturate', 'wrap', not 'inf'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_constructor_errors(make, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         make()

@@ -115,9 +115,13 @@ def test_qmatmul_matches_exact_model(order, mul, acc, rounding, fma, shape):
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize(
     ("mul_rounding", "rounding"),
-    [("stochastic:5", "stochastic:8"), ("stochastic:16", "nearest"), ("stochastic:33", "stochastic:2"),
-     ("stochastic", "stochastic:32")],
-)  # fmt: skip
+    [
+        ("stochastic:5", "stochastic:8"),
+        ("stochastic:16", "nearest"),
+        ("stochastic:33", "stochastic:2"),
+        ("stochastic", "stochastic:32"),
+    ],
+)
 def test_stochastic_products_match_exact_model(order, mul_rounding, rounding):
     """Products and sums each rounded stochastically: stage 0 and stage 1 draws, runs of 64 // k terms per word."""
     m, kd, n = 3, 41, 4
@@ -126,10 +130,18 @@ def test_stochastic_products_match_exact_model(order, mul_rounding, rounding):
     ks = {0: mul_rule.kernel_rand_bits, 1: rule.kernel_rand_bits, 2: rule.kernel_rand_bits}
     got = qmatmul(a, b, mul="e4m3", mul_rounding=mul_rounding, acc="bf16", rounding=rounding, order=order, seed=7)
     want = reference_qmatmul(
-        a, b, mul="e4m3", acc="bf16", mode=rule.mode.value, k=ks[1], order=order, fma=False,
+        a,
+        b,
+        mul="e4m3",
+        acc="bf16",
+        mode=rule.mode.value,
+        k=ks[1],
+        order=order,
+        fma=False,
         draw=lambda output, term, stage: gemm_draw(7, 0, output, kd, term, stage, ks[stage]),
-        mul_mode=mul_rule.mode.value, mul_k=ks[0],
-    )  # fmt: skip
+        mul_mode=mul_rule.mode.value,
+        mul_k=ks[0],
+    )
     for (i, j), value in np.ndenumerate(want):
         assert same(float(got[i, j]), value), (i, j, float(got[i, j]), value)
 
@@ -278,7 +290,9 @@ def test_bad_operands_are_refused():
     a = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match=r"^qmatmul shapes \(2, 3\) and \(2, 3\) do not match: 3 != 2$"):
         qmatmul(a, a)
-    with pytest.raises(ValueError, match=r"^qmatmul a must hold float32 values .*0\.1 is not one: quantize the input first$"):
+    with pytest.raises(
+        ValueError, match=r"^qmatmul a must hold float32 values .*0\.1 is not one: quantize the input first$"
+    ):
         qmatmul(np.full((2, 3), 0.1), a.T.copy())
     with pytest.raises(ValueError, match=r"^mpsim has no meta kernel yet: qmatmul a is on meta$"):
         qmatmul(torch.empty(2, 3, device="meta"), torch.ones(3, 2))

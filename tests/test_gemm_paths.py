@@ -31,10 +31,14 @@ NAN_PAYLOAD = float(np.uint32(0x7FFFFFFF).view(np.float32))  # a NaN whose paylo
 
 def _spec(**kwargs) -> GemmSpec:
     return GemmSpec(
-        kwargs.get("mul"), kwargs.get("acc", "fp32"), kwargs.get("rounding", "nearest"),
-        mul_rounding=kwargs.get("mul_rounding", "nearest"), fma=kwargs.get("fma", False),
-        order=kwargs.get("order", "sequential"), saturate=kwargs.get("saturate"),
-    )  # fmt: skip
+        kwargs.get("mul"),
+        kwargs.get("acc", "fp32"),
+        kwargs.get("rounding", "nearest"),
+        mul_rounding=kwargs.get("mul_rounding", "nearest"),
+        fma=kwargs.get("fma", False),
+        order=kwargs.get("order", "sequential"),
+        saturate=kwargs.get("saturate"),
+    )
 
 
 def _kinds(a: np.ndarray, b: np.ndarray, **kwargs) -> tuple[int, int]:
@@ -60,7 +64,7 @@ def _assert_general_bits(monkeypatch: pytest.MonkeyPatch, a: np.ndarray, b: np.n
         assert_same_floats(qmatmul(a, b, **kwargs), general)
 
 
-def _guarded_step(acc: str, order: "str | int", operand_lsb: int, stochastic: bool, specials: bool) -> int:
+def _guarded_step(acc: str, order: str | int, operand_lsb: int, stochastic: bool, specials: bool) -> int:
     """The guarded step for terms on a grid of ``2**(2 * operand_lsb)``, Inf and NaN operands or not."""
     on_grid = 2 * operand_lsb >= mpsim.parse_format(acc).min_exponent
     if stochastic:
@@ -156,9 +160,12 @@ def test_rounded_products_equal_general(
 @pytest.mark.parametrize(
     ("acc", "rounding"),
     [
-        ("e5m6", "nearest"), ("bf16", "stochastic:8"), ("fp16", "stochastic:29"),
-        ("e4m3", "nearest"), ("e3m2", "stochastic:5"),
-    ],  # fmt: skip
+        ("e5m6", "nearest"),
+        ("bf16", "stochastic:8"),
+        ("fp16", "stochastic:29"),
+        ("e4m3", "nearest"),
+        ("e3m2", "stochastic:5"),
+    ],
 )
 def test_round_to_odd_pair_path_equals_general(monkeypatch, order, acc, rounding):
     """Sums far from exact (wide float32 data): TwoSum, rounded to odd, then rounded like an exact value."""
@@ -190,9 +197,11 @@ def test_pair_path_ties_and_cell_edges(monkeypatch, rounding):
 @pytest.mark.parametrize(
     ("data", "mul", "prod_kind"),
     [
-        ("e4m3", None, gk.PROD_EXACT), ("bf16", None, gk.PROD_EXACT),
-        ("wide", "fp32", gk.PROD_NEAREST_GUARDED), ("wide", "e5m2", gk.PROD_NEAREST_GUARDED),
-    ],  # fmt: skip
+        ("e4m3", None, gk.PROD_EXACT),
+        ("bf16", None, gk.PROD_EXACT),
+        ("wide", "fp32", gk.PROD_NEAREST_GUARDED),
+        ("wide", "e5m2", gk.PROD_NEAREST_GUARDED),
+    ],
 )
 def test_float32_hardware_path_equals_general(monkeypatch, order, data, mul, prod_kind):
     """fp32 nearest accumulation of float32-valued terms, with overflow to Inf, Inf and NaN inputs."""
@@ -509,9 +518,12 @@ def _pair_roundings(x, y, draws, p, xp, fast, general):
 @pytest.mark.parametrize(
     ("fmt", "rounding"),
     [
-        ("bf16", "nearest"), ("e5m6", "nearest"), ("bf16", "stochastic:1"),
-        ("fp16", "stochastic:29"), ("fp32", "stochastic:28"),
-    ],  # fmt: skip
+        ("bf16", "nearest"),
+        ("e5m6", "nearest"),
+        ("bf16", "stochastic:1"),
+        ("fp16", "stochastic:29"),
+        ("fp32", "stochastic:28"),
+    ],
 )
 def test_round_to_odd_pairs_equal_round_pair(fmt, rounding):
     """Pairs s + e on and next to ties and cell edges (s a float64 on the edge, e tiny of either sign)."""
@@ -560,11 +572,45 @@ def test_outputs_do_not_depend_on_the_thread_count(monkeypatch, order):
 def test_a_kernel_refuses_an_unknown_kind():
     a = np.ones((1, 2, 2), np.float32)
     with pytest.raises(ValueError, match="unknown step kind 99"):
-        gk.qgemm(a, a, np.zeros((1, 2, 2)), gk.PROD_EXACT, None, None, 99, None, None, gk.ORDER_SEQUENTIAL, 1, 0,
-                 np.uint64(0), np.uint64(0), np.zeros(0, np.int64), 2, 2)  # fmt: skip
+        gk.qgemm(
+            a,
+            a,
+            np.zeros((1, 2, 2)),
+            gk.PROD_EXACT,
+            None,
+            None,
+            99,
+            None,
+            None,
+            gk.ORDER_SEQUENTIAL,
+            1,
+            0,
+            np.uint64(0),
+            np.uint64(0),
+            np.zeros(0, np.int64),
+            2,
+            2,
+        )
     with pytest.raises(ValueError, match="unknown order kind 7"):
-        gk.qgemm(a, a, np.zeros((1, 2, 2)), gk.PROD_EXACT, None, None, gk.STEP_F32, None, None, 7, 1, 0,
-                 np.uint64(0), np.uint64(0), np.zeros(0, np.int64), 2, 2)  # fmt: skip
+        gk.qgemm(
+            a,
+            a,
+            np.zeros((1, 2, 2)),
+            gk.PROD_EXACT,
+            None,
+            None,
+            gk.STEP_F32,
+            None,
+            None,
+            7,
+            1,
+            0,
+            np.uint64(0),
+            np.uint64(0),
+            np.zeros(0, np.int64),
+            2,
+            2,
+        )
 
 
 def test_a_step_kind_known_only_at_run_time_does_not_compile():

@@ -103,7 +103,9 @@ def test_qconv2d_forward_operands_are_representable_in_their_formats():
     xq = mpsim.quantize(x, "e4m3")
     wq = mpsim.quantize(q.weight.detach(), "e4m3")
     cols = F.unfold(xq, 3, padding=1)
-    expected = mpsim.qmatmul(wq.reshape(3, -1), cols, acc="e5m6").reshape(2, 3, 5, 5) + q.bias.detach().reshape(1, -1, 1, 1)
+    expected = mpsim.qmatmul(wq.reshape(3, -1), cols, acc="e5m6").reshape(2, 3, 5, 5) + q.bias.detach().reshape(
+        1, -1, 1, 1
+    )
     torch.testing.assert_close(y.detach(), expected, rtol=0, atol=0)
     assert torch.equal(mpsim.quantize(wq, "e4m3"), wq)
 
@@ -144,7 +146,10 @@ def test_config_round_trips_through_json_and_yaml(tmp_path):
     [
         ({"defaults": {}}, r"^unknown PrecisionConfig keys \['defaults'\]; known: \['default', 'overrides', 'seed'\]$"),
         ({"default": {"weight": "e9m9"}}, r"^impossible format 'e9m9': exponent bits must be 1\.\.8, not 9$"),
-        ({"default": {"forward": {"order": "zigzag"}}}, r"^order must be 'sequential', 'pairwise' or a block size >= 1, not 'zigzag'$"),
+        (
+            {"default": {"forward": {"order": "zigzag"}}},
+            r"^order must be 'sequential', 'pairwise' or a block size >= 1, not 'zigzag'$",
+        ),
         ({"default": {"grad": {"format": "e5m2", "rounding": "sometimes"}}}, r"^unknown rounding 'sometimes': .*$"),
     ],
 )

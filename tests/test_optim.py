@@ -264,7 +264,7 @@ def test_stochastic_update_is_unbiased_over_seeds():
     n, seeds, lr = 256, 400, 1e-3
     w0 = mpsim.quantize(torch.rand(n) + 1.0, "bf16")  # ulp 2**-7 in [1, 2)
     g = torch.randn(n)
-    exact = (w0.double() - lr * g.double())
+    exact = w0.double() - lr * g.double()
     results = torch.empty(seeds, n, dtype=torch.float64)
     for s in range(seeds):
         p = torch.nn.Parameter(w0.clone())
@@ -285,8 +285,9 @@ def test_stochastic_update_is_unbiased_over_seeds():
 def test_same_seed_same_weights_different_seed_different():
     def run(seed: int) -> list[torch.Tensor]:
         model = _model()
-        prec = OptimPrecision(weight="bf16", state="bf16", update_rounding="stochastic",
-                              state_rounding="stochastic:8", seed=seed)  # fmt: skip
+        prec = OptimPrecision(
+            weight="bf16", state="bf16", update_rounding="stochastic", state_rounding="stochastic:8", seed=seed
+        )
         opt = QAdam(model.parameters(), lr=0.01, precision=prec)
         for step in range(3):
             _train_step(model, opt, step)
@@ -311,14 +312,25 @@ def test_rng_advances_every_step():
 # --- state_dict ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps, prec: QSGD(ps, lr=0.05, momentum=0.9, precision=prec),
-    lambda ps, prec: QAdamW(ps, lr=0.01, precision=prec),
-], ids=["sgd", "adamw"])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps, prec: QSGD(ps, lr=0.05, momentum=0.9, precision=prec),
+        lambda ps, prec: QAdamW(ps, lr=0.01, precision=prec),
+    ],
+    ids=["sgd", "adamw"],
+)
 @pytest.mark.parametrize("mode", ["plain", "master", "kahan"])
 def test_state_dict_round_trip_continues_bit_for_bit(make, mode):
-    prec = OptimPrecision(weight="bf16", state="bf16", update_rounding="stochastic", state_rounding="stochastic",
-                          master_weights=mode == "master", kahan=mode == "kahan", seed=9)  # fmt: skip
+    prec = OptimPrecision(
+        weight="bf16",
+        state="bf16",
+        update_rounding="stochastic",
+        state_rounding="stochastic",
+        master_weights=mode == "master",
+        kahan=mode == "kahan",
+        seed=9,
+    )
     model = _model()
     opt = make(model.parameters(), prec)
     for step in range(3):
@@ -348,8 +360,11 @@ def test_load_state_dict_refuses_another_precision():
     model = _model()
     opt = QSGD(model.parameters(), lr=0.1, precision=OptimPrecision(weight="bf16"))
     other = QSGD(model.parameters(), lr=0.1, precision=OptimPrecision(weight="fp16"))
-    with pytest.raises(ValueError, match=r"^state_dict was saved with precision OptimPrecision\(weight='bf16'.*\), "
-                                         r"not this optimizer's OptimPrecision\(weight='fp16'.*\)$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^state_dict was saved with precision OptimPrecision\(weight='bf16'.*\), "
+        r"not this optimizer's OptimPrecision\(weight='fp16'.*\)$",
+    ):
         other.load_state_dict(opt.state_dict())
 
 
@@ -357,8 +372,11 @@ def test_load_state_dict_accepts_aliases_of_the_same_precision():
     model = _model()
     opt = QSGD(model.parameters(), lr=0.1, precision=OptimPrecision(weight="bfloat16", update_rounding="sr8"))
     _train_step(model, opt, 0)
-    same = QSGD(model.parameters(), lr=0.1, precision=OptimPrecision(weight=mpsim.parse_format("bf16"),
-                                                                     update_rounding="stochastic:8"))  # fmt: skip
+    same = QSGD(
+        model.parameters(),
+        lr=0.1,
+        precision=OptimPrecision(weight=mpsim.parse_format("bf16"), update_rounding="stochastic:8"),
+    )
     same.load_state_dict(opt.state_dict())
     assert same.rng.offset == opt.rng.offset > 0
 
@@ -366,8 +384,11 @@ def test_load_state_dict_accepts_aliases_of_the_same_precision():
 def test_load_state_dict_refuses_torch_state():
     model = _model()
     torch_state = torch.optim.SGD(model.parameters(), lr=0.1).state_dict()
-    with pytest.raises(ValueError, match=r"^state_dict has no 'mpsim' entry \(precision and random-number state\); "
-                                         r"it was not saved by a QSGD$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^state_dict has no 'mpsim' entry \(precision and random-number state\); "
+        r"it was not saved by a QSGD$",
+    ):
         QSGD(model.parameters(), lr=0.1).load_state_dict(torch_state)
 
 
@@ -375,8 +396,15 @@ def test_load_state_dict_refuses_torch_state():
 
 
 def test_precision_dict_round_trip_through_json():
-    prec = OptimPrecision(weight="bf16", grad="e5m2", state="fp16", update_rounding="stochastic:8",
-                          state_rounding="stochastic", kahan=True, seed=None)  # fmt: skip
+    prec = OptimPrecision(
+        weight="bf16",
+        grad="e5m2",
+        state="fp16",
+        update_rounding="stochastic:8",
+        state_rounding="stochastic",
+        kahan=True,
+        seed=None,
+    )
     data = json.loads(json.dumps(prec.to_dict()))
     assert OptimPrecision.from_dict(data) == prec
     assert OptimPrecision.from_dict({}) == OptimPrecision()
@@ -388,34 +416,49 @@ def test_precision_dict_round_trip_through_json():
 def test_to_dict_is_canonical():
     prec = OptimPrecision(weight="bfloat16", grad="E5M2", state="half", update_rounding="sr8", state_rounding="rne")
     assert prec.to_dict() == {
-        "weight": "bf16", "grad": "e5m2", "state": "fp16", "update_rounding": "stochastic:8",
-        "state_rounding": "nearest", "master_weights": False, "kahan": False, "seed": 0,
-    }  # fmt: skip
+        "weight": "bf16",
+        "grad": "e5m2",
+        "state": "fp16",
+        "update_rounding": "stochastic:8",
+        "state_rounding": "nearest",
+        "master_weights": False,
+        "kahan": False,
+        "seed": 0,
+    }
     back = OptimPrecision.from_dict(prec.to_dict())
     for name in ("weight_format", "grad_format", "state_format"):
         assert getattr(back, name) == getattr(prec, name)
 
 
 def test_error_kahan_with_master_weights():
-    with pytest.raises(ValueError, match=r"^kahan and master_weights cannot be combined: both keep the bits the "
-                                         r"weight format drops \(a compensation buffer or a float32 master copy\); "
-                                         r"choose one$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^kahan and master_weights cannot be combined: both keep the bits the "
+        r"weight format drops \(a compensation buffer or a float32 master copy\); "
+        r"choose one$",
+    ):
         OptimPrecision(weight="bf16", kahan=True, master_weights=True)
 
 
 @pytest.mark.parametrize("field", ["weight", "grad", "state"])
 def test_error_unknown_format(field):
     known = ", ".join(mpsim.PRESETS)
-    with pytest.raises(ValueError, match=rf"^{field} format: unknown format 'bf17': expected one of {known}, "
-                                         r"eXmY\[fn\|fnuz\|f\]\[bN\]\[ns\]\[sat\], qI\.F or uqI\.F$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"^{field} format: unknown format 'bf17': expected one of {known}, "
+        r"eXmY\[fn\|fnuz\|f\]\[bN\]\[ns\]\[sat\], qI\.F or uqI\.F$",
+    ):
         OptimPrecision(**{field: "bf17"})
 
 
 @pytest.mark.parametrize("field", ["update_rounding", "state_rounding"])
 def test_error_unknown_rounding(field):
-    with pytest.raises(ValueError, match=rf"^{field}: unknown rounding 'floor': expected one of nearest, "
-                                         r"nearest_away, toward_zero, up, down, stochastic "
-                                         r"\(stochastic:K for K random bits\)$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"^{field}: unknown rounding 'floor': expected one of nearest, "
+        r"nearest_away, toward_zero, up, down, stochastic "
+        r"\(stochastic:K for K random bits\)$",
+    ):
         OptimPrecision(**{field: "floor"})
 
 
@@ -426,26 +469,36 @@ def test_error_unknown_dict_keys():
         OptimPrecision.from_dict({"weight": "bf16", "momentum": 0.9, "lr": 0.1})
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(seed=-1), r"^seed must be in 0\.\.2\*\*64-1 or None, not -1$"),
-    (dict(seed=True), r"^seed must be an integer or None, not True$"),
-    (dict(kahan=1), r"^kahan must be True or False, not 1$"),
-    (dict(weight=8), r"^weight format must be a format string, a format spec or None, not 8$"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed=-1), r"^seed must be in 0\.\.2\*\*64-1 or None, not -1$"),
+        (dict(seed=True), r"^seed must be an integer or None, not True$"),
+        (dict(kahan=1), r"^kahan must be True or False, not 1$"),
+        (dict(weight=8), r"^weight format must be a format string, a format spec or None, not 8$"),
+    ],
+)
 def test_error_bad_field_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         OptimPrecision(**kwargs)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda ps: QSGD(ps, lr=-0.1), r"^learning rate must be >= 0\.0, not -0\.1$"),
-    (lambda ps: QSGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
-     r"^nesterov momentum needs momentum > 0 and dampening 0, not momentum=0\.9, dampening=0\.1$"),
-    (lambda ps: QAdam(ps, betas=(0.9, 1.0)), r"^beta2 must be in \[0\.0, 1\.0\), not 1\.0$"),
-    (lambda ps: QAdamW(ps, eps=-1e-8), r"^epsilon must be >= 0\.0, not -1e-08$"),
-    (lambda ps: QAdam(ps, precision={"weight": "bf16"}),
-     r"^precision must be an OptimPrecision, not \{'weight': 'bf16'\}$"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda ps: QSGD(ps, lr=-0.1), r"^learning rate must be >= 0\.0, not -0\.1$"),
+        (
+            lambda ps: QSGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            r"^nesterov momentum needs momentum > 0 and dampening 0, not momentum=0\.9, dampening=0\.1$",
+        ),
+        (lambda ps: QAdam(ps, betas=(0.9, 1.0)), r"^beta2 must be in \[0\.0, 1\.0\), not 1\.0$"),
+        (lambda ps: QAdamW(ps, eps=-1e-8), r"^epsilon must be >= 0\.0, not -1e-08$"),
+        (
+            lambda ps: QAdam(ps, precision={"weight": "bf16"}),
+            r"^precision must be an OptimPrecision, not \{'weight': 'bf16'\}$",
+        ),
+    ],
+)
 def test_error_bad_hyperparameters(make, message):
     with pytest.raises(ValueError, match=message):
         make(_model().parameters())

@@ -115,9 +115,13 @@ def neighbours(fmt: FloatFormat | FixedFormat, mag: Fraction) -> tuple[Fraction,
 
 
 def reference_round(
-    x: float, fmt: FloatFormat | FixedFormat, mode: str, r: int | None = None, k: int | None = None,
+    x: float,
+    fmt: FloatFormat | FixedFormat,
+    mode: str,
+    r: int | None = None,
+    k: int | None = None,
     saturate: bool | None = None,
-) -> float:  # fmt: skip
+) -> float:
     """``x`` (a float) rounded into ``fmt``; ``r`` the ``k``-bit random integer of stochastic rounding."""
     if math.isnan(x):
         return math.nan
@@ -244,16 +248,23 @@ def boundary_inputs(fmt) -> tuple[np.ndarray, np.ndarray]:
     x32 = base.astype(np.float32)
     assert (x32.astype(np.float64) == base).all()  # every point is exact in float32
     tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
-    x32 = np.concatenate([
-        x32, np.nextafter(x32, np.float32(np.inf)), np.nextafter(x32, np.float32(-np.inf)),
-        [tiny, -tiny, 3 * tiny, np.finfo(np.float32).smallest_normal, np.finfo(np.float32).max],
-        [np.float32(-np.finfo(np.float32).max), np.float32(0.0), np.float32(-0.0)],
-        np.array([np.inf, -np.inf, np.nan, -np.nan], np.float32),
-    ]).astype(np.float32)  # fmt: skip
-    x64 = np.concatenate([
-        np.nextafter(base, np.inf), np.nextafter(base, -np.inf),
-        [5e-324, -5e-324, 1e-300, 2.0**-1022, 1e300, -1e300, np.finfo(np.float64).max, 2.0**128],
-    ])  # fmt: skip
+    x32 = np.concatenate(
+        [
+            x32,
+            np.nextafter(x32, np.float32(np.inf)),
+            np.nextafter(x32, np.float32(-np.inf)),
+            [tiny, -tiny, 3 * tiny, np.finfo(np.float32).smallest_normal, np.finfo(np.float32).max],
+            [np.float32(-np.finfo(np.float32).max), np.float32(0.0), np.float32(-0.0)],
+            np.array([np.inf, -np.inf, np.nan, -np.nan], np.float32),
+        ]
+    ).astype(np.float32)
+    x64 = np.concatenate(
+        [
+            np.nextafter(base, np.inf),
+            np.nextafter(base, -np.inf),
+            [5e-324, -5e-324, 1e-300, 2.0**-1022, 1e300, -1e300, np.finfo(np.float64).max, 2.0**128],
+        ]
+    )
     return x32, x64
 
 
@@ -407,9 +418,19 @@ def recover_random_bits(dtype, k: int, n: int, seed: int) -> tuple[np.ndarray, i
 
 
 @pytest.mark.parametrize(
-    "dtype, k", [(np.float32, 1), (np.float32, 3), (np.float32, 8), (np.float32, 16), (np.float32, 62),
-                 (np.float64, 3), (np.float64, 16), (np.float64, 52), (np.float64, 62)],
-)  # fmt: skip
+    "dtype, k",
+    [
+        (np.float32, 1),
+        (np.float32, 3),
+        (np.float32, 8),
+        (np.float32, 16),
+        (np.float32, 62),
+        (np.float64, 3),
+        (np.float64, 16),
+        (np.float64, 52),
+        (np.float64, 62),
+    ],
+)
 def test_counter_rng_draws_are_the_bits_quantize_uses(dtype, k):
     """CounterRNG(seed).draw(n, k) gives element i's random integer (C order), read back bit for bit."""
     n, seed = 300, 99

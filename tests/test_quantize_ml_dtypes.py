@@ -119,8 +119,16 @@ def boundary_inputs(fmt: mpsim.FloatFormat, dtype: type) -> np.ndarray:
     f32 = np.finfo(np.float32)
     beyond = np.array([top + ulp_at_max / 2, top + ulp_at_max, top + 1.5 * ulp_at_max, 2 * top, 4 * top])
     beyond = beyond[beyond <= f32.max]
-    f32_subnormals = np.array([f32.smallest_subnormal, 3 * f32.smallest_subnormal, f32.smallest_normal / 2,
-                               f32.smallest_normal - f32.smallest_subnormal, f32.smallest_normal, f32.max])  # fmt: skip
+    f32_subnormals = np.array(
+        [
+            f32.smallest_subnormal,
+            3 * f32.smallest_subnormal,
+            f32.smallest_normal / 2,
+            f32.smallest_normal - f32.smallest_subnormal,
+            f32.smallest_normal,
+            f32.max,
+        ]
+    )
     base = np.concatenate([values, mids, beyond]).astype(np.float32)
     assert (base.astype(np.float64) == np.concatenate([values, mids, beyond])).all()  # all exact in float32
     near = np.concatenate([base, np.nextafter(base, np.float32(np.inf)), np.nextafter(base, np.float32(-np.inf))])

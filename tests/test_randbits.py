@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mpsim.randbits import LFSR, LFSR_TAPS, CounterRNG, make_source
-from tests.random_reference import GOLDEN, M64, counter_oracle, splitmix64
+from tests.random_reference import GOLDEN, counter_oracle, splitmix64
 
 # --------------------------------------------------------------------------- oracles
 
@@ -115,7 +115,7 @@ WIDTHS = sorted(LFSR_TAPS)
 
 
 def test_tap_table_covers_3_to_32() -> None:
-    assert WIDTHS == list(range(3, 33))
+    assert list(range(3, 33)) == WIDTHS
     for w, taps in LFSR_TAPS.items():
         assert max(taps) == w and min(taps) >= 1 and len(set(taps)) == len(taps)
 
@@ -208,7 +208,9 @@ def stepped_bits(width: int, seed: int, n: int, taps: tuple[int, ...] | None = N
     return out
 
 
-@pytest.mark.parametrize(("width", "seed", "k"), [(3, 5, 2), (8, 1, 3), (16, 0xACE1, 8), (32, 1, 1), (32, 0xDEADBEEF, 13), (20, 7, 62)])
+@pytest.mark.parametrize(
+    ("width", "seed", "k"), [(3, 5, 2), (8, 1, 3), (16, 0xACE1, 8), (32, 1, 1), (32, 0xDEADBEEF, 13), (20, 7, 62)]
+)
 def test_draw_is_bits_grouped_msb_first(width: int, seed: int, k: int) -> None:
     n = 50
     bits = LFSR(width=width, seed=seed).draw(n * k, 1)

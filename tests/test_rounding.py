@@ -102,7 +102,9 @@ def test_bit_count_out_of_range(spec: str) -> None:
         parse_rounding(spec)
 
 
-@pytest.mark.parametrize(("spec", "count"), [("stochastic:x", "x"), ("stochastic:", ""), ("stochastic:-1", "-1"), ("sr:1.5", "1.5")])
+@pytest.mark.parametrize(
+    ("spec", "count"), [("stochastic:x", "x"), ("stochastic:", ""), ("stochastic:-1", "-1"), ("sr:1.5", "1.5")]
+)
 def test_bit_count_not_an_integer(spec: str, count: str) -> None:
     msg = f"unknown rounding {spec!r}: random-bit count must be a positive integer, not {count!r}"
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):

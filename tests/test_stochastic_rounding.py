@@ -87,7 +87,9 @@ def bits_of(a: np.ndarray) -> np.ndarray:
 def assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
     got64, want64 = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     bad = np.flatnonzero(bits_of(got64).ravel() != bits_of(want64).ravel())
-    assert bad.size == 0, f"{bad.size} mismatches, first at {bad[0]}: got {got64.ravel()[bad[0]]!r}, want {want64.ravel()[bad[0]]!r}"
+    assert bad.size == 0, (
+        f"{bad.size} mismatches, first at {bad[0]}: got {got64.ravel()[bad[0]]!r}, want {want64.ravel()[bad[0]]!r}"
+    )
 
 
 def binomial_ok(count: int, n: int, p: Fraction) -> bool:
@@ -426,8 +428,12 @@ def test_overflow_probability(fmt_name: str, frac: Fraction, k: int | None, dtyp
 
 ROUNDING_ERRORS = [
     # (rounding, rand_bits, whole message)
-    ("bogus", None, "unknown rounding 'bogus': expected one of nearest, nearest_away, toward_zero, up, down, "
-     "stochastic (stochastic:K for K random bits)"),
+    (
+        "bogus",
+        None,
+        "unknown rounding 'bogus': expected one of nearest, nearest_away, toward_zero, up, down, "
+        "stochastic (stochastic:K for K random bits)",
+    ),
     ("stochastic:0", None, "random bits must be 1..62 or None, not 0"),
     ("sr0", None, "random bits must be 1..62 or None, not 0"),
     ("stochastic:63", None, "random bits must be 1..62 or None, not 63"),
@@ -443,7 +449,7 @@ ROUNDING_ERRORS = [
     ("stochastic", 63, "random bits must be 1..62 or None, not 63"),
     ("stochastic", True, "random bits must be an integer or None, not True"),
     ("stochastic", 2.0, "random bits must be an integer or None, not 2.0"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("rounding", "rand_bits", "message"), ROUNDING_ERRORS)

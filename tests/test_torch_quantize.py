@@ -334,7 +334,10 @@ def test_quantize_ste_rand_bits_and_lfsr() -> None:
     assert same_bits(y.detach().numpy(), want)
 
 
-@pytest.mark.parametrize(("grad_format", "grad_rounding"), [("e5m2", "nearest"), ("bf16", "toward_zero"), ("e5m2", "stochastic"), ("q4.11", "stochastic:8")])
+@pytest.mark.parametrize(
+    ("grad_format", "grad_rounding"),
+    [("e5m2", "nearest"), ("bf16", "toward_zero"), ("e5m2", "stochastic"), ("q4.11", "stochastic:8")],
+)
 def test_quantize_ste_gradient_quantized(grad_format: str, grad_rounding: str) -> None:
     x = torch.from_numpy(sample("e4m3", (8, 9), seed=11)).requires_grad_(True)
     upstream = torch.from_numpy(sample("e4m3", (8, 9), seed=12))

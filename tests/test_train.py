@@ -41,7 +41,9 @@ def test_same_seed_same_run(tmp_path):
 
 def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     """A run killed in epoch 3 resumes from epoch 3 and ends bit-identical to an uninterrupted run."""
-    config = TrainConfig(hidden=16, epochs=4, precision="e4m3-sr", optim_precision={"weight": "bf16", "update_rounding": "stochastic"})
+    config = TrainConfig(
+        hidden=16, epochs=4, precision="e4m3-sr", optim_precision={"weight": "bf16", "update_rounding": "stochastic"}
+    )
     whole = train(config, tmp_path / "whole", progress=False, plot=False)
 
     evaluate, calls = mpsim.train._evaluate, []
@@ -76,11 +78,13 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("model", "resnet", "model must be one of mlp, cnn, not 'resnet'"),
-     ("epochs", 0, "epochs must be a positive integer, not 0"),
-     ("lr", -1.0, "lr must be positive, not -1.0"),
-     ("precision", "e4m3-xx", "'e4m3-xx'")],
-)  # fmt: skip
+    [
+        ("model", "resnet", "model must be one of mlp, cnn, not 'resnet'"),
+        ("epochs", 0, "epochs must be a positive integer, not 0"),
+        ("lr", -1.0, "lr must be positive, not -1.0"),
+        ("precision", "e4m3-xx", "'e4m3-xx'"),
+    ],
+)
 def test_bad_config_names_the_bad_value(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**{field: value})
@@ -92,7 +96,9 @@ def test_bad_config_names_the_bad_value(field, value, message):
     # bf16 nearest creeps to 0.138 while SR reaches 0.468.
     [("e5m2", 0.01, 3, 0.15, 0.40), ("bf16", 0.003, 8, 0.20, 0.35)],
 )
-def test_stochastic_weight_update_keeps_learning_where_nearest_stalls(tmp_path, weight, lr, epochs, nearest_at_most, stochastic_at_least):
+def test_stochastic_weight_update_keeps_learning_where_nearest_stalls(
+    tmp_path, weight, lr, epochs, nearest_at_most, stochastic_at_least
+):
     """Weights stored in a narrow format: updates below half an ulp vanish under nearest rounding.
 
     Stochastic rounding keeps them in expectation, so the same run learns.
@@ -100,9 +106,13 @@ def test_stochastic_weight_update_keeps_learning_where_nearest_stalls(tmp_path, 
     accuracy = {}
     for rounding in ("nearest", "stochastic"):
         config = TrainConfig(
-            hidden=32, epochs=epochs, lr=lr, momentum=0.0, precision="fp32",
+            hidden=32,
+            epochs=epochs,
+            lr=lr,
+            momentum=0.0,
+            precision="fp32",
             optim_precision={"weight": weight, "update_rounding": rounding},
-        )  # fmt: skip
+        )
         accuracy[rounding] = train(config, tmp_path / rounding, progress=False, plot=False)["final_test_accuracy"]
     assert accuracy["nearest"] <= nearest_at_most, accuracy
     assert accuracy["stochastic"] >= stochastic_at_least, accuracy

@@ -12,7 +12,7 @@ from mpsim.formats import parse_format
 from mpsim.gemm import GemmSpec, parse_order
 from mpsim.rounding import parse_rounding
 
-__all__ = ["TensorQuant", "GemmConfig", "LayerPrecision", "PrecisionConfig", "PRECISION_PRESETS"]
+__all__ = ["PRECISION_PRESETS", "GemmConfig", "LayerPrecision", "PrecisionConfig", "TensorQuant"]
 
 
 def _check_keys(cls: type, data: dict[str, Any]) -> None:
@@ -37,7 +37,7 @@ class TensorQuant:
         parse_rounding(self.rounding)
 
     @classmethod
-    def from_dict(cls, data: "dict[str, Any] | str | None") -> "TensorQuant":
+    def from_dict(cls, data: dict[str, Any] | str | None) -> TensorQuant:
         if data is None or isinstance(data, str):
             return cls(format=data)
         _check_keys(cls, data)
@@ -67,7 +67,7 @@ class GemmConfig:
         return GemmSpec(self.mul, self.acc, self.rounding, fma=self.fma, order=self.order)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GemmConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GemmConfig:
         _check_keys(cls, data)
         return cls(**data)
 
@@ -84,7 +84,7 @@ class LayerPrecision:
     grad_weight: GemmConfig = field(default_factory=lambda: GemmConfig(emulate=False))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LayerPrecision":
+    def from_dict(cls, data: dict[str, Any]) -> LayerPrecision:
         _check_keys(cls, data)
         parts: dict[str, Any] = {}
         for name in ("weight", "activation", "grad"):
@@ -121,7 +121,7 @@ class PrecisionConfig:
         return chosen
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PrecisionConfig":
+    def from_dict(cls, data: dict[str, Any]) -> PrecisionConfig:
         _check_keys(cls, data)
         default = LayerPrecision.from_dict(data.get("default", {}))
         overrides = tuple((str(p), LayerPrecision.from_dict(v)) for p, v in dict(data.get("overrides", {})).items())
@@ -131,7 +131,7 @@ class PrecisionConfig:
         return cls(default=default, overrides=overrides, seed=seed)
 
     @classmethod
-    def load(cls, path: "str | Path") -> "PrecisionConfig":
+    def load(cls, path: str | Path) -> PrecisionConfig:
         """From a ``.json`` or ``.yaml``/``.yml`` file."""
         path = Path(path)
         text = path.read_text()
@@ -150,7 +150,7 @@ class PrecisionConfig:
             "seed": self.seed,
         }
 
-    def with_seed(self, seed: int) -> "PrecisionConfig":
+    def with_seed(self, seed: int) -> PrecisionConfig:
         return replace(self, seed=seed)
 
 
@@ -179,7 +179,7 @@ PRECISION_PRESETS: dict[str, PrecisionConfig] = {
 }
 
 
-def parse_precision(spec: "str | PrecisionConfig | dict[str, Any]") -> PrecisionConfig:
+def parse_precision(spec: str | PrecisionConfig | dict[str, Any]) -> PrecisionConfig:
     """A preset name, a .json/.yaml path, a dict, or a config."""
     if isinstance(spec, PrecisionConfig):
         return spec
@@ -190,5 +190,7 @@ def parse_precision(spec: "str | PrecisionConfig | dict[str, Any]") -> Precision
             return PRECISION_PRESETS[spec]
         if spec.endswith((".json", ".yaml", ".yml")):
             return PrecisionConfig.load(spec)
-        raise ValueError(f"unknown precision {spec!r}: expected one of {', '.join(PRECISION_PRESETS)} or a .json/.yaml file")
+        raise ValueError(
+            f"unknown precision {spec!r}: expected one of {', '.join(PRECISION_PRESETS)} or a .json/.yaml file"
+        )
     raise ValueError(f"precision must be a preset name, a file, a dict or a PrecisionConfig, not {spec!r}")

@@ -11,14 +11,33 @@ from torch import nn
 from mpsim.nn.config import PrecisionConfig, parse_precision
 from mpsim.nn.layers import QConv2d, QLinear
 
-__all__ = ["quantize_model", "ConversionReport"]
+__all__ = ["ConversionReport", "quantize_model"]
 
 # Modules that hold no GEMM and stay fp32 unless configured (listed as kept, not as unsupported).
 _KEPT_FP32 = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.Softmax, nn.LogSoftmax,
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Flatten, nn.Identity,
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool1d,
-)  # fmt: skip
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Dropout,
+    nn.Flatten,
+    nn.Identity,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool1d,
+)
 
 
 @dataclass
@@ -39,21 +58,31 @@ class ConversionReport:
 def _convert(module: nn.Module, name: str, config: PrecisionConfig, seed: int) -> nn.Module:
     precision = config.for_module(name)
     if isinstance(module, nn.Linear):
-        new: nn.Module = QLinear(module.in_features, module.out_features, bias=module.bias is not None, precision=precision, seed=seed)
+        new: nn.Module = QLinear(
+            module.in_features, module.out_features, bias=module.bias is not None, precision=precision, seed=seed
+        )
     else:
         assert isinstance(module, nn.Conv2d)
         new = QConv2d(
-            module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
-            padding=module.padding, dilation=module.dilation, groups=module.groups,
-            bias=module.bias is not None, padding_mode=module.padding_mode, precision=precision, seed=seed,
-        )  # fmt: skip
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+            padding_mode=module.padding_mode,
+            precision=precision,
+            seed=seed,
+        )
     new.load_state_dict(module.state_dict())
     new.train(module.training)
     return new.to(next(module.parameters()).device)
 
 
 def quantize_model(
-    model: nn.Module, config: "PrecisionConfig | str | dict[str, Any]", *, inplace: bool = True, strict: bool = False
+    model: nn.Module, config: PrecisionConfig | str | dict[str, Any], *, inplace: bool = True, strict: bool = False
 ) -> tuple[nn.Module, ConversionReport]:
     """Replace every ``nn.Linear`` and ``nn.Conv2d`` by ``QLinear``/``QConv2d`` with its configured precision.
 

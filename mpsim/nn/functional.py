@@ -18,7 +18,7 @@ from mpsim.nn.config import GemmConfig, LayerPrecision, TensorQuant
 from mpsim.quantize import quantize
 from mpsim.randbits import CounterRNG
 
-__all__ = ["gemm", "quantize_tensor", "QMatmul"]
+__all__ = ["QMatmul", "gemm", "quantize_tensor"]
 
 
 def gemm(a: torch.Tensor, b: torch.Tensor, config: GemmConfig, rng: CounterRNG) -> torch.Tensor:
@@ -26,9 +26,15 @@ def gemm(a: torch.Tensor, b: torch.Tensor, config: GemmConfig, rng: CounterRNG) 
     if not config.emulate:
         return torch.matmul(a, b)
     return qmatmul(
-        a.contiguous(), b.contiguous(), mul=config.mul, acc=config.acc, rounding=config.rounding,
-        fma=config.fma, order=config.order, seed=rng,
-    )  # fmt: skip
+        a.contiguous(),
+        b.contiguous(),
+        mul=config.mul,
+        acc=config.acc,
+        rounding=config.rounding,
+        fma=config.fma,
+        order=config.order,
+        seed=rng,
+    )
 
 
 def quantize_tensor(x: torch.Tensor, quant: TensorQuant, rng: CounterRNG) -> torch.Tensor:

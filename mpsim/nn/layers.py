@@ -10,7 +10,7 @@ from mpsim.nn.config import LayerPrecision
 from mpsim.nn.functional import QMatmul, quantize_tensor
 from mpsim.randbits import CounterRNG
 
-__all__ = ["QLinear", "QConv2d"]
+__all__ = ["QConv2d", "QLinear"]
 
 
 class QLinear(nn.Linear):
@@ -20,7 +20,15 @@ class QLinear(nn.Linear):
     wider post-processing stage).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, precision: LayerPrecision | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        precision: LayerPrecision | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias)
         self.precision = precision if precision is not None else LayerPrecision()
         self.rng = CounterRNG(seed)

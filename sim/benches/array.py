@@ -26,7 +26,7 @@ def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: 
     """Compare every real (not padding) element with mpsim's; describe the first mismatches."""
     ok = same_codes(got, vectors.want, design.acc_format) | ~vectors.valid
     bad = np.argwhere(~ok)
-    result.mismatch_count = int(len(bad))
+    result.mismatch_count = len(bad)
     order = np.cumsum(vectors.valid.reshape(-1)).reshape(vectors.valid.shape) - 1  # index among checked elements
     a_fmt, b_fmt = design.a_format, design.b_format
     for j, r, c in bad[:SHOWN_MISMATCHES]:
@@ -34,11 +34,19 @@ def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: 
         i_row, j_col = job.row_tile * design.rows + r, job.col_tile * design.cols + c
         a_row = vectors.a_codes[job.product][job.batch, i_row]
         b_col = vectors.b_codes[job.product][job.batch, :, j_col]
-        show = lambda codes, fmt: " ".join(f"{int(x):#x}" for x in codes[:8]) + (" ..." if codes.size > 8 else "")  # noqa: E731
+        show = lambda codes, fmt: " ".join(f"{int(x):#x}" for x in codes[:8]) + (" ..." if codes.size > 8 else "")
         inputs = {"A row": show(a_row, a_fmt), "B column": show(b_col, b_fmt)}
         where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] (PE {r},{c}), K={job.k}"
         result.mismatches.append(
-            mismatch_record(int(order[j, r, c]), where, design.acc_format, design.acc_format.bits, int(got[j, r, c]), int(vectors.want[j, r, c]), inputs)
+            mismatch_record(
+                int(order[j, r, c]),
+                where,
+                design.acc_format,
+                design.acc_format.bits,
+                int(got[j, r, c]),
+                int(vectors.want[j, r, c]),
+                inputs,
+            )
         )
 
 
@@ -114,7 +122,9 @@ async def array_matches_mpsim(dut) -> None:
     if last_in_cycle is not None and first_out_cycle is not None:
         result.latency = first_out_cycle - last_in_cycle
         if result.latency != design.latency:
-            result.protocol_errors.append(f"first tile: out_valid {result.latency} cycles after its last beat, manifest says {design.latency}")
+            result.protocol_errors.append(
+                f"first tile: out_valid {result.latency} cycles after its last beat, manifest says {design.latency}"
+            )
 
     width = design.ports["out_data"].element_width
     mask = (1 << width) - 1
@@ -122,7 +132,9 @@ async def array_matches_mpsim(dut) -> None:
     for n, (row, data, last) in enumerate(out):
         j, r = divmod(n, rows)
         if (row, last) != (r, int(r == rows - 1)) and len(result.protocol_errors) < SHOWN_MISMATCHES:
-            result.protocol_errors.append(f"output beat {n} (job {j}): out_row={row}, out_last={last}; expected row {r}, last={int(r == rows - 1)}")
+            result.protocol_errors.append(
+                f"output beat {n} (job {j}): out_row={row}, out_last={last}; expected row {r}, last={int(r == rows - 1)}"
+            )
         got[j, r] = [(data >> (c * width)) & mask for c in range(design.cols)]
     if result.timeout is None:
         _check(design, vectors, got, result)

@@ -36,12 +36,16 @@ def _check(design: MultiplierDesign, got: np.ndarray, vectors, result: BenchResu
     result.mismatch_count = int(bad.size)
     width = design.ports["product"].element_width
     for i in bad[:SHOWN_MISMATCHES]:
-        inputs = {"a": f"{int(vectors.a[i]):#x} ({float(design.a_format.decode(vectors.a[i:i + 1])[0])!r})",
-                  "b": f"{int(vectors.b[i]):#x} ({float(design.b_format.decode(vectors.b[i:i + 1])[0])!r})"}  # fmt: skip
+        inputs = {
+            "a": f"{int(vectors.a[i]):#x} ({float(design.a_format.decode(vectors.a[i : i + 1])[0])!r})",
+            "b": f"{int(vectors.b[i]):#x} ({float(design.b_format.decode(vectors.b[i : i + 1])[0])!r})",
+        }
         if vectors.rand is not None:
             inputs["rand"] = f"{int(vectors.rand[i]):#x}"
         want = float(vectors.want[i]) if design.out_format is None else int(vectors.want[i])
-        record = mismatch_record(int(i), f"pair {i}, lane {i % design.lanes}", design.out_format, width, int(got[i]), want, inputs)
+        record = mismatch_record(
+            int(i), f"pair {i}, lane {i % design.lanes}", design.out_format, width, int(got[i]), want, inputs
+        )
         if design.out_format is None:
             record["got"]["value"] = repr(float(exact_values(design, got[i : i + 1])[0]))
         result.mismatches.append(record)
@@ -67,10 +71,17 @@ async def multiplier_matches_mpsim(dut) -> None:
             dut.rand_in.value = r_words[step]
         await Timer(1, unit="ns")  # combinational: settle, then read
         product_words.append(int(dut.product.value))
-    result = BenchResult(checked=int(vectors.a.size), macs=int(vectors.a.size), cycles=len(a_words), sim_wall_s=time.perf_counter() - start)
+    result = BenchResult(
+        checked=int(vectors.a.size),
+        macs=int(vectors.a.size),
+        cycles=len(a_words),
+        sim_wall_s=time.perf_counter() - start,
+    )
     width = ports["product"].element_width
     mask = (1 << width) - 1
-    got = np.array([(w >> (i * width)) & mask for w in product_words for i in range(lanes)][: vectors.a.size], dtype=np.int64)
+    got = np.array(
+        [(w >> (i * width)) & mask for w in product_words for i in range(lanes)][: vectors.a.size], dtype=np.int64
+    )
     _check(design, got, vectors, result)
     result.write(request.result)
     assert result.passed, f"{result.mismatch_count} of {result.checked} products differ from mpsim"

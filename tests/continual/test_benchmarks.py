@@ -58,9 +58,11 @@ def test_same_seed_same_benchmark():
 def test_mnist_from_local_npz(tmp_path):
     rng = np.random.default_rng(0)
     arrays = {
-        "x_train": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), "y_train": np.arange(40) % 10,
-        "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_test": np.arange(20) % 10,
-    }  # fmt: skip
+        "x_train": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(40) % 10,
+        "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(20) % 10,
+    }
     np.savez(tmp_path / "mnist.npz", **arrays)
     bench = make_benchmark("split-mnist", data_root=str(tmp_path))
     assert bench.input_size == 784 and len(list(bench.stream.train_stream)) == 5
@@ -68,9 +70,14 @@ def test_mnist_from_local_npz(tmp_path):
 
 
 def test_missing_mnist_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"^MNIST file train-images-idx3-ubyte\[\.gz\] not found in {tmp_path}: put the four MNIST IDX files"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"^MNIST file train-images-idx3-ubyte\[\.gz\] not found in {tmp_path}: put the four MNIST IDX files",
+    ):
         make_benchmark("permuted-mnist", data_root=str(tmp_path))
-    with pytest.raises(ValueError, match=r"^benchmark 'split-mnist' reads local MNIST files: pass a data root .*nothing is downloaded$"):
+    with pytest.raises(
+        ValueError, match=r"^benchmark 'split-mnist' reads local MNIST files: pass a data root .*nothing is downloaded$"
+    ):
         make_benchmark("split-mnist")
 
 

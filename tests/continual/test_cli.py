@@ -43,7 +43,20 @@ def test_errors_name_the_bad_value(argv, message, capsys, tmp_path):
 
 
 def test_dry_run_lists_the_grid(capsys, tmp_path):
-    argv = ["cl-sweep", "--strategies", "naive", "packnet", "--precisions", "fp32", "bf16", "--seeds", "2", "--dry-run", "--out", str(tmp_path)]
+    argv = [
+        "cl-sweep",
+        "--strategies",
+        "naive",
+        "packnet",
+        "--precisions",
+        "fp32",
+        "bf16",
+        "--seeds",
+        "2",
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "skipped split-digits/class/packnet: packnet needs task labels (scenario task)" in out
@@ -51,7 +64,22 @@ def test_dry_run_lists_the_grid(capsys, tmp_path):
 
 
 def test_cl_runs_seeds_and_reports(capsys, tmp_path):
-    argv = ["cl", "--strategy", "replay", "--precision", "bf16", "--seeds", "2", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--quiet"]
+    argv = [
+        "cl",
+        "--strategy",
+        "replay",
+        "--precision",
+        "bf16",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "0 runs already finished, 2 run now" in out
@@ -62,7 +90,18 @@ def test_cl_runs_seeds_and_reports(capsys, tmp_path):
 
 
 def test_missing_mnist_file_named_before_any_run(capsys, tmp_path):
-    argv = ["cl", "--benchmark", "permuted-mnist", "--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"]
+    argv = [
+        "cl",
+        "--benchmark",
+        "permuted-mnist",
+        "--data-root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     assert main(argv) == 2
-    assert capsys.readouterr().err.startswith(f"mpsim cl: error: MNIST file train-images-idx3-ubyte[.gz] not found in {tmp_path}")
+    assert capsys.readouterr().err.startswith(
+        f"mpsim cl: error: MNIST file train-images-idx3-ubyte[.gz] not found in {tmp_path}"
+    )
     assert not (tmp_path / "out").exists()

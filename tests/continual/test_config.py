@@ -10,14 +10,23 @@ from continual.config import RunConfig, run_id
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"strategy": "icarl"}, r"^unknown strategy 'icarl': expected one of naive, replay, gem, agem, ewc, si, lwf, packnet, joint$"),
+        (
+            {"strategy": "icarl"},
+            r"^unknown strategy 'icarl': expected one of naive, replay, gem, agem, ewc, si, lwf, packnet, joint$",
+        ),
         ({"benchmark": "cifar"}, r"^unknown benchmark 'cifar': expected one of split-digits, "),
         ({"precision": "e4m3x"}, r"^unknown precision 'e4m3x': "),
         ({"policy": "often"}, r"^unknown policy 'often': "),
         ({"epochs": 0}, r"^epochs must be a positive integer, not 0$"),
         ({"lr": -1.0}, r"^lr must be positive, not -1\.0$"),
-        ({"strategy": "packnet"}, r"^strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'$"),
-        ({"strategy": "packnet", "scenario": "task", "epochs": 1}, r"^strategy 'packnet' needs epochs > packnet_post_prune_epochs \(1\), not 1$"),
+        (
+            {"strategy": "packnet"},
+            r"^strategy 'packnet' selects a sub-network per task and needs task labels: use scenario 'task'$",
+        ),
+        (
+            {"strategy": "packnet", "scenario": "task", "epochs": 1},
+            r"^strategy 'packnet' needs epochs > packnet_post_prune_epochs \(1\), not 1$",
+        ),
     ],
 )
 def test_bad_values_named(kwargs, message):
@@ -31,7 +40,10 @@ def test_labels_and_ids():
     assert adaptive.label == "adaptive(e4m3-sr)"
     assert run_id(adaptive) == "split-digits_class_naive_adaptive-e4m3-sr_s2"
     schedule = RunConfig(policy="schedule:bf16,e4m3-sr")
-    assert schedule.label == "schedule:bf16,e4m3-sr" and run_id(schedule) == "split-digits_class_naive_schedule-bf16-e4m3-sr_s0"
+    assert (
+        schedule.label == "schedule:bf16,e4m3-sr"
+        and run_id(schedule) == "split-digits_class_naive_schedule-bf16-e4m3-sr_s0"
+    )
 
 
 def test_from_dict_round_trip_and_unknown_keys():

@@ -30,7 +30,9 @@ def test_quantize_in_place_keeps_parameters_and_the_optimizer_works():
     values = [p.detach().clone() for p in before]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     report, new = quantize_in_place(model, E4M3)
-    assert [type(m) for _, m in quantized_modules(model)] == [QLinear, QLinear] and new == [m for _, m in quantized_modules(model)]
+    assert [type(m) for _, m in quantized_modules(model)] == [QLinear, QLinear] and new == [
+        m for _, m in quantized_modules(model)
+    ]
     assert [n for n, _ in report.replaced] == ["1", "3"]
     assert all(p is q for p, q in zip(before, model.parameters()))
     assert all(torch.equal(p, v) for p, v in zip(model.parameters(), values))
@@ -53,7 +55,9 @@ def test_second_call_converts_only_newcomers_with_their_own_stream():
 def test_set_precision_follows_overrides():
     model = mlp(8, 4, 2)
     quantize_in_place(model, E4M3)
-    config = PrecisionConfig(default=CL_PRESETS["bf16"].layers.default, overrides=(("3", CL_PRESETS["e5m2"].layers.default),))
+    config = PrecisionConfig(
+        default=CL_PRESETS["bf16"].layers.default, overrides=(("3", CL_PRESETS["e5m2"].layers.default),)
+    )
     set_precision(model, config)
     assert model[1].precision == CL_PRESETS["bf16"].layers.default
     assert model[3].precision == CL_PRESETS["e5m2"].layers.default
@@ -63,7 +67,9 @@ def test_set_precision_follows_overrides():
 def test_packnet_wrapper_runs_the_quantized_layer_on_masked_weights():
     torch.manual_seed(0)
     cast = GemmConfig(emulate=False)  # quantized operands, torch product: an exact oracle below
-    layer = LayerPrecision(weight=TensorQuant("e4m3"), activation=TensorQuant("e4m3"), forward=cast, grad_input=cast, grad_weight=cast)
+    layer = LayerPrecision(
+        weight=TensorQuant("e4m3"), activation=TensorQuant("e4m3"), forward=cast, grad_input=cast, grad_weight=cast
+    )
     model = PackNetModel(mlp(6, 5, 3))
     quantize_in_place(model, PrecisionConfig(default=layer))
     wrapper = model.wrappee[1]
@@ -76,7 +82,11 @@ def test_packnet_wrapper_runs_the_quantized_layer_on_masked_weights():
     inner = wrapper.wrappee
     hidden = mpsim.quantize(x, "e4m3") @ mpsim.quantize(inner.weight * mask, "e4m3").t() + inner.bias
     head = model.wrappee[3].wrappee
-    want = mpsim.quantize(torch.relu(hidden), "e4m3") @ mpsim.quantize(head.weight * model.wrappee[3].visible_mask, "e4m3").t() + head.bias
+    want = (
+        mpsim.quantize(torch.relu(hidden), "e4m3")
+        @ mpsim.quantize(head.weight * model.wrappee[3].visible_mask, "e4m3").t()
+        + head.bias
+    )
     torch.testing.assert_close(got, want)
     # PackNet's own gradient hook (bound to the wrapper's masks) still zeroes the frozen weights
     model.freeze_pruned()

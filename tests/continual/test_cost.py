@@ -62,7 +62,11 @@ def test_negative_macs_refused():
 
 def test_gemm_labels_follow_the_layer_precision():
     layer = CL_PRESETS["e4m3-sr"].layers.default
-    assert gemm_labels(layer) == {"forward": "e4m3*e4m3->fp16", "grad_input": "e5m2*e4m3->fp16", "grad_weight": "e4m3*e5m2->fp16"}
+    assert gemm_labels(layer) == {
+        "forward": "e4m3*e4m3->fp16",
+        "grad_input": "e5m2*e4m3->fp16",
+        "grad_weight": "e4m3*e5m2->fp16",
+    }
     assert set(gemm_labels(CL_PRESETS["fp32"].layers.default).values()) == {"fp32*fp32->fp32"}
     for label in gemm_labels(CL_PRESETS["e5m2"].layers.default).values():  # every label names formats mpsim reads
         operands, acc = label.split("->")

@@ -15,7 +15,9 @@ from continual.sweep import run_sweep
 def test_dask_sweep_matches_in_process_runs(tmp_path):
     configs = [replace(RunConfig(epochs=1, hidden=8, precision="e5m2-sr"), seed=s) for s in range(2)]
     # an in-process cluster (one worker thread): cheap, and the same code path as a remote scheduler
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         done = run_sweep(configs, tmp_path, dask=cluster.scheduler_address, progress=False, report=False)
     assert sorted(done["ran"]) == sorted(run_id(c) for c in configs) and done["failed"] == {}
     for config in configs:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from continual.metrics import average_accuracy, backward_transfer, forgetting, forward_transfer, learning_accuracy, summarize
+from continual.metrics import (
+    average_accuracy,
+    backward_transfer,
+    forgetting,
+    forward_transfer,
+    learning_accuracy,
+    summarize,
+)
 
 # After experience 0: task 0 at 0.9; after 1: task 0 dropped to 0.5, task 1 0.8; after 2: 0.4, 0.7, 0.95.
 R = [
@@ -47,9 +54,12 @@ def test_accuracy_that_only_grows_forgets_nothing():
 def test_joint_training_row_has_only_average_accuracy():
     out = summarize([[0.9, 0.8, 0.7]], BASELINE)
     assert out == {
-        "average_accuracy": pytest.approx(0.8), "learning_accuracy": None, "forgetting": None,
-        "backward_transfer": None, "forward_transfer": None,
-    }  # fmt: skip
+        "average_accuracy": pytest.approx(0.8),
+        "learning_accuracy": None,
+        "forgetting": None,
+        "backward_transfer": None,
+        "forward_transfer": None,
+    }
 
 
 def test_summarize_square():

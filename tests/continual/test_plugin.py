@@ -95,7 +95,9 @@ def test_weights_and_optimizer_state_are_stored_in_their_formats(trained):
 def test_macs_are_counted_exactly_and_the_lwf_teacher_too():
     digits = load_dataset("digits")
     n_train, n_test, h = len(digits.x_train), len(digits.x_test), 8
-    results = {s: run(RunConfig(strategy=s, epochs=1, hidden=h, precision="e4m3-sr"), progress=False) for s in ("naive", "lwf")}
+    results = {
+        s: run(RunConfig(strategy=s, epochs=1, hidden=h, precision="e4m3-sr"), progress=False) for s in ("naive", "lwf")
+    }
     naive = results["naive"]["cost"]
     per_sample = 64 * h + h * 10
     assert naive["train"]["macs_by_format"] == {
@@ -180,6 +182,10 @@ def test_plugin_takes_a_preset_a_config_or_a_policy():
 
     assert PrecisionPlugin("e4m3-sr").precision.name == "e4m3-sr"
     from_config = PrecisionPlugin(PRECISION_PRESETS["e5m2"]).precision  # an mpsim PrecisionConfig
-    assert from_config.name == "custom" and from_config.layers == PRECISION_PRESETS["e5m2"] and from_config.weight == "bf16"
+    assert (
+        from_config.name == "custom"
+        and from_config.layers == PRECISION_PRESETS["e5m2"]
+        and from_config.weight == "bf16"
+    )
     adaptive = PrecisionPlugin(AdaptivePolicy("e5m2-sr"))
     assert adaptive.precision.name == "bf16" and adaptive.monitor.format == mpsim.parse_format("e5m2")

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import mpsim
-from continual.policies import AdaptivePolicy, AdaptiveSettings, BatchSignals, ErrorMonitor, FixedPolicy, SchedulePolicy, make_policy
+from continual.policies import (
+    AdaptivePolicy,
+    AdaptiveSettings,
+    BatchSignals,
+    ErrorMonitor,
+    FixedPolicy,
+    SchedulePolicy,
+    make_policy,
+)
 from continual.precision import CL_PRESETS
 
 QUIET = BatchSignals(loss=0.5, error_underflow=0.0)  # nothing lost, no spike
@@ -101,7 +109,10 @@ def test_error_monitor_counts_against_the_format():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("sometimes", r"^unknown policy 'sometimes': expected fixed, schedule, schedule:P0,P1,\.\.\., adaptive or adaptive:HIGH$"),
+        (
+            "sometimes",
+            r"^unknown policy 'sometimes': expected fixed, schedule, schedule:P0,P1,\.\.\., adaptive or adaptive:HIGH$",
+        ),
         ("fixed:bf16", r"^unknown policy 'fixed:bf16': "),
         ("adaptive:e4m3x", r"^unknown precision 'e4m3x': "),
         ("adaptive:e4m3", r"^adaptive policy needs two different precisions, not 'e4m3' twice$"),

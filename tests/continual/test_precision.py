@@ -34,9 +34,13 @@ def test_parse():
 
 
 def test_bad_values_named():
-    with pytest.raises(ValueError, match=r"^unknown precision 'e4m3x': expected one of fp32, bf16, .* or a \.json/\.yaml file$"):
+    with pytest.raises(
+        ValueError, match=r"^unknown precision 'e4m3x': expected one of fp32, bf16, .* or a \.json/\.yaml file$"
+    ):
         parse_cl_precision("e4m3x")
-    with pytest.raises(ValueError, match=r"^weight format: impossible format 'e9m9': exponent bits must be 1\.\.8, not 9$"):
+    with pytest.raises(
+        ValueError, match=r"^weight format: impossible format 'e9m9': exponent bits must be 1\.\.8, not 9$"
+    ):
         CLPrecision("x", PrecisionConfig(), weight="e9m9")
     with pytest.raises(ValueError, match=r"^update_rounding: "):
         CLPrecision("x", PrecisionConfig(), update_rounding="sideways")

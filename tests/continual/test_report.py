@@ -17,19 +17,32 @@ def _result(strategy: str, precision: str, seed: int, acc: float, energy: float,
     config = RunConfig(strategy=strategy, precision=precision, seed=seed, policy=policy)
     matrix = [[acc, 0.0], [acc - 0.1, acc]]
     return {
-        "run_id": run_id(config), "config": asdict(config), "label": config.label, "family": "x",
-        "accuracy_matrix": matrix, "initial_accuracy": [0.5, 0.5], "average_accuracy": acc - 0.05,
-        "learning_accuracy": acc, "forgetting": 0.1, "backward_transfer": -0.1, "forward_transfer": -0.5,
-        "wall_seconds": 1.0, "cost": {"train": {"macs": 100, "macs_by_format": {}, "bit_ops": 6400.0, "energy_uj": energy}},
-        "precision_batches": {precision: 30} if policy == "fixed" else {"bf16": 10, precision: 30}, "switches": [],
-    }  # fmt: skip
+        "run_id": run_id(config),
+        "config": asdict(config),
+        "label": config.label,
+        "family": "x",
+        "accuracy_matrix": matrix,
+        "initial_accuracy": [0.5, 0.5],
+        "average_accuracy": acc - 0.05,
+        "learning_accuracy": acc,
+        "forgetting": 0.1,
+        "backward_transfer": -0.1,
+        "forward_transfer": -0.5,
+        "wall_seconds": 1.0,
+        "cost": {"train": {"macs": 100, "macs_by_format": {}, "bit_ops": 6400.0, "energy_uj": energy}},
+        "precision_batches": {precision: 30} if policy == "fixed" else {"bf16": 10, precision: 30},
+        "switches": [],
+    }
 
 
 RESULTS = [
-    _result("naive", "fp32", 0, 0.30, 10.0), _result("naive", "fp32", 1, 0.50, 10.0),
-    _result("replay", "e4m3-sr", 0, 0.85, 2.0), _result("replay", "e4m3-sr", 1, 0.95, 2.0), _result("replay", "e4m3-sr", 2, 0.90, 2.0),
+    _result("naive", "fp32", 0, 0.30, 10.0),
+    _result("naive", "fp32", 1, 0.50, 10.0),
+    _result("replay", "e4m3-sr", 0, 0.85, 2.0),
+    _result("replay", "e4m3-sr", 1, 0.95, 2.0),
+    _result("replay", "e4m3-sr", 2, 0.90, 2.0),
     _result("replay", "e4m3-sr", 0, 0.92, 3.0, policy="adaptive"),
-]  # fmt: skip
+]
 
 
 def test_aggregate_mean_and_sample_std():
@@ -38,10 +51,16 @@ def test_aggregate_mean_and_sample_std():
     assert naive["seeds"] == 2 and naive["average_accuracy_mean"] == pytest.approx(0.35)
     assert naive["average_accuracy_std"] == pytest.approx(0.1 * 2**0.5)  # sample std of 0.25, 0.45
     replay = rows[("replay", "e4m3-sr")]
-    assert replay["average_accuracy_mean"] == pytest.approx(0.85) and replay["average_accuracy_std"] == pytest.approx(0.05)
+    assert replay["average_accuracy_mean"] == pytest.approx(0.85) and replay["average_accuracy_std"] == pytest.approx(
+        0.05
+    )
     assert rows[("replay", "adaptive(e4m3-sr)")]["average_accuracy_std"] == 0.0  # one seed
     assert rows[("replay", "adaptive(e4m3-sr)")]["precision_share"] == pytest.approx(0.75)
-    assert [r["strategy"] for r in aggregate(RESULTS)] == ["naive", "replay", "replay"]  # strategy order, then precision
+    assert [r["strategy"] for r in aggregate(RESULTS)] == [
+        "naive",
+        "replay",
+        "replay",
+    ]  # strategy order, then precision
 
 
 def test_markdown_table_layout():

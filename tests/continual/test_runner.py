@@ -18,7 +18,10 @@ def test_same_seed_same_run_and_another_seed_differs():
     config = RunConfig(strategy="replay", precision="e5m2-sr", policy="adaptive", epochs=1, hidden=16)
     a, b = run(config, progress=False), run(config, progress=False)
     assert _without_time(a) == _without_time(b)
-    c = run(RunConfig(strategy="replay", precision="e5m2-sr", policy="adaptive", epochs=1, hidden=16, seed=1), progress=False)
+    c = run(
+        RunConfig(strategy="replay", precision="e5m2-sr", policy="adaptive", epochs=1, hidden=16, seed=1),
+        progress=False,
+    )
     assert c["accuracy_matrix"] != a["accuracy_matrix"]
 
 

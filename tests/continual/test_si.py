@@ -59,7 +59,9 @@ def _si_run(plugin_type: type) -> tuple[Any, PathRecorder, Any]:
 
 
 def _penalty(si: SynapticIntelligencePlugin, model: torch.nn.Module) -> float:
-    loss = SynapticIntelligencePlugin.compute_ewc_loss(model, si.ewc_data, si.excluded_parameters, device="cpu", lambd=1.0)
+    loss = SynapticIntelligencePlugin.compute_ewc_loss(
+        model, si.ewc_data, si.excluded_parameters, device="cpu", lambd=1.0
+    )
     return float(loss.detach())
 
 

@@ -22,12 +22,24 @@ def _fake_result(config: RunConfig) -> dict:
     """What run() returns, without training (the sweep's bookkeeping is under test here)."""
     acc = 0.5 + 0.01 * config.seed
     return {
-        "run_id": run_id(config), "config": asdict(config), "label": config.label, "family": "lower bound",
-        "accuracy_matrix": [[acc]], "initial_accuracy": None, "average_accuracy": acc, "learning_accuracy": None,
-        "forgetting": None, "backward_transfer": None, "forward_transfer": None, "wall_seconds": 0.1,
-        "cost": {"train": {"macs": 10, "macs_by_format": {"fp32*fp32->fp32": 10}, "bit_ops": 10240, "energy_uj": 4.6e-5}},
-        "precision_batches": {config.precision: 3}, "switches": [],
-    }  # fmt: skip
+        "run_id": run_id(config),
+        "config": asdict(config),
+        "label": config.label,
+        "family": "lower bound",
+        "accuracy_matrix": [[acc]],
+        "initial_accuracy": None,
+        "average_accuracy": acc,
+        "learning_accuracy": None,
+        "forgetting": None,
+        "backward_transfer": None,
+        "forward_transfer": None,
+        "wall_seconds": 0.1,
+        "cost": {
+            "train": {"macs": 10, "macs_by_format": {"fp32*fp32->fp32": 10}, "bit_ops": 10240, "energy_uj": 4.6e-5}
+        },
+        "precision_batches": {config.precision: 3},
+        "switches": [],
+    }
 
 
 def _configs(n: int) -> list[RunConfig]:
@@ -36,17 +48,30 @@ def _configs(n: int) -> list[RunConfig]:
 
 def test_expand_skips_and_dedupes():
     spec = SweepSpec(
-        scenarios=("class", "task"), strategies=("naive", "packnet"), precisions=("bf16", "e4m3"),
-        policies=("fixed", "adaptive", "schedule:bf16,e5m2"), seeds=2, base=replace(BASE, epochs=2),
-    )  # fmt: skip
+        scenarios=("class", "task"),
+        strategies=("naive", "packnet"),
+        precisions=("bf16", "e4m3"),
+        policies=("fixed", "adaptive", "schedule:bf16,e5m2"),
+        seeds=2,
+        base=replace(BASE, epochs=2),
+    )
     configs, skipped = expand(spec)
     # packnet only in task; adaptive(bf16) never switches; the explicit schedule once per strategy/scenario
     per_seed = {(c.scenario, c.strategy, c.label) for c in configs}
     assert per_seed == {
-        ("class", "naive", "bf16"), ("class", "naive", "e4m3"), ("class", "naive", "adaptive(e4m3)"), ("class", "naive", "schedule:bf16,e5m2"),
-        ("task", "naive", "bf16"), ("task", "naive", "e4m3"), ("task", "naive", "adaptive(e4m3)"), ("task", "naive", "schedule:bf16,e5m2"),
-        ("task", "packnet", "bf16"), ("task", "packnet", "e4m3"), ("task", "packnet", "adaptive(e4m3)"), ("task", "packnet", "schedule:bf16,e5m2"),
-    }  # fmt: skip
+        ("class", "naive", "bf16"),
+        ("class", "naive", "e4m3"),
+        ("class", "naive", "adaptive(e4m3)"),
+        ("class", "naive", "schedule:bf16,e5m2"),
+        ("task", "naive", "bf16"),
+        ("task", "naive", "e4m3"),
+        ("task", "naive", "adaptive(e4m3)"),
+        ("task", "naive", "schedule:bf16,e5m2"),
+        ("task", "packnet", "bf16"),
+        ("task", "packnet", "e4m3"),
+        ("task", "packnet", "adaptive(e4m3)"),
+        ("task", "packnet", "schedule:bf16,e5m2"),
+    }
     assert len(configs) == 2 * len(per_seed) and len({run_id(c) for c in configs}) == len(configs)
     assert "split-digits/class/packnet: packnet needs task labels (scenario task)" in skipped
     assert "split-digits/class/naive/adaptive(bf16): would never switch" in skipped
@@ -90,7 +115,9 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
 
     done = run_sweep(_configs(3), tmp_path, progress=False, run_fn=flaky, report=False)
     assert done["failed"] == {run_id(_configs(3)[1]): "RuntimeError: diverged"}
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(f"{run_id(c)}.json" for c in _configs(3) if c.seed != 1)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        f"{run_id(c)}.json" for c in _configs(3) if c.seed != 1
+    )
 
 
 def test_a_file_of_other_settings_is_never_overwritten(tmp_path):
@@ -98,16 +125,31 @@ def test_a_file_of_other_settings_is_never_overwritten(tmp_path):
     run_sweep([config], tmp_path, progress=False, run_fn=lambda c, progress: _fake_result(c), report=False)
     other = replace(config, lr=0.1)
     path = tmp_path / "runs" / f"{run_id(config)}.json"
-    with pytest.raises(ValueError, match=rf"^{path} holds a run with other settings \(lr\); use another output folder or delete it$"):
+    with pytest.raises(
+        ValueError, match=rf"^{path} holds a run with other settings \(lr\); use another output folder or delete it$"
+    ):
         run_sweep([other], tmp_path, progress=False, run_fn=lambda c, progress: _fake_result(c), report=False)
 
 
 def test_sigkill_then_resume_with_the_real_command(tmp_path):
     """The real thing: `mpsim cl-sweep` killed with SIGKILL mid-sweep, then run again."""
     args = [
-        sys.executable, "-m", "mpsim.cli", "cl-sweep", "--precisions", "fp32", "--seeds", "6", "--epochs", "1",
-        "--hidden", "8", "--out", str(tmp_path), "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mpsim.cli",
+        "cl-sweep",
+        "--precisions",
+        "fp32",
+        "--seeds",
+        "6",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     runs = tmp_path / "runs"
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240

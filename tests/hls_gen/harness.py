@@ -19,7 +19,15 @@ from sim.vectors import operand_codes  # the co-simulation's edge-biased stimulu
 
 
 class _Harness(Elaboratable):
-    def __init__(self, dut: Elaboratable, inputs: Sequence[Value], rows: list[int], outputs: Sequence[Value], capture: Value | None, depth: int) -> None:
+    def __init__(
+        self,
+        dut: Elaboratable,
+        inputs: Sequence[Value],
+        rows: list[int],
+        outputs: Sequence[Value],
+        capture: Value | None,
+        depth: int,
+    ) -> None:
         self.dut = dut
         self.inputs = list(inputs)
         self.outputs = list(outputs)
@@ -45,7 +53,11 @@ class _Harness(Elaboratable):
         for s in self.inputs:
             m.d.comb += s.eq(Cat(read.data[pos : pos + len(s)]))
             pos += len(s)
-        m.d.comb += [write.addr.eq(count), write.data.eq(Cat(*self.outputs)), write.en.eq(capture & (count < self.resp.depth))]
+        m.d.comb += [
+            write.addr.eq(count),
+            write.data.eq(Cat(*self.outputs)),
+            write.en.eq(capture & (count < self.resp.depth)),
+        ]
         with m.If(capture & (count < self.resp.depth)):
             m.d.sync += count.eq(count + 1)
         return m
@@ -118,7 +130,9 @@ def mac_sequences(rng: np.random.Generator, fa, fb, sequences: int, steps: int) 
     return a, b
 
 
-def run_mac(dut, a: np.ndarray, b: np.ndarray, lengths: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+def run_mac(
+    dut, a: np.ndarray, b: np.ndarray, lengths: np.ndarray | None = None, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Accumulator codes of ``dut`` (a :class:`hls_gen.mac.MAC`) for each sequence (row of ``a``, ``b``).
 
     ``lengths`` (default: every column) gives each sequence's steps. With
@@ -144,10 +158,16 @@ def run_mac(dut, a: np.ndarray, b: np.ndarray, lengths: np.ndarray | None = None
         en = np.insert(en, at, np.where(stall, 0, 1))
         valid = np.insert(valid, at, np.where(stall, rng.integers(0, 2, k), 0))
     tail = dut.latency + 2
-    pad = lambda x, v: np.concatenate([x, np.full(tail, v, dtype=np.int64)])  # noqa: E731
+    pad = lambda x, v: np.concatenate([x, np.full(tail, v, dtype=np.int64)])
     (acc,) = stream(
         dut,
-        [(dut.en, pad(en, 1)), (dut.valid, pad(valid, 0)), (dut.last, pad(last, 0)), (dut.a, pad(a_steps, 0)), (dut.b, pad(b_steps, 0))],
+        [
+            (dut.en, pad(en, 1)),
+            (dut.valid, pad(valid, 0)),
+            (dut.last, pad(last, 0)),
+            (dut.a, pad(a_steps, 0)),
+            (dut.b, pad(b_steps, 0)),
+        ],
         [dut.acc],
         capture=dut.done & dut.en,
         results=seqs,

@@ -15,9 +15,15 @@ from tests.hls_gen.harness import described, mismatches, operand_codes, stream
 
 @pytest.mark.parametrize(
     "acc_name, term_name, rounding",
-    [("e5m6", "e4m3", "nearest"), ("fp16", "e5m2", "stochastic:8"), ("e5m6ns", "e5m2", "stochastic:5"),
-     ("bf16sat", "fp16", "nearest"), ("e4m3", "e4m3", "stochastic:3"), ("e5m2fnuz", "e4m3fnuz", "nearest")],
-)  # fmt: skip
+    [
+        ("e5m6", "e4m3", "nearest"),
+        ("fp16", "e5m2", "stochastic:8"),
+        ("e5m6ns", "e5m2", "stochastic:5"),
+        ("bf16sat", "fp16", "nearest"),
+        ("e4m3", "e4m3", "stochastic:3"),
+        ("e5m2fnuz", "e4m3fnuz", "nearest"),
+    ],
+)
 def test_adder_rounds_the_exact_sum(acc_name: str, term_name: str, rounding: str) -> None:
     """round(acc + term): qmatmul of the two-step sum (0 + acc is exact), with the second step's draws."""
     dut = FPAdder(acc_format=acc_name, term_format=term_name, rounding=rounding)
@@ -35,10 +41,13 @@ def test_adder_rounds_the_exact_sum(acc_name: str, term_name: str, rounding: str
         inputs.append((dut.rand, LFSR(16, 11).draw(2 * n, dut.rand_bits)[1::2]))
     (codes,) = stream(dut, inputs, [dut.sum])
     pairs = np.stack([fa.decode(acc), ft.decode(term)], axis=1)[:, None, :]
-    want = mpsim.qmatmul(pairs, np.ones((n, 2, 1), np.float32), acc=fa, rounding=rounding,
-                         seed=LFSRGrid(16, 11, rows=1, cols=1))[:, 0, 0]  # fmt: skip
+    want = mpsim.qmatmul(
+        pairs, np.ones((n, 2, 1), np.float32), acc=fa, rounding=rounding, seed=LFSRGrid(16, 11, rows=1, cols=1)
+    )[:, 0, 0]
     # qmatmul's sums start from +0; an adder keeps -0 + -0 = -0 (IEEE 754)
-    both_negative_zero = (pairs[:, 0, 0] == 0) & (pairs[:, 0, 1] == 0) & np.signbit(pairs[:, 0, 0]) & np.signbit(pairs[:, 0, 1])
+    both_negative_zero = (
+        (pairs[:, 0, 0] == 0) & (pairs[:, 0, 1] == 0) & np.signbit(pairs[:, 0, 0]) & np.signbit(pairs[:, 0, 1])
+    )
     want = np.where(both_negative_zero & fa.has_negative_zero, np.float32(-0.0), want)
     assert not (report := mismatches(np.array(codes), want, fa)), report
 
@@ -49,7 +58,9 @@ def test_adder_rounds_the_exact_sum(acc_name: str, term_name: str, rounding: str
 )
 def test_accumulator_sums_like_qmatmul(acc_name: str, term_name: str, rounding: str, pipeline: int) -> None:
     """Sums of 5 terms: qmatmul of (terms) x (ones), the LFSR stepping K bits per term."""
-    dut = Accumulator(acc_format=acc_name, term_format=term_name, rounding=rounding, lfsr_width=18, lfsr_seed=4, pipeline=pipeline)
+    dut = Accumulator(
+        acc_format=acc_name, term_format=term_name, rounding=rounding, lfsr_width=18, lfsr_seed=4, pipeline=pipeline
+    )
     rng = np.random.default_rng(pipeline)
     seqs, steps = 3000, 5
     terms = operand_codes(rng, dut.term_format, (seqs, steps))
@@ -58,19 +69,38 @@ def test_accumulator_sums_like_qmatmul(acc_name: str, term_name: str, rounding: 
     pad = 4
     (codes,) = stream(
         dut,
-        [(dut.en, np.ones(n + pad, np.int64)), (dut.valid, np.r_[np.ones(n, np.int64), np.zeros(pad, np.int64)]),
-         (dut.last, np.r_[last, np.zeros(pad, np.int64)]), (dut.term, np.r_[terms.reshape(-1), np.zeros(pad, np.int64)])],
-        [dut.acc], capture=dut.done, results=seqs,
-    )  # fmt: skip
+        [
+            (dut.en, np.ones(n + pad, np.int64)),
+            (dut.valid, np.r_[np.ones(n, np.int64), np.zeros(pad, np.int64)]),
+            (dut.last, np.r_[last, np.zeros(pad, np.int64)]),
+            (dut.term, np.r_[terms.reshape(-1), np.zeros(pad, np.int64)]),
+        ],
+        [dut.acc],
+        capture=dut.done,
+        results=seqs,
+    )
     values = dut.term_format.decode(terms)[:, None, :]
-    want = mpsim.qmatmul(values, np.ones((seqs, steps, 1), np.float32), acc=dut.acc_format, rounding=rounding,
-                         seed=LFSRGrid(18, 4, rows=1, cols=1))[:, 0, 0]  # fmt: skip
+    want = mpsim.qmatmul(
+        values,
+        np.ones((seqs, steps, 1), np.float32),
+        acc=dut.acc_format,
+        rounding=rounding,
+        seed=LFSRGrid(18, 4, rows=1, cols=1),
+    )[:, 0, 0]
     assert not (report := mismatches(np.array(codes), want, dut.acc_format)), report
 
 
 def test_properties() -> None:
-    acc = described(Accumulator(acc_format="e6m9", term_format="e4m3", rounding="stochastic:8", lfsr_width=16, pipeline=1))
-    assert (str(acc.acc_format), str(acc.term_format), acc.rand_bits, acc.lfsr.width, acc.pipeline) == ("e6m9", "e4m3", 8, 16, 1)
+    acc = described(
+        Accumulator(acc_format="e6m9", term_format="e4m3", rounding="stochastic:8", lfsr_width=16, pipeline=1)
+    )
+    assert (str(acc.acc_format), str(acc.term_format), acc.rand_bits, acc.lfsr.width, acc.pipeline) == (
+        "e6m9",
+        "e4m3",
+        8,
+        16,
+        1,
+    )
     assert (len(acc.term), len(acc.acc)) == (8, 16)
     adder = described(FPAdder(acc_format="bf16", term_format="e5m2"))
     assert adder.rand_bits is None and not hasattr(adder, "rand")
@@ -79,18 +109,33 @@ def test_properties() -> None:
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda: FPAdder(acc_format="e2m1", term_format="e5m2"), ValueError,
-         "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats"),
-        (lambda: FPAdder(acc_format="e5m6", term_format="e4m3", rounding="up"), ValueError,
-         "accumulator rounding must be 'nearest' or 'stochastic:K', not 'up': the hardware implements only these"),
-        (lambda: Accumulator(acc_format="e5m6", term_format="e4m3", pipeline=2), ValueError,
-         "accumulator pipeline registers must be 0..1, not 2"),
-        (lambda: Accumulator(acc_format="e5m6", term_format="e4m3", rounding="stochastic:9", lfsr_width=8), ValueError,
-         "accumulator rounding takes 9 random bits, more than the 8-bit LFSR holds"),
-        (lambda: Accumulator(acc_format="e5m6", term_format="e4m3", lfsr_width="32"), TypeError,
-         "LFSR width must be an integer, not '32'"),
+        (
+            lambda: FPAdder(acc_format="e2m1", term_format="e5m2"),
+            ValueError,
+            "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats",
+        ),
+        (
+            lambda: FPAdder(acc_format="e5m6", term_format="e4m3", rounding="up"),
+            ValueError,
+            "accumulator rounding must be 'nearest' or 'stochastic:K', not 'up': the hardware implements only these",
+        ),
+        (
+            lambda: Accumulator(acc_format="e5m6", term_format="e4m3", pipeline=2),
+            ValueError,
+            "accumulator pipeline registers must be 0..1, not 2",
+        ),
+        (
+            lambda: Accumulator(acc_format="e5m6", term_format="e4m3", rounding="stochastic:9", lfsr_width=8),
+            ValueError,
+            "accumulator rounding takes 9 random bits, more than the 8-bit LFSR holds",
+        ),
+        (
+            lambda: Accumulator(acc_format="e5m6", term_format="e4m3", lfsr_width="32"),
+            TypeError,
+            "LFSR width must be an integer, not '32'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unbuildable_configurations(make, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         make()

@@ -29,7 +29,16 @@ def pack(values: np.ndarray, width: int) -> int:
     return sum(int(v) << (width * i) for i, v in enumerate(values))
 
 
-def run_array(dut: MACArray, manifest: dict, a: np.ndarray, b: np.ndarray, rng: np.random.Generator, *, in_rate: float, out_rate: float) -> tuple[np.ndarray, list[int]]:
+def run_array(
+    dut: MACArray,
+    manifest: dict,
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    in_rate: float,
+    out_rate: float,
+) -> tuple[np.ndarray, list[int]]:
     """Stream every job through ``dut`` using only the manifest's port description; returns C codes and latencies."""
     rows, cols = manifest["config"]["rows"], manifest["config"]["cols"]
     a_width = port(manifest, "in_a")["elements"]["width"]
@@ -37,7 +46,11 @@ def run_array(dut: MACArray, manifest: dict, a: np.ndarray, b: np.ndarray, rng: 
     acc_width = port(manifest, "out_data")["elements"]["width"]
     jobs = tiles(manifest, a, b)
     k_dim = a.shape[2]
-    beats = [(pack(at[:, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1)) for _, at, bt in jobs for t in range(k_dim)]
+    beats = [
+        (pack(at[:, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1))
+        for _, at, bt in jobs
+        for t in range(k_dim)
+    ]
     rows_out: list[tuple[int, int, int]] = []
     last_accepted: list[int] = []
     first_valid: list[int] = []
@@ -95,24 +108,59 @@ def reference(manifest: dict, a_codes: np.ndarray, b_codes: np.ndarray) -> np.nd
     fmt = {k: None if v is None else mpsim.parse_format(v["name"]) for k, v in manifest["formats"].items()}
     arith = manifest["arithmetic"]
     lfsr = manifest["random"]["lfsr"]
-    grid = LFSRGrid(lfsr["width"], lfsr["seed"], tuple(lfsr["taps"]), rows=manifest["config"]["rows"], cols=manifest["config"]["cols"])
+    grid = LFSRGrid(
+        lfsr["width"],
+        lfsr["seed"],
+        tuple(lfsr["taps"]),
+        rows=manifest["config"]["rows"],
+        cols=manifest["config"]["cols"],
+    )
     assert grid.seeds.tolist() == manifest["random"]["pe_seeds"]
     return mpsim.qmatmul(
-        fmt["a"].decode(a_codes), fmt["b"].decode(b_codes), mul=fmt["product"], acc=fmt["acc"],
-        rounding=arith["accumulator_rounding"], mul_rounding=arith["product_rounding"] or "nearest",
-        order=arith["order"], seed=grid,
-    )  # fmt: skip
+        fmt["a"].decode(a_codes),
+        fmt["b"].decode(b_codes),
+        mul=fmt["product"],
+        acc=fmt["acc"],
+        rounding=arith["accumulator_rounding"],
+        mul_rounding=arith["product_rounding"] or "nearest",
+        order=arith["order"],
+        seed=grid,
+    )
 
 
 ARRAYS = {
-    "4x4-e4m3-e5m6-sr8": (ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4), (2, 7, 6, 6), 0.9, 0.7),
+    "4x4-e4m3-e5m6-sr8": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4),
+        (2, 7, 6, 6),
+        0.9,
+        0.7,
+    ),
     "2x3-unfused-e4m3xe5m2-pe5m6sr4-fp16sr8-pl2": (
-        ArrayConfig(a_format="e4m3", b_format="e5m2", acc_format="fp16", product_format="e5m6", rounding="stochastic:8",
-                    product_rounding="stochastic:4", rows=2, cols=3, pipeline=2, lfsr_width=20, lfsr_seed=99),
-        (1, 5, 7, 5), 0.8, 0.8),
+        ArrayConfig(
+            a_format="e4m3",
+            b_format="e5m2",
+            acc_format="fp16",
+            product_format="e5m6",
+            rounding="stochastic:8",
+            product_rounding="stochastic:4",
+            rows=2,
+            cols=3,
+            pipeline=2,
+            lfsr_width=20,
+            lfsr_seed=99,
+        ),
+        (1, 5, 7, 5),
+        0.8,
+        0.8,
+    ),
     "1x1-e4m3-fp16-rne-pl0": (ArrayConfig(a_format="e4m3", acc_format="fp16", pipeline=0), (3, 2, 9, 2), 1.0, 1.0),
-    "3x2-e5m2-bf16-rne-backpressure": (ArrayConfig(a_format="e5m2", acc_format="bf16", rows=3, cols=2), (1, 6, 2, 4), 1.0, 0.15),
-}  # fmt: skip
+    "3x2-e5m2-bf16-rne-backpressure": (
+        ArrayConfig(a_format="e5m2", acc_format="bf16", rows=3, cols=2),
+        (1, 6, 2, 4),
+        1.0,
+        0.15,
+    ),
+}
 
 
 @pytest.mark.parametrize("name", list(ARRAYS))
@@ -143,7 +191,14 @@ def test_latency_is_the_manifests(pipeline: int) -> None:
 
 def test_properties() -> None:
     dut = described(MACArray(a_format="e4m3", b_format="e5m2", acc_format="e6m9", rows=3, cols=5, lfsr_seed=7))
-    assert (dut.rows, dut.cols, len(dut.in_a), len(dut.in_b), len(dut.out_data), len(dut.out_row)) == (3, 5, 24, 40, 80, 2)
+    assert (dut.rows, dut.cols, len(dut.in_a), len(dut.in_b), len(dut.out_data), len(dut.out_row)) == (
+        3,
+        5,
+        24,
+        40,
+        80,
+        2,
+    )
     assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
     assert dut.latency == dut.pe.latency + 1
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
@@ -157,11 +212,18 @@ def test_properties() -> None:
         (dict(cols=65), ValueError, "MAC array columns must be 1..64, not 65"),
         (dict(rows=2.0), TypeError, "MAC array rows must be an integer, not 2.0"),
         (dict(acc_format="fp64"), ValueError, "unknown format 'fp64'.*"),
-        (dict(rounding="stochastic:8", lfsr_width=4, rows=4, cols=4), ValueError,
-         "accumulator rounding takes 8 random bits, more than the 4-bit LFSR holds"),
-        (dict(lfsr_width=3, rows=4, cols=2), ValueError, "an LFSRGrid of 4x2 PEs needs more than 7 LFSR states; use a wider LFSR"),
+        (
+            dict(rounding="stochastic:8", lfsr_width=4, rows=4, cols=4),
+            ValueError,
+            "accumulator rounding takes 8 random bits, more than the 4-bit LFSR holds",
+        ),
+        (
+            dict(lfsr_width=3, rows=4, cols=2),
+            ValueError,
+            "an LFSRGrid of 4x2 PEs needs more than 7 LFSR states; use a wider LFSR",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unbuildable_configurations(kwargs: dict, error: type, message: str) -> None:
     args = dict(a_format="e4m3", b_format="e4m3", acc_format="e5m6") | kwargs
     pattern = message if message.endswith(".*") else re.escape(message)

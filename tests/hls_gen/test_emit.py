@@ -15,44 +15,88 @@ from mpsim.randbits import LFSRGrid
 @pytest.mark.parametrize(
     "config, name",
     [
-        (ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4), "mac_e4m3_e5m6_sr8_4x4"),
+        (
+            ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4),
+            "mac_e4m3_e5m6_sr8_4x4",
+        ),
         (ArrayConfig(a_format="e4m3", acc_format="fp16"), "mac_e4m3_fp16_rne_1x1"),
-        (ArrayConfig(a_format="e4m3", b_format="e5m2", acc_format="bf16", product_format="e5m6",
-                     product_rounding="stochastic:4", rows=2, cols=8, pipeline=2),
-         "mac_e4m3xe5m2_bf16_pe5m6sr4_rne_2x8_pl2"),
-        (ArrayConfig(a_format="e5m2", acc_format="e6m9", rounding="stochastic:6", lfsr_width=16, lfsr_seed=7),
-         "mac_e5m2_e6m9_sr6_1x1_lfsr16s7"),
+        (
+            ArrayConfig(
+                a_format="e4m3",
+                b_format="e5m2",
+                acc_format="bf16",
+                product_format="e5m6",
+                product_rounding="stochastic:4",
+                rows=2,
+                cols=8,
+                pipeline=2,
+            ),
+            "mac_e4m3xe5m2_bf16_pe5m6sr4_rne_2x8_pl2",
+        ),
+        (
+            ArrayConfig(a_format="e5m2", acc_format="e6m9", rounding="stochastic:6", lfsr_width=16, lfsr_seed=7),
+            "mac_e5m2_e6m9_sr6_1x1_lfsr16s7",
+        ),
         (ArrayConfig(a_format="e5m2", acc_format="e6m9", lfsr_width=16, lfsr_seed=7), "mac_e5m2_e6m9_rne_1x1"),
     ],
-)  # fmt: skip
+)
 def test_names_carry_the_parameters(config: ArrayConfig, name: str) -> None:
     assert config.name == name
 
 
 def test_manifest_describes_the_design() -> None:
-    config = ArrayConfig(a_format="e4m3", b_format="e5m2", acc_format="e5m6", product_format="e5m6",
-                         rounding="stochastic:8", product_rounding="stochastic:3", rows=2, cols=3, pipeline=2)  # fmt: skip
+    config = ArrayConfig(
+        a_format="e4m3",
+        b_format="e5m2",
+        acc_format="e5m6",
+        product_format="e5m6",
+        rounding="stochastic:8",
+        product_rounding="stochastic:3",
+        rows=2,
+        cols=3,
+        pipeline=2,
+    )
     m = config.manifest("top")
     assert m["manifest_version"] == MANIFEST_VERSION and m["top"] == "top" and m["verilog"] == "top.v"
     ports = {p["name"]: p for p in m["ports"]}
     assert ports["in_a"]["width"] == 2 * 8 and ports["in_a"]["elements"]["count"] == 2
     assert ports["in_b"]["width"] == 3 * 8 and ports["in_b"]["elements"]["width"] == 8
     assert ports["out_data"]["width"] == 3 * 12 and ports["out_data"]["elements"]["width"] == 12
-    assert {p["name"] for p in m["ports"] if p["direction"] == "input"} == {"clk", "rst", "in_valid", "in_last", "in_a", "in_b", "out_ready"}
+    assert {p["name"] for p in m["ports"] if p["direction"] == "input"} == {
+        "clk",
+        "rst",
+        "in_valid",
+        "in_last",
+        "in_a",
+        "in_b",
+        "out_ready",
+    }
     assert m["formats"]["acc"] | {} == {
-        "name": "e5m6", "bits": 12, "exp_bits": 5, "man_bits": 6, "bias": 15, "subnormals": True,
-        "specials": "ieee", "overflow": "inf", "max_code": 0x7BF, "nan_code": 0x7E0, "inf_code": 0x7C0,
-    }  # fmt: skip
+        "name": "e5m6",
+        "bits": 12,
+        "exp_bits": 5,
+        "man_bits": 6,
+        "bias": 15,
+        "subnormals": True,
+        "specials": "ieee",
+        "overflow": "inf",
+        "max_code": 0x7BF,
+        "nan_code": 0x7E0,
+        "inf_code": 0x7C0,
+    }
     random = m["random"]
     assert (random["product_bits"], random["sum_bits"], random["steps_per_beat"]) == (3, 8, 11)
     assert random["pe_seeds"] == LFSRGrid(32, 1, rows=2, cols=3).seeds.tolist()
     assert random["lfsr"]["mask"] == sum(1 << (t - 1) for t in random["lfsr"]["taps"])
     assert m["latency"]["last_beat_to_out_valid"] == 4
     assert m["arithmetic"] == {
-        "fused": False, "order": "sequential", "accumulator_start": "+0", "product_rounding": "stochastic:3",
+        "fused": False,
+        "order": "sequential",
+        "accumulator_start": "+0",
+        "product_rounding": "stochastic:3",
         "accumulator_rounding": "stochastic:8",
         "nan_output": "the format's nan_code (canonical; NaN sign and payload are not meaningful)",
-    }  # fmt: skip
+    }
     assert ArrayConfig.from_manifest(json.loads(json.dumps(m))) == config
 
 
@@ -77,7 +121,9 @@ def test_emit_writes_verilog_and_manifest(tmp_path: Path) -> None:
 
 
 def test_bad_output_name(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"^output name must start with a letter \(it names the Verilog module\), not '4x4'$"):
+    with pytest.raises(
+        ValueError, match=r"^output name must start with a letter \(it names the Verilog module\), not '4x4'$"
+    ):
         emit(ArrayConfig(a_format="e4m3", acc_format="e5m6"), tmp_path / "4x4")
 
 

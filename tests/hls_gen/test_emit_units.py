@@ -20,7 +20,10 @@ from tests.hls_gen.harness import described, stream
     "config, name",
     [
         (MultiplierConfig(a_format="e4m3", lanes=64), "mul_e4m3_exact_x64"),
-        (MultiplierConfig(a_format="e4m3", b_format="e5m2", out_format="e5m6", rounding="stochastic:6"), "mul_e4m3xe5m2_e5m6_sr6_x1"),
+        (
+            MultiplierConfig(a_format="e4m3", b_format="e5m2", out_format="e5m6", rounding="stochastic:6"),
+            "mul_e4m3xe5m2_e5m6_sr6_x1",
+        ),
         (MultiplierConfig(a_format="e2m1", out_format="e2m3", lanes=3), "mul_e2m1_e2m3_rne_x3"),
     ],
 )
@@ -34,9 +37,14 @@ def test_multiplier_manifest(tmp_path: Path) -> None:
     m = load_manifest(j_path)
     assert m["unit"] == "multiplier" and m["command"] == config.command("mul")
     ports = {p["name"]: p for p in m["ports"]}
-    assert {n: (p["direction"], p["width"], p["elements"]["count"], p["elements"]["width"]) for n, p in ports.items()} == {
-        "a": ("input", 24, 3, 8), "b": ("input", 24, 3, 8), "rand_in": ("input", 15, 3, 5), "product": ("output", 48, 3, 16),
-    }  # fmt: skip
+    assert {
+        n: (p["direction"], p["width"], p["elements"]["count"], p["elements"]["width"]) for n, p in ports.items()
+    } == {
+        "a": ("input", 24, 3, 8),
+        "b": ("input", 24, 3, 8),
+        "rand_in": ("input", 15, 3, 5),
+        "product": ("output", 48, 3, 16),
+    }
     assert m["random"]["bits_per_lane"] == 5 and m["latency"] == {"combinational": True, "lanes": 3}
     assert MultiplierConfig.from_manifest(json.loads(json.dumps(m))) == config
     header = re.search(r"^module mul\((.*?)\);", v_path.read_text(), re.M)
@@ -55,7 +63,7 @@ def test_lanes_compute_independent_products() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.integers(0, 256, (400, 3)), rng.integers(0, 256, (400, 3))
     rand = LFSR(32, 7).draw(1200, 6).reshape(400, 3)
-    pack = lambda x, w: (x[:, 0] | (x[:, 1] << w) | (x[:, 2] << 2 * w)).astype(np.int64)  # noqa: E731
+    pack = lambda x, w: (x[:, 0] | (x[:, 1] << w) | (x[:, 2] << 2 * w)).astype(np.int64)
     (words,) = stream(dut, [(dut.a, pack(a, 8)), (dut.b, pack(b, 8)), (dut.rand_in, pack(rand, 6))], [dut.product])
     got = np.array([[(w >> (12 * i)) & 0xFFF for i in range(3)] for w in words]).reshape(-1)
     with np.errstate(invalid="ignore"):
@@ -71,7 +79,11 @@ def test_lanes_compute_independent_products() -> None:
     [
         (dict(lanes=0), ValueError, "multiplier lanes must be 1..1024, not 0"),
         (dict(lanes=2.0), TypeError, "multiplier lanes must be an integer, not 2.0"),
-        (dict(rounding="stochastic:4"), ValueError, "an exact product takes no rounding, not 'stochastic:4'; give out_format to round it"),
+        (
+            dict(rounding="stochastic:4"),
+            ValueError,
+            "an exact product takes no rounding, not 'stochastic:4'; give out_format to round it",
+        ),
     ],
 )
 def test_unbuildable_multipliers(kwargs: dict, error: type, message: str) -> None:
@@ -83,21 +95,30 @@ def test_emit_units_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["emit", "--unit", "multiplier", "--mul", "e4m3", "--lanes", "4", "--out", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["config"]["lanes"] == 4
     assert main(["emit", "--unit", "mac", "--mul", "e4m3", "--acc", "fp16", "--out", str(tmp_path / "mac")]) == 0
-    assert ArrayConfig.from_manifest(json.loads((tmp_path / "mac.json").read_text())) == ArrayConfig(a_format="e4m3", acc_format="fp16")
+    assert ArrayConfig.from_manifest(json.loads((tmp_path / "mac.json").read_text())) == ArrayConfig(
+        a_format="e4m3", acc_format="fp16"
+    )
     capsys.readouterr()
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--unit", "mac", "--mul", "e4m3", "--acc", "fp16", "--array", "2x2"],
-         "a MAC unit is the 1x1 array, not --array 2x2; use --unit array"),
-        (["--unit", "multiplier", "--mul", "e4m3", "--acc", "fp16"],
-         "--acc is for a MAC or an array; a multiplier has no accumulator, not --acc fp16"),
+        (
+            ["--unit", "mac", "--mul", "e4m3", "--acc", "fp16", "--array", "2x2"],
+            "a MAC unit is the 1x1 array, not --array 2x2; use --unit array",
+        ),
+        (
+            ["--unit", "multiplier", "--mul", "e4m3", "--acc", "fp16"],
+            "--acc is for a MAC or an array; a multiplier has no accumulator, not --acc fp16",
+        ),
         (["--mul", "e4m3"], "--acc is required for --unit array"),
-        (["--mul", "e4m3", "--acc", "fp16", "--lanes", "4"], "--lanes is for --unit multiplier, not --unit array (use --array ROWSxCOLS)"),
+        (
+            ["--mul", "e4m3", "--acc", "fp16", "--lanes", "4"],
+            "--lanes is for --unit multiplier, not --unit array (use --array ROWSxCOLS)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_emit_unit_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emit", *args, "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.strip() == f"mpsim emit: error: {message}"

@@ -12,7 +12,9 @@ from mpsim.randbits import LFSR as ModelLFSR
 from tests.hls_gen.harness import described, stream
 
 
-@pytest.mark.parametrize("width, seed, steps", [(3, 5, 1), (8, 1, 8), (16, 0xACE1, 5), (24, 77, 24), (32, 1, 8), (32, 0xDEADBEEF, 40)])
+@pytest.mark.parametrize(
+    "width, seed, steps", [(3, 5, 1), (8, 1, 8), (16, 0xACE1, 5), (24, 77, 24), (32, 1, 8), (32, 0xDEADBEEF, 40)]
+)
 def test_bits_are_the_model_draws(width: int, seed: int, steps: int) -> None:
     dut = LFSR(width=width, seed=seed, steps=steps)
     rng = np.random.default_rng(width)
@@ -57,7 +59,7 @@ def test_properties() -> None:
         (dict(steps=0), ValueError, "LFSR steps per cycle must be 1..256, not 0"),
         (dict(width=8, taps=(7, 3)), ValueError, "LFSR taps must be positions 1..8 including 8, not (7, 3)"),
     ],
-)  # fmt: skip
+)
 def test_bad_parameters(kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         LFSR(**kwargs)

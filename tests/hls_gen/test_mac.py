@@ -13,14 +13,22 @@ from mpsim.randbits import LFSRGrid
 from tests.hls_gen.harness import described, mac_sequences, mismatches, run_mac
 
 
-def reference(dut: MAC, a: np.ndarray, b: np.ndarray, grid: LFSRGrid, rounding: str, product_rounding: str) -> np.ndarray:
+def reference(
+    dut: MAC, a: np.ndarray, b: np.ndarray, grid: LFSRGrid, rounding: str, product_rounding: str
+) -> np.ndarray:
     """qmatmul of each sequence (a batch of 1 x K by K x 1 products, in order), as the MAC computes it."""
     av = dut.a_format.decode(a)[:, None, :]
     bv = dut.b_format.decode(b)[:, :, None]
     return mpsim.qmatmul(
-        av, bv, mul=dut.product_format, acc=dut.acc_format, rounding=rounding,
-        mul_rounding=product_rounding, order="sequential", seed=grid,
-    )[:, 0, 0]  # fmt: skip
+        av,
+        bv,
+        mul=dut.product_format,
+        acc=dut.acc_format,
+        rounding=rounding,
+        mul_rounding=product_rounding,
+        order="sequential",
+        seed=grid,
+    )[:, 0, 0]
 
 
 CONFIGS = {
@@ -52,9 +60,16 @@ VARIANTS = {
 def check(name: str, config: tuple, seed: int) -> None:
     fa, fb, facc, fprod, rounding, prounding, pipeline, sequences, steps = config
     dut = MAC(
-        a_format=fa, b_format=fb, acc_format=facc, product_format=fprod, rounding=rounding,
-        product_rounding=prounding, lfsr_width=24, lfsr_seed=seed + 1, pipeline=pipeline,
-    )  # fmt: skip
+        a_format=fa,
+        b_format=fb,
+        acc_format=facc,
+        product_format=fprod,
+        rounding=rounding,
+        product_rounding=prounding,
+        lfsr_width=24,
+        lfsr_seed=seed + 1,
+        pipeline=pipeline,
+    )
     rng = np.random.default_rng(seed)
     a, b = mac_sequences(rng, dut.a_format, dut.b_format, sequences, steps)
     want = reference(dut, a, b, LFSRGrid(24, seed + 1, rows=1, cols=1), rounding, prounding)
@@ -75,19 +90,41 @@ def test_mac_variants_match_qmatmul(name: str) -> None:
 
 def test_variable_lengths_bubbles_and_stalls() -> None:
     """Sums of 1..8 steps, idle cycles and stalls (en low) between steps: the LFSR steps only on accepted steps."""
-    dut = MAC(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rounding="stochastic:8", lfsr_width=20, lfsr_seed=9, pipeline=2)
+    dut = MAC(
+        a_format="e4m3",
+        b_format="e4m3",
+        acc_format="e5m6",
+        rounding="stochastic:8",
+        lfsr_width=20,
+        lfsr_seed=9,
+        pipeline=2,
+    )
     rng = np.random.default_rng(5)
     a, b = mac_sequences(rng, dut.a_format, dut.b_format, 1500, 8)
     lengths = rng.integers(1, 9, 1500)
     got = run_mac(dut, a, b, lengths, rng=rng)
     grid = LFSRGrid(20, 9, rows=1, cols=1)  # carries on from one sequence to the next, as the hardware
-    want = np.array([reference(dut, a[i : i + 1, :n], b[i : i + 1, :n], grid, "stochastic:8", "nearest")[0] for i, n in enumerate(lengths)])
+    want = np.array(
+        [
+            reference(dut, a[i : i + 1, :n], b[i : i + 1, :n], grid, "stochastic:8", "nearest")[0]
+            for i, n in enumerate(lengths)
+        ]
+    )
     assert not (report := mismatches(got, want, dut.acc_format)), report
 
 
 def test_latency_and_properties() -> None:
-    dut = described(MAC(a_format="e4m3", b_format="e5m2", acc_format="fp16", product_format="e5m6",
-                        rounding="stochastic:8", product_rounding="stochastic:3", pipeline=2))  # fmt: skip
+    dut = described(
+        MAC(
+            a_format="e4m3",
+            b_format="e5m2",
+            acc_format="fp16",
+            product_format="e5m6",
+            rounding="stochastic:8",
+            product_rounding="stochastic:3",
+            pipeline=2,
+        )
+    )
     assert (dut.latency, dut.lfsr_steps, dut.rand_bits, dut.product_rand_bits) == (3, 11, 8, 3)
     assert (len(dut.a), len(dut.b), len(dut.acc)) == (8, 8, 16)
     assert dut.lfsr.width == 32 and dut.lfsr.seed == 1
@@ -98,22 +135,37 @@ def test_latency_and_properties() -> None:
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(product_rounding="stochastic:4"), ValueError,
-         "product rounding 'stochastic:4' needs a product format; a fused MAC does not round products"),
+        (
+            dict(product_rounding="stochastic:4"),
+            ValueError,
+            "product rounding 'stochastic:4' needs a product format; a fused MAC does not round products",
+        ),
         (dict(pipeline=3), ValueError, "MAC pipeline registers must be 0..2, not 3"),
         (dict(pipeline=True), TypeError, "MAC pipeline registers must be an integer, not True"),
-        (dict(rounding="stochastic:12", lfsr_width=10), ValueError,
-         "accumulator rounding takes 12 random bits, more than the 10-bit LFSR holds"),
+        (
+            dict(rounding="stochastic:12", lfsr_width=10),
+            ValueError,
+            "accumulator rounding takes 12 random bits, more than the 10-bit LFSR holds",
+        ),
         (dict(lfsr_width=40), ValueError, "LFSR width must be 3..32, not 40"),
         (dict(lfsr_seed=0), ValueError, "LFSR seed must be 1..2**32-1 (nonzero), not 0"),
-        (dict(acc_format="e3m2"), ValueError,
-         "accumulator format e3m2 has no NaN, but operand format e4m3 brings NaN or Inf; use a format with NaN or finite operand formats"),
-        (dict(acc_format="q8.8"), ValueError,
-         "accumulator format must be a floating-point format, not fixed-point q8.8: the hardware generator has no fixed-point datapath"),
-        (dict(a_format="fp32"), ValueError,
-         "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands"),
+        (
+            dict(acc_format="e3m2"),
+            ValueError,
+            "accumulator format e3m2 has no NaN, but operand format e4m3 brings NaN or Inf; use a format with NaN or finite operand formats",
+        ),
+        (
+            dict(acc_format="q8.8"),
+            ValueError,
+            "accumulator format must be a floating-point format, not fixed-point q8.8: the hardware generator has no fixed-point datapath",
+        ),
+        (
+            dict(a_format="fp32"),
+            ValueError,
+            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unbuildable_configurations(kwargs: dict, error: type, message: str) -> None:
     args = dict(a_format="e4m3", b_format="e4m3", acc_format="e5m6") | kwargs
     with pytest.raises(error, match=f"^{re.escape(message)}$"):

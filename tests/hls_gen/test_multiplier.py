@@ -42,7 +42,9 @@ def test_exact_product_every_pair(a_name: str, b_name: str) -> None:
     with np.errstate(invalid="ignore"):
         want = fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)
     bad = ~same_values(got, want)
-    assert not bad.any(), [(hex(x), hex(y), g, w) for x, y, g, w in zip(a[bad][:5], b[bad][:5], got[bad][:5], want[bad][:5])]
+    assert not bad.any(), [
+        (hex(x), hex(y), g, w) for x, y, g, w in zip(a[bad][:5], b[bad][:5], got[bad][:5], want[bad][:5])
+    ]
     # the significand is normalized: its top bit is set for every finite nonzero product
     finite = (np.array(fields[3]) == 0) & (np.array(fields[4]) == 0) & (np.array(fields[5]) == 0)
     assert ((np.array(fields[0])[finite] >> (width - 1)) == 1).all()
@@ -65,16 +67,25 @@ def test_rounded_product_every_pair(a_name: str, b_name: str, out_name: str, rou
     (codes,) = stream(dut, inputs, [dut.product])
     got = fo.decode(np.array(codes))
     with np.errstate(invalid="ignore"):  # 0 x Inf
-        exact = (fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)).astype(np.float32)  # exact in float32
+        exact = (fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)).astype(
+            np.float32
+        )  # exact in float32
     want = mpsim.quantize(exact, fo, rounding, seed=seed)
     bad = ~same_values(got, want)
-    assert not bad.any(), [(hex(x), hex(y), g, w) for x, y, g, w in zip(a[bad][:5], b[bad][:5], got[bad][:5], want[bad][:5])]
+    assert not bad.any(), [
+        (hex(x), hex(y), g, w) for x, y, g, w in zip(a[bad][:5], b[bad][:5], got[bad][:5], want[bad][:5])
+    ]
 
 
 @pytest.mark.parametrize(
     "a_name, b_name, out_name",
-    [("e5m2", "e5m2", "e5m2"), ("e4m3fnuz", "e5m2fnuz", "e4m3fnuz"), ("e2m1", "e3m2", "e2m3"), ("e4m3", "e4m3", "e4m3ns"),
-     ("e5m2", "e4m3", "e5m2sat")],
+    [
+        ("e5m2", "e5m2", "e5m2"),
+        ("e4m3fnuz", "e5m2fnuz", "e4m3fnuz"),
+        ("e2m1", "e3m2", "e2m3"),
+        ("e4m3", "e4m3", "e4m3ns"),
+        ("e5m2", "e4m3", "e5m2sat"),
+    ],
 )
 def test_rounded_product_other_formats(a_name: str, b_name: str, out_name: str) -> None:
     fa, fb, fo = (mpsim.parse_format(n) for n in (a_name, b_name, out_name))
@@ -91,7 +102,9 @@ def test_rounded_product_other_formats(a_name: str, b_name: str, out_name: str) 
 
 def test_nan_output_is_canonical() -> None:
     dut = FPMultiplier(a_format="e4m3", b_format="e4m3", out_format="e5m2")
-    (codes,) = stream(dut, [(dut.a, np.array([0x7F, 0xFF, 0x7F])), (dut.b, np.array([0x38, 0x38, 0xFF]))], [dut.product])
+    (codes,) = stream(
+        dut, [(dut.a, np.array([0x7F, 0xFF, 0x7F])), (dut.b, np.array([0x38, 0x38, 0xFF]))], [dut.product]
+    )
     assert codes == [mpsim.parse_format("e5m2").nan_code] * 3
 
 
@@ -108,22 +121,44 @@ def test_ports_and_properties() -> None:
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(a_format="fp32", b_format="e4m3"), ValueError,
-         "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands"),
-        (dict(a_format="e4m3", b_format="q4.3"), ValueError,
-         "multiplier operand format b must be a floating-point format, not fixed-point q4.3: the hardware generator has no fixed-point datapath"),
-        (dict(a_format="e4m3", b_format="e4m3", rounding="stochastic:8"), ValueError,
-         "an exact product takes no rounding, not 'stochastic:8'; give out_format to round it"),
-        (dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="toward_zero"), ValueError,
-         "product rounding must be 'nearest' or 'stochastic:K', not 'toward_zero': the hardware implements only these"),
-        (dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="stochastic"), ValueError,
-         "product rounding must give its random bits, 'stochastic:K', not exact 'stochastic': the LFSR hands out K bits per rounding"),
-        (dict(a_format="e5m2", b_format="e4m3", out_format="e3m2"), ValueError,
-         "product format e3m2 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats"),
-        (dict(a_format=8, b_format="e4m3"), TypeError, "multiplier operand format a must be a format string or an mpsim format, not 8"),
+        (
+            dict(a_format="fp32", b_format="e4m3"),
+            ValueError,
+            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands",
+        ),
+        (
+            dict(a_format="e4m3", b_format="q4.3"),
+            ValueError,
+            "multiplier operand format b must be a floating-point format, not fixed-point q4.3: the hardware generator has no fixed-point datapath",
+        ),
+        (
+            dict(a_format="e4m3", b_format="e4m3", rounding="stochastic:8"),
+            ValueError,
+            "an exact product takes no rounding, not 'stochastic:8'; give out_format to round it",
+        ),
+        (
+            dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="toward_zero"),
+            ValueError,
+            "product rounding must be 'nearest' or 'stochastic:K', not 'toward_zero': the hardware implements only these",
+        ),
+        (
+            dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="stochastic"),
+            ValueError,
+            "product rounding must give its random bits, 'stochastic:K', not exact 'stochastic': the LFSR hands out K bits per rounding",
+        ),
+        (
+            dict(a_format="e5m2", b_format="e4m3", out_format="e3m2"),
+            ValueError,
+            "product format e3m2 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats",
+        ),
+        (
+            dict(a_format=8, b_format="e4m3"),
+            TypeError,
+            "multiplier operand format a must be a format string or an mpsim format, not 8",
+        ),
         (dict(a_format="e4m3x", b_format="e4m3"), ValueError, "unknown format 'e4m3x'.*"),
     ],
-)  # fmt: skip
+)
 def test_unbuildable_configurations(kwargs: dict, error: type, message: str) -> None:
     pattern = message if message.endswith(".*") else re.escape(message)
     with pytest.raises(error, match=f"^{pattern}$"):

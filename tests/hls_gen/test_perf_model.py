@@ -61,7 +61,11 @@ def simulated_cycles(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarr
     jobs = tiles(manifest, a_codes, b_codes)
     k_dim = a_codes.shape[2]
     a_bits, b_bits, acc_bits = dut.pe.a_format.bits, dut.pe.b_format.bits, dut.pe.acc_format.bits
-    beats = [(pack(at[:, t], a_bits), pack(bt[t, :], b_bits), int(t == k_dim - 1)) for _, at, bt in jobs for t in range(k_dim)]
+    beats = [
+        (pack(at[:, t], a_bits), pack(bt[t, :], b_bits), int(t == k_dim - 1))
+        for _, at, bt in jobs
+        for t in range(k_dim)
+    ]
     cycles, out_rows = stream(dut, beats, len(jobs) * rows)
     batch, m, _ = a_codes.shape
     n = b_codes.shape[2]
@@ -91,9 +95,19 @@ def layer_operands(layer: torch.nn.Module, x: torch.Tensor, fmt) -> tuple[np.nda
 # (array, layer, input, spec layer): input-bound (K > R), output-bound (K <= R) and a convolution
 CASES = {
     "2x2-linear-k6-input-bound": (ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=2), "linear", (3, 6), 5),
-    "3x2-linear-k2-output-bound": (ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:4", rows=3, cols=2, pipeline=2), "linear", (4, 2), 3),
-    "2x3-conv2d-k4-pl0": (ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=3, pipeline=0), "conv", (1, 1, 3, 3), 4),
-}  # fmt: skip
+    "3x2-linear-k2-output-bound": (
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:4", rows=3, cols=2, pipeline=2),
+        "linear",
+        (4, 2),
+        3,
+    ),
+    "2x3-conv2d-k4-pl0": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=3, pipeline=0),
+        "conv",
+        (1, 1, 3, 3),
+        4,
+    ),
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -143,7 +157,11 @@ def test_mixed_job_lengths_equal_the_simulated_array() -> None:
     rng = np.random.default_rng(4)
     ks = [5, 1, 7, 2, 2, 6, 1, 3]
     a_bits, b_bits = dut.pe.a_format.bits, dut.pe.b_format.bits
-    beats = [(int(rng.integers(0, 1 << (3 * a_bits))), int(rng.integers(0, 1 << (2 * b_bits))), int(t == k - 1)) for k in ks for t in range(k)]
+    beats = [
+        (int(rng.integers(0, 1 << (3 * a_bits))), int(rng.integers(0, 1 << (2 * b_bits))), int(t == k - 1))
+        for k in ks
+        for t in range(k)
+    ]
     cycles, _ = stream(dut, beats, len(ks) * 3)
     assert cycles == stream_cycles(ks, 3, 1)
 
@@ -153,7 +171,7 @@ def mlp() -> NetworkSpec:
 
 
 def test_bigger_array_fewer_cycles_lower_utilisation_bound() -> None:
-    array = lambda n: ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=n, cols=n)  # noqa: E731
+    array = lambda n: ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=n, cols=n)
     costs = [estimate(mlp(), array(n), fmax_mhz=50.0, batch=16) for n in (1, 4, 8)]
     assert costs[0].cycles > costs[1].cycles > costs[2].cycles
     for cost in costs:
@@ -181,7 +199,10 @@ def test_energy_adds_up_from_the_tables() -> None:
     assert cost.energy_uj == pytest.approx(sum(l.compute_uj + l.sram_uj + l.dram_uj for l in cost.layers))
     # a per-layer accumulator overrides the array's
     narrow = NetworkSpec((64,), (LayerSpec("Linear", 32, acc="e5m6"), LayerSpec("Linear", 10)), "mlp")
-    assert estimate(narrow, array, fmax_mhz=100.0).layers[0].mac_pj < estimate(mlp(), array, fmax_mhz=100.0).layers[0].mac_pj
+    assert (
+        estimate(narrow, array, fmax_mhz=100.0).layers[0].mac_pj
+        < estimate(mlp(), array, fmax_mhz=100.0).layers[0].mac_pj
+    )
 
 
 def test_memory_energy_points() -> None:
@@ -199,5 +220,7 @@ def test_bad_inputs_name_the_value() -> None:
         estimate(mlp(), ArrayConfig(a_format="e4m3", acc_format="e5m6"), fmax_mhz=0)
     with pytest.raises(ValueError, match=r"^array size must be at least 1x1, not 0x4$"):
         estimate(mlp(), ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=0, cols=4), fmax_mhz=10)
-    with pytest.raises(ValueError, match=re.escape("Conv2d layer 0 needs a (channels, height, width) input, not (64,)")):
+    with pytest.raises(
+        ValueError, match=re.escape("Conv2d layer 0 needs a (channels, height, width) input, not (64,)")
+    ):
         NetworkSpec((64,), (LayerSpec("Conv2d", 4, kernel=(3, 3)),))

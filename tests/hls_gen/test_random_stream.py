@@ -59,10 +59,22 @@ def sequential_reference(a, b, acc, rounding, mul, mul_rounding, width, seed, ro
                                 continue  # padding: the PE steps all the same
                             prod = np.float64(a[bi, i, t]) * np.float64(b[bi, t, j])
                             if mul is not None:
-                                prod = np.float64(mpsim.quantize(np.array([prod]), mul, mul_rounding,
-                                                                 seed=LFSR(width, 1) if not kp else _fixed(draw_p))[0])  # fmt: skip
-                            total = np.float64(mpsim.quantize(np.array([total + prod]), acc, rounding,
-                                                              seed=LFSR(width, 1) if not ks else _fixed(draw_s))[0])  # fmt: skip
+                                prod = np.float64(
+                                    mpsim.quantize(
+                                        np.array([prod]),
+                                        mul,
+                                        mul_rounding,
+                                        seed=LFSR(width, 1) if not kp else _fixed(draw_p),
+                                    )[0]
+                                )
+                            total = np.float64(
+                                mpsim.quantize(
+                                    np.array([total + prod]),
+                                    acc,
+                                    rounding,
+                                    seed=LFSR(width, 1) if not ks else _fixed(draw_s),
+                                )[0]
+                            )
                         if i < m and j < n:
                             out[bi, i, j] = total
     return out
@@ -130,16 +142,29 @@ def test_gemm_draws_layout() -> None:
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda g: mpsim.qmatmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), acc="e5m6",
-                                 rounding="stochastic:4", order="pairwise", seed=g),
-         "an LFSRGrid models the MAC array's sequential order, not order 'pairwise'"),
-        (lambda g: mpsim.qmatmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), acc="e5m6",
-                                 rounding="stochastic", seed=g),
-         "an LFSRGrid needs a finite number of random bits (rounding 'stochastic:K'), not None"),
-        (lambda g: mpsim.quantize(np.ones(3, np.float32), "e4m3", "stochastic:4", seed=g),
-         "seed must be an integer, a CounterRNG or an LFSR, not LFSRGrid(width=8, seed=1, rows=2, cols=2)"),
+        (
+            lambda g: mpsim.qmatmul(
+                np.ones((2, 2), np.float32),
+                np.ones((2, 2), np.float32),
+                acc="e5m6",
+                rounding="stochastic:4",
+                order="pairwise",
+                seed=g,
+            ),
+            "an LFSRGrid models the MAC array's sequential order, not order 'pairwise'",
+        ),
+        (
+            lambda g: mpsim.qmatmul(
+                np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), acc="e5m6", rounding="stochastic", seed=g
+            ),
+            "an LFSRGrid needs a finite number of random bits (rounding 'stochastic:K'), not None",
+        ),
+        (
+            lambda g: mpsim.quantize(np.ones(3, np.float32), "e4m3", "stochastic:4", seed=g),
+            "seed must be an integer, a CounterRNG or an LFSR, not LFSRGrid(width=8, seed=1, rows=2, cols=2)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_grid_errors(call, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         call(LFSRGrid(8, 1, rows=2, cols=2))

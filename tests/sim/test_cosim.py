@@ -19,7 +19,9 @@ from mpsim.cli import main
 from sim.runner import cosimulate, simulator_available
 from sim.vectors import Stimulus
 
-ICARUS = pytest.mark.skipif(not simulator_available("icarus"), reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")
+ICARUS = pytest.mark.skipif(
+    not simulator_available("icarus"), reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog"
+)
 
 
 def multiplier(designs: Path, config: MultiplierConfig) -> Path:
@@ -38,7 +40,9 @@ def multiplier(designs: Path, config: MultiplierConfig) -> Path:
 )
 def test_multiplier_every_pair(config: MultiplierConfig, designs: Path, cosim_cache: Path, tmp_path: Path) -> None:
     """Every one of the 65,536 operand pairs: exact product, and product rounded stochastically from LFSR draws."""
-    report = cosimulate(multiplier(designs, config), stimulus=Stimulus(lfsr_seed=5), opt="O0", cache_dir=cosim_cache, run_dir=tmp_path)
+    report = cosimulate(
+        multiplier(designs, config), stimulus=Stimulus(lfsr_seed=5), opt="O0", cache_dir=cosim_cache, run_dir=tmp_path
+    )
     assert report.passed, report.format()
     assert (report.vectors_checked, report.mismatches, report.cycles) == (65_536, 0, 65_536 // 64)
 
@@ -48,7 +52,9 @@ def test_multiplier_every_pair(config: MultiplierConfig, designs: Path, cosim_ca
 def test_mac_sequences(preset: str, backpressure: float, cosim_cache: Path, tmp_path: Path) -> None:
     """20,000 MAC steps in sequences of 1..32, edge values and exact cancellations; SR from the PE's LFSR."""
     stimulus = Stimulus(seed=3, steps=20_000, backpressure=backpressure)
-    report = cosimulate(RTL_DIR / f"{preset}.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path)
+    report = cosimulate(
+        RTL_DIR / f"{preset}.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path
+    )
     assert report.passed, report.format()
     assert report.macs_checked >= 20_000 and report.mismatches == 0
     assert report.latency == json.loads((RTL_DIR / f"{preset}.json").read_text())["latency"]["last_beat_to_out_valid"]
@@ -58,7 +64,9 @@ def test_mac_sequences(preset: str, backpressure: float, cosim_cache: Path, tmp_
 def test_array_4x4_random_matrices(cosim_cache: Path, tmp_path: Path) -> None:
     """Random products with partial tiles, edge values, back-pressure on both streams; 16 LFSRs."""
     stimulus = Stimulus(seed=11, steps=3_000, backpressure=0.3)
-    report = cosimulate(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path)
+    report = cosimulate(
+        RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path
+    )
     assert report.passed, report.format()
     assert report.vectors_checked > 1_000 and report.mismatches == 0 and report.cycles > 3_000
 
@@ -67,7 +75,9 @@ def test_array_4x4_random_matrices(cosim_cache: Path, tmp_path: Path) -> None:
 def test_flipped_expectation_is_reported(cosim_cache: Path, tmp_path: Path) -> None:
     """One flipped bit in mpsim's expected results: exactly that mismatch, shown as bits, with a waveform."""
     stimulus = Stimulus(seed=3, steps=400, flip=(7, 2))
-    report = cosimulate(RTL_DIR / "mac_e4m3_e5m6_rne_1x1.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path)
+    report = cosimulate(
+        RTL_DIR / "mac_e4m3_e5m6_rne_1x1.json", stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path
+    )
     assert not report.passed and report.mismatches == 1
     (m,) = report.first_mismatches
     assert m["index"] == 7
@@ -77,16 +87,43 @@ def test_flipped_expectation_is_reported(cosim_cache: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_cli_reports_and_exit_status(cosim_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_reports_and_exit_status(
+    cosim_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`mpsim cosim --config PRESET` (a cached build) writes a JSON report; a flipped bit exits 1."""
-    args = ["cosim", "--config", "mac_e4m3_e5m6_rne_1x1", "--steps", "300", "--opt", "O0", "--cache-dir", str(cosim_cache), "--quiet"]
+    args = [
+        "cosim",
+        "--config",
+        "mac_e4m3_e5m6_rne_1x1",
+        "--steps",
+        "300",
+        "--opt",
+        "O0",
+        "--cache-dir",
+        str(cosim_cache),
+        "--quiet",
+    ]
     monkeypatch.chdir(tmp_path)  # the default run folder, runs/cosim/..., is relative to where the user stands
     assert main([*args, "--json", "ok.json"]) == 0
     data = json.loads((tmp_path / "ok.json").read_text())
     assert Path(data["run_dir"]).resolve() == (tmp_path / "runs" / "cosim" / "mac_e4m3_e5m6_rne_1x1_verilator")
     assert data["passed"] and data["mismatches"] == 0 and data["vectors_checked"] > 0
     assert data["cycles_per_s"] > 0
-    assert main([*args, "--out", str(tmp_path / "bad"), "--flip-expected", "0:0", "--no-waves-on-failure", "--json", "bad.json"]) == 1
+    assert (
+        main(
+            [
+                *args,
+                "--out",
+                str(tmp_path / "bad"),
+                "--flip-expected",
+                "0:0",
+                "--no-waves-on-failure",
+                "--json",
+                "bad.json",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "FAIL" in out and "1 mismatches" in out
     bad = json.loads((tmp_path / "bad.json").read_text())
@@ -97,25 +134,43 @@ def test_cli_reports_and_exit_status(cosim_cache: Path, tmp_path: Path, capsys: 
 @ICARUS
 def test_icarus_mac_and_multiplier(designs: Path, cosim_cache: Path, tmp_path: Path) -> None:
     """The same benches on Icarus Verilog: a stochastic MAC (with its VCD) and random multiplier pairs."""
-    report = cosimulate(RTL_DIR / "mac_e4m3_e5m6_sr8_1x1.json", simulator="icarus", stimulus=Stimulus(seed=5, steps=2_000),
-                        waves=True, cache_dir=cosim_cache, run_dir=tmp_path / "mac")  # fmt: skip
+    report = cosimulate(
+        RTL_DIR / "mac_e4m3_e5m6_sr8_1x1.json",
+        simulator="icarus",
+        stimulus=Stimulus(seed=5, steps=2_000),
+        waves=True,
+        cache_dir=cosim_cache,
+        run_dir=tmp_path / "mac",
+    )
     assert report.passed, report.format()
     assert report.waveform is not None and report.waveform.endswith(".vcd") and Path(report.waveform).stat().st_size > 0
     config = MultiplierConfig(a_format="e5m2", b_format="e4m3", out_format="e5m2", rounding="stochastic:3", lanes=16)
-    report = cosimulate(multiplier(designs, config), simulator="icarus", stimulus=Stimulus(vectors=4_096),
-                        cache_dir=cosim_cache, run_dir=tmp_path / "mul")  # fmt: skip
+    report = cosimulate(
+        multiplier(designs, config),
+        simulator="icarus",
+        stimulus=Stimulus(vectors=4_096),
+        cache_dir=cosim_cache,
+        run_dir=tmp_path / "mul",
+    )
     assert report.passed and report.vectors_checked == 4_096, report.format()
 
 
 def test_missing_manifest_and_wrong_unit(tmp_path: Path, designs: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"^manifest '.*nothing\.json' not found; write one with `mpsim emit \.\.\. --out NAME` \(NAME\.json\)$"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"^manifest '.*nothing\.json' not found; write one with `mpsim emit \.\.\. --out NAME` \(NAME\.json\)$",
+    ):
         cosimulate(tmp_path / "nothing.json")
     from sim.manifest import read_manifest
 
-    with pytest.raises(ValueError, match=r"^manifest .*mac_e4m3_e5m6_rne_1x1\.json describes unit 'mac', not 'multiplier'$"):
+    with pytest.raises(
+        ValueError, match=r"^manifest .*mac_e4m3_e5m6_rne_1x1\.json describes unit 'mac', not 'multiplier'$"
+    ):
         read_manifest(RTL_DIR / "mac_e4m3_e5m6_rne_1x1.json", "multiplier")
     manifest = multiplier(designs, MultiplierConfig(a_format="e2m1", lanes=2))
-    with pytest.raises(ValueError, match=r"^manifest .*mul_e2m1_exact_x2\.json describes unit 'multiplier', not 'array'$"):
+    with pytest.raises(
+        ValueError, match=r"^manifest .*mul_e2m1_exact_x2\.json describes unit 'multiplier', not 'array'$"
+    ):
         read_manifest(manifest, "array")
 
 
@@ -123,8 +178,12 @@ def test_unknown_and_missing_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match=r"^unknown simulator 'modelsim': choose one of verilator, icarus$"):
         cosimulate(RTL_DIR / "mac_e4m3_e5m6_rne_1x1.json", simulator="modelsim")
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name in ("iverilog", "vvp") else real_which(name, *a, **k))
-    with pytest.raises(RuntimeError, match=r"^Icarus Verilog \(iverilog, vvp\) not found: install it with apt-get install iverilog"):
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name in ("iverilog", "vvp") else real_which(name, *a, **k)
+    )
+    with pytest.raises(
+        RuntimeError, match=r"^Icarus Verilog \(iverilog, vvp\) not found: install it with apt-get install iverilog"
+    ):
         cosimulate(RTL_DIR / "mac_e4m3_e5m6_rne_1x1.json", simulator="icarus")
 
 

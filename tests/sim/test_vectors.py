@@ -26,8 +26,13 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
     design = read_manifest(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.json")
     vectors = array_vectors(design, Stimulus(seed=1, steps=50, max_k=6))
     a, b = vectors.a_codes[0], vectors.b_codes[0]
-    want = mpsim.qmatmul(design.a_format.decode(a), design.b_format.decode(b), acc="e5m6", rounding="stochastic:8",
-                         seed=mpsim.randbits.LFSRGrid(32, 1, rows=4, cols=4))  # fmt: skip
+    want = mpsim.qmatmul(
+        design.a_format.decode(a),
+        design.b_format.decode(b),
+        acc="e5m6",
+        rounding="stochastic:8",
+        seed=mpsim.randbits.LFSRGrid(32, 1, rows=4, cols=4),
+    )
     jobs = [j for j in vectors.jobs if j.product == 0]
     for index, job in enumerate(jobs):
         tile = vectors.want[index][vectors.valid[index]]
@@ -38,7 +43,9 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
 
 
 def test_multiplier_stochastic_reference_uses_lfsr_draws(tmp_path: Path) -> None:
-    _, path = emit(MultiplierConfig(a_format="e4m3", out_format="e4m3", rounding="stochastic:4", lanes=2), tmp_path / "m")
+    _, path = emit(
+        MultiplierConfig(a_format="e4m3", out_format="e4m3", rounding="stochastic:4", lanes=2), tmp_path / "m"
+    )
     design = read_manifest(path)
     vectors = multiplier_vectors(design, Stimulus(lfsr_seed=9, vectors=500))
     assert np.array_equal(vectors.rand, mpsim.randbits.LFSR(32, 9).draw(500, 4))
