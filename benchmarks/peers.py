@@ -497,7 +497,7 @@ def wide_data(size: int) -> np.ndarray:
 
 def tie_data(fmt: FloatFormat) -> np.ndarray:
     """Exact midpoints between neighbouring finite values of ``fmt`` (both signs): every one a tie."""
-    values = fmt.decode(np.arange(2**fmt.bits)).astype(np.float64)
+    values = mpsim.decode(fmt, np.arange(2**fmt.bits)).astype(np.float64)
     values = np.unique(values[np.isfinite(values) & (values >= 0)])
     mids = ((values[:-1] + values[1:]) / 2).astype(np.float32)
     return np.concatenate([mids, -mids])

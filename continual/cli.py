@@ -9,6 +9,7 @@ from typing import Any
 
 from continual.benchmarks import BENCHMARKS, SCENARIOS
 from continual.precision import CL_PRESETS
+from mpsim.extras import require
 
 __all__ = ["register"]
 
@@ -114,6 +115,7 @@ def _execute(args: argparse.Namespace, spec: Any, out: Path) -> list[dict[str, A
 
 
 def cmd_cl(args: argparse.Namespace) -> int:
+    require("cl")
     from continual.config import run_id
     from continual.sweep import SweepSpec
 
@@ -147,6 +149,9 @@ def cmd_cl(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    require("cl")
+    if args.dask:
+        require("dask")
     from continual.sweep import SweepSpec
 
     spec = SweepSpec(

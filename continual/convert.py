@@ -23,8 +23,8 @@ from avalanche.models.packnet import _PnConvNd, _PnLinear
 from torch import nn
 
 from mpsim.nn import ConversionReport, PrecisionConfig, QConv2d, QLinear, quantize_model
-from mpsim.quantize import quantize
 from mpsim.randbits import CounterRNG
+from mpsim.torch_glue import quantize_tensor
 
 __all__ = ["QUANTIZED", "quantize_in_place", "quantized_modules", "round_tensors_", "set_precision"]
 
@@ -71,7 +71,7 @@ def round_tensors_(tensors: Any, fmt: str | None, rounding: str, rng: CounterRNG
         return
     for t in tensors:
         if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
-            t.copy_(quantize(t.detach(), fmt, rounding, seed=rng))
+            t.copy_(quantize_tensor(t.detach(), fmt, rounding, seed=rng))
 
 
 def _packnet_forward(module: Any, input: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ import torch
 from continual.convert import round_tensors_, set_precision
 from continual.precision import CLPrecision
 from mpsim.randbits import CounterRNG
+from mpsim.torch_glue import quantize_tensor
 
 __all__ = ["round_strategy_state", "stored_models"]
 
@@ -40,8 +41,6 @@ def _round_dataset(dataset: Any, fmt: str) -> Any:
     """``dataset`` itself when its inputs are ``fmt`` numbers already; else a classification dataset with
     the same samples, targets and task labels in the same order, inputs rounded to ``fmt``."""
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
-
-    from mpsim.quantize import quantize
 
     if len(dataset) == 0:
         return dataset
@@ -52,7 +51,7 @@ def _round_dataset(dataset: Any, fmt: str) -> Any:
         ys.append(int(y))
         ts.append(int(t))
     x = torch.stack(xs).float().contiguous()
-    rounded = quantize(x, fmt, "nearest")
+    rounded = quantize_tensor(x, fmt, "nearest")
     if torch.equal(rounded, x):
         return dataset
     return _make_taskaware_tensor_classification_dataset(rounded, torch.tensor(ys), targets=ys, task_labels=ts)

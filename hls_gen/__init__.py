@@ -11,16 +11,13 @@ bit. Blocks (all ``amaranth.lib.wiring.Component``):
 * :class:`MAC` -- fused or unfused multiply-accumulate (one processing element);
 * :class:`MACArray` -- an R x C output-stationary array with valid/ready streams.
 
-:class:`ArrayConfig` and :func:`emit` write Verilog plus a JSON manifest
+:class:`ArrayConfig` and :func:`hls_gen.emit.emit` write Verilog plus a JSON manifest
 (``mpsim emit``); ``python -m hls_gen.regen`` rewrites ``rtl/``.
 """
 
-from hls_gen.accumulator import Accumulator, FPAdder
-from hls_gen.array import MACArray
-from hls_gen.emit import LINT_WAIVERS, ArrayConfig, emit, load_manifest
-from hls_gen.lfsr import LFSR
-from hls_gen.mac import MAC
-from hls_gen.multiplier import FPMultiplier
+from __future__ import annotations
+
+from types import ModuleType
 
 __all__ = [
     "LFSR",
@@ -31,6 +28,43 @@ __all__ = [
     "FPAdder",
     "FPMultiplier",
     "MACArray",
-    "emit",
     "load_manifest",
 ]
+
+
+def _home(name: str) -> ModuleType | None:
+    """The module that defines public ``name``."""
+    if name in ("Accumulator", "FPAdder"):
+        from hls_gen import accumulator
+
+        return accumulator
+    if name == "MACArray":
+        from hls_gen import array
+
+        return array
+    if name in ("LINT_WAIVERS", "ArrayConfig", "load_manifest"):
+        from hls_gen import emit
+
+        return emit
+    if name == "LFSR":
+        from hls_gen import lfsr
+
+        return lfsr
+    if name == "MAC":
+        from hls_gen import mac
+
+        return mac
+    if name == "FPMultiplier":
+        from hls_gen import multiplier
+
+        return multiplier
+    return None
+
+
+def __getattr__(name: str) -> object:
+    # Amaranth (the hw extra) loads when a block is first used, not with the package: the mpsim command line
+    # registers emit, cost and nas without it, and says which extra to install when one runs.
+    module = _home(name)
+    if module is None:
+        raise AttributeError(f"module 'hls_gen' has no attribute {name!r}")
+    return getattr(module, name)

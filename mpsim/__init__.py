@@ -2,11 +2,21 @@
 
 One format and rounding spec drives both the emulator and the generated
 hardware, bit for bit, stochastic rounding included.
+
+Layers, each importing only those below it: specs (:mod:`~mpsim.formats`,
+:mod:`~mpsim.rounding`, :mod:`~mpsim.randbits`, :mod:`~mpsim.gemm_config`) ->
+kernel parameters (:mod:`~mpsim.params`) -> Numba kernels
+(:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`) -> the NumPy API
+(:mod:`~mpsim.quantize`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`) -> the torch
+adapter (:mod:`~mpsim.torch_glue`, :mod:`~mpsim.autograd`, :mod:`mpsim.nn`,
+:mod:`~mpsim.optim`) -> the front (:mod:`~mpsim.api`) and the applications
+(:mod:`~mpsim.train`, :mod:`~mpsim.cli`).
 """
 
+from mpsim.api import qmatmul, quantize
+from mpsim.codec import decode, encode
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format
-from mpsim.gemm import qmatmul
-from mpsim.quantize import quantize
+from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSR, CounterRNG
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
@@ -19,8 +29,11 @@ __all__ = [
     "FixedFormat",
     "FloatFormat",
     "Format",
+    "GemmConfig",
     "Rounding",
     "RoundingMode",
+    "decode",
+    "encode",
     "parse_format",
     "parse_rounding",
     "qmatmul",
@@ -30,7 +43,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:  # torch is imported only when its glue is used
+def __getattr__(name: str) -> object:
+    # torch takes seconds to import: its adapter loads on first use of a torch-only name.
     if name == "quantize_ste":
         from mpsim.autograd import quantize_ste
 

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.quantize import quantize
 from mpsim.randbits import RandomSource, make_source
 from mpsim.rounding import Rounding, parse_rounding
+from mpsim.torch_glue import quantize_tensor
 
 __all__ = ["QuantizeSTE", "quantize_ste"]
 
@@ -36,13 +36,13 @@ class QuantizeSTE(torch.autograd.Function):
         grad_source: RandomSource | None,
     ) -> torch.Tensor:
         ctx.grad_spec = (grad_fmt, grad_rounding, grad_source)
-        return quantize(x, fmt, rounding, seed=source, saturate=saturate)
+        return quantize_tensor(x, fmt, rounding, seed=source, saturate=saturate)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         grad_fmt, grad_rounding, grad_source = ctx.grad_spec
         if grad_fmt is not None:
-            grad = quantize(grad, grad_fmt, grad_rounding, seed=grad_source)
+            grad = quantize_tensor(grad, grad_fmt, grad_rounding, seed=grad_source)
         return grad, None, None, None, None, None, None, None
 
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mpsim.codec import encode
+from mpsim.extras import MissingExtraError, extra_of_module
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, parse_format
 from mpsim.rounding import RoundingMode
 
@@ -71,7 +73,7 @@ def cmd_formats(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from mpsim.quantize import quantize
+    from mpsim.api import quantize
 
     fmt = parse_format(args.format)
     if args.input is not None:
@@ -87,7 +89,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         np.save(args.output, result)
         print(f"wrote {result.size} values to {args.output}")
         return 0
-    codes = fmt.encode(result) if not np.isnan(result).any() or fmt.has_nan else None
+    codes = encode(fmt, result) if not np.isnan(result).any() or fmt.has_nan else None
     hex_width = (fmt.bits + 3) // 4
     rows = []
     for i, (x, q) in enumerate(zip(values.reshape(-1), result.reshape(-1))):
@@ -146,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "formats",
         help="list formats with their key numbers",
-        description="List number formats (all presets, or the ones named) with bits, bias, max, smallest normal/subnormal, epsilon and count of finite values.",
+        description="List number formats (all presets, or the ones named) with bits, bias, max, "
+        "smallest normal/subnormal, epsilon and count of finite values.",
     )
     p.add_argument("names", nargs="*", help="format strings (default: every preset), e.g. e4m3 e6m9 q4.11")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -156,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
         help="quantize numbers and show their bit patterns",
-        description="Quantize numbers (from the command line or a .npy file) into a format and show the result, its bit pattern and the rounding error.",
+        description="Quantize numbers (from the command line or a .npy file) into a format and show the result, "
+        "its bit pattern and the rounding error.",
     )
     p.add_argument("values", nargs="*", help="numbers to quantize")
     p.add_argument("-f", "--format", default="e4m3", help="target format (default: e4m3)")
@@ -184,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a small model on built-in data at a chosen precision",
-        description="Train an MLP or CNN on built-in data (scikit-learn digits, mnist1d generated offline, or local MNIST files) with emulated low-precision arithmetic. Writes metrics.json and curves.png, checkpoints every epoch and resumes.",
+        description="Train an MLP or CNN on built-in data (scikit-learn digits, mnist1d generated offline, or local "
+        "MNIST files) with emulated low-precision arithmetic. Writes metrics.json and curves.png, checkpoints every "
+        "epoch and resumes.",
     )
     p.add_argument(
         "--dataset",
@@ -237,6 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
+    except MissingExtraError as err:
+        print(f"mpsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # an extra's module imported without require(): still one line
+        extra = extra_of_module(err.name or "")
+        if extra is None:
+            raise
+        print(f"mpsim {args.command}: error: {MissingExtraError(extra, err.name or '')}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as err:
         print(f"mpsim {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mpsim.extras import require
+
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
 
 
@@ -43,14 +45,15 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
 
 
 def load_digits_dataset(seed: int = 0, image: bool = False) -> Dataset:
     """scikit-learn's 8x8 digits (1,797 images, 10 classes), 25% held out by a seeded split."""
-    from sklearn.datasets import load_digits
+    require("cl", "sklearn")
+    from sklearn.datasets import load_digits  # scikit-learn comes with the cl extra
 
     digits = load_digits()
     x = digits.images.astype(np.float32) if image else digits.data.astype(np.float32)
@@ -63,7 +66,8 @@ def load_digits_dataset(seed: int = 0, image: bool = False) -> Dataset:
 
 def load_mnist1d_dataset(seed: int = 0, num_samples: int = 4000) -> Dataset:
     """mnist1d (Greydanus 2020): 40-sample 1-D signals of 10 classes, generated offline with a seed."""
-    from mnist1d.data import get_dataset_args, make_dataset
+    require("cl", "mnist1d")
+    from mnist1d.data import get_dataset_args, make_dataset  # mnist1d comes with the cl extra
 
     args = get_dataset_args()
     args.num_samples = num_samples

@@ -27,6 +27,7 @@ optimistic for sub-word reads.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -93,7 +94,7 @@ class MemoryEnergy:
         if isinstance(capacity_bytes, bool) or not isinstance(capacity_bytes, int) or capacity_bytes < 1:
             raise ValueError(f"SRAM capacity must be a positive number of bytes, not {capacity_bytes!r}")
         points = self.sram_points
-        for lo, hi in zip(points, points[1:]):
+        for lo, hi in itertools.pairwise(points):
             if capacity_bytes <= hi[0]:
                 return power_law(capacity_bytes, (lo, hi))
         return power_law(capacity_bytes, (points[-2], points[-1]))

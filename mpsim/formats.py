@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
 __all__ = [
     "OVERFLOWS",
     "PRESETS",
@@ -36,7 +33,8 @@ MAX_EXP_BITS = 8
 MAX_MAN_BITS = 23
 _FP32_EMAX = 127
 _FP32_MIN_SUBNORMAL_EXP = -149
-MAX_FIXED_BITS = 32
+#: Widest fixed-point magnitude (integer + fraction bits): float32's 24-bit significand.
+MAX_FIXED_MAGNITUDE_BITS = 24
 
 
 #: What the top of a floating-point format's encoding space means:
@@ -299,24 +297,6 @@ class FloatFormat:
         other_min_exponent = 1 - other_bias - man_bits
         return self.man_bits <= man_bits and self.emax <= other_bias and self.min_exponent >= other_min_exponent
 
-    # --- encode / decode ---------------------------------------------------
-
-    def encode(self, x: npt.ArrayLike) -> np.ndarray:
-        """Cast values to unsigned bit patterns, rounding to nearest even.
-
-        The hardware speaks bit patterns. NaN or Inf that the format cannot
-        encode raise ``ValueError``.
-        """
-        from mpsim._codec import encode
-
-        return encode(self, x)
-
-    def decode(self, bits: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
-        """Unsigned bit patterns to values (float32 by default; every value is exact)."""
-        from mpsim._codec import decode
-
-        return decode(self, bits, dtype)
-
 
 @dataclass(frozen=True)
 class FixedFormat:
@@ -344,9 +324,11 @@ class FixedFormat:
             raise ValueError(f"signed must be True or False, not {self.signed!r}")
         _check_choice(self.overflow, ("saturate", "wrap"), "fixed-point overflow")
         magnitude_bits = self.int_bits + self.frac_bits
-        if not 1 <= magnitude_bits <= 24:
-            # Every value must be exact in float32 (24-bit significand).
-            raise ValueError(f"integer + fraction bits must be 1..24 (exact in float32), not {magnitude_bits!r}")
+        if not 1 <= magnitude_bits <= MAX_FIXED_MAGNITUDE_BITS:
+            raise ValueError(
+                f"integer + fraction bits must be 1..{MAX_FIXED_MAGNITUDE_BITS} (exact in float32), "
+                f"not {magnitude_bits!r}"
+            )
 
     @property
     def label(self) -> str:
@@ -422,18 +404,6 @@ class FixedFormat:
             and self.int_bits <= other_bias
             and -self.frac_bits >= 1 - other_bias - man_bits
         )
-
-    def encode(self, x: npt.ArrayLike) -> np.ndarray:
-        """Cast values to two's complement (or unsigned) bit patterns, rounding to nearest even."""
-        from mpsim._codec import encode
-
-        return encode(self, x)
-
-    def decode(self, bits: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
-        """Bit patterns to values."""
-        from mpsim._codec import decode
-
-        return decode(self, bits, dtype)
 
 
 Format = FloatFormat | FixedFormat

@@ -1,4 +1,4 @@
-"""``mpsim.qmatmul``: matrix products with every multiply and add rounded, as an accelerator does.
+"""GEMM plans and the NumPy side of ``mpsim.qmatmul``: every multiply and add rounded, as an accelerator does.
 
 Accumulation orders (per output element, over the reduction dimension K):
 
@@ -10,12 +10,11 @@ Accumulation orders (per output element, over the reduction dimension K):
   a K-split, or chunk-based accumulation).
 
 ``p_k = R_mul(a_ik * b_kj)`` when ``mul`` is a format, the exact product when
-``mul`` is None; ``fma=True`` is the fused multiply-add (no product
-rounding; one rounding per step) and excludes ``mul``. Every rounding is of
-the exact value (see :mod:`mpsim.gemm_kernels`).
+``mul`` is None (a fused multiply-add: one rounding per step). Every rounding
+is of the exact value (see :mod:`mpsim.gemm_kernels`).
 
 Each call runs the fastest kernel path that is provably bit-identical to the
-general one for its operands (:meth:`GemmSpec.kernel_kinds`): from the
+general one for its operands (:meth:`GemmPlan.kernel_kinds`): from the
 formats and the operands' ranges (largest magnitude, finest bit, significant
 bits) it proves when products need no rounding, when every sum is exact in
 float64 (then the sum itself is rounded, no error term), and when float32
@@ -26,110 +25,42 @@ finite computed again with the checked step (:mod:`mpsim.gemm_kernels`).
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from mpsim import gemm_kernels as gk
-from mpsim import kernels
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.quantize import kernel_params
+from mpsim.gemm_config import GemmConfig, OrderKind, parse_order
+from mpsim.gemm_kernels import ProductKind, StepKind
+from mpsim.params import (
+    SOURCE_ARRAY,
+    SOURCE_COUNTER,
+    SOURCE_NONE,
+    ExactParams,
+    KernelParams,
+    exact_params,
+    guardable,
+    kernel_params,
+)
 from mpsim.randbits import LFSR, CounterRNG, LFSRGrid, RandomSource, make_source
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
-__all__ = ["GemmSpec", "parse_order", "qmatmul"]
+__all__ = ["GemmPlan", "ProductKind", "StepKind", "plan_of", "qmatmul_array"]
 
 _EMPTY_RAND = np.empty(0, dtype=np.int64)
-_FAST_MODES = (RoundingMode.NEAREST, RoundingMode.STOCHASTIC)
 #: Stochastic rounding of a pair rounded to odd in float64 reads man_bits + k bits below the leading one.
 MAX_PAIR_FRACTION_BITS = 51
-#: round_nearest_guarded's magic constant keeps a sum in its binade up to this many mantissa bits.
-MAX_GUARDED_MAN_BITS = 49
 # Outputs of a parallel work item: 128 KiB of float64 accumulators, in L2. Each step of a tile costs a call and
-# its random-bit bookkeeping once; 16384 outputs ran 1.0-1.4x as fast as 2048 (which fit L1) at 256-1024 squared
-# (1.1-1.4x for sequential nearest and SR8/SR16 sums; exact SR, bound by its hashes, about the same).
+# its random-bit bookkeeping once, so a larger tile shares it over more outputs (measured 1.0-1.4x at 256-1024
+# squared against 2048 outputs, which fit L1); a pairwise tree's stack of levels must still fit L2.
 TILE_ELEMENTS = 16384
 #: False forces the general path (TwoSum + round_pair, quantize_scalar products): the tests' reference.
 _FAST_PATHS = True
-
-
-def parse_order(order: str | int) -> tuple[int, int]:
-    """``"sequential"``, ``"pairwise"`` or a block size ``B >= 1`` -> (kernel order code, block)."""
-    if isinstance(order, str):
-        key = order.strip().lower()
-        if key == "sequential":
-            return gk.ORDER_SEQUENTIAL, 0
-        if key == "pairwise":
-            return gk.ORDER_PAIRWISE, 0
-        if key.isascii() and key.isdecimal():
-            order = int(key)
-        else:
-            raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")
-    return gk.ORDER_BLOCKED, int(order)
-
-
-def _guardable(fmt: FloatFormat | FixedFormat | None) -> bool:
-    """Whether the guarded roundings of :mod:`mpsim.gemm_kernels` take ``fmt``.
-
-    Their constants must be normal float64 numbers (``2**(1024 - emax)``,
-    ``2**(emax - 1024)``, ``1.5 * 2**(52 - man_bits - 1024 + emax)``; a large
-    bias gives ``emax <= 0``), and the nearest one's sums stay in their binade
-    up to ``MAX_GUARDED_MAN_BITS``.
-    """
-    return (
-        isinstance(fmt, FloatFormat)
-        and fmt.man_bits <= MAX_GUARDED_MAN_BITS
-        and fmt.emax >= 2
-        and fmt.emax - fmt.man_bits >= -50
-    )
-
-
-def exact_params(
-    fmt: FloatFormat | FixedFormat | None, rule: Rounding, p: kernels.KernelParams
-) -> gk.ExactParams | None:
-    """Parameters of the exact-value roundings, or None where they do not apply.
-
-    They take float formats with subnormals, nearest or stochastic rounding
-    (any number of random bits).
-    """
-    if not isinstance(fmt, FloatFormat) or not fmt.subnormals or rule.mode not in _FAST_MODES:
-        return None
-    shift = 52 - fmt.man_bits
-    k = rule.kernel_rand_bits if rule.stochastic else 0
-    r_up, r_down = max(shift - k, 0), max(k - shift, 0)  # r to the scale of the discarded bits
-    return gk.ExactParams(
-        c_shift=np.uint64(shift << 52),
-        c_small=np.uint64((fmt.min_exponent + 52 + 1023) << 52),
-        trunc=np.uint64(~((1 << shift) - 1) & (2**64 - 1)),
-        emin_bits=np.uint64((fmt.emin + 1023) << 52),
-        max_value=fmt.max,
-        overflow=_overflow_value(fmt, p),
-        to_quanta=2.0**-fmt.min_exponent,
-        quantum=2.0**fmt.min_exponent,
-        k=np.uint64(k),
-        k_scale=2.0**k,
-        r_down=np.uint64(r_down),
-        r_up=np.uint64(r_up),
-        r_kept=np.uint64(k - r_down),
-        r_mask=np.uint64(((1 << (k - r_down)) - 1) << r_up),
-        zero=0.0 if p.unsigned_zero else -0.0,
-        emin_value=2.0**fmt.emin,
-        emax_bits=np.uint64((fmt.emax + 1023) << 52),
-        guard_scale=2.0 ** (1024 - fmt.emax) if _guardable(fmt) else math.nan,
-        magic_scale=1.5 * 2.0 ** (52 - fmt.man_bits - 1024 + fmt.emax) if _guardable(fmt) else math.nan,
-    )
-
-
-def _overflow_value(fmt: FloatFormat, p: kernels.KernelParams) -> float:
-    """Magnitude that nearest or stochastic rounding gives beyond max: Inf, NaN or max."""
-    if p.saturate:
-        return fmt.max
-    return math.inf if fmt.has_inf else math.nan if fmt.has_nan else fmt.max
-
 
 _FP32 = parse_format("fp32")
 _FP32_PARAMS = kernel_params(_FP32, parse_rounding("nearest"))
@@ -174,7 +105,7 @@ def products_of(a3: np.ndarray, b3: np.ndarray) -> Products:
     return Products(lsb=a_lsb + b_lsb, sig=a_sig + b_sig, max=magnitude, inf=inf, nan=nan)
 
 
-def fits(prod: Products, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams) -> bool:
+def fits(prod: Products, fmt: FloatFormat | FixedFormat, p: KernelParams) -> bool:
     """Whether every product is a value of the float format, so rounding into it changes nothing."""
     if not isinstance(fmt, FloatFormat) or p.unsigned_zero:  # fnuz: -0 would become +0
         return False
@@ -184,39 +115,55 @@ def fits(prod: Products, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams
     return prod.sig <= fmt.man_bits + 1 and prod.lsb >= fmt.min_exponent and prod.max <= fmt.max
 
 
-class GemmSpec:
-    """A parsed (mul, acc, rounding, order) configuration; builds kernel setups."""
+@dataclass(frozen=True)
+class GemmPlan:
+    """What the kernels need of a :class:`~mpsim.gemm_config.GemmConfig`, built once (:func:`plan_of`).
 
-    def __init__(
-        self,
-        mul: str | FloatFormat | FixedFormat | None,
-        acc: str | FloatFormat | FixedFormat | None,
-        rounding: str | Rounding = "nearest",
-        *,
-        mul_rounding: str | Rounding = "nearest",
-        fma: bool = False,
-        order: str | int = "sequential",
-        saturate: bool | None = None,
-    ) -> None:
-        self.mul = None if mul is None else parse_format(mul)
-        self.acc = parse_format("fp32") if acc is None else parse_format(acc)
-        self.rounding = parse_rounding(rounding)
-        self.mul_rounding = parse_rounding(mul_rounding)
-        if not isinstance(fma, bool):
-            raise ValueError(f"fma must be True or False, not {fma!r}")
-        if fma and self.mul is not None:
-            raise ValueError(f"fma=True rounds once per step: it excludes a product format, got mul={self.mul}")
-        self.fma = fma
-        self.order, self.block = parse_order(order)
-        self.order_name = order
-        self.saturate = saturate
-        self.acc_params = kernel_params(self.acc, self.rounding, saturate)
-        self.mul_params = kernel_params(self.mul if self.mul is not None else self.acc, self.mul_rounding, saturate)
-        self.acc_exact = exact_params(self.acc, self.rounding, self.acc_params)
-        self.mul_exact = exact_params(self.mul, self.mul_rounding, self.mul_params)
-        # the round-to-odd pair path (see mpsim.gemm_kernels)
-        self.acc_pair = self.acc_exact is not None and (
-            not self.rounding.stochastic or self.acc.man_bits + self.rounding.kernel_rand_bits <= MAX_PAIR_FRACTION_BITS
+    Holds the parsed formats and roundings, the order, and the kernel
+    parameter records; :meth:`kernel_kinds` picks, per call, the fastest
+    product and step kinds that give the general path's bits.
+    """
+
+    config: GemmConfig
+    mul: FloatFormat | FixedFormat | None
+    acc: FloatFormat | FixedFormat
+    rounding: Rounding
+    mul_rounding: Rounding
+    order: OrderKind
+    block: int
+    acc_params: KernelParams
+    mul_params: KernelParams
+    acc_exact: ExactParams | None
+    mul_exact: ExactParams | None
+    acc_pair: bool  # the round-to-odd pair path applies (see mpsim.gemm_kernels)
+
+    @classmethod
+    def build(cls, config: GemmConfig) -> GemmPlan:
+        """The plan of ``config`` (:func:`plan_of` caches it)."""
+        if not config.emulate:
+            raise ValueError("a GemmConfig with emulate=False is torch.matmul's product in fp32, not an mpsim GEMM")
+        mul, acc = config.mul_format, config.acc_format
+        rounding, mul_rounding = config.acc_rounding, config.mul_rounding_rule
+        order, block = parse_order(config.order)
+        acc_params = kernel_params(acc, rounding, config.saturate)
+        mul_params = kernel_params(mul if mul is not None else acc, mul_rounding, config.saturate)
+        acc_exact = exact_params(acc, rounding, acc_params)
+        acc_pair = acc_exact is not None and (
+            not rounding.stochastic or acc.man_bits + rounding.kernel_rand_bits <= MAX_PAIR_FRACTION_BITS
+        )
+        return cls(
+            config=config,
+            mul=mul,
+            acc=acc,
+            rounding=rounding,
+            mul_rounding=mul_rounding,
+            order=order,
+            block=block,
+            acc_params=acc_params,
+            mul_params=mul_params,
+            acc_exact=acc_exact,
+            mul_exact=exact_params(mul, mul_rounding, mul_params),
+            acc_pair=acc_pair,
         )
 
     @property
@@ -231,22 +178,22 @@ class GemmSpec:
         ``shape`` (B, M, N, K) places the draws of an :class:`~mpsim.randbits.LFSRGrid` (a MAC array's stream).
         """
         if not self.stochastic:
-            return kernels.SOURCE_NONE, np.uint64(0), np.uint64(0), _EMPTY_RAND
+            return SOURCE_NONE, np.uint64(0), np.uint64(0), _EMPTY_RAND
         if isinstance(seed, LFSRGrid):
             if shape is None:
                 raise ValueError("an LFSRGrid source needs the product's shape (B, M, N, K)")
             mul_rounding = self.mul_rounding if self.mul is not None else None
             return (
-                kernels.SOURCE_ARRAY,
+                SOURCE_ARRAY,
                 np.uint64(0),
                 np.uint64(0),
-                seed.gemm_draws(shape, self.rounding, mul_rounding, self.order_name),
+                seed.gemm_draws(shape, self.rounding, mul_rounding, self.config.order),
             )
         source = make_source(seed)
         if isinstance(source, CounterRNG):
-            return kernels.SOURCE_COUNTER, np.uint64(source.key), np.uint64(source.reserve(draws)), _EMPTY_RAND
+            return SOURCE_COUNTER, np.uint64(source.key), np.uint64(source.reserve(draws)), _EMPTY_RAND
         assert isinstance(source, LFSR)
-        return kernels.SOURCE_ARRAY, np.uint64(0), np.uint64(0), source.draw(draws, self._lfsr_bits())
+        return SOURCE_ARRAY, np.uint64(0), np.uint64(0), source.draw(draws, self._lfsr_bits())
 
     def run(self, a3: np.ndarray, b3: np.ndarray, out: np.ndarray, seed: int | RandomSource | None) -> None:
         """Fill ``out`` (float64, (batch, M, N)) with the product of 3-D float32 ``a3`` and ``b3``."""
@@ -259,13 +206,13 @@ class GemmSpec:
             a3,
             b3,
             out,
-            prod_kind,
+            int(prod_kind),
             self.mul_params,
             self.mul_exact if self.mul_exact is not None else _NO_EXACT,
-            step_kind,
+            int(step_kind),
             self.acc_params,
             self.acc_exact if self.acc_exact is not None else _NO_EXACT,
-            self.order,
+            int(self.order),
             self.block,
             source,
             key,
@@ -274,29 +221,29 @@ class GemmSpec:
             *tile_shape(*out.shape),
         )
 
-    def kernel_kinds(self, a3: np.ndarray, b3: np.ndarray) -> tuple[int, int]:
+    def kernel_kinds(self, a3: np.ndarray, b3: np.ndarray) -> tuple[ProductKind, StepKind]:
         """(product kind, step kind) for these operands: the fastest path that gives the general path's bits."""
         if not _FAST_PATHS:
-            return (gk.PROD_EXACT if self.mul is None else gk.PROD_GENERAL), gk.STEP_GENERAL
+            return (ProductKind.EXACT if self.mul is None else ProductKind.GENERAL), StepKind.GENERAL
         prod = products_of(a3, b3)
         prod_kind = self._product_kind(prod)
         return prod_kind, self._step_kind(prod, prod_kind, a3.shape[2])
 
-    def _product_kind(self, prod: Products) -> int:
+    def _product_kind(self, prod: Products) -> ProductKind:
         if self.mul is None or fits(prod, self.mul, self.mul_params):
-            return gk.PROD_EXACT
+            return ProductKind.EXACT
         if self.mul_exact is None:
-            return gk.PROD_GENERAL
+            return ProductKind.GENERAL
         mul = self.mul
         assert isinstance(mul, FloatFormat)
         if self.mul_rounding.stochastic:
             # the guarded rounding adds 2**emin to subnormal products: exact on a grid of 2**(emin-52)
-            return gk.PROD_STOCHASTIC_GUARDED if prod.lsb >= mul.emin - 52 else gk.PROD_STOCHASTIC
-        return gk.PROD_NEAREST_GUARDED if _guardable(mul) else gk.PROD_NEAREST
+            return ProductKind.STOCHASTIC_GUARDED if prod.lsb >= mul.emin - 52 else ProductKind.STOCHASTIC
+        return ProductKind.NEAREST_GUARDED if guardable(mul) else ProductKind.NEAREST
 
-    def _step_kind(self, prod: Products, prod_kind: int, k_dim: int) -> int:
+    def _step_kind(self, prod: Products, prod_kind: ProductKind, k_dim: int) -> StepKind:
         if self._acc_is_binary32_nearest() and (self.mul is not None or fits(prod, _FP32, _FP32_PARAMS)):
-            return gk.STEP_F32  # every format's values are float32 values, rounded products too
+            return StepKind.F32  # every format's values are float32 values, rounded products too
         if self.acc_exact is not None:
             grid, term_max = self._term_range(prod, prod_kind)
             if self._sums_exact(grid, term_max, k_dim):
@@ -304,18 +251,18 @@ class GemmSpec:
                 assert isinstance(acc, FloatFormat)
                 on_grid = grid >= acc.min_exponent  # nothing rounds to zero
                 if not self.rounding.stochastic:
-                    if not _guardable(acc):
-                        return gk.STEP_NEAREST
+                    if not guardable(acc):
+                        return StepKind.NEAREST
                     if not on_grid:
-                        return gk.STEP_NEAREST_GUARDED
+                        return StepKind.NEAREST_GUARDED
                     # a sequential sum never meets -0 + -0; a pairwise tree adds two terms
-                    pairwise = self.order == gk.ORDER_PAIRWISE
-                    return gk.STEP_NEAREST_ON_GRID_SIGNED if pairwise else gk.STEP_NEAREST_ON_GRID
-                if on_grid and _guardable(acc) and not (prod.nan or prod.inf):
-                    return gk.STEP_STOCHASTIC_ON_GRID  # (adding r to the bits of a NaN could carry out of it)
+                    pairwise = self.order == OrderKind.PAIRWISE
+                    return StepKind.NEAREST_ON_GRID_SIGNED if pairwise else StepKind.NEAREST_ON_GRID
+                if on_grid and guardable(acc) and not (prod.nan or prod.inf):
+                    return StepKind.STOCHASTIC_ON_GRID  # (adding r to the bits of a NaN could carry out of it)
                 # the guarded step adds 2**emin to subnormal sums: exact when the terms are multiples of 2**(emin-52)
-                return gk.STEP_STOCHASTIC_GUARDED if grid >= acc.emin - 52 else gk.STEP_STOCHASTIC
-        return gk.STEP_PAIR if self.acc_pair else gk.STEP_GENERAL
+                return StepKind.STOCHASTIC_GUARDED if grid >= acc.emin - 52 else StepKind.STOCHASTIC
+        return StepKind.PAIR if self.acc_pair else StepKind.GENERAL
 
     def _acc_is_binary32_nearest(self) -> bool:
         """IEEE binary32 with round-to-nearest-even and overflow to Inf: float32 hardware addition."""
@@ -329,9 +276,9 @@ class GemmSpec:
             and self.rounding.mode == RoundingMode.NEAREST
         )
 
-    def _term_range(self, prod: Products, prod_kind: int) -> tuple[int, float]:
+    def _term_range(self, prod: Products, prod_kind: ProductKind) -> tuple[int, float]:
         """(g, t): every finite term is a multiple of 2**g of magnitude at most t."""
-        if prod_kind == gk.PROD_EXACT:
+        if prod_kind == ProductKind.EXACT:
             return prod.lsb, prod.max
         mul = self.mul
         if isinstance(mul, FixedFormat):
@@ -357,9 +304,9 @@ class GemmSpec:
         acc = self.acc
         assert isinstance(acc, FloatFormat)
         grid = min(grid, acc.emax - acc.man_bits)
-        if self.order == gk.ORDER_SEQUENTIAL:
+        if self.order == OrderKind.SEQUENTIAL:
             depth = k_dim
-        elif self.order == gk.ORDER_PAIRWISE:
+        elif self.order == OrderKind.PAIRWISE:
             depth = k_dim.bit_length()
         else:
             depth = min(k_dim, self.block) + -(-k_dim // self.block)
@@ -375,12 +322,6 @@ class GemmSpec:
         if len(counts) > 1:
             raise ValueError(f"an LFSR source hands out one bit count per rounding; mul and acc ask {sorted(counts)}")
         return counts.pop()
-
-    def __repr__(self) -> str:
-        return (
-            f"GemmSpec(mul={self.mul}, acc={self.acc}, rounding={self.rounding}, "
-            f"mul_rounding={self.mul_rounding}, fma={self.fma}, order={self.order_name!r})"
-        )
 
 
 def _as_float32_3d(x: np.ndarray, name: str) -> np.ndarray:
@@ -404,8 +345,16 @@ def _as_float32_3d(x: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def qmatmul_numpy(a: np.ndarray, b: np.ndarray, spec: GemmSpec, seed: int | RandomSource | None = None) -> np.ndarray:
-    """:func:`qmatmul` on NumPy arrays (float32 result)."""
+@functools.lru_cache(maxsize=256)
+def plan_of(config: GemmConfig) -> GemmPlan:
+    """The plan of ``config``, built once per distinct config (a layer's GEMMs reuse theirs every step)."""
+    return GemmPlan.build(config)
+
+
+def qmatmul_array(
+    a: np.ndarray, b: np.ndarray, plan: GemmPlan, seed: int | RandomSource | LFSRGrid | None = None
+) -> np.ndarray:
+    """:func:`mpsim.qmatmul` of NumPy arrays under ``plan`` (float32 result)."""
     squeeze = a.ndim == 2 and b.ndim == 2
     a3 = _as_float32_3d(a, "a")
     b3 = _as_float32_3d(b, "b")
@@ -416,40 +365,6 @@ def qmatmul_numpy(a: np.ndarray, b: np.ndarray, spec: GemmSpec, seed: int | Rand
     batch = max(a3.shape[0], b3.shape[0])
     m, n = a3.shape[1], b3.shape[2]
     out = np.empty((batch, m, n), dtype=np.float64)
-    spec.run(a3, b3, out, seed)
+    plan.run(a3, b3, out, seed)
     result = out.astype(np.float32)
     return result[0] if squeeze else result
-
-
-def qmatmul(
-    a: Any,
-    b: Any,
-    *,
-    mul: str | FloatFormat | FixedFormat | None = None,
-    acc: str | FloatFormat | FixedFormat | None = "fp32",
-    rounding: str | Rounding = "nearest",
-    mul_rounding: str | Rounding = "nearest",
-    fma: bool = False,
-    order: str | int = "sequential",
-    seed: int | RandomSource | None = None,
-    saturate: bool | None = None,
-) -> Any:
-    """Matrix product with every product rounded to ``mul`` and every addition to ``acc``.
-
-    ``a``: (M, K) or (B, M, K); ``b``: (K, N) or (B, K, N); a batch of 1
-    broadcasts. NumPy arrays or torch CPU tensors (float32, or float64 holding
-    float32 values); returns the same type, float32. ``rounding`` is the
-    accumulator's rounding (``"stochastic:K"``...), ``mul_rounding`` the
-    products'; ``order`` is ``"sequential"``, ``"pairwise"`` or a block size.
-    Stochastic bits come from ``seed`` (int, CounterRNG or LFSR), ``k`` bits per
-    rounding, placed in the stream as :mod:`mpsim.gemm_kernels` documents (a
-    CounterRNG's 64-bit words are shared by runs of ``64 // k`` steps).
-    """
-    spec = GemmSpec(mul, acc, rounding, mul_rounding=mul_rounding, fma=fma, order=order, saturate=saturate)
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return qmatmul_numpy(a, b, spec, seed)
-    if type(a).__module__.startswith("torch") or type(b).__module__.startswith("torch"):
-        from mpsim.torch_glue import qmatmul_tensors
-
-        return qmatmul_tensors(a, b, spec, seed)
-    raise ValueError(f"qmatmul takes NumPy arrays or torch tensors, not {type(a).__name__} and {type(b).__name__}")

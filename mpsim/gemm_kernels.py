@@ -63,6 +63,7 @@ and each step shifts its bits out of the run's words.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 from collections.abc import Callable
@@ -74,47 +75,73 @@ import numpy as np
 from numba.core import errors, types
 from numba.extending import overload
 
-from mpsim.kernels import (
+from mpsim.gemm_config import OrderKind
+from mpsim.kernels import finish_float, pow2, quantize_scalar
+from mpsim.params import (
     DOWN,
     NEAREST,
     NEAREST_AWAY,
     SOURCE_COUNTER,
     TOWARD_ZERO,
     UP,
+    ExactParams,
     KernelParams,
-    _pow2,
-    finish_float,
-    quantize_scalar,
 )
-from mpsim.randbits import _GOLDEN, splitmix64
+from mpsim.randbits import GOLDEN, splitmix64
 
 STAGE_PRODUCT = 0
 STAGE_SUM = 1
 STAGE_COMBINE = 2
 STAGES = 3
 
-ORDER_SEQUENTIAL = 0
-ORDER_PAIRWISE = 1
-ORDER_BLOCKED = 2
 
-PROD_EXACT = 0  # the float64 product, not rounded
-PROD_NEAREST = 1  # round_exact_nearest into the product format
-PROD_STOCHASTIC = 2  # round_exact_stochastic into the product format
-PROD_GENERAL = 3  # quantize_scalar
+class ProductKind(enum.IntEnum):
+    """How a GEMM kernel forms its terms."""
 
-STEP_GENERAL = 0
-STEP_PAIR = 1
-STEP_NEAREST = 2
-STEP_STOCHASTIC = 3
-STEP_F32 = 4
-# Guarded kinds (NaN or Inf where a range check is needed), numbered apart from every other product and step kind.
-STEP_NEAREST_GUARDED = 5
-STEP_STOCHASTIC_GUARDED = 6
-PROD_NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
-STEP_NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid (-0 becomes +0)
-STEP_STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (-0 kept)
-STEP_NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
-PROD_STOCHASTIC_GUARDED = 11  # round_stochastic_guarded into the product format
+    EXACT = 0  # the float64 product, not rounded
+    NEAREST = 1  # round_exact_nearest into the product format
+    STOCHASTIC = 2  # round_exact_stochastic into the product format
+    GENERAL = 3  # quantize_scalar: every mode and format
+    # Guarded kinds (NaN or Inf where a range check is needed) are numbered apart from every step kind.
+    NEAREST_GUARDED = 7  # round_nearest_guarded into the product format
+    STOCHASTIC_GUARDED = 11  # round_stochastic_guarded into the product format
+
+
+class StepKind(enum.IntEnum):
+    """How a GEMM kernel rounds each addition into the accumulator (see the module doc)."""
+
+    GENERAL = 0
+    PAIR = 1
+    NEAREST = 2
+    STOCHASTIC = 3
+    F32 = 4
+    NEAREST_GUARDED = 5
+    STOCHASTIC_GUARDED = 6
+    NEAREST_ON_GRID = 8  # round_nearest_on_grid: sums on the accumulator's finest grid (-0 becomes +0)
+    STOCHASTIC_ON_GRID = 9  # round_stochastic_on_grid: the same for stochastic rounding (-0 kept)
+    NEAREST_ON_GRID_SIGNED = 10  # round_nearest_on_grid with the sign of zero kept (pairwise: -0 + -0)
+
+
+# The kernels compare plain ints (Numba specialises on them as literals); these are the enums' values.
+ORDER_SEQUENTIAL = int(OrderKind.SEQUENTIAL)
+ORDER_PAIRWISE = int(OrderKind.PAIRWISE)
+ORDER_BLOCKED = int(OrderKind.BLOCKED)
+PROD_EXACT = int(ProductKind.EXACT)
+PROD_NEAREST = int(ProductKind.NEAREST)
+PROD_STOCHASTIC = int(ProductKind.STOCHASTIC)
+PROD_GENERAL = int(ProductKind.GENERAL)
+PROD_NEAREST_GUARDED = int(ProductKind.NEAREST_GUARDED)
+PROD_STOCHASTIC_GUARDED = int(ProductKind.STOCHASTIC_GUARDED)
+STEP_GENERAL = int(StepKind.GENERAL)
+STEP_PAIR = int(StepKind.PAIR)
+STEP_NEAREST = int(StepKind.NEAREST)
+STEP_STOCHASTIC = int(StepKind.STOCHASTIC)
+STEP_F32 = int(StepKind.F32)
+STEP_NEAREST_GUARDED = int(StepKind.NEAREST_GUARDED)
+STEP_STOCHASTIC_GUARDED = int(StepKind.STOCHASTIC_GUARDED)
+STEP_NEAREST_ON_GRID = int(StepKind.NEAREST_ON_GRID)
+STEP_STOCHASTIC_ON_GRID = int(StepKind.STOCHASTIC_ON_GRID)
+STEP_NEAREST_ON_GRID_SIGNED = int(StepKind.NEAREST_ON_GRID_SIGNED)
 PROD_ROUNDED = -1  # compile-time stand-in for every kind but PROD_EXACT (see _products)
 
 MAX_TILE_ROWS = 16  # rows of a parallel work item: per-step overheads and each row of b serve them all
@@ -125,30 +152,6 @@ _U_SIGN = np.uint64(0x8000000000000000)
 _U_ABS = np.uint64(0x7FFFFFFFFFFFFFFF)
 _U_EXP = np.uint64(0x7FF0000000000000)
 _U_INF = np.uint64(0x7FF0000000000000)
-
-
-class ExactParams(NamedTuple):
-    """Numbers for rounding an exact float64 value into a float format with subnormals."""
-
-    c_shift: np.uint64  # (52 - man_bits) << 52: 2**E -> 2**(E + 52 - man_bits), whose float64 ulp is the quantum
-    c_small: np.uint64  # float64 bits of 2**(min_exponent + 52), the same below the smallest normal
-    trunc: np.uint64  # clears the float64 mantissa bits below the quantum
-    emin_bits: np.uint64  # float64 bits of 2**emin
-    max_value: float  # largest finite magnitude
-    overflow: float  # magnitude an overflow or an infinity gives (Inf, NaN or max)
-    to_quanta: float  # 2**-min_exponent
-    quantum: float  # 2**min_exponent
-    k: np.uint64  # random bits of stochastic rounding (0: nearest)
-    k_scale: float  # 2**k
-    r_down: np.uint64  # r -> the random bits at the scale of the discarded bits: (r >> down) << up
-    r_up: np.uint64
-    r_kept: np.uint64  # bits of r that reach the discarded bits: min(k, 52 - man_bits)
-    r_mask: np.uint64  # their place: ((1 << r_kept) - 1) << r_up
-    zero: float  # +0.0 where the format has no -0 (adding it clears the sign of zero), else -0.0 (a no-op)
-    emin_value: float  # 2**emin
-    emax_bits: np.uint64  # float64 bits of 2**emax: from there up a rounding may overflow
-    guard_scale: float  # 2**(1024 - emax): 2**E times it is Inf exactly when E >= emax
-    magic_scale: float  # 1.5 * 2**(52 - man_bits) / guard_scale
 
 
 @numba.njit(inline="always")
@@ -189,7 +192,7 @@ def round_pair(s: float, e: float, p: KernelParams, r: int) -> float:
         q = p.emin - p.man_bits
     else:
         q = p.emin
-    scale = _pow2(-q)
+    scale = pow2(-q)
     x = mag * scale
     y = err * scale
     if y == 0.0:
@@ -199,7 +202,7 @@ def round_pair(s: float, e: float, p: KernelParams, r: int) -> float:
         hi -= 1.0
     frac = x - hi  # exact; the fraction of the exact value is frac + y, strictly inside (0, 1)
     mode = p.mode
-    if mode == NEAREST or mode == NEAREST_AWAY:
+    if mode == NEAREST or mode == NEAREST_AWAY:  # noqa: SIM109 - two int compares; Numba would build a tuple
         t, t_err = two_sum(frac, y)
         above_half = t > 0.5 or (t == 0.5 and t_err > 0.0)
         up = above_half  # an exact tie is impossible: s + e is not a float64
@@ -210,20 +213,20 @@ def round_pair(s: float, e: float, p: KernelParams, r: int) -> float:
     elif mode == DOWN:
         up = neg
     else:
-        k_scale = _pow2(p.rand_bits)
+        k_scale = pow2(p.rand_bits)
         t, t_err = two_sum(frac * k_scale, y * k_scale)
         top = np.int64(_floor_pair(t, t_err))
         up = ((top + r) >> p.rand_bits) != 0
     count = hi + (1.0 if up else 0.0)
     if p.is_fixed:
         return _fixed_from_count(p, count, neg)
-    return finish_float(p, count * _pow2(q), neg)
+    return finish_float(p, count * pow2(q), neg)
 
 
 @numba.njit(inline="always")
 def _fixed_from_count(p: KernelParams, count: float, neg: bool) -> float:
     """Fixed point from a whole number of quanta (a float64 integer, possibly huge)."""
-    scale = _pow2(-p.frac_bits)
+    scale = pow2(-p.frac_bits)
     top = np.float64(np.int64(1) << p.magnitude_bits)
     if p.wrap:
         width = p.magnitude_bits + (1 if p.signed else 0)
@@ -425,10 +428,10 @@ def _fill_explicit(
 @numba.njit(cache=True)
 def _fill_words(key: np.uint64, first: np.uint64, row_stride: int, stride: int, words: np.ndarray) -> None:
     """``words[r, j]`` = the counter stream's 64-bit word at ``first + r*row_stride + j*stride``."""
-    step = np.uint64(stride) * _GOLDEN
+    step = np.uint64(stride) * GOLDEN
     for r in range(words.shape[0]):
         # counter_word(key, first + r*row_stride + j*stride), its Weyl sequence stepped by addition
-        weyl = key + (first + np.uint64(r * row_stride)) * _GOLDEN
+        weyl = key + (first + np.uint64(r * row_stride)) * GOLDEN
         for j in range(words.shape[1]):
             words[r, j] = splitmix64(weyl)
             weyl += step
@@ -807,20 +810,9 @@ class _Tile(NamedTuple):
     j1: int
 
 
-PROD_KINDS = (PROD_EXACT, PROD_NEAREST, PROD_STOCHASTIC, PROD_GENERAL, PROD_NEAREST_GUARDED, PROD_STOCHASTIC_GUARDED)
-STEP_KINDS = (
-    STEP_GENERAL,
-    STEP_PAIR,
-    STEP_NEAREST,
-    STEP_STOCHASTIC,
-    STEP_F32,
-    STEP_NEAREST_GUARDED,
-    STEP_STOCHASTIC_GUARDED,
-    STEP_NEAREST_ON_GRID,
-    STEP_STOCHASTIC_ON_GRID,
-    STEP_NEAREST_ON_GRID_SIGNED,
-)
-ORDERS = (ORDER_SEQUENTIAL, ORDER_PAIRWISE, ORDER_BLOCKED)
+PROD_KINDS = tuple(int(kind) for kind in ProductKind)
+STEP_KINDS = tuple(int(kind) for kind in StepKind)
+ORDERS = tuple(int(order) for order in OrderKind)
 
 
 def qgemm(
@@ -917,7 +909,8 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
     # float32 accumulators sum without conversions, except in a pairwise tree, whose stack is float64
     acc_dtype = np.float32 if step_kind == STEP_F32 and not tree else np.float64
     products = PROD_EXACT if exact else PROD_ROUNDED
-    # (only ints, bools and a NumPy type here: the disk cache's key pickles them, and a dispatcher pickles anew per process)
+    # Only ints, bools and a NumPy type here: the disk cache's key pickles them, and a dispatcher pickles anew
+    # in each process.
 
     @numba.njit(nogil=True, cache=True)
     def gemm_tiles_of_kind(

@@ -18,53 +18,28 @@ after, per mode and policy. The stochastic rule is in :mod:`mpsim.rounding`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numba
 import numpy as np
 from numba import prange
 
+from mpsim.params import (
+    DOWN,
+    NEAREST,
+    NEAREST_AWAY,
+    SOURCE_COUNTER,
+    TOWARD_ZERO,
+    UP,
+    Float32Params,
+    KernelParams,
+)
 from mpsim.randbits import counter_word
-from mpsim.rounding import RoundingMode
-
-NEAREST = RoundingMode.NEAREST.code
-NEAREST_AWAY = RoundingMode.NEAREST_AWAY.code
-TOWARD_ZERO = RoundingMode.TOWARD_ZERO.code
-UP = RoundingMode.UP.code
-DOWN = RoundingMode.DOWN.code
-STOCHASTIC = RoundingMode.STOCHASTIC.code
-
-# Source of the random bits of stochastic rounding inside a kernel.
-SOURCE_NONE = 0  # deterministic modes
-SOURCE_COUNTER = 1  # CounterRNG(key) at position offset + flat index
-SOURCE_ARRAY = 2  # explicit k-bit integers, one per element (LFSR, test benches)
 
 _M52 = (1 << 52) - 1
 _IMPLICIT = 1 << 52
 
 
-class KernelParams(NamedTuple):
-    """A format and rounding flattened to plain numbers for the kernels."""
-
-    is_fixed: bool
-    man_bits: int  # float: stored mantissa bits
-    emin: int  # float: exponent of the smallest normal
-    subnormals: bool
-    frac_bits: int  # fixed: fraction bits
-    magnitude_bits: int  # fixed: int_bits + frac_bits
-    signed: bool  # fixed: two's complement
-    wrap: bool  # fixed: wrap instead of saturate
-    max_value: float  # largest finite magnitude
-    saturate: bool  # clamp overflow (and Inf input) to +-max
-    has_inf: bool
-    has_nan: bool
-    unsigned_zero: bool  # no -0 (fnuz)
-    mode: int  # RoundingMode.code
-    rand_bits: int  # k (0 for deterministic modes)
-
-
 @numba.njit(inline="always")
-def _pow2(exponent: int) -> float:
+def pow2(exponent: int) -> float:
     """2.0**exponent for -1022 <= exponent <= 1023, built from its bits."""
     return np.int64((exponent + 1023) << 52).view(np.float64)
 
@@ -92,7 +67,7 @@ def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
             if p.wrap:
                 return np.nan  # no two's complement value is right
             top = np.int64(1) << p.magnitude_bits
-            return _fixed_clamp(p, top + 1, neg, top, _pow2(-p.frac_bits))
+            return _fixed_clamp(p, top + 1, neg, top, pow2(-p.frac_bits))
         if p.saturate:
             mag = p.max_value
         elif p.has_inf:
@@ -158,7 +133,7 @@ def quantize_scalar(x: float, p: KernelParams, r: int) -> float:
 
     if d <= 0:
         return finish_float(p, np.abs(x), neg)
-    return finish_float(p, np.float64(hi + up) * _pow2(q), neg)
+    return finish_float(p, np.float64(hi + up) * pow2(q), neg)
 
 
 @numba.njit(inline="always")
@@ -184,7 +159,7 @@ def finish_float(p: KernelParams, mag: float, neg: bool) -> float:
 @numba.njit(inline="always")
 def _fixed_result(p: KernelParams, sig: int, d: int, n: int, neg: bool) -> float:
     """Fixed point: ``|x|`` rounded to ``n`` quanta (or ``sig << -d`` if exact), saturated or wrapped."""
-    scale = _pow2(-p.frac_bits)
+    scale = pow2(-p.frac_bits)
     top = np.int64(1) << p.magnitude_bits  # magnitudes reach top - 1 (and top when negative)
     if p.wrap:
         width = p.magnitude_bits + (1 if p.signed else 0)
@@ -250,31 +225,7 @@ def quantize_strided(
     i = 0
     for index in np.ndindex(x.shape):
         out[i] = quantize_scalar(np.float64(x[index]), p, _random_bits(p, source, key, offset, rand, i))
-        i += 1
-
-
-class Float32Params(NamedTuple):
-    """Extra numbers for the float32 fast path (normal range of the target format)."""
-
-    shift: int  # 23 - man_bits: float32 mantissa bits dropped in the normal range
-    emin_bits: int  # float32 bit pattern of 2**emin, the smallest normal
-    half_emin_bits: int  # float32 bit pattern of 2**(emin-1)
-    max_bits: int  # float32 bit pattern of max
-    overflow_bits: int  # magnitude bits that an overflowing nearest/stochastic rounding gives
-    inf_bits: int  # magnitude bits that an infinite input gives
-
-
-@numba.njit(inline="always")
-def _f32_fast(a: int, f: Float32Params, up: int) -> int:
-    """Magnitude bits of ``a`` truncated to the target grid plus ``up`` quanta, overflow resolved."""
-    r = (a & ~((np.int64(1) << f.shift) - 1)) + (up << f.shift)
-    return f.overflow_bits if r > f.max_bits else r
-
-
-@numba.njit(inline="always")
-def _f32_general(bits: np.uint32, p: KernelParams, r: int) -> np.uint32:
-    """:func:`quantize_scalar` on a float32 given and returned as its bits."""
-    return np.float32(quantize_scalar(np.float64(np.uint32(bits).view(np.float32)), p, r)).view(np.uint32)
+        i += 1  # noqa: SIM113 - Numba does not type enumerate over np.ndindex
 
 
 @numba.njit
@@ -302,7 +253,7 @@ def quantize_f32_nearest(u: np.ndarray, o: np.ndarray, p: KernelParams, f: Float
     s = f.shift
     low_mask = (np.int64(1) << s) - 1
     half_minus_one = (np.int64(1) << (s - 1)) - 1 if s > 0 else np.int64(0)
-    magic = np.float32(_pow2(p.emin - p.man_bits + 23))
+    magic = np.float32(pow2(p.emin - p.man_bits + 23))
     quiet = np.int64(0x00400000)
     for i in prange(u.size):
         bits = np.int64(u[i])
@@ -347,9 +298,9 @@ def quantize_f32_stochastic(
     k = p.rand_bits
     low_mask = (np.int64(1) << s) - 1
     min_exponent = p.emin - p.man_bits if p.subnormals else p.emin
-    to_quanta = _pow2(-min_exponent)
-    quantum = _pow2(min_exponent)
-    scale_k = _pow2(k)
+    to_quanta = pow2(-min_exponent)
+    quantum = pow2(min_exponent)
+    scale_k = pow2(k)
     quiet = np.int64(0x00400000)
     for i in prange(u.size):
         r = _random_bits(p, source, key, offset, rand, i)

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.quantize import quantize
 from mpsim.randbits import CounterRNG, make_source
 from mpsim.rounding import parse_rounding
+from mpsim.torch_glue import quantize_tensor
 
 __all__ = ["QSGD", "OptimPrecision", "QAdam", "QAdamW"]
 
@@ -212,7 +212,7 @@ class _QOptimizer(torch.optim.Optimizer):
         if p.dtype != torch.float32 or p.device.type != "cpu":
             raise ValueError(f"{type(self).__name__} takes float32 CPU parameters, not {p.dtype} on {p.device}")
         fmt = self.precision.grad_format
-        return grad if fmt is None else quantize(grad, fmt, "nearest")
+        return grad if fmt is None else quantize_tensor(grad, fmt, "nearest")
 
     def _weight(self, p: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
         """The float32 weight the update reads: the master copy (made at the first step) or ``p``."""
@@ -226,7 +226,7 @@ class _QOptimizer(torch.optim.Optimizer):
         """Round a state tensor in place into the state format (no-op without one)."""
         fmt = self.precision.state_format
         if fmt is not None:
-            buf.copy_(quantize(buf, fmt, self.precision.state_rounding, seed=self.rng))
+            buf.copy_(quantize_tensor(buf, fmt, self.precision.state_rounding, seed=self.rng))
 
     def _write(
         self,
@@ -251,19 +251,19 @@ class _QOptimizer(torch.optim.Optimizer):
             y = increment(p).sub_(comp)
             t = p + y
             if fmt is not None:
-                t = quantize(t, fmt, rounding, seed=self.rng)
+                t = quantize_tensor(t, fmt, rounding, seed=self.rng)
             comp.copy_((t - p) - y)
             p.copy_(t)
         elif prec.master_weights:
             master = state["master"]
             apply(master)
-            p.copy_(master if fmt is None else quantize(master, fmt, rounding, seed=self.rng))
+            p.copy_(master if fmt is None else quantize_tensor(master, fmt, rounding, seed=self.rng))
         elif fmt is None:
             apply(p)
         else:
             w = p.detach().clone(memory_format=torch.preserve_format)
             apply(w)
-            p.copy_(quantize(w, fmt, rounding, seed=self.rng))
+            p.copy_(quantize_tensor(w, fmt, rounding, seed=self.rng))
 
     # --- state_dict with the random-number state ---------------------------------
 
@@ -326,7 +326,8 @@ class QSGD(_QOptimizer):
             raise ValueError(f"nesterov must be True or False, not {nesterov!r}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
-                f"nesterov momentum needs momentum > 0 and dampening 0, not momentum={momentum!r}, dampening={dampening!r}"
+                "nesterov momentum needs momentum > 0 and dampening 0, "
+                f"not momentum={momentum!r}, dampening={dampening!r}"
             )
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults, OptimPrecision() if precision is None else precision)

@@ -47,17 +47,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
-if TYPE_CHECKING:
-    from mpsim.rounding import Rounding
+from mpsim.rounding import Rounding
 
-__all__ = ["LFSR", "LFSR_TAPS", "CounterRNG", "LFSRGrid", "RandomSource", "lfsr_jump", "make_source"]
+__all__ = [
+    "GOLDEN",
+    "LFSR",
+    "LFSR_TAPS",
+    "CounterRNG",
+    "LFSRGrid",
+    "RandomSource",
+    "counter_word",
+    "lfsr_jump",
+    "make_source",
+    "splitmix64",
+]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
@@ -76,7 +85,7 @@ def splitmix64(z: np.uint64) -> np.uint64:
 @numba.njit(inline="always")
 def counter_word(key: np.uint64, index: np.uint64) -> np.uint64:
     """The 64-bit random word at position ``index`` of the stream ``key``."""
-    return splitmix64(key + index * _GOLDEN)
+    return splitmix64(key + index * GOLDEN)
 
 
 @numba.njit(cache=True)
@@ -199,11 +208,8 @@ class LFSRSpec:
             raise ValueError(f"LFSR width must be an integer, not {self.width!r}")
         if self.taps is None and self.width not in LFSR_TAPS:
             raise ValueError(f"LFSR width must be {min(LFSR_TAPS)}..{max(LFSR_TAPS)}, not {self.width!r}")
-        if self.taps is not None:
-            if not self.taps or max(self.taps) != self.width or min(self.taps) < 1:
-                raise ValueError(
-                    f"LFSR taps must be positions 1..{self.width} including {self.width}, not {self.taps!r}"
-                )
+        if self.taps is not None and (not self.taps or max(self.taps) != self.width or min(self.taps) < 1):
+            raise ValueError(f"LFSR taps must be positions 1..{self.width} including {self.width}, not {self.taps!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"LFSR seed must be an integer, not {self.seed!r}")
         if not 1 <= self.seed < 2**self.width:

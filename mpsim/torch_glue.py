@@ -1,25 +1,39 @@
-"""Torch CPU tensors through the NumPy kernels: zero-copy views in, a tensor out."""
+"""Torch CPU tensors through the NumPy API: zero-copy views in, a tensor out.
+
+The bottom of the torch adapter: :mod:`mpsim.autograd`, :mod:`mpsim.nn` and
+:mod:`mpsim.optim` quantize and multiply tensors through these two functions.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from mpsim import kernels
-from mpsim.formats import FixedFormat, FloatFormat
-from mpsim.rounding import Rounding
+from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.gemm import GemmPlan, qmatmul_array
+from mpsim.params import kernel_params
+from mpsim.quantize import check_fits, quantize_float_array
+from mpsim.randbits import LFSRGrid, RandomSource
+from mpsim.rounding import Rounding, parse_rounding
+
+__all__ = ["qmatmul_tensors", "quantize_tensor"]
 
 # Narrow torch dtypes: computed in float32, written back exactly when the format fits.
 _NARROW = {torch.float16: ("float16", 5, 10), torch.bfloat16: ("bfloat16", 8, 7)}
 
 
 def quantize_tensor(
-    x: torch.Tensor, fmt: FloatFormat | FixedFormat, p: kernels.KernelParams, rule: Rounding, seed: Any
+    x: torch.Tensor,
+    fmt: str | FloatFormat | FixedFormat,
+    rounding: str | Rounding = "nearest",
+    *,
+    rand_bits: int | None = None,
+    seed: int | RandomSource | None = None,
+    saturate: bool | None = None,
 ) -> torch.Tensor:
-    """Quantize a CPU tensor; a CUDA (or other device) tensor is refused, never copied."""
-    from mpsim.quantize import _check_fits, _quantize_numpy
-
+    """:func:`mpsim.quantize` of a CPU tensor; a CUDA (or other device) tensor is refused, never copied."""
+    fmt = parse_format(fmt)
+    rule = parse_rounding(rounding, rand_bits)
+    p = kernel_params(fmt, rule, saturate)
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"expected a torch.Tensor, not {type(x).__name__}")
     if x.device.type != "cpu":
@@ -29,16 +43,16 @@ def quantize_tensor(
         )
     if x.dtype in (torch.float32, torch.float64):
         view = x.detach().numpy()  # shares memory, keeps strides
-        return torch.from_numpy(_quantize_numpy(view, fmt, p, rule, seed))
+        return torch.from_numpy(quantize_float_array(view, fmt, p, rule, seed))
     if x.dtype in _NARROW:
         name, e, m = _NARROW[x.dtype]
-        _check_fits(fmt, name, e, m)
+        check_fits(fmt, name, e, m)
         wide = x.detach().float().numpy()
-        return torch.from_numpy(_quantize_numpy(wide, fmt, p, rule, seed)).to(x.dtype)
+        return torch.from_numpy(quantize_float_array(wide, fmt, p, rule, seed)).to(x.dtype)
     raise ValueError(f"quantize takes float16, bfloat16, float32 or float64 tensors, not {x.dtype}")
 
 
-def _cpu_numpy(x: torch.Tensor, name: str) -> Any:
+def _cpu_numpy(x: object, name: str) -> object:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"qmatmul {name} must be a torch.Tensor when the other is, not {type(x).__name__}")
     if x.device.type != "cpu":
@@ -48,8 +62,8 @@ def _cpu_numpy(x: torch.Tensor, name: str) -> Any:
     return x.detach().numpy()
 
 
-def qmatmul_tensors(a: torch.Tensor, b: torch.Tensor, spec: Any, seed: Any) -> torch.Tensor:
-    """:func:`mpsim.qmatmul` on CPU tensors (float32 result)."""
-    from mpsim.gemm import qmatmul_numpy
-
-    return torch.from_numpy(qmatmul_numpy(_cpu_numpy(a, "a"), _cpu_numpy(b, "b"), spec, seed))
+def qmatmul_tensors(
+    a: torch.Tensor, b: torch.Tensor, plan: GemmPlan, seed: int | RandomSource | LFSRGrid | None = None
+) -> torch.Tensor:
+    """:func:`mpsim.qmatmul` of CPU tensors under ``plan`` (float32 result)."""
+    return torch.from_numpy(qmatmul_array(_cpu_numpy(a, "a"), _cpu_numpy(b, "b"), plan, seed))

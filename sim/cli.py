@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mpsim.extras import require
+
 __all__ = ["register"]
 
 
@@ -35,6 +37,7 @@ def _manifest_for(args: argparse.Namespace, log) -> Path:  # type: ignore[no-unt
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
+    require("hw", "amaranth", "cocotb", "cocotb_tools")
     from sim.runner import cosimulate
     from sim.vectors import Stimulus
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+import mpsim
 from mpsim.formats import FloatFormat
 from sim.vectors import Stimulus
 
@@ -82,7 +83,7 @@ class BenchResult:
 def _code(fmt: FloatFormat | None, code: int, width: int) -> dict[str, Any]:
     out: dict[str, Any] = {"hex": f"{code:#0{2 + -(-width // 4)}x}", "bits": format(code, f"0{width}b")}
     if fmt is not None:
-        out["value"] = repr(float(fmt.decode(np.array([code]))[0]))
+        out["value"] = repr(float(mpsim.decode(fmt, np.array([code]))[0]))
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from hls_gen.emit import MANIFEST_VERSION
 from mpsim.formats import FloatFormat, parse_format
+from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSRGrid
 
 __all__ = ["UNITS", "ArrayDesign", "Design", "MultiplierDesign", "Port", "read_manifest"]
@@ -62,6 +63,17 @@ class ArrayDesign:
     lfsr_taps: tuple[int, ...]
     pe_seeds: tuple[tuple[int, ...], ...]
     ports: dict[str, Port]
+
+    @property
+    def gemm_config(self) -> GemmConfig:
+        """The array's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``), with :meth:`random_source`."""
+        return GemmConfig(
+            mul=self.product_format,
+            acc=self.acc_format,
+            rounding=self.rounding,
+            mul_rounding=self.product_rounding,
+            order="sequential",
+        )
 
     def random_source(self) -> LFSRGrid:
         """The array's random stream in its reset state, checked against the manifest's PE seeds."""

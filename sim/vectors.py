@@ -99,7 +99,7 @@ def operand_codes(
 def canonical_codes(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """Bit patterns of mpsim's results, every NaN as the format's ``nan_code`` (what the hardware emits)."""
     values = np.asarray(values, dtype=np.float32)
-    codes = fmt.encode(values).astype(np.int64)
+    codes = mpsim.encode(fmt, values).astype(np.int64)
     if fmt.nan_code is not None:
         codes = np.where(np.isnan(values), fmt.nan_code, codes)
     return codes
@@ -156,7 +156,7 @@ def multiplier_vectors(design: MultiplierDesign, stimulus: Stimulus) -> Multipli
         rng = np.random.default_rng(stimulus.seed)
         a, b = operand_codes(rng, fa, (count,)), operand_codes(rng, fb, (count,))
     with np.errstate(invalid="ignore"):  # 0 x Inf is NaN, as intended
-        exact = fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)
+        exact = mpsim.decode(fa, a).astype(np.float64) * mpsim.decode(fb, b).astype(np.float64)
     rand = None
     if design.out_format is None:
         want = exact
@@ -294,7 +294,6 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
     tiles_want: list[np.ndarray] = []
     tiles_valid: list[np.ndarray] = []
     a_list, b_list = [], []
-    mul = design.product_format
     for index, (batch, m, k, n) in enumerate(_shapes(design, stimulus, rng)):
         a = operand_codes(rng, design.a_format, (batch, m, k), special_rate=0.005)
         b = operand_codes(rng, design.b_format, (batch, k, n), special_rate=0.005)
@@ -304,13 +303,9 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
                 a[:, 0, 1:] = np.where(cancel, a[:, 0, :-1], a[:, 0, 1:])
                 b[:, 1:, 0] = np.where(cancel, b[:, :-1, 0] ^ (1 << (design.b_format.bits - 1)), b[:, 1:, 0])
         c = mpsim.qmatmul(
-            design.a_format.decode(a),
-            design.b_format.decode(b),
-            mul=mul,
-            acc=design.acc_format,
-            rounding=design.rounding,
-            mul_rounding=design.product_rounding,
-            order="sequential",
+            mpsim.decode(design.a_format, a),
+            mpsim.decode(design.b_format, b),
+            config=design.gemm_config,
             seed=grid,
         )
         codes = canonical_codes(c, design.acc_format).reshape(batch, m, n)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mpsim
-from mpsim.gemm import qmatmul
+from mpsim import qmatmul
 from tests.exact_reference import Value, add, round_exact, same
 from tests.random_reference import gemm_draw
 

@@ -1,6 +1,6 @@
 """qmatmul's fast kernel paths give the general path's bits, and are taken only where that is proven.
 
-The end-to-end tests check which path :meth:`GemmSpec.kernel_kinds` picks (so
+The end-to-end tests check which path :meth:`GemmPlan.kernel_kinds` picks (so
 a fast path is really exercised), then compare the output bit for bit with the
 general path (TwoSum pairs rounded by ``round_pair``, products by
 ``quantize_scalar``), which ``mpsim.gemm._FAST_PATHS = False`` forces. The
@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 import mpsim
-from mpsim import gemm
+from mpsim import gemm, qmatmul
 from mpsim import gemm_kernels as gk
-from mpsim.gemm import GemmSpec, Products, exact_params, fits, qmatmul
-from mpsim.kernels import NEAREST, quantize_scalar
-from mpsim.quantize import kernel_params
+from mpsim.gemm import GemmPlan, Products, fits
+from mpsim.gemm_config import GemmConfig
+from mpsim.kernels import quantize_scalar
+from mpsim.params import NEAREST, exact_params, kernel_params
 from mpsim.randbits import LFSR, CounterRNG
 from tests.conftest import assert_same_floats
 
@@ -29,16 +30,17 @@ ORDERS = ["sequential", "pairwise", 3]
 NAN_PAYLOAD = float(np.uint32(0x7FFFFFFF).view(np.float32))  # a NaN whose payload is all ones
 
 
-def _spec(**kwargs) -> GemmSpec:
-    return GemmSpec(
-        kwargs.get("mul"),
-        kwargs.get("acc", "fp32"),
-        kwargs.get("rounding", "nearest"),
+def _spec(**kwargs) -> GemmPlan:
+    assert not (kwargs.get("fma") and kwargs.get("mul") is not None)
+    config = GemmConfig(
+        mul=kwargs.get("mul"),
+        acc=kwargs.get("acc", "fp32"),
+        rounding=kwargs.get("rounding", "nearest"),
         mul_rounding=kwargs.get("mul_rounding", "nearest"),
-        fma=kwargs.get("fma", False),
         order=kwargs.get("order", "sequential"),
         saturate=kwargs.get("saturate"),
     )
+    return GemmPlan.build(config)
 
 
 def _kinds(a: np.ndarray, b: np.ndarray, **kwargs) -> tuple[int, int]:
@@ -58,9 +60,9 @@ def _assert_general_bits(monkeypatch: pytest.MonkeyPatch, a: np.ndarray, b: np.n
         m.setattr(gemm, "_FAST_PATHS", False)
         general = qmatmul(a, b, **kwargs)
     assert_same_floats(fast, general)
-    picked = GemmSpec.kernel_kinds
+    picked = GemmPlan.kernel_kinds
     with monkeypatch.context() as m:
-        m.setattr(GemmSpec, "kernel_kinds", lambda self, a3, b3: tuple(gk._checked(k) for k in picked(self, a3, b3)))
+        m.setattr(GemmPlan, "kernel_kinds", lambda self, a3, b3: tuple(gk._checked(k) for k in picked(self, a3, b3)))
         assert_same_floats(qmatmul(a, b, **kwargs), general)
 
 
@@ -621,6 +623,6 @@ def test_a_step_kind_known_only_at_run_time_does_not_compile():
         gk._step(kind, x, ones, x, 0, 1, params, exact, np.zeros((1, 1), np.uint64), 0)
 
     x, ones = np.zeros((1, 1)), np.ones(1)
-    spec = GemmSpec(None, "fp16")
+    spec = _spec(acc="fp16")
     with pytest.raises(numba.core.errors.TypingError, match="compile-time constant"):
         step_of(gk.STEP_NEAREST, x, ones, spec.acc_params, spec.acc_exact)

@@ -23,7 +23,7 @@ from mpsim.nn import (
     quantize_model,
 )
 
-FP32_EMULATED = GemmConfig(mul=None, acc="fp32", fma=True)
+FP32_EMULATED = GemmConfig(mul=None, acc="fp32")
 FP8 = LayerPrecision(
     weight=TensorQuant("e4m3"),
     activation=TensorQuant("e4m3"),

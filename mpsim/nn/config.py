@@ -1,4 +1,8 @@
-"""Precision configuration of layers: frozen dataclasses, loadable from dicts, JSON and YAML."""
+"""Precision configuration of layers: frozen dataclasses, loadable from dicts, JSON and YAML.
+
+Each GEMM of training is a :class:`~mpsim.gemm_config.GemmConfig`, the type
+:func:`mpsim.qmatmul` and the hardware manifests use too.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mpsim.formats import parse_format
-from mpsim.gemm import GemmSpec, parse_order
+from mpsim.gemm_config import GemmConfig
 from mpsim.rounding import parse_rounding
 
 __all__ = ["PRECISION_PRESETS", "GemmConfig", "LayerPrecision", "PrecisionConfig", "TensorQuant"]
@@ -45,34 +49,6 @@ class TensorQuant:
 
 
 @dataclass(frozen=True)
-class GemmConfig:
-    """Arithmetic inside one matrix product (see :func:`mpsim.qmatmul`).
-
-    ``emulate=False`` uses torch's fp32 matmul on the (quantized) operands:
-    the fast cast-only emulation of QPyTorch-style tools.
-    """
-
-    mul: str | None = None
-    acc: str = "fp32"
-    rounding: str = "nearest"
-    fma: bool = False
-    order: str | int = "sequential"
-    emulate: bool = True
-
-    def __post_init__(self) -> None:
-        self.spec()  # validates every field now, naming the bad value
-        parse_order(self.order)
-
-    def spec(self) -> GemmSpec:
-        return GemmSpec(self.mul, self.acc, self.rounding, fma=self.fma, order=self.order)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GemmConfig:
-        _check_keys(cls, data)
-        return cls(**data)
-
-
-@dataclass(frozen=True)
 class LayerPrecision:
     """Precisions of one layer: its three GEMMs and the tensors entering them."""
 
@@ -96,7 +72,9 @@ class LayerPrecision:
         return cls(**parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data: dict[str, Any] = {name: asdict(getattr(self, name)) for name in ("weight", "activation", "grad")}
+        data.update({name: getattr(self, name).to_dict() for name in ("forward", "grad_input", "grad_weight")})
+        return data
 
 
 @dataclass(frozen=True)
@@ -156,7 +134,7 @@ class PrecisionConfig:
 
 def _preset(fmt: str | None, rounding: str, acc: str, emulate: bool = True) -> PrecisionConfig:
     tq = TensorQuant(fmt, "nearest")
-    gemm = GemmConfig(mul=None, acc=acc, rounding=rounding, fma=True, emulate=emulate)
+    gemm = GemmConfig(mul=None, acc=acc, rounding=rounding, emulate=emulate)
     grad = TensorQuant("e5m2" if fmt == "e4m3" else fmt, rounding)
     layer = LayerPrecision(weight=tq, activation=tq, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm)
     return PrecisionConfig(default=layer)

@@ -12,10 +12,11 @@ from typing import Any
 
 import torch
 
+from mpsim import torch_glue
 from mpsim.autograd import quantize_ste
-from mpsim.gemm import qmatmul
-from mpsim.nn.config import GemmConfig, LayerPrecision, TensorQuant
-from mpsim.quantize import quantize
+from mpsim.gemm import plan_of
+from mpsim.gemm_config import GemmConfig
+from mpsim.nn.config import LayerPrecision, TensorQuant
 from mpsim.randbits import CounterRNG
 
 __all__ = ["QMatmul", "gemm", "quantize_tensor"]
@@ -25,16 +26,7 @@ def gemm(a: torch.Tensor, b: torch.Tensor, config: GemmConfig, rng: CounterRNG) 
     """``a @ b`` in the arithmetic of ``config`` (2-D or batched; float32 result)."""
     if not config.emulate:
         return torch.matmul(a, b)
-    return qmatmul(
-        a.contiguous(),
-        b.contiguous(),
-        mul=config.mul,
-        acc=config.acc,
-        rounding=config.rounding,
-        fma=config.fma,
-        order=config.order,
-        seed=rng,
-    )
+    return torch_glue.qmatmul_tensors(a.contiguous(), b.contiguous(), plan_of(config), rng)
 
 
 def quantize_tensor(x: torch.Tensor, quant: TensorQuant, rng: CounterRNG) -> torch.Tensor:
@@ -69,7 +61,9 @@ class QMatmul(torch.autograd.Function):
         precision: LayerPrecision = ctx.precision
         rng: CounterRNG = ctx.rng
         if precision.grad.format is not None:
-            grad = quantize(grad.contiguous(), precision.grad.format, precision.grad.rounding, seed=rng)
+            grad = torch_glue.quantize_tensor(
+                grad.contiguous(), precision.grad.format, precision.grad.rounding, seed=rng
+            )
         grad_x = grad_w = None
         if ctx.weight_first:
             if ctx.needs_input_grad[0]:

@@ -12,6 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
+import mpsim
 from sim.exchange import SHOWN_MISMATCHES, BenchRequest, BenchResult, mismatch_record
 from sim.manifest import MultiplierDesign, read_manifest
 from sim.vectors import exact_values, multiplier_vectors, same_codes, same_values
@@ -37,8 +38,8 @@ def _check(design: MultiplierDesign, got: np.ndarray, vectors, result: BenchResu
     width = design.ports["product"].element_width
     for i in bad[:SHOWN_MISMATCHES]:
         inputs = {
-            "a": f"{int(vectors.a[i]):#x} ({float(design.a_format.decode(vectors.a[i : i + 1])[0])!r})",
-            "b": f"{int(vectors.b[i]):#x} ({float(design.b_format.decode(vectors.b[i : i + 1])[0])!r})",
+            "a": f"{int(vectors.a[i]):#x} ({float(mpsim.decode(design.a_format, vectors.a[i : i + 1])[0])!r})",
+            "b": f"{int(vectors.b[i]):#x} ({float(mpsim.decode(design.b_format, vectors.b[i : i + 1])[0])!r})",
         }
         if vectors.rand is not None:
             inputs["rand"] = f"{int(vectors.rand[i]):#x}"

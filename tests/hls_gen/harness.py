@@ -15,6 +15,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+import mpsim
 from sim.vectors import operand_codes  # the co-simulation's edge-biased stimulus, shared
 
 
@@ -183,12 +184,12 @@ def same_values(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 def mismatches(got_codes: np.ndarray, want: np.ndarray, fmt, context: str = "") -> str:
     """Empty when the codes decode to ``want``; else the first differences, as bits and values."""
-    got = fmt.decode(got_codes)
+    got = mpsim.decode(fmt, got_codes)
     bad = np.flatnonzero(~same_values(got, want.astype(np.float32)))
     if bad.size == 0:
         return ""
     lines = [f"{bad.size} of {got.size} differ {context}"]
     for i in bad[:8]:
-        want_code = "NaN" if np.isnan(want[i]) else f"{int(fmt.encode(np.float32(want[i]))):#x}"
+        want_code = "NaN" if np.isnan(want[i]) else f"{int(mpsim.encode(fmt, np.float32(want[i]))):#x}"
         lines.append(f"  [{i}] got {int(got_codes[i]):#x} ({got[i]!r}), want {want_code} ({want[i]!r})")
     return "\n".join(lines)

@@ -33,14 +33,14 @@ def test_adder_rounds_the_exact_sum(acc_name: str, term_name: str, rounding: str
     acc = operand_codes(rng, fa, (n,))
     term = operand_codes(rng, ft, (n,))
     if fa.saturates and fa.has_inf:  # a saturating accumulator never holds Inf (qmatmul's 0 + Inf step would clamp it)
-        acc = np.where(np.isinf(fa.decode(acc)), acc - (1 << fa.man_bits), acc)
+        acc = np.where(np.isinf(mpsim.decode(fa, acc)), acc - (1 << fa.man_bits), acc)
     if fa == ft:  # exact cancellations
         term[: n // 8] = acc[: n // 8] ^ (1 << (ft.bits - 1))
     inputs = [(dut.acc, acc), (dut.term, term)]
     if dut.rand_bits is not None:
         inputs.append((dut.rand, LFSR(16, 11).draw(2 * n, dut.rand_bits)[1::2]))
     (codes,) = stream(dut, inputs, [dut.sum])
-    pairs = np.stack([fa.decode(acc), ft.decode(term)], axis=1)[:, None, :]
+    pairs = np.stack([mpsim.decode(fa, acc), mpsim.decode(ft, term)], axis=1)[:, None, :]
     want = mpsim.qmatmul(
         pairs, np.ones((n, 2, 1), np.float32), acc=fa, rounding=rounding, seed=LFSRGrid(16, 11, rows=1, cols=1)
     )[:, 0, 0]
@@ -79,7 +79,7 @@ def test_accumulator_sums_like_qmatmul(acc_name: str, term_name: str, rounding: 
         capture=dut.done,
         results=seqs,
     )
-    values = dut.term_format.decode(terms)[:, None, :]
+    values = mpsim.decode(dut.term_format, terms)[:, None, :]
     want = mpsim.qmatmul(
         values,
         np.ones((seqs, steps, 1), np.float32),

@@ -117,8 +117,8 @@ def reference(manifest: dict, a_codes: np.ndarray, b_codes: np.ndarray) -> np.nd
     )
     assert grid.seeds.tolist() == manifest["random"]["pe_seeds"]
     return mpsim.qmatmul(
-        fmt["a"].decode(a_codes),
-        fmt["b"].decode(b_codes),
+        mpsim.decode(fmt["a"], a_codes),
+        mpsim.decode(fmt["b"], b_codes),
         mul=fmt["product"],
         acc=fmt["acc"],
         rounding=arith["accumulator_rounding"],

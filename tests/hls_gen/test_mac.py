@@ -17,8 +17,8 @@ def reference(
     dut: MAC, a: np.ndarray, b: np.ndarray, grid: LFSRGrid, rounding: str, product_rounding: str
 ) -> np.ndarray:
     """qmatmul of each sequence (a batch of 1 x K by K x 1 products, in order), as the MAC computes it."""
-    av = dut.a_format.decode(a)[:, None, :]
-    bv = dut.b_format.decode(b)[:, :, None]
+    av = mpsim.decode(dut.a_format, a)[:, None, :]
+    bv = mpsim.decode(dut.b_format, b)[:, :, None]
     return mpsim.qmatmul(
         av,
         bv,

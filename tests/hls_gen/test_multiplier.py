@@ -40,7 +40,7 @@ def test_exact_product_every_pair(a_name: str, b_name: str) -> None:
     width, _, _ = exact_product_bounds(fa, fb)
     got = exact_values(fields, width, len(p.exp))
     with np.errstate(invalid="ignore"):
-        want = fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)
+        want = mpsim.decode(fa, a).astype(np.float64) * mpsim.decode(fb, b).astype(np.float64)
     bad = ~same_values(got, want)
     assert not bad.any(), [
         (hex(x), hex(y), g, w) for x, y, g, w in zip(a[bad][:5], b[bad][:5], got[bad][:5], want[bad][:5])
@@ -65,9 +65,9 @@ def test_rounded_product_every_pair(a_name: str, b_name: str, out_name: str, rou
         inputs.append((dut.rand, LFSR(20, 3).draw(a.size, dut.rand_bits)))
         seed = LFSR(20, 3)
     (codes,) = stream(dut, inputs, [dut.product])
-    got = fo.decode(np.array(codes))
+    got = mpsim.decode(fo, np.array(codes))
     with np.errstate(invalid="ignore"):  # 0 x Inf
-        exact = (fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)).astype(
+        exact = (mpsim.decode(fa, a).astype(np.float64) * mpsim.decode(fb, b).astype(np.float64)).astype(
             np.float32
         )  # exact in float32
     want = mpsim.quantize(exact, fo, rounding, seed=seed)
@@ -95,9 +95,9 @@ def test_rounded_product_other_formats(a_name: str, b_name: str, out_name: str) 
     b = rng.integers(0, 1 << fb.bits, 3000)
     (codes,) = stream(dut, [(dut.a, a), (dut.b, b)], [dut.product])
     with np.errstate(invalid="ignore"):
-        exact = (fa.decode(a).astype(np.float64) * fb.decode(b).astype(np.float64)).astype(np.float32)
+        exact = (mpsim.decode(fa, a).astype(np.float64) * mpsim.decode(fb, b).astype(np.float64)).astype(np.float32)
     want = mpsim.quantize(exact, fo)
-    assert same_values(fo.decode(np.array(codes)), want).all()
+    assert same_values(mpsim.decode(fo, np.array(codes)), want).all()
 
 
 def test_nan_output_is_canonical() -> None:

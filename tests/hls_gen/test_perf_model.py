@@ -10,6 +10,7 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
+import mpsim
 from hls_gen.emit import ArrayConfig
 from hls_gen.network import LayerSpec, NetworkSpec
 from hls_gen.perf_model import estimate, stream_cycles, tile_cycles
@@ -87,8 +88,8 @@ def layer_operands(layer: torch.nn.Module, x: torch.Tensor, fmt) -> tuple[np.nda
         w = layer.weight.reshape(layer.out_channels, -1).T
     else:
         a, w = x, layer.weight.T
-    a_codes = fmt.encode(np.asarray(a.detach(), np.float32).clip(-fmt.max, fmt.max))
-    w_codes = fmt.encode(np.asarray(w.detach(), np.float32).clip(-fmt.max, fmt.max))
+    a_codes = mpsim.encode(fmt, np.asarray(a.detach(), np.float32).clip(-fmt.max, fmt.max))
+    w_codes = mpsim.encode(fmt, np.asarray(w.detach(), np.float32).clip(-fmt.max, fmt.max))
     return a_codes.astype(np.int64)[None], w_codes.astype(np.int64)[None]
 
 
@@ -128,7 +129,7 @@ def test_cycles_equal_the_simulated_array(name: str) -> None:
     a, b = layer_operands(layer, x, fmt)
     got_cycles, got = simulated_cycles(config, a, b)
     want = reference(config.manifest("dut", described_array), a, b)
-    assert np.array_equal(described_array.pe.acc_format.decode(got), want.astype(np.float32), equal_nan=True)
+    assert np.array_equal(mpsim.decode(described_array.pe.acc_format, got), want.astype(np.float32), equal_nan=True)
     cost = estimate(spec, config, fmax_mhz=100.0, batch=batch)
     assert cost.layers[0].gemm[:3] == (a.shape[1], a.shape[2], b.shape[2])  # the model's GEMM is the layer's
     assert cost.cycles == got_cycles

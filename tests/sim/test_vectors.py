@@ -27,8 +27,8 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
     vectors = array_vectors(design, Stimulus(seed=1, steps=50, max_k=6))
     a, b = vectors.a_codes[0], vectors.b_codes[0]
     want = mpsim.qmatmul(
-        design.a_format.decode(a),
-        design.b_format.decode(b),
+        mpsim.decode(design.a_format, a),
+        mpsim.decode(design.b_format, b),
         acc="e5m6",
         rounding="stochastic:8",
         seed=mpsim.randbits.LFSRGrid(32, 1, rows=4, cols=4),
@@ -37,7 +37,7 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
     for index, job in enumerate(jobs):
         tile = vectors.want[index][vectors.valid[index]]
         block = want[job.batch, job.row_tile * 4 : job.row_tile * 4 + 4, job.col_tile * 4 : job.col_tile * 4 + 4]
-        codes = design.acc_format.encode(np.asarray(block, np.float32)).reshape(-1)
+        codes = mpsim.encode(design.acc_format, np.asarray(block, np.float32)).reshape(-1)
         nan = np.isnan(block.reshape(-1))
         assert np.array_equal(np.where(nan, design.acc_format.nan_code, codes), tile)
 
@@ -49,7 +49,7 @@ def test_multiplier_stochastic_reference_uses_lfsr_draws(tmp_path: Path) -> None
     design = read_manifest(path)
     vectors = multiplier_vectors(design, Stimulus(lfsr_seed=9, vectors=500))
     assert np.array_equal(vectors.rand, mpsim.randbits.LFSR(32, 9).draw(500, 4))
-    exact = design.a_format.decode(vectors.a).astype(np.float64) * design.b_format.decode(vectors.b)
+    exact = mpsim.decode(design.a_format, vectors.a).astype(np.float64) * mpsim.decode(design.b_format, vectors.b)
     want = mpsim.quantize(exact, "e4m3", "stochastic:4", seed=mpsim.randbits.LFSR(32, 9))
     finite = ~np.isnan(want)
-    assert np.array_equal(design.out_format.encode(want[finite].astype(np.float32)), vectors.want[finite])
+    assert np.array_equal(mpsim.encode(design.out_format, want[finite].astype(np.float32)), vectors.want[finite])

@@ -1,4 +1,7 @@
-"""Bit patterns: ``fmt.encode`` (values to codes) and ``fmt.decode`` (codes to values)."""
+"""Bit patterns: :func:`encode` (values to codes, rounding to nearest even) and :func:`decode` (codes to values).
+
+The hardware speaks bit patterns; these are the NumPy API's bridge to them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from mpsim.formats import FixedFormat, FloatFormat
+from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.quantize import quantize_numpy
+
+__all__ = ["code_dtype", "decode", "encode"]
 
 
 def code_dtype(bits: int) -> np.dtype:
@@ -58,12 +64,14 @@ def _encode_float(
     return -1
 
 
-def encode(fmt: FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
-    """Round ``x`` to nearest even in ``fmt`` (its overflow policy) and return the codes."""
-    from mpsim.quantize import quantize
+def encode(fmt: str | FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
+    """Round ``x`` to nearest even in ``fmt`` (its overflow policy) and return the unsigned codes.
 
+    NaN or Inf that the format cannot encode raise ``ValueError``.
+    """
+    fmt = parse_format(fmt)
     values = np.asarray(x, dtype=np.float64)
-    q = quantize(values, fmt, "nearest")
+    q = quantize_numpy(values, fmt, "nearest")
     out = np.empty(q.shape, dtype=np.int64)
     flat = q.reshape(-1)
     if isinstance(fmt, FixedFormat):
@@ -92,8 +100,9 @@ def encode(fmt: FloatFormat | FixedFormat, x: npt.ArrayLike) -> np.ndarray:
     return out.astype(code_dtype(fmt.bits))
 
 
-def decode(fmt: FloatFormat | FixedFormat, bits: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
-    """Values of the codes ``bits`` (unsigned integers below ``2**fmt.bits``)."""
+def decode(fmt: str | FloatFormat | FixedFormat, bits: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+    """Values of the codes ``bits`` (unsigned integers below ``2**fmt.bits``); float32 holds every one exactly."""
+    fmt = parse_format(fmt)
     codes = np.asarray(bits)
     if codes.dtype.kind not in "ui":
         raise ValueError(f"bit patterns must be integers, not dtype {codes.dtype}")

@@ -1,0 +1,164 @@
+"""The arithmetic of one matrix product, as one frozen record.
+
+:class:`GemmConfig` is the single description of a GEMM's arithmetic that
+every part of mpsim reads: :func:`mpsim.qmatmul` builds one from its keyword
+arguments, the torch layers hold one per GEMM of training
+(:class:`mpsim.nn.LayerPrecision`), the precision presets are made of them,
+and a generated accelerator's manifest reads back as one. A kernel plan
+(:class:`mpsim.gemm.GemmPlan`) is built from it once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.rounding import Rounding, parse_rounding
+
+__all__ = ["GemmConfig", "OrderKind", "parse_order"]
+
+
+class OrderKind(enum.IntEnum):
+    """How the terms of one output are summed (the values are the kernels' order codes)."""
+
+    SEQUENTIAL = 0  # acc = R(acc + p_k), k = 0..K-1: a MAC unit
+    PAIRWISE = 1  # a balanced tree of rounded additions
+    BLOCKED = 2  # sequential partial sums over blocks of B terms, then the partial sums sequentially
+
+
+def parse_order(order: str | int) -> tuple[OrderKind, int]:
+    """``"sequential"``, ``"pairwise"`` or a block size ``B >= 1`` -> (order kind, block size; 0 if none)."""
+    if isinstance(order, str):
+        key = order.strip().lower()
+        if key == "sequential":
+            return OrderKind.SEQUENTIAL, 0
+        if key == "pairwise":
+            return OrderKind.PAIRWISE, 0
+        if not (key.isascii() and key.isdecimal()):
+            raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")
+        order = int(key)
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be 'sequential', 'pairwise' or a block size >= 1, not {order!r}")
+    return OrderKind.BLOCKED, int(order)
+
+
+_Format = str | FloatFormat | FixedFormat
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Arithmetic of ``a @ b`` with every product rounded to ``mul`` and every addition to ``acc``.
+
+    Fields keep what they were given (a name such as ``"e4m3"`` or a spec
+    object); :attr:`mul_format`, :attr:`acc_format`, :attr:`acc_rounding`,
+    :attr:`mul_rounding_rule` and :attr:`order_kind` are the parsed values.
+    Every field is checked when the config is made, naming the bad value.
+
+    Parameters
+    ----------
+    mul : format, name or None
+        Format the exact products are rounded into; ``None`` keeps them
+        exact (a fused multiply-add: one rounding per step, the sum's).
+    acc : format or name
+        Accumulator format: every addition is rounded into it.
+    rounding : Rounding or name
+        The accumulator's rounding (``"nearest"``, ``"stochastic:8"``, ...).
+    mul_rounding : Rounding or name
+        The products' rounding (used only with ``mul``).
+    order : "sequential", "pairwise" or int
+        Accumulation order; an int ``B`` sums blocks of ``B`` terms.
+    saturate : bool or None
+        Clamp overflow to +-max in every rounding; ``None`` follows each format.
+    emulate : bool
+        ``False`` marks a GEMM that the torch layers leave to ``torch.matmul``
+        in fp32 on the (quantized) operands: the cast-only emulation of
+        QPyTorch-style tools. :func:`mpsim.qmatmul` refuses such a config.
+    """
+
+    mul: _Format | None = None
+    acc: _Format = "fp32"
+    rounding: str | Rounding = "nearest"
+    mul_rounding: str | Rounding = "nearest"
+    order: str | int = "sequential"
+    saturate: bool | None = None
+    emulate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mul is not None:
+            parse_format(self.mul)
+        parse_format(self.acc)
+        parse_rounding(self.rounding)
+        parse_rounding(self.mul_rounding)
+        parse_order(self.order)
+        if self.saturate is not None and not isinstance(self.saturate, bool):
+            raise ValueError(f"saturate must be True, False or None, not {self.saturate!r}")
+        if not isinstance(self.emulate, bool):
+            raise ValueError(f"emulate must be True or False, not {self.emulate!r}")
+
+    @property
+    def mul_format(self) -> FloatFormat | FixedFormat | None:
+        return None if self.mul is None else parse_format(self.mul)
+
+    @property
+    def acc_format(self) -> FloatFormat | FixedFormat:
+        return parse_format(self.acc)
+
+    @property
+    def acc_rounding(self) -> Rounding:
+        return parse_rounding(self.rounding)
+
+    @property
+    def mul_rounding_rule(self) -> Rounding:
+        return parse_rounding(self.mul_rounding)
+
+    @property
+    def order_kind(self) -> OrderKind:
+        return parse_order(self.order)[0]
+
+    @property
+    def block(self) -> int:
+        """Terms per block of the blocked order (0 for the others)."""
+        return parse_order(self.order)[1]
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether any rounding of the product draws random bits."""
+        return self.acc_rounding.stochastic or (self.mul is not None and self.mul_rounding_rule.stochastic)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML values (format and rounding names) that :meth:`from_dict` reads back."""
+        return {
+            "mul": None if self.mul is None else str(parse_format(self.mul)),
+            "acc": str(parse_format(self.acc)),
+            "rounding": str(parse_rounding(self.rounding)),
+            "mul_rounding": str(parse_rounding(self.mul_rounding)),
+            "order": self.order,
+            "saturate": self.saturate,
+            "emulate": self.emulate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GemmConfig:
+        """From a mapping of field names (as :meth:`to_dict` writes)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"GemmConfig takes a mapping, not {data!r}")
+        known = {f.name for f in fields(cls)}
+        data = dict(data)
+        # Files written before the config was unified carry 'fma': true meant mul=None, which it still says.
+        fma = data.pop("fma", False)
+        if fma not in (True, False):
+            raise ValueError(f"fma must be true or false, not {fma!r}")
+        if fma and data.get("mul") is not None:
+            raise ValueError(f"fma: true rounds once per step: it excludes a product format, got mul={data['mul']}")
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown GemmConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def __str__(self) -> str:
+        products = "exact products" if self.mul is None else f"products {self.mul_format} ({self.mul_rounding_rule})"
+        return f"{products}, accumulator {self.acc_format} ({self.acc_rounding}), order {self.order}"
