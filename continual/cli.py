@@ -82,8 +82,8 @@ def _base(args: argparse.Namespace) -> Any:
 
 
 def _execute(args: argparse.Namespace, spec: Any, out: Path) -> list[dict[str, Any]]:
-    from continual.report import aggregate
-    from continual.sweep import expand, load_results, run_sweep
+    from continual.report import aggregate, load_results
+    from continual.sweep import expand, run_sweep
 
     configs, skipped = expand(spec)
     for note in skipped:

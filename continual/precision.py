@@ -24,7 +24,7 @@ from mpsim.formats import parse_format
 from mpsim.nn import PRECISION_PRESETS, PrecisionConfig, parse_precision
 from mpsim.rounding import RoundingMode, parse_rounding
 
-__all__ = ["CL_PRESETS", "CLPrecision", "parse_cl_precision", "preset_names"]
+__all__ = ["CL_PRESETS", "CLPrecision", "label_order", "parse_cl_precision", "preset_names"]
 
 
 def _check_format(value: str | None, what: str) -> None:
@@ -124,6 +124,12 @@ CL_PRESETS: dict[str, CLPrecision] = {
 
 def preset_names() -> list[str]:
     return list(CL_PRESETS)
+
+
+def label_order(label: str) -> tuple[int, str]:
+    """Sort key for precision labels in tables and plots: presets in :data:`CL_PRESETS` order, then others by name."""
+    names = preset_names()
+    return (names.index(label), label) if label in names else (len(names), label)
 
 
 def parse_cl_precision(spec: str | CLPrecision | PrecisionConfig | dict[str, Any]) -> CLPrecision:

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from continual.config import RunConfig, run_id
 from continual.policies import DEFAULT_HIGH
+from continual.report import write_report
 from continual.runner import run
 
-__all__ = ["SweepSpec", "expand", "load_results", "run_sweep", "write_json_atomic"]
+__all__ = ["SweepSpec", "expand", "run_sweep", "write_json_atomic"]
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,6 @@ def run_sweep(
                 bar.update()
     bar.close()
     if report:
-        from continual.report import write_report
-
         write_report(Path(out_dir))
     return {"finished": [run_id(c) for c in finished], "ran": ran, "failed": failed}
 
@@ -216,15 +215,3 @@ def _run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every finished run under ``out_dir/runs``, in file-name order."""
-    runs = Path(out_dir) / "runs"
-    results = []
-    for path in sorted(runs.glob("*.json")):
-        try:
-            results.append(json.loads(path.read_text()))
-        except json.JSONDecodeError:
-            continue
-    return results
