@@ -113,12 +113,6 @@ def stream(
     return out
 
 
-def described(component: Elaboratable) -> Elaboratable:
-    """Mark a component built only to inspect its ports and properties (never elaborated)."""
-    component._MustUse__silence = True  # amaranth warns about elaboratables that are never used
-    return component
-
-
 def mac_sequences(rng: np.random.Generator, fa, fb, sequences: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) codes, shape (sequences, steps); a fifth of the steps cancel the step before exactly."""
     a = operand_codes(rng, fa, (sequences, steps))

@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.accumulator import Accumulator, FPAdder
+from hls_gen.spec import described
 from mpsim.randbits import LFSR, LFSRGrid
-from tests.hls_gen.harness import described, mismatches, operand_codes, stream
+from tests.hls_gen.harness import mismatches, operand_codes, stream
 
 
 @pytest.mark.parametrize(

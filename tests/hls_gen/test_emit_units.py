@@ -11,9 +11,10 @@ import pytest
 
 import mpsim
 from hls_gen.emit import ArrayConfig, MultiplierConfig, MultiplierLanes, emit, load_manifest
+from hls_gen.spec import described
 from mpsim.cli import main
 from mpsim.randbits import LFSR
-from tests.hls_gen.harness import described, stream
+from tests.hls_gen.harness import stream
 
 
 @pytest.mark.parametrize(

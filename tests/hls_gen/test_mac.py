@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.mac import MAC
+from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
-from tests.hls_gen.harness import described, mac_sequences, mismatches, run_mac
+from tests.hls_gen.harness import mac_sequences, mismatches, run_mac
 
 
 def reference(

@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.multiplier import FPMultiplier, exact_product_bounds
+from hls_gen.spec import described
 from mpsim.randbits import LFSR
-from tests.hls_gen.harness import described, same_values, stream
+from tests.hls_gen.harness import same_values, stream
 
 
 def all_pairs(fa: mpsim.FloatFormat, fb: mpsim.FloatFormat) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ from amaranth.sim import Simulator
 from hls_gen.emit import ArrayConfig
 from hls_gen.network import LayerSpec, NetworkSpec
 from hls_gen.perf_model import estimate, stream_cycles, tile_cycles
+from hls_gen.spec import described
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY
-from tests.hls_gen.harness import described
 from tests.hls_gen.test_array import pack, reference, tiles
 
 
