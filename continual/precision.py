@@ -133,7 +133,7 @@ def label_order(label: str) -> tuple[int, str]:
 
 
 def parse_cl_precision(spec: str | CLPrecision | PrecisionConfig | dict[str, Any]) -> CLPrecision:
-    """A preset name, a CLPrecision, or anything :func:`mpsim.nn.parse_precision` reads (a .json/.yaml path, a dict, a config)."""
+    """A preset name, a CLPrecision, or what :func:`mpsim.nn.parse_precision` reads (.json/.yaml path, dict, config)."""
     if isinstance(spec, CLPrecision):
         return spec
     if isinstance(spec, str) and spec in CL_PRESETS:

@@ -162,7 +162,7 @@ def run_sweep(
             bar.set_postfix_str(run_id(config))
             try:
                 result = run_fn(config, progress=progress)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                 failed[run_id(config)] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{run_id(config)}.json", result)
@@ -178,7 +178,7 @@ def run_sweep(
             for future in as_completed(futures):
                 try:
                     ran.append(future.result())
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                     failed[futures[future]] = f"{type(err).__name__}: {err}"
                 bar.update()
     bar.close()
@@ -205,7 +205,7 @@ def _run_dask(
         for future in dask_completed(list(futures)):
             try:
                 result = future.result()
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                 failed[futures[future]] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{result['run_id']}.json", result)
