@@ -88,7 +88,8 @@ def float_format(value: str | FloatFormat | FixedFormat, what: str) -> FloatForm
     fmt = parse_format(value)
     if isinstance(fmt, FixedFormat):
         raise ValueError(
-            f"{what} must be a floating-point format, not fixed-point {fmt}: the hardware generator has no fixed-point datapath"
+            f"{what} must be a floating-point format, not fixed-point {fmt}: "
+            "the hardware generator has no fixed-point datapath"
         )
     return fmt
 
