@@ -152,7 +152,10 @@ def run_mac(
         en = np.insert(en, at, np.where(stall, 0, 1))
         valid = np.insert(valid, at, np.where(stall, rng.integers(0, 2, k), 0))
     tail = dut.latency + 2
-    pad = lambda x, v: np.concatenate([x, np.full(tail, v, dtype=np.int64)])
+
+    def pad(x: np.ndarray, v: int) -> np.ndarray:
+        return np.concatenate([x, np.full(tail, v, dtype=np.int64)])
+
     (acc,) = stream(
         dut,
         [

@@ -113,7 +113,8 @@ def test_properties() -> None:
         (
             lambda: FPAdder(acc_format="e2m1", term_format="e5m2"),
             ValueError,
-            "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats",
+            "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; "
+            "use a format with NaN or finite operand formats",
         ),
         (
             lambda: FPAdder(acc_format="e5m6", term_format="e4m3", rounding="up"),
