@@ -134,7 +134,7 @@ def short_error(err: BaseException, lines: int = 6) -> str:
     text = "".join(traceback.format_exception_only(type(err), err)).strip()
     kept = [line for line in text.splitlines() if line.strip()]
     if len(kept) > lines:
-        kept = kept[:2] + ["..."] + kept[-(lines - 2) :]
+        kept = [*kept[:2], "...", *kept[-(lines - 2) :]]
     return " | ".join(kept)
 
 
@@ -160,7 +160,7 @@ def import_peer(peer: Peer, extensions_root: Path) -> Peer:
         else:
             peer.error = f"import failed: {short_error(err)}"
         return peer
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 -- whatever a peer's import raises is reported in its table row
         peer.error = f"import failed: {short_error(err)}"
         return peer
     peer.version = dist_version(top, peer.module_name)
@@ -168,7 +168,7 @@ def import_peer(peer: Peer, extensions_root: Path) -> Peer:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             peer.quant = importlib.import_module(f"{peer.module_name}.quant")
-    except BaseException as err:
+    except BaseException as err:  # noqa: BLE001 -- a failed import or C++ JIT build, whatever it raises, is reported
         peer.error = f"{peer.module_name}.quant import / C++ build failed: {short_error(err)}"
     finally:
         peer.import_seconds = time.perf_counter() - start
@@ -230,14 +230,17 @@ def timed_cell(fn: Callable[[], Any], work: int, repeat: int, notes: Notes) -> C
     """Millions of ``work`` units per second, or the error as a footnote."""
     try:
         seconds, out = best_seconds(fn, repeat)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 -- a peer's failure on one case becomes that cell's footnote
         return Cell(f"error {notes.mark(short_error(err))}")
     return Cell(f"{work / seconds / 1e6:,.1f}", as_numpy(out))
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -323,7 +326,8 @@ def quant_cases(x: np.ndarray, t: torch.Tensor, qt: Peer, mp: Peer) -> list[Quan
             lambda: mpsim.quantize(x, "e4m3", "stochastic:8", seed=1),
             None,
             lambda: mq.float_quantize(t, exp=4, man=3, rounding="stochastic", prng=8),
-            qtorch_na="QPyTorch has no random-bit count: its stochastic rounding always uses all 23-man remainder bits.",
+            qtorch_na="QPyTorch has no random-bit count: "
+            "its stochastic rounding always uses all 23-man remainder bits.",
             note=MPTORCH_PRNG_NOTE if mp.ok else "",
         ),
         QuantCase(
@@ -434,7 +438,11 @@ def run_gemm_table(n: int, qt: Peer, mp: Peer, repeat: int, notes: Notes) -> lis
     exact = a.astype(np.float64) @ b.astype(np.float64)
     macs = n**3
     threads = numba.get_num_threads()
-    qt_cell = f"{NA} {notes.mark('QPyTorch has no GEMM with rounded multiply-accumulate steps: it quantizes only the inputs/outputs (and gradients) of layers, the products and sums run in fp32.')}"
+    qt_gemm = (
+        "QPyTorch has no GEMM with rounded multiply-accumulate steps: it quantizes only the inputs/outputs "
+        "(and gradients) of layers, the products and sums run in fp32."
+    )
+    qt_cell = f"{NA} {notes.mark(qt_gemm)}"
     headers = [
         f"{n}x{n}x{n} GEMM on e4m3 inputs (M MAC/s)",
         f"mpsim ({threads} threads)",
@@ -445,7 +453,10 @@ def run_gemm_table(n: int, qt: Peer, mp: Peer, repeat: int, notes: Notes) -> lis
     ]
     rows, agreement = [], []
     for case in GEMM_CASES:
-        run_mpsim = lambda kw=case.mpsim_kwargs: mpsim.qmatmul(a, b, **kw)
+
+        def run_mpsim(kw: dict[str, Any] = case.mpsim_kwargs) -> np.ndarray:
+            return mpsim.qmatmul(a, b, **kw)
+
         cell = timed_cell(run_mpsim, macs, repeat, notes)
         with numba_threads(1):
             cell1 = timed_cell(run_mpsim, macs, repeat, notes)
@@ -474,13 +485,15 @@ def run_gemm_table(n: int, qt: Peer, mp: Peer, repeat: int, notes: Notes) -> lis
     torch_s, _ = best_seconds(lambda: ta @ tb, repeat * 5)
     print(md_table(headers, rows))
     print(
-        f"\nReference: torch.matmul fp32 (BLAS, {torch.get_num_threads()} threads): {macs / torch_s / 1e6:,.0f} M MAC/s."
+        f"\nReference: torch.matmul fp32 (BLAS, {torch.get_num_threads()} threads): "
+        f"{macs / torch_s / 1e6:,.0f} M MAC/s."
     )
     print("Calls (both accumulate sequentially over k from 0; mptorch rounds fmaf(a, b, c), an fp32 result, to the")
     print("accumulator format, mpsim rounds the exact value: the same unless the fp32 step is inexact):")
     for c in GEMM_CASES:
         print(
-            f"- {c.label}: mpsim.qmatmul(a, b, {format_kwargs(c.mpsim_kwargs)}); mptorch float_mm(a, b, {format_kwargs(c.mptorch_kwargs)})"
+            f"- {c.label}: mpsim.qmatmul(a, b, {format_kwargs(c.mpsim_kwargs)}); "
+            f"mptorch float_mm(a, b, {format_kwargs(c.mptorch_kwargs)})"
         )
     return agreement
 
@@ -557,7 +570,7 @@ def nearest_agreement(x: np.ndarray, results: dict[tuple[str, str], np.ndarray],
                             case, name, label, f"mpsim {fmt.name} {rounding}", out, mpsim.quantize(data, fmt, rounding)
                         )
                     )
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- a peer's failure on one case becomes that row's error
                 rows.append([case, "-", label, "-", f"error: {short_error(err)}"])
     return rows
 
@@ -604,7 +617,10 @@ def print_peer_status(qt: Peer, mp: Peer, paths: list[str]) -> None:
     rows = []
     for peer in (qt, mp):
         if peer.ok:
-            status = f"ok, {peer.module_name}.quant imported in {peer.import_seconds:.1f} s (incl. C++ JIT build if not cached)"
+            status = (
+                f"ok, {peer.module_name}.quant imported in {peer.import_seconds:.1f} s "
+                "(incl. C++ JIT build if not cached)"
+            )
             rows.append([peer.label, peer.version, status, peer.origin])
         else:
             rows.append([peer.label, peer.version if peer.origin else "-", peer.error or "", peer.origin or "-"])

@@ -26,20 +26,6 @@ from hls_gen.emit import ArrayConfig
 from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize
 from mpsim.energy import HOROWITZ_45NM
 
-COLUMNS = [
-    "array",
-    "acc",
-    "rounding",
-    "luts",
-    "ffs",
-    "dsps",
-    "carry",
-    "luts_per_pe",
-    "fmax_mhz",
-    "energy_pj_per_mac",
-    "note",
-]
-
 
 def row(config: ArrayConfig, report: Any, note: str) -> dict[str, Any]:
     side = f"{config.rows}x{config.cols}"
@@ -101,31 +87,35 @@ def cost(
         return None, str(error).splitlines()[0]
 
 
+# (row key, Markdown heading) of each column of the table
+_MARKDOWN_COLUMNS = (
+    ("array", "array"),
+    ("acc", "accumulator"),
+    ("rounding", "rounding"),
+    ("luts", "LUT4"),
+    ("ffs", "FF"),
+    ("dsps", "DSP (MULT18)"),
+    ("carry", "carry (CCU2C)"),
+    ("luts_per_pe", "LUT/PE"),
+    ("fmax_mhz", "Fmax (MHz)"),
+    ("energy_pj_per_mac", "energy/MAC (pJ)"),
+    ("note", "note"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| array | accumulator | rounding | LUT4 | FF | DSP (MULT18) | carry (CCU2C) | LUT/PE | Fmax (MHz) | energy/MAC (pJ) | note |"
-    lines = [head, "|" + "---|" * 11]
+    lines = [
+        "| " + " | ".join(heading for _, heading in _MARKDOWN_COLUMNS) + " |",
+        "|" + "---|" * len(_MARKDOWN_COLUMNS),
+    ]
     for r in rows:
-        cell = lambda v: "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
-        lines.append(
-            "| "
-            + " | ".join(
-                cell(r[c])
-                for c in (
-                    "array",
-                    "acc",
-                    "rounding",
-                    "luts",
-                    "ffs",
-                    "dsps",
-                    "carry",
-                    "luts_per_pe",
-                    "fmax_mhz",
-                    "energy_pj_per_mac",
-                    "note",
-                )
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join(_cell(r[key]) for key, _ in _MARKDOWN_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

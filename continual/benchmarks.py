@@ -72,7 +72,10 @@ def _load(dataset: str, seed: int, root: str | None) -> Dataset:
 
 
 def check_data(name: str, data_root: str | None, seed: int = 0) -> Dataset:
-    """The dataset behind benchmark ``name``; for MNIST a ValueError without a root, a FileNotFoundError naming a missing file."""
+    """The dataset behind benchmark ``name``.
+
+    For MNIST, a ValueError without a data root and a FileNotFoundError naming a missing file.
+    """
     dataset = BENCHMARKS[name][0]
     if dataset == "mnist" and data_root is None:
         raise ValueError(
@@ -95,7 +98,7 @@ def make_benchmark(
         raise ValueError(f"unknown scenario {scenario!r}: expected one of {', '.join(SCENARIOS)}")
     if isinstance(n_experiences, bool) or not isinstance(n_experiences, int) or n_experiences < 1:
         raise ValueError(f"n_experiences must be a positive integer, not {n_experiences!r}")
-    dataset, kind = BENCHMARKS[name]
+    kind = BENCHMARKS[name][1]
     data = check_data(name, data_root, seed)
     classes = data.num_classes
     input_size = int(np.prod(data.input_shape))

@@ -21,9 +21,10 @@ def _presets_help() -> str:
     for name, p in CL_PRESETS.items():
         layer = p.layers.default
         acc = f"{layer.forward.acc}/{layer.forward.rounding}" if layer.forward.emulate else "fp32"
+        w, a, g = (q.format or "fp32" for q in (layer.weight, layer.activation, layer.grad))
         lines.append(
-            f"  {name:<13} w/a/g {layer.weight.format or 'fp32'}/{layer.activation.format or 'fp32'}/{layer.grad.format or 'fp32'}, "
-            f"acc {acc}; weights {p.weight or 'fp32'} ({p.update_rounding}), grads/state {p.state or 'fp32'}, replay {p.buffer or 'fp32'}"
+            f"  {name:<13} w/a/g {w}/{a}/{g}, acc {acc}; weights {p.weight or 'fp32'} ({p.update_rounding}), "
+            f"grads/state {p.state or 'fp32'}, replay {p.buffer or 'fp32'}"
         )
     lines += [
         "",
@@ -61,7 +62,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="run on Dask: 'local' (a LocalCluster of --workers processes) or a scheduler address tcp://host:8786 (needs mpsim[dask])",
+        help="run on Dask: 'local' (a LocalCluster of --workers processes) "
+        "or a scheduler address tcp://host:8786 (needs mpsim[dask])",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -83,8 +85,8 @@ def _base(args: argparse.Namespace) -> Any:
 
 
 def _execute(args: argparse.Namespace, spec: Any, out: Path) -> list[dict[str, Any]]:
-    from continual.report import aggregate
-    from continual.sweep import expand, load_results, run_sweep
+    from continual.report import aggregate, load_results
+    from continual.sweep import expand, run_sweep
 
     configs, skipped = expand(spec)
     for note in skipped:
@@ -176,10 +178,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cl",
         help="continual learning on Avalanche at a chosen precision (one setting, N seeds)",
         formatter_class=fmt,
-        description="Train an Avalanche strategy on an offline continual benchmark with emulated low-precision arithmetic, "
-        "weight updates and stored state. Writes OUT/runs/*.json per seed (accuracy matrix, average accuracy, forgetting, "
-        "backward transfer, wall time, MACs per format, bit-operations, energy proxy, precision switches), "
-        "results.csv/.md and plots; finished seeds are not run again.",
+        description="Train an Avalanche strategy on an offline continual benchmark with emulated low-precision "
+        "arithmetic, weight updates and stored state. Writes OUT/runs/*.json per seed (accuracy matrix, average "
+        "accuracy, forgetting, backward transfer, wall time, MACs per format, bit-operations, energy proxy, precision "
+        "switches), results.csv/.md and plots; finished seeds are not run again.",
         epilog=_presets_help(),
     )
     p.add_argument("--benchmark", default="split-digits", help="benchmark (default: split-digits)")
@@ -196,9 +198,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cl-sweep",
         help="grid of continual-learning runs, resumable, with a results table and plots",
         formatter_class=fmt,
-        description="Run benchmarks x scenarios x strategies x precisions x policies x seeds. Each finished run is written "
-        "atomically to OUT/runs/RUN.json; run the same command again after a kill and only the missing runs run. "
-        "Then writes OUT/results.csv, results.md (mean ± std over seeds), heatmaps_*.png and pareto_*.png.",
+        description="Run benchmarks x scenarios x strategies x precisions x policies x seeds. Each finished run is "
+        "written atomically to OUT/runs/RUN.json; run the same command again after a kill and only the missing runs "
+        "run. Then writes OUT/results.csv, results.md (mean ± std over seeds), heatmaps_*.png and pareto_*.png.",
         epilog=_presets_help(),
     )
     q.add_argument("--benchmarks", nargs="+", default=["split-digits"], help="benchmarks (default: split-digits)")

@@ -79,7 +79,8 @@ class RunConfig:
                 )
             if self.epochs <= self.packnet_post_prune_epochs:
                 raise ValueError(
-                    f"strategy 'packnet' needs epochs > packnet_post_prune_epochs ({self.packnet_post_prune_epochs}), not {self.epochs}"
+                    "strategy 'packnet' needs epochs > packnet_post_prune_epochs "
+                    f"({self.packnet_post_prune_epochs}), not {self.epochs}"
                 )
         parse_cl_precision(self.precision)
         make_policy(self.policy, self.precision)

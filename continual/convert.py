@@ -36,13 +36,14 @@ def quantized_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def quantize_in_place(model: nn.Module, config: PrecisionConfig) -> tuple[ConversionReport, list[nn.Module]]:
-    """Convert every plain Linear/Conv2d of ``model`` (keeping its Parameter objects); returns the report and the new modules.
+    """Convert every plain Linear/Conv2d of ``model``, keeping its Parameter objects.
 
-    Already-quantized modules are left alone, so calling it again after a
-    dynamic module (a new head) appeared converts only the newcomer; its
-    random stream is seeded after the existing ones.
+    Returns the conversion report and the new modules. Already-quantized
+    modules are left alone, so calling it again after a dynamic module (a
+    new head) appeared converts only the newcomer; its random stream is
+    seeded after the existing ones.
     """
-    before = {name: p for name, p in model.named_parameters()}
+    before = dict(model.named_parameters())
     existing = {id(m) for _, m in quantized_modules(model)}
     _, report = quantize_model(model, config.with_seed(config.seed + len(existing)), inplace=True)
     new_modules = []

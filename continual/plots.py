@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from continual.config import STRATEGIES
+from continual.precision import label_order
 
 __all__ = ["pareto_front", "plot_heatmaps", "plot_pareto"]
 
@@ -24,8 +25,6 @@ def _pyplot() -> Any:
 
 def plot_heatmaps(results: list[dict[str, Any]], path: Path, title: str) -> None:
     """A grid, strategies x precision labels, of mean accuracy matrices (rows: after training on experience i)."""
-    from continual.report import label_order
-
     plt = _pyplot()
     mats: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
     for r in results:
@@ -69,8 +68,6 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Average accuracy against training energy per (strategy, precision), mean ± std over seeds."""
-    from continual.report import label_order
-
     plt = _pyplot()
     strategies = [s for s in STRATEGIES if any(r["strategy"] == s for r in rows)]
     labels = sorted({r["label"] for r in rows}, key=label_order)

@@ -50,7 +50,7 @@ DEFAULT_HIGH = "bf16"
 
 @dataclass(frozen=True)
 class BatchSignals:
-    """What one training batch measured: its loss and the share of backpropagated errors lost to the monitored format."""
+    """What a training batch measured: its loss and the share of backpropagated errors lost to the monitored format."""
 
     loss: float
     error_underflow: float = 0.0  # nonzero errors that round to zero, as a fraction of nonzero errors

@@ -24,7 +24,7 @@ from mpsim.formats import parse_format
 from mpsim.nn import PRECISION_PRESETS, PrecisionConfig, parse_precision
 from mpsim.rounding import RoundingMode, parse_rounding
 
-__all__ = ["CL_PRESETS", "CLPrecision", "parse_cl_precision", "preset_names"]
+__all__ = ["CL_PRESETS", "CLPrecision", "label_order", "parse_cl_precision", "preset_names"]
 
 
 def _check_format(value: str | None, what: str) -> None:
@@ -126,8 +126,14 @@ def preset_names() -> list[str]:
     return list(CL_PRESETS)
 
 
+def label_order(label: str) -> tuple[int, str]:
+    """Sort key for precision labels in tables and plots: presets in :data:`CL_PRESETS` order, then others by name."""
+    names = preset_names()
+    return (names.index(label), label) if label in names else (len(names), label)
+
+
 def parse_cl_precision(spec: str | CLPrecision | PrecisionConfig | dict[str, Any]) -> CLPrecision:
-    """A preset name, a CLPrecision, or anything :func:`mpsim.nn.parse_precision` reads (a .json/.yaml path, a dict, a config)."""
+    """A preset name, a CLPrecision, or what :func:`mpsim.nn.parse_precision` reads (.json/.yaml path, dict, config)."""
     if isinstance(spec, CLPrecision):
         return spec
     if isinstance(spec, str) and spec in CL_PRESETS:

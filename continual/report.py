@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from continual.config import STRATEGIES, STRATEGY_FAMILY
-from continual.precision import CL_PRESETS
+from continual.plots import plot_heatmaps, plot_pareto
+from continual.precision import label_order
 
-__all__ = ["aggregate", "markdown_tables", "write_report"]
+__all__ = ["aggregate", "load_results", "markdown_tables", "write_report"]
 
 _METRICS = ("average_accuracy", "forgetting", "backward_transfer", "forward_transfer", "learning_accuracy")
 
@@ -33,9 +35,16 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
 
 
-def label_order(label: str) -> tuple[int, str]:
-    names = list(CL_PRESETS)
-    return (names.index(label), label) if label in names else (len(names), label)
+def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every finished run under ``out_dir/runs``, in file-name order."""
+    runs = Path(out_dir) / "runs"
+    results = []
+    for path in sorted(runs.glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            continue
+    return results
 
 
 def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,8 +121,6 @@ def markdown_tables(rows: list[dict[str, Any]]) -> str:
 
 def write_report(out_dir: Path) -> list[dict[str, Any]]:
     """Write results.csv, results.md and the plots for every run under ``out_dir/runs``."""
-    from continual.sweep import load_results
-
     results = load_results(out_dir)
     rows = aggregate(results)
     if not rows:
@@ -123,8 +130,6 @@ def write_report(out_dir: Path) -> list[dict[str, Any]]:
         writer.writeheader()
         writer.writerows(rows)
     (out_dir / "results.md").write_text(markdown_tables(rows))
-    from continual.plots import plot_heatmaps, plot_pareto
-
     by_bench: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_bench[(r["config"]["benchmark"], r["config"]["scenario"])].append(r)

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from continual.config import RunConfig, run_id
 from continual.policies import DEFAULT_HIGH
+from continual.report import write_report
 from continual.runner import run
 
-__all__ = ["SweepSpec", "expand", "load_results", "run_sweep", "write_json_atomic"]
+__all__ = ["SweepSpec", "expand", "run_sweep", "write_json_atomic"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def run_sweep(
             bar.set_postfix_str(run_id(config))
             try:
                 result = run_fn(config, progress=progress)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                 failed[run_id(config)] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{run_id(config)}.json", result)
@@ -177,13 +178,11 @@ def run_sweep(
             for future in as_completed(futures):
                 try:
                     ran.append(future.result())
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                     failed[futures[future]] = f"{type(err).__name__}: {err}"
                 bar.update()
     bar.close()
     if report:
-        from continual.report import write_report
-
         write_report(Path(out_dir))
     return {"finished": [run_id(c) for c in finished], "ran": ran, "failed": failed}
 
@@ -206,7 +205,7 @@ def _run_dask(
         for future in dask_completed(list(futures)):
             try:
                 result = future.result()
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
                 failed[futures[future]] = f"{type(err).__name__}: {err}"
             else:
                 write_json_atomic(runs / f"{result['run_id']}.json", result)
@@ -216,15 +215,3 @@ def _run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every finished run under ``out_dir/runs``, in file-name order."""
-    runs = Path(out_dir) / "runs"
-    results = []
-    for path in sorted(runs.glob("*.json")):
-        try:
-            results.append(json.loads(path.read_text()))
-        except json.JSONDecodeError:
-            continue
-    return results

@@ -38,7 +38,10 @@ def _taps(text: str) -> tuple[int, ...]:
 
 
 def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig:
-    """The configuration (:class:`~hls_gen.emit.ArrayConfig` or :class:`~hls_gen.emit.MultiplierConfig`) an ``mpsim emit`` command line asks for."""
+    """The configuration an ``mpsim emit`` command line asks for.
+
+    An :class:`~hls_gen.emit.ArrayConfig` or a :class:`~hls_gen.emit.MultiplierConfig`.
+    """
     from hls_gen.emit import ArrayConfig, MultiplierConfig  # Amaranth is imported only when a design is generated
 
     operands = [f.strip() for f in args.mul.split(",")]
@@ -90,7 +93,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def parse_config(argv: list[str]) -> ArrayConfig | MultiplierConfig:
-    """The configuration that ``mpsim emit ARGV`` would write (``--out`` is ignored); ``ValueError`` on bad arguments."""
+    """The configuration ``mpsim emit ARGV`` would write (``--out`` is ignored); ``ValueError`` on bad arguments."""
     parser = argparse.ArgumentParser(prog="mpsim emit", add_help=False, exit_on_error=False)
     add_design_arguments(parser)
     parser.add_argument("--out", default=None)

@@ -30,26 +30,29 @@ def _print_cost(report: dict[str, Any]) -> None:
         f"{report['fmax_mhz']:.2f} MHz ({report['fmax_source']})"
     )
     print(
-        f"{'layer':<6}{'kind':<8}{'GEMM rows x K x cols (groups)':<32}{'tiles':>7}{'cycles':>10}{'util':>7}{'energy uJ':>11}"
+        f"{'layer':<6}{'kind':<8}{'GEMM rows x K x cols (groups)':<32}"
+        f"{'tiles':>7}{'cycles':>10}{'util':>7}{'energy uJ':>11}"
     )
     for i, layer in enumerate(report["layers"]):
         rows, k, cols, groups = layer["gemm"]
         gemm = f"{rows} x {k} x {cols}" + (f" ({groups})" if groups > 1 else "")
         print(
-            f"{i:<6}{layer['kind']:<8}{gemm:<32}{layer['tiles']:>7}{layer['cycles']:>10}{layer['utilisation']:>7.2f}{layer['energy_uj']:>11.4f}"
+            f"{i:<6}{layer['kind']:<8}{gemm:<32}"
+            f"{layer['tiles']:>7}{layer['cycles']:>10}{layer['utilisation']:>7.2f}{layer['energy_uj']:>11.4f}"
         )
     parts = report["energy_breakdown_uj"]
     print(
         f"total: {report['cycles']} cycles, {report['latency_us']:.2f} us, utilisation {report['utilisation']:.2f}, "
-        f"{report['macs']} MACs, energy {report['energy_uj']:.4f} uJ (compute {parts['compute']:.4f}, SRAM {parts['sram']:.4f}, "
-        f"DRAM {parts['dram']:.4f})"
+        f"{report['macs']} MACs, energy {report['energy_uj']:.4f} uJ "
+        f"(compute {parts['compute']:.4f}, SRAM {parts['sram']:.4f}, DRAM {parts['dram']:.4f})"
     )
     synth = report.get("synthesis")
     if synth:
         fmax = "-" if synth["fmax_mhz"] is None else f"{synth['fmax_mhz']:.2f} MHz"
         print(
-            f"synthesis ({synth['target']}, {synth['part']}{', cached' if synth['cached'] else ''}): {synth['luts']} LUTs, "
-            f"{synth['ffs']} FFs, {synth['dsps']} DSPs, {synth['carry']} carry cells, {synth['bram']} BRAM, Fmax {fmax}"
+            f"synthesis ({synth['target']}, {synth['part']}{', cached' if synth['cached'] else ''}): "
+            f"{synth['luts']} LUTs, {synth['ffs']} FFs, {synth['dsps']} DSPs, {synth['carry']} carry cells, "
+            f"{synth['bram']} BRAM, Fmax {fmax}"
         )
 
 
@@ -100,15 +103,16 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p = subparsers.add_parser(
         "cost",
         help="latency, energy and FPGA resources of a network on a MAC array",
-        description="Estimate cycles per layer (with tiling), utilisation, latency, memory traffic and energy of one inference "
-        "of a network on an R x C output-stationary MAC array (the array mpsim emit generates), and with --synth synthesize "
-        "the array with Yosys and place and route it with nextpnr-ecp5 for its resources and Fmax (cached on disk). "
-        "Prints a per-layer table and writes the report as JSON.",
+        description="Estimate cycles per layer (with tiling), utilisation, latency, memory traffic and energy of one "
+        "inference of a network on an R x C output-stationary MAC array (the array mpsim emit generates), and with "
+        "--synth synthesize the array with Yosys and place and route it with nextpnr-ecp5 for its resources and Fmax "
+        "(cached on disk). Prints a per-layer table and writes the report as JSON.",
     )
     p.add_argument(
         "--model",
         required=True,
-        help="a network file (.json/.yaml: input_shape and Linear/Conv2d layers) or a built-in model of mpsim train: mlp, cnn",
+        help="a network file (.json/.yaml: input_shape and Linear/Conv2d layers) "
+        "or a built-in model of mpsim train: mlp, cnn",
     )
     p.add_argument(
         "--dataset",
@@ -191,8 +195,8 @@ def cmd_nas(args: argparse.Namespace) -> int:
     print(f"{len(rows)} finished trials, {len(front)} on the Pareto front (accuracy up, latency down, energy down):")
     for r in front:
         print(
-            f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, {r['energy_uj']:.3f} uJ, "
-            f"array {r['array']}, {r['layers']}"
+            f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
+            f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}"
         )
     print(f"wrote {Path(args.out) / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0
@@ -203,11 +207,12 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p = subparsers.add_parser(
         "nas",
         help="hardware-aware architecture search: accuracy vs latency vs energy",
-        description="Multi-objective search (Optuna NSGA-II, seeded) over network shape (MLP/CNN depth, widths, kernel sizes), "
-        "per-layer accumulator format and rounding, and MAC-array size. Accuracy comes from short emulated training "
-        "(mpsim.nn at each layer's precision), latency and energy from the array cost model (mpsim cost). The study lives "
-        "in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it. Writes the Pareto "
-        "front (pareto.json, pareto.csv), every trial (trials.csv) and a Pareto plot (pareto.png) into OUT.",
+        description="Multi-objective search (Optuna NSGA-II, seeded) over network shape (MLP/CNN depth, widths, kernel "
+        "sizes), per-layer accumulator format and rounding, and MAC-array size. Accuracy comes from short emulated "
+        "training (mpsim.nn at each layer's precision), latency and energy from the array cost model (mpsim cost). The "
+        "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it. "
+        "Writes the Pareto front (pareto.json, pareto.csv), every trial (trials.csv) and a Pareto plot (pareto.png) "
+        "into OUT.",
     )
     p.add_argument("--benchmark", default="digits", help="dataset to train on: digits (default)")
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should hold (default: 50)")

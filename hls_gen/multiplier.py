@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.arith import Unpacked, exp_shape, multiply_exact, round_pack, unpack
+from hls_gen.arith import exp_shape, multiply_exact, round_pack, unpack
 from hls_gen.spec import check_nan_capable, checking, float_format, hw_rounding, operand_format
 from mpsim.formats import FloatFormat
 
@@ -128,9 +128,3 @@ class FPMultiplier(wiring.Component):
             code = round_pack(m, p, 0, self._out_format, self._rand_bits, rand, "pr")
             m.d.comb += self.product.eq(code)
         return m
-
-
-def unpack_exact(view: data.View, a_format: FloatFormat, b_format: FloatFormat) -> Unpacked:
-    """An :class:`~hls_gen.arith.Unpacked` over an exact-product struct (a port or a register)."""
-    _, lo, hi = exact_product_bounds(a_format, b_format)
-    return Unpacked(view.sign, view.zero, view.inf, view.nan, view.exp, view.sig, lo, hi)

@@ -196,7 +196,7 @@ def build_torch(network: NetworkSpec) -> Any:
 
 
 def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
-    """One :class:`LayerPrecision` override per GEMM layer: its operands, accumulator and rounding (as mpsim's FP8 presets)."""
+    """A :class:`LayerPrecision` override per GEMM layer: operands, accumulator and rounding, as mpsim's FP8 presets."""
     from torch import nn
 
     from mpsim.nn.config import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
@@ -343,7 +343,8 @@ def run_nas(config: NASConfig, out: str | Path, *, progress: bool = True, cache:
         study.set_user_attr("nas_config", mine)
     elif {k: v for k, v in stored.items() if k != "trials"} != {k: v for k, v in mine.items() if k != "trials"}:
         raise ValueError(
-            f"study {config.study_name!r} in {storage} was run with another configuration; use another --out or --study-name"
+            f"study {config.study_name!r} in {storage} was run with another configuration; "
+            "use another --out or --study-name"
         )
     done = _finished(study)
     data = _datasets(config)
@@ -495,7 +496,8 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
         fig.colorbar(points, ax=ax, label=label)
         ax.legend(loc="lower right")
     fig.suptitle(
-        f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front (red; labels: array size)"
+        f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front "
+        "(red; labels: array size)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -178,7 +178,8 @@ class NetworkSpec:
                 channels, h, w = shape
                 if channels % layer.groups or layer.out % layer.groups:
                     raise ValueError(
-                        f"groups={layer.groups} of layer {i} must divide in_channels {channels} and out_channels {layer.out}"
+                        f"groups={layer.groups} of layer {i} must divide in_channels {channels} "
+                        f"and out_channels {layer.out}"
                     )
                 ho = (h + 2 * layer.padding[0] - layer.dilation[0] * (layer.kernel[0] - 1) - 1) // layer.stride[0] + 1
                 wo = (w + 2 * layer.padding[1] - layer.dilation[1] * (layer.kernel[1] - 1) - 1) // layer.stride[1] + 1

@@ -44,7 +44,7 @@ __all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles
 
 
 def tile_cycles(k: int, tiles: int, rows: int, pipeline: int) -> int:
-    """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` beats, streamed back to back."""
+    """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` beats sent back to back."""
     if min(k, tiles, rows) < 1 or pipeline < 0:
         raise ValueError(f"k, tiles and rows must be >= 1 and pipeline >= 0, not {k}, {tiles}, {rows}, {pipeline}")
     return k + pipeline + rows + 1 + (tiles - 1) * max(k, rows + 1)

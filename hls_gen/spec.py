@@ -63,6 +63,11 @@ def described(component: _C) -> _C:
     Amaranth warns about elaboratables that are created and never elaborated;
     a description is never meant to be.
     """
+    # The one place that sets Amaranth's private per-object switch (amaranth._unused.MustUse). Amaranth 0.5 has
+    # no public way to mark one object: its public switches are a "# amaranth: UnusedElaboratable=no" first
+    # line, which silences every elaboratable constructed in that source file (here also the designs a user
+    # builds and may forget to elaborate), and filtering the UnusedElaboratable warning, which cannot be
+    # scoped, since the warning is raised from __del__ whenever the object is collected.
     component._MustUse__silence = True  # type: ignore[attr-defined]
     return component
 
@@ -83,7 +88,8 @@ def float_format(value: str | FloatFormat | FixedFormat, what: str) -> FloatForm
     fmt = parse_format(value)
     if isinstance(fmt, FixedFormat):
         raise ValueError(
-            f"{what} must be a floating-point format, not fixed-point {fmt}: the hardware generator has no fixed-point datapath"
+            f"{what} must be a floating-point format, not fixed-point {fmt}: "
+            "the hardware generator has no fixed-point datapath"
         )
     return fmt
 

@@ -1,4 +1,7 @@
-"""``mpsim cosim``: generate, build, simulate and check a design against mpsim (registered through ``mpsim.commands``)."""
+"""``mpsim cosim``: generate, build, simulate and check a design against mpsim.
+
+Registered through the ``mpsim.commands`` entry-point group.
+"""
 
 from __future__ import annotations
 

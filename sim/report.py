@@ -61,8 +61,10 @@ class Report:
         build = "cached" if self.build_cached else f"{self.build_s:.1f} s"
         lines = [
             f"{verdict}  {self.design} ({self.unit}) on {self.simulator} {self.simulator_version}",
-            f"  checked      {self.vectors_checked:,} results ({self.macs_checked:,} MACs), {self.mismatches:,} mismatches",
-            f"  simulated    {self.cycles:,} cycles in {self.sim_wall_s:.2f} s: {self.cycles_per_s:,.0f} cycles/s, {self.macs_per_s:,.0f} MACs/s",
+            f"  checked      {self.vectors_checked:,} results ({self.macs_checked:,} MACs), "
+            f"{self.mismatches:,} mismatches",
+            f"  simulated    {self.cycles:,} cycles in {self.sim_wall_s:.2f} s: "
+            f"{self.cycles_per_s:,.0f} cycles/s, {self.macs_per_s:,.0f} MACs/s",
             f"  build        {build}; run {self.run_s:.1f} s (simulator start, vectors, reference, bench)",
         ]
         if self.latency is not None:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -125,7 +125,13 @@ _SEED_RUNTIME = (
 
 
 def _runner(simulator: str, *, opt: str = "O1", runtime: Path | None = None):  # type: ignore[no-untyped-def]
-    """A cocotb runner for ``simulator`` with the adjustments this project needs."""
+    """A cocotb runner for ``simulator`` with the adjustments this project needs.
+
+    The one place that overrides cocotb runner internals (``_build_command``, ``_test_command``): cocotb 2.x's
+    public ``build()`` passes ``build_args`` to the verilator command only, with no way to give make variables
+    or to run a step between verilating and make, and its public ``test(waves=True)`` always asks Icarus's vvp
+    for FST (``waves=False`` passes ``-none``, which writes no waveform at all).
+    """
     from cocotb_tools import runner as cocotb_runner
 
     if simulator == "icarus":
@@ -136,22 +142,27 @@ def _runner(simulator: str, *, opt: str = "O1", runtime: Path | None = None):  #
                 cmds = super()._test_command()
                 return [[arg for arg in cmd if arg != "-fst"] for cmd in cmds]
 
-        return Icarus()
+        runner = Icarus()
+    else:
 
-    class Verilator(cocotb_runner.Verilator):
-        def _build_command(self):  # type: ignore[no-untyped-def]
-            verilate, make = super()._build_command()
-            # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
-            # designs large enough to be split into several files; -include is right for gcc and clang.
-            # OPT_SLOW stays -O0 (Verilator's default): optimizing the VPI symbol-table constructors
-            # that --public-flat-rw makes huge takes minutes and buys nothing.
-            make = [*make, "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST=-{opt}", "OPT_SLOW=-O0"]
-            if runtime is None or not any(runtime.glob("verilated*.o")):
-                return [verilate, make]
-            # verilated*.o depend on Vtop.mk, which verilating rewrites: copy them in after that, newer.
-            return [verilate, [sys.executable, "-c", _SEED_RUNTIME, str(runtime), str(self.build_dir)], make]
+        class Verilator(cocotb_runner.Verilator):
+            def _build_command(self):  # type: ignore[no-untyped-def]
+                verilate, make = super()._build_command()
+                # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+                # designs large enough to be split into several files; -include is right for gcc and clang.
+                # OPT_SLOW stays -O0 (Verilator's default): optimizing the VPI symbol-table constructors
+                # that --public-flat-rw makes huge takes minutes and buys nothing.
+                make = [*make, "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST=-{opt}", "OPT_SLOW=-O0"]
+                if runtime is None or not any(runtime.glob("verilated*.o")):
+                    return [verilate, make]
+                # verilated*.o depend on Vtop.mk, which verilating rewrites: copy them in after that, newer.
+                return [verilate, [sys.executable, "-c", _SEED_RUNTIME, str(runtime), str(self.build_dir)], make]
 
-    return Verilator()
+        runner = Verilator()
+    # cocotb logs every command it runs at INFO on the runner's public ``log`` (a logger named after this
+    # subclass, which its constructor sets to INFO); our caller logs phases instead.
+    runner.log.setLevel(logging.WARNING)
+    return runner
 
 
 @contextmanager
@@ -163,20 +174,6 @@ def _outside_pytest() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
-
-
-@contextmanager
-def _quiet_cocotb() -> Iterator[None]:
-    """cocotb's runner logs every command at INFO to the root handlers; our caller logs phases instead."""
-    loggers = [logging.getLogger(n) for n in ("Verilator", "Icarus")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def _fst_available() -> bool:
@@ -265,18 +262,17 @@ def build(
     log_file = directory.parent / f"{directory.name}.build.log"
     directory.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _quiet_cocotb():
-            runner.build(
-                sources=[verilog],
-                hdl_toplevel=top,
-                build_dir=directory,
-                build_args=build_args,
-                always=True,
-                clean=True,
-                waves=waves,
-                timescale=("1ns", "1ps"),
-                log_file=log_file,
-            )
+        runner.build(
+            sources=[verilog],
+            hdl_toplevel=top,
+            build_dir=directory,
+            build_args=build_args,
+            always=True,
+            clean=True,
+            waves=waves,
+            timescale=("1ns", "1ps"),
+            log_file=log_file,
+        )
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as error:
         raise RuntimeError(
             f"{simulator} build of {verilog} failed ({error}); log {log_file}:\n{_tail(log_file)}"
@@ -326,7 +322,7 @@ def _simulate(
     start = time.perf_counter()
     error = None
     try:
-        with _outside_pytest(), _quiet_cocotb():
+        with _outside_pytest():
             runner.test(
                 test_module=_BENCHES[design.unit],
                 hdl_toplevel=design.top,
@@ -346,10 +342,8 @@ def _simulate(
     result = BenchResult.read(result_path) if result_path.is_file() else None
     if result is None:
         failed = None
-        try:
+        with suppress(RuntimeError, OSError):  # no results file, or one cocotb could not parse
             _, failed = get_results(xml)
-        except (RuntimeError, OSError):
-            pass
         error = (
             (error or "the bench wrote no result")
             + (f"; {failed} cocotb test(s) failed" if failed else "")

@@ -106,7 +106,10 @@ def canonical_codes(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
 
 
 def same_codes(got: np.ndarray, want: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    """Element-wise equal bit patterns; expected NaNs are canonical (:func:`canonical_codes`), as the manifest promises."""
+    """Element-wise equal bit patterns.
+
+    Expected NaNs are canonical (:func:`canonical_codes`), as the manifest promises.
+    """
     return got == want
 
 

@@ -1,1 +1,4 @@
-"""mpsim test suite (a regular package: avalanche-lib installs a top-level ``tests`` package that would shadow a namespace one)."""
+"""mpsim test suite.
+
+A regular package: avalanche-lib installs a top-level ``tests`` package that would shadow a namespace one.
+"""

@@ -231,7 +231,7 @@ def test_fixed_identities(fmt):
     assert fmt.fits_in(8, 23)
 
 
-@pytest.mark.parametrize("name, dtype", ML_DTYPES_FORMATS + [("fp32", np.float32)])
+@pytest.mark.parametrize("name, dtype", [*ML_DTYPES_FORMATS, ("fp32", np.float32)])
 def test_finfo_agrees(name, dtype):
     fmt, info = mpsim.parse_format(name), ml_dtypes.finfo(dtype)
     assert fmt.bits == info.bits

@@ -549,7 +549,7 @@ def test_round_to_odd_pairs_equal_round_pair(fmt, rounding):
 
 @pytest.mark.parametrize("order", ["sequential", "pairwise"])
 def test_outputs_do_not_depend_on_the_thread_count(monkeypatch, order):
-    """Work items are shared out over threads: one thread and two give the same bits, tiles redone by a guard included."""
+    """Work items are shared out over threads: one thread and two give the same bits, guard-redone tiles included."""
     f = mpsim.parse_format("fp16")
     big = mpsim.quantize(np.float32(np.sqrt(f.max)), "e4m3", rounding="toward_zero")
     rng = np.random.default_rng(8)
@@ -616,7 +616,10 @@ def test_a_kernel_refuses_an_unknown_kind():
 
 
 def test_a_step_kind_known_only_at_run_time_does_not_compile():
-    """Each kernel compiles its own step kind's loop only: a kind that is not a constant is a typing error, not every loop."""
+    """Each kernel compiles its own step kind's loop only.
+
+    A step kind that is not a constant is a typing error, rather than a compile of every loop.
+    """
 
     @numba.njit
     def step_of(kind, x, ones, params, exact):

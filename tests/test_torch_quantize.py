@@ -255,7 +255,11 @@ def test_narrow_tensor_fits(tdtype: torch.dtype) -> None:
 
 
 def _fits_message(fmt: str, dtype_name: str) -> str:
-    return f"^{re.escape(f'format {fmt} has values that {dtype_name} cannot hold exactly; pass float32 or float64 input to quantize to {fmt}')}$"
+    message = (
+        f"format {fmt} has values that {dtype_name} cannot hold exactly; "
+        f"pass float32 or float64 input to quantize to {fmt}"
+    )
+    return f"^{re.escape(message)}$"
 
 
 def test_float16_refuses_wider_format() -> None:
@@ -292,7 +296,10 @@ def test_tensor_non_float_dtype(dtype: torch.dtype) -> None:
 
 
 def test_non_cpu_tensor_refused() -> None:
-    msg = "mpsim has no meta kernel yet: got a tensor on meta; move it to the CPU explicitly (x.cpu()) if that is what you want"
+    msg = (
+        "mpsim has no meta kernel yet: got a tensor on meta; "
+        "move it to the CPU explicitly (x.cpu()) if that is what you want"
+    )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         mpsim.quantize(torch.empty(3, device="meta"), "e4m3")
 

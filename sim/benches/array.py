@@ -22,20 +22,23 @@ from sim.manifest import ArrayDesign, read_manifest
 from sim.vectors import ArrayVectors, array_vectors, same_codes
 
 
+def _codes(codes: np.ndarray) -> str:
+    """The first eight codes in hex, "..." after them if there are more."""
+    return " ".join(f"{int(x):#x}" for x in codes[:8]) + (" ..." if codes.size > 8 else "")
+
+
 def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: BenchResult) -> None:
     """Compare every real (not padding) element with mpsim's; describe the first mismatches."""
     ok = same_codes(got, vectors.want, design.acc_format) | ~vectors.valid
     bad = np.argwhere(~ok)
     result.mismatch_count = len(bad)
     order = np.cumsum(vectors.valid.reshape(-1)).reshape(vectors.valid.shape) - 1  # index among checked elements
-    a_fmt, b_fmt = design.a_format, design.b_format
     for j, r, c in bad[:SHOWN_MISMATCHES]:
         job = vectors.jobs[j]
         i_row, j_col = job.row_tile * design.rows + r, job.col_tile * design.cols + c
         a_row = vectors.a_codes[job.product][job.batch, i_row]
         b_col = vectors.b_codes[job.product][job.batch, :, j_col]
-        show = lambda codes, fmt: " ".join(f"{int(x):#x}" for x in codes[:8]) + (" ..." if codes.size > 8 else "")
-        inputs = {"A row": show(a_row, a_fmt), "B column": show(b_col, b_fmt)}
+        inputs = {"A row": _codes(a_row), "B column": _codes(b_col)}
         where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] (PE {r},{c}), K={job.k}"
         result.mismatches.append(
             mismatch_record(
@@ -133,7 +136,8 @@ async def array_matches_mpsim(dut) -> None:
         j, r = divmod(n, rows)
         if (row, last) != (r, int(r == rows - 1)) and len(result.protocol_errors) < SHOWN_MISMATCHES:
             result.protocol_errors.append(
-                f"output beat {n} (job {j}): out_row={row}, out_last={last}; expected row {r}, last={int(r == rows - 1)}"
+                f"output beat {n} (job {j}): out_row={row}, out_last={last}; "
+                f"expected row {r}, last={int(r == rows - 1)}"
             )
         got[j, r] = [(data >> (c * width)) & mask for c in range(design.cols)]
     if result.timeout is None:

@@ -13,7 +13,8 @@ from dataclasses import asdict, replace
 import pytest
 
 from continual.config import RunConfig, run_id
-from continual.sweep import SweepSpec, expand, load_results, run_sweep
+from continual.report import load_results
+from continual.sweep import SweepSpec, expand, run_sweep
 
 BASE = RunConfig(epochs=1, hidden=8)
 

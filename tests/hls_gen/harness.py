@@ -114,12 +114,6 @@ def stream(
     return out
 
 
-def described(component: Elaboratable) -> Elaboratable:
-    """Mark a component built only to inspect its ports and properties (never elaborated)."""
-    component._MustUse__silence = True  # amaranth warns about elaboratables that are never used
-    return component
-
-
 def mac_sequences(rng: np.random.Generator, fa, fb, sequences: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) codes, shape (sequences, steps); a fifth of the steps cancel the step before exactly."""
     a = operand_codes(rng, fa, (sequences, steps))
@@ -159,7 +153,10 @@ def run_mac(
         en = np.insert(en, at, np.where(stall, 0, 1))
         valid = np.insert(valid, at, np.where(stall, rng.integers(0, 2, k), 0))
     tail = dut.latency + 2
-    pad = lambda x, v: np.concatenate([x, np.full(tail, v, dtype=np.int64)])
+
+    def pad(x: np.ndarray, v: int) -> np.ndarray:
+        return np.concatenate([x, np.full(tail, v, dtype=np.int64)])
+
     (acc,) = stream(
         dut,
         [

@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.accumulator import Accumulator, FPAdder
+from hls_gen.spec import described
 from mpsim.randbits import LFSR, LFSRGrid
-from tests.hls_gen.harness import described, mismatches, operand_codes, stream
+from tests.hls_gen.harness import mismatches, operand_codes, stream
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,8 @@ def test_properties() -> None:
         (
             lambda: FPAdder(acc_format="e2m1", term_format="e5m2"),
             ValueError,
-            "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats",
+            "accumulator format e2m1 has no NaN, but operand format e5m2 brings NaN or Inf; "
+            "use a format with NaN or finite operand formats",
         ),
         (
             lambda: FPAdder(acc_format="e5m6", term_format="e4m3", rounding="up"),

@@ -11,9 +11,10 @@ from amaranth.sim import Simulator
 import mpsim
 from hls_gen.array import MACArray
 from hls_gen.emit import ArrayConfig
+from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import tile_jobs
-from tests.hls_gen.harness import described, mismatches, operand_codes
+from tests.hls_gen.harness import mismatches, operand_codes
 
 
 def port(manifest: dict, name: str) -> dict:

@@ -127,7 +127,8 @@ def test_cost_with_synthesis(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         (
             ["--model", "mlp", "--acc", "q8.8"],
-            "accumulator format must be a floating-point format, not fixed-point q8.8: the hardware generator has no fixed-point datapath",
+            "accumulator format must be a floating-point format, not fixed-point q8.8: "
+            "the hardware generator has no fixed-point datapath",
         ),
         (
             ["--model", "mlp", "--synth", "--target", "vivado"],

@@ -1,4 +1,7 @@
-"""The multiplier top (MultiplierConfig / MultiplierLanes) and `mpsim emit --unit`: names, manifests, lanes in Amaranth's simulator."""
+"""The multiplier top (MultiplierConfig / MultiplierLanes) and `mpsim emit --unit`.
+
+Names, manifests, and the lanes in Amaranth's simulator.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ import pytest
 
 import mpsim
 from hls_gen.emit import ArrayConfig, MultiplierConfig, MultiplierLanes, emit, load_manifest
+from hls_gen.spec import described
 from mpsim.cli import main
 from mpsim.randbits import LFSR
-from tests.hls_gen.harness import described, stream
+from tests.hls_gen.harness import stream
 
 
 @pytest.mark.parametrize(
@@ -63,7 +67,10 @@ def test_lanes_compute_independent_products() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.integers(0, 256, (400, 3)), rng.integers(0, 256, (400, 3))
     rand = LFSR(32, 7).draw(1200, 6).reshape(400, 3)
-    pack = lambda x, w: (x[:, 0] | (x[:, 1] << w) | (x[:, 2] << 2 * w)).astype(np.int64)
+
+    def pack(x: np.ndarray, w: int) -> np.ndarray:
+        return (x[:, 0] | (x[:, 1] << w) | (x[:, 2] << 2 * w)).astype(np.int64)
+
     (words,) = stream(dut, [(dut.a, pack(a, 8)), (dut.b, pack(b, 8)), (dut.rand_in, pack(rand, 6))], [dut.product])
     got = np.array([[(w >> (12 * i)) & 0xFFF for i in range(3)] for w in words]).reshape(-1)
     with np.errstate(invalid="ignore"):

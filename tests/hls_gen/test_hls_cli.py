@@ -63,11 +63,13 @@ def test_emit_default_name_and_mixed_operands(
     [
         (
             ["--mul", "e4m3", "--acc", "q8.8"],
-            "mpsim emit: error: accumulator format must be a floating-point format, not fixed-point q8.8: the hardware generator has no fixed-point datapath",
+            "mpsim emit: error: accumulator format must be a floating-point format, not fixed-point q8.8: "
+            "the hardware generator has no fixed-point datapath",
         ),
         (
             ["--mul", "fp32", "--acc", "fp32"],
-            "mpsim emit: error: multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands",
+            "mpsim emit: error: multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): "
+            "the multiplier supports FP4..FP16/bf16 operands",
         ),
         (
             ["--mul", "e4m3,e5m2,e3m2", "--acc", "fp16"],
@@ -75,7 +77,8 @@ def test_emit_default_name_and_mixed_operands(
         ),
         (
             ["--mul", "e4m3", "--acc", "fp16", "--rounding", "stochastic"],
-            "mpsim emit: error: accumulator rounding must give its random bits, 'stochastic:K', not exact 'stochastic': the LFSR hands out K bits per rounding",
+            "mpsim emit: error: accumulator rounding must give its random bits, 'stochastic:K', not exact "
+            "'stochastic': the LFSR hands out K bits per rounding",
         ),
     ],
 )

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hls_gen.lfsr import LFSR
+from hls_gen.spec import described
 from mpsim.randbits import LFSR as ModelLFSR
-from tests.hls_gen.harness import described, stream
+from tests.hls_gen.harness import stream
 
 
 @pytest.mark.parametrize(

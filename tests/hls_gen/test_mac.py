@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.mac import MAC
+from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
-from tests.hls_gen.harness import described, mac_sequences, mismatches, run_mac
+from tests.hls_gen.harness import mac_sequences, mismatches, run_mac
 
 
 def reference(
@@ -152,17 +153,20 @@ def test_latency_and_properties() -> None:
         (
             dict(acc_format="e3m2"),
             ValueError,
-            "accumulator format e3m2 has no NaN, but operand format e4m3 brings NaN or Inf; use a format with NaN or finite operand formats",
+            "accumulator format e3m2 has no NaN, but operand format e4m3 brings NaN or Inf; "
+            "use a format with NaN or finite operand formats",
         ),
         (
             dict(acc_format="q8.8"),
             ValueError,
-            "accumulator format must be a floating-point format, not fixed-point q8.8: the hardware generator has no fixed-point datapath",
+            "accumulator format must be a floating-point format, not fixed-point q8.8: "
+            "the hardware generator has no fixed-point datapath",
         ),
         (
             dict(a_format="fp32"),
             ValueError,
-            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands",
+            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): "
+            "the multiplier supports FP4..FP16/bf16 operands",
         ),
     ],
 )

@@ -9,8 +9,9 @@ import pytest
 
 import mpsim
 from hls_gen.multiplier import FPMultiplier, exact_product_bounds
+from hls_gen.spec import described
 from mpsim.randbits import LFSR
-from tests.hls_gen.harness import described, same_values, stream
+from tests.hls_gen.harness import same_values, stream
 
 
 def all_pairs(fa: mpsim.FloatFormat, fb: mpsim.FloatFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -124,12 +125,14 @@ def test_ports_and_properties() -> None:
         (
             dict(a_format="fp32", b_format="e4m3"),
             ValueError,
-            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): the multiplier supports FP4..FP16/bf16 operands",
+            "multiplier operand format a must be at most 16 bits wide, not fp32 (32 bits): "
+            "the multiplier supports FP4..FP16/bf16 operands",
         ),
         (
             dict(a_format="e4m3", b_format="q4.3"),
             ValueError,
-            "multiplier operand format b must be a floating-point format, not fixed-point q4.3: the hardware generator has no fixed-point datapath",
+            "multiplier operand format b must be a floating-point format, not fixed-point q4.3: "
+            "the hardware generator has no fixed-point datapath",
         ),
         (
             dict(a_format="e4m3", b_format="e4m3", rounding="stochastic:8"),
@@ -139,17 +142,20 @@ def test_ports_and_properties() -> None:
         (
             dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="toward_zero"),
             ValueError,
-            "product rounding must be 'nearest' or 'stochastic:K', not 'toward_zero': the hardware implements only these",
+            "product rounding must be 'nearest' or 'stochastic:K', not 'toward_zero': "
+            "the hardware implements only these",
         ),
         (
             dict(a_format="e4m3", b_format="e4m3", out_format="e4m3", rounding="stochastic"),
             ValueError,
-            "product rounding must give its random bits, 'stochastic:K', not exact 'stochastic': the LFSR hands out K bits per rounding",
+            "product rounding must give its random bits, 'stochastic:K', not exact 'stochastic': "
+            "the LFSR hands out K bits per rounding",
         ),
         (
             dict(a_format="e5m2", b_format="e4m3", out_format="e3m2"),
             ValueError,
-            "product format e3m2 has no NaN, but operand format e5m2 brings NaN or Inf; use a format with NaN or finite operand formats",
+            "product format e3m2 has no NaN, but operand format e5m2 brings NaN or Inf; "
+            "use a format with NaN or finite operand formats",
         ),
         (
             dict(a_format=8, b_format="e4m3"),

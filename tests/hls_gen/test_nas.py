@@ -82,7 +82,8 @@ def test_tiny_nas_front_files_and_resume(tmp_path: Path) -> None:
     assert len(run_nas(more, out, progress=False).trials) == 3  # nothing left to do
     with pytest.raises(
         ValueError,
-        match=r"^study 'mpsim-nas' in sqlite:///.*study\.db was run with another configuration; use another --out or --study-name$",
+        match=r"^study 'mpsim-nas' in sqlite:///.*study\.db was run with another configuration; "
+        r"use another --out or --study-name$",
     ):
         run_nas(NASConfig(trials=4, epochs=2, batch_size=128, proxy_threshold=None, space=SPACE), out, progress=False)
 
@@ -166,7 +167,10 @@ def test_bad_search_space() -> None:
 
 
 def test_hls_gen_does_not_import_continual() -> None:
-    code = "import sys, hls_gen.nas, hls_gen.cost_cli, hls_gen.perf_model, hls_gen.synth, hls_gen.network; print(any(m.startswith('continual') for m in sys.modules))"
+    code = (
+        "import sys, hls_gen.nas, hls_gen.cost_cli, hls_gen.perf_model, hls_gen.synth, hls_gen.network; "
+        "print(any(m.startswith('continual') for m in sys.modules))"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"

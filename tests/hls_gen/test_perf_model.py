@@ -14,8 +14,8 @@ import mpsim
 from hls_gen.emit import ArrayConfig
 from hls_gen.network import LayerSpec, NetworkSpec
 from hls_gen.perf_model import estimate, stream_cycles, tile_cycles
+from hls_gen.spec import described
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY
-from tests.hls_gen.harness import described
 from tests.hls_gen.test_array import pack, reference, tiles
 
 
@@ -145,10 +145,10 @@ def test_cycle_formula_regimes() -> None:
         tile_cycles(0, 1, 1, 0)
     # the closed form solves the recurrence for equal jobs
     for k in range(1, 8):
-        for tiles in (1, 2, 5):
+        for jobs in (1, 2, 5):
             for rows in (1, 3, 4):
                 for pipeline in (0, 1, 2):
-                    assert stream_cycles([k] * tiles, rows, pipeline) == tile_cycles(k, tiles, rows, pipeline)
+                    assert stream_cycles([k] * jobs, rows, pipeline) == tile_cycles(k, jobs, rows, pipeline)
 
 
 def test_mixed_job_lengths_equal_the_simulated_array() -> None:
@@ -172,8 +172,8 @@ def mlp() -> NetworkSpec:
 
 
 def test_bigger_array_fewer_cycles_lower_utilisation_bound() -> None:
-    array = lambda n: ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=n, cols=n)
-    costs = [estimate(mlp(), array(n), fmax_mhz=50.0, batch=16) for n in (1, 4, 8)]
+    arrays = [ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=n, cols=n) for n in (1, 4, 8)]
+    costs = [estimate(mlp(), array, fmax_mhz=50.0, batch=16) for array in arrays]
     assert costs[0].cycles > costs[1].cycles > costs[2].cycles
     for cost in costs:
         assert 0 < cost.utilisation <= 1

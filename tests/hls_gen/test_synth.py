@@ -1,4 +1,4 @@
-"""Yosys/nextpnr reports of generated arrays: parsed from the tools' JSON, growing with R x C, cached, failing cleanly."""
+"""Yosys/nextpnr reports of emitted arrays: parsed from the tools' JSON, growing with R x C, cached, failing cleanly."""
 
 from __future__ import annotations
 

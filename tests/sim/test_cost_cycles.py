@@ -16,7 +16,7 @@ from sim.vectors import Stimulus, array_vectors
 @pytest.mark.slow
 @pytest.mark.parametrize("preset, max_k", [("mac_e4m3_e5m6_sr8_4x4", 32), ("mac_e4m3_e5m6_rne_1x1", 3)])
 def test_cycles_equal_the_cosimulated_array(preset: str, max_k: int, cosim_cache: Path, tmp_path: Path) -> None:
-    """Random jobs of K = 1..max_k streamed back to back (no back-pressure): both regimes and the stalls between them."""
+    """Random jobs of K = 1..max_k sent back to back (no back-pressure): both regimes and the stalls between them."""
     manifest = RTL_DIR / f"{preset}.json"
     stimulus = Stimulus(seed=7, steps=800, max_k=max_k, backpressure=0.0)
     design = read_manifest(manifest)
