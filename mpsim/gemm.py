@@ -202,24 +202,19 @@ class GemmPlan:
         if out.size == 0:
             return
         prod_kind, step_kind = self.kernel_kinds(a3, b3)
-        gk.qgemm(
-            a3,
-            b3,
-            out,
-            int(prod_kind),
-            self.mul_params,
-            self.mul_exact if self.mul_exact is not None else _NO_EXACT,
-            int(step_kind),
-            self.acc_params,
-            self.acc_exact if self.acc_exact is not None else _NO_EXACT,
-            int(self.order),
-            self.block,
-            source,
-            key,
-            offset,
-            rand,
-            *tile_shape(*out.shape),
+        args = gk.GemmArgs(
+            prod_kind=int(prod_kind),
+            mul=self.mul_params,
+            mul_x=self.mul_exact if self.mul_exact is not None else _NO_EXACT,
+            acc=self.acc_params,
+            acc_x=self.acc_exact if self.acc_exact is not None else _NO_EXACT,
+            order=int(self.order),
+            block=self.block,
+            source=source,
+            key=key,
+            offset=offset,
         )
+        gk.qgemm(a3, b3, out, args, int(step_kind), rand, *tile_shape(*out.shape))
 
     def kernel_kinds(self, a3: np.ndarray, b3: np.ndarray) -> tuple[ProductKind, StepKind]:
         """(product kind, step kind) for these operands: the fastest path that gives the general path's bits."""

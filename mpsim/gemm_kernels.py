@@ -449,111 +449,193 @@ def _draw_any(word: np.uint64, used: int, k: int) -> np.int64:
     return np.int64(_draw(word, used, k)) if k > 0 else np.int64(0)
 
 
-def _products(
-    kind: int,
-    rounded_kind: int,
-    scales: np.ndarray,
-    src: np.ndarray,
-    dst: np.ndarray,
-    mul: KernelParams,
-    mul_x: ExactParams,
-    bits: np.ndarray,
-    used: int,
-) -> None:
-    """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
+class Rounder(enum.IntEnum):
+    """The per-element roundings that the step and product loops are generated from (see :func:`_rounded`)."""
 
-    ``kind``, a compile-time constant, is ``PROD_EXACT`` or ``PROD_ROUNDED``:
-    then ``rounded_kind`` picks the rounding at run time (kernels per product
-    kind as well as per step kind would multiply the kernels to compile). One
-    function per kind, as for :func:`_step`; random bits as :func:`_draw`
-    reads them. Jitted code only (:func:`_products_for_kind`).
+    NEAREST = 0  # round_exact_nearest
+    NEAREST_GUARDED = 1  # round_nearest_guarded
+    NEAREST_ON_GRID = 2  # round_nearest_on_grid
+    NEAREST_ON_GRID_SIGNED = 3  # round_nearest_on_grid, the sign of a zero put back
+    STOCHASTIC = 4  # round_exact_stochastic
+    STOCHASTIC_GUARDED = 5  # round_stochastic_guarded
+    STOCHASTIC_ON_GRID = 6  # round_stochastic_on_grid
+    GENERAL = 7  # quantize_scalar: every mode and format
+    # sums only: the sum x + term is not always exact in float64
+    F32 = 8  # float32 hardware addition
+    PAIR_NEAREST = 9  # TwoSum, rounded to odd, then round_exact_nearest
+    PAIR_STOCHASTIC = 10  # TwoSum, rounded to odd, then round_exact_stochastic
+    PAIR_GENERAL = 11  # TwoSum, then round_pair
+
+
+#: The rounding of each step kind (STEP_PAIR: one of two, by the mode) and of each rounded product kind.
+STEP_ROUNDER = {
+    StepKind.GENERAL: Rounder.PAIR_GENERAL,
+    StepKind.NEAREST: Rounder.NEAREST,
+    StepKind.STOCHASTIC: Rounder.STOCHASTIC,
+    StepKind.F32: Rounder.F32,
+    StepKind.NEAREST_GUARDED: Rounder.NEAREST_GUARDED,
+    StepKind.STOCHASTIC_GUARDED: Rounder.STOCHASTIC_GUARDED,
+    StepKind.NEAREST_ON_GRID: Rounder.NEAREST_ON_GRID,
+    StepKind.STOCHASTIC_ON_GRID: Rounder.STOCHASTIC_ON_GRID,
+    StepKind.NEAREST_ON_GRID_SIGNED: Rounder.NEAREST_ON_GRID_SIGNED,
+}
+PRODUCT_ROUNDER = {
+    ProductKind.NEAREST: Rounder.NEAREST,
+    ProductKind.STOCHASTIC: Rounder.STOCHASTIC,
+    ProductKind.GENERAL: Rounder.GENERAL,
+    ProductKind.NEAREST_GUARDED: Rounder.NEAREST_GUARDED,
+    ProductKind.STOCHASTIC_GUARDED: Rounder.STOCHASTIC_GUARDED,
+}
+
+
+def _rounded(
+    rounder: int,
+    v: float,
+    p: KernelParams,
+    x: ExactParams,
+    word: np.uint64,
+    used: int,
+    left: bool,
+    shift: np.uint64,
+) -> float:
+    """The exact value ``v`` rounded by ``rounder`` (a compile-time :class:`Rounder`) into the format of ``p``/``x``.
+
+    ``word`` and ``used`` hold its random bits (:func:`_draw`); ``left`` and
+    ``shift`` place them where an addend is added (:func:`_addend_placement`).
+    Each rounding is written here once, and the step and product loops are
+    generated from it (:func:`_step_loop`, :func:`_product_loop`). Jitted code only.
     """
     raise NotImplementedError
 
 
-@overload(_products, inline="always", prefer_literal=True)
-def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
-    """:func:`_products`: exact products compile one loop; rounded ones every rounding's."""
-    if _literal(kind, types.IntegerLiteral, "the product kind") == PROD_EXACT:
+@overload(_rounded, inline="always", prefer_literal=True)
+def _rounded_by(rounder, v, p, x, word, used, left, shift):
+    """:func:`_rounded` for one rounder: only its rounding is typed and compiled."""
+    k = _literal(rounder, types.IntegerLiteral, "the rounder")
+    if k == Rounder.NEAREST:
+        return lambda rounder, v, p, x, word, used, left, shift: round_exact_nearest(v, x)
+    if k == Rounder.NEAREST_GUARDED:
+        return lambda rounder, v, p, x, word, used, left, shift: round_nearest_guarded(v, x)
+    if k == Rounder.NEAREST_ON_GRID:
+        return lambda rounder, v, p, x, word, used, left, shift: round_nearest_on_grid(v, x)
+    if k == Rounder.NEAREST_ON_GRID_SIGNED:
 
-        def exact(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
-            _products_exact(scales, src, dst)
+        def signed(rounder, v, p, x, word, used, left, shift):
+            rounded = np.float64(round_nearest_on_grid(v, x)).view(np.uint64)
+            return np.uint64(rounded | (np.float64(v).view(np.uint64) & _U_SIGN)).view(np.float64)
 
-        return exact
+        return signed
+    if k == Rounder.STOCHASTIC:
+        return lambda rounder, v, p, x, word, used, left, shift: round_exact_stochastic(
+            v, x, _draw(word, used, np.int64(x.k))
+        )
+    if k == Rounder.STOCHASTIC_GUARDED:
+        return lambda rounder, v, p, x, word, used, left, shift: round_stochastic_guarded(
+            v, x, _addend(word, left, shift, x)
+        )
+    if k == Rounder.STOCHASTIC_ON_GRID:
+        return lambda rounder, v, p, x, word, used, left, shift: round_stochastic_on_grid(
+            v, x, _addend(word, left, shift, x)
+        )
+    if k == Rounder.GENERAL:
+        return lambda rounder, v, p, x, word, used, left, shift: quantize_scalar(
+            v, p, _draw_any(word, used, p.rand_bits)
+        )
+    raise errors.TypingError(f"rounder {k} rounds sums only (see _rounded_sum)")
 
-    def rounded(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
-        if rounded_kind == PROD_NEAREST:
-            _products_nearest(scales, src, dst, mul_x)
-        elif rounded_kind == PROD_STOCHASTIC:
-            _products_stochastic(scales, src, dst, mul_x, bits, used)
-        elif rounded_kind == PROD_NEAREST_GUARDED:
-            _products_nearest_guarded(scales, src, dst, mul_x)
-        elif rounded_kind == PROD_STOCHASTIC_GUARDED:
-            _products_stochastic_guarded(scales, src, dst, mul_x, bits, used)
-        else:
-            _products_general(scales, src, dst, mul, bits, used)
 
-    return rounded
+def _rounded_sum(
+    rounder: int,
+    acc_value: float,
+    term: float,
+    p: KernelParams,
+    x: ExactParams,
+    word: np.uint64,
+    used: int,
+    left: bool,
+    shift: np.uint64,
+) -> float:
+    """``acc_value + term`` rounded by ``rounder`` (a compile-time :class:`Rounder`); jitted code only."""
+    raise NotImplementedError
 
 
-def _literal(value: types.Type, literal_type: type[types.Literal], what: str) -> object:
-    """The value of an argument typed as a literal; a typing error otherwise (every branch would compile)."""
-    if not isinstance(value, literal_type):
-        raise errors.TypingError(f"{what} must be a compile-time constant (see _gemm_of_kind), got {value}")
-    return value.literal_value
+@overload(_rounded_sum, inline="always", prefer_literal=True)
+def _rounded_sum_by(rounder, acc_value, term, p, x, word, used, left, shift):
+    """:func:`_rounded_sum`: where the sum is exact in float64 it is rounded itself (:func:`_rounded`)."""
+    k = _literal(rounder, types.IntegerLiteral, "the rounder")
+    if k == Rounder.F32:  # float32 terms into a float64 stack (a pairwise tree)
+        return lambda rounder, acc_value, term, p, x, word, used, left, shift: np.float32(acc_value) + np.float32(term)
+    if k == Rounder.PAIR_NEAREST:
+
+        def pair_nearest(rounder, acc_value, term, p, x, word, used, left, shift):
+            s, e = two_sum(acc_value, term)
+            return round_exact_nearest(round_to_odd(s, e), x)
+
+        return pair_nearest
+    if k == Rounder.PAIR_STOCHASTIC:
+
+        def pair_stochastic(rounder, acc_value, term, p, x, word, used, left, shift):
+            s, e = two_sum(acc_value, term)
+            return round_exact_stochastic(round_to_odd(s, e), x, _draw(word, used, np.int64(x.k)))
+
+        return pair_stochastic
+    if k == Rounder.PAIR_GENERAL:
+
+        def pair_general(rounder, acc_value, term, p, x, word, used, left, shift):
+            s, e = two_sum(acc_value, term)
+            return round_pair(s, e, p, _draw_any(word, used, p.rand_bits))
+
+        return pair_general
+    return lambda rounder, acc_value, term, p, x, word, used, left, shift: _rounded(
+        k, acc_value + term, p, x, word, used, left, shift
+    )
+
+
+# In place (x is read and written): with a separate destination that may be x,
+# the vectoriser's overlap check would send the loop to its scalar version.
+# Rows are indexed, not sliced: a slice costs reference counting.
+
+
+@functools.cache
+def _step_loop(rounder: int) -> Callable[..., None]:
+    """The step loop of one rounder: ``x[r] = R(x[r] + scales[r] * src[src_row + r*src_step])``.
+
+    Generated from :func:`_rounded_sum`, compiled on first use and cached on
+    disk like the kernels (the closure holds only ``rounder``, an int). A
+    function per rounding: one holding every rounding's loop spends as long
+    again setting them up.
+    """
+    rounder = int(rounder)
+
+    @numba.njit(cache=True)
+    def step_loop(
+        x: np.ndarray,
+        scales: np.ndarray,
+        src: np.ndarray,
+        src_row: int,
+        src_step: int,
+        acc: KernelParams,
+        acc_x: ExactParams,
+        bits: np.ndarray,
+        used: int,
+    ) -> None:
+        left, shift = _addend_placement(used, acc_x)  # (only the addend kinds read them)
+        for r in range(x.shape[0]):
+            scale, sr = scales[r], src_row + r * src_step
+            for j in range(x.shape[1]):
+                term = scale * np.float64(src[sr, j])  # exact: a float32 value times a power of two or float32
+                x[r, j] = _rounded_sum(rounder, x[r, j], term, acc, acc_x, bits[r, j], used, left, shift)
+
+    return step_loop
 
 
 @numba.njit(cache=True)
-def _products_exact(scales: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            dst[r, j] = scales[r] * np.float64(src[0, j])
-
-
-@numba.njit(cache=True)
-def _products_nearest(scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams) -> None:
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            dst[r, j] = round_exact_nearest(scales[r] * np.float64(src[0, j]), mul_x) + mul_x.zero
-
-
-@numba.njit(cache=True)
-def _products_nearest_guarded(scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams) -> None:
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            dst[r, j] = round_nearest_guarded(scales[r] * np.float64(src[0, j]), mul_x) + mul_x.zero
-
-
-@numba.njit(cache=True)
-def _products_stochastic(
-    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray, used: int
-) -> None:
-    k = np.int64(mul_x.k)
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            rand = _draw(bits[r, j], used, k)
-            dst[r, j] = round_exact_stochastic(scales[r] * np.float64(src[0, j]), mul_x, rand) + mul_x.zero
-
-
-@numba.njit(cache=True)
-def _products_stochastic_guarded(
-    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul_x: ExactParams, bits: np.ndarray, used: int
-) -> None:
-    left, shift = _addend_placement(used, mul_x)
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            addend = _addend(bits[r, j], left, shift, mul_x)
-            dst[r, j] = round_stochastic_guarded(scales[r] * np.float64(src[0, j]), mul_x, addend) + mul_x.zero
-
-
-@numba.njit(cache=True)
-def _products_general(
-    scales: np.ndarray, src: np.ndarray, dst: np.ndarray, mul: KernelParams, bits: np.ndarray, used: int
-) -> None:
-    for r in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            rand = _draw_any(bits[r, j], used, mul.rand_bits)
-            dst[r, j] = quantize_scalar(scales[r] * np.float64(src[0, j]), mul, rand)
+def _step_f32(x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int) -> None:
+    """Float32 accumulators: the float32 hardware sum, no conversion (the product is exact in float32)."""
+    for r in range(x.shape[0]):
+        scale, sr = scales[r], src_row + r * src_step
+        for j in range(x.shape[1]):
+            x[r, j] = np.float32(x[r, j]) + np.float32(scale) * np.float32(src[sr, j])
 
 
 def _step(
@@ -571,9 +653,8 @@ def _step(
     """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``.
 
     The products ``scales[r] * src[...]`` are exact. A whole tile per call: a
-    call per row costs as much as a row of work; one function per kind: a
-    function holding every kind's loop spends as long again setting them up.
-    Jitted code only, with ``kind`` a compile-time constant (:func:`_step_for_types`).
+    call per row costs as much as a row of work. Jitted code only, with
+    ``kind`` a compile-time constant (:func:`_step_for_types`).
     """
     raise NotImplementedError
 
@@ -582,9 +663,9 @@ def _step(
 def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
     """:func:`_step` for the types at hand: one kind's loop, and float32 accumulators only ever take ``STEP_F32``.
 
-    The other kinds' branches are pruned before typing (``k`` is a constant
-    of the closure), so a product compiles only the loops it runs: every
-    kind compiled into every product took most of a minute and a half on the
+    The other kinds' loops are never typed (``k`` is a constant of the
+    closure), so a product compiles only the loops it runs: every kind
+    compiled into every product took most of a minute and a half on the
     first run.
     """
     if x.dtype == numba.types.float32:
@@ -595,192 +676,114 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, u
         return float32_sums
 
     k = _literal(kind, types.IntegerLiteral, "the step kind")
+    if k == STEP_PAIR:  # its rounding follows the mode: decided once per call, outside the loop
+        nearest, stochastic = _step_loop(Rounder.PAIR_NEAREST), _step_loop(Rounder.PAIR_STOCHASTIC)
+
+        def pair(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
+            if acc.mode == NEAREST:
+                nearest(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
+            else:
+                stochastic(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
+
+        return pair
+    loop = _step_loop(STEP_ROUNDER[StepKind(k)])
 
     def one_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
-        if k == STEP_NEAREST_ON_GRID:
-            _step_nearest_on_grid(x, scales, src, src_row, src_step, acc_x)
-        elif k == STEP_NEAREST_ON_GRID_SIGNED:
-            _step_nearest_on_grid_signed(x, scales, src, src_row, src_step, acc_x)
-        elif k == STEP_NEAREST_GUARDED:
-            _step_nearest_guarded(x, scales, src, src_row, src_step, acc_x)
-        elif k == STEP_STOCHASTIC_GUARDED:
-            _step_stochastic_guarded(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif k == STEP_STOCHASTIC_ON_GRID:
-            _step_stochastic_on_grid(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif k == STEP_NEAREST:
-            _step_nearest(x, scales, src, src_row, src_step, acc_x)
-        elif k == STEP_STOCHASTIC:
-            _step_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
-        elif k == STEP_F32:
-            _step_f32(x, scales, src, src_row, src_step)
-        elif k == STEP_PAIR and acc.mode == NEAREST:
-            _step_pair_nearest(x, scales, src, src_row, src_step, acc_x)
-        elif k == STEP_PAIR:
-            _step_pair_stochastic(x, scales, src, src_row, src_step, acc_x, bits, used)
-        else:
-            _step_general(x, scales, src, src_row, src_step, acc, bits, used)
+        loop(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
 
     return one_kind
 
 
-# In place (x is read and written): with a separate destination that may be x,
-# the vectoriser's overlap check would send the loop to its scalar version.
-# Rows are indexed, not sliced: a slice costs reference counting.
+@functools.cache
+def _product_loop(rounder: int) -> Callable[..., None]:
+    """The loop of one product rounding: ``dst[r, j] = R_mul(scales[r] * src[0, j])``, from :func:`_rounded`."""
+    rounder = int(rounder)
+    # The exact-value roundings keep the sign of a zero; a format without -0 clears it (adding +0 does).
+    clears_zero = rounder != Rounder.GENERAL
+
+    @numba.njit(cache=True)
+    def product_loop(
+        scales: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        mul: KernelParams,
+        mul_x: ExactParams,
+        bits: np.ndarray,
+        used: int,
+    ) -> None:
+        left, shift = _addend_placement(used, mul_x)
+        for r in range(dst.shape[0]):
+            for j in range(dst.shape[1]):
+                v = _rounded(rounder, scales[r] * np.float64(src[0, j]), mul, mul_x, bits[r, j], used, left, shift)
+                dst[r, j] = v + mul_x.zero if clears_zero else v
+
+    return product_loop
 
 
 @numba.njit(cache=True)
-def _step_nearest(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            x[r, j] = round_exact_nearest(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
+def _products_exact(scales: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    for r in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[r, j] = scales[r] * np.float64(src[0, j])
 
 
-@numba.njit(cache=True)
-def _step_nearest_guarded(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            x[r, j] = round_nearest_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
-
-
-@numba.njit(cache=True)
-def _step_nearest_on_grid(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            x[r, j] = round_nearest_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x)
-
-
-@numba.njit(cache=True)
-def _step_nearest_on_grid_signed(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            s = x[r, j] + scale * np.float64(src[sr, j])
-            v = np.float64(round_nearest_on_grid(s, acc_x)).view(np.uint64)
-            x[r, j] = np.uint64(v | (np.float64(s).view(np.uint64) & _U_SIGN)).view(np.float64)
-
-
-@numba.njit(cache=True)
-def _step_stochastic_guarded(
-    x: np.ndarray,
+def _products(
+    kind: int,
+    rounded_kind: int,
     scales: np.ndarray,
     src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    acc_x: ExactParams,
+    dst: np.ndarray,
+    mul: KernelParams,
+    mul_x: ExactParams,
     bits: np.ndarray,
     used: int,
 ) -> None:
-    left, shift = _addend_placement(used, acc_x)
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            addend = _addend(bits[r, j], left, shift, acc_x)
-            x[r, j] = round_stochastic_guarded(x[r, j] + scale * np.float64(src[sr, j]), acc_x, addend)
+    """``dst[r, j] = R_mul(scales[r] * src[0, j])`` for the rows of a tile: each product exact, then rounded once.
+
+    ``kind``, a compile-time constant, is ``PROD_EXACT`` or ``PROD_ROUNDED``:
+    then ``rounded_kind`` picks the rounding at run time (kernels per product
+    kind as well as per step kind would multiply the kernels to compile).
+    Random bits as :func:`_draw` reads them. Jitted code only
+    (:func:`_products_for_kind`).
+    """
+    raise NotImplementedError
 
 
-@numba.njit(cache=True)
-def _step_stochastic_on_grid(
-    x: np.ndarray,
-    scales: np.ndarray,
-    src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    acc_x: ExactParams,
-    bits: np.ndarray,
-    used: int,
-) -> None:
-    left, shift = _addend_placement(used, acc_x)
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step  # (x and the terms held times 2**guard: round_stochastic_on_grid)
-        for j in range(x.shape[1]):
-            addend = _addend(bits[r, j], left, shift, acc_x)
-            x[r, j] = round_stochastic_on_grid(x[r, j] + scale * np.float64(src[sr, j]), acc_x, addend)
+@overload(_products, inline="always", prefer_literal=True)
+def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+    """:func:`_products`: exact products compile one loop; rounded ones every rounding's."""
+    if _literal(kind, types.IntegerLiteral, "the product kind") == PROD_EXACT:
+
+        def exact(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+            _products_exact(scales, src, dst)
+
+        return exact
+
+    nearest, stochastic = _product_loop(Rounder.NEAREST), _product_loop(Rounder.STOCHASTIC)
+    nearest_guarded = _product_loop(Rounder.NEAREST_GUARDED)
+    stochastic_guarded = _product_loop(Rounder.STOCHASTIC_GUARDED)
+    general = _product_loop(Rounder.GENERAL)
+
+    def rounded(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
+        if rounded_kind == PROD_NEAREST:
+            nearest(scales, src, dst, mul, mul_x, bits, used)
+        elif rounded_kind == PROD_STOCHASTIC:
+            stochastic(scales, src, dst, mul, mul_x, bits, used)
+        elif rounded_kind == PROD_NEAREST_GUARDED:
+            nearest_guarded(scales, src, dst, mul, mul_x, bits, used)
+        elif rounded_kind == PROD_STOCHASTIC_GUARDED:
+            stochastic_guarded(scales, src, dst, mul, mul_x, bits, used)
+        else:
+            general(scales, src, dst, mul, mul_x, bits, used)
+
+    return rounded
 
 
-@numba.njit(cache=True)
-def _step_stochastic(
-    x: np.ndarray,
-    scales: np.ndarray,
-    src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    acc_x: ExactParams,
-    bits: np.ndarray,
-    used: int,
-) -> None:
-    k = np.int64(acc_x.k)
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            rand = _draw(bits[r, j], used, k)
-            x[r, j] = round_exact_stochastic(x[r, j] + scale * np.float64(src[sr, j]), acc_x, rand)
-
-
-@numba.njit(cache=True)
-def _step_f32(x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            x[r, j] = np.float32(x[r, j]) + np.float32(scale) * np.float32(src[sr, j])  # product exact in float32
-
-
-@numba.njit(cache=True)
-def _step_pair_nearest(
-    x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int, acc_x: ExactParams
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
-            x[r, j] = round_exact_nearest(round_to_odd(s, e), acc_x)
-
-
-@numba.njit(cache=True)
-def _step_pair_stochastic(
-    x: np.ndarray,
-    scales: np.ndarray,
-    src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    acc_x: ExactParams,
-    bits: np.ndarray,
-    used: int,
-) -> None:
-    k = np.int64(acc_x.k)
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
-            x[r, j] = round_exact_stochastic(round_to_odd(s, e), acc_x, _draw(bits[r, j], used, k))
-
-
-@numba.njit(cache=True)
-def _step_general(
-    x: np.ndarray,
-    scales: np.ndarray,
-    src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    acc: KernelParams,
-    bits: np.ndarray,
-    used: int,
-) -> None:
-    for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
-        for j in range(x.shape[1]):
-            s, e = two_sum(x[r, j], scale * np.float64(src[sr, j]))
-            x[r, j] = round_pair(s, e, acc, _draw_any(bits[r, j], used, acc.rand_bits))
+def _literal(value: types.Type, literal_type: type[types.Literal], what: str) -> object:
+    """The value of an argument typed as a literal; a typing error otherwise (every branch would compile)."""
+    if not isinstance(value, literal_type):
+        raise errors.TypingError(f"{what} must be a compile-time constant (see _gemm_of_kind), got {value}")
+    return value.literal_value
 
 
 class GemmArgs(NamedTuple):
@@ -819,17 +822,8 @@ def qgemm(
     a: np.ndarray,
     b: np.ndarray,
     out: np.ndarray,
-    prod_kind: int,
-    mul: KernelParams,
-    mul_x: ExactParams,
+    g: GemmArgs,
     step_kind: int,
-    acc: KernelParams,
-    acc_x: ExactParams,
-    order: int,
-    block: int,
-    source: int,
-    key: np.uint64,
-    offset: np.uint64,
     rand: np.ndarray,
     tile_rows: int,
     tile_cols: int,
@@ -847,22 +841,22 @@ def qgemm(
     only when some product first needs it.
     """
     for name, kind, kinds in (
-        ("product", prod_kind, PROD_KINDS),
+        ("product", g.prod_kind, PROD_KINDS),
         ("step", step_kind, STEP_KINDS),
-        ("order", order, ORDERS),
+        ("order", g.order, ORDERS),
     ):
         if kind not in kinds:
             raise ValueError(f"unknown {name} kind {kind!r}; known: {kinds}")
-    prod_kind, step_kind = int(prod_kind), int(step_kind)
-    tree = bool(order == ORDER_PAIRWISE and a.shape[2] > 1)  # a tree over one term is a sum
+    prod_kind, step_kind = int(g.prod_kind), int(step_kind)
+    tree = bool(g.order == ORDER_PAIRWISE and a.shape[2] > 1)  # a tree over one term is a sum
     guarded = (_checked(prod_kind), _checked(step_kind)) != (prod_kind, step_kind)
     items = out.shape[0] * -(-a.shape[1] // tile_rows) * -(-b.shape[2] // tile_cols)
-    setup = (a, b, out, mul, mul_x, acc, acc_x, order, block, source, key, offset, rand, tile_rows, tile_cols)
     exact = prod_kind == PROD_EXACT
     redo = np.zeros(items, dtype=np.bool_)
-    _run_items(_gemm_of_kind(step_kind, tree, exact), np.arange(items), redo, (prod_kind, guarded, *setup))
+    setup = (a, b, out, g._replace(prod_kind=prod_kind), rand, tile_rows, tile_cols)
+    _run_items(_gemm_of_kind(step_kind, tree, exact), np.arange(items), redo, (guarded, *setup))
     if redo.any():
-        again = (_checked(prod_kind), False, *setup)
+        again = (False, a, b, out, g._replace(prod_kind=_checked(prod_kind)), rand, tile_rows, tile_cols)
         _run_items(_gemm_of_kind(_checked(step_kind), tree, exact), np.flatnonzero(redo), redo, again)
 
 
@@ -916,20 +910,11 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
     def gemm_tiles_of_kind(
         items: np.ndarray,
         redo: np.ndarray,
-        prod_kind: int,
         guarded: bool,
         a: np.ndarray,
         b: np.ndarray,
         out: np.ndarray,
-        mul: KernelParams,
-        mul_x: ExactParams,
-        acc: KernelParams,
-        acc_x: ExactParams,
-        order: int,
-        block: int,
-        source: int,
-        key: np.uint64,
-        offset: np.uint64,
+        g: GemmArgs,
         rand: np.ndarray,
         tile_rows: int,
         tile_cols: int,
@@ -937,7 +922,6 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
         m_rows, n_cols = a.shape[1], b.shape[2]
         row_tiles = (m_rows + tile_rows - 1) // tile_rows
         col_tiles = (n_cols + tile_cols - 1) // tile_cols
-        g = GemmArgs(prod_kind, mul, mul_x, acc, acc_x, order, block, source, key, offset)
         for item in items:
             i0 = (item // col_tiles % row_tiles) * tile_rows
             j0 = (item % col_tiles) * tile_cols
@@ -950,7 +934,7 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
             if guarded and not np.isfinite(result).all():
                 redo[item] = True
             else:
-                _store(out, t, acc, result)
+                _store(out, t, g.acc, result)
 
     return gemm_tiles_of_kind
 

@@ -573,46 +573,14 @@ def test_outputs_do_not_depend_on_the_thread_count(monkeypatch, order):
 
 def test_a_kernel_refuses_an_unknown_kind():
     a = np.ones((1, 2, 2), np.float32)
-    with pytest.raises(ValueError, match="unknown step kind 99"):
-        gk.qgemm(
-            a,
-            a,
-            np.zeros((1, 2, 2)),
-            gk.PROD_EXACT,
-            None,
-            None,
-            99,
-            None,
-            None,
-            gk.ORDER_SEQUENTIAL,
-            1,
-            0,
-            np.uint64(0),
-            np.uint64(0),
-            np.zeros(0, np.int64),
-            2,
-            2,
-        )
-    with pytest.raises(ValueError, match="unknown order kind 7"):
-        gk.qgemm(
-            a,
-            a,
-            np.zeros((1, 2, 2)),
-            gk.PROD_EXACT,
-            None,
-            None,
-            gk.STEP_F32,
-            None,
-            None,
-            7,
-            1,
-            0,
-            np.uint64(0),
-            np.uint64(0),
-            np.zeros(0, np.int64),
-            2,
-            2,
-        )
+    args = gk.GemmArgs(gk.PROD_EXACT, None, None, None, None, gk.ORDER_SEQUENTIAL, 1, 0, np.uint64(0), np.uint64(0))
+    no_bits = np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match=r"^unknown step kind 99; known: "):
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args, 99, no_bits, 2, 2)
+    with pytest.raises(ValueError, match=r"^unknown order kind 7; known: "):
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(order=7), gk.STEP_F32, no_bits, 2, 2)
+    with pytest.raises(ValueError, match=r"^unknown product kind 5; known: "):
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(prod_kind=5), gk.STEP_F32, no_bits, 2, 2)
 
 
 def test_a_step_kind_known_only_at_run_time_does_not_compile():
