@@ -156,6 +156,7 @@ class _Audit:
         assert _representable(b, prec.weight.format), f"weights not {prec.weight.format}"
 
 
+@pytest.mark.slow  # three epochs of replay, long enough for the adaptive policy to switch
 def test_forward_operands_are_representable_through_adaptive_switches(monkeypatch, caplog):
     parts = build_run(_config("replay", policy="adaptive", epochs=3))
     audit = _Audit(parts, monkeypatch)
