@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import ml_dtypes
 import numpy as np
 
@@ -19,6 +21,11 @@ ML_DTYPES_FORMATS = [
     ("bf16", ml_dtypes.bfloat16),
     ("fp16", np.float16),
 ]
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from a test's parameters, the same in every process (``hash()`` of a str is salted per process)."""
+    return zlib.crc32(repr(parts).encode())
 
 
 def all_codes(fmt: mpsim.FloatFormat | mpsim.FixedFormat) -> np.ndarray:

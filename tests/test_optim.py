@@ -236,6 +236,7 @@ def _regression(opt_class, lr, steps, precision):
         return start, loss().item(), w.detach().clone()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt_class, lr, steps", REGRESSION_CASES, ids=["sgd", "adam"])
 def test_nearest_stalls_while_stochastic_kahan_and_master_make_progress(opt_class, lr, steps):
     start, fp32_end, _ = _regression(opt_class, lr, steps, None)

@@ -1,4 +1,9 @@
-"""The main job: it learns, resumes after a kill without repeating work, and shows why SR matters."""
+"""The main job: it learns, resumes after a kill without repeating work, and shows why SR matters.
+
+Learning to an accuracy takes real training (marked slow); the plumbing
+(determinism, resuming, refusing a checkpoint) runs on tiny runs: batches of
+256, a few optimizer steps per epoch.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ def _without_times(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
+@pytest.mark.slow
 def test_low_precision_mlp_learns_digits(tmp_path):
     config = TrainConfig(hidden=32, epochs=3, precision="e4m3-sr")
     metrics = train(config, tmp_path, progress=False, plot=False)
@@ -27,13 +33,14 @@ def test_low_precision_mlp_learns_digits(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["history"] == metrics["history"]
 
 
+@pytest.mark.slow
 def test_cnn_on_images_learns(tmp_path):
     config = TrainConfig(dataset="digits-image", model="cnn", epochs=2, lr=0.05, precision="bf16")
     assert train(config, tmp_path, progress=False, plot=False)["final_test_accuracy"] > 0.6
 
 
 def test_same_seed_same_run(tmp_path):
-    config = TrainConfig(hidden=16, epochs=2, precision="e5m2-sr")
+    config = TrainConfig(hidden=16, epochs=2, batch_size=256, precision="e5m2-sr")
     a = train(config, tmp_path / "a", progress=False, plot=False)
     b = train(config, tmp_path / "b", progress=False, plot=False)
     assert _without_times(a["history"]) == _without_times(b["history"])
@@ -42,7 +49,11 @@ def test_same_seed_same_run(tmp_path):
 def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     """A run killed in epoch 3 resumes from epoch 3 and ends bit-identical to an uninterrupted run."""
     config = TrainConfig(
-        hidden=16, epochs=4, precision="e4m3-sr", optim_precision={"weight": "bf16", "update_rounding": "stochastic"}
+        hidden=16,
+        epochs=4,
+        batch_size=256,
+        precision="e4m3-sr",
+        optim_precision={"weight": "bf16", "update_rounding": "stochastic"},
     )
     whole = train(config, tmp_path / "whole", progress=False, plot=False)
 
@@ -90,6 +101,7 @@ def test_bad_config_names_the_bad_value(field, value, message):
         TrainConfig(**{field: value})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "weight, lr, epochs, nearest_at_most, stochastic_at_least",
     # Measured (seed 0): e5m2 nearest stays at 0.076 while SR reaches 0.566;

