@@ -13,12 +13,16 @@ adapter (:mod:`~mpsim.torch_glue`, :mod:`~mpsim.autograd`, :mod:`mpsim.nn`,
 (:mod:`~mpsim.train`, :mod:`~mpsim.cli`).
 """
 
-from mpsim.api import qmatmul, quantize
-from mpsim.codec import decode, encode
-from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format
-from mpsim.gemm_config import GemmConfig
-from mpsim.randbits import LFSR, CounterRNG
-from mpsim.rounding import Rounding, RoundingMode, parse_rounding
+from mpsim import jit_cache
+
+jit_cache.install()  # before any kernel is compiled or loaded from disk: see mpsim.jit_cache
+
+from mpsim.api import qmatmul, quantize  # noqa: E402 - after the cache guard
+from mpsim.codec import decode, encode  # noqa: E402
+from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format  # noqa: E402
+from mpsim.gemm_config import GemmConfig  # noqa: E402
+from mpsim.randbits import LFSR, CounterRNG  # noqa: E402
+from mpsim.rounding import Rounding, RoundingMode, parse_rounding  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ ALLOWED_PACKAGES = {"mpsim": set(), "continual": {"mpsim"}, "hls_gen": {"mpsim"}
 
 #: mpsim's layers, bottom first: a module imports only from its own layer or below.
 MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mpsim.formats", "mpsim.rounding", "mpsim.randbits", "mpsim.gemm_config"),  # specs: plain data
+    ("mpsim.formats", "mpsim.rounding", "mpsim.randbits", "mpsim.gemm_config", "mpsim.jit_cache"),  # specs
     ("mpsim.params",),  # the records the kernels read
     ("mpsim.kernels", "mpsim.gemm_kernels"),  # Numba on NumPy
     ("mpsim.quantize", "mpsim.codec", "mpsim.gemm"),  # the NumPy API
