@@ -596,6 +596,23 @@ def _rounded_sum_by(rounder, acc_value, term, p, x, word, used, left, shift):
 # Rows are indexed, not sliced: a slice costs reference counting.
 
 
+def _cached_variant(function: Callable[..., None], variant: str, **options: bool) -> Callable[..., None]:
+    """``function``, one variant of a closure, jitted with a disk cache under a name of its own.
+
+    Numba names compiled code after the function's qualified name and a
+    counter of the process (``step_loop$5``), and links a kernel's callees by
+    those names. Every variant of a closure shares the qualified name, so a
+    kernel cached by one process and a kernel cached by another could both
+    carry a ``step_loop$5``, each a different rounding, and a third process
+    that loads both would run one in place of the other. A name that says
+    the variant (``step_loop_nearest``) keeps their code apart; it also gives
+    each variant an index file of its own in the cache.
+    """
+    function.__qualname__ = f"{function.__qualname__}_{variant}"
+    function.__name__ = f"{function.__name__}_{variant}"
+    return numba.njit(cache=True, **options)(function)
+
+
 @functools.cache
 def _step_loop(rounder: int) -> Callable[..., None]:
     """The step loop of one rounder: ``x[r] = R(x[r] + scales[r] * src[src_row + r*src_step])``.
@@ -607,7 +624,6 @@ def _step_loop(rounder: int) -> Callable[..., None]:
     """
     rounder = int(rounder)
 
-    @numba.njit(cache=True)
     def step_loop(
         x: np.ndarray,
         scales: np.ndarray,
@@ -626,7 +642,7 @@ def _step_loop(rounder: int) -> Callable[..., None]:
                 term = scale * np.float64(src[sr, j])  # exact: a float32 value times a power of two or float32
                 x[r, j] = _rounded_sum(rounder, x[r, j], term, acc, acc_x, bits[r, j], used, left, shift)
 
-    return step_loop
+    return _cached_variant(step_loop, Rounder(rounder).name.lower())
 
 
 @numba.njit(cache=True)
@@ -701,7 +717,6 @@ def _product_loop(rounder: int) -> Callable[..., None]:
     # The exact-value roundings keep the sign of a zero; a format without -0 clears it (adding +0 does).
     clears_zero = rounder != Rounder.GENERAL
 
-    @numba.njit(cache=True)
     def product_loop(
         scales: np.ndarray,
         src: np.ndarray,
@@ -717,7 +732,7 @@ def _product_loop(rounder: int) -> Callable[..., None]:
                 v = _rounded(rounder, scales[r] * np.float64(src[0, j]), mul, mul_x, bits[r, j], used, left, shift)
                 dst[r, j] = v + mul_x.zero if clears_zero else v
 
-    return product_loop
+    return _cached_variant(product_loop, Rounder(rounder).name.lower())
 
 
 @numba.njit(cache=True)
@@ -906,7 +921,6 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
     # Only ints, bools and a NumPy type here: the disk cache's key pickles them, and a dispatcher pickles anew
     # in each process.
 
-    @numba.njit(nogil=True, cache=True)
     def gemm_tiles_of_kind(
         items: np.ndarray,
         redo: np.ndarray,
@@ -936,7 +950,8 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
             else:
                 _store(out, t, g.acc, result)
 
-    return gemm_tiles_of_kind
+    variant = f"{StepKind(step_kind).name.lower()}_{'tree' if tree else 'blocks'}_{'exact' if exact else 'rounded'}"
+    return _cached_variant(gemm_tiles_of_kind, variant, nogil=True)
 
 
 def _tile_results(

@@ -6,8 +6,7 @@ overload's key to a data file numbered by counting (``f-12.py311.1.nbc``,
 function at once (pytest-xdist workers, the worker processes of
 ``mpsim cl-sweep``, two training runs) both read the index, both take number
 1 and both write it: the index then maps one overload to the other's machine
-code, and every later run loads that wrong code without a word. A two-worker
-test run on an empty cache did exactly that (41 GEMM tests got wrong bits).
+code, and every later run loads that wrong code without a word.
 
 No public Numba API names the data files, so this one place replaces
 :meth:`numba.core.caching.IndexDataCacheFile.save` with a version that names a

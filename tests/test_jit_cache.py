@@ -54,3 +54,20 @@ def test_installed_and_data_files_named_by_key(tmp_path: Path) -> None:
     assert names == sorted(f"f-1.py311.{jit_cache.key_number(k)}.nbc" for k in (KEY_A, KEY_B))
     assert (cache.load(KEY_A), cache.load(KEY_B)) == ("a again", "b")
     assert jit_cache.key_number(KEY_A) != jit_cache.key_number(KEY_B)
+
+
+def test_every_variant_of_a_cached_closure_has_a_name_of_its_own() -> None:
+    """Numba links callees by qualified name and a per-process counter: variants must differ in the name itself."""
+    from mpsim import gemm_kernels as gk
+
+    loops = {gk._step_loop(r).py_func.__qualname__ for r in gk.Rounder}
+    assert len(loops) == len(gk.Rounder)
+    products = {gk._product_loop(r).py_func.__qualname__ for r in gk.PRODUCT_ROUNDER.values()}
+    assert len(products) == len(gk.PRODUCT_ROUNDER)
+    kernels = {
+        gk._gemm_of_kind(int(kind), tree, exact).py_func.__qualname__
+        for kind in gk.StepKind
+        for tree in (False, True)
+        for exact in (False, True)
+    }
+    assert len(kernels) == len(gk.StepKind) * 4
