@@ -90,6 +90,18 @@ def _format_dict(fmt: FloatFormat) -> dict[str, Any]:
     }
 
 
+def array_gemm_config(
+    product_format: str | FloatFormat | None,
+    acc_format: str | FloatFormat,
+    rounding: str,
+    product_rounding: str,
+) -> GemmConfig:
+    """The arithmetic of a generated MAC array: each PE sums its products from +0 in order, every step rounded."""
+    return GemmConfig(
+        mul=product_format, acc=acc_format, rounding=rounding, mul_rounding=product_rounding, order="sequential"
+    )
+
+
 @dataclass(frozen=True)
 class ArrayConfig:
     """Everything that defines a generated MAC array (see :class:`hls_gen.array.MACArray`).
@@ -136,13 +148,7 @@ class ArrayConfig:
     @property
     def gemm_config(self) -> GemmConfig:
         """The arithmetic of the array as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
-        return GemmConfig(
-            mul=self.product_format,
-            acc=self.acc_format,
-            rounding=self.rounding,
-            mul_rounding=self.product_rounding,
-            order="sequential",
-        )
+        return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
 
     @property
     def name(self) -> str:

@@ -168,7 +168,7 @@ class GemmPlan:
 
     @property
     def stochastic(self) -> bool:
-        return self.rounding.stochastic or (self.mul is not None and self.mul_rounding.stochastic)
+        return self.config.stochastic
 
     def random_inputs(
         self, seed: int | RandomSource | LFSRGrid | None, draws: int, shape: tuple[int, int, int, int] | None = None

@@ -774,10 +774,9 @@ def _products_for_kind(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, u
 
         return exact
 
-    nearest, stochastic = _product_loop(Rounder.NEAREST), _product_loop(Rounder.STOCHASTIC)
-    nearest_guarded = _product_loop(Rounder.NEAREST_GUARDED)
-    stochastic_guarded = _product_loop(Rounder.STOCHASTIC_GUARDED)
-    general = _product_loop(Rounder.GENERAL)
+    loops = {kind: _product_loop(rounder) for kind, rounder in PRODUCT_ROUNDER.items()}
+    nearest, stochastic, general = loops[ProductKind.NEAREST], loops[ProductKind.STOCHASTIC], loops[ProductKind.GENERAL]
+    nearest_guarded, stochastic_guarded = loops[ProductKind.NEAREST_GUARDED], loops[ProductKind.STOCHASTIC_GUARDED]
 
     def rounded(kind, rounded_kind, scales, src, dst, mul, mul_x, bits, used):
         if rounded_kind == PROD_NEAREST:

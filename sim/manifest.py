@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hls_gen.emit import MANIFEST_VERSION
+from hls_gen.emit import MANIFEST_VERSION, array_gemm_config
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSRGrid
@@ -67,13 +67,7 @@ class ArrayDesign:
     @property
     def gemm_config(self) -> GemmConfig:
         """The array's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``), with :meth:`random_source`."""
-        return GemmConfig(
-            mul=self.product_format,
-            acc=self.acc_format,
-            rounding=self.rounding,
-            mul_rounding=self.product_rounding,
-            order="sequential",
-        )
+        return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
 
     def random_source(self) -> LFSRGrid:
         """The array's random stream in its reset state, checked against the manifest's PE seeds."""
