@@ -213,8 +213,9 @@ class GemmPlan:
             source=source,
             key=key,
             offset=offset,
+            rand=rand,
         )
-        gk.qgemm(a3, b3, out, args, int(step_kind), rand, *tile_shape(*out.shape))
+        gk.qgemm(a3, b3, out, args, int(step_kind), *tile_shape(*out.shape))
 
     def kernel_kinds(self, a3: np.ndarray, b3: np.ndarray) -> tuple[ProductKind, StepKind]:
         """(product kind, step kind) for these operands: the fastest path that gives the general path's bits."""

@@ -615,7 +615,7 @@ def _cached_variant(function: Callable[..., None], variant: str, **options: bool
 
 @functools.cache
 def _step_loop(rounder: int) -> Callable[..., None]:
-    """The step loop of one rounder: ``x[r] = R(x[r] + scales[r] * src[src_row + r*src_step])``.
+    """The step loop of one rounder: ``x[r] = R(x[r] + scales[r] * src[r*src_step])``.
 
     Generated from :func:`_rounded_sum`, compiled on first use and cached on
     disk like the kernels (the closure holds only ``rounder``, an int). A
@@ -628,7 +628,6 @@ def _step_loop(rounder: int) -> Callable[..., None]:
         x: np.ndarray,
         scales: np.ndarray,
         src: np.ndarray,
-        src_row: int,
         src_step: int,
         acc: KernelParams,
         acc_x: ExactParams,
@@ -637,7 +636,7 @@ def _step_loop(rounder: int) -> Callable[..., None]:
     ) -> None:
         left, shift = _addend_placement(used, acc_x)  # (only the addend kinds read them)
         for r in range(x.shape[0]):
-            scale, sr = scales[r], src_row + r * src_step
+            scale, sr = scales[r], r * src_step
             for j in range(x.shape[1]):
                 term = scale * np.float64(src[sr, j])  # exact: a float32 value times a power of two or float32
                 x[r, j] = _rounded_sum(rounder, x[r, j], term, acc, acc_x, bits[r, j], used, left, shift)
@@ -646,10 +645,10 @@ def _step_loop(rounder: int) -> Callable[..., None]:
 
 
 @numba.njit(cache=True)
-def _step_f32(x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_row: int, src_step: int) -> None:
+def _step_f32(x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_step: int) -> None:
     """Float32 accumulators: the float32 hardware sum, no conversion (the product is exact in float32)."""
     for r in range(x.shape[0]):
-        scale, sr = scales[r], src_row + r * src_step
+        scale, sr = scales[r], r * src_step
         for j in range(x.shape[1]):
             x[r, j] = np.float32(x[r, j]) + np.float32(scale) * np.float32(src[sr, j])
 
@@ -659,14 +658,13 @@ def _step(
     x: np.ndarray,
     scales: np.ndarray,
     src: np.ndarray,
-    src_row: int,
     src_step: int,
     acc: KernelParams,
     acc_x: ExactParams,
     bits: np.ndarray,
     used: int,
 ) -> None:
-    """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``.
+    """One rounded addition over the rows of a tile: ``x[r] = R_acc(x[r] + scales[r] * src[r*src_step])``.
 
     The products ``scales[r] * src[...]`` are exact. A whole tile per call: a
     call per row costs as much as a row of work. Jitted code only, with
@@ -676,7 +674,7 @@ def _step(
 
 
 @overload(_step, prefer_literal=True)
-def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
+def _step_for_types(kind, x, scales, src, src_step, acc, acc_x, bits, used):
     """:func:`_step` for the types at hand: one kind's loop, and float32 accumulators only ever take ``STEP_F32``.
 
     The other kinds' loops are never typed (``k`` is a constant of the
@@ -686,8 +684,8 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, u
     """
     if x.dtype == numba.types.float32:
 
-        def float32_sums(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
-            _step_f32(x, scales, src, src_row, src_step)
+        def float32_sums(kind, x, scales, src, src_step, acc, acc_x, bits, used):
+            _step_f32(x, scales, src, src_step)
 
         return float32_sums
 
@@ -695,17 +693,17 @@ def _step_for_types(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, u
     if k == STEP_PAIR:  # its rounding follows the mode: decided once per call, outside the loop
         nearest, stochastic = _step_loop(Rounder.PAIR_NEAREST), _step_loop(Rounder.PAIR_STOCHASTIC)
 
-        def pair(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
+        def pair(kind, x, scales, src, src_step, acc, acc_x, bits, used):
             if acc.mode == NEAREST:
-                nearest(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
+                nearest(x, scales, src, src_step, acc, acc_x, bits, used)
             else:
-                stochastic(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
+                stochastic(x, scales, src, src_step, acc, acc_x, bits, used)
 
         return pair
     loop = _step_loop(STEP_ROUNDER[StepKind(k)])
 
-    def one_kind(kind, x, scales, src, src_row, src_step, acc, acc_x, bits, used):
-        loop(x, scales, src, src_row, src_step, acc, acc_x, bits, used)
+    def one_kind(kind, x, scales, src, src_step, acc, acc_x, bits, used):
+        loop(x, scales, src, src_step, acc, acc_x, bits, used)
 
     return one_kind
 
@@ -801,7 +799,12 @@ def _literal(value: types.Type, literal_type: type[types.Literal], what: str) ->
 
 
 class GemmArgs(NamedTuple):
-    """A product's setup: product kind, formats, order, random source (the step kind is a compile-time constant)."""
+    """A product's setup: product kind, formats, order, random source (the step kind is a compile-time constant).
+
+    The random source is ``SOURCE_COUNTER`` (the counter stream of ``key``
+    from draw ``offset`` on) or ``SOURCE_ARRAY`` (the bits of ``rand``, one
+    entry per draw; empty for the counter).
+    """
 
     prod_kind: int
     mul: KernelParams
@@ -813,10 +816,15 @@ class GemmArgs(NamedTuple):
     source: int
     key: np.uint64
     offset: np.uint64
+    rand: np.ndarray
 
 
 class _Tile(NamedTuple):
-    """Operands and position of a tile: outputs ``(z, i0..i1, j0..j1)``."""
+    """A tile's work: operands, outputs ``(z, i0..i1, j0..j1)``, and the buffers its random bits go through.
+
+    ``bits`` holds a word per output for one draw; ``words[slot]`` the words
+    of the counter run that ``runs[slot]`` begins (:func:`_tile_bits`).
+    """
 
     a: np.ndarray
     b: np.ndarray
@@ -825,6 +833,17 @@ class _Tile(NamedTuple):
     i1: int
     j0: int
     j1: int
+    bits: np.ndarray
+    words: np.ndarray
+    runs: np.ndarray
+
+
+class _Draw(NamedTuple):
+    """Which rounding's bits to draw: of term or tree node ``term`` in stage ``stage``, through run slot ``slot``."""
+
+    term: int
+    stage: int
+    slot: int
 
 
 PROD_KINDS = tuple(int(kind) for kind in ProductKind)
@@ -838,7 +857,6 @@ def qgemm(
     out: np.ndarray,
     g: GemmArgs,
     step_kind: int,
-    rand: np.ndarray,
     tile_rows: int,
     tile_cols: int,
 ) -> None:
@@ -867,10 +885,10 @@ def qgemm(
     items = out.shape[0] * -(-a.shape[1] // tile_rows) * -(-b.shape[2] // tile_cols)
     exact = prod_kind == PROD_EXACT
     redo = np.zeros(items, dtype=np.bool_)
-    setup = (a, b, out, g._replace(prod_kind=prod_kind), rand, tile_rows, tile_cols)
+    setup = (a, b, out, g._replace(prod_kind=prod_kind), tile_rows, tile_cols)
     _run_items(_gemm_of_kind(step_kind, tree, exact), np.arange(items), redo, (guarded, *setup))
     if redo.any():
-        again = (False, a, b, out, g._replace(prod_kind=_checked(prod_kind)), rand, tile_rows, tile_cols)
+        again = (False, a, b, out, g._replace(prod_kind=_checked(prod_kind)), tile_rows, tile_cols)
         _run_items(_gemm_of_kind(_checked(step_kind), tree, exact), np.flatnonzero(redo), redo, again)
 
 
@@ -928,21 +946,23 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
         b: np.ndarray,
         out: np.ndarray,
         g: GemmArgs,
-        rand: np.ndarray,
         tile_rows: int,
         tile_cols: int,
     ) -> None:
         m_rows, n_cols = a.shape[1], b.shape[2]
         row_tiles = (m_rows + tile_rows - 1) // tile_rows
         col_tiles = (n_cols + tile_cols - 1) // tile_cols
+        # run slots: one per stage, or products and one per level of the tree
+        slots = 1 + _tree_levels(a.shape[2])[0].size if tree else STAGES
         for item in items:
             i0 = (item // col_tiles % row_tiles) * tile_rows
             j0 = (item % col_tiles) * tile_cols
-            t = _Tile(
-                a, b, item // (row_tiles * col_tiles), i0, min(m_rows, i0 + tile_rows), j0, min(n_cols, j0 + tile_cols)
-            )
-            partial = np.zeros((t.i1 - t.i0, t.j1 - t.j0), dtype=acc_dtype)
-            result = _tile_results(tree, t, g, products, step_kind, rand, partial)
+            i1, j1 = min(m_rows, i0 + tile_rows), min(n_cols, j0 + tile_cols)
+            words, runs = _run_words(g, slots, i1 - i0, j1 - j0)
+            bits = np.zeros((i1 - i0, j1 - j0), dtype=np.uint64)
+            t = _Tile(a, b, item // (row_tiles * col_tiles), i0, i1, j0, j1, bits, words, runs)
+            partial = np.zeros((i1 - i0, j1 - j0), dtype=acc_dtype)
+            result = _tile_results(tree, t, g, products, step_kind, partial)
             # a guarded kind that met a value needing its range checked left a NaN or Inf (as such inputs do)
             if guarded and not np.isfinite(result).all():
                 redo[item] = True
@@ -953,18 +973,16 @@ def _gemm_of_kind(step_kind: int, tree: bool, exact: bool) -> Callable[..., None
     return _cached_variant(gemm_tiles_of_kind, variant, nogil=True)
 
 
-def _tile_results(
-    tree: bool, t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
-) -> np.ndarray:
+def _tile_results(tree: bool, t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, partial: np.ndarray) -> np.ndarray:
     """The tile's results: :func:`_pairwise_tile` or :func:`_blocked_tile` (``tree`` a compile-time constant)."""
     raise NotImplementedError
 
 
 @overload(_tile_results, prefer_literal=True)
-def _tile_results_in_order(tree, t, g, prod_kind, step_kind, rand, partial):
+def _tile_results_in_order(tree, t, g, prod_kind, step_kind, partial):
     """:func:`_tile_results`: the choice made when compiling (a branch in the kernel would compile both tiles)."""
     tile = _pairwise_tile if _literal(tree, types.BooleanLiteral, "tree") else _blocked_tile
-    return lambda tree, t, g, prod_kind, step_kind, rand, partial: tile(t, g, prod_kind, step_kind, rand, partial)
+    return lambda tree, t, g, prod_kind, step_kind, partial: tile(t, g, prod_kind, step_kind, partial)
 
 
 def _checked(kind: int) -> int:
@@ -999,38 +1017,26 @@ def _shares_words(k: int) -> bool:
 
 
 @numba.njit(inline="always")
-def _tile_bits(
-    t: _Tile,
-    k: int,
-    term: int,
-    stage: int,
-    bits: np.ndarray,
-    g: GemmArgs,
-    rand: np.ndarray,
-    words: np.ndarray,
-    runs: np.ndarray,
-    slot: int,
-) -> tuple[np.ndarray, int]:
-    """The random bits of stage ``stage``, term or node ``term``, of each output of the tile, as ``(w, used)``.
+def _tile_bits(t: _Tile, k: int, at: _Draw, g: GemmArgs) -> tuple[np.ndarray, int]:
+    """The ``k`` random bits of draw ``at`` for each output of the tile, as ``(w, used)``.
 
     Output ``(i0 + r, j0 + j)`` takes :func:`_draw` ``(w[r, j], used, k)``.
     From the counter stream with ``k <= 32``, the run of ``64 // k`` terms
-    that ``term`` is in shares one word per output (module docstring):
-    ``words[slot]`` keeps the words of the run that ``runs[slot]`` begins, so
-    terms drawn in order from one slot hash once per run (a slot per stage,
-    or per tree level: a pairwise tree visits its levels' nodes interleaved),
-    and each step reads its own bits of them. Otherwise ``bits`` is filled
-    with one word per draw (``used = 0``). ``words`` and ``runs`` are arrays
-    of their own, not a NamedTuple's fields: under Numba 0.68 a write to such
-    a field's array inside these inlined functions was lost.
+    that ``at.term`` is in shares one word per output (module docstring):
+    ``t.words[at.slot]`` keeps the words of the run that ``t.runs[at.slot]``
+    begins, so terms drawn in order from one slot hash once per run (a slot
+    per stage, or per tree level: a pairwise tree visits its levels' nodes
+    interleaved), and each step reads its own bits of them. Otherwise
+    ``t.bits`` is filled with one word per draw (``used = 0``).
     """
+    term, stage, slot, bits, words, runs = at.term, at.stage, at.slot, t.bits, t.words, t.runs
     m_rows, k_dim, n_cols = t.a.shape[1], t.a.shape[2], t.b.shape[2]
     stride = STAGES * k_dim  # next column
     per_word = 64 // k
     run_first = term - term % per_word
     first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + run_first) * STAGES + stage  # output (z, i0, j0)
     if g.source != SOURCE_COUNTER:
-        _fill_explicit(rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, bits)
+        _fill_explicit(g.rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, bits)
         return bits, 0
     if not _shares_words(k):
         _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, bits)
@@ -1051,47 +1057,21 @@ def _run_words(g: GemmArgs, slots: int, rows: int, cols: int) -> tuple[np.ndarra
 
 @numba.njit(inline="always")
 def _add(
-    t: _Tile,
-    kind: int,
-    term: int,
-    stage: int,
-    x: np.ndarray,
-    scales: np.ndarray,
-    src: np.ndarray,
-    src_row: int,
-    src_step: int,
-    bits: np.ndarray,
-    g: GemmArgs,
-    rand: np.ndarray,
-    words: np.ndarray,
-    runs: np.ndarray,
-    slot: int,
+    t: _Tile, kind: int, at: _Draw, x: np.ndarray, scales: np.ndarray, src: np.ndarray, src_step: int, g: GemmArgs
 ) -> None:
-    """``x[r] = R_acc(x[r] + scales[r] * src[src_row + r*src_step])``, drawing for (``term``, ``stage``)."""
-    w, used = bits, 0
+    """``x[r] = R_acc(x[r] + scales[r] * src[r*src_step])``, with the bits of draw ``at``."""
+    w, used = t.bits, 0
     if g.acc.rand_bits != 0:
-        w, used = _tile_bits(t, g.acc.rand_bits, term, stage, bits, g, rand, words, runs, slot)
-    _step(kind, x, scales, src, src_row, src_step, g.acc, g.acc_x, w, used)
+        w, used = _tile_bits(t, g.acc.rand_bits, at, g)
+    _step(kind, x, scales, src, src_step, g.acc, g.acc_x, w, used)
 
 
 @numba.njit(inline="always")
-def _terms(
-    t: _Tile,
-    kind: int,
-    k: int,
-    scales: np.ndarray,
-    b_row: np.ndarray,
-    dst: np.ndarray,
-    bits: np.ndarray,
-    g: GemmArgs,
-    rand: np.ndarray,
-    words: np.ndarray,
-    runs: np.ndarray,
-) -> None:
+def _terms(t: _Tile, kind: int, k: int, scales: np.ndarray, b_row: np.ndarray, dst: np.ndarray, g: GemmArgs) -> None:
     """``dst[r]`` = the terms ``R_mul(a[i0 + r, k] * b[k, j0:j1])`` (``scales``, ``b_row``: those a and b)."""
-    w, used = bits, 0
+    w, used = t.bits, 0
     if g.mul.rand_bits != 0:
-        w, used = _tile_bits(t, g.mul.rand_bits, k, STAGE_PRODUCT, bits, g, rand, words, runs, STAGE_PRODUCT)
+        w, used = _tile_bits(t, g.mul.rand_bits, _Draw(k, STAGE_PRODUCT, STAGE_PRODUCT), g)
     _products(kind, g.prod_kind, scales, b_row, dst, g.mul, g.mul_x, w, used)
 
 
@@ -1134,15 +1114,13 @@ def _scale(x: np.ndarray, factor: float) -> None:
 
 
 @numba.njit(cache=True)
-def _blocked_tile(
-    t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
-) -> np.ndarray:
+def _blocked_tile(t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, partial: np.ndarray) -> np.ndarray:
     """Sequential (one block of K) or blocked accumulation of the tile's rows; returns their results.
 
     Loop order k, row, column: a row of ``b``, converted once to the
     accumulators' dtype (that of ``partial``, zeros of the tile's shape),
     serves the whole tile. Exact products go straight into the step; rounded
-    ones through a tile of terms.
+    ones through a tile of terms. Random-bit run slots: one per stage.
     """
     k_dim, n = t.a.shape[2], t.j1 - t.j0
     rows = t.i1 - t.i0
@@ -1152,8 +1130,6 @@ def _blocked_tile(
     b_row = np.empty_like(partial[:1])  # the step's operand
     b_row64 = np.empty((1, n))  # the products' operand
     terms = np.empty((rows, n))
-    bits = np.zeros((rows, n), dtype=np.uint64)
-    words, runs = _run_words(g, STAGES, rows, n)  # a slot per stage
     scales = np.empty(rows)
     ones = np.ones(rows)
     held = _held_scale(g, step_kind)
@@ -1164,29 +1140,13 @@ def _blocked_tile(
         _column(t, k, scales, held if prod_kind == PROD_EXACT else 1.0)  # (a product is rounded as it is)
         if prod_kind == PROD_EXACT:
             _convert_row(t, k, b_row)
-            _add(t, step_kind, k, STAGE_SUM, partial, scales, b_row, 0, 0, bits, g, rand, words, runs, STAGE_SUM)
+            _add(t, step_kind, _Draw(k, STAGE_SUM, STAGE_SUM), partial, scales, b_row, 0, g)
         else:
             _convert_row(t, k, b_row64)
-            _terms(t, prod_kind, k, scales, b_row64, terms, bits, g, rand, words, runs)
-            _add(t, step_kind, k, STAGE_SUM, partial, terms_held, terms, 0, 1, bits, g, rand, words, runs, STAGE_SUM)
+            _terms(t, prod_kind, k, scales, b_row64, terms, g)
+            _add(t, step_kind, _Draw(k, STAGE_SUM, STAGE_SUM), partial, terms_held, terms, 1, g)
         if blocked and ((k + 1) % size == 0 or k == k_dim - 1):
-            _add(
-                t,
-                step_kind,
-                k // size,
-                STAGE_COMBINE,
-                total,
-                ones,
-                partial,
-                0,
-                1,
-                bits,
-                g,
-                rand,
-                words,
-                runs,
-                STAGE_COMBINE,
-            )
+            _add(t, step_kind, _Draw(k // size, STAGE_COMBINE, STAGE_COMBINE), total, ones, partial, 1, g)
     result = total if blocked else partial
     _scale(result, 1.0 / held)
     return result
@@ -1210,9 +1170,7 @@ def _tree_levels(k_dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _pairwise_tile(
-    t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, rand: np.ndarray, partial: np.ndarray
-) -> np.ndarray:
+def _pairwise_tile(t: _Tile, g: GemmArgs, prod_kind: int, step_kind: int, partial: np.ndarray) -> np.ndarray:
     """Pairwise tree per output over ``K >= 2`` terms, for the tile's rows; returns their results.
 
     The tree: level by level, neighbours (2w, 2w+1) summed; an odd last one
@@ -1220,8 +1178,9 @@ def _pairwise_tile(
     the random-bit index). They are evaluated depth first, as a stack of
     finished nodes waiting for their sibling: each rounding depends only on
     its two operands and its number, so the order of evaluation changes no
-    bit, and the stack needs only one tile of values per level.
-    ``partial`` is not used: it makes the signature :func:`_blocked_tile`'s.
+    bit, and the stack needs only one tile of values per level. Random-bit
+    run slots: the products', then one per level. ``partial`` is not used:
+    it makes the signature :func:`_blocked_tile`'s.
     """
     k_dim, n = t.a.shape[2], t.j1 - t.j0
     rows = t.i1 - t.i0
@@ -1230,8 +1189,6 @@ def _pairwise_tile(
     vals = np.empty((depth, rows, n))
     level = np.empty(depth, dtype=np.int64)
     index = np.empty(depth, dtype=np.int64)
-    bits = np.zeros((rows, n), dtype=np.uint64)
-    words, runs = _run_words(g, 1 + widths.size, rows, n)  # products, then a slot per level
     scales = np.empty(rows)
     ones = np.ones(rows)
     b_row = np.empty((1, n))
@@ -1243,12 +1200,10 @@ def _pairwise_tile(
         if k % 2 == 1 and prod_kind == PROD_EXACT:
             # a right-hand term meets its left sibling, on top of the stack, in the step
             last = vals[top - 1]
-            _add(
-                t, step_kind, k // 2, STAGE_SUM, last, scales, b_row, 0, 0, bits, g, rand, words, runs, 1 + 0
-            )  # level 0
+            _add(t, step_kind, _Draw(k // 2, STAGE_SUM, 1 + 0), last, scales, b_row, 0, g)  # level 0
             level[top - 1], index[top - 1] = 1, k // 2
         else:
-            _terms(t, prod_kind, k, scales, b_row, vals[top], bits, g, rand, words, runs)
+            _terms(t, prod_kind, k, scales, b_row, vals[top], g)
             if prod_kind != PROD_EXACT:
                 _scale(vals[top], held)
             level[top], index[top] = 0, k
@@ -1260,7 +1215,7 @@ def _pairwise_tile(
             elif w % 2 == 1:  # its left sibling (lv, w - 1) is next on the stack
                 node = firsts[lv] + w // 2
                 left, right = vals[top - 2], vals[top - 1]
-                _add(t, step_kind, node, STAGE_SUM, left, ones, right, 0, 1, bits, g, rand, words, runs, 1 + lv)
+                _add(t, step_kind, _Draw(node, STAGE_SUM, 1 + lv), left, ones, right, 1, g)
                 top -= 1
                 level[top - 1], index[top - 1] = lv + 1, w // 2
             else:

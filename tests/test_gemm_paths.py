@@ -573,14 +573,16 @@ def test_outputs_do_not_depend_on_the_thread_count(monkeypatch, order):
 
 def test_a_kernel_refuses_an_unknown_kind():
     a = np.ones((1, 2, 2), np.float32)
-    args = gk.GemmArgs(gk.PROD_EXACT, None, None, None, None, gk.ORDER_SEQUENTIAL, 1, 0, np.uint64(0), np.uint64(0))
     no_bits = np.zeros(0, np.int64)
+    args = gk.GemmArgs(
+        gk.PROD_EXACT, None, None, None, None, gk.ORDER_SEQUENTIAL, 1, 0, np.uint64(0), np.uint64(0), no_bits
+    )
     with pytest.raises(ValueError, match=r"^unknown step kind 99; known: "):
-        gk.qgemm(a, a, np.zeros((1, 2, 2)), args, 99, no_bits, 2, 2)
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args, 99, 2, 2)
     with pytest.raises(ValueError, match=r"^unknown order kind 7; known: "):
-        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(order=7), gk.STEP_F32, no_bits, 2, 2)
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(order=7), gk.STEP_F32, 2, 2)
     with pytest.raises(ValueError, match=r"^unknown product kind 5; known: "):
-        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(prod_kind=5), gk.STEP_F32, no_bits, 2, 2)
+        gk.qgemm(a, a, np.zeros((1, 2, 2)), args._replace(prod_kind=5), gk.STEP_F32, 2, 2)
 
 
 def test_a_step_kind_known_only_at_run_time_does_not_compile():
@@ -591,7 +593,7 @@ def test_a_step_kind_known_only_at_run_time_does_not_compile():
 
     @numba.njit
     def step_of(kind, x, ones, params, exact):
-        gk._step(kind, x, ones, x, 0, 1, params, exact, np.zeros((1, 1), np.uint64), 0)
+        gk._step(kind, x, ones, x, 1, params, exact, np.zeros((1, 1), np.uint64), 0)
 
     x, ones = np.zeros((1, 1)), np.ones(1)
     spec = _spec(acc="fp16")
