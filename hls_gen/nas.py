@@ -199,7 +199,7 @@ def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
     """A :class:`LayerPrecision` override per GEMM layer: operands, accumulator and rounding, as mpsim's FP8 presets."""
     from torch import nn
 
-    from mpsim.nn.config import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
+    from mpsim.precision import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
 
     names = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     overrides = []

@@ -7,22 +7,27 @@ Layers, each importing only those below it: specs (:mod:`~mpsim.formats`,
 :mod:`~mpsim.rounding`, :mod:`~mpsim.randbits`, :mod:`~mpsim.gemm_config`) ->
 kernel parameters (:mod:`~mpsim.params`) -> Numba kernels
 (:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`) -> the NumPy API
-(:mod:`~mpsim.quantize`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`) -> the torch
+(:mod:`~mpsim.quantization`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`) -> the torch
 adapter (:mod:`~mpsim.torch_glue`, :mod:`~mpsim.autograd`, :mod:`mpsim.nn`,
 :mod:`~mpsim.optim`) -> the front (:mod:`~mpsim.api`) and the applications
 (:mod:`~mpsim.train`, :mod:`~mpsim.cli`).
 """
 
-from mpsim import jit_cache
+from __future__ import annotations
 
-jit_cache.install()  # before any kernel is compiled or loaded from disk: see mpsim.jit_cache
+import importlib
+from typing import TYPE_CHECKING
 
-from mpsim.api import qmatmul, quantize  # noqa: E402 - after the cache guard
-from mpsim.codec import decode, encode  # noqa: E402
-from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format  # noqa: E402
-from mpsim.gemm_config import GemmConfig  # noqa: E402
-from mpsim.randbits import LFSR, CounterRNG  # noqa: E402
-from mpsim.rounding import Rounding, RoundingMode, parse_rounding  # noqa: E402
+from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format
+from mpsim.gemm_config import GemmConfig
+from mpsim.rounding import Rounding, RoundingMode, parse_rounding
+
+if TYPE_CHECKING:
+    from mpsim.api import qmatmul, quantize
+    from mpsim.autograd import quantize_ste
+    from mpsim.codec import decode, encode
+    from mpsim.nn import quantize_model
+    from mpsim.randbits import LFSR, CounterRNG
 
 __version__ = "0.1.0"
 
@@ -47,14 +52,28 @@ __all__ = [
 ]
 
 
+#: Names whose modules load on first use: Numba takes a third of a second to import and torch seconds, and
+#: ``mpsim --help`` or a spec (formats, roundings, GEMM configurations) needs neither.
+_LAZY = {
+    "qmatmul": "mpsim.api",
+    "quantize": "mpsim.api",
+    "encode": "mpsim.codec",
+    "decode": "mpsim.codec",
+    "LFSR": "mpsim.randbits",
+    "CounterRNG": "mpsim.randbits",
+    "quantize_ste": "mpsim.autograd",
+    "quantize_model": "mpsim.nn",
+}
+
+
 def __getattr__(name: str) -> object:
-    # torch takes seconds to import: its adapter loads on first use of a torch-only name.
-    if name == "quantize_ste":
-        from mpsim.autograd import quantize_ste
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain one
+    return value
 
-        return quantize_ste
-    if name == "quantize_model":
-        from mpsim.nn import quantize_model
 
-        return quantize_model
-    raise AttributeError(f"module 'mpsim' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,6 +1,6 @@
 """The public front: :func:`quantize` and :func:`qmatmul` take NumPy arrays, numbers or torch tensors.
 
-The top of the stack. NumPy input goes to the NumPy API (:mod:`mpsim.quantize`,
+The top of the stack. NumPy input goes to the NumPy API (:mod:`mpsim.quantization`,
 :mod:`mpsim.gemm`); a torch tensor goes to the torch adapter
 (:mod:`mpsim.torch_glue`), which is imported only then, so that NumPy-only
 work never loads torch.
@@ -15,7 +15,7 @@ import numpy as np
 from mpsim.formats import FixedFormat, FloatFormat
 from mpsim.gemm import plan_of, qmatmul_array
 from mpsim.gemm_config import GemmConfig
-from mpsim.quantize import quantize_numpy
+from mpsim.quantization import quantize_numpy
 from mpsim.randbits import LFSRGrid, RandomSource
 from mpsim.rounding import Rounding
 

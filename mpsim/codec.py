@@ -9,8 +9,11 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from mpsim import jit_cache
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.quantize import quantize_numpy
+from mpsim.quantization import quantize_numpy
+
+jit_cache.install()  # before this module's kernels compile or load from disk: see mpsim.jit_cache
 
 __all__ = ["code_dtype", "decode", "encode"]
 

@@ -100,24 +100,33 @@ def read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-def load_mnist_dataset(root: str | Path) -> Dataset:
-    """MNIST from local files: ``mnist.npz`` (keys x_train, y_train, x_test, y_test) or the four IDX files."""
-    root = Path(root)
+def _mnist_paths(root: Path) -> Path | dict[str, Path]:
+    """``mnist.npz`` at or in ``root``, or the four IDX files in it; ``FileNotFoundError`` naming what is missing."""
     npz = root / "mnist.npz" if root.is_dir() else root
     if npz.suffix == ".npz" and npz.exists():
-        with np.load(npz) as f:
+        return npz
+    if not root.is_dir():
+        raise FileNotFoundError(f"MNIST data root {str(root)!r} is neither a folder nor an .npz file")
+    paths = {}
+    for key, stem in _MNIST_FILES.items():
+        found = next((c for c in (root / stem, root / f"{stem}.gz") if c.exists()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"MNIST file {stem}[.gz] not found in {str(root)!r}: put the four MNIST IDX files "
+                f"(or mnist.npz with x_train, y_train, x_test, y_test) there; nothing is downloaded"
+            )
+        paths[key] = found
+    return paths
+
+
+def load_mnist_dataset(root: str | Path) -> Dataset:
+    """MNIST from local files: ``mnist.npz`` (keys x_train, y_train, x_test, y_test) or the four IDX files."""
+    paths = _mnist_paths(Path(root))
+    if isinstance(paths, Path):
+        with np.load(paths) as f:
             arrays = {k: f[k] for k in _MNIST_FILES}
     else:
-        arrays = {}
-        for key, stem in _MNIST_FILES.items():
-            candidates = [root / stem, root / f"{stem}.gz"]
-            found = next((c for c in candidates if c.exists()), None)
-            if found is None:
-                raise FileNotFoundError(
-                    f"MNIST file {stem}[.gz] not found in {root}: put the four MNIST IDX files "
-                    f"(or mnist.npz with x_train, y_train, x_test, y_test) there; nothing is downloaded"
-                )
-            arrays[key] = read_idx(found)
+        arrays = {key: read_idx(path) for key, path in paths.items()}
     x_tr, x_te = _standardise(
         arrays["x_train"].astype(np.float32)[:, None], arrays["x_test"].astype(np.float32)[:, None]
     )
@@ -125,6 +134,21 @@ def load_mnist_dataset(root: str | Path) -> Dataset:
 
 
 DATASETS = ("digits", "digits-image", "mnist1d", "mnist")
+MNIST_ROOT_NEEDED = (
+    "dataset 'mnist' reads local files, nothing is downloaded: give the folder with the four IDX files or mnist.npz "
+    "(--data-root DIR on the command line, root= in Python)"
+)
+
+
+def check_data_root(name: str, root: str | Path | None) -> None:
+    """Refuse, before any work, a dataset ``name`` whose local files are not at ``root`` (only ``mnist`` has any)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    if name != "mnist":
+        return
+    if root is None:
+        raise ValueError(MNIST_ROOT_NEEDED)
+    _mnist_paths(Path(root))
 
 
 def load_dataset(name: str, *, seed: int = 0, root: str | Path | None = None) -> Dataset:
@@ -137,6 +161,6 @@ def load_dataset(name: str, *, seed: int = 0, root: str | Path | None = None) ->
         return load_mnist1d_dataset(seed)
     if name == "mnist":
         if root is None:
-            raise ValueError("dataset 'mnist' reads local files: pass root= (a folder with the IDX files or mnist.npz)")
+            raise ValueError(MNIST_ROOT_NEEDED)
         return load_mnist_dataset(root)
     raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")

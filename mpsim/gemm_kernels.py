@@ -75,6 +75,7 @@ import numpy as np
 from numba.core import errors, types
 from numba.extending import overload
 
+from mpsim import jit_cache
 from mpsim.gemm_config import OrderKind
 from mpsim.kernels import finish_float, pow2, quantize_scalar
 from mpsim.params import (
@@ -88,6 +89,8 @@ from mpsim.params import (
     KernelParams,
 )
 from mpsim.randbits import GOLDEN, splitmix64
+
+jit_cache.install()  # before this module's kernels compile or load from disk: see mpsim.jit_cache
 
 STAGE_PRODUCT = 0
 STAGE_SUM = 1

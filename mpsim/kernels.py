@@ -1,7 +1,7 @@
 """Numba kernels: quantization by bit manipulation on NumPy float arrays.
 
 Pure numerics: NumPy arrays and integer/float parameters in, arrays out; no
-torch, no format objects (:mod:`mpsim.quantize` flattens a format into
+torch, no format objects (:mod:`mpsim.quantization` flattens a format into
 :class:`KernelParams`). Every input is widened to float64 (exact for float32),
 rounded on its IEEE bit pattern, and written back in the input dtype; every
 format value is a float32, so nothing is rounded twice.
@@ -22,6 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from mpsim import jit_cache
 from mpsim.params import (
     DOWN,
     NEAREST,
@@ -33,6 +34,8 @@ from mpsim.params import (
     KernelParams,
 )
 from mpsim.randbits import counter_word
+
+jit_cache.install()  # before this module's kernels compile or load from disk: see mpsim.jit_cache
 
 _M52 = (1 << 52) - 1
 _IMPLICIT = 1 << 52

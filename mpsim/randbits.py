@@ -51,7 +51,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from mpsim import jit_cache
 from mpsim.rounding import Rounding
+
+jit_cache.install()  # before this module's kernels compile or load from disk: see mpsim.jit_cache
 
 __all__ = [
     "GOLDEN",

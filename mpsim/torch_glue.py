@@ -11,7 +11,7 @@ import torch
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.gemm import GemmPlan, qmatmul_array
 from mpsim.params import kernel_params
-from mpsim.quantize import check_fits, quantize_float_array
+from mpsim.quantization import check_fits, quantize_float_array
 from mpsim.randbits import LFSRGrid, RandomSource
 from mpsim.rounding import Rounding, parse_rounding
 

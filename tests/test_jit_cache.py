@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,8 +48,23 @@ def test_the_guarded_save_loads_the_right_code_or_none(tmp_path: Path) -> None:
     assert _interleaved(jit_cache._save, tmp_path) == ("code of A", None)  # B's entry lost: compiled again
 
 
+def test_every_module_with_cached_kernels_installs_the_guard() -> None:
+    """In a fresh process, importing any one module that holds cached kernels installs the guarded save."""
+    for module in ("mpsim.randbits", "mpsim.kernels", "mpsim.codec", "mpsim.gemm_kernels"):
+        source = inspect.getsource(importlib.import_module(module))
+        assert "numba.njit(cache=True" in source or "@numba.njit(cache=True)" in source
+        check = (
+            f"import numba.core.caching as c, {module}, mpsim.jit_cache as j; "
+            "assert c.IndexDataCacheFile.save is j._save"
+        )
+        subprocess.run([sys.executable, "-c", check], check=True)
+    plain = "import numba.core.caching as c, mpsim.jit_cache as j; assert c.IndexDataCacheFile.save is j.NUMBA_SAVE"
+    subprocess.run([sys.executable, "-c", plain], check=True)  # importing the module alone changes nothing
+
+
 def test_installed_and_data_files_named_by_key(tmp_path: Path) -> None:
-    assert caching.IndexDataCacheFile.save is jit_cache._save  # importing mpsim installed it
+    jit_cache.install()
+    assert caching.IndexDataCacheFile.save is jit_cache._save
     cache = caching.IndexDataCacheFile(str(tmp_path), "f-1.py311", ("stamp", 1))
     cache.save(KEY_A, "a")
     cache.save(KEY_B, "b")

@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from mpsim.nn.config import PrecisionConfig, parse_precision
 from mpsim.nn.layers import QConv2d, QLinear
+from mpsim.precision import PrecisionConfig, parse_precision
 
 __all__ = ["ConversionReport", "quantize_model"]
 

@@ -16,7 +16,7 @@ from mpsim import torch_glue
 from mpsim.autograd import quantize_ste
 from mpsim.gemm import plan_of
 from mpsim.gemm_config import GemmConfig
-from mpsim.nn.config import LayerPrecision, TensorQuant
+from mpsim.precision import LayerPrecision, TensorQuant
 from mpsim.randbits import CounterRNG
 
 __all__ = ["QMatmul", "gemm", "quantize_tensor"]

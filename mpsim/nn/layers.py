@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mpsim.nn.config import LayerPrecision
 from mpsim.nn.functional import QMatmul, quantize_tensor
+from mpsim.precision import LayerPrecision
 from mpsim.randbits import CounterRNG
 
 __all__ = ["QConv2d", "QLinear"]
