@@ -66,23 +66,24 @@ def _print_table(rows: list[dict[str, object]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
 
 
-def _write_json(path: str, report: Any) -> bool:
-    """``report`` as JSON to ``path`` (``-``: printed); True when printed (then no table follows)."""
+def _write_json(path: str, report: Any) -> None:
+    """``report`` as JSON to ``path`` (``-``: printed)."""
     text = json.dumps(report, indent=2)
     if path == "-":
         print(text)
-        return True
+        return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text + "\n")
     print(f"wrote {path}")
-    return False
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
     names = args.names or list(PRESETS)
     rows = [_format_row(parse_format(name)) for name in names]
-    if args.json is None or not _write_json(args.json, rows):
+    if args.json != "-":
         _print_table(rows)
+    if args.json is not None:
+        _write_json(args.json, rows)
     return 0
 
 
@@ -138,10 +139,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         with np.errstate(invalid="ignore"):
             error = float(q) - float(x)
         rows.append({"input": float(x), "quantized": float(q), "bits": code, "error": error})
-    report = {"format": str(fmt), "rounding": args.rounding, "values": rows}
-    if args.json is None or not _write_json(args.json, report):
+    if args.json != "-":
         print(f"format {fmt} ({fmt.bits} bits), rounding {args.rounding}")
         _print_table(rows)
+    if args.json is not None:
+        _write_json(args.json, {"format": str(fmt), "rounding": args.rounding, "values": rows})
     return 0
 
 
@@ -225,14 +227,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     rows = checks()
     missing = [r.name for r in rows if r.status == Status.MISSING]
-    if args.json is not None and _write_json(args.json, [asdict(r) for r in rows]):
-        return 1 if missing else 0
-    width = max(len(r.name) for r in rows)
-    for r in rows:
-        print(f"{r.status:<8} {r.name:<{width}}  {r.found}")
-        if r.fix:
-            print(f"{'':<{width + 11}}fix: {r.fix}")
-    print(f"\n{len(missing)} missing" + (f": {', '.join(missing)}" if missing else ": every command can run here"))
+    if args.json != "-":
+        width = max(len(r.name) for r in rows)
+        for r in rows:
+            print(f"{r.status:<8} {r.name:<{width}}  {r.found}")
+            if r.fix:
+                print(f"{'':<{width + 11}}fix: {r.fix}")
+        print(f"\n{len(missing)} missing" + (f": {', '.join(missing)}" if missing else ": every command can run here"))
+    if args.json is not None:
+        _write_json(args.json, [asdict(r) for r in rows])
     return 1 if missing else 0
 
 
@@ -413,9 +416,37 @@ def _user_error(error: BaseException) -> str | None:
     return None
 
 
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [parser, *(p for action in subs for p in action.choices.values())]
+
+
+def attach_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``--opt -value`` as ``--opt=-value`` where ``--opt`` takes a value and ``-value`` is no option.
+
+    argparse reads ``--array -2x3`` as an option without its value ("expected
+    one argument"); joined, the value reaches the option's own check, which
+    names it.
+    """
+    # (argparse's public API has no per-option say in this; _actions is how its own help formatter walks them)
+    actions = [a for p in _parsers(parser) for a in p._actions]
+    takes_value = {o for a in actions if a.nargs != 0 and a.option_strings for o in a.option_strings}
+    known = {o for a in actions for o in a.option_strings}
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in takes_value and token.startswith("-") and token != "-" and token not in known:
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cli_kit.set_command(argv)
+    args = parser.parse_args(attach_dash_values(parser, argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

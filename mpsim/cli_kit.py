@@ -41,6 +41,7 @@ __all__ = [
     "one_line",
     "resumable",
     "resume_note",
+    "set_command",
 ]
 
 #: Set to 1 to see the traceback behind a one-line error (as ``mpsim --debug``).
@@ -60,6 +61,13 @@ class Resume:
 
 
 _RESUME: list[Resume] = []
+_ARGV: list[str] = []  # the arguments mpsim.cli.main runs (sys.argv[1:] from a shell)
+
+
+def set_command(argv: list[str]) -> None:
+    """Record the arguments of the command being run (:func:`mpsim.cli.main` does) and forget any resume note."""
+    _ARGV[:] = argv
+    _RESUME.clear()
 
 
 def command_line(argv: list[str] | None = None, **set_options: object) -> str:
@@ -69,7 +77,7 @@ def command_line(argv: list[str] | None = None, **set_options: object) -> str:
     whose output folder was a default: the rerun names the folder. A value
     ``True`` adds a flag (``force=True``: ``--force``).
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list((_ARGV or sys.argv[1:]) if argv is None else argv)
     for name, value in set_options.items():
         option = "--" + name.replace("_", "-")
         if not any(a == option or a.startswith(option + "=") for a in args):

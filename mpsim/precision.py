@@ -7,11 +7,11 @@ Each GEMM of training is a :class:`~mpsim.gemm_config.GemmConfig`, the type
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from mpsim.config_file import read_mapping
 from mpsim.formats import parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.rounding import parse_rounding
@@ -111,15 +111,7 @@ class PrecisionConfig:
     @classmethod
     def load(cls, path: str | Path) -> PrecisionConfig:
         """From a ``.json`` or ``.yaml``/``.yml`` file."""
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return cls.from_dict(yaml.safe_load(text))
-        if path.suffix == ".json":
-            return cls.from_dict(json.loads(text))
-        raise ValueError(f"precision config must be .json, .yaml or .yml, not {path.name!r}")
+        return cls.from_dict(read_mapping(path, "precision config"))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -145,4 +145,9 @@ def parse_rounding(spec: str | Rounding | RoundingMode, rand_bits: int | None = 
 def _parse_bit_count(text: str, spec: str) -> int:
     if not (text.isascii() and text.isdecimal()):
         raise ValueError(f"unknown rounding {spec!r}: random-bit count must be a positive integer, not {text!r}")
+    if not 1 <= int(text) <= MAX_RAND_BITS:
+        raise ValueError(
+            f"unknown rounding {spec!r}: random-bit count must be 1..{MAX_RAND_BITS} "
+            f"('stochastic' alone rounds exactly), not {text!r}"
+        )
     return int(text)

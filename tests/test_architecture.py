@@ -20,28 +20,15 @@ ALLOWED_PACKAGES = {"mpsim": set(), "continual": {"mpsim"}, "hls_gen": {"mpsim"}
 
 #: mpsim's layers, bottom first: a module imports only from its own layer or below.
 MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
-    (
-        "mpsim.formats",
-        "mpsim.rounding",
-        "mpsim.randbits",
-        "mpsim.gemm_config",
-        "mpsim.precision",
-        "mpsim.jit_cache",
-    ),  # specs
+    ("mpsim.config_file", "mpsim.jit_cache"),  # reading settings files; Numba's cache guard
+    ("mpsim.formats", "mpsim.rounding", "mpsim.randbits", "mpsim.gemm_config", "mpsim.precision"),  # specs
     ("mpsim.params",),  # the records the kernels read
     ("mpsim.kernels", "mpsim.gemm_kernels"),  # Numba on NumPy
     ("mpsim.quantization", "mpsim.codec", "mpsim.gemm"),  # the NumPy API
     ("mpsim.torch_glue", "mpsim.autograd", "mpsim.nn", "mpsim.optim"),  # the torch adapter
-    (
-        "mpsim",
-        "mpsim.api",
-        "mpsim.cli_kit",
-        "mpsim.extras",
-        "mpsim.energy",
-        "mpsim.data",
-        "mpsim.train",
-        "mpsim.cli",
-    ),  # front, apps
+    # the front and the applications
+    ("mpsim", "mpsim.api", "mpsim.cli_kit", "mpsim.extras", "mpsim.energy", "mpsim.data", "mpsim.train"),
+    ("mpsim.doctor", "mpsim.cli"),
 )
 
 
