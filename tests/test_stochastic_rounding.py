@@ -434,9 +434,22 @@ ROUNDING_ERRORS = [
         "unknown rounding 'bogus': expected one of nearest, nearest_away, toward_zero, up, down, "
         "stochastic (stochastic:K for K random bits)",
     ),
-    ("stochastic:0", None, "random bits must be 1..62 or None, not 0"),
-    ("sr0", None, "random bits must be 1..62 or None, not 0"),
-    ("stochastic:63", None, "random bits must be 1..62 or None, not 63"),
+    (
+        "stochastic:0",
+        None,
+        "unknown rounding 'stochastic:0': random-bit count must be 1..62 ('stochastic' alone rounds exactly), not '0'",
+    ),
+    (
+        "sr0",
+        None,
+        "unknown rounding 'sr0': random-bit count must be 1..62 ('stochastic' alone rounds exactly), not '0'",
+    ),
+    (
+        "stochastic:63",
+        None,
+        "unknown rounding 'stochastic:63': random-bit count must be 1..62 ('stochastic' alone rounds exactly), "
+        "not '63'",
+    ),
     ("stochastic:x", None, "unknown rounding 'stochastic:x': random-bit count must be a positive integer, not 'x'"),
     ("stochastic:-1", None, "unknown rounding 'stochastic:-1': random-bit count must be a positive integer, not '-1'"),
     ("stochastic:", None, "unknown rounding 'stochastic:': random-bit count must be a positive integer, not ''"),
