@@ -36,6 +36,7 @@ MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
         "mpsim",
         "mpsim.api",
         "mpsim.cli_kit",
+        "mpsim.progress",
         "mpsim.extras",
         "mpsim.energy",
         "mpsim.data",
