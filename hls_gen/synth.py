@@ -376,12 +376,17 @@ def _tail(path: Path, lines: int = 20) -> str:
 def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: float | None) -> float:
     """Run ``tool`` in ``cwd`` with its output in ``cwd/log_name``; returns the seconds it took."""
     log = cwd / log_name
+    # The YoWASP runtime keeps a temporary folder while it runs; inside ``cwd`` it goes with the work folder
+    # even when the tool is killed (timeout, Ctrl-C) before it can remove it.
+    scratch = cwd / "tmp"
+    scratch.mkdir(exist_ok=True)
     start = time.perf_counter()
     with open(log, "w") as handle:
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", _TOOL_CALL[tool], *args],
                 cwd=cwd,
+                env={**os.environ, "TMPDIR": str(scratch.resolve())},
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 timeout=timeout_s,

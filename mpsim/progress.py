@@ -141,16 +141,24 @@ class Activity:
 
     def __enter__(self) -> Activity:
         self._start = self._last_line = self._clock()
+        try:
+            self._begin()
+        except BaseException as error:  # Ctrl-C while starting: the activity still says how it ended
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def _begin(self) -> None:
         if self.quiet:
-            return self
+            return
+        if self._ticker:
+            self._thread = threading.Thread(target=self._tick, name=f"activity {self.what}", daemon=True)
+            self._thread.start()
+        # The first line last: whoever sees it (a user pressing Ctrl-C) sees an activity that will say how it ended.
         if self.tty:
             self.update()
         else:
             self._write(f"{self.prefix}{self.what}: started{self._estimate()}\n")
-        if self._ticker:
-            self._thread = threading.Thread(target=self._tick, name=f"activity {self.what}", daemon=True)
-            self._thread.start()
-        return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None

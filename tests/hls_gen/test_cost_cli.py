@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +242,38 @@ def test_nas_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert len(front) == 1 and front[0]["array"] == "2x2" and (out / "study.db").exists()
     assert main([*common, "--arrays", "0x2", "--out", str(tmp_path / "x")]) == 2
     assert "array size must be ROWSxCOLS with both at least 1, such as 4x4, not '0x2'" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_synthesis(tmp_path: Path) -> None:
+    """SIGINT to a real `mpsim cost --synth` during Yosys: one line, what is kept, the command; no entry, no files."""
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps({"input_shape": [8], "layers": [{"kind": "Linear", "out_features": 2}]}))
+    cache, out, tmp = tmp_path / "cache", tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    args = ["cost", "--model", str(net), "--array", "1x1", "--synth", "--cache-dir", str(cache), "--out", str(out)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONUNBUFFERED": "1",
+        "TMPDIR": str(tmp),
+    }
+    env.pop("MPSIM_DEBUG", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "mpsim.cli", *args], env=env, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("[synth] Yosys synthesis (ecp5): started"):
+                time.sleep(1)  # into Yosys' run
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert rest.splitlines()[-1] == (
+        f"mpsim cost: interrupted; finished tool runs are kept in the synthesis cache {cache}; "
+        f"to resume: mpsim {' '.join(args)}"
+    )
+    assert "[synth] Yosys synthesis (ecp5): interrupted after 0:0" in rest and "Traceback" not in rest
+    assert not (cache.exists() and list(cache.iterdir())) and not list(tmp.iterdir())  # no entry, no work folder
