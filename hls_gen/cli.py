@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
+from mpsim.progress import Activity
 
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
@@ -87,6 +88,9 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
     )
 
 
+#: How progress lines name the step from configuration to Verilog.
+GENERATION = "Verilog generation (Amaranth)"
+
 #: Where ``mpsim emit`` writes without ``--out``.
 DEFAULT_OUT = "runs/emit"
 
@@ -97,7 +101,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = args.out or DEFAULT_OUT
-    v_path, j_path = emit(config, Path(out) / config.name, command=config.command(args.out))
+    with Activity(GENERATION, prefix="[emit] ", quiet=args.quiet, show_after_s=3):  # an 8x8 array takes seconds
+        v_path, j_path = emit(config, Path(out) / config.name, command=config.command(args.out))
     print(f"wrote {v_path} and {j_path}")
     return 0
 
@@ -175,4 +180,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_design_arguments(p)
     cli_kit.add_out(p, DEFAULT_OUT, "folder for NAME.v and NAME.json")
+    cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_emit)

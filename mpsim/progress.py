@@ -65,6 +65,8 @@ class Activity:
         Seconds between updates of a terminal line, and between lines elsewhere.
     ticker:
         Update from a background thread; False leaves :meth:`update` to the caller (tests).
+    show_after_s:
+        Show nothing unless the step runs this long (for a step that is quick on small designs).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Activity:
         tick_s: float = 1.0,
         log_every_s: float = 30.0,
         ticker: bool = True,
+        show_after_s: float = 0.0,
     ) -> None:
         if estimate_s is not None and not estimate_s > 0:
             raise ValueError(f"estimate must be positive seconds or None, not {estimate_s!r}")
@@ -90,6 +93,7 @@ class Activity:
         self._tty = tty
         self._clock = clock
         self._tick_s, self._log_every_s, self._ticker = tick_s, log_every_s, ticker
+        self._show_after_s, self._shown = show_after_s, False
         self._start = self._last_line = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -129,6 +133,10 @@ class Activity:
         """Show the status: rewrite the terminal line, or elsewhere write a line when ``log_every_s`` has passed."""
         if self.quiet:
             return
+        if not self._shown:
+            if self.elapsed >= self._show_after_s:
+                self._show()
+            return
         if self.tty:
             self._write(f"\r{self.status()}\x1b[K")
         elif self._clock() - self._last_line >= self._log_every_s:
@@ -155,8 +163,17 @@ class Activity:
             self._thread = threading.Thread(target=self._tick, name=f"activity {self.what}", daemon=True)
             self._thread.start()
         # The first line last: whoever sees it (a user pressing Ctrl-C) sees an activity that will say how it ended.
+        if self._show_after_s <= 0:
+            self._show()
+
+    def _show(self) -> None:
+        """The first line: "started" (or, shown late, the status), rewritten from then on on a terminal."""
+        self._shown = True
+        self._last_line = self._clock()
         if self.tty:
-            self.update()
+            self._write(f"\r{self.status()}\x1b[K")
+        elif self._show_after_s > 0:
+            self._write(self.status() + "\n")
         else:
             self._write(f"{self.prefix}{self.what}: started{self._estimate()}\n")
 
@@ -166,7 +183,7 @@ class Activity:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self.quiet:
+        if self.quiet or not self._shown:
             return
         if kind is None:
             how = "done in"

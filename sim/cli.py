@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
+from mpsim.progress import Activity
 
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
@@ -77,10 +78,12 @@ def cmd_cosim(args: argparse.Namespace) -> int:
     cli_kit.resumable(f"finished builds are kept in {cache} (a stopped build starts again)", resume)
     manifest = args.manifest
     if config is not None:
+        from hls_gen.cli import GENERATION
         from hls_gen.emit import emit
 
         log(f"generate: {config.command(out)}")
-        _, manifest = emit(config, Path(out) / config.name, command=config.command(out))
+        with Activity(GENERATION, prefix="[cosim] ", quiet=args.quiet, show_after_s=3):
+            _, manifest = emit(config, Path(out) / config.name, command=config.command(out))
     try:
         report = cosimulate(
             manifest,

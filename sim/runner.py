@@ -285,7 +285,8 @@ def build(
         staging.rename(runtime)
     done = {"verilog": str(verilog), "seconds": round(seconds, 2), "verilog_bytes": len(body)}
     stamp.write_text(json.dumps(done) + "\n")
-    log(f"build: done in {seconds:.1f} s")
+    if not progress:  # the progress line said so
+        log(f"build: done in {seconds:.1f} s")
     return Build(simulator, top, directory, seconds, False, waves)
 
 
@@ -433,5 +434,6 @@ def cosimulate(
         stimulus=asdict(stimulus),
         error=error,
     )
-    log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
+    if not progress:
+        log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
     return report

@@ -104,3 +104,22 @@ def test_the_ticker_updates_from_its_thread() -> None:
 def test_bad_estimate() -> None:
     with pytest.raises(ValueError, match=r"^estimate must be positive seconds or None, not -1$"):
         Activity("Yosys synthesis", estimate_s=-1)
+
+
+def test_a_quick_step_shows_nothing_a_slow_one_shows_up_late() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    quick = Activity("Verilog generation", stream=stream, tty=False, clock=clock, ticker=False, show_after_s=3)
+    with quick:
+        clock.now += 2.9
+        quick.update()
+    assert stream.getvalue() == ""
+    slow = Activity("Verilog generation", stream=stream, tty=False, clock=clock, ticker=False, show_after_s=3)
+    with slow:
+        for _ in range(40):
+            clock.now += 1
+            slow.update()
+    assert stream.getvalue().splitlines() == [
+        "Verilog generation: 0:03 elapsed",
+        "Verilog generation: 0:33 elapsed",
+        "Verilog generation: done in 0:40",
+    ]
