@@ -34,7 +34,7 @@ def _design(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig | None:
     """The configuration ``--config`` names (a preset, or emit options), or None with ``--manifest``."""
     if args.manifest is not None:
         return None
-    from hls_gen.cli import parse_config
+    from hls_gen.cli import DEFAULT_OUT, parse_config
     from hls_gen.regen import PRESETS
 
     presets = {c.name: c for c in PRESETS}
@@ -42,9 +42,11 @@ def _design(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig | None:
     if text in presets:
         return presets[text]
     if not text.startswith("-") and len(text.split()) == 1:
+        emitted = Path(DEFAULT_OUT) / f"{text}.json"
+        hint = f"; to check what mpsim emit wrote: --manifest {emitted}" if emitted.is_file() else ""
         raise UserError(
             f"unknown preset {text!r}: presets are {', '.join(presets)}; "
-            "or give mpsim emit options in quotes, e.g. --config '--mul e4m3 --acc e5m6 --array 2x2'"
+            f"or give mpsim emit options in quotes, e.g. --config '--mul e4m3 --acc e5m6 --array 2x2'{hint}"
         )
     return parse_config(shlex.split(text))
 

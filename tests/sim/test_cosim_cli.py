@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,24 @@ def test_unknown_preset_lists_the_presets(tmp_path: Path, capsys: pytest.Capture
         "or give mpsim emit options in quotes, e.g. --config '--mul e4m3 --acc e5m6 --array 2x2'"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_an_emitted_design_is_pointed_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer who emitted a 2x2 and names it in --config is shown the --manifest that checks it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["emit", "--mul", "e4m3", "--acc", "e5m6", "--array", "2x2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["cosim", "--config", "mac_e4m3_e5m6_rne_2x2"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "or give mpsim emit options in quotes, e.g. --config '--mul e4m3 --acc e5m6 --array 2x2'; "
+            "to check what mpsim emit wrote: --manifest runs/emit/mac_e4m3_e5m6_rne_2x2.json"
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -132,3 +151,21 @@ def test_help_and_registration_import_nothing_heavy() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_build_estimate_scales_the_recorded_builds(tmp_path: Path) -> None:
+    """Seconds per byte of Verilog, the median of the finished builds of the same simulator; none before any."""
+    from sim.runner import _build_estimate
+
+    assert _build_estimate(tmp_path, "verilator", 1000) is None
+    for name, seconds, size in (("a", 10.0, 1000), ("b", 30.0, 1000), ("c", 40.0, 2000)):
+        stamp = tmp_path / "builds" / f"verilator-{name}" / ".mpsim-built"
+        stamp.parent.mkdir(parents=True)
+        stamp.write_text(json.dumps({"verilog": name, "seconds": seconds, "verilog_bytes": size}))
+    old = tmp_path / "builds" / "verilator-old" / ".mpsim-built"  # from before build times were recorded
+    old.parent.mkdir()
+    old.write_text("design.v\n")
+    icarus = tmp_path / "builds" / "icarus-a" / ".mpsim-built"
+    icarus.parent.mkdir()
+    icarus.write_text(json.dumps({"verilog": "a", "seconds": 1.0, "verilog_bytes": 1000}))
+    assert _build_estimate(tmp_path, "verilator", 3000) == (60.0, "scaled by Verilog size from 3 earlier builds")
