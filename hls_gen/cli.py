@@ -8,23 +8,30 @@ combinational multipliers side by side, exact or rounded products).
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
+from mpsim import cli_kit
+from mpsim.cli_kit import UserError
 from mpsim.extras import require
+from mpsim.progress import Activity
 
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
 
-__all__ = ["UNITS", "add_design_arguments", "config_from_args", "parse_config", "register"]
+__all__ = ["UNITS", "add_design_arguments", "array_size", "config_from_args", "parse_config", "register"]
 
 #: The units ``mpsim emit --unit`` writes.
 UNITS = ("array", "mac", "multiplier")
 
 
-def _array_size(text: str) -> tuple[int, int]:
+def array_size(text: str) -> tuple[int, int]:
+    """``ROWSxCOLS`` as (rows, cols), both at least 1 (``--array`` of emit and cost)."""
     rows, sep, cols = text.lower().partition("x")
-    if not sep or not (rows.isdecimal() and cols.isdecimal()):
-        raise argparse.ArgumentTypeError(f"array size must be ROWSxCOLS such as 4x4, not {text!r}")
+    if not sep or not (rows.isdecimal() and cols.isdecimal()) or int(rows) < 1 or int(cols) < 1:
+        raise argparse.ArgumentTypeError(
+            f"array size must be ROWSxCOLS with both at least 1, such as 4x4, not {text!r}"
+        )
     return int(rows), int(cols)
 
 
@@ -76,9 +83,16 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         cols=cols,
         pipeline=args.pipeline,
         lfsr_width=args.lfsr_width,
-        lfsr_seed=args.seed,
+        lfsr_seed=args.lfsr_seed,
         lfsr_taps=args.lfsr_taps,
     )
+
+
+#: How progress lines name the step from configuration to Verilog.
+GENERATION = "Verilog generation (Amaranth)"
+
+#: Where ``mpsim emit`` writes without ``--out``.
+DEFAULT_OUT = "runs/emit"
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -86,21 +100,29 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from hls_gen.emit import emit
 
     config = config_from_args(args)
-    out = args.out or config.name
-    v_path, j_path = emit(config, out)
+    out = args.out or DEFAULT_OUT
+    with Activity(GENERATION, prefix="[emit] ", quiet=args.quiet, show_after_s=3):  # an 8x8 array takes seconds
+        v_path, j_path = emit(config, Path(out) / config.name, command=config.command(args.out))
     print(f"wrote {v_path} and {j_path}")
     return 0
 
 
+class _OptionsParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are ``ValueError`` (it parses options given inside another option)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
 def parse_config(argv: list[str]) -> ArrayConfig | MultiplierConfig:
     """The configuration ``mpsim emit ARGV`` would write (``--out`` is ignored); ``ValueError`` on bad arguments."""
-    parser = argparse.ArgumentParser(prog="mpsim emit", add_help=False, exit_on_error=False)
+    parser = _OptionsParser(prog="mpsim emit", add_help=False, exit_on_error=False)
     add_design_arguments(parser)
     parser.add_argument("--out", default=None)
     try:
         args = parser.parse_args(argv)
-    except (argparse.ArgumentError, SystemExit) as error:  # argparse exits on a missing required option
-        raise ValueError(f"bad design arguments {' '.join(argv)!r}: {error}") from None
+    except (argparse.ArgumentError, ValueError) as error:
+        raise UserError(f"bad mpsim emit options {' '.join(argv)!r}: {error}") from None
     return config_from_args(args)
 
 
@@ -130,12 +152,16 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)"
     )
-    p.add_argument("--array", type=_array_size, default=(1, 1), help="ROWSxCOLS processing elements (default: 1x1)")
+    p.add_argument(
+        "--array", type=array_size, default=(1, 1), metavar="ROWSxCOLS", help="processing elements (default: 1x1)"
+    )
     p.add_argument(
         "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
     )
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
-    p.add_argument("--seed", type=int, default=1, help="LFSR seed of the array's random stream (default: 1)")
+    p.add_argument(
+        "--lfsr-seed", type=int, default=1, metavar="N", help="LFSR seed of the array's random stream (default: 1)"
+    )
     p.add_argument("--lfsr-taps", type=_taps, default=None, help="LFSR taps, comma-separated (default: mpsim's table)")
 
 
@@ -146,12 +172,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write Verilog and a JSON manifest for a MAC array, a MAC unit or a multiplier",
         description="Generate synthesizable Verilog (Amaranth) for an R x C output-stationary MAC array, a MAC unit "
         "(the 1x1 array) or a multiplier top in the given formats and roundings, bit-exact with mpsim, plus a JSON "
-        "manifest with the ports, formats, latency and random stream. Writes OUT.v and OUT.json.",
+        "manifest with the ports, formats, latency and random stream. Writes DIR/NAME.v and DIR/NAME.json, NAME "
+        "(also the Verilog module's name) from the parameters, e.g. mac_e4m3_e5m6_sr8_2x2.",
+        epilog="examples:\n  mpsim emit --mul e4m3 --acc e5m6 --rounding stochastic:8 --array 2x2\n"
+        "  mpsim emit --unit multiplier --mul e4m3,e5m2 --lanes 16 --out my_designs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_design_arguments(p)
-    p.add_argument(
-        "--out",
-        default=None,
-        help="output path without extension; the file name is the module name (default: ./NAME from the parameters)",
-    )
+    cli_kit.add_out(p, DEFAULT_OUT, "folder for NAME.v and NAME.json")
+    cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_emit)

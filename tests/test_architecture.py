@@ -27,8 +27,8 @@ MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
     ("mpsim.quantization", "mpsim.codec", "mpsim.gemm"),  # the NumPy API
     ("mpsim.torch_glue", "mpsim.autograd", "mpsim.nn", "mpsim.optim"),  # the torch adapter
     # the front and the applications
-    ("mpsim", "mpsim.api", "mpsim.cli_kit", "mpsim.extras", "mpsim.energy", "mpsim.data", "mpsim.train"),
-    ("mpsim.doctor", "mpsim.cli"),
+    ("mpsim", "mpsim.api", "mpsim.cli_kit", "mpsim.progress", "mpsim.extras", "mpsim.energy", "mpsim.data"),
+    ("mpsim.train", "mpsim.doctor", "mpsim.cli"),
 )
 
 

@@ -24,8 +24,9 @@ def recorded(target: str, top: str, kind: str) -> dict[str, Any]:
 def replay_tools(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``hls_gen.synth`` runs no tool: each call writes the recorded output of the design it names instead.
 
-    Yosys' script names the target and the top; nextpnr runs in the same work
-    folder afterwards. Returns the list of tools called, in order.
+    Yosys' script names the target and the top, and the netlist it writes
+    names the recording for nextpnr (which may start from a cached netlist).
+    Returns the list of tools called, in order.
     """
     calls: list[str] = []
 
@@ -37,9 +38,9 @@ def replay_tools(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             top = re.search(r"-top (\w+)", script)[1]
             stem = f"{target}-{top}"
             (cwd / "stat.json").write_text((RECORDED / f"{stem}.stat.json").read_text())
-            (cwd / "replayed").write_text(stem)
+            (cwd / "netlist.json").write_text(json.dumps({"replayed": stem}))  # what nextpnr reads next
         else:
-            stem = (cwd / "replayed").read_text()
+            stem = json.loads((cwd / "netlist.json").read_text())["replayed"]
             (cwd / "pnr.json").write_text((RECORDED / f"{stem}.pnr.json").read_text())
         (cwd / log_name).write_text(f"{tool}: replayed {stem}\n")
         return 0.5

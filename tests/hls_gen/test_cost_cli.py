@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +34,7 @@ CNN = {
 def test_cost_of_a_network_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "cnn.yaml"
     spec.write_text(yaml.safe_dump(CNN))
-    out = tmp_path / "report.json"
+    out = tmp_path / "cost"
     assert (
         main(
             [
@@ -50,7 +55,7 @@ def test_cost_of_a_network_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
         )
         == 0
     )
-    report = json.loads(out.read_text())
+    report = json.loads((out / "report.json").read_text())
     net = NetworkSpec.from_dict(CNN)
     want = estimate(net, ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=4, cols=4), fmax_mhz=25.0, batch=2)
     assert report["cycles"] == want.cycles and report["energy_uj"] == pytest.approx(want.energy_uj)
@@ -62,7 +67,7 @@ def test_cost_of_a_network_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ]  # per-layer override, else the array's
     assert report["array_config"] == "mac_e4m3_e5m6_rne_4x4" and report["synthesis"] is None
     printed = capsys.readouterr().out
-    assert f"total: {want.cycles} cycles" in printed and printed.rstrip().endswith(f"wrote {out}")
+    assert f"total: {want.cycles} cycles" in printed and printed.rstrip().endswith(f"wrote {out / 'report.json'}")
     assert load_network(spec) == net
 
 
@@ -84,29 +89,15 @@ def test_builtin_models_are_mpsim_trains(model: str, tmp_path: Path) -> None:
             macs += y[0].numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
         x = y
     assert sum(g.macs for g in net.gemms()) == macs
-    assert main(["cost", "--model", model, "--array", "2x2", "--out", str(tmp_path / "r.json")]) == 0
+    assert main(["cost", "--model", model, "--array", "2x2", "--out", str(tmp_path)]) == 0
 
 
 def test_cost_with_synthesis(replay_tools: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The synthesis report in the cost report (Yosys replayed from its recorded output), cached the second time."""
-    out = tmp_path / "r.json"
-    args = [
-        "cost",
-        "--model",
-        "mlp",
-        "--array",
-        "1x1",
-        "--synth",
-        "--no-pnr",
-        "--cache",
-        str(tmp_path / "cache"),
-        "--fmax",
-        "20",
-        "--out",
-        str(out),
-    ]
+    args = ["cost", "--model", "mlp", "--array", "1x1", "--synth", "--no-pnr", "--fmax", "20", "--quiet"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path)]
     assert main(args) == 0
-    report = json.loads(out.read_text())
+    report = json.loads((tmp_path / "report.json").read_text())
     assert (
         report["synthesis"]["luts"] > 0 and report["synthesis"]["dsps"] == 1 and report["synthesis"]["fmax_mhz"] is None
     )
@@ -119,10 +110,6 @@ def test_cost_with_synthesis(replay_tools: list[str], tmp_path: Path, capsys: py
 @pytest.mark.parametrize(
     "args, message",
     [
-        (
-            ["--model", "mlp", "--array", "0x4"],
-            "array size must be ROWSxCOLS with both at least 1, such as 4x4, not '0x4'",
-        ),
         (
             ["--model", "resnet"],
             "unknown built-in model 'resnet': expected one of mlp, cnn or a .json/.yaml network file",
@@ -140,9 +127,57 @@ def test_cost_with_synthesis(replay_tools: list[str], tmp_path: Path, capsys: py
     ],
 )
 def test_cost_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["cost", *args, "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["cost", *args, "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == f"mpsim cost: error: {message}"
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("size", ["0x4", "-2x3", "4"])
+def test_bad_array_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["cost", "--model", "mlp", f"--array={size}"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "mpsim cost: error: argument --array: array size must be ROWSxCOLS with both at least 1, such as 4x4, "
+        f"not {size!r} (see mpsim cost --help)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        (
+            "net.yaml",
+            "input_shape: [64]\nlayers:\n  - {kind: Linear, out_features: 10\n  - kind: Linear\n",
+            " is not valid YAML: line 4, column 9: expected ',' or '}', but got ':'",
+        ),
+        (
+            "net.json",
+            '{"input_shape": [64],\n "layers": [{"kind": "Linear", "out_features": 10},]}\n',
+            " is not valid JSON: line 2, column 52: Expecting value",
+        ),
+        ("net.yaml", "just words\n", ": a network description is a mapping, not 'just words'"),
+        (
+            "net.json",
+            '{"input_shape": 64, "layers": []}',
+            ": 'input_shape' must be a list of sizes such as [1, 8, 8], not 64",
+        ),
+    ],
+)
+def test_broken_network_file(
+    name: str, text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["cost", "--model", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == f"mpsim cost: error: network file {str(path)!r}{message}"
+
+
+def test_report_as_json_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--model", "mlp", "--array", "2x2", "--json", "-", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == json.loads((tmp_path / "report.json").read_text())
+    assert captured.err.strip() == f"wrote {tmp_path / 'report.json'}"
 
 
 def test_unsupported_layers_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,10 +187,11 @@ def test_unsupported_layers_are_named(tmp_path: Path, capsys: pytest.CaptureFixt
             {"input_shape": [64], "layers": [{"kind": "Linear", "out_features": 8}, {"kind": "LSTM", "hidden_size": 8}]}
         )
     )
-    assert main(["cost", "--model", str(bad), "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["cost", "--model", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert (
         capsys.readouterr().err.strip()
-        == "mpsim cost: error: unsupported layer kind 'LSTM' in layer 1: the cost model counts Linear, Conv2d"
+        == f"mpsim cost: error: network file {str(bad)!r}: unsupported layer kind 'LSTM' in layer 1: "
+        "the cost model counts Linear, Conv2d"
     )
     model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(4, 2))
     with pytest.raises(
@@ -166,7 +202,10 @@ def test_unsupported_layers_are_named(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize(
     "command, words",
-    [("cost", ["--model", "--synth", "--array", "JSON"]), ("nas", ["--trials", "--storage", "NSGA-II", "pareto.png"])],
+    [
+        ("cost", ["--model", "--synth", "--array", "--cache-dir", "--json", "--quiet", "estimate"]),
+        ("nas", ["--trials", "--storage", "NSGA-II", "pareto.png"]),
+    ],
 )
 def test_help(command: str, words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -203,3 +242,38 @@ def test_nas_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert len(front) == 1 and front[0]["array"] == "2x2" and (out / "study.db").exists()
     assert main([*common, "--arrays", "0x2", "--out", str(tmp_path / "x")]) == 2
     assert "array size must be ROWSxCOLS with both at least 1, such as 4x4, not '0x2'" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_synthesis(tmp_path: Path) -> None:
+    """SIGINT to a real `mpsim cost --synth` during Yosys: one line, what is kept, the command; no entry, no files."""
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps({"input_shape": [8], "layers": [{"kind": "Linear", "out_features": 2}]}))
+    cache, out, tmp = tmp_path / "cache", tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    args = ["cost", "--model", str(net), "--array", "1x1", "--synth", "--cache-dir", str(cache), "--out", str(out)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONUNBUFFERED": "1",
+        "TMPDIR": str(tmp),
+    }
+    env.pop("MPSIM_DEBUG", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "mpsim.cli", *args], env=env, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("[synth] Yosys synthesis (ecp5): started"):
+                time.sleep(1)  # into Yosys' run
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    assert rest.splitlines()[-1] == (
+        f"mpsim cost: interrupted; finished tool runs are kept in the synthesis cache {cache}; "
+        f"to resume: mpsim {' '.join(args)}"
+    )
+    assert "[synth] Yosys synthesis (ecp5): interrupted after 0:0" in rest and "Traceback" not in rest
+    assert not (cache.exists() and list(cache.iterdir())) and not list(tmp.iterdir())  # no entry, no work folder

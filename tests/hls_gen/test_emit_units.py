@@ -39,7 +39,7 @@ def test_multiplier_manifest(tmp_path: Path) -> None:
     config = MultiplierConfig(a_format="e4m3", b_format="e5m2", out_format="fp16", rounding="stochastic:5", lanes=3)
     v_path, j_path = emit(config, tmp_path / "mul")
     m = load_manifest(j_path)
-    assert m["unit"] == "multiplier" and m["command"] == config.command("mul")
+    assert m["unit"] == "multiplier" and m["command"] == config.command()
     ports = {p["name"]: p for p in m["ports"]}
     assert {
         n: (p["direction"], p["width"], p["elements"]["count"], p["elements"]["width"]) for n, p in ports.items()
@@ -100,11 +100,11 @@ def test_unbuildable_multipliers(kwargs: dict, error: type, message: str) -> Non
 
 def test_emit_units_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emit", "--unit", "multiplier", "--mul", "e4m3", "--lanes", "4", "--out", str(tmp_path / "m")]) == 0
-    assert json.loads((tmp_path / "m.json").read_text())["config"]["lanes"] == 4
+    assert json.loads((tmp_path / "m" / "mul_e4m3_exact_x4.json").read_text())["config"]["lanes"] == 4
     assert main(["emit", "--unit", "mac", "--mul", "e4m3", "--acc", "fp16", "--out", str(tmp_path / "mac")]) == 0
-    assert ArrayConfig.from_manifest(json.loads((tmp_path / "mac.json").read_text())) == ArrayConfig(
-        a_format="e4m3", acc_format="fp16"
-    )
+    assert ArrayConfig.from_manifest(
+        json.loads((tmp_path / "mac" / "mac_e4m3_fp16_rne_1x1.json").read_text())
+    ) == ArrayConfig(a_format="e4m3", acc_format="fp16")
     capsys.readouterr()
 
 

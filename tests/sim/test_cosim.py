@@ -162,7 +162,8 @@ def test_icarus_mac_and_multiplier(designs: Path, cosim_cache: Path, tmp_path: P
 def test_missing_manifest_and_wrong_unit(tmp_path: Path, designs: Path) -> None:
     with pytest.raises(
         FileNotFoundError,
-        match=r"^manifest '.*nothing\.json' not found; write one with `mpsim emit \.\.\. --out NAME` \(NAME\.json\)$",
+        match=r"^manifest '.*nothing\.json' not found; "
+        r"write one with `mpsim emit \.\.\. --out DIR` \(DIR/NAME\.json\)$",
     ):
         cosimulate(tmp_path / "nothing.json")
     from sim.manifest import read_manifest
