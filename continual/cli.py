@@ -10,6 +10,7 @@ starts.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -181,6 +182,8 @@ def _prepare(args: argparse.Namespace, spec: Any, out: Path) -> list[RunConfig]:
         check_data_root(bench, spec.base.data_root)  # a missing MNIST file is named before any run starts
     if args.dask:
         require("dask")
+        if args.dask != "local" and not re.fullmatch(r"([a-z]+://)?[^:/\s]+:\d+", args.dask):
+            raise UserError(f"--dask takes 'local' or a scheduler address such as tcp://host:8786, not {args.dask!r}")
     if args.force and not getattr(args, "dry_run", False):
         for config in configs:
             (out / "runs" / f"{run_id(config)}.json").unlink(missing_ok=True)

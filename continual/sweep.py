@@ -163,11 +163,17 @@ def _run() -> Callable[..., dict[str, Any]]:
     return run
 
 
+def _exit_quietly(signum: int, frame: Any) -> None:
+    """A pool worker told to stop: exit, releasing its semaphores (an abrupt end leaks them, with a warning)."""
+    raise SystemExit(0)
+
+
 def _init_worker() -> None:
     import numba
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the pool
+    signal.signal(signal.SIGTERM, _exit_quietly)  # the pool's terminate(): exit through the finalizers
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
     numba.set_num_threads(1)
 
@@ -197,24 +203,24 @@ def run_sweep(
     pending = [c for c in configs if c not in finished]
     ran: list[str] = []
     failed: dict[str, str] = {}  # a failing run is reported, and the others go on
-    bar = tqdm(total=len(configs), initial=len(finished), desc="sweep", disable=not progress, file=sys.stderr)
-    if dask is not None:
-        _run_dask(pending, runs, dask, workers, ran, failed, bar)
-    elif workers == 1:
-        run_one = run_fn or _run()
-        for config in pending:
-            bar.set_postfix_str(run_id(config))
-            try:
-                result = run_one(config, progress=progress)
-            except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
-                failed[run_id(config)] = f"{type(err).__name__}: {err}"
-            else:
-                write_json_atomic(runs / f"{run_id(config)}.json", result)
-                ran.append(run_id(config))
-            bar.update()
-    elif pending:
-        _run_pool(pending, runs, workers, ran, failed, bar)
-    bar.close()
+    # closed on the way out, Ctrl-C included: the interrupted note prints under a finished bar
+    with tqdm(total=len(configs), initial=len(finished), desc="sweep", disable=not progress, file=sys.stderr) as bar:
+        if dask is not None:
+            _run_dask(pending, runs, dask, workers, ran, failed, bar)
+        elif workers == 1:
+            run_one = run_fn or _run()
+            for config in pending:
+                bar.set_postfix_str(run_id(config))
+                try:
+                    result = run_one(config, progress=progress)
+                except Exception as err:  # noqa: BLE001 -- a failed run is recorded and the others go on
+                    failed[run_id(config)] = f"{type(err).__name__}: {err}"
+                else:
+                    write_json_atomic(runs / f"{run_id(config)}.json", result)
+                    ran.append(run_id(config))
+                bar.update()
+        elif pending:
+            _run_pool(pending, runs, workers, ran, failed, bar)
     if report:
         write_report(Path(out_dir))
     return {"finished": [run_id(c) for c in finished], "ran": ran, "failed": failed}
@@ -223,6 +229,7 @@ def run_sweep(
 def _run_pool(
     pending: list[RunConfig], runs: Path, workers: int, ran: list[str], failed: dict[str, str], bar: Any
 ) -> None:
+    """Run ``pending`` in a pool of spawned processes; Ctrl-C stops them (the runs in flight are lost)."""
     import multiprocessing
 
     pool = multiprocessing.get_context("spawn").Pool(min(workers, len(pending)), initializer=_init_worker)
@@ -234,7 +241,7 @@ def _run_pool(
             else:
                 failed[name] = error
             bar.update()
-    except BaseException:  # Ctrl-C: the runs in flight are lost, the finished ones stay
+    except BaseException:
         pool.terminate()
         raise
     else:
@@ -257,11 +264,13 @@ def _run_dask(
     else:
         try:
             cluster, client = None, Client(address, timeout=DASK_CONNECT_S)
-        except (OSError, TimeoutError, ValueError) as error:
+        except (OSError, TimeoutError):
             raise OSError(
-                f"no Dask scheduler answers at {address!r} (waited {DASK_CONNECT_S:g} s; {type(error).__name__}): "
+                f"no Dask scheduler answers at {address} within {DASK_CONNECT_S:g} s: "
                 "start one (dask scheduler) or check --dask"
             ) from None
+        except Exception as error:  # noqa: BLE001 -- whatever answers there is no Dask scheduler
+            raise OSError(f"no Dask scheduler at {address} ({type(error).__name__}): check --dask") from None
     try:
         futures = {client.submit(_execute_remote, asdict(c), pure=False): run_id(c) for c in pending}
         for future in dask_completed(list(futures)):
