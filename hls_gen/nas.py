@@ -540,7 +540,7 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     on_front = {r["trial"] for r in front}
     low = min(r["accuracy"] for r in rows)
     ylim = (max(0.0, low - 0.03), min(1.0, max(r["accuracy"] for r in rows) + 0.02))
@@ -566,7 +566,12 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
                 ax.annotate(r["array"], (r[x], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only; minor ones overlap
-        ax.set(xlabel=x.replace("_us", " (µs)").replace("_uj", " (µJ)"), ylabel="test accuracy", ylim=ylim)
+        xlabel = (
+            "latency of one inference (µs, log scale)"
+            if x == "latency_us"
+            else "energy of one inference (µJ, log scale)"
+        )
+        ax.set(xlabel=xlabel, ylabel="test accuracy (fraction correct)", ylim=ylim)
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, label=label)
         ax.legend(loc="lower right")
@@ -574,6 +579,5 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
         f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front "
         "(red; labels: array size)"
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
