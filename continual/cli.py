@@ -124,9 +124,10 @@ def _add_seeds(p: argparse.ArgumentParser, count: int) -> None:
     )
 
 
-def _base(args: argparse.Namespace) -> RunConfig:
+def _base(args: argparse.Namespace, benchmark: str) -> RunConfig:
+    """The settings every run shares (checked with ``benchmark``, the grid's first: each run is checked with its own)."""
     options = {name: getattr(args, option.replace("-", "_")) for name, option in _TRAINING.items()}
-    return RunConfig(**options, data_root=args.data_root)
+    return RunConfig(benchmark=benchmark, **options, data_root=args.data_root)
 
 
 def _settings(base: RunConfig) -> str:
@@ -231,7 +232,7 @@ def _spec(args: argparse.Namespace, **grid: tuple[str, ...]) -> Any:
 
     for precision in grid["precisions"]:
         _check_precision(precision, "--precision")
-    return SweepSpec(**grid, seeds=args.seeds, first_seed=args.seed, base=_base(args))
+    return SweepSpec(**grid, seeds=args.seeds, first_seed=args.seed, base=_base(args, grid["benchmarks"][0]))
 
 
 def cmd_cl(args: argparse.Namespace) -> int:
