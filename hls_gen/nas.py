@@ -395,8 +395,8 @@ def run_nas(
 
     ``study`` is :func:`open_study`'s (opened here when None). Ctrl-C during a
     trial marks that trial pruned (``interrupted`` set; a rerun does it again,
-    it is not counted as finished), writes the results so far, and raises
-    ``KeyboardInterrupt``.
+    it is not counted as finished); Ctrl-C at any point writes the results
+    so far and raises ``KeyboardInterrupt``.
     """
     from tqdm import tqdm
 
@@ -406,18 +406,19 @@ def run_nas(
     data = _datasets(config)
     interrupted: list[int] = []
     objective = _interruptible(_objective(config, data, cache), interrupted)
-    with tqdm(
-        total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
-    ) as bar:
-        while finished_trials(study) < config.trials and not interrupted:
-            study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
-            bar.n = min(finished_trials(study), config.trials)
-            front = len(study.best_trials)
-            bar.set_postfix(front=front)
-            bar.refresh()
-    write_results(study, out)
-    if interrupted:
-        raise KeyboardInterrupt
+    try:
+        with tqdm(
+            total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
+        ) as bar:
+            while finished_trials(study) < config.trials and not interrupted:
+                study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
+                bar.n = min(finished_trials(study), config.trials)
+                bar.set_postfix(front=len(study.best_trials))
+                bar.refresh()
+        if interrupted:
+            raise KeyboardInterrupt
+    finally:
+        write_results(study, out)  # Ctrl-C included: the files hold every finished trial
     return study
 
 
