@@ -93,3 +93,17 @@ def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_resume(tmp_path):
         f"{out}/study.db holds {done} finished trials of this study, not fewer than --trials {done}: running none; "
         "a larger --trials continues it, another --out or --study-name starts anew"
     )
+
+
+def test_pareto_png_is_readable(tmp_path):
+    import matplotlib.image
+
+    from hls_gen.nas import plot_pareto
+
+    rows = [
+        {"trial": i, "accuracy": 0.8 + 0.05 * i, "latency_us": 10.0 * (i + 1), "energy_uj": 1.0 + i, "array": "2x2"}
+        for i in range(3)
+    ]
+    plot_pareto(rows, rows, tmp_path / "pareto.png")
+    height, width, _ = matplotlib.image.imread(tmp_path / "pareto.png").shape
+    assert width >= 1200 and height >= 520
