@@ -125,7 +125,7 @@ def _add_seeds(p: argparse.ArgumentParser, count: int) -> None:
 
 
 def _base(args: argparse.Namespace, benchmark: str) -> RunConfig:
-    """The settings every run shares (checked with ``benchmark``, the grid's first: each run is checked with its own)."""
+    """The settings every run shares, checked with ``benchmark`` (the grid's first; each run checks its own)."""
     options = {name: getattr(args, option.replace("-", "_")) for name, option in _TRAINING.items()}
     return RunConfig(benchmark=benchmark, **options, data_root=args.data_root)
 
