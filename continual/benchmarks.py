@@ -26,20 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from continual.config import BENCHMARKS, SCENARIOS, check_data_root
 from mpsim.data import Dataset, load_dataset
 
 __all__ = ["BENCHMARKS", "SCENARIOS", "CLBenchmark", "check_data", "make_benchmark"]
-
-#: benchmark name -> (mpsim dataset, kind)
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "split-digits": ("digits", "split"),
-    "permuted-digits": ("digits", "permuted"),
-    "split-mnist1d": ("mnist1d", "split"),
-    "permuted-mnist1d": ("mnist1d", "permuted"),
-    "split-mnist": ("mnist", "split"),
-    "permuted-mnist": ("mnist", "permuted"),
-}
-SCENARIOS = ("class", "task")
 
 
 @dataclass
@@ -74,16 +64,11 @@ def _load(dataset: str, seed: int, root: str | None) -> Dataset:
 def check_data(name: str, data_root: str | None, seed: int = 0) -> Dataset:
     """The dataset behind benchmark ``name``.
 
-    For MNIST, a ValueError without a data root and a FileNotFoundError naming a missing file.
+    For MNIST, a ValueError without a data root and a FileNotFoundError naming a missing file
+    (see :func:`continual.config.check_data_root`).
     """
-    dataset = BENCHMARKS[name][0]
-    if dataset == "mnist" and data_root is None:
-        raise ValueError(
-            f"benchmark {name!r} reads local MNIST files: pass a data root (a folder with "
-            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
-            "[.gz], or mnist.npz); nothing is downloaded"
-        )
-    return _load(dataset, seed, None if data_root is None else str(data_root))
+    check_data_root(name, data_root)
+    return _load(BENCHMARKS[name].dataset, seed, None if data_root is None else str(data_root))
 
 
 def make_benchmark(
@@ -98,7 +83,7 @@ def make_benchmark(
         raise ValueError(f"unknown scenario {scenario!r}: expected one of {', '.join(SCENARIOS)}")
     if isinstance(n_experiences, bool) or not isinstance(n_experiences, int) or n_experiences < 1:
         raise ValueError(f"n_experiences must be a positive integer, not {n_experiences!r}")
-    kind = BENCHMARKS[name][1]
+    kind = BENCHMARKS[name].kind
     data = check_data(name, data_root, seed)
     classes = data.num_classes
     input_size = int(np.prod(data.input_shape))

@@ -1,6 +1,7 @@
-"""What defines a continual-learning run: :class:`RunConfig`, the strategies, and the run's file name.
+"""What defines a continual-learning run: :class:`RunConfig`, the benchmarks, the strategies, the run's file name.
 
-Kept free of Avalanche imports, so that ``mpsim --help`` stays quick.
+Kept free of torch and Avalanche imports: ``mpsim cl`` checks every run of a
+grid with these before anything slow loads, and ``mpsim --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -9,11 +10,46 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from continual.benchmarks import BENCHMARKS, SCENARIOS
 from continual.policies import make_policy
 from continual.precision import parse_cl_precision
 
-__all__ = ["STRATEGIES", "STRATEGY_FAMILY", "RunConfig", "run_id"]
+__all__ = [
+    "BENCHMARKS",
+    "SCENARIOS",
+    "STRATEGIES",
+    "STRATEGY_FAMILY",
+    "BenchmarkInfo",
+    "RunConfig",
+    "check_data_root",
+    "run_id",
+]
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What a benchmark is built from: the :mod:`mpsim.data` dataset, how experiences differ, the class count."""
+
+    dataset: str
+    kind: str  # "split": the classes in equal groups; "permuted": every class, features permuted per experience
+    classes: int = 10
+
+    def experience_counts(self) -> tuple[int, ...]:
+        """The experience counts this benchmark can be cut into (split: the divisors of its class count)."""
+        if self.kind == "permuted":
+            return ()  # any
+        return tuple(n for n in range(1, self.classes + 1) if self.classes % n == 0)
+
+
+#: Benchmark name -> what it is built from (see :mod:`continual.benchmarks`).
+BENCHMARKS: dict[str, BenchmarkInfo] = {
+    "split-digits": BenchmarkInfo("digits", "split"),
+    "permuted-digits": BenchmarkInfo("digits", "permuted"),
+    "split-mnist1d": BenchmarkInfo("mnist1d", "split"),
+    "permuted-mnist1d": BenchmarkInfo("mnist1d", "permuted"),
+    "split-mnist": BenchmarkInfo("mnist", "split"),
+    "permuted-mnist": BenchmarkInfo("mnist", "permuted"),
+}
+SCENARIOS = ("class", "task")
 
 #: Strategy families: lower bound, replay, regularization, parameter isolation, upper bound.
 STRATEGIES = ("naive", "replay", "gem", "agem", "ewc", "si", "lwf", "packnet", "joint")
@@ -72,6 +108,12 @@ class RunConfig:
             raise ValueError(f"seed must be an integer >= 0, not {self.seed!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be positive, not {self.lr!r}")
+        counts = BENCHMARKS[self.benchmark].experience_counts()
+        if counts and self.n_experiences not in counts:
+            raise ValueError(
+                f"{self.benchmark} has {BENCHMARKS[self.benchmark].classes} classes, which {self.n_experiences} "
+                f"experiences do not divide: experiences must be one of {', '.join(map(str, counts))}"
+            )
         if self.strategy == "packnet":
             if self.scenario != "task":
                 raise ValueError(
@@ -107,3 +149,20 @@ def run_id(config: RunConfig) -> str:
     """File-safe name of a run from its grid coordinates."""
     label = re.sub(r"[^A-Za-z0-9.=+-]+", "-", config.label).strip("-")
     return f"{config.benchmark}_{config.scenario}_{config.strategy}_{label}_s{config.seed}"
+
+
+def check_data_root(benchmark: str, data_root: str | None) -> None:
+    """Refuse, before any run starts, an MNIST benchmark whose files are not in ``data_root`` (``--data-root``)."""
+    from mpsim.data import check_data_root as check_files
+
+    if BENCHMARKS[benchmark].dataset != "mnist":
+        return
+    if data_root is None:
+        raise ValueError(
+            f"benchmark {benchmark!r} reads local MNIST files, nothing is downloaded: give the folder with "
+            "the four IDX files (train-images-idx3-ubyte, ... [.gz]) or mnist.npz with --data-root DIR"
+        )
+    try:
+        check_files("mnist", data_root)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--data-root: {error}") from None

@@ -11,7 +11,7 @@ import numpy as np
 from continual.config import STRATEGIES
 from continual.precision import label_order
 
-__all__ = ["pareto_front", "plot_heatmaps", "plot_pareto"]
+__all__ = ["heatmap_figure", "pareto_figure", "pareto_front", "plot_heatmaps", "plot_pareto"]
 
 
 def _pyplot() -> Any:
@@ -23,35 +23,57 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_heatmaps(results: list[dict[str, Any]], path: Path, title: str) -> None:
-    """A grid, strategies x precision labels, of mean accuracy matrices (rows: after training on experience i)."""
+#: The smallest figure, in inches (at :data:`DPI`: 640 x 480 pixels), whatever the sweep's size.
+MIN_SIZE = (6.4, 4.8)
+DPI = 100
+
+
+def heatmap_figure(results: list[dict[str, Any]], title: str) -> Any:
+    """A grid, strategies x precision labels, of mean accuracy matrices.
+
+    In each cell, row ``i`` is the model after training up to experience
+    ``i`` and column ``j`` its accuracy on experience ``j``; the cell's title
+    gives the final average accuracy ``A``. Constrained layout keeps the
+    title, labels and colour bar apart at any grid size.
+    """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     mats: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
     for r in results:
         mats[(r["config"]["strategy"], r["label"])].append(np.asarray(r["accuracy_matrix"]))
     strategies = [s for s in STRATEGIES if any(k[0] == s for k in mats)]
     labels = sorted({k[1] for k in mats}, key=label_order)
-    fig, axes = plt.subplots(
-        len(strategies), len(labels), figsize=(1.5 * len(labels) + 0.8, 1.5 * len(strategies) + 0.6), squeeze=False
-    )
+    size = (max(MIN_SIZE[0], 2.3 * len(labels) + 2.0), max(MIN_SIZE[1], 2.0 * len(strategies) + 1.4))
+    fig, axes = plt.subplots(len(strategies), len(labels), figsize=size, squeeze=False, layout="constrained")
     image = None
     for i, strategy in enumerate(strategies):
         for j, label in enumerate(labels):
             ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
             if (strategy, label) not in mats:
                 ax.axis("off")
                 continue
             mean = np.mean(mats[(strategy, label)], axis=0)
             image = ax.imshow(mean, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            ax.set_title((f"{label}\n" if i == 0 else "") + f"A={mean[-1].mean():.2f}", fontsize=7)
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+            ax.tick_params(labelsize=8)
+            ax.set_title((f"{label}\n" if i == 0 else "") + f"A = {mean[-1].mean():.2f}", fontsize=9)
+            if i == len(strategies) - 1:
+                ax.set_xlabel("evaluated on experience", fontsize=8)
             if j == 0:
-                ax.set_ylabel(strategy, fontsize=7)
+                ax.set_ylabel(f"{strategy}\ntrained up to experience", fontsize=8)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="accuracy")
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=70, bbox_inches="tight")
+        fig.colorbar(image, ax=axes, shrink=0.8, label="accuracy (fraction correct)")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_heatmaps(results: list[dict[str, Any]], path: Path, title: str) -> None:
+    """:func:`heatmap_figure` as a PNG."""
+    plt = _pyplot()
+    fig = heatmap_figure(results, title)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -67,13 +89,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Average accuracy against training energy per (strategy, precision), mean ± std over seeds."""
+    """:func:`pareto_figure` as a PNG."""
+    plt = _pyplot()
+    fig = pareto_figure(rows, title)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def pareto_figure(rows: list[dict[str, Any]], title: str) -> Any:
+    """Average accuracy against training energy per (strategy, precision), mean ± std over seeds; the front dashed."""
     plt = _pyplot()
     strategies = [s for s in STRATEGIES if any(r["strategy"] == s for r in rows)]
     labels = sorted({r["label"] for r in rows}, key=label_order)
     colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}
     markers = {lab: "osD^v<>phX*"[i % 11] for i, lab in enumerate(labels)}
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(max(MIN_SIZE[0], 8.0), max(MIN_SIZE[1], 5.0)), layout="constrained")
     for r in rows:
         ax.errorbar(
             r["train_energy_uj_mean"],
@@ -85,9 +115,7 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             linestyle="none",
             alpha=0.85,
         )
-    learners = [
-        r for r in rows if r["strategy"] != "joint"
-    ]  # joint training is the offline upper bound, not a contender
+    learners = [r for r in rows if r["strategy"] != "joint"]  # joint training is the offline upper bound
     points = [(r["train_energy_uj_mean"], r["average_accuracy_mean"]) for r in learners]
     front = pareto_front(points)
     ax.plot(
@@ -104,12 +132,10 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_xscale("log")
     ax.set(
         xlabel="training energy, µJ (Horowitz 45 nm proxy, log scale)",
-        ylabel="average accuracy",
+        ylabel="average accuracy (fraction correct)",
         title=title,
         ylim=(0, 1),
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside right center")
+    return fig

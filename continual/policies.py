@@ -25,11 +25,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from continual.precision import CLPrecision, parse_cl_precision
 from mpsim.formats import parse_format
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "POLICY_KINDS",
@@ -83,8 +85,8 @@ class ErrorMonitor:
     def reset(self) -> None:
         self.nonzero = self.underflow = self.overflow = 0
 
-    @torch.no_grad()
     def observe(self, grad: torch.Tensor) -> None:
+        """Count the errors of ``grad`` (detached: nothing here is differentiated)."""
         if self.format is None:
             return
         mag = grad.detach().abs()

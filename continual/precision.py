@@ -1,13 +1,13 @@
 """What a continual-learning run computes and stores in: arithmetic, weights, gradients, state, replay samples.
 
-A :class:`CLPrecision` extends an mpsim :class:`~mpsim.nn.PrecisionConfig`
+A :class:`CLPrecision` extends an mpsim :class:`~mpsim.precision.PrecisionConfig`
 (the arithmetic of every layer: forward, input-gradient and weight-gradient
 GEMMs) with the formats of what a continual learner *keeps* between steps:
 the weights after each update, the gradients the optimizer reads, optimizer
 and strategy state (momentum, EWC importances, GEM/SI anchors) and replay
 samples. ``None`` everywhere means float32.
 
-The presets are derived from mpsim's :data:`~mpsim.nn.PRECISION_PRESETS`,
+The presets are derived from mpsim's :data:`~mpsim.precision.PRECISION_PRESETS`,
 never typed by hand: weights, gradients and state live in the format the
 MAC array accumulates into (fp16 for ``e4m3*``, bf16 for ``e5m2*`` and
 ``bf16*``, e5m6 for ``e4m3-fp12*``), weight updates round like the GEMMs do
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mpsim.formats import parse_format
-from mpsim.nn import PRECISION_PRESETS, PrecisionConfig, parse_precision
+from mpsim.precision import PRECISION_PRESETS, PrecisionConfig, parse_precision
 from mpsim.rounding import RoundingMode, parse_rounding
 
 __all__ = ["CL_PRESETS", "CLPrecision", "label_order", "parse_cl_precision", "preset_names"]
@@ -47,7 +47,7 @@ class CLPrecision:
     name : str
         Label used in logs, switch records and results tables.
     layers : PrecisionConfig
-        Arithmetic of every ``QLinear``/``QConv2d`` (see :mod:`mpsim.nn`).
+        Arithmetic of every ``QLinear``/``QConv2d`` (see :mod:`mpsim.precision`).
     weight : str or None
         Format the weights are stored in; every optimizer step is rounded into it.
     update_rounding : str
@@ -133,7 +133,7 @@ def label_order(label: str) -> tuple[int, str]:
 
 
 def parse_cl_precision(spec: str | CLPrecision | PrecisionConfig | dict[str, Any]) -> CLPrecision:
-    """A preset name, a CLPrecision, or what :func:`mpsim.nn.parse_precision` reads (.json/.yaml path, dict, config)."""
+    """A preset name, a CLPrecision, or what :func:`mpsim.precision.parse_precision` reads (a .json/.yaml path, ...)."""
     if isinstance(spec, CLPrecision):
         return spec
     if isinstance(spec, str) and spec in CL_PRESETS:

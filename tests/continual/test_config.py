@@ -53,3 +53,19 @@ def test_from_dict_round_trip_and_unknown_keys():
     assert RunConfig.from_dict(asdict(config)) == config
     with pytest.raises(ValueError, match=r"^unknown RunConfig keys \['colour'\]; known: "):
         RunConfig.from_dict({"colour": "red"})
+
+
+@pytest.mark.parametrize(("name", "counts"), [("split-digits", (1, 2, 5, 10)), ("permuted-mnist1d", ())])
+def test_experience_counts_follow_the_classes(name, counts):
+    from continual.config import BENCHMARKS
+
+    assert BENCHMARKS[name].experience_counts() == counts
+    for n in counts or (3, 7):
+        assert RunConfig(benchmark=name, n_experiences=n).n_experiences == n
+    if counts:
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name} has 10 classes, which 3 experiences do not divide: experiences must be one of "
+            r"1, 2, 5, 10$",
+        ):
+            RunConfig(benchmark=name, n_experiences=3)

@@ -127,9 +127,12 @@ def test_a_file_of_other_settings_is_never_overwritten(tmp_path):
     other = replace(config, lr=0.1)
     path = tmp_path / "runs" / f"{run_id(config)}.json"
     with pytest.raises(
-        ValueError, match=rf"^{path} holds a run with other settings \(lr\); use another output folder or delete it$"
+        ValueError,
+        match=rf"^{tmp_path} holds 1 of these runs with other settings \(lr 0\.05 there, 0\.1 here; "
+        rf"e\.g\. runs/{run_id(config)}\.json\): give another --out, or delete those files to run them again$",
     ):
         run_sweep([other], tmp_path, progress=False, run_fn=lambda c, progress: _fake_result(c), report=False)
+    assert path.exists()
 
 
 def test_sigkill_then_resume_with_the_real_command(tmp_path):
@@ -166,3 +169,18 @@ def test_sigkill_then_resume_with_the_real_command(tmp_path):
     assert f"{len(survivors)} runs already finished, {6 - len(survivors)} run now" in out
     assert all((runs / n).stat().st_mtime_ns == m and (runs / n).read_bytes() == d for n, (m, d) in survivors.items())
     assert len(list(runs.glob("*.json"))) == 6 and not list(runs.glob(".*.tmp"))
+
+
+def test_first_seed_shifts_the_seeds():
+    configs, _ = expand(SweepSpec(seeds=2, first_seed=3, base=BASE))
+    assert [c.seed for c in configs] == [3, 4]
+    with pytest.raises(ValueError, match=r"^first seed must be an integer >= 0, not -1$"):
+        SweepSpec(first_seed=-1)
+
+
+def test_checking_a_grid_loads_no_torch():
+    code = (
+        "import sys; from continual.sweep import SweepSpec, expand; expand(SweepSpec(seeds=2)); "
+        "print(sorted(m for m in ('torch', 'avalanche', 'numba') if m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -231,7 +231,7 @@ def test_nas_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "e5m6",
         "--roundings",
         "nearest",
-        "--no-progress",
+        "--quiet",
         "--seed",
         "1",
     ]

@@ -82,7 +82,7 @@ def test_tiny_nas_front_files_and_resume(tmp_path: Path) -> None:
     assert len(run_nas(more, out, progress=False).trials) == 3  # nothing left to do
     with pytest.raises(
         ValueError,
-        match=r"^study 'mpsim-nas' in sqlite:///.*study\.db was run with another configuration; "
+        match=r"^study 'mpsim-nas' in sqlite:///.*study\.db was run with other settings \(epochs 1 there, 2 here\); "
         r"use another --out or --study-name$",
     ):
         run_nas(NASConfig(trials=4, epochs=2, batch_size=128, proxy_threshold=None, space=SPACE), out, progress=False)

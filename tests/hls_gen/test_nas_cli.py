@@ -1,0 +1,109 @@
+"""`mpsim nas` as a newcomer meets it: a default folder per search, one line on what a study holds, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hls_gen.cost_cli import _study_note
+from hls_gen.nas import NASConfig, SearchSpace, run_name
+
+TINY = ["--epochs", "1", "--batch-size", "128", "--archs", "mlp", "--accs", "e5m6", "--roundings", "nearest"]
+
+
+def test_run_name_holds_what_differs_from_the_defaults():
+    assert run_name(NASConfig()) == "digits_s0"
+    assert run_name(NASConfig(trials=5, study_name="x")) == "digits_s0"  # more trials continue the same study
+    config = NASConfig(seed=2, epochs=1, space=SearchSpace(archs=("mlp",), roundings=("stochastic:8",)))
+    assert run_name(config) == "digits_s2_epochs=1,archs=mlp,roundings=stochastic-8"
+
+
+def test_what_a_study_holds_is_one_line():
+    where = "runs/nas/digits_s0/study.db"
+    assert _study_note(where, 0, 5) is None
+    assert _study_note(where, 3, 5) == (
+        f"{where} holds 3 finished trials of this study: running 2 more to reach --trials 5; "
+        "another --out or --study-name starts anew"
+    )
+    assert _study_note(where, 50, 5) == (
+        f"{where} holds 50 finished trials of this study, not fewer than --trials 5: running none; "
+        "a larger --trials continues it, another --out or --study-name starts anew"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--arrays", "0x2"], "array size must be ROWSxCOLS with both at least 1, such as 4x4, not '0x2'"),
+        (["--benchmark", "cifar10"], "unknown NAS benchmark 'cifar10': expected one of digits"),
+        (["--archs", "rnn"], "architectures must be among mlp, cnn, not ['rnn']"),
+    ],
+)
+def test_errors_are_one_line_before_any_work(argv, message, tmp_path):
+    code = (
+        "import sys; from mpsim.cli import main; "
+        f"rc = main(['nas', *{argv!r}, '--out', {str(tmp_path / 'out')!r}]); "
+        "print(rc, sorted(m for m in ('torch', 'optuna', 'numba', 'amaranth') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "2 []\n" and done.stderr == f"mpsim nas: error: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def _complete(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_resume(tmp_path):
+    """A real search, Ctrl-C after its first finished trial; then the printed command resumes it."""
+    argv = ["nas", "--trials", "30", *TINY, "--arrays", "2x2", "--quiet"]
+    out = Path("runs/nas") / "digits_s0_epochs=1,batch-size=128,archs=mlp,accs=e5m6,roundings=nearest,arrays=2x2"
+    db = tmp_path / out / "study.db"
+    command = [sys.executable, "-m", "mpsim.cli", *argv]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while _complete(db) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err == (
+        f"\nmpsim nas: interrupted; the finished trials are in {out}/study.db; "
+        f"to resume: mpsim {' '.join(argv)} --out {out}\n"
+    )
+    done = _complete(db)
+    assert 1 <= done < 30 and (tmp_path / out / "pareto.json").exists()  # the results so far are written
+    again = [sys.executable, "-m", "mpsim.cli", "nas", "--trials", str(done), *argv[3:], "--out", str(out)]
+    resumed = subprocess.run(again, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert resumed.stdout.splitlines()[0] == (
+        f"{out}/study.db holds {done} finished trials of this study, not fewer than --trials {done}: running none; "
+        "a larger --trials continues it, another --out or --study-name starts anew"
+    )
+
+
+def test_pareto_png_is_readable(tmp_path):
+    import matplotlib.image
+
+    from hls_gen.nas import plot_pareto
+
+    rows = [
+        {"trial": i, "accuracy": 0.8 + 0.05 * i, "latency_us": 10.0 * (i + 1), "energy_uj": 1.0 + i, "array": "2x2"}
+        for i in range(3)
+    ]
+    plot_pareto(rows, rows, tmp_path / "pareto.png")
+    height, width, _ = matplotlib.image.imread(tmp_path / "pareto.png").shape
+    assert width >= 1200 and height >= 520
