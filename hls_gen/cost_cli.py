@@ -186,7 +186,19 @@ def _tuple(text: str) -> tuple[str, ...]:
 def _nas_config(args: argparse.Namespace) -> Any:
     """The search the arguments ask for, every value checked (no torch, Optuna or Amaranth loaded yet)."""
     from hls_gen.nas import NASConfig, SearchSpace
+    from mpsim.formats import parse_format
+    from mpsim.rounding import parse_rounding
 
+    for option, values, parse in (
+        ("--mul", (args.mul,), parse_format),
+        ("--accs", _tuple(args.accs), parse_format),
+        ("--roundings", _tuple(args.roundings), parse_rounding),
+    ):
+        for value in values:
+            try:
+                parse(value)
+            except ValueError as error:
+                raise UserError(f"{option} {value}: {error}") from None
     space = SearchSpace(
         archs=_tuple(args.archs),
         mul=args.mul,

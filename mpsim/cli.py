@@ -261,6 +261,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own prints the usage first: many lines
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, with unknown arguments reported by the subcommand they were given to."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            owner = next((p for p in _parsers(self)[1:] if p.prog.split()[-1] == command), self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(

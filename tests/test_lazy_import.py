@@ -35,3 +35,23 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = mpsim.nothing  # type: ignore[attr-defined]
     assert {"quantize", "qmatmul", "quantize_model", "LFSR"} <= set(dir(mpsim))
+
+
+HEAVY = ("torch", "numba", "avalanche", "amaranth", "cocotb", "optuna", "sklearn", "distributed", "matplotlib")
+
+
+def test_help_and_argument_errors_load_no_heavy_library() -> None:
+    """Every subcommand's parser (the installed plugins' too) and an argument error: none of the slow imports.
+
+    What keeps ``mpsim --help`` and argument errors under a second (``benchmarks/cli_startup.py`` times them).
+    """
+    code = (
+        "import sys, contextlib, io\n"
+        "from mpsim.cli import build_parser, main\n"
+        "build_parser()\n"
+        "with contextlib.redirect_stderr(io.StringIO()):\n"
+        "    assert main(['train', '--precision', 'nope']) == 2\n"
+        "    assert main(['cl', '--experiences', '3']) == 2\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    assert _run(code) == "[]"

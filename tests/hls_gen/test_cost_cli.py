@@ -133,9 +133,11 @@ def test_cost_errors(args: list[str], message: str, tmp_path: Path, capsys: pyte
 
 
 @pytest.mark.parametrize("size", ["0x4", "-2x3", "4"])
-def test_bad_array_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("spaced", [False, True])
+def test_bad_array_size(size: str, spaced: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    array = ["--array", size] if spaced else [f"--array={size}"]  # mpsim.cli.main joins a value that starts with -
     with pytest.raises(SystemExit) as info:
-        main(["cost", "--model", "mlp", f"--array={size}"])
+        main(["cost", "--model", "mlp", *array])
     assert info.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "mpsim cost: error: argument --array: array size must be ROWSxCOLS with both at least 1, such as 4x4, "

@@ -83,9 +83,11 @@ def test_emit_errors(args: list[str], message: str, tmp_path: Path, capsys: pyte
 
 
 @pytest.mark.parametrize("size", ["4by4", "0x4", "-2x3"])
-def test_bad_array_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("spaced", [False, True])
+def test_bad_array_size(size: str, spaced: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    array = ["--array", size] if spaced else [f"--array={size}"]  # mpsim.cli.main joins a value that starts with -
     with pytest.raises(SystemExit) as info:
-        main(["emit", "--mul", "e4m3", "--acc", "fp16", f"--array={size}"])
+        main(["emit", "--mul", "e4m3", "--acc", "fp16", *array])
     assert info.value.code == 2
     assert capsys.readouterr().err.strip() == (
         f"mpsim emit: error: argument --array: array size must be ROWSxCOLS with both at least 1, such as 4x4, "
@@ -96,4 +98,6 @@ def test_bad_array_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_seed_is_now_lfsr_seed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["emit", "--mul", "e4m3", "--acc", "fp16", "--seed", "3"])
-    assert capsys.readouterr().err.strip() == "mpsim: error: unrecognized arguments: --seed 3 (see mpsim --help)"
+    assert capsys.readouterr().err.strip() == (
+        "mpsim emit: error: unrecognized arguments: --seed 3 (see mpsim emit --help)"
+    )

@@ -44,6 +44,12 @@ def test_what_a_study_holds_is_one_line():
         (["--arrays", "0x2"], "array size must be ROWSxCOLS with both at least 1, such as 4x4, not '0x2'"),
         (["--benchmark", "cifar10"], "unknown NAS benchmark 'cifar10': expected one of digits"),
         (["--archs", "rnn"], "architectures must be among mlp, cnn, not ['rnn']"),
+        (["--accs", "e5m6,e9m9"], "--accs e9m9: impossible format 'e9m9': exponent bits must be 1..8, not 9"),
+        (
+            ["--roundings", "nearest,sr0"],
+            "--roundings sr0: unknown rounding 'sr0': random-bit count must be 1..62 ('stochastic' alone rounds "
+            "exactly), not '0'",
+        ),
     ],
 )
 def test_errors_are_one_line_before_any_work(argv, message, tmp_path):
