@@ -151,17 +151,14 @@ def default_out(command: str, base: RunConfig, grid: str = "") -> Path:
 
 
 def _check_precision(spec: str, option: str) -> None:
-    """A preset, or a precision file that loads: else one line naming ``option`` and the file."""
+    """A preset, or a precision file that loads: else one line naming ``option`` (files name themselves)."""
     if not spec.endswith((".json", ".yaml", ".yml")):
         parse_cl_precision(spec)  # an unknown preset: a ValueError listing the presets
         return
-    import yaml
-
     try:
         parse_cl_precision(spec)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        text = cli_kit.one_line(error).replace('in "<unicode string>", ', "")  # the file is named first
-        raise UserError(f"{option} {spec}: {text}") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{option}: {cli_kit.one_line(error)}") from None
 
 
 def _resume_command(out: Path) -> str:

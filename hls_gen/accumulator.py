@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.arith import Unpacked, add_exact, round_pack, unpack
+from hls_gen.arith import Unpacked, add_aligned, add_exact, align, normalize, registered, round_pack, unpack
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import check_int, check_nan_capable, checking, float_format, hw_rounding, lfsr_spec
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["Accumulator", "FPAdder", "accumulate"]
+__all__ = ["LOOP_CUTS", "MAX_INTERLEAVE", "Accumulator", "FPAdder", "accumulate"]
 
 
 def _guard(rand_bits: int | None) -> int:
     """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
     return (1 if rand_bits is None else rand_bits) + 2
+
+
+#: Where the accumulate loop of :func:`accumulate` is cut into registers, by interleave L (at most 4 cuts of logic;
+#: a longer loop adds plain delay registers after the rounding).
+LOOP_CUTS: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: ("add",),
+    3: ("align", "normalize"),
+    4: ("align", "add", "normalize"),
+}
+#: The largest interleave the generators build (a ring of this many sums per PE).
+MAX_INTERLEAVE = 16
 
 
 def accumulate(
@@ -30,25 +44,58 @@ def accumulate(
     acc_format: FloatFormat,
     rand_bits: int | None,
     rand: Value | None,
+    interleave: int = 1,
 ) -> tuple[Signal, Signal]:
-    """The accumulator register and its ``done`` flag: ``acc = round(acc + term)`` per valid step.
+    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done).
 
-    A sum starts from +0 (after reset and after each step marked ``last``),
-    which is ``mpsim.qmatmul``'s sequential order. Nothing moves while ``en``
-    is low. ``done`` is high for the steps after the one marked ``last`` was
-    added, until the next enabled cycle: then ``acc`` holds the finished sum.
+    The loop (unpack the sum so far, align, add, normalize, round, pack) is
+    cut by ``interleave`` registers (:data:`LOOP_CUTS`), so the sums take
+    turns: the step that enters in cycle ``t`` belongs to sum ``t mod
+    interleave`` (counting enabled cycles), which sees its next step
+    ``interleave`` enabled cycles later, as C-slow retiming has it. Each sum
+    still adds its terms in its own order and rounds every step exactly as
+    :mod:`mpsim` does; with ``interleave=1`` this is the single-cycle
+    accumulator. A sum starts from +0 after reset and after a step marked
+    ``last``. Nothing moves while ``en`` is low. An enabled cycle without a
+    valid step (a bubble) ends what its slot held: bubbles belong between
+    jobs, once every sum of the ring has taken its ``last`` step. ``done`` is
+    high while the result register holds a sum just finished (a step marked
+    ``last`` left the rounder), until the next enabled cycle; the result is
+    then that sum.
     """
-    acc = Signal(acc_format.bits, name="acc")
-    fresh = Signal(init=1, name="fresh")
-    done = Signal(name="done")
+    cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
+    delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 4
+    acc = Signal(acc_format.bits, name="acc")  # the loop's last register: the sum of the slot at the entry
+    fresh = Signal(name="fresh")  # that slot's next step starts from +0
+
+    def cut(stage: str, x: object) -> object:
+        return registered(m, en, x, f"{stage}_q") if stage in cuts else x
+
+    # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
+    # bits; so a slot keeps its sum through any bubble and the loop never has to wait.
+    term = dataclasses.replace(
+        term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
+    )
     base = unpack(m, Mux(fresh, 0, acc), acc_format, "base")
-    total, sticky = add_exact(m, base, term, _guard(rand_bits), "add")
-    result = round_pack(m, total, sticky, acc_format, rand_bits, rand, "sum")
+    step = (valid, last, ~fresh, rand)  # what travels with the step to the rounder (registers reset to 0: fresh)
+    aligned, step = cut("align", (align(m, base, term, _guard(rand_bits), "add"), step))
+    summed, step = cut("add", (add_aligned(m, aligned, "add"), step))
+    (total, sticky), step = cut("normalize", (normalize(m, summed, "add"), step))
+    step_valid, step_last, step_stale, step_rand = step
+    result = Signal(acc_format.bits, name="result")
+    done = Signal(name="done")
+    result_fresh = Signal(init=1, name="result_fresh")
     with m.If(en):
-        m.d.sync += done.eq(valid & last)
-        with m.If(valid):
-            m.d.sync += [acc.eq(result), fresh.eq(last)]
-    return acc, done
+        m.d.sync += [
+            result.eq(round_pack(m, total, sticky, acc_format, rand_bits, step_rand, "sum")),
+            done.eq(step_valid & step_last),
+            result_fresh.eq(Mux(step_valid, step_last, ~step_stale)),
+        ]
+    ring, ring_fresh = result, result_fresh
+    for i in range(delays):
+        ring, ring_fresh = registered(m, en, ring, f"ring_{i}"), registered(m, en, ring_fresh, f"ring_fresh_{i}", 1)
+    m.d.comb += [acc.eq(ring), fresh.eq(ring_fresh)]
+    return result, done
 
 
 class FPAdder(wiring.Component):

@@ -25,13 +25,29 @@ The numbers follow :mod:`mpsim` exactly (see :mod:`mpsim.kernels` and
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 
 from mpsim.formats import FloatFormat
 
-__all__ = ["Unpacked", "add_exact", "exp_shape", "leading_zeros", "multiply_exact", "round_pack", "unpack"]
+__all__ = [
+    "Aligned",
+    "Summed",
+    "Unpacked",
+    "add_aligned",
+    "add_exact",
+    "align",
+    "exp_shape",
+    "leading_zeros",
+    "multiply_exact",
+    "normalize",
+    "registered",
+    "round_pack",
+    "unpack",
+]
 
 
 def exp_shape(lo: int, hi: int) -> Shape:
@@ -206,6 +222,103 @@ def round_pack(
     return out
 
 
+@dataclass
+class Aligned:
+    """Two operands of :func:`add_exact` placed in the adder's window: its first stage, what :func:`add_aligned` adds.
+
+    ``big``/``small`` are in units of half the window's last place (bit 0
+    the sticky position, see :func:`add_exact`); the flags say what the sum
+    is when an operand is special or both are zero.
+    """
+
+    big: Value
+    small: Value
+    subtract: Value
+    big_exp: Value
+    big_sign: Value
+    nan: Value
+    inf: Value
+    inf_sign: Value
+    both_zero: Value
+    zero_sign: Value
+    width: int
+    exp_lo: int
+    exp_hi: int
+
+
+@dataclass
+class Summed:
+    """The window's sum: :func:`add_aligned`'s result, what :func:`normalize` shifts (flags as :class:`Aligned`)."""
+
+    total: Value
+    big_exp: Value
+    big_sign: Value
+    nan: Value
+    inf: Value
+    inf_sign: Value
+    both_zero: Value
+    zero_sign: Value
+    width: int
+    exp_lo: int
+    exp_hi: int
+
+
+def align(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Aligned:
+    """Stage 1 of :func:`add_exact`: order the operands by magnitude and shift the smaller into the window."""
+    s = max(a.width, b.width)
+    width = s + guard + 1  # window: carry, s significand bits, guard bits
+    asig = Cat(Const(0, s - a.width), a.sig) if a.width < s else a.sig
+    bsig = Cat(Const(0, s - b.width), b.sig) if b.width < s else b.sig
+    a_big = Signal(name=f"{name}_a_big")
+    m.d.comb += a_big.eq(b.zero | (~a.zero & ((a.exp > b.exp) | ((a.exp == b.exp) & (asig >= bsig)))))
+    big_sig = Mux(a_big, asig, bsig)
+    small_sig = Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig))
+    span = s + guard  # small operand window: s significand bits over guard bits
+    diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
+    shift = Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width]
+    small_wide = Signal(2 * span, name=f"{name}_small_wide")
+    m.d.comb += small_wide.eq(Cat(Const(0, span), Const(0, guard), small_sig) >> shift)
+    opposite_inf = a.inf & b.inf & (a.sign != b.sign)
+    return Aligned(
+        big=Cat(Const(0, 1 + guard), big_sig, Const(0, 1)),  # width + 1 bits
+        small=Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1)),
+        subtract=a.sign != b.sign,
+        big_exp=Mux(a_big, a.exp, b.exp),
+        big_sign=Mux(a_big, a.sign, b.sign),
+        nan=a.nan | b.nan | opposite_inf,
+        inf=(a.inf | b.inf) & ~(a.nan | b.nan) & ~opposite_inf,
+        inf_sign=Mux(a.inf, a.sign, b.sign),
+        both_zero=a.zero & b.zero,
+        zero_sign=a.sign & b.sign,
+        width=width,
+        exp_lo=min(a.exp_lo, b.exp_lo) - width,
+        exp_hi=max(a.exp_hi, b.exp_hi) + 1,
+    )
+
+
+def add_aligned(m: Module, x: Aligned, name: str) -> Summed:
+    """Stage 2 of :func:`add_exact`: the window's sum or difference, the sticky bit in the last place."""
+    total = Signal(x.width + 1, name=f"{name}_total")
+    m.d.comb += total.eq(Mux(x.subtract, x.big - x.small, x.big + x.small))
+    return Summed(
+        total, x.big_exp, x.big_sign, x.nan, x.inf, x.inf_sign, x.both_zero, x.zero_sign, x.width, x.exp_lo, x.exp_hi
+    )
+
+
+def normalize(m: Module, x: Summed, name: str) -> tuple[Unpacked, Value]:
+    """Stage 3 of :func:`add_exact`: shift the window's leading one to the top; the sum and its sticky bit."""
+    window = x.total[1:]
+    lz = Signal(range(x.width + 1), name=f"{name}_lz")
+    m.d.comb += lz.eq(leading_zeros(window))
+    exp = Signal(exp_shape(x.exp_lo, x.exp_hi), name=f"{name}_exp")
+    sig = Signal(x.width, name=f"{name}_sig")
+    m.d.comb += [exp.eq(x.big_exp + 1 - lz), sig.eq((window << lz)[: x.width])]
+    cancelled = window == 0
+    zero = x.both_zero | cancelled
+    sign = Mux(x.inf, x.inf_sign, Mux(x.both_zero, x.zero_sign, Mux(cancelled, 0, x.big_sign)))
+    return Unpacked(sign, zero, x.inf, x.nan, exp, sig, x.exp_lo, x.exp_hi), x.total[0]
+
+
 def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tuple[Unpacked, Value]:
     """``a + b`` as a normalized window plus a sticky bit, exact for every later rounding.
 
@@ -221,42 +334,30 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     accumulator's last kept bit are exact: ``guard = k + 2`` makes every
     rounding with ``k`` random bits (``k = 1`` for nearest) exact. An exact
     zero from cancellation is +0; zero plus zero keeps the sign only when both
-    are -0 (IEEE 754 round to nearest).
+    are -0 (IEEE 754 round to nearest). Three stages, which a pipelined
+    accumulator registers between: :func:`align`, :func:`add_aligned`,
+    :func:`normalize`.
     """
-    s = max(a.width, b.width)
-    width = s + guard + 1  # window: carry, s significand bits, guard bits
-    lo = min(a.exp_lo, b.exp_lo) - width
-    hi = max(a.exp_hi, b.exp_hi) + 1
-    asig = Cat(Const(0, s - a.width), a.sig) if a.width < s else a.sig
-    bsig = Cat(Const(0, s - b.width), b.sig) if b.width < s else b.sig
-    a_big = Signal(name=f"{name}_a_big")
-    m.d.comb += a_big.eq(b.zero | (~a.zero & ((a.exp > b.exp) | ((a.exp == b.exp) & (asig >= bsig)))))
-    big_sig = Mux(a_big, asig, bsig)
-    big_exp = Mux(a_big, a.exp, b.exp)
-    big_sign = Mux(a_big, a.sign, b.sign)
-    small_sig = Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig))
-    span = s + guard  # small operand window: s significand bits over guard bits
-    diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
-    shift = Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width]
-    small_wide = Signal(2 * span, name=f"{name}_small_wide")
-    m.d.comb += small_wide.eq(Cat(Const(0, span), Const(0, guard), small_sig) >> shift)
-    # operands in units of half the window's last place; bit 0 is the sticky position
-    big_reg = Cat(Const(0, 1 + guard), big_sig, Const(0, 1))  # width + 1 bits
-    small_reg = Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1))
-    total = Signal(width + 1, name=f"{name}_total")
-    m.d.comb += total.eq(Mux(a.sign == b.sign, big_reg + small_reg, big_reg - small_reg))
-    window = total[1:]
-    lz = Signal(range(width + 1), name=f"{name}_lz")
-    m.d.comb += lz.eq(leading_zeros(window))
-    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp")
-    sig = Signal(width, name=f"{name}_sig")
-    m.d.comb += [exp.eq(big_exp + 1 - lz), sig.eq((window << lz)[:width])]
-    both_zero = a.zero & b.zero
-    opposite_inf = a.inf & b.inf & (a.sign != b.sign)
-    nan = a.nan | b.nan | opposite_inf
-    inf = (a.inf | b.inf) & ~(a.nan | b.nan) & ~opposite_inf
-    zero = both_zero | (window == 0)
-    sign = Mux(
-        a.inf | b.inf, Mux(a.inf, a.sign, b.sign), Mux(both_zero, a.sign & b.sign, Mux(window == 0, 0, big_sign))
-    )
-    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi), total[0]
+    return normalize(m, add_aligned(m, align(m, a, b, guard, name), name), name)
+
+
+def registered(m: Module, en: Value, x: Any, name: str, init: int = 0) -> Any:
+    """A pipeline register of ``x``: a Value, or a tuple or dataclass of them (ints, static bounds, pass through).
+
+    Every Value gets a register of its shape, reset to ``init`` and loaded
+    while ``en`` is high; tuples and dataclasses are registered element by
+    element, None stays None.
+    """
+    if isinstance(x, Value):
+        reg = Signal(x.shape(), name=name, init=init)
+        with m.If(en):
+            m.d.sync += reg.eq(x)
+        return reg
+    if isinstance(x, tuple):
+        return tuple(registered(m, en, v, f"{name}_{i}", init) for i, v in enumerate(x))
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        changes = {
+            f.name: registered(m, en, getattr(x, f.name), f"{name}_{f.name}", init) for f in dataclasses.fields(x)
+        }
+        return dataclasses.replace(x, **changes)
+    return x

@@ -112,7 +112,7 @@ def _mnist_paths(root: Path) -> Path | dict[str, Path]:
         found = next((c for c in (root / stem, root / f"{stem}.gz") if c.exists()), None)
         if found is None:
             raise FileNotFoundError(
-                f"MNIST file {stem}[.gz] not found in {root}: put the four MNIST IDX files "
+                f"MNIST file {stem}[.gz] not found in {str(root)!r}: put the four MNIST IDX files "
                 f"(or mnist.npz with x_train, y_train, x_test, y_test) there; nothing is downloaded"
             )
         paths[key] = found
