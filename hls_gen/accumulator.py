@@ -188,6 +188,13 @@ class Accumulator(wiring.Component):
         LFSR taps; None for :data:`mpsim.randbits.LFSR_TAPS`.
     pipeline : int
         0: the term is added in the cycle it is accepted; 1: it is registered first.
+    interleave : int
+        Sums held in turn, 1..16 (:func:`accumulate`): the adder is cut into
+        ``min(interleave, 4)`` register stages, and step ``s`` of the stream
+        (counting enabled cycles) belongs to sum ``s mod interleave``. A job
+        of ``interleave`` sums of K terms streams its steps in (term, sum)
+        order; a gap inside a job is a stall (``en`` low) or a run of
+        ``interleave`` bubbles; between jobs any number of bubbles.
 
     Members
     -------
@@ -202,9 +209,9 @@ class Accumulator(wiring.Component):
     acc : Out(acc_format.bits)
         The accumulator: after ``done``, the finished sum.
     done : Out(1)
-        The accumulator holds a finished sum (from the cycle after the term
-        marked ``last`` was added, ``pipeline`` cycles after it was accepted,
-        until the next enabled cycle).
+        The accumulator holds a finished sum (``latency`` enabled cycles
+        after its term marked ``last`` was accepted, until the next enabled
+        cycle).
     """
 
     def __init__(
@@ -217,6 +224,7 @@ class Accumulator(wiring.Component):
         lfsr_seed: int = 1,
         lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
+        interleave: int = 1,
     ) -> None:
         with checking(self):
             self._acc_format = float_format(acc_format, "accumulator format")
@@ -224,6 +232,7 @@ class Accumulator(wiring.Component):
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
             self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
             self._pipeline = check_int(pipeline, "accumulator pipeline registers", 0, 1)
+            self._interleave = check_int(interleave, "accumulator interleave", 1, MAX_INTERLEAVE)
             check_nan_capable(self._acc_format, "accumulator format", (self._term_format,))
             super().__init__(
                 {
@@ -256,6 +265,15 @@ class Accumulator(wiring.Component):
     def pipeline(self) -> int:
         return self._pipeline
 
+    @property
+    def interleave(self) -> int:
+        return self._interleave
+
+    @property
+    def latency(self) -> int:
+        """Enabled cycles from accepting a term marked ``last`` to ``done``."""
+        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
         valid, last, term, rand = self.valid, self.last, self.term, None
@@ -283,6 +301,7 @@ class Accumulator(wiring.Component):
             acc_format=self._acc_format,
             rand_bits=self._rand_bits,
             rand=rand,
+            interleave=self._interleave,
         )
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
         return m

@@ -304,13 +304,26 @@ class LFSRGrid:
     :func:`mpsim.qmatmul` as ``seed=`` (sequential order only) to compute what
     the array computes. Like the hardware, the PEs' LFSRs carry on from one
     call to the next.
+
+    ``interleave`` L: each PE holds L sums in turn (a pipelined accumulator,
+    :func:`hls_gen.accumulator.accumulate`), so an output tile has ``rows *
+    L`` rows: tile row ``l * rows + r`` is sum ``l`` of PE row ``r``, and a
+    job's steps reach a PE in the order (step t, sum l), ``t`` major. The PE
+    draws its bits in that order.
     """
 
     def __init__(
-        self, width: int = 32, seed: int = 1, taps: tuple[int, ...] | None = None, *, rows: int, cols: int
+        self,
+        width: int = 32,
+        seed: int = 1,
+        taps: tuple[int, ...] | None = None,
+        *,
+        rows: int,
+        cols: int,
+        interleave: int = 1,
     ) -> None:
         self.spec = LFSRSpec(width=width, seed=seed, taps=taps)
-        for what, value in (("rows", rows), ("cols", cols)):
+        for what, value in (("rows", rows), ("cols", cols), ("interleave", interleave)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"LFSRGrid {what} must be a positive integer, not {value!r}")
         if rows * cols > 2**width - 1:
@@ -319,6 +332,7 @@ class LFSRGrid:
             )
         self.rows = rows
         self.cols = cols
+        self.interleave = interleave
         self.stride = (2**width - 1) // (rows * cols)
         seeds = []
         state = self.spec.seed
@@ -370,22 +384,27 @@ class LFSRGrid:
         out = np.zeros((batch, m, n, max(k_dim, 1), 3), dtype=np.int64)
         if out.size == 0 or k_dim == 0 or kp + ks == 0:
             return out.reshape(-1)
-        tiles_m = -(-m // self.rows)
+        sums = self.interleave
+        tile_rows = self.rows * sums
+        tiles_m = -(-m // tile_rows)
         tiles_n = -(-n // self.cols)
         jobs = batch * tiles_m * tiles_n
-        bits = self.pe_bits(jobs * k_dim * (kp + ks), 1).reshape(self.rows, self.cols, jobs, k_dim, kp + ks)
+        bits = self.pe_bits(jobs * k_dim * sums * (kp + ks), 1).reshape(
+            self.rows, self.cols, jobs, k_dim, sums, kp + ks
+        )
         weights = np.int64(1) << np.arange(max(kp, ks) - 1, -1, -1, dtype=np.int64)  # first bit most significant
         b_ix, i_ix, j_ix = np.meshgrid(np.arange(batch), np.arange(m), np.arange(n), indexing="ij")
-        job = (b_ix * tiles_m + i_ix // self.rows) * tiles_n + j_ix // self.cols
-        pe_r, pe_c = i_ix % self.rows, j_ix % self.cols
-        if kp:
-            out[..., 0] = (bits[..., :kp] * weights[-kp:]).sum(axis=-1)[pe_r, pe_c, job]
-        if ks:
-            out[..., 1] = (bits[..., kp:] * weights[-ks:]).sum(axis=-1)[pe_r, pe_c, job]
+        job = (b_ix * tiles_m + i_ix // tile_rows) * tiles_n + j_ix // self.cols
+        pe_r, pe_c, slot = i_ix % self.rows, j_ix % self.cols, i_ix % tile_rows // self.rows
+        for stage, part in ((0, bits[..., :kp]), (1, bits[..., kp:])):
+            if part.shape[-1]:
+                draws = (part * weights[-part.shape[-1] :]).sum(axis=-1)  # (rows, cols, jobs, K, sums)
+                out[..., stage] = draws[pe_r, pe_c, job, :, slot]  # (B, M, N, K): the indexed axes first
         return out.reshape(-1)
 
     def __repr__(self) -> str:
-        return f"LFSRGrid(width={self.spec.width}, seed={self.spec.seed}, rows={self.rows}, cols={self.cols})"
+        sums = f", interleave={self.interleave}" if self.interleave != 1 else ""
+        return f"LFSRGrid(width={self.spec.width}, seed={self.spec.seed}, rows={self.rows}, cols={self.cols}{sums})"
 
 
 RandomSource = CounterRNG | LFSR

@@ -141,3 +141,68 @@ def test_properties() -> None:
 def test_unbuildable_configurations(make, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         make()
+
+
+@pytest.mark.parametrize(
+    "acc_name, term_name, rounding, interleave",
+    [
+        ("e5m6", "e4m3", "nearest", 2),
+        ("fp16", "e5m2", "stochastic:8", 4),
+        ("e5m6", "e4m3", "stochastic:6", 3),
+        ("bf16", "e4m3", "stochastic:5", 6),
+        ("e4m3", "e4m3", "stochastic:3", 1),
+        ("e5m2fnuz", "e4m3fnuz", "nearest", 5),
+    ],
+)
+def test_interleaved_sums_are_qmatmul_with_the_interleaved_stream(
+    acc_name: str, term_name: str, rounding: str, interleave: int
+) -> None:
+    """Jobs of L sums in (term, sum) order through the pipelined loop, with stalls and bubbles.
+
+    Oracle: qmatmul of the terms (rows = sums) x ones with LFSRGrid(interleave=L), which draws each PE's bits
+    in (term, sum) order; every sum starts from +0 and rounds every step.
+    """
+    dut = Accumulator(
+        acc_format=acc_name, term_format=term_name, rounding=rounding, lfsr_width=18, lfsr_seed=5, interleave=interleave
+    )
+    rng = np.random.default_rng(interleave * 7 + len(acc_name))
+    jobs, steps, sums = 60, 5, interleave
+    terms = operand_codes(rng, dut.term_format, (jobs, sums, steps))
+    if dut.term_format.bits == dut.acc_format.bits:  # some exact cancellations
+        terms[:, :, 1] = np.where(
+            rng.random((jobs, sums)) < 0.3, terms[:, :, 0] ^ (1 << (dut.term_format.bits - 1)), terms[:, :, 1]
+        )
+    en, valid, last, term = [], [], [], []
+
+    def cycle(e: int, v: int, la: int, t: int) -> None:
+        en.append(e), valid.append(v), last.append(la), term.append(t)
+
+    for job in range(jobs):
+        for t in range(steps):
+            if t and rng.random() < 0.15:  # a gap inside a job: a run of L bubbles keeps every sum in its slot
+                for _ in range(sums):
+                    cycle(1, 0, int(rng.integers(0, 2)), int(rng.integers(0, 1 << len(dut.term))))
+            for s in range(sums):
+                while rng.random() < 0.1:  # stalls: nothing moves, inputs scrambled
+                    cycle(0, int(rng.integers(0, 2)), int(rng.integers(0, 2)), int(rng.integers(0, 1 << len(dut.term))))
+                cycle(1, 1, int(t == steps - 1), int(terms[job, s, t]))
+        for _ in range(int(rng.integers(0, 2 * sums))):  # bubbles between jobs: any number
+            cycle(1, 0, int(rng.integers(0, 2)), 0)
+    for _ in range(dut.latency + 2):
+        cycle(1, 0, 0, 0)
+    (codes,) = stream(
+        dut,
+        [(dut.en, np.array(en)), (dut.valid, np.array(valid)), (dut.last, np.array(last)), (dut.term, np.array(term))],
+        [dut.acc],
+        capture=dut.done & dut.en,
+        results=jobs * sums,
+    )
+    values = mpsim.decode(dut.term_format, terms.reshape(jobs * sums, steps))[None]
+    want = mpsim.qmatmul(
+        values,
+        np.ones((1, steps, 1), np.float32),
+        acc=dut.acc_format,
+        rounding=rounding,
+        seed=LFSRGrid(18, 5, rows=1, cols=1, interleave=interleave),
+    )[0, :, 0]
+    assert not (report := mismatches(np.array(codes), want, dut.acc_format)), report

@@ -36,8 +36,11 @@ def test_pe_seeds_walk_one_sequence() -> None:
     assert len(set(grid.seeds.reshape(-1).tolist())) == 6
 
 
-def sequential_reference(a, b, acc, rounding, mul, mul_rounding, width, seed, rows, cols):
-    """The documented hardware stream, written out: tiles in (b, i//R, j//C) order, every PE steps each beat."""
+def sequential_reference(a, b, acc, rounding, mul, mul_rounding, width, seed, rows, cols, interleave=1):
+    """The documented hardware stream, written out: tiles in (b, i//(R*L), j//C) order, every PE steps each beat.
+
+    With interleave L, PE (r, c) holds L sums (tile rows l*R + r) and takes a job's steps in (t, l) order.
+    """
     grid_seeds = LFSRGrid(width, seed, rows=rows, cols=cols).seeds
     pes = [[LFSR(width, int(grid_seeds[r, c])) for c in range(cols)] for r in range(rows)]
     kp = parse_rounding(mul_rounding).rand_bits if mul is not None and parse_rounding(mul_rounding).stochastic else 0
@@ -45,38 +48,43 @@ def sequential_reference(a, b, acc, rounding, mul, mul_rounding, width, seed, ro
     batch, m, k_dim = a.shape
     n = b.shape[2]
     out = np.zeros((batch, m, n), np.float32)
+    tile_rows = rows * interleave
     for bi in range(batch):
-        for ti in range(-(-m // rows)):
+        for ti in range(-(-m // tile_rows)):
             for tj in range(-(-n // cols)):
                 for r in range(rows):
                     for c in range(cols):
-                        i, j = ti * rows + r, tj * cols + c
-                        total = np.float64(0.0)
+                        j = tj * cols + c
+                        totals = [np.float64(0.0)] * interleave
                         for t in range(k_dim):
-                            draw_p = pes[r][c].draw(1, kp) if kp else None
-                            draw_s = pes[r][c].draw(1, ks) if ks else None
-                            if i >= m or j >= n:
-                                continue  # padding: the PE steps all the same
-                            prod = np.float64(a[bi, i, t]) * np.float64(b[bi, t, j])
-                            if mul is not None:
-                                prod = np.float64(
+                            for sl in range(interleave):
+                                i = ti * tile_rows + sl * rows + r
+                                draw_p = pes[r][c].draw(1, kp) if kp else None
+                                draw_s = pes[r][c].draw(1, ks) if ks else None
+                                if i >= m or j >= n:
+                                    continue  # padding: the PE steps all the same
+                                prod = np.float64(a[bi, i, t]) * np.float64(b[bi, t, j])
+                                if mul is not None:
+                                    prod = np.float64(
+                                        mpsim.quantize(
+                                            np.array([prod]),
+                                            mul,
+                                            mul_rounding,
+                                            seed=LFSR(width, 1) if not kp else _fixed(draw_p),
+                                        )[0]
+                                    )
+                                totals[sl] = np.float64(
                                     mpsim.quantize(
-                                        np.array([prod]),
-                                        mul,
-                                        mul_rounding,
-                                        seed=LFSR(width, 1) if not kp else _fixed(draw_p),
+                                        np.array([totals[sl] + prod]),
+                                        acc,
+                                        rounding,
+                                        seed=LFSR(width, 1) if not ks else _fixed(draw_s),
                                     )[0]
                                 )
-                            total = np.float64(
-                                mpsim.quantize(
-                                    np.array([total + prod]),
-                                    acc,
-                                    rounding,
-                                    seed=LFSR(width, 1) if not ks else _fixed(draw_s),
-                                )[0]
-                            )
-                        if i < m and j < n:
-                            out[bi, i, j] = total
+                        for sl in range(interleave):
+                            i = ti * tile_rows + sl * rows + r
+                            if i < m and j < n:
+                                out[bi, i, j] = totals[sl]
     return out
 
 
@@ -97,30 +105,33 @@ def _fixed(draw: np.ndarray) -> _Fixed:
 
 
 @pytest.mark.parametrize(
-    "rows, cols, shape, mul, mul_rounding, rounding",
+    "rows, cols, shape, mul, mul_rounding, rounding, interleave",
     [
-        (1, 1, (3, 1, 4, 1), None, "nearest", "stochastic:8"),
-        (2, 3, (2, 3, 5, 4), None, "nearest", "stochastic:5"),
-        (2, 2, (1, 3, 4, 3), "e5m2", "stochastic:3", "stochastic:6"),
-        (3, 1, (1, 4, 2, 2), "e4m3", "stochastic:4", "nearest"),
+        (1, 1, (3, 1, 4, 1), None, "nearest", "stochastic:8", 1),
+        (2, 3, (2, 3, 5, 4), None, "nearest", "stochastic:5", 1),
+        (2, 2, (1, 3, 4, 3), "e5m2", "stochastic:3", "stochastic:6", 1),
+        (3, 1, (1, 4, 2, 2), "e4m3", "stochastic:4", "nearest", 1),
+        (1, 1, (2, 5, 3, 1), None, "nearest", "stochastic:8", 4),
+        (2, 3, (1, 7, 4, 4), "e5m2", "stochastic:3", "stochastic:6", 2),
+        (3, 2, (2, 5, 3, 3), None, "nearest", "stochastic:5", 3),
     ],
 )
-def test_qmatmul_with_grid_is_the_sequential_loop(rows, cols, shape, mul, mul_rounding, rounding) -> None:
+def test_qmatmul_with_grid_is_the_sequential_loop(rows, cols, shape, mul, mul_rounding, rounding, interleave) -> None:
     batch, m, k_dim, n = shape
-    rng = np.random.default_rng(rows * 10 + cols)
+    rng = np.random.default_rng(rows * 10 + cols + 100 * interleave)
     a = mpsim.quantize(rng.standard_normal((batch, m, k_dim)).astype(np.float32), "e4m3")
     b = mpsim.quantize(rng.standard_normal((batch, k_dim, n)).astype(np.float32), "e4m3")
-    grid = LFSRGrid(12, 7, rows=rows, cols=cols)
+    grid = LFSRGrid(12, 7, rows=rows, cols=cols, interleave=interleave)
     got = mpsim.qmatmul(a, b, mul=mul, mul_rounding=mul_rounding, acc="e5m6", rounding=rounding, seed=grid)
-    want = sequential_reference(a, b, "e5m6", rounding, mul, mul_rounding, 12, 7, rows, cols)
+    want = sequential_reference(a, b, "e5m6", rounding, mul, mul_rounding, 12, 7, rows, cols, interleave)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     # the PEs carry on: a second call continues each PE's stream
     again = mpsim.qmatmul(a, b, mul=mul, mul_rounding=mul_rounding, acc="e5m6", rounding=rounding, seed=grid)
     fresh = LFSRGrid(12, 7, rows=rows, cols=cols)
     kp = parse_rounding(mul_rounding).rand_bits if mul is not None and mul_rounding != "nearest" else 0
     ks = parse_rounding(rounding).rand_bits if rounding != "nearest" else 0
-    jobs = batch * -(-m // rows) * -(-n // cols)
-    fresh.pe_bits(2 * jobs * k_dim * (kp + ks), 1)
+    jobs = batch * -(-m // (rows * interleave)) * -(-n // cols)
+    fresh.pe_bits(2 * jobs * k_dim * interleave * (kp + ks), 1)
     np.testing.assert_array_equal(grid.states, fresh.states)  # every PE stepped kp + ks per beat of each job, twice
     assert again.shape == got.shape
 
@@ -175,6 +186,7 @@ def test_grid_errors(call, message: str) -> None:
     [
         (dict(rows=0, cols=1), "LFSRGrid rows must be a positive integer, not 0"),
         (dict(rows=2, cols=True), "LFSRGrid cols must be a positive integer, not True"),
+        (dict(rows=2, cols=2, interleave=0), "LFSRGrid interleave must be a positive integer, not 0"),
         (dict(width=3, rows=4, cols=2), "an LFSRGrid of 4x2 PEs needs more than 7 LFSR states; use a wider LFSR"),
     ],
 )
