@@ -8,7 +8,20 @@ from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.arith import Unpacked, add_aligned, add_exact, align, normalize, registered, round_pack, unpack
+from hls_gen.arith import (
+    Unpacked,
+    add_aligned,
+    add_exact,
+    normalize,
+    order,
+    place,
+    registered,
+    round_decide,
+    round_encode,
+    round_pack,
+    round_place,
+    unpack,
+)
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import check_int, check_nan_capable, checking, float_format, hw_rounding, lfsr_spec
 from mpsim.formats import FloatFormat
@@ -22,13 +35,19 @@ def _guard(rand_bits: int | None) -> int:
     return (1 if rand_bits is None else rand_bits) + 2
 
 
-#: Where the accumulate loop of :func:`accumulate` is cut into registers, by interleave L (at most 4 cuts of logic;
-#: a longer loop adds plain delay registers after the rounding).
+#: Where the accumulate loop of :func:`accumulate` is cut into registers, by interleave L (at most 7 cuts of logic;
+#: a longer loop adds plain delay registers after the rounding). The cuts: after unpacking the sum so far, after
+#: ordering the operands by magnitude, after the alignment, after the add, after the normalization, after shifting
+#: it onto the format's grid, and between deciding the rounding and encoding it.
 LOOP_CUTS: dict[int, tuple[str, ...]] = {
     1: (),
     2: ("add",),
     3: ("align", "normalize"),
     4: ("align", "add", "normalize"),
+    5: ("align", "add", "normalize", "round"),
+    6: ("unpack", "align", "add", "normalize", "round"),
+    7: ("unpack", "order", "align", "add", "normalize", "round"),
+    8: ("unpack", "order", "align", "add", "normalize", "place", "round"),
 }
 #: The largest interleave the generators build (a ring of this many sums per PE).
 MAX_INTERLEAVE = 16
@@ -64,7 +83,7 @@ def accumulate(
     then that sum.
     """
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
-    delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 4
+    delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
     acc = Signal(acc_format.bits, name="acc")  # the loop's last register: the sum of the slot at the entry
     fresh = Signal(name="fresh")  # that slot's next step starts from +0
 
@@ -76,18 +95,21 @@ def accumulate(
     term = dataclasses.replace(
         term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
     )
-    base = unpack(m, Mux(fresh, 0, acc), acc_format, "base")
     step = (valid, last, ~fresh, rand)  # what travels with the step to the rounder (registers reset to 0: fresh)
-    aligned, step = cut("align", (align(m, base, term, _guard(rand_bits), "add"), step))
+    base, term, step = cut("unpack", (unpack(m, Mux(fresh, 0, acc), acc_format, "base"), term, step))
+    ordered, step = cut("order", (order(m, base, term, _guard(rand_bits), "add"), step))
+    aligned, step = cut("align", (place(m, ordered, "add"), step))
     summed, step = cut("add", (add_aligned(m, aligned, "add"), step))
     (total, sticky), step = cut("normalize", (normalize(m, summed, "add"), step))
-    step_valid, step_last, step_stale, step_rand = step
+    on_grid, step = cut("place", (round_place(m, total, sticky, acc_format, rand_bits, "sum"), step))
+    decided, step = cut("round", (round_decide(m, on_grid, rand_bits, step[3]), step))
+    step_valid, step_last, step_stale, _ = step
     result = Signal(acc_format.bits, name="result")
     done = Signal(name="done")
     result_fresh = Signal(init=1, name="result_fresh")
     with m.If(en):
         m.d.sync += [
-            result.eq(round_pack(m, total, sticky, acc_format, rand_bits, step_rand, "sum")),
+            result.eq(round_encode(m, decided, acc_format, "sum")),
             done.eq(step_valid & step_last),
             result_fresh.eq(Mux(step_valid, step_last, ~step_stale)),
         ]
@@ -190,7 +212,7 @@ class Accumulator(wiring.Component):
         0: the term is added in the cycle it is accepted; 1: it is registered first.
     interleave : int
         Sums held in turn, 1..16 (:func:`accumulate`): the adder is cut into
-        ``min(interleave, 4)`` register stages, and step ``s`` of the stream
+        ``min(interleave, 8)`` register stages, and step ``s`` of the stream
         (counting enabled cycles) belongs to sum ``s mod interleave``. A job
         of ``interleave`` sums of K terms streams its steps in (term, sum)
         order; a gap inside a job is a stall (``en`` low) or a run of

@@ -35,6 +35,9 @@ from mpsim.formats import FloatFormat
 
 __all__ = [
     "Aligned",
+    "OnGrid",
+    "Ordered",
+    "Rounding",
     "Summed",
     "Unpacked",
     "add_aligned",
@@ -44,8 +47,13 @@ __all__ = [
     "leading_zeros",
     "multiply_exact",
     "normalize",
+    "order",
+    "place",
     "registered",
+    "round_decide",
+    "round_encode",
     "round_pack",
+    "round_place",
     "unpack",
 ]
 
@@ -147,6 +155,111 @@ def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
     return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi)
 
 
+@dataclass
+class Rounding:
+    """A value placed on its format's grid with its rounding decided: :func:`round_decide`'s result.
+
+    ``count`` is the magnitude in quanta rounded down, ``up`` whether it
+    rounds up, ``e_eff`` the exponent that sets the quantum (clamped), and
+    the flags carry what :func:`round_encode` needs for specials.
+    """
+
+    count: Value
+    up: Value
+    small: Value
+    e_eff: Value
+    sign: Value
+    zero: Value
+    inf: Value
+    nan: Value
+
+
+@dataclass
+class OnGrid:
+    """A value shifted onto its format's grid: :func:`round_place`'s result, what :func:`round_decide` reads."""
+
+    kept: Value
+    lost: Value
+    small: Value
+    e_eff: Value
+    sign: Value
+    zero: Value
+    inf: Value
+    nan: Value
+    keep_lo: int
+
+
+def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bits: int | None, name: str) -> OnGrid:
+    """First part of :func:`round_pack`: shift ``x`` onto the format's grid (subnormal results shift further)."""
+    mb = fmt.man_bits
+    k = 1 if rand_bits is None else rand_bits
+    guard = k + 1
+    sig = x.sig
+    if len(sig) < mb + 1:  # make room for the kept bits
+        sig = Cat(Const(0, mb + 1 - len(sig)), sig)
+    w = len(sig)
+    padded = Cat(Const(0, guard), sig)  # width w + guard
+    pw = len(padded)
+    # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
+    extra = 0 if fmt.subnormals else mb
+    small = x.exp < fmt.emin
+    shift_raw = (fmt.emin + extra) - x.exp
+    shift = Mux(small, Mux(shift_raw > pw, pw, shift_raw), 0)[: Shape.cast(range(pw + 1)).width]
+    wide = Signal(2 * pw, name=f"{name}_wide")
+    m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
+    e_top = fmt.emax + 1  # clamped at emax + 1, which is enough to overflow
+    e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
+    lost = (wide[:pw] != 0) | sticky
+    return OnGrid(wide[pw:], lost, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb)
+
+
+def round_decide(m: Module, g: OnGrid, rand_bits: int | None, rand: Value | None) -> Rounding:
+    """Second part of :func:`round_pack`: whether the value on the grid rounds up (nearest-even, or stochastic)."""
+    k = 1 if rand_bits is None else rand_bits
+    count = g.kept[g.keep_lo :]  # mb + 1 bits: whole quanta
+    frac = g.kept[: g.keep_lo]  # >= k + 1 bits: the top discarded bits
+    nf = len(frac)
+    if rand_bits is None:
+        up = frac[nf - 1] & ((frac[: nf - 1] != 0) | g.lost | count[0])
+    else:
+        up = (frac[nf - k :] + rand)[k]
+    return Rounding(count, up, g.small, g.e_eff, g.sign, g.zero, g.inf, g.nan)
+
+
+def round_encode(m: Module, r: Rounding, fmt: FloatFormat, name: str) -> Signal:
+    """Second half of :func:`round_pack`: the rounded magnitude's code, overflow and specials resolved."""
+    mb = fmt.man_bits
+    rounded = r.count + r.up
+    # Code of the rounded magnitude with the exponent unbounded above: ((E + bias - 1) << mb) + count, E >= emin.
+    e_top = fmt.emax + 1
+    biased = (r.e_eff + (fmt.exponent_bias - 1)).as_unsigned()[: Shape.cast(range(e_top + fmt.exponent_bias)).width]
+    if fmt.subnormals or mb == 0:
+        code = (biased << mb) + rounded
+    else:
+        code = Mux(r.small, rounded << mb, (biased << mb) + rounded)
+    overflow = code > fmt.max_code
+    if fmt.saturates:
+        over_code = inf_code = fmt.max_code
+    elif fmt.has_inf:
+        over_code = inf_code = fmt.inf_code
+    else:  # NaN is the only way to say "too big"
+        over_code = inf_code = fmt.nan_code
+    mag_bits = fmt.bits - 1
+    mag_mask = (1 << mag_bits) - 1
+    nan_code = fmt.nan_code if fmt.has_nan else 0
+    is_nan = r.nan | (r.inf & (inf_code == nan_code)) | (~r.inf & ~r.zero & overflow & (over_code == nan_code))
+    mag = Mux(r.inf, inf_code & mag_mask, Mux(r.zero, 0, Mux(overflow, over_code & mag_mask, code[:mag_bits])))
+    mag_sig = Signal(mag_bits, name=f"{name}_mag")
+    m.d.comb += mag_sig.eq(mag)
+    if fmt.has_negative_zero:
+        signed_code = Cat(mag_sig, r.sign)
+    else:
+        signed_code = Cat(mag_sig, r.sign & (mag_sig != 0))
+    out = Signal(fmt.bits, name=name)
+    m.d.comb += out.eq(Mux(is_nan, nan_code, signed_code))
+    return out
+
+
 def round_pack(
     m: Module,
     x: Unpacked,
@@ -161,65 +274,11 @@ def round_pack(
     ``rand_bits=None`` is round to nearest, ties to even; otherwise ``rand`` is
     the ``rand_bits``-bit random draw of this rounding. Matches
     ``mpsim.quantize`` bit for bit on finite values; a NaN result is the
-    format's canonical ``nan_code``.
+    format's canonical ``nan_code``. Three stages, which a pipelined
+    accumulator registers between: :func:`round_place`, :func:`round_decide`,
+    :func:`round_encode`.
     """
-    mb = fmt.man_bits
-    k = 1 if rand_bits is None else rand_bits
-    guard = k + 1
-    sig = x.sig
-    if len(sig) < mb + 1:  # make room for the kept bits
-        sig = Cat(Const(0, mb + 1 - len(sig)), sig)
-    w = len(sig)
-    keep_lo = guard + w - 1 - mb  # first kept bit of the padded window
-    padded = Cat(Const(0, guard), sig)  # width w + guard
-    pw = len(padded)
-    # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
-    extra = 0 if fmt.subnormals else mb
-    small = x.exp < fmt.emin
-    shift_raw = (fmt.emin + extra) - x.exp
-    shift = Mux(small, Mux(shift_raw > pw, pw, shift_raw), 0)[: Shape.cast(range(pw + 1)).width]
-    wide = Signal(2 * pw, name=f"{name}_wide")
-    m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
-    kept = wide[pw:]
-    lost = (wide[:pw] != 0) | sticky
-    count = kept[keep_lo:]  # mb + 1 bits: whole quanta
-    frac = kept[:keep_lo]  # >= k + 1 bits: the top discarded bits
-    nf = len(frac)
-    if rand_bits is None:
-        up = frac[nf - 1] & ((frac[: nf - 1] != 0) | lost | count[0])
-    else:
-        up = (frac[nf - k :] + rand)[k]
-    rounded = count + up
-    # Code of the rounded magnitude with the exponent unbounded above (clamped at emax + 1,
-    # which is enough to overflow): ((E + bias - 1) << mb) + count, E >= emin.
-    e_top = fmt.emax + 1
-    e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
-    biased = (e_eff + (fmt.exponent_bias - 1)).as_unsigned()[: Shape.cast(range(e_top + fmt.exponent_bias)).width]
-    if fmt.subnormals or mb == 0:
-        code = (biased << mb) + rounded
-    else:
-        code = Mux(small, rounded << mb, (biased << mb) + rounded)
-    overflow = code > fmt.max_code
-    if fmt.saturates:
-        over_code = inf_code = fmt.max_code
-    elif fmt.has_inf:
-        over_code = inf_code = fmt.inf_code
-    else:  # NaN is the only way to say "too big"
-        over_code = inf_code = fmt.nan_code
-    mag_bits = fmt.bits - 1
-    mag_mask = (1 << mag_bits) - 1
-    nan_code = fmt.nan_code if fmt.has_nan else 0
-    is_nan = x.nan | (x.inf & (inf_code == nan_code)) | (~x.inf & ~x.zero & overflow & (over_code == nan_code))
-    mag = Mux(x.inf, inf_code & mag_mask, Mux(x.zero, 0, Mux(overflow, over_code & mag_mask, code[:mag_bits])))
-    mag_sig = Signal(mag_bits, name=f"{name}_mag")
-    m.d.comb += mag_sig.eq(mag)
-    if fmt.has_negative_zero:
-        signed_code = Cat(mag_sig, x.sign)
-    else:
-        signed_code = Cat(mag_sig, x.sign & (mag_sig != 0))
-    out = Signal(fmt.bits, name=name)
-    m.d.comb += out.eq(Mux(is_nan, nan_code, signed_code))
-    return out
+    return round_encode(m, round_decide(m, round_place(m, x, sticky, fmt, rand_bits, name), rand_bits, rand), fmt, name)
 
 
 @dataclass
@@ -263,25 +322,41 @@ class Summed:
     exp_hi: int
 
 
-def align(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Aligned:
-    """Stage 1 of :func:`add_exact`: order the operands by magnitude and shift the smaller into the window."""
+@dataclass
+class Ordered:
+    """The operands of :func:`add_exact` ordered by magnitude, with the shift of the smaller: :func:`order`'s result."""
+
+    big_sig: Value
+    small_sig: Value
+    shift: Value
+    subtract: Value
+    big_exp: Value
+    big_sign: Value
+    nan: Value
+    inf: Value
+    inf_sign: Value
+    both_zero: Value
+    zero_sign: Value
+    guard: int
+    exp_lo: int
+    exp_hi: int
+
+
+def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered:
+    """Stage 1a of :func:`add_exact`: which operand is larger, and how far the smaller shifts right."""
     s = max(a.width, b.width)
     width = s + guard + 1  # window: carry, s significand bits, guard bits
     asig = Cat(Const(0, s - a.width), a.sig) if a.width < s else a.sig
     bsig = Cat(Const(0, s - b.width), b.sig) if b.width < s else b.sig
     a_big = Signal(name=f"{name}_a_big")
     m.d.comb += a_big.eq(b.zero | (~a.zero & ((a.exp > b.exp) | ((a.exp == b.exp) & (asig >= bsig)))))
-    big_sig = Mux(a_big, asig, bsig)
-    small_sig = Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig))
     span = s + guard  # small operand window: s significand bits over guard bits
     diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
-    shift = Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width]
-    small_wide = Signal(2 * span, name=f"{name}_small_wide")
-    m.d.comb += small_wide.eq(Cat(Const(0, span), Const(0, guard), small_sig) >> shift)
     opposite_inf = a.inf & b.inf & (a.sign != b.sign)
-    return Aligned(
-        big=Cat(Const(0, 1 + guard), big_sig, Const(0, 1)),  # width + 1 bits
-        small=Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1)),
+    return Ordered(
+        big_sig=Mux(a_big, asig, bsig),
+        small_sig=Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig)),
+        shift=Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width],
         subtract=a.sign != b.sign,
         big_exp=Mux(a_big, a.exp, b.exp),
         big_sign=Mux(a_big, a.sign, b.sign),
@@ -290,10 +365,38 @@ def align(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Aligned
         inf_sign=Mux(a.inf, a.sign, b.sign),
         both_zero=a.zero & b.zero,
         zero_sign=a.sign & b.sign,
-        width=width,
+        guard=guard,
         exp_lo=min(a.exp_lo, b.exp_lo) - width,
         exp_hi=max(a.exp_hi, b.exp_hi) + 1,
     )
+
+
+def place(m: Module, x: Ordered, name: str) -> Aligned:
+    """Stage 1b of :func:`add_exact`: the smaller operand shifted into the window below the larger."""
+    s, guard = len(x.big_sig), x.guard
+    span = s + guard
+    small_wide = Signal(2 * span, name=f"{name}_small_wide")
+    m.d.comb += small_wide.eq(Cat(Const(0, span), Const(0, guard), x.small_sig) >> x.shift)
+    return Aligned(
+        big=Cat(Const(0, 1 + guard), x.big_sig, Const(0, 1)),  # window width + 1 bits
+        small=Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1)),
+        subtract=x.subtract,
+        big_exp=x.big_exp,
+        big_sign=x.big_sign,
+        nan=x.nan,
+        inf=x.inf,
+        inf_sign=x.inf_sign,
+        both_zero=x.both_zero,
+        zero_sign=x.zero_sign,
+        width=s + guard + 1,
+        exp_lo=x.exp_lo,
+        exp_hi=x.exp_hi,
+    )
+
+
+def align(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Aligned:
+    """Stage 1 of :func:`add_exact`: :func:`order` the operands, then :func:`place` the smaller in the window."""
+    return place(m, order(m, a, b, guard, name), name)
 
 
 def add_aligned(m: Module, x: Aligned, name: str) -> Summed:

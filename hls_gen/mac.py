@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.accumulator import accumulate
+from hls_gen.accumulator import LOOP_CUTS, MAX_INTERLEAVE, accumulate
 from hls_gen.arith import Unpacked, multiply_exact, round_pack, unpack
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
@@ -62,6 +62,10 @@ class MAC(wiring.Component):
     pipeline : int
         Pipeline registers before the accumulator: 0 (multiply and add in one
         cycle), 1 (product register), 2 (operand and product registers).
+    interleave : int
+        Sums held in turn, 1..16: the accumulate loop cut into
+        ``min(interleave, 8)`` register stages (see
+        :func:`hls_gen.accumulator.accumulate` for the order of steps).
 
     Members
     -------
@@ -79,7 +83,7 @@ class MAC(wiring.Component):
     acc : Out(acc_format.bits)
         The accumulator register; the finished sum while ``done`` is high.
     done : Out(1)
-        The accumulator holds a finished sum: high from ``pipeline + 1``
+        The accumulator holds a finished sum: high from ``latency`` enabled
         cycles after the step marked ``last`` was accepted until the next
         enabled cycle.
     """
@@ -97,6 +101,7 @@ class MAC(wiring.Component):
         lfsr_seed: int = 1,
         lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
+        interleave: int = 1,
     ) -> None:
         with checking(self):
             self._a_format = operand_format(a_format, "multiplier operand format a")
@@ -111,6 +116,7 @@ class MAC(wiring.Component):
                     f"product rounding {product_rounding!r} needs a product format; a fused MAC does not round products"
                 )
             self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
+            self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
             operands = (self._a_format, self._b_format)
             if self._product_format is not None:
                 check_nan_capable(self._product_format, "product format", operands)
@@ -167,9 +173,14 @@ class MAC(wiring.Component):
         return self._pipeline
 
     @property
+    def interleave(self) -> int:
+        """Sums the unit holds in turn."""
+        return self._interleave
+
+    @property
     def latency(self) -> int:
-        """Cycles from accepting the step marked ``last`` to ``done``."""
-        return self._pipeline + 1
+        """Enabled cycles from accepting the step marked ``last`` to ``done``."""
+        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -231,6 +242,7 @@ class MAC(wiring.Component):
             acc_format=self._acc_format,
             rand_bits=ks,
             rand=rand_sum,
+            interleave=self._interleave,
         )
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
         return m
