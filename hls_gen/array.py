@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,6 +48,16 @@ class MACArray(wiring.Component):
         ``LFSRGrid(...).seeds[r, c]`` (see :mod:`mpsim.randbits`).
     rows, cols : int
         Array size, 1..64 each.
+    interleave : int
+        Sums each PE holds in turn (its accumulate loop cut into that many
+        register stages, up to 8; :func:`hls_gen.accumulator.accumulate`).
+        A job's tile of ``C`` then has ``rows * interleave`` rows: beat
+        ``t * interleave + l`` carries rows ``l*rows .. (l+1)*rows - 1`` of
+        column ``t`` of ``A`` and row ``t`` of ``B``, ``in_last`` marks the
+        ``interleave`` beats of step ``K-1``, and PE ``(r, c)`` computes row
+        ``l*rows + r`` from the beats ``l``. Within a job a beat missing on
+        ``in_valid`` stalls the PEs (a bubble would give its slot to the
+        next sum); between jobs the PEs run on and finish the sums in flight.
 
     Members
     -------
@@ -88,6 +98,7 @@ class MACArray(wiring.Component):
         rows: int = 4,
         cols: int = 4,
         pipeline: int = 0,
+        interleave: int = 1,
     ) -> None:
         with checking(self):
             self._rows = check_int(rows, "MAC array rows", 1, MAX_ARRAY_SIDE)
@@ -104,10 +115,11 @@ class MACArray(wiring.Component):
                 lfsr_width=lfsr_width,
                 lfsr_taps=lfsr_taps,
                 pipeline=pipeline,
+                interleave=interleave,
             )
             self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
             described(self._model)  # of the PEs, never elaborated itself
-            self._grid = LFSRGrid(self._lfsr.width, self._lfsr.seed, self._lfsr.taps, rows=self._rows, cols=self._cols)
+            self._grid = self.random_source()
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model
             super().__init__(
@@ -120,7 +132,7 @@ class MACArray(wiring.Component):
                     "out_valid": Out(1),
                     "out_ready": In(1),
                     "out_last": Out(1),
-                    "out_row": Out(range(max(self._rows, 2))),
+                    "out_row": Out(range(max(self.tile_rows, 2))),
                     "out_data": Out(self._cols * mac.acc_format.bits),
                 }
             )
@@ -132,6 +144,16 @@ class MACArray(wiring.Component):
     @property
     def cols(self) -> int:
         return self._cols
+
+    @property
+    def interleave(self) -> int:
+        """Sums each PE holds in turn."""
+        return self._model.interleave
+
+    @property
+    def tile_rows(self) -> int:
+        """Rows of a job's output tile: ``rows * interleave``."""
+        return self._rows * self._model.interleave
 
     @property
     def pe(self) -> MAC:
@@ -155,22 +177,31 @@ class MACArray(wiring.Component):
 
     def random_source(self) -> LFSRGrid:
         """A fresh :class:`mpsim.randbits.LFSRGrid` in the array's reset state (``seed=`` for ``qmatmul``)."""
-        return LFSRGrid(self._lfsr.width, self._lfsr.seed, self._lfsr.taps, rows=self._rows, cols=self._cols)
+        return LFSRGrid(
+            self._lfsr.width,
+            self._lfsr.seed,
+            self._lfsr.taps,
+            rows=self._rows,
+            cols=self._cols,
+            interleave=self._model.interleave,
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         mac = self._model
+        sums, tile_rows = mac.interleave, self.tile_rows
         a_bits, b_bits, acc_bits = mac.a_format.bits, mac.b_format.bits, mac.acc_format.bits
         en = Signal(name="advance")
+        pe_en = Signal(name="pe_advance")
         full = Signal(name="buffer_full")
-        row = Signal(range(max(self._rows, 2)), name="row")
+        row = Signal(range(max(tile_rows, 2)), name="row")
         pes = []
         for r in range(self._rows):
             for c in range(self._cols):
                 pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c])
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
-                    pe.en.eq(en),
+                    pe.en.eq(pe_en),
                     pe.valid.eq(self.in_valid),
                     pe.last.eq(self.in_last),
                     pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
@@ -178,21 +209,38 @@ class MACArray(wiring.Component):
                 ]
                 pes.append(pe)
         done = pes[0].done  # the PEs run in lockstep
-        buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{r}") for r in range(self._rows)]
         m.d.comb += [en.eq(~(done & full)), self.in_ready.eq(en)]
-        with m.If(done & en):  # en here implies the buffer is free
-            m.d.sync += full.eq(1)
-            for r in range(self._rows):
-                m.d.sync += buffer[r].eq(Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))))
-        m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == self._rows - 1)]
+        if sums == 1:
+            m.d.comb += pe_en.eq(en)  # an idle cycle is a bubble, which holds the sum
+        else:
+            # Inside a job a missing beat must not hand its slot to the next sum: the PEs wait for it.
+            in_job = Signal(name="in_job")
+            slot = Signal(range(sums), name="beat_slot")
+            m.d.comb += pe_en.eq(en & (self.in_valid | ~in_job))
+            with m.If(self.in_valid & en):
+                m.d.sync += slot.eq(Mux(slot == sums - 1, 0, slot + 1))
+                m.d.sync += in_job.eq(~(self.in_last & (slot == sums - 1)))
+        buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
+        done_slot = Signal(range(sums), name="done_slot")  # which sum of the PEs is finishing
+        with m.If(done & pe_en):  # pe_en here implies the buffer is free
+            m.d.sync += done_slot.eq(Mux(done_slot == sums - 1, 0, done_slot + 1))
+            with m.If(done_slot == sums - 1):
+                m.d.sync += full.eq(1)
+            with m.Switch(done_slot):
+                for sl in range(sums):
+                    with m.Case(sl):
+                        for r in range(self._rows):
+                            row_of_c = Cat(*(pes[r * self._cols + c].acc for c in range(self._cols)))
+                            m.d.sync += buffer[sl * self._rows + r].eq(row_of_c)
+        m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
         with m.Switch(row):
-            for r in range(self._rows - 1):
-                with m.Case(r):
-                    m.d.comb += self.out_data.eq(buffer[r])
+            for i in range(tile_rows - 1):
+                with m.Case(i):
+                    m.d.comb += self.out_data.eq(buffer[i])
             with m.Default():  # the last row (the counter never goes beyond it)
                 m.d.comb += self.out_data.eq(buffer[-1])
         with m.If(full & self.out_ready):
-            with m.If(row == self._rows - 1):
+            with m.If(row == tile_rows - 1):
                 m.d.sync += [full.eq(0), row.eq(0)]
             with m.Else():
                 m.d.sync += row.eq(row + 1)

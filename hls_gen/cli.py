@@ -82,6 +82,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         rows=rows,
         cols=cols,
         pipeline=args.pipeline,
+        interleave=args.interleave,
         lfsr_width=args.lfsr_width,
         lfsr_seed=args.lfsr_seed,
         lfsr_taps=args.lfsr_taps,
@@ -157,6 +158,13 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
+    )
+    p.add_argument(
+        "--interleave",
+        type=int,
+        default=1,
+        help="sums each PE holds in turn, 1..16: its accumulate loop cut into up to 8 register stages for the clock "
+        "(8: about 100 MHz on ECP5); a job's tile has ROWS x INTERLEAVE rows (default: 1, one-cycle loop)",
     )
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
     p.add_argument(

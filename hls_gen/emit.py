@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: Version of the manifest layout; bumped when a field changes meaning.
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 #: Verilator ``-Wall`` warnings that the generated Verilog triggers by construction, reviewed and
 #: waived (``verilator --lint-only -Wall -Wno-<NAME> ...``); any other warning is a defect.
@@ -123,6 +123,7 @@ class ArrayConfig:
     lfsr_width: int = 32
     lfsr_seed: int = 1
     lfsr_taps: tuple[int, ...] | None = field(default=None)
+    interleave: int = 1
 
     def build(self) -> MACArray:
         """The array component (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
@@ -139,6 +140,7 @@ class ArrayConfig:
             rows=self.rows,
             cols=self.cols,
             pipeline=self.pipeline,
+            interleave=self.interleave,
         )
 
     def _described(self) -> MACArray:
@@ -163,6 +165,8 @@ class ArrayConfig:
         parts.append(f"{self.rows}x{self.cols}")
         if self.pipeline != 1:
             parts.append(f"pl{self.pipeline}")
+        if self.interleave != 1:
+            parts.append(f"il{self.interleave}")
         if (self.lfsr_width, self.lfsr_seed, self.lfsr_taps) != (32, 1, None) and pe.lfsr_steps:
             taps = "" if self.lfsr_taps is None else "t" + "-".join(map(str, self.lfsr_taps))
             parts.append(f"lfsr{self.lfsr_width}s{self.lfsr_seed}{taps}")
@@ -175,6 +179,8 @@ class ArrayConfig:
         if self.product_format is not None:
             args += [f"--product {self.product_format}", f"--product-rounding {self.product_rounding}"]
         args += [f"--array {self.rows}x{self.cols}", f"--pipeline {self.pipeline}"]
+        if self.interleave != 1:
+            args.append(f"--interleave {self.interleave}")
         args += [f"--lfsr-width {self.lfsr_width}", f"--lfsr-seed {self.lfsr_seed}"]
         if self.lfsr_taps is not None:
             args.append("--lfsr-taps " + ",".join(map(str, self.lfsr_taps)))
@@ -234,17 +240,27 @@ class ArrayConfig:
             "reset": {"name": "rst", "polarity": "high", "synchronous": True},
             "ports": ports,
             "protocol": {
-                "input": "beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] on in_a and B[t, :] on in_b; "
-                "it moves when in_valid and in_ready are high; in_last marks t = K-1",
-                "output": "a finished job leaves as rows beats, row r of C on out_data with out_row = r; "
-                "a beat moves when out_valid and out_ready are high; out_last marks r = rows-1",
+                "input": (
+                    "beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] on in_a and B[t, :] on in_b; "
+                    "it moves when in_valid and in_ready are high; in_last marks t = K-1"
+                    if array.interleave == 1
+                    else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{array.interleave}"
+                    f" + l (t = 0..K-1, l = 0..{array.interleave - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
+                    "B[t, :] on in_b; it moves when in_valid and in_ready are high; in_last marks the beats of t = "
+                    "K-1; within a job, a cycle without a beat stalls the PEs"
+                ),
+                "output": f"a finished job leaves as {array.tile_rows} beats, row r of C on out_data with out_row = "
+                f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}",
                 "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid",
             },
             "latency": {
                 "last_beat_to_out_valid": array.latency,
                 "pipeline_registers": pe.pipeline,
-                "beats_per_job": "K (one per reduction step), back to back",
-                "output_beats_per_job": array.rows,
+                "interleave": array.interleave,
+                "beats_per_job": "K (one per reduction step), back to back"
+                if array.interleave == 1
+                else f"K * {array.interleave} (each step once per sum), back to back",
+                "output_beats_per_job": array.tile_rows,
             },
             "random": {
                 "kind": "mpsim.randbits.LFSRGrid",
@@ -269,7 +285,9 @@ class ArrayConfig:
                 f"mpsim.qmatmul(A, B, mul={mul}, acc={pe.acc_format.label!r}, "
                 f"rounding={rounding_string(pe.rand_bits)!r}, mul_rounding={self.product_rounding!r}, "
                 f"order='sequential', seed=mpsim.randbits.LFSRGrid({spec.width}, {spec.seed}, "
-                f"{None if spec.taps is None else tuple(spec.taps)}, rows={array.rows}, cols={array.cols}))"
+                f"{None if spec.taps is None else tuple(spec.taps)}, rows={array.rows}, cols={array.cols}"
+                + (f", interleave={array.interleave}" if array.interleave != 1 else "")
+                + "))"
             ),
         }
 

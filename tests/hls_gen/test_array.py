@@ -22,8 +22,9 @@ def port(manifest: dict, name: str) -> dict:
 
 
 def tiles(manifest: dict, a: np.ndarray, b: np.ndarray) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
-    """Jobs in the documented order (b, row tile, column tile); codes padded with zeros."""
-    return tile_jobs(a, b, manifest["config"]["rows"], manifest["config"]["cols"])
+    """Jobs in the documented order (b, row tile, column tile) of rows x interleave rows; codes padded with zeros."""
+    config = manifest["config"]
+    return tile_jobs(a, b, config["rows"] * config["interleave"], config["cols"])
 
 
 def pack(values: np.ndarray, width: int) -> int:
@@ -41,16 +42,18 @@ def run_array(
     out_rate: float,
 ) -> tuple[np.ndarray, list[int]]:
     """Stream every job through ``dut`` using only the manifest's port description; returns C codes and latencies."""
-    rows, cols = manifest["config"]["rows"], manifest["config"]["cols"]
+    pe_rows, cols, sums = manifest["config"]["rows"], manifest["config"]["cols"], manifest["config"]["interleave"]
+    rows = pe_rows * sums  # of a job's tile
     a_width = port(manifest, "in_a")["elements"]["width"]
     b_width = port(manifest, "in_b")["elements"]["width"]
     acc_width = port(manifest, "out_data")["elements"]["width"]
     jobs = tiles(manifest, a, b)
     k_dim = a.shape[2]
-    beats = [
-        (pack(at[:, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1))
+    beats = [  # (step t, sum l) order: rows l*pe_rows.. of A's column t
+        (pack(at[sl * pe_rows : (sl + 1) * pe_rows, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1))
         for _, at, bt in jobs
         for t in range(k_dim)
+        for sl in range(sums)
     ]
     rows_out: list[tuple[int, int, int]] = []
     last_accepted: list[int] = []
@@ -70,7 +73,7 @@ def run_array(
             ready = int(rng.random() < out_rate)
             ctx.set(sig["out_ready"], ready)
             if offer and ctx.get(sig["in_ready"]):
-                if beats[beat][2]:
+                if beats[beat][2] and beat % sums == sums - 1:  # the job's final beat
                     last_accepted.append(cycle)
                 beat += 1
             valid = bool(ctx.get(sig["out_valid"]))
@@ -115,6 +118,7 @@ def reference(manifest: dict, a_codes: np.ndarray, b_codes: np.ndarray) -> np.nd
         tuple(lfsr["taps"]),
         rows=manifest["config"]["rows"],
         cols=manifest["config"]["cols"],
+        interleave=manifest["config"]["interleave"],
     )
     assert grid.seeds.tolist() == manifest["random"]["pe_seeds"]
     return mpsim.qmatmul(
@@ -161,6 +165,35 @@ ARRAYS = {
         1.0,
         0.15,
     ),
+    "2x2-e4m3-fp16-sr8-il8": (
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2, interleave=8),
+        (2, 19, 5, 3),
+        0.85,
+        0.7,
+    ),
+    "3x2-unfused-e4m3xe5m2-pe5m6sr3-e6m9sr6-il3-pl2": (
+        ArrayConfig(
+            a_format="e4m3",
+            b_format="e5m2",
+            acc_format="e6m9",
+            product_format="e5m6",
+            rounding="stochastic:6",
+            product_rounding="stochastic:3",
+            rows=3,
+            cols=2,
+            pipeline=2,
+            interleave=3,
+        ),
+        (1, 10, 4, 3),
+        0.7,
+        0.5,
+    ),
+    "1x1-e5m2-bf16-rne-il5-backpressure": (
+        ArrayConfig(a_format="e5m2", acc_format="bf16", interleave=5),
+        (2, 7, 6, 1),
+        1.0,
+        0.2,
+    ),
 }
 
 
@@ -177,16 +210,25 @@ def test_array_matches_qmatmul(name: str) -> None:
     assert not (report := mismatches(got.reshape(-1), want.reshape(-1), dut.pe.acc_format, name)), report
 
 
-@pytest.mark.parametrize("pipeline", [0, 1, 2])
-def test_latency_is_the_manifests(pipeline: int) -> None:
-    config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:4", rows=2, cols=2, pipeline=pipeline)
+@pytest.mark.parametrize(("pipeline", "interleave"), [(0, 1), (1, 1), (2, 1), (1, 4), (2, 8)])
+def test_latency_is_the_manifests(pipeline: int, interleave: int) -> None:
+    config = ArrayConfig(
+        a_format="e4m3",
+        acc_format="e5m6",
+        rounding="stochastic:4",
+        rows=2,
+        cols=2,
+        pipeline=pipeline,
+        interleave=interleave,
+    )
     dut = config.build()
     manifest = config.manifest("dut", dut)
     rng = np.random.default_rng(0)
-    a = operand_codes(rng, dut.pe.a_format, (1, 2, 3))
+    a = operand_codes(rng, dut.pe.a_format, (1, 2 * interleave, 3))
     b = operand_codes(rng, dut.pe.b_format, (1, 3, 4))
     got, latencies = run_array(dut, manifest, a, b, rng, in_rate=1.0, out_rate=1.0)
-    assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == pipeline + 2
+    # the accumulate loop's cuts: one register per extra sum, up to 7 (LOOP_CUTS)
+    assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == pipeline + 2 + min(interleave, 8) - 1
     assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
 
 
