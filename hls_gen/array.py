@@ -55,9 +55,11 @@ class MACArray(wiring.Component):
         ``t * interleave + l`` carries rows ``l*rows .. (l+1)*rows - 1`` of
         column ``t`` of ``A`` and row ``t`` of ``B``, ``in_last`` marks the
         ``interleave`` beats of step ``K-1``, and PE ``(r, c)`` computes row
-        ``l*rows + r`` from the beats ``l``. Within a job a beat missing on
-        ``in_valid`` stalls the PEs (a bubble would give its slot to the
-        next sum); between jobs the PEs run on and finish the sums in flight.
+        ``l*rows + r`` from the beats ``l``. The PEs never wait for input (a
+        cycle without a beat holds every sum), so sums in flight always
+        finish; inside a job, after a cycle without a beat, ``in_ready``
+        stays low until the next beat's sum comes round again (at most
+        ``interleave - 1`` cycles).
 
     Members
     -------
@@ -193,6 +195,7 @@ class MACArray(wiring.Component):
         a_bits, b_bits, acc_bits = mac.a_format.bits, mac.b_format.bits, mac.acc_format.bits
         en = Signal(name="advance")
         pe_en = Signal(name="pe_advance")
+        beat = Signal(name="beat")  # a beat enters the PEs this cycle
         full = Signal(name="buffer_full")
         row = Signal(range(max(tile_rows, 2)), name="row")
         pes = []
@@ -202,24 +205,34 @@ class MACArray(wiring.Component):
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
                     pe.en.eq(pe_en),
-                    pe.valid.eq(self.in_valid),
+                    pe.valid.eq(beat),
                     pe.last.eq(self.in_last),
                     pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
                     pe.b.eq(self.in_b[c * b_bits : (c + 1) * b_bits]),
                 ]
                 pes.append(pe)
         done = pes[0].done  # the PEs run in lockstep
-        m.d.comb += [en.eq(~(done & full)), self.in_ready.eq(en)]
+        m.d.comb += [en.eq(~(done & full)), pe_en.eq(en)]
         if sums == 1:
-            m.d.comb += pe_en.eq(en)  # an idle cycle is a bubble, which holds the sum
+            m.d.comb += [self.in_ready.eq(en), beat.eq(self.in_valid)]  # an idle cycle is a bubble: sums hold
         else:
-            # Inside a job a missing beat must not hand its slot to the next sum: the PEs wait for it.
+            # The PEs' loops turn every cycle (a bubble holds its sum), so the sums in flight always finish. Inside a
+            # job, beat n belongs to the sum that reaches the loops' entry n cycles after the job's first: after a
+            # gap the next beat waits for its sum to come round (at most interleave - 1 cycles).
+            turn = Signal(range(sums), name="turn")  # which ring position is at the PEs' entry
+            due = Signal(range(sums), name="due")  # the ring position the job's next beat belongs to
+            step_beat = Signal(range(sums), name="step_beat")  # the beat's sum within its step
             in_job = Signal(name="in_job")
-            slot = Signal(range(sums), name="beat_slot")
-            m.d.comb += pe_en.eq(en & (self.in_valid | ~in_job))
-            with m.If(self.in_valid & en):
-                m.d.sync += slot.eq(Mux(slot == sums - 1, 0, slot + 1))
-                m.d.sync += in_job.eq(~(self.in_last & (slot == sums - 1)))
+            m.d.comb += self.in_ready.eq(en & (~in_job | (turn == due)))
+            m.d.comb += beat.eq(self.in_valid & self.in_ready)
+            with m.If(pe_en):
+                m.d.sync += turn.eq(Mux(turn == sums - 1, 0, turn + 1))
+            with m.If(beat):
+                m.d.sync += [
+                    due.eq(Mux(turn == sums - 1, 0, turn + 1)),
+                    step_beat.eq(Mux(step_beat == sums - 1, 0, step_beat + 1)),
+                    in_job.eq(~(self.in_last & (step_beat == sums - 1))),
+                ]
         buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
         done_slot = Signal(range(sums), name="done_slot")  # which sum of the PEs is finishing
         with m.If(done & pe_en):  # pe_en here implies the buffer is free

@@ -247,11 +247,15 @@ class ArrayConfig:
                     else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{array.interleave}"
                     f" + l (t = 0..K-1, l = 0..{array.interleave - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
                     "B[t, :] on in_b; it moves when in_valid and in_ready are high; in_last marks the beats of t = "
-                    "K-1; within a job, a cycle without a beat stalls the PEs"
+                    "K-1; inside a job, after a cycle without a beat, in_ready stays low until that beat's sum comes "
+                    f"round (at most {array.interleave - 1} cycles)"
                 ),
                 "output": f"a finished job leaves as {array.tile_rows} beats, row r of C on out_data with out_row = "
                 f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}",
-                "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid",
+                "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid"
+                if array.interleave == 1
+                else "low while a finished job waits for the output buffer, and inside a job after a cycle without a "
+                "beat until that beat's sum comes round; it does not depend on in_valid in the same cycle",
             },
             "latency": {
                 "last_beat_to_out_valid": array.latency,

@@ -8,13 +8,17 @@
 module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
+  reg \$10 ;
+  reg [11:0] \$11 ;
+  reg \$12 ;
   wire \$2 ;
   wire \$3 ;
-  wire \$4 ;
+  wire [1:0] \$4 ;
   wire [1:0] \$5 ;
-  reg \$6 ;
-  reg [11:0] \$7 ;
-  reg \$8 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire [1:0] \$9 ;
   wire [7:0] a;
   wire [11:0] acc;
   wire advance;
@@ -25,6 +29,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input clk;
   wire clk;
   wire done;
+  wire [-1:0] done_slot;
   wire en;
   input [7:0] in_a;
   wire [7:0] in_a;
@@ -47,24 +52,25 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   reg out_row = 1'h0;
   output out_valid;
   reg out_valid = 1'h0;
+  wire pe_advance;
   (* init = 1'h0 *)
   wire row;
   input rst;
   wire rst;
   wire valid;
+  assign \$1  = done & out_valid;
   assign in_ready = ~ \$1 ;
   assign out_last = ! out_row;
   assign \$2  = done & in_ready;
-  assign \$3  = out_valid & out_ready;
-  assign \$4  = ! out_row;
-  assign \$5  = out_row + 1'h1;
+  assign \$7  = out_valid & out_ready;
+  assign \$8  = ! out_row;
+  assign \$9  = out_row + 1'h1;
   always @(posedge clk)
-    out_valid <= \$6 ;
+    out_valid <= \$10 ;
   always @(posedge clk)
-    buffer_row_0 <= \$7 ;
+    buffer_row_0 <= \$11 ;
   always @(posedge clk)
-    out_row <= \$8 ;
-  assign \$1  = done & out_valid;
+    out_row <= \$12 ;
   \mac_e4m3_e5m6_sr8_1x1.pe_0_0  pe_0_0 (
     .a(in_a),
     .acc(acc),
@@ -78,83 +84,90 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$6  = out_valid;
+    \$10  = out_valid;
     if (\$2 ) begin
-      \$6  = 1'h1;
+      if (\$6 ) begin
+        \$10  = 1'h1;
+      end
     end
-    if (\$3 ) begin
-      if (\$4 ) begin
-        \$6  = 1'h0;
+    if (\$7 ) begin
+      if (\$8 ) begin
+        \$10  = 1'h0;
       end
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = buffer_row_0;
+    \$11  = buffer_row_0;
     if (\$2 ) begin
-      \$7  = acc;
+      \$11  = acc;
     end
     if (rst) begin
-      \$7  = 12'h000;
+      \$11  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8  = out_row;
-    if (\$3 ) begin
+    \$12  = out_row;
+    if (\$7 ) begin
       (* full_case = 32'd1 *)
-      if (\$4 ) begin
-        \$8  = 1'h0;
+      if (\$8 ) begin
+        \$12  = 1'h0;
       end else begin
-        \$8  = \$5 [0];
+        \$12  = \$9 [0];
       end
     end
     if (rst) begin
-      \$8  = 1'h0;
+      \$12  = 1'h0;
     end
   end
   assign en = in_ready;
-  assign advance = in_ready;
+  assign pe_advance = in_ready;
   assign valid = in_valid;
   assign last = in_last;
   assign a = in_a;
   assign b = in_b;
+  assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
   assign out_data = buffer_row_0;
+  assign \$3  = 1'h1;
+  assign \$4  = 2'h1;
+  assign \$5  = 2'h0;
+  assign \$6  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, valid);
+module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
-  wire [6:0] \$100 ;
-  wire [6:0] \$101 ;
-  wire \$102 ;
+  wire \$100 ;
+  wire [7:0] \$101 ;
+  wire [7:0] \$102 ;
   wire [6:0] \$103 ;
   wire [6:0] \$104 ;
   wire [6:0] \$105 ;
-  wire [6:0] \$106 ;
-  wire [11:0] \$107 ;
-  wire \$108 ;
-  wire [7:0] \$109 ;
+  wire \$106 ;
+  wire [6:0] \$107 ;
+  wire [6:0] \$108 ;
+  wire [6:0] \$109 ;
   wire [3:0] \$11 ;
-  wire \$110 ;
-  wire [20:0] \$111 ;
-  wire [7:0] \$112 ;
+  wire [6:0] \$110 ;
+  wire [11:0] \$111 ;
+  wire \$112 ;
   wire \$113 ;
-  wire [20:0] \$114 ;
-  wire [21:0] \$115 ;
-  wire [4:0] \$116 ;
-  wire [4:0] \$117 ;
-  wire [4:0] \$118 ;
-  wire [4:0] \$119 ;
+  wire [7:0] \$114 ;
+  wire \$115 ;
+  wire [20:0] \$116 ;
+  wire [7:0] \$117 ;
+  wire \$118 ;
+  wire [20:0] \$119 ;
   wire [3:0] \$12 ;
-  wire [4:0] \$120 ;
+  wire [21:0] \$120 ;
   wire [4:0] \$121 ;
   wire [4:0] \$122 ;
   wire [4:0] \$123 ;
@@ -169,149 +182,149 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire [4:0] \$131 ;
   wire [4:0] \$132 ;
   wire [4:0] \$133 ;
-  wire [5:0] \$134 ;
-  wire [6:0] \$135 ;
-  wire [7:0] \$136 ;
-  wire [49:0] \$137 ;
-  wire \$138 ;
-  wire [7:0] \$139 ;
+  wire [4:0] \$134 ;
+  wire [4:0] \$135 ;
+  wire [4:0] \$136 ;
+  wire [4:0] \$137 ;
+  wire [4:0] \$138 ;
+  wire [5:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
+  wire [6:0] \$140 ;
   wire [7:0] \$141 ;
-  wire [7:0] \$142 ;
-  wire [7:0] \$143 ;
-  wire [11:0] \$144 ;
+  wire [49:0] \$142 ;
+  wire \$143 ;
+  wire [7:0] \$144 ;
   wire \$145 ;
-  wire [11:0] \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  wire [7:0] \$146 ;
+  wire [7:0] \$147 ;
+  wire [7:0] \$148 ;
+  wire [11:0] \$149 ;
   wire [5:0] \$15 ;
-  wire [11:0] \$150 ;
-  wire \$151 ;
-  wire [11:0] \$152 ;
+  wire \$150 ;
+  wire [11:0] \$151 ;
+  wire \$152 ;
   wire \$153 ;
   wire \$154 ;
   wire \$155 ;
-  wire \$156 ;
+  wire [11:0] \$156 ;
   wire \$157 ;
   wire [11:0] \$158 ;
   wire \$159 ;
   wire [4:0] \$16 ;
-  wire [11:0] \$160 ;
+  wire \$160 ;
   wire \$161 ;
   wire \$162 ;
   wire \$163 ;
-  wire [11:0] \$164 ;
-  wire \$165 ;
+  wire \$164 ;
+  wire [11:0] \$165 ;
   wire \$166 ;
-  wire \$167 ;
+  wire [11:0] \$167 ;
   wire \$168 ;
-  wire [11:0] \$169 ;
+  wire \$169 ;
   wire [4:0] \$17 ;
   wire \$170 ;
-  wire [11:0] \$171 ;
-  wire \$172 ;
+  wire \$171 ;
+  wire [11:0] \$172 ;
   wire \$173 ;
   wire \$174 ;
   wire \$175 ;
   wire \$176 ;
   wire \$177 ;
-  wire \$178 ;
-  wire [6:0] \$179 ;
+  wire [11:0] \$178 ;
+  wire \$179 ;
   wire [4:0] \$18 ;
-  wire [6:0] \$180 ;
-  wire [7:0] \$181 ;
-  wire [11:0] \$182 ;
-  wire [8:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire [12:0] \$185 ;
+  wire [11:0] \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
   wire \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire [6:0] \$189 ;
+  wire \$189 ;
   wire [5:0] \$19 ;
   wire [6:0] \$190 ;
-  wire [7:0] \$191 ;
-  wire [11:0] \$192 ;
-  wire [8:0] \$193 ;
-  wire [7:0] \$194 ;
-  wire [12:0] \$195 ;
-  wire [10:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [11:0] \$198 ;
+  wire [6:0] \$191 ;
+  wire [7:0] \$192 ;
+  wire [11:0] \$193 ;
+  wire [8:0] \$194 ;
+  wire [7:0] \$195 ;
+  wire [12:0] \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire \$199 ;
   wire [5:0] \$2 ;
   wire \$20 ;
-  wire [11:0] \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire [11:0] \$204 ;
-  wire \$205 ;
-  wire [11:0] \$206 ;
-  wire \$207 ;
-  wire \$208 ;
-  wire \$209 ;
+  wire [6:0] \$200 ;
+  wire [6:0] \$201 ;
+  wire [7:0] \$202 ;
+  wire [11:0] \$203 ;
+  wire [8:0] \$204 ;
+  wire [7:0] \$205 ;
+  wire [12:0] \$206 ;
+  wire [10:0] \$207 ;
+  wire [10:0] \$208 ;
+  wire [10:0] \$209 ;
   wire [3:0] \$21 ;
   wire [11:0] \$210 ;
   wire \$211 ;
-  wire \$212 ;
+  wire [11:0] \$212 ;
   wire \$213 ;
-  wire [11:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
-  wire [11:0] \$216 ;
-  wire \$217 ;
+  wire \$216 ;
+  wire [11:0] \$217 ;
   wire \$218 ;
-  wire \$219 ;
+  wire [11:0] \$219 ;
   wire [5:0] \$22 ;
-  wire [11:0] \$220 ;
+  wire \$220 ;
   wire \$221 ;
-  wire [11:0] \$222 ;
+  wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
+  wire [11:0] \$224 ;
   wire \$225 ;
   wire \$226 ;
   wire \$227 ;
-  wire [11:0] \$228 ;
-  wire \$229 ;
+  wire \$228 ;
+  wire [11:0] \$229 ;
   wire [5:0] \$23 ;
-  wire [11:0] \$230 ;
-  wire \$231 ;
+  wire \$230 ;
+  wire [11:0] \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [11:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
-  wire \$236 ;
+  wire [11:0] \$236 ;
   wire \$237 ;
-  wire \$238 ;
+  wire [11:0] \$238 ;
   wire \$239 ;
   wire [3:0] \$24 ;
   wire \$240 ;
-  wire [11:0] \$241 ;
+  wire \$241 ;
   wire \$242 ;
-  wire [11:0] \$243 ;
+  wire \$243 ;
   wire \$244 ;
-  wire \$245 ;
+  wire [11:0] \$245 ;
   wire \$246 ;
   wire [11:0] \$247 ;
   wire \$248 ;
-  wire [11:0] \$249 ;
+  wire \$249 ;
   wire [3:0] \$25 ;
   wire \$250 ;
   wire \$251 ;
-  wire \$252 ;
+  wire [11:0] \$252 ;
   wire \$253 ;
   wire \$254 ;
-  wire [11:0] \$255 ;
+  wire \$255 ;
   wire \$256 ;
-  wire [11:0] \$257 ;
+  wire \$257 ;
   wire \$258 ;
   wire \$259 ;
   wire [3:0] \$26 ;
-  wire \$260 ;
-  wire [11:0] \$261 ;
-  wire \$262 ;
+  wire [11:0] \$260 ;
+  wire \$261 ;
+  wire [11:0] \$262 ;
   wire \$263 ;
   wire \$264 ;
   wire \$265 ;
@@ -326,17 +339,17 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire \$276 ;
+  wire [11:0] \$276 ;
   wire \$277 ;
-  wire \$278 ;
-  wire [6:0] \$279 ;
+  wire [11:0] \$278 ;
+  wire \$279 ;
   wire [7:0] \$28 ;
-  wire [6:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [11:0] \$282 ;
-  wire [8:0] \$283 ;
-  wire [7:0] \$284 ;
-  wire [12:0] \$285 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [11:0] \$283 ;
+  wire \$284 ;
+  wire \$285 ;
   wire \$286 ;
   wire \$287 ;
   wire \$288 ;
@@ -348,39 +361,39 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire [11:0] \$296 ;
+  wire \$296 ;
   wire \$297 ;
-  wire [11:0] \$298 ;
+  wire \$298 ;
   wire \$299 ;
   wire [4:0] \$3 ;
   wire [7:0] \$30 ;
   wire \$300 ;
-  wire [11:0] \$301 ;
+  wire \$301 ;
   wire \$302 ;
-  wire [11:0] \$303 ;
-  wire \$304 ;
-  wire [11:0] \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire [11:0] \$309 ;
+  wire \$303 ;
+  wire [6:0] \$304 ;
+  wire [6:0] \$305 ;
+  wire [7:0] \$306 ;
+  wire [11:0] \$307 ;
+  wire [8:0] \$308 ;
+  wire [7:0] \$309 ;
   wire [7:0] \$31 ;
-  wire \$310 ;
+  wire [12:0] \$310 ;
   wire \$311 ;
-  wire [11:0] \$312 ;
+  wire \$312 ;
   wire \$313 ;
   wire \$314 ;
-  wire \$315 ;
+  wire [11:0] \$315 ;
   wire \$316 ;
-  wire \$317 ;
+  wire [11:0] \$317 ;
   wire \$318 ;
   wire \$319 ;
   wire [7:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
-  wire \$322 ;
+  wire [11:0] \$322 ;
   wire \$323 ;
-  wire \$324 ;
+  wire [11:0] \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
@@ -388,61 +401,118 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$329 ;
   wire [8:0] \$33 ;
   wire \$330 ;
-  wire \$331 ;
+  wire [11:0] \$331 ;
   wire \$332 ;
-  wire \$333 ;
+  wire [11:0] \$333 ;
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
   wire \$337 ;
-  wire \$338 ;
+  wire [11:0] \$338 ;
   wire \$339 ;
   wire [8:0] \$34 ;
   wire \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
-  wire \$344 ;
+  wire [11:0] \$344 ;
   wire \$345 ;
-  wire \$346 ;
+  wire [11:0] \$346 ;
   wire \$347 ;
   wire \$348 ;
-  wire \$349 ;
+  wire [11:0] \$349 ;
   wire [11:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
-  wire \$352 ;
+  wire [11:0] \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [11:0] \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
   wire \$36 ;
-  reg \$360 ;
-  reg \$361 ;
-  reg [17:0] \$362 ;
-  reg [7:0] \$363 ;
-  reg \$364 ;
-  reg [11:0] \$365 ;
-  reg \$366 ;
+  wire [11:0] \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [11:0] \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
   wire [11:0] \$37 ;
-  wire \$370 ;
+  wire [11:0] \$370 ;
   wire \$371 ;
   wire \$372 ;
   wire \$373 ;
   wire \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [6:0] \$38 ;
+  wire \$380 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire \$389 ;
   wire [11:0] \$39 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire [4:0] \$4 ;
   wire [11:0] \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire [11:0] \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
+  reg \$417 ;
+  reg \$418 ;
+  reg [17:0] \$419 ;
   wire [11:0] \$42 ;
+  reg [7:0] \$420 ;
+  reg [11:0] \$421 ;
+  reg \$422 ;
+  reg \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [11:0] \$43 ;
+  wire \$430 ;
+  wire \$431 ;
   wire [11:0] \$44 ;
   wire [5:0] \$45 ;
   wire [5:0] \$46 ;
@@ -481,12 +551,12 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire [6:0] \$76 ;
   wire [6:0] \$77 ;
   wire [6:0] \$78 ;
-  wire [11:0] \$79 ;
+  wire \$79 ;
   wire [3:0] \$8 ;
   wire \$80 ;
   wire [11:0] \$81 ;
   wire \$82 ;
-  wire \$83 ;
+  wire [11:0] \$83 ;
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
@@ -495,15 +565,15 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$89 ;
   wire [5:0] \$9 ;
   wire \$90 ;
-  wire [11:0] \$91 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [11:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire \$95 ;
+  wire [11:0] \$95 ;
   wire \$96 ;
-  wire [7:0] \$97 ;
-  wire [7:0] \$98 ;
-  wire [6:0] \$99 ;
+  wire [11:0] \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   input [7:0] a;
   wire [7:0] a;
   wire [4:0] a_exp;
@@ -511,7 +581,7 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   output [11:0] acc;
   reg [11:0] acc = 12'h000;
   (* init = 12'h000 *)
-  wire [11:0] \acc$26 ;
+  wire [11:0] \acc$29 ;
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
@@ -530,7 +600,7 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   output done;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$28 ;
+  wire \done$31 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -542,10 +612,14 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire [7:0] p_sig;
   reg [17:0] product = 18'h00000;
   reg [7:0] rand_p = 8'h00;
+  (* init = 12'h000 *)
+  wire [11:0] result;
+  (* init = 1'h1 *)
+  wire result_fresh;
   input rst;
   wire rst;
-  wire [11:0] sum;
-  wire [10:0] sum_mag;
+  reg [11:0] sum;
+  reg [10:0] sum_mag;
   wire [55:0] sum_wide;
   input valid;
   wire valid;
@@ -619,377 +693,441 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign \$77  = \$58 [4] ? \$60 [6:0] : \$76 ;
   assign \$78  = \$55 [5] ? \$57  : \$77 ;
   assign base_sig = \$53  ? { 1'h1, \$54 [5:0] } : \$78 ;
-  assign \$79  = fresh ? 12'h000 : acc;
-  assign \$80  = ! \$79 [10:6];
+  assign \$79  = ~ valid_p;
+  assign \$80  = product[15] | \$79 ;
   assign \$81  = fresh ? 12'h000 : acc;
-  assign \$82  = ! \$81 [5:0];
-  assign \$83  = \$80  & \$82 ;
-  assign \$84  = ~ \$83 ;
-  assign \$85  = $signed(\$51 [5:0]) > $signed(product[13:8]);
-  assign \$86  = \$51 [5:0] == product[13:8];
-  assign \$87  = { base_sig, 1'h0 } >= product[7:0];
-  assign \$88  = \$86  & \$87 ;
-  assign \$89  = \$85  | \$88 ;
-  assign \$90  = \$84  & \$89 ;
-  assign add_a_big = product[15] | \$90 ;
-  assign \$91  = fresh ? 12'h000 : acc;
-  assign \$92  = ! \$91 [10:6];
-  assign \$93  = fresh ? 12'h000 : acc;
-  assign \$94  = ! \$93 [5:0];
-  assign \$95  = \$92  & \$94 ;
-  assign \$96  = add_a_big ? product[15] : \$95 ;
-  assign \$97  = add_a_big ? product[7:0] : { base_sig, 1'h0 };
-  assign \$98  = \$96  ? 8'h00 : \$97 ;
-  assign \$99  = $signed(\$51 [5:0]) - $signed(product[13:8]);
-  assign \$100  = $signed(product[13:8]) - $signed(\$51 [5:0]);
-  assign \$101  = add_a_big ? \$99  : \$100 ;
-  assign \$102  = $signed(\$101 ) > $signed(6'h12);
+  assign \$82  = ! \$81 [10:6];
+  assign \$83  = fresh ? 12'h000 : acc;
+  assign \$84  = ! \$83 [5:0];
+  assign \$85  = \$82  & \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = $signed(\$51 [5:0]) > $signed(product[13:8]);
+  assign \$88  = \$51 [5:0] == product[13:8];
+  assign \$89  = { base_sig, 1'h0 } >= product[7:0];
+  assign \$90  = \$88  & \$89 ;
+  assign \$91  = \$87  | \$90 ;
+  assign \$92  = \$86  & \$91 ;
+  assign add_a_big = \$80  | \$92 ;
+  assign \$93  = ~ valid_p;
+  assign \$94  = product[15] | \$93 ;
+  assign \$95  = fresh ? 12'h000 : acc;
+  assign \$96  = ! \$95 [10:6];
+  assign \$97  = fresh ? 12'h000 : acc;
+  assign \$98  = ! \$97 [5:0];
+  assign \$99  = \$96  & \$98 ;
+  assign \$100  = add_a_big ? \$94  : \$99 ;
+  assign \$101  = add_a_big ? product[7:0] : { base_sig, 1'h0 };
+  assign \$102  = \$100  ? 8'h00 : \$101 ;
   assign \$103  = $signed(\$51 [5:0]) - $signed(product[13:8]);
   assign \$104  = $signed(product[13:8]) - $signed(\$51 [5:0]);
   assign \$105  = add_a_big ? \$103  : \$104 ;
-  assign \$106  = \$102  ? 7'h12 : \$105 ;
-  assign add_small_wide = { \$98 , 28'h0000000 } >> \$106 [4:0];
-  assign \$107  = fresh ? 12'h000 : acc;
-  assign \$108  = \$107 [11] == product[14];
-  assign \$109  = add_a_big ? { base_sig, 1'h0 } : product[7:0];
-  assign \$110  = | add_small_wide[17:0];
-  assign \$111  = { \$109 , 11'h000 } + { add_small_wide[35:18], \$110  };
-  assign \$112  = add_a_big ? { base_sig, 1'h0 } : product[7:0];
-  assign \$113  = | add_small_wide[17:0];
-  assign \$114  = { \$112 , 11'h000 } - { add_small_wide[35:18], \$113  };
-  assign \$115  = \$108  ? { 1'h0, \$111  } : { \$114 [20], \$114  };
-  assign \$116  = \$115 [1] ? 5'h12 : 5'h13;
-  assign \$117  = \$115 [2] ? 5'h11 : \$116 ;
-  assign \$118  = \$115 [3] ? 5'h10 : \$117 ;
-  assign \$119  = \$115 [4] ? 5'h0f : \$118 ;
-  assign \$120  = \$115 [5] ? 5'h0e : \$119 ;
-  assign \$121  = \$115 [6] ? 5'h0d : \$120 ;
-  assign \$122  = \$115 [7] ? 5'h0c : \$121 ;
-  assign \$123  = \$115 [8] ? 5'h0b : \$122 ;
-  assign \$124  = \$115 [9] ? 5'h0a : \$123 ;
-  assign \$125  = \$115 [10] ? 5'h09 : \$124 ;
-  assign \$126  = \$115 [11] ? 5'h08 : \$125 ;
-  assign \$127  = \$115 [12] ? 5'h07 : \$126 ;
-  assign \$128  = \$115 [13] ? 5'h06 : \$127 ;
-  assign \$129  = \$115 [14] ? 5'h05 : \$128 ;
-  assign \$130  = \$115 [15] ? 5'h04 : \$129 ;
-  assign \$131  = \$115 [16] ? 5'h03 : \$130 ;
-  assign \$132  = \$115 [17] ? 5'h02 : \$131 ;
-  assign \$133  = \$115 [18] ? 5'h01 : \$132 ;
-  assign add_lz = \$115 [19] ? 5'h00 : \$133 ;
-  assign \$134  = add_a_big ? \$51 [5:0] : product[13:8];
-  assign \$135  = $signed(\$134 ) + $signed(2'h1);
-  assign \$136  = $signed(\$135 ) - $signed({ 1'h0, add_lz });
-  assign \$137  = \$115 [19:1] << add_lz;
-  assign \$138  = $signed(\$136 [6:0]) < $signed(5'h12);
-  assign \$139  = $signed(5'h12) - $signed(\$136 [6:0]);
-  assign \$140  = $signed(\$139 ) > $signed(6'h1c);
-  assign \$141  = $signed(5'h12) - $signed(\$136 [6:0]);
-  assign \$142  = \$140  ? 8'h1c : \$141 ;
-  assign \$143  = \$138  ? \$142  : 8'h00;
-  assign sum_wide = { \$137 [18:0], 37'h0000000000 } >> \$143 [4:0];
-  assign \$144  = fresh ? 12'h000 : acc;
-  assign \$145  = \$144 [10:6] == 5'h1f;
-  assign \$146  = fresh ? 12'h000 : acc;
-  assign \$147  = ! \$146 [5:0];
-  assign \$148  = \$145  & \$147 ;
-  assign \$149  = \$148  | product[16];
-  assign \$150  = fresh ? 12'h000 : acc;
-  assign \$151  = \$150 [10:6] == 5'h1f;
-  assign \$152  = fresh ? 12'h000 : acc;
-  assign \$153  = | \$152 [5:0];
-  assign \$154  = \$151  & \$153 ;
-  assign \$155  = \$154  | product[17];
-  assign \$156  = ~ \$155 ;
-  assign \$157  = \$149  & \$156 ;
+  assign \$106  = $signed(\$105 ) > $signed(6'h12);
+  assign \$107  = $signed(\$51 [5:0]) - $signed(product[13:8]);
+  assign \$108  = $signed(product[13:8]) - $signed(\$51 [5:0]);
+  assign \$109  = add_a_big ? \$107  : \$108 ;
+  assign \$110  = \$106  ? 7'h12 : \$109 ;
+  assign add_small_wide = { \$102 , 28'h0000000 } >> \$110 [4:0];
+  assign \$111  = fresh ? 12'h000 : acc;
+  assign \$112  = valid_p ? product[14] : 1'h1;
+  assign \$113  = \$111 [11] != \$112 ;
+  assign \$114  = add_a_big ? { base_sig, 1'h0 } : product[7:0];
+  assign \$115  = | add_small_wide[17:0];
+  assign \$116  = { \$114 , 11'h000 } - { add_small_wide[35:18], \$115  };
+  assign \$117  = add_a_big ? { base_sig, 1'h0 } : product[7:0];
+  assign \$118  = | add_small_wide[17:0];
+  assign \$119  = { \$117 , 11'h000 } + { add_small_wide[35:18], \$118  };
+  assign \$120  = \$113  ? { \$116 [20], \$116  } : { 1'h0, \$119  };
+  assign \$121  = \$120 [1] ? 5'h12 : 5'h13;
+  assign \$122  = \$120 [2] ? 5'h11 : \$121 ;
+  assign \$123  = \$120 [3] ? 5'h10 : \$122 ;
+  assign \$124  = \$120 [4] ? 5'h0f : \$123 ;
+  assign \$125  = \$120 [5] ? 5'h0e : \$124 ;
+  assign \$126  = \$120 [6] ? 5'h0d : \$125 ;
+  assign \$127  = \$120 [7] ? 5'h0c : \$126 ;
+  assign \$128  = \$120 [8] ? 5'h0b : \$127 ;
+  assign \$129  = \$120 [9] ? 5'h0a : \$128 ;
+  assign \$130  = \$120 [10] ? 5'h09 : \$129 ;
+  assign \$131  = \$120 [11] ? 5'h08 : \$130 ;
+  assign \$132  = \$120 [12] ? 5'h07 : \$131 ;
+  assign \$133  = \$120 [13] ? 5'h06 : \$132 ;
+  assign \$134  = \$120 [14] ? 5'h05 : \$133 ;
+  assign \$135  = \$120 [15] ? 5'h04 : \$134 ;
+  assign \$136  = \$120 [16] ? 5'h03 : \$135 ;
+  assign \$137  = \$120 [17] ? 5'h02 : \$136 ;
+  assign \$138  = \$120 [18] ? 5'h01 : \$137 ;
+  assign add_lz = \$120 [19] ? 5'h00 : \$138 ;
+  assign \$139  = add_a_big ? \$51 [5:0] : product[13:8];
+  assign \$140  = $signed(\$139 ) + $signed(2'h1);
+  assign \$141  = $signed(\$140 ) - $signed({ 1'h0, add_lz });
+  assign \$142  = \$120 [19:1] << add_lz;
+  assign \$143  = $signed(\$141 [6:0]) < $signed(5'h12);
+  assign \$144  = $signed(5'h12) - $signed(\$141 [6:0]);
+  assign \$145  = $signed(\$144 ) > $signed(6'h1c);
+  assign \$146  = $signed(5'h12) - $signed(\$141 [6:0]);
+  assign \$147  = \$145  ? 8'h1c : \$146 ;
+  assign \$148  = \$143  ? \$147  : 8'h00;
+  assign sum_wide = { \$142 [18:0], 37'h0000000000 } >> \$148 [4:0];
+  assign \$149  = fresh ? 12'h000 : acc;
+  assign \$150  = \$149 [10:6] == 5'h1f;
+  assign \$151  = fresh ? 12'h000 : acc;
+  assign \$152  = ! \$151 [5:0];
+  assign \$153  = \$150  & \$152 ;
+  assign \$154  = product[16] & valid_p;
+  assign \$155  = \$153  | \$154 ;
+  assign \$156  = fresh ? 12'h000 : acc;
+  assign \$157  = \$156 [10:6] == 5'h1f;
   assign \$158  = fresh ? 12'h000 : acc;
-  assign \$159  = \$158 [10:6] == 5'h1f;
-  assign \$160  = fresh ? 12'h000 : acc;
-  assign \$161  = ! \$160 [5:0];
-  assign \$162  = \$159  & \$161 ;
-  assign \$163  = \$162  & product[16];
-  assign \$164  = fresh ? 12'h000 : acc;
-  assign \$165  = \$164 [11] != product[14];
-  assign \$166  = \$163  & \$165 ;
-  assign \$167  = ~ \$166 ;
-  assign \$168  = \$157  & \$167 ;
-  assign \$169  = fresh ? 12'h000 : acc;
-  assign \$170  = ! \$169 [10:6];
-  assign \$171  = fresh ? 12'h000 : acc;
-  assign \$172  = ! \$171 [5:0];
-  assign \$173  = \$170  & \$172 ;
-  assign \$174  = \$173  & product[15];
-  assign \$175  = ! \$115 [19:1];
-  assign \$176  = \$174  | \$175 ;
-  assign \$177  = $signed(\$136 [6:0]) < $signed(5'h12);
-  assign \$178  = $signed(\$136 [6:0]) > $signed(6'h10);
-  assign \$179  = \$178  ? 7'h10 : \$136 [6:0];
-  assign \$180  = \$177  ? 7'h72 : \$179 ;
-  assign \$181  = $signed(\$180 ) + $signed(5'h0e);
-  assign \$183  = sum_wide[48:41] + rand_p;
-  assign \$184  = sum_wide[55:49] + \$183 [8];
-  assign \$185  = \$182  + \$184 ;
-  assign \$186  = \$185  > 11'h7bf;
-  assign \$187  = $signed(\$136 [6:0]) < $signed(5'h12);
-  assign \$188  = $signed(\$136 [6:0]) > $signed(6'h10);
-  assign \$189  = \$188  ? 7'h10 : \$136 [6:0];
-  assign \$190  = \$187  ? 7'h72 : \$189 ;
-  assign \$191  = $signed(\$190 ) + $signed(5'h0e);
-  assign \$193  = sum_wide[48:41] + rand_p;
-  assign \$194  = sum_wide[55:49] + \$193 [8];
-  assign \$195  = \$192  + \$194 ;
-  assign \$196  = \$186  ? 11'h7c0 : \$195 [10:0];
-  assign \$197  = \$176  ? 11'h000 : \$196 ;
-  assign sum_mag = \$168  ? 11'h7c0 : \$197 ;
-  assign \$198  = fresh ? 12'h000 : acc;
-  assign \$199  = \$198 [10:6] == 5'h1f;
-  assign \$200  = fresh ? 12'h000 : acc;
-  assign \$201  = | \$200 [5:0];
-  assign \$202  = \$199  & \$201 ;
-  assign \$203  = \$202  | product[17];
-  assign \$204  = fresh ? 12'h000 : acc;
-  assign \$205  = \$204 [10:6] == 5'h1f;
-  assign \$206  = fresh ? 12'h000 : acc;
-  assign \$207  = ! \$206 [5:0];
-  assign \$208  = \$205  & \$207 ;
-  assign \$209  = \$208  & product[16];
+  assign \$159  = | \$158 [5:0];
+  assign \$160  = \$157  & \$159 ;
+  assign \$161  = product[17] & valid_p;
+  assign \$162  = \$160  | \$161 ;
+  assign \$163  = ~ \$162 ;
+  assign \$164  = \$155  & \$163 ;
+  assign \$165  = fresh ? 12'h000 : acc;
+  assign \$166  = \$165 [10:6] == 5'h1f;
+  assign \$167  = fresh ? 12'h000 : acc;
+  assign \$168  = ! \$167 [5:0];
+  assign \$169  = \$166  & \$168 ;
+  assign \$170  = product[16] & valid_p;
+  assign \$171  = \$169  & \$170 ;
+  assign \$172  = fresh ? 12'h000 : acc;
+  assign \$173  = valid_p ? product[14] : 1'h1;
+  assign \$174  = \$172 [11] != \$173 ;
+  assign \$175  = \$171  & \$174 ;
+  assign \$176  = ~ \$175 ;
+  assign \$177  = \$164  & \$176 ;
+  assign \$178  = fresh ? 12'h000 : acc;
+  assign \$179  = ! \$178 [10:6];
+  assign \$180  = fresh ? 12'h000 : acc;
+  assign \$181  = ! \$180 [5:0];
+  assign \$182  = \$179  & \$181 ;
+  assign \$183  = ~ valid_p;
+  assign \$184  = product[15] | \$183 ;
+  assign \$185  = \$182  & \$184 ;
+  assign \$186  = ! \$120 [19:1];
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = $signed(\$141 [6:0]) < $signed(5'h12);
+  assign \$189  = $signed(\$141 [6:0]) > $signed(6'h10);
+  assign \$190  = \$189  ? 7'h10 : \$141 [6:0];
+  assign \$191  = \$188  ? 7'h72 : \$190 ;
+  assign \$192  = $signed(\$191 ) + $signed(5'h0e);
+  assign \$194  = sum_wide[48:41] + rand_p;
+  assign \$195  = sum_wide[55:49] + \$194 [8];
+  assign \$196  = \$193  + \$195 ;
+  assign \$197  = \$196  > 11'h7bf;
+  assign \$198  = $signed(\$141 [6:0]) < $signed(5'h12);
+  assign \$199  = $signed(\$141 [6:0]) > $signed(6'h10);
+  assign \$200  = \$199  ? 7'h10 : \$141 [6:0];
+  assign \$201  = \$198  ? 7'h72 : \$200 ;
+  assign \$202  = $signed(\$201 ) + $signed(5'h0e);
+  assign \$204  = sum_wide[48:41] + rand_p;
+  assign \$205  = sum_wide[55:49] + \$204 [8];
+  assign \$206  = \$203  + \$205 ;
+  assign \$207  = \$197  ? 11'h7c0 : \$206 [10:0];
+  assign \$208  = \$187  ? 11'h000 : \$207 ;
+  assign \$209  = \$177  ? 11'h7c0 : \$208 ;
   assign \$210  = fresh ? 12'h000 : acc;
-  assign \$211  = \$210 [11] != product[14];
-  assign \$212  = \$209  & \$211 ;
-  assign \$213  = \$203  | \$212 ;
-  assign \$214  = fresh ? 12'h000 : acc;
-  assign \$215  = \$214 [10:6] == 5'h1f;
-  assign \$216  = fresh ? 12'h000 : acc;
-  assign \$217  = ! \$216 [5:0];
-  assign \$218  = \$215  & \$217 ;
-  assign \$219  = \$218  | product[16];
-  assign \$220  = fresh ? 12'h000 : acc;
-  assign \$221  = \$220 [10:6] == 5'h1f;
-  assign \$222  = fresh ? 12'h000 : acc;
-  assign \$223  = | \$222 [5:0];
-  assign \$224  = \$221  & \$223 ;
-  assign \$225  = \$224  | product[17];
-  assign \$226  = ~ \$225 ;
-  assign \$227  = \$219  & \$226 ;
-  assign \$228  = fresh ? 12'h000 : acc;
-  assign \$229  = \$228 [10:6] == 5'h1f;
-  assign \$230  = fresh ? 12'h000 : acc;
-  assign \$231  = ! \$230 [5:0];
-  assign \$232  = \$229  & \$231 ;
-  assign \$233  = \$232  & product[16];
-  assign \$234  = fresh ? 12'h000 : acc;
-  assign \$235  = \$234 [11] != product[14];
-  assign \$236  = \$233  & \$235 ;
-  assign \$237  = ~ \$236 ;
-  assign \$238  = \$227  & \$237 ;
-  assign \$241  = fresh ? 12'h000 : acc;
-  assign \$242  = \$241 [10:6] == 5'h1f;
-  assign \$243  = fresh ? 12'h000 : acc;
-  assign \$244  = ! \$243 [5:0];
-  assign \$245  = \$242  & \$244 ;
-  assign \$246  = \$245  | product[16];
+  assign \$211  = \$210 [10:6] == 5'h1f;
+  assign \$212  = fresh ? 12'h000 : acc;
+  assign \$213  = | \$212 [5:0];
+  assign \$214  = \$211  & \$213 ;
+  assign \$215  = product[17] & valid_p;
+  assign \$216  = \$214  | \$215 ;
+  assign \$217  = fresh ? 12'h000 : acc;
+  assign \$218  = \$217 [10:6] == 5'h1f;
+  assign \$219  = fresh ? 12'h000 : acc;
+  assign \$220  = ! \$219 [5:0];
+  assign \$221  = \$218  & \$220 ;
+  assign \$222  = product[16] & valid_p;
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = fresh ? 12'h000 : acc;
+  assign \$225  = valid_p ? product[14] : 1'h1;
+  assign \$226  = \$224 [11] != \$225 ;
+  assign \$227  = \$223  & \$226 ;
+  assign \$228  = \$216  | \$227 ;
+  assign \$229  = fresh ? 12'h000 : acc;
+  assign \$230  = \$229 [10:6] == 5'h1f;
+  assign \$231  = fresh ? 12'h000 : acc;
+  assign \$232  = ! \$231 [5:0];
+  assign \$233  = \$230  & \$232 ;
+  assign \$234  = product[16] & valid_p;
+  assign \$235  = \$233  | \$234 ;
+  assign \$236  = fresh ? 12'h000 : acc;
+  assign \$237  = \$236 [10:6] == 5'h1f;
+  assign \$238  = fresh ? 12'h000 : acc;
+  assign \$239  = | \$238 [5:0];
+  assign \$240  = \$237  & \$239 ;
+  assign \$241  = product[17] & valid_p;
+  assign \$242  = \$240  | \$241 ;
+  assign \$243  = ~ \$242 ;
+  assign \$244  = \$235  & \$243 ;
+  assign \$245  = fresh ? 12'h000 : acc;
+  assign \$246  = \$245 [10:6] == 5'h1f;
   assign \$247  = fresh ? 12'h000 : acc;
-  assign \$248  = \$247 [10:6] == 5'h1f;
-  assign \$249  = fresh ? 12'h000 : acc;
-  assign \$250  = | \$249 [5:0];
-  assign \$251  = \$248  & \$250 ;
-  assign \$252  = \$251  | product[17];
-  assign \$253  = ~ \$252 ;
-  assign \$254  = \$246  & \$253 ;
-  assign \$255  = fresh ? 12'h000 : acc;
-  assign \$256  = \$255 [10:6] == 5'h1f;
-  assign \$257  = fresh ? 12'h000 : acc;
-  assign \$258  = ! \$257 [5:0];
-  assign \$259  = \$256  & \$258 ;
-  assign \$260  = \$259  & product[16];
-  assign \$261  = fresh ? 12'h000 : acc;
-  assign \$262  = \$261 [11] != product[14];
-  assign \$263  = \$260  & \$262 ;
-  assign \$264  = ~ \$263 ;
-  assign \$265  = \$254  & \$264 ;
-  assign \$266  = ~ \$265 ;
+  assign \$248  = ! \$247 [5:0];
+  assign \$249  = \$246  & \$248 ;
+  assign \$250  = product[16] & valid_p;
+  assign \$251  = \$249  & \$250 ;
+  assign \$252  = fresh ? 12'h000 : acc;
+  assign \$253  = valid_p ? product[14] : 1'h1;
+  assign \$254  = \$252 [11] != \$253 ;
+  assign \$255  = \$251  & \$254 ;
+  assign \$256  = ~ \$255 ;
+  assign \$257  = \$244  & \$256 ;
+  assign \$260  = fresh ? 12'h000 : acc;
+  assign \$261  = \$260 [10:6] == 5'h1f;
+  assign \$262  = fresh ? 12'h000 : acc;
+  assign \$263  = ! \$262 [5:0];
+  assign \$264  = \$261  & \$263 ;
+  assign \$265  = product[16] & valid_p;
+  assign \$266  = \$264  | \$265 ;
   assign \$267  = fresh ? 12'h000 : acc;
-  assign \$268  = ! \$267 [10:6];
+  assign \$268  = \$267 [10:6] == 5'h1f;
   assign \$269  = fresh ? 12'h000 : acc;
-  assign \$270  = ! \$269 [5:0];
+  assign \$270  = | \$269 [5:0];
   assign \$271  = \$268  & \$270 ;
-  assign \$272  = \$271  & product[15];
-  assign \$273  = ! \$115 [19:1];
-  assign \$274  = \$272  | \$273 ;
-  assign \$275  = ~ \$274 ;
-  assign \$276  = \$266  & \$275 ;
-  assign \$277  = $signed(\$136 [6:0]) < $signed(5'h12);
-  assign \$278  = $signed(\$136 [6:0]) > $signed(6'h10);
-  assign \$279  = \$278  ? 7'h10 : \$136 [6:0];
-  assign \$280  = \$277  ? 7'h72 : \$279 ;
-  assign \$281  = $signed(\$280 ) + $signed(5'h0e);
-  assign \$283  = sum_wide[48:41] + rand_p;
-  assign \$284  = sum_wide[55:49] + \$283 [8];
-  assign \$285  = \$282  + \$284 ;
-  assign \$286  = \$285  > 11'h7bf;
-  assign \$287  = \$276  & \$286 ;
+  assign \$272  = product[17] & valid_p;
+  assign \$273  = \$271  | \$272 ;
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$266  & \$274 ;
+  assign \$276  = fresh ? 12'h000 : acc;
+  assign \$277  = \$276 [10:6] == 5'h1f;
+  assign \$278  = fresh ? 12'h000 : acc;
+  assign \$279  = ! \$278 [5:0];
+  assign \$280  = \$277  & \$279 ;
+  assign \$281  = product[16] & valid_p;
+  assign \$282  = \$280  & \$281 ;
+  assign \$283  = fresh ? 12'h000 : acc;
+  assign \$284  = valid_p ? product[14] : 1'h1;
+  assign \$285  = \$283 [11] != \$284 ;
+  assign \$286  = \$282  & \$285 ;
+  assign \$287  = ~ \$286 ;
+  assign \$288  = \$275  & \$287 ;
+  assign \$289  = ~ \$288 ;
   assign \$290  = fresh ? 12'h000 : acc;
-  assign \$291  = \$290 [10:6] == 5'h1f;
+  assign \$291  = ! \$290 [10:6];
   assign \$292  = fresh ? 12'h000 : acc;
   assign \$293  = ! \$292 [5:0];
   assign \$294  = \$291  & \$293 ;
-  assign \$295  = \$294  | product[16];
-  assign \$296  = fresh ? 12'h000 : acc;
-  assign \$297  = \$296 [10:6] == 5'h1f;
-  assign \$298  = fresh ? 12'h000 : acc;
-  assign \$299  = ! \$298 [5:0];
-  assign \$300  = \$297  & \$299 ;
-  assign \$301  = fresh ? 12'h000 : acc;
-  assign \$302  = \$300  ? \$301 [11] : product[14];
-  assign \$303  = fresh ? 12'h000 : acc;
-  assign \$304  = ! \$303 [10:6];
-  assign \$305  = fresh ? 12'h000 : acc;
-  assign \$306  = ! \$305 [5:0];
-  assign \$307  = \$304  & \$306 ;
-  assign \$308  = \$307  & product[15];
-  assign \$309  = fresh ? 12'h000 : acc;
-  assign \$310  = \$309 [11] & product[14];
-  assign \$311  = ! \$115 [19:1];
-  assign \$312  = fresh ? 12'h000 : acc;
-  assign \$313  = add_a_big ? \$312 [11] : product[14];
-  assign \$314  = \$311  ? 1'h0 : \$313 ;
-  assign \$315  = \$308  ? \$310  : \$314 ;
-  assign \$316  = \$295  ? \$302  : \$315 ;
-  assign sum = \$289  ? 12'h7e0 : { \$316 , sum_mag };
-  assign \$317  = a[7] ^ b[7];
-  assign \$318  = ! a[6:3];
-  assign \$319  = ! a[2:0];
-  assign \$320  = \$318  & \$319 ;
-  assign \$321  = ! b[6:3];
-  assign \$322  = ! b[2:0];
-  assign \$323  = \$321  & \$322 ;
-  assign \$324  = \$320  | \$323 ;
-  assign \$325  = a[6:0] == 7'h7f;
-  assign \$326  = b[6:0] == 7'h7f;
-  assign \$327  = \$325  | \$326 ;
-  assign \$330  = ~ \$329 ;
-  assign \$331  = \$324  & \$330 ;
-  assign \$333  = a[6:0] == 7'h7f;
-  assign \$334  = b[6:0] == 7'h7f;
-  assign \$335  = \$333  | \$334 ;
-  assign \$336  = ! a[6:3];
-  assign \$337  = ! a[2:0];
-  assign \$338  = \$336  & \$337 ;
-  assign \$339  = \$335  | \$338 ;
-  assign \$340  = ! b[6:3];
-  assign \$341  = ! b[2:0];
-  assign \$342  = \$340  & \$341 ;
-  assign \$343  = \$339  | \$342 ;
-  assign \$344  = ~ \$343 ;
-  assign \$346  = a[6:0] == 7'h7f;
-  assign \$347  = b[6:0] == 7'h7f;
-  assign \$348  = \$346  | \$347 ;
-  assign \$349  = ! b[6:3];
-  assign \$350  = ! b[2:0];
-  assign \$351  = \$349  & \$350 ;
-  assign \$354  = ! a[6:3];
-  assign \$355  = ! a[2:0];
-  assign \$356  = \$354  & \$355 ;
-  assign \$359  = valid_p & last_p;
+  assign \$295  = ~ valid_p;
+  assign \$296  = product[15] | \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = ! \$120 [19:1];
+  assign \$299  = \$297  | \$298 ;
+  assign \$300  = ~ \$299 ;
+  assign \$301  = \$289  & \$300 ;
+  assign \$302  = $signed(\$141 [6:0]) < $signed(5'h12);
+  assign \$303  = $signed(\$141 [6:0]) > $signed(6'h10);
+  assign \$304  = \$303  ? 7'h10 : \$141 [6:0];
+  assign \$305  = \$302  ? 7'h72 : \$304 ;
+  assign \$306  = $signed(\$305 ) + $signed(5'h0e);
+  assign \$308  = sum_wide[48:41] + rand_p;
+  assign \$309  = sum_wide[55:49] + \$308 [8];
+  assign \$310  = \$307  + \$309 ;
+  assign \$311  = \$310  > 11'h7bf;
+  assign \$312  = \$301  & \$311 ;
+  assign \$315  = fresh ? 12'h000 : acc;
+  assign \$316  = \$315 [10:6] == 5'h1f;
+  assign \$317  = fresh ? 12'h000 : acc;
+  assign \$318  = ! \$317 [5:0];
+  assign \$319  = \$316  & \$318 ;
+  assign \$320  = product[16] & valid_p;
+  assign \$321  = \$319  | \$320 ;
+  assign \$322  = fresh ? 12'h000 : acc;
+  assign \$323  = \$322 [10:6] == 5'h1f;
+  assign \$324  = fresh ? 12'h000 : acc;
+  assign \$325  = | \$324 [5:0];
+  assign \$326  = \$323  & \$325 ;
+  assign \$327  = product[17] & valid_p;
+  assign \$328  = \$326  | \$327 ;
+  assign \$329  = ~ \$328 ;
+  assign \$330  = \$321  & \$329 ;
+  assign \$331  = fresh ? 12'h000 : acc;
+  assign \$332  = \$331 [10:6] == 5'h1f;
+  assign \$333  = fresh ? 12'h000 : acc;
+  assign \$334  = ! \$333 [5:0];
+  assign \$335  = \$332  & \$334 ;
+  assign \$336  = product[16] & valid_p;
+  assign \$337  = \$335  & \$336 ;
+  assign \$338  = fresh ? 12'h000 : acc;
+  assign \$339  = valid_p ? product[14] : 1'h1;
+  assign \$340  = \$338 [11] != \$339 ;
+  assign \$341  = \$337  & \$340 ;
+  assign \$342  = ~ \$341 ;
+  assign \$343  = \$330  & \$342 ;
+  assign \$344  = fresh ? 12'h000 : acc;
+  assign \$345  = \$344 [10:6] == 5'h1f;
+  assign \$346  = fresh ? 12'h000 : acc;
+  assign \$347  = ! \$346 [5:0];
+  assign \$348  = \$345  & \$347 ;
+  assign \$349  = fresh ? 12'h000 : acc;
+  assign \$350  = valid_p ? product[14] : 1'h1;
+  assign \$351  = \$348  ? \$349 [11] : \$350 ;
+  assign \$352  = fresh ? 12'h000 : acc;
+  assign \$353  = ! \$352 [10:6];
+  assign \$354  = fresh ? 12'h000 : acc;
+  assign \$355  = ! \$354 [5:0];
+  assign \$356  = \$353  & \$355 ;
+  assign \$357  = ~ valid_p;
+  assign \$358  = product[15] | \$357 ;
+  assign \$359  = \$356  & \$358 ;
+  assign \$360  = fresh ? 12'h000 : acc;
+  assign \$361  = valid_p ? product[14] : 1'h1;
+  assign \$362  = \$360 [11] & \$361 ;
+  assign \$363  = ! \$120 [19:1];
+  assign \$364  = fresh ? 12'h000 : acc;
+  assign \$365  = valid_p ? product[14] : 1'h1;
+  assign \$366  = add_a_big ? \$364 [11] : \$365 ;
+  assign \$367  = \$363  ? 1'h0 : \$366 ;
+  assign \$368  = \$359  ? \$362  : \$367 ;
+  assign \$369  = \$343  ? \$351  : \$368 ;
+  assign \$370  = \$314  ? 12'h7e0 : { \$369 , sum_mag };
+  assign \$371  = a[7] ^ b[7];
+  assign \$372  = ! a[6:3];
+  assign \$373  = ! a[2:0];
+  assign \$374  = \$372  & \$373 ;
+  assign \$375  = ! b[6:3];
+  assign \$376  = ! b[2:0];
+  assign \$377  = \$375  & \$376 ;
+  assign \$378  = \$374  | \$377 ;
+  assign \$379  = a[6:0] == 7'h7f;
+  assign \$380  = b[6:0] == 7'h7f;
+  assign \$381  = \$379  | \$380 ;
+  assign \$384  = ~ \$383 ;
+  assign \$385  = \$378  & \$384 ;
+  assign \$387  = a[6:0] == 7'h7f;
+  assign \$388  = b[6:0] == 7'h7f;
+  assign \$389  = \$387  | \$388 ;
+  assign \$390  = ! a[6:3];
+  assign \$391  = ! a[2:0];
+  assign \$392  = \$390  & \$391 ;
+  assign \$393  = \$389  | \$392 ;
+  assign \$394  = ! b[6:3];
+  assign \$395  = ! b[2:0];
+  assign \$396  = \$394  & \$395 ;
+  assign \$397  = \$393  | \$396 ;
+  assign \$398  = ~ \$397 ;
+  assign \$400  = a[6:0] == 7'h7f;
+  assign \$401  = b[6:0] == 7'h7f;
+  assign \$402  = \$400  | \$401 ;
+  assign \$403  = ! b[6:3];
+  assign \$404  = ! b[2:0];
+  assign \$405  = \$403  & \$404 ;
+  assign \$408  = ! a[6:3];
+  assign \$409  = ! a[2:0];
+  assign \$410  = \$408  & \$409 ;
+  assign \$413  = valid_p & last_p;
+  assign \$414  = ~ fresh;
+  assign \$416  = valid_p ? last_p : \$415 ;
   always @(posedge clk)
-    valid_p <= \$360 ;
+    valid_p <= \$417 ;
   always @(posedge clk)
-    last_p <= \$361 ;
+    last_p <= \$418 ;
   always @(posedge clk)
-    product <= \$362 ;
+    product <= \$419 ;
   always @(posedge clk)
-    rand_p <= \$363 ;
+    rand_p <= \$420 ;
   always @(posedge clk)
-    done <= \$364 ;
+    acc <= \$421 ;
   always @(posedge clk)
-    acc <= \$365 ;
+    done <= \$422 ;
   always @(posedge clk)
-    fresh <= \$366 ;
+    fresh <= \$423 ;
   \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$391$0 (\$367 ),
-    .\port$393$0 (\$368 ),
-    .\port$395$0 (\$369 ),
-    .\port$397$0 (\$370 ),
-    .\port$399$0 (\$371 ),
-    .\port$401$0 (\$372 ),
-    .\port$403$0 (\$373 ),
-    .\port$405$0 (\$374 ),
+    .\port$452$0 (\$424 ),
+    .\port$454$0 (\$425 ),
+    .\port$456$0 (\$426 ),
+    .\port$458$0 (\$427 ),
+    .\port$460$0 (\$428 ),
+    .\port$462$0 (\$429 ),
+    .\port$464$0 (\$430 ),
+    .\port$466$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$360  = valid_p;
+    sum_mag = 11'h000;
     if (\en$1 ) begin
-      \$360  = valid;
-    end
-    if (rst) begin
-      \$360  = 1'h0;
+      sum_mag = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$361  = last_p;
+    sum = 12'h000;
     if (\en$1 ) begin
-      \$361  = last;
-    end
-    if (rst) begin
-      \$361  = 1'h0;
+      sum = \$370 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$362  = product;
+    \$417  = valid_p;
     if (\en$1 ) begin
-      \$362  = { \$358 , \$345 , \$331 , \$317 , \$29 [5:0], \$34 [7:0] };
+      \$417  = valid;
     end
     if (rst) begin
-      \$362  = 18'h00000;
+      \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$363  = rand_p;
+    \$418  = last_p;
     if (\en$1 ) begin
-      \$363  = { \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367  };
+      \$418  = last;
     end
     if (rst) begin
-      \$363  = 8'h00;
+      \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$364  = done;
+    \$419  = product;
     if (\en$1 ) begin
-      \$364  = \$359 ;
+      \$419  = { \$412 , \$399 , \$385 , \$371 , \$29 [5:0], \$34 [7:0] };
     end
     if (rst) begin
-      \$364  = 1'h0;
+      \$419  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$365  = acc;
+    \$420  = rand_p;
     if (\en$1 ) begin
-      if (valid_p) begin
-        \$365  = sum;
-      end
+      \$420  = { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424  };
     end
     if (rst) begin
-      \$365  = 12'h000;
+      \$420  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$366  = fresh;
+    \$421  = acc;
     if (\en$1 ) begin
-      if (valid_p) begin
-        \$366  = last_p;
-      end
+      \$421  = sum;
     end
     if (rst) begin
-      \$366  = 1'h1;
+      \$421  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$422  = done;
+    if (\en$1 ) begin
+      \$422  = \$413 ;
+    end
+    if (rst) begin
+      \$422  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$423  = fresh;
+    if (\en$1 ) begin
+      \$423  = \$416 ;
+    end
+    if (rst) begin
+      \$423  = 1'h1;
     end
   end
   assign a_exp = \$6 [4:0];
@@ -997,12 +1135,14 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign p_exp = \$29 [5:0];
   assign p_sig = \$34 [7:0];
   assign base_exp = \$51 [5:0];
-  assign add_total = \$115 [19:0];
-  assign add_exp = \$136 [6:0];
-  assign add_sig = \$137 [18:0];
-  assign \acc$26  = acc;
-  assign \done$28  = done;
-  assign bits = { \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367  };
+  assign add_total = \$120 [19:0];
+  assign add_exp = \$141 [6:0];
+  assign add_sig = \$142 [18:0];
+  assign result = acc;
+  assign result_fresh = fresh;
+  assign \acc$29  = acc;
+  assign \done$31  = done;
+  assign bits = { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424  };
   assign \$8  = { a[2:0], 1'h0 };
   assign \$9  = { 1'h0, a[2:0], 2'h0 };
   assign \$10  = { a[2:0], 3'h0 };
@@ -1016,25 +1156,26 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign \$66  = { 3'h0, \$65 [5:0], 4'h0 };
   assign \$69  = { 2'h0, \$68 [5:0], 5'h00 };
   assign \$72  = { 1'h0, \$71 [5:0], 6'h00 };
-  assign \$182  = { 1'h0, \$181 [4:0], 6'h00 };
-  assign \$192  = { 1'h0, \$191 [4:0], 6'h00 };
-  assign \$239  = 1'h0;
-  assign \$240  = \$213 ;
-  assign \$282  = { 1'h0, \$281 [4:0], 6'h00 };
-  assign \$288  = 1'h0;
-  assign \$289  = \$213 ;
-  assign \$328  = \$327 ;
-  assign \$329  = \$327 ;
-  assign \$332  = 1'h0;
-  assign \$345  = 1'h0;
-  assign \$352  = 1'h0;
-  assign \$353  = \$348 ;
-  assign \$357  = 1'h0;
-  assign \$358  = \$348 ;
+  assign \$193  = { 1'h0, \$192 [4:0], 6'h00 };
+  assign \$203  = { 1'h0, \$202 [4:0], 6'h00 };
+  assign \$258  = 1'h0;
+  assign \$259  = \$228 ;
+  assign \$307  = { 1'h0, \$306 [4:0], 6'h00 };
+  assign \$313  = 1'h0;
+  assign \$314  = \$228 ;
+  assign \$382  = \$381 ;
+  assign \$383  = \$381 ;
+  assign \$386  = 1'h0;
+  assign \$399  = 1'h0;
+  assign \$406  = 1'h0;
+  assign \$407  = \$402 ;
+  assign \$411  = 1'h0;
+  assign \$412  = \$402 ;
+  assign \$415  = fresh;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$391$0 , \port$393$0 , \port$395$0 , \port$397$0 , \port$399$0 , \port$401$0 , \port$403$0 , \port$405$0 , clk);
+module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$452$0 , \port$454$0 , \port$456$0 , \port$458$0 , \port$460$0 , \port$462$0 , \port$464$0 , \port$466$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1124,22 +1265,22 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$391$0 , \port$393$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$391$0 ;
-  wire \port$391$0 ;
-  output \port$393$0 ;
-  wire \port$393$0 ;
-  output \port$395$0 ;
-  wire \port$395$0 ;
-  output \port$397$0 ;
-  wire \port$397$0 ;
-  output \port$399$0 ;
-  wire \port$399$0 ;
-  output \port$401$0 ;
-  wire \port$401$0 ;
-  output \port$403$0 ;
-  wire \port$403$0 ;
-  output \port$405$0 ;
-  wire \port$405$0 ;
+  output \port$452$0 ;
+  wire \port$452$0 ;
+  output \port$454$0 ;
+  wire \port$454$0 ;
+  output \port$456$0 ;
+  wire \port$456$0 ;
+  output \port$458$0 ;
+  wire \port$458$0 ;
+  output \port$460$0 ;
+  wire \port$460$0 ;
+  output \port$462$0 ;
+  wire \port$462$0 ;
+  output \port$464$0 ;
+  wire \port$464$0 ;
+  output \port$466$0 ;
+  wire \port$466$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1197,14 +1338,14 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$391$0 , \port$393$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$391$0  = \$2 ;
-  assign \port$393$0  = \$4 ;
-  assign \port$395$0  = \$6 ;
-  assign \port$397$0  = \$8 ;
-  assign \port$399$0  = \$10 ;
-  assign \port$401$0  = \$12 ;
-  assign \port$403$0  = \$14 ;
-  assign \port$405$0  = \$16 ;
+  assign \port$452$0  = \$2 ;
+  assign \port$454$0  = \$4 ;
+  assign \port$456$0  = \$6 ;
+  assign \port$458$0  = \$8 ;
+  assign \port$460$0  = \$10 ;
+  assign \port$462$0  = \$12 ;
+  assign \port$464$0  = \$14 ;
+  assign \port$466$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -8,13 +8,17 @@
 module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
+  reg \$10 ;
+  reg [15:0] \$11 ;
+  reg \$12 ;
   wire \$2 ;
   wire \$3 ;
-  wire \$4 ;
+  wire [1:0] \$4 ;
   wire [1:0] \$5 ;
-  reg \$6 ;
-  reg [15:0] \$7 ;
-  reg \$8 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire [1:0] \$9 ;
   wire [7:0] a;
   wire [15:0] acc;
   wire advance;
@@ -25,6 +29,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input clk;
   wire clk;
   wire done;
+  wire [-1:0] done_slot;
   wire en;
   input [7:0] in_a;
   wire [7:0] in_a;
@@ -47,24 +52,25 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   reg out_row = 1'h0;
   output out_valid;
   reg out_valid = 1'h0;
+  wire pe_advance;
   (* init = 1'h0 *)
   wire row;
   input rst;
   wire rst;
   wire valid;
+  assign \$1  = done & out_valid;
   assign in_ready = ~ \$1 ;
   assign out_last = ! out_row;
   assign \$2  = done & in_ready;
-  assign \$3  = out_valid & out_ready;
-  assign \$4  = ! out_row;
-  assign \$5  = out_row + 1'h1;
+  assign \$7  = out_valid & out_ready;
+  assign \$8  = ! out_row;
+  assign \$9  = out_row + 1'h1;
   always @(posedge clk)
-    out_valid <= \$6 ;
+    out_valid <= \$10 ;
   always @(posedge clk)
-    buffer_row_0 <= \$7 ;
+    buffer_row_0 <= \$11 ;
   always @(posedge clk)
-    out_row <= \$8 ;
-  assign \$1  = done & out_valid;
+    out_row <= \$12 ;
   \mac_e4m3_fp16_sr8_1x1.pe_0_0  pe_0_0 (
     .a(in_a),
     .acc(acc),
@@ -78,68 +84,75 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$6  = out_valid;
+    \$10  = out_valid;
     if (\$2 ) begin
-      \$6  = 1'h1;
+      if (\$6 ) begin
+        \$10  = 1'h1;
+      end
     end
-    if (\$3 ) begin
-      if (\$4 ) begin
-        \$6  = 1'h0;
+    if (\$7 ) begin
+      if (\$8 ) begin
+        \$10  = 1'h0;
       end
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = buffer_row_0;
+    \$11  = buffer_row_0;
     if (\$2 ) begin
-      \$7  = acc;
+      \$11  = acc;
     end
     if (rst) begin
-      \$7  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8  = out_row;
-    if (\$3 ) begin
+    \$12  = out_row;
+    if (\$7 ) begin
       (* full_case = 32'd1 *)
-      if (\$4 ) begin
-        \$8  = 1'h0;
+      if (\$8 ) begin
+        \$12  = 1'h0;
       end else begin
-        \$8  = \$5 [0];
+        \$12  = \$9 [0];
       end
     end
     if (rst) begin
-      \$8  = 1'h0;
+      \$12  = 1'h0;
     end
   end
   assign en = in_ready;
-  assign advance = in_ready;
+  assign pe_advance = in_ready;
   assign valid = in_valid;
   assign last = in_last;
   assign a = in_a;
   assign b = in_b;
+  assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
   assign out_data = buffer_row_0;
+  assign \$3  = 1'h1;
+  assign \$4  = 2'h1;
+  assign \$5  = 2'h0;
+  assign \$6  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, valid);
+module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
   wire [10:0] \$100 ;
   wire [10:0] \$101 ;
   wire [10:0] \$102 ;
-  wire [15:0] \$103 ;
+  wire \$103 ;
   wire \$104 ;
   wire [15:0] \$105 ;
   wire \$106 ;
-  wire \$107 ;
+  wire [15:0] \$107 ;
   wire \$108 ;
   wire \$109 ;
   wire [3:0] \$11 ;
@@ -148,39 +161,39 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire [15:0] \$115 ;
+  wire \$115 ;
   wire \$116 ;
-  wire [15:0] \$117 ;
+  wire \$117 ;
   wire \$118 ;
-  wire \$119 ;
+  wire [15:0] \$119 ;
   wire [3:0] \$12 ;
   wire \$120 ;
-  wire [10:0] \$121 ;
-  wire [10:0] \$122 ;
-  wire [6:0] \$123 ;
-  wire [6:0] \$124 ;
-  wire [6:0] \$125 ;
-  wire \$126 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire [10:0] \$125 ;
+  wire [10:0] \$126 ;
   wire [6:0] \$127 ;
   wire [6:0] \$128 ;
   wire [6:0] \$129 ;
   wire [3:0] \$13 ;
-  wire [6:0] \$130 ;
-  wire [15:0] \$131 ;
-  wire \$132 ;
-  wire [10:0] \$133 ;
-  wire \$134 ;
-  wire [23:0] \$135 ;
-  wire [10:0] \$136 ;
+  wire \$130 ;
+  wire [6:0] \$131 ;
+  wire [6:0] \$132 ;
+  wire [6:0] \$133 ;
+  wire [6:0] \$134 ;
+  wire [15:0] \$135 ;
+  wire \$136 ;
   wire \$137 ;
-  wire [23:0] \$138 ;
-  wire [24:0] \$139 ;
+  wire [10:0] \$138 ;
+  wire \$139 ;
   wire \$14 ;
-  wire [4:0] \$140 ;
-  wire [4:0] \$141 ;
-  wire [4:0] \$142 ;
-  wire [4:0] \$143 ;
-  wire [4:0] \$144 ;
+  wire [23:0] \$140 ;
+  wire [10:0] \$141 ;
+  wire \$142 ;
+  wire [23:0] \$143 ;
+  wire [24:0] \$144 ;
   wire [4:0] \$145 ;
   wire [4:0] \$146 ;
   wire [4:0] \$147 ;
@@ -199,48 +212,48 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire [4:0] \$159 ;
   wire [4:0] \$16 ;
   wire [4:0] \$160 ;
-  wire [5:0] \$161 ;
-  wire [6:0] \$162 ;
-  wire [7:0] \$163 ;
-  wire [52:0] \$164 ;
-  wire \$165 ;
-  wire [7:0] \$166 ;
-  wire \$167 ;
+  wire [4:0] \$161 ;
+  wire [4:0] \$162 ;
+  wire [4:0] \$163 ;
+  wire [4:0] \$164 ;
+  wire [4:0] \$165 ;
+  wire [5:0] \$166 ;
+  wire [6:0] \$167 ;
   wire [7:0] \$168 ;
-  wire [7:0] \$169 ;
+  wire [52:0] \$169 ;
   wire [4:0] \$17 ;
-  wire [7:0] \$170 ;
-  wire [15:0] \$171 ;
+  wire \$170 ;
+  wire [7:0] \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire [15:0] \$177 ;
-  wire \$178 ;
-  wire [15:0] \$179 ;
+  wire [7:0] \$173 ;
+  wire [7:0] \$174 ;
+  wire [7:0] \$175 ;
+  wire [15:0] \$176 ;
+  wire \$177 ;
+  wire [15:0] \$178 ;
+  wire \$179 ;
   wire [4:0] \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
-  wire \$183 ;
+  wire [15:0] \$183 ;
   wire \$184 ;
   wire [15:0] \$185 ;
   wire \$186 ;
-  wire [15:0] \$187 ;
+  wire \$187 ;
   wire \$188 ;
   wire \$189 ;
   wire [5:0] \$19 ;
   wire \$190 ;
-  wire [15:0] \$191 ;
-  wire \$192 ;
+  wire \$191 ;
+  wire [15:0] \$192 ;
   wire \$193 ;
-  wire \$194 ;
+  wire [15:0] \$194 ;
   wire \$195 ;
-  wire [15:0] \$196 ;
+  wire \$196 ;
   wire \$197 ;
-  wire [15:0] \$198 ;
-  wire \$199 ;
+  wire \$198 ;
+  wire [15:0] \$199 ;
   wire [5:0] \$2 ;
   wire \$20 ;
   wire \$200 ;
@@ -248,99 +261,99 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$202 ;
   wire \$203 ;
   wire \$204 ;
-  wire \$205 ;
-  wire [6:0] \$206 ;
-  wire [6:0] \$207 ;
-  wire [7:0] \$208 ;
-  wire [19:0] \$209 ;
+  wire [15:0] \$205 ;
+  wire \$206 ;
+  wire [15:0] \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire [3:0] \$21 ;
-  wire [8:0] \$210 ;
-  wire [11:0] \$211 ;
-  wire [20:0] \$212 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
   wire \$213 ;
   wire \$214 ;
   wire \$215 ;
-  wire [6:0] \$216 ;
+  wire \$216 ;
   wire [6:0] \$217 ;
-  wire [7:0] \$218 ;
-  wire [19:0] \$219 ;
+  wire [6:0] \$218 ;
+  wire [7:0] \$219 ;
   wire [5:0] \$22 ;
-  wire [8:0] \$220 ;
-  wire [11:0] \$221 ;
-  wire [20:0] \$222 ;
-  wire [14:0] \$223 ;
-  wire [14:0] \$224 ;
-  wire [15:0] \$225 ;
+  wire [19:0] \$220 ;
+  wire [8:0] \$221 ;
+  wire [11:0] \$222 ;
+  wire [20:0] \$223 ;
+  wire \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire [15:0] \$227 ;
-  wire \$228 ;
-  wire \$229 ;
+  wire [6:0] \$227 ;
+  wire [6:0] \$228 ;
+  wire [7:0] \$229 ;
   wire [5:0] \$23 ;
-  wire \$230 ;
-  wire [15:0] \$231 ;
-  wire \$232 ;
-  wire [15:0] \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
+  wire [19:0] \$230 ;
+  wire [8:0] \$231 ;
+  wire [11:0] \$232 ;
+  wire [20:0] \$233 ;
+  wire [14:0] \$234 ;
+  wire [14:0] \$235 ;
+  wire [14:0] \$236 ;
   wire [15:0] \$237 ;
   wire \$238 ;
-  wire \$239 ;
+  wire [15:0] \$239 ;
   wire [3:0] \$24 ;
   wire \$240 ;
-  wire [15:0] \$241 ;
+  wire \$241 ;
   wire \$242 ;
-  wire [15:0] \$243 ;
-  wire \$244 ;
+  wire \$243 ;
+  wire [15:0] \$244 ;
   wire \$245 ;
-  wire \$246 ;
-  wire [15:0] \$247 ;
+  wire [15:0] \$246 ;
+  wire \$247 ;
   wire \$248 ;
-  wire [15:0] \$249 ;
+  wire \$249 ;
   wire [3:0] \$25 ;
   wire \$250 ;
-  wire \$251 ;
+  wire [15:0] \$251 ;
   wire \$252 ;
   wire \$253 ;
   wire \$254 ;
-  wire [15:0] \$255 ;
-  wire \$256 ;
-  wire [15:0] \$257 ;
-  wire \$258 ;
+  wire \$255 ;
+  wire [15:0] \$256 ;
+  wire \$257 ;
+  wire [15:0] \$258 ;
   wire \$259 ;
   wire [3:0] \$26 ;
   wire \$260 ;
-  wire [15:0] \$261 ;
+  wire \$261 ;
   wire \$262 ;
-  wire \$263 ;
+  wire [15:0] \$263 ;
   wire \$264 ;
-  wire \$265 ;
+  wire [15:0] \$265 ;
   wire \$266 ;
   wire \$267 ;
-  wire [15:0] \$268 ;
+  wire \$268 ;
   wire \$269 ;
   wire [5:0] \$27 ;
-  wire [15:0] \$270 ;
+  wire \$270 ;
   wire \$271 ;
-  wire \$272 ;
+  wire [15:0] \$272 ;
   wire \$273 ;
   wire [15:0] \$274 ;
   wire \$275 ;
-  wire [15:0] \$276 ;
+  wire \$276 ;
   wire \$277 ;
   wire \$278 ;
-  wire \$279 ;
+  wire [15:0] \$279 ;
   wire [7:0] \$28 ;
   wire \$280 ;
   wire \$281 ;
-  wire [15:0] \$282 ;
+  wire \$282 ;
   wire \$283 ;
-  wire [15:0] \$284 ;
+  wire \$284 ;
   wire \$285 ;
   wire \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
+  wire [15:0] \$287 ;
+  wire \$288 ;
+  wire [15:0] \$289 ;
   wire [6:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
@@ -357,17 +370,17 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
-  wire \$303 ;
+  wire [15:0] \$303 ;
   wire \$304 ;
-  wire \$305 ;
-  wire [6:0] \$306 ;
-  wire [6:0] \$307 ;
-  wire [7:0] \$308 ;
-  wire [19:0] \$309 ;
+  wire [15:0] \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
   wire [7:0] \$31 ;
-  wire [8:0] \$310 ;
-  wire [11:0] \$311 ;
-  wire [20:0] \$312 ;
+  wire [15:0] \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire \$313 ;
   wire \$314 ;
   wire \$315 ;
@@ -379,99 +392,156 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire [15:0] \$323 ;
+  wire \$323 ;
   wire \$324 ;
-  wire [15:0] \$325 ;
+  wire \$325 ;
   wire \$326 ;
   wire \$327 ;
-  wire [15:0] \$328 ;
+  wire \$328 ;
   wire \$329 ;
   wire [8:0] \$33 ;
-  wire [15:0] \$330 ;
-  wire \$331 ;
-  wire [15:0] \$332 ;
-  wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire [15:0] \$336 ;
-  wire \$337 ;
+  wire \$330 ;
+  wire [6:0] \$331 ;
+  wire [6:0] \$332 ;
+  wire [7:0] \$333 ;
+  wire [19:0] \$334 ;
+  wire [8:0] \$335 ;
+  wire [11:0] \$336 ;
+  wire [20:0] \$337 ;
   wire \$338 ;
-  wire [15:0] \$339 ;
+  wire \$339 ;
   wire [8:0] \$34 ;
   wire \$340 ;
   wire \$341 ;
-  wire \$342 ;
+  wire [15:0] \$342 ;
   wire \$343 ;
-  wire \$344 ;
+  wire [15:0] \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
   wire \$348 ;
-  wire \$349 ;
+  wire [15:0] \$349 ;
   wire [15:0] \$35 ;
   wire \$350 ;
-  wire \$351 ;
+  wire [15:0] \$351 ;
   wire \$352 ;
   wire \$353 ;
   wire \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
-  wire \$358 ;
+  wire [15:0] \$358 ;
   wire \$359 ;
   wire \$36 ;
-  wire \$360 ;
+  wire [15:0] \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire \$365 ;
+  wire [15:0] \$365 ;
   wire \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
   wire [15:0] \$37 ;
   wire \$370 ;
-  wire \$371 ;
+  wire [15:0] \$371 ;
   wire \$372 ;
-  wire \$373 ;
+  wire [15:0] \$373 ;
   wire \$374 ;
   wire \$375 ;
-  wire \$376 ;
+  wire [15:0] \$376 ;
   wire \$377 ;
   wire \$378 ;
-  wire \$379 ;
+  wire [15:0] \$379 ;
   wire [6:0] \$38 ;
   wire \$380 ;
-  wire \$381 ;
+  wire [15:0] \$381 ;
   wire \$382 ;
   wire \$383 ;
   wire \$384 ;
   wire \$385 ;
   wire \$386 ;
-  reg \$387 ;
-  reg \$388 ;
-  reg [17:0] \$389 ;
+  wire [15:0] \$387 ;
+  wire \$388 ;
+  wire \$389 ;
   wire [15:0] \$39 ;
-  reg [7:0] \$390 ;
-  reg \$391 ;
-  reg [15:0] \$392 ;
-  reg \$393 ;
+  wire \$390 ;
+  wire [15:0] \$391 ;
+  wire \$392 ;
+  wire \$393 ;
   wire \$394 ;
   wire \$395 ;
   wire \$396 ;
-  wire \$397 ;
+  wire [15:0] \$397 ;
   wire \$398 ;
   wire \$399 ;
   wire [4:0] \$4 ;
   wire [15:0] \$40 ;
   wire \$400 ;
   wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire [15:0] \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
   wire [15:0] \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [15:0] \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
+  wire \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
   wire [15:0] \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  reg \$444 ;
+  reg \$445 ;
+  reg [17:0] \$446 ;
+  reg [7:0] \$447 ;
+  reg [15:0] \$448 ;
+  reg \$449 ;
   wire [15:0] \$45 ;
+  reg \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
+  wire \$458 ;
   wire [15:0] \$46 ;
   wire [15:0] \$47 ;
   wire [15:0] \$48 ;
@@ -538,7 +608,7 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$26 ;
+  wire [15:0] \acc$29 ;
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
@@ -557,7 +627,7 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   output done;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$28 ;
+  wire \done$31 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -569,10 +639,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   wire [7:0] p_sig;
   reg [17:0] product = 18'h00000;
   reg [7:0] rand_p = 8'h00;
+  (* init = 16'h0000 *)
+  wire [15:0] result;
+  (* init = 1'h1 *)
+  wire result_fresh;
   input rst;
   wire rst;
-  wire [15:0] sum;
-  wire [14:0] sum_mag;
+  reg [15:0] sum;
+  reg [14:0] sum_mag;
   wire [61:0] sum_wide;
   input valid;
   wire valid;
@@ -666,380 +740,444 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign \$101  = \$66 [8] ? \$68 [10:0] : \$100 ;
   assign \$102  = \$63 [9] ? \$65  : \$101 ;
   assign base_sig = \$61  ? { 1'h1, \$62 [9:0] } : \$102 ;
-  assign \$103  = fresh ? 16'h0000 : acc;
-  assign \$104  = ! \$103 [14:10];
+  assign \$103  = ~ valid_p;
+  assign \$104  = product[15] | \$103 ;
   assign \$105  = fresh ? 16'h0000 : acc;
-  assign \$106  = ! \$105 [9:0];
-  assign \$107  = \$104  & \$106 ;
-  assign \$108  = ~ \$107 ;
-  assign \$109  = $signed(\$59 [5:0]) > $signed(product[13:8]);
-  assign \$110  = \$59 [5:0] == product[13:8];
-  assign \$111  = base_sig >= { product[7:0], 3'h0 };
-  assign \$112  = \$110  & \$111 ;
-  assign \$113  = \$109  | \$112 ;
-  assign \$114  = \$108  & \$113 ;
-  assign add_a_big = product[15] | \$114 ;
-  assign \$115  = fresh ? 16'h0000 : acc;
-  assign \$116  = ! \$115 [14:10];
-  assign \$117  = fresh ? 16'h0000 : acc;
-  assign \$118  = ! \$117 [9:0];
-  assign \$119  = \$116  & \$118 ;
-  assign \$120  = add_a_big ? product[15] : \$119 ;
-  assign \$121  = add_a_big ? { product[7:0], 3'h0 } : base_sig;
-  assign \$122  = \$120  ? 11'h000 : \$121 ;
-  assign \$123  = $signed(\$59 [5:0]) - $signed(product[13:8]);
-  assign \$124  = $signed(product[13:8]) - $signed(\$59 [5:0]);
-  assign \$125  = add_a_big ? \$123  : \$124 ;
-  assign \$126  = $signed(\$125 ) > $signed(6'h15);
+  assign \$106  = ! \$105 [14:10];
+  assign \$107  = fresh ? 16'h0000 : acc;
+  assign \$108  = ! \$107 [9:0];
+  assign \$109  = \$106  & \$108 ;
+  assign \$110  = ~ \$109 ;
+  assign \$111  = $signed(\$59 [5:0]) > $signed(product[13:8]);
+  assign \$112  = \$59 [5:0] == product[13:8];
+  assign \$113  = base_sig >= { product[7:0], 3'h0 };
+  assign \$114  = \$112  & \$113 ;
+  assign \$115  = \$111  | \$114 ;
+  assign \$116  = \$110  & \$115 ;
+  assign add_a_big = \$104  | \$116 ;
+  assign \$117  = ~ valid_p;
+  assign \$118  = product[15] | \$117 ;
+  assign \$119  = fresh ? 16'h0000 : acc;
+  assign \$120  = ! \$119 [14:10];
+  assign \$121  = fresh ? 16'h0000 : acc;
+  assign \$122  = ! \$121 [9:0];
+  assign \$123  = \$120  & \$122 ;
+  assign \$124  = add_a_big ? \$118  : \$123 ;
+  assign \$125  = add_a_big ? { product[7:0], 3'h0 } : base_sig;
+  assign \$126  = \$124  ? 11'h000 : \$125 ;
   assign \$127  = $signed(\$59 [5:0]) - $signed(product[13:8]);
   assign \$128  = $signed(product[13:8]) - $signed(\$59 [5:0]);
   assign \$129  = add_a_big ? \$127  : \$128 ;
-  assign \$130  = \$126  ? 7'h15 : \$129 ;
-  assign add_small_wide = { \$122 , 31'h00000000 } >> \$130 [4:0];
-  assign \$131  = fresh ? 16'h0000 : acc;
-  assign \$132  = \$131 [15] == product[14];
-  assign \$133  = add_a_big ? base_sig : { product[7:0], 3'h0 };
-  assign \$134  = | add_small_wide[20:0];
-  assign \$135  = { \$133 , 11'h000 } + { add_small_wide[41:21], \$134  };
-  assign \$136  = add_a_big ? base_sig : { product[7:0], 3'h0 };
-  assign \$137  = | add_small_wide[20:0];
-  assign \$138  = { \$136 , 11'h000 } - { add_small_wide[41:21], \$137  };
-  assign \$139  = \$132  ? { 1'h0, \$135  } : { \$138 [23], \$138  };
-  assign \$140  = \$139 [1] ? 5'h15 : 5'h16;
-  assign \$141  = \$139 [2] ? 5'h14 : \$140 ;
-  assign \$142  = \$139 [3] ? 5'h13 : \$141 ;
-  assign \$143  = \$139 [4] ? 5'h12 : \$142 ;
-  assign \$144  = \$139 [5] ? 5'h11 : \$143 ;
-  assign \$145  = \$139 [6] ? 5'h10 : \$144 ;
-  assign \$146  = \$139 [7] ? 5'h0f : \$145 ;
-  assign \$147  = \$139 [8] ? 5'h0e : \$146 ;
-  assign \$148  = \$139 [9] ? 5'h0d : \$147 ;
-  assign \$149  = \$139 [10] ? 5'h0c : \$148 ;
-  assign \$150  = \$139 [11] ? 5'h0b : \$149 ;
-  assign \$151  = \$139 [12] ? 5'h0a : \$150 ;
-  assign \$152  = \$139 [13] ? 5'h09 : \$151 ;
-  assign \$153  = \$139 [14] ? 5'h08 : \$152 ;
-  assign \$154  = \$139 [15] ? 5'h07 : \$153 ;
-  assign \$155  = \$139 [16] ? 5'h06 : \$154 ;
-  assign \$156  = \$139 [17] ? 5'h05 : \$155 ;
-  assign \$157  = \$139 [18] ? 5'h04 : \$156 ;
-  assign \$158  = \$139 [19] ? 5'h03 : \$157 ;
-  assign \$159  = \$139 [20] ? 5'h02 : \$158 ;
-  assign \$160  = \$139 [21] ? 5'h01 : \$159 ;
-  assign add_lz = \$139 [22] ? 5'h00 : \$160 ;
-  assign \$161  = add_a_big ? \$59 [5:0] : product[13:8];
-  assign \$162  = $signed(\$161 ) + $signed(2'h1);
-  assign \$163  = $signed(\$162 ) - $signed({ 1'h0, add_lz });
-  assign \$164  = \$139 [22:1] << add_lz;
-  assign \$165  = $signed(\$163 [6:0]) < $signed(5'h12);
-  assign \$166  = $signed(5'h12) - $signed(\$163 [6:0]);
-  assign \$167  = $signed(\$166 ) > $signed(6'h1f);
-  assign \$168  = $signed(5'h12) - $signed(\$163 [6:0]);
-  assign \$169  = \$167  ? 8'h1f : \$168 ;
-  assign \$170  = \$165  ? \$169  : 8'h00;
-  assign sum_wide = { \$164 [21:0], 40'h0000000000 } >> \$170 [4:0];
-  assign \$171  = fresh ? 16'h0000 : acc;
-  assign \$172  = \$171 [14:10] == 5'h1f;
-  assign \$173  = fresh ? 16'h0000 : acc;
-  assign \$174  = ! \$173 [9:0];
-  assign \$175  = \$172  & \$174 ;
-  assign \$176  = \$175  | product[16];
-  assign \$177  = fresh ? 16'h0000 : acc;
-  assign \$178  = \$177 [14:10] == 5'h1f;
-  assign \$179  = fresh ? 16'h0000 : acc;
-  assign \$180  = | \$179 [9:0];
-  assign \$181  = \$178  & \$180 ;
-  assign \$182  = \$181  | product[17];
-  assign \$183  = ~ \$182 ;
-  assign \$184  = \$176  & \$183 ;
+  assign \$130  = $signed(\$129 ) > $signed(6'h15);
+  assign \$131  = $signed(\$59 [5:0]) - $signed(product[13:8]);
+  assign \$132  = $signed(product[13:8]) - $signed(\$59 [5:0]);
+  assign \$133  = add_a_big ? \$131  : \$132 ;
+  assign \$134  = \$130  ? 7'h15 : \$133 ;
+  assign add_small_wide = { \$126 , 31'h00000000 } >> \$134 [4:0];
+  assign \$135  = fresh ? 16'h0000 : acc;
+  assign \$136  = valid_p ? product[14] : 1'h1;
+  assign \$137  = \$135 [15] != \$136 ;
+  assign \$138  = add_a_big ? base_sig : { product[7:0], 3'h0 };
+  assign \$139  = | add_small_wide[20:0];
+  assign \$140  = { \$138 , 11'h000 } - { add_small_wide[41:21], \$139  };
+  assign \$141  = add_a_big ? base_sig : { product[7:0], 3'h0 };
+  assign \$142  = | add_small_wide[20:0];
+  assign \$143  = { \$141 , 11'h000 } + { add_small_wide[41:21], \$142  };
+  assign \$144  = \$137  ? { \$140 [23], \$140  } : { 1'h0, \$143  };
+  assign \$145  = \$144 [1] ? 5'h15 : 5'h16;
+  assign \$146  = \$144 [2] ? 5'h14 : \$145 ;
+  assign \$147  = \$144 [3] ? 5'h13 : \$146 ;
+  assign \$148  = \$144 [4] ? 5'h12 : \$147 ;
+  assign \$149  = \$144 [5] ? 5'h11 : \$148 ;
+  assign \$150  = \$144 [6] ? 5'h10 : \$149 ;
+  assign \$151  = \$144 [7] ? 5'h0f : \$150 ;
+  assign \$152  = \$144 [8] ? 5'h0e : \$151 ;
+  assign \$153  = \$144 [9] ? 5'h0d : \$152 ;
+  assign \$154  = \$144 [10] ? 5'h0c : \$153 ;
+  assign \$155  = \$144 [11] ? 5'h0b : \$154 ;
+  assign \$156  = \$144 [12] ? 5'h0a : \$155 ;
+  assign \$157  = \$144 [13] ? 5'h09 : \$156 ;
+  assign \$158  = \$144 [14] ? 5'h08 : \$157 ;
+  assign \$159  = \$144 [15] ? 5'h07 : \$158 ;
+  assign \$160  = \$144 [16] ? 5'h06 : \$159 ;
+  assign \$161  = \$144 [17] ? 5'h05 : \$160 ;
+  assign \$162  = \$144 [18] ? 5'h04 : \$161 ;
+  assign \$163  = \$144 [19] ? 5'h03 : \$162 ;
+  assign \$164  = \$144 [20] ? 5'h02 : \$163 ;
+  assign \$165  = \$144 [21] ? 5'h01 : \$164 ;
+  assign add_lz = \$144 [22] ? 5'h00 : \$165 ;
+  assign \$166  = add_a_big ? \$59 [5:0] : product[13:8];
+  assign \$167  = $signed(\$166 ) + $signed(2'h1);
+  assign \$168  = $signed(\$167 ) - $signed({ 1'h0, add_lz });
+  assign \$169  = \$144 [22:1] << add_lz;
+  assign \$170  = $signed(\$168 [6:0]) < $signed(5'h12);
+  assign \$171  = $signed(5'h12) - $signed(\$168 [6:0]);
+  assign \$172  = $signed(\$171 ) > $signed(6'h1f);
+  assign \$173  = $signed(5'h12) - $signed(\$168 [6:0]);
+  assign \$174  = \$172  ? 8'h1f : \$173 ;
+  assign \$175  = \$170  ? \$174  : 8'h00;
+  assign sum_wide = { \$169 [21:0], 40'h0000000000 } >> \$175 [4:0];
+  assign \$176  = fresh ? 16'h0000 : acc;
+  assign \$177  = \$176 [14:10] == 5'h1f;
+  assign \$178  = fresh ? 16'h0000 : acc;
+  assign \$179  = ! \$178 [9:0];
+  assign \$180  = \$177  & \$179 ;
+  assign \$181  = product[16] & valid_p;
+  assign \$182  = \$180  | \$181 ;
+  assign \$183  = fresh ? 16'h0000 : acc;
+  assign \$184  = \$183 [14:10] == 5'h1f;
   assign \$185  = fresh ? 16'h0000 : acc;
-  assign \$186  = \$185 [14:10] == 5'h1f;
-  assign \$187  = fresh ? 16'h0000 : acc;
-  assign \$188  = ! \$187 [9:0];
-  assign \$189  = \$186  & \$188 ;
-  assign \$190  = \$189  & product[16];
-  assign \$191  = fresh ? 16'h0000 : acc;
-  assign \$192  = \$191 [15] != product[14];
-  assign \$193  = \$190  & \$192 ;
-  assign \$194  = ~ \$193 ;
-  assign \$195  = \$184  & \$194 ;
-  assign \$196  = fresh ? 16'h0000 : acc;
-  assign \$197  = ! \$196 [14:10];
-  assign \$198  = fresh ? 16'h0000 : acc;
-  assign \$199  = ! \$198 [9:0];
-  assign \$200  = \$197  & \$199 ;
-  assign \$201  = \$200  & product[15];
-  assign \$202  = ! \$139 [22:1];
-  assign \$203  = \$201  | \$202 ;
-  assign \$204  = $signed(\$163 [6:0]) < $signed(5'h12);
-  assign \$205  = $signed(\$163 [6:0]) > $signed(6'h10);
-  assign \$206  = \$205  ? 7'h10 : \$163 [6:0];
-  assign \$207  = \$204  ? 7'h72 : \$206 ;
-  assign \$208  = $signed(\$207 ) + $signed(5'h0e);
-  assign \$210  = sum_wide[50:43] + rand_p;
-  assign \$211  = sum_wide[61:51] + \$210 [8];
-  assign \$212  = \$209  + \$211 ;
-  assign \$213  = \$212  > 15'h7bff;
-  assign \$214  = $signed(\$163 [6:0]) < $signed(5'h12);
-  assign \$215  = $signed(\$163 [6:0]) > $signed(6'h10);
-  assign \$216  = \$215  ? 7'h10 : \$163 [6:0];
-  assign \$217  = \$214  ? 7'h72 : \$216 ;
-  assign \$218  = $signed(\$217 ) + $signed(5'h0e);
-  assign \$220  = sum_wide[50:43] + rand_p;
-  assign \$221  = sum_wide[61:51] + \$220 [8];
-  assign \$222  = \$219  + \$221 ;
-  assign \$223  = \$213  ? 15'h7c00 : \$222 [14:0];
-  assign \$224  = \$203  ? 15'h0000 : \$223 ;
-  assign sum_mag = \$195  ? 15'h7c00 : \$224 ;
-  assign \$225  = fresh ? 16'h0000 : acc;
-  assign \$226  = \$225 [14:10] == 5'h1f;
-  assign \$227  = fresh ? 16'h0000 : acc;
-  assign \$228  = | \$227 [9:0];
-  assign \$229  = \$226  & \$228 ;
-  assign \$230  = \$229  | product[17];
-  assign \$231  = fresh ? 16'h0000 : acc;
-  assign \$232  = \$231 [14:10] == 5'h1f;
-  assign \$233  = fresh ? 16'h0000 : acc;
-  assign \$234  = ! \$233 [9:0];
-  assign \$235  = \$232  & \$234 ;
-  assign \$236  = \$235  & product[16];
+  assign \$186  = | \$185 [9:0];
+  assign \$187  = \$184  & \$186 ;
+  assign \$188  = product[17] & valid_p;
+  assign \$189  = \$187  | \$188 ;
+  assign \$190  = ~ \$189 ;
+  assign \$191  = \$182  & \$190 ;
+  assign \$192  = fresh ? 16'h0000 : acc;
+  assign \$193  = \$192 [14:10] == 5'h1f;
+  assign \$194  = fresh ? 16'h0000 : acc;
+  assign \$195  = ! \$194 [9:0];
+  assign \$196  = \$193  & \$195 ;
+  assign \$197  = product[16] & valid_p;
+  assign \$198  = \$196  & \$197 ;
+  assign \$199  = fresh ? 16'h0000 : acc;
+  assign \$200  = valid_p ? product[14] : 1'h1;
+  assign \$201  = \$199 [15] != \$200 ;
+  assign \$202  = \$198  & \$201 ;
+  assign \$203  = ~ \$202 ;
+  assign \$204  = \$191  & \$203 ;
+  assign \$205  = fresh ? 16'h0000 : acc;
+  assign \$206  = ! \$205 [14:10];
+  assign \$207  = fresh ? 16'h0000 : acc;
+  assign \$208  = ! \$207 [9:0];
+  assign \$209  = \$206  & \$208 ;
+  assign \$210  = ~ valid_p;
+  assign \$211  = product[15] | \$210 ;
+  assign \$212  = \$209  & \$211 ;
+  assign \$213  = ! \$144 [22:1];
+  assign \$214  = \$212  | \$213 ;
+  assign \$215  = $signed(\$168 [6:0]) < $signed(5'h12);
+  assign \$216  = $signed(\$168 [6:0]) > $signed(6'h10);
+  assign \$217  = \$216  ? 7'h10 : \$168 [6:0];
+  assign \$218  = \$215  ? 7'h72 : \$217 ;
+  assign \$219  = $signed(\$218 ) + $signed(5'h0e);
+  assign \$221  = sum_wide[50:43] + rand_p;
+  assign \$222  = sum_wide[61:51] + \$221 [8];
+  assign \$223  = \$220  + \$222 ;
+  assign \$224  = \$223  > 15'h7bff;
+  assign \$225  = $signed(\$168 [6:0]) < $signed(5'h12);
+  assign \$226  = $signed(\$168 [6:0]) > $signed(6'h10);
+  assign \$227  = \$226  ? 7'h10 : \$168 [6:0];
+  assign \$228  = \$225  ? 7'h72 : \$227 ;
+  assign \$229  = $signed(\$228 ) + $signed(5'h0e);
+  assign \$231  = sum_wide[50:43] + rand_p;
+  assign \$232  = sum_wide[61:51] + \$231 [8];
+  assign \$233  = \$230  + \$232 ;
+  assign \$234  = \$224  ? 15'h7c00 : \$233 [14:0];
+  assign \$235  = \$214  ? 15'h0000 : \$234 ;
+  assign \$236  = \$204  ? 15'h7c00 : \$235 ;
   assign \$237  = fresh ? 16'h0000 : acc;
-  assign \$238  = \$237 [15] != product[14];
-  assign \$239  = \$236  & \$238 ;
-  assign \$240  = \$230  | \$239 ;
-  assign \$241  = fresh ? 16'h0000 : acc;
-  assign \$242  = \$241 [14:10] == 5'h1f;
-  assign \$243  = fresh ? 16'h0000 : acc;
-  assign \$244  = ! \$243 [9:0];
-  assign \$245  = \$242  & \$244 ;
-  assign \$246  = \$245  | product[16];
-  assign \$247  = fresh ? 16'h0000 : acc;
-  assign \$248  = \$247 [14:10] == 5'h1f;
-  assign \$249  = fresh ? 16'h0000 : acc;
-  assign \$250  = | \$249 [9:0];
-  assign \$251  = \$248  & \$250 ;
-  assign \$252  = \$251  | product[17];
-  assign \$253  = ~ \$252 ;
-  assign \$254  = \$246  & \$253 ;
-  assign \$255  = fresh ? 16'h0000 : acc;
-  assign \$256  = \$255 [14:10] == 5'h1f;
-  assign \$257  = fresh ? 16'h0000 : acc;
-  assign \$258  = ! \$257 [9:0];
-  assign \$259  = \$256  & \$258 ;
-  assign \$260  = \$259  & product[16];
-  assign \$261  = fresh ? 16'h0000 : acc;
-  assign \$262  = \$261 [15] != product[14];
-  assign \$263  = \$260  & \$262 ;
-  assign \$264  = ~ \$263 ;
-  assign \$265  = \$254  & \$264 ;
-  assign \$268  = fresh ? 16'h0000 : acc;
-  assign \$269  = \$268 [14:10] == 5'h1f;
-  assign \$270  = fresh ? 16'h0000 : acc;
-  assign \$271  = ! \$270 [9:0];
-  assign \$272  = \$269  & \$271 ;
-  assign \$273  = \$272  | product[16];
+  assign \$238  = \$237 [14:10] == 5'h1f;
+  assign \$239  = fresh ? 16'h0000 : acc;
+  assign \$240  = | \$239 [9:0];
+  assign \$241  = \$238  & \$240 ;
+  assign \$242  = product[17] & valid_p;
+  assign \$243  = \$241  | \$242 ;
+  assign \$244  = fresh ? 16'h0000 : acc;
+  assign \$245  = \$244 [14:10] == 5'h1f;
+  assign \$246  = fresh ? 16'h0000 : acc;
+  assign \$247  = ! \$246 [9:0];
+  assign \$248  = \$245  & \$247 ;
+  assign \$249  = product[16] & valid_p;
+  assign \$250  = \$248  & \$249 ;
+  assign \$251  = fresh ? 16'h0000 : acc;
+  assign \$252  = valid_p ? product[14] : 1'h1;
+  assign \$253  = \$251 [15] != \$252 ;
+  assign \$254  = \$250  & \$253 ;
+  assign \$255  = \$243  | \$254 ;
+  assign \$256  = fresh ? 16'h0000 : acc;
+  assign \$257  = \$256 [14:10] == 5'h1f;
+  assign \$258  = fresh ? 16'h0000 : acc;
+  assign \$259  = ! \$258 [9:0];
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = product[16] & valid_p;
+  assign \$262  = \$260  | \$261 ;
+  assign \$263  = fresh ? 16'h0000 : acc;
+  assign \$264  = \$263 [14:10] == 5'h1f;
+  assign \$265  = fresh ? 16'h0000 : acc;
+  assign \$266  = | \$265 [9:0];
+  assign \$267  = \$264  & \$266 ;
+  assign \$268  = product[17] & valid_p;
+  assign \$269  = \$267  | \$268 ;
+  assign \$270  = ~ \$269 ;
+  assign \$271  = \$262  & \$270 ;
+  assign \$272  = fresh ? 16'h0000 : acc;
+  assign \$273  = \$272 [14:10] == 5'h1f;
   assign \$274  = fresh ? 16'h0000 : acc;
-  assign \$275  = \$274 [14:10] == 5'h1f;
-  assign \$276  = fresh ? 16'h0000 : acc;
-  assign \$277  = | \$276 [9:0];
-  assign \$278  = \$275  & \$277 ;
-  assign \$279  = \$278  | product[17];
-  assign \$280  = ~ \$279 ;
-  assign \$281  = \$273  & \$280 ;
-  assign \$282  = fresh ? 16'h0000 : acc;
-  assign \$283  = \$282 [14:10] == 5'h1f;
-  assign \$284  = fresh ? 16'h0000 : acc;
-  assign \$285  = ! \$284 [9:0];
-  assign \$286  = \$283  & \$285 ;
-  assign \$287  = \$286  & product[16];
-  assign \$288  = fresh ? 16'h0000 : acc;
-  assign \$289  = \$288 [15] != product[14];
-  assign \$290  = \$287  & \$289 ;
-  assign \$291  = ~ \$290 ;
-  assign \$292  = \$281  & \$291 ;
-  assign \$293  = ~ \$292 ;
+  assign \$275  = ! \$274 [9:0];
+  assign \$276  = \$273  & \$275 ;
+  assign \$277  = product[16] & valid_p;
+  assign \$278  = \$276  & \$277 ;
+  assign \$279  = fresh ? 16'h0000 : acc;
+  assign \$280  = valid_p ? product[14] : 1'h1;
+  assign \$281  = \$279 [15] != \$280 ;
+  assign \$282  = \$278  & \$281 ;
+  assign \$283  = ~ \$282 ;
+  assign \$284  = \$271  & \$283 ;
+  assign \$287  = fresh ? 16'h0000 : acc;
+  assign \$288  = \$287 [14:10] == 5'h1f;
+  assign \$289  = fresh ? 16'h0000 : acc;
+  assign \$290  = ! \$289 [9:0];
+  assign \$291  = \$288  & \$290 ;
+  assign \$292  = product[16] & valid_p;
+  assign \$293  = \$291  | \$292 ;
   assign \$294  = fresh ? 16'h0000 : acc;
-  assign \$295  = ! \$294 [14:10];
+  assign \$295  = \$294 [14:10] == 5'h1f;
   assign \$296  = fresh ? 16'h0000 : acc;
-  assign \$297  = ! \$296 [9:0];
+  assign \$297  = | \$296 [9:0];
   assign \$298  = \$295  & \$297 ;
-  assign \$299  = \$298  & product[15];
-  assign \$300  = ! \$139 [22:1];
-  assign \$301  = \$299  | \$300 ;
-  assign \$302  = ~ \$301 ;
-  assign \$303  = \$293  & \$302 ;
-  assign \$304  = $signed(\$163 [6:0]) < $signed(5'h12);
-  assign \$305  = $signed(\$163 [6:0]) > $signed(6'h10);
-  assign \$306  = \$305  ? 7'h10 : \$163 [6:0];
-  assign \$307  = \$304  ? 7'h72 : \$306 ;
-  assign \$308  = $signed(\$307 ) + $signed(5'h0e);
-  assign \$310  = sum_wide[50:43] + rand_p;
-  assign \$311  = sum_wide[61:51] + \$310 [8];
-  assign \$312  = \$309  + \$311 ;
-  assign \$313  = \$312  > 15'h7bff;
-  assign \$314  = \$303  & \$313 ;
+  assign \$299  = product[17] & valid_p;
+  assign \$300  = \$298  | \$299 ;
+  assign \$301  = ~ \$300 ;
+  assign \$302  = \$293  & \$301 ;
+  assign \$303  = fresh ? 16'h0000 : acc;
+  assign \$304  = \$303 [14:10] == 5'h1f;
+  assign \$305  = fresh ? 16'h0000 : acc;
+  assign \$306  = ! \$305 [9:0];
+  assign \$307  = \$304  & \$306 ;
+  assign \$308  = product[16] & valid_p;
+  assign \$309  = \$307  & \$308 ;
+  assign \$310  = fresh ? 16'h0000 : acc;
+  assign \$311  = valid_p ? product[14] : 1'h1;
+  assign \$312  = \$310 [15] != \$311 ;
+  assign \$313  = \$309  & \$312 ;
+  assign \$314  = ~ \$313 ;
+  assign \$315  = \$302  & \$314 ;
+  assign \$316  = ~ \$315 ;
   assign \$317  = fresh ? 16'h0000 : acc;
-  assign \$318  = \$317 [14:10] == 5'h1f;
+  assign \$318  = ! \$317 [14:10];
   assign \$319  = fresh ? 16'h0000 : acc;
   assign \$320  = ! \$319 [9:0];
   assign \$321  = \$318  & \$320 ;
-  assign \$322  = \$321  | product[16];
-  assign \$323  = fresh ? 16'h0000 : acc;
-  assign \$324  = \$323 [14:10] == 5'h1f;
-  assign \$325  = fresh ? 16'h0000 : acc;
-  assign \$326  = ! \$325 [9:0];
-  assign \$327  = \$324  & \$326 ;
-  assign \$328  = fresh ? 16'h0000 : acc;
-  assign \$329  = \$327  ? \$328 [15] : product[14];
-  assign \$330  = fresh ? 16'h0000 : acc;
-  assign \$331  = ! \$330 [14:10];
-  assign \$332  = fresh ? 16'h0000 : acc;
-  assign \$333  = ! \$332 [9:0];
-  assign \$334  = \$331  & \$333 ;
-  assign \$335  = \$334  & product[15];
-  assign \$336  = fresh ? 16'h0000 : acc;
-  assign \$337  = \$336 [15] & product[14];
-  assign \$338  = ! \$139 [22:1];
-  assign \$339  = fresh ? 16'h0000 : acc;
-  assign \$340  = add_a_big ? \$339 [15] : product[14];
-  assign \$341  = \$338  ? 1'h0 : \$340 ;
-  assign \$342  = \$335  ? \$337  : \$341 ;
-  assign \$343  = \$322  ? \$329  : \$342 ;
-  assign sum = \$316  ? 16'h7e00 : { \$343 , sum_mag };
-  assign \$344  = a[7] ^ b[7];
-  assign \$345  = ! a[6:3];
-  assign \$346  = ! a[2:0];
-  assign \$347  = \$345  & \$346 ;
-  assign \$348  = ! b[6:3];
-  assign \$349  = ! b[2:0];
-  assign \$350  = \$348  & \$349 ;
-  assign \$351  = \$347  | \$350 ;
-  assign \$352  = a[6:0] == 7'h7f;
-  assign \$353  = b[6:0] == 7'h7f;
-  assign \$354  = \$352  | \$353 ;
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$351  & \$357 ;
-  assign \$360  = a[6:0] == 7'h7f;
-  assign \$361  = b[6:0] == 7'h7f;
-  assign \$362  = \$360  | \$361 ;
-  assign \$363  = ! a[6:3];
-  assign \$364  = ! a[2:0];
-  assign \$365  = \$363  & \$364 ;
-  assign \$366  = \$362  | \$365 ;
-  assign \$367  = ! b[6:3];
-  assign \$368  = ! b[2:0];
-  assign \$369  = \$367  & \$368 ;
-  assign \$370  = \$366  | \$369 ;
-  assign \$371  = ~ \$370 ;
-  assign \$373  = a[6:0] == 7'h7f;
-  assign \$374  = b[6:0] == 7'h7f;
-  assign \$375  = \$373  | \$374 ;
-  assign \$376  = ! b[6:3];
-  assign \$377  = ! b[2:0];
-  assign \$378  = \$376  & \$377 ;
-  assign \$381  = ! a[6:3];
-  assign \$382  = ! a[2:0];
-  assign \$383  = \$381  & \$382 ;
-  assign \$386  = valid_p & last_p;
+  assign \$322  = ~ valid_p;
+  assign \$323  = product[15] | \$322 ;
+  assign \$324  = \$321  & \$323 ;
+  assign \$325  = ! \$144 [22:1];
+  assign \$326  = \$324  | \$325 ;
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$316  & \$327 ;
+  assign \$329  = $signed(\$168 [6:0]) < $signed(5'h12);
+  assign \$330  = $signed(\$168 [6:0]) > $signed(6'h10);
+  assign \$331  = \$330  ? 7'h10 : \$168 [6:0];
+  assign \$332  = \$329  ? 7'h72 : \$331 ;
+  assign \$333  = $signed(\$332 ) + $signed(5'h0e);
+  assign \$335  = sum_wide[50:43] + rand_p;
+  assign \$336  = sum_wide[61:51] + \$335 [8];
+  assign \$337  = \$334  + \$336 ;
+  assign \$338  = \$337  > 15'h7bff;
+  assign \$339  = \$328  & \$338 ;
+  assign \$342  = fresh ? 16'h0000 : acc;
+  assign \$343  = \$342 [14:10] == 5'h1f;
+  assign \$344  = fresh ? 16'h0000 : acc;
+  assign \$345  = ! \$344 [9:0];
+  assign \$346  = \$343  & \$345 ;
+  assign \$347  = product[16] & valid_p;
+  assign \$348  = \$346  | \$347 ;
+  assign \$349  = fresh ? 16'h0000 : acc;
+  assign \$350  = \$349 [14:10] == 5'h1f;
+  assign \$351  = fresh ? 16'h0000 : acc;
+  assign \$352  = | \$351 [9:0];
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = product[17] & valid_p;
+  assign \$355  = \$353  | \$354 ;
+  assign \$356  = ~ \$355 ;
+  assign \$357  = \$348  & \$356 ;
+  assign \$358  = fresh ? 16'h0000 : acc;
+  assign \$359  = \$358 [14:10] == 5'h1f;
+  assign \$360  = fresh ? 16'h0000 : acc;
+  assign \$361  = ! \$360 [9:0];
+  assign \$362  = \$359  & \$361 ;
+  assign \$363  = product[16] & valid_p;
+  assign \$364  = \$362  & \$363 ;
+  assign \$365  = fresh ? 16'h0000 : acc;
+  assign \$366  = valid_p ? product[14] : 1'h1;
+  assign \$367  = \$365 [15] != \$366 ;
+  assign \$368  = \$364  & \$367 ;
+  assign \$369  = ~ \$368 ;
+  assign \$370  = \$357  & \$369 ;
+  assign \$371  = fresh ? 16'h0000 : acc;
+  assign \$372  = \$371 [14:10] == 5'h1f;
+  assign \$373  = fresh ? 16'h0000 : acc;
+  assign \$374  = ! \$373 [9:0];
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = fresh ? 16'h0000 : acc;
+  assign \$377  = valid_p ? product[14] : 1'h1;
+  assign \$378  = \$375  ? \$376 [15] : \$377 ;
+  assign \$379  = fresh ? 16'h0000 : acc;
+  assign \$380  = ! \$379 [14:10];
+  assign \$381  = fresh ? 16'h0000 : acc;
+  assign \$382  = ! \$381 [9:0];
+  assign \$383  = \$380  & \$382 ;
+  assign \$384  = ~ valid_p;
+  assign \$385  = product[15] | \$384 ;
+  assign \$386  = \$383  & \$385 ;
+  assign \$387  = fresh ? 16'h0000 : acc;
+  assign \$388  = valid_p ? product[14] : 1'h1;
+  assign \$389  = \$387 [15] & \$388 ;
+  assign \$390  = ! \$144 [22:1];
+  assign \$391  = fresh ? 16'h0000 : acc;
+  assign \$392  = valid_p ? product[14] : 1'h1;
+  assign \$393  = add_a_big ? \$391 [15] : \$392 ;
+  assign \$394  = \$390  ? 1'h0 : \$393 ;
+  assign \$395  = \$386  ? \$389  : \$394 ;
+  assign \$396  = \$370  ? \$378  : \$395 ;
+  assign \$397  = \$341  ? 16'h7e00 : { \$396 , sum_mag };
+  assign \$398  = a[7] ^ b[7];
+  assign \$399  = ! a[6:3];
+  assign \$400  = ! a[2:0];
+  assign \$401  = \$399  & \$400 ;
+  assign \$402  = ! b[6:3];
+  assign \$403  = ! b[2:0];
+  assign \$404  = \$402  & \$403 ;
+  assign \$405  = \$401  | \$404 ;
+  assign \$406  = a[6:0] == 7'h7f;
+  assign \$407  = b[6:0] == 7'h7f;
+  assign \$408  = \$406  | \$407 ;
+  assign \$411  = ~ \$410 ;
+  assign \$412  = \$405  & \$411 ;
+  assign \$414  = a[6:0] == 7'h7f;
+  assign \$415  = b[6:0] == 7'h7f;
+  assign \$416  = \$414  | \$415 ;
+  assign \$417  = ! a[6:3];
+  assign \$418  = ! a[2:0];
+  assign \$419  = \$417  & \$418 ;
+  assign \$420  = \$416  | \$419 ;
+  assign \$421  = ! b[6:3];
+  assign \$422  = ! b[2:0];
+  assign \$423  = \$421  & \$422 ;
+  assign \$424  = \$420  | \$423 ;
+  assign \$425  = ~ \$424 ;
+  assign \$427  = a[6:0] == 7'h7f;
+  assign \$428  = b[6:0] == 7'h7f;
+  assign \$429  = \$427  | \$428 ;
+  assign \$430  = ! b[6:3];
+  assign \$431  = ! b[2:0];
+  assign \$432  = \$430  & \$431 ;
+  assign \$435  = ! a[6:3];
+  assign \$436  = ! a[2:0];
+  assign \$437  = \$435  & \$436 ;
+  assign \$440  = valid_p & last_p;
+  assign \$441  = ~ fresh;
+  assign \$443  = valid_p ? last_p : \$442 ;
   always @(posedge clk)
-    valid_p <= \$387 ;
+    valid_p <= \$444 ;
   always @(posedge clk)
-    last_p <= \$388 ;
+    last_p <= \$445 ;
   always @(posedge clk)
-    product <= \$389 ;
+    product <= \$446 ;
   always @(posedge clk)
-    rand_p <= \$390 ;
+    rand_p <= \$447 ;
   always @(posedge clk)
-    done <= \$391 ;
+    acc <= \$448 ;
   always @(posedge clk)
-    acc <= \$392 ;
+    done <= \$449 ;
   always @(posedge clk)
-    fresh <= \$393 ;
+    fresh <= \$450 ;
   \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$418$0 (\$394 ),
-    .\port$420$0 (\$395 ),
-    .\port$422$0 (\$396 ),
-    .\port$424$0 (\$397 ),
-    .\port$426$0 (\$398 ),
-    .\port$428$0 (\$399 ),
-    .\port$430$0 (\$400 ),
-    .\port$432$0 (\$401 ),
+    .\port$479$0 (\$451 ),
+    .\port$481$0 (\$452 ),
+    .\port$483$0 (\$453 ),
+    .\port$485$0 (\$454 ),
+    .\port$487$0 (\$455 ),
+    .\port$489$0 (\$456 ),
+    .\port$491$0 (\$457 ),
+    .\port$493$0 (\$458 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$387  = valid_p;
+    sum_mag = 15'h0000;
     if (\en$1 ) begin
-      \$387  = valid;
-    end
-    if (rst) begin
-      \$387  = 1'h0;
+      sum_mag = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$388  = last_p;
+    sum = 16'h0000;
     if (\en$1 ) begin
-      \$388  = last;
-    end
-    if (rst) begin
-      \$388  = 1'h0;
+      sum = \$397 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$389  = product;
+    \$444  = valid_p;
     if (\en$1 ) begin
-      \$389  = { \$385 , \$372 , \$358 , \$344 , \$29 [5:0], \$34 [7:0] };
+      \$444  = valid;
     end
     if (rst) begin
-      \$389  = 18'h00000;
+      \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$390  = rand_p;
+    \$445  = last_p;
     if (\en$1 ) begin
-      \$390  = { \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394  };
+      \$445  = last;
     end
     if (rst) begin
-      \$390  = 8'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$391  = done;
+    \$446  = product;
     if (\en$1 ) begin
-      \$391  = \$386 ;
+      \$446  = { \$439 , \$426 , \$412 , \$398 , \$29 [5:0], \$34 [7:0] };
     end
     if (rst) begin
-      \$391  = 1'h0;
+      \$446  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$392  = acc;
+    \$447  = rand_p;
     if (\en$1 ) begin
-      if (valid_p) begin
-        \$392  = sum;
-      end
+      \$447  = { \$458 , \$457 , \$456 , \$455 , \$454 , \$453 , \$452 , \$451  };
     end
     if (rst) begin
-      \$392  = 16'h0000;
+      \$447  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$393  = fresh;
+    \$448  = acc;
     if (\en$1 ) begin
-      if (valid_p) begin
-        \$393  = last_p;
-      end
+      \$448  = sum;
     end
     if (rst) begin
-      \$393  = 1'h1;
+      \$448  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$449  = done;
+    if (\en$1 ) begin
+      \$449  = \$440 ;
+    end
+    if (rst) begin
+      \$449  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$450  = fresh;
+    if (\en$1 ) begin
+      \$450  = \$443 ;
+    end
+    if (rst) begin
+      \$450  = 1'h1;
     end
   end
   assign a_exp = \$6 [4:0];
@@ -1047,12 +1185,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign p_exp = \$29 [5:0];
   assign p_sig = \$34 [7:0];
   assign base_exp = \$59 [5:0];
-  assign add_total = \$139 [22:0];
-  assign add_exp = \$163 [6:0];
-  assign add_sig = \$164 [21:0];
-  assign \acc$26  = acc;
-  assign \done$28  = done;
-  assign bits = { \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394  };
+  assign add_total = \$144 [22:0];
+  assign add_exp = \$168 [6:0];
+  assign add_sig = \$169 [21:0];
+  assign result = acc;
+  assign result_fresh = fresh;
+  assign \acc$29  = acc;
+  assign \done$31  = done;
+  assign bits = { \$458 , \$457 , \$456 , \$455 , \$454 , \$453 , \$452 , \$451  };
   assign \$8  = { a[2:0], 1'h0 };
   assign \$9  = { 1'h0, a[2:0], 2'h0 };
   assign \$10  = { a[2:0], 3'h0 };
@@ -1070,25 +1210,26 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , done, acc, v
   assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
   assign \$89  = { 6'h00, \$88 [9:0], 9'h000 };
   assign \$92  = { 5'h00, \$91 [9:0], 10'h000 };
-  assign \$209  = { 5'h00, \$208 [4:0], 10'h000 };
-  assign \$219  = { 5'h00, \$218 [4:0], 10'h000 };
-  assign \$266  = 1'h0;
-  assign \$267  = \$240 ;
-  assign \$309  = { 5'h00, \$308 [4:0], 10'h000 };
-  assign \$315  = 1'h0;
-  assign \$316  = \$240 ;
-  assign \$355  = \$354 ;
-  assign \$356  = \$354 ;
-  assign \$359  = 1'h0;
-  assign \$372  = 1'h0;
-  assign \$379  = 1'h0;
-  assign \$380  = \$375 ;
-  assign \$384  = 1'h0;
-  assign \$385  = \$375 ;
+  assign \$220  = { 5'h00, \$219 [4:0], 10'h000 };
+  assign \$230  = { 5'h00, \$229 [4:0], 10'h000 };
+  assign \$285  = 1'h0;
+  assign \$286  = \$255 ;
+  assign \$334  = { 5'h00, \$333 [4:0], 10'h000 };
+  assign \$340  = 1'h0;
+  assign \$341  = \$255 ;
+  assign \$409  = \$408 ;
+  assign \$410  = \$408 ;
+  assign \$413  = 1'h0;
+  assign \$426  = 1'h0;
+  assign \$433  = 1'h0;
+  assign \$434  = \$429 ;
+  assign \$438  = 1'h0;
+  assign \$439  = \$429 ;
+  assign \$442  = fresh;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$418$0 , \port$420$0 , \port$422$0 , \port$424$0 , \port$426$0 , \port$428$0 , \port$430$0 , \port$432$0 , clk);
+module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$479$0 , \port$481$0 , \port$483$0 , \port$485$0 , \port$487$0 , \port$489$0 , \port$491$0 , \port$493$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1178,22 +1319,22 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$418$0 , \port$420$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$418$0 ;
-  wire \port$418$0 ;
-  output \port$420$0 ;
-  wire \port$420$0 ;
-  output \port$422$0 ;
-  wire \port$422$0 ;
-  output \port$424$0 ;
-  wire \port$424$0 ;
-  output \port$426$0 ;
-  wire \port$426$0 ;
-  output \port$428$0 ;
-  wire \port$428$0 ;
-  output \port$430$0 ;
-  wire \port$430$0 ;
-  output \port$432$0 ;
-  wire \port$432$0 ;
+  output \port$479$0 ;
+  wire \port$479$0 ;
+  output \port$481$0 ;
+  wire \port$481$0 ;
+  output \port$483$0 ;
+  wire \port$483$0 ;
+  output \port$485$0 ;
+  wire \port$485$0 ;
+  output \port$487$0 ;
+  wire \port$487$0 ;
+  output \port$489$0 ;
+  wire \port$489$0 ;
+  output \port$491$0 ;
+  wire \port$491$0 ;
+  output \port$493$0 ;
+  wire \port$493$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1251,14 +1392,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$418$0 , \port$420$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$418$0  = \$2 ;
-  assign \port$420$0  = \$4 ;
-  assign \port$422$0  = \$6 ;
-  assign \port$424$0  = \$8 ;
-  assign \port$426$0  = \$10 ;
-  assign \port$428$0  = \$12 ;
-  assign \port$430$0  = \$14 ;
-  assign \port$432$0  = \$16 ;
+  assign \port$479$0  = \$2 ;
+  assign \port$481$0  = \$4 ;
+  assign \port$483$0  = \$6 ;
+  assign \port$485$0  = \$8 ;
+  assign \port$487$0  = \$10 ;
+  assign \port$489$0  = \$12 ;
+  assign \port$491$0  = \$14 ;
+  assign \port$493$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

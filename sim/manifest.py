@@ -63,6 +63,12 @@ class ArrayDesign:
     lfsr_taps: tuple[int, ...]
     pe_seeds: tuple[tuple[int, ...], ...]
     ports: dict[str, Port]
+    interleave: int = 1
+
+    @property
+    def tile_rows(self) -> int:
+        """Rows of a job's output tile: ``rows * interleave`` (each PE holds ``interleave`` sums)."""
+        return self.rows * self.interleave
 
     @property
     def gemm_config(self) -> GemmConfig:
@@ -71,7 +77,9 @@ class ArrayDesign:
 
     def random_source(self) -> LFSRGrid:
         """The array's random stream in its reset state, checked against the manifest's PE seeds."""
-        grid = LFSRGrid(self.lfsr_width, self.lfsr_seed, self.lfsr_taps, rows=self.rows, cols=self.cols)
+        grid = LFSRGrid(
+            self.lfsr_width, self.lfsr_seed, self.lfsr_taps, rows=self.rows, cols=self.cols, interleave=self.interleave
+        )
         if tuple(map(tuple, grid.seeds.tolist())) != self.pe_seeds:
             raise ValueError(
                 f"manifest {self.path}: pe_seeds differ from mpsim.randbits.LFSRGrid's; the manifest is inconsistent"
@@ -180,4 +188,5 @@ def read_manifest(path: str | Path, unit: str | None = None) -> Design:
         lfsr_taps=tuple(random["lfsr"]["taps"]),
         pe_seeds=tuple(tuple(int(s) for s in row) for row in random["pe_seeds"]),
         ports=ports,
+        interleave=int(config["interleave"]),
     )

@@ -245,16 +245,16 @@ def _shapes(design: ArrayDesign, stimulus: Stimulus, rng: np.random.Generator) -
     while beats < stimulus.steps:
         k = int(rng.integers(1, stimulus.max_k + 1))
         if design.rows == design.cols == 1:  # a MAC unit: blocks of sequences (batch) of one length
-            shape = (int(rng.integers(1, 17)), 1, k, 1)
+            shape = (int(rng.integers(1, 17)), design.interleave, k, 1)  # a job: one sequence per sum
         else:  # matrices that leave partial tiles as often as full ones
             shape = (
                 int(rng.integers(1, 3)),
-                int(rng.integers(1, 2 * design.rows + 1)),
+                int(rng.integers(1, 2 * design.tile_rows + 1)),
                 k,
                 int(rng.integers(1, 2 * design.cols + 1)),
             )
         batch, m, _, n = shape
-        beats += batch * -(-m // design.rows) * -(-n // design.cols) * k
+        beats += batch * -(-m // design.tile_rows) * -(-n // design.cols) * k * design.interleave
         shapes.append(shape)
     return shapes
 
@@ -288,7 +288,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
     """Random products (edge values, exact cancellations) tiled into jobs, with ``mpsim.qmatmul``'s tiles."""
     rng = np.random.default_rng(stimulus.seed)
     grid = design.random_source()  # carries on from product to product, as the hardware does
-    rows, cols = design.rows, design.cols
+    rows, cols, sums = design.tile_rows, design.cols, design.interleave
     pa, pb = design.ports["in_a"], design.ports["in_b"]
     in_a: list[int] = []
     in_b: list[int] = []
@@ -315,10 +315,11 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
         a_list.append(a)
         b_list.append(b)
         for (z, ti, tj), at, bt in tile_jobs(a, b, rows, cols):
-            for t in range(k):
-                in_a.append(pa.pack(at[:, t].tolist()))
-                in_b.append(pb.pack(bt[t, :].tolist()))
-                in_last.append(int(t == k - 1))
+            for t in range(k):  # with interleave L, each step once per sum l: rows l*R .. (l+1)*R - 1 of A
+                for sl in range(sums):
+                    in_a.append(pa.pack(at[sl * design.rows : (sl + 1) * design.rows, t].tolist()))
+                    in_b.append(pb.pack(bt[t, :].tolist()))
+                    in_last.append(int(t == k - 1))
             want = np.zeros((rows, cols), np.int64)
             valid = np.zeros((rows, cols), bool)
             block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]

@@ -35,11 +35,12 @@ def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: 
     order = np.cumsum(vectors.valid.reshape(-1)).reshape(vectors.valid.shape) - 1  # index among checked elements
     for j, r, c in bad[:SHOWN_MISMATCHES]:
         job = vectors.jobs[j]
-        i_row, j_col = job.row_tile * design.rows + r, job.col_tile * design.cols + c
+        i_row, j_col = job.row_tile * design.tile_rows + r, job.col_tile * design.cols + c
         a_row = vectors.a_codes[job.product][job.batch, i_row]
         b_col = vectors.b_codes[job.product][job.batch, :, j_col]
         inputs = {"A row": _codes(a_row), "B column": _codes(b_col)}
-        where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] (PE {r},{c}), K={job.k}"
+        pe = f"PE {r % design.rows},{c}" + (f", sum {r // design.rows}" if design.interleave > 1 else "")
+        where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] ({pe}), K={job.k}"
         result.mismatches.append(
             mismatch_record(
                 int(order[j, r, c]),
@@ -61,7 +62,7 @@ async def array_matches_mpsim(dut) -> None:
     assert isinstance(design, ArrayDesign)
     stim = request.stimulus
     vectors = array_vectors(design, stim)
-    rows, beats = design.rows, len(vectors.in_a)
+    rows, beats = design.tile_rows, len(vectors.in_a)
     expected_rows = len(vectors.jobs) * rows
     pressure = random.Random(stim.seed)  # back-pressure pattern: seeded, independent of the data
     bp = stim.backpressure
@@ -107,7 +108,7 @@ async def array_matches_mpsim(dut) -> None:
             out.append((int(dut.out_row.value), int(dut.out_data.value), int(dut.out_last.value)))
             progress = True
         if offer and in_ready:
-            if beat == vectors.jobs[0].k - 1:
+            if beat == vectors.jobs[0].k * design.interleave - 1:  # the first job's final beat
                 last_in_cycle = cycle
             beat += 1
             progress = True
