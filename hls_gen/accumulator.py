@@ -23,34 +23,25 @@ from hls_gen.arith import (
     unpack,
 )
 from hls_gen.lfsr import LFSR
-from hls_gen.spec import check_int, check_nan_capable, checking, float_format, hw_rounding, lfsr_spec
+from hls_gen.spec import (
+    LOOP_CUTS,
+    MAX_INTERLEAVE,
+    check_int,
+    check_nan_capable,
+    checking,
+    float_format,
+    hw_rounding,
+    lfsr_spec,
+)
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["LOOP_CUTS", "MAX_INTERLEAVE", "Accumulator", "FPAdder", "accumulate"]
+__all__ = ["Accumulator", "FPAdder", "accumulate"]
 
 
 def _guard(rand_bits: int | None) -> int:
     """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
     return (1 if rand_bits is None else rand_bits) + 2
-
-
-#: Where the accumulate loop of :func:`accumulate` is cut into registers, by interleave L (at most 7 cuts of logic;
-#: a longer loop adds plain delay registers after the rounding). The cuts: after unpacking the sum so far, after
-#: ordering the operands by magnitude, after the alignment, after the add, after the normalization, after shifting
-#: it onto the format's grid, and between deciding the rounding and encoding it.
-LOOP_CUTS: dict[int, tuple[str, ...]] = {
-    1: (),
-    2: ("add",),
-    3: ("align", "normalize"),
-    4: ("align", "add", "normalize"),
-    5: ("align", "add", "normalize", "round"),
-    6: ("unpack", "align", "add", "normalize", "round"),
-    7: ("unpack", "order", "align", "add", "normalize", "round"),
-    8: ("unpack", "order", "align", "add", "normalize", "place", "round"),
-}
-#: The largest interleave the generators build (a ring of this many sums per PE).
-MAX_INTERLEAVE = 16
 
 
 def accumulate(
@@ -68,7 +59,7 @@ def accumulate(
     """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done).
 
     The loop (unpack the sum so far, align, add, normalize, round, pack) is
-    cut by ``interleave`` registers (:data:`LOOP_CUTS`), so the sums take
+    cut by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums take
     turns: the step that enters in cycle ``t`` belongs to sum ``t mod
     interleave`` (counting enabled cycles), which sees its next step
     ``interleave`` enabled cycles later, as C-slow retiming has it. Each sum

@@ -6,10 +6,12 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.accumulator import LOOP_CUTS, MAX_INTERLEAVE, accumulate
+from hls_gen.accumulator import accumulate
 from hls_gen.arith import Unpacked, multiply_exact, round_pack, unpack
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
+    LOOP_CUTS,
+    MAX_INTERLEAVE,
     MAX_PIPELINE,
     check_int,
     check_nan_capable,

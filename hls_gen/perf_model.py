@@ -13,8 +13,15 @@ from the first input beat to the last output beat (inclusive)::
 
     cycles(layer) = K + p + R + 1 + (T - 1) * max(K, R + 1)
 
-(input-bound when ``K > R``, output-bound otherwise), proved cycle for cycle
-against the array in Amaranth's simulator (``tests/hls_gen/test_perf_model.py``).
+(input-bound when ``K > R``, output-bound otherwise). With interleave ``L``
+(pipelined PEs holding ``L`` sums, ``x = min(L, 8) - 1`` extra loop
+registers) a tile has ``R * L`` rows, so ``T`` counts ``ceil(rows/(R*L))``
+row tiles, and each job is ``K * L`` beats::
+
+    cycles(layer) = K*L + p + x + R*L + 1 + (T - 1) * L * max(K, R + 1)
+
+Both proved cycle for cycle against the array in Amaranth's simulator
+(``tests/hls_gen/test_perf_model.py``) and on Verilator (``tests/sim/test_cost_cycles.py``).
 Layers run one after another (each needs the previous one's output), so the
 network's cycles are the sum. Latency is cycles / Fmax; utilisation is the
 network's useful MACs over ``R * C * cycles``.
@@ -34,6 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.network import NetworkSpec
+from hls_gen.spec import LOOP_CUTS
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY, EnergyModel, MemoryEnergy
 from mpsim.formats import parse_format
 
@@ -43,36 +51,51 @@ if TYPE_CHECKING:
 __all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles"]
 
 
-def tile_cycles(k: int, tiles: int, rows: int, pipeline: int) -> int:
-    """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` beats sent back to back."""
-    if min(k, tiles, rows) < 1 or pipeline < 0:
-        raise ValueError(f"k, tiles and rows must be >= 1 and pipeline >= 0, not {k}, {tiles}, {rows}, {pipeline}")
-    return k + pipeline + rows + 1 + (tiles - 1) * max(k, rows + 1)
+def _loop_registers(interleave: int) -> int:
+    """Registers the accumulate loop gains over the one-cycle loop (:data:`hls_gen.spec.LOOP_CUTS`)."""
+    return min(interleave, len(LOOP_CUTS)) - 1
 
 
-def stream_cycles(ks: list[int], rows: int, pipeline: int) -> int:
+def tile_cycles(k: int, tiles: int, rows: int, pipeline: int, interleave: int = 1) -> int:
+    """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` steps sent back to back.
+
+    With interleave ``L`` a job is ``k * L`` beats and ``rows * L`` output rows (module docstring).
+    """
+    if min(k, tiles, rows, interleave) < 1 or pipeline < 0:
+        raise ValueError(
+            f"k, tiles, rows and interleave must be >= 1 and pipeline >= 0, not {k}, {tiles}, {rows}, {interleave}, "
+            f"{pipeline}"
+        )
+    sums, extra = interleave, pipeline + _loop_registers(interleave)
+    return k * sums + extra + rows * sums + 1 + (tiles - 1) * sums * max(k, rows + 1)
+
+
+def stream_cycles(ks: list[int], rows: int, pipeline: int, interleave: int = 1) -> int:
     """The same count for jobs of any lengths ``ks`` (the recurrence :func:`tile_cycles` solves for equal ones).
 
     A stall freezes the whole array, so in cycles that are not stalled job
-    ``i``'s sum is done at ``sum(ks[:i+1]) + pipeline``; it moves into the
-    output buffer at ``max(done + stalls so far, previous move + rows + 1)``,
-    the difference being its stall; the last row leaves ``rows`` cycles
-    after the last move.
+    ``i``'s first sum is done ``pipeline`` (plus the loop's extra registers)
+    cycles after its last beat; its ``L`` sums move into the output buffer
+    on ``L`` consecutive cycles from ``max(done + stalls so far, previous
+    job's last move + L * rows + 1)``, the difference being its stall; the
+    last row leaves ``L * rows`` cycles after the last move.
     """
-    if not ks or min(ks) < 1 or rows < 1 or pipeline < 0:
+    if not ks or min(ks) < 1 or rows < 1 or pipeline < 0 or interleave < 1:
         raise ValueError(
-            f"jobs need k >= 1 (at least one job), rows >= 1 and pipeline >= 0, not {list(ks)[:8]}, {rows}, {pipeline}"
+            f"jobs need k >= 1 (at least one job), rows >= 1, pipeline >= 0 and interleave >= 1, not "
+            f"{list(ks)[:8]}, {rows}, {pipeline}, {interleave}"
         )
+    sums, extra = interleave, pipeline + _loop_registers(interleave)
     beats = stalled = 0
     moved: int | None = None
     for k in ks:
-        beats += k
-        done = beats + pipeline + stalled
-        move = done if moved is None else max(done, moved + rows + 1)
+        beats += k * sums
+        done = beats - (sums - 1) + extra + stalled  # the job's first sum (its last step entered sums - 1 beats early)
+        move = done if moved is None else max(done, moved + rows * sums + 1)
         stalled += move - done
-        moved = move
+        moved = move + sums - 1
     assert moved is not None
-    return moved + rows + 1
+    return moved + rows * sums + 1
 
 
 @dataclass(frozen=True)
@@ -179,7 +202,7 @@ def estimate(
     """
     if not fmax_mhz > 0:
         raise ValueError(f"Fmax must be positive MHz, not {fmax_mhz!r}")
-    R, C = array.rows, array.cols
+    R, C, L = array.rows, array.cols, array.interleave
     if isinstance(R, bool) or isinstance(C, bool) or not (isinstance(R, int) and isinstance(C, int)) or R < 1 or C < 1:
         raise ValueError(f"array size must be at least 1x1, not {R}x{C}")
     costs = []
@@ -191,12 +214,12 @@ def estimate(
         rounding = layer.rounding or array.rounding
         a_bits = b_bits = parse_format(mul).bits
         acc_bits = parse_format(acc).bits
-        tiles = gemm.groups * math.ceil(gemm.rows / R) * math.ceil(gemm.cols / C)
-        cycles = tile_cycles(gemm.k, tiles, R, array.pipeline)
-        pe_steps = tiles * R * C * gemm.k
+        tiles = gemm.groups * math.ceil(gemm.rows / (R * L)) * math.ceil(gemm.cols / C)
+        cycles = tile_cycles(gemm.k, tiles, R, array.pipeline, L)
+        pe_steps = tiles * R * L * C * gemm.k
         mac_pj = energy.mac_pj(mul, mul, acc)
-        # on-chip stream: per tile, K beats of R A-elements and C B-elements in, R x C accumulators out
-        sram_bits = tiles * (gemm.k * (R * a_bits + C * b_bits) + R * C * acc_bits)
+        # on-chip stream: per tile, K * L beats of R A-elements and C B-elements in, R*L x C accumulators out
+        sram_bits = tiles * (gemm.k * L * (R * a_bits + C * b_bits) + R * L * C * acc_bits)
         # DRAM: weights once; the network input and output; an activation that outgrows the buffer spills
         dram_bits = gemm.k * gemm.cols * gemm.groups * b_bits
         in_bits = batch * math.prod(shape_in) * a_bits

@@ -17,7 +17,9 @@ from mpsim.randbits import LFSR_TAPS, LFSRSpec
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 __all__ = [
+    "LOOP_CUTS",
     "MAX_ARRAY_SIDE",
+    "MAX_INTERLEAVE",
     "MAX_OPERAND_BITS",
     "MAX_PIPELINE",
     "check_int",
@@ -41,6 +43,23 @@ MAX_OPERAND_BITS = 16
 MAX_ARRAY_SIDE = 64
 #: Pipeline registers a MAC can insert before its accumulator (see :class:`hls_gen.mac.MAC`).
 MAX_PIPELINE = 2
+
+#: Where the accumulate loop of :func:`hls_gen.accumulator.accumulate` is cut into registers, by interleave L
+#: (at most 7 cuts of logic; a longer loop adds plain delay registers after the rounding). The cuts: after unpacking
+#: the sum so far, after ordering the operands by magnitude, after the alignment, after the add, after the
+#: normalization, after shifting it onto the format's grid, and between deciding the rounding and encoding it.
+LOOP_CUTS: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: ("add",),
+    3: ("align", "normalize"),
+    4: ("align", "add", "normalize"),
+    5: ("align", "add", "normalize", "round"),
+    6: ("unpack", "align", "add", "normalize", "round"),
+    7: ("unpack", "order", "align", "add", "normalize", "round"),
+    8: ("unpack", "order", "align", "add", "normalize", "place", "round"),
+}
+#: The largest interleave the generators build (a ring of this many sums per PE).
+MAX_INTERLEAVE = 16
 
 
 @contextmanager

@@ -58,14 +58,16 @@ def simulated_cycles(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarr
     """Stream every tile of ``a @ b`` through the array; the cycles and the result codes (the layer really ran)."""
     dut = config.build()
     manifest = config.manifest("dut", dut)
-    rows, cols = config.rows, config.cols
+    pe_rows, cols, sums = config.rows, config.cols, config.interleave
+    rows = pe_rows * sums  # of a job's tile
     jobs = tiles(manifest, a_codes, b_codes)
     k_dim = a_codes.shape[2]
     a_bits, b_bits, acc_bits = dut.pe.a_format.bits, dut.pe.b_format.bits, dut.pe.acc_format.bits
     beats = [
-        (pack(at[:, t], a_bits), pack(bt[t, :], b_bits), int(t == k_dim - 1))
+        (pack(at[sl * pe_rows : (sl + 1) * pe_rows, t], a_bits), pack(bt[t, :], b_bits), int(t == k_dim - 1))
         for _, at, bt in jobs
         for t in range(k_dim)
+        for sl in range(sums)
     ]
     cycles, out_rows = stream(dut, beats, len(jobs) * rows)
     batch, m, _ = a_codes.shape
@@ -108,6 +110,24 @@ CASES = {
         (1, 1, 3, 3),
         4,
     ),
+    "2x2-linear-il8-input-bound": (
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2, interleave=8),
+        "linear",
+        (37, 5),
+        3,
+    ),
+    "3x2-linear-il3-pl2-output-bound": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=3, cols=2, pipeline=2, interleave=3),
+        "linear",
+        (20, 2),
+        5,
+    ),
+    "1x1-linear-il10": (
+        ArrayConfig(a_format="e5m2", acc_format="bf16", interleave=10),
+        "linear",
+        (23, 4),
+        2,
+    ),
 }
 
 
@@ -141,14 +161,21 @@ def test_cycle_formula_regimes() -> None:
     # input-bound: a new tile every K cycles; output-bound: every R + 1
     assert tile_cycles(9, 4, 4, 1) - tile_cycles(9, 3, 4, 1) == 9
     assert tile_cycles(2, 4, 4, 1) - tile_cycles(2, 3, 4, 1) == 5
-    with pytest.raises(ValueError, match=r"^k, tiles and rows must be >= 1 and pipeline >= 0, not 0, 1, 1, 0$"):
+    message = r"^k, tiles, rows and interleave must be >= 1 and pipeline >= 0, not 0, 1, 1, 1, 0$"
+    with pytest.raises(ValueError, match=message):
         tile_cycles(0, 1, 1, 0)
+    # interleave L: K*L beats and R*L rows a job, the loop's extra registers before the first sum is done
+    assert tile_cycles(5, 1, 4, 1, 8) == 5 * 8 + 1 + 7 + 4 * 8 + 1
+    assert tile_cycles(9, 4, 4, 1, 3) - tile_cycles(9, 3, 4, 1, 3) == 9 * 3
+    assert tile_cycles(2, 4, 4, 1, 3) - tile_cycles(2, 3, 4, 1, 3) == 5 * 3
     # the closed form solves the recurrence for equal jobs
     for k in range(1, 8):
         for jobs in (1, 2, 5):
             for rows in (1, 3, 4):
                 for pipeline in (0, 1, 2):
-                    assert stream_cycles([k] * jobs, rows, pipeline) == tile_cycles(k, jobs, rows, pipeline)
+                    for sums in (1, 2, 8, 10):
+                        want = tile_cycles(k, jobs, rows, pipeline, sums)
+                        assert stream_cycles([k] * jobs, rows, pipeline, sums) == want
 
 
 def test_mixed_job_lengths_equal_the_simulated_array() -> None:
