@@ -179,7 +179,8 @@ class OnGrid:
     """A value shifted onto its format's grid: :func:`round_place`'s result, what :func:`round_decide` reads."""
 
     kept: Value
-    lost: Value
+    below: Value  # the bits shifted out below the window (their OR and the sticky bit: anything lost)
+    sticky: Value
     small: Value
     e_eff: Value
     sign: Value
@@ -209,8 +210,7 @@ def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bi
     m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
     e_top = fmt.emax + 1  # clamped at emax + 1, which is enough to overflow
     e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
-    lost = (wide[:pw] != 0) | sticky
-    return OnGrid(wide[pw:], lost, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb)
+    return OnGrid(wide[pw:], wide[:pw], sticky, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb)
 
 
 def round_decide(m: Module, g: OnGrid, rand_bits: int | None, rand: Value | None) -> Rounding:
@@ -220,7 +220,8 @@ def round_decide(m: Module, g: OnGrid, rand_bits: int | None, rand: Value | None
     frac = g.kept[: g.keep_lo]  # >= k + 1 bits: the top discarded bits
     nf = len(frac)
     if rand_bits is None:
-        up = frac[nf - 1] & ((frac[: nf - 1] != 0) | g.lost | count[0])
+        lost = (g.below != 0) | g.sticky
+        up = frac[nf - 1] & ((frac[: nf - 1] != 0) | lost | count[0])
     else:
         up = (frac[nf - k :] + rand)[k]
     return Rounding(count, up, g.small, g.e_eff, g.sign, g.zero, g.inf, g.nan)
