@@ -234,17 +234,21 @@ class MACArray(wiring.Component):
                     in_job.eq(~(self.in_last & (step_beat == sums - 1))),
                 ]
         buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
-        done_slot = Signal(range(sums), name="done_slot")  # which sum of the PEs is finishing
         with m.If(done & pe_en):  # pe_en here implies the buffer is free
-            m.d.sync += done_slot.eq(Mux(done_slot == sums - 1, 0, done_slot + 1))
-            with m.If(done_slot == sums - 1):
+            if sums == 1:
                 m.d.sync += full.eq(1)
-            with m.Switch(done_slot):
-                for sl in range(sums):
-                    with m.Case(sl):
-                        for r in range(self._rows):
-                            row_of_c = Cat(*(pes[r * self._cols + c].acc for c in range(self._cols)))
-                            m.d.sync += buffer[sl * self._rows + r].eq(row_of_c)
+                for r in range(self._rows):
+                    m.d.sync += buffer[r].eq(Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))))
+            else:  # the PEs' sums finish one a cycle, in order: each shifts the buffer up by a PE row of the tile
+                done_slot = Signal(range(sums), name="done_slot")
+                m.d.sync += done_slot.eq(Mux(done_slot == sums - 1, 0, done_slot + 1))
+                with m.If(done_slot == sums - 1):
+                    m.d.sync += full.eq(1)
+                for i in range(tile_rows - self._rows):
+                    m.d.sync += buffer[i].eq(buffer[i + self._rows])
+                for r in range(self._rows):
+                    row_of_c = Cat(*(pes[r * self._cols + c].acc for c in range(self._cols)))
+                    m.d.sync += buffer[tile_rows - self._rows + r].eq(row_of_c)
         m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
         with m.Switch(row):
             for i in range(tile_rows - 1):

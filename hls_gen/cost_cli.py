@@ -72,7 +72,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
     rows, cols = args.array
     network = load_model(args.model, args.dataset, args.hidden)
     array = ArrayConfig(
-        a_format=args.mul, acc_format=args.acc, rounding=args.rounding, rows=rows, cols=cols, pipeline=args.pipeline
+        a_format=args.mul,
+        acc_format=args.acc,
+        rounding=args.rounding,
+        rows=rows,
+        cols=cols,
+        pipeline=args.pipeline,
+        interleave=args.interleave,
     )
     described(array.build())  # refuse a configuration the generator cannot build, naming the value
     options = SynthOptions(
@@ -149,6 +155,12 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument(
         "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
+    )
+    p.add_argument(
+        "--interleave",
+        type=positive_int,
+        default=1,
+        help="sums each PE holds in turn (pipelined accumulate loop, as mpsim emit --interleave; default: 1)",
     )
     p.add_argument("--batch", type=int, default=1, help="inputs per inference (default: 1)")
     p.add_argument(

@@ -300,6 +300,8 @@ def cache_key(config: ArrayConfig, options: SynthOptions) -> str:
 
 def _config_dict(config: ArrayConfig) -> dict[str, Any]:
     data = asdict(config)
+    if data["interleave"] == 1:  # the field is newer than the cache: one-cycle designs keep their keys
+        del data["interleave"]
     data["lfsr_taps"] = None if config.lfsr_taps is None else list(config.lfsr_taps)
     return data
 

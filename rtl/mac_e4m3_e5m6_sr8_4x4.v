@@ -8,36 +8,32 @@
 module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  reg \$10 ;
-  reg [47:0] \$11 ;
-  reg [47:0] \$12 ;
-  reg [47:0] \$13 ;
-  reg [47:0] \$14 ;
-  reg [1:0] \$15 ;
+  reg [47:0] \$10 ;
+  reg [1:0] \$11 ;
   wire \$2 ;
   wire \$3 ;
-  wire [1:0] \$4 ;
-  wire [1:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [2:0] \$9 ;
+  wire \$4 ;
+  wire [2:0] \$5 ;
+  reg \$6 ;
+  reg [47:0] \$7 ;
+  reg [47:0] \$8 ;
+  reg [47:0] \$9 ;
   wire [7:0] a;
-  wire [7:0] \a$21 ;
-  wire [7:0] \a$26 ;
-  wire [7:0] \a$31 ;
-  wire [7:0] \a$36 ;
-  wire [7:0] \a$41 ;
-  wire [7:0] \a$46 ;
-  wire [7:0] \a$51 ;
-  wire [7:0] \a$56 ;
-  wire [7:0] \a$61 ;
-  wire [7:0] \a$66 ;
-  wire [7:0] \a$71 ;
-  wire [7:0] \a$76 ;
-  wire [7:0] \a$81 ;
-  wire [7:0] \a$86 ;
-  wire [7:0] \a$91 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$27 ;
+  wire [7:0] \a$32 ;
+  wire [7:0] \a$37 ;
+  wire [7:0] \a$42 ;
+  wire [7:0] \a$47 ;
+  wire [7:0] \a$52 ;
+  wire [7:0] \a$57 ;
+  wire [7:0] \a$62 ;
+  wire [7:0] \a$67 ;
+  wire [7:0] \a$72 ;
+  wire [7:0] \a$77 ;
+  wire [7:0] \a$82 ;
+  wire [7:0] \a$87 ;
+  wire [7:0] \a$92 ;
   wire [11:0] acc;
   wire [11:0] \acc$103 ;
   wire [11:0] \acc$104 ;
@@ -56,21 +52,22 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire [11:0] \acc$117 ;
   wire advance;
   wire [7:0] b;
-  wire [7:0] \b$22 ;
-  wire [7:0] \b$27 ;
-  wire [7:0] \b$32 ;
-  wire [7:0] \b$37 ;
-  wire [7:0] \b$42 ;
-  wire [7:0] \b$47 ;
-  wire [7:0] \b$52 ;
-  wire [7:0] \b$57 ;
-  wire [7:0] \b$62 ;
-  wire [7:0] \b$67 ;
-  wire [7:0] \b$72 ;
-  wire [7:0] \b$77 ;
-  wire [7:0] \b$82 ;
-  wire [7:0] \b$87 ;
-  wire [7:0] \b$92 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$28 ;
+  wire [7:0] \b$33 ;
+  wire [7:0] \b$38 ;
+  wire [7:0] \b$43 ;
+  wire [7:0] \b$48 ;
+  wire [7:0] \b$53 ;
+  wire [7:0] \b$58 ;
+  wire [7:0] \b$63 ;
+  wire [7:0] \b$68 ;
+  wire [7:0] \b$73 ;
+  wire [7:0] \b$78 ;
+  wire [7:0] \b$83 ;
+  wire [7:0] \b$88 ;
+  wire [7:0] \b$93 ;
+  wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
   reg [47:0] buffer_row_0 = 48'h000000000000;
@@ -80,23 +77,22 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input clk;
   wire clk;
   wire done;
-  wire [-1:0] done_slot;
   wire en;
-  wire \en$18 ;
-  wire \en$23 ;
-  wire \en$28 ;
-  wire \en$33 ;
-  wire \en$38 ;
-  wire \en$43 ;
-  wire \en$48 ;
-  wire \en$53 ;
-  wire \en$58 ;
-  wire \en$63 ;
-  wire \en$68 ;
-  wire \en$73 ;
-  wire \en$78 ;
-  wire \en$83 ;
-  wire \en$88 ;
+  wire \en$19 ;
+  wire \en$24 ;
+  wire \en$29 ;
+  wire \en$34 ;
+  wire \en$39 ;
+  wire \en$44 ;
+  wire \en$49 ;
+  wire \en$54 ;
+  wire \en$59 ;
+  wire \en$64 ;
+  wire \en$69 ;
+  wire \en$74 ;
+  wire \en$79 ;
+  wire \en$84 ;
+  wire \en$89 ;
   input [31:0] in_a;
   wire [31:0] in_a;
   input [31:0] in_b;
@@ -108,21 +104,21 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input in_valid;
   wire in_valid;
   wire last;
-  wire \last$20 ;
-  wire \last$25 ;
-  wire \last$30 ;
-  wire \last$35 ;
-  wire \last$40 ;
-  wire \last$45 ;
-  wire \last$50 ;
-  wire \last$55 ;
-  wire \last$60 ;
-  wire \last$65 ;
-  wire \last$70 ;
-  wire \last$75 ;
-  wire \last$80 ;
-  wire \last$85 ;
-  wire \last$90 ;
+  wire \last$21 ;
+  wire \last$26 ;
+  wire \last$31 ;
+  wire \last$36 ;
+  wire \last$41 ;
+  wire \last$46 ;
+  wire \last$51 ;
+  wire \last$56 ;
+  wire \last$61 ;
+  wire \last$66 ;
+  wire \last$71 ;
+  wire \last$76 ;
+  wire \last$81 ;
+  wire \last$86 ;
+  wire \last$91 ;
   output [47:0] out_data;
   reg [47:0] out_data;
   output out_last;
@@ -139,40 +135,40 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input rst;
   wire rst;
   wire valid;
-  wire \valid$19 ;
-  wire \valid$24 ;
-  wire \valid$29 ;
-  wire \valid$34 ;
-  wire \valid$39 ;
-  wire \valid$44 ;
-  wire \valid$49 ;
-  wire \valid$54 ;
-  wire \valid$59 ;
-  wire \valid$64 ;
-  wire \valid$69 ;
-  wire \valid$74 ;
-  wire \valid$79 ;
-  wire \valid$84 ;
-  wire \valid$89 ;
+  wire \valid$20 ;
+  wire \valid$25 ;
+  wire \valid$30 ;
+  wire \valid$35 ;
+  wire \valid$40 ;
+  wire \valid$45 ;
+  wire \valid$50 ;
+  wire \valid$55 ;
+  wire \valid$60 ;
+  wire \valid$65 ;
+  wire \valid$70 ;
+  wire \valid$75 ;
+  wire \valid$80 ;
+  wire \valid$85 ;
+  wire \valid$90 ;
   assign \$1  = done & out_valid;
   assign in_ready = ~ \$1 ;
   assign out_last = out_row == 2'h3;
   assign \$2  = done & in_ready;
-  assign \$7  = out_valid & out_ready;
-  assign \$8  = out_row == 2'h3;
-  assign \$9  = out_row + 1'h1;
+  assign \$3  = out_valid & out_ready;
+  assign \$4  = out_row == 2'h3;
+  assign \$5  = out_row + 1'h1;
   always @(posedge clk)
-    out_valid <= \$10 ;
+    out_valid <= \$6 ;
   always @(posedge clk)
-    buffer_row_0 <= \$11 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
-    buffer_row_1 <= \$12 ;
+    buffer_row_1 <= \$8 ;
   always @(posedge clk)
-    buffer_row_2 <= \$13 ;
+    buffer_row_2 <= \$9 ;
   always @(posedge clk)
-    buffer_row_3 <= \$14 ;
+    buffer_row_3 <= \$10 ;
   always @(posedge clk)
-    out_row <= \$15 ;
+    out_row <= \$11 ;
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0  pe_0_0 (
     .a(in_a[7:0]),
     .acc(acc),
@@ -350,164 +346,159 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$10  = out_valid;
+    \$6  = out_valid;
     if (\$2 ) begin
-      if (\$6 ) begin
-        \$10  = 1'h1;
+      \$6  = 1'h1;
+    end
+    if (\$3 ) begin
+      if (\$4 ) begin
+        \$6  = 1'h0;
       end
     end
-    if (\$7 ) begin
-      if (\$8 ) begin
-        \$10  = 1'h0;
-      end
-    end
     if (rst) begin
-      \$10  = 1'h0;
+      \$6  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$11  = buffer_row_0;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
-      \$11  = { \acc$105 , \acc$104 , \acc$103 , acc };
+      \$7  = { \acc$105 , \acc$104 , \acc$103 , acc };
     end
     if (rst) begin
-      \$11  = 48'h000000000000;
+      \$7  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$12  = buffer_row_1;
+    \$8  = buffer_row_1;
     if (\$2 ) begin
-      \$12  = { \acc$109 , \acc$108 , \acc$107 , \acc$106  };
+      \$8  = { \acc$109 , \acc$108 , \acc$107 , \acc$106  };
     end
     if (rst) begin
-      \$12  = 48'h000000000000;
+      \$8  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$13  = buffer_row_2;
+    \$9  = buffer_row_2;
     if (\$2 ) begin
-      \$13  = { \acc$113 , \acc$112 , \acc$111 , \acc$110  };
+      \$9  = { \acc$113 , \acc$112 , \acc$111 , \acc$110  };
     end
     if (rst) begin
-      \$13  = 48'h000000000000;
+      \$9  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$14  = buffer_row_3;
+    \$10  = buffer_row_3;
     if (\$2 ) begin
-      \$14  = { \acc$117 , \acc$116 , \acc$115 , \acc$114  };
+      \$10  = { \acc$117 , \acc$116 , \acc$115 , \acc$114  };
     end
     if (rst) begin
-      \$14  = 48'h000000000000;
+      \$10  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$15  = out_row;
-    if (\$7 ) begin
+    \$11  = out_row;
+    if (\$3 ) begin
       (* full_case = 32'd1 *)
-      if (\$8 ) begin
-        \$15  = 2'h0;
+      if (\$4 ) begin
+        \$11  = 2'h0;
       end else begin
-        \$15  = \$9 [1:0];
+        \$11  = \$5 [1:0];
       end
     end
     if (rst) begin
-      \$15  = 2'h0;
+      \$11  = 2'h0;
     end
   end
   assign en = in_ready;
   assign pe_advance = in_ready;
   assign valid = in_valid;
+  assign beat = in_valid;
   assign last = in_last;
   assign a = in_a[7:0];
   assign b = in_b[7:0];
-  assign \en$18  = in_ready;
-  assign \valid$19  = in_valid;
-  assign \last$20  = in_last;
-  assign \a$21  = in_a[7:0];
-  assign \b$22  = in_b[15:8];
-  assign \en$23  = in_ready;
-  assign \valid$24  = in_valid;
-  assign \last$25  = in_last;
-  assign \a$26  = in_a[7:0];
-  assign \b$27  = in_b[23:16];
-  assign \en$28  = in_ready;
-  assign \valid$29  = in_valid;
-  assign \last$30  = in_last;
-  assign \a$31  = in_a[7:0];
-  assign \b$32  = in_b[31:24];
-  assign \en$33  = in_ready;
-  assign \valid$34  = in_valid;
-  assign \last$35  = in_last;
-  assign \a$36  = in_a[15:8];
-  assign \b$37  = in_b[7:0];
-  assign \en$38  = in_ready;
-  assign \valid$39  = in_valid;
-  assign \last$40  = in_last;
-  assign \a$41  = in_a[15:8];
-  assign \b$42  = in_b[15:8];
-  assign \en$43  = in_ready;
-  assign \valid$44  = in_valid;
-  assign \last$45  = in_last;
-  assign \a$46  = in_a[15:8];
-  assign \b$47  = in_b[23:16];
-  assign \en$48  = in_ready;
-  assign \valid$49  = in_valid;
-  assign \last$50  = in_last;
-  assign \a$51  = in_a[15:8];
-  assign \b$52  = in_b[31:24];
-  assign \en$53  = in_ready;
-  assign \valid$54  = in_valid;
-  assign \last$55  = in_last;
-  assign \a$56  = in_a[23:16];
-  assign \b$57  = in_b[7:0];
-  assign \en$58  = in_ready;
-  assign \valid$59  = in_valid;
-  assign \last$60  = in_last;
-  assign \a$61  = in_a[23:16];
-  assign \b$62  = in_b[15:8];
-  assign \en$63  = in_ready;
-  assign \valid$64  = in_valid;
-  assign \last$65  = in_last;
-  assign \a$66  = in_a[23:16];
-  assign \b$67  = in_b[23:16];
-  assign \en$68  = in_ready;
-  assign \valid$69  = in_valid;
-  assign \last$70  = in_last;
-  assign \a$71  = in_a[23:16];
-  assign \b$72  = in_b[31:24];
-  assign \en$73  = in_ready;
-  assign \valid$74  = in_valid;
-  assign \last$75  = in_last;
-  assign \a$76  = in_a[31:24];
-  assign \b$77  = in_b[7:0];
-  assign \en$78  = in_ready;
-  assign \valid$79  = in_valid;
-  assign \last$80  = in_last;
-  assign \a$81  = in_a[31:24];
-  assign \b$82  = in_b[15:8];
-  assign \en$83  = in_ready;
-  assign \valid$84  = in_valid;
-  assign \last$85  = in_last;
-  assign \a$86  = in_a[31:24];
-  assign \b$87  = in_b[23:16];
-  assign \en$88  = in_ready;
-  assign \valid$89  = in_valid;
-  assign \last$90  = in_last;
-  assign \a$91  = in_a[31:24];
-  assign \b$92  = in_b[31:24];
+  assign \en$19  = in_ready;
+  assign \valid$20  = in_valid;
+  assign \last$21  = in_last;
+  assign \a$22  = in_a[7:0];
+  assign \b$23  = in_b[15:8];
+  assign \en$24  = in_ready;
+  assign \valid$25  = in_valid;
+  assign \last$26  = in_last;
+  assign \a$27  = in_a[7:0];
+  assign \b$28  = in_b[23:16];
+  assign \en$29  = in_ready;
+  assign \valid$30  = in_valid;
+  assign \last$31  = in_last;
+  assign \a$32  = in_a[7:0];
+  assign \b$33  = in_b[31:24];
+  assign \en$34  = in_ready;
+  assign \valid$35  = in_valid;
+  assign \last$36  = in_last;
+  assign \a$37  = in_a[15:8];
+  assign \b$38  = in_b[7:0];
+  assign \en$39  = in_ready;
+  assign \valid$40  = in_valid;
+  assign \last$41  = in_last;
+  assign \a$42  = in_a[15:8];
+  assign \b$43  = in_b[15:8];
+  assign \en$44  = in_ready;
+  assign \valid$45  = in_valid;
+  assign \last$46  = in_last;
+  assign \a$47  = in_a[15:8];
+  assign \b$48  = in_b[23:16];
+  assign \en$49  = in_ready;
+  assign \valid$50  = in_valid;
+  assign \last$51  = in_last;
+  assign \a$52  = in_a[15:8];
+  assign \b$53  = in_b[31:24];
+  assign \en$54  = in_ready;
+  assign \valid$55  = in_valid;
+  assign \last$56  = in_last;
+  assign \a$57  = in_a[23:16];
+  assign \b$58  = in_b[7:0];
+  assign \en$59  = in_ready;
+  assign \valid$60  = in_valid;
+  assign \last$61  = in_last;
+  assign \a$62  = in_a[23:16];
+  assign \b$63  = in_b[15:8];
+  assign \en$64  = in_ready;
+  assign \valid$65  = in_valid;
+  assign \last$66  = in_last;
+  assign \a$67  = in_a[23:16];
+  assign \b$68  = in_b[23:16];
+  assign \en$69  = in_ready;
+  assign \valid$70  = in_valid;
+  assign \last$71  = in_last;
+  assign \a$72  = in_a[23:16];
+  assign \b$73  = in_b[31:24];
+  assign \en$74  = in_ready;
+  assign \valid$75  = in_valid;
+  assign \last$76  = in_last;
+  assign \a$77  = in_a[31:24];
+  assign \b$78  = in_b[7:0];
+  assign \en$79  = in_ready;
+  assign \valid$80  = in_valid;
+  assign \last$81  = in_last;
+  assign \a$82  = in_a[31:24];
+  assign \b$83  = in_b[15:8];
+  assign \en$84  = in_ready;
+  assign \valid$85  = in_valid;
+  assign \last$86  = in_last;
+  assign \a$87  = in_a[31:24];
+  assign \b$88  = in_b[23:16];
+  assign \en$89  = in_ready;
+  assign \valid$90  = in_valid;
+  assign \last$91  = in_last;
+  assign \a$92  = in_a[31:24];
+  assign \b$93  = in_b[31:24];
   assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign \$3  = 1'h1;
-  assign \$4  = 2'h1;
-  assign \$5  = 2'h0;
-  assign \$6  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1406,14 +1397,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$455$0 (\$424 ),
-    .\port$457$0 (\$425 ),
-    .\port$459$0 (\$426 ),
-    .\port$461$0 (\$427 ),
-    .\port$463$0 (\$428 ),
-    .\port$465$0 (\$429 ),
-    .\port$467$0 (\$430 ),
-    .\port$469$0 (\$431 ),
+    .\port$447$0 (\$424 ),
+    .\port$449$0 (\$425 ),
+    .\port$451$0 (\$426 ),
+    .\port$453$0 (\$427 ),
+    .\port$455$0 (\$428 ),
+    .\port$457$0 (\$429 ),
+    .\port$459$0 (\$430 ),
+    .\port$461$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -1545,7 +1536,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$455$0 , \port$457$0 , \port$459$0 , \port$461$0 , \port$463$0 , \port$465$0 , \port$467$0 , \port$469$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$447$0 , \port$449$0 , \port$451$0 , \port$453$0 , \port$455$0 , \port$457$0 , \port$459$0 , \port$461$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1635,6 +1626,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$455$0 , \port$457$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
+  output \port$447$0 ;
+  wire \port$447$0 ;
+  output \port$449$0 ;
+  wire \port$449$0 ;
+  output \port$451$0 ;
+  wire \port$451$0 ;
+  output \port$453$0 ;
+  wire \port$453$0 ;
   output \port$455$0 ;
   wire \port$455$0 ;
   output \port$457$0 ;
@@ -1643,14 +1642,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$455$0 , \port$457$0 , 
   wire \port$459$0 ;
   output \port$461$0 ;
   wire \port$461$0 ;
-  output \port$463$0 ;
-  wire \port$463$0 ;
-  output \port$465$0 ;
-  wire \port$465$0 ;
-  output \port$467$0 ;
-  wire \port$467$0 ;
-  output \port$469$0 ;
-  wire \port$469$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1708,14 +1699,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$455$0 , \port$457$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$455$0  = \$2 ;
-  assign \port$457$0  = \$4 ;
-  assign \port$459$0  = \$6 ;
-  assign \port$461$0  = \$8 ;
-  assign \port$463$0  = \$10 ;
-  assign \port$465$0  = \$12 ;
-  assign \port$467$0  = \$14 ;
-  assign \port$469$0  = \$16 ;
+  assign \port$447$0  = \$2 ;
+  assign \port$449$0  = \$4 ;
+  assign \port$451$0  = \$6 ;
+  assign \port$453$0  = \$8 ;
+  assign \port$455$0  = \$10 ;
+  assign \port$457$0  = \$12 ;
+  assign \port$459$0  = \$14 ;
+  assign \port$461$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -2693,14 +2684,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$965$0 (\$424 ),
-    .\port$967$0 (\$425 ),
-    .\port$969$0 (\$426 ),
-    .\port$971$0 (\$427 ),
-    .\port$973$0 (\$428 ),
-    .\port$975$0 (\$429 ),
-    .\port$977$0 (\$430 ),
-    .\port$979$0 (\$431 ),
+    .\port$957$0 (\$424 ),
+    .\port$959$0 (\$425 ),
+    .\port$961$0 (\$426 ),
+    .\port$963$0 (\$427 ),
+    .\port$965$0 (\$428 ),
+    .\port$967$0 (\$429 ),
+    .\port$969$0 (\$430 ),
+    .\port$971$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -2832,7 +2823,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$965$0 , \port$967$0 , \port$969$0 , \port$971$0 , \port$973$0 , \port$975$0 , \port$977$0 , \port$979$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$957$0 , \port$959$0 , \port$961$0 , \port$963$0 , \port$965$0 , \port$967$0 , \port$969$0 , \port$971$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -2922,6 +2913,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$965$0 , \port$967$0 , 
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
+  output \port$957$0 ;
+  wire \port$957$0 ;
+  output \port$959$0 ;
+  wire \port$959$0 ;
+  output \port$961$0 ;
+  wire \port$961$0 ;
+  output \port$963$0 ;
+  wire \port$963$0 ;
   output \port$965$0 ;
   wire \port$965$0 ;
   output \port$967$0 ;
@@ -2930,14 +2929,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$965$0 , \port$967$0 , 
   wire \port$969$0 ;
   output \port$971$0 ;
   wire \port$971$0 ;
-  output \port$973$0 ;
-  wire \port$973$0 ;
-  output \port$975$0 ;
-  wire \port$975$0 ;
-  output \port$977$0 ;
-  wire \port$977$0 ;
-  output \port$979$0 ;
-  wire \port$979$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -2995,14 +2986,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$965$0 , \port$967$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$965$0  = \$2 ;
-  assign \port$967$0  = \$4 ;
-  assign \port$969$0  = \$6 ;
-  assign \port$971$0  = \$8 ;
-  assign \port$973$0  = \$10 ;
-  assign \port$975$0  = \$12 ;
-  assign \port$977$0  = \$14 ;
-  assign \port$979$0  = \$16 ;
+  assign \port$957$0  = \$2 ;
+  assign \port$959$0  = \$4 ;
+  assign \port$961$0  = \$6 ;
+  assign \port$963$0  = \$8 ;
+  assign \port$965$0  = \$10 ;
+  assign \port$967$0  = \$12 ;
+  assign \port$969$0  = \$14 ;
+  assign \port$971$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -3980,14 +3971,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1475$0 (\$424 ),
-    .\port$1477$0 (\$425 ),
-    .\port$1479$0 (\$426 ),
-    .\port$1481$0 (\$427 ),
-    .\port$1483$0 (\$428 ),
-    .\port$1485$0 (\$429 ),
-    .\port$1487$0 (\$430 ),
-    .\port$1489$0 (\$431 ),
+    .\port$1467$0 (\$424 ),
+    .\port$1469$0 (\$425 ),
+    .\port$1471$0 (\$426 ),
+    .\port$1473$0 (\$427 ),
+    .\port$1475$0 (\$428 ),
+    .\port$1477$0 (\$429 ),
+    .\port$1479$0 (\$430 ),
+    .\port$1481$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -4119,7 +4110,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1475$0 , \port$1477$0 , \port$1479$0 , \port$1481$0 , \port$1483$0 , \port$1485$0 , \port$1487$0 , \port$1489$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1467$0 , \port$1469$0 , \port$1471$0 , \port$1473$0 , \port$1475$0 , \port$1477$0 , \port$1479$0 , \port$1481$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -4209,6 +4200,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1475$0 , \port$1477$0 
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
+  output \port$1467$0 ;
+  wire \port$1467$0 ;
+  output \port$1469$0 ;
+  wire \port$1469$0 ;
+  output \port$1471$0 ;
+  wire \port$1471$0 ;
+  output \port$1473$0 ;
+  wire \port$1473$0 ;
   output \port$1475$0 ;
   wire \port$1475$0 ;
   output \port$1477$0 ;
@@ -4217,14 +4216,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1475$0 , \port$1477$0 
   wire \port$1479$0 ;
   output \port$1481$0 ;
   wire \port$1481$0 ;
-  output \port$1483$0 ;
-  wire \port$1483$0 ;
-  output \port$1485$0 ;
-  wire \port$1485$0 ;
-  output \port$1487$0 ;
-  wire \port$1487$0 ;
-  output \port$1489$0 ;
-  wire \port$1489$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -4282,14 +4273,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1475$0 , \port$1477$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1475$0  = \$2 ;
-  assign \port$1477$0  = \$4 ;
-  assign \port$1479$0  = \$6 ;
-  assign \port$1481$0  = \$8 ;
-  assign \port$1483$0  = \$10 ;
-  assign \port$1485$0  = \$12 ;
-  assign \port$1487$0  = \$14 ;
-  assign \port$1489$0  = \$16 ;
+  assign \port$1467$0  = \$2 ;
+  assign \port$1469$0  = \$4 ;
+  assign \port$1471$0  = \$6 ;
+  assign \port$1473$0  = \$8 ;
+  assign \port$1475$0  = \$10 ;
+  assign \port$1477$0  = \$12 ;
+  assign \port$1479$0  = \$14 ;
+  assign \port$1481$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -5267,14 +5258,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1985$0 (\$424 ),
-    .\port$1987$0 (\$425 ),
-    .\port$1989$0 (\$426 ),
-    .\port$1991$0 (\$427 ),
-    .\port$1993$0 (\$428 ),
-    .\port$1995$0 (\$429 ),
-    .\port$1997$0 (\$430 ),
-    .\port$1999$0 (\$431 ),
+    .\port$1977$0 (\$424 ),
+    .\port$1979$0 (\$425 ),
+    .\port$1981$0 (\$426 ),
+    .\port$1983$0 (\$427 ),
+    .\port$1985$0 (\$428 ),
+    .\port$1987$0 (\$429 ),
+    .\port$1989$0 (\$430 ),
+    .\port$1991$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -5406,7 +5397,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1985$0 , \port$1987$0 , \port$1989$0 , \port$1991$0 , \port$1993$0 , \port$1995$0 , \port$1997$0 , \port$1999$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1977$0 , \port$1979$0 , \port$1981$0 , \port$1983$0 , \port$1985$0 , \port$1987$0 , \port$1989$0 , \port$1991$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5496,6 +5487,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1985$0 , \port$1987$0 
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
+  output \port$1977$0 ;
+  wire \port$1977$0 ;
+  output \port$1979$0 ;
+  wire \port$1979$0 ;
+  output \port$1981$0 ;
+  wire \port$1981$0 ;
+  output \port$1983$0 ;
+  wire \port$1983$0 ;
   output \port$1985$0 ;
   wire \port$1985$0 ;
   output \port$1987$0 ;
@@ -5504,14 +5503,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1985$0 , \port$1987$0 
   wire \port$1989$0 ;
   output \port$1991$0 ;
   wire \port$1991$0 ;
-  output \port$1993$0 ;
-  wire \port$1993$0 ;
-  output \port$1995$0 ;
-  wire \port$1995$0 ;
-  output \port$1997$0 ;
-  wire \port$1997$0 ;
-  output \port$1999$0 ;
-  wire \port$1999$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -5569,14 +5560,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1985$0 , \port$1987$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1985$0  = \$2 ;
-  assign \port$1987$0  = \$4 ;
-  assign \port$1989$0  = \$6 ;
-  assign \port$1991$0  = \$8 ;
-  assign \port$1993$0  = \$10 ;
-  assign \port$1995$0  = \$12 ;
-  assign \port$1997$0  = \$14 ;
-  assign \port$1999$0  = \$16 ;
+  assign \port$1977$0  = \$2 ;
+  assign \port$1979$0  = \$4 ;
+  assign \port$1981$0  = \$6 ;
+  assign \port$1983$0  = \$8 ;
+  assign \port$1985$0  = \$10 ;
+  assign \port$1987$0  = \$12 ;
+  assign \port$1989$0  = \$14 ;
+  assign \port$1991$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6554,14 +6545,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2495$0 (\$424 ),
-    .\port$2497$0 (\$425 ),
-    .\port$2499$0 (\$426 ),
-    .\port$2501$0 (\$427 ),
-    .\port$2503$0 (\$428 ),
-    .\port$2505$0 (\$429 ),
-    .\port$2507$0 (\$430 ),
-    .\port$2509$0 (\$431 ),
+    .\port$2487$0 (\$424 ),
+    .\port$2489$0 (\$425 ),
+    .\port$2491$0 (\$426 ),
+    .\port$2493$0 (\$427 ),
+    .\port$2495$0 (\$428 ),
+    .\port$2497$0 (\$429 ),
+    .\port$2499$0 (\$430 ),
+    .\port$2501$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -6693,7 +6684,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2495$0 , \port$2497$0 , \port$2499$0 , \port$2501$0 , \port$2503$0 , \port$2505$0 , \port$2507$0 , \port$2509$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2487$0 , \port$2489$0 , \port$2491$0 , \port$2493$0 , \port$2495$0 , \port$2497$0 , \port$2499$0 , \port$2501$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6783,6 +6774,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2495$0 , \port$2497$0 
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
+  output \port$2487$0 ;
+  wire \port$2487$0 ;
+  output \port$2489$0 ;
+  wire \port$2489$0 ;
+  output \port$2491$0 ;
+  wire \port$2491$0 ;
+  output \port$2493$0 ;
+  wire \port$2493$0 ;
   output \port$2495$0 ;
   wire \port$2495$0 ;
   output \port$2497$0 ;
@@ -6791,14 +6790,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2495$0 , \port$2497$0 
   wire \port$2499$0 ;
   output \port$2501$0 ;
   wire \port$2501$0 ;
-  output \port$2503$0 ;
-  wire \port$2503$0 ;
-  output \port$2505$0 ;
-  wire \port$2505$0 ;
-  output \port$2507$0 ;
-  wire \port$2507$0 ;
-  output \port$2509$0 ;
-  wire \port$2509$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -6856,14 +6847,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2495$0 , \port$2497$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2495$0  = \$2 ;
-  assign \port$2497$0  = \$4 ;
-  assign \port$2499$0  = \$6 ;
-  assign \port$2501$0  = \$8 ;
-  assign \port$2503$0  = \$10 ;
-  assign \port$2505$0  = \$12 ;
-  assign \port$2507$0  = \$14 ;
-  assign \port$2509$0  = \$16 ;
+  assign \port$2487$0  = \$2 ;
+  assign \port$2489$0  = \$4 ;
+  assign \port$2491$0  = \$6 ;
+  assign \port$2493$0  = \$8 ;
+  assign \port$2495$0  = \$10 ;
+  assign \port$2497$0  = \$12 ;
+  assign \port$2499$0  = \$14 ;
+  assign \port$2501$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -7841,14 +7832,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3005$0 (\$424 ),
-    .\port$3007$0 (\$425 ),
-    .\port$3009$0 (\$426 ),
-    .\port$3011$0 (\$427 ),
-    .\port$3013$0 (\$428 ),
-    .\port$3015$0 (\$429 ),
-    .\port$3017$0 (\$430 ),
-    .\port$3019$0 (\$431 ),
+    .\port$2997$0 (\$424 ),
+    .\port$2999$0 (\$425 ),
+    .\port$3001$0 (\$426 ),
+    .\port$3003$0 (\$427 ),
+    .\port$3005$0 (\$428 ),
+    .\port$3007$0 (\$429 ),
+    .\port$3009$0 (\$430 ),
+    .\port$3011$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -7980,7 +7971,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$3005$0 , \port$3007$0 , \port$3009$0 , \port$3011$0 , \port$3013$0 , \port$3015$0 , \port$3017$0 , \port$3019$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2997$0 , \port$2999$0 , \port$3001$0 , \port$3003$0 , \port$3005$0 , \port$3007$0 , \port$3009$0 , \port$3011$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8070,6 +8061,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$3005$0 , \port$3007$0 
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
+  output \port$2997$0 ;
+  wire \port$2997$0 ;
+  output \port$2999$0 ;
+  wire \port$2999$0 ;
+  output \port$3001$0 ;
+  wire \port$3001$0 ;
+  output \port$3003$0 ;
+  wire \port$3003$0 ;
   output \port$3005$0 ;
   wire \port$3005$0 ;
   output \port$3007$0 ;
@@ -8078,14 +8077,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$3005$0 , \port$3007$0 
   wire \port$3009$0 ;
   output \port$3011$0 ;
   wire \port$3011$0 ;
-  output \port$3013$0 ;
-  wire \port$3013$0 ;
-  output \port$3015$0 ;
-  wire \port$3015$0 ;
-  output \port$3017$0 ;
-  wire \port$3017$0 ;
-  output \port$3019$0 ;
-  wire \port$3019$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -8143,14 +8134,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$3005$0 , \port$3007$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3005$0  = \$2 ;
-  assign \port$3007$0  = \$4 ;
-  assign \port$3009$0  = \$6 ;
-  assign \port$3011$0  = \$8 ;
-  assign \port$3013$0  = \$10 ;
-  assign \port$3015$0  = \$12 ;
-  assign \port$3017$0  = \$14 ;
-  assign \port$3019$0  = \$16 ;
+  assign \port$2997$0  = \$2 ;
+  assign \port$2999$0  = \$4 ;
+  assign \port$3001$0  = \$6 ;
+  assign \port$3003$0  = \$8 ;
+  assign \port$3005$0  = \$10 ;
+  assign \port$3007$0  = \$12 ;
+  assign \port$3009$0  = \$14 ;
+  assign \port$3011$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -9128,14 +9119,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3515$0 (\$424 ),
-    .\port$3517$0 (\$425 ),
-    .\port$3519$0 (\$426 ),
-    .\port$3521$0 (\$427 ),
-    .\port$3523$0 (\$428 ),
-    .\port$3525$0 (\$429 ),
-    .\port$3527$0 (\$430 ),
-    .\port$3529$0 (\$431 ),
+    .\port$3507$0 (\$424 ),
+    .\port$3509$0 (\$425 ),
+    .\port$3511$0 (\$426 ),
+    .\port$3513$0 (\$427 ),
+    .\port$3515$0 (\$428 ),
+    .\port$3517$0 (\$429 ),
+    .\port$3519$0 (\$430 ),
+    .\port$3521$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -9267,7 +9258,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3515$0 , \port$3517$0 , \port$3519$0 , \port$3521$0 , \port$3523$0 , \port$3525$0 , \port$3527$0 , \port$3529$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$3509$0 , \port$3511$0 , \port$3513$0 , \port$3515$0 , \port$3517$0 , \port$3519$0 , \port$3521$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9357,6 +9348,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3515$0 , \port$3517$0 
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
+  output \port$3507$0 ;
+  wire \port$3507$0 ;
+  output \port$3509$0 ;
+  wire \port$3509$0 ;
+  output \port$3511$0 ;
+  wire \port$3511$0 ;
+  output \port$3513$0 ;
+  wire \port$3513$0 ;
   output \port$3515$0 ;
   wire \port$3515$0 ;
   output \port$3517$0 ;
@@ -9365,14 +9364,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3515$0 , \port$3517$0 
   wire \port$3519$0 ;
   output \port$3521$0 ;
   wire \port$3521$0 ;
-  output \port$3523$0 ;
-  wire \port$3523$0 ;
-  output \port$3525$0 ;
-  wire \port$3525$0 ;
-  output \port$3527$0 ;
-  wire \port$3527$0 ;
-  output \port$3529$0 ;
-  wire \port$3529$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -9430,14 +9421,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3515$0 , \port$3517$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3515$0  = \$2 ;
-  assign \port$3517$0  = \$4 ;
-  assign \port$3519$0  = \$6 ;
-  assign \port$3521$0  = \$8 ;
-  assign \port$3523$0  = \$10 ;
-  assign \port$3525$0  = \$12 ;
-  assign \port$3527$0  = \$14 ;
-  assign \port$3529$0  = \$16 ;
+  assign \port$3507$0  = \$2 ;
+  assign \port$3509$0  = \$4 ;
+  assign \port$3511$0  = \$6 ;
+  assign \port$3513$0  = \$8 ;
+  assign \port$3515$0  = \$10 ;
+  assign \port$3517$0  = \$12 ;
+  assign \port$3519$0  = \$14 ;
+  assign \port$3521$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10415,14 +10406,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4025$0 (\$424 ),
-    .\port$4027$0 (\$425 ),
-    .\port$4029$0 (\$426 ),
-    .\port$4031$0 (\$427 ),
-    .\port$4033$0 (\$428 ),
-    .\port$4035$0 (\$429 ),
-    .\port$4037$0 (\$430 ),
-    .\port$4039$0 (\$431 ),
+    .\port$4017$0 (\$424 ),
+    .\port$4019$0 (\$425 ),
+    .\port$4021$0 (\$426 ),
+    .\port$4023$0 (\$427 ),
+    .\port$4025$0 (\$428 ),
+    .\port$4027$0 (\$429 ),
+    .\port$4029$0 (\$430 ),
+    .\port$4031$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -10554,7 +10545,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4025$0 , \port$4027$0 , \port$4029$0 , \port$4031$0 , \port$4033$0 , \port$4035$0 , \port$4037$0 , \port$4039$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4017$0 , \port$4019$0 , \port$4021$0 , \port$4023$0 , \port$4025$0 , \port$4027$0 , \port$4029$0 , \port$4031$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10644,6 +10635,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4025$0 , \port$4027$0 
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
+  output \port$4017$0 ;
+  wire \port$4017$0 ;
+  output \port$4019$0 ;
+  wire \port$4019$0 ;
+  output \port$4021$0 ;
+  wire \port$4021$0 ;
+  output \port$4023$0 ;
+  wire \port$4023$0 ;
   output \port$4025$0 ;
   wire \port$4025$0 ;
   output \port$4027$0 ;
@@ -10652,14 +10651,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4025$0 , \port$4027$0 
   wire \port$4029$0 ;
   output \port$4031$0 ;
   wire \port$4031$0 ;
-  output \port$4033$0 ;
-  wire \port$4033$0 ;
-  output \port$4035$0 ;
-  wire \port$4035$0 ;
-  output \port$4037$0 ;
-  wire \port$4037$0 ;
-  output \port$4039$0 ;
-  wire \port$4039$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -10717,14 +10708,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4025$0 , \port$4027$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4025$0  = \$2 ;
-  assign \port$4027$0  = \$4 ;
-  assign \port$4029$0  = \$6 ;
-  assign \port$4031$0  = \$8 ;
-  assign \port$4033$0  = \$10 ;
-  assign \port$4035$0  = \$12 ;
-  assign \port$4037$0  = \$14 ;
-  assign \port$4039$0  = \$16 ;
+  assign \port$4017$0  = \$2 ;
+  assign \port$4019$0  = \$4 ;
+  assign \port$4021$0  = \$6 ;
+  assign \port$4023$0  = \$8 ;
+  assign \port$4025$0  = \$10 ;
+  assign \port$4027$0  = \$12 ;
+  assign \port$4029$0  = \$14 ;
+  assign \port$4031$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11702,14 +11693,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4535$0 (\$424 ),
-    .\port$4537$0 (\$425 ),
-    .\port$4539$0 (\$426 ),
-    .\port$4541$0 (\$427 ),
-    .\port$4543$0 (\$428 ),
-    .\port$4545$0 (\$429 ),
-    .\port$4547$0 (\$430 ),
-    .\port$4549$0 (\$431 ),
+    .\port$4527$0 (\$424 ),
+    .\port$4529$0 (\$425 ),
+    .\port$4531$0 (\$426 ),
+    .\port$4533$0 (\$427 ),
+    .\port$4535$0 (\$428 ),
+    .\port$4537$0 (\$429 ),
+    .\port$4539$0 (\$430 ),
+    .\port$4541$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -11841,7 +11832,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4535$0 , \port$4537$0 , \port$4539$0 , \port$4541$0 , \port$4543$0 , \port$4545$0 , \port$4547$0 , \port$4549$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4527$0 , \port$4529$0 , \port$4531$0 , \port$4533$0 , \port$4535$0 , \port$4537$0 , \port$4539$0 , \port$4541$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -11931,6 +11922,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4535$0 , \port$4537$0 
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
+  output \port$4527$0 ;
+  wire \port$4527$0 ;
+  output \port$4529$0 ;
+  wire \port$4529$0 ;
+  output \port$4531$0 ;
+  wire \port$4531$0 ;
+  output \port$4533$0 ;
+  wire \port$4533$0 ;
   output \port$4535$0 ;
   wire \port$4535$0 ;
   output \port$4537$0 ;
@@ -11939,14 +11938,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4535$0 , \port$4537$0 
   wire \port$4539$0 ;
   output \port$4541$0 ;
   wire \port$4541$0 ;
-  output \port$4543$0 ;
-  wire \port$4543$0 ;
-  output \port$4545$0 ;
-  wire \port$4545$0 ;
-  output \port$4547$0 ;
-  wire \port$4547$0 ;
-  output \port$4549$0 ;
-  wire \port$4549$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -12004,14 +11995,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4535$0 , \port$4537$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4535$0  = \$2 ;
-  assign \port$4537$0  = \$4 ;
-  assign \port$4539$0  = \$6 ;
-  assign \port$4541$0  = \$8 ;
-  assign \port$4543$0  = \$10 ;
-  assign \port$4545$0  = \$12 ;
-  assign \port$4547$0  = \$14 ;
-  assign \port$4549$0  = \$16 ;
+  assign \port$4527$0  = \$2 ;
+  assign \port$4529$0  = \$4 ;
+  assign \port$4531$0  = \$6 ;
+  assign \port$4533$0  = \$8 ;
+  assign \port$4535$0  = \$10 ;
+  assign \port$4537$0  = \$12 ;
+  assign \port$4539$0  = \$14 ;
+  assign \port$4541$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -12989,14 +12980,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5045$0 (\$424 ),
-    .\port$5047$0 (\$425 ),
-    .\port$5049$0 (\$426 ),
-    .\port$5051$0 (\$427 ),
-    .\port$5053$0 (\$428 ),
-    .\port$5055$0 (\$429 ),
-    .\port$5057$0 (\$430 ),
-    .\port$5059$0 (\$431 ),
+    .\port$5037$0 (\$424 ),
+    .\port$5039$0 (\$425 ),
+    .\port$5041$0 (\$426 ),
+    .\port$5043$0 (\$427 ),
+    .\port$5045$0 (\$428 ),
+    .\port$5047$0 (\$429 ),
+    .\port$5049$0 (\$430 ),
+    .\port$5051$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -13128,7 +13119,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5045$0 , \port$5047$0 , \port$5049$0 , \port$5051$0 , \port$5053$0 , \port$5055$0 , \port$5057$0 , \port$5059$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5037$0 , \port$5039$0 , \port$5041$0 , \port$5043$0 , \port$5045$0 , \port$5047$0 , \port$5049$0 , \port$5051$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -13218,6 +13209,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5045$0 , \port$5047$0 
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
+  output \port$5037$0 ;
+  wire \port$5037$0 ;
+  output \port$5039$0 ;
+  wire \port$5039$0 ;
+  output \port$5041$0 ;
+  wire \port$5041$0 ;
+  output \port$5043$0 ;
+  wire \port$5043$0 ;
   output \port$5045$0 ;
   wire \port$5045$0 ;
   output \port$5047$0 ;
@@ -13226,14 +13225,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5045$0 , \port$5047$0 
   wire \port$5049$0 ;
   output \port$5051$0 ;
   wire \port$5051$0 ;
-  output \port$5053$0 ;
-  wire \port$5053$0 ;
-  output \port$5055$0 ;
-  wire \port$5055$0 ;
-  output \port$5057$0 ;
-  wire \port$5057$0 ;
-  output \port$5059$0 ;
-  wire \port$5059$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -13291,14 +13282,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5045$0 , \port$5047$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5045$0  = \$2 ;
-  assign \port$5047$0  = \$4 ;
-  assign \port$5049$0  = \$6 ;
-  assign \port$5051$0  = \$8 ;
-  assign \port$5053$0  = \$10 ;
-  assign \port$5055$0  = \$12 ;
-  assign \port$5057$0  = \$14 ;
-  assign \port$5059$0  = \$16 ;
+  assign \port$5037$0  = \$2 ;
+  assign \port$5039$0  = \$4 ;
+  assign \port$5041$0  = \$6 ;
+  assign \port$5043$0  = \$8 ;
+  assign \port$5045$0  = \$10 ;
+  assign \port$5047$0  = \$12 ;
+  assign \port$5049$0  = \$14 ;
+  assign \port$5051$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14276,14 +14267,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5555$0 (\$424 ),
-    .\port$5557$0 (\$425 ),
-    .\port$5559$0 (\$426 ),
-    .\port$5561$0 (\$427 ),
-    .\port$5563$0 (\$428 ),
-    .\port$5565$0 (\$429 ),
-    .\port$5567$0 (\$430 ),
-    .\port$5569$0 (\$431 ),
+    .\port$5547$0 (\$424 ),
+    .\port$5549$0 (\$425 ),
+    .\port$5551$0 (\$426 ),
+    .\port$5553$0 (\$427 ),
+    .\port$5555$0 (\$428 ),
+    .\port$5557$0 (\$429 ),
+    .\port$5559$0 (\$430 ),
+    .\port$5561$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -14415,7 +14406,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5555$0 , \port$5557$0 , \port$5559$0 , \port$5561$0 , \port$5563$0 , \port$5565$0 , \port$5567$0 , \port$5569$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5547$0 , \port$5549$0 , \port$5551$0 , \port$5553$0 , \port$5555$0 , \port$5557$0 , \port$5559$0 , \port$5561$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14505,6 +14496,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5555$0 , \port$5557$0 
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
+  output \port$5547$0 ;
+  wire \port$5547$0 ;
+  output \port$5549$0 ;
+  wire \port$5549$0 ;
+  output \port$5551$0 ;
+  wire \port$5551$0 ;
+  output \port$5553$0 ;
+  wire \port$5553$0 ;
   output \port$5555$0 ;
   wire \port$5555$0 ;
   output \port$5557$0 ;
@@ -14513,14 +14512,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5555$0 , \port$5557$0 
   wire \port$5559$0 ;
   output \port$5561$0 ;
   wire \port$5561$0 ;
-  output \port$5563$0 ;
-  wire \port$5563$0 ;
-  output \port$5565$0 ;
-  wire \port$5565$0 ;
-  output \port$5567$0 ;
-  wire \port$5567$0 ;
-  output \port$5569$0 ;
-  wire \port$5569$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -14578,14 +14569,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5555$0 , \port$5557$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5555$0  = \$2 ;
-  assign \port$5557$0  = \$4 ;
-  assign \port$5559$0  = \$6 ;
-  assign \port$5561$0  = \$8 ;
-  assign \port$5563$0  = \$10 ;
-  assign \port$5565$0  = \$12 ;
-  assign \port$5567$0  = \$14 ;
-  assign \port$5569$0  = \$16 ;
+  assign \port$5547$0  = \$2 ;
+  assign \port$5549$0  = \$4 ;
+  assign \port$5551$0  = \$6 ;
+  assign \port$5553$0  = \$8 ;
+  assign \port$5555$0  = \$10 ;
+  assign \port$5557$0  = \$12 ;
+  assign \port$5559$0  = \$14 ;
+  assign \port$5561$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15563,14 +15554,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6065$0 (\$424 ),
-    .\port$6067$0 (\$425 ),
-    .\port$6069$0 (\$426 ),
-    .\port$6071$0 (\$427 ),
-    .\port$6073$0 (\$428 ),
-    .\port$6075$0 (\$429 ),
-    .\port$6077$0 (\$430 ),
-    .\port$6079$0 (\$431 ),
+    .\port$6057$0 (\$424 ),
+    .\port$6059$0 (\$425 ),
+    .\port$6061$0 (\$426 ),
+    .\port$6063$0 (\$427 ),
+    .\port$6065$0 (\$428 ),
+    .\port$6067$0 (\$429 ),
+    .\port$6069$0 (\$430 ),
+    .\port$6071$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -15702,7 +15693,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6065$0 , \port$6067$0 , \port$6069$0 , \port$6071$0 , \port$6073$0 , \port$6075$0 , \port$6077$0 , \port$6079$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6057$0 , \port$6059$0 , \port$6061$0 , \port$6063$0 , \port$6065$0 , \port$6067$0 , \port$6069$0 , \port$6071$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15792,6 +15783,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6065$0 , \port$6067$0 
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
+  output \port$6057$0 ;
+  wire \port$6057$0 ;
+  output \port$6059$0 ;
+  wire \port$6059$0 ;
+  output \port$6061$0 ;
+  wire \port$6061$0 ;
+  output \port$6063$0 ;
+  wire \port$6063$0 ;
   output \port$6065$0 ;
   wire \port$6065$0 ;
   output \port$6067$0 ;
@@ -15800,14 +15799,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6065$0 , \port$6067$0 
   wire \port$6069$0 ;
   output \port$6071$0 ;
   wire \port$6071$0 ;
-  output \port$6073$0 ;
-  wire \port$6073$0 ;
-  output \port$6075$0 ;
-  wire \port$6075$0 ;
-  output \port$6077$0 ;
-  wire \port$6077$0 ;
-  output \port$6079$0 ;
-  wire \port$6079$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -15865,14 +15856,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6065$0 , \port$6067$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6065$0  = \$2 ;
-  assign \port$6067$0  = \$4 ;
-  assign \port$6069$0  = \$6 ;
-  assign \port$6071$0  = \$8 ;
-  assign \port$6073$0  = \$10 ;
-  assign \port$6075$0  = \$12 ;
-  assign \port$6077$0  = \$14 ;
-  assign \port$6079$0  = \$16 ;
+  assign \port$6057$0  = \$2 ;
+  assign \port$6059$0  = \$4 ;
+  assign \port$6061$0  = \$6 ;
+  assign \port$6063$0  = \$8 ;
+  assign \port$6065$0  = \$10 ;
+  assign \port$6067$0  = \$12 ;
+  assign \port$6069$0  = \$14 ;
+  assign \port$6071$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -16850,14 +16841,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6575$0 (\$424 ),
-    .\port$6577$0 (\$425 ),
-    .\port$6579$0 (\$426 ),
-    .\port$6581$0 (\$427 ),
-    .\port$6583$0 (\$428 ),
-    .\port$6585$0 (\$429 ),
-    .\port$6587$0 (\$430 ),
-    .\port$6589$0 (\$431 ),
+    .\port$6567$0 (\$424 ),
+    .\port$6569$0 (\$425 ),
+    .\port$6571$0 (\$426 ),
+    .\port$6573$0 (\$427 ),
+    .\port$6575$0 (\$428 ),
+    .\port$6577$0 (\$429 ),
+    .\port$6579$0 (\$430 ),
+    .\port$6581$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -16989,7 +16980,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6575$0 , \port$6577$0 , \port$6579$0 , \port$6581$0 , \port$6583$0 , \port$6585$0 , \port$6587$0 , \port$6589$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6567$0 , \port$6569$0 , \port$6571$0 , \port$6573$0 , \port$6575$0 , \port$6577$0 , \port$6579$0 , \port$6581$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -17079,6 +17070,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6575$0 , \port$6577$0 
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
+  output \port$6567$0 ;
+  wire \port$6567$0 ;
+  output \port$6569$0 ;
+  wire \port$6569$0 ;
+  output \port$6571$0 ;
+  wire \port$6571$0 ;
+  output \port$6573$0 ;
+  wire \port$6573$0 ;
   output \port$6575$0 ;
   wire \port$6575$0 ;
   output \port$6577$0 ;
@@ -17087,14 +17086,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6575$0 , \port$6577$0 
   wire \port$6579$0 ;
   output \port$6581$0 ;
   wire \port$6581$0 ;
-  output \port$6583$0 ;
-  wire \port$6583$0 ;
-  output \port$6585$0 ;
-  wire \port$6585$0 ;
-  output \port$6587$0 ;
-  wire \port$6587$0 ;
-  output \port$6589$0 ;
-  wire \port$6589$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -17152,14 +17143,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6575$0 , \port$6577$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6575$0  = \$2 ;
-  assign \port$6577$0  = \$4 ;
-  assign \port$6579$0  = \$6 ;
-  assign \port$6581$0  = \$8 ;
-  assign \port$6583$0  = \$10 ;
-  assign \port$6585$0  = \$12 ;
-  assign \port$6587$0  = \$14 ;
-  assign \port$6589$0  = \$16 ;
+  assign \port$6567$0  = \$2 ;
+  assign \port$6569$0  = \$4 ;
+  assign \port$6571$0  = \$6 ;
+  assign \port$6573$0  = \$8 ;
+  assign \port$6575$0  = \$10 ;
+  assign \port$6577$0  = \$12 ;
+  assign \port$6579$0  = \$14 ;
+  assign \port$6581$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -18137,14 +18128,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7085$0 (\$424 ),
-    .\port$7087$0 (\$425 ),
-    .\port$7089$0 (\$426 ),
-    .\port$7091$0 (\$427 ),
-    .\port$7093$0 (\$428 ),
-    .\port$7095$0 (\$429 ),
-    .\port$7097$0 (\$430 ),
-    .\port$7099$0 (\$431 ),
+    .\port$7077$0 (\$424 ),
+    .\port$7079$0 (\$425 ),
+    .\port$7081$0 (\$426 ),
+    .\port$7083$0 (\$427 ),
+    .\port$7085$0 (\$428 ),
+    .\port$7087$0 (\$429 ),
+    .\port$7089$0 (\$430 ),
+    .\port$7091$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -18276,7 +18267,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7085$0 , \port$7087$0 , \port$7089$0 , \port$7091$0 , \port$7093$0 , \port$7095$0 , \port$7097$0 , \port$7099$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7077$0 , \port$7079$0 , \port$7081$0 , \port$7083$0 , \port$7085$0 , \port$7087$0 , \port$7089$0 , \port$7091$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18366,6 +18357,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7085$0 , \port$7087$0 
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
+  output \port$7077$0 ;
+  wire \port$7077$0 ;
+  output \port$7079$0 ;
+  wire \port$7079$0 ;
+  output \port$7081$0 ;
+  wire \port$7081$0 ;
+  output \port$7083$0 ;
+  wire \port$7083$0 ;
   output \port$7085$0 ;
   wire \port$7085$0 ;
   output \port$7087$0 ;
@@ -18374,14 +18373,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7085$0 , \port$7087$0 
   wire \port$7089$0 ;
   output \port$7091$0 ;
   wire \port$7091$0 ;
-  output \port$7093$0 ;
-  wire \port$7093$0 ;
-  output \port$7095$0 ;
-  wire \port$7095$0 ;
-  output \port$7097$0 ;
-  wire \port$7097$0 ;
-  output \port$7099$0 ;
-  wire \port$7099$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -18439,14 +18430,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7085$0 , \port$7087$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7085$0  = \$2 ;
-  assign \port$7087$0  = \$4 ;
-  assign \port$7089$0  = \$6 ;
-  assign \port$7091$0  = \$8 ;
-  assign \port$7093$0  = \$10 ;
-  assign \port$7095$0  = \$12 ;
-  assign \port$7097$0  = \$14 ;
-  assign \port$7099$0  = \$16 ;
+  assign \port$7077$0  = \$2 ;
+  assign \port$7079$0  = \$4 ;
+  assign \port$7081$0  = \$6 ;
+  assign \port$7083$0  = \$8 ;
+  assign \port$7085$0  = \$10 ;
+  assign \port$7087$0  = \$12 ;
+  assign \port$7089$0  = \$14 ;
+  assign \port$7091$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -19424,14 +19415,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7595$0 (\$424 ),
-    .\port$7597$0 (\$425 ),
-    .\port$7599$0 (\$426 ),
-    .\port$7601$0 (\$427 ),
-    .\port$7603$0 (\$428 ),
-    .\port$7605$0 (\$429 ),
-    .\port$7607$0 (\$430 ),
-    .\port$7609$0 (\$431 ),
+    .\port$7587$0 (\$424 ),
+    .\port$7589$0 (\$425 ),
+    .\port$7591$0 (\$426 ),
+    .\port$7593$0 (\$427 ),
+    .\port$7595$0 (\$428 ),
+    .\port$7597$0 (\$429 ),
+    .\port$7599$0 (\$430 ),
+    .\port$7601$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -19563,7 +19554,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7595$0 , \port$7597$0 , \port$7599$0 , \port$7601$0 , \port$7603$0 , \port$7605$0 , \port$7607$0 , \port$7609$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7587$0 , \port$7589$0 , \port$7591$0 , \port$7593$0 , \port$7595$0 , \port$7597$0 , \port$7599$0 , \port$7601$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19653,6 +19644,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7595$0 , \port$7597$0 
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
+  output \port$7587$0 ;
+  wire \port$7587$0 ;
+  output \port$7589$0 ;
+  wire \port$7589$0 ;
+  output \port$7591$0 ;
+  wire \port$7591$0 ;
+  output \port$7593$0 ;
+  wire \port$7593$0 ;
   output \port$7595$0 ;
   wire \port$7595$0 ;
   output \port$7597$0 ;
@@ -19661,14 +19660,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7595$0 , \port$7597$0 
   wire \port$7599$0 ;
   output \port$7601$0 ;
   wire \port$7601$0 ;
-  output \port$7603$0 ;
-  wire \port$7603$0 ;
-  output \port$7605$0 ;
-  wire \port$7605$0 ;
-  output \port$7607$0 ;
-  wire \port$7607$0 ;
-  output \port$7609$0 ;
-  wire \port$7609$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -19726,14 +19717,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7595$0 , \port$7597$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7595$0  = \$2 ;
-  assign \port$7597$0  = \$4 ;
-  assign \port$7599$0  = \$6 ;
-  assign \port$7601$0  = \$8 ;
-  assign \port$7603$0  = \$10 ;
-  assign \port$7605$0  = \$12 ;
-  assign \port$7607$0  = \$14 ;
-  assign \port$7609$0  = \$16 ;
+  assign \port$7587$0  = \$2 ;
+  assign \port$7589$0  = \$4 ;
+  assign \port$7591$0  = \$6 ;
+  assign \port$7593$0  = \$8 ;
+  assign \port$7595$0  = \$10 ;
+  assign \port$7597$0  = \$12 ;
+  assign \port$7599$0  = \$14 ;
+  assign \port$7601$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20711,14 +20702,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$8105$0 (\$424 ),
-    .\port$8107$0 (\$425 ),
-    .\port$8109$0 (\$426 ),
-    .\port$8111$0 (\$427 ),
-    .\port$8113$0 (\$428 ),
-    .\port$8115$0 (\$429 ),
-    .\port$8117$0 (\$430 ),
-    .\port$8119$0 (\$431 ),
+    .\port$8097$0 (\$424 ),
+    .\port$8099$0 (\$425 ),
+    .\port$8101$0 (\$426 ),
+    .\port$8103$0 (\$427 ),
+    .\port$8105$0 (\$428 ),
+    .\port$8107$0 (\$429 ),
+    .\port$8109$0 (\$430 ),
+    .\port$8111$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -20850,7 +20841,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8105$0 , \port$8107$0 , \port$8109$0 , \port$8111$0 , \port$8113$0 , \port$8115$0 , \port$8117$0 , \port$8119$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8097$0 , \port$8099$0 , \port$8101$0 , \port$8103$0 , \port$8105$0 , \port$8107$0 , \port$8109$0 , \port$8111$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -20940,6 +20931,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8105$0 , \port$8107$0 
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
+  output \port$8097$0 ;
+  wire \port$8097$0 ;
+  output \port$8099$0 ;
+  wire \port$8099$0 ;
+  output \port$8101$0 ;
+  wire \port$8101$0 ;
+  output \port$8103$0 ;
+  wire \port$8103$0 ;
   output \port$8105$0 ;
   wire \port$8105$0 ;
   output \port$8107$0 ;
@@ -20948,14 +20947,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8105$0 , \port$8107$0 
   wire \port$8109$0 ;
   output \port$8111$0 ;
   wire \port$8111$0 ;
-  output \port$8113$0 ;
-  wire \port$8113$0 ;
-  output \port$8115$0 ;
-  wire \port$8115$0 ;
-  output \port$8117$0 ;
-  wire \port$8117$0 ;
-  output \port$8119$0 ;
-  wire \port$8119$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -21013,14 +21004,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8105$0 , \port$8107$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$8105$0  = \$2 ;
-  assign \port$8107$0  = \$4 ;
-  assign \port$8109$0  = \$6 ;
-  assign \port$8111$0  = \$8 ;
-  assign \port$8113$0  = \$10 ;
-  assign \port$8115$0  = \$12 ;
-  assign \port$8117$0  = \$14 ;
-  assign \port$8119$0  = \$16 ;
+  assign \port$8097$0  = \$2 ;
+  assign \port$8099$0  = \$4 ;
+  assign \port$8101$0  = \$6 ;
+  assign \port$8103$0  = \$8 ;
+  assign \port$8105$0  = \$10 ;
+  assign \port$8107$0  = \$12 ;
+  assign \port$8109$0  = \$14 ;
+  assign \port$8111$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -8,28 +8,24 @@
 module mac_e4m3_fp16_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  reg \$10 ;
-  reg [15:0] \$11 ;
-  reg \$12 ;
   wire \$2 ;
   wire \$3 ;
-  wire [1:0] \$4 ;
+  wire \$4 ;
   wire [1:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [1:0] \$9 ;
+  reg \$6 ;
+  reg [15:0] \$7 ;
+  reg \$8 ;
   wire [7:0] a;
   wire [15:0] acc;
   wire advance;
   wire [7:0] b;
+  wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
   reg [15:0] buffer_row_0 = 16'h0000;
   input clk;
   wire clk;
   wire done;
-  wire [-1:0] done_slot;
   wire en;
   input [7:0] in_a;
   wire [7:0] in_a;
@@ -58,19 +54,19 @@ module mac_e4m3_fp16_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input rst;
   wire rst;
   wire valid;
-  assign \$1  = done & out_valid;
   assign in_ready = ~ \$1 ;
   assign out_last = ! out_row;
   assign \$2  = done & in_ready;
-  assign \$7  = out_valid & out_ready;
-  assign \$8  = ! out_row;
-  assign \$9  = out_row + 1'h1;
+  assign \$3  = out_valid & out_ready;
+  assign \$4  = ! out_row;
+  assign \$5  = out_row + 1'h1;
   always @(posedge clk)
-    out_valid <= \$10 ;
+    out_valid <= \$6 ;
   always @(posedge clk)
-    buffer_row_0 <= \$11 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
-    out_row <= \$12 ;
+    out_row <= \$8 ;
+  assign \$1  = done & out_valid;
   \mac_e4m3_fp16_rne_1x1.pe_0_0  pe_0_0 (
     .a(in_a),
     .acc(acc),
@@ -84,49 +80,48 @@ module mac_e4m3_fp16_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$10  = out_valid;
+    \$6  = out_valid;
     if (\$2 ) begin
-      if (\$6 ) begin
-        \$10  = 1'h1;
-      end
+      \$6  = 1'h1;
     end
-    if (\$7 ) begin
-      if (\$8 ) begin
-        \$10  = 1'h0;
+    if (\$3 ) begin
+      if (\$4 ) begin
+        \$6  = 1'h0;
       end
     end
     if (rst) begin
-      \$10  = 1'h0;
+      \$6  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$11  = buffer_row_0;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
-      \$11  = acc;
+      \$7  = acc;
     end
     if (rst) begin
-      \$11  = 16'h0000;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$12  = out_row;
-    if (\$7 ) begin
+    \$8  = out_row;
+    if (\$3 ) begin
       (* full_case = 32'd1 *)
-      if (\$8 ) begin
-        \$12  = 1'h0;
+      if (\$4 ) begin
+        \$8  = 1'h0;
       end else begin
-        \$12  = \$9 [0];
+        \$8  = \$5 [0];
       end
     end
     if (rst) begin
-      \$12  = 1'h0;
+      \$8  = 1'h0;
     end
   end
   assign en = in_ready;
   assign pe_advance = in_ready;
   assign valid = in_valid;
+  assign beat = in_valid;
   assign last = in_last;
   assign a = in_a;
   assign b = in_b;
@@ -134,10 +129,6 @@ module mac_e4m3_fp16_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign buffer_full = out_valid;
   assign row = out_row;
   assign out_data = buffer_row_0;
-  assign \$3  = 1'h1;
-  assign \$4  = 2'h1;
-  assign \$5  = 2'h0;
-  assign \$6  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -8,28 +8,24 @@
 module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  reg \$10 ;
-  reg [15:0] \$11 ;
-  reg \$12 ;
   wire \$2 ;
   wire \$3 ;
-  wire [1:0] \$4 ;
+  wire \$4 ;
   wire [1:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [1:0] \$9 ;
+  reg \$6 ;
+  reg [15:0] \$7 ;
+  reg \$8 ;
   wire [7:0] a;
   wire [15:0] acc;
   wire advance;
   wire [7:0] b;
+  wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
   reg [15:0] buffer_row_0 = 16'h0000;
   input clk;
   wire clk;
   wire done;
-  wire [-1:0] done_slot;
   wire en;
   input [7:0] in_a;
   wire [7:0] in_a;
@@ -58,19 +54,19 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input rst;
   wire rst;
   wire valid;
-  assign \$1  = done & out_valid;
   assign in_ready = ~ \$1 ;
   assign out_last = ! out_row;
   assign \$2  = done & in_ready;
-  assign \$7  = out_valid & out_ready;
-  assign \$8  = ! out_row;
-  assign \$9  = out_row + 1'h1;
+  assign \$3  = out_valid & out_ready;
+  assign \$4  = ! out_row;
+  assign \$5  = out_row + 1'h1;
   always @(posedge clk)
-    out_valid <= \$10 ;
+    out_valid <= \$6 ;
   always @(posedge clk)
-    buffer_row_0 <= \$11 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
-    out_row <= \$12 ;
+    out_row <= \$8 ;
+  assign \$1  = done & out_valid;
   \mac_e4m3_fp16_sr8_1x1.pe_0_0  pe_0_0 (
     .a(in_a),
     .acc(acc),
@@ -84,49 +80,48 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$10  = out_valid;
+    \$6  = out_valid;
     if (\$2 ) begin
-      if (\$6 ) begin
-        \$10  = 1'h1;
-      end
+      \$6  = 1'h1;
     end
-    if (\$7 ) begin
-      if (\$8 ) begin
-        \$10  = 1'h0;
+    if (\$3 ) begin
+      if (\$4 ) begin
+        \$6  = 1'h0;
       end
     end
     if (rst) begin
-      \$10  = 1'h0;
+      \$6  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$11  = buffer_row_0;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
-      \$11  = acc;
+      \$7  = acc;
     end
     if (rst) begin
-      \$11  = 16'h0000;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$12  = out_row;
-    if (\$7 ) begin
+    \$8  = out_row;
+    if (\$3 ) begin
       (* full_case = 32'd1 *)
-      if (\$8 ) begin
-        \$12  = 1'h0;
+      if (\$4 ) begin
+        \$8  = 1'h0;
       end else begin
-        \$12  = \$9 [0];
+        \$8  = \$5 [0];
       end
     end
     if (rst) begin
-      \$12  = 1'h0;
+      \$8  = 1'h0;
     end
   end
   assign en = in_ready;
   assign pe_advance = in_ready;
   assign valid = in_valid;
+  assign beat = in_valid;
   assign last = in_last;
   assign a = in_a;
   assign b = in_b;
@@ -134,10 +129,6 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign buffer_full = out_valid;
   assign row = out_row;
   assign out_data = buffer_row_0;
-  assign \$3  = 1'h1;
-  assign \$4  = 2'h1;
-  assign \$5  = 2'h0;
-  assign \$6  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1086,14 +1077,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
   \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$479$0 (\$451 ),
-    .\port$481$0 (\$452 ),
-    .\port$483$0 (\$453 ),
-    .\port$485$0 (\$454 ),
-    .\port$487$0 (\$455 ),
-    .\port$489$0 (\$456 ),
-    .\port$491$0 (\$457 ),
-    .\port$493$0 (\$458 ),
+    .\port$471$0 (\$451 ),
+    .\port$473$0 (\$452 ),
+    .\port$475$0 (\$453 ),
+    .\port$477$0 (\$454 ),
+    .\port$479$0 (\$455 ),
+    .\port$481$0 (\$456 ),
+    .\port$483$0 (\$457 ),
+    .\port$485$0 (\$458 ),
     .rst(rst)
   );
   always @* begin
@@ -1229,7 +1220,7 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$479$0 , \port$481$0 , \port$483$0 , \port$485$0 , \port$487$0 , \port$489$0 , \port$491$0 , \port$493$0 , clk);
+module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$471$0 , \port$473$0 , \port$475$0 , \port$477$0 , \port$479$0 , \port$481$0 , \port$483$0 , \port$485$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1319,6 +1310,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$479$0 , \port$481$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
+  output \port$471$0 ;
+  wire \port$471$0 ;
+  output \port$473$0 ;
+  wire \port$473$0 ;
+  output \port$475$0 ;
+  wire \port$475$0 ;
+  output \port$477$0 ;
+  wire \port$477$0 ;
   output \port$479$0 ;
   wire \port$479$0 ;
   output \port$481$0 ;
@@ -1327,14 +1326,6 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$479$0 , \port$481$0 , 
   wire \port$483$0 ;
   output \port$485$0 ;
   wire \port$485$0 ;
-  output \port$487$0 ;
-  wire \port$487$0 ;
-  output \port$489$0 ;
-  wire \port$489$0 ;
-  output \port$491$0 ;
-  wire \port$491$0 ;
-  output \port$493$0 ;
-  wire \port$493$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1392,14 +1383,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$479$0 , \port$481$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$479$0  = \$2 ;
-  assign \port$481$0  = \$4 ;
-  assign \port$483$0  = \$6 ;
-  assign \port$485$0  = \$8 ;
-  assign \port$487$0  = \$10 ;
-  assign \port$489$0  = \$12 ;
-  assign \port$491$0  = \$14 ;
-  assign \port$493$0  = \$16 ;
+  assign \port$471$0  = \$2 ;
+  assign \port$473$0  = \$4 ;
+  assign \port$475$0  = \$6 ;
+  assign \port$477$0  = \$8 ;
+  assign \port$479$0  = \$10 ;
+  assign \port$481$0  = \$12 ;
+  assign \port$483$0  = \$14 ;
+  assign \port$485$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
