@@ -20,13 +20,14 @@ __all__ = ["PRESETS", "RTL_DIR", "differences", "generate"]
 RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
 
 #: The preset configurations: FP8 (e4m3) MACs with FP12 (e5m6) and FP16
-#: accumulation, nearest and stochastic (8 random bits), and a 4x4 array.
+#: accumulation, nearest and stochastic (8 random bits), and a 4x4 array, one-cycle and pipelined (8 sums per PE).
 PRESETS: tuple[ArrayConfig, ...] = (
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="nearest"),
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"),
     ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="nearest"),
     ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8"),
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4),
+    ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4, interleave=8),
 )
 
 

@@ -55,6 +55,7 @@ def test_presets_are_the_documented_set() -> None:
         "mac_e4m3_fp16_rne_1x1",
         "mac_e4m3_fp16_sr8_1x1",
         "mac_e4m3_e5m6_sr8_4x4",
+        "mac_e4m3_e5m6_sr8_4x4_il8",
     }
     for config in PRESETS:
         header = (RTL_DIR / f"{config.name}.v").read_text().splitlines()[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,21 @@ from sim.vectors import Stimulus, array_vectors
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, max_k", [("mac_e4m3_e5m6_sr8_4x4", 32), ("mac_e4m3_e5m6_rne_1x1", 3)])
-def test_cycles_equal_the_cosimulated_array(preset: str, max_k: int, cosim_cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "preset, max_k, steps",
+    [("mac_e4m3_e5m6_sr8_4x4", 32, 800), ("mac_e4m3_e5m6_rne_1x1", 3, 800), ("mac_e4m3_e5m6_sr8_4x4_il8", 9, 4000)],
+)
+def test_cycles_equal_the_cosimulated_array(
+    preset: str, max_k: int, steps: int, cosim_cache: Path, tmp_path: Path
+) -> None:
     """Random jobs of K = 1..max_k sent back to back (no back-pressure): both regimes and the stalls between them."""
     manifest = RTL_DIR / f"{preset}.json"
-    stimulus = Stimulus(seed=7, steps=800, max_k=max_k, backpressure=0.0)
+    stimulus = Stimulus(seed=7, steps=steps, max_k=max_k, backpressure=0.0)
     design = read_manifest(manifest)
     jobs = array_vectors(design, stimulus).jobs
     assert min(job.k for job in jobs) <= design.rows < max(job.k for job in jobs)  # output- and input-bound jobs both
     report = cosimulate(manifest, stimulus=stimulus, opt="O0", cache_dir=cosim_cache, run_dir=tmp_path)
     assert report.passed, report.format()
-    pipeline = design.latency - 2  # the array's latency is pipeline + 2 (docs/hardware.md)
+    pipeline = json.loads(manifest.read_text())["latency"]["pipeline_registers"]
     # the bench counts cycles from the first input beat (taken at once after reset) through the last output beat
-    assert report.cycles == stream_cycles([job.k for job in jobs], design.rows, pipeline)
+    assert report.cycles == stream_cycles([job.k for job in jobs], design.rows, pipeline, design.interleave)
