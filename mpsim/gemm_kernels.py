@@ -1032,22 +1032,22 @@ def _tile_bits(t: _Tile, k: int, at: _Draw, g: GemmArgs) -> tuple[np.ndarray, in
     interleaved), and each step reads its own bits of them. Otherwise
     ``t.bits`` is filled with one word per draw (``used = 0``).
     """
-    term = at.term
+    term, stage, slot, bits, words, runs = at.term, at.stage, at.slot, t.bits, t.words, t.runs
     m_rows, k_dim, n_cols = t.a.shape[1], t.a.shape[2], t.b.shape[2]
     stride = STAGES * k_dim  # next column
     per_word = 64 // k
     run_first = term - term % per_word
-    first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + run_first) * STAGES + at.stage  # output (z, i0, j0)
+    first = (((t.z * m_rows + t.i0) * n_cols + t.j0) * k_dim + run_first) * STAGES + stage  # output (z, i0, j0)
     if g.source != SOURCE_COUNTER:
-        _fill_explicit(g.rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, t.bits)
-        return t.bits, 0
+        _fill_explicit(g.rand, first + (term - run_first) * STAGES, n_cols * stride, stride, k, bits)
+        return bits, 0
     if not _shares_words(k):
-        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, t.bits)
-        return t.bits, 0
-    if t.runs[at.slot] != run_first:
-        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, t.words[at.slot])
-        t.runs[at.slot] = run_first
-    return t.words[at.slot], k * (term - run_first)
+        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, bits)
+        return bits, 0
+    if runs[slot] != run_first:
+        _fill_words(g.key, g.offset + np.uint64(first), n_cols * stride, stride, words[slot])
+        runs[slot] = run_first
+    return words[slot], k * (term - run_first)
 
 
 @numba.njit(inline="always")
