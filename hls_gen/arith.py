@@ -38,6 +38,7 @@ __all__ = [
     "OnGrid",
     "Ordered",
     "Rounding",
+    "SumFlags",
     "Summed",
     "Unpacked",
     "add_aligned",
@@ -283,17 +284,12 @@ def round_pack(
 
 
 @dataclass
-class Aligned:
-    """Two operands of :func:`add_exact` placed in the adder's window: its first stage, what :func:`add_aligned` adds.
+class SumFlags:
+    """What a sum of two values is besides its window: the larger operand's exponent and sign, and the specials.
 
-    ``big``/``small`` are in units of half the window's last place (bit 0
-    the sticky position, see :func:`add_exact`); the flags say what the sum
-    is when an operand is special or both are zero.
+    Set by :func:`order`, carried through the adder's stages to :func:`normalize`.
     """
 
-    big: Value
-    small: Value
-    subtract: Value
     big_exp: Value
     big_sign: Value
     nan: Value
@@ -301,24 +297,6 @@ class Aligned:
     inf_sign: Value
     both_zero: Value
     zero_sign: Value
-    width: int
-    exp_lo: int
-    exp_hi: int
-
-
-@dataclass
-class Summed:
-    """The window's sum: :func:`add_aligned`'s result, what :func:`normalize` shifts (flags as :class:`Aligned`)."""
-
-    total: Value
-    big_exp: Value
-    big_sign: Value
-    nan: Value
-    inf: Value
-    inf_sign: Value
-    both_zero: Value
-    zero_sign: Value
-    width: int
     exp_lo: int
     exp_hi: int
 
@@ -331,16 +309,32 @@ class Ordered:
     small_sig: Value
     shift: Value
     subtract: Value
-    big_exp: Value
-    big_sign: Value
-    nan: Value
-    inf: Value
-    inf_sign: Value
-    both_zero: Value
-    zero_sign: Value
     guard: int
-    exp_lo: int
-    exp_hi: int
+    flags: SumFlags
+
+
+@dataclass
+class Aligned:
+    """Two operands of :func:`add_exact` placed in the adder's window: what :func:`add_aligned` adds.
+
+    ``big``/``small`` are in units of half the window's last place (bit 0
+    the sticky position, see :func:`add_exact`).
+    """
+
+    big: Value
+    small: Value
+    subtract: Value
+    width: int
+    flags: SumFlags
+
+
+@dataclass
+class Summed:
+    """The window's sum: :func:`add_aligned`'s result, what :func:`normalize` shifts."""
+
+    total: Value
+    width: int
+    flags: SumFlags
 
 
 def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered:
@@ -354,11 +348,7 @@ def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered
     span = s + guard  # small operand window: s significand bits over guard bits
     diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
     opposite_inf = a.inf & b.inf & (a.sign != b.sign)
-    return Ordered(
-        big_sig=Mux(a_big, asig, bsig),
-        small_sig=Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig)),
-        shift=Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width],
-        subtract=a.sign != b.sign,
+    flags = SumFlags(
         big_exp=Mux(a_big, a.exp, b.exp),
         big_sign=Mux(a_big, a.sign, b.sign),
         nan=a.nan | b.nan | opposite_inf,
@@ -366,9 +356,16 @@ def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered
         inf_sign=Mux(a.inf, a.sign, b.sign),
         both_zero=a.zero & b.zero,
         zero_sign=a.sign & b.sign,
-        guard=guard,
         exp_lo=min(a.exp_lo, b.exp_lo) - width,
         exp_hi=max(a.exp_hi, b.exp_hi) + 1,
+    )
+    return Ordered(
+        big_sig=Mux(a_big, asig, bsig),
+        small_sig=Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig)),
+        shift=Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width],
+        subtract=a.sign != b.sign,
+        guard=guard,
+        flags=flags,
     )
 
 
@@ -382,16 +379,8 @@ def place(m: Module, x: Ordered, name: str) -> Aligned:
         big=Cat(Const(0, 1 + guard), x.big_sig, Const(0, 1)),  # window width + 1 bits
         small=Cat(small_wide[:span] != 0, small_wide[span:], Const(0, 1)),
         subtract=x.subtract,
-        big_exp=x.big_exp,
-        big_sign=x.big_sign,
-        nan=x.nan,
-        inf=x.inf,
-        inf_sign=x.inf_sign,
-        both_zero=x.both_zero,
-        zero_sign=x.zero_sign,
         width=s + guard + 1,
-        exp_lo=x.exp_lo,
-        exp_hi=x.exp_hi,
+        flags=x.flags,
     )
 
 
@@ -404,23 +393,22 @@ def add_aligned(m: Module, x: Aligned, name: str) -> Summed:
     """Stage 2 of :func:`add_exact`: the window's sum or difference, the sticky bit in the last place."""
     total = Signal(x.width + 1, name=f"{name}_total")
     m.d.comb += total.eq(Mux(x.subtract, x.big - x.small, x.big + x.small))
-    return Summed(
-        total, x.big_exp, x.big_sign, x.nan, x.inf, x.inf_sign, x.both_zero, x.zero_sign, x.width, x.exp_lo, x.exp_hi
-    )
+    return Summed(total, x.width, x.flags)
 
 
 def normalize(m: Module, x: Summed, name: str) -> tuple[Unpacked, Value]:
     """Stage 3 of :func:`add_exact`: shift the window's leading one to the top; the sum and its sticky bit."""
+    f = x.flags
     window = x.total[1:]
     lz = Signal(range(x.width + 1), name=f"{name}_lz")
     m.d.comb += lz.eq(leading_zeros(window))
-    exp = Signal(exp_shape(x.exp_lo, x.exp_hi), name=f"{name}_exp")
+    exp = Signal(exp_shape(f.exp_lo, f.exp_hi), name=f"{name}_exp")
     sig = Signal(x.width, name=f"{name}_sig")
-    m.d.comb += [exp.eq(x.big_exp + 1 - lz), sig.eq((window << lz)[: x.width])]
+    m.d.comb += [exp.eq(f.big_exp + 1 - lz), sig.eq((window << lz)[: x.width])]
     cancelled = window == 0
-    zero = x.both_zero | cancelled
-    sign = Mux(x.inf, x.inf_sign, Mux(x.both_zero, x.zero_sign, Mux(cancelled, 0, x.big_sign)))
-    return Unpacked(sign, zero, x.inf, x.nan, exp, sig, x.exp_lo, x.exp_hi), x.total[0]
+    zero = f.both_zero | cancelled
+    sign = Mux(f.inf, f.inf_sign, Mux(f.both_zero, f.zero_sign, Mux(cancelled, 0, f.big_sign)))
+    return Unpacked(sign, zero, f.inf, f.nan, exp, sig, f.exp_lo, f.exp_hi), x.total[0]
 
 
 def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tuple[Unpacked, Value]:

@@ -1434,14 +1434,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -1450,15 +1450,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -1494,17 +1494,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -1666,7 +1666,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -1785,11 +1785,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -1848,19 +1848,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -1876,19 +1876,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -1900,19 +1900,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -2268,7 +2268,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -2278,7 +2278,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -2288,7 +2288,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -2298,7 +2298,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -2308,7 +2308,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -2318,7 +2318,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -2328,7 +2328,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -2408,9 +2408,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -2418,9 +2418,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -2428,9 +2428,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -2438,9 +2438,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -2448,9 +2448,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -2458,9 +2458,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -2468,9 +2468,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -2528,9 +2528,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -2538,9 +2538,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -2548,9 +2548,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -2558,9 +2558,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -2568,9 +2568,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -2578,9 +2578,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -2588,9 +2588,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -2660,7 +2660,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -2670,7 +2670,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -3698,14 +3698,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -3714,15 +3714,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -3757,17 +3757,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -3929,7 +3929,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -4048,11 +4048,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -4111,19 +4111,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -4139,19 +4139,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -4163,19 +4163,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -4531,7 +4531,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -4541,7 +4541,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -4551,7 +4551,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -4561,7 +4561,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -4571,7 +4571,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -4581,7 +4581,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -4591,7 +4591,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -4671,9 +4671,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -4681,9 +4681,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -4691,9 +4691,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -4701,9 +4701,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -4711,9 +4711,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -4721,9 +4721,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -4731,9 +4731,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -4791,9 +4791,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -4801,9 +4801,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -4811,9 +4811,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -4821,9 +4821,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -4831,9 +4831,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -4841,9 +4841,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -4851,9 +4851,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -4923,7 +4923,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -4933,7 +4933,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -5961,14 +5961,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -5977,15 +5977,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -6020,17 +6020,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -6192,7 +6192,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -6311,11 +6311,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -6374,19 +6374,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -6402,19 +6402,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -6426,19 +6426,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -6794,7 +6794,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -6804,7 +6804,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -6814,7 +6814,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -6824,7 +6824,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -6834,7 +6834,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -6844,7 +6844,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -6854,7 +6854,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -6934,9 +6934,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -6944,9 +6944,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -6954,9 +6954,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -6964,9 +6964,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -6974,9 +6974,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -6984,9 +6984,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -6994,9 +6994,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -7054,9 +7054,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -7064,9 +7064,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -7074,9 +7074,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -7084,9 +7084,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -7094,9 +7094,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -7104,9 +7104,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -7114,9 +7114,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -7186,7 +7186,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -7196,7 +7196,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -8224,14 +8224,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -8240,15 +8240,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -8283,17 +8283,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -8455,7 +8455,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -8574,11 +8574,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -8637,19 +8637,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -8665,19 +8665,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -8689,19 +8689,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -9057,7 +9057,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -9067,7 +9067,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -9077,7 +9077,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -9087,7 +9087,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -9097,7 +9097,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -9107,7 +9107,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -9117,7 +9117,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -9197,9 +9197,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -9207,9 +9207,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -9217,9 +9217,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -9227,9 +9227,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -9237,9 +9237,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -9247,9 +9247,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -9257,9 +9257,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -9317,9 +9317,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -9327,9 +9327,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -9337,9 +9337,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -9347,9 +9347,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -9357,9 +9357,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -9367,9 +9367,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -9377,9 +9377,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -9449,7 +9449,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -9459,7 +9459,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -10487,14 +10487,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -10503,15 +10503,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -10546,17 +10546,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -10718,7 +10718,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -10837,11 +10837,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -10900,19 +10900,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -10928,19 +10928,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -10952,19 +10952,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -11320,7 +11320,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -11330,7 +11330,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -11340,7 +11340,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -11350,7 +11350,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -11360,7 +11360,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -11370,7 +11370,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -11380,7 +11380,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -11460,9 +11460,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -11470,9 +11470,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -11480,9 +11480,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -11490,9 +11490,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -11500,9 +11500,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -11510,9 +11510,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -11520,9 +11520,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -11580,9 +11580,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -11590,9 +11590,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -11600,9 +11600,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -11610,9 +11610,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -11620,9 +11620,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -11630,9 +11630,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -11640,9 +11640,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -11712,7 +11712,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -11722,7 +11722,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -12750,14 +12750,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -12766,15 +12766,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -12809,17 +12809,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -12981,7 +12981,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -13100,11 +13100,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -13163,19 +13163,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -13191,19 +13191,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -13215,19 +13215,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -13583,7 +13583,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -13593,7 +13593,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -13603,7 +13603,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -13613,7 +13613,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -13623,7 +13623,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -13633,7 +13633,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -13643,7 +13643,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -13723,9 +13723,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -13733,9 +13733,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -13743,9 +13743,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -13753,9 +13753,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -13763,9 +13763,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -13773,9 +13773,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -13783,9 +13783,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -13843,9 +13843,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -13853,9 +13853,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -13863,9 +13863,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -13873,9 +13873,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -13883,9 +13883,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -13893,9 +13893,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -13903,9 +13903,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -13975,7 +13975,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -13985,7 +13985,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -15013,14 +15013,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -15029,15 +15029,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -15072,17 +15072,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -15244,7 +15244,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -15363,11 +15363,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -15426,19 +15426,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -15454,19 +15454,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -15478,19 +15478,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -15846,7 +15846,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -15856,7 +15856,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -15866,7 +15866,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -15876,7 +15876,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -15886,7 +15886,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -15896,7 +15896,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -15906,7 +15906,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -15986,9 +15986,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -15996,9 +15996,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -16006,9 +16006,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -16016,9 +16016,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -16026,9 +16026,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -16036,9 +16036,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -16046,9 +16046,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -16106,9 +16106,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -16116,9 +16116,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -16126,9 +16126,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -16136,9 +16136,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -16146,9 +16146,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -16156,9 +16156,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -16166,9 +16166,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -16238,7 +16238,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -16248,7 +16248,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -17276,14 +17276,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -17292,15 +17292,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -17335,17 +17335,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -17507,7 +17507,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -17626,11 +17626,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -17689,19 +17689,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -17717,19 +17717,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -17741,19 +17741,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -18109,7 +18109,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -18119,7 +18119,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -18129,7 +18129,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -18139,7 +18139,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -18149,7 +18149,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -18159,7 +18159,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -18169,7 +18169,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -18249,9 +18249,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -18259,9 +18259,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -18269,9 +18269,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -18279,9 +18279,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -18289,9 +18289,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -18299,9 +18299,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -18309,9 +18309,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -18369,9 +18369,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -18379,9 +18379,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -18389,9 +18389,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -18399,9 +18399,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -18409,9 +18409,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -18419,9 +18419,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -18429,9 +18429,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -18501,7 +18501,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -18511,7 +18511,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -19539,14 +19539,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -19555,15 +19555,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -19598,17 +19598,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -19770,7 +19770,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -19889,11 +19889,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -19952,19 +19952,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -19980,19 +19980,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -20004,19 +20004,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -20372,7 +20372,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -20382,7 +20382,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -20392,7 +20392,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -20402,7 +20402,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -20412,7 +20412,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -20422,7 +20422,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -20432,7 +20432,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -20512,9 +20512,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -20522,9 +20522,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -20532,9 +20532,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -20542,9 +20542,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -20552,9 +20552,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -20562,9 +20562,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -20572,9 +20572,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -20632,9 +20632,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -20642,9 +20642,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -20652,9 +20652,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -20662,9 +20662,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -20672,9 +20672,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -20682,9 +20682,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -20692,9 +20692,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -20764,7 +20764,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -20774,7 +20774,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -21802,14 +21802,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -21818,15 +21818,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -21861,17 +21861,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -22033,7 +22033,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -22152,11 +22152,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -22215,19 +22215,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -22243,19 +22243,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -22267,19 +22267,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -22635,7 +22635,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -22645,7 +22645,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -22655,7 +22655,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -22665,7 +22665,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -22675,7 +22675,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -22685,7 +22685,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -22695,7 +22695,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -22775,9 +22775,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -22785,9 +22785,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -22795,9 +22795,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -22805,9 +22805,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -22815,9 +22815,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -22825,9 +22825,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -22835,9 +22835,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -22895,9 +22895,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -22905,9 +22905,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -22915,9 +22915,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -22925,9 +22925,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -22935,9 +22935,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -22945,9 +22945,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -22955,9 +22955,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -23027,7 +23027,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -23037,7 +23037,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -24065,14 +24065,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -24081,15 +24081,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -24124,17 +24124,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -24296,7 +24296,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -24415,11 +24415,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -24478,19 +24478,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -24506,19 +24506,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -24530,19 +24530,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -24898,7 +24898,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -24908,7 +24908,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -24918,7 +24918,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -24928,7 +24928,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -24938,7 +24938,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -24948,7 +24948,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -24958,7 +24958,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -25038,9 +25038,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -25048,9 +25048,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -25058,9 +25058,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -25068,9 +25068,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -25078,9 +25078,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -25088,9 +25088,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -25098,9 +25098,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -25158,9 +25158,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -25168,9 +25168,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -25178,9 +25178,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -25188,9 +25188,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -25198,9 +25198,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -25208,9 +25208,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -25218,9 +25218,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -25290,7 +25290,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -25300,7 +25300,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -26328,14 +26328,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -26344,15 +26344,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -26387,17 +26387,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -26559,7 +26559,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -26678,11 +26678,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -26741,19 +26741,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -26769,19 +26769,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -26793,19 +26793,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -27161,7 +27161,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -27171,7 +27171,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -27181,7 +27181,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -27191,7 +27191,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -27201,7 +27201,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -27211,7 +27211,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -27221,7 +27221,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -27301,9 +27301,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -27311,9 +27311,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -27321,9 +27321,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -27331,9 +27331,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -27341,9 +27341,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -27351,9 +27351,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -27361,9 +27361,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -27421,9 +27421,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -27431,9 +27431,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -27441,9 +27441,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -27451,9 +27451,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -27461,9 +27461,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -27471,9 +27471,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -27481,9 +27481,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -27553,7 +27553,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -27563,7 +27563,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -28591,14 +28591,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -28607,15 +28607,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -28650,17 +28650,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -28822,7 +28822,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -28941,11 +28941,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -29004,19 +29004,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -29032,19 +29032,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -29056,19 +29056,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -29424,7 +29424,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -29434,7 +29434,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -29444,7 +29444,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -29454,7 +29454,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -29464,7 +29464,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -29474,7 +29474,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -29484,7 +29484,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -29564,9 +29564,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -29574,9 +29574,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -29584,9 +29584,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -29594,9 +29594,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -29604,9 +29604,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -29614,9 +29614,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -29624,9 +29624,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -29684,9 +29684,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -29694,9 +29694,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -29704,9 +29704,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -29714,9 +29714,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -29724,9 +29724,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -29734,9 +29734,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -29744,9 +29744,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -29816,7 +29816,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -29826,7 +29826,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -30854,14 +30854,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -30870,15 +30870,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -30913,17 +30913,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -31085,7 +31085,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -31204,11 +31204,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -31267,19 +31267,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -31295,19 +31295,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -31319,19 +31319,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -31687,7 +31687,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -31697,7 +31697,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -31707,7 +31707,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -31717,7 +31717,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -31727,7 +31727,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -31737,7 +31737,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -31747,7 +31747,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -31827,9 +31827,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -31837,9 +31837,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -31847,9 +31847,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -31857,9 +31857,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -31867,9 +31867,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -31877,9 +31877,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -31887,9 +31887,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -31947,9 +31947,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -31957,9 +31957,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -31967,9 +31967,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -31977,9 +31977,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -31987,9 +31987,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -31997,9 +31997,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -32007,9 +32007,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -32079,7 +32079,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -32089,7 +32089,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -33117,14 +33117,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -33133,15 +33133,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -33176,17 +33176,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -33348,7 +33348,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -33467,11 +33467,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -33530,19 +33530,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -33558,19 +33558,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -33582,19 +33582,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -33950,7 +33950,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -33960,7 +33960,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -33970,7 +33970,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -33980,7 +33980,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -33990,7 +33990,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -34000,7 +34000,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -34010,7 +34010,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -34090,9 +34090,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -34100,9 +34100,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -34110,9 +34110,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -34120,9 +34120,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -34130,9 +34130,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -34140,9 +34140,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -34150,9 +34150,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -34210,9 +34210,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -34220,9 +34220,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -34230,9 +34230,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -34240,9 +34240,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -34250,9 +34250,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -34260,9 +34260,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -34270,9 +34270,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -34342,7 +34342,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -34352,7 +34352,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -35380,14 +35380,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire add_a_big;
   wire [6:0] add_exp;
   wire [4:0] add_lz;
-  reg [5:0] add_q_0_big_exp = 6'h00;
-  reg add_q_0_big_sign = 1'h0;
-  reg add_q_0_both_zero = 1'h0;
-  reg add_q_0_inf = 1'h0;
-  reg add_q_0_inf_sign = 1'h0;
-  reg add_q_0_nan = 1'h0;
+  reg [5:0] add_q_0_flags_big_exp = 6'h00;
+  reg add_q_0_flags_big_sign = 1'h0;
+  reg add_q_0_flags_both_zero = 1'h0;
+  reg add_q_0_flags_inf = 1'h0;
+  reg add_q_0_flags_inf_sign = 1'h0;
+  reg add_q_0_flags_nan = 1'h0;
+  reg add_q_0_flags_zero_sign = 1'h0;
   reg [19:0] add_q_0_total = 20'h00000;
-  reg add_q_0_zero_sign = 1'h0;
   reg add_q_1_0 = 1'h0;
   reg add_q_1_1 = 1'h0;
   reg add_q_1_2 = 1'h0;
@@ -35396,15 +35396,15 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   wire [35:0] add_small_wide;
   wire [19:0] add_total;
   reg [19:0] align_q_0_big = 20'h00000;
-  reg [5:0] align_q_0_big_exp = 6'h00;
-  reg align_q_0_big_sign = 1'h0;
-  reg align_q_0_both_zero = 1'h0;
-  reg align_q_0_inf = 1'h0;
-  reg align_q_0_inf_sign = 1'h0;
-  reg align_q_0_nan = 1'h0;
+  reg [5:0] align_q_0_flags_big_exp = 6'h00;
+  reg align_q_0_flags_big_sign = 1'h0;
+  reg align_q_0_flags_both_zero = 1'h0;
+  reg align_q_0_flags_inf = 1'h0;
+  reg align_q_0_flags_inf_sign = 1'h0;
+  reg align_q_0_flags_nan = 1'h0;
+  reg align_q_0_flags_zero_sign = 1'h0;
   reg [19:0] align_q_0_small = 20'h00000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_0_zero_sign = 1'h0;
   reg align_q_1_0 = 1'h0;
   reg align_q_1_1 = 1'h0;
   reg align_q_1_2 = 1'h0;
@@ -35439,17 +35439,17 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   reg normalize_q_1_1 = 1'h0;
   reg normalize_q_1_2 = 1'h0;
   reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [5:0] order_q_0_big_exp = 6'h00;
   reg [7:0] order_q_0_big_sig = 8'h00;
-  reg order_q_0_big_sign = 1'h0;
-  reg order_q_0_both_zero = 1'h0;
-  reg order_q_0_inf = 1'h0;
-  reg order_q_0_inf_sign = 1'h0;
-  reg order_q_0_nan = 1'h0;
+  reg [5:0] order_q_0_flags_big_exp = 6'h00;
+  reg order_q_0_flags_big_sign = 1'h0;
+  reg order_q_0_flags_both_zero = 1'h0;
+  reg order_q_0_flags_inf = 1'h0;
+  reg order_q_0_flags_inf_sign = 1'h0;
+  reg order_q_0_flags_nan = 1'h0;
+  reg order_q_0_flags_zero_sign = 1'h0;
   reg [4:0] order_q_0_shift = 5'h00;
   reg [7:0] order_q_0_small_sig = 8'h00;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_0_zero_sign = 1'h0;
   reg order_q_1_0 = 1'h0;
   reg order_q_1_1 = 1'h0;
   reg order_q_1_2 = 1'h0;
@@ -35611,7 +35611,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$105  = add_q_0_total[17] ? 5'h02 : \$104 ;
   assign \$106  = add_q_0_total[18] ? 5'h01 : \$105 ;
   assign add_lz = add_q_0_total[19] ? 5'h00 : \$106 ;
-  assign \$107  = $signed(add_q_0_big_exp) + $signed(2'h1);
+  assign \$107  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
   assign \$108  = $signed(\$107 ) - $signed({ 1'h0, add_lz });
   assign \$109  = add_q_0_total[19:1] << add_lz;
   assign \$110  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
@@ -35730,11 +35730,11 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   assign \$237  = unpack_q_0_sign & unpack_q_1_sign;
   assign \$238  = | add_small_wide[17:0];
   assign \$239  = ! add_q_0_total[19:1];
-  assign \$240  = \$239  ? 1'h0 : add_q_0_big_sign;
-  assign \$241  = add_q_0_both_zero ? add_q_0_zero_sign : \$240 ;
-  assign \$242  = add_q_0_inf ? add_q_0_inf_sign : \$241 ;
+  assign \$240  = \$239  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$241  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$240 ;
+  assign \$242  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$241 ;
   assign \$243  = ! add_q_0_total[19:1];
-  assign \$244  = add_q_0_both_zero | \$243 ;
+  assign \$244  = add_q_0_flags_both_zero | \$243 ;
   assign \$245  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$246  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
   assign \$247  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
@@ -35793,19 +35793,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     order_q_0_subtract <= \$277 ;
   always @(posedge clk)
-    order_q_0_big_exp <= \$278 ;
+    order_q_0_flags_big_exp <= \$278 ;
   always @(posedge clk)
-    order_q_0_big_sign <= \$279 ;
+    order_q_0_flags_big_sign <= \$279 ;
   always @(posedge clk)
-    order_q_0_nan <= \$280 ;
+    order_q_0_flags_nan <= \$280 ;
   always @(posedge clk)
-    order_q_0_inf <= \$281 ;
+    order_q_0_flags_inf <= \$281 ;
   always @(posedge clk)
-    order_q_0_inf_sign <= \$282 ;
+    order_q_0_flags_inf_sign <= \$282 ;
   always @(posedge clk)
-    order_q_0_both_zero <= \$283 ;
+    order_q_0_flags_both_zero <= \$283 ;
   always @(posedge clk)
-    order_q_0_zero_sign <= \$284 ;
+    order_q_0_flags_zero_sign <= \$284 ;
   always @(posedge clk)
     order_q_1_0 <= \$285 ;
   always @(posedge clk)
@@ -35821,19 +35821,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     align_q_0_subtract <= \$291 ;
   always @(posedge clk)
-    align_q_0_big_exp <= \$292 ;
+    align_q_0_flags_big_exp <= \$292 ;
   always @(posedge clk)
-    align_q_0_big_sign <= \$293 ;
+    align_q_0_flags_big_sign <= \$293 ;
   always @(posedge clk)
-    align_q_0_nan <= \$294 ;
+    align_q_0_flags_nan <= \$294 ;
   always @(posedge clk)
-    align_q_0_inf <= \$295 ;
+    align_q_0_flags_inf <= \$295 ;
   always @(posedge clk)
-    align_q_0_inf_sign <= \$296 ;
+    align_q_0_flags_inf_sign <= \$296 ;
   always @(posedge clk)
-    align_q_0_both_zero <= \$297 ;
+    align_q_0_flags_both_zero <= \$297 ;
   always @(posedge clk)
-    align_q_0_zero_sign <= \$298 ;
+    align_q_0_flags_zero_sign <= \$298 ;
   always @(posedge clk)
     align_q_1_0 <= \$299 ;
   always @(posedge clk)
@@ -35845,19 +35845,19 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   always @(posedge clk)
     add_q_0_total <= \$303 ;
   always @(posedge clk)
-    add_q_0_big_exp <= \$304 ;
+    add_q_0_flags_big_exp <= \$304 ;
   always @(posedge clk)
-    add_q_0_big_sign <= \$305 ;
+    add_q_0_flags_big_sign <= \$305 ;
   always @(posedge clk)
-    add_q_0_nan <= \$306 ;
+    add_q_0_flags_nan <= \$306 ;
   always @(posedge clk)
-    add_q_0_inf <= \$307 ;
+    add_q_0_flags_inf <= \$307 ;
   always @(posedge clk)
-    add_q_0_inf_sign <= \$308 ;
+    add_q_0_flags_inf_sign <= \$308 ;
   always @(posedge clk)
-    add_q_0_both_zero <= \$309 ;
+    add_q_0_flags_both_zero <= \$309 ;
   always @(posedge clk)
-    add_q_0_zero_sign <= \$310 ;
+    add_q_0_flags_zero_sign <= \$310 ;
   always @(posedge clk)
     add_q_1_0 <= \$311 ;
   always @(posedge clk)
@@ -36213,7 +36213,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$278  = order_q_0_big_exp;
+    \$278  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
       \$278  = \$219 ;
     end
@@ -36223,7 +36223,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$279  = order_q_0_big_sign;
+    \$279  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
       \$279  = \$220 ;
     end
@@ -36233,7 +36233,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$280  = order_q_0_nan;
+    \$280  = order_q_0_flags_nan;
     if (\en$1 ) begin
       \$280  = \$225 ;
     end
@@ -36243,7 +36243,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$281  = order_q_0_inf;
+    \$281  = order_q_0_flags_inf;
     if (\en$1 ) begin
       \$281  = \$234 ;
     end
@@ -36253,7 +36253,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$282  = order_q_0_inf_sign;
+    \$282  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
       \$282  = \$235 ;
     end
@@ -36263,7 +36263,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$283  = order_q_0_both_zero;
+    \$283  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
       \$283  = \$236 ;
     end
@@ -36273,7 +36273,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$284  = order_q_0_zero_sign;
+    \$284  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
       \$284  = \$237 ;
     end
@@ -36353,9 +36353,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$292  = align_q_0_big_exp;
+    \$292  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$292  = order_q_0_big_exp;
+      \$292  = order_q_0_flags_big_exp;
     end
     if (rst) begin
       \$292  = 6'h00;
@@ -36363,9 +36363,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$293  = align_q_0_big_sign;
+    \$293  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$293  = order_q_0_big_sign;
+      \$293  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$293  = 1'h0;
@@ -36373,9 +36373,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$294  = align_q_0_nan;
+    \$294  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$294  = order_q_0_nan;
+      \$294  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$294  = 1'h0;
@@ -36383,9 +36383,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$295  = align_q_0_inf;
+    \$295  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$295  = order_q_0_inf;
+      \$295  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$295  = 1'h0;
@@ -36393,9 +36393,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$296  = align_q_0_inf_sign;
+    \$296  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$296  = order_q_0_inf_sign;
+      \$296  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$296  = 1'h0;
@@ -36403,9 +36403,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$297  = align_q_0_both_zero;
+    \$297  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$297  = order_q_0_both_zero;
+      \$297  = order_q_0_flags_both_zero;
     end
     if (rst) begin
       \$297  = 1'h0;
@@ -36413,9 +36413,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$298  = align_q_0_zero_sign;
+    \$298  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$298  = order_q_0_zero_sign;
+      \$298  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$298  = 1'h0;
@@ -36473,9 +36473,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$304  = add_q_0_big_exp;
+    \$304  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$304  = align_q_0_big_exp;
+      \$304  = align_q_0_flags_big_exp;
     end
     if (rst) begin
       \$304  = 6'h00;
@@ -36483,9 +36483,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$305  = add_q_0_big_sign;
+    \$305  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$305  = align_q_0_big_sign;
+      \$305  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$305  = 1'h0;
@@ -36493,9 +36493,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$306  = add_q_0_nan;
+    \$306  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$306  = align_q_0_nan;
+      \$306  = align_q_0_flags_nan;
     end
     if (rst) begin
       \$306  = 1'h0;
@@ -36503,9 +36503,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$307  = add_q_0_inf;
+    \$307  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$307  = align_q_0_inf;
+      \$307  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$307  = 1'h0;
@@ -36513,9 +36513,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$308  = add_q_0_inf_sign;
+    \$308  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$308  = align_q_0_inf_sign;
+      \$308  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$308  = 1'h0;
@@ -36523,9 +36523,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$309  = add_q_0_both_zero;
+    \$309  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$309  = align_q_0_both_zero;
+      \$309  = align_q_0_flags_both_zero;
     end
     if (rst) begin
       \$309  = 1'h0;
@@ -36533,9 +36533,9 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$310  = add_q_0_zero_sign;
+    \$310  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$310  = align_q_0_zero_sign;
+      \$310  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$310  = 1'h0;
@@ -36605,7 +36605,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$317  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$317  = add_q_0_inf;
+      \$317  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$317  = 1'h0;
@@ -36615,7 +36615,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$318  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$318  = add_q_0_nan;
+      \$318  = add_q_0_flags_nan;
     end
     if (rst) begin
       \$318  = 1'h0;
