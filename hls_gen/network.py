@@ -22,12 +22,12 @@ a zero input; a layer kind that holds a GEMM the model cannot cost
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpsim.config_file import read_mapping
 from mpsim.formats import parse_format
 from mpsim.rounding import parse_rounding
 
@@ -242,26 +242,7 @@ def load_network(path: str | Path) -> NetworkSpec:
     naming the file (and the line, for a syntax error).
     """
     path = Path(path)
-    if path.suffix not in (".json", ".yaml", ".yml"):
-        raise ValueError(f"network description must be .json, .yaml or .yml, not {path.name!r}")
-    text = path.read_text()
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"network file {str(path)!r} is not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}"
-            ) from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
-            what = getattr(error, "problem", None) or type(error).__name__
-            raise ValueError(f"network file {str(path)!r} is not valid YAML: {where}{what}") from None
+    data = read_mapping(path, "network file")
     try:
         return NetworkSpec.from_dict(data)
     except ValueError as error:

@@ -15,7 +15,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """The mapping in ``what`` file ``path``; ``ValueError``/``FileNotFoundError`` naming it otherwise.
 
     ``what`` says what the file is for ("precision config", "network file")
-    in the message: ``network file 'net.yaml', line 3: expected ',' or ']'``.
+    in the message: ``network file 'net.yaml', line 3, column 9: expected ',' or ']'``.
     """
     path = Path(path)
     if path.suffix not in SUFFIXES:
@@ -30,7 +30,7 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{what} {str(path)!r}, line {error.lineno}: {error.msg}") from None
+            raise ValueError(f"{what} {str(path)!r}, line {error.lineno}, column {error.colno}: {error.msg}") from None
     else:
         import yaml  # (a core dependency; imported here so that JSON users and --help never load it)
 
@@ -38,9 +38,10 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
             data = yaml.safe_load(text)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            where = f", line {mark.line + 1}" if mark is not None else ""
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(error, "problem", None) or str(error).splitlines()[0]
             raise ValueError(f"{what} {str(path)!r}{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{what} {str(path)!r} must hold a mapping of settings, not {type(data).__name__}")
+        shown = repr(data) if len(repr(data)) <= 60 else repr(data)[:57] + "..."
+        raise ValueError(f"{what} {str(path)!r} must hold a mapping (name: value settings), not {shown}")
     return data

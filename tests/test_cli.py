@@ -226,11 +226,11 @@ def test_bad_input_files_are_one_line(tmp_path, capsys):
     bad_yaml.write_text("layers: [unclosed\n")
     line = _one_error(capsys, ["train", "--precision", str(bad_yaml), "--out", str(tmp_path / "run")])
     problem = "expected ',' or ']', but got '<stream end>'"
-    assert line == f"mpsim train: error: precision config {str(bad_yaml)!r}, line 2: {problem}"
+    assert line == f"mpsim train: error: precision config {str(bad_yaml)!r}, line 2, column 1: {problem}"
     bad_json = tmp_path / "p.json"
     bad_json.write_text('{"layers": \n  [1,}')
     line = _one_error(capsys, ["train", "--precision", str(bad_json)])
-    assert line == f"mpsim train: error: precision config {str(bad_json)!r}, line 2: Expecting value"
+    assert line == f"mpsim train: error: precision config {str(bad_json)!r}, line 2, column 6: Expecting value"
     line = _one_error(capsys, ["train", "--precision", str(tmp_path / "none.yaml")])
     assert line == f"mpsim train: error: precision config {str(tmp_path / 'none.yaml')!r} not found"
 

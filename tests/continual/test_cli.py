@@ -102,7 +102,7 @@ def test_precision_files_are_named_in_their_errors(capsys, tmp_path):
     missing = tmp_path / "missing.json"
     assert main(["cl", "--precision", str(broken), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == (
-        f"mpsim cl: error: --precision: precision config {str(broken)!r}, line 2: expected the node content, "
+        f"mpsim cl: error: --precision: precision config {str(broken)!r}, line 2, column 1: expected the node content, "
         "but found '<stream end>'\n"
     )
     assert main(["cl-sweep", "--precisions", "fp32", str(missing), "--out", str(tmp_path / "o")]) == 2

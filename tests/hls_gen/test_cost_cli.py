@@ -151,14 +151,14 @@ def test_bad_array_size(size: str, spaced: bool, capsys: pytest.CaptureFixture[s
         (
             "net.yaml",
             "input_shape: [64]\nlayers:\n  - {kind: Linear, out_features: 10\n  - kind: Linear\n",
-            " is not valid YAML: line 4, column 9: expected ',' or '}', but got ':'",
+            ", line 4, column 9: expected ',' or '}', but got ':'",
         ),
         (
             "net.json",
             '{"input_shape": [64],\n "layers": [{"kind": "Linear", "out_features": 10},]}\n',
-            " is not valid JSON: line 2, column 52: Expecting value",
+            ", line 2, column 52: Expecting value",
         ),
-        ("net.yaml", "just words\n", ": a network description is a mapping, not 'just words'"),
+        ("net.yaml", "just words\n", " must hold a mapping (name: value settings), not 'just words'"),
         (
             "net.json",
             '{"input_shape": 64, "layers": []}',
