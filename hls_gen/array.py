@@ -249,18 +249,14 @@ class MACArray(wiring.Component):
                 for r in range(self._rows):
                     row_of_c = Cat(*(pes[r * self._cols + c].acc for c in range(self._cols)))
                     m.d.sync += buffer[tile_rows - self._rows + r].eq(row_of_c)
-        # The buffer drains as a shift register: row ``row`` is always at its head, so no row multiplexer (a
-        # tile of rows * interleave rows would need a wide one). Loading and draining never meet: a tile loads
-        # only while the buffer is empty.
-        m.d.comb += [
-            self.out_valid.eq(full),
-            self.out_row.eq(row),
-            self.out_last.eq(row == tile_rows - 1),
-            self.out_data.eq(buffer[0]),
-        ]
-        with m.If(full & self.out_ready):
+        m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
+        with m.Switch(row):
             for i in range(tile_rows - 1):
-                m.d.sync += buffer[i].eq(buffer[i + 1])
+                with m.Case(i):
+                    m.d.comb += self.out_data.eq(buffer[i])
+            with m.Default():  # the last row (the counter never goes beyond it)
+                m.d.comb += self.out_data.eq(buffer[-1])
+        with m.If(full & self.out_ready):
             with m.If(row == tile_rows - 1):
                 m.d.sync += [full.eq(0), row.eq(0)]
             with m.Else():

@@ -22,8 +22,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 12'h000 *)
-  wire [11:0] buffer_row_0;
+  reg [11:0] buffer_row_0 = 12'h000;
   input clk;
   wire clk;
   wire done;
@@ -40,7 +39,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire in_valid;
   wire last;
   output [11:0] out_data;
-  reg [11:0] out_data = 12'h000;
+  wire [11:0] out_data;
   output out_last;
   wire out_last;
   input out_ready;
@@ -64,7 +63,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     out_valid <= \$6 ;
   always @(posedge clk)
-    out_data <= \$7 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
     out_row <= \$8 ;
   assign \$1  = done & out_valid;
@@ -96,7 +95,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = out_data;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
       \$7  = acc;
     end
@@ -129,7 +128,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign buffer_row_0 = out_data;
+  assign out_data = buffer_row_0;
 endmodule
 
 (* generator = "Amaranth" *)

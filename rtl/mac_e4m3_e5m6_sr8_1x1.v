@@ -22,8 +22,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 12'h000 *)
-  wire [11:0] buffer_row_0;
+  reg [11:0] buffer_row_0 = 12'h000;
   input clk;
   wire clk;
   wire done;
@@ -40,7 +39,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire in_valid;
   wire last;
   output [11:0] out_data;
-  reg [11:0] out_data = 12'h000;
+  wire [11:0] out_data;
   output out_last;
   wire out_last;
   input out_ready;
@@ -64,7 +63,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     out_valid <= \$6 ;
   always @(posedge clk)
-    out_data <= \$7 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
     out_row <= \$8 ;
   assign \$1  = done & out_valid;
@@ -96,7 +95,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = out_data;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
       \$7  = acc;
     end
@@ -129,7 +128,7 @@ module mac_e4m3_e5m6_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign buffer_row_0 = out_data;
+  assign out_data = buffer_row_0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1028,14 +1027,14 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
   \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$443$0 (\$424 ),
-    .\port$445$0 (\$425 ),
-    .\port$447$0 (\$426 ),
-    .\port$449$0 (\$427 ),
-    .\port$451$0 (\$428 ),
-    .\port$453$0 (\$429 ),
-    .\port$455$0 (\$430 ),
-    .\port$457$0 (\$431 ),
+    .\port$444$0 (\$424 ),
+    .\port$446$0 (\$425 ),
+    .\port$448$0 (\$426 ),
+    .\port$450$0 (\$427 ),
+    .\port$452$0 (\$428 ),
+    .\port$454$0 (\$429 ),
+    .\port$456$0 (\$430 ),
+    .\port$458$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -1167,7 +1166,7 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , \port$447$0 , \port$449$0 , \port$451$0 , \port$453$0 , \port$455$0 , \port$457$0 , clk);
+module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$444$0 , \port$446$0 , \port$448$0 , \port$450$0 , \port$452$0 , \port$454$0 , \port$456$0 , \port$458$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1257,22 +1256,22 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$443$0 ;
-  wire \port$443$0 ;
-  output \port$445$0 ;
-  wire \port$445$0 ;
-  output \port$447$0 ;
-  wire \port$447$0 ;
-  output \port$449$0 ;
-  wire \port$449$0 ;
-  output \port$451$0 ;
-  wire \port$451$0 ;
-  output \port$453$0 ;
-  wire \port$453$0 ;
-  output \port$455$0 ;
-  wire \port$455$0 ;
-  output \port$457$0 ;
-  wire \port$457$0 ;
+  output \port$444$0 ;
+  wire \port$444$0 ;
+  output \port$446$0 ;
+  wire \port$446$0 ;
+  output \port$448$0 ;
+  wire \port$448$0 ;
+  output \port$450$0 ;
+  wire \port$450$0 ;
+  output \port$452$0 ;
+  wire \port$452$0 ;
+  output \port$454$0 ;
+  wire \port$454$0 ;
+  output \port$456$0 ;
+  wire \port$456$0 ;
+  output \port$458$0 ;
+  wire \port$458$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1330,14 +1329,14 @@ module \mac_e4m3_e5m6_sr8_1x1.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$443$0  = \$2 ;
-  assign \port$445$0  = \$4 ;
-  assign \port$447$0  = \$6 ;
-  assign \port$449$0  = \$8 ;
-  assign \port$451$0  = \$10 ;
-  assign \port$453$0  = \$12 ;
-  assign \port$455$0  = \$14 ;
-  assign \port$457$0  = \$16 ;
+  assign \port$444$0  = \$2 ;
+  assign \port$446$0  = \$4 ;
+  assign \port$448$0  = \$6 ;
+  assign \port$450$0  = \$8 ;
+  assign \port$452$0  = \$10 ;
+  assign \port$454$0  = \$12 ;
+  assign \port$456$0  = \$14 ;
+  assign \port$458$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

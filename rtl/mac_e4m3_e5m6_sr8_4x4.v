@@ -35,17 +35,17 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire [7:0] \a$87 ;
   wire [7:0] \a$92 ;
   wire [11:0] acc;
-  wire [11:0] \acc$100 ;
-  wire [11:0] \acc$101 ;
-  wire [11:0] \acc$102 ;
+  wire [11:0] \acc$103 ;
   wire [11:0] \acc$104 ;
   wire [11:0] \acc$105 ;
   wire [11:0] \acc$106 ;
   wire [11:0] \acc$107 ;
+  wire [11:0] \acc$108 ;
   wire [11:0] \acc$109 ;
   wire [11:0] \acc$110 ;
   wire [11:0] \acc$111 ;
   wire [11:0] \acc$112 ;
+  wire [11:0] \acc$113 ;
   wire [11:0] \acc$114 ;
   wire [11:0] \acc$115 ;
   wire [11:0] \acc$116 ;
@@ -70,8 +70,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 48'h000000000000 *)
-  wire [47:0] buffer_row_0;
+  reg [47:0] buffer_row_0 = 48'h000000000000;
   reg [47:0] buffer_row_1 = 48'h000000000000;
   reg [47:0] buffer_row_2 = 48'h000000000000;
   reg [47:0] buffer_row_3 = 48'h000000000000;
@@ -121,7 +120,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \last$86 ;
   wire \last$91 ;
   output [47:0] out_data;
-  reg [47:0] out_data = 48'h000000000000;
+  reg [47:0] out_data;
   output out_last;
   wire out_last;
   input out_ready;
@@ -161,7 +160,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     out_valid <= \$6 ;
   always @(posedge clk)
-    out_data <= \$7 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
     buffer_row_1 <= \$8 ;
   always @(posedge clk)
@@ -183,7 +182,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(in_a[7:0]),
-    .acc(\acc$100 ),
+    .acc(\acc$103 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -193,7 +192,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(in_a[7:0]),
-    .acc(\acc$101 ),
+    .acc(\acc$104 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -203,7 +202,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(in_a[7:0]),
-    .acc(\acc$102 ),
+    .acc(\acc$105 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -213,7 +212,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(in_a[15:8]),
-    .acc(\acc$104 ),
+    .acc(\acc$106 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -223,7 +222,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(in_a[15:8]),
-    .acc(\acc$105 ),
+    .acc(\acc$107 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -233,7 +232,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(in_a[15:8]),
-    .acc(\acc$106 ),
+    .acc(\acc$108 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -243,7 +242,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(in_a[15:8]),
-    .acc(\acc$107 ),
+    .acc(\acc$109 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -253,7 +252,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(in_a[23:16]),
-    .acc(\acc$109 ),
+    .acc(\acc$110 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -263,7 +262,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(in_a[23:16]),
-    .acc(\acc$110 ),
+    .acc(\acc$111 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -273,7 +272,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(in_a[23:16]),
-    .acc(\acc$111 ),
+    .acc(\acc$112 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -283,7 +282,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(in_a[23:16]),
-    .acc(\acc$112 ),
+    .acc(\acc$113 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -333,6 +332,20 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (out_row)
+      2'h0:
+          out_data = buffer_row_0;
+      2'h1:
+          out_data = buffer_row_1;
+      2'h2:
+          out_data = buffer_row_2;
+      default:
+          out_data = buffer_row_3;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$6  = out_valid;
     if (\$2 ) begin
       \$6  = 1'h1;
@@ -348,12 +361,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = out_data;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
-      \$7  = { \acc$102 , \acc$101 , \acc$100 , acc };
-    end
-    if (\$3 ) begin
-      \$7  = buffer_row_1;
+      \$7  = { \acc$105 , \acc$104 , \acc$103 , acc };
     end
     if (rst) begin
       \$7  = 48'h000000000000;
@@ -363,10 +373,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$8  = buffer_row_1;
     if (\$2 ) begin
-      \$8  = { \acc$107 , \acc$106 , \acc$105 , \acc$104  };
-    end
-    if (\$3 ) begin
-      \$8  = buffer_row_2;
+      \$8  = { \acc$109 , \acc$108 , \acc$107 , \acc$106  };
     end
     if (rst) begin
       \$8  = 48'h000000000000;
@@ -376,10 +383,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$9  = buffer_row_2;
     if (\$2 ) begin
-      \$9  = { \acc$112 , \acc$111 , \acc$110 , \acc$109  };
-    end
-    if (\$3 ) begin
-      \$9  = buffer_row_3;
+      \$9  = { \acc$113 , \acc$112 , \acc$111 , \acc$110  };
     end
     if (rst) begin
       \$9  = 48'h000000000000;
@@ -495,7 +499,6 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign buffer_row_0 = out_data;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1394,14 +1397,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$443$0 (\$424 ),
-    .\port$445$0 (\$425 ),
-    .\port$447$0 (\$426 ),
-    .\port$449$0 (\$427 ),
-    .\port$451$0 (\$428 ),
-    .\port$453$0 (\$429 ),
-    .\port$455$0 (\$430 ),
-    .\port$457$0 (\$431 ),
+    .\port$447$0 (\$424 ),
+    .\port$449$0 (\$425 ),
+    .\port$451$0 (\$426 ),
+    .\port$453$0 (\$427 ),
+    .\port$455$0 (\$428 ),
+    .\port$457$0 (\$429 ),
+    .\port$459$0 (\$430 ),
+    .\port$461$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -1533,7 +1536,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , \port$447$0 , \port$449$0 , \port$451$0 , \port$453$0 , \port$455$0 , \port$457$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$447$0 , \port$449$0 , \port$451$0 , \port$453$0 , \port$455$0 , \port$457$0 , \port$459$0 , \port$461$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1623,10 +1626,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$443$0 ;
-  wire \port$443$0 ;
-  output \port$445$0 ;
-  wire \port$445$0 ;
   output \port$447$0 ;
   wire \port$447$0 ;
   output \port$449$0 ;
@@ -1639,6 +1638,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , 
   wire \port$455$0 ;
   output \port$457$0 ;
   wire \port$457$0 ;
+  output \port$459$0 ;
+  wire \port$459$0 ;
+  output \port$461$0 ;
+  wire \port$461$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1696,14 +1699,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$443$0 , \port$445$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$443$0  = \$2 ;
-  assign \port$445$0  = \$4 ;
-  assign \port$447$0  = \$6 ;
-  assign \port$449$0  = \$8 ;
-  assign \port$451$0  = \$10 ;
-  assign \port$453$0  = \$12 ;
-  assign \port$455$0  = \$14 ;
-  assign \port$457$0  = \$16 ;
+  assign \port$447$0  = \$2 ;
+  assign \port$449$0  = \$4 ;
+  assign \port$451$0  = \$6 ;
+  assign \port$453$0  = \$8 ;
+  assign \port$455$0  = \$10 ;
+  assign \port$457$0  = \$12 ;
+  assign \port$459$0  = \$14 ;
+  assign \port$461$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -2681,14 +2684,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$953$0 (\$424 ),
-    .\port$955$0 (\$425 ),
-    .\port$957$0 (\$426 ),
-    .\port$959$0 (\$427 ),
-    .\port$961$0 (\$428 ),
-    .\port$963$0 (\$429 ),
-    .\port$965$0 (\$430 ),
-    .\port$967$0 (\$431 ),
+    .\port$957$0 (\$424 ),
+    .\port$959$0 (\$425 ),
+    .\port$961$0 (\$426 ),
+    .\port$963$0 (\$427 ),
+    .\port$965$0 (\$428 ),
+    .\port$967$0 (\$429 ),
+    .\port$969$0 (\$430 ),
+    .\port$971$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -2820,7 +2823,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$953$0 , \port$955$0 , \port$957$0 , \port$959$0 , \port$961$0 , \port$963$0 , \port$965$0 , \port$967$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$957$0 , \port$959$0 , \port$961$0 , \port$963$0 , \port$965$0 , \port$967$0 , \port$969$0 , \port$971$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -2910,10 +2913,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$953$0 , \port$955$0 , 
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$953$0 ;
-  wire \port$953$0 ;
-  output \port$955$0 ;
-  wire \port$955$0 ;
   output \port$957$0 ;
   wire \port$957$0 ;
   output \port$959$0 ;
@@ -2926,6 +2925,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$953$0 , \port$955$0 , 
   wire \port$965$0 ;
   output \port$967$0 ;
   wire \port$967$0 ;
+  output \port$969$0 ;
+  wire \port$969$0 ;
+  output \port$971$0 ;
+  wire \port$971$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -2983,14 +2986,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$953$0 , \port$955$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$953$0  = \$2 ;
-  assign \port$955$0  = \$4 ;
-  assign \port$957$0  = \$6 ;
-  assign \port$959$0  = \$8 ;
-  assign \port$961$0  = \$10 ;
-  assign \port$963$0  = \$12 ;
-  assign \port$965$0  = \$14 ;
-  assign \port$967$0  = \$16 ;
+  assign \port$957$0  = \$2 ;
+  assign \port$959$0  = \$4 ;
+  assign \port$961$0  = \$6 ;
+  assign \port$963$0  = \$8 ;
+  assign \port$965$0  = \$10 ;
+  assign \port$967$0  = \$12 ;
+  assign \port$969$0  = \$14 ;
+  assign \port$971$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -3968,14 +3971,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1463$0 (\$424 ),
-    .\port$1465$0 (\$425 ),
-    .\port$1467$0 (\$426 ),
-    .\port$1469$0 (\$427 ),
-    .\port$1471$0 (\$428 ),
-    .\port$1473$0 (\$429 ),
-    .\port$1475$0 (\$430 ),
-    .\port$1477$0 (\$431 ),
+    .\port$1467$0 (\$424 ),
+    .\port$1469$0 (\$425 ),
+    .\port$1471$0 (\$426 ),
+    .\port$1473$0 (\$427 ),
+    .\port$1475$0 (\$428 ),
+    .\port$1477$0 (\$429 ),
+    .\port$1479$0 (\$430 ),
+    .\port$1481$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -4107,7 +4110,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1463$0 , \port$1465$0 , \port$1467$0 , \port$1469$0 , \port$1471$0 , \port$1473$0 , \port$1475$0 , \port$1477$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1467$0 , \port$1469$0 , \port$1471$0 , \port$1473$0 , \port$1475$0 , \port$1477$0 , \port$1479$0 , \port$1481$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -4197,10 +4200,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1463$0 , \port$1465$0 
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$1463$0 ;
-  wire \port$1463$0 ;
-  output \port$1465$0 ;
-  wire \port$1465$0 ;
   output \port$1467$0 ;
   wire \port$1467$0 ;
   output \port$1469$0 ;
@@ -4213,6 +4212,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1463$0 , \port$1465$0 
   wire \port$1475$0 ;
   output \port$1477$0 ;
   wire \port$1477$0 ;
+  output \port$1479$0 ;
+  wire \port$1479$0 ;
+  output \port$1481$0 ;
+  wire \port$1481$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -4270,14 +4273,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$1463$0 , \port$1465$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1463$0  = \$2 ;
-  assign \port$1465$0  = \$4 ;
-  assign \port$1467$0  = \$6 ;
-  assign \port$1469$0  = \$8 ;
-  assign \port$1471$0  = \$10 ;
-  assign \port$1473$0  = \$12 ;
-  assign \port$1475$0  = \$14 ;
-  assign \port$1477$0  = \$16 ;
+  assign \port$1467$0  = \$2 ;
+  assign \port$1469$0  = \$4 ;
+  assign \port$1471$0  = \$6 ;
+  assign \port$1473$0  = \$8 ;
+  assign \port$1475$0  = \$10 ;
+  assign \port$1477$0  = \$12 ;
+  assign \port$1479$0  = \$14 ;
+  assign \port$1481$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -5255,14 +5258,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1973$0 (\$424 ),
-    .\port$1975$0 (\$425 ),
-    .\port$1977$0 (\$426 ),
-    .\port$1979$0 (\$427 ),
-    .\port$1981$0 (\$428 ),
-    .\port$1983$0 (\$429 ),
-    .\port$1985$0 (\$430 ),
-    .\port$1987$0 (\$431 ),
+    .\port$1977$0 (\$424 ),
+    .\port$1979$0 (\$425 ),
+    .\port$1981$0 (\$426 ),
+    .\port$1983$0 (\$427 ),
+    .\port$1985$0 (\$428 ),
+    .\port$1987$0 (\$429 ),
+    .\port$1989$0 (\$430 ),
+    .\port$1991$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -5394,7 +5397,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1973$0 , \port$1975$0 , \port$1977$0 , \port$1979$0 , \port$1981$0 , \port$1983$0 , \port$1985$0 , \port$1987$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1977$0 , \port$1979$0 , \port$1981$0 , \port$1983$0 , \port$1985$0 , \port$1987$0 , \port$1989$0 , \port$1991$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5484,10 +5487,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1973$0 , \port$1975$0 
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$1973$0 ;
-  wire \port$1973$0 ;
-  output \port$1975$0 ;
-  wire \port$1975$0 ;
   output \port$1977$0 ;
   wire \port$1977$0 ;
   output \port$1979$0 ;
@@ -5500,6 +5499,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1973$0 , \port$1975$0 
   wire \port$1985$0 ;
   output \port$1987$0 ;
   wire \port$1987$0 ;
+  output \port$1989$0 ;
+  wire \port$1989$0 ;
+  output \port$1991$0 ;
+  wire \port$1991$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -5557,14 +5560,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$1973$0 , \port$1975$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1973$0  = \$2 ;
-  assign \port$1975$0  = \$4 ;
-  assign \port$1977$0  = \$6 ;
-  assign \port$1979$0  = \$8 ;
-  assign \port$1981$0  = \$10 ;
-  assign \port$1983$0  = \$12 ;
-  assign \port$1985$0  = \$14 ;
-  assign \port$1987$0  = \$16 ;
+  assign \port$1977$0  = \$2 ;
+  assign \port$1979$0  = \$4 ;
+  assign \port$1981$0  = \$6 ;
+  assign \port$1983$0  = \$8 ;
+  assign \port$1985$0  = \$10 ;
+  assign \port$1987$0  = \$12 ;
+  assign \port$1989$0  = \$14 ;
+  assign \port$1991$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6542,14 +6545,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2483$0 (\$424 ),
-    .\port$2485$0 (\$425 ),
-    .\port$2487$0 (\$426 ),
-    .\port$2489$0 (\$427 ),
-    .\port$2491$0 (\$428 ),
-    .\port$2493$0 (\$429 ),
-    .\port$2495$0 (\$430 ),
-    .\port$2497$0 (\$431 ),
+    .\port$2487$0 (\$424 ),
+    .\port$2489$0 (\$425 ),
+    .\port$2491$0 (\$426 ),
+    .\port$2493$0 (\$427 ),
+    .\port$2495$0 (\$428 ),
+    .\port$2497$0 (\$429 ),
+    .\port$2499$0 (\$430 ),
+    .\port$2501$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -6681,7 +6684,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2483$0 , \port$2485$0 , \port$2487$0 , \port$2489$0 , \port$2491$0 , \port$2493$0 , \port$2495$0 , \port$2497$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2487$0 , \port$2489$0 , \port$2491$0 , \port$2493$0 , \port$2495$0 , \port$2497$0 , \port$2499$0 , \port$2501$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6771,10 +6774,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2483$0 , \port$2485$0 
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$2483$0 ;
-  wire \port$2483$0 ;
-  output \port$2485$0 ;
-  wire \port$2485$0 ;
   output \port$2487$0 ;
   wire \port$2487$0 ;
   output \port$2489$0 ;
@@ -6787,6 +6786,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2483$0 , \port$2485$0 
   wire \port$2495$0 ;
   output \port$2497$0 ;
   wire \port$2497$0 ;
+  output \port$2499$0 ;
+  wire \port$2499$0 ;
+  output \port$2501$0 ;
+  wire \port$2501$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -6844,14 +6847,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$2483$0 , \port$2485$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2483$0  = \$2 ;
-  assign \port$2485$0  = \$4 ;
-  assign \port$2487$0  = \$6 ;
-  assign \port$2489$0  = \$8 ;
-  assign \port$2491$0  = \$10 ;
-  assign \port$2493$0  = \$12 ;
-  assign \port$2495$0  = \$14 ;
-  assign \port$2497$0  = \$16 ;
+  assign \port$2487$0  = \$2 ;
+  assign \port$2489$0  = \$4 ;
+  assign \port$2491$0  = \$6 ;
+  assign \port$2493$0  = \$8 ;
+  assign \port$2495$0  = \$10 ;
+  assign \port$2497$0  = \$12 ;
+  assign \port$2499$0  = \$14 ;
+  assign \port$2501$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -7829,14 +7832,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2993$0 (\$424 ),
-    .\port$2995$0 (\$425 ),
-    .\port$2997$0 (\$426 ),
-    .\port$2999$0 (\$427 ),
-    .\port$3001$0 (\$428 ),
-    .\port$3003$0 (\$429 ),
-    .\port$3005$0 (\$430 ),
-    .\port$3007$0 (\$431 ),
+    .\port$2997$0 (\$424 ),
+    .\port$2999$0 (\$425 ),
+    .\port$3001$0 (\$426 ),
+    .\port$3003$0 (\$427 ),
+    .\port$3005$0 (\$428 ),
+    .\port$3007$0 (\$429 ),
+    .\port$3009$0 (\$430 ),
+    .\port$3011$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -7968,7 +7971,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2993$0 , \port$2995$0 , \port$2997$0 , \port$2999$0 , \port$3001$0 , \port$3003$0 , \port$3005$0 , \port$3007$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2997$0 , \port$2999$0 , \port$3001$0 , \port$3003$0 , \port$3005$0 , \port$3007$0 , \port$3009$0 , \port$3011$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8058,10 +8061,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2993$0 , \port$2995$0 
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$2993$0 ;
-  wire \port$2993$0 ;
-  output \port$2995$0 ;
-  wire \port$2995$0 ;
   output \port$2997$0 ;
   wire \port$2997$0 ;
   output \port$2999$0 ;
@@ -8074,6 +8073,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2993$0 , \port$2995$0 
   wire \port$3005$0 ;
   output \port$3007$0 ;
   wire \port$3007$0 ;
+  output \port$3009$0 ;
+  wire \port$3009$0 ;
+  output \port$3011$0 ;
+  wire \port$3011$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -8131,14 +8134,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$2993$0 , \port$2995$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2993$0  = \$2 ;
-  assign \port$2995$0  = \$4 ;
-  assign \port$2997$0  = \$6 ;
-  assign \port$2999$0  = \$8 ;
-  assign \port$3001$0  = \$10 ;
-  assign \port$3003$0  = \$12 ;
-  assign \port$3005$0  = \$14 ;
-  assign \port$3007$0  = \$16 ;
+  assign \port$2997$0  = \$2 ;
+  assign \port$2999$0  = \$4 ;
+  assign \port$3001$0  = \$6 ;
+  assign \port$3003$0  = \$8 ;
+  assign \port$3005$0  = \$10 ;
+  assign \port$3007$0  = \$12 ;
+  assign \port$3009$0  = \$14 ;
+  assign \port$3011$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -9116,14 +9119,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3503$0 (\$424 ),
-    .\port$3505$0 (\$425 ),
-    .\port$3507$0 (\$426 ),
-    .\port$3509$0 (\$427 ),
-    .\port$3511$0 (\$428 ),
-    .\port$3513$0 (\$429 ),
-    .\port$3515$0 (\$430 ),
-    .\port$3517$0 (\$431 ),
+    .\port$3507$0 (\$424 ),
+    .\port$3509$0 (\$425 ),
+    .\port$3511$0 (\$426 ),
+    .\port$3513$0 (\$427 ),
+    .\port$3515$0 (\$428 ),
+    .\port$3517$0 (\$429 ),
+    .\port$3519$0 (\$430 ),
+    .\port$3521$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -9255,7 +9258,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3503$0 , \port$3505$0 , \port$3507$0 , \port$3509$0 , \port$3511$0 , \port$3513$0 , \port$3515$0 , \port$3517$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$3509$0 , \port$3511$0 , \port$3513$0 , \port$3515$0 , \port$3517$0 , \port$3519$0 , \port$3521$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9345,10 +9348,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3503$0 , \port$3505$0 
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$3503$0 ;
-  wire \port$3503$0 ;
-  output \port$3505$0 ;
-  wire \port$3505$0 ;
   output \port$3507$0 ;
   wire \port$3507$0 ;
   output \port$3509$0 ;
@@ -9361,6 +9360,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3503$0 , \port$3505$0 
   wire \port$3515$0 ;
   output \port$3517$0 ;
   wire \port$3517$0 ;
+  output \port$3519$0 ;
+  wire \port$3519$0 ;
+  output \port$3521$0 ;
+  wire \port$3521$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -9418,14 +9421,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$3503$0 , \port$3505$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3503$0  = \$2 ;
-  assign \port$3505$0  = \$4 ;
-  assign \port$3507$0  = \$6 ;
-  assign \port$3509$0  = \$8 ;
-  assign \port$3511$0  = \$10 ;
-  assign \port$3513$0  = \$12 ;
-  assign \port$3515$0  = \$14 ;
-  assign \port$3517$0  = \$16 ;
+  assign \port$3507$0  = \$2 ;
+  assign \port$3509$0  = \$4 ;
+  assign \port$3511$0  = \$6 ;
+  assign \port$3513$0  = \$8 ;
+  assign \port$3515$0  = \$10 ;
+  assign \port$3517$0  = \$12 ;
+  assign \port$3519$0  = \$14 ;
+  assign \port$3521$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10403,14 +10406,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4013$0 (\$424 ),
-    .\port$4015$0 (\$425 ),
-    .\port$4017$0 (\$426 ),
-    .\port$4019$0 (\$427 ),
-    .\port$4021$0 (\$428 ),
-    .\port$4023$0 (\$429 ),
-    .\port$4025$0 (\$430 ),
-    .\port$4027$0 (\$431 ),
+    .\port$4017$0 (\$424 ),
+    .\port$4019$0 (\$425 ),
+    .\port$4021$0 (\$426 ),
+    .\port$4023$0 (\$427 ),
+    .\port$4025$0 (\$428 ),
+    .\port$4027$0 (\$429 ),
+    .\port$4029$0 (\$430 ),
+    .\port$4031$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -10542,7 +10545,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4013$0 , \port$4015$0 , \port$4017$0 , \port$4019$0 , \port$4021$0 , \port$4023$0 , \port$4025$0 , \port$4027$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4017$0 , \port$4019$0 , \port$4021$0 , \port$4023$0 , \port$4025$0 , \port$4027$0 , \port$4029$0 , \port$4031$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10632,10 +10635,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4013$0 , \port$4015$0 
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$4013$0 ;
-  wire \port$4013$0 ;
-  output \port$4015$0 ;
-  wire \port$4015$0 ;
   output \port$4017$0 ;
   wire \port$4017$0 ;
   output \port$4019$0 ;
@@ -10648,6 +10647,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4013$0 , \port$4015$0 
   wire \port$4025$0 ;
   output \port$4027$0 ;
   wire \port$4027$0 ;
+  output \port$4029$0 ;
+  wire \port$4029$0 ;
+  output \port$4031$0 ;
+  wire \port$4031$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -10705,14 +10708,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$4013$0 , \port$4015$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4013$0  = \$2 ;
-  assign \port$4015$0  = \$4 ;
-  assign \port$4017$0  = \$6 ;
-  assign \port$4019$0  = \$8 ;
-  assign \port$4021$0  = \$10 ;
-  assign \port$4023$0  = \$12 ;
-  assign \port$4025$0  = \$14 ;
-  assign \port$4027$0  = \$16 ;
+  assign \port$4017$0  = \$2 ;
+  assign \port$4019$0  = \$4 ;
+  assign \port$4021$0  = \$6 ;
+  assign \port$4023$0  = \$8 ;
+  assign \port$4025$0  = \$10 ;
+  assign \port$4027$0  = \$12 ;
+  assign \port$4029$0  = \$14 ;
+  assign \port$4031$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11690,14 +11693,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4523$0 (\$424 ),
-    .\port$4525$0 (\$425 ),
-    .\port$4527$0 (\$426 ),
-    .\port$4529$0 (\$427 ),
-    .\port$4531$0 (\$428 ),
-    .\port$4533$0 (\$429 ),
-    .\port$4535$0 (\$430 ),
-    .\port$4537$0 (\$431 ),
+    .\port$4527$0 (\$424 ),
+    .\port$4529$0 (\$425 ),
+    .\port$4531$0 (\$426 ),
+    .\port$4533$0 (\$427 ),
+    .\port$4535$0 (\$428 ),
+    .\port$4537$0 (\$429 ),
+    .\port$4539$0 (\$430 ),
+    .\port$4541$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -11829,7 +11832,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4523$0 , \port$4525$0 , \port$4527$0 , \port$4529$0 , \port$4531$0 , \port$4533$0 , \port$4535$0 , \port$4537$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4527$0 , \port$4529$0 , \port$4531$0 , \port$4533$0 , \port$4535$0 , \port$4537$0 , \port$4539$0 , \port$4541$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -11919,10 +11922,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4523$0 , \port$4525$0 
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$4523$0 ;
-  wire \port$4523$0 ;
-  output \port$4525$0 ;
-  wire \port$4525$0 ;
   output \port$4527$0 ;
   wire \port$4527$0 ;
   output \port$4529$0 ;
@@ -11935,6 +11934,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4523$0 , \port$4525$0 
   wire \port$4535$0 ;
   output \port$4537$0 ;
   wire \port$4537$0 ;
+  output \port$4539$0 ;
+  wire \port$4539$0 ;
+  output \port$4541$0 ;
+  wire \port$4541$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -11992,14 +11995,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$4523$0 , \port$4525$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4523$0  = \$2 ;
-  assign \port$4525$0  = \$4 ;
-  assign \port$4527$0  = \$6 ;
-  assign \port$4529$0  = \$8 ;
-  assign \port$4531$0  = \$10 ;
-  assign \port$4533$0  = \$12 ;
-  assign \port$4535$0  = \$14 ;
-  assign \port$4537$0  = \$16 ;
+  assign \port$4527$0  = \$2 ;
+  assign \port$4529$0  = \$4 ;
+  assign \port$4531$0  = \$6 ;
+  assign \port$4533$0  = \$8 ;
+  assign \port$4535$0  = \$10 ;
+  assign \port$4537$0  = \$12 ;
+  assign \port$4539$0  = \$14 ;
+  assign \port$4541$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -12977,14 +12980,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5033$0 (\$424 ),
-    .\port$5035$0 (\$425 ),
-    .\port$5037$0 (\$426 ),
-    .\port$5039$0 (\$427 ),
-    .\port$5041$0 (\$428 ),
-    .\port$5043$0 (\$429 ),
-    .\port$5045$0 (\$430 ),
-    .\port$5047$0 (\$431 ),
+    .\port$5037$0 (\$424 ),
+    .\port$5039$0 (\$425 ),
+    .\port$5041$0 (\$426 ),
+    .\port$5043$0 (\$427 ),
+    .\port$5045$0 (\$428 ),
+    .\port$5047$0 (\$429 ),
+    .\port$5049$0 (\$430 ),
+    .\port$5051$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -13116,7 +13119,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5033$0 , \port$5035$0 , \port$5037$0 , \port$5039$0 , \port$5041$0 , \port$5043$0 , \port$5045$0 , \port$5047$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5037$0 , \port$5039$0 , \port$5041$0 , \port$5043$0 , \port$5045$0 , \port$5047$0 , \port$5049$0 , \port$5051$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -13206,10 +13209,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5033$0 , \port$5035$0 
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$5033$0 ;
-  wire \port$5033$0 ;
-  output \port$5035$0 ;
-  wire \port$5035$0 ;
   output \port$5037$0 ;
   wire \port$5037$0 ;
   output \port$5039$0 ;
@@ -13222,6 +13221,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5033$0 , \port$5035$0 
   wire \port$5045$0 ;
   output \port$5047$0 ;
   wire \port$5047$0 ;
+  output \port$5049$0 ;
+  wire \port$5049$0 ;
+  output \port$5051$0 ;
+  wire \port$5051$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -13279,14 +13282,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$5033$0 , \port$5035$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5033$0  = \$2 ;
-  assign \port$5035$0  = \$4 ;
-  assign \port$5037$0  = \$6 ;
-  assign \port$5039$0  = \$8 ;
-  assign \port$5041$0  = \$10 ;
-  assign \port$5043$0  = \$12 ;
-  assign \port$5045$0  = \$14 ;
-  assign \port$5047$0  = \$16 ;
+  assign \port$5037$0  = \$2 ;
+  assign \port$5039$0  = \$4 ;
+  assign \port$5041$0  = \$6 ;
+  assign \port$5043$0  = \$8 ;
+  assign \port$5045$0  = \$10 ;
+  assign \port$5047$0  = \$12 ;
+  assign \port$5049$0  = \$14 ;
+  assign \port$5051$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14264,14 +14267,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5543$0 (\$424 ),
-    .\port$5545$0 (\$425 ),
-    .\port$5547$0 (\$426 ),
-    .\port$5549$0 (\$427 ),
-    .\port$5551$0 (\$428 ),
-    .\port$5553$0 (\$429 ),
-    .\port$5555$0 (\$430 ),
-    .\port$5557$0 (\$431 ),
+    .\port$5547$0 (\$424 ),
+    .\port$5549$0 (\$425 ),
+    .\port$5551$0 (\$426 ),
+    .\port$5553$0 (\$427 ),
+    .\port$5555$0 (\$428 ),
+    .\port$5557$0 (\$429 ),
+    .\port$5559$0 (\$430 ),
+    .\port$5561$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -14403,7 +14406,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5543$0 , \port$5545$0 , \port$5547$0 , \port$5549$0 , \port$5551$0 , \port$5553$0 , \port$5555$0 , \port$5557$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5547$0 , \port$5549$0 , \port$5551$0 , \port$5553$0 , \port$5555$0 , \port$5557$0 , \port$5559$0 , \port$5561$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14493,10 +14496,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5543$0 , \port$5545$0 
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$5543$0 ;
-  wire \port$5543$0 ;
-  output \port$5545$0 ;
-  wire \port$5545$0 ;
   output \port$5547$0 ;
   wire \port$5547$0 ;
   output \port$5549$0 ;
@@ -14509,6 +14508,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5543$0 , \port$5545$0 
   wire \port$5555$0 ;
   output \port$5557$0 ;
   wire \port$5557$0 ;
+  output \port$5559$0 ;
+  wire \port$5559$0 ;
+  output \port$5561$0 ;
+  wire \port$5561$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -14566,14 +14569,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$5543$0 , \port$5545$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5543$0  = \$2 ;
-  assign \port$5545$0  = \$4 ;
-  assign \port$5547$0  = \$6 ;
-  assign \port$5549$0  = \$8 ;
-  assign \port$5551$0  = \$10 ;
-  assign \port$5553$0  = \$12 ;
-  assign \port$5555$0  = \$14 ;
-  assign \port$5557$0  = \$16 ;
+  assign \port$5547$0  = \$2 ;
+  assign \port$5549$0  = \$4 ;
+  assign \port$5551$0  = \$6 ;
+  assign \port$5553$0  = \$8 ;
+  assign \port$5555$0  = \$10 ;
+  assign \port$5557$0  = \$12 ;
+  assign \port$5559$0  = \$14 ;
+  assign \port$5561$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15551,14 +15554,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6053$0 (\$424 ),
-    .\port$6055$0 (\$425 ),
-    .\port$6057$0 (\$426 ),
-    .\port$6059$0 (\$427 ),
-    .\port$6061$0 (\$428 ),
-    .\port$6063$0 (\$429 ),
-    .\port$6065$0 (\$430 ),
-    .\port$6067$0 (\$431 ),
+    .\port$6057$0 (\$424 ),
+    .\port$6059$0 (\$425 ),
+    .\port$6061$0 (\$426 ),
+    .\port$6063$0 (\$427 ),
+    .\port$6065$0 (\$428 ),
+    .\port$6067$0 (\$429 ),
+    .\port$6069$0 (\$430 ),
+    .\port$6071$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -15690,7 +15693,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6053$0 , \port$6055$0 , \port$6057$0 , \port$6059$0 , \port$6061$0 , \port$6063$0 , \port$6065$0 , \port$6067$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6057$0 , \port$6059$0 , \port$6061$0 , \port$6063$0 , \port$6065$0 , \port$6067$0 , \port$6069$0 , \port$6071$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15780,10 +15783,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6053$0 , \port$6055$0 
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$6053$0 ;
-  wire \port$6053$0 ;
-  output \port$6055$0 ;
-  wire \port$6055$0 ;
   output \port$6057$0 ;
   wire \port$6057$0 ;
   output \port$6059$0 ;
@@ -15796,6 +15795,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6053$0 , \port$6055$0 
   wire \port$6065$0 ;
   output \port$6067$0 ;
   wire \port$6067$0 ;
+  output \port$6069$0 ;
+  wire \port$6069$0 ;
+  output \port$6071$0 ;
+  wire \port$6071$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -15853,14 +15856,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$6053$0 , \port$6055$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6053$0  = \$2 ;
-  assign \port$6055$0  = \$4 ;
-  assign \port$6057$0  = \$6 ;
-  assign \port$6059$0  = \$8 ;
-  assign \port$6061$0  = \$10 ;
-  assign \port$6063$0  = \$12 ;
-  assign \port$6065$0  = \$14 ;
-  assign \port$6067$0  = \$16 ;
+  assign \port$6057$0  = \$2 ;
+  assign \port$6059$0  = \$4 ;
+  assign \port$6061$0  = \$6 ;
+  assign \port$6063$0  = \$8 ;
+  assign \port$6065$0  = \$10 ;
+  assign \port$6067$0  = \$12 ;
+  assign \port$6069$0  = \$14 ;
+  assign \port$6071$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -16838,14 +16841,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6563$0 (\$424 ),
-    .\port$6565$0 (\$425 ),
-    .\port$6567$0 (\$426 ),
-    .\port$6569$0 (\$427 ),
-    .\port$6571$0 (\$428 ),
-    .\port$6573$0 (\$429 ),
-    .\port$6575$0 (\$430 ),
-    .\port$6577$0 (\$431 ),
+    .\port$6567$0 (\$424 ),
+    .\port$6569$0 (\$425 ),
+    .\port$6571$0 (\$426 ),
+    .\port$6573$0 (\$427 ),
+    .\port$6575$0 (\$428 ),
+    .\port$6577$0 (\$429 ),
+    .\port$6579$0 (\$430 ),
+    .\port$6581$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -16977,7 +16980,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6563$0 , \port$6565$0 , \port$6567$0 , \port$6569$0 , \port$6571$0 , \port$6573$0 , \port$6575$0 , \port$6577$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6567$0 , \port$6569$0 , \port$6571$0 , \port$6573$0 , \port$6575$0 , \port$6577$0 , \port$6579$0 , \port$6581$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -17067,10 +17070,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6563$0 , \port$6565$0 
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$6563$0 ;
-  wire \port$6563$0 ;
-  output \port$6565$0 ;
-  wire \port$6565$0 ;
   output \port$6567$0 ;
   wire \port$6567$0 ;
   output \port$6569$0 ;
@@ -17083,6 +17082,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6563$0 , \port$6565$0 
   wire \port$6575$0 ;
   output \port$6577$0 ;
   wire \port$6577$0 ;
+  output \port$6579$0 ;
+  wire \port$6579$0 ;
+  output \port$6581$0 ;
+  wire \port$6581$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -17140,14 +17143,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$6563$0 , \port$6565$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6563$0  = \$2 ;
-  assign \port$6565$0  = \$4 ;
-  assign \port$6567$0  = \$6 ;
-  assign \port$6569$0  = \$8 ;
-  assign \port$6571$0  = \$10 ;
-  assign \port$6573$0  = \$12 ;
-  assign \port$6575$0  = \$14 ;
-  assign \port$6577$0  = \$16 ;
+  assign \port$6567$0  = \$2 ;
+  assign \port$6569$0  = \$4 ;
+  assign \port$6571$0  = \$6 ;
+  assign \port$6573$0  = \$8 ;
+  assign \port$6575$0  = \$10 ;
+  assign \port$6577$0  = \$12 ;
+  assign \port$6579$0  = \$14 ;
+  assign \port$6581$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -18125,14 +18128,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7073$0 (\$424 ),
-    .\port$7075$0 (\$425 ),
-    .\port$7077$0 (\$426 ),
-    .\port$7079$0 (\$427 ),
-    .\port$7081$0 (\$428 ),
-    .\port$7083$0 (\$429 ),
-    .\port$7085$0 (\$430 ),
-    .\port$7087$0 (\$431 ),
+    .\port$7077$0 (\$424 ),
+    .\port$7079$0 (\$425 ),
+    .\port$7081$0 (\$426 ),
+    .\port$7083$0 (\$427 ),
+    .\port$7085$0 (\$428 ),
+    .\port$7087$0 (\$429 ),
+    .\port$7089$0 (\$430 ),
+    .\port$7091$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -18264,7 +18267,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7073$0 , \port$7075$0 , \port$7077$0 , \port$7079$0 , \port$7081$0 , \port$7083$0 , \port$7085$0 , \port$7087$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7077$0 , \port$7079$0 , \port$7081$0 , \port$7083$0 , \port$7085$0 , \port$7087$0 , \port$7089$0 , \port$7091$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18354,10 +18357,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7073$0 , \port$7075$0 
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$7073$0 ;
-  wire \port$7073$0 ;
-  output \port$7075$0 ;
-  wire \port$7075$0 ;
   output \port$7077$0 ;
   wire \port$7077$0 ;
   output \port$7079$0 ;
@@ -18370,6 +18369,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7073$0 , \port$7075$0 
   wire \port$7085$0 ;
   output \port$7087$0 ;
   wire \port$7087$0 ;
+  output \port$7089$0 ;
+  wire \port$7089$0 ;
+  output \port$7091$0 ;
+  wire \port$7091$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -18427,14 +18430,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$7073$0 , \port$7075$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7073$0  = \$2 ;
-  assign \port$7075$0  = \$4 ;
-  assign \port$7077$0  = \$6 ;
-  assign \port$7079$0  = \$8 ;
-  assign \port$7081$0  = \$10 ;
-  assign \port$7083$0  = \$12 ;
-  assign \port$7085$0  = \$14 ;
-  assign \port$7087$0  = \$16 ;
+  assign \port$7077$0  = \$2 ;
+  assign \port$7079$0  = \$4 ;
+  assign \port$7081$0  = \$6 ;
+  assign \port$7083$0  = \$8 ;
+  assign \port$7085$0  = \$10 ;
+  assign \port$7087$0  = \$12 ;
+  assign \port$7089$0  = \$14 ;
+  assign \port$7091$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -19412,14 +19415,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7583$0 (\$424 ),
-    .\port$7585$0 (\$425 ),
-    .\port$7587$0 (\$426 ),
-    .\port$7589$0 (\$427 ),
-    .\port$7591$0 (\$428 ),
-    .\port$7593$0 (\$429 ),
-    .\port$7595$0 (\$430 ),
-    .\port$7597$0 (\$431 ),
+    .\port$7587$0 (\$424 ),
+    .\port$7589$0 (\$425 ),
+    .\port$7591$0 (\$426 ),
+    .\port$7593$0 (\$427 ),
+    .\port$7595$0 (\$428 ),
+    .\port$7597$0 (\$429 ),
+    .\port$7599$0 (\$430 ),
+    .\port$7601$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -19551,7 +19554,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7583$0 , \port$7585$0 , \port$7587$0 , \port$7589$0 , \port$7591$0 , \port$7593$0 , \port$7595$0 , \port$7597$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7587$0 , \port$7589$0 , \port$7591$0 , \port$7593$0 , \port$7595$0 , \port$7597$0 , \port$7599$0 , \port$7601$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19641,10 +19644,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7583$0 , \port$7585$0 
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$7583$0 ;
-  wire \port$7583$0 ;
-  output \port$7585$0 ;
-  wire \port$7585$0 ;
   output \port$7587$0 ;
   wire \port$7587$0 ;
   output \port$7589$0 ;
@@ -19657,6 +19656,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7583$0 , \port$7585$0 
   wire \port$7595$0 ;
   output \port$7597$0 ;
   wire \port$7597$0 ;
+  output \port$7599$0 ;
+  wire \port$7599$0 ;
+  output \port$7601$0 ;
+  wire \port$7601$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -19714,14 +19717,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$7583$0 , \port$7585$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7583$0  = \$2 ;
-  assign \port$7585$0  = \$4 ;
-  assign \port$7587$0  = \$6 ;
-  assign \port$7589$0  = \$8 ;
-  assign \port$7591$0  = \$10 ;
-  assign \port$7593$0  = \$12 ;
-  assign \port$7595$0  = \$14 ;
-  assign \port$7597$0  = \$16 ;
+  assign \port$7587$0  = \$2 ;
+  assign \port$7589$0  = \$4 ;
+  assign \port$7591$0  = \$6 ;
+  assign \port$7593$0  = \$8 ;
+  assign \port$7595$0  = \$10 ;
+  assign \port$7597$0  = \$12 ;
+  assign \port$7599$0  = \$14 ;
+  assign \port$7601$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20699,14 +20702,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (last, a, b, clk, rst, \en$1 , acc, valid);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$8093$0 (\$424 ),
-    .\port$8095$0 (\$425 ),
-    .\port$8097$0 (\$426 ),
-    .\port$8099$0 (\$427 ),
-    .\port$8101$0 (\$428 ),
-    .\port$8103$0 (\$429 ),
-    .\port$8105$0 (\$430 ),
-    .\port$8107$0 (\$431 ),
+    .\port$8097$0 (\$424 ),
+    .\port$8099$0 (\$425 ),
+    .\port$8101$0 (\$426 ),
+    .\port$8103$0 (\$427 ),
+    .\port$8105$0 (\$428 ),
+    .\port$8107$0 (\$429 ),
+    .\port$8109$0 (\$430 ),
+    .\port$8111$0 (\$431 ),
     .rst(rst)
   );
   always @* begin
@@ -20838,7 +20841,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (last, a, b, clk, rst, \en$1 , acc, valid);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8093$0 , \port$8095$0 , \port$8097$0 , \port$8099$0 , \port$8101$0 , \port$8103$0 , \port$8105$0 , \port$8107$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8097$0 , \port$8099$0 , \port$8101$0 , \port$8103$0 , \port$8105$0 , \port$8107$0 , \port$8109$0 , \port$8111$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -20928,10 +20931,6 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8093$0 , \port$8095$0 
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$8093$0 ;
-  wire \port$8093$0 ;
-  output \port$8095$0 ;
-  wire \port$8095$0 ;
   output \port$8097$0 ;
   wire \port$8097$0 ;
   output \port$8099$0 ;
@@ -20944,6 +20943,10 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8093$0 , \port$8095$0 
   wire \port$8105$0 ;
   output \port$8107$0 ;
   wire \port$8107$0 ;
+  output \port$8109$0 ;
+  wire \port$8109$0 ;
+  output \port$8111$0 ;
+  wire \port$8111$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -21001,14 +21004,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$8093$0 , \port$8095$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$8093$0  = \$2 ;
-  assign \port$8095$0  = \$4 ;
-  assign \port$8097$0  = \$6 ;
-  assign \port$8099$0  = \$8 ;
-  assign \port$8101$0  = \$10 ;
-  assign \port$8103$0  = \$12 ;
-  assign \port$8105$0  = \$14 ;
-  assign \port$8107$0  = \$16 ;
+  assign \port$8097$0  = \$2 ;
+  assign \port$8099$0  = \$4 ;
+  assign \port$8101$0  = \$6 ;
+  assign \port$8103$0  = \$8 ;
+  assign \port$8105$0  = \$10 ;
+  assign \port$8107$0  = \$12 ;
+  assign \port$8109$0  = \$14 ;
+  assign \port$8111$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -122,8 +122,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 48'h000000000000 *)
-  wire [47:0] buffer_row_0;
+  reg [47:0] buffer_row_0 = 48'h000000000000;
   reg [47:0] buffer_row_1 = 48'h000000000000;
   reg [47:0] buffer_row_10 = 48'h000000000000;
   reg [47:0] buffer_row_11 = 48'h000000000000;
@@ -204,7 +203,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \last$86 ;
   wire \last$91 ;
   output [47:0] out_data;
-  reg [47:0] out_data = 48'h000000000000;
+  reg [47:0] out_data;
   output out_last;
   wire out_last;
   input out_ready;
@@ -237,11 +236,13 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \valid$85 ;
   wire \valid$90 ;
   always @(posedge clk)
+    in_job <= \$28 ;
+  always @(posedge clk)
     done_slot <= \$29 ;
   always @(posedge clk)
     out_valid <= \$30 ;
   always @(posedge clk)
-    out_data <= \$31 ;
+    buffer_row_0 <= \$31 ;
   always @(posedge clk)
     buffer_row_1 <= \$32 ;
   always @(posedge clk)
@@ -340,8 +341,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     due <= \$26 ;
   always @(posedge clk)
     step_beat <= \$27 ;
-  always @(posedge clk)
-    in_job <= \$28 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(in_a[7:0]),
     .acc(acc),
@@ -532,12 +531,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$31  = out_data;
+    \$31  = buffer_row_0;
     if (\$17 ) begin
       \$31  = buffer_row_4;
-    end
-    if (\$22 ) begin
-      \$31  = buffer_row_1;
     end
     if (rst) begin
       \$31  = 48'h000000000000;
@@ -549,9 +545,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$32  = buffer_row_5;
     end
-    if (\$22 ) begin
-      \$32  = buffer_row_2;
-    end
     if (rst) begin
       \$32  = 48'h000000000000;
     end
@@ -561,9 +554,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$33  = buffer_row_2;
     if (\$17 ) begin
       \$33  = buffer_row_6;
-    end
-    if (\$22 ) begin
-      \$33  = buffer_row_3;
     end
     if (rst) begin
       \$33  = 48'h000000000000;
@@ -575,9 +565,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$34  = buffer_row_7;
     end
-    if (\$22 ) begin
-      \$34  = buffer_row_4;
-    end
     if (rst) begin
       \$34  = 48'h000000000000;
     end
@@ -587,9 +574,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$35  = buffer_row_4;
     if (\$17 ) begin
       \$35  = buffer_row_8;
-    end
-    if (\$22 ) begin
-      \$35  = buffer_row_5;
     end
     if (rst) begin
       \$35  = 48'h000000000000;
@@ -601,9 +585,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$36  = buffer_row_9;
     end
-    if (\$22 ) begin
-      \$36  = buffer_row_6;
-    end
     if (rst) begin
       \$36  = 48'h000000000000;
     end
@@ -613,9 +594,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$37  = buffer_row_6;
     if (\$17 ) begin
       \$37  = buffer_row_10;
-    end
-    if (\$22 ) begin
-      \$37  = buffer_row_7;
     end
     if (rst) begin
       \$37  = 48'h000000000000;
@@ -627,9 +605,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$38  = buffer_row_11;
     end
-    if (\$22 ) begin
-      \$38  = buffer_row_8;
-    end
     if (rst) begin
       \$38  = 48'h000000000000;
     end
@@ -639,9 +614,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$39  = buffer_row_8;
     if (\$17 ) begin
       \$39  = buffer_row_12;
-    end
-    if (\$22 ) begin
-      \$39  = buffer_row_9;
     end
     if (rst) begin
       \$39  = 48'h000000000000;
@@ -653,9 +625,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$40  = buffer_row_13;
     end
-    if (\$22 ) begin
-      \$40  = buffer_row_10;
-    end
     if (rst) begin
       \$40  = 48'h000000000000;
     end
@@ -665,9 +634,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$41  = buffer_row_10;
     if (\$17 ) begin
       \$41  = buffer_row_14;
-    end
-    if (\$22 ) begin
-      \$41  = buffer_row_11;
     end
     if (rst) begin
       \$41  = 48'h000000000000;
@@ -679,9 +645,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$42  = buffer_row_15;
     end
-    if (\$22 ) begin
-      \$42  = buffer_row_12;
-    end
     if (rst) begin
       \$42  = 48'h000000000000;
     end
@@ -691,9 +654,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$43  = buffer_row_12;
     if (\$17 ) begin
       \$43  = buffer_row_16;
-    end
-    if (\$22 ) begin
-      \$43  = buffer_row_13;
     end
     if (rst) begin
       \$43  = 48'h000000000000;
@@ -705,9 +665,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$44  = buffer_row_17;
     end
-    if (\$22 ) begin
-      \$44  = buffer_row_14;
-    end
     if (rst) begin
       \$44  = 48'h000000000000;
     end
@@ -717,9 +674,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$45  = buffer_row_14;
     if (\$17 ) begin
       \$45  = buffer_row_18;
-    end
-    if (\$22 ) begin
-      \$45  = buffer_row_15;
     end
     if (rst) begin
       \$45  = 48'h000000000000;
@@ -731,9 +685,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$46  = buffer_row_19;
     end
-    if (\$22 ) begin
-      \$46  = buffer_row_16;
-    end
     if (rst) begin
       \$46  = 48'h000000000000;
     end
@@ -743,9 +694,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$47  = buffer_row_16;
     if (\$17 ) begin
       \$47  = buffer_row_20;
-    end
-    if (\$22 ) begin
-      \$47  = buffer_row_17;
     end
     if (rst) begin
       \$47  = 48'h000000000000;
@@ -757,9 +705,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$48  = buffer_row_21;
     end
-    if (\$22 ) begin
-      \$48  = buffer_row_18;
-    end
     if (rst) begin
       \$48  = 48'h000000000000;
     end
@@ -769,9 +714,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$49  = buffer_row_18;
     if (\$17 ) begin
       \$49  = buffer_row_22;
-    end
-    if (\$22 ) begin
-      \$49  = buffer_row_19;
     end
     if (rst) begin
       \$49  = 48'h000000000000;
@@ -783,9 +725,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$50  = buffer_row_23;
     end
-    if (\$22 ) begin
-      \$50  = buffer_row_20;
-    end
     if (rst) begin
       \$50  = 48'h000000000000;
     end
@@ -795,9 +734,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$51  = buffer_row_20;
     if (\$17 ) begin
       \$51  = buffer_row_24;
-    end
-    if (\$22 ) begin
-      \$51  = buffer_row_21;
     end
     if (rst) begin
       \$51  = 48'h000000000000;
@@ -809,9 +745,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$52  = buffer_row_25;
     end
-    if (\$22 ) begin
-      \$52  = buffer_row_22;
-    end
     if (rst) begin
       \$52  = 48'h000000000000;
     end
@@ -821,9 +754,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$53  = buffer_row_22;
     if (\$17 ) begin
       \$53  = buffer_row_26;
-    end
-    if (\$22 ) begin
-      \$53  = buffer_row_23;
     end
     if (rst) begin
       \$53  = 48'h000000000000;
@@ -835,9 +765,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$54  = buffer_row_27;
     end
-    if (\$22 ) begin
-      \$54  = buffer_row_24;
-    end
     if (rst) begin
       \$54  = 48'h000000000000;
     end
@@ -847,9 +774,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$55  = buffer_row_24;
     if (\$17 ) begin
       \$55  = buffer_row_28;
-    end
-    if (\$22 ) begin
-      \$55  = buffer_row_25;
     end
     if (rst) begin
       \$55  = 48'h000000000000;
@@ -861,9 +785,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$56  = buffer_row_29;
     end
-    if (\$22 ) begin
-      \$56  = buffer_row_26;
-    end
     if (rst) begin
       \$56  = 48'h000000000000;
     end
@@ -873,9 +794,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$57  = buffer_row_26;
     if (\$17 ) begin
       \$57  = buffer_row_30;
-    end
-    if (\$22 ) begin
-      \$57  = buffer_row_27;
     end
     if (rst) begin
       \$57  = 48'h000000000000;
@@ -887,9 +805,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$58  = buffer_row_31;
     end
-    if (\$22 ) begin
-      \$58  = buffer_row_28;
-    end
     if (rst) begin
       \$58  = 48'h000000000000;
     end
@@ -899,9 +814,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$59  = buffer_row_28;
     if (\$17 ) begin
       \$59  = { \acc$138 , \acc$137 , \acc$136 , acc };
-    end
-    if (\$22 ) begin
-      \$59  = buffer_row_29;
     end
     if (rst) begin
       \$59  = 48'h000000000000;
@@ -913,9 +825,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$17 ) begin
       \$60  = { \acc$142 , \acc$141 , \acc$140 , \acc$139  };
     end
-    if (\$22 ) begin
-      \$60  = buffer_row_30;
-    end
     if (rst) begin
       \$60  = 48'h000000000000;
     end
@@ -925,9 +834,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     \$61  = buffer_row_30;
     if (\$17 ) begin
       \$61  = { \acc$146 , \acc$145 , \acc$144 , \acc$143  };
-    end
-    if (\$22 ) begin
-      \$61  = buffer_row_31;
     end
     if (rst) begin
       \$61  = 48'h000000000000;
@@ -957,6 +863,76 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (rst) begin
       \$63  = 5'h00;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (out_row)
+      5'h00:
+          out_data = buffer_row_0;
+      5'h01:
+          out_data = buffer_row_1;
+      5'h02:
+          out_data = buffer_row_2;
+      5'h03:
+          out_data = buffer_row_3;
+      5'h04:
+          out_data = buffer_row_4;
+      5'h05:
+          out_data = buffer_row_5;
+      5'h06:
+          out_data = buffer_row_6;
+      5'h07:
+          out_data = buffer_row_7;
+      5'h08:
+          out_data = buffer_row_8;
+      5'h09:
+          out_data = buffer_row_9;
+      5'h0a:
+          out_data = buffer_row_10;
+      5'h0b:
+          out_data = buffer_row_11;
+      5'h0c:
+          out_data = buffer_row_12;
+      5'h0d:
+          out_data = buffer_row_13;
+      5'h0e:
+          out_data = buffer_row_14;
+      5'h0f:
+          out_data = buffer_row_15;
+      5'h10:
+          out_data = buffer_row_16;
+      5'h11:
+          out_data = buffer_row_17;
+      5'h12:
+          out_data = buffer_row_18;
+      5'h13:
+          out_data = buffer_row_19;
+      5'h14:
+          out_data = buffer_row_20;
+      5'h15:
+          out_data = buffer_row_21;
+      5'h16:
+          out_data = buffer_row_22;
+      5'h17:
+          out_data = buffer_row_23;
+      5'h18:
+          out_data = buffer_row_24;
+      5'h19:
+          out_data = buffer_row_25;
+      5'h1a:
+          out_data = buffer_row_26;
+      5'h1b:
+          out_data = buffer_row_27;
+      5'h1c:
+          out_data = buffer_row_28;
+      5'h1d:
+          out_data = buffer_row_29;
+      5'h1e:
+          out_data = buffer_row_30;
+      default:
+          out_data = buffer_row_31;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -1081,7 +1057,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign advance = en;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign buffer_row_0 = out_data;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2027,14 +2002,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$309$0 (\$354 ),
-    .\port$311$0 (\$355 ),
-    .\port$313$0 (\$356 ),
-    .\port$315$0 (\$357 ),
-    .\port$317$0 (\$358 ),
-    .\port$319$0 (\$359 ),
-    .\port$321$0 (\$360 ),
-    .\port$323$0 (\$361 ),
+    .\port$341$0 (\$354 ),
+    .\port$343$0 (\$355 ),
+    .\port$345$0 (\$356 ),
+    .\port$347$0 (\$357 ),
+    .\port$349$0 (\$358 ),
+    .\port$351$0 (\$359 ),
+    .\port$353$0 (\$360 ),
+    .\port$355$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -3095,7 +3070,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (a, b, clk, rst, \en$1 , valid, acc, do
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$309$0 , \port$311$0 , \port$313$0 , \port$315$0 , \port$317$0 , \port$319$0 , \port$321$0 , \port$323$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$341$0 , \port$343$0 , \port$345$0 , \port$347$0 , \port$349$0 , \port$351$0 , \port$353$0 , \port$355$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -3185,22 +3160,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$309$0 , \port$311$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$309$0 ;
-  wire \port$309$0 ;
-  output \port$311$0 ;
-  wire \port$311$0 ;
-  output \port$313$0 ;
-  wire \port$313$0 ;
-  output \port$315$0 ;
-  wire \port$315$0 ;
-  output \port$317$0 ;
-  wire \port$317$0 ;
-  output \port$319$0 ;
-  wire \port$319$0 ;
-  output \port$321$0 ;
-  wire \port$321$0 ;
-  output \port$323$0 ;
-  wire \port$323$0 ;
+  output \port$341$0 ;
+  wire \port$341$0 ;
+  output \port$343$0 ;
+  wire \port$343$0 ;
+  output \port$345$0 ;
+  wire \port$345$0 ;
+  output \port$347$0 ;
+  wire \port$347$0 ;
+  output \port$349$0 ;
+  wire \port$349$0 ;
+  output \port$351$0 ;
+  wire \port$351$0 ;
+  output \port$353$0 ;
+  wire \port$353$0 ;
+  output \port$355$0 ;
+  wire \port$355$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -3258,14 +3233,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$309$0 , \port$311$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$309$0  = \$2 ;
-  assign \port$311$0  = \$4 ;
-  assign \port$313$0  = \$6 ;
-  assign \port$315$0  = \$8 ;
-  assign \port$317$0  = \$10 ;
-  assign \port$319$0  = \$12 ;
-  assign \port$321$0  = \$14 ;
-  assign \port$323$0  = \$16 ;
+  assign \port$341$0  = \$2 ;
+  assign \port$343$0  = \$4 ;
+  assign \port$345$0  = \$6 ;
+  assign \port$347$0  = \$8 ;
+  assign \port$349$0  = \$10 ;
+  assign \port$351$0  = \$12 ;
+  assign \port$353$0  = \$14 ;
+  assign \port$355$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -4290,14 +4265,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$658$0 (\$354 ),
-    .\port$660$0 (\$355 ),
-    .\port$662$0 (\$356 ),
-    .\port$664$0 (\$357 ),
-    .\port$666$0 (\$358 ),
-    .\port$668$0 (\$359 ),
-    .\port$670$0 (\$360 ),
-    .\port$672$0 (\$361 ),
+    .\port$690$0 (\$354 ),
+    .\port$692$0 (\$355 ),
+    .\port$694$0 (\$356 ),
+    .\port$696$0 (\$357 ),
+    .\port$698$0 (\$358 ),
+    .\port$700$0 (\$359 ),
+    .\port$702$0 (\$360 ),
+    .\port$704$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -5358,7 +5333,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$658$0 , \port$660$0 , \port$662$0 , \port$664$0 , \port$666$0 , \port$668$0 , \port$670$0 , \port$672$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$690$0 , \port$692$0 , \port$694$0 , \port$696$0 , \port$698$0 , \port$700$0 , \port$702$0 , \port$704$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5448,22 +5423,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$658$0 , \port$660$
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$658$0 ;
-  wire \port$658$0 ;
-  output \port$660$0 ;
-  wire \port$660$0 ;
-  output \port$662$0 ;
-  wire \port$662$0 ;
-  output \port$664$0 ;
-  wire \port$664$0 ;
-  output \port$666$0 ;
-  wire \port$666$0 ;
-  output \port$668$0 ;
-  wire \port$668$0 ;
-  output \port$670$0 ;
-  wire \port$670$0 ;
-  output \port$672$0 ;
-  wire \port$672$0 ;
+  output \port$690$0 ;
+  wire \port$690$0 ;
+  output \port$692$0 ;
+  wire \port$692$0 ;
+  output \port$694$0 ;
+  wire \port$694$0 ;
+  output \port$696$0 ;
+  wire \port$696$0 ;
+  output \port$698$0 ;
+  wire \port$698$0 ;
+  output \port$700$0 ;
+  wire \port$700$0 ;
+  output \port$702$0 ;
+  wire \port$702$0 ;
+  output \port$704$0 ;
+  wire \port$704$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -5521,14 +5496,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$658$0 , \port$660$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$658$0  = \$2 ;
-  assign \port$660$0  = \$4 ;
-  assign \port$662$0  = \$6 ;
-  assign \port$664$0  = \$8 ;
-  assign \port$666$0  = \$10 ;
-  assign \port$668$0  = \$12 ;
-  assign \port$670$0  = \$14 ;
-  assign \port$672$0  = \$16 ;
+  assign \port$690$0  = \$2 ;
+  assign \port$692$0  = \$4 ;
+  assign \port$694$0  = \$6 ;
+  assign \port$696$0  = \$8 ;
+  assign \port$698$0  = \$10 ;
+  assign \port$700$0  = \$12 ;
+  assign \port$702$0  = \$14 ;
+  assign \port$704$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6553,14 +6528,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1007$0 (\$354 ),
-    .\port$1009$0 (\$355 ),
-    .\port$1011$0 (\$356 ),
-    .\port$1013$0 (\$357 ),
-    .\port$1015$0 (\$358 ),
-    .\port$1017$0 (\$359 ),
-    .\port$1019$0 (\$360 ),
-    .\port$1021$0 (\$361 ),
+    .\port$1039$0 (\$354 ),
+    .\port$1041$0 (\$355 ),
+    .\port$1043$0 (\$356 ),
+    .\port$1045$0 (\$357 ),
+    .\port$1047$0 (\$358 ),
+    .\port$1049$0 (\$359 ),
+    .\port$1051$0 (\$360 ),
+    .\port$1053$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -7621,7 +7596,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1007$0 , \port$1009$0 , \port$1011$0 , \port$1013$0 , \port$1015$0 , \port$1017$0 , \port$1019$0 , \port$1021$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1039$0 , \port$1041$0 , \port$1043$0 , \port$1045$0 , \port$1047$0 , \port$1049$0 , \port$1051$0 , \port$1053$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -7711,22 +7686,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1007$0 , \port$100
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$1007$0 ;
-  wire \port$1007$0 ;
-  output \port$1009$0 ;
-  wire \port$1009$0 ;
-  output \port$1011$0 ;
-  wire \port$1011$0 ;
-  output \port$1013$0 ;
-  wire \port$1013$0 ;
-  output \port$1015$0 ;
-  wire \port$1015$0 ;
-  output \port$1017$0 ;
-  wire \port$1017$0 ;
-  output \port$1019$0 ;
-  wire \port$1019$0 ;
-  output \port$1021$0 ;
-  wire \port$1021$0 ;
+  output \port$1039$0 ;
+  wire \port$1039$0 ;
+  output \port$1041$0 ;
+  wire \port$1041$0 ;
+  output \port$1043$0 ;
+  wire \port$1043$0 ;
+  output \port$1045$0 ;
+  wire \port$1045$0 ;
+  output \port$1047$0 ;
+  wire \port$1047$0 ;
+  output \port$1049$0 ;
+  wire \port$1049$0 ;
+  output \port$1051$0 ;
+  wire \port$1051$0 ;
+  output \port$1053$0 ;
+  wire \port$1053$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -7784,14 +7759,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1007$0 , \port$100
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1007$0  = \$2 ;
-  assign \port$1009$0  = \$4 ;
-  assign \port$1011$0  = \$6 ;
-  assign \port$1013$0  = \$8 ;
-  assign \port$1015$0  = \$10 ;
-  assign \port$1017$0  = \$12 ;
-  assign \port$1019$0  = \$14 ;
-  assign \port$1021$0  = \$16 ;
+  assign \port$1039$0  = \$2 ;
+  assign \port$1041$0  = \$4 ;
+  assign \port$1043$0  = \$6 ;
+  assign \port$1045$0  = \$8 ;
+  assign \port$1047$0  = \$10 ;
+  assign \port$1049$0  = \$12 ;
+  assign \port$1051$0  = \$14 ;
+  assign \port$1053$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8816,14 +8791,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1356$0 (\$354 ),
-    .\port$1358$0 (\$355 ),
-    .\port$1360$0 (\$356 ),
-    .\port$1362$0 (\$357 ),
-    .\port$1364$0 (\$358 ),
-    .\port$1366$0 (\$359 ),
-    .\port$1368$0 (\$360 ),
-    .\port$1370$0 (\$361 ),
+    .\port$1388$0 (\$354 ),
+    .\port$1390$0 (\$355 ),
+    .\port$1392$0 (\$356 ),
+    .\port$1394$0 (\$357 ),
+    .\port$1396$0 (\$358 ),
+    .\port$1398$0 (\$359 ),
+    .\port$1400$0 (\$360 ),
+    .\port$1402$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -9884,7 +9859,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$1356$0 , \port$1358$0 , \port$1360$0 , \port$1362$0 , \port$1364$0 , \port$1366$0 , \port$1368$0 , \port$1370$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$1388$0 , \port$1390$0 , \port$1392$0 , \port$1394$0 , \port$1396$0 , \port$1398$0 , \port$1400$0 , \port$1402$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9974,22 +9949,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$1356$0 , \port$135
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$1356$0 ;
-  wire \port$1356$0 ;
-  output \port$1358$0 ;
-  wire \port$1358$0 ;
-  output \port$1360$0 ;
-  wire \port$1360$0 ;
-  output \port$1362$0 ;
-  wire \port$1362$0 ;
-  output \port$1364$0 ;
-  wire \port$1364$0 ;
-  output \port$1366$0 ;
-  wire \port$1366$0 ;
-  output \port$1368$0 ;
-  wire \port$1368$0 ;
-  output \port$1370$0 ;
-  wire \port$1370$0 ;
+  output \port$1388$0 ;
+  wire \port$1388$0 ;
+  output \port$1390$0 ;
+  wire \port$1390$0 ;
+  output \port$1392$0 ;
+  wire \port$1392$0 ;
+  output \port$1394$0 ;
+  wire \port$1394$0 ;
+  output \port$1396$0 ;
+  wire \port$1396$0 ;
+  output \port$1398$0 ;
+  wire \port$1398$0 ;
+  output \port$1400$0 ;
+  wire \port$1400$0 ;
+  output \port$1402$0 ;
+  wire \port$1402$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -10047,14 +10022,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$1356$0 , \port$135
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1356$0  = \$2 ;
-  assign \port$1358$0  = \$4 ;
-  assign \port$1360$0  = \$6 ;
-  assign \port$1362$0  = \$8 ;
-  assign \port$1364$0  = \$10 ;
-  assign \port$1366$0  = \$12 ;
-  assign \port$1368$0  = \$14 ;
-  assign \port$1370$0  = \$16 ;
+  assign \port$1388$0  = \$2 ;
+  assign \port$1390$0  = \$4 ;
+  assign \port$1392$0  = \$6 ;
+  assign \port$1394$0  = \$8 ;
+  assign \port$1396$0  = \$10 ;
+  assign \port$1398$0  = \$12 ;
+  assign \port$1400$0  = \$14 ;
+  assign \port$1402$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11079,14 +11054,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1705$0 (\$354 ),
-    .\port$1707$0 (\$355 ),
-    .\port$1709$0 (\$356 ),
-    .\port$1711$0 (\$357 ),
-    .\port$1713$0 (\$358 ),
-    .\port$1715$0 (\$359 ),
-    .\port$1717$0 (\$360 ),
-    .\port$1719$0 (\$361 ),
+    .\port$1737$0 (\$354 ),
+    .\port$1739$0 (\$355 ),
+    .\port$1741$0 (\$356 ),
+    .\port$1743$0 (\$357 ),
+    .\port$1745$0 (\$358 ),
+    .\port$1747$0 (\$359 ),
+    .\port$1749$0 (\$360 ),
+    .\port$1751$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -12147,7 +12122,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$1705$0 , \port$1707$0 , \port$1709$0 , \port$1711$0 , \port$1713$0 , \port$1715$0 , \port$1717$0 , \port$1719$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$1737$0 , \port$1739$0 , \port$1741$0 , \port$1743$0 , \port$1745$0 , \port$1747$0 , \port$1749$0 , \port$1751$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -12237,22 +12212,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$1705$0 , \port$170
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$1705$0 ;
-  wire \port$1705$0 ;
-  output \port$1707$0 ;
-  wire \port$1707$0 ;
-  output \port$1709$0 ;
-  wire \port$1709$0 ;
-  output \port$1711$0 ;
-  wire \port$1711$0 ;
-  output \port$1713$0 ;
-  wire \port$1713$0 ;
-  output \port$1715$0 ;
-  wire \port$1715$0 ;
-  output \port$1717$0 ;
-  wire \port$1717$0 ;
-  output \port$1719$0 ;
-  wire \port$1719$0 ;
+  output \port$1737$0 ;
+  wire \port$1737$0 ;
+  output \port$1739$0 ;
+  wire \port$1739$0 ;
+  output \port$1741$0 ;
+  wire \port$1741$0 ;
+  output \port$1743$0 ;
+  wire \port$1743$0 ;
+  output \port$1745$0 ;
+  wire \port$1745$0 ;
+  output \port$1747$0 ;
+  wire \port$1747$0 ;
+  output \port$1749$0 ;
+  wire \port$1749$0 ;
+  output \port$1751$0 ;
+  wire \port$1751$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -12310,14 +12285,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$1705$0 , \port$170
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1705$0  = \$2 ;
-  assign \port$1707$0  = \$4 ;
-  assign \port$1709$0  = \$6 ;
-  assign \port$1711$0  = \$8 ;
-  assign \port$1713$0  = \$10 ;
-  assign \port$1715$0  = \$12 ;
-  assign \port$1717$0  = \$14 ;
-  assign \port$1719$0  = \$16 ;
+  assign \port$1737$0  = \$2 ;
+  assign \port$1739$0  = \$4 ;
+  assign \port$1741$0  = \$6 ;
+  assign \port$1743$0  = \$8 ;
+  assign \port$1745$0  = \$10 ;
+  assign \port$1747$0  = \$12 ;
+  assign \port$1749$0  = \$14 ;
+  assign \port$1751$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -13342,14 +13317,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2054$0 (\$354 ),
-    .\port$2056$0 (\$355 ),
-    .\port$2058$0 (\$356 ),
-    .\port$2060$0 (\$357 ),
-    .\port$2062$0 (\$358 ),
-    .\port$2064$0 (\$359 ),
-    .\port$2066$0 (\$360 ),
-    .\port$2068$0 (\$361 ),
+    .\port$2086$0 (\$354 ),
+    .\port$2088$0 (\$355 ),
+    .\port$2090$0 (\$356 ),
+    .\port$2092$0 (\$357 ),
+    .\port$2094$0 (\$358 ),
+    .\port$2096$0 (\$359 ),
+    .\port$2098$0 (\$360 ),
+    .\port$2100$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -14410,7 +14385,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2054$0 , \port$2056$0 , \port$2058$0 , \port$2060$0 , \port$2062$0 , \port$2064$0 , \port$2066$0 , \port$2068$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2086$0 , \port$2088$0 , \port$2090$0 , \port$2092$0 , \port$2094$0 , \port$2096$0 , \port$2098$0 , \port$2100$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14500,22 +14475,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2054$0 , \port$205
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$2054$0 ;
-  wire \port$2054$0 ;
-  output \port$2056$0 ;
-  wire \port$2056$0 ;
-  output \port$2058$0 ;
-  wire \port$2058$0 ;
-  output \port$2060$0 ;
-  wire \port$2060$0 ;
-  output \port$2062$0 ;
-  wire \port$2062$0 ;
-  output \port$2064$0 ;
-  wire \port$2064$0 ;
-  output \port$2066$0 ;
-  wire \port$2066$0 ;
-  output \port$2068$0 ;
-  wire \port$2068$0 ;
+  output \port$2086$0 ;
+  wire \port$2086$0 ;
+  output \port$2088$0 ;
+  wire \port$2088$0 ;
+  output \port$2090$0 ;
+  wire \port$2090$0 ;
+  output \port$2092$0 ;
+  wire \port$2092$0 ;
+  output \port$2094$0 ;
+  wire \port$2094$0 ;
+  output \port$2096$0 ;
+  wire \port$2096$0 ;
+  output \port$2098$0 ;
+  wire \port$2098$0 ;
+  output \port$2100$0 ;
+  wire \port$2100$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -14573,14 +14548,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2054$0 , \port$205
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2054$0  = \$2 ;
-  assign \port$2056$0  = \$4 ;
-  assign \port$2058$0  = \$6 ;
-  assign \port$2060$0  = \$8 ;
-  assign \port$2062$0  = \$10 ;
-  assign \port$2064$0  = \$12 ;
-  assign \port$2066$0  = \$14 ;
-  assign \port$2068$0  = \$16 ;
+  assign \port$2086$0  = \$2 ;
+  assign \port$2088$0  = \$4 ;
+  assign \port$2090$0  = \$6 ;
+  assign \port$2092$0  = \$8 ;
+  assign \port$2094$0  = \$10 ;
+  assign \port$2096$0  = \$12 ;
+  assign \port$2098$0  = \$14 ;
+  assign \port$2100$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15605,14 +15580,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2403$0 (\$354 ),
-    .\port$2405$0 (\$355 ),
-    .\port$2407$0 (\$356 ),
-    .\port$2409$0 (\$357 ),
-    .\port$2411$0 (\$358 ),
-    .\port$2413$0 (\$359 ),
-    .\port$2415$0 (\$360 ),
-    .\port$2417$0 (\$361 ),
+    .\port$2435$0 (\$354 ),
+    .\port$2437$0 (\$355 ),
+    .\port$2439$0 (\$356 ),
+    .\port$2441$0 (\$357 ),
+    .\port$2443$0 (\$358 ),
+    .\port$2445$0 (\$359 ),
+    .\port$2447$0 (\$360 ),
+    .\port$2449$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -16673,7 +16648,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$2403$0 , \port$2405$0 , \port$2407$0 , \port$2409$0 , \port$2411$0 , \port$2413$0 , \port$2415$0 , \port$2417$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$2435$0 , \port$2437$0 , \port$2439$0 , \port$2441$0 , \port$2443$0 , \port$2445$0 , \port$2447$0 , \port$2449$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16763,22 +16738,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$2403$0 , \port$240
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$2403$0 ;
-  wire \port$2403$0 ;
-  output \port$2405$0 ;
-  wire \port$2405$0 ;
-  output \port$2407$0 ;
-  wire \port$2407$0 ;
-  output \port$2409$0 ;
-  wire \port$2409$0 ;
-  output \port$2411$0 ;
-  wire \port$2411$0 ;
-  output \port$2413$0 ;
-  wire \port$2413$0 ;
-  output \port$2415$0 ;
-  wire \port$2415$0 ;
-  output \port$2417$0 ;
-  wire \port$2417$0 ;
+  output \port$2435$0 ;
+  wire \port$2435$0 ;
+  output \port$2437$0 ;
+  wire \port$2437$0 ;
+  output \port$2439$0 ;
+  wire \port$2439$0 ;
+  output \port$2441$0 ;
+  wire \port$2441$0 ;
+  output \port$2443$0 ;
+  wire \port$2443$0 ;
+  output \port$2445$0 ;
+  wire \port$2445$0 ;
+  output \port$2447$0 ;
+  wire \port$2447$0 ;
+  output \port$2449$0 ;
+  wire \port$2449$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -16836,14 +16811,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$2403$0 , \port$240
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2403$0  = \$2 ;
-  assign \port$2405$0  = \$4 ;
-  assign \port$2407$0  = \$6 ;
-  assign \port$2409$0  = \$8 ;
-  assign \port$2411$0  = \$10 ;
-  assign \port$2413$0  = \$12 ;
-  assign \port$2415$0  = \$14 ;
-  assign \port$2417$0  = \$16 ;
+  assign \port$2435$0  = \$2 ;
+  assign \port$2437$0  = \$4 ;
+  assign \port$2439$0  = \$6 ;
+  assign \port$2441$0  = \$8 ;
+  assign \port$2443$0  = \$10 ;
+  assign \port$2445$0  = \$12 ;
+  assign \port$2447$0  = \$14 ;
+  assign \port$2449$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -17868,14 +17843,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2752$0 (\$354 ),
-    .\port$2754$0 (\$355 ),
-    .\port$2756$0 (\$356 ),
-    .\port$2758$0 (\$357 ),
-    .\port$2760$0 (\$358 ),
-    .\port$2762$0 (\$359 ),
-    .\port$2764$0 (\$360 ),
-    .\port$2766$0 (\$361 ),
+    .\port$2784$0 (\$354 ),
+    .\port$2786$0 (\$355 ),
+    .\port$2788$0 (\$356 ),
+    .\port$2790$0 (\$357 ),
+    .\port$2792$0 (\$358 ),
+    .\port$2794$0 (\$359 ),
+    .\port$2796$0 (\$360 ),
+    .\port$2798$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -18936,7 +18911,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$2752$0 , \port$2754$0 , \port$2756$0 , \port$2758$0 , \port$2760$0 , \port$2762$0 , \port$2764$0 , \port$2766$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$2784$0 , \port$2786$0 , \port$2788$0 , \port$2790$0 , \port$2792$0 , \port$2794$0 , \port$2796$0 , \port$2798$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19026,22 +19001,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$2752$0 , \port$275
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$2752$0 ;
-  wire \port$2752$0 ;
-  output \port$2754$0 ;
-  wire \port$2754$0 ;
-  output \port$2756$0 ;
-  wire \port$2756$0 ;
-  output \port$2758$0 ;
-  wire \port$2758$0 ;
-  output \port$2760$0 ;
-  wire \port$2760$0 ;
-  output \port$2762$0 ;
-  wire \port$2762$0 ;
-  output \port$2764$0 ;
-  wire \port$2764$0 ;
-  output \port$2766$0 ;
-  wire \port$2766$0 ;
+  output \port$2784$0 ;
+  wire \port$2784$0 ;
+  output \port$2786$0 ;
+  wire \port$2786$0 ;
+  output \port$2788$0 ;
+  wire \port$2788$0 ;
+  output \port$2790$0 ;
+  wire \port$2790$0 ;
+  output \port$2792$0 ;
+  wire \port$2792$0 ;
+  output \port$2794$0 ;
+  wire \port$2794$0 ;
+  output \port$2796$0 ;
+  wire \port$2796$0 ;
+  output \port$2798$0 ;
+  wire \port$2798$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -19099,14 +19074,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$2752$0 , \port$275
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2752$0  = \$2 ;
-  assign \port$2754$0  = \$4 ;
-  assign \port$2756$0  = \$6 ;
-  assign \port$2758$0  = \$8 ;
-  assign \port$2760$0  = \$10 ;
-  assign \port$2762$0  = \$12 ;
-  assign \port$2764$0  = \$14 ;
-  assign \port$2766$0  = \$16 ;
+  assign \port$2784$0  = \$2 ;
+  assign \port$2786$0  = \$4 ;
+  assign \port$2788$0  = \$6 ;
+  assign \port$2790$0  = \$8 ;
+  assign \port$2792$0  = \$10 ;
+  assign \port$2794$0  = \$12 ;
+  assign \port$2796$0  = \$14 ;
+  assign \port$2798$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20131,14 +20106,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3101$0 (\$354 ),
-    .\port$3103$0 (\$355 ),
-    .\port$3105$0 (\$356 ),
-    .\port$3107$0 (\$357 ),
-    .\port$3109$0 (\$358 ),
-    .\port$3111$0 (\$359 ),
-    .\port$3113$0 (\$360 ),
-    .\port$3115$0 (\$361 ),
+    .\port$3133$0 (\$354 ),
+    .\port$3135$0 (\$355 ),
+    .\port$3137$0 (\$356 ),
+    .\port$3139$0 (\$357 ),
+    .\port$3141$0 (\$358 ),
+    .\port$3143$0 (\$359 ),
+    .\port$3145$0 (\$360 ),
+    .\port$3147$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -21199,7 +21174,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$3101$0 , \port$3103$0 , \port$3105$0 , \port$3107$0 , \port$3109$0 , \port$3111$0 , \port$3113$0 , \port$3115$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$3133$0 , \port$3135$0 , \port$3137$0 , \port$3139$0 , \port$3141$0 , \port$3143$0 , \port$3145$0 , \port$3147$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -21289,22 +21264,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$3101$0 , \port$310
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$3101$0 ;
-  wire \port$3101$0 ;
-  output \port$3103$0 ;
-  wire \port$3103$0 ;
-  output \port$3105$0 ;
-  wire \port$3105$0 ;
-  output \port$3107$0 ;
-  wire \port$3107$0 ;
-  output \port$3109$0 ;
-  wire \port$3109$0 ;
-  output \port$3111$0 ;
-  wire \port$3111$0 ;
-  output \port$3113$0 ;
-  wire \port$3113$0 ;
-  output \port$3115$0 ;
-  wire \port$3115$0 ;
+  output \port$3133$0 ;
+  wire \port$3133$0 ;
+  output \port$3135$0 ;
+  wire \port$3135$0 ;
+  output \port$3137$0 ;
+  wire \port$3137$0 ;
+  output \port$3139$0 ;
+  wire \port$3139$0 ;
+  output \port$3141$0 ;
+  wire \port$3141$0 ;
+  output \port$3143$0 ;
+  wire \port$3143$0 ;
+  output \port$3145$0 ;
+  wire \port$3145$0 ;
+  output \port$3147$0 ;
+  wire \port$3147$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -21362,14 +21337,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$3101$0 , \port$310
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3101$0  = \$2 ;
-  assign \port$3103$0  = \$4 ;
-  assign \port$3105$0  = \$6 ;
-  assign \port$3107$0  = \$8 ;
-  assign \port$3109$0  = \$10 ;
-  assign \port$3111$0  = \$12 ;
-  assign \port$3113$0  = \$14 ;
-  assign \port$3115$0  = \$16 ;
+  assign \port$3133$0  = \$2 ;
+  assign \port$3135$0  = \$4 ;
+  assign \port$3137$0  = \$6 ;
+  assign \port$3139$0  = \$8 ;
+  assign \port$3141$0  = \$10 ;
+  assign \port$3143$0  = \$12 ;
+  assign \port$3145$0  = \$14 ;
+  assign \port$3147$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -22394,14 +22369,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3450$0 (\$354 ),
-    .\port$3452$0 (\$355 ),
-    .\port$3454$0 (\$356 ),
-    .\port$3456$0 (\$357 ),
-    .\port$3458$0 (\$358 ),
-    .\port$3460$0 (\$359 ),
-    .\port$3462$0 (\$360 ),
-    .\port$3464$0 (\$361 ),
+    .\port$3482$0 (\$354 ),
+    .\port$3484$0 (\$355 ),
+    .\port$3486$0 (\$356 ),
+    .\port$3488$0 (\$357 ),
+    .\port$3490$0 (\$358 ),
+    .\port$3492$0 (\$359 ),
+    .\port$3494$0 (\$360 ),
+    .\port$3496$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -23462,7 +23437,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$3450$0 , \port$3452$0 , \port$3454$0 , \port$3456$0 , \port$3458$0 , \port$3460$0 , \port$3462$0 , \port$3464$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$3482$0 , \port$3484$0 , \port$3486$0 , \port$3488$0 , \port$3490$0 , \port$3492$0 , \port$3494$0 , \port$3496$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -23552,22 +23527,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$3450$0 , \port$345
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$3450$0 ;
-  wire \port$3450$0 ;
-  output \port$3452$0 ;
-  wire \port$3452$0 ;
-  output \port$3454$0 ;
-  wire \port$3454$0 ;
-  output \port$3456$0 ;
-  wire \port$3456$0 ;
-  output \port$3458$0 ;
-  wire \port$3458$0 ;
-  output \port$3460$0 ;
-  wire \port$3460$0 ;
-  output \port$3462$0 ;
-  wire \port$3462$0 ;
-  output \port$3464$0 ;
-  wire \port$3464$0 ;
+  output \port$3482$0 ;
+  wire \port$3482$0 ;
+  output \port$3484$0 ;
+  wire \port$3484$0 ;
+  output \port$3486$0 ;
+  wire \port$3486$0 ;
+  output \port$3488$0 ;
+  wire \port$3488$0 ;
+  output \port$3490$0 ;
+  wire \port$3490$0 ;
+  output \port$3492$0 ;
+  wire \port$3492$0 ;
+  output \port$3494$0 ;
+  wire \port$3494$0 ;
+  output \port$3496$0 ;
+  wire \port$3496$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -23625,14 +23600,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$3450$0 , \port$345
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3450$0  = \$2 ;
-  assign \port$3452$0  = \$4 ;
-  assign \port$3454$0  = \$6 ;
-  assign \port$3456$0  = \$8 ;
-  assign \port$3458$0  = \$10 ;
-  assign \port$3460$0  = \$12 ;
-  assign \port$3462$0  = \$14 ;
-  assign \port$3464$0  = \$16 ;
+  assign \port$3482$0  = \$2 ;
+  assign \port$3484$0  = \$4 ;
+  assign \port$3486$0  = \$6 ;
+  assign \port$3488$0  = \$8 ;
+  assign \port$3490$0  = \$10 ;
+  assign \port$3492$0  = \$12 ;
+  assign \port$3494$0  = \$14 ;
+  assign \port$3496$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -24657,14 +24632,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3799$0 (\$354 ),
-    .\port$3801$0 (\$355 ),
-    .\port$3803$0 (\$356 ),
-    .\port$3805$0 (\$357 ),
-    .\port$3807$0 (\$358 ),
-    .\port$3809$0 (\$359 ),
-    .\port$3811$0 (\$360 ),
-    .\port$3813$0 (\$361 ),
+    .\port$3831$0 (\$354 ),
+    .\port$3833$0 (\$355 ),
+    .\port$3835$0 (\$356 ),
+    .\port$3837$0 (\$357 ),
+    .\port$3839$0 (\$358 ),
+    .\port$3841$0 (\$359 ),
+    .\port$3843$0 (\$360 ),
+    .\port$3845$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -25725,7 +25700,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$3799$0 , \port$3801$0 , \port$3803$0 , \port$3805$0 , \port$3807$0 , \port$3809$0 , \port$3811$0 , \port$3813$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$3831$0 , \port$3833$0 , \port$3835$0 , \port$3837$0 , \port$3839$0 , \port$3841$0 , \port$3843$0 , \port$3845$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -25815,22 +25790,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$3799$0 , \port$380
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$3799$0 ;
-  wire \port$3799$0 ;
-  output \port$3801$0 ;
-  wire \port$3801$0 ;
-  output \port$3803$0 ;
-  wire \port$3803$0 ;
-  output \port$3805$0 ;
-  wire \port$3805$0 ;
-  output \port$3807$0 ;
-  wire \port$3807$0 ;
-  output \port$3809$0 ;
-  wire \port$3809$0 ;
-  output \port$3811$0 ;
-  wire \port$3811$0 ;
-  output \port$3813$0 ;
-  wire \port$3813$0 ;
+  output \port$3831$0 ;
+  wire \port$3831$0 ;
+  output \port$3833$0 ;
+  wire \port$3833$0 ;
+  output \port$3835$0 ;
+  wire \port$3835$0 ;
+  output \port$3837$0 ;
+  wire \port$3837$0 ;
+  output \port$3839$0 ;
+  wire \port$3839$0 ;
+  output \port$3841$0 ;
+  wire \port$3841$0 ;
+  output \port$3843$0 ;
+  wire \port$3843$0 ;
+  output \port$3845$0 ;
+  wire \port$3845$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -25888,14 +25863,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$3799$0 , \port$380
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3799$0  = \$2 ;
-  assign \port$3801$0  = \$4 ;
-  assign \port$3803$0  = \$6 ;
-  assign \port$3805$0  = \$8 ;
-  assign \port$3807$0  = \$10 ;
-  assign \port$3809$0  = \$12 ;
-  assign \port$3811$0  = \$14 ;
-  assign \port$3813$0  = \$16 ;
+  assign \port$3831$0  = \$2 ;
+  assign \port$3833$0  = \$4 ;
+  assign \port$3835$0  = \$6 ;
+  assign \port$3837$0  = \$8 ;
+  assign \port$3839$0  = \$10 ;
+  assign \port$3841$0  = \$12 ;
+  assign \port$3843$0  = \$14 ;
+  assign \port$3845$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -26920,14 +26895,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4148$0 (\$354 ),
-    .\port$4150$0 (\$355 ),
-    .\port$4152$0 (\$356 ),
-    .\port$4154$0 (\$357 ),
-    .\port$4156$0 (\$358 ),
-    .\port$4158$0 (\$359 ),
-    .\port$4160$0 (\$360 ),
-    .\port$4162$0 (\$361 ),
+    .\port$4180$0 (\$354 ),
+    .\port$4182$0 (\$355 ),
+    .\port$4184$0 (\$356 ),
+    .\port$4186$0 (\$357 ),
+    .\port$4188$0 (\$358 ),
+    .\port$4190$0 (\$359 ),
+    .\port$4192$0 (\$360 ),
+    .\port$4194$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -27988,7 +27963,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$4148$0 , \port$4150$0 , \port$4152$0 , \port$4154$0 , \port$4156$0 , \port$4158$0 , \port$4160$0 , \port$4162$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$4180$0 , \port$4182$0 , \port$4184$0 , \port$4186$0 , \port$4188$0 , \port$4190$0 , \port$4192$0 , \port$4194$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -28078,22 +28053,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$4148$0 , \port$415
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$4148$0 ;
-  wire \port$4148$0 ;
-  output \port$4150$0 ;
-  wire \port$4150$0 ;
-  output \port$4152$0 ;
-  wire \port$4152$0 ;
-  output \port$4154$0 ;
-  wire \port$4154$0 ;
-  output \port$4156$0 ;
-  wire \port$4156$0 ;
-  output \port$4158$0 ;
-  wire \port$4158$0 ;
-  output \port$4160$0 ;
-  wire \port$4160$0 ;
-  output \port$4162$0 ;
-  wire \port$4162$0 ;
+  output \port$4180$0 ;
+  wire \port$4180$0 ;
+  output \port$4182$0 ;
+  wire \port$4182$0 ;
+  output \port$4184$0 ;
+  wire \port$4184$0 ;
+  output \port$4186$0 ;
+  wire \port$4186$0 ;
+  output \port$4188$0 ;
+  wire \port$4188$0 ;
+  output \port$4190$0 ;
+  wire \port$4190$0 ;
+  output \port$4192$0 ;
+  wire \port$4192$0 ;
+  output \port$4194$0 ;
+  wire \port$4194$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -28151,14 +28126,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$4148$0 , \port$415
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4148$0  = \$2 ;
-  assign \port$4150$0  = \$4 ;
-  assign \port$4152$0  = \$6 ;
-  assign \port$4154$0  = \$8 ;
-  assign \port$4156$0  = \$10 ;
-  assign \port$4158$0  = \$12 ;
-  assign \port$4160$0  = \$14 ;
-  assign \port$4162$0  = \$16 ;
+  assign \port$4180$0  = \$2 ;
+  assign \port$4182$0  = \$4 ;
+  assign \port$4184$0  = \$6 ;
+  assign \port$4186$0  = \$8 ;
+  assign \port$4188$0  = \$10 ;
+  assign \port$4190$0  = \$12 ;
+  assign \port$4192$0  = \$14 ;
+  assign \port$4194$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -29183,14 +29158,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4497$0 (\$354 ),
-    .\port$4499$0 (\$355 ),
-    .\port$4501$0 (\$356 ),
-    .\port$4503$0 (\$357 ),
-    .\port$4505$0 (\$358 ),
-    .\port$4507$0 (\$359 ),
-    .\port$4509$0 (\$360 ),
-    .\port$4511$0 (\$361 ),
+    .\port$4529$0 (\$354 ),
+    .\port$4531$0 (\$355 ),
+    .\port$4533$0 (\$356 ),
+    .\port$4535$0 (\$357 ),
+    .\port$4537$0 (\$358 ),
+    .\port$4539$0 (\$359 ),
+    .\port$4541$0 (\$360 ),
+    .\port$4543$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -30251,7 +30226,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$4497$0 , \port$4499$0 , \port$4501$0 , \port$4503$0 , \port$4505$0 , \port$4507$0 , \port$4509$0 , \port$4511$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$4529$0 , \port$4531$0 , \port$4533$0 , \port$4535$0 , \port$4537$0 , \port$4539$0 , \port$4541$0 , \port$4543$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -30341,22 +30316,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$4497$0 , \port$449
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$4497$0 ;
-  wire \port$4497$0 ;
-  output \port$4499$0 ;
-  wire \port$4499$0 ;
-  output \port$4501$0 ;
-  wire \port$4501$0 ;
-  output \port$4503$0 ;
-  wire \port$4503$0 ;
-  output \port$4505$0 ;
-  wire \port$4505$0 ;
-  output \port$4507$0 ;
-  wire \port$4507$0 ;
-  output \port$4509$0 ;
-  wire \port$4509$0 ;
-  output \port$4511$0 ;
-  wire \port$4511$0 ;
+  output \port$4529$0 ;
+  wire \port$4529$0 ;
+  output \port$4531$0 ;
+  wire \port$4531$0 ;
+  output \port$4533$0 ;
+  wire \port$4533$0 ;
+  output \port$4535$0 ;
+  wire \port$4535$0 ;
+  output \port$4537$0 ;
+  wire \port$4537$0 ;
+  output \port$4539$0 ;
+  wire \port$4539$0 ;
+  output \port$4541$0 ;
+  wire \port$4541$0 ;
+  output \port$4543$0 ;
+  wire \port$4543$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -30414,14 +30389,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$4497$0 , \port$449
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4497$0  = \$2 ;
-  assign \port$4499$0  = \$4 ;
-  assign \port$4501$0  = \$6 ;
-  assign \port$4503$0  = \$8 ;
-  assign \port$4505$0  = \$10 ;
-  assign \port$4507$0  = \$12 ;
-  assign \port$4509$0  = \$14 ;
-  assign \port$4511$0  = \$16 ;
+  assign \port$4529$0  = \$2 ;
+  assign \port$4531$0  = \$4 ;
+  assign \port$4533$0  = \$6 ;
+  assign \port$4535$0  = \$8 ;
+  assign \port$4537$0  = \$10 ;
+  assign \port$4539$0  = \$12 ;
+  assign \port$4541$0  = \$14 ;
+  assign \port$4543$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -31446,14 +31421,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4846$0 (\$354 ),
-    .\port$4848$0 (\$355 ),
-    .\port$4850$0 (\$356 ),
-    .\port$4852$0 (\$357 ),
-    .\port$4854$0 (\$358 ),
-    .\port$4856$0 (\$359 ),
-    .\port$4858$0 (\$360 ),
-    .\port$4860$0 (\$361 ),
+    .\port$4878$0 (\$354 ),
+    .\port$4880$0 (\$355 ),
+    .\port$4882$0 (\$356 ),
+    .\port$4884$0 (\$357 ),
+    .\port$4886$0 (\$358 ),
+    .\port$4888$0 (\$359 ),
+    .\port$4890$0 (\$360 ),
+    .\port$4892$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -32514,7 +32489,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$4846$0 , \port$4848$0 , \port$4850$0 , \port$4852$0 , \port$4854$0 , \port$4856$0 , \port$4858$0 , \port$4860$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$4878$0 , \port$4880$0 , \port$4882$0 , \port$4884$0 , \port$4886$0 , \port$4888$0 , \port$4890$0 , \port$4892$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -32604,22 +32579,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$4846$0 , \port$484
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$4846$0 ;
-  wire \port$4846$0 ;
-  output \port$4848$0 ;
-  wire \port$4848$0 ;
-  output \port$4850$0 ;
-  wire \port$4850$0 ;
-  output \port$4852$0 ;
-  wire \port$4852$0 ;
-  output \port$4854$0 ;
-  wire \port$4854$0 ;
-  output \port$4856$0 ;
-  wire \port$4856$0 ;
-  output \port$4858$0 ;
-  wire \port$4858$0 ;
-  output \port$4860$0 ;
-  wire \port$4860$0 ;
+  output \port$4878$0 ;
+  wire \port$4878$0 ;
+  output \port$4880$0 ;
+  wire \port$4880$0 ;
+  output \port$4882$0 ;
+  wire \port$4882$0 ;
+  output \port$4884$0 ;
+  wire \port$4884$0 ;
+  output \port$4886$0 ;
+  wire \port$4886$0 ;
+  output \port$4888$0 ;
+  wire \port$4888$0 ;
+  output \port$4890$0 ;
+  wire \port$4890$0 ;
+  output \port$4892$0 ;
+  wire \port$4892$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -32677,14 +32652,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$4846$0 , \port$484
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4846$0  = \$2 ;
-  assign \port$4848$0  = \$4 ;
-  assign \port$4850$0  = \$6 ;
-  assign \port$4852$0  = \$8 ;
-  assign \port$4854$0  = \$10 ;
-  assign \port$4856$0  = \$12 ;
-  assign \port$4858$0  = \$14 ;
-  assign \port$4860$0  = \$16 ;
+  assign \port$4878$0  = \$2 ;
+  assign \port$4880$0  = \$4 ;
+  assign \port$4882$0  = \$6 ;
+  assign \port$4884$0  = \$8 ;
+  assign \port$4886$0  = \$10 ;
+  assign \port$4888$0  = \$12 ;
+  assign \port$4890$0  = \$14 ;
+  assign \port$4892$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -33709,14 +33684,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5195$0 (\$354 ),
-    .\port$5197$0 (\$355 ),
-    .\port$5199$0 (\$356 ),
-    .\port$5201$0 (\$357 ),
-    .\port$5203$0 (\$358 ),
-    .\port$5205$0 (\$359 ),
-    .\port$5207$0 (\$360 ),
-    .\port$5209$0 (\$361 ),
+    .\port$5227$0 (\$354 ),
+    .\port$5229$0 (\$355 ),
+    .\port$5231$0 (\$356 ),
+    .\port$5233$0 (\$357 ),
+    .\port$5235$0 (\$358 ),
+    .\port$5237$0 (\$359 ),
+    .\port$5239$0 (\$360 ),
+    .\port$5241$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -34777,7 +34752,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$5195$0 , \port$5197$0 , \port$5199$0 , \port$5201$0 , \port$5203$0 , \port$5205$0 , \port$5207$0 , \port$5209$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$5227$0 , \port$5229$0 , \port$5231$0 , \port$5233$0 , \port$5235$0 , \port$5237$0 , \port$5239$0 , \port$5241$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -34867,22 +34842,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$5195$0 , \port$519
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$5195$0 ;
-  wire \port$5195$0 ;
-  output \port$5197$0 ;
-  wire \port$5197$0 ;
-  output \port$5199$0 ;
-  wire \port$5199$0 ;
-  output \port$5201$0 ;
-  wire \port$5201$0 ;
-  output \port$5203$0 ;
-  wire \port$5203$0 ;
-  output \port$5205$0 ;
-  wire \port$5205$0 ;
-  output \port$5207$0 ;
-  wire \port$5207$0 ;
-  output \port$5209$0 ;
-  wire \port$5209$0 ;
+  output \port$5227$0 ;
+  wire \port$5227$0 ;
+  output \port$5229$0 ;
+  wire \port$5229$0 ;
+  output \port$5231$0 ;
+  wire \port$5231$0 ;
+  output \port$5233$0 ;
+  wire \port$5233$0 ;
+  output \port$5235$0 ;
+  wire \port$5235$0 ;
+  output \port$5237$0 ;
+  wire \port$5237$0 ;
+  output \port$5239$0 ;
+  wire \port$5239$0 ;
+  output \port$5241$0 ;
+  wire \port$5241$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -34940,14 +34915,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$5195$0 , \port$519
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5195$0  = \$2 ;
-  assign \port$5197$0  = \$4 ;
-  assign \port$5199$0  = \$6 ;
-  assign \port$5201$0  = \$8 ;
-  assign \port$5203$0  = \$10 ;
-  assign \port$5205$0  = \$12 ;
-  assign \port$5207$0  = \$14 ;
-  assign \port$5209$0  = \$16 ;
+  assign \port$5227$0  = \$2 ;
+  assign \port$5229$0  = \$4 ;
+  assign \port$5231$0  = \$6 ;
+  assign \port$5233$0  = \$8 ;
+  assign \port$5235$0  = \$10 ;
+  assign \port$5237$0  = \$12 ;
+  assign \port$5239$0  = \$14 ;
+  assign \port$5241$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -35972,14 +35947,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5544$0 (\$354 ),
-    .\port$5546$0 (\$355 ),
-    .\port$5548$0 (\$356 ),
-    .\port$5550$0 (\$357 ),
-    .\port$5552$0 (\$358 ),
-    .\port$5554$0 (\$359 ),
-    .\port$5556$0 (\$360 ),
-    .\port$5558$0 (\$361 ),
+    .\port$5576$0 (\$354 ),
+    .\port$5578$0 (\$355 ),
+    .\port$5580$0 (\$356 ),
+    .\port$5582$0 (\$357 ),
+    .\port$5584$0 (\$358 ),
+    .\port$5586$0 (\$359 ),
+    .\port$5588$0 (\$360 ),
+    .\port$5590$0 (\$361 ),
     .rst(rst)
   );
   always @* begin
@@ -37040,7 +37015,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (a, b, clk, rst, \en$1 , valid, acc, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$5544$0 , \port$5546$0 , \port$5548$0 , \port$5550$0 , \port$5552$0 , \port$5554$0 , \port$5556$0 , \port$5558$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$5576$0 , \port$5578$0 , \port$5580$0 , \port$5582$0 , \port$5584$0 , \port$5586$0 , \port$5588$0 , \port$5590$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -37130,22 +37105,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$5544$0 , \port$554
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$5544$0 ;
-  wire \port$5544$0 ;
-  output \port$5546$0 ;
-  wire \port$5546$0 ;
-  output \port$5548$0 ;
-  wire \port$5548$0 ;
-  output \port$5550$0 ;
-  wire \port$5550$0 ;
-  output \port$5552$0 ;
-  wire \port$5552$0 ;
-  output \port$5554$0 ;
-  wire \port$5554$0 ;
-  output \port$5556$0 ;
-  wire \port$5556$0 ;
-  output \port$5558$0 ;
-  wire \port$5558$0 ;
+  output \port$5576$0 ;
+  wire \port$5576$0 ;
+  output \port$5578$0 ;
+  wire \port$5578$0 ;
+  output \port$5580$0 ;
+  wire \port$5580$0 ;
+  output \port$5582$0 ;
+  wire \port$5582$0 ;
+  output \port$5584$0 ;
+  wire \port$5584$0 ;
+  output \port$5586$0 ;
+  wire \port$5586$0 ;
+  output \port$5588$0 ;
+  wire \port$5588$0 ;
+  output \port$5590$0 ;
+  wire \port$5590$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -37203,14 +37178,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$5544$0 , \port$554
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5544$0  = \$2 ;
-  assign \port$5546$0  = \$4 ;
-  assign \port$5548$0  = \$6 ;
-  assign \port$5550$0  = \$8 ;
-  assign \port$5552$0  = \$10 ;
-  assign \port$5554$0  = \$12 ;
-  assign \port$5556$0  = \$14 ;
-  assign \port$5558$0  = \$16 ;
+  assign \port$5576$0  = \$2 ;
+  assign \port$5578$0  = \$4 ;
+  assign \port$5580$0  = \$6 ;
+  assign \port$5582$0  = \$8 ;
+  assign \port$5584$0  = \$10 ;
+  assign \port$5586$0  = \$12 ;
+  assign \port$5588$0  = \$14 ;
+  assign \port$5590$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -22,8 +22,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire beat;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 16'h0000 *)
-  wire [15:0] buffer_row_0;
+  reg [15:0] buffer_row_0 = 16'h0000;
   input clk;
   wire clk;
   wire done;
@@ -40,7 +39,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire in_valid;
   wire last;
   output [15:0] out_data;
-  reg [15:0] out_data = 16'h0000;
+  wire [15:0] out_data;
   output out_last;
   wire out_last;
   input out_ready;
@@ -64,7 +63,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     out_valid <= \$6 ;
   always @(posedge clk)
-    out_data <= \$7 ;
+    buffer_row_0 <= \$7 ;
   always @(posedge clk)
     out_row <= \$8 ;
   assign \$1  = done & out_valid;
@@ -96,7 +95,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = out_data;
+    \$7  = buffer_row_0;
     if (\$2 ) begin
       \$7  = acc;
     end
@@ -129,7 +128,7 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
-  assign buffer_row_0 = out_data;
+  assign out_data = buffer_row_0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1078,14 +1077,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
   \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$470$0 (\$451 ),
-    .\port$472$0 (\$452 ),
-    .\port$474$0 (\$453 ),
-    .\port$476$0 (\$454 ),
-    .\port$478$0 (\$455 ),
-    .\port$480$0 (\$456 ),
-    .\port$482$0 (\$457 ),
-    .\port$484$0 (\$458 ),
+    .\port$471$0 (\$451 ),
+    .\port$473$0 (\$452 ),
+    .\port$475$0 (\$453 ),
+    .\port$477$0 (\$454 ),
+    .\port$479$0 (\$455 ),
+    .\port$481$0 (\$456 ),
+    .\port$483$0 (\$457 ),
+    .\port$485$0 (\$458 ),
     .rst(rst)
   );
   always @* begin
@@ -1221,7 +1220,7 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0 (last, a, b, clk, rst, \en$1 , acc, done, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$470$0 , \port$472$0 , \port$474$0 , \port$476$0 , \port$478$0 , \port$480$0 , \port$482$0 , \port$484$0 , clk);
+module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$471$0 , \port$473$0 , \port$475$0 , \port$477$0 , \port$479$0 , \port$481$0 , \port$483$0 , \port$485$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -1311,22 +1310,22 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$470$0 , \port$472$0 , 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$470$0 ;
-  wire \port$470$0 ;
-  output \port$472$0 ;
-  wire \port$472$0 ;
-  output \port$474$0 ;
-  wire \port$474$0 ;
-  output \port$476$0 ;
-  wire \port$476$0 ;
-  output \port$478$0 ;
-  wire \port$478$0 ;
-  output \port$480$0 ;
-  wire \port$480$0 ;
-  output \port$482$0 ;
-  wire \port$482$0 ;
-  output \port$484$0 ;
-  wire \port$484$0 ;
+  output \port$471$0 ;
+  wire \port$471$0 ;
+  output \port$473$0 ;
+  wire \port$473$0 ;
+  output \port$475$0 ;
+  wire \port$475$0 ;
+  output \port$477$0 ;
+  wire \port$477$0 ;
+  output \port$479$0 ;
+  wire \port$479$0 ;
+  output \port$481$0 ;
+  wire \port$481$0 ;
+  output \port$483$0 ;
+  wire \port$483$0 ;
+  output \port$485$0 ;
+  wire \port$485$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -1384,14 +1383,14 @@ module \mac_e4m3_fp16_sr8_1x1.pe_0_0.lfsr (rst, en, \port$470$0 , \port$472$0 , 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$470$0  = \$2 ;
-  assign \port$472$0  = \$4 ;
-  assign \port$474$0  = \$6 ;
-  assign \port$476$0  = \$8 ;
-  assign \port$478$0  = \$10 ;
-  assign \port$480$0  = \$12 ;
-  assign \port$482$0  = \$14 ;
-  assign \port$484$0  = \$16 ;
+  assign \port$471$0  = \$2 ;
+  assign \port$473$0  = \$4 ;
+  assign \port$475$0  = \$6 ;
+  assign \port$477$0  = \$8 ;
+  assign \port$479$0  = \$10 ;
+  assign \port$481$0  = \$12 ;
+  assign \port$483$0  = \$14 ;
+  assign \port$485$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
