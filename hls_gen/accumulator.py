@@ -67,8 +67,9 @@ def accumulate(
     :mod:`mpsim` does; with ``interleave=1`` this is the single-cycle
     accumulator. A sum starts from +0 after reset and after a step marked
     ``last``. Nothing moves while ``en`` is low. An enabled cycle without a
-    valid step (a bubble) ends what its slot held: bubbles belong between
-    jobs, once every sum of the ring has taken its ``last`` step. ``done`` is
+    valid step (a bubble) adds -0 to the sum of its slot, which keeps it:
+    but the bubble takes that slot's turn, so inside a job bubbles come in
+    runs of ``interleave``. ``done`` is
     high while the result register holds a sum just finished (a step marked
     ``last`` left the rounder), until the next enabled cycle; the result is
     then that sum.

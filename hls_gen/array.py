@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,6 +12,11 @@ from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRGrid, LFSRSpec
 
 __all__ = ["MACArray"]
+
+
+def _next(counter: Signal, n: int) -> Value:
+    """``counter + 1`` modulo ``n``."""
+    return Mux(counter == n - 1, 0, counter + 1)
 
 
 class MACArray(wiring.Component):
@@ -194,7 +199,6 @@ class MACArray(wiring.Component):
         sums, tile_rows = mac.interleave, self.tile_rows
         a_bits, b_bits, acc_bits = mac.a_format.bits, mac.b_format.bits, mac.acc_format.bits
         en = Signal(name="advance")
-        pe_en = Signal(name="pe_advance")
         beat = Signal(name="beat")  # a beat enters the PEs this cycle
         full = Signal(name="buffer_full")
         row = Signal(range(max(tile_rows, 2)), name="row")
@@ -204,7 +208,7 @@ class MACArray(wiring.Component):
                 pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c])
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
-                    pe.en.eq(pe_en),
+                    pe.en.eq(en),
                     pe.valid.eq(beat),
                     pe.last.eq(self.in_last),
                     pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
@@ -212,7 +216,7 @@ class MACArray(wiring.Component):
                 ]
                 pes.append(pe)
         done = pes[0].done  # the PEs run in lockstep
-        m.d.comb += [en.eq(~(done & full)), pe_en.eq(en)]
+        m.d.comb += en.eq(~(done & full))
         if sums == 1:
             m.d.comb += [self.in_ready.eq(en), beat.eq(self.in_valid)]  # an idle cycle is a bubble: sums hold
         else:
@@ -225,30 +229,28 @@ class MACArray(wiring.Component):
             in_job = Signal(name="in_job")
             m.d.comb += self.in_ready.eq(en & (~in_job | (turn == due)))
             m.d.comb += beat.eq(self.in_valid & self.in_ready)
-            with m.If(pe_en):
-                m.d.sync += turn.eq(Mux(turn == sums - 1, 0, turn + 1))
+            with m.If(en):
+                m.d.sync += turn.eq(_next(turn, sums))
             with m.If(beat):
                 m.d.sync += [
-                    due.eq(Mux(turn == sums - 1, 0, turn + 1)),
-                    step_beat.eq(Mux(step_beat == sums - 1, 0, step_beat + 1)),
+                    due.eq(_next(turn, sums)),
+                    step_beat.eq(_next(step_beat, sums)),
                     in_job.eq(~(self.in_last & (step_beat == sums - 1))),
                 ]
         buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
-        with m.If(done & pe_en):  # pe_en here implies the buffer is free
+        finished = [Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))) for r in range(self._rows)]
+        with m.If(done & en):  # en here implies the buffer is free
             if sums == 1:
                 m.d.sync += full.eq(1)
-                for r in range(self._rows):
-                    m.d.sync += buffer[r].eq(Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))))
             else:  # the PEs' sums finish one a cycle, in order: each shifts the buffer up by a PE row of the tile
                 done_slot = Signal(range(sums), name="done_slot")
-                m.d.sync += done_slot.eq(Mux(done_slot == sums - 1, 0, done_slot + 1))
+                m.d.sync += done_slot.eq(_next(done_slot, sums))
                 with m.If(done_slot == sums - 1):
                     m.d.sync += full.eq(1)
                 for i in range(tile_rows - self._rows):
                     m.d.sync += buffer[i].eq(buffer[i + self._rows])
-                for r in range(self._rows):
-                    row_of_c = Cat(*(pes[r * self._cols + c].acc for c in range(self._cols)))
-                    m.d.sync += buffer[tile_rows - self._rows + r].eq(row_of_c)
+            for r in range(self._rows):
+                m.d.sync += buffer[tile_rows - self._rows + r].eq(finished[r])
         m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
         with m.Switch(row):
             for i in range(tile_rows - 1):

@@ -35,6 +35,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire [7:0] \a$87 ;
   wire [7:0] \a$92 ;
   wire [11:0] acc;
+  wire [11:0] \acc$102 ;
   wire [11:0] \acc$103 ;
   wire [11:0] \acc$104 ;
   wire [11:0] \acc$105 ;
@@ -49,7 +50,6 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire [11:0] \acc$114 ;
   wire [11:0] \acc$115 ;
   wire [11:0] \acc$116 ;
-  wire [11:0] \acc$117 ;
   wire advance;
   wire [7:0] b;
   wire [7:0] \b$23 ;
@@ -129,7 +129,6 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   reg [1:0] out_row = 2'h0;
   output out_valid;
   reg out_valid = 1'h0;
-  wire pe_advance;
   (* init = 2'h0 *)
   wire [1:0] row;
   input rst;
@@ -182,7 +181,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(in_a[7:0]),
-    .acc(\acc$103 ),
+    .acc(\acc$102 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -192,7 +191,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(in_a[7:0]),
-    .acc(\acc$104 ),
+    .acc(\acc$103 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -202,7 +201,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(in_a[7:0]),
-    .acc(\acc$105 ),
+    .acc(\acc$104 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -212,7 +211,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(in_a[15:8]),
-    .acc(\acc$106 ),
+    .acc(\acc$105 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -222,7 +221,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(in_a[15:8]),
-    .acc(\acc$107 ),
+    .acc(\acc$106 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -232,7 +231,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(in_a[15:8]),
-    .acc(\acc$108 ),
+    .acc(\acc$107 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -242,7 +241,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(in_a[15:8]),
-    .acc(\acc$109 ),
+    .acc(\acc$108 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -252,7 +251,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(in_a[23:16]),
-    .acc(\acc$110 ),
+    .acc(\acc$109 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -262,7 +261,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(in_a[23:16]),
-    .acc(\acc$111 ),
+    .acc(\acc$110 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -272,7 +271,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(in_a[23:16]),
-    .acc(\acc$112 ),
+    .acc(\acc$111 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -282,7 +281,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(in_a[23:16]),
-    .acc(\acc$113 ),
+    .acc(\acc$112 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -292,7 +291,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
     .a(in_a[31:24]),
-    .acc(\acc$114 ),
+    .acc(\acc$113 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -302,7 +301,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
     .a(in_a[31:24]),
-    .acc(\acc$115 ),
+    .acc(\acc$114 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -312,7 +311,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
     .a(in_a[31:24]),
-    .acc(\acc$116 ),
+    .acc(\acc$115 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -322,7 +321,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
     .a(in_a[31:24]),
-    .acc(\acc$117 ),
+    .acc(\acc$116 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (in_ready),
@@ -363,7 +362,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$7  = buffer_row_0;
     if (\$2 ) begin
-      \$7  = { \acc$105 , \acc$104 , \acc$103 , acc };
+      \$7  = { \acc$104 , \acc$103 , \acc$102 , acc };
     end
     if (rst) begin
       \$7  = 48'h000000000000;
@@ -373,7 +372,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$8  = buffer_row_1;
     if (\$2 ) begin
-      \$8  = { \acc$109 , \acc$108 , \acc$107 , \acc$106  };
+      \$8  = { \acc$108 , \acc$107 , \acc$106 , \acc$105  };
     end
     if (rst) begin
       \$8  = 48'h000000000000;
@@ -383,7 +382,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$9  = buffer_row_2;
     if (\$2 ) begin
-      \$9  = { \acc$113 , \acc$112 , \acc$111 , \acc$110  };
+      \$9  = { \acc$112 , \acc$111 , \acc$110 , \acc$109  };
     end
     if (rst) begin
       \$9  = 48'h000000000000;
@@ -393,7 +392,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$10  = buffer_row_3;
     if (\$2 ) begin
-      \$10  = { \acc$117 , \acc$116 , \acc$115 , \acc$114  };
+      \$10  = { \acc$116 , \acc$115 , \acc$114 , \acc$113  };
     end
     if (rst) begin
       \$10  = 48'h000000000000;
@@ -415,7 +414,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     end
   end
   assign en = in_ready;
-  assign pe_advance = in_ready;
+  assign advance = in_ready;
   assign valid = in_valid;
   assign beat = in_valid;
   assign last = in_last;
@@ -496,7 +495,6 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \last$91  = in_last;
   assign \a$92  = in_a[31:24];
   assign \b$93  = in_b[31:24];
-  assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
 endmodule

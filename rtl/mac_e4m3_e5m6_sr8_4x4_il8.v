@@ -87,6 +87,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire [7:0] \a$87 ;
   wire [7:0] \a$92 ;
   wire [11:0] acc;
+  wire [11:0] \acc$135 ;
   wire [11:0] \acc$136 ;
   wire [11:0] \acc$137 ;
   wire [11:0] \acc$138 ;
@@ -101,7 +102,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire [11:0] \acc$147 ;
   wire [11:0] \acc$148 ;
   wire [11:0] \acc$149 ;
-  wire [11:0] \acc$150 ;
   wire advance;
   wire [7:0] b;
   wire [7:0] \b$23 ;
@@ -212,7 +212,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [4:0] out_row = 5'h00;
   output out_valid;
   reg out_valid = 1'h0;
-  wire pe_advance;
   (* init = 5'h00 *)
   wire [4:0] row;
   input rst;
@@ -354,7 +353,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(in_a[7:0]),
-    .acc(\acc$136 ),
+    .acc(\acc$135 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (en),
@@ -364,7 +363,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(in_a[7:0]),
-    .acc(\acc$137 ),
+    .acc(\acc$136 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (en),
@@ -374,7 +373,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(in_a[7:0]),
-    .acc(\acc$138 ),
+    .acc(\acc$137 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (en),
@@ -384,7 +383,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(in_a[15:8]),
-    .acc(\acc$139 ),
+    .acc(\acc$138 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (en),
@@ -394,7 +393,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(in_a[15:8]),
-    .acc(\acc$140 ),
+    .acc(\acc$139 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (en),
@@ -404,7 +403,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(in_a[15:8]),
-    .acc(\acc$141 ),
+    .acc(\acc$140 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (en),
@@ -414,7 +413,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(in_a[15:8]),
-    .acc(\acc$142 ),
+    .acc(\acc$141 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (en),
@@ -424,7 +423,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(in_a[23:16]),
-    .acc(\acc$143 ),
+    .acc(\acc$142 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (en),
@@ -434,7 +433,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(in_a[23:16]),
-    .acc(\acc$144 ),
+    .acc(\acc$143 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (en),
@@ -444,7 +443,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(in_a[23:16]),
-    .acc(\acc$145 ),
+    .acc(\acc$144 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (en),
@@ -454,7 +453,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(in_a[23:16]),
-    .acc(\acc$146 ),
+    .acc(\acc$145 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (en),
@@ -464,7 +463,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(in_a[31:24]),
-    .acc(\acc$147 ),
+    .acc(\acc$146 ),
     .b(in_b[7:0]),
     .clk(clk),
     .\en$1 (en),
@@ -474,7 +473,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(in_a[31:24]),
-    .acc(\acc$148 ),
+    .acc(\acc$147 ),
     .b(in_b[15:8]),
     .clk(clk),
     .\en$1 (en),
@@ -484,7 +483,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(in_a[31:24]),
-    .acc(\acc$149 ),
+    .acc(\acc$148 ),
     .b(in_b[23:16]),
     .clk(clk),
     .\en$1 (en),
@@ -494,7 +493,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(in_a[31:24]),
-    .acc(\acc$150 ),
+    .acc(\acc$149 ),
     .b(in_b[31:24]),
     .clk(clk),
     .\en$1 (en),
@@ -813,7 +812,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$59  = buffer_row_28;
     if (\$17 ) begin
-      \$59  = { \acc$138 , \acc$137 , \acc$136 , acc };
+      \$59  = { \acc$137 , \acc$136 , \acc$135 , acc };
     end
     if (rst) begin
       \$59  = 48'h000000000000;
@@ -823,7 +822,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$60  = buffer_row_29;
     if (\$17 ) begin
-      \$60  = { \acc$142 , \acc$141 , \acc$140 , \acc$139  };
+      \$60  = { \acc$141 , \acc$140 , \acc$139 , \acc$138  };
     end
     if (rst) begin
       \$60  = 48'h000000000000;
@@ -833,7 +832,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$61  = buffer_row_30;
     if (\$17 ) begin
-      \$61  = { \acc$146 , \acc$145 , \acc$144 , \acc$143  };
+      \$61  = { \acc$145 , \acc$144 , \acc$143 , \acc$142  };
     end
     if (rst) begin
       \$61  = 48'h000000000000;
@@ -843,7 +842,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$62  = buffer_row_31;
     if (\$17 ) begin
-      \$62  = { \acc$150 , \acc$149 , \acc$148 , \acc$147  };
+      \$62  = { \acc$149 , \acc$148 , \acc$147 , \acc$146  };
     end
     if (rst) begin
       \$62  = 48'h000000000000;
@@ -974,7 +973,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
       \$28  = 1'h0;
     end
   end
-  assign pe_advance = en;
+  assign advance = en;
   assign beat = valid;
   assign last = in_last;
   assign a = in_a[7:0];
@@ -1054,7 +1053,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign \last$91  = in_last;
   assign \a$92  = in_a[31:24];
   assign \b$93  = in_b[31:24];
-  assign advance = en;
   assign buffer_full = out_valid;
   assign row = out_row;
 endmodule

@@ -48,7 +48,6 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   reg out_row = 1'h0;
   output out_valid;
   reg out_valid = 1'h0;
-  wire pe_advance;
   (* init = 1'h0 *)
   wire row;
   input rst;
@@ -119,13 +118,12 @@ module mac_e4m3_fp16_sr8_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     end
   end
   assign en = in_ready;
-  assign pe_advance = in_ready;
+  assign advance = in_ready;
   assign valid = in_valid;
   assign beat = in_valid;
   assign last = in_last;
   assign a = in_a;
   assign b = in_b;
-  assign advance = in_ready;
   assign buffer_full = out_valid;
   assign row = out_row;
   assign out_data = buffer_row_0;
