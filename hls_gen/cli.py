@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from hls_gen.array_size import parse_array_size
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
@@ -27,12 +28,10 @@ UNITS = ("array", "mac", "multiplier")
 
 def array_size(text: str) -> tuple[int, int]:
     """``ROWSxCOLS`` as (rows, cols), both at least 1 (``--array`` of emit and cost)."""
-    rows, sep, cols = text.lower().partition("x")
-    if not sep or not (rows.isdecimal() and cols.isdecimal()) or int(rows) < 1 or int(cols) < 1:
-        raise argparse.ArgumentTypeError(
-            f"array size must be ROWSxCOLS with both at least 1, such as 4x4, not {text!r}"
-        )
-    return int(rows), int(cols)
+    try:
+        return parse_array_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _taps(text: str) -> tuple[int, ...]:

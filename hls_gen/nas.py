@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hls_gen.array_size import parse_array_size
 from hls_gen.network import LayerSpec, NetworkSpec
 
 if TYPE_CHECKING:
@@ -55,13 +56,6 @@ __all__ = [
 BENCHMARKS = ("digits",)
 OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
 DIRECTIONS = ("maximize", "minimize", "minimize")
-
-
-def _array_side(text: str) -> tuple[int, int]:
-    rows, sep, cols = str(text).lower().partition("x")
-    if not sep or not (rows.isdecimal() and cols.isdecimal()) or int(rows) < 1 or int(cols) < 1:
-        raise ValueError(f"array size must be ROWSxCOLS with both at least 1, such as 4x4, not {text!r}")
-    return int(rows), int(cols)
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ class SearchSpace:
             parse_rounding(rounding)
         parse_format(self.mul)
         for array in self.arrays:
-            _array_side(array)
+            parse_array_size(array)
 
 
 @dataclass(frozen=True)
@@ -160,7 +154,7 @@ def sample(trial: optuna.trial.BaseTrial, space: SearchSpace, input_shape: tuple
         acc = trial.suggest_categorical(f"acc_{i}", list(space.accs))
         rounding = trial.suggest_categorical(f"rounding_{i}", list(space.roundings))
         specs.append(LayerSpec(kind, mul=space.mul, acc=acc, rounding=rounding, **args))
-    array = _array_side(trial.suggest_categorical("array", list(space.arrays)))
+    array = parse_array_size(trial.suggest_categorical("array", list(space.arrays)))
     return Candidate(NetworkSpec(shape, tuple(specs), f"{arch}-{trial.number}", classes), arch, array)
 
 
