@@ -20,6 +20,8 @@ from hls_gen.arith import (
     round_encode,
     round_pack,
     round_place,
+    select_unpacked,
+    select_value,
     unpack,
 )
 from hls_gen.lfsr import LFSR
@@ -32,6 +34,7 @@ from hls_gen.spec import (
     float_format,
     hw_rounding,
     lfsr_spec,
+    rounding_token,
 )
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
@@ -51,12 +54,14 @@ def accumulate(
     valid: Value,
     last: Value,
     term: Unpacked,
-    acc_format: FloatFormat,
-    rand_bits: int | None,
+    acc_format: FloatFormat | None = None,
+    rand_bits: int | None = None,
     rand: Value | None,
     interleave: int = 1,
-) -> tuple[Signal, Signal]:
-    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done).
+    modes: tuple[tuple[FloatFormat, int | None], ...] | None = None,
+    mode: Value | None = None,
+) -> tuple[Signal, Signal, Signal | None]:
+    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done, mode).
 
     The loop (unpack the sum so far, align, add, normalize, round, pack) is
     cut by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums take
@@ -73,43 +78,96 @@ def accumulate(
     high while the result register holds a sum just finished (a step marked
     ``last`` left the rounder), until the next enabled cycle; the result is
     then that sum.
+
+    One format (``acc_format``, ``rand_bits``), or ``modes``: ``(format,
+    random bits)`` per mode code, the step's code on ``mode``. Then the sum
+    register is as wide as the widest format and holds each sum in its own
+    mode's format; the unpacking is a multiplexer, the aligner, adder and
+    normalizer are shared (sized for the widest), and each distinct (format,
+    rounding) has its rounder. The mode travels round the ring with its sum
+    (a bubble takes its slot's mode), and the third result is the finished
+    sum's mode (None with one format). ``rand`` holds the step's draw in its
+    low bits.
     """
+    multi = modes is not None and len(modes) > 1
+    if modes is None:
+        if acc_format is None:
+            raise TypeError("accumulate needs acc_format or modes")
+        modes = ((acc_format, rand_bits),)
+    rounders = list(dict.fromkeys(modes))  # distinct (format, random bits), in first-use order
+    widest = max(f.bits for f, _ in modes)
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
     delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
-    acc = Signal(acc_format.bits, name="acc")  # the loop's last register: the sum of the slot at the entry
+    acc = Signal(widest, name="acc")  # the loop's last register: the sum of the slot at the entry
     fresh = Signal(name="fresh")  # that slot's next step starts from +0
 
     def cut(stage: str, x: object) -> object:
         return registered(m, en, x, f"{stage}_q") if stage in cuts else x
+
+    def one(values: list[object]) -> object:
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def many(value: object) -> list[object]:
+        return [value] if len(rounders) == 1 else list(value)  # type: ignore[call-overload]
 
     # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
     # bits; so a slot keeps its sum through any bubble and the loop never has to wait.
     term = dataclasses.replace(
         term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
     )
-    step = (valid, last, ~fresh, rand)  # what travels with the step to the rounder (registers reset to 0: fresh)
-    base, term, step = cut("unpack", (unpack(m, Mux(fresh, 0, acc), acc_format, "base"), term, step))
-    ordered, step = cut("order", (order(m, base, term, _guard(rand_bits), "add"), step))
+    step: tuple[object, ...] = (valid, last, ~fresh, rand)  # what travels to the rounder (registers reset to 0)
+    code: Value | None = None
+    if multi:
+        ring_mode = Signal(len(mode), name="acc_mode")  # the mode of the slot's sum
+        code = Signal(len(mode), name="step_mode")
+        m.d.comb += code.eq(Mux(valid, mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
+        step += (code,)
+        base_code = Mux(fresh, 0, acc)
+        unpacked = {f: unpack(m, base_code[: f.bits], f, f"base_{f.label}") for f in dict.fromkeys(f for f, _ in modes)}
+        base = select_unpacked(m, code, [unpacked[f] for f, _ in modes], "base")
+    else:
+        base = unpack(m, Mux(fresh, 0, acc), modes[0][0], "base")
+    guard = max(_guard(k) for _, k in modes)
+    base, term, step = cut("unpack", (base, term, step))
+    ordered, step = cut("order", (order(m, base, term, guard, "add"), step))
     aligned, step = cut("align", (place(m, ordered, "add"), step))
     summed, step = cut("add", (add_aligned(m, aligned, "add"), step))
     (total, sticky), step = cut("normalize", (normalize(m, summed, "add"), step))
-    on_grid, step = cut("place", (round_place(m, total, sticky, acc_format, rand_bits, "sum"), step))
-    decided, step = cut("round", (round_decide(m, on_grid, rand_bits, step[3]), step))
-    step_valid, step_last, step_stale, _ = step
-    result = Signal(acc_format.bits, name="result")
+    names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
+    on_grid, step = cut(
+        "place", (one([round_place(m, total, sticky, f, k, n) for (f, k), n in zip(rounders, names)]), step)
+    )
+    draw = step[3]
+
+    def decide(g: object, k: int | None) -> object:
+        return round_decide(m, g, k, None if k is None else draw[:k] if multi else draw)  # type: ignore[arg-type,index]
+
+    decided, step = cut("round", (one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), step))
+    step_valid, step_last, step_stale = step[:3]
+    result = Signal(widest, name="result")
     done = Signal(name="done")
     result_fresh = Signal(init=1, name="result_fresh")
+    result_mode = Signal(len(mode), name="result_mode") if multi else None
     with m.If(en):
+        encoded = [round_encode(m, d, f, n) for d, (f, _), n in zip(many(decided), rounders, names)]
         m.d.sync += [
-            result.eq(round_encode(m, decided, acc_format, "sum")),
+            result.eq(select_value(m, step[4], [encoded[rounders.index(x)] for x in modes], "sum_code"))
+            if multi
+            else result.eq(encoded[0]),
             done.eq(step_valid & step_last),
             result_fresh.eq(Mux(step_valid, step_last, ~step_stale)),
         ]
-    ring, ring_fresh = result, result_fresh
+        if multi:
+            m.d.sync += result_mode.eq(step[4])
+    ring, ring_fresh, ring_code = result, result_fresh, result_mode
     for i in range(delays):
         ring, ring_fresh = registered(m, en, ring, f"ring_{i}"), registered(m, en, ring_fresh, f"ring_fresh_{i}", 1)
+        if multi:
+            ring_code = registered(m, en, ring_code, f"ring_mode_{i}")
     m.d.comb += [acc.eq(ring), fresh.eq(ring_fresh)]
-    return result, done
+    if multi:
+        m.d.comb += ring_mode.eq(ring_code)
+    return result, done, result_mode
 
 
 class FPAdder(wiring.Component):
@@ -306,7 +364,7 @@ class Accumulator(wiring.Component):
             valid, last, term = regs[:3]
             rand = regs[3] if rand is not None else None
         t = unpack(m, term, self._term_format, "term")
-        acc, done = accumulate(
+        acc, done, _ = accumulate(
             m,
             en=self.en,
             valid=valid,

@@ -55,6 +55,8 @@ __all__ = [
     "round_encode",
     "round_pack",
     "round_place",
+    "select_unpacked",
+    "select_value",
     "unpack",
 ]
 
@@ -132,6 +134,62 @@ def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
         zero = field == 0  # without subnormals the 0.xxx codes read as zero
         m.d.comb += [exp.eq(normal_exp), sig.eq(Mux(field != 0, normal_sig, 0))]
     return Unpacked(sign, zero, inf, nan, exp, sig, exp_lo, exp_hi)
+
+
+def select_unpacked(m: Module, select: Value, options: list[Unpacked], name: str) -> Unpacked:
+    """``options[select]`` as one :class:`Unpacked` wide enough for every option (a multiplexer per field).
+
+    Narrower significands are left-aligned (zeros below), which keeps the
+    value: ``sig * 2**(exp - (W-1))`` with ``W`` the common width. The
+    exponent bounds are the union of the options'. Several entries may be the
+    same object (modes that share a format); one option is returned as is.
+    """
+    if len(options) == 1:
+        return options[0]
+    width = max(u.width for u in options)
+    lo, hi = min(u.exp_lo for u in options), max(u.exp_hi for u in options)
+    out = Unpacked(
+        Signal(name=f"{name}_sign"),
+        Signal(name=f"{name}_zero"),
+        Signal(name=f"{name}_inf"),
+        Signal(name=f"{name}_nan"),
+        Signal(exp_shape(lo, hi), name=f"{name}_exp"),
+        Signal(width, name=f"{name}_sig"),
+        lo,
+        hi,
+    )
+    distinct: list[Unpacked] = []
+    for u in options:
+        if not any(u is d for d in distinct):
+            distinct.append(u)
+    with m.Switch(select):
+        for k, u in enumerate(distinct):
+            cases = [i for i, o in enumerate(options) if o is u]
+            with m.Case(*cases) if k < len(distinct) - 1 else m.Default():
+                sig = Cat(Const(0, width - u.width), u.sig) if u.width < width else u.sig
+                m.d.comb += [
+                    out.sign.eq(u.sign),
+                    out.zero.eq(u.zero),
+                    out.inf.eq(u.inf),
+                    out.nan.eq(u.nan),
+                    out.exp.eq(u.exp),
+                    out.sig.eq(sig),
+                ]
+    return out
+
+
+def select_value(m: Module, select: Value, options: list[Value], name: str) -> Value:
+    """``options[select]`` (zero-extended to the widest); one option is returned as is."""
+    if len(options) == 1:
+        return options[0]
+    out = Signal(max(len(v) for v in options), name=name)
+    with m.Switch(select):
+        for i, v in enumerate(options[:-1]):
+            with m.Case(i):
+                m.d.comb += out.eq(v)
+        with m.Default():
+            m.d.comb += out.eq(options[-1])
+    return out
 
 
 def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:

@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.mac import MAC
+from hls_gen.modes import ArithMode
 from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRGrid, LFSRSpec
@@ -53,6 +54,13 @@ class MACArray(wiring.Component):
         ``LFSRGrid(...).seeds[r, c]`` (see :mod:`mpsim.randbits`).
     rows, cols : int
         Array size, 1..64 each.
+    modes : sequence of hls_gen.modes.ArithMode or None
+        Instead of one set of formats and roundings: 2..16 modes (as
+        :class:`~hls_gen.mac.MAC`), the job's chosen by ``in_mode``. Jobs of
+        different modes follow each other with no idle cycle; each job's
+        tile is ``mpsim.qmatmul`` with its mode's arithmetic, the PEs'
+        LFSRs carrying on from job to job (each steps its beat's mode's
+        random bits).
     interleave : int
         Sums each PE holds in turn (its accumulate loop cut into that many
         register stages, up to 8; :func:`hls_gen.accumulator.accumulate`).
@@ -74,6 +82,8 @@ class MACArray(wiring.Component):
         The array takes the beat.
     in_last : In(1)
         The beat is the last (``K-1``) of its job.
+    in_mode : In(mode_bits)
+        The job's mode code, the same on each of its beats (only with ``modes``).
     in_a : In(rows * a_format.bits)
         Column ``t`` of ``A``: element ``r`` at bits ``r*a_bits``.
     in_b : In(cols * b_format.bits)
@@ -86,6 +96,8 @@ class MACArray(wiring.Component):
         The row is the tile's last (``rows - 1``).
     out_row : Out(range(max(rows, 2)))
         Index of the row on ``out_data`` (one bit wide for a single row).
+    out_mode : Out(mode_bits)
+        The mode code of the tile on ``out_data`` (only with ``modes``).
     out_data : Out(cols * acc_format.bits)
         Row ``out_row`` of the tile: element ``c`` at bits ``c*acc_bits``.
     """
@@ -93,9 +105,9 @@ class MACArray(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: str | FloatFormat,
-        b_format: str | FloatFormat,
-        acc_format: str | FloatFormat,
+        a_format: str | FloatFormat | None = None,
+        b_format: str | FloatFormat | None = None,
+        acc_format: str | FloatFormat | None = None,
         product_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
         product_rounding: str = "nearest",
@@ -106,6 +118,7 @@ class MACArray(wiring.Component):
         cols: int = 4,
         pipeline: int = 0,
         interleave: int = 1,
+        modes: tuple[ArithMode, ...] | None = None,
     ) -> None:
         with checking(self):
             self._rows = check_int(rows, "MAC array rows", 1, MAX_ARRAY_SIDE)
@@ -123,26 +136,30 @@ class MACArray(wiring.Component):
                 lfsr_taps=lfsr_taps,
                 pipeline=pipeline,
                 interleave=interleave,
+                modes=modes,
             )
             self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
             described(self._model)  # of the PEs, never elaborated itself
             self._grid = self.random_source()
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model
-            super().__init__(
+            members: dict[str, wiring.Member] = {"in_valid": In(1), "in_ready": Out(1), "in_last": In(1)}
+            if mac.mode_bits:
+                members["in_mode"] = In(mac.mode_bits)
+            members.update(
                 {
-                    "in_valid": In(1),
-                    "in_ready": Out(1),
-                    "in_last": In(1),
-                    "in_a": In(self._rows * mac.a_format.bits),
-                    "in_b": In(self._cols * mac.b_format.bits),
+                    "in_a": In(self._rows * mac.a_bits),
+                    "in_b": In(self._cols * mac.b_bits),
                     "out_valid": Out(1),
                     "out_ready": In(1),
                     "out_last": Out(1),
                     "out_row": Out(range(max(self.tile_rows, 2))),
-                    "out_data": Out(self._cols * mac.acc_format.bits),
                 }
             )
+            if mac.mode_bits:
+                members["out_mode"] = Out(mac.mode_bits)
+            members["out_data"] = Out(self._cols * mac.acc_bits)
+            super().__init__(members)
 
     @property
     def rows(self) -> int:
@@ -197,7 +214,7 @@ class MACArray(wiring.Component):
         m = Module()
         mac = self._model
         sums, tile_rows = mac.interleave, self.tile_rows
-        a_bits, b_bits, acc_bits = mac.a_format.bits, mac.b_format.bits, mac.acc_format.bits
+        a_bits, b_bits, acc_bits = mac.a_bits, mac.b_bits, mac.acc_bits
         en = Signal(name="advance")
         beat = Signal(name="beat")  # a beat enters the PEs this cycle
         full = Signal(name="buffer_full")
@@ -214,6 +231,8 @@ class MACArray(wiring.Component):
                     pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
                     pe.b.eq(self.in_b[c * b_bits : (c + 1) * b_bits]),
                 ]
+                if mac.mode_bits:
+                    m.d.comb += pe.mode.eq(self.in_mode)
                 pes.append(pe)
         done = pes[0].done  # the PEs run in lockstep
         m.d.comb += en.eq(~(done & full))
@@ -238,6 +257,9 @@ class MACArray(wiring.Component):
                     in_job.eq(~(self.in_last & (step_beat == sums - 1))),
                 ]
         buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
+        buffer_mode = Signal(mac.mode_bits, name="buffer_mode")
+        if mac.mode_bits:
+            m.d.comb += self.out_mode.eq(buffer_mode)
         finished = [Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))) for r in range(self._rows)]
         with m.If(done & en):  # en here implies the buffer is free
             if sums == 1:
@@ -251,6 +273,8 @@ class MACArray(wiring.Component):
                     m.d.sync += buffer[i].eq(buffer[i + self._rows])
             for r in range(self._rows):
                 m.d.sync += buffer[tile_rows - self._rows + r].eq(finished[r])
+            if mac.mode_bits:  # a job's sums share its mode
+                m.d.sync += buffer_mode.eq(pes[0].acc_mode)
         m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
         with m.Switch(row):
             for i in range(tile_rows - 1):

@@ -36,22 +36,45 @@ class LFSR(wiring.Component):
     taps : tuple of int or None
         Tap positions (1-indexed, including ``width``); None takes
         :data:`mpsim.randbits.LFSR_TAPS`.
+    choices : tuple of int or None
+        Step counts an enabled cycle may take, each 0..``steps``, picked by
+        ``choice`` (a multi-mode MAC steps as many bits as its step's mode
+        rounds with); None: always ``steps``.
 
     Members
     -------
     en : In(1)
-        Take ``steps`` steps at the next clock edge.
+        Take ``steps`` steps (``choices[choice]`` with choices) at the next clock edge.
+    choice : In(range(len(choices)))
+        Which step count the next enabled cycle takes (only with ``choices``).
     bits : Out(steps)
-        The bits of those steps, first step in the most significant bit.
+        The bits of the next ``steps`` steps, first step in the most
+        significant bit (a cycle of ``n`` steps uses the top ``n``).
     state : Out(width)
         The current state.
     """
 
-    def __init__(self, *, width: int = 32, seed: int = 1, steps: int = 1, taps: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        width: int = 32,
+        seed: int = 1,
+        steps: int = 1,
+        taps: tuple[int, ...] | None = None,
+        choices: tuple[int, ...] | None = None,
+    ) -> None:
         with checking(self):
             self._spec = lfsr_spec(width, seed, taps)
             self._steps = check_int(steps, "LFSR steps per cycle", 1, MAX_STEPS)
-            super().__init__({"en": In(1), "bits": Out(self._steps), "state": Out(width)})
+            members: dict[str, wiring.Member] = {"en": In(1)}
+            if choices is not None:
+                choices = tuple(check_int(c, "LFSR step choice", 0, self._steps) for c in choices)
+                if not choices:
+                    raise ValueError("LFSR step choices must not be empty")
+                members["choice"] = In(range(max(len(choices), 2)))
+            self._choices = choices
+            members.update({"bits": Out(self._steps), "state": Out(width)})
+            super().__init__(members)
 
     @property
     def spec(self) -> LFSRSpec:
@@ -70,6 +93,11 @@ class LFSR(wiring.Component):
     def steps(self) -> int:
         return self._steps
 
+    @property
+    def choices(self) -> tuple[int, ...] | None:
+        """Step counts selectable per cycle (None: always :attr:`steps`)."""
+        return self._choices
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
         reg = Signal(self.width, init=self.seed, name="lfsr_state")
@@ -78,17 +106,25 @@ class LFSR(wiring.Component):
         mask = self._spec.mask
         state = [1 << i for i in range(self.width)]  # bit i of the state, as a mask of reg bits
         outs = []
+        after = [state]  # after[n]: the state after n steps
         for _ in range(self._steps):
             bit = state[0]
             outs.append(bit)
             state = [
                 (state[i + 1] if i + 1 < self.width else 0) ^ (bit if (mask >> i) & 1 else 0) for i in range(self.width)
             ]
+            after.append(state)
 
         def xor_of(select: int) -> Value:
             return (reg & select).xor() if select else Const(0, 1)
 
         m.d.comb += [self.state.eq(reg), self.bits.eq(Cat(*(xor_of(b) for b in reversed(outs))))]
         with m.If(self.en):
-            m.d.sync += reg.eq(Cat(*(xor_of(b) for b in state)))
+            if self._choices is None:
+                m.d.sync += reg.eq(Cat(*(xor_of(b) for b in state)))
+            else:
+                with m.Switch(self.choice):
+                    for i, n in enumerate(self._choices):
+                        with m.Case(i):
+                            m.d.sync += reg.eq(Cat(*(xor_of(b) for b in after[n])))
         return m
