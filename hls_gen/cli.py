@@ -43,6 +43,16 @@ def _taps(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def parse_precision_name(spec: str) -> None:
+    """Refuse a precision that is neither a preset nor a readable precision file (one line naming it)."""
+    from mpsim.precision import parse_precision
+
+    try:
+        parse_precision(spec)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--precision {spec}: {error}") from None
+
+
 def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig:
     """The configuration an ``mpsim emit`` command line asks for.
 
@@ -50,10 +60,44 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
     """
     from hls_gen.emit import ArrayConfig, MultiplierConfig  # Amaranth is imported only when a design is generated
 
+    unit = getattr(args, "unit", "array")
+    precisions = tuple(getattr(args, "precision", None) or ())
+    if precisions:
+        given = [
+            f"--{name.replace('_', '-')} {getattr(args, name)}"
+            for name in ("mul", "acc", "rounding", "product", "product_rounding")
+            if getattr(args, name) is not None
+        ]
+        if given:
+            raise ValueError(f"--precision names the modes' formats and roundings; drop {given[0]}")
+        if unit == "multiplier":
+            raise ValueError("--precision is for a MAC or an array, not --unit multiplier")
+        if args.lanes != 1:
+            raise ValueError(f"--lanes is for --unit multiplier, not --unit {unit} (use --array ROWSxCOLS)")
+        if len(set(precisions)) != len(precisions):
+            raise ValueError(f"--precision {next(p for p in precisions if precisions.count(p) > 1)} is given twice")
+        for spec in precisions:
+            parse_precision_name(spec)
+        rows, cols = args.array
+        if unit == "mac" and (rows, cols) != (1, 1):
+            raise ValueError(f"a MAC unit is the 1x1 array, not --array {rows}x{cols}; use --unit array")
+        return ArrayConfig(
+            precisions=precisions,
+            rows=rows,
+            cols=cols,
+            pipeline=args.pipeline,
+            interleave=args.interleave,
+            lfsr_width=args.lfsr_width,
+            lfsr_seed=args.lfsr_seed,
+            lfsr_taps=args.lfsr_taps,
+        )
+    if args.mul is None:
+        raise ValueError("--mul (the operand formats) or --precision (modes of training precisions) is required")
+    rounding = args.rounding or "nearest"
+    product_rounding = args.product_rounding or "nearest"
     operands = [f.strip() for f in args.mul.split(",")]
     if len(operands) not in (1, 2) or not all(operands):
         raise ValueError(f"--mul must be one format or two separated by a comma (A,B), not {args.mul!r}")
-    unit = getattr(args, "unit", "array")
     if unit == "multiplier":
         if args.acc is not None:
             raise ValueError(f"--acc is for a MAC or an array; a multiplier has no accumulator, not --acc {args.acc}")
@@ -61,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
             a_format=operands[0],
             b_format=operands[1] if len(operands) == 2 else None,
             out_format=args.product,
-            rounding=args.product_rounding,
+            rounding=product_rounding,
             lanes=args.lanes,
         )
     if args.acc is None:
@@ -76,8 +120,8 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         b_format=operands[1] if len(operands) == 2 else None,
         acc_format=args.acc,
         product_format=args.product,
-        rounding=args.rounding,
-        product_rounding=args.product_rounding,
+        rounding=rounding,
+        product_rounding=product_rounding,
         rows=rows,
         cols=cols,
         pipeline=args.pipeline,
@@ -134,20 +178,27 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         default="array",
         help="what to generate: array (R x C MACs), mac (one MAC unit: the 1x1 array) or multiplier (default: array)",
     )
-    p.add_argument("--mul", required=True, help="multiplier operand format, or two as A,B (e.g. e4m3 or e4m3,e5m2)")
+    p.add_argument("--mul", default=None, help="multiplier operand format, or two as A,B (e.g. e4m3 or e4m3,e5m2)")
     p.add_argument(
         "--acc", default=None, help="accumulator format (e.g. e5m6, fp16, bf16, e6m9, fp32); required for mac and array"
     )
-    p.add_argument(
-        "--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)"
-    )
+    p.add_argument("--rounding", default=None, help="accumulation rounding: nearest or stochastic:K (default: nearest)")
     p.add_argument(
         "--product",
         default=None,
         help="round each product to this format first (unfused MAC, or a rounded multiplier; default: exact products)",
     )
     p.add_argument(
-        "--product-rounding", default="nearest", help="product rounding: nearest or stochastic:K (default: nearest)"
+        "--product-rounding", default=None, help="product rounding: nearest or stochastic:K (default: nearest)"
+    )
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="instead of --mul/--acc/--rounding: a training precision (a preset such as e4m3-sr or bf16, or a "
+        "precision .json/.yaml file); repeat it for more. The array executes every GEMM a training step of each "
+        "needs (forward, input and weight gradient), one mode per distinct arithmetic, chosen per job by in_mode",
     )
     p.add_argument(
         "--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)"
@@ -182,6 +233,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "manifest with the ports, formats, latency and random stream. Writes DIR/NAME.v and DIR/NAME.json, NAME "
         "(also the Verilog module's name) from the parameters, e.g. mac_e4m3_e5m6_sr8_2x2.",
         epilog="examples:\n  mpsim emit --mul e4m3 --acc e5m6 --rounding stochastic:8 --array 2x2\n"
+        "  mpsim emit --precision e4m3-sr --precision bf16 --array 8x8 --interleave 8\n"
         "  mpsim emit --unit multiplier --mul e4m3,e5m2 --lanes 16 --out my_designs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

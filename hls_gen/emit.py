@@ -25,6 +25,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
+from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, Port, format_entry
+from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
@@ -40,9 +42,6 @@ __all__ = [
     "emit",
     "load_manifest",
 ]
-
-#: Version of the manifest layout; bumped when a field changes meaning.
-MANIFEST_VERSION = 2
 
 #: Verilator ``-Wall`` warnings that the generated Verilog triggers by construction, reviewed and
 #: waived (``verilator --lint-only -Wall -Wno-<NAME> ...``); any other warning is a defect.
@@ -68,26 +67,12 @@ _PORT_DOCS = {
     "out_ready": "the reader takes the row (valid & ready)",
     "out_last": "the row is the tile's last (rows-1)",
     "out_row": "index of the row on out_data",
+    "in_mode": "the job's mode code (index into modes), the same on each of its beats",
+    "out_mode": "the mode code of the tile on out_data",
     "out_data": "row out_row of C: element c in bits [c*acc_bits, (c+1)*acc_bits)",
     "clk": "clock, rising edge",
     "rst": "synchronous reset, active high",
 }
-
-
-def _format_dict(fmt: FloatFormat) -> dict[str, Any]:
-    return {
-        "name": fmt.label,
-        "bits": fmt.bits,
-        "exp_bits": fmt.exp_bits,
-        "man_bits": fmt.man_bits,
-        "bias": fmt.exponent_bias,
-        "subnormals": fmt.subnormals,
-        "specials": fmt.specials,
-        "overflow": "saturate" if fmt.saturates else fmt.overflow,
-        "max_code": fmt.max_code,
-        "nan_code": fmt.nan_code,
-        "inf_code": fmt.inf_code,
-    }
 
 
 def array_gemm_config(
@@ -102,17 +87,26 @@ def array_gemm_config(
     )
 
 
+def _precision_token(precision: str) -> str:
+    """How a precision names a design: a preset as is, a file by its stem."""
+    return Path(precision).stem if precision.endswith((".json", ".yaml", ".yml")) else precision
+
+
 @dataclass(frozen=True)
 class ArrayConfig:
     """Everything that defines a generated MAC array (see :class:`hls_gen.array.MACArray`).
 
-    Formats and roundings are mpsim strings (``"e4m3"``, ``"stochastic:8"``);
-    ``product_format=None`` is a fused MAC. ``lfsr_taps=None`` takes
-    :data:`mpsim.randbits.LFSR_TAPS`. Checked when built (:meth:`build`).
+    One arithmetic (``a_format``, ``acc_format``, ...: mpsim strings such as
+    ``"e4m3"``, ``"stochastic:8"``; ``product_format=None`` is a fused MAC),
+    or several modes chosen per job at run time: ``precisions`` (preset names
+    or precision files: every GEMM a training step of each needs,
+    :func:`hls_gen.modes.training_modes`) or ``modes`` given directly.
+    ``lfsr_taps=None`` takes :data:`mpsim.randbits.LFSR_TAPS`. Checked when
+    built (:meth:`build`).
     """
 
-    a_format: str
-    acc_format: str
+    a_format: str | None = None
+    acc_format: str | None = None
     b_format: str | None = None
     product_format: str | None = None
     rounding: str = "nearest"
@@ -124,16 +118,37 @@ class ArrayConfig:
     lfsr_seed: int = 1
     lfsr_taps: tuple[int, ...] | None = field(default=None)
     interleave: int = 1
+    precisions: tuple[str, ...] = ()
+    modes: tuple[ArithMode, ...] = ()
+
+    @property
+    def arith_modes(self) -> tuple[ArithMode, ...]:
+        """The array's modes, by code (one for a single-arithmetic array); ``ValueError`` for a bad combination."""
+        single = self.a_format is not None or self.acc_format is not None
+        if sum((single, bool(self.precisions), bool(self.modes))) != 1:
+            raise ValueError(
+                "an array takes one arithmetic (a_format and acc_format), precisions, or modes: exactly one of them"
+            )
+        if self.precisions:
+            return training_modes(list(self.precisions))
+        if self.modes:
+            return tuple(self.modes)
+        if self.a_format is None or self.acc_format is None:
+            raise ValueError("an array of one arithmetic needs both a_format and acc_format")
+        return (
+            ArithMode(
+                a_format=self.a_format,
+                b_format=self.b_format,
+                acc_format=self.acc_format,
+                product_format=self.product_format,
+                rounding=self.rounding,
+                product_rounding=self.product_rounding,
+            ),
+        )
 
     def build(self) -> MACArray:
         """The array component (raises ``ValueError``/``TypeError`` for a configuration that cannot be built)."""
-        return MACArray(
-            a_format=self.a_format,
-            b_format=self.b_format or self.a_format,
-            acc_format=self.acc_format,
-            product_format=self.product_format,
-            rounding=self.rounding,
-            product_rounding=self.product_rounding,
+        geometry = dict(
             lfsr_width=self.lfsr_width,
             lfsr_seed=self.lfsr_seed,
             lfsr_taps=self.lfsr_taps,
@@ -142,6 +157,19 @@ class ArrayConfig:
             pipeline=self.pipeline,
             interleave=self.interleave,
         )
+        modes = self.arith_modes
+        if len(modes) > 1:
+            return MACArray(modes=modes, **geometry)  # type: ignore[arg-type]
+        mode = modes[0]
+        return MACArray(
+            a_format=mode.a_format,
+            b_format=mode.b_format or mode.a_format,
+            acc_format=mode.acc_format,
+            product_format=mode.product_format,
+            rounding=mode.rounding,
+            product_rounding=mode.product_rounding,
+            **geometry,  # type: ignore[arg-type]
+        )
 
     def _described(self) -> MACArray:
         """The array as a description only (checked, never elaborated)."""
@@ -149,19 +177,23 @@ class ArrayConfig:
 
     @property
     def gemm_config(self) -> GemmConfig:
-        """The arithmetic of the array as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
-        return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
+        """The arithmetic of a single-mode array as :func:`mpsim.qmatmul` takes it (``config=``)."""
+        modes = self.arith_modes
+        if len(modes) != 1:
+            raise ValueError(f"this array has {len(modes)} modes; take each mode's gemm_config")
+        return modes[0].gemm_config
 
     @property
     def name(self) -> str:
-        """File and module name from the parameters, e.g. ``mac_e4m3_e5m6_sr8_4x4``."""
+        """File and module name from the parameters, e.g. ``mac_e4m3_e5m6_sr8_4x4``, ``mac_e4m3-sr+bf16_8x8_il8``."""
         array = self._described()
         pe = array.pe
-        operands = pe.a_format.label if pe.b_format == pe.a_format else f"{pe.a_format.label}x{pe.b_format.label}"
-        parts = ["mac", operands, pe.acc_format.label]
-        if pe.product_format is not None:
-            parts.append(f"p{pe.product_format.label}{rounding_token(pe.product_rand_bits)}")
-        parts.append(rounding_token(pe.rand_bits))
+        if self.precisions:
+            parts = ["mac", "+".join(_precision_token(p) for p in self.precisions)]
+        elif len(pe.modes) > 1:
+            parts = ["mac", "modes", "+".join(mode.label for mode in pe.modes)]
+        else:
+            parts = ["mac", pe.modes[0].label]
         parts.append(f"{self.rows}x{self.cols}")
         if self.pipeline != 1:
             parts.append(f"pl{self.pipeline}")
@@ -173,11 +205,21 @@ class ArrayConfig:
         return _identifier("_".join(parts))
 
     def command(self, out: str | None = None) -> str:
-        """The ``mpsim emit`` command line that writes this configuration into folder ``out`` (None: its default)."""
-        operands = self.a_format if self.b_format in (None, self.a_format) else f"{self.a_format},{self.b_format}"
-        args = ["mpsim emit", f"--mul {operands}", f"--acc {self.acc_format}", f"--rounding {self.rounding}"]
-        if self.product_format is not None:
-            args += [f"--product {self.product_format}", f"--product-rounding {self.product_rounding}"]
+        """The ``mpsim emit`` command line that writes this configuration into folder ``out`` (None: its default).
+
+        Modes given directly (``modes=``) have no command line; the result
+        says so.
+        """
+        if self.modes:
+            return "(built from Python: hls_gen.emit.ArrayConfig(modes=...); no mpsim emit command line)"
+        args = ["mpsim emit"]
+        if self.precisions:
+            args += [f"--precision {p}" for p in self.precisions]
+        else:
+            operands = self.a_format if self.b_format in (None, self.a_format) else f"{self.a_format},{self.b_format}"
+            args += [f"--mul {operands}", f"--acc {self.acc_format}", f"--rounding {self.rounding}"]
+            if self.product_format is not None:
+                args += [f"--product {self.product_format}", f"--product-rounding {self.product_rounding}"]
         args += [f"--array {self.rows}x{self.cols}", f"--pipeline {self.pipeline}"]
         if self.interleave != 1:
             args.append(f"--interleave {self.interleave}")
@@ -188,119 +230,94 @@ class ArrayConfig:
             args.append(f"--out {out}")
         return " ".join(args)
 
-    def manifest(self, top: str, array: MACArray | None = None) -> dict[str, Any]:
-        """The JSON manifest of the design whose top module is ``top``."""
+    def manifest(self, top: str, array: MACArray | None = None) -> ArrayManifest:
+        """The manifest of the design whose top module is ``top``."""
         array = array or self._described()
         pe = array.pe
-        kp, ks = pe.product_rand_bits or 0, pe.rand_bits or 0
-        ports = []
-        for port_name in ("clk", "rst"):
-            ports.append({"name": port_name, "direction": "input", "width": 1, "description": _PORT_DOCS[port_name]})
+        ports = [Port("clk", "input", 1, _PORT_DOCS["clk"]), Port("rst", "input", 1, _PORT_DOCS["rst"])]
+        packing = {
+            "in_a": (array.rows, pe.a_bits),
+            "in_b": (array.cols, pe.b_bits),
+            "out_data": (array.cols, pe.acc_bits),
+        }
         for port_name, member in array.signature.members.items():
-            entry: dict[str, Any] = {
-                "name": port_name,
-                "direction": "input" if member.flow == Flow.In else "output",
-                "width": len(getattr(array, port_name)),
-                "description": _PORT_DOCS[port_name],
-            }
-            packing = {
-                "in_a": (array.rows, pe.a_format.bits),
-                "in_b": (array.cols, pe.b_format.bits),
-                "out_data": (array.cols, pe.acc_format.bits),
-            }.get(port_name)
-            if packing is not None:
-                entry["elements"] = {
-                    "count": packing[0],
-                    "width": packing[1],
-                    "order": "element 0 in the least significant bits",
-                }
-            ports.append(entry)
-        spec = array.lfsr
+            count, element = packing.get(port_name, (1, 0))
+            ports.append(
+                Port(
+                    port_name,
+                    "input" if member.flow == Flow.In else "output",
+                    len(getattr(array, port_name)),
+                    _PORT_DOCS[port_name],
+                    count,
+                    element,
+                )
+            )
+        uses = [mode.uses for mode in self.arith_modes]
+        modes = tuple(
+            ModeEntry(
+                code=i,
+                uses=uses[i],
+                a_format=mode.a_format,
+                b_format=mode.b_format,
+                acc_format=mode.acc_format,
+                product_format=mode.product_format,
+                rand_bits=mode.rand_bits,
+                product_rand_bits=mode.product_rand_bits,
+            )
+            for i, mode in enumerate(pe.modes)
+        )
         grid = array.random_source()
-        formats = {"a": _format_dict(pe.a_format), "b": _format_dict(pe.b_format), "acc": _format_dict(pe.acc_format)}
-        formats["product"] = None if pe.product_format is None else _format_dict(pe.product_format)
-        mul = "None" if pe.product_format is None else repr(pe.product_format.label)
-        return {
-            "manifest_version": MANIFEST_VERSION,
-            "generator": "hls_gen.emit",
-            "top": top,
-            "verilog": f"{top}.v",
-            "command": self.command(),
-            "config": {**asdict(self), "lfsr_taps": None if self.lfsr_taps is None else list(self.lfsr_taps)},
-            "formats": formats,
-            "arithmetic": {
-                "fused": pe.product_format is None,
-                "order": "sequential",
-                "accumulator_start": "+0",
-                "product_rounding": None if pe.product_format is None else rounding_string(pe.product_rand_bits),
-                "accumulator_rounding": rounding_string(pe.rand_bits),
-                "nan_output": "the format's nan_code (canonical; NaN sign and payload are not meaningful)",
-            },
-            "clock": {"name": "clk", "edge": "rising"},
-            "reset": {"name": "rst", "polarity": "high", "synchronous": True},
-            "ports": ports,
-            "protocol": {
+        sums = array.interleave
+        config = {**asdict(self), "lfsr_taps": None if self.lfsr_taps is None else list(self.lfsr_taps)}
+        config["precisions"] = list(self.precisions)
+        config["modes"] = [{**asdict(mode), "uses": list(mode.uses)} for mode in self.modes]
+        return ArrayManifest(
+            top=top,
+            verilog_file=f"{top}.v",
+            command=self.command(),
+            rows=array.rows,
+            cols=array.cols,
+            interleave=sums,
+            pipeline=pe.pipeline,
+            latency=array.latency,
+            lfsr=array.lfsr,
+            pe_seeds=tuple(tuple(row) for row in array.pe_seeds),
+            stride=grid.stride,
+            modes=modes,
+            ports={p.name: p for p in ports},
+            protocol={
                 "input": (
                     "beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] on in_a and B[t, :] on in_b; "
                     "it moves when in_valid and in_ready are high; in_last marks t = K-1"
-                    if array.interleave == 1
-                    else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{array.interleave}"
-                    f" + l (t = 0..K-1, l = 0..{array.interleave - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
+                    if sums == 1
+                    else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{sums}"
+                    f" + l (t = 0..K-1, l = 0..{sums - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
                     "B[t, :] on in_b; it moves when in_valid and in_ready are high; in_last marks the beats of t = "
                     "K-1; inside a job, after a cycle without a beat, in_ready stays low until that beat's sum comes "
-                    f"round (at most {array.interleave - 1} cycles)"
-                ),
+                    f"round (at most {sums - 1} cycles)"
+                )
+                + ("" if len(modes) == 1 else "; in_mode carries the job's mode code on each of its beats"),
                 "output": f"a finished job leaves as {array.tile_rows} beats, row r of C on out_data with out_row = "
-                f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}",
+                f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}"
+                + ("" if len(modes) == 1 else "; out_mode is the job's mode code, each element in the low bits"),
                 "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid"
-                if array.interleave == 1
+                if sums == 1
                 else "low while a finished job waits for the output buffer, and inside a job after a cycle without a "
                 "beat until that beat's sum comes round; it does not depend on in_valid in the same cycle",
             },
-            "latency": {
-                "last_beat_to_out_valid": array.latency,
-                "pipeline_registers": pe.pipeline,
-                "interleave": array.interleave,
-                "beats_per_job": "K (one per reduction step), back to back"
-                if array.interleave == 1
-                else f"K * {array.interleave} (each step once per sum), back to back",
-                "output_beats_per_job": array.tile_rows,
-            },
-            "random": {
-                "kind": "mpsim.randbits.LFSRGrid",
-                "lfsr": {
-                    "width": spec.width,
-                    "seed": spec.seed,
-                    "taps": list(spec.tap_positions),
-                    "mask": spec.mask,
-                    "step": "out = s & 1; s >>= 1; if out: s ^= mask",
-                    "bit_order": "first bit shifted out is the most significant bit of a draw",
-                },
-                "pe_seeds": array.pe_seeds,
-                "pe_seed_rule": "PE (r, c) starts where the base LFSR is after (r*cols + c) * stride steps",
-                "stride": grid.stride,
-                "steps_per_beat": kp + ks,
-                "product_bits": kp,
-                "sum_bits": ks,
-                "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum; "
-                "every PE steps on every accepted beat and never otherwise",
-            },
-            "reference": (
-                f"mpsim.qmatmul(A, B, mul={mul}, acc={pe.acc_format.label!r}, "
-                f"rounding={rounding_string(pe.rand_bits)!r}, mul_rounding={self.product_rounding!r}, "
-                f"order='sequential', seed=mpsim.randbits.LFSRGrid({spec.width}, {spec.seed}, "
-                f"{None if spec.taps is None else tuple(spec.taps)}, rows={array.rows}, cols={array.cols}"
-                + (f", interleave={array.interleave}" if array.interleave != 1 else "")
-                + "))"
-            ),
-        }
+            config=config,
+        )
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> ArrayConfig:
+    def from_manifest(cls, manifest: ArrayManifest | dict[str, Any]) -> ArrayConfig:
         """The configuration a manifest was written from."""
-        config = dict(manifest["config"])
+        config = dict(manifest.config if isinstance(manifest, ArrayManifest) else manifest["config"])
         if config.get("lfsr_taps") is not None:
             config["lfsr_taps"] = tuple(config["lfsr_taps"])
+        config["precisions"] = tuple(config.get("precisions", ()))
+        config["modes"] = tuple(
+            ArithMode(**{**m, "uses": tuple(m.get("uses", ()))}) for m in config.get("modes", ())
+        )
         return cls(**config)
 
 
@@ -489,9 +506,9 @@ class MultiplierConfig:
             "command": self.command(),
             "config": asdict(self),
             "formats": {
-                "a": _format_dict(unit.a_format),
-                "b": _format_dict(unit.b_format),
-                "product": None if unit.out_format is None else _format_dict(unit.out_format),
+                "a": format_entry(unit.a_format),
+                "b": format_entry(unit.b_format),
+                "product": None if unit.out_format is None else format_entry(unit.out_format),
             },
             "arithmetic": {
                 "exact": unit.out_format is None,
@@ -555,10 +572,11 @@ def emit(config: ArrayConfig | MultiplierConfig, out: str | Path, *, command: st
         f"// Manifest (ports, formats, latency, random stream): {top}.json\n"
     )
     manifest = config.manifest(top, array)  # type: ignore[arg-type]
+    content = manifest.to_json() if isinstance(manifest, ArrayManifest) else manifest
     out.parent.mkdir(parents=True, exist_ok=True)
     v_path, j_path = out.with_name(f"{out.name}.v"), out.with_name(f"{out.name}.json")
     v_path.write_text(header + text)
-    j_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    j_path.write_text(json.dumps(content, indent=2) + "\n")
     return v_path, j_path
 
 

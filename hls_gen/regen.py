@@ -20,7 +20,8 @@ __all__ = ["PRESETS", "RTL_DIR", "differences", "generate"]
 RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
 
 #: The preset configurations: FP8 (e4m3) MACs with FP12 (e5m6) and FP16
-#: accumulation, nearest and stochastic (8 random bits), and a 4x4 array, one-cycle and pipelined (8 sums per PE).
+#: accumulation, nearest and stochastic (8 random bits), a 4x4 array, one-cycle and pipelined (8 sums per PE), and a
+#: 2x2 training array with the modes of e4m3-sr and bf16 (four GEMM arithmetics, chosen per job).
 PRESETS: tuple[ArrayConfig, ...] = (
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="nearest"),
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"),
@@ -28,6 +29,7 @@ PRESETS: tuple[ArrayConfig, ...] = (
     ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8"),
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4),
     ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=4, interleave=8),
+    ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=8),
 )
 
 

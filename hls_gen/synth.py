@@ -134,7 +134,7 @@ _CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
 CACHE_VERSION = 1
 
 # The sources that decide the generated datapath; their digest is part of every cache key.
-_DATAPATH_SOURCES = ("arith.py", "accumulator.py", "multiplier.py", "mac.py", "array.py", "lfsr.py")
+_DATAPATH_SOURCES = ("arith.py", "accumulator.py", "multiplier.py", "mac.py", "array.py", "lfsr.py", "modes.py")
 
 
 class ToolError(RuntimeError):
@@ -302,6 +302,11 @@ def _config_dict(config: ArrayConfig) -> dict[str, Any]:
     data = asdict(config)
     if data["interleave"] == 1:  # the field is newer than the cache: one-cycle designs keep their keys
         del data["interleave"]
+    for newer in ("precisions", "modes"):  # likewise for single-arithmetic designs
+        if not data[newer]:
+            del data[newer]
+        else:
+            data[newer] = [m if isinstance(m, str) else {**m, "uses": list(m["uses"])} for m in data[newer]]
     data["lfsr_taps"] = None if config.lfsr_taps is None else list(config.lfsr_taps)
     return data
 
@@ -419,7 +424,9 @@ def estimate_seconds(tool: str, config: ArrayConfig) -> tuple[float, str]:
     from hls_gen.spec import described
 
     pe = described(config.build()).pe
-    bits = pe.acc_format.bits + (pe.rand_bits or 0) + (pe.product_rand_bits or 0)
+    # Each distinct accumulator rounder adds its width; the shared datapath is counted once.
+    rounders = {(m.acc_format, m.rand_bits) for m in pe.modes}
+    bits = sum(f.bits + (k or 0) for f, k in rounders) + max(m.product_rand_bits or 0 for m in pe.modes)
     pes = config.rows * config.cols
     size = f"{pes} PE{'s' if pes != 1 else ''} x {bits} bits"
     return SECONDS_PER_PE_BIT[tool] * pes * bits, f"from the design's size: {size}"

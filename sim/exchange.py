@@ -67,6 +67,8 @@ class BenchResult:
     protocol_errors: list[str] = field(default_factory=list)
     timeout: str | None = None
     latency: int | None = None
+    mode_results: list[int] = field(default_factory=list)  # checked results per mode code (multi-mode arrays)
+    mode_switches: int = 0  # jobs whose mode differs from the job before, back to back
 
     @property
     def passed(self) -> bool:

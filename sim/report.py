@@ -38,6 +38,8 @@ class Report:
     log: str
     stimulus: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    mode_results: list[int] = field(default_factory=list)
+    mode_switches: int = 0
 
     @property
     def cycles_per_s(self) -> float:
@@ -67,6 +69,9 @@ class Report:
             f"{self.cycles_per_s:,.0f} cycles/s, {self.macs_per_s:,.0f} MACs/s",
             f"  build        {build}; run {self.run_s:.1f} s (simulator start, vectors, reference, bench)",
         ]
+        if len(self.mode_results) > 1:
+            per_mode = ", ".join(f"mode {i}: {n:,}" for i, n in enumerate(self.mode_results))
+            lines.append(f"  modes        {per_mode} results; {self.mode_switches:,} jobs switch mode back to back")
         if self.latency is not None:
             lines.append(f"  latency      {self.latency} cycles (last beat to out_valid)")
         if self.error:

@@ -433,6 +433,8 @@ def cosimulate(
         log=str(log_file),
         stimulus=asdict(stimulus),
         error=error,
+        mode_results=res.mode_results,
+        mode_switches=res.mode_switches,
     )
     if not progress:
         log(f"run: {'passed' if report.passed else 'FAILED'} in {seconds:.1f} s")

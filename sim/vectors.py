@@ -210,6 +210,7 @@ class Job:
     row_tile: int
     col_tile: int
     k: int
+    mode: int = 0
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class ArrayVectors:
     in_a: list[int]
     in_b: list[int]
     in_last: list[int]
+    in_mode: list[int]
     jobs: list[Job]
     want: np.ndarray
     valid: np.ndarray
@@ -285,7 +287,12 @@ def tile_jobs(
 
 
 def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
-    """Random products (edge values, exact cancellations) tiled into jobs, with ``mpsim.qmatmul``'s tiles."""
+    """Random products (edge values, exact cancellations) tiled into jobs, with ``mpsim.qmatmul``'s tiles.
+
+    A multi-mode array's products take the modes in turn (product ``i`` in
+    mode ``i mod modes``), so every product boundary switches mode back to
+    back; the random source carries on across them, as the hardware's does.
+    """
     rng = np.random.default_rng(stimulus.seed)
     grid = design.random_source()  # carries on from product to product, as the hardware does
     rows, cols, sums = design.tile_rows, design.cols, design.interleave
@@ -293,25 +300,28 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
     in_a: list[int] = []
     in_b: list[int] = []
     in_last: list[int] = []
+    in_mode: list[int] = []
     jobs: list[Job] = []
     tiles_want: list[np.ndarray] = []
     tiles_valid: list[np.ndarray] = []
     a_list, b_list = [], []
     for index, (batch, m, k, n) in enumerate(_shapes(design, stimulus, rng)):
-        a = operand_codes(rng, design.a_format, (batch, m, k), special_rate=0.005)
-        b = operand_codes(rng, design.b_format, (batch, k, n), special_rate=0.005)
+        code = index % len(design.modes)
+        mode = design.modes[code]
+        a = operand_codes(rng, mode.a_format, (batch, m, k), special_rate=0.005)
+        b = operand_codes(rng, mode.b_format, (batch, k, n), special_rate=0.005)
         if k > 1:  # a fifth of the steps cancel the step before exactly (acc + p - p)
             cancel = rng.random((batch, k - 1)) < 0.2
             if m == 1 and n == 1:
                 a[:, 0, 1:] = np.where(cancel, a[:, 0, :-1], a[:, 0, 1:])
-                b[:, 1:, 0] = np.where(cancel, b[:, :-1, 0] ^ (1 << (design.b_format.bits - 1)), b[:, 1:, 0])
+                b[:, 1:, 0] = np.where(cancel, b[:, :-1, 0] ^ (1 << (mode.b_format.bits - 1)), b[:, 1:, 0])
         c = mpsim.qmatmul(
-            mpsim.decode(design.a_format, a),
-            mpsim.decode(design.b_format, b),
-            config=design.gemm_config,
+            mpsim.decode(mode.a_format, a),
+            mpsim.decode(mode.b_format, b),
+            config=mode.gemm_config,
             seed=grid,
         )
-        codes = canonical_codes(c, design.acc_format).reshape(batch, m, n)
+        codes = canonical_codes(c, mode.acc_format).reshape(batch, m, n)
         a_list.append(a)
         b_list.append(b)
         for (z, ti, tj), at, bt in tile_jobs(a, b, rows, cols):
@@ -320,6 +330,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
                     in_a.append(pa.pack(at[sl * design.rows : (sl + 1) * design.rows, t].tolist()))
                     in_b.append(pb.pack(bt[t, :].tolist()))
                     in_last.append(int(t == k - 1))
+                    in_mode.append(code)
             want = np.zeros((rows, cols), np.int64)
             valid = np.zeros((rows, cols), bool)
             block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
@@ -327,9 +338,9 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
             valid[: block.shape[0], : block.shape[1]] = True
             tiles_want.append(want)
             tiles_valid.append(valid)
-            jobs.append(Job(index, z, ti, tj, k))
+            jobs.append(Job(index, z, ti, tj, k, code))
     want = np.stack(tiles_want)
     valid = np.stack(tiles_valid)
     flat = want[valid]
     want[valid] = _flip(flat, stimulus.flip)
-    return ArrayVectors(in_a, in_b, in_last, jobs, want, valid, a_list, b_list)
+    return ArrayVectors(in_a, in_b, in_last, in_mode, jobs, want, valid, a_list, b_list)

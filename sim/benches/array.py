@@ -29,7 +29,11 @@ def _codes(codes: np.ndarray) -> str:
 
 def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: BenchResult) -> None:
     """Compare every real (not padding) element with mpsim's; describe the first mismatches."""
-    ok = same_codes(got, vectors.want, design.acc_format) | ~vectors.valid
+    ok = vectors.valid.copy()
+    for j, job in enumerate(vectors.jobs):
+        acc = design.modes[job.mode].acc_format
+        ok[j] = same_codes(got[j], vectors.want[j], acc)
+    ok |= ~vectors.valid
     bad = np.argwhere(~ok)
     result.mismatch_count = len(bad)
     order = np.cumsum(vectors.valid.reshape(-1)).reshape(vectors.valid.shape) - 1  # index among checked elements
@@ -40,13 +44,15 @@ def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: 
         b_col = vectors.b_codes[job.product][job.batch, :, j_col]
         inputs = {"A row": _codes(a_row), "B column": _codes(b_col)}
         pe = f"PE {r % design.rows},{c}" + (f", sum {r // design.rows}" if design.interleave > 1 else "")
-        where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] ({pe}), K={job.k}"
+        mode = f", mode {job.mode}" if len(design.modes) > 1 else ""
+        where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] ({pe}), K={job.k}{mode}"
+        acc = design.modes[job.mode].acc_format
         result.mismatches.append(
             mismatch_record(
                 int(order[j, r, c]),
                 where,
-                design.acc_format,
-                design.acc_format.bits,
+                acc,
+                acc.bits,
                 int(got[j, r, c]),
                 int(vectors.want[j, r, c]),
                 inputs,
@@ -75,6 +81,8 @@ async def array_matches_mpsim(dut) -> None:
     dut.in_last.value = 0
     dut.in_a.value = 0
     dut.in_b.value = 0
+    if design.mode_bits:
+        dut.in_mode.value = 0
     dut.out_ready.value = 0
     for _ in range(2):
         await RisingEdge(dut.clk)
@@ -82,8 +90,13 @@ async def array_matches_mpsim(dut) -> None:
     dut.rst.value = 0
 
     fall = FallingEdge(dut.clk)
-    out: list[tuple[int, int, int]] = []
+    out: list[tuple[int, int, int, int]] = []
     result = BenchResult(checked=vectors.checked, macs=vectors.macs)
+    result.mode_results = [
+        int(sum(vectors.valid[j].sum() for j, job in enumerate(vectors.jobs) if job.mode == code))
+        for code in range(len(design.modes))
+    ]
+    result.mode_switches = sum(a.mode != b.mode for a, b in zip(vectors.jobs, vectors.jobs[1:]))
     beat, cycle, idle = 0, 0, 0
     last_in_cycle, first_out_cycle = None, None
     valid_now, ready_now = 0, 0
@@ -97,6 +110,8 @@ async def array_matches_mpsim(dut) -> None:
             dut.in_a.value = vectors.in_a[beat]
             dut.in_b.value = vectors.in_b[beat]
             dut.in_last.value = vectors.in_last[beat]
+            if design.mode_bits:
+                dut.in_mode.value = vectors.in_mode[beat]
         if offer != valid_now:
             dut.in_valid.value = valid_now = offer
         if take != ready_now:
@@ -105,7 +120,8 @@ async def array_matches_mpsim(dut) -> None:
         if out_valid and first_out_cycle is None:
             first_out_cycle = cycle
         if out_valid and take:
-            out.append((int(dut.out_row.value), int(dut.out_data.value), int(dut.out_last.value)))
+            out_mode = int(dut.out_mode.value) if design.mode_bits else 0
+            out.append((int(dut.out_row.value), int(dut.out_data.value), int(dut.out_last.value), out_mode))
             progress = True
         if offer and in_ready:
             if beat == vectors.jobs[0].k * design.interleave - 1:  # the first job's final beat
@@ -133,12 +149,13 @@ async def array_matches_mpsim(dut) -> None:
     width = design.ports["out_data"].element_width
     mask = (1 << width) - 1
     got = np.zeros(vectors.want.shape, dtype=np.int64)
-    for n, (row, data, last) in enumerate(out):
+    for n, (row, data, last, out_mode) in enumerate(out):
         j, r = divmod(n, rows)
-        if (row, last) != (r, int(r == rows - 1)) and len(result.protocol_errors) < SHOWN_MISMATCHES:
+        expected = (r, int(r == rows - 1), vectors.jobs[j].mode)
+        if (row, last, out_mode) != expected and len(result.protocol_errors) < SHOWN_MISMATCHES:
             result.protocol_errors.append(
-                f"output beat {n} (job {j}): out_row={row}, out_last={last}; "
-                f"expected row {r}, last={int(r == rows - 1)}"
+                f"output beat {n} (job {j}): out_row={row}, out_last={last}, out_mode={out_mode}; "
+                f"expected row {r}, last={expected[1]}, mode {expected[2]}"
             )
         got[j, r] = [(data >> (c * width)) & mask for c in range(design.cols)]
     if result.timeout is None:

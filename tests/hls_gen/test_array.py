@@ -109,8 +109,9 @@ def run_array(
 
 def reference(manifest: dict, a_codes: np.ndarray, b_codes: np.ndarray) -> np.ndarray:
     """mpsim.qmatmul with the manifest's formats, roundings and random stream."""
-    fmt = {k: None if v is None else mpsim.parse_format(v["name"]) for k, v in manifest["formats"].items()}
-    arith = manifest["arithmetic"]
+    (mode,) = manifest["modes"]
+    fmt = {k: None if v is None else mpsim.parse_format(v["name"]) for k, v in mode["formats"].items()}
+    arith = mode["arithmetic"]
     lfsr = manifest["random"]["lfsr"]
     grid = LFSRGrid(
         lfsr["width"],
@@ -201,7 +202,7 @@ ARRAYS = {
 def test_array_matches_qmatmul(name: str) -> None:
     config, (batch, m, k_dim, n), in_rate, out_rate = ARRAYS[name]
     dut = config.build()
-    manifest = config.manifest("dut", dut)
+    manifest = config.manifest("dut", dut).to_json()
     rng = np.random.default_rng(len(name))
     a = operand_codes(rng, dut.pe.a_format, (batch, m, k_dim), special_rate=0.005)
     b = operand_codes(rng, dut.pe.b_format, (batch, k_dim, n), special_rate=0.005)
@@ -222,7 +223,7 @@ def test_latency_is_the_manifests(pipeline: int, interleave: int) -> None:
         interleave=interleave,
     )
     dut = config.build()
-    manifest = config.manifest("dut", dut)
+    manifest = config.manifest("dut", dut).to_json()
     rng = np.random.default_rng(0)
     a = operand_codes(rng, dut.pe.a_format, (1, 2 * interleave, 3))
     b = operand_codes(rng, dut.pe.b_format, (1, 3, 4))

@@ -56,7 +56,8 @@ def test_manifest_describes_the_design() -> None:
         cols=3,
         pipeline=2,
     )
-    m = config.manifest("top")
+    m = config.manifest("top").to_json()
+    (mode,) = m["modes"]
     assert m["manifest_version"] == MANIFEST_VERSION and m["top"] == "top" and m["verilog"] == "top.v"
     ports = {p["name"]: p for p in m["ports"]}
     assert ports["in_a"]["width"] == 2 * 8 and ports["in_a"]["elements"]["count"] == 2
@@ -71,7 +72,7 @@ def test_manifest_describes_the_design() -> None:
         "in_b",
         "out_ready",
     }
-    assert m["formats"]["acc"] | {} == {
+    assert mode["formats"]["acc"] | {} == {
         "name": "e5m6",
         "bits": 12,
         "exp_bits": 5,
@@ -85,11 +86,11 @@ def test_manifest_describes_the_design() -> None:
         "inf_code": 0x7C0,
     }
     random = m["random"]
-    assert (random["product_bits"], random["sum_bits"], random["steps_per_beat"]) == (3, 8, 11)
+    assert (mode["random"]["product_bits"], mode["random"]["sum_bits"], random["steps_per_beat"]) == (3, 8, 11)
     assert random["pe_seeds"] == LFSRGrid(32, 1, rows=2, cols=3).seeds.tolist()
     assert random["lfsr"]["mask"] == sum(1 << (t - 1) for t in random["lfsr"]["taps"])
     assert m["latency"]["last_beat_to_out_valid"] == 4
-    assert m["arithmetic"] == {
+    assert mode["arithmetic"] == {
         "fused": False,
         "order": "sequential",
         "accumulator_start": "+0",

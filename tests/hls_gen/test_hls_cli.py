@@ -22,7 +22,7 @@ def test_emit_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     name = out / "mac_e4m3_e5m6_sr8_2x2"
     assert capsys.readouterr().out.strip() == f"wrote {name}.v and {name}.json"
     manifest = json.loads(name.with_suffix(".json").read_text())
-    assert manifest["config"]["rows"] == 2 and manifest["formats"]["acc"]["name"] == "e5m6"
+    assert manifest["config"]["rows"] == 2 and manifest["modes"][0]["formats"]["acc"]["name"] == "e5m6"
     assert manifest["command"] == (
         "mpsim emit --mul e4m3 --acc e5m6 --rounding stochastic:8 --array 2x2 --pipeline 1 --lfsr-width 32 "
         "--lfsr-seed 1"
@@ -79,6 +79,60 @@ def test_lfsr_seed(tmp_path: Path) -> None:
 def test_emit_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emit", *args, "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.strip() == message
+    assert not list(tmp_path.iterdir())
+
+
+def test_emit_precisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two training precisions: one array with a mode per distinct GEMM arithmetic, listed in the manifest."""
+    args = ["emit", "--precision", "e4m3-sr", "--precision", "bf16", "--array", "2x2", "--interleave", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    name = tmp_path / "mac_e4m3_sr_bf16_2x2_il4"
+    assert capsys.readouterr().out.strip() == f"wrote {name}.v and {name}.json"
+    manifest = json.loads(name.with_suffix(".json").read_text())
+    assert [
+        (m["formats"]["a"]["name"], m["formats"]["b"]["name"], m["formats"]["acc"]["name"]) for m in manifest["modes"]
+    ] == [("e4m3", "e4m3", "fp16"), ("e5m2", "e4m3", "fp16"), ("e4m3", "e5m2", "fp16"), ("bf16", "bf16", "bf16")]
+    assert manifest["command"].startswith("mpsim emit --precision e4m3-sr --precision bf16 --array 2x2 ")
+    # The recorded command writes the same design again.
+    again = tmp_path / "again"
+    assert main([*shlex.split(manifest["command"])[1:], "--out", str(again)]) == 0
+    assert strip_header(again / f"{name.name}.v") == strip_header(name.with_suffix(".v"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--precision", "e4m3-sr", "--mul", "e4m3"],
+            "--precision names the modes' formats and roundings; drop --mul e4m3",
+        ),
+        (
+            ["--precision", "e4m3-sr", "--rounding", "nearest"],
+            "--precision names the modes' formats and roundings; drop --rounding nearest",
+        ),
+        (
+            ["--precision", "fp32"],
+            "precision 'fp32': its forward GEMM is left to torch in fp32 (emulate=False); "
+            "the hardware needs an accumulator format and a rounding",
+        ),
+        (["--precision", "bf16", "--precision", "bf16"], "--precision bf16 is given twice"),
+        (["--precision", "missing.yaml"], "--precision missing.yaml: "),
+        (
+            ["--precision", "bf16", "--unit", "multiplier"],
+            "--precision is for a MAC or an array, not --unit multiplier",
+        ),
+        (
+            ["--precision", "e4m3-sr", "--precision", "bf16", "--interleave", "17"],
+            "MAC interleave must be 1..16, not 17",
+        ),
+    ],
+)
+def test_emit_precision_errors(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["emit", *args, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mpsim emit: error: {message}") and "\n" not in err
     assert not list(tmp_path.iterdir())
 
 

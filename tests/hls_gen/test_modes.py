@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 import mpsim
 from hls_gen.array import MACArray
 from hls_gen.modes import ArithMode, check_modes, training_modes
+from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import canonical_codes, operand_codes
 from tests.conftest import stable_seed
@@ -143,3 +144,102 @@ def test_jobs_switching_modes_match_qmatmul(
     for j, ((mode, tile), expected) in enumerate(zip(got, want)):
         bad = np.argwhere(tile != expected)
         assert bad.size == 0, f"job {j} (mode {mode}): {len(bad)} outputs differ, first at {bad[0]}"
+
+
+def test_training_modes_of_presets() -> None:
+    """e4m3-sr needs three GEMM kinds (e5m2 gradients on either side), bf16 one arithmetic for all three."""
+    modes = training_modes(["e4m3-sr", "bf16"])
+    assert [(m.a_format, m.b_format, m.acc_format, m.rounding) for m in modes] == [
+        ("e4m3", "e4m3", "fp16", "stochastic:8"),
+        ("e5m2", "e4m3", "fp16", "stochastic:8"),
+        ("e4m3", "e5m2", "fp16", "stochastic:8"),
+        ("bf16", "bf16", "bf16", "nearest"),
+    ]
+    assert modes[3].uses == ("bf16/forward", "bf16/grad_input", "bf16/grad_weight")
+    assert training_modes(["e4m3", "e4m3-sr"])[0].uses == ("e4m3/forward",)  # nearest and SR: different modes
+    assert len(training_modes(["e4m3", "e4m3-sr"])) == 6
+
+
+def test_training_modes_of_a_file_with_overrides(tmp_path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(
+        "default:\n  weight: e4m3\n  activation: e4m3\n  grad: e5m2\n"
+        "  forward: {acc: e5m6, rounding: 'stochastic:6'}\n"
+        "  grad_input: {acc: fp16, rounding: 'stochastic:8'}\n"
+        "  grad_weight: {acc: fp16, rounding: 'stochastic:8', mul: bf16}\n"
+        "overrides:\n  head:\n    weight: bf16\n    activation: bf16\n    grad: bf16\n"
+        "    forward: {acc: bf16}\n    grad_input: {acc: bf16}\n    grad_weight: {acc: bf16}\n"
+    )
+    modes = training_modes([str(path)])
+    assert len(modes) == 4
+    assert modes[2].product_format == "bf16" and modes[2].b_format == "e5m2"
+    assert modes[3].uses == tuple(f"{path}[head]/{k}" for k in ("forward", "grad_input", "grad_weight"))
+
+
+@pytest.mark.parametrize(
+    "precisions, message",
+    [
+        (["fp32"], r"^precision 'fp32': its forward GEMM is left to torch in fp32 \(emulate=False\); "),
+        (["nope"], r"^unknown precision 'nope': expected one of "),
+    ],
+)
+def test_training_modes_refuses(precisions: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        training_modes(precisions)
+
+
+@pytest.mark.parametrize(
+    "modes, error, message",
+    [
+        (
+            (ArithMode("e4m3", "fp16"), ArithMode("e4m3", "fp16", b_format="e4m3")),
+            ValueError,
+            r"^modes 0 and 1 are the same arithmetic ",
+        ),
+        (
+            (ArithMode("e4m3", "fp16"), ArithMode("fp32", "fp32")),
+            ValueError,
+            r"^mode 1 \(fp32\): multiplier operand format a must be at most 16 bits wide, not fp32 \(32 bits\)",
+        ),
+        (
+            (ArithMode("e4m3", "fp16"), ArithMode("e4m3", "q8.8")),
+            ValueError,
+            r"^mode 1 \(e4m3\): accumulator format must be a floating-point format, not fixed-point",
+        ),
+        (
+            (ArithMode("e4m3", "fp16"), ArithMode("e4m3", "bf16", rounding="stochastic")),
+            ValueError,
+            r"^mode 1 \(e4m3\): accumulator rounding must give its random bits, 'stochastic:K'",
+        ),
+        (
+            (ArithMode("e4m3", "fp16"), ArithMode("e4m3", "bf16", rounding="stochastic:40")),
+            ValueError,
+            r"^mode 1 \(e4m3\): accumulator rounding takes 40 random bits, more than the 32-bit LFSR holds$",
+        ),
+        (
+            tuple(ArithMode("e4m3", f"e5m{m}") for m in range(2, 20)),
+            ValueError,
+            r"^an array executes 1\.\.16 modes, not 18$",
+        ),
+        (("e4m3",), TypeError, r"^modes must be a sequence of hls_gen.modes.ArithMode"),
+    ],
+)
+def test_unbuildable_modes_fail_before_elaboration(modes: tuple, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        MACArray(modes=modes, rows=2, cols=2)
+
+
+def test_modes_or_formats_not_both() -> None:
+    with pytest.raises(TypeError, match=r"^a MAC takes modes or one mode's formats and roundings, not both"):
+        MACArray(modes=E4M3_SR_BF16, a_format="e4m3", rows=1, cols=1)
+
+
+def test_ports_are_sized_for_the_widest_mode() -> None:
+    array = described(MACArray(modes=E4M3_SR_BF16, rows=2, cols=3, interleave=2))
+    assert len(array.in_a) == 2 * 16 and len(array.in_b) == 3 * 16 and len(array.out_data) == 3 * 16
+    assert len(array.in_mode) == 2 and len(array.out_mode) == 2  # four modes
+    assert array.pe.lfsr_steps == 8 and [m.lfsr_steps for m in array.pe.modes] == [8, 8, 8, 0]
+    with pytest.raises(ValueError, match=r"^this MAC has 4 modes; read its formats per mode from \.modes$"):
+        _ = array.pe.acc_format
+    single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="fp16", rows=2, cols=3))
+    assert not hasattr(single, "in_mode") and single.pe.mode_bits == 0

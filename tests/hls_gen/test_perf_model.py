@@ -57,7 +57,7 @@ def stream(dut, beats: list[tuple[int, int, int]], out_beats: int) -> tuple[int,
 def simulated_cycles(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[int, np.ndarray]:
     """Stream every tile of ``a @ b`` through the array; the cycles and the result codes (the layer really ran)."""
     dut = config.build()
-    manifest = config.manifest("dut", dut)
+    manifest = config.manifest("dut", dut).to_json()
     pe_rows, cols, sums = config.rows, config.cols, config.interleave
     rows = pe_rows * sums  # of a job's tile
     jobs = tiles(manifest, a_codes, b_codes)
@@ -148,7 +148,7 @@ def test_cycles_equal_the_simulated_array(name: str) -> None:
     x = torch.randn(shape)
     a, b = layer_operands(layer, x, fmt)
     got_cycles, got = simulated_cycles(config, a, b)
-    want = reference(config.manifest("dut", described_array), a, b)
+    want = reference(config.manifest("dut", described_array).to_json(), a, b)
     assert np.array_equal(mpsim.decode(described_array.pe.acc_format, got), want.astype(np.float32), equal_nan=True)
     cost = estimate(spec, config, fmax_mhz=100.0, batch=batch)
     assert cost.layers[0].gemm[:3] == (a.shape[1], a.shape[2], b.shape[2])  # the model's GEMM is the layer's

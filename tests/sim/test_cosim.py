@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hls_gen.emit import ArrayConfig, MultiplierConfig, emit
+from hls_gen.modes import ArithMode
 from hls_gen.regen import RTL_DIR
 from mpsim.cli import main
 from sim.runner import cosimulate, simulator_available
@@ -105,6 +106,59 @@ def test_interleaved_arrays(config: ArrayConfig, designs: Path, cosim_cache: Pat
     assert report.passed, report.format()
     assert report.vectors_checked > 100 and report.mismatches == 0
     assert report.latency == json.loads(manifest.read_text())["latency"]["last_beat_to_out_valid"]
+
+
+MODE_ARRAYS = [
+    (ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=4), "verilator"),
+    (ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=4), "icarus"),
+    (
+        ArrayConfig(
+            modes=(
+                ArithMode(
+                    "e4m3",
+                    "e5m6",
+                    b_format="e5m2",
+                    product_format="e5m6",
+                    rounding="stochastic:6",
+                    product_rounding="stochastic:3",
+                ),
+                ArithMode("fp16", "fp16", product_format="bf16"),
+                ArithMode("e2m1", "e6m9", rounding="stochastic:4"),
+            ),
+            rows=1,
+            cols=3,
+            pipeline=2,
+            lfsr_width=24,
+            lfsr_seed=5,
+        ),
+        "verilator",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config, simulator",
+    [pytest.param(c, s, marks=ICARUS if s == "icarus" else (), id=f"{c.name}-{s}") for c, s in MODE_ARRAYS],
+)
+def test_modes_switching_job_by_job(
+    config: ArrayConfig, simulator: str, designs: Path, cosim_cache: Path, tmp_path: Path
+) -> None:
+    """A multi-mode array: products take the modes in turn, so jobs switch mode back to back; every mode checked."""
+    _, manifest = emit(config, designs / config.name)
+    report = cosimulate(
+        manifest,
+        simulator=simulator,
+        stimulus=Stimulus(seed=9, steps=2_500, backpressure=0.2),
+        opt="O0",
+        cache_dir=cosim_cache,
+        run_dir=tmp_path,
+    )
+    assert report.passed, report.format()
+    modes = len(json.loads(manifest.read_text())["modes"])
+    assert len(report.mode_results) == modes and min(report.mode_results) > 20, report.format()
+    assert report.mode_switches >= modes, report.format()
+    assert "jobs switch mode back to back" in report.format()
 
 
 @pytest.mark.slow

@@ -54,7 +54,8 @@ def test_an_emitted_design_is_pointed_to(
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("--acc e5m6", "bad mpsim emit options '--acc e5m6': the following arguments are required: --mul"),
+        ("--acc e5m6", "--mul (the operand formats) or --precision (modes of training precisions) is required"),
+        ("--precision e4m3-sr --acc fp16", "--precision names the modes' formats and roundings; drop --acc fp16"),
         ("--mul e4m3", "--acc is required for --unit array"),
         (
             "--mul e4m3 --acc e5m6 --array 0x1",

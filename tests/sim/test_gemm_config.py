@@ -18,10 +18,11 @@ MANIFESTS = sorted(RTL_DIR.glob("*.json"))
 @pytest.mark.parametrize("path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
 def test_manifest_and_generator_give_one_gemm_config(path: Path) -> None:
     manifest = load_manifest(path)
-    config = read_manifest(path).gemm_config
-    generator = ArrayConfig(**{k: v for k, v in manifest["config"].items() if k != "lfsr_taps"}).gemm_config
+    (mode,) = read_manifest(path).modes
+    config = mode.gemm_config
+    generator = ArrayConfig.from_manifest(manifest).gemm_config
     assert config.to_dict() == generator.to_dict()
-    arithmetic = manifest["arithmetic"]  # what the manifest documents for a reader of the JSON alone
+    arithmetic = manifest["modes"][0]["arithmetic"]  # what the manifest documents for a reader of the JSON alone
     assert config.to_dict()["order"] == arithmetic["order"]
     assert config.to_dict()["rounding"] == arithmetic["accumulator_rounding"]
     assert (config.mul is None) == arithmetic["fused"]
@@ -31,6 +32,6 @@ def test_qmatmul_takes_the_manifest_config() -> None:
     design = read_manifest(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.json")
     a = mpsim.quantize(np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6), "e4m3")
     b = mpsim.quantize(np.linspace(2, -2, 18, dtype=np.float32).reshape(6, 3), "e4m3")
-    got = mpsim.qmatmul(a, b, config=design.gemm_config, seed=design.random_source())
+    got = mpsim.qmatmul(a, b, config=design.modes[0].gemm_config, seed=design.random_source())
     want = mpsim.qmatmul(a, b, acc="e5m6", rounding="stochastic:8", seed=mpsim.randbits.LFSRGrid(32, 1, rows=4, cols=4))
     np.testing.assert_array_equal(got, want)

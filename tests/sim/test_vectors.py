@@ -27,8 +27,8 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
     vectors = array_vectors(design, Stimulus(seed=1, steps=50, max_k=6))
     a, b = vectors.a_codes[0], vectors.b_codes[0]
     want = mpsim.qmatmul(
-        mpsim.decode(design.a_format, a),
-        mpsim.decode(design.b_format, b),
+        mpsim.decode(design.modes[0].a_format, a),
+        mpsim.decode(design.modes[0].b_format, b),
         acc="e5m6",
         rounding="stochastic:8",
         seed=mpsim.randbits.LFSRGrid(32, 1, rows=4, cols=4),
@@ -37,9 +37,9 @@ def test_array_reference_is_qmatmul_of_the_tiles() -> None:
     for index, job in enumerate(jobs):
         tile = vectors.want[index][vectors.valid[index]]
         block = want[job.batch, job.row_tile * 4 : job.row_tile * 4 + 4, job.col_tile * 4 : job.col_tile * 4 + 4]
-        codes = mpsim.encode(design.acc_format, np.asarray(block, np.float32)).reshape(-1)
+        codes = mpsim.encode(design.modes[0].acc_format, np.asarray(block, np.float32)).reshape(-1)
         nan = np.isnan(block.reshape(-1))
-        assert np.array_equal(np.where(nan, design.acc_format.nan_code, codes), tile)
+        assert np.array_equal(np.where(nan, design.modes[0].acc_format.nan_code, codes), tile)
 
 
 def test_multiplier_stochastic_reference_uses_lfsr_draws(tmp_path: Path) -> None:

@@ -1,0 +1,467 @@
+"""The manifest of a generated design, as one typed, schema-versioned record written by emit and read by sim.
+
+:class:`ArrayManifest` is what a test bench or an FPGA project needs to
+drive a MAC array without reading Python: ports and their packing, the
+handshake and latency, the random stream (LFSR, per-PE seeds) and the
+arithmetic modes (:class:`ModeEntry`: formats, roundings, random bits per
+beat, the ``mpsim.qmatmul`` call each equals). :meth:`ArrayManifest.to_json`
+is the file ``mpsim emit`` writes; :meth:`ArrayManifest.from_json` reads it
+back, checking the schema version and that every format's fields are the
+named format's, so a hand-edited manifest fails with one line naming the
+value. :class:`MultiplierManifest` reads a multiplier top's manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpsim.formats import FloatFormat, parse_format
+from mpsim.gemm_config import GemmConfig
+from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
+
+__all__ = [
+    "MANIFEST_VERSION",
+    "ArrayManifest",
+    "ManifestError",
+    "ModeEntry",
+    "MultiplierManifest",
+    "Port",
+    "format_entry",
+    "read_format",
+]
+
+#: Version of the manifest layout; bumped when a field changes meaning. 3: arithmetic per mode (``modes``).
+MANIFEST_VERSION = 3
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read: one line naming the file and the bad value."""
+
+
+def format_entry(fmt: FloatFormat) -> dict[str, Any]:
+    """Every field of a format, as the manifest spells it (the name is what reads it back)."""
+    return {
+        "name": fmt.label,
+        "bits": fmt.bits,
+        "exp_bits": fmt.exp_bits,
+        "man_bits": fmt.man_bits,
+        "bias": fmt.exponent_bias,
+        "subnormals": fmt.subnormals,
+        "specials": fmt.specials,
+        "overflow": "saturate" if fmt.saturates else fmt.overflow,
+        "max_code": fmt.max_code,
+        "nan_code": fmt.nan_code,
+        "inf_code": fmt.inf_code,
+    }
+
+
+def read_format(entry: object, where: str) -> FloatFormat | None:
+    """The format a manifest entry names, checked field by field against it (None for ``null``)."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ManifestError(f"{where} must be a format entry with a name, not {entry!r}")
+    try:
+        fmt = parse_format(entry["name"])
+    except ValueError as error:
+        raise ManifestError(f"{where}: {error}") from None
+    if not isinstance(fmt, FloatFormat):
+        raise ManifestError(f"{where}: {entry['name']!r} is not a floating-point format")
+    expected = format_entry(fmt)
+    for key, value in entry.items():
+        if key in expected and value != expected[key]:
+            raise ManifestError(f"{where}.{key} is {value!r}, but format {fmt.label} has {expected[key]!r}")
+    return fmt
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port: name, direction, total width, and ``count`` elements of ``element_width`` bits (LSB first)."""
+
+    name: str
+    direction: str
+    width: int
+    description: str = ""
+    count: int = 1
+    element_width: int = 0
+    fields: tuple[tuple[str, int, int, bool], ...] = ()  # a struct element: (name, offset, width, signed)
+
+    def pack(self, values: list[int]) -> int:
+        """One port value from ``count`` element values (element 0 in the low bits)."""
+        word = 0
+        for i, v in enumerate(values):
+            word |= int(v) << (i * self.element_width)
+        return word
+
+    def unpack(self, word: int) -> list[int]:
+        """The ``count`` element values of a port value."""
+        mask = (1 << self.element_width) - 1
+        return [(word >> (i * self.element_width)) & mask for i in range(self.count)]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "direction": self.direction,
+            "width": self.width,
+            "description": self.description,
+        }
+        if self.element_width:
+            out["elements"] = {
+                "count": self.count,
+                "width": self.element_width,
+                "order": "element 0 in the least significant bits",
+            }
+        if self.fields:
+            out["fields"] = [{"name": n, "offset": o, "width": w, "signed": s} for n, o, w, s in self.fields]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Port:
+        elements = data.get("elements") or {}
+        return cls(
+            name=str(data["name"]),
+            direction=str(data["direction"]),
+            width=int(data["width"]),
+            description=str(data.get("description", "")),
+            count=int(elements.get("count", 1)),
+            element_width=int(elements.get("width", 0)),
+            fields=tuple(
+                (str(f["name"]), int(f["offset"]), int(f["width"]), bool(f["signed"])) for f in data.get("fields", [])
+            ),
+        )
+
+
+def _rounding_name(rand_bits: int | None) -> str:
+    return "nearest" if rand_bits is None else f"stochastic:{rand_bits}"
+
+
+@dataclass(frozen=True)
+class ModeEntry:
+    """One arithmetic mode of an array, selected by ``code`` on ``in_mode`` (always 0 for a single-mode array)."""
+
+    code: int
+    uses: tuple[str, ...]
+    a_format: FloatFormat
+    b_format: FloatFormat
+    acc_format: FloatFormat
+    product_format: FloatFormat | None
+    rand_bits: int | None
+    product_rand_bits: int | None
+
+    @property
+    def rounding(self) -> str:
+        """The accumulation's rounding as mpsim spells it."""
+        return _rounding_name(self.rand_bits)
+
+    @property
+    def product_rounding(self) -> str:
+        """The products' rounding (``"nearest"`` for a fused mode, where it is unused)."""
+        return _rounding_name(self.product_rand_bits)
+
+    @property
+    def gemm_config(self) -> GemmConfig:
+        """The mode's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
+        return GemmConfig(
+            mul=self.product_format,
+            acc=self.acc_format,
+            rounding=self.rounding,
+            mul_rounding=self.product_rounding,
+            order="sequential",
+        )
+
+    @property
+    def steps_per_beat(self) -> int:
+        """LFSR steps a PE takes per accepted beat of this mode."""
+        return (self.product_rand_bits or 0) + (self.rand_bits or 0)
+
+    def reference(self, grid: str) -> str:
+        """The ``mpsim.qmatmul`` call that equals a job of this mode (``grid``: the random source's expression)."""
+        mul = "None" if self.product_format is None else repr(self.product_format.label)
+        return (
+            f"mpsim.qmatmul(A, B, mul={mul}, acc={self.acc_format.label!r}, rounding={self.rounding!r}, "
+            f"mul_rounding={self.product_rounding!r}, order='sequential', seed={grid})"
+        )
+
+    def to_json(self, grid: str) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "uses": list(self.uses),
+            "formats": {
+                "a": format_entry(self.a_format),
+                "b": format_entry(self.b_format),
+                "acc": format_entry(self.acc_format),
+                "product": None if self.product_format is None else format_entry(self.product_format),
+            },
+            "arithmetic": {
+                "fused": self.product_format is None,
+                "order": "sequential",
+                "accumulator_start": "+0",
+                "product_rounding": None if self.product_format is None else self.product_rounding,
+                "accumulator_rounding": self.rounding,
+                "nan_output": "the format's nan_code (canonical; NaN sign and payload are not meaningful)",
+            },
+            "random": {
+                "product_bits": self.product_rand_bits or 0,
+                "sum_bits": self.rand_bits or 0,
+                "steps_per_beat": self.steps_per_beat,
+                "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum",
+            },
+            "reference": self.reference(grid),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str) -> ModeEntry:
+        formats, arith, random = data["formats"], data["arithmetic"], data["random"]
+        fmt = {k: read_format(formats.get(k), f"{where}.formats.{k}") for k in ("a", "b", "acc", "product")}
+        for key in ("a", "b", "acc"):
+            if fmt[key] is None:
+                raise ManifestError(f"{where}.formats.{key} must name a format, not null")
+
+        def bits(name: str, value: object) -> int | None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ManifestError(f"{where}.random.{name} must be a non-negative integer, not {value!r}")
+            return value or None
+
+        product_bits, sum_bits = bits("product_bits", random["product_bits"]), bits("sum_bits", random["sum_bits"])
+        for name, k, rounding in (
+            ("accumulator_rounding", sum_bits, arith["accumulator_rounding"]),
+            ("product_rounding", product_bits, arith["product_rounding"] or "nearest"),
+        ):
+            if rounding != _rounding_name(k):
+                raise ManifestError(f"{where}.arithmetic.{name} is {rounding!r}, but its random bits say {k}")
+        return cls(
+            code=int(data["code"]),
+            uses=tuple(str(u) for u in data.get("uses", [])),
+            a_format=fmt["a"],  # type: ignore[arg-type]
+            b_format=fmt["b"],  # type: ignore[arg-type]
+            acc_format=fmt["acc"],  # type: ignore[arg-type]
+            product_format=fmt["product"],
+            rand_bits=sum_bits,
+            product_rand_bits=product_bits,
+        )
+
+
+@dataclass(frozen=True)
+class ArrayManifest:
+    """A generated MAC array (a MAC unit is the 1x1 array): how to drive it and what it computes.
+
+    ``modes`` are indexed by their code; a single-mode array has one mode and
+    no ``in_mode`` port. ``config`` is the generator's input
+    (:meth:`hls_gen.emit.ArrayConfig.from_manifest` reads it back). ``path``
+    is where the manifest was read from (None when built).
+    """
+
+    top: str
+    verilog_file: str
+    command: str
+    rows: int
+    cols: int
+    interleave: int
+    pipeline: int
+    latency: int
+    lfsr: LFSRSpec
+    pe_seeds: tuple[tuple[int, ...], ...]
+    stride: int
+    modes: tuple[ModeEntry, ...]
+    ports: dict[str, Port]
+    protocol: dict[str, str]
+    config: dict[str, Any]
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def unit(self) -> str:
+        """``"mac"`` for the 1x1 array, else ``"array"``."""
+        return "mac" if self.rows == self.cols == 1 else "array"
+
+    @property
+    def verilog(self) -> Path:
+        """The Verilog file beside the manifest."""
+        return (self.path.parent if self.path is not None else Path(".")) / self.verilog_file
+
+    @property
+    def tile_rows(self) -> int:
+        """Rows of a job's output tile: ``rows * interleave`` (each PE holds ``interleave`` sums)."""
+        return self.rows * self.interleave
+
+    @property
+    def mode_bits(self) -> int:
+        """Width of ``in_mode``/``out_mode`` (0: one mode, no such ports)."""
+        return (len(self.modes) - 1).bit_length()
+
+    def grid_expression(self) -> str:
+        """The :class:`mpsim.randbits.LFSRGrid` expression of the array's random stream."""
+        taps = None if self.lfsr.taps is None else tuple(self.lfsr.taps)
+        return (
+            f"mpsim.randbits.LFSRGrid({self.lfsr.width}, {self.lfsr.seed}, {taps}, rows={self.rows}, cols={self.cols}"
+            + (f", interleave={self.interleave}" if self.interleave != 1 else "")
+            + ")"
+        )
+
+    def random_source(self) -> LFSRGrid:
+        """The array's random stream in its reset state, checked against the manifest's PE seeds."""
+        grid = LFSRGrid(
+            self.lfsr.width, self.lfsr.seed, self.lfsr.taps, rows=self.rows, cols=self.cols, interleave=self.interleave
+        )
+        if tuple(map(tuple, grid.seeds.tolist())) != self.pe_seeds:
+            raise ManifestError(
+                f"manifest {self.path}: pe_seeds differ from mpsim.randbits.LFSRGrid's; the manifest is inconsistent"
+            )
+        return grid
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest file's content."""
+        grid = self.grid_expression()
+        steps = sorted({mode.steps_per_beat for mode in self.modes})
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "generator": "hls_gen.emit",
+            "unit": "array",
+            "top": self.top,
+            "verilog": self.verilog_file,
+            "command": self.command,
+            "config": self.config,
+            "geometry": {"rows": self.rows, "cols": self.cols, "interleave": self.interleave},
+            "modes": [mode.to_json(grid) for mode in self.modes],
+            "mode_field": None
+            if len(self.modes) == 1
+            else {
+                "port": "in_mode",
+                "width": self.mode_bits,
+                "encoding": "the mode's code (its index in modes), the same on every beat of a job",
+                "out_port": "out_mode: the code of the tile on out_data",
+                "switch": "jobs of different modes follow each other with no idle cycle",
+            },
+            "clock": {"name": "clk", "edge": "rising"},
+            "reset": {"name": "rst", "polarity": "high", "synchronous": True},
+            "ports": [port.to_json() for port in self.ports.values()],
+            "protocol": self.protocol,
+            "latency": {
+                "last_beat_to_out_valid": self.latency,
+                "pipeline_registers": self.pipeline,
+                "interleave": self.interleave,
+                "beats_per_job": "K (one per reduction step), back to back"
+                if self.interleave == 1
+                else f"K * {self.interleave} (each step once per sum), back to back",
+                "output_beats_per_job": self.tile_rows,
+            },
+            "random": {
+                "kind": "mpsim.randbits.LFSRGrid",
+                "lfsr": {
+                    "width": self.lfsr.width,
+                    "seed": self.lfsr.seed,
+                    "taps": list(self.lfsr.tap_positions),
+                    "mask": self.lfsr.mask,
+                    "step": "out = s & 1; s >>= 1; if out: s ^= mask",
+                    "bit_order": "first bit shifted out is the most significant bit of a draw",
+                },
+                "pe_seeds": [list(row) for row in self.pe_seeds],
+                "pe_seed_rule": "PE (r, c) starts where the base LFSR is after (r*cols + c) * stride steps",
+                "stride": self.stride,
+                "steps_per_beat": steps[0] if len(steps) == 1 else "per mode (modes[i].random.steps_per_beat)",
+                "rule": "every PE steps its beat's mode's bits on every accepted beat and never otherwise; the "
+                "PEs' LFSRs carry on from job to job",
+            },
+            "reference": "job by job, one random source carried on: "
+            + ("; ".join(f"mode {m.code}: {m.reference('grid')}" for m in self.modes) if len(self.modes) > 1 else
+               self.modes[0].reference("grid"))
+            + f", grid = {grid}",
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> ArrayManifest:
+        """Read a manifest file's content; :class:`ManifestError` names the file and the bad value."""
+        where = str(path) if path is not None else "manifest"
+        version = data.get("manifest_version") if isinstance(data, dict) else None
+        if version != MANIFEST_VERSION:
+            raise ManifestError(
+                f"manifest version must be {MANIFEST_VERSION}, not {version!r} in {where}; regenerate it with the "
+                "command in its 'command' field"
+            )
+        try:
+            geometry, random, latency = data["geometry"], data["random"], data["latency"]
+            lfsr = random["lfsr"]
+            modes = tuple(ModeEntry.from_json(m, f"{where}: modes[{i}]") for i, m in enumerate(data["modes"]))
+            if [m.code for m in modes] != list(range(len(modes))) or not modes:
+                raise ManifestError(f"{where}: mode codes must be 0..{len(modes) - 1} in order")
+            taps: tuple[int, ...] | None = tuple(int(t) for t in lfsr["taps"])
+            if taps == LFSR_TAPS.get(int(lfsr["width"])):
+                taps = None  # the default table's taps, as the generator was given them
+            return cls(
+                top=str(data["top"]),
+                verilog_file=str(data["verilog"]),
+                command=str(data.get("command", "")),
+                rows=int(geometry["rows"]),
+                cols=int(geometry["cols"]),
+                interleave=int(geometry["interleave"]),
+                pipeline=int(latency["pipeline_registers"]),
+                latency=int(latency["last_beat_to_out_valid"]),
+                lfsr=LFSRSpec(width=int(lfsr["width"]), seed=int(lfsr["seed"]), taps=taps),
+                pe_seeds=tuple(tuple(int(s) for s in row) for row in random["pe_seeds"]),
+                stride=int(random["stride"]),
+                modes=modes,
+                ports={p["name"]: Port.from_json(p) for p in data["ports"]},
+                protocol={str(k): str(v) for k, v in data.get("protocol", {}).items()},
+                config=dict(data.get("config", {})),
+                path=path,
+            )
+        except KeyError as error:
+            raise ManifestError(f"{where}: missing field {error.args[0]!r}") from None
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ManifestError):
+                raise
+            raise ManifestError(f"{where}: {error}") from None
+
+
+@dataclass(frozen=True)
+class MultiplierManifest:
+    """A multiplier top: ``lanes`` combinational multipliers, exact or rounded products."""
+
+    top: str
+    verilog_file: str
+    lanes: int
+    a_format: FloatFormat
+    b_format: FloatFormat
+    out_format: FloatFormat | None
+    rounding: str | None
+    rand_bits: int | None
+    ports: dict[str, Port]
+    path: Path | None = field(default=None, compare=False)
+
+    unit = "multiplier"
+
+    @property
+    def verilog(self) -> Path:
+        return (self.path.parent if self.path is not None else Path(".")) / self.verilog_file
+
+    @property
+    def fields(self) -> dict[str, tuple[int, int, bool]]:
+        """Fields of an exact product element: name -> (offset, width, signed); empty for rounded products."""
+        return {n: (o, w, s) for n, o, w, s in self.ports["product"].fields}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> MultiplierManifest:
+        where = str(path) if path is not None else "manifest"
+        version = data.get("manifest_version") if isinstance(data, dict) else None
+        if version != MANIFEST_VERSION:
+            raise ManifestError(f"manifest version must be {MANIFEST_VERSION}, not {version!r} in {where}")
+        try:
+            formats, arith, random = data["formats"], data["arithmetic"], data.get("random")
+            a, b = read_format(formats["a"], f"{where}: formats.a"), read_format(formats["b"], f"{where}: formats.b")
+            if a is None or b is None:
+                raise ManifestError(f"{where}: formats.a and formats.b must name formats")
+            return cls(
+                top=str(data["top"]),
+                verilog_file=str(data["verilog"]),
+                lanes=int(data["latency"]["lanes"]),
+                a_format=a,
+                b_format=b,
+                out_format=read_format(formats.get("product"), f"{where}: formats.product"),
+                rounding=arith["product_rounding"],
+                rand_bits=None if random is None else int(random["bits_per_lane"]),
+                ports={p["name"]: Port.from_json(p) for p in data["ports"]},
+                path=path,
+            )
+        except KeyError as error:
+            raise ManifestError(f"{where}: missing field {error.args[0]!r}") from None

@@ -1,0 +1,116 @@
+"""The typed manifest: what emit writes is what sim reads, and a bad file fails with one line naming the value."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+import sim.manifest
+from hls_gen.emit import ArrayConfig, emit
+from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ManifestError
+from hls_gen.regen import RTL_DIR
+from hls_gen.spec import described
+from sim.manifest import read_manifest
+
+CONFIGS = [
+    ArrayConfig(
+        a_format="e4m3",
+        b_format="e5m2",
+        acc_format="fp16",
+        product_format="e5m6",
+        rounding="stochastic:8",
+        product_rounding="stochastic:3",
+        rows=2,
+        cols=3,
+        pipeline=2,
+        lfsr_width=20,
+        lfsr_seed=9,
+    ),
+    ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=8),
+]
+
+
+def test_sim_reads_the_type_hls_gen_writes() -> None:
+    assert sim.manifest.ArrayDesign is ArrayManifest  # one type, one field list
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_round_trip(config: ArrayConfig, tmp_path: Path) -> None:
+    _, path = emit(config, tmp_path / config.name)
+    design = read_manifest(path)
+    assert isinstance(design, ArrayManifest)
+    assert design.to_json() == json.loads(path.read_text())
+    assert design == config.manifest(config.name)
+    assert ArrayConfig.from_manifest(design) == config
+    array = described(config.build())
+    assert [m.acc_format for m in design.modes] == [m.acc_format for m in array.pe.modes]
+    assert design.random_source().seeds.tolist() == [list(r) for r in array.pe_seeds]
+    assert design.verilog == path.with_suffix(".v")
+
+
+def test_modes_in_the_manifest(tmp_path: Path) -> None:
+    _, path = emit(CONFIGS[1], tmp_path / "m")
+    data = json.loads(path.read_text())
+    assert data["manifest_version"] == MANIFEST_VERSION
+    assert [m["code"] for m in data["modes"]] == [0, 1, 2, 3]
+    assert data["modes"][1]["uses"] == ["e4m3-sr/grad_input"]
+    assert data["modes"][1]["formats"]["a"]["name"] == "e5m2" and data["modes"][1]["formats"]["b"]["name"] == "e4m3"
+    assert data["modes"][3]["random"] == {
+        "product_bits": 0,
+        "sum_bits": 0,
+        "steps_per_beat": 0,
+        "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum",
+    }
+    assert data["mode_field"]["port"] == "in_mode" and data["mode_field"]["width"] == 2
+    ports = {p["name"]: p for p in data["ports"]}
+    assert ports["in_mode"]["width"] == 2 and ports["out_mode"]["width"] == 2
+    assert ports["in_a"]["elements"] == {"count": 2, "width": 16, "order": "element 0 in the least significant bits"}
+    assert data["command"] == (
+        "mpsim emit --precision e4m3-sr --precision bf16 --array 2x2 --pipeline 1 --interleave 8 --lfsr-width 32 "
+        "--lfsr-seed 1"
+    )
+
+
+def _edit(data: dict, edit: str) -> dict:
+    data = copy.deepcopy(data)
+    if edit == "version":
+        data["manifest_version"] = 2
+    elif edit == "format":
+        data["modes"][0]["formats"]["acc"]["bits"] = 13
+    elif edit == "missing":
+        del data["geometry"]
+    elif edit == "codes":
+        data["modes"][0]["code"] = 1
+    elif edit == "rounding":
+        data["modes"][0]["arithmetic"]["accumulator_rounding"] = "nearest"
+    elif edit == "unknown format":
+        data["modes"][0]["formats"]["a"]["name"] = "e9m9x"
+    return data
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("version", r"^manifest version must be 3, not 2 in .*m\.json; regenerate it with the command in its "),
+        ("format", r"^.*m\.json: modes\[0\]\.formats\.acc\.bits is 13, but format fp16 has 16$"),
+        ("missing", r"^.*m\.json: missing field 'geometry'$"),
+        ("codes", r"^.*m\.json: mode codes must be 0\.\.3 in order$"),
+        ("rounding", r"^.*m\.json: modes\[0\]\.arithmetic\.accumulator_rounding is 'nearest', but its random bits "),
+        ("unknown format", r"^.*m\.json: modes\[0\]\.formats\.a: "),
+    ],
+)
+def test_bad_manifest_is_one_line(edit: str, message: str, tmp_path: Path) -> None:
+    _, path = emit(CONFIGS[1], tmp_path / "m")
+    path.write_text(json.dumps(_edit(json.loads(path.read_text()), edit)))
+    with pytest.raises(ManifestError, match=message) as info:
+        read_manifest(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted(RTL_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_checked_in_manifests_read_back_unchanged(path: Path) -> None:
+    design = read_manifest(path)
+    assert design.to_json() == json.loads(path.read_text())
