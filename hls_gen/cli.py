@@ -62,6 +62,15 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
 
     unit = getattr(args, "unit", "array")
     precisions = tuple(getattr(args, "precision", None) or ())
+    geometry = dict(
+        rows=args.array[0],
+        cols=args.array[1],
+        pipeline=args.pipeline,
+        interleave=args.interleave,
+        lfsr_width=args.lfsr_width,
+        lfsr_seed=args.lfsr_seed,
+        lfsr_taps=args.lfsr_taps,
+    )
     if precisions:
         given = [
             f"--{name.replace('_', '-')} {getattr(args, name)}"
@@ -78,19 +87,8 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
             raise ValueError(f"--precision {next(p for p in precisions if precisions.count(p) > 1)} is given twice")
         for spec in precisions:
             parse_precision_name(spec)
-        rows, cols = args.array
-        if unit == "mac" and (rows, cols) != (1, 1):
-            raise ValueError(f"a MAC unit is the 1x1 array, not --array {rows}x{cols}; use --unit array")
-        return ArrayConfig(
-            precisions=precisions,
-            rows=rows,
-            cols=cols,
-            pipeline=args.pipeline,
-            interleave=args.interleave,
-            lfsr_width=args.lfsr_width,
-            lfsr_seed=args.lfsr_seed,
-            lfsr_taps=args.lfsr_taps,
-        )
+        _check_mac_size(unit, args.array)
+        return ArrayConfig(precisions=precisions, **geometry)  # type: ignore[arg-type]
     if args.mul is None:
         raise ValueError("--mul (the operand formats) or --precision (modes of training precisions) is required")
     rounding = args.rounding or "nearest"
@@ -112,9 +110,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         raise ValueError(f"--acc is required for --unit {unit}")
     if args.lanes != 1:
         raise ValueError(f"--lanes is for --unit multiplier, not --unit {unit} (use --array ROWSxCOLS)")
-    if unit == "mac" and tuple(args.array) != (1, 1):
-        raise ValueError(f"a MAC unit is the 1x1 array, not --array {args.array[0]}x{args.array[1]}; use --unit array")
-    rows, cols = args.array
+    _check_mac_size(unit, args.array)
     return ArrayConfig(
         a_format=operands[0],
         b_format=operands[1] if len(operands) == 2 else None,
@@ -122,14 +118,13 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         product_format=args.product,
         rounding=rounding,
         product_rounding=product_rounding,
-        rows=rows,
-        cols=cols,
-        pipeline=args.pipeline,
-        interleave=args.interleave,
-        lfsr_width=args.lfsr_width,
-        lfsr_seed=args.lfsr_seed,
-        lfsr_taps=args.lfsr_taps,
+        **geometry,  # type: ignore[arg-type]
     )
+
+
+def _check_mac_size(unit: str, size: tuple[int, int]) -> None:
+    if unit == "mac" and tuple(size) != (1, 1):
+        raise ValueError(f"a MAC unit is the 1x1 array, not --array {size[0]}x{size[1]}; use --unit array")
 
 
 #: How progress lines name the step from configuration to Verilog.

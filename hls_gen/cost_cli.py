@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hls_gen.cli import array_size
+from hls_gen.cli import array_size, parse_precision_name
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
@@ -71,15 +71,21 @@ def cmd_cost(args: argparse.Namespace) -> int:
     # Every argument checked before any work: the network, the array, the synthesis options.
     rows, cols = args.array
     network = load_model(args.model, args.dataset, args.hidden)
-    array = ArrayConfig(
-        a_format=args.mul,
-        acc_format=args.acc,
-        rounding=args.rounding,
-        rows=rows,
-        cols=cols,
-        pipeline=args.pipeline,
-        interleave=args.interleave,
-    )
+    geometry = dict(rows=rows, cols=cols, pipeline=args.pipeline, interleave=args.interleave)
+    if args.precision:
+        given = [f"--{n} {getattr(args, n)}" for n in ("mul", "acc", "rounding") if getattr(args, n) is not None]
+        if given:
+            raise UserError(f"--precision names the modes' formats and roundings; drop {given[0]}")
+        for spec in args.precision:
+            parse_precision_name(spec)
+        array = ArrayConfig(precisions=tuple(args.precision), **geometry)  # type: ignore[arg-type]
+    else:
+        array = ArrayConfig(
+            a_format=args.mul or "e4m3",
+            acc_format=args.acc or "e5m6",
+            rounding=args.rounding or "nearest",
+            **geometry,  # type: ignore[arg-type]
+        )
     described(array.build())  # refuse a configuration the generator cannot build, naming the value
     options = SynthOptions(
         target=args.target,
@@ -145,10 +151,17 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="dataset whose input shape a built-in model takes (default: digits; cnn uses the 8x8 images)",
     )
     p.add_argument("--hidden", type=int, default=64, help="hidden width of the built-in mlp (default: 64)")
-    p.add_argument("--mul", default="e4m3", help="operand format of the array (default: e4m3)")
-    p.add_argument("--acc", default="e5m6", help="accumulator format (default: e5m6)")
+    p.add_argument("--mul", default=None, help="operand format of the array (default: e4m3)")
+    p.add_argument("--acc", default=None, help="accumulator format (default: e5m6)")
+    p.add_argument("--rounding", default=None, help="accumulation rounding: nearest or stochastic:K (default: nearest)")
     p.add_argument(
-        "--rounding", default="nearest", help="accumulation rounding: nearest or stochastic:K (default: nearest)"
+        "--precision",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="instead of --mul/--acc/--rounding: a multi-mode training array with every GEMM of these precisions "
+        "(as mpsim emit --precision; repeat it); the network runs in the first mode, the first precision's forward "
+        "GEMM",
     )
     p.add_argument(
         "--array", type=array_size, default="8x8", metavar="ROWSxCOLS", help="processing elements (default: 8x8)"

@@ -75,18 +75,6 @@ _PORT_DOCS = {
 }
 
 
-def array_gemm_config(
-    product_format: str | FloatFormat | None,
-    acc_format: str | FloatFormat,
-    rounding: str,
-    product_rounding: str,
-) -> GemmConfig:
-    """The arithmetic of a generated MAC array: each PE sums its products from +0 in order, every step rounded."""
-    return GemmConfig(
-        mul=product_format, acc=acc_format, rounding=rounding, mul_rounding=product_rounding, order="sequential"
-    )
-
-
 def _precision_token(precision: str) -> str:
     """How a precision names a design: a preset as is, a file by its stem."""
     return Path(precision).stem if precision.endswith((".json", ".yaml", ".yml")) else precision
@@ -157,19 +145,7 @@ class ArrayConfig:
             pipeline=self.pipeline,
             interleave=self.interleave,
         )
-        modes = self.arith_modes
-        if len(modes) > 1:
-            return MACArray(modes=modes, **geometry)  # type: ignore[arg-type]
-        mode = modes[0]
-        return MACArray(
-            a_format=mode.a_format,
-            b_format=mode.b_format or mode.a_format,
-            acc_format=mode.acc_format,
-            product_format=mode.product_format,
-            rounding=mode.rounding,
-            product_rounding=mode.product_rounding,
-            **geometry,  # type: ignore[arg-type]
-        )
+        return MACArray(modes=self.arith_modes, **geometry)  # type: ignore[arg-type]
 
     def _described(self) -> MACArray:
         """The array as a description only (checked, never elaborated)."""
@@ -315,9 +291,7 @@ class ArrayConfig:
         if config.get("lfsr_taps") is not None:
             config["lfsr_taps"] = tuple(config["lfsr_taps"])
         config["precisions"] = tuple(config.get("precisions", ()))
-        config["modes"] = tuple(
-            ArithMode(**{**m, "uses": tuple(m.get("uses", ()))}) for m in config.get("modes", ())
-        )
+        config["modes"] = tuple(ArithMode(**{**m, "uses": tuple(m.get("uses", ()))}) for m in config.get("modes", ()))
         return cls(**config)
 
 

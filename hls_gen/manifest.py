@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hls_gen.modes import array_gemm_config
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
@@ -163,13 +164,7 @@ class ModeEntry:
     @property
     def gemm_config(self) -> GemmConfig:
         """The mode's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
-        return GemmConfig(
-            mul=self.product_format,
-            acc=self.acc_format,
-            rounding=self.rounding,
-            mul_rounding=self.product_rounding,
-            order="sequential",
-        )
+        return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
 
     @property
     def steps_per_beat(self) -> int:
@@ -364,8 +359,11 @@ class ArrayManifest:
                 "PEs' LFSRs carry on from job to job",
             },
             "reference": "job by job, one random source carried on: "
-            + ("; ".join(f"mode {m.code}: {m.reference('grid')}" for m in self.modes) if len(self.modes) > 1 else
-               self.modes[0].reference("grid"))
+            + (
+                "; ".join(f"mode {m.code}: {m.reference('grid')}" for m in self.modes)
+                if len(self.modes) > 1
+                else self.modes[0].reference("grid")
+            )
             + f", grid = {grid}",
         }
 

@@ -23,7 +23,17 @@ from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
 from mpsim.precision import LayerPrecision, PrecisionConfig, parse_precision
 
-__all__ = ["GEMM_KINDS", "MAX_MODES", "ArithMode", "HwMode", "check_modes", "mode_bits", "training_modes"]
+__all__ = [
+    "GEMM_KINDS",
+    "MAX_MODES",
+    "ArithMode",
+    "HwMode",
+    "array_gemm_config",
+    "check_mode",
+    "check_modes",
+    "mode_bits",
+    "training_modes",
+]
 
 #: The GEMMs of one training step of a layer, with (A, B) operands as :mod:`mpsim.nn.functional` computes them.
 GEMM_KINDS: dict[str, tuple[str, str]] = {
@@ -34,6 +44,18 @@ GEMM_KINDS: dict[str, tuple[str, str]] = {
 
 #: Most modes one array executes (the mode field is at most 4 bits).
 MAX_MODES = 16
+
+
+def array_gemm_config(
+    product_format: str | FloatFormat | None,
+    acc_format: str | FloatFormat,
+    rounding: str,
+    product_rounding: str,
+) -> GemmConfig:
+    """The arithmetic of a generated MAC array: each PE sums its products from +0 in order, every step rounded."""
+    return GemmConfig(
+        mul=product_format, acc=acc_format, rounding=rounding, mul_rounding=product_rounding, order="sequential"
+    )
 
 
 @dataclass(frozen=True)
@@ -57,13 +79,7 @@ class ArithMode:
     @property
     def gemm_config(self) -> GemmConfig:
         """The mode's arithmetic as :func:`mpsim.qmatmul` takes it: each output summed from +0 in order."""
-        return GemmConfig(
-            mul=self.product_format,
-            acc=self.acc_format,
-            rounding=self.rounding,
-            mul_rounding=self.product_rounding,
-            order="sequential",
-        )
+        return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
 
     @property
     def arithmetic(self) -> tuple[str, str, str, str | None, str, str]:

@@ -196,7 +196,8 @@ def estimate(
 ) -> NetworkCost:
     """Inference of ``batch`` inputs through ``network`` on ``array`` (see the module doc for what is counted).
 
-    A layer's ``mul``/``acc``/``rounding`` default to the array's; its
+    A layer's ``mul``/``acc``/``rounding`` default to the array's (a
+    multi-mode array's first mode: the first precision's forward GEMM); its
     operands (activations and weights) are ``mul``, its outputs leave the
     array in ``acc`` and are stored as ``mul`` for the next layer.
     """
@@ -208,10 +209,11 @@ def estimate(
     costs = []
     gemms = network.gemms(batch)
     shapes = network.shapes()
+    forward = array.arith_modes[0]
     for index, (layer, gemm, (shape_in, shape_out)) in enumerate(zip(network.layers, gemms, shapes)):
-        mul = layer.mul or array.a_format
-        acc = layer.acc or array.acc_format
-        rounding = layer.rounding or array.rounding
+        mul = layer.mul or forward.a_format
+        acc = layer.acc or forward.acc_format
+        rounding = layer.rounding or forward.rounding
         a_bits = b_bits = parse_format(mul).bits
         acc_bits = parse_format(acc).bits
         tiles = gemm.groups * math.ceil(gemm.rows / (R * L)) * math.ceil(gemm.cols / C)

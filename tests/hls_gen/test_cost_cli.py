@@ -124,12 +124,28 @@ def test_cost_with_synthesis(replay_tools: list[str], tmp_path: Path, capsys: py
             "unknown synthesis target 'vivado': expected one of ecp5, ice40, xilinx",
         ),
         (["--model", "missing.json"], "network file 'missing.json' not found"),
+        (
+            ["--model", "mlp", "--precision", "bf16", "--acc", "fp16"],
+            "--precision names the modes' formats and roundings; drop --acc fp16",
+        ),
     ],
 )
 def test_cost_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", *args, "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == f"mpsim cost: error: {message}"
     assert not (tmp_path / "r").exists()
+
+
+def test_cost_of_a_multi_mode_array(tmp_path: Path) -> None:
+    """Inference runs in the first mode: the same cycles as the single-mode array, that mode's MAC energy."""
+    args = ["cost", "--model", "mlp", "--array", "4x4", "--interleave", "8", "--quiet", "--json", "-"]
+    assert main([*args, "--precision", "e4m3-sr", "--precision", "bf16", "--out", str(tmp_path / "m")]) == 0
+    modes = json.loads((tmp_path / "m" / "report.json").read_text())
+    single = ["--mul", "e4m3", "--acc", "fp16", "--rounding", "stochastic:8", "--out", str(tmp_path / "s")]
+    assert main([*args, *single]) == 0
+    one = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert modes["array_config"] == "mac_e4m3_sr_bf16_4x4_il8"
+    assert modes["cycles"] == one["cycles"] and modes["energy_uj"] == one["energy_uj"]
 
 
 @pytest.mark.parametrize("size", ["0x4", "-2x3", "4"])

@@ -13,8 +13,7 @@ from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import canonical_codes, operand_codes
 from tests.conftest import stable_seed
-
-E4M3_SR_BF16 = training_modes(["e4m3-sr", "bf16"])
+from tests.hls_gen.mode_sets import E4M3_SR_BF16, MODE_SETS
 
 
 def _pack(values: list[int], width: int) -> int:
@@ -104,23 +103,6 @@ def random_jobs(array: MACArray, modes: tuple[ArithMode, ...], n: int, rng: np.r
         b = operand_codes(rng, hw[mode].b_format, (k_dim, array.cols))
         jobs.append((mode, a, b))
     return jobs
-
-
-MODE_SETS = {
-    "e4m3-sr+bf16": E4M3_SR_BF16,
-    "unfused-mixed": (
-        ArithMode(
-            "e4m3",
-            "e5m6",
-            b_format="e5m2",
-            product_format="e5m6",
-            rounding="stochastic:6",
-            product_rounding="stochastic:3",
-        ),
-        ArithMode("fp16", "fp16", product_format="bf16", rounding="nearest"),
-        ArithMode("e2m1", "e6m9", rounding="stochastic:4"),
-    ),
-}
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,9 @@ def test_presets_are_the_documented_set() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(p.name, marks=[pytest.mark.slow] if "4x4" in p.name or "2x2" in p.name else [])  # the 4x4 array lints for seconds
+        pytest.param(
+            p.name, marks=[pytest.mark.slow] if "4x4" in p.name or "2x2" in p.name else []
+        )  # the 4x4 array lints for seconds
         for p in sorted(RTL_DIR.glob("*.v"))
     ],
 )

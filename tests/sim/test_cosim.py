@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from hls_gen.emit import ArrayConfig, MultiplierConfig, emit
-from hls_gen.modes import ArithMode
 from hls_gen.regen import RTL_DIR
 from mpsim.cli import main
 from sim.runner import cosimulate, simulator_available
 from sim.vectors import Stimulus
+from tests.hls_gen.mode_sets import MODE_SETS
 
 ICARUS = pytest.mark.skipif(
     not simulator_available("icarus"), reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog"
@@ -113,18 +113,7 @@ MODE_ARRAYS = [
     (ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=4), "icarus"),
     (
         ArrayConfig(
-            modes=(
-                ArithMode(
-                    "e4m3",
-                    "e5m6",
-                    b_format="e5m2",
-                    product_format="e5m6",
-                    rounding="stochastic:6",
-                    product_rounding="stochastic:3",
-                ),
-                ArithMode("fp16", "fp16", product_format="bf16"),
-                ArithMode("e2m1", "e6m9", rounding="stochastic:4"),
-            ),
+            modes=MODE_SETS["unfused-mixed"],
             rows=1,
             cols=3,
             pipeline=2,

@@ -18,14 +18,16 @@ MANIFESTS = sorted(RTL_DIR.glob("*.json"))
 @pytest.mark.parametrize("path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
 def test_manifest_and_generator_give_one_gemm_config(path: Path) -> None:
     manifest = load_manifest(path)
-    (mode,) = read_manifest(path).modes
-    config = mode.gemm_config
-    generator = ArrayConfig.from_manifest(manifest).gemm_config
-    assert config.to_dict() == generator.to_dict()
-    arithmetic = manifest["modes"][0]["arithmetic"]  # what the manifest documents for a reader of the JSON alone
-    assert config.to_dict()["order"] == arithmetic["order"]
-    assert config.to_dict()["rounding"] == arithmetic["accumulator_rounding"]
-    assert (config.mul is None) == arithmetic["fused"]
+    design = read_manifest(path)
+    generator = ArrayConfig.from_manifest(manifest).arith_modes
+    assert len(design.modes) == len(generator)
+    for mode, generated, documented in zip(design.modes, generator, manifest["modes"]):
+        config = mode.gemm_config
+        assert config.to_dict() == generated.gemm_config.to_dict()
+        arithmetic = documented["arithmetic"]  # what the manifest documents for a reader of the JSON alone
+        assert config.to_dict()["order"] == arithmetic["order"]
+        assert config.to_dict()["rounding"] == arithmetic["accumulator_rounding"]
+        assert (config.mul is None) == arithmetic["fused"]
 
 
 def test_qmatmul_takes_the_manifest_config() -> None:
