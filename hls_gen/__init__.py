@@ -9,10 +9,13 @@ bit. Blocks (all ``amaranth.lib.wiring.Component``):
 * :class:`FPMultiplier` -- any two operand formats, exact or rounded product;
 * :class:`FPAdder`, :class:`Accumulator` -- rounded sums in an accumulator format;
 * :class:`MAC` -- fused or unfused multiply-accumulate (one processing element);
-* :class:`MACArray` -- an R x C output-stationary array with valid/ready streams.
+* :class:`MACArray` -- an R x C output-stationary array with valid/ready streams,
+  one arithmetic or several modes chosen per job (:class:`ArithMode`,
+  :func:`hls_gen.modes.training_modes`).
 
 :class:`ArrayConfig` and :func:`hls_gen.emit.emit` write Verilog plus a JSON manifest
-(``mpsim emit``); ``python -m hls_gen.regen`` rewrites ``rtl/``.
+(``mpsim emit``), the typed :class:`ArrayManifest` that :mod:`sim` reads back;
+``python -m hls_gen.regen`` rewrites ``rtl/``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ __all__ = [
     "LINT_WAIVERS",
     "MAC",
     "Accumulator",
+    "ArithMode",
     "ArrayConfig",
+    "ArrayManifest",
     "FPAdder",
     "FPMultiplier",
     "MACArray",
@@ -46,6 +51,14 @@ def _home(name: str) -> ModuleType | None:
         from hls_gen import emit
 
         return emit
+    if name == "ArithMode":
+        from hls_gen import modes
+
+        return modes
+    if name == "ArrayManifest":
+        from hls_gen import manifest
+
+        return manifest
     if name == "LFSR":
         from hls_gen import lfsr
 

@@ -12,6 +12,8 @@ from hls_gen.arith import (
     Unpacked,
     add_aligned,
     add_exact,
+    grid_floor,
+    leading_zeros,
     normalize,
     order,
     place,
@@ -131,11 +133,25 @@ def accumulate(
     base, term, step = cut("unpack", (base, term, step))
     ordered, step = cut("order", (order(m, base, term, guard, "add"), step))
     aligned, step = cut("align", (place(m, ordered, "add"), step))
-    summed, step = cut("add", (add_aligned(m, aligned, "add"), step))
-    (total, sticky), step = cut("normalize", (normalize(m, summed, "add"), step))
+    # Each rounder's distance below its grid floor, grid_floor - exp = (grid_floor - 1 - big_exp) + lz, is summed
+    # beside the normalized exponent rather than after it: the first term is ready with the adder's operands.
+    offsets = one([grid_floor(f) - 1 - aligned.flags.big_exp for f, _ in rounders])
+    summed, offsets, step = cut("add", (add_aligned(m, aligned, "add"), offsets, step))
+    lz = leading_zeros(summed.total[1:])  # the normalizer's own count (synthesis shares the logic)
+    distances = one([offset + lz for offset in many(offsets)])
+    (total, sticky), distances, step = cut("normalize", (normalize(m, summed, "add"), distances, step))
     names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
     on_grid, step = cut(
-        "place", (one([round_place(m, total, sticky, f, k, n) for (f, k), n in zip(rounders, names)]), step)
+        "place",
+        (
+            one(
+                [
+                    round_place(m, total, sticky, f, k, n, distance)
+                    for (f, k), n, distance in zip(rounders, names, many(distances))
+                ]
+            ),
+            step,
+        ),
     )
     draw = step[3]
 

@@ -45,6 +45,7 @@ __all__ = [
     "add_exact",
     "align",
     "exp_shape",
+    "grid_floor",
     "leading_zeros",
     "multiply_exact",
     "normalize",
@@ -249,8 +250,27 @@ class OnGrid:
     keep_lo: int
 
 
-def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bits: int | None, name: str) -> OnGrid:
-    """First part of :func:`round_pack`: shift ``x`` onto the format's grid (subnormal results shift further)."""
+def grid_floor(fmt: FloatFormat) -> int:
+    """The exponent below which a value of ``fmt`` is shifted further onto the grid (``emin``, or ``emin + mb``
+    without subnormals, whose quantum there stays ``2**emin``)."""
+    return fmt.emin + (0 if fmt.subnormals else fmt.man_bits)
+
+
+def round_place(
+    m: Module,
+    x: Unpacked,
+    sticky: Value,
+    fmt: FloatFormat,
+    rand_bits: int | None,
+    name: str,
+    distance: Value | None = None,
+) -> OnGrid:
+    """First part of :func:`round_pack`: shift ``x`` onto the format's grid (subnormal results shift further).
+
+    ``distance`` is ``grid_floor(fmt) - x.exp`` when the caller has it
+    already (a pipelined accumulator computes it beside the exponent, one
+    stage earlier); otherwise it is computed here.
+    """
     mb = fmt.man_bits
     k = 1 if rand_bits is None else rand_bits
     guard = k + 1
@@ -261,9 +281,8 @@ def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bi
     padded = Cat(Const(0, guard), sig)  # width w + guard
     pw = len(padded)
     # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
-    extra = 0 if fmt.subnormals else mb
     small = x.exp < fmt.emin
-    shift_raw = (fmt.emin + extra) - x.exp
+    shift_raw = grid_floor(fmt) - x.exp if distance is None else distance
     shift = Mux(small, Mux(shift_raw > pw, pw, shift_raw), 0)[: Shape.cast(range(pw + 1)).width]
     wide = Signal(2 * pw, name=f"{name}_wide")
     m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
@@ -404,7 +423,14 @@ def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered
     a_big = Signal(name=f"{name}_a_big")
     m.d.comb += a_big.eq(b.zero | (~a.zero & ((a.exp > b.exp) | ((a.exp == b.exp) & (asig >= bsig)))))
     span = s + guard  # small operand window: s significand bits over guard bits
-    diff = Mux(a_big, a.exp - b.exp, b.exp - a.exp)
+    # The shift is |a.exp - b.exp| clamped to span, computed beside a_big rather than after it: a_big waits for the
+    # significands' comparison, the distance does not (for equal exponents both give 0, and a zero smaller
+    # operand is dropped whatever its shift).
+    distance = a.exp - b.exp  # its natural shape: no wrap whatever the exponent signals hold
+    d = Signal(distance.shape(), name=f"{name}_exp_diff")
+    m.d.comb += d.eq(distance)
+    far = (d > span) | (d < -span)
+    diff = Mux(far, span, Mux(d < 0, -d, d))
     opposite_inf = a.inf & b.inf & (a.sign != b.sign)
     flags = SumFlags(
         big_exp=Mux(a_big, a.exp, b.exp),
@@ -420,7 +446,7 @@ def order(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> Ordered
     return Ordered(
         big_sig=Mux(a_big, asig, bsig),
         small_sig=Mux(Mux(a_big, b.zero, a.zero), 0, Mux(a_big, bsig, asig)),
-        shift=Mux(diff > span, span, diff)[: Shape.cast(range(span + 1)).width],
+        shift=diff[: Shape.cast(range(span + 1)).width],
         subtract=a.sign != b.sign,
         guard=guard,
         flags=flags,

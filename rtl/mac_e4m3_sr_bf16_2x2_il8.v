@@ -872,98 +872,98 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [11:0] \$354 ;
   wire [57:0] \$355 ;
   wire \$356 ;
-  wire [10:0] \$357 ;
-  wire \$358 ;
-  wire [10:0] \$359 ;
+  wire \$357 ;
+  wire [11:0] \$358 ;
+  wire [11:0] \$359 ;
   wire [9:0] \$36 ;
-  wire [10:0] \$360 ;
-  wire [10:0] \$361 ;
-  wire \$362 ;
-  wire [10:0] \$363 ;
-  wire \$364 ;
-  wire [10:0] \$365 ;
-  wire [10:0] \$366 ;
-  wire [10:0] \$367 ;
-  wire [10:0] \$368 ;
-  wire [19:0] \$369 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire [11:0] \$362 ;
+  wire [11:0] \$363 ;
+  wire [10:0] \$364 ;
+  wire [19:0] \$365 ;
+  wire [11:0] \$366 ;
+  wire [20:0] \$367 ;
+  wire \$368 ;
+  wire [10:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [11:0] \$370 ;
-  wire [20:0] \$371 ;
-  wire \$372 ;
-  wire [10:0] \$373 ;
-  wire [19:0] \$374 ;
-  wire [11:0] \$375 ;
-  wire [20:0] \$376 ;
-  wire [14:0] \$377 ;
-  wire [14:0] \$378 ;
-  wire [14:0] \$379 ;
+  wire [19:0] \$370 ;
+  wire [11:0] \$371 ;
+  wire [20:0] \$372 ;
+  wire [14:0] \$373 ;
+  wire [14:0] \$374 ;
+  wire [14:0] \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [10:0] \$385 ;
-  wire [19:0] \$386 ;
-  wire [11:0] \$387 ;
-  wire [20:0] \$388 ;
-  wire \$389 ;
+  wire [10:0] \$381 ;
+  wire [19:0] \$382 ;
+  wire [11:0] \$383 ;
+  wire [20:0] \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire [15:0] \$389 ;
   wire [13:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
+  wire [10:0] \$390 ;
+  wire [14:0] \$391 ;
+  wire [8:0] \$392 ;
   wire [15:0] \$393 ;
-  wire [10:0] \$394 ;
-  wire [14:0] \$395 ;
-  wire [8:0] \$396 ;
-  wire [15:0] \$397 ;
-  wire \$398 ;
-  wire [10:0] \$399 ;
+  wire \$394 ;
+  wire [10:0] \$395 ;
+  wire [14:0] \$396 ;
+  wire [8:0] \$397 ;
+  wire [15:0] \$398 ;
+  wire [14:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
   wire [14:0] \$400 ;
-  wire [8:0] \$401 ;
-  wire [15:0] \$402 ;
-  wire [14:0] \$403 ;
-  wire [14:0] \$404 ;
-  wire [14:0] \$405 ;
+  wire [14:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
   wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  wire [10:0] \$407 ;
+  wire [14:0] \$408 ;
+  wire [8:0] \$409 ;
   wire [13:0] \$41 ;
-  wire \$410 ;
-  wire [10:0] \$411 ;
-  wire [14:0] \$412 ;
-  wire [8:0] \$413 ;
-  wire [15:0] \$414 ;
-  wire \$415 ;
+  wire [15:0] \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire [15:0] \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire [15:0] \$419 ;
+  wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire \$422 ;
+  wire [15:0] \$422 ;
   wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire [15:0] \$426 ;
+  wire [15:0] \$424 ;
+  wire [15:0] \$425 ;
+  wire \$426 ;
   wire \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [7:0] \$43 ;
-  wire [10:0] \$430 ;
-  wire [10:0] \$431 ;
-  wire [10:0] \$432 ;
+  wire [11:0] \$430 ;
+  wire [11:0] \$431 ;
+  wire [11:0] \$432 ;
   wire \$433 ;
-  wire [10:0] \$434 ;
-  wire [10:0] \$435 ;
-  wire [10:0] \$436 ;
-  wire [10:0] \$437 ;
+  wire [9:0] \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
   wire \$438 ;
-  wire [9:0] \$439 ;
+  wire \$439 ;
   wire [7:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
@@ -980,8 +980,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
-  wire \$455 ;
+  wire [10:0] \$454 ;
+  wire [10:0] \$455 ;
   wire \$456 ;
   wire \$457 ;
   wire \$458 ;
@@ -989,192 +989,249 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
-  wire \$467 ;
-  wire [9:0] \$468 ;
-  wire [9:0] \$469 ;
+  wire [4:0] \$462 ;
+  wire [4:0] \$463 ;
+  wire [4:0] \$464 ;
+  wire [4:0] \$465 ;
+  wire [4:0] \$466 ;
+  wire [4:0] \$467 ;
+  wire [4:0] \$468 ;
+  wire [4:0] \$469 ;
   wire [7:0] \$47 ;
-  wire \$470 ;
-  wire \$471 ;
-  wire \$472 ;
-  wire [9:0] \$473 ;
-  wire [9:0] \$474 ;
-  wire [8:0] \$475 ;
-  wire \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  wire [4:0] \$470 ;
+  wire [4:0] \$471 ;
+  wire [4:0] \$472 ;
+  wire [4:0] \$473 ;
+  wire [4:0] \$474 ;
+  wire [4:0] \$475 ;
+  wire [4:0] \$476 ;
+  wire [4:0] \$477 ;
+  wire [4:0] \$478 ;
+  wire [4:0] \$479 ;
   wire [7:0] \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  reg \$485 ;
-  reg \$486 ;
-  reg [1:0] \$487 ;
-  reg \$488 ;
-  reg \$489 ;
+  wire [4:0] \$480 ;
+  wire [4:0] \$481 ;
+  wire [4:0] \$482 ;
+  wire [4:0] \$483 ;
+  wire [4:0] \$484 ;
+  wire [4:0] \$485 ;
+  wire [4:0] \$486 ;
+  wire [4:0] \$487 ;
+  wire [4:0] \$488 ;
+  wire [11:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
-  reg \$491 ;
-  reg [9:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [7:0] \$494 ;
-  reg \$495 ;
-  reg \$496 ;
-  reg \$497 ;
-  reg \$498 ;
-  reg [8:0] \$499 ;
+  wire [4:0] \$490 ;
+  wire [4:0] \$491 ;
+  wire [4:0] \$492 ;
+  wire [4:0] \$493 ;
+  wire [4:0] \$494 ;
+  wire [4:0] \$495 ;
+  wire [4:0] \$496 ;
+  wire [4:0] \$497 ;
+  wire [4:0] \$498 ;
+  wire [4:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  reg [10:0] \$500 ;
-  reg \$501 ;
-  reg \$502 ;
-  reg \$503 ;
-  reg \$504 ;
-  reg [9:0] \$505 ;
-  reg [15:0] \$506 ;
-  reg \$507 ;
-  reg \$508 ;
-  reg \$509 ;
+  wire [4:0] \$500 ;
+  wire [4:0] \$501 ;
+  wire [4:0] \$502 ;
+  wire [4:0] \$503 ;
+  wire [4:0] \$504 ;
+  wire [4:0] \$505 ;
+  wire [4:0] \$506 ;
+  wire [4:0] \$507 ;
+  wire [4:0] \$508 ;
+  wire [4:0] \$509 ;
   wire \$51 ;
-  reg [7:0] \$510 ;
-  reg [1:0] \$511 ;
-  reg [15:0] \$512 ;
-  reg [15:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg \$515 ;
-  reg [9:0] \$516 ;
-  reg \$517 ;
-  reg \$518 ;
-  reg \$519 ;
+  wire [4:0] \$510 ;
+  wire [4:0] \$511 ;
+  wire [4:0] \$512 ;
+  wire [4:0] \$513 ;
+  wire [4:0] \$514 ;
+  wire [4:0] \$515 ;
+  wire [4:0] \$516 ;
+  wire [11:0] \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  reg \$520 ;
-  reg \$521 ;
-  reg \$522 ;
-  reg \$523 ;
-  reg \$524 ;
-  reg \$525 ;
-  reg [7:0] \$526 ;
-  reg [1:0] \$527 ;
-  reg [27:0] \$528 ;
-  reg [27:0] \$529 ;
+  wire \$520 ;
+  wire [9:0] \$521 ;
+  wire [9:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire [9:0] \$526 ;
+  wire [9:0] \$527 ;
+  wire [8:0] \$528 ;
+  wire \$529 ;
   wire \$53 ;
-  reg \$530 ;
-  reg [9:0] \$531 ;
-  reg \$532 ;
-  reg \$533 ;
-  reg \$534 ;
-  reg \$535 ;
-  reg \$536 ;
-  reg \$537 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
   reg \$538 ;
   reg \$539 ;
   wire \$54 ;
-  reg \$540 ;
-  reg [7:0] \$541 ;
-  reg [1:0] \$542 ;
-  reg [27:0] \$543 ;
-  reg [9:0] \$544 ;
-  reg \$545 ;
-  reg \$546 ;
-  reg \$547 ;
+  reg [1:0] \$540 ;
+  reg \$541 ;
+  reg \$542 ;
+  reg \$543 ;
+  reg \$544 ;
+  reg [9:0] \$545 ;
+  reg [15:0] \$546 ;
+  reg [7:0] \$547 ;
   reg \$548 ;
   reg \$549 ;
   wire \$55 ;
   reg \$550 ;
   reg \$551 ;
-  reg \$552 ;
-  reg \$553 ;
-  reg [7:0] \$554 ;
-  reg [1:0] \$555 ;
+  reg [8:0] \$552 ;
+  reg [10:0] \$553 ;
+  reg \$554 ;
+  reg \$555 ;
   reg \$556 ;
   reg \$557 ;
-  reg \$558 ;
-  reg \$559 ;
+  reg [9:0] \$558 ;
+  reg [15:0] \$559 ;
   wire \$56 ;
-  reg [9:0] \$560 ;
-  reg [26:0] \$561 ;
+  reg \$560 ;
+  reg \$561 ;
   reg \$562 ;
-  reg \$563 ;
-  reg \$564 ;
-  reg \$565 ;
-  reg [7:0] \$566 ;
-  reg [1:0] \$567 ;
-  reg [35:0] \$568 ;
-  reg [35:0] \$569 ;
+  reg [7:0] \$563 ;
+  reg [1:0] \$564 ;
+  reg [15:0] \$565 ;
+  reg [15:0] \$566 ;
+  reg [4:0] \$567 ;
+  reg \$568 ;
+  reg [9:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
   reg \$571 ;
-  reg [9:0] \$572 ;
+  reg \$572 ;
   reg \$573 ;
   reg \$574 ;
   reg \$575 ;
   reg \$576 ;
-  reg [28:0] \$577 ;
-  reg [28:0] \$578 ;
-  reg \$579 ;
+  reg \$577 ;
+  reg \$578 ;
+  reg [7:0] \$579 ;
   wire \$58 ;
-  reg \$580 ;
-  reg [9:0] \$581 ;
-  reg \$582 ;
+  reg [1:0] \$580 ;
+  reg [27:0] \$581 ;
+  reg [27:0] \$582 ;
   reg \$583 ;
-  reg \$584 ;
+  reg [9:0] \$584 ;
   reg \$585 ;
   reg \$586 ;
   reg \$587 ;
   reg \$588 ;
-  reg [7:0] \$589 ;
+  reg \$589 ;
   wire \$59 ;
-  reg [1:0] \$590 ;
-  reg [10:0] \$591 ;
+  reg \$590 ;
+  reg \$591 ;
   reg \$592 ;
   reg \$593 ;
-  reg [9:0] \$594 ;
-  reg \$595 ;
-  reg \$596 ;
-  reg \$597 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
   reg \$598 ;
-  reg [7:0] \$599 ;
+  reg \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
   reg \$600 ;
   reg \$601 ;
-  reg [9:0] \$602 ;
+  reg \$602 ;
   reg \$603 ;
-  reg \$604 ;
-  reg \$605 ;
+  reg [10:0] \$604 ;
+  reg [10:0] \$605 ;
   reg \$606 ;
   reg \$607 ;
   reg \$608 ;
-  reg \$609 ;
+  reg [7:0] \$609 ;
   wire \$61 ;
-  reg [7:0] \$610 ;
-  reg [1:0] \$611 ;
-  reg [15:0] \$612 ;
+  reg [1:0] \$610 ;
+  reg \$611 ;
+  reg \$612 ;
   reg \$613 ;
   reg \$614 ;
-  reg [1:0] \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
+  reg [9:0] \$615 ;
+  reg [26:0] \$616 ;
+  reg \$617 ;
+  reg [11:0] \$618 ;
+  reg [11:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire \$622 ;
-  wire \$623 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [7:0] \$623 ;
+  reg [1:0] \$624 ;
+  reg [35:0] \$625 ;
+  reg [35:0] \$626 ;
+  reg \$627 ;
+  reg \$628 ;
+  reg [9:0] \$629 ;
   wire \$63 ;
+  reg \$630 ;
+  reg \$631 ;
+  reg \$632 ;
+  reg \$633 ;
+  reg [28:0] \$634 ;
+  reg [28:0] \$635 ;
+  reg \$636 ;
+  reg \$637 ;
+  reg [9:0] \$638 ;
+  reg \$639 ;
   wire \$64 ;
+  reg \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg \$645 ;
+  reg [7:0] \$646 ;
+  reg [1:0] \$647 ;
+  reg [10:0] \$648 ;
+  reg \$649 ;
   wire \$65 ;
+  reg \$650 ;
+  reg [9:0] \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg \$657 ;
+  reg \$658 ;
+  reg [9:0] \$659 ;
   wire \$66 ;
+  reg \$660 ;
+  reg \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg \$666 ;
+  reg [7:0] \$667 ;
+  reg [1:0] \$668 ;
+  reg [15:0] \$669 ;
   wire \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg [1:0] \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
   wire \$68 ;
+  wire \$680 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
@@ -1226,13 +1283,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$103 ;
+  wire [15:0] \acc$106 ;
   output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] \acc_mode$106 ;
+  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
+  wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
@@ -1242,11 +1300,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg add_q_1_0 = 1'h0;
-  reg add_q_1_1 = 1'h0;
-  reg add_q_1_2 = 1'h0;
-  reg [7:0] add_q_1_3 = 8'h00;
-  reg [1:0] add_q_1_4 = 2'h0;
+  reg [10:0] add_q_1_0 = 11'h000;
+  reg [10:0] add_q_1_1 = 11'h000;
+  reg add_q_2_0 = 1'h0;
+  reg add_q_2_1 = 1'h0;
+  reg add_q_2_2 = 1'h0;
+  reg [7:0] add_q_2_3 = 8'h00;
+  reg [1:0] add_q_2_4 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -1297,7 +1357,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   output done;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$105 ;
+  wire \done$108 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -1312,11 +1372,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_0_sign = 1'h0;
   reg normalize_q_0_0_zero = 1'h0;
   reg normalize_q_0_1 = 1'h0;
-  reg normalize_q_1_0 = 1'h0;
-  reg normalize_q_1_1 = 1'h0;
-  reg normalize_q_1_2 = 1'h0;
-  reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [1:0] normalize_q_1_4 = 2'h0;
+  reg [11:0] normalize_q_1_0 = 12'h000;
+  reg [11:0] normalize_q_1_1 = 12'h000;
+  reg normalize_q_2_0 = 1'h0;
+  reg normalize_q_2_1 = 1'h0;
+  reg normalize_q_2_2 = 1'h0;
+  reg [7:0] normalize_q_2_3 = 8'h00;
+  reg [1:0] normalize_q_2_4 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -1431,377 +1493,496 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$363  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$364  = $signed(\$363 ) > $signed(6'h1d);
-  assign \$365  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$366  = \$364  ? 11'h01d : \$365 ;
-  assign \$367  = \$362  ? \$366  : 11'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$367 [4:0];
-  assign \$368  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$370  = round_q_0_0_count + round_q_0_0_up;
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = \$371  > 15'h7bff;
-  assign \$373  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$375  = round_q_0_0_count + round_q_0_0_up;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = \$372  ? 15'h7c00 : \$376 [14:0];
-  assign \$378  = round_q_0_0_zero ? 15'h0000 : \$377 ;
-  assign \$379  = round_q_0_0_inf ? 15'h7c00 : \$378 ;
-  assign \$382  = ~ round_q_0_0_inf;
-  assign \$383  = ~ round_q_0_0_zero;
-  assign \$384  = \$382  & \$383 ;
-  assign \$385  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$387  = round_q_0_0_count + round_q_0_0_up;
-  assign \$388  = \$386  + \$387 ;
-  assign \$389  = \$388  > 15'h7bff;
-  assign \$390  = \$384  & \$389 ;
-  assign \$393  = \$392  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$394  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$396  = round_q_0_1_count + round_q_0_1_up;
-  assign \$397  = \$395  + \$396 ;
-  assign \$398  = \$397  > 15'h7f7f;
-  assign \$399  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$401  = round_q_0_1_count + round_q_0_1_up;
-  assign \$402  = \$400  + \$401 ;
-  assign \$403  = \$398  ? 15'h7f80 : \$402 [14:0];
-  assign \$404  = round_q_0_1_zero ? 15'h0000 : \$403 ;
-  assign \$405  = round_q_0_1_inf ? 15'h7f80 : \$404 ;
-  assign \$408  = ~ round_q_0_1_inf;
-  assign \$409  = ~ round_q_0_1_zero;
-  assign \$410  = \$408  & \$409 ;
-  assign \$411  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$413  = round_q_0_1_count + round_q_0_1_up;
-  assign \$414  = \$412  + \$413 ;
-  assign \$415  = \$414  > 15'h7f7f;
-  assign \$416  = \$410  & \$415 ;
-  assign \$419  = \$418  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$420  = p_0 ? p_3_sign : 1'h1;
-  assign \$421  = ~ p_0;
-  assign \$422  = p_3_zero | \$421 ;
-  assign \$423  = p_3_inf & p_0;
-  assign \$424  = p_3_nan & p_0;
-  assign \$425  = ~ fresh;
-  assign \$426  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$427  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$428  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$429  = \$427  ? 16'h0000 : \$428 ;
-  assign \$430  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$431  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$432  = add_a_big ? \$430  : \$431 ;
-  assign \$433  = $signed(\$432 ) > $signed(6'h1a);
-  assign \$434  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$435  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$436  = add_a_big ? \$434  : \$435 ;
-  assign \$437  = \$433  ? 11'h01a : \$436 ;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
+  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
+  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
+  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
+  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
+  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
+  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
+  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
+  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
+  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
+  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
+  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
+  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
+  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
+  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
+  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
+  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
+  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
+  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
+  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
+  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
+  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
+  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
+  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
+  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
+  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
+  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
+  assign \$355  = add_q_0_total[27:1] << add_lz;
+  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
+  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
+  assign \$359  = \$356  ? \$358  : 12'h000;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
+  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
+  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
+  assign \$363  = \$360  ? \$362  : 12'h000;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
+  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$366  = round_q_0_0_count + round_q_0_0_up;
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = \$367  > 15'h7bff;
+  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$371  = round_q_0_0_count + round_q_0_0_up;
+  assign \$372  = \$370  + \$371 ;
+  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
+  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
+  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
+  assign \$378  = ~ round_q_0_0_inf;
+  assign \$379  = ~ round_q_0_0_zero;
+  assign \$380  = \$378  & \$379 ;
+  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$383  = round_q_0_0_count + round_q_0_0_up;
+  assign \$384  = \$382  + \$383 ;
+  assign \$385  = \$384  > 15'h7bff;
+  assign \$386  = \$380  & \$385 ;
+  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$392  = round_q_0_1_count + round_q_0_1_up;
+  assign \$393  = \$391  + \$392 ;
+  assign \$394  = \$393  > 15'h7f7f;
+  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$397  = round_q_0_1_count + round_q_0_1_up;
+  assign \$398  = \$396  + \$397 ;
+  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
+  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
+  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
+  assign \$404  = ~ round_q_0_1_inf;
+  assign \$405  = ~ round_q_0_1_zero;
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$409  = round_q_0_1_count + round_q_0_1_up;
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = \$410  > 15'h7f7f;
+  assign \$412  = \$406  & \$411 ;
+  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$416  = p_0 ? p_3_sign : 1'h1;
+  assign \$417  = ~ p_0;
+  assign \$418  = p_3_zero | \$417 ;
+  assign \$419  = p_3_inf & p_0;
+  assign \$420  = p_3_nan & p_0;
+  assign \$421  = ~ fresh;
+  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$425  = \$423  ? 16'h0000 : \$424 ;
+  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$428  = \$426  | \$427 ;
+  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$430  = - $signed(add_exp_diff);
+  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
+  assign \$432  = \$428  ? 12'h01a : \$431 ;
+  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
   assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$440  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$441  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$442  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$443  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$444  = \$442  & \$443 ;
-  assign \$445  = \$441  | \$444 ;
-  assign \$446  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$447  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$439  = \$437  & \$438 ;
+  assign \$440  = \$436  | \$439 ;
+  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$443  = ~ \$442 ;
+  assign \$444  = \$441  & \$443 ;
+  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$447  = \$445  & \$446 ;
   assign \$448  = ~ \$447 ;
-  assign \$449  = \$446  & \$448 ;
-  assign \$450  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$451  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$452  = \$450  & \$451 ;
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$449  & \$453 ;
-  assign \$455  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$456  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$457  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$458  = | add_small_wide[25:0];
-  assign \$459  = ! add_q_0_total[27:1];
-  assign \$460  = \$459  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$461  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$460 ;
-  assign \$462  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$461 ;
-  assign \$463  = ! add_q_0_total[27:1];
-  assign \$464  = add_q_0_flags_both_zero | \$463 ;
-  assign \$465  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$466  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$467  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$468  = \$467  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$469  = \$466  ? 10'h3f2 : \$468 ;
-  assign \$470  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$471  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$472  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$473  = \$472  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$474  = \$471  ? 10'h382 : \$473 ;
-  assign \$475  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$476  = | place_q_0_1_kept[19:0];
-  assign \$477  = | place_q_0_1_below;
-  assign \$478  = \$477  | place_q_0_1_sticky;
-  assign \$479  = \$476  | \$478 ;
-  assign \$480  = \$479  | place_q_0_1_kept[21];
-  assign \$481  = place_q_0_1_kept[20] & \$480 ;
-  assign \$482  = round_q_1_0 & round_q_1_1;
-  assign \$483  = ~ round_q_1_2;
-  assign \$484  = round_q_1_0 ? round_q_1_1 : \$483 ;
+  assign \$449  = \$444  & \$448 ;
+  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$453  = | add_small_wide[25:0];
+  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$456  = ! add_q_0_total[27:1];
+  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
+  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
+  assign \$460  = ! add_q_0_total[27:1];
+  assign \$461  = add_q_0_flags_both_zero | \$460 ;
+  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
+  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
+  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
+  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
+  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
+  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
+  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
+  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
+  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
+  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
+  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
+  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
+  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
+  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
+  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
+  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
+  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
+  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
+  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
+  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
+  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
+  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
+  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
+  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
+  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
+  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
+  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
+  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
+  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
+  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
+  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
+  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
+  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
+  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
+  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
+  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
+  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
+  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
+  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
+  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
+  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
+  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
+  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
+  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
+  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
+  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
+  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
+  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
+  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
+  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
+  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
+  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
+  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
+  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
+  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
+  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$527  = \$524  ? 10'h382 : \$526 ;
+  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$529  = | place_q_0_1_kept[19:0];
+  assign \$530  = | place_q_0_1_below;
+  assign \$531  = \$530  | place_q_0_1_sticky;
+  assign \$532  = \$529  | \$531 ;
+  assign \$533  = \$532  | place_q_0_1_kept[21];
+  assign \$534  = place_q_0_1_kept[20] & \$533 ;
+  assign \$535  = round_q_1_0 & round_q_1_1;
+  assign \$536  = ~ round_q_1_2;
+  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
   always @(posedge clk)
-    p_0 <= \$485 ;
+    p_0 <= \$538 ;
   always @(posedge clk)
-    p_1 <= \$486 ;
+    p_1 <= \$539 ;
   always @(posedge clk)
-    p_2 <= \$487 ;
+    p_2 <= \$540 ;
   always @(posedge clk)
-    p_3_sign <= \$488 ;
+    p_3_sign <= \$541 ;
   always @(posedge clk)
-    p_3_zero <= \$489 ;
+    p_3_zero <= \$542 ;
   always @(posedge clk)
-    p_3_inf <= \$490 ;
+    p_3_inf <= \$543 ;
   always @(posedge clk)
-    p_3_nan <= \$491 ;
+    p_3_nan <= \$544 ;
   always @(posedge clk)
-    p_3_exp <= \$492 ;
+    p_3_exp <= \$545 ;
   always @(posedge clk)
-    p_3_sig <= \$493 ;
+    p_3_sig <= \$546 ;
   always @(posedge clk)
-    p_4 <= \$494 ;
+    p_4 <= \$547 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$495 ;
+    unpack_q_0_sign <= \$548 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$496 ;
+    unpack_q_0_zero <= \$549 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$497 ;
+    unpack_q_0_inf <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$498 ;
+    unpack_q_0_nan <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$499 ;
+    unpack_q_0_exp <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$500 ;
+    unpack_q_0_sig <= \$553 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$501 ;
+    unpack_q_1_sign <= \$554 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$502 ;
+    unpack_q_1_zero <= \$555 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$503 ;
+    unpack_q_1_inf <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$504 ;
+    unpack_q_1_nan <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$505 ;
+    unpack_q_1_exp <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$506 ;
+    unpack_q_1_sig <= \$559 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$507 ;
+    unpack_q_2_0 <= \$560 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$508 ;
+    unpack_q_2_1 <= \$561 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$509 ;
+    unpack_q_2_2 <= \$562 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$510 ;
+    unpack_q_2_3 <= \$563 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$511 ;
+    unpack_q_2_4 <= \$564 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$512 ;
+    order_q_0_big_sig <= \$565 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$513 ;
+    order_q_0_small_sig <= \$566 ;
   always @(posedge clk)
-    order_q_0_shift <= \$514 ;
+    order_q_0_shift <= \$567 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$515 ;
+    order_q_0_subtract <= \$568 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$516 ;
+    order_q_0_flags_big_exp <= \$569 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$517 ;
+    order_q_0_flags_big_sign <= \$570 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$518 ;
+    order_q_0_flags_nan <= \$571 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$519 ;
+    order_q_0_flags_inf <= \$572 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$520 ;
+    order_q_0_flags_inf_sign <= \$573 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$521 ;
+    order_q_0_flags_both_zero <= \$574 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$522 ;
+    order_q_0_flags_zero_sign <= \$575 ;
   always @(posedge clk)
-    order_q_1_0 <= \$523 ;
+    order_q_1_0 <= \$576 ;
   always @(posedge clk)
-    order_q_1_1 <= \$524 ;
+    order_q_1_1 <= \$577 ;
   always @(posedge clk)
-    order_q_1_2 <= \$525 ;
+    order_q_1_2 <= \$578 ;
   always @(posedge clk)
-    order_q_1_3 <= \$526 ;
+    order_q_1_3 <= \$579 ;
   always @(posedge clk)
-    order_q_1_4 <= \$527 ;
+    order_q_1_4 <= \$580 ;
   always @(posedge clk)
-    align_q_0_big <= \$528 ;
+    align_q_0_big <= \$581 ;
   always @(posedge clk)
-    align_q_0_small <= \$529 ;
+    align_q_0_small <= \$582 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$530 ;
+    align_q_0_subtract <= \$583 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$531 ;
+    align_q_0_flags_big_exp <= \$584 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$532 ;
+    align_q_0_flags_big_sign <= \$585 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$533 ;
+    align_q_0_flags_nan <= \$586 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$534 ;
+    align_q_0_flags_inf <= \$587 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$535 ;
+    align_q_0_flags_inf_sign <= \$588 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$536 ;
+    align_q_0_flags_both_zero <= \$589 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$537 ;
+    align_q_0_flags_zero_sign <= \$590 ;
   always @(posedge clk)
-    align_q_1_0 <= \$538 ;
+    align_q_1_0 <= \$591 ;
   always @(posedge clk)
-    align_q_1_1 <= \$539 ;
+    align_q_1_1 <= \$592 ;
   always @(posedge clk)
-    align_q_1_2 <= \$540 ;
+    align_q_1_2 <= \$593 ;
   always @(posedge clk)
-    align_q_1_3 <= \$541 ;
+    align_q_1_3 <= \$594 ;
   always @(posedge clk)
-    align_q_1_4 <= \$542 ;
+    align_q_1_4 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$543 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$544 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$545 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$546 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$547 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$548 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$549 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$550 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0 <= \$551 ;
+    add_q_1_0 <= \$604 ;
   always @(posedge clk)
-    add_q_1_1 <= \$552 ;
+    add_q_1_1 <= \$605 ;
   always @(posedge clk)
-    add_q_1_2 <= \$553 ;
+    add_q_2_0 <= \$606 ;
   always @(posedge clk)
-    add_q_1_3 <= \$554 ;
+    add_q_2_1 <= \$607 ;
   always @(posedge clk)
-    add_q_1_4 <= \$555 ;
+    add_q_2_2 <= \$608 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$556 ;
+    add_q_2_3 <= \$609 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$557 ;
+    add_q_2_4 <= \$610 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$558 ;
+    normalize_q_0_0_sign <= \$611 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$559 ;
+    normalize_q_0_0_zero <= \$612 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$560 ;
+    normalize_q_0_0_inf <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$561 ;
+    normalize_q_0_0_nan <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$562 ;
+    normalize_q_0_0_exp <= \$615 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$563 ;
+    normalize_q_0_0_sig <= \$616 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$564 ;
+    normalize_q_0_1 <= \$617 ;
   always @(posedge clk)
-    normalize_q_1_2 <= \$565 ;
+    normalize_q_1_0 <= \$618 ;
   always @(posedge clk)
-    normalize_q_1_3 <= \$566 ;
+    normalize_q_1_1 <= \$619 ;
   always @(posedge clk)
-    normalize_q_1_4 <= \$567 ;
+    normalize_q_2_0 <= \$620 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$568 ;
+    normalize_q_2_1 <= \$621 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$569 ;
+    normalize_q_2_2 <= \$622 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$570 ;
+    normalize_q_2_3 <= \$623 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$571 ;
+    normalize_q_2_4 <= \$624 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$572 ;
+    place_q_0_0_kept <= \$625 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$573 ;
+    place_q_0_0_below <= \$626 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$574 ;
+    place_q_0_0_sticky <= \$627 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$575 ;
+    place_q_0_0_small <= \$628 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$576 ;
+    place_q_0_0_e_eff <= \$629 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$577 ;
+    place_q_0_0_sign <= \$630 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$578 ;
+    place_q_0_0_zero <= \$631 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$579 ;
+    place_q_0_0_inf <= \$632 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$580 ;
+    place_q_0_0_nan <= \$633 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$581 ;
+    place_q_0_1_kept <= \$634 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$582 ;
+    place_q_0_1_below <= \$635 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$583 ;
+    place_q_0_1_sticky <= \$636 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$584 ;
+    place_q_0_1_small <= \$637 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$585 ;
+    place_q_0_1_e_eff <= \$638 ;
   always @(posedge clk)
-    place_q_1_0 <= \$586 ;
+    place_q_0_1_sign <= \$639 ;
   always @(posedge clk)
-    place_q_1_1 <= \$587 ;
+    place_q_0_1_zero <= \$640 ;
   always @(posedge clk)
-    place_q_1_2 <= \$588 ;
+    place_q_0_1_inf <= \$641 ;
   always @(posedge clk)
-    place_q_1_3 <= \$589 ;
+    place_q_0_1_nan <= \$642 ;
   always @(posedge clk)
-    place_q_1_4 <= \$590 ;
+    place_q_1_0 <= \$643 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$591 ;
+    place_q_1_1 <= \$644 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$592 ;
+    place_q_1_2 <= \$645 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$593 ;
+    place_q_1_3 <= \$646 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$594 ;
+    place_q_1_4 <= \$647 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$595 ;
+    round_q_0_0_count <= \$648 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$596 ;
+    round_q_0_0_up <= \$649 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$597 ;
+    round_q_0_0_small <= \$650 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$598 ;
+    round_q_0_0_e_eff <= \$651 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$599 ;
+    round_q_0_0_sign <= \$652 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$600 ;
+    round_q_0_0_zero <= \$653 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$601 ;
+    round_q_0_0_inf <= \$654 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$602 ;
+    round_q_0_0_nan <= \$655 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$603 ;
+    round_q_0_1_count <= \$656 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$604 ;
+    round_q_0_1_up <= \$657 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$605 ;
+    round_q_0_1_small <= \$658 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$606 ;
+    round_q_0_1_e_eff <= \$659 ;
   always @(posedge clk)
-    round_q_1_0 <= \$607 ;
+    round_q_0_1_sign <= \$660 ;
   always @(posedge clk)
-    round_q_1_1 <= \$608 ;
+    round_q_0_1_zero <= \$661 ;
   always @(posedge clk)
-    round_q_1_2 <= \$609 ;
+    round_q_0_1_inf <= \$662 ;
   always @(posedge clk)
-    round_q_1_3 <= \$610 ;
+    round_q_0_1_nan <= \$663 ;
   always @(posedge clk)
-    round_q_1_4 <= \$611 ;
+    round_q_1_0 <= \$664 ;
   always @(posedge clk)
-    acc <= \$612 ;
+    round_q_1_1 <= \$665 ;
   always @(posedge clk)
-    done <= \$613 ;
+    round_q_1_2 <= \$666 ;
   always @(posedge clk)
-    fresh <= \$614 ;
+    round_q_1_3 <= \$667 ;
   always @(posedge clk)
-    acc_mode <= \$615 ;
+    round_q_1_4 <= \$668 ;
+  always @(posedge clk)
+    acc <= \$669 ;
+  always @(posedge clk)
+    done <= \$670 ;
+  always @(posedge clk)
+    fresh <= \$671 ;
+  always @(posedge clk)
+    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -2079,75 +2260,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$358  = $signed(\$357 ) > $signed(7'h24);
-  assign \$359  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$360  = \$358  ? 11'h024 : \$359 ;
-  assign \$361  = \$356  ? \$360  : 11'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$361 [5:0];
-  assign \$362  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$578$0 (\$616 ),
-    .\port$580$0 (\$617 ),
-    .\port$582$0 (\$618 ),
-    .\port$584$0 (\$619 ),
-    .\port$586$0 (\$620 ),
-    .\port$588$0 (\$621 ),
-    .\port$590$0 (\$622 ),
-    .\port$592$0 (\$623 ),
+    .\port$632$0 (\$673 ),
+    .\port$634$0 (\$674 ),
+    .\port$636$0 (\$675 ),
+    .\port$638$0 (\$676 ),
+    .\port$640$0 (\$677 ),
+    .\port$642$0 (\$678 ),
+    .\port$644$0 (\$679 ),
+    .\port$646$0 (\$680 ),
     .rst(rst)
   );
   always @* begin
@@ -2155,11 +2279,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h1:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h2:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -2372,28 +2496,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$379 ;
+      sum_fp16_sr8_mag = \$375 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$393 ;
+      sum_fp16_sr8 = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$405 ;
+      sum_bf16_rne_mag = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$419 ;
+      sum_bf16_rne = \$415 ;
     end
   end
   always @* begin
@@ -2415,539 +2539,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$485  = p_0;
+    \$538  = p_0;
     if (\en$1 ) begin
-      \$485  = valid;
-    end
-    if (rst) begin
-      \$485  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$486  = p_1;
-    if (\en$1 ) begin
-      \$486  = last;
-    end
-    if (rst) begin
-      \$486  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$487  = p_2;
-    if (\en$1 ) begin
-      \$487  = choice;
-    end
-    if (rst) begin
-      \$487  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$488  = p_3_sign;
-    if (\en$1 ) begin
-      \$488  = term_sign;
-    end
-    if (rst) begin
-      \$488  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$489  = p_3_zero;
-    if (\en$1 ) begin
-      \$489  = term_zero;
-    end
-    if (rst) begin
-      \$489  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$490  = p_3_inf;
-    if (\en$1 ) begin
-      \$490  = term_inf;
-    end
-    if (rst) begin
-      \$490  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$491  = p_3_nan;
-    if (\en$1 ) begin
-      \$491  = term_nan;
-    end
-    if (rst) begin
-      \$491  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$492  = p_3_exp;
-    if (\en$1 ) begin
-      \$492  = term_exp;
-    end
-    if (rst) begin
-      \$492  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$493  = p_3_sig;
-    if (\en$1 ) begin
-      \$493  = term_sig;
-    end
-    if (rst) begin
-      \$493  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$494  = p_4;
-    if (\en$1 ) begin
-      \$494  = rand_sum;
-    end
-    if (rst) begin
-      \$494  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$495  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$495  = base_sign;
-    end
-    if (rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$496  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$496  = base_zero;
-    end
-    if (rst) begin
-      \$496  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$497  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$497  = base_inf;
-    end
-    if (rst) begin
-      \$497  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$498  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$498  = base_nan;
-    end
-    if (rst) begin
-      \$498  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$499  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$499  = base_exp;
-    end
-    if (rst) begin
-      \$499  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$500  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$500  = base_sig;
-    end
-    if (rst) begin
-      \$500  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$501  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$501  = \$420 ;
-    end
-    if (rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$502  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$502  = \$422 ;
-    end
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$503  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$503  = \$423 ;
-    end
-    if (rst) begin
-      \$503  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$504  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$504  = \$424 ;
-    end
-    if (rst) begin
-      \$504  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$505  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$505  = p_3_exp;
-    end
-    if (rst) begin
-      \$505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$506  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$506  = p_3_sig;
-    end
-    if (rst) begin
-      \$506  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$507  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$507  = p_0;
-    end
-    if (rst) begin
-      \$507  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$508  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$508  = p_1;
-    end
-    if (rst) begin
-      \$508  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$509  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$509  = \$425 ;
-    end
-    if (rst) begin
-      \$509  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$510  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$510  = p_4;
-    end
-    if (rst) begin
-      \$510  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$511  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$511  = step_mode;
-    end
-    if (rst) begin
-      \$511  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$512  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$512  = \$426 ;
-    end
-    if (rst) begin
-      \$512  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$513  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$513  = \$429 ;
-    end
-    if (rst) begin
-      \$513  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$514  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$514  = \$437 [4:0];
-    end
-    if (rst) begin
-      \$514  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$515  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$515  = \$438 ;
-    end
-    if (rst) begin
-      \$515  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$516  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$516  = \$439 ;
-    end
-    if (rst) begin
-      \$516  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$517  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$517  = \$440 ;
-    end
-    if (rst) begin
-      \$517  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$518  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$518  = \$445 ;
-    end
-    if (rst) begin
-      \$518  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$519  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$519  = \$454 ;
-    end
-    if (rst) begin
-      \$519  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$520  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$520  = \$455 ;
-    end
-    if (rst) begin
-      \$520  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$521  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$521  = \$456 ;
-    end
-    if (rst) begin
-      \$521  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$522  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$522  = \$457 ;
-    end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$523  = order_q_1_0;
-    if (\en$1 ) begin
-      \$523  = unpack_q_2_0;
-    end
-    if (rst) begin
-      \$523  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$524  = order_q_1_1;
-    if (\en$1 ) begin
-      \$524  = unpack_q_2_1;
-    end
-    if (rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$525  = order_q_1_2;
-    if (\en$1 ) begin
-      \$525  = unpack_q_2_2;
-    end
-    if (rst) begin
-      \$525  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$526  = order_q_1_3;
-    if (\en$1 ) begin
-      \$526  = unpack_q_2_3;
-    end
-    if (rst) begin
-      \$526  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$527  = order_q_1_4;
-    if (\en$1 ) begin
-      \$527  = unpack_q_2_4;
-    end
-    if (rst) begin
-      \$527  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$528  = align_q_0_big;
-    if (\en$1 ) begin
-      \$528  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
-    if (rst) begin
-      \$528  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$529  = align_q_0_small;
-    if (\en$1 ) begin
-      \$529  = { 1'h0, add_small_wide[51:26], \$458  };
-    end
-    if (rst) begin
-      \$529  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$530  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$530  = order_q_0_subtract;
-    end
-    if (rst) begin
-      \$530  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$531  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$531  = order_q_0_flags_big_exp;
-    end
-    if (rst) begin
-      \$531  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$532  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$532  = order_q_0_flags_big_sign;
-    end
-    if (rst) begin
-      \$532  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$533  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$533  = order_q_0_flags_nan;
-    end
-    if (rst) begin
-      \$533  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$534  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$534  = order_q_0_flags_inf;
-    end
-    if (rst) begin
-      \$534  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$535  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$535  = order_q_0_flags_inf_sign;
-    end
-    if (rst) begin
-      \$535  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$536  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$536  = order_q_0_flags_both_zero;
-    end
-    if (rst) begin
-      \$536  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$537  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$537  = order_q_0_flags_zero_sign;
-    end
-    if (rst) begin
-      \$537  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$538  = align_q_1_0;
-    if (\en$1 ) begin
-      \$538  = order_q_1_0;
+      \$538  = valid;
     end
     if (rst) begin
       \$538  = 1'h0;
@@ -2955,9 +2549,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$539  = align_q_1_1;
+    \$539  = p_1;
     if (\en$1 ) begin
-      \$539  = order_q_1_1;
+      \$539  = last;
     end
     if (rst) begin
       \$539  = 1'h0;
@@ -2965,89 +2559,89 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$540  = align_q_1_2;
+    \$540  = p_2;
     if (\en$1 ) begin
-      \$540  = order_q_1_2;
+      \$540  = choice;
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$540  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$541  = align_q_1_3;
+    \$541  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = order_q_1_3;
+      \$541  = term_sign;
     end
     if (rst) begin
-      \$541  = 8'h00;
+      \$541  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$542  = align_q_1_4;
+    \$542  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = order_q_1_4;
+      \$542  = term_zero;
     end
     if (rst) begin
-      \$542  = 2'h0;
+      \$542  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$543  = add_q_0_total;
+    \$543  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = \$326 [27:0];
+      \$543  = term_inf;
     end
     if (rst) begin
-      \$543  = 28'h0000000;
+      \$543  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$544  = add_q_0_flags_big_exp;
+    \$544  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = align_q_0_flags_big_exp;
+      \$544  = term_nan;
     end
     if (rst) begin
-      \$544  = 10'h000;
+      \$544  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$545  = add_q_0_flags_big_sign;
+    \$545  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = align_q_0_flags_big_sign;
+      \$545  = term_exp;
     end
     if (rst) begin
-      \$545  = 1'h0;
+      \$545  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$546  = add_q_0_flags_nan;
+    \$546  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = align_q_0_flags_nan;
+      \$546  = term_sig;
     end
     if (rst) begin
-      \$546  = 1'h0;
+      \$546  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$547  = add_q_0_flags_inf;
+    \$547  = p_4;
     if (\en$1 ) begin
-      \$547  = align_q_0_flags_inf;
+      \$547  = rand_sum;
     end
     if (rst) begin
-      \$547  = 1'h0;
+      \$547  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$548  = add_q_0_flags_inf_sign;
+    \$548  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = align_q_0_flags_inf_sign;
+      \$548  = base_sign;
     end
     if (rst) begin
       \$548  = 1'h0;
@@ -3055,9 +2649,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$549  = add_q_0_flags_both_zero;
+    \$549  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = align_q_0_flags_both_zero;
+      \$549  = base_zero;
     end
     if (rst) begin
       \$549  = 1'h0;
@@ -3065,9 +2659,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$550  = add_q_0_flags_zero_sign;
+    \$550  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = align_q_0_flags_zero_sign;
+      \$550  = base_inf;
     end
     if (rst) begin
       \$550  = 1'h0;
@@ -3075,9 +2669,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$551  = add_q_1_0;
+    \$551  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = align_q_1_0;
+      \$551  = base_nan;
     end
     if (rst) begin
       \$551  = 1'h0;
@@ -3085,49 +2679,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$552  = add_q_1_1;
+    \$552  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = align_q_1_1;
+      \$552  = base_exp;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$553  = add_q_1_2;
+    \$553  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = align_q_1_2;
+      \$553  = base_sig;
     end
     if (rst) begin
-      \$553  = 1'h0;
+      \$553  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$554  = add_q_1_3;
+    \$554  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = align_q_1_3;
+      \$554  = \$416 ;
     end
     if (rst) begin
-      \$554  = 8'h00;
+      \$554  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$555  = add_q_1_4;
+    \$555  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = align_q_1_4;
+      \$555  = \$418 ;
     end
     if (rst) begin
-      \$555  = 2'h0;
+      \$555  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$556  = normalize_q_0_0_sign;
+    \$556  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$462 ;
+      \$556  = \$419 ;
     end
     if (rst) begin
       \$556  = 1'h0;
@@ -3135,9 +2729,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$557  = normalize_q_0_0_zero;
+    \$557  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$464 ;
+      \$557  = \$420 ;
     end
     if (rst) begin
       \$557  = 1'h0;
@@ -3145,49 +2739,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$558  = normalize_q_0_0_inf;
+    \$558  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = add_q_0_flags_inf;
+      \$558  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 1'h0;
+      \$558  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$559  = normalize_q_0_0_nan;
+    \$559  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = add_q_0_flags_nan;
+      \$559  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 1'h0;
+      \$559  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$560  = normalize_q_0_0_exp;
+    \$560  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = \$354 [9:0];
+      \$560  = p_0;
     end
     if (rst) begin
-      \$560  = 10'h000;
+      \$560  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$561  = normalize_q_0_0_sig;
+    \$561  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = \$355 [26:0];
+      \$561  = p_1;
     end
     if (rst) begin
-      \$561  = 27'h0000000;
+      \$561  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$562  = normalize_q_0_1;
+    \$562  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = add_q_0_total[0];
+      \$562  = \$421 ;
     end
     if (rst) begin
       \$562  = 1'h0;
@@ -3195,79 +2789,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$563  = normalize_q_1_0;
+    \$563  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = add_q_1_0;
+      \$563  = p_4;
     end
     if (rst) begin
-      \$563  = 1'h0;
+      \$563  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$564  = normalize_q_1_1;
+    \$564  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = add_q_1_1;
+      \$564  = step_mode;
     end
     if (rst) begin
-      \$564  = 1'h0;
+      \$564  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$565  = normalize_q_1_2;
+    \$565  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = add_q_1_2;
+      \$565  = \$422 ;
     end
     if (rst) begin
-      \$565  = 1'h0;
+      \$565  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$566  = normalize_q_1_3;
+    \$566  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = add_q_1_3;
+      \$566  = \$425 ;
     end
     if (rst) begin
-      \$566  = 8'h00;
+      \$566  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$567  = normalize_q_1_4;
+    \$567  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = add_q_1_4;
+      \$567  = \$432 [4:0];
     end
     if (rst) begin
-      \$567  = 2'h0;
+      \$567  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$568  = place_q_0_0_kept;
+    \$568  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = sum_fp16_sr8_wide[71:36];
+      \$568  = \$433 ;
     end
     if (rst) begin
-      \$568  = 36'h000000000;
+      \$568  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$569  = place_q_0_0_below;
+    \$569  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = sum_fp16_sr8_wide[35:0];
+      \$569  = \$434 ;
     end
     if (rst) begin
-      \$569  = 36'h000000000;
+      \$569  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$570  = place_q_0_0_sticky;
+    \$570  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = normalize_q_0_1;
+      \$570  = \$435 ;
     end
     if (rst) begin
       \$570  = 1'h0;
@@ -3275,9 +2869,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$571  = place_q_0_0_small;
+    \$571  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$465 ;
+      \$571  = \$440 ;
     end
     if (rst) begin
       \$571  = 1'h0;
@@ -3285,19 +2879,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$572  = place_q_0_0_e_eff;
+    \$572  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$469 ;
+      \$572  = \$449 ;
     end
     if (rst) begin
-      \$572  = 10'h000;
+      \$572  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$573  = place_q_0_0_sign;
+    \$573  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = normalize_q_0_0_sign;
+      \$573  = \$450 ;
     end
     if (rst) begin
       \$573  = 1'h0;
@@ -3305,9 +2899,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$574  = place_q_0_0_zero;
+    \$574  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = normalize_q_0_0_zero;
+      \$574  = \$451 ;
     end
     if (rst) begin
       \$574  = 1'h0;
@@ -3315,9 +2909,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$575  = place_q_0_0_inf;
+    \$575  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = normalize_q_0_0_inf;
+      \$575  = \$452 ;
     end
     if (rst) begin
       \$575  = 1'h0;
@@ -3325,9 +2919,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$576  = place_q_0_0_nan;
+    \$576  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = normalize_q_0_0_nan;
+      \$576  = unpack_q_2_0;
     end
     if (rst) begin
       \$576  = 1'h0;
@@ -3335,69 +2929,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$577  = place_q_0_1_kept;
+    \$577  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = sum_bf16_rne_wide[57:29];
+      \$577  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 29'h00000000;
+      \$577  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$578  = place_q_0_1_below;
+    \$578  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = sum_bf16_rne_wide[28:0];
+      \$578  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 29'h00000000;
+      \$578  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$579  = place_q_0_1_sticky;
+    \$579  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = normalize_q_0_1;
+      \$579  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 1'h0;
+      \$579  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$580  = place_q_0_1_small;
+    \$580  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = \$470 ;
+      \$580  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 1'h0;
+      \$580  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$581  = place_q_0_1_e_eff;
+    \$581  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = \$474 ;
+      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 10'h000;
+      \$581  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$582  = place_q_0_1_sign;
+    \$582  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = normalize_q_0_0_sign;
+      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
     end
     if (rst) begin
-      \$582  = 1'h0;
+      \$582  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$583  = place_q_0_1_zero;
+    \$583  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = normalize_q_0_0_zero;
+      \$583  = order_q_0_subtract;
     end
     if (rst) begin
       \$583  = 1'h0;
@@ -3405,19 +2999,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$584  = place_q_0_1_inf;
+    \$584  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = normalize_q_0_0_inf;
+      \$584  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 1'h0;
+      \$584  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$585  = place_q_0_1_nan;
+    \$585  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = normalize_q_0_0_nan;
+      \$585  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$585  = 1'h0;
@@ -3425,9 +3019,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$586  = place_q_1_0;
+    \$586  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = normalize_q_1_0;
+      \$586  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$586  = 1'h0;
@@ -3435,9 +3029,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$587  = place_q_1_1;
+    \$587  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = normalize_q_1_1;
+      \$587  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$587  = 1'h0;
@@ -3445,9 +3039,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$588  = place_q_1_2;
+    \$588  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = normalize_q_1_2;
+      \$588  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$588  = 1'h0;
@@ -3455,39 +3049,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$589  = place_q_1_3;
+    \$589  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = normalize_q_1_3;
+      \$589  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 8'h00;
+      \$589  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$590  = place_q_1_4;
+    \$590  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = normalize_q_1_4;
+      \$590  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 2'h0;
+      \$590  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$591  = round_q_0_0_count;
+    \$591  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = place_q_0_0_kept[35:25];
+      \$591  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 11'h000;
+      \$591  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$592  = round_q_0_0_up;
+    \$592  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = \$475 [8];
+      \$592  = order_q_1_1;
     end
     if (rst) begin
       \$592  = 1'h0;
@@ -3495,9 +3089,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$593  = round_q_0_0_small;
+    \$593  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = place_q_0_0_small;
+      \$593  = order_q_1_2;
     end
     if (rst) begin
       \$593  = 1'h0;
@@ -3505,49 +3099,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$594  = round_q_0_0_e_eff;
+    \$594  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = place_q_0_0_e_eff;
+      \$594  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 10'h000;
+      \$594  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$595  = round_q_0_0_sign;
+    \$595  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = place_q_0_0_sign;
+      \$595  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 1'h0;
+      \$595  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$596  = round_q_0_0_zero;
+    \$596  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = place_q_0_0_zero;
+      \$596  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 1'h0;
+      \$596  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$597  = round_q_0_0_inf;
+    \$597  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = place_q_0_0_inf;
+      \$597  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 1'h0;
+      \$597  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$598  = round_q_0_0_nan;
+    \$598  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = place_q_0_0_nan;
+      \$598  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$598  = 1'h0;
@@ -3555,19 +3149,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$599  = round_q_0_1_count;
+    \$599  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = place_q_0_1_kept[28:21];
+      \$599  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 8'h00;
+      \$599  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$600  = round_q_0_1_up;
+    \$600  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = \$481 ;
+      \$600  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$600  = 1'h0;
@@ -3575,9 +3169,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$601  = round_q_0_1_small;
+    \$601  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = place_q_0_1_small;
+      \$601  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$601  = 1'h0;
@@ -3585,19 +3179,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$602  = round_q_0_1_e_eff;
+    \$602  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = place_q_0_1_e_eff;
+      \$602  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 10'h000;
+      \$602  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$603  = round_q_0_1_sign;
+    \$603  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = place_q_0_1_sign;
+      \$603  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$603  = 1'h0;
@@ -3605,29 +3199,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$604  = round_q_0_1_zero;
+    \$604  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = place_q_0_1_zero;
+      \$604  = \$454 ;
     end
     if (rst) begin
-      \$604  = 1'h0;
+      \$604  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$605  = round_q_0_1_inf;
+    \$605  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = place_q_0_1_inf;
+      \$605  = \$455 ;
     end
     if (rst) begin
-      \$605  = 1'h0;
+      \$605  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$606  = round_q_0_1_nan;
+    \$606  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = place_q_0_1_nan;
+      \$606  = align_q_1_0;
     end
     if (rst) begin
       \$606  = 1'h0;
@@ -3635,9 +3229,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$607  = round_q_1_0;
+    \$607  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = place_q_1_0;
+      \$607  = align_q_1_1;
     end
     if (rst) begin
       \$607  = 1'h0;
@@ -3645,9 +3239,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$608  = round_q_1_1;
+    \$608  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = place_q_1_1;
+      \$608  = align_q_1_2;
     end
     if (rst) begin
       \$608  = 1'h0;
@@ -3655,49 +3249,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$609  = round_q_1_2;
+    \$609  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = place_q_1_2;
+      \$609  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 1'h0;
+      \$609  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$610  = round_q_1_3;
+    \$610  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = place_q_1_3;
+      \$610  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 8'h00;
+      \$610  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$611  = round_q_1_4;
+    \$611  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = place_q_1_4;
+      \$611  = \$459 ;
     end
     if (rst) begin
-      \$611  = 2'h0;
+      \$611  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$612  = acc;
+    \$612  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = sum_code;
+      \$612  = \$461 ;
     end
     if (rst) begin
-      \$612  = 16'h0000;
+      \$612  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$613  = done;
+    \$613  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = \$482 ;
+      \$613  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$613  = 1'h0;
@@ -3705,26 +3299,596 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$614  = fresh;
+    \$614  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = \$484 ;
+      \$614  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h1;
+      \$614  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$615  = acc_mode;
+    \$615  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = round_q_1_4;
+      \$615  = \$354 [9:0];
     end
     if (rst) begin
-      \$615  = 2'h0;
+      \$615  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$616  = normalize_q_0_0_sig;
+    if (\en$1 ) begin
+      \$616  = \$355 [26:0];
+    end
+    if (rst) begin
+      \$616  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$617  = normalize_q_0_1;
+    if (\en$1 ) begin
+      \$617  = add_q_0_total[0];
+    end
+    if (rst) begin
+      \$617  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$618  = normalize_q_1_0;
+    if (\en$1 ) begin
+      \$618  = \$489 ;
+    end
+    if (rst) begin
+      \$618  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$619  = normalize_q_1_1;
+    if (\en$1 ) begin
+      \$619  = \$517 ;
+    end
+    if (rst) begin
+      \$619  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$620  = normalize_q_2_0;
+    if (\en$1 ) begin
+      \$620  = add_q_2_0;
+    end
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$621  = normalize_q_2_1;
+    if (\en$1 ) begin
+      \$621  = add_q_2_1;
+    end
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$622  = normalize_q_2_2;
+    if (\en$1 ) begin
+      \$622  = add_q_2_2;
+    end
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$623  = normalize_q_2_3;
+    if (\en$1 ) begin
+      \$623  = add_q_2_3;
+    end
+    if (rst) begin
+      \$623  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$624  = normalize_q_2_4;
+    if (\en$1 ) begin
+      \$624  = add_q_2_4;
+    end
+    if (rst) begin
+      \$624  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$625  = place_q_0_0_kept;
+    if (\en$1 ) begin
+      \$625  = sum_fp16_sr8_wide[71:36];
+    end
+    if (rst) begin
+      \$625  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$626  = place_q_0_0_below;
+    if (\en$1 ) begin
+      \$626  = sum_fp16_sr8_wide[35:0];
+    end
+    if (rst) begin
+      \$626  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$627  = place_q_0_0_sticky;
+    if (\en$1 ) begin
+      \$627  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$627  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$628  = place_q_0_0_small;
+    if (\en$1 ) begin
+      \$628  = \$518 ;
+    end
+    if (rst) begin
+      \$628  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$629  = place_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$629  = \$522 ;
+    end
+    if (rst) begin
+      \$629  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$630  = place_q_0_0_sign;
+    if (\en$1 ) begin
+      \$630  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$630  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$631  = place_q_0_0_zero;
+    if (\en$1 ) begin
+      \$631  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$631  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$632  = place_q_0_0_inf;
+    if (\en$1 ) begin
+      \$632  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$632  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$633  = place_q_0_0_nan;
+    if (\en$1 ) begin
+      \$633  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$634  = place_q_0_1_kept;
+    if (\en$1 ) begin
+      \$634  = sum_bf16_rne_wide[57:29];
+    end
+    if (rst) begin
+      \$634  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$635  = place_q_0_1_below;
+    if (\en$1 ) begin
+      \$635  = sum_bf16_rne_wide[28:0];
+    end
+    if (rst) begin
+      \$635  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$636  = place_q_0_1_sticky;
+    if (\en$1 ) begin
+      \$636  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$636  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$637  = place_q_0_1_small;
+    if (\en$1 ) begin
+      \$637  = \$523 ;
+    end
+    if (rst) begin
+      \$637  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$638  = place_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$638  = \$527 ;
+    end
+    if (rst) begin
+      \$638  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$639  = place_q_0_1_sign;
+    if (\en$1 ) begin
+      \$639  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$640  = place_q_0_1_zero;
+    if (\en$1 ) begin
+      \$640  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$640  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$641  = place_q_0_1_inf;
+    if (\en$1 ) begin
+      \$641  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$642  = place_q_0_1_nan;
+    if (\en$1 ) begin
+      \$642  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$643  = place_q_1_0;
+    if (\en$1 ) begin
+      \$643  = normalize_q_2_0;
+    end
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$644  = place_q_1_1;
+    if (\en$1 ) begin
+      \$644  = normalize_q_2_1;
+    end
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$645  = place_q_1_2;
+    if (\en$1 ) begin
+      \$645  = normalize_q_2_2;
+    end
+    if (rst) begin
+      \$645  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$646  = place_q_1_3;
+    if (\en$1 ) begin
+      \$646  = normalize_q_2_3;
+    end
+    if (rst) begin
+      \$646  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$647  = place_q_1_4;
+    if (\en$1 ) begin
+      \$647  = normalize_q_2_4;
+    end
+    if (rst) begin
+      \$647  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$648  = round_q_0_0_count;
+    if (\en$1 ) begin
+      \$648  = place_q_0_0_kept[35:25];
+    end
+    if (rst) begin
+      \$648  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$649  = round_q_0_0_up;
+    if (\en$1 ) begin
+      \$649  = \$528 [8];
+    end
+    if (rst) begin
+      \$649  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$650  = round_q_0_0_small;
+    if (\en$1 ) begin
+      \$650  = place_q_0_0_small;
+    end
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$651  = round_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$651  = place_q_0_0_e_eff;
+    end
+    if (rst) begin
+      \$651  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$652  = round_q_0_0_sign;
+    if (\en$1 ) begin
+      \$652  = place_q_0_0_sign;
+    end
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$653  = round_q_0_0_zero;
+    if (\en$1 ) begin
+      \$653  = place_q_0_0_zero;
+    end
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$654  = round_q_0_0_inf;
+    if (\en$1 ) begin
+      \$654  = place_q_0_0_inf;
+    end
+    if (rst) begin
+      \$654  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$655  = round_q_0_0_nan;
+    if (\en$1 ) begin
+      \$655  = place_q_0_0_nan;
+    end
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$656  = round_q_0_1_count;
+    if (\en$1 ) begin
+      \$656  = place_q_0_1_kept[28:21];
+    end
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$657  = round_q_0_1_up;
+    if (\en$1 ) begin
+      \$657  = \$534 ;
+    end
+    if (rst) begin
+      \$657  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$658  = round_q_0_1_small;
+    if (\en$1 ) begin
+      \$658  = place_q_0_1_small;
+    end
+    if (rst) begin
+      \$658  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$659  = round_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$659  = place_q_0_1_e_eff;
+    end
+    if (rst) begin
+      \$659  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$660  = round_q_0_1_sign;
+    if (\en$1 ) begin
+      \$660  = place_q_0_1_sign;
+    end
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$661  = round_q_0_1_zero;
+    if (\en$1 ) begin
+      \$661  = place_q_0_1_zero;
+    end
+    if (rst) begin
+      \$661  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$662  = round_q_0_1_inf;
+    if (\en$1 ) begin
+      \$662  = place_q_0_1_inf;
+    end
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$663  = round_q_0_1_nan;
+    if (\en$1 ) begin
+      \$663  = place_q_0_1_nan;
+    end
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$664  = round_q_1_0;
+    if (\en$1 ) begin
+      \$664  = place_q_1_0;
+    end
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$665  = round_q_1_1;
+    if (\en$1 ) begin
+      \$665  = place_q_1_1;
+    end
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$666  = round_q_1_2;
+    if (\en$1 ) begin
+      \$666  = place_q_1_2;
+    end
+    if (rst) begin
+      \$666  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$667  = round_q_1_3;
+    if (\en$1 ) begin
+      \$667  = place_q_1_3;
+    end
+    if (rst) begin
+      \$667  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$668  = round_q_1_4;
+    if (\en$1 ) begin
+      \$668  = place_q_1_4;
+    end
+    if (rst) begin
+      \$668  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$669  = acc;
+    if (\en$1 ) begin
+      \$669  = sum_code;
+    end
+    if (rst) begin
+      \$669  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$670  = done;
+    if (\en$1 ) begin
+      \$670  = \$535 ;
+    end
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$671  = fresh;
+    if (\en$1 ) begin
+      \$671  = \$537 ;
+    end
+    if (rst) begin
+      \$671  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$672  = acc_mode;
+    if (\en$1 ) begin
+      \$672  = round_q_1_4;
+    end
+    if (rst) begin
+      \$672  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -3741,9 +3905,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$103  = acc;
-  assign \done$105  = done;
-  assign \acc_mode$106  = acc_mode;
+  assign \acc$106  = acc;
+  assign \done$108  = done;
+  assign \acc_mode$109  = acc_mode;
   assign term_sig = \$148 [15:0];
   assign term_exp = \$143 [9:0];
   assign term_nan = \$166 ;
@@ -3792,24 +3956,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$369  = { 5'h00, \$368 [4:0], 10'h000 };
-  assign \$374  = { 5'h00, \$373 [4:0], 10'h000 };
-  assign \$380  = 1'h0;
-  assign \$381  = round_q_0_0_nan;
-  assign \$386  = { 5'h00, \$385 [4:0], 10'h000 };
-  assign \$391  = 1'h0;
-  assign \$392  = round_q_0_0_nan;
-  assign \$395  = { \$394 [7:0], 7'h00 };
-  assign \$400  = { \$399 [7:0], 7'h00 };
-  assign \$406  = 1'h0;
-  assign \$407  = round_q_0_1_nan;
-  assign \$412  = { \$411 [7:0], 7'h00 };
-  assign \$417  = 1'h0;
-  assign \$418  = round_q_0_1_nan;
+  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
+  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
+  assign \$376  = 1'h0;
+  assign \$377  = round_q_0_0_nan;
+  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
+  assign \$387  = 1'h0;
+  assign \$388  = round_q_0_0_nan;
+  assign \$391  = { \$390 [7:0], 7'h00 };
+  assign \$396  = { \$395 [7:0], 7'h00 };
+  assign \$402  = 1'h0;
+  assign \$403  = round_q_0_1_nan;
+  assign \$408  = { \$407 [7:0], 7'h00 };
+  assign \$413  = 1'h0;
+  assign \$414  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$578$0 , \port$580$0 , \port$582$0 , \port$584$0 , \port$586$0 , \port$588$0 , \port$590$0 , \port$592$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$632$0 , \port$634$0 , \port$636$0 , \port$638$0 , \port$640$0 , \port$642$0 , \port$644$0 , \port$646$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -4093,22 +4257,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$578$0 , \port$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$578$0 ;
-  wire \port$578$0 ;
-  output \port$580$0 ;
-  wire \port$580$0 ;
-  output \port$582$0 ;
-  wire \port$582$0 ;
-  output \port$584$0 ;
-  wire \port$584$0 ;
-  output \port$586$0 ;
-  wire \port$586$0 ;
-  output \port$588$0 ;
-  wire \port$588$0 ;
-  output \port$590$0 ;
-  wire \port$590$0 ;
-  output \port$592$0 ;
-  wire \port$592$0 ;
+  output \port$632$0 ;
+  wire \port$632$0 ;
+  output \port$634$0 ;
+  wire \port$634$0 ;
+  output \port$636$0 ;
+  wire \port$636$0 ;
+  output \port$638$0 ;
+  wire \port$638$0 ;
+  output \port$640$0 ;
+  wire \port$640$0 ;
+  output \port$642$0 ;
+  wire \port$642$0 ;
+  output \port$644$0 ;
+  wire \port$644$0 ;
+  output \port$646$0 ;
+  wire \port$646$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -4272,14 +4436,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$578$0 , \port$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$578$0  = \$2 ;
-  assign \port$580$0  = \$4 ;
-  assign \port$582$0  = \$6 ;
-  assign \port$584$0  = \$8 ;
-  assign \port$586$0  = \$10 ;
-  assign \port$588$0  = \$12 ;
-  assign \port$590$0  = \$14 ;
-  assign \port$592$0  = \$16 ;
+  assign \port$632$0  = \$2 ;
+  assign \port$634$0  = \$4 ;
+  assign \port$636$0  = \$6 ;
+  assign \port$638$0  = \$8 ;
+  assign \port$640$0  = \$10 ;
+  assign \port$642$0  = \$12 ;
+  assign \port$644$0  = \$14 ;
+  assign \port$646$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -4843,98 +5007,98 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [11:0] \$354 ;
   wire [57:0] \$355 ;
   wire \$356 ;
-  wire [10:0] \$357 ;
-  wire \$358 ;
-  wire [10:0] \$359 ;
+  wire \$357 ;
+  wire [11:0] \$358 ;
+  wire [11:0] \$359 ;
   wire [9:0] \$36 ;
-  wire [10:0] \$360 ;
-  wire [10:0] \$361 ;
-  wire \$362 ;
-  wire [10:0] \$363 ;
-  wire \$364 ;
-  wire [10:0] \$365 ;
-  wire [10:0] \$366 ;
-  wire [10:0] \$367 ;
-  wire [10:0] \$368 ;
-  wire [19:0] \$369 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire [11:0] \$362 ;
+  wire [11:0] \$363 ;
+  wire [10:0] \$364 ;
+  wire [19:0] \$365 ;
+  wire [11:0] \$366 ;
+  wire [20:0] \$367 ;
+  wire \$368 ;
+  wire [10:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [11:0] \$370 ;
-  wire [20:0] \$371 ;
-  wire \$372 ;
-  wire [10:0] \$373 ;
-  wire [19:0] \$374 ;
-  wire [11:0] \$375 ;
-  wire [20:0] \$376 ;
-  wire [14:0] \$377 ;
-  wire [14:0] \$378 ;
-  wire [14:0] \$379 ;
+  wire [19:0] \$370 ;
+  wire [11:0] \$371 ;
+  wire [20:0] \$372 ;
+  wire [14:0] \$373 ;
+  wire [14:0] \$374 ;
+  wire [14:0] \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [10:0] \$385 ;
-  wire [19:0] \$386 ;
-  wire [11:0] \$387 ;
-  wire [20:0] \$388 ;
-  wire \$389 ;
+  wire [10:0] \$381 ;
+  wire [19:0] \$382 ;
+  wire [11:0] \$383 ;
+  wire [20:0] \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire [15:0] \$389 ;
   wire [13:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
+  wire [10:0] \$390 ;
+  wire [14:0] \$391 ;
+  wire [8:0] \$392 ;
   wire [15:0] \$393 ;
-  wire [10:0] \$394 ;
-  wire [14:0] \$395 ;
-  wire [8:0] \$396 ;
-  wire [15:0] \$397 ;
-  wire \$398 ;
-  wire [10:0] \$399 ;
+  wire \$394 ;
+  wire [10:0] \$395 ;
+  wire [14:0] \$396 ;
+  wire [8:0] \$397 ;
+  wire [15:0] \$398 ;
+  wire [14:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
   wire [14:0] \$400 ;
-  wire [8:0] \$401 ;
-  wire [15:0] \$402 ;
-  wire [14:0] \$403 ;
-  wire [14:0] \$404 ;
-  wire [14:0] \$405 ;
+  wire [14:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
   wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  wire [10:0] \$407 ;
+  wire [14:0] \$408 ;
+  wire [8:0] \$409 ;
   wire [13:0] \$41 ;
-  wire \$410 ;
-  wire [10:0] \$411 ;
-  wire [14:0] \$412 ;
-  wire [8:0] \$413 ;
-  wire [15:0] \$414 ;
-  wire \$415 ;
+  wire [15:0] \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire [15:0] \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire [15:0] \$419 ;
+  wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire \$422 ;
+  wire [15:0] \$422 ;
   wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire [15:0] \$426 ;
+  wire [15:0] \$424 ;
+  wire [15:0] \$425 ;
+  wire \$426 ;
   wire \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [7:0] \$43 ;
-  wire [10:0] \$430 ;
-  wire [10:0] \$431 ;
-  wire [10:0] \$432 ;
+  wire [11:0] \$430 ;
+  wire [11:0] \$431 ;
+  wire [11:0] \$432 ;
   wire \$433 ;
-  wire [10:0] \$434 ;
-  wire [10:0] \$435 ;
-  wire [10:0] \$436 ;
-  wire [10:0] \$437 ;
+  wire [9:0] \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
   wire \$438 ;
-  wire [9:0] \$439 ;
+  wire \$439 ;
   wire [7:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
@@ -4951,8 +5115,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
-  wire \$455 ;
+  wire [10:0] \$454 ;
+  wire [10:0] \$455 ;
   wire \$456 ;
   wire \$457 ;
   wire \$458 ;
@@ -4960,192 +5124,249 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
-  wire \$467 ;
-  wire [9:0] \$468 ;
-  wire [9:0] \$469 ;
+  wire [4:0] \$462 ;
+  wire [4:0] \$463 ;
+  wire [4:0] \$464 ;
+  wire [4:0] \$465 ;
+  wire [4:0] \$466 ;
+  wire [4:0] \$467 ;
+  wire [4:0] \$468 ;
+  wire [4:0] \$469 ;
   wire [7:0] \$47 ;
-  wire \$470 ;
-  wire \$471 ;
-  wire \$472 ;
-  wire [9:0] \$473 ;
-  wire [9:0] \$474 ;
-  wire [8:0] \$475 ;
-  wire \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  wire [4:0] \$470 ;
+  wire [4:0] \$471 ;
+  wire [4:0] \$472 ;
+  wire [4:0] \$473 ;
+  wire [4:0] \$474 ;
+  wire [4:0] \$475 ;
+  wire [4:0] \$476 ;
+  wire [4:0] \$477 ;
+  wire [4:0] \$478 ;
+  wire [4:0] \$479 ;
   wire [7:0] \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  reg \$485 ;
-  reg \$486 ;
-  reg [1:0] \$487 ;
-  reg \$488 ;
-  reg \$489 ;
+  wire [4:0] \$480 ;
+  wire [4:0] \$481 ;
+  wire [4:0] \$482 ;
+  wire [4:0] \$483 ;
+  wire [4:0] \$484 ;
+  wire [4:0] \$485 ;
+  wire [4:0] \$486 ;
+  wire [4:0] \$487 ;
+  wire [4:0] \$488 ;
+  wire [11:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
-  reg \$491 ;
-  reg [9:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [7:0] \$494 ;
-  reg \$495 ;
-  reg \$496 ;
-  reg \$497 ;
-  reg \$498 ;
-  reg [8:0] \$499 ;
+  wire [4:0] \$490 ;
+  wire [4:0] \$491 ;
+  wire [4:0] \$492 ;
+  wire [4:0] \$493 ;
+  wire [4:0] \$494 ;
+  wire [4:0] \$495 ;
+  wire [4:0] \$496 ;
+  wire [4:0] \$497 ;
+  wire [4:0] \$498 ;
+  wire [4:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  reg [10:0] \$500 ;
-  reg \$501 ;
-  reg \$502 ;
-  reg \$503 ;
-  reg \$504 ;
-  reg [9:0] \$505 ;
-  reg [15:0] \$506 ;
-  reg \$507 ;
-  reg \$508 ;
-  reg \$509 ;
+  wire [4:0] \$500 ;
+  wire [4:0] \$501 ;
+  wire [4:0] \$502 ;
+  wire [4:0] \$503 ;
+  wire [4:0] \$504 ;
+  wire [4:0] \$505 ;
+  wire [4:0] \$506 ;
+  wire [4:0] \$507 ;
+  wire [4:0] \$508 ;
+  wire [4:0] \$509 ;
   wire \$51 ;
-  reg [7:0] \$510 ;
-  reg [1:0] \$511 ;
-  reg [15:0] \$512 ;
-  reg [15:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg \$515 ;
-  reg [9:0] \$516 ;
-  reg \$517 ;
-  reg \$518 ;
-  reg \$519 ;
+  wire [4:0] \$510 ;
+  wire [4:0] \$511 ;
+  wire [4:0] \$512 ;
+  wire [4:0] \$513 ;
+  wire [4:0] \$514 ;
+  wire [4:0] \$515 ;
+  wire [4:0] \$516 ;
+  wire [11:0] \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  reg \$520 ;
-  reg \$521 ;
-  reg \$522 ;
-  reg \$523 ;
-  reg \$524 ;
-  reg \$525 ;
-  reg [7:0] \$526 ;
-  reg [1:0] \$527 ;
-  reg [27:0] \$528 ;
-  reg [27:0] \$529 ;
+  wire \$520 ;
+  wire [9:0] \$521 ;
+  wire [9:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire [9:0] \$526 ;
+  wire [9:0] \$527 ;
+  wire [8:0] \$528 ;
+  wire \$529 ;
   wire \$53 ;
-  reg \$530 ;
-  reg [9:0] \$531 ;
-  reg \$532 ;
-  reg \$533 ;
-  reg \$534 ;
-  reg \$535 ;
-  reg \$536 ;
-  reg \$537 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
   reg \$538 ;
   reg \$539 ;
   wire \$54 ;
-  reg \$540 ;
-  reg [7:0] \$541 ;
-  reg [1:0] \$542 ;
-  reg [27:0] \$543 ;
-  reg [9:0] \$544 ;
-  reg \$545 ;
-  reg \$546 ;
-  reg \$547 ;
+  reg [1:0] \$540 ;
+  reg \$541 ;
+  reg \$542 ;
+  reg \$543 ;
+  reg \$544 ;
+  reg [9:0] \$545 ;
+  reg [15:0] \$546 ;
+  reg [7:0] \$547 ;
   reg \$548 ;
   reg \$549 ;
   wire \$55 ;
   reg \$550 ;
   reg \$551 ;
-  reg \$552 ;
-  reg \$553 ;
-  reg [7:0] \$554 ;
-  reg [1:0] \$555 ;
+  reg [8:0] \$552 ;
+  reg [10:0] \$553 ;
+  reg \$554 ;
+  reg \$555 ;
   reg \$556 ;
   reg \$557 ;
-  reg \$558 ;
-  reg \$559 ;
+  reg [9:0] \$558 ;
+  reg [15:0] \$559 ;
   wire \$56 ;
-  reg [9:0] \$560 ;
-  reg [26:0] \$561 ;
+  reg \$560 ;
+  reg \$561 ;
   reg \$562 ;
-  reg \$563 ;
-  reg \$564 ;
-  reg \$565 ;
-  reg [7:0] \$566 ;
-  reg [1:0] \$567 ;
-  reg [35:0] \$568 ;
-  reg [35:0] \$569 ;
+  reg [7:0] \$563 ;
+  reg [1:0] \$564 ;
+  reg [15:0] \$565 ;
+  reg [15:0] \$566 ;
+  reg [4:0] \$567 ;
+  reg \$568 ;
+  reg [9:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
   reg \$571 ;
-  reg [9:0] \$572 ;
+  reg \$572 ;
   reg \$573 ;
   reg \$574 ;
   reg \$575 ;
   reg \$576 ;
-  reg [28:0] \$577 ;
-  reg [28:0] \$578 ;
-  reg \$579 ;
+  reg \$577 ;
+  reg \$578 ;
+  reg [7:0] \$579 ;
   wire \$58 ;
-  reg \$580 ;
-  reg [9:0] \$581 ;
-  reg \$582 ;
+  reg [1:0] \$580 ;
+  reg [27:0] \$581 ;
+  reg [27:0] \$582 ;
   reg \$583 ;
-  reg \$584 ;
+  reg [9:0] \$584 ;
   reg \$585 ;
   reg \$586 ;
   reg \$587 ;
   reg \$588 ;
-  reg [7:0] \$589 ;
+  reg \$589 ;
   wire \$59 ;
-  reg [1:0] \$590 ;
-  reg [10:0] \$591 ;
+  reg \$590 ;
+  reg \$591 ;
   reg \$592 ;
   reg \$593 ;
-  reg [9:0] \$594 ;
-  reg \$595 ;
-  reg \$596 ;
-  reg \$597 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
   reg \$598 ;
-  reg [7:0] \$599 ;
+  reg \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
   reg \$600 ;
   reg \$601 ;
-  reg [9:0] \$602 ;
+  reg \$602 ;
   reg \$603 ;
-  reg \$604 ;
-  reg \$605 ;
+  reg [10:0] \$604 ;
+  reg [10:0] \$605 ;
   reg \$606 ;
   reg \$607 ;
   reg \$608 ;
-  reg \$609 ;
+  reg [7:0] \$609 ;
   wire \$61 ;
-  reg [7:0] \$610 ;
-  reg [1:0] \$611 ;
-  reg [15:0] \$612 ;
+  reg [1:0] \$610 ;
+  reg \$611 ;
+  reg \$612 ;
   reg \$613 ;
   reg \$614 ;
-  reg [1:0] \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
+  reg [9:0] \$615 ;
+  reg [26:0] \$616 ;
+  reg \$617 ;
+  reg [11:0] \$618 ;
+  reg [11:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire \$622 ;
-  wire \$623 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [7:0] \$623 ;
+  reg [1:0] \$624 ;
+  reg [35:0] \$625 ;
+  reg [35:0] \$626 ;
+  reg \$627 ;
+  reg \$628 ;
+  reg [9:0] \$629 ;
   wire \$63 ;
+  reg \$630 ;
+  reg \$631 ;
+  reg \$632 ;
+  reg \$633 ;
+  reg [28:0] \$634 ;
+  reg [28:0] \$635 ;
+  reg \$636 ;
+  reg \$637 ;
+  reg [9:0] \$638 ;
+  reg \$639 ;
   wire \$64 ;
+  reg \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg \$645 ;
+  reg [7:0] \$646 ;
+  reg [1:0] \$647 ;
+  reg [10:0] \$648 ;
+  reg \$649 ;
   wire \$65 ;
+  reg \$650 ;
+  reg [9:0] \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg \$657 ;
+  reg \$658 ;
+  reg [9:0] \$659 ;
   wire \$66 ;
+  reg \$660 ;
+  reg \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg \$666 ;
+  reg [7:0] \$667 ;
+  reg [1:0] \$668 ;
+  reg [15:0] \$669 ;
   wire \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg [1:0] \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
   wire \$68 ;
+  wire \$680 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
@@ -5197,12 +5418,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$103 ;
+  wire [15:0] \acc$106 ;
   reg [1:0] acc_mode = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] \acc_mode$106 ;
+  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
+  wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
@@ -5212,11 +5434,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg add_q_1_0 = 1'h0;
-  reg add_q_1_1 = 1'h0;
-  reg add_q_1_2 = 1'h0;
-  reg [7:0] add_q_1_3 = 8'h00;
-  reg [1:0] add_q_1_4 = 2'h0;
+  reg [10:0] add_q_1_0 = 11'h000;
+  reg [10:0] add_q_1_1 = 11'h000;
+  reg add_q_2_0 = 1'h0;
+  reg add_q_2_1 = 1'h0;
+  reg add_q_2_2 = 1'h0;
+  reg [7:0] add_q_2_3 = 8'h00;
+  reg [1:0] add_q_2_4 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -5266,7 +5490,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$105 ;
+  wire \done$108 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -5281,11 +5505,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_0_sign = 1'h0;
   reg normalize_q_0_0_zero = 1'h0;
   reg normalize_q_0_1 = 1'h0;
-  reg normalize_q_1_0 = 1'h0;
-  reg normalize_q_1_1 = 1'h0;
-  reg normalize_q_1_2 = 1'h0;
-  reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [1:0] normalize_q_1_4 = 2'h0;
+  reg [11:0] normalize_q_1_0 = 12'h000;
+  reg [11:0] normalize_q_1_1 = 12'h000;
+  reg normalize_q_2_0 = 1'h0;
+  reg normalize_q_2_1 = 1'h0;
+  reg normalize_q_2_2 = 1'h0;
+  reg [7:0] normalize_q_2_3 = 8'h00;
+  reg [1:0] normalize_q_2_4 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -5400,377 +5626,496 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$363  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$364  = $signed(\$363 ) > $signed(6'h1d);
-  assign \$365  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$366  = \$364  ? 11'h01d : \$365 ;
-  assign \$367  = \$362  ? \$366  : 11'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$367 [4:0];
-  assign \$368  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$370  = round_q_0_0_count + round_q_0_0_up;
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = \$371  > 15'h7bff;
-  assign \$373  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$375  = round_q_0_0_count + round_q_0_0_up;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = \$372  ? 15'h7c00 : \$376 [14:0];
-  assign \$378  = round_q_0_0_zero ? 15'h0000 : \$377 ;
-  assign \$379  = round_q_0_0_inf ? 15'h7c00 : \$378 ;
-  assign \$382  = ~ round_q_0_0_inf;
-  assign \$383  = ~ round_q_0_0_zero;
-  assign \$384  = \$382  & \$383 ;
-  assign \$385  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$387  = round_q_0_0_count + round_q_0_0_up;
-  assign \$388  = \$386  + \$387 ;
-  assign \$389  = \$388  > 15'h7bff;
-  assign \$390  = \$384  & \$389 ;
-  assign \$393  = \$392  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$394  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$396  = round_q_0_1_count + round_q_0_1_up;
-  assign \$397  = \$395  + \$396 ;
-  assign \$398  = \$397  > 15'h7f7f;
-  assign \$399  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$401  = round_q_0_1_count + round_q_0_1_up;
-  assign \$402  = \$400  + \$401 ;
-  assign \$403  = \$398  ? 15'h7f80 : \$402 [14:0];
-  assign \$404  = round_q_0_1_zero ? 15'h0000 : \$403 ;
-  assign \$405  = round_q_0_1_inf ? 15'h7f80 : \$404 ;
-  assign \$408  = ~ round_q_0_1_inf;
-  assign \$409  = ~ round_q_0_1_zero;
-  assign \$410  = \$408  & \$409 ;
-  assign \$411  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$413  = round_q_0_1_count + round_q_0_1_up;
-  assign \$414  = \$412  + \$413 ;
-  assign \$415  = \$414  > 15'h7f7f;
-  assign \$416  = \$410  & \$415 ;
-  assign \$419  = \$418  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$420  = p_0 ? p_3_sign : 1'h1;
-  assign \$421  = ~ p_0;
-  assign \$422  = p_3_zero | \$421 ;
-  assign \$423  = p_3_inf & p_0;
-  assign \$424  = p_3_nan & p_0;
-  assign \$425  = ~ fresh;
-  assign \$426  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$427  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$428  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$429  = \$427  ? 16'h0000 : \$428 ;
-  assign \$430  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$431  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$432  = add_a_big ? \$430  : \$431 ;
-  assign \$433  = $signed(\$432 ) > $signed(6'h1a);
-  assign \$434  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$435  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$436  = add_a_big ? \$434  : \$435 ;
-  assign \$437  = \$433  ? 11'h01a : \$436 ;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
+  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
+  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
+  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
+  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
+  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
+  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
+  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
+  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
+  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
+  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
+  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
+  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
+  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
+  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
+  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
+  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
+  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
+  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
+  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
+  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
+  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
+  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
+  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
+  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
+  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
+  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
+  assign \$355  = add_q_0_total[27:1] << add_lz;
+  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
+  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
+  assign \$359  = \$356  ? \$358  : 12'h000;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
+  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
+  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
+  assign \$363  = \$360  ? \$362  : 12'h000;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
+  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$366  = round_q_0_0_count + round_q_0_0_up;
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = \$367  > 15'h7bff;
+  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$371  = round_q_0_0_count + round_q_0_0_up;
+  assign \$372  = \$370  + \$371 ;
+  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
+  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
+  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
+  assign \$378  = ~ round_q_0_0_inf;
+  assign \$379  = ~ round_q_0_0_zero;
+  assign \$380  = \$378  & \$379 ;
+  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$383  = round_q_0_0_count + round_q_0_0_up;
+  assign \$384  = \$382  + \$383 ;
+  assign \$385  = \$384  > 15'h7bff;
+  assign \$386  = \$380  & \$385 ;
+  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$392  = round_q_0_1_count + round_q_0_1_up;
+  assign \$393  = \$391  + \$392 ;
+  assign \$394  = \$393  > 15'h7f7f;
+  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$397  = round_q_0_1_count + round_q_0_1_up;
+  assign \$398  = \$396  + \$397 ;
+  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
+  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
+  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
+  assign \$404  = ~ round_q_0_1_inf;
+  assign \$405  = ~ round_q_0_1_zero;
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$409  = round_q_0_1_count + round_q_0_1_up;
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = \$410  > 15'h7f7f;
+  assign \$412  = \$406  & \$411 ;
+  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$416  = p_0 ? p_3_sign : 1'h1;
+  assign \$417  = ~ p_0;
+  assign \$418  = p_3_zero | \$417 ;
+  assign \$419  = p_3_inf & p_0;
+  assign \$420  = p_3_nan & p_0;
+  assign \$421  = ~ fresh;
+  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$425  = \$423  ? 16'h0000 : \$424 ;
+  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$428  = \$426  | \$427 ;
+  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$430  = - $signed(add_exp_diff);
+  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
+  assign \$432  = \$428  ? 12'h01a : \$431 ;
+  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
   assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$440  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$441  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$442  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$443  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$444  = \$442  & \$443 ;
-  assign \$445  = \$441  | \$444 ;
-  assign \$446  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$447  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$439  = \$437  & \$438 ;
+  assign \$440  = \$436  | \$439 ;
+  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$443  = ~ \$442 ;
+  assign \$444  = \$441  & \$443 ;
+  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$447  = \$445  & \$446 ;
   assign \$448  = ~ \$447 ;
-  assign \$449  = \$446  & \$448 ;
-  assign \$450  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$451  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$452  = \$450  & \$451 ;
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$449  & \$453 ;
-  assign \$455  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$456  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$457  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$458  = | add_small_wide[25:0];
-  assign \$459  = ! add_q_0_total[27:1];
-  assign \$460  = \$459  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$461  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$460 ;
-  assign \$462  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$461 ;
-  assign \$463  = ! add_q_0_total[27:1];
-  assign \$464  = add_q_0_flags_both_zero | \$463 ;
-  assign \$465  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$466  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$467  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$468  = \$467  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$469  = \$466  ? 10'h3f2 : \$468 ;
-  assign \$470  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$471  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$472  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$473  = \$472  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$474  = \$471  ? 10'h382 : \$473 ;
-  assign \$475  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$476  = | place_q_0_1_kept[19:0];
-  assign \$477  = | place_q_0_1_below;
-  assign \$478  = \$477  | place_q_0_1_sticky;
-  assign \$479  = \$476  | \$478 ;
-  assign \$480  = \$479  | place_q_0_1_kept[21];
-  assign \$481  = place_q_0_1_kept[20] & \$480 ;
-  assign \$482  = round_q_1_0 & round_q_1_1;
-  assign \$483  = ~ round_q_1_2;
-  assign \$484  = round_q_1_0 ? round_q_1_1 : \$483 ;
+  assign \$449  = \$444  & \$448 ;
+  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$453  = | add_small_wide[25:0];
+  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$456  = ! add_q_0_total[27:1];
+  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
+  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
+  assign \$460  = ! add_q_0_total[27:1];
+  assign \$461  = add_q_0_flags_both_zero | \$460 ;
+  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
+  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
+  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
+  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
+  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
+  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
+  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
+  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
+  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
+  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
+  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
+  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
+  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
+  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
+  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
+  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
+  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
+  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
+  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
+  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
+  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
+  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
+  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
+  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
+  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
+  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
+  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
+  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
+  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
+  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
+  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
+  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
+  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
+  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
+  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
+  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
+  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
+  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
+  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
+  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
+  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
+  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
+  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
+  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
+  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
+  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
+  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
+  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
+  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
+  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
+  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
+  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
+  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
+  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
+  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
+  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$527  = \$524  ? 10'h382 : \$526 ;
+  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$529  = | place_q_0_1_kept[19:0];
+  assign \$530  = | place_q_0_1_below;
+  assign \$531  = \$530  | place_q_0_1_sticky;
+  assign \$532  = \$529  | \$531 ;
+  assign \$533  = \$532  | place_q_0_1_kept[21];
+  assign \$534  = place_q_0_1_kept[20] & \$533 ;
+  assign \$535  = round_q_1_0 & round_q_1_1;
+  assign \$536  = ~ round_q_1_2;
+  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
   always @(posedge clk)
-    p_0 <= \$485 ;
+    p_0 <= \$538 ;
   always @(posedge clk)
-    p_1 <= \$486 ;
+    p_1 <= \$539 ;
   always @(posedge clk)
-    p_2 <= \$487 ;
+    p_2 <= \$540 ;
   always @(posedge clk)
-    p_3_sign <= \$488 ;
+    p_3_sign <= \$541 ;
   always @(posedge clk)
-    p_3_zero <= \$489 ;
+    p_3_zero <= \$542 ;
   always @(posedge clk)
-    p_3_inf <= \$490 ;
+    p_3_inf <= \$543 ;
   always @(posedge clk)
-    p_3_nan <= \$491 ;
+    p_3_nan <= \$544 ;
   always @(posedge clk)
-    p_3_exp <= \$492 ;
+    p_3_exp <= \$545 ;
   always @(posedge clk)
-    p_3_sig <= \$493 ;
+    p_3_sig <= \$546 ;
   always @(posedge clk)
-    p_4 <= \$494 ;
+    p_4 <= \$547 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$495 ;
+    unpack_q_0_sign <= \$548 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$496 ;
+    unpack_q_0_zero <= \$549 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$497 ;
+    unpack_q_0_inf <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$498 ;
+    unpack_q_0_nan <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$499 ;
+    unpack_q_0_exp <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$500 ;
+    unpack_q_0_sig <= \$553 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$501 ;
+    unpack_q_1_sign <= \$554 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$502 ;
+    unpack_q_1_zero <= \$555 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$503 ;
+    unpack_q_1_inf <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$504 ;
+    unpack_q_1_nan <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$505 ;
+    unpack_q_1_exp <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$506 ;
+    unpack_q_1_sig <= \$559 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$507 ;
+    unpack_q_2_0 <= \$560 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$508 ;
+    unpack_q_2_1 <= \$561 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$509 ;
+    unpack_q_2_2 <= \$562 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$510 ;
+    unpack_q_2_3 <= \$563 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$511 ;
+    unpack_q_2_4 <= \$564 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$512 ;
+    order_q_0_big_sig <= \$565 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$513 ;
+    order_q_0_small_sig <= \$566 ;
   always @(posedge clk)
-    order_q_0_shift <= \$514 ;
+    order_q_0_shift <= \$567 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$515 ;
+    order_q_0_subtract <= \$568 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$516 ;
+    order_q_0_flags_big_exp <= \$569 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$517 ;
+    order_q_0_flags_big_sign <= \$570 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$518 ;
+    order_q_0_flags_nan <= \$571 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$519 ;
+    order_q_0_flags_inf <= \$572 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$520 ;
+    order_q_0_flags_inf_sign <= \$573 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$521 ;
+    order_q_0_flags_both_zero <= \$574 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$522 ;
+    order_q_0_flags_zero_sign <= \$575 ;
   always @(posedge clk)
-    order_q_1_0 <= \$523 ;
+    order_q_1_0 <= \$576 ;
   always @(posedge clk)
-    order_q_1_1 <= \$524 ;
+    order_q_1_1 <= \$577 ;
   always @(posedge clk)
-    order_q_1_2 <= \$525 ;
+    order_q_1_2 <= \$578 ;
   always @(posedge clk)
-    order_q_1_3 <= \$526 ;
+    order_q_1_3 <= \$579 ;
   always @(posedge clk)
-    order_q_1_4 <= \$527 ;
+    order_q_1_4 <= \$580 ;
   always @(posedge clk)
-    align_q_0_big <= \$528 ;
+    align_q_0_big <= \$581 ;
   always @(posedge clk)
-    align_q_0_small <= \$529 ;
+    align_q_0_small <= \$582 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$530 ;
+    align_q_0_subtract <= \$583 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$531 ;
+    align_q_0_flags_big_exp <= \$584 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$532 ;
+    align_q_0_flags_big_sign <= \$585 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$533 ;
+    align_q_0_flags_nan <= \$586 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$534 ;
+    align_q_0_flags_inf <= \$587 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$535 ;
+    align_q_0_flags_inf_sign <= \$588 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$536 ;
+    align_q_0_flags_both_zero <= \$589 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$537 ;
+    align_q_0_flags_zero_sign <= \$590 ;
   always @(posedge clk)
-    align_q_1_0 <= \$538 ;
+    align_q_1_0 <= \$591 ;
   always @(posedge clk)
-    align_q_1_1 <= \$539 ;
+    align_q_1_1 <= \$592 ;
   always @(posedge clk)
-    align_q_1_2 <= \$540 ;
+    align_q_1_2 <= \$593 ;
   always @(posedge clk)
-    align_q_1_3 <= \$541 ;
+    align_q_1_3 <= \$594 ;
   always @(posedge clk)
-    align_q_1_4 <= \$542 ;
+    align_q_1_4 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$543 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$544 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$545 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$546 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$547 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$548 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$549 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$550 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0 <= \$551 ;
+    add_q_1_0 <= \$604 ;
   always @(posedge clk)
-    add_q_1_1 <= \$552 ;
+    add_q_1_1 <= \$605 ;
   always @(posedge clk)
-    add_q_1_2 <= \$553 ;
+    add_q_2_0 <= \$606 ;
   always @(posedge clk)
-    add_q_1_3 <= \$554 ;
+    add_q_2_1 <= \$607 ;
   always @(posedge clk)
-    add_q_1_4 <= \$555 ;
+    add_q_2_2 <= \$608 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$556 ;
+    add_q_2_3 <= \$609 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$557 ;
+    add_q_2_4 <= \$610 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$558 ;
+    normalize_q_0_0_sign <= \$611 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$559 ;
+    normalize_q_0_0_zero <= \$612 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$560 ;
+    normalize_q_0_0_inf <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$561 ;
+    normalize_q_0_0_nan <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$562 ;
+    normalize_q_0_0_exp <= \$615 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$563 ;
+    normalize_q_0_0_sig <= \$616 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$564 ;
+    normalize_q_0_1 <= \$617 ;
   always @(posedge clk)
-    normalize_q_1_2 <= \$565 ;
+    normalize_q_1_0 <= \$618 ;
   always @(posedge clk)
-    normalize_q_1_3 <= \$566 ;
+    normalize_q_1_1 <= \$619 ;
   always @(posedge clk)
-    normalize_q_1_4 <= \$567 ;
+    normalize_q_2_0 <= \$620 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$568 ;
+    normalize_q_2_1 <= \$621 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$569 ;
+    normalize_q_2_2 <= \$622 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$570 ;
+    normalize_q_2_3 <= \$623 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$571 ;
+    normalize_q_2_4 <= \$624 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$572 ;
+    place_q_0_0_kept <= \$625 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$573 ;
+    place_q_0_0_below <= \$626 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$574 ;
+    place_q_0_0_sticky <= \$627 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$575 ;
+    place_q_0_0_small <= \$628 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$576 ;
+    place_q_0_0_e_eff <= \$629 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$577 ;
+    place_q_0_0_sign <= \$630 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$578 ;
+    place_q_0_0_zero <= \$631 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$579 ;
+    place_q_0_0_inf <= \$632 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$580 ;
+    place_q_0_0_nan <= \$633 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$581 ;
+    place_q_0_1_kept <= \$634 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$582 ;
+    place_q_0_1_below <= \$635 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$583 ;
+    place_q_0_1_sticky <= \$636 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$584 ;
+    place_q_0_1_small <= \$637 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$585 ;
+    place_q_0_1_e_eff <= \$638 ;
   always @(posedge clk)
-    place_q_1_0 <= \$586 ;
+    place_q_0_1_sign <= \$639 ;
   always @(posedge clk)
-    place_q_1_1 <= \$587 ;
+    place_q_0_1_zero <= \$640 ;
   always @(posedge clk)
-    place_q_1_2 <= \$588 ;
+    place_q_0_1_inf <= \$641 ;
   always @(posedge clk)
-    place_q_1_3 <= \$589 ;
+    place_q_0_1_nan <= \$642 ;
   always @(posedge clk)
-    place_q_1_4 <= \$590 ;
+    place_q_1_0 <= \$643 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$591 ;
+    place_q_1_1 <= \$644 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$592 ;
+    place_q_1_2 <= \$645 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$593 ;
+    place_q_1_3 <= \$646 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$594 ;
+    place_q_1_4 <= \$647 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$595 ;
+    round_q_0_0_count <= \$648 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$596 ;
+    round_q_0_0_up <= \$649 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$597 ;
+    round_q_0_0_small <= \$650 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$598 ;
+    round_q_0_0_e_eff <= \$651 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$599 ;
+    round_q_0_0_sign <= \$652 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$600 ;
+    round_q_0_0_zero <= \$653 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$601 ;
+    round_q_0_0_inf <= \$654 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$602 ;
+    round_q_0_0_nan <= \$655 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$603 ;
+    round_q_0_1_count <= \$656 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$604 ;
+    round_q_0_1_up <= \$657 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$605 ;
+    round_q_0_1_small <= \$658 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$606 ;
+    round_q_0_1_e_eff <= \$659 ;
   always @(posedge clk)
-    round_q_1_0 <= \$607 ;
+    round_q_0_1_sign <= \$660 ;
   always @(posedge clk)
-    round_q_1_1 <= \$608 ;
+    round_q_0_1_zero <= \$661 ;
   always @(posedge clk)
-    round_q_1_2 <= \$609 ;
+    round_q_0_1_inf <= \$662 ;
   always @(posedge clk)
-    round_q_1_3 <= \$610 ;
+    round_q_0_1_nan <= \$663 ;
   always @(posedge clk)
-    round_q_1_4 <= \$611 ;
+    round_q_1_0 <= \$664 ;
   always @(posedge clk)
-    acc <= \$612 ;
+    round_q_1_1 <= \$665 ;
   always @(posedge clk)
-    done <= \$613 ;
+    round_q_1_2 <= \$666 ;
   always @(posedge clk)
-    fresh <= \$614 ;
+    round_q_1_3 <= \$667 ;
   always @(posedge clk)
-    acc_mode <= \$615 ;
+    round_q_1_4 <= \$668 ;
+  always @(posedge clk)
+    acc <= \$669 ;
+  always @(posedge clk)
+    done <= \$670 ;
+  always @(posedge clk)
+    fresh <= \$671 ;
+  always @(posedge clk)
+    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -6048,75 +6393,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$358  = $signed(\$357 ) > $signed(7'h24);
-  assign \$359  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$360  = \$358  ? 11'h024 : \$359 ;
-  assign \$361  = \$356  ? \$360  : 11'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$361 [5:0];
-  assign \$362  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$1377$0 (\$616 ),
-    .\port$1379$0 (\$617 ),
-    .\port$1381$0 (\$618 ),
-    .\port$1383$0 (\$619 ),
-    .\port$1385$0 (\$620 ),
-    .\port$1387$0 (\$621 ),
-    .\port$1389$0 (\$622 ),
-    .\port$1391$0 (\$623 ),
+    .\port$1485$0 (\$673 ),
+    .\port$1487$0 (\$674 ),
+    .\port$1489$0 (\$675 ),
+    .\port$1491$0 (\$676 ),
+    .\port$1493$0 (\$677 ),
+    .\port$1495$0 (\$678 ),
+    .\port$1497$0 (\$679 ),
+    .\port$1499$0 (\$680 ),
     .rst(rst)
   );
   always @* begin
@@ -6124,11 +6412,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h1:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h2:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -6341,28 +6629,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$379 ;
+      sum_fp16_sr8_mag = \$375 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$393 ;
+      sum_fp16_sr8 = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$405 ;
+      sum_bf16_rne_mag = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$419 ;
+      sum_bf16_rne = \$415 ;
     end
   end
   always @* begin
@@ -6384,539 +6672,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$485  = p_0;
+    \$538  = p_0;
     if (\en$1 ) begin
-      \$485  = valid;
-    end
-    if (rst) begin
-      \$485  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$486  = p_1;
-    if (\en$1 ) begin
-      \$486  = last;
-    end
-    if (rst) begin
-      \$486  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$487  = p_2;
-    if (\en$1 ) begin
-      \$487  = choice;
-    end
-    if (rst) begin
-      \$487  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$488  = p_3_sign;
-    if (\en$1 ) begin
-      \$488  = term_sign;
-    end
-    if (rst) begin
-      \$488  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$489  = p_3_zero;
-    if (\en$1 ) begin
-      \$489  = term_zero;
-    end
-    if (rst) begin
-      \$489  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$490  = p_3_inf;
-    if (\en$1 ) begin
-      \$490  = term_inf;
-    end
-    if (rst) begin
-      \$490  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$491  = p_3_nan;
-    if (\en$1 ) begin
-      \$491  = term_nan;
-    end
-    if (rst) begin
-      \$491  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$492  = p_3_exp;
-    if (\en$1 ) begin
-      \$492  = term_exp;
-    end
-    if (rst) begin
-      \$492  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$493  = p_3_sig;
-    if (\en$1 ) begin
-      \$493  = term_sig;
-    end
-    if (rst) begin
-      \$493  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$494  = p_4;
-    if (\en$1 ) begin
-      \$494  = rand_sum;
-    end
-    if (rst) begin
-      \$494  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$495  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$495  = base_sign;
-    end
-    if (rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$496  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$496  = base_zero;
-    end
-    if (rst) begin
-      \$496  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$497  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$497  = base_inf;
-    end
-    if (rst) begin
-      \$497  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$498  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$498  = base_nan;
-    end
-    if (rst) begin
-      \$498  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$499  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$499  = base_exp;
-    end
-    if (rst) begin
-      \$499  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$500  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$500  = base_sig;
-    end
-    if (rst) begin
-      \$500  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$501  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$501  = \$420 ;
-    end
-    if (rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$502  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$502  = \$422 ;
-    end
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$503  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$503  = \$423 ;
-    end
-    if (rst) begin
-      \$503  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$504  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$504  = \$424 ;
-    end
-    if (rst) begin
-      \$504  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$505  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$505  = p_3_exp;
-    end
-    if (rst) begin
-      \$505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$506  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$506  = p_3_sig;
-    end
-    if (rst) begin
-      \$506  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$507  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$507  = p_0;
-    end
-    if (rst) begin
-      \$507  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$508  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$508  = p_1;
-    end
-    if (rst) begin
-      \$508  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$509  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$509  = \$425 ;
-    end
-    if (rst) begin
-      \$509  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$510  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$510  = p_4;
-    end
-    if (rst) begin
-      \$510  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$511  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$511  = step_mode;
-    end
-    if (rst) begin
-      \$511  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$512  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$512  = \$426 ;
-    end
-    if (rst) begin
-      \$512  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$513  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$513  = \$429 ;
-    end
-    if (rst) begin
-      \$513  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$514  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$514  = \$437 [4:0];
-    end
-    if (rst) begin
-      \$514  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$515  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$515  = \$438 ;
-    end
-    if (rst) begin
-      \$515  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$516  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$516  = \$439 ;
-    end
-    if (rst) begin
-      \$516  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$517  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$517  = \$440 ;
-    end
-    if (rst) begin
-      \$517  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$518  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$518  = \$445 ;
-    end
-    if (rst) begin
-      \$518  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$519  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$519  = \$454 ;
-    end
-    if (rst) begin
-      \$519  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$520  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$520  = \$455 ;
-    end
-    if (rst) begin
-      \$520  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$521  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$521  = \$456 ;
-    end
-    if (rst) begin
-      \$521  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$522  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$522  = \$457 ;
-    end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$523  = order_q_1_0;
-    if (\en$1 ) begin
-      \$523  = unpack_q_2_0;
-    end
-    if (rst) begin
-      \$523  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$524  = order_q_1_1;
-    if (\en$1 ) begin
-      \$524  = unpack_q_2_1;
-    end
-    if (rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$525  = order_q_1_2;
-    if (\en$1 ) begin
-      \$525  = unpack_q_2_2;
-    end
-    if (rst) begin
-      \$525  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$526  = order_q_1_3;
-    if (\en$1 ) begin
-      \$526  = unpack_q_2_3;
-    end
-    if (rst) begin
-      \$526  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$527  = order_q_1_4;
-    if (\en$1 ) begin
-      \$527  = unpack_q_2_4;
-    end
-    if (rst) begin
-      \$527  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$528  = align_q_0_big;
-    if (\en$1 ) begin
-      \$528  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
-    if (rst) begin
-      \$528  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$529  = align_q_0_small;
-    if (\en$1 ) begin
-      \$529  = { 1'h0, add_small_wide[51:26], \$458  };
-    end
-    if (rst) begin
-      \$529  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$530  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$530  = order_q_0_subtract;
-    end
-    if (rst) begin
-      \$530  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$531  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$531  = order_q_0_flags_big_exp;
-    end
-    if (rst) begin
-      \$531  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$532  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$532  = order_q_0_flags_big_sign;
-    end
-    if (rst) begin
-      \$532  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$533  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$533  = order_q_0_flags_nan;
-    end
-    if (rst) begin
-      \$533  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$534  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$534  = order_q_0_flags_inf;
-    end
-    if (rst) begin
-      \$534  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$535  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$535  = order_q_0_flags_inf_sign;
-    end
-    if (rst) begin
-      \$535  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$536  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$536  = order_q_0_flags_both_zero;
-    end
-    if (rst) begin
-      \$536  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$537  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$537  = order_q_0_flags_zero_sign;
-    end
-    if (rst) begin
-      \$537  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$538  = align_q_1_0;
-    if (\en$1 ) begin
-      \$538  = order_q_1_0;
+      \$538  = valid;
     end
     if (rst) begin
       \$538  = 1'h0;
@@ -6924,9 +6682,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$539  = align_q_1_1;
+    \$539  = p_1;
     if (\en$1 ) begin
-      \$539  = order_q_1_1;
+      \$539  = last;
     end
     if (rst) begin
       \$539  = 1'h0;
@@ -6934,89 +6692,89 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$540  = align_q_1_2;
+    \$540  = p_2;
     if (\en$1 ) begin
-      \$540  = order_q_1_2;
+      \$540  = choice;
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$540  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$541  = align_q_1_3;
+    \$541  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = order_q_1_3;
+      \$541  = term_sign;
     end
     if (rst) begin
-      \$541  = 8'h00;
+      \$541  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$542  = align_q_1_4;
+    \$542  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = order_q_1_4;
+      \$542  = term_zero;
     end
     if (rst) begin
-      \$542  = 2'h0;
+      \$542  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$543  = add_q_0_total;
+    \$543  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = \$326 [27:0];
+      \$543  = term_inf;
     end
     if (rst) begin
-      \$543  = 28'h0000000;
+      \$543  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$544  = add_q_0_flags_big_exp;
+    \$544  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = align_q_0_flags_big_exp;
+      \$544  = term_nan;
     end
     if (rst) begin
-      \$544  = 10'h000;
+      \$544  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$545  = add_q_0_flags_big_sign;
+    \$545  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = align_q_0_flags_big_sign;
+      \$545  = term_exp;
     end
     if (rst) begin
-      \$545  = 1'h0;
+      \$545  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$546  = add_q_0_flags_nan;
+    \$546  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = align_q_0_flags_nan;
+      \$546  = term_sig;
     end
     if (rst) begin
-      \$546  = 1'h0;
+      \$546  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$547  = add_q_0_flags_inf;
+    \$547  = p_4;
     if (\en$1 ) begin
-      \$547  = align_q_0_flags_inf;
+      \$547  = rand_sum;
     end
     if (rst) begin
-      \$547  = 1'h0;
+      \$547  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$548  = add_q_0_flags_inf_sign;
+    \$548  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = align_q_0_flags_inf_sign;
+      \$548  = base_sign;
     end
     if (rst) begin
       \$548  = 1'h0;
@@ -7024,9 +6782,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$549  = add_q_0_flags_both_zero;
+    \$549  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = align_q_0_flags_both_zero;
+      \$549  = base_zero;
     end
     if (rst) begin
       \$549  = 1'h0;
@@ -7034,9 +6792,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$550  = add_q_0_flags_zero_sign;
+    \$550  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = align_q_0_flags_zero_sign;
+      \$550  = base_inf;
     end
     if (rst) begin
       \$550  = 1'h0;
@@ -7044,9 +6802,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$551  = add_q_1_0;
+    \$551  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = align_q_1_0;
+      \$551  = base_nan;
     end
     if (rst) begin
       \$551  = 1'h0;
@@ -7054,49 +6812,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$552  = add_q_1_1;
+    \$552  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = align_q_1_1;
+      \$552  = base_exp;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$553  = add_q_1_2;
+    \$553  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = align_q_1_2;
+      \$553  = base_sig;
     end
     if (rst) begin
-      \$553  = 1'h0;
+      \$553  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$554  = add_q_1_3;
+    \$554  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = align_q_1_3;
+      \$554  = \$416 ;
     end
     if (rst) begin
-      \$554  = 8'h00;
+      \$554  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$555  = add_q_1_4;
+    \$555  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = align_q_1_4;
+      \$555  = \$418 ;
     end
     if (rst) begin
-      \$555  = 2'h0;
+      \$555  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$556  = normalize_q_0_0_sign;
+    \$556  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$462 ;
+      \$556  = \$419 ;
     end
     if (rst) begin
       \$556  = 1'h0;
@@ -7104,9 +6862,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$557  = normalize_q_0_0_zero;
+    \$557  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$464 ;
+      \$557  = \$420 ;
     end
     if (rst) begin
       \$557  = 1'h0;
@@ -7114,49 +6872,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$558  = normalize_q_0_0_inf;
+    \$558  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = add_q_0_flags_inf;
+      \$558  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 1'h0;
+      \$558  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$559  = normalize_q_0_0_nan;
+    \$559  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = add_q_0_flags_nan;
+      \$559  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 1'h0;
+      \$559  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$560  = normalize_q_0_0_exp;
+    \$560  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = \$354 [9:0];
+      \$560  = p_0;
     end
     if (rst) begin
-      \$560  = 10'h000;
+      \$560  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$561  = normalize_q_0_0_sig;
+    \$561  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = \$355 [26:0];
+      \$561  = p_1;
     end
     if (rst) begin
-      \$561  = 27'h0000000;
+      \$561  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$562  = normalize_q_0_1;
+    \$562  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = add_q_0_total[0];
+      \$562  = \$421 ;
     end
     if (rst) begin
       \$562  = 1'h0;
@@ -7164,79 +6922,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$563  = normalize_q_1_0;
+    \$563  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = add_q_1_0;
+      \$563  = p_4;
     end
     if (rst) begin
-      \$563  = 1'h0;
+      \$563  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$564  = normalize_q_1_1;
+    \$564  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = add_q_1_1;
+      \$564  = step_mode;
     end
     if (rst) begin
-      \$564  = 1'h0;
+      \$564  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$565  = normalize_q_1_2;
+    \$565  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = add_q_1_2;
+      \$565  = \$422 ;
     end
     if (rst) begin
-      \$565  = 1'h0;
+      \$565  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$566  = normalize_q_1_3;
+    \$566  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = add_q_1_3;
+      \$566  = \$425 ;
     end
     if (rst) begin
-      \$566  = 8'h00;
+      \$566  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$567  = normalize_q_1_4;
+    \$567  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = add_q_1_4;
+      \$567  = \$432 [4:0];
     end
     if (rst) begin
-      \$567  = 2'h0;
+      \$567  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$568  = place_q_0_0_kept;
+    \$568  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = sum_fp16_sr8_wide[71:36];
+      \$568  = \$433 ;
     end
     if (rst) begin
-      \$568  = 36'h000000000;
+      \$568  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$569  = place_q_0_0_below;
+    \$569  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = sum_fp16_sr8_wide[35:0];
+      \$569  = \$434 ;
     end
     if (rst) begin
-      \$569  = 36'h000000000;
+      \$569  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$570  = place_q_0_0_sticky;
+    \$570  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = normalize_q_0_1;
+      \$570  = \$435 ;
     end
     if (rst) begin
       \$570  = 1'h0;
@@ -7244,9 +7002,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$571  = place_q_0_0_small;
+    \$571  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$465 ;
+      \$571  = \$440 ;
     end
     if (rst) begin
       \$571  = 1'h0;
@@ -7254,19 +7012,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$572  = place_q_0_0_e_eff;
+    \$572  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$469 ;
+      \$572  = \$449 ;
     end
     if (rst) begin
-      \$572  = 10'h000;
+      \$572  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$573  = place_q_0_0_sign;
+    \$573  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = normalize_q_0_0_sign;
+      \$573  = \$450 ;
     end
     if (rst) begin
       \$573  = 1'h0;
@@ -7274,9 +7032,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$574  = place_q_0_0_zero;
+    \$574  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = normalize_q_0_0_zero;
+      \$574  = \$451 ;
     end
     if (rst) begin
       \$574  = 1'h0;
@@ -7284,9 +7042,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$575  = place_q_0_0_inf;
+    \$575  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = normalize_q_0_0_inf;
+      \$575  = \$452 ;
     end
     if (rst) begin
       \$575  = 1'h0;
@@ -7294,9 +7052,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$576  = place_q_0_0_nan;
+    \$576  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = normalize_q_0_0_nan;
+      \$576  = unpack_q_2_0;
     end
     if (rst) begin
       \$576  = 1'h0;
@@ -7304,69 +7062,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$577  = place_q_0_1_kept;
+    \$577  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = sum_bf16_rne_wide[57:29];
+      \$577  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 29'h00000000;
+      \$577  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$578  = place_q_0_1_below;
+    \$578  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = sum_bf16_rne_wide[28:0];
+      \$578  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 29'h00000000;
+      \$578  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$579  = place_q_0_1_sticky;
+    \$579  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = normalize_q_0_1;
+      \$579  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 1'h0;
+      \$579  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$580  = place_q_0_1_small;
+    \$580  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = \$470 ;
+      \$580  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 1'h0;
+      \$580  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$581  = place_q_0_1_e_eff;
+    \$581  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = \$474 ;
+      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 10'h000;
+      \$581  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$582  = place_q_0_1_sign;
+    \$582  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = normalize_q_0_0_sign;
+      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
     end
     if (rst) begin
-      \$582  = 1'h0;
+      \$582  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$583  = place_q_0_1_zero;
+    \$583  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = normalize_q_0_0_zero;
+      \$583  = order_q_0_subtract;
     end
     if (rst) begin
       \$583  = 1'h0;
@@ -7374,19 +7132,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$584  = place_q_0_1_inf;
+    \$584  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = normalize_q_0_0_inf;
+      \$584  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 1'h0;
+      \$584  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$585  = place_q_0_1_nan;
+    \$585  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = normalize_q_0_0_nan;
+      \$585  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$585  = 1'h0;
@@ -7394,9 +7152,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$586  = place_q_1_0;
+    \$586  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = normalize_q_1_0;
+      \$586  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$586  = 1'h0;
@@ -7404,9 +7162,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$587  = place_q_1_1;
+    \$587  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = normalize_q_1_1;
+      \$587  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$587  = 1'h0;
@@ -7414,9 +7172,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$588  = place_q_1_2;
+    \$588  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = normalize_q_1_2;
+      \$588  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$588  = 1'h0;
@@ -7424,39 +7182,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$589  = place_q_1_3;
+    \$589  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = normalize_q_1_3;
+      \$589  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 8'h00;
+      \$589  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$590  = place_q_1_4;
+    \$590  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = normalize_q_1_4;
+      \$590  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 2'h0;
+      \$590  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$591  = round_q_0_0_count;
+    \$591  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = place_q_0_0_kept[35:25];
+      \$591  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 11'h000;
+      \$591  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$592  = round_q_0_0_up;
+    \$592  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = \$475 [8];
+      \$592  = order_q_1_1;
     end
     if (rst) begin
       \$592  = 1'h0;
@@ -7464,9 +7222,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$593  = round_q_0_0_small;
+    \$593  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = place_q_0_0_small;
+      \$593  = order_q_1_2;
     end
     if (rst) begin
       \$593  = 1'h0;
@@ -7474,49 +7232,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$594  = round_q_0_0_e_eff;
+    \$594  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = place_q_0_0_e_eff;
+      \$594  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 10'h000;
+      \$594  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$595  = round_q_0_0_sign;
+    \$595  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = place_q_0_0_sign;
+      \$595  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 1'h0;
+      \$595  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$596  = round_q_0_0_zero;
+    \$596  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = place_q_0_0_zero;
+      \$596  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 1'h0;
+      \$596  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$597  = round_q_0_0_inf;
+    \$597  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = place_q_0_0_inf;
+      \$597  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 1'h0;
+      \$597  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$598  = round_q_0_0_nan;
+    \$598  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = place_q_0_0_nan;
+      \$598  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$598  = 1'h0;
@@ -7524,19 +7282,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$599  = round_q_0_1_count;
+    \$599  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = place_q_0_1_kept[28:21];
+      \$599  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 8'h00;
+      \$599  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$600  = round_q_0_1_up;
+    \$600  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = \$481 ;
+      \$600  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$600  = 1'h0;
@@ -7544,9 +7302,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$601  = round_q_0_1_small;
+    \$601  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = place_q_0_1_small;
+      \$601  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$601  = 1'h0;
@@ -7554,19 +7312,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$602  = round_q_0_1_e_eff;
+    \$602  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = place_q_0_1_e_eff;
+      \$602  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 10'h000;
+      \$602  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$603  = round_q_0_1_sign;
+    \$603  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = place_q_0_1_sign;
+      \$603  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$603  = 1'h0;
@@ -7574,29 +7332,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$604  = round_q_0_1_zero;
+    \$604  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = place_q_0_1_zero;
+      \$604  = \$454 ;
     end
     if (rst) begin
-      \$604  = 1'h0;
+      \$604  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$605  = round_q_0_1_inf;
+    \$605  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = place_q_0_1_inf;
+      \$605  = \$455 ;
     end
     if (rst) begin
-      \$605  = 1'h0;
+      \$605  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$606  = round_q_0_1_nan;
+    \$606  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = place_q_0_1_nan;
+      \$606  = align_q_1_0;
     end
     if (rst) begin
       \$606  = 1'h0;
@@ -7604,9 +7362,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$607  = round_q_1_0;
+    \$607  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = place_q_1_0;
+      \$607  = align_q_1_1;
     end
     if (rst) begin
       \$607  = 1'h0;
@@ -7614,9 +7372,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$608  = round_q_1_1;
+    \$608  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = place_q_1_1;
+      \$608  = align_q_1_2;
     end
     if (rst) begin
       \$608  = 1'h0;
@@ -7624,49 +7382,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$609  = round_q_1_2;
+    \$609  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = place_q_1_2;
+      \$609  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 1'h0;
+      \$609  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$610  = round_q_1_3;
+    \$610  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = place_q_1_3;
+      \$610  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 8'h00;
+      \$610  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$611  = round_q_1_4;
+    \$611  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = place_q_1_4;
+      \$611  = \$459 ;
     end
     if (rst) begin
-      \$611  = 2'h0;
+      \$611  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$612  = acc;
+    \$612  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = sum_code;
+      \$612  = \$461 ;
     end
     if (rst) begin
-      \$612  = 16'h0000;
+      \$612  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$613  = done;
+    \$613  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = \$482 ;
+      \$613  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$613  = 1'h0;
@@ -7674,26 +7432,596 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$614  = fresh;
+    \$614  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = \$484 ;
+      \$614  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h1;
+      \$614  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$615  = acc_mode;
+    \$615  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = round_q_1_4;
+      \$615  = \$354 [9:0];
     end
     if (rst) begin
-      \$615  = 2'h0;
+      \$615  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$616  = normalize_q_0_0_sig;
+    if (\en$1 ) begin
+      \$616  = \$355 [26:0];
+    end
+    if (rst) begin
+      \$616  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$617  = normalize_q_0_1;
+    if (\en$1 ) begin
+      \$617  = add_q_0_total[0];
+    end
+    if (rst) begin
+      \$617  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$618  = normalize_q_1_0;
+    if (\en$1 ) begin
+      \$618  = \$489 ;
+    end
+    if (rst) begin
+      \$618  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$619  = normalize_q_1_1;
+    if (\en$1 ) begin
+      \$619  = \$517 ;
+    end
+    if (rst) begin
+      \$619  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$620  = normalize_q_2_0;
+    if (\en$1 ) begin
+      \$620  = add_q_2_0;
+    end
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$621  = normalize_q_2_1;
+    if (\en$1 ) begin
+      \$621  = add_q_2_1;
+    end
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$622  = normalize_q_2_2;
+    if (\en$1 ) begin
+      \$622  = add_q_2_2;
+    end
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$623  = normalize_q_2_3;
+    if (\en$1 ) begin
+      \$623  = add_q_2_3;
+    end
+    if (rst) begin
+      \$623  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$624  = normalize_q_2_4;
+    if (\en$1 ) begin
+      \$624  = add_q_2_4;
+    end
+    if (rst) begin
+      \$624  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$625  = place_q_0_0_kept;
+    if (\en$1 ) begin
+      \$625  = sum_fp16_sr8_wide[71:36];
+    end
+    if (rst) begin
+      \$625  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$626  = place_q_0_0_below;
+    if (\en$1 ) begin
+      \$626  = sum_fp16_sr8_wide[35:0];
+    end
+    if (rst) begin
+      \$626  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$627  = place_q_0_0_sticky;
+    if (\en$1 ) begin
+      \$627  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$627  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$628  = place_q_0_0_small;
+    if (\en$1 ) begin
+      \$628  = \$518 ;
+    end
+    if (rst) begin
+      \$628  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$629  = place_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$629  = \$522 ;
+    end
+    if (rst) begin
+      \$629  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$630  = place_q_0_0_sign;
+    if (\en$1 ) begin
+      \$630  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$630  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$631  = place_q_0_0_zero;
+    if (\en$1 ) begin
+      \$631  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$631  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$632  = place_q_0_0_inf;
+    if (\en$1 ) begin
+      \$632  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$632  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$633  = place_q_0_0_nan;
+    if (\en$1 ) begin
+      \$633  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$634  = place_q_0_1_kept;
+    if (\en$1 ) begin
+      \$634  = sum_bf16_rne_wide[57:29];
+    end
+    if (rst) begin
+      \$634  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$635  = place_q_0_1_below;
+    if (\en$1 ) begin
+      \$635  = sum_bf16_rne_wide[28:0];
+    end
+    if (rst) begin
+      \$635  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$636  = place_q_0_1_sticky;
+    if (\en$1 ) begin
+      \$636  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$636  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$637  = place_q_0_1_small;
+    if (\en$1 ) begin
+      \$637  = \$523 ;
+    end
+    if (rst) begin
+      \$637  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$638  = place_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$638  = \$527 ;
+    end
+    if (rst) begin
+      \$638  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$639  = place_q_0_1_sign;
+    if (\en$1 ) begin
+      \$639  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$640  = place_q_0_1_zero;
+    if (\en$1 ) begin
+      \$640  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$640  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$641  = place_q_0_1_inf;
+    if (\en$1 ) begin
+      \$641  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$642  = place_q_0_1_nan;
+    if (\en$1 ) begin
+      \$642  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$643  = place_q_1_0;
+    if (\en$1 ) begin
+      \$643  = normalize_q_2_0;
+    end
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$644  = place_q_1_1;
+    if (\en$1 ) begin
+      \$644  = normalize_q_2_1;
+    end
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$645  = place_q_1_2;
+    if (\en$1 ) begin
+      \$645  = normalize_q_2_2;
+    end
+    if (rst) begin
+      \$645  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$646  = place_q_1_3;
+    if (\en$1 ) begin
+      \$646  = normalize_q_2_3;
+    end
+    if (rst) begin
+      \$646  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$647  = place_q_1_4;
+    if (\en$1 ) begin
+      \$647  = normalize_q_2_4;
+    end
+    if (rst) begin
+      \$647  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$648  = round_q_0_0_count;
+    if (\en$1 ) begin
+      \$648  = place_q_0_0_kept[35:25];
+    end
+    if (rst) begin
+      \$648  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$649  = round_q_0_0_up;
+    if (\en$1 ) begin
+      \$649  = \$528 [8];
+    end
+    if (rst) begin
+      \$649  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$650  = round_q_0_0_small;
+    if (\en$1 ) begin
+      \$650  = place_q_0_0_small;
+    end
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$651  = round_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$651  = place_q_0_0_e_eff;
+    end
+    if (rst) begin
+      \$651  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$652  = round_q_0_0_sign;
+    if (\en$1 ) begin
+      \$652  = place_q_0_0_sign;
+    end
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$653  = round_q_0_0_zero;
+    if (\en$1 ) begin
+      \$653  = place_q_0_0_zero;
+    end
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$654  = round_q_0_0_inf;
+    if (\en$1 ) begin
+      \$654  = place_q_0_0_inf;
+    end
+    if (rst) begin
+      \$654  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$655  = round_q_0_0_nan;
+    if (\en$1 ) begin
+      \$655  = place_q_0_0_nan;
+    end
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$656  = round_q_0_1_count;
+    if (\en$1 ) begin
+      \$656  = place_q_0_1_kept[28:21];
+    end
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$657  = round_q_0_1_up;
+    if (\en$1 ) begin
+      \$657  = \$534 ;
+    end
+    if (rst) begin
+      \$657  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$658  = round_q_0_1_small;
+    if (\en$1 ) begin
+      \$658  = place_q_0_1_small;
+    end
+    if (rst) begin
+      \$658  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$659  = round_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$659  = place_q_0_1_e_eff;
+    end
+    if (rst) begin
+      \$659  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$660  = round_q_0_1_sign;
+    if (\en$1 ) begin
+      \$660  = place_q_0_1_sign;
+    end
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$661  = round_q_0_1_zero;
+    if (\en$1 ) begin
+      \$661  = place_q_0_1_zero;
+    end
+    if (rst) begin
+      \$661  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$662  = round_q_0_1_inf;
+    if (\en$1 ) begin
+      \$662  = place_q_0_1_inf;
+    end
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$663  = round_q_0_1_nan;
+    if (\en$1 ) begin
+      \$663  = place_q_0_1_nan;
+    end
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$664  = round_q_1_0;
+    if (\en$1 ) begin
+      \$664  = place_q_1_0;
+    end
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$665  = round_q_1_1;
+    if (\en$1 ) begin
+      \$665  = place_q_1_1;
+    end
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$666  = round_q_1_2;
+    if (\en$1 ) begin
+      \$666  = place_q_1_2;
+    end
+    if (rst) begin
+      \$666  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$667  = round_q_1_3;
+    if (\en$1 ) begin
+      \$667  = place_q_1_3;
+    end
+    if (rst) begin
+      \$667  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$668  = round_q_1_4;
+    if (\en$1 ) begin
+      \$668  = place_q_1_4;
+    end
+    if (rst) begin
+      \$668  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$669  = acc;
+    if (\en$1 ) begin
+      \$669  = sum_code;
+    end
+    if (rst) begin
+      \$669  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$670  = done;
+    if (\en$1 ) begin
+      \$670  = \$535 ;
+    end
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$671  = fresh;
+    if (\en$1 ) begin
+      \$671  = \$537 ;
+    end
+    if (rst) begin
+      \$671  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$672  = acc_mode;
+    if (\en$1 ) begin
+      \$672  = round_q_1_4;
+    end
+    if (rst) begin
+      \$672  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -7710,9 +8038,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$103  = acc;
-  assign \done$105  = done;
-  assign \acc_mode$106  = acc_mode;
+  assign \acc$106  = acc;
+  assign \done$108  = done;
+  assign \acc_mode$109  = acc_mode;
   assign term_sig = \$148 [15:0];
   assign term_exp = \$143 [9:0];
   assign term_nan = \$166 ;
@@ -7761,24 +8089,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$369  = { 5'h00, \$368 [4:0], 10'h000 };
-  assign \$374  = { 5'h00, \$373 [4:0], 10'h000 };
-  assign \$380  = 1'h0;
-  assign \$381  = round_q_0_0_nan;
-  assign \$386  = { 5'h00, \$385 [4:0], 10'h000 };
-  assign \$391  = 1'h0;
-  assign \$392  = round_q_0_0_nan;
-  assign \$395  = { \$394 [7:0], 7'h00 };
-  assign \$400  = { \$399 [7:0], 7'h00 };
-  assign \$406  = 1'h0;
-  assign \$407  = round_q_0_1_nan;
-  assign \$412  = { \$411 [7:0], 7'h00 };
-  assign \$417  = 1'h0;
-  assign \$418  = round_q_0_1_nan;
+  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
+  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
+  assign \$376  = 1'h0;
+  assign \$377  = round_q_0_0_nan;
+  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
+  assign \$387  = 1'h0;
+  assign \$388  = round_q_0_0_nan;
+  assign \$391  = { \$390 [7:0], 7'h00 };
+  assign \$396  = { \$395 [7:0], 7'h00 };
+  assign \$402  = 1'h0;
+  assign \$403  = round_q_0_1_nan;
+  assign \$408  = { \$407 [7:0], 7'h00 };
+  assign \$413  = 1'h0;
+  assign \$414  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1377$0 , \port$1379$0 , \port$1381$0 , \port$1383$0 , \port$1385$0 , \port$1387$0 , \port$1389$0 , \port$1391$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1485$0 , \port$1487$0 , \port$1489$0 , \port$1491$0 , \port$1493$0 , \port$1495$0 , \port$1497$0 , \port$1499$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8062,22 +8390,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1377$0 , \port
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$1377$0 ;
-  wire \port$1377$0 ;
-  output \port$1379$0 ;
-  wire \port$1379$0 ;
-  output \port$1381$0 ;
-  wire \port$1381$0 ;
-  output \port$1383$0 ;
-  wire \port$1383$0 ;
-  output \port$1385$0 ;
-  wire \port$1385$0 ;
-  output \port$1387$0 ;
-  wire \port$1387$0 ;
-  output \port$1389$0 ;
-  wire \port$1389$0 ;
-  output \port$1391$0 ;
-  wire \port$1391$0 ;
+  output \port$1485$0 ;
+  wire \port$1485$0 ;
+  output \port$1487$0 ;
+  wire \port$1487$0 ;
+  output \port$1489$0 ;
+  wire \port$1489$0 ;
+  output \port$1491$0 ;
+  wire \port$1491$0 ;
+  output \port$1493$0 ;
+  wire \port$1493$0 ;
+  output \port$1495$0 ;
+  wire \port$1495$0 ;
+  output \port$1497$0 ;
+  wire \port$1497$0 ;
+  output \port$1499$0 ;
+  wire \port$1499$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -8241,14 +8569,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1377$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1377$0  = \$2 ;
-  assign \port$1379$0  = \$4 ;
-  assign \port$1381$0  = \$6 ;
-  assign \port$1383$0  = \$8 ;
-  assign \port$1385$0  = \$10 ;
-  assign \port$1387$0  = \$12 ;
-  assign \port$1389$0  = \$14 ;
-  assign \port$1391$0  = \$16 ;
+  assign \port$1485$0  = \$2 ;
+  assign \port$1487$0  = \$4 ;
+  assign \port$1489$0  = \$6 ;
+  assign \port$1491$0  = \$8 ;
+  assign \port$1493$0  = \$10 ;
+  assign \port$1495$0  = \$12 ;
+  assign \port$1497$0  = \$14 ;
+  assign \port$1499$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8812,98 +9140,98 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [11:0] \$354 ;
   wire [57:0] \$355 ;
   wire \$356 ;
-  wire [10:0] \$357 ;
-  wire \$358 ;
-  wire [10:0] \$359 ;
+  wire \$357 ;
+  wire [11:0] \$358 ;
+  wire [11:0] \$359 ;
   wire [9:0] \$36 ;
-  wire [10:0] \$360 ;
-  wire [10:0] \$361 ;
-  wire \$362 ;
-  wire [10:0] \$363 ;
-  wire \$364 ;
-  wire [10:0] \$365 ;
-  wire [10:0] \$366 ;
-  wire [10:0] \$367 ;
-  wire [10:0] \$368 ;
-  wire [19:0] \$369 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire [11:0] \$362 ;
+  wire [11:0] \$363 ;
+  wire [10:0] \$364 ;
+  wire [19:0] \$365 ;
+  wire [11:0] \$366 ;
+  wire [20:0] \$367 ;
+  wire \$368 ;
+  wire [10:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [11:0] \$370 ;
-  wire [20:0] \$371 ;
-  wire \$372 ;
-  wire [10:0] \$373 ;
-  wire [19:0] \$374 ;
-  wire [11:0] \$375 ;
-  wire [20:0] \$376 ;
-  wire [14:0] \$377 ;
-  wire [14:0] \$378 ;
-  wire [14:0] \$379 ;
+  wire [19:0] \$370 ;
+  wire [11:0] \$371 ;
+  wire [20:0] \$372 ;
+  wire [14:0] \$373 ;
+  wire [14:0] \$374 ;
+  wire [14:0] \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [10:0] \$385 ;
-  wire [19:0] \$386 ;
-  wire [11:0] \$387 ;
-  wire [20:0] \$388 ;
-  wire \$389 ;
+  wire [10:0] \$381 ;
+  wire [19:0] \$382 ;
+  wire [11:0] \$383 ;
+  wire [20:0] \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire [15:0] \$389 ;
   wire [13:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
+  wire [10:0] \$390 ;
+  wire [14:0] \$391 ;
+  wire [8:0] \$392 ;
   wire [15:0] \$393 ;
-  wire [10:0] \$394 ;
-  wire [14:0] \$395 ;
-  wire [8:0] \$396 ;
-  wire [15:0] \$397 ;
-  wire \$398 ;
-  wire [10:0] \$399 ;
+  wire \$394 ;
+  wire [10:0] \$395 ;
+  wire [14:0] \$396 ;
+  wire [8:0] \$397 ;
+  wire [15:0] \$398 ;
+  wire [14:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
   wire [14:0] \$400 ;
-  wire [8:0] \$401 ;
-  wire [15:0] \$402 ;
-  wire [14:0] \$403 ;
-  wire [14:0] \$404 ;
-  wire [14:0] \$405 ;
+  wire [14:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
   wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  wire [10:0] \$407 ;
+  wire [14:0] \$408 ;
+  wire [8:0] \$409 ;
   wire [13:0] \$41 ;
-  wire \$410 ;
-  wire [10:0] \$411 ;
-  wire [14:0] \$412 ;
-  wire [8:0] \$413 ;
-  wire [15:0] \$414 ;
-  wire \$415 ;
+  wire [15:0] \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire [15:0] \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire [15:0] \$419 ;
+  wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire \$422 ;
+  wire [15:0] \$422 ;
   wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire [15:0] \$426 ;
+  wire [15:0] \$424 ;
+  wire [15:0] \$425 ;
+  wire \$426 ;
   wire \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [7:0] \$43 ;
-  wire [10:0] \$430 ;
-  wire [10:0] \$431 ;
-  wire [10:0] \$432 ;
+  wire [11:0] \$430 ;
+  wire [11:0] \$431 ;
+  wire [11:0] \$432 ;
   wire \$433 ;
-  wire [10:0] \$434 ;
-  wire [10:0] \$435 ;
-  wire [10:0] \$436 ;
-  wire [10:0] \$437 ;
+  wire [9:0] \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
   wire \$438 ;
-  wire [9:0] \$439 ;
+  wire \$439 ;
   wire [7:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
@@ -8920,8 +9248,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
-  wire \$455 ;
+  wire [10:0] \$454 ;
+  wire [10:0] \$455 ;
   wire \$456 ;
   wire \$457 ;
   wire \$458 ;
@@ -8929,192 +9257,249 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
-  wire \$467 ;
-  wire [9:0] \$468 ;
-  wire [9:0] \$469 ;
+  wire [4:0] \$462 ;
+  wire [4:0] \$463 ;
+  wire [4:0] \$464 ;
+  wire [4:0] \$465 ;
+  wire [4:0] \$466 ;
+  wire [4:0] \$467 ;
+  wire [4:0] \$468 ;
+  wire [4:0] \$469 ;
   wire [7:0] \$47 ;
-  wire \$470 ;
-  wire \$471 ;
-  wire \$472 ;
-  wire [9:0] \$473 ;
-  wire [9:0] \$474 ;
-  wire [8:0] \$475 ;
-  wire \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  wire [4:0] \$470 ;
+  wire [4:0] \$471 ;
+  wire [4:0] \$472 ;
+  wire [4:0] \$473 ;
+  wire [4:0] \$474 ;
+  wire [4:0] \$475 ;
+  wire [4:0] \$476 ;
+  wire [4:0] \$477 ;
+  wire [4:0] \$478 ;
+  wire [4:0] \$479 ;
   wire [7:0] \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  reg \$485 ;
-  reg \$486 ;
-  reg [1:0] \$487 ;
-  reg \$488 ;
-  reg \$489 ;
+  wire [4:0] \$480 ;
+  wire [4:0] \$481 ;
+  wire [4:0] \$482 ;
+  wire [4:0] \$483 ;
+  wire [4:0] \$484 ;
+  wire [4:0] \$485 ;
+  wire [4:0] \$486 ;
+  wire [4:0] \$487 ;
+  wire [4:0] \$488 ;
+  wire [11:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
-  reg \$491 ;
-  reg [9:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [7:0] \$494 ;
-  reg \$495 ;
-  reg \$496 ;
-  reg \$497 ;
-  reg \$498 ;
-  reg [8:0] \$499 ;
+  wire [4:0] \$490 ;
+  wire [4:0] \$491 ;
+  wire [4:0] \$492 ;
+  wire [4:0] \$493 ;
+  wire [4:0] \$494 ;
+  wire [4:0] \$495 ;
+  wire [4:0] \$496 ;
+  wire [4:0] \$497 ;
+  wire [4:0] \$498 ;
+  wire [4:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  reg [10:0] \$500 ;
-  reg \$501 ;
-  reg \$502 ;
-  reg \$503 ;
-  reg \$504 ;
-  reg [9:0] \$505 ;
-  reg [15:0] \$506 ;
-  reg \$507 ;
-  reg \$508 ;
-  reg \$509 ;
+  wire [4:0] \$500 ;
+  wire [4:0] \$501 ;
+  wire [4:0] \$502 ;
+  wire [4:0] \$503 ;
+  wire [4:0] \$504 ;
+  wire [4:0] \$505 ;
+  wire [4:0] \$506 ;
+  wire [4:0] \$507 ;
+  wire [4:0] \$508 ;
+  wire [4:0] \$509 ;
   wire \$51 ;
-  reg [7:0] \$510 ;
-  reg [1:0] \$511 ;
-  reg [15:0] \$512 ;
-  reg [15:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg \$515 ;
-  reg [9:0] \$516 ;
-  reg \$517 ;
-  reg \$518 ;
-  reg \$519 ;
+  wire [4:0] \$510 ;
+  wire [4:0] \$511 ;
+  wire [4:0] \$512 ;
+  wire [4:0] \$513 ;
+  wire [4:0] \$514 ;
+  wire [4:0] \$515 ;
+  wire [4:0] \$516 ;
+  wire [11:0] \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  reg \$520 ;
-  reg \$521 ;
-  reg \$522 ;
-  reg \$523 ;
-  reg \$524 ;
-  reg \$525 ;
-  reg [7:0] \$526 ;
-  reg [1:0] \$527 ;
-  reg [27:0] \$528 ;
-  reg [27:0] \$529 ;
+  wire \$520 ;
+  wire [9:0] \$521 ;
+  wire [9:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire [9:0] \$526 ;
+  wire [9:0] \$527 ;
+  wire [8:0] \$528 ;
+  wire \$529 ;
   wire \$53 ;
-  reg \$530 ;
-  reg [9:0] \$531 ;
-  reg \$532 ;
-  reg \$533 ;
-  reg \$534 ;
-  reg \$535 ;
-  reg \$536 ;
-  reg \$537 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
   reg \$538 ;
   reg \$539 ;
   wire \$54 ;
-  reg \$540 ;
-  reg [7:0] \$541 ;
-  reg [1:0] \$542 ;
-  reg [27:0] \$543 ;
-  reg [9:0] \$544 ;
-  reg \$545 ;
-  reg \$546 ;
-  reg \$547 ;
+  reg [1:0] \$540 ;
+  reg \$541 ;
+  reg \$542 ;
+  reg \$543 ;
+  reg \$544 ;
+  reg [9:0] \$545 ;
+  reg [15:0] \$546 ;
+  reg [7:0] \$547 ;
   reg \$548 ;
   reg \$549 ;
   wire \$55 ;
   reg \$550 ;
   reg \$551 ;
-  reg \$552 ;
-  reg \$553 ;
-  reg [7:0] \$554 ;
-  reg [1:0] \$555 ;
+  reg [8:0] \$552 ;
+  reg [10:0] \$553 ;
+  reg \$554 ;
+  reg \$555 ;
   reg \$556 ;
   reg \$557 ;
-  reg \$558 ;
-  reg \$559 ;
+  reg [9:0] \$558 ;
+  reg [15:0] \$559 ;
   wire \$56 ;
-  reg [9:0] \$560 ;
-  reg [26:0] \$561 ;
+  reg \$560 ;
+  reg \$561 ;
   reg \$562 ;
-  reg \$563 ;
-  reg \$564 ;
-  reg \$565 ;
-  reg [7:0] \$566 ;
-  reg [1:0] \$567 ;
-  reg [35:0] \$568 ;
-  reg [35:0] \$569 ;
+  reg [7:0] \$563 ;
+  reg [1:0] \$564 ;
+  reg [15:0] \$565 ;
+  reg [15:0] \$566 ;
+  reg [4:0] \$567 ;
+  reg \$568 ;
+  reg [9:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
   reg \$571 ;
-  reg [9:0] \$572 ;
+  reg \$572 ;
   reg \$573 ;
   reg \$574 ;
   reg \$575 ;
   reg \$576 ;
-  reg [28:0] \$577 ;
-  reg [28:0] \$578 ;
-  reg \$579 ;
+  reg \$577 ;
+  reg \$578 ;
+  reg [7:0] \$579 ;
   wire \$58 ;
-  reg \$580 ;
-  reg [9:0] \$581 ;
-  reg \$582 ;
+  reg [1:0] \$580 ;
+  reg [27:0] \$581 ;
+  reg [27:0] \$582 ;
   reg \$583 ;
-  reg \$584 ;
+  reg [9:0] \$584 ;
   reg \$585 ;
   reg \$586 ;
   reg \$587 ;
   reg \$588 ;
-  reg [7:0] \$589 ;
+  reg \$589 ;
   wire \$59 ;
-  reg [1:0] \$590 ;
-  reg [10:0] \$591 ;
+  reg \$590 ;
+  reg \$591 ;
   reg \$592 ;
   reg \$593 ;
-  reg [9:0] \$594 ;
-  reg \$595 ;
-  reg \$596 ;
-  reg \$597 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
   reg \$598 ;
-  reg [7:0] \$599 ;
+  reg \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
   reg \$600 ;
   reg \$601 ;
-  reg [9:0] \$602 ;
+  reg \$602 ;
   reg \$603 ;
-  reg \$604 ;
-  reg \$605 ;
+  reg [10:0] \$604 ;
+  reg [10:0] \$605 ;
   reg \$606 ;
   reg \$607 ;
   reg \$608 ;
-  reg \$609 ;
+  reg [7:0] \$609 ;
   wire \$61 ;
-  reg [7:0] \$610 ;
-  reg [1:0] \$611 ;
-  reg [15:0] \$612 ;
+  reg [1:0] \$610 ;
+  reg \$611 ;
+  reg \$612 ;
   reg \$613 ;
   reg \$614 ;
-  reg [1:0] \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
+  reg [9:0] \$615 ;
+  reg [26:0] \$616 ;
+  reg \$617 ;
+  reg [11:0] \$618 ;
+  reg [11:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire \$622 ;
-  wire \$623 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [7:0] \$623 ;
+  reg [1:0] \$624 ;
+  reg [35:0] \$625 ;
+  reg [35:0] \$626 ;
+  reg \$627 ;
+  reg \$628 ;
+  reg [9:0] \$629 ;
   wire \$63 ;
+  reg \$630 ;
+  reg \$631 ;
+  reg \$632 ;
+  reg \$633 ;
+  reg [28:0] \$634 ;
+  reg [28:0] \$635 ;
+  reg \$636 ;
+  reg \$637 ;
+  reg [9:0] \$638 ;
+  reg \$639 ;
   wire \$64 ;
+  reg \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg \$645 ;
+  reg [7:0] \$646 ;
+  reg [1:0] \$647 ;
+  reg [10:0] \$648 ;
+  reg \$649 ;
   wire \$65 ;
+  reg \$650 ;
+  reg [9:0] \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg \$657 ;
+  reg \$658 ;
+  reg [9:0] \$659 ;
   wire \$66 ;
+  reg \$660 ;
+  reg \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg \$666 ;
+  reg [7:0] \$667 ;
+  reg [1:0] \$668 ;
+  reg [15:0] \$669 ;
   wire \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg [1:0] \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
   wire \$68 ;
+  wire \$680 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
@@ -9166,12 +9551,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$103 ;
+  wire [15:0] \acc$106 ;
   reg [1:0] acc_mode = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] \acc_mode$106 ;
+  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
+  wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
@@ -9181,11 +9567,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg add_q_1_0 = 1'h0;
-  reg add_q_1_1 = 1'h0;
-  reg add_q_1_2 = 1'h0;
-  reg [7:0] add_q_1_3 = 8'h00;
-  reg [1:0] add_q_1_4 = 2'h0;
+  reg [10:0] add_q_1_0 = 11'h000;
+  reg [10:0] add_q_1_1 = 11'h000;
+  reg add_q_2_0 = 1'h0;
+  reg add_q_2_1 = 1'h0;
+  reg add_q_2_2 = 1'h0;
+  reg [7:0] add_q_2_3 = 8'h00;
+  reg [1:0] add_q_2_4 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -9235,7 +9623,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$105 ;
+  wire \done$108 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -9250,11 +9638,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_0_sign = 1'h0;
   reg normalize_q_0_0_zero = 1'h0;
   reg normalize_q_0_1 = 1'h0;
-  reg normalize_q_1_0 = 1'h0;
-  reg normalize_q_1_1 = 1'h0;
-  reg normalize_q_1_2 = 1'h0;
-  reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [1:0] normalize_q_1_4 = 2'h0;
+  reg [11:0] normalize_q_1_0 = 12'h000;
+  reg [11:0] normalize_q_1_1 = 12'h000;
+  reg normalize_q_2_0 = 1'h0;
+  reg normalize_q_2_1 = 1'h0;
+  reg normalize_q_2_2 = 1'h0;
+  reg [7:0] normalize_q_2_3 = 8'h00;
+  reg [1:0] normalize_q_2_4 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -9369,377 +9759,496 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$363  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$364  = $signed(\$363 ) > $signed(6'h1d);
-  assign \$365  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$366  = \$364  ? 11'h01d : \$365 ;
-  assign \$367  = \$362  ? \$366  : 11'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$367 [4:0];
-  assign \$368  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$370  = round_q_0_0_count + round_q_0_0_up;
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = \$371  > 15'h7bff;
-  assign \$373  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$375  = round_q_0_0_count + round_q_0_0_up;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = \$372  ? 15'h7c00 : \$376 [14:0];
-  assign \$378  = round_q_0_0_zero ? 15'h0000 : \$377 ;
-  assign \$379  = round_q_0_0_inf ? 15'h7c00 : \$378 ;
-  assign \$382  = ~ round_q_0_0_inf;
-  assign \$383  = ~ round_q_0_0_zero;
-  assign \$384  = \$382  & \$383 ;
-  assign \$385  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$387  = round_q_0_0_count + round_q_0_0_up;
-  assign \$388  = \$386  + \$387 ;
-  assign \$389  = \$388  > 15'h7bff;
-  assign \$390  = \$384  & \$389 ;
-  assign \$393  = \$392  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$394  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$396  = round_q_0_1_count + round_q_0_1_up;
-  assign \$397  = \$395  + \$396 ;
-  assign \$398  = \$397  > 15'h7f7f;
-  assign \$399  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$401  = round_q_0_1_count + round_q_0_1_up;
-  assign \$402  = \$400  + \$401 ;
-  assign \$403  = \$398  ? 15'h7f80 : \$402 [14:0];
-  assign \$404  = round_q_0_1_zero ? 15'h0000 : \$403 ;
-  assign \$405  = round_q_0_1_inf ? 15'h7f80 : \$404 ;
-  assign \$408  = ~ round_q_0_1_inf;
-  assign \$409  = ~ round_q_0_1_zero;
-  assign \$410  = \$408  & \$409 ;
-  assign \$411  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$413  = round_q_0_1_count + round_q_0_1_up;
-  assign \$414  = \$412  + \$413 ;
-  assign \$415  = \$414  > 15'h7f7f;
-  assign \$416  = \$410  & \$415 ;
-  assign \$419  = \$418  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$420  = p_0 ? p_3_sign : 1'h1;
-  assign \$421  = ~ p_0;
-  assign \$422  = p_3_zero | \$421 ;
-  assign \$423  = p_3_inf & p_0;
-  assign \$424  = p_3_nan & p_0;
-  assign \$425  = ~ fresh;
-  assign \$426  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$427  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$428  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$429  = \$427  ? 16'h0000 : \$428 ;
-  assign \$430  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$431  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$432  = add_a_big ? \$430  : \$431 ;
-  assign \$433  = $signed(\$432 ) > $signed(6'h1a);
-  assign \$434  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$435  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$436  = add_a_big ? \$434  : \$435 ;
-  assign \$437  = \$433  ? 11'h01a : \$436 ;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
+  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
+  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
+  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
+  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
+  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
+  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
+  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
+  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
+  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
+  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
+  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
+  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
+  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
+  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
+  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
+  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
+  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
+  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
+  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
+  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
+  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
+  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
+  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
+  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
+  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
+  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
+  assign \$355  = add_q_0_total[27:1] << add_lz;
+  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
+  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
+  assign \$359  = \$356  ? \$358  : 12'h000;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
+  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
+  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
+  assign \$363  = \$360  ? \$362  : 12'h000;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
+  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$366  = round_q_0_0_count + round_q_0_0_up;
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = \$367  > 15'h7bff;
+  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$371  = round_q_0_0_count + round_q_0_0_up;
+  assign \$372  = \$370  + \$371 ;
+  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
+  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
+  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
+  assign \$378  = ~ round_q_0_0_inf;
+  assign \$379  = ~ round_q_0_0_zero;
+  assign \$380  = \$378  & \$379 ;
+  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$383  = round_q_0_0_count + round_q_0_0_up;
+  assign \$384  = \$382  + \$383 ;
+  assign \$385  = \$384  > 15'h7bff;
+  assign \$386  = \$380  & \$385 ;
+  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$392  = round_q_0_1_count + round_q_0_1_up;
+  assign \$393  = \$391  + \$392 ;
+  assign \$394  = \$393  > 15'h7f7f;
+  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$397  = round_q_0_1_count + round_q_0_1_up;
+  assign \$398  = \$396  + \$397 ;
+  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
+  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
+  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
+  assign \$404  = ~ round_q_0_1_inf;
+  assign \$405  = ~ round_q_0_1_zero;
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$409  = round_q_0_1_count + round_q_0_1_up;
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = \$410  > 15'h7f7f;
+  assign \$412  = \$406  & \$411 ;
+  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$416  = p_0 ? p_3_sign : 1'h1;
+  assign \$417  = ~ p_0;
+  assign \$418  = p_3_zero | \$417 ;
+  assign \$419  = p_3_inf & p_0;
+  assign \$420  = p_3_nan & p_0;
+  assign \$421  = ~ fresh;
+  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$425  = \$423  ? 16'h0000 : \$424 ;
+  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$428  = \$426  | \$427 ;
+  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$430  = - $signed(add_exp_diff);
+  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
+  assign \$432  = \$428  ? 12'h01a : \$431 ;
+  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
   assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$440  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$441  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$442  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$443  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$444  = \$442  & \$443 ;
-  assign \$445  = \$441  | \$444 ;
-  assign \$446  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$447  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$439  = \$437  & \$438 ;
+  assign \$440  = \$436  | \$439 ;
+  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$443  = ~ \$442 ;
+  assign \$444  = \$441  & \$443 ;
+  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$447  = \$445  & \$446 ;
   assign \$448  = ~ \$447 ;
-  assign \$449  = \$446  & \$448 ;
-  assign \$450  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$451  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$452  = \$450  & \$451 ;
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$449  & \$453 ;
-  assign \$455  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$456  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$457  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$458  = | add_small_wide[25:0];
-  assign \$459  = ! add_q_0_total[27:1];
-  assign \$460  = \$459  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$461  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$460 ;
-  assign \$462  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$461 ;
-  assign \$463  = ! add_q_0_total[27:1];
-  assign \$464  = add_q_0_flags_both_zero | \$463 ;
-  assign \$465  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$466  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$467  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$468  = \$467  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$469  = \$466  ? 10'h3f2 : \$468 ;
-  assign \$470  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$471  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$472  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$473  = \$472  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$474  = \$471  ? 10'h382 : \$473 ;
-  assign \$475  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$476  = | place_q_0_1_kept[19:0];
-  assign \$477  = | place_q_0_1_below;
-  assign \$478  = \$477  | place_q_0_1_sticky;
-  assign \$479  = \$476  | \$478 ;
-  assign \$480  = \$479  | place_q_0_1_kept[21];
-  assign \$481  = place_q_0_1_kept[20] & \$480 ;
-  assign \$482  = round_q_1_0 & round_q_1_1;
-  assign \$483  = ~ round_q_1_2;
-  assign \$484  = round_q_1_0 ? round_q_1_1 : \$483 ;
+  assign \$449  = \$444  & \$448 ;
+  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$453  = | add_small_wide[25:0];
+  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$456  = ! add_q_0_total[27:1];
+  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
+  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
+  assign \$460  = ! add_q_0_total[27:1];
+  assign \$461  = add_q_0_flags_both_zero | \$460 ;
+  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
+  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
+  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
+  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
+  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
+  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
+  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
+  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
+  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
+  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
+  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
+  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
+  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
+  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
+  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
+  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
+  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
+  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
+  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
+  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
+  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
+  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
+  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
+  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
+  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
+  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
+  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
+  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
+  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
+  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
+  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
+  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
+  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
+  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
+  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
+  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
+  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
+  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
+  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
+  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
+  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
+  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
+  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
+  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
+  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
+  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
+  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
+  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
+  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
+  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
+  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
+  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
+  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
+  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
+  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
+  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$527  = \$524  ? 10'h382 : \$526 ;
+  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$529  = | place_q_0_1_kept[19:0];
+  assign \$530  = | place_q_0_1_below;
+  assign \$531  = \$530  | place_q_0_1_sticky;
+  assign \$532  = \$529  | \$531 ;
+  assign \$533  = \$532  | place_q_0_1_kept[21];
+  assign \$534  = place_q_0_1_kept[20] & \$533 ;
+  assign \$535  = round_q_1_0 & round_q_1_1;
+  assign \$536  = ~ round_q_1_2;
+  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
   always @(posedge clk)
-    p_0 <= \$485 ;
+    p_0 <= \$538 ;
   always @(posedge clk)
-    p_1 <= \$486 ;
+    p_1 <= \$539 ;
   always @(posedge clk)
-    p_2 <= \$487 ;
+    p_2 <= \$540 ;
   always @(posedge clk)
-    p_3_sign <= \$488 ;
+    p_3_sign <= \$541 ;
   always @(posedge clk)
-    p_3_zero <= \$489 ;
+    p_3_zero <= \$542 ;
   always @(posedge clk)
-    p_3_inf <= \$490 ;
+    p_3_inf <= \$543 ;
   always @(posedge clk)
-    p_3_nan <= \$491 ;
+    p_3_nan <= \$544 ;
   always @(posedge clk)
-    p_3_exp <= \$492 ;
+    p_3_exp <= \$545 ;
   always @(posedge clk)
-    p_3_sig <= \$493 ;
+    p_3_sig <= \$546 ;
   always @(posedge clk)
-    p_4 <= \$494 ;
+    p_4 <= \$547 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$495 ;
+    unpack_q_0_sign <= \$548 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$496 ;
+    unpack_q_0_zero <= \$549 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$497 ;
+    unpack_q_0_inf <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$498 ;
+    unpack_q_0_nan <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$499 ;
+    unpack_q_0_exp <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$500 ;
+    unpack_q_0_sig <= \$553 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$501 ;
+    unpack_q_1_sign <= \$554 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$502 ;
+    unpack_q_1_zero <= \$555 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$503 ;
+    unpack_q_1_inf <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$504 ;
+    unpack_q_1_nan <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$505 ;
+    unpack_q_1_exp <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$506 ;
+    unpack_q_1_sig <= \$559 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$507 ;
+    unpack_q_2_0 <= \$560 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$508 ;
+    unpack_q_2_1 <= \$561 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$509 ;
+    unpack_q_2_2 <= \$562 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$510 ;
+    unpack_q_2_3 <= \$563 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$511 ;
+    unpack_q_2_4 <= \$564 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$512 ;
+    order_q_0_big_sig <= \$565 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$513 ;
+    order_q_0_small_sig <= \$566 ;
   always @(posedge clk)
-    order_q_0_shift <= \$514 ;
+    order_q_0_shift <= \$567 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$515 ;
+    order_q_0_subtract <= \$568 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$516 ;
+    order_q_0_flags_big_exp <= \$569 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$517 ;
+    order_q_0_flags_big_sign <= \$570 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$518 ;
+    order_q_0_flags_nan <= \$571 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$519 ;
+    order_q_0_flags_inf <= \$572 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$520 ;
+    order_q_0_flags_inf_sign <= \$573 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$521 ;
+    order_q_0_flags_both_zero <= \$574 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$522 ;
+    order_q_0_flags_zero_sign <= \$575 ;
   always @(posedge clk)
-    order_q_1_0 <= \$523 ;
+    order_q_1_0 <= \$576 ;
   always @(posedge clk)
-    order_q_1_1 <= \$524 ;
+    order_q_1_1 <= \$577 ;
   always @(posedge clk)
-    order_q_1_2 <= \$525 ;
+    order_q_1_2 <= \$578 ;
   always @(posedge clk)
-    order_q_1_3 <= \$526 ;
+    order_q_1_3 <= \$579 ;
   always @(posedge clk)
-    order_q_1_4 <= \$527 ;
+    order_q_1_4 <= \$580 ;
   always @(posedge clk)
-    align_q_0_big <= \$528 ;
+    align_q_0_big <= \$581 ;
   always @(posedge clk)
-    align_q_0_small <= \$529 ;
+    align_q_0_small <= \$582 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$530 ;
+    align_q_0_subtract <= \$583 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$531 ;
+    align_q_0_flags_big_exp <= \$584 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$532 ;
+    align_q_0_flags_big_sign <= \$585 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$533 ;
+    align_q_0_flags_nan <= \$586 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$534 ;
+    align_q_0_flags_inf <= \$587 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$535 ;
+    align_q_0_flags_inf_sign <= \$588 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$536 ;
+    align_q_0_flags_both_zero <= \$589 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$537 ;
+    align_q_0_flags_zero_sign <= \$590 ;
   always @(posedge clk)
-    align_q_1_0 <= \$538 ;
+    align_q_1_0 <= \$591 ;
   always @(posedge clk)
-    align_q_1_1 <= \$539 ;
+    align_q_1_1 <= \$592 ;
   always @(posedge clk)
-    align_q_1_2 <= \$540 ;
+    align_q_1_2 <= \$593 ;
   always @(posedge clk)
-    align_q_1_3 <= \$541 ;
+    align_q_1_3 <= \$594 ;
   always @(posedge clk)
-    align_q_1_4 <= \$542 ;
+    align_q_1_4 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$543 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$544 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$545 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$546 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$547 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$548 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$549 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$550 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0 <= \$551 ;
+    add_q_1_0 <= \$604 ;
   always @(posedge clk)
-    add_q_1_1 <= \$552 ;
+    add_q_1_1 <= \$605 ;
   always @(posedge clk)
-    add_q_1_2 <= \$553 ;
+    add_q_2_0 <= \$606 ;
   always @(posedge clk)
-    add_q_1_3 <= \$554 ;
+    add_q_2_1 <= \$607 ;
   always @(posedge clk)
-    add_q_1_4 <= \$555 ;
+    add_q_2_2 <= \$608 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$556 ;
+    add_q_2_3 <= \$609 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$557 ;
+    add_q_2_4 <= \$610 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$558 ;
+    normalize_q_0_0_sign <= \$611 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$559 ;
+    normalize_q_0_0_zero <= \$612 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$560 ;
+    normalize_q_0_0_inf <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$561 ;
+    normalize_q_0_0_nan <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$562 ;
+    normalize_q_0_0_exp <= \$615 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$563 ;
+    normalize_q_0_0_sig <= \$616 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$564 ;
+    normalize_q_0_1 <= \$617 ;
   always @(posedge clk)
-    normalize_q_1_2 <= \$565 ;
+    normalize_q_1_0 <= \$618 ;
   always @(posedge clk)
-    normalize_q_1_3 <= \$566 ;
+    normalize_q_1_1 <= \$619 ;
   always @(posedge clk)
-    normalize_q_1_4 <= \$567 ;
+    normalize_q_2_0 <= \$620 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$568 ;
+    normalize_q_2_1 <= \$621 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$569 ;
+    normalize_q_2_2 <= \$622 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$570 ;
+    normalize_q_2_3 <= \$623 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$571 ;
+    normalize_q_2_4 <= \$624 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$572 ;
+    place_q_0_0_kept <= \$625 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$573 ;
+    place_q_0_0_below <= \$626 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$574 ;
+    place_q_0_0_sticky <= \$627 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$575 ;
+    place_q_0_0_small <= \$628 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$576 ;
+    place_q_0_0_e_eff <= \$629 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$577 ;
+    place_q_0_0_sign <= \$630 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$578 ;
+    place_q_0_0_zero <= \$631 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$579 ;
+    place_q_0_0_inf <= \$632 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$580 ;
+    place_q_0_0_nan <= \$633 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$581 ;
+    place_q_0_1_kept <= \$634 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$582 ;
+    place_q_0_1_below <= \$635 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$583 ;
+    place_q_0_1_sticky <= \$636 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$584 ;
+    place_q_0_1_small <= \$637 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$585 ;
+    place_q_0_1_e_eff <= \$638 ;
   always @(posedge clk)
-    place_q_1_0 <= \$586 ;
+    place_q_0_1_sign <= \$639 ;
   always @(posedge clk)
-    place_q_1_1 <= \$587 ;
+    place_q_0_1_zero <= \$640 ;
   always @(posedge clk)
-    place_q_1_2 <= \$588 ;
+    place_q_0_1_inf <= \$641 ;
   always @(posedge clk)
-    place_q_1_3 <= \$589 ;
+    place_q_0_1_nan <= \$642 ;
   always @(posedge clk)
-    place_q_1_4 <= \$590 ;
+    place_q_1_0 <= \$643 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$591 ;
+    place_q_1_1 <= \$644 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$592 ;
+    place_q_1_2 <= \$645 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$593 ;
+    place_q_1_3 <= \$646 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$594 ;
+    place_q_1_4 <= \$647 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$595 ;
+    round_q_0_0_count <= \$648 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$596 ;
+    round_q_0_0_up <= \$649 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$597 ;
+    round_q_0_0_small <= \$650 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$598 ;
+    round_q_0_0_e_eff <= \$651 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$599 ;
+    round_q_0_0_sign <= \$652 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$600 ;
+    round_q_0_0_zero <= \$653 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$601 ;
+    round_q_0_0_inf <= \$654 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$602 ;
+    round_q_0_0_nan <= \$655 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$603 ;
+    round_q_0_1_count <= \$656 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$604 ;
+    round_q_0_1_up <= \$657 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$605 ;
+    round_q_0_1_small <= \$658 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$606 ;
+    round_q_0_1_e_eff <= \$659 ;
   always @(posedge clk)
-    round_q_1_0 <= \$607 ;
+    round_q_0_1_sign <= \$660 ;
   always @(posedge clk)
-    round_q_1_1 <= \$608 ;
+    round_q_0_1_zero <= \$661 ;
   always @(posedge clk)
-    round_q_1_2 <= \$609 ;
+    round_q_0_1_inf <= \$662 ;
   always @(posedge clk)
-    round_q_1_3 <= \$610 ;
+    round_q_0_1_nan <= \$663 ;
   always @(posedge clk)
-    round_q_1_4 <= \$611 ;
+    round_q_1_0 <= \$664 ;
   always @(posedge clk)
-    acc <= \$612 ;
+    round_q_1_1 <= \$665 ;
   always @(posedge clk)
-    done <= \$613 ;
+    round_q_1_2 <= \$666 ;
   always @(posedge clk)
-    fresh <= \$614 ;
+    round_q_1_3 <= \$667 ;
   always @(posedge clk)
-    acc_mode <= \$615 ;
+    round_q_1_4 <= \$668 ;
+  always @(posedge clk)
+    acc <= \$669 ;
+  always @(posedge clk)
+    done <= \$670 ;
+  always @(posedge clk)
+    fresh <= \$671 ;
+  always @(posedge clk)
+    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -10017,75 +10526,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$358  = $signed(\$357 ) > $signed(7'h24);
-  assign \$359  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$360  = \$358  ? 11'h024 : \$359 ;
-  assign \$361  = \$356  ? \$360  : 11'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$361 [5:0];
-  assign \$362  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$2176$0 (\$616 ),
-    .\port$2178$0 (\$617 ),
-    .\port$2180$0 (\$618 ),
-    .\port$2182$0 (\$619 ),
-    .\port$2184$0 (\$620 ),
-    .\port$2186$0 (\$621 ),
-    .\port$2188$0 (\$622 ),
-    .\port$2190$0 (\$623 ),
+    .\port$2338$0 (\$673 ),
+    .\port$2340$0 (\$674 ),
+    .\port$2342$0 (\$675 ),
+    .\port$2344$0 (\$676 ),
+    .\port$2346$0 (\$677 ),
+    .\port$2348$0 (\$678 ),
+    .\port$2350$0 (\$679 ),
+    .\port$2352$0 (\$680 ),
     .rst(rst)
   );
   always @* begin
@@ -10093,11 +10545,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h1:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h2:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -10310,28 +10762,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$379 ;
+      sum_fp16_sr8_mag = \$375 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$393 ;
+      sum_fp16_sr8 = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$405 ;
+      sum_bf16_rne_mag = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$419 ;
+      sum_bf16_rne = \$415 ;
     end
   end
   always @* begin
@@ -10353,539 +10805,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = p_0;
+    \$538  = p_0;
     if (\en$1 ) begin
-      \$485  = valid;
-    end
-    if (rst) begin
-      \$485  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = p_1;
-    if (\en$1 ) begin
-      \$486  = last;
-    end
-    if (rst) begin
-      \$486  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = p_2;
-    if (\en$1 ) begin
-      \$487  = choice;
-    end
-    if (rst) begin
-      \$487  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = p_3_sign;
-    if (\en$1 ) begin
-      \$488  = term_sign;
-    end
-    if (rst) begin
-      \$488  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = p_3_zero;
-    if (\en$1 ) begin
-      \$489  = term_zero;
-    end
-    if (rst) begin
-      \$489  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = p_3_inf;
-    if (\en$1 ) begin
-      \$490  = term_inf;
-    end
-    if (rst) begin
-      \$490  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$491  = p_3_nan;
-    if (\en$1 ) begin
-      \$491  = term_nan;
-    end
-    if (rst) begin
-      \$491  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$492  = p_3_exp;
-    if (\en$1 ) begin
-      \$492  = term_exp;
-    end
-    if (rst) begin
-      \$492  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$493  = p_3_sig;
-    if (\en$1 ) begin
-      \$493  = term_sig;
-    end
-    if (rst) begin
-      \$493  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$494  = p_4;
-    if (\en$1 ) begin
-      \$494  = rand_sum;
-    end
-    if (rst) begin
-      \$494  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$495  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$495  = base_sign;
-    end
-    if (rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$496  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$496  = base_zero;
-    end
-    if (rst) begin
-      \$496  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$497  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$497  = base_inf;
-    end
-    if (rst) begin
-      \$497  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$498  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$498  = base_nan;
-    end
-    if (rst) begin
-      \$498  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$499  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$499  = base_exp;
-    end
-    if (rst) begin
-      \$499  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$500  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$500  = base_sig;
-    end
-    if (rst) begin
-      \$500  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$501  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$501  = \$420 ;
-    end
-    if (rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$502  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$502  = \$422 ;
-    end
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$503  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$503  = \$423 ;
-    end
-    if (rst) begin
-      \$503  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$504  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$504  = \$424 ;
-    end
-    if (rst) begin
-      \$504  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$505  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$505  = p_3_exp;
-    end
-    if (rst) begin
-      \$505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$506  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$506  = p_3_sig;
-    end
-    if (rst) begin
-      \$506  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$507  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$507  = p_0;
-    end
-    if (rst) begin
-      \$507  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$508  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$508  = p_1;
-    end
-    if (rst) begin
-      \$508  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$509  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$509  = \$425 ;
-    end
-    if (rst) begin
-      \$509  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$510  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$510  = p_4;
-    end
-    if (rst) begin
-      \$510  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$511  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$511  = step_mode;
-    end
-    if (rst) begin
-      \$511  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$512  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$512  = \$426 ;
-    end
-    if (rst) begin
-      \$512  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$513  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$513  = \$429 ;
-    end
-    if (rst) begin
-      \$513  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$514  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$514  = \$437 [4:0];
-    end
-    if (rst) begin
-      \$514  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$515  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$515  = \$438 ;
-    end
-    if (rst) begin
-      \$515  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$516  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$516  = \$439 ;
-    end
-    if (rst) begin
-      \$516  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$517  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$517  = \$440 ;
-    end
-    if (rst) begin
-      \$517  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$518  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$518  = \$445 ;
-    end
-    if (rst) begin
-      \$518  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$519  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$519  = \$454 ;
-    end
-    if (rst) begin
-      \$519  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$520  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$520  = \$455 ;
-    end
-    if (rst) begin
-      \$520  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$521  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$521  = \$456 ;
-    end
-    if (rst) begin
-      \$521  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$522  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$522  = \$457 ;
-    end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$523  = order_q_1_0;
-    if (\en$1 ) begin
-      \$523  = unpack_q_2_0;
-    end
-    if (rst) begin
-      \$523  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$524  = order_q_1_1;
-    if (\en$1 ) begin
-      \$524  = unpack_q_2_1;
-    end
-    if (rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$525  = order_q_1_2;
-    if (\en$1 ) begin
-      \$525  = unpack_q_2_2;
-    end
-    if (rst) begin
-      \$525  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$526  = order_q_1_3;
-    if (\en$1 ) begin
-      \$526  = unpack_q_2_3;
-    end
-    if (rst) begin
-      \$526  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$527  = order_q_1_4;
-    if (\en$1 ) begin
-      \$527  = unpack_q_2_4;
-    end
-    if (rst) begin
-      \$527  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$528  = align_q_0_big;
-    if (\en$1 ) begin
-      \$528  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
-    if (rst) begin
-      \$528  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$529  = align_q_0_small;
-    if (\en$1 ) begin
-      \$529  = { 1'h0, add_small_wide[51:26], \$458  };
-    end
-    if (rst) begin
-      \$529  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$530  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$530  = order_q_0_subtract;
-    end
-    if (rst) begin
-      \$530  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$531  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$531  = order_q_0_flags_big_exp;
-    end
-    if (rst) begin
-      \$531  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$532  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$532  = order_q_0_flags_big_sign;
-    end
-    if (rst) begin
-      \$532  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$533  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$533  = order_q_0_flags_nan;
-    end
-    if (rst) begin
-      \$533  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$534  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$534  = order_q_0_flags_inf;
-    end
-    if (rst) begin
-      \$534  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$535  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$535  = order_q_0_flags_inf_sign;
-    end
-    if (rst) begin
-      \$535  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$536  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$536  = order_q_0_flags_both_zero;
-    end
-    if (rst) begin
-      \$536  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$537  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$537  = order_q_0_flags_zero_sign;
-    end
-    if (rst) begin
-      \$537  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$538  = align_q_1_0;
-    if (\en$1 ) begin
-      \$538  = order_q_1_0;
+      \$538  = valid;
     end
     if (rst) begin
       \$538  = 1'h0;
@@ -10893,9 +10815,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$539  = align_q_1_1;
+    \$539  = p_1;
     if (\en$1 ) begin
-      \$539  = order_q_1_1;
+      \$539  = last;
     end
     if (rst) begin
       \$539  = 1'h0;
@@ -10903,89 +10825,89 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$540  = align_q_1_2;
+    \$540  = p_2;
     if (\en$1 ) begin
-      \$540  = order_q_1_2;
+      \$540  = choice;
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$540  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$541  = align_q_1_3;
+    \$541  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = order_q_1_3;
+      \$541  = term_sign;
     end
     if (rst) begin
-      \$541  = 8'h00;
+      \$541  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$542  = align_q_1_4;
+    \$542  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = order_q_1_4;
+      \$542  = term_zero;
     end
     if (rst) begin
-      \$542  = 2'h0;
+      \$542  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$543  = add_q_0_total;
+    \$543  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = \$326 [27:0];
+      \$543  = term_inf;
     end
     if (rst) begin
-      \$543  = 28'h0000000;
+      \$543  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$544  = add_q_0_flags_big_exp;
+    \$544  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = align_q_0_flags_big_exp;
+      \$544  = term_nan;
     end
     if (rst) begin
-      \$544  = 10'h000;
+      \$544  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$545  = add_q_0_flags_big_sign;
+    \$545  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = align_q_0_flags_big_sign;
+      \$545  = term_exp;
     end
     if (rst) begin
-      \$545  = 1'h0;
+      \$545  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$546  = add_q_0_flags_nan;
+    \$546  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = align_q_0_flags_nan;
+      \$546  = term_sig;
     end
     if (rst) begin
-      \$546  = 1'h0;
+      \$546  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$547  = add_q_0_flags_inf;
+    \$547  = p_4;
     if (\en$1 ) begin
-      \$547  = align_q_0_flags_inf;
+      \$547  = rand_sum;
     end
     if (rst) begin
-      \$547  = 1'h0;
+      \$547  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$548  = add_q_0_flags_inf_sign;
+    \$548  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = align_q_0_flags_inf_sign;
+      \$548  = base_sign;
     end
     if (rst) begin
       \$548  = 1'h0;
@@ -10993,9 +10915,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$549  = add_q_0_flags_both_zero;
+    \$549  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = align_q_0_flags_both_zero;
+      \$549  = base_zero;
     end
     if (rst) begin
       \$549  = 1'h0;
@@ -11003,9 +10925,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$550  = add_q_0_flags_zero_sign;
+    \$550  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = align_q_0_flags_zero_sign;
+      \$550  = base_inf;
     end
     if (rst) begin
       \$550  = 1'h0;
@@ -11013,9 +10935,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$551  = add_q_1_0;
+    \$551  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = align_q_1_0;
+      \$551  = base_nan;
     end
     if (rst) begin
       \$551  = 1'h0;
@@ -11023,49 +10945,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$552  = add_q_1_1;
+    \$552  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = align_q_1_1;
+      \$552  = base_exp;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$553  = add_q_1_2;
+    \$553  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = align_q_1_2;
+      \$553  = base_sig;
     end
     if (rst) begin
-      \$553  = 1'h0;
+      \$553  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$554  = add_q_1_3;
+    \$554  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = align_q_1_3;
+      \$554  = \$416 ;
     end
     if (rst) begin
-      \$554  = 8'h00;
+      \$554  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$555  = add_q_1_4;
+    \$555  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = align_q_1_4;
+      \$555  = \$418 ;
     end
     if (rst) begin
-      \$555  = 2'h0;
+      \$555  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$556  = normalize_q_0_0_sign;
+    \$556  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$462 ;
+      \$556  = \$419 ;
     end
     if (rst) begin
       \$556  = 1'h0;
@@ -11073,9 +10995,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$557  = normalize_q_0_0_zero;
+    \$557  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$464 ;
+      \$557  = \$420 ;
     end
     if (rst) begin
       \$557  = 1'h0;
@@ -11083,49 +11005,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$558  = normalize_q_0_0_inf;
+    \$558  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = add_q_0_flags_inf;
+      \$558  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 1'h0;
+      \$558  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$559  = normalize_q_0_0_nan;
+    \$559  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = add_q_0_flags_nan;
+      \$559  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 1'h0;
+      \$559  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$560  = normalize_q_0_0_exp;
+    \$560  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = \$354 [9:0];
+      \$560  = p_0;
     end
     if (rst) begin
-      \$560  = 10'h000;
+      \$560  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$561  = normalize_q_0_0_sig;
+    \$561  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = \$355 [26:0];
+      \$561  = p_1;
     end
     if (rst) begin
-      \$561  = 27'h0000000;
+      \$561  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$562  = normalize_q_0_1;
+    \$562  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = add_q_0_total[0];
+      \$562  = \$421 ;
     end
     if (rst) begin
       \$562  = 1'h0;
@@ -11133,79 +11055,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$563  = normalize_q_1_0;
+    \$563  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = add_q_1_0;
+      \$563  = p_4;
     end
     if (rst) begin
-      \$563  = 1'h0;
+      \$563  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$564  = normalize_q_1_1;
+    \$564  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = add_q_1_1;
+      \$564  = step_mode;
     end
     if (rst) begin
-      \$564  = 1'h0;
+      \$564  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$565  = normalize_q_1_2;
+    \$565  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = add_q_1_2;
+      \$565  = \$422 ;
     end
     if (rst) begin
-      \$565  = 1'h0;
+      \$565  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$566  = normalize_q_1_3;
+    \$566  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = add_q_1_3;
+      \$566  = \$425 ;
     end
     if (rst) begin
-      \$566  = 8'h00;
+      \$566  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$567  = normalize_q_1_4;
+    \$567  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = add_q_1_4;
+      \$567  = \$432 [4:0];
     end
     if (rst) begin
-      \$567  = 2'h0;
+      \$567  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$568  = place_q_0_0_kept;
+    \$568  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = sum_fp16_sr8_wide[71:36];
+      \$568  = \$433 ;
     end
     if (rst) begin
-      \$568  = 36'h000000000;
+      \$568  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$569  = place_q_0_0_below;
+    \$569  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = sum_fp16_sr8_wide[35:0];
+      \$569  = \$434 ;
     end
     if (rst) begin
-      \$569  = 36'h000000000;
+      \$569  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$570  = place_q_0_0_sticky;
+    \$570  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = normalize_q_0_1;
+      \$570  = \$435 ;
     end
     if (rst) begin
       \$570  = 1'h0;
@@ -11213,9 +11135,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$571  = place_q_0_0_small;
+    \$571  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$465 ;
+      \$571  = \$440 ;
     end
     if (rst) begin
       \$571  = 1'h0;
@@ -11223,19 +11145,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$572  = place_q_0_0_e_eff;
+    \$572  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$469 ;
+      \$572  = \$449 ;
     end
     if (rst) begin
-      \$572  = 10'h000;
+      \$572  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$573  = place_q_0_0_sign;
+    \$573  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = normalize_q_0_0_sign;
+      \$573  = \$450 ;
     end
     if (rst) begin
       \$573  = 1'h0;
@@ -11243,9 +11165,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$574  = place_q_0_0_zero;
+    \$574  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = normalize_q_0_0_zero;
+      \$574  = \$451 ;
     end
     if (rst) begin
       \$574  = 1'h0;
@@ -11253,9 +11175,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$575  = place_q_0_0_inf;
+    \$575  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = normalize_q_0_0_inf;
+      \$575  = \$452 ;
     end
     if (rst) begin
       \$575  = 1'h0;
@@ -11263,9 +11185,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$576  = place_q_0_0_nan;
+    \$576  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = normalize_q_0_0_nan;
+      \$576  = unpack_q_2_0;
     end
     if (rst) begin
       \$576  = 1'h0;
@@ -11273,69 +11195,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$577  = place_q_0_1_kept;
+    \$577  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = sum_bf16_rne_wide[57:29];
+      \$577  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 29'h00000000;
+      \$577  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$578  = place_q_0_1_below;
+    \$578  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = sum_bf16_rne_wide[28:0];
+      \$578  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 29'h00000000;
+      \$578  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$579  = place_q_0_1_sticky;
+    \$579  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = normalize_q_0_1;
+      \$579  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 1'h0;
+      \$579  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$580  = place_q_0_1_small;
+    \$580  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = \$470 ;
+      \$580  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 1'h0;
+      \$580  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$581  = place_q_0_1_e_eff;
+    \$581  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = \$474 ;
+      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 10'h000;
+      \$581  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$582  = place_q_0_1_sign;
+    \$582  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = normalize_q_0_0_sign;
+      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
     end
     if (rst) begin
-      \$582  = 1'h0;
+      \$582  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$583  = place_q_0_1_zero;
+    \$583  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = normalize_q_0_0_zero;
+      \$583  = order_q_0_subtract;
     end
     if (rst) begin
       \$583  = 1'h0;
@@ -11343,19 +11265,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$584  = place_q_0_1_inf;
+    \$584  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = normalize_q_0_0_inf;
+      \$584  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 1'h0;
+      \$584  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$585  = place_q_0_1_nan;
+    \$585  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = normalize_q_0_0_nan;
+      \$585  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$585  = 1'h0;
@@ -11363,9 +11285,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$586  = place_q_1_0;
+    \$586  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = normalize_q_1_0;
+      \$586  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$586  = 1'h0;
@@ -11373,9 +11295,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$587  = place_q_1_1;
+    \$587  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = normalize_q_1_1;
+      \$587  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$587  = 1'h0;
@@ -11383,9 +11305,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$588  = place_q_1_2;
+    \$588  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = normalize_q_1_2;
+      \$588  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$588  = 1'h0;
@@ -11393,39 +11315,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$589  = place_q_1_3;
+    \$589  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = normalize_q_1_3;
+      \$589  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 8'h00;
+      \$589  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$590  = place_q_1_4;
+    \$590  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = normalize_q_1_4;
+      \$590  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 2'h0;
+      \$590  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$591  = round_q_0_0_count;
+    \$591  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = place_q_0_0_kept[35:25];
+      \$591  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 11'h000;
+      \$591  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$592  = round_q_0_0_up;
+    \$592  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = \$475 [8];
+      \$592  = order_q_1_1;
     end
     if (rst) begin
       \$592  = 1'h0;
@@ -11433,9 +11355,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$593  = round_q_0_0_small;
+    \$593  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = place_q_0_0_small;
+      \$593  = order_q_1_2;
     end
     if (rst) begin
       \$593  = 1'h0;
@@ -11443,49 +11365,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$594  = round_q_0_0_e_eff;
+    \$594  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = place_q_0_0_e_eff;
+      \$594  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 10'h000;
+      \$594  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$595  = round_q_0_0_sign;
+    \$595  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = place_q_0_0_sign;
+      \$595  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 1'h0;
+      \$595  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$596  = round_q_0_0_zero;
+    \$596  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = place_q_0_0_zero;
+      \$596  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 1'h0;
+      \$596  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$597  = round_q_0_0_inf;
+    \$597  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = place_q_0_0_inf;
+      \$597  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 1'h0;
+      \$597  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$598  = round_q_0_0_nan;
+    \$598  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = place_q_0_0_nan;
+      \$598  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$598  = 1'h0;
@@ -11493,19 +11415,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$599  = round_q_0_1_count;
+    \$599  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = place_q_0_1_kept[28:21];
+      \$599  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 8'h00;
+      \$599  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$600  = round_q_0_1_up;
+    \$600  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = \$481 ;
+      \$600  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$600  = 1'h0;
@@ -11513,9 +11435,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$601  = round_q_0_1_small;
+    \$601  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = place_q_0_1_small;
+      \$601  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$601  = 1'h0;
@@ -11523,19 +11445,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$602  = round_q_0_1_e_eff;
+    \$602  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = place_q_0_1_e_eff;
+      \$602  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 10'h000;
+      \$602  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$603  = round_q_0_1_sign;
+    \$603  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = place_q_0_1_sign;
+      \$603  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$603  = 1'h0;
@@ -11543,29 +11465,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$604  = round_q_0_1_zero;
+    \$604  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = place_q_0_1_zero;
+      \$604  = \$454 ;
     end
     if (rst) begin
-      \$604  = 1'h0;
+      \$604  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$605  = round_q_0_1_inf;
+    \$605  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = place_q_0_1_inf;
+      \$605  = \$455 ;
     end
     if (rst) begin
-      \$605  = 1'h0;
+      \$605  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$606  = round_q_0_1_nan;
+    \$606  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = place_q_0_1_nan;
+      \$606  = align_q_1_0;
     end
     if (rst) begin
       \$606  = 1'h0;
@@ -11573,9 +11495,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$607  = round_q_1_0;
+    \$607  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = place_q_1_0;
+      \$607  = align_q_1_1;
     end
     if (rst) begin
       \$607  = 1'h0;
@@ -11583,9 +11505,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$608  = round_q_1_1;
+    \$608  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = place_q_1_1;
+      \$608  = align_q_1_2;
     end
     if (rst) begin
       \$608  = 1'h0;
@@ -11593,49 +11515,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$609  = round_q_1_2;
+    \$609  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = place_q_1_2;
+      \$609  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 1'h0;
+      \$609  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$610  = round_q_1_3;
+    \$610  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = place_q_1_3;
+      \$610  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 8'h00;
+      \$610  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$611  = round_q_1_4;
+    \$611  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = place_q_1_4;
+      \$611  = \$459 ;
     end
     if (rst) begin
-      \$611  = 2'h0;
+      \$611  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$612  = acc;
+    \$612  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = sum_code;
+      \$612  = \$461 ;
     end
     if (rst) begin
-      \$612  = 16'h0000;
+      \$612  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$613  = done;
+    \$613  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = \$482 ;
+      \$613  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$613  = 1'h0;
@@ -11643,26 +11565,596 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$614  = fresh;
+    \$614  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = \$484 ;
+      \$614  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h1;
+      \$614  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$615  = acc_mode;
+    \$615  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = round_q_1_4;
+      \$615  = \$354 [9:0];
     end
     if (rst) begin
-      \$615  = 2'h0;
+      \$615  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$616  = normalize_q_0_0_sig;
+    if (\en$1 ) begin
+      \$616  = \$355 [26:0];
+    end
+    if (rst) begin
+      \$616  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$617  = normalize_q_0_1;
+    if (\en$1 ) begin
+      \$617  = add_q_0_total[0];
+    end
+    if (rst) begin
+      \$617  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$618  = normalize_q_1_0;
+    if (\en$1 ) begin
+      \$618  = \$489 ;
+    end
+    if (rst) begin
+      \$618  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$619  = normalize_q_1_1;
+    if (\en$1 ) begin
+      \$619  = \$517 ;
+    end
+    if (rst) begin
+      \$619  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$620  = normalize_q_2_0;
+    if (\en$1 ) begin
+      \$620  = add_q_2_0;
+    end
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$621  = normalize_q_2_1;
+    if (\en$1 ) begin
+      \$621  = add_q_2_1;
+    end
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$622  = normalize_q_2_2;
+    if (\en$1 ) begin
+      \$622  = add_q_2_2;
+    end
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$623  = normalize_q_2_3;
+    if (\en$1 ) begin
+      \$623  = add_q_2_3;
+    end
+    if (rst) begin
+      \$623  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$624  = normalize_q_2_4;
+    if (\en$1 ) begin
+      \$624  = add_q_2_4;
+    end
+    if (rst) begin
+      \$624  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$625  = place_q_0_0_kept;
+    if (\en$1 ) begin
+      \$625  = sum_fp16_sr8_wide[71:36];
+    end
+    if (rst) begin
+      \$625  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$626  = place_q_0_0_below;
+    if (\en$1 ) begin
+      \$626  = sum_fp16_sr8_wide[35:0];
+    end
+    if (rst) begin
+      \$626  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$627  = place_q_0_0_sticky;
+    if (\en$1 ) begin
+      \$627  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$627  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$628  = place_q_0_0_small;
+    if (\en$1 ) begin
+      \$628  = \$518 ;
+    end
+    if (rst) begin
+      \$628  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$629  = place_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$629  = \$522 ;
+    end
+    if (rst) begin
+      \$629  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$630  = place_q_0_0_sign;
+    if (\en$1 ) begin
+      \$630  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$630  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$631  = place_q_0_0_zero;
+    if (\en$1 ) begin
+      \$631  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$631  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$632  = place_q_0_0_inf;
+    if (\en$1 ) begin
+      \$632  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$632  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$633  = place_q_0_0_nan;
+    if (\en$1 ) begin
+      \$633  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$634  = place_q_0_1_kept;
+    if (\en$1 ) begin
+      \$634  = sum_bf16_rne_wide[57:29];
+    end
+    if (rst) begin
+      \$634  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$635  = place_q_0_1_below;
+    if (\en$1 ) begin
+      \$635  = sum_bf16_rne_wide[28:0];
+    end
+    if (rst) begin
+      \$635  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$636  = place_q_0_1_sticky;
+    if (\en$1 ) begin
+      \$636  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$636  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$637  = place_q_0_1_small;
+    if (\en$1 ) begin
+      \$637  = \$523 ;
+    end
+    if (rst) begin
+      \$637  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$638  = place_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$638  = \$527 ;
+    end
+    if (rst) begin
+      \$638  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$639  = place_q_0_1_sign;
+    if (\en$1 ) begin
+      \$639  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$640  = place_q_0_1_zero;
+    if (\en$1 ) begin
+      \$640  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$640  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$641  = place_q_0_1_inf;
+    if (\en$1 ) begin
+      \$641  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$642  = place_q_0_1_nan;
+    if (\en$1 ) begin
+      \$642  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$643  = place_q_1_0;
+    if (\en$1 ) begin
+      \$643  = normalize_q_2_0;
+    end
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$644  = place_q_1_1;
+    if (\en$1 ) begin
+      \$644  = normalize_q_2_1;
+    end
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$645  = place_q_1_2;
+    if (\en$1 ) begin
+      \$645  = normalize_q_2_2;
+    end
+    if (rst) begin
+      \$645  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$646  = place_q_1_3;
+    if (\en$1 ) begin
+      \$646  = normalize_q_2_3;
+    end
+    if (rst) begin
+      \$646  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$647  = place_q_1_4;
+    if (\en$1 ) begin
+      \$647  = normalize_q_2_4;
+    end
+    if (rst) begin
+      \$647  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$648  = round_q_0_0_count;
+    if (\en$1 ) begin
+      \$648  = place_q_0_0_kept[35:25];
+    end
+    if (rst) begin
+      \$648  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$649  = round_q_0_0_up;
+    if (\en$1 ) begin
+      \$649  = \$528 [8];
+    end
+    if (rst) begin
+      \$649  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$650  = round_q_0_0_small;
+    if (\en$1 ) begin
+      \$650  = place_q_0_0_small;
+    end
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$651  = round_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$651  = place_q_0_0_e_eff;
+    end
+    if (rst) begin
+      \$651  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$652  = round_q_0_0_sign;
+    if (\en$1 ) begin
+      \$652  = place_q_0_0_sign;
+    end
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$653  = round_q_0_0_zero;
+    if (\en$1 ) begin
+      \$653  = place_q_0_0_zero;
+    end
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$654  = round_q_0_0_inf;
+    if (\en$1 ) begin
+      \$654  = place_q_0_0_inf;
+    end
+    if (rst) begin
+      \$654  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$655  = round_q_0_0_nan;
+    if (\en$1 ) begin
+      \$655  = place_q_0_0_nan;
+    end
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$656  = round_q_0_1_count;
+    if (\en$1 ) begin
+      \$656  = place_q_0_1_kept[28:21];
+    end
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$657  = round_q_0_1_up;
+    if (\en$1 ) begin
+      \$657  = \$534 ;
+    end
+    if (rst) begin
+      \$657  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$658  = round_q_0_1_small;
+    if (\en$1 ) begin
+      \$658  = place_q_0_1_small;
+    end
+    if (rst) begin
+      \$658  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$659  = round_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$659  = place_q_0_1_e_eff;
+    end
+    if (rst) begin
+      \$659  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$660  = round_q_0_1_sign;
+    if (\en$1 ) begin
+      \$660  = place_q_0_1_sign;
+    end
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$661  = round_q_0_1_zero;
+    if (\en$1 ) begin
+      \$661  = place_q_0_1_zero;
+    end
+    if (rst) begin
+      \$661  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$662  = round_q_0_1_inf;
+    if (\en$1 ) begin
+      \$662  = place_q_0_1_inf;
+    end
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$663  = round_q_0_1_nan;
+    if (\en$1 ) begin
+      \$663  = place_q_0_1_nan;
+    end
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$664  = round_q_1_0;
+    if (\en$1 ) begin
+      \$664  = place_q_1_0;
+    end
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$665  = round_q_1_1;
+    if (\en$1 ) begin
+      \$665  = place_q_1_1;
+    end
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$666  = round_q_1_2;
+    if (\en$1 ) begin
+      \$666  = place_q_1_2;
+    end
+    if (rst) begin
+      \$666  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$667  = round_q_1_3;
+    if (\en$1 ) begin
+      \$667  = place_q_1_3;
+    end
+    if (rst) begin
+      \$667  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$668  = round_q_1_4;
+    if (\en$1 ) begin
+      \$668  = place_q_1_4;
+    end
+    if (rst) begin
+      \$668  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$669  = acc;
+    if (\en$1 ) begin
+      \$669  = sum_code;
+    end
+    if (rst) begin
+      \$669  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$670  = done;
+    if (\en$1 ) begin
+      \$670  = \$535 ;
+    end
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$671  = fresh;
+    if (\en$1 ) begin
+      \$671  = \$537 ;
+    end
+    if (rst) begin
+      \$671  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$672  = acc_mode;
+    if (\en$1 ) begin
+      \$672  = round_q_1_4;
+    end
+    if (rst) begin
+      \$672  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -11679,9 +12171,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$103  = acc;
-  assign \done$105  = done;
-  assign \acc_mode$106  = acc_mode;
+  assign \acc$106  = acc;
+  assign \done$108  = done;
+  assign \acc_mode$109  = acc_mode;
   assign term_sig = \$148 [15:0];
   assign term_exp = \$143 [9:0];
   assign term_nan = \$166 ;
@@ -11730,24 +12222,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$369  = { 5'h00, \$368 [4:0], 10'h000 };
-  assign \$374  = { 5'h00, \$373 [4:0], 10'h000 };
-  assign \$380  = 1'h0;
-  assign \$381  = round_q_0_0_nan;
-  assign \$386  = { 5'h00, \$385 [4:0], 10'h000 };
-  assign \$391  = 1'h0;
-  assign \$392  = round_q_0_0_nan;
-  assign \$395  = { \$394 [7:0], 7'h00 };
-  assign \$400  = { \$399 [7:0], 7'h00 };
-  assign \$406  = 1'h0;
-  assign \$407  = round_q_0_1_nan;
-  assign \$412  = { \$411 [7:0], 7'h00 };
-  assign \$417  = 1'h0;
-  assign \$418  = round_q_0_1_nan;
+  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
+  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
+  assign \$376  = 1'h0;
+  assign \$377  = round_q_0_0_nan;
+  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
+  assign \$387  = 1'h0;
+  assign \$388  = round_q_0_0_nan;
+  assign \$391  = { \$390 [7:0], 7'h00 };
+  assign \$396  = { \$395 [7:0], 7'h00 };
+  assign \$402  = 1'h0;
+  assign \$403  = round_q_0_1_nan;
+  assign \$408  = { \$407 [7:0], 7'h00 };
+  assign \$413  = 1'h0;
+  assign \$414  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2176$0 , \port$2178$0 , \port$2180$0 , \port$2182$0 , \port$2184$0 , \port$2186$0 , \port$2188$0 , \port$2190$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2338$0 , \port$2340$0 , \port$2342$0 , \port$2344$0 , \port$2346$0 , \port$2348$0 , \port$2350$0 , \port$2352$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -12031,22 +12523,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2176$0 , \port
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$2176$0 ;
-  wire \port$2176$0 ;
-  output \port$2178$0 ;
-  wire \port$2178$0 ;
-  output \port$2180$0 ;
-  wire \port$2180$0 ;
-  output \port$2182$0 ;
-  wire \port$2182$0 ;
-  output \port$2184$0 ;
-  wire \port$2184$0 ;
-  output \port$2186$0 ;
-  wire \port$2186$0 ;
-  output \port$2188$0 ;
-  wire \port$2188$0 ;
-  output \port$2190$0 ;
-  wire \port$2190$0 ;
+  output \port$2338$0 ;
+  wire \port$2338$0 ;
+  output \port$2340$0 ;
+  wire \port$2340$0 ;
+  output \port$2342$0 ;
+  wire \port$2342$0 ;
+  output \port$2344$0 ;
+  wire \port$2344$0 ;
+  output \port$2346$0 ;
+  wire \port$2346$0 ;
+  output \port$2348$0 ;
+  wire \port$2348$0 ;
+  output \port$2350$0 ;
+  wire \port$2350$0 ;
+  output \port$2352$0 ;
+  wire \port$2352$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -12210,14 +12702,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2176$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2176$0  = \$2 ;
-  assign \port$2178$0  = \$4 ;
-  assign \port$2180$0  = \$6 ;
-  assign \port$2182$0  = \$8 ;
-  assign \port$2184$0  = \$10 ;
-  assign \port$2186$0  = \$12 ;
-  assign \port$2188$0  = \$14 ;
-  assign \port$2190$0  = \$16 ;
+  assign \port$2338$0  = \$2 ;
+  assign \port$2340$0  = \$4 ;
+  assign \port$2342$0  = \$6 ;
+  assign \port$2344$0  = \$8 ;
+  assign \port$2346$0  = \$10 ;
+  assign \port$2348$0  = \$12 ;
+  assign \port$2350$0  = \$14 ;
+  assign \port$2352$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -12781,98 +13273,98 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [11:0] \$354 ;
   wire [57:0] \$355 ;
   wire \$356 ;
-  wire [10:0] \$357 ;
-  wire \$358 ;
-  wire [10:0] \$359 ;
+  wire \$357 ;
+  wire [11:0] \$358 ;
+  wire [11:0] \$359 ;
   wire [9:0] \$36 ;
-  wire [10:0] \$360 ;
-  wire [10:0] \$361 ;
-  wire \$362 ;
-  wire [10:0] \$363 ;
-  wire \$364 ;
-  wire [10:0] \$365 ;
-  wire [10:0] \$366 ;
-  wire [10:0] \$367 ;
-  wire [10:0] \$368 ;
-  wire [19:0] \$369 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire [11:0] \$362 ;
+  wire [11:0] \$363 ;
+  wire [10:0] \$364 ;
+  wire [19:0] \$365 ;
+  wire [11:0] \$366 ;
+  wire [20:0] \$367 ;
+  wire \$368 ;
+  wire [10:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [11:0] \$370 ;
-  wire [20:0] \$371 ;
-  wire \$372 ;
-  wire [10:0] \$373 ;
-  wire [19:0] \$374 ;
-  wire [11:0] \$375 ;
-  wire [20:0] \$376 ;
-  wire [14:0] \$377 ;
-  wire [14:0] \$378 ;
-  wire [14:0] \$379 ;
+  wire [19:0] \$370 ;
+  wire [11:0] \$371 ;
+  wire [20:0] \$372 ;
+  wire [14:0] \$373 ;
+  wire [14:0] \$374 ;
+  wire [14:0] \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [10:0] \$385 ;
-  wire [19:0] \$386 ;
-  wire [11:0] \$387 ;
-  wire [20:0] \$388 ;
-  wire \$389 ;
+  wire [10:0] \$381 ;
+  wire [19:0] \$382 ;
+  wire [11:0] \$383 ;
+  wire [20:0] \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire [15:0] \$389 ;
   wire [13:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
+  wire [10:0] \$390 ;
+  wire [14:0] \$391 ;
+  wire [8:0] \$392 ;
   wire [15:0] \$393 ;
-  wire [10:0] \$394 ;
-  wire [14:0] \$395 ;
-  wire [8:0] \$396 ;
-  wire [15:0] \$397 ;
-  wire \$398 ;
-  wire [10:0] \$399 ;
+  wire \$394 ;
+  wire [10:0] \$395 ;
+  wire [14:0] \$396 ;
+  wire [8:0] \$397 ;
+  wire [15:0] \$398 ;
+  wire [14:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
   wire [14:0] \$400 ;
-  wire [8:0] \$401 ;
-  wire [15:0] \$402 ;
-  wire [14:0] \$403 ;
-  wire [14:0] \$404 ;
-  wire [14:0] \$405 ;
+  wire [14:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
   wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  wire [10:0] \$407 ;
+  wire [14:0] \$408 ;
+  wire [8:0] \$409 ;
   wire [13:0] \$41 ;
-  wire \$410 ;
-  wire [10:0] \$411 ;
-  wire [14:0] \$412 ;
-  wire [8:0] \$413 ;
-  wire [15:0] \$414 ;
-  wire \$415 ;
+  wire [15:0] \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire [15:0] \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire [15:0] \$419 ;
+  wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire \$422 ;
+  wire [15:0] \$422 ;
   wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire [15:0] \$426 ;
+  wire [15:0] \$424 ;
+  wire [15:0] \$425 ;
+  wire \$426 ;
   wire \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [7:0] \$43 ;
-  wire [10:0] \$430 ;
-  wire [10:0] \$431 ;
-  wire [10:0] \$432 ;
+  wire [11:0] \$430 ;
+  wire [11:0] \$431 ;
+  wire [11:0] \$432 ;
   wire \$433 ;
-  wire [10:0] \$434 ;
-  wire [10:0] \$435 ;
-  wire [10:0] \$436 ;
-  wire [10:0] \$437 ;
+  wire [9:0] \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
   wire \$438 ;
-  wire [9:0] \$439 ;
+  wire \$439 ;
   wire [7:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
@@ -12889,8 +13381,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
-  wire \$455 ;
+  wire [10:0] \$454 ;
+  wire [10:0] \$455 ;
   wire \$456 ;
   wire \$457 ;
   wire \$458 ;
@@ -12898,192 +13390,249 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
-  wire \$467 ;
-  wire [9:0] \$468 ;
-  wire [9:0] \$469 ;
+  wire [4:0] \$462 ;
+  wire [4:0] \$463 ;
+  wire [4:0] \$464 ;
+  wire [4:0] \$465 ;
+  wire [4:0] \$466 ;
+  wire [4:0] \$467 ;
+  wire [4:0] \$468 ;
+  wire [4:0] \$469 ;
   wire [7:0] \$47 ;
-  wire \$470 ;
-  wire \$471 ;
-  wire \$472 ;
-  wire [9:0] \$473 ;
-  wire [9:0] \$474 ;
-  wire [8:0] \$475 ;
-  wire \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  wire [4:0] \$470 ;
+  wire [4:0] \$471 ;
+  wire [4:0] \$472 ;
+  wire [4:0] \$473 ;
+  wire [4:0] \$474 ;
+  wire [4:0] \$475 ;
+  wire [4:0] \$476 ;
+  wire [4:0] \$477 ;
+  wire [4:0] \$478 ;
+  wire [4:0] \$479 ;
   wire [7:0] \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  reg \$485 ;
-  reg \$486 ;
-  reg [1:0] \$487 ;
-  reg \$488 ;
-  reg \$489 ;
+  wire [4:0] \$480 ;
+  wire [4:0] \$481 ;
+  wire [4:0] \$482 ;
+  wire [4:0] \$483 ;
+  wire [4:0] \$484 ;
+  wire [4:0] \$485 ;
+  wire [4:0] \$486 ;
+  wire [4:0] \$487 ;
+  wire [4:0] \$488 ;
+  wire [11:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
-  reg \$491 ;
-  reg [9:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [7:0] \$494 ;
-  reg \$495 ;
-  reg \$496 ;
-  reg \$497 ;
-  reg \$498 ;
-  reg [8:0] \$499 ;
+  wire [4:0] \$490 ;
+  wire [4:0] \$491 ;
+  wire [4:0] \$492 ;
+  wire [4:0] \$493 ;
+  wire [4:0] \$494 ;
+  wire [4:0] \$495 ;
+  wire [4:0] \$496 ;
+  wire [4:0] \$497 ;
+  wire [4:0] \$498 ;
+  wire [4:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  reg [10:0] \$500 ;
-  reg \$501 ;
-  reg \$502 ;
-  reg \$503 ;
-  reg \$504 ;
-  reg [9:0] \$505 ;
-  reg [15:0] \$506 ;
-  reg \$507 ;
-  reg \$508 ;
-  reg \$509 ;
+  wire [4:0] \$500 ;
+  wire [4:0] \$501 ;
+  wire [4:0] \$502 ;
+  wire [4:0] \$503 ;
+  wire [4:0] \$504 ;
+  wire [4:0] \$505 ;
+  wire [4:0] \$506 ;
+  wire [4:0] \$507 ;
+  wire [4:0] \$508 ;
+  wire [4:0] \$509 ;
   wire \$51 ;
-  reg [7:0] \$510 ;
-  reg [1:0] \$511 ;
-  reg [15:0] \$512 ;
-  reg [15:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg \$515 ;
-  reg [9:0] \$516 ;
-  reg \$517 ;
-  reg \$518 ;
-  reg \$519 ;
+  wire [4:0] \$510 ;
+  wire [4:0] \$511 ;
+  wire [4:0] \$512 ;
+  wire [4:0] \$513 ;
+  wire [4:0] \$514 ;
+  wire [4:0] \$515 ;
+  wire [4:0] \$516 ;
+  wire [11:0] \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  reg \$520 ;
-  reg \$521 ;
-  reg \$522 ;
-  reg \$523 ;
-  reg \$524 ;
-  reg \$525 ;
-  reg [7:0] \$526 ;
-  reg [1:0] \$527 ;
-  reg [27:0] \$528 ;
-  reg [27:0] \$529 ;
+  wire \$520 ;
+  wire [9:0] \$521 ;
+  wire [9:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire [9:0] \$526 ;
+  wire [9:0] \$527 ;
+  wire [8:0] \$528 ;
+  wire \$529 ;
   wire \$53 ;
-  reg \$530 ;
-  reg [9:0] \$531 ;
-  reg \$532 ;
-  reg \$533 ;
-  reg \$534 ;
-  reg \$535 ;
-  reg \$536 ;
-  reg \$537 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
   reg \$538 ;
   reg \$539 ;
   wire \$54 ;
-  reg \$540 ;
-  reg [7:0] \$541 ;
-  reg [1:0] \$542 ;
-  reg [27:0] \$543 ;
-  reg [9:0] \$544 ;
-  reg \$545 ;
-  reg \$546 ;
-  reg \$547 ;
+  reg [1:0] \$540 ;
+  reg \$541 ;
+  reg \$542 ;
+  reg \$543 ;
+  reg \$544 ;
+  reg [9:0] \$545 ;
+  reg [15:0] \$546 ;
+  reg [7:0] \$547 ;
   reg \$548 ;
   reg \$549 ;
   wire \$55 ;
   reg \$550 ;
   reg \$551 ;
-  reg \$552 ;
-  reg \$553 ;
-  reg [7:0] \$554 ;
-  reg [1:0] \$555 ;
+  reg [8:0] \$552 ;
+  reg [10:0] \$553 ;
+  reg \$554 ;
+  reg \$555 ;
   reg \$556 ;
   reg \$557 ;
-  reg \$558 ;
-  reg \$559 ;
+  reg [9:0] \$558 ;
+  reg [15:0] \$559 ;
   wire \$56 ;
-  reg [9:0] \$560 ;
-  reg [26:0] \$561 ;
+  reg \$560 ;
+  reg \$561 ;
   reg \$562 ;
-  reg \$563 ;
-  reg \$564 ;
-  reg \$565 ;
-  reg [7:0] \$566 ;
-  reg [1:0] \$567 ;
-  reg [35:0] \$568 ;
-  reg [35:0] \$569 ;
+  reg [7:0] \$563 ;
+  reg [1:0] \$564 ;
+  reg [15:0] \$565 ;
+  reg [15:0] \$566 ;
+  reg [4:0] \$567 ;
+  reg \$568 ;
+  reg [9:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
   reg \$571 ;
-  reg [9:0] \$572 ;
+  reg \$572 ;
   reg \$573 ;
   reg \$574 ;
   reg \$575 ;
   reg \$576 ;
-  reg [28:0] \$577 ;
-  reg [28:0] \$578 ;
-  reg \$579 ;
+  reg \$577 ;
+  reg \$578 ;
+  reg [7:0] \$579 ;
   wire \$58 ;
-  reg \$580 ;
-  reg [9:0] \$581 ;
-  reg \$582 ;
+  reg [1:0] \$580 ;
+  reg [27:0] \$581 ;
+  reg [27:0] \$582 ;
   reg \$583 ;
-  reg \$584 ;
+  reg [9:0] \$584 ;
   reg \$585 ;
   reg \$586 ;
   reg \$587 ;
   reg \$588 ;
-  reg [7:0] \$589 ;
+  reg \$589 ;
   wire \$59 ;
-  reg [1:0] \$590 ;
-  reg [10:0] \$591 ;
+  reg \$590 ;
+  reg \$591 ;
   reg \$592 ;
   reg \$593 ;
-  reg [9:0] \$594 ;
-  reg \$595 ;
-  reg \$596 ;
-  reg \$597 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
   reg \$598 ;
-  reg [7:0] \$599 ;
+  reg \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
   reg \$600 ;
   reg \$601 ;
-  reg [9:0] \$602 ;
+  reg \$602 ;
   reg \$603 ;
-  reg \$604 ;
-  reg \$605 ;
+  reg [10:0] \$604 ;
+  reg [10:0] \$605 ;
   reg \$606 ;
   reg \$607 ;
   reg \$608 ;
-  reg \$609 ;
+  reg [7:0] \$609 ;
   wire \$61 ;
-  reg [7:0] \$610 ;
-  reg [1:0] \$611 ;
-  reg [15:0] \$612 ;
+  reg [1:0] \$610 ;
+  reg \$611 ;
+  reg \$612 ;
   reg \$613 ;
   reg \$614 ;
-  reg [1:0] \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
+  reg [9:0] \$615 ;
+  reg [26:0] \$616 ;
+  reg \$617 ;
+  reg [11:0] \$618 ;
+  reg [11:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire \$622 ;
-  wire \$623 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [7:0] \$623 ;
+  reg [1:0] \$624 ;
+  reg [35:0] \$625 ;
+  reg [35:0] \$626 ;
+  reg \$627 ;
+  reg \$628 ;
+  reg [9:0] \$629 ;
   wire \$63 ;
+  reg \$630 ;
+  reg \$631 ;
+  reg \$632 ;
+  reg \$633 ;
+  reg [28:0] \$634 ;
+  reg [28:0] \$635 ;
+  reg \$636 ;
+  reg \$637 ;
+  reg [9:0] \$638 ;
+  reg \$639 ;
   wire \$64 ;
+  reg \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg \$645 ;
+  reg [7:0] \$646 ;
+  reg [1:0] \$647 ;
+  reg [10:0] \$648 ;
+  reg \$649 ;
   wire \$65 ;
+  reg \$650 ;
+  reg [9:0] \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg \$657 ;
+  reg \$658 ;
+  reg [9:0] \$659 ;
   wire \$66 ;
+  reg \$660 ;
+  reg \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg \$666 ;
+  reg [7:0] \$667 ;
+  reg [1:0] \$668 ;
+  reg [15:0] \$669 ;
   wire \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg [1:0] \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
   wire \$68 ;
+  wire \$680 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
@@ -13135,12 +13684,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$103 ;
+  wire [15:0] \acc$106 ;
   reg [1:0] acc_mode = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] \acc_mode$106 ;
+  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
+  wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
@@ -13150,11 +13700,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg add_q_1_0 = 1'h0;
-  reg add_q_1_1 = 1'h0;
-  reg add_q_1_2 = 1'h0;
-  reg [7:0] add_q_1_3 = 8'h00;
-  reg [1:0] add_q_1_4 = 2'h0;
+  reg [10:0] add_q_1_0 = 11'h000;
+  reg [10:0] add_q_1_1 = 11'h000;
+  reg add_q_2_0 = 1'h0;
+  reg add_q_2_1 = 1'h0;
+  reg add_q_2_2 = 1'h0;
+  reg [7:0] add_q_2_3 = 8'h00;
+  reg [1:0] add_q_2_4 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -13204,7 +13756,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$105 ;
+  wire \done$108 ;
   wire en;
   input \en$1 ;
   wire \en$1 ;
@@ -13219,11 +13771,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_0_sign = 1'h0;
   reg normalize_q_0_0_zero = 1'h0;
   reg normalize_q_0_1 = 1'h0;
-  reg normalize_q_1_0 = 1'h0;
-  reg normalize_q_1_1 = 1'h0;
-  reg normalize_q_1_2 = 1'h0;
-  reg [7:0] normalize_q_1_3 = 8'h00;
-  reg [1:0] normalize_q_1_4 = 2'h0;
+  reg [11:0] normalize_q_1_0 = 12'h000;
+  reg [11:0] normalize_q_1_1 = 12'h000;
+  reg normalize_q_2_0 = 1'h0;
+  reg normalize_q_2_1 = 1'h0;
+  reg normalize_q_2_2 = 1'h0;
+  reg [7:0] normalize_q_2_3 = 8'h00;
+  reg [1:0] normalize_q_2_4 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -13338,377 +13892,496 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$363  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$364  = $signed(\$363 ) > $signed(6'h1d);
-  assign \$365  = $signed(8'h82) - $signed(normalize_q_0_0_exp);
-  assign \$366  = \$364  ? 11'h01d : \$365 ;
-  assign \$367  = \$362  ? \$366  : 11'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$367 [4:0];
-  assign \$368  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$370  = round_q_0_0_count + round_q_0_0_up;
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = \$371  > 15'h7bff;
-  assign \$373  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$375  = round_q_0_0_count + round_q_0_0_up;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = \$372  ? 15'h7c00 : \$376 [14:0];
-  assign \$378  = round_q_0_0_zero ? 15'h0000 : \$377 ;
-  assign \$379  = round_q_0_0_inf ? 15'h7c00 : \$378 ;
-  assign \$382  = ~ round_q_0_0_inf;
-  assign \$383  = ~ round_q_0_0_zero;
-  assign \$384  = \$382  & \$383 ;
-  assign \$385  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$387  = round_q_0_0_count + round_q_0_0_up;
-  assign \$388  = \$386  + \$387 ;
-  assign \$389  = \$388  > 15'h7bff;
-  assign \$390  = \$384  & \$389 ;
-  assign \$393  = \$392  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$394  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$396  = round_q_0_1_count + round_q_0_1_up;
-  assign \$397  = \$395  + \$396 ;
-  assign \$398  = \$397  > 15'h7f7f;
-  assign \$399  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$401  = round_q_0_1_count + round_q_0_1_up;
-  assign \$402  = \$400  + \$401 ;
-  assign \$403  = \$398  ? 15'h7f80 : \$402 [14:0];
-  assign \$404  = round_q_0_1_zero ? 15'h0000 : \$403 ;
-  assign \$405  = round_q_0_1_inf ? 15'h7f80 : \$404 ;
-  assign \$408  = ~ round_q_0_1_inf;
-  assign \$409  = ~ round_q_0_1_zero;
-  assign \$410  = \$408  & \$409 ;
-  assign \$411  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$413  = round_q_0_1_count + round_q_0_1_up;
-  assign \$414  = \$412  + \$413 ;
-  assign \$415  = \$414  > 15'h7f7f;
-  assign \$416  = \$410  & \$415 ;
-  assign \$419  = \$418  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$420  = p_0 ? p_3_sign : 1'h1;
-  assign \$421  = ~ p_0;
-  assign \$422  = p_3_zero | \$421 ;
-  assign \$423  = p_3_inf & p_0;
-  assign \$424  = p_3_nan & p_0;
-  assign \$425  = ~ fresh;
-  assign \$426  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$427  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$428  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$429  = \$427  ? 16'h0000 : \$428 ;
-  assign \$430  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$431  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$432  = add_a_big ? \$430  : \$431 ;
-  assign \$433  = $signed(\$432 ) > $signed(6'h1a);
-  assign \$434  = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign \$435  = $signed(unpack_q_1_exp) - $signed(unpack_q_0_exp);
-  assign \$436  = add_a_big ? \$434  : \$435 ;
-  assign \$437  = \$433  ? 11'h01a : \$436 ;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
+  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
+  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
+  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
+  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
+  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
+  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
+  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
+  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
+  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
+  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
+  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
+  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
+  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
+  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
+  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
+  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
+  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
+  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
+  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
+  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
+  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
+  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
+  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
+  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
+  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
+  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
+  assign \$355  = add_q_0_total[27:1] << add_lz;
+  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
+  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
+  assign \$359  = \$356  ? \$358  : 12'h000;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
+  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
+  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
+  assign \$363  = \$360  ? \$362  : 12'h000;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
+  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$366  = round_q_0_0_count + round_q_0_0_up;
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = \$367  > 15'h7bff;
+  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$371  = round_q_0_0_count + round_q_0_0_up;
+  assign \$372  = \$370  + \$371 ;
+  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
+  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
+  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
+  assign \$378  = ~ round_q_0_0_inf;
+  assign \$379  = ~ round_q_0_0_zero;
+  assign \$380  = \$378  & \$379 ;
+  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$383  = round_q_0_0_count + round_q_0_0_up;
+  assign \$384  = \$382  + \$383 ;
+  assign \$385  = \$384  > 15'h7bff;
+  assign \$386  = \$380  & \$385 ;
+  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$392  = round_q_0_1_count + round_q_0_1_up;
+  assign \$393  = \$391  + \$392 ;
+  assign \$394  = \$393  > 15'h7f7f;
+  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$397  = round_q_0_1_count + round_q_0_1_up;
+  assign \$398  = \$396  + \$397 ;
+  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
+  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
+  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
+  assign \$404  = ~ round_q_0_1_inf;
+  assign \$405  = ~ round_q_0_1_zero;
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$409  = round_q_0_1_count + round_q_0_1_up;
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = \$410  > 15'h7f7f;
+  assign \$412  = \$406  & \$411 ;
+  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$416  = p_0 ? p_3_sign : 1'h1;
+  assign \$417  = ~ p_0;
+  assign \$418  = p_3_zero | \$417 ;
+  assign \$419  = p_3_inf & p_0;
+  assign \$420  = p_3_nan & p_0;
+  assign \$421  = ~ fresh;
+  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$425  = \$423  ? 16'h0000 : \$424 ;
+  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$428  = \$426  | \$427 ;
+  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$430  = - $signed(add_exp_diff);
+  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
+  assign \$432  = \$428  ? 12'h01a : \$431 ;
+  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
   assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$440  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$441  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$442  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$443  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$444  = \$442  & \$443 ;
-  assign \$445  = \$441  | \$444 ;
-  assign \$446  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$447  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$439  = \$437  & \$438 ;
+  assign \$440  = \$436  | \$439 ;
+  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$443  = ~ \$442 ;
+  assign \$444  = \$441  & \$443 ;
+  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$447  = \$445  & \$446 ;
   assign \$448  = ~ \$447 ;
-  assign \$449  = \$446  & \$448 ;
-  assign \$450  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$451  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$452  = \$450  & \$451 ;
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$449  & \$453 ;
-  assign \$455  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$456  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$457  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$458  = | add_small_wide[25:0];
-  assign \$459  = ! add_q_0_total[27:1];
-  assign \$460  = \$459  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$461  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$460 ;
-  assign \$462  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$461 ;
-  assign \$463  = ! add_q_0_total[27:1];
-  assign \$464  = add_q_0_flags_both_zero | \$463 ;
-  assign \$465  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$466  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$467  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$468  = \$467  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$469  = \$466  ? 10'h3f2 : \$468 ;
-  assign \$470  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$471  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$472  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$473  = \$472  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$474  = \$471  ? 10'h382 : \$473 ;
-  assign \$475  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$476  = | place_q_0_1_kept[19:0];
-  assign \$477  = | place_q_0_1_below;
-  assign \$478  = \$477  | place_q_0_1_sticky;
-  assign \$479  = \$476  | \$478 ;
-  assign \$480  = \$479  | place_q_0_1_kept[21];
-  assign \$481  = place_q_0_1_kept[20] & \$480 ;
-  assign \$482  = round_q_1_0 & round_q_1_1;
-  assign \$483  = ~ round_q_1_2;
-  assign \$484  = round_q_1_0 ? round_q_1_1 : \$483 ;
+  assign \$449  = \$444  & \$448 ;
+  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$453  = | add_small_wide[25:0];
+  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$456  = ! add_q_0_total[27:1];
+  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
+  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
+  assign \$460  = ! add_q_0_total[27:1];
+  assign \$461  = add_q_0_flags_both_zero | \$460 ;
+  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
+  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
+  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
+  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
+  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
+  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
+  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
+  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
+  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
+  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
+  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
+  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
+  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
+  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
+  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
+  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
+  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
+  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
+  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
+  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
+  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
+  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
+  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
+  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
+  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
+  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
+  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
+  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
+  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
+  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
+  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
+  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
+  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
+  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
+  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
+  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
+  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
+  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
+  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
+  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
+  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
+  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
+  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
+  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
+  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
+  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
+  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
+  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
+  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
+  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
+  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
+  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
+  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
+  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
+  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
+  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
+  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
+  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
+  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$527  = \$524  ? 10'h382 : \$526 ;
+  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$529  = | place_q_0_1_kept[19:0];
+  assign \$530  = | place_q_0_1_below;
+  assign \$531  = \$530  | place_q_0_1_sticky;
+  assign \$532  = \$529  | \$531 ;
+  assign \$533  = \$532  | place_q_0_1_kept[21];
+  assign \$534  = place_q_0_1_kept[20] & \$533 ;
+  assign \$535  = round_q_1_0 & round_q_1_1;
+  assign \$536  = ~ round_q_1_2;
+  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
   always @(posedge clk)
-    p_0 <= \$485 ;
+    p_0 <= \$538 ;
   always @(posedge clk)
-    p_1 <= \$486 ;
+    p_1 <= \$539 ;
   always @(posedge clk)
-    p_2 <= \$487 ;
+    p_2 <= \$540 ;
   always @(posedge clk)
-    p_3_sign <= \$488 ;
+    p_3_sign <= \$541 ;
   always @(posedge clk)
-    p_3_zero <= \$489 ;
+    p_3_zero <= \$542 ;
   always @(posedge clk)
-    p_3_inf <= \$490 ;
+    p_3_inf <= \$543 ;
   always @(posedge clk)
-    p_3_nan <= \$491 ;
+    p_3_nan <= \$544 ;
   always @(posedge clk)
-    p_3_exp <= \$492 ;
+    p_3_exp <= \$545 ;
   always @(posedge clk)
-    p_3_sig <= \$493 ;
+    p_3_sig <= \$546 ;
   always @(posedge clk)
-    p_4 <= \$494 ;
+    p_4 <= \$547 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$495 ;
+    unpack_q_0_sign <= \$548 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$496 ;
+    unpack_q_0_zero <= \$549 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$497 ;
+    unpack_q_0_inf <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$498 ;
+    unpack_q_0_nan <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$499 ;
+    unpack_q_0_exp <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$500 ;
+    unpack_q_0_sig <= \$553 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$501 ;
+    unpack_q_1_sign <= \$554 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$502 ;
+    unpack_q_1_zero <= \$555 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$503 ;
+    unpack_q_1_inf <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$504 ;
+    unpack_q_1_nan <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$505 ;
+    unpack_q_1_exp <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$506 ;
+    unpack_q_1_sig <= \$559 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$507 ;
+    unpack_q_2_0 <= \$560 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$508 ;
+    unpack_q_2_1 <= \$561 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$509 ;
+    unpack_q_2_2 <= \$562 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$510 ;
+    unpack_q_2_3 <= \$563 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$511 ;
+    unpack_q_2_4 <= \$564 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$512 ;
+    order_q_0_big_sig <= \$565 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$513 ;
+    order_q_0_small_sig <= \$566 ;
   always @(posedge clk)
-    order_q_0_shift <= \$514 ;
+    order_q_0_shift <= \$567 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$515 ;
+    order_q_0_subtract <= \$568 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$516 ;
+    order_q_0_flags_big_exp <= \$569 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$517 ;
+    order_q_0_flags_big_sign <= \$570 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$518 ;
+    order_q_0_flags_nan <= \$571 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$519 ;
+    order_q_0_flags_inf <= \$572 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$520 ;
+    order_q_0_flags_inf_sign <= \$573 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$521 ;
+    order_q_0_flags_both_zero <= \$574 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$522 ;
+    order_q_0_flags_zero_sign <= \$575 ;
   always @(posedge clk)
-    order_q_1_0 <= \$523 ;
+    order_q_1_0 <= \$576 ;
   always @(posedge clk)
-    order_q_1_1 <= \$524 ;
+    order_q_1_1 <= \$577 ;
   always @(posedge clk)
-    order_q_1_2 <= \$525 ;
+    order_q_1_2 <= \$578 ;
   always @(posedge clk)
-    order_q_1_3 <= \$526 ;
+    order_q_1_3 <= \$579 ;
   always @(posedge clk)
-    order_q_1_4 <= \$527 ;
+    order_q_1_4 <= \$580 ;
   always @(posedge clk)
-    align_q_0_big <= \$528 ;
+    align_q_0_big <= \$581 ;
   always @(posedge clk)
-    align_q_0_small <= \$529 ;
+    align_q_0_small <= \$582 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$530 ;
+    align_q_0_subtract <= \$583 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$531 ;
+    align_q_0_flags_big_exp <= \$584 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$532 ;
+    align_q_0_flags_big_sign <= \$585 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$533 ;
+    align_q_0_flags_nan <= \$586 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$534 ;
+    align_q_0_flags_inf <= \$587 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$535 ;
+    align_q_0_flags_inf_sign <= \$588 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$536 ;
+    align_q_0_flags_both_zero <= \$589 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$537 ;
+    align_q_0_flags_zero_sign <= \$590 ;
   always @(posedge clk)
-    align_q_1_0 <= \$538 ;
+    align_q_1_0 <= \$591 ;
   always @(posedge clk)
-    align_q_1_1 <= \$539 ;
+    align_q_1_1 <= \$592 ;
   always @(posedge clk)
-    align_q_1_2 <= \$540 ;
+    align_q_1_2 <= \$593 ;
   always @(posedge clk)
-    align_q_1_3 <= \$541 ;
+    align_q_1_3 <= \$594 ;
   always @(posedge clk)
-    align_q_1_4 <= \$542 ;
+    align_q_1_4 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$543 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$544 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$545 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$546 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$547 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$548 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$549 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$550 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0 <= \$551 ;
+    add_q_1_0 <= \$604 ;
   always @(posedge clk)
-    add_q_1_1 <= \$552 ;
+    add_q_1_1 <= \$605 ;
   always @(posedge clk)
-    add_q_1_2 <= \$553 ;
+    add_q_2_0 <= \$606 ;
   always @(posedge clk)
-    add_q_1_3 <= \$554 ;
+    add_q_2_1 <= \$607 ;
   always @(posedge clk)
-    add_q_1_4 <= \$555 ;
+    add_q_2_2 <= \$608 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$556 ;
+    add_q_2_3 <= \$609 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$557 ;
+    add_q_2_4 <= \$610 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$558 ;
+    normalize_q_0_0_sign <= \$611 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$559 ;
+    normalize_q_0_0_zero <= \$612 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$560 ;
+    normalize_q_0_0_inf <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$561 ;
+    normalize_q_0_0_nan <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$562 ;
+    normalize_q_0_0_exp <= \$615 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$563 ;
+    normalize_q_0_0_sig <= \$616 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$564 ;
+    normalize_q_0_1 <= \$617 ;
   always @(posedge clk)
-    normalize_q_1_2 <= \$565 ;
+    normalize_q_1_0 <= \$618 ;
   always @(posedge clk)
-    normalize_q_1_3 <= \$566 ;
+    normalize_q_1_1 <= \$619 ;
   always @(posedge clk)
-    normalize_q_1_4 <= \$567 ;
+    normalize_q_2_0 <= \$620 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$568 ;
+    normalize_q_2_1 <= \$621 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$569 ;
+    normalize_q_2_2 <= \$622 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$570 ;
+    normalize_q_2_3 <= \$623 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$571 ;
+    normalize_q_2_4 <= \$624 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$572 ;
+    place_q_0_0_kept <= \$625 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$573 ;
+    place_q_0_0_below <= \$626 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$574 ;
+    place_q_0_0_sticky <= \$627 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$575 ;
+    place_q_0_0_small <= \$628 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$576 ;
+    place_q_0_0_e_eff <= \$629 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$577 ;
+    place_q_0_0_sign <= \$630 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$578 ;
+    place_q_0_0_zero <= \$631 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$579 ;
+    place_q_0_0_inf <= \$632 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$580 ;
+    place_q_0_0_nan <= \$633 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$581 ;
+    place_q_0_1_kept <= \$634 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$582 ;
+    place_q_0_1_below <= \$635 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$583 ;
+    place_q_0_1_sticky <= \$636 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$584 ;
+    place_q_0_1_small <= \$637 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$585 ;
+    place_q_0_1_e_eff <= \$638 ;
   always @(posedge clk)
-    place_q_1_0 <= \$586 ;
+    place_q_0_1_sign <= \$639 ;
   always @(posedge clk)
-    place_q_1_1 <= \$587 ;
+    place_q_0_1_zero <= \$640 ;
   always @(posedge clk)
-    place_q_1_2 <= \$588 ;
+    place_q_0_1_inf <= \$641 ;
   always @(posedge clk)
-    place_q_1_3 <= \$589 ;
+    place_q_0_1_nan <= \$642 ;
   always @(posedge clk)
-    place_q_1_4 <= \$590 ;
+    place_q_1_0 <= \$643 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$591 ;
+    place_q_1_1 <= \$644 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$592 ;
+    place_q_1_2 <= \$645 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$593 ;
+    place_q_1_3 <= \$646 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$594 ;
+    place_q_1_4 <= \$647 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$595 ;
+    round_q_0_0_count <= \$648 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$596 ;
+    round_q_0_0_up <= \$649 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$597 ;
+    round_q_0_0_small <= \$650 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$598 ;
+    round_q_0_0_e_eff <= \$651 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$599 ;
+    round_q_0_0_sign <= \$652 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$600 ;
+    round_q_0_0_zero <= \$653 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$601 ;
+    round_q_0_0_inf <= \$654 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$602 ;
+    round_q_0_0_nan <= \$655 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$603 ;
+    round_q_0_1_count <= \$656 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$604 ;
+    round_q_0_1_up <= \$657 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$605 ;
+    round_q_0_1_small <= \$658 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$606 ;
+    round_q_0_1_e_eff <= \$659 ;
   always @(posedge clk)
-    round_q_1_0 <= \$607 ;
+    round_q_0_1_sign <= \$660 ;
   always @(posedge clk)
-    round_q_1_1 <= \$608 ;
+    round_q_0_1_zero <= \$661 ;
   always @(posedge clk)
-    round_q_1_2 <= \$609 ;
+    round_q_0_1_inf <= \$662 ;
   always @(posedge clk)
-    round_q_1_3 <= \$610 ;
+    round_q_0_1_nan <= \$663 ;
   always @(posedge clk)
-    round_q_1_4 <= \$611 ;
+    round_q_1_0 <= \$664 ;
   always @(posedge clk)
-    acc <= \$612 ;
+    round_q_1_1 <= \$665 ;
   always @(posedge clk)
-    done <= \$613 ;
+    round_q_1_2 <= \$666 ;
   always @(posedge clk)
-    fresh <= \$614 ;
+    round_q_1_3 <= \$667 ;
   always @(posedge clk)
-    acc_mode <= \$615 ;
+    round_q_1_4 <= \$668 ;
+  always @(posedge clk)
+    acc <= \$669 ;
+  always @(posedge clk)
+    done <= \$670 ;
+  always @(posedge clk)
+    fresh <= \$671 ;
+  always @(posedge clk)
+    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -13986,75 +14659,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$358  = $signed(\$357 ) > $signed(7'h24);
-  assign \$359  = $signed(5'h12) - $signed(normalize_q_0_0_exp);
-  assign \$360  = \$358  ? 11'h024 : \$359 ;
-  assign \$361  = \$356  ? \$360  : 11'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$361 [5:0];
-  assign \$362  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$2975$0 (\$616 ),
-    .\port$2977$0 (\$617 ),
-    .\port$2979$0 (\$618 ),
-    .\port$2981$0 (\$619 ),
-    .\port$2983$0 (\$620 ),
-    .\port$2985$0 (\$621 ),
-    .\port$2987$0 (\$622 ),
-    .\port$2989$0 (\$623 ),
+    .\port$3191$0 (\$673 ),
+    .\port$3193$0 (\$674 ),
+    .\port$3195$0 (\$675 ),
+    .\port$3197$0 (\$676 ),
+    .\port$3199$0 (\$677 ),
+    .\port$3201$0 (\$678 ),
+    .\port$3203$0 (\$679 ),
+    .\port$3205$0 (\$680 ),
     .rst(rst)
   );
   always @* begin
@@ -14062,11 +14678,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h1:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       2'h2:
-          rand_sum = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -14279,28 +14895,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$379 ;
+      sum_fp16_sr8_mag = \$375 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$393 ;
+      sum_fp16_sr8 = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$405 ;
+      sum_bf16_rne_mag = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$419 ;
+      sum_bf16_rne = \$415 ;
     end
   end
   always @* begin
@@ -14322,539 +14938,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$485  = p_0;
+    \$538  = p_0;
     if (\en$1 ) begin
-      \$485  = valid;
-    end
-    if (rst) begin
-      \$485  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$486  = p_1;
-    if (\en$1 ) begin
-      \$486  = last;
-    end
-    if (rst) begin
-      \$486  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$487  = p_2;
-    if (\en$1 ) begin
-      \$487  = choice;
-    end
-    if (rst) begin
-      \$487  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$488  = p_3_sign;
-    if (\en$1 ) begin
-      \$488  = term_sign;
-    end
-    if (rst) begin
-      \$488  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$489  = p_3_zero;
-    if (\en$1 ) begin
-      \$489  = term_zero;
-    end
-    if (rst) begin
-      \$489  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$490  = p_3_inf;
-    if (\en$1 ) begin
-      \$490  = term_inf;
-    end
-    if (rst) begin
-      \$490  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$491  = p_3_nan;
-    if (\en$1 ) begin
-      \$491  = term_nan;
-    end
-    if (rst) begin
-      \$491  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$492  = p_3_exp;
-    if (\en$1 ) begin
-      \$492  = term_exp;
-    end
-    if (rst) begin
-      \$492  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$493  = p_3_sig;
-    if (\en$1 ) begin
-      \$493  = term_sig;
-    end
-    if (rst) begin
-      \$493  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$494  = p_4;
-    if (\en$1 ) begin
-      \$494  = rand_sum;
-    end
-    if (rst) begin
-      \$494  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$495  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$495  = base_sign;
-    end
-    if (rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$496  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$496  = base_zero;
-    end
-    if (rst) begin
-      \$496  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$497  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$497  = base_inf;
-    end
-    if (rst) begin
-      \$497  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$498  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$498  = base_nan;
-    end
-    if (rst) begin
-      \$498  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$499  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$499  = base_exp;
-    end
-    if (rst) begin
-      \$499  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$500  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$500  = base_sig;
-    end
-    if (rst) begin
-      \$500  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$501  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$501  = \$420 ;
-    end
-    if (rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$502  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$502  = \$422 ;
-    end
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$503  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$503  = \$423 ;
-    end
-    if (rst) begin
-      \$503  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$504  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$504  = \$424 ;
-    end
-    if (rst) begin
-      \$504  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$505  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$505  = p_3_exp;
-    end
-    if (rst) begin
-      \$505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$506  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$506  = p_3_sig;
-    end
-    if (rst) begin
-      \$506  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$507  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$507  = p_0;
-    end
-    if (rst) begin
-      \$507  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$508  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$508  = p_1;
-    end
-    if (rst) begin
-      \$508  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$509  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$509  = \$425 ;
-    end
-    if (rst) begin
-      \$509  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$510  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$510  = p_4;
-    end
-    if (rst) begin
-      \$510  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$511  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$511  = step_mode;
-    end
-    if (rst) begin
-      \$511  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$512  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$512  = \$426 ;
-    end
-    if (rst) begin
-      \$512  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$513  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$513  = \$429 ;
-    end
-    if (rst) begin
-      \$513  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$514  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$514  = \$437 [4:0];
-    end
-    if (rst) begin
-      \$514  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$515  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$515  = \$438 ;
-    end
-    if (rst) begin
-      \$515  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$516  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$516  = \$439 ;
-    end
-    if (rst) begin
-      \$516  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$517  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$517  = \$440 ;
-    end
-    if (rst) begin
-      \$517  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$518  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$518  = \$445 ;
-    end
-    if (rst) begin
-      \$518  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$519  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$519  = \$454 ;
-    end
-    if (rst) begin
-      \$519  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$520  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$520  = \$455 ;
-    end
-    if (rst) begin
-      \$520  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$521  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$521  = \$456 ;
-    end
-    if (rst) begin
-      \$521  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$522  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$522  = \$457 ;
-    end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$523  = order_q_1_0;
-    if (\en$1 ) begin
-      \$523  = unpack_q_2_0;
-    end
-    if (rst) begin
-      \$523  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$524  = order_q_1_1;
-    if (\en$1 ) begin
-      \$524  = unpack_q_2_1;
-    end
-    if (rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$525  = order_q_1_2;
-    if (\en$1 ) begin
-      \$525  = unpack_q_2_2;
-    end
-    if (rst) begin
-      \$525  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$526  = order_q_1_3;
-    if (\en$1 ) begin
-      \$526  = unpack_q_2_3;
-    end
-    if (rst) begin
-      \$526  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$527  = order_q_1_4;
-    if (\en$1 ) begin
-      \$527  = unpack_q_2_4;
-    end
-    if (rst) begin
-      \$527  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$528  = align_q_0_big;
-    if (\en$1 ) begin
-      \$528  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
-    if (rst) begin
-      \$528  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$529  = align_q_0_small;
-    if (\en$1 ) begin
-      \$529  = { 1'h0, add_small_wide[51:26], \$458  };
-    end
-    if (rst) begin
-      \$529  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$530  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$530  = order_q_0_subtract;
-    end
-    if (rst) begin
-      \$530  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$531  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$531  = order_q_0_flags_big_exp;
-    end
-    if (rst) begin
-      \$531  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$532  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$532  = order_q_0_flags_big_sign;
-    end
-    if (rst) begin
-      \$532  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$533  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$533  = order_q_0_flags_nan;
-    end
-    if (rst) begin
-      \$533  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$534  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$534  = order_q_0_flags_inf;
-    end
-    if (rst) begin
-      \$534  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$535  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$535  = order_q_0_flags_inf_sign;
-    end
-    if (rst) begin
-      \$535  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$536  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$536  = order_q_0_flags_both_zero;
-    end
-    if (rst) begin
-      \$536  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$537  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$537  = order_q_0_flags_zero_sign;
-    end
-    if (rst) begin
-      \$537  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$538  = align_q_1_0;
-    if (\en$1 ) begin
-      \$538  = order_q_1_0;
+      \$538  = valid;
     end
     if (rst) begin
       \$538  = 1'h0;
@@ -14862,9 +14948,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$539  = align_q_1_1;
+    \$539  = p_1;
     if (\en$1 ) begin
-      \$539  = order_q_1_1;
+      \$539  = last;
     end
     if (rst) begin
       \$539  = 1'h0;
@@ -14872,89 +14958,89 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$540  = align_q_1_2;
+    \$540  = p_2;
     if (\en$1 ) begin
-      \$540  = order_q_1_2;
+      \$540  = choice;
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$540  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$541  = align_q_1_3;
+    \$541  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = order_q_1_3;
+      \$541  = term_sign;
     end
     if (rst) begin
-      \$541  = 8'h00;
+      \$541  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$542  = align_q_1_4;
+    \$542  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = order_q_1_4;
+      \$542  = term_zero;
     end
     if (rst) begin
-      \$542  = 2'h0;
+      \$542  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$543  = add_q_0_total;
+    \$543  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = \$326 [27:0];
+      \$543  = term_inf;
     end
     if (rst) begin
-      \$543  = 28'h0000000;
+      \$543  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$544  = add_q_0_flags_big_exp;
+    \$544  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = align_q_0_flags_big_exp;
+      \$544  = term_nan;
     end
     if (rst) begin
-      \$544  = 10'h000;
+      \$544  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$545  = add_q_0_flags_big_sign;
+    \$545  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = align_q_0_flags_big_sign;
+      \$545  = term_exp;
     end
     if (rst) begin
-      \$545  = 1'h0;
+      \$545  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$546  = add_q_0_flags_nan;
+    \$546  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = align_q_0_flags_nan;
+      \$546  = term_sig;
     end
     if (rst) begin
-      \$546  = 1'h0;
+      \$546  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$547  = add_q_0_flags_inf;
+    \$547  = p_4;
     if (\en$1 ) begin
-      \$547  = align_q_0_flags_inf;
+      \$547  = rand_sum;
     end
     if (rst) begin
-      \$547  = 1'h0;
+      \$547  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$548  = add_q_0_flags_inf_sign;
+    \$548  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = align_q_0_flags_inf_sign;
+      \$548  = base_sign;
     end
     if (rst) begin
       \$548  = 1'h0;
@@ -14962,9 +15048,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$549  = add_q_0_flags_both_zero;
+    \$549  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = align_q_0_flags_both_zero;
+      \$549  = base_zero;
     end
     if (rst) begin
       \$549  = 1'h0;
@@ -14972,9 +15058,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$550  = add_q_0_flags_zero_sign;
+    \$550  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = align_q_0_flags_zero_sign;
+      \$550  = base_inf;
     end
     if (rst) begin
       \$550  = 1'h0;
@@ -14982,9 +15068,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$551  = add_q_1_0;
+    \$551  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = align_q_1_0;
+      \$551  = base_nan;
     end
     if (rst) begin
       \$551  = 1'h0;
@@ -14992,49 +15078,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$552  = add_q_1_1;
+    \$552  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = align_q_1_1;
+      \$552  = base_exp;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$553  = add_q_1_2;
+    \$553  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = align_q_1_2;
+      \$553  = base_sig;
     end
     if (rst) begin
-      \$553  = 1'h0;
+      \$553  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$554  = add_q_1_3;
+    \$554  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = align_q_1_3;
+      \$554  = \$416 ;
     end
     if (rst) begin
-      \$554  = 8'h00;
+      \$554  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$555  = add_q_1_4;
+    \$555  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = align_q_1_4;
+      \$555  = \$418 ;
     end
     if (rst) begin
-      \$555  = 2'h0;
+      \$555  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$556  = normalize_q_0_0_sign;
+    \$556  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$462 ;
+      \$556  = \$419 ;
     end
     if (rst) begin
       \$556  = 1'h0;
@@ -15042,9 +15128,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$557  = normalize_q_0_0_zero;
+    \$557  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$464 ;
+      \$557  = \$420 ;
     end
     if (rst) begin
       \$557  = 1'h0;
@@ -15052,49 +15138,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$558  = normalize_q_0_0_inf;
+    \$558  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = add_q_0_flags_inf;
+      \$558  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 1'h0;
+      \$558  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$559  = normalize_q_0_0_nan;
+    \$559  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = add_q_0_flags_nan;
+      \$559  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 1'h0;
+      \$559  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$560  = normalize_q_0_0_exp;
+    \$560  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = \$354 [9:0];
+      \$560  = p_0;
     end
     if (rst) begin
-      \$560  = 10'h000;
+      \$560  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$561  = normalize_q_0_0_sig;
+    \$561  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = \$355 [26:0];
+      \$561  = p_1;
     end
     if (rst) begin
-      \$561  = 27'h0000000;
+      \$561  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$562  = normalize_q_0_1;
+    \$562  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = add_q_0_total[0];
+      \$562  = \$421 ;
     end
     if (rst) begin
       \$562  = 1'h0;
@@ -15102,79 +15188,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$563  = normalize_q_1_0;
+    \$563  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = add_q_1_0;
+      \$563  = p_4;
     end
     if (rst) begin
-      \$563  = 1'h0;
+      \$563  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$564  = normalize_q_1_1;
+    \$564  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = add_q_1_1;
+      \$564  = step_mode;
     end
     if (rst) begin
-      \$564  = 1'h0;
+      \$564  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$565  = normalize_q_1_2;
+    \$565  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = add_q_1_2;
+      \$565  = \$422 ;
     end
     if (rst) begin
-      \$565  = 1'h0;
+      \$565  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$566  = normalize_q_1_3;
+    \$566  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = add_q_1_3;
+      \$566  = \$425 ;
     end
     if (rst) begin
-      \$566  = 8'h00;
+      \$566  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$567  = normalize_q_1_4;
+    \$567  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = add_q_1_4;
+      \$567  = \$432 [4:0];
     end
     if (rst) begin
-      \$567  = 2'h0;
+      \$567  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$568  = place_q_0_0_kept;
+    \$568  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = sum_fp16_sr8_wide[71:36];
+      \$568  = \$433 ;
     end
     if (rst) begin
-      \$568  = 36'h000000000;
+      \$568  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$569  = place_q_0_0_below;
+    \$569  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = sum_fp16_sr8_wide[35:0];
+      \$569  = \$434 ;
     end
     if (rst) begin
-      \$569  = 36'h000000000;
+      \$569  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$570  = place_q_0_0_sticky;
+    \$570  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = normalize_q_0_1;
+      \$570  = \$435 ;
     end
     if (rst) begin
       \$570  = 1'h0;
@@ -15182,9 +15268,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$571  = place_q_0_0_small;
+    \$571  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$465 ;
+      \$571  = \$440 ;
     end
     if (rst) begin
       \$571  = 1'h0;
@@ -15192,19 +15278,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$572  = place_q_0_0_e_eff;
+    \$572  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$469 ;
+      \$572  = \$449 ;
     end
     if (rst) begin
-      \$572  = 10'h000;
+      \$572  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$573  = place_q_0_0_sign;
+    \$573  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = normalize_q_0_0_sign;
+      \$573  = \$450 ;
     end
     if (rst) begin
       \$573  = 1'h0;
@@ -15212,9 +15298,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$574  = place_q_0_0_zero;
+    \$574  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = normalize_q_0_0_zero;
+      \$574  = \$451 ;
     end
     if (rst) begin
       \$574  = 1'h0;
@@ -15222,9 +15308,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$575  = place_q_0_0_inf;
+    \$575  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = normalize_q_0_0_inf;
+      \$575  = \$452 ;
     end
     if (rst) begin
       \$575  = 1'h0;
@@ -15232,9 +15318,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$576  = place_q_0_0_nan;
+    \$576  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = normalize_q_0_0_nan;
+      \$576  = unpack_q_2_0;
     end
     if (rst) begin
       \$576  = 1'h0;
@@ -15242,69 +15328,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$577  = place_q_0_1_kept;
+    \$577  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = sum_bf16_rne_wide[57:29];
+      \$577  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 29'h00000000;
+      \$577  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$578  = place_q_0_1_below;
+    \$578  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = sum_bf16_rne_wide[28:0];
+      \$578  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 29'h00000000;
+      \$578  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$579  = place_q_0_1_sticky;
+    \$579  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = normalize_q_0_1;
+      \$579  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 1'h0;
+      \$579  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$580  = place_q_0_1_small;
+    \$580  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = \$470 ;
+      \$580  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 1'h0;
+      \$580  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$581  = place_q_0_1_e_eff;
+    \$581  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = \$474 ;
+      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 10'h000;
+      \$581  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$582  = place_q_0_1_sign;
+    \$582  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = normalize_q_0_0_sign;
+      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
     end
     if (rst) begin
-      \$582  = 1'h0;
+      \$582  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$583  = place_q_0_1_zero;
+    \$583  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = normalize_q_0_0_zero;
+      \$583  = order_q_0_subtract;
     end
     if (rst) begin
       \$583  = 1'h0;
@@ -15312,19 +15398,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$584  = place_q_0_1_inf;
+    \$584  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = normalize_q_0_0_inf;
+      \$584  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 1'h0;
+      \$584  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$585  = place_q_0_1_nan;
+    \$585  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = normalize_q_0_0_nan;
+      \$585  = order_q_0_flags_big_sign;
     end
     if (rst) begin
       \$585  = 1'h0;
@@ -15332,9 +15418,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$586  = place_q_1_0;
+    \$586  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = normalize_q_1_0;
+      \$586  = order_q_0_flags_nan;
     end
     if (rst) begin
       \$586  = 1'h0;
@@ -15342,9 +15428,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$587  = place_q_1_1;
+    \$587  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = normalize_q_1_1;
+      \$587  = order_q_0_flags_inf;
     end
     if (rst) begin
       \$587  = 1'h0;
@@ -15352,9 +15438,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$588  = place_q_1_2;
+    \$588  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = normalize_q_1_2;
+      \$588  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$588  = 1'h0;
@@ -15362,39 +15448,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$589  = place_q_1_3;
+    \$589  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = normalize_q_1_3;
+      \$589  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 8'h00;
+      \$589  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$590  = place_q_1_4;
+    \$590  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = normalize_q_1_4;
+      \$590  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 2'h0;
+      \$590  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$591  = round_q_0_0_count;
+    \$591  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = place_q_0_0_kept[35:25];
+      \$591  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 11'h000;
+      \$591  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$592  = round_q_0_0_up;
+    \$592  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = \$475 [8];
+      \$592  = order_q_1_1;
     end
     if (rst) begin
       \$592  = 1'h0;
@@ -15402,9 +15488,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$593  = round_q_0_0_small;
+    \$593  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = place_q_0_0_small;
+      \$593  = order_q_1_2;
     end
     if (rst) begin
       \$593  = 1'h0;
@@ -15412,49 +15498,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$594  = round_q_0_0_e_eff;
+    \$594  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = place_q_0_0_e_eff;
+      \$594  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 10'h000;
+      \$594  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$595  = round_q_0_0_sign;
+    \$595  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = place_q_0_0_sign;
+      \$595  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 1'h0;
+      \$595  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$596  = round_q_0_0_zero;
+    \$596  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = place_q_0_0_zero;
+      \$596  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 1'h0;
+      \$596  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$597  = round_q_0_0_inf;
+    \$597  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = place_q_0_0_inf;
+      \$597  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 1'h0;
+      \$597  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$598  = round_q_0_0_nan;
+    \$598  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = place_q_0_0_nan;
+      \$598  = align_q_0_flags_big_sign;
     end
     if (rst) begin
       \$598  = 1'h0;
@@ -15462,19 +15548,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$599  = round_q_0_1_count;
+    \$599  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = place_q_0_1_kept[28:21];
+      \$599  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 8'h00;
+      \$599  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$600  = round_q_0_1_up;
+    \$600  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = \$481 ;
+      \$600  = align_q_0_flags_inf;
     end
     if (rst) begin
       \$600  = 1'h0;
@@ -15482,9 +15568,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$601  = round_q_0_1_small;
+    \$601  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = place_q_0_1_small;
+      \$601  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
       \$601  = 1'h0;
@@ -15492,19 +15578,19 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$602  = round_q_0_1_e_eff;
+    \$602  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = place_q_0_1_e_eff;
+      \$602  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 10'h000;
+      \$602  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$603  = round_q_0_1_sign;
+    \$603  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = place_q_0_1_sign;
+      \$603  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
       \$603  = 1'h0;
@@ -15512,29 +15598,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$604  = round_q_0_1_zero;
+    \$604  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = place_q_0_1_zero;
+      \$604  = \$454 ;
     end
     if (rst) begin
-      \$604  = 1'h0;
+      \$604  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$605  = round_q_0_1_inf;
+    \$605  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = place_q_0_1_inf;
+      \$605  = \$455 ;
     end
     if (rst) begin
-      \$605  = 1'h0;
+      \$605  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$606  = round_q_0_1_nan;
+    \$606  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = place_q_0_1_nan;
+      \$606  = align_q_1_0;
     end
     if (rst) begin
       \$606  = 1'h0;
@@ -15542,9 +15628,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$607  = round_q_1_0;
+    \$607  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = place_q_1_0;
+      \$607  = align_q_1_1;
     end
     if (rst) begin
       \$607  = 1'h0;
@@ -15552,9 +15638,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$608  = round_q_1_1;
+    \$608  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = place_q_1_1;
+      \$608  = align_q_1_2;
     end
     if (rst) begin
       \$608  = 1'h0;
@@ -15562,49 +15648,49 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$609  = round_q_1_2;
+    \$609  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = place_q_1_2;
+      \$609  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 1'h0;
+      \$609  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$610  = round_q_1_3;
+    \$610  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = place_q_1_3;
+      \$610  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 8'h00;
+      \$610  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$611  = round_q_1_4;
+    \$611  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = place_q_1_4;
+      \$611  = \$459 ;
     end
     if (rst) begin
-      \$611  = 2'h0;
+      \$611  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$612  = acc;
+    \$612  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = sum_code;
+      \$612  = \$461 ;
     end
     if (rst) begin
-      \$612  = 16'h0000;
+      \$612  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$613  = done;
+    \$613  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = \$482 ;
+      \$613  = add_q_0_flags_inf;
     end
     if (rst) begin
       \$613  = 1'h0;
@@ -15612,26 +15698,596 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$614  = fresh;
+    \$614  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = \$484 ;
+      \$614  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h1;
+      \$614  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$615  = acc_mode;
+    \$615  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = round_q_1_4;
+      \$615  = \$354 [9:0];
     end
     if (rst) begin
-      \$615  = 2'h0;
+      \$615  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$616  = normalize_q_0_0_sig;
+    if (\en$1 ) begin
+      \$616  = \$355 [26:0];
+    end
+    if (rst) begin
+      \$616  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$617  = normalize_q_0_1;
+    if (\en$1 ) begin
+      \$617  = add_q_0_total[0];
+    end
+    if (rst) begin
+      \$617  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$618  = normalize_q_1_0;
+    if (\en$1 ) begin
+      \$618  = \$489 ;
+    end
+    if (rst) begin
+      \$618  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$619  = normalize_q_1_1;
+    if (\en$1 ) begin
+      \$619  = \$517 ;
+    end
+    if (rst) begin
+      \$619  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$620  = normalize_q_2_0;
+    if (\en$1 ) begin
+      \$620  = add_q_2_0;
+    end
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$621  = normalize_q_2_1;
+    if (\en$1 ) begin
+      \$621  = add_q_2_1;
+    end
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$622  = normalize_q_2_2;
+    if (\en$1 ) begin
+      \$622  = add_q_2_2;
+    end
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$623  = normalize_q_2_3;
+    if (\en$1 ) begin
+      \$623  = add_q_2_3;
+    end
+    if (rst) begin
+      \$623  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$624  = normalize_q_2_4;
+    if (\en$1 ) begin
+      \$624  = add_q_2_4;
+    end
+    if (rst) begin
+      \$624  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$625  = place_q_0_0_kept;
+    if (\en$1 ) begin
+      \$625  = sum_fp16_sr8_wide[71:36];
+    end
+    if (rst) begin
+      \$625  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$626  = place_q_0_0_below;
+    if (\en$1 ) begin
+      \$626  = sum_fp16_sr8_wide[35:0];
+    end
+    if (rst) begin
+      \$626  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$627  = place_q_0_0_sticky;
+    if (\en$1 ) begin
+      \$627  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$627  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$628  = place_q_0_0_small;
+    if (\en$1 ) begin
+      \$628  = \$518 ;
+    end
+    if (rst) begin
+      \$628  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$629  = place_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$629  = \$522 ;
+    end
+    if (rst) begin
+      \$629  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$630  = place_q_0_0_sign;
+    if (\en$1 ) begin
+      \$630  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$630  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$631  = place_q_0_0_zero;
+    if (\en$1 ) begin
+      \$631  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$631  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$632  = place_q_0_0_inf;
+    if (\en$1 ) begin
+      \$632  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$632  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$633  = place_q_0_0_nan;
+    if (\en$1 ) begin
+      \$633  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$634  = place_q_0_1_kept;
+    if (\en$1 ) begin
+      \$634  = sum_bf16_rne_wide[57:29];
+    end
+    if (rst) begin
+      \$634  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$635  = place_q_0_1_below;
+    if (\en$1 ) begin
+      \$635  = sum_bf16_rne_wide[28:0];
+    end
+    if (rst) begin
+      \$635  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$636  = place_q_0_1_sticky;
+    if (\en$1 ) begin
+      \$636  = normalize_q_0_1;
+    end
+    if (rst) begin
+      \$636  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$637  = place_q_0_1_small;
+    if (\en$1 ) begin
+      \$637  = \$523 ;
+    end
+    if (rst) begin
+      \$637  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$638  = place_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$638  = \$527 ;
+    end
+    if (rst) begin
+      \$638  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$639  = place_q_0_1_sign;
+    if (\en$1 ) begin
+      \$639  = normalize_q_0_0_sign;
+    end
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$640  = place_q_0_1_zero;
+    if (\en$1 ) begin
+      \$640  = normalize_q_0_0_zero;
+    end
+    if (rst) begin
+      \$640  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$641  = place_q_0_1_inf;
+    if (\en$1 ) begin
+      \$641  = normalize_q_0_0_inf;
+    end
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$642  = place_q_0_1_nan;
+    if (\en$1 ) begin
+      \$642  = normalize_q_0_0_nan;
+    end
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$643  = place_q_1_0;
+    if (\en$1 ) begin
+      \$643  = normalize_q_2_0;
+    end
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$644  = place_q_1_1;
+    if (\en$1 ) begin
+      \$644  = normalize_q_2_1;
+    end
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$645  = place_q_1_2;
+    if (\en$1 ) begin
+      \$645  = normalize_q_2_2;
+    end
+    if (rst) begin
+      \$645  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$646  = place_q_1_3;
+    if (\en$1 ) begin
+      \$646  = normalize_q_2_3;
+    end
+    if (rst) begin
+      \$646  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$647  = place_q_1_4;
+    if (\en$1 ) begin
+      \$647  = normalize_q_2_4;
+    end
+    if (rst) begin
+      \$647  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$648  = round_q_0_0_count;
+    if (\en$1 ) begin
+      \$648  = place_q_0_0_kept[35:25];
+    end
+    if (rst) begin
+      \$648  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$649  = round_q_0_0_up;
+    if (\en$1 ) begin
+      \$649  = \$528 [8];
+    end
+    if (rst) begin
+      \$649  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$650  = round_q_0_0_small;
+    if (\en$1 ) begin
+      \$650  = place_q_0_0_small;
+    end
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$651  = round_q_0_0_e_eff;
+    if (\en$1 ) begin
+      \$651  = place_q_0_0_e_eff;
+    end
+    if (rst) begin
+      \$651  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$652  = round_q_0_0_sign;
+    if (\en$1 ) begin
+      \$652  = place_q_0_0_sign;
+    end
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$653  = round_q_0_0_zero;
+    if (\en$1 ) begin
+      \$653  = place_q_0_0_zero;
+    end
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$654  = round_q_0_0_inf;
+    if (\en$1 ) begin
+      \$654  = place_q_0_0_inf;
+    end
+    if (rst) begin
+      \$654  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$655  = round_q_0_0_nan;
+    if (\en$1 ) begin
+      \$655  = place_q_0_0_nan;
+    end
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$656  = round_q_0_1_count;
+    if (\en$1 ) begin
+      \$656  = place_q_0_1_kept[28:21];
+    end
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$657  = round_q_0_1_up;
+    if (\en$1 ) begin
+      \$657  = \$534 ;
+    end
+    if (rst) begin
+      \$657  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$658  = round_q_0_1_small;
+    if (\en$1 ) begin
+      \$658  = place_q_0_1_small;
+    end
+    if (rst) begin
+      \$658  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$659  = round_q_0_1_e_eff;
+    if (\en$1 ) begin
+      \$659  = place_q_0_1_e_eff;
+    end
+    if (rst) begin
+      \$659  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$660  = round_q_0_1_sign;
+    if (\en$1 ) begin
+      \$660  = place_q_0_1_sign;
+    end
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$661  = round_q_0_1_zero;
+    if (\en$1 ) begin
+      \$661  = place_q_0_1_zero;
+    end
+    if (rst) begin
+      \$661  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$662  = round_q_0_1_inf;
+    if (\en$1 ) begin
+      \$662  = place_q_0_1_inf;
+    end
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$663  = round_q_0_1_nan;
+    if (\en$1 ) begin
+      \$663  = place_q_0_1_nan;
+    end
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$664  = round_q_1_0;
+    if (\en$1 ) begin
+      \$664  = place_q_1_0;
+    end
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$665  = round_q_1_1;
+    if (\en$1 ) begin
+      \$665  = place_q_1_1;
+    end
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$666  = round_q_1_2;
+    if (\en$1 ) begin
+      \$666  = place_q_1_2;
+    end
+    if (rst) begin
+      \$666  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$667  = round_q_1_3;
+    if (\en$1 ) begin
+      \$667  = place_q_1_3;
+    end
+    if (rst) begin
+      \$667  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$668  = round_q_1_4;
+    if (\en$1 ) begin
+      \$668  = place_q_1_4;
+    end
+    if (rst) begin
+      \$668  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$669  = acc;
+    if (\en$1 ) begin
+      \$669  = sum_code;
+    end
+    if (rst) begin
+      \$669  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$670  = done;
+    if (\en$1 ) begin
+      \$670  = \$535 ;
+    end
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$671  = fresh;
+    if (\en$1 ) begin
+      \$671  = \$537 ;
+    end
+    if (rst) begin
+      \$671  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$672  = acc_mode;
+    if (\en$1 ) begin
+      \$672  = round_q_1_4;
+    end
+    if (rst) begin
+      \$672  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616  };
+  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -15648,9 +16304,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$103  = acc;
-  assign \done$105  = done;
-  assign \acc_mode$106  = acc_mode;
+  assign \acc$106  = acc;
+  assign \done$108  = done;
+  assign \acc_mode$109  = acc_mode;
   assign term_sig = \$148 [15:0];
   assign term_exp = \$143 [9:0];
   assign term_nan = \$166 ;
@@ -15699,24 +16355,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$369  = { 5'h00, \$368 [4:0], 10'h000 };
-  assign \$374  = { 5'h00, \$373 [4:0], 10'h000 };
-  assign \$380  = 1'h0;
-  assign \$381  = round_q_0_0_nan;
-  assign \$386  = { 5'h00, \$385 [4:0], 10'h000 };
-  assign \$391  = 1'h0;
-  assign \$392  = round_q_0_0_nan;
-  assign \$395  = { \$394 [7:0], 7'h00 };
-  assign \$400  = { \$399 [7:0], 7'h00 };
-  assign \$406  = 1'h0;
-  assign \$407  = round_q_0_1_nan;
-  assign \$412  = { \$411 [7:0], 7'h00 };
-  assign \$417  = 1'h0;
-  assign \$418  = round_q_0_1_nan;
+  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
+  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
+  assign \$376  = 1'h0;
+  assign \$377  = round_q_0_0_nan;
+  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
+  assign \$387  = 1'h0;
+  assign \$388  = round_q_0_0_nan;
+  assign \$391  = { \$390 [7:0], 7'h00 };
+  assign \$396  = { \$395 [7:0], 7'h00 };
+  assign \$402  = 1'h0;
+  assign \$403  = round_q_0_1_nan;
+  assign \$408  = { \$407 [7:0], 7'h00 };
+  assign \$413  = 1'h0;
+  assign \$414  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$2975$0 , \port$2977$0 , \port$2979$0 , \port$2981$0 , \port$2983$0 , \port$2985$0 , \port$2987$0 , \port$2989$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$3191$0 , \port$3193$0 , \port$3195$0 , \port$3197$0 , \port$3199$0 , \port$3201$0 , \port$3203$0 , \port$3205$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16000,22 +16656,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$2975$0 , \port
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$2975$0 ;
-  wire \port$2975$0 ;
-  output \port$2977$0 ;
-  wire \port$2977$0 ;
-  output \port$2979$0 ;
-  wire \port$2979$0 ;
-  output \port$2981$0 ;
-  wire \port$2981$0 ;
-  output \port$2983$0 ;
-  wire \port$2983$0 ;
-  output \port$2985$0 ;
-  wire \port$2985$0 ;
-  output \port$2987$0 ;
-  wire \port$2987$0 ;
-  output \port$2989$0 ;
-  wire \port$2989$0 ;
+  output \port$3191$0 ;
+  wire \port$3191$0 ;
+  output \port$3193$0 ;
+  wire \port$3193$0 ;
+  output \port$3195$0 ;
+  wire \port$3195$0 ;
+  output \port$3197$0 ;
+  wire \port$3197$0 ;
+  output \port$3199$0 ;
+  wire \port$3199$0 ;
+  output \port$3201$0 ;
+  wire \port$3201$0 ;
+  output \port$3203$0 ;
+  wire \port$3203$0 ;
+  output \port$3205$0 ;
+  wire \port$3205$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -16179,14 +16835,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$2975$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2975$0  = \$2 ;
-  assign \port$2977$0  = \$4 ;
-  assign \port$2979$0  = \$6 ;
-  assign \port$2981$0  = \$8 ;
-  assign \port$2983$0  = \$10 ;
-  assign \port$2985$0  = \$12 ;
-  assign \port$2987$0  = \$14 ;
-  assign \port$2989$0  = \$16 ;
+  assign \port$3191$0  = \$2 ;
+  assign \port$3193$0  = \$4 ;
+  assign \port$3195$0  = \$6 ;
+  assign \port$3197$0  = \$8 ;
+  assign \port$3199$0  = \$10 ;
+  assign \port$3201$0  = \$12 ;
+  assign \port$3203$0  = \$14 ;
+  assign \port$3205$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
