@@ -1,0 +1,125 @@
+"""hls_gen.drawings: the three PNGs of docs/hardware.md, their cuts read from LOOP_CUTS, --check, the checked-in set."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import matplotlib
+import matplotlib.image
+import pytest
+
+import hls_gen.drawings as drawings
+from hls_gen.drawings import (
+    DPI,
+    FIGURE_DIR,
+    LOOP_STAGES,
+    SIZES,
+    loop_plan,
+    main,
+    modes_datapath_figure,
+    pe_pipeline_figure,
+)
+from hls_gen.modes import training_modes
+from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE
+
+NAMES = ("pe_pipeline.png", "modes_datapath.png", "array_dataflow.png")
+
+
+def texts(sheet: drawings.Sheet, gid: str) -> list[str]:
+    return [t.get_text() for t in sheet.ax.texts if t.get_gid() == gid]
+
+
+def test_the_command_writes_three_pngs_at_docs_width_and_check_compares_pixels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES)
+    for name in NAMES:
+        height, width, _ = matplotlib.image.imread(tmp_path / name).shape
+        assert (width, height) == (round(SIZES[name][0] * DPI), round(SIZES[name][1] * DPI))
+        assert 1400 <= width <= 1800
+    capsys.readouterr()
+    # drawn again, the same pixels
+    assert (main(["--out", str(tmp_path), "--check"]), capsys.readouterr().out) == (0, "")
+    # a drawing of another size, one missing, one no command draws
+    shutil.copy(tmp_path / "pe_pipeline.png", tmp_path / "array_dataflow.png")
+    (tmp_path / "modes_datapath.png").unlink()
+    (tmp_path / "old.png").write_bytes((tmp_path / "pe_pipeline.png").read_bytes())
+    assert main(["--out", str(tmp_path), "--check"]) == 1
+    width, height = (round(v * DPI) for v in SIZES["pe_pipeline.png"])
+    assert capsys.readouterr().out.splitlines() == [
+        "modes_datapath.png: missing",
+        "old.png: not drawn by hls_gen.drawings (stale)",
+        f"array_dataflow.png: {width} x {height} pixels, drawn {width} x {round(SIZES['array_dataflow.png'][1] * DPI)}",
+    ]
+
+
+@pytest.mark.parametrize("interleave", range(1, MAX_INTERLEAVE + 1))
+def test_the_pe_drawing_cuts_the_ring_where_loop_cuts_says(interleave: int) -> None:
+    cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
+    sheet = pe_pipeline_figure(interleave)
+    assert texts(sheet, "cut") == [f"{name}_q" for name in cuts]
+    assert loop_plan(interleave).cuts == cuts
+    # C-slow: one register round the ring per sum in flight
+    assert loop_plan(interleave).registers == interleave
+    (ring,) = texts(sheet, "ring")
+    assert ring.startswith(f"C-slow: {interleave} registers round the ring ({len(cuts)} cuts + result")
+
+
+def test_the_drawn_blocks_are_accumulates_cuts_in_its_order() -> None:
+    """The drawing's blocks that a cut can follow are the ``cut("...")`` calls of ``accumulate``, in source order."""
+    source = (Path(drawings.__file__).parent / "accumulator.py").read_text()
+    (function,) = (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == "accumulate")
+    calls = sorted(
+        (n.lineno, n.col_offset, n.args[0].value)
+        for n in ast.walk(function)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "cut"
+    )
+    order = [name for _, _, name in calls]
+    assert order == [name for name, _ in LOOP_STAGES[:-1]]
+    assert set().union(*LOOP_CUTS.values()) <= set(order)
+
+
+def test_a_cut_the_drawing_does_not_know_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(LOOP_CUTS, 2, ("multiply",))
+    names = ", ".join(repr(name) for name, _ in LOOP_STAGES[:-1])
+    with pytest.raises(ValueError, match=rf"^LOOP_CUTS\[2\] cuts after 'multiply', not one of \[{names}\]$"):
+        loop_plan(2)
+
+
+def test_the_modes_drawing_has_an_unpacker_per_format_and_a_rounder_per_accumulator_rounding() -> None:
+    modes = training_modes(["e4m3-sr", "bf16"])
+    sheet = modes_datapath_figure(["e4m3-sr", "bf16"])
+    operands = [m.a_format for m in modes], [m.b_format or m.a_format for m in modes]
+    assert texts(sheet, "unpack") == [f"unpack {f}" for formats in operands for f in dict.fromkeys(formats)]
+    assert texts(sheet, "unpack_acc") == [f"unpack {f}" for f in dict.fromkeys(m.acc_format for m in modes)]
+    assert sorted(texts(sheet, "rounder")) == sorted({f"{m.acc_format} {m.rounding}" for m in modes})
+    (table,) = texts(sheet, "modes")
+    assert len(table.splitlines()) == 1 + len(modes)
+
+
+def test_a_bad_interleave_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--interleave", "17", "--out", "unused"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"--interleave must be 1..{MAX_INTERLEAVE}, not 17")
+
+
+def _written_by(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return str(image.info.get("Software", ""))
+
+
+def test_docs_figures_are_what_the_command_draws() -> None:
+    """``python -m hls_gen.drawings --check`` finds nothing to change (else: run ``python -m hls_gen.drawings``).
+
+    Pixels are compared, which another Matplotlib version may render a little differently: then this skips.
+    """
+    written = _written_by(FIGURE_DIR / "pe_pipeline.png")
+    if f"version{matplotlib.__version__}," not in written:
+        pytest.skip(f"docs/figures drawn by {written!r}, this is Matplotlib {matplotlib.__version__}")
+    assert drawings.differences() == []
