@@ -13,7 +13,6 @@ from hls_gen.arith import (
     add_aligned,
     add_exact,
     grid_floor,
-    leading_zeros,
     normalize,
     order,
     place,
@@ -137,9 +136,9 @@ def accumulate(
     # beside the normalized exponent rather than after it: the first term is ready with the adder's operands.
     offsets = one([grid_floor(f) - 1 - aligned.flags.big_exp for f, _ in rounders])
     summed, offsets, step = cut("add", (add_aligned(m, aligned, "add"), offsets, step))
-    lz = leading_zeros(summed.total[1:])  # the normalizer's own count (synthesis shares the logic)
+    total, sticky, lz = normalize(m, summed, "add")
     distances = one([offset + lz for offset in many(offsets)])
-    (total, sticky), distances, step = cut("normalize", (normalize(m, summed, "add"), distances, step))
+    (total, sticky), distances, step = cut("normalize", ((total, sticky), distances, step))
     names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
     on_grid, step = cut(
         "place",

@@ -58,6 +58,7 @@ __all__ = [
     "round_place",
     "select_unpacked",
     "select_value",
+    "shift_out_leading_zeros",
     "unpack",
 ]
 
@@ -90,13 +91,46 @@ class Unpacked:
         return len(self.sig)
 
 
+def _count_tree(bits: Value) -> tuple[Value, Value]:
+    """(leading-zero count, all zero) of a power-of-two wide slice: halves combined, one multiplexer per level."""
+    n = len(bits)
+    if n == 1:
+        return Const(0, 0), ~bits[0]
+    half = n // 2
+    high_count, high_zero = _count_tree(bits[half:])
+    low_count, low_zero = _count_tree(bits[:half])
+    return Cat(Mux(high_zero, low_count, high_count), high_zero), high_zero & low_zero
+
+
 def leading_zeros(x: Value) -> Value:
-    """Leading-zero count of ``x`` (``len(x)`` when ``x`` is 0) as a priority multiplexer."""
+    """Leading-zero count of ``x`` (``len(x)`` when ``x`` is 0), as a log-depth tree of multiplexers."""
     w = len(x)
-    expr: Value = Const(w, range(w + 1))
-    for i in range(w):  # ascending: the highest set bit is the outermost choice
-        expr = Mux(x[i], w - 1 - i, expr)
-    return expr
+    width = 1 << w.bit_length()  # a power of two above w: room for a marker one below x
+    padded = Cat(Const(0, width - w - 1), Const(1, 1), x)  # the marker makes a zero x count w
+    count, _ = _count_tree(padded)
+    return count
+
+
+def shift_out_leading_zeros(m: Module, x: Value, name: str) -> tuple[Signal, Signal]:
+    """``(x << lz, lz)`` with ``lz`` the leading-zero count of ``x`` (``len(x)`` for a zero ``x``, shifted to 0).
+
+    Two independent log-depth networks from ``x``: the count
+    (:func:`leading_zeros`, for the exponent) and the shift, which for
+    amounts ``2**i``, largest first, moves the value up by ``2**i`` when its
+    top ``2**i`` bits are zero (one NOR and one multiplexer per level), so
+    the significand does not wait for the count as a priority encoder
+    followed by a barrel shifter would make it.
+    """
+    w = len(x)
+    value: Value = x
+    for i in reversed(range(max((w - 1).bit_length(), 1))):
+        n = 1 << i
+        top_zero = value[w - n :] == 0 if n < w else value == 0
+        value = Mux(top_zero, (value << n)[:w], value)
+    shifted = Signal(w, name=f"{name}_normalized")
+    count = Signal(range(w + 1), name=f"{name}_lz")
+    m.d.comb += [shifted.eq(value), count.eq(leading_zeros(x))]
+    return shifted, count
 
 
 def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
@@ -281,14 +315,23 @@ def round_place(
     padded = Cat(Const(0, guard), sig)  # width w + guard
     pw = len(padded)
     # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
-    small = x.exp < fmt.emin
+    if distance is not None and fmt.subnormals:
+        small = ~distance[-1] & (distance != 0)  # distance > 0: a sign bit and a NOR, no comparator's carry chain
+    else:
+        small = x.exp < fmt.emin
     shift_raw = grid_floor(fmt) - x.exp if distance is None else distance
-    shift = Mux(small, Mux(shift_raw > pw, pw, shift_raw), 0)[: Shape.cast(range(pw + 1)).width]
-    wide = Signal(2 * pw, name=f"{name}_wide")
-    m.d.comb += wide.eq(Cat(Const(0, pw), padded) >> shift)
+    # Shifts of pw or more all leave nothing kept; saturating at 2**sk - 1 >= pw (an OR of the high bits) does the
+    # same as clamping at pw when the window below is 2**sk bits, and needs no comparator.
+    sk = Shape.cast(range(pw + 1)).width
+    saturated = Mux(shift_raw[sk:].any(), (1 << sk) - 1, shift_raw[:sk]) if len(shift_raw) > sk else shift_raw[:sk]
+    shift = Mux(small, saturated, 0)
+    wide = Signal((1 << sk) + pw, name=f"{name}_wide")
+    m.d.comb += wide.eq(Cat(Const(0, 1 << sk), padded) >> shift)
     e_top = fmt.emax + 1  # clamped at emax + 1, which is enough to overflow
     e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
-    return OnGrid(wide[pw:], wide[:pw], sticky, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb)
+    return OnGrid(
+        wide[1 << sk :], wide[: 1 << sk], sticky, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb
+    )
 
 
 def round_decide(m: Module, g: OnGrid, rand_bits: int | None, rand: Value | None) -> Rounding:
@@ -480,19 +523,18 @@ def add_aligned(m: Module, x: Aligned, name: str) -> Summed:
     return Summed(total, x.width, x.flags)
 
 
-def normalize(m: Module, x: Summed, name: str) -> tuple[Unpacked, Value]:
-    """Stage 3 of :func:`add_exact`: shift the window's leading one to the top; the sum and its sticky bit."""
+def normalize(m: Module, x: Summed, name: str) -> tuple[Unpacked, Value, Value]:
+    """Stage 3 of :func:`add_exact`: shift the window's leading one to the top; the sum, its sticky bit, the shift."""
     f = x.flags
     window = x.total[1:]
-    lz = Signal(range(x.width + 1), name=f"{name}_lz")
-    m.d.comb += lz.eq(leading_zeros(window))
+    normalized, lz = shift_out_leading_zeros(m, window, name)
     exp = Signal(exp_shape(f.exp_lo, f.exp_hi), name=f"{name}_exp")
     sig = Signal(x.width, name=f"{name}_sig")
-    m.d.comb += [exp.eq(f.big_exp + 1 - lz), sig.eq((window << lz)[: x.width])]
+    m.d.comb += [exp.eq(f.big_exp + 1 - lz), sig.eq(normalized)]
     cancelled = window == 0
     zero = f.both_zero | cancelled
     sign = Mux(f.inf, f.inf_sign, Mux(f.both_zero, f.zero_sign, Mux(cancelled, 0, f.big_sign)))
-    return Unpacked(sign, zero, f.inf, f.nan, exp, sig, f.exp_lo, f.exp_hi), x.total[0]
+    return Unpacked(sign, zero, f.inf, f.nan, exp, sig, f.exp_lo, f.exp_hi), x.total[0], lz
 
 
 def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tuple[Unpacked, Value]:
@@ -514,7 +556,8 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     accumulator registers between: :func:`align`, :func:`add_aligned`,
     :func:`normalize`.
     """
-    return normalize(m, add_aligned(m, align(m, a, b, guard, name), name), name)
+    total, sticky, _ = normalize(m, add_aligned(m, align(m, a, b, guard, name), name), name)
+    return total, sticky
 
 
 def registered(m: Module, en: Value, x: Any, name: str, init: int = 0) -> Any:

@@ -589,34 +589,297 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$1 ;
   wire [5:0] \$10 ;
   wire [8:0] \$100 ;
+  wire [20:0] \$1000 ;
+  wire [14:0] \$1001 ;
+  wire [14:0] \$1002 ;
+  wire [14:0] \$1003 ;
+  wire \$1004 ;
+  wire \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire [10:0] \$1009 ;
   wire [8:0] \$101 ;
+  wire [19:0] \$1010 ;
+  wire [11:0] \$1011 ;
+  wire [20:0] \$1012 ;
+  wire \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire \$1016 ;
+  wire [15:0] \$1017 ;
+  wire [10:0] \$1018 ;
+  wire [14:0] \$1019 ;
   wire [8:0] \$102 ;
+  wire [8:0] \$1020 ;
+  wire [15:0] \$1021 ;
+  wire \$1022 ;
+  wire [10:0] \$1023 ;
+  wire [14:0] \$1024 ;
+  wire [8:0] \$1025 ;
+  wire [15:0] \$1026 ;
+  wire [14:0] \$1027 ;
+  wire [14:0] \$1028 ;
+  wire [14:0] \$1029 ;
   wire [9:0] \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire [10:0] \$1035 ;
+  wire [14:0] \$1036 ;
+  wire [8:0] \$1037 ;
+  wire [15:0] \$1038 ;
+  wire \$1039 ;
   wire \$104 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire [15:0] \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
   wire [7:0] \$105 ;
+  wire [15:0] \$1050 ;
+  wire \$1051 ;
+  wire [15:0] \$1052 ;
+  wire [15:0] \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire [11:0] \$1058 ;
+  wire [11:0] \$1059 ;
   wire [9:0] \$106 ;
+  wire [11:0] \$1060 ;
+  wire \$1061 ;
+  wire [9:0] \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
   wire [9:0] \$107 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
   wire [13:0] \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire [10:0] \$1082 ;
+  wire [10:0] \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
   wire [13:0] \$109 ;
+  wire [11:0] \$1090 ;
+  wire [11:0] \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire [9:0] \$1099 ;
   wire [3:0] \$11 ;
   wire [13:0] \$110 ;
+  wire [9:0] \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire [9:0] \$1108 ;
+  wire [9:0] \$1109 ;
   wire [13:0] \$111 ;
+  wire [8:0] \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
   wire [7:0] \$112 ;
+  reg \$1120 ;
+  reg \$1121 ;
+  reg [1:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg \$1125 ;
+  reg \$1126 ;
+  reg [9:0] \$1127 ;
+  reg [15:0] \$1128 ;
+  reg [7:0] \$1129 ;
   wire [7:0] \$113 ;
+  reg \$1130 ;
+  reg \$1131 ;
+  reg \$1132 ;
+  reg \$1133 ;
+  reg [8:0] \$1134 ;
+  reg [10:0] \$1135 ;
+  reg \$1136 ;
+  reg \$1137 ;
+  reg \$1138 ;
+  reg \$1139 ;
   wire [7:0] \$114 ;
+  reg [9:0] \$1140 ;
+  reg [15:0] \$1141 ;
+  reg \$1142 ;
+  reg \$1143 ;
+  reg \$1144 ;
+  reg [7:0] \$1145 ;
+  reg [1:0] \$1146 ;
+  reg [15:0] \$1147 ;
+  reg [15:0] \$1148 ;
+  reg [4:0] \$1149 ;
   wire [7:0] \$115 ;
+  reg \$1150 ;
+  reg [9:0] \$1151 ;
+  reg \$1152 ;
+  reg \$1153 ;
+  reg \$1154 ;
+  reg \$1155 ;
+  reg \$1156 ;
+  reg \$1157 ;
+  reg \$1158 ;
+  reg \$1159 ;
   wire [7:0] \$116 ;
+  reg \$1160 ;
+  reg [7:0] \$1161 ;
+  reg [1:0] \$1162 ;
+  reg [27:0] \$1163 ;
+  reg [27:0] \$1164 ;
+  reg \$1165 ;
+  reg [9:0] \$1166 ;
+  reg \$1167 ;
+  reg \$1168 ;
+  reg \$1169 ;
   wire [7:0] \$117 ;
+  reg \$1170 ;
+  reg \$1171 ;
+  reg \$1172 ;
+  reg \$1173 ;
+  reg \$1174 ;
+  reg \$1175 ;
+  reg [7:0] \$1176 ;
+  reg [1:0] \$1177 ;
+  reg [27:0] \$1178 ;
+  reg [9:0] \$1179 ;
   wire [7:0] \$118 ;
+  reg \$1180 ;
+  reg \$1181 ;
+  reg \$1182 ;
+  reg \$1183 ;
+  reg \$1184 ;
+  reg \$1185 ;
+  reg [10:0] \$1186 ;
+  reg [10:0] \$1187 ;
+  reg \$1188 ;
+  reg \$1189 ;
   wire \$119 ;
+  reg \$1190 ;
+  reg [7:0] \$1191 ;
+  reg [1:0] \$1192 ;
+  reg \$1193 ;
+  reg \$1194 ;
+  reg \$1195 ;
+  reg \$1196 ;
+  reg [9:0] \$1197 ;
+  reg [26:0] \$1198 ;
+  reg \$1199 ;
   wire [3:0] \$12 ;
   wire \$120 ;
+  reg [11:0] \$1200 ;
+  reg [11:0] \$1201 ;
+  reg \$1202 ;
+  reg \$1203 ;
+  reg \$1204 ;
+  reg [7:0] \$1205 ;
+  reg [1:0] \$1206 ;
+  reg [35:0] \$1207 ;
+  reg [63:0] \$1208 ;
+  reg \$1209 ;
   wire \$121 ;
+  reg \$1210 ;
+  reg [9:0] \$1211 ;
+  reg \$1212 ;
+  reg \$1213 ;
+  reg \$1214 ;
+  reg \$1215 ;
+  reg [28:0] \$1216 ;
+  reg [31:0] \$1217 ;
+  reg \$1218 ;
+  reg \$1219 ;
   wire \$122 ;
+  reg [9:0] \$1220 ;
+  reg \$1221 ;
+  reg \$1222 ;
+  reg \$1223 ;
+  reg \$1224 ;
+  reg \$1225 ;
+  reg \$1226 ;
+  reg \$1227 ;
+  reg [7:0] \$1228 ;
+  reg [1:0] \$1229 ;
   wire \$123 ;
+  reg [10:0] \$1230 ;
+  reg \$1231 ;
+  reg \$1232 ;
+  reg [9:0] \$1233 ;
+  reg \$1234 ;
+  reg \$1235 ;
+  reg \$1236 ;
+  reg \$1237 ;
+  reg [7:0] \$1238 ;
+  reg \$1239 ;
   wire \$124 ;
+  reg \$1240 ;
+  reg [9:0] \$1241 ;
+  reg \$1242 ;
+  reg \$1243 ;
+  reg \$1244 ;
+  reg \$1245 ;
+  reg \$1246 ;
+  reg \$1247 ;
+  reg \$1248 ;
+  reg [7:0] \$1249 ;
   wire \$125 ;
+  reg [1:0] \$1250 ;
+  reg [15:0] \$1251 ;
+  reg \$1252 ;
+  reg \$1253 ;
+  reg [1:0] \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
   wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
@@ -839,433 +1102,752 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [28:0] \$324 ;
   wire [28:0] \$325 ;
   wire [29:0] \$326 ;
-  wire [4:0] \$327 ;
-  wire [4:0] \$328 ;
-  wire [4:0] \$329 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
+  wire [26:0] \$329 ;
   wire [9:0] \$33 ;
-  wire [4:0] \$330 ;
-  wire [4:0] \$331 ;
-  wire [4:0] \$332 ;
-  wire [4:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [4:0] \$335 ;
-  wire [4:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire [4:0] \$339 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire [57:0] \$332 ;
+  wire [26:0] \$333 ;
+  wire [41:0] \$334 ;
+  wire \$335 ;
+  wire [57:0] \$336 ;
+  wire [26:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  wire [4:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire [4:0] \$343 ;
-  wire [4:0] \$344 ;
-  wire [4:0] \$345 ;
-  wire [4:0] \$346 ;
-  wire [4:0] \$347 ;
-  wire [4:0] \$348 ;
-  wire [4:0] \$349 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
+  wire [26:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire [57:0] \$345 ;
+  wire [26:0] \$346 ;
+  wire [41:0] \$347 ;
+  wire \$348 ;
+  wire [57:0] \$349 ;
   wire [7:0] \$35 ;
-  wire [4:0] \$350 ;
-  wire [4:0] \$351 ;
-  wire [4:0] \$352 ;
-  wire [10:0] \$353 ;
-  wire [11:0] \$354 ;
-  wire [57:0] \$355 ;
+  wire [26:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [33:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
+  wire [26:0] \$355 ;
   wire \$356 ;
   wire \$357 ;
-  wire [11:0] \$358 ;
-  wire [11:0] \$359 ;
+  wire [57:0] \$358 ;
+  wire [26:0] \$359 ;
   wire [9:0] \$36 ;
-  wire \$360 ;
+  wire [41:0] \$360 ;
   wire \$361 ;
-  wire [11:0] \$362 ;
-  wire [11:0] \$363 ;
-  wire [10:0] \$364 ;
-  wire [19:0] \$365 ;
-  wire [11:0] \$366 ;
-  wire [20:0] \$367 ;
-  wire \$368 ;
-  wire [10:0] \$369 ;
+  wire [57:0] \$362 ;
+  wire [26:0] \$363 ;
+  wire [26:0] \$364 ;
+  wire [26:0] \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire [57:0] \$368 ;
+  wire [26:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [19:0] \$370 ;
-  wire [11:0] \$371 ;
-  wire [20:0] \$372 ;
-  wire [14:0] \$373 ;
-  wire [14:0] \$374 ;
-  wire [14:0] \$375 ;
-  wire \$376 ;
-  wire \$377 ;
-  wire \$378 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [57:0] \$372 ;
+  wire [26:0] \$373 ;
+  wire [41:0] \$374 ;
+  wire \$375 ;
+  wire [57:0] \$376 ;
+  wire [26:0] \$377 ;
+  wire [26:0] \$378 ;
   wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire [10:0] \$381 ;
-  wire [19:0] \$382 ;
-  wire [11:0] \$383 ;
-  wire [20:0] \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
+  wire [57:0] \$381 ;
+  wire [26:0] \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire [57:0] \$385 ;
+  wire [26:0] \$386 ;
+  wire [41:0] \$387 ;
   wire \$388 ;
-  wire [15:0] \$389 ;
+  wire [57:0] \$389 ;
   wire [13:0] \$39 ;
-  wire [10:0] \$390 ;
-  wire [14:0] \$391 ;
-  wire [8:0] \$392 ;
-  wire [15:0] \$393 ;
-  wire \$394 ;
-  wire [10:0] \$395 ;
-  wire [14:0] \$396 ;
-  wire [8:0] \$397 ;
-  wire [15:0] \$398 ;
-  wire [14:0] \$399 ;
+  wire [26:0] \$390 ;
+  wire [26:0] \$391 ;
+  wire [33:0] \$392 ;
+  wire \$393 ;
+  wire [57:0] \$394 ;
+  wire [26:0] \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire [57:0] \$398 ;
+  wire [26:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
-  wire [14:0] \$400 ;
-  wire [14:0] \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire [10:0] \$407 ;
-  wire [14:0] \$408 ;
-  wire [8:0] \$409 ;
+  wire [41:0] \$400 ;
+  wire \$401 ;
+  wire [57:0] \$402 ;
+  wire [26:0] \$403 ;
+  wire [26:0] \$404 ;
+  wire [26:0] \$405 ;
+  wire [29:0] \$406 ;
+  wire \$407 ;
+  wire [57:0] \$408 ;
+  wire [26:0] \$409 ;
   wire [13:0] \$41 ;
-  wire [15:0] \$410 ;
+  wire \$410 ;
   wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
-  wire [15:0] \$415 ;
-  wire \$416 ;
-  wire \$417 ;
-  wire \$418 ;
+  wire [57:0] \$412 ;
+  wire [26:0] \$413 ;
+  wire [41:0] \$414 ;
+  wire \$415 ;
+  wire [57:0] \$416 ;
+  wire [26:0] \$417 ;
+  wire [26:0] \$418 ;
   wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
-  wire \$421 ;
-  wire [15:0] \$422 ;
+  wire [57:0] \$421 ;
+  wire [26:0] \$422 ;
   wire \$423 ;
-  wire [15:0] \$424 ;
-  wire [15:0] \$425 ;
-  wire \$426 ;
-  wire \$427 ;
+  wire \$424 ;
+  wire [57:0] \$425 ;
+  wire [26:0] \$426 ;
+  wire [41:0] \$427 ;
   wire \$428 ;
-  wire \$429 ;
+  wire [57:0] \$429 ;
   wire [7:0] \$43 ;
-  wire [11:0] \$430 ;
-  wire [11:0] \$431 ;
-  wire [11:0] \$432 ;
+  wire [26:0] \$430 ;
+  wire [26:0] \$431 ;
+  wire [33:0] \$432 ;
   wire \$433 ;
-  wire [9:0] \$434 ;
-  wire \$435 ;
+  wire [57:0] \$434 ;
+  wire [26:0] \$435 ;
   wire \$436 ;
   wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
+  wire [57:0] \$438 ;
+  wire [26:0] \$439 ;
   wire [7:0] \$44 ;
-  wire \$440 ;
+  wire [41:0] \$440 ;
   wire \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
+  wire [57:0] \$442 ;
+  wire [26:0] \$443 ;
+  wire [26:0] \$444 ;
+  wire [26:0] \$445 ;
+  wire [26:0] \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
+  wire [57:0] \$449 ;
   wire [7:0] \$45 ;
-  wire \$450 ;
+  wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
-  wire \$453 ;
-  wire [10:0] \$454 ;
-  wire [10:0] \$455 ;
+  wire [57:0] \$453 ;
+  wire [26:0] \$454 ;
+  wire [41:0] \$455 ;
   wire \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire \$459 ;
+  wire [57:0] \$457 ;
+  wire [26:0] \$458 ;
+  wire [26:0] \$459 ;
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire [4:0] \$462 ;
-  wire [4:0] \$463 ;
-  wire [4:0] \$464 ;
-  wire [4:0] \$465 ;
-  wire [4:0] \$466 ;
-  wire [4:0] \$467 ;
-  wire [4:0] \$468 ;
-  wire [4:0] \$469 ;
+  wire [57:0] \$462 ;
+  wire [26:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire [57:0] \$466 ;
+  wire [26:0] \$467 ;
+  wire [41:0] \$468 ;
+  wire \$469 ;
   wire [7:0] \$47 ;
-  wire [4:0] \$470 ;
-  wire [4:0] \$471 ;
-  wire [4:0] \$472 ;
-  wire [4:0] \$473 ;
-  wire [4:0] \$474 ;
-  wire [4:0] \$475 ;
-  wire [4:0] \$476 ;
-  wire [4:0] \$477 ;
-  wire [4:0] \$478 ;
-  wire [4:0] \$479 ;
+  wire [57:0] \$470 ;
+  wire [26:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [33:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
+  wire [26:0] \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire [57:0] \$479 ;
   wire [7:0] \$48 ;
-  wire [4:0] \$480 ;
-  wire [4:0] \$481 ;
-  wire [4:0] \$482 ;
-  wire [4:0] \$483 ;
-  wire [4:0] \$484 ;
-  wire [4:0] \$485 ;
-  wire [4:0] \$486 ;
-  wire [4:0] \$487 ;
-  wire [4:0] \$488 ;
-  wire [11:0] \$489 ;
+  wire [26:0] \$480 ;
+  wire [41:0] \$481 ;
+  wire \$482 ;
+  wire [57:0] \$483 ;
+  wire [26:0] \$484 ;
+  wire [26:0] \$485 ;
+  wire [26:0] \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire [57:0] \$489 ;
   wire \$49 ;
-  wire [4:0] \$490 ;
-  wire [4:0] \$491 ;
-  wire [4:0] \$492 ;
-  wire [4:0] \$493 ;
-  wire [4:0] \$494 ;
-  wire [4:0] \$495 ;
-  wire [4:0] \$496 ;
-  wire [4:0] \$497 ;
-  wire [4:0] \$498 ;
-  wire [4:0] \$499 ;
+  wire [26:0] \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire [57:0] \$493 ;
+  wire [26:0] \$494 ;
+  wire [41:0] \$495 ;
+  wire \$496 ;
+  wire [57:0] \$497 ;
+  wire [26:0] \$498 ;
+  wire [26:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  wire [4:0] \$500 ;
-  wire [4:0] \$501 ;
-  wire [4:0] \$502 ;
-  wire [4:0] \$503 ;
-  wire [4:0] \$504 ;
-  wire [4:0] \$505 ;
-  wire [4:0] \$506 ;
-  wire [4:0] \$507 ;
-  wire [4:0] \$508 ;
-  wire [4:0] \$509 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire [57:0] \$502 ;
+  wire [26:0] \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire [57:0] \$506 ;
+  wire [26:0] \$507 ;
+  wire [41:0] \$508 ;
+  wire \$509 ;
   wire \$51 ;
-  wire [4:0] \$510 ;
-  wire [4:0] \$511 ;
-  wire [4:0] \$512 ;
-  wire [4:0] \$513 ;
-  wire [4:0] \$514 ;
-  wire [4:0] \$515 ;
-  wire [4:0] \$516 ;
-  wire [11:0] \$517 ;
+  wire [57:0] \$510 ;
+  wire [26:0] \$511 ;
+  wire [26:0] \$512 ;
+  wire [33:0] \$513 ;
+  wire \$514 ;
+  wire [57:0] \$515 ;
+  wire [26:0] \$516 ;
+  wire \$517 ;
   wire \$518 ;
-  wire \$519 ;
+  wire [57:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [9:0] \$521 ;
-  wire [9:0] \$522 ;
-  wire \$523 ;
-  wire \$524 ;
-  wire \$525 ;
-  wire [9:0] \$526 ;
-  wire [9:0] \$527 ;
-  wire [8:0] \$528 ;
-  wire \$529 ;
+  wire [26:0] \$520 ;
+  wire [41:0] \$521 ;
+  wire \$522 ;
+  wire [57:0] \$523 ;
+  wire [26:0] \$524 ;
+  wire [26:0] \$525 ;
+  wire [26:0] \$526 ;
+  wire [29:0] \$527 ;
+  wire \$528 ;
+  wire [57:0] \$529 ;
   wire \$53 ;
-  wire \$530 ;
+  wire [26:0] \$530 ;
   wire \$531 ;
   wire \$532 ;
-  wire \$533 ;
-  wire \$534 ;
-  wire \$535 ;
+  wire [57:0] \$533 ;
+  wire [26:0] \$534 ;
+  wire [41:0] \$535 ;
   wire \$536 ;
-  wire \$537 ;
-  reg \$538 ;
-  reg \$539 ;
+  wire [57:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [26:0] \$539 ;
   wire \$54 ;
-  reg [1:0] \$540 ;
-  reg \$541 ;
-  reg \$542 ;
-  reg \$543 ;
-  reg \$544 ;
-  reg [9:0] \$545 ;
-  reg [15:0] \$546 ;
-  reg [7:0] \$547 ;
-  reg \$548 ;
-  reg \$549 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire [57:0] \$542 ;
+  wire [26:0] \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire [57:0] \$546 ;
+  wire [26:0] \$547 ;
+  wire [41:0] \$548 ;
+  wire \$549 ;
   wire \$55 ;
-  reg \$550 ;
-  reg \$551 ;
-  reg [8:0] \$552 ;
-  reg [10:0] \$553 ;
-  reg \$554 ;
-  reg \$555 ;
-  reg \$556 ;
-  reg \$557 ;
-  reg [9:0] \$558 ;
-  reg [15:0] \$559 ;
+  wire [57:0] \$550 ;
+  wire [26:0] \$551 ;
+  wire [26:0] \$552 ;
+  wire [33:0] \$553 ;
+  wire \$554 ;
+  wire [57:0] \$555 ;
+  wire [26:0] \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire [57:0] \$559 ;
   wire \$56 ;
-  reg \$560 ;
-  reg \$561 ;
-  reg \$562 ;
-  reg [7:0] \$563 ;
-  reg [1:0] \$564 ;
-  reg [15:0] \$565 ;
-  reg [15:0] \$566 ;
-  reg [4:0] \$567 ;
-  reg \$568 ;
-  reg [9:0] \$569 ;
+  wire [26:0] \$560 ;
+  wire [41:0] \$561 ;
+  wire \$562 ;
+  wire [57:0] \$563 ;
+  wire [26:0] \$564 ;
+  wire [26:0] \$565 ;
+  wire [26:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [27:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  reg \$570 ;
-  reg \$571 ;
-  reg \$572 ;
-  reg \$573 ;
-  reg \$574 ;
-  reg \$575 ;
-  reg \$576 ;
-  reg \$577 ;
-  reg \$578 ;
-  reg [7:0] \$579 ;
+  wire [57:0] \$570 ;
+  wire [26:0] \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire [57:0] \$574 ;
+  wire [26:0] \$575 ;
+  wire [41:0] \$576 ;
+  wire \$577 ;
+  wire [57:0] \$578 ;
+  wire [26:0] \$579 ;
   wire \$58 ;
-  reg [1:0] \$580 ;
-  reg [27:0] \$581 ;
-  reg [27:0] \$582 ;
-  reg \$583 ;
-  reg [9:0] \$584 ;
-  reg \$585 ;
-  reg \$586 ;
-  reg \$587 ;
-  reg \$588 ;
-  reg \$589 ;
+  wire [26:0] \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
+  wire [26:0] \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire [57:0] \$587 ;
+  wire [26:0] \$588 ;
+  wire [41:0] \$589 ;
   wire \$59 ;
-  reg \$590 ;
-  reg \$591 ;
-  reg \$592 ;
-  reg \$593 ;
-  reg [7:0] \$594 ;
-  reg [1:0] \$595 ;
-  reg [27:0] \$596 ;
-  reg [9:0] \$597 ;
-  reg \$598 ;
-  reg \$599 ;
+  wire \$590 ;
+  wire [57:0] \$591 ;
+  wire [26:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [33:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
+  wire [26:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
-  reg \$600 ;
-  reg \$601 ;
-  reg \$602 ;
-  reg \$603 ;
-  reg [10:0] \$604 ;
-  reg [10:0] \$605 ;
-  reg \$606 ;
-  reg \$607 ;
-  reg \$608 ;
-  reg [7:0] \$609 ;
+  wire [57:0] \$600 ;
+  wire [26:0] \$601 ;
+  wire [41:0] \$602 ;
+  wire \$603 ;
+  wire [57:0] \$604 ;
+  wire [26:0] \$605 ;
+  wire [26:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
-  reg [1:0] \$610 ;
-  reg \$611 ;
-  reg \$612 ;
-  reg \$613 ;
-  reg \$614 ;
-  reg [9:0] \$615 ;
-  reg [26:0] \$616 ;
-  reg \$617 ;
-  reg [11:0] \$618 ;
-  reg [11:0] \$619 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire [57:0] \$614 ;
+  wire [26:0] \$615 ;
+  wire [41:0] \$616 ;
+  wire \$617 ;
+  wire [57:0] \$618 ;
+  wire [26:0] \$619 ;
   wire \$62 ;
-  reg \$620 ;
-  reg \$621 ;
-  reg \$622 ;
-  reg [7:0] \$623 ;
-  reg [1:0] \$624 ;
-  reg [35:0] \$625 ;
-  reg [35:0] \$626 ;
-  reg \$627 ;
-  reg \$628 ;
-  reg [9:0] \$629 ;
+  wire [26:0] \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire [57:0] \$627 ;
+  wire [26:0] \$628 ;
+  wire [41:0] \$629 ;
   wire \$63 ;
-  reg \$630 ;
-  reg \$631 ;
-  reg \$632 ;
-  reg \$633 ;
-  reg [28:0] \$634 ;
-  reg [28:0] \$635 ;
-  reg \$636 ;
-  reg \$637 ;
-  reg [9:0] \$638 ;
-  reg \$639 ;
+  wire \$630 ;
+  wire [57:0] \$631 ;
+  wire [26:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [33:0] \$634 ;
+  wire \$635 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  reg \$640 ;
-  reg \$641 ;
-  reg \$642 ;
-  reg \$643 ;
-  reg \$644 ;
-  reg \$645 ;
-  reg [7:0] \$646 ;
-  reg [1:0] \$647 ;
-  reg [10:0] \$648 ;
-  reg \$649 ;
+  wire [57:0] \$640 ;
+  wire [26:0] \$641 ;
+  wire [41:0] \$642 ;
+  wire \$643 ;
+  wire [57:0] \$644 ;
+  wire [26:0] \$645 ;
+  wire [26:0] \$646 ;
+  wire [26:0] \$647 ;
+  wire [29:0] \$648 ;
+  wire \$649 ;
   wire \$65 ;
-  reg \$650 ;
-  reg [9:0] \$651 ;
-  reg \$652 ;
-  reg \$653 ;
-  reg \$654 ;
-  reg \$655 ;
-  reg [7:0] \$656 ;
-  reg \$657 ;
-  reg \$658 ;
-  reg [9:0] \$659 ;
+  wire [57:0] \$650 ;
+  wire [26:0] \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire [57:0] \$654 ;
+  wire [26:0] \$655 ;
+  wire [41:0] \$656 ;
+  wire \$657 ;
+  wire [57:0] \$658 ;
+  wire [26:0] \$659 ;
   wire \$66 ;
-  reg \$660 ;
-  reg \$661 ;
-  reg \$662 ;
-  reg \$663 ;
-  reg \$664 ;
-  reg \$665 ;
-  reg \$666 ;
-  reg [7:0] \$667 ;
-  reg [1:0] \$668 ;
-  reg [15:0] \$669 ;
+  wire [26:0] \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire [57:0] \$663 ;
+  wire [26:0] \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire [57:0] \$667 ;
+  wire [26:0] \$668 ;
+  wire [41:0] \$669 ;
   wire \$67 ;
-  reg \$670 ;
-  reg \$671 ;
-  reg [1:0] \$672 ;
-  wire \$673 ;
-  wire \$674 ;
+  wire \$670 ;
+  wire [57:0] \$671 ;
+  wire [26:0] \$672 ;
+  wire [26:0] \$673 ;
+  wire [33:0] \$674 ;
   wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
+  wire [57:0] \$676 ;
+  wire [26:0] \$677 ;
   wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire \$680 ;
+  wire [57:0] \$680 ;
+  wire [26:0] \$681 ;
+  wire [41:0] \$682 ;
+  wire \$683 ;
+  wire [57:0] \$684 ;
+  wire [26:0] \$685 ;
+  wire [26:0] \$686 ;
+  wire [26:0] \$687 ;
+  wire [26:0] \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire \$7 ;
   wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
   wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
   wire [5:0] \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire [4:0] \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
   wire [4:0] \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire [-1:0] \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire [-1:0] \$749 ;
   wire [4:0] \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire [-1:0] \$759 ;
   wire [5:0] \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire [-1:0] \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire [1:0] \$768 ;
+  wire \$769 ;
   wire \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire [3:0] \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire [-1:0] \$787 ;
+  wire \$788 ;
+  wire \$789 ;
   wire [5:0] \$79 ;
+  wire [-1:0] \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
   wire [3:0] \$8 ;
   wire [5:0] \$80 ;
+  wire [-1:0] \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire [-1:0] \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire [1:0] \$809 ;
   wire [3:0] \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire [2:0] \$817 ;
+  wire \$818 ;
+  wire \$819 ;
   wire [3:0] \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
   wire [3:0] \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire [6:0] \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire [-1:0] \$859 ;
   wire [4:0] \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire [-1:0] \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
   wire [4:0] \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire [-1:0] \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire [-1:0] \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
   wire [6:0] \$88 ;
+  wire \$880 ;
+  wire [1:0] \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire [5:0] \$9 ;
   wire [2:0] \$90 ;
+  wire [-1:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire [-1:0] \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
   wire [4:0] \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire [-1:0] \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire [-1:0] \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
   wire [2:0] \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire [1:0] \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
   wire [2:0] \$93 ;
+  wire [2:0] \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
   wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire [3:0] \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
   wire [9:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [8:0] \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
   wire [8:0] \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire [10:0] \$978 ;
+  wire [11:0] \$979 ;
   wire [8:0] \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire [5:0] \$984 ;
+  wire [5:0] \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
   wire [8:0] \$99 ;
+  wire [4:0] \$990 ;
+  wire [4:0] \$991 ;
+  wire [10:0] \$992 ;
+  wire [19:0] \$993 ;
+  wire [11:0] \$994 ;
+  wire [20:0] \$995 ;
+  wire \$996 ;
+  wire [10:0] \$997 ;
+  wire [19:0] \$998 ;
+  wire [11:0] \$999 ;
   input [15:0] a;
   wire [15:0] a;
   wire [8:0] a_bf16_exp;
@@ -1292,6 +1874,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
+  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -1407,7 +1990,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [7:0] p_4 = 8'h00;
   wire [9:0] p_exp;
   wire [15:0] p_sig;
-  reg [35:0] place_q_0_0_below = 36'h000000000;
+  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
   reg place_q_0_0_inf = 1'h0;
   reg [35:0] place_q_0_0_kept = 36'h000000000;
@@ -1416,7 +1999,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_0_small = 1'h0;
   reg place_q_0_0_sticky = 1'h0;
   reg place_q_0_0_zero = 1'h0;
-  reg [28:0] place_q_0_1_below = 29'h00000000;
+  reg [31:0] place_q_0_1_below = 32'd0;
   reg [9:0] place_q_0_1_e_eff = 10'h000;
   reg place_q_0_1_inf = 1'h0;
   reg [28:0] place_q_0_1_kept = 29'h00000000;
@@ -1463,11 +2046,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [1:0] step_mode;
   reg [15:0] sum_bf16_rne;
   reg [14:0] sum_bf16_rne_mag;
-  wire [57:0] sum_bf16_rne_wide;
+  wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
   reg [15:0] sum_fp16_sr8;
   reg [14:0] sum_fp16_sr8_mag;
-  wire [71:0] sum_fp16_sr8_wide;
+  wire [99:0] sum_fp16_sr8_wide;
   wire [9:0] term_exp;
   wire term_inf;
   wire term_nan;
@@ -1493,496 +2076,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
-  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
-  assign \$359  = \$356  ? \$358  : 12'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
-  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
-  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
-  assign \$363  = \$360  ? \$362  : 12'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
-  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$366  = round_q_0_0_count + round_q_0_0_up;
-  assign \$367  = \$365  + \$366 ;
-  assign \$368  = \$367  > 15'h7bff;
-  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$371  = round_q_0_0_count + round_q_0_0_up;
-  assign \$372  = \$370  + \$371 ;
-  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
-  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
-  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
-  assign \$378  = ~ round_q_0_0_inf;
-  assign \$379  = ~ round_q_0_0_zero;
-  assign \$380  = \$378  & \$379 ;
-  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$383  = round_q_0_0_count + round_q_0_0_up;
-  assign \$384  = \$382  + \$383 ;
-  assign \$385  = \$384  > 15'h7bff;
-  assign \$386  = \$380  & \$385 ;
-  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$392  = round_q_0_1_count + round_q_0_1_up;
-  assign \$393  = \$391  + \$392 ;
-  assign \$394  = \$393  > 15'h7f7f;
-  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$397  = round_q_0_1_count + round_q_0_1_up;
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
-  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
-  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
-  assign \$404  = ~ round_q_0_1_inf;
-  assign \$405  = ~ round_q_0_1_zero;
-  assign \$406  = \$404  & \$405 ;
-  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$409  = round_q_0_1_count + round_q_0_1_up;
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = \$410  > 15'h7f7f;
-  assign \$412  = \$406  & \$411 ;
-  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$416  = p_0 ? p_3_sign : 1'h1;
-  assign \$417  = ~ p_0;
-  assign \$418  = p_3_zero | \$417 ;
-  assign \$419  = p_3_inf & p_0;
-  assign \$420  = p_3_nan & p_0;
-  assign \$421  = ~ fresh;
-  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$425  = \$423  ? 16'h0000 : \$424 ;
-  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$428  = \$426  | \$427 ;
-  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$430  = - $signed(add_exp_diff);
-  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
-  assign \$432  = \$428  ? 12'h01a : \$431 ;
-  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = \$437  & \$438 ;
-  assign \$440  = \$436  | \$439 ;
-  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$443  = ~ \$442 ;
-  assign \$444  = \$441  & \$443 ;
-  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$447  = \$445  & \$446 ;
-  assign \$448  = ~ \$447 ;
-  assign \$449  = \$444  & \$448 ;
-  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$453  = | add_small_wide[25:0];
-  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$456  = ! add_q_0_total[27:1];
-  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
-  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
-  assign \$460  = ! add_q_0_total[27:1];
-  assign \$461  = add_q_0_flags_both_zero | \$460 ;
-  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
-  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
-  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
-  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
-  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
-  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
-  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
-  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
-  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
-  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
-  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
-  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
-  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
-  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
-  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
-  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
-  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
-  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
-  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
-  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
-  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
-  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
-  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
-  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
-  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
-  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
-  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
-  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
-  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
-  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
-  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
-  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
-  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
-  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
-  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
-  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
-  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
-  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
-  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
-  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
-  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
-  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
-  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
-  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
-  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
-  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
-  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
-  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
-  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
-  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
-  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
-  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
-  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
-  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
-  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
-  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$527  = \$524  ? 10'h382 : \$526 ;
-  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$529  = | place_q_0_1_kept[19:0];
-  assign \$530  = | place_q_0_1_below;
-  assign \$531  = \$530  | place_q_0_1_sticky;
-  assign \$532  = \$529  | \$531 ;
-  assign \$533  = \$532  | place_q_0_1_kept[21];
-  assign \$534  = place_q_0_1_kept[20] & \$533 ;
-  assign \$535  = round_q_1_0 & round_q_1_1;
-  assign \$536  = ~ round_q_1_2;
-  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
-  always @(posedge clk)
-    p_0 <= \$538 ;
-  always @(posedge clk)
-    p_1 <= \$539 ;
-  always @(posedge clk)
-    p_2 <= \$540 ;
-  always @(posedge clk)
-    p_3_sign <= \$541 ;
-  always @(posedge clk)
-    p_3_zero <= \$542 ;
-  always @(posedge clk)
-    p_3_inf <= \$543 ;
-  always @(posedge clk)
-    p_3_nan <= \$544 ;
-  always @(posedge clk)
-    p_3_exp <= \$545 ;
-  always @(posedge clk)
-    p_3_sig <= \$546 ;
-  always @(posedge clk)
-    p_4 <= \$547 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$548 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$549 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$550 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$551 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$552 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$553 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$554 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$555 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$556 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$557 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$558 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$559 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$560 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$561 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$562 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$563 ;
-  always @(posedge clk)
-    unpack_q_2_4 <= \$564 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$565 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$566 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$567 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$568 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$569 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$570 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$571 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$572 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$573 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$574 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$575 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$576 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$577 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$578 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$579 ;
-  always @(posedge clk)
-    order_q_1_4 <= \$580 ;
-  always @(posedge clk)
-    align_q_0_big <= \$581 ;
-  always @(posedge clk)
-    align_q_0_small <= \$582 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$583 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$584 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$585 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$586 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$587 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$588 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$589 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$590 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$591 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$592 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$593 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$594 ;
-  always @(posedge clk)
-    align_q_1_4 <= \$595 ;
-  always @(posedge clk)
-    add_q_0_total <= \$596 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$597 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$598 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$599 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$600 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$601 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$602 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$603 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$604 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$605 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$606 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$607 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$608 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$609 ;
-  always @(posedge clk)
-    add_q_2_4 <= \$610 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$611 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$612 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$613 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$614 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$615 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$616 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$617 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$618 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$619 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$620 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$621 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$622 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$623 ;
-  always @(posedge clk)
-    normalize_q_2_4 <= \$624 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$625 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$626 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$627 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$628 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$629 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$630 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$631 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$632 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$633 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$634 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$635 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$636 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$637 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$638 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$639 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$640 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$641 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$642 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$643 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$644 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$645 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$646 ;
-  always @(posedge clk)
-    place_q_1_4 <= \$647 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$648 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$649 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$650 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$651 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$652 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$653 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$654 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$655 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$656 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$657 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$658 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$659 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$660 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$661 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$662 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$663 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$664 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$665 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$666 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$667 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$668 ;
-  always @(posedge clk)
-    acc <= \$669 ;
-  always @(posedge clk)
-    done <= \$670 ;
-  always @(posedge clk)
-    fresh <= \$671 ;
-  always @(posedge clk)
-    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -2260,18 +2353,935 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = ! \$329 [26:19];
+  assign \$331  = ! add_q_0_total[27:12];
+  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! add_q_0_total[27:12];
+  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
+  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
+  assign \$339  = ! \$338 [26:23];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = ! \$342 [26:19];
+  assign \$344  = ! add_q_0_total[27:12];
+  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! add_q_0_total[27:12];
+  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
+  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = ! \$355 [26:19];
+  assign \$357  = ! add_q_0_total[27:12];
+  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
+  assign \$361  = ! add_q_0_total[27:12];
+  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
+  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
+  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
+  assign \$366  = ! \$365 [26:25];
+  assign \$367  = ! add_q_0_total[27:12];
+  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
+  assign \$370  = ! \$369 [26:19];
+  assign \$371  = ! add_q_0_total[27:12];
+  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! add_q_0_total[27:12];
+  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
+  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
+  assign \$379  = ! \$378 [26:23];
+  assign \$380  = ! add_q_0_total[27:12];
+  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
+  assign \$383  = ! \$382 [26:19];
+  assign \$384  = ! add_q_0_total[27:12];
+  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! add_q_0_total[27:12];
+  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
+  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$393  = ! add_q_0_total[27:12];
+  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
+  assign \$396  = ! \$395 [26:19];
+  assign \$397  = ! add_q_0_total[27:12];
+  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
+  assign \$401  = ! add_q_0_total[27:12];
+  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
+  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
+  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$407  = ! add_q_0_total[27:12];
+  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
+  assign \$410  = ! \$409 [26:19];
+  assign \$411  = ! add_q_0_total[27:12];
+  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! add_q_0_total[27:12];
+  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
+  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
+  assign \$419  = ! \$418 [26:23];
+  assign \$420  = ! add_q_0_total[27:12];
+  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
+  assign \$423  = ! \$422 [26:19];
+  assign \$424  = ! add_q_0_total[27:12];
+  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! add_q_0_total[27:12];
+  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
+  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$433  = ! add_q_0_total[27:12];
+  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
+  assign \$436  = ! \$435 [26:19];
+  assign \$437  = ! add_q_0_total[27:12];
+  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
+  assign \$441  = ! add_q_0_total[27:12];
+  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
+  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
+  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
+  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
+  assign \$447  = ! \$446 [26];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = ! \$450 [26:19];
+  assign \$452  = ! add_q_0_total[27:12];
+  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! add_q_0_total[27:12];
+  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
+  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
+  assign \$460  = ! \$459 [26:23];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = ! \$463 [26:19];
+  assign \$465  = ! add_q_0_total[27:12];
+  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! add_q_0_total[27:12];
+  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
+  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = ! \$476 [26:19];
+  assign \$478  = ! add_q_0_total[27:12];
+  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
+  assign \$482  = ! add_q_0_total[27:12];
+  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
+  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
+  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
+  assign \$487  = ! \$486 [26:25];
+  assign \$488  = ! add_q_0_total[27:12];
+  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
+  assign \$491  = ! \$490 [26:19];
+  assign \$492  = ! add_q_0_total[27:12];
+  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! add_q_0_total[27:12];
+  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
+  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
+  assign \$500  = ! \$499 [26:23];
+  assign \$501  = ! add_q_0_total[27:12];
+  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
+  assign \$504  = ! \$503 [26:19];
+  assign \$505  = ! add_q_0_total[27:12];
+  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! add_q_0_total[27:12];
+  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
+  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$514  = ! add_q_0_total[27:12];
+  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
+  assign \$517  = ! \$516 [26:19];
+  assign \$518  = ! add_q_0_total[27:12];
+  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
+  assign \$522  = ! add_q_0_total[27:12];
+  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
+  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
+  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$528  = ! add_q_0_total[27:12];
+  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
+  assign \$531  = ! \$530 [26:19];
+  assign \$532  = ! add_q_0_total[27:12];
+  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! add_q_0_total[27:12];
+  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
+  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
+  assign \$540  = ! \$539 [26:23];
+  assign \$541  = ! add_q_0_total[27:12];
+  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
+  assign \$544  = ! \$543 [26:19];
+  assign \$545  = ! add_q_0_total[27:12];
+  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! add_q_0_total[27:12];
+  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
+  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$554  = ! add_q_0_total[27:12];
+  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
+  assign \$557  = ! \$556 [26:19];
+  assign \$558  = ! add_q_0_total[27:12];
+  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
+  assign \$562  = ! add_q_0_total[27:12];
+  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
+  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
+  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
+  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = ! \$571 [26:19];
+  assign \$573  = ! add_q_0_total[27:12];
+  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! add_q_0_total[27:12];
+  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
+  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
+  assign \$581  = ! \$580 [26:23];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = ! \$584 [26:19];
+  assign \$586  = ! add_q_0_total[27:12];
+  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! add_q_0_total[27:12];
+  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
+  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = ! \$597 [26:19];
+  assign \$599  = ! add_q_0_total[27:12];
+  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
+  assign \$603  = ! add_q_0_total[27:12];
+  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
+  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
+  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
+  assign \$608  = ! \$607 [26:25];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = ! \$611 [26:19];
+  assign \$613  = ! add_q_0_total[27:12];
+  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! add_q_0_total[27:12];
+  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
+  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
+  assign \$621  = ! \$620 [26:23];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = ! \$624 [26:19];
+  assign \$626  = ! add_q_0_total[27:12];
+  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! add_q_0_total[27:12];
+  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
+  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = ! \$637 [26:19];
+  assign \$639  = ! add_q_0_total[27:12];
+  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
+  assign \$643  = ! add_q_0_total[27:12];
+  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
+  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
+  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
+  assign \$649  = ! add_q_0_total[27:12];
+  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
+  assign \$652  = ! \$651 [26:19];
+  assign \$653  = ! add_q_0_total[27:12];
+  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
+  assign \$657  = ! add_q_0_total[27:12];
+  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
+  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
+  assign \$661  = ! \$660 [26:23];
+  assign \$662  = ! add_q_0_total[27:12];
+  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
+  assign \$665  = ! \$664 [26:19];
+  assign \$666  = ! add_q_0_total[27:12];
+  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
+  assign \$670  = ! add_q_0_total[27:12];
+  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
+  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
+  assign \$675  = ! add_q_0_total[27:12];
+  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
+  assign \$678  = ! \$677 [26:19];
+  assign \$679  = ! add_q_0_total[27:12];
+  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
+  assign \$683  = ! add_q_0_total[27:12];
+  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
+  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
+  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
+  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
+  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
+  assign \$689  = ~ add_q_0_total[27];
+  assign \$690  = ~ add_q_0_total[26];
+  assign \$691  = \$689  & \$690 ;
+  assign \$692  = ~ add_q_0_total[25];
+  assign \$693  = ~ add_q_0_total[24];
+  assign \$694  = \$692  & \$693 ;
+  assign \$695  = \$691  & \$694 ;
+  assign \$696  = ~ add_q_0_total[23];
+  assign \$697  = ~ add_q_0_total[22];
+  assign \$698  = \$696  & \$697 ;
+  assign \$699  = ~ add_q_0_total[21];
+  assign \$700  = ~ add_q_0_total[20];
+  assign \$701  = \$699  & \$700 ;
+  assign \$702  = \$698  & \$701 ;
+  assign \$703  = \$695  & \$702 ;
+  assign \$704  = ~ add_q_0_total[19];
+  assign \$705  = ~ add_q_0_total[18];
+  assign \$706  = \$704  & \$705 ;
+  assign \$707  = ~ add_q_0_total[17];
+  assign \$708  = ~ add_q_0_total[16];
+  assign \$709  = \$707  & \$708 ;
+  assign \$710  = \$706  & \$709 ;
+  assign \$711  = ~ add_q_0_total[15];
+  assign \$712  = ~ add_q_0_total[14];
+  assign \$713  = \$711  & \$712 ;
+  assign \$714  = ~ add_q_0_total[13];
+  assign \$715  = ~ add_q_0_total[12];
+  assign \$716  = \$714  & \$715 ;
+  assign \$717  = \$713  & \$716 ;
+  assign \$718  = \$710  & \$717 ;
+  assign \$719  = \$703  & \$718 ;
+  assign \$720  = ~ add_q_0_total[11];
+  assign \$721  = ~ add_q_0_total[10];
+  assign \$722  = \$720  & \$721 ;
+  assign \$723  = ~ add_q_0_total[9];
+  assign \$724  = ~ add_q_0_total[8];
+  assign \$725  = \$723  & \$724 ;
+  assign \$726  = \$722  & \$725 ;
+  assign \$727  = ~ add_q_0_total[7];
+  assign \$728  = ~ add_q_0_total[6];
+  assign \$729  = \$727  & \$728 ;
+  assign \$730  = ~ add_q_0_total[5];
+  assign \$731  = ~ add_q_0_total[4];
+  assign \$732  = \$730  & \$731 ;
+  assign \$733  = \$729  & \$732 ;
+  assign \$734  = \$726  & \$733 ;
+  assign \$735  = ~ add_q_0_total[3];
+  assign \$736  = ~ add_q_0_total[2];
+  assign \$737  = \$735  & \$736 ;
+  assign \$738  = ~ add_q_0_total[1];
+  assign \$755  = ~ add_q_0_total[3];
+  assign \$756  = ~ add_q_0_total[2];
+  assign \$757  = \$755  & \$756 ;
+  assign \$758  = ~ add_q_0_total[1];
+  assign \$760  = ~ add_q_0_total[1];
+  assign \$761  = ~ add_q_0_total[3];
+  assign \$763  = ~ add_q_0_total[3];
+  assign \$764  = \$757  ? \$760  : \$763 ;
+  assign \$765  = ~ add_q_0_total[3];
+  assign \$766  = ~ add_q_0_total[2];
+  assign \$767  = \$765  & \$766 ;
+  assign \$769  = ~ add_q_0_total[3];
+  assign \$770  = ~ add_q_0_total[2];
+  assign \$771  = \$769  & \$770 ;
+  assign \$772  = ~ add_q_0_total[1];
+  assign \$776  = ~ add_q_0_total[11];
+  assign \$777  = ~ add_q_0_total[10];
+  assign \$778  = \$776  & \$777 ;
+  assign \$779  = ~ add_q_0_total[9];
+  assign \$780  = ~ add_q_0_total[8];
+  assign \$781  = \$779  & \$780 ;
+  assign \$782  = \$778  & \$781 ;
+  assign \$783  = ~ add_q_0_total[7];
+  assign \$784  = ~ add_q_0_total[6];
+  assign \$785  = \$783  & \$784 ;
+  assign \$786  = ~ add_q_0_total[5];
+  assign \$788  = ~ add_q_0_total[5];
+  assign \$789  = ~ add_q_0_total[7];
+  assign \$791  = ~ add_q_0_total[7];
+  assign \$792  = \$785  ? \$788  : \$791 ;
+  assign \$793  = ~ add_q_0_total[7];
+  assign \$794  = ~ add_q_0_total[6];
+  assign \$795  = \$793  & \$794 ;
+  assign \$796  = ~ add_q_0_total[11];
+  assign \$797  = ~ add_q_0_total[10];
+  assign \$798  = \$796  & \$797 ;
+  assign \$799  = ~ add_q_0_total[9];
+  assign \$801  = ~ add_q_0_total[9];
+  assign \$802  = ~ add_q_0_total[11];
+  assign \$804  = ~ add_q_0_total[11];
+  assign \$805  = \$798  ? \$801  : \$804 ;
+  assign \$806  = ~ add_q_0_total[11];
+  assign \$807  = ~ add_q_0_total[10];
+  assign \$808  = \$806  & \$807 ;
+  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
+  assign \$810  = ~ add_q_0_total[11];
+  assign \$811  = ~ add_q_0_total[10];
+  assign \$812  = \$810  & \$811 ;
+  assign \$813  = ~ add_q_0_total[9];
+  assign \$814  = ~ add_q_0_total[8];
+  assign \$815  = \$813  & \$814 ;
+  assign \$816  = \$812  & \$815 ;
+  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
+  assign \$818  = ~ add_q_0_total[11];
+  assign \$819  = ~ add_q_0_total[10];
+  assign \$820  = \$818  & \$819 ;
+  assign \$821  = ~ add_q_0_total[9];
+  assign \$822  = ~ add_q_0_total[8];
+  assign \$823  = \$821  & \$822 ;
+  assign \$824  = \$820  & \$823 ;
+  assign \$825  = ~ add_q_0_total[7];
+  assign \$826  = ~ add_q_0_total[6];
+  assign \$827  = \$825  & \$826 ;
+  assign \$828  = ~ add_q_0_total[5];
+  assign \$829  = ~ add_q_0_total[4];
+  assign \$830  = \$828  & \$829 ;
+  assign \$831  = \$827  & \$830 ;
+  assign \$832  = \$824  & \$831 ;
+  assign \$833  = ~ add_q_0_total[27];
+  assign \$834  = ~ add_q_0_total[26];
+  assign \$835  = \$833  & \$834 ;
+  assign \$836  = ~ add_q_0_total[25];
+  assign \$837  = ~ add_q_0_total[24];
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = \$835  & \$838 ;
+  assign \$840  = ~ add_q_0_total[23];
+  assign \$841  = ~ add_q_0_total[22];
+  assign \$842  = \$840  & \$841 ;
+  assign \$843  = ~ add_q_0_total[21];
+  assign \$844  = ~ add_q_0_total[20];
+  assign \$845  = \$843  & \$844 ;
+  assign \$846  = \$842  & \$845 ;
+  assign \$847  = \$839  & \$846 ;
+  assign \$848  = ~ add_q_0_total[19];
+  assign \$849  = ~ add_q_0_total[18];
+  assign \$850  = \$848  & \$849 ;
+  assign \$851  = ~ add_q_0_total[17];
+  assign \$852  = ~ add_q_0_total[16];
+  assign \$853  = \$851  & \$852 ;
+  assign \$854  = \$850  & \$853 ;
+  assign \$855  = ~ add_q_0_total[15];
+  assign \$856  = ~ add_q_0_total[14];
+  assign \$857  = \$855  & \$856 ;
+  assign \$858  = ~ add_q_0_total[13];
+  assign \$860  = ~ add_q_0_total[13];
+  assign \$861  = ~ add_q_0_total[15];
+  assign \$863  = ~ add_q_0_total[15];
+  assign \$864  = \$857  ? \$860  : \$863 ;
+  assign \$865  = ~ add_q_0_total[15];
+  assign \$866  = ~ add_q_0_total[14];
+  assign \$867  = \$865  & \$866 ;
+  assign \$868  = ~ add_q_0_total[19];
+  assign \$869  = ~ add_q_0_total[18];
+  assign \$870  = \$868  & \$869 ;
+  assign \$871  = ~ add_q_0_total[17];
+  assign \$873  = ~ add_q_0_total[17];
+  assign \$874  = ~ add_q_0_total[19];
+  assign \$876  = ~ add_q_0_total[19];
+  assign \$877  = \$870  ? \$873  : \$876 ;
+  assign \$878  = ~ add_q_0_total[19];
+  assign \$879  = ~ add_q_0_total[18];
+  assign \$880  = \$878  & \$879 ;
+  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
+  assign \$882  = ~ add_q_0_total[19];
+  assign \$883  = ~ add_q_0_total[18];
+  assign \$884  = \$882  & \$883 ;
+  assign \$885  = ~ add_q_0_total[17];
+  assign \$886  = ~ add_q_0_total[16];
+  assign \$887  = \$885  & \$886 ;
+  assign \$888  = \$884  & \$887 ;
+  assign \$889  = ~ add_q_0_total[27];
+  assign \$890  = ~ add_q_0_total[26];
+  assign \$891  = \$889  & \$890 ;
+  assign \$892  = ~ add_q_0_total[25];
+  assign \$893  = ~ add_q_0_total[24];
+  assign \$894  = \$892  & \$893 ;
+  assign \$895  = \$891  & \$894 ;
+  assign \$896  = ~ add_q_0_total[23];
+  assign \$897  = ~ add_q_0_total[22];
+  assign \$898  = \$896  & \$897 ;
+  assign \$899  = ~ add_q_0_total[21];
+  assign \$901  = ~ add_q_0_total[21];
+  assign \$902  = ~ add_q_0_total[23];
+  assign \$904  = ~ add_q_0_total[23];
+  assign \$905  = \$898  ? \$901  : \$904 ;
+  assign \$906  = ~ add_q_0_total[23];
+  assign \$907  = ~ add_q_0_total[22];
+  assign \$908  = \$906  & \$907 ;
+  assign \$909  = ~ add_q_0_total[27];
+  assign \$910  = ~ add_q_0_total[26];
+  assign \$911  = \$909  & \$910 ;
+  assign \$912  = ~ add_q_0_total[25];
+  assign \$914  = ~ add_q_0_total[25];
+  assign \$915  = ~ add_q_0_total[27];
+  assign \$917  = ~ add_q_0_total[27];
+  assign \$918  = \$911  ? \$914  : \$917 ;
+  assign \$919  = ~ add_q_0_total[27];
+  assign \$920  = ~ add_q_0_total[26];
+  assign \$921  = \$919  & \$920 ;
+  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
+  assign \$923  = ~ add_q_0_total[27];
+  assign \$924  = ~ add_q_0_total[26];
+  assign \$925  = \$923  & \$924 ;
+  assign \$926  = ~ add_q_0_total[25];
+  assign \$927  = ~ add_q_0_total[24];
+  assign \$928  = \$926  & \$927 ;
+  assign \$929  = \$925  & \$928 ;
+  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
+  assign \$931  = ~ add_q_0_total[27];
+  assign \$932  = ~ add_q_0_total[26];
+  assign \$933  = \$931  & \$932 ;
+  assign \$934  = ~ add_q_0_total[25];
+  assign \$935  = ~ add_q_0_total[24];
+  assign \$936  = \$934  & \$935 ;
+  assign \$937  = \$933  & \$936 ;
+  assign \$938  = ~ add_q_0_total[23];
+  assign \$939  = ~ add_q_0_total[22];
+  assign \$940  = \$938  & \$939 ;
+  assign \$941  = ~ add_q_0_total[21];
+  assign \$942  = ~ add_q_0_total[20];
+  assign \$943  = \$941  & \$942 ;
+  assign \$944  = \$940  & \$943 ;
+  assign \$945  = \$937  & \$944 ;
+  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
+  assign \$947  = ~ add_q_0_total[27];
+  assign \$948  = ~ add_q_0_total[26];
+  assign \$949  = \$947  & \$948 ;
+  assign \$950  = ~ add_q_0_total[25];
+  assign \$951  = ~ add_q_0_total[24];
+  assign \$952  = \$950  & \$951 ;
+  assign \$953  = \$949  & \$952 ;
+  assign \$954  = ~ add_q_0_total[23];
+  assign \$955  = ~ add_q_0_total[22];
+  assign \$956  = \$954  & \$955 ;
+  assign \$957  = ~ add_q_0_total[21];
+  assign \$958  = ~ add_q_0_total[20];
+  assign \$959  = \$957  & \$958 ;
+  assign \$960  = \$956  & \$959 ;
+  assign \$961  = \$953  & \$960 ;
+  assign \$962  = ~ add_q_0_total[19];
+  assign \$963  = ~ add_q_0_total[18];
+  assign \$964  = \$962  & \$963 ;
+  assign \$965  = ~ add_q_0_total[17];
+  assign \$966  = ~ add_q_0_total[16];
+  assign \$967  = \$965  & \$966 ;
+  assign \$968  = \$964  & \$967 ;
+  assign \$969  = ~ add_q_0_total[15];
+  assign \$970  = ~ add_q_0_total[14];
+  assign \$971  = \$969  & \$970 ;
+  assign \$972  = ~ add_q_0_total[13];
+  assign \$973  = ~ add_q_0_total[12];
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = \$971  & \$974 ;
+  assign \$976  = \$968  & \$975 ;
+  assign \$977  = \$961  & \$976 ;
+  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
+  assign \$980  = ~ normalize_q_1_0[11];
+  assign \$981  = | normalize_q_1_0;
+  assign \$982  = \$980  & \$981 ;
+  assign \$983  = | normalize_q_1_0[11:6];
+  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$985  = \$982  ? \$984  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
+  assign \$986  = ~ normalize_q_1_1[11];
+  assign \$987  = | normalize_q_1_1;
+  assign \$988  = \$986  & \$987 ;
+  assign \$989  = | normalize_q_1_1[11:5];
+  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$991  = \$988  ? \$990  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
+  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$994  = round_q_0_0_count + round_q_0_0_up;
+  assign \$995  = \$993  + \$994 ;
+  assign \$996  = \$995  > 15'h7bff;
+  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$999  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1000  = \$998  + \$999 ;
+  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
+  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
+  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
+  assign \$1006  = ~ round_q_0_0_inf;
+  assign \$1007  = ~ round_q_0_0_zero;
+  assign \$1008  = \$1006  & \$1007 ;
+  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1012  = \$1010  + \$1011 ;
+  assign \$1013  = \$1012  > 15'h7bff;
+  assign \$1014  = \$1008  & \$1013 ;
+  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1021  = \$1019  + \$1020 ;
+  assign \$1022  = \$1021  > 15'h7f7f;
+  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1026  = \$1024  + \$1025 ;
+  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
+  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
+  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
+  assign \$1032  = ~ round_q_0_1_inf;
+  assign \$1033  = ~ round_q_0_1_zero;
+  assign \$1034  = \$1032  & \$1033 ;
+  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1038  = \$1036  + \$1037 ;
+  assign \$1039  = \$1038  > 15'h7f7f;
+  assign \$1040  = \$1034  & \$1039 ;
+  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$1044  = p_0 ? p_3_sign : 1'h1;
+  assign \$1045  = ~ p_0;
+  assign \$1046  = p_3_zero | \$1045 ;
+  assign \$1047  = p_3_inf & p_0;
+  assign \$1048  = p_3_nan & p_0;
+  assign \$1049  = ~ fresh;
+  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
+  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$1056  = \$1054  | \$1055 ;
+  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$1058  = - $signed(add_exp_diff);
+  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
+  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
+  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1067  = \$1065  & \$1066 ;
+  assign \$1068  = \$1064  | \$1067 ;
+  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1071  = ~ \$1070 ;
+  assign \$1072  = \$1069  & \$1071 ;
+  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1075  = \$1073  & \$1074 ;
+  assign \$1076  = ~ \$1075 ;
+  assign \$1077  = \$1072  & \$1076 ;
+  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$1081  = | add_small_wide[25:0];
+  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$1084  = ! add_q_0_total[27:1];
+  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
+  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
+  assign \$1088  = ! add_q_0_total[27:1];
+  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
+  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1092  = ~ normalize_q_1_0[11];
+  assign \$1093  = | normalize_q_1_0;
+  assign \$1094  = \$1092  & \$1093 ;
+  assign \$1095  = ~ normalize_q_1_0[11];
+  assign \$1096  = | normalize_q_1_0;
+  assign \$1097  = \$1095  & \$1096 ;
+  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
+  assign \$1101  = ~ normalize_q_1_1[11];
+  assign \$1102  = | normalize_q_1_1;
+  assign \$1103  = \$1101  & \$1102 ;
+  assign \$1104  = ~ normalize_q_1_1[11];
+  assign \$1105  = | normalize_q_1_1;
+  assign \$1106  = \$1104  & \$1105 ;
+  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
+  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$1111  = | place_q_0_1_kept[19:0];
+  assign \$1112  = | place_q_0_1_below;
+  assign \$1113  = \$1112  | place_q_0_1_sticky;
+  assign \$1114  = \$1111  | \$1113 ;
+  assign \$1115  = \$1114  | place_q_0_1_kept[21];
+  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
+  assign \$1117  = round_q_1_0 & round_q_1_1;
+  assign \$1118  = ~ round_q_1_2;
+  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  always @(posedge clk)
+    p_0 <= \$1120 ;
+  always @(posedge clk)
+    p_1 <= \$1121 ;
+  always @(posedge clk)
+    p_2 <= \$1122 ;
+  always @(posedge clk)
+    p_3_sign <= \$1123 ;
+  always @(posedge clk)
+    p_3_zero <= \$1124 ;
+  always @(posedge clk)
+    p_3_inf <= \$1125 ;
+  always @(posedge clk)
+    p_3_nan <= \$1126 ;
+  always @(posedge clk)
+    p_3_exp <= \$1127 ;
+  always @(posedge clk)
+    p_3_sig <= \$1128 ;
+  always @(posedge clk)
+    p_4 <= \$1129 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$1130 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$1131 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$1132 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$1133 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$1134 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$1135 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$1136 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$1137 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$1138 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$1139 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$1140 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$1141 ;
+  always @(posedge clk)
+    unpack_q_2_0 <= \$1142 ;
+  always @(posedge clk)
+    unpack_q_2_1 <= \$1143 ;
+  always @(posedge clk)
+    unpack_q_2_2 <= \$1144 ;
+  always @(posedge clk)
+    unpack_q_2_3 <= \$1145 ;
+  always @(posedge clk)
+    unpack_q_2_4 <= \$1146 ;
+  always @(posedge clk)
+    order_q_0_big_sig <= \$1147 ;
+  always @(posedge clk)
+    order_q_0_small_sig <= \$1148 ;
+  always @(posedge clk)
+    order_q_0_shift <= \$1149 ;
+  always @(posedge clk)
+    order_q_0_subtract <= \$1150 ;
+  always @(posedge clk)
+    order_q_0_flags_big_exp <= \$1151 ;
+  always @(posedge clk)
+    order_q_0_flags_big_sign <= \$1152 ;
+  always @(posedge clk)
+    order_q_0_flags_nan <= \$1153 ;
+  always @(posedge clk)
+    order_q_0_flags_inf <= \$1154 ;
+  always @(posedge clk)
+    order_q_0_flags_inf_sign <= \$1155 ;
+  always @(posedge clk)
+    order_q_0_flags_both_zero <= \$1156 ;
+  always @(posedge clk)
+    order_q_0_flags_zero_sign <= \$1157 ;
+  always @(posedge clk)
+    order_q_1_0 <= \$1158 ;
+  always @(posedge clk)
+    order_q_1_1 <= \$1159 ;
+  always @(posedge clk)
+    order_q_1_2 <= \$1160 ;
+  always @(posedge clk)
+    order_q_1_3 <= \$1161 ;
+  always @(posedge clk)
+    order_q_1_4 <= \$1162 ;
+  always @(posedge clk)
+    align_q_0_big <= \$1163 ;
+  always @(posedge clk)
+    align_q_0_small <= \$1164 ;
+  always @(posedge clk)
+    align_q_0_subtract <= \$1165 ;
+  always @(posedge clk)
+    align_q_0_flags_big_exp <= \$1166 ;
+  always @(posedge clk)
+    align_q_0_flags_big_sign <= \$1167 ;
+  always @(posedge clk)
+    align_q_0_flags_nan <= \$1168 ;
+  always @(posedge clk)
+    align_q_0_flags_inf <= \$1169 ;
+  always @(posedge clk)
+    align_q_0_flags_inf_sign <= \$1170 ;
+  always @(posedge clk)
+    align_q_0_flags_both_zero <= \$1171 ;
+  always @(posedge clk)
+    align_q_0_flags_zero_sign <= \$1172 ;
+  always @(posedge clk)
+    align_q_1_0 <= \$1173 ;
+  always @(posedge clk)
+    align_q_1_1 <= \$1174 ;
+  always @(posedge clk)
+    align_q_1_2 <= \$1175 ;
+  always @(posedge clk)
+    align_q_1_3 <= \$1176 ;
+  always @(posedge clk)
+    align_q_1_4 <= \$1177 ;
+  always @(posedge clk)
+    add_q_0_total <= \$1178 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$1179 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$1180 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$1181 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$1182 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$1183 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$1184 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$1185 ;
+  always @(posedge clk)
+    add_q_1_0 <= \$1186 ;
+  always @(posedge clk)
+    add_q_1_1 <= \$1187 ;
+  always @(posedge clk)
+    add_q_2_0 <= \$1188 ;
+  always @(posedge clk)
+    add_q_2_1 <= \$1189 ;
+  always @(posedge clk)
+    add_q_2_2 <= \$1190 ;
+  always @(posedge clk)
+    add_q_2_3 <= \$1191 ;
+  always @(posedge clk)
+    add_q_2_4 <= \$1192 ;
+  always @(posedge clk)
+    normalize_q_0_0_sign <= \$1193 ;
+  always @(posedge clk)
+    normalize_q_0_0_zero <= \$1194 ;
+  always @(posedge clk)
+    normalize_q_0_0_inf <= \$1195 ;
+  always @(posedge clk)
+    normalize_q_0_0_nan <= \$1196 ;
+  always @(posedge clk)
+    normalize_q_0_0_exp <= \$1197 ;
+  always @(posedge clk)
+    normalize_q_0_0_sig <= \$1198 ;
+  always @(posedge clk)
+    normalize_q_0_1 <= \$1199 ;
+  always @(posedge clk)
+    normalize_q_1_0 <= \$1200 ;
+  always @(posedge clk)
+    normalize_q_1_1 <= \$1201 ;
+  always @(posedge clk)
+    normalize_q_2_0 <= \$1202 ;
+  always @(posedge clk)
+    normalize_q_2_1 <= \$1203 ;
+  always @(posedge clk)
+    normalize_q_2_2 <= \$1204 ;
+  always @(posedge clk)
+    normalize_q_2_3 <= \$1205 ;
+  always @(posedge clk)
+    normalize_q_2_4 <= \$1206 ;
+  always @(posedge clk)
+    place_q_0_0_kept <= \$1207 ;
+  always @(posedge clk)
+    place_q_0_0_below <= \$1208 ;
+  always @(posedge clk)
+    place_q_0_0_sticky <= \$1209 ;
+  always @(posedge clk)
+    place_q_0_0_small <= \$1210 ;
+  always @(posedge clk)
+    place_q_0_0_e_eff <= \$1211 ;
+  always @(posedge clk)
+    place_q_0_0_sign <= \$1212 ;
+  always @(posedge clk)
+    place_q_0_0_zero <= \$1213 ;
+  always @(posedge clk)
+    place_q_0_0_inf <= \$1214 ;
+  always @(posedge clk)
+    place_q_0_0_nan <= \$1215 ;
+  always @(posedge clk)
+    place_q_0_1_kept <= \$1216 ;
+  always @(posedge clk)
+    place_q_0_1_below <= \$1217 ;
+  always @(posedge clk)
+    place_q_0_1_sticky <= \$1218 ;
+  always @(posedge clk)
+    place_q_0_1_small <= \$1219 ;
+  always @(posedge clk)
+    place_q_0_1_e_eff <= \$1220 ;
+  always @(posedge clk)
+    place_q_0_1_sign <= \$1221 ;
+  always @(posedge clk)
+    place_q_0_1_zero <= \$1222 ;
+  always @(posedge clk)
+    place_q_0_1_inf <= \$1223 ;
+  always @(posedge clk)
+    place_q_0_1_nan <= \$1224 ;
+  always @(posedge clk)
+    place_q_1_0 <= \$1225 ;
+  always @(posedge clk)
+    place_q_1_1 <= \$1226 ;
+  always @(posedge clk)
+    place_q_1_2 <= \$1227 ;
+  always @(posedge clk)
+    place_q_1_3 <= \$1228 ;
+  always @(posedge clk)
+    place_q_1_4 <= \$1229 ;
+  always @(posedge clk)
+    round_q_0_0_count <= \$1230 ;
+  always @(posedge clk)
+    round_q_0_0_up <= \$1231 ;
+  always @(posedge clk)
+    round_q_0_0_small <= \$1232 ;
+  always @(posedge clk)
+    round_q_0_0_e_eff <= \$1233 ;
+  always @(posedge clk)
+    round_q_0_0_sign <= \$1234 ;
+  always @(posedge clk)
+    round_q_0_0_zero <= \$1235 ;
+  always @(posedge clk)
+    round_q_0_0_inf <= \$1236 ;
+  always @(posedge clk)
+    round_q_0_0_nan <= \$1237 ;
+  always @(posedge clk)
+    round_q_0_1_count <= \$1238 ;
+  always @(posedge clk)
+    round_q_0_1_up <= \$1239 ;
+  always @(posedge clk)
+    round_q_0_1_small <= \$1240 ;
+  always @(posedge clk)
+    round_q_0_1_e_eff <= \$1241 ;
+  always @(posedge clk)
+    round_q_0_1_sign <= \$1242 ;
+  always @(posedge clk)
+    round_q_0_1_zero <= \$1243 ;
+  always @(posedge clk)
+    round_q_0_1_inf <= \$1244 ;
+  always @(posedge clk)
+    round_q_0_1_nan <= \$1245 ;
+  always @(posedge clk)
+    round_q_1_0 <= \$1246 ;
+  always @(posedge clk)
+    round_q_1_1 <= \$1247 ;
+  always @(posedge clk)
+    round_q_1_2 <= \$1248 ;
+  always @(posedge clk)
+    round_q_1_3 <= \$1249 ;
+  always @(posedge clk)
+    round_q_1_4 <= \$1250 ;
+  always @(posedge clk)
+    acc <= \$1251 ;
+  always @(posedge clk)
+    done <= \$1252 ;
+  always @(posedge clk)
+    fresh <= \$1253 ;
+  always @(posedge clk)
+    acc_mode <= \$1254 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$632$0 (\$673 ),
-    .\port$634$0 (\$674 ),
-    .\port$636$0 (\$675 ),
-    .\port$638$0 (\$676 ),
-    .\port$640$0 (\$677 ),
-    .\port$642$0 (\$678 ),
-    .\port$644$0 (\$679 ),
-    .\port$646$0 (\$680 ),
+    .\port$1214$0 (\$1255 ),
+    .\port$1216$0 (\$1256 ),
+    .\port$1218$0 (\$1257 ),
+    .\port$1220$0 (\$1258 ),
+    .\port$1222$0 (\$1259 ),
+    .\port$1224$0 (\$1260 ),
+    .\port$1226$0 (\$1261 ),
+    .\port$1228$0 (\$1262 ),
     .rst(rst)
   );
   always @* begin
@@ -2279,11 +3289,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h1:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h2:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -2496,28 +3506,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$375 ;
+      sum_fp16_sr8_mag = \$1003 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$389 ;
+      sum_fp16_sr8 = \$1017 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$401 ;
+      sum_bf16_rne_mag = \$1029 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$415 ;
+      sum_bf16_rne = \$1043 ;
     end
   end
   always @* begin
@@ -2539,1356 +3549,1356 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$538  = p_0;
+    \$1120  = p_0;
     if (\en$1 ) begin
-      \$538  = valid;
+      \$1120  = valid;
     end
     if (rst) begin
-      \$538  = 1'h0;
+      \$1120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$539  = p_1;
+    \$1121  = p_1;
     if (\en$1 ) begin
-      \$539  = last;
+      \$1121  = last;
     end
     if (rst) begin
-      \$539  = 1'h0;
+      \$1121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$540  = p_2;
+    \$1122  = p_2;
     if (\en$1 ) begin
-      \$540  = choice;
+      \$1122  = choice;
     end
     if (rst) begin
-      \$540  = 2'h0;
+      \$1122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$541  = p_3_sign;
+    \$1123  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = term_sign;
+      \$1123  = term_sign;
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$1123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$542  = p_3_zero;
+    \$1124  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = term_zero;
+      \$1124  = term_zero;
     end
     if (rst) begin
-      \$542  = 1'h0;
+      \$1124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$543  = p_3_inf;
+    \$1125  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = term_inf;
+      \$1125  = term_inf;
     end
     if (rst) begin
-      \$543  = 1'h0;
+      \$1125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$544  = p_3_nan;
+    \$1126  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = term_nan;
+      \$1126  = term_nan;
     end
     if (rst) begin
-      \$544  = 1'h0;
+      \$1126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$545  = p_3_exp;
+    \$1127  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = term_exp;
+      \$1127  = term_exp;
     end
     if (rst) begin
-      \$545  = 10'h000;
+      \$1127  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$546  = p_3_sig;
+    \$1128  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = term_sig;
+      \$1128  = term_sig;
     end
     if (rst) begin
-      \$546  = 16'h0000;
+      \$1128  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$547  = p_4;
+    \$1129  = p_4;
     if (\en$1 ) begin
-      \$547  = rand_sum;
+      \$1129  = rand_sum;
     end
     if (rst) begin
-      \$547  = 8'h00;
+      \$1129  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$548  = unpack_q_0_sign;
+    \$1130  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = base_sign;
+      \$1130  = base_sign;
     end
     if (rst) begin
-      \$548  = 1'h0;
+      \$1130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$549  = unpack_q_0_zero;
+    \$1131  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = base_zero;
+      \$1131  = base_zero;
     end
     if (rst) begin
-      \$549  = 1'h0;
+      \$1131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$550  = unpack_q_0_inf;
+    \$1132  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = base_inf;
+      \$1132  = base_inf;
     end
     if (rst) begin
-      \$550  = 1'h0;
+      \$1132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$551  = unpack_q_0_nan;
+    \$1133  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = base_nan;
+      \$1133  = base_nan;
     end
     if (rst) begin
-      \$551  = 1'h0;
+      \$1133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$552  = unpack_q_0_exp;
+    \$1134  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = base_exp;
+      \$1134  = base_exp;
     end
     if (rst) begin
-      \$552  = 9'h000;
+      \$1134  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$553  = unpack_q_0_sig;
+    \$1135  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = base_sig;
+      \$1135  = base_sig;
     end
     if (rst) begin
-      \$553  = 11'h000;
+      \$1135  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$554  = unpack_q_1_sign;
+    \$1136  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = \$416 ;
+      \$1136  = \$1044 ;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$1136  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$555  = unpack_q_1_zero;
+    \$1137  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = \$418 ;
+      \$1137  = \$1046 ;
     end
     if (rst) begin
-      \$555  = 1'h0;
+      \$1137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$556  = unpack_q_1_inf;
+    \$1138  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$419 ;
+      \$1138  = \$1047 ;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$1138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$557  = unpack_q_1_nan;
+    \$1139  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$420 ;
+      \$1139  = \$1048 ;
     end
     if (rst) begin
-      \$557  = 1'h0;
+      \$1139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$558  = unpack_q_1_exp;
+    \$1140  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = p_3_exp;
+      \$1140  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 10'h000;
+      \$1140  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$559  = unpack_q_1_sig;
+    \$1141  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = p_3_sig;
+      \$1141  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 16'h0000;
+      \$1141  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$560  = unpack_q_2_0;
+    \$1142  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = p_0;
+      \$1142  = p_0;
     end
     if (rst) begin
-      \$560  = 1'h0;
+      \$1142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$561  = unpack_q_2_1;
+    \$1143  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = p_1;
+      \$1143  = p_1;
     end
     if (rst) begin
-      \$561  = 1'h0;
+      \$1143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$562  = unpack_q_2_2;
+    \$1144  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = \$421 ;
+      \$1144  = \$1049 ;
     end
     if (rst) begin
-      \$562  = 1'h0;
+      \$1144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$563  = unpack_q_2_3;
+    \$1145  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = p_4;
+      \$1145  = p_4;
     end
     if (rst) begin
-      \$563  = 8'h00;
+      \$1145  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$564  = unpack_q_2_4;
+    \$1146  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = step_mode;
+      \$1146  = step_mode;
     end
     if (rst) begin
-      \$564  = 2'h0;
+      \$1146  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$565  = order_q_0_big_sig;
+    \$1147  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = \$422 ;
+      \$1147  = \$1050 ;
     end
     if (rst) begin
-      \$565  = 16'h0000;
+      \$1147  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$566  = order_q_0_small_sig;
+    \$1148  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = \$425 ;
+      \$1148  = \$1053 ;
     end
     if (rst) begin
-      \$566  = 16'h0000;
+      \$1148  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$567  = order_q_0_shift;
+    \$1149  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = \$432 [4:0];
+      \$1149  = \$1060 [4:0];
     end
     if (rst) begin
-      \$567  = 5'h00;
+      \$1149  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$568  = order_q_0_subtract;
+    \$1150  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = \$433 ;
+      \$1150  = \$1061 ;
     end
     if (rst) begin
-      \$568  = 1'h0;
+      \$1150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$569  = order_q_0_flags_big_exp;
+    \$1151  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = \$434 ;
+      \$1151  = \$1062 ;
     end
     if (rst) begin
-      \$569  = 10'h000;
+      \$1151  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$570  = order_q_0_flags_big_sign;
+    \$1152  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = \$435 ;
+      \$1152  = \$1063 ;
     end
     if (rst) begin
-      \$570  = 1'h0;
+      \$1152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$571  = order_q_0_flags_nan;
+    \$1153  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$440 ;
+      \$1153  = \$1068 ;
     end
     if (rst) begin
-      \$571  = 1'h0;
+      \$1153  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$572  = order_q_0_flags_inf;
+    \$1154  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$449 ;
+      \$1154  = \$1077 ;
     end
     if (rst) begin
-      \$572  = 1'h0;
+      \$1154  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$573  = order_q_0_flags_inf_sign;
+    \$1155  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = \$450 ;
+      \$1155  = \$1078 ;
     end
     if (rst) begin
-      \$573  = 1'h0;
+      \$1155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$574  = order_q_0_flags_both_zero;
+    \$1156  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = \$451 ;
+      \$1156  = \$1079 ;
     end
     if (rst) begin
-      \$574  = 1'h0;
+      \$1156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$575  = order_q_0_flags_zero_sign;
+    \$1157  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = \$452 ;
+      \$1157  = \$1080 ;
     end
     if (rst) begin
-      \$575  = 1'h0;
+      \$1157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$576  = order_q_1_0;
+    \$1158  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = unpack_q_2_0;
+      \$1158  = unpack_q_2_0;
     end
     if (rst) begin
-      \$576  = 1'h0;
+      \$1158  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$577  = order_q_1_1;
+    \$1159  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = unpack_q_2_1;
+      \$1159  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 1'h0;
+      \$1159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$578  = order_q_1_2;
+    \$1160  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = unpack_q_2_2;
+      \$1160  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 1'h0;
+      \$1160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$579  = order_q_1_3;
+    \$1161  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = unpack_q_2_3;
+      \$1161  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 8'h00;
+      \$1161  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$580  = order_q_1_4;
+    \$1162  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = unpack_q_2_4;
+      \$1162  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 2'h0;
+      \$1162  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$581  = align_q_0_big;
+    \$1163  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
+      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 28'h0000000;
+      \$1163  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$582  = align_q_0_small;
+    \$1164  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
+      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
     end
     if (rst) begin
-      \$582  = 28'h0000000;
+      \$1164  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$583  = align_q_0_subtract;
+    \$1165  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = order_q_0_subtract;
+      \$1165  = order_q_0_subtract;
     end
     if (rst) begin
-      \$583  = 1'h0;
+      \$1165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$584  = align_q_0_flags_big_exp;
+    \$1166  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = order_q_0_flags_big_exp;
+      \$1166  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 10'h000;
+      \$1166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$585  = align_q_0_flags_big_sign;
+    \$1167  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = order_q_0_flags_big_sign;
+      \$1167  = order_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$585  = 1'h0;
+      \$1167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$586  = align_q_0_flags_nan;
+    \$1168  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = order_q_0_flags_nan;
+      \$1168  = order_q_0_flags_nan;
     end
     if (rst) begin
-      \$586  = 1'h0;
+      \$1168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$587  = align_q_0_flags_inf;
+    \$1169  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = order_q_0_flags_inf;
+      \$1169  = order_q_0_flags_inf;
     end
     if (rst) begin
-      \$587  = 1'h0;
+      \$1169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$588  = align_q_0_flags_inf_sign;
+    \$1170  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = order_q_0_flags_inf_sign;
+      \$1170  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$588  = 1'h0;
+      \$1170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$589  = align_q_0_flags_both_zero;
+    \$1171  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = order_q_0_flags_both_zero;
+      \$1171  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 1'h0;
+      \$1171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$590  = align_q_0_flags_zero_sign;
+    \$1172  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = order_q_0_flags_zero_sign;
+      \$1172  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 1'h0;
+      \$1172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$591  = align_q_1_0;
+    \$1173  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = order_q_1_0;
+      \$1173  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 1'h0;
+      \$1173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$592  = align_q_1_1;
+    \$1174  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = order_q_1_1;
+      \$1174  = order_q_1_1;
     end
     if (rst) begin
-      \$592  = 1'h0;
+      \$1174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$593  = align_q_1_2;
+    \$1175  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = order_q_1_2;
+      \$1175  = order_q_1_2;
     end
     if (rst) begin
-      \$593  = 1'h0;
+      \$1175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$594  = align_q_1_3;
+    \$1176  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = order_q_1_3;
+      \$1176  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 8'h00;
+      \$1176  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$595  = align_q_1_4;
+    \$1177  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = order_q_1_4;
+      \$1177  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 2'h0;
+      \$1177  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$596  = add_q_0_total;
+    \$1178  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = \$326 [27:0];
+      \$1178  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 28'h0000000;
+      \$1178  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$597  = add_q_0_flags_big_exp;
+    \$1179  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = align_q_0_flags_big_exp;
+      \$1179  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 10'h000;
+      \$1179  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$598  = add_q_0_flags_big_sign;
+    \$1180  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = align_q_0_flags_big_sign;
+      \$1180  = align_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$598  = 1'h0;
+      \$1180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$599  = add_q_0_flags_nan;
+    \$1181  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = align_q_0_flags_nan;
+      \$1181  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 1'h0;
+      \$1181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$600  = add_q_0_flags_inf;
+    \$1182  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = align_q_0_flags_inf;
+      \$1182  = align_q_0_flags_inf;
     end
     if (rst) begin
-      \$600  = 1'h0;
+      \$1182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$601  = add_q_0_flags_inf_sign;
+    \$1183  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = align_q_0_flags_inf_sign;
+      \$1183  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$601  = 1'h0;
+      \$1183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$602  = add_q_0_flags_both_zero;
+    \$1184  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = align_q_0_flags_both_zero;
+      \$1184  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 1'h0;
+      \$1184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$603  = add_q_0_flags_zero_sign;
+    \$1185  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = align_q_0_flags_zero_sign;
+      \$1185  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$603  = 1'h0;
+      \$1185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$604  = add_q_1_0;
+    \$1186  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = \$454 ;
+      \$1186  = \$1082 ;
     end
     if (rst) begin
-      \$604  = 11'h000;
+      \$1186  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$605  = add_q_1_1;
+    \$1187  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = \$455 ;
+      \$1187  = \$1083 ;
     end
     if (rst) begin
-      \$605  = 11'h000;
+      \$1187  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$606  = add_q_2_0;
+    \$1188  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = align_q_1_0;
+      \$1188  = align_q_1_0;
     end
     if (rst) begin
-      \$606  = 1'h0;
+      \$1188  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$607  = add_q_2_1;
+    \$1189  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = align_q_1_1;
+      \$1189  = align_q_1_1;
     end
     if (rst) begin
-      \$607  = 1'h0;
+      \$1189  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$608  = add_q_2_2;
+    \$1190  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = align_q_1_2;
+      \$1190  = align_q_1_2;
     end
     if (rst) begin
-      \$608  = 1'h0;
+      \$1190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$609  = add_q_2_3;
+    \$1191  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = align_q_1_3;
+      \$1191  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 8'h00;
+      \$1191  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$610  = add_q_2_4;
+    \$1192  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = align_q_1_4;
+      \$1192  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 2'h0;
+      \$1192  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$611  = normalize_q_0_0_sign;
+    \$1193  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = \$459 ;
+      \$1193  = \$1087 ;
     end
     if (rst) begin
-      \$611  = 1'h0;
+      \$1193  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$612  = normalize_q_0_0_zero;
+    \$1194  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = \$461 ;
+      \$1194  = \$1089 ;
     end
     if (rst) begin
-      \$612  = 1'h0;
+      \$1194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$613  = normalize_q_0_0_inf;
+    \$1195  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = add_q_0_flags_inf;
+      \$1195  = add_q_0_flags_inf;
     end
     if (rst) begin
-      \$613  = 1'h0;
+      \$1195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$614  = normalize_q_0_0_nan;
+    \$1196  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = add_q_0_flags_nan;
+      \$1196  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h0;
+      \$1196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$615  = normalize_q_0_0_exp;
+    \$1197  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = \$354 [9:0];
+      \$1197  = \$979 [9:0];
     end
     if (rst) begin
-      \$615  = 10'h000;
+      \$1197  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$616  = normalize_q_0_0_sig;
+    \$1198  = normalize_q_0_0_sig;
     if (\en$1 ) begin
-      \$616  = \$355 [26:0];
+      \$1198  = add_normalized;
     end
     if (rst) begin
-      \$616  = 27'h0000000;
+      \$1198  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$617  = normalize_q_0_1;
+    \$1199  = normalize_q_0_1;
     if (\en$1 ) begin
-      \$617  = add_q_0_total[0];
+      \$1199  = add_q_0_total[0];
     end
     if (rst) begin
-      \$617  = 1'h0;
+      \$1199  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$618  = normalize_q_1_0;
+    \$1200  = normalize_q_1_0;
     if (\en$1 ) begin
-      \$618  = \$489 ;
+      \$1200  = \$1090 ;
     end
     if (rst) begin
-      \$618  = 12'h000;
+      \$1200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$619  = normalize_q_1_1;
+    \$1201  = normalize_q_1_1;
     if (\en$1 ) begin
-      \$619  = \$517 ;
+      \$1201  = \$1091 ;
     end
     if (rst) begin
-      \$619  = 12'h000;
+      \$1201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$620  = normalize_q_2_0;
+    \$1202  = normalize_q_2_0;
     if (\en$1 ) begin
-      \$620  = add_q_2_0;
+      \$1202  = add_q_2_0;
     end
     if (rst) begin
-      \$620  = 1'h0;
+      \$1202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$621  = normalize_q_2_1;
+    \$1203  = normalize_q_2_1;
     if (\en$1 ) begin
-      \$621  = add_q_2_1;
+      \$1203  = add_q_2_1;
     end
     if (rst) begin
-      \$621  = 1'h0;
+      \$1203  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$622  = normalize_q_2_2;
+    \$1204  = normalize_q_2_2;
     if (\en$1 ) begin
-      \$622  = add_q_2_2;
+      \$1204  = add_q_2_2;
     end
     if (rst) begin
-      \$622  = 1'h0;
+      \$1204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$623  = normalize_q_2_3;
+    \$1205  = normalize_q_2_3;
     if (\en$1 ) begin
-      \$623  = add_q_2_3;
+      \$1205  = add_q_2_3;
     end
     if (rst) begin
-      \$623  = 8'h00;
+      \$1205  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$624  = normalize_q_2_4;
+    \$1206  = normalize_q_2_4;
     if (\en$1 ) begin
-      \$624  = add_q_2_4;
+      \$1206  = add_q_2_4;
     end
     if (rst) begin
-      \$624  = 2'h0;
+      \$1206  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$625  = place_q_0_0_kept;
+    \$1207  = place_q_0_0_kept;
     if (\en$1 ) begin
-      \$625  = sum_fp16_sr8_wide[71:36];
+      \$1207  = sum_fp16_sr8_wide[99:64];
     end
     if (rst) begin
-      \$625  = 36'h000000000;
+      \$1207  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$626  = place_q_0_0_below;
+    \$1208  = place_q_0_0_below;
     if (\en$1 ) begin
-      \$626  = sum_fp16_sr8_wide[35:0];
+      \$1208  = sum_fp16_sr8_wide[63:0];
     end
     if (rst) begin
-      \$626  = 36'h000000000;
+      \$1208  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$627  = place_q_0_0_sticky;
+    \$1209  = place_q_0_0_sticky;
     if (\en$1 ) begin
-      \$627  = normalize_q_0_1;
+      \$1209  = normalize_q_0_1;
     end
     if (rst) begin
-      \$627  = 1'h0;
+      \$1209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$628  = place_q_0_0_small;
+    \$1210  = place_q_0_0_small;
     if (\en$1 ) begin
-      \$628  = \$518 ;
+      \$1210  = \$1094 ;
     end
     if (rst) begin
-      \$628  = 1'h0;
+      \$1210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$629  = place_q_0_0_e_eff;
+    \$1211  = place_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$629  = \$522 ;
+      \$1211  = \$1100 ;
     end
     if (rst) begin
-      \$629  = 10'h000;
+      \$1211  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$630  = place_q_0_0_sign;
+    \$1212  = place_q_0_0_sign;
     if (\en$1 ) begin
-      \$630  = normalize_q_0_0_sign;
+      \$1212  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$630  = 1'h0;
+      \$1212  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$631  = place_q_0_0_zero;
+    \$1213  = place_q_0_0_zero;
     if (\en$1 ) begin
-      \$631  = normalize_q_0_0_zero;
+      \$1213  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$631  = 1'h0;
+      \$1213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$632  = place_q_0_0_inf;
+    \$1214  = place_q_0_0_inf;
     if (\en$1 ) begin
-      \$632  = normalize_q_0_0_inf;
+      \$1214  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$632  = 1'h0;
+      \$1214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$633  = place_q_0_0_nan;
+    \$1215  = place_q_0_0_nan;
     if (\en$1 ) begin
-      \$633  = normalize_q_0_0_nan;
+      \$1215  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$633  = 1'h0;
+      \$1215  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$634  = place_q_0_1_kept;
+    \$1216  = place_q_0_1_kept;
     if (\en$1 ) begin
-      \$634  = sum_bf16_rne_wide[57:29];
+      \$1216  = sum_bf16_rne_wide[60:32];
     end
     if (rst) begin
-      \$634  = 29'h00000000;
+      \$1216  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$635  = place_q_0_1_below;
+    \$1217  = place_q_0_1_below;
     if (\en$1 ) begin
-      \$635  = sum_bf16_rne_wide[28:0];
+      \$1217  = sum_bf16_rne_wide[31:0];
     end
     if (rst) begin
-      \$635  = 29'h00000000;
+      \$1217  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$636  = place_q_0_1_sticky;
+    \$1218  = place_q_0_1_sticky;
     if (\en$1 ) begin
-      \$636  = normalize_q_0_1;
+      \$1218  = normalize_q_0_1;
     end
     if (rst) begin
-      \$636  = 1'h0;
+      \$1218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$637  = place_q_0_1_small;
+    \$1219  = place_q_0_1_small;
     if (\en$1 ) begin
-      \$637  = \$523 ;
+      \$1219  = \$1103 ;
     end
     if (rst) begin
-      \$637  = 1'h0;
+      \$1219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$638  = place_q_0_1_e_eff;
+    \$1220  = place_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$638  = \$527 ;
+      \$1220  = \$1109 ;
     end
     if (rst) begin
-      \$638  = 10'h000;
+      \$1220  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$639  = place_q_0_1_sign;
+    \$1221  = place_q_0_1_sign;
     if (\en$1 ) begin
-      \$639  = normalize_q_0_0_sign;
+      \$1221  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$639  = 1'h0;
+      \$1221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$640  = place_q_0_1_zero;
+    \$1222  = place_q_0_1_zero;
     if (\en$1 ) begin
-      \$640  = normalize_q_0_0_zero;
+      \$1222  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$640  = 1'h0;
+      \$1222  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$641  = place_q_0_1_inf;
+    \$1223  = place_q_0_1_inf;
     if (\en$1 ) begin
-      \$641  = normalize_q_0_0_inf;
+      \$1223  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$641  = 1'h0;
+      \$1223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$642  = place_q_0_1_nan;
+    \$1224  = place_q_0_1_nan;
     if (\en$1 ) begin
-      \$642  = normalize_q_0_0_nan;
+      \$1224  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$642  = 1'h0;
+      \$1224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$643  = place_q_1_0;
+    \$1225  = place_q_1_0;
     if (\en$1 ) begin
-      \$643  = normalize_q_2_0;
+      \$1225  = normalize_q_2_0;
     end
     if (rst) begin
-      \$643  = 1'h0;
+      \$1225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$644  = place_q_1_1;
+    \$1226  = place_q_1_1;
     if (\en$1 ) begin
-      \$644  = normalize_q_2_1;
+      \$1226  = normalize_q_2_1;
     end
     if (rst) begin
-      \$644  = 1'h0;
+      \$1226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$645  = place_q_1_2;
+    \$1227  = place_q_1_2;
     if (\en$1 ) begin
-      \$645  = normalize_q_2_2;
+      \$1227  = normalize_q_2_2;
     end
     if (rst) begin
-      \$645  = 1'h0;
+      \$1227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$646  = place_q_1_3;
+    \$1228  = place_q_1_3;
     if (\en$1 ) begin
-      \$646  = normalize_q_2_3;
+      \$1228  = normalize_q_2_3;
     end
     if (rst) begin
-      \$646  = 8'h00;
+      \$1228  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$647  = place_q_1_4;
+    \$1229  = place_q_1_4;
     if (\en$1 ) begin
-      \$647  = normalize_q_2_4;
+      \$1229  = normalize_q_2_4;
     end
     if (rst) begin
-      \$647  = 2'h0;
+      \$1229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$648  = round_q_0_0_count;
+    \$1230  = round_q_0_0_count;
     if (\en$1 ) begin
-      \$648  = place_q_0_0_kept[35:25];
+      \$1230  = place_q_0_0_kept[35:25];
     end
     if (rst) begin
-      \$648  = 11'h000;
+      \$1230  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$649  = round_q_0_0_up;
+    \$1231  = round_q_0_0_up;
     if (\en$1 ) begin
-      \$649  = \$528 [8];
+      \$1231  = \$1110 [8];
     end
     if (rst) begin
-      \$649  = 1'h0;
+      \$1231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$650  = round_q_0_0_small;
+    \$1232  = round_q_0_0_small;
     if (\en$1 ) begin
-      \$650  = place_q_0_0_small;
+      \$1232  = place_q_0_0_small;
     end
     if (rst) begin
-      \$650  = 1'h0;
+      \$1232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$651  = round_q_0_0_e_eff;
+    \$1233  = round_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$651  = place_q_0_0_e_eff;
+      \$1233  = place_q_0_0_e_eff;
     end
     if (rst) begin
-      \$651  = 10'h000;
+      \$1233  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$652  = round_q_0_0_sign;
+    \$1234  = round_q_0_0_sign;
     if (\en$1 ) begin
-      \$652  = place_q_0_0_sign;
+      \$1234  = place_q_0_0_sign;
     end
     if (rst) begin
-      \$652  = 1'h0;
+      \$1234  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$653  = round_q_0_0_zero;
+    \$1235  = round_q_0_0_zero;
     if (\en$1 ) begin
-      \$653  = place_q_0_0_zero;
+      \$1235  = place_q_0_0_zero;
     end
     if (rst) begin
-      \$653  = 1'h0;
+      \$1235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$654  = round_q_0_0_inf;
+    \$1236  = round_q_0_0_inf;
     if (\en$1 ) begin
-      \$654  = place_q_0_0_inf;
+      \$1236  = place_q_0_0_inf;
     end
     if (rst) begin
-      \$654  = 1'h0;
+      \$1236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$655  = round_q_0_0_nan;
+    \$1237  = round_q_0_0_nan;
     if (\en$1 ) begin
-      \$655  = place_q_0_0_nan;
+      \$1237  = place_q_0_0_nan;
     end
     if (rst) begin
-      \$655  = 1'h0;
+      \$1237  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$656  = round_q_0_1_count;
+    \$1238  = round_q_0_1_count;
     if (\en$1 ) begin
-      \$656  = place_q_0_1_kept[28:21];
+      \$1238  = place_q_0_1_kept[28:21];
     end
     if (rst) begin
-      \$656  = 8'h00;
+      \$1238  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$657  = round_q_0_1_up;
+    \$1239  = round_q_0_1_up;
     if (\en$1 ) begin
-      \$657  = \$534 ;
+      \$1239  = \$1116 ;
     end
     if (rst) begin
-      \$657  = 1'h0;
+      \$1239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$658  = round_q_0_1_small;
+    \$1240  = round_q_0_1_small;
     if (\en$1 ) begin
-      \$658  = place_q_0_1_small;
+      \$1240  = place_q_0_1_small;
     end
     if (rst) begin
-      \$658  = 1'h0;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$659  = round_q_0_1_e_eff;
+    \$1241  = round_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$659  = place_q_0_1_e_eff;
+      \$1241  = place_q_0_1_e_eff;
     end
     if (rst) begin
-      \$659  = 10'h000;
+      \$1241  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$660  = round_q_0_1_sign;
+    \$1242  = round_q_0_1_sign;
     if (\en$1 ) begin
-      \$660  = place_q_0_1_sign;
+      \$1242  = place_q_0_1_sign;
     end
     if (rst) begin
-      \$660  = 1'h0;
+      \$1242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$661  = round_q_0_1_zero;
+    \$1243  = round_q_0_1_zero;
     if (\en$1 ) begin
-      \$661  = place_q_0_1_zero;
+      \$1243  = place_q_0_1_zero;
     end
     if (rst) begin
-      \$661  = 1'h0;
+      \$1243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$662  = round_q_0_1_inf;
+    \$1244  = round_q_0_1_inf;
     if (\en$1 ) begin
-      \$662  = place_q_0_1_inf;
+      \$1244  = place_q_0_1_inf;
     end
     if (rst) begin
-      \$662  = 1'h0;
+      \$1244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$663  = round_q_0_1_nan;
+    \$1245  = round_q_0_1_nan;
     if (\en$1 ) begin
-      \$663  = place_q_0_1_nan;
+      \$1245  = place_q_0_1_nan;
     end
     if (rst) begin
-      \$663  = 1'h0;
+      \$1245  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$664  = round_q_1_0;
+    \$1246  = round_q_1_0;
     if (\en$1 ) begin
-      \$664  = place_q_1_0;
+      \$1246  = place_q_1_0;
     end
     if (rst) begin
-      \$664  = 1'h0;
+      \$1246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$665  = round_q_1_1;
+    \$1247  = round_q_1_1;
     if (\en$1 ) begin
-      \$665  = place_q_1_1;
+      \$1247  = place_q_1_1;
     end
     if (rst) begin
-      \$665  = 1'h0;
+      \$1247  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$666  = round_q_1_2;
+    \$1248  = round_q_1_2;
     if (\en$1 ) begin
-      \$666  = place_q_1_2;
+      \$1248  = place_q_1_2;
     end
     if (rst) begin
-      \$666  = 1'h0;
+      \$1248  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$667  = round_q_1_3;
+    \$1249  = round_q_1_3;
     if (\en$1 ) begin
-      \$667  = place_q_1_3;
+      \$1249  = place_q_1_3;
     end
     if (rst) begin
-      \$667  = 8'h00;
+      \$1249  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$668  = round_q_1_4;
+    \$1250  = round_q_1_4;
     if (\en$1 ) begin
-      \$668  = place_q_1_4;
+      \$1250  = place_q_1_4;
     end
     if (rst) begin
-      \$668  = 2'h0;
+      \$1250  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$669  = acc;
+    \$1251  = acc;
     if (\en$1 ) begin
-      \$669  = sum_code;
+      \$1251  = sum_code;
     end
     if (rst) begin
-      \$669  = 16'h0000;
+      \$1251  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$670  = done;
+    \$1252  = done;
     if (\en$1 ) begin
-      \$670  = \$535 ;
+      \$1252  = \$1117 ;
     end
     if (rst) begin
-      \$670  = 1'h0;
+      \$1252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$671  = fresh;
+    \$1253  = fresh;
     if (\en$1 ) begin
-      \$671  = \$537 ;
+      \$1253  = \$1119 ;
     end
     if (rst) begin
-      \$671  = 1'h1;
+      \$1253  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$672  = acc_mode;
+    \$1254  = acc_mode;
     if (\en$1 ) begin
-      \$672  = round_q_1_4;
+      \$1254  = round_q_1_4;
     end
     if (rst) begin
-      \$672  = 2'h0;
+      \$1254  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -3900,8 +4910,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign base_fp16_exp = \$191 [5:0];
   assign base_bf16_exp = \$253 [8:0];
   assign add_total = \$326 [27:0];
-  assign add_exp = \$354 [9:0];
-  assign add_sig = \$355 [26:0];
+  assign add_lz = { \$977 , \$946  };
+  assign add_exp = \$979 [9:0];
+  assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -3956,24 +4967,163 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
-  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
-  assign \$376  = 1'h0;
-  assign \$377  = round_q_0_0_nan;
-  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
-  assign \$387  = 1'h0;
-  assign \$388  = round_q_0_0_nan;
-  assign \$391  = { \$390 [7:0], 7'h00 };
-  assign \$396  = { \$395 [7:0], 7'h00 };
-  assign \$402  = 1'h0;
-  assign \$403  = round_q_0_1_nan;
-  assign \$408  = { \$407 [7:0], 7'h00 };
-  assign \$413  = 1'h0;
-  assign \$414  = round_q_0_1_nan;
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$334  = { 7'h00, \$333 , 8'h00 };
+  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$347  = { 7'h00, \$346 , 8'h00 };
+  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 3'h0, \$351 , 4'h0 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 7'h00, \$359 , 8'h00 };
+  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$374  = { 7'h00, \$373 , 8'h00 };
+  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$387  = { 7'h00, \$386 , 8'h00 };
+  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$400  = { 7'h00, \$399 , 8'h00 };
+  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 7'h00, \$413 , 8'h00 };
+  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$427  = { 7'h00, \$426 , 8'h00 };
+  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$440  = { 7'h00, \$439 , 8'h00 };
+  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$455  = { 7'h00, \$454 , 8'h00 };
+  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$468  = { 7'h00, \$467 , 8'h00 };
+  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 3'h0, \$472 , 4'h0 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$481  = { 7'h00, \$480 , 8'h00 };
+  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$495  = { 7'h00, \$494 , 8'h00 };
+  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$508  = { 7'h00, \$507 , 8'h00 };
+  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$521  = { 7'h00, \$520 , 8'h00 };
+  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 7'h00, \$534 , 8'h00 };
+  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$548  = { 7'h00, \$547 , 8'h00 };
+  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$561  = { 7'h00, \$560 , 8'h00 };
+  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { \$567 , 1'h0 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$576  = { 7'h00, \$575 , 8'h00 };
+  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$589  = { 7'h00, \$588 , 8'h00 };
+  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 3'h0, \$593 , 4'h0 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$602  = { 7'h00, \$601 , 8'h00 };
+  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$616  = { 7'h00, \$615 , 8'h00 };
+  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$629  = { 7'h00, \$628 , 8'h00 };
+  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 3'h0, \$633 , 4'h0 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$642  = { 7'h00, \$641 , 8'h00 };
+  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$648  = { 1'h0, \$647 , 2'h0 };
+  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$656  = { 7'h00, \$655 , 8'h00 };
+  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$669  = { 7'h00, \$668 , 8'h00 };
+  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$674  = { 3'h0, \$673 , 4'h0 };
+  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$682  = { 7'h00, \$681 , 8'h00 };
+  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$739  = 1'h0;
+  assign \$740  = 1'h0;
+  assign \$741  = 1'h0;
+  assign \$742  = 1'h1;
+  assign \$743  = 1'h1;
+  assign \$744  = 1'h1;
+  assign \$745  = 1'h1;
+  assign \$747  = 1'h1;
+  assign \$748  = 1'h1;
+  assign \$750  = 1'h1;
+  assign \$751  = 1'h1;
+  assign \$752  = 1'h1;
+  assign \$753  = 1'h1;
+  assign \$754  = 1'h1;
+  assign \$768  = { \$767 , \$764  };
+  assign \$773  = 1'h0;
+  assign \$774  = 1'h0;
+  assign \$775  = 1'h0;
+  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
+  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
+  assign \$1004  = 1'h0;
+  assign \$1005  = round_q_0_0_nan;
+  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
+  assign \$1015  = 1'h0;
+  assign \$1016  = round_q_0_0_nan;
+  assign \$1019  = { \$1018 [7:0], 7'h00 };
+  assign \$1024  = { \$1023 [7:0], 7'h00 };
+  assign \$1030  = 1'h0;
+  assign \$1031  = round_q_0_1_nan;
+  assign \$1036  = { \$1035 [7:0], 7'h00 };
+  assign \$1041  = 1'h0;
+  assign \$1042  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$632$0 , \port$634$0 , \port$636$0 , \port$638$0 , \port$640$0 , \port$642$0 , \port$644$0 , \port$646$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$1214$0 , \port$1216$0 , \port$1218$0 , \port$1220$0 , \port$1222$0 , \port$1224$0 , \port$1226$0 , \port$1228$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -4257,22 +5407,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$632$0 , \port$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$632$0 ;
-  wire \port$632$0 ;
-  output \port$634$0 ;
-  wire \port$634$0 ;
-  output \port$636$0 ;
-  wire \port$636$0 ;
-  output \port$638$0 ;
-  wire \port$638$0 ;
-  output \port$640$0 ;
-  wire \port$640$0 ;
-  output \port$642$0 ;
-  wire \port$642$0 ;
-  output \port$644$0 ;
-  wire \port$644$0 ;
-  output \port$646$0 ;
-  wire \port$646$0 ;
+  output \port$1214$0 ;
+  wire \port$1214$0 ;
+  output \port$1216$0 ;
+  wire \port$1216$0 ;
+  output \port$1218$0 ;
+  wire \port$1218$0 ;
+  output \port$1220$0 ;
+  wire \port$1220$0 ;
+  output \port$1222$0 ;
+  wire \port$1222$0 ;
+  output \port$1224$0 ;
+  wire \port$1224$0 ;
+  output \port$1226$0 ;
+  wire \port$1226$0 ;
+  output \port$1228$0 ;
+  wire \port$1228$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -4436,14 +5586,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$632$0 , \port$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$632$0  = \$2 ;
-  assign \port$634$0  = \$4 ;
-  assign \port$636$0  = \$6 ;
-  assign \port$638$0  = \$8 ;
-  assign \port$640$0  = \$10 ;
-  assign \port$642$0  = \$12 ;
-  assign \port$644$0  = \$14 ;
-  assign \port$646$0  = \$16 ;
+  assign \port$1214$0  = \$2 ;
+  assign \port$1216$0  = \$4 ;
+  assign \port$1218$0  = \$6 ;
+  assign \port$1220$0  = \$8 ;
+  assign \port$1222$0  = \$10 ;
+  assign \port$1224$0  = \$12 ;
+  assign \port$1226$0  = \$14 ;
+  assign \port$1228$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -4724,34 +5874,297 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$1 ;
   wire [5:0] \$10 ;
   wire [8:0] \$100 ;
+  wire [20:0] \$1000 ;
+  wire [14:0] \$1001 ;
+  wire [14:0] \$1002 ;
+  wire [14:0] \$1003 ;
+  wire \$1004 ;
+  wire \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire [10:0] \$1009 ;
   wire [8:0] \$101 ;
+  wire [19:0] \$1010 ;
+  wire [11:0] \$1011 ;
+  wire [20:0] \$1012 ;
+  wire \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire \$1016 ;
+  wire [15:0] \$1017 ;
+  wire [10:0] \$1018 ;
+  wire [14:0] \$1019 ;
   wire [8:0] \$102 ;
+  wire [8:0] \$1020 ;
+  wire [15:0] \$1021 ;
+  wire \$1022 ;
+  wire [10:0] \$1023 ;
+  wire [14:0] \$1024 ;
+  wire [8:0] \$1025 ;
+  wire [15:0] \$1026 ;
+  wire [14:0] \$1027 ;
+  wire [14:0] \$1028 ;
+  wire [14:0] \$1029 ;
   wire [9:0] \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire [10:0] \$1035 ;
+  wire [14:0] \$1036 ;
+  wire [8:0] \$1037 ;
+  wire [15:0] \$1038 ;
+  wire \$1039 ;
   wire \$104 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire [15:0] \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
   wire [7:0] \$105 ;
+  wire [15:0] \$1050 ;
+  wire \$1051 ;
+  wire [15:0] \$1052 ;
+  wire [15:0] \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire [11:0] \$1058 ;
+  wire [11:0] \$1059 ;
   wire [9:0] \$106 ;
+  wire [11:0] \$1060 ;
+  wire \$1061 ;
+  wire [9:0] \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
   wire [9:0] \$107 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
   wire [13:0] \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire [10:0] \$1082 ;
+  wire [10:0] \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
   wire [13:0] \$109 ;
+  wire [11:0] \$1090 ;
+  wire [11:0] \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire [9:0] \$1099 ;
   wire [3:0] \$11 ;
   wire [13:0] \$110 ;
+  wire [9:0] \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire [9:0] \$1108 ;
+  wire [9:0] \$1109 ;
   wire [13:0] \$111 ;
+  wire [8:0] \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
   wire [7:0] \$112 ;
+  reg \$1120 ;
+  reg \$1121 ;
+  reg [1:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg \$1125 ;
+  reg \$1126 ;
+  reg [9:0] \$1127 ;
+  reg [15:0] \$1128 ;
+  reg [7:0] \$1129 ;
   wire [7:0] \$113 ;
+  reg \$1130 ;
+  reg \$1131 ;
+  reg \$1132 ;
+  reg \$1133 ;
+  reg [8:0] \$1134 ;
+  reg [10:0] \$1135 ;
+  reg \$1136 ;
+  reg \$1137 ;
+  reg \$1138 ;
+  reg \$1139 ;
   wire [7:0] \$114 ;
+  reg [9:0] \$1140 ;
+  reg [15:0] \$1141 ;
+  reg \$1142 ;
+  reg \$1143 ;
+  reg \$1144 ;
+  reg [7:0] \$1145 ;
+  reg [1:0] \$1146 ;
+  reg [15:0] \$1147 ;
+  reg [15:0] \$1148 ;
+  reg [4:0] \$1149 ;
   wire [7:0] \$115 ;
+  reg \$1150 ;
+  reg [9:0] \$1151 ;
+  reg \$1152 ;
+  reg \$1153 ;
+  reg \$1154 ;
+  reg \$1155 ;
+  reg \$1156 ;
+  reg \$1157 ;
+  reg \$1158 ;
+  reg \$1159 ;
   wire [7:0] \$116 ;
+  reg \$1160 ;
+  reg [7:0] \$1161 ;
+  reg [1:0] \$1162 ;
+  reg [27:0] \$1163 ;
+  reg [27:0] \$1164 ;
+  reg \$1165 ;
+  reg [9:0] \$1166 ;
+  reg \$1167 ;
+  reg \$1168 ;
+  reg \$1169 ;
   wire [7:0] \$117 ;
+  reg \$1170 ;
+  reg \$1171 ;
+  reg \$1172 ;
+  reg \$1173 ;
+  reg \$1174 ;
+  reg \$1175 ;
+  reg [7:0] \$1176 ;
+  reg [1:0] \$1177 ;
+  reg [27:0] \$1178 ;
+  reg [9:0] \$1179 ;
   wire [7:0] \$118 ;
+  reg \$1180 ;
+  reg \$1181 ;
+  reg \$1182 ;
+  reg \$1183 ;
+  reg \$1184 ;
+  reg \$1185 ;
+  reg [10:0] \$1186 ;
+  reg [10:0] \$1187 ;
+  reg \$1188 ;
+  reg \$1189 ;
   wire \$119 ;
+  reg \$1190 ;
+  reg [7:0] \$1191 ;
+  reg [1:0] \$1192 ;
+  reg \$1193 ;
+  reg \$1194 ;
+  reg \$1195 ;
+  reg \$1196 ;
+  reg [9:0] \$1197 ;
+  reg [26:0] \$1198 ;
+  reg \$1199 ;
   wire [3:0] \$12 ;
   wire \$120 ;
+  reg [11:0] \$1200 ;
+  reg [11:0] \$1201 ;
+  reg \$1202 ;
+  reg \$1203 ;
+  reg \$1204 ;
+  reg [7:0] \$1205 ;
+  reg [1:0] \$1206 ;
+  reg [35:0] \$1207 ;
+  reg [63:0] \$1208 ;
+  reg \$1209 ;
   wire \$121 ;
+  reg \$1210 ;
+  reg [9:0] \$1211 ;
+  reg \$1212 ;
+  reg \$1213 ;
+  reg \$1214 ;
+  reg \$1215 ;
+  reg [28:0] \$1216 ;
+  reg [31:0] \$1217 ;
+  reg \$1218 ;
+  reg \$1219 ;
   wire \$122 ;
+  reg [9:0] \$1220 ;
+  reg \$1221 ;
+  reg \$1222 ;
+  reg \$1223 ;
+  reg \$1224 ;
+  reg \$1225 ;
+  reg \$1226 ;
+  reg \$1227 ;
+  reg [7:0] \$1228 ;
+  reg [1:0] \$1229 ;
   wire \$123 ;
+  reg [10:0] \$1230 ;
+  reg \$1231 ;
+  reg \$1232 ;
+  reg [9:0] \$1233 ;
+  reg \$1234 ;
+  reg \$1235 ;
+  reg \$1236 ;
+  reg \$1237 ;
+  reg [7:0] \$1238 ;
+  reg \$1239 ;
   wire \$124 ;
+  reg \$1240 ;
+  reg [9:0] \$1241 ;
+  reg \$1242 ;
+  reg \$1243 ;
+  reg \$1244 ;
+  reg \$1245 ;
+  reg \$1246 ;
+  reg \$1247 ;
+  reg \$1248 ;
+  reg [7:0] \$1249 ;
   wire \$125 ;
+  reg [1:0] \$1250 ;
+  reg [15:0] \$1251 ;
+  reg \$1252 ;
+  reg \$1253 ;
+  reg [1:0] \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
   wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
@@ -4974,433 +6387,752 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [28:0] \$324 ;
   wire [28:0] \$325 ;
   wire [29:0] \$326 ;
-  wire [4:0] \$327 ;
-  wire [4:0] \$328 ;
-  wire [4:0] \$329 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
+  wire [26:0] \$329 ;
   wire [9:0] \$33 ;
-  wire [4:0] \$330 ;
-  wire [4:0] \$331 ;
-  wire [4:0] \$332 ;
-  wire [4:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [4:0] \$335 ;
-  wire [4:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire [4:0] \$339 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire [57:0] \$332 ;
+  wire [26:0] \$333 ;
+  wire [41:0] \$334 ;
+  wire \$335 ;
+  wire [57:0] \$336 ;
+  wire [26:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  wire [4:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire [4:0] \$343 ;
-  wire [4:0] \$344 ;
-  wire [4:0] \$345 ;
-  wire [4:0] \$346 ;
-  wire [4:0] \$347 ;
-  wire [4:0] \$348 ;
-  wire [4:0] \$349 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
+  wire [26:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire [57:0] \$345 ;
+  wire [26:0] \$346 ;
+  wire [41:0] \$347 ;
+  wire \$348 ;
+  wire [57:0] \$349 ;
   wire [7:0] \$35 ;
-  wire [4:0] \$350 ;
-  wire [4:0] \$351 ;
-  wire [4:0] \$352 ;
-  wire [10:0] \$353 ;
-  wire [11:0] \$354 ;
-  wire [57:0] \$355 ;
+  wire [26:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [33:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
+  wire [26:0] \$355 ;
   wire \$356 ;
   wire \$357 ;
-  wire [11:0] \$358 ;
-  wire [11:0] \$359 ;
+  wire [57:0] \$358 ;
+  wire [26:0] \$359 ;
   wire [9:0] \$36 ;
-  wire \$360 ;
+  wire [41:0] \$360 ;
   wire \$361 ;
-  wire [11:0] \$362 ;
-  wire [11:0] \$363 ;
-  wire [10:0] \$364 ;
-  wire [19:0] \$365 ;
-  wire [11:0] \$366 ;
-  wire [20:0] \$367 ;
-  wire \$368 ;
-  wire [10:0] \$369 ;
+  wire [57:0] \$362 ;
+  wire [26:0] \$363 ;
+  wire [26:0] \$364 ;
+  wire [26:0] \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire [57:0] \$368 ;
+  wire [26:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [19:0] \$370 ;
-  wire [11:0] \$371 ;
-  wire [20:0] \$372 ;
-  wire [14:0] \$373 ;
-  wire [14:0] \$374 ;
-  wire [14:0] \$375 ;
-  wire \$376 ;
-  wire \$377 ;
-  wire \$378 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [57:0] \$372 ;
+  wire [26:0] \$373 ;
+  wire [41:0] \$374 ;
+  wire \$375 ;
+  wire [57:0] \$376 ;
+  wire [26:0] \$377 ;
+  wire [26:0] \$378 ;
   wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire [10:0] \$381 ;
-  wire [19:0] \$382 ;
-  wire [11:0] \$383 ;
-  wire [20:0] \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
+  wire [57:0] \$381 ;
+  wire [26:0] \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire [57:0] \$385 ;
+  wire [26:0] \$386 ;
+  wire [41:0] \$387 ;
   wire \$388 ;
-  wire [15:0] \$389 ;
+  wire [57:0] \$389 ;
   wire [13:0] \$39 ;
-  wire [10:0] \$390 ;
-  wire [14:0] \$391 ;
-  wire [8:0] \$392 ;
-  wire [15:0] \$393 ;
-  wire \$394 ;
-  wire [10:0] \$395 ;
-  wire [14:0] \$396 ;
-  wire [8:0] \$397 ;
-  wire [15:0] \$398 ;
-  wire [14:0] \$399 ;
+  wire [26:0] \$390 ;
+  wire [26:0] \$391 ;
+  wire [33:0] \$392 ;
+  wire \$393 ;
+  wire [57:0] \$394 ;
+  wire [26:0] \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire [57:0] \$398 ;
+  wire [26:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
-  wire [14:0] \$400 ;
-  wire [14:0] \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire [10:0] \$407 ;
-  wire [14:0] \$408 ;
-  wire [8:0] \$409 ;
+  wire [41:0] \$400 ;
+  wire \$401 ;
+  wire [57:0] \$402 ;
+  wire [26:0] \$403 ;
+  wire [26:0] \$404 ;
+  wire [26:0] \$405 ;
+  wire [29:0] \$406 ;
+  wire \$407 ;
+  wire [57:0] \$408 ;
+  wire [26:0] \$409 ;
   wire [13:0] \$41 ;
-  wire [15:0] \$410 ;
+  wire \$410 ;
   wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
-  wire [15:0] \$415 ;
-  wire \$416 ;
-  wire \$417 ;
-  wire \$418 ;
+  wire [57:0] \$412 ;
+  wire [26:0] \$413 ;
+  wire [41:0] \$414 ;
+  wire \$415 ;
+  wire [57:0] \$416 ;
+  wire [26:0] \$417 ;
+  wire [26:0] \$418 ;
   wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
-  wire \$421 ;
-  wire [15:0] \$422 ;
+  wire [57:0] \$421 ;
+  wire [26:0] \$422 ;
   wire \$423 ;
-  wire [15:0] \$424 ;
-  wire [15:0] \$425 ;
-  wire \$426 ;
-  wire \$427 ;
+  wire \$424 ;
+  wire [57:0] \$425 ;
+  wire [26:0] \$426 ;
+  wire [41:0] \$427 ;
   wire \$428 ;
-  wire \$429 ;
+  wire [57:0] \$429 ;
   wire [7:0] \$43 ;
-  wire [11:0] \$430 ;
-  wire [11:0] \$431 ;
-  wire [11:0] \$432 ;
+  wire [26:0] \$430 ;
+  wire [26:0] \$431 ;
+  wire [33:0] \$432 ;
   wire \$433 ;
-  wire [9:0] \$434 ;
-  wire \$435 ;
+  wire [57:0] \$434 ;
+  wire [26:0] \$435 ;
   wire \$436 ;
   wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
+  wire [57:0] \$438 ;
+  wire [26:0] \$439 ;
   wire [7:0] \$44 ;
-  wire \$440 ;
+  wire [41:0] \$440 ;
   wire \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
+  wire [57:0] \$442 ;
+  wire [26:0] \$443 ;
+  wire [26:0] \$444 ;
+  wire [26:0] \$445 ;
+  wire [26:0] \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
+  wire [57:0] \$449 ;
   wire [7:0] \$45 ;
-  wire \$450 ;
+  wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
-  wire \$453 ;
-  wire [10:0] \$454 ;
-  wire [10:0] \$455 ;
+  wire [57:0] \$453 ;
+  wire [26:0] \$454 ;
+  wire [41:0] \$455 ;
   wire \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire \$459 ;
+  wire [57:0] \$457 ;
+  wire [26:0] \$458 ;
+  wire [26:0] \$459 ;
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire [4:0] \$462 ;
-  wire [4:0] \$463 ;
-  wire [4:0] \$464 ;
-  wire [4:0] \$465 ;
-  wire [4:0] \$466 ;
-  wire [4:0] \$467 ;
-  wire [4:0] \$468 ;
-  wire [4:0] \$469 ;
+  wire [57:0] \$462 ;
+  wire [26:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire [57:0] \$466 ;
+  wire [26:0] \$467 ;
+  wire [41:0] \$468 ;
+  wire \$469 ;
   wire [7:0] \$47 ;
-  wire [4:0] \$470 ;
-  wire [4:0] \$471 ;
-  wire [4:0] \$472 ;
-  wire [4:0] \$473 ;
-  wire [4:0] \$474 ;
-  wire [4:0] \$475 ;
-  wire [4:0] \$476 ;
-  wire [4:0] \$477 ;
-  wire [4:0] \$478 ;
-  wire [4:0] \$479 ;
+  wire [57:0] \$470 ;
+  wire [26:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [33:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
+  wire [26:0] \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire [57:0] \$479 ;
   wire [7:0] \$48 ;
-  wire [4:0] \$480 ;
-  wire [4:0] \$481 ;
-  wire [4:0] \$482 ;
-  wire [4:0] \$483 ;
-  wire [4:0] \$484 ;
-  wire [4:0] \$485 ;
-  wire [4:0] \$486 ;
-  wire [4:0] \$487 ;
-  wire [4:0] \$488 ;
-  wire [11:0] \$489 ;
+  wire [26:0] \$480 ;
+  wire [41:0] \$481 ;
+  wire \$482 ;
+  wire [57:0] \$483 ;
+  wire [26:0] \$484 ;
+  wire [26:0] \$485 ;
+  wire [26:0] \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire [57:0] \$489 ;
   wire \$49 ;
-  wire [4:0] \$490 ;
-  wire [4:0] \$491 ;
-  wire [4:0] \$492 ;
-  wire [4:0] \$493 ;
-  wire [4:0] \$494 ;
-  wire [4:0] \$495 ;
-  wire [4:0] \$496 ;
-  wire [4:0] \$497 ;
-  wire [4:0] \$498 ;
-  wire [4:0] \$499 ;
+  wire [26:0] \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire [57:0] \$493 ;
+  wire [26:0] \$494 ;
+  wire [41:0] \$495 ;
+  wire \$496 ;
+  wire [57:0] \$497 ;
+  wire [26:0] \$498 ;
+  wire [26:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  wire [4:0] \$500 ;
-  wire [4:0] \$501 ;
-  wire [4:0] \$502 ;
-  wire [4:0] \$503 ;
-  wire [4:0] \$504 ;
-  wire [4:0] \$505 ;
-  wire [4:0] \$506 ;
-  wire [4:0] \$507 ;
-  wire [4:0] \$508 ;
-  wire [4:0] \$509 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire [57:0] \$502 ;
+  wire [26:0] \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire [57:0] \$506 ;
+  wire [26:0] \$507 ;
+  wire [41:0] \$508 ;
+  wire \$509 ;
   wire \$51 ;
-  wire [4:0] \$510 ;
-  wire [4:0] \$511 ;
-  wire [4:0] \$512 ;
-  wire [4:0] \$513 ;
-  wire [4:0] \$514 ;
-  wire [4:0] \$515 ;
-  wire [4:0] \$516 ;
-  wire [11:0] \$517 ;
+  wire [57:0] \$510 ;
+  wire [26:0] \$511 ;
+  wire [26:0] \$512 ;
+  wire [33:0] \$513 ;
+  wire \$514 ;
+  wire [57:0] \$515 ;
+  wire [26:0] \$516 ;
+  wire \$517 ;
   wire \$518 ;
-  wire \$519 ;
+  wire [57:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [9:0] \$521 ;
-  wire [9:0] \$522 ;
-  wire \$523 ;
-  wire \$524 ;
-  wire \$525 ;
-  wire [9:0] \$526 ;
-  wire [9:0] \$527 ;
-  wire [8:0] \$528 ;
-  wire \$529 ;
+  wire [26:0] \$520 ;
+  wire [41:0] \$521 ;
+  wire \$522 ;
+  wire [57:0] \$523 ;
+  wire [26:0] \$524 ;
+  wire [26:0] \$525 ;
+  wire [26:0] \$526 ;
+  wire [29:0] \$527 ;
+  wire \$528 ;
+  wire [57:0] \$529 ;
   wire \$53 ;
-  wire \$530 ;
+  wire [26:0] \$530 ;
   wire \$531 ;
   wire \$532 ;
-  wire \$533 ;
-  wire \$534 ;
-  wire \$535 ;
+  wire [57:0] \$533 ;
+  wire [26:0] \$534 ;
+  wire [41:0] \$535 ;
   wire \$536 ;
-  wire \$537 ;
-  reg \$538 ;
-  reg \$539 ;
+  wire [57:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [26:0] \$539 ;
   wire \$54 ;
-  reg [1:0] \$540 ;
-  reg \$541 ;
-  reg \$542 ;
-  reg \$543 ;
-  reg \$544 ;
-  reg [9:0] \$545 ;
-  reg [15:0] \$546 ;
-  reg [7:0] \$547 ;
-  reg \$548 ;
-  reg \$549 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire [57:0] \$542 ;
+  wire [26:0] \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire [57:0] \$546 ;
+  wire [26:0] \$547 ;
+  wire [41:0] \$548 ;
+  wire \$549 ;
   wire \$55 ;
-  reg \$550 ;
-  reg \$551 ;
-  reg [8:0] \$552 ;
-  reg [10:0] \$553 ;
-  reg \$554 ;
-  reg \$555 ;
-  reg \$556 ;
-  reg \$557 ;
-  reg [9:0] \$558 ;
-  reg [15:0] \$559 ;
+  wire [57:0] \$550 ;
+  wire [26:0] \$551 ;
+  wire [26:0] \$552 ;
+  wire [33:0] \$553 ;
+  wire \$554 ;
+  wire [57:0] \$555 ;
+  wire [26:0] \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire [57:0] \$559 ;
   wire \$56 ;
-  reg \$560 ;
-  reg \$561 ;
-  reg \$562 ;
-  reg [7:0] \$563 ;
-  reg [1:0] \$564 ;
-  reg [15:0] \$565 ;
-  reg [15:0] \$566 ;
-  reg [4:0] \$567 ;
-  reg \$568 ;
-  reg [9:0] \$569 ;
+  wire [26:0] \$560 ;
+  wire [41:0] \$561 ;
+  wire \$562 ;
+  wire [57:0] \$563 ;
+  wire [26:0] \$564 ;
+  wire [26:0] \$565 ;
+  wire [26:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [27:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  reg \$570 ;
-  reg \$571 ;
-  reg \$572 ;
-  reg \$573 ;
-  reg \$574 ;
-  reg \$575 ;
-  reg \$576 ;
-  reg \$577 ;
-  reg \$578 ;
-  reg [7:0] \$579 ;
+  wire [57:0] \$570 ;
+  wire [26:0] \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire [57:0] \$574 ;
+  wire [26:0] \$575 ;
+  wire [41:0] \$576 ;
+  wire \$577 ;
+  wire [57:0] \$578 ;
+  wire [26:0] \$579 ;
   wire \$58 ;
-  reg [1:0] \$580 ;
-  reg [27:0] \$581 ;
-  reg [27:0] \$582 ;
-  reg \$583 ;
-  reg [9:0] \$584 ;
-  reg \$585 ;
-  reg \$586 ;
-  reg \$587 ;
-  reg \$588 ;
-  reg \$589 ;
+  wire [26:0] \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
+  wire [26:0] \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire [57:0] \$587 ;
+  wire [26:0] \$588 ;
+  wire [41:0] \$589 ;
   wire \$59 ;
-  reg \$590 ;
-  reg \$591 ;
-  reg \$592 ;
-  reg \$593 ;
-  reg [7:0] \$594 ;
-  reg [1:0] \$595 ;
-  reg [27:0] \$596 ;
-  reg [9:0] \$597 ;
-  reg \$598 ;
-  reg \$599 ;
+  wire \$590 ;
+  wire [57:0] \$591 ;
+  wire [26:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [33:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
+  wire [26:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
-  reg \$600 ;
-  reg \$601 ;
-  reg \$602 ;
-  reg \$603 ;
-  reg [10:0] \$604 ;
-  reg [10:0] \$605 ;
-  reg \$606 ;
-  reg \$607 ;
-  reg \$608 ;
-  reg [7:0] \$609 ;
+  wire [57:0] \$600 ;
+  wire [26:0] \$601 ;
+  wire [41:0] \$602 ;
+  wire \$603 ;
+  wire [57:0] \$604 ;
+  wire [26:0] \$605 ;
+  wire [26:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
-  reg [1:0] \$610 ;
-  reg \$611 ;
-  reg \$612 ;
-  reg \$613 ;
-  reg \$614 ;
-  reg [9:0] \$615 ;
-  reg [26:0] \$616 ;
-  reg \$617 ;
-  reg [11:0] \$618 ;
-  reg [11:0] \$619 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire [57:0] \$614 ;
+  wire [26:0] \$615 ;
+  wire [41:0] \$616 ;
+  wire \$617 ;
+  wire [57:0] \$618 ;
+  wire [26:0] \$619 ;
   wire \$62 ;
-  reg \$620 ;
-  reg \$621 ;
-  reg \$622 ;
-  reg [7:0] \$623 ;
-  reg [1:0] \$624 ;
-  reg [35:0] \$625 ;
-  reg [35:0] \$626 ;
-  reg \$627 ;
-  reg \$628 ;
-  reg [9:0] \$629 ;
+  wire [26:0] \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire [57:0] \$627 ;
+  wire [26:0] \$628 ;
+  wire [41:0] \$629 ;
   wire \$63 ;
-  reg \$630 ;
-  reg \$631 ;
-  reg \$632 ;
-  reg \$633 ;
-  reg [28:0] \$634 ;
-  reg [28:0] \$635 ;
-  reg \$636 ;
-  reg \$637 ;
-  reg [9:0] \$638 ;
-  reg \$639 ;
+  wire \$630 ;
+  wire [57:0] \$631 ;
+  wire [26:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [33:0] \$634 ;
+  wire \$635 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  reg \$640 ;
-  reg \$641 ;
-  reg \$642 ;
-  reg \$643 ;
-  reg \$644 ;
-  reg \$645 ;
-  reg [7:0] \$646 ;
-  reg [1:0] \$647 ;
-  reg [10:0] \$648 ;
-  reg \$649 ;
+  wire [57:0] \$640 ;
+  wire [26:0] \$641 ;
+  wire [41:0] \$642 ;
+  wire \$643 ;
+  wire [57:0] \$644 ;
+  wire [26:0] \$645 ;
+  wire [26:0] \$646 ;
+  wire [26:0] \$647 ;
+  wire [29:0] \$648 ;
+  wire \$649 ;
   wire \$65 ;
-  reg \$650 ;
-  reg [9:0] \$651 ;
-  reg \$652 ;
-  reg \$653 ;
-  reg \$654 ;
-  reg \$655 ;
-  reg [7:0] \$656 ;
-  reg \$657 ;
-  reg \$658 ;
-  reg [9:0] \$659 ;
+  wire [57:0] \$650 ;
+  wire [26:0] \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire [57:0] \$654 ;
+  wire [26:0] \$655 ;
+  wire [41:0] \$656 ;
+  wire \$657 ;
+  wire [57:0] \$658 ;
+  wire [26:0] \$659 ;
   wire \$66 ;
-  reg \$660 ;
-  reg \$661 ;
-  reg \$662 ;
-  reg \$663 ;
-  reg \$664 ;
-  reg \$665 ;
-  reg \$666 ;
-  reg [7:0] \$667 ;
-  reg [1:0] \$668 ;
-  reg [15:0] \$669 ;
+  wire [26:0] \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire [57:0] \$663 ;
+  wire [26:0] \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire [57:0] \$667 ;
+  wire [26:0] \$668 ;
+  wire [41:0] \$669 ;
   wire \$67 ;
-  reg \$670 ;
-  reg \$671 ;
-  reg [1:0] \$672 ;
-  wire \$673 ;
-  wire \$674 ;
+  wire \$670 ;
+  wire [57:0] \$671 ;
+  wire [26:0] \$672 ;
+  wire [26:0] \$673 ;
+  wire [33:0] \$674 ;
   wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
+  wire [57:0] \$676 ;
+  wire [26:0] \$677 ;
   wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire \$680 ;
+  wire [57:0] \$680 ;
+  wire [26:0] \$681 ;
+  wire [41:0] \$682 ;
+  wire \$683 ;
+  wire [57:0] \$684 ;
+  wire [26:0] \$685 ;
+  wire [26:0] \$686 ;
+  wire [26:0] \$687 ;
+  wire [26:0] \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire \$7 ;
   wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
   wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
   wire [5:0] \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire [4:0] \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
   wire [4:0] \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire [-1:0] \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire [-1:0] \$749 ;
   wire [4:0] \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire [-1:0] \$759 ;
   wire [5:0] \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire [-1:0] \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire [1:0] \$768 ;
+  wire \$769 ;
   wire \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire [3:0] \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire [-1:0] \$787 ;
+  wire \$788 ;
+  wire \$789 ;
   wire [5:0] \$79 ;
+  wire [-1:0] \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
   wire [3:0] \$8 ;
   wire [5:0] \$80 ;
+  wire [-1:0] \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire [-1:0] \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire [1:0] \$809 ;
   wire [3:0] \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire [2:0] \$817 ;
+  wire \$818 ;
+  wire \$819 ;
   wire [3:0] \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
   wire [3:0] \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire [6:0] \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire [-1:0] \$859 ;
   wire [4:0] \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire [-1:0] \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
   wire [4:0] \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire [-1:0] \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire [-1:0] \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
   wire [6:0] \$88 ;
+  wire \$880 ;
+  wire [1:0] \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire [5:0] \$9 ;
   wire [2:0] \$90 ;
+  wire [-1:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire [-1:0] \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
   wire [4:0] \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire [-1:0] \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire [-1:0] \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
   wire [2:0] \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire [1:0] \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
   wire [2:0] \$93 ;
+  wire [2:0] \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
   wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire [3:0] \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
   wire [9:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [8:0] \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
   wire [8:0] \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire [10:0] \$978 ;
+  wire [11:0] \$979 ;
   wire [8:0] \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire [5:0] \$984 ;
+  wire [5:0] \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
   wire [8:0] \$99 ;
+  wire [4:0] \$990 ;
+  wire [4:0] \$991 ;
+  wire [10:0] \$992 ;
+  wire [19:0] \$993 ;
+  wire [11:0] \$994 ;
+  wire [20:0] \$995 ;
+  wire \$996 ;
+  wire [10:0] \$997 ;
+  wire [19:0] \$998 ;
+  wire [11:0] \$999 ;
   input [15:0] a;
   wire [15:0] a;
   wire [8:0] a_bf16_exp;
@@ -5426,6 +7158,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
+  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -5540,7 +7273,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [7:0] p_4 = 8'h00;
   wire [9:0] p_exp;
   wire [15:0] p_sig;
-  reg [35:0] place_q_0_0_below = 36'h000000000;
+  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
   reg place_q_0_0_inf = 1'h0;
   reg [35:0] place_q_0_0_kept = 36'h000000000;
@@ -5549,7 +7282,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_0_small = 1'h0;
   reg place_q_0_0_sticky = 1'h0;
   reg place_q_0_0_zero = 1'h0;
-  reg [28:0] place_q_0_1_below = 29'h00000000;
+  reg [31:0] place_q_0_1_below = 32'd0;
   reg [9:0] place_q_0_1_e_eff = 10'h000;
   reg place_q_0_1_inf = 1'h0;
   reg [28:0] place_q_0_1_kept = 29'h00000000;
@@ -5596,11 +7329,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [1:0] step_mode;
   reg [15:0] sum_bf16_rne;
   reg [14:0] sum_bf16_rne_mag;
-  wire [57:0] sum_bf16_rne_wide;
+  wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
   reg [15:0] sum_fp16_sr8;
   reg [14:0] sum_fp16_sr8_mag;
-  wire [71:0] sum_fp16_sr8_wide;
+  wire [99:0] sum_fp16_sr8_wide;
   wire [9:0] term_exp;
   wire term_inf;
   wire term_nan;
@@ -5626,496 +7359,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
-  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
-  assign \$359  = \$356  ? \$358  : 12'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
-  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
-  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
-  assign \$363  = \$360  ? \$362  : 12'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
-  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$366  = round_q_0_0_count + round_q_0_0_up;
-  assign \$367  = \$365  + \$366 ;
-  assign \$368  = \$367  > 15'h7bff;
-  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$371  = round_q_0_0_count + round_q_0_0_up;
-  assign \$372  = \$370  + \$371 ;
-  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
-  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
-  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
-  assign \$378  = ~ round_q_0_0_inf;
-  assign \$379  = ~ round_q_0_0_zero;
-  assign \$380  = \$378  & \$379 ;
-  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$383  = round_q_0_0_count + round_q_0_0_up;
-  assign \$384  = \$382  + \$383 ;
-  assign \$385  = \$384  > 15'h7bff;
-  assign \$386  = \$380  & \$385 ;
-  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$392  = round_q_0_1_count + round_q_0_1_up;
-  assign \$393  = \$391  + \$392 ;
-  assign \$394  = \$393  > 15'h7f7f;
-  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$397  = round_q_0_1_count + round_q_0_1_up;
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
-  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
-  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
-  assign \$404  = ~ round_q_0_1_inf;
-  assign \$405  = ~ round_q_0_1_zero;
-  assign \$406  = \$404  & \$405 ;
-  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$409  = round_q_0_1_count + round_q_0_1_up;
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = \$410  > 15'h7f7f;
-  assign \$412  = \$406  & \$411 ;
-  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$416  = p_0 ? p_3_sign : 1'h1;
-  assign \$417  = ~ p_0;
-  assign \$418  = p_3_zero | \$417 ;
-  assign \$419  = p_3_inf & p_0;
-  assign \$420  = p_3_nan & p_0;
-  assign \$421  = ~ fresh;
-  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$425  = \$423  ? 16'h0000 : \$424 ;
-  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$428  = \$426  | \$427 ;
-  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$430  = - $signed(add_exp_diff);
-  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
-  assign \$432  = \$428  ? 12'h01a : \$431 ;
-  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = \$437  & \$438 ;
-  assign \$440  = \$436  | \$439 ;
-  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$443  = ~ \$442 ;
-  assign \$444  = \$441  & \$443 ;
-  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$447  = \$445  & \$446 ;
-  assign \$448  = ~ \$447 ;
-  assign \$449  = \$444  & \$448 ;
-  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$453  = | add_small_wide[25:0];
-  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$456  = ! add_q_0_total[27:1];
-  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
-  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
-  assign \$460  = ! add_q_0_total[27:1];
-  assign \$461  = add_q_0_flags_both_zero | \$460 ;
-  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
-  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
-  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
-  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
-  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
-  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
-  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
-  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
-  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
-  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
-  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
-  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
-  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
-  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
-  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
-  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
-  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
-  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
-  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
-  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
-  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
-  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
-  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
-  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
-  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
-  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
-  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
-  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
-  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
-  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
-  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
-  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
-  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
-  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
-  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
-  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
-  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
-  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
-  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
-  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
-  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
-  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
-  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
-  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
-  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
-  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
-  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
-  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
-  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
-  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
-  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
-  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
-  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
-  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
-  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
-  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$527  = \$524  ? 10'h382 : \$526 ;
-  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$529  = | place_q_0_1_kept[19:0];
-  assign \$530  = | place_q_0_1_below;
-  assign \$531  = \$530  | place_q_0_1_sticky;
-  assign \$532  = \$529  | \$531 ;
-  assign \$533  = \$532  | place_q_0_1_kept[21];
-  assign \$534  = place_q_0_1_kept[20] & \$533 ;
-  assign \$535  = round_q_1_0 & round_q_1_1;
-  assign \$536  = ~ round_q_1_2;
-  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
-  always @(posedge clk)
-    p_0 <= \$538 ;
-  always @(posedge clk)
-    p_1 <= \$539 ;
-  always @(posedge clk)
-    p_2 <= \$540 ;
-  always @(posedge clk)
-    p_3_sign <= \$541 ;
-  always @(posedge clk)
-    p_3_zero <= \$542 ;
-  always @(posedge clk)
-    p_3_inf <= \$543 ;
-  always @(posedge clk)
-    p_3_nan <= \$544 ;
-  always @(posedge clk)
-    p_3_exp <= \$545 ;
-  always @(posedge clk)
-    p_3_sig <= \$546 ;
-  always @(posedge clk)
-    p_4 <= \$547 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$548 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$549 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$550 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$551 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$552 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$553 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$554 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$555 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$556 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$557 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$558 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$559 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$560 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$561 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$562 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$563 ;
-  always @(posedge clk)
-    unpack_q_2_4 <= \$564 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$565 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$566 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$567 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$568 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$569 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$570 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$571 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$572 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$573 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$574 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$575 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$576 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$577 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$578 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$579 ;
-  always @(posedge clk)
-    order_q_1_4 <= \$580 ;
-  always @(posedge clk)
-    align_q_0_big <= \$581 ;
-  always @(posedge clk)
-    align_q_0_small <= \$582 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$583 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$584 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$585 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$586 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$587 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$588 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$589 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$590 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$591 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$592 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$593 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$594 ;
-  always @(posedge clk)
-    align_q_1_4 <= \$595 ;
-  always @(posedge clk)
-    add_q_0_total <= \$596 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$597 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$598 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$599 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$600 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$601 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$602 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$603 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$604 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$605 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$606 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$607 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$608 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$609 ;
-  always @(posedge clk)
-    add_q_2_4 <= \$610 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$611 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$612 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$613 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$614 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$615 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$616 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$617 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$618 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$619 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$620 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$621 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$622 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$623 ;
-  always @(posedge clk)
-    normalize_q_2_4 <= \$624 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$625 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$626 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$627 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$628 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$629 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$630 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$631 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$632 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$633 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$634 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$635 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$636 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$637 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$638 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$639 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$640 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$641 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$642 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$643 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$644 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$645 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$646 ;
-  always @(posedge clk)
-    place_q_1_4 <= \$647 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$648 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$649 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$650 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$651 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$652 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$653 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$654 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$655 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$656 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$657 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$658 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$659 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$660 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$661 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$662 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$663 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$664 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$665 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$666 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$667 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$668 ;
-  always @(posedge clk)
-    acc <= \$669 ;
-  always @(posedge clk)
-    done <= \$670 ;
-  always @(posedge clk)
-    fresh <= \$671 ;
-  always @(posedge clk)
-    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -6393,18 +7636,935 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = ! \$329 [26:19];
+  assign \$331  = ! add_q_0_total[27:12];
+  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! add_q_0_total[27:12];
+  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
+  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
+  assign \$339  = ! \$338 [26:23];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = ! \$342 [26:19];
+  assign \$344  = ! add_q_0_total[27:12];
+  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! add_q_0_total[27:12];
+  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
+  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = ! \$355 [26:19];
+  assign \$357  = ! add_q_0_total[27:12];
+  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
+  assign \$361  = ! add_q_0_total[27:12];
+  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
+  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
+  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
+  assign \$366  = ! \$365 [26:25];
+  assign \$367  = ! add_q_0_total[27:12];
+  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
+  assign \$370  = ! \$369 [26:19];
+  assign \$371  = ! add_q_0_total[27:12];
+  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! add_q_0_total[27:12];
+  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
+  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
+  assign \$379  = ! \$378 [26:23];
+  assign \$380  = ! add_q_0_total[27:12];
+  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
+  assign \$383  = ! \$382 [26:19];
+  assign \$384  = ! add_q_0_total[27:12];
+  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! add_q_0_total[27:12];
+  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
+  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$393  = ! add_q_0_total[27:12];
+  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
+  assign \$396  = ! \$395 [26:19];
+  assign \$397  = ! add_q_0_total[27:12];
+  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
+  assign \$401  = ! add_q_0_total[27:12];
+  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
+  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
+  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$407  = ! add_q_0_total[27:12];
+  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
+  assign \$410  = ! \$409 [26:19];
+  assign \$411  = ! add_q_0_total[27:12];
+  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! add_q_0_total[27:12];
+  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
+  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
+  assign \$419  = ! \$418 [26:23];
+  assign \$420  = ! add_q_0_total[27:12];
+  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
+  assign \$423  = ! \$422 [26:19];
+  assign \$424  = ! add_q_0_total[27:12];
+  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! add_q_0_total[27:12];
+  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
+  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$433  = ! add_q_0_total[27:12];
+  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
+  assign \$436  = ! \$435 [26:19];
+  assign \$437  = ! add_q_0_total[27:12];
+  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
+  assign \$441  = ! add_q_0_total[27:12];
+  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
+  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
+  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
+  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
+  assign \$447  = ! \$446 [26];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = ! \$450 [26:19];
+  assign \$452  = ! add_q_0_total[27:12];
+  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! add_q_0_total[27:12];
+  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
+  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
+  assign \$460  = ! \$459 [26:23];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = ! \$463 [26:19];
+  assign \$465  = ! add_q_0_total[27:12];
+  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! add_q_0_total[27:12];
+  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
+  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = ! \$476 [26:19];
+  assign \$478  = ! add_q_0_total[27:12];
+  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
+  assign \$482  = ! add_q_0_total[27:12];
+  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
+  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
+  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
+  assign \$487  = ! \$486 [26:25];
+  assign \$488  = ! add_q_0_total[27:12];
+  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
+  assign \$491  = ! \$490 [26:19];
+  assign \$492  = ! add_q_0_total[27:12];
+  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! add_q_0_total[27:12];
+  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
+  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
+  assign \$500  = ! \$499 [26:23];
+  assign \$501  = ! add_q_0_total[27:12];
+  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
+  assign \$504  = ! \$503 [26:19];
+  assign \$505  = ! add_q_0_total[27:12];
+  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! add_q_0_total[27:12];
+  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
+  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$514  = ! add_q_0_total[27:12];
+  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
+  assign \$517  = ! \$516 [26:19];
+  assign \$518  = ! add_q_0_total[27:12];
+  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
+  assign \$522  = ! add_q_0_total[27:12];
+  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
+  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
+  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$528  = ! add_q_0_total[27:12];
+  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
+  assign \$531  = ! \$530 [26:19];
+  assign \$532  = ! add_q_0_total[27:12];
+  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! add_q_0_total[27:12];
+  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
+  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
+  assign \$540  = ! \$539 [26:23];
+  assign \$541  = ! add_q_0_total[27:12];
+  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
+  assign \$544  = ! \$543 [26:19];
+  assign \$545  = ! add_q_0_total[27:12];
+  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! add_q_0_total[27:12];
+  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
+  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$554  = ! add_q_0_total[27:12];
+  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
+  assign \$557  = ! \$556 [26:19];
+  assign \$558  = ! add_q_0_total[27:12];
+  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
+  assign \$562  = ! add_q_0_total[27:12];
+  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
+  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
+  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
+  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = ! \$571 [26:19];
+  assign \$573  = ! add_q_0_total[27:12];
+  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! add_q_0_total[27:12];
+  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
+  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
+  assign \$581  = ! \$580 [26:23];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = ! \$584 [26:19];
+  assign \$586  = ! add_q_0_total[27:12];
+  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! add_q_0_total[27:12];
+  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
+  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = ! \$597 [26:19];
+  assign \$599  = ! add_q_0_total[27:12];
+  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
+  assign \$603  = ! add_q_0_total[27:12];
+  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
+  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
+  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
+  assign \$608  = ! \$607 [26:25];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = ! \$611 [26:19];
+  assign \$613  = ! add_q_0_total[27:12];
+  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! add_q_0_total[27:12];
+  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
+  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
+  assign \$621  = ! \$620 [26:23];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = ! \$624 [26:19];
+  assign \$626  = ! add_q_0_total[27:12];
+  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! add_q_0_total[27:12];
+  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
+  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = ! \$637 [26:19];
+  assign \$639  = ! add_q_0_total[27:12];
+  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
+  assign \$643  = ! add_q_0_total[27:12];
+  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
+  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
+  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
+  assign \$649  = ! add_q_0_total[27:12];
+  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
+  assign \$652  = ! \$651 [26:19];
+  assign \$653  = ! add_q_0_total[27:12];
+  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
+  assign \$657  = ! add_q_0_total[27:12];
+  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
+  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
+  assign \$661  = ! \$660 [26:23];
+  assign \$662  = ! add_q_0_total[27:12];
+  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
+  assign \$665  = ! \$664 [26:19];
+  assign \$666  = ! add_q_0_total[27:12];
+  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
+  assign \$670  = ! add_q_0_total[27:12];
+  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
+  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
+  assign \$675  = ! add_q_0_total[27:12];
+  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
+  assign \$678  = ! \$677 [26:19];
+  assign \$679  = ! add_q_0_total[27:12];
+  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
+  assign \$683  = ! add_q_0_total[27:12];
+  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
+  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
+  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
+  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
+  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
+  assign \$689  = ~ add_q_0_total[27];
+  assign \$690  = ~ add_q_0_total[26];
+  assign \$691  = \$689  & \$690 ;
+  assign \$692  = ~ add_q_0_total[25];
+  assign \$693  = ~ add_q_0_total[24];
+  assign \$694  = \$692  & \$693 ;
+  assign \$695  = \$691  & \$694 ;
+  assign \$696  = ~ add_q_0_total[23];
+  assign \$697  = ~ add_q_0_total[22];
+  assign \$698  = \$696  & \$697 ;
+  assign \$699  = ~ add_q_0_total[21];
+  assign \$700  = ~ add_q_0_total[20];
+  assign \$701  = \$699  & \$700 ;
+  assign \$702  = \$698  & \$701 ;
+  assign \$703  = \$695  & \$702 ;
+  assign \$704  = ~ add_q_0_total[19];
+  assign \$705  = ~ add_q_0_total[18];
+  assign \$706  = \$704  & \$705 ;
+  assign \$707  = ~ add_q_0_total[17];
+  assign \$708  = ~ add_q_0_total[16];
+  assign \$709  = \$707  & \$708 ;
+  assign \$710  = \$706  & \$709 ;
+  assign \$711  = ~ add_q_0_total[15];
+  assign \$712  = ~ add_q_0_total[14];
+  assign \$713  = \$711  & \$712 ;
+  assign \$714  = ~ add_q_0_total[13];
+  assign \$715  = ~ add_q_0_total[12];
+  assign \$716  = \$714  & \$715 ;
+  assign \$717  = \$713  & \$716 ;
+  assign \$718  = \$710  & \$717 ;
+  assign \$719  = \$703  & \$718 ;
+  assign \$720  = ~ add_q_0_total[11];
+  assign \$721  = ~ add_q_0_total[10];
+  assign \$722  = \$720  & \$721 ;
+  assign \$723  = ~ add_q_0_total[9];
+  assign \$724  = ~ add_q_0_total[8];
+  assign \$725  = \$723  & \$724 ;
+  assign \$726  = \$722  & \$725 ;
+  assign \$727  = ~ add_q_0_total[7];
+  assign \$728  = ~ add_q_0_total[6];
+  assign \$729  = \$727  & \$728 ;
+  assign \$730  = ~ add_q_0_total[5];
+  assign \$731  = ~ add_q_0_total[4];
+  assign \$732  = \$730  & \$731 ;
+  assign \$733  = \$729  & \$732 ;
+  assign \$734  = \$726  & \$733 ;
+  assign \$735  = ~ add_q_0_total[3];
+  assign \$736  = ~ add_q_0_total[2];
+  assign \$737  = \$735  & \$736 ;
+  assign \$738  = ~ add_q_0_total[1];
+  assign \$755  = ~ add_q_0_total[3];
+  assign \$756  = ~ add_q_0_total[2];
+  assign \$757  = \$755  & \$756 ;
+  assign \$758  = ~ add_q_0_total[1];
+  assign \$760  = ~ add_q_0_total[1];
+  assign \$761  = ~ add_q_0_total[3];
+  assign \$763  = ~ add_q_0_total[3];
+  assign \$764  = \$757  ? \$760  : \$763 ;
+  assign \$765  = ~ add_q_0_total[3];
+  assign \$766  = ~ add_q_0_total[2];
+  assign \$767  = \$765  & \$766 ;
+  assign \$769  = ~ add_q_0_total[3];
+  assign \$770  = ~ add_q_0_total[2];
+  assign \$771  = \$769  & \$770 ;
+  assign \$772  = ~ add_q_0_total[1];
+  assign \$776  = ~ add_q_0_total[11];
+  assign \$777  = ~ add_q_0_total[10];
+  assign \$778  = \$776  & \$777 ;
+  assign \$779  = ~ add_q_0_total[9];
+  assign \$780  = ~ add_q_0_total[8];
+  assign \$781  = \$779  & \$780 ;
+  assign \$782  = \$778  & \$781 ;
+  assign \$783  = ~ add_q_0_total[7];
+  assign \$784  = ~ add_q_0_total[6];
+  assign \$785  = \$783  & \$784 ;
+  assign \$786  = ~ add_q_0_total[5];
+  assign \$788  = ~ add_q_0_total[5];
+  assign \$789  = ~ add_q_0_total[7];
+  assign \$791  = ~ add_q_0_total[7];
+  assign \$792  = \$785  ? \$788  : \$791 ;
+  assign \$793  = ~ add_q_0_total[7];
+  assign \$794  = ~ add_q_0_total[6];
+  assign \$795  = \$793  & \$794 ;
+  assign \$796  = ~ add_q_0_total[11];
+  assign \$797  = ~ add_q_0_total[10];
+  assign \$798  = \$796  & \$797 ;
+  assign \$799  = ~ add_q_0_total[9];
+  assign \$801  = ~ add_q_0_total[9];
+  assign \$802  = ~ add_q_0_total[11];
+  assign \$804  = ~ add_q_0_total[11];
+  assign \$805  = \$798  ? \$801  : \$804 ;
+  assign \$806  = ~ add_q_0_total[11];
+  assign \$807  = ~ add_q_0_total[10];
+  assign \$808  = \$806  & \$807 ;
+  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
+  assign \$810  = ~ add_q_0_total[11];
+  assign \$811  = ~ add_q_0_total[10];
+  assign \$812  = \$810  & \$811 ;
+  assign \$813  = ~ add_q_0_total[9];
+  assign \$814  = ~ add_q_0_total[8];
+  assign \$815  = \$813  & \$814 ;
+  assign \$816  = \$812  & \$815 ;
+  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
+  assign \$818  = ~ add_q_0_total[11];
+  assign \$819  = ~ add_q_0_total[10];
+  assign \$820  = \$818  & \$819 ;
+  assign \$821  = ~ add_q_0_total[9];
+  assign \$822  = ~ add_q_0_total[8];
+  assign \$823  = \$821  & \$822 ;
+  assign \$824  = \$820  & \$823 ;
+  assign \$825  = ~ add_q_0_total[7];
+  assign \$826  = ~ add_q_0_total[6];
+  assign \$827  = \$825  & \$826 ;
+  assign \$828  = ~ add_q_0_total[5];
+  assign \$829  = ~ add_q_0_total[4];
+  assign \$830  = \$828  & \$829 ;
+  assign \$831  = \$827  & \$830 ;
+  assign \$832  = \$824  & \$831 ;
+  assign \$833  = ~ add_q_0_total[27];
+  assign \$834  = ~ add_q_0_total[26];
+  assign \$835  = \$833  & \$834 ;
+  assign \$836  = ~ add_q_0_total[25];
+  assign \$837  = ~ add_q_0_total[24];
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = \$835  & \$838 ;
+  assign \$840  = ~ add_q_0_total[23];
+  assign \$841  = ~ add_q_0_total[22];
+  assign \$842  = \$840  & \$841 ;
+  assign \$843  = ~ add_q_0_total[21];
+  assign \$844  = ~ add_q_0_total[20];
+  assign \$845  = \$843  & \$844 ;
+  assign \$846  = \$842  & \$845 ;
+  assign \$847  = \$839  & \$846 ;
+  assign \$848  = ~ add_q_0_total[19];
+  assign \$849  = ~ add_q_0_total[18];
+  assign \$850  = \$848  & \$849 ;
+  assign \$851  = ~ add_q_0_total[17];
+  assign \$852  = ~ add_q_0_total[16];
+  assign \$853  = \$851  & \$852 ;
+  assign \$854  = \$850  & \$853 ;
+  assign \$855  = ~ add_q_0_total[15];
+  assign \$856  = ~ add_q_0_total[14];
+  assign \$857  = \$855  & \$856 ;
+  assign \$858  = ~ add_q_0_total[13];
+  assign \$860  = ~ add_q_0_total[13];
+  assign \$861  = ~ add_q_0_total[15];
+  assign \$863  = ~ add_q_0_total[15];
+  assign \$864  = \$857  ? \$860  : \$863 ;
+  assign \$865  = ~ add_q_0_total[15];
+  assign \$866  = ~ add_q_0_total[14];
+  assign \$867  = \$865  & \$866 ;
+  assign \$868  = ~ add_q_0_total[19];
+  assign \$869  = ~ add_q_0_total[18];
+  assign \$870  = \$868  & \$869 ;
+  assign \$871  = ~ add_q_0_total[17];
+  assign \$873  = ~ add_q_0_total[17];
+  assign \$874  = ~ add_q_0_total[19];
+  assign \$876  = ~ add_q_0_total[19];
+  assign \$877  = \$870  ? \$873  : \$876 ;
+  assign \$878  = ~ add_q_0_total[19];
+  assign \$879  = ~ add_q_0_total[18];
+  assign \$880  = \$878  & \$879 ;
+  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
+  assign \$882  = ~ add_q_0_total[19];
+  assign \$883  = ~ add_q_0_total[18];
+  assign \$884  = \$882  & \$883 ;
+  assign \$885  = ~ add_q_0_total[17];
+  assign \$886  = ~ add_q_0_total[16];
+  assign \$887  = \$885  & \$886 ;
+  assign \$888  = \$884  & \$887 ;
+  assign \$889  = ~ add_q_0_total[27];
+  assign \$890  = ~ add_q_0_total[26];
+  assign \$891  = \$889  & \$890 ;
+  assign \$892  = ~ add_q_0_total[25];
+  assign \$893  = ~ add_q_0_total[24];
+  assign \$894  = \$892  & \$893 ;
+  assign \$895  = \$891  & \$894 ;
+  assign \$896  = ~ add_q_0_total[23];
+  assign \$897  = ~ add_q_0_total[22];
+  assign \$898  = \$896  & \$897 ;
+  assign \$899  = ~ add_q_0_total[21];
+  assign \$901  = ~ add_q_0_total[21];
+  assign \$902  = ~ add_q_0_total[23];
+  assign \$904  = ~ add_q_0_total[23];
+  assign \$905  = \$898  ? \$901  : \$904 ;
+  assign \$906  = ~ add_q_0_total[23];
+  assign \$907  = ~ add_q_0_total[22];
+  assign \$908  = \$906  & \$907 ;
+  assign \$909  = ~ add_q_0_total[27];
+  assign \$910  = ~ add_q_0_total[26];
+  assign \$911  = \$909  & \$910 ;
+  assign \$912  = ~ add_q_0_total[25];
+  assign \$914  = ~ add_q_0_total[25];
+  assign \$915  = ~ add_q_0_total[27];
+  assign \$917  = ~ add_q_0_total[27];
+  assign \$918  = \$911  ? \$914  : \$917 ;
+  assign \$919  = ~ add_q_0_total[27];
+  assign \$920  = ~ add_q_0_total[26];
+  assign \$921  = \$919  & \$920 ;
+  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
+  assign \$923  = ~ add_q_0_total[27];
+  assign \$924  = ~ add_q_0_total[26];
+  assign \$925  = \$923  & \$924 ;
+  assign \$926  = ~ add_q_0_total[25];
+  assign \$927  = ~ add_q_0_total[24];
+  assign \$928  = \$926  & \$927 ;
+  assign \$929  = \$925  & \$928 ;
+  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
+  assign \$931  = ~ add_q_0_total[27];
+  assign \$932  = ~ add_q_0_total[26];
+  assign \$933  = \$931  & \$932 ;
+  assign \$934  = ~ add_q_0_total[25];
+  assign \$935  = ~ add_q_0_total[24];
+  assign \$936  = \$934  & \$935 ;
+  assign \$937  = \$933  & \$936 ;
+  assign \$938  = ~ add_q_0_total[23];
+  assign \$939  = ~ add_q_0_total[22];
+  assign \$940  = \$938  & \$939 ;
+  assign \$941  = ~ add_q_0_total[21];
+  assign \$942  = ~ add_q_0_total[20];
+  assign \$943  = \$941  & \$942 ;
+  assign \$944  = \$940  & \$943 ;
+  assign \$945  = \$937  & \$944 ;
+  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
+  assign \$947  = ~ add_q_0_total[27];
+  assign \$948  = ~ add_q_0_total[26];
+  assign \$949  = \$947  & \$948 ;
+  assign \$950  = ~ add_q_0_total[25];
+  assign \$951  = ~ add_q_0_total[24];
+  assign \$952  = \$950  & \$951 ;
+  assign \$953  = \$949  & \$952 ;
+  assign \$954  = ~ add_q_0_total[23];
+  assign \$955  = ~ add_q_0_total[22];
+  assign \$956  = \$954  & \$955 ;
+  assign \$957  = ~ add_q_0_total[21];
+  assign \$958  = ~ add_q_0_total[20];
+  assign \$959  = \$957  & \$958 ;
+  assign \$960  = \$956  & \$959 ;
+  assign \$961  = \$953  & \$960 ;
+  assign \$962  = ~ add_q_0_total[19];
+  assign \$963  = ~ add_q_0_total[18];
+  assign \$964  = \$962  & \$963 ;
+  assign \$965  = ~ add_q_0_total[17];
+  assign \$966  = ~ add_q_0_total[16];
+  assign \$967  = \$965  & \$966 ;
+  assign \$968  = \$964  & \$967 ;
+  assign \$969  = ~ add_q_0_total[15];
+  assign \$970  = ~ add_q_0_total[14];
+  assign \$971  = \$969  & \$970 ;
+  assign \$972  = ~ add_q_0_total[13];
+  assign \$973  = ~ add_q_0_total[12];
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = \$971  & \$974 ;
+  assign \$976  = \$968  & \$975 ;
+  assign \$977  = \$961  & \$976 ;
+  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
+  assign \$980  = ~ normalize_q_1_0[11];
+  assign \$981  = | normalize_q_1_0;
+  assign \$982  = \$980  & \$981 ;
+  assign \$983  = | normalize_q_1_0[11:6];
+  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$985  = \$982  ? \$984  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
+  assign \$986  = ~ normalize_q_1_1[11];
+  assign \$987  = | normalize_q_1_1;
+  assign \$988  = \$986  & \$987 ;
+  assign \$989  = | normalize_q_1_1[11:5];
+  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$991  = \$988  ? \$990  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
+  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$994  = round_q_0_0_count + round_q_0_0_up;
+  assign \$995  = \$993  + \$994 ;
+  assign \$996  = \$995  > 15'h7bff;
+  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$999  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1000  = \$998  + \$999 ;
+  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
+  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
+  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
+  assign \$1006  = ~ round_q_0_0_inf;
+  assign \$1007  = ~ round_q_0_0_zero;
+  assign \$1008  = \$1006  & \$1007 ;
+  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1012  = \$1010  + \$1011 ;
+  assign \$1013  = \$1012  > 15'h7bff;
+  assign \$1014  = \$1008  & \$1013 ;
+  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1021  = \$1019  + \$1020 ;
+  assign \$1022  = \$1021  > 15'h7f7f;
+  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1026  = \$1024  + \$1025 ;
+  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
+  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
+  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
+  assign \$1032  = ~ round_q_0_1_inf;
+  assign \$1033  = ~ round_q_0_1_zero;
+  assign \$1034  = \$1032  & \$1033 ;
+  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1038  = \$1036  + \$1037 ;
+  assign \$1039  = \$1038  > 15'h7f7f;
+  assign \$1040  = \$1034  & \$1039 ;
+  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$1044  = p_0 ? p_3_sign : 1'h1;
+  assign \$1045  = ~ p_0;
+  assign \$1046  = p_3_zero | \$1045 ;
+  assign \$1047  = p_3_inf & p_0;
+  assign \$1048  = p_3_nan & p_0;
+  assign \$1049  = ~ fresh;
+  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
+  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$1056  = \$1054  | \$1055 ;
+  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$1058  = - $signed(add_exp_diff);
+  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
+  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
+  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1067  = \$1065  & \$1066 ;
+  assign \$1068  = \$1064  | \$1067 ;
+  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1071  = ~ \$1070 ;
+  assign \$1072  = \$1069  & \$1071 ;
+  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1075  = \$1073  & \$1074 ;
+  assign \$1076  = ~ \$1075 ;
+  assign \$1077  = \$1072  & \$1076 ;
+  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$1081  = | add_small_wide[25:0];
+  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$1084  = ! add_q_0_total[27:1];
+  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
+  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
+  assign \$1088  = ! add_q_0_total[27:1];
+  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
+  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1092  = ~ normalize_q_1_0[11];
+  assign \$1093  = | normalize_q_1_0;
+  assign \$1094  = \$1092  & \$1093 ;
+  assign \$1095  = ~ normalize_q_1_0[11];
+  assign \$1096  = | normalize_q_1_0;
+  assign \$1097  = \$1095  & \$1096 ;
+  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
+  assign \$1101  = ~ normalize_q_1_1[11];
+  assign \$1102  = | normalize_q_1_1;
+  assign \$1103  = \$1101  & \$1102 ;
+  assign \$1104  = ~ normalize_q_1_1[11];
+  assign \$1105  = | normalize_q_1_1;
+  assign \$1106  = \$1104  & \$1105 ;
+  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
+  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$1111  = | place_q_0_1_kept[19:0];
+  assign \$1112  = | place_q_0_1_below;
+  assign \$1113  = \$1112  | place_q_0_1_sticky;
+  assign \$1114  = \$1111  | \$1113 ;
+  assign \$1115  = \$1114  | place_q_0_1_kept[21];
+  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
+  assign \$1117  = round_q_1_0 & round_q_1_1;
+  assign \$1118  = ~ round_q_1_2;
+  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  always @(posedge clk)
+    p_0 <= \$1120 ;
+  always @(posedge clk)
+    p_1 <= \$1121 ;
+  always @(posedge clk)
+    p_2 <= \$1122 ;
+  always @(posedge clk)
+    p_3_sign <= \$1123 ;
+  always @(posedge clk)
+    p_3_zero <= \$1124 ;
+  always @(posedge clk)
+    p_3_inf <= \$1125 ;
+  always @(posedge clk)
+    p_3_nan <= \$1126 ;
+  always @(posedge clk)
+    p_3_exp <= \$1127 ;
+  always @(posedge clk)
+    p_3_sig <= \$1128 ;
+  always @(posedge clk)
+    p_4 <= \$1129 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$1130 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$1131 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$1132 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$1133 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$1134 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$1135 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$1136 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$1137 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$1138 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$1139 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$1140 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$1141 ;
+  always @(posedge clk)
+    unpack_q_2_0 <= \$1142 ;
+  always @(posedge clk)
+    unpack_q_2_1 <= \$1143 ;
+  always @(posedge clk)
+    unpack_q_2_2 <= \$1144 ;
+  always @(posedge clk)
+    unpack_q_2_3 <= \$1145 ;
+  always @(posedge clk)
+    unpack_q_2_4 <= \$1146 ;
+  always @(posedge clk)
+    order_q_0_big_sig <= \$1147 ;
+  always @(posedge clk)
+    order_q_0_small_sig <= \$1148 ;
+  always @(posedge clk)
+    order_q_0_shift <= \$1149 ;
+  always @(posedge clk)
+    order_q_0_subtract <= \$1150 ;
+  always @(posedge clk)
+    order_q_0_flags_big_exp <= \$1151 ;
+  always @(posedge clk)
+    order_q_0_flags_big_sign <= \$1152 ;
+  always @(posedge clk)
+    order_q_0_flags_nan <= \$1153 ;
+  always @(posedge clk)
+    order_q_0_flags_inf <= \$1154 ;
+  always @(posedge clk)
+    order_q_0_flags_inf_sign <= \$1155 ;
+  always @(posedge clk)
+    order_q_0_flags_both_zero <= \$1156 ;
+  always @(posedge clk)
+    order_q_0_flags_zero_sign <= \$1157 ;
+  always @(posedge clk)
+    order_q_1_0 <= \$1158 ;
+  always @(posedge clk)
+    order_q_1_1 <= \$1159 ;
+  always @(posedge clk)
+    order_q_1_2 <= \$1160 ;
+  always @(posedge clk)
+    order_q_1_3 <= \$1161 ;
+  always @(posedge clk)
+    order_q_1_4 <= \$1162 ;
+  always @(posedge clk)
+    align_q_0_big <= \$1163 ;
+  always @(posedge clk)
+    align_q_0_small <= \$1164 ;
+  always @(posedge clk)
+    align_q_0_subtract <= \$1165 ;
+  always @(posedge clk)
+    align_q_0_flags_big_exp <= \$1166 ;
+  always @(posedge clk)
+    align_q_0_flags_big_sign <= \$1167 ;
+  always @(posedge clk)
+    align_q_0_flags_nan <= \$1168 ;
+  always @(posedge clk)
+    align_q_0_flags_inf <= \$1169 ;
+  always @(posedge clk)
+    align_q_0_flags_inf_sign <= \$1170 ;
+  always @(posedge clk)
+    align_q_0_flags_both_zero <= \$1171 ;
+  always @(posedge clk)
+    align_q_0_flags_zero_sign <= \$1172 ;
+  always @(posedge clk)
+    align_q_1_0 <= \$1173 ;
+  always @(posedge clk)
+    align_q_1_1 <= \$1174 ;
+  always @(posedge clk)
+    align_q_1_2 <= \$1175 ;
+  always @(posedge clk)
+    align_q_1_3 <= \$1176 ;
+  always @(posedge clk)
+    align_q_1_4 <= \$1177 ;
+  always @(posedge clk)
+    add_q_0_total <= \$1178 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$1179 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$1180 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$1181 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$1182 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$1183 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$1184 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$1185 ;
+  always @(posedge clk)
+    add_q_1_0 <= \$1186 ;
+  always @(posedge clk)
+    add_q_1_1 <= \$1187 ;
+  always @(posedge clk)
+    add_q_2_0 <= \$1188 ;
+  always @(posedge clk)
+    add_q_2_1 <= \$1189 ;
+  always @(posedge clk)
+    add_q_2_2 <= \$1190 ;
+  always @(posedge clk)
+    add_q_2_3 <= \$1191 ;
+  always @(posedge clk)
+    add_q_2_4 <= \$1192 ;
+  always @(posedge clk)
+    normalize_q_0_0_sign <= \$1193 ;
+  always @(posedge clk)
+    normalize_q_0_0_zero <= \$1194 ;
+  always @(posedge clk)
+    normalize_q_0_0_inf <= \$1195 ;
+  always @(posedge clk)
+    normalize_q_0_0_nan <= \$1196 ;
+  always @(posedge clk)
+    normalize_q_0_0_exp <= \$1197 ;
+  always @(posedge clk)
+    normalize_q_0_0_sig <= \$1198 ;
+  always @(posedge clk)
+    normalize_q_0_1 <= \$1199 ;
+  always @(posedge clk)
+    normalize_q_1_0 <= \$1200 ;
+  always @(posedge clk)
+    normalize_q_1_1 <= \$1201 ;
+  always @(posedge clk)
+    normalize_q_2_0 <= \$1202 ;
+  always @(posedge clk)
+    normalize_q_2_1 <= \$1203 ;
+  always @(posedge clk)
+    normalize_q_2_2 <= \$1204 ;
+  always @(posedge clk)
+    normalize_q_2_3 <= \$1205 ;
+  always @(posedge clk)
+    normalize_q_2_4 <= \$1206 ;
+  always @(posedge clk)
+    place_q_0_0_kept <= \$1207 ;
+  always @(posedge clk)
+    place_q_0_0_below <= \$1208 ;
+  always @(posedge clk)
+    place_q_0_0_sticky <= \$1209 ;
+  always @(posedge clk)
+    place_q_0_0_small <= \$1210 ;
+  always @(posedge clk)
+    place_q_0_0_e_eff <= \$1211 ;
+  always @(posedge clk)
+    place_q_0_0_sign <= \$1212 ;
+  always @(posedge clk)
+    place_q_0_0_zero <= \$1213 ;
+  always @(posedge clk)
+    place_q_0_0_inf <= \$1214 ;
+  always @(posedge clk)
+    place_q_0_0_nan <= \$1215 ;
+  always @(posedge clk)
+    place_q_0_1_kept <= \$1216 ;
+  always @(posedge clk)
+    place_q_0_1_below <= \$1217 ;
+  always @(posedge clk)
+    place_q_0_1_sticky <= \$1218 ;
+  always @(posedge clk)
+    place_q_0_1_small <= \$1219 ;
+  always @(posedge clk)
+    place_q_0_1_e_eff <= \$1220 ;
+  always @(posedge clk)
+    place_q_0_1_sign <= \$1221 ;
+  always @(posedge clk)
+    place_q_0_1_zero <= \$1222 ;
+  always @(posedge clk)
+    place_q_0_1_inf <= \$1223 ;
+  always @(posedge clk)
+    place_q_0_1_nan <= \$1224 ;
+  always @(posedge clk)
+    place_q_1_0 <= \$1225 ;
+  always @(posedge clk)
+    place_q_1_1 <= \$1226 ;
+  always @(posedge clk)
+    place_q_1_2 <= \$1227 ;
+  always @(posedge clk)
+    place_q_1_3 <= \$1228 ;
+  always @(posedge clk)
+    place_q_1_4 <= \$1229 ;
+  always @(posedge clk)
+    round_q_0_0_count <= \$1230 ;
+  always @(posedge clk)
+    round_q_0_0_up <= \$1231 ;
+  always @(posedge clk)
+    round_q_0_0_small <= \$1232 ;
+  always @(posedge clk)
+    round_q_0_0_e_eff <= \$1233 ;
+  always @(posedge clk)
+    round_q_0_0_sign <= \$1234 ;
+  always @(posedge clk)
+    round_q_0_0_zero <= \$1235 ;
+  always @(posedge clk)
+    round_q_0_0_inf <= \$1236 ;
+  always @(posedge clk)
+    round_q_0_0_nan <= \$1237 ;
+  always @(posedge clk)
+    round_q_0_1_count <= \$1238 ;
+  always @(posedge clk)
+    round_q_0_1_up <= \$1239 ;
+  always @(posedge clk)
+    round_q_0_1_small <= \$1240 ;
+  always @(posedge clk)
+    round_q_0_1_e_eff <= \$1241 ;
+  always @(posedge clk)
+    round_q_0_1_sign <= \$1242 ;
+  always @(posedge clk)
+    round_q_0_1_zero <= \$1243 ;
+  always @(posedge clk)
+    round_q_0_1_inf <= \$1244 ;
+  always @(posedge clk)
+    round_q_0_1_nan <= \$1245 ;
+  always @(posedge clk)
+    round_q_1_0 <= \$1246 ;
+  always @(posedge clk)
+    round_q_1_1 <= \$1247 ;
+  always @(posedge clk)
+    round_q_1_2 <= \$1248 ;
+  always @(posedge clk)
+    round_q_1_3 <= \$1249 ;
+  always @(posedge clk)
+    round_q_1_4 <= \$1250 ;
+  always @(posedge clk)
+    acc <= \$1251 ;
+  always @(posedge clk)
+    done <= \$1252 ;
+  always @(posedge clk)
+    fresh <= \$1253 ;
+  always @(posedge clk)
+    acc_mode <= \$1254 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$1485$0 (\$673 ),
-    .\port$1487$0 (\$674 ),
-    .\port$1489$0 (\$675 ),
-    .\port$1491$0 (\$676 ),
-    .\port$1493$0 (\$677 ),
-    .\port$1495$0 (\$678 ),
-    .\port$1497$0 (\$679 ),
-    .\port$1499$0 (\$680 ),
+    .\port$2649$0 (\$1255 ),
+    .\port$2651$0 (\$1256 ),
+    .\port$2653$0 (\$1257 ),
+    .\port$2655$0 (\$1258 ),
+    .\port$2657$0 (\$1259 ),
+    .\port$2659$0 (\$1260 ),
+    .\port$2661$0 (\$1261 ),
+    .\port$2663$0 (\$1262 ),
     .rst(rst)
   );
   always @* begin
@@ -6412,11 +8572,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h1:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h2:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -6629,28 +8789,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$375 ;
+      sum_fp16_sr8_mag = \$1003 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$389 ;
+      sum_fp16_sr8 = \$1017 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$401 ;
+      sum_bf16_rne_mag = \$1029 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$415 ;
+      sum_bf16_rne = \$1043 ;
     end
   end
   always @* begin
@@ -6672,1356 +8832,1356 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$538  = p_0;
+    \$1120  = p_0;
     if (\en$1 ) begin
-      \$538  = valid;
+      \$1120  = valid;
     end
     if (rst) begin
-      \$538  = 1'h0;
+      \$1120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$539  = p_1;
+    \$1121  = p_1;
     if (\en$1 ) begin
-      \$539  = last;
+      \$1121  = last;
     end
     if (rst) begin
-      \$539  = 1'h0;
+      \$1121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$540  = p_2;
+    \$1122  = p_2;
     if (\en$1 ) begin
-      \$540  = choice;
+      \$1122  = choice;
     end
     if (rst) begin
-      \$540  = 2'h0;
+      \$1122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$541  = p_3_sign;
+    \$1123  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = term_sign;
+      \$1123  = term_sign;
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$1123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$542  = p_3_zero;
+    \$1124  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = term_zero;
+      \$1124  = term_zero;
     end
     if (rst) begin
-      \$542  = 1'h0;
+      \$1124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$543  = p_3_inf;
+    \$1125  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = term_inf;
+      \$1125  = term_inf;
     end
     if (rst) begin
-      \$543  = 1'h0;
+      \$1125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$544  = p_3_nan;
+    \$1126  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = term_nan;
+      \$1126  = term_nan;
     end
     if (rst) begin
-      \$544  = 1'h0;
+      \$1126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$545  = p_3_exp;
+    \$1127  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = term_exp;
+      \$1127  = term_exp;
     end
     if (rst) begin
-      \$545  = 10'h000;
+      \$1127  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$546  = p_3_sig;
+    \$1128  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = term_sig;
+      \$1128  = term_sig;
     end
     if (rst) begin
-      \$546  = 16'h0000;
+      \$1128  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$547  = p_4;
+    \$1129  = p_4;
     if (\en$1 ) begin
-      \$547  = rand_sum;
+      \$1129  = rand_sum;
     end
     if (rst) begin
-      \$547  = 8'h00;
+      \$1129  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$548  = unpack_q_0_sign;
+    \$1130  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = base_sign;
+      \$1130  = base_sign;
     end
     if (rst) begin
-      \$548  = 1'h0;
+      \$1130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$549  = unpack_q_0_zero;
+    \$1131  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = base_zero;
+      \$1131  = base_zero;
     end
     if (rst) begin
-      \$549  = 1'h0;
+      \$1131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$550  = unpack_q_0_inf;
+    \$1132  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = base_inf;
+      \$1132  = base_inf;
     end
     if (rst) begin
-      \$550  = 1'h0;
+      \$1132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$551  = unpack_q_0_nan;
+    \$1133  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = base_nan;
+      \$1133  = base_nan;
     end
     if (rst) begin
-      \$551  = 1'h0;
+      \$1133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$552  = unpack_q_0_exp;
+    \$1134  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = base_exp;
+      \$1134  = base_exp;
     end
     if (rst) begin
-      \$552  = 9'h000;
+      \$1134  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$553  = unpack_q_0_sig;
+    \$1135  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = base_sig;
+      \$1135  = base_sig;
     end
     if (rst) begin
-      \$553  = 11'h000;
+      \$1135  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$554  = unpack_q_1_sign;
+    \$1136  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = \$416 ;
+      \$1136  = \$1044 ;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$1136  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$555  = unpack_q_1_zero;
+    \$1137  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = \$418 ;
+      \$1137  = \$1046 ;
     end
     if (rst) begin
-      \$555  = 1'h0;
+      \$1137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$556  = unpack_q_1_inf;
+    \$1138  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$419 ;
+      \$1138  = \$1047 ;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$1138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$557  = unpack_q_1_nan;
+    \$1139  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$420 ;
+      \$1139  = \$1048 ;
     end
     if (rst) begin
-      \$557  = 1'h0;
+      \$1139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$558  = unpack_q_1_exp;
+    \$1140  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = p_3_exp;
+      \$1140  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 10'h000;
+      \$1140  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$559  = unpack_q_1_sig;
+    \$1141  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = p_3_sig;
+      \$1141  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 16'h0000;
+      \$1141  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$560  = unpack_q_2_0;
+    \$1142  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = p_0;
+      \$1142  = p_0;
     end
     if (rst) begin
-      \$560  = 1'h0;
+      \$1142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$561  = unpack_q_2_1;
+    \$1143  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = p_1;
+      \$1143  = p_1;
     end
     if (rst) begin
-      \$561  = 1'h0;
+      \$1143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$562  = unpack_q_2_2;
+    \$1144  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = \$421 ;
+      \$1144  = \$1049 ;
     end
     if (rst) begin
-      \$562  = 1'h0;
+      \$1144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$563  = unpack_q_2_3;
+    \$1145  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = p_4;
+      \$1145  = p_4;
     end
     if (rst) begin
-      \$563  = 8'h00;
+      \$1145  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$564  = unpack_q_2_4;
+    \$1146  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = step_mode;
+      \$1146  = step_mode;
     end
     if (rst) begin
-      \$564  = 2'h0;
+      \$1146  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$565  = order_q_0_big_sig;
+    \$1147  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = \$422 ;
+      \$1147  = \$1050 ;
     end
     if (rst) begin
-      \$565  = 16'h0000;
+      \$1147  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$566  = order_q_0_small_sig;
+    \$1148  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = \$425 ;
+      \$1148  = \$1053 ;
     end
     if (rst) begin
-      \$566  = 16'h0000;
+      \$1148  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$567  = order_q_0_shift;
+    \$1149  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = \$432 [4:0];
+      \$1149  = \$1060 [4:0];
     end
     if (rst) begin
-      \$567  = 5'h00;
+      \$1149  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$568  = order_q_0_subtract;
+    \$1150  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = \$433 ;
+      \$1150  = \$1061 ;
     end
     if (rst) begin
-      \$568  = 1'h0;
+      \$1150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$569  = order_q_0_flags_big_exp;
+    \$1151  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = \$434 ;
+      \$1151  = \$1062 ;
     end
     if (rst) begin
-      \$569  = 10'h000;
+      \$1151  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$570  = order_q_0_flags_big_sign;
+    \$1152  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = \$435 ;
+      \$1152  = \$1063 ;
     end
     if (rst) begin
-      \$570  = 1'h0;
+      \$1152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$571  = order_q_0_flags_nan;
+    \$1153  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$440 ;
+      \$1153  = \$1068 ;
     end
     if (rst) begin
-      \$571  = 1'h0;
+      \$1153  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$572  = order_q_0_flags_inf;
+    \$1154  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$449 ;
+      \$1154  = \$1077 ;
     end
     if (rst) begin
-      \$572  = 1'h0;
+      \$1154  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$573  = order_q_0_flags_inf_sign;
+    \$1155  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = \$450 ;
+      \$1155  = \$1078 ;
     end
     if (rst) begin
-      \$573  = 1'h0;
+      \$1155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$574  = order_q_0_flags_both_zero;
+    \$1156  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = \$451 ;
+      \$1156  = \$1079 ;
     end
     if (rst) begin
-      \$574  = 1'h0;
+      \$1156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$575  = order_q_0_flags_zero_sign;
+    \$1157  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = \$452 ;
+      \$1157  = \$1080 ;
     end
     if (rst) begin
-      \$575  = 1'h0;
+      \$1157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$576  = order_q_1_0;
+    \$1158  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = unpack_q_2_0;
+      \$1158  = unpack_q_2_0;
     end
     if (rst) begin
-      \$576  = 1'h0;
+      \$1158  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$577  = order_q_1_1;
+    \$1159  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = unpack_q_2_1;
+      \$1159  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 1'h0;
+      \$1159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$578  = order_q_1_2;
+    \$1160  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = unpack_q_2_2;
+      \$1160  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 1'h0;
+      \$1160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$579  = order_q_1_3;
+    \$1161  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = unpack_q_2_3;
+      \$1161  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 8'h00;
+      \$1161  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$580  = order_q_1_4;
+    \$1162  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = unpack_q_2_4;
+      \$1162  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 2'h0;
+      \$1162  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$581  = align_q_0_big;
+    \$1163  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
+      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 28'h0000000;
+      \$1163  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$582  = align_q_0_small;
+    \$1164  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
+      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
     end
     if (rst) begin
-      \$582  = 28'h0000000;
+      \$1164  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$583  = align_q_0_subtract;
+    \$1165  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = order_q_0_subtract;
+      \$1165  = order_q_0_subtract;
     end
     if (rst) begin
-      \$583  = 1'h0;
+      \$1165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$584  = align_q_0_flags_big_exp;
+    \$1166  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = order_q_0_flags_big_exp;
+      \$1166  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 10'h000;
+      \$1166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$585  = align_q_0_flags_big_sign;
+    \$1167  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = order_q_0_flags_big_sign;
+      \$1167  = order_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$585  = 1'h0;
+      \$1167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$586  = align_q_0_flags_nan;
+    \$1168  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = order_q_0_flags_nan;
+      \$1168  = order_q_0_flags_nan;
     end
     if (rst) begin
-      \$586  = 1'h0;
+      \$1168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$587  = align_q_0_flags_inf;
+    \$1169  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = order_q_0_flags_inf;
+      \$1169  = order_q_0_flags_inf;
     end
     if (rst) begin
-      \$587  = 1'h0;
+      \$1169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$588  = align_q_0_flags_inf_sign;
+    \$1170  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = order_q_0_flags_inf_sign;
+      \$1170  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$588  = 1'h0;
+      \$1170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$589  = align_q_0_flags_both_zero;
+    \$1171  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = order_q_0_flags_both_zero;
+      \$1171  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 1'h0;
+      \$1171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$590  = align_q_0_flags_zero_sign;
+    \$1172  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = order_q_0_flags_zero_sign;
+      \$1172  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 1'h0;
+      \$1172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$591  = align_q_1_0;
+    \$1173  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = order_q_1_0;
+      \$1173  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 1'h0;
+      \$1173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$592  = align_q_1_1;
+    \$1174  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = order_q_1_1;
+      \$1174  = order_q_1_1;
     end
     if (rst) begin
-      \$592  = 1'h0;
+      \$1174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$593  = align_q_1_2;
+    \$1175  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = order_q_1_2;
+      \$1175  = order_q_1_2;
     end
     if (rst) begin
-      \$593  = 1'h0;
+      \$1175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$594  = align_q_1_3;
+    \$1176  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = order_q_1_3;
+      \$1176  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 8'h00;
+      \$1176  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$595  = align_q_1_4;
+    \$1177  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = order_q_1_4;
+      \$1177  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 2'h0;
+      \$1177  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$596  = add_q_0_total;
+    \$1178  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = \$326 [27:0];
+      \$1178  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 28'h0000000;
+      \$1178  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$597  = add_q_0_flags_big_exp;
+    \$1179  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = align_q_0_flags_big_exp;
+      \$1179  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 10'h000;
+      \$1179  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$598  = add_q_0_flags_big_sign;
+    \$1180  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = align_q_0_flags_big_sign;
+      \$1180  = align_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$598  = 1'h0;
+      \$1180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$599  = add_q_0_flags_nan;
+    \$1181  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = align_q_0_flags_nan;
+      \$1181  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 1'h0;
+      \$1181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$600  = add_q_0_flags_inf;
+    \$1182  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = align_q_0_flags_inf;
+      \$1182  = align_q_0_flags_inf;
     end
     if (rst) begin
-      \$600  = 1'h0;
+      \$1182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$601  = add_q_0_flags_inf_sign;
+    \$1183  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = align_q_0_flags_inf_sign;
+      \$1183  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$601  = 1'h0;
+      \$1183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$602  = add_q_0_flags_both_zero;
+    \$1184  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = align_q_0_flags_both_zero;
+      \$1184  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 1'h0;
+      \$1184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$603  = add_q_0_flags_zero_sign;
+    \$1185  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = align_q_0_flags_zero_sign;
+      \$1185  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$603  = 1'h0;
+      \$1185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$604  = add_q_1_0;
+    \$1186  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = \$454 ;
+      \$1186  = \$1082 ;
     end
     if (rst) begin
-      \$604  = 11'h000;
+      \$1186  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$605  = add_q_1_1;
+    \$1187  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = \$455 ;
+      \$1187  = \$1083 ;
     end
     if (rst) begin
-      \$605  = 11'h000;
+      \$1187  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$606  = add_q_2_0;
+    \$1188  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = align_q_1_0;
+      \$1188  = align_q_1_0;
     end
     if (rst) begin
-      \$606  = 1'h0;
+      \$1188  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$607  = add_q_2_1;
+    \$1189  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = align_q_1_1;
+      \$1189  = align_q_1_1;
     end
     if (rst) begin
-      \$607  = 1'h0;
+      \$1189  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$608  = add_q_2_2;
+    \$1190  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = align_q_1_2;
+      \$1190  = align_q_1_2;
     end
     if (rst) begin
-      \$608  = 1'h0;
+      \$1190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$609  = add_q_2_3;
+    \$1191  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = align_q_1_3;
+      \$1191  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 8'h00;
+      \$1191  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$610  = add_q_2_4;
+    \$1192  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = align_q_1_4;
+      \$1192  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 2'h0;
+      \$1192  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$611  = normalize_q_0_0_sign;
+    \$1193  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = \$459 ;
+      \$1193  = \$1087 ;
     end
     if (rst) begin
-      \$611  = 1'h0;
+      \$1193  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$612  = normalize_q_0_0_zero;
+    \$1194  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = \$461 ;
+      \$1194  = \$1089 ;
     end
     if (rst) begin
-      \$612  = 1'h0;
+      \$1194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$613  = normalize_q_0_0_inf;
+    \$1195  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = add_q_0_flags_inf;
+      \$1195  = add_q_0_flags_inf;
     end
     if (rst) begin
-      \$613  = 1'h0;
+      \$1195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$614  = normalize_q_0_0_nan;
+    \$1196  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = add_q_0_flags_nan;
+      \$1196  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h0;
+      \$1196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$615  = normalize_q_0_0_exp;
+    \$1197  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = \$354 [9:0];
+      \$1197  = \$979 [9:0];
     end
     if (rst) begin
-      \$615  = 10'h000;
+      \$1197  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$616  = normalize_q_0_0_sig;
+    \$1198  = normalize_q_0_0_sig;
     if (\en$1 ) begin
-      \$616  = \$355 [26:0];
+      \$1198  = add_normalized;
     end
     if (rst) begin
-      \$616  = 27'h0000000;
+      \$1198  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$617  = normalize_q_0_1;
+    \$1199  = normalize_q_0_1;
     if (\en$1 ) begin
-      \$617  = add_q_0_total[0];
+      \$1199  = add_q_0_total[0];
     end
     if (rst) begin
-      \$617  = 1'h0;
+      \$1199  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$618  = normalize_q_1_0;
+    \$1200  = normalize_q_1_0;
     if (\en$1 ) begin
-      \$618  = \$489 ;
+      \$1200  = \$1090 ;
     end
     if (rst) begin
-      \$618  = 12'h000;
+      \$1200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$619  = normalize_q_1_1;
+    \$1201  = normalize_q_1_1;
     if (\en$1 ) begin
-      \$619  = \$517 ;
+      \$1201  = \$1091 ;
     end
     if (rst) begin
-      \$619  = 12'h000;
+      \$1201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$620  = normalize_q_2_0;
+    \$1202  = normalize_q_2_0;
     if (\en$1 ) begin
-      \$620  = add_q_2_0;
+      \$1202  = add_q_2_0;
     end
     if (rst) begin
-      \$620  = 1'h0;
+      \$1202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$621  = normalize_q_2_1;
+    \$1203  = normalize_q_2_1;
     if (\en$1 ) begin
-      \$621  = add_q_2_1;
+      \$1203  = add_q_2_1;
     end
     if (rst) begin
-      \$621  = 1'h0;
+      \$1203  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$622  = normalize_q_2_2;
+    \$1204  = normalize_q_2_2;
     if (\en$1 ) begin
-      \$622  = add_q_2_2;
+      \$1204  = add_q_2_2;
     end
     if (rst) begin
-      \$622  = 1'h0;
+      \$1204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$623  = normalize_q_2_3;
+    \$1205  = normalize_q_2_3;
     if (\en$1 ) begin
-      \$623  = add_q_2_3;
+      \$1205  = add_q_2_3;
     end
     if (rst) begin
-      \$623  = 8'h00;
+      \$1205  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$624  = normalize_q_2_4;
+    \$1206  = normalize_q_2_4;
     if (\en$1 ) begin
-      \$624  = add_q_2_4;
+      \$1206  = add_q_2_4;
     end
     if (rst) begin
-      \$624  = 2'h0;
+      \$1206  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$625  = place_q_0_0_kept;
+    \$1207  = place_q_0_0_kept;
     if (\en$1 ) begin
-      \$625  = sum_fp16_sr8_wide[71:36];
+      \$1207  = sum_fp16_sr8_wide[99:64];
     end
     if (rst) begin
-      \$625  = 36'h000000000;
+      \$1207  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$626  = place_q_0_0_below;
+    \$1208  = place_q_0_0_below;
     if (\en$1 ) begin
-      \$626  = sum_fp16_sr8_wide[35:0];
+      \$1208  = sum_fp16_sr8_wide[63:0];
     end
     if (rst) begin
-      \$626  = 36'h000000000;
+      \$1208  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$627  = place_q_0_0_sticky;
+    \$1209  = place_q_0_0_sticky;
     if (\en$1 ) begin
-      \$627  = normalize_q_0_1;
+      \$1209  = normalize_q_0_1;
     end
     if (rst) begin
-      \$627  = 1'h0;
+      \$1209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$628  = place_q_0_0_small;
+    \$1210  = place_q_0_0_small;
     if (\en$1 ) begin
-      \$628  = \$518 ;
+      \$1210  = \$1094 ;
     end
     if (rst) begin
-      \$628  = 1'h0;
+      \$1210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$629  = place_q_0_0_e_eff;
+    \$1211  = place_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$629  = \$522 ;
+      \$1211  = \$1100 ;
     end
     if (rst) begin
-      \$629  = 10'h000;
+      \$1211  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$630  = place_q_0_0_sign;
+    \$1212  = place_q_0_0_sign;
     if (\en$1 ) begin
-      \$630  = normalize_q_0_0_sign;
+      \$1212  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$630  = 1'h0;
+      \$1212  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$631  = place_q_0_0_zero;
+    \$1213  = place_q_0_0_zero;
     if (\en$1 ) begin
-      \$631  = normalize_q_0_0_zero;
+      \$1213  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$631  = 1'h0;
+      \$1213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$632  = place_q_0_0_inf;
+    \$1214  = place_q_0_0_inf;
     if (\en$1 ) begin
-      \$632  = normalize_q_0_0_inf;
+      \$1214  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$632  = 1'h0;
+      \$1214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$633  = place_q_0_0_nan;
+    \$1215  = place_q_0_0_nan;
     if (\en$1 ) begin
-      \$633  = normalize_q_0_0_nan;
+      \$1215  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$633  = 1'h0;
+      \$1215  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$634  = place_q_0_1_kept;
+    \$1216  = place_q_0_1_kept;
     if (\en$1 ) begin
-      \$634  = sum_bf16_rne_wide[57:29];
+      \$1216  = sum_bf16_rne_wide[60:32];
     end
     if (rst) begin
-      \$634  = 29'h00000000;
+      \$1216  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$635  = place_q_0_1_below;
+    \$1217  = place_q_0_1_below;
     if (\en$1 ) begin
-      \$635  = sum_bf16_rne_wide[28:0];
+      \$1217  = sum_bf16_rne_wide[31:0];
     end
     if (rst) begin
-      \$635  = 29'h00000000;
+      \$1217  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$636  = place_q_0_1_sticky;
+    \$1218  = place_q_0_1_sticky;
     if (\en$1 ) begin
-      \$636  = normalize_q_0_1;
+      \$1218  = normalize_q_0_1;
     end
     if (rst) begin
-      \$636  = 1'h0;
+      \$1218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$637  = place_q_0_1_small;
+    \$1219  = place_q_0_1_small;
     if (\en$1 ) begin
-      \$637  = \$523 ;
+      \$1219  = \$1103 ;
     end
     if (rst) begin
-      \$637  = 1'h0;
+      \$1219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$638  = place_q_0_1_e_eff;
+    \$1220  = place_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$638  = \$527 ;
+      \$1220  = \$1109 ;
     end
     if (rst) begin
-      \$638  = 10'h000;
+      \$1220  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$639  = place_q_0_1_sign;
+    \$1221  = place_q_0_1_sign;
     if (\en$1 ) begin
-      \$639  = normalize_q_0_0_sign;
+      \$1221  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$639  = 1'h0;
+      \$1221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$640  = place_q_0_1_zero;
+    \$1222  = place_q_0_1_zero;
     if (\en$1 ) begin
-      \$640  = normalize_q_0_0_zero;
+      \$1222  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$640  = 1'h0;
+      \$1222  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$641  = place_q_0_1_inf;
+    \$1223  = place_q_0_1_inf;
     if (\en$1 ) begin
-      \$641  = normalize_q_0_0_inf;
+      \$1223  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$641  = 1'h0;
+      \$1223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$642  = place_q_0_1_nan;
+    \$1224  = place_q_0_1_nan;
     if (\en$1 ) begin
-      \$642  = normalize_q_0_0_nan;
+      \$1224  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$642  = 1'h0;
+      \$1224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$643  = place_q_1_0;
+    \$1225  = place_q_1_0;
     if (\en$1 ) begin
-      \$643  = normalize_q_2_0;
+      \$1225  = normalize_q_2_0;
     end
     if (rst) begin
-      \$643  = 1'h0;
+      \$1225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$644  = place_q_1_1;
+    \$1226  = place_q_1_1;
     if (\en$1 ) begin
-      \$644  = normalize_q_2_1;
+      \$1226  = normalize_q_2_1;
     end
     if (rst) begin
-      \$644  = 1'h0;
+      \$1226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$645  = place_q_1_2;
+    \$1227  = place_q_1_2;
     if (\en$1 ) begin
-      \$645  = normalize_q_2_2;
+      \$1227  = normalize_q_2_2;
     end
     if (rst) begin
-      \$645  = 1'h0;
+      \$1227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$646  = place_q_1_3;
+    \$1228  = place_q_1_3;
     if (\en$1 ) begin
-      \$646  = normalize_q_2_3;
+      \$1228  = normalize_q_2_3;
     end
     if (rst) begin
-      \$646  = 8'h00;
+      \$1228  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$647  = place_q_1_4;
+    \$1229  = place_q_1_4;
     if (\en$1 ) begin
-      \$647  = normalize_q_2_4;
+      \$1229  = normalize_q_2_4;
     end
     if (rst) begin
-      \$647  = 2'h0;
+      \$1229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$648  = round_q_0_0_count;
+    \$1230  = round_q_0_0_count;
     if (\en$1 ) begin
-      \$648  = place_q_0_0_kept[35:25];
+      \$1230  = place_q_0_0_kept[35:25];
     end
     if (rst) begin
-      \$648  = 11'h000;
+      \$1230  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$649  = round_q_0_0_up;
+    \$1231  = round_q_0_0_up;
     if (\en$1 ) begin
-      \$649  = \$528 [8];
+      \$1231  = \$1110 [8];
     end
     if (rst) begin
-      \$649  = 1'h0;
+      \$1231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$650  = round_q_0_0_small;
+    \$1232  = round_q_0_0_small;
     if (\en$1 ) begin
-      \$650  = place_q_0_0_small;
+      \$1232  = place_q_0_0_small;
     end
     if (rst) begin
-      \$650  = 1'h0;
+      \$1232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$651  = round_q_0_0_e_eff;
+    \$1233  = round_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$651  = place_q_0_0_e_eff;
+      \$1233  = place_q_0_0_e_eff;
     end
     if (rst) begin
-      \$651  = 10'h000;
+      \$1233  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$652  = round_q_0_0_sign;
+    \$1234  = round_q_0_0_sign;
     if (\en$1 ) begin
-      \$652  = place_q_0_0_sign;
+      \$1234  = place_q_0_0_sign;
     end
     if (rst) begin
-      \$652  = 1'h0;
+      \$1234  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$653  = round_q_0_0_zero;
+    \$1235  = round_q_0_0_zero;
     if (\en$1 ) begin
-      \$653  = place_q_0_0_zero;
+      \$1235  = place_q_0_0_zero;
     end
     if (rst) begin
-      \$653  = 1'h0;
+      \$1235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$654  = round_q_0_0_inf;
+    \$1236  = round_q_0_0_inf;
     if (\en$1 ) begin
-      \$654  = place_q_0_0_inf;
+      \$1236  = place_q_0_0_inf;
     end
     if (rst) begin
-      \$654  = 1'h0;
+      \$1236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$655  = round_q_0_0_nan;
+    \$1237  = round_q_0_0_nan;
     if (\en$1 ) begin
-      \$655  = place_q_0_0_nan;
+      \$1237  = place_q_0_0_nan;
     end
     if (rst) begin
-      \$655  = 1'h0;
+      \$1237  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$656  = round_q_0_1_count;
+    \$1238  = round_q_0_1_count;
     if (\en$1 ) begin
-      \$656  = place_q_0_1_kept[28:21];
+      \$1238  = place_q_0_1_kept[28:21];
     end
     if (rst) begin
-      \$656  = 8'h00;
+      \$1238  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$657  = round_q_0_1_up;
+    \$1239  = round_q_0_1_up;
     if (\en$1 ) begin
-      \$657  = \$534 ;
+      \$1239  = \$1116 ;
     end
     if (rst) begin
-      \$657  = 1'h0;
+      \$1239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$658  = round_q_0_1_small;
+    \$1240  = round_q_0_1_small;
     if (\en$1 ) begin
-      \$658  = place_q_0_1_small;
+      \$1240  = place_q_0_1_small;
     end
     if (rst) begin
-      \$658  = 1'h0;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$659  = round_q_0_1_e_eff;
+    \$1241  = round_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$659  = place_q_0_1_e_eff;
+      \$1241  = place_q_0_1_e_eff;
     end
     if (rst) begin
-      \$659  = 10'h000;
+      \$1241  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$660  = round_q_0_1_sign;
+    \$1242  = round_q_0_1_sign;
     if (\en$1 ) begin
-      \$660  = place_q_0_1_sign;
+      \$1242  = place_q_0_1_sign;
     end
     if (rst) begin
-      \$660  = 1'h0;
+      \$1242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$661  = round_q_0_1_zero;
+    \$1243  = round_q_0_1_zero;
     if (\en$1 ) begin
-      \$661  = place_q_0_1_zero;
+      \$1243  = place_q_0_1_zero;
     end
     if (rst) begin
-      \$661  = 1'h0;
+      \$1243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$662  = round_q_0_1_inf;
+    \$1244  = round_q_0_1_inf;
     if (\en$1 ) begin
-      \$662  = place_q_0_1_inf;
+      \$1244  = place_q_0_1_inf;
     end
     if (rst) begin
-      \$662  = 1'h0;
+      \$1244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$663  = round_q_0_1_nan;
+    \$1245  = round_q_0_1_nan;
     if (\en$1 ) begin
-      \$663  = place_q_0_1_nan;
+      \$1245  = place_q_0_1_nan;
     end
     if (rst) begin
-      \$663  = 1'h0;
+      \$1245  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$664  = round_q_1_0;
+    \$1246  = round_q_1_0;
     if (\en$1 ) begin
-      \$664  = place_q_1_0;
+      \$1246  = place_q_1_0;
     end
     if (rst) begin
-      \$664  = 1'h0;
+      \$1246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$665  = round_q_1_1;
+    \$1247  = round_q_1_1;
     if (\en$1 ) begin
-      \$665  = place_q_1_1;
+      \$1247  = place_q_1_1;
     end
     if (rst) begin
-      \$665  = 1'h0;
+      \$1247  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$666  = round_q_1_2;
+    \$1248  = round_q_1_2;
     if (\en$1 ) begin
-      \$666  = place_q_1_2;
+      \$1248  = place_q_1_2;
     end
     if (rst) begin
-      \$666  = 1'h0;
+      \$1248  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$667  = round_q_1_3;
+    \$1249  = round_q_1_3;
     if (\en$1 ) begin
-      \$667  = place_q_1_3;
+      \$1249  = place_q_1_3;
     end
     if (rst) begin
-      \$667  = 8'h00;
+      \$1249  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$668  = round_q_1_4;
+    \$1250  = round_q_1_4;
     if (\en$1 ) begin
-      \$668  = place_q_1_4;
+      \$1250  = place_q_1_4;
     end
     if (rst) begin
-      \$668  = 2'h0;
+      \$1250  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$669  = acc;
+    \$1251  = acc;
     if (\en$1 ) begin
-      \$669  = sum_code;
+      \$1251  = sum_code;
     end
     if (rst) begin
-      \$669  = 16'h0000;
+      \$1251  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$670  = done;
+    \$1252  = done;
     if (\en$1 ) begin
-      \$670  = \$535 ;
+      \$1252  = \$1117 ;
     end
     if (rst) begin
-      \$670  = 1'h0;
+      \$1252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$671  = fresh;
+    \$1253  = fresh;
     if (\en$1 ) begin
-      \$671  = \$537 ;
+      \$1253  = \$1119 ;
     end
     if (rst) begin
-      \$671  = 1'h1;
+      \$1253  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$672  = acc_mode;
+    \$1254  = acc_mode;
     if (\en$1 ) begin
-      \$672  = round_q_1_4;
+      \$1254  = round_q_1_4;
     end
     if (rst) begin
-      \$672  = 2'h0;
+      \$1254  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -8033,8 +10193,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign base_fp16_exp = \$191 [5:0];
   assign base_bf16_exp = \$253 [8:0];
   assign add_total = \$326 [27:0];
-  assign add_exp = \$354 [9:0];
-  assign add_sig = \$355 [26:0];
+  assign add_lz = { \$977 , \$946  };
+  assign add_exp = \$979 [9:0];
+  assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -8089,24 +10250,163 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
-  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
-  assign \$376  = 1'h0;
-  assign \$377  = round_q_0_0_nan;
-  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
-  assign \$387  = 1'h0;
-  assign \$388  = round_q_0_0_nan;
-  assign \$391  = { \$390 [7:0], 7'h00 };
-  assign \$396  = { \$395 [7:0], 7'h00 };
-  assign \$402  = 1'h0;
-  assign \$403  = round_q_0_1_nan;
-  assign \$408  = { \$407 [7:0], 7'h00 };
-  assign \$413  = 1'h0;
-  assign \$414  = round_q_0_1_nan;
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$334  = { 7'h00, \$333 , 8'h00 };
+  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$347  = { 7'h00, \$346 , 8'h00 };
+  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 3'h0, \$351 , 4'h0 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 7'h00, \$359 , 8'h00 };
+  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$374  = { 7'h00, \$373 , 8'h00 };
+  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$387  = { 7'h00, \$386 , 8'h00 };
+  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$400  = { 7'h00, \$399 , 8'h00 };
+  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 7'h00, \$413 , 8'h00 };
+  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$427  = { 7'h00, \$426 , 8'h00 };
+  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$440  = { 7'h00, \$439 , 8'h00 };
+  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$455  = { 7'h00, \$454 , 8'h00 };
+  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$468  = { 7'h00, \$467 , 8'h00 };
+  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 3'h0, \$472 , 4'h0 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$481  = { 7'h00, \$480 , 8'h00 };
+  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$495  = { 7'h00, \$494 , 8'h00 };
+  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$508  = { 7'h00, \$507 , 8'h00 };
+  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$521  = { 7'h00, \$520 , 8'h00 };
+  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 7'h00, \$534 , 8'h00 };
+  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$548  = { 7'h00, \$547 , 8'h00 };
+  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$561  = { 7'h00, \$560 , 8'h00 };
+  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { \$567 , 1'h0 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$576  = { 7'h00, \$575 , 8'h00 };
+  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$589  = { 7'h00, \$588 , 8'h00 };
+  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 3'h0, \$593 , 4'h0 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$602  = { 7'h00, \$601 , 8'h00 };
+  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$616  = { 7'h00, \$615 , 8'h00 };
+  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$629  = { 7'h00, \$628 , 8'h00 };
+  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 3'h0, \$633 , 4'h0 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$642  = { 7'h00, \$641 , 8'h00 };
+  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$648  = { 1'h0, \$647 , 2'h0 };
+  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$656  = { 7'h00, \$655 , 8'h00 };
+  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$669  = { 7'h00, \$668 , 8'h00 };
+  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$674  = { 3'h0, \$673 , 4'h0 };
+  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$682  = { 7'h00, \$681 , 8'h00 };
+  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$739  = 1'h0;
+  assign \$740  = 1'h0;
+  assign \$741  = 1'h0;
+  assign \$742  = 1'h1;
+  assign \$743  = 1'h1;
+  assign \$744  = 1'h1;
+  assign \$745  = 1'h1;
+  assign \$747  = 1'h1;
+  assign \$748  = 1'h1;
+  assign \$750  = 1'h1;
+  assign \$751  = 1'h1;
+  assign \$752  = 1'h1;
+  assign \$753  = 1'h1;
+  assign \$754  = 1'h1;
+  assign \$768  = { \$767 , \$764  };
+  assign \$773  = 1'h0;
+  assign \$774  = 1'h0;
+  assign \$775  = 1'h0;
+  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
+  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
+  assign \$1004  = 1'h0;
+  assign \$1005  = round_q_0_0_nan;
+  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
+  assign \$1015  = 1'h0;
+  assign \$1016  = round_q_0_0_nan;
+  assign \$1019  = { \$1018 [7:0], 7'h00 };
+  assign \$1024  = { \$1023 [7:0], 7'h00 };
+  assign \$1030  = 1'h0;
+  assign \$1031  = round_q_0_1_nan;
+  assign \$1036  = { \$1035 [7:0], 7'h00 };
+  assign \$1041  = 1'h0;
+  assign \$1042  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1485$0 , \port$1487$0 , \port$1489$0 , \port$1491$0 , \port$1493$0 , \port$1495$0 , \port$1497$0 , \port$1499$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$2649$0 , \port$2651$0 , \port$2653$0 , \port$2655$0 , \port$2657$0 , \port$2659$0 , \port$2661$0 , \port$2663$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8390,22 +10690,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1485$0 , \port
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$1485$0 ;
-  wire \port$1485$0 ;
-  output \port$1487$0 ;
-  wire \port$1487$0 ;
-  output \port$1489$0 ;
-  wire \port$1489$0 ;
-  output \port$1491$0 ;
-  wire \port$1491$0 ;
-  output \port$1493$0 ;
-  wire \port$1493$0 ;
-  output \port$1495$0 ;
-  wire \port$1495$0 ;
-  output \port$1497$0 ;
-  wire \port$1497$0 ;
-  output \port$1499$0 ;
-  wire \port$1499$0 ;
+  output \port$2649$0 ;
+  wire \port$2649$0 ;
+  output \port$2651$0 ;
+  wire \port$2651$0 ;
+  output \port$2653$0 ;
+  wire \port$2653$0 ;
+  output \port$2655$0 ;
+  wire \port$2655$0 ;
+  output \port$2657$0 ;
+  wire \port$2657$0 ;
+  output \port$2659$0 ;
+  wire \port$2659$0 ;
+  output \port$2661$0 ;
+  wire \port$2661$0 ;
+  output \port$2663$0 ;
+  wire \port$2663$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -8569,14 +10869,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$1485$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1485$0  = \$2 ;
-  assign \port$1487$0  = \$4 ;
-  assign \port$1489$0  = \$6 ;
-  assign \port$1491$0  = \$8 ;
-  assign \port$1493$0  = \$10 ;
-  assign \port$1495$0  = \$12 ;
-  assign \port$1497$0  = \$14 ;
-  assign \port$1499$0  = \$16 ;
+  assign \port$2649$0  = \$2 ;
+  assign \port$2651$0  = \$4 ;
+  assign \port$2653$0  = \$6 ;
+  assign \port$2655$0  = \$8 ;
+  assign \port$2657$0  = \$10 ;
+  assign \port$2659$0  = \$12 ;
+  assign \port$2661$0  = \$14 ;
+  assign \port$2663$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8857,34 +11157,297 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$1 ;
   wire [5:0] \$10 ;
   wire [8:0] \$100 ;
+  wire [20:0] \$1000 ;
+  wire [14:0] \$1001 ;
+  wire [14:0] \$1002 ;
+  wire [14:0] \$1003 ;
+  wire \$1004 ;
+  wire \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire [10:0] \$1009 ;
   wire [8:0] \$101 ;
+  wire [19:0] \$1010 ;
+  wire [11:0] \$1011 ;
+  wire [20:0] \$1012 ;
+  wire \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire \$1016 ;
+  wire [15:0] \$1017 ;
+  wire [10:0] \$1018 ;
+  wire [14:0] \$1019 ;
   wire [8:0] \$102 ;
+  wire [8:0] \$1020 ;
+  wire [15:0] \$1021 ;
+  wire \$1022 ;
+  wire [10:0] \$1023 ;
+  wire [14:0] \$1024 ;
+  wire [8:0] \$1025 ;
+  wire [15:0] \$1026 ;
+  wire [14:0] \$1027 ;
+  wire [14:0] \$1028 ;
+  wire [14:0] \$1029 ;
   wire [9:0] \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire [10:0] \$1035 ;
+  wire [14:0] \$1036 ;
+  wire [8:0] \$1037 ;
+  wire [15:0] \$1038 ;
+  wire \$1039 ;
   wire \$104 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire [15:0] \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
   wire [7:0] \$105 ;
+  wire [15:0] \$1050 ;
+  wire \$1051 ;
+  wire [15:0] \$1052 ;
+  wire [15:0] \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire [11:0] \$1058 ;
+  wire [11:0] \$1059 ;
   wire [9:0] \$106 ;
+  wire [11:0] \$1060 ;
+  wire \$1061 ;
+  wire [9:0] \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
   wire [9:0] \$107 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
   wire [13:0] \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire [10:0] \$1082 ;
+  wire [10:0] \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
   wire [13:0] \$109 ;
+  wire [11:0] \$1090 ;
+  wire [11:0] \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire [9:0] \$1099 ;
   wire [3:0] \$11 ;
   wire [13:0] \$110 ;
+  wire [9:0] \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire [9:0] \$1108 ;
+  wire [9:0] \$1109 ;
   wire [13:0] \$111 ;
+  wire [8:0] \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
   wire [7:0] \$112 ;
+  reg \$1120 ;
+  reg \$1121 ;
+  reg [1:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg \$1125 ;
+  reg \$1126 ;
+  reg [9:0] \$1127 ;
+  reg [15:0] \$1128 ;
+  reg [7:0] \$1129 ;
   wire [7:0] \$113 ;
+  reg \$1130 ;
+  reg \$1131 ;
+  reg \$1132 ;
+  reg \$1133 ;
+  reg [8:0] \$1134 ;
+  reg [10:0] \$1135 ;
+  reg \$1136 ;
+  reg \$1137 ;
+  reg \$1138 ;
+  reg \$1139 ;
   wire [7:0] \$114 ;
+  reg [9:0] \$1140 ;
+  reg [15:0] \$1141 ;
+  reg \$1142 ;
+  reg \$1143 ;
+  reg \$1144 ;
+  reg [7:0] \$1145 ;
+  reg [1:0] \$1146 ;
+  reg [15:0] \$1147 ;
+  reg [15:0] \$1148 ;
+  reg [4:0] \$1149 ;
   wire [7:0] \$115 ;
+  reg \$1150 ;
+  reg [9:0] \$1151 ;
+  reg \$1152 ;
+  reg \$1153 ;
+  reg \$1154 ;
+  reg \$1155 ;
+  reg \$1156 ;
+  reg \$1157 ;
+  reg \$1158 ;
+  reg \$1159 ;
   wire [7:0] \$116 ;
+  reg \$1160 ;
+  reg [7:0] \$1161 ;
+  reg [1:0] \$1162 ;
+  reg [27:0] \$1163 ;
+  reg [27:0] \$1164 ;
+  reg \$1165 ;
+  reg [9:0] \$1166 ;
+  reg \$1167 ;
+  reg \$1168 ;
+  reg \$1169 ;
   wire [7:0] \$117 ;
+  reg \$1170 ;
+  reg \$1171 ;
+  reg \$1172 ;
+  reg \$1173 ;
+  reg \$1174 ;
+  reg \$1175 ;
+  reg [7:0] \$1176 ;
+  reg [1:0] \$1177 ;
+  reg [27:0] \$1178 ;
+  reg [9:0] \$1179 ;
   wire [7:0] \$118 ;
+  reg \$1180 ;
+  reg \$1181 ;
+  reg \$1182 ;
+  reg \$1183 ;
+  reg \$1184 ;
+  reg \$1185 ;
+  reg [10:0] \$1186 ;
+  reg [10:0] \$1187 ;
+  reg \$1188 ;
+  reg \$1189 ;
   wire \$119 ;
+  reg \$1190 ;
+  reg [7:0] \$1191 ;
+  reg [1:0] \$1192 ;
+  reg \$1193 ;
+  reg \$1194 ;
+  reg \$1195 ;
+  reg \$1196 ;
+  reg [9:0] \$1197 ;
+  reg [26:0] \$1198 ;
+  reg \$1199 ;
   wire [3:0] \$12 ;
   wire \$120 ;
+  reg [11:0] \$1200 ;
+  reg [11:0] \$1201 ;
+  reg \$1202 ;
+  reg \$1203 ;
+  reg \$1204 ;
+  reg [7:0] \$1205 ;
+  reg [1:0] \$1206 ;
+  reg [35:0] \$1207 ;
+  reg [63:0] \$1208 ;
+  reg \$1209 ;
   wire \$121 ;
+  reg \$1210 ;
+  reg [9:0] \$1211 ;
+  reg \$1212 ;
+  reg \$1213 ;
+  reg \$1214 ;
+  reg \$1215 ;
+  reg [28:0] \$1216 ;
+  reg [31:0] \$1217 ;
+  reg \$1218 ;
+  reg \$1219 ;
   wire \$122 ;
+  reg [9:0] \$1220 ;
+  reg \$1221 ;
+  reg \$1222 ;
+  reg \$1223 ;
+  reg \$1224 ;
+  reg \$1225 ;
+  reg \$1226 ;
+  reg \$1227 ;
+  reg [7:0] \$1228 ;
+  reg [1:0] \$1229 ;
   wire \$123 ;
+  reg [10:0] \$1230 ;
+  reg \$1231 ;
+  reg \$1232 ;
+  reg [9:0] \$1233 ;
+  reg \$1234 ;
+  reg \$1235 ;
+  reg \$1236 ;
+  reg \$1237 ;
+  reg [7:0] \$1238 ;
+  reg \$1239 ;
   wire \$124 ;
+  reg \$1240 ;
+  reg [9:0] \$1241 ;
+  reg \$1242 ;
+  reg \$1243 ;
+  reg \$1244 ;
+  reg \$1245 ;
+  reg \$1246 ;
+  reg \$1247 ;
+  reg \$1248 ;
+  reg [7:0] \$1249 ;
   wire \$125 ;
+  reg [1:0] \$1250 ;
+  reg [15:0] \$1251 ;
+  reg \$1252 ;
+  reg \$1253 ;
+  reg [1:0] \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
   wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
@@ -9107,433 +11670,752 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [28:0] \$324 ;
   wire [28:0] \$325 ;
   wire [29:0] \$326 ;
-  wire [4:0] \$327 ;
-  wire [4:0] \$328 ;
-  wire [4:0] \$329 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
+  wire [26:0] \$329 ;
   wire [9:0] \$33 ;
-  wire [4:0] \$330 ;
-  wire [4:0] \$331 ;
-  wire [4:0] \$332 ;
-  wire [4:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [4:0] \$335 ;
-  wire [4:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire [4:0] \$339 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire [57:0] \$332 ;
+  wire [26:0] \$333 ;
+  wire [41:0] \$334 ;
+  wire \$335 ;
+  wire [57:0] \$336 ;
+  wire [26:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  wire [4:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire [4:0] \$343 ;
-  wire [4:0] \$344 ;
-  wire [4:0] \$345 ;
-  wire [4:0] \$346 ;
-  wire [4:0] \$347 ;
-  wire [4:0] \$348 ;
-  wire [4:0] \$349 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
+  wire [26:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire [57:0] \$345 ;
+  wire [26:0] \$346 ;
+  wire [41:0] \$347 ;
+  wire \$348 ;
+  wire [57:0] \$349 ;
   wire [7:0] \$35 ;
-  wire [4:0] \$350 ;
-  wire [4:0] \$351 ;
-  wire [4:0] \$352 ;
-  wire [10:0] \$353 ;
-  wire [11:0] \$354 ;
-  wire [57:0] \$355 ;
+  wire [26:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [33:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
+  wire [26:0] \$355 ;
   wire \$356 ;
   wire \$357 ;
-  wire [11:0] \$358 ;
-  wire [11:0] \$359 ;
+  wire [57:0] \$358 ;
+  wire [26:0] \$359 ;
   wire [9:0] \$36 ;
-  wire \$360 ;
+  wire [41:0] \$360 ;
   wire \$361 ;
-  wire [11:0] \$362 ;
-  wire [11:0] \$363 ;
-  wire [10:0] \$364 ;
-  wire [19:0] \$365 ;
-  wire [11:0] \$366 ;
-  wire [20:0] \$367 ;
-  wire \$368 ;
-  wire [10:0] \$369 ;
+  wire [57:0] \$362 ;
+  wire [26:0] \$363 ;
+  wire [26:0] \$364 ;
+  wire [26:0] \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire [57:0] \$368 ;
+  wire [26:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [19:0] \$370 ;
-  wire [11:0] \$371 ;
-  wire [20:0] \$372 ;
-  wire [14:0] \$373 ;
-  wire [14:0] \$374 ;
-  wire [14:0] \$375 ;
-  wire \$376 ;
-  wire \$377 ;
-  wire \$378 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [57:0] \$372 ;
+  wire [26:0] \$373 ;
+  wire [41:0] \$374 ;
+  wire \$375 ;
+  wire [57:0] \$376 ;
+  wire [26:0] \$377 ;
+  wire [26:0] \$378 ;
   wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire [10:0] \$381 ;
-  wire [19:0] \$382 ;
-  wire [11:0] \$383 ;
-  wire [20:0] \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
+  wire [57:0] \$381 ;
+  wire [26:0] \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire [57:0] \$385 ;
+  wire [26:0] \$386 ;
+  wire [41:0] \$387 ;
   wire \$388 ;
-  wire [15:0] \$389 ;
+  wire [57:0] \$389 ;
   wire [13:0] \$39 ;
-  wire [10:0] \$390 ;
-  wire [14:0] \$391 ;
-  wire [8:0] \$392 ;
-  wire [15:0] \$393 ;
-  wire \$394 ;
-  wire [10:0] \$395 ;
-  wire [14:0] \$396 ;
-  wire [8:0] \$397 ;
-  wire [15:0] \$398 ;
-  wire [14:0] \$399 ;
+  wire [26:0] \$390 ;
+  wire [26:0] \$391 ;
+  wire [33:0] \$392 ;
+  wire \$393 ;
+  wire [57:0] \$394 ;
+  wire [26:0] \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire [57:0] \$398 ;
+  wire [26:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
-  wire [14:0] \$400 ;
-  wire [14:0] \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire [10:0] \$407 ;
-  wire [14:0] \$408 ;
-  wire [8:0] \$409 ;
+  wire [41:0] \$400 ;
+  wire \$401 ;
+  wire [57:0] \$402 ;
+  wire [26:0] \$403 ;
+  wire [26:0] \$404 ;
+  wire [26:0] \$405 ;
+  wire [29:0] \$406 ;
+  wire \$407 ;
+  wire [57:0] \$408 ;
+  wire [26:0] \$409 ;
   wire [13:0] \$41 ;
-  wire [15:0] \$410 ;
+  wire \$410 ;
   wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
-  wire [15:0] \$415 ;
-  wire \$416 ;
-  wire \$417 ;
-  wire \$418 ;
+  wire [57:0] \$412 ;
+  wire [26:0] \$413 ;
+  wire [41:0] \$414 ;
+  wire \$415 ;
+  wire [57:0] \$416 ;
+  wire [26:0] \$417 ;
+  wire [26:0] \$418 ;
   wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
-  wire \$421 ;
-  wire [15:0] \$422 ;
+  wire [57:0] \$421 ;
+  wire [26:0] \$422 ;
   wire \$423 ;
-  wire [15:0] \$424 ;
-  wire [15:0] \$425 ;
-  wire \$426 ;
-  wire \$427 ;
+  wire \$424 ;
+  wire [57:0] \$425 ;
+  wire [26:0] \$426 ;
+  wire [41:0] \$427 ;
   wire \$428 ;
-  wire \$429 ;
+  wire [57:0] \$429 ;
   wire [7:0] \$43 ;
-  wire [11:0] \$430 ;
-  wire [11:0] \$431 ;
-  wire [11:0] \$432 ;
+  wire [26:0] \$430 ;
+  wire [26:0] \$431 ;
+  wire [33:0] \$432 ;
   wire \$433 ;
-  wire [9:0] \$434 ;
-  wire \$435 ;
+  wire [57:0] \$434 ;
+  wire [26:0] \$435 ;
   wire \$436 ;
   wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
+  wire [57:0] \$438 ;
+  wire [26:0] \$439 ;
   wire [7:0] \$44 ;
-  wire \$440 ;
+  wire [41:0] \$440 ;
   wire \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
+  wire [57:0] \$442 ;
+  wire [26:0] \$443 ;
+  wire [26:0] \$444 ;
+  wire [26:0] \$445 ;
+  wire [26:0] \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
+  wire [57:0] \$449 ;
   wire [7:0] \$45 ;
-  wire \$450 ;
+  wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
-  wire \$453 ;
-  wire [10:0] \$454 ;
-  wire [10:0] \$455 ;
+  wire [57:0] \$453 ;
+  wire [26:0] \$454 ;
+  wire [41:0] \$455 ;
   wire \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire \$459 ;
+  wire [57:0] \$457 ;
+  wire [26:0] \$458 ;
+  wire [26:0] \$459 ;
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire [4:0] \$462 ;
-  wire [4:0] \$463 ;
-  wire [4:0] \$464 ;
-  wire [4:0] \$465 ;
-  wire [4:0] \$466 ;
-  wire [4:0] \$467 ;
-  wire [4:0] \$468 ;
-  wire [4:0] \$469 ;
+  wire [57:0] \$462 ;
+  wire [26:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire [57:0] \$466 ;
+  wire [26:0] \$467 ;
+  wire [41:0] \$468 ;
+  wire \$469 ;
   wire [7:0] \$47 ;
-  wire [4:0] \$470 ;
-  wire [4:0] \$471 ;
-  wire [4:0] \$472 ;
-  wire [4:0] \$473 ;
-  wire [4:0] \$474 ;
-  wire [4:0] \$475 ;
-  wire [4:0] \$476 ;
-  wire [4:0] \$477 ;
-  wire [4:0] \$478 ;
-  wire [4:0] \$479 ;
+  wire [57:0] \$470 ;
+  wire [26:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [33:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
+  wire [26:0] \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire [57:0] \$479 ;
   wire [7:0] \$48 ;
-  wire [4:0] \$480 ;
-  wire [4:0] \$481 ;
-  wire [4:0] \$482 ;
-  wire [4:0] \$483 ;
-  wire [4:0] \$484 ;
-  wire [4:0] \$485 ;
-  wire [4:0] \$486 ;
-  wire [4:0] \$487 ;
-  wire [4:0] \$488 ;
-  wire [11:0] \$489 ;
+  wire [26:0] \$480 ;
+  wire [41:0] \$481 ;
+  wire \$482 ;
+  wire [57:0] \$483 ;
+  wire [26:0] \$484 ;
+  wire [26:0] \$485 ;
+  wire [26:0] \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire [57:0] \$489 ;
   wire \$49 ;
-  wire [4:0] \$490 ;
-  wire [4:0] \$491 ;
-  wire [4:0] \$492 ;
-  wire [4:0] \$493 ;
-  wire [4:0] \$494 ;
-  wire [4:0] \$495 ;
-  wire [4:0] \$496 ;
-  wire [4:0] \$497 ;
-  wire [4:0] \$498 ;
-  wire [4:0] \$499 ;
+  wire [26:0] \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire [57:0] \$493 ;
+  wire [26:0] \$494 ;
+  wire [41:0] \$495 ;
+  wire \$496 ;
+  wire [57:0] \$497 ;
+  wire [26:0] \$498 ;
+  wire [26:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  wire [4:0] \$500 ;
-  wire [4:0] \$501 ;
-  wire [4:0] \$502 ;
-  wire [4:0] \$503 ;
-  wire [4:0] \$504 ;
-  wire [4:0] \$505 ;
-  wire [4:0] \$506 ;
-  wire [4:0] \$507 ;
-  wire [4:0] \$508 ;
-  wire [4:0] \$509 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire [57:0] \$502 ;
+  wire [26:0] \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire [57:0] \$506 ;
+  wire [26:0] \$507 ;
+  wire [41:0] \$508 ;
+  wire \$509 ;
   wire \$51 ;
-  wire [4:0] \$510 ;
-  wire [4:0] \$511 ;
-  wire [4:0] \$512 ;
-  wire [4:0] \$513 ;
-  wire [4:0] \$514 ;
-  wire [4:0] \$515 ;
-  wire [4:0] \$516 ;
-  wire [11:0] \$517 ;
+  wire [57:0] \$510 ;
+  wire [26:0] \$511 ;
+  wire [26:0] \$512 ;
+  wire [33:0] \$513 ;
+  wire \$514 ;
+  wire [57:0] \$515 ;
+  wire [26:0] \$516 ;
+  wire \$517 ;
   wire \$518 ;
-  wire \$519 ;
+  wire [57:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [9:0] \$521 ;
-  wire [9:0] \$522 ;
-  wire \$523 ;
-  wire \$524 ;
-  wire \$525 ;
-  wire [9:0] \$526 ;
-  wire [9:0] \$527 ;
-  wire [8:0] \$528 ;
-  wire \$529 ;
+  wire [26:0] \$520 ;
+  wire [41:0] \$521 ;
+  wire \$522 ;
+  wire [57:0] \$523 ;
+  wire [26:0] \$524 ;
+  wire [26:0] \$525 ;
+  wire [26:0] \$526 ;
+  wire [29:0] \$527 ;
+  wire \$528 ;
+  wire [57:0] \$529 ;
   wire \$53 ;
-  wire \$530 ;
+  wire [26:0] \$530 ;
   wire \$531 ;
   wire \$532 ;
-  wire \$533 ;
-  wire \$534 ;
-  wire \$535 ;
+  wire [57:0] \$533 ;
+  wire [26:0] \$534 ;
+  wire [41:0] \$535 ;
   wire \$536 ;
-  wire \$537 ;
-  reg \$538 ;
-  reg \$539 ;
+  wire [57:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [26:0] \$539 ;
   wire \$54 ;
-  reg [1:0] \$540 ;
-  reg \$541 ;
-  reg \$542 ;
-  reg \$543 ;
-  reg \$544 ;
-  reg [9:0] \$545 ;
-  reg [15:0] \$546 ;
-  reg [7:0] \$547 ;
-  reg \$548 ;
-  reg \$549 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire [57:0] \$542 ;
+  wire [26:0] \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire [57:0] \$546 ;
+  wire [26:0] \$547 ;
+  wire [41:0] \$548 ;
+  wire \$549 ;
   wire \$55 ;
-  reg \$550 ;
-  reg \$551 ;
-  reg [8:0] \$552 ;
-  reg [10:0] \$553 ;
-  reg \$554 ;
-  reg \$555 ;
-  reg \$556 ;
-  reg \$557 ;
-  reg [9:0] \$558 ;
-  reg [15:0] \$559 ;
+  wire [57:0] \$550 ;
+  wire [26:0] \$551 ;
+  wire [26:0] \$552 ;
+  wire [33:0] \$553 ;
+  wire \$554 ;
+  wire [57:0] \$555 ;
+  wire [26:0] \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire [57:0] \$559 ;
   wire \$56 ;
-  reg \$560 ;
-  reg \$561 ;
-  reg \$562 ;
-  reg [7:0] \$563 ;
-  reg [1:0] \$564 ;
-  reg [15:0] \$565 ;
-  reg [15:0] \$566 ;
-  reg [4:0] \$567 ;
-  reg \$568 ;
-  reg [9:0] \$569 ;
+  wire [26:0] \$560 ;
+  wire [41:0] \$561 ;
+  wire \$562 ;
+  wire [57:0] \$563 ;
+  wire [26:0] \$564 ;
+  wire [26:0] \$565 ;
+  wire [26:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [27:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  reg \$570 ;
-  reg \$571 ;
-  reg \$572 ;
-  reg \$573 ;
-  reg \$574 ;
-  reg \$575 ;
-  reg \$576 ;
-  reg \$577 ;
-  reg \$578 ;
-  reg [7:0] \$579 ;
+  wire [57:0] \$570 ;
+  wire [26:0] \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire [57:0] \$574 ;
+  wire [26:0] \$575 ;
+  wire [41:0] \$576 ;
+  wire \$577 ;
+  wire [57:0] \$578 ;
+  wire [26:0] \$579 ;
   wire \$58 ;
-  reg [1:0] \$580 ;
-  reg [27:0] \$581 ;
-  reg [27:0] \$582 ;
-  reg \$583 ;
-  reg [9:0] \$584 ;
-  reg \$585 ;
-  reg \$586 ;
-  reg \$587 ;
-  reg \$588 ;
-  reg \$589 ;
+  wire [26:0] \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
+  wire [26:0] \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire [57:0] \$587 ;
+  wire [26:0] \$588 ;
+  wire [41:0] \$589 ;
   wire \$59 ;
-  reg \$590 ;
-  reg \$591 ;
-  reg \$592 ;
-  reg \$593 ;
-  reg [7:0] \$594 ;
-  reg [1:0] \$595 ;
-  reg [27:0] \$596 ;
-  reg [9:0] \$597 ;
-  reg \$598 ;
-  reg \$599 ;
+  wire \$590 ;
+  wire [57:0] \$591 ;
+  wire [26:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [33:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
+  wire [26:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
-  reg \$600 ;
-  reg \$601 ;
-  reg \$602 ;
-  reg \$603 ;
-  reg [10:0] \$604 ;
-  reg [10:0] \$605 ;
-  reg \$606 ;
-  reg \$607 ;
-  reg \$608 ;
-  reg [7:0] \$609 ;
+  wire [57:0] \$600 ;
+  wire [26:0] \$601 ;
+  wire [41:0] \$602 ;
+  wire \$603 ;
+  wire [57:0] \$604 ;
+  wire [26:0] \$605 ;
+  wire [26:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
-  reg [1:0] \$610 ;
-  reg \$611 ;
-  reg \$612 ;
-  reg \$613 ;
-  reg \$614 ;
-  reg [9:0] \$615 ;
-  reg [26:0] \$616 ;
-  reg \$617 ;
-  reg [11:0] \$618 ;
-  reg [11:0] \$619 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire [57:0] \$614 ;
+  wire [26:0] \$615 ;
+  wire [41:0] \$616 ;
+  wire \$617 ;
+  wire [57:0] \$618 ;
+  wire [26:0] \$619 ;
   wire \$62 ;
-  reg \$620 ;
-  reg \$621 ;
-  reg \$622 ;
-  reg [7:0] \$623 ;
-  reg [1:0] \$624 ;
-  reg [35:0] \$625 ;
-  reg [35:0] \$626 ;
-  reg \$627 ;
-  reg \$628 ;
-  reg [9:0] \$629 ;
+  wire [26:0] \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire [57:0] \$627 ;
+  wire [26:0] \$628 ;
+  wire [41:0] \$629 ;
   wire \$63 ;
-  reg \$630 ;
-  reg \$631 ;
-  reg \$632 ;
-  reg \$633 ;
-  reg [28:0] \$634 ;
-  reg [28:0] \$635 ;
-  reg \$636 ;
-  reg \$637 ;
-  reg [9:0] \$638 ;
-  reg \$639 ;
+  wire \$630 ;
+  wire [57:0] \$631 ;
+  wire [26:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [33:0] \$634 ;
+  wire \$635 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  reg \$640 ;
-  reg \$641 ;
-  reg \$642 ;
-  reg \$643 ;
-  reg \$644 ;
-  reg \$645 ;
-  reg [7:0] \$646 ;
-  reg [1:0] \$647 ;
-  reg [10:0] \$648 ;
-  reg \$649 ;
+  wire [57:0] \$640 ;
+  wire [26:0] \$641 ;
+  wire [41:0] \$642 ;
+  wire \$643 ;
+  wire [57:0] \$644 ;
+  wire [26:0] \$645 ;
+  wire [26:0] \$646 ;
+  wire [26:0] \$647 ;
+  wire [29:0] \$648 ;
+  wire \$649 ;
   wire \$65 ;
-  reg \$650 ;
-  reg [9:0] \$651 ;
-  reg \$652 ;
-  reg \$653 ;
-  reg \$654 ;
-  reg \$655 ;
-  reg [7:0] \$656 ;
-  reg \$657 ;
-  reg \$658 ;
-  reg [9:0] \$659 ;
+  wire [57:0] \$650 ;
+  wire [26:0] \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire [57:0] \$654 ;
+  wire [26:0] \$655 ;
+  wire [41:0] \$656 ;
+  wire \$657 ;
+  wire [57:0] \$658 ;
+  wire [26:0] \$659 ;
   wire \$66 ;
-  reg \$660 ;
-  reg \$661 ;
-  reg \$662 ;
-  reg \$663 ;
-  reg \$664 ;
-  reg \$665 ;
-  reg \$666 ;
-  reg [7:0] \$667 ;
-  reg [1:0] \$668 ;
-  reg [15:0] \$669 ;
+  wire [26:0] \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire [57:0] \$663 ;
+  wire [26:0] \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire [57:0] \$667 ;
+  wire [26:0] \$668 ;
+  wire [41:0] \$669 ;
   wire \$67 ;
-  reg \$670 ;
-  reg \$671 ;
-  reg [1:0] \$672 ;
-  wire \$673 ;
-  wire \$674 ;
+  wire \$670 ;
+  wire [57:0] \$671 ;
+  wire [26:0] \$672 ;
+  wire [26:0] \$673 ;
+  wire [33:0] \$674 ;
   wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
+  wire [57:0] \$676 ;
+  wire [26:0] \$677 ;
   wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire \$680 ;
+  wire [57:0] \$680 ;
+  wire [26:0] \$681 ;
+  wire [41:0] \$682 ;
+  wire \$683 ;
+  wire [57:0] \$684 ;
+  wire [26:0] \$685 ;
+  wire [26:0] \$686 ;
+  wire [26:0] \$687 ;
+  wire [26:0] \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire \$7 ;
   wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
   wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
   wire [5:0] \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire [4:0] \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
   wire [4:0] \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire [-1:0] \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire [-1:0] \$749 ;
   wire [4:0] \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire [-1:0] \$759 ;
   wire [5:0] \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire [-1:0] \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire [1:0] \$768 ;
+  wire \$769 ;
   wire \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire [3:0] \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire [-1:0] \$787 ;
+  wire \$788 ;
+  wire \$789 ;
   wire [5:0] \$79 ;
+  wire [-1:0] \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
   wire [3:0] \$8 ;
   wire [5:0] \$80 ;
+  wire [-1:0] \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire [-1:0] \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire [1:0] \$809 ;
   wire [3:0] \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire [2:0] \$817 ;
+  wire \$818 ;
+  wire \$819 ;
   wire [3:0] \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
   wire [3:0] \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire [6:0] \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire [-1:0] \$859 ;
   wire [4:0] \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire [-1:0] \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
   wire [4:0] \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire [-1:0] \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire [-1:0] \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
   wire [6:0] \$88 ;
+  wire \$880 ;
+  wire [1:0] \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire [5:0] \$9 ;
   wire [2:0] \$90 ;
+  wire [-1:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire [-1:0] \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
   wire [4:0] \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire [-1:0] \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire [-1:0] \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
   wire [2:0] \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire [1:0] \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
   wire [2:0] \$93 ;
+  wire [2:0] \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
   wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire [3:0] \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
   wire [9:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [8:0] \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
   wire [8:0] \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire [10:0] \$978 ;
+  wire [11:0] \$979 ;
   wire [8:0] \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire [5:0] \$984 ;
+  wire [5:0] \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
   wire [8:0] \$99 ;
+  wire [4:0] \$990 ;
+  wire [4:0] \$991 ;
+  wire [10:0] \$992 ;
+  wire [19:0] \$993 ;
+  wire [11:0] \$994 ;
+  wire [20:0] \$995 ;
+  wire \$996 ;
+  wire [10:0] \$997 ;
+  wire [19:0] \$998 ;
+  wire [11:0] \$999 ;
   input [15:0] a;
   wire [15:0] a;
   wire [8:0] a_bf16_exp;
@@ -9559,6 +12441,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
+  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -9673,7 +12556,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [7:0] p_4 = 8'h00;
   wire [9:0] p_exp;
   wire [15:0] p_sig;
-  reg [35:0] place_q_0_0_below = 36'h000000000;
+  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
   reg place_q_0_0_inf = 1'h0;
   reg [35:0] place_q_0_0_kept = 36'h000000000;
@@ -9682,7 +12565,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_0_small = 1'h0;
   reg place_q_0_0_sticky = 1'h0;
   reg place_q_0_0_zero = 1'h0;
-  reg [28:0] place_q_0_1_below = 29'h00000000;
+  reg [31:0] place_q_0_1_below = 32'd0;
   reg [9:0] place_q_0_1_e_eff = 10'h000;
   reg place_q_0_1_inf = 1'h0;
   reg [28:0] place_q_0_1_kept = 29'h00000000;
@@ -9729,11 +12612,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [1:0] step_mode;
   reg [15:0] sum_bf16_rne;
   reg [14:0] sum_bf16_rne_mag;
-  wire [57:0] sum_bf16_rne_wide;
+  wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
   reg [15:0] sum_fp16_sr8;
   reg [14:0] sum_fp16_sr8_mag;
-  wire [71:0] sum_fp16_sr8_wide;
+  wire [99:0] sum_fp16_sr8_wide;
   wire [9:0] term_exp;
   wire term_inf;
   wire term_nan;
@@ -9759,496 +12642,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
-  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
-  assign \$359  = \$356  ? \$358  : 12'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
-  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
-  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
-  assign \$363  = \$360  ? \$362  : 12'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
-  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$366  = round_q_0_0_count + round_q_0_0_up;
-  assign \$367  = \$365  + \$366 ;
-  assign \$368  = \$367  > 15'h7bff;
-  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$371  = round_q_0_0_count + round_q_0_0_up;
-  assign \$372  = \$370  + \$371 ;
-  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
-  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
-  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
-  assign \$378  = ~ round_q_0_0_inf;
-  assign \$379  = ~ round_q_0_0_zero;
-  assign \$380  = \$378  & \$379 ;
-  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$383  = round_q_0_0_count + round_q_0_0_up;
-  assign \$384  = \$382  + \$383 ;
-  assign \$385  = \$384  > 15'h7bff;
-  assign \$386  = \$380  & \$385 ;
-  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$392  = round_q_0_1_count + round_q_0_1_up;
-  assign \$393  = \$391  + \$392 ;
-  assign \$394  = \$393  > 15'h7f7f;
-  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$397  = round_q_0_1_count + round_q_0_1_up;
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
-  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
-  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
-  assign \$404  = ~ round_q_0_1_inf;
-  assign \$405  = ~ round_q_0_1_zero;
-  assign \$406  = \$404  & \$405 ;
-  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$409  = round_q_0_1_count + round_q_0_1_up;
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = \$410  > 15'h7f7f;
-  assign \$412  = \$406  & \$411 ;
-  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$416  = p_0 ? p_3_sign : 1'h1;
-  assign \$417  = ~ p_0;
-  assign \$418  = p_3_zero | \$417 ;
-  assign \$419  = p_3_inf & p_0;
-  assign \$420  = p_3_nan & p_0;
-  assign \$421  = ~ fresh;
-  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$425  = \$423  ? 16'h0000 : \$424 ;
-  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$428  = \$426  | \$427 ;
-  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$430  = - $signed(add_exp_diff);
-  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
-  assign \$432  = \$428  ? 12'h01a : \$431 ;
-  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = \$437  & \$438 ;
-  assign \$440  = \$436  | \$439 ;
-  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$443  = ~ \$442 ;
-  assign \$444  = \$441  & \$443 ;
-  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$447  = \$445  & \$446 ;
-  assign \$448  = ~ \$447 ;
-  assign \$449  = \$444  & \$448 ;
-  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$453  = | add_small_wide[25:0];
-  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$456  = ! add_q_0_total[27:1];
-  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
-  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
-  assign \$460  = ! add_q_0_total[27:1];
-  assign \$461  = add_q_0_flags_both_zero | \$460 ;
-  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
-  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
-  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
-  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
-  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
-  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
-  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
-  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
-  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
-  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
-  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
-  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
-  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
-  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
-  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
-  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
-  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
-  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
-  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
-  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
-  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
-  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
-  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
-  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
-  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
-  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
-  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
-  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
-  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
-  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
-  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
-  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
-  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
-  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
-  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
-  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
-  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
-  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
-  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
-  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
-  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
-  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
-  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
-  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
-  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
-  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
-  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
-  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
-  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
-  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
-  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
-  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
-  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
-  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
-  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
-  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$527  = \$524  ? 10'h382 : \$526 ;
-  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$529  = | place_q_0_1_kept[19:0];
-  assign \$530  = | place_q_0_1_below;
-  assign \$531  = \$530  | place_q_0_1_sticky;
-  assign \$532  = \$529  | \$531 ;
-  assign \$533  = \$532  | place_q_0_1_kept[21];
-  assign \$534  = place_q_0_1_kept[20] & \$533 ;
-  assign \$535  = round_q_1_0 & round_q_1_1;
-  assign \$536  = ~ round_q_1_2;
-  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
-  always @(posedge clk)
-    p_0 <= \$538 ;
-  always @(posedge clk)
-    p_1 <= \$539 ;
-  always @(posedge clk)
-    p_2 <= \$540 ;
-  always @(posedge clk)
-    p_3_sign <= \$541 ;
-  always @(posedge clk)
-    p_3_zero <= \$542 ;
-  always @(posedge clk)
-    p_3_inf <= \$543 ;
-  always @(posedge clk)
-    p_3_nan <= \$544 ;
-  always @(posedge clk)
-    p_3_exp <= \$545 ;
-  always @(posedge clk)
-    p_3_sig <= \$546 ;
-  always @(posedge clk)
-    p_4 <= \$547 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$548 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$549 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$550 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$551 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$552 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$553 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$554 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$555 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$556 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$557 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$558 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$559 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$560 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$561 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$562 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$563 ;
-  always @(posedge clk)
-    unpack_q_2_4 <= \$564 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$565 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$566 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$567 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$568 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$569 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$570 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$571 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$572 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$573 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$574 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$575 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$576 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$577 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$578 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$579 ;
-  always @(posedge clk)
-    order_q_1_4 <= \$580 ;
-  always @(posedge clk)
-    align_q_0_big <= \$581 ;
-  always @(posedge clk)
-    align_q_0_small <= \$582 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$583 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$584 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$585 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$586 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$587 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$588 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$589 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$590 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$591 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$592 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$593 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$594 ;
-  always @(posedge clk)
-    align_q_1_4 <= \$595 ;
-  always @(posedge clk)
-    add_q_0_total <= \$596 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$597 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$598 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$599 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$600 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$601 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$602 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$603 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$604 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$605 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$606 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$607 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$608 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$609 ;
-  always @(posedge clk)
-    add_q_2_4 <= \$610 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$611 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$612 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$613 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$614 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$615 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$616 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$617 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$618 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$619 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$620 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$621 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$622 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$623 ;
-  always @(posedge clk)
-    normalize_q_2_4 <= \$624 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$625 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$626 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$627 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$628 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$629 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$630 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$631 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$632 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$633 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$634 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$635 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$636 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$637 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$638 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$639 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$640 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$641 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$642 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$643 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$644 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$645 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$646 ;
-  always @(posedge clk)
-    place_q_1_4 <= \$647 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$648 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$649 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$650 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$651 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$652 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$653 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$654 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$655 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$656 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$657 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$658 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$659 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$660 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$661 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$662 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$663 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$664 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$665 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$666 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$667 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$668 ;
-  always @(posedge clk)
-    acc <= \$669 ;
-  always @(posedge clk)
-    done <= \$670 ;
-  always @(posedge clk)
-    fresh <= \$671 ;
-  always @(posedge clk)
-    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -10526,18 +12919,935 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = ! \$329 [26:19];
+  assign \$331  = ! add_q_0_total[27:12];
+  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! add_q_0_total[27:12];
+  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
+  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
+  assign \$339  = ! \$338 [26:23];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = ! \$342 [26:19];
+  assign \$344  = ! add_q_0_total[27:12];
+  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! add_q_0_total[27:12];
+  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
+  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = ! \$355 [26:19];
+  assign \$357  = ! add_q_0_total[27:12];
+  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
+  assign \$361  = ! add_q_0_total[27:12];
+  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
+  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
+  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
+  assign \$366  = ! \$365 [26:25];
+  assign \$367  = ! add_q_0_total[27:12];
+  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
+  assign \$370  = ! \$369 [26:19];
+  assign \$371  = ! add_q_0_total[27:12];
+  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! add_q_0_total[27:12];
+  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
+  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
+  assign \$379  = ! \$378 [26:23];
+  assign \$380  = ! add_q_0_total[27:12];
+  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
+  assign \$383  = ! \$382 [26:19];
+  assign \$384  = ! add_q_0_total[27:12];
+  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! add_q_0_total[27:12];
+  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
+  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$393  = ! add_q_0_total[27:12];
+  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
+  assign \$396  = ! \$395 [26:19];
+  assign \$397  = ! add_q_0_total[27:12];
+  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
+  assign \$401  = ! add_q_0_total[27:12];
+  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
+  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
+  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$407  = ! add_q_0_total[27:12];
+  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
+  assign \$410  = ! \$409 [26:19];
+  assign \$411  = ! add_q_0_total[27:12];
+  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! add_q_0_total[27:12];
+  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
+  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
+  assign \$419  = ! \$418 [26:23];
+  assign \$420  = ! add_q_0_total[27:12];
+  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
+  assign \$423  = ! \$422 [26:19];
+  assign \$424  = ! add_q_0_total[27:12];
+  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! add_q_0_total[27:12];
+  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
+  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$433  = ! add_q_0_total[27:12];
+  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
+  assign \$436  = ! \$435 [26:19];
+  assign \$437  = ! add_q_0_total[27:12];
+  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
+  assign \$441  = ! add_q_0_total[27:12];
+  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
+  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
+  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
+  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
+  assign \$447  = ! \$446 [26];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = ! \$450 [26:19];
+  assign \$452  = ! add_q_0_total[27:12];
+  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! add_q_0_total[27:12];
+  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
+  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
+  assign \$460  = ! \$459 [26:23];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = ! \$463 [26:19];
+  assign \$465  = ! add_q_0_total[27:12];
+  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! add_q_0_total[27:12];
+  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
+  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = ! \$476 [26:19];
+  assign \$478  = ! add_q_0_total[27:12];
+  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
+  assign \$482  = ! add_q_0_total[27:12];
+  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
+  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
+  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
+  assign \$487  = ! \$486 [26:25];
+  assign \$488  = ! add_q_0_total[27:12];
+  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
+  assign \$491  = ! \$490 [26:19];
+  assign \$492  = ! add_q_0_total[27:12];
+  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! add_q_0_total[27:12];
+  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
+  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
+  assign \$500  = ! \$499 [26:23];
+  assign \$501  = ! add_q_0_total[27:12];
+  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
+  assign \$504  = ! \$503 [26:19];
+  assign \$505  = ! add_q_0_total[27:12];
+  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! add_q_0_total[27:12];
+  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
+  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$514  = ! add_q_0_total[27:12];
+  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
+  assign \$517  = ! \$516 [26:19];
+  assign \$518  = ! add_q_0_total[27:12];
+  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
+  assign \$522  = ! add_q_0_total[27:12];
+  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
+  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
+  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$528  = ! add_q_0_total[27:12];
+  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
+  assign \$531  = ! \$530 [26:19];
+  assign \$532  = ! add_q_0_total[27:12];
+  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! add_q_0_total[27:12];
+  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
+  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
+  assign \$540  = ! \$539 [26:23];
+  assign \$541  = ! add_q_0_total[27:12];
+  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
+  assign \$544  = ! \$543 [26:19];
+  assign \$545  = ! add_q_0_total[27:12];
+  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! add_q_0_total[27:12];
+  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
+  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$554  = ! add_q_0_total[27:12];
+  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
+  assign \$557  = ! \$556 [26:19];
+  assign \$558  = ! add_q_0_total[27:12];
+  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
+  assign \$562  = ! add_q_0_total[27:12];
+  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
+  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
+  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
+  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = ! \$571 [26:19];
+  assign \$573  = ! add_q_0_total[27:12];
+  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! add_q_0_total[27:12];
+  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
+  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
+  assign \$581  = ! \$580 [26:23];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = ! \$584 [26:19];
+  assign \$586  = ! add_q_0_total[27:12];
+  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! add_q_0_total[27:12];
+  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
+  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = ! \$597 [26:19];
+  assign \$599  = ! add_q_0_total[27:12];
+  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
+  assign \$603  = ! add_q_0_total[27:12];
+  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
+  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
+  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
+  assign \$608  = ! \$607 [26:25];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = ! \$611 [26:19];
+  assign \$613  = ! add_q_0_total[27:12];
+  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! add_q_0_total[27:12];
+  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
+  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
+  assign \$621  = ! \$620 [26:23];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = ! \$624 [26:19];
+  assign \$626  = ! add_q_0_total[27:12];
+  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! add_q_0_total[27:12];
+  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
+  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = ! \$637 [26:19];
+  assign \$639  = ! add_q_0_total[27:12];
+  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
+  assign \$643  = ! add_q_0_total[27:12];
+  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
+  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
+  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
+  assign \$649  = ! add_q_0_total[27:12];
+  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
+  assign \$652  = ! \$651 [26:19];
+  assign \$653  = ! add_q_0_total[27:12];
+  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
+  assign \$657  = ! add_q_0_total[27:12];
+  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
+  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
+  assign \$661  = ! \$660 [26:23];
+  assign \$662  = ! add_q_0_total[27:12];
+  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
+  assign \$665  = ! \$664 [26:19];
+  assign \$666  = ! add_q_0_total[27:12];
+  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
+  assign \$670  = ! add_q_0_total[27:12];
+  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
+  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
+  assign \$675  = ! add_q_0_total[27:12];
+  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
+  assign \$678  = ! \$677 [26:19];
+  assign \$679  = ! add_q_0_total[27:12];
+  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
+  assign \$683  = ! add_q_0_total[27:12];
+  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
+  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
+  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
+  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
+  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
+  assign \$689  = ~ add_q_0_total[27];
+  assign \$690  = ~ add_q_0_total[26];
+  assign \$691  = \$689  & \$690 ;
+  assign \$692  = ~ add_q_0_total[25];
+  assign \$693  = ~ add_q_0_total[24];
+  assign \$694  = \$692  & \$693 ;
+  assign \$695  = \$691  & \$694 ;
+  assign \$696  = ~ add_q_0_total[23];
+  assign \$697  = ~ add_q_0_total[22];
+  assign \$698  = \$696  & \$697 ;
+  assign \$699  = ~ add_q_0_total[21];
+  assign \$700  = ~ add_q_0_total[20];
+  assign \$701  = \$699  & \$700 ;
+  assign \$702  = \$698  & \$701 ;
+  assign \$703  = \$695  & \$702 ;
+  assign \$704  = ~ add_q_0_total[19];
+  assign \$705  = ~ add_q_0_total[18];
+  assign \$706  = \$704  & \$705 ;
+  assign \$707  = ~ add_q_0_total[17];
+  assign \$708  = ~ add_q_0_total[16];
+  assign \$709  = \$707  & \$708 ;
+  assign \$710  = \$706  & \$709 ;
+  assign \$711  = ~ add_q_0_total[15];
+  assign \$712  = ~ add_q_0_total[14];
+  assign \$713  = \$711  & \$712 ;
+  assign \$714  = ~ add_q_0_total[13];
+  assign \$715  = ~ add_q_0_total[12];
+  assign \$716  = \$714  & \$715 ;
+  assign \$717  = \$713  & \$716 ;
+  assign \$718  = \$710  & \$717 ;
+  assign \$719  = \$703  & \$718 ;
+  assign \$720  = ~ add_q_0_total[11];
+  assign \$721  = ~ add_q_0_total[10];
+  assign \$722  = \$720  & \$721 ;
+  assign \$723  = ~ add_q_0_total[9];
+  assign \$724  = ~ add_q_0_total[8];
+  assign \$725  = \$723  & \$724 ;
+  assign \$726  = \$722  & \$725 ;
+  assign \$727  = ~ add_q_0_total[7];
+  assign \$728  = ~ add_q_0_total[6];
+  assign \$729  = \$727  & \$728 ;
+  assign \$730  = ~ add_q_0_total[5];
+  assign \$731  = ~ add_q_0_total[4];
+  assign \$732  = \$730  & \$731 ;
+  assign \$733  = \$729  & \$732 ;
+  assign \$734  = \$726  & \$733 ;
+  assign \$735  = ~ add_q_0_total[3];
+  assign \$736  = ~ add_q_0_total[2];
+  assign \$737  = \$735  & \$736 ;
+  assign \$738  = ~ add_q_0_total[1];
+  assign \$755  = ~ add_q_0_total[3];
+  assign \$756  = ~ add_q_0_total[2];
+  assign \$757  = \$755  & \$756 ;
+  assign \$758  = ~ add_q_0_total[1];
+  assign \$760  = ~ add_q_0_total[1];
+  assign \$761  = ~ add_q_0_total[3];
+  assign \$763  = ~ add_q_0_total[3];
+  assign \$764  = \$757  ? \$760  : \$763 ;
+  assign \$765  = ~ add_q_0_total[3];
+  assign \$766  = ~ add_q_0_total[2];
+  assign \$767  = \$765  & \$766 ;
+  assign \$769  = ~ add_q_0_total[3];
+  assign \$770  = ~ add_q_0_total[2];
+  assign \$771  = \$769  & \$770 ;
+  assign \$772  = ~ add_q_0_total[1];
+  assign \$776  = ~ add_q_0_total[11];
+  assign \$777  = ~ add_q_0_total[10];
+  assign \$778  = \$776  & \$777 ;
+  assign \$779  = ~ add_q_0_total[9];
+  assign \$780  = ~ add_q_0_total[8];
+  assign \$781  = \$779  & \$780 ;
+  assign \$782  = \$778  & \$781 ;
+  assign \$783  = ~ add_q_0_total[7];
+  assign \$784  = ~ add_q_0_total[6];
+  assign \$785  = \$783  & \$784 ;
+  assign \$786  = ~ add_q_0_total[5];
+  assign \$788  = ~ add_q_0_total[5];
+  assign \$789  = ~ add_q_0_total[7];
+  assign \$791  = ~ add_q_0_total[7];
+  assign \$792  = \$785  ? \$788  : \$791 ;
+  assign \$793  = ~ add_q_0_total[7];
+  assign \$794  = ~ add_q_0_total[6];
+  assign \$795  = \$793  & \$794 ;
+  assign \$796  = ~ add_q_0_total[11];
+  assign \$797  = ~ add_q_0_total[10];
+  assign \$798  = \$796  & \$797 ;
+  assign \$799  = ~ add_q_0_total[9];
+  assign \$801  = ~ add_q_0_total[9];
+  assign \$802  = ~ add_q_0_total[11];
+  assign \$804  = ~ add_q_0_total[11];
+  assign \$805  = \$798  ? \$801  : \$804 ;
+  assign \$806  = ~ add_q_0_total[11];
+  assign \$807  = ~ add_q_0_total[10];
+  assign \$808  = \$806  & \$807 ;
+  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
+  assign \$810  = ~ add_q_0_total[11];
+  assign \$811  = ~ add_q_0_total[10];
+  assign \$812  = \$810  & \$811 ;
+  assign \$813  = ~ add_q_0_total[9];
+  assign \$814  = ~ add_q_0_total[8];
+  assign \$815  = \$813  & \$814 ;
+  assign \$816  = \$812  & \$815 ;
+  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
+  assign \$818  = ~ add_q_0_total[11];
+  assign \$819  = ~ add_q_0_total[10];
+  assign \$820  = \$818  & \$819 ;
+  assign \$821  = ~ add_q_0_total[9];
+  assign \$822  = ~ add_q_0_total[8];
+  assign \$823  = \$821  & \$822 ;
+  assign \$824  = \$820  & \$823 ;
+  assign \$825  = ~ add_q_0_total[7];
+  assign \$826  = ~ add_q_0_total[6];
+  assign \$827  = \$825  & \$826 ;
+  assign \$828  = ~ add_q_0_total[5];
+  assign \$829  = ~ add_q_0_total[4];
+  assign \$830  = \$828  & \$829 ;
+  assign \$831  = \$827  & \$830 ;
+  assign \$832  = \$824  & \$831 ;
+  assign \$833  = ~ add_q_0_total[27];
+  assign \$834  = ~ add_q_0_total[26];
+  assign \$835  = \$833  & \$834 ;
+  assign \$836  = ~ add_q_0_total[25];
+  assign \$837  = ~ add_q_0_total[24];
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = \$835  & \$838 ;
+  assign \$840  = ~ add_q_0_total[23];
+  assign \$841  = ~ add_q_0_total[22];
+  assign \$842  = \$840  & \$841 ;
+  assign \$843  = ~ add_q_0_total[21];
+  assign \$844  = ~ add_q_0_total[20];
+  assign \$845  = \$843  & \$844 ;
+  assign \$846  = \$842  & \$845 ;
+  assign \$847  = \$839  & \$846 ;
+  assign \$848  = ~ add_q_0_total[19];
+  assign \$849  = ~ add_q_0_total[18];
+  assign \$850  = \$848  & \$849 ;
+  assign \$851  = ~ add_q_0_total[17];
+  assign \$852  = ~ add_q_0_total[16];
+  assign \$853  = \$851  & \$852 ;
+  assign \$854  = \$850  & \$853 ;
+  assign \$855  = ~ add_q_0_total[15];
+  assign \$856  = ~ add_q_0_total[14];
+  assign \$857  = \$855  & \$856 ;
+  assign \$858  = ~ add_q_0_total[13];
+  assign \$860  = ~ add_q_0_total[13];
+  assign \$861  = ~ add_q_0_total[15];
+  assign \$863  = ~ add_q_0_total[15];
+  assign \$864  = \$857  ? \$860  : \$863 ;
+  assign \$865  = ~ add_q_0_total[15];
+  assign \$866  = ~ add_q_0_total[14];
+  assign \$867  = \$865  & \$866 ;
+  assign \$868  = ~ add_q_0_total[19];
+  assign \$869  = ~ add_q_0_total[18];
+  assign \$870  = \$868  & \$869 ;
+  assign \$871  = ~ add_q_0_total[17];
+  assign \$873  = ~ add_q_0_total[17];
+  assign \$874  = ~ add_q_0_total[19];
+  assign \$876  = ~ add_q_0_total[19];
+  assign \$877  = \$870  ? \$873  : \$876 ;
+  assign \$878  = ~ add_q_0_total[19];
+  assign \$879  = ~ add_q_0_total[18];
+  assign \$880  = \$878  & \$879 ;
+  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
+  assign \$882  = ~ add_q_0_total[19];
+  assign \$883  = ~ add_q_0_total[18];
+  assign \$884  = \$882  & \$883 ;
+  assign \$885  = ~ add_q_0_total[17];
+  assign \$886  = ~ add_q_0_total[16];
+  assign \$887  = \$885  & \$886 ;
+  assign \$888  = \$884  & \$887 ;
+  assign \$889  = ~ add_q_0_total[27];
+  assign \$890  = ~ add_q_0_total[26];
+  assign \$891  = \$889  & \$890 ;
+  assign \$892  = ~ add_q_0_total[25];
+  assign \$893  = ~ add_q_0_total[24];
+  assign \$894  = \$892  & \$893 ;
+  assign \$895  = \$891  & \$894 ;
+  assign \$896  = ~ add_q_0_total[23];
+  assign \$897  = ~ add_q_0_total[22];
+  assign \$898  = \$896  & \$897 ;
+  assign \$899  = ~ add_q_0_total[21];
+  assign \$901  = ~ add_q_0_total[21];
+  assign \$902  = ~ add_q_0_total[23];
+  assign \$904  = ~ add_q_0_total[23];
+  assign \$905  = \$898  ? \$901  : \$904 ;
+  assign \$906  = ~ add_q_0_total[23];
+  assign \$907  = ~ add_q_0_total[22];
+  assign \$908  = \$906  & \$907 ;
+  assign \$909  = ~ add_q_0_total[27];
+  assign \$910  = ~ add_q_0_total[26];
+  assign \$911  = \$909  & \$910 ;
+  assign \$912  = ~ add_q_0_total[25];
+  assign \$914  = ~ add_q_0_total[25];
+  assign \$915  = ~ add_q_0_total[27];
+  assign \$917  = ~ add_q_0_total[27];
+  assign \$918  = \$911  ? \$914  : \$917 ;
+  assign \$919  = ~ add_q_0_total[27];
+  assign \$920  = ~ add_q_0_total[26];
+  assign \$921  = \$919  & \$920 ;
+  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
+  assign \$923  = ~ add_q_0_total[27];
+  assign \$924  = ~ add_q_0_total[26];
+  assign \$925  = \$923  & \$924 ;
+  assign \$926  = ~ add_q_0_total[25];
+  assign \$927  = ~ add_q_0_total[24];
+  assign \$928  = \$926  & \$927 ;
+  assign \$929  = \$925  & \$928 ;
+  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
+  assign \$931  = ~ add_q_0_total[27];
+  assign \$932  = ~ add_q_0_total[26];
+  assign \$933  = \$931  & \$932 ;
+  assign \$934  = ~ add_q_0_total[25];
+  assign \$935  = ~ add_q_0_total[24];
+  assign \$936  = \$934  & \$935 ;
+  assign \$937  = \$933  & \$936 ;
+  assign \$938  = ~ add_q_0_total[23];
+  assign \$939  = ~ add_q_0_total[22];
+  assign \$940  = \$938  & \$939 ;
+  assign \$941  = ~ add_q_0_total[21];
+  assign \$942  = ~ add_q_0_total[20];
+  assign \$943  = \$941  & \$942 ;
+  assign \$944  = \$940  & \$943 ;
+  assign \$945  = \$937  & \$944 ;
+  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
+  assign \$947  = ~ add_q_0_total[27];
+  assign \$948  = ~ add_q_0_total[26];
+  assign \$949  = \$947  & \$948 ;
+  assign \$950  = ~ add_q_0_total[25];
+  assign \$951  = ~ add_q_0_total[24];
+  assign \$952  = \$950  & \$951 ;
+  assign \$953  = \$949  & \$952 ;
+  assign \$954  = ~ add_q_0_total[23];
+  assign \$955  = ~ add_q_0_total[22];
+  assign \$956  = \$954  & \$955 ;
+  assign \$957  = ~ add_q_0_total[21];
+  assign \$958  = ~ add_q_0_total[20];
+  assign \$959  = \$957  & \$958 ;
+  assign \$960  = \$956  & \$959 ;
+  assign \$961  = \$953  & \$960 ;
+  assign \$962  = ~ add_q_0_total[19];
+  assign \$963  = ~ add_q_0_total[18];
+  assign \$964  = \$962  & \$963 ;
+  assign \$965  = ~ add_q_0_total[17];
+  assign \$966  = ~ add_q_0_total[16];
+  assign \$967  = \$965  & \$966 ;
+  assign \$968  = \$964  & \$967 ;
+  assign \$969  = ~ add_q_0_total[15];
+  assign \$970  = ~ add_q_0_total[14];
+  assign \$971  = \$969  & \$970 ;
+  assign \$972  = ~ add_q_0_total[13];
+  assign \$973  = ~ add_q_0_total[12];
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = \$971  & \$974 ;
+  assign \$976  = \$968  & \$975 ;
+  assign \$977  = \$961  & \$976 ;
+  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
+  assign \$980  = ~ normalize_q_1_0[11];
+  assign \$981  = | normalize_q_1_0;
+  assign \$982  = \$980  & \$981 ;
+  assign \$983  = | normalize_q_1_0[11:6];
+  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$985  = \$982  ? \$984  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
+  assign \$986  = ~ normalize_q_1_1[11];
+  assign \$987  = | normalize_q_1_1;
+  assign \$988  = \$986  & \$987 ;
+  assign \$989  = | normalize_q_1_1[11:5];
+  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$991  = \$988  ? \$990  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
+  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$994  = round_q_0_0_count + round_q_0_0_up;
+  assign \$995  = \$993  + \$994 ;
+  assign \$996  = \$995  > 15'h7bff;
+  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$999  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1000  = \$998  + \$999 ;
+  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
+  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
+  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
+  assign \$1006  = ~ round_q_0_0_inf;
+  assign \$1007  = ~ round_q_0_0_zero;
+  assign \$1008  = \$1006  & \$1007 ;
+  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1012  = \$1010  + \$1011 ;
+  assign \$1013  = \$1012  > 15'h7bff;
+  assign \$1014  = \$1008  & \$1013 ;
+  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1021  = \$1019  + \$1020 ;
+  assign \$1022  = \$1021  > 15'h7f7f;
+  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1026  = \$1024  + \$1025 ;
+  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
+  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
+  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
+  assign \$1032  = ~ round_q_0_1_inf;
+  assign \$1033  = ~ round_q_0_1_zero;
+  assign \$1034  = \$1032  & \$1033 ;
+  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1038  = \$1036  + \$1037 ;
+  assign \$1039  = \$1038  > 15'h7f7f;
+  assign \$1040  = \$1034  & \$1039 ;
+  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$1044  = p_0 ? p_3_sign : 1'h1;
+  assign \$1045  = ~ p_0;
+  assign \$1046  = p_3_zero | \$1045 ;
+  assign \$1047  = p_3_inf & p_0;
+  assign \$1048  = p_3_nan & p_0;
+  assign \$1049  = ~ fresh;
+  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
+  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$1056  = \$1054  | \$1055 ;
+  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$1058  = - $signed(add_exp_diff);
+  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
+  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
+  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1067  = \$1065  & \$1066 ;
+  assign \$1068  = \$1064  | \$1067 ;
+  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1071  = ~ \$1070 ;
+  assign \$1072  = \$1069  & \$1071 ;
+  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1075  = \$1073  & \$1074 ;
+  assign \$1076  = ~ \$1075 ;
+  assign \$1077  = \$1072  & \$1076 ;
+  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$1081  = | add_small_wide[25:0];
+  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$1084  = ! add_q_0_total[27:1];
+  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
+  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
+  assign \$1088  = ! add_q_0_total[27:1];
+  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
+  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1092  = ~ normalize_q_1_0[11];
+  assign \$1093  = | normalize_q_1_0;
+  assign \$1094  = \$1092  & \$1093 ;
+  assign \$1095  = ~ normalize_q_1_0[11];
+  assign \$1096  = | normalize_q_1_0;
+  assign \$1097  = \$1095  & \$1096 ;
+  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
+  assign \$1101  = ~ normalize_q_1_1[11];
+  assign \$1102  = | normalize_q_1_1;
+  assign \$1103  = \$1101  & \$1102 ;
+  assign \$1104  = ~ normalize_q_1_1[11];
+  assign \$1105  = | normalize_q_1_1;
+  assign \$1106  = \$1104  & \$1105 ;
+  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
+  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$1111  = | place_q_0_1_kept[19:0];
+  assign \$1112  = | place_q_0_1_below;
+  assign \$1113  = \$1112  | place_q_0_1_sticky;
+  assign \$1114  = \$1111  | \$1113 ;
+  assign \$1115  = \$1114  | place_q_0_1_kept[21];
+  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
+  assign \$1117  = round_q_1_0 & round_q_1_1;
+  assign \$1118  = ~ round_q_1_2;
+  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  always @(posedge clk)
+    p_0 <= \$1120 ;
+  always @(posedge clk)
+    p_1 <= \$1121 ;
+  always @(posedge clk)
+    p_2 <= \$1122 ;
+  always @(posedge clk)
+    p_3_sign <= \$1123 ;
+  always @(posedge clk)
+    p_3_zero <= \$1124 ;
+  always @(posedge clk)
+    p_3_inf <= \$1125 ;
+  always @(posedge clk)
+    p_3_nan <= \$1126 ;
+  always @(posedge clk)
+    p_3_exp <= \$1127 ;
+  always @(posedge clk)
+    p_3_sig <= \$1128 ;
+  always @(posedge clk)
+    p_4 <= \$1129 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$1130 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$1131 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$1132 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$1133 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$1134 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$1135 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$1136 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$1137 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$1138 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$1139 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$1140 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$1141 ;
+  always @(posedge clk)
+    unpack_q_2_0 <= \$1142 ;
+  always @(posedge clk)
+    unpack_q_2_1 <= \$1143 ;
+  always @(posedge clk)
+    unpack_q_2_2 <= \$1144 ;
+  always @(posedge clk)
+    unpack_q_2_3 <= \$1145 ;
+  always @(posedge clk)
+    unpack_q_2_4 <= \$1146 ;
+  always @(posedge clk)
+    order_q_0_big_sig <= \$1147 ;
+  always @(posedge clk)
+    order_q_0_small_sig <= \$1148 ;
+  always @(posedge clk)
+    order_q_0_shift <= \$1149 ;
+  always @(posedge clk)
+    order_q_0_subtract <= \$1150 ;
+  always @(posedge clk)
+    order_q_0_flags_big_exp <= \$1151 ;
+  always @(posedge clk)
+    order_q_0_flags_big_sign <= \$1152 ;
+  always @(posedge clk)
+    order_q_0_flags_nan <= \$1153 ;
+  always @(posedge clk)
+    order_q_0_flags_inf <= \$1154 ;
+  always @(posedge clk)
+    order_q_0_flags_inf_sign <= \$1155 ;
+  always @(posedge clk)
+    order_q_0_flags_both_zero <= \$1156 ;
+  always @(posedge clk)
+    order_q_0_flags_zero_sign <= \$1157 ;
+  always @(posedge clk)
+    order_q_1_0 <= \$1158 ;
+  always @(posedge clk)
+    order_q_1_1 <= \$1159 ;
+  always @(posedge clk)
+    order_q_1_2 <= \$1160 ;
+  always @(posedge clk)
+    order_q_1_3 <= \$1161 ;
+  always @(posedge clk)
+    order_q_1_4 <= \$1162 ;
+  always @(posedge clk)
+    align_q_0_big <= \$1163 ;
+  always @(posedge clk)
+    align_q_0_small <= \$1164 ;
+  always @(posedge clk)
+    align_q_0_subtract <= \$1165 ;
+  always @(posedge clk)
+    align_q_0_flags_big_exp <= \$1166 ;
+  always @(posedge clk)
+    align_q_0_flags_big_sign <= \$1167 ;
+  always @(posedge clk)
+    align_q_0_flags_nan <= \$1168 ;
+  always @(posedge clk)
+    align_q_0_flags_inf <= \$1169 ;
+  always @(posedge clk)
+    align_q_0_flags_inf_sign <= \$1170 ;
+  always @(posedge clk)
+    align_q_0_flags_both_zero <= \$1171 ;
+  always @(posedge clk)
+    align_q_0_flags_zero_sign <= \$1172 ;
+  always @(posedge clk)
+    align_q_1_0 <= \$1173 ;
+  always @(posedge clk)
+    align_q_1_1 <= \$1174 ;
+  always @(posedge clk)
+    align_q_1_2 <= \$1175 ;
+  always @(posedge clk)
+    align_q_1_3 <= \$1176 ;
+  always @(posedge clk)
+    align_q_1_4 <= \$1177 ;
+  always @(posedge clk)
+    add_q_0_total <= \$1178 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$1179 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$1180 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$1181 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$1182 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$1183 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$1184 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$1185 ;
+  always @(posedge clk)
+    add_q_1_0 <= \$1186 ;
+  always @(posedge clk)
+    add_q_1_1 <= \$1187 ;
+  always @(posedge clk)
+    add_q_2_0 <= \$1188 ;
+  always @(posedge clk)
+    add_q_2_1 <= \$1189 ;
+  always @(posedge clk)
+    add_q_2_2 <= \$1190 ;
+  always @(posedge clk)
+    add_q_2_3 <= \$1191 ;
+  always @(posedge clk)
+    add_q_2_4 <= \$1192 ;
+  always @(posedge clk)
+    normalize_q_0_0_sign <= \$1193 ;
+  always @(posedge clk)
+    normalize_q_0_0_zero <= \$1194 ;
+  always @(posedge clk)
+    normalize_q_0_0_inf <= \$1195 ;
+  always @(posedge clk)
+    normalize_q_0_0_nan <= \$1196 ;
+  always @(posedge clk)
+    normalize_q_0_0_exp <= \$1197 ;
+  always @(posedge clk)
+    normalize_q_0_0_sig <= \$1198 ;
+  always @(posedge clk)
+    normalize_q_0_1 <= \$1199 ;
+  always @(posedge clk)
+    normalize_q_1_0 <= \$1200 ;
+  always @(posedge clk)
+    normalize_q_1_1 <= \$1201 ;
+  always @(posedge clk)
+    normalize_q_2_0 <= \$1202 ;
+  always @(posedge clk)
+    normalize_q_2_1 <= \$1203 ;
+  always @(posedge clk)
+    normalize_q_2_2 <= \$1204 ;
+  always @(posedge clk)
+    normalize_q_2_3 <= \$1205 ;
+  always @(posedge clk)
+    normalize_q_2_4 <= \$1206 ;
+  always @(posedge clk)
+    place_q_0_0_kept <= \$1207 ;
+  always @(posedge clk)
+    place_q_0_0_below <= \$1208 ;
+  always @(posedge clk)
+    place_q_0_0_sticky <= \$1209 ;
+  always @(posedge clk)
+    place_q_0_0_small <= \$1210 ;
+  always @(posedge clk)
+    place_q_0_0_e_eff <= \$1211 ;
+  always @(posedge clk)
+    place_q_0_0_sign <= \$1212 ;
+  always @(posedge clk)
+    place_q_0_0_zero <= \$1213 ;
+  always @(posedge clk)
+    place_q_0_0_inf <= \$1214 ;
+  always @(posedge clk)
+    place_q_0_0_nan <= \$1215 ;
+  always @(posedge clk)
+    place_q_0_1_kept <= \$1216 ;
+  always @(posedge clk)
+    place_q_0_1_below <= \$1217 ;
+  always @(posedge clk)
+    place_q_0_1_sticky <= \$1218 ;
+  always @(posedge clk)
+    place_q_0_1_small <= \$1219 ;
+  always @(posedge clk)
+    place_q_0_1_e_eff <= \$1220 ;
+  always @(posedge clk)
+    place_q_0_1_sign <= \$1221 ;
+  always @(posedge clk)
+    place_q_0_1_zero <= \$1222 ;
+  always @(posedge clk)
+    place_q_0_1_inf <= \$1223 ;
+  always @(posedge clk)
+    place_q_0_1_nan <= \$1224 ;
+  always @(posedge clk)
+    place_q_1_0 <= \$1225 ;
+  always @(posedge clk)
+    place_q_1_1 <= \$1226 ;
+  always @(posedge clk)
+    place_q_1_2 <= \$1227 ;
+  always @(posedge clk)
+    place_q_1_3 <= \$1228 ;
+  always @(posedge clk)
+    place_q_1_4 <= \$1229 ;
+  always @(posedge clk)
+    round_q_0_0_count <= \$1230 ;
+  always @(posedge clk)
+    round_q_0_0_up <= \$1231 ;
+  always @(posedge clk)
+    round_q_0_0_small <= \$1232 ;
+  always @(posedge clk)
+    round_q_0_0_e_eff <= \$1233 ;
+  always @(posedge clk)
+    round_q_0_0_sign <= \$1234 ;
+  always @(posedge clk)
+    round_q_0_0_zero <= \$1235 ;
+  always @(posedge clk)
+    round_q_0_0_inf <= \$1236 ;
+  always @(posedge clk)
+    round_q_0_0_nan <= \$1237 ;
+  always @(posedge clk)
+    round_q_0_1_count <= \$1238 ;
+  always @(posedge clk)
+    round_q_0_1_up <= \$1239 ;
+  always @(posedge clk)
+    round_q_0_1_small <= \$1240 ;
+  always @(posedge clk)
+    round_q_0_1_e_eff <= \$1241 ;
+  always @(posedge clk)
+    round_q_0_1_sign <= \$1242 ;
+  always @(posedge clk)
+    round_q_0_1_zero <= \$1243 ;
+  always @(posedge clk)
+    round_q_0_1_inf <= \$1244 ;
+  always @(posedge clk)
+    round_q_0_1_nan <= \$1245 ;
+  always @(posedge clk)
+    round_q_1_0 <= \$1246 ;
+  always @(posedge clk)
+    round_q_1_1 <= \$1247 ;
+  always @(posedge clk)
+    round_q_1_2 <= \$1248 ;
+  always @(posedge clk)
+    round_q_1_3 <= \$1249 ;
+  always @(posedge clk)
+    round_q_1_4 <= \$1250 ;
+  always @(posedge clk)
+    acc <= \$1251 ;
+  always @(posedge clk)
+    done <= \$1252 ;
+  always @(posedge clk)
+    fresh <= \$1253 ;
+  always @(posedge clk)
+    acc_mode <= \$1254 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$2338$0 (\$673 ),
-    .\port$2340$0 (\$674 ),
-    .\port$2342$0 (\$675 ),
-    .\port$2344$0 (\$676 ),
-    .\port$2346$0 (\$677 ),
-    .\port$2348$0 (\$678 ),
-    .\port$2350$0 (\$679 ),
-    .\port$2352$0 (\$680 ),
+    .\port$4084$0 (\$1255 ),
+    .\port$4086$0 (\$1256 ),
+    .\port$4088$0 (\$1257 ),
+    .\port$4090$0 (\$1258 ),
+    .\port$4092$0 (\$1259 ),
+    .\port$4094$0 (\$1260 ),
+    .\port$4096$0 (\$1261 ),
+    .\port$4098$0 (\$1262 ),
     .rst(rst)
   );
   always @* begin
@@ -10545,11 +13855,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h1:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h2:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -10762,28 +14072,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$375 ;
+      sum_fp16_sr8_mag = \$1003 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$389 ;
+      sum_fp16_sr8 = \$1017 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$401 ;
+      sum_bf16_rne_mag = \$1029 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$415 ;
+      sum_bf16_rne = \$1043 ;
     end
   end
   always @* begin
@@ -10805,1356 +14115,1356 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$538  = p_0;
+    \$1120  = p_0;
     if (\en$1 ) begin
-      \$538  = valid;
+      \$1120  = valid;
     end
     if (rst) begin
-      \$538  = 1'h0;
+      \$1120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$539  = p_1;
+    \$1121  = p_1;
     if (\en$1 ) begin
-      \$539  = last;
+      \$1121  = last;
     end
     if (rst) begin
-      \$539  = 1'h0;
+      \$1121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$540  = p_2;
+    \$1122  = p_2;
     if (\en$1 ) begin
-      \$540  = choice;
+      \$1122  = choice;
     end
     if (rst) begin
-      \$540  = 2'h0;
+      \$1122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$541  = p_3_sign;
+    \$1123  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = term_sign;
+      \$1123  = term_sign;
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$1123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$542  = p_3_zero;
+    \$1124  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = term_zero;
+      \$1124  = term_zero;
     end
     if (rst) begin
-      \$542  = 1'h0;
+      \$1124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$543  = p_3_inf;
+    \$1125  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = term_inf;
+      \$1125  = term_inf;
     end
     if (rst) begin
-      \$543  = 1'h0;
+      \$1125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$544  = p_3_nan;
+    \$1126  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = term_nan;
+      \$1126  = term_nan;
     end
     if (rst) begin
-      \$544  = 1'h0;
+      \$1126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$545  = p_3_exp;
+    \$1127  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = term_exp;
+      \$1127  = term_exp;
     end
     if (rst) begin
-      \$545  = 10'h000;
+      \$1127  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$546  = p_3_sig;
+    \$1128  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = term_sig;
+      \$1128  = term_sig;
     end
     if (rst) begin
-      \$546  = 16'h0000;
+      \$1128  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$547  = p_4;
+    \$1129  = p_4;
     if (\en$1 ) begin
-      \$547  = rand_sum;
+      \$1129  = rand_sum;
     end
     if (rst) begin
-      \$547  = 8'h00;
+      \$1129  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$548  = unpack_q_0_sign;
+    \$1130  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = base_sign;
+      \$1130  = base_sign;
     end
     if (rst) begin
-      \$548  = 1'h0;
+      \$1130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$549  = unpack_q_0_zero;
+    \$1131  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = base_zero;
+      \$1131  = base_zero;
     end
     if (rst) begin
-      \$549  = 1'h0;
+      \$1131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$550  = unpack_q_0_inf;
+    \$1132  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = base_inf;
+      \$1132  = base_inf;
     end
     if (rst) begin
-      \$550  = 1'h0;
+      \$1132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$551  = unpack_q_0_nan;
+    \$1133  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = base_nan;
+      \$1133  = base_nan;
     end
     if (rst) begin
-      \$551  = 1'h0;
+      \$1133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$552  = unpack_q_0_exp;
+    \$1134  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = base_exp;
+      \$1134  = base_exp;
     end
     if (rst) begin
-      \$552  = 9'h000;
+      \$1134  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$553  = unpack_q_0_sig;
+    \$1135  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = base_sig;
+      \$1135  = base_sig;
     end
     if (rst) begin
-      \$553  = 11'h000;
+      \$1135  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$554  = unpack_q_1_sign;
+    \$1136  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = \$416 ;
+      \$1136  = \$1044 ;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$1136  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$555  = unpack_q_1_zero;
+    \$1137  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = \$418 ;
+      \$1137  = \$1046 ;
     end
     if (rst) begin
-      \$555  = 1'h0;
+      \$1137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$556  = unpack_q_1_inf;
+    \$1138  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$419 ;
+      \$1138  = \$1047 ;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$1138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$557  = unpack_q_1_nan;
+    \$1139  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$420 ;
+      \$1139  = \$1048 ;
     end
     if (rst) begin
-      \$557  = 1'h0;
+      \$1139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$558  = unpack_q_1_exp;
+    \$1140  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = p_3_exp;
+      \$1140  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 10'h000;
+      \$1140  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$559  = unpack_q_1_sig;
+    \$1141  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = p_3_sig;
+      \$1141  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 16'h0000;
+      \$1141  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$560  = unpack_q_2_0;
+    \$1142  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = p_0;
+      \$1142  = p_0;
     end
     if (rst) begin
-      \$560  = 1'h0;
+      \$1142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$561  = unpack_q_2_1;
+    \$1143  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = p_1;
+      \$1143  = p_1;
     end
     if (rst) begin
-      \$561  = 1'h0;
+      \$1143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$562  = unpack_q_2_2;
+    \$1144  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = \$421 ;
+      \$1144  = \$1049 ;
     end
     if (rst) begin
-      \$562  = 1'h0;
+      \$1144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$563  = unpack_q_2_3;
+    \$1145  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = p_4;
+      \$1145  = p_4;
     end
     if (rst) begin
-      \$563  = 8'h00;
+      \$1145  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$564  = unpack_q_2_4;
+    \$1146  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = step_mode;
+      \$1146  = step_mode;
     end
     if (rst) begin
-      \$564  = 2'h0;
+      \$1146  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$565  = order_q_0_big_sig;
+    \$1147  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = \$422 ;
+      \$1147  = \$1050 ;
     end
     if (rst) begin
-      \$565  = 16'h0000;
+      \$1147  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$566  = order_q_0_small_sig;
+    \$1148  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = \$425 ;
+      \$1148  = \$1053 ;
     end
     if (rst) begin
-      \$566  = 16'h0000;
+      \$1148  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$567  = order_q_0_shift;
+    \$1149  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = \$432 [4:0];
+      \$1149  = \$1060 [4:0];
     end
     if (rst) begin
-      \$567  = 5'h00;
+      \$1149  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$568  = order_q_0_subtract;
+    \$1150  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = \$433 ;
+      \$1150  = \$1061 ;
     end
     if (rst) begin
-      \$568  = 1'h0;
+      \$1150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$569  = order_q_0_flags_big_exp;
+    \$1151  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = \$434 ;
+      \$1151  = \$1062 ;
     end
     if (rst) begin
-      \$569  = 10'h000;
+      \$1151  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$570  = order_q_0_flags_big_sign;
+    \$1152  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = \$435 ;
+      \$1152  = \$1063 ;
     end
     if (rst) begin
-      \$570  = 1'h0;
+      \$1152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$571  = order_q_0_flags_nan;
+    \$1153  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$440 ;
+      \$1153  = \$1068 ;
     end
     if (rst) begin
-      \$571  = 1'h0;
+      \$1153  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$572  = order_q_0_flags_inf;
+    \$1154  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$449 ;
+      \$1154  = \$1077 ;
     end
     if (rst) begin
-      \$572  = 1'h0;
+      \$1154  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$573  = order_q_0_flags_inf_sign;
+    \$1155  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = \$450 ;
+      \$1155  = \$1078 ;
     end
     if (rst) begin
-      \$573  = 1'h0;
+      \$1155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$574  = order_q_0_flags_both_zero;
+    \$1156  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = \$451 ;
+      \$1156  = \$1079 ;
     end
     if (rst) begin
-      \$574  = 1'h0;
+      \$1156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$575  = order_q_0_flags_zero_sign;
+    \$1157  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = \$452 ;
+      \$1157  = \$1080 ;
     end
     if (rst) begin
-      \$575  = 1'h0;
+      \$1157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$576  = order_q_1_0;
+    \$1158  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = unpack_q_2_0;
+      \$1158  = unpack_q_2_0;
     end
     if (rst) begin
-      \$576  = 1'h0;
+      \$1158  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$577  = order_q_1_1;
+    \$1159  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = unpack_q_2_1;
+      \$1159  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 1'h0;
+      \$1159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$578  = order_q_1_2;
+    \$1160  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = unpack_q_2_2;
+      \$1160  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 1'h0;
+      \$1160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$579  = order_q_1_3;
+    \$1161  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = unpack_q_2_3;
+      \$1161  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 8'h00;
+      \$1161  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$580  = order_q_1_4;
+    \$1162  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = unpack_q_2_4;
+      \$1162  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 2'h0;
+      \$1162  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$581  = align_q_0_big;
+    \$1163  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
+      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 28'h0000000;
+      \$1163  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$582  = align_q_0_small;
+    \$1164  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
+      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
     end
     if (rst) begin
-      \$582  = 28'h0000000;
+      \$1164  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$583  = align_q_0_subtract;
+    \$1165  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = order_q_0_subtract;
+      \$1165  = order_q_0_subtract;
     end
     if (rst) begin
-      \$583  = 1'h0;
+      \$1165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$584  = align_q_0_flags_big_exp;
+    \$1166  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = order_q_0_flags_big_exp;
+      \$1166  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 10'h000;
+      \$1166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$585  = align_q_0_flags_big_sign;
+    \$1167  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = order_q_0_flags_big_sign;
+      \$1167  = order_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$585  = 1'h0;
+      \$1167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$586  = align_q_0_flags_nan;
+    \$1168  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = order_q_0_flags_nan;
+      \$1168  = order_q_0_flags_nan;
     end
     if (rst) begin
-      \$586  = 1'h0;
+      \$1168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$587  = align_q_0_flags_inf;
+    \$1169  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = order_q_0_flags_inf;
+      \$1169  = order_q_0_flags_inf;
     end
     if (rst) begin
-      \$587  = 1'h0;
+      \$1169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$588  = align_q_0_flags_inf_sign;
+    \$1170  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = order_q_0_flags_inf_sign;
+      \$1170  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$588  = 1'h0;
+      \$1170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$589  = align_q_0_flags_both_zero;
+    \$1171  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = order_q_0_flags_both_zero;
+      \$1171  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 1'h0;
+      \$1171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$590  = align_q_0_flags_zero_sign;
+    \$1172  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = order_q_0_flags_zero_sign;
+      \$1172  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 1'h0;
+      \$1172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$591  = align_q_1_0;
+    \$1173  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = order_q_1_0;
+      \$1173  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 1'h0;
+      \$1173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$592  = align_q_1_1;
+    \$1174  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = order_q_1_1;
+      \$1174  = order_q_1_1;
     end
     if (rst) begin
-      \$592  = 1'h0;
+      \$1174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$593  = align_q_1_2;
+    \$1175  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = order_q_1_2;
+      \$1175  = order_q_1_2;
     end
     if (rst) begin
-      \$593  = 1'h0;
+      \$1175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$594  = align_q_1_3;
+    \$1176  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = order_q_1_3;
+      \$1176  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 8'h00;
+      \$1176  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$595  = align_q_1_4;
+    \$1177  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = order_q_1_4;
+      \$1177  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 2'h0;
+      \$1177  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$596  = add_q_0_total;
+    \$1178  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = \$326 [27:0];
+      \$1178  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 28'h0000000;
+      \$1178  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$597  = add_q_0_flags_big_exp;
+    \$1179  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = align_q_0_flags_big_exp;
+      \$1179  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 10'h000;
+      \$1179  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$598  = add_q_0_flags_big_sign;
+    \$1180  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = align_q_0_flags_big_sign;
+      \$1180  = align_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$598  = 1'h0;
+      \$1180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$599  = add_q_0_flags_nan;
+    \$1181  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = align_q_0_flags_nan;
+      \$1181  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 1'h0;
+      \$1181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$600  = add_q_0_flags_inf;
+    \$1182  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = align_q_0_flags_inf;
+      \$1182  = align_q_0_flags_inf;
     end
     if (rst) begin
-      \$600  = 1'h0;
+      \$1182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$601  = add_q_0_flags_inf_sign;
+    \$1183  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = align_q_0_flags_inf_sign;
+      \$1183  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$601  = 1'h0;
+      \$1183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$602  = add_q_0_flags_both_zero;
+    \$1184  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = align_q_0_flags_both_zero;
+      \$1184  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 1'h0;
+      \$1184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$603  = add_q_0_flags_zero_sign;
+    \$1185  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = align_q_0_flags_zero_sign;
+      \$1185  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$603  = 1'h0;
+      \$1185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$604  = add_q_1_0;
+    \$1186  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = \$454 ;
+      \$1186  = \$1082 ;
     end
     if (rst) begin
-      \$604  = 11'h000;
+      \$1186  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$605  = add_q_1_1;
+    \$1187  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = \$455 ;
+      \$1187  = \$1083 ;
     end
     if (rst) begin
-      \$605  = 11'h000;
+      \$1187  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$606  = add_q_2_0;
+    \$1188  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = align_q_1_0;
+      \$1188  = align_q_1_0;
     end
     if (rst) begin
-      \$606  = 1'h0;
+      \$1188  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$607  = add_q_2_1;
+    \$1189  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = align_q_1_1;
+      \$1189  = align_q_1_1;
     end
     if (rst) begin
-      \$607  = 1'h0;
+      \$1189  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$608  = add_q_2_2;
+    \$1190  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = align_q_1_2;
+      \$1190  = align_q_1_2;
     end
     if (rst) begin
-      \$608  = 1'h0;
+      \$1190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$609  = add_q_2_3;
+    \$1191  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = align_q_1_3;
+      \$1191  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 8'h00;
+      \$1191  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$610  = add_q_2_4;
+    \$1192  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = align_q_1_4;
+      \$1192  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 2'h0;
+      \$1192  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$611  = normalize_q_0_0_sign;
+    \$1193  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = \$459 ;
+      \$1193  = \$1087 ;
     end
     if (rst) begin
-      \$611  = 1'h0;
+      \$1193  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$612  = normalize_q_0_0_zero;
+    \$1194  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = \$461 ;
+      \$1194  = \$1089 ;
     end
     if (rst) begin
-      \$612  = 1'h0;
+      \$1194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$613  = normalize_q_0_0_inf;
+    \$1195  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = add_q_0_flags_inf;
+      \$1195  = add_q_0_flags_inf;
     end
     if (rst) begin
-      \$613  = 1'h0;
+      \$1195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$614  = normalize_q_0_0_nan;
+    \$1196  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = add_q_0_flags_nan;
+      \$1196  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h0;
+      \$1196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$615  = normalize_q_0_0_exp;
+    \$1197  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = \$354 [9:0];
+      \$1197  = \$979 [9:0];
     end
     if (rst) begin
-      \$615  = 10'h000;
+      \$1197  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$616  = normalize_q_0_0_sig;
+    \$1198  = normalize_q_0_0_sig;
     if (\en$1 ) begin
-      \$616  = \$355 [26:0];
+      \$1198  = add_normalized;
     end
     if (rst) begin
-      \$616  = 27'h0000000;
+      \$1198  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$617  = normalize_q_0_1;
+    \$1199  = normalize_q_0_1;
     if (\en$1 ) begin
-      \$617  = add_q_0_total[0];
+      \$1199  = add_q_0_total[0];
     end
     if (rst) begin
-      \$617  = 1'h0;
+      \$1199  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$618  = normalize_q_1_0;
+    \$1200  = normalize_q_1_0;
     if (\en$1 ) begin
-      \$618  = \$489 ;
+      \$1200  = \$1090 ;
     end
     if (rst) begin
-      \$618  = 12'h000;
+      \$1200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$619  = normalize_q_1_1;
+    \$1201  = normalize_q_1_1;
     if (\en$1 ) begin
-      \$619  = \$517 ;
+      \$1201  = \$1091 ;
     end
     if (rst) begin
-      \$619  = 12'h000;
+      \$1201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$620  = normalize_q_2_0;
+    \$1202  = normalize_q_2_0;
     if (\en$1 ) begin
-      \$620  = add_q_2_0;
+      \$1202  = add_q_2_0;
     end
     if (rst) begin
-      \$620  = 1'h0;
+      \$1202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$621  = normalize_q_2_1;
+    \$1203  = normalize_q_2_1;
     if (\en$1 ) begin
-      \$621  = add_q_2_1;
+      \$1203  = add_q_2_1;
     end
     if (rst) begin
-      \$621  = 1'h0;
+      \$1203  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$622  = normalize_q_2_2;
+    \$1204  = normalize_q_2_2;
     if (\en$1 ) begin
-      \$622  = add_q_2_2;
+      \$1204  = add_q_2_2;
     end
     if (rst) begin
-      \$622  = 1'h0;
+      \$1204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$623  = normalize_q_2_3;
+    \$1205  = normalize_q_2_3;
     if (\en$1 ) begin
-      \$623  = add_q_2_3;
+      \$1205  = add_q_2_3;
     end
     if (rst) begin
-      \$623  = 8'h00;
+      \$1205  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$624  = normalize_q_2_4;
+    \$1206  = normalize_q_2_4;
     if (\en$1 ) begin
-      \$624  = add_q_2_4;
+      \$1206  = add_q_2_4;
     end
     if (rst) begin
-      \$624  = 2'h0;
+      \$1206  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$625  = place_q_0_0_kept;
+    \$1207  = place_q_0_0_kept;
     if (\en$1 ) begin
-      \$625  = sum_fp16_sr8_wide[71:36];
+      \$1207  = sum_fp16_sr8_wide[99:64];
     end
     if (rst) begin
-      \$625  = 36'h000000000;
+      \$1207  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$626  = place_q_0_0_below;
+    \$1208  = place_q_0_0_below;
     if (\en$1 ) begin
-      \$626  = sum_fp16_sr8_wide[35:0];
+      \$1208  = sum_fp16_sr8_wide[63:0];
     end
     if (rst) begin
-      \$626  = 36'h000000000;
+      \$1208  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$627  = place_q_0_0_sticky;
+    \$1209  = place_q_0_0_sticky;
     if (\en$1 ) begin
-      \$627  = normalize_q_0_1;
+      \$1209  = normalize_q_0_1;
     end
     if (rst) begin
-      \$627  = 1'h0;
+      \$1209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$628  = place_q_0_0_small;
+    \$1210  = place_q_0_0_small;
     if (\en$1 ) begin
-      \$628  = \$518 ;
+      \$1210  = \$1094 ;
     end
     if (rst) begin
-      \$628  = 1'h0;
+      \$1210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$629  = place_q_0_0_e_eff;
+    \$1211  = place_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$629  = \$522 ;
+      \$1211  = \$1100 ;
     end
     if (rst) begin
-      \$629  = 10'h000;
+      \$1211  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$630  = place_q_0_0_sign;
+    \$1212  = place_q_0_0_sign;
     if (\en$1 ) begin
-      \$630  = normalize_q_0_0_sign;
+      \$1212  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$630  = 1'h0;
+      \$1212  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$631  = place_q_0_0_zero;
+    \$1213  = place_q_0_0_zero;
     if (\en$1 ) begin
-      \$631  = normalize_q_0_0_zero;
+      \$1213  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$631  = 1'h0;
+      \$1213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$632  = place_q_0_0_inf;
+    \$1214  = place_q_0_0_inf;
     if (\en$1 ) begin
-      \$632  = normalize_q_0_0_inf;
+      \$1214  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$632  = 1'h0;
+      \$1214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$633  = place_q_0_0_nan;
+    \$1215  = place_q_0_0_nan;
     if (\en$1 ) begin
-      \$633  = normalize_q_0_0_nan;
+      \$1215  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$633  = 1'h0;
+      \$1215  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$634  = place_q_0_1_kept;
+    \$1216  = place_q_0_1_kept;
     if (\en$1 ) begin
-      \$634  = sum_bf16_rne_wide[57:29];
+      \$1216  = sum_bf16_rne_wide[60:32];
     end
     if (rst) begin
-      \$634  = 29'h00000000;
+      \$1216  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$635  = place_q_0_1_below;
+    \$1217  = place_q_0_1_below;
     if (\en$1 ) begin
-      \$635  = sum_bf16_rne_wide[28:0];
+      \$1217  = sum_bf16_rne_wide[31:0];
     end
     if (rst) begin
-      \$635  = 29'h00000000;
+      \$1217  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$636  = place_q_0_1_sticky;
+    \$1218  = place_q_0_1_sticky;
     if (\en$1 ) begin
-      \$636  = normalize_q_0_1;
+      \$1218  = normalize_q_0_1;
     end
     if (rst) begin
-      \$636  = 1'h0;
+      \$1218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$637  = place_q_0_1_small;
+    \$1219  = place_q_0_1_small;
     if (\en$1 ) begin
-      \$637  = \$523 ;
+      \$1219  = \$1103 ;
     end
     if (rst) begin
-      \$637  = 1'h0;
+      \$1219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$638  = place_q_0_1_e_eff;
+    \$1220  = place_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$638  = \$527 ;
+      \$1220  = \$1109 ;
     end
     if (rst) begin
-      \$638  = 10'h000;
+      \$1220  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$639  = place_q_0_1_sign;
+    \$1221  = place_q_0_1_sign;
     if (\en$1 ) begin
-      \$639  = normalize_q_0_0_sign;
+      \$1221  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$639  = 1'h0;
+      \$1221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$640  = place_q_0_1_zero;
+    \$1222  = place_q_0_1_zero;
     if (\en$1 ) begin
-      \$640  = normalize_q_0_0_zero;
+      \$1222  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$640  = 1'h0;
+      \$1222  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$641  = place_q_0_1_inf;
+    \$1223  = place_q_0_1_inf;
     if (\en$1 ) begin
-      \$641  = normalize_q_0_0_inf;
+      \$1223  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$641  = 1'h0;
+      \$1223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$642  = place_q_0_1_nan;
+    \$1224  = place_q_0_1_nan;
     if (\en$1 ) begin
-      \$642  = normalize_q_0_0_nan;
+      \$1224  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$642  = 1'h0;
+      \$1224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$643  = place_q_1_0;
+    \$1225  = place_q_1_0;
     if (\en$1 ) begin
-      \$643  = normalize_q_2_0;
+      \$1225  = normalize_q_2_0;
     end
     if (rst) begin
-      \$643  = 1'h0;
+      \$1225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$644  = place_q_1_1;
+    \$1226  = place_q_1_1;
     if (\en$1 ) begin
-      \$644  = normalize_q_2_1;
+      \$1226  = normalize_q_2_1;
     end
     if (rst) begin
-      \$644  = 1'h0;
+      \$1226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$645  = place_q_1_2;
+    \$1227  = place_q_1_2;
     if (\en$1 ) begin
-      \$645  = normalize_q_2_2;
+      \$1227  = normalize_q_2_2;
     end
     if (rst) begin
-      \$645  = 1'h0;
+      \$1227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$646  = place_q_1_3;
+    \$1228  = place_q_1_3;
     if (\en$1 ) begin
-      \$646  = normalize_q_2_3;
+      \$1228  = normalize_q_2_3;
     end
     if (rst) begin
-      \$646  = 8'h00;
+      \$1228  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$647  = place_q_1_4;
+    \$1229  = place_q_1_4;
     if (\en$1 ) begin
-      \$647  = normalize_q_2_4;
+      \$1229  = normalize_q_2_4;
     end
     if (rst) begin
-      \$647  = 2'h0;
+      \$1229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$648  = round_q_0_0_count;
+    \$1230  = round_q_0_0_count;
     if (\en$1 ) begin
-      \$648  = place_q_0_0_kept[35:25];
+      \$1230  = place_q_0_0_kept[35:25];
     end
     if (rst) begin
-      \$648  = 11'h000;
+      \$1230  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$649  = round_q_0_0_up;
+    \$1231  = round_q_0_0_up;
     if (\en$1 ) begin
-      \$649  = \$528 [8];
+      \$1231  = \$1110 [8];
     end
     if (rst) begin
-      \$649  = 1'h0;
+      \$1231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$650  = round_q_0_0_small;
+    \$1232  = round_q_0_0_small;
     if (\en$1 ) begin
-      \$650  = place_q_0_0_small;
+      \$1232  = place_q_0_0_small;
     end
     if (rst) begin
-      \$650  = 1'h0;
+      \$1232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$651  = round_q_0_0_e_eff;
+    \$1233  = round_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$651  = place_q_0_0_e_eff;
+      \$1233  = place_q_0_0_e_eff;
     end
     if (rst) begin
-      \$651  = 10'h000;
+      \$1233  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$652  = round_q_0_0_sign;
+    \$1234  = round_q_0_0_sign;
     if (\en$1 ) begin
-      \$652  = place_q_0_0_sign;
+      \$1234  = place_q_0_0_sign;
     end
     if (rst) begin
-      \$652  = 1'h0;
+      \$1234  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$653  = round_q_0_0_zero;
+    \$1235  = round_q_0_0_zero;
     if (\en$1 ) begin
-      \$653  = place_q_0_0_zero;
+      \$1235  = place_q_0_0_zero;
     end
     if (rst) begin
-      \$653  = 1'h0;
+      \$1235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$654  = round_q_0_0_inf;
+    \$1236  = round_q_0_0_inf;
     if (\en$1 ) begin
-      \$654  = place_q_0_0_inf;
+      \$1236  = place_q_0_0_inf;
     end
     if (rst) begin
-      \$654  = 1'h0;
+      \$1236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$655  = round_q_0_0_nan;
+    \$1237  = round_q_0_0_nan;
     if (\en$1 ) begin
-      \$655  = place_q_0_0_nan;
+      \$1237  = place_q_0_0_nan;
     end
     if (rst) begin
-      \$655  = 1'h0;
+      \$1237  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$656  = round_q_0_1_count;
+    \$1238  = round_q_0_1_count;
     if (\en$1 ) begin
-      \$656  = place_q_0_1_kept[28:21];
+      \$1238  = place_q_0_1_kept[28:21];
     end
     if (rst) begin
-      \$656  = 8'h00;
+      \$1238  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$657  = round_q_0_1_up;
+    \$1239  = round_q_0_1_up;
     if (\en$1 ) begin
-      \$657  = \$534 ;
+      \$1239  = \$1116 ;
     end
     if (rst) begin
-      \$657  = 1'h0;
+      \$1239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$658  = round_q_0_1_small;
+    \$1240  = round_q_0_1_small;
     if (\en$1 ) begin
-      \$658  = place_q_0_1_small;
+      \$1240  = place_q_0_1_small;
     end
     if (rst) begin
-      \$658  = 1'h0;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$659  = round_q_0_1_e_eff;
+    \$1241  = round_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$659  = place_q_0_1_e_eff;
+      \$1241  = place_q_0_1_e_eff;
     end
     if (rst) begin
-      \$659  = 10'h000;
+      \$1241  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$660  = round_q_0_1_sign;
+    \$1242  = round_q_0_1_sign;
     if (\en$1 ) begin
-      \$660  = place_q_0_1_sign;
+      \$1242  = place_q_0_1_sign;
     end
     if (rst) begin
-      \$660  = 1'h0;
+      \$1242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$661  = round_q_0_1_zero;
+    \$1243  = round_q_0_1_zero;
     if (\en$1 ) begin
-      \$661  = place_q_0_1_zero;
+      \$1243  = place_q_0_1_zero;
     end
     if (rst) begin
-      \$661  = 1'h0;
+      \$1243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$662  = round_q_0_1_inf;
+    \$1244  = round_q_0_1_inf;
     if (\en$1 ) begin
-      \$662  = place_q_0_1_inf;
+      \$1244  = place_q_0_1_inf;
     end
     if (rst) begin
-      \$662  = 1'h0;
+      \$1244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$663  = round_q_0_1_nan;
+    \$1245  = round_q_0_1_nan;
     if (\en$1 ) begin
-      \$663  = place_q_0_1_nan;
+      \$1245  = place_q_0_1_nan;
     end
     if (rst) begin
-      \$663  = 1'h0;
+      \$1245  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$664  = round_q_1_0;
+    \$1246  = round_q_1_0;
     if (\en$1 ) begin
-      \$664  = place_q_1_0;
+      \$1246  = place_q_1_0;
     end
     if (rst) begin
-      \$664  = 1'h0;
+      \$1246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$665  = round_q_1_1;
+    \$1247  = round_q_1_1;
     if (\en$1 ) begin
-      \$665  = place_q_1_1;
+      \$1247  = place_q_1_1;
     end
     if (rst) begin
-      \$665  = 1'h0;
+      \$1247  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$666  = round_q_1_2;
+    \$1248  = round_q_1_2;
     if (\en$1 ) begin
-      \$666  = place_q_1_2;
+      \$1248  = place_q_1_2;
     end
     if (rst) begin
-      \$666  = 1'h0;
+      \$1248  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$667  = round_q_1_3;
+    \$1249  = round_q_1_3;
     if (\en$1 ) begin
-      \$667  = place_q_1_3;
+      \$1249  = place_q_1_3;
     end
     if (rst) begin
-      \$667  = 8'h00;
+      \$1249  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$668  = round_q_1_4;
+    \$1250  = round_q_1_4;
     if (\en$1 ) begin
-      \$668  = place_q_1_4;
+      \$1250  = place_q_1_4;
     end
     if (rst) begin
-      \$668  = 2'h0;
+      \$1250  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$669  = acc;
+    \$1251  = acc;
     if (\en$1 ) begin
-      \$669  = sum_code;
+      \$1251  = sum_code;
     end
     if (rst) begin
-      \$669  = 16'h0000;
+      \$1251  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$670  = done;
+    \$1252  = done;
     if (\en$1 ) begin
-      \$670  = \$535 ;
+      \$1252  = \$1117 ;
     end
     if (rst) begin
-      \$670  = 1'h0;
+      \$1252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$671  = fresh;
+    \$1253  = fresh;
     if (\en$1 ) begin
-      \$671  = \$537 ;
+      \$1253  = \$1119 ;
     end
     if (rst) begin
-      \$671  = 1'h1;
+      \$1253  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$672  = acc_mode;
+    \$1254  = acc_mode;
     if (\en$1 ) begin
-      \$672  = round_q_1_4;
+      \$1254  = round_q_1_4;
     end
     if (rst) begin
-      \$672  = 2'h0;
+      \$1254  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -12166,8 +15476,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign base_fp16_exp = \$191 [5:0];
   assign base_bf16_exp = \$253 [8:0];
   assign add_total = \$326 [27:0];
-  assign add_exp = \$354 [9:0];
-  assign add_sig = \$355 [26:0];
+  assign add_lz = { \$977 , \$946  };
+  assign add_exp = \$979 [9:0];
+  assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -12222,24 +15533,163 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
-  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
-  assign \$376  = 1'h0;
-  assign \$377  = round_q_0_0_nan;
-  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
-  assign \$387  = 1'h0;
-  assign \$388  = round_q_0_0_nan;
-  assign \$391  = { \$390 [7:0], 7'h00 };
-  assign \$396  = { \$395 [7:0], 7'h00 };
-  assign \$402  = 1'h0;
-  assign \$403  = round_q_0_1_nan;
-  assign \$408  = { \$407 [7:0], 7'h00 };
-  assign \$413  = 1'h0;
-  assign \$414  = round_q_0_1_nan;
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$334  = { 7'h00, \$333 , 8'h00 };
+  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$347  = { 7'h00, \$346 , 8'h00 };
+  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 3'h0, \$351 , 4'h0 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 7'h00, \$359 , 8'h00 };
+  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$374  = { 7'h00, \$373 , 8'h00 };
+  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$387  = { 7'h00, \$386 , 8'h00 };
+  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$400  = { 7'h00, \$399 , 8'h00 };
+  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 7'h00, \$413 , 8'h00 };
+  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$427  = { 7'h00, \$426 , 8'h00 };
+  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$440  = { 7'h00, \$439 , 8'h00 };
+  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$455  = { 7'h00, \$454 , 8'h00 };
+  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$468  = { 7'h00, \$467 , 8'h00 };
+  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 3'h0, \$472 , 4'h0 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$481  = { 7'h00, \$480 , 8'h00 };
+  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$495  = { 7'h00, \$494 , 8'h00 };
+  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$508  = { 7'h00, \$507 , 8'h00 };
+  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$521  = { 7'h00, \$520 , 8'h00 };
+  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 7'h00, \$534 , 8'h00 };
+  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$548  = { 7'h00, \$547 , 8'h00 };
+  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$561  = { 7'h00, \$560 , 8'h00 };
+  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { \$567 , 1'h0 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$576  = { 7'h00, \$575 , 8'h00 };
+  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$589  = { 7'h00, \$588 , 8'h00 };
+  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 3'h0, \$593 , 4'h0 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$602  = { 7'h00, \$601 , 8'h00 };
+  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$616  = { 7'h00, \$615 , 8'h00 };
+  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$629  = { 7'h00, \$628 , 8'h00 };
+  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 3'h0, \$633 , 4'h0 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$642  = { 7'h00, \$641 , 8'h00 };
+  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$648  = { 1'h0, \$647 , 2'h0 };
+  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$656  = { 7'h00, \$655 , 8'h00 };
+  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$669  = { 7'h00, \$668 , 8'h00 };
+  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$674  = { 3'h0, \$673 , 4'h0 };
+  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$682  = { 7'h00, \$681 , 8'h00 };
+  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$739  = 1'h0;
+  assign \$740  = 1'h0;
+  assign \$741  = 1'h0;
+  assign \$742  = 1'h1;
+  assign \$743  = 1'h1;
+  assign \$744  = 1'h1;
+  assign \$745  = 1'h1;
+  assign \$747  = 1'h1;
+  assign \$748  = 1'h1;
+  assign \$750  = 1'h1;
+  assign \$751  = 1'h1;
+  assign \$752  = 1'h1;
+  assign \$753  = 1'h1;
+  assign \$754  = 1'h1;
+  assign \$768  = { \$767 , \$764  };
+  assign \$773  = 1'h0;
+  assign \$774  = 1'h0;
+  assign \$775  = 1'h0;
+  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
+  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
+  assign \$1004  = 1'h0;
+  assign \$1005  = round_q_0_0_nan;
+  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
+  assign \$1015  = 1'h0;
+  assign \$1016  = round_q_0_0_nan;
+  assign \$1019  = { \$1018 [7:0], 7'h00 };
+  assign \$1024  = { \$1023 [7:0], 7'h00 };
+  assign \$1030  = 1'h0;
+  assign \$1031  = round_q_0_1_nan;
+  assign \$1036  = { \$1035 [7:0], 7'h00 };
+  assign \$1041  = 1'h0;
+  assign \$1042  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2338$0 , \port$2340$0 , \port$2342$0 , \port$2344$0 , \port$2346$0 , \port$2348$0 , \port$2350$0 , \port$2352$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$4084$0 , \port$4086$0 , \port$4088$0 , \port$4090$0 , \port$4092$0 , \port$4094$0 , \port$4096$0 , \port$4098$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -12523,22 +15973,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2338$0 , \port
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$2338$0 ;
-  wire \port$2338$0 ;
-  output \port$2340$0 ;
-  wire \port$2340$0 ;
-  output \port$2342$0 ;
-  wire \port$2342$0 ;
-  output \port$2344$0 ;
-  wire \port$2344$0 ;
-  output \port$2346$0 ;
-  wire \port$2346$0 ;
-  output \port$2348$0 ;
-  wire \port$2348$0 ;
-  output \port$2350$0 ;
-  wire \port$2350$0 ;
-  output \port$2352$0 ;
-  wire \port$2352$0 ;
+  output \port$4084$0 ;
+  wire \port$4084$0 ;
+  output \port$4086$0 ;
+  wire \port$4086$0 ;
+  output \port$4088$0 ;
+  wire \port$4088$0 ;
+  output \port$4090$0 ;
+  wire \port$4090$0 ;
+  output \port$4092$0 ;
+  wire \port$4092$0 ;
+  output \port$4094$0 ;
+  wire \port$4094$0 ;
+  output \port$4096$0 ;
+  wire \port$4096$0 ;
+  output \port$4098$0 ;
+  wire \port$4098$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -12702,14 +16152,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$2338$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2338$0  = \$2 ;
-  assign \port$2340$0  = \$4 ;
-  assign \port$2342$0  = \$6 ;
-  assign \port$2344$0  = \$8 ;
-  assign \port$2346$0  = \$10 ;
-  assign \port$2348$0  = \$12 ;
-  assign \port$2350$0  = \$14 ;
-  assign \port$2352$0  = \$16 ;
+  assign \port$4084$0  = \$2 ;
+  assign \port$4086$0  = \$4 ;
+  assign \port$4088$0  = \$6 ;
+  assign \port$4090$0  = \$8 ;
+  assign \port$4092$0  = \$10 ;
+  assign \port$4094$0  = \$12 ;
+  assign \port$4096$0  = \$14 ;
+  assign \port$4098$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -12990,34 +16440,297 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$1 ;
   wire [5:0] \$10 ;
   wire [8:0] \$100 ;
+  wire [20:0] \$1000 ;
+  wire [14:0] \$1001 ;
+  wire [14:0] \$1002 ;
+  wire [14:0] \$1003 ;
+  wire \$1004 ;
+  wire \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire [10:0] \$1009 ;
   wire [8:0] \$101 ;
+  wire [19:0] \$1010 ;
+  wire [11:0] \$1011 ;
+  wire [20:0] \$1012 ;
+  wire \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire \$1016 ;
+  wire [15:0] \$1017 ;
+  wire [10:0] \$1018 ;
+  wire [14:0] \$1019 ;
   wire [8:0] \$102 ;
+  wire [8:0] \$1020 ;
+  wire [15:0] \$1021 ;
+  wire \$1022 ;
+  wire [10:0] \$1023 ;
+  wire [14:0] \$1024 ;
+  wire [8:0] \$1025 ;
+  wire [15:0] \$1026 ;
+  wire [14:0] \$1027 ;
+  wire [14:0] \$1028 ;
+  wire [14:0] \$1029 ;
   wire [9:0] \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire [10:0] \$1035 ;
+  wire [14:0] \$1036 ;
+  wire [8:0] \$1037 ;
+  wire [15:0] \$1038 ;
+  wire \$1039 ;
   wire \$104 ;
+  wire \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire [15:0] \$1043 ;
+  wire \$1044 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
   wire [7:0] \$105 ;
+  wire [15:0] \$1050 ;
+  wire \$1051 ;
+  wire [15:0] \$1052 ;
+  wire [15:0] \$1053 ;
+  wire \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire [11:0] \$1058 ;
+  wire [11:0] \$1059 ;
   wire [9:0] \$106 ;
+  wire [11:0] \$1060 ;
+  wire \$1061 ;
+  wire [9:0] \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
   wire [9:0] \$107 ;
+  wire \$1070 ;
+  wire \$1071 ;
+  wire \$1072 ;
+  wire \$1073 ;
+  wire \$1074 ;
+  wire \$1075 ;
+  wire \$1076 ;
+  wire \$1077 ;
+  wire \$1078 ;
+  wire \$1079 ;
   wire [13:0] \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire [10:0] \$1082 ;
+  wire [10:0] \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
   wire [13:0] \$109 ;
+  wire [11:0] \$1090 ;
+  wire [11:0] \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire \$1095 ;
+  wire \$1096 ;
+  wire \$1097 ;
+  wire \$1098 ;
+  wire [9:0] \$1099 ;
   wire [3:0] \$11 ;
   wire [13:0] \$110 ;
+  wire [9:0] \$1100 ;
+  wire \$1101 ;
+  wire \$1102 ;
+  wire \$1103 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire [9:0] \$1108 ;
+  wire [9:0] \$1109 ;
   wire [13:0] \$111 ;
+  wire [8:0] \$1110 ;
+  wire \$1111 ;
+  wire \$1112 ;
+  wire \$1113 ;
+  wire \$1114 ;
+  wire \$1115 ;
+  wire \$1116 ;
+  wire \$1117 ;
+  wire \$1118 ;
+  wire \$1119 ;
   wire [7:0] \$112 ;
+  reg \$1120 ;
+  reg \$1121 ;
+  reg [1:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg \$1125 ;
+  reg \$1126 ;
+  reg [9:0] \$1127 ;
+  reg [15:0] \$1128 ;
+  reg [7:0] \$1129 ;
   wire [7:0] \$113 ;
+  reg \$1130 ;
+  reg \$1131 ;
+  reg \$1132 ;
+  reg \$1133 ;
+  reg [8:0] \$1134 ;
+  reg [10:0] \$1135 ;
+  reg \$1136 ;
+  reg \$1137 ;
+  reg \$1138 ;
+  reg \$1139 ;
   wire [7:0] \$114 ;
+  reg [9:0] \$1140 ;
+  reg [15:0] \$1141 ;
+  reg \$1142 ;
+  reg \$1143 ;
+  reg \$1144 ;
+  reg [7:0] \$1145 ;
+  reg [1:0] \$1146 ;
+  reg [15:0] \$1147 ;
+  reg [15:0] \$1148 ;
+  reg [4:0] \$1149 ;
   wire [7:0] \$115 ;
+  reg \$1150 ;
+  reg [9:0] \$1151 ;
+  reg \$1152 ;
+  reg \$1153 ;
+  reg \$1154 ;
+  reg \$1155 ;
+  reg \$1156 ;
+  reg \$1157 ;
+  reg \$1158 ;
+  reg \$1159 ;
   wire [7:0] \$116 ;
+  reg \$1160 ;
+  reg [7:0] \$1161 ;
+  reg [1:0] \$1162 ;
+  reg [27:0] \$1163 ;
+  reg [27:0] \$1164 ;
+  reg \$1165 ;
+  reg [9:0] \$1166 ;
+  reg \$1167 ;
+  reg \$1168 ;
+  reg \$1169 ;
   wire [7:0] \$117 ;
+  reg \$1170 ;
+  reg \$1171 ;
+  reg \$1172 ;
+  reg \$1173 ;
+  reg \$1174 ;
+  reg \$1175 ;
+  reg [7:0] \$1176 ;
+  reg [1:0] \$1177 ;
+  reg [27:0] \$1178 ;
+  reg [9:0] \$1179 ;
   wire [7:0] \$118 ;
+  reg \$1180 ;
+  reg \$1181 ;
+  reg \$1182 ;
+  reg \$1183 ;
+  reg \$1184 ;
+  reg \$1185 ;
+  reg [10:0] \$1186 ;
+  reg [10:0] \$1187 ;
+  reg \$1188 ;
+  reg \$1189 ;
   wire \$119 ;
+  reg \$1190 ;
+  reg [7:0] \$1191 ;
+  reg [1:0] \$1192 ;
+  reg \$1193 ;
+  reg \$1194 ;
+  reg \$1195 ;
+  reg \$1196 ;
+  reg [9:0] \$1197 ;
+  reg [26:0] \$1198 ;
+  reg \$1199 ;
   wire [3:0] \$12 ;
   wire \$120 ;
+  reg [11:0] \$1200 ;
+  reg [11:0] \$1201 ;
+  reg \$1202 ;
+  reg \$1203 ;
+  reg \$1204 ;
+  reg [7:0] \$1205 ;
+  reg [1:0] \$1206 ;
+  reg [35:0] \$1207 ;
+  reg [63:0] \$1208 ;
+  reg \$1209 ;
   wire \$121 ;
+  reg \$1210 ;
+  reg [9:0] \$1211 ;
+  reg \$1212 ;
+  reg \$1213 ;
+  reg \$1214 ;
+  reg \$1215 ;
+  reg [28:0] \$1216 ;
+  reg [31:0] \$1217 ;
+  reg \$1218 ;
+  reg \$1219 ;
   wire \$122 ;
+  reg [9:0] \$1220 ;
+  reg \$1221 ;
+  reg \$1222 ;
+  reg \$1223 ;
+  reg \$1224 ;
+  reg \$1225 ;
+  reg \$1226 ;
+  reg \$1227 ;
+  reg [7:0] \$1228 ;
+  reg [1:0] \$1229 ;
   wire \$123 ;
+  reg [10:0] \$1230 ;
+  reg \$1231 ;
+  reg \$1232 ;
+  reg [9:0] \$1233 ;
+  reg \$1234 ;
+  reg \$1235 ;
+  reg \$1236 ;
+  reg \$1237 ;
+  reg [7:0] \$1238 ;
+  reg \$1239 ;
   wire \$124 ;
+  reg \$1240 ;
+  reg [9:0] \$1241 ;
+  reg \$1242 ;
+  reg \$1243 ;
+  reg \$1244 ;
+  reg \$1245 ;
+  reg \$1246 ;
+  reg \$1247 ;
+  reg \$1248 ;
+  reg [7:0] \$1249 ;
   wire \$125 ;
+  reg [1:0] \$1250 ;
+  reg [15:0] \$1251 ;
+  reg \$1252 ;
+  reg \$1253 ;
+  reg [1:0] \$1254 ;
+  wire \$1255 ;
+  wire \$1256 ;
+  wire \$1257 ;
+  wire \$1258 ;
+  wire \$1259 ;
   wire \$126 ;
+  wire \$1260 ;
+  wire \$1261 ;
+  wire \$1262 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
@@ -13240,433 +16953,752 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [28:0] \$324 ;
   wire [28:0] \$325 ;
   wire [29:0] \$326 ;
-  wire [4:0] \$327 ;
-  wire [4:0] \$328 ;
-  wire [4:0] \$329 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
+  wire [26:0] \$329 ;
   wire [9:0] \$33 ;
-  wire [4:0] \$330 ;
-  wire [4:0] \$331 ;
-  wire [4:0] \$332 ;
-  wire [4:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [4:0] \$335 ;
-  wire [4:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire [4:0] \$339 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire [57:0] \$332 ;
+  wire [26:0] \$333 ;
+  wire [41:0] \$334 ;
+  wire \$335 ;
+  wire [57:0] \$336 ;
+  wire [26:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  wire [4:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire [4:0] \$343 ;
-  wire [4:0] \$344 ;
-  wire [4:0] \$345 ;
-  wire [4:0] \$346 ;
-  wire [4:0] \$347 ;
-  wire [4:0] \$348 ;
-  wire [4:0] \$349 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
+  wire [26:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire [57:0] \$345 ;
+  wire [26:0] \$346 ;
+  wire [41:0] \$347 ;
+  wire \$348 ;
+  wire [57:0] \$349 ;
   wire [7:0] \$35 ;
-  wire [4:0] \$350 ;
-  wire [4:0] \$351 ;
-  wire [4:0] \$352 ;
-  wire [10:0] \$353 ;
-  wire [11:0] \$354 ;
-  wire [57:0] \$355 ;
+  wire [26:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [33:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
+  wire [26:0] \$355 ;
   wire \$356 ;
   wire \$357 ;
-  wire [11:0] \$358 ;
-  wire [11:0] \$359 ;
+  wire [57:0] \$358 ;
+  wire [26:0] \$359 ;
   wire [9:0] \$36 ;
-  wire \$360 ;
+  wire [41:0] \$360 ;
   wire \$361 ;
-  wire [11:0] \$362 ;
-  wire [11:0] \$363 ;
-  wire [10:0] \$364 ;
-  wire [19:0] \$365 ;
-  wire [11:0] \$366 ;
-  wire [20:0] \$367 ;
-  wire \$368 ;
-  wire [10:0] \$369 ;
+  wire [57:0] \$362 ;
+  wire [26:0] \$363 ;
+  wire [26:0] \$364 ;
+  wire [26:0] \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire [57:0] \$368 ;
+  wire [26:0] \$369 ;
   wire [9:0] \$37 ;
-  wire [19:0] \$370 ;
-  wire [11:0] \$371 ;
-  wire [20:0] \$372 ;
-  wire [14:0] \$373 ;
-  wire [14:0] \$374 ;
-  wire [14:0] \$375 ;
-  wire \$376 ;
-  wire \$377 ;
-  wire \$378 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [57:0] \$372 ;
+  wire [26:0] \$373 ;
+  wire [41:0] \$374 ;
+  wire \$375 ;
+  wire [57:0] \$376 ;
+  wire [26:0] \$377 ;
+  wire [26:0] \$378 ;
   wire \$379 ;
   wire [13:0] \$38 ;
   wire \$380 ;
-  wire [10:0] \$381 ;
-  wire [19:0] \$382 ;
-  wire [11:0] \$383 ;
-  wire [20:0] \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
+  wire [57:0] \$381 ;
+  wire [26:0] \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire [57:0] \$385 ;
+  wire [26:0] \$386 ;
+  wire [41:0] \$387 ;
   wire \$388 ;
-  wire [15:0] \$389 ;
+  wire [57:0] \$389 ;
   wire [13:0] \$39 ;
-  wire [10:0] \$390 ;
-  wire [14:0] \$391 ;
-  wire [8:0] \$392 ;
-  wire [15:0] \$393 ;
-  wire \$394 ;
-  wire [10:0] \$395 ;
-  wire [14:0] \$396 ;
-  wire [8:0] \$397 ;
-  wire [15:0] \$398 ;
-  wire [14:0] \$399 ;
+  wire [26:0] \$390 ;
+  wire [26:0] \$391 ;
+  wire [33:0] \$392 ;
+  wire \$393 ;
+  wire [57:0] \$394 ;
+  wire [26:0] \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire [57:0] \$398 ;
+  wire [26:0] \$399 ;
   wire [4:0] \$4 ;
   wire [13:0] \$40 ;
-  wire [14:0] \$400 ;
-  wire [14:0] \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire [10:0] \$407 ;
-  wire [14:0] \$408 ;
-  wire [8:0] \$409 ;
+  wire [41:0] \$400 ;
+  wire \$401 ;
+  wire [57:0] \$402 ;
+  wire [26:0] \$403 ;
+  wire [26:0] \$404 ;
+  wire [26:0] \$405 ;
+  wire [29:0] \$406 ;
+  wire \$407 ;
+  wire [57:0] \$408 ;
+  wire [26:0] \$409 ;
   wire [13:0] \$41 ;
-  wire [15:0] \$410 ;
+  wire \$410 ;
   wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
-  wire [15:0] \$415 ;
-  wire \$416 ;
-  wire \$417 ;
-  wire \$418 ;
+  wire [57:0] \$412 ;
+  wire [26:0] \$413 ;
+  wire [41:0] \$414 ;
+  wire \$415 ;
+  wire [57:0] \$416 ;
+  wire [26:0] \$417 ;
+  wire [26:0] \$418 ;
   wire \$419 ;
   wire [7:0] \$42 ;
   wire \$420 ;
-  wire \$421 ;
-  wire [15:0] \$422 ;
+  wire [57:0] \$421 ;
+  wire [26:0] \$422 ;
   wire \$423 ;
-  wire [15:0] \$424 ;
-  wire [15:0] \$425 ;
-  wire \$426 ;
-  wire \$427 ;
+  wire \$424 ;
+  wire [57:0] \$425 ;
+  wire [26:0] \$426 ;
+  wire [41:0] \$427 ;
   wire \$428 ;
-  wire \$429 ;
+  wire [57:0] \$429 ;
   wire [7:0] \$43 ;
-  wire [11:0] \$430 ;
-  wire [11:0] \$431 ;
-  wire [11:0] \$432 ;
+  wire [26:0] \$430 ;
+  wire [26:0] \$431 ;
+  wire [33:0] \$432 ;
   wire \$433 ;
-  wire [9:0] \$434 ;
-  wire \$435 ;
+  wire [57:0] \$434 ;
+  wire [26:0] \$435 ;
   wire \$436 ;
   wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
+  wire [57:0] \$438 ;
+  wire [26:0] \$439 ;
   wire [7:0] \$44 ;
-  wire \$440 ;
+  wire [41:0] \$440 ;
   wire \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
+  wire [57:0] \$442 ;
+  wire [26:0] \$443 ;
+  wire [26:0] \$444 ;
+  wire [26:0] \$445 ;
+  wire [26:0] \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
+  wire [57:0] \$449 ;
   wire [7:0] \$45 ;
-  wire \$450 ;
+  wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
-  wire \$453 ;
-  wire [10:0] \$454 ;
-  wire [10:0] \$455 ;
+  wire [57:0] \$453 ;
+  wire [26:0] \$454 ;
+  wire [41:0] \$455 ;
   wire \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire \$459 ;
+  wire [57:0] \$457 ;
+  wire [26:0] \$458 ;
+  wire [26:0] \$459 ;
   wire [7:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire [4:0] \$462 ;
-  wire [4:0] \$463 ;
-  wire [4:0] \$464 ;
-  wire [4:0] \$465 ;
-  wire [4:0] \$466 ;
-  wire [4:0] \$467 ;
-  wire [4:0] \$468 ;
-  wire [4:0] \$469 ;
+  wire [57:0] \$462 ;
+  wire [26:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire [57:0] \$466 ;
+  wire [26:0] \$467 ;
+  wire [41:0] \$468 ;
+  wire \$469 ;
   wire [7:0] \$47 ;
-  wire [4:0] \$470 ;
-  wire [4:0] \$471 ;
-  wire [4:0] \$472 ;
-  wire [4:0] \$473 ;
-  wire [4:0] \$474 ;
-  wire [4:0] \$475 ;
-  wire [4:0] \$476 ;
-  wire [4:0] \$477 ;
-  wire [4:0] \$478 ;
-  wire [4:0] \$479 ;
+  wire [57:0] \$470 ;
+  wire [26:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [33:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
+  wire [26:0] \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire [57:0] \$479 ;
   wire [7:0] \$48 ;
-  wire [4:0] \$480 ;
-  wire [4:0] \$481 ;
-  wire [4:0] \$482 ;
-  wire [4:0] \$483 ;
-  wire [4:0] \$484 ;
-  wire [4:0] \$485 ;
-  wire [4:0] \$486 ;
-  wire [4:0] \$487 ;
-  wire [4:0] \$488 ;
-  wire [11:0] \$489 ;
+  wire [26:0] \$480 ;
+  wire [41:0] \$481 ;
+  wire \$482 ;
+  wire [57:0] \$483 ;
+  wire [26:0] \$484 ;
+  wire [26:0] \$485 ;
+  wire [26:0] \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire [57:0] \$489 ;
   wire \$49 ;
-  wire [4:0] \$490 ;
-  wire [4:0] \$491 ;
-  wire [4:0] \$492 ;
-  wire [4:0] \$493 ;
-  wire [4:0] \$494 ;
-  wire [4:0] \$495 ;
-  wire [4:0] \$496 ;
-  wire [4:0] \$497 ;
-  wire [4:0] \$498 ;
-  wire [4:0] \$499 ;
+  wire [26:0] \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire [57:0] \$493 ;
+  wire [26:0] \$494 ;
+  wire [41:0] \$495 ;
+  wire \$496 ;
+  wire [57:0] \$497 ;
+  wire [26:0] \$498 ;
+  wire [26:0] \$499 ;
   wire [4:0] \$5 ;
   wire \$50 ;
-  wire [4:0] \$500 ;
-  wire [4:0] \$501 ;
-  wire [4:0] \$502 ;
-  wire [4:0] \$503 ;
-  wire [4:0] \$504 ;
-  wire [4:0] \$505 ;
-  wire [4:0] \$506 ;
-  wire [4:0] \$507 ;
-  wire [4:0] \$508 ;
-  wire [4:0] \$509 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire [57:0] \$502 ;
+  wire [26:0] \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire [57:0] \$506 ;
+  wire [26:0] \$507 ;
+  wire [41:0] \$508 ;
+  wire \$509 ;
   wire \$51 ;
-  wire [4:0] \$510 ;
-  wire [4:0] \$511 ;
-  wire [4:0] \$512 ;
-  wire [4:0] \$513 ;
-  wire [4:0] \$514 ;
-  wire [4:0] \$515 ;
-  wire [4:0] \$516 ;
-  wire [11:0] \$517 ;
+  wire [57:0] \$510 ;
+  wire [26:0] \$511 ;
+  wire [26:0] \$512 ;
+  wire [33:0] \$513 ;
+  wire \$514 ;
+  wire [57:0] \$515 ;
+  wire [26:0] \$516 ;
+  wire \$517 ;
   wire \$518 ;
-  wire \$519 ;
+  wire [57:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [9:0] \$521 ;
-  wire [9:0] \$522 ;
-  wire \$523 ;
-  wire \$524 ;
-  wire \$525 ;
-  wire [9:0] \$526 ;
-  wire [9:0] \$527 ;
-  wire [8:0] \$528 ;
-  wire \$529 ;
+  wire [26:0] \$520 ;
+  wire [41:0] \$521 ;
+  wire \$522 ;
+  wire [57:0] \$523 ;
+  wire [26:0] \$524 ;
+  wire [26:0] \$525 ;
+  wire [26:0] \$526 ;
+  wire [29:0] \$527 ;
+  wire \$528 ;
+  wire [57:0] \$529 ;
   wire \$53 ;
-  wire \$530 ;
+  wire [26:0] \$530 ;
   wire \$531 ;
   wire \$532 ;
-  wire \$533 ;
-  wire \$534 ;
-  wire \$535 ;
+  wire [57:0] \$533 ;
+  wire [26:0] \$534 ;
+  wire [41:0] \$535 ;
   wire \$536 ;
-  wire \$537 ;
-  reg \$538 ;
-  reg \$539 ;
+  wire [57:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [26:0] \$539 ;
   wire \$54 ;
-  reg [1:0] \$540 ;
-  reg \$541 ;
-  reg \$542 ;
-  reg \$543 ;
-  reg \$544 ;
-  reg [9:0] \$545 ;
-  reg [15:0] \$546 ;
-  reg [7:0] \$547 ;
-  reg \$548 ;
-  reg \$549 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire [57:0] \$542 ;
+  wire [26:0] \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire [57:0] \$546 ;
+  wire [26:0] \$547 ;
+  wire [41:0] \$548 ;
+  wire \$549 ;
   wire \$55 ;
-  reg \$550 ;
-  reg \$551 ;
-  reg [8:0] \$552 ;
-  reg [10:0] \$553 ;
-  reg \$554 ;
-  reg \$555 ;
-  reg \$556 ;
-  reg \$557 ;
-  reg [9:0] \$558 ;
-  reg [15:0] \$559 ;
+  wire [57:0] \$550 ;
+  wire [26:0] \$551 ;
+  wire [26:0] \$552 ;
+  wire [33:0] \$553 ;
+  wire \$554 ;
+  wire [57:0] \$555 ;
+  wire [26:0] \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire [57:0] \$559 ;
   wire \$56 ;
-  reg \$560 ;
-  reg \$561 ;
-  reg \$562 ;
-  reg [7:0] \$563 ;
-  reg [1:0] \$564 ;
-  reg [15:0] \$565 ;
-  reg [15:0] \$566 ;
-  reg [4:0] \$567 ;
-  reg \$568 ;
-  reg [9:0] \$569 ;
+  wire [26:0] \$560 ;
+  wire [41:0] \$561 ;
+  wire \$562 ;
+  wire [57:0] \$563 ;
+  wire [26:0] \$564 ;
+  wire [26:0] \$565 ;
+  wire [26:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [27:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  reg \$570 ;
-  reg \$571 ;
-  reg \$572 ;
-  reg \$573 ;
-  reg \$574 ;
-  reg \$575 ;
-  reg \$576 ;
-  reg \$577 ;
-  reg \$578 ;
-  reg [7:0] \$579 ;
+  wire [57:0] \$570 ;
+  wire [26:0] \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire [57:0] \$574 ;
+  wire [26:0] \$575 ;
+  wire [41:0] \$576 ;
+  wire \$577 ;
+  wire [57:0] \$578 ;
+  wire [26:0] \$579 ;
   wire \$58 ;
-  reg [1:0] \$580 ;
-  reg [27:0] \$581 ;
-  reg [27:0] \$582 ;
-  reg \$583 ;
-  reg [9:0] \$584 ;
-  reg \$585 ;
-  reg \$586 ;
-  reg \$587 ;
-  reg \$588 ;
-  reg \$589 ;
+  wire [26:0] \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
+  wire [26:0] \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire [57:0] \$587 ;
+  wire [26:0] \$588 ;
+  wire [41:0] \$589 ;
   wire \$59 ;
-  reg \$590 ;
-  reg \$591 ;
-  reg \$592 ;
-  reg \$593 ;
-  reg [7:0] \$594 ;
-  reg [1:0] \$595 ;
-  reg [27:0] \$596 ;
-  reg [9:0] \$597 ;
-  reg \$598 ;
-  reg \$599 ;
+  wire \$590 ;
+  wire [57:0] \$591 ;
+  wire [26:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [33:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
+  wire [26:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [5:0] \$6 ;
   wire \$60 ;
-  reg \$600 ;
-  reg \$601 ;
-  reg \$602 ;
-  reg \$603 ;
-  reg [10:0] \$604 ;
-  reg [10:0] \$605 ;
-  reg \$606 ;
-  reg \$607 ;
-  reg \$608 ;
-  reg [7:0] \$609 ;
+  wire [57:0] \$600 ;
+  wire [26:0] \$601 ;
+  wire [41:0] \$602 ;
+  wire \$603 ;
+  wire [57:0] \$604 ;
+  wire [26:0] \$605 ;
+  wire [26:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
-  reg [1:0] \$610 ;
-  reg \$611 ;
-  reg \$612 ;
-  reg \$613 ;
-  reg \$614 ;
-  reg [9:0] \$615 ;
-  reg [26:0] \$616 ;
-  reg \$617 ;
-  reg [11:0] \$618 ;
-  reg [11:0] \$619 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire [57:0] \$614 ;
+  wire [26:0] \$615 ;
+  wire [41:0] \$616 ;
+  wire \$617 ;
+  wire [57:0] \$618 ;
+  wire [26:0] \$619 ;
   wire \$62 ;
-  reg \$620 ;
-  reg \$621 ;
-  reg \$622 ;
-  reg [7:0] \$623 ;
-  reg [1:0] \$624 ;
-  reg [35:0] \$625 ;
-  reg [35:0] \$626 ;
-  reg \$627 ;
-  reg \$628 ;
-  reg [9:0] \$629 ;
+  wire [26:0] \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire [57:0] \$627 ;
+  wire [26:0] \$628 ;
+  wire [41:0] \$629 ;
   wire \$63 ;
-  reg \$630 ;
-  reg \$631 ;
-  reg \$632 ;
-  reg \$633 ;
-  reg [28:0] \$634 ;
-  reg [28:0] \$635 ;
-  reg \$636 ;
-  reg \$637 ;
-  reg [9:0] \$638 ;
-  reg \$639 ;
+  wire \$630 ;
+  wire [57:0] \$631 ;
+  wire [26:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [33:0] \$634 ;
+  wire \$635 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  reg \$640 ;
-  reg \$641 ;
-  reg \$642 ;
-  reg \$643 ;
-  reg \$644 ;
-  reg \$645 ;
-  reg [7:0] \$646 ;
-  reg [1:0] \$647 ;
-  reg [10:0] \$648 ;
-  reg \$649 ;
+  wire [57:0] \$640 ;
+  wire [26:0] \$641 ;
+  wire [41:0] \$642 ;
+  wire \$643 ;
+  wire [57:0] \$644 ;
+  wire [26:0] \$645 ;
+  wire [26:0] \$646 ;
+  wire [26:0] \$647 ;
+  wire [29:0] \$648 ;
+  wire \$649 ;
   wire \$65 ;
-  reg \$650 ;
-  reg [9:0] \$651 ;
-  reg \$652 ;
-  reg \$653 ;
-  reg \$654 ;
-  reg \$655 ;
-  reg [7:0] \$656 ;
-  reg \$657 ;
-  reg \$658 ;
-  reg [9:0] \$659 ;
+  wire [57:0] \$650 ;
+  wire [26:0] \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire [57:0] \$654 ;
+  wire [26:0] \$655 ;
+  wire [41:0] \$656 ;
+  wire \$657 ;
+  wire [57:0] \$658 ;
+  wire [26:0] \$659 ;
   wire \$66 ;
-  reg \$660 ;
-  reg \$661 ;
-  reg \$662 ;
-  reg \$663 ;
-  reg \$664 ;
-  reg \$665 ;
-  reg \$666 ;
-  reg [7:0] \$667 ;
-  reg [1:0] \$668 ;
-  reg [15:0] \$669 ;
+  wire [26:0] \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire [57:0] \$663 ;
+  wire [26:0] \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire [57:0] \$667 ;
+  wire [26:0] \$668 ;
+  wire [41:0] \$669 ;
   wire \$67 ;
-  reg \$670 ;
-  reg \$671 ;
-  reg [1:0] \$672 ;
-  wire \$673 ;
-  wire \$674 ;
+  wire \$670 ;
+  wire [57:0] \$671 ;
+  wire [26:0] \$672 ;
+  wire [26:0] \$673 ;
+  wire [33:0] \$674 ;
   wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
+  wire [57:0] \$676 ;
+  wire [26:0] \$677 ;
   wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire \$680 ;
+  wire [57:0] \$680 ;
+  wire [26:0] \$681 ;
+  wire [41:0] \$682 ;
+  wire \$683 ;
+  wire [57:0] \$684 ;
+  wire [26:0] \$685 ;
+  wire [26:0] \$686 ;
+  wire [26:0] \$687 ;
+  wire [26:0] \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire \$7 ;
   wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
   wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
   wire [5:0] \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire [4:0] \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
   wire [4:0] \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire [-1:0] \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire [-1:0] \$749 ;
   wire [4:0] \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire [-1:0] \$759 ;
   wire [5:0] \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire [-1:0] \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire [1:0] \$768 ;
+  wire \$769 ;
   wire \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire [3:0] \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire [-1:0] \$787 ;
+  wire \$788 ;
+  wire \$789 ;
   wire [5:0] \$79 ;
+  wire [-1:0] \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
   wire [3:0] \$8 ;
   wire [5:0] \$80 ;
+  wire [-1:0] \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire [-1:0] \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire [1:0] \$809 ;
   wire [3:0] \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire [2:0] \$817 ;
+  wire \$818 ;
+  wire \$819 ;
   wire [3:0] \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
   wire [3:0] \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire [6:0] \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire [-1:0] \$859 ;
   wire [4:0] \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire [-1:0] \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
   wire [4:0] \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire [-1:0] \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire [-1:0] \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
   wire [6:0] \$88 ;
+  wire \$880 ;
+  wire [1:0] \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire [5:0] \$9 ;
   wire [2:0] \$90 ;
+  wire [-1:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire [-1:0] \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
   wire [4:0] \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire [-1:0] \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire [-1:0] \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
   wire [2:0] \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire [1:0] \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
   wire [2:0] \$93 ;
+  wire [2:0] \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
   wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire [3:0] \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
   wire [9:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [8:0] \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
   wire [8:0] \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire [10:0] \$978 ;
+  wire [11:0] \$979 ;
   wire [8:0] \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire [5:0] \$984 ;
+  wire [5:0] \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
   wire [8:0] \$99 ;
+  wire [4:0] \$990 ;
+  wire [4:0] \$991 ;
+  wire [10:0] \$992 ;
+  wire [19:0] \$993 ;
+  wire [11:0] \$994 ;
+  wire [20:0] \$995 ;
+  wire \$996 ;
+  wire [10:0] \$997 ;
+  wire [19:0] \$998 ;
+  wire [11:0] \$999 ;
   input [15:0] a;
   wire [15:0] a;
   wire [8:0] a_bf16_exp;
@@ -13692,6 +17724,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
+  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -13806,7 +17839,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [7:0] p_4 = 8'h00;
   wire [9:0] p_exp;
   wire [15:0] p_sig;
-  reg [35:0] place_q_0_0_below = 36'h000000000;
+  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
   reg place_q_0_0_inf = 1'h0;
   reg [35:0] place_q_0_0_kept = 36'h000000000;
@@ -13815,7 +17848,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_0_small = 1'h0;
   reg place_q_0_0_sticky = 1'h0;
   reg place_q_0_0_zero = 1'h0;
-  reg [28:0] place_q_0_1_below = 29'h00000000;
+  reg [31:0] place_q_0_1_below = 32'd0;
   reg [9:0] place_q_0_1_e_eff = 10'h000;
   reg place_q_0_1_inf = 1'h0;
   reg [28:0] place_q_0_1_kept = 29'h00000000;
@@ -13862,11 +17895,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire [1:0] step_mode;
   reg [15:0] sum_bf16_rne;
   reg [14:0] sum_bf16_rne_mag;
-  wire [57:0] sum_bf16_rne_wide;
+  wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
   reg [15:0] sum_fp16_sr8;
   reg [14:0] sum_fp16_sr8_mag;
-  wire [71:0] sum_fp16_sr8_wide;
+  wire [99:0] sum_fp16_sr8_wide;
   wire [9:0] term_exp;
   wire term_inf;
   wire term_nan;
@@ -13892,496 +17925,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [1:0] unpack_q_2_4 = 2'h0;
   input valid;
   wire valid;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$328  = add_q_0_total[2] ? 5'h19 : \$327 ;
-  assign \$329  = add_q_0_total[3] ? 5'h18 : \$328 ;
-  assign \$330  = add_q_0_total[4] ? 5'h17 : \$329 ;
-  assign \$331  = add_q_0_total[5] ? 5'h16 : \$330 ;
-  assign \$332  = add_q_0_total[6] ? 5'h15 : \$331 ;
-  assign \$333  = add_q_0_total[7] ? 5'h14 : \$332 ;
-  assign \$334  = add_q_0_total[8] ? 5'h13 : \$333 ;
-  assign \$335  = add_q_0_total[9] ? 5'h12 : \$334 ;
-  assign \$336  = add_q_0_total[10] ? 5'h11 : \$335 ;
-  assign \$337  = add_q_0_total[11] ? 5'h10 : \$336 ;
-  assign \$338  = add_q_0_total[12] ? 5'h0f : \$337 ;
-  assign \$339  = add_q_0_total[13] ? 5'h0e : \$338 ;
-  assign \$340  = add_q_0_total[14] ? 5'h0d : \$339 ;
-  assign \$341  = add_q_0_total[15] ? 5'h0c : \$340 ;
-  assign \$342  = add_q_0_total[16] ? 5'h0b : \$341 ;
-  assign \$343  = add_q_0_total[17] ? 5'h0a : \$342 ;
-  assign \$344  = add_q_0_total[18] ? 5'h09 : \$343 ;
-  assign \$345  = add_q_0_total[19] ? 5'h08 : \$344 ;
-  assign \$346  = add_q_0_total[20] ? 5'h07 : \$345 ;
-  assign \$347  = add_q_0_total[21] ? 5'h06 : \$346 ;
-  assign \$348  = add_q_0_total[22] ? 5'h05 : \$347 ;
-  assign \$349  = add_q_0_total[23] ? 5'h04 : \$348 ;
-  assign \$350  = add_q_0_total[24] ? 5'h03 : \$349 ;
-  assign \$351  = add_q_0_total[25] ? 5'h02 : \$350 ;
-  assign \$352  = add_q_0_total[26] ? 5'h01 : \$351 ;
-  assign add_lz = add_q_0_total[27] ? 5'h00 : \$352 ;
-  assign \$353  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$354  = $signed(\$353 ) - $signed({ 1'h0, add_lz });
-  assign \$355  = add_q_0_total[27:1] << add_lz;
-  assign \$356  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$357  = $signed(normalize_q_1_0) > $signed(7'h24);
-  assign \$358  = \$357  ? 12'h024 : normalize_q_1_0;
-  assign \$359  = \$356  ? \$358  : 12'h000;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 45'h000000000000 } >> \$359 [5:0];
-  assign \$360  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$361  = $signed(normalize_q_1_1) > $signed(6'h1d);
-  assign \$362  = \$361  ? 12'h01d : normalize_q_1_1;
-  assign \$363  = \$360  ? \$362  : 12'h000;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 31'h00000000 } >> \$363 [4:0];
-  assign \$364  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$366  = round_q_0_0_count + round_q_0_0_up;
-  assign \$367  = \$365  + \$366 ;
-  assign \$368  = \$367  > 15'h7bff;
-  assign \$369  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$371  = round_q_0_0_count + round_q_0_0_up;
-  assign \$372  = \$370  + \$371 ;
-  assign \$373  = \$368  ? 15'h7c00 : \$372 [14:0];
-  assign \$374  = round_q_0_0_zero ? 15'h0000 : \$373 ;
-  assign \$375  = round_q_0_0_inf ? 15'h7c00 : \$374 ;
-  assign \$378  = ~ round_q_0_0_inf;
-  assign \$379  = ~ round_q_0_0_zero;
-  assign \$380  = \$378  & \$379 ;
-  assign \$381  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$383  = round_q_0_0_count + round_q_0_0_up;
-  assign \$384  = \$382  + \$383 ;
-  assign \$385  = \$384  > 15'h7bff;
-  assign \$386  = \$380  & \$385 ;
-  assign \$389  = \$388  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$390  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$392  = round_q_0_1_count + round_q_0_1_up;
-  assign \$393  = \$391  + \$392 ;
-  assign \$394  = \$393  > 15'h7f7f;
-  assign \$395  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$397  = round_q_0_1_count + round_q_0_1_up;
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = \$394  ? 15'h7f80 : \$398 [14:0];
-  assign \$400  = round_q_0_1_zero ? 15'h0000 : \$399 ;
-  assign \$401  = round_q_0_1_inf ? 15'h7f80 : \$400 ;
-  assign \$404  = ~ round_q_0_1_inf;
-  assign \$405  = ~ round_q_0_1_zero;
-  assign \$406  = \$404  & \$405 ;
-  assign \$407  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$409  = round_q_0_1_count + round_q_0_1_up;
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = \$410  > 15'h7f7f;
-  assign \$412  = \$406  & \$411 ;
-  assign \$415  = \$414  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$416  = p_0 ? p_3_sign : 1'h1;
-  assign \$417  = ~ p_0;
-  assign \$418  = p_3_zero | \$417 ;
-  assign \$419  = p_3_inf & p_0;
-  assign \$420  = p_3_nan & p_0;
-  assign \$421  = ~ fresh;
-  assign \$422  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$423  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$424  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$425  = \$423  ? 16'h0000 : \$424 ;
-  assign \$426  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$427  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$428  = \$426  | \$427 ;
-  assign \$429  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$430  = - $signed(add_exp_diff);
-  assign \$431  = \$429  ? \$430  : { add_exp_diff[10], add_exp_diff };
-  assign \$432  = \$428  ? 12'h01a : \$431 ;
-  assign \$433  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$434  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$435  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$436  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$437  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$438  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$439  = \$437  & \$438 ;
-  assign \$440  = \$436  | \$439 ;
-  assign \$441  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$442  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$443  = ~ \$442 ;
-  assign \$444  = \$441  & \$443 ;
-  assign \$445  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$446  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$447  = \$445  & \$446 ;
-  assign \$448  = ~ \$447 ;
-  assign \$449  = \$444  & \$448 ;
-  assign \$450  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$451  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$452  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$453  = | add_small_wide[25:0];
-  assign \$454  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$455  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$456  = ! add_q_0_total[27:1];
-  assign \$457  = \$456  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$458  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$457 ;
-  assign \$459  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$458 ;
-  assign \$460  = ! add_q_0_total[27:1];
-  assign \$461  = add_q_0_flags_both_zero | \$460 ;
-  assign \$462  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$463  = add_q_0_total[2] ? 5'h19 : \$462 ;
-  assign \$464  = add_q_0_total[3] ? 5'h18 : \$463 ;
-  assign \$465  = add_q_0_total[4] ? 5'h17 : \$464 ;
-  assign \$466  = add_q_0_total[5] ? 5'h16 : \$465 ;
-  assign \$467  = add_q_0_total[6] ? 5'h15 : \$466 ;
-  assign \$468  = add_q_0_total[7] ? 5'h14 : \$467 ;
-  assign \$469  = add_q_0_total[8] ? 5'h13 : \$468 ;
-  assign \$470  = add_q_0_total[9] ? 5'h12 : \$469 ;
-  assign \$471  = add_q_0_total[10] ? 5'h11 : \$470 ;
-  assign \$472  = add_q_0_total[11] ? 5'h10 : \$471 ;
-  assign \$473  = add_q_0_total[12] ? 5'h0f : \$472 ;
-  assign \$474  = add_q_0_total[13] ? 5'h0e : \$473 ;
-  assign \$475  = add_q_0_total[14] ? 5'h0d : \$474 ;
-  assign \$476  = add_q_0_total[15] ? 5'h0c : \$475 ;
-  assign \$477  = add_q_0_total[16] ? 5'h0b : \$476 ;
-  assign \$478  = add_q_0_total[17] ? 5'h0a : \$477 ;
-  assign \$479  = add_q_0_total[18] ? 5'h09 : \$478 ;
-  assign \$480  = add_q_0_total[19] ? 5'h08 : \$479 ;
-  assign \$481  = add_q_0_total[20] ? 5'h07 : \$480 ;
-  assign \$482  = add_q_0_total[21] ? 5'h06 : \$481 ;
-  assign \$483  = add_q_0_total[22] ? 5'h05 : \$482 ;
-  assign \$484  = add_q_0_total[23] ? 5'h04 : \$483 ;
-  assign \$485  = add_q_0_total[24] ? 5'h03 : \$484 ;
-  assign \$486  = add_q_0_total[25] ? 5'h02 : \$485 ;
-  assign \$487  = add_q_0_total[26] ? 5'h01 : \$486 ;
-  assign \$488  = add_q_0_total[27] ? 5'h00 : \$487 ;
-  assign \$489  = $signed(add_q_1_0) + $signed({ 1'h0, \$488  });
-  assign \$490  = add_q_0_total[1] ? 5'h1a : 5'h1b;
-  assign \$491  = add_q_0_total[2] ? 5'h19 : \$490 ;
-  assign \$492  = add_q_0_total[3] ? 5'h18 : \$491 ;
-  assign \$493  = add_q_0_total[4] ? 5'h17 : \$492 ;
-  assign \$494  = add_q_0_total[5] ? 5'h16 : \$493 ;
-  assign \$495  = add_q_0_total[6] ? 5'h15 : \$494 ;
-  assign \$496  = add_q_0_total[7] ? 5'h14 : \$495 ;
-  assign \$497  = add_q_0_total[8] ? 5'h13 : \$496 ;
-  assign \$498  = add_q_0_total[9] ? 5'h12 : \$497 ;
-  assign \$499  = add_q_0_total[10] ? 5'h11 : \$498 ;
-  assign \$500  = add_q_0_total[11] ? 5'h10 : \$499 ;
-  assign \$501  = add_q_0_total[12] ? 5'h0f : \$500 ;
-  assign \$502  = add_q_0_total[13] ? 5'h0e : \$501 ;
-  assign \$503  = add_q_0_total[14] ? 5'h0d : \$502 ;
-  assign \$504  = add_q_0_total[15] ? 5'h0c : \$503 ;
-  assign \$505  = add_q_0_total[16] ? 5'h0b : \$504 ;
-  assign \$506  = add_q_0_total[17] ? 5'h0a : \$505 ;
-  assign \$507  = add_q_0_total[18] ? 5'h09 : \$506 ;
-  assign \$508  = add_q_0_total[19] ? 5'h08 : \$507 ;
-  assign \$509  = add_q_0_total[20] ? 5'h07 : \$508 ;
-  assign \$510  = add_q_0_total[21] ? 5'h06 : \$509 ;
-  assign \$511  = add_q_0_total[22] ? 5'h05 : \$510 ;
-  assign \$512  = add_q_0_total[23] ? 5'h04 : \$511 ;
-  assign \$513  = add_q_0_total[24] ? 5'h03 : \$512 ;
-  assign \$514  = add_q_0_total[25] ? 5'h02 : \$513 ;
-  assign \$515  = add_q_0_total[26] ? 5'h01 : \$514 ;
-  assign \$516  = add_q_0_total[27] ? 5'h00 : \$515 ;
-  assign \$517  = $signed(add_q_1_1) + $signed({ 1'h0, \$516  });
-  assign \$518  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$519  = $signed(normalize_q_0_0_exp) < $signed(5'h12);
-  assign \$520  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$521  = \$520  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$522  = \$519  ? 10'h3f2 : \$521 ;
-  assign \$523  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$524  = $signed(normalize_q_0_0_exp) < $signed(8'h82);
-  assign \$525  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$526  = \$525  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$527  = \$524  ? 10'h382 : \$526 ;
-  assign \$528  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$529  = | place_q_0_1_kept[19:0];
-  assign \$530  = | place_q_0_1_below;
-  assign \$531  = \$530  | place_q_0_1_sticky;
-  assign \$532  = \$529  | \$531 ;
-  assign \$533  = \$532  | place_q_0_1_kept[21];
-  assign \$534  = place_q_0_1_kept[20] & \$533 ;
-  assign \$535  = round_q_1_0 & round_q_1_1;
-  assign \$536  = ~ round_q_1_2;
-  assign \$537  = round_q_1_0 ? round_q_1_1 : \$536 ;
-  always @(posedge clk)
-    p_0 <= \$538 ;
-  always @(posedge clk)
-    p_1 <= \$539 ;
-  always @(posedge clk)
-    p_2 <= \$540 ;
-  always @(posedge clk)
-    p_3_sign <= \$541 ;
-  always @(posedge clk)
-    p_3_zero <= \$542 ;
-  always @(posedge clk)
-    p_3_inf <= \$543 ;
-  always @(posedge clk)
-    p_3_nan <= \$544 ;
-  always @(posedge clk)
-    p_3_exp <= \$545 ;
-  always @(posedge clk)
-    p_3_sig <= \$546 ;
-  always @(posedge clk)
-    p_4 <= \$547 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$548 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$549 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$550 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$551 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$552 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$553 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$554 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$555 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$556 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$557 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$558 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$559 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$560 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$561 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$562 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$563 ;
-  always @(posedge clk)
-    unpack_q_2_4 <= \$564 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$565 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$566 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$567 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$568 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$569 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$570 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$571 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$572 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$573 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$574 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$575 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$576 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$577 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$578 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$579 ;
-  always @(posedge clk)
-    order_q_1_4 <= \$580 ;
-  always @(posedge clk)
-    align_q_0_big <= \$581 ;
-  always @(posedge clk)
-    align_q_0_small <= \$582 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$583 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$584 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$585 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$586 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$587 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$588 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$589 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$590 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$591 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$592 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$593 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$594 ;
-  always @(posedge clk)
-    align_q_1_4 <= \$595 ;
-  always @(posedge clk)
-    add_q_0_total <= \$596 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$597 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$598 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$599 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$600 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$601 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$602 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$603 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$604 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$605 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$606 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$607 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$608 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$609 ;
-  always @(posedge clk)
-    add_q_2_4 <= \$610 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$611 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$612 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$613 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$614 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$615 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$616 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$617 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$618 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$619 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$620 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$621 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$622 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$623 ;
-  always @(posedge clk)
-    normalize_q_2_4 <= \$624 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$625 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$626 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$627 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$628 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$629 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$630 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$631 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$632 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$633 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$634 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$635 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$636 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$637 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$638 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$639 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$640 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$641 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$642 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$643 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$644 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$645 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$646 ;
-  always @(posedge clk)
-    place_q_1_4 <= \$647 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$648 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$649 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$650 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$651 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$652 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$653 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$654 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$655 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$656 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$657 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$658 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$659 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$660 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$661 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$662 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$663 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$664 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$665 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$666 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$667 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$668 ;
-  always @(posedge clk)
-    acc <= \$669 ;
-  always @(posedge clk)
-    done <= \$670 ;
-  always @(posedge clk)
-    fresh <= \$671 ;
-  always @(posedge clk)
-    acc_mode <= \$672 ;
   assign en = \en$1  & valid;
   assign \$1  = | a[6:3];
   assign \$2  = a[6:3] - 3'h7;
@@ -14659,18 +18202,935 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$307  = fresh ? 16'h0000 : acc;
   assign \$308  = \$307 [14:7] == 8'hff;
   assign \$309  = fresh ? 16'h0000 : acc;
+  assign \$310  = ! \$309 [6:0];
+  assign \$311  = \$308  & \$310 ;
+  assign \$312  = fresh ? 16'h0000 : acc;
+  assign \$313  = \$312 [14:7] == 8'hff;
+  assign \$314  = fresh ? 16'h0000 : acc;
+  assign \$315  = | \$314 [6:0];
+  assign \$316  = \$313  & \$315 ;
+  assign \$317  = ~ unpack_q_0_zero;
+  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$321  = \$319  & \$320 ;
+  assign \$322  = \$318  | \$321 ;
+  assign \$323  = \$317  & \$322 ;
+  assign add_a_big = unpack_q_1_zero | \$323 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
+  assign \$324  = align_q_0_big - align_q_0_small;
+  assign \$325  = align_q_0_big + align_q_0_small;
+  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = ! \$329 [26:19];
+  assign \$331  = ! add_q_0_total[27:12];
+  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! add_q_0_total[27:12];
+  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
+  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
+  assign \$339  = ! \$338 [26:23];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = ! \$342 [26:19];
+  assign \$344  = ! add_q_0_total[27:12];
+  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! add_q_0_total[27:12];
+  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
+  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = ! \$355 [26:19];
+  assign \$357  = ! add_q_0_total[27:12];
+  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
+  assign \$361  = ! add_q_0_total[27:12];
+  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
+  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
+  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
+  assign \$366  = ! \$365 [26:25];
+  assign \$367  = ! add_q_0_total[27:12];
+  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
+  assign \$370  = ! \$369 [26:19];
+  assign \$371  = ! add_q_0_total[27:12];
+  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! add_q_0_total[27:12];
+  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
+  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
+  assign \$379  = ! \$378 [26:23];
+  assign \$380  = ! add_q_0_total[27:12];
+  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
+  assign \$383  = ! \$382 [26:19];
+  assign \$384  = ! add_q_0_total[27:12];
+  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! add_q_0_total[27:12];
+  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
+  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$393  = ! add_q_0_total[27:12];
+  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
+  assign \$396  = ! \$395 [26:19];
+  assign \$397  = ! add_q_0_total[27:12];
+  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
+  assign \$401  = ! add_q_0_total[27:12];
+  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
+  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
+  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$407  = ! add_q_0_total[27:12];
+  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
+  assign \$410  = ! \$409 [26:19];
+  assign \$411  = ! add_q_0_total[27:12];
+  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! add_q_0_total[27:12];
+  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
+  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
+  assign \$419  = ! \$418 [26:23];
+  assign \$420  = ! add_q_0_total[27:12];
+  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
+  assign \$423  = ! \$422 [26:19];
+  assign \$424  = ! add_q_0_total[27:12];
+  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! add_q_0_total[27:12];
+  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
+  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$433  = ! add_q_0_total[27:12];
+  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
+  assign \$436  = ! \$435 [26:19];
+  assign \$437  = ! add_q_0_total[27:12];
+  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
+  assign \$441  = ! add_q_0_total[27:12];
+  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
+  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
+  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
+  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
+  assign \$447  = ! \$446 [26];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = ! \$450 [26:19];
+  assign \$452  = ! add_q_0_total[27:12];
+  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! add_q_0_total[27:12];
+  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
+  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
+  assign \$460  = ! \$459 [26:23];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = ! \$463 [26:19];
+  assign \$465  = ! add_q_0_total[27:12];
+  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! add_q_0_total[27:12];
+  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
+  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = ! \$476 [26:19];
+  assign \$478  = ! add_q_0_total[27:12];
+  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
+  assign \$482  = ! add_q_0_total[27:12];
+  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
+  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
+  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
+  assign \$487  = ! \$486 [26:25];
+  assign \$488  = ! add_q_0_total[27:12];
+  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
+  assign \$491  = ! \$490 [26:19];
+  assign \$492  = ! add_q_0_total[27:12];
+  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! add_q_0_total[27:12];
+  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
+  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
+  assign \$500  = ! \$499 [26:23];
+  assign \$501  = ! add_q_0_total[27:12];
+  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
+  assign \$504  = ! \$503 [26:19];
+  assign \$505  = ! add_q_0_total[27:12];
+  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! add_q_0_total[27:12];
+  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
+  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$514  = ! add_q_0_total[27:12];
+  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
+  assign \$517  = ! \$516 [26:19];
+  assign \$518  = ! add_q_0_total[27:12];
+  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
+  assign \$522  = ! add_q_0_total[27:12];
+  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
+  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
+  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$528  = ! add_q_0_total[27:12];
+  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
+  assign \$531  = ! \$530 [26:19];
+  assign \$532  = ! add_q_0_total[27:12];
+  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! add_q_0_total[27:12];
+  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
+  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
+  assign \$540  = ! \$539 [26:23];
+  assign \$541  = ! add_q_0_total[27:12];
+  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
+  assign \$544  = ! \$543 [26:19];
+  assign \$545  = ! add_q_0_total[27:12];
+  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! add_q_0_total[27:12];
+  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
+  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$554  = ! add_q_0_total[27:12];
+  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
+  assign \$557  = ! \$556 [26:19];
+  assign \$558  = ! add_q_0_total[27:12];
+  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
+  assign \$562  = ! add_q_0_total[27:12];
+  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
+  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
+  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
+  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = ! \$571 [26:19];
+  assign \$573  = ! add_q_0_total[27:12];
+  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! add_q_0_total[27:12];
+  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
+  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
+  assign \$581  = ! \$580 [26:23];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = ! \$584 [26:19];
+  assign \$586  = ! add_q_0_total[27:12];
+  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! add_q_0_total[27:12];
+  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
+  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = ! \$597 [26:19];
+  assign \$599  = ! add_q_0_total[27:12];
+  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
+  assign \$603  = ! add_q_0_total[27:12];
+  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
+  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
+  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
+  assign \$608  = ! \$607 [26:25];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = ! \$611 [26:19];
+  assign \$613  = ! add_q_0_total[27:12];
+  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! add_q_0_total[27:12];
+  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
+  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
+  assign \$621  = ! \$620 [26:23];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = ! \$624 [26:19];
+  assign \$626  = ! add_q_0_total[27:12];
+  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! add_q_0_total[27:12];
+  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
+  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = ! \$637 [26:19];
+  assign \$639  = ! add_q_0_total[27:12];
+  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
+  assign \$643  = ! add_q_0_total[27:12];
+  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
+  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
+  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
+  assign \$649  = ! add_q_0_total[27:12];
+  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
+  assign \$652  = ! \$651 [26:19];
+  assign \$653  = ! add_q_0_total[27:12];
+  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
+  assign \$657  = ! add_q_0_total[27:12];
+  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
+  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
+  assign \$661  = ! \$660 [26:23];
+  assign \$662  = ! add_q_0_total[27:12];
+  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
+  assign \$665  = ! \$664 [26:19];
+  assign \$666  = ! add_q_0_total[27:12];
+  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
+  assign \$670  = ! add_q_0_total[27:12];
+  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
+  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
+  assign \$675  = ! add_q_0_total[27:12];
+  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
+  assign \$678  = ! \$677 [26:19];
+  assign \$679  = ! add_q_0_total[27:12];
+  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
+  assign \$683  = ! add_q_0_total[27:12];
+  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
+  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
+  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
+  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
+  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
+  assign \$689  = ~ add_q_0_total[27];
+  assign \$690  = ~ add_q_0_total[26];
+  assign \$691  = \$689  & \$690 ;
+  assign \$692  = ~ add_q_0_total[25];
+  assign \$693  = ~ add_q_0_total[24];
+  assign \$694  = \$692  & \$693 ;
+  assign \$695  = \$691  & \$694 ;
+  assign \$696  = ~ add_q_0_total[23];
+  assign \$697  = ~ add_q_0_total[22];
+  assign \$698  = \$696  & \$697 ;
+  assign \$699  = ~ add_q_0_total[21];
+  assign \$700  = ~ add_q_0_total[20];
+  assign \$701  = \$699  & \$700 ;
+  assign \$702  = \$698  & \$701 ;
+  assign \$703  = \$695  & \$702 ;
+  assign \$704  = ~ add_q_0_total[19];
+  assign \$705  = ~ add_q_0_total[18];
+  assign \$706  = \$704  & \$705 ;
+  assign \$707  = ~ add_q_0_total[17];
+  assign \$708  = ~ add_q_0_total[16];
+  assign \$709  = \$707  & \$708 ;
+  assign \$710  = \$706  & \$709 ;
+  assign \$711  = ~ add_q_0_total[15];
+  assign \$712  = ~ add_q_0_total[14];
+  assign \$713  = \$711  & \$712 ;
+  assign \$714  = ~ add_q_0_total[13];
+  assign \$715  = ~ add_q_0_total[12];
+  assign \$716  = \$714  & \$715 ;
+  assign \$717  = \$713  & \$716 ;
+  assign \$718  = \$710  & \$717 ;
+  assign \$719  = \$703  & \$718 ;
+  assign \$720  = ~ add_q_0_total[11];
+  assign \$721  = ~ add_q_0_total[10];
+  assign \$722  = \$720  & \$721 ;
+  assign \$723  = ~ add_q_0_total[9];
+  assign \$724  = ~ add_q_0_total[8];
+  assign \$725  = \$723  & \$724 ;
+  assign \$726  = \$722  & \$725 ;
+  assign \$727  = ~ add_q_0_total[7];
+  assign \$728  = ~ add_q_0_total[6];
+  assign \$729  = \$727  & \$728 ;
+  assign \$730  = ~ add_q_0_total[5];
+  assign \$731  = ~ add_q_0_total[4];
+  assign \$732  = \$730  & \$731 ;
+  assign \$733  = \$729  & \$732 ;
+  assign \$734  = \$726  & \$733 ;
+  assign \$735  = ~ add_q_0_total[3];
+  assign \$736  = ~ add_q_0_total[2];
+  assign \$737  = \$735  & \$736 ;
+  assign \$738  = ~ add_q_0_total[1];
+  assign \$755  = ~ add_q_0_total[3];
+  assign \$756  = ~ add_q_0_total[2];
+  assign \$757  = \$755  & \$756 ;
+  assign \$758  = ~ add_q_0_total[1];
+  assign \$760  = ~ add_q_0_total[1];
+  assign \$761  = ~ add_q_0_total[3];
+  assign \$763  = ~ add_q_0_total[3];
+  assign \$764  = \$757  ? \$760  : \$763 ;
+  assign \$765  = ~ add_q_0_total[3];
+  assign \$766  = ~ add_q_0_total[2];
+  assign \$767  = \$765  & \$766 ;
+  assign \$769  = ~ add_q_0_total[3];
+  assign \$770  = ~ add_q_0_total[2];
+  assign \$771  = \$769  & \$770 ;
+  assign \$772  = ~ add_q_0_total[1];
+  assign \$776  = ~ add_q_0_total[11];
+  assign \$777  = ~ add_q_0_total[10];
+  assign \$778  = \$776  & \$777 ;
+  assign \$779  = ~ add_q_0_total[9];
+  assign \$780  = ~ add_q_0_total[8];
+  assign \$781  = \$779  & \$780 ;
+  assign \$782  = \$778  & \$781 ;
+  assign \$783  = ~ add_q_0_total[7];
+  assign \$784  = ~ add_q_0_total[6];
+  assign \$785  = \$783  & \$784 ;
+  assign \$786  = ~ add_q_0_total[5];
+  assign \$788  = ~ add_q_0_total[5];
+  assign \$789  = ~ add_q_0_total[7];
+  assign \$791  = ~ add_q_0_total[7];
+  assign \$792  = \$785  ? \$788  : \$791 ;
+  assign \$793  = ~ add_q_0_total[7];
+  assign \$794  = ~ add_q_0_total[6];
+  assign \$795  = \$793  & \$794 ;
+  assign \$796  = ~ add_q_0_total[11];
+  assign \$797  = ~ add_q_0_total[10];
+  assign \$798  = \$796  & \$797 ;
+  assign \$799  = ~ add_q_0_total[9];
+  assign \$801  = ~ add_q_0_total[9];
+  assign \$802  = ~ add_q_0_total[11];
+  assign \$804  = ~ add_q_0_total[11];
+  assign \$805  = \$798  ? \$801  : \$804 ;
+  assign \$806  = ~ add_q_0_total[11];
+  assign \$807  = ~ add_q_0_total[10];
+  assign \$808  = \$806  & \$807 ;
+  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
+  assign \$810  = ~ add_q_0_total[11];
+  assign \$811  = ~ add_q_0_total[10];
+  assign \$812  = \$810  & \$811 ;
+  assign \$813  = ~ add_q_0_total[9];
+  assign \$814  = ~ add_q_0_total[8];
+  assign \$815  = \$813  & \$814 ;
+  assign \$816  = \$812  & \$815 ;
+  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
+  assign \$818  = ~ add_q_0_total[11];
+  assign \$819  = ~ add_q_0_total[10];
+  assign \$820  = \$818  & \$819 ;
+  assign \$821  = ~ add_q_0_total[9];
+  assign \$822  = ~ add_q_0_total[8];
+  assign \$823  = \$821  & \$822 ;
+  assign \$824  = \$820  & \$823 ;
+  assign \$825  = ~ add_q_0_total[7];
+  assign \$826  = ~ add_q_0_total[6];
+  assign \$827  = \$825  & \$826 ;
+  assign \$828  = ~ add_q_0_total[5];
+  assign \$829  = ~ add_q_0_total[4];
+  assign \$830  = \$828  & \$829 ;
+  assign \$831  = \$827  & \$830 ;
+  assign \$832  = \$824  & \$831 ;
+  assign \$833  = ~ add_q_0_total[27];
+  assign \$834  = ~ add_q_0_total[26];
+  assign \$835  = \$833  & \$834 ;
+  assign \$836  = ~ add_q_0_total[25];
+  assign \$837  = ~ add_q_0_total[24];
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = \$835  & \$838 ;
+  assign \$840  = ~ add_q_0_total[23];
+  assign \$841  = ~ add_q_0_total[22];
+  assign \$842  = \$840  & \$841 ;
+  assign \$843  = ~ add_q_0_total[21];
+  assign \$844  = ~ add_q_0_total[20];
+  assign \$845  = \$843  & \$844 ;
+  assign \$846  = \$842  & \$845 ;
+  assign \$847  = \$839  & \$846 ;
+  assign \$848  = ~ add_q_0_total[19];
+  assign \$849  = ~ add_q_0_total[18];
+  assign \$850  = \$848  & \$849 ;
+  assign \$851  = ~ add_q_0_total[17];
+  assign \$852  = ~ add_q_0_total[16];
+  assign \$853  = \$851  & \$852 ;
+  assign \$854  = \$850  & \$853 ;
+  assign \$855  = ~ add_q_0_total[15];
+  assign \$856  = ~ add_q_0_total[14];
+  assign \$857  = \$855  & \$856 ;
+  assign \$858  = ~ add_q_0_total[13];
+  assign \$860  = ~ add_q_0_total[13];
+  assign \$861  = ~ add_q_0_total[15];
+  assign \$863  = ~ add_q_0_total[15];
+  assign \$864  = \$857  ? \$860  : \$863 ;
+  assign \$865  = ~ add_q_0_total[15];
+  assign \$866  = ~ add_q_0_total[14];
+  assign \$867  = \$865  & \$866 ;
+  assign \$868  = ~ add_q_0_total[19];
+  assign \$869  = ~ add_q_0_total[18];
+  assign \$870  = \$868  & \$869 ;
+  assign \$871  = ~ add_q_0_total[17];
+  assign \$873  = ~ add_q_0_total[17];
+  assign \$874  = ~ add_q_0_total[19];
+  assign \$876  = ~ add_q_0_total[19];
+  assign \$877  = \$870  ? \$873  : \$876 ;
+  assign \$878  = ~ add_q_0_total[19];
+  assign \$879  = ~ add_q_0_total[18];
+  assign \$880  = \$878  & \$879 ;
+  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
+  assign \$882  = ~ add_q_0_total[19];
+  assign \$883  = ~ add_q_0_total[18];
+  assign \$884  = \$882  & \$883 ;
+  assign \$885  = ~ add_q_0_total[17];
+  assign \$886  = ~ add_q_0_total[16];
+  assign \$887  = \$885  & \$886 ;
+  assign \$888  = \$884  & \$887 ;
+  assign \$889  = ~ add_q_0_total[27];
+  assign \$890  = ~ add_q_0_total[26];
+  assign \$891  = \$889  & \$890 ;
+  assign \$892  = ~ add_q_0_total[25];
+  assign \$893  = ~ add_q_0_total[24];
+  assign \$894  = \$892  & \$893 ;
+  assign \$895  = \$891  & \$894 ;
+  assign \$896  = ~ add_q_0_total[23];
+  assign \$897  = ~ add_q_0_total[22];
+  assign \$898  = \$896  & \$897 ;
+  assign \$899  = ~ add_q_0_total[21];
+  assign \$901  = ~ add_q_0_total[21];
+  assign \$902  = ~ add_q_0_total[23];
+  assign \$904  = ~ add_q_0_total[23];
+  assign \$905  = \$898  ? \$901  : \$904 ;
+  assign \$906  = ~ add_q_0_total[23];
+  assign \$907  = ~ add_q_0_total[22];
+  assign \$908  = \$906  & \$907 ;
+  assign \$909  = ~ add_q_0_total[27];
+  assign \$910  = ~ add_q_0_total[26];
+  assign \$911  = \$909  & \$910 ;
+  assign \$912  = ~ add_q_0_total[25];
+  assign \$914  = ~ add_q_0_total[25];
+  assign \$915  = ~ add_q_0_total[27];
+  assign \$917  = ~ add_q_0_total[27];
+  assign \$918  = \$911  ? \$914  : \$917 ;
+  assign \$919  = ~ add_q_0_total[27];
+  assign \$920  = ~ add_q_0_total[26];
+  assign \$921  = \$919  & \$920 ;
+  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
+  assign \$923  = ~ add_q_0_total[27];
+  assign \$924  = ~ add_q_0_total[26];
+  assign \$925  = \$923  & \$924 ;
+  assign \$926  = ~ add_q_0_total[25];
+  assign \$927  = ~ add_q_0_total[24];
+  assign \$928  = \$926  & \$927 ;
+  assign \$929  = \$925  & \$928 ;
+  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
+  assign \$931  = ~ add_q_0_total[27];
+  assign \$932  = ~ add_q_0_total[26];
+  assign \$933  = \$931  & \$932 ;
+  assign \$934  = ~ add_q_0_total[25];
+  assign \$935  = ~ add_q_0_total[24];
+  assign \$936  = \$934  & \$935 ;
+  assign \$937  = \$933  & \$936 ;
+  assign \$938  = ~ add_q_0_total[23];
+  assign \$939  = ~ add_q_0_total[22];
+  assign \$940  = \$938  & \$939 ;
+  assign \$941  = ~ add_q_0_total[21];
+  assign \$942  = ~ add_q_0_total[20];
+  assign \$943  = \$941  & \$942 ;
+  assign \$944  = \$940  & \$943 ;
+  assign \$945  = \$937  & \$944 ;
+  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
+  assign \$947  = ~ add_q_0_total[27];
+  assign \$948  = ~ add_q_0_total[26];
+  assign \$949  = \$947  & \$948 ;
+  assign \$950  = ~ add_q_0_total[25];
+  assign \$951  = ~ add_q_0_total[24];
+  assign \$952  = \$950  & \$951 ;
+  assign \$953  = \$949  & \$952 ;
+  assign \$954  = ~ add_q_0_total[23];
+  assign \$955  = ~ add_q_0_total[22];
+  assign \$956  = \$954  & \$955 ;
+  assign \$957  = ~ add_q_0_total[21];
+  assign \$958  = ~ add_q_0_total[20];
+  assign \$959  = \$957  & \$958 ;
+  assign \$960  = \$956  & \$959 ;
+  assign \$961  = \$953  & \$960 ;
+  assign \$962  = ~ add_q_0_total[19];
+  assign \$963  = ~ add_q_0_total[18];
+  assign \$964  = \$962  & \$963 ;
+  assign \$965  = ~ add_q_0_total[17];
+  assign \$966  = ~ add_q_0_total[16];
+  assign \$967  = \$965  & \$966 ;
+  assign \$968  = \$964  & \$967 ;
+  assign \$969  = ~ add_q_0_total[15];
+  assign \$970  = ~ add_q_0_total[14];
+  assign \$971  = \$969  & \$970 ;
+  assign \$972  = ~ add_q_0_total[13];
+  assign \$973  = ~ add_q_0_total[12];
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = \$971  & \$974 ;
+  assign \$976  = \$968  & \$975 ;
+  assign \$977  = \$961  & \$976 ;
+  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
+  assign \$980  = ~ normalize_q_1_0[11];
+  assign \$981  = | normalize_q_1_0;
+  assign \$982  = \$980  & \$981 ;
+  assign \$983  = | normalize_q_1_0[11:6];
+  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$985  = \$982  ? \$984  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
+  assign \$986  = ~ normalize_q_1_1[11];
+  assign \$987  = | normalize_q_1_1;
+  assign \$988  = \$986  & \$987 ;
+  assign \$989  = | normalize_q_1_1[11:5];
+  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$991  = \$988  ? \$990  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
+  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$994  = round_q_0_0_count + round_q_0_0_up;
+  assign \$995  = \$993  + \$994 ;
+  assign \$996  = \$995  > 15'h7bff;
+  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$999  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1000  = \$998  + \$999 ;
+  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
+  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
+  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
+  assign \$1006  = ~ round_q_0_0_inf;
+  assign \$1007  = ~ round_q_0_0_zero;
+  assign \$1008  = \$1006  & \$1007 ;
+  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
+  assign \$1012  = \$1010  + \$1011 ;
+  assign \$1013  = \$1012  > 15'h7bff;
+  assign \$1014  = \$1008  & \$1013 ;
+  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1021  = \$1019  + \$1020 ;
+  assign \$1022  = \$1021  > 15'h7f7f;
+  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1026  = \$1024  + \$1025 ;
+  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
+  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
+  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
+  assign \$1032  = ~ round_q_0_1_inf;
+  assign \$1033  = ~ round_q_0_1_zero;
+  assign \$1034  = \$1032  & \$1033 ;
+  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
+  assign \$1038  = \$1036  + \$1037 ;
+  assign \$1039  = \$1038  > 15'h7f7f;
+  assign \$1040  = \$1034  & \$1039 ;
+  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$1044  = p_0 ? p_3_sign : 1'h1;
+  assign \$1045  = ~ p_0;
+  assign \$1046  = p_3_zero | \$1045 ;
+  assign \$1047  = p_3_inf & p_0;
+  assign \$1048  = p_3_nan & p_0;
+  assign \$1049  = ~ fresh;
+  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
+  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$1056  = \$1054  | \$1055 ;
+  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$1058  = - $signed(add_exp_diff);
+  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
+  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
+  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1067  = \$1065  & \$1066 ;
+  assign \$1068  = \$1064  | \$1067 ;
+  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$1071  = ~ \$1070 ;
+  assign \$1072  = \$1069  & \$1071 ;
+  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$1075  = \$1073  & \$1074 ;
+  assign \$1076  = ~ \$1075 ;
+  assign \$1077  = \$1072  & \$1076 ;
+  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$1081  = | add_small_wide[25:0];
+  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$1084  = ! add_q_0_total[27:1];
+  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
+  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
+  assign \$1088  = ! add_q_0_total[27:1];
+  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
+  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
+  assign \$1092  = ~ normalize_q_1_0[11];
+  assign \$1093  = | normalize_q_1_0;
+  assign \$1094  = \$1092  & \$1093 ;
+  assign \$1095  = ~ normalize_q_1_0[11];
+  assign \$1096  = | normalize_q_1_0;
+  assign \$1097  = \$1095  & \$1096 ;
+  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
+  assign \$1101  = ~ normalize_q_1_1[11];
+  assign \$1102  = | normalize_q_1_1;
+  assign \$1103  = \$1101  & \$1102 ;
+  assign \$1104  = ~ normalize_q_1_1[11];
+  assign \$1105  = | normalize_q_1_1;
+  assign \$1106  = \$1104  & \$1105 ;
+  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
+  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
+  assign \$1111  = | place_q_0_1_kept[19:0];
+  assign \$1112  = | place_q_0_1_below;
+  assign \$1113  = \$1112  | place_q_0_1_sticky;
+  assign \$1114  = \$1111  | \$1113 ;
+  assign \$1115  = \$1114  | place_q_0_1_kept[21];
+  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
+  assign \$1117  = round_q_1_0 & round_q_1_1;
+  assign \$1118  = ~ round_q_1_2;
+  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  always @(posedge clk)
+    p_0 <= \$1120 ;
+  always @(posedge clk)
+    p_1 <= \$1121 ;
+  always @(posedge clk)
+    p_2 <= \$1122 ;
+  always @(posedge clk)
+    p_3_sign <= \$1123 ;
+  always @(posedge clk)
+    p_3_zero <= \$1124 ;
+  always @(posedge clk)
+    p_3_inf <= \$1125 ;
+  always @(posedge clk)
+    p_3_nan <= \$1126 ;
+  always @(posedge clk)
+    p_3_exp <= \$1127 ;
+  always @(posedge clk)
+    p_3_sig <= \$1128 ;
+  always @(posedge clk)
+    p_4 <= \$1129 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$1130 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$1131 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$1132 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$1133 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$1134 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$1135 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$1136 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$1137 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$1138 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$1139 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$1140 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$1141 ;
+  always @(posedge clk)
+    unpack_q_2_0 <= \$1142 ;
+  always @(posedge clk)
+    unpack_q_2_1 <= \$1143 ;
+  always @(posedge clk)
+    unpack_q_2_2 <= \$1144 ;
+  always @(posedge clk)
+    unpack_q_2_3 <= \$1145 ;
+  always @(posedge clk)
+    unpack_q_2_4 <= \$1146 ;
+  always @(posedge clk)
+    order_q_0_big_sig <= \$1147 ;
+  always @(posedge clk)
+    order_q_0_small_sig <= \$1148 ;
+  always @(posedge clk)
+    order_q_0_shift <= \$1149 ;
+  always @(posedge clk)
+    order_q_0_subtract <= \$1150 ;
+  always @(posedge clk)
+    order_q_0_flags_big_exp <= \$1151 ;
+  always @(posedge clk)
+    order_q_0_flags_big_sign <= \$1152 ;
+  always @(posedge clk)
+    order_q_0_flags_nan <= \$1153 ;
+  always @(posedge clk)
+    order_q_0_flags_inf <= \$1154 ;
+  always @(posedge clk)
+    order_q_0_flags_inf_sign <= \$1155 ;
+  always @(posedge clk)
+    order_q_0_flags_both_zero <= \$1156 ;
+  always @(posedge clk)
+    order_q_0_flags_zero_sign <= \$1157 ;
+  always @(posedge clk)
+    order_q_1_0 <= \$1158 ;
+  always @(posedge clk)
+    order_q_1_1 <= \$1159 ;
+  always @(posedge clk)
+    order_q_1_2 <= \$1160 ;
+  always @(posedge clk)
+    order_q_1_3 <= \$1161 ;
+  always @(posedge clk)
+    order_q_1_4 <= \$1162 ;
+  always @(posedge clk)
+    align_q_0_big <= \$1163 ;
+  always @(posedge clk)
+    align_q_0_small <= \$1164 ;
+  always @(posedge clk)
+    align_q_0_subtract <= \$1165 ;
+  always @(posedge clk)
+    align_q_0_flags_big_exp <= \$1166 ;
+  always @(posedge clk)
+    align_q_0_flags_big_sign <= \$1167 ;
+  always @(posedge clk)
+    align_q_0_flags_nan <= \$1168 ;
+  always @(posedge clk)
+    align_q_0_flags_inf <= \$1169 ;
+  always @(posedge clk)
+    align_q_0_flags_inf_sign <= \$1170 ;
+  always @(posedge clk)
+    align_q_0_flags_both_zero <= \$1171 ;
+  always @(posedge clk)
+    align_q_0_flags_zero_sign <= \$1172 ;
+  always @(posedge clk)
+    align_q_1_0 <= \$1173 ;
+  always @(posedge clk)
+    align_q_1_1 <= \$1174 ;
+  always @(posedge clk)
+    align_q_1_2 <= \$1175 ;
+  always @(posedge clk)
+    align_q_1_3 <= \$1176 ;
+  always @(posedge clk)
+    align_q_1_4 <= \$1177 ;
+  always @(posedge clk)
+    add_q_0_total <= \$1178 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$1179 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$1180 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$1181 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$1182 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$1183 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$1184 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$1185 ;
+  always @(posedge clk)
+    add_q_1_0 <= \$1186 ;
+  always @(posedge clk)
+    add_q_1_1 <= \$1187 ;
+  always @(posedge clk)
+    add_q_2_0 <= \$1188 ;
+  always @(posedge clk)
+    add_q_2_1 <= \$1189 ;
+  always @(posedge clk)
+    add_q_2_2 <= \$1190 ;
+  always @(posedge clk)
+    add_q_2_3 <= \$1191 ;
+  always @(posedge clk)
+    add_q_2_4 <= \$1192 ;
+  always @(posedge clk)
+    normalize_q_0_0_sign <= \$1193 ;
+  always @(posedge clk)
+    normalize_q_0_0_zero <= \$1194 ;
+  always @(posedge clk)
+    normalize_q_0_0_inf <= \$1195 ;
+  always @(posedge clk)
+    normalize_q_0_0_nan <= \$1196 ;
+  always @(posedge clk)
+    normalize_q_0_0_exp <= \$1197 ;
+  always @(posedge clk)
+    normalize_q_0_0_sig <= \$1198 ;
+  always @(posedge clk)
+    normalize_q_0_1 <= \$1199 ;
+  always @(posedge clk)
+    normalize_q_1_0 <= \$1200 ;
+  always @(posedge clk)
+    normalize_q_1_1 <= \$1201 ;
+  always @(posedge clk)
+    normalize_q_2_0 <= \$1202 ;
+  always @(posedge clk)
+    normalize_q_2_1 <= \$1203 ;
+  always @(posedge clk)
+    normalize_q_2_2 <= \$1204 ;
+  always @(posedge clk)
+    normalize_q_2_3 <= \$1205 ;
+  always @(posedge clk)
+    normalize_q_2_4 <= \$1206 ;
+  always @(posedge clk)
+    place_q_0_0_kept <= \$1207 ;
+  always @(posedge clk)
+    place_q_0_0_below <= \$1208 ;
+  always @(posedge clk)
+    place_q_0_0_sticky <= \$1209 ;
+  always @(posedge clk)
+    place_q_0_0_small <= \$1210 ;
+  always @(posedge clk)
+    place_q_0_0_e_eff <= \$1211 ;
+  always @(posedge clk)
+    place_q_0_0_sign <= \$1212 ;
+  always @(posedge clk)
+    place_q_0_0_zero <= \$1213 ;
+  always @(posedge clk)
+    place_q_0_0_inf <= \$1214 ;
+  always @(posedge clk)
+    place_q_0_0_nan <= \$1215 ;
+  always @(posedge clk)
+    place_q_0_1_kept <= \$1216 ;
+  always @(posedge clk)
+    place_q_0_1_below <= \$1217 ;
+  always @(posedge clk)
+    place_q_0_1_sticky <= \$1218 ;
+  always @(posedge clk)
+    place_q_0_1_small <= \$1219 ;
+  always @(posedge clk)
+    place_q_0_1_e_eff <= \$1220 ;
+  always @(posedge clk)
+    place_q_0_1_sign <= \$1221 ;
+  always @(posedge clk)
+    place_q_0_1_zero <= \$1222 ;
+  always @(posedge clk)
+    place_q_0_1_inf <= \$1223 ;
+  always @(posedge clk)
+    place_q_0_1_nan <= \$1224 ;
+  always @(posedge clk)
+    place_q_1_0 <= \$1225 ;
+  always @(posedge clk)
+    place_q_1_1 <= \$1226 ;
+  always @(posedge clk)
+    place_q_1_2 <= \$1227 ;
+  always @(posedge clk)
+    place_q_1_3 <= \$1228 ;
+  always @(posedge clk)
+    place_q_1_4 <= \$1229 ;
+  always @(posedge clk)
+    round_q_0_0_count <= \$1230 ;
+  always @(posedge clk)
+    round_q_0_0_up <= \$1231 ;
+  always @(posedge clk)
+    round_q_0_0_small <= \$1232 ;
+  always @(posedge clk)
+    round_q_0_0_e_eff <= \$1233 ;
+  always @(posedge clk)
+    round_q_0_0_sign <= \$1234 ;
+  always @(posedge clk)
+    round_q_0_0_zero <= \$1235 ;
+  always @(posedge clk)
+    round_q_0_0_inf <= \$1236 ;
+  always @(posedge clk)
+    round_q_0_0_nan <= \$1237 ;
+  always @(posedge clk)
+    round_q_0_1_count <= \$1238 ;
+  always @(posedge clk)
+    round_q_0_1_up <= \$1239 ;
+  always @(posedge clk)
+    round_q_0_1_small <= \$1240 ;
+  always @(posedge clk)
+    round_q_0_1_e_eff <= \$1241 ;
+  always @(posedge clk)
+    round_q_0_1_sign <= \$1242 ;
+  always @(posedge clk)
+    round_q_0_1_zero <= \$1243 ;
+  always @(posedge clk)
+    round_q_0_1_inf <= \$1244 ;
+  always @(posedge clk)
+    round_q_0_1_nan <= \$1245 ;
+  always @(posedge clk)
+    round_q_1_0 <= \$1246 ;
+  always @(posedge clk)
+    round_q_1_1 <= \$1247 ;
+  always @(posedge clk)
+    round_q_1_2 <= \$1248 ;
+  always @(posedge clk)
+    round_q_1_3 <= \$1249 ;
+  always @(posedge clk)
+    round_q_1_4 <= \$1250 ;
+  always @(posedge clk)
+    acc <= \$1251 ;
+  always @(posedge clk)
+    done <= \$1252 ;
+  always @(posedge clk)
+    fresh <= \$1253 ;
+  always @(posedge clk)
+    acc_mode <= \$1254 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
     .choice(choice),
     .clk(clk),
     .en(en),
-    .\port$3191$0 (\$673 ),
-    .\port$3193$0 (\$674 ),
-    .\port$3195$0 (\$675 ),
-    .\port$3197$0 (\$676 ),
-    .\port$3199$0 (\$677 ),
-    .\port$3201$0 (\$678 ),
-    .\port$3203$0 (\$679 ),
-    .\port$3205$0 (\$680 ),
+    .\port$5519$0 (\$1255 ),
+    .\port$5521$0 (\$1256 ),
+    .\port$5523$0 (\$1257 ),
+    .\port$5525$0 (\$1258 ),
+    .\port$5527$0 (\$1259 ),
+    .\port$5529$0 (\$1260 ),
+    .\port$5531$0 (\$1261 ),
+    .\port$5533$0 (\$1262 ),
     .rst(rst)
   );
   always @* begin
@@ -14678,11 +19138,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (choice)
       2'h0:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h1:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       2'h2:
-          rand_sum = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -14895,28 +19355,28 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_fp16_sr8_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$375 ;
+      sum_fp16_sr8_mag = \$1003 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_fp16_sr8 = 16'h0000;
     if (\en$1 ) begin
-      sum_fp16_sr8 = \$389 ;
+      sum_fp16_sr8 = \$1017 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_bf16_rne_mag = 15'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne_mag = \$401 ;
+      sum_bf16_rne_mag = \$1029 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     sum_bf16_rne = 16'h0000;
     if (\en$1 ) begin
-      sum_bf16_rne = \$415 ;
+      sum_bf16_rne = \$1043 ;
     end
   end
   always @* begin
@@ -14938,1356 +19398,1356 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$538  = p_0;
+    \$1120  = p_0;
     if (\en$1 ) begin
-      \$538  = valid;
+      \$1120  = valid;
     end
     if (rst) begin
-      \$538  = 1'h0;
+      \$1120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$539  = p_1;
+    \$1121  = p_1;
     if (\en$1 ) begin
-      \$539  = last;
+      \$1121  = last;
     end
     if (rst) begin
-      \$539  = 1'h0;
+      \$1121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$540  = p_2;
+    \$1122  = p_2;
     if (\en$1 ) begin
-      \$540  = choice;
+      \$1122  = choice;
     end
     if (rst) begin
-      \$540  = 2'h0;
+      \$1122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$541  = p_3_sign;
+    \$1123  = p_3_sign;
     if (\en$1 ) begin
-      \$541  = term_sign;
+      \$1123  = term_sign;
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$1123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$542  = p_3_zero;
+    \$1124  = p_3_zero;
     if (\en$1 ) begin
-      \$542  = term_zero;
+      \$1124  = term_zero;
     end
     if (rst) begin
-      \$542  = 1'h0;
+      \$1124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$543  = p_3_inf;
+    \$1125  = p_3_inf;
     if (\en$1 ) begin
-      \$543  = term_inf;
+      \$1125  = term_inf;
     end
     if (rst) begin
-      \$543  = 1'h0;
+      \$1125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$544  = p_3_nan;
+    \$1126  = p_3_nan;
     if (\en$1 ) begin
-      \$544  = term_nan;
+      \$1126  = term_nan;
     end
     if (rst) begin
-      \$544  = 1'h0;
+      \$1126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$545  = p_3_exp;
+    \$1127  = p_3_exp;
     if (\en$1 ) begin
-      \$545  = term_exp;
+      \$1127  = term_exp;
     end
     if (rst) begin
-      \$545  = 10'h000;
+      \$1127  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$546  = p_3_sig;
+    \$1128  = p_3_sig;
     if (\en$1 ) begin
-      \$546  = term_sig;
+      \$1128  = term_sig;
     end
     if (rst) begin
-      \$546  = 16'h0000;
+      \$1128  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$547  = p_4;
+    \$1129  = p_4;
     if (\en$1 ) begin
-      \$547  = rand_sum;
+      \$1129  = rand_sum;
     end
     if (rst) begin
-      \$547  = 8'h00;
+      \$1129  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$548  = unpack_q_0_sign;
+    \$1130  = unpack_q_0_sign;
     if (\en$1 ) begin
-      \$548  = base_sign;
+      \$1130  = base_sign;
     end
     if (rst) begin
-      \$548  = 1'h0;
+      \$1130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$549  = unpack_q_0_zero;
+    \$1131  = unpack_q_0_zero;
     if (\en$1 ) begin
-      \$549  = base_zero;
+      \$1131  = base_zero;
     end
     if (rst) begin
-      \$549  = 1'h0;
+      \$1131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$550  = unpack_q_0_inf;
+    \$1132  = unpack_q_0_inf;
     if (\en$1 ) begin
-      \$550  = base_inf;
+      \$1132  = base_inf;
     end
     if (rst) begin
-      \$550  = 1'h0;
+      \$1132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$551  = unpack_q_0_nan;
+    \$1133  = unpack_q_0_nan;
     if (\en$1 ) begin
-      \$551  = base_nan;
+      \$1133  = base_nan;
     end
     if (rst) begin
-      \$551  = 1'h0;
+      \$1133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$552  = unpack_q_0_exp;
+    \$1134  = unpack_q_0_exp;
     if (\en$1 ) begin
-      \$552  = base_exp;
+      \$1134  = base_exp;
     end
     if (rst) begin
-      \$552  = 9'h000;
+      \$1134  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$553  = unpack_q_0_sig;
+    \$1135  = unpack_q_0_sig;
     if (\en$1 ) begin
-      \$553  = base_sig;
+      \$1135  = base_sig;
     end
     if (rst) begin
-      \$553  = 11'h000;
+      \$1135  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$554  = unpack_q_1_sign;
+    \$1136  = unpack_q_1_sign;
     if (\en$1 ) begin
-      \$554  = \$416 ;
+      \$1136  = \$1044 ;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$1136  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$555  = unpack_q_1_zero;
+    \$1137  = unpack_q_1_zero;
     if (\en$1 ) begin
-      \$555  = \$418 ;
+      \$1137  = \$1046 ;
     end
     if (rst) begin
-      \$555  = 1'h0;
+      \$1137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$556  = unpack_q_1_inf;
+    \$1138  = unpack_q_1_inf;
     if (\en$1 ) begin
-      \$556  = \$419 ;
+      \$1138  = \$1047 ;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$1138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$557  = unpack_q_1_nan;
+    \$1139  = unpack_q_1_nan;
     if (\en$1 ) begin
-      \$557  = \$420 ;
+      \$1139  = \$1048 ;
     end
     if (rst) begin
-      \$557  = 1'h0;
+      \$1139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$558  = unpack_q_1_exp;
+    \$1140  = unpack_q_1_exp;
     if (\en$1 ) begin
-      \$558  = p_3_exp;
+      \$1140  = p_3_exp;
     end
     if (rst) begin
-      \$558  = 10'h000;
+      \$1140  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$559  = unpack_q_1_sig;
+    \$1141  = unpack_q_1_sig;
     if (\en$1 ) begin
-      \$559  = p_3_sig;
+      \$1141  = p_3_sig;
     end
     if (rst) begin
-      \$559  = 16'h0000;
+      \$1141  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$560  = unpack_q_2_0;
+    \$1142  = unpack_q_2_0;
     if (\en$1 ) begin
-      \$560  = p_0;
+      \$1142  = p_0;
     end
     if (rst) begin
-      \$560  = 1'h0;
+      \$1142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$561  = unpack_q_2_1;
+    \$1143  = unpack_q_2_1;
     if (\en$1 ) begin
-      \$561  = p_1;
+      \$1143  = p_1;
     end
     if (rst) begin
-      \$561  = 1'h0;
+      \$1143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$562  = unpack_q_2_2;
+    \$1144  = unpack_q_2_2;
     if (\en$1 ) begin
-      \$562  = \$421 ;
+      \$1144  = \$1049 ;
     end
     if (rst) begin
-      \$562  = 1'h0;
+      \$1144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$563  = unpack_q_2_3;
+    \$1145  = unpack_q_2_3;
     if (\en$1 ) begin
-      \$563  = p_4;
+      \$1145  = p_4;
     end
     if (rst) begin
-      \$563  = 8'h00;
+      \$1145  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$564  = unpack_q_2_4;
+    \$1146  = unpack_q_2_4;
     if (\en$1 ) begin
-      \$564  = step_mode;
+      \$1146  = step_mode;
     end
     if (rst) begin
-      \$564  = 2'h0;
+      \$1146  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$565  = order_q_0_big_sig;
+    \$1147  = order_q_0_big_sig;
     if (\en$1 ) begin
-      \$565  = \$422 ;
+      \$1147  = \$1050 ;
     end
     if (rst) begin
-      \$565  = 16'h0000;
+      \$1147  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$566  = order_q_0_small_sig;
+    \$1148  = order_q_0_small_sig;
     if (\en$1 ) begin
-      \$566  = \$425 ;
+      \$1148  = \$1053 ;
     end
     if (rst) begin
-      \$566  = 16'h0000;
+      \$1148  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$567  = order_q_0_shift;
+    \$1149  = order_q_0_shift;
     if (\en$1 ) begin
-      \$567  = \$432 [4:0];
+      \$1149  = \$1060 [4:0];
     end
     if (rst) begin
-      \$567  = 5'h00;
+      \$1149  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$568  = order_q_0_subtract;
+    \$1150  = order_q_0_subtract;
     if (\en$1 ) begin
-      \$568  = \$433 ;
+      \$1150  = \$1061 ;
     end
     if (rst) begin
-      \$568  = 1'h0;
+      \$1150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$569  = order_q_0_flags_big_exp;
+    \$1151  = order_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$569  = \$434 ;
+      \$1151  = \$1062 ;
     end
     if (rst) begin
-      \$569  = 10'h000;
+      \$1151  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$570  = order_q_0_flags_big_sign;
+    \$1152  = order_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$570  = \$435 ;
+      \$1152  = \$1063 ;
     end
     if (rst) begin
-      \$570  = 1'h0;
+      \$1152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$571  = order_q_0_flags_nan;
+    \$1153  = order_q_0_flags_nan;
     if (\en$1 ) begin
-      \$571  = \$440 ;
+      \$1153  = \$1068 ;
     end
     if (rst) begin
-      \$571  = 1'h0;
+      \$1153  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$572  = order_q_0_flags_inf;
+    \$1154  = order_q_0_flags_inf;
     if (\en$1 ) begin
-      \$572  = \$449 ;
+      \$1154  = \$1077 ;
     end
     if (rst) begin
-      \$572  = 1'h0;
+      \$1154  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$573  = order_q_0_flags_inf_sign;
+    \$1155  = order_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$573  = \$450 ;
+      \$1155  = \$1078 ;
     end
     if (rst) begin
-      \$573  = 1'h0;
+      \$1155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$574  = order_q_0_flags_both_zero;
+    \$1156  = order_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$574  = \$451 ;
+      \$1156  = \$1079 ;
     end
     if (rst) begin
-      \$574  = 1'h0;
+      \$1156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$575  = order_q_0_flags_zero_sign;
+    \$1157  = order_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$575  = \$452 ;
+      \$1157  = \$1080 ;
     end
     if (rst) begin
-      \$575  = 1'h0;
+      \$1157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$576  = order_q_1_0;
+    \$1158  = order_q_1_0;
     if (\en$1 ) begin
-      \$576  = unpack_q_2_0;
+      \$1158  = unpack_q_2_0;
     end
     if (rst) begin
-      \$576  = 1'h0;
+      \$1158  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$577  = order_q_1_1;
+    \$1159  = order_q_1_1;
     if (\en$1 ) begin
-      \$577  = unpack_q_2_1;
+      \$1159  = unpack_q_2_1;
     end
     if (rst) begin
-      \$577  = 1'h0;
+      \$1159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$578  = order_q_1_2;
+    \$1160  = order_q_1_2;
     if (\en$1 ) begin
-      \$578  = unpack_q_2_2;
+      \$1160  = unpack_q_2_2;
     end
     if (rst) begin
-      \$578  = 1'h0;
+      \$1160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$579  = order_q_1_3;
+    \$1161  = order_q_1_3;
     if (\en$1 ) begin
-      \$579  = unpack_q_2_3;
+      \$1161  = unpack_q_2_3;
     end
     if (rst) begin
-      \$579  = 8'h00;
+      \$1161  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$580  = order_q_1_4;
+    \$1162  = order_q_1_4;
     if (\en$1 ) begin
-      \$580  = unpack_q_2_4;
+      \$1162  = unpack_q_2_4;
     end
     if (rst) begin
-      \$580  = 2'h0;
+      \$1162  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$581  = align_q_0_big;
+    \$1163  = align_q_0_big;
     if (\en$1 ) begin
-      \$581  = { 1'h0, order_q_0_big_sig, 11'h000 };
+      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
     end
     if (rst) begin
-      \$581  = 28'h0000000;
+      \$1163  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$582  = align_q_0_small;
+    \$1164  = align_q_0_small;
     if (\en$1 ) begin
-      \$582  = { 1'h0, add_small_wide[51:26], \$453  };
+      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
     end
     if (rst) begin
-      \$582  = 28'h0000000;
+      \$1164  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$583  = align_q_0_subtract;
+    \$1165  = align_q_0_subtract;
     if (\en$1 ) begin
-      \$583  = order_q_0_subtract;
+      \$1165  = order_q_0_subtract;
     end
     if (rst) begin
-      \$583  = 1'h0;
+      \$1165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$584  = align_q_0_flags_big_exp;
+    \$1166  = align_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$584  = order_q_0_flags_big_exp;
+      \$1166  = order_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$584  = 10'h000;
+      \$1166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$585  = align_q_0_flags_big_sign;
+    \$1167  = align_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$585  = order_q_0_flags_big_sign;
+      \$1167  = order_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$585  = 1'h0;
+      \$1167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$586  = align_q_0_flags_nan;
+    \$1168  = align_q_0_flags_nan;
     if (\en$1 ) begin
-      \$586  = order_q_0_flags_nan;
+      \$1168  = order_q_0_flags_nan;
     end
     if (rst) begin
-      \$586  = 1'h0;
+      \$1168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$587  = align_q_0_flags_inf;
+    \$1169  = align_q_0_flags_inf;
     if (\en$1 ) begin
-      \$587  = order_q_0_flags_inf;
+      \$1169  = order_q_0_flags_inf;
     end
     if (rst) begin
-      \$587  = 1'h0;
+      \$1169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$588  = align_q_0_flags_inf_sign;
+    \$1170  = align_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$588  = order_q_0_flags_inf_sign;
+      \$1170  = order_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$588  = 1'h0;
+      \$1170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$589  = align_q_0_flags_both_zero;
+    \$1171  = align_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$589  = order_q_0_flags_both_zero;
+      \$1171  = order_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$589  = 1'h0;
+      \$1171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$590  = align_q_0_flags_zero_sign;
+    \$1172  = align_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$590  = order_q_0_flags_zero_sign;
+      \$1172  = order_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$590  = 1'h0;
+      \$1172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$591  = align_q_1_0;
+    \$1173  = align_q_1_0;
     if (\en$1 ) begin
-      \$591  = order_q_1_0;
+      \$1173  = order_q_1_0;
     end
     if (rst) begin
-      \$591  = 1'h0;
+      \$1173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$592  = align_q_1_1;
+    \$1174  = align_q_1_1;
     if (\en$1 ) begin
-      \$592  = order_q_1_1;
+      \$1174  = order_q_1_1;
     end
     if (rst) begin
-      \$592  = 1'h0;
+      \$1174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$593  = align_q_1_2;
+    \$1175  = align_q_1_2;
     if (\en$1 ) begin
-      \$593  = order_q_1_2;
+      \$1175  = order_q_1_2;
     end
     if (rst) begin
-      \$593  = 1'h0;
+      \$1175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$594  = align_q_1_3;
+    \$1176  = align_q_1_3;
     if (\en$1 ) begin
-      \$594  = order_q_1_3;
+      \$1176  = order_q_1_3;
     end
     if (rst) begin
-      \$594  = 8'h00;
+      \$1176  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$595  = align_q_1_4;
+    \$1177  = align_q_1_4;
     if (\en$1 ) begin
-      \$595  = order_q_1_4;
+      \$1177  = order_q_1_4;
     end
     if (rst) begin
-      \$595  = 2'h0;
+      \$1177  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$596  = add_q_0_total;
+    \$1178  = add_q_0_total;
     if (\en$1 ) begin
-      \$596  = \$326 [27:0];
+      \$1178  = \$326 [27:0];
     end
     if (rst) begin
-      \$596  = 28'h0000000;
+      \$1178  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$597  = add_q_0_flags_big_exp;
+    \$1179  = add_q_0_flags_big_exp;
     if (\en$1 ) begin
-      \$597  = align_q_0_flags_big_exp;
+      \$1179  = align_q_0_flags_big_exp;
     end
     if (rst) begin
-      \$597  = 10'h000;
+      \$1179  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$598  = add_q_0_flags_big_sign;
+    \$1180  = add_q_0_flags_big_sign;
     if (\en$1 ) begin
-      \$598  = align_q_0_flags_big_sign;
+      \$1180  = align_q_0_flags_big_sign;
     end
     if (rst) begin
-      \$598  = 1'h0;
+      \$1180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$599  = add_q_0_flags_nan;
+    \$1181  = add_q_0_flags_nan;
     if (\en$1 ) begin
-      \$599  = align_q_0_flags_nan;
+      \$1181  = align_q_0_flags_nan;
     end
     if (rst) begin
-      \$599  = 1'h0;
+      \$1181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$600  = add_q_0_flags_inf;
+    \$1182  = add_q_0_flags_inf;
     if (\en$1 ) begin
-      \$600  = align_q_0_flags_inf;
+      \$1182  = align_q_0_flags_inf;
     end
     if (rst) begin
-      \$600  = 1'h0;
+      \$1182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$601  = add_q_0_flags_inf_sign;
+    \$1183  = add_q_0_flags_inf_sign;
     if (\en$1 ) begin
-      \$601  = align_q_0_flags_inf_sign;
+      \$1183  = align_q_0_flags_inf_sign;
     end
     if (rst) begin
-      \$601  = 1'h0;
+      \$1183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$602  = add_q_0_flags_both_zero;
+    \$1184  = add_q_0_flags_both_zero;
     if (\en$1 ) begin
-      \$602  = align_q_0_flags_both_zero;
+      \$1184  = align_q_0_flags_both_zero;
     end
     if (rst) begin
-      \$602  = 1'h0;
+      \$1184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$603  = add_q_0_flags_zero_sign;
+    \$1185  = add_q_0_flags_zero_sign;
     if (\en$1 ) begin
-      \$603  = align_q_0_flags_zero_sign;
+      \$1185  = align_q_0_flags_zero_sign;
     end
     if (rst) begin
-      \$603  = 1'h0;
+      \$1185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$604  = add_q_1_0;
+    \$1186  = add_q_1_0;
     if (\en$1 ) begin
-      \$604  = \$454 ;
+      \$1186  = \$1082 ;
     end
     if (rst) begin
-      \$604  = 11'h000;
+      \$1186  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$605  = add_q_1_1;
+    \$1187  = add_q_1_1;
     if (\en$1 ) begin
-      \$605  = \$455 ;
+      \$1187  = \$1083 ;
     end
     if (rst) begin
-      \$605  = 11'h000;
+      \$1187  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$606  = add_q_2_0;
+    \$1188  = add_q_2_0;
     if (\en$1 ) begin
-      \$606  = align_q_1_0;
+      \$1188  = align_q_1_0;
     end
     if (rst) begin
-      \$606  = 1'h0;
+      \$1188  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$607  = add_q_2_1;
+    \$1189  = add_q_2_1;
     if (\en$1 ) begin
-      \$607  = align_q_1_1;
+      \$1189  = align_q_1_1;
     end
     if (rst) begin
-      \$607  = 1'h0;
+      \$1189  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$608  = add_q_2_2;
+    \$1190  = add_q_2_2;
     if (\en$1 ) begin
-      \$608  = align_q_1_2;
+      \$1190  = align_q_1_2;
     end
     if (rst) begin
-      \$608  = 1'h0;
+      \$1190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$609  = add_q_2_3;
+    \$1191  = add_q_2_3;
     if (\en$1 ) begin
-      \$609  = align_q_1_3;
+      \$1191  = align_q_1_3;
     end
     if (rst) begin
-      \$609  = 8'h00;
+      \$1191  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$610  = add_q_2_4;
+    \$1192  = add_q_2_4;
     if (\en$1 ) begin
-      \$610  = align_q_1_4;
+      \$1192  = align_q_1_4;
     end
     if (rst) begin
-      \$610  = 2'h0;
+      \$1192  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$611  = normalize_q_0_0_sign;
+    \$1193  = normalize_q_0_0_sign;
     if (\en$1 ) begin
-      \$611  = \$459 ;
+      \$1193  = \$1087 ;
     end
     if (rst) begin
-      \$611  = 1'h0;
+      \$1193  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$612  = normalize_q_0_0_zero;
+    \$1194  = normalize_q_0_0_zero;
     if (\en$1 ) begin
-      \$612  = \$461 ;
+      \$1194  = \$1089 ;
     end
     if (rst) begin
-      \$612  = 1'h0;
+      \$1194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$613  = normalize_q_0_0_inf;
+    \$1195  = normalize_q_0_0_inf;
     if (\en$1 ) begin
-      \$613  = add_q_0_flags_inf;
+      \$1195  = add_q_0_flags_inf;
     end
     if (rst) begin
-      \$613  = 1'h0;
+      \$1195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$614  = normalize_q_0_0_nan;
+    \$1196  = normalize_q_0_0_nan;
     if (\en$1 ) begin
-      \$614  = add_q_0_flags_nan;
+      \$1196  = add_q_0_flags_nan;
     end
     if (rst) begin
-      \$614  = 1'h0;
+      \$1196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$615  = normalize_q_0_0_exp;
+    \$1197  = normalize_q_0_0_exp;
     if (\en$1 ) begin
-      \$615  = \$354 [9:0];
+      \$1197  = \$979 [9:0];
     end
     if (rst) begin
-      \$615  = 10'h000;
+      \$1197  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$616  = normalize_q_0_0_sig;
+    \$1198  = normalize_q_0_0_sig;
     if (\en$1 ) begin
-      \$616  = \$355 [26:0];
+      \$1198  = add_normalized;
     end
     if (rst) begin
-      \$616  = 27'h0000000;
+      \$1198  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$617  = normalize_q_0_1;
+    \$1199  = normalize_q_0_1;
     if (\en$1 ) begin
-      \$617  = add_q_0_total[0];
+      \$1199  = add_q_0_total[0];
     end
     if (rst) begin
-      \$617  = 1'h0;
+      \$1199  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$618  = normalize_q_1_0;
+    \$1200  = normalize_q_1_0;
     if (\en$1 ) begin
-      \$618  = \$489 ;
+      \$1200  = \$1090 ;
     end
     if (rst) begin
-      \$618  = 12'h000;
+      \$1200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$619  = normalize_q_1_1;
+    \$1201  = normalize_q_1_1;
     if (\en$1 ) begin
-      \$619  = \$517 ;
+      \$1201  = \$1091 ;
     end
     if (rst) begin
-      \$619  = 12'h000;
+      \$1201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$620  = normalize_q_2_0;
+    \$1202  = normalize_q_2_0;
     if (\en$1 ) begin
-      \$620  = add_q_2_0;
+      \$1202  = add_q_2_0;
     end
     if (rst) begin
-      \$620  = 1'h0;
+      \$1202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$621  = normalize_q_2_1;
+    \$1203  = normalize_q_2_1;
     if (\en$1 ) begin
-      \$621  = add_q_2_1;
+      \$1203  = add_q_2_1;
     end
     if (rst) begin
-      \$621  = 1'h0;
+      \$1203  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$622  = normalize_q_2_2;
+    \$1204  = normalize_q_2_2;
     if (\en$1 ) begin
-      \$622  = add_q_2_2;
+      \$1204  = add_q_2_2;
     end
     if (rst) begin
-      \$622  = 1'h0;
+      \$1204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$623  = normalize_q_2_3;
+    \$1205  = normalize_q_2_3;
     if (\en$1 ) begin
-      \$623  = add_q_2_3;
+      \$1205  = add_q_2_3;
     end
     if (rst) begin
-      \$623  = 8'h00;
+      \$1205  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$624  = normalize_q_2_4;
+    \$1206  = normalize_q_2_4;
     if (\en$1 ) begin
-      \$624  = add_q_2_4;
+      \$1206  = add_q_2_4;
     end
     if (rst) begin
-      \$624  = 2'h0;
+      \$1206  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$625  = place_q_0_0_kept;
+    \$1207  = place_q_0_0_kept;
     if (\en$1 ) begin
-      \$625  = sum_fp16_sr8_wide[71:36];
+      \$1207  = sum_fp16_sr8_wide[99:64];
     end
     if (rst) begin
-      \$625  = 36'h000000000;
+      \$1207  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$626  = place_q_0_0_below;
+    \$1208  = place_q_0_0_below;
     if (\en$1 ) begin
-      \$626  = sum_fp16_sr8_wide[35:0];
+      \$1208  = sum_fp16_sr8_wide[63:0];
     end
     if (rst) begin
-      \$626  = 36'h000000000;
+      \$1208  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$627  = place_q_0_0_sticky;
+    \$1209  = place_q_0_0_sticky;
     if (\en$1 ) begin
-      \$627  = normalize_q_0_1;
+      \$1209  = normalize_q_0_1;
     end
     if (rst) begin
-      \$627  = 1'h0;
+      \$1209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$628  = place_q_0_0_small;
+    \$1210  = place_q_0_0_small;
     if (\en$1 ) begin
-      \$628  = \$518 ;
+      \$1210  = \$1094 ;
     end
     if (rst) begin
-      \$628  = 1'h0;
+      \$1210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$629  = place_q_0_0_e_eff;
+    \$1211  = place_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$629  = \$522 ;
+      \$1211  = \$1100 ;
     end
     if (rst) begin
-      \$629  = 10'h000;
+      \$1211  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$630  = place_q_0_0_sign;
+    \$1212  = place_q_0_0_sign;
     if (\en$1 ) begin
-      \$630  = normalize_q_0_0_sign;
+      \$1212  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$630  = 1'h0;
+      \$1212  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$631  = place_q_0_0_zero;
+    \$1213  = place_q_0_0_zero;
     if (\en$1 ) begin
-      \$631  = normalize_q_0_0_zero;
+      \$1213  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$631  = 1'h0;
+      \$1213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$632  = place_q_0_0_inf;
+    \$1214  = place_q_0_0_inf;
     if (\en$1 ) begin
-      \$632  = normalize_q_0_0_inf;
+      \$1214  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$632  = 1'h0;
+      \$1214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$633  = place_q_0_0_nan;
+    \$1215  = place_q_0_0_nan;
     if (\en$1 ) begin
-      \$633  = normalize_q_0_0_nan;
+      \$1215  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$633  = 1'h0;
+      \$1215  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$634  = place_q_0_1_kept;
+    \$1216  = place_q_0_1_kept;
     if (\en$1 ) begin
-      \$634  = sum_bf16_rne_wide[57:29];
+      \$1216  = sum_bf16_rne_wide[60:32];
     end
     if (rst) begin
-      \$634  = 29'h00000000;
+      \$1216  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$635  = place_q_0_1_below;
+    \$1217  = place_q_0_1_below;
     if (\en$1 ) begin
-      \$635  = sum_bf16_rne_wide[28:0];
+      \$1217  = sum_bf16_rne_wide[31:0];
     end
     if (rst) begin
-      \$635  = 29'h00000000;
+      \$1217  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$636  = place_q_0_1_sticky;
+    \$1218  = place_q_0_1_sticky;
     if (\en$1 ) begin
-      \$636  = normalize_q_0_1;
+      \$1218  = normalize_q_0_1;
     end
     if (rst) begin
-      \$636  = 1'h0;
+      \$1218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$637  = place_q_0_1_small;
+    \$1219  = place_q_0_1_small;
     if (\en$1 ) begin
-      \$637  = \$523 ;
+      \$1219  = \$1103 ;
     end
     if (rst) begin
-      \$637  = 1'h0;
+      \$1219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$638  = place_q_0_1_e_eff;
+    \$1220  = place_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$638  = \$527 ;
+      \$1220  = \$1109 ;
     end
     if (rst) begin
-      \$638  = 10'h000;
+      \$1220  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$639  = place_q_0_1_sign;
+    \$1221  = place_q_0_1_sign;
     if (\en$1 ) begin
-      \$639  = normalize_q_0_0_sign;
+      \$1221  = normalize_q_0_0_sign;
     end
     if (rst) begin
-      \$639  = 1'h0;
+      \$1221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$640  = place_q_0_1_zero;
+    \$1222  = place_q_0_1_zero;
     if (\en$1 ) begin
-      \$640  = normalize_q_0_0_zero;
+      \$1222  = normalize_q_0_0_zero;
     end
     if (rst) begin
-      \$640  = 1'h0;
+      \$1222  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$641  = place_q_0_1_inf;
+    \$1223  = place_q_0_1_inf;
     if (\en$1 ) begin
-      \$641  = normalize_q_0_0_inf;
+      \$1223  = normalize_q_0_0_inf;
     end
     if (rst) begin
-      \$641  = 1'h0;
+      \$1223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$642  = place_q_0_1_nan;
+    \$1224  = place_q_0_1_nan;
     if (\en$1 ) begin
-      \$642  = normalize_q_0_0_nan;
+      \$1224  = normalize_q_0_0_nan;
     end
     if (rst) begin
-      \$642  = 1'h0;
+      \$1224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$643  = place_q_1_0;
+    \$1225  = place_q_1_0;
     if (\en$1 ) begin
-      \$643  = normalize_q_2_0;
+      \$1225  = normalize_q_2_0;
     end
     if (rst) begin
-      \$643  = 1'h0;
+      \$1225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$644  = place_q_1_1;
+    \$1226  = place_q_1_1;
     if (\en$1 ) begin
-      \$644  = normalize_q_2_1;
+      \$1226  = normalize_q_2_1;
     end
     if (rst) begin
-      \$644  = 1'h0;
+      \$1226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$645  = place_q_1_2;
+    \$1227  = place_q_1_2;
     if (\en$1 ) begin
-      \$645  = normalize_q_2_2;
+      \$1227  = normalize_q_2_2;
     end
     if (rst) begin
-      \$645  = 1'h0;
+      \$1227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$646  = place_q_1_3;
+    \$1228  = place_q_1_3;
     if (\en$1 ) begin
-      \$646  = normalize_q_2_3;
+      \$1228  = normalize_q_2_3;
     end
     if (rst) begin
-      \$646  = 8'h00;
+      \$1228  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$647  = place_q_1_4;
+    \$1229  = place_q_1_4;
     if (\en$1 ) begin
-      \$647  = normalize_q_2_4;
+      \$1229  = normalize_q_2_4;
     end
     if (rst) begin
-      \$647  = 2'h0;
+      \$1229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$648  = round_q_0_0_count;
+    \$1230  = round_q_0_0_count;
     if (\en$1 ) begin
-      \$648  = place_q_0_0_kept[35:25];
+      \$1230  = place_q_0_0_kept[35:25];
     end
     if (rst) begin
-      \$648  = 11'h000;
+      \$1230  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$649  = round_q_0_0_up;
+    \$1231  = round_q_0_0_up;
     if (\en$1 ) begin
-      \$649  = \$528 [8];
+      \$1231  = \$1110 [8];
     end
     if (rst) begin
-      \$649  = 1'h0;
+      \$1231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$650  = round_q_0_0_small;
+    \$1232  = round_q_0_0_small;
     if (\en$1 ) begin
-      \$650  = place_q_0_0_small;
+      \$1232  = place_q_0_0_small;
     end
     if (rst) begin
-      \$650  = 1'h0;
+      \$1232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$651  = round_q_0_0_e_eff;
+    \$1233  = round_q_0_0_e_eff;
     if (\en$1 ) begin
-      \$651  = place_q_0_0_e_eff;
+      \$1233  = place_q_0_0_e_eff;
     end
     if (rst) begin
-      \$651  = 10'h000;
+      \$1233  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$652  = round_q_0_0_sign;
+    \$1234  = round_q_0_0_sign;
     if (\en$1 ) begin
-      \$652  = place_q_0_0_sign;
+      \$1234  = place_q_0_0_sign;
     end
     if (rst) begin
-      \$652  = 1'h0;
+      \$1234  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$653  = round_q_0_0_zero;
+    \$1235  = round_q_0_0_zero;
     if (\en$1 ) begin
-      \$653  = place_q_0_0_zero;
+      \$1235  = place_q_0_0_zero;
     end
     if (rst) begin
-      \$653  = 1'h0;
+      \$1235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$654  = round_q_0_0_inf;
+    \$1236  = round_q_0_0_inf;
     if (\en$1 ) begin
-      \$654  = place_q_0_0_inf;
+      \$1236  = place_q_0_0_inf;
     end
     if (rst) begin
-      \$654  = 1'h0;
+      \$1236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$655  = round_q_0_0_nan;
+    \$1237  = round_q_0_0_nan;
     if (\en$1 ) begin
-      \$655  = place_q_0_0_nan;
+      \$1237  = place_q_0_0_nan;
     end
     if (rst) begin
-      \$655  = 1'h0;
+      \$1237  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$656  = round_q_0_1_count;
+    \$1238  = round_q_0_1_count;
     if (\en$1 ) begin
-      \$656  = place_q_0_1_kept[28:21];
+      \$1238  = place_q_0_1_kept[28:21];
     end
     if (rst) begin
-      \$656  = 8'h00;
+      \$1238  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$657  = round_q_0_1_up;
+    \$1239  = round_q_0_1_up;
     if (\en$1 ) begin
-      \$657  = \$534 ;
+      \$1239  = \$1116 ;
     end
     if (rst) begin
-      \$657  = 1'h0;
+      \$1239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$658  = round_q_0_1_small;
+    \$1240  = round_q_0_1_small;
     if (\en$1 ) begin
-      \$658  = place_q_0_1_small;
+      \$1240  = place_q_0_1_small;
     end
     if (rst) begin
-      \$658  = 1'h0;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$659  = round_q_0_1_e_eff;
+    \$1241  = round_q_0_1_e_eff;
     if (\en$1 ) begin
-      \$659  = place_q_0_1_e_eff;
+      \$1241  = place_q_0_1_e_eff;
     end
     if (rst) begin
-      \$659  = 10'h000;
+      \$1241  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$660  = round_q_0_1_sign;
+    \$1242  = round_q_0_1_sign;
     if (\en$1 ) begin
-      \$660  = place_q_0_1_sign;
+      \$1242  = place_q_0_1_sign;
     end
     if (rst) begin
-      \$660  = 1'h0;
+      \$1242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$661  = round_q_0_1_zero;
+    \$1243  = round_q_0_1_zero;
     if (\en$1 ) begin
-      \$661  = place_q_0_1_zero;
+      \$1243  = place_q_0_1_zero;
     end
     if (rst) begin
-      \$661  = 1'h0;
+      \$1243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$662  = round_q_0_1_inf;
+    \$1244  = round_q_0_1_inf;
     if (\en$1 ) begin
-      \$662  = place_q_0_1_inf;
+      \$1244  = place_q_0_1_inf;
     end
     if (rst) begin
-      \$662  = 1'h0;
+      \$1244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$663  = round_q_0_1_nan;
+    \$1245  = round_q_0_1_nan;
     if (\en$1 ) begin
-      \$663  = place_q_0_1_nan;
+      \$1245  = place_q_0_1_nan;
     end
     if (rst) begin
-      \$663  = 1'h0;
+      \$1245  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$664  = round_q_1_0;
+    \$1246  = round_q_1_0;
     if (\en$1 ) begin
-      \$664  = place_q_1_0;
+      \$1246  = place_q_1_0;
     end
     if (rst) begin
-      \$664  = 1'h0;
+      \$1246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$665  = round_q_1_1;
+    \$1247  = round_q_1_1;
     if (\en$1 ) begin
-      \$665  = place_q_1_1;
+      \$1247  = place_q_1_1;
     end
     if (rst) begin
-      \$665  = 1'h0;
+      \$1247  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$666  = round_q_1_2;
+    \$1248  = round_q_1_2;
     if (\en$1 ) begin
-      \$666  = place_q_1_2;
+      \$1248  = place_q_1_2;
     end
     if (rst) begin
-      \$666  = 1'h0;
+      \$1248  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$667  = round_q_1_3;
+    \$1249  = round_q_1_3;
     if (\en$1 ) begin
-      \$667  = place_q_1_3;
+      \$1249  = place_q_1_3;
     end
     if (rst) begin
-      \$667  = 8'h00;
+      \$1249  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$668  = round_q_1_4;
+    \$1250  = round_q_1_4;
     if (\en$1 ) begin
-      \$668  = place_q_1_4;
+      \$1250  = place_q_1_4;
     end
     if (rst) begin
-      \$668  = 2'h0;
+      \$1250  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$669  = acc;
+    \$1251  = acc;
     if (\en$1 ) begin
-      \$669  = sum_code;
+      \$1251  = sum_code;
     end
     if (rst) begin
-      \$669  = 16'h0000;
+      \$1251  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$670  = done;
+    \$1252  = done;
     if (\en$1 ) begin
-      \$670  = \$535 ;
+      \$1252  = \$1117 ;
     end
     if (rst) begin
-      \$670  = 1'h0;
+      \$1252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$671  = fresh;
+    \$1253  = fresh;
     if (\en$1 ) begin
-      \$671  = \$537 ;
+      \$1253  = \$1119 ;
     end
     if (rst) begin
-      \$671  = 1'h1;
+      \$1253  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$672  = acc_mode;
+    \$1254  = acc_mode;
     if (\en$1 ) begin
-      \$672  = round_q_1_4;
+      \$1254  = round_q_1_4;
     end
     if (rst) begin
-      \$672  = 2'h0;
+      \$1254  = 2'h0;
     end
   end
   assign mode = choice;
-  assign bits = { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  };
+  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
   assign a_e4m3_exp = \$6 [4:0];
   assign a_e5m2_exp = \$18 [4:0];
   assign a_bf16_exp = \$33 [8:0];
@@ -16299,8 +20759,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign base_fp16_exp = \$191 [5:0];
   assign base_bf16_exp = \$253 [8:0];
   assign add_total = \$326 [27:0];
-  assign add_exp = \$354 [9:0];
-  assign add_sig = \$355 [26:0];
+  assign add_lz = { \$977 , \$946  };
+  assign add_exp = \$979 [9:0];
+  assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -16355,24 +20816,163 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
   assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
   assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$365  = { 5'h00, \$364 [4:0], 10'h000 };
-  assign \$370  = { 5'h00, \$369 [4:0], 10'h000 };
-  assign \$376  = 1'h0;
-  assign \$377  = round_q_0_0_nan;
-  assign \$382  = { 5'h00, \$381 [4:0], 10'h000 };
-  assign \$387  = 1'h0;
-  assign \$388  = round_q_0_0_nan;
-  assign \$391  = { \$390 [7:0], 7'h00 };
-  assign \$396  = { \$395 [7:0], 7'h00 };
-  assign \$402  = 1'h0;
-  assign \$403  = round_q_0_1_nan;
-  assign \$408  = { \$407 [7:0], 7'h00 };
-  assign \$413  = 1'h0;
-  assign \$414  = round_q_0_1_nan;
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$334  = { 7'h00, \$333 , 8'h00 };
+  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$347  = { 7'h00, \$346 , 8'h00 };
+  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 3'h0, \$351 , 4'h0 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 7'h00, \$359 , 8'h00 };
+  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$374  = { 7'h00, \$373 , 8'h00 };
+  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$387  = { 7'h00, \$386 , 8'h00 };
+  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$400  = { 7'h00, \$399 , 8'h00 };
+  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 7'h00, \$413 , 8'h00 };
+  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$427  = { 7'h00, \$426 , 8'h00 };
+  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$440  = { 7'h00, \$439 , 8'h00 };
+  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$455  = { 7'h00, \$454 , 8'h00 };
+  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$468  = { 7'h00, \$467 , 8'h00 };
+  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 3'h0, \$472 , 4'h0 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$481  = { 7'h00, \$480 , 8'h00 };
+  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$495  = { 7'h00, \$494 , 8'h00 };
+  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$508  = { 7'h00, \$507 , 8'h00 };
+  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$521  = { 7'h00, \$520 , 8'h00 };
+  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 7'h00, \$534 , 8'h00 };
+  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$548  = { 7'h00, \$547 , 8'h00 };
+  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$561  = { 7'h00, \$560 , 8'h00 };
+  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { \$567 , 1'h0 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$576  = { 7'h00, \$575 , 8'h00 };
+  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$589  = { 7'h00, \$588 , 8'h00 };
+  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 3'h0, \$593 , 4'h0 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$602  = { 7'h00, \$601 , 8'h00 };
+  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$616  = { 7'h00, \$615 , 8'h00 };
+  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$629  = { 7'h00, \$628 , 8'h00 };
+  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 3'h0, \$633 , 4'h0 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$642  = { 7'h00, \$641 , 8'h00 };
+  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$648  = { 1'h0, \$647 , 2'h0 };
+  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$656  = { 7'h00, \$655 , 8'h00 };
+  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$669  = { 7'h00, \$668 , 8'h00 };
+  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$674  = { 3'h0, \$673 , 4'h0 };
+  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$682  = { 7'h00, \$681 , 8'h00 };
+  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$739  = 1'h0;
+  assign \$740  = 1'h0;
+  assign \$741  = 1'h0;
+  assign \$742  = 1'h1;
+  assign \$743  = 1'h1;
+  assign \$744  = 1'h1;
+  assign \$745  = 1'h1;
+  assign \$747  = 1'h1;
+  assign \$748  = 1'h1;
+  assign \$750  = 1'h1;
+  assign \$751  = 1'h1;
+  assign \$752  = 1'h1;
+  assign \$753  = 1'h1;
+  assign \$754  = 1'h1;
+  assign \$768  = { \$767 , \$764  };
+  assign \$773  = 1'h0;
+  assign \$774  = 1'h0;
+  assign \$775  = 1'h0;
+  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
+  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
+  assign \$1004  = 1'h0;
+  assign \$1005  = round_q_0_0_nan;
+  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
+  assign \$1015  = 1'h0;
+  assign \$1016  = round_q_0_0_nan;
+  assign \$1019  = { \$1018 [7:0], 7'h00 };
+  assign \$1024  = { \$1023 [7:0], 7'h00 };
+  assign \$1030  = 1'h0;
+  assign \$1031  = round_q_0_1_nan;
+  assign \$1036  = { \$1035 [7:0], 7'h00 };
+  assign \$1041  = 1'h0;
+  assign \$1042  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$3191$0 , \port$3193$0 , \port$3195$0 , \port$3197$0 , \port$3199$0 , \port$3201$0 , \port$3203$0 , \port$3205$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$5519$0 , \port$5521$0 , \port$5523$0 , \port$5525$0 , \port$5527$0 , \port$5529$0 , \port$5531$0 , \port$5533$0 , choice);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16656,22 +21256,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$3191$0 , \port
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$3191$0 ;
-  wire \port$3191$0 ;
-  output \port$3193$0 ;
-  wire \port$3193$0 ;
-  output \port$3195$0 ;
-  wire \port$3195$0 ;
-  output \port$3197$0 ;
-  wire \port$3197$0 ;
-  output \port$3199$0 ;
-  wire \port$3199$0 ;
-  output \port$3201$0 ;
-  wire \port$3201$0 ;
-  output \port$3203$0 ;
-  wire \port$3203$0 ;
-  output \port$3205$0 ;
-  wire \port$3205$0 ;
+  output \port$5519$0 ;
+  wire \port$5519$0 ;
+  output \port$5521$0 ;
+  wire \port$5521$0 ;
+  output \port$5523$0 ;
+  wire \port$5523$0 ;
+  output \port$5525$0 ;
+  wire \port$5525$0 ;
+  output \port$5527$0 ;
+  wire \port$5527$0 ;
+  output \port$5529$0 ;
+  wire \port$5529$0 ;
+  output \port$5531$0 ;
+  wire \port$5531$0 ;
+  output \port$5533$0 ;
+  wire \port$5533$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -16835,14 +21435,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$3191$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3191$0  = \$2 ;
-  assign \port$3193$0  = \$4 ;
-  assign \port$3195$0  = \$6 ;
-  assign \port$3197$0  = \$8 ;
-  assign \port$3199$0  = \$10 ;
-  assign \port$3201$0  = \$12 ;
-  assign \port$3203$0  = \$14 ;
-  assign \port$3205$0  = \$16 ;
+  assign \port$5519$0  = \$2 ;
+  assign \port$5521$0  = \$4 ;
+  assign \port$5523$0  = \$6 ;
+  assign \port$5525$0  = \$8 ;
+  assign \port$5527$0  = \$10 ;
+  assign \port$5529$0  = \$12 ;
+  assign \port$5531$0  = \$14 ;
+  assign \port$5533$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
