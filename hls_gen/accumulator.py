@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.arith import (
@@ -33,10 +34,11 @@ from hls_gen.spec import (
     hw_rounding,
     lfsr_spec,
 )
+from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["Accumulator", "FPAdder", "accumulate"]
+__all__ = ["Accumulator", "FPAdder", "Loop", "accumulate"]
 
 
 def _guard(rand_bits: int | None) -> int:
@@ -44,72 +46,89 @@ def _guard(rand_bits: int | None) -> int:
     return (1 if rand_bits is None else rand_bits) + 2
 
 
+@dataclass(frozen=True)
+class Loop:
+    """What :func:`accumulate` hands its caller: the rounder's register, and what the loop's entry sees."""
+
+    #: The sum just rounded (the loop's last logic register).
+    result: Signal
+    #: ``result`` is a finished sum (its step was a beat marked ``last``).
+    done: Signal
+    #: The sum that the step at the loop's entry meets (its slot's value so far; ``result`` up to interleave 8,
+    #: after the ring's delay registers beyond).
+    entry: Value
+    #: The step at the loop's entry carries ``flush``: ``entry`` is a finished sum to hand out.
+    flush: Value
+
+
 def accumulate(
     m: Module,
     *,
     en: Value,
-    valid: Value,
-    last: Value,
+    step: data.View,
     term: Unpacked,
     acc_format: FloatFormat,
     rand_bits: int | None,
     rand: Value | None,
     interleave: int = 1,
-) -> tuple[Signal, Signal]:
-    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done).
+) -> Loop:
+    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per beat; see :class:`Loop`.
 
-    The loop (unpack the sum so far, align, add, normalize, round, pack) is
-    cut by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums take
-    turns: the step that enters in cycle ``t`` belongs to sum ``t mod
+    ``step`` is the step's control (:data:`hls_gen.step.STEP_CONTROL`). The
+    loop (unpack the sum so far, align, add, normalize, round, pack) is cut
+    by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums
+    take turns: the step that enters in cycle ``t`` belongs to sum ``t mod
     interleave`` (counting enabled cycles), which sees its next step
     ``interleave`` enabled cycles later, as C-slow retiming has it. Each sum
     still adds its terms in its own order and rounds every step exactly as
     :mod:`mpsim` does; with ``interleave=1`` this is the single-cycle
-    accumulator. A sum starts from +0 after reset and after a step marked
+    accumulator. A sum starts from +0 after reset and after a beat marked
     ``last``. Nothing moves while ``en`` is low. An enabled cycle without a
-    valid step (a bubble) adds -0 to the sum of its slot, which keeps it:
-    but the bubble takes that slot's turn, so inside a job bubbles come in
-    runs of ``interleave``. ``done`` is
-    high while the result register holds a sum just finished (a step marked
-    ``last`` left the rounder), until the next enabled cycle; the result is
-    then that sum.
+    beat (a bubble) adds -0 to the sum of its slot, which keeps it, a
+    finished sum included (it goes round until the slot's next beat): but
+    the bubble takes that slot's turn, so inside a job bubbles come in runs
+    of ``interleave``. ``done`` is high while the result register holds a
+    sum just finished (a beat marked ``last`` left the rounder), until the
+    next enabled cycle.
     """
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
     delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
     acc = Signal(acc_format.bits, name="acc")  # the loop's last register: the sum of the slot at the entry
-    fresh = Signal(name="fresh")  # that slot's next step starts from +0
+    fresh = Signal(name="fresh")  # that slot's sum is finished (or never begun): its next beat starts from +0
+    valid = step.valid
 
     def cut(stage: str, x: object) -> object:
         return registered(m, en, x, f"{stage}_q") if stage in cuts else x
 
     # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
-    # bits; so a slot keeps its sum through any bubble and the loop never has to wait.
+    # bits; so a slot keeps its sum through any bubble, a finished one too, and the loop never has to wait.
     term = dataclasses.replace(
         term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
     )
-    step = (valid, last, ~fresh, rand)  # what travels with the step to the rounder (registers reset to 0: fresh)
-    base, term, step = cut("unpack", (unpack(m, Mux(fresh, 0, acc), acc_format, "base"), term, step))
-    ordered, step = cut("order", (order(m, base, term, _guard(rand_bits), "add"), step))
-    aligned, step = cut("align", (place(m, ordered, "add"), step))
-    summed, step = cut("add", (add_aligned(m, aligned, "add"), step))
-    (total, sticky), step = cut("normalize", (normalize(m, summed, "add"), step))
-    on_grid, step = cut("place", (round_place(m, total, sticky, acc_format, rand_bits, "sum"), step))
-    decided, step = cut("round", (round_decide(m, on_grid, rand_bits, step[3]), step))
-    step_valid, step_last, step_stale, _ = step
+    base = Mux(fresh & valid, 0, acc)
+    travel = (step, ~fresh, rand)  # what goes with the step to the rounder (registers reset to 0: fresh)
+    base, term, travel = cut("unpack", (unpack(m, base, acc_format, "base"), term, travel))
+    ordered, travel = cut("order", (order(m, base, term, _guard(rand_bits), "add"), travel))
+    aligned, travel = cut("align", (place(m, ordered, "add"), travel))
+    summed, travel = cut("add", (add_aligned(m, aligned, "add"), travel))
+    (total, sticky), travel = cut("normalize", (normalize(m, summed, "add"), travel))
+    on_grid, travel = cut("place", (round_place(m, total, sticky, acc_format, rand_bits, "sum"), travel))
+    decided, travel = cut("round", (round_decide(m, on_grid, rand_bits, travel[2]), travel))
+    done_step, done_stale, _ = travel
     result = Signal(acc_format.bits, name="result")
     done = Signal(name="done")
     result_fresh = Signal(init=1, name="result_fresh")
     with m.If(en):
         m.d.sync += [
             result.eq(round_encode(m, decided, acc_format, "sum")),
-            done.eq(step_valid & step_last),
-            result_fresh.eq(Mux(step_valid, step_last, ~step_stale)),
+            done.eq(done_step.valid & done_step.last),
+            result_fresh.eq(Mux(done_step.valid, done_step.last, ~done_stale)),
         ]
     ring, ring_fresh = result, result_fresh
     for i in range(delays):
         ring, ring_fresh = registered(m, en, ring, f"ring_{i}"), registered(m, en, ring_fresh, f"ring_fresh_{i}", 1)
     m.d.comb += [acc.eq(ring), fresh.eq(ring_fresh)]
-    return result, done
+    return Loop(result=result, done=done, entry=acc, flush=step.flush)
 
 
 class FPAdder(wiring.Component):
@@ -290,7 +309,9 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        valid, last, term, rand = self.valid, self.last, self.term, None
+        step = Signal(STEP_CONTROL, name="step")  # flush stays 0: this unit hands its sums out on done
+        m.d.comb += [step.valid.eq(self.valid), step.last.eq(self.last)]
+        term, rand = self.term, None
         if self._rand_bits is not None:
             m.submodules.lfsr = lfsr = LFSR(
                 width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
@@ -298,24 +319,16 @@ class Accumulator(wiring.Component):
             m.d.comb += lfsr.en.eq(self.en & self.valid)
             rand = lfsr.bits
         if self._pipeline:
-            regs = [Signal(1, name="valid_q"), Signal(1, name="last_q"), Signal(len(term), name="term_q")]
-            if rand is not None:
-                regs.append(Signal(len(rand), name="rand_q"))
-            with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, last, term, rand))]
-            valid, last, term = regs[:3]
-            rand = regs[3] if rand is not None else None
-        t = unpack(m, term, self._term_format, "term")
-        acc, done = accumulate(
+            step, term, rand = registered(m, self.en, (step, term, rand), "in_q")
+        loop = accumulate(
             m,
             en=self.en,
-            valid=valid,
-            last=last,
-            term=t,
+            step=step,
+            term=unpack(m, term, self._term_format, "term"),
             acc_format=self._acc_format,
             rand_bits=self._rand_bits,
             rand=rand,
             interleave=self._interleave,
         )
-        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        m.d.comb += [self.acc.eq(loop.result), self.done.eq(loop.done)]
         return m

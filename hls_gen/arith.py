@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.lib import data
 
 from mpsim.formats import FloatFormat
 
@@ -433,23 +434,33 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     return normalize(m, add_aligned(m, align(m, a, b, guard, name), name), name)
 
 
-def registered(m: Module, en: Value, x: Any, name: str, init: int = 0) -> Any:
-    """A pipeline register of ``x``: a Value, or a tuple or dataclass of them (ints, static bounds, pass through).
+def registered(m: Module, en: Value | None, x: Any, name: str, init: int = 0) -> Any:
+    """A pipeline register of ``x``: a Value, a bundle (``data.View``), or a tuple or dataclass of them.
 
     Every Value gets a register of its shape, reset to ``init`` and loaded
-    while ``en`` is high; tuples and dataclasses are registered element by
-    element, None stays None.
+    while ``en`` is high (every cycle for ``en=None``); a bundle one
+    register of its layout, reset to zero; tuples and dataclasses are
+    registered element by element; anything else (ints, static bounds,
+    None) passes through.
     """
-    if isinstance(x, Value):
+    if isinstance(x, data.View):
+        if init:
+            raise ValueError(f"a bundle register resets to zero, not {init!r}")
+        reg = Signal(x.shape(), name=name)
+    elif isinstance(x, Value):
         reg = Signal(x.shape(), name=name, init=init)
-        with m.If(en):
-            m.d.sync += reg.eq(x)
-        return reg
-    if isinstance(x, tuple):
+    elif isinstance(x, tuple):
         return tuple(registered(m, en, v, f"{name}_{i}", init) for i, v in enumerate(x))
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+    elif dataclasses.is_dataclass(x) and not isinstance(x, type):
         changes = {
             f.name: registered(m, en, getattr(x, f.name), f"{name}_{f.name}", init) for f in dataclasses.fields(x)
         }
         return dataclasses.replace(x, **changes)
-    return x
+    else:
+        return x
+    if en is None:
+        m.d.sync += reg.eq(x)
+    else:
+        with m.If(en):
+            m.d.sync += reg.eq(x)
+    return reg

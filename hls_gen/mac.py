@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.accumulator import accumulate
-from hls_gen.arith import Unpacked, multiply_exact, round_pack, unpack
+from hls_gen.arith import Unpacked, multiply_exact, registered, round_pack, unpack
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
     LOOP_CUTS,
@@ -21,6 +21,7 @@ from hls_gen.spec import (
     lfsr_spec,
     operand_format,
 )
+from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
@@ -38,7 +39,7 @@ class MAC(wiring.Component):
     rounding=..., mul_rounding=..., order="sequential")``.
 
     Random bits come from an internal :class:`~hls_gen.lfsr.LFSR` that takes
-    ``kp + ks`` steps per accepted step (``valid`` and ``en`` high) and never
+    ``kp + ks`` steps per accepted beat (``step.valid`` and ``en`` high) and never
     otherwise: the first ``kp`` bits (MSB first) round the product, the next
     ``ks`` the sum (``kp``/``ks``: the random bits of each stochastic rounding,
     0 for nearest or exact). The bits travel down the pipeline with their step.
@@ -73,11 +74,13 @@ class MAC(wiring.Component):
     -------
     en : In(1)
         Clock enable of the whole unit (pipeline, LFSR, accumulator); tie high
-        when there is nothing to stall.
-    valid : In(1)
-        ``a`` and ``b`` carry a step (accepted when ``en`` is high).
-    last : In(1)
-        The step ends a sum; the next step starts a new sum from +0.
+        when there is nothing to stall (an array does: its PEs never stall).
+    step : In(hls_gen.step.STEP_CONTROL)
+        The step's control, registered down the pipeline with its operands:
+        ``valid`` (``a`` and ``b`` carry a beat, accepted when ``en`` is
+        high), ``last`` (the beat ends a sum; the slot's next beat starts a
+        new sum from +0), ``flush`` (hand out the sum the step meets at the
+        accumulate loop's entry: ``flush`` and ``flush_sum`` below).
     a : In(a_format.bits)
         Bit pattern of the first operand.
     b : In(b_format.bits)
@@ -86,8 +89,16 @@ class MAC(wiring.Component):
         The accumulator register; the finished sum while ``done`` is high.
     done : Out(1)
         The accumulator holds a finished sum: high from ``latency`` enabled
-        cycles after the step marked ``last`` was accepted until the next
+        cycles after the beat marked ``last`` was accepted until the next
         enabled cycle.
+    flush : Out(1)
+        The step at the accumulate loop's entry (``pipeline`` enabled cycles
+        after the unit took it) carries ``flush``: ``flush_sum`` is its
+        slot's sum so far, finished when the step comes after the slot's
+        last beat (``interleave`` or more enabled cycles after it).
+    flush_sum : Out(acc_format.bits)
+        The sum that the step at the loop's entry meets (a finished sum
+        stays there, through bubbles, until its slot's next beat).
     """
 
     def __init__(
@@ -126,12 +137,13 @@ class MAC(wiring.Component):
             super().__init__(
                 {
                     "en": In(1),
-                    "valid": In(1),
-                    "last": In(1),
+                    "step": In(STEP_CONTROL),
                     "a": In(self._a_format.bits),
                     "b": In(self._b_format.bits),
                     "acc": Out(self._acc_format.bits),
                     "done": Out(1),
+                    "flush": Out(1),
+                    "flush_sum": Out(self._acc_format.bits),
                 }
             )
 
@@ -193,40 +205,24 @@ class MAC(wiring.Component):
             m.submodules.lfsr = lfsr = LFSR(
                 width=self._lfsr.width, seed=self._lfsr.seed, steps=steps, taps=self._lfsr.taps
             )
-            m.d.comb += lfsr.en.eq(self.en & self.valid)
+            m.d.comb += lfsr.en.eq(self.en & self.step.valid)
             rand = lfsr.bits
-
-        def register(values: list[Value], names: list[str]) -> list[Signal]:
-            regs = [Signal(len(v), name=n) for v, n in zip(values, names)]
-            with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
-            return regs
-
-        valid, last, a, b = self.valid, self.last, self.a, self.b
+        step, a, b = self.step, self.a, self.b
         if self._pipeline >= 2:
-            stage = [valid, last, a, b] + ([rand] if rand is not None else [])
-            regs = register(stage, ["valid_in", "last_in", "a_in", "b_in", "rand_in"][: len(stage)])
-            valid, last, a, b = regs[:4]
-            rand = regs[4] if rand is not None else None
+            step, a, b, rand = registered(m, self.en, (step, a, b, rand), "operands")
         rand_product = rand[steps - kp :] if (rand is not None and kp) else None
         rand_sum = rand[:ks] if (rand is not None and ks) else None
         product = multiply_exact(m, unpack(m, a, self._a_format, "a"), unpack(m, b, self._b_format, "b"), "p")
         if self._product_format is not None:
             code = round_pack(m, product, 0, self._product_format, kp, rand_product, "p_round")
             if self._pipeline >= 1:
-                stage = [valid, last, code] + ([rand_sum] if rand_sum is not None else [])
-                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
-                valid, last, code = regs[:3]
-                rand_sum = regs[3] if rand_sum is not None else None
+                step, code, rand_sum = registered(m, self.en, (step, code, rand_sum), "product")
             term = unpack(m, code, self._product_format, "term")
         else:
             term = product
             if self._pipeline >= 1:
                 fields = [term.sig, term.exp, term.sign, term.zero, term.inf, term.nan]
-                stage = [valid, last, Cat(*fields)] + ([rand_sum] if rand_sum is not None else [])
-                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
-                valid, last, packed = regs[:3]
-                rand_sum = regs[3] if rand_sum is not None else None
+                step, packed, rand_sum = registered(m, self.en, (step, Cat(*fields), rand_sum), "product")
                 pos = 0
                 parts = []
                 for f in fields:
@@ -235,16 +231,20 @@ class MAC(wiring.Component):
                 term = Unpacked(
                     parts[2], parts[3], parts[4], parts[5], parts[1].as_signed(), parts[0], term.exp_lo, term.exp_hi
                 )
-        acc, done = accumulate(
+        loop = accumulate(
             m,
             en=self.en,
-            valid=valid,
-            last=last,
+            step=step,
             term=term,
             acc_format=self._acc_format,
             rand_bits=ks,
             rand=rand_sum,
             interleave=self._interleave,
         )
-        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        m.d.comb += [
+            self.acc.eq(loop.result),
+            self.done.eq(loop.done),
+            self.flush.eq(loop.flush),
+            self.flush_sum.eq(loop.entry),
+        ]
         return m
