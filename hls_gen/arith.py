@@ -38,6 +38,7 @@ __all__ = [
     "Aligned",
     "OnGrid",
     "Ordered",
+    "Product",
     "Rounding",
     "SumFlags",
     "Summed",
@@ -46,9 +47,12 @@ __all__ = [
     "add_exact",
     "align",
     "exp_shape",
+    "from_view",
     "leading_zeros",
+    "multiply",
     "multiply_exact",
     "normalize",
+    "normalize_product",
     "order",
     "place",
     "registered",
@@ -57,6 +61,8 @@ __all__ = [
     "round_pack",
     "round_place",
     "unpack",
+    "unpacked_layout",
+    "unpacked_view",
 ]
 
 
@@ -97,11 +103,35 @@ def leading_zeros(x: Value) -> Value:
     return expr
 
 
+def _unpacked_exp_range(fmt: FloatFormat) -> tuple[int, int]:
+    """``exp_lo``, ``exp_hi`` of an unpacked ``fmt`` value (subnormals normalized below ``emin``)."""
+    return (fmt.emin - fmt.man_bits if fmt.subnormals else fmt.emin), fmt.emax
+
+
+def unpacked_layout(fmt: FloatFormat) -> data.StructLayout:
+    """The fields of :func:`unpack`'s result as one value: a decoded operand that wires and registers carry."""
+    exp_lo, exp_hi = _unpacked_exp_range(fmt)
+    fields = {"sig": fmt.man_bits + 1, "exp": exp_shape(exp_lo, exp_hi), "sign": 1, "zero": 1, "inf": 1, "nan": 1}
+    return data.StructLayout(fields)
+
+
+def unpacked_view(m: Module, value: Unpacked, fmt: FloatFormat, name: str) -> data.View:
+    """``value`` (an unpacked ``fmt``) as one signal of :func:`unpacked_layout`."""
+    view = Signal(unpacked_layout(fmt), name=name)
+    m.d.comb += [getattr(view, f).eq(getattr(value, f)) for f in ("sig", "exp", "sign", "zero", "inf", "nan")]
+    return view
+
+
+def from_view(view: data.View, fmt: FloatFormat) -> Unpacked:
+    """The :class:`Unpacked` that a signal of :func:`unpacked_layout` carries."""
+    exp_lo, exp_hi = _unpacked_exp_range(fmt)
+    return Unpacked(view.sign, view.zero, view.inf, view.nan, view.exp, view.sig, exp_lo, exp_hi)
+
+
 def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
     """Decode a bit pattern of ``fmt`` into a normalized :class:`Unpacked` (``man_bits + 1`` bit sig)."""
     e, mb = fmt.exp_bits, fmt.man_bits
-    exp_lo = fmt.emin - mb if fmt.subnormals else fmt.emin
-    exp_hi = fmt.emax
+    exp_lo, exp_hi = _unpacked_exp_range(fmt)
     exp = Signal(exp_shape(exp_lo, exp_hi), name=f"{name}_exp")
     sig = Signal(mb + 1, name=f"{name}_sig")
     field = code[mb : mb + e]
@@ -135,26 +165,59 @@ def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
     return Unpacked(sign, zero, inf, nan, exp, sig, exp_lo, exp_hi)
 
 
-def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
-    """The exact product of two unpacked values (``a.width + b.width`` bit sig), IEEE specials.
+@dataclass
+class Product:
+    """The exact product of two unpacked values before its one bit of normalization.
+
+    ``full = a.sig * b.sig`` lies in ``[2**(W-2), 2**W)`` (``W`` its width) and
+    the value is ``(-1)**sign * full * 2**(exp - (W - 2))`` with ``exp = a.exp
+    + b.exp``: nothing but the multiplier lies between the operands and
+    ``full``, so a register of this record is a multiplier block's output
+    register. :func:`normalize_product` makes it an :class:`Unpacked`.
+    """
+
+    sign: Value
+    zero: Value
+    inf: Value
+    nan: Value
+    exp: Value
+    full: Value
+    exp_lo: int
+    exp_hi: int
+
+
+def multiply(m: Module, a: Unpacked, b: Unpacked, name: str) -> Product:
+    """The exact product of two unpacked values, IEEE specials (see :class:`Product`).
 
     NaN if either is NaN or for 0 x Inf; Inf if either is Inf; zero (sign
     ``a.sign ^ b.sign``) if either is zero.
     """
-    width = a.width + b.width
-    lo, hi = a.exp_lo + b.exp_lo, a.exp_hi + b.exp_hi + 1
-    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp")
-    sig = Signal(width, name=f"{name}_sig")
-    full = a.sig * b.sig  # in [2**(width-2), 2**width): at most one bit of normalization
-    m.d.comb += [
-        exp.eq(a.exp + b.exp + full[width - 1]),
-        sig.eq(Mux(full[width - 1], full, full << 1)),
-    ]
+    lo, hi = a.exp_lo + b.exp_lo, a.exp_hi + b.exp_hi
+    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp_sum")
+    full = Signal(a.width + b.width, name=f"{name}_full")
+    m.d.comb += [exp.eq(a.exp + b.exp), full.eq(a.sig * b.sig)]
     sign = a.sign ^ b.sign
     nan = a.nan | b.nan | (a.inf & b.zero) | (a.zero & b.inf)
     inf = (a.inf | b.inf) & ~(a.nan | b.nan | a.zero | b.zero)
     zero = (a.zero | b.zero) & ~(a.nan | b.nan | a.inf | b.inf)
-    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi)
+    return Product(sign, zero, inf, nan, exp, full, lo, hi)
+
+
+def normalize_product(m: Module, p: Product, name: str) -> Unpacked:
+    """``p`` as an :class:`Unpacked` (``W``-bit sig): at most one bit of normalization."""
+    width = len(p.full)
+    top = p.full[width - 1]
+    exp = Signal(exp_shape(p.exp_lo, p.exp_hi + 1), name=f"{name}_exp")
+    sig = Signal(width, name=f"{name}_sig")
+    # Both exponents are ready before the product's top bit is (the increment runs beside the multiplier
+    # when nothing registers the product): after the multiplier only a 2:1 choice remains.
+    m.d.comb += [exp.eq(Mux(top, p.exp + 1, p.exp)), sig.eq(Mux(top, p.full, p.full << 1))]
+    return Unpacked(p.sign, p.zero, p.inf, p.nan, exp, sig, p.exp_lo, p.exp_hi + 1)
+
+
+def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
+    """The exact product of two unpacked values (``a.width + b.width`` bit sig), IEEE specials (:func:`multiply`)."""
+    return normalize_product(m, multiply(m, a, b, name), name)
 
 
 @dataclass

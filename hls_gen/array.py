@@ -6,7 +6,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.arith import registered
+from hls_gen.arith import registered, unpack, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
 from hls_gen.step import STEP_CONTROL
@@ -269,14 +269,18 @@ class MACArray(wiring.Component):
         controls = [control]
         for r in range(1, rows):
             controls.append(registered(m, None, controls[-1], f"control_skew_{r}"))
-        a_in = []
+        # Each operand is decoded once, where it enters (not in every PE it passes): the registers carry its
+        # unpacked fields, and only the multiplier lies between a PE's operand registers and its product.
+        a_in: list[Value] = []
         for r in range(rows):
-            a_in.append(self.in_a[r * a_bits : (r + 1) * a_bits])
+            code = self.in_a[r * a_bits : (r + 1) * a_bits]
+            a_in.append(Value.cast(unpacked_view(m, unpack(m, code, mac.a_format, f"a_{r}"), mac.a_format, f"a_{r}")))
             for i in range(r):
                 a_in[r] = forward(a_in[r], f"a_skew_{r}_{i}")
-        b_in = []
+        b_in: list[Value] = []
         for c in range(cols):
-            b_in.append(self.in_b[c * b_bits : (c + 1) * b_bits])
+            code = self.in_b[c * b_bits : (c + 1) * b_bits]
+            b_in.append(Value.cast(unpacked_view(m, unpack(m, code, mac.b_format, f"b_{c}"), mac.b_format, f"b_{c}")))
             for i in range(c):
                 b_in[c] = forward(b_in[c], f"b_skew_{c}_{i}")
         flushes: list[list[tuple[Value, Value]]] = []  # PE (r, c)'s flush and flush_sum
@@ -285,7 +289,7 @@ class MACArray(wiring.Component):
             flushes.append([])
             for c in range(cols):
                 b = b_in[c]
-                pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c])
+                pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
                 flushes[-1].append((pe.flush, pe.flush_sum))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Value
+from amaranth.hdl import Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.accumulator import accumulate
-from hls_gen.arith import Unpacked, multiply_exact, registered, round_pack, unpack
+from hls_gen.arith import from_view, multiply, normalize_product, registered, round_pack, unpack, unpacked_layout
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
     LOOP_CUTS,
@@ -64,11 +64,20 @@ class MAC(wiring.Component):
         LFSR taps; None for :data:`mpsim.randbits.LFSR_TAPS`.
     pipeline : int
         Pipeline registers before the accumulator: 0 (multiply and add in one
-        cycle), 1 (product register), 2 (operand and product registers).
+        cycle), 1 (product register), 2 (operand and product registers). They
+        sit where a multiplier block's registers do: the operand registers
+        hold the unpacked operands at the multiplier's inputs, a fused MAC's
+        product register the multiplier's output (its one bit of
+        normalization follows); an unfused MAC registers the rounded product.
     interleave : int
         Sums held in turn, 1..16: the accumulate loop cut into
         ``min(interleave, 8)`` register stages (see
         :func:`hls_gen.accumulator.accumulate` for the order of steps).
+    decoded : bool
+        ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
+        of their formats) instead of as bit patterns: an array decodes each
+        operand once at its edge, so nothing but the multiplier lies between
+        a PE's operand wires (registers of its neighbours) and its product.
 
     Members
     -------
@@ -82,9 +91,9 @@ class MAC(wiring.Component):
         new sum from +0), ``flush`` (hand out the sum the step meets at the
         accumulate loop's entry: ``flush`` and ``flush_sum`` below).
     a : In(a_format.bits)
-        Bit pattern of the first operand.
+        Bit pattern of the first operand (``decoded``: its unpacked fields).
     b : In(b_format.bits)
-        Bit pattern of the second operand.
+        Bit pattern of the second operand (``decoded``: its unpacked fields).
     acc : Out(acc_format.bits)
         The accumulator register; the finished sum while ``done`` is high.
     done : Out(1)
@@ -115,6 +124,7 @@ class MAC(wiring.Component):
         lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
         interleave: int = 1,
+        decoded: bool = False,
     ) -> None:
         with checking(self):
             self._a_format = operand_format(a_format, "multiplier operand format a")
@@ -130,6 +140,10 @@ class MAC(wiring.Component):
                 )
             self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
             self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
+            if not isinstance(decoded, bool):
+                raise TypeError(f"MAC decoded must be a bool, not {decoded!r}")
+            self._decoded = decoded
+            operand = unpacked_layout if decoded else (lambda fmt: fmt.bits)
             operands = (self._a_format, self._b_format)
             if self._product_format is not None:
                 check_nan_capable(self._product_format, "product format", operands)
@@ -138,8 +152,8 @@ class MAC(wiring.Component):
                 {
                     "en": In(1),
                     "step": In(STEP_CONTROL),
-                    "a": In(self._a_format.bits),
-                    "b": In(self._b_format.bits),
+                    "a": In(operand(self._a_format)),
+                    "b": In(operand(self._b_format)),
                     "acc": Out(self._acc_format.bits),
                     "done": Out(1),
                     "flush": Out(1),
@@ -187,6 +201,11 @@ class MAC(wiring.Component):
         return self._pipeline
 
     @property
+    def decoded(self) -> bool:
+        """Operands arrive unpacked."""
+        return self._decoded
+
+    @property
     def interleave(self) -> int:
         """Sums the unit holds in turn."""
         return self._interleave
@@ -207,30 +226,27 @@ class MAC(wiring.Component):
             )
             m.d.comb += lfsr.en.eq(self.en & self.step.valid)
             rand = lfsr.bits
-        step, a, b = self.step, self.a, self.b
-        if self._pipeline >= 2:
+        step = self.step
+        if self._decoded:
+            a, b = from_view(self.a, self._a_format), from_view(self.b, self._b_format)
+        else:
+            a, b = unpack(m, self.a, self._a_format, "a"), unpack(m, self.b, self._b_format, "b")
+        if self._pipeline >= 2:  # at the multiplier's inputs (a multiplier block's input registers)
             step, a, b, rand = registered(m, self.en, (step, a, b, rand), "operands")
         rand_product = rand[steps - kp :] if (rand is not None and kp) else None
         rand_sum = rand[:ks] if (rand is not None and ks) else None
-        product = multiply_exact(m, unpack(m, a, self._a_format, "a"), unpack(m, b, self._b_format, "b"), "p")
-        if self._product_format is not None:
-            code = round_pack(m, product, 0, self._product_format, kp, rand_product, "p_round")
+        product = multiply(m, a, b, "p")
+        if self._product_format is None:
+            if self._pipeline >= 1:  # at the multiplier's output (a multiplier block's output register)
+                step, product, rand_sum = registered(m, self.en, (step, product, rand_sum), "product")
+            term = normalize_product(m, product, "p")
+        else:
+            code = round_pack(
+                m, normalize_product(m, product, "p"), 0, self._product_format, kp, rand_product, "p_round"
+            )
             if self._pipeline >= 1:
                 step, code, rand_sum = registered(m, self.en, (step, code, rand_sum), "product")
             term = unpack(m, code, self._product_format, "term")
-        else:
-            term = product
-            if self._pipeline >= 1:
-                fields = [term.sig, term.exp, term.sign, term.zero, term.inf, term.nan]
-                step, packed, rand_sum = registered(m, self.en, (step, Cat(*fields), rand_sum), "product")
-                pos = 0
-                parts = []
-                for f in fields:
-                    parts.append(packed[pos : pos + len(f)])
-                    pos += len(f)
-                term = Unpacked(
-                    parts[2], parts[3], parts[4], parts[5], parts[1].as_signed(), parts[0], term.exp_lo, term.exp_hi
-                )
         loop = accumulate(
             m,
             en=self.en,
