@@ -9,7 +9,7 @@ bit. Blocks (all ``amaranth.lib.wiring.Component``):
 * :class:`FPMultiplier` -- any two operand formats, exact or rounded product;
 * :class:`FPAdder`, :class:`Accumulator` -- rounded sums in an accumulator format;
 * :class:`MAC` -- fused or unfused multiply-accumulate (one processing element);
-* :class:`MACArray` -- an R x C output-stationary array with valid/ready streams.
+* :class:`MACArray` -- an R x C output-stationary systolic array with valid/ready streams.
 
 :class:`ArrayConfig` and :func:`hls_gen.emit.emit` write Verilog plus a JSON manifest
 (``mpsim emit``); ``python -m hls_gen.regen`` rewrites ``rtl/``.
