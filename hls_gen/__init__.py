@@ -9,7 +9,7 @@ bit. Blocks (all ``amaranth.lib.wiring.Component``):
 * :class:`FPMultiplier` -- any two operand formats, exact or rounded product;
 * :class:`FPAdder`, :class:`Accumulator` -- rounded sums in an accumulator format;
 * :class:`MAC` -- fused or unfused multiply-accumulate (one processing element);
-* :class:`MACArray` -- an R x C output-stationary array with valid/ready streams,
+* :class:`MACArray` -- an R x C output-stationary systolic array with valid/ready streams,
   one arithmetic or several modes chosen per job (:class:`ArithMode`,
   :func:`hls_gen.modes.training_modes`).
 

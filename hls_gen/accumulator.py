@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.arith import (
@@ -37,10 +38,11 @@ from hls_gen.spec import (
     lfsr_spec,
     rounding_token,
 )
+from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["Accumulator", "FPAdder", "accumulate"]
+__all__ = ["Accumulator", "FPAdder", "Loop", "accumulate"]
 
 
 def _guard(rand_bits: int | None) -> int:
@@ -48,47 +50,62 @@ def _guard(rand_bits: int | None) -> int:
     return (1 if rand_bits is None else rand_bits) + 2
 
 
+@dataclass(frozen=True)
+class Loop:
+    """What :func:`accumulate` hands its caller: the rounder's register, and what the loop's entry sees."""
+
+    #: The sum just rounded (the loop's last logic register).
+    result: Signal
+    #: ``result`` is a finished sum (its step was a beat marked ``last``).
+    done: Signal
+    #: The sum that the step at the loop's entry meets (its slot's value so far; ``result`` up to interleave 8,
+    #: after the ring's delay registers beyond).
+    entry: Value
+    #: The step at the loop's entry carries ``flush``: ``entry`` is a finished sum to hand out.
+    flush: Value
+    #: The mode code of ``entry``'s sum (None with one format).
+    entry_mode: Value | None = None
+
+
 def accumulate(
     m: Module,
     *,
     en: Value,
-    valid: Value,
-    last: Value,
+    step: data.View,
     term: Unpacked,
     acc_format: FloatFormat | None = None,
     rand_bits: int | None = None,
     rand: Value | None,
     interleave: int = 1,
     modes: tuple[tuple[FloatFormat, int | None], ...] | None = None,
-    mode: Value | None = None,
-) -> tuple[Signal, Signal, Signal | None]:
-    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per valid step; (result, done, mode).
+) -> Loop:
+    """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per beat; see :class:`Loop`.
 
-    The loop (unpack the sum so far, align, add, normalize, round, pack) is
-    cut by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums take
-    turns: the step that enters in cycle ``t`` belongs to sum ``t mod
+    ``step`` is the step's control (:func:`hls_gen.step.step_control`). The
+    loop (unpack the sum so far, align, add, normalize, round, pack) is cut
+    by ``interleave`` registers (:data:`hls_gen.spec.LOOP_CUTS`), so the sums
+    take turns: the step that enters in cycle ``t`` belongs to sum ``t mod
     interleave`` (counting enabled cycles), which sees its next step
     ``interleave`` enabled cycles later, as C-slow retiming has it. Each sum
     still adds its terms in its own order and rounds every step exactly as
     :mod:`mpsim` does; with ``interleave=1`` this is the single-cycle
-    accumulator. A sum starts from +0 after reset and after a step marked
+    accumulator. A sum starts from +0 after reset and after a beat marked
     ``last``. Nothing moves while ``en`` is low. An enabled cycle without a
-    valid step (a bubble) adds -0 to the sum of its slot, which keeps it:
-    but the bubble takes that slot's turn, so inside a job bubbles come in
-    runs of ``interleave``. ``done`` is
-    high while the result register holds a sum just finished (a step marked
-    ``last`` left the rounder), until the next enabled cycle; the result is
-    then that sum.
+    beat (a bubble) adds -0 to the sum of its slot, which keeps it, a
+    finished sum included (it goes round until the slot's next beat): but
+    the bubble takes that slot's turn, so inside a job bubbles come in runs
+    of ``interleave``. ``done`` is high while the result register holds a
+    sum just finished (a beat marked ``last`` left the rounder), until the
+    next enabled cycle.
 
     One format (``acc_format``, ``rand_bits``), or ``modes``: ``(format,
-    random bits)`` per mode code, the step's code on ``mode``. Then the sum
-    register is as wide as the widest format and holds each sum in its own
-    mode's format; the unpacking is a multiplexer, the aligner, adder and
-    normalizer are shared (sized for the widest), and each distinct (format,
-    rounding) has its rounder. The mode travels round the ring with its sum
-    (a bubble takes its slot's mode), and the third result is the finished
-    sum's mode (None with one format). ``rand`` holds the step's draw in its
-    low bits.
+    random bits)`` per mode code, the beat's code in ``step.mode``. Then the
+    sum register is as wide as the widest format and holds each sum in its
+    own mode's format; the unpacking is a multiplexer, the aligner, adder
+    and normalizer are shared (sized for the widest), and each distinct
+    (format, rounding) has its rounder. The mode travels round the ring with
+    its sum (a bubble takes its slot's mode). ``rand`` holds the step's
+    draw in its low bits.
     """
     multi = modes is not None and len(modes) > 1
     if modes is None:
@@ -100,7 +117,8 @@ def accumulate(
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
     delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
     acc = Signal(widest, name="acc")  # the loop's last register: the sum of the slot at the entry
-    fresh = Signal(name="fresh")  # that slot's next step starts from +0
+    fresh = Signal(name="fresh")  # that slot's sum is finished (or never begun): its next beat starts from +0
+    valid = step.valid
 
     def cut(stage: str, x: object) -> object:
         return registered(m, en, x, f"{stage}_q") if stage in cuts else x
@@ -112,68 +130,62 @@ def accumulate(
         return [value] if len(rounders) == 1 else list(value)  # type: ignore[call-overload]
 
     # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
-    # bits; so a slot keeps its sum through any bubble and the loop never has to wait.
+    # bits; so a slot keeps its sum through any bubble, a finished one too, and the loop never has to wait.
     term = dataclasses.replace(
         term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
     )
-    step: tuple[object, ...] = (valid, last, ~fresh, rand)  # what travels to the rounder (registers reset to 0)
+    base_code = Mux(fresh & valid, 0, acc)
     code: Value | None = None
+    ring_mode: Signal | None = None
     if multi:
-        ring_mode = Signal(len(mode), name="acc_mode")  # the mode of the slot's sum
-        code = Signal(len(mode), name="step_mode")
-        m.d.comb += code.eq(Mux(valid, mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
-        step += (code,)
-        base_code = Mux(fresh, 0, acc)
-        unpacked = {f: unpack(m, base_code[: f.bits], f, f"base_{f.label}") for f in dict.fromkeys(f for f, _ in modes)}
+        ring_mode = Signal(len(step.mode), name="acc_mode")  # the mode of the slot's sum
+        code = Signal(len(step.mode), name="step_mode")
+        m.d.comb += code.eq(Mux(valid, step.mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
+        formats = list(dict.fromkeys(f for f, _ in modes))
+        unpacked = {f: unpack(m, base_code[: f.bits], f, f"base_{f.label}") for f in formats}
         base = select_unpacked(m, code, [unpacked[f] for f, _ in modes], "base")
     else:
-        base = unpack(m, Mux(fresh, 0, acc), modes[0][0], "base")
+        base = unpack(m, base_code, modes[0][0], "base")
+    travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     guard = max(_guard(k) for _, k in modes)
-    base, term, step = cut("unpack", (base, term, step))
-    ordered, step = cut("order", (order(m, base, term, guard, "add"), step))
-    aligned, step = cut("align", (place(m, ordered, "add"), step))
+    base, term, travel = cut("unpack", (base, term, travel))
+    ordered, travel = cut("order", (order(m, base, term, guard, "add"), travel))
+    aligned, travel = cut("align", (place(m, ordered, "add"), travel))
     # Each rounder's distance below its grid floor, grid_floor - exp = (grid_floor - 1 - big_exp) + lz, is summed
     # beside the normalized exponent rather than after it: the first term is ready with the adder's operands.
     offsets = one([grid_floor(f) - 1 - aligned.flags.big_exp for f, _ in rounders])
-    summed, offsets, step = cut("add", (add_aligned(m, aligned, "add"), offsets, step))
+    summed, offsets, travel = cut("add", (add_aligned(m, aligned, "add"), offsets, travel))
     total, sticky, lz = normalize(m, summed, "add")
     distances = one([offset + lz for offset in many(offsets)])
-    (total, sticky), distances, step = cut("normalize", ((total, sticky), distances, step))
+    (total, sticky), distances, travel = cut("normalize", ((total, sticky), distances, travel))
     names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
-    on_grid, step = cut(
-        "place",
-        (
-            one(
-                [
-                    round_place(m, total, sticky, f, k, n, distance)
-                    for (f, k), n, distance in zip(rounders, names, many(distances))
-                ]
-            ),
-            step,
-        ),
-    )
-    draw = step[3]
+    placed = [
+        round_place(m, total, sticky, f, k, n, distance)
+        for (f, k), n, distance in zip(rounders, names, many(distances))
+    ]
+    on_grid, travel = cut("place", (one(placed), travel))
+    draw = travel[2]
 
     def decide(g: object, k: int | None) -> object:
         return round_decide(m, g, k, None if k is None else draw[:k] if multi else draw)  # type: ignore[arg-type,index]
 
-    decided, step = cut("round", (one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), step))
-    step_valid, step_last, step_stale = step[:3]
+    decided, travel = cut("round", (one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), travel))
+    done_step, done_stale, _, done_code = travel
     result = Signal(widest, name="result")
     done = Signal(name="done")
     result_fresh = Signal(init=1, name="result_fresh")
-    result_mode = Signal(len(mode), name="result_mode") if multi else None
+    result_mode = Signal(len(step.mode), name="result_mode") if multi else None
     with m.If(en):
         encoded = [round_encode(m, d, f, n) for d, (f, _), n in zip(many(decided), rounders, names)]
         m.d.sync += [
-            result.eq(select_value(m, step[4], [encoded[rounders.index(x)] for x in modes], "sum_code"))
+            result.eq(select_value(m, done_code, [encoded[rounders.index(x)] for x in modes], "sum_code"))
             if multi
             else result.eq(encoded[0]),
-            done.eq(step_valid & step_last),
-            result_fresh.eq(Mux(step_valid, step_last, ~step_stale)),
+            done.eq(done_step.valid & done_step.last),
+            result_fresh.eq(Mux(done_step.valid, done_step.last, ~done_stale)),
         ]
         if multi:
-            m.d.sync += result_mode.eq(step[4])
+            m.d.sync += result_mode.eq(done_code)
     ring, ring_fresh, ring_code = result, result_fresh, result_mode
     for i in range(delays):
         ring, ring_fresh = registered(m, en, ring, f"ring_{i}"), registered(m, en, ring_fresh, f"ring_fresh_{i}", 1)
@@ -182,7 +194,7 @@ def accumulate(
     m.d.comb += [acc.eq(ring), fresh.eq(ring_fresh)]
     if multi:
         m.d.comb += ring_mode.eq(ring_code)
-    return result, done, result_mode
+    return Loop(result=result, done=done, entry=acc, flush=step.flush, entry_mode=ring_mode)
 
 
 class FPAdder(wiring.Component):
@@ -363,7 +375,9 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        valid, last, term, rand = self.valid, self.last, self.term, None
+        step = Signal(STEP_CONTROL, name="step")  # flush stays 0: this unit hands its sums out on done
+        m.d.comb += [step.valid.eq(self.valid), step.last.eq(self.last)]
+        term, rand = self.term, None
         if self._rand_bits is not None:
             m.submodules.lfsr = lfsr = LFSR(
                 width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
@@ -371,24 +385,16 @@ class Accumulator(wiring.Component):
             m.d.comb += lfsr.en.eq(self.en & self.valid)
             rand = lfsr.bits
         if self._pipeline:
-            regs = [Signal(1, name="valid_q"), Signal(1, name="last_q"), Signal(len(term), name="term_q")]
-            if rand is not None:
-                regs.append(Signal(len(rand), name="rand_q"))
-            with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, last, term, rand))]
-            valid, last, term = regs[:3]
-            rand = regs[3] if rand is not None else None
-        t = unpack(m, term, self._term_format, "term")
-        acc, done, _ = accumulate(
+            step, term, rand = registered(m, self.en, (step, term, rand), "in_q")
+        loop = accumulate(
             m,
             en=self.en,
-            valid=valid,
-            last=last,
-            term=t,
+            step=step,
+            term=unpack(m, term, self._term_format, "term"),
             acc_format=self._acc_format,
             rand_bits=self._rand_bits,
             rand=rand,
             interleave=self._interleave,
         )
-        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
+        m.d.comb += [self.acc.eq(loop.result), self.done.eq(loop.done)]
         return m

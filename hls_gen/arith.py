@@ -26,10 +26,12 @@ The numbers follow :mod:`mpsim` exactly (see :mod:`mpsim.kernels` and
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.lib import data
 
 from mpsim.formats import FloatFormat
 
@@ -37,6 +39,7 @@ __all__ = [
     "Aligned",
     "OnGrid",
     "Ordered",
+    "Product",
     "Rounding",
     "SumFlags",
     "Summed",
@@ -45,10 +48,13 @@ __all__ = [
     "add_exact",
     "align",
     "exp_shape",
+    "from_view",
     "grid_floor",
     "leading_zeros",
+    "multiply",
     "multiply_exact",
     "normalize",
+    "normalize_product",
     "order",
     "place",
     "registered",
@@ -60,6 +66,8 @@ __all__ = [
     "select_value",
     "shift_out_leading_zeros",
     "unpack",
+    "unpacked_layout",
+    "unpacked_view",
 ]
 
 
@@ -94,8 +102,8 @@ class Unpacked:
 def _count_tree(bits: Value) -> tuple[Value, Value]:
     """(leading-zero count, all zero) of a power-of-two wide slice: halves combined, one multiplexer per level."""
     n = len(bits)
-    if n == 1:
-        return Const(0, 0), ~bits[0]
+    if n == 2:  # no zero-width counts below this (they would be [-1:0] vectors in the Verilog)
+        return ~bits[1], ~(bits[1] | bits[0])
     half = n // 2
     high_count, high_zero = _count_tree(bits[half:])
     low_count, low_zero = _count_tree(bits[:half])
@@ -133,11 +141,55 @@ def shift_out_leading_zeros(m: Module, x: Value, name: str) -> tuple[Signal, Sig
     return shifted, count
 
 
+def _unpacked_exp_range(fmt: FloatFormat) -> tuple[int, int]:
+    """``exp_lo``, ``exp_hi`` of an unpacked ``fmt`` value (subnormals normalized below ``emin``)."""
+    return (fmt.emin - fmt.man_bits if fmt.subnormals else fmt.emin), fmt.emax
+
+
+def _formats(formats: FloatFormat | Sequence[FloatFormat]) -> tuple[FloatFormat, ...]:
+    return (formats,) if isinstance(formats, FloatFormat) else tuple(formats)
+
+
+def _union(formats: FloatFormat | Sequence[FloatFormat]) -> tuple[int, int, int]:
+    """(significand width, exp_lo, exp_hi) that hold an unpacked value of any of ``formats``."""
+    fmts = _formats(formats)
+    ranges = [_unpacked_exp_range(f) for f in fmts]
+    return max(f.man_bits + 1 for f in fmts), min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
+
+
+def unpacked_layout(formats: FloatFormat | Sequence[FloatFormat]) -> data.StructLayout:
+    """The fields of :func:`unpack`'s result as one value: a decoded operand that wires and registers carry.
+
+    Several formats (the modes of a multi-mode array): wide enough for any of them.
+    """
+    width, exp_lo, exp_hi = _union(formats)
+    fields = {"sig": width, "exp": exp_shape(exp_lo, exp_hi), "sign": 1, "zero": 1, "inf": 1, "nan": 1}
+    return data.StructLayout(fields)
+
+
+def unpacked_view(m: Module, value: Unpacked, formats: FloatFormat | Sequence[FloatFormat], name: str) -> data.View:
+    """``value`` (an unpacked value of one of ``formats``) as one signal of :func:`unpacked_layout`.
+
+    A narrower significand is left-aligned (zeros below), which keeps the value.
+    """
+    view = Signal(unpacked_layout(formats), name=name)
+    width = len(view.sig)
+    sig = Cat(Const(0, width - value.width), value.sig) if value.width < width else value.sig
+    m.d.comb += [getattr(view, f).eq(getattr(value, f)) for f in ("exp", "sign", "zero", "inf", "nan")]
+    m.d.comb += view.sig.eq(sig)
+    return view
+
+
+def from_view(view: data.View, formats: FloatFormat | Sequence[FloatFormat]) -> Unpacked:
+    """The :class:`Unpacked` that a signal of :func:`unpacked_layout` carries."""
+    _, exp_lo, exp_hi = _union(formats)
+    return Unpacked(view.sign, view.zero, view.inf, view.nan, view.exp, view.sig, exp_lo, exp_hi)
+
+
 def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
     """Decode a bit pattern of ``fmt`` into a normalized :class:`Unpacked` (``man_bits + 1`` bit sig)."""
     e, mb = fmt.exp_bits, fmt.man_bits
-    exp_lo = fmt.emin - mb if fmt.subnormals else fmt.emin
-    exp_hi = fmt.emax
+    exp_lo, exp_hi = _unpacked_exp_range(fmt)
     exp = Signal(exp_shape(exp_lo, exp_hi), name=f"{name}_exp")
     sig = Signal(mb + 1, name=f"{name}_sig")
     field = code[mb : mb + e]
@@ -227,26 +279,59 @@ def select_value(m: Module, select: Value, options: list[Value], name: str) -> V
     return out
 
 
-def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
-    """The exact product of two unpacked values (``a.width + b.width`` bit sig), IEEE specials.
+@dataclass
+class Product:
+    """The exact product of two unpacked values before its one bit of normalization.
+
+    ``full = a.sig * b.sig`` lies in ``[2**(W-2), 2**W)`` (``W`` its width) and
+    the value is ``(-1)**sign * full * 2**(exp - (W - 2))`` with ``exp = a.exp
+    + b.exp``: nothing but the multiplier lies between the operands and
+    ``full``, so a register of this record is a multiplier block's output
+    register. :func:`normalize_product` makes it an :class:`Unpacked`.
+    """
+
+    sign: Value
+    zero: Value
+    inf: Value
+    nan: Value
+    exp: Value
+    full: Value
+    exp_lo: int
+    exp_hi: int
+
+
+def multiply(m: Module, a: Unpacked, b: Unpacked, name: str) -> Product:
+    """The exact product of two unpacked values, IEEE specials (see :class:`Product`).
 
     NaN if either is NaN or for 0 x Inf; Inf if either is Inf; zero (sign
     ``a.sign ^ b.sign``) if either is zero.
     """
-    width = a.width + b.width
-    lo, hi = a.exp_lo + b.exp_lo, a.exp_hi + b.exp_hi + 1
-    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp")
-    sig = Signal(width, name=f"{name}_sig")
-    full = a.sig * b.sig  # in [2**(width-2), 2**width): at most one bit of normalization
-    m.d.comb += [
-        exp.eq(a.exp + b.exp + full[width - 1]),
-        sig.eq(Mux(full[width - 1], full, full << 1)),
-    ]
+    lo, hi = a.exp_lo + b.exp_lo, a.exp_hi + b.exp_hi
+    exp = Signal(exp_shape(lo, hi), name=f"{name}_exp_sum")
+    full = Signal(a.width + b.width, name=f"{name}_full")
+    m.d.comb += [exp.eq(a.exp + b.exp), full.eq(a.sig * b.sig)]
     sign = a.sign ^ b.sign
     nan = a.nan | b.nan | (a.inf & b.zero) | (a.zero & b.inf)
     inf = (a.inf | b.inf) & ~(a.nan | b.nan | a.zero | b.zero)
     zero = (a.zero | b.zero) & ~(a.nan | b.nan | a.inf | b.inf)
-    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi)
+    return Product(sign, zero, inf, nan, exp, full, lo, hi)
+
+
+def normalize_product(m: Module, p: Product, name: str) -> Unpacked:
+    """``p`` as an :class:`Unpacked` (``W``-bit sig): at most one bit of normalization."""
+    width = len(p.full)
+    top = p.full[width - 1]
+    exp = Signal(exp_shape(p.exp_lo, p.exp_hi + 1), name=f"{name}_exp")
+    sig = Signal(width, name=f"{name}_sig")
+    # Both exponents are ready before the product's top bit is (the increment runs beside the multiplier
+    # when nothing registers the product): after the multiplier only a 2:1 choice remains.
+    m.d.comb += [exp.eq(Mux(top, p.exp + 1, p.exp)), sig.eq(Mux(top, p.full, p.full << 1))]
+    return Unpacked(p.sign, p.zero, p.inf, p.nan, exp, sig, p.exp_lo, p.exp_hi + 1)
+
+
+def multiply_exact(m: Module, a: Unpacked, b: Unpacked, name: str) -> Unpacked:
+    """The exact product of two unpacked values (``a.width + b.width`` bit sig), IEEE specials (:func:`multiply`)."""
+    return normalize_product(m, multiply(m, a, b, name), name)
 
 
 @dataclass
@@ -560,23 +645,33 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     return total, sticky
 
 
-def registered(m: Module, en: Value, x: Any, name: str, init: int = 0) -> Any:
-    """A pipeline register of ``x``: a Value, or a tuple or dataclass of them (ints, static bounds, pass through).
+def registered(m: Module, en: Value | None, x: Any, name: str, init: int = 0) -> Any:
+    """A pipeline register of ``x``: a Value, a bundle (``data.View``), or a tuple or dataclass of them.
 
     Every Value gets a register of its shape, reset to ``init`` and loaded
-    while ``en`` is high; tuples and dataclasses are registered element by
-    element, None stays None.
+    while ``en`` is high (every cycle for ``en=None``); a bundle one
+    register of its layout, reset to zero; tuples and dataclasses are
+    registered element by element; anything else (ints, static bounds,
+    None) passes through.
     """
-    if isinstance(x, Value):
+    if isinstance(x, data.View):
+        if init:
+            raise ValueError(f"a bundle register resets to zero, not {init!r}")
+        reg = Signal(x.shape(), name=name)
+    elif isinstance(x, Value):
         reg = Signal(x.shape(), name=name, init=init)
-        with m.If(en):
-            m.d.sync += reg.eq(x)
-        return reg
-    if isinstance(x, tuple):
+    elif isinstance(x, tuple):
         return tuple(registered(m, en, v, f"{name}_{i}", init) for i, v in enumerate(x))
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+    elif dataclasses.is_dataclass(x) and not isinstance(x, type):
         changes = {
             f.name: registered(m, en, getattr(x, f.name), f"{name}_{f.name}", init) for f in dataclasses.fields(x)
         }
         return dataclasses.replace(x, **changes)
-    return x
+    else:
+        return x
+    if en is None:
+        m.d.sync += reg.eq(x)
+    else:
+        with m.If(en):
+            m.d.sync += reg.eq(x)
+    return reg

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hls_gen.arith import registered, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.modes import ArithMode
 from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
+from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRGrid, LFSRSpec
 
@@ -21,27 +23,38 @@ def _next(counter: Signal, n: int) -> Value:
 
 
 class MACArray(wiring.Component):
-    """``rows x cols`` processing elements computing one output tile ``C = A @ B``, output-stationary.
+    """``rows x cols`` processing elements computing one output tile ``C = A @ B``, output-stationary, systolic.
 
     A *job* is a tile product: ``A`` is ``rows x K``, ``B`` is ``K x cols``,
     ``K >= 1``. Beat ``t`` of the input stream carries column ``t`` of ``A``
     (``in_a``, element ``r`` in bits ``[r*a_bits, (r+1)*a_bits)``) and row ``t``
     of ``B`` (``in_b``, element ``c`` likewise); ``in_last`` marks beat
-    ``K-1``. Operands are broadcast along rows and columns; PE ``(r, c)`` is a
-    :class:`~hls_gen.mac.MAC` that accumulates ``A[r, t] * B[t, c]`` in beat
-    order starting from +0 (``mpsim.qmatmul``'s ``"sequential"`` order), so
-    the tile is bit for bit ``mpsim.qmatmul(A, B, mul=product_format,
-    acc=acc_format, rounding=..., mul_rounding=..., seed=LFSRGrid(lfsr_width,
-    lfsr_seed, lfsr_taps, rows=rows, cols=cols))`` (a larger product tiled
-    ``(batch, row tile, column tile)`` in C order, padded with zeros, gives
-    that ``qmatmul`` of the whole product).
+    ``K-1``. PE ``(r, c)`` is a :class:`~hls_gen.mac.MAC` that accumulates
+    ``A[r, t] * B[t, c]`` in beat order starting from +0 (``mpsim.qmatmul``'s
+    ``"sequential"`` order), so the tile is bit for bit ``mpsim.qmatmul(A, B,
+    mul=product_format, acc=acc_format, rounding=..., mul_rounding=...,
+    seed=LFSRGrid(lfsr_width, lfsr_seed, lfsr_taps, rows=rows, cols=cols))``
+    (a larger product tiled ``(batch, row tile, column tile)`` in C order,
+    padded with zeros, gives that ``qmatmul`` of the whole product).
 
-    A finished tile moves into an output buffer and leaves as ``rows`` beats,
-    row ``r`` of ``C`` in beat ``r`` (``out_data``, element ``c`` in bits
-    ``[c*acc_bits, (c+1)*acc_bits)``), ``out_last`` on the last row; the next
-    job streams in meanwhile. ``in_ready`` drops only while a finished tile
-    waits for the buffer. Both streams follow the usual rule: a beat moves in
-    a cycle where ``valid`` and ``ready`` are both high. Reset (``rst``,
+    Operands move systolically, neighbour to neighbour through registers:
+    ``A``'s element ``r`` enters PE ``(r, 0)`` ``r`` cycles late and moves
+    right, ``B``'s element ``c`` enters PE ``(0, c)`` ``c`` cycles late and
+    moves down, and each step's control (:data:`hls_gen.step.STEP_CONTROL`)
+    moves with ``A``, so PE ``(r, c)`` takes beat ``n`` at cycle ``n + r +
+    c`` and sees exactly the beats, and steps its LFSR exactly on the beats,
+    that it would see in lockstep. Nothing stalls the PEs (they have no
+    enable): the input decides. A job's finished tile stays in the PEs'
+    loops (a cycle without a beat keeps every sum) until the output buffer
+    is free; then flush steps, one per sum, carry each PE's sums into its
+    own place in the buffer through the same skew, and the next job's first
+    beats ride on them. The buffer's tile then leaves as ``rows`` beats, row
+    ``r`` of ``C`` in beat ``r`` (``out_data``, element ``c`` in bits
+    ``[c*acc_bits, (c+1)*acc_bits)``), ``out_last`` on the last row, while
+    the next job streams in. ``in_ready`` depends on registers only; it is
+    low from the cycle after a job's last beat while that job's tile waits
+    for the buffer. Both streams follow the usual rule: a beat moves in a
+    cycle where ``valid`` and ``ready`` are both high. Reset (``rst``,
     synchronous) clears the accumulators, the buffer and the LFSRs (to their
     seeds).
 
@@ -68,18 +81,18 @@ class MACArray(wiring.Component):
         ``t * interleave + l`` carries rows ``l*rows .. (l+1)*rows - 1`` of
         column ``t`` of ``A`` and row ``t`` of ``B``, ``in_last`` marks the
         ``interleave`` beats of step ``K-1``, and PE ``(r, c)`` computes row
-        ``l*rows + r`` from the beats ``l``. The PEs never wait for input (a
-        cycle without a beat holds every sum), so sums in flight always
-        finish; inside a job, after a cycle without a beat, ``in_ready``
-        stays low until the next beat's sum comes round again (at most
-        ``interleave - 1`` cycles).
+        ``l*rows + r`` from the beats ``l``. Beat ``t * interleave + l``
+        moves only in a cycle that is ``l`` modulo ``interleave`` (counted
+        from reset; a free-running turn counter): after a cycle without a
+        beat, ``in_ready`` stays low until that beat's turn comes round (at
+        most ``interleave - 1`` cycles).
 
     Members
     -------
     in_valid : In(1)
         ``in_a``/``in_b`` carry a beat.
     in_ready : Out(1)
-        The array takes the beat.
+        The array takes the beat (a function of registers only).
     in_last : In(1)
         The beat is the last (``K-1``) of its job.
     in_mode : In(mode_bits)
@@ -196,8 +209,13 @@ class MACArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a job's last beat to ``out_valid`` (when the buffer is free)."""
-        return self._model.latency + 1
+        """Cycles from accepting a job's last beat to ``out_valid`` (when the buffer is free).
+
+        The ``interleave`` flush steps follow the last beat, the last of them
+        crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline``
+        registers, and the buffer takes it a cycle later.
+        """
+        return self._model.pipeline + self._model.interleave + self._rows + self._cols - 1
 
     def random_source(self) -> LFSRGrid:
         """A fresh :class:`mpsim.randbits.LFSRGrid` in the array's reset state (``seed=`` for ``qmatmul``)."""
@@ -213,78 +231,136 @@ class MACArray(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         mac = self._model
-        sums, tile_rows = mac.interleave, self.tile_rows
-        a_bits, b_bits, acc_bits = mac.a_bits, mac.b_bits, mac.acc_bits
-        en = Signal(name="advance")
-        beat = Signal(name="beat")  # a beat enters the PEs this cycle
+        rows, cols, sums, tile_rows = self._rows, self._cols, mac.interleave, self.tile_rows
+        a_bits, b_bits = mac.a_bits, mac.b_bits
+
+        def ring(name: str) -> Signal | None:
+            """A count modulo ``interleave``; None for interleave 1 (one state: no bits, no register)."""
+            return Signal(range(sums), name=name) if sums > 1 else None
+
+        def at(counter: Signal | None, value: int) -> Value:
+            """``counter == value`` (always true for a count of one state)."""
+            return C(1) if counter is None else counter == value
+
+        def advance(counter: Signal | None) -> None:
+            if counter is not None:
+                m.d.sync += counter.eq(_next(counter, sums))
+
+        def forward(value: Value, name: str) -> Signal:
+            """A register that passes operand bits on to the next PE (no reset: without a beat they are ignored)."""
+            reg = Signal(len(value), name=name, reset_less=True)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        # The input: beat t*L + l (sum l of step t) enters at ring turn l. A job's tile stays in the PEs' loops
+        # after its last beat (bubbles keep finished sums) until the output buffer is free; then L flush steps,
+        # one per sum in turn order, carry it out. The next job's beats ride on those flush steps (a flush reads
+        # the sum its step meets before the beat begins the slot's next sum) and may not enter before them.
+        turn = ring("turn")  # the ring turn entering PE (0, 0) this cycle
+        due = ring("due")  # the sum index of the next beat: it enters at that turn
+        pending = Signal(name="pending")  # a finished job's tile waits in the PEs for its flush
+        flushing = Signal(name="flushing")  # its flush steps are entering, one per turn from turn 0
+        reserved = Signal(name="buffer_reserved")  # from a tile's first flush step until its last row leaves
+        flush = Signal(name="flush")
+        m.d.comb += [
+            flush.eq(pending & (flushing | (at(turn, 0) & ~reserved))),
+            self.in_ready.eq((C(1) if turn is None else turn == due) & (~pending | flush)),
+        ]
+        beat = self.in_valid & self.in_ready
+        control = Signal(step_control(mac.mode_bits), name="control")  # what enters PE (0, 0) with the step
+        m.d.comb += [control.valid.eq(beat), control.last.eq(self.in_last), control.flush.eq(flush)]
+        if mac.mode_bits:
+            m.d.comb += control.mode.eq(self.in_mode)
+        advance(turn)
+        with m.If(beat):
+            advance(due)
+        with m.If(flush):
+            m.d.sync += reserved.eq(1)
+            if sums > 1:
+                m.d.sync += flushing.eq(~at(turn, sums - 1))
+            with m.If(at(turn, sums - 1)):
+                m.d.sync += pending.eq(0)
+        with m.If(beat & self.in_last & at(due, sums - 1)):  # a job's final beat (it may ride on the last flush)
+            m.d.sync += pending.eq(1)
+
+        # Skew: row r's A element and control enter column 0 r cycles late, column c's B element c cycles late;
+        # A and the control move right, B down, one register per PE: PE (r, c) sees step n at cycle n + r + c.
+        controls = [control]
+        for r in range(1, rows):
+            controls.append(registered(m, None, controls[-1], f"control_skew_{r}"))
+        # Each operand is decoded once, where it enters (not in every PE it passes): the registers carry its
+        # unpacked fields, and only the multiplier lies between a PE's operand registers and its product.
+        # A multi-mode array decodes each operand in its job's format (the mode on in_mode) into one layout wide
+        # enough for every mode.
+        mode = self.in_mode if mac.mode_bits else None
+        a_formats, b_formats = mac.operand_formats("a"), mac.operand_formats("b")
+        a_in: list[Value] = []
+        for r in range(rows):
+            code = self.in_a[r * a_bits : (r + 1) * a_bits]
+            a_in.append(Value.cast(unpacked_view(m, mac.decode(m, "a", code, mode, f"a_{r}"), a_formats, f"a_{r}")))
+            for i in range(r):
+                a_in[r] = forward(a_in[r], f"a_skew_{r}_{i}")
+        b_in: list[Value] = []
+        for c in range(cols):
+            code = self.in_b[c * b_bits : (c + 1) * b_bits]
+            b_in.append(Value.cast(unpacked_view(m, mac.decode(m, "b", code, mode, f"b_{c}"), b_formats, f"b_{c}")))
+            for i in range(c):
+                b_in[c] = forward(b_in[c], f"b_skew_{c}_{i}")
+        flushes: list[list[tuple[Value, Value]]] = []  # PE (r, c)'s flush and flush_sum
+        last_mode: Value | None = None  # the mode of the sums PE (R-1, C-1) flushes
+        for r in range(rows):
+            a, step = a_in[r], controls[r]
+            flushes.append([])
+            for c in range(cols):
+                b = b_in[c]
+                pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
+                m.submodules[f"pe_{r}_{c}"] = pe
+                m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
+                flushes[-1].append((pe.flush, pe.flush_sum))
+                if mac.mode_bits:
+                    last_mode = pe.flush_mode
+                if c < cols - 1:
+                    a, step = forward(a, f"a_{r}_{c}_right"), registered(m, None, step, f"control_{r}_{c}_right")
+                if r < rows - 1:
+                    b_in[c] = forward(b, f"b_{r}_{c}_down")
+
+        # The output buffer: each PE's L sums in a shift register of its own, loaded by its own flush steps (sum
+        # l ends at position l); tile row l*rows + r is PE row r's position l. The tile is in when PE (R-1, C-1),
+        # the last one the flush steps reach, has taken its L-th sum.
+        buffer = [
+            [[Signal(mac.acc_bits, name=f"buffer_{r}_{c}_{l}") for l in range(sums)] for c in range(cols)]
+            for r in range(rows)
+        ]
+        for r in range(rows):
+            for c in range(cols):
+                pe_flush, pe_sum = flushes[r][c]
+                with m.If(pe_flush):
+                    m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
+                    m.d.sync += buffer[r][c][-1].eq(pe_sum)
         full = Signal(name="buffer_full")
         row = Signal(range(max(tile_rows, 2)), name="row")
-        pes = []
-        for r in range(self._rows):
-            for c in range(self._cols):
-                pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c])
-                m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [
-                    pe.en.eq(en),
-                    pe.valid.eq(beat),
-                    pe.last.eq(self.in_last),
-                    pe.a.eq(self.in_a[r * a_bits : (r + 1) * a_bits]),
-                    pe.b.eq(self.in_b[c * b_bits : (c + 1) * b_bits]),
-                ]
-                if mac.mode_bits:
-                    m.d.comb += pe.mode.eq(self.in_mode)
-                pes.append(pe)
-        done = pes[0].done  # the PEs run in lockstep
-        m.d.comb += en.eq(~(done & full))
-        if sums == 1:
-            m.d.comb += [self.in_ready.eq(en), beat.eq(self.in_valid)]  # an idle cycle is a bubble: sums hold
-        else:
-            # The PEs' loops turn every cycle (a bubble holds its sum), so the sums in flight always finish. Inside a
-            # job, beat n belongs to the sum that reaches the loops' entry n cycles after the job's first: after a
-            # gap the next beat waits for its sum to come round (at most interleave - 1 cycles).
-            turn = Signal(range(sums), name="turn")  # which ring position is at the PEs' entry
-            due = Signal(range(sums), name="due")  # the ring position the job's next beat belongs to
-            step_beat = Signal(range(sums), name="step_beat")  # the beat's sum within its step
-            in_job = Signal(name="in_job")
-            m.d.comb += self.in_ready.eq(en & (~in_job | (turn == due)))
-            m.d.comb += beat.eq(self.in_valid & self.in_ready)
-            with m.If(en):
-                m.d.sync += turn.eq(_next(turn, sums))
-            with m.If(beat):
-                m.d.sync += [
-                    due.eq(_next(turn, sums)),
-                    step_beat.eq(_next(step_beat, sums)),
-                    in_job.eq(~(self.in_last & (step_beat == sums - 1))),
-                ]
-        buffer = [Signal(self._cols * acc_bits, name=f"buffer_row_{i}") for i in range(tile_rows)]
-        buffer_mode = Signal(mac.mode_bits, name="buffer_mode")
-        if mac.mode_bits:
-            m.d.comb += self.out_mode.eq(buffer_mode)
-        finished = [Cat(*(pes[r * self._cols + c].acc for c in range(self._cols))) for r in range(self._rows)]
-        with m.If(done & en):  # en here implies the buffer is free
-            if sums == 1:
+        last_flush, _ = flushes[-1][-1]
+        taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
+        if mac.mode_bits:  # a job's sums share its mode: the last PE's flushed sum gives the tile's
+            tile_mode = Signal(mac.mode_bits, name="buffer_mode")
+            with m.If(last_flush):
+                m.d.sync += tile_mode.eq(last_mode)
+            m.d.comb += self.out_mode.eq(tile_mode)
+        with m.If(last_flush):
+            advance(taken)
+            with m.If(at(taken, sums - 1)):
                 m.d.sync += full.eq(1)
-            else:  # the PEs' sums finish one a cycle, in order: each shifts the buffer up by a PE row of the tile
-                done_slot = Signal(range(sums), name="done_slot")
-                m.d.sync += done_slot.eq(_next(done_slot, sums))
-                with m.If(done_slot == sums - 1):
-                    m.d.sync += full.eq(1)
-                for i in range(tile_rows - self._rows):
-                    m.d.sync += buffer[i].eq(buffer[i + self._rows])
-            for r in range(self._rows):
-                m.d.sync += buffer[tile_rows - self._rows + r].eq(finished[r])
-            if mac.mode_bits:  # a job's sums share its mode
-                m.d.sync += buffer_mode.eq(pes[0].acc_mode)
         m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
+        tile = [Cat(*(buffer[i % rows][c][i // rows] for c in range(cols))) for i in range(tile_rows)]
         with m.Switch(row):
             for i in range(tile_rows - 1):
                 with m.Case(i):
-                    m.d.comb += self.out_data.eq(buffer[i])
+                    m.d.comb += self.out_data.eq(tile[i])
             with m.Default():  # the last row (the counter never goes beyond it)
-                m.d.comb += self.out_data.eq(buffer[-1])
+                m.d.comb += self.out_data.eq(tile[-1])
         with m.If(full & self.out_ready):
             with m.If(row == tile_rows - 1):
-                m.d.sync += [full.eq(0), row.eq(0)]
+                m.d.sync += [full.eq(0), row.eq(0), reserved.eq(0)]
             with m.Else():
                 m.d.sync += row.eq(row + 1)
         return m

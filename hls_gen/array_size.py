@@ -1,11 +1,15 @@
-"""``ROWSxCOLS``: the size of a MAC array as users write it (``--array`` of emit and cost, the NAS's array choices).
+"""The shape of a MAC array as users write it: ``ROWSxCOLS`` (``--array`` of emit and cost, the NAS's array
+choices) and ``--interleave``.
 
-Its own module, importing nothing heavy: the command line checks sizes before Amaranth or Optuna load.
+Its own module, importing nothing heavy: the command line checks its arguments before Amaranth, Numba or Optuna
+load.
 """
 
 from __future__ import annotations
 
-__all__ = ["parse_array_size"]
+import argparse
+
+__all__ = ["interleave_arg", "parse_array_size"]
 
 
 def parse_array_size(text: str) -> tuple[int, int]:
@@ -14,3 +18,18 @@ def parse_array_size(text: str) -> tuple[int, int]:
     if not sep or not (rows.isdecimal() and cols.isdecimal()) or int(rows) < 1 or int(cols) < 1:
         raise ValueError(f"array size must be ROWSxCOLS with both at least 1, such as 4x4, not {text!r}")
     return int(rows), int(cols)
+
+
+def interleave_arg(text: str) -> int:
+    """``--interleave``'s value: a positive integer, or ``auto`` for :data:`hls_gen.spec.LOOP_DEPTH` (an argparse type).
+
+    The range (``1..MAX_INTERLEAVE``) is the generator's to check, with its own message.
+    """
+    if text.strip().lower() == "auto":
+        from hls_gen.spec import LOOP_DEPTH  # only then: the spec module loads mpsim's Numba kernels
+
+        return LOOP_DEPTH
+    value = int(text) if text.strip().isdecimal() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', not {text!r}")
+    return value

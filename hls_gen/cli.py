@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from hls_gen.array_size import parse_array_size
+from hls_gen.array_size import interleave_arg, parse_array_size
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
@@ -206,10 +206,11 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--interleave",
-        type=int,
+        type=interleave_arg,
         default=1,
         help="sums each PE holds in turn, 1..16: its accumulate loop cut into up to 8 register stages for the clock "
-        "(8: about 100 MHz on ECP5); a job's tile has ROWS x INTERLEAVE rows (default: 1, one-cycle loop)",
+        "(8: about 100 MHz on ECP5); a job's tile has ROWS x INTERLEAVE rows; auto: the loop's depth, 8, one "
+        "register per stage (default: 1, one-cycle loop)",
     )
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
     p.add_argument(

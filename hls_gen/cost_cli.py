@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hls_gen.array_size import interleave_arg
 from hls_gen.cli import array_size, parse_precision_name
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError, positive_float, positive_int
@@ -171,9 +172,10 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument(
         "--interleave",
-        type=positive_int,
+        type=interleave_arg,
         default=1,
-        help="sums each PE holds in turn (pipelined accumulate loop, as mpsim emit --interleave; default: 1)",
+        help="sums each PE holds in turn (pipelined accumulate loop, as mpsim emit --interleave; auto: the loop's "
+        "depth, 8; default: 1)",
     )
     p.add_argument("--batch", type=int, default=1, help="inputs per inference (default: 1)")
     p.add_argument(

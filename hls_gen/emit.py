@@ -269,17 +269,22 @@ class ArrayConfig:
                     else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{sums}"
                     f" + l (t = 0..K-1, l = 0..{sums - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
                     "B[t, :] on in_b; it moves when in_valid and in_ready are high; in_last marks the beats of t = "
-                    "K-1; inside a job, after a cycle without a beat, in_ready stays low until that beat's sum comes "
-                    f"round (at most {sums - 1} cycles)"
+                    f"K-1; beat t*{sums} + l moves only in a cycle n (counted from reset) with n mod "
+                    f"{sums} = l: after a cycle without a beat, in_ready stays low until that beat's turn "
+                    f"comes round (at most {sums - 1} cycles)"
                 )
                 + ("" if len(modes) == 1 else "; in_mode carries the job's mode code on each of its beats"),
                 "output": f"a finished job leaves as {array.tile_rows} beats, row r of C on out_data with out_row = "
                 f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}"
                 + ("" if len(modes) == 1 else "; out_mode is the job's mode code, each element in the low bits"),
-                "in_ready": "low only while a finished job waits for the output buffer; it does not depend on in_valid"
-                if sums == 1
-                else "low while a finished job waits for the output buffer, and inside a job after a cycle without a "
-                "beat until that beat's sum comes round; it does not depend on in_valid in the same cycle",
+                "in_ready": "low from the cycle after a job's last beat while its tile waits in the array for the "
+                "output buffer (the buffer is free once the previous tile's last row has left)"
+                + ("" if sums == 1 else ", and until the next beat's turn comes round")
+                + "; it depends on registers only, never on in_valid or out_ready in the same cycle",
+                "dataflow": "systolic: row r of in_a enters column 0 r cycles late and moves right one PE per cycle, "
+                "column c of in_b enters row 0 c cycles late and moves down, each beat's control with A: PE (r, c) "
+                "takes beat n at cycle n + r + c; the PEs never stall (no enable), and a finished tile leaves them "
+                "through the same skew into the output buffer",
             },
             config=config,
         )

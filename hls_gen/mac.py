@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value
+from amaranth.hdl import Const, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.accumulator import accumulate
-from hls_gen.arith import Unpacked, multiply_exact, registered, round_pack, select_unpacked, select_value, unpack
+from hls_gen.arith import (
+    Unpacked,
+    from_view,
+    multiply,
+    normalize_product,
+    registered,
+    round_pack,
+    select_unpacked,
+    select_value,
+    unpack,
+    unpacked_layout,
+)
 from hls_gen.lfsr import LFSR
 from hls_gen.modes import ArithMode, HwMode, check_mode, check_modes, mode_bits
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, MAX_PIPELINE, check_int, checking, lfsr_spec
+from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, MAX_PIPELINE, check_int, checking, lfsr_spec, rounding_token
+from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
@@ -28,7 +40,7 @@ class MAC(wiring.Component):
     rounding=..., mul_rounding=..., order="sequential")``.
 
     Random bits come from an internal :class:`~hls_gen.lfsr.LFSR` that takes
-    ``kp + ks`` steps per accepted step (``valid`` and ``en`` high) and never
+    ``kp + ks`` steps per accepted beat (``step.valid`` and ``en`` high) and never
     otherwise: the first ``kp`` bits (MSB first) round the product, the next
     ``ks`` the sum (``kp``/``ks``: the random bits of each stochastic rounding,
     0 for nearest or exact). The bits travel down the pipeline with their step.
@@ -53,42 +65,59 @@ class MAC(wiring.Component):
         LFSR taps; None for :data:`mpsim.randbits.LFSR_TAPS`.
     pipeline : int
         Pipeline registers before the accumulator: 0 (multiply and add in one
-        cycle), 1 (product register), 2 (operand and product registers).
+        cycle), 1 (product register), 2 (operand and product registers). They
+        sit where a multiplier block's registers do: the operand registers
+        hold the unpacked operands at the multiplier's inputs, a fused MAC's
+        product register the multiplier's output (its one bit of
+        normalization follows); an unfused MAC registers the rounded product.
     interleave : int
         Sums held in turn, 1..16: the accumulate loop cut into
         ``min(interleave, 8)`` register stages (see
         :func:`hls_gen.accumulator.accumulate` for the order of steps).
     modes : sequence of hls_gen.modes.ArithMode or None
         Instead of the formats and roundings above: 2..16 arithmetic modes,
-        chosen per step by ``mode`` (the code is the index). Operands and the
-        accumulator are as wide as the widest mode's, each value in the low
-        bits; the multiplier, aligner, adder and normalizer are shared, each
-        distinct product or accumulator (format, rounding) has its rounder,
-        and the LFSR steps the step's mode's random bits.
+        chosen per step by ``step.mode`` (the code is the index). Operands and
+        the accumulator are as wide as the widest mode's, each value in the
+        low bits; the multiplier, aligner, adder and normalizer are shared,
+        each distinct product or accumulator (format, rounding) has its
+        rounder, and the LFSR steps the step's mode's random bits.
+    decoded : bool
+        ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
+        of their formats) instead of as bit patterns: an array decodes each
+        operand once at its edge, so nothing but the multiplier lies between
+        a PE's operand wires (registers of its neighbours) and its product.
 
     Members
     -------
     en : In(1)
         Clock enable of the whole unit (pipeline, LFSR, accumulator); tie high
-        when there is nothing to stall.
-    valid : In(1)
-        ``a`` and ``b`` carry a step (accepted when ``en`` is high).
-    last : In(1)
-        The step ends a sum; the next step starts a new sum from +0.
-    mode : In(mode_bits)
-        The step's mode code (only with ``modes``).
+        when there is nothing to stall (an array does: its PEs never stall).
+    step : In(hls_gen.step.STEP_CONTROL)
+        The step's control, registered down the pipeline with its operands:
+        ``valid`` (``a`` and ``b`` carry a beat, accepted when ``en`` is
+        high), ``last`` (the beat ends a sum; the slot's next beat starts a
+        new sum from +0), ``flush`` (hand out the sum the step meets at the
+        accumulate loop's entry: ``flush`` and ``flush_sum`` below).
     a : In(a_format.bits)
-        Bit pattern of the first operand.
+        Bit pattern of the first operand (``decoded``: its unpacked fields).
     b : In(b_format.bits)
-        Bit pattern of the second operand.
+        Bit pattern of the second operand (``decoded``: its unpacked fields).
     acc : Out(acc_format.bits)
         The accumulator register; the finished sum while ``done`` is high.
-    acc_mode : Out(mode_bits)
-        The finished sum's mode code (only with ``modes``).
     done : Out(1)
         The accumulator holds a finished sum: high from ``latency`` enabled
-        cycles after the step marked ``last`` was accepted until the next
+        cycles after the beat marked ``last`` was accepted until the next
         enabled cycle.
+    flush : Out(1)
+        The step at the accumulate loop's entry (``pipeline`` enabled cycles
+        after the unit took it) carries ``flush``: ``flush_sum`` is its
+        slot's sum so far, finished when the step comes after the slot's
+        last beat (``interleave`` or more enabled cycles after it).
+    flush_mode : Out(mode_bits)
+        The mode code of ``flush_sum`` (only with ``modes``).
+    flush_sum : Out(acc_format.bits)
+        The sum that the step at the loop's entry meets (a finished sum
+        stays there, through bubbles, until its slot's next beat).
     """
 
     def __init__(
@@ -105,6 +134,7 @@ class MAC(wiring.Component):
         lfsr_taps: tuple[int, ...] | None = None,
         pipeline: int = 0,
         interleave: int = 1,
+        decoded: bool = False,
         modes: tuple[ArithMode, ...] | None = None,
     ) -> None:
         with checking(self):
@@ -139,13 +169,21 @@ class MAC(wiring.Component):
                 self._modes = check_modes(modes, self._lfsr.width)
             self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
             self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
-            members: dict[str, wiring.Member] = {"en": In(1), "valid": In(1), "last": In(1)}
+            if not isinstance(decoded, bool):
+                raise TypeError(f"MAC decoded must be a bool, not {decoded!r}")
+            self._decoded = decoded
+            members: dict[str, wiring.Member] = {
+                "en": In(1),
+                "step": In(step_control(self.mode_bits)),
+                "a": In(self.operand_shape("a")),
+                "b": In(self.operand_shape("b")),
+                "acc": Out(self.acc_bits),
+                "done": Out(1),
+                "flush": Out(1),
+            }
             if self.mode_bits:
-                members["mode"] = In(self.mode_bits)
-            members.update({"a": In(self.a_bits), "b": In(self.b_bits), "acc": Out(self.acc_bits)})
-            if self.mode_bits:
-                members["acc_mode"] = Out(self.mode_bits)
-            members["done"] = Out(1)
+                members["flush_mode"] = Out(self.mode_bits)
+            members["flush_sum"] = Out(self.acc_bits)
             super().__init__(members)
 
     @property
@@ -155,18 +193,27 @@ class MAC(wiring.Component):
 
     @property
     def mode_bits(self) -> int:
-        """Width of the mode field (0: a single mode, no ``mode`` port)."""
+        """Width of the mode field (0: a single mode, no ``step.mode``)."""
         return mode_bits(len(self._modes))
+
+    def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
+        """The formats operand ``which`` (``"a"`` or ``"b"``) takes, by mode code."""
+        return tuple(x.a_format if which == "a" else x.b_format for x in self._modes)
+
+    def operand_shape(self, which: str) -> object:
+        """The shape of operand ``which``: its widest bit pattern, or (``decoded``) the unpacked layout."""
+        formats = self.operand_formats(which)
+        return unpacked_layout(formats) if self._decoded else max(f.bits for f in formats)
 
     @property
     def a_bits(self) -> int:
-        """Width of operand ``a`` (the widest mode's)."""
-        return max(x.a_format.bits for x in self._modes)
+        """Width of operand ``a``'s bit pattern (the widest mode's)."""
+        return max(f.bits for f in self.operand_formats("a"))
 
     @property
     def b_bits(self) -> int:
-        """Width of operand ``b`` (the widest mode's)."""
-        return max(x.b_format.bits for x in self._modes)
+        """Width of operand ``b``'s bit pattern (the widest mode's)."""
+        return max(f.bits for f in self.operand_formats("b"))
 
     @property
     def acc_bits(self) -> int:
@@ -218,6 +265,11 @@ class MAC(wiring.Component):
         return self._pipeline
 
     @property
+    def decoded(self) -> bool:
+        """Operands arrive unpacked."""
+        return self._decoded
+
+    @property
     def interleave(self) -> int:
         """Sums the unit holds in turn."""
         return self._interleave
@@ -227,88 +279,24 @@ class MAC(wiring.Component):
         """Enabled cycles from accepting the step marked ``last`` to ``done``."""
         return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
 
+    def decode(self, m: Module, which: str, code: Value, select: Value | None, name: str) -> Unpacked:
+        """Operand ``which``'s bit pattern unpacked in the format of mode ``select`` (each format's value in the
+        low bits), as one :class:`~hls_gen.arith.Unpacked` wide enough for every mode."""
+        formats = self.operand_formats(which)
+        unpacked = {
+            f: unpack(m, code[: f.bits], f, f"{name}_{f.label}" if len(formats) > 1 else name)
+            for f in dict.fromkeys(formats)
+        }
+        return select_unpacked(m, select, [unpacked[f] for f in formats], name)
+
     def elaborate(self, platform: object) -> Module:
-        if len(self._modes) > 1:
-            return self._elaborate_modes()
-        m = Module()
-        mode = self._modes[0]
-        kp, ks = mode.product_rand_bits, mode.rand_bits
-        a_format, b_format, acc_format, product_format = (
-            mode.a_format,
-            mode.b_format,
-            mode.acc_format,
-            mode.product_format,
-        )
-        steps = self.lfsr_steps
-        rand: Value | None = None
-        if steps:
-            m.submodules.lfsr = lfsr = LFSR(
-                width=self._lfsr.width, seed=self._lfsr.seed, steps=steps, taps=self._lfsr.taps
-            )
-            m.d.comb += lfsr.en.eq(self.en & self.valid)
-            rand = lfsr.bits
-
-        def register(values: list[Value], names: list[str]) -> list[Signal]:
-            regs = [Signal(len(v), name=n) for v, n in zip(values, names)]
-            with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
-            return regs
-
-        valid, last, a, b = self.valid, self.last, self.a, self.b
-        if self._pipeline >= 2:
-            stage = [valid, last, a, b] + ([rand] if rand is not None else [])
-            regs = register(stage, ["valid_in", "last_in", "a_in", "b_in", "rand_in"][: len(stage)])
-            valid, last, a, b = regs[:4]
-            rand = regs[4] if rand is not None else None
-        rand_product = rand[steps - kp :] if (rand is not None and kp) else None
-        rand_sum = rand[:ks] if (rand is not None and ks) else None
-        product = multiply_exact(m, unpack(m, a, a_format, "a"), unpack(m, b, b_format, "b"), "p")
-        if product_format is not None:
-            code = round_pack(m, product, 0, product_format, kp, rand_product, "p_round")
-            if self._pipeline >= 1:
-                stage = [valid, last, code] + ([rand_sum] if rand_sum is not None else [])
-                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
-                valid, last, code = regs[:3]
-                rand_sum = regs[3] if rand_sum is not None else None
-            term = unpack(m, code, product_format, "term")
-        else:
-            term = product
-            if self._pipeline >= 1:
-                fields = [term.sig, term.exp, term.sign, term.zero, term.inf, term.nan]
-                stage = [valid, last, Cat(*fields)] + ([rand_sum] if rand_sum is not None else [])
-                regs = register(stage, ["valid_p", "last_p", "product", "rand_p"][: len(stage)])
-                valid, last, packed = regs[:3]
-                rand_sum = regs[3] if rand_sum is not None else None
-                pos = 0
-                parts = []
-                for f in fields:
-                    parts.append(packed[pos : pos + len(f)])
-                    pos += len(f)
-                term = Unpacked(
-                    parts[2], parts[3], parts[4], parts[5], parts[1].as_signed(), parts[0], term.exp_lo, term.exp_hi
-                )
-        acc, done, _ = accumulate(
-            m,
-            en=self.en,
-            valid=valid,
-            last=last,
-            term=term,
-            acc_format=acc_format,
-            rand_bits=ks,
-            rand=rand_sum,
-            interleave=self._interleave,
-        )
-        m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
-        return m
-
-    def _elaborate_modes(self) -> Module:
-        """The datapath of several modes: per-format unpacking and rounding, the rest shared."""
         m = Module()
         modes = self._modes
+        multi = len(modes) > 1
         steps = self.lfsr_steps
-        code = self.mode
-        rand_product: Value | None = None
-        rand_sum: Value | None = None
+        step = self.step
+        code = step.mode if multi else None
+        rand: Value | None = None
         if steps:
             # Each mode steps its own count; its draws are the top bits of the window: the product's, then the sum's.
             m.submodules.lfsr = lfsr = LFSR(
@@ -316,57 +304,76 @@ class MAC(wiring.Component):
                 seed=self._lfsr.seed,
                 steps=steps,
                 taps=self._lfsr.taps,
-                choices=tuple(x.lfsr_steps for x in modes),
+                choices=tuple(x.lfsr_steps for x in modes) if multi else None,
             )
-            m.d.comb += [lfsr.en.eq(self.en & self.valid), lfsr.choice.eq(code)]
-            bits = lfsr.bits
+            m.d.comb += lfsr.en.eq(self.en & step.valid)
+            if multi:
+                m.d.comb += lfsr.choice.eq(code)
+            rand = lfsr.bits
+        if self._decoded:
+            a, b = from_view(self.a, self.operand_formats("a")), from_view(self.b, self.operand_formats("b"))
+        else:
+            a, b = self.decode(m, "a", self.a, code, "a"), self.decode(m, "b", self.b, code, "b")
+        if self._pipeline >= 2:  # at the multiplier's inputs (a multiplier block's input registers)
+            step, a, b, rand = registered(m, self.en, (step, a, b, rand), "operands")
+            code = step.mode if multi else None
 
-            def draws(first: int, count: int) -> Value:
-                return bits[steps - first - count : steps - first] if count else Const(0, 1)
+        def draws(first: int, count: int) -> Value | None:
+            """Bits ``first .. first+count-1`` of the step's window (first out most significant), as a value."""
+            if rand is None or not count:
+                return None
+            return rand[steps - first - count : steps - first]
 
-            if any(x.product_rand_bits for x in modes):
-                rand_product = select_value(
-                    m, code, [draws(0, x.product_rand_bits or 0) for x in modes], "rand_product"
+        def by_mode(parts: list[Value | None], name: str) -> Value | None:
+            if all(p is None for p in parts):
+                return None
+            return select_value(m, code, [Const(0, 1) if p is None else p for p in parts], name) if multi else parts[0]
+
+        rand_product = by_mode([draws(0, x.product_rand_bits or 0) for x in modes], "rand_product")
+        rand_sum = by_mode([draws(x.product_rand_bits or 0, x.rand_bits or 0) for x in modes], "rand_sum")
+        product = multiply(m, a, b, "p")
+        if all(x.product_format is None for x in modes):
+            if self._pipeline >= 1:  # at the multiplier's output (a multiplier block's output register)
+                step, product, rand_sum = registered(m, self.en, (step, product, rand_sum), "product")
+                code = step.mode if multi else None
+            term = normalize_product(m, product, "p")
+        else:
+            exact = normalize_product(m, product, "p")
+            terms: dict[tuple[FloatFormat, int | None] | None, Unpacked] = {None: exact}
+            codes: dict[tuple[FloatFormat, int | None], Value] = {}
+            for x in modes:
+                key = None if x.product_format is None else (x.product_format, x.product_rand_bits)
+                if key is not None and key not in codes:
+                    fmt, kp = key
+                    name = "p_round" if not multi else f"p_{fmt.label}_{rounding_token(kp)}"
+                    draw = None if kp is None else (rand_product[:kp] if multi else rand_product)
+                    codes[key] = round_pack(m, exact, 0, fmt, kp, draw, name)
+            keys = [None if x.product_format is None else (x.product_format, x.product_rand_bits) for x in modes]
+            if self._pipeline >= 1:  # the rounded products (and a fused mode's exact one) registered
+                step, rounded_codes, exact, rand_sum = registered(
+                    m, self.en, (step, tuple(codes.values()), exact, rand_sum), "product"
                 )
-            if any(x.rand_bits for x in modes):
-                rand_sum = select_value(
-                    m, code, [draws(x.product_rand_bits or 0, x.rand_bits or 0) for x in modes], "rand_sum"
-                )
-        valid, last, a, b = self.valid, self.last, self.a, self.b
-        if self._pipeline >= 2:
-            valid, last, code, a, b, rand_product, rand_sum = registered(
-                m, self.en, (valid, last, code, a, b, rand_product, rand_sum), "in"
-            )
-
-        def per_format(value: Value, formats: list[FloatFormat], name: str) -> list[Unpacked]:
-            unpacked = {f: unpack(m, value[: f.bits], f, f"{name}_{f.label}") for f in dict.fromkeys(formats)}
-            return [unpacked[f] for f in formats]
-
-        ua = select_unpacked(m, code, per_format(a, [x.a_format for x in modes], "a"), "a")
-        ub = select_unpacked(m, code, per_format(b, [x.b_format for x in modes], "b"), "b")
-        product = multiply_exact(m, ua, ub, "p")
-        terms: dict[tuple[FloatFormat, int | None] | None, Unpacked] = {None: product}
-        for x in modes:
-            key = None if x.product_format is None else (x.product_format, x.product_rand_bits)
-            if key is not None and key not in terms:
-                fmt, kp = key
-                name = f"p_{fmt.label}_{'rne' if kp is None else f'sr{kp}'}"
-                rounded = round_pack(m, product, 0, fmt, kp, None if kp is None else rand_product[:kp], name)
-                terms[key] = unpack(m, rounded, fmt, f"{name}_term")
-        keys = [None if x.product_format is None else (x.product_format, x.product_rand_bits) for x in modes]
-        term = select_unpacked(m, code, [terms[k] for k in keys], "term")
-        if self._pipeline >= 1:
-            valid, last, code, term, rand_sum = registered(m, self.en, (valid, last, code, term, rand_sum), "p")
-        acc, done, acc_mode = accumulate(
+                codes = dict(zip(codes, rounded_codes))
+                code = step.mode if multi else None
+                terms[None] = exact
+            for key, rounded in codes.items():
+                terms[key] = unpack(m, rounded, key[0], "term" if not multi else f"term_{key[0].label}")
+            term = select_unpacked(m, code, [terms[k] for k in keys], "term")
+        loop = accumulate(
             m,
             en=self.en,
-            valid=valid,
-            last=last,
+            step=step,
             term=term,
             rand=rand_sum,
             interleave=self._interleave,
             modes=tuple((x.acc_format, x.rand_bits) for x in modes),
-            mode=code,
         )
-        m.d.comb += [self.acc.eq(acc), self.done.eq(done), self.acc_mode.eq(acc_mode)]
+        m.d.comb += [
+            self.acc.eq(loop.result),
+            self.done.eq(loop.done),
+            self.flush.eq(loop.flush),
+            self.flush_sum.eq(loop.entry),
+        ]
+        if multi:
+            m.d.comb += self.flush_mode.eq(loop.entry_mode)
         return m

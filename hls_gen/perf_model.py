@@ -1,27 +1,28 @@
 """Analytical cost of a network on an R x C MAC array: cycles, utilisation, latency, memory traffic, energy.
 
 The array (:class:`hls_gen.array.MACArray`, schedule in ``docs/hardware.md``)
-computes one ``R x C`` output tile per job of ``K`` input beats. A layer is
+computes one output tile of ``R * L`` rows (``L`` the interleave, the sums
+each PE holds in turn) per job of ``K * L`` input beats. A layer is
 ``groups`` GEMMs ``(rows x K) @ (K x cols)`` (:meth:`NetworkSpec.gemms`),
-cut into ``T = groups * ceil(rows/R) * ceil(cols/C)`` tiles (partial tiles
-padded with zeros; their PEs still step), streamed back to back with inputs
-always valid and outputs always taken. With ``p`` pipeline registers a tile
-finishes ``p + 1`` cycles after its last beat and moves into the output
-buffer, which holds it ``R + 1`` cycles (one load cycle, ``R`` row beats); a
-tile that finishes while the buffer is busy stalls the whole array. Hence,
-from the first input beat to the last output beat (inclusive)::
+cut into ``T = groups * ceil(rows/(R*L)) * ceil(cols/C)`` tiles (partial
+tiles padded with zeros; their PEs still step), streamed back to back with
+inputs always valid and outputs always taken. Beat ``t*L + l`` enters at
+ring turn ``l`` (a free-running count modulo ``L``), so jobs start on a
+multiple of ``L`` cycles. A finished tile stays in the PEs until the
+output buffer is free; then ``L`` flush steps, on which the next job's
+first beats ride, carry it out through the skewed array: the buffer is
+taken from the first flush step for ``X = L + R + C + p - 2`` cycles (the
+last flush step crosses ``R - 1 + C - 1`` PEs and ``p`` pipeline registers)
+plus the ``R * L`` output beats, and no job's beats enter while its
+predecessor's tile waits. Hence, from the first input beat to the last
+output beat (inclusive)::
 
-    cycles(layer) = K + p + R + 1 + (T - 1) * max(K, R + 1)
+    cycles(layer) = K*L + X + R*L + (T - 1) * L * max(K, R + ceil(X / L))
 
-(input-bound when ``K > R``, output-bound otherwise). With interleave ``L``
-(pipelined PEs holding ``L`` sums, ``x = min(L, 8) - 1`` extra loop
-registers) a tile has ``R * L`` rows, so ``T`` counts ``ceil(rows/(R*L))``
-row tiles, and each job is ``K * L`` beats::
-
-    cycles(layer) = K*L + p + x + R*L + 1 + (T - 1) * L * max(K, R + 1)
-
-Both proved cycle for cycle against the array in Amaranth's simulator
-(``tests/hls_gen/test_perf_model.py``) and on Verilator (``tests/sim/test_cost_cycles.py``).
+(input-bound when ``K >= R + ceil(X/L)``, output-bound otherwise). Proved
+cycle for cycle against the array in Amaranth's simulator
+(``tests/hls_gen/test_perf_model.py``) and on Verilator
+(``tests/sim/test_cost_cycles.py``).
 Layers run one after another (each needs the previous one's output), so the
 network's cycles are the sum. Latency is cycles / Fmax; utilisation is the
 network's useful MACs over ``R * C * cycles``.
@@ -41,7 +42,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.network import NetworkSpec
-from hls_gen.spec import LOOP_CUTS
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY, EnergyModel, MemoryEnergy
 from mpsim.formats import parse_format
 
@@ -51,51 +51,50 @@ if TYPE_CHECKING:
 __all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles"]
 
 
-def _loop_registers(interleave: int) -> int:
-    """Registers the accumulate loop gains over the one-cycle loop (:data:`hls_gen.spec.LOOP_CUTS`)."""
-    return min(interleave, len(LOOP_CUTS)) - 1
+def _flush_cycles(rows: int, cols: int, pipeline: int, interleave: int) -> int:
+    """Cycles from a tile's first flush step to its ``out_valid``: ``X`` of the module docstring."""
+    return interleave + rows + cols + pipeline - 2
 
 
-def tile_cycles(k: int, tiles: int, rows: int, pipeline: int, interleave: int = 1) -> int:
+def _check_array(rows: int, cols: int, pipeline: int, interleave: int) -> None:
+    if min(rows, cols, interleave) < 1 or pipeline < 0:
+        raise ValueError(
+            f"rows, cols and interleave must be >= 1 and pipeline >= 0, not {rows}, {cols}, {interleave}, {pipeline}"
+        )
+
+
+def tile_cycles(k: int, tiles: int, *, rows: int, cols: int, pipeline: int, interleave: int = 1) -> int:
     """Cycles from the first input beat to the last output beat of ``tiles`` jobs of ``k`` steps sent back to back.
 
-    With interleave ``L`` a job is ``k * L`` beats and ``rows * L`` output rows (module docstring).
+    The closed form of the module docstring (:func:`stream_cycles` for equal jobs).
     """
-    if min(k, tiles, rows, interleave) < 1 or pipeline < 0:
-        raise ValueError(
-            f"k, tiles, rows and interleave must be >= 1 and pipeline >= 0, not {k}, {tiles}, {rows}, {interleave}, "
-            f"{pipeline}"
-        )
-    sums, extra = interleave, pipeline + _loop_registers(interleave)
-    return k * sums + extra + rows * sums + 1 + (tiles - 1) * sums * max(k, rows + 1)
+    if min(k, tiles) < 1:
+        raise ValueError(f"k and tiles must be >= 1, not {k}, {tiles}")
+    _check_array(rows, cols, pipeline, interleave)
+    sums, flush = interleave, _flush_cycles(rows, cols, pipeline, interleave)
+    return k * sums + flush + rows * sums + (tiles - 1) * sums * max(k, rows + -(-flush // sums))
 
 
-def stream_cycles(ks: list[int], rows: int, pipeline: int, interleave: int = 1) -> int:
+def stream_cycles(ks: list[int], *, rows: int, cols: int, pipeline: int, interleave: int = 1) -> int:
     """The same count for jobs of any lengths ``ks`` (the recurrence :func:`tile_cycles` solves for equal ones).
 
-    A stall freezes the whole array, so in cycles that are not stalled job
-    ``i``'s first sum is done ``pipeline`` (plus the loop's extra registers)
-    cycles after its last beat; its ``L`` sums move into the output buffer
-    on ``L`` consecutive cycles from ``max(done + stalls so far, previous
-    job's last move + L * rows + 1)``, the difference being its stall; the
-    last row leaves ``L * rows`` cycles after the last move.
+    Cycle 0 takes job 0's first beat (turn 0). Job ``i``'s beats enter
+    back to back from its start; its flush starts at the first turn 0 at or
+    after its last beat's next cycle at which the buffer is free (the
+    previous tile's last row left the cycle before), and the next job starts
+    with it; the tile's ``L * rows`` rows leave from ``X`` cycles after its
+    flush starts.
     """
-    if not ks or min(ks) < 1 or rows < 1 or pipeline < 0 or interleave < 1:
-        raise ValueError(
-            f"jobs need k >= 1 (at least one job), rows >= 1, pipeline >= 0 and interleave >= 1, not "
-            f"{list(ks)[:8]}, {rows}, {pipeline}, {interleave}"
-        )
-    sums, extra = interleave, pipeline + _loop_registers(interleave)
-    beats = stalled = 0
-    moved: int | None = None
+    if not ks or min(ks) < 1:
+        raise ValueError(f"jobs need k >= 1 (at least one job), not {list(ks)[:8]}")
+    _check_array(rows, cols, pipeline, interleave)
+    sums, flush = interleave, _flush_cycles(rows, cols, pipeline, interleave)
+    start, free = 0, 0  # the job's first beat; the first cycle the buffer is free
     for k in ks:
-        beats += k * sums
-        done = beats - (sums - 1) + extra + stalled  # the job's first sum (its last step entered sums - 1 beats early)
-        move = done if moved is None else max(done, moved + rows * sums + 1)
-        stalled += move - done
-        moved = move + sums - 1
-    assert moved is not None
-    return moved + rows * sums + 1
+        after = start + k * sums  # the cycle after its last beat: turn 0
+        start = max(after, -(-free // sums) * sums)  # its flush, and the next job's first beat: a turn 0
+        free = start + flush + rows * sums  # the tile's last row leaves the cycle before
+    return free
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ def estimate(
         a_bits = b_bits = parse_format(mul).bits
         acc_bits = parse_format(acc).bits
         tiles = gemm.groups * math.ceil(gemm.rows / (R * L)) * math.ceil(gemm.cols / C)
-        cycles = tile_cycles(gemm.k, tiles, R, array.pipeline, L)
+        cycles = tile_cycles(gemm.k, tiles, rows=R, cols=C, pipeline=array.pipeline, interleave=L)
         pe_steps = tiles * R * L * C * gemm.k
         mac_pj = energy.mac_pj(mul, mul, acc)
         # on-chip stream: per tile, K * L beats of R A-elements and C B-elements in, R*L x C accumulators out

@@ -18,6 +18,7 @@ from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 __all__ = [
     "LOOP_CUTS",
+    "LOOP_DEPTH",
     "MAX_ARRAY_SIDE",
     "MAX_INTERLEAVE",
     "MAX_OPERAND_BITS",
@@ -60,6 +61,10 @@ LOOP_CUTS: dict[int, tuple[str, ...]] = {
 }
 #: The largest interleave the generators build (a ring of this many sums per PE).
 MAX_INTERLEAVE = 16
+#: The accumulate loop's depth cut everywhere :data:`LOOP_CUTS` allows: the interleave at which each of its logic
+#: stages has a register of its own (``--interleave auto``). Fewer sums merge stages (a slower clock); more add
+#: only delay registers (the same clock, taller tiles).
+LOOP_DEPTH = max(LOOP_CUTS)
 
 
 @contextmanager

@@ -134,7 +134,16 @@ _CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
 CACHE_VERSION = 1
 
 # The sources that decide the generated datapath; their digest is part of every cache key.
-_DATAPATH_SOURCES = ("arith.py", "accumulator.py", "multiplier.py", "mac.py", "array.py", "lfsr.py", "modes.py")
+_DATAPATH_SOURCES = (
+    "arith.py",
+    "accumulator.py",
+    "multiplier.py",
+    "mac.py",
+    "array.py",
+    "lfsr.py",
+    "modes.py",
+    "step.py",
+)
 
 
 class ToolError(RuntimeError):

@@ -8,102 +8,584 @@
 module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_mode, out_data, in_valid);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [3:0] \$10 ;
-  wire \$11 ;
-  wire [3:0] \$12 ;
-  wire [3:0] \$13 ;
-  wire \$14 ;
+  wire [5:0] \$10 ;
+  wire [2:0] \$100 ;
+  wire [2:0] \$101 ;
+  wire \$102 ;
+  wire [9:0] \$103 ;
+  wire [8:0] \$104 ;
+  wire [8:0] \$105 ;
+  wire [8:0] \$106 ;
+  wire [8:0] \$107 ;
+  wire [8:0] \$108 ;
+  wire [8:0] \$109 ;
+  wire [4:0] \$11 ;
+  wire [8:0] \$110 ;
+  wire [9:0] \$111 ;
+  wire \$112 ;
+  wire [7:0] \$113 ;
+  wire [9:0] \$114 ;
+  wire [9:0] \$115 ;
+  wire [13:0] \$116 ;
+  wire [13:0] \$117 ;
+  wire [13:0] \$118 ;
+  wire [13:0] \$119 ;
+  wire [4:0] \$12 ;
+  wire [7:0] \$120 ;
+  wire [7:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire [7:0] \$123 ;
+  wire [7:0] \$124 ;
+  wire [7:0] \$125 ;
+  wire [7:0] \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
+  wire [4:0] \$13 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [5:0] \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
+  wire [5:0] \$150 ;
+  wire [4:0] \$151 ;
+  wire [4:0] \$152 ;
+  wire [4:0] \$153 ;
+  wire [5:0] \$154 ;
+  wire \$155 ;
+  wire [3:0] \$156 ;
+  wire [5:0] \$157 ;
+  wire [5:0] \$158 ;
+  wire [3:0] \$159 ;
+  wire [3:0] \$16 ;
+  wire [3:0] \$160 ;
+  wire [3:0] \$161 ;
+  wire \$162 ;
+  wire [6:0] \$163 ;
+  wire [4:0] \$164 ;
+  wire [4:0] \$165 ;
+  wire [6:0] \$166 ;
+  wire \$167 ;
+  wire [2:0] \$168 ;
+  wire [4:0] \$169 ;
+  wire [5:0] \$17 ;
+  wire [2:0] \$170 ;
+  wire [2:0] \$171 ;
+  wire \$172 ;
+  wire [9:0] \$173 ;
+  wire [8:0] \$174 ;
+  wire [8:0] \$175 ;
+  wire [8:0] \$176 ;
+  wire [8:0] \$177 ;
+  wire [8:0] \$178 ;
+  wire [8:0] \$179 ;
+  wire [5:0] \$18 ;
+  wire [8:0] \$180 ;
+  wire [9:0] \$181 ;
+  wire \$182 ;
+  wire [7:0] \$183 ;
+  wire [9:0] \$184 ;
+  wire [9:0] \$185 ;
+  wire [13:0] \$186 ;
+  wire [13:0] \$187 ;
+  wire [13:0] \$188 ;
+  wire [13:0] \$189 ;
   wire [3:0] \$19 ;
+  wire [7:0] \$190 ;
+  wire [7:0] \$191 ;
+  wire [7:0] \$192 ;
+  wire [7:0] \$193 ;
+  wire [7:0] \$194 ;
+  wire [7:0] \$195 ;
+  wire [7:0] \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
-  wire \$21 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire [3:0] \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  wire \$23 ;
+  wire [5:0] \$220 ;
+  wire [4:0] \$221 ;
+  wire [4:0] \$222 ;
+  wire [4:0] \$223 ;
+  wire [5:0] \$224 ;
+  wire \$225 ;
+  wire [3:0] \$226 ;
+  wire [5:0] \$227 ;
+  wire [5:0] \$228 ;
+  wire [3:0] \$229 ;
+  wire [6:0] \$23 ;
+  wire [3:0] \$230 ;
+  wire [3:0] \$231 ;
+  wire \$232 ;
+  wire [6:0] \$233 ;
+  wire [4:0] \$234 ;
+  wire [4:0] \$235 ;
+  wire [6:0] \$236 ;
+  wire \$237 ;
+  wire [2:0] \$238 ;
+  wire [4:0] \$239 ;
   wire [4:0] \$24 ;
-  reg [2:0] \$25 ;
-  reg [2:0] \$26 ;
-  reg [2:0] \$27 ;
-  reg \$28 ;
-  reg [2:0] \$29 ;
+  wire [2:0] \$240 ;
+  wire [2:0] \$241 ;
+  wire \$242 ;
+  wire [9:0] \$243 ;
+  wire [8:0] \$244 ;
+  wire [8:0] \$245 ;
+  wire [8:0] \$246 ;
+  wire [8:0] \$247 ;
+  wire [8:0] \$248 ;
+  wire [8:0] \$249 ;
+  wire [4:0] \$25 ;
+  wire [8:0] \$250 ;
+  wire [9:0] \$251 ;
+  wire \$252 ;
+  wire [7:0] \$253 ;
+  wire [9:0] \$254 ;
+  wire [9:0] \$255 ;
+  wire [13:0] \$256 ;
+  wire [13:0] \$257 ;
+  wire [13:0] \$258 ;
+  wire [13:0] \$259 ;
+  wire [6:0] \$26 ;
+  wire [7:0] \$260 ;
+  wire [7:0] \$261 ;
+  wire [7:0] \$262 ;
+  wire [7:0] \$263 ;
+  wire [7:0] \$264 ;
+  wire [7:0] \$265 ;
+  wire [7:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire [2:0] \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire [4:0] \$29 ;
+  wire [3:0] \$290 ;
+  wire [3:0] \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire [3:0] \$294 ;
+  wire [3:0] \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
-  reg \$30 ;
-  reg [31:0] \$31 ;
-  reg [31:0] \$32 ;
-  reg [31:0] \$33 ;
-  reg [31:0] \$34 ;
-  reg [31:0] \$35 ;
-  reg [31:0] \$36 ;
-  reg [31:0] \$37 ;
-  reg [31:0] \$38 ;
-  reg [31:0] \$39 ;
+  wire [2:0] \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire [3:0] \$304 ;
+  wire [3:0] \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire [4:0] \$309 ;
+  wire [2:0] \$31 ;
+  reg [2:0] \$310 ;
+  reg [2:0] \$311 ;
+  reg \$312 ;
+  reg \$313 ;
+  reg \$314 ;
+  reg [4:0] \$315 ;
+  reg [4:0] \$316 ;
+  reg [4:0] \$317 ;
+  reg [15:0] \$318 ;
+  reg [15:0] \$319 ;
+  wire \$32 ;
+  reg [15:0] \$320 ;
+  reg [15:0] \$321 ;
+  reg [15:0] \$322 ;
+  reg [15:0] \$323 ;
+  reg [15:0] \$324 ;
+  reg [15:0] \$325 ;
+  reg [15:0] \$326 ;
+  reg [15:0] \$327 ;
+  reg [15:0] \$328 ;
+  reg [15:0] \$329 ;
+  wire [9:0] \$33 ;
+  reg [15:0] \$330 ;
+  reg [15:0] \$331 ;
+  reg [15:0] \$332 ;
+  reg [15:0] \$333 ;
+  reg [15:0] \$334 ;
+  reg [15:0] \$335 ;
+  reg [15:0] \$336 ;
+  reg [15:0] \$337 ;
+  reg [15:0] \$338 ;
+  reg [15:0] \$339 ;
+  wire [8:0] \$34 ;
+  reg [15:0] \$340 ;
+  reg [15:0] \$341 ;
+  reg [15:0] \$342 ;
+  reg [15:0] \$343 ;
+  reg [15:0] \$344 ;
+  reg [15:0] \$345 ;
+  reg [15:0] \$346 ;
+  reg [15:0] \$347 ;
+  reg [15:0] \$348 ;
+  reg [15:0] \$349 ;
+  wire [8:0] \$35 ;
+  reg [1:0] \$350 ;
+  reg [2:0] \$351 ;
+  reg \$352 ;
+  reg [3:0] \$353 ;
+  wire [8:0] \$36 ;
+  wire [8:0] \$37 ;
+  wire [8:0] \$38 ;
+  wire [8:0] \$39 ;
   wire \$4 ;
-  reg [31:0] \$40 ;
-  reg [31:0] \$41 ;
-  reg [31:0] \$42 ;
-  reg [31:0] \$43 ;
-  reg [31:0] \$44 ;
-  reg [31:0] \$45 ;
-  reg [31:0] \$46 ;
-  reg [1:0] \$47 ;
-  reg [3:0] \$48 ;
+  wire [8:0] \$40 ;
+  wire [9:0] \$41 ;
+  wire \$42 ;
+  wire [7:0] \$43 ;
+  wire [9:0] \$44 ;
+  wire [9:0] \$45 ;
+  wire [13:0] \$46 ;
+  wire [13:0] \$47 ;
+  wire [13:0] \$48 ;
+  wire [13:0] \$49 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
-  wire [3:0] \$7 ;
+  wire [7:0] \$50 ;
+  wire [7:0] \$51 ;
+  wire [7:0] \$52 ;
+  wire [7:0] \$53 ;
+  wire [7:0] \$54 ;
+  wire [7:0] \$55 ;
+  wire [7:0] \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [3:0] \$9 ;
-  wire [15:0] a;
-  wire [15:0] \a$25 ;
-  wire [15:0] \a$31 ;
-  wire [15:0] \a$37 ;
-  wire [15:0] acc;
-  wire [15:0] \acc$66 ;
-  wire [15:0] \acc$67 ;
-  wire [15:0] \acc$68 ;
-  wire [1:0] acc_mode;
-  wire advance;
-  wire [15:0] b;
-  wire [15:0] \b$26 ;
-  wire [15:0] \b$32 ;
-  wire [15:0] \b$38 ;
-  wire beat;
+  wire [5:0] \$80 ;
+  wire [4:0] \$81 ;
+  wire [4:0] \$82 ;
+  wire [4:0] \$83 ;
+  wire [5:0] \$84 ;
+  wire \$85 ;
+  wire [3:0] \$86 ;
+  wire [5:0] \$87 ;
+  wire [5:0] \$88 ;
+  wire [3:0] \$89 ;
+  wire \$9 ;
+  wire [3:0] \$90 ;
+  wire [3:0] \$91 ;
+  wire \$92 ;
+  wire [6:0] \$93 ;
+  wire [4:0] \$94 ;
+  wire [4:0] \$95 ;
+  wire [6:0] \$96 ;
+  wire \$97 ;
+  wire [2:0] \$98 ;
+  wire [4:0] \$99 ;
+  wire [20:0] a;
+  reg [20:0] \a$80  = 21'h000000;
+  wire [8:0] \a$80.exp ;
+  wire \a$80.inf ;
+  wire \a$80.nan ;
+  wire [7:0] \a$80.sig ;
+  wire \a$80.sign ;
+  wire \a$80.zero ;
+  reg [20:0] \a$87  = 21'h000000;
+  wire [8:0] \a$87.exp ;
+  wire \a$87.inf ;
+  wire \a$87.nan ;
+  wire [7:0] \a$87.sig ;
+  wire \a$87.sign ;
+  wire \a$87.zero ;
+  reg [20:0] \a$94  = 21'h000000;
+  wire [8:0] \a$94.exp ;
+  wire \a$94.inf ;
+  wire \a$94.nan ;
+  wire [7:0] \a$94.sig ;
+  wire \a$94.sign ;
+  wire \a$94.zero ;
+  wire [8:0] \a.exp ;
+  wire \a.inf ;
+  wire \a.nan ;
+  wire [7:0] \a.sig ;
+  wire \a.sign ;
+  wire \a.zero ;
+  wire [20:0] a_0;
+  wire [8:0] \a_0.exp ;
+  wire \a_0.inf ;
+  wire \a_0.nan ;
+  wire [7:0] \a_0.sig ;
+  wire \a_0.sign ;
+  wire \a_0.zero ;
+  (* init = 21'h000000 *)
+  wire [20:0] a_0_0_right;
+  wire [8:0] a_0_bf16_exp;
+  wire [7:0] a_0_bf16_sig;
+  wire [4:0] a_0_e4m3_exp;
+  wire [3:0] a_0_e4m3_sig;
+  wire [4:0] a_0_e5m2_exp;
+  wire [2:0] a_0_e5m2_sig;
+  reg [8:0] a_0_exp;
+  reg a_0_inf;
+  reg a_0_nan;
+  reg [7:0] a_0_sig;
+  reg a_0_sign;
+  reg a_0_zero;
+  wire [20:0] a_1;
+  wire [8:0] \a_1.exp ;
+  wire \a_1.inf ;
+  wire \a_1.nan ;
+  wire [7:0] \a_1.sig ;
+  wire \a_1.sign ;
+  wire \a_1.zero ;
+  (* init = 21'h000000 *)
+  wire [20:0] a_1_0_right;
+  wire [8:0] a_1_bf16_exp;
+  wire [7:0] a_1_bf16_sig;
+  wire [4:0] a_1_e4m3_exp;
+  wire [3:0] a_1_e4m3_sig;
+  wire [4:0] a_1_e5m2_exp;
+  wire [2:0] a_1_e5m2_sig;
+  reg [8:0] a_1_exp;
+  reg a_1_inf;
+  reg a_1_nan;
+  reg [7:0] a_1_sig;
+  reg a_1_sign;
+  reg a_1_zero;
+  (* init = 21'h000000 *)
+  wire [20:0] a_skew_1_0;
+  wire [20:0] b;
+  reg [20:0] \b$82  = 21'h000000;
+  wire [8:0] \b$82.exp ;
+  wire \b$82.inf ;
+  wire \b$82.nan ;
+  wire [7:0] \b$82.sig ;
+  wire \b$82.sign ;
+  wire \b$82.zero ;
+  reg [20:0] \b$89  = 21'h000000;
+  wire [8:0] \b$89.exp ;
+  wire \b$89.inf ;
+  wire \b$89.nan ;
+  wire [7:0] \b$89.sig ;
+  wire \b$89.sign ;
+  wire \b$89.zero ;
+  reg [20:0] \b$96  = 21'h000000;
+  wire [8:0] \b$96.exp ;
+  wire \b$96.inf ;
+  wire \b$96.nan ;
+  wire [7:0] \b$96.sig ;
+  wire \b$96.sign ;
+  wire \b$96.zero ;
+  wire [8:0] \b.exp ;
+  wire \b.inf ;
+  wire \b.nan ;
+  wire [7:0] \b.sig ;
+  wire \b.sign ;
+  wire \b.zero ;
+  wire [20:0] b_0;
+  wire [8:0] \b_0.exp ;
+  wire \b_0.inf ;
+  wire \b_0.nan ;
+  wire [7:0] \b_0.sig ;
+  wire \b_0.sign ;
+  wire \b_0.zero ;
+  (* init = 21'h000000 *)
+  wire [20:0] b_0_0_down;
+  (* init = 21'h000000 *)
+  wire [20:0] b_0_1_down;
+  wire [8:0] b_0_bf16_exp;
+  wire [7:0] b_0_bf16_sig;
+  wire [4:0] b_0_e4m3_exp;
+  wire [3:0] b_0_e4m3_sig;
+  wire [4:0] b_0_e5m2_exp;
+  wire [2:0] b_0_e5m2_sig;
+  reg [8:0] b_0_exp;
+  reg b_0_inf;
+  reg b_0_nan;
+  reg [7:0] b_0_sig;
+  reg b_0_sign;
+  reg b_0_zero;
+  wire [20:0] b_1;
+  wire [8:0] \b_1.exp ;
+  wire \b_1.inf ;
+  wire \b_1.nan ;
+  wire [7:0] \b_1.sig ;
+  wire \b_1.sign ;
+  wire \b_1.zero ;
+  wire [8:0] b_1_bf16_exp;
+  wire [7:0] b_1_bf16_sig;
+  wire [4:0] b_1_e4m3_exp;
+  wire [3:0] b_1_e4m3_sig;
+  wire [4:0] b_1_e5m2_exp;
+  wire [2:0] b_1_e5m2_sig;
+  reg [8:0] b_1_exp;
+  reg b_1_inf;
+  reg b_1_nan;
+  reg [7:0] b_1_sig;
+  reg b_1_sign;
+  reg b_1_zero;
+  (* init = 21'h000000 *)
+  wire [20:0] b_skew_1_0;
+  reg [15:0] buffer_0_0_0 = 16'h0000;
+  reg [15:0] buffer_0_0_1 = 16'h0000;
+  reg [15:0] buffer_0_0_2 = 16'h0000;
+  reg [15:0] buffer_0_0_3 = 16'h0000;
+  reg [15:0] buffer_0_0_4 = 16'h0000;
+  reg [15:0] buffer_0_0_5 = 16'h0000;
+  reg [15:0] buffer_0_0_6 = 16'h0000;
+  reg [15:0] buffer_0_0_7 = 16'h0000;
+  reg [15:0] buffer_0_1_0 = 16'h0000;
+  reg [15:0] buffer_0_1_1 = 16'h0000;
+  reg [15:0] buffer_0_1_2 = 16'h0000;
+  reg [15:0] buffer_0_1_3 = 16'h0000;
+  reg [15:0] buffer_0_1_4 = 16'h0000;
+  reg [15:0] buffer_0_1_5 = 16'h0000;
+  reg [15:0] buffer_0_1_6 = 16'h0000;
+  reg [15:0] buffer_0_1_7 = 16'h0000;
+  reg [15:0] buffer_1_0_0 = 16'h0000;
+  reg [15:0] buffer_1_0_1 = 16'h0000;
+  reg [15:0] buffer_1_0_2 = 16'h0000;
+  reg [15:0] buffer_1_0_3 = 16'h0000;
+  reg [15:0] buffer_1_0_4 = 16'h0000;
+  reg [15:0] buffer_1_0_5 = 16'h0000;
+  reg [15:0] buffer_1_0_6 = 16'h0000;
+  reg [15:0] buffer_1_0_7 = 16'h0000;
+  reg [15:0] buffer_1_1_0 = 16'h0000;
+  reg [15:0] buffer_1_1_1 = 16'h0000;
+  reg [15:0] buffer_1_1_2 = 16'h0000;
+  reg [15:0] buffer_1_1_3 = 16'h0000;
+  reg [15:0] buffer_1_1_4 = 16'h0000;
+  reg [15:0] buffer_1_1_5 = 16'h0000;
+  reg [15:0] buffer_1_1_6 = 16'h0000;
+  reg [15:0] buffer_1_1_7 = 16'h0000;
   (* init = 1'h0 *)
   wire buffer_full;
   (* init = 2'h0 *)
   wire [1:0] buffer_mode;
-  reg [31:0] buffer_row_0 = 32'd0;
-  reg [31:0] buffer_row_1 = 32'd0;
-  reg [31:0] buffer_row_10 = 32'd0;
-  reg [31:0] buffer_row_11 = 32'd0;
-  reg [31:0] buffer_row_12 = 32'd0;
-  reg [31:0] buffer_row_13 = 32'd0;
-  reg [31:0] buffer_row_14 = 32'd0;
-  reg [31:0] buffer_row_15 = 32'd0;
-  reg [31:0] buffer_row_2 = 32'd0;
-  reg [31:0] buffer_row_3 = 32'd0;
-  reg [31:0] buffer_row_4 = 32'd0;
-  reg [31:0] buffer_row_5 = 32'd0;
-  reg [31:0] buffer_row_6 = 32'd0;
-  reg [31:0] buffer_row_7 = 32'd0;
-  reg [31:0] buffer_row_8 = 32'd0;
-  reg [31:0] buffer_row_9 = 32'd0;
+  reg buffer_reserved = 1'h0;
   input clk;
   wire clk;
-  wire done;
-  reg [2:0] done_slot = 3'h0;
+  wire [4:0] control;
+  wire \control.flush ;
+  wire \control.last ;
+  wire [1:0] \control.mode ;
+  wire \control.valid ;
+  (* init = 5'h00 *)
+  wire [4:0] control_0_0_right;
+  wire \control_0_0_right.flush ;
+  wire \control_0_0_right.last ;
+  wire [1:0] \control_0_0_right.mode ;
+  wire \control_0_0_right.valid ;
+  (* init = 5'h00 *)
+  wire [4:0] control_1_0_right;
+  wire \control_1_0_right.flush ;
+  wire \control_1_0_right.last ;
+  wire [1:0] \control_1_0_right.mode ;
+  wire \control_1_0_right.valid ;
+  (* init = 5'h00 *)
+  wire [4:0] control_skew_1;
+  wire \control_skew_1.flush ;
+  wire \control_skew_1.last ;
+  wire [1:0] \control_skew_1.mode ;
+  wire \control_skew_1.valid ;
   reg [2:0] due = 3'h0;
   wire en;
-  wire \en$22 ;
-  wire \en$28 ;
-  wire \en$34 ;
+  wire \en$77 ;
+  wire \en$84 ;
+  wire \en$91 ;
+  wire flush;
+  wire \flush$133 ;
+  wire \flush$135 ;
+  wire \flush$137 ;
+  wire \flush$139 ;
+  wire [1:0] flush_mode;
+  wire [15:0] flush_sum;
+  wire [15:0] \flush_sum$136 ;
+  wire [15:0] \flush_sum$138 ;
+  wire [15:0] \flush_sum$140 ;
+  reg flushing = 1'h0;
   input [31:0] in_a;
   wire [31:0] in_a;
   input [31:0] in_b;
   wire [31:0] in_b;
-  reg in_job = 1'h0;
   input in_last;
   wire in_last;
   input [1:0] in_mode;
@@ -112,14 +594,6 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire in_ready;
   input in_valid;
   wire in_valid;
-  wire last;
-  wire \last$24 ;
-  wire \last$30 ;
-  wire \last$36 ;
-  wire [1:0] mode;
-  wire [1:0] \mode$27 ;
-  wire [1:0] \mode$33 ;
-  wire [1:0] \mode$39 ;
   output [31:0] out_data;
   reg [31:0] out_data;
   output out_last;
@@ -132,1377 +606,2179 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg [3:0] out_row = 4'h0;
   output out_valid;
   reg out_valid = 1'h0;
+  reg pending = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] row;
   input rst;
   wire rst;
-  reg [2:0] step_beat = 3'h0;
+  wire [4:0] step;
+  reg [4:0] \step$78  = 5'h00;
+  wire \step$78.flush ;
+  wire \step$78.last ;
+  wire [1:0] \step$78.mode ;
+  wire \step$78.valid ;
+  reg [4:0] \step$85  = 5'h00;
+  wire \step$85.flush ;
+  wire \step$85.last ;
+  wire [1:0] \step$85.mode ;
+  wire \step$85.valid ;
+  reg [4:0] \step$92  = 5'h00;
+  wire \step$92.flush ;
+  wire \step$92.last ;
+  wire [1:0] \step$92.mode ;
+  wire \step$92.valid ;
+  wire \step.flush ;
+  wire \step.last ;
+  wire [1:0] \step.mode ;
+  wire \step.valid ;
+  reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
-  wire valid;
-  wire \valid$23 ;
-  wire \valid$29 ;
-  wire \valid$35 ;
-  always @(posedge clk)
-    buffer_row_5 <= \$36 ;
-  always @(posedge clk)
-    buffer_row_6 <= \$37 ;
-  always @(posedge clk)
-    buffer_row_7 <= \$38 ;
-  always @(posedge clk)
-    buffer_row_8 <= \$39 ;
-  always @(posedge clk)
-    buffer_row_9 <= \$40 ;
-  always @(posedge clk)
-    buffer_row_10 <= \$41 ;
-  always @(posedge clk)
-    buffer_row_11 <= \$42 ;
-  always @(posedge clk)
-    buffer_row_12 <= \$43 ;
-  always @(posedge clk)
-    buffer_row_13 <= \$44 ;
-  always @(posedge clk)
-    buffer_row_14 <= \$45 ;
-  always @(posedge clk)
-    buffer_row_15 <= \$46 ;
-  always @(posedge clk)
-    out_mode <= \$47 ;
-  always @(posedge clk)
-    out_row <= \$48 ;
-  assign \$1  = done & out_valid;
-  assign en = ~ \$1 ;
-  assign \$2  = ~ in_job;
-  assign \$3  = turn == due;
-  assign \$4  = \$2  | \$3 ;
-  assign in_ready = en & \$4 ;
-  assign valid = in_valid & in_ready;
+  assign \$1  = ! turn;
+  assign \$2  = ~ buffer_reserved;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = flushing | \$3 ;
+  assign flush = pending & \$4 ;
+  assign \$5  = turn == due;
+  assign \$6  = ~ pending;
+  assign \$7  = \$6  | flush;
+  assign in_ready = \$5  & \$7 ;
+  assign \$8  = in_valid & in_ready;
+  assign \$9  = | in_a[6:3];
+  assign \$10  = in_a[6:3] - 3'h7;
+  assign \$11  = in_a[0] ? 5'h17 : 5'h00;
+  assign \$12  = in_a[1] ? 5'h18 : \$11 ;
+  assign \$13  = in_a[2] ? 5'h19 : \$12 ;
+  assign \$14  = \$9  ? \$10  : { \$13 [4], \$13  };
+  assign \$15  = | in_a[6:3];
+  assign \$19  = in_a[0] ? \$18 [3:0] : 4'h0;
+  assign \$20  = in_a[1] ? \$17 [3:0] : \$19 ;
+  assign \$21  = in_a[2] ? \$16  : \$20 ;
+  assign a_0_e4m3_sig = \$15  ? { 1'h1, in_a[2:0] } : \$21 ;
+  assign \$22  = | in_a[6:2];
+  assign \$23  = in_a[6:2] - 4'hf;
+  assign \$24  = in_a[0] ? 5'h10 : 5'h00;
+  assign \$25  = in_a[1] ? 5'h11 : \$24 ;
+  assign \$26  = \$22  ? \$23  : { \$25 [4], \$25 [4], \$25  };
+  assign \$27  = | in_a[6:2];
+  assign \$30  = in_a[0] ? \$29 [2:0] : 3'h0;
+  assign \$31  = in_a[1] ? \$28  : \$30 ;
+  assign a_0_e5m2_sig = \$27  ? { 1'h1, in_a[1:0] } : \$31 ;
+  assign \$32  = | in_a[14:7];
+  assign \$33  = in_a[14:7] - 7'h7f;
+  assign \$34  = in_a[0] ? 9'h17b : 9'h000;
+  assign \$35  = in_a[1] ? 9'h17c : \$34 ;
+  assign \$36  = in_a[2] ? 9'h17d : \$35 ;
+  assign \$37  = in_a[3] ? 9'h17e : \$36 ;
+  assign \$38  = in_a[4] ? 9'h17f : \$37 ;
+  assign \$39  = in_a[5] ? 9'h180 : \$38 ;
+  assign \$40  = in_a[6] ? 9'h181 : \$39 ;
+  assign \$41  = \$32  ? \$33  : { \$40 [8], \$40  };
+  assign \$42  = | in_a[14:7];
+  assign \$50  = in_a[0] ? \$49 [7:0] : 8'h00;
+  assign \$51  = in_a[1] ? \$48 [7:0] : \$50 ;
+  assign \$52  = in_a[2] ? \$47 [7:0] : \$51 ;
+  assign \$53  = in_a[3] ? \$46 [7:0] : \$52 ;
+  assign \$54  = in_a[4] ? \$45 [7:0] : \$53 ;
+  assign \$55  = in_a[5] ? \$44 [7:0] : \$54 ;
+  assign \$56  = in_a[6] ? \$43  : \$55 ;
+  assign a_0_bf16_sig = \$42  ? { 1'h1, in_a[6:0] } : \$56 ;
+  assign \$57  = ! in_a[6:3];
+  assign \$58  = ! in_a[2:0];
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = in_a[6:0] == 7'h7f;
+  assign \$61  = ! in_a[6:2];
+  assign \$62  = ! in_a[1:0];
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = in_a[6:2] == 5'h1f;
+  assign \$65  = ! in_a[1:0];
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = in_a[6:2] == 5'h1f;
+  assign \$68  = | in_a[1:0];
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = ! in_a[14:7];
+  assign \$71  = ! in_a[6:0];
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = in_a[14:7] == 8'hff;
+  assign \$74  = ! in_a[6:0];
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = in_a[14:7] == 8'hff;
+  assign \$77  = | in_a[6:0];
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = | in_a[22:19];
+  assign \$80  = in_a[22:19] - 3'h7;
+  assign \$81  = in_a[16] ? 5'h17 : 5'h00;
+  assign \$82  = in_a[17] ? 5'h18 : \$81 ;
+  assign \$83  = in_a[18] ? 5'h19 : \$82 ;
+  assign \$84  = \$79  ? \$80  : { \$83 [4], \$83  };
+  assign \$85  = | in_a[22:19];
+  assign \$89  = in_a[16] ? \$88 [3:0] : 4'h0;
+  assign \$90  = in_a[17] ? \$87 [3:0] : \$89 ;
+  assign \$91  = in_a[18] ? \$86  : \$90 ;
+  assign a_1_e4m3_sig = \$85  ? { 1'h1, in_a[18:16] } : \$91 ;
+  assign \$92  = | in_a[22:18];
+  assign \$93  = in_a[22:18] - 4'hf;
+  assign \$94  = in_a[16] ? 5'h10 : 5'h00;
+  assign \$95  = in_a[17] ? 5'h11 : \$94 ;
+  assign \$96  = \$92  ? \$93  : { \$95 [4], \$95 [4], \$95  };
+  assign \$97  = | in_a[22:18];
+  assign \$100  = in_a[16] ? \$99 [2:0] : 3'h0;
+  assign \$101  = in_a[17] ? \$98  : \$100 ;
+  assign a_1_e5m2_sig = \$97  ? { 1'h1, in_a[17:16] } : \$101 ;
+  assign \$102  = | in_a[30:23];
+  assign \$103  = in_a[30:23] - 7'h7f;
+  assign \$104  = in_a[16] ? 9'h17b : 9'h000;
+  assign \$105  = in_a[17] ? 9'h17c : \$104 ;
+  assign \$106  = in_a[18] ? 9'h17d : \$105 ;
+  assign \$107  = in_a[19] ? 9'h17e : \$106 ;
+  assign \$108  = in_a[20] ? 9'h17f : \$107 ;
+  assign \$109  = in_a[21] ? 9'h180 : \$108 ;
+  assign \$110  = in_a[22] ? 9'h181 : \$109 ;
+  assign \$111  = \$102  ? \$103  : { \$110 [8], \$110  };
+  assign \$112  = | in_a[30:23];
+  assign \$120  = in_a[16] ? \$119 [7:0] : 8'h00;
+  assign \$121  = in_a[17] ? \$118 [7:0] : \$120 ;
+  assign \$122  = in_a[18] ? \$117 [7:0] : \$121 ;
+  assign \$123  = in_a[19] ? \$116 [7:0] : \$122 ;
+  assign \$124  = in_a[20] ? \$115 [7:0] : \$123 ;
+  assign \$125  = in_a[21] ? \$114 [7:0] : \$124 ;
+  assign \$126  = in_a[22] ? \$113  : \$125 ;
+  assign a_1_bf16_sig = \$112  ? { 1'h1, in_a[22:16] } : \$126 ;
+  assign \$127  = ! in_a[22:19];
+  assign \$128  = ! in_a[18:16];
+  assign \$129  = \$127  & \$128 ;
+  assign \$130  = in_a[22:16] == 7'h7f;
+  assign \$131  = ! in_a[22:18];
+  assign \$132  = ! in_a[17:16];
+  assign \$133  = \$131  & \$132 ;
+  assign \$134  = in_a[22:18] == 5'h1f;
+  assign \$135  = ! in_a[17:16];
+  assign \$136  = \$134  & \$135 ;
+  assign \$137  = in_a[22:18] == 5'h1f;
+  assign \$138  = | in_a[17:16];
+  assign \$139  = \$137  & \$138 ;
+  assign \$140  = ! in_a[30:23];
+  assign \$141  = ! in_a[22:16];
+  assign \$142  = \$140  & \$141 ;
+  assign \$143  = in_a[30:23] == 8'hff;
+  assign \$144  = ! in_a[22:16];
+  assign \$145  = \$143  & \$144 ;
+  assign \$146  = in_a[30:23] == 8'hff;
+  assign \$147  = | in_a[22:16];
+  assign \$148  = \$146  & \$147 ;
+  assign \$149  = | in_b[6:3];
+  assign \$150  = in_b[6:3] - 3'h7;
+  assign \$151  = in_b[0] ? 5'h17 : 5'h00;
+  assign \$152  = in_b[1] ? 5'h18 : \$151 ;
+  assign \$153  = in_b[2] ? 5'h19 : \$152 ;
+  assign \$154  = \$149  ? \$150  : { \$153 [4], \$153  };
+  assign \$155  = | in_b[6:3];
+  assign \$159  = in_b[0] ? \$158 [3:0] : 4'h0;
+  assign \$160  = in_b[1] ? \$157 [3:0] : \$159 ;
+  assign \$161  = in_b[2] ? \$156  : \$160 ;
+  assign b_0_e4m3_sig = \$155  ? { 1'h1, in_b[2:0] } : \$161 ;
+  assign \$162  = | in_b[6:2];
+  assign \$163  = in_b[6:2] - 4'hf;
+  assign \$164  = in_b[0] ? 5'h10 : 5'h00;
+  assign \$165  = in_b[1] ? 5'h11 : \$164 ;
+  assign \$166  = \$162  ? \$163  : { \$165 [4], \$165 [4], \$165  };
+  assign \$167  = | in_b[6:2];
+  assign \$170  = in_b[0] ? \$169 [2:0] : 3'h0;
+  assign \$171  = in_b[1] ? \$168  : \$170 ;
+  assign b_0_e5m2_sig = \$167  ? { 1'h1, in_b[1:0] } : \$171 ;
+  assign \$172  = | in_b[14:7];
+  assign \$173  = in_b[14:7] - 7'h7f;
+  assign \$174  = in_b[0] ? 9'h17b : 9'h000;
+  assign \$175  = in_b[1] ? 9'h17c : \$174 ;
+  assign \$176  = in_b[2] ? 9'h17d : \$175 ;
+  assign \$177  = in_b[3] ? 9'h17e : \$176 ;
+  assign \$178  = in_b[4] ? 9'h17f : \$177 ;
+  assign \$179  = in_b[5] ? 9'h180 : \$178 ;
+  assign \$180  = in_b[6] ? 9'h181 : \$179 ;
+  assign \$181  = \$172  ? \$173  : { \$180 [8], \$180  };
+  assign \$182  = | in_b[14:7];
+  assign \$190  = in_b[0] ? \$189 [7:0] : 8'h00;
+  assign \$191  = in_b[1] ? \$188 [7:0] : \$190 ;
+  assign \$192  = in_b[2] ? \$187 [7:0] : \$191 ;
+  assign \$193  = in_b[3] ? \$186 [7:0] : \$192 ;
+  assign \$194  = in_b[4] ? \$185 [7:0] : \$193 ;
+  assign \$195  = in_b[5] ? \$184 [7:0] : \$194 ;
+  assign \$196  = in_b[6] ? \$183  : \$195 ;
+  assign b_0_bf16_sig = \$182  ? { 1'h1, in_b[6:0] } : \$196 ;
+  assign \$197  = ! in_b[6:3];
+  assign \$198  = ! in_b[2:0];
+  assign \$199  = \$197  & \$198 ;
+  assign \$200  = in_b[6:0] == 7'h7f;
+  assign \$201  = ! in_b[6:2];
+  assign \$202  = ! in_b[1:0];
+  assign \$203  = \$201  & \$202 ;
+  assign \$204  = in_b[6:2] == 5'h1f;
+  assign \$205  = ! in_b[1:0];
+  assign \$206  = \$204  & \$205 ;
+  assign \$207  = in_b[6:2] == 5'h1f;
+  assign \$208  = | in_b[1:0];
+  assign \$209  = \$207  & \$208 ;
+  assign \$210  = ! in_b[14:7];
+  assign \$211  = ! in_b[6:0];
+  assign \$212  = \$210  & \$211 ;
+  assign \$213  = in_b[14:7] == 8'hff;
+  assign \$214  = ! in_b[6:0];
+  assign \$215  = \$213  & \$214 ;
+  assign \$216  = in_b[14:7] == 8'hff;
+  assign \$217  = | in_b[6:0];
+  assign \$218  = \$216  & \$217 ;
+  assign \$219  = | in_b[22:19];
+  assign \$220  = in_b[22:19] - 3'h7;
+  assign \$221  = in_b[16] ? 5'h17 : 5'h00;
+  assign \$222  = in_b[17] ? 5'h18 : \$221 ;
+  assign \$223  = in_b[18] ? 5'h19 : \$222 ;
+  assign \$224  = \$219  ? \$220  : { \$223 [4], \$223  };
+  assign \$225  = | in_b[22:19];
+  assign \$229  = in_b[16] ? \$228 [3:0] : 4'h0;
+  assign \$230  = in_b[17] ? \$227 [3:0] : \$229 ;
+  assign \$231  = in_b[18] ? \$226  : \$230 ;
+  assign b_1_e4m3_sig = \$225  ? { 1'h1, in_b[18:16] } : \$231 ;
+  assign \$232  = | in_b[22:18];
+  assign \$233  = in_b[22:18] - 4'hf;
+  assign \$234  = in_b[16] ? 5'h10 : 5'h00;
+  assign \$235  = in_b[17] ? 5'h11 : \$234 ;
+  assign \$236  = \$232  ? \$233  : { \$235 [4], \$235 [4], \$235  };
+  assign \$237  = | in_b[22:18];
+  assign \$240  = in_b[16] ? \$239 [2:0] : 3'h0;
+  assign \$241  = in_b[17] ? \$238  : \$240 ;
+  assign b_1_e5m2_sig = \$237  ? { 1'h1, in_b[17:16] } : \$241 ;
+  assign \$242  = | in_b[30:23];
+  assign \$243  = in_b[30:23] - 7'h7f;
+  assign \$244  = in_b[16] ? 9'h17b : 9'h000;
+  assign \$245  = in_b[17] ? 9'h17c : \$244 ;
+  assign \$246  = in_b[18] ? 9'h17d : \$245 ;
+  assign \$247  = in_b[19] ? 9'h17e : \$246 ;
+  assign \$248  = in_b[20] ? 9'h17f : \$247 ;
+  assign \$249  = in_b[21] ? 9'h180 : \$248 ;
+  assign \$250  = in_b[22] ? 9'h181 : \$249 ;
+  assign \$251  = \$242  ? \$243  : { \$250 [8], \$250  };
+  assign \$252  = | in_b[30:23];
+  assign \$260  = in_b[16] ? \$259 [7:0] : 8'h00;
+  assign \$261  = in_b[17] ? \$258 [7:0] : \$260 ;
+  assign \$262  = in_b[18] ? \$257 [7:0] : \$261 ;
+  assign \$263  = in_b[19] ? \$256 [7:0] : \$262 ;
+  assign \$264  = in_b[20] ? \$255 [7:0] : \$263 ;
+  assign \$265  = in_b[21] ? \$254 [7:0] : \$264 ;
+  assign \$266  = in_b[22] ? \$253  : \$265 ;
+  assign b_1_bf16_sig = \$252  ? { 1'h1, in_b[22:16] } : \$266 ;
+  assign \$267  = ! in_b[22:19];
+  assign \$268  = ! in_b[18:16];
+  assign \$269  = \$267  & \$268 ;
+  assign \$270  = in_b[22:16] == 7'h7f;
+  assign \$271  = ! in_b[22:18];
+  assign \$272  = ! in_b[17:16];
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = in_b[22:18] == 5'h1f;
+  assign \$275  = ! in_b[17:16];
+  assign \$276  = \$274  & \$275 ;
+  assign \$277  = in_b[22:18] == 5'h1f;
+  assign \$278  = | in_b[17:16];
+  assign \$279  = \$277  & \$278 ;
+  assign \$280  = ! in_b[30:23];
+  assign \$281  = ! in_b[22:16];
+  assign \$282  = \$280  & \$281 ;
+  assign \$283  = in_b[30:23] == 8'hff;
+  assign \$284  = ! in_b[22:16];
+  assign \$285  = \$283  & \$284 ;
+  assign \$286  = in_b[30:23] == 8'hff;
+  assign \$287  = | in_b[22:16];
+  assign \$288  = \$286  & \$287 ;
   assign out_last = out_row == 4'hf;
-  assign \$5  = turn == 3'h7;
-  assign \$6  = turn + 1'h1;
-  assign \$7  = \$5  ? 4'h0 : \$6 ;
-  assign \$8  = turn == 3'h7;
-  assign \$9  = turn + 1'h1;
-  assign \$10  = \$8  ? 4'h0 : \$9 ;
-  assign \$11  = step_beat == 3'h7;
-  assign \$12  = step_beat + 1'h1;
-  assign \$13  = \$11  ? 4'h0 : \$12 ;
-  assign \$14  = step_beat == 3'h7;
-  assign \$15  = in_last & \$14 ;
-  assign \$16  = ~ \$15 ;
-  assign \$17  = done & en;
-  assign \$18  = done_slot == 3'h7;
-  assign \$19  = done_slot + 1'h1;
-  assign \$20  = \$18  ? 4'h0 : \$19 ;
-  assign \$21  = done_slot == 3'h7;
-  assign \$22  = out_valid & out_ready;
-  assign \$23  = out_row == 4'hf;
-  assign \$24  = out_row + 1'h1;
+  assign \$289  = turn == 3'h7;
+  assign \$290  = turn + 1'h1;
+  assign \$291  = \$289  ? 4'h0 : \$290 ;
+  assign \$292  = in_valid & in_ready;
+  assign \$293  = due == 3'h7;
+  assign \$294  = due + 1'h1;
+  assign \$295  = \$293  ? 4'h0 : \$294 ;
+  assign \$296  = turn == 3'h7;
+  assign \$297  = ~ \$296 ;
+  assign \$298  = turn == 3'h7;
+  assign \$299  = in_valid & in_ready;
+  assign \$300  = \$299  & in_last;
+  assign \$301  = due == 3'h7;
+  assign \$302  = \$300  & \$301 ;
+  assign \$303  = taken == 3'h7;
+  assign \$304  = taken + 1'h1;
+  assign \$305  = \$303  ? 4'h0 : \$304 ;
+  assign \$306  = taken == 3'h7;
+  assign \$307  = out_valid & out_ready;
+  assign \$308  = out_row == 4'hf;
+  assign \$309  = out_row + 1'h1;
   always @(posedge clk)
-    turn <= \$25 ;
+    turn <= \$310 ;
   always @(posedge clk)
-    due <= \$26 ;
+    due <= \$311 ;
   always @(posedge clk)
-    step_beat <= \$27 ;
+    buffer_reserved <= \$312 ;
   always @(posedge clk)
-    in_job <= \$28 ;
+    flushing <= \$313 ;
   always @(posedge clk)
-    done_slot <= \$29 ;
+    pending <= \$314 ;
   always @(posedge clk)
-    out_valid <= \$30 ;
+    \step$85  <= \$315 ;
   always @(posedge clk)
-    buffer_row_0 <= \$31 ;
+    \a$87  <= a_1;
   always @(posedge clk)
-    buffer_row_1 <= \$32 ;
+    \b$82  <= b_1;
   always @(posedge clk)
-    buffer_row_2 <= \$33 ;
+    \a$80  <= a_0;
   always @(posedge clk)
-    buffer_row_3 <= \$34 ;
+    \step$78  <= \$316 ;
   always @(posedge clk)
-    buffer_row_4 <= \$35 ;
+    \b$89  <= b_0;
+  always @(posedge clk)
+    \b$96  <= \b$82 ;
+  always @(posedge clk)
+    \a$94  <= \a$87 ;
+  always @(posedge clk)
+    \step$92  <= \$317 ;
+  always @(posedge clk)
+    buffer_0_0_0 <= \$318 ;
+  always @(posedge clk)
+    buffer_0_0_1 <= \$319 ;
+  always @(posedge clk)
+    buffer_0_0_2 <= \$320 ;
+  always @(posedge clk)
+    buffer_0_0_3 <= \$321 ;
+  always @(posedge clk)
+    buffer_0_0_4 <= \$322 ;
+  always @(posedge clk)
+    buffer_0_0_5 <= \$323 ;
+  always @(posedge clk)
+    buffer_0_0_6 <= \$324 ;
+  always @(posedge clk)
+    buffer_0_0_7 <= \$325 ;
+  always @(posedge clk)
+    buffer_0_1_0 <= \$326 ;
+  always @(posedge clk)
+    buffer_0_1_1 <= \$327 ;
+  always @(posedge clk)
+    buffer_0_1_2 <= \$328 ;
+  always @(posedge clk)
+    buffer_0_1_3 <= \$329 ;
+  always @(posedge clk)
+    buffer_0_1_4 <= \$330 ;
+  always @(posedge clk)
+    buffer_0_1_5 <= \$331 ;
+  always @(posedge clk)
+    buffer_0_1_6 <= \$332 ;
+  always @(posedge clk)
+    buffer_0_1_7 <= \$333 ;
+  always @(posedge clk)
+    buffer_1_0_0 <= \$334 ;
+  always @(posedge clk)
+    buffer_1_0_1 <= \$335 ;
+  always @(posedge clk)
+    buffer_1_0_2 <= \$336 ;
+  always @(posedge clk)
+    buffer_1_0_3 <= \$337 ;
+  always @(posedge clk)
+    buffer_1_0_4 <= \$338 ;
+  always @(posedge clk)
+    buffer_1_0_5 <= \$339 ;
+  always @(posedge clk)
+    buffer_1_0_6 <= \$340 ;
+  always @(posedge clk)
+    buffer_1_0_7 <= \$341 ;
+  always @(posedge clk)
+    buffer_1_1_0 <= \$342 ;
+  always @(posedge clk)
+    buffer_1_1_1 <= \$343 ;
+  always @(posedge clk)
+    buffer_1_1_2 <= \$344 ;
+  always @(posedge clk)
+    buffer_1_1_3 <= \$345 ;
+  always @(posedge clk)
+    buffer_1_1_4 <= \$346 ;
+  always @(posedge clk)
+    buffer_1_1_5 <= \$347 ;
+  always @(posedge clk)
+    buffer_1_1_6 <= \$348 ;
+  always @(posedge clk)
+    buffer_1_1_7 <= \$349 ;
+  always @(posedge clk)
+    out_mode <= \$350 ;
+  always @(posedge clk)
+    taken <= \$351 ;
+  always @(posedge clk)
+    out_valid <= \$352 ;
+  always @(posedge clk)
+    out_row <= \$353 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
-    .a(in_a[15:0]),
-    .acc(acc),
-    .acc_mode(acc_mode),
-    .b(in_b[15:0]),
-    .choice(in_mode),
+    .a(a_0),
+    .acc(flush_sum),
+    .b(b_0),
     .clk(clk),
-    .done(done),
-    .\en$1 (en),
-    .last(in_last),
+    .flush(\flush$133 ),
     .rst(rst),
-    .valid(valid)
+    .step(control)
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
-    .a(in_a[15:0]),
-    .acc(\acc$66 ),
-    .b(in_b[31:16]),
-    .choice(in_mode),
+    .a(\a$80 ),
+    .acc(\flush_sum$136 ),
+    .b(\b$82 ),
     .clk(clk),
-    .\en$1 (en),
-    .last(in_last),
+    .flush(\flush$135 ),
     .rst(rst),
-    .valid(valid)
+    .step(\step$78 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
-    .a(in_a[31:16]),
-    .acc(\acc$67 ),
-    .b(in_b[15:0]),
-    .choice(in_mode),
+    .a(\a$87 ),
+    .acc(\flush_sum$138 ),
+    .b(\b$89 ),
     .clk(clk),
-    .\en$1 (en),
-    .last(in_last),
+    .flush(\flush$137 ),
     .rst(rst),
-    .valid(valid)
+    .step(\step$85 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
-    .a(in_a[31:16]),
-    .acc(\acc$68 ),
-    .b(in_b[31:16]),
-    .choice(in_mode),
+    .a(\a$94 ),
+    .acc(\flush_sum$140 ),
+    .acc_mode(flush_mode),
+    .b(\b$96 ),
     .clk(clk),
-    .\en$1 (en),
-    .last(in_last),
+    .flush(\flush$139 ),
     .rst(rst),
-    .valid(valid)
+    .step(\step$92 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$36  = buffer_row_5;
-    if (\$17 ) begin
-      \$36  = buffer_row_7;
-    end
-    if (rst) begin
-      \$36  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_sign = in_a[7];
+      2'h1:
+          a_0_sign = in_a[7];
+      default:
+          a_0_sign = in_a[15];
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$37  = buffer_row_6;
-    if (\$17 ) begin
-      \$37  = buffer_row_8;
-    end
-    if (rst) begin
-      \$37  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_zero = \$59 ;
+      2'h1:
+          a_0_zero = \$63 ;
+      default:
+          a_0_zero = \$72 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$38  = buffer_row_7;
-    if (\$17 ) begin
-      \$38  = buffer_row_9;
-    end
-    if (rst) begin
-      \$38  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_inf = 1'h0;
+      2'h1:
+          a_0_inf = \$66 ;
+      default:
+          a_0_inf = \$75 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$39  = buffer_row_8;
-    if (\$17 ) begin
-      \$39  = buffer_row_10;
-    end
-    if (rst) begin
-      \$39  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_nan = \$60 ;
+      2'h1:
+          a_0_nan = \$69 ;
+      default:
+          a_0_nan = \$78 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = buffer_row_9;
-    if (\$17 ) begin
-      \$40  = buffer_row_11;
-    end
-    if (rst) begin
-      \$40  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_exp = { \$14 [4], \$14 [4], \$14 [4], \$14 [4], \$14 [4:0] };
+      2'h1:
+          a_0_exp = { \$26 [4], \$26 [4], \$26 [4], \$26 [4], \$26 [4:0] };
+      default:
+          a_0_exp = \$41 [8:0];
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$41  = buffer_row_10;
-    if (\$17 ) begin
-      \$41  = buffer_row_12;
-    end
-    if (rst) begin
-      \$41  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_0_sig = { a_0_e4m3_sig, 4'h0 };
+      2'h1:
+          a_0_sig = { a_0_e5m2_sig, 5'h00 };
+      default:
+          a_0_sig = a_0_bf16_sig;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$42  = buffer_row_11;
-    if (\$17 ) begin
-      \$42  = buffer_row_13;
-    end
-    if (rst) begin
-      \$42  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_sign = in_a[23];
+      2'h1:
+          a_1_sign = in_a[23];
+      default:
+          a_1_sign = in_a[31];
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$43  = buffer_row_12;
-    if (\$17 ) begin
-      \$43  = buffer_row_14;
-    end
-    if (rst) begin
-      \$43  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_zero = \$129 ;
+      2'h1:
+          a_1_zero = \$133 ;
+      default:
+          a_1_zero = \$142 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$44  = buffer_row_13;
-    if (\$17 ) begin
-      \$44  = buffer_row_15;
-    end
-    if (rst) begin
-      \$44  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_inf = 1'h0;
+      2'h1:
+          a_1_inf = \$136 ;
+      default:
+          a_1_inf = \$145 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$45  = buffer_row_14;
-    if (\$17 ) begin
-      \$45  = { \acc$66 , acc };
-    end
-    if (rst) begin
-      \$45  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_nan = \$130 ;
+      2'h1:
+          a_1_nan = \$139 ;
+      default:
+          a_1_nan = \$148 ;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$46  = buffer_row_15;
-    if (\$17 ) begin
-      \$46  = { \acc$68 , \acc$67  };
-    end
-    if (rst) begin
-      \$46  = 32'd0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_exp = { \$84 [4], \$84 [4], \$84 [4], \$84 [4], \$84 [4:0] };
+      2'h1:
+          a_1_exp = { \$96 [4], \$96 [4], \$96 [4], \$96 [4], \$96 [4:0] };
+      default:
+          a_1_exp = \$111 [8:0];
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$47  = out_mode;
-    if (\$17 ) begin
-      \$47  = acc_mode;
-    end
-    if (rst) begin
-      \$47  = 2'h0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h2:
+          a_1_sig = { a_1_e4m3_sig, 4'h0 };
+      2'h1:
+          a_1_sig = { a_1_e5m2_sig, 5'h00 };
+      default:
+          a_1_sig = a_1_bf16_sig;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = out_row;
-    if (\$22 ) begin
-      (* full_case = 32'd1 *)
-      if (\$23 ) begin
-        \$48  = 4'h0;
-      end else begin
-        \$48  = \$24 [3:0];
-      end
-    end
-    if (rst) begin
-      \$48  = 4'h0;
-    end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_sign = in_b[7];
+      2'h2:
+          b_0_sign = in_b[7];
+      default:
+          b_0_sign = in_b[15];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_zero = \$199 ;
+      2'h2:
+          b_0_zero = \$203 ;
+      default:
+          b_0_zero = \$212 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_inf = 1'h0;
+      2'h2:
+          b_0_inf = \$206 ;
+      default:
+          b_0_inf = \$215 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_nan = \$200 ;
+      2'h2:
+          b_0_nan = \$209 ;
+      default:
+          b_0_nan = \$218 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_exp = { \$154 [4], \$154 [4], \$154 [4], \$154 [4], \$154 [4:0] };
+      2'h2:
+          b_0_exp = { \$166 [4], \$166 [4], \$166 [4], \$166 [4], \$166 [4:0] };
+      default:
+          b_0_exp = \$181 [8:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_0_sig = { b_0_e4m3_sig, 4'h0 };
+      2'h2:
+          b_0_sig = { b_0_e5m2_sig, 5'h00 };
+      default:
+          b_0_sig = b_0_bf16_sig;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_sign = in_b[23];
+      2'h2:
+          b_1_sign = in_b[23];
+      default:
+          b_1_sign = in_b[31];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_zero = \$269 ;
+      2'h2:
+          b_1_zero = \$273 ;
+      default:
+          b_1_zero = \$282 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_inf = 1'h0;
+      2'h2:
+          b_1_inf = \$276 ;
+      default:
+          b_1_inf = \$285 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_nan = \$270 ;
+      2'h2:
+          b_1_nan = \$279 ;
+      default:
+          b_1_nan = \$288 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_exp = { \$224 [4], \$224 [4], \$224 [4], \$224 [4], \$224 [4:0] };
+      2'h2:
+          b_1_exp = { \$236 [4], \$236 [4], \$236 [4], \$236 [4], \$236 [4:0] };
+      default:
+          b_1_exp = \$251 [8:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    casez (in_mode)
+      2'h0, 2'h1:
+          b_1_sig = { b_1_e4m3_sig, 4'h0 };
+      2'h2:
+          b_1_sig = { b_1_e5m2_sig, 5'h00 };
+      default:
+          b_1_sig = b_1_bf16_sig;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     casez (out_row)
       4'h0:
-          out_data = buffer_row_0;
+          out_data = { buffer_0_1_0, buffer_0_0_0 };
       4'h1:
-          out_data = buffer_row_1;
+          out_data = { buffer_1_1_0, buffer_1_0_0 };
       4'h2:
-          out_data = buffer_row_2;
+          out_data = { buffer_0_1_1, buffer_0_0_1 };
       4'h3:
-          out_data = buffer_row_3;
+          out_data = { buffer_1_1_1, buffer_1_0_1 };
       4'h4:
-          out_data = buffer_row_4;
+          out_data = { buffer_0_1_2, buffer_0_0_2 };
       4'h5:
-          out_data = buffer_row_5;
+          out_data = { buffer_1_1_2, buffer_1_0_2 };
       4'h6:
-          out_data = buffer_row_6;
+          out_data = { buffer_0_1_3, buffer_0_0_3 };
       4'h7:
-          out_data = buffer_row_7;
+          out_data = { buffer_1_1_3, buffer_1_0_3 };
       4'h8:
-          out_data = buffer_row_8;
+          out_data = { buffer_0_1_4, buffer_0_0_4 };
       4'h9:
-          out_data = buffer_row_9;
+          out_data = { buffer_1_1_4, buffer_1_0_4 };
       4'ha:
-          out_data = buffer_row_10;
+          out_data = { buffer_0_1_5, buffer_0_0_5 };
       4'hb:
-          out_data = buffer_row_11;
+          out_data = { buffer_1_1_5, buffer_1_0_5 };
       4'hc:
-          out_data = buffer_row_12;
+          out_data = { buffer_0_1_6, buffer_0_0_6 };
       4'hd:
-          out_data = buffer_row_13;
+          out_data = { buffer_1_1_6, buffer_1_0_6 };
       4'he:
-          out_data = buffer_row_14;
+          out_data = { buffer_0_1_7, buffer_0_0_7 };
       default:
-          out_data = buffer_row_15;
+          out_data = { buffer_1_1_7, buffer_1_0_7 };
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$25  = turn;
-    if (en) begin
-      \$25  = \$7 [2:0];
-    end
+    \$310  = \$291 [2:0];
     if (rst) begin
-      \$25  = 3'h0;
+      \$310  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$26  = due;
-    if (valid) begin
-      \$26  = \$10 [2:0];
+    \$311  = due;
+    if (\$292 ) begin
+      \$311  = \$295 [2:0];
     end
     if (rst) begin
-      \$26  = 3'h0;
+      \$311  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$27  = step_beat;
-    if (valid) begin
-      \$27  = \$13 [2:0];
+    \$312  = buffer_reserved;
+    if (flush) begin
+      \$312  = 1'h1;
     end
-    if (rst) begin
-      \$27  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$28  = in_job;
-    if (valid) begin
-      \$28  = \$16 ;
-    end
-    if (rst) begin
-      \$28  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$29  = done_slot;
-    if (\$17 ) begin
-      \$29  = \$20 [2:0];
-    end
-    if (rst) begin
-      \$29  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$30  = out_valid;
-    if (\$17 ) begin
-      if (\$21 ) begin
-        \$30  = 1'h1;
-      end
-    end
-    if (\$22 ) begin
-      if (\$23 ) begin
-        \$30  = 1'h0;
+    if (\$307 ) begin
+      if (\$308 ) begin
+        \$312  = 1'h0;
       end
     end
     if (rst) begin
-      \$30  = 1'h0;
+      \$312  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$31  = buffer_row_0;
-    if (\$17 ) begin
-      \$31  = buffer_row_2;
+    \$313  = flushing;
+    if (flush) begin
+      \$313  = \$297 ;
     end
     if (rst) begin
-      \$31  = 32'd0;
+      \$313  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$32  = buffer_row_1;
-    if (\$17 ) begin
-      \$32  = buffer_row_3;
+    \$314  = pending;
+    if (flush) begin
+      if (\$298 ) begin
+        \$314  = 1'h0;
+      end
+    end
+    if (\$302 ) begin
+      \$314  = 1'h1;
     end
     if (rst) begin
-      \$32  = 32'd0;
+      \$314  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$33  = buffer_row_2;
-    if (\$17 ) begin
-      \$33  = buffer_row_4;
-    end
+    \$315  = control;
     if (rst) begin
-      \$33  = 32'd0;
+      \$315  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$34  = buffer_row_3;
-    if (\$17 ) begin
-      \$34  = buffer_row_5;
-    end
+    \$316  = control;
     if (rst) begin
-      \$34  = 32'd0;
+      \$316  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$35  = buffer_row_4;
-    if (\$17 ) begin
-      \$35  = buffer_row_6;
-    end
+    \$317  = \step$85 ;
     if (rst) begin
-      \$35  = 32'd0;
+      \$317  = 5'h00;
     end
   end
-  assign advance = en;
-  assign beat = valid;
-  assign last = in_last;
-  assign a = in_a[15:0];
-  assign b = in_b[15:0];
-  assign mode = in_mode;
-  assign \en$22  = en;
-  assign \valid$23  = valid;
-  assign \last$24  = in_last;
-  assign \a$25  = in_a[15:0];
-  assign \b$26  = in_b[31:16];
-  assign \mode$27  = in_mode;
-  assign \en$28  = en;
-  assign \valid$29  = valid;
-  assign \last$30  = in_last;
-  assign \a$31  = in_a[31:16];
-  assign \b$32  = in_b[15:0];
-  assign \mode$33  = in_mode;
-  assign \en$34  = en;
-  assign \valid$35  = valid;
-  assign \last$36  = in_last;
-  assign \a$37  = in_a[31:16];
-  assign \b$38  = in_b[31:16];
-  assign \mode$39  = in_mode;
-  assign buffer_full = out_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$318  = buffer_0_0_0;
+    if (\flush$133 ) begin
+      \$318  = buffer_0_0_1;
+    end
+    if (rst) begin
+      \$318  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$319  = buffer_0_0_1;
+    if (\flush$133 ) begin
+      \$319  = buffer_0_0_2;
+    end
+    if (rst) begin
+      \$319  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$320  = buffer_0_0_2;
+    if (\flush$133 ) begin
+      \$320  = buffer_0_0_3;
+    end
+    if (rst) begin
+      \$320  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$321  = buffer_0_0_3;
+    if (\flush$133 ) begin
+      \$321  = buffer_0_0_4;
+    end
+    if (rst) begin
+      \$321  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$322  = buffer_0_0_4;
+    if (\flush$133 ) begin
+      \$322  = buffer_0_0_5;
+    end
+    if (rst) begin
+      \$322  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$323  = buffer_0_0_5;
+    if (\flush$133 ) begin
+      \$323  = buffer_0_0_6;
+    end
+    if (rst) begin
+      \$323  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$324  = buffer_0_0_6;
+    if (\flush$133 ) begin
+      \$324  = buffer_0_0_7;
+    end
+    if (rst) begin
+      \$324  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$325  = buffer_0_0_7;
+    if (\flush$133 ) begin
+      \$325  = flush_sum;
+    end
+    if (rst) begin
+      \$325  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$326  = buffer_0_1_0;
+    if (\flush$135 ) begin
+      \$326  = buffer_0_1_1;
+    end
+    if (rst) begin
+      \$326  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$327  = buffer_0_1_1;
+    if (\flush$135 ) begin
+      \$327  = buffer_0_1_2;
+    end
+    if (rst) begin
+      \$327  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$328  = buffer_0_1_2;
+    if (\flush$135 ) begin
+      \$328  = buffer_0_1_3;
+    end
+    if (rst) begin
+      \$328  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$329  = buffer_0_1_3;
+    if (\flush$135 ) begin
+      \$329  = buffer_0_1_4;
+    end
+    if (rst) begin
+      \$329  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$330  = buffer_0_1_4;
+    if (\flush$135 ) begin
+      \$330  = buffer_0_1_5;
+    end
+    if (rst) begin
+      \$330  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = buffer_0_1_5;
+    if (\flush$135 ) begin
+      \$331  = buffer_0_1_6;
+    end
+    if (rst) begin
+      \$331  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$332  = buffer_0_1_6;
+    if (\flush$135 ) begin
+      \$332  = buffer_0_1_7;
+    end
+    if (rst) begin
+      \$332  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$333  = buffer_0_1_7;
+    if (\flush$135 ) begin
+      \$333  = \flush_sum$136 ;
+    end
+    if (rst) begin
+      \$333  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = buffer_1_0_0;
+    if (\flush$137 ) begin
+      \$334  = buffer_1_0_1;
+    end
+    if (rst) begin
+      \$334  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$335  = buffer_1_0_1;
+    if (\flush$137 ) begin
+      \$335  = buffer_1_0_2;
+    end
+    if (rst) begin
+      \$335  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$336  = buffer_1_0_2;
+    if (\flush$137 ) begin
+      \$336  = buffer_1_0_3;
+    end
+    if (rst) begin
+      \$336  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$337  = buffer_1_0_3;
+    if (\flush$137 ) begin
+      \$337  = buffer_1_0_4;
+    end
+    if (rst) begin
+      \$337  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$338  = buffer_1_0_4;
+    if (\flush$137 ) begin
+      \$338  = buffer_1_0_5;
+    end
+    if (rst) begin
+      \$338  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$339  = buffer_1_0_5;
+    if (\flush$137 ) begin
+      \$339  = buffer_1_0_6;
+    end
+    if (rst) begin
+      \$339  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$340  = buffer_1_0_6;
+    if (\flush$137 ) begin
+      \$340  = buffer_1_0_7;
+    end
+    if (rst) begin
+      \$340  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$341  = buffer_1_0_7;
+    if (\flush$137 ) begin
+      \$341  = \flush_sum$138 ;
+    end
+    if (rst) begin
+      \$341  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$342  = buffer_1_1_0;
+    if (\flush$139 ) begin
+      \$342  = buffer_1_1_1;
+    end
+    if (rst) begin
+      \$342  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$343  = buffer_1_1_1;
+    if (\flush$139 ) begin
+      \$343  = buffer_1_1_2;
+    end
+    if (rst) begin
+      \$343  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$344  = buffer_1_1_2;
+    if (\flush$139 ) begin
+      \$344  = buffer_1_1_3;
+    end
+    if (rst) begin
+      \$344  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$345  = buffer_1_1_3;
+    if (\flush$139 ) begin
+      \$345  = buffer_1_1_4;
+    end
+    if (rst) begin
+      \$345  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$346  = buffer_1_1_4;
+    if (\flush$139 ) begin
+      \$346  = buffer_1_1_5;
+    end
+    if (rst) begin
+      \$346  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$347  = buffer_1_1_5;
+    if (\flush$139 ) begin
+      \$347  = buffer_1_1_6;
+    end
+    if (rst) begin
+      \$347  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$348  = buffer_1_1_6;
+    if (\flush$139 ) begin
+      \$348  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$348  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$349  = buffer_1_1_7;
+    if (\flush$139 ) begin
+      \$349  = \flush_sum$140 ;
+    end
+    if (rst) begin
+      \$349  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$350  = out_mode;
+    if (\flush$139 ) begin
+      \$350  = flush_mode;
+    end
+    if (rst) begin
+      \$350  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = taken;
+    if (\flush$139 ) begin
+      \$351  = \$305 [2:0];
+    end
+    if (rst) begin
+      \$351  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = out_valid;
+    if (\flush$139 ) begin
+      if (\$306 ) begin
+        \$352  = 1'h1;
+      end
+    end
+    if (\$307 ) begin
+      if (\$308 ) begin
+        \$352  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$352  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = out_row;
+    if (\$307 ) begin
+      (* full_case = 32'd1 *)
+      if (\$308 ) begin
+        \$353  = 4'h0;
+      end else begin
+        \$353  = \$309 [3:0];
+      end
+    end
+    if (rst) begin
+      \$353  = 4'h0;
+    end
+  end
+  assign a_0_e4m3_exp = \$14 [4:0];
+  assign a_0_e5m2_exp = \$26 [4:0];
+  assign a_0_bf16_exp = \$41 [8:0];
+  assign a_1_e4m3_exp = \$84 [4:0];
+  assign a_1_e5m2_exp = \$96 [4:0];
+  assign a_1_bf16_exp = \$111 [8:0];
+  assign b_0_e4m3_exp = \$154 [4:0];
+  assign b_0_e5m2_exp = \$166 [4:0];
+  assign b_0_bf16_exp = \$181 [8:0];
+  assign b_1_e4m3_exp = \$224 [4:0];
+  assign b_1_e5m2_exp = \$236 [4:0];
+  assign b_1_bf16_exp = \$251 [8:0];
+  assign en = 1'h1;
+  assign step = control;
+  assign a = a_0;
+  assign b = b_0;
+  assign \en$77  = 1'h1;
+  assign control_0_0_right = \step$78 ;
+  assign a_0_0_right = \a$80 ;
+  assign b_skew_1_0 = \b$82 ;
+  assign \en$84  = 1'h1;
+  assign control_skew_1 = \step$85 ;
+  assign a_skew_1_0 = \a$87 ;
+  assign b_0_0_down = \b$89 ;
+  assign \en$91  = 1'h1;
+  assign control_1_0_right = \step$92 ;
+  assign a_1_0_right = \a$94 ;
+  assign b_0_1_down = \b$96 ;
   assign buffer_mode = out_mode;
+  assign buffer_full = out_valid;
   assign row = out_row;
+  assign \control.valid  = control[0];
+  assign \control.last  = control[1];
+  assign \control.flush  = control[2];
+  assign \control.mode  = control[4:3];
+  assign \a_0.sig  = a_0[7:0];
+  assign \a_0.exp  = a_0[16:8];
+  assign \a_0.sign  = a_0[17];
+  assign \a_0.zero  = a_0[18];
+  assign \a_0.inf  = a_0[19];
+  assign \a_0.nan  = a_0[20];
+  assign \a_1.sig  = a_1[7:0];
+  assign \a_1.exp  = a_1[16:8];
+  assign \a_1.sign  = a_1[17];
+  assign \a_1.zero  = a_1[18];
+  assign \a_1.inf  = a_1[19];
+  assign \a_1.nan  = a_1[20];
+  assign \b_0.sig  = b_0[7:0];
+  assign \b_0.exp  = b_0[16:8];
+  assign \b_0.sign  = b_0[17];
+  assign \b_0.zero  = b_0[18];
+  assign \b_0.inf  = b_0[19];
+  assign \b_0.nan  = b_0[20];
+  assign \b_1.sig  = b_1[7:0];
+  assign \b_1.exp  = b_1[16:8];
+  assign \b_1.sign  = b_1[17];
+  assign \b_1.zero  = b_1[18];
+  assign \b_1.inf  = b_1[19];
+  assign \b_1.nan  = b_1[20];
+  assign \step.valid  = control[0];
+  assign \step.last  = control[1];
+  assign \step.flush  = control[2];
+  assign \step.mode  = control[4:3];
+  assign \a.sig  = a_0[7:0];
+  assign \a.exp  = a_0[16:8];
+  assign \a.sign  = a_0[17];
+  assign \a.zero  = a_0[18];
+  assign \a.inf  = a_0[19];
+  assign \a.nan  = a_0[20];
+  assign \b.sig  = b_0[7:0];
+  assign \b.exp  = b_0[16:8];
+  assign \b.sign  = b_0[17];
+  assign \b.zero  = b_0[18];
+  assign \b.inf  = b_0[19];
+  assign \b.nan  = b_0[20];
+  assign \step$78.valid  = \step$78 [0];
+  assign \step$78.last  = \step$78 [1];
+  assign \step$78.flush  = \step$78 [2];
+  assign \step$78.mode  = \step$78 [4:3];
+  assign \control_0_0_right.valid  = \step$78 [0];
+  assign \control_0_0_right.last  = \step$78 [1];
+  assign \control_0_0_right.flush  = \step$78 [2];
+  assign \control_0_0_right.mode  = \step$78 [4:3];
+  assign \a$80.sig  = \a$80 [7:0];
+  assign \a$80.exp  = \a$80 [16:8];
+  assign \a$80.sign  = \a$80 [17];
+  assign \a$80.zero  = \a$80 [18];
+  assign \a$80.inf  = \a$80 [19];
+  assign \a$80.nan  = \a$80 [20];
+  assign \b$82.sig  = \b$82 [7:0];
+  assign \b$82.exp  = \b$82 [16:8];
+  assign \b$82.sign  = \b$82 [17];
+  assign \b$82.zero  = \b$82 [18];
+  assign \b$82.inf  = \b$82 [19];
+  assign \b$82.nan  = \b$82 [20];
+  assign \step$85.valid  = \step$85 [0];
+  assign \step$85.last  = \step$85 [1];
+  assign \step$85.flush  = \step$85 [2];
+  assign \step$85.mode  = \step$85 [4:3];
+  assign \control_skew_1.valid  = \step$85 [0];
+  assign \control_skew_1.last  = \step$85 [1];
+  assign \control_skew_1.flush  = \step$85 [2];
+  assign \control_skew_1.mode  = \step$85 [4:3];
+  assign \a$87.sig  = \a$87 [7:0];
+  assign \a$87.exp  = \a$87 [16:8];
+  assign \a$87.sign  = \a$87 [17];
+  assign \a$87.zero  = \a$87 [18];
+  assign \a$87.inf  = \a$87 [19];
+  assign \a$87.nan  = \a$87 [20];
+  assign \b$89.sig  = \b$89 [7:0];
+  assign \b$89.exp  = \b$89 [16:8];
+  assign \b$89.sign  = \b$89 [17];
+  assign \b$89.zero  = \b$89 [18];
+  assign \b$89.inf  = \b$89 [19];
+  assign \b$89.nan  = \b$89 [20];
+  assign \step$92.valid  = \step$92 [0];
+  assign \step$92.last  = \step$92 [1];
+  assign \step$92.flush  = \step$92 [2];
+  assign \step$92.mode  = \step$92 [4:3];
+  assign \control_1_0_right.valid  = \step$92 [0];
+  assign \control_1_0_right.last  = \step$92 [1];
+  assign \control_1_0_right.flush  = \step$92 [2];
+  assign \control_1_0_right.mode  = \step$92 [4:3];
+  assign \a$94.sig  = \a$94 [7:0];
+  assign \a$94.exp  = \a$94 [16:8];
+  assign \a$94.sign  = \a$94 [17];
+  assign \a$94.zero  = \a$94 [18];
+  assign \a$94.inf  = \a$94 [19];
+  assign \a$94.nan  = \a$94 [20];
+  assign \b$96.sig  = \b$96 [7:0];
+  assign \b$96.exp  = \b$96 [16:8];
+  assign \b$96.sign  = \b$96 [17];
+  assign \b$96.zero  = \b$96 [18];
+  assign \b$96.inf  = \b$96 [19];
+  assign \b$96.nan  = \b$96 [20];
+  assign b_1[7:0] = b_1_sig;
+  assign b_1[20] = b_1_nan;
+  assign b_1[19] = b_1_inf;
+  assign b_1[18] = b_1_zero;
+  assign b_1[17] = b_1_sign;
+  assign b_1[16:8] = b_1_exp;
+  assign b_0[7:0] = b_0_sig;
+  assign b_0[20] = b_0_nan;
+  assign b_0[19] = b_0_inf;
+  assign b_0[18] = b_0_zero;
+  assign b_0[17] = b_0_sign;
+  assign b_0[16:8] = b_0_exp;
+  assign a_1[7:0] = a_1_sig;
+  assign a_1[20] = a_1_nan;
+  assign a_1[19] = a_1_inf;
+  assign a_1[18] = a_1_zero;
+  assign a_1[17] = a_1_sign;
+  assign a_1[16:8] = a_1_exp;
+  assign a_0[7:0] = a_0_sig;
+  assign a_0[20] = a_0_nan;
+  assign a_0[19] = a_0_inf;
+  assign a_0[18] = a_0_zero;
+  assign a_0[17] = a_0_sign;
+  assign a_0[16:8] = a_0_exp;
+  assign control[4:3] = in_mode;
+  assign control[2] = flush;
+  assign control[1] = in_last;
+  assign control[0] = \$8 ;
+  assign \$16  = { in_a[2:0], 1'h0 };
+  assign \$17  = { 1'h0, in_a[2:0], 2'h0 };
+  assign \$18  = { in_a[2:0], 3'h0 };
+  assign \$28  = { in_a[1:0], 1'h0 };
+  assign \$29  = { 1'h0, in_a[1:0], 2'h0 };
+  assign \$43  = { in_a[6:0], 1'h0 };
+  assign \$44  = { 1'h0, in_a[6:0], 2'h0 };
+  assign \$45  = { in_a[6:0], 3'h0 };
+  assign \$46  = { 3'h0, in_a[6:0], 4'h0 };
+  assign \$47  = { 2'h0, in_a[6:0], 5'h00 };
+  assign \$48  = { 1'h0, in_a[6:0], 6'h00 };
+  assign \$49  = { in_a[6:0], 7'h00 };
+  assign \$86  = { in_a[18:16], 1'h0 };
+  assign \$87  = { 1'h0, in_a[18:16], 2'h0 };
+  assign \$88  = { in_a[18:16], 3'h0 };
+  assign \$98  = { in_a[17:16], 1'h0 };
+  assign \$99  = { 1'h0, in_a[17:16], 2'h0 };
+  assign \$113  = { in_a[22:16], 1'h0 };
+  assign \$114  = { 1'h0, in_a[22:16], 2'h0 };
+  assign \$115  = { in_a[22:16], 3'h0 };
+  assign \$116  = { 3'h0, in_a[22:16], 4'h0 };
+  assign \$117  = { 2'h0, in_a[22:16], 5'h00 };
+  assign \$118  = { 1'h0, in_a[22:16], 6'h00 };
+  assign \$119  = { in_a[22:16], 7'h00 };
+  assign \$156  = { in_b[2:0], 1'h0 };
+  assign \$157  = { 1'h0, in_b[2:0], 2'h0 };
+  assign \$158  = { in_b[2:0], 3'h0 };
+  assign \$168  = { in_b[1:0], 1'h0 };
+  assign \$169  = { 1'h0, in_b[1:0], 2'h0 };
+  assign \$183  = { in_b[6:0], 1'h0 };
+  assign \$184  = { 1'h0, in_b[6:0], 2'h0 };
+  assign \$185  = { in_b[6:0], 3'h0 };
+  assign \$186  = { 3'h0, in_b[6:0], 4'h0 };
+  assign \$187  = { 2'h0, in_b[6:0], 5'h00 };
+  assign \$188  = { 1'h0, in_b[6:0], 6'h00 };
+  assign \$189  = { in_b[6:0], 7'h00 };
+  assign \$226  = { in_b[18:16], 1'h0 };
+  assign \$227  = { 1'h0, in_b[18:16], 2'h0 };
+  assign \$228  = { in_b[18:16], 3'h0 };
+  assign \$238  = { in_b[17:16], 1'h0 };
+  assign \$239  = { 1'h0, in_b[17:16], 2'h0 };
+  assign \$253  = { in_b[22:16], 1'h0 };
+  assign \$254  = { 1'h0, in_b[22:16], 2'h0 };
+  assign \$255  = { in_b[22:16], 3'h0 };
+  assign \$256  = { 3'h0, in_b[22:16], 4'h0 };
+  assign \$257  = { 2'h0, in_b[22:16], 5'h00 };
+  assign \$258  = { 1'h0, in_b[22:16], 6'h00 };
+  assign \$259  = { in_b[22:16], 7'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, acc, done, acc_mode, last);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
-  wire \$1 ;
-  wire [5:0] \$10 ;
-  wire [8:0] \$100 ;
-  wire [20:0] \$1000 ;
-  wire [14:0] \$1001 ;
-  wire [14:0] \$1002 ;
-  wire [14:0] \$1003 ;
-  wire \$1004 ;
-  wire \$1005 ;
-  wire \$1006 ;
-  wire \$1007 ;
-  wire \$1008 ;
-  wire [10:0] \$1009 ;
-  wire [8:0] \$101 ;
-  wire [19:0] \$1010 ;
-  wire [11:0] \$1011 ;
-  wire [20:0] \$1012 ;
-  wire \$1013 ;
-  wire \$1014 ;
-  wire \$1015 ;
-  wire \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [10:0] \$1018 ;
-  wire [14:0] \$1019 ;
-  wire [8:0] \$102 ;
-  wire [8:0] \$1020 ;
-  wire [15:0] \$1021 ;
-  wire \$1022 ;
-  wire [10:0] \$1023 ;
-  wire [14:0] \$1024 ;
-  wire [8:0] \$1025 ;
-  wire [15:0] \$1026 ;
-  wire [14:0] \$1027 ;
-  wire [14:0] \$1028 ;
-  wire [14:0] \$1029 ;
-  wire [9:0] \$103 ;
-  wire \$1030 ;
-  wire \$1031 ;
-  wire \$1032 ;
-  wire \$1033 ;
-  wire \$1034 ;
-  wire [10:0] \$1035 ;
-  wire [14:0] \$1036 ;
-  wire [8:0] \$1037 ;
-  wire [15:0] \$1038 ;
-  wire \$1039 ;
-  wire \$104 ;
-  wire \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
-  wire [15:0] \$1043 ;
-  wire \$1044 ;
-  wire \$1045 ;
-  wire \$1046 ;
-  wire \$1047 ;
-  wire \$1048 ;
-  wire \$1049 ;
-  wire [7:0] \$105 ;
-  wire [15:0] \$1050 ;
-  wire \$1051 ;
-  wire [15:0] \$1052 ;
-  wire [15:0] \$1053 ;
-  wire \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire \$1057 ;
-  wire [11:0] \$1058 ;
-  wire [11:0] \$1059 ;
-  wire [9:0] \$106 ;
-  wire [11:0] \$1060 ;
-  wire \$1061 ;
-  wire [9:0] \$1062 ;
-  wire \$1063 ;
-  wire \$1064 ;
-  wire \$1065 ;
-  wire \$1066 ;
-  wire \$1067 ;
-  wire \$1068 ;
-  wire \$1069 ;
-  wire [9:0] \$107 ;
-  wire \$1070 ;
-  wire \$1071 ;
-  wire \$1072 ;
-  wire \$1073 ;
-  wire \$1074 ;
-  wire \$1075 ;
-  wire \$1076 ;
-  wire \$1077 ;
-  wire \$1078 ;
+  wire [10:0] \$1 ;
+  wire [6:0] \$10 ;
+  wire [10:0] \$100 ;
+  reg \$1000 ;
+  reg \$1001 ;
+  reg [4:0] \$1002 ;
+  reg \$1003 ;
+  reg [7:0] \$1004 ;
+  reg [1:0] \$1005 ;
+  reg [27:0] \$1006 ;
+  reg [9:0] \$1007 ;
+  reg \$1008 ;
+  reg \$1009 ;
+  wire [10:0] \$101 ;
+  reg \$1010 ;
+  reg \$1011 ;
+  reg \$1012 ;
+  reg \$1013 ;
+  reg [10:0] \$1014 ;
+  reg [10:0] \$1015 ;
+  reg [4:0] \$1016 ;
+  reg \$1017 ;
+  reg [7:0] \$1018 ;
+  reg [1:0] \$1019 ;
+  wire [10:0] \$102 ;
+  reg \$1020 ;
+  reg \$1021 ;
+  reg \$1022 ;
+  reg \$1023 ;
+  reg [9:0] \$1024 ;
+  reg [26:0] \$1025 ;
+  reg \$1026 ;
+  reg [11:0] \$1027 ;
+  reg [11:0] \$1028 ;
+  reg [4:0] \$1029 ;
+  wire [10:0] \$103 ;
+  reg \$1030 ;
+  reg [7:0] \$1031 ;
+  reg [1:0] \$1032 ;
+  reg [35:0] \$1033 ;
+  reg [63:0] \$1034 ;
+  reg \$1035 ;
+  reg \$1036 ;
+  reg [9:0] \$1037 ;
+  reg \$1038 ;
+  reg \$1039 ;
+  wire [10:0] \$104 ;
+  reg \$1040 ;
+  reg \$1041 ;
+  reg [28:0] \$1042 ;
+  reg [31:0] \$1043 ;
+  reg \$1044 ;
+  reg \$1045 ;
+  reg [9:0] \$1046 ;
+  reg \$1047 ;
+  reg \$1048 ;
+  reg \$1049 ;
+  wire [10:0] \$105 ;
+  reg \$1050 ;
+  reg [4:0] \$1051 ;
+  reg \$1052 ;
+  reg [7:0] \$1053 ;
+  reg [1:0] \$1054 ;
+  reg [10:0] \$1055 ;
+  reg \$1056 ;
+  reg \$1057 ;
+  reg [9:0] \$1058 ;
+  reg \$1059 ;
+  wire [10:0] \$106 ;
+  reg \$1060 ;
+  reg \$1061 ;
+  reg \$1062 ;
+  reg [7:0] \$1063 ;
+  reg \$1064 ;
+  reg \$1065 ;
+  reg [9:0] \$1066 ;
+  reg \$1067 ;
+  reg \$1068 ;
+  reg \$1069 ;
+  wire \$107 ;
+  reg \$1070 ;
+  reg [4:0] \$1071 ;
+  reg \$1072 ;
+  reg [7:0] \$1073 ;
+  reg [1:0] \$1074 ;
+  reg [15:0] \$1075 ;
+  reg \$1076 ;
+  reg \$1077 ;
+  reg [1:0] \$1078 ;
   wire \$1079 ;
-  wire [13:0] \$108 ;
+  wire [15:0] \$108 ;
   wire \$1080 ;
   wire \$1081 ;
-  wire [10:0] \$1082 ;
-  wire [10:0] \$1083 ;
+  wire \$1082 ;
+  wire \$1083 ;
   wire \$1084 ;
   wire \$1085 ;
   wire \$1086 ;
-  wire \$1087 ;
-  wire \$1088 ;
-  wire \$1089 ;
-  wire [13:0] \$109 ;
-  wire [11:0] \$1090 ;
-  wire [11:0] \$1091 ;
-  wire \$1092 ;
-  wire \$1093 ;
-  wire \$1094 ;
-  wire \$1095 ;
-  wire \$1096 ;
-  wire \$1097 ;
-  wire \$1098 ;
-  wire [9:0] \$1099 ;
-  wire [3:0] \$11 ;
-  wire [13:0] \$110 ;
-  wire [9:0] \$1100 ;
-  wire \$1101 ;
-  wire \$1102 ;
-  wire \$1103 ;
-  wire \$1104 ;
-  wire \$1105 ;
-  wire \$1106 ;
-  wire \$1107 ;
-  wire [9:0] \$1108 ;
-  wire [9:0] \$1109 ;
-  wire [13:0] \$111 ;
-  wire [8:0] \$1110 ;
-  wire \$1111 ;
-  wire \$1112 ;
-  wire \$1113 ;
-  wire \$1114 ;
-  wire \$1115 ;
-  wire \$1116 ;
-  wire \$1117 ;
-  wire \$1118 ;
-  wire \$1119 ;
-  wire [7:0] \$112 ;
-  reg \$1120 ;
-  reg \$1121 ;
-  reg [1:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg \$1125 ;
-  reg \$1126 ;
-  reg [9:0] \$1127 ;
-  reg [15:0] \$1128 ;
-  reg [7:0] \$1129 ;
-  wire [7:0] \$113 ;
-  reg \$1130 ;
-  reg \$1131 ;
-  reg \$1132 ;
-  reg \$1133 ;
-  reg [8:0] \$1134 ;
-  reg [10:0] \$1135 ;
-  reg \$1136 ;
-  reg \$1137 ;
-  reg \$1138 ;
-  reg \$1139 ;
-  wire [7:0] \$114 ;
-  reg [9:0] \$1140 ;
-  reg [15:0] \$1141 ;
-  reg \$1142 ;
-  reg \$1143 ;
-  reg \$1144 ;
-  reg [7:0] \$1145 ;
-  reg [1:0] \$1146 ;
-  reg [15:0] \$1147 ;
-  reg [15:0] \$1148 ;
-  reg [4:0] \$1149 ;
-  wire [7:0] \$115 ;
-  reg \$1150 ;
-  reg [9:0] \$1151 ;
-  reg \$1152 ;
-  reg \$1153 ;
-  reg \$1154 ;
-  reg \$1155 ;
-  reg \$1156 ;
-  reg \$1157 ;
-  reg \$1158 ;
-  reg \$1159 ;
-  wire [7:0] \$116 ;
-  reg \$1160 ;
-  reg [7:0] \$1161 ;
-  reg [1:0] \$1162 ;
-  reg [27:0] \$1163 ;
-  reg [27:0] \$1164 ;
-  reg \$1165 ;
-  reg [9:0] \$1166 ;
-  reg \$1167 ;
-  reg \$1168 ;
-  reg \$1169 ;
-  wire [7:0] \$117 ;
-  reg \$1170 ;
-  reg \$1171 ;
-  reg \$1172 ;
-  reg \$1173 ;
-  reg \$1174 ;
-  reg \$1175 ;
-  reg [7:0] \$1176 ;
-  reg [1:0] \$1177 ;
-  reg [27:0] \$1178 ;
-  reg [9:0] \$1179 ;
-  wire [7:0] \$118 ;
-  reg \$1180 ;
-  reg \$1181 ;
-  reg \$1182 ;
-  reg \$1183 ;
-  reg \$1184 ;
-  reg \$1185 ;
-  reg [10:0] \$1186 ;
-  reg [10:0] \$1187 ;
-  reg \$1188 ;
-  reg \$1189 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [15:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire \$113 ;
+  wire [15:0] \$114 ;
+  wire \$115 ;
+  wire [15:0] \$116 ;
+  wire \$117 ;
+  wire [15:0] \$118 ;
   wire \$119 ;
-  reg \$1190 ;
-  reg [7:0] \$1191 ;
-  reg [1:0] \$1192 ;
-  reg \$1193 ;
-  reg \$1194 ;
-  reg \$1195 ;
-  reg \$1196 ;
-  reg [9:0] \$1197 ;
-  reg [26:0] \$1198 ;
-  reg \$1199 ;
-  wire [3:0] \$12 ;
-  wire \$120 ;
-  reg [11:0] \$1200 ;
-  reg [11:0] \$1201 ;
-  reg \$1202 ;
-  reg \$1203 ;
-  reg \$1204 ;
-  reg [7:0] \$1205 ;
-  reg [1:0] \$1206 ;
-  reg [35:0] \$1207 ;
-  reg [63:0] \$1208 ;
-  reg \$1209 ;
+  wire [15:0] \$12 ;
+  wire [15:0] \$120 ;
   wire \$121 ;
-  reg \$1210 ;
-  reg [9:0] \$1211 ;
-  reg \$1212 ;
-  reg \$1213 ;
-  reg \$1214 ;
-  reg \$1215 ;
-  reg [28:0] \$1216 ;
-  reg [31:0] \$1217 ;
-  reg \$1218 ;
-  reg \$1219 ;
-  wire \$122 ;
-  reg [9:0] \$1220 ;
-  reg \$1221 ;
-  reg \$1222 ;
-  reg \$1223 ;
-  reg \$1224 ;
-  reg \$1225 ;
-  reg \$1226 ;
-  reg \$1227 ;
-  reg [7:0] \$1228 ;
-  reg [1:0] \$1229 ;
+  wire [15:0] \$122 ;
   wire \$123 ;
-  reg [10:0] \$1230 ;
-  reg \$1231 ;
-  reg \$1232 ;
-  reg [9:0] \$1233 ;
-  reg \$1234 ;
-  reg \$1235 ;
-  reg \$1236 ;
-  reg \$1237 ;
-  reg [7:0] \$1238 ;
-  reg \$1239 ;
-  wire \$124 ;
-  reg \$1240 ;
-  reg [9:0] \$1241 ;
-  reg \$1242 ;
-  reg \$1243 ;
-  reg \$1244 ;
-  reg \$1245 ;
-  reg \$1246 ;
-  reg \$1247 ;
-  reg \$1248 ;
-  reg [7:0] \$1249 ;
+  wire [15:0] \$124 ;
   wire \$125 ;
-  reg [1:0] \$1250 ;
-  reg [15:0] \$1251 ;
-  reg \$1252 ;
-  reg \$1253 ;
-  reg [1:0] \$1254 ;
-  wire \$1255 ;
-  wire \$1256 ;
-  wire \$1257 ;
-  wire \$1258 ;
-  wire \$1259 ;
-  wire \$126 ;
-  wire \$1260 ;
-  wire \$1261 ;
-  wire \$1262 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire [3:0] \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
+  wire [15:0] \$126 ;
+  wire [8:0] \$127 ;
+  wire [8:0] \$128 ;
+  wire [8:0] \$129 ;
+  wire \$13 ;
+  wire [8:0] \$130 ;
+  wire [8:0] \$131 ;
+  wire [8:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
   wire \$135 ;
-  wire \$136 ;
+  wire [15:0] \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
+  wire [15:0] \$139 ;
+  wire [15:0] \$14 ;
   wire \$140 ;
-  wire [9:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [10:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
+  wire [15:0] \$141 ;
+  wire \$142 ;
+  wire [15:0] \$143 ;
+  wire [7:0] \$144 ;
+  wire \$145 ;
   wire [15:0] \$146 ;
-  wire [16:0] \$147 ;
-  wire [16:0] \$148 ;
-  wire \$149 ;
-  wire [6:0] \$15 ;
+  wire \$147 ;
+  wire [15:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire \$15 ;
   wire \$150 ;
-  wire \$151 ;
+  wire [15:0] \$151 ;
   wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
+  wire [15:0] \$153 ;
+  wire [9:0] \$154 ;
   wire \$155 ;
-  wire \$156 ;
+  wire [15:0] \$156 ;
   wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire [4:0] \$16 ;
+  wire [15:0] \$158 ;
+  wire [13:0] \$159 ;
+  wire [15:0] \$16 ;
   wire \$160 ;
-  wire \$161 ;
+  wire [15:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
+  wire [15:0] \$163 ;
+  wire [13:0] \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire [15:0] \$167 ;
-  wire \$168 ;
-  wire [15:0] \$169 ;
-  wire [4:0] \$17 ;
-  wire [6:0] \$170 ;
+  wire [15:0] \$166 ;
+  wire \$167 ;
+  wire [15:0] \$168 ;
+  wire [13:0] \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
+  wire \$172 ;
   wire [15:0] \$173 ;
-  wire [15:0] \$174 ;
-  wire [15:0] \$175 ;
-  wire [15:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [15:0] \$180 ;
-  wire [5:0] \$181 ;
-  wire [5:0] \$182 ;
-  wire [5:0] \$183 ;
-  wire [5:0] \$184 ;
-  wire [5:0] \$185 ;
-  wire [5:0] \$186 ;
-  wire [5:0] \$187 ;
-  wire [5:0] \$188 ;
-  wire [5:0] \$189 ;
+  wire [13:0] \$174 ;
+  wire [7:0] \$175 ;
+  wire [7:0] \$176 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire [7:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [7:0] \$180 ;
+  wire [7:0] \$181 ;
+  wire \$182 ;
+  wire [15:0] \$183 ;
+  wire \$184 ;
+  wire [15:0] \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire [15:0] \$188 ;
+  wire \$189 ;
   wire \$19 ;
-  wire [5:0] \$190 ;
-  wire [6:0] \$191 ;
+  wire \$190 ;
+  wire \$191 ;
   wire [15:0] \$192 ;
   wire \$193 ;
-  wire [15:0] \$194 ;
+  wire \$194 ;
   wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [15:0] \$198 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire [15:0] \$199 ;
-  wire [5:0] \$2 ;
-  wire [2:0] \$20 ;
-  wire [12:0] \$200 ;
-  wire [15:0] \$201 ;
+  wire [10:0] \$2 ;
+  wire [15:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
   wire [15:0] \$202 ;
-  wire [12:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [16:0] \$206 ;
-  wire [15:0] \$207 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire [15:0] \$206 ;
+  wire \$207 ;
   wire [15:0] \$208 ;
-  wire [16:0] \$209 ;
-  wire [4:0] \$21 ;
-  wire [15:0] \$210 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
   wire [15:0] \$211 ;
-  wire [16:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [16:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [24:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [2:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [24:0] \$221 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire [15:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [15:0] \$218 ;
+  wire \$219 ;
+  wire [15:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
   wire [15:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [24:0] \$224 ;
-  wire [10:0] \$225 ;
-  wire [10:0] \$226 ;
-  wire [10:0] \$227 ;
-  wire [10:0] \$228 ;
-  wire [10:0] \$229 ;
-  wire [2:0] \$23 ;
-  wire [10:0] \$230 ;
-  wire [10:0] \$231 ;
-  wire [10:0] \$232 ;
-  wire [10:0] \$233 ;
-  wire [10:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire \$236 ;
-  wire [15:0] \$237 ;
-  wire [9:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [9:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [8:0] \$251 ;
-  wire [8:0] \$252 ;
-  wire [9:0] \$253 ;
-  wire [15:0] \$254 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire [15:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire [28:0] \$235 ;
+  wire [28:0] \$236 ;
+  wire [29:0] \$237 ;
+  wire \$238 ;
+  wire [57:0] \$239 ;
+  wire [15:0] \$24 ;
+  wire [26:0] \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire [57:0] \$243 ;
+  wire [26:0] \$244 ;
+  wire [41:0] \$245 ;
+  wire \$246 ;
+  wire [57:0] \$247 ;
+  wire [26:0] \$248 ;
+  wire [26:0] \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire [57:0] \$252 ;
+  wire [26:0] \$253 ;
+  wire \$254 ;
   wire \$255 ;
-  wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [7:0] \$259 ;
-  wire [8:0] \$26 ;
-  wire [15:0] \$260 ;
-  wire [15:0] \$261 ;
-  wire [9:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [9:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [13:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [8:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [13:0] \$271 ;
-  wire [15:0] \$272 ;
-  wire [15:0] \$273 ;
-  wire [13:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [13:0] \$277 ;
-  wire [7:0] \$278 ;
-  wire [7:0] \$279 ;
-  wire [8:0] \$28 ;
-  wire [7:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire [7:0] \$283 ;
-  wire [7:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
-  wire [8:0] \$29 ;
+  wire [57:0] \$256 ;
+  wire [26:0] \$257 ;
+  wire [41:0] \$258 ;
+  wire \$259 ;
+  wire [15:0] \$26 ;
+  wire [57:0] \$260 ;
+  wire [26:0] \$261 ;
+  wire [26:0] \$262 ;
+  wire [33:0] \$263 ;
+  wire \$264 ;
+  wire [57:0] \$265 ;
+  wire [26:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire [57:0] \$269 ;
+  wire \$27 ;
+  wire [26:0] \$270 ;
+  wire [41:0] \$271 ;
+  wire \$272 ;
+  wire [57:0] \$273 ;
+  wire [26:0] \$274 ;
+  wire [26:0] \$275 ;
+  wire [26:0] \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire [57:0] \$279 ;
+  wire [15:0] \$28 ;
+  wire [26:0] \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [57:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire [41:0] \$285 ;
+  wire \$286 ;
+  wire [57:0] \$287 ;
+  wire [26:0] \$288 ;
+  wire [26:0] \$289 ;
+  wire \$29 ;
   wire \$290 ;
-  wire [15:0] \$291 ;
-  wire \$292 ;
-  wire [15:0] \$293 ;
+  wire \$291 ;
+  wire [57:0] \$292 ;
+  wire [26:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire [15:0] \$296 ;
-  wire \$297 ;
-  wire [15:0] \$298 ;
+  wire [57:0] \$296 ;
+  wire [26:0] \$297 ;
+  wire [41:0] \$298 ;
   wire \$299 ;
-  wire [4:0] \$3 ;
-  wire [8:0] \$30 ;
-  wire \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire \$303 ;
-  wire [15:0] \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire [15:0] \$307 ;
+  wire [16:0] \$3 ;
+  wire [15:0] \$30 ;
+  wire [57:0] \$300 ;
+  wire [26:0] \$301 ;
+  wire [26:0] \$302 ;
+  wire [33:0] \$303 ;
+  wire \$304 ;
+  wire [57:0] \$305 ;
+  wire [26:0] \$306 ;
+  wire \$307 ;
   wire \$308 ;
-  wire [15:0] \$309 ;
-  wire [8:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire [15:0] \$312 ;
-  wire \$313 ;
-  wire [15:0] \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
+  wire [57:0] \$309 ;
+  wire [5:0] \$31 ;
+  wire [26:0] \$310 ;
+  wire [41:0] \$311 ;
+  wire \$312 ;
+  wire [57:0] \$313 ;
+  wire [26:0] \$314 ;
+  wire [26:0] \$315 ;
+  wire [26:0] \$316 ;
+  wire [29:0] \$317 ;
   wire \$318 ;
-  wire \$319 ;
-  wire [8:0] \$32 ;
-  wire \$320 ;
+  wire [57:0] \$319 ;
+  wire [5:0] \$32 ;
+  wire [26:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
-  wire [28:0] \$324 ;
-  wire [28:0] \$325 ;
-  wire [29:0] \$326 ;
-  wire \$327 ;
-  wire [57:0] \$328 ;
+  wire [57:0] \$323 ;
+  wire [26:0] \$324 ;
+  wire [41:0] \$325 ;
+  wire \$326 ;
+  wire [57:0] \$327 ;
+  wire [26:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [9:0] \$33 ;
+  wire [5:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire [57:0] \$332 ;
   wire [26:0] \$333 ;
-  wire [41:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
   wire [57:0] \$336 ;
   wire [26:0] \$337 ;
-  wire [26:0] \$338 ;
+  wire [41:0] \$338 ;
   wire \$339 ;
-  wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
+  wire [5:0] \$34 ;
+  wire [57:0] \$340 ;
+  wire [26:0] \$341 ;
   wire [26:0] \$342 ;
-  wire \$343 ;
+  wire [33:0] \$343 ;
   wire \$344 ;
   wire [57:0] \$345 ;
   wire [26:0] \$346 ;
-  wire [41:0] \$347 ;
+  wire \$347 ;
   wire \$348 ;
   wire [57:0] \$349 ;
-  wire [7:0] \$35 ;
+  wire [5:0] \$35 ;
   wire [26:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [33:0] \$352 ;
-  wire \$353 ;
-  wire [57:0] \$354 ;
+  wire [41:0] \$351 ;
+  wire \$352 ;
+  wire [57:0] \$353 ;
+  wire [26:0] \$354 ;
   wire [26:0] \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire [57:0] \$358 ;
-  wire [26:0] \$359 ;
-  wire [9:0] \$36 ;
-  wire [41:0] \$360 ;
-  wire \$361 ;
-  wire [57:0] \$362 ;
-  wire [26:0] \$363 ;
-  wire [26:0] \$364 ;
+  wire [26:0] \$356 ;
+  wire [26:0] \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [5:0] \$36 ;
+  wire [57:0] \$360 ;
+  wire [26:0] \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [57:0] \$364 ;
   wire [26:0] \$365 ;
-  wire \$366 ;
+  wire [41:0] \$366 ;
   wire \$367 ;
   wire [57:0] \$368 ;
   wire [26:0] \$369 ;
-  wire [9:0] \$37 ;
-  wire \$370 ;
+  wire [5:0] \$37 ;
+  wire [26:0] \$370 ;
   wire \$371 ;
-  wire [57:0] \$372 ;
-  wire [26:0] \$373 ;
-  wire [41:0] \$374 ;
+  wire \$372 ;
+  wire [57:0] \$373 ;
+  wire [26:0] \$374 ;
   wire \$375 ;
-  wire [57:0] \$376 ;
-  wire [26:0] \$377 ;
+  wire \$376 ;
+  wire [57:0] \$377 ;
   wire [26:0] \$378 ;
-  wire \$379 ;
-  wire [13:0] \$38 ;
+  wire [41:0] \$379 ;
+  wire [5:0] \$38 ;
   wire \$380 ;
   wire [57:0] \$381 ;
   wire [26:0] \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [57:0] \$385 ;
-  wire [26:0] \$386 ;
-  wire [41:0] \$387 ;
+  wire [26:0] \$383 ;
+  wire [33:0] \$384 ;
+  wire \$385 ;
+  wire [57:0] \$386 ;
+  wire [26:0] \$387 ;
   wire \$388 ;
-  wire [57:0] \$389 ;
-  wire [13:0] \$39 ;
-  wire [26:0] \$390 ;
+  wire \$389 ;
+  wire [5:0] \$39 ;
+  wire [57:0] \$390 ;
   wire [26:0] \$391 ;
-  wire [33:0] \$392 ;
+  wire [41:0] \$392 ;
   wire \$393 ;
   wire [57:0] \$394 ;
   wire [26:0] \$395 ;
-  wire \$396 ;
-  wire \$397 ;
-  wire [57:0] \$398 ;
-  wire [26:0] \$399 ;
-  wire [4:0] \$4 ;
-  wire [13:0] \$40 ;
-  wire [41:0] \$400 ;
-  wire \$401 ;
-  wire [57:0] \$402 ;
-  wire [26:0] \$403 ;
-  wire [26:0] \$404 ;
+  wire [26:0] \$396 ;
+  wire [26:0] \$397 ;
+  wire \$398 ;
+  wire \$399 ;
+  wire [16:0] \$4 ;
+  wire [5:0] \$40 ;
+  wire [57:0] \$400 ;
+  wire [26:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire [57:0] \$404 ;
   wire [26:0] \$405 ;
-  wire [29:0] \$406 ;
+  wire [41:0] \$406 ;
   wire \$407 ;
   wire [57:0] \$408 ;
   wire [26:0] \$409 ;
-  wire [13:0] \$41 ;
-  wire \$410 ;
+  wire [6:0] \$41 ;
+  wire [26:0] \$410 ;
   wire \$411 ;
-  wire [57:0] \$412 ;
-  wire [26:0] \$413 ;
-  wire [41:0] \$414 ;
+  wire \$412 ;
+  wire [57:0] \$413 ;
+  wire [26:0] \$414 ;
   wire \$415 ;
-  wire [57:0] \$416 ;
-  wire [26:0] \$417 ;
+  wire \$416 ;
+  wire [57:0] \$417 ;
   wire [26:0] \$418 ;
-  wire \$419 ;
-  wire [7:0] \$42 ;
+  wire [41:0] \$419 ;
+  wire \$42 ;
   wire \$420 ;
   wire [57:0] \$421 ;
   wire [26:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire [57:0] \$425 ;
-  wire [26:0] \$426 ;
-  wire [41:0] \$427 ;
+  wire [26:0] \$423 ;
+  wire [33:0] \$424 ;
+  wire \$425 ;
+  wire [57:0] \$426 ;
+  wire [26:0] \$427 ;
   wire \$428 ;
-  wire [57:0] \$429 ;
-  wire [7:0] \$43 ;
-  wire [26:0] \$430 ;
+  wire \$429 ;
+  wire [15:0] \$43 ;
+  wire [57:0] \$430 ;
   wire [26:0] \$431 ;
-  wire [33:0] \$432 ;
+  wire [41:0] \$432 ;
   wire \$433 ;
   wire [57:0] \$434 ;
   wire [26:0] \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire [57:0] \$438 ;
-  wire [26:0] \$439 ;
-  wire [7:0] \$44 ;
-  wire [41:0] \$440 ;
-  wire \$441 ;
-  wire [57:0] \$442 ;
-  wire [26:0] \$443 ;
-  wire [26:0] \$444 ;
+  wire [26:0] \$436 ;
+  wire [26:0] \$437 ;
+  wire [29:0] \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire [57:0] \$440 ;
+  wire [26:0] \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire [57:0] \$444 ;
   wire [26:0] \$445 ;
-  wire [26:0] \$446 ;
+  wire [41:0] \$446 ;
   wire \$447 ;
-  wire \$448 ;
-  wire [57:0] \$449 ;
-  wire [7:0] \$45 ;
+  wire [57:0] \$448 ;
+  wire [26:0] \$449 ;
+  wire \$45 ;
   wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
   wire [57:0] \$453 ;
   wire [26:0] \$454 ;
-  wire [41:0] \$455 ;
+  wire \$455 ;
   wire \$456 ;
   wire [57:0] \$457 ;
   wire [26:0] \$458 ;
-  wire [26:0] \$459 ;
-  wire [7:0] \$46 ;
+  wire [41:0] \$459 ;
+  wire [15:0] \$46 ;
   wire \$460 ;
-  wire \$461 ;
-  wire [57:0] \$462 ;
+  wire [57:0] \$461 ;
+  wire [26:0] \$462 ;
   wire [26:0] \$463 ;
-  wire \$464 ;
+  wire [33:0] \$464 ;
   wire \$465 ;
   wire [57:0] \$466 ;
   wire [26:0] \$467 ;
-  wire [41:0] \$468 ;
+  wire \$468 ;
   wire \$469 ;
-  wire [7:0] \$47 ;
+  wire \$47 ;
   wire [57:0] \$470 ;
   wire [26:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [33:0] \$473 ;
-  wire \$474 ;
-  wire [57:0] \$475 ;
+  wire [41:0] \$472 ;
+  wire \$473 ;
+  wire [57:0] \$474 ;
+  wire [26:0] \$475 ;
   wire [26:0] \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire [57:0] \$479 ;
-  wire [7:0] \$48 ;
-  wire [26:0] \$480 ;
-  wire [41:0] \$481 ;
-  wire \$482 ;
-  wire [57:0] \$483 ;
-  wire [26:0] \$484 ;
-  wire [26:0] \$485 ;
+  wire [26:0] \$477 ;
+  wire [26:0] \$478 ;
+  wire [27:0] \$479 ;
+  wire [15:0] \$48 ;
+  wire \$480 ;
+  wire [57:0] \$481 ;
+  wire [26:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire [57:0] \$485 ;
   wire [26:0] \$486 ;
-  wire \$487 ;
+  wire [41:0] \$487 ;
   wire \$488 ;
   wire [57:0] \$489 ;
   wire \$49 ;
   wire [26:0] \$490 ;
-  wire \$491 ;
+  wire [26:0] \$491 ;
   wire \$492 ;
-  wire [57:0] \$493 ;
-  wire [26:0] \$494 ;
-  wire [41:0] \$495 ;
+  wire \$493 ;
+  wire [57:0] \$494 ;
+  wire [26:0] \$495 ;
   wire \$496 ;
-  wire [57:0] \$497 ;
-  wire [26:0] \$498 ;
+  wire \$497 ;
+  wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire [4:0] \$5 ;
-  wire \$50 ;
-  wire \$500 ;
+  wire \$5 ;
+  wire [15:0] \$50 ;
+  wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
   wire [26:0] \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire [57:0] \$506 ;
-  wire [26:0] \$507 ;
-  wire [41:0] \$508 ;
+  wire [26:0] \$504 ;
+  wire [33:0] \$505 ;
+  wire \$506 ;
+  wire [57:0] \$507 ;
+  wire [26:0] \$508 ;
   wire \$509 ;
-  wire \$51 ;
-  wire [57:0] \$510 ;
-  wire [26:0] \$511 ;
+  wire [10:0] \$51 ;
+  wire \$510 ;
+  wire [57:0] \$511 ;
   wire [26:0] \$512 ;
-  wire [33:0] \$513 ;
+  wire [41:0] \$513 ;
   wire \$514 ;
   wire [57:0] \$515 ;
   wire [26:0] \$516 ;
-  wire \$517 ;
-  wire \$518 ;
-  wire [57:0] \$519 ;
+  wire [26:0] \$517 ;
+  wire [26:0] \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [26:0] \$520 ;
-  wire [41:0] \$521 ;
-  wire \$522 ;
-  wire [57:0] \$523 ;
-  wire [26:0] \$524 ;
-  wire [26:0] \$525 ;
+  wire \$520 ;
+  wire [57:0] \$521 ;
+  wire [26:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire [57:0] \$525 ;
   wire [26:0] \$526 ;
-  wire [29:0] \$527 ;
+  wire [41:0] \$527 ;
   wire \$528 ;
   wire [57:0] \$529 ;
-  wire \$53 ;
+  wire [15:0] \$53 ;
   wire [26:0] \$530 ;
-  wire \$531 ;
+  wire [26:0] \$531 ;
   wire \$532 ;
-  wire [57:0] \$533 ;
-  wire [26:0] \$534 ;
-  wire [41:0] \$535 ;
+  wire \$533 ;
+  wire [57:0] \$534 ;
+  wire [26:0] \$535 ;
   wire \$536 ;
-  wire [57:0] \$537 ;
-  wire [26:0] \$538 ;
+  wire \$537 ;
+  wire [57:0] \$538 ;
   wire [26:0] \$539 ;
   wire \$54 ;
-  wire \$540 ;
+  wire [41:0] \$540 ;
   wire \$541 ;
   wire [57:0] \$542 ;
   wire [26:0] \$543 ;
-  wire \$544 ;
-  wire \$545 ;
-  wire [57:0] \$546 ;
-  wire [26:0] \$547 ;
-  wire [41:0] \$548 ;
+  wire [26:0] \$544 ;
+  wire [33:0] \$545 ;
+  wire \$546 ;
+  wire [57:0] \$547 ;
+  wire [26:0] \$548 ;
   wire \$549 ;
-  wire \$55 ;
-  wire [57:0] \$550 ;
-  wire [26:0] \$551 ;
+  wire [15:0] \$55 ;
+  wire \$550 ;
+  wire [57:0] \$551 ;
   wire [26:0] \$552 ;
-  wire [33:0] \$553 ;
+  wire [41:0] \$553 ;
   wire \$554 ;
   wire [57:0] \$555 ;
   wire [26:0] \$556 ;
-  wire \$557 ;
-  wire \$558 ;
-  wire [57:0] \$559 ;
-  wire \$56 ;
-  wire [26:0] \$560 ;
-  wire [41:0] \$561 ;
-  wire \$562 ;
-  wire [57:0] \$563 ;
-  wire [26:0] \$564 ;
-  wire [26:0] \$565 ;
+  wire [26:0] \$557 ;
+  wire [26:0] \$558 ;
+  wire [29:0] \$559 ;
+  wire [12:0] \$56 ;
+  wire \$560 ;
+  wire [57:0] \$561 ;
+  wire [26:0] \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire [57:0] \$565 ;
   wire [26:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [27:0] \$568 ;
-  wire \$569 ;
+  wire [41:0] \$567 ;
+  wire \$568 ;
+  wire [57:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
+  wire [26:0] \$570 ;
   wire [26:0] \$571 ;
   wire \$572 ;
   wire \$573 ;
   wire [57:0] \$574 ;
   wire [26:0] \$575 ;
-  wire [41:0] \$576 ;
+  wire \$576 ;
   wire \$577 ;
   wire [57:0] \$578 ;
   wire [26:0] \$579 ;
-  wire \$58 ;
-  wire [26:0] \$580 ;
+  wire [15:0] \$58 ;
+  wire [41:0] \$580 ;
   wire \$581 ;
-  wire \$582 ;
-  wire [57:0] \$583 ;
+  wire [57:0] \$582 ;
+  wire [26:0] \$583 ;
   wire [26:0] \$584 ;
-  wire \$585 ;
+  wire [33:0] \$585 ;
   wire \$586 ;
   wire [57:0] \$587 ;
   wire [26:0] \$588 ;
-  wire [41:0] \$589 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire [57:0] \$591 ;
   wire [26:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [33:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
+  wire [41:0] \$593 ;
+  wire \$594 ;
+  wire [57:0] \$595 ;
+  wire [26:0] \$596 ;
   wire [26:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
-  wire [5:0] \$6 ;
-  wire \$60 ;
-  wire [57:0] \$600 ;
-  wire [26:0] \$601 ;
-  wire [41:0] \$602 ;
+  wire [26:0] \$598 ;
+  wire [26:0] \$599 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
   wire \$603 ;
-  wire [57:0] \$604 ;
-  wire [26:0] \$605 ;
-  wire [26:0] \$606 ;
-  wire [26:0] \$607 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
   wire \$608 ;
   wire \$609 ;
-  wire \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
+  wire [12:0] \$61 ;
+  wire \$610 ;
+  wire \$611 ;
   wire \$612 ;
   wire \$613 ;
-  wire [57:0] \$614 ;
-  wire [26:0] \$615 ;
-  wire [41:0] \$616 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
-  wire [57:0] \$618 ;
-  wire [26:0] \$619 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
+  wire \$620 ;
   wire \$621 ;
   wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
+  wire \$623 ;
+  wire \$624 ;
   wire \$625 ;
   wire \$626 ;
-  wire [57:0] \$627 ;
-  wire [26:0] \$628 ;
-  wire [41:0] \$629 ;
-  wire \$63 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire [15:0] \$63 ;
   wire \$630 ;
-  wire [57:0] \$631 ;
-  wire [26:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [33:0] \$634 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
+  wire \$636 ;
+  wire \$637 ;
   wire \$638 ;
   wire \$639 ;
   wire \$64 ;
-  wire [57:0] \$640 ;
-  wire [26:0] \$641 ;
-  wire [41:0] \$642 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
   wire \$643 ;
-  wire [57:0] \$644 ;
-  wire [26:0] \$645 ;
-  wire [26:0] \$646 ;
-  wire [26:0] \$647 ;
-  wire [29:0] \$648 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
   wire \$649 ;
-  wire \$65 ;
-  wire [57:0] \$650 ;
-  wire [26:0] \$651 ;
+  wire [15:0] \$65 ;
+  wire \$650 ;
+  wire \$651 ;
   wire \$652 ;
-  wire \$653 ;
-  wire [57:0] \$654 ;
-  wire [26:0] \$655 ;
-  wire [41:0] \$656 ;
+  wire [1:0] \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
   wire \$657 ;
-  wire [57:0] \$658 ;
-  wire [26:0] \$659 ;
-  wire \$66 ;
-  wire [26:0] \$660 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire [16:0] \$66 ;
+  wire \$660 ;
   wire \$661 ;
   wire \$662 ;
-  wire [57:0] \$663 ;
-  wire [26:0] \$664 ;
+  wire \$663 ;
+  wire \$664 ;
   wire \$665 ;
   wire \$666 ;
-  wire [57:0] \$667 ;
-  wire [26:0] \$668 ;
-  wire [41:0] \$669 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
   wire \$67 ;
   wire \$670 ;
-  wire [57:0] \$671 ;
-  wire [26:0] \$672 ;
-  wire [26:0] \$673 ;
-  wire [33:0] \$674 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
   wire \$675 ;
-  wire [57:0] \$676 ;
-  wire [26:0] \$677 ;
-  wire \$678 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire [1:0] \$678 ;
   wire \$679 ;
-  wire \$68 ;
-  wire [57:0] \$680 ;
-  wire [26:0] \$681 ;
-  wire [41:0] \$682 ;
+  wire [15:0] \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
   wire \$683 ;
-  wire [57:0] \$684 ;
-  wire [26:0] \$685 ;
-  wire [26:0] \$686 ;
-  wire [26:0] \$687 ;
-  wire [26:0] \$688 ;
+  wire [2:0] \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
@@ -1516,7 +2792,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$698 ;
   wire \$699 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
   wire \$702 ;
@@ -1527,7 +2803,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$707 ;
   wire \$708 ;
   wire \$709 ;
-  wire \$71 ;
+  wire [16:0] \$71 ;
   wire \$710 ;
   wire \$711 ;
   wire \$712 ;
@@ -1538,18 +2814,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$717 ;
   wire \$718 ;
   wire \$719 ;
-  wire [5:0] \$72 ;
+  wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
-  wire \$726 ;
+  wire [1:0] \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
-  wire [4:0] \$73 ;
+  wire [15:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
   wire \$732 ;
@@ -1560,39 +2836,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$737 ;
   wire \$738 ;
   wire \$739 ;
-  wire [4:0] \$74 ;
+  wire \$74 ;
   wire \$740 ;
   wire \$741 ;
   wire \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
-  wire [-1:0] \$746 ;
+  wire \$746 ;
   wire \$747 ;
   wire \$748 ;
-  wire [-1:0] \$749 ;
-  wire [4:0] \$75 ;
+  wire \$749 ;
+  wire [15:0] \$75 ;
   wire \$750 ;
-  wire \$751 ;
+  wire [1:0] \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire \$757 ;
+  wire [2:0] \$757 ;
   wire \$758 ;
-  wire [-1:0] \$759 ;
-  wire [5:0] \$76 ;
+  wire \$759 ;
+  wire [16:0] \$76 ;
   wire \$760 ;
   wire \$761 ;
-  wire [-1:0] \$762 ;
+  wire \$762 ;
   wire \$763 ;
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
   wire \$767 ;
-  wire [1:0] \$768 ;
-  wire \$769 ;
+  wire \$768 ;
+  wire [3:0] \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -1604,7 +2880,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$777 ;
   wire \$778 ;
   wire \$779 ;
-  wire [3:0] \$78 ;
+  wire [15:0] \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
@@ -1612,91 +2888,91 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$784 ;
   wire \$785 ;
   wire \$786 ;
-  wire [-1:0] \$787 ;
+  wire \$787 ;
   wire \$788 ;
   wire \$789 ;
-  wire [5:0] \$79 ;
-  wire [-1:0] \$790 ;
+  wire \$79 ;
+  wire \$790 ;
   wire \$791 ;
   wire \$792 ;
-  wire \$793 ;
-  wire \$794 ;
+  wire [10:0] \$793 ;
+  wire [11:0] \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
   wire \$798 ;
-  wire \$799 ;
-  wire [3:0] \$8 ;
-  wire [5:0] \$80 ;
-  wire [-1:0] \$800 ;
+  wire [5:0] \$799 ;
+  wire \$8 ;
+  wire [15:0] \$80 ;
+  wire [5:0] \$800 ;
   wire \$801 ;
   wire \$802 ;
-  wire [-1:0] \$803 ;
+  wire \$803 ;
   wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire [1:0] \$809 ;
-  wire [3:0] \$81 ;
-  wire \$810 ;
+  wire [4:0] \$805 ;
+  wire [4:0] \$806 ;
+  wire [10:0] \$807 ;
+  wire [19:0] \$808 ;
+  wire [11:0] \$809 ;
+  wire [16:0] \$81 ;
+  wire [20:0] \$810 ;
   wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
-  wire [2:0] \$817 ;
-  wire \$818 ;
+  wire [10:0] \$812 ;
+  wire [19:0] \$813 ;
+  wire [11:0] \$814 ;
+  wire [20:0] \$815 ;
+  wire [14:0] \$816 ;
+  wire [14:0] \$817 ;
+  wire [14:0] \$818 ;
   wire \$819 ;
-  wire [3:0] \$82 ;
+  wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
+  wire [10:0] \$824 ;
+  wire [19:0] \$825 ;
+  wire [11:0] \$826 ;
+  wire [20:0] \$827 ;
   wire \$828 ;
   wire \$829 ;
-  wire [3:0] \$83 ;
+  wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire \$834 ;
-  wire \$835 ;
-  wire \$836 ;
+  wire [15:0] \$832 ;
+  wire [10:0] \$833 ;
+  wire [14:0] \$834 ;
+  wire [8:0] \$835 ;
+  wire [15:0] \$836 ;
   wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
+  wire [10:0] \$838 ;
+  wire [14:0] \$839 ;
   wire \$84 ;
-  wire \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
+  wire [8:0] \$840 ;
+  wire [15:0] \$841 ;
+  wire [14:0] \$842 ;
+  wire [14:0] \$843 ;
+  wire [14:0] \$844 ;
   wire \$845 ;
   wire \$846 ;
   wire \$847 ;
   wire \$848 ;
   wire \$849 ;
-  wire [6:0] \$85 ;
-  wire \$850 ;
-  wire \$851 ;
-  wire \$852 ;
-  wire \$853 ;
+  wire [15:0] \$85 ;
+  wire [10:0] \$850 ;
+  wire [14:0] \$851 ;
+  wire [8:0] \$852 ;
+  wire [15:0] \$853 ;
   wire \$854 ;
   wire \$855 ;
   wire \$856 ;
   wire \$857 ;
-  wire \$858 ;
-  wire [-1:0] \$859 ;
-  wire [4:0] \$86 ;
+  wire [15:0] \$858 ;
+  wire \$859 ;
+  wire [24:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
-  wire [-1:0] \$862 ;
+  wire \$862 ;
   wire \$863 ;
   wire \$864 ;
   wire \$865 ;
@@ -1704,78 +2980,78 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$867 ;
   wire \$868 ;
   wire \$869 ;
-  wire [4:0] \$87 ;
+  wire \$87 ;
   wire \$870 ;
   wire \$871 ;
-  wire [-1:0] \$872 ;
+  wire \$872 ;
   wire \$873 ;
   wire \$874 ;
-  wire [-1:0] \$875 ;
+  wire \$875 ;
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
   wire \$879 ;
-  wire [6:0] \$88 ;
+  wire [15:0] \$88 ;
   wire \$880 ;
-  wire [1:0] \$881 ;
+  wire \$881 ;
   wire \$882 ;
-  wire \$883 ;
+  wire [15:0] \$883 ;
   wire \$884 ;
-  wire \$885 ;
-  wire \$886 ;
+  wire [15:0] \$885 ;
+  wire [15:0] \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire \$891 ;
-  wire \$892 ;
-  wire \$893 ;
+  wire [11:0] \$891 ;
+  wire [11:0] \$892 ;
+  wire [11:0] \$893 ;
   wire \$894 ;
-  wire \$895 ;
+  wire [9:0] \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
   wire \$899 ;
-  wire [5:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [-1:0] \$900 ;
+  wire [15:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire [-1:0] \$903 ;
+  wire \$903 ;
   wire \$904 ;
   wire \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
   wire \$909 ;
-  wire [4:0] \$91 ;
+  wire [24:0] \$91 ;
   wire \$910 ;
   wire \$911 ;
   wire \$912 ;
-  wire [-1:0] \$913 ;
+  wire \$913 ;
   wire \$914 ;
-  wire \$915 ;
-  wire [-1:0] \$916 ;
+  wire [10:0] \$915 ;
+  wire [10:0] \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
-  wire [2:0] \$92 ;
+  wire \$92 ;
   wire \$920 ;
   wire \$921 ;
-  wire [1:0] \$922 ;
-  wire \$923 ;
-  wire \$924 ;
+  wire \$922 ;
+  wire [11:0] \$923 ;
+  wire [11:0] \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
-  wire [2:0] \$93 ;
-  wire [2:0] \$930 ;
+  wire [15:0] \$93 ;
+  wire \$930 ;
   wire \$931 ;
-  wire \$932 ;
-  wire \$933 ;
+  wire [9:0] \$932 ;
+  wire [9:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
@@ -1784,92 +3060,83 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$939 ;
   wire \$94 ;
   wire \$940 ;
-  wire \$941 ;
-  wire \$942 ;
-  wire \$943 ;
+  wire [9:0] \$941 ;
+  wire [9:0] \$942 ;
+  wire [8:0] \$943 ;
   wire \$944 ;
   wire \$945 ;
-  wire [3:0] \$946 ;
+  wire \$946 ;
   wire \$947 ;
   wire \$948 ;
   wire \$949 ;
-  wire [9:0] \$95 ;
+  wire [15:0] \$95 ;
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire [8:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
-  wire [8:0] \$97 ;
-  wire \$970 ;
-  wire \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire [10:0] \$978 ;
-  wire [11:0] \$979 ;
-  wire [8:0] \$98 ;
-  wire \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire [5:0] \$984 ;
-  wire [5:0] \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire \$988 ;
-  wire \$989 ;
-  wire [8:0] \$99 ;
-  wire [4:0] \$990 ;
-  wire [4:0] \$991 ;
-  wire [10:0] \$992 ;
-  wire [19:0] \$993 ;
-  wire [11:0] \$994 ;
-  wire [20:0] \$995 ;
-  wire \$996 ;
-  wire [10:0] \$997 ;
-  wire [19:0] \$998 ;
-  wire [11:0] \$999 ;
-  input [15:0] a;
-  wire [15:0] a;
-  wire [8:0] a_bf16_exp;
-  wire [7:0] a_bf16_sig;
-  wire [4:0] a_e4m3_exp;
-  wire [3:0] a_e4m3_sig;
-  wire [4:0] a_e5m2_exp;
-  wire [2:0] a_e5m2_sig;
-  reg [8:0] a_exp;
-  reg a_inf;
-  reg a_nan;
-  reg [7:0] a_sig;
-  reg a_sign;
-  reg a_zero;
+  reg [4:0] \$953 ;
+  reg \$954 ;
+  reg \$955 ;
+  reg \$956 ;
+  reg \$957 ;
+  reg [9:0] \$958 ;
+  reg [15:0] \$959 ;
+  wire [24:0] \$96 ;
+  reg [7:0] \$960 ;
+  reg \$961 ;
+  reg \$962 ;
+  reg \$963 ;
+  reg \$964 ;
+  reg [8:0] \$965 ;
+  reg [10:0] \$966 ;
+  reg \$967 ;
+  reg \$968 ;
+  reg \$969 ;
+  wire [10:0] \$97 ;
+  reg \$970 ;
+  reg [9:0] \$971 ;
+  reg [15:0] \$972 ;
+  reg [4:0] \$973 ;
+  reg \$974 ;
+  reg [7:0] \$975 ;
+  reg [1:0] \$976 ;
+  reg [15:0] \$977 ;
+  reg [15:0] \$978 ;
+  reg [4:0] \$979 ;
+  wire [10:0] \$98 ;
+  reg \$980 ;
+  reg [9:0] \$981 ;
+  reg \$982 ;
+  reg \$983 ;
+  reg \$984 ;
+  reg \$985 ;
+  reg \$986 ;
+  reg \$987 ;
+  reg [4:0] \$988 ;
+  reg \$989 ;
+  wire [10:0] \$99 ;
+  reg [7:0] \$990 ;
+  reg [1:0] \$991 ;
+  reg [27:0] \$992 ;
+  reg [27:0] \$993 ;
+  reg \$994 ;
+  reg [9:0] \$995 ;
+  reg \$996 ;
+  reg \$997 ;
+  reg \$998 ;
+  reg \$999 ;
+  input [20:0] a;
+  wire [20:0] a;
+  wire [8:0] \a.exp ;
+  wire \a.inf ;
+  wire \a.nan ;
+  wire [7:0] \a.sig ;
+  wire \a.sign ;
+  wire \a.zero ;
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$106 ;
-  output [1:0] acc_mode;
+  wire [15:0] \acc$78 ;
   reg [1:0] acc_mode = 2'h0;
-  (* init = 2'h0 *)
-  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
@@ -1885,11 +3152,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [27:0] add_q_0_total = 28'h0000000;
   reg [10:0] add_q_1_0 = 11'h000;
   reg [10:0] add_q_1_1 = 11'h000;
-  reg add_q_2_0 = 1'h0;
+  reg [4:0] add_q_2_0 = 5'h00;
+  wire \add_q_2_0.flush ;
+  wire \add_q_2_0.last ;
+  wire [1:0] \add_q_2_0.mode ;
+  wire \add_q_2_0.valid ;
   reg add_q_2_1 = 1'h0;
-  reg add_q_2_2 = 1'h0;
-  reg [7:0] add_q_2_3 = 8'h00;
-  reg [1:0] add_q_2_4 = 2'h0;
+  reg [7:0] add_q_2_2 = 8'h00;
+  reg [1:0] add_q_2_3 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -1903,25 +3173,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg align_q_0_flags_zero_sign = 1'h0;
   reg [27:0] align_q_0_small = 28'h0000000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_1_0 = 1'h0;
+  reg [4:0] align_q_1_0 = 5'h00;
+  wire \align_q_1_0.flush ;
+  wire \align_q_1_0.last ;
+  wire [1:0] \align_q_1_0.mode ;
+  wire \align_q_1_0.valid ;
   reg align_q_1_1 = 1'h0;
-  reg align_q_1_2 = 1'h0;
-  reg [7:0] align_q_1_3 = 8'h00;
-  reg [1:0] align_q_1_4 = 2'h0;
-  input [15:0] b;
-  wire [15:0] b;
-  wire [8:0] b_bf16_exp;
-  wire [7:0] b_bf16_sig;
-  wire [4:0] b_e4m3_exp;
-  wire [3:0] b_e4m3_sig;
-  wire [4:0] b_e5m2_exp;
-  wire [2:0] b_e5m2_sig;
-  reg [8:0] b_exp;
-  reg b_inf;
-  reg b_nan;
-  reg [7:0] b_sig;
-  reg b_sign;
-  reg b_zero;
+  reg [7:0] align_q_1_2 = 8'h00;
+  reg [1:0] align_q_1_3 = 2'h0;
+  input [20:0] b;
+  wire [20:0] b;
+  wire [8:0] \b.exp ;
+  wire \b.inf ;
+  wire \b.nan ;
+  wire [7:0] \b.sig ;
+  wire \b.sign ;
+  wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
   reg [8:0] base_exp;
@@ -1933,21 +3200,21 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg base_sign;
   reg base_zero;
   wire [7:0] bits;
-  input [1:0] choice;
   wire [1:0] choice;
   input clk;
   wire clk;
-  output done;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$108 ;
+  wire \done$80 ;
   wire en;
-  input \en$1 ;
   wire \en$1 ;
+  output flush;
+  wire flush;
+  (* init = 2'h0 *)
+  wire [1:0] flush_mode;
+  (* init = 16'h0000 *)
+  wire [15:0] flush_sum;
   reg fresh = 1'h1;
-  input last;
-  wire last;
-  wire [1:0] mode;
   reg [9:0] normalize_q_0_0_exp = 10'h000;
   reg normalize_q_0_0_inf = 1'h0;
   reg normalize_q_0_0_nan = 1'h0;
@@ -1957,11 +3224,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_1 = 1'h0;
   reg [11:0] normalize_q_1_0 = 12'h000;
   reg [11:0] normalize_q_1_1 = 12'h000;
-  reg normalize_q_2_0 = 1'h0;
+  reg [4:0] normalize_q_2_0 = 5'h00;
+  wire \normalize_q_2_0.flush ;
+  wire \normalize_q_2_0.last ;
+  wire [1:0] \normalize_q_2_0.mode ;
+  wire \normalize_q_2_0.valid ;
   reg normalize_q_2_1 = 1'h0;
-  reg normalize_q_2_2 = 1'h0;
-  reg [7:0] normalize_q_2_3 = 8'h00;
-  reg [1:0] normalize_q_2_4 = 2'h0;
+  reg [7:0] normalize_q_2_2 = 8'h00;
+  reg [1:0] normalize_q_2_3 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -1973,22 +3243,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [4:0] order_q_0_shift = 5'h00;
   reg [15:0] order_q_0_small_sig = 16'h0000;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_1_0 = 1'h0;
+  reg [4:0] order_q_1_0 = 5'h00;
+  wire \order_q_1_0.flush ;
+  wire \order_q_1_0.last ;
+  wire [1:0] \order_q_1_0.mode ;
+  wire \order_q_1_0.valid ;
   reg order_q_1_1 = 1'h0;
-  reg order_q_1_2 = 1'h0;
-  reg [7:0] order_q_1_3 = 8'h00;
-  reg [1:0] order_q_1_4 = 2'h0;
-  reg p_0 = 1'h0;
-  reg p_1 = 1'h0;
-  reg [1:0] p_2 = 2'h0;
-  reg [9:0] p_3_exp = 10'h000;
-  reg p_3_inf = 1'h0;
-  reg p_3_nan = 1'h0;
-  reg [15:0] p_3_sig = 16'h0000;
-  reg p_3_sign = 1'h0;
-  reg p_3_zero = 1'h0;
-  reg [7:0] p_4 = 8'h00;
+  reg [7:0] order_q_1_2 = 8'h00;
+  reg [1:0] order_q_1_3 = 2'h0;
   wire [9:0] p_exp;
+  wire [9:0] p_exp_sum;
+  wire [15:0] p_full;
   wire [15:0] p_sig;
   reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
@@ -2008,11 +3273,26 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_1_small = 1'h0;
   reg place_q_0_1_sticky = 1'h0;
   reg place_q_0_1_zero = 1'h0;
-  reg place_q_1_0 = 1'h0;
+  reg [4:0] place_q_1_0 = 5'h00;
+  wire \place_q_1_0.flush ;
+  wire \place_q_1_0.last ;
+  wire [1:0] \place_q_1_0.mode ;
+  wire \place_q_1_0.valid ;
   reg place_q_1_1 = 1'h0;
-  reg place_q_1_2 = 1'h0;
-  reg [7:0] place_q_1_3 = 8'h00;
-  reg [1:0] place_q_1_4 = 2'h0;
+  reg [7:0] place_q_1_2 = 8'h00;
+  reg [1:0] place_q_1_3 = 2'h0;
+  reg [4:0] product_0 = 5'h00;
+  wire \product_0.flush ;
+  wire \product_0.last ;
+  wire [1:0] \product_0.mode ;
+  wire \product_0.valid ;
+  reg [9:0] product_1_exp = 10'h000;
+  reg [15:0] product_1_full = 16'h0000;
+  reg product_1_inf = 1'h0;
+  reg product_1_nan = 1'h0;
+  reg product_1_sign = 1'h0;
+  reg product_1_zero = 1'h0;
+  reg [7:0] product_2 = 8'h00;
   reg [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
@@ -2036,27 +3316,30 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg round_q_0_1_small = 1'h0;
   reg round_q_0_1_up = 1'h0;
   reg round_q_0_1_zero = 1'h0;
-  reg round_q_1_0 = 1'h0;
+  reg [4:0] round_q_1_0 = 5'h00;
+  wire \round_q_1_0.flush ;
+  wire \round_q_1_0.last ;
+  wire [1:0] \round_q_1_0.mode ;
+  wire \round_q_1_0.valid ;
   reg round_q_1_1 = 1'h0;
-  reg round_q_1_2 = 1'h0;
-  reg [7:0] round_q_1_3 = 8'h00;
-  reg [1:0] round_q_1_4 = 2'h0;
+  reg [7:0] round_q_1_2 = 8'h00;
+  reg [1:0] round_q_1_3 = 2'h0;
   input rst;
   wire rst;
+  input [4:0] step;
+  wire [4:0] step;
+  wire \step.flush ;
+  wire \step.last ;
+  wire [1:0] \step.mode ;
+  wire \step.valid ;
   wire [1:0] step_mode;
-  reg [15:0] sum_bf16_rne;
-  reg [14:0] sum_bf16_rne_mag;
+  wire [15:0] sum_bf16_rne;
+  wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
-  reg [15:0] sum_fp16_sr8;
-  reg [14:0] sum_fp16_sr8_mag;
+  wire [15:0] sum_fp16_sr8;
+  wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
-  wire [9:0] term_exp;
-  wire term_inf;
-  wire term_nan;
-  wire [15:0] term_sig;
-  wire term_sign;
-  wire term_zero;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -2069,1231 +3352,1086 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg unpack_q_2_0 = 1'h0;
+  reg [4:0] unpack_q_2_0 = 5'h00;
+  wire \unpack_q_2_0.flush ;
+  wire \unpack_q_2_0.last ;
+  wire [1:0] \unpack_q_2_0.mode ;
+  wire \unpack_q_2_0.valid ;
   reg unpack_q_2_1 = 1'h0;
-  reg unpack_q_2_2 = 1'h0;
-  reg [7:0] unpack_q_2_3 = 8'h00;
-  reg [1:0] unpack_q_2_4 = 2'h0;
-  input valid;
-  wire valid;
-  assign en = \en$1  & valid;
-  assign \$1  = | a[6:3];
-  assign \$2  = a[6:3] - 3'h7;
-  assign \$3  = a[0] ? 5'h17 : 5'h00;
-  assign \$4  = a[1] ? 5'h18 : \$3 ;
-  assign \$5  = a[2] ? 5'h19 : \$4 ;
-  assign \$6  = \$1  ? \$2  : { \$5 [4], \$5  };
-  assign \$7  = | a[6:3];
-  assign \$11  = a[0] ? \$10 [3:0] : 4'h0;
-  assign \$12  = a[1] ? \$9 [3:0] : \$11 ;
-  assign \$13  = a[2] ? \$8  : \$12 ;
-  assign a_e4m3_sig = \$7  ? { 1'h1, a[2:0] } : \$13 ;
-  assign \$14  = | a[6:2];
-  assign \$15  = a[6:2] - 4'hf;
-  assign \$16  = a[0] ? 5'h10 : 5'h00;
-  assign \$17  = a[1] ? 5'h11 : \$16 ;
-  assign \$18  = \$14  ? \$15  : { \$17 [4], \$17 [4], \$17  };
-  assign \$19  = | a[6:2];
-  assign \$22  = a[0] ? \$21 [2:0] : 3'h0;
-  assign \$23  = a[1] ? \$20  : \$22 ;
-  assign a_e5m2_sig = \$19  ? { 1'h1, a[1:0] } : \$23 ;
-  assign \$24  = | a[14:7];
-  assign \$25  = a[14:7] - 7'h7f;
-  assign \$26  = a[0] ? 9'h17b : 9'h000;
-  assign \$27  = a[1] ? 9'h17c : \$26 ;
-  assign \$28  = a[2] ? 9'h17d : \$27 ;
-  assign \$29  = a[3] ? 9'h17e : \$28 ;
-  assign \$30  = a[4] ? 9'h17f : \$29 ;
-  assign \$31  = a[5] ? 9'h180 : \$30 ;
-  assign \$32  = a[6] ? 9'h181 : \$31 ;
-  assign \$33  = \$24  ? \$25  : { \$32 [8], \$32  };
-  assign \$34  = | a[14:7];
-  assign \$42  = a[0] ? \$41 [7:0] : 8'h00;
-  assign \$43  = a[1] ? \$40 [7:0] : \$42 ;
-  assign \$44  = a[2] ? \$39 [7:0] : \$43 ;
-  assign \$45  = a[3] ? \$38 [7:0] : \$44 ;
-  assign \$46  = a[4] ? \$37 [7:0] : \$45 ;
-  assign \$47  = a[5] ? \$36 [7:0] : \$46 ;
-  assign \$48  = a[6] ? \$35  : \$47 ;
-  assign a_bf16_sig = \$34  ? { 1'h1, a[6:0] } : \$48 ;
-  assign \$49  = ! a[6:3];
-  assign \$50  = ! a[2:0];
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = a[6:0] == 7'h7f;
-  assign \$53  = ! a[6:2];
-  assign \$54  = ! a[1:0];
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = a[6:2] == 5'h1f;
-  assign \$57  = ! a[1:0];
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = a[6:2] == 5'h1f;
-  assign \$60  = | a[1:0];
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = ! a[14:7];
-  assign \$63  = ! a[6:0];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = a[14:7] == 8'hff;
-  assign \$66  = ! a[6:0];
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = a[14:7] == 8'hff;
-  assign \$69  = | a[6:0];
-  assign \$70  = \$68  & \$69 ;
-  assign \$71  = | b[6:3];
-  assign \$72  = b[6:3] - 3'h7;
-  assign \$73  = b[0] ? 5'h17 : 5'h00;
-  assign \$74  = b[1] ? 5'h18 : \$73 ;
-  assign \$75  = b[2] ? 5'h19 : \$74 ;
-  assign \$76  = \$71  ? \$72  : { \$75 [4], \$75  };
-  assign \$77  = | b[6:3];
-  assign \$81  = b[0] ? \$80 [3:0] : 4'h0;
-  assign \$82  = b[1] ? \$79 [3:0] : \$81 ;
-  assign \$83  = b[2] ? \$78  : \$82 ;
-  assign b_e4m3_sig = \$77  ? { 1'h1, b[2:0] } : \$83 ;
-  assign \$84  = | b[6:2];
-  assign \$85  = b[6:2] - 4'hf;
-  assign \$86  = b[0] ? 5'h10 : 5'h00;
-  assign \$87  = b[1] ? 5'h11 : \$86 ;
-  assign \$88  = \$84  ? \$85  : { \$87 [4], \$87 [4], \$87  };
-  assign \$89  = | b[6:2];
-  assign \$92  = b[0] ? \$91 [2:0] : 3'h0;
-  assign \$93  = b[1] ? \$90  : \$92 ;
-  assign b_e5m2_sig = \$89  ? { 1'h1, b[1:0] } : \$93 ;
-  assign \$94  = | b[14:7];
-  assign \$95  = b[14:7] - 7'h7f;
-  assign \$96  = b[0] ? 9'h17b : 9'h000;
-  assign \$97  = b[1] ? 9'h17c : \$96 ;
-  assign \$98  = b[2] ? 9'h17d : \$97 ;
-  assign \$99  = b[3] ? 9'h17e : \$98 ;
-  assign \$100  = b[4] ? 9'h17f : \$99 ;
-  assign \$101  = b[5] ? 9'h180 : \$100 ;
-  assign \$102  = b[6] ? 9'h181 : \$101 ;
-  assign \$103  = \$94  ? \$95  : { \$102 [8], \$102  };
-  assign \$104  = | b[14:7];
-  assign \$112  = b[0] ? \$111 [7:0] : 8'h00;
-  assign \$113  = b[1] ? \$110 [7:0] : \$112 ;
-  assign \$114  = b[2] ? \$109 [7:0] : \$113 ;
-  assign \$115  = b[3] ? \$108 [7:0] : \$114 ;
-  assign \$116  = b[4] ? \$107 [7:0] : \$115 ;
-  assign \$117  = b[5] ? \$106 [7:0] : \$116 ;
-  assign \$118  = b[6] ? \$105  : \$117 ;
-  assign b_bf16_sig = \$104  ? { 1'h1, b[6:0] } : \$118 ;
-  assign \$119  = ! b[6:3];
-  assign \$120  = ! b[2:0];
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = b[6:0] == 7'h7f;
-  assign \$123  = ! b[6:2];
-  assign \$124  = ! b[1:0];
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = b[6:2] == 5'h1f;
-  assign \$127  = ! b[1:0];
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = b[6:2] == 5'h1f;
-  assign \$130  = | b[1:0];
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = ! b[14:7];
-  assign \$133  = ! b[6:0];
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = b[14:7] == 8'hff;
-  assign \$136  = ! b[6:0];
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = b[14:7] == 8'hff;
-  assign \$139  = | b[6:0];
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = $signed(a_exp) + $signed(b_exp);
-  assign \$142  = a_sig * b_sig;
-  assign \$143  = $signed(\$141 ) + $signed({ 1'h0, \$142 [15] });
-  assign \$144  = a_sig * b_sig;
-  assign \$145  = a_sig * b_sig;
-  assign \$146  = a_sig * b_sig;
-  assign \$148  = \$144 [15] ? { 1'h0, \$145  } : \$147 ;
-  assign \$149  = a_sign ^ b_sign;
-  assign \$150  = a_zero | b_zero;
-  assign \$151  = a_nan | b_nan;
-  assign \$152  = \$151  | a_inf;
-  assign \$153  = \$152  | b_inf;
-  assign \$154  = ~ \$153 ;
-  assign \$155  = \$150  & \$154 ;
-  assign \$156  = a_inf | b_inf;
-  assign \$157  = a_nan | b_nan;
-  assign \$158  = \$157  | a_zero;
-  assign \$159  = \$158  | b_zero;
-  assign \$160  = ~ \$159 ;
-  assign \$161  = \$156  & \$160 ;
-  assign \$162  = a_nan | b_nan;
-  assign \$163  = a_inf & b_zero;
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = a_zero & b_inf;
-  assign \$166  = \$164  | \$165 ;
-  assign step_mode = p_0 ? p_2 : acc_mode;
-  assign \$167  = fresh ? 16'h0000 : acc;
-  assign \$168  = | \$167 [14:10];
-  assign \$169  = fresh ? 16'h0000 : acc;
-  assign \$170  = \$169 [14:10] - 4'hf;
-  assign \$171  = fresh ? 16'h0000 : acc;
-  assign \$172  = fresh ? 16'h0000 : acc;
-  assign \$173  = fresh ? 16'h0000 : acc;
-  assign \$174  = fresh ? 16'h0000 : acc;
-  assign \$175  = fresh ? 16'h0000 : acc;
-  assign \$176  = fresh ? 16'h0000 : acc;
-  assign \$177  = fresh ? 16'h0000 : acc;
-  assign \$178  = fresh ? 16'h0000 : acc;
-  assign \$179  = fresh ? 16'h0000 : acc;
-  assign \$180  = fresh ? 16'h0000 : acc;
-  assign \$181  = \$180 [0] ? 6'h28 : 6'h00;
-  assign \$182  = \$179 [1] ? 6'h29 : \$181 ;
-  assign \$183  = \$178 [2] ? 6'h2a : \$182 ;
-  assign \$184  = \$177 [3] ? 6'h2b : \$183 ;
-  assign \$185  = \$176 [4] ? 6'h2c : \$184 ;
-  assign \$186  = \$175 [5] ? 6'h2d : \$185 ;
-  assign \$187  = \$174 [6] ? 6'h2e : \$186 ;
-  assign \$188  = \$173 [7] ? 6'h2f : \$187 ;
-  assign \$189  = \$172 [8] ? 6'h30 : \$188 ;
-  assign \$190  = \$171 [9] ? 6'h31 : \$189 ;
-  assign \$191  = \$168  ? \$170  : { \$190 [5], \$190  };
-  assign \$192  = fresh ? 16'h0000 : acc;
-  assign \$193  = | \$192 [14:10];
-  assign \$194  = fresh ? 16'h0000 : acc;
-  assign \$195  = fresh ? 16'h0000 : acc;
-  assign \$196  = fresh ? 16'h0000 : acc;
-  assign \$198  = fresh ? 16'h0000 : acc;
-  assign \$199  = fresh ? 16'h0000 : acc;
-  assign \$201  = fresh ? 16'h0000 : acc;
-  assign \$202  = fresh ? 16'h0000 : acc;
-  assign \$204  = fresh ? 16'h0000 : acc;
-  assign \$205  = fresh ? 16'h0000 : acc;
-  assign \$207  = fresh ? 16'h0000 : acc;
-  assign \$208  = fresh ? 16'h0000 : acc;
-  assign \$210  = fresh ? 16'h0000 : acc;
-  assign \$211  = fresh ? 16'h0000 : acc;
-  assign \$213  = fresh ? 16'h0000 : acc;
-  assign \$214  = fresh ? 16'h0000 : acc;
-  assign \$216  = fresh ? 16'h0000 : acc;
-  assign \$217  = fresh ? 16'h0000 : acc;
-  assign \$219  = fresh ? 16'h0000 : acc;
-  assign \$220  = fresh ? 16'h0000 : acc;
-  assign \$222  = fresh ? 16'h0000 : acc;
-  assign \$223  = fresh ? 16'h0000 : acc;
-  assign \$225  = \$222 [0] ? \$224 [10:0] : 11'h000;
-  assign \$226  = \$219 [1] ? \$221 [10:0] : \$225 ;
-  assign \$227  = \$216 [2] ? \$218 [10:0] : \$226 ;
-  assign \$228  = \$213 [3] ? \$215 [10:0] : \$227 ;
-  assign \$229  = \$210 [4] ? \$212 [10:0] : \$228 ;
-  assign \$230  = \$207 [5] ? \$209 [10:0] : \$229 ;
-  assign \$231  = \$204 [6] ? \$206 [10:0] : \$230 ;
-  assign \$232  = \$201 [7] ? \$203 [10:0] : \$231 ;
-  assign \$233  = \$198 [8] ? \$200 [10:0] : \$232 ;
-  assign \$234  = \$195 [9] ? \$197  : \$233 ;
-  assign base_fp16_sig = \$193  ? { 1'h1, \$194 [9:0] } : \$234 ;
-  assign \$235  = fresh ? 16'h0000 : acc;
-  assign \$236  = | \$235 [14:7];
-  assign \$237  = fresh ? 16'h0000 : acc;
-  assign \$238  = \$237 [14:7] - 7'h7f;
-  assign \$239  = fresh ? 16'h0000 : acc;
-  assign \$240  = fresh ? 16'h0000 : acc;
-  assign \$241  = fresh ? 16'h0000 : acc;
-  assign \$242  = fresh ? 16'h0000 : acc;
-  assign \$243  = fresh ? 16'h0000 : acc;
-  assign \$244  = fresh ? 16'h0000 : acc;
-  assign \$245  = fresh ? 16'h0000 : acc;
-  assign \$246  = \$245 [0] ? 9'h17b : 9'h000;
-  assign \$247  = \$244 [1] ? 9'h17c : \$246 ;
-  assign \$248  = \$243 [2] ? 9'h17d : \$247 ;
-  assign \$249  = \$242 [3] ? 9'h17e : \$248 ;
-  assign \$250  = \$241 [4] ? 9'h17f : \$249 ;
-  assign \$251  = \$240 [5] ? 9'h180 : \$250 ;
-  assign \$252  = \$239 [6] ? 9'h181 : \$251 ;
-  assign \$253  = \$236  ? \$238  : { \$252 [8], \$252  };
-  assign \$254  = fresh ? 16'h0000 : acc;
-  assign \$255  = | \$254 [14:7];
-  assign \$256  = fresh ? 16'h0000 : acc;
-  assign \$257  = fresh ? 16'h0000 : acc;
-  assign \$258  = fresh ? 16'h0000 : acc;
-  assign \$260  = fresh ? 16'h0000 : acc;
-  assign \$261  = fresh ? 16'h0000 : acc;
-  assign \$263  = fresh ? 16'h0000 : acc;
-  assign \$264  = fresh ? 16'h0000 : acc;
-  assign \$266  = fresh ? 16'h0000 : acc;
-  assign \$267  = fresh ? 16'h0000 : acc;
-  assign \$269  = fresh ? 16'h0000 : acc;
-  assign \$270  = fresh ? 16'h0000 : acc;
-  assign \$272  = fresh ? 16'h0000 : acc;
-  assign \$273  = fresh ? 16'h0000 : acc;
-  assign \$275  = fresh ? 16'h0000 : acc;
-  assign \$276  = fresh ? 16'h0000 : acc;
-  assign \$278  = \$275 [0] ? \$277 [7:0] : 8'h00;
-  assign \$279  = \$272 [1] ? \$274 [7:0] : \$278 ;
-  assign \$280  = \$269 [2] ? \$271 [7:0] : \$279 ;
-  assign \$281  = \$266 [3] ? \$268 [7:0] : \$280 ;
-  assign \$282  = \$263 [4] ? \$265 [7:0] : \$281 ;
-  assign \$283  = \$260 [5] ? \$262 [7:0] : \$282 ;
-  assign \$284  = \$257 [6] ? \$259  : \$283 ;
-  assign base_bf16_sig = \$255  ? { 1'h1, \$256 [6:0] } : \$284 ;
-  assign \$285  = fresh ? 16'h0000 : acc;
-  assign \$286  = fresh ? 16'h0000 : acc;
-  assign \$287  = ! \$286 [14:10];
-  assign \$288  = fresh ? 16'h0000 : acc;
-  assign \$289  = ! \$288 [9:0];
-  assign \$290  = \$287  & \$289 ;
-  assign \$291  = fresh ? 16'h0000 : acc;
-  assign \$292  = \$291 [14:10] == 5'h1f;
-  assign \$293  = fresh ? 16'h0000 : acc;
-  assign \$294  = ! \$293 [9:0];
-  assign \$295  = \$292  & \$294 ;
-  assign \$296  = fresh ? 16'h0000 : acc;
-  assign \$297  = \$296 [14:10] == 5'h1f;
-  assign \$298  = fresh ? 16'h0000 : acc;
-  assign \$299  = | \$298 [9:0];
-  assign \$300  = \$297  & \$299 ;
-  assign \$301  = fresh ? 16'h0000 : acc;
-  assign \$302  = fresh ? 16'h0000 : acc;
-  assign \$303  = ! \$302 [14:7];
-  assign \$304  = fresh ? 16'h0000 : acc;
-  assign \$305  = ! \$304 [6:0];
-  assign \$306  = \$303  & \$305 ;
-  assign \$307  = fresh ? 16'h0000 : acc;
-  assign \$308  = \$307 [14:7] == 8'hff;
-  assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
+  reg [7:0] unpack_q_2_2 = 8'h00;
+  reg [1:0] unpack_q_2_3 = 2'h0;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
+  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
+  assign \$5  = fresh & product_0[0];
+  assign \$6  = \$5  ? 16'h0000 : acc;
+  assign \$7  = | \$6 [14:10];
+  assign \$8  = fresh & product_0[0];
+  assign \$9  = \$8  ? 16'h0000 : acc;
+  assign \$10  = \$9 [14:10] - 4'hf;
+  assign \$11  = fresh & product_0[0];
+  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$13  = fresh & product_0[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = fresh & product_0[0];
+  assign \$16  = \$15  ? 16'h0000 : acc;
+  assign \$17  = fresh & product_0[0];
+  assign \$18  = \$17  ? 16'h0000 : acc;
+  assign \$19  = fresh & product_0[0];
+  assign \$20  = \$19  ? 16'h0000 : acc;
+  assign \$21  = fresh & product_0[0];
+  assign \$22  = \$21  ? 16'h0000 : acc;
+  assign \$23  = fresh & product_0[0];
+  assign \$24  = \$23  ? 16'h0000 : acc;
+  assign \$25  = fresh & product_0[0];
+  assign \$26  = \$25  ? 16'h0000 : acc;
+  assign \$27  = fresh & product_0[0];
+  assign \$28  = \$27  ? 16'h0000 : acc;
+  assign \$29  = fresh & product_0[0];
+  assign \$30  = \$29  ? 16'h0000 : acc;
+  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
+  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
+  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
+  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
+  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
+  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
+  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
+  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
+  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
+  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
+  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
+  assign \$42  = fresh & product_0[0];
+  assign \$43  = \$42  ? 16'h0000 : acc;
+  assign \$44  = | \$43 [14:10];
+  assign \$45  = fresh & product_0[0];
+  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$47  = fresh & product_0[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = fresh & product_0[0];
+  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_0[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_0[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_0[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_0[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_0[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_0[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_0[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_0[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_0[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_0[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_0[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_0[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_0[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_0[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_0[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_0[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_0[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_0[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
+  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
+  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
+  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
+  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
+  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
+  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
+  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
+  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
+  assign \$106  = \$48 [9] ? \$51  : \$105 ;
+  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
+  assign \$107  = fresh & product_0[0];
+  assign \$108  = \$107  ? 16'h0000 : acc;
+  assign \$109  = | \$108 [14:7];
+  assign \$110  = fresh & product_0[0];
+  assign \$111  = \$110  ? 16'h0000 : acc;
+  assign \$112  = \$111 [14:7] - 7'h7f;
+  assign \$113  = fresh & product_0[0];
+  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$115  = fresh & product_0[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = fresh & product_0[0];
+  assign \$118  = \$117  ? 16'h0000 : acc;
+  assign \$119  = fresh & product_0[0];
+  assign \$120  = \$119  ? 16'h0000 : acc;
+  assign \$121  = fresh & product_0[0];
+  assign \$122  = \$121  ? 16'h0000 : acc;
+  assign \$123  = fresh & product_0[0];
+  assign \$124  = \$123  ? 16'h0000 : acc;
+  assign \$125  = fresh & product_0[0];
+  assign \$126  = \$125  ? 16'h0000 : acc;
+  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
+  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
+  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
+  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
+  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
+  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
+  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
+  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
+  assign \$135  = fresh & product_0[0];
+  assign \$136  = \$135  ? 16'h0000 : acc;
+  assign \$137  = | \$136 [14:7];
+  assign \$138  = fresh & product_0[0];
+  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$140  = fresh & product_0[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = fresh & product_0[0];
+  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_0[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_0[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_0[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_0[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_0[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_0[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_0[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_0[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_0[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_0[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$170  = fresh & product_0[0];
+  assign \$171  = \$170  ? 16'h0000 : acc;
+  assign \$172  = fresh & product_0[0];
+  assign \$173  = \$172  ? 16'h0000 : acc;
+  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
+  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
+  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
+  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
+  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
+  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
+  assign \$181  = \$141 [6] ? \$144  : \$180 ;
+  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
+  assign \$182  = fresh & product_0[0];
+  assign \$183  = \$182  ? 16'h0000 : acc;
+  assign \$184  = fresh & product_0[0];
+  assign \$185  = \$184  ? 16'h0000 : acc;
+  assign \$186  = ! \$185 [14:10];
+  assign \$187  = fresh & product_0[0];
+  assign \$188  = \$187  ? 16'h0000 : acc;
+  assign \$189  = ! \$188 [9:0];
+  assign \$190  = \$186  & \$189 ;
+  assign \$191  = fresh & product_0[0];
+  assign \$192  = \$191  ? 16'h0000 : acc;
+  assign \$193  = \$192 [14:10] == 5'h1f;
+  assign \$194  = fresh & product_0[0];
+  assign \$195  = \$194  ? 16'h0000 : acc;
+  assign \$196  = ! \$195 [9:0];
+  assign \$197  = \$193  & \$196 ;
+  assign \$198  = fresh & product_0[0];
+  assign \$199  = \$198  ? 16'h0000 : acc;
+  assign \$200  = \$199 [14:10] == 5'h1f;
+  assign \$201  = fresh & product_0[0];
+  assign \$202  = \$201  ? 16'h0000 : acc;
+  assign \$203  = | \$202 [9:0];
+  assign \$204  = \$200  & \$203 ;
+  assign \$205  = fresh & product_0[0];
+  assign \$206  = \$205  ? 16'h0000 : acc;
+  assign \$207  = fresh & product_0[0];
+  assign \$208  = \$207  ? 16'h0000 : acc;
+  assign \$209  = ! \$208 [14:7];
+  assign \$210  = fresh & product_0[0];
+  assign \$211  = \$210  ? 16'h0000 : acc;
+  assign \$212  = ! \$211 [6:0];
+  assign \$213  = \$209  & \$212 ;
+  assign \$214  = fresh & product_0[0];
+  assign \$215  = \$214  ? 16'h0000 : acc;
+  assign \$216  = \$215 [14:7] == 8'hff;
+  assign \$217  = fresh & product_0[0];
+  assign \$218  = \$217  ? 16'h0000 : acc;
+  assign \$219  = ! \$218 [6:0];
+  assign \$220  = \$216  & \$219 ;
+  assign \$221  = fresh & product_0[0];
+  assign \$222  = \$221  ? 16'h0000 : acc;
+  assign \$223  = \$222 [14:7] == 8'hff;
+  assign \$224  = fresh & product_0[0];
+  assign \$225  = \$224  ? 16'h0000 : acc;
+  assign \$226  = | \$225 [6:0];
+  assign \$227  = \$223  & \$226 ;
+  assign \$228  = ~ unpack_q_0_zero;
+  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = \$229  | \$232 ;
+  assign \$234  = \$228  & \$233 ;
+  assign add_a_big = unpack_q_1_zero | \$234 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = ! \$329 [26:19];
+  assign \$235  = align_q_0_big - align_q_0_small;
+  assign \$236  = align_q_0_big + align_q_0_small;
+  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
+  assign \$238  = ! add_q_0_total[27:12];
+  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
+  assign \$241  = ! \$240 [26:19];
+  assign \$242  = ! add_q_0_total[27:12];
+  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
+  assign \$246  = ! add_q_0_total[27:12];
+  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
+  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
+  assign \$250  = ! \$249 [26:23];
+  assign \$251  = ! add_q_0_total[27:12];
+  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
+  assign \$254  = ! \$253 [26:19];
+  assign \$255  = ! add_q_0_total[27:12];
+  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
+  assign \$259  = ! add_q_0_total[27:12];
+  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
+  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
+  assign \$264  = ! add_q_0_total[27:12];
+  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
+  assign \$267  = ! \$266 [26:19];
+  assign \$268  = ! add_q_0_total[27:12];
+  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
+  assign \$272  = ! add_q_0_total[27:12];
+  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
+  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
+  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
+  assign \$277  = ! \$276 [26:25];
+  assign \$278  = ! add_q_0_total[27:12];
+  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
+  assign \$281  = ! \$280 [26:19];
+  assign \$282  = ! add_q_0_total[27:12];
+  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
+  assign \$286  = ! add_q_0_total[27:12];
+  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
+  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
+  assign \$290  = ! \$289 [26:23];
+  assign \$291  = ! add_q_0_total[27:12];
+  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
+  assign \$294  = ! \$293 [26:19];
+  assign \$295  = ! add_q_0_total[27:12];
+  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
+  assign \$299  = ! add_q_0_total[27:12];
+  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
+  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
+  assign \$304  = ! add_q_0_total[27:12];
+  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
+  assign \$307  = ! \$306 [26:19];
+  assign \$308  = ! add_q_0_total[27:12];
+  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
+  assign \$312  = ! add_q_0_total[27:12];
+  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
+  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
+  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
+  assign \$318  = ! add_q_0_total[27:12];
+  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
+  assign \$321  = ! \$320 [26:19];
+  assign \$322  = ! add_q_0_total[27:12];
+  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
+  assign \$326  = ! add_q_0_total[27:12];
+  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
+  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
+  assign \$330  = ! \$329 [26:23];
   assign \$331  = ! add_q_0_total[27:12];
   assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$334  = ! \$333 [26:19];
   assign \$335  = ! add_q_0_total[27:12];
   assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
-  assign \$339  = ! \$338 [26:23];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = ! \$342 [26:19];
+  assign \$339  = ! add_q_0_total[27:12];
+  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
+  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
   assign \$344  = ! add_q_0_total[27:12];
   assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$347  = ! \$346 [26:19];
   assign \$348  = ! add_q_0_total[27:12];
   assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = ! \$355 [26:19];
-  assign \$357  = ! add_q_0_total[27:12];
-  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
-  assign \$361  = ! add_q_0_total[27:12];
-  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
-  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
-  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
-  assign \$366  = ! \$365 [26:25];
+  assign \$352  = ! add_q_0_total[27:12];
+  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
+  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
+  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
+  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
+  assign \$358  = ! \$357 [26];
+  assign \$359  = ! add_q_0_total[27:12];
+  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
+  assign \$362  = ! \$361 [26:19];
+  assign \$363  = ! add_q_0_total[27:12];
+  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
   assign \$367  = ! add_q_0_total[27:12];
   assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = ! \$369 [26:19];
-  assign \$371  = ! add_q_0_total[27:12];
-  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! add_q_0_total[27:12];
-  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
-  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
-  assign \$379  = ! \$378 [26:23];
+  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
+  assign \$371  = ! \$370 [26:23];
+  assign \$372  = ! add_q_0_total[27:12];
+  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! \$374 [26:19];
+  assign \$376  = ! add_q_0_total[27:12];
+  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
   assign \$380  = ! add_q_0_total[27:12];
   assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = ! \$382 [26:19];
-  assign \$384  = ! add_q_0_total[27:12];
-  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! add_q_0_total[27:12];
-  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
-  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
+  assign \$385  = ! add_q_0_total[27:12];
+  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! \$387 [26:19];
+  assign \$389  = ! add_q_0_total[27:12];
+  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
   assign \$393  = ! add_q_0_total[27:12];
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = ! \$395 [26:19];
-  assign \$397  = ! add_q_0_total[27:12];
-  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
-  assign \$401  = ! add_q_0_total[27:12];
-  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
-  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
-  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
+  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
+  assign \$398  = ! \$397 [26:25];
+  assign \$399  = ! add_q_0_total[27:12];
+  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
+  assign \$402  = ! \$401 [26:19];
+  assign \$403  = ! add_q_0_total[27:12];
+  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
   assign \$407  = ! add_q_0_total[27:12];
   assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = ! \$409 [26:19];
-  assign \$411  = ! add_q_0_total[27:12];
-  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! add_q_0_total[27:12];
-  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
-  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
-  assign \$419  = ! \$418 [26:23];
+  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
+  assign \$411  = ! \$410 [26:23];
+  assign \$412  = ! add_q_0_total[27:12];
+  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! \$414 [26:19];
+  assign \$416  = ! add_q_0_total[27:12];
+  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
   assign \$420  = ! add_q_0_total[27:12];
   assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = ! \$422 [26:19];
-  assign \$424  = ! add_q_0_total[27:12];
-  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! add_q_0_total[27:12];
-  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
-  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
+  assign \$425  = ! add_q_0_total[27:12];
+  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! \$427 [26:19];
+  assign \$429  = ! add_q_0_total[27:12];
+  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
   assign \$433  = ! add_q_0_total[27:12];
   assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = ! \$435 [26:19];
-  assign \$437  = ! add_q_0_total[27:12];
-  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
-  assign \$441  = ! add_q_0_total[27:12];
-  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
-  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
-  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
-  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
-  assign \$447  = ! \$446 [26];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = ! \$450 [26:19];
+  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
+  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
+  assign \$439  = ! add_q_0_total[27:12];
+  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
+  assign \$442  = ! \$441 [26:19];
+  assign \$443  = ! add_q_0_total[27:12];
+  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
+  assign \$447  = ! add_q_0_total[27:12];
+  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
+  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
+  assign \$451  = ! \$450 [26:23];
   assign \$452  = ! add_q_0_total[27:12];
   assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$455  = ! \$454 [26:19];
   assign \$456  = ! add_q_0_total[27:12];
   assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
-  assign \$460  = ! \$459 [26:23];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = ! \$463 [26:19];
+  assign \$460  = ! add_q_0_total[27:12];
+  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
+  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
   assign \$465  = ! add_q_0_total[27:12];
   assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$468  = ! \$467 [26:19];
   assign \$469  = ! add_q_0_total[27:12];
   assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = ! \$476 [26:19];
-  assign \$478  = ! add_q_0_total[27:12];
-  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
-  assign \$482  = ! add_q_0_total[27:12];
-  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
-  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
-  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
-  assign \$487  = ! \$486 [26:25];
+  assign \$473  = ! add_q_0_total[27:12];
+  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
+  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
+  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
+  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$480  = ! add_q_0_total[27:12];
+  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
+  assign \$483  = ! \$482 [26:19];
+  assign \$484  = ! add_q_0_total[27:12];
+  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
   assign \$488  = ! add_q_0_total[27:12];
   assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = ! \$490 [26:19];
-  assign \$492  = ! add_q_0_total[27:12];
-  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! add_q_0_total[27:12];
-  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
-  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
-  assign \$500  = ! \$499 [26:23];
+  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
+  assign \$492  = ! \$491 [26:23];
+  assign \$493  = ! add_q_0_total[27:12];
+  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! \$495 [26:19];
+  assign \$497  = ! add_q_0_total[27:12];
+  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
   assign \$501  = ! add_q_0_total[27:12];
   assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = ! \$503 [26:19];
-  assign \$505  = ! add_q_0_total[27:12];
-  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! add_q_0_total[27:12];
-  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
-  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
+  assign \$506  = ! add_q_0_total[27:12];
+  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! \$508 [26:19];
+  assign \$510  = ! add_q_0_total[27:12];
+  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
   assign \$514  = ! add_q_0_total[27:12];
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = ! \$516 [26:19];
-  assign \$518  = ! add_q_0_total[27:12];
-  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
-  assign \$522  = ! add_q_0_total[27:12];
-  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
-  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
-  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
+  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
+  assign \$519  = ! \$518 [26:25];
+  assign \$520  = ! add_q_0_total[27:12];
+  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
+  assign \$523  = ! \$522 [26:19];
+  assign \$524  = ! add_q_0_total[27:12];
+  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
   assign \$528  = ! add_q_0_total[27:12];
   assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = ! \$530 [26:19];
-  assign \$532  = ! add_q_0_total[27:12];
-  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! add_q_0_total[27:12];
-  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
-  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
-  assign \$540  = ! \$539 [26:23];
+  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
+  assign \$532  = ! \$531 [26:23];
+  assign \$533  = ! add_q_0_total[27:12];
+  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! \$535 [26:19];
+  assign \$537  = ! add_q_0_total[27:12];
+  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
   assign \$541  = ! add_q_0_total[27:12];
   assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = ! \$543 [26:19];
-  assign \$545  = ! add_q_0_total[27:12];
-  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! add_q_0_total[27:12];
-  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
-  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
+  assign \$546  = ! add_q_0_total[27:12];
+  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! \$548 [26:19];
+  assign \$550  = ! add_q_0_total[27:12];
+  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
   assign \$554  = ! add_q_0_total[27:12];
   assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = ! \$556 [26:19];
-  assign \$558  = ! add_q_0_total[27:12];
-  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
-  assign \$562  = ! add_q_0_total[27:12];
-  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
-  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
-  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
-  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = ! \$571 [26:19];
+  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
+  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
+  assign \$560  = ! add_q_0_total[27:12];
+  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
+  assign \$563  = ! \$562 [26:19];
+  assign \$564  = ! add_q_0_total[27:12];
+  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
+  assign \$568  = ! add_q_0_total[27:12];
+  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
+  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
+  assign \$572  = ! \$571 [26:23];
   assign \$573  = ! add_q_0_total[27:12];
   assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$576  = ! \$575 [26:19];
   assign \$577  = ! add_q_0_total[27:12];
   assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
-  assign \$581  = ! \$580 [26:23];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = ! \$584 [26:19];
+  assign \$581  = ! add_q_0_total[27:12];
+  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
+  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
   assign \$586  = ! add_q_0_total[27:12];
   assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$589  = ! \$588 [26:19];
   assign \$590  = ! add_q_0_total[27:12];
   assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = ! \$597 [26:19];
-  assign \$599  = ! add_q_0_total[27:12];
-  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
-  assign \$603  = ! add_q_0_total[27:12];
-  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
-  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
-  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
-  assign \$608  = ! \$607 [26:25];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = ! \$611 [26:19];
-  assign \$613  = ! add_q_0_total[27:12];
-  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! add_q_0_total[27:12];
-  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
-  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
-  assign \$621  = ! \$620 [26:23];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = ! \$624 [26:19];
-  assign \$626  = ! add_q_0_total[27:12];
-  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! add_q_0_total[27:12];
-  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
-  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = ! \$637 [26:19];
-  assign \$639  = ! add_q_0_total[27:12];
-  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
-  assign \$643  = ! add_q_0_total[27:12];
-  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
-  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
-  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
-  assign \$649  = ! add_q_0_total[27:12];
-  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
-  assign \$652  = ! \$651 [26:19];
-  assign \$653  = ! add_q_0_total[27:12];
-  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
-  assign \$657  = ! add_q_0_total[27:12];
-  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
-  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
-  assign \$661  = ! \$660 [26:23];
-  assign \$662  = ! add_q_0_total[27:12];
-  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
-  assign \$665  = ! \$664 [26:19];
-  assign \$666  = ! add_q_0_total[27:12];
-  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
-  assign \$670  = ! add_q_0_total[27:12];
-  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
-  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
-  assign \$675  = ! add_q_0_total[27:12];
-  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
-  assign \$678  = ! \$677 [26:19];
-  assign \$679  = ! add_q_0_total[27:12];
-  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
-  assign \$683  = ! add_q_0_total[27:12];
-  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
-  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
-  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
-  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
-  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
-  assign \$689  = ~ add_q_0_total[27];
-  assign \$690  = ~ add_q_0_total[26];
-  assign \$691  = \$689  & \$690 ;
-  assign \$692  = ~ add_q_0_total[25];
-  assign \$693  = ~ add_q_0_total[24];
-  assign \$694  = \$692  & \$693 ;
-  assign \$695  = \$691  & \$694 ;
-  assign \$696  = ~ add_q_0_total[23];
-  assign \$697  = ~ add_q_0_total[22];
-  assign \$698  = \$696  & \$697 ;
-  assign \$699  = ~ add_q_0_total[21];
-  assign \$700  = ~ add_q_0_total[20];
-  assign \$701  = \$699  & \$700 ;
-  assign \$702  = \$698  & \$701 ;
-  assign \$703  = \$695  & \$702 ;
-  assign \$704  = ~ add_q_0_total[19];
-  assign \$705  = ~ add_q_0_total[18];
-  assign \$706  = \$704  & \$705 ;
-  assign \$707  = ~ add_q_0_total[17];
-  assign \$708  = ~ add_q_0_total[16];
-  assign \$709  = \$707  & \$708 ;
-  assign \$710  = \$706  & \$709 ;
-  assign \$711  = ~ add_q_0_total[15];
-  assign \$712  = ~ add_q_0_total[14];
-  assign \$713  = \$711  & \$712 ;
+  assign \$594  = ! add_q_0_total[27:12];
+  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
+  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
+  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
+  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
+  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
+  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$601  = ~ \$600 ;
+  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$601  & \$603 ;
+  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$606  = ~ \$605 ;
+  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$608  = ~ \$607 ;
+  assign \$609  = \$606  & \$608 ;
+  assign \$610  = \$604  & \$609 ;
+  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$612  = ~ \$611 ;
+  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$614  = ~ \$613 ;
+  assign \$615  = \$612  & \$614 ;
+  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$617  = ~ \$616 ;
+  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$619  = ~ \$618 ;
+  assign \$620  = \$617  & \$619 ;
+  assign \$621  = \$615  & \$620 ;
+  assign \$622  = \$610  & \$621 ;
+  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$624  = ~ \$623 ;
+  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$626  = ~ \$625 ;
+  assign \$627  = \$624  & \$626 ;
+  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$629  = ~ \$628 ;
+  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$631  = ~ \$630 ;
+  assign \$632  = \$629  & \$631 ;
+  assign \$633  = \$627  & \$632 ;
+  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$635  = ~ \$634 ;
+  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$647  = ~ \$646 ;
+  assign \$648  = ~ add_q_0_total[1];
+  assign \$649  = ~ add_q_0_total[3];
+  assign \$650  = \$646  ? \$649  : \$648 ;
+  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$652  = ~ \$651 ;
+  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$655  = ~ \$654 ;
+  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$660  = ~ \$659 ;
+  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$662  = ~ \$661 ;
+  assign \$663  = \$660  & \$662 ;
+  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$665  = ~ \$664 ;
+  assign \$666  = ~ add_q_0_total[5];
+  assign \$667  = ~ add_q_0_total[7];
+  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$670  = ~ \$669 ;
+  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$672  = ~ \$671 ;
+  assign \$673  = ~ add_q_0_total[9];
+  assign \$674  = ~ add_q_0_total[11];
+  assign \$675  = \$671  ? \$674  : \$673 ;
+  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$677  = ~ \$676 ;
+  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
+  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$680  = ~ \$679 ;
+  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$682  = ~ \$681 ;
+  assign \$683  = \$680  & \$682 ;
+  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
+  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$686  = ~ \$685 ;
+  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$688  = ~ \$687 ;
+  assign \$689  = \$686  & \$688 ;
+  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$691  = ~ \$690 ;
+  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$693  = ~ \$692 ;
+  assign \$694  = \$691  & \$693 ;
+  assign \$695  = \$689  & \$694 ;
+  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$697  = ~ \$696 ;
+  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$699  = ~ \$698 ;
+  assign \$700  = \$697  & \$699 ;
+  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$702  = ~ \$701 ;
+  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$704  = ~ \$703 ;
+  assign \$705  = \$702  & \$704 ;
+  assign \$706  = \$700  & \$705 ;
+  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$708  = ~ \$707 ;
+  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$710  = ~ \$709 ;
+  assign \$711  = \$708  & \$710 ;
+  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$713  = ~ \$712 ;
   assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[12];
-  assign \$716  = \$714  & \$715 ;
-  assign \$717  = \$713  & \$716 ;
-  assign \$718  = \$710  & \$717 ;
-  assign \$719  = \$703  & \$718 ;
-  assign \$720  = ~ add_q_0_total[11];
-  assign \$721  = ~ add_q_0_total[10];
-  assign \$722  = \$720  & \$721 ;
-  assign \$723  = ~ add_q_0_total[9];
-  assign \$724  = ~ add_q_0_total[8];
-  assign \$725  = \$723  & \$724 ;
-  assign \$726  = \$722  & \$725 ;
-  assign \$727  = ~ add_q_0_total[7];
-  assign \$728  = ~ add_q_0_total[6];
-  assign \$729  = \$727  & \$728 ;
-  assign \$730  = ~ add_q_0_total[5];
-  assign \$731  = ~ add_q_0_total[4];
-  assign \$732  = \$730  & \$731 ;
-  assign \$733  = \$729  & \$732 ;
-  assign \$734  = \$726  & \$733 ;
-  assign \$735  = ~ add_q_0_total[3];
-  assign \$736  = ~ add_q_0_total[2];
-  assign \$737  = \$735  & \$736 ;
-  assign \$738  = ~ add_q_0_total[1];
-  assign \$755  = ~ add_q_0_total[3];
-  assign \$756  = ~ add_q_0_total[2];
-  assign \$757  = \$755  & \$756 ;
-  assign \$758  = ~ add_q_0_total[1];
-  assign \$760  = ~ add_q_0_total[1];
-  assign \$761  = ~ add_q_0_total[3];
-  assign \$763  = ~ add_q_0_total[3];
-  assign \$764  = \$757  ? \$760  : \$763 ;
-  assign \$765  = ~ add_q_0_total[3];
-  assign \$766  = ~ add_q_0_total[2];
-  assign \$767  = \$765  & \$766 ;
-  assign \$769  = ~ add_q_0_total[3];
-  assign \$770  = ~ add_q_0_total[2];
-  assign \$771  = \$769  & \$770 ;
-  assign \$772  = ~ add_q_0_total[1];
-  assign \$776  = ~ add_q_0_total[11];
-  assign \$777  = ~ add_q_0_total[10];
-  assign \$778  = \$776  & \$777 ;
-  assign \$779  = ~ add_q_0_total[9];
-  assign \$780  = ~ add_q_0_total[8];
-  assign \$781  = \$779  & \$780 ;
-  assign \$782  = \$778  & \$781 ;
-  assign \$783  = ~ add_q_0_total[7];
-  assign \$784  = ~ add_q_0_total[6];
-  assign \$785  = \$783  & \$784 ;
-  assign \$786  = ~ add_q_0_total[5];
-  assign \$788  = ~ add_q_0_total[5];
-  assign \$789  = ~ add_q_0_total[7];
-  assign \$791  = ~ add_q_0_total[7];
-  assign \$792  = \$785  ? \$788  : \$791 ;
-  assign \$793  = ~ add_q_0_total[7];
-  assign \$794  = ~ add_q_0_total[6];
-  assign \$795  = \$793  & \$794 ;
-  assign \$796  = ~ add_q_0_total[11];
-  assign \$797  = ~ add_q_0_total[10];
-  assign \$798  = \$796  & \$797 ;
-  assign \$799  = ~ add_q_0_total[9];
-  assign \$801  = ~ add_q_0_total[9];
-  assign \$802  = ~ add_q_0_total[11];
-  assign \$804  = ~ add_q_0_total[11];
-  assign \$805  = \$798  ? \$801  : \$804 ;
-  assign \$806  = ~ add_q_0_total[11];
-  assign \$807  = ~ add_q_0_total[10];
-  assign \$808  = \$806  & \$807 ;
-  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
-  assign \$810  = ~ add_q_0_total[11];
-  assign \$811  = ~ add_q_0_total[10];
-  assign \$812  = \$810  & \$811 ;
-  assign \$813  = ~ add_q_0_total[9];
-  assign \$814  = ~ add_q_0_total[8];
-  assign \$815  = \$813  & \$814 ;
-  assign \$816  = \$812  & \$815 ;
-  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
-  assign \$818  = ~ add_q_0_total[11];
-  assign \$819  = ~ add_q_0_total[10];
-  assign \$820  = \$818  & \$819 ;
-  assign \$821  = ~ add_q_0_total[9];
-  assign \$822  = ~ add_q_0_total[8];
+  assign \$715  = ~ add_q_0_total[15];
+  assign \$716  = \$712  ? \$715  : \$714 ;
+  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$718  = ~ \$717 ;
+  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$720  = ~ \$719 ;
+  assign \$721  = ~ add_q_0_total[17];
+  assign \$722  = ~ add_q_0_total[19];
+  assign \$723  = \$719  ? \$722  : \$721 ;
+  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$725  = ~ \$724 ;
+  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
+  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$728  = ~ \$727 ;
+  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$730  = ~ \$729 ;
+  assign \$731  = \$728  & \$730 ;
+  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$733  = ~ \$732 ;
+  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$735  = ~ \$734 ;
+  assign \$736  = \$733  & \$735 ;
+  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$738  = ~ \$737 ;
+  assign \$739  = ~ add_q_0_total[21];
+  assign \$740  = ~ add_q_0_total[23];
+  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$743  = ~ \$742 ;
+  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$745  = ~ \$744 ;
+  assign \$746  = ~ add_q_0_total[25];
+  assign \$747  = ~ add_q_0_total[27];
+  assign \$748  = \$744  ? \$747  : \$746 ;
+  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$750  = ~ \$749 ;
+  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
+  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$753  = ~ \$752 ;
+  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$755  = ~ \$754 ;
+  assign \$756  = \$753  & \$755 ;
+  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
+  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$759  = ~ \$758 ;
+  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$761  = ~ \$760 ;
+  assign \$762  = \$759  & \$761 ;
+  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$764  = ~ \$763 ;
+  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$766  = ~ \$765 ;
+  assign \$767  = \$764  & \$766 ;
+  assign \$768  = \$762  & \$767 ;
+  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
+  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$771  = ~ \$770 ;
+  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$773  = ~ \$772 ;
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$776  = ~ \$775 ;
+  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$778  = ~ \$777 ;
+  assign \$779  = \$776  & \$778 ;
+  assign \$780  = \$774  & \$779 ;
+  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$782  = ~ \$781 ;
+  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$784  = ~ \$783 ;
+  assign \$785  = \$782  & \$784 ;
+  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$787  = ~ \$786 ;
+  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$789  = ~ \$788 ;
+  assign \$790  = \$787  & \$789 ;
+  assign \$791  = \$785  & \$790 ;
+  assign \$792  = \$780  & \$791 ;
+  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
+  assign \$795  = ~ normalize_q_1_0[11];
+  assign \$796  = | normalize_q_1_0;
+  assign \$797  = \$795  & \$796 ;
+  assign \$798  = | normalize_q_1_0[11:6];
+  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$800  = \$797  ? \$799  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
+  assign \$801  = ~ normalize_q_1_1[11];
+  assign \$802  = | normalize_q_1_1;
+  assign \$803  = \$801  & \$802 ;
+  assign \$804  = | normalize_q_1_1[11:5];
+  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$806  = \$803  ? \$805  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
+  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$809  = round_q_0_0_count + round_q_0_0_up;
+  assign \$810  = \$808  + \$809 ;
+  assign \$811  = \$810  > 15'h7bff;
+  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$814  = round_q_0_0_count + round_q_0_0_up;
+  assign \$815  = \$813  + \$814 ;
+  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
+  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
+  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
+  assign \$821  = ~ round_q_0_0_inf;
+  assign \$822  = ~ round_q_0_0_zero;
   assign \$823  = \$821  & \$822 ;
-  assign \$824  = \$820  & \$823 ;
-  assign \$825  = ~ add_q_0_total[7];
-  assign \$826  = ~ add_q_0_total[6];
-  assign \$827  = \$825  & \$826 ;
-  assign \$828  = ~ add_q_0_total[5];
-  assign \$829  = ~ add_q_0_total[4];
-  assign \$830  = \$828  & \$829 ;
-  assign \$831  = \$827  & \$830 ;
-  assign \$832  = \$824  & \$831 ;
-  assign \$833  = ~ add_q_0_total[27];
-  assign \$834  = ~ add_q_0_total[26];
-  assign \$835  = \$833  & \$834 ;
-  assign \$836  = ~ add_q_0_total[25];
-  assign \$837  = ~ add_q_0_total[24];
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = \$835  & \$838 ;
-  assign \$840  = ~ add_q_0_total[23];
-  assign \$841  = ~ add_q_0_total[22];
-  assign \$842  = \$840  & \$841 ;
-  assign \$843  = ~ add_q_0_total[21];
-  assign \$844  = ~ add_q_0_total[20];
-  assign \$845  = \$843  & \$844 ;
-  assign \$846  = \$842  & \$845 ;
-  assign \$847  = \$839  & \$846 ;
-  assign \$848  = ~ add_q_0_total[19];
-  assign \$849  = ~ add_q_0_total[18];
-  assign \$850  = \$848  & \$849 ;
-  assign \$851  = ~ add_q_0_total[17];
-  assign \$852  = ~ add_q_0_total[16];
-  assign \$853  = \$851  & \$852 ;
-  assign \$854  = \$850  & \$853 ;
-  assign \$855  = ~ add_q_0_total[15];
-  assign \$856  = ~ add_q_0_total[14];
-  assign \$857  = \$855  & \$856 ;
-  assign \$858  = ~ add_q_0_total[13];
-  assign \$860  = ~ add_q_0_total[13];
-  assign \$861  = ~ add_q_0_total[15];
-  assign \$863  = ~ add_q_0_total[15];
-  assign \$864  = \$857  ? \$860  : \$863 ;
-  assign \$865  = ~ add_q_0_total[15];
-  assign \$866  = ~ add_q_0_total[14];
-  assign \$867  = \$865  & \$866 ;
-  assign \$868  = ~ add_q_0_total[19];
-  assign \$869  = ~ add_q_0_total[18];
-  assign \$870  = \$868  & \$869 ;
-  assign \$871  = ~ add_q_0_total[17];
-  assign \$873  = ~ add_q_0_total[17];
-  assign \$874  = ~ add_q_0_total[19];
-  assign \$876  = ~ add_q_0_total[19];
-  assign \$877  = \$870  ? \$873  : \$876 ;
-  assign \$878  = ~ add_q_0_total[19];
-  assign \$879  = ~ add_q_0_total[18];
-  assign \$880  = \$878  & \$879 ;
-  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
-  assign \$882  = ~ add_q_0_total[19];
-  assign \$883  = ~ add_q_0_total[18];
-  assign \$884  = \$882  & \$883 ;
-  assign \$885  = ~ add_q_0_total[17];
-  assign \$886  = ~ add_q_0_total[16];
-  assign \$887  = \$885  & \$886 ;
-  assign \$888  = \$884  & \$887 ;
-  assign \$889  = ~ add_q_0_total[27];
-  assign \$890  = ~ add_q_0_total[26];
-  assign \$891  = \$889  & \$890 ;
-  assign \$892  = ~ add_q_0_total[25];
-  assign \$893  = ~ add_q_0_total[24];
-  assign \$894  = \$892  & \$893 ;
-  assign \$895  = \$891  & \$894 ;
-  assign \$896  = ~ add_q_0_total[23];
-  assign \$897  = ~ add_q_0_total[22];
-  assign \$898  = \$896  & \$897 ;
-  assign \$899  = ~ add_q_0_total[21];
-  assign \$901  = ~ add_q_0_total[21];
-  assign \$902  = ~ add_q_0_total[23];
-  assign \$904  = ~ add_q_0_total[23];
-  assign \$905  = \$898  ? \$901  : \$904 ;
-  assign \$906  = ~ add_q_0_total[23];
-  assign \$907  = ~ add_q_0_total[22];
+  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$826  = round_q_0_0_count + round_q_0_0_up;
+  assign \$827  = \$825  + \$826 ;
+  assign \$828  = \$827  > 15'h7bff;
+  assign \$829  = \$823  & \$828 ;
+  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$835  = round_q_0_1_count + round_q_0_1_up;
+  assign \$836  = \$834  + \$835 ;
+  assign \$837  = \$836  > 15'h7f7f;
+  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$840  = round_q_0_1_count + round_q_0_1_up;
+  assign \$841  = \$839  + \$840 ;
+  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
+  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
+  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
+  assign \$847  = ~ round_q_0_1_inf;
+  assign \$848  = ~ round_q_0_1_zero;
+  assign \$849  = \$847  & \$848 ;
+  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$852  = round_q_0_1_count + round_q_0_1_up;
+  assign \$853  = \$851  + \$852 ;
+  assign \$854  = \$853  > 15'h7f7f;
+  assign \$855  = \$849  & \$854 ;
+  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$859  = a[17] ^ b[17];
+  assign \$860  = a[18] | b[18];
+  assign \$861  = a[20] | b[20];
+  assign \$862  = \$861  | a[19];
+  assign \$863  = \$862  | b[19];
+  assign \$864  = ~ \$863 ;
+  assign \$865  = \$860  & \$864 ;
+  assign \$866  = a[19] | b[19];
+  assign \$867  = a[20] | b[20];
+  assign \$868  = \$867  | a[18];
+  assign \$869  = \$868  | b[18];
+  assign \$870  = ~ \$869 ;
+  assign \$871  = \$866  & \$870 ;
+  assign \$872  = a[20] | b[20];
+  assign \$873  = a[19] & b[18];
+  assign \$874  = \$872  | \$873 ;
+  assign \$875  = a[18] & b[19];
+  assign \$876  = \$874  | \$875 ;
+  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$878  = ~ product_0[0];
+  assign \$879  = product_1_zero | \$878 ;
+  assign \$880  = product_1_inf & product_0[0];
+  assign \$881  = product_1_nan & product_0[0];
+  assign \$882  = ~ fresh;
+  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$886  = \$884  ? 16'h0000 : \$885 ;
+  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$889  = \$887  | \$888 ;
+  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$891  = - $signed(add_exp_diff);
+  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
+  assign \$893  = \$889  ? 12'h01a : \$892 ;
+  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$900  = \$898  & \$899 ;
+  assign \$901  = \$897  | \$900 ;
+  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$904  = ~ \$903 ;
+  assign \$905  = \$902  & \$904 ;
+  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
   assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ add_q_0_total[27];
-  assign \$910  = ~ add_q_0_total[26];
-  assign \$911  = \$909  & \$910 ;
-  assign \$912  = ~ add_q_0_total[25];
-  assign \$914  = ~ add_q_0_total[25];
-  assign \$915  = ~ add_q_0_total[27];
-  assign \$917  = ~ add_q_0_total[27];
-  assign \$918  = \$911  ? \$914  : \$917 ;
-  assign \$919  = ~ add_q_0_total[27];
-  assign \$920  = ~ add_q_0_total[26];
-  assign \$921  = \$919  & \$920 ;
-  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
-  assign \$923  = ~ add_q_0_total[27];
-  assign \$924  = ~ add_q_0_total[26];
-  assign \$925  = \$923  & \$924 ;
-  assign \$926  = ~ add_q_0_total[25];
-  assign \$927  = ~ add_q_0_total[24];
-  assign \$928  = \$926  & \$927 ;
-  assign \$929  = \$925  & \$928 ;
-  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
-  assign \$931  = ~ add_q_0_total[27];
-  assign \$932  = ~ add_q_0_total[26];
-  assign \$933  = \$931  & \$932 ;
-  assign \$934  = ~ add_q_0_total[25];
-  assign \$935  = ~ add_q_0_total[24];
+  assign \$909  = ~ \$908 ;
+  assign \$910  = \$905  & \$909 ;
+  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$914  = | add_small_wide[25:0];
+  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$917  = ! add_q_0_total[27:1];
+  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
+  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
+  assign \$921  = ! add_q_0_total[27:1];
+  assign \$922  = add_q_0_flags_both_zero | \$921 ;
+  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$925  = ~ normalize_q_1_0[11];
+  assign \$926  = | normalize_q_1_0;
+  assign \$927  = \$925  & \$926 ;
+  assign \$928  = ~ normalize_q_1_0[11];
+  assign \$929  = | normalize_q_1_0;
+  assign \$930  = \$928  & \$929 ;
+  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
+  assign \$934  = ~ normalize_q_1_1[11];
+  assign \$935  = | normalize_q_1_1;
   assign \$936  = \$934  & \$935 ;
-  assign \$937  = \$933  & \$936 ;
-  assign \$938  = ~ add_q_0_total[23];
-  assign \$939  = ~ add_q_0_total[22];
-  assign \$940  = \$938  & \$939 ;
-  assign \$941  = ~ add_q_0_total[21];
-  assign \$942  = ~ add_q_0_total[20];
-  assign \$943  = \$941  & \$942 ;
-  assign \$944  = \$940  & \$943 ;
-  assign \$945  = \$937  & \$944 ;
-  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
-  assign \$947  = ~ add_q_0_total[27];
-  assign \$948  = ~ add_q_0_total[26];
-  assign \$949  = \$947  & \$948 ;
-  assign \$950  = ~ add_q_0_total[25];
-  assign \$951  = ~ add_q_0_total[24];
-  assign \$952  = \$950  & \$951 ;
-  assign \$953  = \$949  & \$952 ;
-  assign \$954  = ~ add_q_0_total[23];
-  assign \$955  = ~ add_q_0_total[22];
-  assign \$956  = \$954  & \$955 ;
-  assign \$957  = ~ add_q_0_total[21];
-  assign \$958  = ~ add_q_0_total[20];
-  assign \$959  = \$957  & \$958 ;
-  assign \$960  = \$956  & \$959 ;
-  assign \$961  = \$953  & \$960 ;
-  assign \$962  = ~ add_q_0_total[19];
-  assign \$963  = ~ add_q_0_total[18];
-  assign \$964  = \$962  & \$963 ;
-  assign \$965  = ~ add_q_0_total[17];
-  assign \$966  = ~ add_q_0_total[16];
-  assign \$967  = \$965  & \$966 ;
-  assign \$968  = \$964  & \$967 ;
-  assign \$969  = ~ add_q_0_total[15];
-  assign \$970  = ~ add_q_0_total[14];
-  assign \$971  = \$969  & \$970 ;
-  assign \$972  = ~ add_q_0_total[13];
-  assign \$973  = ~ add_q_0_total[12];
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = \$971  & \$974 ;
-  assign \$976  = \$968  & \$975 ;
-  assign \$977  = \$961  & \$976 ;
-  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
-  assign \$980  = ~ normalize_q_1_0[11];
-  assign \$981  = | normalize_q_1_0;
-  assign \$982  = \$980  & \$981 ;
-  assign \$983  = | normalize_q_1_0[11:6];
-  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$985  = \$982  ? \$984  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
-  assign \$986  = ~ normalize_q_1_1[11];
-  assign \$987  = | normalize_q_1_1;
-  assign \$988  = \$986  & \$987 ;
-  assign \$989  = | normalize_q_1_1[11:5];
-  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$991  = \$988  ? \$990  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
-  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$994  = round_q_0_0_count + round_q_0_0_up;
-  assign \$995  = \$993  + \$994 ;
-  assign \$996  = \$995  > 15'h7bff;
-  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$999  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1000  = \$998  + \$999 ;
-  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
-  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
-  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
-  assign \$1006  = ~ round_q_0_0_inf;
-  assign \$1007  = ~ round_q_0_0_zero;
-  assign \$1008  = \$1006  & \$1007 ;
-  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1012  = \$1010  + \$1011 ;
-  assign \$1013  = \$1012  > 15'h7bff;
-  assign \$1014  = \$1008  & \$1013 ;
-  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1021  = \$1019  + \$1020 ;
-  assign \$1022  = \$1021  > 15'h7f7f;
-  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1026  = \$1024  + \$1025 ;
-  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
-  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
-  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
-  assign \$1032  = ~ round_q_0_1_inf;
-  assign \$1033  = ~ round_q_0_1_zero;
-  assign \$1034  = \$1032  & \$1033 ;
-  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1038  = \$1036  + \$1037 ;
-  assign \$1039  = \$1038  > 15'h7f7f;
-  assign \$1040  = \$1034  & \$1039 ;
-  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$1044  = p_0 ? p_3_sign : 1'h1;
-  assign \$1045  = ~ p_0;
-  assign \$1046  = p_3_zero | \$1045 ;
-  assign \$1047  = p_3_inf & p_0;
-  assign \$1048  = p_3_nan & p_0;
-  assign \$1049  = ~ fresh;
-  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
-  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$1056  = \$1054  | \$1055 ;
-  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$1058  = - $signed(add_exp_diff);
-  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
-  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
-  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1067  = \$1065  & \$1066 ;
-  assign \$1068  = \$1064  | \$1067 ;
-  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1071  = ~ \$1070 ;
-  assign \$1072  = \$1069  & \$1071 ;
-  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1075  = \$1073  & \$1074 ;
-  assign \$1076  = ~ \$1075 ;
-  assign \$1077  = \$1072  & \$1076 ;
-  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$1081  = | add_small_wide[25:0];
-  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$1084  = ! add_q_0_total[27:1];
-  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
-  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
-  assign \$1088  = ! add_q_0_total[27:1];
-  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
-  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1092  = ~ normalize_q_1_0[11];
-  assign \$1093  = | normalize_q_1_0;
-  assign \$1094  = \$1092  & \$1093 ;
-  assign \$1095  = ~ normalize_q_1_0[11];
-  assign \$1096  = | normalize_q_1_0;
-  assign \$1097  = \$1095  & \$1096 ;
-  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
-  assign \$1101  = ~ normalize_q_1_1[11];
-  assign \$1102  = | normalize_q_1_1;
-  assign \$1103  = \$1101  & \$1102 ;
-  assign \$1104  = ~ normalize_q_1_1[11];
-  assign \$1105  = | normalize_q_1_1;
-  assign \$1106  = \$1104  & \$1105 ;
-  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
-  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$1111  = | place_q_0_1_kept[19:0];
-  assign \$1112  = | place_q_0_1_below;
-  assign \$1113  = \$1112  | place_q_0_1_sticky;
-  assign \$1114  = \$1111  | \$1113 ;
-  assign \$1115  = \$1114  | place_q_0_1_kept[21];
-  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
-  assign \$1117  = round_q_1_0 & round_q_1_1;
-  assign \$1118  = ~ round_q_1_2;
-  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  assign \$937  = ~ normalize_q_1_1[11];
+  assign \$938  = | normalize_q_1_1;
+  assign \$939  = \$937  & \$938 ;
+  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$942  = \$939  ? 10'h382 : \$941 ;
+  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$944  = | place_q_0_1_kept[19:0];
+  assign \$945  = | place_q_0_1_below;
+  assign \$946  = \$945  | place_q_0_1_sticky;
+  assign \$947  = \$944  | \$946 ;
+  assign \$948  = \$947  | place_q_0_1_kept[21];
+  assign \$949  = place_q_0_1_kept[20] & \$948 ;
+  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$951  = ~ round_q_1_1;
+  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
   always @(posedge clk)
-    p_0 <= \$1120 ;
+    product_0 <= \$953 ;
   always @(posedge clk)
-    p_1 <= \$1121 ;
+    product_1_sign <= \$954 ;
   always @(posedge clk)
-    p_2 <= \$1122 ;
+    product_1_zero <= \$955 ;
   always @(posedge clk)
-    p_3_sign <= \$1123 ;
+    product_1_inf <= \$956 ;
   always @(posedge clk)
-    p_3_zero <= \$1124 ;
+    product_1_nan <= \$957 ;
   always @(posedge clk)
-    p_3_inf <= \$1125 ;
+    product_1_exp <= \$958 ;
   always @(posedge clk)
-    p_3_nan <= \$1126 ;
+    product_1_full <= \$959 ;
   always @(posedge clk)
-    p_3_exp <= \$1127 ;
+    product_2 <= \$960 ;
   always @(posedge clk)
-    p_3_sig <= \$1128 ;
+    unpack_q_0_sign <= \$961 ;
   always @(posedge clk)
-    p_4 <= \$1129 ;
+    unpack_q_0_zero <= \$962 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$1130 ;
+    unpack_q_0_inf <= \$963 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$1131 ;
+    unpack_q_0_nan <= \$964 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$1132 ;
+    unpack_q_0_exp <= \$965 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$1133 ;
+    unpack_q_0_sig <= \$966 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$1134 ;
+    unpack_q_1_sign <= \$967 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$1135 ;
+    unpack_q_1_zero <= \$968 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$1136 ;
+    unpack_q_1_inf <= \$969 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$1137 ;
+    unpack_q_1_nan <= \$970 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$1138 ;
+    unpack_q_1_exp <= \$971 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$1139 ;
+    unpack_q_1_sig <= \$972 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$1140 ;
+    unpack_q_2_0 <= \$973 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$1141 ;
+    unpack_q_2_1 <= \$974 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$1142 ;
+    unpack_q_2_2 <= \$975 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$1143 ;
+    unpack_q_2_3 <= \$976 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$1144 ;
+    order_q_0_big_sig <= \$977 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$1145 ;
+    order_q_0_small_sig <= \$978 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$1146 ;
+    order_q_0_shift <= \$979 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$1147 ;
+    order_q_0_subtract <= \$980 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$1148 ;
+    order_q_0_flags_big_exp <= \$981 ;
   always @(posedge clk)
-    order_q_0_shift <= \$1149 ;
+    order_q_0_flags_big_sign <= \$982 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$1150 ;
+    order_q_0_flags_nan <= \$983 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1151 ;
+    order_q_0_flags_inf <= \$984 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1152 ;
+    order_q_0_flags_inf_sign <= \$985 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$1153 ;
+    order_q_0_flags_both_zero <= \$986 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$1154 ;
+    order_q_0_flags_zero_sign <= \$987 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1155 ;
+    order_q_1_0 <= \$988 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1156 ;
+    order_q_1_1 <= \$989 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1157 ;
+    order_q_1_2 <= \$990 ;
   always @(posedge clk)
-    order_q_1_0 <= \$1158 ;
+    order_q_1_3 <= \$991 ;
   always @(posedge clk)
-    order_q_1_1 <= \$1159 ;
+    align_q_0_big <= \$992 ;
   always @(posedge clk)
-    order_q_1_2 <= \$1160 ;
+    align_q_0_small <= \$993 ;
   always @(posedge clk)
-    order_q_1_3 <= \$1161 ;
+    align_q_0_subtract <= \$994 ;
   always @(posedge clk)
-    order_q_1_4 <= \$1162 ;
+    align_q_0_flags_big_exp <= \$995 ;
   always @(posedge clk)
-    align_q_0_big <= \$1163 ;
+    align_q_0_flags_big_sign <= \$996 ;
   always @(posedge clk)
-    align_q_0_small <= \$1164 ;
+    align_q_0_flags_nan <= \$997 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$1165 ;
+    align_q_0_flags_inf <= \$998 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1166 ;
+    align_q_0_flags_inf_sign <= \$999 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1167 ;
+    align_q_0_flags_both_zero <= \$1000 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$1168 ;
+    align_q_0_flags_zero_sign <= \$1001 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$1169 ;
+    align_q_1_0 <= \$1002 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1170 ;
+    align_q_1_1 <= \$1003 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1171 ;
+    align_q_1_2 <= \$1004 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1172 ;
+    align_q_1_3 <= \$1005 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1173 ;
+    add_q_0_total <= \$1006 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1174 ;
+    add_q_0_flags_big_exp <= \$1007 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1175 ;
+    add_q_0_flags_big_sign <= \$1008 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1176 ;
+    add_q_0_flags_nan <= \$1009 ;
   always @(posedge clk)
-    align_q_1_4 <= \$1177 ;
+    add_q_0_flags_inf <= \$1010 ;
   always @(posedge clk)
-    add_q_0_total <= \$1178 ;
+    add_q_0_flags_inf_sign <= \$1011 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1179 ;
+    add_q_0_flags_both_zero <= \$1012 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1180 ;
+    add_q_0_flags_zero_sign <= \$1013 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1181 ;
+    add_q_1_0 <= \$1014 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1182 ;
+    add_q_1_1 <= \$1015 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1183 ;
+    add_q_2_0 <= \$1016 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1184 ;
+    add_q_2_1 <= \$1017 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1185 ;
+    add_q_2_2 <= \$1018 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1186 ;
+    add_q_2_3 <= \$1019 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1187 ;
+    normalize_q_0_0_sign <= \$1020 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1188 ;
+    normalize_q_0_0_zero <= \$1021 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1189 ;
+    normalize_q_0_0_inf <= \$1022 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1190 ;
+    normalize_q_0_0_nan <= \$1023 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1191 ;
+    normalize_q_0_0_exp <= \$1024 ;
   always @(posedge clk)
-    add_q_2_4 <= \$1192 ;
+    normalize_q_0_0_sig <= \$1025 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1193 ;
+    normalize_q_0_1 <= \$1026 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1194 ;
+    normalize_q_1_0 <= \$1027 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1195 ;
+    normalize_q_1_1 <= \$1028 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1196 ;
+    normalize_q_2_0 <= \$1029 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1197 ;
+    normalize_q_2_1 <= \$1030 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1198 ;
+    normalize_q_2_2 <= \$1031 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1199 ;
+    normalize_q_2_3 <= \$1032 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1200 ;
+    place_q_0_0_kept <= \$1033 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1201 ;
+    place_q_0_0_below <= \$1034 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1202 ;
+    place_q_0_0_sticky <= \$1035 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1203 ;
+    place_q_0_0_small <= \$1036 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1204 ;
+    place_q_0_0_e_eff <= \$1037 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1205 ;
+    place_q_0_0_sign <= \$1038 ;
   always @(posedge clk)
-    normalize_q_2_4 <= \$1206 ;
+    place_q_0_0_zero <= \$1039 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1207 ;
+    place_q_0_0_inf <= \$1040 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1208 ;
+    place_q_0_0_nan <= \$1041 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1209 ;
+    place_q_0_1_kept <= \$1042 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1210 ;
+    place_q_0_1_below <= \$1043 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1211 ;
+    place_q_0_1_sticky <= \$1044 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1212 ;
+    place_q_0_1_small <= \$1045 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1213 ;
+    place_q_0_1_e_eff <= \$1046 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1214 ;
+    place_q_0_1_sign <= \$1047 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1215 ;
+    place_q_0_1_zero <= \$1048 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1216 ;
+    place_q_0_1_inf <= \$1049 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1217 ;
+    place_q_0_1_nan <= \$1050 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1218 ;
+    place_q_1_0 <= \$1051 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1219 ;
+    place_q_1_1 <= \$1052 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1220 ;
+    place_q_1_2 <= \$1053 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1221 ;
+    place_q_1_3 <= \$1054 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1222 ;
+    round_q_0_0_count <= \$1055 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1223 ;
+    round_q_0_0_up <= \$1056 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1224 ;
+    round_q_0_0_small <= \$1057 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1225 ;
+    round_q_0_0_e_eff <= \$1058 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1226 ;
+    round_q_0_0_sign <= \$1059 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1227 ;
+    round_q_0_0_zero <= \$1060 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1228 ;
+    round_q_0_0_inf <= \$1061 ;
   always @(posedge clk)
-    place_q_1_4 <= \$1229 ;
+    round_q_0_0_nan <= \$1062 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1230 ;
+    round_q_0_1_count <= \$1063 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1231 ;
+    round_q_0_1_up <= \$1064 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1232 ;
+    round_q_0_1_small <= \$1065 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1233 ;
+    round_q_0_1_e_eff <= \$1066 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1234 ;
+    round_q_0_1_sign <= \$1067 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1235 ;
+    round_q_0_1_zero <= \$1068 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1236 ;
+    round_q_0_1_inf <= \$1069 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1237 ;
+    round_q_0_1_nan <= \$1070 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1238 ;
+    round_q_1_0 <= \$1071 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1239 ;
+    round_q_1_1 <= \$1072 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1240 ;
+    round_q_1_2 <= \$1073 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1241 ;
+    round_q_1_3 <= \$1074 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1242 ;
+    acc <= \$1075 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1243 ;
+    done <= \$1076 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1244 ;
+    fresh <= \$1077 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1245 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1246 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1247 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1248 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1249 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$1250 ;
-  always @(posedge clk)
-    acc <= \$1251 ;
-  always @(posedge clk)
-    done <= \$1252 ;
-  always @(posedge clk)
-    fresh <= \$1253 ;
-  always @(posedge clk)
-    acc_mode <= \$1254 ;
+    acc_mode <= \$1078 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
-    .choice(choice),
+    .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1214$0 (\$1255 ),
-    .\port$1216$0 (\$1256 ),
-    .\port$1218$0 (\$1257 ),
-    .\port$1220$0 (\$1258 ),
-    .\port$1222$0 (\$1259 ),
-    .\port$1224$0 (\$1260 ),
-    .\port$1226$0 (\$1261 ),
-    .\port$1228$0 (\$1262 ),
+    .\port$1352$0 (\$1079 ),
+    .\port$1354$0 (\$1080 ),
+    .\port$1356$0 (\$1081 ),
+    .\port$1358$0 (\$1082 ),
+    .\port$1360$0 (\$1083 ),
+    .\port$1362$0 (\$1084 ),
+    .\port$1364$0 (\$1085 ),
+    .\port$1366$0 (\$1086 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
+    casez (step[4:3])
       2'h0:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h1:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h2:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -3301,145 +4439,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sign = a[7];
-      2'h1:
-          a_sign = a[7];
+    casez (step_mode)
+      2'h0, 2'h1, 2'h2:
+          base_sign = \$183 [15];
       default:
-          a_sign = a[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_zero = \$51 ;
-      2'h1:
-          a_zero = \$55 ;
-      default:
-          a_zero = \$64 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_inf = 1'h0;
-      2'h1:
-          a_inf = \$58 ;
-      default:
-          a_inf = \$67 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_nan = \$52 ;
-      2'h1:
-          a_nan = \$61 ;
-      default:
-          a_nan = \$70 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_exp = { \$6 [4], \$6 [4], \$6 [4], \$6 [4], \$6 [4:0] };
-      2'h1:
-          a_exp = { \$18 [4], \$18 [4], \$18 [4], \$18 [4], \$18 [4:0] };
-      default:
-          a_exp = \$33 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sig = { a_e4m3_sig, 4'h0 };
-      2'h1:
-          a_sig = { a_e5m2_sig, 5'h00 };
-      default:
-          a_sig = a_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sign = b[7];
-      2'h2:
-          b_sign = b[7];
-      default:
-          b_sign = b[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_zero = \$121 ;
-      2'h2:
-          b_zero = \$125 ;
-      default:
-          b_zero = \$134 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_inf = 1'h0;
-      2'h2:
-          b_inf = \$128 ;
-      default:
-          b_inf = \$137 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_nan = \$122 ;
-      2'h2:
-          b_nan = \$131 ;
-      default:
-          b_nan = \$140 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_exp = { \$76 [4], \$76 [4], \$76 [4], \$76 [4], \$76 [4:0] };
-      2'h2:
-          b_exp = { \$88 [4], \$88 [4], \$88 [4], \$88 [4], \$88 [4:0] };
-      default:
-          b_exp = \$103 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sig = { b_e4m3_sig, 4'h0 };
-      2'h2:
-          b_sig = { b_e5m2_sig, 5'h00 };
-      default:
-          b_sig = b_bf16_sig;
+          base_sign = \$206 [15];
     endcase
   end
   always @* begin
@@ -3447,9 +4451,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_sign = \$285 [15];
+          base_zero = \$190 ;
       default:
-          base_sign = \$301 [15];
+          base_zero = \$213 ;
     endcase
   end
   always @* begin
@@ -3457,9 +4461,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_zero = \$290 ;
+          base_inf = \$197 ;
       default:
-          base_zero = \$306 ;
+          base_inf = \$220 ;
     endcase
   end
   always @* begin
@@ -3467,9 +4471,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_inf = \$295 ;
+          base_nan = \$204 ;
       default:
-          base_inf = \$311 ;
+          base_nan = \$227 ;
     endcase
   end
   always @* begin
@@ -3477,19 +4481,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_nan = \$300 ;
+          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
       default:
-          base_nan = \$316 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$191 [5], \$191 [5], \$191 [5], \$191 [5:0] };
-      default:
-          base_exp = \$253 [8:0];
+          base_exp = \$134 [8:0];
     endcase
   end
   always @* begin
@@ -3504,1626 +4498,1143 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    sum_fp16_sr8_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$1003 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    sum_fp16_sr8 = 16'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8 = \$1017 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    sum_bf16_rne_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne_mag = \$1029 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    sum_bf16_rne = 16'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne = \$1043 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    sum_code = 16'h0000;
-    if (\en$1 ) begin
-      (* full_case = 32'd1 *)
-      casez (round_q_1_4)
-        2'h0:
-            sum_code = sum_fp16_sr8;
-        2'h1:
-            sum_code = sum_fp16_sr8;
-        2'h2:
-            sum_code = sum_fp16_sr8;
-        default:
-            sum_code = sum_bf16_rne;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1120  = p_0;
-    if (\en$1 ) begin
-      \$1120  = valid;
-    end
-    if (rst) begin
-      \$1120  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1121  = p_1;
-    if (\en$1 ) begin
-      \$1121  = last;
-    end
-    if (rst) begin
-      \$1121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1122  = p_2;
-    if (\en$1 ) begin
-      \$1122  = choice;
-    end
-    if (rst) begin
-      \$1122  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1123  = p_3_sign;
-    if (\en$1 ) begin
-      \$1123  = term_sign;
-    end
-    if (rst) begin
-      \$1123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1124  = p_3_zero;
-    if (\en$1 ) begin
-      \$1124  = term_zero;
-    end
-    if (rst) begin
-      \$1124  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1125  = p_3_inf;
-    if (\en$1 ) begin
-      \$1125  = term_inf;
-    end
-    if (rst) begin
-      \$1125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1126  = p_3_nan;
-    if (\en$1 ) begin
-      \$1126  = term_nan;
-    end
-    if (rst) begin
-      \$1126  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1127  = p_3_exp;
-    if (\en$1 ) begin
-      \$1127  = term_exp;
-    end
-    if (rst) begin
-      \$1127  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1128  = p_3_sig;
-    if (\en$1 ) begin
-      \$1128  = term_sig;
-    end
-    if (rst) begin
-      \$1128  = 16'h0000;
-    end
+    (* full_case = 32'd1 *)
+    casez (round_q_1_3)
+      2'h0:
+          sum_code = sum_fp16_sr8;
+      2'h1:
+          sum_code = sum_fp16_sr8;
+      2'h2:
+          sum_code = sum_fp16_sr8;
+      default:
+          sum_code = sum_bf16_rne;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1129  = p_4;
-    if (\en$1 ) begin
-      \$1129  = rand_sum;
-    end
+    \$953  = step;
     if (rst) begin
-      \$1129  = 8'h00;
+      \$953  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1130  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$1130  = base_sign;
-    end
+    \$954  = \$859 ;
     if (rst) begin
-      \$1130  = 1'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1131  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$1131  = base_zero;
-    end
+    \$955  = \$865 ;
     if (rst) begin
-      \$1131  = 1'h0;
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1132  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$1132  = base_inf;
-    end
+    \$956  = \$871 ;
     if (rst) begin
-      \$1132  = 1'h0;
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1133  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$1133  = base_nan;
-    end
+    \$957  = \$876 ;
     if (rst) begin
-      \$1133  = 1'h0;
+      \$957  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1134  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$1134  = base_exp;
-    end
+    \$958  = p_exp_sum;
     if (rst) begin
-      \$1134  = 9'h000;
+      \$958  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1135  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$1135  = base_sig;
-    end
+    \$959  = p_full;
     if (rst) begin
-      \$1135  = 11'h000;
+      \$959  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1136  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$1136  = \$1044 ;
-    end
+    \$960  = rand_sum;
     if (rst) begin
-      \$1136  = 1'h0;
+      \$960  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1137  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$1137  = \$1046 ;
-    end
+    \$961  = base_sign;
     if (rst) begin
-      \$1137  = 1'h0;
+      \$961  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1138  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$1138  = \$1047 ;
-    end
+    \$962  = base_zero;
     if (rst) begin
-      \$1138  = 1'h0;
+      \$962  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1139  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$1139  = \$1048 ;
-    end
+    \$963  = base_inf;
     if (rst) begin
-      \$1139  = 1'h0;
+      \$963  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1140  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$1140  = p_3_exp;
-    end
+    \$964  = base_nan;
     if (rst) begin
-      \$1140  = 10'h000;
+      \$964  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1141  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$1141  = p_3_sig;
-    end
+    \$965  = base_exp;
     if (rst) begin
-      \$1141  = 16'h0000;
+      \$965  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1142  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$1142  = p_0;
-    end
+    \$966  = base_sig;
     if (rst) begin
-      \$1142  = 1'h0;
+      \$966  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1143  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$1143  = p_1;
-    end
+    \$967  = \$877 ;
     if (rst) begin
-      \$1143  = 1'h0;
+      \$967  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1144  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$1144  = \$1049 ;
-    end
+    \$968  = \$879 ;
     if (rst) begin
-      \$1144  = 1'h0;
+      \$968  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1145  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$1145  = p_4;
-    end
+    \$969  = \$880 ;
     if (rst) begin
-      \$1145  = 8'h00;
+      \$969  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1146  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$1146  = step_mode;
-    end
+    \$970  = \$881 ;
     if (rst) begin
-      \$1146  = 2'h0;
+      \$970  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1147  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$1147  = \$1050 ;
-    end
+    \$971  = \$2 [9:0];
     if (rst) begin
-      \$1147  = 16'h0000;
+      \$971  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1148  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$1148  = \$1053 ;
-    end
+    \$972  = \$4 [15:0];
     if (rst) begin
-      \$1148  = 16'h0000;
+      \$972  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1149  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$1149  = \$1060 [4:0];
-    end
+    \$973  = product_0;
     if (rst) begin
-      \$1149  = 5'h00;
+      \$973  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1150  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$1150  = \$1061 ;
-    end
+    \$974  = \$882 ;
     if (rst) begin
-      \$1150  = 1'h0;
+      \$974  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1151  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1151  = \$1062 ;
-    end
+    \$975  = product_2;
     if (rst) begin
-      \$1151  = 10'h000;
+      \$975  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1152  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1152  = \$1063 ;
-    end
+    \$976  = step_mode;
     if (rst) begin
-      \$1152  = 1'h0;
+      \$976  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1153  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1153  = \$1068 ;
-    end
+    \$977  = \$883 ;
     if (rst) begin
-      \$1153  = 1'h0;
+      \$977  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1154  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1154  = \$1077 ;
-    end
+    \$978  = \$886 ;
     if (rst) begin
-      \$1154  = 1'h0;
+      \$978  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1155  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1155  = \$1078 ;
-    end
+    \$979  = \$893 [4:0];
     if (rst) begin
-      \$1155  = 1'h0;
+      \$979  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1156  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1156  = \$1079 ;
-    end
+    \$980  = \$894 ;
     if (rst) begin
-      \$1156  = 1'h0;
+      \$980  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1157  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1157  = \$1080 ;
-    end
+    \$981  = \$895 ;
     if (rst) begin
-      \$1157  = 1'h0;
+      \$981  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1158  = order_q_1_0;
-    if (\en$1 ) begin
-      \$1158  = unpack_q_2_0;
-    end
+    \$982  = \$896 ;
     if (rst) begin
-      \$1158  = 1'h0;
+      \$982  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1159  = order_q_1_1;
-    if (\en$1 ) begin
-      \$1159  = unpack_q_2_1;
-    end
+    \$983  = \$901 ;
     if (rst) begin
-      \$1159  = 1'h0;
+      \$983  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1160  = order_q_1_2;
-    if (\en$1 ) begin
-      \$1160  = unpack_q_2_2;
-    end
+    \$984  = \$910 ;
     if (rst) begin
-      \$1160  = 1'h0;
+      \$984  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1161  = order_q_1_3;
-    if (\en$1 ) begin
-      \$1161  = unpack_q_2_3;
-    end
+    \$985  = \$911 ;
     if (rst) begin
-      \$1161  = 8'h00;
+      \$985  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1162  = order_q_1_4;
-    if (\en$1 ) begin
-      \$1162  = unpack_q_2_4;
-    end
+    \$986  = \$912 ;
     if (rst) begin
-      \$1162  = 2'h0;
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1163  = align_q_0_big;
-    if (\en$1 ) begin
-      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
+    \$987  = \$913 ;
     if (rst) begin
-      \$1163  = 28'h0000000;
+      \$987  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1164  = align_q_0_small;
-    if (\en$1 ) begin
-      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
-    end
+    \$988  = unpack_q_2_0;
     if (rst) begin
-      \$1164  = 28'h0000000;
+      \$988  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1165  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$1165  = order_q_0_subtract;
-    end
+    \$989  = unpack_q_2_1;
     if (rst) begin
-      \$1165  = 1'h0;
+      \$989  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1166  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1166  = order_q_0_flags_big_exp;
-    end
+    \$990  = unpack_q_2_2;
     if (rst) begin
-      \$1166  = 10'h000;
+      \$990  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1167  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1167  = order_q_0_flags_big_sign;
-    end
+    \$991  = unpack_q_2_3;
     if (rst) begin
-      \$1167  = 1'h0;
+      \$991  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1168  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1168  = order_q_0_flags_nan;
-    end
+    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1168  = 1'h0;
+      \$992  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1169  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1169  = order_q_0_flags_inf;
-    end
+    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
     if (rst) begin
-      \$1169  = 1'h0;
+      \$993  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1170  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1170  = order_q_0_flags_inf_sign;
-    end
+    \$994  = order_q_0_subtract;
     if (rst) begin
-      \$1170  = 1'h0;
+      \$994  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1171  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1171  = order_q_0_flags_both_zero;
-    end
+    \$995  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1171  = 1'h0;
+      \$995  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1172  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1172  = order_q_0_flags_zero_sign;
-    end
+    \$996  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1172  = 1'h0;
+      \$996  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1173  = align_q_1_0;
-    if (\en$1 ) begin
-      \$1173  = order_q_1_0;
-    end
+    \$997  = order_q_0_flags_nan;
     if (rst) begin
-      \$1173  = 1'h0;
+      \$997  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1174  = align_q_1_1;
-    if (\en$1 ) begin
-      \$1174  = order_q_1_1;
-    end
+    \$998  = order_q_0_flags_inf;
     if (rst) begin
-      \$1174  = 1'h0;
+      \$998  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1175  = align_q_1_2;
-    if (\en$1 ) begin
-      \$1175  = order_q_1_2;
-    end
+    \$999  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1175  = 1'h0;
+      \$999  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1176  = align_q_1_3;
-    if (\en$1 ) begin
-      \$1176  = order_q_1_3;
-    end
+    \$1000  = order_q_0_flags_both_zero;
     if (rst) begin
-      \$1176  = 8'h00;
+      \$1000  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1177  = align_q_1_4;
-    if (\en$1 ) begin
-      \$1177  = order_q_1_4;
-    end
+    \$1001  = order_q_0_flags_zero_sign;
     if (rst) begin
-      \$1177  = 2'h0;
+      \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1178  = add_q_0_total;
-    if (\en$1 ) begin
-      \$1178  = \$326 [27:0];
-    end
+    \$1002  = order_q_1_0;
     if (rst) begin
-      \$1178  = 28'h0000000;
+      \$1002  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1179  = add_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1179  = align_q_0_flags_big_exp;
-    end
+    \$1003  = order_q_1_1;
     if (rst) begin
-      \$1179  = 10'h000;
+      \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1180  = add_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1180  = align_q_0_flags_big_sign;
-    end
+    \$1004  = order_q_1_2;
     if (rst) begin
-      \$1180  = 1'h0;
+      \$1004  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1181  = add_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1181  = align_q_0_flags_nan;
-    end
+    \$1005  = order_q_1_3;
     if (rst) begin
-      \$1181  = 1'h0;
+      \$1005  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1182  = add_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1182  = align_q_0_flags_inf;
-    end
+    \$1006  = \$237 [27:0];
     if (rst) begin
-      \$1182  = 1'h0;
+      \$1006  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1183  = add_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1183  = align_q_0_flags_inf_sign;
-    end
+    \$1007  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1183  = 1'h0;
+      \$1007  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1184  = add_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1184  = align_q_0_flags_both_zero;
-    end
+    \$1008  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1184  = 1'h0;
+      \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1185  = add_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1185  = align_q_0_flags_zero_sign;
-    end
+    \$1009  = align_q_0_flags_nan;
     if (rst) begin
-      \$1185  = 1'h0;
+      \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1186  = add_q_1_0;
-    if (\en$1 ) begin
-      \$1186  = \$1082 ;
-    end
+    \$1010  = align_q_0_flags_inf;
     if (rst) begin
-      \$1186  = 11'h000;
+      \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1187  = add_q_1_1;
-    if (\en$1 ) begin
-      \$1187  = \$1083 ;
-    end
+    \$1011  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1187  = 11'h000;
+      \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1188  = add_q_2_0;
-    if (\en$1 ) begin
-      \$1188  = align_q_1_0;
-    end
+    \$1012  = align_q_0_flags_both_zero;
     if (rst) begin
-      \$1188  = 1'h0;
+      \$1012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1189  = add_q_2_1;
-    if (\en$1 ) begin
-      \$1189  = align_q_1_1;
-    end
+    \$1013  = align_q_0_flags_zero_sign;
     if (rst) begin
-      \$1189  = 1'h0;
+      \$1013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1190  = add_q_2_2;
-    if (\en$1 ) begin
-      \$1190  = align_q_1_2;
-    end
+    \$1014  = \$915 ;
     if (rst) begin
-      \$1190  = 1'h0;
+      \$1014  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1191  = add_q_2_3;
-    if (\en$1 ) begin
-      \$1191  = align_q_1_3;
-    end
+    \$1015  = \$916 ;
     if (rst) begin
-      \$1191  = 8'h00;
+      \$1015  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1192  = add_q_2_4;
-    if (\en$1 ) begin
-      \$1192  = align_q_1_4;
-    end
+    \$1016  = align_q_1_0;
     if (rst) begin
-      \$1192  = 2'h0;
+      \$1016  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1193  = normalize_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1193  = \$1087 ;
-    end
+    \$1017  = align_q_1_1;
     if (rst) begin
-      \$1193  = 1'h0;
+      \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1194  = normalize_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1194  = \$1089 ;
-    end
+    \$1018  = align_q_1_2;
     if (rst) begin
-      \$1194  = 1'h0;
+      \$1018  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1195  = normalize_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1195  = add_q_0_flags_inf;
-    end
+    \$1019  = align_q_1_3;
     if (rst) begin
-      \$1195  = 1'h0;
+      \$1019  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1196  = normalize_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1196  = add_q_0_flags_nan;
-    end
+    \$1020  = \$920 ;
     if (rst) begin
-      \$1196  = 1'h0;
+      \$1020  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1197  = normalize_q_0_0_exp;
-    if (\en$1 ) begin
-      \$1197  = \$979 [9:0];
-    end
+    \$1021  = \$922 ;
     if (rst) begin
-      \$1197  = 10'h000;
+      \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1198  = normalize_q_0_0_sig;
-    if (\en$1 ) begin
-      \$1198  = add_normalized;
-    end
+    \$1022  = add_q_0_flags_inf;
     if (rst) begin
-      \$1198  = 27'h0000000;
+      \$1022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1199  = normalize_q_0_1;
-    if (\en$1 ) begin
-      \$1199  = add_q_0_total[0];
-    end
+    \$1023  = add_q_0_flags_nan;
     if (rst) begin
-      \$1199  = 1'h0;
+      \$1023  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1200  = normalize_q_1_0;
-    if (\en$1 ) begin
-      \$1200  = \$1090 ;
-    end
+    \$1024  = \$794 [9:0];
     if (rst) begin
-      \$1200  = 12'h000;
+      \$1024  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1201  = normalize_q_1_1;
-    if (\en$1 ) begin
-      \$1201  = \$1091 ;
-    end
+    \$1025  = add_normalized;
     if (rst) begin
-      \$1201  = 12'h000;
+      \$1025  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1202  = normalize_q_2_0;
-    if (\en$1 ) begin
-      \$1202  = add_q_2_0;
-    end
+    \$1026  = add_q_0_total[0];
     if (rst) begin
-      \$1202  = 1'h0;
+      \$1026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1203  = normalize_q_2_1;
-    if (\en$1 ) begin
-      \$1203  = add_q_2_1;
-    end
+    \$1027  = \$923 ;
     if (rst) begin
-      \$1203  = 1'h0;
+      \$1027  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1204  = normalize_q_2_2;
-    if (\en$1 ) begin
-      \$1204  = add_q_2_2;
-    end
+    \$1028  = \$924 ;
     if (rst) begin
-      \$1204  = 1'h0;
+      \$1028  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1205  = normalize_q_2_3;
-    if (\en$1 ) begin
-      \$1205  = add_q_2_3;
-    end
+    \$1029  = add_q_2_0;
     if (rst) begin
-      \$1205  = 8'h00;
+      \$1029  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1206  = normalize_q_2_4;
-    if (\en$1 ) begin
-      \$1206  = add_q_2_4;
-    end
+    \$1030  = add_q_2_1;
     if (rst) begin
-      \$1206  = 2'h0;
+      \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1207  = place_q_0_0_kept;
-    if (\en$1 ) begin
-      \$1207  = sum_fp16_sr8_wide[99:64];
-    end
+    \$1031  = add_q_2_2;
     if (rst) begin
-      \$1207  = 36'h000000000;
+      \$1031  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1208  = place_q_0_0_below;
-    if (\en$1 ) begin
-      \$1208  = sum_fp16_sr8_wide[63:0];
-    end
+    \$1032  = add_q_2_3;
     if (rst) begin
-      \$1208  = 64'h0000000000000000;
+      \$1032  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1209  = place_q_0_0_sticky;
-    if (\en$1 ) begin
-      \$1209  = normalize_q_0_1;
-    end
+    \$1033  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1209  = 1'h0;
+      \$1033  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1210  = place_q_0_0_small;
-    if (\en$1 ) begin
-      \$1210  = \$1094 ;
-    end
+    \$1034  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1210  = 1'h0;
+      \$1034  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1211  = place_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1211  = \$1100 ;
-    end
+    \$1035  = normalize_q_0_1;
     if (rst) begin
-      \$1211  = 10'h000;
+      \$1035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1212  = place_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1212  = normalize_q_0_0_sign;
-    end
+    \$1036  = \$927 ;
     if (rst) begin
-      \$1212  = 1'h0;
+      \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1213  = place_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1213  = normalize_q_0_0_zero;
-    end
+    \$1037  = \$933 ;
     if (rst) begin
-      \$1213  = 1'h0;
+      \$1037  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1214  = place_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1214  = normalize_q_0_0_inf;
-    end
+    \$1038  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1214  = 1'h0;
+      \$1038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1215  = place_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1215  = normalize_q_0_0_nan;
-    end
+    \$1039  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1215  = 1'h0;
+      \$1039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1216  = place_q_0_1_kept;
-    if (\en$1 ) begin
-      \$1216  = sum_bf16_rne_wide[60:32];
-    end
+    \$1040  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1216  = 29'h00000000;
+      \$1040  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1217  = place_q_0_1_below;
-    if (\en$1 ) begin
-      \$1217  = sum_bf16_rne_wide[31:0];
-    end
+    \$1041  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1217  = 32'd0;
+      \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1218  = place_q_0_1_sticky;
-    if (\en$1 ) begin
-      \$1218  = normalize_q_0_1;
-    end
+    \$1042  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1218  = 1'h0;
+      \$1042  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1219  = place_q_0_1_small;
-    if (\en$1 ) begin
-      \$1219  = \$1103 ;
-    end
+    \$1043  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1219  = 1'h0;
+      \$1043  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1220  = place_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1220  = \$1109 ;
-    end
+    \$1044  = normalize_q_0_1;
     if (rst) begin
-      \$1220  = 10'h000;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1221  = place_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1221  = normalize_q_0_0_sign;
-    end
+    \$1045  = \$936 ;
     if (rst) begin
-      \$1221  = 1'h0;
+      \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1222  = place_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1222  = normalize_q_0_0_zero;
-    end
+    \$1046  = \$942 ;
     if (rst) begin
-      \$1222  = 1'h0;
+      \$1046  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1223  = place_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1223  = normalize_q_0_0_inf;
-    end
+    \$1047  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1223  = 1'h0;
+      \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1224  = place_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1224  = normalize_q_0_0_nan;
-    end
+    \$1048  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1224  = 1'h0;
+      \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1225  = place_q_1_0;
-    if (\en$1 ) begin
-      \$1225  = normalize_q_2_0;
-    end
+    \$1049  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1225  = 1'h0;
+      \$1049  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1226  = place_q_1_1;
-    if (\en$1 ) begin
-      \$1226  = normalize_q_2_1;
-    end
+    \$1050  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1226  = 1'h0;
+      \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1227  = place_q_1_2;
-    if (\en$1 ) begin
-      \$1227  = normalize_q_2_2;
-    end
+    \$1051  = normalize_q_2_0;
     if (rst) begin
-      \$1227  = 1'h0;
+      \$1051  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1228  = place_q_1_3;
-    if (\en$1 ) begin
-      \$1228  = normalize_q_2_3;
-    end
+    \$1052  = normalize_q_2_1;
     if (rst) begin
-      \$1228  = 8'h00;
+      \$1052  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1229  = place_q_1_4;
-    if (\en$1 ) begin
-      \$1229  = normalize_q_2_4;
-    end
+    \$1053  = normalize_q_2_2;
     if (rst) begin
-      \$1229  = 2'h0;
+      \$1053  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1230  = round_q_0_0_count;
-    if (\en$1 ) begin
-      \$1230  = place_q_0_0_kept[35:25];
-    end
+    \$1054  = normalize_q_2_3;
     if (rst) begin
-      \$1230  = 11'h000;
+      \$1054  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1231  = round_q_0_0_up;
-    if (\en$1 ) begin
-      \$1231  = \$1110 [8];
-    end
+    \$1055  = place_q_0_0_kept[35:25];
     if (rst) begin
-      \$1231  = 1'h0;
+      \$1055  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1232  = round_q_0_0_small;
-    if (\en$1 ) begin
-      \$1232  = place_q_0_0_small;
-    end
+    \$1056  = \$943 [8];
     if (rst) begin
-      \$1232  = 1'h0;
+      \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1233  = round_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1233  = place_q_0_0_e_eff;
-    end
+    \$1057  = place_q_0_0_small;
     if (rst) begin
-      \$1233  = 10'h000;
+      \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1234  = round_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1234  = place_q_0_0_sign;
-    end
+    \$1058  = place_q_0_0_e_eff;
     if (rst) begin
-      \$1234  = 1'h0;
+      \$1058  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1235  = round_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1235  = place_q_0_0_zero;
-    end
+    \$1059  = place_q_0_0_sign;
     if (rst) begin
-      \$1235  = 1'h0;
+      \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1236  = round_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1236  = place_q_0_0_inf;
-    end
+    \$1060  = place_q_0_0_zero;
     if (rst) begin
-      \$1236  = 1'h0;
+      \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1237  = round_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1237  = place_q_0_0_nan;
-    end
+    \$1061  = place_q_0_0_inf;
     if (rst) begin
-      \$1237  = 1'h0;
+      \$1061  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1238  = round_q_0_1_count;
-    if (\en$1 ) begin
-      \$1238  = place_q_0_1_kept[28:21];
-    end
+    \$1062  = place_q_0_0_nan;
     if (rst) begin
-      \$1238  = 8'h00;
+      \$1062  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1239  = round_q_0_1_up;
-    if (\en$1 ) begin
-      \$1239  = \$1116 ;
-    end
+    \$1063  = place_q_0_1_kept[28:21];
     if (rst) begin
-      \$1239  = 1'h0;
+      \$1063  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1240  = round_q_0_1_small;
-    if (\en$1 ) begin
-      \$1240  = place_q_0_1_small;
-    end
+    \$1064  = \$949 ;
     if (rst) begin
-      \$1240  = 1'h0;
+      \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1241  = round_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1241  = place_q_0_1_e_eff;
-    end
+    \$1065  = place_q_0_1_small;
     if (rst) begin
-      \$1241  = 10'h000;
+      \$1065  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1242  = round_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1242  = place_q_0_1_sign;
-    end
+    \$1066  = place_q_0_1_e_eff;
     if (rst) begin
-      \$1242  = 1'h0;
+      \$1066  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1243  = round_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1243  = place_q_0_1_zero;
-    end
+    \$1067  = place_q_0_1_sign;
     if (rst) begin
-      \$1243  = 1'h0;
+      \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1244  = round_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1244  = place_q_0_1_inf;
-    end
+    \$1068  = place_q_0_1_zero;
     if (rst) begin
-      \$1244  = 1'h0;
+      \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1245  = round_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1245  = place_q_0_1_nan;
-    end
+    \$1069  = place_q_0_1_inf;
     if (rst) begin
-      \$1245  = 1'h0;
+      \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1246  = round_q_1_0;
-    if (\en$1 ) begin
-      \$1246  = place_q_1_0;
-    end
+    \$1070  = place_q_0_1_nan;
     if (rst) begin
-      \$1246  = 1'h0;
+      \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1247  = round_q_1_1;
-    if (\en$1 ) begin
-      \$1247  = place_q_1_1;
-    end
+    \$1071  = place_q_1_0;
     if (rst) begin
-      \$1247  = 1'h0;
+      \$1071  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1248  = round_q_1_2;
-    if (\en$1 ) begin
-      \$1248  = place_q_1_2;
-    end
+    \$1072  = place_q_1_1;
     if (rst) begin
-      \$1248  = 1'h0;
+      \$1072  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1249  = round_q_1_3;
-    if (\en$1 ) begin
-      \$1249  = place_q_1_3;
-    end
+    \$1073  = place_q_1_2;
     if (rst) begin
-      \$1249  = 8'h00;
+      \$1073  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1250  = round_q_1_4;
-    if (\en$1 ) begin
-      \$1250  = place_q_1_4;
-    end
+    \$1074  = place_q_1_3;
     if (rst) begin
-      \$1250  = 2'h0;
+      \$1074  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1251  = acc;
-    if (\en$1 ) begin
-      \$1251  = sum_code;
-    end
+    \$1075  = sum_code;
     if (rst) begin
-      \$1251  = 16'h0000;
+      \$1075  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1252  = done;
-    if (\en$1 ) begin
-      \$1252  = \$1117 ;
-    end
+    \$1076  = \$950 ;
     if (rst) begin
-      \$1252  = 1'h0;
+      \$1076  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1253  = fresh;
-    if (\en$1 ) begin
-      \$1253  = \$1119 ;
-    end
+    \$1077  = \$952 ;
     if (rst) begin
-      \$1253  = 1'h1;
+      \$1077  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1254  = acc_mode;
-    if (\en$1 ) begin
-      \$1254  = round_q_1_4;
-    end
+    \$1078  = round_q_1_3;
     if (rst) begin
-      \$1254  = 2'h0;
+      \$1078  = 2'h0;
     end
   end
-  assign mode = choice;
-  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
-  assign a_e4m3_exp = \$6 [4:0];
-  assign a_e5m2_exp = \$18 [4:0];
-  assign a_bf16_exp = \$33 [8:0];
-  assign b_e4m3_exp = \$76 [4:0];
-  assign b_e5m2_exp = \$88 [4:0];
-  assign b_bf16_exp = \$103 [8:0];
-  assign p_exp = \$143 [9:0];
-  assign p_sig = \$148 [15:0];
-  assign base_fp16_exp = \$191 [5:0];
-  assign base_bf16_exp = \$253 [8:0];
-  assign add_total = \$326 [27:0];
-  assign add_lz = { \$977 , \$946  };
-  assign add_exp = \$979 [9:0];
+  assign \en$1  = 1'h1;
+  assign choice = step[4:3];
+  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
+  assign p_exp = \$2 [9:0];
+  assign p_sig = \$4 [15:0];
+  assign base_fp16_exp = \$41 [5:0];
+  assign base_bf16_exp = \$134 [8:0];
+  assign add_total = \$237 [27:0];
+  assign add_lz = { \$792 , \$769  };
+  assign add_exp = \$794 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$106  = acc;
-  assign \done$108  = done;
-  assign \acc_mode$109  = acc_mode;
-  assign term_sig = \$148 [15:0];
-  assign term_exp = \$143 [9:0];
-  assign term_nan = \$166 ;
-  assign term_inf = \$161 ;
-  assign term_zero = \$155 ;
-  assign term_sign = \$149 ;
-  assign \$8  = { a[2:0], 1'h0 };
-  assign \$9  = { 1'h0, a[2:0], 2'h0 };
-  assign \$10  = { a[2:0], 3'h0 };
-  assign \$20  = { a[1:0], 1'h0 };
-  assign \$21  = { 1'h0, a[1:0], 2'h0 };
-  assign \$35  = { a[6:0], 1'h0 };
-  assign \$36  = { 1'h0, a[6:0], 2'h0 };
-  assign \$37  = { a[6:0], 3'h0 };
-  assign \$38  = { 3'h0, a[6:0], 4'h0 };
-  assign \$39  = { 2'h0, a[6:0], 5'h00 };
-  assign \$40  = { 1'h0, a[6:0], 6'h00 };
-  assign \$41  = { a[6:0], 7'h00 };
-  assign \$78  = { b[2:0], 1'h0 };
-  assign \$79  = { 1'h0, b[2:0], 2'h0 };
-  assign \$80  = { b[2:0], 3'h0 };
-  assign \$90  = { b[1:0], 1'h0 };
-  assign \$91  = { 1'h0, b[1:0], 2'h0 };
-  assign \$105  = { b[6:0], 1'h0 };
-  assign \$106  = { 1'h0, b[6:0], 2'h0 };
-  assign \$107  = { b[6:0], 3'h0 };
-  assign \$108  = { 3'h0, b[6:0], 4'h0 };
-  assign \$109  = { 2'h0, b[6:0], 5'h00 };
-  assign \$110  = { 1'h0, b[6:0], 6'h00 };
-  assign \$111  = { b[6:0], 7'h00 };
-  assign \$147  = { \$146 , 1'h0 };
-  assign \$197  = { \$196 [9:0], 1'h0 };
-  assign \$200  = { 1'h0, \$199 [9:0], 2'h0 };
-  assign \$203  = { \$202 [9:0], 3'h0 };
-  assign \$206  = { 3'h0, \$205 [9:0], 4'h0 };
-  assign \$209  = { 2'h0, \$208 [9:0], 5'h00 };
-  assign \$212  = { 1'h0, \$211 [9:0], 6'h00 };
-  assign \$215  = { \$214 [9:0], 7'h00 };
-  assign \$218  = { 7'h00, \$217 [9:0], 8'h00 };
-  assign \$221  = { 6'h00, \$220 [9:0], 9'h000 };
-  assign \$224  = { 5'h00, \$223 [9:0], 10'h000 };
-  assign \$259  = { \$258 [6:0], 1'h0 };
-  assign \$262  = { 1'h0, \$261 [6:0], 2'h0 };
-  assign \$265  = { \$264 [6:0], 3'h0 };
-  assign \$268  = { 3'h0, \$267 [6:0], 4'h0 };
-  assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
-  assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
-  assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \acc$78  = acc;
+  assign \done$80  = done;
+  assign flush_sum = acc;
+  assign flush_mode = acc_mode;
+  assign flush = product_0[2];
+  assign \step.valid  = step[0];
+  assign \step.last  = step[1];
+  assign \step.flush  = step[2];
+  assign \step.mode  = step[4:3];
+  assign \a.sig  = a[7:0];
+  assign \a.exp  = a[16:8];
+  assign \a.sign  = a[17];
+  assign \a.zero  = a[18];
+  assign \a.inf  = a[19];
+  assign \a.nan  = a[20];
+  assign \b.sig  = b[7:0];
+  assign \b.exp  = b[16:8];
+  assign \b.sign  = b[17];
+  assign \b.zero  = b[18];
+  assign \b.inf  = b[19];
+  assign \b.nan  = b[20];
+  assign \product_0.valid  = product_0[0];
+  assign \product_0.last  = product_0[1];
+  assign \product_0.flush  = product_0[2];
+  assign \product_0.mode  = product_0[4:3];
+  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
+  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
+  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
+  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
+  assign \order_q_1_0.valid  = order_q_1_0[0];
+  assign \order_q_1_0.last  = order_q_1_0[1];
+  assign \order_q_1_0.flush  = order_q_1_0[2];
+  assign \order_q_1_0.mode  = order_q_1_0[4:3];
+  assign \align_q_1_0.valid  = align_q_1_0[0];
+  assign \align_q_1_0.last  = align_q_1_0[1];
+  assign \align_q_1_0.flush  = align_q_1_0[2];
+  assign \align_q_1_0.mode  = align_q_1_0[4:3];
+  assign \add_q_2_0.valid  = add_q_2_0[0];
+  assign \add_q_2_0.last  = add_q_2_0[1];
+  assign \add_q_2_0.flush  = add_q_2_0[2];
+  assign \add_q_2_0.mode  = add_q_2_0[4:3];
+  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
+  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
+  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
+  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
+  assign \place_q_1_0.valid  = place_q_1_0[0];
+  assign \place_q_1_0.last  = place_q_1_0[1];
+  assign \place_q_1_0.flush  = place_q_1_0[2];
+  assign \place_q_1_0.mode  = place_q_1_0[4:3];
+  assign \round_q_1_0.valid  = round_q_1_0[0];
+  assign \round_q_1_0.last  = round_q_1_0[1];
+  assign \round_q_1_0.flush  = round_q_1_0[2];
+  assign \round_q_1_0.mode  = round_q_1_0[4:3];
+  assign sum_bf16_rne = \$858 ;
+  assign sum_bf16_rne_mag = \$844 ;
+  assign sum_fp16_sr8 = \$832 ;
+  assign sum_fp16_sr8_mag = \$818 ;
+  assign en = step[0];
+  assign \$3  = { product_1_full, 1'h0 };
+  assign \$51  = { \$50 [9:0], 1'h0 };
+  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
+  assign \$61  = { \$60 [9:0], 3'h0 };
+  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
+  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
+  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
+  assign \$81  = { \$80 [9:0], 7'h00 };
+  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
+  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
+  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
+  assign \$144  = { \$143 [6:0], 1'h0 };
+  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
+  assign \$154  = { \$153 [6:0], 3'h0 };
+  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
+  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
+  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
+  assign \$174  = { \$173 [6:0], 7'h00 };
+  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$245  = { 7'h00, \$244 , 8'h00 };
+  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$258  = { 7'h00, \$257 , 8'h00 };
+  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$263  = { 3'h0, \$262 , 4'h0 };
+  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$271  = { 7'h00, \$270 , 8'h00 };
+  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$285  = { 7'h00, \$284 , 8'h00 };
+  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$298  = { 7'h00, \$297 , 8'h00 };
+  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$303  = { 3'h0, \$302 , 4'h0 };
+  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$311  = { 7'h00, \$310 , 8'h00 };
+  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$317  = { 1'h0, \$316 , 2'h0 };
+  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$325  = { 7'h00, \$324 , 8'h00 };
+  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$334  = { 7'h00, \$333 , 8'h00 };
   assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$338  = { 7'h00, \$337 , 8'h00 };
+  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$343  = { 3'h0, \$342 , 4'h0 };
   assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$347  = { 7'h00, \$346 , 8'h00 };
   assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 3'h0, \$351 , 4'h0 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$360  = { 7'h00, \$359 , 8'h00 };
-  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$351  = { 7'h00, \$350 , 8'h00 };
+  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$366  = { 7'h00, \$365 , 8'h00 };
   assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$374  = { 7'h00, \$373 , 8'h00 };
-  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$379  = { 7'h00, \$378 , 8'h00 };
   assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$387  = { 7'h00, \$386 , 8'h00 };
-  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$384  = { 3'h0, \$383 , 4'h0 };
+  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 7'h00, \$399 , 8'h00 };
-  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 7'h00, \$405 , 8'h00 };
   assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 7'h00, \$413 , 8'h00 };
-  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$419  = { 7'h00, \$418 , 8'h00 };
   assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$427  = { 7'h00, \$426 , 8'h00 };
-  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$424  = { 3'h0, \$423 , 4'h0 };
+  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 7'h00, \$431 , 8'h00 };
   assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$440  = { 7'h00, \$439 , 8'h00 };
-  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 1'h0, \$437 , 2'h0 };
+  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$446  = { 7'h00, \$445 , 8'h00 };
+  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$455  = { 7'h00, \$454 , 8'h00 };
   assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$459  = { 7'h00, \$458 , 8'h00 };
+  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$464  = { 3'h0, \$463 , 4'h0 };
   assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$468  = { 7'h00, \$467 , 8'h00 };
   assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 3'h0, \$472 , 4'h0 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$481  = { 7'h00, \$480 , 8'h00 };
-  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$472  = { 7'h00, \$471 , 8'h00 };
+  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { \$478 , 1'h0 };
+  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$487  = { 7'h00, \$486 , 8'h00 };
   assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$495  = { 7'h00, \$494 , 8'h00 };
-  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$500  = { 7'h00, \$499 , 8'h00 };
   assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$508  = { 7'h00, \$507 , 8'h00 };
-  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$505  = { 3'h0, \$504 , 4'h0 };
+  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 7'h00, \$520 , 8'h00 };
-  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 7'h00, \$526 , 8'h00 };
   assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 7'h00, \$534 , 8'h00 };
-  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$540  = { 7'h00, \$539 , 8'h00 };
   assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$548  = { 7'h00, \$547 , 8'h00 };
-  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$545  = { 3'h0, \$544 , 4'h0 };
+  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 7'h00, \$552 , 8'h00 };
   assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$561  = { 7'h00, \$560 , 8'h00 };
-  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { \$567 , 1'h0 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 1'h0, \$558 , 2'h0 };
+  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$567  = { 7'h00, \$566 , 8'h00 };
+  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$576  = { 7'h00, \$575 , 8'h00 };
   assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$580  = { 7'h00, \$579 , 8'h00 };
+  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$585  = { 3'h0, \$584 , 4'h0 };
   assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$589  = { 7'h00, \$588 , 8'h00 };
   assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 3'h0, \$593 , 4'h0 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$602  = { 7'h00, \$601 , 8'h00 };
-  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$616  = { 7'h00, \$615 , 8'h00 };
-  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$629  = { 7'h00, \$628 , 8'h00 };
-  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 3'h0, \$633 , 4'h0 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$642  = { 7'h00, \$641 , 8'h00 };
-  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$648  = { 1'h0, \$647 , 2'h0 };
-  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$656  = { 7'h00, \$655 , 8'h00 };
-  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$669  = { 7'h00, \$668 , 8'h00 };
-  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$674  = { 3'h0, \$673 , 4'h0 };
-  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$682  = { 7'h00, \$681 , 8'h00 };
-  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$739  = 1'h0;
-  assign \$740  = 1'h0;
-  assign \$741  = 1'h0;
-  assign \$742  = 1'h1;
-  assign \$743  = 1'h1;
-  assign \$744  = 1'h1;
-  assign \$745  = 1'h1;
-  assign \$747  = 1'h1;
-  assign \$748  = 1'h1;
-  assign \$750  = 1'h1;
-  assign \$751  = 1'h1;
-  assign \$752  = 1'h1;
-  assign \$753  = 1'h1;
-  assign \$754  = 1'h1;
-  assign \$768  = { \$767 , \$764  };
-  assign \$773  = 1'h0;
-  assign \$774  = 1'h0;
-  assign \$775  = 1'h0;
-  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
-  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
-  assign \$1004  = 1'h0;
-  assign \$1005  = round_q_0_0_nan;
-  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
-  assign \$1015  = 1'h0;
-  assign \$1016  = round_q_0_0_nan;
-  assign \$1019  = { \$1018 [7:0], 7'h00 };
-  assign \$1024  = { \$1023 [7:0], 7'h00 };
-  assign \$1030  = 1'h0;
-  assign \$1031  = round_q_0_1_nan;
-  assign \$1036  = { \$1035 [7:0], 7'h00 };
-  assign \$1041  = 1'h0;
-  assign \$1042  = round_q_0_1_nan;
+  assign \$593  = { 7'h00, \$592 , 8'h00 };
+  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$636  = 1'h1;
+  assign \$637  = 1'h0;
+  assign \$638  = 1'h0;
+  assign \$639  = 1'h0;
+  assign \$640  = 1'h1;
+  assign \$641  = 1'h1;
+  assign \$642  = 1'h1;
+  assign \$643  = 1'h1;
+  assign \$644  = 1'h0;
+  assign \$645  = 1'h1;
+  assign \$653  = { \$652 , \$650  };
+  assign \$656  = 1'h1;
+  assign \$657  = 1'h0;
+  assign \$658  = 1'h0;
+  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
+  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
+  assign \$819  = 1'h0;
+  assign \$820  = round_q_0_0_nan;
+  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
+  assign \$830  = 1'h0;
+  assign \$831  = round_q_0_0_nan;
+  assign \$834  = { \$833 [7:0], 7'h00 };
+  assign \$839  = { \$838 [7:0], 7'h00 };
+  assign \$845  = 1'h0;
+  assign \$846  = round_q_0_1_nan;
+  assign \$851  = { \$850 [7:0], 7'h00 };
+  assign \$856  = 1'h0;
+  assign \$857  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$1214$0 , \port$1216$0 , \port$1218$0 , \port$1220$0 , \port$1222$0 , \port$1224$0 , \port$1226$0 , \port$1228$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1352$0 , \port$1354$0 , \port$1356$0 , \port$1358$0 , \port$1360$0 , \port$1362$0 , \port$1364$0 , \port$1366$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5407,22 +5918,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$1214$0 , \port
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1214$0 ;
-  wire \port$1214$0 ;
-  output \port$1216$0 ;
-  wire \port$1216$0 ;
-  output \port$1218$0 ;
-  wire \port$1218$0 ;
-  output \port$1220$0 ;
-  wire \port$1220$0 ;
-  output \port$1222$0 ;
-  wire \port$1222$0 ;
-  output \port$1224$0 ;
-  wire \port$1224$0 ;
-  output \port$1226$0 ;
-  wire \port$1226$0 ;
-  output \port$1228$0 ;
-  wire \port$1228$0 ;
+  output \port$1352$0 ;
+  wire \port$1352$0 ;
+  output \port$1354$0 ;
+  wire \port$1354$0 ;
+  output \port$1356$0 ;
+  wire \port$1356$0 ;
+  output \port$1358$0 ;
+  wire \port$1358$0 ;
+  output \port$1360$0 ;
+  wire \port$1360$0 ;
+  output \port$1362$0 ;
+  wire \port$1362$0 ;
+  output \port$1364$0 ;
+  wire \port$1364$0 ;
+  output \port$1366$0 ;
+  wire \port$1366$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -5586,14 +6097,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$1214$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1214$0  = \$2 ;
-  assign \port$1216$0  = \$4 ;
-  assign \port$1218$0  = \$6 ;
-  assign \port$1220$0  = \$8 ;
-  assign \port$1222$0  = \$10 ;
-  assign \port$1224$0  = \$12 ;
-  assign \port$1226$0  = \$14 ;
-  assign \port$1228$0  = \$16 ;
+  assign \port$1352$0  = \$2 ;
+  assign \port$1354$0  = \$4 ;
+  assign \port$1356$0  = \$6 ;
+  assign \port$1358$0  = \$8 ;
+  assign \port$1360$0  = \$10 ;
+  assign \port$1362$0  = \$12 ;
+  assign \port$1364$0  = \$14 ;
+  assign \port$1366$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -5869,925 +6380,749 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (clk, rst, en, \port$1214$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, acc, last);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire \$1 ;
-  wire [5:0] \$10 ;
-  wire [8:0] \$100 ;
-  wire [20:0] \$1000 ;
-  wire [14:0] \$1001 ;
-  wire [14:0] \$1002 ;
-  wire [14:0] \$1003 ;
-  wire \$1004 ;
-  wire \$1005 ;
-  wire \$1006 ;
-  wire \$1007 ;
-  wire \$1008 ;
-  wire [10:0] \$1009 ;
-  wire [8:0] \$101 ;
-  wire [19:0] \$1010 ;
-  wire [11:0] \$1011 ;
-  wire [20:0] \$1012 ;
-  wire \$1013 ;
-  wire \$1014 ;
-  wire \$1015 ;
-  wire \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [10:0] \$1018 ;
-  wire [14:0] \$1019 ;
-  wire [8:0] \$102 ;
-  wire [8:0] \$1020 ;
-  wire [15:0] \$1021 ;
-  wire \$1022 ;
-  wire [10:0] \$1023 ;
-  wire [14:0] \$1024 ;
-  wire [8:0] \$1025 ;
-  wire [15:0] \$1026 ;
-  wire [14:0] \$1027 ;
-  wire [14:0] \$1028 ;
-  wire [14:0] \$1029 ;
-  wire [9:0] \$103 ;
-  wire \$1030 ;
-  wire \$1031 ;
-  wire \$1032 ;
-  wire \$1033 ;
-  wire \$1034 ;
-  wire [10:0] \$1035 ;
-  wire [14:0] \$1036 ;
-  wire [8:0] \$1037 ;
-  wire [15:0] \$1038 ;
-  wire \$1039 ;
-  wire \$104 ;
-  wire \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
-  wire [15:0] \$1043 ;
-  wire \$1044 ;
-  wire \$1045 ;
-  wire \$1046 ;
-  wire \$1047 ;
-  wire \$1048 ;
-  wire \$1049 ;
-  wire [7:0] \$105 ;
-  wire [15:0] \$1050 ;
-  wire \$1051 ;
-  wire [15:0] \$1052 ;
-  wire [15:0] \$1053 ;
-  wire \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire \$1057 ;
-  wire [11:0] \$1058 ;
-  wire [11:0] \$1059 ;
-  wire [9:0] \$106 ;
-  wire [11:0] \$1060 ;
-  wire \$1061 ;
-  wire [9:0] \$1062 ;
-  wire \$1063 ;
-  wire \$1064 ;
-  wire \$1065 ;
-  wire \$1066 ;
-  wire \$1067 ;
-  wire \$1068 ;
-  wire \$1069 ;
-  wire [9:0] \$107 ;
-  wire \$1070 ;
-  wire \$1071 ;
-  wire \$1072 ;
-  wire \$1073 ;
-  wire \$1074 ;
-  wire \$1075 ;
-  wire \$1076 ;
-  wire \$1077 ;
-  wire \$1078 ;
+  wire [10:0] \$1 ;
+  wire [6:0] \$10 ;
+  wire [10:0] \$100 ;
+  reg \$1000 ;
+  reg \$1001 ;
+  reg [4:0] \$1002 ;
+  reg \$1003 ;
+  reg [7:0] \$1004 ;
+  reg [1:0] \$1005 ;
+  reg [27:0] \$1006 ;
+  reg [9:0] \$1007 ;
+  reg \$1008 ;
+  reg \$1009 ;
+  wire [10:0] \$101 ;
+  reg \$1010 ;
+  reg \$1011 ;
+  reg \$1012 ;
+  reg \$1013 ;
+  reg [10:0] \$1014 ;
+  reg [10:0] \$1015 ;
+  reg [4:0] \$1016 ;
+  reg \$1017 ;
+  reg [7:0] \$1018 ;
+  reg [1:0] \$1019 ;
+  wire [10:0] \$102 ;
+  reg \$1020 ;
+  reg \$1021 ;
+  reg \$1022 ;
+  reg \$1023 ;
+  reg [9:0] \$1024 ;
+  reg [26:0] \$1025 ;
+  reg \$1026 ;
+  reg [11:0] \$1027 ;
+  reg [11:0] \$1028 ;
+  reg [4:0] \$1029 ;
+  wire [10:0] \$103 ;
+  reg \$1030 ;
+  reg [7:0] \$1031 ;
+  reg [1:0] \$1032 ;
+  reg [35:0] \$1033 ;
+  reg [63:0] \$1034 ;
+  reg \$1035 ;
+  reg \$1036 ;
+  reg [9:0] \$1037 ;
+  reg \$1038 ;
+  reg \$1039 ;
+  wire [10:0] \$104 ;
+  reg \$1040 ;
+  reg \$1041 ;
+  reg [28:0] \$1042 ;
+  reg [31:0] \$1043 ;
+  reg \$1044 ;
+  reg \$1045 ;
+  reg [9:0] \$1046 ;
+  reg \$1047 ;
+  reg \$1048 ;
+  reg \$1049 ;
+  wire [10:0] \$105 ;
+  reg \$1050 ;
+  reg [4:0] \$1051 ;
+  reg \$1052 ;
+  reg [7:0] \$1053 ;
+  reg [1:0] \$1054 ;
+  reg [10:0] \$1055 ;
+  reg \$1056 ;
+  reg \$1057 ;
+  reg [9:0] \$1058 ;
+  reg \$1059 ;
+  wire [10:0] \$106 ;
+  reg \$1060 ;
+  reg \$1061 ;
+  reg \$1062 ;
+  reg [7:0] \$1063 ;
+  reg \$1064 ;
+  reg \$1065 ;
+  reg [9:0] \$1066 ;
+  reg \$1067 ;
+  reg \$1068 ;
+  reg \$1069 ;
+  wire \$107 ;
+  reg \$1070 ;
+  reg [4:0] \$1071 ;
+  reg \$1072 ;
+  reg [7:0] \$1073 ;
+  reg [1:0] \$1074 ;
+  reg [15:0] \$1075 ;
+  reg \$1076 ;
+  reg \$1077 ;
+  reg [1:0] \$1078 ;
   wire \$1079 ;
-  wire [13:0] \$108 ;
+  wire [15:0] \$108 ;
   wire \$1080 ;
   wire \$1081 ;
-  wire [10:0] \$1082 ;
-  wire [10:0] \$1083 ;
+  wire \$1082 ;
+  wire \$1083 ;
   wire \$1084 ;
   wire \$1085 ;
   wire \$1086 ;
-  wire \$1087 ;
-  wire \$1088 ;
-  wire \$1089 ;
-  wire [13:0] \$109 ;
-  wire [11:0] \$1090 ;
-  wire [11:0] \$1091 ;
-  wire \$1092 ;
-  wire \$1093 ;
-  wire \$1094 ;
-  wire \$1095 ;
-  wire \$1096 ;
-  wire \$1097 ;
-  wire \$1098 ;
-  wire [9:0] \$1099 ;
-  wire [3:0] \$11 ;
-  wire [13:0] \$110 ;
-  wire [9:0] \$1100 ;
-  wire \$1101 ;
-  wire \$1102 ;
-  wire \$1103 ;
-  wire \$1104 ;
-  wire \$1105 ;
-  wire \$1106 ;
-  wire \$1107 ;
-  wire [9:0] \$1108 ;
-  wire [9:0] \$1109 ;
-  wire [13:0] \$111 ;
-  wire [8:0] \$1110 ;
-  wire \$1111 ;
-  wire \$1112 ;
-  wire \$1113 ;
-  wire \$1114 ;
-  wire \$1115 ;
-  wire \$1116 ;
-  wire \$1117 ;
-  wire \$1118 ;
-  wire \$1119 ;
-  wire [7:0] \$112 ;
-  reg \$1120 ;
-  reg \$1121 ;
-  reg [1:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg \$1125 ;
-  reg \$1126 ;
-  reg [9:0] \$1127 ;
-  reg [15:0] \$1128 ;
-  reg [7:0] \$1129 ;
-  wire [7:0] \$113 ;
-  reg \$1130 ;
-  reg \$1131 ;
-  reg \$1132 ;
-  reg \$1133 ;
-  reg [8:0] \$1134 ;
-  reg [10:0] \$1135 ;
-  reg \$1136 ;
-  reg \$1137 ;
-  reg \$1138 ;
-  reg \$1139 ;
-  wire [7:0] \$114 ;
-  reg [9:0] \$1140 ;
-  reg [15:0] \$1141 ;
-  reg \$1142 ;
-  reg \$1143 ;
-  reg \$1144 ;
-  reg [7:0] \$1145 ;
-  reg [1:0] \$1146 ;
-  reg [15:0] \$1147 ;
-  reg [15:0] \$1148 ;
-  reg [4:0] \$1149 ;
-  wire [7:0] \$115 ;
-  reg \$1150 ;
-  reg [9:0] \$1151 ;
-  reg \$1152 ;
-  reg \$1153 ;
-  reg \$1154 ;
-  reg \$1155 ;
-  reg \$1156 ;
-  reg \$1157 ;
-  reg \$1158 ;
-  reg \$1159 ;
-  wire [7:0] \$116 ;
-  reg \$1160 ;
-  reg [7:0] \$1161 ;
-  reg [1:0] \$1162 ;
-  reg [27:0] \$1163 ;
-  reg [27:0] \$1164 ;
-  reg \$1165 ;
-  reg [9:0] \$1166 ;
-  reg \$1167 ;
-  reg \$1168 ;
-  reg \$1169 ;
-  wire [7:0] \$117 ;
-  reg \$1170 ;
-  reg \$1171 ;
-  reg \$1172 ;
-  reg \$1173 ;
-  reg \$1174 ;
-  reg \$1175 ;
-  reg [7:0] \$1176 ;
-  reg [1:0] \$1177 ;
-  reg [27:0] \$1178 ;
-  reg [9:0] \$1179 ;
-  wire [7:0] \$118 ;
-  reg \$1180 ;
-  reg \$1181 ;
-  reg \$1182 ;
-  reg \$1183 ;
-  reg \$1184 ;
-  reg \$1185 ;
-  reg [10:0] \$1186 ;
-  reg [10:0] \$1187 ;
-  reg \$1188 ;
-  reg \$1189 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [15:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire \$113 ;
+  wire [15:0] \$114 ;
+  wire \$115 ;
+  wire [15:0] \$116 ;
+  wire \$117 ;
+  wire [15:0] \$118 ;
   wire \$119 ;
-  reg \$1190 ;
-  reg [7:0] \$1191 ;
-  reg [1:0] \$1192 ;
-  reg \$1193 ;
-  reg \$1194 ;
-  reg \$1195 ;
-  reg \$1196 ;
-  reg [9:0] \$1197 ;
-  reg [26:0] \$1198 ;
-  reg \$1199 ;
-  wire [3:0] \$12 ;
-  wire \$120 ;
-  reg [11:0] \$1200 ;
-  reg [11:0] \$1201 ;
-  reg \$1202 ;
-  reg \$1203 ;
-  reg \$1204 ;
-  reg [7:0] \$1205 ;
-  reg [1:0] \$1206 ;
-  reg [35:0] \$1207 ;
-  reg [63:0] \$1208 ;
-  reg \$1209 ;
+  wire [15:0] \$12 ;
+  wire [15:0] \$120 ;
   wire \$121 ;
-  reg \$1210 ;
-  reg [9:0] \$1211 ;
-  reg \$1212 ;
-  reg \$1213 ;
-  reg \$1214 ;
-  reg \$1215 ;
-  reg [28:0] \$1216 ;
-  reg [31:0] \$1217 ;
-  reg \$1218 ;
-  reg \$1219 ;
-  wire \$122 ;
-  reg [9:0] \$1220 ;
-  reg \$1221 ;
-  reg \$1222 ;
-  reg \$1223 ;
-  reg \$1224 ;
-  reg \$1225 ;
-  reg \$1226 ;
-  reg \$1227 ;
-  reg [7:0] \$1228 ;
-  reg [1:0] \$1229 ;
+  wire [15:0] \$122 ;
   wire \$123 ;
-  reg [10:0] \$1230 ;
-  reg \$1231 ;
-  reg \$1232 ;
-  reg [9:0] \$1233 ;
-  reg \$1234 ;
-  reg \$1235 ;
-  reg \$1236 ;
-  reg \$1237 ;
-  reg [7:0] \$1238 ;
-  reg \$1239 ;
-  wire \$124 ;
-  reg \$1240 ;
-  reg [9:0] \$1241 ;
-  reg \$1242 ;
-  reg \$1243 ;
-  reg \$1244 ;
-  reg \$1245 ;
-  reg \$1246 ;
-  reg \$1247 ;
-  reg \$1248 ;
-  reg [7:0] \$1249 ;
+  wire [15:0] \$124 ;
   wire \$125 ;
-  reg [1:0] \$1250 ;
-  reg [15:0] \$1251 ;
-  reg \$1252 ;
-  reg \$1253 ;
-  reg [1:0] \$1254 ;
-  wire \$1255 ;
-  wire \$1256 ;
-  wire \$1257 ;
-  wire \$1258 ;
-  wire \$1259 ;
-  wire \$126 ;
-  wire \$1260 ;
-  wire \$1261 ;
-  wire \$1262 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire [3:0] \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
+  wire [15:0] \$126 ;
+  wire [8:0] \$127 ;
+  wire [8:0] \$128 ;
+  wire [8:0] \$129 ;
+  wire \$13 ;
+  wire [8:0] \$130 ;
+  wire [8:0] \$131 ;
+  wire [8:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
   wire \$135 ;
-  wire \$136 ;
+  wire [15:0] \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
+  wire [15:0] \$139 ;
+  wire [15:0] \$14 ;
   wire \$140 ;
-  wire [9:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [10:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
+  wire [15:0] \$141 ;
+  wire \$142 ;
+  wire [15:0] \$143 ;
+  wire [7:0] \$144 ;
+  wire \$145 ;
   wire [15:0] \$146 ;
-  wire [16:0] \$147 ;
-  wire [16:0] \$148 ;
-  wire \$149 ;
-  wire [6:0] \$15 ;
+  wire \$147 ;
+  wire [15:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire \$15 ;
   wire \$150 ;
-  wire \$151 ;
+  wire [15:0] \$151 ;
   wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
+  wire [15:0] \$153 ;
+  wire [9:0] \$154 ;
   wire \$155 ;
-  wire \$156 ;
+  wire [15:0] \$156 ;
   wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire [4:0] \$16 ;
+  wire [15:0] \$158 ;
+  wire [13:0] \$159 ;
+  wire [15:0] \$16 ;
   wire \$160 ;
-  wire \$161 ;
+  wire [15:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
+  wire [15:0] \$163 ;
+  wire [13:0] \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire [15:0] \$167 ;
-  wire \$168 ;
-  wire [15:0] \$169 ;
-  wire [4:0] \$17 ;
-  wire [6:0] \$170 ;
+  wire [15:0] \$166 ;
+  wire \$167 ;
+  wire [15:0] \$168 ;
+  wire [13:0] \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
+  wire \$172 ;
   wire [15:0] \$173 ;
-  wire [15:0] \$174 ;
-  wire [15:0] \$175 ;
-  wire [15:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [15:0] \$180 ;
-  wire [5:0] \$181 ;
-  wire [5:0] \$182 ;
-  wire [5:0] \$183 ;
-  wire [5:0] \$184 ;
-  wire [5:0] \$185 ;
-  wire [5:0] \$186 ;
-  wire [5:0] \$187 ;
-  wire [5:0] \$188 ;
-  wire [5:0] \$189 ;
+  wire [13:0] \$174 ;
+  wire [7:0] \$175 ;
+  wire [7:0] \$176 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire [7:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [7:0] \$180 ;
+  wire [7:0] \$181 ;
+  wire \$182 ;
+  wire [15:0] \$183 ;
+  wire \$184 ;
+  wire [15:0] \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire [15:0] \$188 ;
+  wire \$189 ;
   wire \$19 ;
-  wire [5:0] \$190 ;
-  wire [6:0] \$191 ;
+  wire \$190 ;
+  wire \$191 ;
   wire [15:0] \$192 ;
   wire \$193 ;
-  wire [15:0] \$194 ;
+  wire \$194 ;
   wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [15:0] \$198 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire [15:0] \$199 ;
-  wire [5:0] \$2 ;
-  wire [2:0] \$20 ;
-  wire [12:0] \$200 ;
-  wire [15:0] \$201 ;
+  wire [10:0] \$2 ;
+  wire [15:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
   wire [15:0] \$202 ;
-  wire [12:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [16:0] \$206 ;
-  wire [15:0] \$207 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire [15:0] \$206 ;
+  wire \$207 ;
   wire [15:0] \$208 ;
-  wire [16:0] \$209 ;
-  wire [4:0] \$21 ;
-  wire [15:0] \$210 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
   wire [15:0] \$211 ;
-  wire [16:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [16:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [24:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [2:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [24:0] \$221 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire [15:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [15:0] \$218 ;
+  wire \$219 ;
+  wire [15:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
   wire [15:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [24:0] \$224 ;
-  wire [10:0] \$225 ;
-  wire [10:0] \$226 ;
-  wire [10:0] \$227 ;
-  wire [10:0] \$228 ;
-  wire [10:0] \$229 ;
-  wire [2:0] \$23 ;
-  wire [10:0] \$230 ;
-  wire [10:0] \$231 ;
-  wire [10:0] \$232 ;
-  wire [10:0] \$233 ;
-  wire [10:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire \$236 ;
-  wire [15:0] \$237 ;
-  wire [9:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [9:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [8:0] \$251 ;
-  wire [8:0] \$252 ;
-  wire [9:0] \$253 ;
-  wire [15:0] \$254 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire [15:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire [28:0] \$235 ;
+  wire [28:0] \$236 ;
+  wire [29:0] \$237 ;
+  wire \$238 ;
+  wire [57:0] \$239 ;
+  wire [15:0] \$24 ;
+  wire [26:0] \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire [57:0] \$243 ;
+  wire [26:0] \$244 ;
+  wire [41:0] \$245 ;
+  wire \$246 ;
+  wire [57:0] \$247 ;
+  wire [26:0] \$248 ;
+  wire [26:0] \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire [57:0] \$252 ;
+  wire [26:0] \$253 ;
+  wire \$254 ;
   wire \$255 ;
-  wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [7:0] \$259 ;
-  wire [8:0] \$26 ;
-  wire [15:0] \$260 ;
-  wire [15:0] \$261 ;
-  wire [9:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [9:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [13:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [8:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [13:0] \$271 ;
-  wire [15:0] \$272 ;
-  wire [15:0] \$273 ;
-  wire [13:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [13:0] \$277 ;
-  wire [7:0] \$278 ;
-  wire [7:0] \$279 ;
-  wire [8:0] \$28 ;
-  wire [7:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire [7:0] \$283 ;
-  wire [7:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
-  wire [8:0] \$29 ;
+  wire [57:0] \$256 ;
+  wire [26:0] \$257 ;
+  wire [41:0] \$258 ;
+  wire \$259 ;
+  wire [15:0] \$26 ;
+  wire [57:0] \$260 ;
+  wire [26:0] \$261 ;
+  wire [26:0] \$262 ;
+  wire [33:0] \$263 ;
+  wire \$264 ;
+  wire [57:0] \$265 ;
+  wire [26:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire [57:0] \$269 ;
+  wire \$27 ;
+  wire [26:0] \$270 ;
+  wire [41:0] \$271 ;
+  wire \$272 ;
+  wire [57:0] \$273 ;
+  wire [26:0] \$274 ;
+  wire [26:0] \$275 ;
+  wire [26:0] \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire [57:0] \$279 ;
+  wire [15:0] \$28 ;
+  wire [26:0] \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [57:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire [41:0] \$285 ;
+  wire \$286 ;
+  wire [57:0] \$287 ;
+  wire [26:0] \$288 ;
+  wire [26:0] \$289 ;
+  wire \$29 ;
   wire \$290 ;
-  wire [15:0] \$291 ;
-  wire \$292 ;
-  wire [15:0] \$293 ;
+  wire \$291 ;
+  wire [57:0] \$292 ;
+  wire [26:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire [15:0] \$296 ;
-  wire \$297 ;
-  wire [15:0] \$298 ;
+  wire [57:0] \$296 ;
+  wire [26:0] \$297 ;
+  wire [41:0] \$298 ;
   wire \$299 ;
-  wire [4:0] \$3 ;
-  wire [8:0] \$30 ;
-  wire \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire \$303 ;
-  wire [15:0] \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire [15:0] \$307 ;
+  wire [16:0] \$3 ;
+  wire [15:0] \$30 ;
+  wire [57:0] \$300 ;
+  wire [26:0] \$301 ;
+  wire [26:0] \$302 ;
+  wire [33:0] \$303 ;
+  wire \$304 ;
+  wire [57:0] \$305 ;
+  wire [26:0] \$306 ;
+  wire \$307 ;
   wire \$308 ;
-  wire [15:0] \$309 ;
-  wire [8:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire [15:0] \$312 ;
-  wire \$313 ;
-  wire [15:0] \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
+  wire [57:0] \$309 ;
+  wire [5:0] \$31 ;
+  wire [26:0] \$310 ;
+  wire [41:0] \$311 ;
+  wire \$312 ;
+  wire [57:0] \$313 ;
+  wire [26:0] \$314 ;
+  wire [26:0] \$315 ;
+  wire [26:0] \$316 ;
+  wire [29:0] \$317 ;
   wire \$318 ;
-  wire \$319 ;
-  wire [8:0] \$32 ;
-  wire \$320 ;
+  wire [57:0] \$319 ;
+  wire [5:0] \$32 ;
+  wire [26:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
-  wire [28:0] \$324 ;
-  wire [28:0] \$325 ;
-  wire [29:0] \$326 ;
-  wire \$327 ;
-  wire [57:0] \$328 ;
+  wire [57:0] \$323 ;
+  wire [26:0] \$324 ;
+  wire [41:0] \$325 ;
+  wire \$326 ;
+  wire [57:0] \$327 ;
+  wire [26:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [9:0] \$33 ;
+  wire [5:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire [57:0] \$332 ;
   wire [26:0] \$333 ;
-  wire [41:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
   wire [57:0] \$336 ;
   wire [26:0] \$337 ;
-  wire [26:0] \$338 ;
+  wire [41:0] \$338 ;
   wire \$339 ;
-  wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
+  wire [5:0] \$34 ;
+  wire [57:0] \$340 ;
+  wire [26:0] \$341 ;
   wire [26:0] \$342 ;
-  wire \$343 ;
+  wire [33:0] \$343 ;
   wire \$344 ;
   wire [57:0] \$345 ;
   wire [26:0] \$346 ;
-  wire [41:0] \$347 ;
+  wire \$347 ;
   wire \$348 ;
   wire [57:0] \$349 ;
-  wire [7:0] \$35 ;
+  wire [5:0] \$35 ;
   wire [26:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [33:0] \$352 ;
-  wire \$353 ;
-  wire [57:0] \$354 ;
+  wire [41:0] \$351 ;
+  wire \$352 ;
+  wire [57:0] \$353 ;
+  wire [26:0] \$354 ;
   wire [26:0] \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire [57:0] \$358 ;
-  wire [26:0] \$359 ;
-  wire [9:0] \$36 ;
-  wire [41:0] \$360 ;
-  wire \$361 ;
-  wire [57:0] \$362 ;
-  wire [26:0] \$363 ;
-  wire [26:0] \$364 ;
+  wire [26:0] \$356 ;
+  wire [26:0] \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [5:0] \$36 ;
+  wire [57:0] \$360 ;
+  wire [26:0] \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [57:0] \$364 ;
   wire [26:0] \$365 ;
-  wire \$366 ;
+  wire [41:0] \$366 ;
   wire \$367 ;
   wire [57:0] \$368 ;
   wire [26:0] \$369 ;
-  wire [9:0] \$37 ;
-  wire \$370 ;
+  wire [5:0] \$37 ;
+  wire [26:0] \$370 ;
   wire \$371 ;
-  wire [57:0] \$372 ;
-  wire [26:0] \$373 ;
-  wire [41:0] \$374 ;
+  wire \$372 ;
+  wire [57:0] \$373 ;
+  wire [26:0] \$374 ;
   wire \$375 ;
-  wire [57:0] \$376 ;
-  wire [26:0] \$377 ;
+  wire \$376 ;
+  wire [57:0] \$377 ;
   wire [26:0] \$378 ;
-  wire \$379 ;
-  wire [13:0] \$38 ;
+  wire [41:0] \$379 ;
+  wire [5:0] \$38 ;
   wire \$380 ;
   wire [57:0] \$381 ;
   wire [26:0] \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [57:0] \$385 ;
-  wire [26:0] \$386 ;
-  wire [41:0] \$387 ;
+  wire [26:0] \$383 ;
+  wire [33:0] \$384 ;
+  wire \$385 ;
+  wire [57:0] \$386 ;
+  wire [26:0] \$387 ;
   wire \$388 ;
-  wire [57:0] \$389 ;
-  wire [13:0] \$39 ;
-  wire [26:0] \$390 ;
+  wire \$389 ;
+  wire [5:0] \$39 ;
+  wire [57:0] \$390 ;
   wire [26:0] \$391 ;
-  wire [33:0] \$392 ;
+  wire [41:0] \$392 ;
   wire \$393 ;
   wire [57:0] \$394 ;
   wire [26:0] \$395 ;
-  wire \$396 ;
-  wire \$397 ;
-  wire [57:0] \$398 ;
-  wire [26:0] \$399 ;
-  wire [4:0] \$4 ;
-  wire [13:0] \$40 ;
-  wire [41:0] \$400 ;
-  wire \$401 ;
-  wire [57:0] \$402 ;
-  wire [26:0] \$403 ;
-  wire [26:0] \$404 ;
+  wire [26:0] \$396 ;
+  wire [26:0] \$397 ;
+  wire \$398 ;
+  wire \$399 ;
+  wire [16:0] \$4 ;
+  wire [5:0] \$40 ;
+  wire [57:0] \$400 ;
+  wire [26:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire [57:0] \$404 ;
   wire [26:0] \$405 ;
-  wire [29:0] \$406 ;
+  wire [41:0] \$406 ;
   wire \$407 ;
   wire [57:0] \$408 ;
   wire [26:0] \$409 ;
-  wire [13:0] \$41 ;
-  wire \$410 ;
+  wire [6:0] \$41 ;
+  wire [26:0] \$410 ;
   wire \$411 ;
-  wire [57:0] \$412 ;
-  wire [26:0] \$413 ;
-  wire [41:0] \$414 ;
+  wire \$412 ;
+  wire [57:0] \$413 ;
+  wire [26:0] \$414 ;
   wire \$415 ;
-  wire [57:0] \$416 ;
-  wire [26:0] \$417 ;
+  wire \$416 ;
+  wire [57:0] \$417 ;
   wire [26:0] \$418 ;
-  wire \$419 ;
-  wire [7:0] \$42 ;
+  wire [41:0] \$419 ;
+  wire \$42 ;
   wire \$420 ;
   wire [57:0] \$421 ;
   wire [26:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire [57:0] \$425 ;
-  wire [26:0] \$426 ;
-  wire [41:0] \$427 ;
+  wire [26:0] \$423 ;
+  wire [33:0] \$424 ;
+  wire \$425 ;
+  wire [57:0] \$426 ;
+  wire [26:0] \$427 ;
   wire \$428 ;
-  wire [57:0] \$429 ;
-  wire [7:0] \$43 ;
-  wire [26:0] \$430 ;
+  wire \$429 ;
+  wire [15:0] \$43 ;
+  wire [57:0] \$430 ;
   wire [26:0] \$431 ;
-  wire [33:0] \$432 ;
+  wire [41:0] \$432 ;
   wire \$433 ;
   wire [57:0] \$434 ;
   wire [26:0] \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire [57:0] \$438 ;
-  wire [26:0] \$439 ;
-  wire [7:0] \$44 ;
-  wire [41:0] \$440 ;
-  wire \$441 ;
-  wire [57:0] \$442 ;
-  wire [26:0] \$443 ;
-  wire [26:0] \$444 ;
+  wire [26:0] \$436 ;
+  wire [26:0] \$437 ;
+  wire [29:0] \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire [57:0] \$440 ;
+  wire [26:0] \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire [57:0] \$444 ;
   wire [26:0] \$445 ;
-  wire [26:0] \$446 ;
+  wire [41:0] \$446 ;
   wire \$447 ;
-  wire \$448 ;
-  wire [57:0] \$449 ;
-  wire [7:0] \$45 ;
+  wire [57:0] \$448 ;
+  wire [26:0] \$449 ;
+  wire \$45 ;
   wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
   wire [57:0] \$453 ;
   wire [26:0] \$454 ;
-  wire [41:0] \$455 ;
+  wire \$455 ;
   wire \$456 ;
   wire [57:0] \$457 ;
   wire [26:0] \$458 ;
-  wire [26:0] \$459 ;
-  wire [7:0] \$46 ;
+  wire [41:0] \$459 ;
+  wire [15:0] \$46 ;
   wire \$460 ;
-  wire \$461 ;
-  wire [57:0] \$462 ;
+  wire [57:0] \$461 ;
+  wire [26:0] \$462 ;
   wire [26:0] \$463 ;
-  wire \$464 ;
+  wire [33:0] \$464 ;
   wire \$465 ;
   wire [57:0] \$466 ;
   wire [26:0] \$467 ;
-  wire [41:0] \$468 ;
+  wire \$468 ;
   wire \$469 ;
-  wire [7:0] \$47 ;
+  wire \$47 ;
   wire [57:0] \$470 ;
   wire [26:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [33:0] \$473 ;
-  wire \$474 ;
-  wire [57:0] \$475 ;
+  wire [41:0] \$472 ;
+  wire \$473 ;
+  wire [57:0] \$474 ;
+  wire [26:0] \$475 ;
   wire [26:0] \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire [57:0] \$479 ;
-  wire [7:0] \$48 ;
-  wire [26:0] \$480 ;
-  wire [41:0] \$481 ;
-  wire \$482 ;
-  wire [57:0] \$483 ;
-  wire [26:0] \$484 ;
-  wire [26:0] \$485 ;
+  wire [26:0] \$477 ;
+  wire [26:0] \$478 ;
+  wire [27:0] \$479 ;
+  wire [15:0] \$48 ;
+  wire \$480 ;
+  wire [57:0] \$481 ;
+  wire [26:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire [57:0] \$485 ;
   wire [26:0] \$486 ;
-  wire \$487 ;
+  wire [41:0] \$487 ;
   wire \$488 ;
   wire [57:0] \$489 ;
   wire \$49 ;
   wire [26:0] \$490 ;
-  wire \$491 ;
+  wire [26:0] \$491 ;
   wire \$492 ;
-  wire [57:0] \$493 ;
-  wire [26:0] \$494 ;
-  wire [41:0] \$495 ;
+  wire \$493 ;
+  wire [57:0] \$494 ;
+  wire [26:0] \$495 ;
   wire \$496 ;
-  wire [57:0] \$497 ;
-  wire [26:0] \$498 ;
+  wire \$497 ;
+  wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire [4:0] \$5 ;
-  wire \$50 ;
-  wire \$500 ;
+  wire \$5 ;
+  wire [15:0] \$50 ;
+  wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
   wire [26:0] \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire [57:0] \$506 ;
-  wire [26:0] \$507 ;
-  wire [41:0] \$508 ;
+  wire [26:0] \$504 ;
+  wire [33:0] \$505 ;
+  wire \$506 ;
+  wire [57:0] \$507 ;
+  wire [26:0] \$508 ;
   wire \$509 ;
-  wire \$51 ;
-  wire [57:0] \$510 ;
-  wire [26:0] \$511 ;
+  wire [10:0] \$51 ;
+  wire \$510 ;
+  wire [57:0] \$511 ;
   wire [26:0] \$512 ;
-  wire [33:0] \$513 ;
+  wire [41:0] \$513 ;
   wire \$514 ;
   wire [57:0] \$515 ;
   wire [26:0] \$516 ;
-  wire \$517 ;
-  wire \$518 ;
-  wire [57:0] \$519 ;
+  wire [26:0] \$517 ;
+  wire [26:0] \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [26:0] \$520 ;
-  wire [41:0] \$521 ;
-  wire \$522 ;
-  wire [57:0] \$523 ;
-  wire [26:0] \$524 ;
-  wire [26:0] \$525 ;
+  wire \$520 ;
+  wire [57:0] \$521 ;
+  wire [26:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire [57:0] \$525 ;
   wire [26:0] \$526 ;
-  wire [29:0] \$527 ;
+  wire [41:0] \$527 ;
   wire \$528 ;
   wire [57:0] \$529 ;
-  wire \$53 ;
+  wire [15:0] \$53 ;
   wire [26:0] \$530 ;
-  wire \$531 ;
+  wire [26:0] \$531 ;
   wire \$532 ;
-  wire [57:0] \$533 ;
-  wire [26:0] \$534 ;
-  wire [41:0] \$535 ;
+  wire \$533 ;
+  wire [57:0] \$534 ;
+  wire [26:0] \$535 ;
   wire \$536 ;
-  wire [57:0] \$537 ;
-  wire [26:0] \$538 ;
+  wire \$537 ;
+  wire [57:0] \$538 ;
   wire [26:0] \$539 ;
   wire \$54 ;
-  wire \$540 ;
+  wire [41:0] \$540 ;
   wire \$541 ;
   wire [57:0] \$542 ;
   wire [26:0] \$543 ;
-  wire \$544 ;
-  wire \$545 ;
-  wire [57:0] \$546 ;
-  wire [26:0] \$547 ;
-  wire [41:0] \$548 ;
+  wire [26:0] \$544 ;
+  wire [33:0] \$545 ;
+  wire \$546 ;
+  wire [57:0] \$547 ;
+  wire [26:0] \$548 ;
   wire \$549 ;
-  wire \$55 ;
-  wire [57:0] \$550 ;
-  wire [26:0] \$551 ;
+  wire [15:0] \$55 ;
+  wire \$550 ;
+  wire [57:0] \$551 ;
   wire [26:0] \$552 ;
-  wire [33:0] \$553 ;
+  wire [41:0] \$553 ;
   wire \$554 ;
   wire [57:0] \$555 ;
   wire [26:0] \$556 ;
-  wire \$557 ;
-  wire \$558 ;
-  wire [57:0] \$559 ;
-  wire \$56 ;
-  wire [26:0] \$560 ;
-  wire [41:0] \$561 ;
-  wire \$562 ;
-  wire [57:0] \$563 ;
-  wire [26:0] \$564 ;
-  wire [26:0] \$565 ;
+  wire [26:0] \$557 ;
+  wire [26:0] \$558 ;
+  wire [29:0] \$559 ;
+  wire [12:0] \$56 ;
+  wire \$560 ;
+  wire [57:0] \$561 ;
+  wire [26:0] \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire [57:0] \$565 ;
   wire [26:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [27:0] \$568 ;
-  wire \$569 ;
+  wire [41:0] \$567 ;
+  wire \$568 ;
+  wire [57:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
+  wire [26:0] \$570 ;
   wire [26:0] \$571 ;
   wire \$572 ;
   wire \$573 ;
   wire [57:0] \$574 ;
   wire [26:0] \$575 ;
-  wire [41:0] \$576 ;
+  wire \$576 ;
   wire \$577 ;
   wire [57:0] \$578 ;
   wire [26:0] \$579 ;
-  wire \$58 ;
-  wire [26:0] \$580 ;
+  wire [15:0] \$58 ;
+  wire [41:0] \$580 ;
   wire \$581 ;
-  wire \$582 ;
-  wire [57:0] \$583 ;
+  wire [57:0] \$582 ;
+  wire [26:0] \$583 ;
   wire [26:0] \$584 ;
-  wire \$585 ;
+  wire [33:0] \$585 ;
   wire \$586 ;
   wire [57:0] \$587 ;
   wire [26:0] \$588 ;
-  wire [41:0] \$589 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire [57:0] \$591 ;
   wire [26:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [33:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
+  wire [41:0] \$593 ;
+  wire \$594 ;
+  wire [57:0] \$595 ;
+  wire [26:0] \$596 ;
   wire [26:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
-  wire [5:0] \$6 ;
-  wire \$60 ;
-  wire [57:0] \$600 ;
-  wire [26:0] \$601 ;
-  wire [41:0] \$602 ;
+  wire [26:0] \$598 ;
+  wire [26:0] \$599 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
   wire \$603 ;
-  wire [57:0] \$604 ;
-  wire [26:0] \$605 ;
-  wire [26:0] \$606 ;
-  wire [26:0] \$607 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
   wire \$608 ;
   wire \$609 ;
-  wire \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
+  wire [12:0] \$61 ;
+  wire \$610 ;
+  wire \$611 ;
   wire \$612 ;
   wire \$613 ;
-  wire [57:0] \$614 ;
-  wire [26:0] \$615 ;
-  wire [41:0] \$616 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
-  wire [57:0] \$618 ;
-  wire [26:0] \$619 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
+  wire \$620 ;
   wire \$621 ;
   wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
+  wire \$623 ;
+  wire \$624 ;
   wire \$625 ;
   wire \$626 ;
-  wire [57:0] \$627 ;
-  wire [26:0] \$628 ;
-  wire [41:0] \$629 ;
-  wire \$63 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire [15:0] \$63 ;
   wire \$630 ;
-  wire [57:0] \$631 ;
-  wire [26:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [33:0] \$634 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
+  wire \$636 ;
+  wire \$637 ;
   wire \$638 ;
   wire \$639 ;
   wire \$64 ;
-  wire [57:0] \$640 ;
-  wire [26:0] \$641 ;
-  wire [41:0] \$642 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
   wire \$643 ;
-  wire [57:0] \$644 ;
-  wire [26:0] \$645 ;
-  wire [26:0] \$646 ;
-  wire [26:0] \$647 ;
-  wire [29:0] \$648 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
   wire \$649 ;
-  wire \$65 ;
-  wire [57:0] \$650 ;
-  wire [26:0] \$651 ;
+  wire [15:0] \$65 ;
+  wire \$650 ;
+  wire \$651 ;
   wire \$652 ;
-  wire \$653 ;
-  wire [57:0] \$654 ;
-  wire [26:0] \$655 ;
-  wire [41:0] \$656 ;
+  wire [1:0] \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
   wire \$657 ;
-  wire [57:0] \$658 ;
-  wire [26:0] \$659 ;
-  wire \$66 ;
-  wire [26:0] \$660 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire [16:0] \$66 ;
+  wire \$660 ;
   wire \$661 ;
   wire \$662 ;
-  wire [57:0] \$663 ;
-  wire [26:0] \$664 ;
+  wire \$663 ;
+  wire \$664 ;
   wire \$665 ;
   wire \$666 ;
-  wire [57:0] \$667 ;
-  wire [26:0] \$668 ;
-  wire [41:0] \$669 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
   wire \$67 ;
   wire \$670 ;
-  wire [57:0] \$671 ;
-  wire [26:0] \$672 ;
-  wire [26:0] \$673 ;
-  wire [33:0] \$674 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
   wire \$675 ;
-  wire [57:0] \$676 ;
-  wire [26:0] \$677 ;
-  wire \$678 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire [1:0] \$678 ;
   wire \$679 ;
-  wire \$68 ;
-  wire [57:0] \$680 ;
-  wire [26:0] \$681 ;
-  wire [41:0] \$682 ;
+  wire [15:0] \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
   wire \$683 ;
-  wire [57:0] \$684 ;
-  wire [26:0] \$685 ;
-  wire [26:0] \$686 ;
-  wire [26:0] \$687 ;
-  wire [26:0] \$688 ;
+  wire [2:0] \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
@@ -6801,7 +7136,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$698 ;
   wire \$699 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
   wire \$702 ;
@@ -6812,7 +7147,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$707 ;
   wire \$708 ;
   wire \$709 ;
-  wire \$71 ;
+  wire [16:0] \$71 ;
   wire \$710 ;
   wire \$711 ;
   wire \$712 ;
@@ -6823,18 +7158,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$717 ;
   wire \$718 ;
   wire \$719 ;
-  wire [5:0] \$72 ;
+  wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
-  wire \$726 ;
+  wire [1:0] \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
-  wire [4:0] \$73 ;
+  wire [15:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
   wire \$732 ;
@@ -6845,39 +7180,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$737 ;
   wire \$738 ;
   wire \$739 ;
-  wire [4:0] \$74 ;
+  wire \$74 ;
   wire \$740 ;
   wire \$741 ;
   wire \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
-  wire [-1:0] \$746 ;
+  wire \$746 ;
   wire \$747 ;
   wire \$748 ;
-  wire [-1:0] \$749 ;
-  wire [4:0] \$75 ;
+  wire \$749 ;
+  wire [15:0] \$75 ;
   wire \$750 ;
-  wire \$751 ;
+  wire [1:0] \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire \$757 ;
+  wire [2:0] \$757 ;
   wire \$758 ;
-  wire [-1:0] \$759 ;
-  wire [5:0] \$76 ;
+  wire \$759 ;
+  wire [16:0] \$76 ;
   wire \$760 ;
   wire \$761 ;
-  wire [-1:0] \$762 ;
+  wire \$762 ;
   wire \$763 ;
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
   wire \$767 ;
-  wire [1:0] \$768 ;
-  wire \$769 ;
+  wire \$768 ;
+  wire [3:0] \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -6889,7 +7224,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$777 ;
   wire \$778 ;
   wire \$779 ;
-  wire [3:0] \$78 ;
+  wire [15:0] \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
@@ -6897,91 +7232,91 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$784 ;
   wire \$785 ;
   wire \$786 ;
-  wire [-1:0] \$787 ;
+  wire \$787 ;
   wire \$788 ;
   wire \$789 ;
-  wire [5:0] \$79 ;
-  wire [-1:0] \$790 ;
+  wire \$79 ;
+  wire \$790 ;
   wire \$791 ;
   wire \$792 ;
-  wire \$793 ;
-  wire \$794 ;
+  wire [10:0] \$793 ;
+  wire [11:0] \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
   wire \$798 ;
-  wire \$799 ;
-  wire [3:0] \$8 ;
-  wire [5:0] \$80 ;
-  wire [-1:0] \$800 ;
+  wire [5:0] \$799 ;
+  wire \$8 ;
+  wire [15:0] \$80 ;
+  wire [5:0] \$800 ;
   wire \$801 ;
   wire \$802 ;
-  wire [-1:0] \$803 ;
+  wire \$803 ;
   wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire [1:0] \$809 ;
-  wire [3:0] \$81 ;
-  wire \$810 ;
+  wire [4:0] \$805 ;
+  wire [4:0] \$806 ;
+  wire [10:0] \$807 ;
+  wire [19:0] \$808 ;
+  wire [11:0] \$809 ;
+  wire [16:0] \$81 ;
+  wire [20:0] \$810 ;
   wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
-  wire [2:0] \$817 ;
-  wire \$818 ;
+  wire [10:0] \$812 ;
+  wire [19:0] \$813 ;
+  wire [11:0] \$814 ;
+  wire [20:0] \$815 ;
+  wire [14:0] \$816 ;
+  wire [14:0] \$817 ;
+  wire [14:0] \$818 ;
   wire \$819 ;
-  wire [3:0] \$82 ;
+  wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
+  wire [10:0] \$824 ;
+  wire [19:0] \$825 ;
+  wire [11:0] \$826 ;
+  wire [20:0] \$827 ;
   wire \$828 ;
   wire \$829 ;
-  wire [3:0] \$83 ;
+  wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire \$834 ;
-  wire \$835 ;
-  wire \$836 ;
+  wire [15:0] \$832 ;
+  wire [10:0] \$833 ;
+  wire [14:0] \$834 ;
+  wire [8:0] \$835 ;
+  wire [15:0] \$836 ;
   wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
+  wire [10:0] \$838 ;
+  wire [14:0] \$839 ;
   wire \$84 ;
-  wire \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
+  wire [8:0] \$840 ;
+  wire [15:0] \$841 ;
+  wire [14:0] \$842 ;
+  wire [14:0] \$843 ;
+  wire [14:0] \$844 ;
   wire \$845 ;
   wire \$846 ;
   wire \$847 ;
   wire \$848 ;
   wire \$849 ;
-  wire [6:0] \$85 ;
-  wire \$850 ;
-  wire \$851 ;
-  wire \$852 ;
-  wire \$853 ;
+  wire [15:0] \$85 ;
+  wire [10:0] \$850 ;
+  wire [14:0] \$851 ;
+  wire [8:0] \$852 ;
+  wire [15:0] \$853 ;
   wire \$854 ;
   wire \$855 ;
   wire \$856 ;
   wire \$857 ;
-  wire \$858 ;
-  wire [-1:0] \$859 ;
-  wire [4:0] \$86 ;
+  wire [15:0] \$858 ;
+  wire \$859 ;
+  wire [24:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
-  wire [-1:0] \$862 ;
+  wire \$862 ;
   wire \$863 ;
   wire \$864 ;
   wire \$865 ;
@@ -6989,78 +7324,78 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$867 ;
   wire \$868 ;
   wire \$869 ;
-  wire [4:0] \$87 ;
+  wire \$87 ;
   wire \$870 ;
   wire \$871 ;
-  wire [-1:0] \$872 ;
+  wire \$872 ;
   wire \$873 ;
   wire \$874 ;
-  wire [-1:0] \$875 ;
+  wire \$875 ;
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
   wire \$879 ;
-  wire [6:0] \$88 ;
+  wire [15:0] \$88 ;
   wire \$880 ;
-  wire [1:0] \$881 ;
+  wire \$881 ;
   wire \$882 ;
-  wire \$883 ;
+  wire [15:0] \$883 ;
   wire \$884 ;
-  wire \$885 ;
-  wire \$886 ;
+  wire [15:0] \$885 ;
+  wire [15:0] \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire \$891 ;
-  wire \$892 ;
-  wire \$893 ;
+  wire [11:0] \$891 ;
+  wire [11:0] \$892 ;
+  wire [11:0] \$893 ;
   wire \$894 ;
-  wire \$895 ;
+  wire [9:0] \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
   wire \$899 ;
-  wire [5:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [-1:0] \$900 ;
+  wire [15:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire [-1:0] \$903 ;
+  wire \$903 ;
   wire \$904 ;
   wire \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
   wire \$909 ;
-  wire [4:0] \$91 ;
+  wire [24:0] \$91 ;
   wire \$910 ;
   wire \$911 ;
   wire \$912 ;
-  wire [-1:0] \$913 ;
+  wire \$913 ;
   wire \$914 ;
-  wire \$915 ;
-  wire [-1:0] \$916 ;
+  wire [10:0] \$915 ;
+  wire [10:0] \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
-  wire [2:0] \$92 ;
+  wire \$92 ;
   wire \$920 ;
   wire \$921 ;
-  wire [1:0] \$922 ;
-  wire \$923 ;
-  wire \$924 ;
+  wire \$922 ;
+  wire [11:0] \$923 ;
+  wire [11:0] \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
-  wire [2:0] \$93 ;
-  wire [2:0] \$930 ;
+  wire [15:0] \$93 ;
+  wire \$930 ;
   wire \$931 ;
-  wire \$932 ;
-  wire \$933 ;
+  wire [9:0] \$932 ;
+  wire [9:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
@@ -7069,91 +7404,83 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$939 ;
   wire \$94 ;
   wire \$940 ;
-  wire \$941 ;
-  wire \$942 ;
-  wire \$943 ;
+  wire [9:0] \$941 ;
+  wire [9:0] \$942 ;
+  wire [8:0] \$943 ;
   wire \$944 ;
   wire \$945 ;
-  wire [3:0] \$946 ;
+  wire \$946 ;
   wire \$947 ;
   wire \$948 ;
   wire \$949 ;
-  wire [9:0] \$95 ;
+  wire [15:0] \$95 ;
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire [8:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
-  wire [8:0] \$97 ;
-  wire \$970 ;
-  wire \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire [10:0] \$978 ;
-  wire [11:0] \$979 ;
-  wire [8:0] \$98 ;
-  wire \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire [5:0] \$984 ;
-  wire [5:0] \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire \$988 ;
-  wire \$989 ;
-  wire [8:0] \$99 ;
-  wire [4:0] \$990 ;
-  wire [4:0] \$991 ;
-  wire [10:0] \$992 ;
-  wire [19:0] \$993 ;
-  wire [11:0] \$994 ;
-  wire [20:0] \$995 ;
-  wire \$996 ;
-  wire [10:0] \$997 ;
-  wire [19:0] \$998 ;
-  wire [11:0] \$999 ;
-  input [15:0] a;
-  wire [15:0] a;
-  wire [8:0] a_bf16_exp;
-  wire [7:0] a_bf16_sig;
-  wire [4:0] a_e4m3_exp;
-  wire [3:0] a_e4m3_sig;
-  wire [4:0] a_e5m2_exp;
-  wire [2:0] a_e5m2_sig;
-  reg [8:0] a_exp;
-  reg a_inf;
-  reg a_nan;
-  reg [7:0] a_sig;
-  reg a_sign;
-  reg a_zero;
+  reg [4:0] \$953 ;
+  reg \$954 ;
+  reg \$955 ;
+  reg \$956 ;
+  reg \$957 ;
+  reg [9:0] \$958 ;
+  reg [15:0] \$959 ;
+  wire [24:0] \$96 ;
+  reg [7:0] \$960 ;
+  reg \$961 ;
+  reg \$962 ;
+  reg \$963 ;
+  reg \$964 ;
+  reg [8:0] \$965 ;
+  reg [10:0] \$966 ;
+  reg \$967 ;
+  reg \$968 ;
+  reg \$969 ;
+  wire [10:0] \$97 ;
+  reg \$970 ;
+  reg [9:0] \$971 ;
+  reg [15:0] \$972 ;
+  reg [4:0] \$973 ;
+  reg \$974 ;
+  reg [7:0] \$975 ;
+  reg [1:0] \$976 ;
+  reg [15:0] \$977 ;
+  reg [15:0] \$978 ;
+  reg [4:0] \$979 ;
+  wire [10:0] \$98 ;
+  reg \$980 ;
+  reg [9:0] \$981 ;
+  reg \$982 ;
+  reg \$983 ;
+  reg \$984 ;
+  reg \$985 ;
+  reg \$986 ;
+  reg \$987 ;
+  reg [4:0] \$988 ;
+  reg \$989 ;
+  wire [10:0] \$99 ;
+  reg [7:0] \$990 ;
+  reg [1:0] \$991 ;
+  reg [27:0] \$992 ;
+  reg [27:0] \$993 ;
+  reg \$994 ;
+  reg [9:0] \$995 ;
+  reg \$996 ;
+  reg \$997 ;
+  reg \$998 ;
+  reg \$999 ;
+  input [20:0] a;
+  wire [20:0] a;
+  wire [8:0] \a.exp ;
+  wire \a.inf ;
+  wire \a.nan ;
+  wire [7:0] \a.sig ;
+  wire \a.sign ;
+  wire \a.zero ;
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$106 ;
+  wire [15:0] \acc$78 ;
   reg [1:0] acc_mode = 2'h0;
-  (* init = 2'h0 *)
-  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
@@ -7169,11 +7496,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [27:0] add_q_0_total = 28'h0000000;
   reg [10:0] add_q_1_0 = 11'h000;
   reg [10:0] add_q_1_1 = 11'h000;
-  reg add_q_2_0 = 1'h0;
+  reg [4:0] add_q_2_0 = 5'h00;
+  wire \add_q_2_0.flush ;
+  wire \add_q_2_0.last ;
+  wire [1:0] \add_q_2_0.mode ;
+  wire \add_q_2_0.valid ;
   reg add_q_2_1 = 1'h0;
-  reg add_q_2_2 = 1'h0;
-  reg [7:0] add_q_2_3 = 8'h00;
-  reg [1:0] add_q_2_4 = 2'h0;
+  reg [7:0] add_q_2_2 = 8'h00;
+  reg [1:0] add_q_2_3 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -7187,25 +7517,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg align_q_0_flags_zero_sign = 1'h0;
   reg [27:0] align_q_0_small = 28'h0000000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_1_0 = 1'h0;
+  reg [4:0] align_q_1_0 = 5'h00;
+  wire \align_q_1_0.flush ;
+  wire \align_q_1_0.last ;
+  wire [1:0] \align_q_1_0.mode ;
+  wire \align_q_1_0.valid ;
   reg align_q_1_1 = 1'h0;
-  reg align_q_1_2 = 1'h0;
-  reg [7:0] align_q_1_3 = 8'h00;
-  reg [1:0] align_q_1_4 = 2'h0;
-  input [15:0] b;
-  wire [15:0] b;
-  wire [8:0] b_bf16_exp;
-  wire [7:0] b_bf16_sig;
-  wire [4:0] b_e4m3_exp;
-  wire [3:0] b_e4m3_sig;
-  wire [4:0] b_e5m2_exp;
-  wire [2:0] b_e5m2_sig;
-  reg [8:0] b_exp;
-  reg b_inf;
-  reg b_nan;
-  reg [7:0] b_sig;
-  reg b_sign;
-  reg b_zero;
+  reg [7:0] align_q_1_2 = 8'h00;
+  reg [1:0] align_q_1_3 = 2'h0;
+  input [20:0] b;
+  wire [20:0] b;
+  wire [8:0] \b.exp ;
+  wire \b.inf ;
+  wire \b.nan ;
+  wire [7:0] \b.sig ;
+  wire \b.sign ;
+  wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
   reg [8:0] base_exp;
@@ -7217,20 +7544,21 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg base_sign;
   reg base_zero;
   wire [7:0] bits;
-  input [1:0] choice;
   wire [1:0] choice;
   input clk;
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$108 ;
+  wire \done$80 ;
   wire en;
-  input \en$1 ;
   wire \en$1 ;
+  output flush;
+  wire flush;
+  (* init = 2'h0 *)
+  wire [1:0] flush_mode;
+  (* init = 16'h0000 *)
+  wire [15:0] flush_sum;
   reg fresh = 1'h1;
-  input last;
-  wire last;
-  wire [1:0] mode;
   reg [9:0] normalize_q_0_0_exp = 10'h000;
   reg normalize_q_0_0_inf = 1'h0;
   reg normalize_q_0_0_nan = 1'h0;
@@ -7240,11 +7568,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_1 = 1'h0;
   reg [11:0] normalize_q_1_0 = 12'h000;
   reg [11:0] normalize_q_1_1 = 12'h000;
-  reg normalize_q_2_0 = 1'h0;
+  reg [4:0] normalize_q_2_0 = 5'h00;
+  wire \normalize_q_2_0.flush ;
+  wire \normalize_q_2_0.last ;
+  wire [1:0] \normalize_q_2_0.mode ;
+  wire \normalize_q_2_0.valid ;
   reg normalize_q_2_1 = 1'h0;
-  reg normalize_q_2_2 = 1'h0;
-  reg [7:0] normalize_q_2_3 = 8'h00;
-  reg [1:0] normalize_q_2_4 = 2'h0;
+  reg [7:0] normalize_q_2_2 = 8'h00;
+  reg [1:0] normalize_q_2_3 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -7256,22 +7587,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [4:0] order_q_0_shift = 5'h00;
   reg [15:0] order_q_0_small_sig = 16'h0000;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_1_0 = 1'h0;
+  reg [4:0] order_q_1_0 = 5'h00;
+  wire \order_q_1_0.flush ;
+  wire \order_q_1_0.last ;
+  wire [1:0] \order_q_1_0.mode ;
+  wire \order_q_1_0.valid ;
   reg order_q_1_1 = 1'h0;
-  reg order_q_1_2 = 1'h0;
-  reg [7:0] order_q_1_3 = 8'h00;
-  reg [1:0] order_q_1_4 = 2'h0;
-  reg p_0 = 1'h0;
-  reg p_1 = 1'h0;
-  reg [1:0] p_2 = 2'h0;
-  reg [9:0] p_3_exp = 10'h000;
-  reg p_3_inf = 1'h0;
-  reg p_3_nan = 1'h0;
-  reg [15:0] p_3_sig = 16'h0000;
-  reg p_3_sign = 1'h0;
-  reg p_3_zero = 1'h0;
-  reg [7:0] p_4 = 8'h00;
+  reg [7:0] order_q_1_2 = 8'h00;
+  reg [1:0] order_q_1_3 = 2'h0;
   wire [9:0] p_exp;
+  wire [9:0] p_exp_sum;
+  wire [15:0] p_full;
   wire [15:0] p_sig;
   reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
@@ -7291,11 +7617,26 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_1_small = 1'h0;
   reg place_q_0_1_sticky = 1'h0;
   reg place_q_0_1_zero = 1'h0;
-  reg place_q_1_0 = 1'h0;
+  reg [4:0] place_q_1_0 = 5'h00;
+  wire \place_q_1_0.flush ;
+  wire \place_q_1_0.last ;
+  wire [1:0] \place_q_1_0.mode ;
+  wire \place_q_1_0.valid ;
   reg place_q_1_1 = 1'h0;
-  reg place_q_1_2 = 1'h0;
-  reg [7:0] place_q_1_3 = 8'h00;
-  reg [1:0] place_q_1_4 = 2'h0;
+  reg [7:0] place_q_1_2 = 8'h00;
+  reg [1:0] place_q_1_3 = 2'h0;
+  reg [4:0] product_0 = 5'h00;
+  wire \product_0.flush ;
+  wire \product_0.last ;
+  wire [1:0] \product_0.mode ;
+  wire \product_0.valid ;
+  reg [9:0] product_1_exp = 10'h000;
+  reg [15:0] product_1_full = 16'h0000;
+  reg product_1_inf = 1'h0;
+  reg product_1_nan = 1'h0;
+  reg product_1_sign = 1'h0;
+  reg product_1_zero = 1'h0;
+  reg [7:0] product_2 = 8'h00;
   reg [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
@@ -7319,27 +7660,30 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg round_q_0_1_small = 1'h0;
   reg round_q_0_1_up = 1'h0;
   reg round_q_0_1_zero = 1'h0;
-  reg round_q_1_0 = 1'h0;
+  reg [4:0] round_q_1_0 = 5'h00;
+  wire \round_q_1_0.flush ;
+  wire \round_q_1_0.last ;
+  wire [1:0] \round_q_1_0.mode ;
+  wire \round_q_1_0.valid ;
   reg round_q_1_1 = 1'h0;
-  reg round_q_1_2 = 1'h0;
-  reg [7:0] round_q_1_3 = 8'h00;
-  reg [1:0] round_q_1_4 = 2'h0;
+  reg [7:0] round_q_1_2 = 8'h00;
+  reg [1:0] round_q_1_3 = 2'h0;
   input rst;
   wire rst;
+  input [4:0] step;
+  wire [4:0] step;
+  wire \step.flush ;
+  wire \step.last ;
+  wire [1:0] \step.mode ;
+  wire \step.valid ;
   wire [1:0] step_mode;
-  reg [15:0] sum_bf16_rne;
-  reg [14:0] sum_bf16_rne_mag;
+  wire [15:0] sum_bf16_rne;
+  wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
-  reg [15:0] sum_fp16_sr8;
-  reg [14:0] sum_fp16_sr8_mag;
+  wire [15:0] sum_fp16_sr8;
+  wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
-  wire [9:0] term_exp;
-  wire term_inf;
-  wire term_nan;
-  wire [15:0] term_sig;
-  wire term_sign;
-  wire term_zero;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -7352,1231 +7696,1086 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg unpack_q_2_0 = 1'h0;
+  reg [4:0] unpack_q_2_0 = 5'h00;
+  wire \unpack_q_2_0.flush ;
+  wire \unpack_q_2_0.last ;
+  wire [1:0] \unpack_q_2_0.mode ;
+  wire \unpack_q_2_0.valid ;
   reg unpack_q_2_1 = 1'h0;
-  reg unpack_q_2_2 = 1'h0;
-  reg [7:0] unpack_q_2_3 = 8'h00;
-  reg [1:0] unpack_q_2_4 = 2'h0;
-  input valid;
-  wire valid;
-  assign en = \en$1  & valid;
-  assign \$1  = | a[6:3];
-  assign \$2  = a[6:3] - 3'h7;
-  assign \$3  = a[0] ? 5'h17 : 5'h00;
-  assign \$4  = a[1] ? 5'h18 : \$3 ;
-  assign \$5  = a[2] ? 5'h19 : \$4 ;
-  assign \$6  = \$1  ? \$2  : { \$5 [4], \$5  };
-  assign \$7  = | a[6:3];
-  assign \$11  = a[0] ? \$10 [3:0] : 4'h0;
-  assign \$12  = a[1] ? \$9 [3:0] : \$11 ;
-  assign \$13  = a[2] ? \$8  : \$12 ;
-  assign a_e4m3_sig = \$7  ? { 1'h1, a[2:0] } : \$13 ;
-  assign \$14  = | a[6:2];
-  assign \$15  = a[6:2] - 4'hf;
-  assign \$16  = a[0] ? 5'h10 : 5'h00;
-  assign \$17  = a[1] ? 5'h11 : \$16 ;
-  assign \$18  = \$14  ? \$15  : { \$17 [4], \$17 [4], \$17  };
-  assign \$19  = | a[6:2];
-  assign \$22  = a[0] ? \$21 [2:0] : 3'h0;
-  assign \$23  = a[1] ? \$20  : \$22 ;
-  assign a_e5m2_sig = \$19  ? { 1'h1, a[1:0] } : \$23 ;
-  assign \$24  = | a[14:7];
-  assign \$25  = a[14:7] - 7'h7f;
-  assign \$26  = a[0] ? 9'h17b : 9'h000;
-  assign \$27  = a[1] ? 9'h17c : \$26 ;
-  assign \$28  = a[2] ? 9'h17d : \$27 ;
-  assign \$29  = a[3] ? 9'h17e : \$28 ;
-  assign \$30  = a[4] ? 9'h17f : \$29 ;
-  assign \$31  = a[5] ? 9'h180 : \$30 ;
-  assign \$32  = a[6] ? 9'h181 : \$31 ;
-  assign \$33  = \$24  ? \$25  : { \$32 [8], \$32  };
-  assign \$34  = | a[14:7];
-  assign \$42  = a[0] ? \$41 [7:0] : 8'h00;
-  assign \$43  = a[1] ? \$40 [7:0] : \$42 ;
-  assign \$44  = a[2] ? \$39 [7:0] : \$43 ;
-  assign \$45  = a[3] ? \$38 [7:0] : \$44 ;
-  assign \$46  = a[4] ? \$37 [7:0] : \$45 ;
-  assign \$47  = a[5] ? \$36 [7:0] : \$46 ;
-  assign \$48  = a[6] ? \$35  : \$47 ;
-  assign a_bf16_sig = \$34  ? { 1'h1, a[6:0] } : \$48 ;
-  assign \$49  = ! a[6:3];
-  assign \$50  = ! a[2:0];
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = a[6:0] == 7'h7f;
-  assign \$53  = ! a[6:2];
-  assign \$54  = ! a[1:0];
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = a[6:2] == 5'h1f;
-  assign \$57  = ! a[1:0];
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = a[6:2] == 5'h1f;
-  assign \$60  = | a[1:0];
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = ! a[14:7];
-  assign \$63  = ! a[6:0];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = a[14:7] == 8'hff;
-  assign \$66  = ! a[6:0];
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = a[14:7] == 8'hff;
-  assign \$69  = | a[6:0];
-  assign \$70  = \$68  & \$69 ;
-  assign \$71  = | b[6:3];
-  assign \$72  = b[6:3] - 3'h7;
-  assign \$73  = b[0] ? 5'h17 : 5'h00;
-  assign \$74  = b[1] ? 5'h18 : \$73 ;
-  assign \$75  = b[2] ? 5'h19 : \$74 ;
-  assign \$76  = \$71  ? \$72  : { \$75 [4], \$75  };
-  assign \$77  = | b[6:3];
-  assign \$81  = b[0] ? \$80 [3:0] : 4'h0;
-  assign \$82  = b[1] ? \$79 [3:0] : \$81 ;
-  assign \$83  = b[2] ? \$78  : \$82 ;
-  assign b_e4m3_sig = \$77  ? { 1'h1, b[2:0] } : \$83 ;
-  assign \$84  = | b[6:2];
-  assign \$85  = b[6:2] - 4'hf;
-  assign \$86  = b[0] ? 5'h10 : 5'h00;
-  assign \$87  = b[1] ? 5'h11 : \$86 ;
-  assign \$88  = \$84  ? \$85  : { \$87 [4], \$87 [4], \$87  };
-  assign \$89  = | b[6:2];
-  assign \$92  = b[0] ? \$91 [2:0] : 3'h0;
-  assign \$93  = b[1] ? \$90  : \$92 ;
-  assign b_e5m2_sig = \$89  ? { 1'h1, b[1:0] } : \$93 ;
-  assign \$94  = | b[14:7];
-  assign \$95  = b[14:7] - 7'h7f;
-  assign \$96  = b[0] ? 9'h17b : 9'h000;
-  assign \$97  = b[1] ? 9'h17c : \$96 ;
-  assign \$98  = b[2] ? 9'h17d : \$97 ;
-  assign \$99  = b[3] ? 9'h17e : \$98 ;
-  assign \$100  = b[4] ? 9'h17f : \$99 ;
-  assign \$101  = b[5] ? 9'h180 : \$100 ;
-  assign \$102  = b[6] ? 9'h181 : \$101 ;
-  assign \$103  = \$94  ? \$95  : { \$102 [8], \$102  };
-  assign \$104  = | b[14:7];
-  assign \$112  = b[0] ? \$111 [7:0] : 8'h00;
-  assign \$113  = b[1] ? \$110 [7:0] : \$112 ;
-  assign \$114  = b[2] ? \$109 [7:0] : \$113 ;
-  assign \$115  = b[3] ? \$108 [7:0] : \$114 ;
-  assign \$116  = b[4] ? \$107 [7:0] : \$115 ;
-  assign \$117  = b[5] ? \$106 [7:0] : \$116 ;
-  assign \$118  = b[6] ? \$105  : \$117 ;
-  assign b_bf16_sig = \$104  ? { 1'h1, b[6:0] } : \$118 ;
-  assign \$119  = ! b[6:3];
-  assign \$120  = ! b[2:0];
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = b[6:0] == 7'h7f;
-  assign \$123  = ! b[6:2];
-  assign \$124  = ! b[1:0];
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = b[6:2] == 5'h1f;
-  assign \$127  = ! b[1:0];
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = b[6:2] == 5'h1f;
-  assign \$130  = | b[1:0];
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = ! b[14:7];
-  assign \$133  = ! b[6:0];
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = b[14:7] == 8'hff;
-  assign \$136  = ! b[6:0];
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = b[14:7] == 8'hff;
-  assign \$139  = | b[6:0];
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = $signed(a_exp) + $signed(b_exp);
-  assign \$142  = a_sig * b_sig;
-  assign \$143  = $signed(\$141 ) + $signed({ 1'h0, \$142 [15] });
-  assign \$144  = a_sig * b_sig;
-  assign \$145  = a_sig * b_sig;
-  assign \$146  = a_sig * b_sig;
-  assign \$148  = \$144 [15] ? { 1'h0, \$145  } : \$147 ;
-  assign \$149  = a_sign ^ b_sign;
-  assign \$150  = a_zero | b_zero;
-  assign \$151  = a_nan | b_nan;
-  assign \$152  = \$151  | a_inf;
-  assign \$153  = \$152  | b_inf;
-  assign \$154  = ~ \$153 ;
-  assign \$155  = \$150  & \$154 ;
-  assign \$156  = a_inf | b_inf;
-  assign \$157  = a_nan | b_nan;
-  assign \$158  = \$157  | a_zero;
-  assign \$159  = \$158  | b_zero;
-  assign \$160  = ~ \$159 ;
-  assign \$161  = \$156  & \$160 ;
-  assign \$162  = a_nan | b_nan;
-  assign \$163  = a_inf & b_zero;
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = a_zero & b_inf;
-  assign \$166  = \$164  | \$165 ;
-  assign step_mode = p_0 ? p_2 : acc_mode;
-  assign \$167  = fresh ? 16'h0000 : acc;
-  assign \$168  = | \$167 [14:10];
-  assign \$169  = fresh ? 16'h0000 : acc;
-  assign \$170  = \$169 [14:10] - 4'hf;
-  assign \$171  = fresh ? 16'h0000 : acc;
-  assign \$172  = fresh ? 16'h0000 : acc;
-  assign \$173  = fresh ? 16'h0000 : acc;
-  assign \$174  = fresh ? 16'h0000 : acc;
-  assign \$175  = fresh ? 16'h0000 : acc;
-  assign \$176  = fresh ? 16'h0000 : acc;
-  assign \$177  = fresh ? 16'h0000 : acc;
-  assign \$178  = fresh ? 16'h0000 : acc;
-  assign \$179  = fresh ? 16'h0000 : acc;
-  assign \$180  = fresh ? 16'h0000 : acc;
-  assign \$181  = \$180 [0] ? 6'h28 : 6'h00;
-  assign \$182  = \$179 [1] ? 6'h29 : \$181 ;
-  assign \$183  = \$178 [2] ? 6'h2a : \$182 ;
-  assign \$184  = \$177 [3] ? 6'h2b : \$183 ;
-  assign \$185  = \$176 [4] ? 6'h2c : \$184 ;
-  assign \$186  = \$175 [5] ? 6'h2d : \$185 ;
-  assign \$187  = \$174 [6] ? 6'h2e : \$186 ;
-  assign \$188  = \$173 [7] ? 6'h2f : \$187 ;
-  assign \$189  = \$172 [8] ? 6'h30 : \$188 ;
-  assign \$190  = \$171 [9] ? 6'h31 : \$189 ;
-  assign \$191  = \$168  ? \$170  : { \$190 [5], \$190  };
-  assign \$192  = fresh ? 16'h0000 : acc;
-  assign \$193  = | \$192 [14:10];
-  assign \$194  = fresh ? 16'h0000 : acc;
-  assign \$195  = fresh ? 16'h0000 : acc;
-  assign \$196  = fresh ? 16'h0000 : acc;
-  assign \$198  = fresh ? 16'h0000 : acc;
-  assign \$199  = fresh ? 16'h0000 : acc;
-  assign \$201  = fresh ? 16'h0000 : acc;
-  assign \$202  = fresh ? 16'h0000 : acc;
-  assign \$204  = fresh ? 16'h0000 : acc;
-  assign \$205  = fresh ? 16'h0000 : acc;
-  assign \$207  = fresh ? 16'h0000 : acc;
-  assign \$208  = fresh ? 16'h0000 : acc;
-  assign \$210  = fresh ? 16'h0000 : acc;
-  assign \$211  = fresh ? 16'h0000 : acc;
-  assign \$213  = fresh ? 16'h0000 : acc;
-  assign \$214  = fresh ? 16'h0000 : acc;
-  assign \$216  = fresh ? 16'h0000 : acc;
-  assign \$217  = fresh ? 16'h0000 : acc;
-  assign \$219  = fresh ? 16'h0000 : acc;
-  assign \$220  = fresh ? 16'h0000 : acc;
-  assign \$222  = fresh ? 16'h0000 : acc;
-  assign \$223  = fresh ? 16'h0000 : acc;
-  assign \$225  = \$222 [0] ? \$224 [10:0] : 11'h000;
-  assign \$226  = \$219 [1] ? \$221 [10:0] : \$225 ;
-  assign \$227  = \$216 [2] ? \$218 [10:0] : \$226 ;
-  assign \$228  = \$213 [3] ? \$215 [10:0] : \$227 ;
-  assign \$229  = \$210 [4] ? \$212 [10:0] : \$228 ;
-  assign \$230  = \$207 [5] ? \$209 [10:0] : \$229 ;
-  assign \$231  = \$204 [6] ? \$206 [10:0] : \$230 ;
-  assign \$232  = \$201 [7] ? \$203 [10:0] : \$231 ;
-  assign \$233  = \$198 [8] ? \$200 [10:0] : \$232 ;
-  assign \$234  = \$195 [9] ? \$197  : \$233 ;
-  assign base_fp16_sig = \$193  ? { 1'h1, \$194 [9:0] } : \$234 ;
-  assign \$235  = fresh ? 16'h0000 : acc;
-  assign \$236  = | \$235 [14:7];
-  assign \$237  = fresh ? 16'h0000 : acc;
-  assign \$238  = \$237 [14:7] - 7'h7f;
-  assign \$239  = fresh ? 16'h0000 : acc;
-  assign \$240  = fresh ? 16'h0000 : acc;
-  assign \$241  = fresh ? 16'h0000 : acc;
-  assign \$242  = fresh ? 16'h0000 : acc;
-  assign \$243  = fresh ? 16'h0000 : acc;
-  assign \$244  = fresh ? 16'h0000 : acc;
-  assign \$245  = fresh ? 16'h0000 : acc;
-  assign \$246  = \$245 [0] ? 9'h17b : 9'h000;
-  assign \$247  = \$244 [1] ? 9'h17c : \$246 ;
-  assign \$248  = \$243 [2] ? 9'h17d : \$247 ;
-  assign \$249  = \$242 [3] ? 9'h17e : \$248 ;
-  assign \$250  = \$241 [4] ? 9'h17f : \$249 ;
-  assign \$251  = \$240 [5] ? 9'h180 : \$250 ;
-  assign \$252  = \$239 [6] ? 9'h181 : \$251 ;
-  assign \$253  = \$236  ? \$238  : { \$252 [8], \$252  };
-  assign \$254  = fresh ? 16'h0000 : acc;
-  assign \$255  = | \$254 [14:7];
-  assign \$256  = fresh ? 16'h0000 : acc;
-  assign \$257  = fresh ? 16'h0000 : acc;
-  assign \$258  = fresh ? 16'h0000 : acc;
-  assign \$260  = fresh ? 16'h0000 : acc;
-  assign \$261  = fresh ? 16'h0000 : acc;
-  assign \$263  = fresh ? 16'h0000 : acc;
-  assign \$264  = fresh ? 16'h0000 : acc;
-  assign \$266  = fresh ? 16'h0000 : acc;
-  assign \$267  = fresh ? 16'h0000 : acc;
-  assign \$269  = fresh ? 16'h0000 : acc;
-  assign \$270  = fresh ? 16'h0000 : acc;
-  assign \$272  = fresh ? 16'h0000 : acc;
-  assign \$273  = fresh ? 16'h0000 : acc;
-  assign \$275  = fresh ? 16'h0000 : acc;
-  assign \$276  = fresh ? 16'h0000 : acc;
-  assign \$278  = \$275 [0] ? \$277 [7:0] : 8'h00;
-  assign \$279  = \$272 [1] ? \$274 [7:0] : \$278 ;
-  assign \$280  = \$269 [2] ? \$271 [7:0] : \$279 ;
-  assign \$281  = \$266 [3] ? \$268 [7:0] : \$280 ;
-  assign \$282  = \$263 [4] ? \$265 [7:0] : \$281 ;
-  assign \$283  = \$260 [5] ? \$262 [7:0] : \$282 ;
-  assign \$284  = \$257 [6] ? \$259  : \$283 ;
-  assign base_bf16_sig = \$255  ? { 1'h1, \$256 [6:0] } : \$284 ;
-  assign \$285  = fresh ? 16'h0000 : acc;
-  assign \$286  = fresh ? 16'h0000 : acc;
-  assign \$287  = ! \$286 [14:10];
-  assign \$288  = fresh ? 16'h0000 : acc;
-  assign \$289  = ! \$288 [9:0];
-  assign \$290  = \$287  & \$289 ;
-  assign \$291  = fresh ? 16'h0000 : acc;
-  assign \$292  = \$291 [14:10] == 5'h1f;
-  assign \$293  = fresh ? 16'h0000 : acc;
-  assign \$294  = ! \$293 [9:0];
-  assign \$295  = \$292  & \$294 ;
-  assign \$296  = fresh ? 16'h0000 : acc;
-  assign \$297  = \$296 [14:10] == 5'h1f;
-  assign \$298  = fresh ? 16'h0000 : acc;
-  assign \$299  = | \$298 [9:0];
-  assign \$300  = \$297  & \$299 ;
-  assign \$301  = fresh ? 16'h0000 : acc;
-  assign \$302  = fresh ? 16'h0000 : acc;
-  assign \$303  = ! \$302 [14:7];
-  assign \$304  = fresh ? 16'h0000 : acc;
-  assign \$305  = ! \$304 [6:0];
-  assign \$306  = \$303  & \$305 ;
-  assign \$307  = fresh ? 16'h0000 : acc;
-  assign \$308  = \$307 [14:7] == 8'hff;
-  assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
+  reg [7:0] unpack_q_2_2 = 8'h00;
+  reg [1:0] unpack_q_2_3 = 2'h0;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
+  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
+  assign \$5  = fresh & product_0[0];
+  assign \$6  = \$5  ? 16'h0000 : acc;
+  assign \$7  = | \$6 [14:10];
+  assign \$8  = fresh & product_0[0];
+  assign \$9  = \$8  ? 16'h0000 : acc;
+  assign \$10  = \$9 [14:10] - 4'hf;
+  assign \$11  = fresh & product_0[0];
+  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$13  = fresh & product_0[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = fresh & product_0[0];
+  assign \$16  = \$15  ? 16'h0000 : acc;
+  assign \$17  = fresh & product_0[0];
+  assign \$18  = \$17  ? 16'h0000 : acc;
+  assign \$19  = fresh & product_0[0];
+  assign \$20  = \$19  ? 16'h0000 : acc;
+  assign \$21  = fresh & product_0[0];
+  assign \$22  = \$21  ? 16'h0000 : acc;
+  assign \$23  = fresh & product_0[0];
+  assign \$24  = \$23  ? 16'h0000 : acc;
+  assign \$25  = fresh & product_0[0];
+  assign \$26  = \$25  ? 16'h0000 : acc;
+  assign \$27  = fresh & product_0[0];
+  assign \$28  = \$27  ? 16'h0000 : acc;
+  assign \$29  = fresh & product_0[0];
+  assign \$30  = \$29  ? 16'h0000 : acc;
+  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
+  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
+  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
+  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
+  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
+  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
+  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
+  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
+  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
+  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
+  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
+  assign \$42  = fresh & product_0[0];
+  assign \$43  = \$42  ? 16'h0000 : acc;
+  assign \$44  = | \$43 [14:10];
+  assign \$45  = fresh & product_0[0];
+  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$47  = fresh & product_0[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = fresh & product_0[0];
+  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_0[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_0[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_0[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_0[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_0[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_0[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_0[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_0[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_0[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_0[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_0[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_0[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_0[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_0[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_0[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_0[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_0[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_0[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
+  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
+  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
+  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
+  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
+  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
+  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
+  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
+  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
+  assign \$106  = \$48 [9] ? \$51  : \$105 ;
+  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
+  assign \$107  = fresh & product_0[0];
+  assign \$108  = \$107  ? 16'h0000 : acc;
+  assign \$109  = | \$108 [14:7];
+  assign \$110  = fresh & product_0[0];
+  assign \$111  = \$110  ? 16'h0000 : acc;
+  assign \$112  = \$111 [14:7] - 7'h7f;
+  assign \$113  = fresh & product_0[0];
+  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$115  = fresh & product_0[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = fresh & product_0[0];
+  assign \$118  = \$117  ? 16'h0000 : acc;
+  assign \$119  = fresh & product_0[0];
+  assign \$120  = \$119  ? 16'h0000 : acc;
+  assign \$121  = fresh & product_0[0];
+  assign \$122  = \$121  ? 16'h0000 : acc;
+  assign \$123  = fresh & product_0[0];
+  assign \$124  = \$123  ? 16'h0000 : acc;
+  assign \$125  = fresh & product_0[0];
+  assign \$126  = \$125  ? 16'h0000 : acc;
+  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
+  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
+  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
+  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
+  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
+  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
+  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
+  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
+  assign \$135  = fresh & product_0[0];
+  assign \$136  = \$135  ? 16'h0000 : acc;
+  assign \$137  = | \$136 [14:7];
+  assign \$138  = fresh & product_0[0];
+  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$140  = fresh & product_0[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = fresh & product_0[0];
+  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_0[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_0[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_0[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_0[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_0[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_0[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_0[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_0[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_0[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_0[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$170  = fresh & product_0[0];
+  assign \$171  = \$170  ? 16'h0000 : acc;
+  assign \$172  = fresh & product_0[0];
+  assign \$173  = \$172  ? 16'h0000 : acc;
+  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
+  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
+  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
+  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
+  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
+  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
+  assign \$181  = \$141 [6] ? \$144  : \$180 ;
+  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
+  assign \$182  = fresh & product_0[0];
+  assign \$183  = \$182  ? 16'h0000 : acc;
+  assign \$184  = fresh & product_0[0];
+  assign \$185  = \$184  ? 16'h0000 : acc;
+  assign \$186  = ! \$185 [14:10];
+  assign \$187  = fresh & product_0[0];
+  assign \$188  = \$187  ? 16'h0000 : acc;
+  assign \$189  = ! \$188 [9:0];
+  assign \$190  = \$186  & \$189 ;
+  assign \$191  = fresh & product_0[0];
+  assign \$192  = \$191  ? 16'h0000 : acc;
+  assign \$193  = \$192 [14:10] == 5'h1f;
+  assign \$194  = fresh & product_0[0];
+  assign \$195  = \$194  ? 16'h0000 : acc;
+  assign \$196  = ! \$195 [9:0];
+  assign \$197  = \$193  & \$196 ;
+  assign \$198  = fresh & product_0[0];
+  assign \$199  = \$198  ? 16'h0000 : acc;
+  assign \$200  = \$199 [14:10] == 5'h1f;
+  assign \$201  = fresh & product_0[0];
+  assign \$202  = \$201  ? 16'h0000 : acc;
+  assign \$203  = | \$202 [9:0];
+  assign \$204  = \$200  & \$203 ;
+  assign \$205  = fresh & product_0[0];
+  assign \$206  = \$205  ? 16'h0000 : acc;
+  assign \$207  = fresh & product_0[0];
+  assign \$208  = \$207  ? 16'h0000 : acc;
+  assign \$209  = ! \$208 [14:7];
+  assign \$210  = fresh & product_0[0];
+  assign \$211  = \$210  ? 16'h0000 : acc;
+  assign \$212  = ! \$211 [6:0];
+  assign \$213  = \$209  & \$212 ;
+  assign \$214  = fresh & product_0[0];
+  assign \$215  = \$214  ? 16'h0000 : acc;
+  assign \$216  = \$215 [14:7] == 8'hff;
+  assign \$217  = fresh & product_0[0];
+  assign \$218  = \$217  ? 16'h0000 : acc;
+  assign \$219  = ! \$218 [6:0];
+  assign \$220  = \$216  & \$219 ;
+  assign \$221  = fresh & product_0[0];
+  assign \$222  = \$221  ? 16'h0000 : acc;
+  assign \$223  = \$222 [14:7] == 8'hff;
+  assign \$224  = fresh & product_0[0];
+  assign \$225  = \$224  ? 16'h0000 : acc;
+  assign \$226  = | \$225 [6:0];
+  assign \$227  = \$223  & \$226 ;
+  assign \$228  = ~ unpack_q_0_zero;
+  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = \$229  | \$232 ;
+  assign \$234  = \$228  & \$233 ;
+  assign add_a_big = unpack_q_1_zero | \$234 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = ! \$329 [26:19];
+  assign \$235  = align_q_0_big - align_q_0_small;
+  assign \$236  = align_q_0_big + align_q_0_small;
+  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
+  assign \$238  = ! add_q_0_total[27:12];
+  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
+  assign \$241  = ! \$240 [26:19];
+  assign \$242  = ! add_q_0_total[27:12];
+  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
+  assign \$246  = ! add_q_0_total[27:12];
+  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
+  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
+  assign \$250  = ! \$249 [26:23];
+  assign \$251  = ! add_q_0_total[27:12];
+  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
+  assign \$254  = ! \$253 [26:19];
+  assign \$255  = ! add_q_0_total[27:12];
+  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
+  assign \$259  = ! add_q_0_total[27:12];
+  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
+  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
+  assign \$264  = ! add_q_0_total[27:12];
+  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
+  assign \$267  = ! \$266 [26:19];
+  assign \$268  = ! add_q_0_total[27:12];
+  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
+  assign \$272  = ! add_q_0_total[27:12];
+  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
+  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
+  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
+  assign \$277  = ! \$276 [26:25];
+  assign \$278  = ! add_q_0_total[27:12];
+  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
+  assign \$281  = ! \$280 [26:19];
+  assign \$282  = ! add_q_0_total[27:12];
+  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
+  assign \$286  = ! add_q_0_total[27:12];
+  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
+  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
+  assign \$290  = ! \$289 [26:23];
+  assign \$291  = ! add_q_0_total[27:12];
+  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
+  assign \$294  = ! \$293 [26:19];
+  assign \$295  = ! add_q_0_total[27:12];
+  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
+  assign \$299  = ! add_q_0_total[27:12];
+  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
+  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
+  assign \$304  = ! add_q_0_total[27:12];
+  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
+  assign \$307  = ! \$306 [26:19];
+  assign \$308  = ! add_q_0_total[27:12];
+  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
+  assign \$312  = ! add_q_0_total[27:12];
+  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
+  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
+  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
+  assign \$318  = ! add_q_0_total[27:12];
+  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
+  assign \$321  = ! \$320 [26:19];
+  assign \$322  = ! add_q_0_total[27:12];
+  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
+  assign \$326  = ! add_q_0_total[27:12];
+  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
+  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
+  assign \$330  = ! \$329 [26:23];
   assign \$331  = ! add_q_0_total[27:12];
   assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$334  = ! \$333 [26:19];
   assign \$335  = ! add_q_0_total[27:12];
   assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
-  assign \$339  = ! \$338 [26:23];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = ! \$342 [26:19];
+  assign \$339  = ! add_q_0_total[27:12];
+  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
+  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
   assign \$344  = ! add_q_0_total[27:12];
   assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$347  = ! \$346 [26:19];
   assign \$348  = ! add_q_0_total[27:12];
   assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = ! \$355 [26:19];
-  assign \$357  = ! add_q_0_total[27:12];
-  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
-  assign \$361  = ! add_q_0_total[27:12];
-  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
-  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
-  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
-  assign \$366  = ! \$365 [26:25];
+  assign \$352  = ! add_q_0_total[27:12];
+  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
+  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
+  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
+  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
+  assign \$358  = ! \$357 [26];
+  assign \$359  = ! add_q_0_total[27:12];
+  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
+  assign \$362  = ! \$361 [26:19];
+  assign \$363  = ! add_q_0_total[27:12];
+  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
   assign \$367  = ! add_q_0_total[27:12];
   assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = ! \$369 [26:19];
-  assign \$371  = ! add_q_0_total[27:12];
-  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! add_q_0_total[27:12];
-  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
-  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
-  assign \$379  = ! \$378 [26:23];
+  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
+  assign \$371  = ! \$370 [26:23];
+  assign \$372  = ! add_q_0_total[27:12];
+  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! \$374 [26:19];
+  assign \$376  = ! add_q_0_total[27:12];
+  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
   assign \$380  = ! add_q_0_total[27:12];
   assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = ! \$382 [26:19];
-  assign \$384  = ! add_q_0_total[27:12];
-  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! add_q_0_total[27:12];
-  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
-  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
+  assign \$385  = ! add_q_0_total[27:12];
+  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! \$387 [26:19];
+  assign \$389  = ! add_q_0_total[27:12];
+  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
   assign \$393  = ! add_q_0_total[27:12];
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = ! \$395 [26:19];
-  assign \$397  = ! add_q_0_total[27:12];
-  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
-  assign \$401  = ! add_q_0_total[27:12];
-  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
-  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
-  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
+  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
+  assign \$398  = ! \$397 [26:25];
+  assign \$399  = ! add_q_0_total[27:12];
+  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
+  assign \$402  = ! \$401 [26:19];
+  assign \$403  = ! add_q_0_total[27:12];
+  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
   assign \$407  = ! add_q_0_total[27:12];
   assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = ! \$409 [26:19];
-  assign \$411  = ! add_q_0_total[27:12];
-  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! add_q_0_total[27:12];
-  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
-  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
-  assign \$419  = ! \$418 [26:23];
+  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
+  assign \$411  = ! \$410 [26:23];
+  assign \$412  = ! add_q_0_total[27:12];
+  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! \$414 [26:19];
+  assign \$416  = ! add_q_0_total[27:12];
+  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
   assign \$420  = ! add_q_0_total[27:12];
   assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = ! \$422 [26:19];
-  assign \$424  = ! add_q_0_total[27:12];
-  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! add_q_0_total[27:12];
-  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
-  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
+  assign \$425  = ! add_q_0_total[27:12];
+  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! \$427 [26:19];
+  assign \$429  = ! add_q_0_total[27:12];
+  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
   assign \$433  = ! add_q_0_total[27:12];
   assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = ! \$435 [26:19];
-  assign \$437  = ! add_q_0_total[27:12];
-  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
-  assign \$441  = ! add_q_0_total[27:12];
-  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
-  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
-  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
-  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
-  assign \$447  = ! \$446 [26];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = ! \$450 [26:19];
+  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
+  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
+  assign \$439  = ! add_q_0_total[27:12];
+  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
+  assign \$442  = ! \$441 [26:19];
+  assign \$443  = ! add_q_0_total[27:12];
+  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
+  assign \$447  = ! add_q_0_total[27:12];
+  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
+  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
+  assign \$451  = ! \$450 [26:23];
   assign \$452  = ! add_q_0_total[27:12];
   assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$455  = ! \$454 [26:19];
   assign \$456  = ! add_q_0_total[27:12];
   assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
-  assign \$460  = ! \$459 [26:23];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = ! \$463 [26:19];
+  assign \$460  = ! add_q_0_total[27:12];
+  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
+  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
   assign \$465  = ! add_q_0_total[27:12];
   assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$468  = ! \$467 [26:19];
   assign \$469  = ! add_q_0_total[27:12];
   assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = ! \$476 [26:19];
-  assign \$478  = ! add_q_0_total[27:12];
-  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
-  assign \$482  = ! add_q_0_total[27:12];
-  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
-  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
-  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
-  assign \$487  = ! \$486 [26:25];
+  assign \$473  = ! add_q_0_total[27:12];
+  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
+  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
+  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
+  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$480  = ! add_q_0_total[27:12];
+  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
+  assign \$483  = ! \$482 [26:19];
+  assign \$484  = ! add_q_0_total[27:12];
+  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
   assign \$488  = ! add_q_0_total[27:12];
   assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = ! \$490 [26:19];
-  assign \$492  = ! add_q_0_total[27:12];
-  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! add_q_0_total[27:12];
-  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
-  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
-  assign \$500  = ! \$499 [26:23];
+  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
+  assign \$492  = ! \$491 [26:23];
+  assign \$493  = ! add_q_0_total[27:12];
+  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! \$495 [26:19];
+  assign \$497  = ! add_q_0_total[27:12];
+  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
   assign \$501  = ! add_q_0_total[27:12];
   assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = ! \$503 [26:19];
-  assign \$505  = ! add_q_0_total[27:12];
-  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! add_q_0_total[27:12];
-  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
-  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
+  assign \$506  = ! add_q_0_total[27:12];
+  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! \$508 [26:19];
+  assign \$510  = ! add_q_0_total[27:12];
+  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
   assign \$514  = ! add_q_0_total[27:12];
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = ! \$516 [26:19];
-  assign \$518  = ! add_q_0_total[27:12];
-  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
-  assign \$522  = ! add_q_0_total[27:12];
-  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
-  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
-  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
+  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
+  assign \$519  = ! \$518 [26:25];
+  assign \$520  = ! add_q_0_total[27:12];
+  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
+  assign \$523  = ! \$522 [26:19];
+  assign \$524  = ! add_q_0_total[27:12];
+  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
   assign \$528  = ! add_q_0_total[27:12];
   assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = ! \$530 [26:19];
-  assign \$532  = ! add_q_0_total[27:12];
-  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! add_q_0_total[27:12];
-  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
-  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
-  assign \$540  = ! \$539 [26:23];
+  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
+  assign \$532  = ! \$531 [26:23];
+  assign \$533  = ! add_q_0_total[27:12];
+  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! \$535 [26:19];
+  assign \$537  = ! add_q_0_total[27:12];
+  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
   assign \$541  = ! add_q_0_total[27:12];
   assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = ! \$543 [26:19];
-  assign \$545  = ! add_q_0_total[27:12];
-  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! add_q_0_total[27:12];
-  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
-  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
+  assign \$546  = ! add_q_0_total[27:12];
+  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! \$548 [26:19];
+  assign \$550  = ! add_q_0_total[27:12];
+  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
   assign \$554  = ! add_q_0_total[27:12];
   assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = ! \$556 [26:19];
-  assign \$558  = ! add_q_0_total[27:12];
-  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
-  assign \$562  = ! add_q_0_total[27:12];
-  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
-  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
-  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
-  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = ! \$571 [26:19];
+  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
+  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
+  assign \$560  = ! add_q_0_total[27:12];
+  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
+  assign \$563  = ! \$562 [26:19];
+  assign \$564  = ! add_q_0_total[27:12];
+  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
+  assign \$568  = ! add_q_0_total[27:12];
+  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
+  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
+  assign \$572  = ! \$571 [26:23];
   assign \$573  = ! add_q_0_total[27:12];
   assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$576  = ! \$575 [26:19];
   assign \$577  = ! add_q_0_total[27:12];
   assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
-  assign \$581  = ! \$580 [26:23];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = ! \$584 [26:19];
+  assign \$581  = ! add_q_0_total[27:12];
+  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
+  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
   assign \$586  = ! add_q_0_total[27:12];
   assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$589  = ! \$588 [26:19];
   assign \$590  = ! add_q_0_total[27:12];
   assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = ! \$597 [26:19];
-  assign \$599  = ! add_q_0_total[27:12];
-  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
-  assign \$603  = ! add_q_0_total[27:12];
-  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
-  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
-  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
-  assign \$608  = ! \$607 [26:25];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = ! \$611 [26:19];
-  assign \$613  = ! add_q_0_total[27:12];
-  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! add_q_0_total[27:12];
-  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
-  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
-  assign \$621  = ! \$620 [26:23];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = ! \$624 [26:19];
-  assign \$626  = ! add_q_0_total[27:12];
-  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! add_q_0_total[27:12];
-  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
-  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = ! \$637 [26:19];
-  assign \$639  = ! add_q_0_total[27:12];
-  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
-  assign \$643  = ! add_q_0_total[27:12];
-  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
-  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
-  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
-  assign \$649  = ! add_q_0_total[27:12];
-  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
-  assign \$652  = ! \$651 [26:19];
-  assign \$653  = ! add_q_0_total[27:12];
-  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
-  assign \$657  = ! add_q_0_total[27:12];
-  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
-  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
-  assign \$661  = ! \$660 [26:23];
-  assign \$662  = ! add_q_0_total[27:12];
-  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
-  assign \$665  = ! \$664 [26:19];
-  assign \$666  = ! add_q_0_total[27:12];
-  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
-  assign \$670  = ! add_q_0_total[27:12];
-  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
-  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
-  assign \$675  = ! add_q_0_total[27:12];
-  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
-  assign \$678  = ! \$677 [26:19];
-  assign \$679  = ! add_q_0_total[27:12];
-  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
-  assign \$683  = ! add_q_0_total[27:12];
-  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
-  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
-  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
-  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
-  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
-  assign \$689  = ~ add_q_0_total[27];
-  assign \$690  = ~ add_q_0_total[26];
-  assign \$691  = \$689  & \$690 ;
-  assign \$692  = ~ add_q_0_total[25];
-  assign \$693  = ~ add_q_0_total[24];
-  assign \$694  = \$692  & \$693 ;
-  assign \$695  = \$691  & \$694 ;
-  assign \$696  = ~ add_q_0_total[23];
-  assign \$697  = ~ add_q_0_total[22];
-  assign \$698  = \$696  & \$697 ;
-  assign \$699  = ~ add_q_0_total[21];
-  assign \$700  = ~ add_q_0_total[20];
-  assign \$701  = \$699  & \$700 ;
-  assign \$702  = \$698  & \$701 ;
-  assign \$703  = \$695  & \$702 ;
-  assign \$704  = ~ add_q_0_total[19];
-  assign \$705  = ~ add_q_0_total[18];
-  assign \$706  = \$704  & \$705 ;
-  assign \$707  = ~ add_q_0_total[17];
-  assign \$708  = ~ add_q_0_total[16];
-  assign \$709  = \$707  & \$708 ;
-  assign \$710  = \$706  & \$709 ;
-  assign \$711  = ~ add_q_0_total[15];
-  assign \$712  = ~ add_q_0_total[14];
-  assign \$713  = \$711  & \$712 ;
+  assign \$594  = ! add_q_0_total[27:12];
+  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
+  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
+  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
+  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
+  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
+  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$601  = ~ \$600 ;
+  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$601  & \$603 ;
+  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$606  = ~ \$605 ;
+  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$608  = ~ \$607 ;
+  assign \$609  = \$606  & \$608 ;
+  assign \$610  = \$604  & \$609 ;
+  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$612  = ~ \$611 ;
+  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$614  = ~ \$613 ;
+  assign \$615  = \$612  & \$614 ;
+  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$617  = ~ \$616 ;
+  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$619  = ~ \$618 ;
+  assign \$620  = \$617  & \$619 ;
+  assign \$621  = \$615  & \$620 ;
+  assign \$622  = \$610  & \$621 ;
+  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$624  = ~ \$623 ;
+  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$626  = ~ \$625 ;
+  assign \$627  = \$624  & \$626 ;
+  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$629  = ~ \$628 ;
+  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$631  = ~ \$630 ;
+  assign \$632  = \$629  & \$631 ;
+  assign \$633  = \$627  & \$632 ;
+  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$635  = ~ \$634 ;
+  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$647  = ~ \$646 ;
+  assign \$648  = ~ add_q_0_total[1];
+  assign \$649  = ~ add_q_0_total[3];
+  assign \$650  = \$646  ? \$649  : \$648 ;
+  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$652  = ~ \$651 ;
+  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$655  = ~ \$654 ;
+  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$660  = ~ \$659 ;
+  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$662  = ~ \$661 ;
+  assign \$663  = \$660  & \$662 ;
+  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$665  = ~ \$664 ;
+  assign \$666  = ~ add_q_0_total[5];
+  assign \$667  = ~ add_q_0_total[7];
+  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$670  = ~ \$669 ;
+  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$672  = ~ \$671 ;
+  assign \$673  = ~ add_q_0_total[9];
+  assign \$674  = ~ add_q_0_total[11];
+  assign \$675  = \$671  ? \$674  : \$673 ;
+  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$677  = ~ \$676 ;
+  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
+  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$680  = ~ \$679 ;
+  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$682  = ~ \$681 ;
+  assign \$683  = \$680  & \$682 ;
+  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
+  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$686  = ~ \$685 ;
+  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$688  = ~ \$687 ;
+  assign \$689  = \$686  & \$688 ;
+  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$691  = ~ \$690 ;
+  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$693  = ~ \$692 ;
+  assign \$694  = \$691  & \$693 ;
+  assign \$695  = \$689  & \$694 ;
+  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$697  = ~ \$696 ;
+  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$699  = ~ \$698 ;
+  assign \$700  = \$697  & \$699 ;
+  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$702  = ~ \$701 ;
+  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$704  = ~ \$703 ;
+  assign \$705  = \$702  & \$704 ;
+  assign \$706  = \$700  & \$705 ;
+  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$708  = ~ \$707 ;
+  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$710  = ~ \$709 ;
+  assign \$711  = \$708  & \$710 ;
+  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$713  = ~ \$712 ;
   assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[12];
-  assign \$716  = \$714  & \$715 ;
-  assign \$717  = \$713  & \$716 ;
-  assign \$718  = \$710  & \$717 ;
-  assign \$719  = \$703  & \$718 ;
-  assign \$720  = ~ add_q_0_total[11];
-  assign \$721  = ~ add_q_0_total[10];
-  assign \$722  = \$720  & \$721 ;
-  assign \$723  = ~ add_q_0_total[9];
-  assign \$724  = ~ add_q_0_total[8];
-  assign \$725  = \$723  & \$724 ;
-  assign \$726  = \$722  & \$725 ;
-  assign \$727  = ~ add_q_0_total[7];
-  assign \$728  = ~ add_q_0_total[6];
-  assign \$729  = \$727  & \$728 ;
-  assign \$730  = ~ add_q_0_total[5];
-  assign \$731  = ~ add_q_0_total[4];
-  assign \$732  = \$730  & \$731 ;
-  assign \$733  = \$729  & \$732 ;
-  assign \$734  = \$726  & \$733 ;
-  assign \$735  = ~ add_q_0_total[3];
-  assign \$736  = ~ add_q_0_total[2];
-  assign \$737  = \$735  & \$736 ;
-  assign \$738  = ~ add_q_0_total[1];
-  assign \$755  = ~ add_q_0_total[3];
-  assign \$756  = ~ add_q_0_total[2];
-  assign \$757  = \$755  & \$756 ;
-  assign \$758  = ~ add_q_0_total[1];
-  assign \$760  = ~ add_q_0_total[1];
-  assign \$761  = ~ add_q_0_total[3];
-  assign \$763  = ~ add_q_0_total[3];
-  assign \$764  = \$757  ? \$760  : \$763 ;
-  assign \$765  = ~ add_q_0_total[3];
-  assign \$766  = ~ add_q_0_total[2];
-  assign \$767  = \$765  & \$766 ;
-  assign \$769  = ~ add_q_0_total[3];
-  assign \$770  = ~ add_q_0_total[2];
-  assign \$771  = \$769  & \$770 ;
-  assign \$772  = ~ add_q_0_total[1];
-  assign \$776  = ~ add_q_0_total[11];
-  assign \$777  = ~ add_q_0_total[10];
-  assign \$778  = \$776  & \$777 ;
-  assign \$779  = ~ add_q_0_total[9];
-  assign \$780  = ~ add_q_0_total[8];
-  assign \$781  = \$779  & \$780 ;
-  assign \$782  = \$778  & \$781 ;
-  assign \$783  = ~ add_q_0_total[7];
-  assign \$784  = ~ add_q_0_total[6];
-  assign \$785  = \$783  & \$784 ;
-  assign \$786  = ~ add_q_0_total[5];
-  assign \$788  = ~ add_q_0_total[5];
-  assign \$789  = ~ add_q_0_total[7];
-  assign \$791  = ~ add_q_0_total[7];
-  assign \$792  = \$785  ? \$788  : \$791 ;
-  assign \$793  = ~ add_q_0_total[7];
-  assign \$794  = ~ add_q_0_total[6];
-  assign \$795  = \$793  & \$794 ;
-  assign \$796  = ~ add_q_0_total[11];
-  assign \$797  = ~ add_q_0_total[10];
-  assign \$798  = \$796  & \$797 ;
-  assign \$799  = ~ add_q_0_total[9];
-  assign \$801  = ~ add_q_0_total[9];
-  assign \$802  = ~ add_q_0_total[11];
-  assign \$804  = ~ add_q_0_total[11];
-  assign \$805  = \$798  ? \$801  : \$804 ;
-  assign \$806  = ~ add_q_0_total[11];
-  assign \$807  = ~ add_q_0_total[10];
-  assign \$808  = \$806  & \$807 ;
-  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
-  assign \$810  = ~ add_q_0_total[11];
-  assign \$811  = ~ add_q_0_total[10];
-  assign \$812  = \$810  & \$811 ;
-  assign \$813  = ~ add_q_0_total[9];
-  assign \$814  = ~ add_q_0_total[8];
-  assign \$815  = \$813  & \$814 ;
-  assign \$816  = \$812  & \$815 ;
-  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
-  assign \$818  = ~ add_q_0_total[11];
-  assign \$819  = ~ add_q_0_total[10];
-  assign \$820  = \$818  & \$819 ;
-  assign \$821  = ~ add_q_0_total[9];
-  assign \$822  = ~ add_q_0_total[8];
+  assign \$715  = ~ add_q_0_total[15];
+  assign \$716  = \$712  ? \$715  : \$714 ;
+  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$718  = ~ \$717 ;
+  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$720  = ~ \$719 ;
+  assign \$721  = ~ add_q_0_total[17];
+  assign \$722  = ~ add_q_0_total[19];
+  assign \$723  = \$719  ? \$722  : \$721 ;
+  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$725  = ~ \$724 ;
+  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
+  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$728  = ~ \$727 ;
+  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$730  = ~ \$729 ;
+  assign \$731  = \$728  & \$730 ;
+  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$733  = ~ \$732 ;
+  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$735  = ~ \$734 ;
+  assign \$736  = \$733  & \$735 ;
+  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$738  = ~ \$737 ;
+  assign \$739  = ~ add_q_0_total[21];
+  assign \$740  = ~ add_q_0_total[23];
+  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$743  = ~ \$742 ;
+  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$745  = ~ \$744 ;
+  assign \$746  = ~ add_q_0_total[25];
+  assign \$747  = ~ add_q_0_total[27];
+  assign \$748  = \$744  ? \$747  : \$746 ;
+  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$750  = ~ \$749 ;
+  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
+  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$753  = ~ \$752 ;
+  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$755  = ~ \$754 ;
+  assign \$756  = \$753  & \$755 ;
+  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
+  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$759  = ~ \$758 ;
+  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$761  = ~ \$760 ;
+  assign \$762  = \$759  & \$761 ;
+  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$764  = ~ \$763 ;
+  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$766  = ~ \$765 ;
+  assign \$767  = \$764  & \$766 ;
+  assign \$768  = \$762  & \$767 ;
+  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
+  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$771  = ~ \$770 ;
+  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$773  = ~ \$772 ;
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$776  = ~ \$775 ;
+  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$778  = ~ \$777 ;
+  assign \$779  = \$776  & \$778 ;
+  assign \$780  = \$774  & \$779 ;
+  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$782  = ~ \$781 ;
+  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$784  = ~ \$783 ;
+  assign \$785  = \$782  & \$784 ;
+  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$787  = ~ \$786 ;
+  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$789  = ~ \$788 ;
+  assign \$790  = \$787  & \$789 ;
+  assign \$791  = \$785  & \$790 ;
+  assign \$792  = \$780  & \$791 ;
+  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
+  assign \$795  = ~ normalize_q_1_0[11];
+  assign \$796  = | normalize_q_1_0;
+  assign \$797  = \$795  & \$796 ;
+  assign \$798  = | normalize_q_1_0[11:6];
+  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$800  = \$797  ? \$799  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
+  assign \$801  = ~ normalize_q_1_1[11];
+  assign \$802  = | normalize_q_1_1;
+  assign \$803  = \$801  & \$802 ;
+  assign \$804  = | normalize_q_1_1[11:5];
+  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$806  = \$803  ? \$805  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
+  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$809  = round_q_0_0_count + round_q_0_0_up;
+  assign \$810  = \$808  + \$809 ;
+  assign \$811  = \$810  > 15'h7bff;
+  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$814  = round_q_0_0_count + round_q_0_0_up;
+  assign \$815  = \$813  + \$814 ;
+  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
+  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
+  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
+  assign \$821  = ~ round_q_0_0_inf;
+  assign \$822  = ~ round_q_0_0_zero;
   assign \$823  = \$821  & \$822 ;
-  assign \$824  = \$820  & \$823 ;
-  assign \$825  = ~ add_q_0_total[7];
-  assign \$826  = ~ add_q_0_total[6];
-  assign \$827  = \$825  & \$826 ;
-  assign \$828  = ~ add_q_0_total[5];
-  assign \$829  = ~ add_q_0_total[4];
-  assign \$830  = \$828  & \$829 ;
-  assign \$831  = \$827  & \$830 ;
-  assign \$832  = \$824  & \$831 ;
-  assign \$833  = ~ add_q_0_total[27];
-  assign \$834  = ~ add_q_0_total[26];
-  assign \$835  = \$833  & \$834 ;
-  assign \$836  = ~ add_q_0_total[25];
-  assign \$837  = ~ add_q_0_total[24];
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = \$835  & \$838 ;
-  assign \$840  = ~ add_q_0_total[23];
-  assign \$841  = ~ add_q_0_total[22];
-  assign \$842  = \$840  & \$841 ;
-  assign \$843  = ~ add_q_0_total[21];
-  assign \$844  = ~ add_q_0_total[20];
-  assign \$845  = \$843  & \$844 ;
-  assign \$846  = \$842  & \$845 ;
-  assign \$847  = \$839  & \$846 ;
-  assign \$848  = ~ add_q_0_total[19];
-  assign \$849  = ~ add_q_0_total[18];
-  assign \$850  = \$848  & \$849 ;
-  assign \$851  = ~ add_q_0_total[17];
-  assign \$852  = ~ add_q_0_total[16];
-  assign \$853  = \$851  & \$852 ;
-  assign \$854  = \$850  & \$853 ;
-  assign \$855  = ~ add_q_0_total[15];
-  assign \$856  = ~ add_q_0_total[14];
-  assign \$857  = \$855  & \$856 ;
-  assign \$858  = ~ add_q_0_total[13];
-  assign \$860  = ~ add_q_0_total[13];
-  assign \$861  = ~ add_q_0_total[15];
-  assign \$863  = ~ add_q_0_total[15];
-  assign \$864  = \$857  ? \$860  : \$863 ;
-  assign \$865  = ~ add_q_0_total[15];
-  assign \$866  = ~ add_q_0_total[14];
-  assign \$867  = \$865  & \$866 ;
-  assign \$868  = ~ add_q_0_total[19];
-  assign \$869  = ~ add_q_0_total[18];
-  assign \$870  = \$868  & \$869 ;
-  assign \$871  = ~ add_q_0_total[17];
-  assign \$873  = ~ add_q_0_total[17];
-  assign \$874  = ~ add_q_0_total[19];
-  assign \$876  = ~ add_q_0_total[19];
-  assign \$877  = \$870  ? \$873  : \$876 ;
-  assign \$878  = ~ add_q_0_total[19];
-  assign \$879  = ~ add_q_0_total[18];
-  assign \$880  = \$878  & \$879 ;
-  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
-  assign \$882  = ~ add_q_0_total[19];
-  assign \$883  = ~ add_q_0_total[18];
-  assign \$884  = \$882  & \$883 ;
-  assign \$885  = ~ add_q_0_total[17];
-  assign \$886  = ~ add_q_0_total[16];
-  assign \$887  = \$885  & \$886 ;
-  assign \$888  = \$884  & \$887 ;
-  assign \$889  = ~ add_q_0_total[27];
-  assign \$890  = ~ add_q_0_total[26];
-  assign \$891  = \$889  & \$890 ;
-  assign \$892  = ~ add_q_0_total[25];
-  assign \$893  = ~ add_q_0_total[24];
-  assign \$894  = \$892  & \$893 ;
-  assign \$895  = \$891  & \$894 ;
-  assign \$896  = ~ add_q_0_total[23];
-  assign \$897  = ~ add_q_0_total[22];
-  assign \$898  = \$896  & \$897 ;
-  assign \$899  = ~ add_q_0_total[21];
-  assign \$901  = ~ add_q_0_total[21];
-  assign \$902  = ~ add_q_0_total[23];
-  assign \$904  = ~ add_q_0_total[23];
-  assign \$905  = \$898  ? \$901  : \$904 ;
-  assign \$906  = ~ add_q_0_total[23];
-  assign \$907  = ~ add_q_0_total[22];
+  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$826  = round_q_0_0_count + round_q_0_0_up;
+  assign \$827  = \$825  + \$826 ;
+  assign \$828  = \$827  > 15'h7bff;
+  assign \$829  = \$823  & \$828 ;
+  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$835  = round_q_0_1_count + round_q_0_1_up;
+  assign \$836  = \$834  + \$835 ;
+  assign \$837  = \$836  > 15'h7f7f;
+  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$840  = round_q_0_1_count + round_q_0_1_up;
+  assign \$841  = \$839  + \$840 ;
+  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
+  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
+  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
+  assign \$847  = ~ round_q_0_1_inf;
+  assign \$848  = ~ round_q_0_1_zero;
+  assign \$849  = \$847  & \$848 ;
+  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$852  = round_q_0_1_count + round_q_0_1_up;
+  assign \$853  = \$851  + \$852 ;
+  assign \$854  = \$853  > 15'h7f7f;
+  assign \$855  = \$849  & \$854 ;
+  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$859  = a[17] ^ b[17];
+  assign \$860  = a[18] | b[18];
+  assign \$861  = a[20] | b[20];
+  assign \$862  = \$861  | a[19];
+  assign \$863  = \$862  | b[19];
+  assign \$864  = ~ \$863 ;
+  assign \$865  = \$860  & \$864 ;
+  assign \$866  = a[19] | b[19];
+  assign \$867  = a[20] | b[20];
+  assign \$868  = \$867  | a[18];
+  assign \$869  = \$868  | b[18];
+  assign \$870  = ~ \$869 ;
+  assign \$871  = \$866  & \$870 ;
+  assign \$872  = a[20] | b[20];
+  assign \$873  = a[19] & b[18];
+  assign \$874  = \$872  | \$873 ;
+  assign \$875  = a[18] & b[19];
+  assign \$876  = \$874  | \$875 ;
+  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$878  = ~ product_0[0];
+  assign \$879  = product_1_zero | \$878 ;
+  assign \$880  = product_1_inf & product_0[0];
+  assign \$881  = product_1_nan & product_0[0];
+  assign \$882  = ~ fresh;
+  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$886  = \$884  ? 16'h0000 : \$885 ;
+  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$889  = \$887  | \$888 ;
+  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$891  = - $signed(add_exp_diff);
+  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
+  assign \$893  = \$889  ? 12'h01a : \$892 ;
+  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$900  = \$898  & \$899 ;
+  assign \$901  = \$897  | \$900 ;
+  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$904  = ~ \$903 ;
+  assign \$905  = \$902  & \$904 ;
+  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
   assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ add_q_0_total[27];
-  assign \$910  = ~ add_q_0_total[26];
-  assign \$911  = \$909  & \$910 ;
-  assign \$912  = ~ add_q_0_total[25];
-  assign \$914  = ~ add_q_0_total[25];
-  assign \$915  = ~ add_q_0_total[27];
-  assign \$917  = ~ add_q_0_total[27];
-  assign \$918  = \$911  ? \$914  : \$917 ;
-  assign \$919  = ~ add_q_0_total[27];
-  assign \$920  = ~ add_q_0_total[26];
-  assign \$921  = \$919  & \$920 ;
-  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
-  assign \$923  = ~ add_q_0_total[27];
-  assign \$924  = ~ add_q_0_total[26];
-  assign \$925  = \$923  & \$924 ;
-  assign \$926  = ~ add_q_0_total[25];
-  assign \$927  = ~ add_q_0_total[24];
-  assign \$928  = \$926  & \$927 ;
-  assign \$929  = \$925  & \$928 ;
-  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
-  assign \$931  = ~ add_q_0_total[27];
-  assign \$932  = ~ add_q_0_total[26];
-  assign \$933  = \$931  & \$932 ;
-  assign \$934  = ~ add_q_0_total[25];
-  assign \$935  = ~ add_q_0_total[24];
+  assign \$909  = ~ \$908 ;
+  assign \$910  = \$905  & \$909 ;
+  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$914  = | add_small_wide[25:0];
+  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$917  = ! add_q_0_total[27:1];
+  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
+  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
+  assign \$921  = ! add_q_0_total[27:1];
+  assign \$922  = add_q_0_flags_both_zero | \$921 ;
+  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$925  = ~ normalize_q_1_0[11];
+  assign \$926  = | normalize_q_1_0;
+  assign \$927  = \$925  & \$926 ;
+  assign \$928  = ~ normalize_q_1_0[11];
+  assign \$929  = | normalize_q_1_0;
+  assign \$930  = \$928  & \$929 ;
+  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
+  assign \$934  = ~ normalize_q_1_1[11];
+  assign \$935  = | normalize_q_1_1;
   assign \$936  = \$934  & \$935 ;
-  assign \$937  = \$933  & \$936 ;
-  assign \$938  = ~ add_q_0_total[23];
-  assign \$939  = ~ add_q_0_total[22];
-  assign \$940  = \$938  & \$939 ;
-  assign \$941  = ~ add_q_0_total[21];
-  assign \$942  = ~ add_q_0_total[20];
-  assign \$943  = \$941  & \$942 ;
-  assign \$944  = \$940  & \$943 ;
-  assign \$945  = \$937  & \$944 ;
-  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
-  assign \$947  = ~ add_q_0_total[27];
-  assign \$948  = ~ add_q_0_total[26];
-  assign \$949  = \$947  & \$948 ;
-  assign \$950  = ~ add_q_0_total[25];
-  assign \$951  = ~ add_q_0_total[24];
-  assign \$952  = \$950  & \$951 ;
-  assign \$953  = \$949  & \$952 ;
-  assign \$954  = ~ add_q_0_total[23];
-  assign \$955  = ~ add_q_0_total[22];
-  assign \$956  = \$954  & \$955 ;
-  assign \$957  = ~ add_q_0_total[21];
-  assign \$958  = ~ add_q_0_total[20];
-  assign \$959  = \$957  & \$958 ;
-  assign \$960  = \$956  & \$959 ;
-  assign \$961  = \$953  & \$960 ;
-  assign \$962  = ~ add_q_0_total[19];
-  assign \$963  = ~ add_q_0_total[18];
-  assign \$964  = \$962  & \$963 ;
-  assign \$965  = ~ add_q_0_total[17];
-  assign \$966  = ~ add_q_0_total[16];
-  assign \$967  = \$965  & \$966 ;
-  assign \$968  = \$964  & \$967 ;
-  assign \$969  = ~ add_q_0_total[15];
-  assign \$970  = ~ add_q_0_total[14];
-  assign \$971  = \$969  & \$970 ;
-  assign \$972  = ~ add_q_0_total[13];
-  assign \$973  = ~ add_q_0_total[12];
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = \$971  & \$974 ;
-  assign \$976  = \$968  & \$975 ;
-  assign \$977  = \$961  & \$976 ;
-  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
-  assign \$980  = ~ normalize_q_1_0[11];
-  assign \$981  = | normalize_q_1_0;
-  assign \$982  = \$980  & \$981 ;
-  assign \$983  = | normalize_q_1_0[11:6];
-  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$985  = \$982  ? \$984  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
-  assign \$986  = ~ normalize_q_1_1[11];
-  assign \$987  = | normalize_q_1_1;
-  assign \$988  = \$986  & \$987 ;
-  assign \$989  = | normalize_q_1_1[11:5];
-  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$991  = \$988  ? \$990  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
-  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$994  = round_q_0_0_count + round_q_0_0_up;
-  assign \$995  = \$993  + \$994 ;
-  assign \$996  = \$995  > 15'h7bff;
-  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$999  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1000  = \$998  + \$999 ;
-  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
-  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
-  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
-  assign \$1006  = ~ round_q_0_0_inf;
-  assign \$1007  = ~ round_q_0_0_zero;
-  assign \$1008  = \$1006  & \$1007 ;
-  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1012  = \$1010  + \$1011 ;
-  assign \$1013  = \$1012  > 15'h7bff;
-  assign \$1014  = \$1008  & \$1013 ;
-  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1021  = \$1019  + \$1020 ;
-  assign \$1022  = \$1021  > 15'h7f7f;
-  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1026  = \$1024  + \$1025 ;
-  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
-  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
-  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
-  assign \$1032  = ~ round_q_0_1_inf;
-  assign \$1033  = ~ round_q_0_1_zero;
-  assign \$1034  = \$1032  & \$1033 ;
-  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1038  = \$1036  + \$1037 ;
-  assign \$1039  = \$1038  > 15'h7f7f;
-  assign \$1040  = \$1034  & \$1039 ;
-  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$1044  = p_0 ? p_3_sign : 1'h1;
-  assign \$1045  = ~ p_0;
-  assign \$1046  = p_3_zero | \$1045 ;
-  assign \$1047  = p_3_inf & p_0;
-  assign \$1048  = p_3_nan & p_0;
-  assign \$1049  = ~ fresh;
-  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
-  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$1056  = \$1054  | \$1055 ;
-  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$1058  = - $signed(add_exp_diff);
-  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
-  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
-  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1067  = \$1065  & \$1066 ;
-  assign \$1068  = \$1064  | \$1067 ;
-  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1071  = ~ \$1070 ;
-  assign \$1072  = \$1069  & \$1071 ;
-  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1075  = \$1073  & \$1074 ;
-  assign \$1076  = ~ \$1075 ;
-  assign \$1077  = \$1072  & \$1076 ;
-  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$1081  = | add_small_wide[25:0];
-  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$1084  = ! add_q_0_total[27:1];
-  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
-  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
-  assign \$1088  = ! add_q_0_total[27:1];
-  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
-  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1092  = ~ normalize_q_1_0[11];
-  assign \$1093  = | normalize_q_1_0;
-  assign \$1094  = \$1092  & \$1093 ;
-  assign \$1095  = ~ normalize_q_1_0[11];
-  assign \$1096  = | normalize_q_1_0;
-  assign \$1097  = \$1095  & \$1096 ;
-  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
-  assign \$1101  = ~ normalize_q_1_1[11];
-  assign \$1102  = | normalize_q_1_1;
-  assign \$1103  = \$1101  & \$1102 ;
-  assign \$1104  = ~ normalize_q_1_1[11];
-  assign \$1105  = | normalize_q_1_1;
-  assign \$1106  = \$1104  & \$1105 ;
-  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
-  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$1111  = | place_q_0_1_kept[19:0];
-  assign \$1112  = | place_q_0_1_below;
-  assign \$1113  = \$1112  | place_q_0_1_sticky;
-  assign \$1114  = \$1111  | \$1113 ;
-  assign \$1115  = \$1114  | place_q_0_1_kept[21];
-  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
-  assign \$1117  = round_q_1_0 & round_q_1_1;
-  assign \$1118  = ~ round_q_1_2;
-  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  assign \$937  = ~ normalize_q_1_1[11];
+  assign \$938  = | normalize_q_1_1;
+  assign \$939  = \$937  & \$938 ;
+  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$942  = \$939  ? 10'h382 : \$941 ;
+  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$944  = | place_q_0_1_kept[19:0];
+  assign \$945  = | place_q_0_1_below;
+  assign \$946  = \$945  | place_q_0_1_sticky;
+  assign \$947  = \$944  | \$946 ;
+  assign \$948  = \$947  | place_q_0_1_kept[21];
+  assign \$949  = place_q_0_1_kept[20] & \$948 ;
+  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$951  = ~ round_q_1_1;
+  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
   always @(posedge clk)
-    p_0 <= \$1120 ;
+    product_0 <= \$953 ;
   always @(posedge clk)
-    p_1 <= \$1121 ;
+    product_1_sign <= \$954 ;
   always @(posedge clk)
-    p_2 <= \$1122 ;
+    product_1_zero <= \$955 ;
   always @(posedge clk)
-    p_3_sign <= \$1123 ;
+    product_1_inf <= \$956 ;
   always @(posedge clk)
-    p_3_zero <= \$1124 ;
+    product_1_nan <= \$957 ;
   always @(posedge clk)
-    p_3_inf <= \$1125 ;
+    product_1_exp <= \$958 ;
   always @(posedge clk)
-    p_3_nan <= \$1126 ;
+    product_1_full <= \$959 ;
   always @(posedge clk)
-    p_3_exp <= \$1127 ;
+    product_2 <= \$960 ;
   always @(posedge clk)
-    p_3_sig <= \$1128 ;
+    unpack_q_0_sign <= \$961 ;
   always @(posedge clk)
-    p_4 <= \$1129 ;
+    unpack_q_0_zero <= \$962 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$1130 ;
+    unpack_q_0_inf <= \$963 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$1131 ;
+    unpack_q_0_nan <= \$964 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$1132 ;
+    unpack_q_0_exp <= \$965 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$1133 ;
+    unpack_q_0_sig <= \$966 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$1134 ;
+    unpack_q_1_sign <= \$967 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$1135 ;
+    unpack_q_1_zero <= \$968 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$1136 ;
+    unpack_q_1_inf <= \$969 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$1137 ;
+    unpack_q_1_nan <= \$970 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$1138 ;
+    unpack_q_1_exp <= \$971 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$1139 ;
+    unpack_q_1_sig <= \$972 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$1140 ;
+    unpack_q_2_0 <= \$973 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$1141 ;
+    unpack_q_2_1 <= \$974 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$1142 ;
+    unpack_q_2_2 <= \$975 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$1143 ;
+    unpack_q_2_3 <= \$976 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$1144 ;
+    order_q_0_big_sig <= \$977 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$1145 ;
+    order_q_0_small_sig <= \$978 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$1146 ;
+    order_q_0_shift <= \$979 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$1147 ;
+    order_q_0_subtract <= \$980 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$1148 ;
+    order_q_0_flags_big_exp <= \$981 ;
   always @(posedge clk)
-    order_q_0_shift <= \$1149 ;
+    order_q_0_flags_big_sign <= \$982 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$1150 ;
+    order_q_0_flags_nan <= \$983 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1151 ;
+    order_q_0_flags_inf <= \$984 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1152 ;
+    order_q_0_flags_inf_sign <= \$985 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$1153 ;
+    order_q_0_flags_both_zero <= \$986 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$1154 ;
+    order_q_0_flags_zero_sign <= \$987 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1155 ;
+    order_q_1_0 <= \$988 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1156 ;
+    order_q_1_1 <= \$989 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1157 ;
+    order_q_1_2 <= \$990 ;
   always @(posedge clk)
-    order_q_1_0 <= \$1158 ;
+    order_q_1_3 <= \$991 ;
   always @(posedge clk)
-    order_q_1_1 <= \$1159 ;
+    align_q_0_big <= \$992 ;
   always @(posedge clk)
-    order_q_1_2 <= \$1160 ;
+    align_q_0_small <= \$993 ;
   always @(posedge clk)
-    order_q_1_3 <= \$1161 ;
+    align_q_0_subtract <= \$994 ;
   always @(posedge clk)
-    order_q_1_4 <= \$1162 ;
+    align_q_0_flags_big_exp <= \$995 ;
   always @(posedge clk)
-    align_q_0_big <= \$1163 ;
+    align_q_0_flags_big_sign <= \$996 ;
   always @(posedge clk)
-    align_q_0_small <= \$1164 ;
+    align_q_0_flags_nan <= \$997 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$1165 ;
+    align_q_0_flags_inf <= \$998 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1166 ;
+    align_q_0_flags_inf_sign <= \$999 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1167 ;
+    align_q_0_flags_both_zero <= \$1000 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$1168 ;
+    align_q_0_flags_zero_sign <= \$1001 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$1169 ;
+    align_q_1_0 <= \$1002 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1170 ;
+    align_q_1_1 <= \$1003 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1171 ;
+    align_q_1_2 <= \$1004 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1172 ;
+    align_q_1_3 <= \$1005 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1173 ;
+    add_q_0_total <= \$1006 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1174 ;
+    add_q_0_flags_big_exp <= \$1007 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1175 ;
+    add_q_0_flags_big_sign <= \$1008 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1176 ;
+    add_q_0_flags_nan <= \$1009 ;
   always @(posedge clk)
-    align_q_1_4 <= \$1177 ;
+    add_q_0_flags_inf <= \$1010 ;
   always @(posedge clk)
-    add_q_0_total <= \$1178 ;
+    add_q_0_flags_inf_sign <= \$1011 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1179 ;
+    add_q_0_flags_both_zero <= \$1012 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1180 ;
+    add_q_0_flags_zero_sign <= \$1013 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1181 ;
+    add_q_1_0 <= \$1014 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1182 ;
+    add_q_1_1 <= \$1015 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1183 ;
+    add_q_2_0 <= \$1016 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1184 ;
+    add_q_2_1 <= \$1017 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1185 ;
+    add_q_2_2 <= \$1018 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1186 ;
+    add_q_2_3 <= \$1019 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1187 ;
+    normalize_q_0_0_sign <= \$1020 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1188 ;
+    normalize_q_0_0_zero <= \$1021 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1189 ;
+    normalize_q_0_0_inf <= \$1022 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1190 ;
+    normalize_q_0_0_nan <= \$1023 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1191 ;
+    normalize_q_0_0_exp <= \$1024 ;
   always @(posedge clk)
-    add_q_2_4 <= \$1192 ;
+    normalize_q_0_0_sig <= \$1025 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1193 ;
+    normalize_q_0_1 <= \$1026 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1194 ;
+    normalize_q_1_0 <= \$1027 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1195 ;
+    normalize_q_1_1 <= \$1028 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1196 ;
+    normalize_q_2_0 <= \$1029 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1197 ;
+    normalize_q_2_1 <= \$1030 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1198 ;
+    normalize_q_2_2 <= \$1031 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1199 ;
+    normalize_q_2_3 <= \$1032 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1200 ;
+    place_q_0_0_kept <= \$1033 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1201 ;
+    place_q_0_0_below <= \$1034 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1202 ;
+    place_q_0_0_sticky <= \$1035 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1203 ;
+    place_q_0_0_small <= \$1036 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1204 ;
+    place_q_0_0_e_eff <= \$1037 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1205 ;
+    place_q_0_0_sign <= \$1038 ;
   always @(posedge clk)
-    normalize_q_2_4 <= \$1206 ;
+    place_q_0_0_zero <= \$1039 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1207 ;
+    place_q_0_0_inf <= \$1040 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1208 ;
+    place_q_0_0_nan <= \$1041 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1209 ;
+    place_q_0_1_kept <= \$1042 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1210 ;
+    place_q_0_1_below <= \$1043 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1211 ;
+    place_q_0_1_sticky <= \$1044 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1212 ;
+    place_q_0_1_small <= \$1045 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1213 ;
+    place_q_0_1_e_eff <= \$1046 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1214 ;
+    place_q_0_1_sign <= \$1047 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1215 ;
+    place_q_0_1_zero <= \$1048 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1216 ;
+    place_q_0_1_inf <= \$1049 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1217 ;
+    place_q_0_1_nan <= \$1050 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1218 ;
+    place_q_1_0 <= \$1051 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1219 ;
+    place_q_1_1 <= \$1052 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1220 ;
+    place_q_1_2 <= \$1053 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1221 ;
+    place_q_1_3 <= \$1054 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1222 ;
+    round_q_0_0_count <= \$1055 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1223 ;
+    round_q_0_0_up <= \$1056 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1224 ;
+    round_q_0_0_small <= \$1057 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1225 ;
+    round_q_0_0_e_eff <= \$1058 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1226 ;
+    round_q_0_0_sign <= \$1059 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1227 ;
+    round_q_0_0_zero <= \$1060 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1228 ;
+    round_q_0_0_inf <= \$1061 ;
   always @(posedge clk)
-    place_q_1_4 <= \$1229 ;
+    round_q_0_0_nan <= \$1062 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1230 ;
+    round_q_0_1_count <= \$1063 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1231 ;
+    round_q_0_1_up <= \$1064 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1232 ;
+    round_q_0_1_small <= \$1065 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1233 ;
+    round_q_0_1_e_eff <= \$1066 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1234 ;
+    round_q_0_1_sign <= \$1067 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1235 ;
+    round_q_0_1_zero <= \$1068 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1236 ;
+    round_q_0_1_inf <= \$1069 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1237 ;
+    round_q_0_1_nan <= \$1070 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1238 ;
+    round_q_1_0 <= \$1071 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1239 ;
+    round_q_1_1 <= \$1072 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1240 ;
+    round_q_1_2 <= \$1073 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1241 ;
+    round_q_1_3 <= \$1074 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1242 ;
+    acc <= \$1075 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1243 ;
+    done <= \$1076 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1244 ;
+    fresh <= \$1077 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1245 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1246 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1247 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1248 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1249 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$1250 ;
-  always @(posedge clk)
-    acc <= \$1251 ;
-  always @(posedge clk)
-    done <= \$1252 ;
-  always @(posedge clk)
-    fresh <= \$1253 ;
-  always @(posedge clk)
-    acc_mode <= \$1254 ;
+    acc_mode <= \$1078 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
-    .choice(choice),
+    .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2649$0 (\$1255 ),
-    .\port$2651$0 (\$1256 ),
-    .\port$2653$0 (\$1257 ),
-    .\port$2655$0 (\$1258 ),
-    .\port$2657$0 (\$1259 ),
-    .\port$2659$0 (\$1260 ),
-    .\port$2661$0 (\$1261 ),
-    .\port$2663$0 (\$1262 ),
+    .\port$2609$0 (\$1079 ),
+    .\port$2611$0 (\$1080 ),
+    .\port$2613$0 (\$1081 ),
+    .\port$2615$0 (\$1082 ),
+    .\port$2617$0 (\$1083 ),
+    .\port$2619$0 (\$1084 ),
+    .\port$2621$0 (\$1085 ),
+    .\port$2623$0 (\$1086 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
+    casez (step[4:3])
       2'h0:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h1:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h2:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -8584,145 +8783,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sign = a[7];
-      2'h1:
-          a_sign = a[7];
+    casez (step_mode)
+      2'h0, 2'h1, 2'h2:
+          base_sign = \$183 [15];
       default:
-          a_sign = a[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_zero = \$51 ;
-      2'h1:
-          a_zero = \$55 ;
-      default:
-          a_zero = \$64 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_inf = 1'h0;
-      2'h1:
-          a_inf = \$58 ;
-      default:
-          a_inf = \$67 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_nan = \$52 ;
-      2'h1:
-          a_nan = \$61 ;
-      default:
-          a_nan = \$70 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_exp = { \$6 [4], \$6 [4], \$6 [4], \$6 [4], \$6 [4:0] };
-      2'h1:
-          a_exp = { \$18 [4], \$18 [4], \$18 [4], \$18 [4], \$18 [4:0] };
-      default:
-          a_exp = \$33 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sig = { a_e4m3_sig, 4'h0 };
-      2'h1:
-          a_sig = { a_e5m2_sig, 5'h00 };
-      default:
-          a_sig = a_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sign = b[7];
-      2'h2:
-          b_sign = b[7];
-      default:
-          b_sign = b[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_zero = \$121 ;
-      2'h2:
-          b_zero = \$125 ;
-      default:
-          b_zero = \$134 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_inf = 1'h0;
-      2'h2:
-          b_inf = \$128 ;
-      default:
-          b_inf = \$137 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_nan = \$122 ;
-      2'h2:
-          b_nan = \$131 ;
-      default:
-          b_nan = \$140 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_exp = { \$76 [4], \$76 [4], \$76 [4], \$76 [4], \$76 [4:0] };
-      2'h2:
-          b_exp = { \$88 [4], \$88 [4], \$88 [4], \$88 [4], \$88 [4:0] };
-      default:
-          b_exp = \$103 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sig = { b_e4m3_sig, 4'h0 };
-      2'h2:
-          b_sig = { b_e5m2_sig, 5'h00 };
-      default:
-          b_sig = b_bf16_sig;
+          base_sign = \$206 [15];
     endcase
   end
   always @* begin
@@ -8730,9 +8795,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_sign = \$285 [15];
+          base_zero = \$190 ;
       default:
-          base_sign = \$301 [15];
+          base_zero = \$213 ;
     endcase
   end
   always @* begin
@@ -8740,9 +8805,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_zero = \$290 ;
+          base_inf = \$197 ;
       default:
-          base_zero = \$306 ;
+          base_inf = \$220 ;
     endcase
   end
   always @* begin
@@ -8750,9 +8815,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_inf = \$295 ;
+          base_nan = \$204 ;
       default:
-          base_inf = \$311 ;
+          base_nan = \$227 ;
     endcase
   end
   always @* begin
@@ -8760,19 +8825,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_nan = \$300 ;
+          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
       default:
-          base_nan = \$316 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$191 [5], \$191 [5], \$191 [5], \$191 [5:0] };
-      default:
-          base_exp = \$253 [8:0];
+          base_exp = \$134 [8:0];
     endcase
   end
   always @* begin
@@ -8787,1626 +8842,1143 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    sum_fp16_sr8_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$1003 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    sum_fp16_sr8 = 16'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8 = \$1017 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    sum_bf16_rne_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne_mag = \$1029 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    sum_bf16_rne = 16'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne = \$1043 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    sum_code = 16'h0000;
-    if (\en$1 ) begin
-      (* full_case = 32'd1 *)
-      casez (round_q_1_4)
-        2'h0:
-            sum_code = sum_fp16_sr8;
-        2'h1:
-            sum_code = sum_fp16_sr8;
-        2'h2:
-            sum_code = sum_fp16_sr8;
-        default:
-            sum_code = sum_bf16_rne;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1120  = p_0;
-    if (\en$1 ) begin
-      \$1120  = valid;
-    end
-    if (rst) begin
-      \$1120  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1121  = p_1;
-    if (\en$1 ) begin
-      \$1121  = last;
-    end
-    if (rst) begin
-      \$1121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1122  = p_2;
-    if (\en$1 ) begin
-      \$1122  = choice;
-    end
-    if (rst) begin
-      \$1122  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1123  = p_3_sign;
-    if (\en$1 ) begin
-      \$1123  = term_sign;
-    end
-    if (rst) begin
-      \$1123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1124  = p_3_zero;
-    if (\en$1 ) begin
-      \$1124  = term_zero;
-    end
-    if (rst) begin
-      \$1124  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1125  = p_3_inf;
-    if (\en$1 ) begin
-      \$1125  = term_inf;
-    end
-    if (rst) begin
-      \$1125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1126  = p_3_nan;
-    if (\en$1 ) begin
-      \$1126  = term_nan;
-    end
-    if (rst) begin
-      \$1126  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1127  = p_3_exp;
-    if (\en$1 ) begin
-      \$1127  = term_exp;
-    end
-    if (rst) begin
-      \$1127  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1128  = p_3_sig;
-    if (\en$1 ) begin
-      \$1128  = term_sig;
-    end
-    if (rst) begin
-      \$1128  = 16'h0000;
-    end
+    (* full_case = 32'd1 *)
+    casez (round_q_1_3)
+      2'h0:
+          sum_code = sum_fp16_sr8;
+      2'h1:
+          sum_code = sum_fp16_sr8;
+      2'h2:
+          sum_code = sum_fp16_sr8;
+      default:
+          sum_code = sum_bf16_rne;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1129  = p_4;
-    if (\en$1 ) begin
-      \$1129  = rand_sum;
-    end
+    \$953  = step;
     if (rst) begin
-      \$1129  = 8'h00;
+      \$953  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1130  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$1130  = base_sign;
-    end
+    \$954  = \$859 ;
     if (rst) begin
-      \$1130  = 1'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1131  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$1131  = base_zero;
-    end
+    \$955  = \$865 ;
     if (rst) begin
-      \$1131  = 1'h0;
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1132  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$1132  = base_inf;
-    end
+    \$956  = \$871 ;
     if (rst) begin
-      \$1132  = 1'h0;
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1133  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$1133  = base_nan;
-    end
+    \$957  = \$876 ;
     if (rst) begin
-      \$1133  = 1'h0;
+      \$957  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1134  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$1134  = base_exp;
-    end
+    \$958  = p_exp_sum;
     if (rst) begin
-      \$1134  = 9'h000;
+      \$958  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1135  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$1135  = base_sig;
-    end
+    \$959  = p_full;
     if (rst) begin
-      \$1135  = 11'h000;
+      \$959  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1136  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$1136  = \$1044 ;
-    end
+    \$960  = rand_sum;
     if (rst) begin
-      \$1136  = 1'h0;
+      \$960  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1137  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$1137  = \$1046 ;
-    end
+    \$961  = base_sign;
     if (rst) begin
-      \$1137  = 1'h0;
+      \$961  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1138  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$1138  = \$1047 ;
-    end
+    \$962  = base_zero;
     if (rst) begin
-      \$1138  = 1'h0;
+      \$962  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1139  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$1139  = \$1048 ;
-    end
+    \$963  = base_inf;
     if (rst) begin
-      \$1139  = 1'h0;
+      \$963  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1140  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$1140  = p_3_exp;
-    end
+    \$964  = base_nan;
     if (rst) begin
-      \$1140  = 10'h000;
+      \$964  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1141  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$1141  = p_3_sig;
-    end
+    \$965  = base_exp;
     if (rst) begin
-      \$1141  = 16'h0000;
+      \$965  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1142  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$1142  = p_0;
-    end
+    \$966  = base_sig;
     if (rst) begin
-      \$1142  = 1'h0;
+      \$966  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1143  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$1143  = p_1;
-    end
+    \$967  = \$877 ;
     if (rst) begin
-      \$1143  = 1'h0;
+      \$967  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1144  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$1144  = \$1049 ;
-    end
+    \$968  = \$879 ;
     if (rst) begin
-      \$1144  = 1'h0;
+      \$968  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1145  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$1145  = p_4;
-    end
+    \$969  = \$880 ;
     if (rst) begin
-      \$1145  = 8'h00;
+      \$969  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1146  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$1146  = step_mode;
-    end
+    \$970  = \$881 ;
     if (rst) begin
-      \$1146  = 2'h0;
+      \$970  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1147  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$1147  = \$1050 ;
-    end
+    \$971  = \$2 [9:0];
     if (rst) begin
-      \$1147  = 16'h0000;
+      \$971  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1148  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$1148  = \$1053 ;
-    end
+    \$972  = \$4 [15:0];
     if (rst) begin
-      \$1148  = 16'h0000;
+      \$972  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1149  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$1149  = \$1060 [4:0];
-    end
+    \$973  = product_0;
     if (rst) begin
-      \$1149  = 5'h00;
+      \$973  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1150  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$1150  = \$1061 ;
-    end
+    \$974  = \$882 ;
     if (rst) begin
-      \$1150  = 1'h0;
+      \$974  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1151  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1151  = \$1062 ;
-    end
+    \$975  = product_2;
     if (rst) begin
-      \$1151  = 10'h000;
+      \$975  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1152  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1152  = \$1063 ;
-    end
+    \$976  = step_mode;
     if (rst) begin
-      \$1152  = 1'h0;
+      \$976  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1153  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1153  = \$1068 ;
-    end
+    \$977  = \$883 ;
     if (rst) begin
-      \$1153  = 1'h0;
+      \$977  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1154  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1154  = \$1077 ;
-    end
+    \$978  = \$886 ;
     if (rst) begin
-      \$1154  = 1'h0;
+      \$978  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1155  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1155  = \$1078 ;
-    end
+    \$979  = \$893 [4:0];
     if (rst) begin
-      \$1155  = 1'h0;
+      \$979  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1156  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1156  = \$1079 ;
-    end
+    \$980  = \$894 ;
     if (rst) begin
-      \$1156  = 1'h0;
+      \$980  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1157  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1157  = \$1080 ;
-    end
+    \$981  = \$895 ;
     if (rst) begin
-      \$1157  = 1'h0;
+      \$981  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1158  = order_q_1_0;
-    if (\en$1 ) begin
-      \$1158  = unpack_q_2_0;
-    end
+    \$982  = \$896 ;
     if (rst) begin
-      \$1158  = 1'h0;
+      \$982  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1159  = order_q_1_1;
-    if (\en$1 ) begin
-      \$1159  = unpack_q_2_1;
-    end
+    \$983  = \$901 ;
     if (rst) begin
-      \$1159  = 1'h0;
+      \$983  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1160  = order_q_1_2;
-    if (\en$1 ) begin
-      \$1160  = unpack_q_2_2;
-    end
+    \$984  = \$910 ;
     if (rst) begin
-      \$1160  = 1'h0;
+      \$984  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1161  = order_q_1_3;
-    if (\en$1 ) begin
-      \$1161  = unpack_q_2_3;
-    end
+    \$985  = \$911 ;
     if (rst) begin
-      \$1161  = 8'h00;
+      \$985  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1162  = order_q_1_4;
-    if (\en$1 ) begin
-      \$1162  = unpack_q_2_4;
-    end
+    \$986  = \$912 ;
     if (rst) begin
-      \$1162  = 2'h0;
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1163  = align_q_0_big;
-    if (\en$1 ) begin
-      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
+    \$987  = \$913 ;
     if (rst) begin
-      \$1163  = 28'h0000000;
+      \$987  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1164  = align_q_0_small;
-    if (\en$1 ) begin
-      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
-    end
+    \$988  = unpack_q_2_0;
     if (rst) begin
-      \$1164  = 28'h0000000;
+      \$988  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1165  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$1165  = order_q_0_subtract;
-    end
+    \$989  = unpack_q_2_1;
     if (rst) begin
-      \$1165  = 1'h0;
+      \$989  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1166  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1166  = order_q_0_flags_big_exp;
-    end
+    \$990  = unpack_q_2_2;
     if (rst) begin
-      \$1166  = 10'h000;
+      \$990  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1167  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1167  = order_q_0_flags_big_sign;
-    end
+    \$991  = unpack_q_2_3;
     if (rst) begin
-      \$1167  = 1'h0;
+      \$991  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1168  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1168  = order_q_0_flags_nan;
-    end
+    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1168  = 1'h0;
+      \$992  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1169  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1169  = order_q_0_flags_inf;
-    end
+    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
     if (rst) begin
-      \$1169  = 1'h0;
+      \$993  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1170  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1170  = order_q_0_flags_inf_sign;
-    end
+    \$994  = order_q_0_subtract;
     if (rst) begin
-      \$1170  = 1'h0;
+      \$994  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1171  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1171  = order_q_0_flags_both_zero;
-    end
+    \$995  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1171  = 1'h0;
+      \$995  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1172  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1172  = order_q_0_flags_zero_sign;
-    end
+    \$996  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1172  = 1'h0;
+      \$996  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1173  = align_q_1_0;
-    if (\en$1 ) begin
-      \$1173  = order_q_1_0;
-    end
+    \$997  = order_q_0_flags_nan;
     if (rst) begin
-      \$1173  = 1'h0;
+      \$997  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1174  = align_q_1_1;
-    if (\en$1 ) begin
-      \$1174  = order_q_1_1;
-    end
+    \$998  = order_q_0_flags_inf;
     if (rst) begin
-      \$1174  = 1'h0;
+      \$998  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1175  = align_q_1_2;
-    if (\en$1 ) begin
-      \$1175  = order_q_1_2;
-    end
+    \$999  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1175  = 1'h0;
+      \$999  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1176  = align_q_1_3;
-    if (\en$1 ) begin
-      \$1176  = order_q_1_3;
-    end
+    \$1000  = order_q_0_flags_both_zero;
     if (rst) begin
-      \$1176  = 8'h00;
+      \$1000  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1177  = align_q_1_4;
-    if (\en$1 ) begin
-      \$1177  = order_q_1_4;
-    end
+    \$1001  = order_q_0_flags_zero_sign;
     if (rst) begin
-      \$1177  = 2'h0;
+      \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1178  = add_q_0_total;
-    if (\en$1 ) begin
-      \$1178  = \$326 [27:0];
-    end
+    \$1002  = order_q_1_0;
     if (rst) begin
-      \$1178  = 28'h0000000;
+      \$1002  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1179  = add_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1179  = align_q_0_flags_big_exp;
-    end
+    \$1003  = order_q_1_1;
     if (rst) begin
-      \$1179  = 10'h000;
+      \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1180  = add_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1180  = align_q_0_flags_big_sign;
-    end
+    \$1004  = order_q_1_2;
     if (rst) begin
-      \$1180  = 1'h0;
+      \$1004  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1181  = add_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1181  = align_q_0_flags_nan;
-    end
+    \$1005  = order_q_1_3;
     if (rst) begin
-      \$1181  = 1'h0;
+      \$1005  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1182  = add_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1182  = align_q_0_flags_inf;
-    end
+    \$1006  = \$237 [27:0];
     if (rst) begin
-      \$1182  = 1'h0;
+      \$1006  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1183  = add_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1183  = align_q_0_flags_inf_sign;
-    end
+    \$1007  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1183  = 1'h0;
+      \$1007  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1184  = add_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1184  = align_q_0_flags_both_zero;
-    end
+    \$1008  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1184  = 1'h0;
+      \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1185  = add_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1185  = align_q_0_flags_zero_sign;
-    end
+    \$1009  = align_q_0_flags_nan;
     if (rst) begin
-      \$1185  = 1'h0;
+      \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1186  = add_q_1_0;
-    if (\en$1 ) begin
-      \$1186  = \$1082 ;
-    end
+    \$1010  = align_q_0_flags_inf;
     if (rst) begin
-      \$1186  = 11'h000;
+      \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1187  = add_q_1_1;
-    if (\en$1 ) begin
-      \$1187  = \$1083 ;
-    end
+    \$1011  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1187  = 11'h000;
+      \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1188  = add_q_2_0;
-    if (\en$1 ) begin
-      \$1188  = align_q_1_0;
-    end
+    \$1012  = align_q_0_flags_both_zero;
     if (rst) begin
-      \$1188  = 1'h0;
+      \$1012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1189  = add_q_2_1;
-    if (\en$1 ) begin
-      \$1189  = align_q_1_1;
-    end
+    \$1013  = align_q_0_flags_zero_sign;
     if (rst) begin
-      \$1189  = 1'h0;
+      \$1013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1190  = add_q_2_2;
-    if (\en$1 ) begin
-      \$1190  = align_q_1_2;
-    end
+    \$1014  = \$915 ;
     if (rst) begin
-      \$1190  = 1'h0;
+      \$1014  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1191  = add_q_2_3;
-    if (\en$1 ) begin
-      \$1191  = align_q_1_3;
-    end
+    \$1015  = \$916 ;
     if (rst) begin
-      \$1191  = 8'h00;
+      \$1015  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1192  = add_q_2_4;
-    if (\en$1 ) begin
-      \$1192  = align_q_1_4;
-    end
+    \$1016  = align_q_1_0;
     if (rst) begin
-      \$1192  = 2'h0;
+      \$1016  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1193  = normalize_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1193  = \$1087 ;
-    end
+    \$1017  = align_q_1_1;
     if (rst) begin
-      \$1193  = 1'h0;
+      \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1194  = normalize_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1194  = \$1089 ;
-    end
+    \$1018  = align_q_1_2;
     if (rst) begin
-      \$1194  = 1'h0;
+      \$1018  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1195  = normalize_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1195  = add_q_0_flags_inf;
-    end
+    \$1019  = align_q_1_3;
     if (rst) begin
-      \$1195  = 1'h0;
+      \$1019  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1196  = normalize_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1196  = add_q_0_flags_nan;
-    end
+    \$1020  = \$920 ;
     if (rst) begin
-      \$1196  = 1'h0;
+      \$1020  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1197  = normalize_q_0_0_exp;
-    if (\en$1 ) begin
-      \$1197  = \$979 [9:0];
-    end
+    \$1021  = \$922 ;
     if (rst) begin
-      \$1197  = 10'h000;
+      \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1198  = normalize_q_0_0_sig;
-    if (\en$1 ) begin
-      \$1198  = add_normalized;
-    end
+    \$1022  = add_q_0_flags_inf;
     if (rst) begin
-      \$1198  = 27'h0000000;
+      \$1022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1199  = normalize_q_0_1;
-    if (\en$1 ) begin
-      \$1199  = add_q_0_total[0];
-    end
+    \$1023  = add_q_0_flags_nan;
     if (rst) begin
-      \$1199  = 1'h0;
+      \$1023  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1200  = normalize_q_1_0;
-    if (\en$1 ) begin
-      \$1200  = \$1090 ;
-    end
+    \$1024  = \$794 [9:0];
     if (rst) begin
-      \$1200  = 12'h000;
+      \$1024  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1201  = normalize_q_1_1;
-    if (\en$1 ) begin
-      \$1201  = \$1091 ;
-    end
+    \$1025  = add_normalized;
     if (rst) begin
-      \$1201  = 12'h000;
+      \$1025  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1202  = normalize_q_2_0;
-    if (\en$1 ) begin
-      \$1202  = add_q_2_0;
-    end
+    \$1026  = add_q_0_total[0];
     if (rst) begin
-      \$1202  = 1'h0;
+      \$1026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1203  = normalize_q_2_1;
-    if (\en$1 ) begin
-      \$1203  = add_q_2_1;
-    end
+    \$1027  = \$923 ;
     if (rst) begin
-      \$1203  = 1'h0;
+      \$1027  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1204  = normalize_q_2_2;
-    if (\en$1 ) begin
-      \$1204  = add_q_2_2;
-    end
+    \$1028  = \$924 ;
     if (rst) begin
-      \$1204  = 1'h0;
+      \$1028  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1205  = normalize_q_2_3;
-    if (\en$1 ) begin
-      \$1205  = add_q_2_3;
-    end
+    \$1029  = add_q_2_0;
     if (rst) begin
-      \$1205  = 8'h00;
+      \$1029  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1206  = normalize_q_2_4;
-    if (\en$1 ) begin
-      \$1206  = add_q_2_4;
-    end
+    \$1030  = add_q_2_1;
     if (rst) begin
-      \$1206  = 2'h0;
+      \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1207  = place_q_0_0_kept;
-    if (\en$1 ) begin
-      \$1207  = sum_fp16_sr8_wide[99:64];
-    end
+    \$1031  = add_q_2_2;
     if (rst) begin
-      \$1207  = 36'h000000000;
+      \$1031  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1208  = place_q_0_0_below;
-    if (\en$1 ) begin
-      \$1208  = sum_fp16_sr8_wide[63:0];
-    end
+    \$1032  = add_q_2_3;
     if (rst) begin
-      \$1208  = 64'h0000000000000000;
+      \$1032  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1209  = place_q_0_0_sticky;
-    if (\en$1 ) begin
-      \$1209  = normalize_q_0_1;
-    end
+    \$1033  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1209  = 1'h0;
+      \$1033  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1210  = place_q_0_0_small;
-    if (\en$1 ) begin
-      \$1210  = \$1094 ;
-    end
+    \$1034  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1210  = 1'h0;
+      \$1034  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1211  = place_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1211  = \$1100 ;
-    end
+    \$1035  = normalize_q_0_1;
     if (rst) begin
-      \$1211  = 10'h000;
+      \$1035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1212  = place_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1212  = normalize_q_0_0_sign;
-    end
+    \$1036  = \$927 ;
     if (rst) begin
-      \$1212  = 1'h0;
+      \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1213  = place_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1213  = normalize_q_0_0_zero;
-    end
+    \$1037  = \$933 ;
     if (rst) begin
-      \$1213  = 1'h0;
+      \$1037  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1214  = place_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1214  = normalize_q_0_0_inf;
-    end
+    \$1038  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1214  = 1'h0;
+      \$1038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1215  = place_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1215  = normalize_q_0_0_nan;
-    end
+    \$1039  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1215  = 1'h0;
+      \$1039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1216  = place_q_0_1_kept;
-    if (\en$1 ) begin
-      \$1216  = sum_bf16_rne_wide[60:32];
-    end
+    \$1040  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1216  = 29'h00000000;
+      \$1040  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1217  = place_q_0_1_below;
-    if (\en$1 ) begin
-      \$1217  = sum_bf16_rne_wide[31:0];
-    end
+    \$1041  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1217  = 32'd0;
+      \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1218  = place_q_0_1_sticky;
-    if (\en$1 ) begin
-      \$1218  = normalize_q_0_1;
-    end
+    \$1042  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1218  = 1'h0;
+      \$1042  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1219  = place_q_0_1_small;
-    if (\en$1 ) begin
-      \$1219  = \$1103 ;
-    end
+    \$1043  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1219  = 1'h0;
+      \$1043  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1220  = place_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1220  = \$1109 ;
-    end
+    \$1044  = normalize_q_0_1;
     if (rst) begin
-      \$1220  = 10'h000;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1221  = place_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1221  = normalize_q_0_0_sign;
-    end
+    \$1045  = \$936 ;
     if (rst) begin
-      \$1221  = 1'h0;
+      \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1222  = place_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1222  = normalize_q_0_0_zero;
-    end
+    \$1046  = \$942 ;
     if (rst) begin
-      \$1222  = 1'h0;
+      \$1046  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1223  = place_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1223  = normalize_q_0_0_inf;
-    end
+    \$1047  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1223  = 1'h0;
+      \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1224  = place_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1224  = normalize_q_0_0_nan;
-    end
+    \$1048  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1224  = 1'h0;
+      \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1225  = place_q_1_0;
-    if (\en$1 ) begin
-      \$1225  = normalize_q_2_0;
-    end
+    \$1049  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1225  = 1'h0;
+      \$1049  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1226  = place_q_1_1;
-    if (\en$1 ) begin
-      \$1226  = normalize_q_2_1;
-    end
+    \$1050  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1226  = 1'h0;
+      \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1227  = place_q_1_2;
-    if (\en$1 ) begin
-      \$1227  = normalize_q_2_2;
-    end
+    \$1051  = normalize_q_2_0;
     if (rst) begin
-      \$1227  = 1'h0;
+      \$1051  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1228  = place_q_1_3;
-    if (\en$1 ) begin
-      \$1228  = normalize_q_2_3;
-    end
+    \$1052  = normalize_q_2_1;
     if (rst) begin
-      \$1228  = 8'h00;
+      \$1052  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1229  = place_q_1_4;
-    if (\en$1 ) begin
-      \$1229  = normalize_q_2_4;
-    end
+    \$1053  = normalize_q_2_2;
     if (rst) begin
-      \$1229  = 2'h0;
+      \$1053  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1230  = round_q_0_0_count;
-    if (\en$1 ) begin
-      \$1230  = place_q_0_0_kept[35:25];
-    end
+    \$1054  = normalize_q_2_3;
     if (rst) begin
-      \$1230  = 11'h000;
+      \$1054  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1231  = round_q_0_0_up;
-    if (\en$1 ) begin
-      \$1231  = \$1110 [8];
-    end
+    \$1055  = place_q_0_0_kept[35:25];
     if (rst) begin
-      \$1231  = 1'h0;
+      \$1055  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1232  = round_q_0_0_small;
-    if (\en$1 ) begin
-      \$1232  = place_q_0_0_small;
-    end
+    \$1056  = \$943 [8];
     if (rst) begin
-      \$1232  = 1'h0;
+      \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1233  = round_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1233  = place_q_0_0_e_eff;
-    end
+    \$1057  = place_q_0_0_small;
     if (rst) begin
-      \$1233  = 10'h000;
+      \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1234  = round_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1234  = place_q_0_0_sign;
-    end
+    \$1058  = place_q_0_0_e_eff;
     if (rst) begin
-      \$1234  = 1'h0;
+      \$1058  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1235  = round_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1235  = place_q_0_0_zero;
-    end
+    \$1059  = place_q_0_0_sign;
     if (rst) begin
-      \$1235  = 1'h0;
+      \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1236  = round_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1236  = place_q_0_0_inf;
-    end
+    \$1060  = place_q_0_0_zero;
     if (rst) begin
-      \$1236  = 1'h0;
+      \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1237  = round_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1237  = place_q_0_0_nan;
-    end
+    \$1061  = place_q_0_0_inf;
     if (rst) begin
-      \$1237  = 1'h0;
+      \$1061  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1238  = round_q_0_1_count;
-    if (\en$1 ) begin
-      \$1238  = place_q_0_1_kept[28:21];
-    end
+    \$1062  = place_q_0_0_nan;
     if (rst) begin
-      \$1238  = 8'h00;
+      \$1062  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1239  = round_q_0_1_up;
-    if (\en$1 ) begin
-      \$1239  = \$1116 ;
-    end
+    \$1063  = place_q_0_1_kept[28:21];
     if (rst) begin
-      \$1239  = 1'h0;
+      \$1063  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1240  = round_q_0_1_small;
-    if (\en$1 ) begin
-      \$1240  = place_q_0_1_small;
-    end
+    \$1064  = \$949 ;
     if (rst) begin
-      \$1240  = 1'h0;
+      \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1241  = round_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1241  = place_q_0_1_e_eff;
-    end
+    \$1065  = place_q_0_1_small;
     if (rst) begin
-      \$1241  = 10'h000;
+      \$1065  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1242  = round_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1242  = place_q_0_1_sign;
-    end
+    \$1066  = place_q_0_1_e_eff;
     if (rst) begin
-      \$1242  = 1'h0;
+      \$1066  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1243  = round_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1243  = place_q_0_1_zero;
-    end
+    \$1067  = place_q_0_1_sign;
     if (rst) begin
-      \$1243  = 1'h0;
+      \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1244  = round_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1244  = place_q_0_1_inf;
-    end
+    \$1068  = place_q_0_1_zero;
     if (rst) begin
-      \$1244  = 1'h0;
+      \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1245  = round_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1245  = place_q_0_1_nan;
-    end
+    \$1069  = place_q_0_1_inf;
     if (rst) begin
-      \$1245  = 1'h0;
+      \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1246  = round_q_1_0;
-    if (\en$1 ) begin
-      \$1246  = place_q_1_0;
-    end
+    \$1070  = place_q_0_1_nan;
     if (rst) begin
-      \$1246  = 1'h0;
+      \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1247  = round_q_1_1;
-    if (\en$1 ) begin
-      \$1247  = place_q_1_1;
-    end
+    \$1071  = place_q_1_0;
     if (rst) begin
-      \$1247  = 1'h0;
+      \$1071  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1248  = round_q_1_2;
-    if (\en$1 ) begin
-      \$1248  = place_q_1_2;
-    end
+    \$1072  = place_q_1_1;
     if (rst) begin
-      \$1248  = 1'h0;
+      \$1072  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1249  = round_q_1_3;
-    if (\en$1 ) begin
-      \$1249  = place_q_1_3;
-    end
+    \$1073  = place_q_1_2;
     if (rst) begin
-      \$1249  = 8'h00;
+      \$1073  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1250  = round_q_1_4;
-    if (\en$1 ) begin
-      \$1250  = place_q_1_4;
-    end
+    \$1074  = place_q_1_3;
     if (rst) begin
-      \$1250  = 2'h0;
+      \$1074  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1251  = acc;
-    if (\en$1 ) begin
-      \$1251  = sum_code;
-    end
+    \$1075  = sum_code;
     if (rst) begin
-      \$1251  = 16'h0000;
+      \$1075  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1252  = done;
-    if (\en$1 ) begin
-      \$1252  = \$1117 ;
-    end
+    \$1076  = \$950 ;
     if (rst) begin
-      \$1252  = 1'h0;
+      \$1076  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1253  = fresh;
-    if (\en$1 ) begin
-      \$1253  = \$1119 ;
-    end
+    \$1077  = \$952 ;
     if (rst) begin
-      \$1253  = 1'h1;
+      \$1077  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1254  = acc_mode;
-    if (\en$1 ) begin
-      \$1254  = round_q_1_4;
-    end
+    \$1078  = round_q_1_3;
     if (rst) begin
-      \$1254  = 2'h0;
+      \$1078  = 2'h0;
     end
   end
-  assign mode = choice;
-  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
-  assign a_e4m3_exp = \$6 [4:0];
-  assign a_e5m2_exp = \$18 [4:0];
-  assign a_bf16_exp = \$33 [8:0];
-  assign b_e4m3_exp = \$76 [4:0];
-  assign b_e5m2_exp = \$88 [4:0];
-  assign b_bf16_exp = \$103 [8:0];
-  assign p_exp = \$143 [9:0];
-  assign p_sig = \$148 [15:0];
-  assign base_fp16_exp = \$191 [5:0];
-  assign base_bf16_exp = \$253 [8:0];
-  assign add_total = \$326 [27:0];
-  assign add_lz = { \$977 , \$946  };
-  assign add_exp = \$979 [9:0];
+  assign \en$1  = 1'h1;
+  assign choice = step[4:3];
+  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
+  assign p_exp = \$2 [9:0];
+  assign p_sig = \$4 [15:0];
+  assign base_fp16_exp = \$41 [5:0];
+  assign base_bf16_exp = \$134 [8:0];
+  assign add_total = \$237 [27:0];
+  assign add_lz = { \$792 , \$769  };
+  assign add_exp = \$794 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$106  = acc;
-  assign \done$108  = done;
-  assign \acc_mode$109  = acc_mode;
-  assign term_sig = \$148 [15:0];
-  assign term_exp = \$143 [9:0];
-  assign term_nan = \$166 ;
-  assign term_inf = \$161 ;
-  assign term_zero = \$155 ;
-  assign term_sign = \$149 ;
-  assign \$8  = { a[2:0], 1'h0 };
-  assign \$9  = { 1'h0, a[2:0], 2'h0 };
-  assign \$10  = { a[2:0], 3'h0 };
-  assign \$20  = { a[1:0], 1'h0 };
-  assign \$21  = { 1'h0, a[1:0], 2'h0 };
-  assign \$35  = { a[6:0], 1'h0 };
-  assign \$36  = { 1'h0, a[6:0], 2'h0 };
-  assign \$37  = { a[6:0], 3'h0 };
-  assign \$38  = { 3'h0, a[6:0], 4'h0 };
-  assign \$39  = { 2'h0, a[6:0], 5'h00 };
-  assign \$40  = { 1'h0, a[6:0], 6'h00 };
-  assign \$41  = { a[6:0], 7'h00 };
-  assign \$78  = { b[2:0], 1'h0 };
-  assign \$79  = { 1'h0, b[2:0], 2'h0 };
-  assign \$80  = { b[2:0], 3'h0 };
-  assign \$90  = { b[1:0], 1'h0 };
-  assign \$91  = { 1'h0, b[1:0], 2'h0 };
-  assign \$105  = { b[6:0], 1'h0 };
-  assign \$106  = { 1'h0, b[6:0], 2'h0 };
-  assign \$107  = { b[6:0], 3'h0 };
-  assign \$108  = { 3'h0, b[6:0], 4'h0 };
-  assign \$109  = { 2'h0, b[6:0], 5'h00 };
-  assign \$110  = { 1'h0, b[6:0], 6'h00 };
-  assign \$111  = { b[6:0], 7'h00 };
-  assign \$147  = { \$146 , 1'h0 };
-  assign \$197  = { \$196 [9:0], 1'h0 };
-  assign \$200  = { 1'h0, \$199 [9:0], 2'h0 };
-  assign \$203  = { \$202 [9:0], 3'h0 };
-  assign \$206  = { 3'h0, \$205 [9:0], 4'h0 };
-  assign \$209  = { 2'h0, \$208 [9:0], 5'h00 };
-  assign \$212  = { 1'h0, \$211 [9:0], 6'h00 };
-  assign \$215  = { \$214 [9:0], 7'h00 };
-  assign \$218  = { 7'h00, \$217 [9:0], 8'h00 };
-  assign \$221  = { 6'h00, \$220 [9:0], 9'h000 };
-  assign \$224  = { 5'h00, \$223 [9:0], 10'h000 };
-  assign \$259  = { \$258 [6:0], 1'h0 };
-  assign \$262  = { 1'h0, \$261 [6:0], 2'h0 };
-  assign \$265  = { \$264 [6:0], 3'h0 };
-  assign \$268  = { 3'h0, \$267 [6:0], 4'h0 };
-  assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
-  assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
-  assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \acc$78  = acc;
+  assign \done$80  = done;
+  assign flush_sum = acc;
+  assign flush_mode = acc_mode;
+  assign flush = product_0[2];
+  assign \step.valid  = step[0];
+  assign \step.last  = step[1];
+  assign \step.flush  = step[2];
+  assign \step.mode  = step[4:3];
+  assign \a.sig  = a[7:0];
+  assign \a.exp  = a[16:8];
+  assign \a.sign  = a[17];
+  assign \a.zero  = a[18];
+  assign \a.inf  = a[19];
+  assign \a.nan  = a[20];
+  assign \b.sig  = b[7:0];
+  assign \b.exp  = b[16:8];
+  assign \b.sign  = b[17];
+  assign \b.zero  = b[18];
+  assign \b.inf  = b[19];
+  assign \b.nan  = b[20];
+  assign \product_0.valid  = product_0[0];
+  assign \product_0.last  = product_0[1];
+  assign \product_0.flush  = product_0[2];
+  assign \product_0.mode  = product_0[4:3];
+  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
+  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
+  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
+  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
+  assign \order_q_1_0.valid  = order_q_1_0[0];
+  assign \order_q_1_0.last  = order_q_1_0[1];
+  assign \order_q_1_0.flush  = order_q_1_0[2];
+  assign \order_q_1_0.mode  = order_q_1_0[4:3];
+  assign \align_q_1_0.valid  = align_q_1_0[0];
+  assign \align_q_1_0.last  = align_q_1_0[1];
+  assign \align_q_1_0.flush  = align_q_1_0[2];
+  assign \align_q_1_0.mode  = align_q_1_0[4:3];
+  assign \add_q_2_0.valid  = add_q_2_0[0];
+  assign \add_q_2_0.last  = add_q_2_0[1];
+  assign \add_q_2_0.flush  = add_q_2_0[2];
+  assign \add_q_2_0.mode  = add_q_2_0[4:3];
+  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
+  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
+  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
+  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
+  assign \place_q_1_0.valid  = place_q_1_0[0];
+  assign \place_q_1_0.last  = place_q_1_0[1];
+  assign \place_q_1_0.flush  = place_q_1_0[2];
+  assign \place_q_1_0.mode  = place_q_1_0[4:3];
+  assign \round_q_1_0.valid  = round_q_1_0[0];
+  assign \round_q_1_0.last  = round_q_1_0[1];
+  assign \round_q_1_0.flush  = round_q_1_0[2];
+  assign \round_q_1_0.mode  = round_q_1_0[4:3];
+  assign sum_bf16_rne = \$858 ;
+  assign sum_bf16_rne_mag = \$844 ;
+  assign sum_fp16_sr8 = \$832 ;
+  assign sum_fp16_sr8_mag = \$818 ;
+  assign en = step[0];
+  assign \$3  = { product_1_full, 1'h0 };
+  assign \$51  = { \$50 [9:0], 1'h0 };
+  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
+  assign \$61  = { \$60 [9:0], 3'h0 };
+  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
+  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
+  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
+  assign \$81  = { \$80 [9:0], 7'h00 };
+  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
+  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
+  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
+  assign \$144  = { \$143 [6:0], 1'h0 };
+  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
+  assign \$154  = { \$153 [6:0], 3'h0 };
+  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
+  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
+  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
+  assign \$174  = { \$173 [6:0], 7'h00 };
+  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$245  = { 7'h00, \$244 , 8'h00 };
+  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$258  = { 7'h00, \$257 , 8'h00 };
+  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$263  = { 3'h0, \$262 , 4'h0 };
+  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$271  = { 7'h00, \$270 , 8'h00 };
+  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$285  = { 7'h00, \$284 , 8'h00 };
+  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$298  = { 7'h00, \$297 , 8'h00 };
+  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$303  = { 3'h0, \$302 , 4'h0 };
+  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$311  = { 7'h00, \$310 , 8'h00 };
+  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$317  = { 1'h0, \$316 , 2'h0 };
+  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$325  = { 7'h00, \$324 , 8'h00 };
+  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$334  = { 7'h00, \$333 , 8'h00 };
   assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$338  = { 7'h00, \$337 , 8'h00 };
+  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$343  = { 3'h0, \$342 , 4'h0 };
   assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$347  = { 7'h00, \$346 , 8'h00 };
   assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 3'h0, \$351 , 4'h0 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$360  = { 7'h00, \$359 , 8'h00 };
-  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$351  = { 7'h00, \$350 , 8'h00 };
+  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$366  = { 7'h00, \$365 , 8'h00 };
   assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$374  = { 7'h00, \$373 , 8'h00 };
-  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$379  = { 7'h00, \$378 , 8'h00 };
   assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$387  = { 7'h00, \$386 , 8'h00 };
-  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$384  = { 3'h0, \$383 , 4'h0 };
+  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 7'h00, \$399 , 8'h00 };
-  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 7'h00, \$405 , 8'h00 };
   assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 7'h00, \$413 , 8'h00 };
-  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$419  = { 7'h00, \$418 , 8'h00 };
   assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$427  = { 7'h00, \$426 , 8'h00 };
-  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$424  = { 3'h0, \$423 , 4'h0 };
+  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 7'h00, \$431 , 8'h00 };
   assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$440  = { 7'h00, \$439 , 8'h00 };
-  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 1'h0, \$437 , 2'h0 };
+  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$446  = { 7'h00, \$445 , 8'h00 };
+  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$455  = { 7'h00, \$454 , 8'h00 };
   assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$459  = { 7'h00, \$458 , 8'h00 };
+  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$464  = { 3'h0, \$463 , 4'h0 };
   assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$468  = { 7'h00, \$467 , 8'h00 };
   assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 3'h0, \$472 , 4'h0 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$481  = { 7'h00, \$480 , 8'h00 };
-  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$472  = { 7'h00, \$471 , 8'h00 };
+  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { \$478 , 1'h0 };
+  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$487  = { 7'h00, \$486 , 8'h00 };
   assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$495  = { 7'h00, \$494 , 8'h00 };
-  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$500  = { 7'h00, \$499 , 8'h00 };
   assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$508  = { 7'h00, \$507 , 8'h00 };
-  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$505  = { 3'h0, \$504 , 4'h0 };
+  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 7'h00, \$520 , 8'h00 };
-  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 7'h00, \$526 , 8'h00 };
   assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 7'h00, \$534 , 8'h00 };
-  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$540  = { 7'h00, \$539 , 8'h00 };
   assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$548  = { 7'h00, \$547 , 8'h00 };
-  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$545  = { 3'h0, \$544 , 4'h0 };
+  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 7'h00, \$552 , 8'h00 };
   assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$561  = { 7'h00, \$560 , 8'h00 };
-  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { \$567 , 1'h0 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 1'h0, \$558 , 2'h0 };
+  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$567  = { 7'h00, \$566 , 8'h00 };
+  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$576  = { 7'h00, \$575 , 8'h00 };
   assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$580  = { 7'h00, \$579 , 8'h00 };
+  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$585  = { 3'h0, \$584 , 4'h0 };
   assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$589  = { 7'h00, \$588 , 8'h00 };
   assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 3'h0, \$593 , 4'h0 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$602  = { 7'h00, \$601 , 8'h00 };
-  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$616  = { 7'h00, \$615 , 8'h00 };
-  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$629  = { 7'h00, \$628 , 8'h00 };
-  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 3'h0, \$633 , 4'h0 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$642  = { 7'h00, \$641 , 8'h00 };
-  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$648  = { 1'h0, \$647 , 2'h0 };
-  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$656  = { 7'h00, \$655 , 8'h00 };
-  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$669  = { 7'h00, \$668 , 8'h00 };
-  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$674  = { 3'h0, \$673 , 4'h0 };
-  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$682  = { 7'h00, \$681 , 8'h00 };
-  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$739  = 1'h0;
-  assign \$740  = 1'h0;
-  assign \$741  = 1'h0;
-  assign \$742  = 1'h1;
-  assign \$743  = 1'h1;
-  assign \$744  = 1'h1;
-  assign \$745  = 1'h1;
-  assign \$747  = 1'h1;
-  assign \$748  = 1'h1;
-  assign \$750  = 1'h1;
-  assign \$751  = 1'h1;
-  assign \$752  = 1'h1;
-  assign \$753  = 1'h1;
-  assign \$754  = 1'h1;
-  assign \$768  = { \$767 , \$764  };
-  assign \$773  = 1'h0;
-  assign \$774  = 1'h0;
-  assign \$775  = 1'h0;
-  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
-  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
-  assign \$1004  = 1'h0;
-  assign \$1005  = round_q_0_0_nan;
-  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
-  assign \$1015  = 1'h0;
-  assign \$1016  = round_q_0_0_nan;
-  assign \$1019  = { \$1018 [7:0], 7'h00 };
-  assign \$1024  = { \$1023 [7:0], 7'h00 };
-  assign \$1030  = 1'h0;
-  assign \$1031  = round_q_0_1_nan;
-  assign \$1036  = { \$1035 [7:0], 7'h00 };
-  assign \$1041  = 1'h0;
-  assign \$1042  = round_q_0_1_nan;
+  assign \$593  = { 7'h00, \$592 , 8'h00 };
+  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$636  = 1'h1;
+  assign \$637  = 1'h0;
+  assign \$638  = 1'h0;
+  assign \$639  = 1'h0;
+  assign \$640  = 1'h1;
+  assign \$641  = 1'h1;
+  assign \$642  = 1'h1;
+  assign \$643  = 1'h1;
+  assign \$644  = 1'h0;
+  assign \$645  = 1'h1;
+  assign \$653  = { \$652 , \$650  };
+  assign \$656  = 1'h1;
+  assign \$657  = 1'h0;
+  assign \$658  = 1'h0;
+  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
+  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
+  assign \$819  = 1'h0;
+  assign \$820  = round_q_0_0_nan;
+  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
+  assign \$830  = 1'h0;
+  assign \$831  = round_q_0_0_nan;
+  assign \$834  = { \$833 [7:0], 7'h00 };
+  assign \$839  = { \$838 [7:0], 7'h00 };
+  assign \$845  = 1'h0;
+  assign \$846  = round_q_0_1_nan;
+  assign \$851  = { \$850 [7:0], 7'h00 };
+  assign \$856  = 1'h0;
+  assign \$857  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$2649$0 , \port$2651$0 , \port$2653$0 , \port$2655$0 , \port$2657$0 , \port$2659$0 , \port$2661$0 , \port$2663$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2609$0 , \port$2611$0 , \port$2613$0 , \port$2615$0 , \port$2617$0 , \port$2619$0 , \port$2621$0 , \port$2623$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10690,22 +10262,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$2649$0 , \port
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$2649$0 ;
-  wire \port$2649$0 ;
-  output \port$2651$0 ;
-  wire \port$2651$0 ;
-  output \port$2653$0 ;
-  wire \port$2653$0 ;
-  output \port$2655$0 ;
-  wire \port$2655$0 ;
-  output \port$2657$0 ;
-  wire \port$2657$0 ;
-  output \port$2659$0 ;
-  wire \port$2659$0 ;
-  output \port$2661$0 ;
-  wire \port$2661$0 ;
-  output \port$2663$0 ;
-  wire \port$2663$0 ;
+  output \port$2609$0 ;
+  wire \port$2609$0 ;
+  output \port$2611$0 ;
+  wire \port$2611$0 ;
+  output \port$2613$0 ;
+  wire \port$2613$0 ;
+  output \port$2615$0 ;
+  wire \port$2615$0 ;
+  output \port$2617$0 ;
+  wire \port$2617$0 ;
+  output \port$2619$0 ;
+  wire \port$2619$0 ;
+  output \port$2621$0 ;
+  wire \port$2621$0 ;
+  output \port$2623$0 ;
+  wire \port$2623$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -10869,14 +10441,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$2649$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2649$0  = \$2 ;
-  assign \port$2651$0  = \$4 ;
-  assign \port$2653$0  = \$6 ;
-  assign \port$2655$0  = \$8 ;
-  assign \port$2657$0  = \$10 ;
-  assign \port$2659$0  = \$12 ;
-  assign \port$2661$0  = \$14 ;
-  assign \port$2663$0  = \$16 ;
+  assign \port$2609$0  = \$2 ;
+  assign \port$2611$0  = \$4 ;
+  assign \port$2613$0  = \$6 ;
+  assign \port$2615$0  = \$8 ;
+  assign \port$2617$0  = \$10 ;
+  assign \port$2619$0  = \$12 ;
+  assign \port$2621$0  = \$14 ;
+  assign \port$2623$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11152,925 +10724,749 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (clk, rst, en, \port$2649$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, acc, last);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire \$1 ;
-  wire [5:0] \$10 ;
-  wire [8:0] \$100 ;
-  wire [20:0] \$1000 ;
-  wire [14:0] \$1001 ;
-  wire [14:0] \$1002 ;
-  wire [14:0] \$1003 ;
-  wire \$1004 ;
-  wire \$1005 ;
-  wire \$1006 ;
-  wire \$1007 ;
-  wire \$1008 ;
-  wire [10:0] \$1009 ;
-  wire [8:0] \$101 ;
-  wire [19:0] \$1010 ;
-  wire [11:0] \$1011 ;
-  wire [20:0] \$1012 ;
-  wire \$1013 ;
-  wire \$1014 ;
-  wire \$1015 ;
-  wire \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [10:0] \$1018 ;
-  wire [14:0] \$1019 ;
-  wire [8:0] \$102 ;
-  wire [8:0] \$1020 ;
-  wire [15:0] \$1021 ;
-  wire \$1022 ;
-  wire [10:0] \$1023 ;
-  wire [14:0] \$1024 ;
-  wire [8:0] \$1025 ;
-  wire [15:0] \$1026 ;
-  wire [14:0] \$1027 ;
-  wire [14:0] \$1028 ;
-  wire [14:0] \$1029 ;
-  wire [9:0] \$103 ;
-  wire \$1030 ;
-  wire \$1031 ;
-  wire \$1032 ;
-  wire \$1033 ;
-  wire \$1034 ;
-  wire [10:0] \$1035 ;
-  wire [14:0] \$1036 ;
-  wire [8:0] \$1037 ;
-  wire [15:0] \$1038 ;
-  wire \$1039 ;
-  wire \$104 ;
-  wire \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
-  wire [15:0] \$1043 ;
-  wire \$1044 ;
-  wire \$1045 ;
-  wire \$1046 ;
-  wire \$1047 ;
-  wire \$1048 ;
-  wire \$1049 ;
-  wire [7:0] \$105 ;
-  wire [15:0] \$1050 ;
-  wire \$1051 ;
-  wire [15:0] \$1052 ;
-  wire [15:0] \$1053 ;
-  wire \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire \$1057 ;
-  wire [11:0] \$1058 ;
-  wire [11:0] \$1059 ;
-  wire [9:0] \$106 ;
-  wire [11:0] \$1060 ;
-  wire \$1061 ;
-  wire [9:0] \$1062 ;
-  wire \$1063 ;
-  wire \$1064 ;
-  wire \$1065 ;
-  wire \$1066 ;
-  wire \$1067 ;
-  wire \$1068 ;
-  wire \$1069 ;
-  wire [9:0] \$107 ;
-  wire \$1070 ;
-  wire \$1071 ;
-  wire \$1072 ;
-  wire \$1073 ;
-  wire \$1074 ;
-  wire \$1075 ;
-  wire \$1076 ;
-  wire \$1077 ;
-  wire \$1078 ;
+  wire [10:0] \$1 ;
+  wire [6:0] \$10 ;
+  wire [10:0] \$100 ;
+  reg \$1000 ;
+  reg \$1001 ;
+  reg [4:0] \$1002 ;
+  reg \$1003 ;
+  reg [7:0] \$1004 ;
+  reg [1:0] \$1005 ;
+  reg [27:0] \$1006 ;
+  reg [9:0] \$1007 ;
+  reg \$1008 ;
+  reg \$1009 ;
+  wire [10:0] \$101 ;
+  reg \$1010 ;
+  reg \$1011 ;
+  reg \$1012 ;
+  reg \$1013 ;
+  reg [10:0] \$1014 ;
+  reg [10:0] \$1015 ;
+  reg [4:0] \$1016 ;
+  reg \$1017 ;
+  reg [7:0] \$1018 ;
+  reg [1:0] \$1019 ;
+  wire [10:0] \$102 ;
+  reg \$1020 ;
+  reg \$1021 ;
+  reg \$1022 ;
+  reg \$1023 ;
+  reg [9:0] \$1024 ;
+  reg [26:0] \$1025 ;
+  reg \$1026 ;
+  reg [11:0] \$1027 ;
+  reg [11:0] \$1028 ;
+  reg [4:0] \$1029 ;
+  wire [10:0] \$103 ;
+  reg \$1030 ;
+  reg [7:0] \$1031 ;
+  reg [1:0] \$1032 ;
+  reg [35:0] \$1033 ;
+  reg [63:0] \$1034 ;
+  reg \$1035 ;
+  reg \$1036 ;
+  reg [9:0] \$1037 ;
+  reg \$1038 ;
+  reg \$1039 ;
+  wire [10:0] \$104 ;
+  reg \$1040 ;
+  reg \$1041 ;
+  reg [28:0] \$1042 ;
+  reg [31:0] \$1043 ;
+  reg \$1044 ;
+  reg \$1045 ;
+  reg [9:0] \$1046 ;
+  reg \$1047 ;
+  reg \$1048 ;
+  reg \$1049 ;
+  wire [10:0] \$105 ;
+  reg \$1050 ;
+  reg [4:0] \$1051 ;
+  reg \$1052 ;
+  reg [7:0] \$1053 ;
+  reg [1:0] \$1054 ;
+  reg [10:0] \$1055 ;
+  reg \$1056 ;
+  reg \$1057 ;
+  reg [9:0] \$1058 ;
+  reg \$1059 ;
+  wire [10:0] \$106 ;
+  reg \$1060 ;
+  reg \$1061 ;
+  reg \$1062 ;
+  reg [7:0] \$1063 ;
+  reg \$1064 ;
+  reg \$1065 ;
+  reg [9:0] \$1066 ;
+  reg \$1067 ;
+  reg \$1068 ;
+  reg \$1069 ;
+  wire \$107 ;
+  reg \$1070 ;
+  reg [4:0] \$1071 ;
+  reg \$1072 ;
+  reg [7:0] \$1073 ;
+  reg [1:0] \$1074 ;
+  reg [15:0] \$1075 ;
+  reg \$1076 ;
+  reg \$1077 ;
+  reg [1:0] \$1078 ;
   wire \$1079 ;
-  wire [13:0] \$108 ;
+  wire [15:0] \$108 ;
   wire \$1080 ;
   wire \$1081 ;
-  wire [10:0] \$1082 ;
-  wire [10:0] \$1083 ;
+  wire \$1082 ;
+  wire \$1083 ;
   wire \$1084 ;
   wire \$1085 ;
   wire \$1086 ;
-  wire \$1087 ;
-  wire \$1088 ;
-  wire \$1089 ;
-  wire [13:0] \$109 ;
-  wire [11:0] \$1090 ;
-  wire [11:0] \$1091 ;
-  wire \$1092 ;
-  wire \$1093 ;
-  wire \$1094 ;
-  wire \$1095 ;
-  wire \$1096 ;
-  wire \$1097 ;
-  wire \$1098 ;
-  wire [9:0] \$1099 ;
-  wire [3:0] \$11 ;
-  wire [13:0] \$110 ;
-  wire [9:0] \$1100 ;
-  wire \$1101 ;
-  wire \$1102 ;
-  wire \$1103 ;
-  wire \$1104 ;
-  wire \$1105 ;
-  wire \$1106 ;
-  wire \$1107 ;
-  wire [9:0] \$1108 ;
-  wire [9:0] \$1109 ;
-  wire [13:0] \$111 ;
-  wire [8:0] \$1110 ;
-  wire \$1111 ;
-  wire \$1112 ;
-  wire \$1113 ;
-  wire \$1114 ;
-  wire \$1115 ;
-  wire \$1116 ;
-  wire \$1117 ;
-  wire \$1118 ;
-  wire \$1119 ;
-  wire [7:0] \$112 ;
-  reg \$1120 ;
-  reg \$1121 ;
-  reg [1:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg \$1125 ;
-  reg \$1126 ;
-  reg [9:0] \$1127 ;
-  reg [15:0] \$1128 ;
-  reg [7:0] \$1129 ;
-  wire [7:0] \$113 ;
-  reg \$1130 ;
-  reg \$1131 ;
-  reg \$1132 ;
-  reg \$1133 ;
-  reg [8:0] \$1134 ;
-  reg [10:0] \$1135 ;
-  reg \$1136 ;
-  reg \$1137 ;
-  reg \$1138 ;
-  reg \$1139 ;
-  wire [7:0] \$114 ;
-  reg [9:0] \$1140 ;
-  reg [15:0] \$1141 ;
-  reg \$1142 ;
-  reg \$1143 ;
-  reg \$1144 ;
-  reg [7:0] \$1145 ;
-  reg [1:0] \$1146 ;
-  reg [15:0] \$1147 ;
-  reg [15:0] \$1148 ;
-  reg [4:0] \$1149 ;
-  wire [7:0] \$115 ;
-  reg \$1150 ;
-  reg [9:0] \$1151 ;
-  reg \$1152 ;
-  reg \$1153 ;
-  reg \$1154 ;
-  reg \$1155 ;
-  reg \$1156 ;
-  reg \$1157 ;
-  reg \$1158 ;
-  reg \$1159 ;
-  wire [7:0] \$116 ;
-  reg \$1160 ;
-  reg [7:0] \$1161 ;
-  reg [1:0] \$1162 ;
-  reg [27:0] \$1163 ;
-  reg [27:0] \$1164 ;
-  reg \$1165 ;
-  reg [9:0] \$1166 ;
-  reg \$1167 ;
-  reg \$1168 ;
-  reg \$1169 ;
-  wire [7:0] \$117 ;
-  reg \$1170 ;
-  reg \$1171 ;
-  reg \$1172 ;
-  reg \$1173 ;
-  reg \$1174 ;
-  reg \$1175 ;
-  reg [7:0] \$1176 ;
-  reg [1:0] \$1177 ;
-  reg [27:0] \$1178 ;
-  reg [9:0] \$1179 ;
-  wire [7:0] \$118 ;
-  reg \$1180 ;
-  reg \$1181 ;
-  reg \$1182 ;
-  reg \$1183 ;
-  reg \$1184 ;
-  reg \$1185 ;
-  reg [10:0] \$1186 ;
-  reg [10:0] \$1187 ;
-  reg \$1188 ;
-  reg \$1189 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [15:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire \$113 ;
+  wire [15:0] \$114 ;
+  wire \$115 ;
+  wire [15:0] \$116 ;
+  wire \$117 ;
+  wire [15:0] \$118 ;
   wire \$119 ;
-  reg \$1190 ;
-  reg [7:0] \$1191 ;
-  reg [1:0] \$1192 ;
-  reg \$1193 ;
-  reg \$1194 ;
-  reg \$1195 ;
-  reg \$1196 ;
-  reg [9:0] \$1197 ;
-  reg [26:0] \$1198 ;
-  reg \$1199 ;
-  wire [3:0] \$12 ;
-  wire \$120 ;
-  reg [11:0] \$1200 ;
-  reg [11:0] \$1201 ;
-  reg \$1202 ;
-  reg \$1203 ;
-  reg \$1204 ;
-  reg [7:0] \$1205 ;
-  reg [1:0] \$1206 ;
-  reg [35:0] \$1207 ;
-  reg [63:0] \$1208 ;
-  reg \$1209 ;
+  wire [15:0] \$12 ;
+  wire [15:0] \$120 ;
   wire \$121 ;
-  reg \$1210 ;
-  reg [9:0] \$1211 ;
-  reg \$1212 ;
-  reg \$1213 ;
-  reg \$1214 ;
-  reg \$1215 ;
-  reg [28:0] \$1216 ;
-  reg [31:0] \$1217 ;
-  reg \$1218 ;
-  reg \$1219 ;
-  wire \$122 ;
-  reg [9:0] \$1220 ;
-  reg \$1221 ;
-  reg \$1222 ;
-  reg \$1223 ;
-  reg \$1224 ;
-  reg \$1225 ;
-  reg \$1226 ;
-  reg \$1227 ;
-  reg [7:0] \$1228 ;
-  reg [1:0] \$1229 ;
+  wire [15:0] \$122 ;
   wire \$123 ;
-  reg [10:0] \$1230 ;
-  reg \$1231 ;
-  reg \$1232 ;
-  reg [9:0] \$1233 ;
-  reg \$1234 ;
-  reg \$1235 ;
-  reg \$1236 ;
-  reg \$1237 ;
-  reg [7:0] \$1238 ;
-  reg \$1239 ;
-  wire \$124 ;
-  reg \$1240 ;
-  reg [9:0] \$1241 ;
-  reg \$1242 ;
-  reg \$1243 ;
-  reg \$1244 ;
-  reg \$1245 ;
-  reg \$1246 ;
-  reg \$1247 ;
-  reg \$1248 ;
-  reg [7:0] \$1249 ;
+  wire [15:0] \$124 ;
   wire \$125 ;
-  reg [1:0] \$1250 ;
-  reg [15:0] \$1251 ;
-  reg \$1252 ;
-  reg \$1253 ;
-  reg [1:0] \$1254 ;
-  wire \$1255 ;
-  wire \$1256 ;
-  wire \$1257 ;
-  wire \$1258 ;
-  wire \$1259 ;
-  wire \$126 ;
-  wire \$1260 ;
-  wire \$1261 ;
-  wire \$1262 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire [3:0] \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
+  wire [15:0] \$126 ;
+  wire [8:0] \$127 ;
+  wire [8:0] \$128 ;
+  wire [8:0] \$129 ;
+  wire \$13 ;
+  wire [8:0] \$130 ;
+  wire [8:0] \$131 ;
+  wire [8:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
   wire \$135 ;
-  wire \$136 ;
+  wire [15:0] \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
+  wire [15:0] \$139 ;
+  wire [15:0] \$14 ;
   wire \$140 ;
-  wire [9:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [10:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
+  wire [15:0] \$141 ;
+  wire \$142 ;
+  wire [15:0] \$143 ;
+  wire [7:0] \$144 ;
+  wire \$145 ;
   wire [15:0] \$146 ;
-  wire [16:0] \$147 ;
-  wire [16:0] \$148 ;
-  wire \$149 ;
-  wire [6:0] \$15 ;
+  wire \$147 ;
+  wire [15:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire \$15 ;
   wire \$150 ;
-  wire \$151 ;
+  wire [15:0] \$151 ;
   wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
+  wire [15:0] \$153 ;
+  wire [9:0] \$154 ;
   wire \$155 ;
-  wire \$156 ;
+  wire [15:0] \$156 ;
   wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire [4:0] \$16 ;
+  wire [15:0] \$158 ;
+  wire [13:0] \$159 ;
+  wire [15:0] \$16 ;
   wire \$160 ;
-  wire \$161 ;
+  wire [15:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
+  wire [15:0] \$163 ;
+  wire [13:0] \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire [15:0] \$167 ;
-  wire \$168 ;
-  wire [15:0] \$169 ;
-  wire [4:0] \$17 ;
-  wire [6:0] \$170 ;
+  wire [15:0] \$166 ;
+  wire \$167 ;
+  wire [15:0] \$168 ;
+  wire [13:0] \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
+  wire \$172 ;
   wire [15:0] \$173 ;
-  wire [15:0] \$174 ;
-  wire [15:0] \$175 ;
-  wire [15:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [15:0] \$180 ;
-  wire [5:0] \$181 ;
-  wire [5:0] \$182 ;
-  wire [5:0] \$183 ;
-  wire [5:0] \$184 ;
-  wire [5:0] \$185 ;
-  wire [5:0] \$186 ;
-  wire [5:0] \$187 ;
-  wire [5:0] \$188 ;
-  wire [5:0] \$189 ;
+  wire [13:0] \$174 ;
+  wire [7:0] \$175 ;
+  wire [7:0] \$176 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire [7:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [7:0] \$180 ;
+  wire [7:0] \$181 ;
+  wire \$182 ;
+  wire [15:0] \$183 ;
+  wire \$184 ;
+  wire [15:0] \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire [15:0] \$188 ;
+  wire \$189 ;
   wire \$19 ;
-  wire [5:0] \$190 ;
-  wire [6:0] \$191 ;
+  wire \$190 ;
+  wire \$191 ;
   wire [15:0] \$192 ;
   wire \$193 ;
-  wire [15:0] \$194 ;
+  wire \$194 ;
   wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [15:0] \$198 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire [15:0] \$199 ;
-  wire [5:0] \$2 ;
-  wire [2:0] \$20 ;
-  wire [12:0] \$200 ;
-  wire [15:0] \$201 ;
+  wire [10:0] \$2 ;
+  wire [15:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
   wire [15:0] \$202 ;
-  wire [12:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [16:0] \$206 ;
-  wire [15:0] \$207 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire [15:0] \$206 ;
+  wire \$207 ;
   wire [15:0] \$208 ;
-  wire [16:0] \$209 ;
-  wire [4:0] \$21 ;
-  wire [15:0] \$210 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
   wire [15:0] \$211 ;
-  wire [16:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [16:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [24:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [2:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [24:0] \$221 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire [15:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [15:0] \$218 ;
+  wire \$219 ;
+  wire [15:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
   wire [15:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [24:0] \$224 ;
-  wire [10:0] \$225 ;
-  wire [10:0] \$226 ;
-  wire [10:0] \$227 ;
-  wire [10:0] \$228 ;
-  wire [10:0] \$229 ;
-  wire [2:0] \$23 ;
-  wire [10:0] \$230 ;
-  wire [10:0] \$231 ;
-  wire [10:0] \$232 ;
-  wire [10:0] \$233 ;
-  wire [10:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire \$236 ;
-  wire [15:0] \$237 ;
-  wire [9:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [9:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [8:0] \$251 ;
-  wire [8:0] \$252 ;
-  wire [9:0] \$253 ;
-  wire [15:0] \$254 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire [15:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire [28:0] \$235 ;
+  wire [28:0] \$236 ;
+  wire [29:0] \$237 ;
+  wire \$238 ;
+  wire [57:0] \$239 ;
+  wire [15:0] \$24 ;
+  wire [26:0] \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire [57:0] \$243 ;
+  wire [26:0] \$244 ;
+  wire [41:0] \$245 ;
+  wire \$246 ;
+  wire [57:0] \$247 ;
+  wire [26:0] \$248 ;
+  wire [26:0] \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire [57:0] \$252 ;
+  wire [26:0] \$253 ;
+  wire \$254 ;
   wire \$255 ;
-  wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [7:0] \$259 ;
-  wire [8:0] \$26 ;
-  wire [15:0] \$260 ;
-  wire [15:0] \$261 ;
-  wire [9:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [9:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [13:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [8:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [13:0] \$271 ;
-  wire [15:0] \$272 ;
-  wire [15:0] \$273 ;
-  wire [13:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [13:0] \$277 ;
-  wire [7:0] \$278 ;
-  wire [7:0] \$279 ;
-  wire [8:0] \$28 ;
-  wire [7:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire [7:0] \$283 ;
-  wire [7:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
-  wire [8:0] \$29 ;
+  wire [57:0] \$256 ;
+  wire [26:0] \$257 ;
+  wire [41:0] \$258 ;
+  wire \$259 ;
+  wire [15:0] \$26 ;
+  wire [57:0] \$260 ;
+  wire [26:0] \$261 ;
+  wire [26:0] \$262 ;
+  wire [33:0] \$263 ;
+  wire \$264 ;
+  wire [57:0] \$265 ;
+  wire [26:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire [57:0] \$269 ;
+  wire \$27 ;
+  wire [26:0] \$270 ;
+  wire [41:0] \$271 ;
+  wire \$272 ;
+  wire [57:0] \$273 ;
+  wire [26:0] \$274 ;
+  wire [26:0] \$275 ;
+  wire [26:0] \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire [57:0] \$279 ;
+  wire [15:0] \$28 ;
+  wire [26:0] \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [57:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire [41:0] \$285 ;
+  wire \$286 ;
+  wire [57:0] \$287 ;
+  wire [26:0] \$288 ;
+  wire [26:0] \$289 ;
+  wire \$29 ;
   wire \$290 ;
-  wire [15:0] \$291 ;
-  wire \$292 ;
-  wire [15:0] \$293 ;
+  wire \$291 ;
+  wire [57:0] \$292 ;
+  wire [26:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire [15:0] \$296 ;
-  wire \$297 ;
-  wire [15:0] \$298 ;
+  wire [57:0] \$296 ;
+  wire [26:0] \$297 ;
+  wire [41:0] \$298 ;
   wire \$299 ;
-  wire [4:0] \$3 ;
-  wire [8:0] \$30 ;
-  wire \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire \$303 ;
-  wire [15:0] \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire [15:0] \$307 ;
+  wire [16:0] \$3 ;
+  wire [15:0] \$30 ;
+  wire [57:0] \$300 ;
+  wire [26:0] \$301 ;
+  wire [26:0] \$302 ;
+  wire [33:0] \$303 ;
+  wire \$304 ;
+  wire [57:0] \$305 ;
+  wire [26:0] \$306 ;
+  wire \$307 ;
   wire \$308 ;
-  wire [15:0] \$309 ;
-  wire [8:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire [15:0] \$312 ;
-  wire \$313 ;
-  wire [15:0] \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
+  wire [57:0] \$309 ;
+  wire [5:0] \$31 ;
+  wire [26:0] \$310 ;
+  wire [41:0] \$311 ;
+  wire \$312 ;
+  wire [57:0] \$313 ;
+  wire [26:0] \$314 ;
+  wire [26:0] \$315 ;
+  wire [26:0] \$316 ;
+  wire [29:0] \$317 ;
   wire \$318 ;
-  wire \$319 ;
-  wire [8:0] \$32 ;
-  wire \$320 ;
+  wire [57:0] \$319 ;
+  wire [5:0] \$32 ;
+  wire [26:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
-  wire [28:0] \$324 ;
-  wire [28:0] \$325 ;
-  wire [29:0] \$326 ;
-  wire \$327 ;
-  wire [57:0] \$328 ;
+  wire [57:0] \$323 ;
+  wire [26:0] \$324 ;
+  wire [41:0] \$325 ;
+  wire \$326 ;
+  wire [57:0] \$327 ;
+  wire [26:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [9:0] \$33 ;
+  wire [5:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire [57:0] \$332 ;
   wire [26:0] \$333 ;
-  wire [41:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
   wire [57:0] \$336 ;
   wire [26:0] \$337 ;
-  wire [26:0] \$338 ;
+  wire [41:0] \$338 ;
   wire \$339 ;
-  wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
+  wire [5:0] \$34 ;
+  wire [57:0] \$340 ;
+  wire [26:0] \$341 ;
   wire [26:0] \$342 ;
-  wire \$343 ;
+  wire [33:0] \$343 ;
   wire \$344 ;
   wire [57:0] \$345 ;
   wire [26:0] \$346 ;
-  wire [41:0] \$347 ;
+  wire \$347 ;
   wire \$348 ;
   wire [57:0] \$349 ;
-  wire [7:0] \$35 ;
+  wire [5:0] \$35 ;
   wire [26:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [33:0] \$352 ;
-  wire \$353 ;
-  wire [57:0] \$354 ;
+  wire [41:0] \$351 ;
+  wire \$352 ;
+  wire [57:0] \$353 ;
+  wire [26:0] \$354 ;
   wire [26:0] \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire [57:0] \$358 ;
-  wire [26:0] \$359 ;
-  wire [9:0] \$36 ;
-  wire [41:0] \$360 ;
-  wire \$361 ;
-  wire [57:0] \$362 ;
-  wire [26:0] \$363 ;
-  wire [26:0] \$364 ;
+  wire [26:0] \$356 ;
+  wire [26:0] \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [5:0] \$36 ;
+  wire [57:0] \$360 ;
+  wire [26:0] \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [57:0] \$364 ;
   wire [26:0] \$365 ;
-  wire \$366 ;
+  wire [41:0] \$366 ;
   wire \$367 ;
   wire [57:0] \$368 ;
   wire [26:0] \$369 ;
-  wire [9:0] \$37 ;
-  wire \$370 ;
+  wire [5:0] \$37 ;
+  wire [26:0] \$370 ;
   wire \$371 ;
-  wire [57:0] \$372 ;
-  wire [26:0] \$373 ;
-  wire [41:0] \$374 ;
+  wire \$372 ;
+  wire [57:0] \$373 ;
+  wire [26:0] \$374 ;
   wire \$375 ;
-  wire [57:0] \$376 ;
-  wire [26:0] \$377 ;
+  wire \$376 ;
+  wire [57:0] \$377 ;
   wire [26:0] \$378 ;
-  wire \$379 ;
-  wire [13:0] \$38 ;
+  wire [41:0] \$379 ;
+  wire [5:0] \$38 ;
   wire \$380 ;
   wire [57:0] \$381 ;
   wire [26:0] \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [57:0] \$385 ;
-  wire [26:0] \$386 ;
-  wire [41:0] \$387 ;
+  wire [26:0] \$383 ;
+  wire [33:0] \$384 ;
+  wire \$385 ;
+  wire [57:0] \$386 ;
+  wire [26:0] \$387 ;
   wire \$388 ;
-  wire [57:0] \$389 ;
-  wire [13:0] \$39 ;
-  wire [26:0] \$390 ;
+  wire \$389 ;
+  wire [5:0] \$39 ;
+  wire [57:0] \$390 ;
   wire [26:0] \$391 ;
-  wire [33:0] \$392 ;
+  wire [41:0] \$392 ;
   wire \$393 ;
   wire [57:0] \$394 ;
   wire [26:0] \$395 ;
-  wire \$396 ;
-  wire \$397 ;
-  wire [57:0] \$398 ;
-  wire [26:0] \$399 ;
-  wire [4:0] \$4 ;
-  wire [13:0] \$40 ;
-  wire [41:0] \$400 ;
-  wire \$401 ;
-  wire [57:0] \$402 ;
-  wire [26:0] \$403 ;
-  wire [26:0] \$404 ;
+  wire [26:0] \$396 ;
+  wire [26:0] \$397 ;
+  wire \$398 ;
+  wire \$399 ;
+  wire [16:0] \$4 ;
+  wire [5:0] \$40 ;
+  wire [57:0] \$400 ;
+  wire [26:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire [57:0] \$404 ;
   wire [26:0] \$405 ;
-  wire [29:0] \$406 ;
+  wire [41:0] \$406 ;
   wire \$407 ;
   wire [57:0] \$408 ;
   wire [26:0] \$409 ;
-  wire [13:0] \$41 ;
-  wire \$410 ;
+  wire [6:0] \$41 ;
+  wire [26:0] \$410 ;
   wire \$411 ;
-  wire [57:0] \$412 ;
-  wire [26:0] \$413 ;
-  wire [41:0] \$414 ;
+  wire \$412 ;
+  wire [57:0] \$413 ;
+  wire [26:0] \$414 ;
   wire \$415 ;
-  wire [57:0] \$416 ;
-  wire [26:0] \$417 ;
+  wire \$416 ;
+  wire [57:0] \$417 ;
   wire [26:0] \$418 ;
-  wire \$419 ;
-  wire [7:0] \$42 ;
+  wire [41:0] \$419 ;
+  wire \$42 ;
   wire \$420 ;
   wire [57:0] \$421 ;
   wire [26:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire [57:0] \$425 ;
-  wire [26:0] \$426 ;
-  wire [41:0] \$427 ;
+  wire [26:0] \$423 ;
+  wire [33:0] \$424 ;
+  wire \$425 ;
+  wire [57:0] \$426 ;
+  wire [26:0] \$427 ;
   wire \$428 ;
-  wire [57:0] \$429 ;
-  wire [7:0] \$43 ;
-  wire [26:0] \$430 ;
+  wire \$429 ;
+  wire [15:0] \$43 ;
+  wire [57:0] \$430 ;
   wire [26:0] \$431 ;
-  wire [33:0] \$432 ;
+  wire [41:0] \$432 ;
   wire \$433 ;
   wire [57:0] \$434 ;
   wire [26:0] \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire [57:0] \$438 ;
-  wire [26:0] \$439 ;
-  wire [7:0] \$44 ;
-  wire [41:0] \$440 ;
-  wire \$441 ;
-  wire [57:0] \$442 ;
-  wire [26:0] \$443 ;
-  wire [26:0] \$444 ;
+  wire [26:0] \$436 ;
+  wire [26:0] \$437 ;
+  wire [29:0] \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire [57:0] \$440 ;
+  wire [26:0] \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire [57:0] \$444 ;
   wire [26:0] \$445 ;
-  wire [26:0] \$446 ;
+  wire [41:0] \$446 ;
   wire \$447 ;
-  wire \$448 ;
-  wire [57:0] \$449 ;
-  wire [7:0] \$45 ;
+  wire [57:0] \$448 ;
+  wire [26:0] \$449 ;
+  wire \$45 ;
   wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
   wire [57:0] \$453 ;
   wire [26:0] \$454 ;
-  wire [41:0] \$455 ;
+  wire \$455 ;
   wire \$456 ;
   wire [57:0] \$457 ;
   wire [26:0] \$458 ;
-  wire [26:0] \$459 ;
-  wire [7:0] \$46 ;
+  wire [41:0] \$459 ;
+  wire [15:0] \$46 ;
   wire \$460 ;
-  wire \$461 ;
-  wire [57:0] \$462 ;
+  wire [57:0] \$461 ;
+  wire [26:0] \$462 ;
   wire [26:0] \$463 ;
-  wire \$464 ;
+  wire [33:0] \$464 ;
   wire \$465 ;
   wire [57:0] \$466 ;
   wire [26:0] \$467 ;
-  wire [41:0] \$468 ;
+  wire \$468 ;
   wire \$469 ;
-  wire [7:0] \$47 ;
+  wire \$47 ;
   wire [57:0] \$470 ;
   wire [26:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [33:0] \$473 ;
-  wire \$474 ;
-  wire [57:0] \$475 ;
+  wire [41:0] \$472 ;
+  wire \$473 ;
+  wire [57:0] \$474 ;
+  wire [26:0] \$475 ;
   wire [26:0] \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire [57:0] \$479 ;
-  wire [7:0] \$48 ;
-  wire [26:0] \$480 ;
-  wire [41:0] \$481 ;
-  wire \$482 ;
-  wire [57:0] \$483 ;
-  wire [26:0] \$484 ;
-  wire [26:0] \$485 ;
+  wire [26:0] \$477 ;
+  wire [26:0] \$478 ;
+  wire [27:0] \$479 ;
+  wire [15:0] \$48 ;
+  wire \$480 ;
+  wire [57:0] \$481 ;
+  wire [26:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire [57:0] \$485 ;
   wire [26:0] \$486 ;
-  wire \$487 ;
+  wire [41:0] \$487 ;
   wire \$488 ;
   wire [57:0] \$489 ;
   wire \$49 ;
   wire [26:0] \$490 ;
-  wire \$491 ;
+  wire [26:0] \$491 ;
   wire \$492 ;
-  wire [57:0] \$493 ;
-  wire [26:0] \$494 ;
-  wire [41:0] \$495 ;
+  wire \$493 ;
+  wire [57:0] \$494 ;
+  wire [26:0] \$495 ;
   wire \$496 ;
-  wire [57:0] \$497 ;
-  wire [26:0] \$498 ;
+  wire \$497 ;
+  wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire [4:0] \$5 ;
-  wire \$50 ;
-  wire \$500 ;
+  wire \$5 ;
+  wire [15:0] \$50 ;
+  wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
   wire [26:0] \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire [57:0] \$506 ;
-  wire [26:0] \$507 ;
-  wire [41:0] \$508 ;
+  wire [26:0] \$504 ;
+  wire [33:0] \$505 ;
+  wire \$506 ;
+  wire [57:0] \$507 ;
+  wire [26:0] \$508 ;
   wire \$509 ;
-  wire \$51 ;
-  wire [57:0] \$510 ;
-  wire [26:0] \$511 ;
+  wire [10:0] \$51 ;
+  wire \$510 ;
+  wire [57:0] \$511 ;
   wire [26:0] \$512 ;
-  wire [33:0] \$513 ;
+  wire [41:0] \$513 ;
   wire \$514 ;
   wire [57:0] \$515 ;
   wire [26:0] \$516 ;
-  wire \$517 ;
-  wire \$518 ;
-  wire [57:0] \$519 ;
+  wire [26:0] \$517 ;
+  wire [26:0] \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [26:0] \$520 ;
-  wire [41:0] \$521 ;
-  wire \$522 ;
-  wire [57:0] \$523 ;
-  wire [26:0] \$524 ;
-  wire [26:0] \$525 ;
+  wire \$520 ;
+  wire [57:0] \$521 ;
+  wire [26:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire [57:0] \$525 ;
   wire [26:0] \$526 ;
-  wire [29:0] \$527 ;
+  wire [41:0] \$527 ;
   wire \$528 ;
   wire [57:0] \$529 ;
-  wire \$53 ;
+  wire [15:0] \$53 ;
   wire [26:0] \$530 ;
-  wire \$531 ;
+  wire [26:0] \$531 ;
   wire \$532 ;
-  wire [57:0] \$533 ;
-  wire [26:0] \$534 ;
-  wire [41:0] \$535 ;
+  wire \$533 ;
+  wire [57:0] \$534 ;
+  wire [26:0] \$535 ;
   wire \$536 ;
-  wire [57:0] \$537 ;
-  wire [26:0] \$538 ;
+  wire \$537 ;
+  wire [57:0] \$538 ;
   wire [26:0] \$539 ;
   wire \$54 ;
-  wire \$540 ;
+  wire [41:0] \$540 ;
   wire \$541 ;
   wire [57:0] \$542 ;
   wire [26:0] \$543 ;
-  wire \$544 ;
-  wire \$545 ;
-  wire [57:0] \$546 ;
-  wire [26:0] \$547 ;
-  wire [41:0] \$548 ;
+  wire [26:0] \$544 ;
+  wire [33:0] \$545 ;
+  wire \$546 ;
+  wire [57:0] \$547 ;
+  wire [26:0] \$548 ;
   wire \$549 ;
-  wire \$55 ;
-  wire [57:0] \$550 ;
-  wire [26:0] \$551 ;
+  wire [15:0] \$55 ;
+  wire \$550 ;
+  wire [57:0] \$551 ;
   wire [26:0] \$552 ;
-  wire [33:0] \$553 ;
+  wire [41:0] \$553 ;
   wire \$554 ;
   wire [57:0] \$555 ;
   wire [26:0] \$556 ;
-  wire \$557 ;
-  wire \$558 ;
-  wire [57:0] \$559 ;
-  wire \$56 ;
-  wire [26:0] \$560 ;
-  wire [41:0] \$561 ;
-  wire \$562 ;
-  wire [57:0] \$563 ;
-  wire [26:0] \$564 ;
-  wire [26:0] \$565 ;
+  wire [26:0] \$557 ;
+  wire [26:0] \$558 ;
+  wire [29:0] \$559 ;
+  wire [12:0] \$56 ;
+  wire \$560 ;
+  wire [57:0] \$561 ;
+  wire [26:0] \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire [57:0] \$565 ;
   wire [26:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [27:0] \$568 ;
-  wire \$569 ;
+  wire [41:0] \$567 ;
+  wire \$568 ;
+  wire [57:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
+  wire [26:0] \$570 ;
   wire [26:0] \$571 ;
   wire \$572 ;
   wire \$573 ;
   wire [57:0] \$574 ;
   wire [26:0] \$575 ;
-  wire [41:0] \$576 ;
+  wire \$576 ;
   wire \$577 ;
   wire [57:0] \$578 ;
   wire [26:0] \$579 ;
-  wire \$58 ;
-  wire [26:0] \$580 ;
+  wire [15:0] \$58 ;
+  wire [41:0] \$580 ;
   wire \$581 ;
-  wire \$582 ;
-  wire [57:0] \$583 ;
+  wire [57:0] \$582 ;
+  wire [26:0] \$583 ;
   wire [26:0] \$584 ;
-  wire \$585 ;
+  wire [33:0] \$585 ;
   wire \$586 ;
   wire [57:0] \$587 ;
   wire [26:0] \$588 ;
-  wire [41:0] \$589 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire [57:0] \$591 ;
   wire [26:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [33:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
+  wire [41:0] \$593 ;
+  wire \$594 ;
+  wire [57:0] \$595 ;
+  wire [26:0] \$596 ;
   wire [26:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
-  wire [5:0] \$6 ;
-  wire \$60 ;
-  wire [57:0] \$600 ;
-  wire [26:0] \$601 ;
-  wire [41:0] \$602 ;
+  wire [26:0] \$598 ;
+  wire [26:0] \$599 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
   wire \$603 ;
-  wire [57:0] \$604 ;
-  wire [26:0] \$605 ;
-  wire [26:0] \$606 ;
-  wire [26:0] \$607 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
   wire \$608 ;
   wire \$609 ;
-  wire \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
+  wire [12:0] \$61 ;
+  wire \$610 ;
+  wire \$611 ;
   wire \$612 ;
   wire \$613 ;
-  wire [57:0] \$614 ;
-  wire [26:0] \$615 ;
-  wire [41:0] \$616 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
-  wire [57:0] \$618 ;
-  wire [26:0] \$619 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
+  wire \$620 ;
   wire \$621 ;
   wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
+  wire \$623 ;
+  wire \$624 ;
   wire \$625 ;
   wire \$626 ;
-  wire [57:0] \$627 ;
-  wire [26:0] \$628 ;
-  wire [41:0] \$629 ;
-  wire \$63 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire [15:0] \$63 ;
   wire \$630 ;
-  wire [57:0] \$631 ;
-  wire [26:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [33:0] \$634 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
+  wire \$636 ;
+  wire \$637 ;
   wire \$638 ;
   wire \$639 ;
   wire \$64 ;
-  wire [57:0] \$640 ;
-  wire [26:0] \$641 ;
-  wire [41:0] \$642 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
   wire \$643 ;
-  wire [57:0] \$644 ;
-  wire [26:0] \$645 ;
-  wire [26:0] \$646 ;
-  wire [26:0] \$647 ;
-  wire [29:0] \$648 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
   wire \$649 ;
-  wire \$65 ;
-  wire [57:0] \$650 ;
-  wire [26:0] \$651 ;
+  wire [15:0] \$65 ;
+  wire \$650 ;
+  wire \$651 ;
   wire \$652 ;
-  wire \$653 ;
-  wire [57:0] \$654 ;
-  wire [26:0] \$655 ;
-  wire [41:0] \$656 ;
+  wire [1:0] \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
   wire \$657 ;
-  wire [57:0] \$658 ;
-  wire [26:0] \$659 ;
-  wire \$66 ;
-  wire [26:0] \$660 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire [16:0] \$66 ;
+  wire \$660 ;
   wire \$661 ;
   wire \$662 ;
-  wire [57:0] \$663 ;
-  wire [26:0] \$664 ;
+  wire \$663 ;
+  wire \$664 ;
   wire \$665 ;
   wire \$666 ;
-  wire [57:0] \$667 ;
-  wire [26:0] \$668 ;
-  wire [41:0] \$669 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
   wire \$67 ;
   wire \$670 ;
-  wire [57:0] \$671 ;
-  wire [26:0] \$672 ;
-  wire [26:0] \$673 ;
-  wire [33:0] \$674 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
   wire \$675 ;
-  wire [57:0] \$676 ;
-  wire [26:0] \$677 ;
-  wire \$678 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire [1:0] \$678 ;
   wire \$679 ;
-  wire \$68 ;
-  wire [57:0] \$680 ;
-  wire [26:0] \$681 ;
-  wire [41:0] \$682 ;
+  wire [15:0] \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
   wire \$683 ;
-  wire [57:0] \$684 ;
-  wire [26:0] \$685 ;
-  wire [26:0] \$686 ;
-  wire [26:0] \$687 ;
-  wire [26:0] \$688 ;
+  wire [2:0] \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
@@ -12084,7 +11480,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$698 ;
   wire \$699 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
   wire \$702 ;
@@ -12095,7 +11491,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$707 ;
   wire \$708 ;
   wire \$709 ;
-  wire \$71 ;
+  wire [16:0] \$71 ;
   wire \$710 ;
   wire \$711 ;
   wire \$712 ;
@@ -12106,18 +11502,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$717 ;
   wire \$718 ;
   wire \$719 ;
-  wire [5:0] \$72 ;
+  wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
-  wire \$726 ;
+  wire [1:0] \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
-  wire [4:0] \$73 ;
+  wire [15:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
   wire \$732 ;
@@ -12128,39 +11524,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$737 ;
   wire \$738 ;
   wire \$739 ;
-  wire [4:0] \$74 ;
+  wire \$74 ;
   wire \$740 ;
   wire \$741 ;
   wire \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
-  wire [-1:0] \$746 ;
+  wire \$746 ;
   wire \$747 ;
   wire \$748 ;
-  wire [-1:0] \$749 ;
-  wire [4:0] \$75 ;
+  wire \$749 ;
+  wire [15:0] \$75 ;
   wire \$750 ;
-  wire \$751 ;
+  wire [1:0] \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire \$757 ;
+  wire [2:0] \$757 ;
   wire \$758 ;
-  wire [-1:0] \$759 ;
-  wire [5:0] \$76 ;
+  wire \$759 ;
+  wire [16:0] \$76 ;
   wire \$760 ;
   wire \$761 ;
-  wire [-1:0] \$762 ;
+  wire \$762 ;
   wire \$763 ;
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
   wire \$767 ;
-  wire [1:0] \$768 ;
-  wire \$769 ;
+  wire \$768 ;
+  wire [3:0] \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -12172,7 +11568,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$777 ;
   wire \$778 ;
   wire \$779 ;
-  wire [3:0] \$78 ;
+  wire [15:0] \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
@@ -12180,91 +11576,91 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$784 ;
   wire \$785 ;
   wire \$786 ;
-  wire [-1:0] \$787 ;
+  wire \$787 ;
   wire \$788 ;
   wire \$789 ;
-  wire [5:0] \$79 ;
-  wire [-1:0] \$790 ;
+  wire \$79 ;
+  wire \$790 ;
   wire \$791 ;
   wire \$792 ;
-  wire \$793 ;
-  wire \$794 ;
+  wire [10:0] \$793 ;
+  wire [11:0] \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
   wire \$798 ;
-  wire \$799 ;
-  wire [3:0] \$8 ;
-  wire [5:0] \$80 ;
-  wire [-1:0] \$800 ;
+  wire [5:0] \$799 ;
+  wire \$8 ;
+  wire [15:0] \$80 ;
+  wire [5:0] \$800 ;
   wire \$801 ;
   wire \$802 ;
-  wire [-1:0] \$803 ;
+  wire \$803 ;
   wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire [1:0] \$809 ;
-  wire [3:0] \$81 ;
-  wire \$810 ;
+  wire [4:0] \$805 ;
+  wire [4:0] \$806 ;
+  wire [10:0] \$807 ;
+  wire [19:0] \$808 ;
+  wire [11:0] \$809 ;
+  wire [16:0] \$81 ;
+  wire [20:0] \$810 ;
   wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
-  wire [2:0] \$817 ;
-  wire \$818 ;
+  wire [10:0] \$812 ;
+  wire [19:0] \$813 ;
+  wire [11:0] \$814 ;
+  wire [20:0] \$815 ;
+  wire [14:0] \$816 ;
+  wire [14:0] \$817 ;
+  wire [14:0] \$818 ;
   wire \$819 ;
-  wire [3:0] \$82 ;
+  wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
+  wire [10:0] \$824 ;
+  wire [19:0] \$825 ;
+  wire [11:0] \$826 ;
+  wire [20:0] \$827 ;
   wire \$828 ;
   wire \$829 ;
-  wire [3:0] \$83 ;
+  wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire \$834 ;
-  wire \$835 ;
-  wire \$836 ;
+  wire [15:0] \$832 ;
+  wire [10:0] \$833 ;
+  wire [14:0] \$834 ;
+  wire [8:0] \$835 ;
+  wire [15:0] \$836 ;
   wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
+  wire [10:0] \$838 ;
+  wire [14:0] \$839 ;
   wire \$84 ;
-  wire \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
+  wire [8:0] \$840 ;
+  wire [15:0] \$841 ;
+  wire [14:0] \$842 ;
+  wire [14:0] \$843 ;
+  wire [14:0] \$844 ;
   wire \$845 ;
   wire \$846 ;
   wire \$847 ;
   wire \$848 ;
   wire \$849 ;
-  wire [6:0] \$85 ;
-  wire \$850 ;
-  wire \$851 ;
-  wire \$852 ;
-  wire \$853 ;
+  wire [15:0] \$85 ;
+  wire [10:0] \$850 ;
+  wire [14:0] \$851 ;
+  wire [8:0] \$852 ;
+  wire [15:0] \$853 ;
   wire \$854 ;
   wire \$855 ;
   wire \$856 ;
   wire \$857 ;
-  wire \$858 ;
-  wire [-1:0] \$859 ;
-  wire [4:0] \$86 ;
+  wire [15:0] \$858 ;
+  wire \$859 ;
+  wire [24:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
-  wire [-1:0] \$862 ;
+  wire \$862 ;
   wire \$863 ;
   wire \$864 ;
   wire \$865 ;
@@ -12272,78 +11668,78 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$867 ;
   wire \$868 ;
   wire \$869 ;
-  wire [4:0] \$87 ;
+  wire \$87 ;
   wire \$870 ;
   wire \$871 ;
-  wire [-1:0] \$872 ;
+  wire \$872 ;
   wire \$873 ;
   wire \$874 ;
-  wire [-1:0] \$875 ;
+  wire \$875 ;
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
   wire \$879 ;
-  wire [6:0] \$88 ;
+  wire [15:0] \$88 ;
   wire \$880 ;
-  wire [1:0] \$881 ;
+  wire \$881 ;
   wire \$882 ;
-  wire \$883 ;
+  wire [15:0] \$883 ;
   wire \$884 ;
-  wire \$885 ;
-  wire \$886 ;
+  wire [15:0] \$885 ;
+  wire [15:0] \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire \$891 ;
-  wire \$892 ;
-  wire \$893 ;
+  wire [11:0] \$891 ;
+  wire [11:0] \$892 ;
+  wire [11:0] \$893 ;
   wire \$894 ;
-  wire \$895 ;
+  wire [9:0] \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
   wire \$899 ;
-  wire [5:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [-1:0] \$900 ;
+  wire [15:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire [-1:0] \$903 ;
+  wire \$903 ;
   wire \$904 ;
   wire \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
   wire \$909 ;
-  wire [4:0] \$91 ;
+  wire [24:0] \$91 ;
   wire \$910 ;
   wire \$911 ;
   wire \$912 ;
-  wire [-1:0] \$913 ;
+  wire \$913 ;
   wire \$914 ;
-  wire \$915 ;
-  wire [-1:0] \$916 ;
+  wire [10:0] \$915 ;
+  wire [10:0] \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
-  wire [2:0] \$92 ;
+  wire \$92 ;
   wire \$920 ;
   wire \$921 ;
-  wire [1:0] \$922 ;
-  wire \$923 ;
-  wire \$924 ;
+  wire \$922 ;
+  wire [11:0] \$923 ;
+  wire [11:0] \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
-  wire [2:0] \$93 ;
-  wire [2:0] \$930 ;
+  wire [15:0] \$93 ;
+  wire \$930 ;
   wire \$931 ;
-  wire \$932 ;
-  wire \$933 ;
+  wire [9:0] \$932 ;
+  wire [9:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
@@ -12352,91 +11748,83 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$939 ;
   wire \$94 ;
   wire \$940 ;
-  wire \$941 ;
-  wire \$942 ;
-  wire \$943 ;
+  wire [9:0] \$941 ;
+  wire [9:0] \$942 ;
+  wire [8:0] \$943 ;
   wire \$944 ;
   wire \$945 ;
-  wire [3:0] \$946 ;
+  wire \$946 ;
   wire \$947 ;
   wire \$948 ;
   wire \$949 ;
-  wire [9:0] \$95 ;
+  wire [15:0] \$95 ;
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire [8:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
-  wire [8:0] \$97 ;
-  wire \$970 ;
-  wire \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire [10:0] \$978 ;
-  wire [11:0] \$979 ;
-  wire [8:0] \$98 ;
-  wire \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire [5:0] \$984 ;
-  wire [5:0] \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire \$988 ;
-  wire \$989 ;
-  wire [8:0] \$99 ;
-  wire [4:0] \$990 ;
-  wire [4:0] \$991 ;
-  wire [10:0] \$992 ;
-  wire [19:0] \$993 ;
-  wire [11:0] \$994 ;
-  wire [20:0] \$995 ;
-  wire \$996 ;
-  wire [10:0] \$997 ;
-  wire [19:0] \$998 ;
-  wire [11:0] \$999 ;
-  input [15:0] a;
-  wire [15:0] a;
-  wire [8:0] a_bf16_exp;
-  wire [7:0] a_bf16_sig;
-  wire [4:0] a_e4m3_exp;
-  wire [3:0] a_e4m3_sig;
-  wire [4:0] a_e5m2_exp;
-  wire [2:0] a_e5m2_sig;
-  reg [8:0] a_exp;
-  reg a_inf;
-  reg a_nan;
-  reg [7:0] a_sig;
-  reg a_sign;
-  reg a_zero;
+  reg [4:0] \$953 ;
+  reg \$954 ;
+  reg \$955 ;
+  reg \$956 ;
+  reg \$957 ;
+  reg [9:0] \$958 ;
+  reg [15:0] \$959 ;
+  wire [24:0] \$96 ;
+  reg [7:0] \$960 ;
+  reg \$961 ;
+  reg \$962 ;
+  reg \$963 ;
+  reg \$964 ;
+  reg [8:0] \$965 ;
+  reg [10:0] \$966 ;
+  reg \$967 ;
+  reg \$968 ;
+  reg \$969 ;
+  wire [10:0] \$97 ;
+  reg \$970 ;
+  reg [9:0] \$971 ;
+  reg [15:0] \$972 ;
+  reg [4:0] \$973 ;
+  reg \$974 ;
+  reg [7:0] \$975 ;
+  reg [1:0] \$976 ;
+  reg [15:0] \$977 ;
+  reg [15:0] \$978 ;
+  reg [4:0] \$979 ;
+  wire [10:0] \$98 ;
+  reg \$980 ;
+  reg [9:0] \$981 ;
+  reg \$982 ;
+  reg \$983 ;
+  reg \$984 ;
+  reg \$985 ;
+  reg \$986 ;
+  reg \$987 ;
+  reg [4:0] \$988 ;
+  reg \$989 ;
+  wire [10:0] \$99 ;
+  reg [7:0] \$990 ;
+  reg [1:0] \$991 ;
+  reg [27:0] \$992 ;
+  reg [27:0] \$993 ;
+  reg \$994 ;
+  reg [9:0] \$995 ;
+  reg \$996 ;
+  reg \$997 ;
+  reg \$998 ;
+  reg \$999 ;
+  input [20:0] a;
+  wire [20:0] a;
+  wire [8:0] \a.exp ;
+  wire \a.inf ;
+  wire \a.nan ;
+  wire [7:0] \a.sig ;
+  wire \a.sign ;
+  wire \a.zero ;
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$106 ;
+  wire [15:0] \acc$78 ;
   reg [1:0] acc_mode = 2'h0;
-  (* init = 2'h0 *)
-  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
@@ -12452,11 +11840,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [27:0] add_q_0_total = 28'h0000000;
   reg [10:0] add_q_1_0 = 11'h000;
   reg [10:0] add_q_1_1 = 11'h000;
-  reg add_q_2_0 = 1'h0;
+  reg [4:0] add_q_2_0 = 5'h00;
+  wire \add_q_2_0.flush ;
+  wire \add_q_2_0.last ;
+  wire [1:0] \add_q_2_0.mode ;
+  wire \add_q_2_0.valid ;
   reg add_q_2_1 = 1'h0;
-  reg add_q_2_2 = 1'h0;
-  reg [7:0] add_q_2_3 = 8'h00;
-  reg [1:0] add_q_2_4 = 2'h0;
+  reg [7:0] add_q_2_2 = 8'h00;
+  reg [1:0] add_q_2_3 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -12470,25 +11861,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg align_q_0_flags_zero_sign = 1'h0;
   reg [27:0] align_q_0_small = 28'h0000000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_1_0 = 1'h0;
+  reg [4:0] align_q_1_0 = 5'h00;
+  wire \align_q_1_0.flush ;
+  wire \align_q_1_0.last ;
+  wire [1:0] \align_q_1_0.mode ;
+  wire \align_q_1_0.valid ;
   reg align_q_1_1 = 1'h0;
-  reg align_q_1_2 = 1'h0;
-  reg [7:0] align_q_1_3 = 8'h00;
-  reg [1:0] align_q_1_4 = 2'h0;
-  input [15:0] b;
-  wire [15:0] b;
-  wire [8:0] b_bf16_exp;
-  wire [7:0] b_bf16_sig;
-  wire [4:0] b_e4m3_exp;
-  wire [3:0] b_e4m3_sig;
-  wire [4:0] b_e5m2_exp;
-  wire [2:0] b_e5m2_sig;
-  reg [8:0] b_exp;
-  reg b_inf;
-  reg b_nan;
-  reg [7:0] b_sig;
-  reg b_sign;
-  reg b_zero;
+  reg [7:0] align_q_1_2 = 8'h00;
+  reg [1:0] align_q_1_3 = 2'h0;
+  input [20:0] b;
+  wire [20:0] b;
+  wire [8:0] \b.exp ;
+  wire \b.inf ;
+  wire \b.nan ;
+  wire [7:0] \b.sig ;
+  wire \b.sign ;
+  wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
   reg [8:0] base_exp;
@@ -12500,20 +11888,21 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg base_sign;
   reg base_zero;
   wire [7:0] bits;
-  input [1:0] choice;
   wire [1:0] choice;
   input clk;
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$108 ;
+  wire \done$80 ;
   wire en;
-  input \en$1 ;
   wire \en$1 ;
+  output flush;
+  wire flush;
+  (* init = 2'h0 *)
+  wire [1:0] flush_mode;
+  (* init = 16'h0000 *)
+  wire [15:0] flush_sum;
   reg fresh = 1'h1;
-  input last;
-  wire last;
-  wire [1:0] mode;
   reg [9:0] normalize_q_0_0_exp = 10'h000;
   reg normalize_q_0_0_inf = 1'h0;
   reg normalize_q_0_0_nan = 1'h0;
@@ -12523,11 +11912,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_1 = 1'h0;
   reg [11:0] normalize_q_1_0 = 12'h000;
   reg [11:0] normalize_q_1_1 = 12'h000;
-  reg normalize_q_2_0 = 1'h0;
+  reg [4:0] normalize_q_2_0 = 5'h00;
+  wire \normalize_q_2_0.flush ;
+  wire \normalize_q_2_0.last ;
+  wire [1:0] \normalize_q_2_0.mode ;
+  wire \normalize_q_2_0.valid ;
   reg normalize_q_2_1 = 1'h0;
-  reg normalize_q_2_2 = 1'h0;
-  reg [7:0] normalize_q_2_3 = 8'h00;
-  reg [1:0] normalize_q_2_4 = 2'h0;
+  reg [7:0] normalize_q_2_2 = 8'h00;
+  reg [1:0] normalize_q_2_3 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -12539,22 +11931,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [4:0] order_q_0_shift = 5'h00;
   reg [15:0] order_q_0_small_sig = 16'h0000;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_1_0 = 1'h0;
+  reg [4:0] order_q_1_0 = 5'h00;
+  wire \order_q_1_0.flush ;
+  wire \order_q_1_0.last ;
+  wire [1:0] \order_q_1_0.mode ;
+  wire \order_q_1_0.valid ;
   reg order_q_1_1 = 1'h0;
-  reg order_q_1_2 = 1'h0;
-  reg [7:0] order_q_1_3 = 8'h00;
-  reg [1:0] order_q_1_4 = 2'h0;
-  reg p_0 = 1'h0;
-  reg p_1 = 1'h0;
-  reg [1:0] p_2 = 2'h0;
-  reg [9:0] p_3_exp = 10'h000;
-  reg p_3_inf = 1'h0;
-  reg p_3_nan = 1'h0;
-  reg [15:0] p_3_sig = 16'h0000;
-  reg p_3_sign = 1'h0;
-  reg p_3_zero = 1'h0;
-  reg [7:0] p_4 = 8'h00;
+  reg [7:0] order_q_1_2 = 8'h00;
+  reg [1:0] order_q_1_3 = 2'h0;
   wire [9:0] p_exp;
+  wire [9:0] p_exp_sum;
+  wire [15:0] p_full;
   wire [15:0] p_sig;
   reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
@@ -12574,11 +11961,26 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_1_small = 1'h0;
   reg place_q_0_1_sticky = 1'h0;
   reg place_q_0_1_zero = 1'h0;
-  reg place_q_1_0 = 1'h0;
+  reg [4:0] place_q_1_0 = 5'h00;
+  wire \place_q_1_0.flush ;
+  wire \place_q_1_0.last ;
+  wire [1:0] \place_q_1_0.mode ;
+  wire \place_q_1_0.valid ;
   reg place_q_1_1 = 1'h0;
-  reg place_q_1_2 = 1'h0;
-  reg [7:0] place_q_1_3 = 8'h00;
-  reg [1:0] place_q_1_4 = 2'h0;
+  reg [7:0] place_q_1_2 = 8'h00;
+  reg [1:0] place_q_1_3 = 2'h0;
+  reg [4:0] product_0 = 5'h00;
+  wire \product_0.flush ;
+  wire \product_0.last ;
+  wire [1:0] \product_0.mode ;
+  wire \product_0.valid ;
+  reg [9:0] product_1_exp = 10'h000;
+  reg [15:0] product_1_full = 16'h0000;
+  reg product_1_inf = 1'h0;
+  reg product_1_nan = 1'h0;
+  reg product_1_sign = 1'h0;
+  reg product_1_zero = 1'h0;
+  reg [7:0] product_2 = 8'h00;
   reg [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
@@ -12602,27 +12004,30 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg round_q_0_1_small = 1'h0;
   reg round_q_0_1_up = 1'h0;
   reg round_q_0_1_zero = 1'h0;
-  reg round_q_1_0 = 1'h0;
+  reg [4:0] round_q_1_0 = 5'h00;
+  wire \round_q_1_0.flush ;
+  wire \round_q_1_0.last ;
+  wire [1:0] \round_q_1_0.mode ;
+  wire \round_q_1_0.valid ;
   reg round_q_1_1 = 1'h0;
-  reg round_q_1_2 = 1'h0;
-  reg [7:0] round_q_1_3 = 8'h00;
-  reg [1:0] round_q_1_4 = 2'h0;
+  reg [7:0] round_q_1_2 = 8'h00;
+  reg [1:0] round_q_1_3 = 2'h0;
   input rst;
   wire rst;
+  input [4:0] step;
+  wire [4:0] step;
+  wire \step.flush ;
+  wire \step.last ;
+  wire [1:0] \step.mode ;
+  wire \step.valid ;
   wire [1:0] step_mode;
-  reg [15:0] sum_bf16_rne;
-  reg [14:0] sum_bf16_rne_mag;
+  wire [15:0] sum_bf16_rne;
+  wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
-  reg [15:0] sum_fp16_sr8;
-  reg [14:0] sum_fp16_sr8_mag;
+  wire [15:0] sum_fp16_sr8;
+  wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
-  wire [9:0] term_exp;
-  wire term_inf;
-  wire term_nan;
-  wire [15:0] term_sig;
-  wire term_sign;
-  wire term_zero;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -12635,1231 +12040,1086 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg unpack_q_2_0 = 1'h0;
+  reg [4:0] unpack_q_2_0 = 5'h00;
+  wire \unpack_q_2_0.flush ;
+  wire \unpack_q_2_0.last ;
+  wire [1:0] \unpack_q_2_0.mode ;
+  wire \unpack_q_2_0.valid ;
   reg unpack_q_2_1 = 1'h0;
-  reg unpack_q_2_2 = 1'h0;
-  reg [7:0] unpack_q_2_3 = 8'h00;
-  reg [1:0] unpack_q_2_4 = 2'h0;
-  input valid;
-  wire valid;
-  assign en = \en$1  & valid;
-  assign \$1  = | a[6:3];
-  assign \$2  = a[6:3] - 3'h7;
-  assign \$3  = a[0] ? 5'h17 : 5'h00;
-  assign \$4  = a[1] ? 5'h18 : \$3 ;
-  assign \$5  = a[2] ? 5'h19 : \$4 ;
-  assign \$6  = \$1  ? \$2  : { \$5 [4], \$5  };
-  assign \$7  = | a[6:3];
-  assign \$11  = a[0] ? \$10 [3:0] : 4'h0;
-  assign \$12  = a[1] ? \$9 [3:0] : \$11 ;
-  assign \$13  = a[2] ? \$8  : \$12 ;
-  assign a_e4m3_sig = \$7  ? { 1'h1, a[2:0] } : \$13 ;
-  assign \$14  = | a[6:2];
-  assign \$15  = a[6:2] - 4'hf;
-  assign \$16  = a[0] ? 5'h10 : 5'h00;
-  assign \$17  = a[1] ? 5'h11 : \$16 ;
-  assign \$18  = \$14  ? \$15  : { \$17 [4], \$17 [4], \$17  };
-  assign \$19  = | a[6:2];
-  assign \$22  = a[0] ? \$21 [2:0] : 3'h0;
-  assign \$23  = a[1] ? \$20  : \$22 ;
-  assign a_e5m2_sig = \$19  ? { 1'h1, a[1:0] } : \$23 ;
-  assign \$24  = | a[14:7];
-  assign \$25  = a[14:7] - 7'h7f;
-  assign \$26  = a[0] ? 9'h17b : 9'h000;
-  assign \$27  = a[1] ? 9'h17c : \$26 ;
-  assign \$28  = a[2] ? 9'h17d : \$27 ;
-  assign \$29  = a[3] ? 9'h17e : \$28 ;
-  assign \$30  = a[4] ? 9'h17f : \$29 ;
-  assign \$31  = a[5] ? 9'h180 : \$30 ;
-  assign \$32  = a[6] ? 9'h181 : \$31 ;
-  assign \$33  = \$24  ? \$25  : { \$32 [8], \$32  };
-  assign \$34  = | a[14:7];
-  assign \$42  = a[0] ? \$41 [7:0] : 8'h00;
-  assign \$43  = a[1] ? \$40 [7:0] : \$42 ;
-  assign \$44  = a[2] ? \$39 [7:0] : \$43 ;
-  assign \$45  = a[3] ? \$38 [7:0] : \$44 ;
-  assign \$46  = a[4] ? \$37 [7:0] : \$45 ;
-  assign \$47  = a[5] ? \$36 [7:0] : \$46 ;
-  assign \$48  = a[6] ? \$35  : \$47 ;
-  assign a_bf16_sig = \$34  ? { 1'h1, a[6:0] } : \$48 ;
-  assign \$49  = ! a[6:3];
-  assign \$50  = ! a[2:0];
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = a[6:0] == 7'h7f;
-  assign \$53  = ! a[6:2];
-  assign \$54  = ! a[1:0];
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = a[6:2] == 5'h1f;
-  assign \$57  = ! a[1:0];
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = a[6:2] == 5'h1f;
-  assign \$60  = | a[1:0];
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = ! a[14:7];
-  assign \$63  = ! a[6:0];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = a[14:7] == 8'hff;
-  assign \$66  = ! a[6:0];
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = a[14:7] == 8'hff;
-  assign \$69  = | a[6:0];
-  assign \$70  = \$68  & \$69 ;
-  assign \$71  = | b[6:3];
-  assign \$72  = b[6:3] - 3'h7;
-  assign \$73  = b[0] ? 5'h17 : 5'h00;
-  assign \$74  = b[1] ? 5'h18 : \$73 ;
-  assign \$75  = b[2] ? 5'h19 : \$74 ;
-  assign \$76  = \$71  ? \$72  : { \$75 [4], \$75  };
-  assign \$77  = | b[6:3];
-  assign \$81  = b[0] ? \$80 [3:0] : 4'h0;
-  assign \$82  = b[1] ? \$79 [3:0] : \$81 ;
-  assign \$83  = b[2] ? \$78  : \$82 ;
-  assign b_e4m3_sig = \$77  ? { 1'h1, b[2:0] } : \$83 ;
-  assign \$84  = | b[6:2];
-  assign \$85  = b[6:2] - 4'hf;
-  assign \$86  = b[0] ? 5'h10 : 5'h00;
-  assign \$87  = b[1] ? 5'h11 : \$86 ;
-  assign \$88  = \$84  ? \$85  : { \$87 [4], \$87 [4], \$87  };
-  assign \$89  = | b[6:2];
-  assign \$92  = b[0] ? \$91 [2:0] : 3'h0;
-  assign \$93  = b[1] ? \$90  : \$92 ;
-  assign b_e5m2_sig = \$89  ? { 1'h1, b[1:0] } : \$93 ;
-  assign \$94  = | b[14:7];
-  assign \$95  = b[14:7] - 7'h7f;
-  assign \$96  = b[0] ? 9'h17b : 9'h000;
-  assign \$97  = b[1] ? 9'h17c : \$96 ;
-  assign \$98  = b[2] ? 9'h17d : \$97 ;
-  assign \$99  = b[3] ? 9'h17e : \$98 ;
-  assign \$100  = b[4] ? 9'h17f : \$99 ;
-  assign \$101  = b[5] ? 9'h180 : \$100 ;
-  assign \$102  = b[6] ? 9'h181 : \$101 ;
-  assign \$103  = \$94  ? \$95  : { \$102 [8], \$102  };
-  assign \$104  = | b[14:7];
-  assign \$112  = b[0] ? \$111 [7:0] : 8'h00;
-  assign \$113  = b[1] ? \$110 [7:0] : \$112 ;
-  assign \$114  = b[2] ? \$109 [7:0] : \$113 ;
-  assign \$115  = b[3] ? \$108 [7:0] : \$114 ;
-  assign \$116  = b[4] ? \$107 [7:0] : \$115 ;
-  assign \$117  = b[5] ? \$106 [7:0] : \$116 ;
-  assign \$118  = b[6] ? \$105  : \$117 ;
-  assign b_bf16_sig = \$104  ? { 1'h1, b[6:0] } : \$118 ;
-  assign \$119  = ! b[6:3];
-  assign \$120  = ! b[2:0];
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = b[6:0] == 7'h7f;
-  assign \$123  = ! b[6:2];
-  assign \$124  = ! b[1:0];
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = b[6:2] == 5'h1f;
-  assign \$127  = ! b[1:0];
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = b[6:2] == 5'h1f;
-  assign \$130  = | b[1:0];
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = ! b[14:7];
-  assign \$133  = ! b[6:0];
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = b[14:7] == 8'hff;
-  assign \$136  = ! b[6:0];
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = b[14:7] == 8'hff;
-  assign \$139  = | b[6:0];
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = $signed(a_exp) + $signed(b_exp);
-  assign \$142  = a_sig * b_sig;
-  assign \$143  = $signed(\$141 ) + $signed({ 1'h0, \$142 [15] });
-  assign \$144  = a_sig * b_sig;
-  assign \$145  = a_sig * b_sig;
-  assign \$146  = a_sig * b_sig;
-  assign \$148  = \$144 [15] ? { 1'h0, \$145  } : \$147 ;
-  assign \$149  = a_sign ^ b_sign;
-  assign \$150  = a_zero | b_zero;
-  assign \$151  = a_nan | b_nan;
-  assign \$152  = \$151  | a_inf;
-  assign \$153  = \$152  | b_inf;
-  assign \$154  = ~ \$153 ;
-  assign \$155  = \$150  & \$154 ;
-  assign \$156  = a_inf | b_inf;
-  assign \$157  = a_nan | b_nan;
-  assign \$158  = \$157  | a_zero;
-  assign \$159  = \$158  | b_zero;
-  assign \$160  = ~ \$159 ;
-  assign \$161  = \$156  & \$160 ;
-  assign \$162  = a_nan | b_nan;
-  assign \$163  = a_inf & b_zero;
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = a_zero & b_inf;
-  assign \$166  = \$164  | \$165 ;
-  assign step_mode = p_0 ? p_2 : acc_mode;
-  assign \$167  = fresh ? 16'h0000 : acc;
-  assign \$168  = | \$167 [14:10];
-  assign \$169  = fresh ? 16'h0000 : acc;
-  assign \$170  = \$169 [14:10] - 4'hf;
-  assign \$171  = fresh ? 16'h0000 : acc;
-  assign \$172  = fresh ? 16'h0000 : acc;
-  assign \$173  = fresh ? 16'h0000 : acc;
-  assign \$174  = fresh ? 16'h0000 : acc;
-  assign \$175  = fresh ? 16'h0000 : acc;
-  assign \$176  = fresh ? 16'h0000 : acc;
-  assign \$177  = fresh ? 16'h0000 : acc;
-  assign \$178  = fresh ? 16'h0000 : acc;
-  assign \$179  = fresh ? 16'h0000 : acc;
-  assign \$180  = fresh ? 16'h0000 : acc;
-  assign \$181  = \$180 [0] ? 6'h28 : 6'h00;
-  assign \$182  = \$179 [1] ? 6'h29 : \$181 ;
-  assign \$183  = \$178 [2] ? 6'h2a : \$182 ;
-  assign \$184  = \$177 [3] ? 6'h2b : \$183 ;
-  assign \$185  = \$176 [4] ? 6'h2c : \$184 ;
-  assign \$186  = \$175 [5] ? 6'h2d : \$185 ;
-  assign \$187  = \$174 [6] ? 6'h2e : \$186 ;
-  assign \$188  = \$173 [7] ? 6'h2f : \$187 ;
-  assign \$189  = \$172 [8] ? 6'h30 : \$188 ;
-  assign \$190  = \$171 [9] ? 6'h31 : \$189 ;
-  assign \$191  = \$168  ? \$170  : { \$190 [5], \$190  };
-  assign \$192  = fresh ? 16'h0000 : acc;
-  assign \$193  = | \$192 [14:10];
-  assign \$194  = fresh ? 16'h0000 : acc;
-  assign \$195  = fresh ? 16'h0000 : acc;
-  assign \$196  = fresh ? 16'h0000 : acc;
-  assign \$198  = fresh ? 16'h0000 : acc;
-  assign \$199  = fresh ? 16'h0000 : acc;
-  assign \$201  = fresh ? 16'h0000 : acc;
-  assign \$202  = fresh ? 16'h0000 : acc;
-  assign \$204  = fresh ? 16'h0000 : acc;
-  assign \$205  = fresh ? 16'h0000 : acc;
-  assign \$207  = fresh ? 16'h0000 : acc;
-  assign \$208  = fresh ? 16'h0000 : acc;
-  assign \$210  = fresh ? 16'h0000 : acc;
-  assign \$211  = fresh ? 16'h0000 : acc;
-  assign \$213  = fresh ? 16'h0000 : acc;
-  assign \$214  = fresh ? 16'h0000 : acc;
-  assign \$216  = fresh ? 16'h0000 : acc;
-  assign \$217  = fresh ? 16'h0000 : acc;
-  assign \$219  = fresh ? 16'h0000 : acc;
-  assign \$220  = fresh ? 16'h0000 : acc;
-  assign \$222  = fresh ? 16'h0000 : acc;
-  assign \$223  = fresh ? 16'h0000 : acc;
-  assign \$225  = \$222 [0] ? \$224 [10:0] : 11'h000;
-  assign \$226  = \$219 [1] ? \$221 [10:0] : \$225 ;
-  assign \$227  = \$216 [2] ? \$218 [10:0] : \$226 ;
-  assign \$228  = \$213 [3] ? \$215 [10:0] : \$227 ;
-  assign \$229  = \$210 [4] ? \$212 [10:0] : \$228 ;
-  assign \$230  = \$207 [5] ? \$209 [10:0] : \$229 ;
-  assign \$231  = \$204 [6] ? \$206 [10:0] : \$230 ;
-  assign \$232  = \$201 [7] ? \$203 [10:0] : \$231 ;
-  assign \$233  = \$198 [8] ? \$200 [10:0] : \$232 ;
-  assign \$234  = \$195 [9] ? \$197  : \$233 ;
-  assign base_fp16_sig = \$193  ? { 1'h1, \$194 [9:0] } : \$234 ;
-  assign \$235  = fresh ? 16'h0000 : acc;
-  assign \$236  = | \$235 [14:7];
-  assign \$237  = fresh ? 16'h0000 : acc;
-  assign \$238  = \$237 [14:7] - 7'h7f;
-  assign \$239  = fresh ? 16'h0000 : acc;
-  assign \$240  = fresh ? 16'h0000 : acc;
-  assign \$241  = fresh ? 16'h0000 : acc;
-  assign \$242  = fresh ? 16'h0000 : acc;
-  assign \$243  = fresh ? 16'h0000 : acc;
-  assign \$244  = fresh ? 16'h0000 : acc;
-  assign \$245  = fresh ? 16'h0000 : acc;
-  assign \$246  = \$245 [0] ? 9'h17b : 9'h000;
-  assign \$247  = \$244 [1] ? 9'h17c : \$246 ;
-  assign \$248  = \$243 [2] ? 9'h17d : \$247 ;
-  assign \$249  = \$242 [3] ? 9'h17e : \$248 ;
-  assign \$250  = \$241 [4] ? 9'h17f : \$249 ;
-  assign \$251  = \$240 [5] ? 9'h180 : \$250 ;
-  assign \$252  = \$239 [6] ? 9'h181 : \$251 ;
-  assign \$253  = \$236  ? \$238  : { \$252 [8], \$252  };
-  assign \$254  = fresh ? 16'h0000 : acc;
-  assign \$255  = | \$254 [14:7];
-  assign \$256  = fresh ? 16'h0000 : acc;
-  assign \$257  = fresh ? 16'h0000 : acc;
-  assign \$258  = fresh ? 16'h0000 : acc;
-  assign \$260  = fresh ? 16'h0000 : acc;
-  assign \$261  = fresh ? 16'h0000 : acc;
-  assign \$263  = fresh ? 16'h0000 : acc;
-  assign \$264  = fresh ? 16'h0000 : acc;
-  assign \$266  = fresh ? 16'h0000 : acc;
-  assign \$267  = fresh ? 16'h0000 : acc;
-  assign \$269  = fresh ? 16'h0000 : acc;
-  assign \$270  = fresh ? 16'h0000 : acc;
-  assign \$272  = fresh ? 16'h0000 : acc;
-  assign \$273  = fresh ? 16'h0000 : acc;
-  assign \$275  = fresh ? 16'h0000 : acc;
-  assign \$276  = fresh ? 16'h0000 : acc;
-  assign \$278  = \$275 [0] ? \$277 [7:0] : 8'h00;
-  assign \$279  = \$272 [1] ? \$274 [7:0] : \$278 ;
-  assign \$280  = \$269 [2] ? \$271 [7:0] : \$279 ;
-  assign \$281  = \$266 [3] ? \$268 [7:0] : \$280 ;
-  assign \$282  = \$263 [4] ? \$265 [7:0] : \$281 ;
-  assign \$283  = \$260 [5] ? \$262 [7:0] : \$282 ;
-  assign \$284  = \$257 [6] ? \$259  : \$283 ;
-  assign base_bf16_sig = \$255  ? { 1'h1, \$256 [6:0] } : \$284 ;
-  assign \$285  = fresh ? 16'h0000 : acc;
-  assign \$286  = fresh ? 16'h0000 : acc;
-  assign \$287  = ! \$286 [14:10];
-  assign \$288  = fresh ? 16'h0000 : acc;
-  assign \$289  = ! \$288 [9:0];
-  assign \$290  = \$287  & \$289 ;
-  assign \$291  = fresh ? 16'h0000 : acc;
-  assign \$292  = \$291 [14:10] == 5'h1f;
-  assign \$293  = fresh ? 16'h0000 : acc;
-  assign \$294  = ! \$293 [9:0];
-  assign \$295  = \$292  & \$294 ;
-  assign \$296  = fresh ? 16'h0000 : acc;
-  assign \$297  = \$296 [14:10] == 5'h1f;
-  assign \$298  = fresh ? 16'h0000 : acc;
-  assign \$299  = | \$298 [9:0];
-  assign \$300  = \$297  & \$299 ;
-  assign \$301  = fresh ? 16'h0000 : acc;
-  assign \$302  = fresh ? 16'h0000 : acc;
-  assign \$303  = ! \$302 [14:7];
-  assign \$304  = fresh ? 16'h0000 : acc;
-  assign \$305  = ! \$304 [6:0];
-  assign \$306  = \$303  & \$305 ;
-  assign \$307  = fresh ? 16'h0000 : acc;
-  assign \$308  = \$307 [14:7] == 8'hff;
-  assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
+  reg [7:0] unpack_q_2_2 = 8'h00;
+  reg [1:0] unpack_q_2_3 = 2'h0;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
+  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
+  assign \$5  = fresh & product_0[0];
+  assign \$6  = \$5  ? 16'h0000 : acc;
+  assign \$7  = | \$6 [14:10];
+  assign \$8  = fresh & product_0[0];
+  assign \$9  = \$8  ? 16'h0000 : acc;
+  assign \$10  = \$9 [14:10] - 4'hf;
+  assign \$11  = fresh & product_0[0];
+  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$13  = fresh & product_0[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = fresh & product_0[0];
+  assign \$16  = \$15  ? 16'h0000 : acc;
+  assign \$17  = fresh & product_0[0];
+  assign \$18  = \$17  ? 16'h0000 : acc;
+  assign \$19  = fresh & product_0[0];
+  assign \$20  = \$19  ? 16'h0000 : acc;
+  assign \$21  = fresh & product_0[0];
+  assign \$22  = \$21  ? 16'h0000 : acc;
+  assign \$23  = fresh & product_0[0];
+  assign \$24  = \$23  ? 16'h0000 : acc;
+  assign \$25  = fresh & product_0[0];
+  assign \$26  = \$25  ? 16'h0000 : acc;
+  assign \$27  = fresh & product_0[0];
+  assign \$28  = \$27  ? 16'h0000 : acc;
+  assign \$29  = fresh & product_0[0];
+  assign \$30  = \$29  ? 16'h0000 : acc;
+  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
+  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
+  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
+  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
+  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
+  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
+  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
+  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
+  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
+  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
+  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
+  assign \$42  = fresh & product_0[0];
+  assign \$43  = \$42  ? 16'h0000 : acc;
+  assign \$44  = | \$43 [14:10];
+  assign \$45  = fresh & product_0[0];
+  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$47  = fresh & product_0[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = fresh & product_0[0];
+  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_0[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_0[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_0[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_0[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_0[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_0[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_0[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_0[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_0[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_0[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_0[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_0[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_0[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_0[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_0[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_0[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_0[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_0[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
+  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
+  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
+  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
+  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
+  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
+  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
+  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
+  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
+  assign \$106  = \$48 [9] ? \$51  : \$105 ;
+  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
+  assign \$107  = fresh & product_0[0];
+  assign \$108  = \$107  ? 16'h0000 : acc;
+  assign \$109  = | \$108 [14:7];
+  assign \$110  = fresh & product_0[0];
+  assign \$111  = \$110  ? 16'h0000 : acc;
+  assign \$112  = \$111 [14:7] - 7'h7f;
+  assign \$113  = fresh & product_0[0];
+  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$115  = fresh & product_0[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = fresh & product_0[0];
+  assign \$118  = \$117  ? 16'h0000 : acc;
+  assign \$119  = fresh & product_0[0];
+  assign \$120  = \$119  ? 16'h0000 : acc;
+  assign \$121  = fresh & product_0[0];
+  assign \$122  = \$121  ? 16'h0000 : acc;
+  assign \$123  = fresh & product_0[0];
+  assign \$124  = \$123  ? 16'h0000 : acc;
+  assign \$125  = fresh & product_0[0];
+  assign \$126  = \$125  ? 16'h0000 : acc;
+  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
+  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
+  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
+  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
+  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
+  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
+  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
+  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
+  assign \$135  = fresh & product_0[0];
+  assign \$136  = \$135  ? 16'h0000 : acc;
+  assign \$137  = | \$136 [14:7];
+  assign \$138  = fresh & product_0[0];
+  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$140  = fresh & product_0[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = fresh & product_0[0];
+  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_0[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_0[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_0[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_0[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_0[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_0[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_0[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_0[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_0[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_0[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$170  = fresh & product_0[0];
+  assign \$171  = \$170  ? 16'h0000 : acc;
+  assign \$172  = fresh & product_0[0];
+  assign \$173  = \$172  ? 16'h0000 : acc;
+  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
+  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
+  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
+  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
+  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
+  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
+  assign \$181  = \$141 [6] ? \$144  : \$180 ;
+  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
+  assign \$182  = fresh & product_0[0];
+  assign \$183  = \$182  ? 16'h0000 : acc;
+  assign \$184  = fresh & product_0[0];
+  assign \$185  = \$184  ? 16'h0000 : acc;
+  assign \$186  = ! \$185 [14:10];
+  assign \$187  = fresh & product_0[0];
+  assign \$188  = \$187  ? 16'h0000 : acc;
+  assign \$189  = ! \$188 [9:0];
+  assign \$190  = \$186  & \$189 ;
+  assign \$191  = fresh & product_0[0];
+  assign \$192  = \$191  ? 16'h0000 : acc;
+  assign \$193  = \$192 [14:10] == 5'h1f;
+  assign \$194  = fresh & product_0[0];
+  assign \$195  = \$194  ? 16'h0000 : acc;
+  assign \$196  = ! \$195 [9:0];
+  assign \$197  = \$193  & \$196 ;
+  assign \$198  = fresh & product_0[0];
+  assign \$199  = \$198  ? 16'h0000 : acc;
+  assign \$200  = \$199 [14:10] == 5'h1f;
+  assign \$201  = fresh & product_0[0];
+  assign \$202  = \$201  ? 16'h0000 : acc;
+  assign \$203  = | \$202 [9:0];
+  assign \$204  = \$200  & \$203 ;
+  assign \$205  = fresh & product_0[0];
+  assign \$206  = \$205  ? 16'h0000 : acc;
+  assign \$207  = fresh & product_0[0];
+  assign \$208  = \$207  ? 16'h0000 : acc;
+  assign \$209  = ! \$208 [14:7];
+  assign \$210  = fresh & product_0[0];
+  assign \$211  = \$210  ? 16'h0000 : acc;
+  assign \$212  = ! \$211 [6:0];
+  assign \$213  = \$209  & \$212 ;
+  assign \$214  = fresh & product_0[0];
+  assign \$215  = \$214  ? 16'h0000 : acc;
+  assign \$216  = \$215 [14:7] == 8'hff;
+  assign \$217  = fresh & product_0[0];
+  assign \$218  = \$217  ? 16'h0000 : acc;
+  assign \$219  = ! \$218 [6:0];
+  assign \$220  = \$216  & \$219 ;
+  assign \$221  = fresh & product_0[0];
+  assign \$222  = \$221  ? 16'h0000 : acc;
+  assign \$223  = \$222 [14:7] == 8'hff;
+  assign \$224  = fresh & product_0[0];
+  assign \$225  = \$224  ? 16'h0000 : acc;
+  assign \$226  = | \$225 [6:0];
+  assign \$227  = \$223  & \$226 ;
+  assign \$228  = ~ unpack_q_0_zero;
+  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = \$229  | \$232 ;
+  assign \$234  = \$228  & \$233 ;
+  assign add_a_big = unpack_q_1_zero | \$234 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = ! \$329 [26:19];
+  assign \$235  = align_q_0_big - align_q_0_small;
+  assign \$236  = align_q_0_big + align_q_0_small;
+  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
+  assign \$238  = ! add_q_0_total[27:12];
+  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
+  assign \$241  = ! \$240 [26:19];
+  assign \$242  = ! add_q_0_total[27:12];
+  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
+  assign \$246  = ! add_q_0_total[27:12];
+  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
+  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
+  assign \$250  = ! \$249 [26:23];
+  assign \$251  = ! add_q_0_total[27:12];
+  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
+  assign \$254  = ! \$253 [26:19];
+  assign \$255  = ! add_q_0_total[27:12];
+  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
+  assign \$259  = ! add_q_0_total[27:12];
+  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
+  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
+  assign \$264  = ! add_q_0_total[27:12];
+  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
+  assign \$267  = ! \$266 [26:19];
+  assign \$268  = ! add_q_0_total[27:12];
+  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
+  assign \$272  = ! add_q_0_total[27:12];
+  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
+  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
+  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
+  assign \$277  = ! \$276 [26:25];
+  assign \$278  = ! add_q_0_total[27:12];
+  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
+  assign \$281  = ! \$280 [26:19];
+  assign \$282  = ! add_q_0_total[27:12];
+  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
+  assign \$286  = ! add_q_0_total[27:12];
+  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
+  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
+  assign \$290  = ! \$289 [26:23];
+  assign \$291  = ! add_q_0_total[27:12];
+  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
+  assign \$294  = ! \$293 [26:19];
+  assign \$295  = ! add_q_0_total[27:12];
+  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
+  assign \$299  = ! add_q_0_total[27:12];
+  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
+  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
+  assign \$304  = ! add_q_0_total[27:12];
+  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
+  assign \$307  = ! \$306 [26:19];
+  assign \$308  = ! add_q_0_total[27:12];
+  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
+  assign \$312  = ! add_q_0_total[27:12];
+  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
+  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
+  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
+  assign \$318  = ! add_q_0_total[27:12];
+  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
+  assign \$321  = ! \$320 [26:19];
+  assign \$322  = ! add_q_0_total[27:12];
+  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
+  assign \$326  = ! add_q_0_total[27:12];
+  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
+  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
+  assign \$330  = ! \$329 [26:23];
   assign \$331  = ! add_q_0_total[27:12];
   assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$334  = ! \$333 [26:19];
   assign \$335  = ! add_q_0_total[27:12];
   assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
-  assign \$339  = ! \$338 [26:23];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = ! \$342 [26:19];
+  assign \$339  = ! add_q_0_total[27:12];
+  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
+  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
   assign \$344  = ! add_q_0_total[27:12];
   assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$347  = ! \$346 [26:19];
   assign \$348  = ! add_q_0_total[27:12];
   assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = ! \$355 [26:19];
-  assign \$357  = ! add_q_0_total[27:12];
-  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
-  assign \$361  = ! add_q_0_total[27:12];
-  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
-  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
-  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
-  assign \$366  = ! \$365 [26:25];
+  assign \$352  = ! add_q_0_total[27:12];
+  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
+  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
+  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
+  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
+  assign \$358  = ! \$357 [26];
+  assign \$359  = ! add_q_0_total[27:12];
+  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
+  assign \$362  = ! \$361 [26:19];
+  assign \$363  = ! add_q_0_total[27:12];
+  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
   assign \$367  = ! add_q_0_total[27:12];
   assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = ! \$369 [26:19];
-  assign \$371  = ! add_q_0_total[27:12];
-  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! add_q_0_total[27:12];
-  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
-  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
-  assign \$379  = ! \$378 [26:23];
+  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
+  assign \$371  = ! \$370 [26:23];
+  assign \$372  = ! add_q_0_total[27:12];
+  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! \$374 [26:19];
+  assign \$376  = ! add_q_0_total[27:12];
+  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
   assign \$380  = ! add_q_0_total[27:12];
   assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = ! \$382 [26:19];
-  assign \$384  = ! add_q_0_total[27:12];
-  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! add_q_0_total[27:12];
-  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
-  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
+  assign \$385  = ! add_q_0_total[27:12];
+  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! \$387 [26:19];
+  assign \$389  = ! add_q_0_total[27:12];
+  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
   assign \$393  = ! add_q_0_total[27:12];
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = ! \$395 [26:19];
-  assign \$397  = ! add_q_0_total[27:12];
-  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
-  assign \$401  = ! add_q_0_total[27:12];
-  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
-  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
-  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
+  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
+  assign \$398  = ! \$397 [26:25];
+  assign \$399  = ! add_q_0_total[27:12];
+  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
+  assign \$402  = ! \$401 [26:19];
+  assign \$403  = ! add_q_0_total[27:12];
+  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
   assign \$407  = ! add_q_0_total[27:12];
   assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = ! \$409 [26:19];
-  assign \$411  = ! add_q_0_total[27:12];
-  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! add_q_0_total[27:12];
-  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
-  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
-  assign \$419  = ! \$418 [26:23];
+  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
+  assign \$411  = ! \$410 [26:23];
+  assign \$412  = ! add_q_0_total[27:12];
+  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! \$414 [26:19];
+  assign \$416  = ! add_q_0_total[27:12];
+  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
   assign \$420  = ! add_q_0_total[27:12];
   assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = ! \$422 [26:19];
-  assign \$424  = ! add_q_0_total[27:12];
-  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! add_q_0_total[27:12];
-  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
-  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
+  assign \$425  = ! add_q_0_total[27:12];
+  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! \$427 [26:19];
+  assign \$429  = ! add_q_0_total[27:12];
+  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
   assign \$433  = ! add_q_0_total[27:12];
   assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = ! \$435 [26:19];
-  assign \$437  = ! add_q_0_total[27:12];
-  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
-  assign \$441  = ! add_q_0_total[27:12];
-  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
-  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
-  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
-  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
-  assign \$447  = ! \$446 [26];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = ! \$450 [26:19];
+  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
+  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
+  assign \$439  = ! add_q_0_total[27:12];
+  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
+  assign \$442  = ! \$441 [26:19];
+  assign \$443  = ! add_q_0_total[27:12];
+  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
+  assign \$447  = ! add_q_0_total[27:12];
+  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
+  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
+  assign \$451  = ! \$450 [26:23];
   assign \$452  = ! add_q_0_total[27:12];
   assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$455  = ! \$454 [26:19];
   assign \$456  = ! add_q_0_total[27:12];
   assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
-  assign \$460  = ! \$459 [26:23];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = ! \$463 [26:19];
+  assign \$460  = ! add_q_0_total[27:12];
+  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
+  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
   assign \$465  = ! add_q_0_total[27:12];
   assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$468  = ! \$467 [26:19];
   assign \$469  = ! add_q_0_total[27:12];
   assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = ! \$476 [26:19];
-  assign \$478  = ! add_q_0_total[27:12];
-  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
-  assign \$482  = ! add_q_0_total[27:12];
-  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
-  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
-  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
-  assign \$487  = ! \$486 [26:25];
+  assign \$473  = ! add_q_0_total[27:12];
+  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
+  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
+  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
+  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$480  = ! add_q_0_total[27:12];
+  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
+  assign \$483  = ! \$482 [26:19];
+  assign \$484  = ! add_q_0_total[27:12];
+  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
   assign \$488  = ! add_q_0_total[27:12];
   assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = ! \$490 [26:19];
-  assign \$492  = ! add_q_0_total[27:12];
-  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! add_q_0_total[27:12];
-  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
-  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
-  assign \$500  = ! \$499 [26:23];
+  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
+  assign \$492  = ! \$491 [26:23];
+  assign \$493  = ! add_q_0_total[27:12];
+  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! \$495 [26:19];
+  assign \$497  = ! add_q_0_total[27:12];
+  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
   assign \$501  = ! add_q_0_total[27:12];
   assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = ! \$503 [26:19];
-  assign \$505  = ! add_q_0_total[27:12];
-  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! add_q_0_total[27:12];
-  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
-  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
+  assign \$506  = ! add_q_0_total[27:12];
+  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! \$508 [26:19];
+  assign \$510  = ! add_q_0_total[27:12];
+  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
   assign \$514  = ! add_q_0_total[27:12];
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = ! \$516 [26:19];
-  assign \$518  = ! add_q_0_total[27:12];
-  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
-  assign \$522  = ! add_q_0_total[27:12];
-  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
-  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
-  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
+  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
+  assign \$519  = ! \$518 [26:25];
+  assign \$520  = ! add_q_0_total[27:12];
+  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
+  assign \$523  = ! \$522 [26:19];
+  assign \$524  = ! add_q_0_total[27:12];
+  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
   assign \$528  = ! add_q_0_total[27:12];
   assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = ! \$530 [26:19];
-  assign \$532  = ! add_q_0_total[27:12];
-  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! add_q_0_total[27:12];
-  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
-  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
-  assign \$540  = ! \$539 [26:23];
+  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
+  assign \$532  = ! \$531 [26:23];
+  assign \$533  = ! add_q_0_total[27:12];
+  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! \$535 [26:19];
+  assign \$537  = ! add_q_0_total[27:12];
+  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
   assign \$541  = ! add_q_0_total[27:12];
   assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = ! \$543 [26:19];
-  assign \$545  = ! add_q_0_total[27:12];
-  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! add_q_0_total[27:12];
-  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
-  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
+  assign \$546  = ! add_q_0_total[27:12];
+  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! \$548 [26:19];
+  assign \$550  = ! add_q_0_total[27:12];
+  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
   assign \$554  = ! add_q_0_total[27:12];
   assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = ! \$556 [26:19];
-  assign \$558  = ! add_q_0_total[27:12];
-  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
-  assign \$562  = ! add_q_0_total[27:12];
-  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
-  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
-  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
-  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = ! \$571 [26:19];
+  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
+  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
+  assign \$560  = ! add_q_0_total[27:12];
+  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
+  assign \$563  = ! \$562 [26:19];
+  assign \$564  = ! add_q_0_total[27:12];
+  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
+  assign \$568  = ! add_q_0_total[27:12];
+  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
+  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
+  assign \$572  = ! \$571 [26:23];
   assign \$573  = ! add_q_0_total[27:12];
   assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$576  = ! \$575 [26:19];
   assign \$577  = ! add_q_0_total[27:12];
   assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
-  assign \$581  = ! \$580 [26:23];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = ! \$584 [26:19];
+  assign \$581  = ! add_q_0_total[27:12];
+  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
+  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
   assign \$586  = ! add_q_0_total[27:12];
   assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$589  = ! \$588 [26:19];
   assign \$590  = ! add_q_0_total[27:12];
   assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = ! \$597 [26:19];
-  assign \$599  = ! add_q_0_total[27:12];
-  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
-  assign \$603  = ! add_q_0_total[27:12];
-  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
-  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
-  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
-  assign \$608  = ! \$607 [26:25];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = ! \$611 [26:19];
-  assign \$613  = ! add_q_0_total[27:12];
-  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! add_q_0_total[27:12];
-  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
-  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
-  assign \$621  = ! \$620 [26:23];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = ! \$624 [26:19];
-  assign \$626  = ! add_q_0_total[27:12];
-  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! add_q_0_total[27:12];
-  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
-  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = ! \$637 [26:19];
-  assign \$639  = ! add_q_0_total[27:12];
-  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
-  assign \$643  = ! add_q_0_total[27:12];
-  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
-  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
-  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
-  assign \$649  = ! add_q_0_total[27:12];
-  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
-  assign \$652  = ! \$651 [26:19];
-  assign \$653  = ! add_q_0_total[27:12];
-  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
-  assign \$657  = ! add_q_0_total[27:12];
-  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
-  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
-  assign \$661  = ! \$660 [26:23];
-  assign \$662  = ! add_q_0_total[27:12];
-  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
-  assign \$665  = ! \$664 [26:19];
-  assign \$666  = ! add_q_0_total[27:12];
-  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
-  assign \$670  = ! add_q_0_total[27:12];
-  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
-  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
-  assign \$675  = ! add_q_0_total[27:12];
-  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
-  assign \$678  = ! \$677 [26:19];
-  assign \$679  = ! add_q_0_total[27:12];
-  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
-  assign \$683  = ! add_q_0_total[27:12];
-  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
-  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
-  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
-  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
-  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
-  assign \$689  = ~ add_q_0_total[27];
-  assign \$690  = ~ add_q_0_total[26];
-  assign \$691  = \$689  & \$690 ;
-  assign \$692  = ~ add_q_0_total[25];
-  assign \$693  = ~ add_q_0_total[24];
-  assign \$694  = \$692  & \$693 ;
-  assign \$695  = \$691  & \$694 ;
-  assign \$696  = ~ add_q_0_total[23];
-  assign \$697  = ~ add_q_0_total[22];
-  assign \$698  = \$696  & \$697 ;
-  assign \$699  = ~ add_q_0_total[21];
-  assign \$700  = ~ add_q_0_total[20];
-  assign \$701  = \$699  & \$700 ;
-  assign \$702  = \$698  & \$701 ;
-  assign \$703  = \$695  & \$702 ;
-  assign \$704  = ~ add_q_0_total[19];
-  assign \$705  = ~ add_q_0_total[18];
-  assign \$706  = \$704  & \$705 ;
-  assign \$707  = ~ add_q_0_total[17];
-  assign \$708  = ~ add_q_0_total[16];
-  assign \$709  = \$707  & \$708 ;
-  assign \$710  = \$706  & \$709 ;
-  assign \$711  = ~ add_q_0_total[15];
-  assign \$712  = ~ add_q_0_total[14];
-  assign \$713  = \$711  & \$712 ;
+  assign \$594  = ! add_q_0_total[27:12];
+  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
+  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
+  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
+  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
+  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
+  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$601  = ~ \$600 ;
+  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$601  & \$603 ;
+  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$606  = ~ \$605 ;
+  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$608  = ~ \$607 ;
+  assign \$609  = \$606  & \$608 ;
+  assign \$610  = \$604  & \$609 ;
+  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$612  = ~ \$611 ;
+  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$614  = ~ \$613 ;
+  assign \$615  = \$612  & \$614 ;
+  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$617  = ~ \$616 ;
+  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$619  = ~ \$618 ;
+  assign \$620  = \$617  & \$619 ;
+  assign \$621  = \$615  & \$620 ;
+  assign \$622  = \$610  & \$621 ;
+  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$624  = ~ \$623 ;
+  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$626  = ~ \$625 ;
+  assign \$627  = \$624  & \$626 ;
+  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$629  = ~ \$628 ;
+  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$631  = ~ \$630 ;
+  assign \$632  = \$629  & \$631 ;
+  assign \$633  = \$627  & \$632 ;
+  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$635  = ~ \$634 ;
+  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$647  = ~ \$646 ;
+  assign \$648  = ~ add_q_0_total[1];
+  assign \$649  = ~ add_q_0_total[3];
+  assign \$650  = \$646  ? \$649  : \$648 ;
+  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$652  = ~ \$651 ;
+  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$655  = ~ \$654 ;
+  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$660  = ~ \$659 ;
+  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$662  = ~ \$661 ;
+  assign \$663  = \$660  & \$662 ;
+  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$665  = ~ \$664 ;
+  assign \$666  = ~ add_q_0_total[5];
+  assign \$667  = ~ add_q_0_total[7];
+  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$670  = ~ \$669 ;
+  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$672  = ~ \$671 ;
+  assign \$673  = ~ add_q_0_total[9];
+  assign \$674  = ~ add_q_0_total[11];
+  assign \$675  = \$671  ? \$674  : \$673 ;
+  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$677  = ~ \$676 ;
+  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
+  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$680  = ~ \$679 ;
+  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$682  = ~ \$681 ;
+  assign \$683  = \$680  & \$682 ;
+  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
+  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$686  = ~ \$685 ;
+  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$688  = ~ \$687 ;
+  assign \$689  = \$686  & \$688 ;
+  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$691  = ~ \$690 ;
+  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$693  = ~ \$692 ;
+  assign \$694  = \$691  & \$693 ;
+  assign \$695  = \$689  & \$694 ;
+  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$697  = ~ \$696 ;
+  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$699  = ~ \$698 ;
+  assign \$700  = \$697  & \$699 ;
+  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$702  = ~ \$701 ;
+  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$704  = ~ \$703 ;
+  assign \$705  = \$702  & \$704 ;
+  assign \$706  = \$700  & \$705 ;
+  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$708  = ~ \$707 ;
+  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$710  = ~ \$709 ;
+  assign \$711  = \$708  & \$710 ;
+  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$713  = ~ \$712 ;
   assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[12];
-  assign \$716  = \$714  & \$715 ;
-  assign \$717  = \$713  & \$716 ;
-  assign \$718  = \$710  & \$717 ;
-  assign \$719  = \$703  & \$718 ;
-  assign \$720  = ~ add_q_0_total[11];
-  assign \$721  = ~ add_q_0_total[10];
-  assign \$722  = \$720  & \$721 ;
-  assign \$723  = ~ add_q_0_total[9];
-  assign \$724  = ~ add_q_0_total[8];
-  assign \$725  = \$723  & \$724 ;
-  assign \$726  = \$722  & \$725 ;
-  assign \$727  = ~ add_q_0_total[7];
-  assign \$728  = ~ add_q_0_total[6];
-  assign \$729  = \$727  & \$728 ;
-  assign \$730  = ~ add_q_0_total[5];
-  assign \$731  = ~ add_q_0_total[4];
-  assign \$732  = \$730  & \$731 ;
-  assign \$733  = \$729  & \$732 ;
-  assign \$734  = \$726  & \$733 ;
-  assign \$735  = ~ add_q_0_total[3];
-  assign \$736  = ~ add_q_0_total[2];
-  assign \$737  = \$735  & \$736 ;
-  assign \$738  = ~ add_q_0_total[1];
-  assign \$755  = ~ add_q_0_total[3];
-  assign \$756  = ~ add_q_0_total[2];
-  assign \$757  = \$755  & \$756 ;
-  assign \$758  = ~ add_q_0_total[1];
-  assign \$760  = ~ add_q_0_total[1];
-  assign \$761  = ~ add_q_0_total[3];
-  assign \$763  = ~ add_q_0_total[3];
-  assign \$764  = \$757  ? \$760  : \$763 ;
-  assign \$765  = ~ add_q_0_total[3];
-  assign \$766  = ~ add_q_0_total[2];
-  assign \$767  = \$765  & \$766 ;
-  assign \$769  = ~ add_q_0_total[3];
-  assign \$770  = ~ add_q_0_total[2];
-  assign \$771  = \$769  & \$770 ;
-  assign \$772  = ~ add_q_0_total[1];
-  assign \$776  = ~ add_q_0_total[11];
-  assign \$777  = ~ add_q_0_total[10];
-  assign \$778  = \$776  & \$777 ;
-  assign \$779  = ~ add_q_0_total[9];
-  assign \$780  = ~ add_q_0_total[8];
-  assign \$781  = \$779  & \$780 ;
-  assign \$782  = \$778  & \$781 ;
-  assign \$783  = ~ add_q_0_total[7];
-  assign \$784  = ~ add_q_0_total[6];
-  assign \$785  = \$783  & \$784 ;
-  assign \$786  = ~ add_q_0_total[5];
-  assign \$788  = ~ add_q_0_total[5];
-  assign \$789  = ~ add_q_0_total[7];
-  assign \$791  = ~ add_q_0_total[7];
-  assign \$792  = \$785  ? \$788  : \$791 ;
-  assign \$793  = ~ add_q_0_total[7];
-  assign \$794  = ~ add_q_0_total[6];
-  assign \$795  = \$793  & \$794 ;
-  assign \$796  = ~ add_q_0_total[11];
-  assign \$797  = ~ add_q_0_total[10];
-  assign \$798  = \$796  & \$797 ;
-  assign \$799  = ~ add_q_0_total[9];
-  assign \$801  = ~ add_q_0_total[9];
-  assign \$802  = ~ add_q_0_total[11];
-  assign \$804  = ~ add_q_0_total[11];
-  assign \$805  = \$798  ? \$801  : \$804 ;
-  assign \$806  = ~ add_q_0_total[11];
-  assign \$807  = ~ add_q_0_total[10];
-  assign \$808  = \$806  & \$807 ;
-  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
-  assign \$810  = ~ add_q_0_total[11];
-  assign \$811  = ~ add_q_0_total[10];
-  assign \$812  = \$810  & \$811 ;
-  assign \$813  = ~ add_q_0_total[9];
-  assign \$814  = ~ add_q_0_total[8];
-  assign \$815  = \$813  & \$814 ;
-  assign \$816  = \$812  & \$815 ;
-  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
-  assign \$818  = ~ add_q_0_total[11];
-  assign \$819  = ~ add_q_0_total[10];
-  assign \$820  = \$818  & \$819 ;
-  assign \$821  = ~ add_q_0_total[9];
-  assign \$822  = ~ add_q_0_total[8];
+  assign \$715  = ~ add_q_0_total[15];
+  assign \$716  = \$712  ? \$715  : \$714 ;
+  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$718  = ~ \$717 ;
+  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$720  = ~ \$719 ;
+  assign \$721  = ~ add_q_0_total[17];
+  assign \$722  = ~ add_q_0_total[19];
+  assign \$723  = \$719  ? \$722  : \$721 ;
+  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$725  = ~ \$724 ;
+  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
+  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$728  = ~ \$727 ;
+  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$730  = ~ \$729 ;
+  assign \$731  = \$728  & \$730 ;
+  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$733  = ~ \$732 ;
+  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$735  = ~ \$734 ;
+  assign \$736  = \$733  & \$735 ;
+  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$738  = ~ \$737 ;
+  assign \$739  = ~ add_q_0_total[21];
+  assign \$740  = ~ add_q_0_total[23];
+  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$743  = ~ \$742 ;
+  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$745  = ~ \$744 ;
+  assign \$746  = ~ add_q_0_total[25];
+  assign \$747  = ~ add_q_0_total[27];
+  assign \$748  = \$744  ? \$747  : \$746 ;
+  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$750  = ~ \$749 ;
+  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
+  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$753  = ~ \$752 ;
+  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$755  = ~ \$754 ;
+  assign \$756  = \$753  & \$755 ;
+  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
+  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$759  = ~ \$758 ;
+  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$761  = ~ \$760 ;
+  assign \$762  = \$759  & \$761 ;
+  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$764  = ~ \$763 ;
+  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$766  = ~ \$765 ;
+  assign \$767  = \$764  & \$766 ;
+  assign \$768  = \$762  & \$767 ;
+  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
+  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$771  = ~ \$770 ;
+  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$773  = ~ \$772 ;
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$776  = ~ \$775 ;
+  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$778  = ~ \$777 ;
+  assign \$779  = \$776  & \$778 ;
+  assign \$780  = \$774  & \$779 ;
+  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$782  = ~ \$781 ;
+  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$784  = ~ \$783 ;
+  assign \$785  = \$782  & \$784 ;
+  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$787  = ~ \$786 ;
+  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$789  = ~ \$788 ;
+  assign \$790  = \$787  & \$789 ;
+  assign \$791  = \$785  & \$790 ;
+  assign \$792  = \$780  & \$791 ;
+  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
+  assign \$795  = ~ normalize_q_1_0[11];
+  assign \$796  = | normalize_q_1_0;
+  assign \$797  = \$795  & \$796 ;
+  assign \$798  = | normalize_q_1_0[11:6];
+  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$800  = \$797  ? \$799  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
+  assign \$801  = ~ normalize_q_1_1[11];
+  assign \$802  = | normalize_q_1_1;
+  assign \$803  = \$801  & \$802 ;
+  assign \$804  = | normalize_q_1_1[11:5];
+  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$806  = \$803  ? \$805  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
+  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$809  = round_q_0_0_count + round_q_0_0_up;
+  assign \$810  = \$808  + \$809 ;
+  assign \$811  = \$810  > 15'h7bff;
+  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$814  = round_q_0_0_count + round_q_0_0_up;
+  assign \$815  = \$813  + \$814 ;
+  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
+  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
+  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
+  assign \$821  = ~ round_q_0_0_inf;
+  assign \$822  = ~ round_q_0_0_zero;
   assign \$823  = \$821  & \$822 ;
-  assign \$824  = \$820  & \$823 ;
-  assign \$825  = ~ add_q_0_total[7];
-  assign \$826  = ~ add_q_0_total[6];
-  assign \$827  = \$825  & \$826 ;
-  assign \$828  = ~ add_q_0_total[5];
-  assign \$829  = ~ add_q_0_total[4];
-  assign \$830  = \$828  & \$829 ;
-  assign \$831  = \$827  & \$830 ;
-  assign \$832  = \$824  & \$831 ;
-  assign \$833  = ~ add_q_0_total[27];
-  assign \$834  = ~ add_q_0_total[26];
-  assign \$835  = \$833  & \$834 ;
-  assign \$836  = ~ add_q_0_total[25];
-  assign \$837  = ~ add_q_0_total[24];
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = \$835  & \$838 ;
-  assign \$840  = ~ add_q_0_total[23];
-  assign \$841  = ~ add_q_0_total[22];
-  assign \$842  = \$840  & \$841 ;
-  assign \$843  = ~ add_q_0_total[21];
-  assign \$844  = ~ add_q_0_total[20];
-  assign \$845  = \$843  & \$844 ;
-  assign \$846  = \$842  & \$845 ;
-  assign \$847  = \$839  & \$846 ;
-  assign \$848  = ~ add_q_0_total[19];
-  assign \$849  = ~ add_q_0_total[18];
-  assign \$850  = \$848  & \$849 ;
-  assign \$851  = ~ add_q_0_total[17];
-  assign \$852  = ~ add_q_0_total[16];
-  assign \$853  = \$851  & \$852 ;
-  assign \$854  = \$850  & \$853 ;
-  assign \$855  = ~ add_q_0_total[15];
-  assign \$856  = ~ add_q_0_total[14];
-  assign \$857  = \$855  & \$856 ;
-  assign \$858  = ~ add_q_0_total[13];
-  assign \$860  = ~ add_q_0_total[13];
-  assign \$861  = ~ add_q_0_total[15];
-  assign \$863  = ~ add_q_0_total[15];
-  assign \$864  = \$857  ? \$860  : \$863 ;
-  assign \$865  = ~ add_q_0_total[15];
-  assign \$866  = ~ add_q_0_total[14];
-  assign \$867  = \$865  & \$866 ;
-  assign \$868  = ~ add_q_0_total[19];
-  assign \$869  = ~ add_q_0_total[18];
-  assign \$870  = \$868  & \$869 ;
-  assign \$871  = ~ add_q_0_total[17];
-  assign \$873  = ~ add_q_0_total[17];
-  assign \$874  = ~ add_q_0_total[19];
-  assign \$876  = ~ add_q_0_total[19];
-  assign \$877  = \$870  ? \$873  : \$876 ;
-  assign \$878  = ~ add_q_0_total[19];
-  assign \$879  = ~ add_q_0_total[18];
-  assign \$880  = \$878  & \$879 ;
-  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
-  assign \$882  = ~ add_q_0_total[19];
-  assign \$883  = ~ add_q_0_total[18];
-  assign \$884  = \$882  & \$883 ;
-  assign \$885  = ~ add_q_0_total[17];
-  assign \$886  = ~ add_q_0_total[16];
-  assign \$887  = \$885  & \$886 ;
-  assign \$888  = \$884  & \$887 ;
-  assign \$889  = ~ add_q_0_total[27];
-  assign \$890  = ~ add_q_0_total[26];
-  assign \$891  = \$889  & \$890 ;
-  assign \$892  = ~ add_q_0_total[25];
-  assign \$893  = ~ add_q_0_total[24];
-  assign \$894  = \$892  & \$893 ;
-  assign \$895  = \$891  & \$894 ;
-  assign \$896  = ~ add_q_0_total[23];
-  assign \$897  = ~ add_q_0_total[22];
-  assign \$898  = \$896  & \$897 ;
-  assign \$899  = ~ add_q_0_total[21];
-  assign \$901  = ~ add_q_0_total[21];
-  assign \$902  = ~ add_q_0_total[23];
-  assign \$904  = ~ add_q_0_total[23];
-  assign \$905  = \$898  ? \$901  : \$904 ;
-  assign \$906  = ~ add_q_0_total[23];
-  assign \$907  = ~ add_q_0_total[22];
+  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$826  = round_q_0_0_count + round_q_0_0_up;
+  assign \$827  = \$825  + \$826 ;
+  assign \$828  = \$827  > 15'h7bff;
+  assign \$829  = \$823  & \$828 ;
+  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$835  = round_q_0_1_count + round_q_0_1_up;
+  assign \$836  = \$834  + \$835 ;
+  assign \$837  = \$836  > 15'h7f7f;
+  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$840  = round_q_0_1_count + round_q_0_1_up;
+  assign \$841  = \$839  + \$840 ;
+  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
+  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
+  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
+  assign \$847  = ~ round_q_0_1_inf;
+  assign \$848  = ~ round_q_0_1_zero;
+  assign \$849  = \$847  & \$848 ;
+  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$852  = round_q_0_1_count + round_q_0_1_up;
+  assign \$853  = \$851  + \$852 ;
+  assign \$854  = \$853  > 15'h7f7f;
+  assign \$855  = \$849  & \$854 ;
+  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$859  = a[17] ^ b[17];
+  assign \$860  = a[18] | b[18];
+  assign \$861  = a[20] | b[20];
+  assign \$862  = \$861  | a[19];
+  assign \$863  = \$862  | b[19];
+  assign \$864  = ~ \$863 ;
+  assign \$865  = \$860  & \$864 ;
+  assign \$866  = a[19] | b[19];
+  assign \$867  = a[20] | b[20];
+  assign \$868  = \$867  | a[18];
+  assign \$869  = \$868  | b[18];
+  assign \$870  = ~ \$869 ;
+  assign \$871  = \$866  & \$870 ;
+  assign \$872  = a[20] | b[20];
+  assign \$873  = a[19] & b[18];
+  assign \$874  = \$872  | \$873 ;
+  assign \$875  = a[18] & b[19];
+  assign \$876  = \$874  | \$875 ;
+  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$878  = ~ product_0[0];
+  assign \$879  = product_1_zero | \$878 ;
+  assign \$880  = product_1_inf & product_0[0];
+  assign \$881  = product_1_nan & product_0[0];
+  assign \$882  = ~ fresh;
+  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$886  = \$884  ? 16'h0000 : \$885 ;
+  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$889  = \$887  | \$888 ;
+  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$891  = - $signed(add_exp_diff);
+  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
+  assign \$893  = \$889  ? 12'h01a : \$892 ;
+  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$900  = \$898  & \$899 ;
+  assign \$901  = \$897  | \$900 ;
+  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$904  = ~ \$903 ;
+  assign \$905  = \$902  & \$904 ;
+  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
   assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ add_q_0_total[27];
-  assign \$910  = ~ add_q_0_total[26];
-  assign \$911  = \$909  & \$910 ;
-  assign \$912  = ~ add_q_0_total[25];
-  assign \$914  = ~ add_q_0_total[25];
-  assign \$915  = ~ add_q_0_total[27];
-  assign \$917  = ~ add_q_0_total[27];
-  assign \$918  = \$911  ? \$914  : \$917 ;
-  assign \$919  = ~ add_q_0_total[27];
-  assign \$920  = ~ add_q_0_total[26];
-  assign \$921  = \$919  & \$920 ;
-  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
-  assign \$923  = ~ add_q_0_total[27];
-  assign \$924  = ~ add_q_0_total[26];
-  assign \$925  = \$923  & \$924 ;
-  assign \$926  = ~ add_q_0_total[25];
-  assign \$927  = ~ add_q_0_total[24];
-  assign \$928  = \$926  & \$927 ;
-  assign \$929  = \$925  & \$928 ;
-  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
-  assign \$931  = ~ add_q_0_total[27];
-  assign \$932  = ~ add_q_0_total[26];
-  assign \$933  = \$931  & \$932 ;
-  assign \$934  = ~ add_q_0_total[25];
-  assign \$935  = ~ add_q_0_total[24];
+  assign \$909  = ~ \$908 ;
+  assign \$910  = \$905  & \$909 ;
+  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$914  = | add_small_wide[25:0];
+  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$917  = ! add_q_0_total[27:1];
+  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
+  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
+  assign \$921  = ! add_q_0_total[27:1];
+  assign \$922  = add_q_0_flags_both_zero | \$921 ;
+  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$925  = ~ normalize_q_1_0[11];
+  assign \$926  = | normalize_q_1_0;
+  assign \$927  = \$925  & \$926 ;
+  assign \$928  = ~ normalize_q_1_0[11];
+  assign \$929  = | normalize_q_1_0;
+  assign \$930  = \$928  & \$929 ;
+  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
+  assign \$934  = ~ normalize_q_1_1[11];
+  assign \$935  = | normalize_q_1_1;
   assign \$936  = \$934  & \$935 ;
-  assign \$937  = \$933  & \$936 ;
-  assign \$938  = ~ add_q_0_total[23];
-  assign \$939  = ~ add_q_0_total[22];
-  assign \$940  = \$938  & \$939 ;
-  assign \$941  = ~ add_q_0_total[21];
-  assign \$942  = ~ add_q_0_total[20];
-  assign \$943  = \$941  & \$942 ;
-  assign \$944  = \$940  & \$943 ;
-  assign \$945  = \$937  & \$944 ;
-  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
-  assign \$947  = ~ add_q_0_total[27];
-  assign \$948  = ~ add_q_0_total[26];
-  assign \$949  = \$947  & \$948 ;
-  assign \$950  = ~ add_q_0_total[25];
-  assign \$951  = ~ add_q_0_total[24];
-  assign \$952  = \$950  & \$951 ;
-  assign \$953  = \$949  & \$952 ;
-  assign \$954  = ~ add_q_0_total[23];
-  assign \$955  = ~ add_q_0_total[22];
-  assign \$956  = \$954  & \$955 ;
-  assign \$957  = ~ add_q_0_total[21];
-  assign \$958  = ~ add_q_0_total[20];
-  assign \$959  = \$957  & \$958 ;
-  assign \$960  = \$956  & \$959 ;
-  assign \$961  = \$953  & \$960 ;
-  assign \$962  = ~ add_q_0_total[19];
-  assign \$963  = ~ add_q_0_total[18];
-  assign \$964  = \$962  & \$963 ;
-  assign \$965  = ~ add_q_0_total[17];
-  assign \$966  = ~ add_q_0_total[16];
-  assign \$967  = \$965  & \$966 ;
-  assign \$968  = \$964  & \$967 ;
-  assign \$969  = ~ add_q_0_total[15];
-  assign \$970  = ~ add_q_0_total[14];
-  assign \$971  = \$969  & \$970 ;
-  assign \$972  = ~ add_q_0_total[13];
-  assign \$973  = ~ add_q_0_total[12];
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = \$971  & \$974 ;
-  assign \$976  = \$968  & \$975 ;
-  assign \$977  = \$961  & \$976 ;
-  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
-  assign \$980  = ~ normalize_q_1_0[11];
-  assign \$981  = | normalize_q_1_0;
-  assign \$982  = \$980  & \$981 ;
-  assign \$983  = | normalize_q_1_0[11:6];
-  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$985  = \$982  ? \$984  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
-  assign \$986  = ~ normalize_q_1_1[11];
-  assign \$987  = | normalize_q_1_1;
-  assign \$988  = \$986  & \$987 ;
-  assign \$989  = | normalize_q_1_1[11:5];
-  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$991  = \$988  ? \$990  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
-  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$994  = round_q_0_0_count + round_q_0_0_up;
-  assign \$995  = \$993  + \$994 ;
-  assign \$996  = \$995  > 15'h7bff;
-  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$999  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1000  = \$998  + \$999 ;
-  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
-  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
-  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
-  assign \$1006  = ~ round_q_0_0_inf;
-  assign \$1007  = ~ round_q_0_0_zero;
-  assign \$1008  = \$1006  & \$1007 ;
-  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1012  = \$1010  + \$1011 ;
-  assign \$1013  = \$1012  > 15'h7bff;
-  assign \$1014  = \$1008  & \$1013 ;
-  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1021  = \$1019  + \$1020 ;
-  assign \$1022  = \$1021  > 15'h7f7f;
-  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1026  = \$1024  + \$1025 ;
-  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
-  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
-  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
-  assign \$1032  = ~ round_q_0_1_inf;
-  assign \$1033  = ~ round_q_0_1_zero;
-  assign \$1034  = \$1032  & \$1033 ;
-  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1038  = \$1036  + \$1037 ;
-  assign \$1039  = \$1038  > 15'h7f7f;
-  assign \$1040  = \$1034  & \$1039 ;
-  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$1044  = p_0 ? p_3_sign : 1'h1;
-  assign \$1045  = ~ p_0;
-  assign \$1046  = p_3_zero | \$1045 ;
-  assign \$1047  = p_3_inf & p_0;
-  assign \$1048  = p_3_nan & p_0;
-  assign \$1049  = ~ fresh;
-  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
-  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$1056  = \$1054  | \$1055 ;
-  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$1058  = - $signed(add_exp_diff);
-  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
-  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
-  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1067  = \$1065  & \$1066 ;
-  assign \$1068  = \$1064  | \$1067 ;
-  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1071  = ~ \$1070 ;
-  assign \$1072  = \$1069  & \$1071 ;
-  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1075  = \$1073  & \$1074 ;
-  assign \$1076  = ~ \$1075 ;
-  assign \$1077  = \$1072  & \$1076 ;
-  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$1081  = | add_small_wide[25:0];
-  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$1084  = ! add_q_0_total[27:1];
-  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
-  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
-  assign \$1088  = ! add_q_0_total[27:1];
-  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
-  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1092  = ~ normalize_q_1_0[11];
-  assign \$1093  = | normalize_q_1_0;
-  assign \$1094  = \$1092  & \$1093 ;
-  assign \$1095  = ~ normalize_q_1_0[11];
-  assign \$1096  = | normalize_q_1_0;
-  assign \$1097  = \$1095  & \$1096 ;
-  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
-  assign \$1101  = ~ normalize_q_1_1[11];
-  assign \$1102  = | normalize_q_1_1;
-  assign \$1103  = \$1101  & \$1102 ;
-  assign \$1104  = ~ normalize_q_1_1[11];
-  assign \$1105  = | normalize_q_1_1;
-  assign \$1106  = \$1104  & \$1105 ;
-  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
-  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$1111  = | place_q_0_1_kept[19:0];
-  assign \$1112  = | place_q_0_1_below;
-  assign \$1113  = \$1112  | place_q_0_1_sticky;
-  assign \$1114  = \$1111  | \$1113 ;
-  assign \$1115  = \$1114  | place_q_0_1_kept[21];
-  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
-  assign \$1117  = round_q_1_0 & round_q_1_1;
-  assign \$1118  = ~ round_q_1_2;
-  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  assign \$937  = ~ normalize_q_1_1[11];
+  assign \$938  = | normalize_q_1_1;
+  assign \$939  = \$937  & \$938 ;
+  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$942  = \$939  ? 10'h382 : \$941 ;
+  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$944  = | place_q_0_1_kept[19:0];
+  assign \$945  = | place_q_0_1_below;
+  assign \$946  = \$945  | place_q_0_1_sticky;
+  assign \$947  = \$944  | \$946 ;
+  assign \$948  = \$947  | place_q_0_1_kept[21];
+  assign \$949  = place_q_0_1_kept[20] & \$948 ;
+  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$951  = ~ round_q_1_1;
+  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
   always @(posedge clk)
-    p_0 <= \$1120 ;
+    product_0 <= \$953 ;
   always @(posedge clk)
-    p_1 <= \$1121 ;
+    product_1_sign <= \$954 ;
   always @(posedge clk)
-    p_2 <= \$1122 ;
+    product_1_zero <= \$955 ;
   always @(posedge clk)
-    p_3_sign <= \$1123 ;
+    product_1_inf <= \$956 ;
   always @(posedge clk)
-    p_3_zero <= \$1124 ;
+    product_1_nan <= \$957 ;
   always @(posedge clk)
-    p_3_inf <= \$1125 ;
+    product_1_exp <= \$958 ;
   always @(posedge clk)
-    p_3_nan <= \$1126 ;
+    product_1_full <= \$959 ;
   always @(posedge clk)
-    p_3_exp <= \$1127 ;
+    product_2 <= \$960 ;
   always @(posedge clk)
-    p_3_sig <= \$1128 ;
+    unpack_q_0_sign <= \$961 ;
   always @(posedge clk)
-    p_4 <= \$1129 ;
+    unpack_q_0_zero <= \$962 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$1130 ;
+    unpack_q_0_inf <= \$963 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$1131 ;
+    unpack_q_0_nan <= \$964 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$1132 ;
+    unpack_q_0_exp <= \$965 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$1133 ;
+    unpack_q_0_sig <= \$966 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$1134 ;
+    unpack_q_1_sign <= \$967 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$1135 ;
+    unpack_q_1_zero <= \$968 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$1136 ;
+    unpack_q_1_inf <= \$969 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$1137 ;
+    unpack_q_1_nan <= \$970 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$1138 ;
+    unpack_q_1_exp <= \$971 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$1139 ;
+    unpack_q_1_sig <= \$972 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$1140 ;
+    unpack_q_2_0 <= \$973 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$1141 ;
+    unpack_q_2_1 <= \$974 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$1142 ;
+    unpack_q_2_2 <= \$975 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$1143 ;
+    unpack_q_2_3 <= \$976 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$1144 ;
+    order_q_0_big_sig <= \$977 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$1145 ;
+    order_q_0_small_sig <= \$978 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$1146 ;
+    order_q_0_shift <= \$979 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$1147 ;
+    order_q_0_subtract <= \$980 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$1148 ;
+    order_q_0_flags_big_exp <= \$981 ;
   always @(posedge clk)
-    order_q_0_shift <= \$1149 ;
+    order_q_0_flags_big_sign <= \$982 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$1150 ;
+    order_q_0_flags_nan <= \$983 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1151 ;
+    order_q_0_flags_inf <= \$984 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1152 ;
+    order_q_0_flags_inf_sign <= \$985 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$1153 ;
+    order_q_0_flags_both_zero <= \$986 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$1154 ;
+    order_q_0_flags_zero_sign <= \$987 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1155 ;
+    order_q_1_0 <= \$988 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1156 ;
+    order_q_1_1 <= \$989 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1157 ;
+    order_q_1_2 <= \$990 ;
   always @(posedge clk)
-    order_q_1_0 <= \$1158 ;
+    order_q_1_3 <= \$991 ;
   always @(posedge clk)
-    order_q_1_1 <= \$1159 ;
+    align_q_0_big <= \$992 ;
   always @(posedge clk)
-    order_q_1_2 <= \$1160 ;
+    align_q_0_small <= \$993 ;
   always @(posedge clk)
-    order_q_1_3 <= \$1161 ;
+    align_q_0_subtract <= \$994 ;
   always @(posedge clk)
-    order_q_1_4 <= \$1162 ;
+    align_q_0_flags_big_exp <= \$995 ;
   always @(posedge clk)
-    align_q_0_big <= \$1163 ;
+    align_q_0_flags_big_sign <= \$996 ;
   always @(posedge clk)
-    align_q_0_small <= \$1164 ;
+    align_q_0_flags_nan <= \$997 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$1165 ;
+    align_q_0_flags_inf <= \$998 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1166 ;
+    align_q_0_flags_inf_sign <= \$999 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1167 ;
+    align_q_0_flags_both_zero <= \$1000 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$1168 ;
+    align_q_0_flags_zero_sign <= \$1001 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$1169 ;
+    align_q_1_0 <= \$1002 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1170 ;
+    align_q_1_1 <= \$1003 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1171 ;
+    align_q_1_2 <= \$1004 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1172 ;
+    align_q_1_3 <= \$1005 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1173 ;
+    add_q_0_total <= \$1006 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1174 ;
+    add_q_0_flags_big_exp <= \$1007 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1175 ;
+    add_q_0_flags_big_sign <= \$1008 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1176 ;
+    add_q_0_flags_nan <= \$1009 ;
   always @(posedge clk)
-    align_q_1_4 <= \$1177 ;
+    add_q_0_flags_inf <= \$1010 ;
   always @(posedge clk)
-    add_q_0_total <= \$1178 ;
+    add_q_0_flags_inf_sign <= \$1011 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1179 ;
+    add_q_0_flags_both_zero <= \$1012 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1180 ;
+    add_q_0_flags_zero_sign <= \$1013 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1181 ;
+    add_q_1_0 <= \$1014 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1182 ;
+    add_q_1_1 <= \$1015 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1183 ;
+    add_q_2_0 <= \$1016 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1184 ;
+    add_q_2_1 <= \$1017 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1185 ;
+    add_q_2_2 <= \$1018 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1186 ;
+    add_q_2_3 <= \$1019 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1187 ;
+    normalize_q_0_0_sign <= \$1020 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1188 ;
+    normalize_q_0_0_zero <= \$1021 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1189 ;
+    normalize_q_0_0_inf <= \$1022 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1190 ;
+    normalize_q_0_0_nan <= \$1023 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1191 ;
+    normalize_q_0_0_exp <= \$1024 ;
   always @(posedge clk)
-    add_q_2_4 <= \$1192 ;
+    normalize_q_0_0_sig <= \$1025 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1193 ;
+    normalize_q_0_1 <= \$1026 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1194 ;
+    normalize_q_1_0 <= \$1027 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1195 ;
+    normalize_q_1_1 <= \$1028 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1196 ;
+    normalize_q_2_0 <= \$1029 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1197 ;
+    normalize_q_2_1 <= \$1030 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1198 ;
+    normalize_q_2_2 <= \$1031 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1199 ;
+    normalize_q_2_3 <= \$1032 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1200 ;
+    place_q_0_0_kept <= \$1033 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1201 ;
+    place_q_0_0_below <= \$1034 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1202 ;
+    place_q_0_0_sticky <= \$1035 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1203 ;
+    place_q_0_0_small <= \$1036 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1204 ;
+    place_q_0_0_e_eff <= \$1037 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1205 ;
+    place_q_0_0_sign <= \$1038 ;
   always @(posedge clk)
-    normalize_q_2_4 <= \$1206 ;
+    place_q_0_0_zero <= \$1039 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1207 ;
+    place_q_0_0_inf <= \$1040 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1208 ;
+    place_q_0_0_nan <= \$1041 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1209 ;
+    place_q_0_1_kept <= \$1042 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1210 ;
+    place_q_0_1_below <= \$1043 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1211 ;
+    place_q_0_1_sticky <= \$1044 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1212 ;
+    place_q_0_1_small <= \$1045 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1213 ;
+    place_q_0_1_e_eff <= \$1046 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1214 ;
+    place_q_0_1_sign <= \$1047 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1215 ;
+    place_q_0_1_zero <= \$1048 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1216 ;
+    place_q_0_1_inf <= \$1049 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1217 ;
+    place_q_0_1_nan <= \$1050 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1218 ;
+    place_q_1_0 <= \$1051 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1219 ;
+    place_q_1_1 <= \$1052 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1220 ;
+    place_q_1_2 <= \$1053 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1221 ;
+    place_q_1_3 <= \$1054 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1222 ;
+    round_q_0_0_count <= \$1055 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1223 ;
+    round_q_0_0_up <= \$1056 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1224 ;
+    round_q_0_0_small <= \$1057 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1225 ;
+    round_q_0_0_e_eff <= \$1058 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1226 ;
+    round_q_0_0_sign <= \$1059 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1227 ;
+    round_q_0_0_zero <= \$1060 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1228 ;
+    round_q_0_0_inf <= \$1061 ;
   always @(posedge clk)
-    place_q_1_4 <= \$1229 ;
+    round_q_0_0_nan <= \$1062 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1230 ;
+    round_q_0_1_count <= \$1063 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1231 ;
+    round_q_0_1_up <= \$1064 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1232 ;
+    round_q_0_1_small <= \$1065 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1233 ;
+    round_q_0_1_e_eff <= \$1066 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1234 ;
+    round_q_0_1_sign <= \$1067 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1235 ;
+    round_q_0_1_zero <= \$1068 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1236 ;
+    round_q_0_1_inf <= \$1069 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1237 ;
+    round_q_0_1_nan <= \$1070 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1238 ;
+    round_q_1_0 <= \$1071 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1239 ;
+    round_q_1_1 <= \$1072 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1240 ;
+    round_q_1_2 <= \$1073 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1241 ;
+    round_q_1_3 <= \$1074 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1242 ;
+    acc <= \$1075 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1243 ;
+    done <= \$1076 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1244 ;
+    fresh <= \$1077 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1245 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1246 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1247 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1248 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1249 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$1250 ;
-  always @(posedge clk)
-    acc <= \$1251 ;
-  always @(posedge clk)
-    done <= \$1252 ;
-  always @(posedge clk)
-    fresh <= \$1253 ;
-  always @(posedge clk)
-    acc_mode <= \$1254 ;
+    acc_mode <= \$1078 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
-    .choice(choice),
+    .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$4084$0 (\$1255 ),
-    .\port$4086$0 (\$1256 ),
-    .\port$4088$0 (\$1257 ),
-    .\port$4090$0 (\$1258 ),
-    .\port$4092$0 (\$1259 ),
-    .\port$4094$0 (\$1260 ),
-    .\port$4096$0 (\$1261 ),
-    .\port$4098$0 (\$1262 ),
+    .\port$3866$0 (\$1079 ),
+    .\port$3868$0 (\$1080 ),
+    .\port$3870$0 (\$1081 ),
+    .\port$3872$0 (\$1082 ),
+    .\port$3874$0 (\$1083 ),
+    .\port$3876$0 (\$1084 ),
+    .\port$3878$0 (\$1085 ),
+    .\port$3880$0 (\$1086 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
+    casez (step[4:3])
       2'h0:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h1:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h2:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -13867,145 +13127,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sign = a[7];
-      2'h1:
-          a_sign = a[7];
+    casez (step_mode)
+      2'h0, 2'h1, 2'h2:
+          base_sign = \$183 [15];
       default:
-          a_sign = a[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_zero = \$51 ;
-      2'h1:
-          a_zero = \$55 ;
-      default:
-          a_zero = \$64 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_inf = 1'h0;
-      2'h1:
-          a_inf = \$58 ;
-      default:
-          a_inf = \$67 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_nan = \$52 ;
-      2'h1:
-          a_nan = \$61 ;
-      default:
-          a_nan = \$70 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_exp = { \$6 [4], \$6 [4], \$6 [4], \$6 [4], \$6 [4:0] };
-      2'h1:
-          a_exp = { \$18 [4], \$18 [4], \$18 [4], \$18 [4], \$18 [4:0] };
-      default:
-          a_exp = \$33 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sig = { a_e4m3_sig, 4'h0 };
-      2'h1:
-          a_sig = { a_e5m2_sig, 5'h00 };
-      default:
-          a_sig = a_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sign = b[7];
-      2'h2:
-          b_sign = b[7];
-      default:
-          b_sign = b[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_zero = \$121 ;
-      2'h2:
-          b_zero = \$125 ;
-      default:
-          b_zero = \$134 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_inf = 1'h0;
-      2'h2:
-          b_inf = \$128 ;
-      default:
-          b_inf = \$137 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_nan = \$122 ;
-      2'h2:
-          b_nan = \$131 ;
-      default:
-          b_nan = \$140 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_exp = { \$76 [4], \$76 [4], \$76 [4], \$76 [4], \$76 [4:0] };
-      2'h2:
-          b_exp = { \$88 [4], \$88 [4], \$88 [4], \$88 [4], \$88 [4:0] };
-      default:
-          b_exp = \$103 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sig = { b_e4m3_sig, 4'h0 };
-      2'h2:
-          b_sig = { b_e5m2_sig, 5'h00 };
-      default:
-          b_sig = b_bf16_sig;
+          base_sign = \$206 [15];
     endcase
   end
   always @* begin
@@ -14013,9 +13139,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_sign = \$285 [15];
+          base_zero = \$190 ;
       default:
-          base_sign = \$301 [15];
+          base_zero = \$213 ;
     endcase
   end
   always @* begin
@@ -14023,9 +13149,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_zero = \$290 ;
+          base_inf = \$197 ;
       default:
-          base_zero = \$306 ;
+          base_inf = \$220 ;
     endcase
   end
   always @* begin
@@ -14033,9 +13159,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_inf = \$295 ;
+          base_nan = \$204 ;
       default:
-          base_inf = \$311 ;
+          base_nan = \$227 ;
     endcase
   end
   always @* begin
@@ -14043,19 +13169,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_nan = \$300 ;
+          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
       default:
-          base_nan = \$316 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$191 [5], \$191 [5], \$191 [5], \$191 [5:0] };
-      default:
-          base_exp = \$253 [8:0];
+          base_exp = \$134 [8:0];
     endcase
   end
   always @* begin
@@ -14070,1626 +13186,1143 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    sum_fp16_sr8_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$1003 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    sum_fp16_sr8 = 16'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8 = \$1017 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    sum_bf16_rne_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne_mag = \$1029 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    sum_bf16_rne = 16'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne = \$1043 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    sum_code = 16'h0000;
-    if (\en$1 ) begin
-      (* full_case = 32'd1 *)
-      casez (round_q_1_4)
-        2'h0:
-            sum_code = sum_fp16_sr8;
-        2'h1:
-            sum_code = sum_fp16_sr8;
-        2'h2:
-            sum_code = sum_fp16_sr8;
-        default:
-            sum_code = sum_bf16_rne;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1120  = p_0;
-    if (\en$1 ) begin
-      \$1120  = valid;
-    end
-    if (rst) begin
-      \$1120  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1121  = p_1;
-    if (\en$1 ) begin
-      \$1121  = last;
-    end
-    if (rst) begin
-      \$1121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1122  = p_2;
-    if (\en$1 ) begin
-      \$1122  = choice;
-    end
-    if (rst) begin
-      \$1122  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1123  = p_3_sign;
-    if (\en$1 ) begin
-      \$1123  = term_sign;
-    end
-    if (rst) begin
-      \$1123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1124  = p_3_zero;
-    if (\en$1 ) begin
-      \$1124  = term_zero;
-    end
-    if (rst) begin
-      \$1124  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1125  = p_3_inf;
-    if (\en$1 ) begin
-      \$1125  = term_inf;
-    end
-    if (rst) begin
-      \$1125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1126  = p_3_nan;
-    if (\en$1 ) begin
-      \$1126  = term_nan;
-    end
-    if (rst) begin
-      \$1126  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1127  = p_3_exp;
-    if (\en$1 ) begin
-      \$1127  = term_exp;
-    end
-    if (rst) begin
-      \$1127  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1128  = p_3_sig;
-    if (\en$1 ) begin
-      \$1128  = term_sig;
-    end
-    if (rst) begin
-      \$1128  = 16'h0000;
-    end
+    (* full_case = 32'd1 *)
+    casez (round_q_1_3)
+      2'h0:
+          sum_code = sum_fp16_sr8;
+      2'h1:
+          sum_code = sum_fp16_sr8;
+      2'h2:
+          sum_code = sum_fp16_sr8;
+      default:
+          sum_code = sum_bf16_rne;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1129  = p_4;
-    if (\en$1 ) begin
-      \$1129  = rand_sum;
-    end
+    \$953  = step;
     if (rst) begin
-      \$1129  = 8'h00;
+      \$953  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1130  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$1130  = base_sign;
-    end
+    \$954  = \$859 ;
     if (rst) begin
-      \$1130  = 1'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1131  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$1131  = base_zero;
-    end
+    \$955  = \$865 ;
     if (rst) begin
-      \$1131  = 1'h0;
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1132  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$1132  = base_inf;
-    end
+    \$956  = \$871 ;
     if (rst) begin
-      \$1132  = 1'h0;
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1133  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$1133  = base_nan;
-    end
+    \$957  = \$876 ;
     if (rst) begin
-      \$1133  = 1'h0;
+      \$957  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1134  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$1134  = base_exp;
-    end
+    \$958  = p_exp_sum;
     if (rst) begin
-      \$1134  = 9'h000;
+      \$958  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1135  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$1135  = base_sig;
-    end
+    \$959  = p_full;
     if (rst) begin
-      \$1135  = 11'h000;
+      \$959  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1136  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$1136  = \$1044 ;
-    end
+    \$960  = rand_sum;
     if (rst) begin
-      \$1136  = 1'h0;
+      \$960  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1137  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$1137  = \$1046 ;
-    end
+    \$961  = base_sign;
     if (rst) begin
-      \$1137  = 1'h0;
+      \$961  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1138  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$1138  = \$1047 ;
-    end
+    \$962  = base_zero;
     if (rst) begin
-      \$1138  = 1'h0;
+      \$962  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1139  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$1139  = \$1048 ;
-    end
+    \$963  = base_inf;
     if (rst) begin
-      \$1139  = 1'h0;
+      \$963  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1140  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$1140  = p_3_exp;
-    end
+    \$964  = base_nan;
     if (rst) begin
-      \$1140  = 10'h000;
+      \$964  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1141  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$1141  = p_3_sig;
-    end
+    \$965  = base_exp;
     if (rst) begin
-      \$1141  = 16'h0000;
+      \$965  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1142  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$1142  = p_0;
-    end
+    \$966  = base_sig;
     if (rst) begin
-      \$1142  = 1'h0;
+      \$966  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1143  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$1143  = p_1;
-    end
+    \$967  = \$877 ;
     if (rst) begin
-      \$1143  = 1'h0;
+      \$967  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1144  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$1144  = \$1049 ;
-    end
+    \$968  = \$879 ;
     if (rst) begin
-      \$1144  = 1'h0;
+      \$968  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1145  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$1145  = p_4;
-    end
+    \$969  = \$880 ;
     if (rst) begin
-      \$1145  = 8'h00;
+      \$969  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1146  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$1146  = step_mode;
-    end
+    \$970  = \$881 ;
     if (rst) begin
-      \$1146  = 2'h0;
+      \$970  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1147  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$1147  = \$1050 ;
-    end
+    \$971  = \$2 [9:0];
     if (rst) begin
-      \$1147  = 16'h0000;
+      \$971  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1148  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$1148  = \$1053 ;
-    end
+    \$972  = \$4 [15:0];
     if (rst) begin
-      \$1148  = 16'h0000;
+      \$972  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1149  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$1149  = \$1060 [4:0];
-    end
+    \$973  = product_0;
     if (rst) begin
-      \$1149  = 5'h00;
+      \$973  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1150  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$1150  = \$1061 ;
-    end
+    \$974  = \$882 ;
     if (rst) begin
-      \$1150  = 1'h0;
+      \$974  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1151  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1151  = \$1062 ;
-    end
+    \$975  = product_2;
     if (rst) begin
-      \$1151  = 10'h000;
+      \$975  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1152  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1152  = \$1063 ;
-    end
+    \$976  = step_mode;
     if (rst) begin
-      \$1152  = 1'h0;
+      \$976  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1153  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1153  = \$1068 ;
-    end
+    \$977  = \$883 ;
     if (rst) begin
-      \$1153  = 1'h0;
+      \$977  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1154  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1154  = \$1077 ;
-    end
+    \$978  = \$886 ;
     if (rst) begin
-      \$1154  = 1'h0;
+      \$978  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1155  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1155  = \$1078 ;
-    end
+    \$979  = \$893 [4:0];
     if (rst) begin
-      \$1155  = 1'h0;
+      \$979  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1156  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1156  = \$1079 ;
-    end
+    \$980  = \$894 ;
     if (rst) begin
-      \$1156  = 1'h0;
+      \$980  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1157  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1157  = \$1080 ;
-    end
+    \$981  = \$895 ;
     if (rst) begin
-      \$1157  = 1'h0;
+      \$981  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1158  = order_q_1_0;
-    if (\en$1 ) begin
-      \$1158  = unpack_q_2_0;
-    end
+    \$982  = \$896 ;
     if (rst) begin
-      \$1158  = 1'h0;
+      \$982  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1159  = order_q_1_1;
-    if (\en$1 ) begin
-      \$1159  = unpack_q_2_1;
-    end
+    \$983  = \$901 ;
     if (rst) begin
-      \$1159  = 1'h0;
+      \$983  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1160  = order_q_1_2;
-    if (\en$1 ) begin
-      \$1160  = unpack_q_2_2;
-    end
+    \$984  = \$910 ;
     if (rst) begin
-      \$1160  = 1'h0;
+      \$984  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1161  = order_q_1_3;
-    if (\en$1 ) begin
-      \$1161  = unpack_q_2_3;
-    end
+    \$985  = \$911 ;
     if (rst) begin
-      \$1161  = 8'h00;
+      \$985  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1162  = order_q_1_4;
-    if (\en$1 ) begin
-      \$1162  = unpack_q_2_4;
-    end
+    \$986  = \$912 ;
     if (rst) begin
-      \$1162  = 2'h0;
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1163  = align_q_0_big;
-    if (\en$1 ) begin
-      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
+    \$987  = \$913 ;
     if (rst) begin
-      \$1163  = 28'h0000000;
+      \$987  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1164  = align_q_0_small;
-    if (\en$1 ) begin
-      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
-    end
+    \$988  = unpack_q_2_0;
     if (rst) begin
-      \$1164  = 28'h0000000;
+      \$988  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1165  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$1165  = order_q_0_subtract;
-    end
+    \$989  = unpack_q_2_1;
     if (rst) begin
-      \$1165  = 1'h0;
+      \$989  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1166  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1166  = order_q_0_flags_big_exp;
-    end
+    \$990  = unpack_q_2_2;
     if (rst) begin
-      \$1166  = 10'h000;
+      \$990  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1167  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1167  = order_q_0_flags_big_sign;
-    end
+    \$991  = unpack_q_2_3;
     if (rst) begin
-      \$1167  = 1'h0;
+      \$991  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1168  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1168  = order_q_0_flags_nan;
-    end
+    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1168  = 1'h0;
+      \$992  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1169  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1169  = order_q_0_flags_inf;
-    end
+    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
     if (rst) begin
-      \$1169  = 1'h0;
+      \$993  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1170  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1170  = order_q_0_flags_inf_sign;
-    end
+    \$994  = order_q_0_subtract;
     if (rst) begin
-      \$1170  = 1'h0;
+      \$994  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1171  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1171  = order_q_0_flags_both_zero;
-    end
+    \$995  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1171  = 1'h0;
+      \$995  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1172  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1172  = order_q_0_flags_zero_sign;
-    end
+    \$996  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1172  = 1'h0;
+      \$996  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1173  = align_q_1_0;
-    if (\en$1 ) begin
-      \$1173  = order_q_1_0;
-    end
+    \$997  = order_q_0_flags_nan;
     if (rst) begin
-      \$1173  = 1'h0;
+      \$997  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1174  = align_q_1_1;
-    if (\en$1 ) begin
-      \$1174  = order_q_1_1;
-    end
+    \$998  = order_q_0_flags_inf;
     if (rst) begin
-      \$1174  = 1'h0;
+      \$998  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1175  = align_q_1_2;
-    if (\en$1 ) begin
-      \$1175  = order_q_1_2;
-    end
+    \$999  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1175  = 1'h0;
+      \$999  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1176  = align_q_1_3;
-    if (\en$1 ) begin
-      \$1176  = order_q_1_3;
-    end
+    \$1000  = order_q_0_flags_both_zero;
     if (rst) begin
-      \$1176  = 8'h00;
+      \$1000  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1177  = align_q_1_4;
-    if (\en$1 ) begin
-      \$1177  = order_q_1_4;
-    end
+    \$1001  = order_q_0_flags_zero_sign;
     if (rst) begin
-      \$1177  = 2'h0;
+      \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1178  = add_q_0_total;
-    if (\en$1 ) begin
-      \$1178  = \$326 [27:0];
-    end
+    \$1002  = order_q_1_0;
     if (rst) begin
-      \$1178  = 28'h0000000;
+      \$1002  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1179  = add_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1179  = align_q_0_flags_big_exp;
-    end
+    \$1003  = order_q_1_1;
     if (rst) begin
-      \$1179  = 10'h000;
+      \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1180  = add_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1180  = align_q_0_flags_big_sign;
-    end
+    \$1004  = order_q_1_2;
     if (rst) begin
-      \$1180  = 1'h0;
+      \$1004  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1181  = add_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1181  = align_q_0_flags_nan;
-    end
+    \$1005  = order_q_1_3;
     if (rst) begin
-      \$1181  = 1'h0;
+      \$1005  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1182  = add_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1182  = align_q_0_flags_inf;
-    end
+    \$1006  = \$237 [27:0];
     if (rst) begin
-      \$1182  = 1'h0;
+      \$1006  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1183  = add_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1183  = align_q_0_flags_inf_sign;
-    end
+    \$1007  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1183  = 1'h0;
+      \$1007  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1184  = add_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1184  = align_q_0_flags_both_zero;
-    end
+    \$1008  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1184  = 1'h0;
+      \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1185  = add_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1185  = align_q_0_flags_zero_sign;
-    end
+    \$1009  = align_q_0_flags_nan;
     if (rst) begin
-      \$1185  = 1'h0;
+      \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1186  = add_q_1_0;
-    if (\en$1 ) begin
-      \$1186  = \$1082 ;
-    end
+    \$1010  = align_q_0_flags_inf;
     if (rst) begin
-      \$1186  = 11'h000;
+      \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1187  = add_q_1_1;
-    if (\en$1 ) begin
-      \$1187  = \$1083 ;
-    end
+    \$1011  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1187  = 11'h000;
+      \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1188  = add_q_2_0;
-    if (\en$1 ) begin
-      \$1188  = align_q_1_0;
-    end
+    \$1012  = align_q_0_flags_both_zero;
     if (rst) begin
-      \$1188  = 1'h0;
+      \$1012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1189  = add_q_2_1;
-    if (\en$1 ) begin
-      \$1189  = align_q_1_1;
-    end
+    \$1013  = align_q_0_flags_zero_sign;
     if (rst) begin
-      \$1189  = 1'h0;
+      \$1013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1190  = add_q_2_2;
-    if (\en$1 ) begin
-      \$1190  = align_q_1_2;
-    end
+    \$1014  = \$915 ;
     if (rst) begin
-      \$1190  = 1'h0;
+      \$1014  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1191  = add_q_2_3;
-    if (\en$1 ) begin
-      \$1191  = align_q_1_3;
-    end
+    \$1015  = \$916 ;
     if (rst) begin
-      \$1191  = 8'h00;
+      \$1015  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1192  = add_q_2_4;
-    if (\en$1 ) begin
-      \$1192  = align_q_1_4;
-    end
+    \$1016  = align_q_1_0;
     if (rst) begin
-      \$1192  = 2'h0;
+      \$1016  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1193  = normalize_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1193  = \$1087 ;
-    end
+    \$1017  = align_q_1_1;
     if (rst) begin
-      \$1193  = 1'h0;
+      \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1194  = normalize_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1194  = \$1089 ;
-    end
+    \$1018  = align_q_1_2;
     if (rst) begin
-      \$1194  = 1'h0;
+      \$1018  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1195  = normalize_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1195  = add_q_0_flags_inf;
-    end
+    \$1019  = align_q_1_3;
     if (rst) begin
-      \$1195  = 1'h0;
+      \$1019  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1196  = normalize_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1196  = add_q_0_flags_nan;
-    end
+    \$1020  = \$920 ;
     if (rst) begin
-      \$1196  = 1'h0;
+      \$1020  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1197  = normalize_q_0_0_exp;
-    if (\en$1 ) begin
-      \$1197  = \$979 [9:0];
-    end
+    \$1021  = \$922 ;
     if (rst) begin
-      \$1197  = 10'h000;
+      \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1198  = normalize_q_0_0_sig;
-    if (\en$1 ) begin
-      \$1198  = add_normalized;
-    end
+    \$1022  = add_q_0_flags_inf;
     if (rst) begin
-      \$1198  = 27'h0000000;
+      \$1022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1199  = normalize_q_0_1;
-    if (\en$1 ) begin
-      \$1199  = add_q_0_total[0];
-    end
+    \$1023  = add_q_0_flags_nan;
     if (rst) begin
-      \$1199  = 1'h0;
+      \$1023  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1200  = normalize_q_1_0;
-    if (\en$1 ) begin
-      \$1200  = \$1090 ;
-    end
+    \$1024  = \$794 [9:0];
     if (rst) begin
-      \$1200  = 12'h000;
+      \$1024  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1201  = normalize_q_1_1;
-    if (\en$1 ) begin
-      \$1201  = \$1091 ;
-    end
+    \$1025  = add_normalized;
     if (rst) begin
-      \$1201  = 12'h000;
+      \$1025  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1202  = normalize_q_2_0;
-    if (\en$1 ) begin
-      \$1202  = add_q_2_0;
-    end
+    \$1026  = add_q_0_total[0];
     if (rst) begin
-      \$1202  = 1'h0;
+      \$1026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1203  = normalize_q_2_1;
-    if (\en$1 ) begin
-      \$1203  = add_q_2_1;
-    end
+    \$1027  = \$923 ;
     if (rst) begin
-      \$1203  = 1'h0;
+      \$1027  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1204  = normalize_q_2_2;
-    if (\en$1 ) begin
-      \$1204  = add_q_2_2;
-    end
+    \$1028  = \$924 ;
     if (rst) begin
-      \$1204  = 1'h0;
+      \$1028  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1205  = normalize_q_2_3;
-    if (\en$1 ) begin
-      \$1205  = add_q_2_3;
-    end
+    \$1029  = add_q_2_0;
     if (rst) begin
-      \$1205  = 8'h00;
+      \$1029  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1206  = normalize_q_2_4;
-    if (\en$1 ) begin
-      \$1206  = add_q_2_4;
-    end
+    \$1030  = add_q_2_1;
     if (rst) begin
-      \$1206  = 2'h0;
+      \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1207  = place_q_0_0_kept;
-    if (\en$1 ) begin
-      \$1207  = sum_fp16_sr8_wide[99:64];
-    end
+    \$1031  = add_q_2_2;
     if (rst) begin
-      \$1207  = 36'h000000000;
+      \$1031  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1208  = place_q_0_0_below;
-    if (\en$1 ) begin
-      \$1208  = sum_fp16_sr8_wide[63:0];
-    end
+    \$1032  = add_q_2_3;
     if (rst) begin
-      \$1208  = 64'h0000000000000000;
+      \$1032  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1209  = place_q_0_0_sticky;
-    if (\en$1 ) begin
-      \$1209  = normalize_q_0_1;
-    end
+    \$1033  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1209  = 1'h0;
+      \$1033  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1210  = place_q_0_0_small;
-    if (\en$1 ) begin
-      \$1210  = \$1094 ;
-    end
+    \$1034  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1210  = 1'h0;
+      \$1034  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1211  = place_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1211  = \$1100 ;
-    end
+    \$1035  = normalize_q_0_1;
     if (rst) begin
-      \$1211  = 10'h000;
+      \$1035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1212  = place_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1212  = normalize_q_0_0_sign;
-    end
+    \$1036  = \$927 ;
     if (rst) begin
-      \$1212  = 1'h0;
+      \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1213  = place_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1213  = normalize_q_0_0_zero;
-    end
+    \$1037  = \$933 ;
     if (rst) begin
-      \$1213  = 1'h0;
+      \$1037  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1214  = place_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1214  = normalize_q_0_0_inf;
-    end
+    \$1038  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1214  = 1'h0;
+      \$1038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1215  = place_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1215  = normalize_q_0_0_nan;
-    end
+    \$1039  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1215  = 1'h0;
+      \$1039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1216  = place_q_0_1_kept;
-    if (\en$1 ) begin
-      \$1216  = sum_bf16_rne_wide[60:32];
-    end
+    \$1040  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1216  = 29'h00000000;
+      \$1040  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1217  = place_q_0_1_below;
-    if (\en$1 ) begin
-      \$1217  = sum_bf16_rne_wide[31:0];
-    end
+    \$1041  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1217  = 32'd0;
+      \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1218  = place_q_0_1_sticky;
-    if (\en$1 ) begin
-      \$1218  = normalize_q_0_1;
-    end
+    \$1042  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1218  = 1'h0;
+      \$1042  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1219  = place_q_0_1_small;
-    if (\en$1 ) begin
-      \$1219  = \$1103 ;
-    end
+    \$1043  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1219  = 1'h0;
+      \$1043  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1220  = place_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1220  = \$1109 ;
-    end
+    \$1044  = normalize_q_0_1;
     if (rst) begin
-      \$1220  = 10'h000;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1221  = place_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1221  = normalize_q_0_0_sign;
-    end
+    \$1045  = \$936 ;
     if (rst) begin
-      \$1221  = 1'h0;
+      \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1222  = place_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1222  = normalize_q_0_0_zero;
-    end
+    \$1046  = \$942 ;
     if (rst) begin
-      \$1222  = 1'h0;
+      \$1046  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1223  = place_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1223  = normalize_q_0_0_inf;
-    end
+    \$1047  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1223  = 1'h0;
+      \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1224  = place_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1224  = normalize_q_0_0_nan;
-    end
+    \$1048  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1224  = 1'h0;
+      \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1225  = place_q_1_0;
-    if (\en$1 ) begin
-      \$1225  = normalize_q_2_0;
-    end
+    \$1049  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1225  = 1'h0;
+      \$1049  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1226  = place_q_1_1;
-    if (\en$1 ) begin
-      \$1226  = normalize_q_2_1;
-    end
+    \$1050  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1226  = 1'h0;
+      \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1227  = place_q_1_2;
-    if (\en$1 ) begin
-      \$1227  = normalize_q_2_2;
-    end
+    \$1051  = normalize_q_2_0;
     if (rst) begin
-      \$1227  = 1'h0;
+      \$1051  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1228  = place_q_1_3;
-    if (\en$1 ) begin
-      \$1228  = normalize_q_2_3;
-    end
+    \$1052  = normalize_q_2_1;
     if (rst) begin
-      \$1228  = 8'h00;
+      \$1052  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1229  = place_q_1_4;
-    if (\en$1 ) begin
-      \$1229  = normalize_q_2_4;
-    end
+    \$1053  = normalize_q_2_2;
     if (rst) begin
-      \$1229  = 2'h0;
+      \$1053  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1230  = round_q_0_0_count;
-    if (\en$1 ) begin
-      \$1230  = place_q_0_0_kept[35:25];
-    end
+    \$1054  = normalize_q_2_3;
     if (rst) begin
-      \$1230  = 11'h000;
+      \$1054  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1231  = round_q_0_0_up;
-    if (\en$1 ) begin
-      \$1231  = \$1110 [8];
-    end
+    \$1055  = place_q_0_0_kept[35:25];
     if (rst) begin
-      \$1231  = 1'h0;
+      \$1055  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1232  = round_q_0_0_small;
-    if (\en$1 ) begin
-      \$1232  = place_q_0_0_small;
-    end
+    \$1056  = \$943 [8];
     if (rst) begin
-      \$1232  = 1'h0;
+      \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1233  = round_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1233  = place_q_0_0_e_eff;
-    end
+    \$1057  = place_q_0_0_small;
     if (rst) begin
-      \$1233  = 10'h000;
+      \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1234  = round_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1234  = place_q_0_0_sign;
-    end
+    \$1058  = place_q_0_0_e_eff;
     if (rst) begin
-      \$1234  = 1'h0;
+      \$1058  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1235  = round_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1235  = place_q_0_0_zero;
-    end
+    \$1059  = place_q_0_0_sign;
     if (rst) begin
-      \$1235  = 1'h0;
+      \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1236  = round_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1236  = place_q_0_0_inf;
-    end
+    \$1060  = place_q_0_0_zero;
     if (rst) begin
-      \$1236  = 1'h0;
+      \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1237  = round_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1237  = place_q_0_0_nan;
-    end
+    \$1061  = place_q_0_0_inf;
     if (rst) begin
-      \$1237  = 1'h0;
+      \$1061  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1238  = round_q_0_1_count;
-    if (\en$1 ) begin
-      \$1238  = place_q_0_1_kept[28:21];
-    end
+    \$1062  = place_q_0_0_nan;
     if (rst) begin
-      \$1238  = 8'h00;
+      \$1062  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1239  = round_q_0_1_up;
-    if (\en$1 ) begin
-      \$1239  = \$1116 ;
-    end
+    \$1063  = place_q_0_1_kept[28:21];
     if (rst) begin
-      \$1239  = 1'h0;
+      \$1063  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1240  = round_q_0_1_small;
-    if (\en$1 ) begin
-      \$1240  = place_q_0_1_small;
-    end
+    \$1064  = \$949 ;
     if (rst) begin
-      \$1240  = 1'h0;
+      \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1241  = round_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1241  = place_q_0_1_e_eff;
-    end
+    \$1065  = place_q_0_1_small;
     if (rst) begin
-      \$1241  = 10'h000;
+      \$1065  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1242  = round_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1242  = place_q_0_1_sign;
-    end
+    \$1066  = place_q_0_1_e_eff;
     if (rst) begin
-      \$1242  = 1'h0;
+      \$1066  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1243  = round_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1243  = place_q_0_1_zero;
-    end
+    \$1067  = place_q_0_1_sign;
     if (rst) begin
-      \$1243  = 1'h0;
+      \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1244  = round_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1244  = place_q_0_1_inf;
-    end
+    \$1068  = place_q_0_1_zero;
     if (rst) begin
-      \$1244  = 1'h0;
+      \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1245  = round_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1245  = place_q_0_1_nan;
-    end
+    \$1069  = place_q_0_1_inf;
     if (rst) begin
-      \$1245  = 1'h0;
+      \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1246  = round_q_1_0;
-    if (\en$1 ) begin
-      \$1246  = place_q_1_0;
-    end
+    \$1070  = place_q_0_1_nan;
     if (rst) begin
-      \$1246  = 1'h0;
+      \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1247  = round_q_1_1;
-    if (\en$1 ) begin
-      \$1247  = place_q_1_1;
-    end
+    \$1071  = place_q_1_0;
     if (rst) begin
-      \$1247  = 1'h0;
+      \$1071  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1248  = round_q_1_2;
-    if (\en$1 ) begin
-      \$1248  = place_q_1_2;
-    end
+    \$1072  = place_q_1_1;
     if (rst) begin
-      \$1248  = 1'h0;
+      \$1072  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1249  = round_q_1_3;
-    if (\en$1 ) begin
-      \$1249  = place_q_1_3;
-    end
+    \$1073  = place_q_1_2;
     if (rst) begin
-      \$1249  = 8'h00;
+      \$1073  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1250  = round_q_1_4;
-    if (\en$1 ) begin
-      \$1250  = place_q_1_4;
-    end
+    \$1074  = place_q_1_3;
     if (rst) begin
-      \$1250  = 2'h0;
+      \$1074  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1251  = acc;
-    if (\en$1 ) begin
-      \$1251  = sum_code;
-    end
+    \$1075  = sum_code;
     if (rst) begin
-      \$1251  = 16'h0000;
+      \$1075  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1252  = done;
-    if (\en$1 ) begin
-      \$1252  = \$1117 ;
-    end
+    \$1076  = \$950 ;
     if (rst) begin
-      \$1252  = 1'h0;
+      \$1076  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1253  = fresh;
-    if (\en$1 ) begin
-      \$1253  = \$1119 ;
-    end
+    \$1077  = \$952 ;
     if (rst) begin
-      \$1253  = 1'h1;
+      \$1077  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1254  = acc_mode;
-    if (\en$1 ) begin
-      \$1254  = round_q_1_4;
-    end
+    \$1078  = round_q_1_3;
     if (rst) begin
-      \$1254  = 2'h0;
+      \$1078  = 2'h0;
     end
   end
-  assign mode = choice;
-  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
-  assign a_e4m3_exp = \$6 [4:0];
-  assign a_e5m2_exp = \$18 [4:0];
-  assign a_bf16_exp = \$33 [8:0];
-  assign b_e4m3_exp = \$76 [4:0];
-  assign b_e5m2_exp = \$88 [4:0];
-  assign b_bf16_exp = \$103 [8:0];
-  assign p_exp = \$143 [9:0];
-  assign p_sig = \$148 [15:0];
-  assign base_fp16_exp = \$191 [5:0];
-  assign base_bf16_exp = \$253 [8:0];
-  assign add_total = \$326 [27:0];
-  assign add_lz = { \$977 , \$946  };
-  assign add_exp = \$979 [9:0];
+  assign \en$1  = 1'h1;
+  assign choice = step[4:3];
+  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
+  assign p_exp = \$2 [9:0];
+  assign p_sig = \$4 [15:0];
+  assign base_fp16_exp = \$41 [5:0];
+  assign base_bf16_exp = \$134 [8:0];
+  assign add_total = \$237 [27:0];
+  assign add_lz = { \$792 , \$769  };
+  assign add_exp = \$794 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$106  = acc;
-  assign \done$108  = done;
-  assign \acc_mode$109  = acc_mode;
-  assign term_sig = \$148 [15:0];
-  assign term_exp = \$143 [9:0];
-  assign term_nan = \$166 ;
-  assign term_inf = \$161 ;
-  assign term_zero = \$155 ;
-  assign term_sign = \$149 ;
-  assign \$8  = { a[2:0], 1'h0 };
-  assign \$9  = { 1'h0, a[2:0], 2'h0 };
-  assign \$10  = { a[2:0], 3'h0 };
-  assign \$20  = { a[1:0], 1'h0 };
-  assign \$21  = { 1'h0, a[1:0], 2'h0 };
-  assign \$35  = { a[6:0], 1'h0 };
-  assign \$36  = { 1'h0, a[6:0], 2'h0 };
-  assign \$37  = { a[6:0], 3'h0 };
-  assign \$38  = { 3'h0, a[6:0], 4'h0 };
-  assign \$39  = { 2'h0, a[6:0], 5'h00 };
-  assign \$40  = { 1'h0, a[6:0], 6'h00 };
-  assign \$41  = { a[6:0], 7'h00 };
-  assign \$78  = { b[2:0], 1'h0 };
-  assign \$79  = { 1'h0, b[2:0], 2'h0 };
-  assign \$80  = { b[2:0], 3'h0 };
-  assign \$90  = { b[1:0], 1'h0 };
-  assign \$91  = { 1'h0, b[1:0], 2'h0 };
-  assign \$105  = { b[6:0], 1'h0 };
-  assign \$106  = { 1'h0, b[6:0], 2'h0 };
-  assign \$107  = { b[6:0], 3'h0 };
-  assign \$108  = { 3'h0, b[6:0], 4'h0 };
-  assign \$109  = { 2'h0, b[6:0], 5'h00 };
-  assign \$110  = { 1'h0, b[6:0], 6'h00 };
-  assign \$111  = { b[6:0], 7'h00 };
-  assign \$147  = { \$146 , 1'h0 };
-  assign \$197  = { \$196 [9:0], 1'h0 };
-  assign \$200  = { 1'h0, \$199 [9:0], 2'h0 };
-  assign \$203  = { \$202 [9:0], 3'h0 };
-  assign \$206  = { 3'h0, \$205 [9:0], 4'h0 };
-  assign \$209  = { 2'h0, \$208 [9:0], 5'h00 };
-  assign \$212  = { 1'h0, \$211 [9:0], 6'h00 };
-  assign \$215  = { \$214 [9:0], 7'h00 };
-  assign \$218  = { 7'h00, \$217 [9:0], 8'h00 };
-  assign \$221  = { 6'h00, \$220 [9:0], 9'h000 };
-  assign \$224  = { 5'h00, \$223 [9:0], 10'h000 };
-  assign \$259  = { \$258 [6:0], 1'h0 };
-  assign \$262  = { 1'h0, \$261 [6:0], 2'h0 };
-  assign \$265  = { \$264 [6:0], 3'h0 };
-  assign \$268  = { 3'h0, \$267 [6:0], 4'h0 };
-  assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
-  assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
-  assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \acc$78  = acc;
+  assign \done$80  = done;
+  assign flush_sum = acc;
+  assign flush_mode = acc_mode;
+  assign flush = product_0[2];
+  assign \step.valid  = step[0];
+  assign \step.last  = step[1];
+  assign \step.flush  = step[2];
+  assign \step.mode  = step[4:3];
+  assign \a.sig  = a[7:0];
+  assign \a.exp  = a[16:8];
+  assign \a.sign  = a[17];
+  assign \a.zero  = a[18];
+  assign \a.inf  = a[19];
+  assign \a.nan  = a[20];
+  assign \b.sig  = b[7:0];
+  assign \b.exp  = b[16:8];
+  assign \b.sign  = b[17];
+  assign \b.zero  = b[18];
+  assign \b.inf  = b[19];
+  assign \b.nan  = b[20];
+  assign \product_0.valid  = product_0[0];
+  assign \product_0.last  = product_0[1];
+  assign \product_0.flush  = product_0[2];
+  assign \product_0.mode  = product_0[4:3];
+  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
+  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
+  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
+  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
+  assign \order_q_1_0.valid  = order_q_1_0[0];
+  assign \order_q_1_0.last  = order_q_1_0[1];
+  assign \order_q_1_0.flush  = order_q_1_0[2];
+  assign \order_q_1_0.mode  = order_q_1_0[4:3];
+  assign \align_q_1_0.valid  = align_q_1_0[0];
+  assign \align_q_1_0.last  = align_q_1_0[1];
+  assign \align_q_1_0.flush  = align_q_1_0[2];
+  assign \align_q_1_0.mode  = align_q_1_0[4:3];
+  assign \add_q_2_0.valid  = add_q_2_0[0];
+  assign \add_q_2_0.last  = add_q_2_0[1];
+  assign \add_q_2_0.flush  = add_q_2_0[2];
+  assign \add_q_2_0.mode  = add_q_2_0[4:3];
+  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
+  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
+  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
+  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
+  assign \place_q_1_0.valid  = place_q_1_0[0];
+  assign \place_q_1_0.last  = place_q_1_0[1];
+  assign \place_q_1_0.flush  = place_q_1_0[2];
+  assign \place_q_1_0.mode  = place_q_1_0[4:3];
+  assign \round_q_1_0.valid  = round_q_1_0[0];
+  assign \round_q_1_0.last  = round_q_1_0[1];
+  assign \round_q_1_0.flush  = round_q_1_0[2];
+  assign \round_q_1_0.mode  = round_q_1_0[4:3];
+  assign sum_bf16_rne = \$858 ;
+  assign sum_bf16_rne_mag = \$844 ;
+  assign sum_fp16_sr8 = \$832 ;
+  assign sum_fp16_sr8_mag = \$818 ;
+  assign en = step[0];
+  assign \$3  = { product_1_full, 1'h0 };
+  assign \$51  = { \$50 [9:0], 1'h0 };
+  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
+  assign \$61  = { \$60 [9:0], 3'h0 };
+  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
+  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
+  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
+  assign \$81  = { \$80 [9:0], 7'h00 };
+  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
+  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
+  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
+  assign \$144  = { \$143 [6:0], 1'h0 };
+  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
+  assign \$154  = { \$153 [6:0], 3'h0 };
+  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
+  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
+  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
+  assign \$174  = { \$173 [6:0], 7'h00 };
+  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$245  = { 7'h00, \$244 , 8'h00 };
+  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$258  = { 7'h00, \$257 , 8'h00 };
+  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$263  = { 3'h0, \$262 , 4'h0 };
+  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$271  = { 7'h00, \$270 , 8'h00 };
+  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$285  = { 7'h00, \$284 , 8'h00 };
+  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$298  = { 7'h00, \$297 , 8'h00 };
+  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$303  = { 3'h0, \$302 , 4'h0 };
+  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$311  = { 7'h00, \$310 , 8'h00 };
+  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$317  = { 1'h0, \$316 , 2'h0 };
+  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$325  = { 7'h00, \$324 , 8'h00 };
+  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$334  = { 7'h00, \$333 , 8'h00 };
   assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$338  = { 7'h00, \$337 , 8'h00 };
+  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$343  = { 3'h0, \$342 , 4'h0 };
   assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$347  = { 7'h00, \$346 , 8'h00 };
   assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 3'h0, \$351 , 4'h0 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$360  = { 7'h00, \$359 , 8'h00 };
-  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$351  = { 7'h00, \$350 , 8'h00 };
+  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$366  = { 7'h00, \$365 , 8'h00 };
   assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$374  = { 7'h00, \$373 , 8'h00 };
-  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$379  = { 7'h00, \$378 , 8'h00 };
   assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$387  = { 7'h00, \$386 , 8'h00 };
-  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$384  = { 3'h0, \$383 , 4'h0 };
+  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 7'h00, \$399 , 8'h00 };
-  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 7'h00, \$405 , 8'h00 };
   assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 7'h00, \$413 , 8'h00 };
-  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$419  = { 7'h00, \$418 , 8'h00 };
   assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$427  = { 7'h00, \$426 , 8'h00 };
-  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$424  = { 3'h0, \$423 , 4'h0 };
+  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 7'h00, \$431 , 8'h00 };
   assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$440  = { 7'h00, \$439 , 8'h00 };
-  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 1'h0, \$437 , 2'h0 };
+  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$446  = { 7'h00, \$445 , 8'h00 };
+  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$455  = { 7'h00, \$454 , 8'h00 };
   assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$459  = { 7'h00, \$458 , 8'h00 };
+  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$464  = { 3'h0, \$463 , 4'h0 };
   assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$468  = { 7'h00, \$467 , 8'h00 };
   assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 3'h0, \$472 , 4'h0 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$481  = { 7'h00, \$480 , 8'h00 };
-  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$472  = { 7'h00, \$471 , 8'h00 };
+  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { \$478 , 1'h0 };
+  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$487  = { 7'h00, \$486 , 8'h00 };
   assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$495  = { 7'h00, \$494 , 8'h00 };
-  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$500  = { 7'h00, \$499 , 8'h00 };
   assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$508  = { 7'h00, \$507 , 8'h00 };
-  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$505  = { 3'h0, \$504 , 4'h0 };
+  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 7'h00, \$520 , 8'h00 };
-  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 7'h00, \$526 , 8'h00 };
   assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 7'h00, \$534 , 8'h00 };
-  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$540  = { 7'h00, \$539 , 8'h00 };
   assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$548  = { 7'h00, \$547 , 8'h00 };
-  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$545  = { 3'h0, \$544 , 4'h0 };
+  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 7'h00, \$552 , 8'h00 };
   assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$561  = { 7'h00, \$560 , 8'h00 };
-  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { \$567 , 1'h0 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 1'h0, \$558 , 2'h0 };
+  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$567  = { 7'h00, \$566 , 8'h00 };
+  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$576  = { 7'h00, \$575 , 8'h00 };
   assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$580  = { 7'h00, \$579 , 8'h00 };
+  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$585  = { 3'h0, \$584 , 4'h0 };
   assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$589  = { 7'h00, \$588 , 8'h00 };
   assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 3'h0, \$593 , 4'h0 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$602  = { 7'h00, \$601 , 8'h00 };
-  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$616  = { 7'h00, \$615 , 8'h00 };
-  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$629  = { 7'h00, \$628 , 8'h00 };
-  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 3'h0, \$633 , 4'h0 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$642  = { 7'h00, \$641 , 8'h00 };
-  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$648  = { 1'h0, \$647 , 2'h0 };
-  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$656  = { 7'h00, \$655 , 8'h00 };
-  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$669  = { 7'h00, \$668 , 8'h00 };
-  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$674  = { 3'h0, \$673 , 4'h0 };
-  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$682  = { 7'h00, \$681 , 8'h00 };
-  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$739  = 1'h0;
-  assign \$740  = 1'h0;
-  assign \$741  = 1'h0;
-  assign \$742  = 1'h1;
-  assign \$743  = 1'h1;
-  assign \$744  = 1'h1;
-  assign \$745  = 1'h1;
-  assign \$747  = 1'h1;
-  assign \$748  = 1'h1;
-  assign \$750  = 1'h1;
-  assign \$751  = 1'h1;
-  assign \$752  = 1'h1;
-  assign \$753  = 1'h1;
-  assign \$754  = 1'h1;
-  assign \$768  = { \$767 , \$764  };
-  assign \$773  = 1'h0;
-  assign \$774  = 1'h0;
-  assign \$775  = 1'h0;
-  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
-  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
-  assign \$1004  = 1'h0;
-  assign \$1005  = round_q_0_0_nan;
-  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
-  assign \$1015  = 1'h0;
-  assign \$1016  = round_q_0_0_nan;
-  assign \$1019  = { \$1018 [7:0], 7'h00 };
-  assign \$1024  = { \$1023 [7:0], 7'h00 };
-  assign \$1030  = 1'h0;
-  assign \$1031  = round_q_0_1_nan;
-  assign \$1036  = { \$1035 [7:0], 7'h00 };
-  assign \$1041  = 1'h0;
-  assign \$1042  = round_q_0_1_nan;
+  assign \$593  = { 7'h00, \$592 , 8'h00 };
+  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$636  = 1'h1;
+  assign \$637  = 1'h0;
+  assign \$638  = 1'h0;
+  assign \$639  = 1'h0;
+  assign \$640  = 1'h1;
+  assign \$641  = 1'h1;
+  assign \$642  = 1'h1;
+  assign \$643  = 1'h1;
+  assign \$644  = 1'h0;
+  assign \$645  = 1'h1;
+  assign \$653  = { \$652 , \$650  };
+  assign \$656  = 1'h1;
+  assign \$657  = 1'h0;
+  assign \$658  = 1'h0;
+  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
+  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
+  assign \$819  = 1'h0;
+  assign \$820  = round_q_0_0_nan;
+  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
+  assign \$830  = 1'h0;
+  assign \$831  = round_q_0_0_nan;
+  assign \$834  = { \$833 [7:0], 7'h00 };
+  assign \$839  = { \$838 [7:0], 7'h00 };
+  assign \$845  = 1'h0;
+  assign \$846  = round_q_0_1_nan;
+  assign \$851  = { \$850 [7:0], 7'h00 };
+  assign \$856  = 1'h0;
+  assign \$857  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$4084$0 , \port$4086$0 , \port$4088$0 , \port$4090$0 , \port$4092$0 , \port$4094$0 , \port$4096$0 , \port$4098$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3866$0 , \port$3868$0 , \port$3870$0 , \port$3872$0 , \port$3874$0 , \port$3876$0 , \port$3878$0 , \port$3880$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15973,22 +14606,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$4084$0 , \port
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$4084$0 ;
-  wire \port$4084$0 ;
-  output \port$4086$0 ;
-  wire \port$4086$0 ;
-  output \port$4088$0 ;
-  wire \port$4088$0 ;
-  output \port$4090$0 ;
-  wire \port$4090$0 ;
-  output \port$4092$0 ;
-  wire \port$4092$0 ;
-  output \port$4094$0 ;
-  wire \port$4094$0 ;
-  output \port$4096$0 ;
-  wire \port$4096$0 ;
-  output \port$4098$0 ;
-  wire \port$4098$0 ;
+  output \port$3866$0 ;
+  wire \port$3866$0 ;
+  output \port$3868$0 ;
+  wire \port$3868$0 ;
+  output \port$3870$0 ;
+  wire \port$3870$0 ;
+  output \port$3872$0 ;
+  wire \port$3872$0 ;
+  output \port$3874$0 ;
+  wire \port$3874$0 ;
+  output \port$3876$0 ;
+  wire \port$3876$0 ;
+  output \port$3878$0 ;
+  wire \port$3878$0 ;
+  output \port$3880$0 ;
+  wire \port$3880$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -16152,14 +14785,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$4084$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4084$0  = \$2 ;
-  assign \port$4086$0  = \$4 ;
-  assign \port$4088$0  = \$6 ;
-  assign \port$4090$0  = \$8 ;
-  assign \port$4092$0  = \$10 ;
-  assign \port$4094$0  = \$12 ;
-  assign \port$4096$0  = \$14 ;
-  assign \port$4098$0  = \$16 ;
+  assign \port$3866$0  = \$2 ;
+  assign \port$3868$0  = \$4 ;
+  assign \port$3870$0  = \$6 ;
+  assign \port$3872$0  = \$8 ;
+  assign \port$3874$0  = \$10 ;
+  assign \port$3876$0  = \$12 ;
+  assign \port$3878$0  = \$14 ;
+  assign \port$3880$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -16435,925 +15068,749 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (clk, rst, en, \port$4084$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, acc, last);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire \$1 ;
-  wire [5:0] \$10 ;
-  wire [8:0] \$100 ;
-  wire [20:0] \$1000 ;
-  wire [14:0] \$1001 ;
-  wire [14:0] \$1002 ;
-  wire [14:0] \$1003 ;
-  wire \$1004 ;
-  wire \$1005 ;
-  wire \$1006 ;
-  wire \$1007 ;
-  wire \$1008 ;
-  wire [10:0] \$1009 ;
-  wire [8:0] \$101 ;
-  wire [19:0] \$1010 ;
-  wire [11:0] \$1011 ;
-  wire [20:0] \$1012 ;
-  wire \$1013 ;
-  wire \$1014 ;
-  wire \$1015 ;
-  wire \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [10:0] \$1018 ;
-  wire [14:0] \$1019 ;
-  wire [8:0] \$102 ;
-  wire [8:0] \$1020 ;
-  wire [15:0] \$1021 ;
-  wire \$1022 ;
-  wire [10:0] \$1023 ;
-  wire [14:0] \$1024 ;
-  wire [8:0] \$1025 ;
-  wire [15:0] \$1026 ;
-  wire [14:0] \$1027 ;
-  wire [14:0] \$1028 ;
-  wire [14:0] \$1029 ;
-  wire [9:0] \$103 ;
-  wire \$1030 ;
-  wire \$1031 ;
-  wire \$1032 ;
-  wire \$1033 ;
-  wire \$1034 ;
-  wire [10:0] \$1035 ;
-  wire [14:0] \$1036 ;
-  wire [8:0] \$1037 ;
-  wire [15:0] \$1038 ;
-  wire \$1039 ;
-  wire \$104 ;
-  wire \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
-  wire [15:0] \$1043 ;
-  wire \$1044 ;
-  wire \$1045 ;
-  wire \$1046 ;
-  wire \$1047 ;
-  wire \$1048 ;
-  wire \$1049 ;
-  wire [7:0] \$105 ;
-  wire [15:0] \$1050 ;
-  wire \$1051 ;
-  wire [15:0] \$1052 ;
-  wire [15:0] \$1053 ;
-  wire \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire \$1057 ;
-  wire [11:0] \$1058 ;
-  wire [11:0] \$1059 ;
-  wire [9:0] \$106 ;
-  wire [11:0] \$1060 ;
-  wire \$1061 ;
-  wire [9:0] \$1062 ;
-  wire \$1063 ;
-  wire \$1064 ;
-  wire \$1065 ;
-  wire \$1066 ;
-  wire \$1067 ;
-  wire \$1068 ;
-  wire \$1069 ;
-  wire [9:0] \$107 ;
-  wire \$1070 ;
-  wire \$1071 ;
-  wire \$1072 ;
-  wire \$1073 ;
-  wire \$1074 ;
-  wire \$1075 ;
-  wire \$1076 ;
-  wire \$1077 ;
-  wire \$1078 ;
+  wire [10:0] \$1 ;
+  wire [6:0] \$10 ;
+  wire [10:0] \$100 ;
+  reg \$1000 ;
+  reg \$1001 ;
+  reg [4:0] \$1002 ;
+  reg \$1003 ;
+  reg [7:0] \$1004 ;
+  reg [1:0] \$1005 ;
+  reg [27:0] \$1006 ;
+  reg [9:0] \$1007 ;
+  reg \$1008 ;
+  reg \$1009 ;
+  wire [10:0] \$101 ;
+  reg \$1010 ;
+  reg \$1011 ;
+  reg \$1012 ;
+  reg \$1013 ;
+  reg [10:0] \$1014 ;
+  reg [10:0] \$1015 ;
+  reg [4:0] \$1016 ;
+  reg \$1017 ;
+  reg [7:0] \$1018 ;
+  reg [1:0] \$1019 ;
+  wire [10:0] \$102 ;
+  reg \$1020 ;
+  reg \$1021 ;
+  reg \$1022 ;
+  reg \$1023 ;
+  reg [9:0] \$1024 ;
+  reg [26:0] \$1025 ;
+  reg \$1026 ;
+  reg [11:0] \$1027 ;
+  reg [11:0] \$1028 ;
+  reg [4:0] \$1029 ;
+  wire [10:0] \$103 ;
+  reg \$1030 ;
+  reg [7:0] \$1031 ;
+  reg [1:0] \$1032 ;
+  reg [35:0] \$1033 ;
+  reg [63:0] \$1034 ;
+  reg \$1035 ;
+  reg \$1036 ;
+  reg [9:0] \$1037 ;
+  reg \$1038 ;
+  reg \$1039 ;
+  wire [10:0] \$104 ;
+  reg \$1040 ;
+  reg \$1041 ;
+  reg [28:0] \$1042 ;
+  reg [31:0] \$1043 ;
+  reg \$1044 ;
+  reg \$1045 ;
+  reg [9:0] \$1046 ;
+  reg \$1047 ;
+  reg \$1048 ;
+  reg \$1049 ;
+  wire [10:0] \$105 ;
+  reg \$1050 ;
+  reg [4:0] \$1051 ;
+  reg \$1052 ;
+  reg [7:0] \$1053 ;
+  reg [1:0] \$1054 ;
+  reg [10:0] \$1055 ;
+  reg \$1056 ;
+  reg \$1057 ;
+  reg [9:0] \$1058 ;
+  reg \$1059 ;
+  wire [10:0] \$106 ;
+  reg \$1060 ;
+  reg \$1061 ;
+  reg \$1062 ;
+  reg [7:0] \$1063 ;
+  reg \$1064 ;
+  reg \$1065 ;
+  reg [9:0] \$1066 ;
+  reg \$1067 ;
+  reg \$1068 ;
+  reg \$1069 ;
+  wire \$107 ;
+  reg \$1070 ;
+  reg [4:0] \$1071 ;
+  reg \$1072 ;
+  reg [7:0] \$1073 ;
+  reg [1:0] \$1074 ;
+  reg [15:0] \$1075 ;
+  reg \$1076 ;
+  reg \$1077 ;
+  reg [1:0] \$1078 ;
   wire \$1079 ;
-  wire [13:0] \$108 ;
+  wire [15:0] \$108 ;
   wire \$1080 ;
   wire \$1081 ;
-  wire [10:0] \$1082 ;
-  wire [10:0] \$1083 ;
+  wire \$1082 ;
+  wire \$1083 ;
   wire \$1084 ;
   wire \$1085 ;
   wire \$1086 ;
-  wire \$1087 ;
-  wire \$1088 ;
-  wire \$1089 ;
-  wire [13:0] \$109 ;
-  wire [11:0] \$1090 ;
-  wire [11:0] \$1091 ;
-  wire \$1092 ;
-  wire \$1093 ;
-  wire \$1094 ;
-  wire \$1095 ;
-  wire \$1096 ;
-  wire \$1097 ;
-  wire \$1098 ;
-  wire [9:0] \$1099 ;
-  wire [3:0] \$11 ;
-  wire [13:0] \$110 ;
-  wire [9:0] \$1100 ;
-  wire \$1101 ;
-  wire \$1102 ;
-  wire \$1103 ;
-  wire \$1104 ;
-  wire \$1105 ;
-  wire \$1106 ;
-  wire \$1107 ;
-  wire [9:0] \$1108 ;
-  wire [9:0] \$1109 ;
-  wire [13:0] \$111 ;
-  wire [8:0] \$1110 ;
-  wire \$1111 ;
-  wire \$1112 ;
-  wire \$1113 ;
-  wire \$1114 ;
-  wire \$1115 ;
-  wire \$1116 ;
-  wire \$1117 ;
-  wire \$1118 ;
-  wire \$1119 ;
-  wire [7:0] \$112 ;
-  reg \$1120 ;
-  reg \$1121 ;
-  reg [1:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg \$1125 ;
-  reg \$1126 ;
-  reg [9:0] \$1127 ;
-  reg [15:0] \$1128 ;
-  reg [7:0] \$1129 ;
-  wire [7:0] \$113 ;
-  reg \$1130 ;
-  reg \$1131 ;
-  reg \$1132 ;
-  reg \$1133 ;
-  reg [8:0] \$1134 ;
-  reg [10:0] \$1135 ;
-  reg \$1136 ;
-  reg \$1137 ;
-  reg \$1138 ;
-  reg \$1139 ;
-  wire [7:0] \$114 ;
-  reg [9:0] \$1140 ;
-  reg [15:0] \$1141 ;
-  reg \$1142 ;
-  reg \$1143 ;
-  reg \$1144 ;
-  reg [7:0] \$1145 ;
-  reg [1:0] \$1146 ;
-  reg [15:0] \$1147 ;
-  reg [15:0] \$1148 ;
-  reg [4:0] \$1149 ;
-  wire [7:0] \$115 ;
-  reg \$1150 ;
-  reg [9:0] \$1151 ;
-  reg \$1152 ;
-  reg \$1153 ;
-  reg \$1154 ;
-  reg \$1155 ;
-  reg \$1156 ;
-  reg \$1157 ;
-  reg \$1158 ;
-  reg \$1159 ;
-  wire [7:0] \$116 ;
-  reg \$1160 ;
-  reg [7:0] \$1161 ;
-  reg [1:0] \$1162 ;
-  reg [27:0] \$1163 ;
-  reg [27:0] \$1164 ;
-  reg \$1165 ;
-  reg [9:0] \$1166 ;
-  reg \$1167 ;
-  reg \$1168 ;
-  reg \$1169 ;
-  wire [7:0] \$117 ;
-  reg \$1170 ;
-  reg \$1171 ;
-  reg \$1172 ;
-  reg \$1173 ;
-  reg \$1174 ;
-  reg \$1175 ;
-  reg [7:0] \$1176 ;
-  reg [1:0] \$1177 ;
-  reg [27:0] \$1178 ;
-  reg [9:0] \$1179 ;
-  wire [7:0] \$118 ;
-  reg \$1180 ;
-  reg \$1181 ;
-  reg \$1182 ;
-  reg \$1183 ;
-  reg \$1184 ;
-  reg \$1185 ;
-  reg [10:0] \$1186 ;
-  reg [10:0] \$1187 ;
-  reg \$1188 ;
-  reg \$1189 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [15:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire \$113 ;
+  wire [15:0] \$114 ;
+  wire \$115 ;
+  wire [15:0] \$116 ;
+  wire \$117 ;
+  wire [15:0] \$118 ;
   wire \$119 ;
-  reg \$1190 ;
-  reg [7:0] \$1191 ;
-  reg [1:0] \$1192 ;
-  reg \$1193 ;
-  reg \$1194 ;
-  reg \$1195 ;
-  reg \$1196 ;
-  reg [9:0] \$1197 ;
-  reg [26:0] \$1198 ;
-  reg \$1199 ;
-  wire [3:0] \$12 ;
-  wire \$120 ;
-  reg [11:0] \$1200 ;
-  reg [11:0] \$1201 ;
-  reg \$1202 ;
-  reg \$1203 ;
-  reg \$1204 ;
-  reg [7:0] \$1205 ;
-  reg [1:0] \$1206 ;
-  reg [35:0] \$1207 ;
-  reg [63:0] \$1208 ;
-  reg \$1209 ;
+  wire [15:0] \$12 ;
+  wire [15:0] \$120 ;
   wire \$121 ;
-  reg \$1210 ;
-  reg [9:0] \$1211 ;
-  reg \$1212 ;
-  reg \$1213 ;
-  reg \$1214 ;
-  reg \$1215 ;
-  reg [28:0] \$1216 ;
-  reg [31:0] \$1217 ;
-  reg \$1218 ;
-  reg \$1219 ;
-  wire \$122 ;
-  reg [9:0] \$1220 ;
-  reg \$1221 ;
-  reg \$1222 ;
-  reg \$1223 ;
-  reg \$1224 ;
-  reg \$1225 ;
-  reg \$1226 ;
-  reg \$1227 ;
-  reg [7:0] \$1228 ;
-  reg [1:0] \$1229 ;
+  wire [15:0] \$122 ;
   wire \$123 ;
-  reg [10:0] \$1230 ;
-  reg \$1231 ;
-  reg \$1232 ;
-  reg [9:0] \$1233 ;
-  reg \$1234 ;
-  reg \$1235 ;
-  reg \$1236 ;
-  reg \$1237 ;
-  reg [7:0] \$1238 ;
-  reg \$1239 ;
-  wire \$124 ;
-  reg \$1240 ;
-  reg [9:0] \$1241 ;
-  reg \$1242 ;
-  reg \$1243 ;
-  reg \$1244 ;
-  reg \$1245 ;
-  reg \$1246 ;
-  reg \$1247 ;
-  reg \$1248 ;
-  reg [7:0] \$1249 ;
+  wire [15:0] \$124 ;
   wire \$125 ;
-  reg [1:0] \$1250 ;
-  reg [15:0] \$1251 ;
-  reg \$1252 ;
-  reg \$1253 ;
-  reg [1:0] \$1254 ;
-  wire \$1255 ;
-  wire \$1256 ;
-  wire \$1257 ;
-  wire \$1258 ;
-  wire \$1259 ;
-  wire \$126 ;
-  wire \$1260 ;
-  wire \$1261 ;
-  wire \$1262 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire [3:0] \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
+  wire [15:0] \$126 ;
+  wire [8:0] \$127 ;
+  wire [8:0] \$128 ;
+  wire [8:0] \$129 ;
+  wire \$13 ;
+  wire [8:0] \$130 ;
+  wire [8:0] \$131 ;
+  wire [8:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
   wire \$135 ;
-  wire \$136 ;
+  wire [15:0] \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
+  wire [15:0] \$139 ;
+  wire [15:0] \$14 ;
   wire \$140 ;
-  wire [9:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [10:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
+  wire [15:0] \$141 ;
+  wire \$142 ;
+  wire [15:0] \$143 ;
+  wire [7:0] \$144 ;
+  wire \$145 ;
   wire [15:0] \$146 ;
-  wire [16:0] \$147 ;
-  wire [16:0] \$148 ;
-  wire \$149 ;
-  wire [6:0] \$15 ;
+  wire \$147 ;
+  wire [15:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire \$15 ;
   wire \$150 ;
-  wire \$151 ;
+  wire [15:0] \$151 ;
   wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
+  wire [15:0] \$153 ;
+  wire [9:0] \$154 ;
   wire \$155 ;
-  wire \$156 ;
+  wire [15:0] \$156 ;
   wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire [4:0] \$16 ;
+  wire [15:0] \$158 ;
+  wire [13:0] \$159 ;
+  wire [15:0] \$16 ;
   wire \$160 ;
-  wire \$161 ;
+  wire [15:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
+  wire [15:0] \$163 ;
+  wire [13:0] \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire [15:0] \$167 ;
-  wire \$168 ;
-  wire [15:0] \$169 ;
-  wire [4:0] \$17 ;
-  wire [6:0] \$170 ;
+  wire [15:0] \$166 ;
+  wire \$167 ;
+  wire [15:0] \$168 ;
+  wire [13:0] \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
+  wire \$172 ;
   wire [15:0] \$173 ;
-  wire [15:0] \$174 ;
-  wire [15:0] \$175 ;
-  wire [15:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [15:0] \$180 ;
-  wire [5:0] \$181 ;
-  wire [5:0] \$182 ;
-  wire [5:0] \$183 ;
-  wire [5:0] \$184 ;
-  wire [5:0] \$185 ;
-  wire [5:0] \$186 ;
-  wire [5:0] \$187 ;
-  wire [5:0] \$188 ;
-  wire [5:0] \$189 ;
+  wire [13:0] \$174 ;
+  wire [7:0] \$175 ;
+  wire [7:0] \$176 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
+  wire [7:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [7:0] \$180 ;
+  wire [7:0] \$181 ;
+  wire \$182 ;
+  wire [15:0] \$183 ;
+  wire \$184 ;
+  wire [15:0] \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire [15:0] \$188 ;
+  wire \$189 ;
   wire \$19 ;
-  wire [5:0] \$190 ;
-  wire [6:0] \$191 ;
+  wire \$190 ;
+  wire \$191 ;
   wire [15:0] \$192 ;
   wire \$193 ;
-  wire [15:0] \$194 ;
+  wire \$194 ;
   wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [10:0] \$197 ;
-  wire [15:0] \$198 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire [15:0] \$199 ;
-  wire [5:0] \$2 ;
-  wire [2:0] \$20 ;
-  wire [12:0] \$200 ;
-  wire [15:0] \$201 ;
+  wire [10:0] \$2 ;
+  wire [15:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
   wire [15:0] \$202 ;
-  wire [12:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [16:0] \$206 ;
-  wire [15:0] \$207 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire [15:0] \$206 ;
+  wire \$207 ;
   wire [15:0] \$208 ;
-  wire [16:0] \$209 ;
-  wire [4:0] \$21 ;
-  wire [15:0] \$210 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
   wire [15:0] \$211 ;
-  wire [16:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [16:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [24:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [2:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [24:0] \$221 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire [15:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [15:0] \$218 ;
+  wire \$219 ;
+  wire [15:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
   wire [15:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [24:0] \$224 ;
-  wire [10:0] \$225 ;
-  wire [10:0] \$226 ;
-  wire [10:0] \$227 ;
-  wire [10:0] \$228 ;
-  wire [10:0] \$229 ;
-  wire [2:0] \$23 ;
-  wire [10:0] \$230 ;
-  wire [10:0] \$231 ;
-  wire [10:0] \$232 ;
-  wire [10:0] \$233 ;
-  wire [10:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire \$236 ;
-  wire [15:0] \$237 ;
-  wire [9:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire \$24 ;
-  wire [15:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [9:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [8:0] \$251 ;
-  wire [8:0] \$252 ;
-  wire [9:0] \$253 ;
-  wire [15:0] \$254 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire [15:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire [28:0] \$235 ;
+  wire [28:0] \$236 ;
+  wire [29:0] \$237 ;
+  wire \$238 ;
+  wire [57:0] \$239 ;
+  wire [15:0] \$24 ;
+  wire [26:0] \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire [57:0] \$243 ;
+  wire [26:0] \$244 ;
+  wire [41:0] \$245 ;
+  wire \$246 ;
+  wire [57:0] \$247 ;
+  wire [26:0] \$248 ;
+  wire [26:0] \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire [57:0] \$252 ;
+  wire [26:0] \$253 ;
+  wire \$254 ;
   wire \$255 ;
-  wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [7:0] \$259 ;
-  wire [8:0] \$26 ;
-  wire [15:0] \$260 ;
-  wire [15:0] \$261 ;
-  wire [9:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [9:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [13:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [8:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [13:0] \$271 ;
-  wire [15:0] \$272 ;
-  wire [15:0] \$273 ;
-  wire [13:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [13:0] \$277 ;
-  wire [7:0] \$278 ;
-  wire [7:0] \$279 ;
-  wire [8:0] \$28 ;
-  wire [7:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire [7:0] \$283 ;
-  wire [7:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
-  wire [8:0] \$29 ;
+  wire [57:0] \$256 ;
+  wire [26:0] \$257 ;
+  wire [41:0] \$258 ;
+  wire \$259 ;
+  wire [15:0] \$26 ;
+  wire [57:0] \$260 ;
+  wire [26:0] \$261 ;
+  wire [26:0] \$262 ;
+  wire [33:0] \$263 ;
+  wire \$264 ;
+  wire [57:0] \$265 ;
+  wire [26:0] \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire [57:0] \$269 ;
+  wire \$27 ;
+  wire [26:0] \$270 ;
+  wire [41:0] \$271 ;
+  wire \$272 ;
+  wire [57:0] \$273 ;
+  wire [26:0] \$274 ;
+  wire [26:0] \$275 ;
+  wire [26:0] \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire [57:0] \$279 ;
+  wire [15:0] \$28 ;
+  wire [26:0] \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [57:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire [41:0] \$285 ;
+  wire \$286 ;
+  wire [57:0] \$287 ;
+  wire [26:0] \$288 ;
+  wire [26:0] \$289 ;
+  wire \$29 ;
   wire \$290 ;
-  wire [15:0] \$291 ;
-  wire \$292 ;
-  wire [15:0] \$293 ;
+  wire \$291 ;
+  wire [57:0] \$292 ;
+  wire [26:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire [15:0] \$296 ;
-  wire \$297 ;
-  wire [15:0] \$298 ;
+  wire [57:0] \$296 ;
+  wire [26:0] \$297 ;
+  wire [41:0] \$298 ;
   wire \$299 ;
-  wire [4:0] \$3 ;
-  wire [8:0] \$30 ;
-  wire \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire \$303 ;
-  wire [15:0] \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire [15:0] \$307 ;
+  wire [16:0] \$3 ;
+  wire [15:0] \$30 ;
+  wire [57:0] \$300 ;
+  wire [26:0] \$301 ;
+  wire [26:0] \$302 ;
+  wire [33:0] \$303 ;
+  wire \$304 ;
+  wire [57:0] \$305 ;
+  wire [26:0] \$306 ;
+  wire \$307 ;
   wire \$308 ;
-  wire [15:0] \$309 ;
-  wire [8:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire [15:0] \$312 ;
-  wire \$313 ;
-  wire [15:0] \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
+  wire [57:0] \$309 ;
+  wire [5:0] \$31 ;
+  wire [26:0] \$310 ;
+  wire [41:0] \$311 ;
+  wire \$312 ;
+  wire [57:0] \$313 ;
+  wire [26:0] \$314 ;
+  wire [26:0] \$315 ;
+  wire [26:0] \$316 ;
+  wire [29:0] \$317 ;
   wire \$318 ;
-  wire \$319 ;
-  wire [8:0] \$32 ;
-  wire \$320 ;
+  wire [57:0] \$319 ;
+  wire [5:0] \$32 ;
+  wire [26:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
-  wire [28:0] \$324 ;
-  wire [28:0] \$325 ;
-  wire [29:0] \$326 ;
-  wire \$327 ;
-  wire [57:0] \$328 ;
+  wire [57:0] \$323 ;
+  wire [26:0] \$324 ;
+  wire [41:0] \$325 ;
+  wire \$326 ;
+  wire [57:0] \$327 ;
+  wire [26:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [9:0] \$33 ;
+  wire [5:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire [57:0] \$332 ;
   wire [26:0] \$333 ;
-  wire [41:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
   wire [57:0] \$336 ;
   wire [26:0] \$337 ;
-  wire [26:0] \$338 ;
+  wire [41:0] \$338 ;
   wire \$339 ;
-  wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
+  wire [5:0] \$34 ;
+  wire [57:0] \$340 ;
+  wire [26:0] \$341 ;
   wire [26:0] \$342 ;
-  wire \$343 ;
+  wire [33:0] \$343 ;
   wire \$344 ;
   wire [57:0] \$345 ;
   wire [26:0] \$346 ;
-  wire [41:0] \$347 ;
+  wire \$347 ;
   wire \$348 ;
   wire [57:0] \$349 ;
-  wire [7:0] \$35 ;
+  wire [5:0] \$35 ;
   wire [26:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [33:0] \$352 ;
-  wire \$353 ;
-  wire [57:0] \$354 ;
+  wire [41:0] \$351 ;
+  wire \$352 ;
+  wire [57:0] \$353 ;
+  wire [26:0] \$354 ;
   wire [26:0] \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire [57:0] \$358 ;
-  wire [26:0] \$359 ;
-  wire [9:0] \$36 ;
-  wire [41:0] \$360 ;
-  wire \$361 ;
-  wire [57:0] \$362 ;
-  wire [26:0] \$363 ;
-  wire [26:0] \$364 ;
+  wire [26:0] \$356 ;
+  wire [26:0] \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [5:0] \$36 ;
+  wire [57:0] \$360 ;
+  wire [26:0] \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [57:0] \$364 ;
   wire [26:0] \$365 ;
-  wire \$366 ;
+  wire [41:0] \$366 ;
   wire \$367 ;
   wire [57:0] \$368 ;
   wire [26:0] \$369 ;
-  wire [9:0] \$37 ;
-  wire \$370 ;
+  wire [5:0] \$37 ;
+  wire [26:0] \$370 ;
   wire \$371 ;
-  wire [57:0] \$372 ;
-  wire [26:0] \$373 ;
-  wire [41:0] \$374 ;
+  wire \$372 ;
+  wire [57:0] \$373 ;
+  wire [26:0] \$374 ;
   wire \$375 ;
-  wire [57:0] \$376 ;
-  wire [26:0] \$377 ;
+  wire \$376 ;
+  wire [57:0] \$377 ;
   wire [26:0] \$378 ;
-  wire \$379 ;
-  wire [13:0] \$38 ;
+  wire [41:0] \$379 ;
+  wire [5:0] \$38 ;
   wire \$380 ;
   wire [57:0] \$381 ;
   wire [26:0] \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire [57:0] \$385 ;
-  wire [26:0] \$386 ;
-  wire [41:0] \$387 ;
+  wire [26:0] \$383 ;
+  wire [33:0] \$384 ;
+  wire \$385 ;
+  wire [57:0] \$386 ;
+  wire [26:0] \$387 ;
   wire \$388 ;
-  wire [57:0] \$389 ;
-  wire [13:0] \$39 ;
-  wire [26:0] \$390 ;
+  wire \$389 ;
+  wire [5:0] \$39 ;
+  wire [57:0] \$390 ;
   wire [26:0] \$391 ;
-  wire [33:0] \$392 ;
+  wire [41:0] \$392 ;
   wire \$393 ;
   wire [57:0] \$394 ;
   wire [26:0] \$395 ;
-  wire \$396 ;
-  wire \$397 ;
-  wire [57:0] \$398 ;
-  wire [26:0] \$399 ;
-  wire [4:0] \$4 ;
-  wire [13:0] \$40 ;
-  wire [41:0] \$400 ;
-  wire \$401 ;
-  wire [57:0] \$402 ;
-  wire [26:0] \$403 ;
-  wire [26:0] \$404 ;
+  wire [26:0] \$396 ;
+  wire [26:0] \$397 ;
+  wire \$398 ;
+  wire \$399 ;
+  wire [16:0] \$4 ;
+  wire [5:0] \$40 ;
+  wire [57:0] \$400 ;
+  wire [26:0] \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire [57:0] \$404 ;
   wire [26:0] \$405 ;
-  wire [29:0] \$406 ;
+  wire [41:0] \$406 ;
   wire \$407 ;
   wire [57:0] \$408 ;
   wire [26:0] \$409 ;
-  wire [13:0] \$41 ;
-  wire \$410 ;
+  wire [6:0] \$41 ;
+  wire [26:0] \$410 ;
   wire \$411 ;
-  wire [57:0] \$412 ;
-  wire [26:0] \$413 ;
-  wire [41:0] \$414 ;
+  wire \$412 ;
+  wire [57:0] \$413 ;
+  wire [26:0] \$414 ;
   wire \$415 ;
-  wire [57:0] \$416 ;
-  wire [26:0] \$417 ;
+  wire \$416 ;
+  wire [57:0] \$417 ;
   wire [26:0] \$418 ;
-  wire \$419 ;
-  wire [7:0] \$42 ;
+  wire [41:0] \$419 ;
+  wire \$42 ;
   wire \$420 ;
   wire [57:0] \$421 ;
   wire [26:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire [57:0] \$425 ;
-  wire [26:0] \$426 ;
-  wire [41:0] \$427 ;
+  wire [26:0] \$423 ;
+  wire [33:0] \$424 ;
+  wire \$425 ;
+  wire [57:0] \$426 ;
+  wire [26:0] \$427 ;
   wire \$428 ;
-  wire [57:0] \$429 ;
-  wire [7:0] \$43 ;
-  wire [26:0] \$430 ;
+  wire \$429 ;
+  wire [15:0] \$43 ;
+  wire [57:0] \$430 ;
   wire [26:0] \$431 ;
-  wire [33:0] \$432 ;
+  wire [41:0] \$432 ;
   wire \$433 ;
   wire [57:0] \$434 ;
   wire [26:0] \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire [57:0] \$438 ;
-  wire [26:0] \$439 ;
-  wire [7:0] \$44 ;
-  wire [41:0] \$440 ;
-  wire \$441 ;
-  wire [57:0] \$442 ;
-  wire [26:0] \$443 ;
-  wire [26:0] \$444 ;
+  wire [26:0] \$436 ;
+  wire [26:0] \$437 ;
+  wire [29:0] \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire [57:0] \$440 ;
+  wire [26:0] \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire [57:0] \$444 ;
   wire [26:0] \$445 ;
-  wire [26:0] \$446 ;
+  wire [41:0] \$446 ;
   wire \$447 ;
-  wire \$448 ;
-  wire [57:0] \$449 ;
-  wire [7:0] \$45 ;
+  wire [57:0] \$448 ;
+  wire [26:0] \$449 ;
+  wire \$45 ;
   wire [26:0] \$450 ;
   wire \$451 ;
   wire \$452 ;
   wire [57:0] \$453 ;
   wire [26:0] \$454 ;
-  wire [41:0] \$455 ;
+  wire \$455 ;
   wire \$456 ;
   wire [57:0] \$457 ;
   wire [26:0] \$458 ;
-  wire [26:0] \$459 ;
-  wire [7:0] \$46 ;
+  wire [41:0] \$459 ;
+  wire [15:0] \$46 ;
   wire \$460 ;
-  wire \$461 ;
-  wire [57:0] \$462 ;
+  wire [57:0] \$461 ;
+  wire [26:0] \$462 ;
   wire [26:0] \$463 ;
-  wire \$464 ;
+  wire [33:0] \$464 ;
   wire \$465 ;
   wire [57:0] \$466 ;
   wire [26:0] \$467 ;
-  wire [41:0] \$468 ;
+  wire \$468 ;
   wire \$469 ;
-  wire [7:0] \$47 ;
+  wire \$47 ;
   wire [57:0] \$470 ;
   wire [26:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [33:0] \$473 ;
-  wire \$474 ;
-  wire [57:0] \$475 ;
+  wire [41:0] \$472 ;
+  wire \$473 ;
+  wire [57:0] \$474 ;
+  wire [26:0] \$475 ;
   wire [26:0] \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire [57:0] \$479 ;
-  wire [7:0] \$48 ;
-  wire [26:0] \$480 ;
-  wire [41:0] \$481 ;
-  wire \$482 ;
-  wire [57:0] \$483 ;
-  wire [26:0] \$484 ;
-  wire [26:0] \$485 ;
+  wire [26:0] \$477 ;
+  wire [26:0] \$478 ;
+  wire [27:0] \$479 ;
+  wire [15:0] \$48 ;
+  wire \$480 ;
+  wire [57:0] \$481 ;
+  wire [26:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire [57:0] \$485 ;
   wire [26:0] \$486 ;
-  wire \$487 ;
+  wire [41:0] \$487 ;
   wire \$488 ;
   wire [57:0] \$489 ;
   wire \$49 ;
   wire [26:0] \$490 ;
-  wire \$491 ;
+  wire [26:0] \$491 ;
   wire \$492 ;
-  wire [57:0] \$493 ;
-  wire [26:0] \$494 ;
-  wire [41:0] \$495 ;
+  wire \$493 ;
+  wire [57:0] \$494 ;
+  wire [26:0] \$495 ;
   wire \$496 ;
-  wire [57:0] \$497 ;
-  wire [26:0] \$498 ;
+  wire \$497 ;
+  wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire [4:0] \$5 ;
-  wire \$50 ;
-  wire \$500 ;
+  wire \$5 ;
+  wire [15:0] \$50 ;
+  wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
   wire [26:0] \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire [57:0] \$506 ;
-  wire [26:0] \$507 ;
-  wire [41:0] \$508 ;
+  wire [26:0] \$504 ;
+  wire [33:0] \$505 ;
+  wire \$506 ;
+  wire [57:0] \$507 ;
+  wire [26:0] \$508 ;
   wire \$509 ;
-  wire \$51 ;
-  wire [57:0] \$510 ;
-  wire [26:0] \$511 ;
+  wire [10:0] \$51 ;
+  wire \$510 ;
+  wire [57:0] \$511 ;
   wire [26:0] \$512 ;
-  wire [33:0] \$513 ;
+  wire [41:0] \$513 ;
   wire \$514 ;
   wire [57:0] \$515 ;
   wire [26:0] \$516 ;
-  wire \$517 ;
-  wire \$518 ;
-  wire [57:0] \$519 ;
+  wire [26:0] \$517 ;
+  wire [26:0] \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [26:0] \$520 ;
-  wire [41:0] \$521 ;
-  wire \$522 ;
-  wire [57:0] \$523 ;
-  wire [26:0] \$524 ;
-  wire [26:0] \$525 ;
+  wire \$520 ;
+  wire [57:0] \$521 ;
+  wire [26:0] \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire [57:0] \$525 ;
   wire [26:0] \$526 ;
-  wire [29:0] \$527 ;
+  wire [41:0] \$527 ;
   wire \$528 ;
   wire [57:0] \$529 ;
-  wire \$53 ;
+  wire [15:0] \$53 ;
   wire [26:0] \$530 ;
-  wire \$531 ;
+  wire [26:0] \$531 ;
   wire \$532 ;
-  wire [57:0] \$533 ;
-  wire [26:0] \$534 ;
-  wire [41:0] \$535 ;
+  wire \$533 ;
+  wire [57:0] \$534 ;
+  wire [26:0] \$535 ;
   wire \$536 ;
-  wire [57:0] \$537 ;
-  wire [26:0] \$538 ;
+  wire \$537 ;
+  wire [57:0] \$538 ;
   wire [26:0] \$539 ;
   wire \$54 ;
-  wire \$540 ;
+  wire [41:0] \$540 ;
   wire \$541 ;
   wire [57:0] \$542 ;
   wire [26:0] \$543 ;
-  wire \$544 ;
-  wire \$545 ;
-  wire [57:0] \$546 ;
-  wire [26:0] \$547 ;
-  wire [41:0] \$548 ;
+  wire [26:0] \$544 ;
+  wire [33:0] \$545 ;
+  wire \$546 ;
+  wire [57:0] \$547 ;
+  wire [26:0] \$548 ;
   wire \$549 ;
-  wire \$55 ;
-  wire [57:0] \$550 ;
-  wire [26:0] \$551 ;
+  wire [15:0] \$55 ;
+  wire \$550 ;
+  wire [57:0] \$551 ;
   wire [26:0] \$552 ;
-  wire [33:0] \$553 ;
+  wire [41:0] \$553 ;
   wire \$554 ;
   wire [57:0] \$555 ;
   wire [26:0] \$556 ;
-  wire \$557 ;
-  wire \$558 ;
-  wire [57:0] \$559 ;
-  wire \$56 ;
-  wire [26:0] \$560 ;
-  wire [41:0] \$561 ;
-  wire \$562 ;
-  wire [57:0] \$563 ;
-  wire [26:0] \$564 ;
-  wire [26:0] \$565 ;
+  wire [26:0] \$557 ;
+  wire [26:0] \$558 ;
+  wire [29:0] \$559 ;
+  wire [12:0] \$56 ;
+  wire \$560 ;
+  wire [57:0] \$561 ;
+  wire [26:0] \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire [57:0] \$565 ;
   wire [26:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [27:0] \$568 ;
-  wire \$569 ;
+  wire [41:0] \$567 ;
+  wire \$568 ;
+  wire [57:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
+  wire [26:0] \$570 ;
   wire [26:0] \$571 ;
   wire \$572 ;
   wire \$573 ;
   wire [57:0] \$574 ;
   wire [26:0] \$575 ;
-  wire [41:0] \$576 ;
+  wire \$576 ;
   wire \$577 ;
   wire [57:0] \$578 ;
   wire [26:0] \$579 ;
-  wire \$58 ;
-  wire [26:0] \$580 ;
+  wire [15:0] \$58 ;
+  wire [41:0] \$580 ;
   wire \$581 ;
-  wire \$582 ;
-  wire [57:0] \$583 ;
+  wire [57:0] \$582 ;
+  wire [26:0] \$583 ;
   wire [26:0] \$584 ;
-  wire \$585 ;
+  wire [33:0] \$585 ;
   wire \$586 ;
   wire [57:0] \$587 ;
   wire [26:0] \$588 ;
-  wire [41:0] \$589 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire [57:0] \$591 ;
   wire [26:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [33:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
+  wire [41:0] \$593 ;
+  wire \$594 ;
+  wire [57:0] \$595 ;
+  wire [26:0] \$596 ;
   wire [26:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
-  wire [5:0] \$6 ;
-  wire \$60 ;
-  wire [57:0] \$600 ;
-  wire [26:0] \$601 ;
-  wire [41:0] \$602 ;
+  wire [26:0] \$598 ;
+  wire [26:0] \$599 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
   wire \$603 ;
-  wire [57:0] \$604 ;
-  wire [26:0] \$605 ;
-  wire [26:0] \$606 ;
-  wire [26:0] \$607 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
   wire \$608 ;
   wire \$609 ;
-  wire \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
+  wire [12:0] \$61 ;
+  wire \$610 ;
+  wire \$611 ;
   wire \$612 ;
   wire \$613 ;
-  wire [57:0] \$614 ;
-  wire [26:0] \$615 ;
-  wire [41:0] \$616 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
-  wire [57:0] \$618 ;
-  wire [26:0] \$619 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
+  wire \$620 ;
   wire \$621 ;
   wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
+  wire \$623 ;
+  wire \$624 ;
   wire \$625 ;
   wire \$626 ;
-  wire [57:0] \$627 ;
-  wire [26:0] \$628 ;
-  wire [41:0] \$629 ;
-  wire \$63 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire [15:0] \$63 ;
   wire \$630 ;
-  wire [57:0] \$631 ;
-  wire [26:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [33:0] \$634 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
+  wire \$636 ;
+  wire \$637 ;
   wire \$638 ;
   wire \$639 ;
   wire \$64 ;
-  wire [57:0] \$640 ;
-  wire [26:0] \$641 ;
-  wire [41:0] \$642 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
   wire \$643 ;
-  wire [57:0] \$644 ;
-  wire [26:0] \$645 ;
-  wire [26:0] \$646 ;
-  wire [26:0] \$647 ;
-  wire [29:0] \$648 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
   wire \$649 ;
-  wire \$65 ;
-  wire [57:0] \$650 ;
-  wire [26:0] \$651 ;
+  wire [15:0] \$65 ;
+  wire \$650 ;
+  wire \$651 ;
   wire \$652 ;
-  wire \$653 ;
-  wire [57:0] \$654 ;
-  wire [26:0] \$655 ;
-  wire [41:0] \$656 ;
+  wire [1:0] \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
   wire \$657 ;
-  wire [57:0] \$658 ;
-  wire [26:0] \$659 ;
-  wire \$66 ;
-  wire [26:0] \$660 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire [16:0] \$66 ;
+  wire \$660 ;
   wire \$661 ;
   wire \$662 ;
-  wire [57:0] \$663 ;
-  wire [26:0] \$664 ;
+  wire \$663 ;
+  wire \$664 ;
   wire \$665 ;
   wire \$666 ;
-  wire [57:0] \$667 ;
-  wire [26:0] \$668 ;
-  wire [41:0] \$669 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
   wire \$67 ;
   wire \$670 ;
-  wire [57:0] \$671 ;
-  wire [26:0] \$672 ;
-  wire [26:0] \$673 ;
-  wire [33:0] \$674 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
   wire \$675 ;
-  wire [57:0] \$676 ;
-  wire [26:0] \$677 ;
-  wire \$678 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire [1:0] \$678 ;
   wire \$679 ;
-  wire \$68 ;
-  wire [57:0] \$680 ;
-  wire [26:0] \$681 ;
-  wire [41:0] \$682 ;
+  wire [15:0] \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
   wire \$683 ;
-  wire [57:0] \$684 ;
-  wire [26:0] \$685 ;
-  wire [26:0] \$686 ;
-  wire [26:0] \$687 ;
-  wire [26:0] \$688 ;
+  wire [2:0] \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
@@ -17367,7 +15824,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$698 ;
   wire \$699 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
   wire \$702 ;
@@ -17378,7 +15835,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$707 ;
   wire \$708 ;
   wire \$709 ;
-  wire \$71 ;
+  wire [16:0] \$71 ;
   wire \$710 ;
   wire \$711 ;
   wire \$712 ;
@@ -17389,18 +15846,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$717 ;
   wire \$718 ;
   wire \$719 ;
-  wire [5:0] \$72 ;
+  wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
-  wire \$726 ;
+  wire [1:0] \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
-  wire [4:0] \$73 ;
+  wire [15:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
   wire \$732 ;
@@ -17411,39 +15868,39 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$737 ;
   wire \$738 ;
   wire \$739 ;
-  wire [4:0] \$74 ;
+  wire \$74 ;
   wire \$740 ;
   wire \$741 ;
   wire \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
-  wire [-1:0] \$746 ;
+  wire \$746 ;
   wire \$747 ;
   wire \$748 ;
-  wire [-1:0] \$749 ;
-  wire [4:0] \$75 ;
+  wire \$749 ;
+  wire [15:0] \$75 ;
   wire \$750 ;
-  wire \$751 ;
+  wire [1:0] \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire \$757 ;
+  wire [2:0] \$757 ;
   wire \$758 ;
-  wire [-1:0] \$759 ;
-  wire [5:0] \$76 ;
+  wire \$759 ;
+  wire [16:0] \$76 ;
   wire \$760 ;
   wire \$761 ;
-  wire [-1:0] \$762 ;
+  wire \$762 ;
   wire \$763 ;
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
   wire \$767 ;
-  wire [1:0] \$768 ;
-  wire \$769 ;
+  wire \$768 ;
+  wire [3:0] \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -17455,7 +15912,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$777 ;
   wire \$778 ;
   wire \$779 ;
-  wire [3:0] \$78 ;
+  wire [15:0] \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
@@ -17463,91 +15920,91 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$784 ;
   wire \$785 ;
   wire \$786 ;
-  wire [-1:0] \$787 ;
+  wire \$787 ;
   wire \$788 ;
   wire \$789 ;
-  wire [5:0] \$79 ;
-  wire [-1:0] \$790 ;
+  wire \$79 ;
+  wire \$790 ;
   wire \$791 ;
   wire \$792 ;
-  wire \$793 ;
-  wire \$794 ;
+  wire [10:0] \$793 ;
+  wire [11:0] \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
   wire \$798 ;
-  wire \$799 ;
-  wire [3:0] \$8 ;
-  wire [5:0] \$80 ;
-  wire [-1:0] \$800 ;
+  wire [5:0] \$799 ;
+  wire \$8 ;
+  wire [15:0] \$80 ;
+  wire [5:0] \$800 ;
   wire \$801 ;
   wire \$802 ;
-  wire [-1:0] \$803 ;
+  wire \$803 ;
   wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire [1:0] \$809 ;
-  wire [3:0] \$81 ;
-  wire \$810 ;
+  wire [4:0] \$805 ;
+  wire [4:0] \$806 ;
+  wire [10:0] \$807 ;
+  wire [19:0] \$808 ;
+  wire [11:0] \$809 ;
+  wire [16:0] \$81 ;
+  wire [20:0] \$810 ;
   wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
-  wire [2:0] \$817 ;
-  wire \$818 ;
+  wire [10:0] \$812 ;
+  wire [19:0] \$813 ;
+  wire [11:0] \$814 ;
+  wire [20:0] \$815 ;
+  wire [14:0] \$816 ;
+  wire [14:0] \$817 ;
+  wire [14:0] \$818 ;
   wire \$819 ;
-  wire [3:0] \$82 ;
+  wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
+  wire [10:0] \$824 ;
+  wire [19:0] \$825 ;
+  wire [11:0] \$826 ;
+  wire [20:0] \$827 ;
   wire \$828 ;
   wire \$829 ;
-  wire [3:0] \$83 ;
+  wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire \$834 ;
-  wire \$835 ;
-  wire \$836 ;
+  wire [15:0] \$832 ;
+  wire [10:0] \$833 ;
+  wire [14:0] \$834 ;
+  wire [8:0] \$835 ;
+  wire [15:0] \$836 ;
   wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
+  wire [10:0] \$838 ;
+  wire [14:0] \$839 ;
   wire \$84 ;
-  wire \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
+  wire [8:0] \$840 ;
+  wire [15:0] \$841 ;
+  wire [14:0] \$842 ;
+  wire [14:0] \$843 ;
+  wire [14:0] \$844 ;
   wire \$845 ;
   wire \$846 ;
   wire \$847 ;
   wire \$848 ;
   wire \$849 ;
-  wire [6:0] \$85 ;
-  wire \$850 ;
-  wire \$851 ;
-  wire \$852 ;
-  wire \$853 ;
+  wire [15:0] \$85 ;
+  wire [10:0] \$850 ;
+  wire [14:0] \$851 ;
+  wire [8:0] \$852 ;
+  wire [15:0] \$853 ;
   wire \$854 ;
   wire \$855 ;
   wire \$856 ;
   wire \$857 ;
-  wire \$858 ;
-  wire [-1:0] \$859 ;
-  wire [4:0] \$86 ;
+  wire [15:0] \$858 ;
+  wire \$859 ;
+  wire [24:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
-  wire [-1:0] \$862 ;
+  wire \$862 ;
   wire \$863 ;
   wire \$864 ;
   wire \$865 ;
@@ -17555,78 +16012,78 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$867 ;
   wire \$868 ;
   wire \$869 ;
-  wire [4:0] \$87 ;
+  wire \$87 ;
   wire \$870 ;
   wire \$871 ;
-  wire [-1:0] \$872 ;
+  wire \$872 ;
   wire \$873 ;
   wire \$874 ;
-  wire [-1:0] \$875 ;
+  wire \$875 ;
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
   wire \$879 ;
-  wire [6:0] \$88 ;
+  wire [15:0] \$88 ;
   wire \$880 ;
-  wire [1:0] \$881 ;
+  wire \$881 ;
   wire \$882 ;
-  wire \$883 ;
+  wire [15:0] \$883 ;
   wire \$884 ;
-  wire \$885 ;
-  wire \$886 ;
+  wire [15:0] \$885 ;
+  wire [15:0] \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire \$891 ;
-  wire \$892 ;
-  wire \$893 ;
+  wire [11:0] \$891 ;
+  wire [11:0] \$892 ;
+  wire [11:0] \$893 ;
   wire \$894 ;
-  wire \$895 ;
+  wire [9:0] \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
   wire \$899 ;
-  wire [5:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [-1:0] \$900 ;
+  wire [15:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire [-1:0] \$903 ;
+  wire \$903 ;
   wire \$904 ;
   wire \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
   wire \$909 ;
-  wire [4:0] \$91 ;
+  wire [24:0] \$91 ;
   wire \$910 ;
   wire \$911 ;
   wire \$912 ;
-  wire [-1:0] \$913 ;
+  wire \$913 ;
   wire \$914 ;
-  wire \$915 ;
-  wire [-1:0] \$916 ;
+  wire [10:0] \$915 ;
+  wire [10:0] \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
-  wire [2:0] \$92 ;
+  wire \$92 ;
   wire \$920 ;
   wire \$921 ;
-  wire [1:0] \$922 ;
-  wire \$923 ;
-  wire \$924 ;
+  wire \$922 ;
+  wire [11:0] \$923 ;
+  wire [11:0] \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
-  wire [2:0] \$93 ;
-  wire [2:0] \$930 ;
+  wire [15:0] \$93 ;
+  wire \$930 ;
   wire \$931 ;
-  wire \$932 ;
-  wire \$933 ;
+  wire [9:0] \$932 ;
+  wire [9:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
@@ -17635,91 +16092,84 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   wire \$939 ;
   wire \$94 ;
   wire \$940 ;
-  wire \$941 ;
-  wire \$942 ;
-  wire \$943 ;
+  wire [9:0] \$941 ;
+  wire [9:0] \$942 ;
+  wire [8:0] \$943 ;
   wire \$944 ;
   wire \$945 ;
-  wire [3:0] \$946 ;
+  wire \$946 ;
   wire \$947 ;
   wire \$948 ;
   wire \$949 ;
-  wire [9:0] \$95 ;
+  wire [15:0] \$95 ;
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire [8:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
-  wire [8:0] \$97 ;
-  wire \$970 ;
-  wire \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire [10:0] \$978 ;
-  wire [11:0] \$979 ;
-  wire [8:0] \$98 ;
-  wire \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire [5:0] \$984 ;
-  wire [5:0] \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire \$988 ;
-  wire \$989 ;
-  wire [8:0] \$99 ;
-  wire [4:0] \$990 ;
-  wire [4:0] \$991 ;
-  wire [10:0] \$992 ;
-  wire [19:0] \$993 ;
-  wire [11:0] \$994 ;
-  wire [20:0] \$995 ;
-  wire \$996 ;
-  wire [10:0] \$997 ;
-  wire [19:0] \$998 ;
-  wire [11:0] \$999 ;
-  input [15:0] a;
-  wire [15:0] a;
-  wire [8:0] a_bf16_exp;
-  wire [7:0] a_bf16_sig;
-  wire [4:0] a_e4m3_exp;
-  wire [3:0] a_e4m3_sig;
-  wire [4:0] a_e5m2_exp;
-  wire [2:0] a_e5m2_sig;
-  reg [8:0] a_exp;
-  reg a_inf;
-  reg a_nan;
-  reg [7:0] a_sig;
-  reg a_sign;
-  reg a_zero;
+  reg [4:0] \$953 ;
+  reg \$954 ;
+  reg \$955 ;
+  reg \$956 ;
+  reg \$957 ;
+  reg [9:0] \$958 ;
+  reg [15:0] \$959 ;
+  wire [24:0] \$96 ;
+  reg [7:0] \$960 ;
+  reg \$961 ;
+  reg \$962 ;
+  reg \$963 ;
+  reg \$964 ;
+  reg [8:0] \$965 ;
+  reg [10:0] \$966 ;
+  reg \$967 ;
+  reg \$968 ;
+  reg \$969 ;
+  wire [10:0] \$97 ;
+  reg \$970 ;
+  reg [9:0] \$971 ;
+  reg [15:0] \$972 ;
+  reg [4:0] \$973 ;
+  reg \$974 ;
+  reg [7:0] \$975 ;
+  reg [1:0] \$976 ;
+  reg [15:0] \$977 ;
+  reg [15:0] \$978 ;
+  reg [4:0] \$979 ;
+  wire [10:0] \$98 ;
+  reg \$980 ;
+  reg [9:0] \$981 ;
+  reg \$982 ;
+  reg \$983 ;
+  reg \$984 ;
+  reg \$985 ;
+  reg \$986 ;
+  reg \$987 ;
+  reg [4:0] \$988 ;
+  reg \$989 ;
+  wire [10:0] \$99 ;
+  reg [7:0] \$990 ;
+  reg [1:0] \$991 ;
+  reg [27:0] \$992 ;
+  reg [27:0] \$993 ;
+  reg \$994 ;
+  reg [9:0] \$995 ;
+  reg \$996 ;
+  reg \$997 ;
+  reg \$998 ;
+  reg \$999 ;
+  input [20:0] a;
+  wire [20:0] a;
+  wire [8:0] \a.exp ;
+  wire \a.inf ;
+  wire \a.nan ;
+  wire [7:0] \a.sig ;
+  wire \a.sign ;
+  wire \a.zero ;
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$106 ;
+  wire [15:0] \acc$78 ;
+  output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
-  (* init = 2'h0 *)
-  wire [1:0] \acc_mode$109 ;
   wire add_a_big;
   wire [9:0] add_exp;
   wire [10:0] add_exp_diff;
@@ -17735,11 +16185,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [27:0] add_q_0_total = 28'h0000000;
   reg [10:0] add_q_1_0 = 11'h000;
   reg [10:0] add_q_1_1 = 11'h000;
-  reg add_q_2_0 = 1'h0;
+  reg [4:0] add_q_2_0 = 5'h00;
+  wire \add_q_2_0.flush ;
+  wire \add_q_2_0.last ;
+  wire [1:0] \add_q_2_0.mode ;
+  wire \add_q_2_0.valid ;
   reg add_q_2_1 = 1'h0;
-  reg add_q_2_2 = 1'h0;
-  reg [7:0] add_q_2_3 = 8'h00;
-  reg [1:0] add_q_2_4 = 2'h0;
+  reg [7:0] add_q_2_2 = 8'h00;
+  reg [1:0] add_q_2_3 = 2'h0;
   wire [26:0] add_sig;
   wire [51:0] add_small_wide;
   wire [27:0] add_total;
@@ -17753,25 +16206,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg align_q_0_flags_zero_sign = 1'h0;
   reg [27:0] align_q_0_small = 28'h0000000;
   reg align_q_0_subtract = 1'h0;
-  reg align_q_1_0 = 1'h0;
+  reg [4:0] align_q_1_0 = 5'h00;
+  wire \align_q_1_0.flush ;
+  wire \align_q_1_0.last ;
+  wire [1:0] \align_q_1_0.mode ;
+  wire \align_q_1_0.valid ;
   reg align_q_1_1 = 1'h0;
-  reg align_q_1_2 = 1'h0;
-  reg [7:0] align_q_1_3 = 8'h00;
-  reg [1:0] align_q_1_4 = 2'h0;
-  input [15:0] b;
-  wire [15:0] b;
-  wire [8:0] b_bf16_exp;
-  wire [7:0] b_bf16_sig;
-  wire [4:0] b_e4m3_exp;
-  wire [3:0] b_e4m3_sig;
-  wire [4:0] b_e5m2_exp;
-  wire [2:0] b_e5m2_sig;
-  reg [8:0] b_exp;
-  reg b_inf;
-  reg b_nan;
-  reg [7:0] b_sig;
-  reg b_sign;
-  reg b_zero;
+  reg [7:0] align_q_1_2 = 8'h00;
+  reg [1:0] align_q_1_3 = 2'h0;
+  input [20:0] b;
+  wire [20:0] b;
+  wire [8:0] \b.exp ;
+  wire \b.inf ;
+  wire \b.nan ;
+  wire [7:0] \b.sig ;
+  wire \b.sign ;
+  wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
   reg [8:0] base_exp;
@@ -17783,20 +16233,21 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg base_sign;
   reg base_zero;
   wire [7:0] bits;
-  input [1:0] choice;
   wire [1:0] choice;
   input clk;
   wire clk;
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$108 ;
+  wire \done$80 ;
   wire en;
-  input \en$1 ;
   wire \en$1 ;
+  output flush;
+  wire flush;
+  (* init = 2'h0 *)
+  wire [1:0] flush_mode;
+  (* init = 16'h0000 *)
+  wire [15:0] flush_sum;
   reg fresh = 1'h1;
-  input last;
-  wire last;
-  wire [1:0] mode;
   reg [9:0] normalize_q_0_0_exp = 10'h000;
   reg normalize_q_0_0_inf = 1'h0;
   reg normalize_q_0_0_nan = 1'h0;
@@ -17806,11 +16257,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg normalize_q_0_1 = 1'h0;
   reg [11:0] normalize_q_1_0 = 12'h000;
   reg [11:0] normalize_q_1_1 = 12'h000;
-  reg normalize_q_2_0 = 1'h0;
+  reg [4:0] normalize_q_2_0 = 5'h00;
+  wire \normalize_q_2_0.flush ;
+  wire \normalize_q_2_0.last ;
+  wire [1:0] \normalize_q_2_0.mode ;
+  wire \normalize_q_2_0.valid ;
   reg normalize_q_2_1 = 1'h0;
-  reg normalize_q_2_2 = 1'h0;
-  reg [7:0] normalize_q_2_3 = 8'h00;
-  reg [1:0] normalize_q_2_4 = 2'h0;
+  reg [7:0] normalize_q_2_2 = 8'h00;
+  reg [1:0] normalize_q_2_3 = 2'h0;
   reg [15:0] order_q_0_big_sig = 16'h0000;
   reg [9:0] order_q_0_flags_big_exp = 10'h000;
   reg order_q_0_flags_big_sign = 1'h0;
@@ -17822,22 +16276,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [4:0] order_q_0_shift = 5'h00;
   reg [15:0] order_q_0_small_sig = 16'h0000;
   reg order_q_0_subtract = 1'h0;
-  reg order_q_1_0 = 1'h0;
+  reg [4:0] order_q_1_0 = 5'h00;
+  wire \order_q_1_0.flush ;
+  wire \order_q_1_0.last ;
+  wire [1:0] \order_q_1_0.mode ;
+  wire \order_q_1_0.valid ;
   reg order_q_1_1 = 1'h0;
-  reg order_q_1_2 = 1'h0;
-  reg [7:0] order_q_1_3 = 8'h00;
-  reg [1:0] order_q_1_4 = 2'h0;
-  reg p_0 = 1'h0;
-  reg p_1 = 1'h0;
-  reg [1:0] p_2 = 2'h0;
-  reg [9:0] p_3_exp = 10'h000;
-  reg p_3_inf = 1'h0;
-  reg p_3_nan = 1'h0;
-  reg [15:0] p_3_sig = 16'h0000;
-  reg p_3_sign = 1'h0;
-  reg p_3_zero = 1'h0;
-  reg [7:0] p_4 = 8'h00;
+  reg [7:0] order_q_1_2 = 8'h00;
+  reg [1:0] order_q_1_3 = 2'h0;
   wire [9:0] p_exp;
+  wire [9:0] p_exp_sum;
+  wire [15:0] p_full;
   wire [15:0] p_sig;
   reg [63:0] place_q_0_0_below = 64'h0000000000000000;
   reg [9:0] place_q_0_0_e_eff = 10'h000;
@@ -17857,11 +16306,26 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg place_q_0_1_small = 1'h0;
   reg place_q_0_1_sticky = 1'h0;
   reg place_q_0_1_zero = 1'h0;
-  reg place_q_1_0 = 1'h0;
+  reg [4:0] place_q_1_0 = 5'h00;
+  wire \place_q_1_0.flush ;
+  wire \place_q_1_0.last ;
+  wire [1:0] \place_q_1_0.mode ;
+  wire \place_q_1_0.valid ;
   reg place_q_1_1 = 1'h0;
-  reg place_q_1_2 = 1'h0;
-  reg [7:0] place_q_1_3 = 8'h00;
-  reg [1:0] place_q_1_4 = 2'h0;
+  reg [7:0] place_q_1_2 = 8'h00;
+  reg [1:0] place_q_1_3 = 2'h0;
+  reg [4:0] product_0 = 5'h00;
+  wire \product_0.flush ;
+  wire \product_0.last ;
+  wire [1:0] \product_0.mode ;
+  wire \product_0.valid ;
+  reg [9:0] product_1_exp = 10'h000;
+  reg [15:0] product_1_full = 16'h0000;
+  reg product_1_inf = 1'h0;
+  reg product_1_nan = 1'h0;
+  reg product_1_sign = 1'h0;
+  reg product_1_zero = 1'h0;
+  reg [7:0] product_2 = 8'h00;
   reg [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
@@ -17885,27 +16349,30 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg round_q_0_1_small = 1'h0;
   reg round_q_0_1_up = 1'h0;
   reg round_q_0_1_zero = 1'h0;
-  reg round_q_1_0 = 1'h0;
+  reg [4:0] round_q_1_0 = 5'h00;
+  wire \round_q_1_0.flush ;
+  wire \round_q_1_0.last ;
+  wire [1:0] \round_q_1_0.mode ;
+  wire \round_q_1_0.valid ;
   reg round_q_1_1 = 1'h0;
-  reg round_q_1_2 = 1'h0;
-  reg [7:0] round_q_1_3 = 8'h00;
-  reg [1:0] round_q_1_4 = 2'h0;
+  reg [7:0] round_q_1_2 = 8'h00;
+  reg [1:0] round_q_1_3 = 2'h0;
   input rst;
   wire rst;
+  input [4:0] step;
+  wire [4:0] step;
+  wire \step.flush ;
+  wire \step.last ;
+  wire [1:0] \step.mode ;
+  wire \step.valid ;
   wire [1:0] step_mode;
-  reg [15:0] sum_bf16_rne;
-  reg [14:0] sum_bf16_rne_mag;
+  wire [15:0] sum_bf16_rne;
+  wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
   reg [15:0] sum_code;
-  reg [15:0] sum_fp16_sr8;
-  reg [14:0] sum_fp16_sr8_mag;
+  wire [15:0] sum_fp16_sr8;
+  wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
-  wire [9:0] term_exp;
-  wire term_inf;
-  wire term_nan;
-  wire [15:0] term_sig;
-  wire term_sign;
-  wire term_zero;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -17918,1231 +16385,1086 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg unpack_q_2_0 = 1'h0;
+  reg [4:0] unpack_q_2_0 = 5'h00;
+  wire \unpack_q_2_0.flush ;
+  wire \unpack_q_2_0.last ;
+  wire [1:0] \unpack_q_2_0.mode ;
+  wire \unpack_q_2_0.valid ;
   reg unpack_q_2_1 = 1'h0;
-  reg unpack_q_2_2 = 1'h0;
-  reg [7:0] unpack_q_2_3 = 8'h00;
-  reg [1:0] unpack_q_2_4 = 2'h0;
-  input valid;
-  wire valid;
-  assign en = \en$1  & valid;
-  assign \$1  = | a[6:3];
-  assign \$2  = a[6:3] - 3'h7;
-  assign \$3  = a[0] ? 5'h17 : 5'h00;
-  assign \$4  = a[1] ? 5'h18 : \$3 ;
-  assign \$5  = a[2] ? 5'h19 : \$4 ;
-  assign \$6  = \$1  ? \$2  : { \$5 [4], \$5  };
-  assign \$7  = | a[6:3];
-  assign \$11  = a[0] ? \$10 [3:0] : 4'h0;
-  assign \$12  = a[1] ? \$9 [3:0] : \$11 ;
-  assign \$13  = a[2] ? \$8  : \$12 ;
-  assign a_e4m3_sig = \$7  ? { 1'h1, a[2:0] } : \$13 ;
-  assign \$14  = | a[6:2];
-  assign \$15  = a[6:2] - 4'hf;
-  assign \$16  = a[0] ? 5'h10 : 5'h00;
-  assign \$17  = a[1] ? 5'h11 : \$16 ;
-  assign \$18  = \$14  ? \$15  : { \$17 [4], \$17 [4], \$17  };
-  assign \$19  = | a[6:2];
-  assign \$22  = a[0] ? \$21 [2:0] : 3'h0;
-  assign \$23  = a[1] ? \$20  : \$22 ;
-  assign a_e5m2_sig = \$19  ? { 1'h1, a[1:0] } : \$23 ;
-  assign \$24  = | a[14:7];
-  assign \$25  = a[14:7] - 7'h7f;
-  assign \$26  = a[0] ? 9'h17b : 9'h000;
-  assign \$27  = a[1] ? 9'h17c : \$26 ;
-  assign \$28  = a[2] ? 9'h17d : \$27 ;
-  assign \$29  = a[3] ? 9'h17e : \$28 ;
-  assign \$30  = a[4] ? 9'h17f : \$29 ;
-  assign \$31  = a[5] ? 9'h180 : \$30 ;
-  assign \$32  = a[6] ? 9'h181 : \$31 ;
-  assign \$33  = \$24  ? \$25  : { \$32 [8], \$32  };
-  assign \$34  = | a[14:7];
-  assign \$42  = a[0] ? \$41 [7:0] : 8'h00;
-  assign \$43  = a[1] ? \$40 [7:0] : \$42 ;
-  assign \$44  = a[2] ? \$39 [7:0] : \$43 ;
-  assign \$45  = a[3] ? \$38 [7:0] : \$44 ;
-  assign \$46  = a[4] ? \$37 [7:0] : \$45 ;
-  assign \$47  = a[5] ? \$36 [7:0] : \$46 ;
-  assign \$48  = a[6] ? \$35  : \$47 ;
-  assign a_bf16_sig = \$34  ? { 1'h1, a[6:0] } : \$48 ;
-  assign \$49  = ! a[6:3];
-  assign \$50  = ! a[2:0];
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = a[6:0] == 7'h7f;
-  assign \$53  = ! a[6:2];
-  assign \$54  = ! a[1:0];
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = a[6:2] == 5'h1f;
-  assign \$57  = ! a[1:0];
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = a[6:2] == 5'h1f;
-  assign \$60  = | a[1:0];
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = ! a[14:7];
-  assign \$63  = ! a[6:0];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = a[14:7] == 8'hff;
-  assign \$66  = ! a[6:0];
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = a[14:7] == 8'hff;
-  assign \$69  = | a[6:0];
-  assign \$70  = \$68  & \$69 ;
-  assign \$71  = | b[6:3];
-  assign \$72  = b[6:3] - 3'h7;
-  assign \$73  = b[0] ? 5'h17 : 5'h00;
-  assign \$74  = b[1] ? 5'h18 : \$73 ;
-  assign \$75  = b[2] ? 5'h19 : \$74 ;
-  assign \$76  = \$71  ? \$72  : { \$75 [4], \$75  };
-  assign \$77  = | b[6:3];
-  assign \$81  = b[0] ? \$80 [3:0] : 4'h0;
-  assign \$82  = b[1] ? \$79 [3:0] : \$81 ;
-  assign \$83  = b[2] ? \$78  : \$82 ;
-  assign b_e4m3_sig = \$77  ? { 1'h1, b[2:0] } : \$83 ;
-  assign \$84  = | b[6:2];
-  assign \$85  = b[6:2] - 4'hf;
-  assign \$86  = b[0] ? 5'h10 : 5'h00;
-  assign \$87  = b[1] ? 5'h11 : \$86 ;
-  assign \$88  = \$84  ? \$85  : { \$87 [4], \$87 [4], \$87  };
-  assign \$89  = | b[6:2];
-  assign \$92  = b[0] ? \$91 [2:0] : 3'h0;
-  assign \$93  = b[1] ? \$90  : \$92 ;
-  assign b_e5m2_sig = \$89  ? { 1'h1, b[1:0] } : \$93 ;
-  assign \$94  = | b[14:7];
-  assign \$95  = b[14:7] - 7'h7f;
-  assign \$96  = b[0] ? 9'h17b : 9'h000;
-  assign \$97  = b[1] ? 9'h17c : \$96 ;
-  assign \$98  = b[2] ? 9'h17d : \$97 ;
-  assign \$99  = b[3] ? 9'h17e : \$98 ;
-  assign \$100  = b[4] ? 9'h17f : \$99 ;
-  assign \$101  = b[5] ? 9'h180 : \$100 ;
-  assign \$102  = b[6] ? 9'h181 : \$101 ;
-  assign \$103  = \$94  ? \$95  : { \$102 [8], \$102  };
-  assign \$104  = | b[14:7];
-  assign \$112  = b[0] ? \$111 [7:0] : 8'h00;
-  assign \$113  = b[1] ? \$110 [7:0] : \$112 ;
-  assign \$114  = b[2] ? \$109 [7:0] : \$113 ;
-  assign \$115  = b[3] ? \$108 [7:0] : \$114 ;
-  assign \$116  = b[4] ? \$107 [7:0] : \$115 ;
-  assign \$117  = b[5] ? \$106 [7:0] : \$116 ;
-  assign \$118  = b[6] ? \$105  : \$117 ;
-  assign b_bf16_sig = \$104  ? { 1'h1, b[6:0] } : \$118 ;
-  assign \$119  = ! b[6:3];
-  assign \$120  = ! b[2:0];
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = b[6:0] == 7'h7f;
-  assign \$123  = ! b[6:2];
-  assign \$124  = ! b[1:0];
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = b[6:2] == 5'h1f;
-  assign \$127  = ! b[1:0];
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = b[6:2] == 5'h1f;
-  assign \$130  = | b[1:0];
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = ! b[14:7];
-  assign \$133  = ! b[6:0];
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = b[14:7] == 8'hff;
-  assign \$136  = ! b[6:0];
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = b[14:7] == 8'hff;
-  assign \$139  = | b[6:0];
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = $signed(a_exp) + $signed(b_exp);
-  assign \$142  = a_sig * b_sig;
-  assign \$143  = $signed(\$141 ) + $signed({ 1'h0, \$142 [15] });
-  assign \$144  = a_sig * b_sig;
-  assign \$145  = a_sig * b_sig;
-  assign \$146  = a_sig * b_sig;
-  assign \$148  = \$144 [15] ? { 1'h0, \$145  } : \$147 ;
-  assign \$149  = a_sign ^ b_sign;
-  assign \$150  = a_zero | b_zero;
-  assign \$151  = a_nan | b_nan;
-  assign \$152  = \$151  | a_inf;
-  assign \$153  = \$152  | b_inf;
-  assign \$154  = ~ \$153 ;
-  assign \$155  = \$150  & \$154 ;
-  assign \$156  = a_inf | b_inf;
-  assign \$157  = a_nan | b_nan;
-  assign \$158  = \$157  | a_zero;
-  assign \$159  = \$158  | b_zero;
-  assign \$160  = ~ \$159 ;
-  assign \$161  = \$156  & \$160 ;
-  assign \$162  = a_nan | b_nan;
-  assign \$163  = a_inf & b_zero;
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = a_zero & b_inf;
-  assign \$166  = \$164  | \$165 ;
-  assign step_mode = p_0 ? p_2 : acc_mode;
-  assign \$167  = fresh ? 16'h0000 : acc;
-  assign \$168  = | \$167 [14:10];
-  assign \$169  = fresh ? 16'h0000 : acc;
-  assign \$170  = \$169 [14:10] - 4'hf;
-  assign \$171  = fresh ? 16'h0000 : acc;
-  assign \$172  = fresh ? 16'h0000 : acc;
-  assign \$173  = fresh ? 16'h0000 : acc;
-  assign \$174  = fresh ? 16'h0000 : acc;
-  assign \$175  = fresh ? 16'h0000 : acc;
-  assign \$176  = fresh ? 16'h0000 : acc;
-  assign \$177  = fresh ? 16'h0000 : acc;
-  assign \$178  = fresh ? 16'h0000 : acc;
-  assign \$179  = fresh ? 16'h0000 : acc;
-  assign \$180  = fresh ? 16'h0000 : acc;
-  assign \$181  = \$180 [0] ? 6'h28 : 6'h00;
-  assign \$182  = \$179 [1] ? 6'h29 : \$181 ;
-  assign \$183  = \$178 [2] ? 6'h2a : \$182 ;
-  assign \$184  = \$177 [3] ? 6'h2b : \$183 ;
-  assign \$185  = \$176 [4] ? 6'h2c : \$184 ;
-  assign \$186  = \$175 [5] ? 6'h2d : \$185 ;
-  assign \$187  = \$174 [6] ? 6'h2e : \$186 ;
-  assign \$188  = \$173 [7] ? 6'h2f : \$187 ;
-  assign \$189  = \$172 [8] ? 6'h30 : \$188 ;
-  assign \$190  = \$171 [9] ? 6'h31 : \$189 ;
-  assign \$191  = \$168  ? \$170  : { \$190 [5], \$190  };
-  assign \$192  = fresh ? 16'h0000 : acc;
-  assign \$193  = | \$192 [14:10];
-  assign \$194  = fresh ? 16'h0000 : acc;
-  assign \$195  = fresh ? 16'h0000 : acc;
-  assign \$196  = fresh ? 16'h0000 : acc;
-  assign \$198  = fresh ? 16'h0000 : acc;
-  assign \$199  = fresh ? 16'h0000 : acc;
-  assign \$201  = fresh ? 16'h0000 : acc;
-  assign \$202  = fresh ? 16'h0000 : acc;
-  assign \$204  = fresh ? 16'h0000 : acc;
-  assign \$205  = fresh ? 16'h0000 : acc;
-  assign \$207  = fresh ? 16'h0000 : acc;
-  assign \$208  = fresh ? 16'h0000 : acc;
-  assign \$210  = fresh ? 16'h0000 : acc;
-  assign \$211  = fresh ? 16'h0000 : acc;
-  assign \$213  = fresh ? 16'h0000 : acc;
-  assign \$214  = fresh ? 16'h0000 : acc;
-  assign \$216  = fresh ? 16'h0000 : acc;
-  assign \$217  = fresh ? 16'h0000 : acc;
-  assign \$219  = fresh ? 16'h0000 : acc;
-  assign \$220  = fresh ? 16'h0000 : acc;
-  assign \$222  = fresh ? 16'h0000 : acc;
-  assign \$223  = fresh ? 16'h0000 : acc;
-  assign \$225  = \$222 [0] ? \$224 [10:0] : 11'h000;
-  assign \$226  = \$219 [1] ? \$221 [10:0] : \$225 ;
-  assign \$227  = \$216 [2] ? \$218 [10:0] : \$226 ;
-  assign \$228  = \$213 [3] ? \$215 [10:0] : \$227 ;
-  assign \$229  = \$210 [4] ? \$212 [10:0] : \$228 ;
-  assign \$230  = \$207 [5] ? \$209 [10:0] : \$229 ;
-  assign \$231  = \$204 [6] ? \$206 [10:0] : \$230 ;
-  assign \$232  = \$201 [7] ? \$203 [10:0] : \$231 ;
-  assign \$233  = \$198 [8] ? \$200 [10:0] : \$232 ;
-  assign \$234  = \$195 [9] ? \$197  : \$233 ;
-  assign base_fp16_sig = \$193  ? { 1'h1, \$194 [9:0] } : \$234 ;
-  assign \$235  = fresh ? 16'h0000 : acc;
-  assign \$236  = | \$235 [14:7];
-  assign \$237  = fresh ? 16'h0000 : acc;
-  assign \$238  = \$237 [14:7] - 7'h7f;
-  assign \$239  = fresh ? 16'h0000 : acc;
-  assign \$240  = fresh ? 16'h0000 : acc;
-  assign \$241  = fresh ? 16'h0000 : acc;
-  assign \$242  = fresh ? 16'h0000 : acc;
-  assign \$243  = fresh ? 16'h0000 : acc;
-  assign \$244  = fresh ? 16'h0000 : acc;
-  assign \$245  = fresh ? 16'h0000 : acc;
-  assign \$246  = \$245 [0] ? 9'h17b : 9'h000;
-  assign \$247  = \$244 [1] ? 9'h17c : \$246 ;
-  assign \$248  = \$243 [2] ? 9'h17d : \$247 ;
-  assign \$249  = \$242 [3] ? 9'h17e : \$248 ;
-  assign \$250  = \$241 [4] ? 9'h17f : \$249 ;
-  assign \$251  = \$240 [5] ? 9'h180 : \$250 ;
-  assign \$252  = \$239 [6] ? 9'h181 : \$251 ;
-  assign \$253  = \$236  ? \$238  : { \$252 [8], \$252  };
-  assign \$254  = fresh ? 16'h0000 : acc;
-  assign \$255  = | \$254 [14:7];
-  assign \$256  = fresh ? 16'h0000 : acc;
-  assign \$257  = fresh ? 16'h0000 : acc;
-  assign \$258  = fresh ? 16'h0000 : acc;
-  assign \$260  = fresh ? 16'h0000 : acc;
-  assign \$261  = fresh ? 16'h0000 : acc;
-  assign \$263  = fresh ? 16'h0000 : acc;
-  assign \$264  = fresh ? 16'h0000 : acc;
-  assign \$266  = fresh ? 16'h0000 : acc;
-  assign \$267  = fresh ? 16'h0000 : acc;
-  assign \$269  = fresh ? 16'h0000 : acc;
-  assign \$270  = fresh ? 16'h0000 : acc;
-  assign \$272  = fresh ? 16'h0000 : acc;
-  assign \$273  = fresh ? 16'h0000 : acc;
-  assign \$275  = fresh ? 16'h0000 : acc;
-  assign \$276  = fresh ? 16'h0000 : acc;
-  assign \$278  = \$275 [0] ? \$277 [7:0] : 8'h00;
-  assign \$279  = \$272 [1] ? \$274 [7:0] : \$278 ;
-  assign \$280  = \$269 [2] ? \$271 [7:0] : \$279 ;
-  assign \$281  = \$266 [3] ? \$268 [7:0] : \$280 ;
-  assign \$282  = \$263 [4] ? \$265 [7:0] : \$281 ;
-  assign \$283  = \$260 [5] ? \$262 [7:0] : \$282 ;
-  assign \$284  = \$257 [6] ? \$259  : \$283 ;
-  assign base_bf16_sig = \$255  ? { 1'h1, \$256 [6:0] } : \$284 ;
-  assign \$285  = fresh ? 16'h0000 : acc;
-  assign \$286  = fresh ? 16'h0000 : acc;
-  assign \$287  = ! \$286 [14:10];
-  assign \$288  = fresh ? 16'h0000 : acc;
-  assign \$289  = ! \$288 [9:0];
-  assign \$290  = \$287  & \$289 ;
-  assign \$291  = fresh ? 16'h0000 : acc;
-  assign \$292  = \$291 [14:10] == 5'h1f;
-  assign \$293  = fresh ? 16'h0000 : acc;
-  assign \$294  = ! \$293 [9:0];
-  assign \$295  = \$292  & \$294 ;
-  assign \$296  = fresh ? 16'h0000 : acc;
-  assign \$297  = \$296 [14:10] == 5'h1f;
-  assign \$298  = fresh ? 16'h0000 : acc;
-  assign \$299  = | \$298 [9:0];
-  assign \$300  = \$297  & \$299 ;
-  assign \$301  = fresh ? 16'h0000 : acc;
-  assign \$302  = fresh ? 16'h0000 : acc;
-  assign \$303  = ! \$302 [14:7];
-  assign \$304  = fresh ? 16'h0000 : acc;
-  assign \$305  = ! \$304 [6:0];
-  assign \$306  = \$303  & \$305 ;
-  assign \$307  = fresh ? 16'h0000 : acc;
-  assign \$308  = \$307 [14:7] == 8'hff;
-  assign \$309  = fresh ? 16'h0000 : acc;
-  assign \$310  = ! \$309 [6:0];
-  assign \$311  = \$308  & \$310 ;
-  assign \$312  = fresh ? 16'h0000 : acc;
-  assign \$313  = \$312 [14:7] == 8'hff;
-  assign \$314  = fresh ? 16'h0000 : acc;
-  assign \$315  = | \$314 [6:0];
-  assign \$316  = \$313  & \$315 ;
-  assign \$317  = ~ unpack_q_0_zero;
-  assign \$318  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$319  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$320  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$321  = \$319  & \$320 ;
-  assign \$322  = \$318  | \$321 ;
-  assign \$323  = \$317  & \$322 ;
-  assign add_a_big = unpack_q_1_zero | \$323 ;
+  reg [7:0] unpack_q_2_2 = 8'h00;
+  reg [1:0] unpack_q_2_3 = 2'h0;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
+  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
+  assign \$5  = fresh & product_0[0];
+  assign \$6  = \$5  ? 16'h0000 : acc;
+  assign \$7  = | \$6 [14:10];
+  assign \$8  = fresh & product_0[0];
+  assign \$9  = \$8  ? 16'h0000 : acc;
+  assign \$10  = \$9 [14:10] - 4'hf;
+  assign \$11  = fresh & product_0[0];
+  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$13  = fresh & product_0[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = fresh & product_0[0];
+  assign \$16  = \$15  ? 16'h0000 : acc;
+  assign \$17  = fresh & product_0[0];
+  assign \$18  = \$17  ? 16'h0000 : acc;
+  assign \$19  = fresh & product_0[0];
+  assign \$20  = \$19  ? 16'h0000 : acc;
+  assign \$21  = fresh & product_0[0];
+  assign \$22  = \$21  ? 16'h0000 : acc;
+  assign \$23  = fresh & product_0[0];
+  assign \$24  = \$23  ? 16'h0000 : acc;
+  assign \$25  = fresh & product_0[0];
+  assign \$26  = \$25  ? 16'h0000 : acc;
+  assign \$27  = fresh & product_0[0];
+  assign \$28  = \$27  ? 16'h0000 : acc;
+  assign \$29  = fresh & product_0[0];
+  assign \$30  = \$29  ? 16'h0000 : acc;
+  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
+  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
+  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
+  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
+  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
+  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
+  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
+  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
+  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
+  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
+  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
+  assign \$42  = fresh & product_0[0];
+  assign \$43  = \$42  ? 16'h0000 : acc;
+  assign \$44  = | \$43 [14:10];
+  assign \$45  = fresh & product_0[0];
+  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$47  = fresh & product_0[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = fresh & product_0[0];
+  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_0[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_0[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_0[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_0[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_0[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_0[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_0[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_0[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_0[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_0[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_0[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_0[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_0[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_0[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_0[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_0[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_0[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_0[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
+  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
+  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
+  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
+  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
+  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
+  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
+  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
+  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
+  assign \$106  = \$48 [9] ? \$51  : \$105 ;
+  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
+  assign \$107  = fresh & product_0[0];
+  assign \$108  = \$107  ? 16'h0000 : acc;
+  assign \$109  = | \$108 [14:7];
+  assign \$110  = fresh & product_0[0];
+  assign \$111  = \$110  ? 16'h0000 : acc;
+  assign \$112  = \$111 [14:7] - 7'h7f;
+  assign \$113  = fresh & product_0[0];
+  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$115  = fresh & product_0[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = fresh & product_0[0];
+  assign \$118  = \$117  ? 16'h0000 : acc;
+  assign \$119  = fresh & product_0[0];
+  assign \$120  = \$119  ? 16'h0000 : acc;
+  assign \$121  = fresh & product_0[0];
+  assign \$122  = \$121  ? 16'h0000 : acc;
+  assign \$123  = fresh & product_0[0];
+  assign \$124  = \$123  ? 16'h0000 : acc;
+  assign \$125  = fresh & product_0[0];
+  assign \$126  = \$125  ? 16'h0000 : acc;
+  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
+  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
+  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
+  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
+  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
+  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
+  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
+  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
+  assign \$135  = fresh & product_0[0];
+  assign \$136  = \$135  ? 16'h0000 : acc;
+  assign \$137  = | \$136 [14:7];
+  assign \$138  = fresh & product_0[0];
+  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$140  = fresh & product_0[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = fresh & product_0[0];
+  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_0[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_0[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_0[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_0[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_0[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_0[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_0[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_0[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_0[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_0[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$170  = fresh & product_0[0];
+  assign \$171  = \$170  ? 16'h0000 : acc;
+  assign \$172  = fresh & product_0[0];
+  assign \$173  = \$172  ? 16'h0000 : acc;
+  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
+  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
+  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
+  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
+  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
+  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
+  assign \$181  = \$141 [6] ? \$144  : \$180 ;
+  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
+  assign \$182  = fresh & product_0[0];
+  assign \$183  = \$182  ? 16'h0000 : acc;
+  assign \$184  = fresh & product_0[0];
+  assign \$185  = \$184  ? 16'h0000 : acc;
+  assign \$186  = ! \$185 [14:10];
+  assign \$187  = fresh & product_0[0];
+  assign \$188  = \$187  ? 16'h0000 : acc;
+  assign \$189  = ! \$188 [9:0];
+  assign \$190  = \$186  & \$189 ;
+  assign \$191  = fresh & product_0[0];
+  assign \$192  = \$191  ? 16'h0000 : acc;
+  assign \$193  = \$192 [14:10] == 5'h1f;
+  assign \$194  = fresh & product_0[0];
+  assign \$195  = \$194  ? 16'h0000 : acc;
+  assign \$196  = ! \$195 [9:0];
+  assign \$197  = \$193  & \$196 ;
+  assign \$198  = fresh & product_0[0];
+  assign \$199  = \$198  ? 16'h0000 : acc;
+  assign \$200  = \$199 [14:10] == 5'h1f;
+  assign \$201  = fresh & product_0[0];
+  assign \$202  = \$201  ? 16'h0000 : acc;
+  assign \$203  = | \$202 [9:0];
+  assign \$204  = \$200  & \$203 ;
+  assign \$205  = fresh & product_0[0];
+  assign \$206  = \$205  ? 16'h0000 : acc;
+  assign \$207  = fresh & product_0[0];
+  assign \$208  = \$207  ? 16'h0000 : acc;
+  assign \$209  = ! \$208 [14:7];
+  assign \$210  = fresh & product_0[0];
+  assign \$211  = \$210  ? 16'h0000 : acc;
+  assign \$212  = ! \$211 [6:0];
+  assign \$213  = \$209  & \$212 ;
+  assign \$214  = fresh & product_0[0];
+  assign \$215  = \$214  ? 16'h0000 : acc;
+  assign \$216  = \$215 [14:7] == 8'hff;
+  assign \$217  = fresh & product_0[0];
+  assign \$218  = \$217  ? 16'h0000 : acc;
+  assign \$219  = ! \$218 [6:0];
+  assign \$220  = \$216  & \$219 ;
+  assign \$221  = fresh & product_0[0];
+  assign \$222  = \$221  ? 16'h0000 : acc;
+  assign \$223  = \$222 [14:7] == 8'hff;
+  assign \$224  = fresh & product_0[0];
+  assign \$225  = \$224  ? 16'h0000 : acc;
+  assign \$226  = | \$225 [6:0];
+  assign \$227  = \$223  & \$226 ;
+  assign \$228  = ~ unpack_q_0_zero;
+  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = \$229  | \$232 ;
+  assign \$234  = \$228  & \$233 ;
+  assign add_a_big = unpack_q_1_zero | \$234 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$324  = align_q_0_big - align_q_0_small;
-  assign \$325  = align_q_0_big + align_q_0_small;
-  assign \$326  = align_q_0_subtract ? { \$324 [28], \$324  } : { 1'h0, \$325  };
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = ! \$329 [26:19];
+  assign \$235  = align_q_0_big - align_q_0_small;
+  assign \$236  = align_q_0_big + align_q_0_small;
+  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
+  assign \$238  = ! add_q_0_total[27:12];
+  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
+  assign \$241  = ! \$240 [26:19];
+  assign \$242  = ! add_q_0_total[27:12];
+  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
+  assign \$246  = ! add_q_0_total[27:12];
+  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
+  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
+  assign \$250  = ! \$249 [26:23];
+  assign \$251  = ! add_q_0_total[27:12];
+  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
+  assign \$254  = ! \$253 [26:19];
+  assign \$255  = ! add_q_0_total[27:12];
+  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
+  assign \$259  = ! add_q_0_total[27:12];
+  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
+  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
+  assign \$264  = ! add_q_0_total[27:12];
+  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
+  assign \$267  = ! \$266 [26:19];
+  assign \$268  = ! add_q_0_total[27:12];
+  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
+  assign \$272  = ! add_q_0_total[27:12];
+  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
+  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
+  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
+  assign \$277  = ! \$276 [26:25];
+  assign \$278  = ! add_q_0_total[27:12];
+  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
+  assign \$281  = ! \$280 [26:19];
+  assign \$282  = ! add_q_0_total[27:12];
+  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
+  assign \$286  = ! add_q_0_total[27:12];
+  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
+  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
+  assign \$290  = ! \$289 [26:23];
+  assign \$291  = ! add_q_0_total[27:12];
+  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
+  assign \$294  = ! \$293 [26:19];
+  assign \$295  = ! add_q_0_total[27:12];
+  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
+  assign \$299  = ! add_q_0_total[27:12];
+  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
+  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
+  assign \$304  = ! add_q_0_total[27:12];
+  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
+  assign \$307  = ! \$306 [26:19];
+  assign \$308  = ! add_q_0_total[27:12];
+  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
+  assign \$312  = ! add_q_0_total[27:12];
+  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
+  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
+  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
+  assign \$318  = ! add_q_0_total[27:12];
+  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
+  assign \$321  = ! \$320 [26:19];
+  assign \$322  = ! add_q_0_total[27:12];
+  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
+  assign \$326  = ! add_q_0_total[27:12];
+  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
+  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
+  assign \$330  = ! \$329 [26:23];
   assign \$331  = ! add_q_0_total[27:12];
   assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
+  assign \$334  = ! \$333 [26:19];
   assign \$335  = ! add_q_0_total[27:12];
   assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$338  = \$330  ? \$334 [26:0] : \$337 ;
-  assign \$339  = ! \$338 [26:23];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = ! \$342 [26:19];
+  assign \$339  = ! add_q_0_total[27:12];
+  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
+  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
   assign \$344  = ! add_q_0_total[27:12];
   assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
+  assign \$347  = ! \$346 [26:19];
   assign \$348  = ! add_q_0_total[27:12];
   assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$351  = \$343  ? \$347 [26:0] : \$350 ;
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = ! \$355 [26:19];
-  assign \$357  = ! add_q_0_total[27:12];
-  assign \$359  = \$357  ? \$358 [26:0] : add_q_0_total[27:1];
-  assign \$361  = ! add_q_0_total[27:12];
-  assign \$363  = \$361  ? \$362 [26:0] : add_q_0_total[27:1];
-  assign \$364  = \$356  ? \$360 [26:0] : \$363 ;
-  assign \$365  = \$339  ? \$352 [26:0] : \$364 ;
-  assign \$366  = ! \$365 [26:25];
+  assign \$352  = ! add_q_0_total[27:12];
+  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
+  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
+  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
+  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
+  assign \$358  = ! \$357 [26];
+  assign \$359  = ! add_q_0_total[27:12];
+  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
+  assign \$362  = ! \$361 [26:19];
+  assign \$363  = ! add_q_0_total[27:12];
+  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
   assign \$367  = ! add_q_0_total[27:12];
   assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = ! \$369 [26:19];
-  assign \$371  = ! add_q_0_total[27:12];
-  assign \$373  = \$371  ? \$372 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! add_q_0_total[27:12];
-  assign \$377  = \$375  ? \$376 [26:0] : add_q_0_total[27:1];
-  assign \$378  = \$370  ? \$374 [26:0] : \$377 ;
-  assign \$379  = ! \$378 [26:23];
+  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
+  assign \$371  = ! \$370 [26:23];
+  assign \$372  = ! add_q_0_total[27:12];
+  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
+  assign \$375  = ! \$374 [26:19];
+  assign \$376  = ! add_q_0_total[27:12];
+  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
   assign \$380  = ! add_q_0_total[27:12];
   assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = ! \$382 [26:19];
-  assign \$384  = ! add_q_0_total[27:12];
-  assign \$386  = \$384  ? \$385 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! add_q_0_total[27:12];
-  assign \$390  = \$388  ? \$389 [26:0] : add_q_0_total[27:1];
-  assign \$391  = \$383  ? \$387 [26:0] : \$390 ;
+  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
+  assign \$385  = ! add_q_0_total[27:12];
+  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
+  assign \$388  = ! \$387 [26:19];
+  assign \$389  = ! add_q_0_total[27:12];
+  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
   assign \$393  = ! add_q_0_total[27:12];
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = ! \$395 [26:19];
-  assign \$397  = ! add_q_0_total[27:12];
-  assign \$399  = \$397  ? \$398 [26:0] : add_q_0_total[27:1];
-  assign \$401  = ! add_q_0_total[27:12];
-  assign \$403  = \$401  ? \$402 [26:0] : add_q_0_total[27:1];
-  assign \$404  = \$396  ? \$400 [26:0] : \$403 ;
-  assign \$405  = \$379  ? \$392 [26:0] : \$404 ;
+  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
+  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
+  assign \$398  = ! \$397 [26:25];
+  assign \$399  = ! add_q_0_total[27:12];
+  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
+  assign \$402  = ! \$401 [26:19];
+  assign \$403  = ! add_q_0_total[27:12];
+  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
   assign \$407  = ! add_q_0_total[27:12];
   assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = ! \$409 [26:19];
-  assign \$411  = ! add_q_0_total[27:12];
-  assign \$413  = \$411  ? \$412 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! add_q_0_total[27:12];
-  assign \$417  = \$415  ? \$416 [26:0] : add_q_0_total[27:1];
-  assign \$418  = \$410  ? \$414 [26:0] : \$417 ;
-  assign \$419  = ! \$418 [26:23];
+  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
+  assign \$411  = ! \$410 [26:23];
+  assign \$412  = ! add_q_0_total[27:12];
+  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
+  assign \$415  = ! \$414 [26:19];
+  assign \$416  = ! add_q_0_total[27:12];
+  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
   assign \$420  = ! add_q_0_total[27:12];
   assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = ! \$422 [26:19];
-  assign \$424  = ! add_q_0_total[27:12];
-  assign \$426  = \$424  ? \$425 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! add_q_0_total[27:12];
-  assign \$430  = \$428  ? \$429 [26:0] : add_q_0_total[27:1];
-  assign \$431  = \$423  ? \$427 [26:0] : \$430 ;
+  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
+  assign \$425  = ! add_q_0_total[27:12];
+  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
+  assign \$428  = ! \$427 [26:19];
+  assign \$429  = ! add_q_0_total[27:12];
+  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
   assign \$433  = ! add_q_0_total[27:12];
   assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = ! \$435 [26:19];
-  assign \$437  = ! add_q_0_total[27:12];
-  assign \$439  = \$437  ? \$438 [26:0] : add_q_0_total[27:1];
-  assign \$441  = ! add_q_0_total[27:12];
-  assign \$443  = \$441  ? \$442 [26:0] : add_q_0_total[27:1];
-  assign \$444  = \$436  ? \$440 [26:0] : \$443 ;
-  assign \$445  = \$419  ? \$432 [26:0] : \$444 ;
-  assign \$446  = \$366  ? \$406 [26:0] : \$445 ;
-  assign \$447  = ! \$446 [26];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = ! \$450 [26:19];
+  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
+  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
+  assign \$439  = ! add_q_0_total[27:12];
+  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
+  assign \$442  = ! \$441 [26:19];
+  assign \$443  = ! add_q_0_total[27:12];
+  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
+  assign \$447  = ! add_q_0_total[27:12];
+  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
+  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
+  assign \$451  = ! \$450 [26:23];
   assign \$452  = ! add_q_0_total[27:12];
   assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
+  assign \$455  = ! \$454 [26:19];
   assign \$456  = ! add_q_0_total[27:12];
   assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$459  = \$451  ? \$455 [26:0] : \$458 ;
-  assign \$460  = ! \$459 [26:23];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = ! \$463 [26:19];
+  assign \$460  = ! add_q_0_total[27:12];
+  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
+  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
   assign \$465  = ! add_q_0_total[27:12];
   assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
+  assign \$468  = ! \$467 [26:19];
   assign \$469  = ! add_q_0_total[27:12];
   assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$472  = \$464  ? \$468 [26:0] : \$471 ;
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = ! \$476 [26:19];
-  assign \$478  = ! add_q_0_total[27:12];
-  assign \$480  = \$478  ? \$479 [26:0] : add_q_0_total[27:1];
-  assign \$482  = ! add_q_0_total[27:12];
-  assign \$484  = \$482  ? \$483 [26:0] : add_q_0_total[27:1];
-  assign \$485  = \$477  ? \$481 [26:0] : \$484 ;
-  assign \$486  = \$460  ? \$473 [26:0] : \$485 ;
-  assign \$487  = ! \$486 [26:25];
+  assign \$473  = ! add_q_0_total[27:12];
+  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
+  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
+  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
+  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$480  = ! add_q_0_total[27:12];
+  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
+  assign \$483  = ! \$482 [26:19];
+  assign \$484  = ! add_q_0_total[27:12];
+  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
   assign \$488  = ! add_q_0_total[27:12];
   assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = ! \$490 [26:19];
-  assign \$492  = ! add_q_0_total[27:12];
-  assign \$494  = \$492  ? \$493 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! add_q_0_total[27:12];
-  assign \$498  = \$496  ? \$497 [26:0] : add_q_0_total[27:1];
-  assign \$499  = \$491  ? \$495 [26:0] : \$498 ;
-  assign \$500  = ! \$499 [26:23];
+  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
+  assign \$492  = ! \$491 [26:23];
+  assign \$493  = ! add_q_0_total[27:12];
+  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
+  assign \$496  = ! \$495 [26:19];
+  assign \$497  = ! add_q_0_total[27:12];
+  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
   assign \$501  = ! add_q_0_total[27:12];
   assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = ! \$503 [26:19];
-  assign \$505  = ! add_q_0_total[27:12];
-  assign \$507  = \$505  ? \$506 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! add_q_0_total[27:12];
-  assign \$511  = \$509  ? \$510 [26:0] : add_q_0_total[27:1];
-  assign \$512  = \$504  ? \$508 [26:0] : \$511 ;
+  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
+  assign \$506  = ! add_q_0_total[27:12];
+  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
+  assign \$509  = ! \$508 [26:19];
+  assign \$510  = ! add_q_0_total[27:12];
+  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
   assign \$514  = ! add_q_0_total[27:12];
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = ! \$516 [26:19];
-  assign \$518  = ! add_q_0_total[27:12];
-  assign \$520  = \$518  ? \$519 [26:0] : add_q_0_total[27:1];
-  assign \$522  = ! add_q_0_total[27:12];
-  assign \$524  = \$522  ? \$523 [26:0] : add_q_0_total[27:1];
-  assign \$525  = \$517  ? \$521 [26:0] : \$524 ;
-  assign \$526  = \$500  ? \$513 [26:0] : \$525 ;
+  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
+  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
+  assign \$519  = ! \$518 [26:25];
+  assign \$520  = ! add_q_0_total[27:12];
+  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
+  assign \$523  = ! \$522 [26:19];
+  assign \$524  = ! add_q_0_total[27:12];
+  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
   assign \$528  = ! add_q_0_total[27:12];
   assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = ! \$530 [26:19];
-  assign \$532  = ! add_q_0_total[27:12];
-  assign \$534  = \$532  ? \$533 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! add_q_0_total[27:12];
-  assign \$538  = \$536  ? \$537 [26:0] : add_q_0_total[27:1];
-  assign \$539  = \$531  ? \$535 [26:0] : \$538 ;
-  assign \$540  = ! \$539 [26:23];
+  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
+  assign \$532  = ! \$531 [26:23];
+  assign \$533  = ! add_q_0_total[27:12];
+  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
+  assign \$536  = ! \$535 [26:19];
+  assign \$537  = ! add_q_0_total[27:12];
+  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
   assign \$541  = ! add_q_0_total[27:12];
   assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = ! \$543 [26:19];
-  assign \$545  = ! add_q_0_total[27:12];
-  assign \$547  = \$545  ? \$546 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! add_q_0_total[27:12];
-  assign \$551  = \$549  ? \$550 [26:0] : add_q_0_total[27:1];
-  assign \$552  = \$544  ? \$548 [26:0] : \$551 ;
+  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
+  assign \$546  = ! add_q_0_total[27:12];
+  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
+  assign \$549  = ! \$548 [26:19];
+  assign \$550  = ! add_q_0_total[27:12];
+  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
   assign \$554  = ! add_q_0_total[27:12];
   assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = ! \$556 [26:19];
-  assign \$558  = ! add_q_0_total[27:12];
-  assign \$560  = \$558  ? \$559 [26:0] : add_q_0_total[27:1];
-  assign \$562  = ! add_q_0_total[27:12];
-  assign \$564  = \$562  ? \$563 [26:0] : add_q_0_total[27:1];
-  assign \$565  = \$557  ? \$561 [26:0] : \$564 ;
-  assign \$566  = \$540  ? \$553 [26:0] : \$565 ;
-  assign \$567  = \$487  ? \$527 [26:0] : \$566 ;
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = ! \$571 [26:19];
+  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
+  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
+  assign \$560  = ! add_q_0_total[27:12];
+  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
+  assign \$563  = ! \$562 [26:19];
+  assign \$564  = ! add_q_0_total[27:12];
+  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
+  assign \$568  = ! add_q_0_total[27:12];
+  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
+  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
+  assign \$572  = ! \$571 [26:23];
   assign \$573  = ! add_q_0_total[27:12];
   assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
+  assign \$576  = ! \$575 [26:19];
   assign \$577  = ! add_q_0_total[27:12];
   assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$580  = \$572  ? \$576 [26:0] : \$579 ;
-  assign \$581  = ! \$580 [26:23];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = ! \$584 [26:19];
+  assign \$581  = ! add_q_0_total[27:12];
+  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
+  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
   assign \$586  = ! add_q_0_total[27:12];
   assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
+  assign \$589  = ! \$588 [26:19];
   assign \$590  = ! add_q_0_total[27:12];
   assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$593  = \$585  ? \$589 [26:0] : \$592 ;
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = ! \$597 [26:19];
-  assign \$599  = ! add_q_0_total[27:12];
-  assign \$601  = \$599  ? \$600 [26:0] : add_q_0_total[27:1];
-  assign \$603  = ! add_q_0_total[27:12];
-  assign \$605  = \$603  ? \$604 [26:0] : add_q_0_total[27:1];
-  assign \$606  = \$598  ? \$602 [26:0] : \$605 ;
-  assign \$607  = \$581  ? \$594 [26:0] : \$606 ;
-  assign \$608  = ! \$607 [26:25];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = ! \$611 [26:19];
-  assign \$613  = ! add_q_0_total[27:12];
-  assign \$615  = \$613  ? \$614 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! add_q_0_total[27:12];
-  assign \$619  = \$617  ? \$618 [26:0] : add_q_0_total[27:1];
-  assign \$620  = \$612  ? \$616 [26:0] : \$619 ;
-  assign \$621  = ! \$620 [26:23];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = ! \$624 [26:19];
-  assign \$626  = ! add_q_0_total[27:12];
-  assign \$628  = \$626  ? \$627 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! add_q_0_total[27:12];
-  assign \$632  = \$630  ? \$631 [26:0] : add_q_0_total[27:1];
-  assign \$633  = \$625  ? \$629 [26:0] : \$632 ;
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = ! \$637 [26:19];
-  assign \$639  = ! add_q_0_total[27:12];
-  assign \$641  = \$639  ? \$640 [26:0] : add_q_0_total[27:1];
-  assign \$643  = ! add_q_0_total[27:12];
-  assign \$645  = \$643  ? \$644 [26:0] : add_q_0_total[27:1];
-  assign \$646  = \$638  ? \$642 [26:0] : \$645 ;
-  assign \$647  = \$621  ? \$634 [26:0] : \$646 ;
-  assign \$649  = ! add_q_0_total[27:12];
-  assign \$651  = \$649  ? \$650 [26:0] : add_q_0_total[27:1];
-  assign \$652  = ! \$651 [26:19];
-  assign \$653  = ! add_q_0_total[27:12];
-  assign \$655  = \$653  ? \$654 [26:0] : add_q_0_total[27:1];
-  assign \$657  = ! add_q_0_total[27:12];
-  assign \$659  = \$657  ? \$658 [26:0] : add_q_0_total[27:1];
-  assign \$660  = \$652  ? \$656 [26:0] : \$659 ;
-  assign \$661  = ! \$660 [26:23];
-  assign \$662  = ! add_q_0_total[27:12];
-  assign \$664  = \$662  ? \$663 [26:0] : add_q_0_total[27:1];
-  assign \$665  = ! \$664 [26:19];
-  assign \$666  = ! add_q_0_total[27:12];
-  assign \$668  = \$666  ? \$667 [26:0] : add_q_0_total[27:1];
-  assign \$670  = ! add_q_0_total[27:12];
-  assign \$672  = \$670  ? \$671 [26:0] : add_q_0_total[27:1];
-  assign \$673  = \$665  ? \$669 [26:0] : \$672 ;
-  assign \$675  = ! add_q_0_total[27:12];
-  assign \$677  = \$675  ? \$676 [26:0] : add_q_0_total[27:1];
-  assign \$678  = ! \$677 [26:19];
-  assign \$679  = ! add_q_0_total[27:12];
-  assign \$681  = \$679  ? \$680 [26:0] : add_q_0_total[27:1];
-  assign \$683  = ! add_q_0_total[27:12];
-  assign \$685  = \$683  ? \$684 [26:0] : add_q_0_total[27:1];
-  assign \$686  = \$678  ? \$682 [26:0] : \$685 ;
-  assign \$687  = \$661  ? \$674 [26:0] : \$686 ;
-  assign \$688  = \$608  ? \$648 [26:0] : \$687 ;
-  assign add_normalized = \$446 [26] ? \$688  : \$568 [26:0];
-  assign \$689  = ~ add_q_0_total[27];
-  assign \$690  = ~ add_q_0_total[26];
-  assign \$691  = \$689  & \$690 ;
-  assign \$692  = ~ add_q_0_total[25];
-  assign \$693  = ~ add_q_0_total[24];
-  assign \$694  = \$692  & \$693 ;
-  assign \$695  = \$691  & \$694 ;
-  assign \$696  = ~ add_q_0_total[23];
-  assign \$697  = ~ add_q_0_total[22];
-  assign \$698  = \$696  & \$697 ;
-  assign \$699  = ~ add_q_0_total[21];
-  assign \$700  = ~ add_q_0_total[20];
-  assign \$701  = \$699  & \$700 ;
-  assign \$702  = \$698  & \$701 ;
-  assign \$703  = \$695  & \$702 ;
-  assign \$704  = ~ add_q_0_total[19];
-  assign \$705  = ~ add_q_0_total[18];
-  assign \$706  = \$704  & \$705 ;
-  assign \$707  = ~ add_q_0_total[17];
-  assign \$708  = ~ add_q_0_total[16];
-  assign \$709  = \$707  & \$708 ;
-  assign \$710  = \$706  & \$709 ;
-  assign \$711  = ~ add_q_0_total[15];
-  assign \$712  = ~ add_q_0_total[14];
-  assign \$713  = \$711  & \$712 ;
+  assign \$594  = ! add_q_0_total[27:12];
+  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
+  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
+  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
+  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
+  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
+  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$601  = ~ \$600 ;
+  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$601  & \$603 ;
+  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$606  = ~ \$605 ;
+  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$608  = ~ \$607 ;
+  assign \$609  = \$606  & \$608 ;
+  assign \$610  = \$604  & \$609 ;
+  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$612  = ~ \$611 ;
+  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$614  = ~ \$613 ;
+  assign \$615  = \$612  & \$614 ;
+  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$617  = ~ \$616 ;
+  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$619  = ~ \$618 ;
+  assign \$620  = \$617  & \$619 ;
+  assign \$621  = \$615  & \$620 ;
+  assign \$622  = \$610  & \$621 ;
+  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$624  = ~ \$623 ;
+  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$626  = ~ \$625 ;
+  assign \$627  = \$624  & \$626 ;
+  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$629  = ~ \$628 ;
+  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$631  = ~ \$630 ;
+  assign \$632  = \$629  & \$631 ;
+  assign \$633  = \$627  & \$632 ;
+  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$635  = ~ \$634 ;
+  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$647  = ~ \$646 ;
+  assign \$648  = ~ add_q_0_total[1];
+  assign \$649  = ~ add_q_0_total[3];
+  assign \$650  = \$646  ? \$649  : \$648 ;
+  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$652  = ~ \$651 ;
+  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$655  = ~ \$654 ;
+  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$660  = ~ \$659 ;
+  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$662  = ~ \$661 ;
+  assign \$663  = \$660  & \$662 ;
+  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$665  = ~ \$664 ;
+  assign \$666  = ~ add_q_0_total[5];
+  assign \$667  = ~ add_q_0_total[7];
+  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$670  = ~ \$669 ;
+  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$672  = ~ \$671 ;
+  assign \$673  = ~ add_q_0_total[9];
+  assign \$674  = ~ add_q_0_total[11];
+  assign \$675  = \$671  ? \$674  : \$673 ;
+  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$677  = ~ \$676 ;
+  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
+  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$680  = ~ \$679 ;
+  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$682  = ~ \$681 ;
+  assign \$683  = \$680  & \$682 ;
+  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
+  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$686  = ~ \$685 ;
+  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$688  = ~ \$687 ;
+  assign \$689  = \$686  & \$688 ;
+  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$691  = ~ \$690 ;
+  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$693  = ~ \$692 ;
+  assign \$694  = \$691  & \$693 ;
+  assign \$695  = \$689  & \$694 ;
+  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$697  = ~ \$696 ;
+  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$699  = ~ \$698 ;
+  assign \$700  = \$697  & \$699 ;
+  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$702  = ~ \$701 ;
+  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$704  = ~ \$703 ;
+  assign \$705  = \$702  & \$704 ;
+  assign \$706  = \$700  & \$705 ;
+  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$708  = ~ \$707 ;
+  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$710  = ~ \$709 ;
+  assign \$711  = \$708  & \$710 ;
+  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$713  = ~ \$712 ;
   assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[12];
-  assign \$716  = \$714  & \$715 ;
-  assign \$717  = \$713  & \$716 ;
-  assign \$718  = \$710  & \$717 ;
-  assign \$719  = \$703  & \$718 ;
-  assign \$720  = ~ add_q_0_total[11];
-  assign \$721  = ~ add_q_0_total[10];
-  assign \$722  = \$720  & \$721 ;
-  assign \$723  = ~ add_q_0_total[9];
-  assign \$724  = ~ add_q_0_total[8];
-  assign \$725  = \$723  & \$724 ;
-  assign \$726  = \$722  & \$725 ;
-  assign \$727  = ~ add_q_0_total[7];
-  assign \$728  = ~ add_q_0_total[6];
-  assign \$729  = \$727  & \$728 ;
-  assign \$730  = ~ add_q_0_total[5];
-  assign \$731  = ~ add_q_0_total[4];
-  assign \$732  = \$730  & \$731 ;
-  assign \$733  = \$729  & \$732 ;
-  assign \$734  = \$726  & \$733 ;
-  assign \$735  = ~ add_q_0_total[3];
-  assign \$736  = ~ add_q_0_total[2];
-  assign \$737  = \$735  & \$736 ;
-  assign \$738  = ~ add_q_0_total[1];
-  assign \$755  = ~ add_q_0_total[3];
-  assign \$756  = ~ add_q_0_total[2];
-  assign \$757  = \$755  & \$756 ;
-  assign \$758  = ~ add_q_0_total[1];
-  assign \$760  = ~ add_q_0_total[1];
-  assign \$761  = ~ add_q_0_total[3];
-  assign \$763  = ~ add_q_0_total[3];
-  assign \$764  = \$757  ? \$760  : \$763 ;
-  assign \$765  = ~ add_q_0_total[3];
-  assign \$766  = ~ add_q_0_total[2];
-  assign \$767  = \$765  & \$766 ;
-  assign \$769  = ~ add_q_0_total[3];
-  assign \$770  = ~ add_q_0_total[2];
-  assign \$771  = \$769  & \$770 ;
-  assign \$772  = ~ add_q_0_total[1];
-  assign \$776  = ~ add_q_0_total[11];
-  assign \$777  = ~ add_q_0_total[10];
-  assign \$778  = \$776  & \$777 ;
-  assign \$779  = ~ add_q_0_total[9];
-  assign \$780  = ~ add_q_0_total[8];
-  assign \$781  = \$779  & \$780 ;
-  assign \$782  = \$778  & \$781 ;
-  assign \$783  = ~ add_q_0_total[7];
-  assign \$784  = ~ add_q_0_total[6];
-  assign \$785  = \$783  & \$784 ;
-  assign \$786  = ~ add_q_0_total[5];
-  assign \$788  = ~ add_q_0_total[5];
-  assign \$789  = ~ add_q_0_total[7];
-  assign \$791  = ~ add_q_0_total[7];
-  assign \$792  = \$785  ? \$788  : \$791 ;
-  assign \$793  = ~ add_q_0_total[7];
-  assign \$794  = ~ add_q_0_total[6];
-  assign \$795  = \$793  & \$794 ;
-  assign \$796  = ~ add_q_0_total[11];
-  assign \$797  = ~ add_q_0_total[10];
-  assign \$798  = \$796  & \$797 ;
-  assign \$799  = ~ add_q_0_total[9];
-  assign \$801  = ~ add_q_0_total[9];
-  assign \$802  = ~ add_q_0_total[11];
-  assign \$804  = ~ add_q_0_total[11];
-  assign \$805  = \$798  ? \$801  : \$804 ;
-  assign \$806  = ~ add_q_0_total[11];
-  assign \$807  = ~ add_q_0_total[10];
-  assign \$808  = \$806  & \$807 ;
-  assign \$809  = \$782  ? { \$795 , \$792  } : { \$808 , \$805  };
-  assign \$810  = ~ add_q_0_total[11];
-  assign \$811  = ~ add_q_0_total[10];
-  assign \$812  = \$810  & \$811 ;
-  assign \$813  = ~ add_q_0_total[9];
-  assign \$814  = ~ add_q_0_total[8];
-  assign \$815  = \$813  & \$814 ;
-  assign \$816  = \$812  & \$815 ;
-  assign \$817  = \$734  ? { \$775 , \$768  } : { \$816 , \$809  };
-  assign \$818  = ~ add_q_0_total[11];
-  assign \$819  = ~ add_q_0_total[10];
-  assign \$820  = \$818  & \$819 ;
-  assign \$821  = ~ add_q_0_total[9];
-  assign \$822  = ~ add_q_0_total[8];
+  assign \$715  = ~ add_q_0_total[15];
+  assign \$716  = \$712  ? \$715  : \$714 ;
+  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$718  = ~ \$717 ;
+  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$720  = ~ \$719 ;
+  assign \$721  = ~ add_q_0_total[17];
+  assign \$722  = ~ add_q_0_total[19];
+  assign \$723  = \$719  ? \$722  : \$721 ;
+  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$725  = ~ \$724 ;
+  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
+  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$728  = ~ \$727 ;
+  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$730  = ~ \$729 ;
+  assign \$731  = \$728  & \$730 ;
+  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$733  = ~ \$732 ;
+  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$735  = ~ \$734 ;
+  assign \$736  = \$733  & \$735 ;
+  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$738  = ~ \$737 ;
+  assign \$739  = ~ add_q_0_total[21];
+  assign \$740  = ~ add_q_0_total[23];
+  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$743  = ~ \$742 ;
+  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$745  = ~ \$744 ;
+  assign \$746  = ~ add_q_0_total[25];
+  assign \$747  = ~ add_q_0_total[27];
+  assign \$748  = \$744  ? \$747  : \$746 ;
+  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$750  = ~ \$749 ;
+  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
+  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$753  = ~ \$752 ;
+  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$755  = ~ \$754 ;
+  assign \$756  = \$753  & \$755 ;
+  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
+  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$759  = ~ \$758 ;
+  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$761  = ~ \$760 ;
+  assign \$762  = \$759  & \$761 ;
+  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$764  = ~ \$763 ;
+  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$766  = ~ \$765 ;
+  assign \$767  = \$764  & \$766 ;
+  assign \$768  = \$762  & \$767 ;
+  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
+  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$771  = ~ \$770 ;
+  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$773  = ~ \$772 ;
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$776  = ~ \$775 ;
+  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$778  = ~ \$777 ;
+  assign \$779  = \$776  & \$778 ;
+  assign \$780  = \$774  & \$779 ;
+  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$782  = ~ \$781 ;
+  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$784  = ~ \$783 ;
+  assign \$785  = \$782  & \$784 ;
+  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$787  = ~ \$786 ;
+  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$789  = ~ \$788 ;
+  assign \$790  = \$787  & \$789 ;
+  assign \$791  = \$785  & \$790 ;
+  assign \$792  = \$780  & \$791 ;
+  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
+  assign \$795  = ~ normalize_q_1_0[11];
+  assign \$796  = | normalize_q_1_0;
+  assign \$797  = \$795  & \$796 ;
+  assign \$798  = | normalize_q_1_0[11:6];
+  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$800  = \$797  ? \$799  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
+  assign \$801  = ~ normalize_q_1_1[11];
+  assign \$802  = | normalize_q_1_1;
+  assign \$803  = \$801  & \$802 ;
+  assign \$804  = | normalize_q_1_1[11:5];
+  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$806  = \$803  ? \$805  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
+  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$809  = round_q_0_0_count + round_q_0_0_up;
+  assign \$810  = \$808  + \$809 ;
+  assign \$811  = \$810  > 15'h7bff;
+  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$814  = round_q_0_0_count + round_q_0_0_up;
+  assign \$815  = \$813  + \$814 ;
+  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
+  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
+  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
+  assign \$821  = ~ round_q_0_0_inf;
+  assign \$822  = ~ round_q_0_0_zero;
   assign \$823  = \$821  & \$822 ;
-  assign \$824  = \$820  & \$823 ;
-  assign \$825  = ~ add_q_0_total[7];
-  assign \$826  = ~ add_q_0_total[6];
-  assign \$827  = \$825  & \$826 ;
-  assign \$828  = ~ add_q_0_total[5];
-  assign \$829  = ~ add_q_0_total[4];
-  assign \$830  = \$828  & \$829 ;
-  assign \$831  = \$827  & \$830 ;
-  assign \$832  = \$824  & \$831 ;
-  assign \$833  = ~ add_q_0_total[27];
-  assign \$834  = ~ add_q_0_total[26];
-  assign \$835  = \$833  & \$834 ;
-  assign \$836  = ~ add_q_0_total[25];
-  assign \$837  = ~ add_q_0_total[24];
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = \$835  & \$838 ;
-  assign \$840  = ~ add_q_0_total[23];
-  assign \$841  = ~ add_q_0_total[22];
-  assign \$842  = \$840  & \$841 ;
-  assign \$843  = ~ add_q_0_total[21];
-  assign \$844  = ~ add_q_0_total[20];
-  assign \$845  = \$843  & \$844 ;
-  assign \$846  = \$842  & \$845 ;
-  assign \$847  = \$839  & \$846 ;
-  assign \$848  = ~ add_q_0_total[19];
-  assign \$849  = ~ add_q_0_total[18];
-  assign \$850  = \$848  & \$849 ;
-  assign \$851  = ~ add_q_0_total[17];
-  assign \$852  = ~ add_q_0_total[16];
-  assign \$853  = \$851  & \$852 ;
-  assign \$854  = \$850  & \$853 ;
-  assign \$855  = ~ add_q_0_total[15];
-  assign \$856  = ~ add_q_0_total[14];
-  assign \$857  = \$855  & \$856 ;
-  assign \$858  = ~ add_q_0_total[13];
-  assign \$860  = ~ add_q_0_total[13];
-  assign \$861  = ~ add_q_0_total[15];
-  assign \$863  = ~ add_q_0_total[15];
-  assign \$864  = \$857  ? \$860  : \$863 ;
-  assign \$865  = ~ add_q_0_total[15];
-  assign \$866  = ~ add_q_0_total[14];
-  assign \$867  = \$865  & \$866 ;
-  assign \$868  = ~ add_q_0_total[19];
-  assign \$869  = ~ add_q_0_total[18];
-  assign \$870  = \$868  & \$869 ;
-  assign \$871  = ~ add_q_0_total[17];
-  assign \$873  = ~ add_q_0_total[17];
-  assign \$874  = ~ add_q_0_total[19];
-  assign \$876  = ~ add_q_0_total[19];
-  assign \$877  = \$870  ? \$873  : \$876 ;
-  assign \$878  = ~ add_q_0_total[19];
-  assign \$879  = ~ add_q_0_total[18];
-  assign \$880  = \$878  & \$879 ;
-  assign \$881  = \$854  ? { \$867 , \$864  } : { \$880 , \$877  };
-  assign \$882  = ~ add_q_0_total[19];
-  assign \$883  = ~ add_q_0_total[18];
-  assign \$884  = \$882  & \$883 ;
-  assign \$885  = ~ add_q_0_total[17];
-  assign \$886  = ~ add_q_0_total[16];
-  assign \$887  = \$885  & \$886 ;
-  assign \$888  = \$884  & \$887 ;
-  assign \$889  = ~ add_q_0_total[27];
-  assign \$890  = ~ add_q_0_total[26];
-  assign \$891  = \$889  & \$890 ;
-  assign \$892  = ~ add_q_0_total[25];
-  assign \$893  = ~ add_q_0_total[24];
-  assign \$894  = \$892  & \$893 ;
-  assign \$895  = \$891  & \$894 ;
-  assign \$896  = ~ add_q_0_total[23];
-  assign \$897  = ~ add_q_0_total[22];
-  assign \$898  = \$896  & \$897 ;
-  assign \$899  = ~ add_q_0_total[21];
-  assign \$901  = ~ add_q_0_total[21];
-  assign \$902  = ~ add_q_0_total[23];
-  assign \$904  = ~ add_q_0_total[23];
-  assign \$905  = \$898  ? \$901  : \$904 ;
-  assign \$906  = ~ add_q_0_total[23];
-  assign \$907  = ~ add_q_0_total[22];
+  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$826  = round_q_0_0_count + round_q_0_0_up;
+  assign \$827  = \$825  + \$826 ;
+  assign \$828  = \$827  > 15'h7bff;
+  assign \$829  = \$823  & \$828 ;
+  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$835  = round_q_0_1_count + round_q_0_1_up;
+  assign \$836  = \$834  + \$835 ;
+  assign \$837  = \$836  > 15'h7f7f;
+  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$840  = round_q_0_1_count + round_q_0_1_up;
+  assign \$841  = \$839  + \$840 ;
+  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
+  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
+  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
+  assign \$847  = ~ round_q_0_1_inf;
+  assign \$848  = ~ round_q_0_1_zero;
+  assign \$849  = \$847  & \$848 ;
+  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$852  = round_q_0_1_count + round_q_0_1_up;
+  assign \$853  = \$851  + \$852 ;
+  assign \$854  = \$853  > 15'h7f7f;
+  assign \$855  = \$849  & \$854 ;
+  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$859  = a[17] ^ b[17];
+  assign \$860  = a[18] | b[18];
+  assign \$861  = a[20] | b[20];
+  assign \$862  = \$861  | a[19];
+  assign \$863  = \$862  | b[19];
+  assign \$864  = ~ \$863 ;
+  assign \$865  = \$860  & \$864 ;
+  assign \$866  = a[19] | b[19];
+  assign \$867  = a[20] | b[20];
+  assign \$868  = \$867  | a[18];
+  assign \$869  = \$868  | b[18];
+  assign \$870  = ~ \$869 ;
+  assign \$871  = \$866  & \$870 ;
+  assign \$872  = a[20] | b[20];
+  assign \$873  = a[19] & b[18];
+  assign \$874  = \$872  | \$873 ;
+  assign \$875  = a[18] & b[19];
+  assign \$876  = \$874  | \$875 ;
+  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$878  = ~ product_0[0];
+  assign \$879  = product_1_zero | \$878 ;
+  assign \$880  = product_1_inf & product_0[0];
+  assign \$881  = product_1_nan & product_0[0];
+  assign \$882  = ~ fresh;
+  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$886  = \$884  ? 16'h0000 : \$885 ;
+  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$889  = \$887  | \$888 ;
+  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$891  = - $signed(add_exp_diff);
+  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
+  assign \$893  = \$889  ? 12'h01a : \$892 ;
+  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$900  = \$898  & \$899 ;
+  assign \$901  = \$897  | \$900 ;
+  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$904  = ~ \$903 ;
+  assign \$905  = \$902  & \$904 ;
+  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
   assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ add_q_0_total[27];
-  assign \$910  = ~ add_q_0_total[26];
-  assign \$911  = \$909  & \$910 ;
-  assign \$912  = ~ add_q_0_total[25];
-  assign \$914  = ~ add_q_0_total[25];
-  assign \$915  = ~ add_q_0_total[27];
-  assign \$917  = ~ add_q_0_total[27];
-  assign \$918  = \$911  ? \$914  : \$917 ;
-  assign \$919  = ~ add_q_0_total[27];
-  assign \$920  = ~ add_q_0_total[26];
-  assign \$921  = \$919  & \$920 ;
-  assign \$922  = \$895  ? { \$908 , \$905  } : { \$921 , \$918  };
-  assign \$923  = ~ add_q_0_total[27];
-  assign \$924  = ~ add_q_0_total[26];
-  assign \$925  = \$923  & \$924 ;
-  assign \$926  = ~ add_q_0_total[25];
-  assign \$927  = ~ add_q_0_total[24];
-  assign \$928  = \$926  & \$927 ;
-  assign \$929  = \$925  & \$928 ;
-  assign \$930  = \$847  ? { \$888 , \$881  } : { \$929 , \$922  };
-  assign \$931  = ~ add_q_0_total[27];
-  assign \$932  = ~ add_q_0_total[26];
-  assign \$933  = \$931  & \$932 ;
-  assign \$934  = ~ add_q_0_total[25];
-  assign \$935  = ~ add_q_0_total[24];
+  assign \$909  = ~ \$908 ;
+  assign \$910  = \$905  & \$909 ;
+  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$914  = | add_small_wide[25:0];
+  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$917  = ! add_q_0_total[27:1];
+  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
+  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
+  assign \$921  = ! add_q_0_total[27:1];
+  assign \$922  = add_q_0_flags_both_zero | \$921 ;
+  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
+  assign \$925  = ~ normalize_q_1_0[11];
+  assign \$926  = | normalize_q_1_0;
+  assign \$927  = \$925  & \$926 ;
+  assign \$928  = ~ normalize_q_1_0[11];
+  assign \$929  = | normalize_q_1_0;
+  assign \$930  = \$928  & \$929 ;
+  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
+  assign \$934  = ~ normalize_q_1_1[11];
+  assign \$935  = | normalize_q_1_1;
   assign \$936  = \$934  & \$935 ;
-  assign \$937  = \$933  & \$936 ;
-  assign \$938  = ~ add_q_0_total[23];
-  assign \$939  = ~ add_q_0_total[22];
-  assign \$940  = \$938  & \$939 ;
-  assign \$941  = ~ add_q_0_total[21];
-  assign \$942  = ~ add_q_0_total[20];
-  assign \$943  = \$941  & \$942 ;
-  assign \$944  = \$940  & \$943 ;
-  assign \$945  = \$937  & \$944 ;
-  assign \$946  = \$719  ? { \$832 , \$817  } : { \$945 , \$930  };
-  assign \$947  = ~ add_q_0_total[27];
-  assign \$948  = ~ add_q_0_total[26];
-  assign \$949  = \$947  & \$948 ;
-  assign \$950  = ~ add_q_0_total[25];
-  assign \$951  = ~ add_q_0_total[24];
-  assign \$952  = \$950  & \$951 ;
-  assign \$953  = \$949  & \$952 ;
-  assign \$954  = ~ add_q_0_total[23];
-  assign \$955  = ~ add_q_0_total[22];
-  assign \$956  = \$954  & \$955 ;
-  assign \$957  = ~ add_q_0_total[21];
-  assign \$958  = ~ add_q_0_total[20];
-  assign \$959  = \$957  & \$958 ;
-  assign \$960  = \$956  & \$959 ;
-  assign \$961  = \$953  & \$960 ;
-  assign \$962  = ~ add_q_0_total[19];
-  assign \$963  = ~ add_q_0_total[18];
-  assign \$964  = \$962  & \$963 ;
-  assign \$965  = ~ add_q_0_total[17];
-  assign \$966  = ~ add_q_0_total[16];
-  assign \$967  = \$965  & \$966 ;
-  assign \$968  = \$964  & \$967 ;
-  assign \$969  = ~ add_q_0_total[15];
-  assign \$970  = ~ add_q_0_total[14];
-  assign \$971  = \$969  & \$970 ;
-  assign \$972  = ~ add_q_0_total[13];
-  assign \$973  = ~ add_q_0_total[12];
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = \$971  & \$974 ;
-  assign \$976  = \$968  & \$975 ;
-  assign \$977  = \$961  & \$976 ;
-  assign \$978  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$979  = $signed(\$978 ) - $signed({ 1'h0, \$977 , \$946  });
-  assign \$980  = ~ normalize_q_1_0[11];
-  assign \$981  = | normalize_q_1_0;
-  assign \$982  = \$980  & \$981 ;
-  assign \$983  = | normalize_q_1_0[11:6];
-  assign \$984  = \$983  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$985  = \$982  ? \$984  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$985 ;
-  assign \$986  = ~ normalize_q_1_1[11];
-  assign \$987  = | normalize_q_1_1;
-  assign \$988  = \$986  & \$987 ;
-  assign \$989  = | normalize_q_1_1[11:5];
-  assign \$990  = \$989  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$991  = \$988  ? \$990  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$991 ;
-  assign \$992  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$994  = round_q_0_0_count + round_q_0_0_up;
-  assign \$995  = \$993  + \$994 ;
-  assign \$996  = \$995  > 15'h7bff;
-  assign \$997  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$999  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1000  = \$998  + \$999 ;
-  assign \$1001  = \$996  ? 15'h7c00 : \$1000 [14:0];
-  assign \$1002  = round_q_0_0_zero ? 15'h0000 : \$1001 ;
-  assign \$1003  = round_q_0_0_inf ? 15'h7c00 : \$1002 ;
-  assign \$1006  = ~ round_q_0_0_inf;
-  assign \$1007  = ~ round_q_0_0_zero;
-  assign \$1008  = \$1006  & \$1007 ;
-  assign \$1009  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$1011  = round_q_0_0_count + round_q_0_0_up;
-  assign \$1012  = \$1010  + \$1011 ;
-  assign \$1013  = \$1012  > 15'h7bff;
-  assign \$1014  = \$1008  & \$1013 ;
-  assign \$1017  = \$1016  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$1018  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1020  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1021  = \$1019  + \$1020 ;
-  assign \$1022  = \$1021  > 15'h7f7f;
-  assign \$1023  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1025  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1026  = \$1024  + \$1025 ;
-  assign \$1027  = \$1022  ? 15'h7f80 : \$1026 [14:0];
-  assign \$1028  = round_q_0_1_zero ? 15'h0000 : \$1027 ;
-  assign \$1029  = round_q_0_1_inf ? 15'h7f80 : \$1028 ;
-  assign \$1032  = ~ round_q_0_1_inf;
-  assign \$1033  = ~ round_q_0_1_zero;
-  assign \$1034  = \$1032  & \$1033 ;
-  assign \$1035  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$1037  = round_q_0_1_count + round_q_0_1_up;
-  assign \$1038  = \$1036  + \$1037 ;
-  assign \$1039  = \$1038  > 15'h7f7f;
-  assign \$1040  = \$1034  & \$1039 ;
-  assign \$1043  = \$1042  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$1044  = p_0 ? p_3_sign : 1'h1;
-  assign \$1045  = ~ p_0;
-  assign \$1046  = p_3_zero | \$1045 ;
-  assign \$1047  = p_3_inf & p_0;
-  assign \$1048  = p_3_nan & p_0;
-  assign \$1049  = ~ fresh;
-  assign \$1050  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$1051  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$1052  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$1053  = \$1051  ? 16'h0000 : \$1052 ;
-  assign \$1054  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$1055  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$1056  = \$1054  | \$1055 ;
-  assign \$1057  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$1058  = - $signed(add_exp_diff);
-  assign \$1059  = \$1057  ? \$1058  : { add_exp_diff[10], add_exp_diff };
-  assign \$1060  = \$1056  ? 12'h01a : \$1059 ;
-  assign \$1061  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1062  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$1063  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1064  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1065  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1066  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1067  = \$1065  & \$1066 ;
-  assign \$1068  = \$1064  | \$1067 ;
-  assign \$1069  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$1070  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$1071  = ~ \$1070 ;
-  assign \$1072  = \$1069  & \$1071 ;
-  assign \$1073  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$1074  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$1075  = \$1073  & \$1074 ;
-  assign \$1076  = ~ \$1075 ;
-  assign \$1077  = \$1072  & \$1076 ;
-  assign \$1078  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$1079  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$1080  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$1081  = | add_small_wide[25:0];
-  assign \$1082  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$1083  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$1084  = ! add_q_0_total[27:1];
-  assign \$1085  = \$1084  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$1086  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$1085 ;
-  assign \$1087  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$1086 ;
-  assign \$1088  = ! add_q_0_total[27:1];
-  assign \$1089  = add_q_0_flags_both_zero | \$1088 ;
-  assign \$1090  = $signed(add_q_1_0) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1091  = $signed(add_q_1_1) + $signed({ 1'h0, \$977 , \$946  });
-  assign \$1092  = ~ normalize_q_1_0[11];
-  assign \$1093  = | normalize_q_1_0;
-  assign \$1094  = \$1092  & \$1093 ;
-  assign \$1095  = ~ normalize_q_1_0[11];
-  assign \$1096  = | normalize_q_1_0;
-  assign \$1097  = \$1095  & \$1096 ;
-  assign \$1098  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$1099  = \$1098  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$1100  = \$1097  ? 10'h3f2 : \$1099 ;
-  assign \$1101  = ~ normalize_q_1_1[11];
-  assign \$1102  = | normalize_q_1_1;
-  assign \$1103  = \$1101  & \$1102 ;
-  assign \$1104  = ~ normalize_q_1_1[11];
-  assign \$1105  = | normalize_q_1_1;
-  assign \$1106  = \$1104  & \$1105 ;
-  assign \$1107  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$1108  = \$1107  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$1109  = \$1106  ? 10'h382 : \$1108 ;
-  assign \$1110  = place_q_0_0_kept[24:17] + place_q_1_3;
-  assign \$1111  = | place_q_0_1_kept[19:0];
-  assign \$1112  = | place_q_0_1_below;
-  assign \$1113  = \$1112  | place_q_0_1_sticky;
-  assign \$1114  = \$1111  | \$1113 ;
-  assign \$1115  = \$1114  | place_q_0_1_kept[21];
-  assign \$1116  = place_q_0_1_kept[20] & \$1115 ;
-  assign \$1117  = round_q_1_0 & round_q_1_1;
-  assign \$1118  = ~ round_q_1_2;
-  assign \$1119  = round_q_1_0 ? round_q_1_1 : \$1118 ;
+  assign \$937  = ~ normalize_q_1_1[11];
+  assign \$938  = | normalize_q_1_1;
+  assign \$939  = \$937  & \$938 ;
+  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$942  = \$939  ? 10'h382 : \$941 ;
+  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$944  = | place_q_0_1_kept[19:0];
+  assign \$945  = | place_q_0_1_below;
+  assign \$946  = \$945  | place_q_0_1_sticky;
+  assign \$947  = \$944  | \$946 ;
+  assign \$948  = \$947  | place_q_0_1_kept[21];
+  assign \$949  = place_q_0_1_kept[20] & \$948 ;
+  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$951  = ~ round_q_1_1;
+  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
   always @(posedge clk)
-    p_0 <= \$1120 ;
+    product_0 <= \$953 ;
   always @(posedge clk)
-    p_1 <= \$1121 ;
+    product_1_sign <= \$954 ;
   always @(posedge clk)
-    p_2 <= \$1122 ;
+    product_1_zero <= \$955 ;
   always @(posedge clk)
-    p_3_sign <= \$1123 ;
+    product_1_inf <= \$956 ;
   always @(posedge clk)
-    p_3_zero <= \$1124 ;
+    product_1_nan <= \$957 ;
   always @(posedge clk)
-    p_3_inf <= \$1125 ;
+    product_1_exp <= \$958 ;
   always @(posedge clk)
-    p_3_nan <= \$1126 ;
+    product_1_full <= \$959 ;
   always @(posedge clk)
-    p_3_exp <= \$1127 ;
+    product_2 <= \$960 ;
   always @(posedge clk)
-    p_3_sig <= \$1128 ;
+    unpack_q_0_sign <= \$961 ;
   always @(posedge clk)
-    p_4 <= \$1129 ;
+    unpack_q_0_zero <= \$962 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$1130 ;
+    unpack_q_0_inf <= \$963 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$1131 ;
+    unpack_q_0_nan <= \$964 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$1132 ;
+    unpack_q_0_exp <= \$965 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$1133 ;
+    unpack_q_0_sig <= \$966 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$1134 ;
+    unpack_q_1_sign <= \$967 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$1135 ;
+    unpack_q_1_zero <= \$968 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$1136 ;
+    unpack_q_1_inf <= \$969 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$1137 ;
+    unpack_q_1_nan <= \$970 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$1138 ;
+    unpack_q_1_exp <= \$971 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$1139 ;
+    unpack_q_1_sig <= \$972 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$1140 ;
+    unpack_q_2_0 <= \$973 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$1141 ;
+    unpack_q_2_1 <= \$974 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$1142 ;
+    unpack_q_2_2 <= \$975 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$1143 ;
+    unpack_q_2_3 <= \$976 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$1144 ;
+    order_q_0_big_sig <= \$977 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$1145 ;
+    order_q_0_small_sig <= \$978 ;
   always @(posedge clk)
-    unpack_q_2_4 <= \$1146 ;
+    order_q_0_shift <= \$979 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$1147 ;
+    order_q_0_subtract <= \$980 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$1148 ;
+    order_q_0_flags_big_exp <= \$981 ;
   always @(posedge clk)
-    order_q_0_shift <= \$1149 ;
+    order_q_0_flags_big_sign <= \$982 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$1150 ;
+    order_q_0_flags_nan <= \$983 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1151 ;
+    order_q_0_flags_inf <= \$984 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1152 ;
+    order_q_0_flags_inf_sign <= \$985 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$1153 ;
+    order_q_0_flags_both_zero <= \$986 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$1154 ;
+    order_q_0_flags_zero_sign <= \$987 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1155 ;
+    order_q_1_0 <= \$988 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1156 ;
+    order_q_1_1 <= \$989 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1157 ;
+    order_q_1_2 <= \$990 ;
   always @(posedge clk)
-    order_q_1_0 <= \$1158 ;
+    order_q_1_3 <= \$991 ;
   always @(posedge clk)
-    order_q_1_1 <= \$1159 ;
+    align_q_0_big <= \$992 ;
   always @(posedge clk)
-    order_q_1_2 <= \$1160 ;
+    align_q_0_small <= \$993 ;
   always @(posedge clk)
-    order_q_1_3 <= \$1161 ;
+    align_q_0_subtract <= \$994 ;
   always @(posedge clk)
-    order_q_1_4 <= \$1162 ;
+    align_q_0_flags_big_exp <= \$995 ;
   always @(posedge clk)
-    align_q_0_big <= \$1163 ;
+    align_q_0_flags_big_sign <= \$996 ;
   always @(posedge clk)
-    align_q_0_small <= \$1164 ;
+    align_q_0_flags_nan <= \$997 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$1165 ;
+    align_q_0_flags_inf <= \$998 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1166 ;
+    align_q_0_flags_inf_sign <= \$999 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1167 ;
+    align_q_0_flags_both_zero <= \$1000 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$1168 ;
+    align_q_0_flags_zero_sign <= \$1001 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$1169 ;
+    align_q_1_0 <= \$1002 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1170 ;
+    align_q_1_1 <= \$1003 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1171 ;
+    align_q_1_2 <= \$1004 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1172 ;
+    align_q_1_3 <= \$1005 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1173 ;
+    add_q_0_total <= \$1006 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1174 ;
+    add_q_0_flags_big_exp <= \$1007 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1175 ;
+    add_q_0_flags_big_sign <= \$1008 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1176 ;
+    add_q_0_flags_nan <= \$1009 ;
   always @(posedge clk)
-    align_q_1_4 <= \$1177 ;
+    add_q_0_flags_inf <= \$1010 ;
   always @(posedge clk)
-    add_q_0_total <= \$1178 ;
+    add_q_0_flags_inf_sign <= \$1011 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1179 ;
+    add_q_0_flags_both_zero <= \$1012 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1180 ;
+    add_q_0_flags_zero_sign <= \$1013 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1181 ;
+    add_q_1_0 <= \$1014 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1182 ;
+    add_q_1_1 <= \$1015 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1183 ;
+    add_q_2_0 <= \$1016 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1184 ;
+    add_q_2_1 <= \$1017 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1185 ;
+    add_q_2_2 <= \$1018 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1186 ;
+    add_q_2_3 <= \$1019 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1187 ;
+    normalize_q_0_0_sign <= \$1020 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1188 ;
+    normalize_q_0_0_zero <= \$1021 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1189 ;
+    normalize_q_0_0_inf <= \$1022 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1190 ;
+    normalize_q_0_0_nan <= \$1023 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1191 ;
+    normalize_q_0_0_exp <= \$1024 ;
   always @(posedge clk)
-    add_q_2_4 <= \$1192 ;
+    normalize_q_0_0_sig <= \$1025 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1193 ;
+    normalize_q_0_1 <= \$1026 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1194 ;
+    normalize_q_1_0 <= \$1027 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1195 ;
+    normalize_q_1_1 <= \$1028 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1196 ;
+    normalize_q_2_0 <= \$1029 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1197 ;
+    normalize_q_2_1 <= \$1030 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1198 ;
+    normalize_q_2_2 <= \$1031 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1199 ;
+    normalize_q_2_3 <= \$1032 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1200 ;
+    place_q_0_0_kept <= \$1033 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1201 ;
+    place_q_0_0_below <= \$1034 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1202 ;
+    place_q_0_0_sticky <= \$1035 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1203 ;
+    place_q_0_0_small <= \$1036 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1204 ;
+    place_q_0_0_e_eff <= \$1037 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1205 ;
+    place_q_0_0_sign <= \$1038 ;
   always @(posedge clk)
-    normalize_q_2_4 <= \$1206 ;
+    place_q_0_0_zero <= \$1039 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1207 ;
+    place_q_0_0_inf <= \$1040 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1208 ;
+    place_q_0_0_nan <= \$1041 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1209 ;
+    place_q_0_1_kept <= \$1042 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1210 ;
+    place_q_0_1_below <= \$1043 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1211 ;
+    place_q_0_1_sticky <= \$1044 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1212 ;
+    place_q_0_1_small <= \$1045 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1213 ;
+    place_q_0_1_e_eff <= \$1046 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1214 ;
+    place_q_0_1_sign <= \$1047 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1215 ;
+    place_q_0_1_zero <= \$1048 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1216 ;
+    place_q_0_1_inf <= \$1049 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1217 ;
+    place_q_0_1_nan <= \$1050 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1218 ;
+    place_q_1_0 <= \$1051 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1219 ;
+    place_q_1_1 <= \$1052 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1220 ;
+    place_q_1_2 <= \$1053 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1221 ;
+    place_q_1_3 <= \$1054 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1222 ;
+    round_q_0_0_count <= \$1055 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1223 ;
+    round_q_0_0_up <= \$1056 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1224 ;
+    round_q_0_0_small <= \$1057 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1225 ;
+    round_q_0_0_e_eff <= \$1058 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1226 ;
+    round_q_0_0_sign <= \$1059 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1227 ;
+    round_q_0_0_zero <= \$1060 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1228 ;
+    round_q_0_0_inf <= \$1061 ;
   always @(posedge clk)
-    place_q_1_4 <= \$1229 ;
+    round_q_0_0_nan <= \$1062 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1230 ;
+    round_q_0_1_count <= \$1063 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1231 ;
+    round_q_0_1_up <= \$1064 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1232 ;
+    round_q_0_1_small <= \$1065 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1233 ;
+    round_q_0_1_e_eff <= \$1066 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1234 ;
+    round_q_0_1_sign <= \$1067 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1235 ;
+    round_q_0_1_zero <= \$1068 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1236 ;
+    round_q_0_1_inf <= \$1069 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1237 ;
+    round_q_0_1_nan <= \$1070 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1238 ;
+    round_q_1_0 <= \$1071 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1239 ;
+    round_q_1_1 <= \$1072 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1240 ;
+    round_q_1_2 <= \$1073 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1241 ;
+    round_q_1_3 <= \$1074 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1242 ;
+    acc <= \$1075 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1243 ;
+    done <= \$1076 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1244 ;
+    fresh <= \$1077 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1245 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1246 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1247 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1248 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1249 ;
-  always @(posedge clk)
-    round_q_1_4 <= \$1250 ;
-  always @(posedge clk)
-    acc <= \$1251 ;
-  always @(posedge clk)
-    done <= \$1252 ;
-  always @(posedge clk)
-    fresh <= \$1253 ;
-  always @(posedge clk)
-    acc_mode <= \$1254 ;
+    acc_mode <= \$1078 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
-    .choice(choice),
+    .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$5519$0 (\$1255 ),
-    .\port$5521$0 (\$1256 ),
-    .\port$5523$0 (\$1257 ),
-    .\port$5525$0 (\$1258 ),
-    .\port$5527$0 (\$1259 ),
-    .\port$5529$0 (\$1260 ),
-    .\port$5531$0 (\$1261 ),
-    .\port$5533$0 (\$1262 ),
+    .\port$5123$0 (\$1079 ),
+    .\port$5125$0 (\$1080 ),
+    .\port$5127$0 (\$1081 ),
+    .\port$5129$0 (\$1082 ),
+    .\port$5131$0 (\$1083 ),
+    .\port$5133$0 (\$1084 ),
+    .\port$5135$0 (\$1085 ),
+    .\port$5137$0 (\$1086 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
+    casez (step[4:3])
       2'h0:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h1:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       2'h2:
-          rand_sum = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
+          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
       default:
           rand_sum = 8'h00;
     endcase
@@ -19150,145 +17472,11 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sign = a[7];
-      2'h1:
-          a_sign = a[7];
+    casez (step_mode)
+      2'h0, 2'h1, 2'h2:
+          base_sign = \$183 [15];
       default:
-          a_sign = a[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_zero = \$51 ;
-      2'h1:
-          a_zero = \$55 ;
-      default:
-          a_zero = \$64 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_inf = 1'h0;
-      2'h1:
-          a_inf = \$58 ;
-      default:
-          a_inf = \$67 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_nan = \$52 ;
-      2'h1:
-          a_nan = \$61 ;
-      default:
-          a_nan = \$70 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_exp = { \$6 [4], \$6 [4], \$6 [4], \$6 [4], \$6 [4:0] };
-      2'h1:
-          a_exp = { \$18 [4], \$18 [4], \$18 [4], \$18 [4], \$18 [4:0] };
-      default:
-          a_exp = \$33 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h2:
-          a_sig = { a_e4m3_sig, 4'h0 };
-      2'h1:
-          a_sig = { a_e5m2_sig, 5'h00 };
-      default:
-          a_sig = a_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sign = b[7];
-      2'h2:
-          b_sign = b[7];
-      default:
-          b_sign = b[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_zero = \$121 ;
-      2'h2:
-          b_zero = \$125 ;
-      default:
-          b_zero = \$134 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_inf = 1'h0;
-      2'h2:
-          b_inf = \$128 ;
-      default:
-          b_inf = \$137 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_nan = \$122 ;
-      2'h2:
-          b_nan = \$131 ;
-      default:
-          b_nan = \$140 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_exp = { \$76 [4], \$76 [4], \$76 [4], \$76 [4], \$76 [4:0] };
-      2'h2:
-          b_exp = { \$88 [4], \$88 [4], \$88 [4], \$88 [4], \$88 [4:0] };
-      default:
-          b_exp = \$103 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (choice)
-      2'h0, 2'h1:
-          b_sig = { b_e4m3_sig, 4'h0 };
-      2'h2:
-          b_sig = { b_e5m2_sig, 5'h00 };
-      default:
-          b_sig = b_bf16_sig;
+          base_sign = \$206 [15];
     endcase
   end
   always @* begin
@@ -19296,9 +17484,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_sign = \$285 [15];
+          base_zero = \$190 ;
       default:
-          base_sign = \$301 [15];
+          base_zero = \$213 ;
     endcase
   end
   always @* begin
@@ -19306,9 +17494,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_zero = \$290 ;
+          base_inf = \$197 ;
       default:
-          base_zero = \$306 ;
+          base_inf = \$220 ;
     endcase
   end
   always @* begin
@@ -19316,9 +17504,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_inf = \$295 ;
+          base_nan = \$204 ;
       default:
-          base_inf = \$311 ;
+          base_nan = \$227 ;
     endcase
   end
   always @* begin
@@ -19326,19 +17514,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
     (* full_case = 32'd1 *)
     casez (step_mode)
       2'h0, 2'h1, 2'h2:
-          base_nan = \$300 ;
+          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
       default:
-          base_nan = \$316 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$191 [5], \$191 [5], \$191 [5], \$191 [5:0] };
-      default:
-          base_exp = \$253 [8:0];
+          base_exp = \$134 [8:0];
     endcase
   end
   always @* begin
@@ -19353,1626 +17531,1143 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (choice, a, b, clk, rst, \en$1 , valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    sum_fp16_sr8_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8_mag = \$1003 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    sum_fp16_sr8 = 16'h0000;
-    if (\en$1 ) begin
-      sum_fp16_sr8 = \$1017 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    sum_bf16_rne_mag = 15'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne_mag = \$1029 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    sum_bf16_rne = 16'h0000;
-    if (\en$1 ) begin
-      sum_bf16_rne = \$1043 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    sum_code = 16'h0000;
-    if (\en$1 ) begin
-      (* full_case = 32'd1 *)
-      casez (round_q_1_4)
-        2'h0:
-            sum_code = sum_fp16_sr8;
-        2'h1:
-            sum_code = sum_fp16_sr8;
-        2'h2:
-            sum_code = sum_fp16_sr8;
-        default:
-            sum_code = sum_bf16_rne;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1120  = p_0;
-    if (\en$1 ) begin
-      \$1120  = valid;
-    end
-    if (rst) begin
-      \$1120  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1121  = p_1;
-    if (\en$1 ) begin
-      \$1121  = last;
-    end
-    if (rst) begin
-      \$1121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1122  = p_2;
-    if (\en$1 ) begin
-      \$1122  = choice;
-    end
-    if (rst) begin
-      \$1122  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1123  = p_3_sign;
-    if (\en$1 ) begin
-      \$1123  = term_sign;
-    end
-    if (rst) begin
-      \$1123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1124  = p_3_zero;
-    if (\en$1 ) begin
-      \$1124  = term_zero;
-    end
-    if (rst) begin
-      \$1124  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1125  = p_3_inf;
-    if (\en$1 ) begin
-      \$1125  = term_inf;
-    end
-    if (rst) begin
-      \$1125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1126  = p_3_nan;
-    if (\en$1 ) begin
-      \$1126  = term_nan;
-    end
-    if (rst) begin
-      \$1126  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1127  = p_3_exp;
-    if (\en$1 ) begin
-      \$1127  = term_exp;
-    end
-    if (rst) begin
-      \$1127  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1128  = p_3_sig;
-    if (\en$1 ) begin
-      \$1128  = term_sig;
-    end
-    if (rst) begin
-      \$1128  = 16'h0000;
-    end
+    (* full_case = 32'd1 *)
+    casez (round_q_1_3)
+      2'h0:
+          sum_code = sum_fp16_sr8;
+      2'h1:
+          sum_code = sum_fp16_sr8;
+      2'h2:
+          sum_code = sum_fp16_sr8;
+      default:
+          sum_code = sum_bf16_rne;
+    endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1129  = p_4;
-    if (\en$1 ) begin
-      \$1129  = rand_sum;
-    end
+    \$953  = step;
     if (rst) begin
-      \$1129  = 8'h00;
+      \$953  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1130  = unpack_q_0_sign;
-    if (\en$1 ) begin
-      \$1130  = base_sign;
-    end
+    \$954  = \$859 ;
     if (rst) begin
-      \$1130  = 1'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1131  = unpack_q_0_zero;
-    if (\en$1 ) begin
-      \$1131  = base_zero;
-    end
+    \$955  = \$865 ;
     if (rst) begin
-      \$1131  = 1'h0;
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1132  = unpack_q_0_inf;
-    if (\en$1 ) begin
-      \$1132  = base_inf;
-    end
+    \$956  = \$871 ;
     if (rst) begin
-      \$1132  = 1'h0;
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1133  = unpack_q_0_nan;
-    if (\en$1 ) begin
-      \$1133  = base_nan;
-    end
+    \$957  = \$876 ;
     if (rst) begin
-      \$1133  = 1'h0;
+      \$957  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1134  = unpack_q_0_exp;
-    if (\en$1 ) begin
-      \$1134  = base_exp;
-    end
+    \$958  = p_exp_sum;
     if (rst) begin
-      \$1134  = 9'h000;
+      \$958  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1135  = unpack_q_0_sig;
-    if (\en$1 ) begin
-      \$1135  = base_sig;
-    end
+    \$959  = p_full;
     if (rst) begin
-      \$1135  = 11'h000;
+      \$959  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1136  = unpack_q_1_sign;
-    if (\en$1 ) begin
-      \$1136  = \$1044 ;
-    end
+    \$960  = rand_sum;
     if (rst) begin
-      \$1136  = 1'h0;
+      \$960  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1137  = unpack_q_1_zero;
-    if (\en$1 ) begin
-      \$1137  = \$1046 ;
-    end
+    \$961  = base_sign;
     if (rst) begin
-      \$1137  = 1'h0;
+      \$961  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1138  = unpack_q_1_inf;
-    if (\en$1 ) begin
-      \$1138  = \$1047 ;
-    end
+    \$962  = base_zero;
     if (rst) begin
-      \$1138  = 1'h0;
+      \$962  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1139  = unpack_q_1_nan;
-    if (\en$1 ) begin
-      \$1139  = \$1048 ;
-    end
+    \$963  = base_inf;
     if (rst) begin
-      \$1139  = 1'h0;
+      \$963  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1140  = unpack_q_1_exp;
-    if (\en$1 ) begin
-      \$1140  = p_3_exp;
-    end
+    \$964  = base_nan;
     if (rst) begin
-      \$1140  = 10'h000;
+      \$964  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1141  = unpack_q_1_sig;
-    if (\en$1 ) begin
-      \$1141  = p_3_sig;
-    end
+    \$965  = base_exp;
     if (rst) begin
-      \$1141  = 16'h0000;
+      \$965  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1142  = unpack_q_2_0;
-    if (\en$1 ) begin
-      \$1142  = p_0;
-    end
+    \$966  = base_sig;
     if (rst) begin
-      \$1142  = 1'h0;
+      \$966  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1143  = unpack_q_2_1;
-    if (\en$1 ) begin
-      \$1143  = p_1;
-    end
+    \$967  = \$877 ;
     if (rst) begin
-      \$1143  = 1'h0;
+      \$967  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1144  = unpack_q_2_2;
-    if (\en$1 ) begin
-      \$1144  = \$1049 ;
-    end
+    \$968  = \$879 ;
     if (rst) begin
-      \$1144  = 1'h0;
+      \$968  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1145  = unpack_q_2_3;
-    if (\en$1 ) begin
-      \$1145  = p_4;
-    end
+    \$969  = \$880 ;
     if (rst) begin
-      \$1145  = 8'h00;
+      \$969  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1146  = unpack_q_2_4;
-    if (\en$1 ) begin
-      \$1146  = step_mode;
-    end
+    \$970  = \$881 ;
     if (rst) begin
-      \$1146  = 2'h0;
+      \$970  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1147  = order_q_0_big_sig;
-    if (\en$1 ) begin
-      \$1147  = \$1050 ;
-    end
+    \$971  = \$2 [9:0];
     if (rst) begin
-      \$1147  = 16'h0000;
+      \$971  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1148  = order_q_0_small_sig;
-    if (\en$1 ) begin
-      \$1148  = \$1053 ;
-    end
+    \$972  = \$4 [15:0];
     if (rst) begin
-      \$1148  = 16'h0000;
+      \$972  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1149  = order_q_0_shift;
-    if (\en$1 ) begin
-      \$1149  = \$1060 [4:0];
-    end
+    \$973  = product_0;
     if (rst) begin
-      \$1149  = 5'h00;
+      \$973  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1150  = order_q_0_subtract;
-    if (\en$1 ) begin
-      \$1150  = \$1061 ;
-    end
+    \$974  = \$882 ;
     if (rst) begin
-      \$1150  = 1'h0;
+      \$974  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1151  = order_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1151  = \$1062 ;
-    end
+    \$975  = product_2;
     if (rst) begin
-      \$1151  = 10'h000;
+      \$975  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1152  = order_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1152  = \$1063 ;
-    end
+    \$976  = step_mode;
     if (rst) begin
-      \$1152  = 1'h0;
+      \$976  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1153  = order_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1153  = \$1068 ;
-    end
+    \$977  = \$883 ;
     if (rst) begin
-      \$1153  = 1'h0;
+      \$977  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1154  = order_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1154  = \$1077 ;
-    end
+    \$978  = \$886 ;
     if (rst) begin
-      \$1154  = 1'h0;
+      \$978  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1155  = order_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1155  = \$1078 ;
-    end
+    \$979  = \$893 [4:0];
     if (rst) begin
-      \$1155  = 1'h0;
+      \$979  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1156  = order_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1156  = \$1079 ;
-    end
+    \$980  = \$894 ;
     if (rst) begin
-      \$1156  = 1'h0;
+      \$980  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1157  = order_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1157  = \$1080 ;
-    end
+    \$981  = \$895 ;
     if (rst) begin
-      \$1157  = 1'h0;
+      \$981  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1158  = order_q_1_0;
-    if (\en$1 ) begin
-      \$1158  = unpack_q_2_0;
-    end
+    \$982  = \$896 ;
     if (rst) begin
-      \$1158  = 1'h0;
+      \$982  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1159  = order_q_1_1;
-    if (\en$1 ) begin
-      \$1159  = unpack_q_2_1;
-    end
+    \$983  = \$901 ;
     if (rst) begin
-      \$1159  = 1'h0;
+      \$983  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1160  = order_q_1_2;
-    if (\en$1 ) begin
-      \$1160  = unpack_q_2_2;
-    end
+    \$984  = \$910 ;
     if (rst) begin
-      \$1160  = 1'h0;
+      \$984  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1161  = order_q_1_3;
-    if (\en$1 ) begin
-      \$1161  = unpack_q_2_3;
-    end
+    \$985  = \$911 ;
     if (rst) begin
-      \$1161  = 8'h00;
+      \$985  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1162  = order_q_1_4;
-    if (\en$1 ) begin
-      \$1162  = unpack_q_2_4;
-    end
+    \$986  = \$912 ;
     if (rst) begin
-      \$1162  = 2'h0;
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1163  = align_q_0_big;
-    if (\en$1 ) begin
-      \$1163  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    end
+    \$987  = \$913 ;
     if (rst) begin
-      \$1163  = 28'h0000000;
+      \$987  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1164  = align_q_0_small;
-    if (\en$1 ) begin
-      \$1164  = { 1'h0, add_small_wide[51:26], \$1081  };
-    end
+    \$988  = unpack_q_2_0;
     if (rst) begin
-      \$1164  = 28'h0000000;
+      \$988  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1165  = align_q_0_subtract;
-    if (\en$1 ) begin
-      \$1165  = order_q_0_subtract;
-    end
+    \$989  = unpack_q_2_1;
     if (rst) begin
-      \$1165  = 1'h0;
+      \$989  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1166  = align_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1166  = order_q_0_flags_big_exp;
-    end
+    \$990  = unpack_q_2_2;
     if (rst) begin
-      \$1166  = 10'h000;
+      \$990  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1167  = align_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1167  = order_q_0_flags_big_sign;
-    end
+    \$991  = unpack_q_2_3;
     if (rst) begin
-      \$1167  = 1'h0;
+      \$991  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1168  = align_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1168  = order_q_0_flags_nan;
-    end
+    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1168  = 1'h0;
+      \$992  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1169  = align_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1169  = order_q_0_flags_inf;
-    end
+    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
     if (rst) begin
-      \$1169  = 1'h0;
+      \$993  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1170  = align_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1170  = order_q_0_flags_inf_sign;
-    end
+    \$994  = order_q_0_subtract;
     if (rst) begin
-      \$1170  = 1'h0;
+      \$994  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1171  = align_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1171  = order_q_0_flags_both_zero;
-    end
+    \$995  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1171  = 1'h0;
+      \$995  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1172  = align_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1172  = order_q_0_flags_zero_sign;
-    end
+    \$996  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1172  = 1'h0;
+      \$996  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1173  = align_q_1_0;
-    if (\en$1 ) begin
-      \$1173  = order_q_1_0;
-    end
+    \$997  = order_q_0_flags_nan;
     if (rst) begin
-      \$1173  = 1'h0;
+      \$997  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1174  = align_q_1_1;
-    if (\en$1 ) begin
-      \$1174  = order_q_1_1;
-    end
+    \$998  = order_q_0_flags_inf;
     if (rst) begin
-      \$1174  = 1'h0;
+      \$998  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1175  = align_q_1_2;
-    if (\en$1 ) begin
-      \$1175  = order_q_1_2;
-    end
+    \$999  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1175  = 1'h0;
+      \$999  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1176  = align_q_1_3;
-    if (\en$1 ) begin
-      \$1176  = order_q_1_3;
-    end
+    \$1000  = order_q_0_flags_both_zero;
     if (rst) begin
-      \$1176  = 8'h00;
+      \$1000  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1177  = align_q_1_4;
-    if (\en$1 ) begin
-      \$1177  = order_q_1_4;
-    end
+    \$1001  = order_q_0_flags_zero_sign;
     if (rst) begin
-      \$1177  = 2'h0;
+      \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1178  = add_q_0_total;
-    if (\en$1 ) begin
-      \$1178  = \$326 [27:0];
-    end
+    \$1002  = order_q_1_0;
     if (rst) begin
-      \$1178  = 28'h0000000;
+      \$1002  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1179  = add_q_0_flags_big_exp;
-    if (\en$1 ) begin
-      \$1179  = align_q_0_flags_big_exp;
-    end
+    \$1003  = order_q_1_1;
     if (rst) begin
-      \$1179  = 10'h000;
+      \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1180  = add_q_0_flags_big_sign;
-    if (\en$1 ) begin
-      \$1180  = align_q_0_flags_big_sign;
-    end
+    \$1004  = order_q_1_2;
     if (rst) begin
-      \$1180  = 1'h0;
+      \$1004  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1181  = add_q_0_flags_nan;
-    if (\en$1 ) begin
-      \$1181  = align_q_0_flags_nan;
-    end
+    \$1005  = order_q_1_3;
     if (rst) begin
-      \$1181  = 1'h0;
+      \$1005  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1182  = add_q_0_flags_inf;
-    if (\en$1 ) begin
-      \$1182  = align_q_0_flags_inf;
-    end
+    \$1006  = \$237 [27:0];
     if (rst) begin
-      \$1182  = 1'h0;
+      \$1006  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1183  = add_q_0_flags_inf_sign;
-    if (\en$1 ) begin
-      \$1183  = align_q_0_flags_inf_sign;
-    end
+    \$1007  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1183  = 1'h0;
+      \$1007  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1184  = add_q_0_flags_both_zero;
-    if (\en$1 ) begin
-      \$1184  = align_q_0_flags_both_zero;
-    end
+    \$1008  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1184  = 1'h0;
+      \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1185  = add_q_0_flags_zero_sign;
-    if (\en$1 ) begin
-      \$1185  = align_q_0_flags_zero_sign;
-    end
+    \$1009  = align_q_0_flags_nan;
     if (rst) begin
-      \$1185  = 1'h0;
+      \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1186  = add_q_1_0;
-    if (\en$1 ) begin
-      \$1186  = \$1082 ;
-    end
+    \$1010  = align_q_0_flags_inf;
     if (rst) begin
-      \$1186  = 11'h000;
+      \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1187  = add_q_1_1;
-    if (\en$1 ) begin
-      \$1187  = \$1083 ;
-    end
+    \$1011  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1187  = 11'h000;
+      \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1188  = add_q_2_0;
-    if (\en$1 ) begin
-      \$1188  = align_q_1_0;
-    end
+    \$1012  = align_q_0_flags_both_zero;
     if (rst) begin
-      \$1188  = 1'h0;
+      \$1012  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1189  = add_q_2_1;
-    if (\en$1 ) begin
-      \$1189  = align_q_1_1;
-    end
+    \$1013  = align_q_0_flags_zero_sign;
     if (rst) begin
-      \$1189  = 1'h0;
+      \$1013  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1190  = add_q_2_2;
-    if (\en$1 ) begin
-      \$1190  = align_q_1_2;
-    end
+    \$1014  = \$915 ;
     if (rst) begin
-      \$1190  = 1'h0;
+      \$1014  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1191  = add_q_2_3;
-    if (\en$1 ) begin
-      \$1191  = align_q_1_3;
-    end
+    \$1015  = \$916 ;
     if (rst) begin
-      \$1191  = 8'h00;
+      \$1015  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1192  = add_q_2_4;
-    if (\en$1 ) begin
-      \$1192  = align_q_1_4;
-    end
+    \$1016  = align_q_1_0;
     if (rst) begin
-      \$1192  = 2'h0;
+      \$1016  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1193  = normalize_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1193  = \$1087 ;
-    end
+    \$1017  = align_q_1_1;
     if (rst) begin
-      \$1193  = 1'h0;
+      \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1194  = normalize_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1194  = \$1089 ;
-    end
+    \$1018  = align_q_1_2;
     if (rst) begin
-      \$1194  = 1'h0;
+      \$1018  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1195  = normalize_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1195  = add_q_0_flags_inf;
-    end
+    \$1019  = align_q_1_3;
     if (rst) begin
-      \$1195  = 1'h0;
+      \$1019  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1196  = normalize_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1196  = add_q_0_flags_nan;
-    end
+    \$1020  = \$920 ;
     if (rst) begin
-      \$1196  = 1'h0;
+      \$1020  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1197  = normalize_q_0_0_exp;
-    if (\en$1 ) begin
-      \$1197  = \$979 [9:0];
-    end
+    \$1021  = \$922 ;
     if (rst) begin
-      \$1197  = 10'h000;
+      \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1198  = normalize_q_0_0_sig;
-    if (\en$1 ) begin
-      \$1198  = add_normalized;
-    end
+    \$1022  = add_q_0_flags_inf;
     if (rst) begin
-      \$1198  = 27'h0000000;
+      \$1022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1199  = normalize_q_0_1;
-    if (\en$1 ) begin
-      \$1199  = add_q_0_total[0];
-    end
+    \$1023  = add_q_0_flags_nan;
     if (rst) begin
-      \$1199  = 1'h0;
+      \$1023  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1200  = normalize_q_1_0;
-    if (\en$1 ) begin
-      \$1200  = \$1090 ;
-    end
+    \$1024  = \$794 [9:0];
     if (rst) begin
-      \$1200  = 12'h000;
+      \$1024  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1201  = normalize_q_1_1;
-    if (\en$1 ) begin
-      \$1201  = \$1091 ;
-    end
+    \$1025  = add_normalized;
     if (rst) begin
-      \$1201  = 12'h000;
+      \$1025  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1202  = normalize_q_2_0;
-    if (\en$1 ) begin
-      \$1202  = add_q_2_0;
-    end
+    \$1026  = add_q_0_total[0];
     if (rst) begin
-      \$1202  = 1'h0;
+      \$1026  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1203  = normalize_q_2_1;
-    if (\en$1 ) begin
-      \$1203  = add_q_2_1;
-    end
+    \$1027  = \$923 ;
     if (rst) begin
-      \$1203  = 1'h0;
+      \$1027  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1204  = normalize_q_2_2;
-    if (\en$1 ) begin
-      \$1204  = add_q_2_2;
-    end
+    \$1028  = \$924 ;
     if (rst) begin
-      \$1204  = 1'h0;
+      \$1028  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1205  = normalize_q_2_3;
-    if (\en$1 ) begin
-      \$1205  = add_q_2_3;
-    end
+    \$1029  = add_q_2_0;
     if (rst) begin
-      \$1205  = 8'h00;
+      \$1029  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1206  = normalize_q_2_4;
-    if (\en$1 ) begin
-      \$1206  = add_q_2_4;
-    end
+    \$1030  = add_q_2_1;
     if (rst) begin
-      \$1206  = 2'h0;
+      \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1207  = place_q_0_0_kept;
-    if (\en$1 ) begin
-      \$1207  = sum_fp16_sr8_wide[99:64];
-    end
+    \$1031  = add_q_2_2;
     if (rst) begin
-      \$1207  = 36'h000000000;
+      \$1031  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1208  = place_q_0_0_below;
-    if (\en$1 ) begin
-      \$1208  = sum_fp16_sr8_wide[63:0];
-    end
+    \$1032  = add_q_2_3;
     if (rst) begin
-      \$1208  = 64'h0000000000000000;
+      \$1032  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1209  = place_q_0_0_sticky;
-    if (\en$1 ) begin
-      \$1209  = normalize_q_0_1;
-    end
+    \$1033  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1209  = 1'h0;
+      \$1033  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1210  = place_q_0_0_small;
-    if (\en$1 ) begin
-      \$1210  = \$1094 ;
-    end
+    \$1034  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1210  = 1'h0;
+      \$1034  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1211  = place_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1211  = \$1100 ;
-    end
+    \$1035  = normalize_q_0_1;
     if (rst) begin
-      \$1211  = 10'h000;
+      \$1035  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1212  = place_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1212  = normalize_q_0_0_sign;
-    end
+    \$1036  = \$927 ;
     if (rst) begin
-      \$1212  = 1'h0;
+      \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1213  = place_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1213  = normalize_q_0_0_zero;
-    end
+    \$1037  = \$933 ;
     if (rst) begin
-      \$1213  = 1'h0;
+      \$1037  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1214  = place_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1214  = normalize_q_0_0_inf;
-    end
+    \$1038  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1214  = 1'h0;
+      \$1038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1215  = place_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1215  = normalize_q_0_0_nan;
-    end
+    \$1039  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1215  = 1'h0;
+      \$1039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1216  = place_q_0_1_kept;
-    if (\en$1 ) begin
-      \$1216  = sum_bf16_rne_wide[60:32];
-    end
+    \$1040  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1216  = 29'h00000000;
+      \$1040  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1217  = place_q_0_1_below;
-    if (\en$1 ) begin
-      \$1217  = sum_bf16_rne_wide[31:0];
-    end
+    \$1041  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1217  = 32'd0;
+      \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1218  = place_q_0_1_sticky;
-    if (\en$1 ) begin
-      \$1218  = normalize_q_0_1;
-    end
+    \$1042  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1218  = 1'h0;
+      \$1042  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1219  = place_q_0_1_small;
-    if (\en$1 ) begin
-      \$1219  = \$1103 ;
-    end
+    \$1043  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1219  = 1'h0;
+      \$1043  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1220  = place_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1220  = \$1109 ;
-    end
+    \$1044  = normalize_q_0_1;
     if (rst) begin
-      \$1220  = 10'h000;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1221  = place_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1221  = normalize_q_0_0_sign;
-    end
+    \$1045  = \$936 ;
     if (rst) begin
-      \$1221  = 1'h0;
+      \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1222  = place_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1222  = normalize_q_0_0_zero;
-    end
+    \$1046  = \$942 ;
     if (rst) begin
-      \$1222  = 1'h0;
+      \$1046  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1223  = place_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1223  = normalize_q_0_0_inf;
-    end
+    \$1047  = normalize_q_0_0_sign;
     if (rst) begin
-      \$1223  = 1'h0;
+      \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1224  = place_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1224  = normalize_q_0_0_nan;
-    end
+    \$1048  = normalize_q_0_0_zero;
     if (rst) begin
-      \$1224  = 1'h0;
+      \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1225  = place_q_1_0;
-    if (\en$1 ) begin
-      \$1225  = normalize_q_2_0;
-    end
+    \$1049  = normalize_q_0_0_inf;
     if (rst) begin
-      \$1225  = 1'h0;
+      \$1049  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1226  = place_q_1_1;
-    if (\en$1 ) begin
-      \$1226  = normalize_q_2_1;
-    end
+    \$1050  = normalize_q_0_0_nan;
     if (rst) begin
-      \$1226  = 1'h0;
+      \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1227  = place_q_1_2;
-    if (\en$1 ) begin
-      \$1227  = normalize_q_2_2;
-    end
+    \$1051  = normalize_q_2_0;
     if (rst) begin
-      \$1227  = 1'h0;
+      \$1051  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1228  = place_q_1_3;
-    if (\en$1 ) begin
-      \$1228  = normalize_q_2_3;
-    end
+    \$1052  = normalize_q_2_1;
     if (rst) begin
-      \$1228  = 8'h00;
+      \$1052  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1229  = place_q_1_4;
-    if (\en$1 ) begin
-      \$1229  = normalize_q_2_4;
-    end
+    \$1053  = normalize_q_2_2;
     if (rst) begin
-      \$1229  = 2'h0;
+      \$1053  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1230  = round_q_0_0_count;
-    if (\en$1 ) begin
-      \$1230  = place_q_0_0_kept[35:25];
-    end
+    \$1054  = normalize_q_2_3;
     if (rst) begin
-      \$1230  = 11'h000;
+      \$1054  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1231  = round_q_0_0_up;
-    if (\en$1 ) begin
-      \$1231  = \$1110 [8];
-    end
+    \$1055  = place_q_0_0_kept[35:25];
     if (rst) begin
-      \$1231  = 1'h0;
+      \$1055  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1232  = round_q_0_0_small;
-    if (\en$1 ) begin
-      \$1232  = place_q_0_0_small;
-    end
+    \$1056  = \$943 [8];
     if (rst) begin
-      \$1232  = 1'h0;
+      \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1233  = round_q_0_0_e_eff;
-    if (\en$1 ) begin
-      \$1233  = place_q_0_0_e_eff;
-    end
+    \$1057  = place_q_0_0_small;
     if (rst) begin
-      \$1233  = 10'h000;
+      \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1234  = round_q_0_0_sign;
-    if (\en$1 ) begin
-      \$1234  = place_q_0_0_sign;
-    end
+    \$1058  = place_q_0_0_e_eff;
     if (rst) begin
-      \$1234  = 1'h0;
+      \$1058  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1235  = round_q_0_0_zero;
-    if (\en$1 ) begin
-      \$1235  = place_q_0_0_zero;
-    end
+    \$1059  = place_q_0_0_sign;
     if (rst) begin
-      \$1235  = 1'h0;
+      \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1236  = round_q_0_0_inf;
-    if (\en$1 ) begin
-      \$1236  = place_q_0_0_inf;
-    end
+    \$1060  = place_q_0_0_zero;
     if (rst) begin
-      \$1236  = 1'h0;
+      \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1237  = round_q_0_0_nan;
-    if (\en$1 ) begin
-      \$1237  = place_q_0_0_nan;
-    end
+    \$1061  = place_q_0_0_inf;
     if (rst) begin
-      \$1237  = 1'h0;
+      \$1061  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1238  = round_q_0_1_count;
-    if (\en$1 ) begin
-      \$1238  = place_q_0_1_kept[28:21];
-    end
+    \$1062  = place_q_0_0_nan;
     if (rst) begin
-      \$1238  = 8'h00;
+      \$1062  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1239  = round_q_0_1_up;
-    if (\en$1 ) begin
-      \$1239  = \$1116 ;
-    end
+    \$1063  = place_q_0_1_kept[28:21];
     if (rst) begin
-      \$1239  = 1'h0;
+      \$1063  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1240  = round_q_0_1_small;
-    if (\en$1 ) begin
-      \$1240  = place_q_0_1_small;
-    end
+    \$1064  = \$949 ;
     if (rst) begin
-      \$1240  = 1'h0;
+      \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1241  = round_q_0_1_e_eff;
-    if (\en$1 ) begin
-      \$1241  = place_q_0_1_e_eff;
-    end
+    \$1065  = place_q_0_1_small;
     if (rst) begin
-      \$1241  = 10'h000;
+      \$1065  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1242  = round_q_0_1_sign;
-    if (\en$1 ) begin
-      \$1242  = place_q_0_1_sign;
-    end
+    \$1066  = place_q_0_1_e_eff;
     if (rst) begin
-      \$1242  = 1'h0;
+      \$1066  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1243  = round_q_0_1_zero;
-    if (\en$1 ) begin
-      \$1243  = place_q_0_1_zero;
-    end
+    \$1067  = place_q_0_1_sign;
     if (rst) begin
-      \$1243  = 1'h0;
+      \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1244  = round_q_0_1_inf;
-    if (\en$1 ) begin
-      \$1244  = place_q_0_1_inf;
-    end
+    \$1068  = place_q_0_1_zero;
     if (rst) begin
-      \$1244  = 1'h0;
+      \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1245  = round_q_0_1_nan;
-    if (\en$1 ) begin
-      \$1245  = place_q_0_1_nan;
-    end
+    \$1069  = place_q_0_1_inf;
     if (rst) begin
-      \$1245  = 1'h0;
+      \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1246  = round_q_1_0;
-    if (\en$1 ) begin
-      \$1246  = place_q_1_0;
-    end
+    \$1070  = place_q_0_1_nan;
     if (rst) begin
-      \$1246  = 1'h0;
+      \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1247  = round_q_1_1;
-    if (\en$1 ) begin
-      \$1247  = place_q_1_1;
-    end
+    \$1071  = place_q_1_0;
     if (rst) begin
-      \$1247  = 1'h0;
+      \$1071  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1248  = round_q_1_2;
-    if (\en$1 ) begin
-      \$1248  = place_q_1_2;
-    end
+    \$1072  = place_q_1_1;
     if (rst) begin
-      \$1248  = 1'h0;
+      \$1072  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1249  = round_q_1_3;
-    if (\en$1 ) begin
-      \$1249  = place_q_1_3;
-    end
+    \$1073  = place_q_1_2;
     if (rst) begin
-      \$1249  = 8'h00;
+      \$1073  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1250  = round_q_1_4;
-    if (\en$1 ) begin
-      \$1250  = place_q_1_4;
-    end
+    \$1074  = place_q_1_3;
     if (rst) begin
-      \$1250  = 2'h0;
+      \$1074  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1251  = acc;
-    if (\en$1 ) begin
-      \$1251  = sum_code;
-    end
+    \$1075  = sum_code;
     if (rst) begin
-      \$1251  = 16'h0000;
+      \$1075  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1252  = done;
-    if (\en$1 ) begin
-      \$1252  = \$1117 ;
-    end
+    \$1076  = \$950 ;
     if (rst) begin
-      \$1252  = 1'h0;
+      \$1076  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1253  = fresh;
-    if (\en$1 ) begin
-      \$1253  = \$1119 ;
-    end
+    \$1077  = \$952 ;
     if (rst) begin
-      \$1253  = 1'h1;
+      \$1077  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1254  = acc_mode;
-    if (\en$1 ) begin
-      \$1254  = round_q_1_4;
-    end
+    \$1078  = round_q_1_3;
     if (rst) begin
-      \$1254  = 2'h0;
+      \$1078  = 2'h0;
     end
   end
-  assign mode = choice;
-  assign bits = { \$1262 , \$1261 , \$1260 , \$1259 , \$1258 , \$1257 , \$1256 , \$1255  };
-  assign a_e4m3_exp = \$6 [4:0];
-  assign a_e5m2_exp = \$18 [4:0];
-  assign a_bf16_exp = \$33 [8:0];
-  assign b_e4m3_exp = \$76 [4:0];
-  assign b_e5m2_exp = \$88 [4:0];
-  assign b_bf16_exp = \$103 [8:0];
-  assign p_exp = \$143 [9:0];
-  assign p_sig = \$148 [15:0];
-  assign base_fp16_exp = \$191 [5:0];
-  assign base_bf16_exp = \$253 [8:0];
-  assign add_total = \$326 [27:0];
-  assign add_lz = { \$977 , \$946  };
-  assign add_exp = \$979 [9:0];
+  assign \en$1  = 1'h1;
+  assign choice = step[4:3];
+  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
+  assign p_exp = \$2 [9:0];
+  assign p_sig = \$4 [15:0];
+  assign base_fp16_exp = \$41 [5:0];
+  assign base_bf16_exp = \$134 [8:0];
+  assign add_total = \$237 [27:0];
+  assign add_lz = { \$792 , \$769  };
+  assign add_exp = \$794 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$106  = acc;
-  assign \done$108  = done;
-  assign \acc_mode$109  = acc_mode;
-  assign term_sig = \$148 [15:0];
-  assign term_exp = \$143 [9:0];
-  assign term_nan = \$166 ;
-  assign term_inf = \$161 ;
-  assign term_zero = \$155 ;
-  assign term_sign = \$149 ;
-  assign \$8  = { a[2:0], 1'h0 };
-  assign \$9  = { 1'h0, a[2:0], 2'h0 };
-  assign \$10  = { a[2:0], 3'h0 };
-  assign \$20  = { a[1:0], 1'h0 };
-  assign \$21  = { 1'h0, a[1:0], 2'h0 };
-  assign \$35  = { a[6:0], 1'h0 };
-  assign \$36  = { 1'h0, a[6:0], 2'h0 };
-  assign \$37  = { a[6:0], 3'h0 };
-  assign \$38  = { 3'h0, a[6:0], 4'h0 };
-  assign \$39  = { 2'h0, a[6:0], 5'h00 };
-  assign \$40  = { 1'h0, a[6:0], 6'h00 };
-  assign \$41  = { a[6:0], 7'h00 };
-  assign \$78  = { b[2:0], 1'h0 };
-  assign \$79  = { 1'h0, b[2:0], 2'h0 };
-  assign \$80  = { b[2:0], 3'h0 };
-  assign \$90  = { b[1:0], 1'h0 };
-  assign \$91  = { 1'h0, b[1:0], 2'h0 };
-  assign \$105  = { b[6:0], 1'h0 };
-  assign \$106  = { 1'h0, b[6:0], 2'h0 };
-  assign \$107  = { b[6:0], 3'h0 };
-  assign \$108  = { 3'h0, b[6:0], 4'h0 };
-  assign \$109  = { 2'h0, b[6:0], 5'h00 };
-  assign \$110  = { 1'h0, b[6:0], 6'h00 };
-  assign \$111  = { b[6:0], 7'h00 };
-  assign \$147  = { \$146 , 1'h0 };
-  assign \$197  = { \$196 [9:0], 1'h0 };
-  assign \$200  = { 1'h0, \$199 [9:0], 2'h0 };
-  assign \$203  = { \$202 [9:0], 3'h0 };
-  assign \$206  = { 3'h0, \$205 [9:0], 4'h0 };
-  assign \$209  = { 2'h0, \$208 [9:0], 5'h00 };
-  assign \$212  = { 1'h0, \$211 [9:0], 6'h00 };
-  assign \$215  = { \$214 [9:0], 7'h00 };
-  assign \$218  = { 7'h00, \$217 [9:0], 8'h00 };
-  assign \$221  = { 6'h00, \$220 [9:0], 9'h000 };
-  assign \$224  = { 5'h00, \$223 [9:0], 10'h000 };
-  assign \$259  = { \$258 [6:0], 1'h0 };
-  assign \$262  = { 1'h0, \$261 [6:0], 2'h0 };
-  assign \$265  = { \$264 [6:0], 3'h0 };
-  assign \$268  = { 3'h0, \$267 [6:0], 4'h0 };
-  assign \$271  = { 2'h0, \$270 [6:0], 5'h00 };
-  assign \$274  = { 1'h0, \$273 [6:0], 6'h00 };
-  assign \$277  = { \$276 [6:0], 7'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \acc$78  = acc;
+  assign \done$80  = done;
+  assign flush_sum = acc;
+  assign flush_mode = acc_mode;
+  assign flush = product_0[2];
+  assign \step.valid  = step[0];
+  assign \step.last  = step[1];
+  assign \step.flush  = step[2];
+  assign \step.mode  = step[4:3];
+  assign \a.sig  = a[7:0];
+  assign \a.exp  = a[16:8];
+  assign \a.sign  = a[17];
+  assign \a.zero  = a[18];
+  assign \a.inf  = a[19];
+  assign \a.nan  = a[20];
+  assign \b.sig  = b[7:0];
+  assign \b.exp  = b[16:8];
+  assign \b.sign  = b[17];
+  assign \b.zero  = b[18];
+  assign \b.inf  = b[19];
+  assign \b.nan  = b[20];
+  assign \product_0.valid  = product_0[0];
+  assign \product_0.last  = product_0[1];
+  assign \product_0.flush  = product_0[2];
+  assign \product_0.mode  = product_0[4:3];
+  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
+  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
+  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
+  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
+  assign \order_q_1_0.valid  = order_q_1_0[0];
+  assign \order_q_1_0.last  = order_q_1_0[1];
+  assign \order_q_1_0.flush  = order_q_1_0[2];
+  assign \order_q_1_0.mode  = order_q_1_0[4:3];
+  assign \align_q_1_0.valid  = align_q_1_0[0];
+  assign \align_q_1_0.last  = align_q_1_0[1];
+  assign \align_q_1_0.flush  = align_q_1_0[2];
+  assign \align_q_1_0.mode  = align_q_1_0[4:3];
+  assign \add_q_2_0.valid  = add_q_2_0[0];
+  assign \add_q_2_0.last  = add_q_2_0[1];
+  assign \add_q_2_0.flush  = add_q_2_0[2];
+  assign \add_q_2_0.mode  = add_q_2_0[4:3];
+  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
+  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
+  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
+  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
+  assign \place_q_1_0.valid  = place_q_1_0[0];
+  assign \place_q_1_0.last  = place_q_1_0[1];
+  assign \place_q_1_0.flush  = place_q_1_0[2];
+  assign \place_q_1_0.mode  = place_q_1_0[4:3];
+  assign \round_q_1_0.valid  = round_q_1_0[0];
+  assign \round_q_1_0.last  = round_q_1_0[1];
+  assign \round_q_1_0.flush  = round_q_1_0[2];
+  assign \round_q_1_0.mode  = round_q_1_0[4:3];
+  assign sum_bf16_rne = \$858 ;
+  assign sum_bf16_rne_mag = \$844 ;
+  assign sum_fp16_sr8 = \$832 ;
+  assign sum_fp16_sr8_mag = \$818 ;
+  assign en = step[0];
+  assign \$3  = { product_1_full, 1'h0 };
+  assign \$51  = { \$50 [9:0], 1'h0 };
+  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
+  assign \$61  = { \$60 [9:0], 3'h0 };
+  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
+  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
+  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
+  assign \$81  = { \$80 [9:0], 7'h00 };
+  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
+  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
+  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
+  assign \$144  = { \$143 [6:0], 1'h0 };
+  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
+  assign \$154  = { \$153 [6:0], 3'h0 };
+  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
+  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
+  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
+  assign \$174  = { \$173 [6:0], 7'h00 };
+  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$245  = { 7'h00, \$244 , 8'h00 };
+  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$258  = { 7'h00, \$257 , 8'h00 };
+  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$263  = { 3'h0, \$262 , 4'h0 };
+  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$271  = { 7'h00, \$270 , 8'h00 };
+  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$285  = { 7'h00, \$284 , 8'h00 };
+  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$298  = { 7'h00, \$297 , 8'h00 };
+  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$303  = { 3'h0, \$302 , 4'h0 };
+  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$311  = { 7'h00, \$310 , 8'h00 };
+  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$317  = { 1'h0, \$316 , 2'h0 };
+  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$325  = { 7'h00, \$324 , 8'h00 };
+  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$334  = { 7'h00, \$333 , 8'h00 };
   assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$338  = { 7'h00, \$337 , 8'h00 };
+  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$343  = { 3'h0, \$342 , 4'h0 };
   assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$347  = { 7'h00, \$346 , 8'h00 };
   assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 3'h0, \$351 , 4'h0 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$360  = { 7'h00, \$359 , 8'h00 };
-  assign \$362  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$351  = { 7'h00, \$350 , 8'h00 };
+  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$366  = { 7'h00, \$365 , 8'h00 };
   assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$372  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$374  = { 7'h00, \$373 , 8'h00 };
-  assign \$376  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$379  = { 7'h00, \$378 , 8'h00 };
   assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$385  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$387  = { 7'h00, \$386 , 8'h00 };
-  assign \$389  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 3'h0, \$391 , 4'h0 };
+  assign \$384  = { 3'h0, \$383 , 4'h0 };
+  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$398  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 7'h00, \$399 , 8'h00 };
-  assign \$402  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 1'h0, \$405 , 2'h0 };
+  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$406  = { 7'h00, \$405 , 8'h00 };
   assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$412  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 7'h00, \$413 , 8'h00 };
-  assign \$416  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$419  = { 7'h00, \$418 , 8'h00 };
   assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$427  = { 7'h00, \$426 , 8'h00 };
-  assign \$429  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 3'h0, \$431 , 4'h0 };
+  assign \$424  = { 3'h0, \$423 , 4'h0 };
+  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$432  = { 7'h00, \$431 , 8'h00 };
   assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$440  = { 7'h00, \$439 , 8'h00 };
-  assign \$442  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$438  = { 1'h0, \$437 , 2'h0 };
+  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$446  = { 7'h00, \$445 , 8'h00 };
+  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$455  = { 7'h00, \$454 , 8'h00 };
   assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$459  = { 7'h00, \$458 , 8'h00 };
+  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$464  = { 3'h0, \$463 , 4'h0 };
   assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$468  = { 7'h00, \$467 , 8'h00 };
   assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 3'h0, \$472 , 4'h0 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$481  = { 7'h00, \$480 , 8'h00 };
-  assign \$483  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$472  = { 7'h00, \$471 , 8'h00 };
+  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { \$478 , 1'h0 };
+  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$487  = { 7'h00, \$486 , 8'h00 };
   assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$493  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$495  = { 7'h00, \$494 , 8'h00 };
-  assign \$497  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$500  = { 7'h00, \$499 , 8'h00 };
   assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$506  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$508  = { 7'h00, \$507 , 8'h00 };
-  assign \$510  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 3'h0, \$512 , 4'h0 };
+  assign \$505  = { 3'h0, \$504 , 4'h0 };
+  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$519  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 7'h00, \$520 , 8'h00 };
-  assign \$523  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 1'h0, \$526 , 2'h0 };
+  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$527  = { 7'h00, \$526 , 8'h00 };
   assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$533  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 7'h00, \$534 , 8'h00 };
-  assign \$537  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$540  = { 7'h00, \$539 , 8'h00 };
   assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$548  = { 7'h00, \$547 , 8'h00 };
-  assign \$550  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 3'h0, \$552 , 4'h0 };
+  assign \$545  = { 3'h0, \$544 , 4'h0 };
+  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$553  = { 7'h00, \$552 , 8'h00 };
   assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$561  = { 7'h00, \$560 , 8'h00 };
-  assign \$563  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { \$567 , 1'h0 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$559  = { 1'h0, \$558 , 2'h0 };
+  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$567  = { 7'h00, \$566 , 8'h00 };
+  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$576  = { 7'h00, \$575 , 8'h00 };
   assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$580  = { 7'h00, \$579 , 8'h00 };
+  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$585  = { 3'h0, \$584 , 4'h0 };
   assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$589  = { 7'h00, \$588 , 8'h00 };
   assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 3'h0, \$593 , 4'h0 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$602  = { 7'h00, \$601 , 8'h00 };
-  assign \$604  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$614  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$616  = { 7'h00, \$615 , 8'h00 };
-  assign \$618  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$627  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$629  = { 7'h00, \$628 , 8'h00 };
-  assign \$631  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 3'h0, \$633 , 4'h0 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$640  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$642  = { 7'h00, \$641 , 8'h00 };
-  assign \$644  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$648  = { 1'h0, \$647 , 2'h0 };
-  assign \$650  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$654  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$656  = { 7'h00, \$655 , 8'h00 };
-  assign \$658  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$663  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$667  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$669  = { 7'h00, \$668 , 8'h00 };
-  assign \$671  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$674  = { 3'h0, \$673 , 4'h0 };
-  assign \$676  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$680  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$682  = { 7'h00, \$681 , 8'h00 };
-  assign \$684  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$739  = 1'h0;
-  assign \$740  = 1'h0;
-  assign \$741  = 1'h0;
-  assign \$742  = 1'h1;
-  assign \$743  = 1'h1;
-  assign \$744  = 1'h1;
-  assign \$745  = 1'h1;
-  assign \$747  = 1'h1;
-  assign \$748  = 1'h1;
-  assign \$750  = 1'h1;
-  assign \$751  = 1'h1;
-  assign \$752  = 1'h1;
-  assign \$753  = 1'h1;
-  assign \$754  = 1'h1;
-  assign \$768  = { \$767 , \$764  };
-  assign \$773  = 1'h0;
-  assign \$774  = 1'h0;
-  assign \$775  = 1'h0;
-  assign \$993  = { 5'h00, \$992 [4:0], 10'h000 };
-  assign \$998  = { 5'h00, \$997 [4:0], 10'h000 };
-  assign \$1004  = 1'h0;
-  assign \$1005  = round_q_0_0_nan;
-  assign \$1010  = { 5'h00, \$1009 [4:0], 10'h000 };
-  assign \$1015  = 1'h0;
-  assign \$1016  = round_q_0_0_nan;
-  assign \$1019  = { \$1018 [7:0], 7'h00 };
-  assign \$1024  = { \$1023 [7:0], 7'h00 };
-  assign \$1030  = 1'h0;
-  assign \$1031  = round_q_0_1_nan;
-  assign \$1036  = { \$1035 [7:0], 7'h00 };
-  assign \$1041  = 1'h0;
-  assign \$1042  = round_q_0_1_nan;
+  assign \$593  = { 7'h00, \$592 , 8'h00 };
+  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$636  = 1'h1;
+  assign \$637  = 1'h0;
+  assign \$638  = 1'h0;
+  assign \$639  = 1'h0;
+  assign \$640  = 1'h1;
+  assign \$641  = 1'h1;
+  assign \$642  = 1'h1;
+  assign \$643  = 1'h1;
+  assign \$644  = 1'h0;
+  assign \$645  = 1'h1;
+  assign \$653  = { \$652 , \$650  };
+  assign \$656  = 1'h1;
+  assign \$657  = 1'h0;
+  assign \$658  = 1'h0;
+  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
+  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
+  assign \$819  = 1'h0;
+  assign \$820  = round_q_0_0_nan;
+  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
+  assign \$830  = 1'h0;
+  assign \$831  = round_q_0_0_nan;
+  assign \$834  = { \$833 [7:0], 7'h00 };
+  assign \$839  = { \$838 [7:0], 7'h00 };
+  assign \$845  = 1'h0;
+  assign \$846  = round_q_0_1_nan;
+  assign \$851  = { \$850 [7:0], 7'h00 };
+  assign \$856  = 1'h0;
+  assign \$857  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$5519$0 , \port$5521$0 , \port$5523$0 , \port$5525$0 , \port$5527$0 , \port$5529$0 , \port$5531$0 , \port$5533$0 , choice);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5123$0 , \port$5125$0 , \port$5127$0 , \port$5129$0 , \port$5131$0 , \port$5133$0 , \port$5135$0 , \port$5137$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -21256,22 +18951,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$5519$0 , \port
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$5519$0 ;
-  wire \port$5519$0 ;
-  output \port$5521$0 ;
-  wire \port$5521$0 ;
-  output \port$5523$0 ;
-  wire \port$5523$0 ;
-  output \port$5525$0 ;
-  wire \port$5525$0 ;
-  output \port$5527$0 ;
-  wire \port$5527$0 ;
-  output \port$5529$0 ;
-  wire \port$5529$0 ;
-  output \port$5531$0 ;
-  wire \port$5531$0 ;
-  output \port$5533$0 ;
-  wire \port$5533$0 ;
+  output \port$5123$0 ;
+  wire \port$5123$0 ;
+  output \port$5125$0 ;
+  wire \port$5125$0 ;
+  output \port$5127$0 ;
+  wire \port$5127$0 ;
+  output \port$5129$0 ;
+  wire \port$5129$0 ;
+  output \port$5131$0 ;
+  wire \port$5131$0 ;
+  output \port$5133$0 ;
+  wire \port$5133$0 ;
+  output \port$5135$0 ;
+  wire \port$5135$0 ;
+  output \port$5137$0 ;
+  wire \port$5137$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -21435,14 +19130,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (clk, rst, en, \port$5519$0 , \port
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5519$0  = \$2 ;
-  assign \port$5521$0  = \$4 ;
-  assign \port$5523$0  = \$6 ;
-  assign \port$5525$0  = \$8 ;
-  assign \port$5527$0  = \$10 ;
-  assign \port$5529$0  = \$12 ;
-  assign \port$5531$0  = \$14 ;
-  assign \port$5533$0  = \$16 ;
+  assign \port$5123$0  = \$2 ;
+  assign \port$5125$0  = \$4 ;
+  assign \port$5127$0  = \$6 ;
+  assign \port$5129$0  = \$8 ;
+  assign \port$5131$0  = \$10 ;
+  assign \port$5133$0  = \$12 ;
+  assign \port$5135$0  = \$14 ;
+  assign \port$5137$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

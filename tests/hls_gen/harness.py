@@ -161,8 +161,8 @@ def run_mac(
         dut,
         [
             (dut.en, pad(en, 1)),
-            (dut.valid, pad(valid, 0)),
-            (dut.last, pad(last, 0)),
+            (dut.step.valid, pad(valid, 0)),
+            (dut.step.last, pad(last, 0)),
             (dut.a, pad(a_steps, 0)),
             (dut.b, pad(b_steps, 0)),
         ],

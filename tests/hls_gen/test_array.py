@@ -40,8 +40,13 @@ def run_array(
     *,
     in_rate: float,
     out_rate: float,
+    hold: int = 1,
 ) -> tuple[np.ndarray, list[int]]:
-    """Stream every job through ``dut`` using only the manifest's port description; returns C codes and latencies."""
+    """Stream every job through ``dut`` using only the manifest's port description; returns C codes and latencies.
+
+    The source offers a beat, and the sink is ready, with probabilities ``in_rate`` and ``out_rate``, each drawn
+    anew every ``hold`` cycles (long runs of gaps and of back-pressure for ``hold > 1``).
+    """
     pe_rows, cols, sums = manifest["config"]["rows"], manifest["config"]["cols"], manifest["config"]["interleave"]
     rows = pe_rows * sums  # of a job's tile
     a_width = port(manifest, "in_a")["elements"]["width"]
@@ -61,16 +66,19 @@ def run_array(
     sig = {p["name"]: getattr(dut, p["name"]) for p in manifest["ports"] if p["name"] not in ("clk", "rst")}
 
     async def bench(ctx) -> None:
-        cycle, beat, was_valid = 0, 0, False
+        cycle, beat, was_valid, source_on, ready = 0, 0, False, False, 0
         while len(rows_out) < len(jobs) * rows:
-            offer = beat < len(beats) and rng.random() < in_rate
+            if beat < len(beats) and cycle % hold == 0:
+                source_on = rng.random() < in_rate
+            offer = beat < len(beats) and source_on
             if offer:
                 in_a, in_b, last = beats[beat]
                 ctx.set(sig["in_a"], in_a)
                 ctx.set(sig["in_b"], in_b)
                 ctx.set(sig["in_last"], last)
             ctx.set(sig["in_valid"], int(offer))
-            ready = int(rng.random() < out_rate)
+            if cycle % hold == 0:
+                ready = int(rng.random() < out_rate)
             ctx.set(sig["out_ready"], ready)
             if offer and ctx.get(sig["in_ready"]):
                 if beats[beat][2] and beat % sums == sums - 1:  # the job's final beat
@@ -86,7 +94,7 @@ def run_array(
                 was_valid = valid
             await ctx.tick()
             cycle += 1
-            assert cycle < 100 * len(beats) + 1000, "the array stopped"
+            assert cycle < 100 * hold * len(beats) + 1000, "the array stopped"
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -211,25 +219,104 @@ def test_array_matches_qmatmul(name: str) -> None:
     assert not (report := mismatches(got.reshape(-1), want.reshape(-1), dut.pe.acc_format, name)), report
 
 
-@pytest.mark.parametrize(("pipeline", "interleave"), [(0, 1), (1, 1), (2, 1), (1, 4), (2, 8)])
-def test_latency_is_the_manifests(pipeline: int, interleave: int) -> None:
+# Non-square arrays and single rows/columns (a skew that confuses rows with columns, or drops a register,
+# pairs the wrong operands or beats), interleaves 1, 3 and 8, jobs of one step (the next job's first beat rides
+# on the flush of a job that finished the cycle before), gaps and long runs without out_ready (finished tiles
+# wait in the PEs while the next job is offered).
+SCHEDULES = {
+    "2x3-e4m3-e5m6-sr8-il1-gaps": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=2, cols=3),
+        (2, 5, 6, 7),
+        0.6,
+        0.8,
+        1,
+    ),
+    "3x1-e5m2-fp16-rne-il3-pl0-out-held": (
+        ArrayConfig(a_format="e5m2", acc_format="fp16", rows=3, cols=1, pipeline=0, interleave=3),
+        (1, 10, 4, 3),
+        1.0,
+        0.4,
+        30,
+    ),
+    "1x4-e4m3-bf16-sr4-il8-k1": (
+        ArrayConfig(a_format="e4m3", acc_format="bf16", rounding="stochastic:4", rows=1, cols=4, interleave=8),
+        (2, 9, 1, 7),
+        0.9,
+        0.6,
+        5,
+    ),
+    "3x2-unfused-e4m3xe5m2-pe5m6sr3-e6m9sr6-il8-pl2-held": (
+        ArrayConfig(
+            a_format="e4m3",
+            b_format="e5m2",
+            acc_format="e6m9",
+            product_format="e5m6",
+            rounding="stochastic:6",
+            product_rounding="stochastic:3",
+            rows=3,
+            cols=2,
+            pipeline=2,
+            interleave=8,
+        ),
+        (1, 30, 5, 4),
+        0.5,
+        0.5,
+        20,
+    ),
+    "2x3-e4m3-e5m6-rne-il3-k2-back-to-back": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=2, cols=3, interleave=3),
+        (3, 6, 2, 6),
+        1.0,
+        1.0,
+        1,
+    ),
+    "4x1-e4m3-e5m6-sr8-il1-k1-out-held": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8", rows=4, cols=1, pipeline=2),
+        (2, 8, 1, 3),
+        0.8,
+        0.3,
+        12,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_systolic_schedule_matches_qmatmul(name: str) -> None:
+    config, (batch, m, k_dim, n), in_rate, out_rate, hold = SCHEDULES[name]
+    dut = config.build()
+    manifest = config.manifest("dut", dut).to_json()
+    rng = np.random.default_rng(len(name))
+    a = operand_codes(rng, dut.pe.a_format, (batch, m, k_dim), special_rate=0.005)
+    b = operand_codes(rng, dut.pe.b_format, (batch, k_dim, n), special_rate=0.005)
+    got, _ = run_array(dut, manifest, a, b, rng, in_rate=in_rate, out_rate=out_rate, hold=hold)
+    want = reference(manifest, a, b)
+    assert not (report := mismatches(got.reshape(-1), want.reshape(-1), dut.pe.acc_format, name)), report
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "pipeline", "interleave"),
+    [(2, 2, 0, 1), (2, 2, 1, 1), (2, 3, 2, 1), (3, 1, 1, 4), (1, 4, 2, 8), (2, 2, 1, 10)],
+)
+def test_latency_is_the_manifests(rows: int, cols: int, pipeline: int, interleave: int) -> None:
     config = ArrayConfig(
         a_format="e4m3",
         acc_format="e5m6",
         rounding="stochastic:4",
-        rows=2,
-        cols=2,
+        rows=rows,
+        cols=cols,
         pipeline=pipeline,
         interleave=interleave,
     )
     dut = config.build()
     manifest = config.manifest("dut", dut).to_json()
     rng = np.random.default_rng(0)
-    a = operand_codes(rng, dut.pe.a_format, (1, 2 * interleave, 3))
-    b = operand_codes(rng, dut.pe.b_format, (1, 3, 4))
+    a = operand_codes(rng, dut.pe.a_format, (1, rows * interleave, 3))
+    b = operand_codes(rng, dut.pe.b_format, (1, 3, cols))
     got, latencies = run_array(dut, manifest, a, b, rng, in_rate=1.0, out_rate=1.0)
-    # the accumulate loop's cuts: one register per extra sum, up to 7 (LOOP_CUTS)
-    assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == pipeline + 2 + min(interleave, 8) - 1
+    # after the job's last beat: one flush step per sum (interleave cycles), the last of which crosses the skew
+    # (rows - 1 + cols - 1 PEs) and the PE's pipeline registers, and lands in the buffer a cycle later
+    want = interleave + (rows - 1) + (cols - 1) + pipeline + 1
+    assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == want
     assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
 
 
@@ -244,7 +331,7 @@ def test_properties() -> None:
         2,
     )
     assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
-    assert dut.latency == dut.pe.latency + 1
+    assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5 - 1
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
     assert len(single.out_row) == 1
 

@@ -155,3 +155,25 @@ def test_seed_is_now_lfsr_seed(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.strip() == (
         "mpsim emit: error: unrecognized arguments: --seed 3 (see mpsim emit --help)"
     )
+
+
+def test_interleave_auto_is_the_loop_depth(tmp_path: Path) -> None:
+    """``--interleave auto``: one register per logic stage of the accumulate loop, as many sums as stages."""
+    from hls_gen.spec import LOOP_CUTS, LOOP_DEPTH
+
+    assert len(LOOP_CUTS[LOOP_DEPTH]) + 1 == LOOP_DEPTH  # the cuts plus the result register close the loop
+    assert all(len(cuts) == sums - 1 for sums, cuts in LOOP_CUTS.items())  # below it, every sum a stage
+    assert main(["emit", "--mul", "e4m3", "--acc", "e5m6", "--interleave", "auto", "--out", str(tmp_path)]) == 0
+    (manifest,) = tmp_path.glob("*.json")
+    assert json.loads(manifest.read_text())["config"]["interleave"] == LOOP_DEPTH
+
+
+@pytest.mark.parametrize("value", ["0", "eight", "-1"])
+def test_bad_interleave(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["emit", "--mul", "e4m3", "--acc", "fp16", f"--interleave={value}"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mpsim emit: error: argument --interleave: expected a positive integer or 'auto', not {value!r} "
+        "(see mpsim emit --help)"
+    )

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from amaranth.hdl import Value
 
 import mpsim
 from hls_gen.mac import MAC
@@ -138,6 +139,9 @@ def test_latency_and_properties() -> None:
     assert dut.lfsr.width == 32 and dut.lfsr.seed == 1
     fused = described(MAC(a_format="e4m3", b_format="e4m3", acc_format="e5m6"))
     assert (fused.latency, fused.lfsr_steps, fused.product_format) == (1, 0, None)
+    # decoded operands: sig (man_bits + 1), the exponent (5 bits signed: -9..8 for e4m3, -16..15 for e5m2), 4 flags
+    decoded = described(MAC(a_format="e4m3", b_format="e5m2", acc_format="fp16", decoded=True))
+    assert decoded.decoded and (len(Value.cast(decoded.a)), len(Value.cast(decoded.b))) == (4 + 5 + 4, 3 + 5 + 4)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +159,7 @@ def test_latency_and_properties() -> None:
             ValueError,
             "accumulator rounding takes 12 random bits, more than the 10-bit LFSR holds",
         ),
+        (dict(decoded=1), TypeError, "MAC decoded must be a bool, not 1"),
         (dict(lfsr_width=40), ValueError, "LFSR width must be 3..32, not 40"),
         (dict(lfsr_seed=0), ValueError, "LFSR seed must be 1..2**32-1 (nonzero), not 0"),
         (

@@ -128,6 +128,18 @@ CASES = {
         (23, 4),
         2,
     ),
+    "1x4-linear-il8-k3-output-bound": (
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=1, cols=4, interleave=8),
+        "linear",
+        (17, 3),
+        6,
+    ),
+    "3x1-linear-il3-k9-input-bound": (
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8", rows=3, cols=1, interleave=3),
+        "linear",
+        (10, 9),
+        2,
+    ),
 }
 
 
@@ -156,42 +168,60 @@ def test_cycles_equal_the_simulated_array(name: str) -> None:
 
 
 def test_cycle_formula_regimes() -> None:
-    # one tile: K beats, p + 2 cycles to out_valid, R output beats
-    assert tile_cycles(5, 1, 4, 1) == 5 + 1 + 4 + 1
-    # input-bound: a new tile every K cycles; output-bound: every R + 1
-    assert tile_cycles(9, 4, 4, 1) - tile_cycles(9, 3, 4, 1) == 9
-    assert tile_cycles(2, 4, 4, 1) - tile_cycles(2, 3, 4, 1) == 5
-    message = r"^k, tiles, rows and interleave must be >= 1 and pipeline >= 0, not 0, 1, 1, 1, 0$"
+    for rows, cols, pipeline, sums in ((4, 4, 1, 1), (2, 3, 0, 3), (3, 1, 2, 8), (1, 4, 1, 10)):
+        shape = dict(rows=rows, cols=cols, pipeline=pipeline, interleave=sums)
+        latency = described(
+            ArrayConfig(
+                a_format="e4m3", acc_format="e5m6", rows=rows, cols=cols, pipeline=pipeline, interleave=sums
+            ).build()
+        ).latency
+        # one tile: K*L beats, the last one's out_valid the array's latency later, then R*L output beats
+        assert tile_cycles(5, 1, **shape) == 5 * sums - 1 + latency + rows * sums
+        # input-bound: a new tile every K*L cycles; output-bound: every R*L output beats plus the flush's
+        # latency (the buffer is taken from the flush steps, which follow the last beat) rounded up to whole turns
+        flush_turns = -(-(latency - 1) // sums)
+        for k in (rows + flush_turns, rows + flush_turns + 3):
+            assert tile_cycles(k, 4, **shape) - tile_cycles(k, 3, **shape) == k * sums
+        assert tile_cycles(1, 4, **shape) - tile_cycles(1, 3, **shape) == (rows + flush_turns) * sums
+        # the closed form solves the recurrence for equal jobs
+        for k in range(1, 8):
+            for jobs in (1, 2, 5):
+                assert stream_cycles([k] * jobs, **shape) == tile_cycles(k, jobs, **shape)
+    with pytest.raises(ValueError, match=r"^k and tiles must be >= 1, not 0, 1$"):
+        tile_cycles(0, 1, rows=1, cols=1, pipeline=0)
+    message = r"^rows, cols and interleave must be >= 1 and pipeline >= 0, not 1, 0, 1, 0$"
     with pytest.raises(ValueError, match=message):
-        tile_cycles(0, 1, 1, 0)
-    # interleave L: K*L beats and R*L rows a job, the loop's extra registers before the first sum is done
-    assert tile_cycles(5, 1, 4, 1, 8) == 5 * 8 + 1 + 7 + 4 * 8 + 1
-    assert tile_cycles(9, 4, 4, 1, 3) - tile_cycles(9, 3, 4, 1, 3) == 9 * 3
-    assert tile_cycles(2, 4, 4, 1, 3) - tile_cycles(2, 3, 4, 1, 3) == 5 * 3
-    # the closed form solves the recurrence for equal jobs
-    for k in range(1, 8):
-        for jobs in (1, 2, 5):
-            for rows in (1, 3, 4):
-                for pipeline in (0, 1, 2):
-                    for sums in (1, 2, 8, 10):
-                        want = tile_cycles(k, jobs, rows, pipeline, sums)
-                        assert stream_cycles([k] * jobs, rows, pipeline, sums) == want
+        stream_cycles([1], rows=1, cols=0, pipeline=0)
 
 
-def test_mixed_job_lengths_equal_the_simulated_array() -> None:
-    """Jobs of lengths 1..7 back to back (both regimes, stalls between them) on a 3x2 array."""
-    config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=3, cols=2)
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=3, cols=2),
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:4", rows=2, cols=3, interleave=3),
+        ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=1, cols=4, pipeline=2, interleave=8),
+    ],
+    ids=lambda config: config.name,
+)
+def test_mixed_job_lengths_equal_the_simulated_array(config: ArrayConfig) -> None:
+    """Jobs of lengths 1..7 back to back (both regimes, waits between them), each step once per sum."""
     dut = config.build()
     rng = np.random.default_rng(4)
     ks = [5, 1, 7, 2, 2, 6, 1, 3]
-    a_bits, b_bits = dut.pe.a_format.bits, dut.pe.b_format.bits
+    a_bits, b_bits, sums = dut.pe.a_format.bits, dut.pe.b_format.bits, config.interleave
     beats = [
-        (int(rng.integers(0, 1 << (3 * a_bits))), int(rng.integers(0, 1 << (2 * b_bits))), int(t == k - 1))
+        (
+            int(rng.integers(0, 1 << (config.rows * a_bits))),
+            int(rng.integers(0, 1 << (config.cols * b_bits))),
+            int(t == k - 1),
+        )
         for k in ks
         for t in range(k)
+        for _ in range(sums)
     ]
-    cycles, _ = stream(dut, beats, len(ks) * 3)
-    assert cycles == stream_cycles(ks, 3, 1)
+    cycles, _ = stream(dut, beats, len(ks) * config.rows * sums)
+    shape = dict(rows=config.rows, cols=config.cols, pipeline=config.pipeline, interleave=sums)
+    assert cycles == stream_cycles(ks, **shape)
 
 
 def mlp() -> NetworkSpec:
@@ -208,7 +238,8 @@ def test_bigger_array_fewer_cycles_lower_utilisation_bound() -> None:
         assert cost.latency_us == pytest.approx(cost.cycles / 50.0)
     # a 1x1 array, input-bound, is busy except for the drain of each layer
     one = costs[0]
-    assert one.cycles == sum(tile_cycles(k, 16 * n, 1, 1) for k, n in ((64, 32), (32, 10)))
+    one_by_one = dict(rows=1, cols=1, pipeline=1)
+    assert one.cycles == sum(tile_cycles(k, 16 * n, **one_by_one) for k, n in ((64, 32), (32, 10)))
 
 
 def test_energy_adds_up_from_the_tables() -> None:
