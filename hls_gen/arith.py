@@ -249,19 +249,25 @@ def select_unpacked(m: Module, select: Value, options: list[Unpacked], name: str
     for u in options:
         if not any(u is d for d in distinct):
             distinct.append(u)
-    with m.Switch(select):
-        for k, u in enumerate(distinct):
-            cases = [i for i, o in enumerate(options) if o is u]
-            with m.Case(*cases) if k < len(distinct) - 1 else m.Default():
-                sig = Cat(Const(0, width - u.width), u.sig) if u.width < width else u.sig
-                m.d.comb += [
-                    out.sign.eq(u.sign),
-                    out.zero.eq(u.zero),
-                    out.inf.eq(u.inf),
-                    out.nan.eq(u.nan),
-                    out.exp.eq(u.exp),
-                    out.sig.eq(sig),
-                ]
+
+    # Multiplexers, not a case statement: Yosys writes a switch as an always @* block, which some
+    # simulators do not evaluate before its inputs first change (X until then, also during reset).
+    def pick(field: str) -> Value:
+        def value(u: Unpacked) -> Value:
+            if field == "sig" and u.width < width:
+                return Cat(Const(0, width - u.width), u.sig)
+            return getattr(u, field)
+
+        expr = value(distinct[-1])
+        for u in reversed(distinct[:-1]):
+            chosen = Const(0, 1)
+            for i, o in enumerate(options):
+                if o is u:
+                    chosen = chosen | (select == i)
+            expr = Mux(chosen, value(u), expr)
+        return expr
+
+    m.d.comb += [getattr(out, f).eq(pick(f)) for f in ("sign", "zero", "inf", "nan", "exp", "sig")]
     return out
 
 
@@ -270,12 +276,10 @@ def select_value(m: Module, select: Value, options: list[Value], name: str) -> V
     if len(options) == 1:
         return options[0]
     out = Signal(max(len(v) for v in options), name=name)
-    with m.Switch(select):
-        for i, v in enumerate(options[:-1]):
-            with m.Case(i):
-                m.d.comb += out.eq(v)
-        with m.Default():
-            m.d.comb += out.eq(options[-1])
+    expr = options[-1]
+    for i in reversed(range(len(options) - 1)):
+        expr = Mux(select == i, options[i], expr)
+    m.d.comb += out.eq(expr)
     return out
 
 

@@ -9,112 +9,112 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
-  wire [2:0] \$100 ;
-  wire [2:0] \$101 ;
+  wire \$100 ;
+  wire \$101 ;
   wire \$102 ;
-  wire [9:0] \$103 ;
-  wire [8:0] \$104 ;
-  wire [8:0] \$105 ;
-  wire [8:0] \$106 ;
-  wire [8:0] \$107 ;
-  wire [8:0] \$108 ;
-  wire [8:0] \$109 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire [4:0] \$11 ;
-  wire [8:0] \$110 ;
-  wire [9:0] \$111 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [7:0] \$113 ;
-  wire [9:0] \$114 ;
-  wire [9:0] \$115 ;
-  wire [13:0] \$116 ;
-  wire [13:0] \$117 ;
-  wire [13:0] \$118 ;
-  wire [13:0] \$119 ;
+  wire [8:0] \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire [4:0] \$12 ;
   wire [7:0] \$120 ;
-  wire [7:0] \$121 ;
-  wire [7:0] \$122 ;
-  wire [7:0] \$123 ;
-  wire [7:0] \$124 ;
-  wire [7:0] \$125 ;
-  wire [7:0] \$126 ;
+  wire \$121 ;
+  wire [5:0] \$122 ;
+  wire [4:0] \$123 ;
+  wire [4:0] \$124 ;
+  wire [4:0] \$125 ;
+  wire [5:0] \$126 ;
   wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
+  wire [3:0] \$128 ;
+  wire [5:0] \$129 ;
   wire [4:0] \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
+  wire [5:0] \$130 ;
+  wire [3:0] \$131 ;
+  wire [3:0] \$132 ;
+  wire [3:0] \$133 ;
   wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
+  wire [6:0] \$135 ;
+  wire [4:0] \$136 ;
+  wire [4:0] \$137 ;
+  wire [6:0] \$138 ;
   wire \$139 ;
   wire [5:0] \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire \$142 ;
-  wire \$143 ;
+  wire [2:0] \$140 ;
+  wire [4:0] \$141 ;
+  wire [2:0] \$142 ;
+  wire [2:0] \$143 ;
   wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  wire [9:0] \$145 ;
+  wire [8:0] \$146 ;
+  wire [8:0] \$147 ;
+  wire [8:0] \$148 ;
+  wire [8:0] \$149 ;
   wire \$15 ;
-  wire [5:0] \$150 ;
-  wire [4:0] \$151 ;
-  wire [4:0] \$152 ;
-  wire [4:0] \$153 ;
-  wire [5:0] \$154 ;
-  wire \$155 ;
-  wire [3:0] \$156 ;
-  wire [5:0] \$157 ;
-  wire [5:0] \$158 ;
-  wire [3:0] \$159 ;
+  wire [8:0] \$150 ;
+  wire [8:0] \$151 ;
+  wire [8:0] \$152 ;
+  wire [9:0] \$153 ;
+  wire \$154 ;
+  wire [7:0] \$155 ;
+  wire [9:0] \$156 ;
+  wire [9:0] \$157 ;
+  wire [13:0] \$158 ;
+  wire [13:0] \$159 ;
   wire [3:0] \$16 ;
-  wire [3:0] \$160 ;
-  wire [3:0] \$161 ;
-  wire \$162 ;
-  wire [6:0] \$163 ;
-  wire [4:0] \$164 ;
-  wire [4:0] \$165 ;
-  wire [6:0] \$166 ;
-  wire \$167 ;
-  wire [2:0] \$168 ;
-  wire [4:0] \$169 ;
+  wire [13:0] \$160 ;
+  wire [13:0] \$161 ;
+  wire [7:0] \$162 ;
+  wire [7:0] \$163 ;
+  wire [7:0] \$164 ;
+  wire [7:0] \$165 ;
+  wire [7:0] \$166 ;
+  wire [7:0] \$167 ;
+  wire [7:0] \$168 ;
+  wire \$169 ;
   wire [5:0] \$17 ;
-  wire [2:0] \$170 ;
-  wire [2:0] \$171 ;
+  wire \$170 ;
+  wire \$171 ;
   wire \$172 ;
-  wire [9:0] \$173 ;
-  wire [8:0] \$174 ;
-  wire [8:0] \$175 ;
-  wire [8:0] \$176 ;
-  wire [8:0] \$177 ;
-  wire [8:0] \$178 ;
-  wire [8:0] \$179 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire [5:0] \$18 ;
-  wire [8:0] \$180 ;
-  wire [9:0] \$181 ;
+  wire \$180 ;
+  wire \$181 ;
   wire \$182 ;
-  wire [7:0] \$183 ;
-  wire [9:0] \$184 ;
-  wire [9:0] \$185 ;
-  wire [13:0] \$186 ;
-  wire [13:0] \$187 ;
-  wire [13:0] \$188 ;
-  wire [13:0] \$189 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire [3:0] \$19 ;
-  wire [7:0] \$190 ;
-  wire [7:0] \$191 ;
-  wire [7:0] \$192 ;
-  wire [7:0] \$193 ;
-  wire [7:0] \$194 ;
-  wire [7:0] \$195 ;
-  wire [7:0] \$196 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
@@ -142,73 +142,73 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$218 ;
   wire \$219 ;
   wire \$22 ;
-  wire [5:0] \$220 ;
-  wire [4:0] \$221 ;
-  wire [4:0] \$222 ;
-  wire [4:0] \$223 ;
-  wire [5:0] \$224 ;
-  wire \$225 ;
-  wire [3:0] \$226 ;
-  wire [5:0] \$227 ;
-  wire [5:0] \$228 ;
-  wire [3:0] \$229 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire [8:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire [6:0] \$23 ;
-  wire [3:0] \$230 ;
-  wire [3:0] \$231 ;
-  wire \$232 ;
-  wire [6:0] \$233 ;
-  wire [4:0] \$234 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire [7:0] \$232 ;
+  wire \$233 ;
+  wire [5:0] \$234 ;
   wire [4:0] \$235 ;
-  wire [6:0] \$236 ;
-  wire \$237 ;
-  wire [2:0] \$238 ;
-  wire [4:0] \$239 ;
+  wire [4:0] \$236 ;
+  wire [4:0] \$237 ;
+  wire [5:0] \$238 ;
+  wire \$239 ;
   wire [4:0] \$24 ;
-  wire [2:0] \$240 ;
-  wire [2:0] \$241 ;
-  wire \$242 ;
-  wire [9:0] \$243 ;
-  wire [8:0] \$244 ;
-  wire [8:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
+  wire [3:0] \$240 ;
+  wire [5:0] \$241 ;
+  wire [5:0] \$242 ;
+  wire [3:0] \$243 ;
+  wire [3:0] \$244 ;
+  wire [3:0] \$245 ;
+  wire \$246 ;
+  wire [6:0] \$247 ;
+  wire [4:0] \$248 ;
+  wire [4:0] \$249 ;
   wire [4:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [9:0] \$251 ;
-  wire \$252 ;
-  wire [7:0] \$253 ;
-  wire [9:0] \$254 ;
-  wire [9:0] \$255 ;
-  wire [13:0] \$256 ;
-  wire [13:0] \$257 ;
-  wire [13:0] \$258 ;
-  wire [13:0] \$259 ;
+  wire [6:0] \$250 ;
+  wire \$251 ;
+  wire [2:0] \$252 ;
+  wire [4:0] \$253 ;
+  wire [2:0] \$254 ;
+  wire [2:0] \$255 ;
+  wire \$256 ;
+  wire [9:0] \$257 ;
+  wire [8:0] \$258 ;
+  wire [8:0] \$259 ;
   wire [6:0] \$26 ;
-  wire [7:0] \$260 ;
-  wire [7:0] \$261 ;
-  wire [7:0] \$262 ;
-  wire [7:0] \$263 ;
-  wire [7:0] \$264 ;
-  wire [7:0] \$265 ;
-  wire [7:0] \$266 ;
-  wire \$267 ;
-  wire \$268 ;
-  wire \$269 ;
+  wire [8:0] \$260 ;
+  wire [8:0] \$261 ;
+  wire [8:0] \$262 ;
+  wire [8:0] \$263 ;
+  wire [8:0] \$264 ;
+  wire [9:0] \$265 ;
+  wire \$266 ;
+  wire [7:0] \$267 ;
+  wire [9:0] \$268 ;
+  wire [9:0] \$269 ;
   wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
+  wire [13:0] \$270 ;
+  wire [13:0] \$271 ;
+  wire [13:0] \$272 ;
+  wire [13:0] \$273 ;
+  wire [7:0] \$274 ;
+  wire [7:0] \$275 ;
+  wire [7:0] \$276 ;
+  wire [7:0] \$277 ;
+  wire [7:0] \$278 ;
+  wire [7:0] \$279 ;
   wire [2:0] \$28 ;
-  wire \$280 ;
+  wire [7:0] \$280 ;
   wire \$281 ;
   wire \$282 ;
   wire \$283 ;
@@ -219,12 +219,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$288 ;
   wire \$289 ;
   wire [4:0] \$29 ;
-  wire [3:0] \$290 ;
-  wire [3:0] \$291 ;
+  wire \$290 ;
+  wire \$291 ;
   wire \$292 ;
   wire \$293 ;
-  wire [3:0] \$294 ;
-  wire [3:0] \$295 ;
+  wire \$294 ;
+  wire \$295 ;
   wire \$296 ;
   wire \$297 ;
   wire \$298 ;
@@ -235,80 +235,248 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
-  wire [3:0] \$304 ;
-  wire [3:0] \$305 ;
+  wire \$304 ;
+  wire \$305 ;
   wire \$306 ;
   wire \$307 ;
   wire \$308 ;
-  wire [4:0] \$309 ;
+  wire \$309 ;
   wire [2:0] \$31 ;
-  reg [2:0] \$310 ;
-  reg [2:0] \$311 ;
-  reg \$312 ;
-  reg \$313 ;
-  reg \$314 ;
-  reg [4:0] \$315 ;
-  reg [4:0] \$316 ;
-  reg [4:0] \$317 ;
-  reg [15:0] \$318 ;
-  reg [15:0] \$319 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
-  reg [15:0] \$320 ;
-  reg [15:0] \$321 ;
-  reg [15:0] \$322 ;
-  reg [15:0] \$323 ;
-  reg [15:0] \$324 ;
-  reg [15:0] \$325 ;
-  reg [15:0] \$326 ;
-  reg [15:0] \$327 ;
-  reg [15:0] \$328 ;
-  reg [15:0] \$329 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire [9:0] \$33 ;
-  reg [15:0] \$330 ;
-  reg [15:0] \$331 ;
-  reg [15:0] \$332 ;
-  reg [15:0] \$333 ;
-  reg [15:0] \$334 ;
-  reg [15:0] \$335 ;
-  reg [15:0] \$336 ;
-  reg [15:0] \$337 ;
-  reg [15:0] \$338 ;
-  reg [15:0] \$339 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
+  wire \$335 ;
+  wire \$336 ;
+  wire [8:0] \$337 ;
+  wire \$338 ;
+  wire \$339 ;
   wire [8:0] \$34 ;
-  reg [15:0] \$340 ;
-  reg [15:0] \$341 ;
-  reg [15:0] \$342 ;
-  reg [15:0] \$343 ;
-  reg [15:0] \$344 ;
-  reg [15:0] \$345 ;
-  reg [15:0] \$346 ;
-  reg [15:0] \$347 ;
-  reg [15:0] \$348 ;
-  reg [15:0] \$349 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire [7:0] \$344 ;
+  wire \$345 ;
+  wire [5:0] \$346 ;
+  wire [4:0] \$347 ;
+  wire [4:0] \$348 ;
+  wire [4:0] \$349 ;
   wire [8:0] \$35 ;
-  reg [1:0] \$350 ;
-  reg [2:0] \$351 ;
-  reg \$352 ;
-  reg [3:0] \$353 ;
+  wire [5:0] \$350 ;
+  wire \$351 ;
+  wire [3:0] \$352 ;
+  wire [5:0] \$353 ;
+  wire [5:0] \$354 ;
+  wire [3:0] \$355 ;
+  wire [3:0] \$356 ;
+  wire [3:0] \$357 ;
+  wire \$358 ;
+  wire [6:0] \$359 ;
   wire [8:0] \$36 ;
+  wire [4:0] \$360 ;
+  wire [4:0] \$361 ;
+  wire [6:0] \$362 ;
+  wire \$363 ;
+  wire [2:0] \$364 ;
+  wire [4:0] \$365 ;
+  wire [2:0] \$366 ;
+  wire [2:0] \$367 ;
+  wire \$368 ;
+  wire [9:0] \$369 ;
   wire [8:0] \$37 ;
+  wire [8:0] \$370 ;
+  wire [8:0] \$371 ;
+  wire [8:0] \$372 ;
+  wire [8:0] \$373 ;
+  wire [8:0] \$374 ;
+  wire [8:0] \$375 ;
+  wire [8:0] \$376 ;
+  wire [9:0] \$377 ;
+  wire \$378 ;
+  wire [7:0] \$379 ;
   wire [8:0] \$38 ;
+  wire [9:0] \$380 ;
+  wire [9:0] \$381 ;
+  wire [13:0] \$382 ;
+  wire [13:0] \$383 ;
+  wire [13:0] \$384 ;
+  wire [13:0] \$385 ;
+  wire [7:0] \$386 ;
+  wire [7:0] \$387 ;
+  wire [7:0] \$388 ;
+  wire [7:0] \$389 ;
   wire [8:0] \$39 ;
+  wire [7:0] \$390 ;
+  wire [7:0] \$391 ;
+  wire [7:0] \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire \$4 ;
   wire [8:0] \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire [9:0] \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
   wire \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire [7:0] \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
+  wire \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
   wire [9:0] \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire [8:0] \$449 ;
   wire [9:0] \$45 ;
+  wire \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire [7:0] \$456 ;
+  wire \$457 ;
+  wire [3:0] \$458 ;
+  wire [3:0] \$459 ;
   wire [13:0] \$46 ;
+  wire \$460 ;
+  wire \$461 ;
+  wire [3:0] \$462 ;
+  wire [3:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
   wire [13:0] \$47 ;
+  wire \$470 ;
+  wire \$471 ;
+  wire [3:0] \$472 ;
+  wire [3:0] \$473 ;
+  wire \$474 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire [4:0] \$477 ;
+  reg [2:0] \$478 ;
+  reg [2:0] \$479 ;
   wire [13:0] \$48 ;
+  reg \$480 ;
+  reg \$481 ;
+  reg \$482 ;
+  reg [4:0] \$483 ;
+  reg [4:0] \$484 ;
+  reg [4:0] \$485 ;
+  reg [15:0] \$486 ;
+  reg [15:0] \$487 ;
+  reg [15:0] \$488 ;
+  reg [15:0] \$489 ;
   wire [13:0] \$49 ;
+  reg [15:0] \$490 ;
+  reg [15:0] \$491 ;
+  reg [15:0] \$492 ;
+  reg [15:0] \$493 ;
+  reg [15:0] \$494 ;
+  reg [15:0] \$495 ;
+  reg [15:0] \$496 ;
+  reg [15:0] \$497 ;
+  reg [15:0] \$498 ;
+  reg [15:0] \$499 ;
   wire \$5 ;
   wire [7:0] \$50 ;
+  reg [15:0] \$500 ;
+  reg [15:0] \$501 ;
+  reg [15:0] \$502 ;
+  reg [15:0] \$503 ;
+  reg [15:0] \$504 ;
+  reg [15:0] \$505 ;
+  reg [15:0] \$506 ;
+  reg [15:0] \$507 ;
+  reg [15:0] \$508 ;
+  reg [15:0] \$509 ;
   wire [7:0] \$51 ;
+  reg [15:0] \$510 ;
+  reg [15:0] \$511 ;
+  reg [15:0] \$512 ;
+  reg [15:0] \$513 ;
+  reg [15:0] \$514 ;
+  reg [15:0] \$515 ;
+  reg [15:0] \$516 ;
+  reg [15:0] \$517 ;
+  reg [1:0] \$518 ;
+  reg [2:0] \$519 ;
   wire [7:0] \$52 ;
+  reg \$520 ;
+  reg [3:0] \$521 ;
   wire [7:0] \$53 ;
   wire [7:0] \$54 ;
   wire [7:0] \$55 ;
@@ -339,27 +507,27 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire [5:0] \$80 ;
-  wire [4:0] \$81 ;
-  wire [4:0] \$82 ;
-  wire [4:0] \$83 ;
-  wire [5:0] \$84 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
   wire \$85 ;
-  wire [3:0] \$86 ;
-  wire [5:0] \$87 ;
-  wire [5:0] \$88 ;
-  wire [3:0] \$89 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [3:0] \$90 ;
-  wire [3:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [6:0] \$93 ;
-  wire [4:0] \$94 ;
-  wire [4:0] \$95 ;
-  wire [6:0] \$96 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  wire [2:0] \$98 ;
-  wire [4:0] \$99 ;
+  wire \$98 ;
+  wire \$99 ;
   wire [20:0] a;
   reg [20:0] \a$80  = 21'h000000;
   wire [8:0] \a$80.exp ;
@@ -403,12 +571,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [3:0] a_0_e4m3_sig;
   wire [4:0] a_0_e5m2_exp;
   wire [2:0] a_0_e5m2_sig;
-  reg [8:0] a_0_exp;
-  reg a_0_inf;
-  reg a_0_nan;
-  reg [7:0] a_0_sig;
-  reg a_0_sign;
-  reg a_0_zero;
+  wire [8:0] a_0_exp;
+  wire a_0_inf;
+  wire a_0_nan;
+  wire [7:0] a_0_sig;
+  wire a_0_sign;
+  wire a_0_zero;
   wire [20:0] a_1;
   wire [8:0] \a_1.exp ;
   wire \a_1.inf ;
@@ -424,12 +592,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [3:0] a_1_e4m3_sig;
   wire [4:0] a_1_e5m2_exp;
   wire [2:0] a_1_e5m2_sig;
-  reg [8:0] a_1_exp;
-  reg a_1_inf;
-  reg a_1_nan;
-  reg [7:0] a_1_sig;
-  reg a_1_sign;
-  reg a_1_zero;
+  wire [8:0] a_1_exp;
+  wire a_1_inf;
+  wire a_1_nan;
+  wire [7:0] a_1_sig;
+  wire a_1_sign;
+  wire a_1_zero;
   (* init = 21'h000000 *)
   wire [20:0] a_skew_1_0;
   wire [20:0] b;
@@ -477,12 +645,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [3:0] b_0_e4m3_sig;
   wire [4:0] b_0_e5m2_exp;
   wire [2:0] b_0_e5m2_sig;
-  reg [8:0] b_0_exp;
-  reg b_0_inf;
-  reg b_0_nan;
-  reg [7:0] b_0_sig;
-  reg b_0_sign;
-  reg b_0_zero;
+  wire [8:0] b_0_exp;
+  wire b_0_inf;
+  wire b_0_nan;
+  wire [7:0] b_0_sig;
+  wire b_0_sign;
+  wire b_0_zero;
   wire [20:0] b_1;
   wire [8:0] \b_1.exp ;
   wire \b_1.inf ;
@@ -496,12 +664,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [3:0] b_1_e4m3_sig;
   wire [4:0] b_1_e5m2_exp;
   wire [2:0] b_1_e5m2_sig;
-  reg [8:0] b_1_exp;
-  reg b_1_inf;
-  reg b_1_nan;
-  reg [7:0] b_1_sig;
-  reg b_1_sign;
-  reg b_1_zero;
+  wire [8:0] b_1_exp;
+  wire b_1_inf;
+  wire b_1_nan;
+  wire [7:0] b_1_sig;
+  wire b_1_sign;
+  wire b_1_zero;
   (* init = 21'h000000 *)
   wire [20:0] b_skew_1_0;
   reg [15:0] buffer_0_0_0 = 16'h0000;
@@ -633,6 +801,140 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \step.valid ;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
+  assign \$443  = ! in_mode;
+  assign \$445  = in_mode == 1'h1;
+  assign \$446  = \$444  | \$445 ;
+  assign \$447  = in_mode == 2'h2;
+  assign \$449  = \$448  ? { \$362 [4], \$362 [4], \$362 [4], \$362 [4], \$362 [4:0] } : \$377 [8:0];
+  assign b_1_exp = \$446  ? { \$350 [4], \$350 [4], \$350 [4], \$350 [4], \$350 [4:0] } : \$449 ;
+  assign \$450  = ! in_mode;
+  assign \$452  = in_mode == 1'h1;
+  assign \$453  = \$451  | \$452 ;
+  assign \$454  = in_mode == 2'h2;
+  assign \$456  = \$455  ? { b_1_e5m2_sig, 5'h00 } : b_1_bf16_sig;
+  assign b_1_sig = \$453  ? { b_1_e4m3_sig, 4'h0 } : \$456 ;
+  assign out_last = out_row == 4'hf;
+  assign \$457  = turn == 3'h7;
+  assign \$458  = turn + 1'h1;
+  assign \$459  = \$457  ? 4'h0 : \$458 ;
+  assign \$460  = in_valid & in_ready;
+  assign \$461  = due == 3'h7;
+  assign \$462  = due + 1'h1;
+  assign \$463  = \$461  ? 4'h0 : \$462 ;
+  assign \$464  = turn == 3'h7;
+  assign \$465  = ~ \$464 ;
+  assign \$466  = turn == 3'h7;
+  assign \$467  = in_valid & in_ready;
+  assign \$468  = \$467  & in_last;
+  assign \$469  = due == 3'h7;
+  assign \$470  = \$468  & \$469 ;
+  assign \$471  = taken == 3'h7;
+  assign \$472  = taken + 1'h1;
+  assign \$473  = \$471  ? 4'h0 : \$472 ;
+  assign \$474  = taken == 3'h7;
+  assign \$475  = out_valid & out_ready;
+  assign \$476  = out_row == 4'hf;
+  assign \$477  = out_row + 1'h1;
+  always @(posedge clk)
+    turn <= \$478 ;
+  always @(posedge clk)
+    due <= \$479 ;
+  always @(posedge clk)
+    buffer_reserved <= \$480 ;
+  always @(posedge clk)
+    flushing <= \$481 ;
+  always @(posedge clk)
+    pending <= \$482 ;
+  always @(posedge clk)
+    \step$85  <= \$483 ;
+  always @(posedge clk)
+    \a$87  <= a_1;
+  always @(posedge clk)
+    \b$82  <= b_1;
+  always @(posedge clk)
+    \a$80  <= a_0;
+  always @(posedge clk)
+    \step$78  <= \$484 ;
+  always @(posedge clk)
+    \b$89  <= b_0;
+  always @(posedge clk)
+    \b$96  <= \b$82 ;
+  always @(posedge clk)
+    \a$94  <= \a$87 ;
+  always @(posedge clk)
+    \step$92  <= \$485 ;
+  always @(posedge clk)
+    buffer_0_0_0 <= \$486 ;
+  always @(posedge clk)
+    buffer_0_0_1 <= \$487 ;
+  always @(posedge clk)
+    buffer_0_0_2 <= \$488 ;
+  always @(posedge clk)
+    buffer_0_0_3 <= \$489 ;
+  always @(posedge clk)
+    buffer_0_0_4 <= \$490 ;
+  always @(posedge clk)
+    buffer_0_0_5 <= \$491 ;
+  always @(posedge clk)
+    buffer_0_0_6 <= \$492 ;
+  always @(posedge clk)
+    buffer_0_0_7 <= \$493 ;
+  always @(posedge clk)
+    buffer_0_1_0 <= \$494 ;
+  always @(posedge clk)
+    buffer_0_1_1 <= \$495 ;
+  always @(posedge clk)
+    buffer_0_1_2 <= \$496 ;
+  always @(posedge clk)
+    buffer_0_1_3 <= \$497 ;
+  always @(posedge clk)
+    buffer_0_1_4 <= \$498 ;
+  always @(posedge clk)
+    buffer_0_1_5 <= \$499 ;
+  always @(posedge clk)
+    buffer_0_1_6 <= \$500 ;
+  always @(posedge clk)
+    buffer_0_1_7 <= \$501 ;
+  always @(posedge clk)
+    buffer_1_0_0 <= \$502 ;
+  always @(posedge clk)
+    buffer_1_0_1 <= \$503 ;
+  always @(posedge clk)
+    buffer_1_0_2 <= \$504 ;
+  always @(posedge clk)
+    buffer_1_0_3 <= \$505 ;
+  always @(posedge clk)
+    buffer_1_0_4 <= \$506 ;
+  always @(posedge clk)
+    buffer_1_0_5 <= \$507 ;
+  always @(posedge clk)
+    buffer_1_0_6 <= \$508 ;
+  always @(posedge clk)
+    buffer_1_0_7 <= \$509 ;
+  always @(posedge clk)
+    buffer_1_1_0 <= \$510 ;
+  always @(posedge clk)
+    buffer_1_1_1 <= \$511 ;
+  always @(posedge clk)
+    buffer_1_1_2 <= \$512 ;
+  always @(posedge clk)
+    buffer_1_1_3 <= \$513 ;
+  always @(posedge clk)
+    buffer_1_1_4 <= \$514 ;
+  always @(posedge clk)
+    buffer_1_1_5 <= \$515 ;
+  always @(posedge clk)
+    buffer_1_1_6 <= \$516 ;
+  always @(posedge clk)
+    buffer_1_1_7 <= \$517 ;
+  always @(posedge clk)
+    out_mode <= \$518 ;
+  always @(posedge clk)
+    taken <= \$519 ;
+  always @(posedge clk)
+    out_valid <= \$520 ;
+  always @(posedge clk)
+    out_row <= \$521 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -682,333 +984,343 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$55  = in_a[5] ? \$44 [7:0] : \$54 ;
   assign \$56  = in_a[6] ? \$43  : \$55 ;
   assign a_0_bf16_sig = \$42  ? { 1'h1, in_a[6:0] } : \$56 ;
-  assign \$57  = ! in_a[6:3];
-  assign \$58  = ! in_a[2:0];
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = in_a[6:0] == 7'h7f;
-  assign \$61  = ! in_a[6:2];
-  assign \$62  = ! in_a[1:0];
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = in_a[6:2] == 5'h1f;
-  assign \$65  = ! in_a[1:0];
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = in_a[6:2] == 5'h1f;
-  assign \$68  = | in_a[1:0];
-  assign \$69  = \$67  & \$68 ;
-  assign \$70  = ! in_a[14:7];
-  assign \$71  = ! in_a[6:0];
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = in_a[14:7] == 8'hff;
-  assign \$74  = ! in_a[6:0];
+  assign \$57  = ! in_mode;
+  assign \$59  = in_mode == 2'h2;
+  assign \$60  = \$58  | \$59 ;
+  assign \$61  = in_mode == 1'h1;
+  assign \$63  = \$62  ? in_a[7] : in_a[15];
+  assign a_0_sign = \$60  ? in_a[7] : \$63 ;
+  assign \$64  = ! in_mode;
+  assign \$66  = in_mode == 2'h2;
+  assign \$67  = \$65  | \$66 ;
+  assign \$68  = ! in_a[6:3];
+  assign \$69  = ! in_a[2:0];
+  assign \$70  = \$68  & \$69 ;
+  assign \$71  = in_mode == 1'h1;
+  assign \$73  = ! in_a[6:2];
+  assign \$74  = ! in_a[1:0];
   assign \$75  = \$73  & \$74 ;
-  assign \$76  = in_a[14:7] == 8'hff;
-  assign \$77  = | in_a[6:0];
+  assign \$76  = ! in_a[14:7];
+  assign \$77  = ! in_a[6:0];
   assign \$78  = \$76  & \$77 ;
-  assign \$79  = | in_a[22:19];
-  assign \$80  = in_a[22:19] - 3'h7;
-  assign \$81  = in_a[16] ? 5'h17 : 5'h00;
-  assign \$82  = in_a[17] ? 5'h18 : \$81 ;
-  assign \$83  = in_a[18] ? 5'h19 : \$82 ;
-  assign \$84  = \$79  ? \$80  : { \$83 [4], \$83  };
-  assign \$85  = | in_a[22:19];
-  assign \$89  = in_a[16] ? \$88 [3:0] : 4'h0;
-  assign \$90  = in_a[17] ? \$87 [3:0] : \$89 ;
-  assign \$91  = in_a[18] ? \$86  : \$90 ;
-  assign a_1_e4m3_sig = \$85  ? { 1'h1, in_a[18:16] } : \$91 ;
-  assign \$92  = | in_a[22:18];
-  assign \$93  = in_a[22:18] - 4'hf;
-  assign \$94  = in_a[16] ? 5'h10 : 5'h00;
-  assign \$95  = in_a[17] ? 5'h11 : \$94 ;
-  assign \$96  = \$92  ? \$93  : { \$95 [4], \$95 [4], \$95  };
-  assign \$97  = | in_a[22:18];
-  assign \$100  = in_a[16] ? \$99 [2:0] : 3'h0;
-  assign \$101  = in_a[17] ? \$98  : \$100 ;
-  assign a_1_e5m2_sig = \$97  ? { 1'h1, in_a[17:16] } : \$101 ;
-  assign \$102  = | in_a[30:23];
-  assign \$103  = in_a[30:23] - 7'h7f;
-  assign \$104  = in_a[16] ? 9'h17b : 9'h000;
-  assign \$105  = in_a[17] ? 9'h17c : \$104 ;
-  assign \$106  = in_a[18] ? 9'h17d : \$105 ;
-  assign \$107  = in_a[19] ? 9'h17e : \$106 ;
-  assign \$108  = in_a[20] ? 9'h17f : \$107 ;
-  assign \$109  = in_a[21] ? 9'h180 : \$108 ;
-  assign \$110  = in_a[22] ? 9'h181 : \$109 ;
-  assign \$111  = \$102  ? \$103  : { \$110 [8], \$110  };
-  assign \$112  = | in_a[30:23];
-  assign \$120  = in_a[16] ? \$119 [7:0] : 8'h00;
-  assign \$121  = in_a[17] ? \$118 [7:0] : \$120 ;
-  assign \$122  = in_a[18] ? \$117 [7:0] : \$121 ;
-  assign \$123  = in_a[19] ? \$116 [7:0] : \$122 ;
-  assign \$124  = in_a[20] ? \$115 [7:0] : \$123 ;
-  assign \$125  = in_a[21] ? \$114 [7:0] : \$124 ;
-  assign \$126  = in_a[22] ? \$113  : \$125 ;
-  assign a_1_bf16_sig = \$112  ? { 1'h1, in_a[22:16] } : \$126 ;
-  assign \$127  = ! in_a[22:19];
-  assign \$128  = ! in_a[18:16];
-  assign \$129  = \$127  & \$128 ;
-  assign \$130  = in_a[22:16] == 7'h7f;
-  assign \$131  = ! in_a[22:18];
-  assign \$132  = ! in_a[17:16];
-  assign \$133  = \$131  & \$132 ;
-  assign \$134  = in_a[22:18] == 5'h1f;
-  assign \$135  = ! in_a[17:16];
-  assign \$136  = \$134  & \$135 ;
-  assign \$137  = in_a[22:18] == 5'h1f;
-  assign \$138  = | in_a[17:16];
-  assign \$139  = \$137  & \$138 ;
-  assign \$140  = ! in_a[30:23];
-  assign \$141  = ! in_a[22:16];
-  assign \$142  = \$140  & \$141 ;
-  assign \$143  = in_a[30:23] == 8'hff;
-  assign \$144  = ! in_a[22:16];
-  assign \$145  = \$143  & \$144 ;
-  assign \$146  = in_a[30:23] == 8'hff;
-  assign \$147  = | in_a[22:16];
-  assign \$148  = \$146  & \$147 ;
-  assign \$149  = | in_b[6:3];
-  assign \$150  = in_b[6:3] - 3'h7;
-  assign \$151  = in_b[0] ? 5'h17 : 5'h00;
-  assign \$152  = in_b[1] ? 5'h18 : \$151 ;
-  assign \$153  = in_b[2] ? 5'h19 : \$152 ;
-  assign \$154  = \$149  ? \$150  : { \$153 [4], \$153  };
-  assign \$155  = | in_b[6:3];
-  assign \$159  = in_b[0] ? \$158 [3:0] : 4'h0;
-  assign \$160  = in_b[1] ? \$157 [3:0] : \$159 ;
-  assign \$161  = in_b[2] ? \$156  : \$160 ;
-  assign b_0_e4m3_sig = \$155  ? { 1'h1, in_b[2:0] } : \$161 ;
-  assign \$162  = | in_b[6:2];
-  assign \$163  = in_b[6:2] - 4'hf;
-  assign \$164  = in_b[0] ? 5'h10 : 5'h00;
-  assign \$165  = in_b[1] ? 5'h11 : \$164 ;
-  assign \$166  = \$162  ? \$163  : { \$165 [4], \$165 [4], \$165  };
-  assign \$167  = | in_b[6:2];
-  assign \$170  = in_b[0] ? \$169 [2:0] : 3'h0;
-  assign \$171  = in_b[1] ? \$168  : \$170 ;
-  assign b_0_e5m2_sig = \$167  ? { 1'h1, in_b[1:0] } : \$171 ;
-  assign \$172  = | in_b[14:7];
-  assign \$173  = in_b[14:7] - 7'h7f;
-  assign \$174  = in_b[0] ? 9'h17b : 9'h000;
-  assign \$175  = in_b[1] ? 9'h17c : \$174 ;
-  assign \$176  = in_b[2] ? 9'h17d : \$175 ;
-  assign \$177  = in_b[3] ? 9'h17e : \$176 ;
-  assign \$178  = in_b[4] ? 9'h17f : \$177 ;
-  assign \$179  = in_b[5] ? 9'h180 : \$178 ;
-  assign \$180  = in_b[6] ? 9'h181 : \$179 ;
-  assign \$181  = \$172  ? \$173  : { \$180 [8], \$180  };
-  assign \$182  = | in_b[14:7];
-  assign \$190  = in_b[0] ? \$189 [7:0] : 8'h00;
-  assign \$191  = in_b[1] ? \$188 [7:0] : \$190 ;
-  assign \$192  = in_b[2] ? \$187 [7:0] : \$191 ;
-  assign \$193  = in_b[3] ? \$186 [7:0] : \$192 ;
-  assign \$194  = in_b[4] ? \$185 [7:0] : \$193 ;
-  assign \$195  = in_b[5] ? \$184 [7:0] : \$194 ;
-  assign \$196  = in_b[6] ? \$183  : \$195 ;
-  assign b_0_bf16_sig = \$182  ? { 1'h1, in_b[6:0] } : \$196 ;
-  assign \$197  = ! in_b[6:3];
-  assign \$198  = ! in_b[2:0];
-  assign \$199  = \$197  & \$198 ;
-  assign \$200  = in_b[6:0] == 7'h7f;
-  assign \$201  = ! in_b[6:2];
-  assign \$202  = ! in_b[1:0];
+  assign \$79  = \$72  ? \$75  : \$78 ;
+  assign a_0_zero = \$67  ? \$70  : \$79 ;
+  assign \$80  = ! in_mode;
+  assign \$82  = in_mode == 2'h2;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = in_mode == 1'h1;
+  assign \$86  = in_a[6:2] == 5'h1f;
+  assign \$87  = ! in_a[1:0];
+  assign \$88  = \$86  & \$87 ;
+  assign \$89  = in_a[14:7] == 8'hff;
+  assign \$90  = ! in_a[6:0];
+  assign \$91  = \$89  & \$90 ;
+  assign \$92  = \$85  ? \$88  : \$91 ;
+  assign a_0_inf = \$83  ? 1'h0 : \$92 ;
+  assign \$93  = ! in_mode;
+  assign \$95  = in_mode == 2'h2;
+  assign \$96  = \$94  | \$95 ;
+  assign \$97  = in_a[6:0] == 7'h7f;
+  assign \$98  = in_mode == 1'h1;
+  assign \$100  = in_a[6:2] == 5'h1f;
+  assign \$101  = | in_a[1:0];
+  assign \$102  = \$100  & \$101 ;
+  assign \$103  = in_a[14:7] == 8'hff;
+  assign \$104  = | in_a[6:0];
+  assign \$105  = \$103  & \$104 ;
+  assign \$106  = \$99  ? \$102  : \$105 ;
+  assign a_0_nan = \$96  ? \$97  : \$106 ;
+  assign \$107  = ! in_mode;
+  assign \$109  = in_mode == 2'h2;
+  assign \$110  = \$108  | \$109 ;
+  assign \$111  = in_mode == 1'h1;
+  assign \$113  = \$112  ? { \$26 [4], \$26 [4], \$26 [4], \$26 [4], \$26 [4:0] } : \$41 [8:0];
+  assign a_0_exp = \$110  ? { \$14 [4], \$14 [4], \$14 [4], \$14 [4], \$14 [4:0] } : \$113 ;
+  assign \$114  = ! in_mode;
+  assign \$116  = in_mode == 2'h2;
+  assign \$117  = \$115  | \$116 ;
+  assign \$118  = in_mode == 1'h1;
+  assign \$120  = \$119  ? { a_0_e5m2_sig, 5'h00 } : a_0_bf16_sig;
+  assign a_0_sig = \$117  ? { a_0_e4m3_sig, 4'h0 } : \$120 ;
+  assign \$121  = | in_a[22:19];
+  assign \$122  = in_a[22:19] - 3'h7;
+  assign \$123  = in_a[16] ? 5'h17 : 5'h00;
+  assign \$124  = in_a[17] ? 5'h18 : \$123 ;
+  assign \$125  = in_a[18] ? 5'h19 : \$124 ;
+  assign \$126  = \$121  ? \$122  : { \$125 [4], \$125  };
+  assign \$127  = | in_a[22:19];
+  assign \$131  = in_a[16] ? \$130 [3:0] : 4'h0;
+  assign \$132  = in_a[17] ? \$129 [3:0] : \$131 ;
+  assign \$133  = in_a[18] ? \$128  : \$132 ;
+  assign a_1_e4m3_sig = \$127  ? { 1'h1, in_a[18:16] } : \$133 ;
+  assign \$134  = | in_a[22:18];
+  assign \$135  = in_a[22:18] - 4'hf;
+  assign \$136  = in_a[16] ? 5'h10 : 5'h00;
+  assign \$137  = in_a[17] ? 5'h11 : \$136 ;
+  assign \$138  = \$134  ? \$135  : { \$137 [4], \$137 [4], \$137  };
+  assign \$139  = | in_a[22:18];
+  assign \$142  = in_a[16] ? \$141 [2:0] : 3'h0;
+  assign \$143  = in_a[17] ? \$140  : \$142 ;
+  assign a_1_e5m2_sig = \$139  ? { 1'h1, in_a[17:16] } : \$143 ;
+  assign \$144  = | in_a[30:23];
+  assign \$145  = in_a[30:23] - 7'h7f;
+  assign \$146  = in_a[16] ? 9'h17b : 9'h000;
+  assign \$147  = in_a[17] ? 9'h17c : \$146 ;
+  assign \$148  = in_a[18] ? 9'h17d : \$147 ;
+  assign \$149  = in_a[19] ? 9'h17e : \$148 ;
+  assign \$150  = in_a[20] ? 9'h17f : \$149 ;
+  assign \$151  = in_a[21] ? 9'h180 : \$150 ;
+  assign \$152  = in_a[22] ? 9'h181 : \$151 ;
+  assign \$153  = \$144  ? \$145  : { \$152 [8], \$152  };
+  assign \$154  = | in_a[30:23];
+  assign \$162  = in_a[16] ? \$161 [7:0] : 8'h00;
+  assign \$163  = in_a[17] ? \$160 [7:0] : \$162 ;
+  assign \$164  = in_a[18] ? \$159 [7:0] : \$163 ;
+  assign \$165  = in_a[19] ? \$158 [7:0] : \$164 ;
+  assign \$166  = in_a[20] ? \$157 [7:0] : \$165 ;
+  assign \$167  = in_a[21] ? \$156 [7:0] : \$166 ;
+  assign \$168  = in_a[22] ? \$155  : \$167 ;
+  assign a_1_bf16_sig = \$154  ? { 1'h1, in_a[22:16] } : \$168 ;
+  assign \$169  = ! in_mode;
+  assign \$171  = in_mode == 2'h2;
+  assign \$172  = \$170  | \$171 ;
+  assign \$173  = in_mode == 1'h1;
+  assign \$175  = \$174  ? in_a[23] : in_a[31];
+  assign a_1_sign = \$172  ? in_a[23] : \$175 ;
+  assign \$176  = ! in_mode;
+  assign \$178  = in_mode == 2'h2;
+  assign \$179  = \$177  | \$178 ;
+  assign \$180  = ! in_a[22:19];
+  assign \$181  = ! in_a[18:16];
+  assign \$182  = \$180  & \$181 ;
+  assign \$183  = in_mode == 1'h1;
+  assign \$185  = ! in_a[22:18];
+  assign \$186  = ! in_a[17:16];
+  assign \$187  = \$185  & \$186 ;
+  assign \$188  = ! in_a[30:23];
+  assign \$189  = ! in_a[22:16];
+  assign \$190  = \$188  & \$189 ;
+  assign \$191  = \$184  ? \$187  : \$190 ;
+  assign a_1_zero = \$179  ? \$182  : \$191 ;
+  assign \$192  = ! in_mode;
+  assign \$194  = in_mode == 2'h2;
+  assign \$195  = \$193  | \$194 ;
+  assign \$196  = in_mode == 1'h1;
+  assign \$198  = in_a[22:18] == 5'h1f;
+  assign \$199  = ! in_a[17:16];
+  assign \$200  = \$198  & \$199 ;
+  assign \$201  = in_a[30:23] == 8'hff;
+  assign \$202  = ! in_a[22:16];
   assign \$203  = \$201  & \$202 ;
-  assign \$204  = in_b[6:2] == 5'h1f;
-  assign \$205  = ! in_b[1:0];
-  assign \$206  = \$204  & \$205 ;
-  assign \$207  = in_b[6:2] == 5'h1f;
-  assign \$208  = | in_b[1:0];
-  assign \$209  = \$207  & \$208 ;
-  assign \$210  = ! in_b[14:7];
-  assign \$211  = ! in_b[6:0];
-  assign \$212  = \$210  & \$211 ;
-  assign \$213  = in_b[14:7] == 8'hff;
-  assign \$214  = ! in_b[6:0];
-  assign \$215  = \$213  & \$214 ;
-  assign \$216  = in_b[14:7] == 8'hff;
-  assign \$217  = | in_b[6:0];
-  assign \$218  = \$216  & \$217 ;
-  assign \$219  = | in_b[22:19];
-  assign \$220  = in_b[22:19] - 3'h7;
-  assign \$221  = in_b[16] ? 5'h17 : 5'h00;
-  assign \$222  = in_b[17] ? 5'h18 : \$221 ;
-  assign \$223  = in_b[18] ? 5'h19 : \$222 ;
-  assign \$224  = \$219  ? \$220  : { \$223 [4], \$223  };
-  assign \$225  = | in_b[22:19];
-  assign \$229  = in_b[16] ? \$228 [3:0] : 4'h0;
-  assign \$230  = in_b[17] ? \$227 [3:0] : \$229 ;
-  assign \$231  = in_b[18] ? \$226  : \$230 ;
-  assign b_1_e4m3_sig = \$225  ? { 1'h1, in_b[18:16] } : \$231 ;
-  assign \$232  = | in_b[22:18];
-  assign \$233  = in_b[22:18] - 4'hf;
-  assign \$234  = in_b[16] ? 5'h10 : 5'h00;
-  assign \$235  = in_b[17] ? 5'h11 : \$234 ;
-  assign \$236  = \$232  ? \$233  : { \$235 [4], \$235 [4], \$235  };
-  assign \$237  = | in_b[22:18];
-  assign \$240  = in_b[16] ? \$239 [2:0] : 3'h0;
-  assign \$241  = in_b[17] ? \$238  : \$240 ;
-  assign b_1_e5m2_sig = \$237  ? { 1'h1, in_b[17:16] } : \$241 ;
-  assign \$242  = | in_b[30:23];
-  assign \$243  = in_b[30:23] - 7'h7f;
-  assign \$244  = in_b[16] ? 9'h17b : 9'h000;
-  assign \$245  = in_b[17] ? 9'h17c : \$244 ;
-  assign \$246  = in_b[18] ? 9'h17d : \$245 ;
-  assign \$247  = in_b[19] ? 9'h17e : \$246 ;
-  assign \$248  = in_b[20] ? 9'h17f : \$247 ;
-  assign \$249  = in_b[21] ? 9'h180 : \$248 ;
-  assign \$250  = in_b[22] ? 9'h181 : \$249 ;
-  assign \$251  = \$242  ? \$243  : { \$250 [8], \$250  };
-  assign \$252  = | in_b[30:23];
-  assign \$260  = in_b[16] ? \$259 [7:0] : 8'h00;
-  assign \$261  = in_b[17] ? \$258 [7:0] : \$260 ;
-  assign \$262  = in_b[18] ? \$257 [7:0] : \$261 ;
-  assign \$263  = in_b[19] ? \$256 [7:0] : \$262 ;
-  assign \$264  = in_b[20] ? \$255 [7:0] : \$263 ;
-  assign \$265  = in_b[21] ? \$254 [7:0] : \$264 ;
-  assign \$266  = in_b[22] ? \$253  : \$265 ;
-  assign b_1_bf16_sig = \$252  ? { 1'h1, in_b[22:16] } : \$266 ;
-  assign \$267  = ! in_b[22:19];
-  assign \$268  = ! in_b[18:16];
-  assign \$269  = \$267  & \$268 ;
-  assign \$270  = in_b[22:16] == 7'h7f;
-  assign \$271  = ! in_b[22:18];
-  assign \$272  = ! in_b[17:16];
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = in_b[22:18] == 5'h1f;
-  assign \$275  = ! in_b[17:16];
-  assign \$276  = \$274  & \$275 ;
-  assign \$277  = in_b[22:18] == 5'h1f;
-  assign \$278  = | in_b[17:16];
-  assign \$279  = \$277  & \$278 ;
-  assign \$280  = ! in_b[30:23];
-  assign \$281  = ! in_b[22:16];
-  assign \$282  = \$280  & \$281 ;
-  assign \$283  = in_b[30:23] == 8'hff;
-  assign \$284  = ! in_b[22:16];
-  assign \$285  = \$283  & \$284 ;
-  assign \$286  = in_b[30:23] == 8'hff;
-  assign \$287  = | in_b[22:16];
-  assign \$288  = \$286  & \$287 ;
-  assign out_last = out_row == 4'hf;
-  assign \$289  = turn == 3'h7;
-  assign \$290  = turn + 1'h1;
-  assign \$291  = \$289  ? 4'h0 : \$290 ;
-  assign \$292  = in_valid & in_ready;
-  assign \$293  = due == 3'h7;
-  assign \$294  = due + 1'h1;
-  assign \$295  = \$293  ? 4'h0 : \$294 ;
-  assign \$296  = turn == 3'h7;
-  assign \$297  = ~ \$296 ;
-  assign \$298  = turn == 3'h7;
-  assign \$299  = in_valid & in_ready;
-  assign \$300  = \$299  & in_last;
-  assign \$301  = due == 3'h7;
+  assign \$204  = \$197  ? \$200  : \$203 ;
+  assign a_1_inf = \$195  ? 1'h0 : \$204 ;
+  assign \$205  = ! in_mode;
+  assign \$207  = in_mode == 2'h2;
+  assign \$208  = \$206  | \$207 ;
+  assign \$209  = in_a[22:16] == 7'h7f;
+  assign \$210  = in_mode == 1'h1;
+  assign \$212  = in_a[22:18] == 5'h1f;
+  assign \$213  = | in_a[17:16];
+  assign \$214  = \$212  & \$213 ;
+  assign \$215  = in_a[30:23] == 8'hff;
+  assign \$216  = | in_a[22:16];
+  assign \$217  = \$215  & \$216 ;
+  assign \$218  = \$211  ? \$214  : \$217 ;
+  assign a_1_nan = \$208  ? \$209  : \$218 ;
+  assign \$219  = ! in_mode;
+  assign \$221  = in_mode == 2'h2;
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = in_mode == 1'h1;
+  assign \$225  = \$224  ? { \$138 [4], \$138 [4], \$138 [4], \$138 [4], \$138 [4:0] } : \$153 [8:0];
+  assign a_1_exp = \$222  ? { \$126 [4], \$126 [4], \$126 [4], \$126 [4], \$126 [4:0] } : \$225 ;
+  assign \$226  = ! in_mode;
+  assign \$228  = in_mode == 2'h2;
+  assign \$229  = \$227  | \$228 ;
+  assign \$230  = in_mode == 1'h1;
+  assign \$232  = \$231  ? { a_1_e5m2_sig, 5'h00 } : a_1_bf16_sig;
+  assign a_1_sig = \$229  ? { a_1_e4m3_sig, 4'h0 } : \$232 ;
+  assign \$233  = | in_b[6:3];
+  assign \$234  = in_b[6:3] - 3'h7;
+  assign \$235  = in_b[0] ? 5'h17 : 5'h00;
+  assign \$236  = in_b[1] ? 5'h18 : \$235 ;
+  assign \$237  = in_b[2] ? 5'h19 : \$236 ;
+  assign \$238  = \$233  ? \$234  : { \$237 [4], \$237  };
+  assign \$239  = | in_b[6:3];
+  assign \$243  = in_b[0] ? \$242 [3:0] : 4'h0;
+  assign \$244  = in_b[1] ? \$241 [3:0] : \$243 ;
+  assign \$245  = in_b[2] ? \$240  : \$244 ;
+  assign b_0_e4m3_sig = \$239  ? { 1'h1, in_b[2:0] } : \$245 ;
+  assign \$246  = | in_b[6:2];
+  assign \$247  = in_b[6:2] - 4'hf;
+  assign \$248  = in_b[0] ? 5'h10 : 5'h00;
+  assign \$249  = in_b[1] ? 5'h11 : \$248 ;
+  assign \$250  = \$246  ? \$247  : { \$249 [4], \$249 [4], \$249  };
+  assign \$251  = | in_b[6:2];
+  assign \$254  = in_b[0] ? \$253 [2:0] : 3'h0;
+  assign \$255  = in_b[1] ? \$252  : \$254 ;
+  assign b_0_e5m2_sig = \$251  ? { 1'h1, in_b[1:0] } : \$255 ;
+  assign \$256  = | in_b[14:7];
+  assign \$257  = in_b[14:7] - 7'h7f;
+  assign \$258  = in_b[0] ? 9'h17b : 9'h000;
+  assign \$259  = in_b[1] ? 9'h17c : \$258 ;
+  assign \$260  = in_b[2] ? 9'h17d : \$259 ;
+  assign \$261  = in_b[3] ? 9'h17e : \$260 ;
+  assign \$262  = in_b[4] ? 9'h17f : \$261 ;
+  assign \$263  = in_b[5] ? 9'h180 : \$262 ;
+  assign \$264  = in_b[6] ? 9'h181 : \$263 ;
+  assign \$265  = \$256  ? \$257  : { \$264 [8], \$264  };
+  assign \$266  = | in_b[14:7];
+  assign \$274  = in_b[0] ? \$273 [7:0] : 8'h00;
+  assign \$275  = in_b[1] ? \$272 [7:0] : \$274 ;
+  assign \$276  = in_b[2] ? \$271 [7:0] : \$275 ;
+  assign \$277  = in_b[3] ? \$270 [7:0] : \$276 ;
+  assign \$278  = in_b[4] ? \$269 [7:0] : \$277 ;
+  assign \$279  = in_b[5] ? \$268 [7:0] : \$278 ;
+  assign \$280  = in_b[6] ? \$267  : \$279 ;
+  assign b_0_bf16_sig = \$266  ? { 1'h1, in_b[6:0] } : \$280 ;
+  assign \$281  = ! in_mode;
+  assign \$283  = in_mode == 1'h1;
+  assign \$284  = \$282  | \$283 ;
+  assign \$285  = in_mode == 2'h2;
+  assign \$287  = \$286  ? in_b[7] : in_b[15];
+  assign b_0_sign = \$284  ? in_b[7] : \$287 ;
+  assign \$288  = ! in_mode;
+  assign \$290  = in_mode == 1'h1;
+  assign \$291  = \$289  | \$290 ;
+  assign \$292  = ! in_b[6:3];
+  assign \$293  = ! in_b[2:0];
+  assign \$294  = \$292  & \$293 ;
+  assign \$295  = in_mode == 2'h2;
+  assign \$297  = ! in_b[6:2];
+  assign \$298  = ! in_b[1:0];
+  assign \$299  = \$297  & \$298 ;
+  assign \$300  = ! in_b[14:7];
+  assign \$301  = ! in_b[6:0];
   assign \$302  = \$300  & \$301 ;
-  assign \$303  = taken == 3'h7;
-  assign \$304  = taken + 1'h1;
-  assign \$305  = \$303  ? 4'h0 : \$304 ;
-  assign \$306  = taken == 3'h7;
-  assign \$307  = out_valid & out_ready;
-  assign \$308  = out_row == 4'hf;
-  assign \$309  = out_row + 1'h1;
-  always @(posedge clk)
-    turn <= \$310 ;
-  always @(posedge clk)
-    due <= \$311 ;
-  always @(posedge clk)
-    buffer_reserved <= \$312 ;
-  always @(posedge clk)
-    flushing <= \$313 ;
-  always @(posedge clk)
-    pending <= \$314 ;
-  always @(posedge clk)
-    \step$85  <= \$315 ;
-  always @(posedge clk)
-    \a$87  <= a_1;
-  always @(posedge clk)
-    \b$82  <= b_1;
-  always @(posedge clk)
-    \a$80  <= a_0;
-  always @(posedge clk)
-    \step$78  <= \$316 ;
-  always @(posedge clk)
-    \b$89  <= b_0;
-  always @(posedge clk)
-    \b$96  <= \b$82 ;
-  always @(posedge clk)
-    \a$94  <= \a$87 ;
-  always @(posedge clk)
-    \step$92  <= \$317 ;
-  always @(posedge clk)
-    buffer_0_0_0 <= \$318 ;
-  always @(posedge clk)
-    buffer_0_0_1 <= \$319 ;
-  always @(posedge clk)
-    buffer_0_0_2 <= \$320 ;
-  always @(posedge clk)
-    buffer_0_0_3 <= \$321 ;
-  always @(posedge clk)
-    buffer_0_0_4 <= \$322 ;
-  always @(posedge clk)
-    buffer_0_0_5 <= \$323 ;
-  always @(posedge clk)
-    buffer_0_0_6 <= \$324 ;
-  always @(posedge clk)
-    buffer_0_0_7 <= \$325 ;
-  always @(posedge clk)
-    buffer_0_1_0 <= \$326 ;
-  always @(posedge clk)
-    buffer_0_1_1 <= \$327 ;
-  always @(posedge clk)
-    buffer_0_1_2 <= \$328 ;
-  always @(posedge clk)
-    buffer_0_1_3 <= \$329 ;
-  always @(posedge clk)
-    buffer_0_1_4 <= \$330 ;
-  always @(posedge clk)
-    buffer_0_1_5 <= \$331 ;
-  always @(posedge clk)
-    buffer_0_1_6 <= \$332 ;
-  always @(posedge clk)
-    buffer_0_1_7 <= \$333 ;
-  always @(posedge clk)
-    buffer_1_0_0 <= \$334 ;
-  always @(posedge clk)
-    buffer_1_0_1 <= \$335 ;
-  always @(posedge clk)
-    buffer_1_0_2 <= \$336 ;
-  always @(posedge clk)
-    buffer_1_0_3 <= \$337 ;
-  always @(posedge clk)
-    buffer_1_0_4 <= \$338 ;
-  always @(posedge clk)
-    buffer_1_0_5 <= \$339 ;
-  always @(posedge clk)
-    buffer_1_0_6 <= \$340 ;
-  always @(posedge clk)
-    buffer_1_0_7 <= \$341 ;
-  always @(posedge clk)
-    buffer_1_1_0 <= \$342 ;
-  always @(posedge clk)
-    buffer_1_1_1 <= \$343 ;
-  always @(posedge clk)
-    buffer_1_1_2 <= \$344 ;
-  always @(posedge clk)
-    buffer_1_1_3 <= \$345 ;
-  always @(posedge clk)
-    buffer_1_1_4 <= \$346 ;
-  always @(posedge clk)
-    buffer_1_1_5 <= \$347 ;
-  always @(posedge clk)
-    buffer_1_1_6 <= \$348 ;
-  always @(posedge clk)
-    buffer_1_1_7 <= \$349 ;
-  always @(posedge clk)
-    out_mode <= \$350 ;
-  always @(posedge clk)
-    taken <= \$351 ;
-  always @(posedge clk)
-    out_valid <= \$352 ;
-  always @(posedge clk)
-    out_row <= \$353 ;
+  assign \$303  = \$296  ? \$299  : \$302 ;
+  assign b_0_zero = \$291  ? \$294  : \$303 ;
+  assign \$304  = ! in_mode;
+  assign \$306  = in_mode == 1'h1;
+  assign \$307  = \$305  | \$306 ;
+  assign \$308  = in_mode == 2'h2;
+  assign \$310  = in_b[6:2] == 5'h1f;
+  assign \$311  = ! in_b[1:0];
+  assign \$312  = \$310  & \$311 ;
+  assign \$313  = in_b[14:7] == 8'hff;
+  assign \$314  = ! in_b[6:0];
+  assign \$315  = \$313  & \$314 ;
+  assign \$316  = \$309  ? \$312  : \$315 ;
+  assign b_0_inf = \$307  ? 1'h0 : \$316 ;
+  assign \$317  = ! in_mode;
+  assign \$319  = in_mode == 1'h1;
+  assign \$320  = \$318  | \$319 ;
+  assign \$321  = in_b[6:0] == 7'h7f;
+  assign \$322  = in_mode == 2'h2;
+  assign \$324  = in_b[6:2] == 5'h1f;
+  assign \$325  = | in_b[1:0];
+  assign \$326  = \$324  & \$325 ;
+  assign \$327  = in_b[14:7] == 8'hff;
+  assign \$328  = | in_b[6:0];
+  assign \$329  = \$327  & \$328 ;
+  assign \$330  = \$323  ? \$326  : \$329 ;
+  assign b_0_nan = \$320  ? \$321  : \$330 ;
+  assign \$331  = ! in_mode;
+  assign \$333  = in_mode == 1'h1;
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = in_mode == 2'h2;
+  assign \$337  = \$336  ? { \$250 [4], \$250 [4], \$250 [4], \$250 [4], \$250 [4:0] } : \$265 [8:0];
+  assign b_0_exp = \$334  ? { \$238 [4], \$238 [4], \$238 [4], \$238 [4], \$238 [4:0] } : \$337 ;
+  assign \$338  = ! in_mode;
+  assign \$340  = in_mode == 1'h1;
+  assign \$341  = \$339  | \$340 ;
+  assign \$342  = in_mode == 2'h2;
+  assign \$344  = \$343  ? { b_0_e5m2_sig, 5'h00 } : b_0_bf16_sig;
+  assign b_0_sig = \$341  ? { b_0_e4m3_sig, 4'h0 } : \$344 ;
+  assign \$345  = | in_b[22:19];
+  assign \$346  = in_b[22:19] - 3'h7;
+  assign \$347  = in_b[16] ? 5'h17 : 5'h00;
+  assign \$348  = in_b[17] ? 5'h18 : \$347 ;
+  assign \$349  = in_b[18] ? 5'h19 : \$348 ;
+  assign \$350  = \$345  ? \$346  : { \$349 [4], \$349  };
+  assign \$351  = | in_b[22:19];
+  assign \$355  = in_b[16] ? \$354 [3:0] : 4'h0;
+  assign \$356  = in_b[17] ? \$353 [3:0] : \$355 ;
+  assign \$357  = in_b[18] ? \$352  : \$356 ;
+  assign b_1_e4m3_sig = \$351  ? { 1'h1, in_b[18:16] } : \$357 ;
+  assign \$358  = | in_b[22:18];
+  assign \$359  = in_b[22:18] - 4'hf;
+  assign \$360  = in_b[16] ? 5'h10 : 5'h00;
+  assign \$361  = in_b[17] ? 5'h11 : \$360 ;
+  assign \$362  = \$358  ? \$359  : { \$361 [4], \$361 [4], \$361  };
+  assign \$363  = | in_b[22:18];
+  assign \$366  = in_b[16] ? \$365 [2:0] : 3'h0;
+  assign \$367  = in_b[17] ? \$364  : \$366 ;
+  assign b_1_e5m2_sig = \$363  ? { 1'h1, in_b[17:16] } : \$367 ;
+  assign \$368  = | in_b[30:23];
+  assign \$369  = in_b[30:23] - 7'h7f;
+  assign \$370  = in_b[16] ? 9'h17b : 9'h000;
+  assign \$371  = in_b[17] ? 9'h17c : \$370 ;
+  assign \$372  = in_b[18] ? 9'h17d : \$371 ;
+  assign \$373  = in_b[19] ? 9'h17e : \$372 ;
+  assign \$374  = in_b[20] ? 9'h17f : \$373 ;
+  assign \$375  = in_b[21] ? 9'h180 : \$374 ;
+  assign \$376  = in_b[22] ? 9'h181 : \$375 ;
+  assign \$377  = \$368  ? \$369  : { \$376 [8], \$376  };
+  assign \$378  = | in_b[30:23];
+  assign \$386  = in_b[16] ? \$385 [7:0] : 8'h00;
+  assign \$387  = in_b[17] ? \$384 [7:0] : \$386 ;
+  assign \$388  = in_b[18] ? \$383 [7:0] : \$387 ;
+  assign \$389  = in_b[19] ? \$382 [7:0] : \$388 ;
+  assign \$390  = in_b[20] ? \$381 [7:0] : \$389 ;
+  assign \$391  = in_b[21] ? \$380 [7:0] : \$390 ;
+  assign \$392  = in_b[22] ? \$379  : \$391 ;
+  assign b_1_bf16_sig = \$378  ? { 1'h1, in_b[22:16] } : \$392 ;
+  assign \$393  = ! in_mode;
+  assign \$395  = in_mode == 1'h1;
+  assign \$396  = \$394  | \$395 ;
+  assign \$397  = in_mode == 2'h2;
+  assign \$399  = \$398  ? in_b[23] : in_b[31];
+  assign b_1_sign = \$396  ? in_b[23] : \$399 ;
+  assign \$400  = ! in_mode;
+  assign \$402  = in_mode == 1'h1;
+  assign \$403  = \$401  | \$402 ;
+  assign \$404  = ! in_b[22:19];
+  assign \$405  = ! in_b[18:16];
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = in_mode == 2'h2;
+  assign \$409  = ! in_b[22:18];
+  assign \$410  = ! in_b[17:16];
+  assign \$411  = \$409  & \$410 ;
+  assign \$412  = ! in_b[30:23];
+  assign \$413  = ! in_b[22:16];
+  assign \$414  = \$412  & \$413 ;
+  assign \$415  = \$408  ? \$411  : \$414 ;
+  assign b_1_zero = \$403  ? \$406  : \$415 ;
+  assign \$416  = ! in_mode;
+  assign \$418  = in_mode == 1'h1;
+  assign \$419  = \$417  | \$418 ;
+  assign \$420  = in_mode == 2'h2;
+  assign \$422  = in_b[22:18] == 5'h1f;
+  assign \$423  = ! in_b[17:16];
+  assign \$424  = \$422  & \$423 ;
+  assign \$425  = in_b[30:23] == 8'hff;
+  assign \$426  = ! in_b[22:16];
+  assign \$427  = \$425  & \$426 ;
+  assign \$428  = \$421  ? \$424  : \$427 ;
+  assign b_1_inf = \$419  ? 1'h0 : \$428 ;
+  assign \$429  = ! in_mode;
+  assign \$431  = in_mode == 1'h1;
+  assign \$432  = \$430  | \$431 ;
+  assign \$433  = in_b[22:16] == 7'h7f;
+  assign \$434  = in_mode == 2'h2;
+  assign \$436  = in_b[22:18] == 5'h1f;
+  assign \$437  = | in_b[17:16];
+  assign \$438  = \$436  & \$437 ;
+  assign \$439  = in_b[30:23] == 8'hff;
+  assign \$440  = | in_b[22:16];
+  assign \$441  = \$439  & \$440 ;
+  assign \$442  = \$435  ? \$438  : \$441 ;
+  assign b_1_nan = \$432  ? \$433  : \$442 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1049,294 +1361,6 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_sign = in_a[7];
-      2'h1:
-          a_0_sign = in_a[7];
-      default:
-          a_0_sign = in_a[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_zero = \$59 ;
-      2'h1:
-          a_0_zero = \$63 ;
-      default:
-          a_0_zero = \$72 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_inf = 1'h0;
-      2'h1:
-          a_0_inf = \$66 ;
-      default:
-          a_0_inf = \$75 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_nan = \$60 ;
-      2'h1:
-          a_0_nan = \$69 ;
-      default:
-          a_0_nan = \$78 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_exp = { \$14 [4], \$14 [4], \$14 [4], \$14 [4], \$14 [4:0] };
-      2'h1:
-          a_0_exp = { \$26 [4], \$26 [4], \$26 [4], \$26 [4], \$26 [4:0] };
-      default:
-          a_0_exp = \$41 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_0_sig = { a_0_e4m3_sig, 4'h0 };
-      2'h1:
-          a_0_sig = { a_0_e5m2_sig, 5'h00 };
-      default:
-          a_0_sig = a_0_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_sign = in_a[23];
-      2'h1:
-          a_1_sign = in_a[23];
-      default:
-          a_1_sign = in_a[31];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_zero = \$129 ;
-      2'h1:
-          a_1_zero = \$133 ;
-      default:
-          a_1_zero = \$142 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_inf = 1'h0;
-      2'h1:
-          a_1_inf = \$136 ;
-      default:
-          a_1_inf = \$145 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_nan = \$130 ;
-      2'h1:
-          a_1_nan = \$139 ;
-      default:
-          a_1_nan = \$148 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_exp = { \$84 [4], \$84 [4], \$84 [4], \$84 [4], \$84 [4:0] };
-      2'h1:
-          a_1_exp = { \$96 [4], \$96 [4], \$96 [4], \$96 [4], \$96 [4:0] };
-      default:
-          a_1_exp = \$111 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h2:
-          a_1_sig = { a_1_e4m3_sig, 4'h0 };
-      2'h1:
-          a_1_sig = { a_1_e5m2_sig, 5'h00 };
-      default:
-          a_1_sig = a_1_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_sign = in_b[7];
-      2'h2:
-          b_0_sign = in_b[7];
-      default:
-          b_0_sign = in_b[15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_zero = \$199 ;
-      2'h2:
-          b_0_zero = \$203 ;
-      default:
-          b_0_zero = \$212 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_inf = 1'h0;
-      2'h2:
-          b_0_inf = \$206 ;
-      default:
-          b_0_inf = \$215 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_nan = \$200 ;
-      2'h2:
-          b_0_nan = \$209 ;
-      default:
-          b_0_nan = \$218 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_exp = { \$154 [4], \$154 [4], \$154 [4], \$154 [4], \$154 [4:0] };
-      2'h2:
-          b_0_exp = { \$166 [4], \$166 [4], \$166 [4], \$166 [4], \$166 [4:0] };
-      default:
-          b_0_exp = \$181 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_0_sig = { b_0_e4m3_sig, 4'h0 };
-      2'h2:
-          b_0_sig = { b_0_e5m2_sig, 5'h00 };
-      default:
-          b_0_sig = b_0_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_sign = in_b[23];
-      2'h2:
-          b_1_sign = in_b[23];
-      default:
-          b_1_sign = in_b[31];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_zero = \$269 ;
-      2'h2:
-          b_1_zero = \$273 ;
-      default:
-          b_1_zero = \$282 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_inf = 1'h0;
-      2'h2:
-          b_1_inf = \$276 ;
-      default:
-          b_1_inf = \$285 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_nan = \$270 ;
-      2'h2:
-          b_1_nan = \$279 ;
-      default:
-          b_1_nan = \$288 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_exp = { \$224 [4], \$224 [4], \$224 [4], \$224 [4], \$224 [4:0] };
-      2'h2:
-          b_1_exp = { \$236 [4], \$236 [4], \$236 [4], \$236 [4], \$236 [4:0] };
-      default:
-          b_1_exp = \$251 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (in_mode)
-      2'h0, 2'h1:
-          b_1_sig = { b_1_e4m3_sig, 4'h0 };
-      2'h2:
-          b_1_sig = { b_1_e5m2_sig, 5'h00 };
-      default:
-          b_1_sig = b_1_bf16_sig;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
     casez (out_row)
       4'h0:
           out_data = { buffer_0_1_0, buffer_0_0_0 };
@@ -1374,466 +1398,466 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = \$291 [2:0];
+    \$478  = \$459 [2:0];
     if (rst) begin
-      \$310  = 3'h0;
+      \$478  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = due;
-    if (\$292 ) begin
-      \$311  = \$295 [2:0];
+    \$479  = due;
+    if (\$460 ) begin
+      \$479  = \$463 [2:0];
     end
     if (rst) begin
-      \$311  = 3'h0;
+      \$479  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_reserved;
+    \$480  = buffer_reserved;
     if (flush) begin
-      \$312  = 1'h1;
+      \$480  = 1'h1;
     end
-    if (\$307 ) begin
-      if (\$308 ) begin
-        \$312  = 1'h0;
+    if (\$475 ) begin
+      if (\$476 ) begin
+        \$480  = 1'h0;
       end
     end
     if (rst) begin
-      \$312  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = flushing;
+    \$481  = flushing;
     if (flush) begin
-      \$313  = \$297 ;
+      \$481  = \$465 ;
     end
     if (rst) begin
-      \$313  = 1'h0;
+      \$481  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = pending;
+    \$482  = pending;
     if (flush) begin
-      if (\$298 ) begin
-        \$314  = 1'h0;
+      if (\$466 ) begin
+        \$482  = 1'h0;
       end
     end
-    if (\$302 ) begin
-      \$314  = 1'h1;
+    if (\$470 ) begin
+      \$482  = 1'h1;
     end
     if (rst) begin
-      \$314  = 1'h0;
+      \$482  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = control;
+    \$483  = control;
     if (rst) begin
-      \$315  = 5'h00;
+      \$483  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = control;
+    \$484  = control;
     if (rst) begin
-      \$316  = 5'h00;
+      \$484  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = \step$85 ;
+    \$485  = \step$85 ;
     if (rst) begin
-      \$317  = 5'h00;
+      \$485  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_0_0_0;
+    \$486  = buffer_0_0_0;
     if (\flush$133 ) begin
-      \$318  = buffer_0_0_1;
+      \$486  = buffer_0_0_1;
     end
     if (rst) begin
-      \$318  = 16'h0000;
+      \$486  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_0_0_1;
+    \$487  = buffer_0_0_1;
     if (\flush$133 ) begin
-      \$319  = buffer_0_0_2;
+      \$487  = buffer_0_0_2;
     end
     if (rst) begin
-      \$319  = 16'h0000;
+      \$487  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_0_0_2;
+    \$488  = buffer_0_0_2;
     if (\flush$133 ) begin
-      \$320  = buffer_0_0_3;
+      \$488  = buffer_0_0_3;
     end
     if (rst) begin
-      \$320  = 16'h0000;
+      \$488  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_0_0_3;
+    \$489  = buffer_0_0_3;
     if (\flush$133 ) begin
-      \$321  = buffer_0_0_4;
+      \$489  = buffer_0_0_4;
     end
     if (rst) begin
-      \$321  = 16'h0000;
+      \$489  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_0_0_4;
+    \$490  = buffer_0_0_4;
     if (\flush$133 ) begin
-      \$322  = buffer_0_0_5;
+      \$490  = buffer_0_0_5;
     end
     if (rst) begin
-      \$322  = 16'h0000;
+      \$490  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_0_0_5;
+    \$491  = buffer_0_0_5;
     if (\flush$133 ) begin
-      \$323  = buffer_0_0_6;
+      \$491  = buffer_0_0_6;
     end
     if (rst) begin
-      \$323  = 16'h0000;
+      \$491  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_0_0_6;
+    \$492  = buffer_0_0_6;
     if (\flush$133 ) begin
-      \$324  = buffer_0_0_7;
+      \$492  = buffer_0_0_7;
     end
     if (rst) begin
-      \$324  = 16'h0000;
+      \$492  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_0_0_7;
+    \$493  = buffer_0_0_7;
     if (\flush$133 ) begin
-      \$325  = flush_sum;
+      \$493  = flush_sum;
     end
     if (rst) begin
-      \$325  = 16'h0000;
+      \$493  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_0_1_0;
+    \$494  = buffer_0_1_0;
     if (\flush$135 ) begin
-      \$326  = buffer_0_1_1;
+      \$494  = buffer_0_1_1;
     end
     if (rst) begin
-      \$326  = 16'h0000;
+      \$494  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_0_1_1;
+    \$495  = buffer_0_1_1;
     if (\flush$135 ) begin
-      \$327  = buffer_0_1_2;
+      \$495  = buffer_0_1_2;
     end
     if (rst) begin
-      \$327  = 16'h0000;
+      \$495  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_0_1_2;
+    \$496  = buffer_0_1_2;
     if (\flush$135 ) begin
-      \$328  = buffer_0_1_3;
+      \$496  = buffer_0_1_3;
     end
     if (rst) begin
-      \$328  = 16'h0000;
+      \$496  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_0_1_3;
+    \$497  = buffer_0_1_3;
     if (\flush$135 ) begin
-      \$329  = buffer_0_1_4;
+      \$497  = buffer_0_1_4;
     end
     if (rst) begin
-      \$329  = 16'h0000;
+      \$497  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_0_1_4;
+    \$498  = buffer_0_1_4;
     if (\flush$135 ) begin
-      \$330  = buffer_0_1_5;
+      \$498  = buffer_0_1_5;
     end
     if (rst) begin
-      \$330  = 16'h0000;
+      \$498  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_0_1_5;
+    \$499  = buffer_0_1_5;
     if (\flush$135 ) begin
-      \$331  = buffer_0_1_6;
+      \$499  = buffer_0_1_6;
     end
     if (rst) begin
-      \$331  = 16'h0000;
+      \$499  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_0_1_6;
+    \$500  = buffer_0_1_6;
     if (\flush$135 ) begin
-      \$332  = buffer_0_1_7;
+      \$500  = buffer_0_1_7;
     end
     if (rst) begin
-      \$332  = 16'h0000;
+      \$500  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_0_1_7;
+    \$501  = buffer_0_1_7;
     if (\flush$135 ) begin
-      \$333  = \flush_sum$136 ;
+      \$501  = \flush_sum$136 ;
     end
     if (rst) begin
-      \$333  = 16'h0000;
+      \$501  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_1_0_0;
+    \$502  = buffer_1_0_0;
     if (\flush$137 ) begin
-      \$334  = buffer_1_0_1;
+      \$502  = buffer_1_0_1;
     end
     if (rst) begin
-      \$334  = 16'h0000;
+      \$502  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_1_0_1;
+    \$503  = buffer_1_0_1;
     if (\flush$137 ) begin
-      \$335  = buffer_1_0_2;
+      \$503  = buffer_1_0_2;
     end
     if (rst) begin
-      \$335  = 16'h0000;
+      \$503  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_1_0_2;
+    \$504  = buffer_1_0_2;
     if (\flush$137 ) begin
-      \$336  = buffer_1_0_3;
+      \$504  = buffer_1_0_3;
     end
     if (rst) begin
-      \$336  = 16'h0000;
+      \$504  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_1_0_3;
+    \$505  = buffer_1_0_3;
     if (\flush$137 ) begin
-      \$337  = buffer_1_0_4;
+      \$505  = buffer_1_0_4;
     end
     if (rst) begin
-      \$337  = 16'h0000;
+      \$505  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_1_0_4;
+    \$506  = buffer_1_0_4;
     if (\flush$137 ) begin
-      \$338  = buffer_1_0_5;
+      \$506  = buffer_1_0_5;
     end
     if (rst) begin
-      \$338  = 16'h0000;
+      \$506  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_1_0_5;
+    \$507  = buffer_1_0_5;
     if (\flush$137 ) begin
-      \$339  = buffer_1_0_6;
+      \$507  = buffer_1_0_6;
     end
     if (rst) begin
-      \$339  = 16'h0000;
+      \$507  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_1_0_6;
+    \$508  = buffer_1_0_6;
     if (\flush$137 ) begin
-      \$340  = buffer_1_0_7;
+      \$508  = buffer_1_0_7;
     end
     if (rst) begin
-      \$340  = 16'h0000;
+      \$508  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_1_0_7;
+    \$509  = buffer_1_0_7;
     if (\flush$137 ) begin
-      \$341  = \flush_sum$138 ;
+      \$509  = \flush_sum$138 ;
     end
     if (rst) begin
-      \$341  = 16'h0000;
+      \$509  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_1_1_0;
+    \$510  = buffer_1_1_0;
     if (\flush$139 ) begin
-      \$342  = buffer_1_1_1;
+      \$510  = buffer_1_1_1;
     end
     if (rst) begin
-      \$342  = 16'h0000;
+      \$510  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_1_1_1;
+    \$511  = buffer_1_1_1;
     if (\flush$139 ) begin
-      \$343  = buffer_1_1_2;
+      \$511  = buffer_1_1_2;
     end
     if (rst) begin
-      \$343  = 16'h0000;
+      \$511  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_1_1_2;
+    \$512  = buffer_1_1_2;
     if (\flush$139 ) begin
-      \$344  = buffer_1_1_3;
+      \$512  = buffer_1_1_3;
     end
     if (rst) begin
-      \$344  = 16'h0000;
+      \$512  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_1_1_3;
+    \$513  = buffer_1_1_3;
     if (\flush$139 ) begin
-      \$345  = buffer_1_1_4;
+      \$513  = buffer_1_1_4;
     end
     if (rst) begin
-      \$345  = 16'h0000;
+      \$513  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_1_1_4;
+    \$514  = buffer_1_1_4;
     if (\flush$139 ) begin
-      \$346  = buffer_1_1_5;
+      \$514  = buffer_1_1_5;
     end
     if (rst) begin
-      \$346  = 16'h0000;
+      \$514  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_1_1_5;
+    \$515  = buffer_1_1_5;
     if (\flush$139 ) begin
-      \$347  = buffer_1_1_6;
+      \$515  = buffer_1_1_6;
     end
     if (rst) begin
-      \$347  = 16'h0000;
+      \$515  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_1_1_6;
+    \$516  = buffer_1_1_6;
     if (\flush$139 ) begin
-      \$348  = buffer_1_1_7;
+      \$516  = buffer_1_1_7;
     end
     if (rst) begin
-      \$348  = 16'h0000;
+      \$516  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_1_1_7;
+    \$517  = buffer_1_1_7;
     if (\flush$139 ) begin
-      \$349  = \flush_sum$140 ;
+      \$517  = \flush_sum$140 ;
     end
     if (rst) begin
-      \$349  = 16'h0000;
+      \$517  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = out_mode;
+    \$518  = out_mode;
     if (\flush$139 ) begin
-      \$350  = flush_mode;
+      \$518  = flush_mode;
     end
     if (rst) begin
-      \$350  = 2'h0;
+      \$518  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = taken;
+    \$519  = taken;
     if (\flush$139 ) begin
-      \$351  = \$305 [2:0];
+      \$519  = \$473 [2:0];
     end
     if (rst) begin
-      \$351  = 3'h0;
+      \$519  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = out_valid;
+    \$520  = out_valid;
     if (\flush$139 ) begin
-      if (\$306 ) begin
-        \$352  = 1'h1;
+      if (\$474 ) begin
+        \$520  = 1'h1;
       end
     end
-    if (\$307 ) begin
-      if (\$308 ) begin
-        \$352  = 1'h0;
+    if (\$475 ) begin
+      if (\$476 ) begin
+        \$520  = 1'h0;
       end
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$520  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = out_row;
-    if (\$307 ) begin
+    \$521  = out_row;
+    if (\$475 ) begin
       (* full_case = 32'd1 *)
-      if (\$308 ) begin
-        \$353  = 4'h0;
+      if (\$476 ) begin
+        \$521  = 4'h0;
       end else begin
-        \$353  = \$309 [3:0];
+        \$521  = \$477 [3:0];
       end
     end
     if (rst) begin
-      \$353  = 4'h0;
+      \$521  = 4'h0;
     end
   end
   assign a_0_e4m3_exp = \$14 [4:0];
   assign a_0_e5m2_exp = \$26 [4:0];
   assign a_0_bf16_exp = \$41 [8:0];
-  assign a_1_e4m3_exp = \$84 [4:0];
-  assign a_1_e5m2_exp = \$96 [4:0];
-  assign a_1_bf16_exp = \$111 [8:0];
-  assign b_0_e4m3_exp = \$154 [4:0];
-  assign b_0_e5m2_exp = \$166 [4:0];
-  assign b_0_bf16_exp = \$181 [8:0];
-  assign b_1_e4m3_exp = \$224 [4:0];
-  assign b_1_e5m2_exp = \$236 [4:0];
-  assign b_1_bf16_exp = \$251 [8:0];
+  assign a_1_e4m3_exp = \$126 [4:0];
+  assign a_1_e5m2_exp = \$138 [4:0];
+  assign a_1_bf16_exp = \$153 [8:0];
+  assign b_0_e4m3_exp = \$238 [4:0];
+  assign b_0_e5m2_exp = \$250 [4:0];
+  assign b_0_bf16_exp = \$265 [8:0];
+  assign b_1_e4m3_exp = \$350 [4:0];
+  assign b_1_e5m2_exp = \$362 [4:0];
+  assign b_1_bf16_exp = \$377 [8:0];
   assign en = 1'h1;
   assign step = control;
   assign a = a_0;
@@ -1997,191 +2021,286 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$47  = { 2'h0, in_a[6:0], 5'h00 };
   assign \$48  = { 1'h0, in_a[6:0], 6'h00 };
   assign \$49  = { in_a[6:0], 7'h00 };
-  assign \$86  = { in_a[18:16], 1'h0 };
-  assign \$87  = { 1'h0, in_a[18:16], 2'h0 };
-  assign \$88  = { in_a[18:16], 3'h0 };
-  assign \$98  = { in_a[17:16], 1'h0 };
-  assign \$99  = { 1'h0, in_a[17:16], 2'h0 };
-  assign \$113  = { in_a[22:16], 1'h0 };
-  assign \$114  = { 1'h0, in_a[22:16], 2'h0 };
-  assign \$115  = { in_a[22:16], 3'h0 };
-  assign \$116  = { 3'h0, in_a[22:16], 4'h0 };
-  assign \$117  = { 2'h0, in_a[22:16], 5'h00 };
-  assign \$118  = { 1'h0, in_a[22:16], 6'h00 };
-  assign \$119  = { in_a[22:16], 7'h00 };
-  assign \$156  = { in_b[2:0], 1'h0 };
-  assign \$157  = { 1'h0, in_b[2:0], 2'h0 };
-  assign \$158  = { in_b[2:0], 3'h0 };
-  assign \$168  = { in_b[1:0], 1'h0 };
-  assign \$169  = { 1'h0, in_b[1:0], 2'h0 };
-  assign \$183  = { in_b[6:0], 1'h0 };
-  assign \$184  = { 1'h0, in_b[6:0], 2'h0 };
-  assign \$185  = { in_b[6:0], 3'h0 };
-  assign \$186  = { 3'h0, in_b[6:0], 4'h0 };
-  assign \$187  = { 2'h0, in_b[6:0], 5'h00 };
-  assign \$188  = { 1'h0, in_b[6:0], 6'h00 };
-  assign \$189  = { in_b[6:0], 7'h00 };
-  assign \$226  = { in_b[18:16], 1'h0 };
-  assign \$227  = { 1'h0, in_b[18:16], 2'h0 };
-  assign \$228  = { in_b[18:16], 3'h0 };
-  assign \$238  = { in_b[17:16], 1'h0 };
-  assign \$239  = { 1'h0, in_b[17:16], 2'h0 };
-  assign \$253  = { in_b[22:16], 1'h0 };
-  assign \$254  = { 1'h0, in_b[22:16], 2'h0 };
-  assign \$255  = { in_b[22:16], 3'h0 };
-  assign \$256  = { 3'h0, in_b[22:16], 4'h0 };
-  assign \$257  = { 2'h0, in_b[22:16], 5'h00 };
-  assign \$258  = { 1'h0, in_b[22:16], 6'h00 };
-  assign \$259  = { in_b[22:16], 7'h00 };
+  assign \$58  = \$57 ;
+  assign \$62  = \$61 ;
+  assign \$65  = \$64 ;
+  assign \$72  = \$71 ;
+  assign \$81  = \$80 ;
+  assign \$85  = \$84 ;
+  assign \$94  = \$93 ;
+  assign \$99  = \$98 ;
+  assign \$108  = \$107 ;
+  assign \$112  = \$111 ;
+  assign \$115  = \$114 ;
+  assign \$119  = \$118 ;
+  assign \$128  = { in_a[18:16], 1'h0 };
+  assign \$129  = { 1'h0, in_a[18:16], 2'h0 };
+  assign \$130  = { in_a[18:16], 3'h0 };
+  assign \$140  = { in_a[17:16], 1'h0 };
+  assign \$141  = { 1'h0, in_a[17:16], 2'h0 };
+  assign \$155  = { in_a[22:16], 1'h0 };
+  assign \$156  = { 1'h0, in_a[22:16], 2'h0 };
+  assign \$157  = { in_a[22:16], 3'h0 };
+  assign \$158  = { 3'h0, in_a[22:16], 4'h0 };
+  assign \$159  = { 2'h0, in_a[22:16], 5'h00 };
+  assign \$160  = { 1'h0, in_a[22:16], 6'h00 };
+  assign \$161  = { in_a[22:16], 7'h00 };
+  assign \$170  = \$169 ;
+  assign \$174  = \$173 ;
+  assign \$177  = \$176 ;
+  assign \$184  = \$183 ;
+  assign \$193  = \$192 ;
+  assign \$197  = \$196 ;
+  assign \$206  = \$205 ;
+  assign \$211  = \$210 ;
+  assign \$220  = \$219 ;
+  assign \$224  = \$223 ;
+  assign \$227  = \$226 ;
+  assign \$231  = \$230 ;
+  assign \$240  = { in_b[2:0], 1'h0 };
+  assign \$241  = { 1'h0, in_b[2:0], 2'h0 };
+  assign \$242  = { in_b[2:0], 3'h0 };
+  assign \$252  = { in_b[1:0], 1'h0 };
+  assign \$253  = { 1'h0, in_b[1:0], 2'h0 };
+  assign \$267  = { in_b[6:0], 1'h0 };
+  assign \$268  = { 1'h0, in_b[6:0], 2'h0 };
+  assign \$269  = { in_b[6:0], 3'h0 };
+  assign \$270  = { 3'h0, in_b[6:0], 4'h0 };
+  assign \$271  = { 2'h0, in_b[6:0], 5'h00 };
+  assign \$272  = { 1'h0, in_b[6:0], 6'h00 };
+  assign \$273  = { in_b[6:0], 7'h00 };
+  assign \$282  = \$281 ;
+  assign \$286  = \$285 ;
+  assign \$289  = \$288 ;
+  assign \$296  = \$295 ;
+  assign \$305  = \$304 ;
+  assign \$309  = \$308 ;
+  assign \$318  = \$317 ;
+  assign \$323  = \$322 ;
+  assign \$332  = \$331 ;
+  assign \$336  = \$335 ;
+  assign \$339  = \$338 ;
+  assign \$343  = \$342 ;
+  assign \$352  = { in_b[18:16], 1'h0 };
+  assign \$353  = { 1'h0, in_b[18:16], 2'h0 };
+  assign \$354  = { in_b[18:16], 3'h0 };
+  assign \$364  = { in_b[17:16], 1'h0 };
+  assign \$365  = { 1'h0, in_b[17:16], 2'h0 };
+  assign \$379  = { in_b[22:16], 1'h0 };
+  assign \$380  = { 1'h0, in_b[22:16], 2'h0 };
+  assign \$381  = { in_b[22:16], 3'h0 };
+  assign \$382  = { 3'h0, in_b[22:16], 4'h0 };
+  assign \$383  = { 2'h0, in_b[22:16], 5'h00 };
+  assign \$384  = { 1'h0, in_b[22:16], 6'h00 };
+  assign \$385  = { in_b[22:16], 7'h00 };
+  assign \$394  = \$393 ;
+  assign \$398  = \$397 ;
+  assign \$401  = \$400 ;
+  assign \$408  = \$407 ;
+  assign \$417  = \$416 ;
+  assign \$421  = \$420 ;
+  assign \$430  = \$429 ;
+  assign \$435  = \$434 ;
+  assign \$444  = \$443 ;
+  assign \$448  = \$447 ;
+  assign \$451  = \$450 ;
+  assign \$455  = \$454 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
-  wire [10:0] \$1 ;
-  wire [6:0] \$10 ;
-  wire [10:0] \$100 ;
-  reg \$1000 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [15:0] \$100 ;
+  reg [4:0] \$1000 ;
   reg \$1001 ;
-  reg [4:0] \$1002 ;
+  reg \$1002 ;
   reg \$1003 ;
-  reg [7:0] \$1004 ;
-  reg [1:0] \$1005 ;
-  reg [27:0] \$1006 ;
-  reg [9:0] \$1007 ;
+  reg \$1004 ;
+  reg [9:0] \$1005 ;
+  reg [15:0] \$1006 ;
+  reg [7:0] \$1007 ;
   reg \$1008 ;
   reg \$1009 ;
-  wire [10:0] \$101 ;
+  wire [24:0] \$101 ;
   reg \$1010 ;
   reg \$1011 ;
-  reg \$1012 ;
-  reg \$1013 ;
-  reg [10:0] \$1014 ;
-  reg [10:0] \$1015 ;
-  reg [4:0] \$1016 ;
+  reg [8:0] \$1012 ;
+  reg [10:0] \$1013 ;
+  reg \$1014 ;
+  reg \$1015 ;
+  reg \$1016 ;
   reg \$1017 ;
-  reg [7:0] \$1018 ;
-  reg [1:0] \$1019 ;
+  reg [9:0] \$1018 ;
+  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg \$1020 ;
+  reg [4:0] \$1020 ;
   reg \$1021 ;
-  reg \$1022 ;
-  reg \$1023 ;
-  reg [9:0] \$1024 ;
-  reg [26:0] \$1025 ;
-  reg \$1026 ;
-  reg [11:0] \$1027 ;
-  reg [11:0] \$1028 ;
-  reg [4:0] \$1029 ;
+  reg [7:0] \$1022 ;
+  reg [1:0] \$1023 ;
+  reg [15:0] \$1024 ;
+  reg [15:0] \$1025 ;
+  reg [4:0] \$1026 ;
+  reg \$1027 ;
+  reg [9:0] \$1028 ;
+  reg \$1029 ;
   wire [10:0] \$103 ;
   reg \$1030 ;
-  reg [7:0] \$1031 ;
-  reg [1:0] \$1032 ;
-  reg [35:0] \$1033 ;
-  reg [63:0] \$1034 ;
-  reg \$1035 ;
+  reg \$1031 ;
+  reg \$1032 ;
+  reg \$1033 ;
+  reg \$1034 ;
+  reg [4:0] \$1035 ;
   reg \$1036 ;
-  reg [9:0] \$1037 ;
-  reg \$1038 ;
-  reg \$1039 ;
+  reg [7:0] \$1037 ;
+  reg [1:0] \$1038 ;
+  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg \$1040 ;
+  reg [27:0] \$1040 ;
   reg \$1041 ;
-  reg [28:0] \$1042 ;
-  reg [31:0] \$1043 ;
+  reg [9:0] \$1042 ;
+  reg \$1043 ;
   reg \$1044 ;
   reg \$1045 ;
-  reg [9:0] \$1046 ;
+  reg \$1046 ;
   reg \$1047 ;
   reg \$1048 ;
-  reg \$1049 ;
+  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
   reg \$1050 ;
-  reg [4:0] \$1051 ;
-  reg \$1052 ;
-  reg [7:0] \$1053 ;
-  reg [1:0] \$1054 ;
-  reg [10:0] \$1055 ;
+  reg [7:0] \$1051 ;
+  reg [1:0] \$1052 ;
+  reg [27:0] \$1053 ;
+  reg [9:0] \$1054 ;
+  reg \$1055 ;
   reg \$1056 ;
   reg \$1057 ;
-  reg [9:0] \$1058 ;
+  reg \$1058 ;
   reg \$1059 ;
   wire [10:0] \$106 ;
   reg \$1060 ;
-  reg \$1061 ;
-  reg \$1062 ;
-  reg [7:0] \$1063 ;
+  reg [10:0] \$1061 ;
+  reg [10:0] \$1062 ;
+  reg [4:0] \$1063 ;
   reg \$1064 ;
-  reg \$1065 ;
-  reg [9:0] \$1066 ;
+  reg [7:0] \$1065 ;
+  reg [1:0] \$1066 ;
   reg \$1067 ;
   reg \$1068 ;
   reg \$1069 ;
-  wire \$107 ;
+  wire [10:0] \$107 ;
   reg \$1070 ;
-  reg [4:0] \$1071 ;
-  reg \$1072 ;
-  reg [7:0] \$1073 ;
-  reg [1:0] \$1074 ;
-  reg [15:0] \$1075 ;
-  reg \$1076 ;
+  reg [9:0] \$1071 ;
+  reg [26:0] \$1072 ;
+  reg \$1073 ;
+  reg [11:0] \$1074 ;
+  reg [11:0] \$1075 ;
+  reg [4:0] \$1076 ;
   reg \$1077 ;
-  reg [1:0] \$1078 ;
-  wire \$1079 ;
-  wire [15:0] \$108 ;
-  wire \$1080 ;
-  wire \$1081 ;
-  wire \$1082 ;
-  wire \$1083 ;
-  wire \$1084 ;
-  wire \$1085 ;
-  wire \$1086 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire [15:0] \$111 ;
-  wire [9:0] \$112 ;
-  wire \$113 ;
-  wire [15:0] \$114 ;
+  reg [7:0] \$1078 ;
+  reg [1:0] \$1079 ;
+  wire [10:0] \$108 ;
+  reg [35:0] \$1080 ;
+  reg [63:0] \$1081 ;
+  reg \$1082 ;
+  reg \$1083 ;
+  reg [9:0] \$1084 ;
+  reg \$1085 ;
+  reg \$1086 ;
+  reg \$1087 ;
+  reg \$1088 ;
+  reg [28:0] \$1089 ;
+  wire [10:0] \$109 ;
+  reg [31:0] \$1090 ;
+  reg \$1091 ;
+  reg \$1092 ;
+  reg [9:0] \$1093 ;
+  reg \$1094 ;
+  reg \$1095 ;
+  reg \$1096 ;
+  reg \$1097 ;
+  reg [4:0] \$1098 ;
+  reg \$1099 ;
+  wire [15:0] \$11 ;
+  wire [10:0] \$110 ;
+  reg [7:0] \$1100 ;
+  reg [1:0] \$1101 ;
+  reg [10:0] \$1102 ;
+  reg \$1103 ;
+  reg \$1104 ;
+  reg [9:0] \$1105 ;
+  reg \$1106 ;
+  reg \$1107 ;
+  reg \$1108 ;
+  reg \$1109 ;
+  wire [10:0] \$111 ;
+  reg [7:0] \$1110 ;
+  reg \$1111 ;
+  reg \$1112 ;
+  reg [9:0] \$1113 ;
+  reg \$1114 ;
+  reg \$1115 ;
+  reg \$1116 ;
+  reg \$1117 ;
+  reg [4:0] \$1118 ;
+  reg \$1119 ;
+  wire \$112 ;
+  reg [7:0] \$1120 ;
+  reg [1:0] \$1121 ;
+  reg [15:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg [1:0] \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
+  wire [15:0] \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
-  wire \$117 ;
-  wire [15:0] \$118 ;
-  wire \$119 ;
-  wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
-  wire [15:0] \$124 ;
-  wire \$125 ;
-  wire [15:0] \$126 ;
-  wire [8:0] \$127 ;
-  wire [8:0] \$128 ;
-  wire [8:0] \$129 ;
+  wire [9:0] \$117 ;
+  wire \$118 ;
+  wire [15:0] \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
+  wire \$124 ;
+  wire [15:0] \$125 ;
+  wire \$126 ;
+  wire [15:0] \$127 ;
+  wire \$128 ;
+  wire [15:0] \$129 ;
   wire \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
+  wire \$130 ;
+  wire [15:0] \$131 ;
   wire [8:0] \$132 ;
   wire [8:0] \$133 ;
-  wire [9:0] \$134 ;
-  wire \$135 ;
-  wire [15:0] \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [15:0] \$139 ;
+  wire [8:0] \$134 ;
+  wire [8:0] \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
   wire [15:0] \$14 ;
   wire \$140 ;
   wire [15:0] \$141 ;
   wire \$142 ;
-  wire [15:0] \$143 ;
-  wire [7:0] \$144 ;
+  wire \$143 ;
+  wire [15:0] \$144 ;
   wire \$145 ;
   wire [15:0] \$146 ;
   wire \$147 ;
   wire [15:0] \$148 ;
-  wire [9:0] \$149 ;
-  wire \$15 ;
+  wire [7:0] \$149 ;
+  wire [6:0] \$15 ;
   wire \$150 ;
   wire [15:0] \$151 ;
   wire \$152 ;
@@ -2191,8 +2310,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [15:0] \$156 ;
   wire \$157 ;
   wire [15:0] \$158 ;
-  wire [13:0] \$159 ;
-  wire [15:0] \$16 ;
+  wire [9:0] \$159 ;
+  wire \$16 ;
   wire \$160 ;
   wire [15:0] \$161 ;
   wire \$162 ;
@@ -2203,216 +2322,216 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$167 ;
   wire [15:0] \$168 ;
   wire [13:0] \$169 ;
-  wire \$17 ;
+  wire [15:0] \$17 ;
   wire \$170 ;
   wire [15:0] \$171 ;
   wire \$172 ;
   wire [15:0] \$173 ;
   wire [13:0] \$174 ;
-  wire [7:0] \$175 ;
-  wire [7:0] \$176 ;
-  wire [7:0] \$177 ;
-  wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
-  wire [15:0] \$18 ;
+  wire \$175 ;
+  wire [15:0] \$176 ;
+  wire \$177 ;
+  wire [15:0] \$178 ;
+  wire [13:0] \$179 ;
+  wire \$18 ;
   wire [7:0] \$180 ;
   wire [7:0] \$181 ;
-  wire \$182 ;
-  wire [15:0] \$183 ;
-  wire \$184 ;
-  wire [15:0] \$185 ;
-  wire \$186 ;
+  wire [7:0] \$182 ;
+  wire [7:0] \$183 ;
+  wire [7:0] \$184 ;
+  wire [7:0] \$185 ;
+  wire [7:0] \$186 ;
   wire \$187 ;
-  wire [15:0] \$188 ;
+  wire \$188 ;
   wire \$189 ;
-  wire \$19 ;
+  wire [15:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire [15:0] \$192 ;
+  wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
-  wire [15:0] \$195 ;
-  wire \$196 ;
+  wire [15:0] \$194 ;
+  wire \$195 ;
+  wire [15:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
-  wire [15:0] \$199 ;
-  wire [10:0] \$2 ;
-  wire [15:0] \$20 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [15:0] \$202 ;
+  wire \$202 ;
   wire \$203 ;
-  wire \$204 ;
+  wire [15:0] \$204 ;
   wire \$205 ;
-  wire [15:0] \$206 ;
-  wire \$207 ;
-  wire [15:0] \$208 ;
+  wire \$206 ;
+  wire [15:0] \$207 ;
+  wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [15:0] \$21 ;
   wire \$210 ;
   wire [15:0] \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire \$214 ;
-  wire [15:0] \$215 ;
+  wire [15:0] \$214 ;
+  wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [15:0] \$218 ;
+  wire \$218 ;
   wire \$219 ;
-  wire [15:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
-  wire [15:0] \$222 ;
+  wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
-  wire [15:0] \$225 ;
+  wire [15:0] \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire \$227 ;
+  wire [15:0] \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire \$23 ;
+  wire [15:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
+  wire [15:0] \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire \$234 ;
-  wire [28:0] \$235 ;
-  wire [28:0] \$236 ;
-  wire [29:0] \$237 ;
+  wire [15:0] \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
   wire \$238 ;
-  wire [57:0] \$239 ;
-  wire [15:0] \$24 ;
-  wire [26:0] \$240 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
   wire \$241 ;
   wire \$242 ;
-  wire [57:0] \$243 ;
-  wire [26:0] \$244 ;
-  wire [41:0] \$245 ;
+  wire \$243 ;
+  wire [15:0] \$244 ;
+  wire \$245 ;
   wire \$246 ;
-  wire [57:0] \$247 ;
-  wire [26:0] \$248 ;
-  wire [26:0] \$249 ;
-  wire \$25 ;
+  wire [15:0] \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [15:0] \$25 ;
   wire \$250 ;
-  wire \$251 ;
-  wire [57:0] \$252 ;
-  wire [26:0] \$253 ;
-  wire \$254 ;
+  wire [15:0] \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire [15:0] \$254 ;
   wire \$255 ;
-  wire [57:0] \$256 ;
-  wire [26:0] \$257 ;
-  wire [41:0] \$258 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
   wire \$259 ;
-  wire [15:0] \$26 ;
-  wire [57:0] \$260 ;
-  wire [26:0] \$261 ;
-  wire [26:0] \$262 ;
-  wire [33:0] \$263 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
   wire \$264 ;
-  wire [57:0] \$265 ;
-  wire [26:0] \$266 ;
+  wire \$265 ;
+  wire \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire [57:0] \$269 ;
-  wire \$27 ;
-  wire [26:0] \$270 ;
-  wire [41:0] \$271 ;
+  wire \$269 ;
+  wire [15:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
   wire \$272 ;
-  wire [57:0] \$273 ;
-  wire [26:0] \$274 ;
-  wire [26:0] \$275 ;
-  wire [26:0] \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire [57:0] \$279 ;
-  wire [15:0] \$28 ;
-  wire [26:0] \$280 ;
-  wire \$281 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire [28:0] \$276 ;
+  wire [28:0] \$277 ;
+  wire [29:0] \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire [57:0] \$280 ;
+  wire [26:0] \$281 ;
   wire \$282 ;
-  wire [57:0] \$283 ;
-  wire [26:0] \$284 ;
-  wire [41:0] \$285 ;
-  wire \$286 ;
-  wire [57:0] \$287 ;
-  wire [26:0] \$288 ;
+  wire \$283 ;
+  wire [57:0] \$284 ;
+  wire [26:0] \$285 ;
+  wire [41:0] \$286 ;
+  wire \$287 ;
+  wire [57:0] \$288 ;
   wire [26:0] \$289 ;
-  wire \$29 ;
-  wire \$290 ;
+  wire [15:0] \$29 ;
+  wire [26:0] \$290 ;
   wire \$291 ;
-  wire [57:0] \$292 ;
-  wire [26:0] \$293 ;
-  wire \$294 ;
+  wire \$292 ;
+  wire [57:0] \$293 ;
+  wire [26:0] \$294 ;
   wire \$295 ;
-  wire [57:0] \$296 ;
-  wire [26:0] \$297 ;
-  wire [41:0] \$298 ;
-  wire \$299 ;
-  wire [16:0] \$3 ;
-  wire [15:0] \$30 ;
-  wire [57:0] \$300 ;
-  wire [26:0] \$301 ;
+  wire \$296 ;
+  wire [57:0] \$297 ;
+  wire [26:0] \$298 ;
+  wire [41:0] \$299 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$300 ;
+  wire [57:0] \$301 ;
   wire [26:0] \$302 ;
-  wire [33:0] \$303 ;
-  wire \$304 ;
-  wire [57:0] \$305 ;
-  wire [26:0] \$306 ;
-  wire \$307 ;
+  wire [26:0] \$303 ;
+  wire [33:0] \$304 ;
+  wire \$305 ;
+  wire [57:0] \$306 ;
+  wire [26:0] \$307 ;
   wire \$308 ;
-  wire [57:0] \$309 ;
-  wire [5:0] \$31 ;
-  wire [26:0] \$310 ;
-  wire [41:0] \$311 ;
-  wire \$312 ;
-  wire [57:0] \$313 ;
-  wire [26:0] \$314 ;
+  wire \$309 ;
+  wire [15:0] \$31 ;
+  wire [57:0] \$310 ;
+  wire [26:0] \$311 ;
+  wire [41:0] \$312 ;
+  wire \$313 ;
+  wire [57:0] \$314 ;
   wire [26:0] \$315 ;
   wire [26:0] \$316 ;
-  wire [29:0] \$317 ;
+  wire [26:0] \$317 ;
   wire \$318 ;
-  wire [57:0] \$319 ;
-  wire [5:0] \$32 ;
-  wire [26:0] \$320 ;
-  wire \$321 ;
+  wire \$319 ;
+  wire \$32 ;
+  wire [57:0] \$320 ;
+  wire [26:0] \$321 ;
   wire \$322 ;
-  wire [57:0] \$323 ;
-  wire [26:0] \$324 ;
-  wire [41:0] \$325 ;
-  wire \$326 ;
-  wire [57:0] \$327 ;
-  wire [26:0] \$328 ;
+  wire \$323 ;
+  wire [57:0] \$324 ;
+  wire [26:0] \$325 ;
+  wire [41:0] \$326 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [5:0] \$33 ;
-  wire \$330 ;
+  wire [15:0] \$33 ;
+  wire [26:0] \$330 ;
   wire \$331 ;
-  wire [57:0] \$332 ;
-  wire [26:0] \$333 ;
-  wire \$334 ;
+  wire \$332 ;
+  wire [57:0] \$333 ;
+  wire [26:0] \$334 ;
   wire \$335 ;
-  wire [57:0] \$336 ;
-  wire [26:0] \$337 ;
-  wire [41:0] \$338 ;
-  wire \$339 ;
-  wire [5:0] \$34 ;
-  wire [57:0] \$340 ;
-  wire [26:0] \$341 ;
+  wire \$336 ;
+  wire [57:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire [41:0] \$339 ;
+  wire \$34 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
   wire [26:0] \$342 ;
-  wire [33:0] \$343 ;
-  wire \$344 ;
-  wire [57:0] \$345 ;
-  wire [26:0] \$346 ;
-  wire \$347 ;
+  wire [26:0] \$343 ;
+  wire [33:0] \$344 ;
+  wire \$345 ;
+  wire [57:0] \$346 ;
+  wire [26:0] \$347 ;
   wire \$348 ;
-  wire [57:0] \$349 ;
-  wire [5:0] \$35 ;
-  wire [26:0] \$350 ;
-  wire [41:0] \$351 ;
-  wire \$352 ;
-  wire [57:0] \$353 ;
-  wire [26:0] \$354 ;
+  wire \$349 ;
+  wire [15:0] \$35 ;
+  wire [57:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [41:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
   wire [26:0] \$355 ;
   wire [26:0] \$356 ;
   wire [26:0] \$357 ;
-  wire \$358 ;
+  wire [29:0] \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
   wire [57:0] \$360 ;
@@ -2456,97 +2575,97 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [26:0] \$395 ;
   wire [26:0] \$396 ;
   wire [26:0] \$397 ;
-  wire \$398 ;
+  wire [26:0] \$398 ;
   wire \$399 ;
-  wire [16:0] \$4 ;
+  wire [7:0] \$4 ;
   wire [5:0] \$40 ;
-  wire [57:0] \$400 ;
-  wire [26:0] \$401 ;
-  wire \$402 ;
+  wire \$400 ;
+  wire [57:0] \$401 ;
+  wire [26:0] \$402 ;
   wire \$403 ;
-  wire [57:0] \$404 ;
-  wire [26:0] \$405 ;
-  wire [41:0] \$406 ;
-  wire \$407 ;
-  wire [57:0] \$408 ;
-  wire [26:0] \$409 ;
-  wire [6:0] \$41 ;
+  wire \$404 ;
+  wire [57:0] \$405 ;
+  wire [26:0] \$406 ;
+  wire [41:0] \$407 ;
+  wire \$408 ;
+  wire [57:0] \$409 ;
+  wire [5:0] \$41 ;
   wire [26:0] \$410 ;
-  wire \$411 ;
+  wire [26:0] \$411 ;
   wire \$412 ;
-  wire [57:0] \$413 ;
-  wire [26:0] \$414 ;
-  wire \$415 ;
+  wire \$413 ;
+  wire [57:0] \$414 ;
+  wire [26:0] \$415 ;
   wire \$416 ;
-  wire [57:0] \$417 ;
-  wire [26:0] \$418 ;
-  wire [41:0] \$419 ;
-  wire \$42 ;
-  wire \$420 ;
-  wire [57:0] \$421 ;
-  wire [26:0] \$422 ;
+  wire \$417 ;
+  wire [57:0] \$418 ;
+  wire [26:0] \$419 ;
+  wire [5:0] \$42 ;
+  wire [41:0] \$420 ;
+  wire \$421 ;
+  wire [57:0] \$422 ;
   wire [26:0] \$423 ;
-  wire [33:0] \$424 ;
-  wire \$425 ;
-  wire [57:0] \$426 ;
-  wire [26:0] \$427 ;
-  wire \$428 ;
+  wire [26:0] \$424 ;
+  wire [33:0] \$425 ;
+  wire \$426 ;
+  wire [57:0] \$427 ;
+  wire [26:0] \$428 ;
   wire \$429 ;
-  wire [15:0] \$43 ;
-  wire [57:0] \$430 ;
-  wire [26:0] \$431 ;
-  wire [41:0] \$432 ;
-  wire \$433 ;
-  wire [57:0] \$434 ;
-  wire [26:0] \$435 ;
+  wire [5:0] \$43 ;
+  wire \$430 ;
+  wire [57:0] \$431 ;
+  wire [26:0] \$432 ;
+  wire [41:0] \$433 ;
+  wire \$434 ;
+  wire [57:0] \$435 ;
   wire [26:0] \$436 ;
   wire [26:0] \$437 ;
-  wire [29:0] \$438 ;
+  wire [26:0] \$438 ;
   wire \$439 ;
-  wire \$44 ;
-  wire [57:0] \$440 ;
-  wire [26:0] \$441 ;
-  wire \$442 ;
+  wire [5:0] \$44 ;
+  wire \$440 ;
+  wire [57:0] \$441 ;
+  wire [26:0] \$442 ;
   wire \$443 ;
-  wire [57:0] \$444 ;
-  wire [26:0] \$445 ;
-  wire [41:0] \$446 ;
-  wire \$447 ;
-  wire [57:0] \$448 ;
-  wire [26:0] \$449 ;
-  wire \$45 ;
+  wire \$444 ;
+  wire [57:0] \$445 ;
+  wire [26:0] \$446 ;
+  wire [41:0] \$447 ;
+  wire \$448 ;
+  wire [57:0] \$449 ;
+  wire [5:0] \$45 ;
   wire [26:0] \$450 ;
-  wire \$451 ;
+  wire [26:0] \$451 ;
   wire \$452 ;
-  wire [57:0] \$453 ;
-  wire [26:0] \$454 ;
-  wire \$455 ;
+  wire \$453 ;
+  wire [57:0] \$454 ;
+  wire [26:0] \$455 ;
   wire \$456 ;
-  wire [57:0] \$457 ;
-  wire [26:0] \$458 ;
-  wire [41:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire \$460 ;
-  wire [57:0] \$461 ;
-  wire [26:0] \$462 ;
+  wire \$457 ;
+  wire [57:0] \$458 ;
+  wire [26:0] \$459 ;
+  wire [6:0] \$46 ;
+  wire [41:0] \$460 ;
+  wire \$461 ;
+  wire [57:0] \$462 ;
   wire [26:0] \$463 ;
-  wire [33:0] \$464 ;
-  wire \$465 ;
-  wire [57:0] \$466 ;
-  wire [26:0] \$467 ;
-  wire \$468 ;
+  wire [26:0] \$464 ;
+  wire [33:0] \$465 ;
+  wire \$466 ;
+  wire [57:0] \$467 ;
+  wire [26:0] \$468 ;
   wire \$469 ;
   wire \$47 ;
-  wire [57:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire [41:0] \$472 ;
-  wire \$473 ;
-  wire [57:0] \$474 ;
-  wire [26:0] \$475 ;
+  wire \$470 ;
+  wire [57:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [41:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
   wire [26:0] \$476 ;
   wire [26:0] \$477 ;
   wire [26:0] \$478 ;
-  wire [27:0] \$479 ;
+  wire [29:0] \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
   wire [57:0] \$481 ;
@@ -2569,8 +2688,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$497 ;
   wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire \$5 ;
-  wire [15:0] \$50 ;
+  wire [7:0] \$5 ;
+  wire \$50 ;
   wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
@@ -2581,7 +2700,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [57:0] \$507 ;
   wire [26:0] \$508 ;
   wire \$509 ;
-  wire [10:0] \$51 ;
+  wire [15:0] \$51 ;
   wire \$510 ;
   wire [57:0] \$511 ;
   wire [26:0] \$512 ;
@@ -2591,142 +2710,142 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [26:0] \$516 ;
   wire [26:0] \$517 ;
   wire [26:0] \$518 ;
-  wire \$519 ;
+  wire [26:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [57:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire \$523 ;
+  wire [27:0] \$520 ;
+  wire \$521 ;
+  wire [57:0] \$522 ;
+  wire [26:0] \$523 ;
   wire \$524 ;
-  wire [57:0] \$525 ;
-  wire [26:0] \$526 ;
-  wire [41:0] \$527 ;
-  wire \$528 ;
-  wire [57:0] \$529 ;
+  wire \$525 ;
+  wire [57:0] \$526 ;
+  wire [26:0] \$527 ;
+  wire [41:0] \$528 ;
+  wire \$529 ;
   wire [15:0] \$53 ;
-  wire [26:0] \$530 ;
+  wire [57:0] \$530 ;
   wire [26:0] \$531 ;
-  wire \$532 ;
+  wire [26:0] \$532 ;
   wire \$533 ;
-  wire [57:0] \$534 ;
-  wire [26:0] \$535 ;
-  wire \$536 ;
+  wire \$534 ;
+  wire [57:0] \$535 ;
+  wire [26:0] \$536 ;
   wire \$537 ;
-  wire [57:0] \$538 ;
-  wire [26:0] \$539 ;
+  wire \$538 ;
+  wire [57:0] \$539 ;
   wire \$54 ;
-  wire [41:0] \$540 ;
-  wire \$541 ;
-  wire [57:0] \$542 ;
-  wire [26:0] \$543 ;
+  wire [26:0] \$540 ;
+  wire [41:0] \$541 ;
+  wire \$542 ;
+  wire [57:0] \$543 ;
   wire [26:0] \$544 ;
-  wire [33:0] \$545 ;
-  wire \$546 ;
-  wire [57:0] \$547 ;
-  wire [26:0] \$548 ;
-  wire \$549 ;
+  wire [26:0] \$545 ;
+  wire [33:0] \$546 ;
+  wire \$547 ;
+  wire [57:0] \$548 ;
+  wire [26:0] \$549 ;
   wire [15:0] \$55 ;
   wire \$550 ;
-  wire [57:0] \$551 ;
-  wire [26:0] \$552 ;
-  wire [41:0] \$553 ;
-  wire \$554 ;
-  wire [57:0] \$555 ;
-  wire [26:0] \$556 ;
+  wire \$551 ;
+  wire [57:0] \$552 ;
+  wire [26:0] \$553 ;
+  wire [41:0] \$554 ;
+  wire \$555 ;
+  wire [57:0] \$556 ;
   wire [26:0] \$557 ;
   wire [26:0] \$558 ;
-  wire [29:0] \$559 ;
-  wire [12:0] \$56 ;
+  wire [26:0] \$559 ;
+  wire [10:0] \$56 ;
   wire \$560 ;
-  wire [57:0] \$561 ;
-  wire [26:0] \$562 ;
-  wire \$563 ;
+  wire \$561 ;
+  wire [57:0] \$562 ;
+  wire [26:0] \$563 ;
   wire \$564 ;
-  wire [57:0] \$565 ;
-  wire [26:0] \$566 ;
-  wire [41:0] \$567 ;
-  wire \$568 ;
-  wire [57:0] \$569 ;
+  wire \$565 ;
+  wire [57:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [41:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  wire [26:0] \$570 ;
+  wire [57:0] \$570 ;
   wire [26:0] \$571 ;
-  wire \$572 ;
+  wire [26:0] \$572 ;
   wire \$573 ;
-  wire [57:0] \$574 ;
-  wire [26:0] \$575 ;
-  wire \$576 ;
+  wire \$574 ;
+  wire [57:0] \$575 ;
+  wire [26:0] \$576 ;
   wire \$577 ;
-  wire [57:0] \$578 ;
-  wire [26:0] \$579 ;
+  wire \$578 ;
+  wire [57:0] \$579 ;
   wire [15:0] \$58 ;
-  wire [41:0] \$580 ;
-  wire \$581 ;
-  wire [57:0] \$582 ;
-  wire [26:0] \$583 ;
+  wire [26:0] \$580 ;
+  wire [41:0] \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
   wire [26:0] \$584 ;
-  wire [33:0] \$585 ;
-  wire \$586 ;
-  wire [57:0] \$587 ;
-  wire [26:0] \$588 ;
-  wire \$589 ;
+  wire [26:0] \$585 ;
+  wire [33:0] \$586 ;
+  wire \$587 ;
+  wire [57:0] \$588 ;
+  wire [26:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire [57:0] \$591 ;
-  wire [26:0] \$592 ;
-  wire [41:0] \$593 ;
-  wire \$594 ;
-  wire [57:0] \$595 ;
-  wire [26:0] \$596 ;
+  wire \$591 ;
+  wire [57:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [41:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
   wire [26:0] \$597 ;
   wire [26:0] \$598 ;
   wire [26:0] \$599 ;
-  wire [15:0] \$6 ;
+  wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire \$600 ;
+  wire [29:0] \$600 ;
   wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
+  wire [57:0] \$602 ;
+  wire [26:0] \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
+  wire [57:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire [41:0] \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire [26:0] \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
+  wire [57:0] \$615 ;
+  wire [26:0] \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire \$619 ;
+  wire [57:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
+  wire [26:0] \$620 ;
+  wire [41:0] \$621 ;
   wire \$622 ;
-  wire \$623 ;
-  wire \$624 ;
-  wire \$625 ;
-  wire \$626 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire [26:0] \$625 ;
+  wire [33:0] \$626 ;
   wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
+  wire [57:0] \$628 ;
+  wire [26:0] \$629 ;
   wire [15:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
-  wire \$632 ;
-  wire \$633 ;
-  wire \$634 ;
+  wire [57:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [41:0] \$634 ;
   wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire [26:0] \$638 ;
+  wire [26:0] \$639 ;
   wire \$64 ;
-  wire \$640 ;
+  wire [26:0] \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -2740,14 +2859,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
-  wire [1:0] \$653 ;
+  wire \$653 ;
   wire \$654 ;
   wire \$655 ;
   wire \$656 ;
   wire \$657 ;
   wire \$658 ;
   wire \$659 ;
-  wire [16:0] \$66 ;
+  wire [12:0] \$66 ;
   wire \$660 ;
   wire \$661 ;
   wire \$662 ;
@@ -2767,14 +2886,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire [1:0] \$678 ;
+  wire \$678 ;
   wire \$679 ;
   wire [15:0] \$68 ;
   wire \$680 ;
   wire \$681 ;
   wire \$682 ;
   wire \$683 ;
-  wire [2:0] \$684 ;
+  wire \$684 ;
   wire \$685 ;
   wire \$686 ;
   wire \$687 ;
@@ -2785,13 +2904,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$691 ;
   wire \$692 ;
   wire \$693 ;
-  wire \$694 ;
+  wire [1:0] \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
   wire \$699 ;
-  wire \$7 ;
+  wire [10:0] \$7 ;
   wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
@@ -2813,15 +2932,15 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$716 ;
   wire \$717 ;
   wire \$718 ;
-  wire \$719 ;
+  wire [1:0] \$719 ;
   wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
-  wire \$725 ;
-  wire [1:0] \$726 ;
+  wire [2:0] \$725 ;
+  wire \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
@@ -2849,13 +2968,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$749 ;
   wire [15:0] \$75 ;
   wire \$750 ;
-  wire [1:0] \$751 ;
+  wire \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire [2:0] \$757 ;
+  wire \$757 ;
   wire \$758 ;
   wire \$759 ;
   wire [16:0] \$76 ;
@@ -2866,9 +2985,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
-  wire \$767 ;
+  wire [1:0] \$767 ;
   wire \$768 ;
-  wire [3:0] \$769 ;
+  wire \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -2894,133 +3013,133 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$79 ;
   wire \$790 ;
   wire \$791 ;
-  wire \$792 ;
-  wire [10:0] \$793 ;
-  wire [11:0] \$794 ;
+  wire [1:0] \$792 ;
+  wire \$793 ;
+  wire \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
-  wire \$798 ;
-  wire [5:0] \$799 ;
-  wire \$8 ;
+  wire [2:0] \$798 ;
+  wire \$799 ;
+  wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire [5:0] \$800 ;
+  wire \$800 ;
   wire \$801 ;
   wire \$802 ;
   wire \$803 ;
   wire \$804 ;
-  wire [4:0] \$805 ;
-  wire [4:0] \$806 ;
-  wire [10:0] \$807 ;
-  wire [19:0] \$808 ;
-  wire [11:0] \$809 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire [16:0] \$81 ;
-  wire [20:0] \$810 ;
+  wire [3:0] \$810 ;
   wire \$811 ;
-  wire [10:0] \$812 ;
-  wire [19:0] \$813 ;
-  wire [11:0] \$814 ;
-  wire [20:0] \$815 ;
-  wire [14:0] \$816 ;
-  wire [14:0] \$817 ;
-  wire [14:0] \$818 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
   wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire [10:0] \$824 ;
-  wire [19:0] \$825 ;
-  wire [11:0] \$826 ;
-  wire [20:0] \$827 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
   wire \$828 ;
   wire \$829 ;
   wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire [15:0] \$832 ;
-  wire [10:0] \$833 ;
-  wire [14:0] \$834 ;
-  wire [8:0] \$835 ;
-  wire [15:0] \$836 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire [10:0] \$834 ;
+  wire [11:0] \$835 ;
+  wire \$836 ;
   wire \$837 ;
-  wire [10:0] \$838 ;
-  wire [14:0] \$839 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
-  wire [8:0] \$840 ;
-  wire [15:0] \$841 ;
-  wire [14:0] \$842 ;
-  wire [14:0] \$843 ;
-  wire [14:0] \$844 ;
+  wire [5:0] \$840 ;
+  wire [5:0] \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
   wire \$845 ;
-  wire \$846 ;
-  wire \$847 ;
-  wire \$848 ;
-  wire \$849 ;
+  wire [4:0] \$846 ;
+  wire [4:0] \$847 ;
+  wire [10:0] \$848 ;
+  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [10:0] \$850 ;
-  wire [14:0] \$851 ;
-  wire [8:0] \$852 ;
-  wire [15:0] \$853 ;
-  wire \$854 ;
-  wire \$855 ;
-  wire \$856 ;
-  wire \$857 ;
-  wire [15:0] \$858 ;
-  wire \$859 ;
-  wire [24:0] \$86 ;
+  wire [11:0] \$850 ;
+  wire [20:0] \$851 ;
+  wire \$852 ;
+  wire [10:0] \$853 ;
+  wire [19:0] \$854 ;
+  wire [11:0] \$855 ;
+  wire [20:0] \$856 ;
+  wire [14:0] \$857 ;
+  wire [14:0] \$858 ;
+  wire [14:0] \$859 ;
+  wire [16:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
   wire \$862 ;
   wire \$863 ;
   wire \$864 ;
-  wire \$865 ;
-  wire \$866 ;
-  wire \$867 ;
-  wire \$868 ;
+  wire [10:0] \$865 ;
+  wire [19:0] \$866 ;
+  wire [11:0] \$867 ;
+  wire [20:0] \$868 ;
   wire \$869 ;
   wire \$87 ;
   wire \$870 ;
   wire \$871 ;
   wire \$872 ;
-  wire \$873 ;
-  wire \$874 ;
-  wire \$875 ;
-  wire \$876 ;
-  wire \$877 ;
+  wire [15:0] \$873 ;
+  wire [10:0] \$874 ;
+  wire [14:0] \$875 ;
+  wire [8:0] \$876 ;
+  wire [15:0] \$877 ;
   wire \$878 ;
-  wire \$879 ;
+  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire \$880 ;
-  wire \$881 ;
-  wire \$882 ;
-  wire [15:0] \$883 ;
-  wire \$884 ;
-  wire [15:0] \$885 ;
-  wire [15:0] \$886 ;
+  wire [14:0] \$880 ;
+  wire [8:0] \$881 ;
+  wire [15:0] \$882 ;
+  wire [14:0] \$883 ;
+  wire [14:0] \$884 ;
+  wire [14:0] \$885 ;
+  wire \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire [11:0] \$891 ;
-  wire [11:0] \$892 ;
-  wire [11:0] \$893 ;
-  wire \$894 ;
-  wire [9:0] \$895 ;
+  wire [10:0] \$891 ;
+  wire [14:0] \$892 ;
+  wire [8:0] \$893 ;
+  wire [15:0] \$894 ;
+  wire \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
-  wire \$899 ;
-  wire [15:0] \$9 ;
+  wire [15:0] \$899 ;
+  wire [16:0] \$9 ;
   wire [15:0] \$90 ;
   wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire \$903 ;
-  wire \$904 ;
-  wire \$905 ;
+  wire [15:0] \$903 ;
+  wire [15:0] \$904 ;
+  wire [15:0] \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
@@ -3031,8 +3150,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$912 ;
   wire \$913 ;
   wire \$914 ;
-  wire [10:0] \$915 ;
-  wire [10:0] \$916 ;
+  wire \$915 ;
+  wire \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
@@ -3040,29 +3159,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$920 ;
   wire \$921 ;
   wire \$922 ;
-  wire [11:0] \$923 ;
-  wire [11:0] \$924 ;
+  wire \$923 ;
+  wire \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
   wire [15:0] \$93 ;
-  wire \$930 ;
+  wire [15:0] \$930 ;
   wire \$931 ;
-  wire [9:0] \$932 ;
-  wire [9:0] \$933 ;
+  wire [15:0] \$932 ;
+  wire [15:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
   wire \$937 ;
-  wire \$938 ;
-  wire \$939 ;
+  wire [11:0] \$938 ;
+  wire [11:0] \$939 ;
   wire \$94 ;
-  wire \$940 ;
-  wire [9:0] \$941 ;
+  wire [11:0] \$940 ;
+  wire \$941 ;
   wire [9:0] \$942 ;
-  wire [8:0] \$943 ;
+  wire \$943 ;
   wire \$944 ;
   wire \$945 ;
   wire \$946 ;
@@ -3073,57 +3192,57 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  reg [4:0] \$953 ;
-  reg \$954 ;
-  reg \$955 ;
-  reg \$956 ;
-  reg \$957 ;
-  reg [9:0] \$958 ;
-  reg [15:0] \$959 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [24:0] \$96 ;
-  reg [7:0] \$960 ;
-  reg \$961 ;
-  reg \$962 ;
-  reg \$963 ;
-  reg \$964 ;
-  reg [8:0] \$965 ;
-  reg [10:0] \$966 ;
-  reg \$967 ;
-  reg \$968 ;
-  reg \$969 ;
-  wire [10:0] \$97 ;
-  reg \$970 ;
-  reg [9:0] \$971 ;
-  reg [15:0] \$972 ;
-  reg [4:0] \$973 ;
-  reg \$974 ;
-  reg [7:0] \$975 ;
-  reg [1:0] \$976 ;
-  reg [15:0] \$977 ;
-  reg [15:0] \$978 ;
-  reg [4:0] \$979 ;
-  wire [10:0] \$98 ;
-  reg \$980 ;
-  reg [9:0] \$981 ;
-  reg \$982 ;
-  reg \$983 ;
-  reg \$984 ;
-  reg \$985 ;
-  reg \$986 ;
-  reg \$987 ;
-  reg [4:0] \$988 ;
-  reg \$989 ;
-  wire [10:0] \$99 ;
-  reg [7:0] \$990 ;
-  reg [1:0] \$991 ;
-  reg [27:0] \$992 ;
-  reg [27:0] \$993 ;
-  reg \$994 ;
-  reg [9:0] \$995 ;
-  reg \$996 ;
-  reg \$997 ;
-  reg \$998 ;
-  reg \$999 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire [10:0] \$962 ;
+  wire [10:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire \$97 ;
+  wire [11:0] \$970 ;
+  wire [11:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire [9:0] \$979 ;
+  wire [15:0] \$98 ;
+  wire [9:0] \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire [9:0] \$988 ;
+  wire [9:0] \$989 ;
+  wire \$99 ;
+  wire [8:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -3191,14 +3310,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
-  reg [8:0] base_exp;
+  wire [8:0] base_exp;
   wire [5:0] base_fp16_exp;
   wire [10:0] base_fp16_sig;
-  reg base_inf;
-  reg base_nan;
-  reg [10:0] base_sig;
-  reg base_sign;
-  reg base_zero;
+  wire base_inf;
+  wire base_nan;
+  wire [10:0] base_sig;
+  wire base_sign;
+  wire base_zero;
   wire [7:0] bits;
   wire [1:0] choice;
   input clk;
@@ -3293,7 +3412,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg product_1_sign = 1'h0;
   reg product_1_zero = 1'h0;
   reg [7:0] product_2 = 8'h00;
-  reg [7:0] rand_sum;
+  wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
@@ -3336,7 +3455,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
-  reg [15:0] sum_code;
+  wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
@@ -3360,58 +3479,60 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_2_1 = 1'h0;
   reg [7:0] unpack_q_2_2 = 8'h00;
   reg [1:0] unpack_q_2_3 = 2'h0;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
+  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
+  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
-  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
-  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
+  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
   assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$5  = fresh & product_0[0];
-  assign \$6  = \$5  ? 16'h0000 : acc;
-  assign \$7  = | \$6 [14:10];
-  assign \$8  = fresh & product_0[0];
-  assign \$9  = \$8  ? 16'h0000 : acc;
-  assign \$10  = \$9 [14:10] - 4'hf;
-  assign \$11  = fresh & product_0[0];
-  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$10  = fresh & product_0[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
   assign \$13  = fresh & product_0[0];
   assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = fresh & product_0[0];
-  assign \$16  = \$15  ? 16'h0000 : acc;
-  assign \$17  = fresh & product_0[0];
-  assign \$18  = \$17  ? 16'h0000 : acc;
-  assign \$19  = fresh & product_0[0];
-  assign \$20  = \$19  ? 16'h0000 : acc;
-  assign \$21  = fresh & product_0[0];
-  assign \$22  = \$21  ? 16'h0000 : acc;
-  assign \$23  = fresh & product_0[0];
-  assign \$24  = \$23  ? 16'h0000 : acc;
-  assign \$25  = fresh & product_0[0];
-  assign \$26  = \$25  ? 16'h0000 : acc;
-  assign \$27  = fresh & product_0[0];
-  assign \$28  = \$27  ? 16'h0000 : acc;
-  assign \$29  = fresh & product_0[0];
-  assign \$30  = \$29  ? 16'h0000 : acc;
-  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
-  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
-  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
-  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
-  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
-  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
-  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
-  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
-  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
-  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
-  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
-  assign \$42  = fresh & product_0[0];
-  assign \$43  = \$42  ? 16'h0000 : acc;
-  assign \$44  = | \$43 [14:10];
-  assign \$45  = fresh & product_0[0];
-  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_0[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_0[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_0[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_0[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_0[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_0[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_0[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_0[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_0[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_0[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
   assign \$47  = fresh & product_0[0];
   assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = fresh & product_0[0];
-  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_0[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
   assign \$52  = fresh & product_0[0];
   assign \$53  = \$52  ? 16'h0000 : acc;
   assign \$54  = fresh & product_0[0];
@@ -3448,54 +3569,54 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$93  = \$92  ? 16'h0000 : acc;
   assign \$94  = fresh & product_0[0];
   assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
-  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
-  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
-  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
-  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
-  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
-  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
-  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
-  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
-  assign \$106  = \$48 [9] ? \$51  : \$105 ;
-  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
-  assign \$107  = fresh & product_0[0];
-  assign \$108  = \$107  ? 16'h0000 : acc;
-  assign \$109  = | \$108 [14:7];
-  assign \$110  = fresh & product_0[0];
-  assign \$111  = \$110  ? 16'h0000 : acc;
-  assign \$112  = \$111 [14:7] - 7'h7f;
-  assign \$113  = fresh & product_0[0];
-  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_0[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_0[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_0[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
   assign \$115  = fresh & product_0[0];
   assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = fresh & product_0[0];
-  assign \$118  = \$117  ? 16'h0000 : acc;
-  assign \$119  = fresh & product_0[0];
-  assign \$120  = \$119  ? 16'h0000 : acc;
-  assign \$121  = fresh & product_0[0];
-  assign \$122  = \$121  ? 16'h0000 : acc;
-  assign \$123  = fresh & product_0[0];
-  assign \$124  = \$123  ? 16'h0000 : acc;
-  assign \$125  = fresh & product_0[0];
-  assign \$126  = \$125  ? 16'h0000 : acc;
-  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
-  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
-  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
-  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
-  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
-  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
-  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
-  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
-  assign \$135  = fresh & product_0[0];
-  assign \$136  = \$135  ? 16'h0000 : acc;
-  assign \$137  = | \$136 [14:7];
-  assign \$138  = fresh & product_0[0];
-  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_0[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_0[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_0[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_0[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_0[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_0[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_0[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
   assign \$140  = fresh & product_0[0];
   assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = fresh & product_0[0];
-  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_0[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
   assign \$145  = fresh & product_0[0];
   assign \$146  = \$145  ? 16'h0000 : acc;
   assign \$147  = fresh & product_0[0];
@@ -3520,154 +3641,166 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$171  = \$170  ? 16'h0000 : acc;
   assign \$172  = fresh & product_0[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
-  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
-  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
-  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
-  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
-  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
-  assign \$181  = \$141 [6] ? \$144  : \$180 ;
-  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
-  assign \$182  = fresh & product_0[0];
-  assign \$183  = \$182  ? 16'h0000 : acc;
-  assign \$184  = fresh & product_0[0];
-  assign \$185  = \$184  ? 16'h0000 : acc;
-  assign \$186  = ! \$185 [14:10];
-  assign \$187  = fresh & product_0[0];
-  assign \$188  = \$187  ? 16'h0000 : acc;
-  assign \$189  = ! \$188 [9:0];
-  assign \$190  = \$186  & \$189 ;
-  assign \$191  = fresh & product_0[0];
-  assign \$192  = \$191  ? 16'h0000 : acc;
-  assign \$193  = \$192 [14:10] == 5'h1f;
-  assign \$194  = fresh & product_0[0];
-  assign \$195  = \$194  ? 16'h0000 : acc;
-  assign \$196  = ! \$195 [9:0];
-  assign \$197  = \$193  & \$196 ;
-  assign \$198  = fresh & product_0[0];
-  assign \$199  = \$198  ? 16'h0000 : acc;
-  assign \$200  = \$199 [14:10] == 5'h1f;
-  assign \$201  = fresh & product_0[0];
-  assign \$202  = \$201  ? 16'h0000 : acc;
-  assign \$203  = | \$202 [9:0];
-  assign \$204  = \$200  & \$203 ;
-  assign \$205  = fresh & product_0[0];
-  assign \$206  = \$205  ? 16'h0000 : acc;
-  assign \$207  = fresh & product_0[0];
-  assign \$208  = \$207  ? 16'h0000 : acc;
-  assign \$209  = ! \$208 [14:7];
+  assign \$175  = fresh & product_0[0];
+  assign \$176  = \$175  ? 16'h0000 : acc;
+  assign \$177  = fresh & product_0[0];
+  assign \$178  = \$177  ? 16'h0000 : acc;
+  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
+  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
+  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
+  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
+  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
+  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
+  assign \$186  = \$146 [6] ? \$149  : \$185 ;
+  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
+  assign \$187  = ! step_mode;
+  assign \$189  = step_mode == 1'h1;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = step_mode == 2'h2;
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = fresh & product_0[0];
+  assign \$194  = \$193  ? 16'h0000 : acc;
+  assign \$195  = fresh & product_0[0];
+  assign \$196  = \$195  ? 16'h0000 : acc;
+  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
+  assign \$197  = ! step_mode;
+  assign \$199  = step_mode == 1'h1;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = step_mode == 2'h2;
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = fresh & product_0[0];
+  assign \$204  = \$203  ? 16'h0000 : acc;
+  assign \$205  = ! \$204 [14:10];
+  assign \$206  = fresh & product_0[0];
+  assign \$207  = \$206  ? 16'h0000 : acc;
+  assign \$208  = ! \$207 [9:0];
+  assign \$209  = \$205  & \$208 ;
   assign \$210  = fresh & product_0[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [6:0];
-  assign \$213  = \$209  & \$212 ;
-  assign \$214  = fresh & product_0[0];
-  assign \$215  = \$214  ? 16'h0000 : acc;
-  assign \$216  = \$215 [14:7] == 8'hff;
-  assign \$217  = fresh & product_0[0];
-  assign \$218  = \$217  ? 16'h0000 : acc;
-  assign \$219  = ! \$218 [6:0];
-  assign \$220  = \$216  & \$219 ;
-  assign \$221  = fresh & product_0[0];
-  assign \$222  = \$221  ? 16'h0000 : acc;
-  assign \$223  = \$222 [14:7] == 8'hff;
-  assign \$224  = fresh & product_0[0];
-  assign \$225  = \$224  ? 16'h0000 : acc;
-  assign \$226  = | \$225 [6:0];
-  assign \$227  = \$223  & \$226 ;
-  assign \$228  = ~ unpack_q_0_zero;
-  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$229  | \$232 ;
-  assign \$234  = \$228  & \$233 ;
-  assign add_a_big = unpack_q_1_zero | \$234 ;
+  assign \$212  = ! \$211 [14:7];
+  assign \$213  = fresh & product_0[0];
+  assign \$214  = \$213  ? 16'h0000 : acc;
+  assign \$215  = ! \$214 [6:0];
+  assign \$216  = \$212  & \$215 ;
+  assign base_zero = \$202  ? \$209  : \$216 ;
+  assign \$217  = ! step_mode;
+  assign \$219  = step_mode == 1'h1;
+  assign \$220  = \$218  | \$219 ;
+  assign \$221  = step_mode == 2'h2;
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = fresh & product_0[0];
+  assign \$224  = \$223  ? 16'h0000 : acc;
+  assign \$225  = \$224 [14:10] == 5'h1f;
+  assign \$226  = fresh & product_0[0];
+  assign \$227  = \$226  ? 16'h0000 : acc;
+  assign \$228  = ! \$227 [9:0];
+  assign \$229  = \$225  & \$228 ;
+  assign \$230  = fresh & product_0[0];
+  assign \$231  = \$230  ? 16'h0000 : acc;
+  assign \$232  = \$231 [14:7] == 8'hff;
+  assign \$233  = fresh & product_0[0];
+  assign \$234  = \$233  ? 16'h0000 : acc;
+  assign \$235  = ! \$234 [6:0];
+  assign \$236  = \$232  & \$235 ;
+  assign base_inf = \$222  ? \$229  : \$236 ;
+  assign \$237  = ! step_mode;
+  assign \$239  = step_mode == 1'h1;
+  assign \$240  = \$238  | \$239 ;
+  assign \$241  = step_mode == 2'h2;
+  assign \$242  = \$240  | \$241 ;
+  assign \$243  = fresh & product_0[0];
+  assign \$244  = \$243  ? 16'h0000 : acc;
+  assign \$245  = \$244 [14:10] == 5'h1f;
+  assign \$246  = fresh & product_0[0];
+  assign \$247  = \$246  ? 16'h0000 : acc;
+  assign \$248  = | \$247 [9:0];
+  assign \$249  = \$245  & \$248 ;
+  assign \$250  = fresh & product_0[0];
+  assign \$251  = \$250  ? 16'h0000 : acc;
+  assign \$252  = \$251 [14:7] == 8'hff;
+  assign \$253  = fresh & product_0[0];
+  assign \$254  = \$253  ? 16'h0000 : acc;
+  assign \$255  = | \$254 [6:0];
+  assign \$256  = \$252  & \$255 ;
+  assign base_nan = \$242  ? \$249  : \$256 ;
+  assign \$257  = ! step_mode;
+  assign \$259  = step_mode == 1'h1;
+  assign \$260  = \$258  | \$259 ;
+  assign \$261  = step_mode == 2'h2;
+  assign \$262  = \$260  | \$261 ;
+  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
+  assign \$263  = ! step_mode;
+  assign \$265  = step_mode == 1'h1;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = step_mode == 2'h2;
+  assign \$268  = \$266  | \$267 ;
+  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$269  = ~ unpack_q_0_zero;
+  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = \$270  | \$273 ;
+  assign \$275  = \$269  & \$274 ;
+  assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$235  = align_q_0_big - align_q_0_small;
-  assign \$236  = align_q_0_big + align_q_0_small;
-  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
-  assign \$238  = ! add_q_0_total[27:12];
-  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
-  assign \$241  = ! \$240 [26:19];
-  assign \$242  = ! add_q_0_total[27:12];
-  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
-  assign \$246  = ! add_q_0_total[27:12];
-  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
-  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
-  assign \$250  = ! \$249 [26:23];
-  assign \$251  = ! add_q_0_total[27:12];
-  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
-  assign \$254  = ! \$253 [26:19];
-  assign \$255  = ! add_q_0_total[27:12];
-  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
-  assign \$259  = ! add_q_0_total[27:12];
-  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
-  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
-  assign \$264  = ! add_q_0_total[27:12];
-  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
-  assign \$267  = ! \$266 [26:19];
-  assign \$268  = ! add_q_0_total[27:12];
-  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
-  assign \$272  = ! add_q_0_total[27:12];
-  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
-  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
-  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
-  assign \$277  = ! \$276 [26:25];
-  assign \$278  = ! add_q_0_total[27:12];
-  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
-  assign \$281  = ! \$280 [26:19];
-  assign \$282  = ! add_q_0_total[27:12];
-  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
-  assign \$286  = ! add_q_0_total[27:12];
-  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
-  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
-  assign \$290  = ! \$289 [26:23];
-  assign \$291  = ! add_q_0_total[27:12];
-  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
-  assign \$294  = ! \$293 [26:19];
-  assign \$295  = ! add_q_0_total[27:12];
-  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
-  assign \$299  = ! add_q_0_total[27:12];
-  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
-  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
-  assign \$304  = ! add_q_0_total[27:12];
-  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
-  assign \$307  = ! \$306 [26:19];
-  assign \$308  = ! add_q_0_total[27:12];
-  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
-  assign \$312  = ! add_q_0_total[27:12];
-  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
-  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
-  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
-  assign \$318  = ! add_q_0_total[27:12];
-  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
-  assign \$321  = ! \$320 [26:19];
-  assign \$322  = ! add_q_0_total[27:12];
-  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
-  assign \$326  = ! add_q_0_total[27:12];
-  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
-  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
-  assign \$330  = ! \$329 [26:23];
-  assign \$331  = ! add_q_0_total[27:12];
-  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
-  assign \$334  = ! \$333 [26:19];
-  assign \$335  = ! add_q_0_total[27:12];
-  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$339  = ! add_q_0_total[27:12];
-  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
-  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
-  assign \$344  = ! add_q_0_total[27:12];
-  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
-  assign \$347  = ! \$346 [26:19];
-  assign \$348  = ! add_q_0_total[27:12];
-  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$352  = ! add_q_0_total[27:12];
-  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
-  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
-  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
-  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
-  assign \$358  = ! \$357 [26];
+  assign \$276  = align_q_0_big - align_q_0_small;
+  assign \$277  = align_q_0_big + align_q_0_small;
+  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
+  assign \$279  = ! add_q_0_total[27:12];
+  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
+  assign \$282  = ! \$281 [26:19];
+  assign \$283  = ! add_q_0_total[27:12];
+  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
+  assign \$287  = ! add_q_0_total[27:12];
+  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
+  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
+  assign \$291  = ! \$290 [26:23];
+  assign \$292  = ! add_q_0_total[27:12];
+  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
+  assign \$295  = ! \$294 [26:19];
+  assign \$296  = ! add_q_0_total[27:12];
+  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
+  assign \$300  = ! add_q_0_total[27:12];
+  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
+  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
+  assign \$305  = ! add_q_0_total[27:12];
+  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
+  assign \$308  = ! \$307 [26:19];
+  assign \$309  = ! add_q_0_total[27:12];
+  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
+  assign \$313  = ! add_q_0_total[27:12];
+  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
+  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
+  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
+  assign \$318  = ! \$317 [26:25];
+  assign \$319  = ! add_q_0_total[27:12];
+  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
+  assign \$322  = ! \$321 [26:19];
+  assign \$323  = ! add_q_0_total[27:12];
+  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
+  assign \$331  = ! \$330 [26:23];
+  assign \$332  = ! add_q_0_total[27:12];
+  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! \$334 [26:19];
+  assign \$336  = ! add_q_0_total[27:12];
+  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
+  assign \$345  = ! add_q_0_total[27:12];
+  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! \$347 [26:19];
+  assign \$349  = ! add_q_0_total[27:12];
+  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
+  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
   assign \$359  = ! add_q_0_total[27:12];
   assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
   assign \$362  = ! \$361 [26:19];
@@ -3694,60 +3827,61 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
   assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
   assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = ! \$397 [26:25];
-  assign \$399  = ! add_q_0_total[27:12];
-  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
-  assign \$402  = ! \$401 [26:19];
-  assign \$403  = ! add_q_0_total[27:12];
-  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
-  assign \$407  = ! add_q_0_total[27:12];
-  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
-  assign \$411  = ! \$410 [26:23];
-  assign \$412  = ! add_q_0_total[27:12];
-  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! \$414 [26:19];
-  assign \$416  = ! add_q_0_total[27:12];
-  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
-  assign \$420  = ! add_q_0_total[27:12];
-  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
-  assign \$425  = ! add_q_0_total[27:12];
-  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! \$427 [26:19];
-  assign \$429  = ! add_q_0_total[27:12];
-  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
-  assign \$433  = ! add_q_0_total[27:12];
-  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
-  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
-  assign \$439  = ! add_q_0_total[27:12];
-  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
-  assign \$442  = ! \$441 [26:19];
-  assign \$443  = ! add_q_0_total[27:12];
-  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
-  assign \$447  = ! add_q_0_total[27:12];
-  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
-  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
-  assign \$451  = ! \$450 [26:23];
-  assign \$452  = ! add_q_0_total[27:12];
-  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
-  assign \$455  = ! \$454 [26:19];
-  assign \$456  = ! add_q_0_total[27:12];
-  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$460  = ! add_q_0_total[27:12];
-  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
-  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
-  assign \$465  = ! add_q_0_total[27:12];
-  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
-  assign \$468  = ! \$467 [26:19];
-  assign \$469  = ! add_q_0_total[27:12];
-  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$473  = ! add_q_0_total[27:12];
-  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
-  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
-  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
-  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
+  assign \$399  = ! \$398 [26];
+  assign \$400  = ! add_q_0_total[27:12];
+  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
+  assign \$403  = ! \$402 [26:19];
+  assign \$404  = ! add_q_0_total[27:12];
+  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
+  assign \$408  = ! add_q_0_total[27:12];
+  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
+  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
+  assign \$412  = ! \$411 [26:23];
+  assign \$413  = ! add_q_0_total[27:12];
+  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
+  assign \$416  = ! \$415 [26:19];
+  assign \$417  = ! add_q_0_total[27:12];
+  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
+  assign \$421  = ! add_q_0_total[27:12];
+  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
+  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
+  assign \$426  = ! add_q_0_total[27:12];
+  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
+  assign \$429  = ! \$428 [26:19];
+  assign \$430  = ! add_q_0_total[27:12];
+  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
+  assign \$434  = ! add_q_0_total[27:12];
+  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
+  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
+  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
+  assign \$439  = ! \$438 [26:25];
+  assign \$440  = ! add_q_0_total[27:12];
+  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
+  assign \$443  = ! \$442 [26:19];
+  assign \$444  = ! add_q_0_total[27:12];
+  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
+  assign \$452  = ! \$451 [26:23];
+  assign \$453  = ! add_q_0_total[27:12];
+  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! \$455 [26:19];
+  assign \$457  = ! add_q_0_total[27:12];
+  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
+  assign \$466  = ! add_q_0_total[27:12];
+  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! \$468 [26:19];
+  assign \$470  = ! add_q_0_total[27:12];
+  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
+  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
   assign \$480  = ! add_q_0_total[27:12];
   assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
   assign \$483  = ! \$482 [26:19];
@@ -3774,1634 +3908,1579 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
   assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
   assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = ! \$518 [26:25];
-  assign \$520  = ! add_q_0_total[27:12];
-  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
-  assign \$523  = ! \$522 [26:19];
-  assign \$524  = ! add_q_0_total[27:12];
-  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
-  assign \$528  = ! add_q_0_total[27:12];
-  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
-  assign \$532  = ! \$531 [26:23];
-  assign \$533  = ! add_q_0_total[27:12];
-  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! \$535 [26:19];
-  assign \$537  = ! add_q_0_total[27:12];
-  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
-  assign \$541  = ! add_q_0_total[27:12];
-  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
-  assign \$546  = ! add_q_0_total[27:12];
-  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! \$548 [26:19];
-  assign \$550  = ! add_q_0_total[27:12];
-  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
-  assign \$554  = ! add_q_0_total[27:12];
-  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
-  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
-  assign \$560  = ! add_q_0_total[27:12];
-  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
-  assign \$563  = ! \$562 [26:19];
-  assign \$564  = ! add_q_0_total[27:12];
-  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
-  assign \$568  = ! add_q_0_total[27:12];
-  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
-  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
-  assign \$572  = ! \$571 [26:23];
-  assign \$573  = ! add_q_0_total[27:12];
-  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
-  assign \$576  = ! \$575 [26:19];
-  assign \$577  = ! add_q_0_total[27:12];
-  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$581  = ! add_q_0_total[27:12];
-  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
-  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
-  assign \$586  = ! add_q_0_total[27:12];
-  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
-  assign \$589  = ! \$588 [26:19];
-  assign \$590  = ! add_q_0_total[27:12];
-  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$594  = ! add_q_0_total[27:12];
-  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
-  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
-  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
-  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
-  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
-  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601  & \$603 ;
-  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$606  = ~ \$605 ;
-  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$608  = ~ \$607 ;
-  assign \$609  = \$606  & \$608 ;
-  assign \$610  = \$604  & \$609 ;
-  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$612  = ~ \$611 ;
-  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$614  = ~ \$613 ;
-  assign \$615  = \$612  & \$614 ;
-  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$617  = ~ \$616 ;
-  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$619  = ~ \$618 ;
-  assign \$620  = \$617  & \$619 ;
-  assign \$621  = \$615  & \$620 ;
-  assign \$622  = \$610  & \$621 ;
-  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624  & \$626 ;
-  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$629  = ~ \$628 ;
-  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$631  = ~ \$630 ;
-  assign \$632  = \$629  & \$631 ;
-  assign \$633  = \$627  & \$632 ;
-  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$635  = ~ \$634 ;
-  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
+  assign \$521  = ! add_q_0_total[27:12];
+  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
+  assign \$524  = ! \$523 [26:19];
+  assign \$525  = ! add_q_0_total[27:12];
+  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
+  assign \$529  = ! add_q_0_total[27:12];
+  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
+  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
+  assign \$533  = ! \$532 [26:23];
+  assign \$534  = ! add_q_0_total[27:12];
+  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
+  assign \$537  = ! \$536 [26:19];
+  assign \$538  = ! add_q_0_total[27:12];
+  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
+  assign \$542  = ! add_q_0_total[27:12];
+  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
+  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
+  assign \$547  = ! add_q_0_total[27:12];
+  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
+  assign \$550  = ! \$549 [26:19];
+  assign \$551  = ! add_q_0_total[27:12];
+  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
+  assign \$555  = ! add_q_0_total[27:12];
+  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
+  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
+  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
+  assign \$560  = ! \$559 [26:25];
+  assign \$561  = ! add_q_0_total[27:12];
+  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
+  assign \$564  = ! \$563 [26:19];
+  assign \$565  = ! add_q_0_total[27:12];
+  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
+  assign \$573  = ! \$572 [26:23];
+  assign \$574  = ! add_q_0_total[27:12];
+  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! \$576 [26:19];
+  assign \$578  = ! add_q_0_total[27:12];
+  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
+  assign \$587  = ! add_q_0_total[27:12];
+  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! \$589 [26:19];
+  assign \$591  = ! add_q_0_total[27:12];
+  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
+  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
+  assign \$601  = ! add_q_0_total[27:12];
+  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
+  assign \$604  = ! \$603 [26:19];
+  assign \$605  = ! add_q_0_total[27:12];
+  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
+  assign \$613  = ! \$612 [26:23];
+  assign \$614  = ! add_q_0_total[27:12];
+  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! \$616 [26:19];
+  assign \$618  = ! add_q_0_total[27:12];
+  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
+  assign \$627  = ! add_q_0_total[27:12];
+  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! \$629 [26:19];
+  assign \$631  = ! add_q_0_total[27:12];
+  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
+  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
+  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
+  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
+  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$642  = ~ \$641 ;
+  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$644  = ~ \$643 ;
+  assign \$645  = \$642  & \$644 ;
+  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
   assign \$647  = ~ \$646 ;
-  assign \$648  = ~ add_q_0_total[1];
-  assign \$649  = ~ add_q_0_total[3];
-  assign \$650  = \$646  ? \$649  : \$648 ;
-  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$652  = ~ \$651 ;
-  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$649  = ~ \$648 ;
+  assign \$650  = \$647  & \$649 ;
+  assign \$651  = \$645  & \$650 ;
+  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$653  = ~ \$652 ;
+  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
   assign \$655  = ~ \$654 ;
-  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$656  = \$653  & \$655 ;
+  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$658  = ~ \$657 ;
+  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
   assign \$660  = ~ \$659 ;
-  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$662  = ~ \$661 ;
-  assign \$663  = \$660  & \$662 ;
-  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$661  = \$658  & \$660 ;
+  assign \$662  = \$656  & \$661 ;
+  assign \$663  = \$651  & \$662 ;
+  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
   assign \$665  = ~ \$664 ;
-  assign \$666  = ~ add_q_0_total[5];
-  assign \$667  = ~ add_q_0_total[7];
-  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$667  = ~ \$666 ;
+  assign \$668  = \$665  & \$667 ;
   assign \$669  = add_q_0_total[7] | add_q_0_total[6];
   assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
   assign \$672  = ~ \$671 ;
-  assign \$673  = ~ add_q_0_total[9];
-  assign \$674  = ~ add_q_0_total[11];
-  assign \$675  = \$671  ? \$674  : \$673 ;
-  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$677  = ~ \$676 ;
-  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
-  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$680  = ~ \$679 ;
-  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$682  = ~ \$681 ;
-  assign \$683  = \$680  & \$682 ;
-  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
-  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$673  = \$670  & \$672 ;
+  assign \$674  = \$668  & \$673 ;
+  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$676  = ~ \$675 ;
+  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
   assign \$688  = ~ \$687 ;
-  assign \$689  = \$686  & \$688 ;
-  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$691  = ~ \$690 ;
-  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$689  = ~ add_q_0_total[1];
+  assign \$690  = ~ add_q_0_total[3];
+  assign \$691  = \$687  ? \$690  : \$689 ;
+  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
   assign \$693  = ~ \$692 ;
-  assign \$694  = \$691  & \$693 ;
-  assign \$695  = \$689  & \$694 ;
-  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$697  = ~ \$696 ;
-  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$699  = ~ \$698 ;
-  assign \$700  = \$697  & \$699 ;
-  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$702  = ~ \$701 ;
-  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$704  = ~ \$703 ;
-  assign \$705  = \$702  & \$704 ;
-  assign \$706  = \$700  & \$705 ;
-  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$708  = ~ \$707 ;
-  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = \$708  & \$710 ;
-  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$696  = ~ \$695 ;
+  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$701  = ~ \$700 ;
+  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$703  = ~ \$702 ;
+  assign \$704  = \$701  & \$703 ;
+  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$706  = ~ \$705 ;
+  assign \$707  = ~ add_q_0_total[5];
+  assign \$708  = ~ add_q_0_total[7];
+  assign \$709  = \$705  ? \$708  : \$707 ;
+  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$711  = ~ \$710 ;
+  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
   assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[15];
+  assign \$714  = ~ add_q_0_total[9];
+  assign \$715  = ~ add_q_0_total[11];
   assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
   assign \$718  = ~ \$717 ;
-  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$720  = ~ \$719 ;
-  assign \$721  = ~ add_q_0_total[17];
-  assign \$722  = ~ add_q_0_total[19];
-  assign \$723  = \$719  ? \$722  : \$721 ;
-  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$725  = ~ \$724 ;
-  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
-  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$730  = ~ \$729 ;
-  assign \$731  = \$728  & \$730 ;
-  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$733  = ~ \$732 ;
-  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$735  = ~ \$734 ;
-  assign \$736  = \$733  & \$735 ;
-  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
+  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$721  = ~ \$720 ;
+  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$723  = ~ \$722 ;
+  assign \$724  = \$721  & \$723 ;
+  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
+  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$727  = ~ \$726 ;
+  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$729  = ~ \$728 ;
+  assign \$730  = \$727  & \$729 ;
+  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$732  = ~ \$731 ;
+  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$734  = ~ \$733 ;
+  assign \$735  = \$732  & \$734 ;
+  assign \$736  = \$730  & \$735 ;
+  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
   assign \$738  = ~ \$737 ;
-  assign \$739  = ~ add_q_0_total[21];
-  assign \$740  = ~ add_q_0_total[23];
-  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$740  = ~ \$739 ;
+  assign \$741  = \$738  & \$740 ;
   assign \$742  = add_q_0_total[23] | add_q_0_total[22];
   assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
   assign \$745  = ~ \$744 ;
-  assign \$746  = ~ add_q_0_total[25];
-  assign \$747  = ~ add_q_0_total[27];
-  assign \$748  = \$744  ? \$747  : \$746 ;
-  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
-  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$753  = ~ \$752 ;
-  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$755  = ~ \$754 ;
-  assign \$756  = \$753  & \$755 ;
-  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
-  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$746  = \$743  & \$745 ;
+  assign \$747  = \$741  & \$746 ;
+  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$749  = ~ \$748 ;
+  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$751  = ~ \$750 ;
+  assign \$752  = \$749  & \$751 ;
+  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$754  = ~ \$753 ;
+  assign \$755  = ~ add_q_0_total[13];
+  assign \$756  = ~ add_q_0_total[15];
+  assign \$757  = \$753  ? \$756  : \$755 ;
+  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
   assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
   assign \$761  = ~ \$760 ;
-  assign \$762  = \$759  & \$761 ;
-  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$762  = ~ add_q_0_total[17];
+  assign \$763  = ~ add_q_0_total[19];
+  assign \$764  = \$760  ? \$763  : \$762 ;
+  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
   assign \$766  = ~ \$765 ;
-  assign \$767  = \$764  & \$766 ;
-  assign \$768  = \$762  & \$767 ;
-  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
-  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
+  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$769  = ~ \$768 ;
+  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
   assign \$771  = ~ \$770 ;
-  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771  & \$773 ;
-  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$772  = \$769  & \$771 ;
+  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$774  = ~ \$773 ;
+  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
   assign \$776  = ~ \$775 ;
-  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$778  = ~ \$777 ;
-  assign \$779  = \$776  & \$778 ;
-  assign \$780  = \$774  & \$779 ;
-  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$777  = \$774  & \$776 ;
+  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$779  = ~ \$778 ;
+  assign \$780  = ~ add_q_0_total[21];
+  assign \$781  = ~ add_q_0_total[23];
+  assign \$782  = \$778  ? \$781  : \$780 ;
+  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
   assign \$784  = ~ \$783 ;
-  assign \$785  = \$782  & \$784 ;
-  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$787  = ~ \$786 ;
-  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$789  = ~ \$788 ;
-  assign \$790  = \$787  & \$789 ;
-  assign \$791  = \$785  & \$790 ;
-  assign \$792  = \$780  & \$791 ;
-  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
-  assign \$795  = ~ normalize_q_1_0[11];
-  assign \$796  = | normalize_q_1_0;
-  assign \$797  = \$795  & \$796 ;
-  assign \$798  = | normalize_q_1_0[11:6];
-  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$800  = \$797  ? \$799  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
-  assign \$801  = ~ normalize_q_1_1[11];
-  assign \$802  = | normalize_q_1_1;
-  assign \$803  = \$801  & \$802 ;
-  assign \$804  = | normalize_q_1_1[11:5];
-  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$806  = \$803  ? \$805  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
-  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$809  = round_q_0_0_count + round_q_0_0_up;
-  assign \$810  = \$808  + \$809 ;
-  assign \$811  = \$810  > 15'h7bff;
-  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$814  = round_q_0_0_count + round_q_0_0_up;
-  assign \$815  = \$813  + \$814 ;
-  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
-  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
-  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
-  assign \$821  = ~ round_q_0_0_inf;
-  assign \$822  = ~ round_q_0_0_zero;
-  assign \$823  = \$821  & \$822 ;
-  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$826  = round_q_0_0_count + round_q_0_0_up;
-  assign \$827  = \$825  + \$826 ;
-  assign \$828  = \$827  > 15'h7bff;
-  assign \$829  = \$823  & \$828 ;
-  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$835  = round_q_0_1_count + round_q_0_1_up;
-  assign \$836  = \$834  + \$835 ;
-  assign \$837  = \$836  > 15'h7f7f;
-  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$840  = round_q_0_1_count + round_q_0_1_up;
-  assign \$841  = \$839  + \$840 ;
-  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
-  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
-  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
-  assign \$847  = ~ round_q_0_1_inf;
-  assign \$848  = ~ round_q_0_1_zero;
-  assign \$849  = \$847  & \$848 ;
-  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$852  = round_q_0_1_count + round_q_0_1_up;
-  assign \$853  = \$851  + \$852 ;
-  assign \$854  = \$853  > 15'h7f7f;
-  assign \$855  = \$849  & \$854 ;
-  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$859  = a[17] ^ b[17];
-  assign \$860  = a[18] | b[18];
-  assign \$861  = a[20] | b[20];
-  assign \$862  = \$861  | a[19];
-  assign \$863  = \$862  | b[19];
-  assign \$864  = ~ \$863 ;
-  assign \$865  = \$860  & \$864 ;
-  assign \$866  = a[19] | b[19];
-  assign \$867  = a[20] | b[20];
-  assign \$868  = \$867  | a[18];
-  assign \$869  = \$868  | b[18];
-  assign \$870  = ~ \$869 ;
-  assign \$871  = \$866  & \$870 ;
-  assign \$872  = a[20] | b[20];
-  assign \$873  = a[19] & b[18];
-  assign \$874  = \$872  | \$873 ;
-  assign \$875  = a[18] & b[19];
-  assign \$876  = \$874  | \$875 ;
-  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$878  = ~ product_0[0];
-  assign \$879  = product_1_zero | \$878 ;
-  assign \$880  = product_1_inf & product_0[0];
-  assign \$881  = product_1_nan & product_0[0];
-  assign \$882  = ~ fresh;
-  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$886  = \$884  ? 16'h0000 : \$885 ;
-  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$889  = \$887  | \$888 ;
-  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$891  = - $signed(add_exp_diff);
-  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
-  assign \$893  = \$889  ? 12'h01a : \$892 ;
-  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$900  = \$898  & \$899 ;
-  assign \$901  = \$897  | \$900 ;
-  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$904  = ~ \$903 ;
-  assign \$905  = \$902  & \$904 ;
-  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ \$908 ;
-  assign \$910  = \$905  & \$909 ;
-  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$914  = | add_small_wide[25:0];
-  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$917  = ! add_q_0_total[27:1];
-  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
-  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
-  assign \$921  = ! add_q_0_total[27:1];
-  assign \$922  = add_q_0_flags_both_zero | \$921 ;
-  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$925  = ~ normalize_q_1_0[11];
-  assign \$926  = | normalize_q_1_0;
-  assign \$927  = \$925  & \$926 ;
-  assign \$928  = ~ normalize_q_1_0[11];
-  assign \$929  = | normalize_q_1_0;
-  assign \$930  = \$928  & \$929 ;
-  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
-  assign \$934  = ~ normalize_q_1_1[11];
-  assign \$935  = | normalize_q_1_1;
-  assign \$936  = \$934  & \$935 ;
-  assign \$937  = ~ normalize_q_1_1[11];
-  assign \$938  = | normalize_q_1_1;
-  assign \$939  = \$937  & \$938 ;
-  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$942  = \$939  ? 10'h382 : \$941 ;
-  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$944  = | place_q_0_1_kept[19:0];
-  assign \$945  = | place_q_0_1_below;
-  assign \$946  = \$945  | place_q_0_1_sticky;
-  assign \$947  = \$944  | \$946 ;
-  assign \$948  = \$947  | place_q_0_1_kept[21];
-  assign \$949  = place_q_0_1_kept[20] & \$948 ;
-  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$951  = ~ round_q_1_1;
-  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
+  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$786  = ~ \$785 ;
+  assign \$787  = ~ add_q_0_total[25];
+  assign \$788  = ~ add_q_0_total[27];
+  assign \$789  = \$785  ? \$788  : \$787 ;
+  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$791  = ~ \$790 ;
+  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
+  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$794  = ~ \$793 ;
+  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$796  = ~ \$795 ;
+  assign \$797  = \$794  & \$796 ;
+  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
+  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$800  = ~ \$799 ;
+  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$802  = ~ \$801 ;
+  assign \$803  = \$800  & \$802 ;
+  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$805  = ~ \$804 ;
+  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$807  = ~ \$806 ;
+  assign \$808  = \$805  & \$807 ;
+  assign \$809  = \$803  & \$808 ;
+  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
+  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$812  = ~ \$811 ;
+  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$814  = ~ \$813 ;
+  assign \$815  = \$812  & \$814 ;
+  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$817  = ~ \$816 ;
+  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$819  = ~ \$818 ;
+  assign \$820  = \$817  & \$819 ;
+  assign \$821  = \$815  & \$820 ;
+  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$823  = ~ \$822 ;
+  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$825  = ~ \$824 ;
+  assign \$826  = \$823  & \$825 ;
+  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$828  = ~ \$827 ;
+  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$830  = ~ \$829 ;
+  assign \$831  = \$828  & \$830 ;
+  assign \$832  = \$826  & \$831 ;
+  assign \$833  = \$821  & \$832 ;
+  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
+  assign \$836  = ~ normalize_q_1_0[11];
+  assign \$837  = | normalize_q_1_0;
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = | normalize_q_1_0[11:6];
+  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$841  = \$838  ? \$840  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
+  assign \$842  = ~ normalize_q_1_1[11];
+  assign \$843  = | normalize_q_1_1;
+  assign \$844  = \$842  & \$843 ;
+  assign \$845  = | normalize_q_1_1[11:5];
+  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$847  = \$844  ? \$846  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
+  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$850  = round_q_0_0_count + round_q_0_0_up;
+  assign \$851  = \$849  + \$850 ;
+  assign \$852  = \$851  > 15'h7bff;
+  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$855  = round_q_0_0_count + round_q_0_0_up;
+  assign \$856  = \$854  + \$855 ;
+  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
+  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
+  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
+  assign \$862  = ~ round_q_0_0_inf;
+  assign \$863  = ~ round_q_0_0_zero;
+  assign \$864  = \$862  & \$863 ;
+  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$867  = round_q_0_0_count + round_q_0_0_up;
+  assign \$868  = \$866  + \$867 ;
+  assign \$869  = \$868  > 15'h7bff;
+  assign \$870  = \$864  & \$869 ;
+  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$876  = round_q_0_1_count + round_q_0_1_up;
+  assign \$877  = \$875  + \$876 ;
+  assign \$878  = \$877  > 15'h7f7f;
+  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$881  = round_q_0_1_count + round_q_0_1_up;
+  assign \$882  = \$880  + \$881 ;
+  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
+  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
+  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
+  assign \$888  = ~ round_q_0_1_inf;
+  assign \$889  = ~ round_q_0_1_zero;
+  assign \$890  = \$888  & \$889 ;
+  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$893  = round_q_0_1_count + round_q_0_1_up;
+  assign \$894  = \$892  + \$893 ;
+  assign \$895  = \$894  > 15'h7f7f;
+  assign \$896  = \$890  & \$895 ;
+  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$900  = ! round_q_1_3;
+  assign \$901  = round_q_1_3 == 1'h1;
+  assign \$902  = round_q_1_3 == 2'h2;
+  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
+  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
+  assign \$906  = a[17] ^ b[17];
+  assign \$907  = a[18] | b[18];
+  assign \$908  = a[20] | b[20];
+  assign \$909  = \$908  | a[19];
+  assign \$910  = \$909  | b[19];
+  assign \$911  = ~ \$910 ;
+  assign \$912  = \$907  & \$911 ;
+  assign \$913  = a[19] | b[19];
+  assign \$914  = a[20] | b[20];
+  assign \$915  = \$914  | a[18];
+  assign \$916  = \$915  | b[18];
+  assign \$917  = ~ \$916 ;
+  assign \$918  = \$913  & \$917 ;
+  assign \$919  = a[20] | b[20];
+  assign \$920  = a[19] & b[18];
+  assign \$921  = \$919  | \$920 ;
+  assign \$922  = a[18] & b[19];
+  assign \$923  = \$921  | \$922 ;
+  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$925  = ~ product_0[0];
+  assign \$926  = product_1_zero | \$925 ;
+  assign \$927  = product_1_inf & product_0[0];
+  assign \$928  = product_1_nan & product_0[0];
+  assign \$929  = ~ fresh;
+  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$933  = \$931  ? 16'h0000 : \$932 ;
+  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$936  = \$934  | \$935 ;
+  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$938  = - $signed(add_exp_diff);
+  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
+  assign \$940  = \$936  ? 12'h01a : \$939 ;
+  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$947  = \$945  & \$946 ;
+  assign \$948  = \$944  | \$947 ;
+  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$951  = ~ \$950 ;
+  assign \$952  = \$949  & \$951 ;
+  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$955  = \$953  & \$954 ;
+  assign \$956  = ~ \$955 ;
+  assign \$957  = \$952  & \$956 ;
+  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$961  = | add_small_wide[25:0];
+  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$964  = ! add_q_0_total[27:1];
+  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
+  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
+  assign \$968  = ! add_q_0_total[27:1];
+  assign \$969  = add_q_0_flags_both_zero | \$968 ;
+  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$972  = ~ normalize_q_1_0[11];
+  assign \$973  = | normalize_q_1_0;
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = ~ normalize_q_1_0[11];
+  assign \$976  = | normalize_q_1_0;
+  assign \$977  = \$975  & \$976 ;
+  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
+  assign \$981  = ~ normalize_q_1_1[11];
+  assign \$982  = | normalize_q_1_1;
+  assign \$983  = \$981  & \$982 ;
+  assign \$984  = ~ normalize_q_1_1[11];
+  assign \$985  = | normalize_q_1_1;
+  assign \$986  = \$984  & \$985 ;
+  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$989  = \$986  ? 10'h382 : \$988 ;
+  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$991  = | place_q_0_1_kept[19:0];
+  assign \$992  = | place_q_0_1_below;
+  assign \$993  = \$992  | place_q_0_1_sticky;
+  assign \$994  = \$991  | \$993 ;
+  assign \$995  = \$994  | place_q_0_1_kept[21];
+  assign \$996  = place_q_0_1_kept[20] & \$995 ;
+  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$998  = ~ round_q_1_1;
+  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
+  always @(posedge clk)
+    product_0 <= \$1000 ;
+  always @(posedge clk)
+    product_1_sign <= \$1001 ;
   always @(posedge clk)
-    product_0 <= \$953 ;
+    product_1_zero <= \$1002 ;
   always @(posedge clk)
-    product_1_sign <= \$954 ;
+    product_1_inf <= \$1003 ;
   always @(posedge clk)
-    product_1_zero <= \$955 ;
+    product_1_nan <= \$1004 ;
   always @(posedge clk)
-    product_1_inf <= \$956 ;
+    product_1_exp <= \$1005 ;
   always @(posedge clk)
-    product_1_nan <= \$957 ;
+    product_1_full <= \$1006 ;
   always @(posedge clk)
-    product_1_exp <= \$958 ;
+    product_2 <= \$1007 ;
   always @(posedge clk)
-    product_1_full <= \$959 ;
+    unpack_q_0_sign <= \$1008 ;
   always @(posedge clk)
-    product_2 <= \$960 ;
+    unpack_q_0_zero <= \$1009 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$961 ;
+    unpack_q_0_inf <= \$1010 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$962 ;
+    unpack_q_0_nan <= \$1011 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$963 ;
+    unpack_q_0_exp <= \$1012 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$964 ;
+    unpack_q_0_sig <= \$1013 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$965 ;
+    unpack_q_1_sign <= \$1014 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$966 ;
+    unpack_q_1_zero <= \$1015 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$967 ;
+    unpack_q_1_inf <= \$1016 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$968 ;
+    unpack_q_1_nan <= \$1017 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$969 ;
+    unpack_q_1_exp <= \$1018 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$970 ;
+    unpack_q_1_sig <= \$1019 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$971 ;
+    unpack_q_2_0 <= \$1020 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$972 ;
+    unpack_q_2_1 <= \$1021 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$973 ;
+    unpack_q_2_2 <= \$1022 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$974 ;
+    unpack_q_2_3 <= \$1023 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$975 ;
+    order_q_0_big_sig <= \$1024 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$976 ;
+    order_q_0_small_sig <= \$1025 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$977 ;
+    order_q_0_shift <= \$1026 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$978 ;
+    order_q_0_subtract <= \$1027 ;
   always @(posedge clk)
-    order_q_0_shift <= \$979 ;
+    order_q_0_flags_big_exp <= \$1028 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$980 ;
+    order_q_0_flags_big_sign <= \$1029 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$981 ;
+    order_q_0_flags_nan <= \$1030 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$982 ;
+    order_q_0_flags_inf <= \$1031 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$983 ;
+    order_q_0_flags_inf_sign <= \$1032 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$984 ;
+    order_q_0_flags_both_zero <= \$1033 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$985 ;
+    order_q_0_flags_zero_sign <= \$1034 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$986 ;
+    order_q_1_0 <= \$1035 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$987 ;
+    order_q_1_1 <= \$1036 ;
   always @(posedge clk)
-    order_q_1_0 <= \$988 ;
+    order_q_1_2 <= \$1037 ;
   always @(posedge clk)
-    order_q_1_1 <= \$989 ;
+    order_q_1_3 <= \$1038 ;
   always @(posedge clk)
-    order_q_1_2 <= \$990 ;
+    align_q_0_big <= \$1039 ;
   always @(posedge clk)
-    order_q_1_3 <= \$991 ;
+    align_q_0_small <= \$1040 ;
   always @(posedge clk)
-    align_q_0_big <= \$992 ;
+    align_q_0_subtract <= \$1041 ;
   always @(posedge clk)
-    align_q_0_small <= \$993 ;
+    align_q_0_flags_big_exp <= \$1042 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$994 ;
+    align_q_0_flags_big_sign <= \$1043 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$995 ;
+    align_q_0_flags_nan <= \$1044 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$996 ;
+    align_q_0_flags_inf <= \$1045 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$997 ;
+    align_q_0_flags_inf_sign <= \$1046 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$998 ;
+    align_q_0_flags_both_zero <= \$1047 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$999 ;
+    align_q_0_flags_zero_sign <= \$1048 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1000 ;
+    align_q_1_0 <= \$1049 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1001 ;
+    align_q_1_1 <= \$1050 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1002 ;
+    align_q_1_2 <= \$1051 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1003 ;
+    align_q_1_3 <= \$1052 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1004 ;
+    add_q_0_total <= \$1053 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1005 ;
+    add_q_0_flags_big_exp <= \$1054 ;
   always @(posedge clk)
-    add_q_0_total <= \$1006 ;
+    add_q_0_flags_big_sign <= \$1055 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1007 ;
+    add_q_0_flags_nan <= \$1056 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1008 ;
+    add_q_0_flags_inf <= \$1057 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1009 ;
+    add_q_0_flags_inf_sign <= \$1058 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1010 ;
+    add_q_0_flags_both_zero <= \$1059 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1011 ;
+    add_q_0_flags_zero_sign <= \$1060 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1012 ;
+    add_q_1_0 <= \$1061 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1013 ;
+    add_q_1_1 <= \$1062 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1014 ;
+    add_q_2_0 <= \$1063 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1015 ;
+    add_q_2_1 <= \$1064 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1016 ;
+    add_q_2_2 <= \$1065 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1017 ;
+    add_q_2_3 <= \$1066 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1018 ;
+    normalize_q_0_0_sign <= \$1067 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1019 ;
+    normalize_q_0_0_zero <= \$1068 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1020 ;
+    normalize_q_0_0_inf <= \$1069 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1021 ;
+    normalize_q_0_0_nan <= \$1070 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1022 ;
+    normalize_q_0_0_exp <= \$1071 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1023 ;
+    normalize_q_0_0_sig <= \$1072 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1024 ;
+    normalize_q_0_1 <= \$1073 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1025 ;
+    normalize_q_1_0 <= \$1074 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1026 ;
+    normalize_q_1_1 <= \$1075 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1027 ;
+    normalize_q_2_0 <= \$1076 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1028 ;
+    normalize_q_2_1 <= \$1077 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1029 ;
+    normalize_q_2_2 <= \$1078 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1030 ;
+    normalize_q_2_3 <= \$1079 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1031 ;
+    place_q_0_0_kept <= \$1080 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1032 ;
+    place_q_0_0_below <= \$1081 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1033 ;
+    place_q_0_0_sticky <= \$1082 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1034 ;
+    place_q_0_0_small <= \$1083 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1035 ;
+    place_q_0_0_e_eff <= \$1084 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1036 ;
+    place_q_0_0_sign <= \$1085 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1037 ;
+    place_q_0_0_zero <= \$1086 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1038 ;
+    place_q_0_0_inf <= \$1087 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1039 ;
+    place_q_0_0_nan <= \$1088 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1040 ;
+    place_q_0_1_kept <= \$1089 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1041 ;
+    place_q_0_1_below <= \$1090 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1042 ;
+    place_q_0_1_sticky <= \$1091 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1043 ;
+    place_q_0_1_small <= \$1092 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1044 ;
+    place_q_0_1_e_eff <= \$1093 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1045 ;
+    place_q_0_1_sign <= \$1094 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1046 ;
+    place_q_0_1_zero <= \$1095 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1047 ;
+    place_q_0_1_inf <= \$1096 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1048 ;
+    place_q_0_1_nan <= \$1097 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1049 ;
+    place_q_1_0 <= \$1098 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1050 ;
+    place_q_1_1 <= \$1099 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1051 ;
+    place_q_1_2 <= \$1100 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1052 ;
+    place_q_1_3 <= \$1101 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1053 ;
+    round_q_0_0_count <= \$1102 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1054 ;
+    round_q_0_0_up <= \$1103 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1055 ;
+    round_q_0_0_small <= \$1104 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1056 ;
+    round_q_0_0_e_eff <= \$1105 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1057 ;
+    round_q_0_0_sign <= \$1106 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1058 ;
+    round_q_0_0_zero <= \$1107 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1059 ;
+    round_q_0_0_inf <= \$1108 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1060 ;
+    round_q_0_0_nan <= \$1109 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1061 ;
+    round_q_0_1_count <= \$1110 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1062 ;
+    round_q_0_1_up <= \$1111 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1063 ;
+    round_q_0_1_small <= \$1112 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1064 ;
+    round_q_0_1_e_eff <= \$1113 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1065 ;
+    round_q_0_1_sign <= \$1114 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1066 ;
+    round_q_0_1_zero <= \$1115 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1067 ;
+    round_q_0_1_inf <= \$1116 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1068 ;
+    round_q_0_1_nan <= \$1117 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1069 ;
+    round_q_1_0 <= \$1118 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1070 ;
+    round_q_1_1 <= \$1119 ;
   always @(posedge clk)
-    round_q_1_0 <= \$1071 ;
+    round_q_1_2 <= \$1120 ;
   always @(posedge clk)
-    round_q_1_1 <= \$1072 ;
+    round_q_1_3 <= \$1121 ;
   always @(posedge clk)
-    round_q_1_2 <= \$1073 ;
+    acc <= \$1122 ;
   always @(posedge clk)
-    round_q_1_3 <= \$1074 ;
+    done <= \$1123 ;
   always @(posedge clk)
-    acc <= \$1075 ;
+    fresh <= \$1124 ;
   always @(posedge clk)
-    done <= \$1076 ;
-  always @(posedge clk)
-    fresh <= \$1077 ;
-  always @(posedge clk)
-    acc_mode <= \$1078 ;
+    acc_mode <= \$1125 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1352$0 (\$1079 ),
-    .\port$1354$0 (\$1080 ),
-    .\port$1356$0 (\$1081 ),
-    .\port$1358$0 (\$1082 ),
-    .\port$1360$0 (\$1083 ),
-    .\port$1362$0 (\$1084 ),
-    .\port$1364$0 (\$1085 ),
-    .\port$1366$0 (\$1086 ),
+    .\port$1582$0 (\$1126 ),
+    .\port$1584$0 (\$1127 ),
+    .\port$1586$0 (\$1128 ),
+    .\port$1588$0 (\$1129 ),
+    .\port$1590$0 (\$1130 ),
+    .\port$1592$0 (\$1131 ),
+    .\port$1594$0 (\$1132 ),
+    .\port$1596$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step[4:3])
-      2'h0:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h1:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h2:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      default:
-          rand_sum = 8'h00;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sign = \$183 [15];
-      default:
-          base_sign = \$206 [15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_zero = \$190 ;
-      default:
-          base_zero = \$213 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_inf = \$197 ;
-      default:
-          base_inf = \$220 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_nan = \$204 ;
-      default:
-          base_nan = \$227 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
-      default:
-          base_exp = \$134 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sig = base_fp16_sig;
-      default:
-          base_sig = { base_bf16_sig, 3'h0 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    (* full_case = 32'd1 *)
-    casez (round_q_1_3)
-      2'h0:
-          sum_code = sum_fp16_sr8;
-      2'h1:
-          sum_code = sum_fp16_sr8;
-      2'h2:
-          sum_code = sum_fp16_sr8;
-      default:
-          sum_code = sum_bf16_rne;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$953  = step;
+    \$1000  = step;
     if (rst) begin
-      \$953  = 5'h00;
+      \$1000  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$954  = \$859 ;
-    if (rst) begin
-      \$954  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$955  = \$865 ;
-    if (rst) begin
-      \$955  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$956  = \$871 ;
-    if (rst) begin
-      \$956  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$957  = \$876 ;
-    if (rst) begin
-      \$957  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$958  = p_exp_sum;
-    if (rst) begin
-      \$958  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$959  = p_full;
-    if (rst) begin
-      \$959  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$960  = rand_sum;
-    if (rst) begin
-      \$960  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$961  = base_sign;
-    if (rst) begin
-      \$961  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$962  = base_zero;
-    if (rst) begin
-      \$962  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$963  = base_inf;
-    if (rst) begin
-      \$963  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$964  = base_nan;
-    if (rst) begin
-      \$964  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$965  = base_exp;
-    if (rst) begin
-      \$965  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$966  = base_sig;
-    if (rst) begin
-      \$966  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$967  = \$877 ;
-    if (rst) begin
-      \$967  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$968  = \$879 ;
-    if (rst) begin
-      \$968  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$969  = \$880 ;
-    if (rst) begin
-      \$969  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$970  = \$881 ;
-    if (rst) begin
-      \$970  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$971  = \$2 [9:0];
-    if (rst) begin
-      \$971  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$972  = \$4 [15:0];
-    if (rst) begin
-      \$972  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$973  = product_0;
-    if (rst) begin
-      \$973  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$974  = \$882 ;
-    if (rst) begin
-      \$974  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$975  = product_2;
-    if (rst) begin
-      \$975  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$976  = step_mode;
-    if (rst) begin
-      \$976  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$977  = \$883 ;
-    if (rst) begin
-      \$977  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$978  = \$886 ;
-    if (rst) begin
-      \$978  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$979  = \$893 [4:0];
-    if (rst) begin
-      \$979  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$980  = \$894 ;
-    if (rst) begin
-      \$980  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$981  = \$895 ;
-    if (rst) begin
-      \$981  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$982  = \$896 ;
-    if (rst) begin
-      \$982  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$983  = \$901 ;
-    if (rst) begin
-      \$983  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$984  = \$910 ;
-    if (rst) begin
-      \$984  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$985  = \$911 ;
-    if (rst) begin
-      \$985  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$986  = \$912 ;
-    if (rst) begin
-      \$986  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$987  = \$913 ;
-    if (rst) begin
-      \$987  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$988  = unpack_q_2_0;
-    if (rst) begin
-      \$988  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$989  = unpack_q_2_1;
-    if (rst) begin
-      \$989  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$990  = unpack_q_2_2;
-    if (rst) begin
-      \$990  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$991  = unpack_q_2_3;
-    if (rst) begin
-      \$991  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    if (rst) begin
-      \$992  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
-    if (rst) begin
-      \$993  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$994  = order_q_0_subtract;
-    if (rst) begin
-      \$994  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$995  = order_q_0_flags_big_exp;
-    if (rst) begin
-      \$995  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$996  = order_q_0_flags_big_sign;
-    if (rst) begin
-      \$996  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$997  = order_q_0_flags_nan;
-    if (rst) begin
-      \$997  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$998  = order_q_0_flags_inf;
-    if (rst) begin
-      \$998  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$999  = order_q_0_flags_inf_sign;
-    if (rst) begin
-      \$999  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1000  = order_q_0_flags_both_zero;
-    if (rst) begin
-      \$1000  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1001  = order_q_0_flags_zero_sign;
+    \$1001  = \$906 ;
     if (rst) begin
       \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1002  = order_q_1_0;
+    \$1002  = \$912 ;
     if (rst) begin
-      \$1002  = 5'h00;
+      \$1002  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1003  = order_q_1_1;
+    \$1003  = \$918 ;
     if (rst) begin
       \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1004  = order_q_1_2;
+    \$1004  = \$923 ;
     if (rst) begin
-      \$1004  = 8'h00;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1005  = order_q_1_3;
+    \$1005  = p_exp_sum;
     if (rst) begin
-      \$1005  = 2'h0;
+      \$1005  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1006  = \$237 [27:0];
+    \$1006  = p_full;
     if (rst) begin
-      \$1006  = 28'h0000000;
+      \$1006  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1007  = align_q_0_flags_big_exp;
+    \$1007  = rand_sum;
     if (rst) begin
-      \$1007  = 10'h000;
+      \$1007  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1008  = align_q_0_flags_big_sign;
+    \$1008  = base_sign;
     if (rst) begin
       \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1009  = align_q_0_flags_nan;
+    \$1009  = base_zero;
     if (rst) begin
       \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1010  = align_q_0_flags_inf;
+    \$1010  = base_inf;
     if (rst) begin
       \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1011  = align_q_0_flags_inf_sign;
+    \$1011  = base_nan;
     if (rst) begin
       \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1012  = align_q_0_flags_both_zero;
+    \$1012  = base_exp;
     if (rst) begin
-      \$1012  = 1'h0;
+      \$1012  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1013  = align_q_0_flags_zero_sign;
+    \$1013  = base_sig;
     if (rst) begin
-      \$1013  = 1'h0;
+      \$1013  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1014  = \$915 ;
+    \$1014  = \$924 ;
     if (rst) begin
-      \$1014  = 11'h000;
+      \$1014  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1015  = \$916 ;
+    \$1015  = \$926 ;
     if (rst) begin
-      \$1015  = 11'h000;
+      \$1015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1016  = align_q_1_0;
+    \$1016  = \$927 ;
     if (rst) begin
-      \$1016  = 5'h00;
+      \$1016  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1017  = align_q_1_1;
+    \$1017  = \$928 ;
     if (rst) begin
       \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1018  = align_q_1_2;
+    \$1018  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 8'h00;
+      \$1018  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1019  = align_q_1_3;
+    \$1019  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 2'h0;
+      \$1019  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1020  = \$920 ;
+    \$1020  = product_0;
     if (rst) begin
-      \$1020  = 1'h0;
+      \$1020  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1021  = \$922 ;
+    \$1021  = \$929 ;
     if (rst) begin
       \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1022  = add_q_0_flags_inf;
+    \$1022  = product_2;
     if (rst) begin
-      \$1022  = 1'h0;
+      \$1022  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1023  = add_q_0_flags_nan;
+    \$1023  = step_mode;
     if (rst) begin
-      \$1023  = 1'h0;
+      \$1023  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1024  = \$794 [9:0];
+    \$1024  = \$930 ;
     if (rst) begin
-      \$1024  = 10'h000;
+      \$1024  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1025  = add_normalized;
+    \$1025  = \$933 ;
     if (rst) begin
-      \$1025  = 27'h0000000;
+      \$1025  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1026  = add_q_0_total[0];
+    \$1026  = \$940 [4:0];
     if (rst) begin
-      \$1026  = 1'h0;
+      \$1026  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1027  = \$923 ;
+    \$1027  = \$941 ;
     if (rst) begin
-      \$1027  = 12'h000;
+      \$1027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1028  = \$924 ;
+    \$1028  = \$942 ;
     if (rst) begin
-      \$1028  = 12'h000;
+      \$1028  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1029  = add_q_2_0;
+    \$1029  = \$943 ;
     if (rst) begin
-      \$1029  = 5'h00;
+      \$1029  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1030  = add_q_2_1;
+    \$1030  = \$948 ;
     if (rst) begin
       \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1031  = add_q_2_2;
+    \$1031  = \$957 ;
     if (rst) begin
-      \$1031  = 8'h00;
+      \$1031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1032  = add_q_2_3;
+    \$1032  = \$958 ;
     if (rst) begin
-      \$1032  = 2'h0;
+      \$1032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1033  = sum_fp16_sr8_wide[99:64];
+    \$1033  = \$959 ;
     if (rst) begin
-      \$1033  = 36'h000000000;
+      \$1033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1034  = sum_fp16_sr8_wide[63:0];
+    \$1034  = \$960 ;
     if (rst) begin
-      \$1034  = 64'h0000000000000000;
+      \$1034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1035  = normalize_q_0_1;
+    \$1035  = unpack_q_2_0;
     if (rst) begin
-      \$1035  = 1'h0;
+      \$1035  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1036  = \$927 ;
+    \$1036  = unpack_q_2_1;
     if (rst) begin
       \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1037  = \$933 ;
+    \$1037  = unpack_q_2_2;
     if (rst) begin
-      \$1037  = 10'h000;
+      \$1037  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1038  = normalize_q_0_0_sign;
+    \$1038  = unpack_q_2_3;
     if (rst) begin
-      \$1038  = 1'h0;
+      \$1038  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1039  = normalize_q_0_0_zero;
+    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 1'h0;
+      \$1039  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1040  = normalize_q_0_0_inf;
+    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
     if (rst) begin
-      \$1040  = 1'h0;
+      \$1040  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1041  = normalize_q_0_0_nan;
+    \$1041  = order_q_0_subtract;
     if (rst) begin
       \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1042  = sum_bf16_rne_wide[60:32];
+    \$1042  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1042  = 29'h00000000;
+      \$1042  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1043  = sum_bf16_rne_wide[31:0];
+    \$1043  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1043  = 32'd0;
+      \$1043  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1044  = normalize_q_0_1;
+    \$1044  = order_q_0_flags_nan;
     if (rst) begin
       \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1045  = \$936 ;
+    \$1045  = order_q_0_flags_inf;
     if (rst) begin
       \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1046  = \$942 ;
+    \$1046  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1046  = 10'h000;
+      \$1046  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1047  = normalize_q_0_0_sign;
+    \$1047  = order_q_0_flags_both_zero;
     if (rst) begin
       \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1048  = normalize_q_0_0_zero;
+    \$1048  = order_q_0_flags_zero_sign;
     if (rst) begin
       \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1049  = normalize_q_0_0_inf;
+    \$1049  = order_q_1_0;
     if (rst) begin
-      \$1049  = 1'h0;
+      \$1049  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1050  = normalize_q_0_0_nan;
+    \$1050  = order_q_1_1;
     if (rst) begin
       \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1051  = normalize_q_2_0;
+    \$1051  = order_q_1_2;
     if (rst) begin
-      \$1051  = 5'h00;
+      \$1051  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1052  = normalize_q_2_1;
+    \$1052  = order_q_1_3;
     if (rst) begin
-      \$1052  = 1'h0;
+      \$1052  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1053  = normalize_q_2_2;
+    \$1053  = \$278 [27:0];
     if (rst) begin
-      \$1053  = 8'h00;
+      \$1053  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1054  = normalize_q_2_3;
+    \$1054  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1054  = 2'h0;
+      \$1054  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1055  = place_q_0_0_kept[35:25];
+    \$1055  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1055  = 11'h000;
+      \$1055  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1056  = \$943 [8];
+    \$1056  = align_q_0_flags_nan;
     if (rst) begin
       \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1057  = place_q_0_0_small;
+    \$1057  = align_q_0_flags_inf;
     if (rst) begin
       \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1058  = place_q_0_0_e_eff;
+    \$1058  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1058  = 10'h000;
+      \$1058  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1059  = place_q_0_0_sign;
+    \$1059  = align_q_0_flags_both_zero;
     if (rst) begin
       \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1060  = place_q_0_0_zero;
+    \$1060  = align_q_0_flags_zero_sign;
     if (rst) begin
       \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1061  = place_q_0_0_inf;
+    \$1061  = \$962 ;
     if (rst) begin
-      \$1061  = 1'h0;
+      \$1061  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1062  = place_q_0_0_nan;
+    \$1062  = \$963 ;
     if (rst) begin
-      \$1062  = 1'h0;
+      \$1062  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1063  = place_q_0_1_kept[28:21];
+    \$1063  = align_q_1_0;
     if (rst) begin
-      \$1063  = 8'h00;
+      \$1063  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1064  = \$949 ;
+    \$1064  = align_q_1_1;
     if (rst) begin
       \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1065  = place_q_0_1_small;
+    \$1065  = align_q_1_2;
     if (rst) begin
-      \$1065  = 1'h0;
+      \$1065  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1066  = place_q_0_1_e_eff;
+    \$1066  = align_q_1_3;
     if (rst) begin
-      \$1066  = 10'h000;
+      \$1066  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1067  = place_q_0_1_sign;
+    \$1067  = \$967 ;
     if (rst) begin
       \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1068  = place_q_0_1_zero;
+    \$1068  = \$969 ;
     if (rst) begin
       \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1069  = place_q_0_1_inf;
+    \$1069  = add_q_0_flags_inf;
     if (rst) begin
       \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1070  = place_q_0_1_nan;
+    \$1070  = add_q_0_flags_nan;
     if (rst) begin
       \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1071  = place_q_1_0;
+    \$1071  = \$835 [9:0];
     if (rst) begin
-      \$1071  = 5'h00;
+      \$1071  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1072  = place_q_1_1;
+    \$1072  = add_normalized;
     if (rst) begin
-      \$1072  = 1'h0;
+      \$1072  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1073  = place_q_1_2;
+    \$1073  = add_q_0_total[0];
     if (rst) begin
-      \$1073  = 8'h00;
+      \$1073  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1074  = place_q_1_3;
+    \$1074  = \$970 ;
     if (rst) begin
-      \$1074  = 2'h0;
+      \$1074  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1075  = sum_code;
+    \$1075  = \$971 ;
     if (rst) begin
-      \$1075  = 16'h0000;
+      \$1075  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1076  = \$950 ;
+    \$1076  = add_q_2_0;
     if (rst) begin
-      \$1076  = 1'h0;
+      \$1076  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1077  = \$952 ;
+    \$1077  = add_q_2_1;
     if (rst) begin
-      \$1077  = 1'h1;
+      \$1077  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1078  = round_q_1_3;
+    \$1078  = add_q_2_2;
     if (rst) begin
-      \$1078  = 2'h0;
+      \$1078  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1079  = add_q_2_3;
+    if (rst) begin
+      \$1079  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1080  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$1080  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1081  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$1081  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1082  = normalize_q_0_1;
+    if (rst) begin
+      \$1082  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1083  = \$974 ;
+    if (rst) begin
+      \$1083  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1084  = \$980 ;
+    if (rst) begin
+      \$1084  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1085  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1085  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1086  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1086  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1087  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1087  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1088  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1088  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1089  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$1089  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1090  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$1090  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1091  = normalize_q_0_1;
+    if (rst) begin
+      \$1091  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1092  = \$983 ;
+    if (rst) begin
+      \$1092  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1093  = \$989 ;
+    if (rst) begin
+      \$1093  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1094  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1094  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1095  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1095  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1096  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1096  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1097  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1097  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1098  = normalize_q_2_0;
+    if (rst) begin
+      \$1098  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1099  = normalize_q_2_1;
+    if (rst) begin
+      \$1099  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1100  = normalize_q_2_2;
+    if (rst) begin
+      \$1100  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1101  = normalize_q_2_3;
+    if (rst) begin
+      \$1101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1102  = place_q_0_0_kept[35:25];
+    if (rst) begin
+      \$1102  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1103  = \$990 [8];
+    if (rst) begin
+      \$1103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1104  = place_q_0_0_small;
+    if (rst) begin
+      \$1104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1105  = place_q_0_0_e_eff;
+    if (rst) begin
+      \$1105  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1106  = place_q_0_0_sign;
+    if (rst) begin
+      \$1106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1107  = place_q_0_0_zero;
+    if (rst) begin
+      \$1107  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1108  = place_q_0_0_inf;
+    if (rst) begin
+      \$1108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1109  = place_q_0_0_nan;
+    if (rst) begin
+      \$1109  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1110  = place_q_0_1_kept[28:21];
+    if (rst) begin
+      \$1110  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1111  = \$996 ;
+    if (rst) begin
+      \$1111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1112  = place_q_0_1_small;
+    if (rst) begin
+      \$1112  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1113  = place_q_0_1_e_eff;
+    if (rst) begin
+      \$1113  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1114  = place_q_0_1_sign;
+    if (rst) begin
+      \$1114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1115  = place_q_0_1_zero;
+    if (rst) begin
+      \$1115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1116  = place_q_0_1_inf;
+    if (rst) begin
+      \$1116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1117  = place_q_0_1_nan;
+    if (rst) begin
+      \$1117  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1118  = place_q_1_0;
+    if (rst) begin
+      \$1118  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1119  = place_q_1_1;
+    if (rst) begin
+      \$1119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1120  = place_q_1_2;
+    if (rst) begin
+      \$1120  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1121  = place_q_1_3;
+    if (rst) begin
+      \$1121  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1122  = sum_code;
+    if (rst) begin
+      \$1122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1123  = \$997 ;
+    if (rst) begin
+      \$1123  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1124  = \$999 ;
+    if (rst) begin
+      \$1124  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$1125  = round_q_1_3;
+    if (rst) begin
+      \$1125  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-  assign p_exp = \$2 [9:0];
-  assign p_sig = \$4 [15:0];
-  assign base_fp16_exp = \$41 [5:0];
-  assign base_bf16_exp = \$134 [8:0];
-  assign add_total = \$237 [27:0];
-  assign add_lz = { \$792 , \$769  };
-  assign add_exp = \$794 [9:0];
+  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign p_exp = \$7 [9:0];
+  assign p_sig = \$9 [15:0];
+  assign base_fp16_exp = \$46 [5:0];
+  assign base_bf16_exp = \$139 [8:0];
+  assign add_total = \$278 [27:0];
+  assign add_lz = { \$833 , \$810  };
+  assign add_exp = \$835 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
@@ -5459,69 +5538,63 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \round_q_1_0.last  = round_q_1_0[1];
   assign \round_q_1_0.flush  = round_q_1_0[2];
   assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_bf16_rne = \$858 ;
-  assign sum_bf16_rne_mag = \$844 ;
-  assign sum_fp16_sr8 = \$832 ;
-  assign sum_fp16_sr8_mag = \$818 ;
+  assign sum_code = \$905 ;
+  assign sum_bf16_rne = \$899 ;
+  assign sum_bf16_rne_mag = \$885 ;
+  assign sum_fp16_sr8 = \$873 ;
+  assign sum_fp16_sr8_mag = \$859 ;
   assign en = step[0];
-  assign \$3  = { product_1_full, 1'h0 };
-  assign \$51  = { \$50 [9:0], 1'h0 };
-  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
-  assign \$61  = { \$60 [9:0], 3'h0 };
-  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
-  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
-  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
-  assign \$81  = { \$80 [9:0], 7'h00 };
-  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
-  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
-  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
-  assign \$144  = { \$143 [6:0], 1'h0 };
-  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
-  assign \$154  = { \$153 [6:0], 3'h0 };
-  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
-  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
-  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
-  assign \$174  = { \$173 [6:0], 7'h00 };
-  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$245  = { 7'h00, \$244 , 8'h00 };
-  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$258  = { 7'h00, \$257 , 8'h00 };
-  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$263  = { 3'h0, \$262 , 4'h0 };
-  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$271  = { 7'h00, \$270 , 8'h00 };
-  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$285  = { 7'h00, \$284 , 8'h00 };
-  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$298  = { 7'h00, \$297 , 8'h00 };
-  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$303  = { 3'h0, \$302 , 4'h0 };
-  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$311  = { 7'h00, \$310 , 8'h00 };
-  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$317  = { 1'h0, \$316 , 2'h0 };
-  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$325  = { 7'h00, \$324 , 8'h00 };
-  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$338  = { 7'h00, \$337 , 8'h00 };
-  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$343  = { 3'h0, \$342 , 4'h0 };
-  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$351  = { 7'h00, \$350 , 8'h00 };
-  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$8  = { product_1_full, 1'h0 };
+  assign \$56  = { \$55 [9:0], 1'h0 };
+  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
+  assign \$66  = { \$65 [9:0], 3'h0 };
+  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
+  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
+  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
+  assign \$86  = { \$85 [9:0], 7'h00 };
+  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
+  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
+  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
+  assign \$149  = { \$148 [6:0], 1'h0 };
+  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
+  assign \$159  = { \$158 [6:0], 3'h0 };
+  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
+  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
+  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
+  assign \$179  = { \$178 [6:0], 7'h00 };
+  assign \$188  = \$187 ;
+  assign \$198  = \$197 ;
+  assign \$218  = \$217 ;
+  assign \$238  = \$237 ;
+  assign \$258  = \$257 ;
+  assign \$264  = \$263 ;
+  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$286  = { 7'h00, \$285 , 8'h00 };
+  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$299  = { 7'h00, \$298 , 8'h00 };
+  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$304  = { 3'h0, \$303 , 4'h0 };
+  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$312  = { 7'h00, \$311 , 8'h00 };
+  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$326  = { 7'h00, \$325 , 8'h00 };
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$339  = { 7'h00, \$338 , 8'h00 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$344  = { 3'h0, \$343 , 4'h0 };
+  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 7'h00, \$351 , 8'h00 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 1'h0, \$357 , 2'h0 };
   assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$366  = { 7'h00, \$365 , 8'h00 };
@@ -5535,34 +5608,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 7'h00, \$405 , 8'h00 };
-  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$419  = { 7'h00, \$418 , 8'h00 };
-  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$424  = { 3'h0, \$423 , 4'h0 };
-  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 7'h00, \$431 , 8'h00 };
-  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 1'h0, \$437 , 2'h0 };
-  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$446  = { 7'h00, \$445 , 8'h00 };
-  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$459  = { 7'h00, \$458 , 8'h00 };
-  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$464  = { 3'h0, \$463 , 4'h0 };
-  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$472  = { 7'h00, \$471 , 8'h00 };
-  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { \$478 , 1'h0 };
+  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$407  = { 7'h00, \$406 , 8'h00 };
+  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$420  = { 7'h00, \$419 , 8'h00 };
+  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 3'h0, \$424 , 4'h0 };
+  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$433  = { 7'h00, \$432 , 8'h00 };
+  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$447  = { 7'h00, \$446 , 8'h00 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$460  = { 7'h00, \$459 , 8'h00 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$465  = { 3'h0, \$464 , 4'h0 };
+  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 7'h00, \$472 , 8'h00 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 1'h0, \$478 , 2'h0 };
   assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$487  = { 7'h00, \$486 , 8'h00 };
@@ -5576,65 +5648,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 7'h00, \$526 , 8'h00 };
-  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$540  = { 7'h00, \$539 , 8'h00 };
-  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$545  = { 3'h0, \$544 , 4'h0 };
-  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 7'h00, \$552 , 8'h00 };
-  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 1'h0, \$558 , 2'h0 };
-  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$567  = { 7'h00, \$566 , 8'h00 };
-  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$580  = { 7'h00, \$579 , 8'h00 };
-  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$585  = { 3'h0, \$584 , 4'h0 };
-  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$593  = { 7'h00, \$592 , 8'h00 };
-  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$636  = 1'h1;
-  assign \$637  = 1'h0;
-  assign \$638  = 1'h0;
-  assign \$639  = 1'h0;
-  assign \$640  = 1'h1;
-  assign \$641  = 1'h1;
-  assign \$642  = 1'h1;
-  assign \$643  = 1'h1;
-  assign \$644  = 1'h0;
-  assign \$645  = 1'h1;
-  assign \$653  = { \$652 , \$650  };
-  assign \$656  = 1'h1;
-  assign \$657  = 1'h0;
-  assign \$658  = 1'h0;
-  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
-  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
-  assign \$819  = 1'h0;
-  assign \$820  = round_q_0_0_nan;
-  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
-  assign \$830  = 1'h0;
-  assign \$831  = round_q_0_0_nan;
-  assign \$834  = { \$833 [7:0], 7'h00 };
-  assign \$839  = { \$838 [7:0], 7'h00 };
-  assign \$845  = 1'h0;
-  assign \$846  = round_q_0_1_nan;
-  assign \$851  = { \$850 [7:0], 7'h00 };
-  assign \$856  = 1'h0;
-  assign \$857  = round_q_0_1_nan;
+  assign \$520  = { \$519 , 1'h0 };
+  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$528  = { 7'h00, \$527 , 8'h00 };
+  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$541  = { 7'h00, \$540 , 8'h00 };
+  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 3'h0, \$545 , 4'h0 };
+  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$554  = { 7'h00, \$553 , 8'h00 };
+  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { 7'h00, \$567 , 8'h00 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$581  = { 7'h00, \$580 , 8'h00 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$586  = { 3'h0, \$585 , 4'h0 };
+  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 7'h00, \$593 , 8'h00 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 1'h0, \$599 , 2'h0 };
+  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$608  = { 7'h00, \$607 , 8'h00 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$621  = { 7'h00, \$620 , 8'h00 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$626  = { 3'h0, \$625 , 4'h0 };
+  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 7'h00, \$633 , 8'h00 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$677  = 1'h1;
+  assign \$678  = 1'h0;
+  assign \$679  = 1'h0;
+  assign \$680  = 1'h0;
+  assign \$681  = 1'h1;
+  assign \$682  = 1'h1;
+  assign \$683  = 1'h1;
+  assign \$684  = 1'h1;
+  assign \$685  = 1'h0;
+  assign \$686  = 1'h1;
+  assign \$694  = { \$693 , \$691  };
+  assign \$697  = 1'h1;
+  assign \$698  = 1'h0;
+  assign \$699  = 1'h0;
+  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
+  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
+  assign \$860  = 1'h0;
+  assign \$861  = round_q_0_0_nan;
+  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
+  assign \$871  = 1'h0;
+  assign \$872  = round_q_0_0_nan;
+  assign \$875  = { \$874 [7:0], 7'h00 };
+  assign \$880  = { \$879 [7:0], 7'h00 };
+  assign \$886  = 1'h0;
+  assign \$887  = round_q_0_1_nan;
+  assign \$892  = { \$891 [7:0], 7'h00 };
+  assign \$897  = 1'h0;
+  assign \$898  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1352$0 , \port$1354$0 , \port$1356$0 , \port$1358$0 , \port$1360$0 , \port$1362$0 , \port$1364$0 , \port$1366$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1582$0 , \port$1584$0 , \port$1586$0 , \port$1588$0 , \port$1590$0 , \port$1592$0 , \port$1594$0 , \port$1596$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5918,22 +6004,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1352$0 , \port$1354
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1352$0 ;
-  wire \port$1352$0 ;
-  output \port$1354$0 ;
-  wire \port$1354$0 ;
-  output \port$1356$0 ;
-  wire \port$1356$0 ;
-  output \port$1358$0 ;
-  wire \port$1358$0 ;
-  output \port$1360$0 ;
-  wire \port$1360$0 ;
-  output \port$1362$0 ;
-  wire \port$1362$0 ;
-  output \port$1364$0 ;
-  wire \port$1364$0 ;
-  output \port$1366$0 ;
-  wire \port$1366$0 ;
+  output \port$1582$0 ;
+  wire \port$1582$0 ;
+  output \port$1584$0 ;
+  wire \port$1584$0 ;
+  output \port$1586$0 ;
+  wire \port$1586$0 ;
+  output \port$1588$0 ;
+  wire \port$1588$0 ;
+  output \port$1590$0 ;
+  wire \port$1590$0 ;
+  output \port$1592$0 ;
+  wire \port$1592$0 ;
+  output \port$1594$0 ;
+  wire \port$1594$0 ;
+  output \port$1596$0 ;
+  wire \port$1596$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6097,14 +6183,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1352$0 , \port$1354
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1352$0  = \$2 ;
-  assign \port$1354$0  = \$4 ;
-  assign \port$1356$0  = \$6 ;
-  assign \port$1358$0  = \$8 ;
-  assign \port$1360$0  = \$10 ;
-  assign \port$1362$0  = \$12 ;
-  assign \port$1364$0  = \$14 ;
-  assign \port$1366$0  = \$16 ;
+  assign \port$1582$0  = \$2 ;
+  assign \port$1584$0  = \$4 ;
+  assign \port$1586$0  = \$6 ;
+  assign \port$1588$0  = \$8 ;
+  assign \port$1590$0  = \$10 ;
+  assign \port$1592$0  = \$12 ;
+  assign \port$1594$0  = \$14 ;
+  assign \port$1596$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6382,150 +6468,197 @@ endmodule
 (* generator = "Amaranth" *)
 module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [10:0] \$1 ;
-  wire [6:0] \$10 ;
-  wire [10:0] \$100 ;
-  reg \$1000 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [15:0] \$100 ;
+  reg [4:0] \$1000 ;
   reg \$1001 ;
-  reg [4:0] \$1002 ;
+  reg \$1002 ;
   reg \$1003 ;
-  reg [7:0] \$1004 ;
-  reg [1:0] \$1005 ;
-  reg [27:0] \$1006 ;
-  reg [9:0] \$1007 ;
+  reg \$1004 ;
+  reg [9:0] \$1005 ;
+  reg [15:0] \$1006 ;
+  reg [7:0] \$1007 ;
   reg \$1008 ;
   reg \$1009 ;
-  wire [10:0] \$101 ;
+  wire [24:0] \$101 ;
   reg \$1010 ;
   reg \$1011 ;
-  reg \$1012 ;
-  reg \$1013 ;
-  reg [10:0] \$1014 ;
-  reg [10:0] \$1015 ;
-  reg [4:0] \$1016 ;
+  reg [8:0] \$1012 ;
+  reg [10:0] \$1013 ;
+  reg \$1014 ;
+  reg \$1015 ;
+  reg \$1016 ;
   reg \$1017 ;
-  reg [7:0] \$1018 ;
-  reg [1:0] \$1019 ;
+  reg [9:0] \$1018 ;
+  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg \$1020 ;
+  reg [4:0] \$1020 ;
   reg \$1021 ;
-  reg \$1022 ;
-  reg \$1023 ;
-  reg [9:0] \$1024 ;
-  reg [26:0] \$1025 ;
-  reg \$1026 ;
-  reg [11:0] \$1027 ;
-  reg [11:0] \$1028 ;
-  reg [4:0] \$1029 ;
+  reg [7:0] \$1022 ;
+  reg [1:0] \$1023 ;
+  reg [15:0] \$1024 ;
+  reg [15:0] \$1025 ;
+  reg [4:0] \$1026 ;
+  reg \$1027 ;
+  reg [9:0] \$1028 ;
+  reg \$1029 ;
   wire [10:0] \$103 ;
   reg \$1030 ;
-  reg [7:0] \$1031 ;
-  reg [1:0] \$1032 ;
-  reg [35:0] \$1033 ;
-  reg [63:0] \$1034 ;
-  reg \$1035 ;
+  reg \$1031 ;
+  reg \$1032 ;
+  reg \$1033 ;
+  reg \$1034 ;
+  reg [4:0] \$1035 ;
   reg \$1036 ;
-  reg [9:0] \$1037 ;
-  reg \$1038 ;
-  reg \$1039 ;
+  reg [7:0] \$1037 ;
+  reg [1:0] \$1038 ;
+  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg \$1040 ;
+  reg [27:0] \$1040 ;
   reg \$1041 ;
-  reg [28:0] \$1042 ;
-  reg [31:0] \$1043 ;
+  reg [9:0] \$1042 ;
+  reg \$1043 ;
   reg \$1044 ;
   reg \$1045 ;
-  reg [9:0] \$1046 ;
+  reg \$1046 ;
   reg \$1047 ;
   reg \$1048 ;
-  reg \$1049 ;
+  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
   reg \$1050 ;
-  reg [4:0] \$1051 ;
-  reg \$1052 ;
-  reg [7:0] \$1053 ;
-  reg [1:0] \$1054 ;
-  reg [10:0] \$1055 ;
+  reg [7:0] \$1051 ;
+  reg [1:0] \$1052 ;
+  reg [27:0] \$1053 ;
+  reg [9:0] \$1054 ;
+  reg \$1055 ;
   reg \$1056 ;
   reg \$1057 ;
-  reg [9:0] \$1058 ;
+  reg \$1058 ;
   reg \$1059 ;
   wire [10:0] \$106 ;
   reg \$1060 ;
-  reg \$1061 ;
-  reg \$1062 ;
-  reg [7:0] \$1063 ;
+  reg [10:0] \$1061 ;
+  reg [10:0] \$1062 ;
+  reg [4:0] \$1063 ;
   reg \$1064 ;
-  reg \$1065 ;
-  reg [9:0] \$1066 ;
+  reg [7:0] \$1065 ;
+  reg [1:0] \$1066 ;
   reg \$1067 ;
   reg \$1068 ;
   reg \$1069 ;
-  wire \$107 ;
+  wire [10:0] \$107 ;
   reg \$1070 ;
-  reg [4:0] \$1071 ;
-  reg \$1072 ;
-  reg [7:0] \$1073 ;
-  reg [1:0] \$1074 ;
-  reg [15:0] \$1075 ;
-  reg \$1076 ;
+  reg [9:0] \$1071 ;
+  reg [26:0] \$1072 ;
+  reg \$1073 ;
+  reg [11:0] \$1074 ;
+  reg [11:0] \$1075 ;
+  reg [4:0] \$1076 ;
   reg \$1077 ;
-  reg [1:0] \$1078 ;
-  wire \$1079 ;
-  wire [15:0] \$108 ;
-  wire \$1080 ;
-  wire \$1081 ;
-  wire \$1082 ;
-  wire \$1083 ;
-  wire \$1084 ;
-  wire \$1085 ;
-  wire \$1086 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire [15:0] \$111 ;
-  wire [9:0] \$112 ;
-  wire \$113 ;
-  wire [15:0] \$114 ;
+  reg [7:0] \$1078 ;
+  reg [1:0] \$1079 ;
+  wire [10:0] \$108 ;
+  reg [35:0] \$1080 ;
+  reg [63:0] \$1081 ;
+  reg \$1082 ;
+  reg \$1083 ;
+  reg [9:0] \$1084 ;
+  reg \$1085 ;
+  reg \$1086 ;
+  reg \$1087 ;
+  reg \$1088 ;
+  reg [28:0] \$1089 ;
+  wire [10:0] \$109 ;
+  reg [31:0] \$1090 ;
+  reg \$1091 ;
+  reg \$1092 ;
+  reg [9:0] \$1093 ;
+  reg \$1094 ;
+  reg \$1095 ;
+  reg \$1096 ;
+  reg \$1097 ;
+  reg [4:0] \$1098 ;
+  reg \$1099 ;
+  wire [15:0] \$11 ;
+  wire [10:0] \$110 ;
+  reg [7:0] \$1100 ;
+  reg [1:0] \$1101 ;
+  reg [10:0] \$1102 ;
+  reg \$1103 ;
+  reg \$1104 ;
+  reg [9:0] \$1105 ;
+  reg \$1106 ;
+  reg \$1107 ;
+  reg \$1108 ;
+  reg \$1109 ;
+  wire [10:0] \$111 ;
+  reg [7:0] \$1110 ;
+  reg \$1111 ;
+  reg \$1112 ;
+  reg [9:0] \$1113 ;
+  reg \$1114 ;
+  reg \$1115 ;
+  reg \$1116 ;
+  reg \$1117 ;
+  reg [4:0] \$1118 ;
+  reg \$1119 ;
+  wire \$112 ;
+  reg [7:0] \$1120 ;
+  reg [1:0] \$1121 ;
+  reg [15:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg [1:0] \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
+  wire [15:0] \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
-  wire \$117 ;
-  wire [15:0] \$118 ;
-  wire \$119 ;
-  wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
-  wire [15:0] \$124 ;
-  wire \$125 ;
-  wire [15:0] \$126 ;
-  wire [8:0] \$127 ;
-  wire [8:0] \$128 ;
-  wire [8:0] \$129 ;
+  wire [9:0] \$117 ;
+  wire \$118 ;
+  wire [15:0] \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
+  wire \$124 ;
+  wire [15:0] \$125 ;
+  wire \$126 ;
+  wire [15:0] \$127 ;
+  wire \$128 ;
+  wire [15:0] \$129 ;
   wire \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
+  wire \$130 ;
+  wire [15:0] \$131 ;
   wire [8:0] \$132 ;
   wire [8:0] \$133 ;
-  wire [9:0] \$134 ;
-  wire \$135 ;
-  wire [15:0] \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [15:0] \$139 ;
+  wire [8:0] \$134 ;
+  wire [8:0] \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
   wire [15:0] \$14 ;
   wire \$140 ;
   wire [15:0] \$141 ;
   wire \$142 ;
-  wire [15:0] \$143 ;
-  wire [7:0] \$144 ;
+  wire \$143 ;
+  wire [15:0] \$144 ;
   wire \$145 ;
   wire [15:0] \$146 ;
   wire \$147 ;
   wire [15:0] \$148 ;
-  wire [9:0] \$149 ;
-  wire \$15 ;
+  wire [7:0] \$149 ;
+  wire [6:0] \$15 ;
   wire \$150 ;
   wire [15:0] \$151 ;
   wire \$152 ;
@@ -6535,8 +6668,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [15:0] \$156 ;
   wire \$157 ;
   wire [15:0] \$158 ;
-  wire [13:0] \$159 ;
-  wire [15:0] \$16 ;
+  wire [9:0] \$159 ;
+  wire \$16 ;
   wire \$160 ;
   wire [15:0] \$161 ;
   wire \$162 ;
@@ -6547,216 +6680,216 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$167 ;
   wire [15:0] \$168 ;
   wire [13:0] \$169 ;
-  wire \$17 ;
+  wire [15:0] \$17 ;
   wire \$170 ;
   wire [15:0] \$171 ;
   wire \$172 ;
   wire [15:0] \$173 ;
   wire [13:0] \$174 ;
-  wire [7:0] \$175 ;
-  wire [7:0] \$176 ;
-  wire [7:0] \$177 ;
-  wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
-  wire [15:0] \$18 ;
+  wire \$175 ;
+  wire [15:0] \$176 ;
+  wire \$177 ;
+  wire [15:0] \$178 ;
+  wire [13:0] \$179 ;
+  wire \$18 ;
   wire [7:0] \$180 ;
   wire [7:0] \$181 ;
-  wire \$182 ;
-  wire [15:0] \$183 ;
-  wire \$184 ;
-  wire [15:0] \$185 ;
-  wire \$186 ;
+  wire [7:0] \$182 ;
+  wire [7:0] \$183 ;
+  wire [7:0] \$184 ;
+  wire [7:0] \$185 ;
+  wire [7:0] \$186 ;
   wire \$187 ;
-  wire [15:0] \$188 ;
+  wire \$188 ;
   wire \$189 ;
-  wire \$19 ;
+  wire [15:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire [15:0] \$192 ;
+  wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
-  wire [15:0] \$195 ;
-  wire \$196 ;
+  wire [15:0] \$194 ;
+  wire \$195 ;
+  wire [15:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
-  wire [15:0] \$199 ;
-  wire [10:0] \$2 ;
-  wire [15:0] \$20 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [15:0] \$202 ;
+  wire \$202 ;
   wire \$203 ;
-  wire \$204 ;
+  wire [15:0] \$204 ;
   wire \$205 ;
-  wire [15:0] \$206 ;
-  wire \$207 ;
-  wire [15:0] \$208 ;
+  wire \$206 ;
+  wire [15:0] \$207 ;
+  wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [15:0] \$21 ;
   wire \$210 ;
   wire [15:0] \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire \$214 ;
-  wire [15:0] \$215 ;
+  wire [15:0] \$214 ;
+  wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [15:0] \$218 ;
+  wire \$218 ;
   wire \$219 ;
-  wire [15:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
-  wire [15:0] \$222 ;
+  wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
-  wire [15:0] \$225 ;
+  wire [15:0] \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire \$227 ;
+  wire [15:0] \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire \$23 ;
+  wire [15:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
+  wire [15:0] \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire \$234 ;
-  wire [28:0] \$235 ;
-  wire [28:0] \$236 ;
-  wire [29:0] \$237 ;
+  wire [15:0] \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
   wire \$238 ;
-  wire [57:0] \$239 ;
-  wire [15:0] \$24 ;
-  wire [26:0] \$240 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
   wire \$241 ;
   wire \$242 ;
-  wire [57:0] \$243 ;
-  wire [26:0] \$244 ;
-  wire [41:0] \$245 ;
+  wire \$243 ;
+  wire [15:0] \$244 ;
+  wire \$245 ;
   wire \$246 ;
-  wire [57:0] \$247 ;
-  wire [26:0] \$248 ;
-  wire [26:0] \$249 ;
-  wire \$25 ;
+  wire [15:0] \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [15:0] \$25 ;
   wire \$250 ;
-  wire \$251 ;
-  wire [57:0] \$252 ;
-  wire [26:0] \$253 ;
-  wire \$254 ;
+  wire [15:0] \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire [15:0] \$254 ;
   wire \$255 ;
-  wire [57:0] \$256 ;
-  wire [26:0] \$257 ;
-  wire [41:0] \$258 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
   wire \$259 ;
-  wire [15:0] \$26 ;
-  wire [57:0] \$260 ;
-  wire [26:0] \$261 ;
-  wire [26:0] \$262 ;
-  wire [33:0] \$263 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
   wire \$264 ;
-  wire [57:0] \$265 ;
-  wire [26:0] \$266 ;
+  wire \$265 ;
+  wire \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire [57:0] \$269 ;
-  wire \$27 ;
-  wire [26:0] \$270 ;
-  wire [41:0] \$271 ;
+  wire \$269 ;
+  wire [15:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
   wire \$272 ;
-  wire [57:0] \$273 ;
-  wire [26:0] \$274 ;
-  wire [26:0] \$275 ;
-  wire [26:0] \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire [57:0] \$279 ;
-  wire [15:0] \$28 ;
-  wire [26:0] \$280 ;
-  wire \$281 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire [28:0] \$276 ;
+  wire [28:0] \$277 ;
+  wire [29:0] \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire [57:0] \$280 ;
+  wire [26:0] \$281 ;
   wire \$282 ;
-  wire [57:0] \$283 ;
-  wire [26:0] \$284 ;
-  wire [41:0] \$285 ;
-  wire \$286 ;
-  wire [57:0] \$287 ;
-  wire [26:0] \$288 ;
+  wire \$283 ;
+  wire [57:0] \$284 ;
+  wire [26:0] \$285 ;
+  wire [41:0] \$286 ;
+  wire \$287 ;
+  wire [57:0] \$288 ;
   wire [26:0] \$289 ;
-  wire \$29 ;
-  wire \$290 ;
+  wire [15:0] \$29 ;
+  wire [26:0] \$290 ;
   wire \$291 ;
-  wire [57:0] \$292 ;
-  wire [26:0] \$293 ;
-  wire \$294 ;
+  wire \$292 ;
+  wire [57:0] \$293 ;
+  wire [26:0] \$294 ;
   wire \$295 ;
-  wire [57:0] \$296 ;
-  wire [26:0] \$297 ;
-  wire [41:0] \$298 ;
-  wire \$299 ;
-  wire [16:0] \$3 ;
-  wire [15:0] \$30 ;
-  wire [57:0] \$300 ;
-  wire [26:0] \$301 ;
+  wire \$296 ;
+  wire [57:0] \$297 ;
+  wire [26:0] \$298 ;
+  wire [41:0] \$299 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$300 ;
+  wire [57:0] \$301 ;
   wire [26:0] \$302 ;
-  wire [33:0] \$303 ;
-  wire \$304 ;
-  wire [57:0] \$305 ;
-  wire [26:0] \$306 ;
-  wire \$307 ;
+  wire [26:0] \$303 ;
+  wire [33:0] \$304 ;
+  wire \$305 ;
+  wire [57:0] \$306 ;
+  wire [26:0] \$307 ;
   wire \$308 ;
-  wire [57:0] \$309 ;
-  wire [5:0] \$31 ;
-  wire [26:0] \$310 ;
-  wire [41:0] \$311 ;
-  wire \$312 ;
-  wire [57:0] \$313 ;
-  wire [26:0] \$314 ;
+  wire \$309 ;
+  wire [15:0] \$31 ;
+  wire [57:0] \$310 ;
+  wire [26:0] \$311 ;
+  wire [41:0] \$312 ;
+  wire \$313 ;
+  wire [57:0] \$314 ;
   wire [26:0] \$315 ;
   wire [26:0] \$316 ;
-  wire [29:0] \$317 ;
+  wire [26:0] \$317 ;
   wire \$318 ;
-  wire [57:0] \$319 ;
-  wire [5:0] \$32 ;
-  wire [26:0] \$320 ;
-  wire \$321 ;
+  wire \$319 ;
+  wire \$32 ;
+  wire [57:0] \$320 ;
+  wire [26:0] \$321 ;
   wire \$322 ;
-  wire [57:0] \$323 ;
-  wire [26:0] \$324 ;
-  wire [41:0] \$325 ;
-  wire \$326 ;
-  wire [57:0] \$327 ;
-  wire [26:0] \$328 ;
+  wire \$323 ;
+  wire [57:0] \$324 ;
+  wire [26:0] \$325 ;
+  wire [41:0] \$326 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [5:0] \$33 ;
-  wire \$330 ;
+  wire [15:0] \$33 ;
+  wire [26:0] \$330 ;
   wire \$331 ;
-  wire [57:0] \$332 ;
-  wire [26:0] \$333 ;
-  wire \$334 ;
+  wire \$332 ;
+  wire [57:0] \$333 ;
+  wire [26:0] \$334 ;
   wire \$335 ;
-  wire [57:0] \$336 ;
-  wire [26:0] \$337 ;
-  wire [41:0] \$338 ;
-  wire \$339 ;
-  wire [5:0] \$34 ;
-  wire [57:0] \$340 ;
-  wire [26:0] \$341 ;
+  wire \$336 ;
+  wire [57:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire [41:0] \$339 ;
+  wire \$34 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
   wire [26:0] \$342 ;
-  wire [33:0] \$343 ;
-  wire \$344 ;
-  wire [57:0] \$345 ;
-  wire [26:0] \$346 ;
-  wire \$347 ;
+  wire [26:0] \$343 ;
+  wire [33:0] \$344 ;
+  wire \$345 ;
+  wire [57:0] \$346 ;
+  wire [26:0] \$347 ;
   wire \$348 ;
-  wire [57:0] \$349 ;
-  wire [5:0] \$35 ;
-  wire [26:0] \$350 ;
-  wire [41:0] \$351 ;
-  wire \$352 ;
-  wire [57:0] \$353 ;
-  wire [26:0] \$354 ;
+  wire \$349 ;
+  wire [15:0] \$35 ;
+  wire [57:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [41:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
   wire [26:0] \$355 ;
   wire [26:0] \$356 ;
   wire [26:0] \$357 ;
-  wire \$358 ;
+  wire [29:0] \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
   wire [57:0] \$360 ;
@@ -6800,97 +6933,97 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [26:0] \$395 ;
   wire [26:0] \$396 ;
   wire [26:0] \$397 ;
-  wire \$398 ;
+  wire [26:0] \$398 ;
   wire \$399 ;
-  wire [16:0] \$4 ;
+  wire [7:0] \$4 ;
   wire [5:0] \$40 ;
-  wire [57:0] \$400 ;
-  wire [26:0] \$401 ;
-  wire \$402 ;
+  wire \$400 ;
+  wire [57:0] \$401 ;
+  wire [26:0] \$402 ;
   wire \$403 ;
-  wire [57:0] \$404 ;
-  wire [26:0] \$405 ;
-  wire [41:0] \$406 ;
-  wire \$407 ;
-  wire [57:0] \$408 ;
-  wire [26:0] \$409 ;
-  wire [6:0] \$41 ;
+  wire \$404 ;
+  wire [57:0] \$405 ;
+  wire [26:0] \$406 ;
+  wire [41:0] \$407 ;
+  wire \$408 ;
+  wire [57:0] \$409 ;
+  wire [5:0] \$41 ;
   wire [26:0] \$410 ;
-  wire \$411 ;
+  wire [26:0] \$411 ;
   wire \$412 ;
-  wire [57:0] \$413 ;
-  wire [26:0] \$414 ;
-  wire \$415 ;
+  wire \$413 ;
+  wire [57:0] \$414 ;
+  wire [26:0] \$415 ;
   wire \$416 ;
-  wire [57:0] \$417 ;
-  wire [26:0] \$418 ;
-  wire [41:0] \$419 ;
-  wire \$42 ;
-  wire \$420 ;
-  wire [57:0] \$421 ;
-  wire [26:0] \$422 ;
+  wire \$417 ;
+  wire [57:0] \$418 ;
+  wire [26:0] \$419 ;
+  wire [5:0] \$42 ;
+  wire [41:0] \$420 ;
+  wire \$421 ;
+  wire [57:0] \$422 ;
   wire [26:0] \$423 ;
-  wire [33:0] \$424 ;
-  wire \$425 ;
-  wire [57:0] \$426 ;
-  wire [26:0] \$427 ;
-  wire \$428 ;
+  wire [26:0] \$424 ;
+  wire [33:0] \$425 ;
+  wire \$426 ;
+  wire [57:0] \$427 ;
+  wire [26:0] \$428 ;
   wire \$429 ;
-  wire [15:0] \$43 ;
-  wire [57:0] \$430 ;
-  wire [26:0] \$431 ;
-  wire [41:0] \$432 ;
-  wire \$433 ;
-  wire [57:0] \$434 ;
-  wire [26:0] \$435 ;
+  wire [5:0] \$43 ;
+  wire \$430 ;
+  wire [57:0] \$431 ;
+  wire [26:0] \$432 ;
+  wire [41:0] \$433 ;
+  wire \$434 ;
+  wire [57:0] \$435 ;
   wire [26:0] \$436 ;
   wire [26:0] \$437 ;
-  wire [29:0] \$438 ;
+  wire [26:0] \$438 ;
   wire \$439 ;
-  wire \$44 ;
-  wire [57:0] \$440 ;
-  wire [26:0] \$441 ;
-  wire \$442 ;
+  wire [5:0] \$44 ;
+  wire \$440 ;
+  wire [57:0] \$441 ;
+  wire [26:0] \$442 ;
   wire \$443 ;
-  wire [57:0] \$444 ;
-  wire [26:0] \$445 ;
-  wire [41:0] \$446 ;
-  wire \$447 ;
-  wire [57:0] \$448 ;
-  wire [26:0] \$449 ;
-  wire \$45 ;
+  wire \$444 ;
+  wire [57:0] \$445 ;
+  wire [26:0] \$446 ;
+  wire [41:0] \$447 ;
+  wire \$448 ;
+  wire [57:0] \$449 ;
+  wire [5:0] \$45 ;
   wire [26:0] \$450 ;
-  wire \$451 ;
+  wire [26:0] \$451 ;
   wire \$452 ;
-  wire [57:0] \$453 ;
-  wire [26:0] \$454 ;
-  wire \$455 ;
+  wire \$453 ;
+  wire [57:0] \$454 ;
+  wire [26:0] \$455 ;
   wire \$456 ;
-  wire [57:0] \$457 ;
-  wire [26:0] \$458 ;
-  wire [41:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire \$460 ;
-  wire [57:0] \$461 ;
-  wire [26:0] \$462 ;
+  wire \$457 ;
+  wire [57:0] \$458 ;
+  wire [26:0] \$459 ;
+  wire [6:0] \$46 ;
+  wire [41:0] \$460 ;
+  wire \$461 ;
+  wire [57:0] \$462 ;
   wire [26:0] \$463 ;
-  wire [33:0] \$464 ;
-  wire \$465 ;
-  wire [57:0] \$466 ;
-  wire [26:0] \$467 ;
-  wire \$468 ;
+  wire [26:0] \$464 ;
+  wire [33:0] \$465 ;
+  wire \$466 ;
+  wire [57:0] \$467 ;
+  wire [26:0] \$468 ;
   wire \$469 ;
   wire \$47 ;
-  wire [57:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire [41:0] \$472 ;
-  wire \$473 ;
-  wire [57:0] \$474 ;
-  wire [26:0] \$475 ;
+  wire \$470 ;
+  wire [57:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [41:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
   wire [26:0] \$476 ;
   wire [26:0] \$477 ;
   wire [26:0] \$478 ;
-  wire [27:0] \$479 ;
+  wire [29:0] \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
   wire [57:0] \$481 ;
@@ -6913,8 +7046,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$497 ;
   wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire \$5 ;
-  wire [15:0] \$50 ;
+  wire [7:0] \$5 ;
+  wire \$50 ;
   wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
@@ -6925,7 +7058,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [57:0] \$507 ;
   wire [26:0] \$508 ;
   wire \$509 ;
-  wire [10:0] \$51 ;
+  wire [15:0] \$51 ;
   wire \$510 ;
   wire [57:0] \$511 ;
   wire [26:0] \$512 ;
@@ -6935,142 +7068,142 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [26:0] \$516 ;
   wire [26:0] \$517 ;
   wire [26:0] \$518 ;
-  wire \$519 ;
+  wire [26:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [57:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire \$523 ;
+  wire [27:0] \$520 ;
+  wire \$521 ;
+  wire [57:0] \$522 ;
+  wire [26:0] \$523 ;
   wire \$524 ;
-  wire [57:0] \$525 ;
-  wire [26:0] \$526 ;
-  wire [41:0] \$527 ;
-  wire \$528 ;
-  wire [57:0] \$529 ;
+  wire \$525 ;
+  wire [57:0] \$526 ;
+  wire [26:0] \$527 ;
+  wire [41:0] \$528 ;
+  wire \$529 ;
   wire [15:0] \$53 ;
-  wire [26:0] \$530 ;
+  wire [57:0] \$530 ;
   wire [26:0] \$531 ;
-  wire \$532 ;
+  wire [26:0] \$532 ;
   wire \$533 ;
-  wire [57:0] \$534 ;
-  wire [26:0] \$535 ;
-  wire \$536 ;
+  wire \$534 ;
+  wire [57:0] \$535 ;
+  wire [26:0] \$536 ;
   wire \$537 ;
-  wire [57:0] \$538 ;
-  wire [26:0] \$539 ;
+  wire \$538 ;
+  wire [57:0] \$539 ;
   wire \$54 ;
-  wire [41:0] \$540 ;
-  wire \$541 ;
-  wire [57:0] \$542 ;
-  wire [26:0] \$543 ;
+  wire [26:0] \$540 ;
+  wire [41:0] \$541 ;
+  wire \$542 ;
+  wire [57:0] \$543 ;
   wire [26:0] \$544 ;
-  wire [33:0] \$545 ;
-  wire \$546 ;
-  wire [57:0] \$547 ;
-  wire [26:0] \$548 ;
-  wire \$549 ;
+  wire [26:0] \$545 ;
+  wire [33:0] \$546 ;
+  wire \$547 ;
+  wire [57:0] \$548 ;
+  wire [26:0] \$549 ;
   wire [15:0] \$55 ;
   wire \$550 ;
-  wire [57:0] \$551 ;
-  wire [26:0] \$552 ;
-  wire [41:0] \$553 ;
-  wire \$554 ;
-  wire [57:0] \$555 ;
-  wire [26:0] \$556 ;
+  wire \$551 ;
+  wire [57:0] \$552 ;
+  wire [26:0] \$553 ;
+  wire [41:0] \$554 ;
+  wire \$555 ;
+  wire [57:0] \$556 ;
   wire [26:0] \$557 ;
   wire [26:0] \$558 ;
-  wire [29:0] \$559 ;
-  wire [12:0] \$56 ;
+  wire [26:0] \$559 ;
+  wire [10:0] \$56 ;
   wire \$560 ;
-  wire [57:0] \$561 ;
-  wire [26:0] \$562 ;
-  wire \$563 ;
+  wire \$561 ;
+  wire [57:0] \$562 ;
+  wire [26:0] \$563 ;
   wire \$564 ;
-  wire [57:0] \$565 ;
-  wire [26:0] \$566 ;
-  wire [41:0] \$567 ;
-  wire \$568 ;
-  wire [57:0] \$569 ;
+  wire \$565 ;
+  wire [57:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [41:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  wire [26:0] \$570 ;
+  wire [57:0] \$570 ;
   wire [26:0] \$571 ;
-  wire \$572 ;
+  wire [26:0] \$572 ;
   wire \$573 ;
-  wire [57:0] \$574 ;
-  wire [26:0] \$575 ;
-  wire \$576 ;
+  wire \$574 ;
+  wire [57:0] \$575 ;
+  wire [26:0] \$576 ;
   wire \$577 ;
-  wire [57:0] \$578 ;
-  wire [26:0] \$579 ;
+  wire \$578 ;
+  wire [57:0] \$579 ;
   wire [15:0] \$58 ;
-  wire [41:0] \$580 ;
-  wire \$581 ;
-  wire [57:0] \$582 ;
-  wire [26:0] \$583 ;
+  wire [26:0] \$580 ;
+  wire [41:0] \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
   wire [26:0] \$584 ;
-  wire [33:0] \$585 ;
-  wire \$586 ;
-  wire [57:0] \$587 ;
-  wire [26:0] \$588 ;
-  wire \$589 ;
+  wire [26:0] \$585 ;
+  wire [33:0] \$586 ;
+  wire \$587 ;
+  wire [57:0] \$588 ;
+  wire [26:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire [57:0] \$591 ;
-  wire [26:0] \$592 ;
-  wire [41:0] \$593 ;
-  wire \$594 ;
-  wire [57:0] \$595 ;
-  wire [26:0] \$596 ;
+  wire \$591 ;
+  wire [57:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [41:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
   wire [26:0] \$597 ;
   wire [26:0] \$598 ;
   wire [26:0] \$599 ;
-  wire [15:0] \$6 ;
+  wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire \$600 ;
+  wire [29:0] \$600 ;
   wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
+  wire [57:0] \$602 ;
+  wire [26:0] \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
+  wire [57:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire [41:0] \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire [26:0] \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
+  wire [57:0] \$615 ;
+  wire [26:0] \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire \$619 ;
+  wire [57:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
+  wire [26:0] \$620 ;
+  wire [41:0] \$621 ;
   wire \$622 ;
-  wire \$623 ;
-  wire \$624 ;
-  wire \$625 ;
-  wire \$626 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire [26:0] \$625 ;
+  wire [33:0] \$626 ;
   wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
+  wire [57:0] \$628 ;
+  wire [26:0] \$629 ;
   wire [15:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
-  wire \$632 ;
-  wire \$633 ;
-  wire \$634 ;
+  wire [57:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [41:0] \$634 ;
   wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire [26:0] \$638 ;
+  wire [26:0] \$639 ;
   wire \$64 ;
-  wire \$640 ;
+  wire [26:0] \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -7084,14 +7217,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
-  wire [1:0] \$653 ;
+  wire \$653 ;
   wire \$654 ;
   wire \$655 ;
   wire \$656 ;
   wire \$657 ;
   wire \$658 ;
   wire \$659 ;
-  wire [16:0] \$66 ;
+  wire [12:0] \$66 ;
   wire \$660 ;
   wire \$661 ;
   wire \$662 ;
@@ -7111,14 +7244,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire [1:0] \$678 ;
+  wire \$678 ;
   wire \$679 ;
   wire [15:0] \$68 ;
   wire \$680 ;
   wire \$681 ;
   wire \$682 ;
   wire \$683 ;
-  wire [2:0] \$684 ;
+  wire \$684 ;
   wire \$685 ;
   wire \$686 ;
   wire \$687 ;
@@ -7129,13 +7262,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$691 ;
   wire \$692 ;
   wire \$693 ;
-  wire \$694 ;
+  wire [1:0] \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
   wire \$699 ;
-  wire \$7 ;
+  wire [10:0] \$7 ;
   wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
@@ -7157,15 +7290,15 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$716 ;
   wire \$717 ;
   wire \$718 ;
-  wire \$719 ;
+  wire [1:0] \$719 ;
   wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
-  wire \$725 ;
-  wire [1:0] \$726 ;
+  wire [2:0] \$725 ;
+  wire \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
@@ -7193,13 +7326,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$749 ;
   wire [15:0] \$75 ;
   wire \$750 ;
-  wire [1:0] \$751 ;
+  wire \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire [2:0] \$757 ;
+  wire \$757 ;
   wire \$758 ;
   wire \$759 ;
   wire [16:0] \$76 ;
@@ -7210,9 +7343,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
-  wire \$767 ;
+  wire [1:0] \$767 ;
   wire \$768 ;
-  wire [3:0] \$769 ;
+  wire \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -7238,133 +7371,133 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$79 ;
   wire \$790 ;
   wire \$791 ;
-  wire \$792 ;
-  wire [10:0] \$793 ;
-  wire [11:0] \$794 ;
+  wire [1:0] \$792 ;
+  wire \$793 ;
+  wire \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
-  wire \$798 ;
-  wire [5:0] \$799 ;
-  wire \$8 ;
+  wire [2:0] \$798 ;
+  wire \$799 ;
+  wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire [5:0] \$800 ;
+  wire \$800 ;
   wire \$801 ;
   wire \$802 ;
   wire \$803 ;
   wire \$804 ;
-  wire [4:0] \$805 ;
-  wire [4:0] \$806 ;
-  wire [10:0] \$807 ;
-  wire [19:0] \$808 ;
-  wire [11:0] \$809 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire [16:0] \$81 ;
-  wire [20:0] \$810 ;
+  wire [3:0] \$810 ;
   wire \$811 ;
-  wire [10:0] \$812 ;
-  wire [19:0] \$813 ;
-  wire [11:0] \$814 ;
-  wire [20:0] \$815 ;
-  wire [14:0] \$816 ;
-  wire [14:0] \$817 ;
-  wire [14:0] \$818 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
   wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire [10:0] \$824 ;
-  wire [19:0] \$825 ;
-  wire [11:0] \$826 ;
-  wire [20:0] \$827 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
   wire \$828 ;
   wire \$829 ;
   wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire [15:0] \$832 ;
-  wire [10:0] \$833 ;
-  wire [14:0] \$834 ;
-  wire [8:0] \$835 ;
-  wire [15:0] \$836 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire [10:0] \$834 ;
+  wire [11:0] \$835 ;
+  wire \$836 ;
   wire \$837 ;
-  wire [10:0] \$838 ;
-  wire [14:0] \$839 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
-  wire [8:0] \$840 ;
-  wire [15:0] \$841 ;
-  wire [14:0] \$842 ;
-  wire [14:0] \$843 ;
-  wire [14:0] \$844 ;
+  wire [5:0] \$840 ;
+  wire [5:0] \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
   wire \$845 ;
-  wire \$846 ;
-  wire \$847 ;
-  wire \$848 ;
-  wire \$849 ;
+  wire [4:0] \$846 ;
+  wire [4:0] \$847 ;
+  wire [10:0] \$848 ;
+  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [10:0] \$850 ;
-  wire [14:0] \$851 ;
-  wire [8:0] \$852 ;
-  wire [15:0] \$853 ;
-  wire \$854 ;
-  wire \$855 ;
-  wire \$856 ;
-  wire \$857 ;
-  wire [15:0] \$858 ;
-  wire \$859 ;
-  wire [24:0] \$86 ;
+  wire [11:0] \$850 ;
+  wire [20:0] \$851 ;
+  wire \$852 ;
+  wire [10:0] \$853 ;
+  wire [19:0] \$854 ;
+  wire [11:0] \$855 ;
+  wire [20:0] \$856 ;
+  wire [14:0] \$857 ;
+  wire [14:0] \$858 ;
+  wire [14:0] \$859 ;
+  wire [16:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
   wire \$862 ;
   wire \$863 ;
   wire \$864 ;
-  wire \$865 ;
-  wire \$866 ;
-  wire \$867 ;
-  wire \$868 ;
+  wire [10:0] \$865 ;
+  wire [19:0] \$866 ;
+  wire [11:0] \$867 ;
+  wire [20:0] \$868 ;
   wire \$869 ;
   wire \$87 ;
   wire \$870 ;
   wire \$871 ;
   wire \$872 ;
-  wire \$873 ;
-  wire \$874 ;
-  wire \$875 ;
-  wire \$876 ;
-  wire \$877 ;
+  wire [15:0] \$873 ;
+  wire [10:0] \$874 ;
+  wire [14:0] \$875 ;
+  wire [8:0] \$876 ;
+  wire [15:0] \$877 ;
   wire \$878 ;
-  wire \$879 ;
+  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire \$880 ;
-  wire \$881 ;
-  wire \$882 ;
-  wire [15:0] \$883 ;
-  wire \$884 ;
-  wire [15:0] \$885 ;
-  wire [15:0] \$886 ;
+  wire [14:0] \$880 ;
+  wire [8:0] \$881 ;
+  wire [15:0] \$882 ;
+  wire [14:0] \$883 ;
+  wire [14:0] \$884 ;
+  wire [14:0] \$885 ;
+  wire \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire [11:0] \$891 ;
-  wire [11:0] \$892 ;
-  wire [11:0] \$893 ;
-  wire \$894 ;
-  wire [9:0] \$895 ;
+  wire [10:0] \$891 ;
+  wire [14:0] \$892 ;
+  wire [8:0] \$893 ;
+  wire [15:0] \$894 ;
+  wire \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
-  wire \$899 ;
-  wire [15:0] \$9 ;
+  wire [15:0] \$899 ;
+  wire [16:0] \$9 ;
   wire [15:0] \$90 ;
   wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire \$903 ;
-  wire \$904 ;
-  wire \$905 ;
+  wire [15:0] \$903 ;
+  wire [15:0] \$904 ;
+  wire [15:0] \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
@@ -7375,8 +7508,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$912 ;
   wire \$913 ;
   wire \$914 ;
-  wire [10:0] \$915 ;
-  wire [10:0] \$916 ;
+  wire \$915 ;
+  wire \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
@@ -7384,29 +7517,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$920 ;
   wire \$921 ;
   wire \$922 ;
-  wire [11:0] \$923 ;
-  wire [11:0] \$924 ;
+  wire \$923 ;
+  wire \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
   wire [15:0] \$93 ;
-  wire \$930 ;
+  wire [15:0] \$930 ;
   wire \$931 ;
-  wire [9:0] \$932 ;
-  wire [9:0] \$933 ;
+  wire [15:0] \$932 ;
+  wire [15:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
   wire \$937 ;
-  wire \$938 ;
-  wire \$939 ;
+  wire [11:0] \$938 ;
+  wire [11:0] \$939 ;
   wire \$94 ;
-  wire \$940 ;
-  wire [9:0] \$941 ;
+  wire [11:0] \$940 ;
+  wire \$941 ;
   wire [9:0] \$942 ;
-  wire [8:0] \$943 ;
+  wire \$943 ;
   wire \$944 ;
   wire \$945 ;
   wire \$946 ;
@@ -7417,57 +7550,57 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  reg [4:0] \$953 ;
-  reg \$954 ;
-  reg \$955 ;
-  reg \$956 ;
-  reg \$957 ;
-  reg [9:0] \$958 ;
-  reg [15:0] \$959 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [24:0] \$96 ;
-  reg [7:0] \$960 ;
-  reg \$961 ;
-  reg \$962 ;
-  reg \$963 ;
-  reg \$964 ;
-  reg [8:0] \$965 ;
-  reg [10:0] \$966 ;
-  reg \$967 ;
-  reg \$968 ;
-  reg \$969 ;
-  wire [10:0] \$97 ;
-  reg \$970 ;
-  reg [9:0] \$971 ;
-  reg [15:0] \$972 ;
-  reg [4:0] \$973 ;
-  reg \$974 ;
-  reg [7:0] \$975 ;
-  reg [1:0] \$976 ;
-  reg [15:0] \$977 ;
-  reg [15:0] \$978 ;
-  reg [4:0] \$979 ;
-  wire [10:0] \$98 ;
-  reg \$980 ;
-  reg [9:0] \$981 ;
-  reg \$982 ;
-  reg \$983 ;
-  reg \$984 ;
-  reg \$985 ;
-  reg \$986 ;
-  reg \$987 ;
-  reg [4:0] \$988 ;
-  reg \$989 ;
-  wire [10:0] \$99 ;
-  reg [7:0] \$990 ;
-  reg [1:0] \$991 ;
-  reg [27:0] \$992 ;
-  reg [27:0] \$993 ;
-  reg \$994 ;
-  reg [9:0] \$995 ;
-  reg \$996 ;
-  reg \$997 ;
-  reg \$998 ;
-  reg \$999 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire [10:0] \$962 ;
+  wire [10:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire \$97 ;
+  wire [11:0] \$970 ;
+  wire [11:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire [9:0] \$979 ;
+  wire [15:0] \$98 ;
+  wire [9:0] \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire [9:0] \$988 ;
+  wire [9:0] \$989 ;
+  wire \$99 ;
+  wire [8:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -7535,14 +7668,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
-  reg [8:0] base_exp;
+  wire [8:0] base_exp;
   wire [5:0] base_fp16_exp;
   wire [10:0] base_fp16_sig;
-  reg base_inf;
-  reg base_nan;
-  reg [10:0] base_sig;
-  reg base_sign;
-  reg base_zero;
+  wire base_inf;
+  wire base_nan;
+  wire [10:0] base_sig;
+  wire base_sign;
+  wire base_zero;
   wire [7:0] bits;
   wire [1:0] choice;
   input clk;
@@ -7637,7 +7770,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg product_1_sign = 1'h0;
   reg product_1_zero = 1'h0;
   reg [7:0] product_2 = 8'h00;
-  reg [7:0] rand_sum;
+  wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
@@ -7680,7 +7813,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
-  reg [15:0] sum_code;
+  wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
@@ -7704,58 +7837,60 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_2_1 = 1'h0;
   reg [7:0] unpack_q_2_2 = 8'h00;
   reg [1:0] unpack_q_2_3 = 2'h0;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
+  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
+  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
-  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
-  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
+  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
   assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$5  = fresh & product_0[0];
-  assign \$6  = \$5  ? 16'h0000 : acc;
-  assign \$7  = | \$6 [14:10];
-  assign \$8  = fresh & product_0[0];
-  assign \$9  = \$8  ? 16'h0000 : acc;
-  assign \$10  = \$9 [14:10] - 4'hf;
-  assign \$11  = fresh & product_0[0];
-  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$10  = fresh & product_0[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
   assign \$13  = fresh & product_0[0];
   assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = fresh & product_0[0];
-  assign \$16  = \$15  ? 16'h0000 : acc;
-  assign \$17  = fresh & product_0[0];
-  assign \$18  = \$17  ? 16'h0000 : acc;
-  assign \$19  = fresh & product_0[0];
-  assign \$20  = \$19  ? 16'h0000 : acc;
-  assign \$21  = fresh & product_0[0];
-  assign \$22  = \$21  ? 16'h0000 : acc;
-  assign \$23  = fresh & product_0[0];
-  assign \$24  = \$23  ? 16'h0000 : acc;
-  assign \$25  = fresh & product_0[0];
-  assign \$26  = \$25  ? 16'h0000 : acc;
-  assign \$27  = fresh & product_0[0];
-  assign \$28  = \$27  ? 16'h0000 : acc;
-  assign \$29  = fresh & product_0[0];
-  assign \$30  = \$29  ? 16'h0000 : acc;
-  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
-  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
-  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
-  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
-  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
-  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
-  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
-  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
-  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
-  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
-  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
-  assign \$42  = fresh & product_0[0];
-  assign \$43  = \$42  ? 16'h0000 : acc;
-  assign \$44  = | \$43 [14:10];
-  assign \$45  = fresh & product_0[0];
-  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_0[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_0[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_0[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_0[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_0[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_0[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_0[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_0[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_0[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_0[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
   assign \$47  = fresh & product_0[0];
   assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = fresh & product_0[0];
-  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_0[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
   assign \$52  = fresh & product_0[0];
   assign \$53  = \$52  ? 16'h0000 : acc;
   assign \$54  = fresh & product_0[0];
@@ -7792,54 +7927,54 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$93  = \$92  ? 16'h0000 : acc;
   assign \$94  = fresh & product_0[0];
   assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
-  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
-  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
-  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
-  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
-  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
-  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
-  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
-  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
-  assign \$106  = \$48 [9] ? \$51  : \$105 ;
-  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
-  assign \$107  = fresh & product_0[0];
-  assign \$108  = \$107  ? 16'h0000 : acc;
-  assign \$109  = | \$108 [14:7];
-  assign \$110  = fresh & product_0[0];
-  assign \$111  = \$110  ? 16'h0000 : acc;
-  assign \$112  = \$111 [14:7] - 7'h7f;
-  assign \$113  = fresh & product_0[0];
-  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_0[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_0[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_0[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
   assign \$115  = fresh & product_0[0];
   assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = fresh & product_0[0];
-  assign \$118  = \$117  ? 16'h0000 : acc;
-  assign \$119  = fresh & product_0[0];
-  assign \$120  = \$119  ? 16'h0000 : acc;
-  assign \$121  = fresh & product_0[0];
-  assign \$122  = \$121  ? 16'h0000 : acc;
-  assign \$123  = fresh & product_0[0];
-  assign \$124  = \$123  ? 16'h0000 : acc;
-  assign \$125  = fresh & product_0[0];
-  assign \$126  = \$125  ? 16'h0000 : acc;
-  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
-  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
-  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
-  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
-  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
-  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
-  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
-  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
-  assign \$135  = fresh & product_0[0];
-  assign \$136  = \$135  ? 16'h0000 : acc;
-  assign \$137  = | \$136 [14:7];
-  assign \$138  = fresh & product_0[0];
-  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_0[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_0[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_0[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_0[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_0[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_0[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_0[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
   assign \$140  = fresh & product_0[0];
   assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = fresh & product_0[0];
-  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_0[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
   assign \$145  = fresh & product_0[0];
   assign \$146  = \$145  ? 16'h0000 : acc;
   assign \$147  = fresh & product_0[0];
@@ -7864,154 +7999,166 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$171  = \$170  ? 16'h0000 : acc;
   assign \$172  = fresh & product_0[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
-  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
-  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
-  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
-  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
-  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
-  assign \$181  = \$141 [6] ? \$144  : \$180 ;
-  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
-  assign \$182  = fresh & product_0[0];
-  assign \$183  = \$182  ? 16'h0000 : acc;
-  assign \$184  = fresh & product_0[0];
-  assign \$185  = \$184  ? 16'h0000 : acc;
-  assign \$186  = ! \$185 [14:10];
-  assign \$187  = fresh & product_0[0];
-  assign \$188  = \$187  ? 16'h0000 : acc;
-  assign \$189  = ! \$188 [9:0];
-  assign \$190  = \$186  & \$189 ;
-  assign \$191  = fresh & product_0[0];
-  assign \$192  = \$191  ? 16'h0000 : acc;
-  assign \$193  = \$192 [14:10] == 5'h1f;
-  assign \$194  = fresh & product_0[0];
-  assign \$195  = \$194  ? 16'h0000 : acc;
-  assign \$196  = ! \$195 [9:0];
-  assign \$197  = \$193  & \$196 ;
-  assign \$198  = fresh & product_0[0];
-  assign \$199  = \$198  ? 16'h0000 : acc;
-  assign \$200  = \$199 [14:10] == 5'h1f;
-  assign \$201  = fresh & product_0[0];
-  assign \$202  = \$201  ? 16'h0000 : acc;
-  assign \$203  = | \$202 [9:0];
-  assign \$204  = \$200  & \$203 ;
-  assign \$205  = fresh & product_0[0];
-  assign \$206  = \$205  ? 16'h0000 : acc;
-  assign \$207  = fresh & product_0[0];
-  assign \$208  = \$207  ? 16'h0000 : acc;
-  assign \$209  = ! \$208 [14:7];
+  assign \$175  = fresh & product_0[0];
+  assign \$176  = \$175  ? 16'h0000 : acc;
+  assign \$177  = fresh & product_0[0];
+  assign \$178  = \$177  ? 16'h0000 : acc;
+  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
+  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
+  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
+  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
+  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
+  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
+  assign \$186  = \$146 [6] ? \$149  : \$185 ;
+  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
+  assign \$187  = ! step_mode;
+  assign \$189  = step_mode == 1'h1;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = step_mode == 2'h2;
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = fresh & product_0[0];
+  assign \$194  = \$193  ? 16'h0000 : acc;
+  assign \$195  = fresh & product_0[0];
+  assign \$196  = \$195  ? 16'h0000 : acc;
+  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
+  assign \$197  = ! step_mode;
+  assign \$199  = step_mode == 1'h1;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = step_mode == 2'h2;
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = fresh & product_0[0];
+  assign \$204  = \$203  ? 16'h0000 : acc;
+  assign \$205  = ! \$204 [14:10];
+  assign \$206  = fresh & product_0[0];
+  assign \$207  = \$206  ? 16'h0000 : acc;
+  assign \$208  = ! \$207 [9:0];
+  assign \$209  = \$205  & \$208 ;
   assign \$210  = fresh & product_0[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [6:0];
-  assign \$213  = \$209  & \$212 ;
-  assign \$214  = fresh & product_0[0];
-  assign \$215  = \$214  ? 16'h0000 : acc;
-  assign \$216  = \$215 [14:7] == 8'hff;
-  assign \$217  = fresh & product_0[0];
-  assign \$218  = \$217  ? 16'h0000 : acc;
-  assign \$219  = ! \$218 [6:0];
-  assign \$220  = \$216  & \$219 ;
-  assign \$221  = fresh & product_0[0];
-  assign \$222  = \$221  ? 16'h0000 : acc;
-  assign \$223  = \$222 [14:7] == 8'hff;
-  assign \$224  = fresh & product_0[0];
-  assign \$225  = \$224  ? 16'h0000 : acc;
-  assign \$226  = | \$225 [6:0];
-  assign \$227  = \$223  & \$226 ;
-  assign \$228  = ~ unpack_q_0_zero;
-  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$229  | \$232 ;
-  assign \$234  = \$228  & \$233 ;
-  assign add_a_big = unpack_q_1_zero | \$234 ;
+  assign \$212  = ! \$211 [14:7];
+  assign \$213  = fresh & product_0[0];
+  assign \$214  = \$213  ? 16'h0000 : acc;
+  assign \$215  = ! \$214 [6:0];
+  assign \$216  = \$212  & \$215 ;
+  assign base_zero = \$202  ? \$209  : \$216 ;
+  assign \$217  = ! step_mode;
+  assign \$219  = step_mode == 1'h1;
+  assign \$220  = \$218  | \$219 ;
+  assign \$221  = step_mode == 2'h2;
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = fresh & product_0[0];
+  assign \$224  = \$223  ? 16'h0000 : acc;
+  assign \$225  = \$224 [14:10] == 5'h1f;
+  assign \$226  = fresh & product_0[0];
+  assign \$227  = \$226  ? 16'h0000 : acc;
+  assign \$228  = ! \$227 [9:0];
+  assign \$229  = \$225  & \$228 ;
+  assign \$230  = fresh & product_0[0];
+  assign \$231  = \$230  ? 16'h0000 : acc;
+  assign \$232  = \$231 [14:7] == 8'hff;
+  assign \$233  = fresh & product_0[0];
+  assign \$234  = \$233  ? 16'h0000 : acc;
+  assign \$235  = ! \$234 [6:0];
+  assign \$236  = \$232  & \$235 ;
+  assign base_inf = \$222  ? \$229  : \$236 ;
+  assign \$237  = ! step_mode;
+  assign \$239  = step_mode == 1'h1;
+  assign \$240  = \$238  | \$239 ;
+  assign \$241  = step_mode == 2'h2;
+  assign \$242  = \$240  | \$241 ;
+  assign \$243  = fresh & product_0[0];
+  assign \$244  = \$243  ? 16'h0000 : acc;
+  assign \$245  = \$244 [14:10] == 5'h1f;
+  assign \$246  = fresh & product_0[0];
+  assign \$247  = \$246  ? 16'h0000 : acc;
+  assign \$248  = | \$247 [9:0];
+  assign \$249  = \$245  & \$248 ;
+  assign \$250  = fresh & product_0[0];
+  assign \$251  = \$250  ? 16'h0000 : acc;
+  assign \$252  = \$251 [14:7] == 8'hff;
+  assign \$253  = fresh & product_0[0];
+  assign \$254  = \$253  ? 16'h0000 : acc;
+  assign \$255  = | \$254 [6:0];
+  assign \$256  = \$252  & \$255 ;
+  assign base_nan = \$242  ? \$249  : \$256 ;
+  assign \$257  = ! step_mode;
+  assign \$259  = step_mode == 1'h1;
+  assign \$260  = \$258  | \$259 ;
+  assign \$261  = step_mode == 2'h2;
+  assign \$262  = \$260  | \$261 ;
+  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
+  assign \$263  = ! step_mode;
+  assign \$265  = step_mode == 1'h1;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = step_mode == 2'h2;
+  assign \$268  = \$266  | \$267 ;
+  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$269  = ~ unpack_q_0_zero;
+  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = \$270  | \$273 ;
+  assign \$275  = \$269  & \$274 ;
+  assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$235  = align_q_0_big - align_q_0_small;
-  assign \$236  = align_q_0_big + align_q_0_small;
-  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
-  assign \$238  = ! add_q_0_total[27:12];
-  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
-  assign \$241  = ! \$240 [26:19];
-  assign \$242  = ! add_q_0_total[27:12];
-  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
-  assign \$246  = ! add_q_0_total[27:12];
-  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
-  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
-  assign \$250  = ! \$249 [26:23];
-  assign \$251  = ! add_q_0_total[27:12];
-  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
-  assign \$254  = ! \$253 [26:19];
-  assign \$255  = ! add_q_0_total[27:12];
-  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
-  assign \$259  = ! add_q_0_total[27:12];
-  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
-  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
-  assign \$264  = ! add_q_0_total[27:12];
-  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
-  assign \$267  = ! \$266 [26:19];
-  assign \$268  = ! add_q_0_total[27:12];
-  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
-  assign \$272  = ! add_q_0_total[27:12];
-  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
-  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
-  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
-  assign \$277  = ! \$276 [26:25];
-  assign \$278  = ! add_q_0_total[27:12];
-  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
-  assign \$281  = ! \$280 [26:19];
-  assign \$282  = ! add_q_0_total[27:12];
-  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
-  assign \$286  = ! add_q_0_total[27:12];
-  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
-  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
-  assign \$290  = ! \$289 [26:23];
-  assign \$291  = ! add_q_0_total[27:12];
-  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
-  assign \$294  = ! \$293 [26:19];
-  assign \$295  = ! add_q_0_total[27:12];
-  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
-  assign \$299  = ! add_q_0_total[27:12];
-  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
-  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
-  assign \$304  = ! add_q_0_total[27:12];
-  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
-  assign \$307  = ! \$306 [26:19];
-  assign \$308  = ! add_q_0_total[27:12];
-  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
-  assign \$312  = ! add_q_0_total[27:12];
-  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
-  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
-  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
-  assign \$318  = ! add_q_0_total[27:12];
-  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
-  assign \$321  = ! \$320 [26:19];
-  assign \$322  = ! add_q_0_total[27:12];
-  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
-  assign \$326  = ! add_q_0_total[27:12];
-  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
-  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
-  assign \$330  = ! \$329 [26:23];
-  assign \$331  = ! add_q_0_total[27:12];
-  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
-  assign \$334  = ! \$333 [26:19];
-  assign \$335  = ! add_q_0_total[27:12];
-  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$339  = ! add_q_0_total[27:12];
-  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
-  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
-  assign \$344  = ! add_q_0_total[27:12];
-  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
-  assign \$347  = ! \$346 [26:19];
-  assign \$348  = ! add_q_0_total[27:12];
-  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$352  = ! add_q_0_total[27:12];
-  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
-  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
-  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
-  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
-  assign \$358  = ! \$357 [26];
+  assign \$276  = align_q_0_big - align_q_0_small;
+  assign \$277  = align_q_0_big + align_q_0_small;
+  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
+  assign \$279  = ! add_q_0_total[27:12];
+  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
+  assign \$282  = ! \$281 [26:19];
+  assign \$283  = ! add_q_0_total[27:12];
+  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
+  assign \$287  = ! add_q_0_total[27:12];
+  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
+  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
+  assign \$291  = ! \$290 [26:23];
+  assign \$292  = ! add_q_0_total[27:12];
+  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
+  assign \$295  = ! \$294 [26:19];
+  assign \$296  = ! add_q_0_total[27:12];
+  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
+  assign \$300  = ! add_q_0_total[27:12];
+  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
+  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
+  assign \$305  = ! add_q_0_total[27:12];
+  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
+  assign \$308  = ! \$307 [26:19];
+  assign \$309  = ! add_q_0_total[27:12];
+  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
+  assign \$313  = ! add_q_0_total[27:12];
+  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
+  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
+  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
+  assign \$318  = ! \$317 [26:25];
+  assign \$319  = ! add_q_0_total[27:12];
+  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
+  assign \$322  = ! \$321 [26:19];
+  assign \$323  = ! add_q_0_total[27:12];
+  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
+  assign \$331  = ! \$330 [26:23];
+  assign \$332  = ! add_q_0_total[27:12];
+  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! \$334 [26:19];
+  assign \$336  = ! add_q_0_total[27:12];
+  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
+  assign \$345  = ! add_q_0_total[27:12];
+  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! \$347 [26:19];
+  assign \$349  = ! add_q_0_total[27:12];
+  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
+  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
   assign \$359  = ! add_q_0_total[27:12];
   assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
   assign \$362  = ! \$361 [26:19];
@@ -8038,60 +8185,61 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
   assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
   assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = ! \$397 [26:25];
-  assign \$399  = ! add_q_0_total[27:12];
-  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
-  assign \$402  = ! \$401 [26:19];
-  assign \$403  = ! add_q_0_total[27:12];
-  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
-  assign \$407  = ! add_q_0_total[27:12];
-  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
-  assign \$411  = ! \$410 [26:23];
-  assign \$412  = ! add_q_0_total[27:12];
-  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! \$414 [26:19];
-  assign \$416  = ! add_q_0_total[27:12];
-  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
-  assign \$420  = ! add_q_0_total[27:12];
-  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
-  assign \$425  = ! add_q_0_total[27:12];
-  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! \$427 [26:19];
-  assign \$429  = ! add_q_0_total[27:12];
-  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
-  assign \$433  = ! add_q_0_total[27:12];
-  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
-  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
-  assign \$439  = ! add_q_0_total[27:12];
-  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
-  assign \$442  = ! \$441 [26:19];
-  assign \$443  = ! add_q_0_total[27:12];
-  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
-  assign \$447  = ! add_q_0_total[27:12];
-  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
-  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
-  assign \$451  = ! \$450 [26:23];
-  assign \$452  = ! add_q_0_total[27:12];
-  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
-  assign \$455  = ! \$454 [26:19];
-  assign \$456  = ! add_q_0_total[27:12];
-  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$460  = ! add_q_0_total[27:12];
-  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
-  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
-  assign \$465  = ! add_q_0_total[27:12];
-  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
-  assign \$468  = ! \$467 [26:19];
-  assign \$469  = ! add_q_0_total[27:12];
-  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$473  = ! add_q_0_total[27:12];
-  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
-  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
-  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
-  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
+  assign \$399  = ! \$398 [26];
+  assign \$400  = ! add_q_0_total[27:12];
+  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
+  assign \$403  = ! \$402 [26:19];
+  assign \$404  = ! add_q_0_total[27:12];
+  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
+  assign \$408  = ! add_q_0_total[27:12];
+  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
+  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
+  assign \$412  = ! \$411 [26:23];
+  assign \$413  = ! add_q_0_total[27:12];
+  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
+  assign \$416  = ! \$415 [26:19];
+  assign \$417  = ! add_q_0_total[27:12];
+  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
+  assign \$421  = ! add_q_0_total[27:12];
+  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
+  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
+  assign \$426  = ! add_q_0_total[27:12];
+  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
+  assign \$429  = ! \$428 [26:19];
+  assign \$430  = ! add_q_0_total[27:12];
+  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
+  assign \$434  = ! add_q_0_total[27:12];
+  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
+  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
+  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
+  assign \$439  = ! \$438 [26:25];
+  assign \$440  = ! add_q_0_total[27:12];
+  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
+  assign \$443  = ! \$442 [26:19];
+  assign \$444  = ! add_q_0_total[27:12];
+  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
+  assign \$452  = ! \$451 [26:23];
+  assign \$453  = ! add_q_0_total[27:12];
+  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! \$455 [26:19];
+  assign \$457  = ! add_q_0_total[27:12];
+  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
+  assign \$466  = ! add_q_0_total[27:12];
+  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! \$468 [26:19];
+  assign \$470  = ! add_q_0_total[27:12];
+  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
+  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
   assign \$480  = ! add_q_0_total[27:12];
   assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
   assign \$483  = ! \$482 [26:19];
@@ -8118,1634 +8266,1579 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
   assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
   assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = ! \$518 [26:25];
-  assign \$520  = ! add_q_0_total[27:12];
-  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
-  assign \$523  = ! \$522 [26:19];
-  assign \$524  = ! add_q_0_total[27:12];
-  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
-  assign \$528  = ! add_q_0_total[27:12];
-  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
-  assign \$532  = ! \$531 [26:23];
-  assign \$533  = ! add_q_0_total[27:12];
-  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! \$535 [26:19];
-  assign \$537  = ! add_q_0_total[27:12];
-  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
-  assign \$541  = ! add_q_0_total[27:12];
-  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
-  assign \$546  = ! add_q_0_total[27:12];
-  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! \$548 [26:19];
-  assign \$550  = ! add_q_0_total[27:12];
-  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
-  assign \$554  = ! add_q_0_total[27:12];
-  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
-  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
-  assign \$560  = ! add_q_0_total[27:12];
-  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
-  assign \$563  = ! \$562 [26:19];
-  assign \$564  = ! add_q_0_total[27:12];
-  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
-  assign \$568  = ! add_q_0_total[27:12];
-  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
-  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
-  assign \$572  = ! \$571 [26:23];
-  assign \$573  = ! add_q_0_total[27:12];
-  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
-  assign \$576  = ! \$575 [26:19];
-  assign \$577  = ! add_q_0_total[27:12];
-  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$581  = ! add_q_0_total[27:12];
-  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
-  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
-  assign \$586  = ! add_q_0_total[27:12];
-  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
-  assign \$589  = ! \$588 [26:19];
-  assign \$590  = ! add_q_0_total[27:12];
-  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$594  = ! add_q_0_total[27:12];
-  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
-  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
-  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
-  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
-  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
-  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601  & \$603 ;
-  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$606  = ~ \$605 ;
-  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$608  = ~ \$607 ;
-  assign \$609  = \$606  & \$608 ;
-  assign \$610  = \$604  & \$609 ;
-  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$612  = ~ \$611 ;
-  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$614  = ~ \$613 ;
-  assign \$615  = \$612  & \$614 ;
-  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$617  = ~ \$616 ;
-  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$619  = ~ \$618 ;
-  assign \$620  = \$617  & \$619 ;
-  assign \$621  = \$615  & \$620 ;
-  assign \$622  = \$610  & \$621 ;
-  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624  & \$626 ;
-  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$629  = ~ \$628 ;
-  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$631  = ~ \$630 ;
-  assign \$632  = \$629  & \$631 ;
-  assign \$633  = \$627  & \$632 ;
-  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$635  = ~ \$634 ;
-  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
+  assign \$521  = ! add_q_0_total[27:12];
+  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
+  assign \$524  = ! \$523 [26:19];
+  assign \$525  = ! add_q_0_total[27:12];
+  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
+  assign \$529  = ! add_q_0_total[27:12];
+  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
+  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
+  assign \$533  = ! \$532 [26:23];
+  assign \$534  = ! add_q_0_total[27:12];
+  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
+  assign \$537  = ! \$536 [26:19];
+  assign \$538  = ! add_q_0_total[27:12];
+  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
+  assign \$542  = ! add_q_0_total[27:12];
+  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
+  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
+  assign \$547  = ! add_q_0_total[27:12];
+  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
+  assign \$550  = ! \$549 [26:19];
+  assign \$551  = ! add_q_0_total[27:12];
+  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
+  assign \$555  = ! add_q_0_total[27:12];
+  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
+  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
+  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
+  assign \$560  = ! \$559 [26:25];
+  assign \$561  = ! add_q_0_total[27:12];
+  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
+  assign \$564  = ! \$563 [26:19];
+  assign \$565  = ! add_q_0_total[27:12];
+  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
+  assign \$573  = ! \$572 [26:23];
+  assign \$574  = ! add_q_0_total[27:12];
+  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! \$576 [26:19];
+  assign \$578  = ! add_q_0_total[27:12];
+  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
+  assign \$587  = ! add_q_0_total[27:12];
+  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! \$589 [26:19];
+  assign \$591  = ! add_q_0_total[27:12];
+  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
+  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
+  assign \$601  = ! add_q_0_total[27:12];
+  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
+  assign \$604  = ! \$603 [26:19];
+  assign \$605  = ! add_q_0_total[27:12];
+  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
+  assign \$613  = ! \$612 [26:23];
+  assign \$614  = ! add_q_0_total[27:12];
+  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! \$616 [26:19];
+  assign \$618  = ! add_q_0_total[27:12];
+  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
+  assign \$627  = ! add_q_0_total[27:12];
+  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! \$629 [26:19];
+  assign \$631  = ! add_q_0_total[27:12];
+  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
+  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
+  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
+  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
+  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$642  = ~ \$641 ;
+  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$644  = ~ \$643 ;
+  assign \$645  = \$642  & \$644 ;
+  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
   assign \$647  = ~ \$646 ;
-  assign \$648  = ~ add_q_0_total[1];
-  assign \$649  = ~ add_q_0_total[3];
-  assign \$650  = \$646  ? \$649  : \$648 ;
-  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$652  = ~ \$651 ;
-  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$649  = ~ \$648 ;
+  assign \$650  = \$647  & \$649 ;
+  assign \$651  = \$645  & \$650 ;
+  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$653  = ~ \$652 ;
+  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
   assign \$655  = ~ \$654 ;
-  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$656  = \$653  & \$655 ;
+  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$658  = ~ \$657 ;
+  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
   assign \$660  = ~ \$659 ;
-  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$662  = ~ \$661 ;
-  assign \$663  = \$660  & \$662 ;
-  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$661  = \$658  & \$660 ;
+  assign \$662  = \$656  & \$661 ;
+  assign \$663  = \$651  & \$662 ;
+  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
   assign \$665  = ~ \$664 ;
-  assign \$666  = ~ add_q_0_total[5];
-  assign \$667  = ~ add_q_0_total[7];
-  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$667  = ~ \$666 ;
+  assign \$668  = \$665  & \$667 ;
   assign \$669  = add_q_0_total[7] | add_q_0_total[6];
   assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
   assign \$672  = ~ \$671 ;
-  assign \$673  = ~ add_q_0_total[9];
-  assign \$674  = ~ add_q_0_total[11];
-  assign \$675  = \$671  ? \$674  : \$673 ;
-  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$677  = ~ \$676 ;
-  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
-  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$680  = ~ \$679 ;
-  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$682  = ~ \$681 ;
-  assign \$683  = \$680  & \$682 ;
-  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
-  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$673  = \$670  & \$672 ;
+  assign \$674  = \$668  & \$673 ;
+  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$676  = ~ \$675 ;
+  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
   assign \$688  = ~ \$687 ;
-  assign \$689  = \$686  & \$688 ;
-  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$691  = ~ \$690 ;
-  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$689  = ~ add_q_0_total[1];
+  assign \$690  = ~ add_q_0_total[3];
+  assign \$691  = \$687  ? \$690  : \$689 ;
+  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
   assign \$693  = ~ \$692 ;
-  assign \$694  = \$691  & \$693 ;
-  assign \$695  = \$689  & \$694 ;
-  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$697  = ~ \$696 ;
-  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$699  = ~ \$698 ;
-  assign \$700  = \$697  & \$699 ;
-  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$702  = ~ \$701 ;
-  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$704  = ~ \$703 ;
-  assign \$705  = \$702  & \$704 ;
-  assign \$706  = \$700  & \$705 ;
-  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$708  = ~ \$707 ;
-  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = \$708  & \$710 ;
-  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$696  = ~ \$695 ;
+  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$701  = ~ \$700 ;
+  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$703  = ~ \$702 ;
+  assign \$704  = \$701  & \$703 ;
+  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$706  = ~ \$705 ;
+  assign \$707  = ~ add_q_0_total[5];
+  assign \$708  = ~ add_q_0_total[7];
+  assign \$709  = \$705  ? \$708  : \$707 ;
+  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$711  = ~ \$710 ;
+  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
   assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[15];
+  assign \$714  = ~ add_q_0_total[9];
+  assign \$715  = ~ add_q_0_total[11];
   assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
   assign \$718  = ~ \$717 ;
-  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$720  = ~ \$719 ;
-  assign \$721  = ~ add_q_0_total[17];
-  assign \$722  = ~ add_q_0_total[19];
-  assign \$723  = \$719  ? \$722  : \$721 ;
-  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$725  = ~ \$724 ;
-  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
-  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$730  = ~ \$729 ;
-  assign \$731  = \$728  & \$730 ;
-  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$733  = ~ \$732 ;
-  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$735  = ~ \$734 ;
-  assign \$736  = \$733  & \$735 ;
-  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
+  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$721  = ~ \$720 ;
+  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$723  = ~ \$722 ;
+  assign \$724  = \$721  & \$723 ;
+  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
+  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$727  = ~ \$726 ;
+  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$729  = ~ \$728 ;
+  assign \$730  = \$727  & \$729 ;
+  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$732  = ~ \$731 ;
+  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$734  = ~ \$733 ;
+  assign \$735  = \$732  & \$734 ;
+  assign \$736  = \$730  & \$735 ;
+  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
   assign \$738  = ~ \$737 ;
-  assign \$739  = ~ add_q_0_total[21];
-  assign \$740  = ~ add_q_0_total[23];
-  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$740  = ~ \$739 ;
+  assign \$741  = \$738  & \$740 ;
   assign \$742  = add_q_0_total[23] | add_q_0_total[22];
   assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
   assign \$745  = ~ \$744 ;
-  assign \$746  = ~ add_q_0_total[25];
-  assign \$747  = ~ add_q_0_total[27];
-  assign \$748  = \$744  ? \$747  : \$746 ;
-  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
-  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$753  = ~ \$752 ;
-  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$755  = ~ \$754 ;
-  assign \$756  = \$753  & \$755 ;
-  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
-  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$746  = \$743  & \$745 ;
+  assign \$747  = \$741  & \$746 ;
+  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$749  = ~ \$748 ;
+  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$751  = ~ \$750 ;
+  assign \$752  = \$749  & \$751 ;
+  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$754  = ~ \$753 ;
+  assign \$755  = ~ add_q_0_total[13];
+  assign \$756  = ~ add_q_0_total[15];
+  assign \$757  = \$753  ? \$756  : \$755 ;
+  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
   assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
   assign \$761  = ~ \$760 ;
-  assign \$762  = \$759  & \$761 ;
-  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$762  = ~ add_q_0_total[17];
+  assign \$763  = ~ add_q_0_total[19];
+  assign \$764  = \$760  ? \$763  : \$762 ;
+  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
   assign \$766  = ~ \$765 ;
-  assign \$767  = \$764  & \$766 ;
-  assign \$768  = \$762  & \$767 ;
-  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
-  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
+  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$769  = ~ \$768 ;
+  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
   assign \$771  = ~ \$770 ;
-  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771  & \$773 ;
-  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$772  = \$769  & \$771 ;
+  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$774  = ~ \$773 ;
+  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
   assign \$776  = ~ \$775 ;
-  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$778  = ~ \$777 ;
-  assign \$779  = \$776  & \$778 ;
-  assign \$780  = \$774  & \$779 ;
-  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$777  = \$774  & \$776 ;
+  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$779  = ~ \$778 ;
+  assign \$780  = ~ add_q_0_total[21];
+  assign \$781  = ~ add_q_0_total[23];
+  assign \$782  = \$778  ? \$781  : \$780 ;
+  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
   assign \$784  = ~ \$783 ;
-  assign \$785  = \$782  & \$784 ;
-  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$787  = ~ \$786 ;
-  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$789  = ~ \$788 ;
-  assign \$790  = \$787  & \$789 ;
-  assign \$791  = \$785  & \$790 ;
-  assign \$792  = \$780  & \$791 ;
-  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
-  assign \$795  = ~ normalize_q_1_0[11];
-  assign \$796  = | normalize_q_1_0;
-  assign \$797  = \$795  & \$796 ;
-  assign \$798  = | normalize_q_1_0[11:6];
-  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$800  = \$797  ? \$799  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
-  assign \$801  = ~ normalize_q_1_1[11];
-  assign \$802  = | normalize_q_1_1;
-  assign \$803  = \$801  & \$802 ;
-  assign \$804  = | normalize_q_1_1[11:5];
-  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$806  = \$803  ? \$805  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
-  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$809  = round_q_0_0_count + round_q_0_0_up;
-  assign \$810  = \$808  + \$809 ;
-  assign \$811  = \$810  > 15'h7bff;
-  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$814  = round_q_0_0_count + round_q_0_0_up;
-  assign \$815  = \$813  + \$814 ;
-  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
-  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
-  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
-  assign \$821  = ~ round_q_0_0_inf;
-  assign \$822  = ~ round_q_0_0_zero;
-  assign \$823  = \$821  & \$822 ;
-  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$826  = round_q_0_0_count + round_q_0_0_up;
-  assign \$827  = \$825  + \$826 ;
-  assign \$828  = \$827  > 15'h7bff;
-  assign \$829  = \$823  & \$828 ;
-  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$835  = round_q_0_1_count + round_q_0_1_up;
-  assign \$836  = \$834  + \$835 ;
-  assign \$837  = \$836  > 15'h7f7f;
-  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$840  = round_q_0_1_count + round_q_0_1_up;
-  assign \$841  = \$839  + \$840 ;
-  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
-  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
-  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
-  assign \$847  = ~ round_q_0_1_inf;
-  assign \$848  = ~ round_q_0_1_zero;
-  assign \$849  = \$847  & \$848 ;
-  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$852  = round_q_0_1_count + round_q_0_1_up;
-  assign \$853  = \$851  + \$852 ;
-  assign \$854  = \$853  > 15'h7f7f;
-  assign \$855  = \$849  & \$854 ;
-  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$859  = a[17] ^ b[17];
-  assign \$860  = a[18] | b[18];
-  assign \$861  = a[20] | b[20];
-  assign \$862  = \$861  | a[19];
-  assign \$863  = \$862  | b[19];
-  assign \$864  = ~ \$863 ;
-  assign \$865  = \$860  & \$864 ;
-  assign \$866  = a[19] | b[19];
-  assign \$867  = a[20] | b[20];
-  assign \$868  = \$867  | a[18];
-  assign \$869  = \$868  | b[18];
-  assign \$870  = ~ \$869 ;
-  assign \$871  = \$866  & \$870 ;
-  assign \$872  = a[20] | b[20];
-  assign \$873  = a[19] & b[18];
-  assign \$874  = \$872  | \$873 ;
-  assign \$875  = a[18] & b[19];
-  assign \$876  = \$874  | \$875 ;
-  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$878  = ~ product_0[0];
-  assign \$879  = product_1_zero | \$878 ;
-  assign \$880  = product_1_inf & product_0[0];
-  assign \$881  = product_1_nan & product_0[0];
-  assign \$882  = ~ fresh;
-  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$886  = \$884  ? 16'h0000 : \$885 ;
-  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$889  = \$887  | \$888 ;
-  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$891  = - $signed(add_exp_diff);
-  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
-  assign \$893  = \$889  ? 12'h01a : \$892 ;
-  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$900  = \$898  & \$899 ;
-  assign \$901  = \$897  | \$900 ;
-  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$904  = ~ \$903 ;
-  assign \$905  = \$902  & \$904 ;
-  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ \$908 ;
-  assign \$910  = \$905  & \$909 ;
-  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$914  = | add_small_wide[25:0];
-  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$917  = ! add_q_0_total[27:1];
-  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
-  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
-  assign \$921  = ! add_q_0_total[27:1];
-  assign \$922  = add_q_0_flags_both_zero | \$921 ;
-  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$925  = ~ normalize_q_1_0[11];
-  assign \$926  = | normalize_q_1_0;
-  assign \$927  = \$925  & \$926 ;
-  assign \$928  = ~ normalize_q_1_0[11];
-  assign \$929  = | normalize_q_1_0;
-  assign \$930  = \$928  & \$929 ;
-  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
-  assign \$934  = ~ normalize_q_1_1[11];
-  assign \$935  = | normalize_q_1_1;
-  assign \$936  = \$934  & \$935 ;
-  assign \$937  = ~ normalize_q_1_1[11];
-  assign \$938  = | normalize_q_1_1;
-  assign \$939  = \$937  & \$938 ;
-  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$942  = \$939  ? 10'h382 : \$941 ;
-  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$944  = | place_q_0_1_kept[19:0];
-  assign \$945  = | place_q_0_1_below;
-  assign \$946  = \$945  | place_q_0_1_sticky;
-  assign \$947  = \$944  | \$946 ;
-  assign \$948  = \$947  | place_q_0_1_kept[21];
-  assign \$949  = place_q_0_1_kept[20] & \$948 ;
-  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$951  = ~ round_q_1_1;
-  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
+  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$786  = ~ \$785 ;
+  assign \$787  = ~ add_q_0_total[25];
+  assign \$788  = ~ add_q_0_total[27];
+  assign \$789  = \$785  ? \$788  : \$787 ;
+  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$791  = ~ \$790 ;
+  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
+  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$794  = ~ \$793 ;
+  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$796  = ~ \$795 ;
+  assign \$797  = \$794  & \$796 ;
+  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
+  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$800  = ~ \$799 ;
+  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$802  = ~ \$801 ;
+  assign \$803  = \$800  & \$802 ;
+  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$805  = ~ \$804 ;
+  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$807  = ~ \$806 ;
+  assign \$808  = \$805  & \$807 ;
+  assign \$809  = \$803  & \$808 ;
+  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
+  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$812  = ~ \$811 ;
+  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$814  = ~ \$813 ;
+  assign \$815  = \$812  & \$814 ;
+  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$817  = ~ \$816 ;
+  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$819  = ~ \$818 ;
+  assign \$820  = \$817  & \$819 ;
+  assign \$821  = \$815  & \$820 ;
+  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$823  = ~ \$822 ;
+  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$825  = ~ \$824 ;
+  assign \$826  = \$823  & \$825 ;
+  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$828  = ~ \$827 ;
+  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$830  = ~ \$829 ;
+  assign \$831  = \$828  & \$830 ;
+  assign \$832  = \$826  & \$831 ;
+  assign \$833  = \$821  & \$832 ;
+  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
+  assign \$836  = ~ normalize_q_1_0[11];
+  assign \$837  = | normalize_q_1_0;
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = | normalize_q_1_0[11:6];
+  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$841  = \$838  ? \$840  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
+  assign \$842  = ~ normalize_q_1_1[11];
+  assign \$843  = | normalize_q_1_1;
+  assign \$844  = \$842  & \$843 ;
+  assign \$845  = | normalize_q_1_1[11:5];
+  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$847  = \$844  ? \$846  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
+  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$850  = round_q_0_0_count + round_q_0_0_up;
+  assign \$851  = \$849  + \$850 ;
+  assign \$852  = \$851  > 15'h7bff;
+  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$855  = round_q_0_0_count + round_q_0_0_up;
+  assign \$856  = \$854  + \$855 ;
+  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
+  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
+  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
+  assign \$862  = ~ round_q_0_0_inf;
+  assign \$863  = ~ round_q_0_0_zero;
+  assign \$864  = \$862  & \$863 ;
+  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$867  = round_q_0_0_count + round_q_0_0_up;
+  assign \$868  = \$866  + \$867 ;
+  assign \$869  = \$868  > 15'h7bff;
+  assign \$870  = \$864  & \$869 ;
+  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$876  = round_q_0_1_count + round_q_0_1_up;
+  assign \$877  = \$875  + \$876 ;
+  assign \$878  = \$877  > 15'h7f7f;
+  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$881  = round_q_0_1_count + round_q_0_1_up;
+  assign \$882  = \$880  + \$881 ;
+  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
+  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
+  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
+  assign \$888  = ~ round_q_0_1_inf;
+  assign \$889  = ~ round_q_0_1_zero;
+  assign \$890  = \$888  & \$889 ;
+  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$893  = round_q_0_1_count + round_q_0_1_up;
+  assign \$894  = \$892  + \$893 ;
+  assign \$895  = \$894  > 15'h7f7f;
+  assign \$896  = \$890  & \$895 ;
+  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$900  = ! round_q_1_3;
+  assign \$901  = round_q_1_3 == 1'h1;
+  assign \$902  = round_q_1_3 == 2'h2;
+  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
+  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
+  assign \$906  = a[17] ^ b[17];
+  assign \$907  = a[18] | b[18];
+  assign \$908  = a[20] | b[20];
+  assign \$909  = \$908  | a[19];
+  assign \$910  = \$909  | b[19];
+  assign \$911  = ~ \$910 ;
+  assign \$912  = \$907  & \$911 ;
+  assign \$913  = a[19] | b[19];
+  assign \$914  = a[20] | b[20];
+  assign \$915  = \$914  | a[18];
+  assign \$916  = \$915  | b[18];
+  assign \$917  = ~ \$916 ;
+  assign \$918  = \$913  & \$917 ;
+  assign \$919  = a[20] | b[20];
+  assign \$920  = a[19] & b[18];
+  assign \$921  = \$919  | \$920 ;
+  assign \$922  = a[18] & b[19];
+  assign \$923  = \$921  | \$922 ;
+  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$925  = ~ product_0[0];
+  assign \$926  = product_1_zero | \$925 ;
+  assign \$927  = product_1_inf & product_0[0];
+  assign \$928  = product_1_nan & product_0[0];
+  assign \$929  = ~ fresh;
+  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$933  = \$931  ? 16'h0000 : \$932 ;
+  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$936  = \$934  | \$935 ;
+  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$938  = - $signed(add_exp_diff);
+  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
+  assign \$940  = \$936  ? 12'h01a : \$939 ;
+  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$947  = \$945  & \$946 ;
+  assign \$948  = \$944  | \$947 ;
+  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$951  = ~ \$950 ;
+  assign \$952  = \$949  & \$951 ;
+  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$955  = \$953  & \$954 ;
+  assign \$956  = ~ \$955 ;
+  assign \$957  = \$952  & \$956 ;
+  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$961  = | add_small_wide[25:0];
+  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$964  = ! add_q_0_total[27:1];
+  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
+  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
+  assign \$968  = ! add_q_0_total[27:1];
+  assign \$969  = add_q_0_flags_both_zero | \$968 ;
+  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$972  = ~ normalize_q_1_0[11];
+  assign \$973  = | normalize_q_1_0;
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = ~ normalize_q_1_0[11];
+  assign \$976  = | normalize_q_1_0;
+  assign \$977  = \$975  & \$976 ;
+  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
+  assign \$981  = ~ normalize_q_1_1[11];
+  assign \$982  = | normalize_q_1_1;
+  assign \$983  = \$981  & \$982 ;
+  assign \$984  = ~ normalize_q_1_1[11];
+  assign \$985  = | normalize_q_1_1;
+  assign \$986  = \$984  & \$985 ;
+  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$989  = \$986  ? 10'h382 : \$988 ;
+  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$991  = | place_q_0_1_kept[19:0];
+  assign \$992  = | place_q_0_1_below;
+  assign \$993  = \$992  | place_q_0_1_sticky;
+  assign \$994  = \$991  | \$993 ;
+  assign \$995  = \$994  | place_q_0_1_kept[21];
+  assign \$996  = place_q_0_1_kept[20] & \$995 ;
+  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$998  = ~ round_q_1_1;
+  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
+  always @(posedge clk)
+    product_0 <= \$1000 ;
+  always @(posedge clk)
+    product_1_sign <= \$1001 ;
   always @(posedge clk)
-    product_0 <= \$953 ;
+    product_1_zero <= \$1002 ;
   always @(posedge clk)
-    product_1_sign <= \$954 ;
+    product_1_inf <= \$1003 ;
   always @(posedge clk)
-    product_1_zero <= \$955 ;
+    product_1_nan <= \$1004 ;
   always @(posedge clk)
-    product_1_inf <= \$956 ;
+    product_1_exp <= \$1005 ;
   always @(posedge clk)
-    product_1_nan <= \$957 ;
+    product_1_full <= \$1006 ;
   always @(posedge clk)
-    product_1_exp <= \$958 ;
+    product_2 <= \$1007 ;
   always @(posedge clk)
-    product_1_full <= \$959 ;
+    unpack_q_0_sign <= \$1008 ;
   always @(posedge clk)
-    product_2 <= \$960 ;
+    unpack_q_0_zero <= \$1009 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$961 ;
+    unpack_q_0_inf <= \$1010 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$962 ;
+    unpack_q_0_nan <= \$1011 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$963 ;
+    unpack_q_0_exp <= \$1012 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$964 ;
+    unpack_q_0_sig <= \$1013 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$965 ;
+    unpack_q_1_sign <= \$1014 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$966 ;
+    unpack_q_1_zero <= \$1015 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$967 ;
+    unpack_q_1_inf <= \$1016 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$968 ;
+    unpack_q_1_nan <= \$1017 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$969 ;
+    unpack_q_1_exp <= \$1018 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$970 ;
+    unpack_q_1_sig <= \$1019 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$971 ;
+    unpack_q_2_0 <= \$1020 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$972 ;
+    unpack_q_2_1 <= \$1021 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$973 ;
+    unpack_q_2_2 <= \$1022 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$974 ;
+    unpack_q_2_3 <= \$1023 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$975 ;
+    order_q_0_big_sig <= \$1024 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$976 ;
+    order_q_0_small_sig <= \$1025 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$977 ;
+    order_q_0_shift <= \$1026 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$978 ;
+    order_q_0_subtract <= \$1027 ;
   always @(posedge clk)
-    order_q_0_shift <= \$979 ;
+    order_q_0_flags_big_exp <= \$1028 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$980 ;
+    order_q_0_flags_big_sign <= \$1029 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$981 ;
+    order_q_0_flags_nan <= \$1030 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$982 ;
+    order_q_0_flags_inf <= \$1031 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$983 ;
+    order_q_0_flags_inf_sign <= \$1032 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$984 ;
+    order_q_0_flags_both_zero <= \$1033 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$985 ;
+    order_q_0_flags_zero_sign <= \$1034 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$986 ;
+    order_q_1_0 <= \$1035 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$987 ;
+    order_q_1_1 <= \$1036 ;
   always @(posedge clk)
-    order_q_1_0 <= \$988 ;
+    order_q_1_2 <= \$1037 ;
   always @(posedge clk)
-    order_q_1_1 <= \$989 ;
+    order_q_1_3 <= \$1038 ;
   always @(posedge clk)
-    order_q_1_2 <= \$990 ;
+    align_q_0_big <= \$1039 ;
   always @(posedge clk)
-    order_q_1_3 <= \$991 ;
+    align_q_0_small <= \$1040 ;
   always @(posedge clk)
-    align_q_0_big <= \$992 ;
+    align_q_0_subtract <= \$1041 ;
   always @(posedge clk)
-    align_q_0_small <= \$993 ;
+    align_q_0_flags_big_exp <= \$1042 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$994 ;
+    align_q_0_flags_big_sign <= \$1043 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$995 ;
+    align_q_0_flags_nan <= \$1044 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$996 ;
+    align_q_0_flags_inf <= \$1045 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$997 ;
+    align_q_0_flags_inf_sign <= \$1046 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$998 ;
+    align_q_0_flags_both_zero <= \$1047 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$999 ;
+    align_q_0_flags_zero_sign <= \$1048 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1000 ;
+    align_q_1_0 <= \$1049 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1001 ;
+    align_q_1_1 <= \$1050 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1002 ;
+    align_q_1_2 <= \$1051 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1003 ;
+    align_q_1_3 <= \$1052 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1004 ;
+    add_q_0_total <= \$1053 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1005 ;
+    add_q_0_flags_big_exp <= \$1054 ;
   always @(posedge clk)
-    add_q_0_total <= \$1006 ;
+    add_q_0_flags_big_sign <= \$1055 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1007 ;
+    add_q_0_flags_nan <= \$1056 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1008 ;
+    add_q_0_flags_inf <= \$1057 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1009 ;
+    add_q_0_flags_inf_sign <= \$1058 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1010 ;
+    add_q_0_flags_both_zero <= \$1059 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1011 ;
+    add_q_0_flags_zero_sign <= \$1060 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1012 ;
+    add_q_1_0 <= \$1061 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1013 ;
+    add_q_1_1 <= \$1062 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1014 ;
+    add_q_2_0 <= \$1063 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1015 ;
+    add_q_2_1 <= \$1064 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1016 ;
+    add_q_2_2 <= \$1065 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1017 ;
+    add_q_2_3 <= \$1066 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1018 ;
+    normalize_q_0_0_sign <= \$1067 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1019 ;
+    normalize_q_0_0_zero <= \$1068 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1020 ;
+    normalize_q_0_0_inf <= \$1069 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1021 ;
+    normalize_q_0_0_nan <= \$1070 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1022 ;
+    normalize_q_0_0_exp <= \$1071 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1023 ;
+    normalize_q_0_0_sig <= \$1072 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1024 ;
+    normalize_q_0_1 <= \$1073 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1025 ;
+    normalize_q_1_0 <= \$1074 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1026 ;
+    normalize_q_1_1 <= \$1075 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1027 ;
+    normalize_q_2_0 <= \$1076 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1028 ;
+    normalize_q_2_1 <= \$1077 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1029 ;
+    normalize_q_2_2 <= \$1078 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1030 ;
+    normalize_q_2_3 <= \$1079 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1031 ;
+    place_q_0_0_kept <= \$1080 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1032 ;
+    place_q_0_0_below <= \$1081 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1033 ;
+    place_q_0_0_sticky <= \$1082 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1034 ;
+    place_q_0_0_small <= \$1083 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1035 ;
+    place_q_0_0_e_eff <= \$1084 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1036 ;
+    place_q_0_0_sign <= \$1085 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1037 ;
+    place_q_0_0_zero <= \$1086 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1038 ;
+    place_q_0_0_inf <= \$1087 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1039 ;
+    place_q_0_0_nan <= \$1088 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1040 ;
+    place_q_0_1_kept <= \$1089 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1041 ;
+    place_q_0_1_below <= \$1090 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1042 ;
+    place_q_0_1_sticky <= \$1091 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1043 ;
+    place_q_0_1_small <= \$1092 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1044 ;
+    place_q_0_1_e_eff <= \$1093 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1045 ;
+    place_q_0_1_sign <= \$1094 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1046 ;
+    place_q_0_1_zero <= \$1095 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1047 ;
+    place_q_0_1_inf <= \$1096 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1048 ;
+    place_q_0_1_nan <= \$1097 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1049 ;
+    place_q_1_0 <= \$1098 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1050 ;
+    place_q_1_1 <= \$1099 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1051 ;
+    place_q_1_2 <= \$1100 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1052 ;
+    place_q_1_3 <= \$1101 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1053 ;
+    round_q_0_0_count <= \$1102 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1054 ;
+    round_q_0_0_up <= \$1103 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1055 ;
+    round_q_0_0_small <= \$1104 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1056 ;
+    round_q_0_0_e_eff <= \$1105 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1057 ;
+    round_q_0_0_sign <= \$1106 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1058 ;
+    round_q_0_0_zero <= \$1107 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1059 ;
+    round_q_0_0_inf <= \$1108 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1060 ;
+    round_q_0_0_nan <= \$1109 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1061 ;
+    round_q_0_1_count <= \$1110 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1062 ;
+    round_q_0_1_up <= \$1111 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1063 ;
+    round_q_0_1_small <= \$1112 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1064 ;
+    round_q_0_1_e_eff <= \$1113 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1065 ;
+    round_q_0_1_sign <= \$1114 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1066 ;
+    round_q_0_1_zero <= \$1115 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1067 ;
+    round_q_0_1_inf <= \$1116 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1068 ;
+    round_q_0_1_nan <= \$1117 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1069 ;
+    round_q_1_0 <= \$1118 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1070 ;
+    round_q_1_1 <= \$1119 ;
   always @(posedge clk)
-    round_q_1_0 <= \$1071 ;
+    round_q_1_2 <= \$1120 ;
   always @(posedge clk)
-    round_q_1_1 <= \$1072 ;
+    round_q_1_3 <= \$1121 ;
   always @(posedge clk)
-    round_q_1_2 <= \$1073 ;
+    acc <= \$1122 ;
   always @(posedge clk)
-    round_q_1_3 <= \$1074 ;
+    done <= \$1123 ;
   always @(posedge clk)
-    acc <= \$1075 ;
+    fresh <= \$1124 ;
   always @(posedge clk)
-    done <= \$1076 ;
-  always @(posedge clk)
-    fresh <= \$1077 ;
-  always @(posedge clk)
-    acc_mode <= \$1078 ;
+    acc_mode <= \$1125 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2609$0 (\$1079 ),
-    .\port$2611$0 (\$1080 ),
-    .\port$2613$0 (\$1081 ),
-    .\port$2615$0 (\$1082 ),
-    .\port$2617$0 (\$1083 ),
-    .\port$2619$0 (\$1084 ),
-    .\port$2621$0 (\$1085 ),
-    .\port$2623$0 (\$1086 ),
+    .\port$2883$0 (\$1126 ),
+    .\port$2885$0 (\$1127 ),
+    .\port$2887$0 (\$1128 ),
+    .\port$2889$0 (\$1129 ),
+    .\port$2891$0 (\$1130 ),
+    .\port$2893$0 (\$1131 ),
+    .\port$2895$0 (\$1132 ),
+    .\port$2897$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step[4:3])
-      2'h0:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h1:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h2:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      default:
-          rand_sum = 8'h00;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sign = \$183 [15];
-      default:
-          base_sign = \$206 [15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_zero = \$190 ;
-      default:
-          base_zero = \$213 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_inf = \$197 ;
-      default:
-          base_inf = \$220 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_nan = \$204 ;
-      default:
-          base_nan = \$227 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
-      default:
-          base_exp = \$134 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sig = base_fp16_sig;
-      default:
-          base_sig = { base_bf16_sig, 3'h0 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    (* full_case = 32'd1 *)
-    casez (round_q_1_3)
-      2'h0:
-          sum_code = sum_fp16_sr8;
-      2'h1:
-          sum_code = sum_fp16_sr8;
-      2'h2:
-          sum_code = sum_fp16_sr8;
-      default:
-          sum_code = sum_bf16_rne;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$953  = step;
+    \$1000  = step;
     if (rst) begin
-      \$953  = 5'h00;
+      \$1000  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$954  = \$859 ;
-    if (rst) begin
-      \$954  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$955  = \$865 ;
-    if (rst) begin
-      \$955  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$956  = \$871 ;
-    if (rst) begin
-      \$956  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$957  = \$876 ;
-    if (rst) begin
-      \$957  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$958  = p_exp_sum;
-    if (rst) begin
-      \$958  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$959  = p_full;
-    if (rst) begin
-      \$959  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$960  = rand_sum;
-    if (rst) begin
-      \$960  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$961  = base_sign;
-    if (rst) begin
-      \$961  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$962  = base_zero;
-    if (rst) begin
-      \$962  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$963  = base_inf;
-    if (rst) begin
-      \$963  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$964  = base_nan;
-    if (rst) begin
-      \$964  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$965  = base_exp;
-    if (rst) begin
-      \$965  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$966  = base_sig;
-    if (rst) begin
-      \$966  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$967  = \$877 ;
-    if (rst) begin
-      \$967  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$968  = \$879 ;
-    if (rst) begin
-      \$968  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$969  = \$880 ;
-    if (rst) begin
-      \$969  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$970  = \$881 ;
-    if (rst) begin
-      \$970  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$971  = \$2 [9:0];
-    if (rst) begin
-      \$971  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$972  = \$4 [15:0];
-    if (rst) begin
-      \$972  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$973  = product_0;
-    if (rst) begin
-      \$973  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$974  = \$882 ;
-    if (rst) begin
-      \$974  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$975  = product_2;
-    if (rst) begin
-      \$975  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$976  = step_mode;
-    if (rst) begin
-      \$976  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$977  = \$883 ;
-    if (rst) begin
-      \$977  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$978  = \$886 ;
-    if (rst) begin
-      \$978  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$979  = \$893 [4:0];
-    if (rst) begin
-      \$979  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$980  = \$894 ;
-    if (rst) begin
-      \$980  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$981  = \$895 ;
-    if (rst) begin
-      \$981  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$982  = \$896 ;
-    if (rst) begin
-      \$982  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$983  = \$901 ;
-    if (rst) begin
-      \$983  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$984  = \$910 ;
-    if (rst) begin
-      \$984  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$985  = \$911 ;
-    if (rst) begin
-      \$985  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$986  = \$912 ;
-    if (rst) begin
-      \$986  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$987  = \$913 ;
-    if (rst) begin
-      \$987  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$988  = unpack_q_2_0;
-    if (rst) begin
-      \$988  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$989  = unpack_q_2_1;
-    if (rst) begin
-      \$989  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$990  = unpack_q_2_2;
-    if (rst) begin
-      \$990  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$991  = unpack_q_2_3;
-    if (rst) begin
-      \$991  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    if (rst) begin
-      \$992  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
-    if (rst) begin
-      \$993  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$994  = order_q_0_subtract;
-    if (rst) begin
-      \$994  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$995  = order_q_0_flags_big_exp;
-    if (rst) begin
-      \$995  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$996  = order_q_0_flags_big_sign;
-    if (rst) begin
-      \$996  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$997  = order_q_0_flags_nan;
-    if (rst) begin
-      \$997  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$998  = order_q_0_flags_inf;
-    if (rst) begin
-      \$998  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$999  = order_q_0_flags_inf_sign;
-    if (rst) begin
-      \$999  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1000  = order_q_0_flags_both_zero;
-    if (rst) begin
-      \$1000  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1001  = order_q_0_flags_zero_sign;
+    \$1001  = \$906 ;
     if (rst) begin
       \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1002  = order_q_1_0;
+    \$1002  = \$912 ;
     if (rst) begin
-      \$1002  = 5'h00;
+      \$1002  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1003  = order_q_1_1;
+    \$1003  = \$918 ;
     if (rst) begin
       \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1004  = order_q_1_2;
+    \$1004  = \$923 ;
     if (rst) begin
-      \$1004  = 8'h00;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1005  = order_q_1_3;
+    \$1005  = p_exp_sum;
     if (rst) begin
-      \$1005  = 2'h0;
+      \$1005  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1006  = \$237 [27:0];
+    \$1006  = p_full;
     if (rst) begin
-      \$1006  = 28'h0000000;
+      \$1006  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1007  = align_q_0_flags_big_exp;
+    \$1007  = rand_sum;
     if (rst) begin
-      \$1007  = 10'h000;
+      \$1007  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1008  = align_q_0_flags_big_sign;
+    \$1008  = base_sign;
     if (rst) begin
       \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1009  = align_q_0_flags_nan;
+    \$1009  = base_zero;
     if (rst) begin
       \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1010  = align_q_0_flags_inf;
+    \$1010  = base_inf;
     if (rst) begin
       \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1011  = align_q_0_flags_inf_sign;
+    \$1011  = base_nan;
     if (rst) begin
       \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1012  = align_q_0_flags_both_zero;
+    \$1012  = base_exp;
     if (rst) begin
-      \$1012  = 1'h0;
+      \$1012  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1013  = align_q_0_flags_zero_sign;
+    \$1013  = base_sig;
     if (rst) begin
-      \$1013  = 1'h0;
+      \$1013  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1014  = \$915 ;
+    \$1014  = \$924 ;
     if (rst) begin
-      \$1014  = 11'h000;
+      \$1014  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1015  = \$916 ;
+    \$1015  = \$926 ;
     if (rst) begin
-      \$1015  = 11'h000;
+      \$1015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1016  = align_q_1_0;
+    \$1016  = \$927 ;
     if (rst) begin
-      \$1016  = 5'h00;
+      \$1016  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1017  = align_q_1_1;
+    \$1017  = \$928 ;
     if (rst) begin
       \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1018  = align_q_1_2;
+    \$1018  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 8'h00;
+      \$1018  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1019  = align_q_1_3;
+    \$1019  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 2'h0;
+      \$1019  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1020  = \$920 ;
+    \$1020  = product_0;
     if (rst) begin
-      \$1020  = 1'h0;
+      \$1020  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1021  = \$922 ;
+    \$1021  = \$929 ;
     if (rst) begin
       \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1022  = add_q_0_flags_inf;
+    \$1022  = product_2;
     if (rst) begin
-      \$1022  = 1'h0;
+      \$1022  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1023  = add_q_0_flags_nan;
+    \$1023  = step_mode;
     if (rst) begin
-      \$1023  = 1'h0;
+      \$1023  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1024  = \$794 [9:0];
+    \$1024  = \$930 ;
     if (rst) begin
-      \$1024  = 10'h000;
+      \$1024  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1025  = add_normalized;
+    \$1025  = \$933 ;
     if (rst) begin
-      \$1025  = 27'h0000000;
+      \$1025  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1026  = add_q_0_total[0];
+    \$1026  = \$940 [4:0];
     if (rst) begin
-      \$1026  = 1'h0;
+      \$1026  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1027  = \$923 ;
+    \$1027  = \$941 ;
     if (rst) begin
-      \$1027  = 12'h000;
+      \$1027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1028  = \$924 ;
+    \$1028  = \$942 ;
     if (rst) begin
-      \$1028  = 12'h000;
+      \$1028  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1029  = add_q_2_0;
+    \$1029  = \$943 ;
     if (rst) begin
-      \$1029  = 5'h00;
+      \$1029  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1030  = add_q_2_1;
+    \$1030  = \$948 ;
     if (rst) begin
       \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1031  = add_q_2_2;
+    \$1031  = \$957 ;
     if (rst) begin
-      \$1031  = 8'h00;
+      \$1031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1032  = add_q_2_3;
+    \$1032  = \$958 ;
     if (rst) begin
-      \$1032  = 2'h0;
+      \$1032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1033  = sum_fp16_sr8_wide[99:64];
+    \$1033  = \$959 ;
     if (rst) begin
-      \$1033  = 36'h000000000;
+      \$1033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1034  = sum_fp16_sr8_wide[63:0];
+    \$1034  = \$960 ;
     if (rst) begin
-      \$1034  = 64'h0000000000000000;
+      \$1034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1035  = normalize_q_0_1;
+    \$1035  = unpack_q_2_0;
     if (rst) begin
-      \$1035  = 1'h0;
+      \$1035  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1036  = \$927 ;
+    \$1036  = unpack_q_2_1;
     if (rst) begin
       \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1037  = \$933 ;
+    \$1037  = unpack_q_2_2;
     if (rst) begin
-      \$1037  = 10'h000;
+      \$1037  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1038  = normalize_q_0_0_sign;
+    \$1038  = unpack_q_2_3;
     if (rst) begin
-      \$1038  = 1'h0;
+      \$1038  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1039  = normalize_q_0_0_zero;
+    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 1'h0;
+      \$1039  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1040  = normalize_q_0_0_inf;
+    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
     if (rst) begin
-      \$1040  = 1'h0;
+      \$1040  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1041  = normalize_q_0_0_nan;
+    \$1041  = order_q_0_subtract;
     if (rst) begin
       \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1042  = sum_bf16_rne_wide[60:32];
+    \$1042  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1042  = 29'h00000000;
+      \$1042  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1043  = sum_bf16_rne_wide[31:0];
+    \$1043  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1043  = 32'd0;
+      \$1043  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1044  = normalize_q_0_1;
+    \$1044  = order_q_0_flags_nan;
     if (rst) begin
       \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1045  = \$936 ;
+    \$1045  = order_q_0_flags_inf;
     if (rst) begin
       \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1046  = \$942 ;
+    \$1046  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1046  = 10'h000;
+      \$1046  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1047  = normalize_q_0_0_sign;
+    \$1047  = order_q_0_flags_both_zero;
     if (rst) begin
       \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1048  = normalize_q_0_0_zero;
+    \$1048  = order_q_0_flags_zero_sign;
     if (rst) begin
       \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1049  = normalize_q_0_0_inf;
+    \$1049  = order_q_1_0;
     if (rst) begin
-      \$1049  = 1'h0;
+      \$1049  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1050  = normalize_q_0_0_nan;
+    \$1050  = order_q_1_1;
     if (rst) begin
       \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1051  = normalize_q_2_0;
+    \$1051  = order_q_1_2;
     if (rst) begin
-      \$1051  = 5'h00;
+      \$1051  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1052  = normalize_q_2_1;
+    \$1052  = order_q_1_3;
     if (rst) begin
-      \$1052  = 1'h0;
+      \$1052  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1053  = normalize_q_2_2;
+    \$1053  = \$278 [27:0];
     if (rst) begin
-      \$1053  = 8'h00;
+      \$1053  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1054  = normalize_q_2_3;
+    \$1054  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1054  = 2'h0;
+      \$1054  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1055  = place_q_0_0_kept[35:25];
+    \$1055  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1055  = 11'h000;
+      \$1055  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1056  = \$943 [8];
+    \$1056  = align_q_0_flags_nan;
     if (rst) begin
       \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1057  = place_q_0_0_small;
+    \$1057  = align_q_0_flags_inf;
     if (rst) begin
       \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1058  = place_q_0_0_e_eff;
+    \$1058  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1058  = 10'h000;
+      \$1058  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1059  = place_q_0_0_sign;
+    \$1059  = align_q_0_flags_both_zero;
     if (rst) begin
       \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1060  = place_q_0_0_zero;
+    \$1060  = align_q_0_flags_zero_sign;
     if (rst) begin
       \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1061  = place_q_0_0_inf;
+    \$1061  = \$962 ;
     if (rst) begin
-      \$1061  = 1'h0;
+      \$1061  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1062  = place_q_0_0_nan;
+    \$1062  = \$963 ;
     if (rst) begin
-      \$1062  = 1'h0;
+      \$1062  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1063  = place_q_0_1_kept[28:21];
+    \$1063  = align_q_1_0;
     if (rst) begin
-      \$1063  = 8'h00;
+      \$1063  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1064  = \$949 ;
+    \$1064  = align_q_1_1;
     if (rst) begin
       \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1065  = place_q_0_1_small;
+    \$1065  = align_q_1_2;
     if (rst) begin
-      \$1065  = 1'h0;
+      \$1065  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1066  = place_q_0_1_e_eff;
+    \$1066  = align_q_1_3;
     if (rst) begin
-      \$1066  = 10'h000;
+      \$1066  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1067  = place_q_0_1_sign;
+    \$1067  = \$967 ;
     if (rst) begin
       \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1068  = place_q_0_1_zero;
+    \$1068  = \$969 ;
     if (rst) begin
       \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1069  = place_q_0_1_inf;
+    \$1069  = add_q_0_flags_inf;
     if (rst) begin
       \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1070  = place_q_0_1_nan;
+    \$1070  = add_q_0_flags_nan;
     if (rst) begin
       \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1071  = place_q_1_0;
+    \$1071  = \$835 [9:0];
     if (rst) begin
-      \$1071  = 5'h00;
+      \$1071  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1072  = place_q_1_1;
+    \$1072  = add_normalized;
     if (rst) begin
-      \$1072  = 1'h0;
+      \$1072  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1073  = place_q_1_2;
+    \$1073  = add_q_0_total[0];
     if (rst) begin
-      \$1073  = 8'h00;
+      \$1073  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1074  = place_q_1_3;
+    \$1074  = \$970 ;
     if (rst) begin
-      \$1074  = 2'h0;
+      \$1074  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1075  = sum_code;
+    \$1075  = \$971 ;
     if (rst) begin
-      \$1075  = 16'h0000;
+      \$1075  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1076  = \$950 ;
+    \$1076  = add_q_2_0;
     if (rst) begin
-      \$1076  = 1'h0;
+      \$1076  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1077  = \$952 ;
+    \$1077  = add_q_2_1;
     if (rst) begin
-      \$1077  = 1'h1;
+      \$1077  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1078  = round_q_1_3;
+    \$1078  = add_q_2_2;
     if (rst) begin
-      \$1078  = 2'h0;
+      \$1078  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1079  = add_q_2_3;
+    if (rst) begin
+      \$1079  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1080  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$1080  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1081  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$1081  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1082  = normalize_q_0_1;
+    if (rst) begin
+      \$1082  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1083  = \$974 ;
+    if (rst) begin
+      \$1083  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1084  = \$980 ;
+    if (rst) begin
+      \$1084  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1085  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1085  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1086  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1086  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1087  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1087  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1088  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1088  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1089  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$1089  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1090  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$1090  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1091  = normalize_q_0_1;
+    if (rst) begin
+      \$1091  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1092  = \$983 ;
+    if (rst) begin
+      \$1092  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1093  = \$989 ;
+    if (rst) begin
+      \$1093  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1094  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1094  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1095  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1095  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1096  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1096  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1097  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1097  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1098  = normalize_q_2_0;
+    if (rst) begin
+      \$1098  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1099  = normalize_q_2_1;
+    if (rst) begin
+      \$1099  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1100  = normalize_q_2_2;
+    if (rst) begin
+      \$1100  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1101  = normalize_q_2_3;
+    if (rst) begin
+      \$1101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1102  = place_q_0_0_kept[35:25];
+    if (rst) begin
+      \$1102  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1103  = \$990 [8];
+    if (rst) begin
+      \$1103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1104  = place_q_0_0_small;
+    if (rst) begin
+      \$1104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1105  = place_q_0_0_e_eff;
+    if (rst) begin
+      \$1105  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1106  = place_q_0_0_sign;
+    if (rst) begin
+      \$1106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1107  = place_q_0_0_zero;
+    if (rst) begin
+      \$1107  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1108  = place_q_0_0_inf;
+    if (rst) begin
+      \$1108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1109  = place_q_0_0_nan;
+    if (rst) begin
+      \$1109  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1110  = place_q_0_1_kept[28:21];
+    if (rst) begin
+      \$1110  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1111  = \$996 ;
+    if (rst) begin
+      \$1111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1112  = place_q_0_1_small;
+    if (rst) begin
+      \$1112  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1113  = place_q_0_1_e_eff;
+    if (rst) begin
+      \$1113  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1114  = place_q_0_1_sign;
+    if (rst) begin
+      \$1114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1115  = place_q_0_1_zero;
+    if (rst) begin
+      \$1115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1116  = place_q_0_1_inf;
+    if (rst) begin
+      \$1116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1117  = place_q_0_1_nan;
+    if (rst) begin
+      \$1117  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1118  = place_q_1_0;
+    if (rst) begin
+      \$1118  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1119  = place_q_1_1;
+    if (rst) begin
+      \$1119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1120  = place_q_1_2;
+    if (rst) begin
+      \$1120  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1121  = place_q_1_3;
+    if (rst) begin
+      \$1121  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1122  = sum_code;
+    if (rst) begin
+      \$1122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1123  = \$997 ;
+    if (rst) begin
+      \$1123  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1124  = \$999 ;
+    if (rst) begin
+      \$1124  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$1125  = round_q_1_3;
+    if (rst) begin
+      \$1125  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-  assign p_exp = \$2 [9:0];
-  assign p_sig = \$4 [15:0];
-  assign base_fp16_exp = \$41 [5:0];
-  assign base_bf16_exp = \$134 [8:0];
-  assign add_total = \$237 [27:0];
-  assign add_lz = { \$792 , \$769  };
-  assign add_exp = \$794 [9:0];
+  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign p_exp = \$7 [9:0];
+  assign p_sig = \$9 [15:0];
+  assign base_fp16_exp = \$46 [5:0];
+  assign base_bf16_exp = \$139 [8:0];
+  assign add_total = \$278 [27:0];
+  assign add_lz = { \$833 , \$810  };
+  assign add_exp = \$835 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
@@ -9803,69 +9896,63 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \round_q_1_0.last  = round_q_1_0[1];
   assign \round_q_1_0.flush  = round_q_1_0[2];
   assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_bf16_rne = \$858 ;
-  assign sum_bf16_rne_mag = \$844 ;
-  assign sum_fp16_sr8 = \$832 ;
-  assign sum_fp16_sr8_mag = \$818 ;
+  assign sum_code = \$905 ;
+  assign sum_bf16_rne = \$899 ;
+  assign sum_bf16_rne_mag = \$885 ;
+  assign sum_fp16_sr8 = \$873 ;
+  assign sum_fp16_sr8_mag = \$859 ;
   assign en = step[0];
-  assign \$3  = { product_1_full, 1'h0 };
-  assign \$51  = { \$50 [9:0], 1'h0 };
-  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
-  assign \$61  = { \$60 [9:0], 3'h0 };
-  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
-  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
-  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
-  assign \$81  = { \$80 [9:0], 7'h00 };
-  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
-  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
-  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
-  assign \$144  = { \$143 [6:0], 1'h0 };
-  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
-  assign \$154  = { \$153 [6:0], 3'h0 };
-  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
-  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
-  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
-  assign \$174  = { \$173 [6:0], 7'h00 };
-  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$245  = { 7'h00, \$244 , 8'h00 };
-  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$258  = { 7'h00, \$257 , 8'h00 };
-  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$263  = { 3'h0, \$262 , 4'h0 };
-  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$271  = { 7'h00, \$270 , 8'h00 };
-  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$285  = { 7'h00, \$284 , 8'h00 };
-  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$298  = { 7'h00, \$297 , 8'h00 };
-  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$303  = { 3'h0, \$302 , 4'h0 };
-  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$311  = { 7'h00, \$310 , 8'h00 };
-  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$317  = { 1'h0, \$316 , 2'h0 };
-  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$325  = { 7'h00, \$324 , 8'h00 };
-  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$338  = { 7'h00, \$337 , 8'h00 };
-  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$343  = { 3'h0, \$342 , 4'h0 };
-  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$351  = { 7'h00, \$350 , 8'h00 };
-  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$8  = { product_1_full, 1'h0 };
+  assign \$56  = { \$55 [9:0], 1'h0 };
+  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
+  assign \$66  = { \$65 [9:0], 3'h0 };
+  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
+  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
+  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
+  assign \$86  = { \$85 [9:0], 7'h00 };
+  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
+  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
+  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
+  assign \$149  = { \$148 [6:0], 1'h0 };
+  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
+  assign \$159  = { \$158 [6:0], 3'h0 };
+  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
+  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
+  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
+  assign \$179  = { \$178 [6:0], 7'h00 };
+  assign \$188  = \$187 ;
+  assign \$198  = \$197 ;
+  assign \$218  = \$217 ;
+  assign \$238  = \$237 ;
+  assign \$258  = \$257 ;
+  assign \$264  = \$263 ;
+  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$286  = { 7'h00, \$285 , 8'h00 };
+  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$299  = { 7'h00, \$298 , 8'h00 };
+  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$304  = { 3'h0, \$303 , 4'h0 };
+  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$312  = { 7'h00, \$311 , 8'h00 };
+  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$326  = { 7'h00, \$325 , 8'h00 };
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$339  = { 7'h00, \$338 , 8'h00 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$344  = { 3'h0, \$343 , 4'h0 };
+  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 7'h00, \$351 , 8'h00 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 1'h0, \$357 , 2'h0 };
   assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$366  = { 7'h00, \$365 , 8'h00 };
@@ -9879,34 +9966,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 7'h00, \$405 , 8'h00 };
-  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$419  = { 7'h00, \$418 , 8'h00 };
-  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$424  = { 3'h0, \$423 , 4'h0 };
-  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 7'h00, \$431 , 8'h00 };
-  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 1'h0, \$437 , 2'h0 };
-  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$446  = { 7'h00, \$445 , 8'h00 };
-  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$459  = { 7'h00, \$458 , 8'h00 };
-  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$464  = { 3'h0, \$463 , 4'h0 };
-  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$472  = { 7'h00, \$471 , 8'h00 };
-  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { \$478 , 1'h0 };
+  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$407  = { 7'h00, \$406 , 8'h00 };
+  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$420  = { 7'h00, \$419 , 8'h00 };
+  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 3'h0, \$424 , 4'h0 };
+  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$433  = { 7'h00, \$432 , 8'h00 };
+  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$447  = { 7'h00, \$446 , 8'h00 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$460  = { 7'h00, \$459 , 8'h00 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$465  = { 3'h0, \$464 , 4'h0 };
+  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 7'h00, \$472 , 8'h00 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 1'h0, \$478 , 2'h0 };
   assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$487  = { 7'h00, \$486 , 8'h00 };
@@ -9920,65 +10006,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 7'h00, \$526 , 8'h00 };
-  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$540  = { 7'h00, \$539 , 8'h00 };
-  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$545  = { 3'h0, \$544 , 4'h0 };
-  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 7'h00, \$552 , 8'h00 };
-  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 1'h0, \$558 , 2'h0 };
-  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$567  = { 7'h00, \$566 , 8'h00 };
-  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$580  = { 7'h00, \$579 , 8'h00 };
-  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$585  = { 3'h0, \$584 , 4'h0 };
-  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$593  = { 7'h00, \$592 , 8'h00 };
-  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$636  = 1'h1;
-  assign \$637  = 1'h0;
-  assign \$638  = 1'h0;
-  assign \$639  = 1'h0;
-  assign \$640  = 1'h1;
-  assign \$641  = 1'h1;
-  assign \$642  = 1'h1;
-  assign \$643  = 1'h1;
-  assign \$644  = 1'h0;
-  assign \$645  = 1'h1;
-  assign \$653  = { \$652 , \$650  };
-  assign \$656  = 1'h1;
-  assign \$657  = 1'h0;
-  assign \$658  = 1'h0;
-  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
-  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
-  assign \$819  = 1'h0;
-  assign \$820  = round_q_0_0_nan;
-  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
-  assign \$830  = 1'h0;
-  assign \$831  = round_q_0_0_nan;
-  assign \$834  = { \$833 [7:0], 7'h00 };
-  assign \$839  = { \$838 [7:0], 7'h00 };
-  assign \$845  = 1'h0;
-  assign \$846  = round_q_0_1_nan;
-  assign \$851  = { \$850 [7:0], 7'h00 };
-  assign \$856  = 1'h0;
-  assign \$857  = round_q_0_1_nan;
+  assign \$520  = { \$519 , 1'h0 };
+  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$528  = { 7'h00, \$527 , 8'h00 };
+  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$541  = { 7'h00, \$540 , 8'h00 };
+  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 3'h0, \$545 , 4'h0 };
+  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$554  = { 7'h00, \$553 , 8'h00 };
+  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { 7'h00, \$567 , 8'h00 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$581  = { 7'h00, \$580 , 8'h00 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$586  = { 3'h0, \$585 , 4'h0 };
+  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 7'h00, \$593 , 8'h00 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 1'h0, \$599 , 2'h0 };
+  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$608  = { 7'h00, \$607 , 8'h00 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$621  = { 7'h00, \$620 , 8'h00 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$626  = { 3'h0, \$625 , 4'h0 };
+  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 7'h00, \$633 , 8'h00 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$677  = 1'h1;
+  assign \$678  = 1'h0;
+  assign \$679  = 1'h0;
+  assign \$680  = 1'h0;
+  assign \$681  = 1'h1;
+  assign \$682  = 1'h1;
+  assign \$683  = 1'h1;
+  assign \$684  = 1'h1;
+  assign \$685  = 1'h0;
+  assign \$686  = 1'h1;
+  assign \$694  = { \$693 , \$691  };
+  assign \$697  = 1'h1;
+  assign \$698  = 1'h0;
+  assign \$699  = 1'h0;
+  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
+  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
+  assign \$860  = 1'h0;
+  assign \$861  = round_q_0_0_nan;
+  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
+  assign \$871  = 1'h0;
+  assign \$872  = round_q_0_0_nan;
+  assign \$875  = { \$874 [7:0], 7'h00 };
+  assign \$880  = { \$879 [7:0], 7'h00 };
+  assign \$886  = 1'h0;
+  assign \$887  = round_q_0_1_nan;
+  assign \$892  = { \$891 [7:0], 7'h00 };
+  assign \$897  = 1'h0;
+  assign \$898  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2609$0 , \port$2611$0 , \port$2613$0 , \port$2615$0 , \port$2617$0 , \port$2619$0 , \port$2621$0 , \port$2623$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2883$0 , \port$2885$0 , \port$2887$0 , \port$2889$0 , \port$2891$0 , \port$2893$0 , \port$2895$0 , \port$2897$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10262,22 +10362,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2609$0 , \port$2611
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$2609$0 ;
-  wire \port$2609$0 ;
-  output \port$2611$0 ;
-  wire \port$2611$0 ;
-  output \port$2613$0 ;
-  wire \port$2613$0 ;
-  output \port$2615$0 ;
-  wire \port$2615$0 ;
-  output \port$2617$0 ;
-  wire \port$2617$0 ;
-  output \port$2619$0 ;
-  wire \port$2619$0 ;
-  output \port$2621$0 ;
-  wire \port$2621$0 ;
-  output \port$2623$0 ;
-  wire \port$2623$0 ;
+  output \port$2883$0 ;
+  wire \port$2883$0 ;
+  output \port$2885$0 ;
+  wire \port$2885$0 ;
+  output \port$2887$0 ;
+  wire \port$2887$0 ;
+  output \port$2889$0 ;
+  wire \port$2889$0 ;
+  output \port$2891$0 ;
+  wire \port$2891$0 ;
+  output \port$2893$0 ;
+  wire \port$2893$0 ;
+  output \port$2895$0 ;
+  wire \port$2895$0 ;
+  output \port$2897$0 ;
+  wire \port$2897$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -10441,14 +10541,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2609$0 , \port$2611
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2609$0  = \$2 ;
-  assign \port$2611$0  = \$4 ;
-  assign \port$2613$0  = \$6 ;
-  assign \port$2615$0  = \$8 ;
-  assign \port$2617$0  = \$10 ;
-  assign \port$2619$0  = \$12 ;
-  assign \port$2621$0  = \$14 ;
-  assign \port$2623$0  = \$16 ;
+  assign \port$2883$0  = \$2 ;
+  assign \port$2885$0  = \$4 ;
+  assign \port$2887$0  = \$6 ;
+  assign \port$2889$0  = \$8 ;
+  assign \port$2891$0  = \$10 ;
+  assign \port$2893$0  = \$12 ;
+  assign \port$2895$0  = \$14 ;
+  assign \port$2897$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10726,150 +10826,197 @@ endmodule
 (* generator = "Amaranth" *)
 module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [10:0] \$1 ;
-  wire [6:0] \$10 ;
-  wire [10:0] \$100 ;
-  reg \$1000 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [15:0] \$100 ;
+  reg [4:0] \$1000 ;
   reg \$1001 ;
-  reg [4:0] \$1002 ;
+  reg \$1002 ;
   reg \$1003 ;
-  reg [7:0] \$1004 ;
-  reg [1:0] \$1005 ;
-  reg [27:0] \$1006 ;
-  reg [9:0] \$1007 ;
+  reg \$1004 ;
+  reg [9:0] \$1005 ;
+  reg [15:0] \$1006 ;
+  reg [7:0] \$1007 ;
   reg \$1008 ;
   reg \$1009 ;
-  wire [10:0] \$101 ;
+  wire [24:0] \$101 ;
   reg \$1010 ;
   reg \$1011 ;
-  reg \$1012 ;
-  reg \$1013 ;
-  reg [10:0] \$1014 ;
-  reg [10:0] \$1015 ;
-  reg [4:0] \$1016 ;
+  reg [8:0] \$1012 ;
+  reg [10:0] \$1013 ;
+  reg \$1014 ;
+  reg \$1015 ;
+  reg \$1016 ;
   reg \$1017 ;
-  reg [7:0] \$1018 ;
-  reg [1:0] \$1019 ;
+  reg [9:0] \$1018 ;
+  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg \$1020 ;
+  reg [4:0] \$1020 ;
   reg \$1021 ;
-  reg \$1022 ;
-  reg \$1023 ;
-  reg [9:0] \$1024 ;
-  reg [26:0] \$1025 ;
-  reg \$1026 ;
-  reg [11:0] \$1027 ;
-  reg [11:0] \$1028 ;
-  reg [4:0] \$1029 ;
+  reg [7:0] \$1022 ;
+  reg [1:0] \$1023 ;
+  reg [15:0] \$1024 ;
+  reg [15:0] \$1025 ;
+  reg [4:0] \$1026 ;
+  reg \$1027 ;
+  reg [9:0] \$1028 ;
+  reg \$1029 ;
   wire [10:0] \$103 ;
   reg \$1030 ;
-  reg [7:0] \$1031 ;
-  reg [1:0] \$1032 ;
-  reg [35:0] \$1033 ;
-  reg [63:0] \$1034 ;
-  reg \$1035 ;
+  reg \$1031 ;
+  reg \$1032 ;
+  reg \$1033 ;
+  reg \$1034 ;
+  reg [4:0] \$1035 ;
   reg \$1036 ;
-  reg [9:0] \$1037 ;
-  reg \$1038 ;
-  reg \$1039 ;
+  reg [7:0] \$1037 ;
+  reg [1:0] \$1038 ;
+  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg \$1040 ;
+  reg [27:0] \$1040 ;
   reg \$1041 ;
-  reg [28:0] \$1042 ;
-  reg [31:0] \$1043 ;
+  reg [9:0] \$1042 ;
+  reg \$1043 ;
   reg \$1044 ;
   reg \$1045 ;
-  reg [9:0] \$1046 ;
+  reg \$1046 ;
   reg \$1047 ;
   reg \$1048 ;
-  reg \$1049 ;
+  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
   reg \$1050 ;
-  reg [4:0] \$1051 ;
-  reg \$1052 ;
-  reg [7:0] \$1053 ;
-  reg [1:0] \$1054 ;
-  reg [10:0] \$1055 ;
+  reg [7:0] \$1051 ;
+  reg [1:0] \$1052 ;
+  reg [27:0] \$1053 ;
+  reg [9:0] \$1054 ;
+  reg \$1055 ;
   reg \$1056 ;
   reg \$1057 ;
-  reg [9:0] \$1058 ;
+  reg \$1058 ;
   reg \$1059 ;
   wire [10:0] \$106 ;
   reg \$1060 ;
-  reg \$1061 ;
-  reg \$1062 ;
-  reg [7:0] \$1063 ;
+  reg [10:0] \$1061 ;
+  reg [10:0] \$1062 ;
+  reg [4:0] \$1063 ;
   reg \$1064 ;
-  reg \$1065 ;
-  reg [9:0] \$1066 ;
+  reg [7:0] \$1065 ;
+  reg [1:0] \$1066 ;
   reg \$1067 ;
   reg \$1068 ;
   reg \$1069 ;
-  wire \$107 ;
+  wire [10:0] \$107 ;
   reg \$1070 ;
-  reg [4:0] \$1071 ;
-  reg \$1072 ;
-  reg [7:0] \$1073 ;
-  reg [1:0] \$1074 ;
-  reg [15:0] \$1075 ;
-  reg \$1076 ;
+  reg [9:0] \$1071 ;
+  reg [26:0] \$1072 ;
+  reg \$1073 ;
+  reg [11:0] \$1074 ;
+  reg [11:0] \$1075 ;
+  reg [4:0] \$1076 ;
   reg \$1077 ;
-  reg [1:0] \$1078 ;
-  wire \$1079 ;
-  wire [15:0] \$108 ;
-  wire \$1080 ;
-  wire \$1081 ;
-  wire \$1082 ;
-  wire \$1083 ;
-  wire \$1084 ;
-  wire \$1085 ;
-  wire \$1086 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire [15:0] \$111 ;
-  wire [9:0] \$112 ;
-  wire \$113 ;
-  wire [15:0] \$114 ;
+  reg [7:0] \$1078 ;
+  reg [1:0] \$1079 ;
+  wire [10:0] \$108 ;
+  reg [35:0] \$1080 ;
+  reg [63:0] \$1081 ;
+  reg \$1082 ;
+  reg \$1083 ;
+  reg [9:0] \$1084 ;
+  reg \$1085 ;
+  reg \$1086 ;
+  reg \$1087 ;
+  reg \$1088 ;
+  reg [28:0] \$1089 ;
+  wire [10:0] \$109 ;
+  reg [31:0] \$1090 ;
+  reg \$1091 ;
+  reg \$1092 ;
+  reg [9:0] \$1093 ;
+  reg \$1094 ;
+  reg \$1095 ;
+  reg \$1096 ;
+  reg \$1097 ;
+  reg [4:0] \$1098 ;
+  reg \$1099 ;
+  wire [15:0] \$11 ;
+  wire [10:0] \$110 ;
+  reg [7:0] \$1100 ;
+  reg [1:0] \$1101 ;
+  reg [10:0] \$1102 ;
+  reg \$1103 ;
+  reg \$1104 ;
+  reg [9:0] \$1105 ;
+  reg \$1106 ;
+  reg \$1107 ;
+  reg \$1108 ;
+  reg \$1109 ;
+  wire [10:0] \$111 ;
+  reg [7:0] \$1110 ;
+  reg \$1111 ;
+  reg \$1112 ;
+  reg [9:0] \$1113 ;
+  reg \$1114 ;
+  reg \$1115 ;
+  reg \$1116 ;
+  reg \$1117 ;
+  reg [4:0] \$1118 ;
+  reg \$1119 ;
+  wire \$112 ;
+  reg [7:0] \$1120 ;
+  reg [1:0] \$1121 ;
+  reg [15:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg [1:0] \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
+  wire [15:0] \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
-  wire \$117 ;
-  wire [15:0] \$118 ;
-  wire \$119 ;
-  wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
-  wire [15:0] \$124 ;
-  wire \$125 ;
-  wire [15:0] \$126 ;
-  wire [8:0] \$127 ;
-  wire [8:0] \$128 ;
-  wire [8:0] \$129 ;
+  wire [9:0] \$117 ;
+  wire \$118 ;
+  wire [15:0] \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
+  wire \$124 ;
+  wire [15:0] \$125 ;
+  wire \$126 ;
+  wire [15:0] \$127 ;
+  wire \$128 ;
+  wire [15:0] \$129 ;
   wire \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
+  wire \$130 ;
+  wire [15:0] \$131 ;
   wire [8:0] \$132 ;
   wire [8:0] \$133 ;
-  wire [9:0] \$134 ;
-  wire \$135 ;
-  wire [15:0] \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [15:0] \$139 ;
+  wire [8:0] \$134 ;
+  wire [8:0] \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
   wire [15:0] \$14 ;
   wire \$140 ;
   wire [15:0] \$141 ;
   wire \$142 ;
-  wire [15:0] \$143 ;
-  wire [7:0] \$144 ;
+  wire \$143 ;
+  wire [15:0] \$144 ;
   wire \$145 ;
   wire [15:0] \$146 ;
   wire \$147 ;
   wire [15:0] \$148 ;
-  wire [9:0] \$149 ;
-  wire \$15 ;
+  wire [7:0] \$149 ;
+  wire [6:0] \$15 ;
   wire \$150 ;
   wire [15:0] \$151 ;
   wire \$152 ;
@@ -10879,8 +11026,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [15:0] \$156 ;
   wire \$157 ;
   wire [15:0] \$158 ;
-  wire [13:0] \$159 ;
-  wire [15:0] \$16 ;
+  wire [9:0] \$159 ;
+  wire \$16 ;
   wire \$160 ;
   wire [15:0] \$161 ;
   wire \$162 ;
@@ -10891,216 +11038,216 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$167 ;
   wire [15:0] \$168 ;
   wire [13:0] \$169 ;
-  wire \$17 ;
+  wire [15:0] \$17 ;
   wire \$170 ;
   wire [15:0] \$171 ;
   wire \$172 ;
   wire [15:0] \$173 ;
   wire [13:0] \$174 ;
-  wire [7:0] \$175 ;
-  wire [7:0] \$176 ;
-  wire [7:0] \$177 ;
-  wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
-  wire [15:0] \$18 ;
+  wire \$175 ;
+  wire [15:0] \$176 ;
+  wire \$177 ;
+  wire [15:0] \$178 ;
+  wire [13:0] \$179 ;
+  wire \$18 ;
   wire [7:0] \$180 ;
   wire [7:0] \$181 ;
-  wire \$182 ;
-  wire [15:0] \$183 ;
-  wire \$184 ;
-  wire [15:0] \$185 ;
-  wire \$186 ;
+  wire [7:0] \$182 ;
+  wire [7:0] \$183 ;
+  wire [7:0] \$184 ;
+  wire [7:0] \$185 ;
+  wire [7:0] \$186 ;
   wire \$187 ;
-  wire [15:0] \$188 ;
+  wire \$188 ;
   wire \$189 ;
-  wire \$19 ;
+  wire [15:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire [15:0] \$192 ;
+  wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
-  wire [15:0] \$195 ;
-  wire \$196 ;
+  wire [15:0] \$194 ;
+  wire \$195 ;
+  wire [15:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
-  wire [15:0] \$199 ;
-  wire [10:0] \$2 ;
-  wire [15:0] \$20 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [15:0] \$202 ;
+  wire \$202 ;
   wire \$203 ;
-  wire \$204 ;
+  wire [15:0] \$204 ;
   wire \$205 ;
-  wire [15:0] \$206 ;
-  wire \$207 ;
-  wire [15:0] \$208 ;
+  wire \$206 ;
+  wire [15:0] \$207 ;
+  wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [15:0] \$21 ;
   wire \$210 ;
   wire [15:0] \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire \$214 ;
-  wire [15:0] \$215 ;
+  wire [15:0] \$214 ;
+  wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [15:0] \$218 ;
+  wire \$218 ;
   wire \$219 ;
-  wire [15:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
-  wire [15:0] \$222 ;
+  wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
-  wire [15:0] \$225 ;
+  wire [15:0] \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire \$227 ;
+  wire [15:0] \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire \$23 ;
+  wire [15:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
+  wire [15:0] \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire \$234 ;
-  wire [28:0] \$235 ;
-  wire [28:0] \$236 ;
-  wire [29:0] \$237 ;
+  wire [15:0] \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
   wire \$238 ;
-  wire [57:0] \$239 ;
-  wire [15:0] \$24 ;
-  wire [26:0] \$240 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
   wire \$241 ;
   wire \$242 ;
-  wire [57:0] \$243 ;
-  wire [26:0] \$244 ;
-  wire [41:0] \$245 ;
+  wire \$243 ;
+  wire [15:0] \$244 ;
+  wire \$245 ;
   wire \$246 ;
-  wire [57:0] \$247 ;
-  wire [26:0] \$248 ;
-  wire [26:0] \$249 ;
-  wire \$25 ;
+  wire [15:0] \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [15:0] \$25 ;
   wire \$250 ;
-  wire \$251 ;
-  wire [57:0] \$252 ;
-  wire [26:0] \$253 ;
-  wire \$254 ;
+  wire [15:0] \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire [15:0] \$254 ;
   wire \$255 ;
-  wire [57:0] \$256 ;
-  wire [26:0] \$257 ;
-  wire [41:0] \$258 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
   wire \$259 ;
-  wire [15:0] \$26 ;
-  wire [57:0] \$260 ;
-  wire [26:0] \$261 ;
-  wire [26:0] \$262 ;
-  wire [33:0] \$263 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
   wire \$264 ;
-  wire [57:0] \$265 ;
-  wire [26:0] \$266 ;
+  wire \$265 ;
+  wire \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire [57:0] \$269 ;
-  wire \$27 ;
-  wire [26:0] \$270 ;
-  wire [41:0] \$271 ;
+  wire \$269 ;
+  wire [15:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
   wire \$272 ;
-  wire [57:0] \$273 ;
-  wire [26:0] \$274 ;
-  wire [26:0] \$275 ;
-  wire [26:0] \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire [57:0] \$279 ;
-  wire [15:0] \$28 ;
-  wire [26:0] \$280 ;
-  wire \$281 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire [28:0] \$276 ;
+  wire [28:0] \$277 ;
+  wire [29:0] \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire [57:0] \$280 ;
+  wire [26:0] \$281 ;
   wire \$282 ;
-  wire [57:0] \$283 ;
-  wire [26:0] \$284 ;
-  wire [41:0] \$285 ;
-  wire \$286 ;
-  wire [57:0] \$287 ;
-  wire [26:0] \$288 ;
+  wire \$283 ;
+  wire [57:0] \$284 ;
+  wire [26:0] \$285 ;
+  wire [41:0] \$286 ;
+  wire \$287 ;
+  wire [57:0] \$288 ;
   wire [26:0] \$289 ;
-  wire \$29 ;
-  wire \$290 ;
+  wire [15:0] \$29 ;
+  wire [26:0] \$290 ;
   wire \$291 ;
-  wire [57:0] \$292 ;
-  wire [26:0] \$293 ;
-  wire \$294 ;
+  wire \$292 ;
+  wire [57:0] \$293 ;
+  wire [26:0] \$294 ;
   wire \$295 ;
-  wire [57:0] \$296 ;
-  wire [26:0] \$297 ;
-  wire [41:0] \$298 ;
-  wire \$299 ;
-  wire [16:0] \$3 ;
-  wire [15:0] \$30 ;
-  wire [57:0] \$300 ;
-  wire [26:0] \$301 ;
+  wire \$296 ;
+  wire [57:0] \$297 ;
+  wire [26:0] \$298 ;
+  wire [41:0] \$299 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$300 ;
+  wire [57:0] \$301 ;
   wire [26:0] \$302 ;
-  wire [33:0] \$303 ;
-  wire \$304 ;
-  wire [57:0] \$305 ;
-  wire [26:0] \$306 ;
-  wire \$307 ;
+  wire [26:0] \$303 ;
+  wire [33:0] \$304 ;
+  wire \$305 ;
+  wire [57:0] \$306 ;
+  wire [26:0] \$307 ;
   wire \$308 ;
-  wire [57:0] \$309 ;
-  wire [5:0] \$31 ;
-  wire [26:0] \$310 ;
-  wire [41:0] \$311 ;
-  wire \$312 ;
-  wire [57:0] \$313 ;
-  wire [26:0] \$314 ;
+  wire \$309 ;
+  wire [15:0] \$31 ;
+  wire [57:0] \$310 ;
+  wire [26:0] \$311 ;
+  wire [41:0] \$312 ;
+  wire \$313 ;
+  wire [57:0] \$314 ;
   wire [26:0] \$315 ;
   wire [26:0] \$316 ;
-  wire [29:0] \$317 ;
+  wire [26:0] \$317 ;
   wire \$318 ;
-  wire [57:0] \$319 ;
-  wire [5:0] \$32 ;
-  wire [26:0] \$320 ;
-  wire \$321 ;
+  wire \$319 ;
+  wire \$32 ;
+  wire [57:0] \$320 ;
+  wire [26:0] \$321 ;
   wire \$322 ;
-  wire [57:0] \$323 ;
-  wire [26:0] \$324 ;
-  wire [41:0] \$325 ;
-  wire \$326 ;
-  wire [57:0] \$327 ;
-  wire [26:0] \$328 ;
+  wire \$323 ;
+  wire [57:0] \$324 ;
+  wire [26:0] \$325 ;
+  wire [41:0] \$326 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [5:0] \$33 ;
-  wire \$330 ;
+  wire [15:0] \$33 ;
+  wire [26:0] \$330 ;
   wire \$331 ;
-  wire [57:0] \$332 ;
-  wire [26:0] \$333 ;
-  wire \$334 ;
+  wire \$332 ;
+  wire [57:0] \$333 ;
+  wire [26:0] \$334 ;
   wire \$335 ;
-  wire [57:0] \$336 ;
-  wire [26:0] \$337 ;
-  wire [41:0] \$338 ;
-  wire \$339 ;
-  wire [5:0] \$34 ;
-  wire [57:0] \$340 ;
-  wire [26:0] \$341 ;
+  wire \$336 ;
+  wire [57:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire [41:0] \$339 ;
+  wire \$34 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
   wire [26:0] \$342 ;
-  wire [33:0] \$343 ;
-  wire \$344 ;
-  wire [57:0] \$345 ;
-  wire [26:0] \$346 ;
-  wire \$347 ;
+  wire [26:0] \$343 ;
+  wire [33:0] \$344 ;
+  wire \$345 ;
+  wire [57:0] \$346 ;
+  wire [26:0] \$347 ;
   wire \$348 ;
-  wire [57:0] \$349 ;
-  wire [5:0] \$35 ;
-  wire [26:0] \$350 ;
-  wire [41:0] \$351 ;
-  wire \$352 ;
-  wire [57:0] \$353 ;
-  wire [26:0] \$354 ;
+  wire \$349 ;
+  wire [15:0] \$35 ;
+  wire [57:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [41:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
   wire [26:0] \$355 ;
   wire [26:0] \$356 ;
   wire [26:0] \$357 ;
-  wire \$358 ;
+  wire [29:0] \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
   wire [57:0] \$360 ;
@@ -11144,97 +11291,97 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [26:0] \$395 ;
   wire [26:0] \$396 ;
   wire [26:0] \$397 ;
-  wire \$398 ;
+  wire [26:0] \$398 ;
   wire \$399 ;
-  wire [16:0] \$4 ;
+  wire [7:0] \$4 ;
   wire [5:0] \$40 ;
-  wire [57:0] \$400 ;
-  wire [26:0] \$401 ;
-  wire \$402 ;
+  wire \$400 ;
+  wire [57:0] \$401 ;
+  wire [26:0] \$402 ;
   wire \$403 ;
-  wire [57:0] \$404 ;
-  wire [26:0] \$405 ;
-  wire [41:0] \$406 ;
-  wire \$407 ;
-  wire [57:0] \$408 ;
-  wire [26:0] \$409 ;
-  wire [6:0] \$41 ;
+  wire \$404 ;
+  wire [57:0] \$405 ;
+  wire [26:0] \$406 ;
+  wire [41:0] \$407 ;
+  wire \$408 ;
+  wire [57:0] \$409 ;
+  wire [5:0] \$41 ;
   wire [26:0] \$410 ;
-  wire \$411 ;
+  wire [26:0] \$411 ;
   wire \$412 ;
-  wire [57:0] \$413 ;
-  wire [26:0] \$414 ;
-  wire \$415 ;
+  wire \$413 ;
+  wire [57:0] \$414 ;
+  wire [26:0] \$415 ;
   wire \$416 ;
-  wire [57:0] \$417 ;
-  wire [26:0] \$418 ;
-  wire [41:0] \$419 ;
-  wire \$42 ;
-  wire \$420 ;
-  wire [57:0] \$421 ;
-  wire [26:0] \$422 ;
+  wire \$417 ;
+  wire [57:0] \$418 ;
+  wire [26:0] \$419 ;
+  wire [5:0] \$42 ;
+  wire [41:0] \$420 ;
+  wire \$421 ;
+  wire [57:0] \$422 ;
   wire [26:0] \$423 ;
-  wire [33:0] \$424 ;
-  wire \$425 ;
-  wire [57:0] \$426 ;
-  wire [26:0] \$427 ;
-  wire \$428 ;
+  wire [26:0] \$424 ;
+  wire [33:0] \$425 ;
+  wire \$426 ;
+  wire [57:0] \$427 ;
+  wire [26:0] \$428 ;
   wire \$429 ;
-  wire [15:0] \$43 ;
-  wire [57:0] \$430 ;
-  wire [26:0] \$431 ;
-  wire [41:0] \$432 ;
-  wire \$433 ;
-  wire [57:0] \$434 ;
-  wire [26:0] \$435 ;
+  wire [5:0] \$43 ;
+  wire \$430 ;
+  wire [57:0] \$431 ;
+  wire [26:0] \$432 ;
+  wire [41:0] \$433 ;
+  wire \$434 ;
+  wire [57:0] \$435 ;
   wire [26:0] \$436 ;
   wire [26:0] \$437 ;
-  wire [29:0] \$438 ;
+  wire [26:0] \$438 ;
   wire \$439 ;
-  wire \$44 ;
-  wire [57:0] \$440 ;
-  wire [26:0] \$441 ;
-  wire \$442 ;
+  wire [5:0] \$44 ;
+  wire \$440 ;
+  wire [57:0] \$441 ;
+  wire [26:0] \$442 ;
   wire \$443 ;
-  wire [57:0] \$444 ;
-  wire [26:0] \$445 ;
-  wire [41:0] \$446 ;
-  wire \$447 ;
-  wire [57:0] \$448 ;
-  wire [26:0] \$449 ;
-  wire \$45 ;
+  wire \$444 ;
+  wire [57:0] \$445 ;
+  wire [26:0] \$446 ;
+  wire [41:0] \$447 ;
+  wire \$448 ;
+  wire [57:0] \$449 ;
+  wire [5:0] \$45 ;
   wire [26:0] \$450 ;
-  wire \$451 ;
+  wire [26:0] \$451 ;
   wire \$452 ;
-  wire [57:0] \$453 ;
-  wire [26:0] \$454 ;
-  wire \$455 ;
+  wire \$453 ;
+  wire [57:0] \$454 ;
+  wire [26:0] \$455 ;
   wire \$456 ;
-  wire [57:0] \$457 ;
-  wire [26:0] \$458 ;
-  wire [41:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire \$460 ;
-  wire [57:0] \$461 ;
-  wire [26:0] \$462 ;
+  wire \$457 ;
+  wire [57:0] \$458 ;
+  wire [26:0] \$459 ;
+  wire [6:0] \$46 ;
+  wire [41:0] \$460 ;
+  wire \$461 ;
+  wire [57:0] \$462 ;
   wire [26:0] \$463 ;
-  wire [33:0] \$464 ;
-  wire \$465 ;
-  wire [57:0] \$466 ;
-  wire [26:0] \$467 ;
-  wire \$468 ;
+  wire [26:0] \$464 ;
+  wire [33:0] \$465 ;
+  wire \$466 ;
+  wire [57:0] \$467 ;
+  wire [26:0] \$468 ;
   wire \$469 ;
   wire \$47 ;
-  wire [57:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire [41:0] \$472 ;
-  wire \$473 ;
-  wire [57:0] \$474 ;
-  wire [26:0] \$475 ;
+  wire \$470 ;
+  wire [57:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [41:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
   wire [26:0] \$476 ;
   wire [26:0] \$477 ;
   wire [26:0] \$478 ;
-  wire [27:0] \$479 ;
+  wire [29:0] \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
   wire [57:0] \$481 ;
@@ -11257,8 +11404,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$497 ;
   wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire \$5 ;
-  wire [15:0] \$50 ;
+  wire [7:0] \$5 ;
+  wire \$50 ;
   wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
@@ -11269,7 +11416,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [57:0] \$507 ;
   wire [26:0] \$508 ;
   wire \$509 ;
-  wire [10:0] \$51 ;
+  wire [15:0] \$51 ;
   wire \$510 ;
   wire [57:0] \$511 ;
   wire [26:0] \$512 ;
@@ -11279,142 +11426,142 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [26:0] \$516 ;
   wire [26:0] \$517 ;
   wire [26:0] \$518 ;
-  wire \$519 ;
+  wire [26:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [57:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire \$523 ;
+  wire [27:0] \$520 ;
+  wire \$521 ;
+  wire [57:0] \$522 ;
+  wire [26:0] \$523 ;
   wire \$524 ;
-  wire [57:0] \$525 ;
-  wire [26:0] \$526 ;
-  wire [41:0] \$527 ;
-  wire \$528 ;
-  wire [57:0] \$529 ;
+  wire \$525 ;
+  wire [57:0] \$526 ;
+  wire [26:0] \$527 ;
+  wire [41:0] \$528 ;
+  wire \$529 ;
   wire [15:0] \$53 ;
-  wire [26:0] \$530 ;
+  wire [57:0] \$530 ;
   wire [26:0] \$531 ;
-  wire \$532 ;
+  wire [26:0] \$532 ;
   wire \$533 ;
-  wire [57:0] \$534 ;
-  wire [26:0] \$535 ;
-  wire \$536 ;
+  wire \$534 ;
+  wire [57:0] \$535 ;
+  wire [26:0] \$536 ;
   wire \$537 ;
-  wire [57:0] \$538 ;
-  wire [26:0] \$539 ;
+  wire \$538 ;
+  wire [57:0] \$539 ;
   wire \$54 ;
-  wire [41:0] \$540 ;
-  wire \$541 ;
-  wire [57:0] \$542 ;
-  wire [26:0] \$543 ;
+  wire [26:0] \$540 ;
+  wire [41:0] \$541 ;
+  wire \$542 ;
+  wire [57:0] \$543 ;
   wire [26:0] \$544 ;
-  wire [33:0] \$545 ;
-  wire \$546 ;
-  wire [57:0] \$547 ;
-  wire [26:0] \$548 ;
-  wire \$549 ;
+  wire [26:0] \$545 ;
+  wire [33:0] \$546 ;
+  wire \$547 ;
+  wire [57:0] \$548 ;
+  wire [26:0] \$549 ;
   wire [15:0] \$55 ;
   wire \$550 ;
-  wire [57:0] \$551 ;
-  wire [26:0] \$552 ;
-  wire [41:0] \$553 ;
-  wire \$554 ;
-  wire [57:0] \$555 ;
-  wire [26:0] \$556 ;
+  wire \$551 ;
+  wire [57:0] \$552 ;
+  wire [26:0] \$553 ;
+  wire [41:0] \$554 ;
+  wire \$555 ;
+  wire [57:0] \$556 ;
   wire [26:0] \$557 ;
   wire [26:0] \$558 ;
-  wire [29:0] \$559 ;
-  wire [12:0] \$56 ;
+  wire [26:0] \$559 ;
+  wire [10:0] \$56 ;
   wire \$560 ;
-  wire [57:0] \$561 ;
-  wire [26:0] \$562 ;
-  wire \$563 ;
+  wire \$561 ;
+  wire [57:0] \$562 ;
+  wire [26:0] \$563 ;
   wire \$564 ;
-  wire [57:0] \$565 ;
-  wire [26:0] \$566 ;
-  wire [41:0] \$567 ;
-  wire \$568 ;
-  wire [57:0] \$569 ;
+  wire \$565 ;
+  wire [57:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [41:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  wire [26:0] \$570 ;
+  wire [57:0] \$570 ;
   wire [26:0] \$571 ;
-  wire \$572 ;
+  wire [26:0] \$572 ;
   wire \$573 ;
-  wire [57:0] \$574 ;
-  wire [26:0] \$575 ;
-  wire \$576 ;
+  wire \$574 ;
+  wire [57:0] \$575 ;
+  wire [26:0] \$576 ;
   wire \$577 ;
-  wire [57:0] \$578 ;
-  wire [26:0] \$579 ;
+  wire \$578 ;
+  wire [57:0] \$579 ;
   wire [15:0] \$58 ;
-  wire [41:0] \$580 ;
-  wire \$581 ;
-  wire [57:0] \$582 ;
-  wire [26:0] \$583 ;
+  wire [26:0] \$580 ;
+  wire [41:0] \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
   wire [26:0] \$584 ;
-  wire [33:0] \$585 ;
-  wire \$586 ;
-  wire [57:0] \$587 ;
-  wire [26:0] \$588 ;
-  wire \$589 ;
+  wire [26:0] \$585 ;
+  wire [33:0] \$586 ;
+  wire \$587 ;
+  wire [57:0] \$588 ;
+  wire [26:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire [57:0] \$591 ;
-  wire [26:0] \$592 ;
-  wire [41:0] \$593 ;
-  wire \$594 ;
-  wire [57:0] \$595 ;
-  wire [26:0] \$596 ;
+  wire \$591 ;
+  wire [57:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [41:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
   wire [26:0] \$597 ;
   wire [26:0] \$598 ;
   wire [26:0] \$599 ;
-  wire [15:0] \$6 ;
+  wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire \$600 ;
+  wire [29:0] \$600 ;
   wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
+  wire [57:0] \$602 ;
+  wire [26:0] \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
+  wire [57:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire [41:0] \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire [26:0] \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
+  wire [57:0] \$615 ;
+  wire [26:0] \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire \$619 ;
+  wire [57:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
+  wire [26:0] \$620 ;
+  wire [41:0] \$621 ;
   wire \$622 ;
-  wire \$623 ;
-  wire \$624 ;
-  wire \$625 ;
-  wire \$626 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire [26:0] \$625 ;
+  wire [33:0] \$626 ;
   wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
+  wire [57:0] \$628 ;
+  wire [26:0] \$629 ;
   wire [15:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
-  wire \$632 ;
-  wire \$633 ;
-  wire \$634 ;
+  wire [57:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [41:0] \$634 ;
   wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire [26:0] \$638 ;
+  wire [26:0] \$639 ;
   wire \$64 ;
-  wire \$640 ;
+  wire [26:0] \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -11428,14 +11575,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
-  wire [1:0] \$653 ;
+  wire \$653 ;
   wire \$654 ;
   wire \$655 ;
   wire \$656 ;
   wire \$657 ;
   wire \$658 ;
   wire \$659 ;
-  wire [16:0] \$66 ;
+  wire [12:0] \$66 ;
   wire \$660 ;
   wire \$661 ;
   wire \$662 ;
@@ -11455,14 +11602,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire [1:0] \$678 ;
+  wire \$678 ;
   wire \$679 ;
   wire [15:0] \$68 ;
   wire \$680 ;
   wire \$681 ;
   wire \$682 ;
   wire \$683 ;
-  wire [2:0] \$684 ;
+  wire \$684 ;
   wire \$685 ;
   wire \$686 ;
   wire \$687 ;
@@ -11473,13 +11620,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$691 ;
   wire \$692 ;
   wire \$693 ;
-  wire \$694 ;
+  wire [1:0] \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
   wire \$699 ;
-  wire \$7 ;
+  wire [10:0] \$7 ;
   wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
@@ -11501,15 +11648,15 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$716 ;
   wire \$717 ;
   wire \$718 ;
-  wire \$719 ;
+  wire [1:0] \$719 ;
   wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
-  wire \$725 ;
-  wire [1:0] \$726 ;
+  wire [2:0] \$725 ;
+  wire \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
@@ -11537,13 +11684,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$749 ;
   wire [15:0] \$75 ;
   wire \$750 ;
-  wire [1:0] \$751 ;
+  wire \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire [2:0] \$757 ;
+  wire \$757 ;
   wire \$758 ;
   wire \$759 ;
   wire [16:0] \$76 ;
@@ -11554,9 +11701,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
-  wire \$767 ;
+  wire [1:0] \$767 ;
   wire \$768 ;
-  wire [3:0] \$769 ;
+  wire \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -11582,133 +11729,133 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$79 ;
   wire \$790 ;
   wire \$791 ;
-  wire \$792 ;
-  wire [10:0] \$793 ;
-  wire [11:0] \$794 ;
+  wire [1:0] \$792 ;
+  wire \$793 ;
+  wire \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
-  wire \$798 ;
-  wire [5:0] \$799 ;
-  wire \$8 ;
+  wire [2:0] \$798 ;
+  wire \$799 ;
+  wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire [5:0] \$800 ;
+  wire \$800 ;
   wire \$801 ;
   wire \$802 ;
   wire \$803 ;
   wire \$804 ;
-  wire [4:0] \$805 ;
-  wire [4:0] \$806 ;
-  wire [10:0] \$807 ;
-  wire [19:0] \$808 ;
-  wire [11:0] \$809 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire [16:0] \$81 ;
-  wire [20:0] \$810 ;
+  wire [3:0] \$810 ;
   wire \$811 ;
-  wire [10:0] \$812 ;
-  wire [19:0] \$813 ;
-  wire [11:0] \$814 ;
-  wire [20:0] \$815 ;
-  wire [14:0] \$816 ;
-  wire [14:0] \$817 ;
-  wire [14:0] \$818 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
   wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire [10:0] \$824 ;
-  wire [19:0] \$825 ;
-  wire [11:0] \$826 ;
-  wire [20:0] \$827 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
   wire \$828 ;
   wire \$829 ;
   wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire [15:0] \$832 ;
-  wire [10:0] \$833 ;
-  wire [14:0] \$834 ;
-  wire [8:0] \$835 ;
-  wire [15:0] \$836 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire [10:0] \$834 ;
+  wire [11:0] \$835 ;
+  wire \$836 ;
   wire \$837 ;
-  wire [10:0] \$838 ;
-  wire [14:0] \$839 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
-  wire [8:0] \$840 ;
-  wire [15:0] \$841 ;
-  wire [14:0] \$842 ;
-  wire [14:0] \$843 ;
-  wire [14:0] \$844 ;
+  wire [5:0] \$840 ;
+  wire [5:0] \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
   wire \$845 ;
-  wire \$846 ;
-  wire \$847 ;
-  wire \$848 ;
-  wire \$849 ;
+  wire [4:0] \$846 ;
+  wire [4:0] \$847 ;
+  wire [10:0] \$848 ;
+  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [10:0] \$850 ;
-  wire [14:0] \$851 ;
-  wire [8:0] \$852 ;
-  wire [15:0] \$853 ;
-  wire \$854 ;
-  wire \$855 ;
-  wire \$856 ;
-  wire \$857 ;
-  wire [15:0] \$858 ;
-  wire \$859 ;
-  wire [24:0] \$86 ;
+  wire [11:0] \$850 ;
+  wire [20:0] \$851 ;
+  wire \$852 ;
+  wire [10:0] \$853 ;
+  wire [19:0] \$854 ;
+  wire [11:0] \$855 ;
+  wire [20:0] \$856 ;
+  wire [14:0] \$857 ;
+  wire [14:0] \$858 ;
+  wire [14:0] \$859 ;
+  wire [16:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
   wire \$862 ;
   wire \$863 ;
   wire \$864 ;
-  wire \$865 ;
-  wire \$866 ;
-  wire \$867 ;
-  wire \$868 ;
+  wire [10:0] \$865 ;
+  wire [19:0] \$866 ;
+  wire [11:0] \$867 ;
+  wire [20:0] \$868 ;
   wire \$869 ;
   wire \$87 ;
   wire \$870 ;
   wire \$871 ;
   wire \$872 ;
-  wire \$873 ;
-  wire \$874 ;
-  wire \$875 ;
-  wire \$876 ;
-  wire \$877 ;
+  wire [15:0] \$873 ;
+  wire [10:0] \$874 ;
+  wire [14:0] \$875 ;
+  wire [8:0] \$876 ;
+  wire [15:0] \$877 ;
   wire \$878 ;
-  wire \$879 ;
+  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire \$880 ;
-  wire \$881 ;
-  wire \$882 ;
-  wire [15:0] \$883 ;
-  wire \$884 ;
-  wire [15:0] \$885 ;
-  wire [15:0] \$886 ;
+  wire [14:0] \$880 ;
+  wire [8:0] \$881 ;
+  wire [15:0] \$882 ;
+  wire [14:0] \$883 ;
+  wire [14:0] \$884 ;
+  wire [14:0] \$885 ;
+  wire \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire [11:0] \$891 ;
-  wire [11:0] \$892 ;
-  wire [11:0] \$893 ;
-  wire \$894 ;
-  wire [9:0] \$895 ;
+  wire [10:0] \$891 ;
+  wire [14:0] \$892 ;
+  wire [8:0] \$893 ;
+  wire [15:0] \$894 ;
+  wire \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
-  wire \$899 ;
-  wire [15:0] \$9 ;
+  wire [15:0] \$899 ;
+  wire [16:0] \$9 ;
   wire [15:0] \$90 ;
   wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire \$903 ;
-  wire \$904 ;
-  wire \$905 ;
+  wire [15:0] \$903 ;
+  wire [15:0] \$904 ;
+  wire [15:0] \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
@@ -11719,8 +11866,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$912 ;
   wire \$913 ;
   wire \$914 ;
-  wire [10:0] \$915 ;
-  wire [10:0] \$916 ;
+  wire \$915 ;
+  wire \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
@@ -11728,29 +11875,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$920 ;
   wire \$921 ;
   wire \$922 ;
-  wire [11:0] \$923 ;
-  wire [11:0] \$924 ;
+  wire \$923 ;
+  wire \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
   wire [15:0] \$93 ;
-  wire \$930 ;
+  wire [15:0] \$930 ;
   wire \$931 ;
-  wire [9:0] \$932 ;
-  wire [9:0] \$933 ;
+  wire [15:0] \$932 ;
+  wire [15:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
   wire \$937 ;
-  wire \$938 ;
-  wire \$939 ;
+  wire [11:0] \$938 ;
+  wire [11:0] \$939 ;
   wire \$94 ;
-  wire \$940 ;
-  wire [9:0] \$941 ;
+  wire [11:0] \$940 ;
+  wire \$941 ;
   wire [9:0] \$942 ;
-  wire [8:0] \$943 ;
+  wire \$943 ;
   wire \$944 ;
   wire \$945 ;
   wire \$946 ;
@@ -11761,57 +11908,57 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  reg [4:0] \$953 ;
-  reg \$954 ;
-  reg \$955 ;
-  reg \$956 ;
-  reg \$957 ;
-  reg [9:0] \$958 ;
-  reg [15:0] \$959 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [24:0] \$96 ;
-  reg [7:0] \$960 ;
-  reg \$961 ;
-  reg \$962 ;
-  reg \$963 ;
-  reg \$964 ;
-  reg [8:0] \$965 ;
-  reg [10:0] \$966 ;
-  reg \$967 ;
-  reg \$968 ;
-  reg \$969 ;
-  wire [10:0] \$97 ;
-  reg \$970 ;
-  reg [9:0] \$971 ;
-  reg [15:0] \$972 ;
-  reg [4:0] \$973 ;
-  reg \$974 ;
-  reg [7:0] \$975 ;
-  reg [1:0] \$976 ;
-  reg [15:0] \$977 ;
-  reg [15:0] \$978 ;
-  reg [4:0] \$979 ;
-  wire [10:0] \$98 ;
-  reg \$980 ;
-  reg [9:0] \$981 ;
-  reg \$982 ;
-  reg \$983 ;
-  reg \$984 ;
-  reg \$985 ;
-  reg \$986 ;
-  reg \$987 ;
-  reg [4:0] \$988 ;
-  reg \$989 ;
-  wire [10:0] \$99 ;
-  reg [7:0] \$990 ;
-  reg [1:0] \$991 ;
-  reg [27:0] \$992 ;
-  reg [27:0] \$993 ;
-  reg \$994 ;
-  reg [9:0] \$995 ;
-  reg \$996 ;
-  reg \$997 ;
-  reg \$998 ;
-  reg \$999 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire [10:0] \$962 ;
+  wire [10:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire \$97 ;
+  wire [11:0] \$970 ;
+  wire [11:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire [9:0] \$979 ;
+  wire [15:0] \$98 ;
+  wire [9:0] \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire [9:0] \$988 ;
+  wire [9:0] \$989 ;
+  wire \$99 ;
+  wire [8:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -11879,14 +12026,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
-  reg [8:0] base_exp;
+  wire [8:0] base_exp;
   wire [5:0] base_fp16_exp;
   wire [10:0] base_fp16_sig;
-  reg base_inf;
-  reg base_nan;
-  reg [10:0] base_sig;
-  reg base_sign;
-  reg base_zero;
+  wire base_inf;
+  wire base_nan;
+  wire [10:0] base_sig;
+  wire base_sign;
+  wire base_zero;
   wire [7:0] bits;
   wire [1:0] choice;
   input clk;
@@ -11981,7 +12128,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg product_1_sign = 1'h0;
   reg product_1_zero = 1'h0;
   reg [7:0] product_2 = 8'h00;
-  reg [7:0] rand_sum;
+  wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
@@ -12024,7 +12171,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
-  reg [15:0] sum_code;
+  wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
@@ -12048,58 +12195,60 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_2_1 = 1'h0;
   reg [7:0] unpack_q_2_2 = 8'h00;
   reg [1:0] unpack_q_2_3 = 2'h0;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
+  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
+  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
-  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
-  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
+  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
   assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$5  = fresh & product_0[0];
-  assign \$6  = \$5  ? 16'h0000 : acc;
-  assign \$7  = | \$6 [14:10];
-  assign \$8  = fresh & product_0[0];
-  assign \$9  = \$8  ? 16'h0000 : acc;
-  assign \$10  = \$9 [14:10] - 4'hf;
-  assign \$11  = fresh & product_0[0];
-  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$10  = fresh & product_0[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
   assign \$13  = fresh & product_0[0];
   assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = fresh & product_0[0];
-  assign \$16  = \$15  ? 16'h0000 : acc;
-  assign \$17  = fresh & product_0[0];
-  assign \$18  = \$17  ? 16'h0000 : acc;
-  assign \$19  = fresh & product_0[0];
-  assign \$20  = \$19  ? 16'h0000 : acc;
-  assign \$21  = fresh & product_0[0];
-  assign \$22  = \$21  ? 16'h0000 : acc;
-  assign \$23  = fresh & product_0[0];
-  assign \$24  = \$23  ? 16'h0000 : acc;
-  assign \$25  = fresh & product_0[0];
-  assign \$26  = \$25  ? 16'h0000 : acc;
-  assign \$27  = fresh & product_0[0];
-  assign \$28  = \$27  ? 16'h0000 : acc;
-  assign \$29  = fresh & product_0[0];
-  assign \$30  = \$29  ? 16'h0000 : acc;
-  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
-  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
-  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
-  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
-  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
-  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
-  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
-  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
-  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
-  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
-  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
-  assign \$42  = fresh & product_0[0];
-  assign \$43  = \$42  ? 16'h0000 : acc;
-  assign \$44  = | \$43 [14:10];
-  assign \$45  = fresh & product_0[0];
-  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_0[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_0[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_0[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_0[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_0[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_0[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_0[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_0[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_0[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_0[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
   assign \$47  = fresh & product_0[0];
   assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = fresh & product_0[0];
-  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_0[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
   assign \$52  = fresh & product_0[0];
   assign \$53  = \$52  ? 16'h0000 : acc;
   assign \$54  = fresh & product_0[0];
@@ -12136,54 +12285,54 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$93  = \$92  ? 16'h0000 : acc;
   assign \$94  = fresh & product_0[0];
   assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
-  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
-  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
-  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
-  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
-  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
-  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
-  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
-  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
-  assign \$106  = \$48 [9] ? \$51  : \$105 ;
-  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
-  assign \$107  = fresh & product_0[0];
-  assign \$108  = \$107  ? 16'h0000 : acc;
-  assign \$109  = | \$108 [14:7];
-  assign \$110  = fresh & product_0[0];
-  assign \$111  = \$110  ? 16'h0000 : acc;
-  assign \$112  = \$111 [14:7] - 7'h7f;
-  assign \$113  = fresh & product_0[0];
-  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_0[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_0[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_0[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
   assign \$115  = fresh & product_0[0];
   assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = fresh & product_0[0];
-  assign \$118  = \$117  ? 16'h0000 : acc;
-  assign \$119  = fresh & product_0[0];
-  assign \$120  = \$119  ? 16'h0000 : acc;
-  assign \$121  = fresh & product_0[0];
-  assign \$122  = \$121  ? 16'h0000 : acc;
-  assign \$123  = fresh & product_0[0];
-  assign \$124  = \$123  ? 16'h0000 : acc;
-  assign \$125  = fresh & product_0[0];
-  assign \$126  = \$125  ? 16'h0000 : acc;
-  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
-  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
-  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
-  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
-  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
-  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
-  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
-  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
-  assign \$135  = fresh & product_0[0];
-  assign \$136  = \$135  ? 16'h0000 : acc;
-  assign \$137  = | \$136 [14:7];
-  assign \$138  = fresh & product_0[0];
-  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_0[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_0[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_0[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_0[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_0[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_0[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_0[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
   assign \$140  = fresh & product_0[0];
   assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = fresh & product_0[0];
-  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_0[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
   assign \$145  = fresh & product_0[0];
   assign \$146  = \$145  ? 16'h0000 : acc;
   assign \$147  = fresh & product_0[0];
@@ -12208,154 +12357,166 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$171  = \$170  ? 16'h0000 : acc;
   assign \$172  = fresh & product_0[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
-  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
-  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
-  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
-  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
-  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
-  assign \$181  = \$141 [6] ? \$144  : \$180 ;
-  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
-  assign \$182  = fresh & product_0[0];
-  assign \$183  = \$182  ? 16'h0000 : acc;
-  assign \$184  = fresh & product_0[0];
-  assign \$185  = \$184  ? 16'h0000 : acc;
-  assign \$186  = ! \$185 [14:10];
-  assign \$187  = fresh & product_0[0];
-  assign \$188  = \$187  ? 16'h0000 : acc;
-  assign \$189  = ! \$188 [9:0];
-  assign \$190  = \$186  & \$189 ;
-  assign \$191  = fresh & product_0[0];
-  assign \$192  = \$191  ? 16'h0000 : acc;
-  assign \$193  = \$192 [14:10] == 5'h1f;
-  assign \$194  = fresh & product_0[0];
-  assign \$195  = \$194  ? 16'h0000 : acc;
-  assign \$196  = ! \$195 [9:0];
-  assign \$197  = \$193  & \$196 ;
-  assign \$198  = fresh & product_0[0];
-  assign \$199  = \$198  ? 16'h0000 : acc;
-  assign \$200  = \$199 [14:10] == 5'h1f;
-  assign \$201  = fresh & product_0[0];
-  assign \$202  = \$201  ? 16'h0000 : acc;
-  assign \$203  = | \$202 [9:0];
-  assign \$204  = \$200  & \$203 ;
-  assign \$205  = fresh & product_0[0];
-  assign \$206  = \$205  ? 16'h0000 : acc;
-  assign \$207  = fresh & product_0[0];
-  assign \$208  = \$207  ? 16'h0000 : acc;
-  assign \$209  = ! \$208 [14:7];
+  assign \$175  = fresh & product_0[0];
+  assign \$176  = \$175  ? 16'h0000 : acc;
+  assign \$177  = fresh & product_0[0];
+  assign \$178  = \$177  ? 16'h0000 : acc;
+  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
+  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
+  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
+  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
+  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
+  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
+  assign \$186  = \$146 [6] ? \$149  : \$185 ;
+  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
+  assign \$187  = ! step_mode;
+  assign \$189  = step_mode == 1'h1;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = step_mode == 2'h2;
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = fresh & product_0[0];
+  assign \$194  = \$193  ? 16'h0000 : acc;
+  assign \$195  = fresh & product_0[0];
+  assign \$196  = \$195  ? 16'h0000 : acc;
+  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
+  assign \$197  = ! step_mode;
+  assign \$199  = step_mode == 1'h1;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = step_mode == 2'h2;
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = fresh & product_0[0];
+  assign \$204  = \$203  ? 16'h0000 : acc;
+  assign \$205  = ! \$204 [14:10];
+  assign \$206  = fresh & product_0[0];
+  assign \$207  = \$206  ? 16'h0000 : acc;
+  assign \$208  = ! \$207 [9:0];
+  assign \$209  = \$205  & \$208 ;
   assign \$210  = fresh & product_0[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [6:0];
-  assign \$213  = \$209  & \$212 ;
-  assign \$214  = fresh & product_0[0];
-  assign \$215  = \$214  ? 16'h0000 : acc;
-  assign \$216  = \$215 [14:7] == 8'hff;
-  assign \$217  = fresh & product_0[0];
-  assign \$218  = \$217  ? 16'h0000 : acc;
-  assign \$219  = ! \$218 [6:0];
-  assign \$220  = \$216  & \$219 ;
-  assign \$221  = fresh & product_0[0];
-  assign \$222  = \$221  ? 16'h0000 : acc;
-  assign \$223  = \$222 [14:7] == 8'hff;
-  assign \$224  = fresh & product_0[0];
-  assign \$225  = \$224  ? 16'h0000 : acc;
-  assign \$226  = | \$225 [6:0];
-  assign \$227  = \$223  & \$226 ;
-  assign \$228  = ~ unpack_q_0_zero;
-  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$229  | \$232 ;
-  assign \$234  = \$228  & \$233 ;
-  assign add_a_big = unpack_q_1_zero | \$234 ;
+  assign \$212  = ! \$211 [14:7];
+  assign \$213  = fresh & product_0[0];
+  assign \$214  = \$213  ? 16'h0000 : acc;
+  assign \$215  = ! \$214 [6:0];
+  assign \$216  = \$212  & \$215 ;
+  assign base_zero = \$202  ? \$209  : \$216 ;
+  assign \$217  = ! step_mode;
+  assign \$219  = step_mode == 1'h1;
+  assign \$220  = \$218  | \$219 ;
+  assign \$221  = step_mode == 2'h2;
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = fresh & product_0[0];
+  assign \$224  = \$223  ? 16'h0000 : acc;
+  assign \$225  = \$224 [14:10] == 5'h1f;
+  assign \$226  = fresh & product_0[0];
+  assign \$227  = \$226  ? 16'h0000 : acc;
+  assign \$228  = ! \$227 [9:0];
+  assign \$229  = \$225  & \$228 ;
+  assign \$230  = fresh & product_0[0];
+  assign \$231  = \$230  ? 16'h0000 : acc;
+  assign \$232  = \$231 [14:7] == 8'hff;
+  assign \$233  = fresh & product_0[0];
+  assign \$234  = \$233  ? 16'h0000 : acc;
+  assign \$235  = ! \$234 [6:0];
+  assign \$236  = \$232  & \$235 ;
+  assign base_inf = \$222  ? \$229  : \$236 ;
+  assign \$237  = ! step_mode;
+  assign \$239  = step_mode == 1'h1;
+  assign \$240  = \$238  | \$239 ;
+  assign \$241  = step_mode == 2'h2;
+  assign \$242  = \$240  | \$241 ;
+  assign \$243  = fresh & product_0[0];
+  assign \$244  = \$243  ? 16'h0000 : acc;
+  assign \$245  = \$244 [14:10] == 5'h1f;
+  assign \$246  = fresh & product_0[0];
+  assign \$247  = \$246  ? 16'h0000 : acc;
+  assign \$248  = | \$247 [9:0];
+  assign \$249  = \$245  & \$248 ;
+  assign \$250  = fresh & product_0[0];
+  assign \$251  = \$250  ? 16'h0000 : acc;
+  assign \$252  = \$251 [14:7] == 8'hff;
+  assign \$253  = fresh & product_0[0];
+  assign \$254  = \$253  ? 16'h0000 : acc;
+  assign \$255  = | \$254 [6:0];
+  assign \$256  = \$252  & \$255 ;
+  assign base_nan = \$242  ? \$249  : \$256 ;
+  assign \$257  = ! step_mode;
+  assign \$259  = step_mode == 1'h1;
+  assign \$260  = \$258  | \$259 ;
+  assign \$261  = step_mode == 2'h2;
+  assign \$262  = \$260  | \$261 ;
+  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
+  assign \$263  = ! step_mode;
+  assign \$265  = step_mode == 1'h1;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = step_mode == 2'h2;
+  assign \$268  = \$266  | \$267 ;
+  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$269  = ~ unpack_q_0_zero;
+  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = \$270  | \$273 ;
+  assign \$275  = \$269  & \$274 ;
+  assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$235  = align_q_0_big - align_q_0_small;
-  assign \$236  = align_q_0_big + align_q_0_small;
-  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
-  assign \$238  = ! add_q_0_total[27:12];
-  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
-  assign \$241  = ! \$240 [26:19];
-  assign \$242  = ! add_q_0_total[27:12];
-  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
-  assign \$246  = ! add_q_0_total[27:12];
-  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
-  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
-  assign \$250  = ! \$249 [26:23];
-  assign \$251  = ! add_q_0_total[27:12];
-  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
-  assign \$254  = ! \$253 [26:19];
-  assign \$255  = ! add_q_0_total[27:12];
-  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
-  assign \$259  = ! add_q_0_total[27:12];
-  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
-  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
-  assign \$264  = ! add_q_0_total[27:12];
-  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
-  assign \$267  = ! \$266 [26:19];
-  assign \$268  = ! add_q_0_total[27:12];
-  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
-  assign \$272  = ! add_q_0_total[27:12];
-  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
-  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
-  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
-  assign \$277  = ! \$276 [26:25];
-  assign \$278  = ! add_q_0_total[27:12];
-  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
-  assign \$281  = ! \$280 [26:19];
-  assign \$282  = ! add_q_0_total[27:12];
-  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
-  assign \$286  = ! add_q_0_total[27:12];
-  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
-  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
-  assign \$290  = ! \$289 [26:23];
-  assign \$291  = ! add_q_0_total[27:12];
-  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
-  assign \$294  = ! \$293 [26:19];
-  assign \$295  = ! add_q_0_total[27:12];
-  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
-  assign \$299  = ! add_q_0_total[27:12];
-  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
-  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
-  assign \$304  = ! add_q_0_total[27:12];
-  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
-  assign \$307  = ! \$306 [26:19];
-  assign \$308  = ! add_q_0_total[27:12];
-  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
-  assign \$312  = ! add_q_0_total[27:12];
-  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
-  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
-  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
-  assign \$318  = ! add_q_0_total[27:12];
-  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
-  assign \$321  = ! \$320 [26:19];
-  assign \$322  = ! add_q_0_total[27:12];
-  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
-  assign \$326  = ! add_q_0_total[27:12];
-  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
-  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
-  assign \$330  = ! \$329 [26:23];
-  assign \$331  = ! add_q_0_total[27:12];
-  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
-  assign \$334  = ! \$333 [26:19];
-  assign \$335  = ! add_q_0_total[27:12];
-  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$339  = ! add_q_0_total[27:12];
-  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
-  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
-  assign \$344  = ! add_q_0_total[27:12];
-  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
-  assign \$347  = ! \$346 [26:19];
-  assign \$348  = ! add_q_0_total[27:12];
-  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$352  = ! add_q_0_total[27:12];
-  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
-  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
-  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
-  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
-  assign \$358  = ! \$357 [26];
+  assign \$276  = align_q_0_big - align_q_0_small;
+  assign \$277  = align_q_0_big + align_q_0_small;
+  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
+  assign \$279  = ! add_q_0_total[27:12];
+  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
+  assign \$282  = ! \$281 [26:19];
+  assign \$283  = ! add_q_0_total[27:12];
+  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
+  assign \$287  = ! add_q_0_total[27:12];
+  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
+  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
+  assign \$291  = ! \$290 [26:23];
+  assign \$292  = ! add_q_0_total[27:12];
+  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
+  assign \$295  = ! \$294 [26:19];
+  assign \$296  = ! add_q_0_total[27:12];
+  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
+  assign \$300  = ! add_q_0_total[27:12];
+  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
+  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
+  assign \$305  = ! add_q_0_total[27:12];
+  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
+  assign \$308  = ! \$307 [26:19];
+  assign \$309  = ! add_q_0_total[27:12];
+  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
+  assign \$313  = ! add_q_0_total[27:12];
+  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
+  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
+  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
+  assign \$318  = ! \$317 [26:25];
+  assign \$319  = ! add_q_0_total[27:12];
+  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
+  assign \$322  = ! \$321 [26:19];
+  assign \$323  = ! add_q_0_total[27:12];
+  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
+  assign \$331  = ! \$330 [26:23];
+  assign \$332  = ! add_q_0_total[27:12];
+  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! \$334 [26:19];
+  assign \$336  = ! add_q_0_total[27:12];
+  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
+  assign \$345  = ! add_q_0_total[27:12];
+  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! \$347 [26:19];
+  assign \$349  = ! add_q_0_total[27:12];
+  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
+  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
   assign \$359  = ! add_q_0_total[27:12];
   assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
   assign \$362  = ! \$361 [26:19];
@@ -12382,60 +12543,61 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
   assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
   assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = ! \$397 [26:25];
-  assign \$399  = ! add_q_0_total[27:12];
-  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
-  assign \$402  = ! \$401 [26:19];
-  assign \$403  = ! add_q_0_total[27:12];
-  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
-  assign \$407  = ! add_q_0_total[27:12];
-  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
-  assign \$411  = ! \$410 [26:23];
-  assign \$412  = ! add_q_0_total[27:12];
-  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! \$414 [26:19];
-  assign \$416  = ! add_q_0_total[27:12];
-  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
-  assign \$420  = ! add_q_0_total[27:12];
-  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
-  assign \$425  = ! add_q_0_total[27:12];
-  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! \$427 [26:19];
-  assign \$429  = ! add_q_0_total[27:12];
-  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
-  assign \$433  = ! add_q_0_total[27:12];
-  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
-  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
-  assign \$439  = ! add_q_0_total[27:12];
-  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
-  assign \$442  = ! \$441 [26:19];
-  assign \$443  = ! add_q_0_total[27:12];
-  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
-  assign \$447  = ! add_q_0_total[27:12];
-  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
-  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
-  assign \$451  = ! \$450 [26:23];
-  assign \$452  = ! add_q_0_total[27:12];
-  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
-  assign \$455  = ! \$454 [26:19];
-  assign \$456  = ! add_q_0_total[27:12];
-  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$460  = ! add_q_0_total[27:12];
-  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
-  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
-  assign \$465  = ! add_q_0_total[27:12];
-  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
-  assign \$468  = ! \$467 [26:19];
-  assign \$469  = ! add_q_0_total[27:12];
-  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$473  = ! add_q_0_total[27:12];
-  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
-  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
-  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
-  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
+  assign \$399  = ! \$398 [26];
+  assign \$400  = ! add_q_0_total[27:12];
+  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
+  assign \$403  = ! \$402 [26:19];
+  assign \$404  = ! add_q_0_total[27:12];
+  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
+  assign \$408  = ! add_q_0_total[27:12];
+  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
+  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
+  assign \$412  = ! \$411 [26:23];
+  assign \$413  = ! add_q_0_total[27:12];
+  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
+  assign \$416  = ! \$415 [26:19];
+  assign \$417  = ! add_q_0_total[27:12];
+  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
+  assign \$421  = ! add_q_0_total[27:12];
+  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
+  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
+  assign \$426  = ! add_q_0_total[27:12];
+  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
+  assign \$429  = ! \$428 [26:19];
+  assign \$430  = ! add_q_0_total[27:12];
+  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
+  assign \$434  = ! add_q_0_total[27:12];
+  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
+  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
+  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
+  assign \$439  = ! \$438 [26:25];
+  assign \$440  = ! add_q_0_total[27:12];
+  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
+  assign \$443  = ! \$442 [26:19];
+  assign \$444  = ! add_q_0_total[27:12];
+  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
+  assign \$452  = ! \$451 [26:23];
+  assign \$453  = ! add_q_0_total[27:12];
+  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! \$455 [26:19];
+  assign \$457  = ! add_q_0_total[27:12];
+  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
+  assign \$466  = ! add_q_0_total[27:12];
+  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! \$468 [26:19];
+  assign \$470  = ! add_q_0_total[27:12];
+  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
+  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
   assign \$480  = ! add_q_0_total[27:12];
   assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
   assign \$483  = ! \$482 [26:19];
@@ -12462,1634 +12624,1579 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
   assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
   assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = ! \$518 [26:25];
-  assign \$520  = ! add_q_0_total[27:12];
-  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
-  assign \$523  = ! \$522 [26:19];
-  assign \$524  = ! add_q_0_total[27:12];
-  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
-  assign \$528  = ! add_q_0_total[27:12];
-  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
-  assign \$532  = ! \$531 [26:23];
-  assign \$533  = ! add_q_0_total[27:12];
-  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! \$535 [26:19];
-  assign \$537  = ! add_q_0_total[27:12];
-  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
-  assign \$541  = ! add_q_0_total[27:12];
-  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
-  assign \$546  = ! add_q_0_total[27:12];
-  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! \$548 [26:19];
-  assign \$550  = ! add_q_0_total[27:12];
-  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
-  assign \$554  = ! add_q_0_total[27:12];
-  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
-  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
-  assign \$560  = ! add_q_0_total[27:12];
-  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
-  assign \$563  = ! \$562 [26:19];
-  assign \$564  = ! add_q_0_total[27:12];
-  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
-  assign \$568  = ! add_q_0_total[27:12];
-  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
-  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
-  assign \$572  = ! \$571 [26:23];
-  assign \$573  = ! add_q_0_total[27:12];
-  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
-  assign \$576  = ! \$575 [26:19];
-  assign \$577  = ! add_q_0_total[27:12];
-  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$581  = ! add_q_0_total[27:12];
-  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
-  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
-  assign \$586  = ! add_q_0_total[27:12];
-  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
-  assign \$589  = ! \$588 [26:19];
-  assign \$590  = ! add_q_0_total[27:12];
-  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$594  = ! add_q_0_total[27:12];
-  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
-  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
-  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
-  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
-  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
-  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601  & \$603 ;
-  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$606  = ~ \$605 ;
-  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$608  = ~ \$607 ;
-  assign \$609  = \$606  & \$608 ;
-  assign \$610  = \$604  & \$609 ;
-  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$612  = ~ \$611 ;
-  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$614  = ~ \$613 ;
-  assign \$615  = \$612  & \$614 ;
-  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$617  = ~ \$616 ;
-  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$619  = ~ \$618 ;
-  assign \$620  = \$617  & \$619 ;
-  assign \$621  = \$615  & \$620 ;
-  assign \$622  = \$610  & \$621 ;
-  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624  & \$626 ;
-  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$629  = ~ \$628 ;
-  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$631  = ~ \$630 ;
-  assign \$632  = \$629  & \$631 ;
-  assign \$633  = \$627  & \$632 ;
-  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$635  = ~ \$634 ;
-  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
+  assign \$521  = ! add_q_0_total[27:12];
+  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
+  assign \$524  = ! \$523 [26:19];
+  assign \$525  = ! add_q_0_total[27:12];
+  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
+  assign \$529  = ! add_q_0_total[27:12];
+  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
+  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
+  assign \$533  = ! \$532 [26:23];
+  assign \$534  = ! add_q_0_total[27:12];
+  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
+  assign \$537  = ! \$536 [26:19];
+  assign \$538  = ! add_q_0_total[27:12];
+  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
+  assign \$542  = ! add_q_0_total[27:12];
+  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
+  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
+  assign \$547  = ! add_q_0_total[27:12];
+  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
+  assign \$550  = ! \$549 [26:19];
+  assign \$551  = ! add_q_0_total[27:12];
+  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
+  assign \$555  = ! add_q_0_total[27:12];
+  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
+  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
+  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
+  assign \$560  = ! \$559 [26:25];
+  assign \$561  = ! add_q_0_total[27:12];
+  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
+  assign \$564  = ! \$563 [26:19];
+  assign \$565  = ! add_q_0_total[27:12];
+  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
+  assign \$573  = ! \$572 [26:23];
+  assign \$574  = ! add_q_0_total[27:12];
+  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! \$576 [26:19];
+  assign \$578  = ! add_q_0_total[27:12];
+  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
+  assign \$587  = ! add_q_0_total[27:12];
+  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! \$589 [26:19];
+  assign \$591  = ! add_q_0_total[27:12];
+  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
+  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
+  assign \$601  = ! add_q_0_total[27:12];
+  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
+  assign \$604  = ! \$603 [26:19];
+  assign \$605  = ! add_q_0_total[27:12];
+  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
+  assign \$613  = ! \$612 [26:23];
+  assign \$614  = ! add_q_0_total[27:12];
+  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! \$616 [26:19];
+  assign \$618  = ! add_q_0_total[27:12];
+  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
+  assign \$627  = ! add_q_0_total[27:12];
+  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! \$629 [26:19];
+  assign \$631  = ! add_q_0_total[27:12];
+  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
+  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
+  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
+  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
+  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$642  = ~ \$641 ;
+  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$644  = ~ \$643 ;
+  assign \$645  = \$642  & \$644 ;
+  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
   assign \$647  = ~ \$646 ;
-  assign \$648  = ~ add_q_0_total[1];
-  assign \$649  = ~ add_q_0_total[3];
-  assign \$650  = \$646  ? \$649  : \$648 ;
-  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$652  = ~ \$651 ;
-  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$649  = ~ \$648 ;
+  assign \$650  = \$647  & \$649 ;
+  assign \$651  = \$645  & \$650 ;
+  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$653  = ~ \$652 ;
+  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
   assign \$655  = ~ \$654 ;
-  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$656  = \$653  & \$655 ;
+  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$658  = ~ \$657 ;
+  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
   assign \$660  = ~ \$659 ;
-  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$662  = ~ \$661 ;
-  assign \$663  = \$660  & \$662 ;
-  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$661  = \$658  & \$660 ;
+  assign \$662  = \$656  & \$661 ;
+  assign \$663  = \$651  & \$662 ;
+  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
   assign \$665  = ~ \$664 ;
-  assign \$666  = ~ add_q_0_total[5];
-  assign \$667  = ~ add_q_0_total[7];
-  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$667  = ~ \$666 ;
+  assign \$668  = \$665  & \$667 ;
   assign \$669  = add_q_0_total[7] | add_q_0_total[6];
   assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
   assign \$672  = ~ \$671 ;
-  assign \$673  = ~ add_q_0_total[9];
-  assign \$674  = ~ add_q_0_total[11];
-  assign \$675  = \$671  ? \$674  : \$673 ;
-  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$677  = ~ \$676 ;
-  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
-  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$680  = ~ \$679 ;
-  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$682  = ~ \$681 ;
-  assign \$683  = \$680  & \$682 ;
-  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
-  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$673  = \$670  & \$672 ;
+  assign \$674  = \$668  & \$673 ;
+  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$676  = ~ \$675 ;
+  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
   assign \$688  = ~ \$687 ;
-  assign \$689  = \$686  & \$688 ;
-  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$691  = ~ \$690 ;
-  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$689  = ~ add_q_0_total[1];
+  assign \$690  = ~ add_q_0_total[3];
+  assign \$691  = \$687  ? \$690  : \$689 ;
+  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
   assign \$693  = ~ \$692 ;
-  assign \$694  = \$691  & \$693 ;
-  assign \$695  = \$689  & \$694 ;
-  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$697  = ~ \$696 ;
-  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$699  = ~ \$698 ;
-  assign \$700  = \$697  & \$699 ;
-  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$702  = ~ \$701 ;
-  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$704  = ~ \$703 ;
-  assign \$705  = \$702  & \$704 ;
-  assign \$706  = \$700  & \$705 ;
-  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$708  = ~ \$707 ;
-  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = \$708  & \$710 ;
-  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$696  = ~ \$695 ;
+  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$701  = ~ \$700 ;
+  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$703  = ~ \$702 ;
+  assign \$704  = \$701  & \$703 ;
+  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$706  = ~ \$705 ;
+  assign \$707  = ~ add_q_0_total[5];
+  assign \$708  = ~ add_q_0_total[7];
+  assign \$709  = \$705  ? \$708  : \$707 ;
+  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$711  = ~ \$710 ;
+  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
   assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[15];
+  assign \$714  = ~ add_q_0_total[9];
+  assign \$715  = ~ add_q_0_total[11];
   assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
   assign \$718  = ~ \$717 ;
-  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$720  = ~ \$719 ;
-  assign \$721  = ~ add_q_0_total[17];
-  assign \$722  = ~ add_q_0_total[19];
-  assign \$723  = \$719  ? \$722  : \$721 ;
-  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$725  = ~ \$724 ;
-  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
-  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$730  = ~ \$729 ;
-  assign \$731  = \$728  & \$730 ;
-  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$733  = ~ \$732 ;
-  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$735  = ~ \$734 ;
-  assign \$736  = \$733  & \$735 ;
-  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
+  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$721  = ~ \$720 ;
+  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$723  = ~ \$722 ;
+  assign \$724  = \$721  & \$723 ;
+  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
+  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$727  = ~ \$726 ;
+  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$729  = ~ \$728 ;
+  assign \$730  = \$727  & \$729 ;
+  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$732  = ~ \$731 ;
+  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$734  = ~ \$733 ;
+  assign \$735  = \$732  & \$734 ;
+  assign \$736  = \$730  & \$735 ;
+  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
   assign \$738  = ~ \$737 ;
-  assign \$739  = ~ add_q_0_total[21];
-  assign \$740  = ~ add_q_0_total[23];
-  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$740  = ~ \$739 ;
+  assign \$741  = \$738  & \$740 ;
   assign \$742  = add_q_0_total[23] | add_q_0_total[22];
   assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
   assign \$745  = ~ \$744 ;
-  assign \$746  = ~ add_q_0_total[25];
-  assign \$747  = ~ add_q_0_total[27];
-  assign \$748  = \$744  ? \$747  : \$746 ;
-  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
-  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$753  = ~ \$752 ;
-  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$755  = ~ \$754 ;
-  assign \$756  = \$753  & \$755 ;
-  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
-  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$746  = \$743  & \$745 ;
+  assign \$747  = \$741  & \$746 ;
+  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$749  = ~ \$748 ;
+  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$751  = ~ \$750 ;
+  assign \$752  = \$749  & \$751 ;
+  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$754  = ~ \$753 ;
+  assign \$755  = ~ add_q_0_total[13];
+  assign \$756  = ~ add_q_0_total[15];
+  assign \$757  = \$753  ? \$756  : \$755 ;
+  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
   assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
   assign \$761  = ~ \$760 ;
-  assign \$762  = \$759  & \$761 ;
-  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$762  = ~ add_q_0_total[17];
+  assign \$763  = ~ add_q_0_total[19];
+  assign \$764  = \$760  ? \$763  : \$762 ;
+  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
   assign \$766  = ~ \$765 ;
-  assign \$767  = \$764  & \$766 ;
-  assign \$768  = \$762  & \$767 ;
-  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
-  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
+  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$769  = ~ \$768 ;
+  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
   assign \$771  = ~ \$770 ;
-  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771  & \$773 ;
-  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$772  = \$769  & \$771 ;
+  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$774  = ~ \$773 ;
+  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
   assign \$776  = ~ \$775 ;
-  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$778  = ~ \$777 ;
-  assign \$779  = \$776  & \$778 ;
-  assign \$780  = \$774  & \$779 ;
-  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$777  = \$774  & \$776 ;
+  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$779  = ~ \$778 ;
+  assign \$780  = ~ add_q_0_total[21];
+  assign \$781  = ~ add_q_0_total[23];
+  assign \$782  = \$778  ? \$781  : \$780 ;
+  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
   assign \$784  = ~ \$783 ;
-  assign \$785  = \$782  & \$784 ;
-  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$787  = ~ \$786 ;
-  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$789  = ~ \$788 ;
-  assign \$790  = \$787  & \$789 ;
-  assign \$791  = \$785  & \$790 ;
-  assign \$792  = \$780  & \$791 ;
-  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
-  assign \$795  = ~ normalize_q_1_0[11];
-  assign \$796  = | normalize_q_1_0;
-  assign \$797  = \$795  & \$796 ;
-  assign \$798  = | normalize_q_1_0[11:6];
-  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$800  = \$797  ? \$799  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
-  assign \$801  = ~ normalize_q_1_1[11];
-  assign \$802  = | normalize_q_1_1;
-  assign \$803  = \$801  & \$802 ;
-  assign \$804  = | normalize_q_1_1[11:5];
-  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$806  = \$803  ? \$805  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
-  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$809  = round_q_0_0_count + round_q_0_0_up;
-  assign \$810  = \$808  + \$809 ;
-  assign \$811  = \$810  > 15'h7bff;
-  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$814  = round_q_0_0_count + round_q_0_0_up;
-  assign \$815  = \$813  + \$814 ;
-  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
-  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
-  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
-  assign \$821  = ~ round_q_0_0_inf;
-  assign \$822  = ~ round_q_0_0_zero;
-  assign \$823  = \$821  & \$822 ;
-  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$826  = round_q_0_0_count + round_q_0_0_up;
-  assign \$827  = \$825  + \$826 ;
-  assign \$828  = \$827  > 15'h7bff;
-  assign \$829  = \$823  & \$828 ;
-  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$835  = round_q_0_1_count + round_q_0_1_up;
-  assign \$836  = \$834  + \$835 ;
-  assign \$837  = \$836  > 15'h7f7f;
-  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$840  = round_q_0_1_count + round_q_0_1_up;
-  assign \$841  = \$839  + \$840 ;
-  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
-  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
-  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
-  assign \$847  = ~ round_q_0_1_inf;
-  assign \$848  = ~ round_q_0_1_zero;
-  assign \$849  = \$847  & \$848 ;
-  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$852  = round_q_0_1_count + round_q_0_1_up;
-  assign \$853  = \$851  + \$852 ;
-  assign \$854  = \$853  > 15'h7f7f;
-  assign \$855  = \$849  & \$854 ;
-  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$859  = a[17] ^ b[17];
-  assign \$860  = a[18] | b[18];
-  assign \$861  = a[20] | b[20];
-  assign \$862  = \$861  | a[19];
-  assign \$863  = \$862  | b[19];
-  assign \$864  = ~ \$863 ;
-  assign \$865  = \$860  & \$864 ;
-  assign \$866  = a[19] | b[19];
-  assign \$867  = a[20] | b[20];
-  assign \$868  = \$867  | a[18];
-  assign \$869  = \$868  | b[18];
-  assign \$870  = ~ \$869 ;
-  assign \$871  = \$866  & \$870 ;
-  assign \$872  = a[20] | b[20];
-  assign \$873  = a[19] & b[18];
-  assign \$874  = \$872  | \$873 ;
-  assign \$875  = a[18] & b[19];
-  assign \$876  = \$874  | \$875 ;
-  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$878  = ~ product_0[0];
-  assign \$879  = product_1_zero | \$878 ;
-  assign \$880  = product_1_inf & product_0[0];
-  assign \$881  = product_1_nan & product_0[0];
-  assign \$882  = ~ fresh;
-  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$886  = \$884  ? 16'h0000 : \$885 ;
-  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$889  = \$887  | \$888 ;
-  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$891  = - $signed(add_exp_diff);
-  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
-  assign \$893  = \$889  ? 12'h01a : \$892 ;
-  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$900  = \$898  & \$899 ;
-  assign \$901  = \$897  | \$900 ;
-  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$904  = ~ \$903 ;
-  assign \$905  = \$902  & \$904 ;
-  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ \$908 ;
-  assign \$910  = \$905  & \$909 ;
-  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$914  = | add_small_wide[25:0];
-  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$917  = ! add_q_0_total[27:1];
-  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
-  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
-  assign \$921  = ! add_q_0_total[27:1];
-  assign \$922  = add_q_0_flags_both_zero | \$921 ;
-  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$925  = ~ normalize_q_1_0[11];
-  assign \$926  = | normalize_q_1_0;
-  assign \$927  = \$925  & \$926 ;
-  assign \$928  = ~ normalize_q_1_0[11];
-  assign \$929  = | normalize_q_1_0;
-  assign \$930  = \$928  & \$929 ;
-  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
-  assign \$934  = ~ normalize_q_1_1[11];
-  assign \$935  = | normalize_q_1_1;
-  assign \$936  = \$934  & \$935 ;
-  assign \$937  = ~ normalize_q_1_1[11];
-  assign \$938  = | normalize_q_1_1;
-  assign \$939  = \$937  & \$938 ;
-  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$942  = \$939  ? 10'h382 : \$941 ;
-  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$944  = | place_q_0_1_kept[19:0];
-  assign \$945  = | place_q_0_1_below;
-  assign \$946  = \$945  | place_q_0_1_sticky;
-  assign \$947  = \$944  | \$946 ;
-  assign \$948  = \$947  | place_q_0_1_kept[21];
-  assign \$949  = place_q_0_1_kept[20] & \$948 ;
-  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$951  = ~ round_q_1_1;
-  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
+  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$786  = ~ \$785 ;
+  assign \$787  = ~ add_q_0_total[25];
+  assign \$788  = ~ add_q_0_total[27];
+  assign \$789  = \$785  ? \$788  : \$787 ;
+  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$791  = ~ \$790 ;
+  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
+  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$794  = ~ \$793 ;
+  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$796  = ~ \$795 ;
+  assign \$797  = \$794  & \$796 ;
+  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
+  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$800  = ~ \$799 ;
+  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$802  = ~ \$801 ;
+  assign \$803  = \$800  & \$802 ;
+  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$805  = ~ \$804 ;
+  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$807  = ~ \$806 ;
+  assign \$808  = \$805  & \$807 ;
+  assign \$809  = \$803  & \$808 ;
+  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
+  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$812  = ~ \$811 ;
+  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$814  = ~ \$813 ;
+  assign \$815  = \$812  & \$814 ;
+  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$817  = ~ \$816 ;
+  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$819  = ~ \$818 ;
+  assign \$820  = \$817  & \$819 ;
+  assign \$821  = \$815  & \$820 ;
+  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$823  = ~ \$822 ;
+  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$825  = ~ \$824 ;
+  assign \$826  = \$823  & \$825 ;
+  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$828  = ~ \$827 ;
+  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$830  = ~ \$829 ;
+  assign \$831  = \$828  & \$830 ;
+  assign \$832  = \$826  & \$831 ;
+  assign \$833  = \$821  & \$832 ;
+  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
+  assign \$836  = ~ normalize_q_1_0[11];
+  assign \$837  = | normalize_q_1_0;
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = | normalize_q_1_0[11:6];
+  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$841  = \$838  ? \$840  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
+  assign \$842  = ~ normalize_q_1_1[11];
+  assign \$843  = | normalize_q_1_1;
+  assign \$844  = \$842  & \$843 ;
+  assign \$845  = | normalize_q_1_1[11:5];
+  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$847  = \$844  ? \$846  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
+  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$850  = round_q_0_0_count + round_q_0_0_up;
+  assign \$851  = \$849  + \$850 ;
+  assign \$852  = \$851  > 15'h7bff;
+  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$855  = round_q_0_0_count + round_q_0_0_up;
+  assign \$856  = \$854  + \$855 ;
+  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
+  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
+  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
+  assign \$862  = ~ round_q_0_0_inf;
+  assign \$863  = ~ round_q_0_0_zero;
+  assign \$864  = \$862  & \$863 ;
+  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$867  = round_q_0_0_count + round_q_0_0_up;
+  assign \$868  = \$866  + \$867 ;
+  assign \$869  = \$868  > 15'h7bff;
+  assign \$870  = \$864  & \$869 ;
+  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$876  = round_q_0_1_count + round_q_0_1_up;
+  assign \$877  = \$875  + \$876 ;
+  assign \$878  = \$877  > 15'h7f7f;
+  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$881  = round_q_0_1_count + round_q_0_1_up;
+  assign \$882  = \$880  + \$881 ;
+  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
+  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
+  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
+  assign \$888  = ~ round_q_0_1_inf;
+  assign \$889  = ~ round_q_0_1_zero;
+  assign \$890  = \$888  & \$889 ;
+  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$893  = round_q_0_1_count + round_q_0_1_up;
+  assign \$894  = \$892  + \$893 ;
+  assign \$895  = \$894  > 15'h7f7f;
+  assign \$896  = \$890  & \$895 ;
+  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$900  = ! round_q_1_3;
+  assign \$901  = round_q_1_3 == 1'h1;
+  assign \$902  = round_q_1_3 == 2'h2;
+  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
+  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
+  assign \$906  = a[17] ^ b[17];
+  assign \$907  = a[18] | b[18];
+  assign \$908  = a[20] | b[20];
+  assign \$909  = \$908  | a[19];
+  assign \$910  = \$909  | b[19];
+  assign \$911  = ~ \$910 ;
+  assign \$912  = \$907  & \$911 ;
+  assign \$913  = a[19] | b[19];
+  assign \$914  = a[20] | b[20];
+  assign \$915  = \$914  | a[18];
+  assign \$916  = \$915  | b[18];
+  assign \$917  = ~ \$916 ;
+  assign \$918  = \$913  & \$917 ;
+  assign \$919  = a[20] | b[20];
+  assign \$920  = a[19] & b[18];
+  assign \$921  = \$919  | \$920 ;
+  assign \$922  = a[18] & b[19];
+  assign \$923  = \$921  | \$922 ;
+  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$925  = ~ product_0[0];
+  assign \$926  = product_1_zero | \$925 ;
+  assign \$927  = product_1_inf & product_0[0];
+  assign \$928  = product_1_nan & product_0[0];
+  assign \$929  = ~ fresh;
+  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$933  = \$931  ? 16'h0000 : \$932 ;
+  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$936  = \$934  | \$935 ;
+  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$938  = - $signed(add_exp_diff);
+  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
+  assign \$940  = \$936  ? 12'h01a : \$939 ;
+  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$947  = \$945  & \$946 ;
+  assign \$948  = \$944  | \$947 ;
+  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$951  = ~ \$950 ;
+  assign \$952  = \$949  & \$951 ;
+  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$955  = \$953  & \$954 ;
+  assign \$956  = ~ \$955 ;
+  assign \$957  = \$952  & \$956 ;
+  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$961  = | add_small_wide[25:0];
+  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$964  = ! add_q_0_total[27:1];
+  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
+  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
+  assign \$968  = ! add_q_0_total[27:1];
+  assign \$969  = add_q_0_flags_both_zero | \$968 ;
+  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$972  = ~ normalize_q_1_0[11];
+  assign \$973  = | normalize_q_1_0;
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = ~ normalize_q_1_0[11];
+  assign \$976  = | normalize_q_1_0;
+  assign \$977  = \$975  & \$976 ;
+  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
+  assign \$981  = ~ normalize_q_1_1[11];
+  assign \$982  = | normalize_q_1_1;
+  assign \$983  = \$981  & \$982 ;
+  assign \$984  = ~ normalize_q_1_1[11];
+  assign \$985  = | normalize_q_1_1;
+  assign \$986  = \$984  & \$985 ;
+  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$989  = \$986  ? 10'h382 : \$988 ;
+  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$991  = | place_q_0_1_kept[19:0];
+  assign \$992  = | place_q_0_1_below;
+  assign \$993  = \$992  | place_q_0_1_sticky;
+  assign \$994  = \$991  | \$993 ;
+  assign \$995  = \$994  | place_q_0_1_kept[21];
+  assign \$996  = place_q_0_1_kept[20] & \$995 ;
+  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$998  = ~ round_q_1_1;
+  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
+  always @(posedge clk)
+    product_0 <= \$1000 ;
+  always @(posedge clk)
+    product_1_sign <= \$1001 ;
   always @(posedge clk)
-    product_0 <= \$953 ;
+    product_1_zero <= \$1002 ;
   always @(posedge clk)
-    product_1_sign <= \$954 ;
+    product_1_inf <= \$1003 ;
   always @(posedge clk)
-    product_1_zero <= \$955 ;
+    product_1_nan <= \$1004 ;
   always @(posedge clk)
-    product_1_inf <= \$956 ;
+    product_1_exp <= \$1005 ;
   always @(posedge clk)
-    product_1_nan <= \$957 ;
+    product_1_full <= \$1006 ;
   always @(posedge clk)
-    product_1_exp <= \$958 ;
+    product_2 <= \$1007 ;
   always @(posedge clk)
-    product_1_full <= \$959 ;
+    unpack_q_0_sign <= \$1008 ;
   always @(posedge clk)
-    product_2 <= \$960 ;
+    unpack_q_0_zero <= \$1009 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$961 ;
+    unpack_q_0_inf <= \$1010 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$962 ;
+    unpack_q_0_nan <= \$1011 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$963 ;
+    unpack_q_0_exp <= \$1012 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$964 ;
+    unpack_q_0_sig <= \$1013 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$965 ;
+    unpack_q_1_sign <= \$1014 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$966 ;
+    unpack_q_1_zero <= \$1015 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$967 ;
+    unpack_q_1_inf <= \$1016 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$968 ;
+    unpack_q_1_nan <= \$1017 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$969 ;
+    unpack_q_1_exp <= \$1018 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$970 ;
+    unpack_q_1_sig <= \$1019 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$971 ;
+    unpack_q_2_0 <= \$1020 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$972 ;
+    unpack_q_2_1 <= \$1021 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$973 ;
+    unpack_q_2_2 <= \$1022 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$974 ;
+    unpack_q_2_3 <= \$1023 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$975 ;
+    order_q_0_big_sig <= \$1024 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$976 ;
+    order_q_0_small_sig <= \$1025 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$977 ;
+    order_q_0_shift <= \$1026 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$978 ;
+    order_q_0_subtract <= \$1027 ;
   always @(posedge clk)
-    order_q_0_shift <= \$979 ;
+    order_q_0_flags_big_exp <= \$1028 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$980 ;
+    order_q_0_flags_big_sign <= \$1029 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$981 ;
+    order_q_0_flags_nan <= \$1030 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$982 ;
+    order_q_0_flags_inf <= \$1031 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$983 ;
+    order_q_0_flags_inf_sign <= \$1032 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$984 ;
+    order_q_0_flags_both_zero <= \$1033 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$985 ;
+    order_q_0_flags_zero_sign <= \$1034 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$986 ;
+    order_q_1_0 <= \$1035 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$987 ;
+    order_q_1_1 <= \$1036 ;
   always @(posedge clk)
-    order_q_1_0 <= \$988 ;
+    order_q_1_2 <= \$1037 ;
   always @(posedge clk)
-    order_q_1_1 <= \$989 ;
+    order_q_1_3 <= \$1038 ;
   always @(posedge clk)
-    order_q_1_2 <= \$990 ;
+    align_q_0_big <= \$1039 ;
   always @(posedge clk)
-    order_q_1_3 <= \$991 ;
+    align_q_0_small <= \$1040 ;
   always @(posedge clk)
-    align_q_0_big <= \$992 ;
+    align_q_0_subtract <= \$1041 ;
   always @(posedge clk)
-    align_q_0_small <= \$993 ;
+    align_q_0_flags_big_exp <= \$1042 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$994 ;
+    align_q_0_flags_big_sign <= \$1043 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$995 ;
+    align_q_0_flags_nan <= \$1044 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$996 ;
+    align_q_0_flags_inf <= \$1045 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$997 ;
+    align_q_0_flags_inf_sign <= \$1046 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$998 ;
+    align_q_0_flags_both_zero <= \$1047 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$999 ;
+    align_q_0_flags_zero_sign <= \$1048 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1000 ;
+    align_q_1_0 <= \$1049 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1001 ;
+    align_q_1_1 <= \$1050 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1002 ;
+    align_q_1_2 <= \$1051 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1003 ;
+    align_q_1_3 <= \$1052 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1004 ;
+    add_q_0_total <= \$1053 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1005 ;
+    add_q_0_flags_big_exp <= \$1054 ;
   always @(posedge clk)
-    add_q_0_total <= \$1006 ;
+    add_q_0_flags_big_sign <= \$1055 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1007 ;
+    add_q_0_flags_nan <= \$1056 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1008 ;
+    add_q_0_flags_inf <= \$1057 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1009 ;
+    add_q_0_flags_inf_sign <= \$1058 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1010 ;
+    add_q_0_flags_both_zero <= \$1059 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1011 ;
+    add_q_0_flags_zero_sign <= \$1060 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1012 ;
+    add_q_1_0 <= \$1061 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1013 ;
+    add_q_1_1 <= \$1062 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1014 ;
+    add_q_2_0 <= \$1063 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1015 ;
+    add_q_2_1 <= \$1064 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1016 ;
+    add_q_2_2 <= \$1065 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1017 ;
+    add_q_2_3 <= \$1066 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1018 ;
+    normalize_q_0_0_sign <= \$1067 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1019 ;
+    normalize_q_0_0_zero <= \$1068 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1020 ;
+    normalize_q_0_0_inf <= \$1069 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1021 ;
+    normalize_q_0_0_nan <= \$1070 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1022 ;
+    normalize_q_0_0_exp <= \$1071 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1023 ;
+    normalize_q_0_0_sig <= \$1072 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1024 ;
+    normalize_q_0_1 <= \$1073 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1025 ;
+    normalize_q_1_0 <= \$1074 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1026 ;
+    normalize_q_1_1 <= \$1075 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1027 ;
+    normalize_q_2_0 <= \$1076 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1028 ;
+    normalize_q_2_1 <= \$1077 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1029 ;
+    normalize_q_2_2 <= \$1078 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1030 ;
+    normalize_q_2_3 <= \$1079 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1031 ;
+    place_q_0_0_kept <= \$1080 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1032 ;
+    place_q_0_0_below <= \$1081 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1033 ;
+    place_q_0_0_sticky <= \$1082 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1034 ;
+    place_q_0_0_small <= \$1083 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1035 ;
+    place_q_0_0_e_eff <= \$1084 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1036 ;
+    place_q_0_0_sign <= \$1085 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1037 ;
+    place_q_0_0_zero <= \$1086 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1038 ;
+    place_q_0_0_inf <= \$1087 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1039 ;
+    place_q_0_0_nan <= \$1088 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1040 ;
+    place_q_0_1_kept <= \$1089 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1041 ;
+    place_q_0_1_below <= \$1090 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1042 ;
+    place_q_0_1_sticky <= \$1091 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1043 ;
+    place_q_0_1_small <= \$1092 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1044 ;
+    place_q_0_1_e_eff <= \$1093 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1045 ;
+    place_q_0_1_sign <= \$1094 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1046 ;
+    place_q_0_1_zero <= \$1095 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1047 ;
+    place_q_0_1_inf <= \$1096 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1048 ;
+    place_q_0_1_nan <= \$1097 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1049 ;
+    place_q_1_0 <= \$1098 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1050 ;
+    place_q_1_1 <= \$1099 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1051 ;
+    place_q_1_2 <= \$1100 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1052 ;
+    place_q_1_3 <= \$1101 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1053 ;
+    round_q_0_0_count <= \$1102 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1054 ;
+    round_q_0_0_up <= \$1103 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1055 ;
+    round_q_0_0_small <= \$1104 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1056 ;
+    round_q_0_0_e_eff <= \$1105 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1057 ;
+    round_q_0_0_sign <= \$1106 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1058 ;
+    round_q_0_0_zero <= \$1107 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1059 ;
+    round_q_0_0_inf <= \$1108 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1060 ;
+    round_q_0_0_nan <= \$1109 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1061 ;
+    round_q_0_1_count <= \$1110 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1062 ;
+    round_q_0_1_up <= \$1111 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1063 ;
+    round_q_0_1_small <= \$1112 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1064 ;
+    round_q_0_1_e_eff <= \$1113 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1065 ;
+    round_q_0_1_sign <= \$1114 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1066 ;
+    round_q_0_1_zero <= \$1115 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1067 ;
+    round_q_0_1_inf <= \$1116 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1068 ;
+    round_q_0_1_nan <= \$1117 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1069 ;
+    round_q_1_0 <= \$1118 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1070 ;
+    round_q_1_1 <= \$1119 ;
   always @(posedge clk)
-    round_q_1_0 <= \$1071 ;
+    round_q_1_2 <= \$1120 ;
   always @(posedge clk)
-    round_q_1_1 <= \$1072 ;
+    round_q_1_3 <= \$1121 ;
   always @(posedge clk)
-    round_q_1_2 <= \$1073 ;
+    acc <= \$1122 ;
   always @(posedge clk)
-    round_q_1_3 <= \$1074 ;
+    done <= \$1123 ;
   always @(posedge clk)
-    acc <= \$1075 ;
+    fresh <= \$1124 ;
   always @(posedge clk)
-    done <= \$1076 ;
-  always @(posedge clk)
-    fresh <= \$1077 ;
-  always @(posedge clk)
-    acc_mode <= \$1078 ;
+    acc_mode <= \$1125 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$3866$0 (\$1079 ),
-    .\port$3868$0 (\$1080 ),
-    .\port$3870$0 (\$1081 ),
-    .\port$3872$0 (\$1082 ),
-    .\port$3874$0 (\$1083 ),
-    .\port$3876$0 (\$1084 ),
-    .\port$3878$0 (\$1085 ),
-    .\port$3880$0 (\$1086 ),
+    .\port$4184$0 (\$1126 ),
+    .\port$4186$0 (\$1127 ),
+    .\port$4188$0 (\$1128 ),
+    .\port$4190$0 (\$1129 ),
+    .\port$4192$0 (\$1130 ),
+    .\port$4194$0 (\$1131 ),
+    .\port$4196$0 (\$1132 ),
+    .\port$4198$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step[4:3])
-      2'h0:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h1:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h2:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      default:
-          rand_sum = 8'h00;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sign = \$183 [15];
-      default:
-          base_sign = \$206 [15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_zero = \$190 ;
-      default:
-          base_zero = \$213 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_inf = \$197 ;
-      default:
-          base_inf = \$220 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_nan = \$204 ;
-      default:
-          base_nan = \$227 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
-      default:
-          base_exp = \$134 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sig = base_fp16_sig;
-      default:
-          base_sig = { base_bf16_sig, 3'h0 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    (* full_case = 32'd1 *)
-    casez (round_q_1_3)
-      2'h0:
-          sum_code = sum_fp16_sr8;
-      2'h1:
-          sum_code = sum_fp16_sr8;
-      2'h2:
-          sum_code = sum_fp16_sr8;
-      default:
-          sum_code = sum_bf16_rne;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$953  = step;
+    \$1000  = step;
     if (rst) begin
-      \$953  = 5'h00;
+      \$1000  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$954  = \$859 ;
-    if (rst) begin
-      \$954  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$955  = \$865 ;
-    if (rst) begin
-      \$955  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$956  = \$871 ;
-    if (rst) begin
-      \$956  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$957  = \$876 ;
-    if (rst) begin
-      \$957  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$958  = p_exp_sum;
-    if (rst) begin
-      \$958  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$959  = p_full;
-    if (rst) begin
-      \$959  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$960  = rand_sum;
-    if (rst) begin
-      \$960  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$961  = base_sign;
-    if (rst) begin
-      \$961  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$962  = base_zero;
-    if (rst) begin
-      \$962  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$963  = base_inf;
-    if (rst) begin
-      \$963  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$964  = base_nan;
-    if (rst) begin
-      \$964  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$965  = base_exp;
-    if (rst) begin
-      \$965  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$966  = base_sig;
-    if (rst) begin
-      \$966  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$967  = \$877 ;
-    if (rst) begin
-      \$967  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$968  = \$879 ;
-    if (rst) begin
-      \$968  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$969  = \$880 ;
-    if (rst) begin
-      \$969  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$970  = \$881 ;
-    if (rst) begin
-      \$970  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$971  = \$2 [9:0];
-    if (rst) begin
-      \$971  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$972  = \$4 [15:0];
-    if (rst) begin
-      \$972  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$973  = product_0;
-    if (rst) begin
-      \$973  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$974  = \$882 ;
-    if (rst) begin
-      \$974  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$975  = product_2;
-    if (rst) begin
-      \$975  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$976  = step_mode;
-    if (rst) begin
-      \$976  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$977  = \$883 ;
-    if (rst) begin
-      \$977  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$978  = \$886 ;
-    if (rst) begin
-      \$978  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$979  = \$893 [4:0];
-    if (rst) begin
-      \$979  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$980  = \$894 ;
-    if (rst) begin
-      \$980  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$981  = \$895 ;
-    if (rst) begin
-      \$981  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$982  = \$896 ;
-    if (rst) begin
-      \$982  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$983  = \$901 ;
-    if (rst) begin
-      \$983  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$984  = \$910 ;
-    if (rst) begin
-      \$984  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$985  = \$911 ;
-    if (rst) begin
-      \$985  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$986  = \$912 ;
-    if (rst) begin
-      \$986  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$987  = \$913 ;
-    if (rst) begin
-      \$987  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$988  = unpack_q_2_0;
-    if (rst) begin
-      \$988  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$989  = unpack_q_2_1;
-    if (rst) begin
-      \$989  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$990  = unpack_q_2_2;
-    if (rst) begin
-      \$990  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$991  = unpack_q_2_3;
-    if (rst) begin
-      \$991  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    if (rst) begin
-      \$992  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
-    if (rst) begin
-      \$993  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$994  = order_q_0_subtract;
-    if (rst) begin
-      \$994  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$995  = order_q_0_flags_big_exp;
-    if (rst) begin
-      \$995  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$996  = order_q_0_flags_big_sign;
-    if (rst) begin
-      \$996  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$997  = order_q_0_flags_nan;
-    if (rst) begin
-      \$997  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$998  = order_q_0_flags_inf;
-    if (rst) begin
-      \$998  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$999  = order_q_0_flags_inf_sign;
-    if (rst) begin
-      \$999  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1000  = order_q_0_flags_both_zero;
-    if (rst) begin
-      \$1000  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1001  = order_q_0_flags_zero_sign;
+    \$1001  = \$906 ;
     if (rst) begin
       \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1002  = order_q_1_0;
+    \$1002  = \$912 ;
     if (rst) begin
-      \$1002  = 5'h00;
+      \$1002  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1003  = order_q_1_1;
+    \$1003  = \$918 ;
     if (rst) begin
       \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1004  = order_q_1_2;
+    \$1004  = \$923 ;
     if (rst) begin
-      \$1004  = 8'h00;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1005  = order_q_1_3;
+    \$1005  = p_exp_sum;
     if (rst) begin
-      \$1005  = 2'h0;
+      \$1005  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1006  = \$237 [27:0];
+    \$1006  = p_full;
     if (rst) begin
-      \$1006  = 28'h0000000;
+      \$1006  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1007  = align_q_0_flags_big_exp;
+    \$1007  = rand_sum;
     if (rst) begin
-      \$1007  = 10'h000;
+      \$1007  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1008  = align_q_0_flags_big_sign;
+    \$1008  = base_sign;
     if (rst) begin
       \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1009  = align_q_0_flags_nan;
+    \$1009  = base_zero;
     if (rst) begin
       \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1010  = align_q_0_flags_inf;
+    \$1010  = base_inf;
     if (rst) begin
       \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1011  = align_q_0_flags_inf_sign;
+    \$1011  = base_nan;
     if (rst) begin
       \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1012  = align_q_0_flags_both_zero;
+    \$1012  = base_exp;
     if (rst) begin
-      \$1012  = 1'h0;
+      \$1012  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1013  = align_q_0_flags_zero_sign;
+    \$1013  = base_sig;
     if (rst) begin
-      \$1013  = 1'h0;
+      \$1013  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1014  = \$915 ;
+    \$1014  = \$924 ;
     if (rst) begin
-      \$1014  = 11'h000;
+      \$1014  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1015  = \$916 ;
+    \$1015  = \$926 ;
     if (rst) begin
-      \$1015  = 11'h000;
+      \$1015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1016  = align_q_1_0;
+    \$1016  = \$927 ;
     if (rst) begin
-      \$1016  = 5'h00;
+      \$1016  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1017  = align_q_1_1;
+    \$1017  = \$928 ;
     if (rst) begin
       \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1018  = align_q_1_2;
+    \$1018  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 8'h00;
+      \$1018  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1019  = align_q_1_3;
+    \$1019  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 2'h0;
+      \$1019  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1020  = \$920 ;
+    \$1020  = product_0;
     if (rst) begin
-      \$1020  = 1'h0;
+      \$1020  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1021  = \$922 ;
+    \$1021  = \$929 ;
     if (rst) begin
       \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1022  = add_q_0_flags_inf;
+    \$1022  = product_2;
     if (rst) begin
-      \$1022  = 1'h0;
+      \$1022  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1023  = add_q_0_flags_nan;
+    \$1023  = step_mode;
     if (rst) begin
-      \$1023  = 1'h0;
+      \$1023  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1024  = \$794 [9:0];
+    \$1024  = \$930 ;
     if (rst) begin
-      \$1024  = 10'h000;
+      \$1024  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1025  = add_normalized;
+    \$1025  = \$933 ;
     if (rst) begin
-      \$1025  = 27'h0000000;
+      \$1025  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1026  = add_q_0_total[0];
+    \$1026  = \$940 [4:0];
     if (rst) begin
-      \$1026  = 1'h0;
+      \$1026  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1027  = \$923 ;
+    \$1027  = \$941 ;
     if (rst) begin
-      \$1027  = 12'h000;
+      \$1027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1028  = \$924 ;
+    \$1028  = \$942 ;
     if (rst) begin
-      \$1028  = 12'h000;
+      \$1028  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1029  = add_q_2_0;
+    \$1029  = \$943 ;
     if (rst) begin
-      \$1029  = 5'h00;
+      \$1029  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1030  = add_q_2_1;
+    \$1030  = \$948 ;
     if (rst) begin
       \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1031  = add_q_2_2;
+    \$1031  = \$957 ;
     if (rst) begin
-      \$1031  = 8'h00;
+      \$1031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1032  = add_q_2_3;
+    \$1032  = \$958 ;
     if (rst) begin
-      \$1032  = 2'h0;
+      \$1032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1033  = sum_fp16_sr8_wide[99:64];
+    \$1033  = \$959 ;
     if (rst) begin
-      \$1033  = 36'h000000000;
+      \$1033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1034  = sum_fp16_sr8_wide[63:0];
+    \$1034  = \$960 ;
     if (rst) begin
-      \$1034  = 64'h0000000000000000;
+      \$1034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1035  = normalize_q_0_1;
+    \$1035  = unpack_q_2_0;
     if (rst) begin
-      \$1035  = 1'h0;
+      \$1035  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1036  = \$927 ;
+    \$1036  = unpack_q_2_1;
     if (rst) begin
       \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1037  = \$933 ;
+    \$1037  = unpack_q_2_2;
     if (rst) begin
-      \$1037  = 10'h000;
+      \$1037  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1038  = normalize_q_0_0_sign;
+    \$1038  = unpack_q_2_3;
     if (rst) begin
-      \$1038  = 1'h0;
+      \$1038  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1039  = normalize_q_0_0_zero;
+    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 1'h0;
+      \$1039  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1040  = normalize_q_0_0_inf;
+    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
     if (rst) begin
-      \$1040  = 1'h0;
+      \$1040  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1041  = normalize_q_0_0_nan;
+    \$1041  = order_q_0_subtract;
     if (rst) begin
       \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1042  = sum_bf16_rne_wide[60:32];
+    \$1042  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1042  = 29'h00000000;
+      \$1042  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1043  = sum_bf16_rne_wide[31:0];
+    \$1043  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1043  = 32'd0;
+      \$1043  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1044  = normalize_q_0_1;
+    \$1044  = order_q_0_flags_nan;
     if (rst) begin
       \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1045  = \$936 ;
+    \$1045  = order_q_0_flags_inf;
     if (rst) begin
       \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1046  = \$942 ;
+    \$1046  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1046  = 10'h000;
+      \$1046  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1047  = normalize_q_0_0_sign;
+    \$1047  = order_q_0_flags_both_zero;
     if (rst) begin
       \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1048  = normalize_q_0_0_zero;
+    \$1048  = order_q_0_flags_zero_sign;
     if (rst) begin
       \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1049  = normalize_q_0_0_inf;
+    \$1049  = order_q_1_0;
     if (rst) begin
-      \$1049  = 1'h0;
+      \$1049  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1050  = normalize_q_0_0_nan;
+    \$1050  = order_q_1_1;
     if (rst) begin
       \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1051  = normalize_q_2_0;
+    \$1051  = order_q_1_2;
     if (rst) begin
-      \$1051  = 5'h00;
+      \$1051  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1052  = normalize_q_2_1;
+    \$1052  = order_q_1_3;
     if (rst) begin
-      \$1052  = 1'h0;
+      \$1052  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1053  = normalize_q_2_2;
+    \$1053  = \$278 [27:0];
     if (rst) begin
-      \$1053  = 8'h00;
+      \$1053  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1054  = normalize_q_2_3;
+    \$1054  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1054  = 2'h0;
+      \$1054  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1055  = place_q_0_0_kept[35:25];
+    \$1055  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1055  = 11'h000;
+      \$1055  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1056  = \$943 [8];
+    \$1056  = align_q_0_flags_nan;
     if (rst) begin
       \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1057  = place_q_0_0_small;
+    \$1057  = align_q_0_flags_inf;
     if (rst) begin
       \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1058  = place_q_0_0_e_eff;
+    \$1058  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1058  = 10'h000;
+      \$1058  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1059  = place_q_0_0_sign;
+    \$1059  = align_q_0_flags_both_zero;
     if (rst) begin
       \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1060  = place_q_0_0_zero;
+    \$1060  = align_q_0_flags_zero_sign;
     if (rst) begin
       \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1061  = place_q_0_0_inf;
+    \$1061  = \$962 ;
     if (rst) begin
-      \$1061  = 1'h0;
+      \$1061  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1062  = place_q_0_0_nan;
+    \$1062  = \$963 ;
     if (rst) begin
-      \$1062  = 1'h0;
+      \$1062  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1063  = place_q_0_1_kept[28:21];
+    \$1063  = align_q_1_0;
     if (rst) begin
-      \$1063  = 8'h00;
+      \$1063  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1064  = \$949 ;
+    \$1064  = align_q_1_1;
     if (rst) begin
       \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1065  = place_q_0_1_small;
+    \$1065  = align_q_1_2;
     if (rst) begin
-      \$1065  = 1'h0;
+      \$1065  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1066  = place_q_0_1_e_eff;
+    \$1066  = align_q_1_3;
     if (rst) begin
-      \$1066  = 10'h000;
+      \$1066  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1067  = place_q_0_1_sign;
+    \$1067  = \$967 ;
     if (rst) begin
       \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1068  = place_q_0_1_zero;
+    \$1068  = \$969 ;
     if (rst) begin
       \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1069  = place_q_0_1_inf;
+    \$1069  = add_q_0_flags_inf;
     if (rst) begin
       \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1070  = place_q_0_1_nan;
+    \$1070  = add_q_0_flags_nan;
     if (rst) begin
       \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1071  = place_q_1_0;
+    \$1071  = \$835 [9:0];
     if (rst) begin
-      \$1071  = 5'h00;
+      \$1071  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1072  = place_q_1_1;
+    \$1072  = add_normalized;
     if (rst) begin
-      \$1072  = 1'h0;
+      \$1072  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1073  = place_q_1_2;
+    \$1073  = add_q_0_total[0];
     if (rst) begin
-      \$1073  = 8'h00;
+      \$1073  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1074  = place_q_1_3;
+    \$1074  = \$970 ;
     if (rst) begin
-      \$1074  = 2'h0;
+      \$1074  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1075  = sum_code;
+    \$1075  = \$971 ;
     if (rst) begin
-      \$1075  = 16'h0000;
+      \$1075  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1076  = \$950 ;
+    \$1076  = add_q_2_0;
     if (rst) begin
-      \$1076  = 1'h0;
+      \$1076  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1077  = \$952 ;
+    \$1077  = add_q_2_1;
     if (rst) begin
-      \$1077  = 1'h1;
+      \$1077  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1078  = round_q_1_3;
+    \$1078  = add_q_2_2;
     if (rst) begin
-      \$1078  = 2'h0;
+      \$1078  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1079  = add_q_2_3;
+    if (rst) begin
+      \$1079  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1080  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$1080  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1081  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$1081  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1082  = normalize_q_0_1;
+    if (rst) begin
+      \$1082  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1083  = \$974 ;
+    if (rst) begin
+      \$1083  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1084  = \$980 ;
+    if (rst) begin
+      \$1084  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1085  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1085  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1086  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1086  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1087  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1087  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1088  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1088  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1089  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$1089  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1090  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$1090  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1091  = normalize_q_0_1;
+    if (rst) begin
+      \$1091  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1092  = \$983 ;
+    if (rst) begin
+      \$1092  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1093  = \$989 ;
+    if (rst) begin
+      \$1093  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1094  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1094  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1095  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1095  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1096  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1096  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1097  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1097  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1098  = normalize_q_2_0;
+    if (rst) begin
+      \$1098  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1099  = normalize_q_2_1;
+    if (rst) begin
+      \$1099  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1100  = normalize_q_2_2;
+    if (rst) begin
+      \$1100  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1101  = normalize_q_2_3;
+    if (rst) begin
+      \$1101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1102  = place_q_0_0_kept[35:25];
+    if (rst) begin
+      \$1102  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1103  = \$990 [8];
+    if (rst) begin
+      \$1103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1104  = place_q_0_0_small;
+    if (rst) begin
+      \$1104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1105  = place_q_0_0_e_eff;
+    if (rst) begin
+      \$1105  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1106  = place_q_0_0_sign;
+    if (rst) begin
+      \$1106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1107  = place_q_0_0_zero;
+    if (rst) begin
+      \$1107  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1108  = place_q_0_0_inf;
+    if (rst) begin
+      \$1108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1109  = place_q_0_0_nan;
+    if (rst) begin
+      \$1109  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1110  = place_q_0_1_kept[28:21];
+    if (rst) begin
+      \$1110  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1111  = \$996 ;
+    if (rst) begin
+      \$1111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1112  = place_q_0_1_small;
+    if (rst) begin
+      \$1112  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1113  = place_q_0_1_e_eff;
+    if (rst) begin
+      \$1113  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1114  = place_q_0_1_sign;
+    if (rst) begin
+      \$1114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1115  = place_q_0_1_zero;
+    if (rst) begin
+      \$1115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1116  = place_q_0_1_inf;
+    if (rst) begin
+      \$1116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1117  = place_q_0_1_nan;
+    if (rst) begin
+      \$1117  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1118  = place_q_1_0;
+    if (rst) begin
+      \$1118  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1119  = place_q_1_1;
+    if (rst) begin
+      \$1119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1120  = place_q_1_2;
+    if (rst) begin
+      \$1120  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1121  = place_q_1_3;
+    if (rst) begin
+      \$1121  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1122  = sum_code;
+    if (rst) begin
+      \$1122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1123  = \$997 ;
+    if (rst) begin
+      \$1123  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1124  = \$999 ;
+    if (rst) begin
+      \$1124  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$1125  = round_q_1_3;
+    if (rst) begin
+      \$1125  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-  assign p_exp = \$2 [9:0];
-  assign p_sig = \$4 [15:0];
-  assign base_fp16_exp = \$41 [5:0];
-  assign base_bf16_exp = \$134 [8:0];
-  assign add_total = \$237 [27:0];
-  assign add_lz = { \$792 , \$769  };
-  assign add_exp = \$794 [9:0];
+  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign p_exp = \$7 [9:0];
+  assign p_sig = \$9 [15:0];
+  assign base_fp16_exp = \$46 [5:0];
+  assign base_bf16_exp = \$139 [8:0];
+  assign add_total = \$278 [27:0];
+  assign add_lz = { \$833 , \$810  };
+  assign add_exp = \$835 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
@@ -14147,69 +14254,63 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \round_q_1_0.last  = round_q_1_0[1];
   assign \round_q_1_0.flush  = round_q_1_0[2];
   assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_bf16_rne = \$858 ;
-  assign sum_bf16_rne_mag = \$844 ;
-  assign sum_fp16_sr8 = \$832 ;
-  assign sum_fp16_sr8_mag = \$818 ;
+  assign sum_code = \$905 ;
+  assign sum_bf16_rne = \$899 ;
+  assign sum_bf16_rne_mag = \$885 ;
+  assign sum_fp16_sr8 = \$873 ;
+  assign sum_fp16_sr8_mag = \$859 ;
   assign en = step[0];
-  assign \$3  = { product_1_full, 1'h0 };
-  assign \$51  = { \$50 [9:0], 1'h0 };
-  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
-  assign \$61  = { \$60 [9:0], 3'h0 };
-  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
-  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
-  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
-  assign \$81  = { \$80 [9:0], 7'h00 };
-  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
-  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
-  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
-  assign \$144  = { \$143 [6:0], 1'h0 };
-  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
-  assign \$154  = { \$153 [6:0], 3'h0 };
-  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
-  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
-  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
-  assign \$174  = { \$173 [6:0], 7'h00 };
-  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$245  = { 7'h00, \$244 , 8'h00 };
-  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$258  = { 7'h00, \$257 , 8'h00 };
-  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$263  = { 3'h0, \$262 , 4'h0 };
-  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$271  = { 7'h00, \$270 , 8'h00 };
-  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$285  = { 7'h00, \$284 , 8'h00 };
-  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$298  = { 7'h00, \$297 , 8'h00 };
-  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$303  = { 3'h0, \$302 , 4'h0 };
-  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$311  = { 7'h00, \$310 , 8'h00 };
-  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$317  = { 1'h0, \$316 , 2'h0 };
-  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$325  = { 7'h00, \$324 , 8'h00 };
-  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$338  = { 7'h00, \$337 , 8'h00 };
-  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$343  = { 3'h0, \$342 , 4'h0 };
-  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$351  = { 7'h00, \$350 , 8'h00 };
-  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$8  = { product_1_full, 1'h0 };
+  assign \$56  = { \$55 [9:0], 1'h0 };
+  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
+  assign \$66  = { \$65 [9:0], 3'h0 };
+  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
+  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
+  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
+  assign \$86  = { \$85 [9:0], 7'h00 };
+  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
+  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
+  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
+  assign \$149  = { \$148 [6:0], 1'h0 };
+  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
+  assign \$159  = { \$158 [6:0], 3'h0 };
+  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
+  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
+  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
+  assign \$179  = { \$178 [6:0], 7'h00 };
+  assign \$188  = \$187 ;
+  assign \$198  = \$197 ;
+  assign \$218  = \$217 ;
+  assign \$238  = \$237 ;
+  assign \$258  = \$257 ;
+  assign \$264  = \$263 ;
+  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$286  = { 7'h00, \$285 , 8'h00 };
+  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$299  = { 7'h00, \$298 , 8'h00 };
+  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$304  = { 3'h0, \$303 , 4'h0 };
+  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$312  = { 7'h00, \$311 , 8'h00 };
+  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$326  = { 7'h00, \$325 , 8'h00 };
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$339  = { 7'h00, \$338 , 8'h00 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$344  = { 3'h0, \$343 , 4'h0 };
+  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 7'h00, \$351 , 8'h00 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 1'h0, \$357 , 2'h0 };
   assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$366  = { 7'h00, \$365 , 8'h00 };
@@ -14223,34 +14324,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 7'h00, \$405 , 8'h00 };
-  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$419  = { 7'h00, \$418 , 8'h00 };
-  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$424  = { 3'h0, \$423 , 4'h0 };
-  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 7'h00, \$431 , 8'h00 };
-  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 1'h0, \$437 , 2'h0 };
-  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$446  = { 7'h00, \$445 , 8'h00 };
-  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$459  = { 7'h00, \$458 , 8'h00 };
-  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$464  = { 3'h0, \$463 , 4'h0 };
-  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$472  = { 7'h00, \$471 , 8'h00 };
-  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { \$478 , 1'h0 };
+  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$407  = { 7'h00, \$406 , 8'h00 };
+  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$420  = { 7'h00, \$419 , 8'h00 };
+  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 3'h0, \$424 , 4'h0 };
+  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$433  = { 7'h00, \$432 , 8'h00 };
+  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$447  = { 7'h00, \$446 , 8'h00 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$460  = { 7'h00, \$459 , 8'h00 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$465  = { 3'h0, \$464 , 4'h0 };
+  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 7'h00, \$472 , 8'h00 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 1'h0, \$478 , 2'h0 };
   assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$487  = { 7'h00, \$486 , 8'h00 };
@@ -14264,65 +14364,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 7'h00, \$526 , 8'h00 };
-  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$540  = { 7'h00, \$539 , 8'h00 };
-  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$545  = { 3'h0, \$544 , 4'h0 };
-  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 7'h00, \$552 , 8'h00 };
-  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 1'h0, \$558 , 2'h0 };
-  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$567  = { 7'h00, \$566 , 8'h00 };
-  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$580  = { 7'h00, \$579 , 8'h00 };
-  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$585  = { 3'h0, \$584 , 4'h0 };
-  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$593  = { 7'h00, \$592 , 8'h00 };
-  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$636  = 1'h1;
-  assign \$637  = 1'h0;
-  assign \$638  = 1'h0;
-  assign \$639  = 1'h0;
-  assign \$640  = 1'h1;
-  assign \$641  = 1'h1;
-  assign \$642  = 1'h1;
-  assign \$643  = 1'h1;
-  assign \$644  = 1'h0;
-  assign \$645  = 1'h1;
-  assign \$653  = { \$652 , \$650  };
-  assign \$656  = 1'h1;
-  assign \$657  = 1'h0;
-  assign \$658  = 1'h0;
-  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
-  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
-  assign \$819  = 1'h0;
-  assign \$820  = round_q_0_0_nan;
-  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
-  assign \$830  = 1'h0;
-  assign \$831  = round_q_0_0_nan;
-  assign \$834  = { \$833 [7:0], 7'h00 };
-  assign \$839  = { \$838 [7:0], 7'h00 };
-  assign \$845  = 1'h0;
-  assign \$846  = round_q_0_1_nan;
-  assign \$851  = { \$850 [7:0], 7'h00 };
-  assign \$856  = 1'h0;
-  assign \$857  = round_q_0_1_nan;
+  assign \$520  = { \$519 , 1'h0 };
+  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$528  = { 7'h00, \$527 , 8'h00 };
+  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$541  = { 7'h00, \$540 , 8'h00 };
+  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 3'h0, \$545 , 4'h0 };
+  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$554  = { 7'h00, \$553 , 8'h00 };
+  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { 7'h00, \$567 , 8'h00 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$581  = { 7'h00, \$580 , 8'h00 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$586  = { 3'h0, \$585 , 4'h0 };
+  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 7'h00, \$593 , 8'h00 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 1'h0, \$599 , 2'h0 };
+  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$608  = { 7'h00, \$607 , 8'h00 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$621  = { 7'h00, \$620 , 8'h00 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$626  = { 3'h0, \$625 , 4'h0 };
+  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 7'h00, \$633 , 8'h00 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$677  = 1'h1;
+  assign \$678  = 1'h0;
+  assign \$679  = 1'h0;
+  assign \$680  = 1'h0;
+  assign \$681  = 1'h1;
+  assign \$682  = 1'h1;
+  assign \$683  = 1'h1;
+  assign \$684  = 1'h1;
+  assign \$685  = 1'h0;
+  assign \$686  = 1'h1;
+  assign \$694  = { \$693 , \$691  };
+  assign \$697  = 1'h1;
+  assign \$698  = 1'h0;
+  assign \$699  = 1'h0;
+  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
+  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
+  assign \$860  = 1'h0;
+  assign \$861  = round_q_0_0_nan;
+  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
+  assign \$871  = 1'h0;
+  assign \$872  = round_q_0_0_nan;
+  assign \$875  = { \$874 [7:0], 7'h00 };
+  assign \$880  = { \$879 [7:0], 7'h00 };
+  assign \$886  = 1'h0;
+  assign \$887  = round_q_0_1_nan;
+  assign \$892  = { \$891 [7:0], 7'h00 };
+  assign \$897  = 1'h0;
+  assign \$898  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3866$0 , \port$3868$0 , \port$3870$0 , \port$3872$0 , \port$3874$0 , \port$3876$0 , \port$3878$0 , \port$3880$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4184$0 , \port$4186$0 , \port$4188$0 , \port$4190$0 , \port$4192$0 , \port$4194$0 , \port$4196$0 , \port$4198$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14606,22 +14720,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3866$0 , \port$3868
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$3866$0 ;
-  wire \port$3866$0 ;
-  output \port$3868$0 ;
-  wire \port$3868$0 ;
-  output \port$3870$0 ;
-  wire \port$3870$0 ;
-  output \port$3872$0 ;
-  wire \port$3872$0 ;
-  output \port$3874$0 ;
-  wire \port$3874$0 ;
-  output \port$3876$0 ;
-  wire \port$3876$0 ;
-  output \port$3878$0 ;
-  wire \port$3878$0 ;
-  output \port$3880$0 ;
-  wire \port$3880$0 ;
+  output \port$4184$0 ;
+  wire \port$4184$0 ;
+  output \port$4186$0 ;
+  wire \port$4186$0 ;
+  output \port$4188$0 ;
+  wire \port$4188$0 ;
+  output \port$4190$0 ;
+  wire \port$4190$0 ;
+  output \port$4192$0 ;
+  wire \port$4192$0 ;
+  output \port$4194$0 ;
+  wire \port$4194$0 ;
+  output \port$4196$0 ;
+  wire \port$4196$0 ;
+  output \port$4198$0 ;
+  wire \port$4198$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -14785,14 +14899,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3866$0 , \port$3868
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3866$0  = \$2 ;
-  assign \port$3868$0  = \$4 ;
-  assign \port$3870$0  = \$6 ;
-  assign \port$3872$0  = \$8 ;
-  assign \port$3874$0  = \$10 ;
-  assign \port$3876$0  = \$12 ;
-  assign \port$3878$0  = \$14 ;
-  assign \port$3880$0  = \$16 ;
+  assign \port$4184$0  = \$2 ;
+  assign \port$4186$0  = \$4 ;
+  assign \port$4188$0  = \$6 ;
+  assign \port$4190$0  = \$8 ;
+  assign \port$4192$0  = \$10 ;
+  assign \port$4194$0  = \$12 ;
+  assign \port$4196$0  = \$14 ;
+  assign \port$4198$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15070,150 +15184,197 @@ endmodule
 (* generator = "Amaranth" *)
 module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [10:0] \$1 ;
-  wire [6:0] \$10 ;
-  wire [10:0] \$100 ;
-  reg \$1000 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [15:0] \$100 ;
+  reg [4:0] \$1000 ;
   reg \$1001 ;
-  reg [4:0] \$1002 ;
+  reg \$1002 ;
   reg \$1003 ;
-  reg [7:0] \$1004 ;
-  reg [1:0] \$1005 ;
-  reg [27:0] \$1006 ;
-  reg [9:0] \$1007 ;
+  reg \$1004 ;
+  reg [9:0] \$1005 ;
+  reg [15:0] \$1006 ;
+  reg [7:0] \$1007 ;
   reg \$1008 ;
   reg \$1009 ;
-  wire [10:0] \$101 ;
+  wire [24:0] \$101 ;
   reg \$1010 ;
   reg \$1011 ;
-  reg \$1012 ;
-  reg \$1013 ;
-  reg [10:0] \$1014 ;
-  reg [10:0] \$1015 ;
-  reg [4:0] \$1016 ;
+  reg [8:0] \$1012 ;
+  reg [10:0] \$1013 ;
+  reg \$1014 ;
+  reg \$1015 ;
+  reg \$1016 ;
   reg \$1017 ;
-  reg [7:0] \$1018 ;
-  reg [1:0] \$1019 ;
+  reg [9:0] \$1018 ;
+  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg \$1020 ;
+  reg [4:0] \$1020 ;
   reg \$1021 ;
-  reg \$1022 ;
-  reg \$1023 ;
-  reg [9:0] \$1024 ;
-  reg [26:0] \$1025 ;
-  reg \$1026 ;
-  reg [11:0] \$1027 ;
-  reg [11:0] \$1028 ;
-  reg [4:0] \$1029 ;
+  reg [7:0] \$1022 ;
+  reg [1:0] \$1023 ;
+  reg [15:0] \$1024 ;
+  reg [15:0] \$1025 ;
+  reg [4:0] \$1026 ;
+  reg \$1027 ;
+  reg [9:0] \$1028 ;
+  reg \$1029 ;
   wire [10:0] \$103 ;
   reg \$1030 ;
-  reg [7:0] \$1031 ;
-  reg [1:0] \$1032 ;
-  reg [35:0] \$1033 ;
-  reg [63:0] \$1034 ;
-  reg \$1035 ;
+  reg \$1031 ;
+  reg \$1032 ;
+  reg \$1033 ;
+  reg \$1034 ;
+  reg [4:0] \$1035 ;
   reg \$1036 ;
-  reg [9:0] \$1037 ;
-  reg \$1038 ;
-  reg \$1039 ;
+  reg [7:0] \$1037 ;
+  reg [1:0] \$1038 ;
+  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg \$1040 ;
+  reg [27:0] \$1040 ;
   reg \$1041 ;
-  reg [28:0] \$1042 ;
-  reg [31:0] \$1043 ;
+  reg [9:0] \$1042 ;
+  reg \$1043 ;
   reg \$1044 ;
   reg \$1045 ;
-  reg [9:0] \$1046 ;
+  reg \$1046 ;
   reg \$1047 ;
   reg \$1048 ;
-  reg \$1049 ;
+  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
   reg \$1050 ;
-  reg [4:0] \$1051 ;
-  reg \$1052 ;
-  reg [7:0] \$1053 ;
-  reg [1:0] \$1054 ;
-  reg [10:0] \$1055 ;
+  reg [7:0] \$1051 ;
+  reg [1:0] \$1052 ;
+  reg [27:0] \$1053 ;
+  reg [9:0] \$1054 ;
+  reg \$1055 ;
   reg \$1056 ;
   reg \$1057 ;
-  reg [9:0] \$1058 ;
+  reg \$1058 ;
   reg \$1059 ;
   wire [10:0] \$106 ;
   reg \$1060 ;
-  reg \$1061 ;
-  reg \$1062 ;
-  reg [7:0] \$1063 ;
+  reg [10:0] \$1061 ;
+  reg [10:0] \$1062 ;
+  reg [4:0] \$1063 ;
   reg \$1064 ;
-  reg \$1065 ;
-  reg [9:0] \$1066 ;
+  reg [7:0] \$1065 ;
+  reg [1:0] \$1066 ;
   reg \$1067 ;
   reg \$1068 ;
   reg \$1069 ;
-  wire \$107 ;
+  wire [10:0] \$107 ;
   reg \$1070 ;
-  reg [4:0] \$1071 ;
-  reg \$1072 ;
-  reg [7:0] \$1073 ;
-  reg [1:0] \$1074 ;
-  reg [15:0] \$1075 ;
-  reg \$1076 ;
+  reg [9:0] \$1071 ;
+  reg [26:0] \$1072 ;
+  reg \$1073 ;
+  reg [11:0] \$1074 ;
+  reg [11:0] \$1075 ;
+  reg [4:0] \$1076 ;
   reg \$1077 ;
-  reg [1:0] \$1078 ;
-  wire \$1079 ;
-  wire [15:0] \$108 ;
-  wire \$1080 ;
-  wire \$1081 ;
-  wire \$1082 ;
-  wire \$1083 ;
-  wire \$1084 ;
-  wire \$1085 ;
-  wire \$1086 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire [15:0] \$111 ;
-  wire [9:0] \$112 ;
-  wire \$113 ;
-  wire [15:0] \$114 ;
+  reg [7:0] \$1078 ;
+  reg [1:0] \$1079 ;
+  wire [10:0] \$108 ;
+  reg [35:0] \$1080 ;
+  reg [63:0] \$1081 ;
+  reg \$1082 ;
+  reg \$1083 ;
+  reg [9:0] \$1084 ;
+  reg \$1085 ;
+  reg \$1086 ;
+  reg \$1087 ;
+  reg \$1088 ;
+  reg [28:0] \$1089 ;
+  wire [10:0] \$109 ;
+  reg [31:0] \$1090 ;
+  reg \$1091 ;
+  reg \$1092 ;
+  reg [9:0] \$1093 ;
+  reg \$1094 ;
+  reg \$1095 ;
+  reg \$1096 ;
+  reg \$1097 ;
+  reg [4:0] \$1098 ;
+  reg \$1099 ;
+  wire [15:0] \$11 ;
+  wire [10:0] \$110 ;
+  reg [7:0] \$1100 ;
+  reg [1:0] \$1101 ;
+  reg [10:0] \$1102 ;
+  reg \$1103 ;
+  reg \$1104 ;
+  reg [9:0] \$1105 ;
+  reg \$1106 ;
+  reg \$1107 ;
+  reg \$1108 ;
+  reg \$1109 ;
+  wire [10:0] \$111 ;
+  reg [7:0] \$1110 ;
+  reg \$1111 ;
+  reg \$1112 ;
+  reg [9:0] \$1113 ;
+  reg \$1114 ;
+  reg \$1115 ;
+  reg \$1116 ;
+  reg \$1117 ;
+  reg [4:0] \$1118 ;
+  reg \$1119 ;
+  wire \$112 ;
+  reg [7:0] \$1120 ;
+  reg [1:0] \$1121 ;
+  reg [15:0] \$1122 ;
+  reg \$1123 ;
+  reg \$1124 ;
+  reg [1:0] \$1125 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  wire \$1129 ;
+  wire [15:0] \$113 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  wire \$1133 ;
+  wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
-  wire \$117 ;
-  wire [15:0] \$118 ;
-  wire \$119 ;
-  wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
-  wire [15:0] \$124 ;
-  wire \$125 ;
-  wire [15:0] \$126 ;
-  wire [8:0] \$127 ;
-  wire [8:0] \$128 ;
-  wire [8:0] \$129 ;
+  wire [9:0] \$117 ;
+  wire \$118 ;
+  wire [15:0] \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire [15:0] \$121 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
+  wire \$124 ;
+  wire [15:0] \$125 ;
+  wire \$126 ;
+  wire [15:0] \$127 ;
+  wire \$128 ;
+  wire [15:0] \$129 ;
   wire \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
+  wire \$130 ;
+  wire [15:0] \$131 ;
   wire [8:0] \$132 ;
   wire [8:0] \$133 ;
-  wire [9:0] \$134 ;
-  wire \$135 ;
-  wire [15:0] \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [15:0] \$139 ;
+  wire [8:0] \$134 ;
+  wire [8:0] \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
   wire [15:0] \$14 ;
   wire \$140 ;
   wire [15:0] \$141 ;
   wire \$142 ;
-  wire [15:0] \$143 ;
-  wire [7:0] \$144 ;
+  wire \$143 ;
+  wire [15:0] \$144 ;
   wire \$145 ;
   wire [15:0] \$146 ;
   wire \$147 ;
   wire [15:0] \$148 ;
-  wire [9:0] \$149 ;
-  wire \$15 ;
+  wire [7:0] \$149 ;
+  wire [6:0] \$15 ;
   wire \$150 ;
   wire [15:0] \$151 ;
   wire \$152 ;
@@ -15223,8 +15384,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [15:0] \$156 ;
   wire \$157 ;
   wire [15:0] \$158 ;
-  wire [13:0] \$159 ;
-  wire [15:0] \$16 ;
+  wire [9:0] \$159 ;
+  wire \$16 ;
   wire \$160 ;
   wire [15:0] \$161 ;
   wire \$162 ;
@@ -15235,216 +15396,216 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$167 ;
   wire [15:0] \$168 ;
   wire [13:0] \$169 ;
-  wire \$17 ;
+  wire [15:0] \$17 ;
   wire \$170 ;
   wire [15:0] \$171 ;
   wire \$172 ;
   wire [15:0] \$173 ;
   wire [13:0] \$174 ;
-  wire [7:0] \$175 ;
-  wire [7:0] \$176 ;
-  wire [7:0] \$177 ;
-  wire [7:0] \$178 ;
-  wire [7:0] \$179 ;
-  wire [15:0] \$18 ;
+  wire \$175 ;
+  wire [15:0] \$176 ;
+  wire \$177 ;
+  wire [15:0] \$178 ;
+  wire [13:0] \$179 ;
+  wire \$18 ;
   wire [7:0] \$180 ;
   wire [7:0] \$181 ;
-  wire \$182 ;
-  wire [15:0] \$183 ;
-  wire \$184 ;
-  wire [15:0] \$185 ;
-  wire \$186 ;
+  wire [7:0] \$182 ;
+  wire [7:0] \$183 ;
+  wire [7:0] \$184 ;
+  wire [7:0] \$185 ;
+  wire [7:0] \$186 ;
   wire \$187 ;
-  wire [15:0] \$188 ;
+  wire \$188 ;
   wire \$189 ;
-  wire \$19 ;
+  wire [15:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire [15:0] \$192 ;
+  wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
-  wire [15:0] \$195 ;
-  wire \$196 ;
+  wire [15:0] \$194 ;
+  wire \$195 ;
+  wire [15:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
-  wire [15:0] \$199 ;
-  wire [10:0] \$2 ;
-  wire [15:0] \$20 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [15:0] \$202 ;
+  wire \$202 ;
   wire \$203 ;
-  wire \$204 ;
+  wire [15:0] \$204 ;
   wire \$205 ;
-  wire [15:0] \$206 ;
-  wire \$207 ;
-  wire [15:0] \$208 ;
+  wire \$206 ;
+  wire [15:0] \$207 ;
+  wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [15:0] \$21 ;
   wire \$210 ;
   wire [15:0] \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire \$214 ;
-  wire [15:0] \$215 ;
+  wire [15:0] \$214 ;
+  wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [15:0] \$218 ;
+  wire \$218 ;
   wire \$219 ;
-  wire [15:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
-  wire [15:0] \$222 ;
+  wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
-  wire [15:0] \$225 ;
+  wire [15:0] \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire \$227 ;
+  wire [15:0] \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire \$23 ;
+  wire [15:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
+  wire [15:0] \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire \$234 ;
-  wire [28:0] \$235 ;
-  wire [28:0] \$236 ;
-  wire [29:0] \$237 ;
+  wire [15:0] \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
   wire \$238 ;
-  wire [57:0] \$239 ;
-  wire [15:0] \$24 ;
-  wire [26:0] \$240 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
   wire \$241 ;
   wire \$242 ;
-  wire [57:0] \$243 ;
-  wire [26:0] \$244 ;
-  wire [41:0] \$245 ;
+  wire \$243 ;
+  wire [15:0] \$244 ;
+  wire \$245 ;
   wire \$246 ;
-  wire [57:0] \$247 ;
-  wire [26:0] \$248 ;
-  wire [26:0] \$249 ;
-  wire \$25 ;
+  wire [15:0] \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [15:0] \$25 ;
   wire \$250 ;
-  wire \$251 ;
-  wire [57:0] \$252 ;
-  wire [26:0] \$253 ;
-  wire \$254 ;
+  wire [15:0] \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire [15:0] \$254 ;
   wire \$255 ;
-  wire [57:0] \$256 ;
-  wire [26:0] \$257 ;
-  wire [41:0] \$258 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
   wire \$259 ;
-  wire [15:0] \$26 ;
-  wire [57:0] \$260 ;
-  wire [26:0] \$261 ;
-  wire [26:0] \$262 ;
-  wire [33:0] \$263 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
   wire \$264 ;
-  wire [57:0] \$265 ;
-  wire [26:0] \$266 ;
+  wire \$265 ;
+  wire \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire [57:0] \$269 ;
-  wire \$27 ;
-  wire [26:0] \$270 ;
-  wire [41:0] \$271 ;
+  wire \$269 ;
+  wire [15:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
   wire \$272 ;
-  wire [57:0] \$273 ;
-  wire [26:0] \$274 ;
-  wire [26:0] \$275 ;
-  wire [26:0] \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire [57:0] \$279 ;
-  wire [15:0] \$28 ;
-  wire [26:0] \$280 ;
-  wire \$281 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire [28:0] \$276 ;
+  wire [28:0] \$277 ;
+  wire [29:0] \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire [57:0] \$280 ;
+  wire [26:0] \$281 ;
   wire \$282 ;
-  wire [57:0] \$283 ;
-  wire [26:0] \$284 ;
-  wire [41:0] \$285 ;
-  wire \$286 ;
-  wire [57:0] \$287 ;
-  wire [26:0] \$288 ;
+  wire \$283 ;
+  wire [57:0] \$284 ;
+  wire [26:0] \$285 ;
+  wire [41:0] \$286 ;
+  wire \$287 ;
+  wire [57:0] \$288 ;
   wire [26:0] \$289 ;
-  wire \$29 ;
-  wire \$290 ;
+  wire [15:0] \$29 ;
+  wire [26:0] \$290 ;
   wire \$291 ;
-  wire [57:0] \$292 ;
-  wire [26:0] \$293 ;
-  wire \$294 ;
+  wire \$292 ;
+  wire [57:0] \$293 ;
+  wire [26:0] \$294 ;
   wire \$295 ;
-  wire [57:0] \$296 ;
-  wire [26:0] \$297 ;
-  wire [41:0] \$298 ;
-  wire \$299 ;
-  wire [16:0] \$3 ;
-  wire [15:0] \$30 ;
-  wire [57:0] \$300 ;
-  wire [26:0] \$301 ;
+  wire \$296 ;
+  wire [57:0] \$297 ;
+  wire [26:0] \$298 ;
+  wire [41:0] \$299 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$300 ;
+  wire [57:0] \$301 ;
   wire [26:0] \$302 ;
-  wire [33:0] \$303 ;
-  wire \$304 ;
-  wire [57:0] \$305 ;
-  wire [26:0] \$306 ;
-  wire \$307 ;
+  wire [26:0] \$303 ;
+  wire [33:0] \$304 ;
+  wire \$305 ;
+  wire [57:0] \$306 ;
+  wire [26:0] \$307 ;
   wire \$308 ;
-  wire [57:0] \$309 ;
-  wire [5:0] \$31 ;
-  wire [26:0] \$310 ;
-  wire [41:0] \$311 ;
-  wire \$312 ;
-  wire [57:0] \$313 ;
-  wire [26:0] \$314 ;
+  wire \$309 ;
+  wire [15:0] \$31 ;
+  wire [57:0] \$310 ;
+  wire [26:0] \$311 ;
+  wire [41:0] \$312 ;
+  wire \$313 ;
+  wire [57:0] \$314 ;
   wire [26:0] \$315 ;
   wire [26:0] \$316 ;
-  wire [29:0] \$317 ;
+  wire [26:0] \$317 ;
   wire \$318 ;
-  wire [57:0] \$319 ;
-  wire [5:0] \$32 ;
-  wire [26:0] \$320 ;
-  wire \$321 ;
+  wire \$319 ;
+  wire \$32 ;
+  wire [57:0] \$320 ;
+  wire [26:0] \$321 ;
   wire \$322 ;
-  wire [57:0] \$323 ;
-  wire [26:0] \$324 ;
-  wire [41:0] \$325 ;
-  wire \$326 ;
-  wire [57:0] \$327 ;
-  wire [26:0] \$328 ;
+  wire \$323 ;
+  wire [57:0] \$324 ;
+  wire [26:0] \$325 ;
+  wire [41:0] \$326 ;
+  wire \$327 ;
+  wire [57:0] \$328 ;
   wire [26:0] \$329 ;
-  wire [5:0] \$33 ;
-  wire \$330 ;
+  wire [15:0] \$33 ;
+  wire [26:0] \$330 ;
   wire \$331 ;
-  wire [57:0] \$332 ;
-  wire [26:0] \$333 ;
-  wire \$334 ;
+  wire \$332 ;
+  wire [57:0] \$333 ;
+  wire [26:0] \$334 ;
   wire \$335 ;
-  wire [57:0] \$336 ;
-  wire [26:0] \$337 ;
-  wire [41:0] \$338 ;
-  wire \$339 ;
-  wire [5:0] \$34 ;
-  wire [57:0] \$340 ;
-  wire [26:0] \$341 ;
+  wire \$336 ;
+  wire [57:0] \$337 ;
+  wire [26:0] \$338 ;
+  wire [41:0] \$339 ;
+  wire \$34 ;
+  wire \$340 ;
+  wire [57:0] \$341 ;
   wire [26:0] \$342 ;
-  wire [33:0] \$343 ;
-  wire \$344 ;
-  wire [57:0] \$345 ;
-  wire [26:0] \$346 ;
-  wire \$347 ;
+  wire [26:0] \$343 ;
+  wire [33:0] \$344 ;
+  wire \$345 ;
+  wire [57:0] \$346 ;
+  wire [26:0] \$347 ;
   wire \$348 ;
-  wire [57:0] \$349 ;
-  wire [5:0] \$35 ;
-  wire [26:0] \$350 ;
-  wire [41:0] \$351 ;
-  wire \$352 ;
-  wire [57:0] \$353 ;
-  wire [26:0] \$354 ;
+  wire \$349 ;
+  wire [15:0] \$35 ;
+  wire [57:0] \$350 ;
+  wire [26:0] \$351 ;
+  wire [41:0] \$352 ;
+  wire \$353 ;
+  wire [57:0] \$354 ;
   wire [26:0] \$355 ;
   wire [26:0] \$356 ;
   wire [26:0] \$357 ;
-  wire \$358 ;
+  wire [29:0] \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
   wire [57:0] \$360 ;
@@ -15488,97 +15649,97 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [26:0] \$395 ;
   wire [26:0] \$396 ;
   wire [26:0] \$397 ;
-  wire \$398 ;
+  wire [26:0] \$398 ;
   wire \$399 ;
-  wire [16:0] \$4 ;
+  wire [7:0] \$4 ;
   wire [5:0] \$40 ;
-  wire [57:0] \$400 ;
-  wire [26:0] \$401 ;
-  wire \$402 ;
+  wire \$400 ;
+  wire [57:0] \$401 ;
+  wire [26:0] \$402 ;
   wire \$403 ;
-  wire [57:0] \$404 ;
-  wire [26:0] \$405 ;
-  wire [41:0] \$406 ;
-  wire \$407 ;
-  wire [57:0] \$408 ;
-  wire [26:0] \$409 ;
-  wire [6:0] \$41 ;
+  wire \$404 ;
+  wire [57:0] \$405 ;
+  wire [26:0] \$406 ;
+  wire [41:0] \$407 ;
+  wire \$408 ;
+  wire [57:0] \$409 ;
+  wire [5:0] \$41 ;
   wire [26:0] \$410 ;
-  wire \$411 ;
+  wire [26:0] \$411 ;
   wire \$412 ;
-  wire [57:0] \$413 ;
-  wire [26:0] \$414 ;
-  wire \$415 ;
+  wire \$413 ;
+  wire [57:0] \$414 ;
+  wire [26:0] \$415 ;
   wire \$416 ;
-  wire [57:0] \$417 ;
-  wire [26:0] \$418 ;
-  wire [41:0] \$419 ;
-  wire \$42 ;
-  wire \$420 ;
-  wire [57:0] \$421 ;
-  wire [26:0] \$422 ;
+  wire \$417 ;
+  wire [57:0] \$418 ;
+  wire [26:0] \$419 ;
+  wire [5:0] \$42 ;
+  wire [41:0] \$420 ;
+  wire \$421 ;
+  wire [57:0] \$422 ;
   wire [26:0] \$423 ;
-  wire [33:0] \$424 ;
-  wire \$425 ;
-  wire [57:0] \$426 ;
-  wire [26:0] \$427 ;
-  wire \$428 ;
+  wire [26:0] \$424 ;
+  wire [33:0] \$425 ;
+  wire \$426 ;
+  wire [57:0] \$427 ;
+  wire [26:0] \$428 ;
   wire \$429 ;
-  wire [15:0] \$43 ;
-  wire [57:0] \$430 ;
-  wire [26:0] \$431 ;
-  wire [41:0] \$432 ;
-  wire \$433 ;
-  wire [57:0] \$434 ;
-  wire [26:0] \$435 ;
+  wire [5:0] \$43 ;
+  wire \$430 ;
+  wire [57:0] \$431 ;
+  wire [26:0] \$432 ;
+  wire [41:0] \$433 ;
+  wire \$434 ;
+  wire [57:0] \$435 ;
   wire [26:0] \$436 ;
   wire [26:0] \$437 ;
-  wire [29:0] \$438 ;
+  wire [26:0] \$438 ;
   wire \$439 ;
-  wire \$44 ;
-  wire [57:0] \$440 ;
-  wire [26:0] \$441 ;
-  wire \$442 ;
+  wire [5:0] \$44 ;
+  wire \$440 ;
+  wire [57:0] \$441 ;
+  wire [26:0] \$442 ;
   wire \$443 ;
-  wire [57:0] \$444 ;
-  wire [26:0] \$445 ;
-  wire [41:0] \$446 ;
-  wire \$447 ;
-  wire [57:0] \$448 ;
-  wire [26:0] \$449 ;
-  wire \$45 ;
+  wire \$444 ;
+  wire [57:0] \$445 ;
+  wire [26:0] \$446 ;
+  wire [41:0] \$447 ;
+  wire \$448 ;
+  wire [57:0] \$449 ;
+  wire [5:0] \$45 ;
   wire [26:0] \$450 ;
-  wire \$451 ;
+  wire [26:0] \$451 ;
   wire \$452 ;
-  wire [57:0] \$453 ;
-  wire [26:0] \$454 ;
-  wire \$455 ;
+  wire \$453 ;
+  wire [57:0] \$454 ;
+  wire [26:0] \$455 ;
   wire \$456 ;
-  wire [57:0] \$457 ;
-  wire [26:0] \$458 ;
-  wire [41:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire \$460 ;
-  wire [57:0] \$461 ;
-  wire [26:0] \$462 ;
+  wire \$457 ;
+  wire [57:0] \$458 ;
+  wire [26:0] \$459 ;
+  wire [6:0] \$46 ;
+  wire [41:0] \$460 ;
+  wire \$461 ;
+  wire [57:0] \$462 ;
   wire [26:0] \$463 ;
-  wire [33:0] \$464 ;
-  wire \$465 ;
-  wire [57:0] \$466 ;
-  wire [26:0] \$467 ;
-  wire \$468 ;
+  wire [26:0] \$464 ;
+  wire [33:0] \$465 ;
+  wire \$466 ;
+  wire [57:0] \$467 ;
+  wire [26:0] \$468 ;
   wire \$469 ;
   wire \$47 ;
-  wire [57:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire [41:0] \$472 ;
-  wire \$473 ;
-  wire [57:0] \$474 ;
-  wire [26:0] \$475 ;
+  wire \$470 ;
+  wire [57:0] \$471 ;
+  wire [26:0] \$472 ;
+  wire [41:0] \$473 ;
+  wire \$474 ;
+  wire [57:0] \$475 ;
   wire [26:0] \$476 ;
   wire [26:0] \$477 ;
   wire [26:0] \$478 ;
-  wire [27:0] \$479 ;
+  wire [29:0] \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
   wire [57:0] \$481 ;
@@ -15601,8 +15762,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$497 ;
   wire [57:0] \$498 ;
   wire [26:0] \$499 ;
-  wire \$5 ;
-  wire [15:0] \$50 ;
+  wire [7:0] \$5 ;
+  wire \$50 ;
   wire [41:0] \$500 ;
   wire \$501 ;
   wire [57:0] \$502 ;
@@ -15613,7 +15774,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [57:0] \$507 ;
   wire [26:0] \$508 ;
   wire \$509 ;
-  wire [10:0] \$51 ;
+  wire [15:0] \$51 ;
   wire \$510 ;
   wire [57:0] \$511 ;
   wire [26:0] \$512 ;
@@ -15623,142 +15784,142 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [26:0] \$516 ;
   wire [26:0] \$517 ;
   wire [26:0] \$518 ;
-  wire \$519 ;
+  wire [26:0] \$519 ;
   wire \$52 ;
-  wire \$520 ;
-  wire [57:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire \$523 ;
+  wire [27:0] \$520 ;
+  wire \$521 ;
+  wire [57:0] \$522 ;
+  wire [26:0] \$523 ;
   wire \$524 ;
-  wire [57:0] \$525 ;
-  wire [26:0] \$526 ;
-  wire [41:0] \$527 ;
-  wire \$528 ;
-  wire [57:0] \$529 ;
+  wire \$525 ;
+  wire [57:0] \$526 ;
+  wire [26:0] \$527 ;
+  wire [41:0] \$528 ;
+  wire \$529 ;
   wire [15:0] \$53 ;
-  wire [26:0] \$530 ;
+  wire [57:0] \$530 ;
   wire [26:0] \$531 ;
-  wire \$532 ;
+  wire [26:0] \$532 ;
   wire \$533 ;
-  wire [57:0] \$534 ;
-  wire [26:0] \$535 ;
-  wire \$536 ;
+  wire \$534 ;
+  wire [57:0] \$535 ;
+  wire [26:0] \$536 ;
   wire \$537 ;
-  wire [57:0] \$538 ;
-  wire [26:0] \$539 ;
+  wire \$538 ;
+  wire [57:0] \$539 ;
   wire \$54 ;
-  wire [41:0] \$540 ;
-  wire \$541 ;
-  wire [57:0] \$542 ;
-  wire [26:0] \$543 ;
+  wire [26:0] \$540 ;
+  wire [41:0] \$541 ;
+  wire \$542 ;
+  wire [57:0] \$543 ;
   wire [26:0] \$544 ;
-  wire [33:0] \$545 ;
-  wire \$546 ;
-  wire [57:0] \$547 ;
-  wire [26:0] \$548 ;
-  wire \$549 ;
+  wire [26:0] \$545 ;
+  wire [33:0] \$546 ;
+  wire \$547 ;
+  wire [57:0] \$548 ;
+  wire [26:0] \$549 ;
   wire [15:0] \$55 ;
   wire \$550 ;
-  wire [57:0] \$551 ;
-  wire [26:0] \$552 ;
-  wire [41:0] \$553 ;
-  wire \$554 ;
-  wire [57:0] \$555 ;
-  wire [26:0] \$556 ;
+  wire \$551 ;
+  wire [57:0] \$552 ;
+  wire [26:0] \$553 ;
+  wire [41:0] \$554 ;
+  wire \$555 ;
+  wire [57:0] \$556 ;
   wire [26:0] \$557 ;
   wire [26:0] \$558 ;
-  wire [29:0] \$559 ;
-  wire [12:0] \$56 ;
+  wire [26:0] \$559 ;
+  wire [10:0] \$56 ;
   wire \$560 ;
-  wire [57:0] \$561 ;
-  wire [26:0] \$562 ;
-  wire \$563 ;
+  wire \$561 ;
+  wire [57:0] \$562 ;
+  wire [26:0] \$563 ;
   wire \$564 ;
-  wire [57:0] \$565 ;
-  wire [26:0] \$566 ;
-  wire [41:0] \$567 ;
-  wire \$568 ;
-  wire [57:0] \$569 ;
+  wire \$565 ;
+  wire [57:0] \$566 ;
+  wire [26:0] \$567 ;
+  wire [41:0] \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  wire [26:0] \$570 ;
+  wire [57:0] \$570 ;
   wire [26:0] \$571 ;
-  wire \$572 ;
+  wire [26:0] \$572 ;
   wire \$573 ;
-  wire [57:0] \$574 ;
-  wire [26:0] \$575 ;
-  wire \$576 ;
+  wire \$574 ;
+  wire [57:0] \$575 ;
+  wire [26:0] \$576 ;
   wire \$577 ;
-  wire [57:0] \$578 ;
-  wire [26:0] \$579 ;
+  wire \$578 ;
+  wire [57:0] \$579 ;
   wire [15:0] \$58 ;
-  wire [41:0] \$580 ;
-  wire \$581 ;
-  wire [57:0] \$582 ;
-  wire [26:0] \$583 ;
+  wire [26:0] \$580 ;
+  wire [41:0] \$581 ;
+  wire \$582 ;
+  wire [57:0] \$583 ;
   wire [26:0] \$584 ;
-  wire [33:0] \$585 ;
-  wire \$586 ;
-  wire [57:0] \$587 ;
-  wire [26:0] \$588 ;
-  wire \$589 ;
+  wire [26:0] \$585 ;
+  wire [33:0] \$586 ;
+  wire \$587 ;
+  wire [57:0] \$588 ;
+  wire [26:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire [57:0] \$591 ;
-  wire [26:0] \$592 ;
-  wire [41:0] \$593 ;
-  wire \$594 ;
-  wire [57:0] \$595 ;
-  wire [26:0] \$596 ;
+  wire \$591 ;
+  wire [57:0] \$592 ;
+  wire [26:0] \$593 ;
+  wire [41:0] \$594 ;
+  wire \$595 ;
+  wire [57:0] \$596 ;
   wire [26:0] \$597 ;
   wire [26:0] \$598 ;
   wire [26:0] \$599 ;
-  wire [15:0] \$6 ;
+  wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire \$600 ;
+  wire [29:0] \$600 ;
   wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
+  wire [57:0] \$602 ;
+  wire [26:0] \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
+  wire [57:0] \$606 ;
+  wire [26:0] \$607 ;
+  wire [41:0] \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
+  wire [57:0] \$610 ;
+  wire [26:0] \$611 ;
+  wire [26:0] \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
+  wire [57:0] \$615 ;
+  wire [26:0] \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire \$619 ;
+  wire [57:0] \$619 ;
   wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
+  wire [26:0] \$620 ;
+  wire [41:0] \$621 ;
   wire \$622 ;
-  wire \$623 ;
-  wire \$624 ;
-  wire \$625 ;
-  wire \$626 ;
+  wire [57:0] \$623 ;
+  wire [26:0] \$624 ;
+  wire [26:0] \$625 ;
+  wire [33:0] \$626 ;
   wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
+  wire [57:0] \$628 ;
+  wire [26:0] \$629 ;
   wire [15:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
-  wire \$632 ;
-  wire \$633 ;
-  wire \$634 ;
+  wire [57:0] \$632 ;
+  wire [26:0] \$633 ;
+  wire [41:0] \$634 ;
   wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
+  wire [57:0] \$636 ;
+  wire [26:0] \$637 ;
+  wire [26:0] \$638 ;
+  wire [26:0] \$639 ;
   wire \$64 ;
-  wire \$640 ;
+  wire [26:0] \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -15772,14 +15933,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
-  wire [1:0] \$653 ;
+  wire \$653 ;
   wire \$654 ;
   wire \$655 ;
   wire \$656 ;
   wire \$657 ;
   wire \$658 ;
   wire \$659 ;
-  wire [16:0] \$66 ;
+  wire [12:0] \$66 ;
   wire \$660 ;
   wire \$661 ;
   wire \$662 ;
@@ -15799,14 +15960,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire [1:0] \$678 ;
+  wire \$678 ;
   wire \$679 ;
   wire [15:0] \$68 ;
   wire \$680 ;
   wire \$681 ;
   wire \$682 ;
   wire \$683 ;
-  wire [2:0] \$684 ;
+  wire \$684 ;
   wire \$685 ;
   wire \$686 ;
   wire \$687 ;
@@ -15817,13 +15978,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$691 ;
   wire \$692 ;
   wire \$693 ;
-  wire \$694 ;
+  wire [1:0] \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
   wire \$699 ;
-  wire \$7 ;
+  wire [10:0] \$7 ;
   wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
@@ -15845,15 +16006,15 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$716 ;
   wire \$717 ;
   wire \$718 ;
-  wire \$719 ;
+  wire [1:0] \$719 ;
   wire \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
   wire \$723 ;
   wire \$724 ;
-  wire \$725 ;
-  wire [1:0] \$726 ;
+  wire [2:0] \$725 ;
+  wire \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
@@ -15881,13 +16042,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$749 ;
   wire [15:0] \$75 ;
   wire \$750 ;
-  wire [1:0] \$751 ;
+  wire \$751 ;
   wire \$752 ;
   wire \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire [2:0] \$757 ;
+  wire \$757 ;
   wire \$758 ;
   wire \$759 ;
   wire [16:0] \$76 ;
@@ -15898,9 +16059,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$764 ;
   wire \$765 ;
   wire \$766 ;
-  wire \$767 ;
+  wire [1:0] \$767 ;
   wire \$768 ;
-  wire [3:0] \$769 ;
+  wire \$769 ;
   wire \$77 ;
   wire \$770 ;
   wire \$771 ;
@@ -15926,133 +16087,133 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$79 ;
   wire \$790 ;
   wire \$791 ;
-  wire \$792 ;
-  wire [10:0] \$793 ;
-  wire [11:0] \$794 ;
+  wire [1:0] \$792 ;
+  wire \$793 ;
+  wire \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
-  wire \$798 ;
-  wire [5:0] \$799 ;
-  wire \$8 ;
+  wire [2:0] \$798 ;
+  wire \$799 ;
+  wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire [5:0] \$800 ;
+  wire \$800 ;
   wire \$801 ;
   wire \$802 ;
   wire \$803 ;
   wire \$804 ;
-  wire [4:0] \$805 ;
-  wire [4:0] \$806 ;
-  wire [10:0] \$807 ;
-  wire [19:0] \$808 ;
-  wire [11:0] \$809 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire [16:0] \$81 ;
-  wire [20:0] \$810 ;
+  wire [3:0] \$810 ;
   wire \$811 ;
-  wire [10:0] \$812 ;
-  wire [19:0] \$813 ;
-  wire [11:0] \$814 ;
-  wire [20:0] \$815 ;
-  wire [14:0] \$816 ;
-  wire [14:0] \$817 ;
-  wire [14:0] \$818 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
   wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
-  wire [10:0] \$824 ;
-  wire [19:0] \$825 ;
-  wire [11:0] \$826 ;
-  wire [20:0] \$827 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
   wire \$828 ;
   wire \$829 ;
   wire [15:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
-  wire [15:0] \$832 ;
-  wire [10:0] \$833 ;
-  wire [14:0] \$834 ;
-  wire [8:0] \$835 ;
-  wire [15:0] \$836 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire [10:0] \$834 ;
+  wire [11:0] \$835 ;
+  wire \$836 ;
   wire \$837 ;
-  wire [10:0] \$838 ;
-  wire [14:0] \$839 ;
+  wire \$838 ;
+  wire \$839 ;
   wire \$84 ;
-  wire [8:0] \$840 ;
-  wire [15:0] \$841 ;
-  wire [14:0] \$842 ;
-  wire [14:0] \$843 ;
-  wire [14:0] \$844 ;
+  wire [5:0] \$840 ;
+  wire [5:0] \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
   wire \$845 ;
-  wire \$846 ;
-  wire \$847 ;
-  wire \$848 ;
-  wire \$849 ;
+  wire [4:0] \$846 ;
+  wire [4:0] \$847 ;
+  wire [10:0] \$848 ;
+  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [10:0] \$850 ;
-  wire [14:0] \$851 ;
-  wire [8:0] \$852 ;
-  wire [15:0] \$853 ;
-  wire \$854 ;
-  wire \$855 ;
-  wire \$856 ;
-  wire \$857 ;
-  wire [15:0] \$858 ;
-  wire \$859 ;
-  wire [24:0] \$86 ;
+  wire [11:0] \$850 ;
+  wire [20:0] \$851 ;
+  wire \$852 ;
+  wire [10:0] \$853 ;
+  wire [19:0] \$854 ;
+  wire [11:0] \$855 ;
+  wire [20:0] \$856 ;
+  wire [14:0] \$857 ;
+  wire [14:0] \$858 ;
+  wire [14:0] \$859 ;
+  wire [16:0] \$86 ;
   wire \$860 ;
   wire \$861 ;
   wire \$862 ;
   wire \$863 ;
   wire \$864 ;
-  wire \$865 ;
-  wire \$866 ;
-  wire \$867 ;
-  wire \$868 ;
+  wire [10:0] \$865 ;
+  wire [19:0] \$866 ;
+  wire [11:0] \$867 ;
+  wire [20:0] \$868 ;
   wire \$869 ;
   wire \$87 ;
   wire \$870 ;
   wire \$871 ;
   wire \$872 ;
-  wire \$873 ;
-  wire \$874 ;
-  wire \$875 ;
-  wire \$876 ;
-  wire \$877 ;
+  wire [15:0] \$873 ;
+  wire [10:0] \$874 ;
+  wire [14:0] \$875 ;
+  wire [8:0] \$876 ;
+  wire [15:0] \$877 ;
   wire \$878 ;
-  wire \$879 ;
+  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire \$880 ;
-  wire \$881 ;
-  wire \$882 ;
-  wire [15:0] \$883 ;
-  wire \$884 ;
-  wire [15:0] \$885 ;
-  wire [15:0] \$886 ;
+  wire [14:0] \$880 ;
+  wire [8:0] \$881 ;
+  wire [15:0] \$882 ;
+  wire [14:0] \$883 ;
+  wire [14:0] \$884 ;
+  wire [14:0] \$885 ;
+  wire \$886 ;
   wire \$887 ;
   wire \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
-  wire [11:0] \$891 ;
-  wire [11:0] \$892 ;
-  wire [11:0] \$893 ;
-  wire \$894 ;
-  wire [9:0] \$895 ;
+  wire [10:0] \$891 ;
+  wire [14:0] \$892 ;
+  wire [8:0] \$893 ;
+  wire [15:0] \$894 ;
+  wire \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire \$898 ;
-  wire \$899 ;
-  wire [15:0] \$9 ;
+  wire [15:0] \$899 ;
+  wire [16:0] \$9 ;
   wire [15:0] \$90 ;
   wire \$900 ;
   wire \$901 ;
   wire \$902 ;
-  wire \$903 ;
-  wire \$904 ;
-  wire \$905 ;
+  wire [15:0] \$903 ;
+  wire [15:0] \$904 ;
+  wire [15:0] \$905 ;
   wire \$906 ;
   wire \$907 ;
   wire \$908 ;
@@ -16063,8 +16224,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$912 ;
   wire \$913 ;
   wire \$914 ;
-  wire [10:0] \$915 ;
-  wire [10:0] \$916 ;
+  wire \$915 ;
+  wire \$916 ;
   wire \$917 ;
   wire \$918 ;
   wire \$919 ;
@@ -16072,29 +16233,29 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$920 ;
   wire \$921 ;
   wire \$922 ;
-  wire [11:0] \$923 ;
-  wire [11:0] \$924 ;
+  wire \$923 ;
+  wire \$924 ;
   wire \$925 ;
   wire \$926 ;
   wire \$927 ;
   wire \$928 ;
   wire \$929 ;
   wire [15:0] \$93 ;
-  wire \$930 ;
+  wire [15:0] \$930 ;
   wire \$931 ;
-  wire [9:0] \$932 ;
-  wire [9:0] \$933 ;
+  wire [15:0] \$932 ;
+  wire [15:0] \$933 ;
   wire \$934 ;
   wire \$935 ;
   wire \$936 ;
   wire \$937 ;
-  wire \$938 ;
-  wire \$939 ;
+  wire [11:0] \$938 ;
+  wire [11:0] \$939 ;
   wire \$94 ;
-  wire \$940 ;
-  wire [9:0] \$941 ;
+  wire [11:0] \$940 ;
+  wire \$941 ;
   wire [9:0] \$942 ;
-  wire [8:0] \$943 ;
+  wire \$943 ;
   wire \$944 ;
   wire \$945 ;
   wire \$946 ;
@@ -16105,57 +16266,57 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$950 ;
   wire \$951 ;
   wire \$952 ;
-  reg [4:0] \$953 ;
-  reg \$954 ;
-  reg \$955 ;
-  reg \$956 ;
-  reg \$957 ;
-  reg [9:0] \$958 ;
-  reg [15:0] \$959 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
   wire [24:0] \$96 ;
-  reg [7:0] \$960 ;
-  reg \$961 ;
-  reg \$962 ;
-  reg \$963 ;
-  reg \$964 ;
-  reg [8:0] \$965 ;
-  reg [10:0] \$966 ;
-  reg \$967 ;
-  reg \$968 ;
-  reg \$969 ;
-  wire [10:0] \$97 ;
-  reg \$970 ;
-  reg [9:0] \$971 ;
-  reg [15:0] \$972 ;
-  reg [4:0] \$973 ;
-  reg \$974 ;
-  reg [7:0] \$975 ;
-  reg [1:0] \$976 ;
-  reg [15:0] \$977 ;
-  reg [15:0] \$978 ;
-  reg [4:0] \$979 ;
-  wire [10:0] \$98 ;
-  reg \$980 ;
-  reg [9:0] \$981 ;
-  reg \$982 ;
-  reg \$983 ;
-  reg \$984 ;
-  reg \$985 ;
-  reg \$986 ;
-  reg \$987 ;
-  reg [4:0] \$988 ;
-  reg \$989 ;
-  wire [10:0] \$99 ;
-  reg [7:0] \$990 ;
-  reg [1:0] \$991 ;
-  reg [27:0] \$992 ;
-  reg [27:0] \$993 ;
-  reg \$994 ;
-  reg [9:0] \$995 ;
-  reg \$996 ;
-  reg \$997 ;
-  reg \$998 ;
-  reg \$999 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire [10:0] \$962 ;
+  wire [10:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire \$97 ;
+  wire [11:0] \$970 ;
+  wire [11:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire [9:0] \$979 ;
+  wire [15:0] \$98 ;
+  wire [9:0] \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire [9:0] \$988 ;
+  wire [9:0] \$989 ;
+  wire \$99 ;
+  wire [8:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -16224,14 +16385,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \b.zero ;
   wire [8:0] base_bf16_exp;
   wire [7:0] base_bf16_sig;
-  reg [8:0] base_exp;
+  wire [8:0] base_exp;
   wire [5:0] base_fp16_exp;
   wire [10:0] base_fp16_sig;
-  reg base_inf;
-  reg base_nan;
-  reg [10:0] base_sig;
-  reg base_sign;
-  reg base_zero;
+  wire base_inf;
+  wire base_nan;
+  wire [10:0] base_sig;
+  wire base_sign;
+  wire base_zero;
   wire [7:0] bits;
   wire [1:0] choice;
   input clk;
@@ -16326,7 +16487,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg product_1_sign = 1'h0;
   reg product_1_zero = 1'h0;
   reg [7:0] product_2 = 8'h00;
-  reg [7:0] rand_sum;
+  wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
@@ -16369,7 +16530,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
   wire [60:0] sum_bf16_rne_wide;
-  reg [15:0] sum_code;
+  wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
   wire [99:0] sum_fp16_sr8_wide;
@@ -16393,58 +16554,60 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg unpack_q_2_1 = 1'h0;
   reg [7:0] unpack_q_2_2 = 8'h00;
   reg [1:0] unpack_q_2_3 = 2'h0;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
+  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
+  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
-  assign \$1  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$2  = product_1_full[15] ? \$1  : { product_1_exp[9], product_1_exp };
-  assign \$4  = product_1_full[15] ? { 1'h0, product_1_full } : \$3 ;
+  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
+  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
+  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
   assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$5  = fresh & product_0[0];
-  assign \$6  = \$5  ? 16'h0000 : acc;
-  assign \$7  = | \$6 [14:10];
-  assign \$8  = fresh & product_0[0];
-  assign \$9  = \$8  ? 16'h0000 : acc;
-  assign \$10  = \$9 [14:10] - 4'hf;
-  assign \$11  = fresh & product_0[0];
-  assign \$12  = \$11  ? 16'h0000 : acc;
+  assign \$10  = fresh & product_0[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
   assign \$13  = fresh & product_0[0];
   assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = fresh & product_0[0];
-  assign \$16  = \$15  ? 16'h0000 : acc;
-  assign \$17  = fresh & product_0[0];
-  assign \$18  = \$17  ? 16'h0000 : acc;
-  assign \$19  = fresh & product_0[0];
-  assign \$20  = \$19  ? 16'h0000 : acc;
-  assign \$21  = fresh & product_0[0];
-  assign \$22  = \$21  ? 16'h0000 : acc;
-  assign \$23  = fresh & product_0[0];
-  assign \$24  = \$23  ? 16'h0000 : acc;
-  assign \$25  = fresh & product_0[0];
-  assign \$26  = \$25  ? 16'h0000 : acc;
-  assign \$27  = fresh & product_0[0];
-  assign \$28  = \$27  ? 16'h0000 : acc;
-  assign \$29  = fresh & product_0[0];
-  assign \$30  = \$29  ? 16'h0000 : acc;
-  assign \$31  = \$30 [0] ? 6'h28 : 6'h00;
-  assign \$32  = \$28 [1] ? 6'h29 : \$31 ;
-  assign \$33  = \$26 [2] ? 6'h2a : \$32 ;
-  assign \$34  = \$24 [3] ? 6'h2b : \$33 ;
-  assign \$35  = \$22 [4] ? 6'h2c : \$34 ;
-  assign \$36  = \$20 [5] ? 6'h2d : \$35 ;
-  assign \$37  = \$18 [6] ? 6'h2e : \$36 ;
-  assign \$38  = \$16 [7] ? 6'h2f : \$37 ;
-  assign \$39  = \$14 [8] ? 6'h30 : \$38 ;
-  assign \$40  = \$12 [9] ? 6'h31 : \$39 ;
-  assign \$41  = \$7  ? \$10  : { \$40 [5], \$40  };
-  assign \$42  = fresh & product_0[0];
-  assign \$43  = \$42  ? 16'h0000 : acc;
-  assign \$44  = | \$43 [14:10];
-  assign \$45  = fresh & product_0[0];
-  assign \$46  = \$45  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_0[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_0[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_0[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_0[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_0[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_0[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_0[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_0[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_0[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_0[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
   assign \$47  = fresh & product_0[0];
   assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = fresh & product_0[0];
-  assign \$50  = \$49  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_0[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
   assign \$52  = fresh & product_0[0];
   assign \$53  = \$52  ? 16'h0000 : acc;
   assign \$54  = fresh & product_0[0];
@@ -16481,54 +16644,54 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$93  = \$92  ? 16'h0000 : acc;
   assign \$94  = fresh & product_0[0];
   assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = \$93 [0] ? \$96 [10:0] : 11'h000;
-  assign \$98  = \$88 [1] ? \$91 [10:0] : \$97 ;
-  assign \$99  = \$83 [2] ? \$86 [10:0] : \$98 ;
-  assign \$100  = \$78 [3] ? \$81 [10:0] : \$99 ;
-  assign \$101  = \$73 [4] ? \$76 [10:0] : \$100 ;
-  assign \$102  = \$68 [5] ? \$71 [10:0] : \$101 ;
-  assign \$103  = \$63 [6] ? \$66 [10:0] : \$102 ;
-  assign \$104  = \$58 [7] ? \$61 [10:0] : \$103 ;
-  assign \$105  = \$53 [8] ? \$56 [10:0] : \$104 ;
-  assign \$106  = \$48 [9] ? \$51  : \$105 ;
-  assign base_fp16_sig = \$44  ? { 1'h1, \$46 [9:0] } : \$106 ;
-  assign \$107  = fresh & product_0[0];
-  assign \$108  = \$107  ? 16'h0000 : acc;
-  assign \$109  = | \$108 [14:7];
-  assign \$110  = fresh & product_0[0];
-  assign \$111  = \$110  ? 16'h0000 : acc;
-  assign \$112  = \$111 [14:7] - 7'h7f;
-  assign \$113  = fresh & product_0[0];
-  assign \$114  = \$113  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_0[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_0[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_0[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
   assign \$115  = fresh & product_0[0];
   assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = fresh & product_0[0];
-  assign \$118  = \$117  ? 16'h0000 : acc;
-  assign \$119  = fresh & product_0[0];
-  assign \$120  = \$119  ? 16'h0000 : acc;
-  assign \$121  = fresh & product_0[0];
-  assign \$122  = \$121  ? 16'h0000 : acc;
-  assign \$123  = fresh & product_0[0];
-  assign \$124  = \$123  ? 16'h0000 : acc;
-  assign \$125  = fresh & product_0[0];
-  assign \$126  = \$125  ? 16'h0000 : acc;
-  assign \$127  = \$126 [0] ? 9'h17b : 9'h000;
-  assign \$128  = \$124 [1] ? 9'h17c : \$127 ;
-  assign \$129  = \$122 [2] ? 9'h17d : \$128 ;
-  assign \$130  = \$120 [3] ? 9'h17e : \$129 ;
-  assign \$131  = \$118 [4] ? 9'h17f : \$130 ;
-  assign \$132  = \$116 [5] ? 9'h180 : \$131 ;
-  assign \$133  = \$114 [6] ? 9'h181 : \$132 ;
-  assign \$134  = \$109  ? \$112  : { \$133 [8], \$133  };
-  assign \$135  = fresh & product_0[0];
-  assign \$136  = \$135  ? 16'h0000 : acc;
-  assign \$137  = | \$136 [14:7];
-  assign \$138  = fresh & product_0[0];
-  assign \$139  = \$138  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_0[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_0[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_0[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_0[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_0[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_0[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_0[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
   assign \$140  = fresh & product_0[0];
   assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = fresh & product_0[0];
-  assign \$143  = \$142  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_0[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
   assign \$145  = fresh & product_0[0];
   assign \$146  = \$145  ? 16'h0000 : acc;
   assign \$147  = fresh & product_0[0];
@@ -16553,154 +16716,166 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$171  = \$170  ? 16'h0000 : acc;
   assign \$172  = fresh & product_0[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = \$171 [0] ? \$174 [7:0] : 8'h00;
-  assign \$176  = \$166 [1] ? \$169 [7:0] : \$175 ;
-  assign \$177  = \$161 [2] ? \$164 [7:0] : \$176 ;
-  assign \$178  = \$156 [3] ? \$159 [7:0] : \$177 ;
-  assign \$179  = \$151 [4] ? \$154 [7:0] : \$178 ;
-  assign \$180  = \$146 [5] ? \$149 [7:0] : \$179 ;
-  assign \$181  = \$141 [6] ? \$144  : \$180 ;
-  assign base_bf16_sig = \$137  ? { 1'h1, \$139 [6:0] } : \$181 ;
-  assign \$182  = fresh & product_0[0];
-  assign \$183  = \$182  ? 16'h0000 : acc;
-  assign \$184  = fresh & product_0[0];
-  assign \$185  = \$184  ? 16'h0000 : acc;
-  assign \$186  = ! \$185 [14:10];
-  assign \$187  = fresh & product_0[0];
-  assign \$188  = \$187  ? 16'h0000 : acc;
-  assign \$189  = ! \$188 [9:0];
-  assign \$190  = \$186  & \$189 ;
-  assign \$191  = fresh & product_0[0];
-  assign \$192  = \$191  ? 16'h0000 : acc;
-  assign \$193  = \$192 [14:10] == 5'h1f;
-  assign \$194  = fresh & product_0[0];
-  assign \$195  = \$194  ? 16'h0000 : acc;
-  assign \$196  = ! \$195 [9:0];
-  assign \$197  = \$193  & \$196 ;
-  assign \$198  = fresh & product_0[0];
-  assign \$199  = \$198  ? 16'h0000 : acc;
-  assign \$200  = \$199 [14:10] == 5'h1f;
-  assign \$201  = fresh & product_0[0];
-  assign \$202  = \$201  ? 16'h0000 : acc;
-  assign \$203  = | \$202 [9:0];
-  assign \$204  = \$200  & \$203 ;
-  assign \$205  = fresh & product_0[0];
-  assign \$206  = \$205  ? 16'h0000 : acc;
-  assign \$207  = fresh & product_0[0];
-  assign \$208  = \$207  ? 16'h0000 : acc;
-  assign \$209  = ! \$208 [14:7];
+  assign \$175  = fresh & product_0[0];
+  assign \$176  = \$175  ? 16'h0000 : acc;
+  assign \$177  = fresh & product_0[0];
+  assign \$178  = \$177  ? 16'h0000 : acc;
+  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
+  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
+  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
+  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
+  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
+  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
+  assign \$186  = \$146 [6] ? \$149  : \$185 ;
+  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
+  assign \$187  = ! step_mode;
+  assign \$189  = step_mode == 1'h1;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = step_mode == 2'h2;
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = fresh & product_0[0];
+  assign \$194  = \$193  ? 16'h0000 : acc;
+  assign \$195  = fresh & product_0[0];
+  assign \$196  = \$195  ? 16'h0000 : acc;
+  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
+  assign \$197  = ! step_mode;
+  assign \$199  = step_mode == 1'h1;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = step_mode == 2'h2;
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = fresh & product_0[0];
+  assign \$204  = \$203  ? 16'h0000 : acc;
+  assign \$205  = ! \$204 [14:10];
+  assign \$206  = fresh & product_0[0];
+  assign \$207  = \$206  ? 16'h0000 : acc;
+  assign \$208  = ! \$207 [9:0];
+  assign \$209  = \$205  & \$208 ;
   assign \$210  = fresh & product_0[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [6:0];
-  assign \$213  = \$209  & \$212 ;
-  assign \$214  = fresh & product_0[0];
-  assign \$215  = \$214  ? 16'h0000 : acc;
-  assign \$216  = \$215 [14:7] == 8'hff;
-  assign \$217  = fresh & product_0[0];
-  assign \$218  = \$217  ? 16'h0000 : acc;
-  assign \$219  = ! \$218 [6:0];
-  assign \$220  = \$216  & \$219 ;
-  assign \$221  = fresh & product_0[0];
-  assign \$222  = \$221  ? 16'h0000 : acc;
-  assign \$223  = \$222 [14:7] == 8'hff;
-  assign \$224  = fresh & product_0[0];
-  assign \$225  = \$224  ? 16'h0000 : acc;
-  assign \$226  = | \$225 [6:0];
-  assign \$227  = \$223  & \$226 ;
-  assign \$228  = ~ unpack_q_0_zero;
-  assign \$229  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$230  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$231  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$229  | \$232 ;
-  assign \$234  = \$228  & \$233 ;
-  assign add_a_big = unpack_q_1_zero | \$234 ;
+  assign \$212  = ! \$211 [14:7];
+  assign \$213  = fresh & product_0[0];
+  assign \$214  = \$213  ? 16'h0000 : acc;
+  assign \$215  = ! \$214 [6:0];
+  assign \$216  = \$212  & \$215 ;
+  assign base_zero = \$202  ? \$209  : \$216 ;
+  assign \$217  = ! step_mode;
+  assign \$219  = step_mode == 1'h1;
+  assign \$220  = \$218  | \$219 ;
+  assign \$221  = step_mode == 2'h2;
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = fresh & product_0[0];
+  assign \$224  = \$223  ? 16'h0000 : acc;
+  assign \$225  = \$224 [14:10] == 5'h1f;
+  assign \$226  = fresh & product_0[0];
+  assign \$227  = \$226  ? 16'h0000 : acc;
+  assign \$228  = ! \$227 [9:0];
+  assign \$229  = \$225  & \$228 ;
+  assign \$230  = fresh & product_0[0];
+  assign \$231  = \$230  ? 16'h0000 : acc;
+  assign \$232  = \$231 [14:7] == 8'hff;
+  assign \$233  = fresh & product_0[0];
+  assign \$234  = \$233  ? 16'h0000 : acc;
+  assign \$235  = ! \$234 [6:0];
+  assign \$236  = \$232  & \$235 ;
+  assign base_inf = \$222  ? \$229  : \$236 ;
+  assign \$237  = ! step_mode;
+  assign \$239  = step_mode == 1'h1;
+  assign \$240  = \$238  | \$239 ;
+  assign \$241  = step_mode == 2'h2;
+  assign \$242  = \$240  | \$241 ;
+  assign \$243  = fresh & product_0[0];
+  assign \$244  = \$243  ? 16'h0000 : acc;
+  assign \$245  = \$244 [14:10] == 5'h1f;
+  assign \$246  = fresh & product_0[0];
+  assign \$247  = \$246  ? 16'h0000 : acc;
+  assign \$248  = | \$247 [9:0];
+  assign \$249  = \$245  & \$248 ;
+  assign \$250  = fresh & product_0[0];
+  assign \$251  = \$250  ? 16'h0000 : acc;
+  assign \$252  = \$251 [14:7] == 8'hff;
+  assign \$253  = fresh & product_0[0];
+  assign \$254  = \$253  ? 16'h0000 : acc;
+  assign \$255  = | \$254 [6:0];
+  assign \$256  = \$252  & \$255 ;
+  assign base_nan = \$242  ? \$249  : \$256 ;
+  assign \$257  = ! step_mode;
+  assign \$259  = step_mode == 1'h1;
+  assign \$260  = \$258  | \$259 ;
+  assign \$261  = step_mode == 2'h2;
+  assign \$262  = \$260  | \$261 ;
+  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
+  assign \$263  = ! step_mode;
+  assign \$265  = step_mode == 1'h1;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = step_mode == 2'h2;
+  assign \$268  = \$266  | \$267 ;
+  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$269  = ~ unpack_q_0_zero;
+  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = \$270  | \$273 ;
+  assign \$275  = \$269  & \$274 ;
+  assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
   assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$235  = align_q_0_big - align_q_0_small;
-  assign \$236  = align_q_0_big + align_q_0_small;
-  assign \$237  = align_q_0_subtract ? { \$235 [28], \$235  } : { 1'h0, \$236  };
-  assign \$238  = ! add_q_0_total[27:12];
-  assign \$240  = \$238  ? \$239 [26:0] : add_q_0_total[27:1];
-  assign \$241  = ! \$240 [26:19];
-  assign \$242  = ! add_q_0_total[27:12];
-  assign \$244  = \$242  ? \$243 [26:0] : add_q_0_total[27:1];
-  assign \$246  = ! add_q_0_total[27:12];
-  assign \$248  = \$246  ? \$247 [26:0] : add_q_0_total[27:1];
-  assign \$249  = \$241  ? \$245 [26:0] : \$248 ;
-  assign \$250  = ! \$249 [26:23];
-  assign \$251  = ! add_q_0_total[27:12];
-  assign \$253  = \$251  ? \$252 [26:0] : add_q_0_total[27:1];
-  assign \$254  = ! \$253 [26:19];
-  assign \$255  = ! add_q_0_total[27:12];
-  assign \$257  = \$255  ? \$256 [26:0] : add_q_0_total[27:1];
-  assign \$259  = ! add_q_0_total[27:12];
-  assign \$261  = \$259  ? \$260 [26:0] : add_q_0_total[27:1];
-  assign \$262  = \$254  ? \$258 [26:0] : \$261 ;
-  assign \$264  = ! add_q_0_total[27:12];
-  assign \$266  = \$264  ? \$265 [26:0] : add_q_0_total[27:1];
-  assign \$267  = ! \$266 [26:19];
-  assign \$268  = ! add_q_0_total[27:12];
-  assign \$270  = \$268  ? \$269 [26:0] : add_q_0_total[27:1];
-  assign \$272  = ! add_q_0_total[27:12];
-  assign \$274  = \$272  ? \$273 [26:0] : add_q_0_total[27:1];
-  assign \$275  = \$267  ? \$271 [26:0] : \$274 ;
-  assign \$276  = \$250  ? \$263 [26:0] : \$275 ;
-  assign \$277  = ! \$276 [26:25];
-  assign \$278  = ! add_q_0_total[27:12];
-  assign \$280  = \$278  ? \$279 [26:0] : add_q_0_total[27:1];
-  assign \$281  = ! \$280 [26:19];
-  assign \$282  = ! add_q_0_total[27:12];
-  assign \$284  = \$282  ? \$283 [26:0] : add_q_0_total[27:1];
-  assign \$286  = ! add_q_0_total[27:12];
-  assign \$288  = \$286  ? \$287 [26:0] : add_q_0_total[27:1];
-  assign \$289  = \$281  ? \$285 [26:0] : \$288 ;
-  assign \$290  = ! \$289 [26:23];
-  assign \$291  = ! add_q_0_total[27:12];
-  assign \$293  = \$291  ? \$292 [26:0] : add_q_0_total[27:1];
-  assign \$294  = ! \$293 [26:19];
-  assign \$295  = ! add_q_0_total[27:12];
-  assign \$297  = \$295  ? \$296 [26:0] : add_q_0_total[27:1];
-  assign \$299  = ! add_q_0_total[27:12];
-  assign \$301  = \$299  ? \$300 [26:0] : add_q_0_total[27:1];
-  assign \$302  = \$294  ? \$298 [26:0] : \$301 ;
-  assign \$304  = ! add_q_0_total[27:12];
-  assign \$306  = \$304  ? \$305 [26:0] : add_q_0_total[27:1];
-  assign \$307  = ! \$306 [26:19];
-  assign \$308  = ! add_q_0_total[27:12];
-  assign \$310  = \$308  ? \$309 [26:0] : add_q_0_total[27:1];
-  assign \$312  = ! add_q_0_total[27:12];
-  assign \$314  = \$312  ? \$313 [26:0] : add_q_0_total[27:1];
-  assign \$315  = \$307  ? \$311 [26:0] : \$314 ;
-  assign \$316  = \$290  ? \$303 [26:0] : \$315 ;
-  assign \$318  = ! add_q_0_total[27:12];
-  assign \$320  = \$318  ? \$319 [26:0] : add_q_0_total[27:1];
-  assign \$321  = ! \$320 [26:19];
-  assign \$322  = ! add_q_0_total[27:12];
-  assign \$324  = \$322  ? \$323 [26:0] : add_q_0_total[27:1];
-  assign \$326  = ! add_q_0_total[27:12];
-  assign \$328  = \$326  ? \$327 [26:0] : add_q_0_total[27:1];
-  assign \$329  = \$321  ? \$325 [26:0] : \$328 ;
-  assign \$330  = ! \$329 [26:23];
-  assign \$331  = ! add_q_0_total[27:12];
-  assign \$333  = \$331  ? \$332 [26:0] : add_q_0_total[27:1];
-  assign \$334  = ! \$333 [26:19];
-  assign \$335  = ! add_q_0_total[27:12];
-  assign \$337  = \$335  ? \$336 [26:0] : add_q_0_total[27:1];
-  assign \$339  = ! add_q_0_total[27:12];
-  assign \$341  = \$339  ? \$340 [26:0] : add_q_0_total[27:1];
-  assign \$342  = \$334  ? \$338 [26:0] : \$341 ;
-  assign \$344  = ! add_q_0_total[27:12];
-  assign \$346  = \$344  ? \$345 [26:0] : add_q_0_total[27:1];
-  assign \$347  = ! \$346 [26:19];
-  assign \$348  = ! add_q_0_total[27:12];
-  assign \$350  = \$348  ? \$349 [26:0] : add_q_0_total[27:1];
-  assign \$352  = ! add_q_0_total[27:12];
-  assign \$354  = \$352  ? \$353 [26:0] : add_q_0_total[27:1];
-  assign \$355  = \$347  ? \$351 [26:0] : \$354 ;
-  assign \$356  = \$330  ? \$343 [26:0] : \$355 ;
-  assign \$357  = \$277  ? \$317 [26:0] : \$356 ;
-  assign \$358  = ! \$357 [26];
+  assign \$276  = align_q_0_big - align_q_0_small;
+  assign \$277  = align_q_0_big + align_q_0_small;
+  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
+  assign \$279  = ! add_q_0_total[27:12];
+  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
+  assign \$282  = ! \$281 [26:19];
+  assign \$283  = ! add_q_0_total[27:12];
+  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
+  assign \$287  = ! add_q_0_total[27:12];
+  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
+  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
+  assign \$291  = ! \$290 [26:23];
+  assign \$292  = ! add_q_0_total[27:12];
+  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
+  assign \$295  = ! \$294 [26:19];
+  assign \$296  = ! add_q_0_total[27:12];
+  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
+  assign \$300  = ! add_q_0_total[27:12];
+  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
+  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
+  assign \$305  = ! add_q_0_total[27:12];
+  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
+  assign \$308  = ! \$307 [26:19];
+  assign \$309  = ! add_q_0_total[27:12];
+  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
+  assign \$313  = ! add_q_0_total[27:12];
+  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
+  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
+  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
+  assign \$318  = ! \$317 [26:25];
+  assign \$319  = ! add_q_0_total[27:12];
+  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
+  assign \$322  = ! \$321 [26:19];
+  assign \$323  = ! add_q_0_total[27:12];
+  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
+  assign \$327  = ! add_q_0_total[27:12];
+  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
+  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
+  assign \$331  = ! \$330 [26:23];
+  assign \$332  = ! add_q_0_total[27:12];
+  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
+  assign \$335  = ! \$334 [26:19];
+  assign \$336  = ! add_q_0_total[27:12];
+  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
+  assign \$340  = ! add_q_0_total[27:12];
+  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
+  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
+  assign \$345  = ! add_q_0_total[27:12];
+  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
+  assign \$348  = ! \$347 [26:19];
+  assign \$349  = ! add_q_0_total[27:12];
+  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
+  assign \$353  = ! add_q_0_total[27:12];
+  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
+  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
+  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
   assign \$359  = ! add_q_0_total[27:12];
   assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
   assign \$362  = ! \$361 [26:19];
@@ -16727,60 +16902,61 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
   assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
   assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = ! \$397 [26:25];
-  assign \$399  = ! add_q_0_total[27:12];
-  assign \$401  = \$399  ? \$400 [26:0] : add_q_0_total[27:1];
-  assign \$402  = ! \$401 [26:19];
-  assign \$403  = ! add_q_0_total[27:12];
-  assign \$405  = \$403  ? \$404 [26:0] : add_q_0_total[27:1];
-  assign \$407  = ! add_q_0_total[27:12];
-  assign \$409  = \$407  ? \$408 [26:0] : add_q_0_total[27:1];
-  assign \$410  = \$402  ? \$406 [26:0] : \$409 ;
-  assign \$411  = ! \$410 [26:23];
-  assign \$412  = ! add_q_0_total[27:12];
-  assign \$414  = \$412  ? \$413 [26:0] : add_q_0_total[27:1];
-  assign \$415  = ! \$414 [26:19];
-  assign \$416  = ! add_q_0_total[27:12];
-  assign \$418  = \$416  ? \$417 [26:0] : add_q_0_total[27:1];
-  assign \$420  = ! add_q_0_total[27:12];
-  assign \$422  = \$420  ? \$421 [26:0] : add_q_0_total[27:1];
-  assign \$423  = \$415  ? \$419 [26:0] : \$422 ;
-  assign \$425  = ! add_q_0_total[27:12];
-  assign \$427  = \$425  ? \$426 [26:0] : add_q_0_total[27:1];
-  assign \$428  = ! \$427 [26:19];
-  assign \$429  = ! add_q_0_total[27:12];
-  assign \$431  = \$429  ? \$430 [26:0] : add_q_0_total[27:1];
-  assign \$433  = ! add_q_0_total[27:12];
-  assign \$435  = \$433  ? \$434 [26:0] : add_q_0_total[27:1];
-  assign \$436  = \$428  ? \$432 [26:0] : \$435 ;
-  assign \$437  = \$411  ? \$424 [26:0] : \$436 ;
-  assign \$439  = ! add_q_0_total[27:12];
-  assign \$441  = \$439  ? \$440 [26:0] : add_q_0_total[27:1];
-  assign \$442  = ! \$441 [26:19];
-  assign \$443  = ! add_q_0_total[27:12];
-  assign \$445  = \$443  ? \$444 [26:0] : add_q_0_total[27:1];
-  assign \$447  = ! add_q_0_total[27:12];
-  assign \$449  = \$447  ? \$448 [26:0] : add_q_0_total[27:1];
-  assign \$450  = \$442  ? \$446 [26:0] : \$449 ;
-  assign \$451  = ! \$450 [26:23];
-  assign \$452  = ! add_q_0_total[27:12];
-  assign \$454  = \$452  ? \$453 [26:0] : add_q_0_total[27:1];
-  assign \$455  = ! \$454 [26:19];
-  assign \$456  = ! add_q_0_total[27:12];
-  assign \$458  = \$456  ? \$457 [26:0] : add_q_0_total[27:1];
-  assign \$460  = ! add_q_0_total[27:12];
-  assign \$462  = \$460  ? \$461 [26:0] : add_q_0_total[27:1];
-  assign \$463  = \$455  ? \$459 [26:0] : \$462 ;
-  assign \$465  = ! add_q_0_total[27:12];
-  assign \$467  = \$465  ? \$466 [26:0] : add_q_0_total[27:1];
-  assign \$468  = ! \$467 [26:19];
-  assign \$469  = ! add_q_0_total[27:12];
-  assign \$471  = \$469  ? \$470 [26:0] : add_q_0_total[27:1];
-  assign \$473  = ! add_q_0_total[27:12];
-  assign \$475  = \$473  ? \$474 [26:0] : add_q_0_total[27:1];
-  assign \$476  = \$468  ? \$472 [26:0] : \$475 ;
-  assign \$477  = \$451  ? \$464 [26:0] : \$476 ;
-  assign \$478  = \$398  ? \$438 [26:0] : \$477 ;
+  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
+  assign \$399  = ! \$398 [26];
+  assign \$400  = ! add_q_0_total[27:12];
+  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
+  assign \$403  = ! \$402 [26:19];
+  assign \$404  = ! add_q_0_total[27:12];
+  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
+  assign \$408  = ! add_q_0_total[27:12];
+  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
+  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
+  assign \$412  = ! \$411 [26:23];
+  assign \$413  = ! add_q_0_total[27:12];
+  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
+  assign \$416  = ! \$415 [26:19];
+  assign \$417  = ! add_q_0_total[27:12];
+  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
+  assign \$421  = ! add_q_0_total[27:12];
+  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
+  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
+  assign \$426  = ! add_q_0_total[27:12];
+  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
+  assign \$429  = ! \$428 [26:19];
+  assign \$430  = ! add_q_0_total[27:12];
+  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
+  assign \$434  = ! add_q_0_total[27:12];
+  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
+  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
+  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
+  assign \$439  = ! \$438 [26:25];
+  assign \$440  = ! add_q_0_total[27:12];
+  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
+  assign \$443  = ! \$442 [26:19];
+  assign \$444  = ! add_q_0_total[27:12];
+  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
+  assign \$448  = ! add_q_0_total[27:12];
+  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
+  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
+  assign \$452  = ! \$451 [26:23];
+  assign \$453  = ! add_q_0_total[27:12];
+  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
+  assign \$456  = ! \$455 [26:19];
+  assign \$457  = ! add_q_0_total[27:12];
+  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
+  assign \$461  = ! add_q_0_total[27:12];
+  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
+  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
+  assign \$466  = ! add_q_0_total[27:12];
+  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
+  assign \$469  = ! \$468 [26:19];
+  assign \$470  = ! add_q_0_total[27:12];
+  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
+  assign \$474  = ! add_q_0_total[27:12];
+  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
+  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
+  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
   assign \$480  = ! add_q_0_total[27:12];
   assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
   assign \$483  = ! \$482 [26:19];
@@ -16807,1634 +16983,1579 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
   assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
   assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = ! \$518 [26:25];
-  assign \$520  = ! add_q_0_total[27:12];
-  assign \$522  = \$520  ? \$521 [26:0] : add_q_0_total[27:1];
-  assign \$523  = ! \$522 [26:19];
-  assign \$524  = ! add_q_0_total[27:12];
-  assign \$526  = \$524  ? \$525 [26:0] : add_q_0_total[27:1];
-  assign \$528  = ! add_q_0_total[27:12];
-  assign \$530  = \$528  ? \$529 [26:0] : add_q_0_total[27:1];
-  assign \$531  = \$523  ? \$527 [26:0] : \$530 ;
-  assign \$532  = ! \$531 [26:23];
-  assign \$533  = ! add_q_0_total[27:12];
-  assign \$535  = \$533  ? \$534 [26:0] : add_q_0_total[27:1];
-  assign \$536  = ! \$535 [26:19];
-  assign \$537  = ! add_q_0_total[27:12];
-  assign \$539  = \$537  ? \$538 [26:0] : add_q_0_total[27:1];
-  assign \$541  = ! add_q_0_total[27:12];
-  assign \$543  = \$541  ? \$542 [26:0] : add_q_0_total[27:1];
-  assign \$544  = \$536  ? \$540 [26:0] : \$543 ;
-  assign \$546  = ! add_q_0_total[27:12];
-  assign \$548  = \$546  ? \$547 [26:0] : add_q_0_total[27:1];
-  assign \$549  = ! \$548 [26:19];
-  assign \$550  = ! add_q_0_total[27:12];
-  assign \$552  = \$550  ? \$551 [26:0] : add_q_0_total[27:1];
-  assign \$554  = ! add_q_0_total[27:12];
-  assign \$556  = \$554  ? \$555 [26:0] : add_q_0_total[27:1];
-  assign \$557  = \$549  ? \$553 [26:0] : \$556 ;
-  assign \$558  = \$532  ? \$545 [26:0] : \$557 ;
-  assign \$560  = ! add_q_0_total[27:12];
-  assign \$562  = \$560  ? \$561 [26:0] : add_q_0_total[27:1];
-  assign \$563  = ! \$562 [26:19];
-  assign \$564  = ! add_q_0_total[27:12];
-  assign \$566  = \$564  ? \$565 [26:0] : add_q_0_total[27:1];
-  assign \$568  = ! add_q_0_total[27:12];
-  assign \$570  = \$568  ? \$569 [26:0] : add_q_0_total[27:1];
-  assign \$571  = \$563  ? \$567 [26:0] : \$570 ;
-  assign \$572  = ! \$571 [26:23];
-  assign \$573  = ! add_q_0_total[27:12];
-  assign \$575  = \$573  ? \$574 [26:0] : add_q_0_total[27:1];
-  assign \$576  = ! \$575 [26:19];
-  assign \$577  = ! add_q_0_total[27:12];
-  assign \$579  = \$577  ? \$578 [26:0] : add_q_0_total[27:1];
-  assign \$581  = ! add_q_0_total[27:12];
-  assign \$583  = \$581  ? \$582 [26:0] : add_q_0_total[27:1];
-  assign \$584  = \$576  ? \$580 [26:0] : \$583 ;
-  assign \$586  = ! add_q_0_total[27:12];
-  assign \$588  = \$586  ? \$587 [26:0] : add_q_0_total[27:1];
-  assign \$589  = ! \$588 [26:19];
-  assign \$590  = ! add_q_0_total[27:12];
-  assign \$592  = \$590  ? \$591 [26:0] : add_q_0_total[27:1];
-  assign \$594  = ! add_q_0_total[27:12];
-  assign \$596  = \$594  ? \$595 [26:0] : add_q_0_total[27:1];
-  assign \$597  = \$589  ? \$593 [26:0] : \$596 ;
-  assign \$598  = \$572  ? \$585 [26:0] : \$597 ;
-  assign \$599  = \$519  ? \$559 [26:0] : \$598 ;
-  assign add_normalized = \$357 [26] ? \$599  : \$479 [26:0];
-  assign \$600  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601  & \$603 ;
-  assign \$605  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$606  = ~ \$605 ;
-  assign \$607  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$608  = ~ \$607 ;
-  assign \$609  = \$606  & \$608 ;
-  assign \$610  = \$604  & \$609 ;
-  assign \$611  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$612  = ~ \$611 ;
-  assign \$613  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$614  = ~ \$613 ;
-  assign \$615  = \$612  & \$614 ;
-  assign \$616  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$617  = ~ \$616 ;
-  assign \$618  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$619  = ~ \$618 ;
-  assign \$620  = \$617  & \$619 ;
-  assign \$621  = \$615  & \$620 ;
-  assign \$622  = \$610  & \$621 ;
-  assign \$623  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624  & \$626 ;
-  assign \$628  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$629  = ~ \$628 ;
-  assign \$630  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$631  = ~ \$630 ;
-  assign \$632  = \$629  & \$631 ;
-  assign \$633  = \$627  & \$632 ;
-  assign \$634  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$635  = ~ \$634 ;
-  assign \$646  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
+  assign \$521  = ! add_q_0_total[27:12];
+  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
+  assign \$524  = ! \$523 [26:19];
+  assign \$525  = ! add_q_0_total[27:12];
+  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
+  assign \$529  = ! add_q_0_total[27:12];
+  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
+  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
+  assign \$533  = ! \$532 [26:23];
+  assign \$534  = ! add_q_0_total[27:12];
+  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
+  assign \$537  = ! \$536 [26:19];
+  assign \$538  = ! add_q_0_total[27:12];
+  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
+  assign \$542  = ! add_q_0_total[27:12];
+  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
+  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
+  assign \$547  = ! add_q_0_total[27:12];
+  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
+  assign \$550  = ! \$549 [26:19];
+  assign \$551  = ! add_q_0_total[27:12];
+  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
+  assign \$555  = ! add_q_0_total[27:12];
+  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
+  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
+  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
+  assign \$560  = ! \$559 [26:25];
+  assign \$561  = ! add_q_0_total[27:12];
+  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
+  assign \$564  = ! \$563 [26:19];
+  assign \$565  = ! add_q_0_total[27:12];
+  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
+  assign \$569  = ! add_q_0_total[27:12];
+  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
+  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
+  assign \$573  = ! \$572 [26:23];
+  assign \$574  = ! add_q_0_total[27:12];
+  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
+  assign \$577  = ! \$576 [26:19];
+  assign \$578  = ! add_q_0_total[27:12];
+  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
+  assign \$582  = ! add_q_0_total[27:12];
+  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
+  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
+  assign \$587  = ! add_q_0_total[27:12];
+  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
+  assign \$590  = ! \$589 [26:19];
+  assign \$591  = ! add_q_0_total[27:12];
+  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
+  assign \$595  = ! add_q_0_total[27:12];
+  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
+  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
+  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
+  assign \$601  = ! add_q_0_total[27:12];
+  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
+  assign \$604  = ! \$603 [26:19];
+  assign \$605  = ! add_q_0_total[27:12];
+  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
+  assign \$609  = ! add_q_0_total[27:12];
+  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
+  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
+  assign \$613  = ! \$612 [26:23];
+  assign \$614  = ! add_q_0_total[27:12];
+  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
+  assign \$617  = ! \$616 [26:19];
+  assign \$618  = ! add_q_0_total[27:12];
+  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
+  assign \$622  = ! add_q_0_total[27:12];
+  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
+  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
+  assign \$627  = ! add_q_0_total[27:12];
+  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
+  assign \$630  = ! \$629 [26:19];
+  assign \$631  = ! add_q_0_total[27:12];
+  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
+  assign \$635  = ! add_q_0_total[27:12];
+  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
+  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
+  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
+  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
+  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
+  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$642  = ~ \$641 ;
+  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$644  = ~ \$643 ;
+  assign \$645  = \$642  & \$644 ;
+  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
   assign \$647  = ~ \$646 ;
-  assign \$648  = ~ add_q_0_total[1];
-  assign \$649  = ~ add_q_0_total[3];
-  assign \$650  = \$646  ? \$649  : \$648 ;
-  assign \$651  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$652  = ~ \$651 ;
-  assign \$654  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$649  = ~ \$648 ;
+  assign \$650  = \$647  & \$649 ;
+  assign \$651  = \$645  & \$650 ;
+  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$653  = ~ \$652 ;
+  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
   assign \$655  = ~ \$654 ;
-  assign \$659  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$656  = \$653  & \$655 ;
+  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$658  = ~ \$657 ;
+  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
   assign \$660  = ~ \$659 ;
-  assign \$661  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$662  = ~ \$661 ;
-  assign \$663  = \$660  & \$662 ;
-  assign \$664  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$661  = \$658  & \$660 ;
+  assign \$662  = \$656  & \$661 ;
+  assign \$663  = \$651  & \$662 ;
+  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
   assign \$665  = ~ \$664 ;
-  assign \$666  = ~ add_q_0_total[5];
-  assign \$667  = ~ add_q_0_total[7];
-  assign \$668  = \$664  ? \$667  : \$666 ;
+  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$667  = ~ \$666 ;
+  assign \$668  = \$665  & \$667 ;
   assign \$669  = add_q_0_total[7] | add_q_0_total[6];
   assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
   assign \$672  = ~ \$671 ;
-  assign \$673  = ~ add_q_0_total[9];
-  assign \$674  = ~ add_q_0_total[11];
-  assign \$675  = \$671  ? \$674  : \$673 ;
-  assign \$676  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$677  = ~ \$676 ;
-  assign \$678  = \$663  ? { \$670 , \$668  } : { \$677 , \$675  };
-  assign \$679  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$680  = ~ \$679 ;
-  assign \$681  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$682  = ~ \$681 ;
-  assign \$683  = \$680  & \$682 ;
-  assign \$684  = \$633  ? { \$658 , \$653  } : { \$683 , \$678  };
-  assign \$685  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$673  = \$670  & \$672 ;
+  assign \$674  = \$668  & \$673 ;
+  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$676  = ~ \$675 ;
+  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
   assign \$688  = ~ \$687 ;
-  assign \$689  = \$686  & \$688 ;
-  assign \$690  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$691  = ~ \$690 ;
-  assign \$692  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$689  = ~ add_q_0_total[1];
+  assign \$690  = ~ add_q_0_total[3];
+  assign \$691  = \$687  ? \$690  : \$689 ;
+  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
   assign \$693  = ~ \$692 ;
-  assign \$694  = \$691  & \$693 ;
-  assign \$695  = \$689  & \$694 ;
-  assign \$696  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$697  = ~ \$696 ;
-  assign \$698  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$699  = ~ \$698 ;
-  assign \$700  = \$697  & \$699 ;
-  assign \$701  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$702  = ~ \$701 ;
-  assign \$703  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$704  = ~ \$703 ;
-  assign \$705  = \$702  & \$704 ;
-  assign \$706  = \$700  & \$705 ;
-  assign \$707  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$708  = ~ \$707 ;
-  assign \$709  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = \$708  & \$710 ;
-  assign \$712  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$696  = ~ \$695 ;
+  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$701  = ~ \$700 ;
+  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$703  = ~ \$702 ;
+  assign \$704  = \$701  & \$703 ;
+  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$706  = ~ \$705 ;
+  assign \$707  = ~ add_q_0_total[5];
+  assign \$708  = ~ add_q_0_total[7];
+  assign \$709  = \$705  ? \$708  : \$707 ;
+  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$711  = ~ \$710 ;
+  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
   assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[13];
-  assign \$715  = ~ add_q_0_total[15];
+  assign \$714  = ~ add_q_0_total[9];
+  assign \$715  = ~ add_q_0_total[11];
   assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
   assign \$718  = ~ \$717 ;
-  assign \$719  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$720  = ~ \$719 ;
-  assign \$721  = ~ add_q_0_total[17];
-  assign \$722  = ~ add_q_0_total[19];
-  assign \$723  = \$719  ? \$722  : \$721 ;
-  assign \$724  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$725  = ~ \$724 ;
-  assign \$726  = \$711  ? { \$718 , \$716  } : { \$725 , \$723  };
-  assign \$727  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$730  = ~ \$729 ;
-  assign \$731  = \$728  & \$730 ;
-  assign \$732  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$733  = ~ \$732 ;
-  assign \$734  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$735  = ~ \$734 ;
-  assign \$736  = \$733  & \$735 ;
-  assign \$737  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
+  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$721  = ~ \$720 ;
+  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$723  = ~ \$722 ;
+  assign \$724  = \$721  & \$723 ;
+  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
+  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$727  = ~ \$726 ;
+  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$729  = ~ \$728 ;
+  assign \$730  = \$727  & \$729 ;
+  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$732  = ~ \$731 ;
+  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$734  = ~ \$733 ;
+  assign \$735  = \$732  & \$734 ;
+  assign \$736  = \$730  & \$735 ;
+  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
   assign \$738  = ~ \$737 ;
-  assign \$739  = ~ add_q_0_total[21];
-  assign \$740  = ~ add_q_0_total[23];
-  assign \$741  = \$737  ? \$740  : \$739 ;
+  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$740  = ~ \$739 ;
+  assign \$741  = \$738  & \$740 ;
   assign \$742  = add_q_0_total[23] | add_q_0_total[22];
   assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
   assign \$745  = ~ \$744 ;
-  assign \$746  = ~ add_q_0_total[25];
-  assign \$747  = ~ add_q_0_total[27];
-  assign \$748  = \$744  ? \$747  : \$746 ;
-  assign \$749  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$736  ? { \$743 , \$741  } : { \$750 , \$748  };
-  assign \$752  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$753  = ~ \$752 ;
-  assign \$754  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$755  = ~ \$754 ;
-  assign \$756  = \$753  & \$755 ;
-  assign \$757  = \$706  ? { \$731 , \$726  } : { \$756 , \$751  };
-  assign \$758  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$746  = \$743  & \$745 ;
+  assign \$747  = \$741  & \$746 ;
+  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$749  = ~ \$748 ;
+  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$751  = ~ \$750 ;
+  assign \$752  = \$749  & \$751 ;
+  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$754  = ~ \$753 ;
+  assign \$755  = ~ add_q_0_total[13];
+  assign \$756  = ~ add_q_0_total[15];
+  assign \$757  = \$753  ? \$756  : \$755 ;
+  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
   assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
   assign \$761  = ~ \$760 ;
-  assign \$762  = \$759  & \$761 ;
-  assign \$763  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$762  = ~ add_q_0_total[17];
+  assign \$763  = ~ add_q_0_total[19];
+  assign \$764  = \$760  ? \$763  : \$762 ;
+  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
   assign \$766  = ~ \$765 ;
-  assign \$767  = \$764  & \$766 ;
-  assign \$768  = \$762  & \$767 ;
-  assign \$769  = \$622  ? { \$695 , \$684  } : { \$768 , \$757  };
-  assign \$770  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
+  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$769  = ~ \$768 ;
+  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
   assign \$771  = ~ \$770 ;
-  assign \$772  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771  & \$773 ;
-  assign \$775  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$772  = \$769  & \$771 ;
+  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$774  = ~ \$773 ;
+  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
   assign \$776  = ~ \$775 ;
-  assign \$777  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$778  = ~ \$777 ;
-  assign \$779  = \$776  & \$778 ;
-  assign \$780  = \$774  & \$779 ;
-  assign \$781  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$777  = \$774  & \$776 ;
+  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$779  = ~ \$778 ;
+  assign \$780  = ~ add_q_0_total[21];
+  assign \$781  = ~ add_q_0_total[23];
+  assign \$782  = \$778  ? \$781  : \$780 ;
+  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
   assign \$784  = ~ \$783 ;
-  assign \$785  = \$782  & \$784 ;
-  assign \$786  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$787  = ~ \$786 ;
-  assign \$788  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$789  = ~ \$788 ;
-  assign \$790  = \$787  & \$789 ;
-  assign \$791  = \$785  & \$790 ;
-  assign \$792  = \$780  & \$791 ;
-  assign \$793  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$794  = $signed(\$793 ) - $signed({ 1'h0, \$792 , \$769  });
-  assign \$795  = ~ normalize_q_1_0[11];
-  assign \$796  = | normalize_q_1_0;
-  assign \$797  = \$795  & \$796 ;
-  assign \$798  = | normalize_q_1_0[11:6];
-  assign \$799  = \$798  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$800  = \$797  ? \$799  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$800 ;
-  assign \$801  = ~ normalize_q_1_1[11];
-  assign \$802  = | normalize_q_1_1;
-  assign \$803  = \$801  & \$802 ;
-  assign \$804  = | normalize_q_1_1[11:5];
-  assign \$805  = \$804  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$806  = \$803  ? \$805  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$806 ;
-  assign \$807  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$809  = round_q_0_0_count + round_q_0_0_up;
-  assign \$810  = \$808  + \$809 ;
-  assign \$811  = \$810  > 15'h7bff;
-  assign \$812  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$814  = round_q_0_0_count + round_q_0_0_up;
-  assign \$815  = \$813  + \$814 ;
-  assign \$816  = \$811  ? 15'h7c00 : \$815 [14:0];
-  assign \$817  = round_q_0_0_zero ? 15'h0000 : \$816 ;
-  assign \$818  = round_q_0_0_inf ? 15'h7c00 : \$817 ;
-  assign \$821  = ~ round_q_0_0_inf;
-  assign \$822  = ~ round_q_0_0_zero;
-  assign \$823  = \$821  & \$822 ;
-  assign \$824  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$826  = round_q_0_0_count + round_q_0_0_up;
-  assign \$827  = \$825  + \$826 ;
-  assign \$828  = \$827  > 15'h7bff;
-  assign \$829  = \$823  & \$828 ;
-  assign \$832  = \$831  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$833  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$835  = round_q_0_1_count + round_q_0_1_up;
-  assign \$836  = \$834  + \$835 ;
-  assign \$837  = \$836  > 15'h7f7f;
-  assign \$838  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$840  = round_q_0_1_count + round_q_0_1_up;
-  assign \$841  = \$839  + \$840 ;
-  assign \$842  = \$837  ? 15'h7f80 : \$841 [14:0];
-  assign \$843  = round_q_0_1_zero ? 15'h0000 : \$842 ;
-  assign \$844  = round_q_0_1_inf ? 15'h7f80 : \$843 ;
-  assign \$847  = ~ round_q_0_1_inf;
-  assign \$848  = ~ round_q_0_1_zero;
-  assign \$849  = \$847  & \$848 ;
-  assign \$850  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$852  = round_q_0_1_count + round_q_0_1_up;
-  assign \$853  = \$851  + \$852 ;
-  assign \$854  = \$853  > 15'h7f7f;
-  assign \$855  = \$849  & \$854 ;
-  assign \$858  = \$857  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$859  = a[17] ^ b[17];
-  assign \$860  = a[18] | b[18];
-  assign \$861  = a[20] | b[20];
-  assign \$862  = \$861  | a[19];
-  assign \$863  = \$862  | b[19];
-  assign \$864  = ~ \$863 ;
-  assign \$865  = \$860  & \$864 ;
-  assign \$866  = a[19] | b[19];
-  assign \$867  = a[20] | b[20];
-  assign \$868  = \$867  | a[18];
-  assign \$869  = \$868  | b[18];
-  assign \$870  = ~ \$869 ;
-  assign \$871  = \$866  & \$870 ;
-  assign \$872  = a[20] | b[20];
-  assign \$873  = a[19] & b[18];
-  assign \$874  = \$872  | \$873 ;
-  assign \$875  = a[18] & b[19];
-  assign \$876  = \$874  | \$875 ;
-  assign \$877  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$878  = ~ product_0[0];
-  assign \$879  = product_1_zero | \$878 ;
-  assign \$880  = product_1_inf & product_0[0];
-  assign \$881  = product_1_nan & product_0[0];
-  assign \$882  = ~ fresh;
-  assign \$883  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$884  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$885  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$886  = \$884  ? 16'h0000 : \$885 ;
-  assign \$887  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$888  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$889  = \$887  | \$888 ;
-  assign \$890  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$891  = - $signed(add_exp_diff);
-  assign \$892  = \$890  ? \$891  : { add_exp_diff[10], add_exp_diff };
-  assign \$893  = \$889  ? 12'h01a : \$892 ;
-  assign \$894  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$895  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$896  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$897  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$898  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$899  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$900  = \$898  & \$899 ;
-  assign \$901  = \$897  | \$900 ;
-  assign \$902  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$903  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$904  = ~ \$903 ;
-  assign \$905  = \$902  & \$904 ;
-  assign \$906  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$907  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$908  = \$906  & \$907 ;
-  assign \$909  = ~ \$908 ;
-  assign \$910  = \$905  & \$909 ;
-  assign \$911  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$912  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$913  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$914  = | add_small_wide[25:0];
-  assign \$915  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$916  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$917  = ! add_q_0_total[27:1];
-  assign \$918  = \$917  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$919  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$918 ;
-  assign \$920  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$919 ;
-  assign \$921  = ! add_q_0_total[27:1];
-  assign \$922  = add_q_0_flags_both_zero | \$921 ;
-  assign \$923  = $signed(add_q_1_0) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$924  = $signed(add_q_1_1) + $signed({ 1'h0, \$792 , \$769  });
-  assign \$925  = ~ normalize_q_1_0[11];
-  assign \$926  = | normalize_q_1_0;
-  assign \$927  = \$925  & \$926 ;
-  assign \$928  = ~ normalize_q_1_0[11];
-  assign \$929  = | normalize_q_1_0;
-  assign \$930  = \$928  & \$929 ;
-  assign \$931  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$932  = \$931  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$933  = \$930  ? 10'h3f2 : \$932 ;
-  assign \$934  = ~ normalize_q_1_1[11];
-  assign \$935  = | normalize_q_1_1;
-  assign \$936  = \$934  & \$935 ;
-  assign \$937  = ~ normalize_q_1_1[11];
-  assign \$938  = | normalize_q_1_1;
-  assign \$939  = \$937  & \$938 ;
-  assign \$940  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$941  = \$940  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$942  = \$939  ? 10'h382 : \$941 ;
-  assign \$943  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$944  = | place_q_0_1_kept[19:0];
-  assign \$945  = | place_q_0_1_below;
-  assign \$946  = \$945  | place_q_0_1_sticky;
-  assign \$947  = \$944  | \$946 ;
-  assign \$948  = \$947  | place_q_0_1_kept[21];
-  assign \$949  = place_q_0_1_kept[20] & \$948 ;
-  assign \$950  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$951  = ~ round_q_1_1;
-  assign \$952  = round_q_1_0[0] ? round_q_1_0[1] : \$951 ;
+  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$786  = ~ \$785 ;
+  assign \$787  = ~ add_q_0_total[25];
+  assign \$788  = ~ add_q_0_total[27];
+  assign \$789  = \$785  ? \$788  : \$787 ;
+  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$791  = ~ \$790 ;
+  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
+  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$794  = ~ \$793 ;
+  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$796  = ~ \$795 ;
+  assign \$797  = \$794  & \$796 ;
+  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
+  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$800  = ~ \$799 ;
+  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$802  = ~ \$801 ;
+  assign \$803  = \$800  & \$802 ;
+  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$805  = ~ \$804 ;
+  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$807  = ~ \$806 ;
+  assign \$808  = \$805  & \$807 ;
+  assign \$809  = \$803  & \$808 ;
+  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
+  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$812  = ~ \$811 ;
+  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$814  = ~ \$813 ;
+  assign \$815  = \$812  & \$814 ;
+  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$817  = ~ \$816 ;
+  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$819  = ~ \$818 ;
+  assign \$820  = \$817  & \$819 ;
+  assign \$821  = \$815  & \$820 ;
+  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$823  = ~ \$822 ;
+  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$825  = ~ \$824 ;
+  assign \$826  = \$823  & \$825 ;
+  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$828  = ~ \$827 ;
+  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$830  = ~ \$829 ;
+  assign \$831  = \$828  & \$830 ;
+  assign \$832  = \$826  & \$831 ;
+  assign \$833  = \$821  & \$832 ;
+  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
+  assign \$836  = ~ normalize_q_1_0[11];
+  assign \$837  = | normalize_q_1_0;
+  assign \$838  = \$836  & \$837 ;
+  assign \$839  = | normalize_q_1_0[11:6];
+  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
+  assign \$841  = \$838  ? \$840  : 6'h00;
+  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
+  assign \$842  = ~ normalize_q_1_1[11];
+  assign \$843  = | normalize_q_1_1;
+  assign \$844  = \$842  & \$843 ;
+  assign \$845  = | normalize_q_1_1[11:5];
+  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
+  assign \$847  = \$844  ? \$846  : 5'h00;
+  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
+  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$850  = round_q_0_0_count + round_q_0_0_up;
+  assign \$851  = \$849  + \$850 ;
+  assign \$852  = \$851  > 15'h7bff;
+  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$855  = round_q_0_0_count + round_q_0_0_up;
+  assign \$856  = \$854  + \$855 ;
+  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
+  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
+  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
+  assign \$862  = ~ round_q_0_0_inf;
+  assign \$863  = ~ round_q_0_0_zero;
+  assign \$864  = \$862  & \$863 ;
+  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
+  assign \$867  = round_q_0_0_count + round_q_0_0_up;
+  assign \$868  = \$866  + \$867 ;
+  assign \$869  = \$868  > 15'h7bff;
+  assign \$870  = \$864  & \$869 ;
+  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
+  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$876  = round_q_0_1_count + round_q_0_1_up;
+  assign \$877  = \$875  + \$876 ;
+  assign \$878  = \$877  > 15'h7f7f;
+  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$881  = round_q_0_1_count + round_q_0_1_up;
+  assign \$882  = \$880  + \$881 ;
+  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
+  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
+  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
+  assign \$888  = ~ round_q_0_1_inf;
+  assign \$889  = ~ round_q_0_1_zero;
+  assign \$890  = \$888  & \$889 ;
+  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
+  assign \$893  = round_q_0_1_count + round_q_0_1_up;
+  assign \$894  = \$892  + \$893 ;
+  assign \$895  = \$894  > 15'h7f7f;
+  assign \$896  = \$890  & \$895 ;
+  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
+  assign \$900  = ! round_q_1_3;
+  assign \$901  = round_q_1_3 == 1'h1;
+  assign \$902  = round_q_1_3 == 2'h2;
+  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
+  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
+  assign \$906  = a[17] ^ b[17];
+  assign \$907  = a[18] | b[18];
+  assign \$908  = a[20] | b[20];
+  assign \$909  = \$908  | a[19];
+  assign \$910  = \$909  | b[19];
+  assign \$911  = ~ \$910 ;
+  assign \$912  = \$907  & \$911 ;
+  assign \$913  = a[19] | b[19];
+  assign \$914  = a[20] | b[20];
+  assign \$915  = \$914  | a[18];
+  assign \$916  = \$915  | b[18];
+  assign \$917  = ~ \$916 ;
+  assign \$918  = \$913  & \$917 ;
+  assign \$919  = a[20] | b[20];
+  assign \$920  = a[19] & b[18];
+  assign \$921  = \$919  | \$920 ;
+  assign \$922  = a[18] & b[19];
+  assign \$923  = \$921  | \$922 ;
+  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
+  assign \$925  = ~ product_0[0];
+  assign \$926  = product_1_zero | \$925 ;
+  assign \$927  = product_1_inf & product_0[0];
+  assign \$928  = product_1_nan & product_0[0];
+  assign \$929  = ~ fresh;
+  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$933  = \$931  ? 16'h0000 : \$932 ;
+  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$936  = \$934  | \$935 ;
+  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$938  = - $signed(add_exp_diff);
+  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
+  assign \$940  = \$936  ? 12'h01a : \$939 ;
+  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$947  = \$945  & \$946 ;
+  assign \$948  = \$944  | \$947 ;
+  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$951  = ~ \$950 ;
+  assign \$952  = \$949  & \$951 ;
+  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$955  = \$953  & \$954 ;
+  assign \$956  = ~ \$955 ;
+  assign \$957  = \$952  & \$956 ;
+  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$961  = | add_small_wide[25:0];
+  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
+  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
+  assign \$964  = ! add_q_0_total[27:1];
+  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
+  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
+  assign \$968  = ! add_q_0_total[27:1];
+  assign \$969  = add_q_0_flags_both_zero | \$968 ;
+  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
+  assign \$972  = ~ normalize_q_1_0[11];
+  assign \$973  = | normalize_q_1_0;
+  assign \$974  = \$972  & \$973 ;
+  assign \$975  = ~ normalize_q_1_0[11];
+  assign \$976  = | normalize_q_1_0;
+  assign \$977  = \$975  & \$976 ;
+  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
+  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
+  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
+  assign \$981  = ~ normalize_q_1_1[11];
+  assign \$982  = | normalize_q_1_1;
+  assign \$983  = \$981  & \$982 ;
+  assign \$984  = ~ normalize_q_1_1[11];
+  assign \$985  = | normalize_q_1_1;
+  assign \$986  = \$984  & \$985 ;
+  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
+  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
+  assign \$989  = \$986  ? 10'h382 : \$988 ;
+  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
+  assign \$991  = | place_q_0_1_kept[19:0];
+  assign \$992  = | place_q_0_1_below;
+  assign \$993  = \$992  | place_q_0_1_sticky;
+  assign \$994  = \$991  | \$993 ;
+  assign \$995  = \$994  | place_q_0_1_kept[21];
+  assign \$996  = place_q_0_1_kept[20] & \$995 ;
+  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
+  assign \$998  = ~ round_q_1_1;
+  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
+  always @(posedge clk)
+    product_0 <= \$1000 ;
+  always @(posedge clk)
+    product_1_sign <= \$1001 ;
   always @(posedge clk)
-    product_0 <= \$953 ;
+    product_1_zero <= \$1002 ;
   always @(posedge clk)
-    product_1_sign <= \$954 ;
+    product_1_inf <= \$1003 ;
   always @(posedge clk)
-    product_1_zero <= \$955 ;
+    product_1_nan <= \$1004 ;
   always @(posedge clk)
-    product_1_inf <= \$956 ;
+    product_1_exp <= \$1005 ;
   always @(posedge clk)
-    product_1_nan <= \$957 ;
+    product_1_full <= \$1006 ;
   always @(posedge clk)
-    product_1_exp <= \$958 ;
+    product_2 <= \$1007 ;
   always @(posedge clk)
-    product_1_full <= \$959 ;
+    unpack_q_0_sign <= \$1008 ;
   always @(posedge clk)
-    product_2 <= \$960 ;
+    unpack_q_0_zero <= \$1009 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$961 ;
+    unpack_q_0_inf <= \$1010 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$962 ;
+    unpack_q_0_nan <= \$1011 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$963 ;
+    unpack_q_0_exp <= \$1012 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$964 ;
+    unpack_q_0_sig <= \$1013 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$965 ;
+    unpack_q_1_sign <= \$1014 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$966 ;
+    unpack_q_1_zero <= \$1015 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$967 ;
+    unpack_q_1_inf <= \$1016 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$968 ;
+    unpack_q_1_nan <= \$1017 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$969 ;
+    unpack_q_1_exp <= \$1018 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$970 ;
+    unpack_q_1_sig <= \$1019 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$971 ;
+    unpack_q_2_0 <= \$1020 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$972 ;
+    unpack_q_2_1 <= \$1021 ;
   always @(posedge clk)
-    unpack_q_2_0 <= \$973 ;
+    unpack_q_2_2 <= \$1022 ;
   always @(posedge clk)
-    unpack_q_2_1 <= \$974 ;
+    unpack_q_2_3 <= \$1023 ;
   always @(posedge clk)
-    unpack_q_2_2 <= \$975 ;
+    order_q_0_big_sig <= \$1024 ;
   always @(posedge clk)
-    unpack_q_2_3 <= \$976 ;
+    order_q_0_small_sig <= \$1025 ;
   always @(posedge clk)
-    order_q_0_big_sig <= \$977 ;
+    order_q_0_shift <= \$1026 ;
   always @(posedge clk)
-    order_q_0_small_sig <= \$978 ;
+    order_q_0_subtract <= \$1027 ;
   always @(posedge clk)
-    order_q_0_shift <= \$979 ;
+    order_q_0_flags_big_exp <= \$1028 ;
   always @(posedge clk)
-    order_q_0_subtract <= \$980 ;
+    order_q_0_flags_big_sign <= \$1029 ;
   always @(posedge clk)
-    order_q_0_flags_big_exp <= \$981 ;
+    order_q_0_flags_nan <= \$1030 ;
   always @(posedge clk)
-    order_q_0_flags_big_sign <= \$982 ;
+    order_q_0_flags_inf <= \$1031 ;
   always @(posedge clk)
-    order_q_0_flags_nan <= \$983 ;
+    order_q_0_flags_inf_sign <= \$1032 ;
   always @(posedge clk)
-    order_q_0_flags_inf <= \$984 ;
+    order_q_0_flags_both_zero <= \$1033 ;
   always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$985 ;
+    order_q_0_flags_zero_sign <= \$1034 ;
   always @(posedge clk)
-    order_q_0_flags_both_zero <= \$986 ;
+    order_q_1_0 <= \$1035 ;
   always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$987 ;
+    order_q_1_1 <= \$1036 ;
   always @(posedge clk)
-    order_q_1_0 <= \$988 ;
+    order_q_1_2 <= \$1037 ;
   always @(posedge clk)
-    order_q_1_1 <= \$989 ;
+    order_q_1_3 <= \$1038 ;
   always @(posedge clk)
-    order_q_1_2 <= \$990 ;
+    align_q_0_big <= \$1039 ;
   always @(posedge clk)
-    order_q_1_3 <= \$991 ;
+    align_q_0_small <= \$1040 ;
   always @(posedge clk)
-    align_q_0_big <= \$992 ;
+    align_q_0_subtract <= \$1041 ;
   always @(posedge clk)
-    align_q_0_small <= \$993 ;
+    align_q_0_flags_big_exp <= \$1042 ;
   always @(posedge clk)
-    align_q_0_subtract <= \$994 ;
+    align_q_0_flags_big_sign <= \$1043 ;
   always @(posedge clk)
-    align_q_0_flags_big_exp <= \$995 ;
+    align_q_0_flags_nan <= \$1044 ;
   always @(posedge clk)
-    align_q_0_flags_big_sign <= \$996 ;
+    align_q_0_flags_inf <= \$1045 ;
   always @(posedge clk)
-    align_q_0_flags_nan <= \$997 ;
+    align_q_0_flags_inf_sign <= \$1046 ;
   always @(posedge clk)
-    align_q_0_flags_inf <= \$998 ;
+    align_q_0_flags_both_zero <= \$1047 ;
   always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$999 ;
+    align_q_0_flags_zero_sign <= \$1048 ;
   always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1000 ;
+    align_q_1_0 <= \$1049 ;
   always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1001 ;
+    align_q_1_1 <= \$1050 ;
   always @(posedge clk)
-    align_q_1_0 <= \$1002 ;
+    align_q_1_2 <= \$1051 ;
   always @(posedge clk)
-    align_q_1_1 <= \$1003 ;
+    align_q_1_3 <= \$1052 ;
   always @(posedge clk)
-    align_q_1_2 <= \$1004 ;
+    add_q_0_total <= \$1053 ;
   always @(posedge clk)
-    align_q_1_3 <= \$1005 ;
+    add_q_0_flags_big_exp <= \$1054 ;
   always @(posedge clk)
-    add_q_0_total <= \$1006 ;
+    add_q_0_flags_big_sign <= \$1055 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1007 ;
+    add_q_0_flags_nan <= \$1056 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1008 ;
+    add_q_0_flags_inf <= \$1057 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$1009 ;
+    add_q_0_flags_inf_sign <= \$1058 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$1010 ;
+    add_q_0_flags_both_zero <= \$1059 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1011 ;
+    add_q_0_flags_zero_sign <= \$1060 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1012 ;
+    add_q_1_0 <= \$1061 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1013 ;
+    add_q_1_1 <= \$1062 ;
   always @(posedge clk)
-    add_q_1_0 <= \$1014 ;
+    add_q_2_0 <= \$1063 ;
   always @(posedge clk)
-    add_q_1_1 <= \$1015 ;
+    add_q_2_1 <= \$1064 ;
   always @(posedge clk)
-    add_q_2_0 <= \$1016 ;
+    add_q_2_2 <= \$1065 ;
   always @(posedge clk)
-    add_q_2_1 <= \$1017 ;
+    add_q_2_3 <= \$1066 ;
   always @(posedge clk)
-    add_q_2_2 <= \$1018 ;
+    normalize_q_0_0_sign <= \$1067 ;
   always @(posedge clk)
-    add_q_2_3 <= \$1019 ;
+    normalize_q_0_0_zero <= \$1068 ;
   always @(posedge clk)
-    normalize_q_0_0_sign <= \$1020 ;
+    normalize_q_0_0_inf <= \$1069 ;
   always @(posedge clk)
-    normalize_q_0_0_zero <= \$1021 ;
+    normalize_q_0_0_nan <= \$1070 ;
   always @(posedge clk)
-    normalize_q_0_0_inf <= \$1022 ;
+    normalize_q_0_0_exp <= \$1071 ;
   always @(posedge clk)
-    normalize_q_0_0_nan <= \$1023 ;
+    normalize_q_0_0_sig <= \$1072 ;
   always @(posedge clk)
-    normalize_q_0_0_exp <= \$1024 ;
+    normalize_q_0_1 <= \$1073 ;
   always @(posedge clk)
-    normalize_q_0_0_sig <= \$1025 ;
+    normalize_q_1_0 <= \$1074 ;
   always @(posedge clk)
-    normalize_q_0_1 <= \$1026 ;
+    normalize_q_1_1 <= \$1075 ;
   always @(posedge clk)
-    normalize_q_1_0 <= \$1027 ;
+    normalize_q_2_0 <= \$1076 ;
   always @(posedge clk)
-    normalize_q_1_1 <= \$1028 ;
+    normalize_q_2_1 <= \$1077 ;
   always @(posedge clk)
-    normalize_q_2_0 <= \$1029 ;
+    normalize_q_2_2 <= \$1078 ;
   always @(posedge clk)
-    normalize_q_2_1 <= \$1030 ;
+    normalize_q_2_3 <= \$1079 ;
   always @(posedge clk)
-    normalize_q_2_2 <= \$1031 ;
+    place_q_0_0_kept <= \$1080 ;
   always @(posedge clk)
-    normalize_q_2_3 <= \$1032 ;
+    place_q_0_0_below <= \$1081 ;
   always @(posedge clk)
-    place_q_0_0_kept <= \$1033 ;
+    place_q_0_0_sticky <= \$1082 ;
   always @(posedge clk)
-    place_q_0_0_below <= \$1034 ;
+    place_q_0_0_small <= \$1083 ;
   always @(posedge clk)
-    place_q_0_0_sticky <= \$1035 ;
+    place_q_0_0_e_eff <= \$1084 ;
   always @(posedge clk)
-    place_q_0_0_small <= \$1036 ;
+    place_q_0_0_sign <= \$1085 ;
   always @(posedge clk)
-    place_q_0_0_e_eff <= \$1037 ;
+    place_q_0_0_zero <= \$1086 ;
   always @(posedge clk)
-    place_q_0_0_sign <= \$1038 ;
+    place_q_0_0_inf <= \$1087 ;
   always @(posedge clk)
-    place_q_0_0_zero <= \$1039 ;
+    place_q_0_0_nan <= \$1088 ;
   always @(posedge clk)
-    place_q_0_0_inf <= \$1040 ;
+    place_q_0_1_kept <= \$1089 ;
   always @(posedge clk)
-    place_q_0_0_nan <= \$1041 ;
+    place_q_0_1_below <= \$1090 ;
   always @(posedge clk)
-    place_q_0_1_kept <= \$1042 ;
+    place_q_0_1_sticky <= \$1091 ;
   always @(posedge clk)
-    place_q_0_1_below <= \$1043 ;
+    place_q_0_1_small <= \$1092 ;
   always @(posedge clk)
-    place_q_0_1_sticky <= \$1044 ;
+    place_q_0_1_e_eff <= \$1093 ;
   always @(posedge clk)
-    place_q_0_1_small <= \$1045 ;
+    place_q_0_1_sign <= \$1094 ;
   always @(posedge clk)
-    place_q_0_1_e_eff <= \$1046 ;
+    place_q_0_1_zero <= \$1095 ;
   always @(posedge clk)
-    place_q_0_1_sign <= \$1047 ;
+    place_q_0_1_inf <= \$1096 ;
   always @(posedge clk)
-    place_q_0_1_zero <= \$1048 ;
+    place_q_0_1_nan <= \$1097 ;
   always @(posedge clk)
-    place_q_0_1_inf <= \$1049 ;
+    place_q_1_0 <= \$1098 ;
   always @(posedge clk)
-    place_q_0_1_nan <= \$1050 ;
+    place_q_1_1 <= \$1099 ;
   always @(posedge clk)
-    place_q_1_0 <= \$1051 ;
+    place_q_1_2 <= \$1100 ;
   always @(posedge clk)
-    place_q_1_1 <= \$1052 ;
+    place_q_1_3 <= \$1101 ;
   always @(posedge clk)
-    place_q_1_2 <= \$1053 ;
+    round_q_0_0_count <= \$1102 ;
   always @(posedge clk)
-    place_q_1_3 <= \$1054 ;
+    round_q_0_0_up <= \$1103 ;
   always @(posedge clk)
-    round_q_0_0_count <= \$1055 ;
+    round_q_0_0_small <= \$1104 ;
   always @(posedge clk)
-    round_q_0_0_up <= \$1056 ;
+    round_q_0_0_e_eff <= \$1105 ;
   always @(posedge clk)
-    round_q_0_0_small <= \$1057 ;
+    round_q_0_0_sign <= \$1106 ;
   always @(posedge clk)
-    round_q_0_0_e_eff <= \$1058 ;
+    round_q_0_0_zero <= \$1107 ;
   always @(posedge clk)
-    round_q_0_0_sign <= \$1059 ;
+    round_q_0_0_inf <= \$1108 ;
   always @(posedge clk)
-    round_q_0_0_zero <= \$1060 ;
+    round_q_0_0_nan <= \$1109 ;
   always @(posedge clk)
-    round_q_0_0_inf <= \$1061 ;
+    round_q_0_1_count <= \$1110 ;
   always @(posedge clk)
-    round_q_0_0_nan <= \$1062 ;
+    round_q_0_1_up <= \$1111 ;
   always @(posedge clk)
-    round_q_0_1_count <= \$1063 ;
+    round_q_0_1_small <= \$1112 ;
   always @(posedge clk)
-    round_q_0_1_up <= \$1064 ;
+    round_q_0_1_e_eff <= \$1113 ;
   always @(posedge clk)
-    round_q_0_1_small <= \$1065 ;
+    round_q_0_1_sign <= \$1114 ;
   always @(posedge clk)
-    round_q_0_1_e_eff <= \$1066 ;
+    round_q_0_1_zero <= \$1115 ;
   always @(posedge clk)
-    round_q_0_1_sign <= \$1067 ;
+    round_q_0_1_inf <= \$1116 ;
   always @(posedge clk)
-    round_q_0_1_zero <= \$1068 ;
+    round_q_0_1_nan <= \$1117 ;
   always @(posedge clk)
-    round_q_0_1_inf <= \$1069 ;
+    round_q_1_0 <= \$1118 ;
   always @(posedge clk)
-    round_q_0_1_nan <= \$1070 ;
+    round_q_1_1 <= \$1119 ;
   always @(posedge clk)
-    round_q_1_0 <= \$1071 ;
+    round_q_1_2 <= \$1120 ;
   always @(posedge clk)
-    round_q_1_1 <= \$1072 ;
+    round_q_1_3 <= \$1121 ;
   always @(posedge clk)
-    round_q_1_2 <= \$1073 ;
+    acc <= \$1122 ;
   always @(posedge clk)
-    round_q_1_3 <= \$1074 ;
+    done <= \$1123 ;
   always @(posedge clk)
-    acc <= \$1075 ;
+    fresh <= \$1124 ;
   always @(posedge clk)
-    done <= \$1076 ;
-  always @(posedge clk)
-    fresh <= \$1077 ;
-  always @(posedge clk)
-    acc_mode <= \$1078 ;
+    acc_mode <= \$1125 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$5123$0 (\$1079 ),
-    .\port$5125$0 (\$1080 ),
-    .\port$5127$0 (\$1081 ),
-    .\port$5129$0 (\$1082 ),
-    .\port$5131$0 (\$1083 ),
-    .\port$5133$0 (\$1084 ),
-    .\port$5135$0 (\$1085 ),
-    .\port$5137$0 (\$1086 ),
+    .\port$5485$0 (\$1126 ),
+    .\port$5487$0 (\$1127 ),
+    .\port$5489$0 (\$1128 ),
+    .\port$5491$0 (\$1129 ),
+    .\port$5493$0 (\$1130 ),
+    .\port$5495$0 (\$1131 ),
+    .\port$5497$0 (\$1132 ),
+    .\port$5499$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step[4:3])
-      2'h0:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h1:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      2'h2:
-          rand_sum = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-      default:
-          rand_sum = 8'h00;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sign = \$183 [15];
-      default:
-          base_sign = \$206 [15];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_zero = \$190 ;
-      default:
-          base_zero = \$213 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_inf = \$197 ;
-      default:
-          base_inf = \$220 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_nan = \$204 ;
-      default:
-          base_nan = \$227 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_exp = { \$41 [5], \$41 [5], \$41 [5], \$41 [5:0] };
-      default:
-          base_exp = \$134 [8:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (step_mode)
-      2'h0, 2'h1, 2'h2:
-          base_sig = base_fp16_sig;
-      default:
-          base_sig = { base_bf16_sig, 3'h0 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    casez (round_q_1_3)
-      2'h0:
-          sum_code = sum_fp16_sr8;
-      2'h1:
-          sum_code = sum_fp16_sr8;
-      2'h2:
-          sum_code = sum_fp16_sr8;
-      default:
-          sum_code = sum_bf16_rne;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$953  = step;
+    \$1000  = step;
     if (rst) begin
-      \$953  = 5'h00;
+      \$1000  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$954  = \$859 ;
-    if (rst) begin
-      \$954  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$955  = \$865 ;
-    if (rst) begin
-      \$955  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$956  = \$871 ;
-    if (rst) begin
-      \$956  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$957  = \$876 ;
-    if (rst) begin
-      \$957  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$958  = p_exp_sum;
-    if (rst) begin
-      \$958  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$959  = p_full;
-    if (rst) begin
-      \$959  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$960  = rand_sum;
-    if (rst) begin
-      \$960  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$961  = base_sign;
-    if (rst) begin
-      \$961  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$962  = base_zero;
-    if (rst) begin
-      \$962  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$963  = base_inf;
-    if (rst) begin
-      \$963  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$964  = base_nan;
-    if (rst) begin
-      \$964  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$965  = base_exp;
-    if (rst) begin
-      \$965  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$966  = base_sig;
-    if (rst) begin
-      \$966  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$967  = \$877 ;
-    if (rst) begin
-      \$967  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$968  = \$879 ;
-    if (rst) begin
-      \$968  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$969  = \$880 ;
-    if (rst) begin
-      \$969  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$970  = \$881 ;
-    if (rst) begin
-      \$970  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$971  = \$2 [9:0];
-    if (rst) begin
-      \$971  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$972  = \$4 [15:0];
-    if (rst) begin
-      \$972  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$973  = product_0;
-    if (rst) begin
-      \$973  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$974  = \$882 ;
-    if (rst) begin
-      \$974  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$975  = product_2;
-    if (rst) begin
-      \$975  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$976  = step_mode;
-    if (rst) begin
-      \$976  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$977  = \$883 ;
-    if (rst) begin
-      \$977  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$978  = \$886 ;
-    if (rst) begin
-      \$978  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$979  = \$893 [4:0];
-    if (rst) begin
-      \$979  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$980  = \$894 ;
-    if (rst) begin
-      \$980  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$981  = \$895 ;
-    if (rst) begin
-      \$981  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$982  = \$896 ;
-    if (rst) begin
-      \$982  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$983  = \$901 ;
-    if (rst) begin
-      \$983  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$984  = \$910 ;
-    if (rst) begin
-      \$984  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$985  = \$911 ;
-    if (rst) begin
-      \$985  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$986  = \$912 ;
-    if (rst) begin
-      \$986  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$987  = \$913 ;
-    if (rst) begin
-      \$987  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$988  = unpack_q_2_0;
-    if (rst) begin
-      \$988  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$989  = unpack_q_2_1;
-    if (rst) begin
-      \$989  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$990  = unpack_q_2_2;
-    if (rst) begin
-      \$990  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$991  = unpack_q_2_3;
-    if (rst) begin
-      \$991  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$992  = { 1'h0, order_q_0_big_sig, 11'h000 };
-    if (rst) begin
-      \$992  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$993  = { 1'h0, add_small_wide[51:26], \$914  };
-    if (rst) begin
-      \$993  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$994  = order_q_0_subtract;
-    if (rst) begin
-      \$994  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$995  = order_q_0_flags_big_exp;
-    if (rst) begin
-      \$995  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$996  = order_q_0_flags_big_sign;
-    if (rst) begin
-      \$996  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$997  = order_q_0_flags_nan;
-    if (rst) begin
-      \$997  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$998  = order_q_0_flags_inf;
-    if (rst) begin
-      \$998  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$999  = order_q_0_flags_inf_sign;
-    if (rst) begin
-      \$999  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1000  = order_q_0_flags_both_zero;
-    if (rst) begin
-      \$1000  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1001  = order_q_0_flags_zero_sign;
+    \$1001  = \$906 ;
     if (rst) begin
       \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1002  = order_q_1_0;
+    \$1002  = \$912 ;
     if (rst) begin
-      \$1002  = 5'h00;
+      \$1002  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1003  = order_q_1_1;
+    \$1003  = \$918 ;
     if (rst) begin
       \$1003  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1004  = order_q_1_2;
+    \$1004  = \$923 ;
     if (rst) begin
-      \$1004  = 8'h00;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1005  = order_q_1_3;
+    \$1005  = p_exp_sum;
     if (rst) begin
-      \$1005  = 2'h0;
+      \$1005  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1006  = \$237 [27:0];
+    \$1006  = p_full;
     if (rst) begin
-      \$1006  = 28'h0000000;
+      \$1006  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1007  = align_q_0_flags_big_exp;
+    \$1007  = rand_sum;
     if (rst) begin
-      \$1007  = 10'h000;
+      \$1007  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1008  = align_q_0_flags_big_sign;
+    \$1008  = base_sign;
     if (rst) begin
       \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1009  = align_q_0_flags_nan;
+    \$1009  = base_zero;
     if (rst) begin
       \$1009  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1010  = align_q_0_flags_inf;
+    \$1010  = base_inf;
     if (rst) begin
       \$1010  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1011  = align_q_0_flags_inf_sign;
+    \$1011  = base_nan;
     if (rst) begin
       \$1011  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1012  = align_q_0_flags_both_zero;
+    \$1012  = base_exp;
     if (rst) begin
-      \$1012  = 1'h0;
+      \$1012  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1013  = align_q_0_flags_zero_sign;
+    \$1013  = base_sig;
     if (rst) begin
-      \$1013  = 1'h0;
+      \$1013  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1014  = \$915 ;
+    \$1014  = \$924 ;
     if (rst) begin
-      \$1014  = 11'h000;
+      \$1014  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1015  = \$916 ;
+    \$1015  = \$926 ;
     if (rst) begin
-      \$1015  = 11'h000;
+      \$1015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1016  = align_q_1_0;
+    \$1016  = \$927 ;
     if (rst) begin
-      \$1016  = 5'h00;
+      \$1016  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1017  = align_q_1_1;
+    \$1017  = \$928 ;
     if (rst) begin
       \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1018  = align_q_1_2;
+    \$1018  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 8'h00;
+      \$1018  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1019  = align_q_1_3;
+    \$1019  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 2'h0;
+      \$1019  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1020  = \$920 ;
+    \$1020  = product_0;
     if (rst) begin
-      \$1020  = 1'h0;
+      \$1020  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1021  = \$922 ;
+    \$1021  = \$929 ;
     if (rst) begin
       \$1021  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1022  = add_q_0_flags_inf;
+    \$1022  = product_2;
     if (rst) begin
-      \$1022  = 1'h0;
+      \$1022  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1023  = add_q_0_flags_nan;
+    \$1023  = step_mode;
     if (rst) begin
-      \$1023  = 1'h0;
+      \$1023  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1024  = \$794 [9:0];
+    \$1024  = \$930 ;
     if (rst) begin
-      \$1024  = 10'h000;
+      \$1024  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1025  = add_normalized;
+    \$1025  = \$933 ;
     if (rst) begin
-      \$1025  = 27'h0000000;
+      \$1025  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1026  = add_q_0_total[0];
+    \$1026  = \$940 [4:0];
     if (rst) begin
-      \$1026  = 1'h0;
+      \$1026  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1027  = \$923 ;
+    \$1027  = \$941 ;
     if (rst) begin
-      \$1027  = 12'h000;
+      \$1027  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1028  = \$924 ;
+    \$1028  = \$942 ;
     if (rst) begin
-      \$1028  = 12'h000;
+      \$1028  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1029  = add_q_2_0;
+    \$1029  = \$943 ;
     if (rst) begin
-      \$1029  = 5'h00;
+      \$1029  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1030  = add_q_2_1;
+    \$1030  = \$948 ;
     if (rst) begin
       \$1030  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1031  = add_q_2_2;
+    \$1031  = \$957 ;
     if (rst) begin
-      \$1031  = 8'h00;
+      \$1031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1032  = add_q_2_3;
+    \$1032  = \$958 ;
     if (rst) begin
-      \$1032  = 2'h0;
+      \$1032  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1033  = sum_fp16_sr8_wide[99:64];
+    \$1033  = \$959 ;
     if (rst) begin
-      \$1033  = 36'h000000000;
+      \$1033  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1034  = sum_fp16_sr8_wide[63:0];
+    \$1034  = \$960 ;
     if (rst) begin
-      \$1034  = 64'h0000000000000000;
+      \$1034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1035  = normalize_q_0_1;
+    \$1035  = unpack_q_2_0;
     if (rst) begin
-      \$1035  = 1'h0;
+      \$1035  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1036  = \$927 ;
+    \$1036  = unpack_q_2_1;
     if (rst) begin
       \$1036  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1037  = \$933 ;
+    \$1037  = unpack_q_2_2;
     if (rst) begin
-      \$1037  = 10'h000;
+      \$1037  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1038  = normalize_q_0_0_sign;
+    \$1038  = unpack_q_2_3;
     if (rst) begin
-      \$1038  = 1'h0;
+      \$1038  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1039  = normalize_q_0_0_zero;
+    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 1'h0;
+      \$1039  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1040  = normalize_q_0_0_inf;
+    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
     if (rst) begin
-      \$1040  = 1'h0;
+      \$1040  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1041  = normalize_q_0_0_nan;
+    \$1041  = order_q_0_subtract;
     if (rst) begin
       \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1042  = sum_bf16_rne_wide[60:32];
+    \$1042  = order_q_0_flags_big_exp;
     if (rst) begin
-      \$1042  = 29'h00000000;
+      \$1042  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1043  = sum_bf16_rne_wide[31:0];
+    \$1043  = order_q_0_flags_big_sign;
     if (rst) begin
-      \$1043  = 32'd0;
+      \$1043  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1044  = normalize_q_0_1;
+    \$1044  = order_q_0_flags_nan;
     if (rst) begin
       \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1045  = \$936 ;
+    \$1045  = order_q_0_flags_inf;
     if (rst) begin
       \$1045  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1046  = \$942 ;
+    \$1046  = order_q_0_flags_inf_sign;
     if (rst) begin
-      \$1046  = 10'h000;
+      \$1046  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1047  = normalize_q_0_0_sign;
+    \$1047  = order_q_0_flags_both_zero;
     if (rst) begin
       \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1048  = normalize_q_0_0_zero;
+    \$1048  = order_q_0_flags_zero_sign;
     if (rst) begin
       \$1048  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1049  = normalize_q_0_0_inf;
+    \$1049  = order_q_1_0;
     if (rst) begin
-      \$1049  = 1'h0;
+      \$1049  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1050  = normalize_q_0_0_nan;
+    \$1050  = order_q_1_1;
     if (rst) begin
       \$1050  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1051  = normalize_q_2_0;
+    \$1051  = order_q_1_2;
     if (rst) begin
-      \$1051  = 5'h00;
+      \$1051  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1052  = normalize_q_2_1;
+    \$1052  = order_q_1_3;
     if (rst) begin
-      \$1052  = 1'h0;
+      \$1052  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1053  = normalize_q_2_2;
+    \$1053  = \$278 [27:0];
     if (rst) begin
-      \$1053  = 8'h00;
+      \$1053  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1054  = normalize_q_2_3;
+    \$1054  = align_q_0_flags_big_exp;
     if (rst) begin
-      \$1054  = 2'h0;
+      \$1054  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1055  = place_q_0_0_kept[35:25];
+    \$1055  = align_q_0_flags_big_sign;
     if (rst) begin
-      \$1055  = 11'h000;
+      \$1055  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1056  = \$943 [8];
+    \$1056  = align_q_0_flags_nan;
     if (rst) begin
       \$1056  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1057  = place_q_0_0_small;
+    \$1057  = align_q_0_flags_inf;
     if (rst) begin
       \$1057  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1058  = place_q_0_0_e_eff;
+    \$1058  = align_q_0_flags_inf_sign;
     if (rst) begin
-      \$1058  = 10'h000;
+      \$1058  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1059  = place_q_0_0_sign;
+    \$1059  = align_q_0_flags_both_zero;
     if (rst) begin
       \$1059  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1060  = place_q_0_0_zero;
+    \$1060  = align_q_0_flags_zero_sign;
     if (rst) begin
       \$1060  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1061  = place_q_0_0_inf;
+    \$1061  = \$962 ;
     if (rst) begin
-      \$1061  = 1'h0;
+      \$1061  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1062  = place_q_0_0_nan;
+    \$1062  = \$963 ;
     if (rst) begin
-      \$1062  = 1'h0;
+      \$1062  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1063  = place_q_0_1_kept[28:21];
+    \$1063  = align_q_1_0;
     if (rst) begin
-      \$1063  = 8'h00;
+      \$1063  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1064  = \$949 ;
+    \$1064  = align_q_1_1;
     if (rst) begin
       \$1064  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1065  = place_q_0_1_small;
+    \$1065  = align_q_1_2;
     if (rst) begin
-      \$1065  = 1'h0;
+      \$1065  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1066  = place_q_0_1_e_eff;
+    \$1066  = align_q_1_3;
     if (rst) begin
-      \$1066  = 10'h000;
+      \$1066  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1067  = place_q_0_1_sign;
+    \$1067  = \$967 ;
     if (rst) begin
       \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1068  = place_q_0_1_zero;
+    \$1068  = \$969 ;
     if (rst) begin
       \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1069  = place_q_0_1_inf;
+    \$1069  = add_q_0_flags_inf;
     if (rst) begin
       \$1069  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1070  = place_q_0_1_nan;
+    \$1070  = add_q_0_flags_nan;
     if (rst) begin
       \$1070  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1071  = place_q_1_0;
+    \$1071  = \$835 [9:0];
     if (rst) begin
-      \$1071  = 5'h00;
+      \$1071  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1072  = place_q_1_1;
+    \$1072  = add_normalized;
     if (rst) begin
-      \$1072  = 1'h0;
+      \$1072  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1073  = place_q_1_2;
+    \$1073  = add_q_0_total[0];
     if (rst) begin
-      \$1073  = 8'h00;
+      \$1073  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1074  = place_q_1_3;
+    \$1074  = \$970 ;
     if (rst) begin
-      \$1074  = 2'h0;
+      \$1074  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1075  = sum_code;
+    \$1075  = \$971 ;
     if (rst) begin
-      \$1075  = 16'h0000;
+      \$1075  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1076  = \$950 ;
+    \$1076  = add_q_2_0;
     if (rst) begin
-      \$1076  = 1'h0;
+      \$1076  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1077  = \$952 ;
+    \$1077  = add_q_2_1;
     if (rst) begin
-      \$1077  = 1'h1;
+      \$1077  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1078  = round_q_1_3;
+    \$1078  = add_q_2_2;
     if (rst) begin
-      \$1078  = 2'h0;
+      \$1078  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1079  = add_q_2_3;
+    if (rst) begin
+      \$1079  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1080  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$1080  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1081  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$1081  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1082  = normalize_q_0_1;
+    if (rst) begin
+      \$1082  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1083  = \$974 ;
+    if (rst) begin
+      \$1083  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1084  = \$980 ;
+    if (rst) begin
+      \$1084  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1085  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1085  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1086  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1086  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1087  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1087  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1088  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1088  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1089  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$1089  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1090  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$1090  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1091  = normalize_q_0_1;
+    if (rst) begin
+      \$1091  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1092  = \$983 ;
+    if (rst) begin
+      \$1092  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1093  = \$989 ;
+    if (rst) begin
+      \$1093  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1094  = normalize_q_0_0_sign;
+    if (rst) begin
+      \$1094  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1095  = normalize_q_0_0_zero;
+    if (rst) begin
+      \$1095  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1096  = normalize_q_0_0_inf;
+    if (rst) begin
+      \$1096  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1097  = normalize_q_0_0_nan;
+    if (rst) begin
+      \$1097  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1098  = normalize_q_2_0;
+    if (rst) begin
+      \$1098  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1099  = normalize_q_2_1;
+    if (rst) begin
+      \$1099  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1100  = normalize_q_2_2;
+    if (rst) begin
+      \$1100  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1101  = normalize_q_2_3;
+    if (rst) begin
+      \$1101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1102  = place_q_0_0_kept[35:25];
+    if (rst) begin
+      \$1102  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1103  = \$990 [8];
+    if (rst) begin
+      \$1103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1104  = place_q_0_0_small;
+    if (rst) begin
+      \$1104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1105  = place_q_0_0_e_eff;
+    if (rst) begin
+      \$1105  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1106  = place_q_0_0_sign;
+    if (rst) begin
+      \$1106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1107  = place_q_0_0_zero;
+    if (rst) begin
+      \$1107  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1108  = place_q_0_0_inf;
+    if (rst) begin
+      \$1108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1109  = place_q_0_0_nan;
+    if (rst) begin
+      \$1109  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1110  = place_q_0_1_kept[28:21];
+    if (rst) begin
+      \$1110  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1111  = \$996 ;
+    if (rst) begin
+      \$1111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1112  = place_q_0_1_small;
+    if (rst) begin
+      \$1112  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1113  = place_q_0_1_e_eff;
+    if (rst) begin
+      \$1113  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1114  = place_q_0_1_sign;
+    if (rst) begin
+      \$1114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1115  = place_q_0_1_zero;
+    if (rst) begin
+      \$1115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1116  = place_q_0_1_inf;
+    if (rst) begin
+      \$1116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1117  = place_q_0_1_nan;
+    if (rst) begin
+      \$1117  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1118  = place_q_1_0;
+    if (rst) begin
+      \$1118  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1119  = place_q_1_1;
+    if (rst) begin
+      \$1119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1120  = place_q_1_2;
+    if (rst) begin
+      \$1120  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1121  = place_q_1_3;
+    if (rst) begin
+      \$1121  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1122  = sum_code;
+    if (rst) begin
+      \$1122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1123  = \$997 ;
+    if (rst) begin
+      \$1123  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1124  = \$999 ;
+    if (rst) begin
+      \$1124  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$1125  = round_q_1_3;
+    if (rst) begin
+      \$1125  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1086 , \$1085 , \$1084 , \$1083 , \$1082 , \$1081 , \$1080 , \$1079  };
-  assign p_exp = \$2 [9:0];
-  assign p_sig = \$4 [15:0];
-  assign base_fp16_exp = \$41 [5:0];
-  assign base_bf16_exp = \$134 [8:0];
-  assign add_total = \$237 [27:0];
-  assign add_lz = { \$792 , \$769  };
-  assign add_exp = \$794 [9:0];
+  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign p_exp = \$7 [9:0];
+  assign p_sig = \$9 [15:0];
+  assign base_fp16_exp = \$46 [5:0];
+  assign base_bf16_exp = \$139 [8:0];
+  assign add_total = \$278 [27:0];
+  assign add_lz = { \$833 , \$810  };
+  assign add_exp = \$835 [9:0];
   assign add_sig = add_normalized;
   assign result = acc;
   assign result_fresh = fresh;
@@ -18492,69 +18613,63 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \round_q_1_0.last  = round_q_1_0[1];
   assign \round_q_1_0.flush  = round_q_1_0[2];
   assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_bf16_rne = \$858 ;
-  assign sum_bf16_rne_mag = \$844 ;
-  assign sum_fp16_sr8 = \$832 ;
-  assign sum_fp16_sr8_mag = \$818 ;
+  assign sum_code = \$905 ;
+  assign sum_bf16_rne = \$899 ;
+  assign sum_bf16_rne_mag = \$885 ;
+  assign sum_fp16_sr8 = \$873 ;
+  assign sum_fp16_sr8_mag = \$859 ;
   assign en = step[0];
-  assign \$3  = { product_1_full, 1'h0 };
-  assign \$51  = { \$50 [9:0], 1'h0 };
-  assign \$56  = { 1'h0, \$55 [9:0], 2'h0 };
-  assign \$61  = { \$60 [9:0], 3'h0 };
-  assign \$66  = { 3'h0, \$65 [9:0], 4'h0 };
-  assign \$71  = { 2'h0, \$70 [9:0], 5'h00 };
-  assign \$76  = { 1'h0, \$75 [9:0], 6'h00 };
-  assign \$81  = { \$80 [9:0], 7'h00 };
-  assign \$86  = { 7'h00, \$85 [9:0], 8'h00 };
-  assign \$91  = { 6'h00, \$90 [9:0], 9'h000 };
-  assign \$96  = { 5'h00, \$95 [9:0], 10'h000 };
-  assign \$144  = { \$143 [6:0], 1'h0 };
-  assign \$149  = { 1'h0, \$148 [6:0], 2'h0 };
-  assign \$154  = { \$153 [6:0], 3'h0 };
-  assign \$159  = { 3'h0, \$158 [6:0], 4'h0 };
-  assign \$164  = { 2'h0, \$163 [6:0], 5'h00 };
-  assign \$169  = { 1'h0, \$168 [6:0], 6'h00 };
-  assign \$174  = { \$173 [6:0], 7'h00 };
-  assign \$239  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$243  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$245  = { 7'h00, \$244 , 8'h00 };
-  assign \$247  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$252  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$256  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$258  = { 7'h00, \$257 , 8'h00 };
-  assign \$260  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$263  = { 3'h0, \$262 , 4'h0 };
-  assign \$265  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$269  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$271  = { 7'h00, \$270 , 8'h00 };
-  assign \$273  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$279  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$283  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$285  = { 7'h00, \$284 , 8'h00 };
-  assign \$287  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$292  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$296  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$298  = { 7'h00, \$297 , 8'h00 };
-  assign \$300  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$303  = { 3'h0, \$302 , 4'h0 };
-  assign \$305  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$309  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$311  = { 7'h00, \$310 , 8'h00 };
-  assign \$313  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$317  = { 1'h0, \$316 , 2'h0 };
-  assign \$319  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$323  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$325  = { 7'h00, \$324 , 8'h00 };
-  assign \$327  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$332  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$336  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$338  = { 7'h00, \$337 , 8'h00 };
-  assign \$340  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$343  = { 3'h0, \$342 , 4'h0 };
-  assign \$345  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$349  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$351  = { 7'h00, \$350 , 8'h00 };
-  assign \$353  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$8  = { product_1_full, 1'h0 };
+  assign \$56  = { \$55 [9:0], 1'h0 };
+  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
+  assign \$66  = { \$65 [9:0], 3'h0 };
+  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
+  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
+  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
+  assign \$86  = { \$85 [9:0], 7'h00 };
+  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
+  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
+  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
+  assign \$149  = { \$148 [6:0], 1'h0 };
+  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
+  assign \$159  = { \$158 [6:0], 3'h0 };
+  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
+  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
+  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
+  assign \$179  = { \$178 [6:0], 7'h00 };
+  assign \$188  = \$187 ;
+  assign \$198  = \$197 ;
+  assign \$218  = \$217 ;
+  assign \$238  = \$237 ;
+  assign \$258  = \$257 ;
+  assign \$264  = \$263 ;
+  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$286  = { 7'h00, \$285 , 8'h00 };
+  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$299  = { 7'h00, \$298 , 8'h00 };
+  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$304  = { 3'h0, \$303 , 4'h0 };
+  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$312  = { 7'h00, \$311 , 8'h00 };
+  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$326  = { 7'h00, \$325 , 8'h00 };
+  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$339  = { 7'h00, \$338 , 8'h00 };
+  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$344  = { 3'h0, \$343 , 4'h0 };
+  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$352  = { 7'h00, \$351 , 8'h00 };
+  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$358  = { 1'h0, \$357 , 2'h0 };
   assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$366  = { 7'h00, \$365 , 8'h00 };
@@ -18568,34 +18683,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$392  = { 7'h00, \$391 , 8'h00 };
   assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$400  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$404  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$406  = { 7'h00, \$405 , 8'h00 };
-  assign \$408  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$413  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$417  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$419  = { 7'h00, \$418 , 8'h00 };
-  assign \$421  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$424  = { 3'h0, \$423 , 4'h0 };
-  assign \$426  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$430  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$432  = { 7'h00, \$431 , 8'h00 };
-  assign \$434  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$438  = { 1'h0, \$437 , 2'h0 };
-  assign \$440  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$444  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$446  = { 7'h00, \$445 , 8'h00 };
-  assign \$448  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$453  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$457  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$459  = { 7'h00, \$458 , 8'h00 };
-  assign \$461  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$464  = { 3'h0, \$463 , 4'h0 };
-  assign \$466  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$470  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$472  = { 7'h00, \$471 , 8'h00 };
-  assign \$474  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { \$478 , 1'h0 };
+  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$407  = { 7'h00, \$406 , 8'h00 };
+  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$420  = { 7'h00, \$419 , 8'h00 };
+  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$425  = { 3'h0, \$424 , 4'h0 };
+  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$433  = { 7'h00, \$432 , 8'h00 };
+  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$447  = { 7'h00, \$446 , 8'h00 };
+  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$460  = { 7'h00, \$459 , 8'h00 };
+  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$465  = { 3'h0, \$464 , 4'h0 };
+  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$473  = { 7'h00, \$472 , 8'h00 };
+  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$479  = { 1'h0, \$478 , 2'h0 };
   assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$487  = { 7'h00, \$486 , 8'h00 };
@@ -18609,65 +18723,79 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
   assign \$513  = { 7'h00, \$512 , 8'h00 };
   assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$521  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$525  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$527  = { 7'h00, \$526 , 8'h00 };
-  assign \$529  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$534  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$538  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$540  = { 7'h00, \$539 , 8'h00 };
-  assign \$542  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$545  = { 3'h0, \$544 , 4'h0 };
-  assign \$547  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$551  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$553  = { 7'h00, \$552 , 8'h00 };
-  assign \$555  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$559  = { 1'h0, \$558 , 2'h0 };
-  assign \$561  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$565  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$567  = { 7'h00, \$566 , 8'h00 };
-  assign \$569  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$574  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$578  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$580  = { 7'h00, \$579 , 8'h00 };
-  assign \$582  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$585  = { 3'h0, \$584 , 4'h0 };
-  assign \$587  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$591  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$593  = { 7'h00, \$592 , 8'h00 };
-  assign \$595  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$636  = 1'h1;
-  assign \$637  = 1'h0;
-  assign \$638  = 1'h0;
-  assign \$639  = 1'h0;
-  assign \$640  = 1'h1;
-  assign \$641  = 1'h1;
-  assign \$642  = 1'h1;
-  assign \$643  = 1'h1;
-  assign \$644  = 1'h0;
-  assign \$645  = 1'h1;
-  assign \$653  = { \$652 , \$650  };
-  assign \$656  = 1'h1;
-  assign \$657  = 1'h0;
-  assign \$658  = 1'h0;
-  assign \$808  = { 5'h00, \$807 [4:0], 10'h000 };
-  assign \$813  = { 5'h00, \$812 [4:0], 10'h000 };
-  assign \$819  = 1'h0;
-  assign \$820  = round_q_0_0_nan;
-  assign \$825  = { 5'h00, \$824 [4:0], 10'h000 };
-  assign \$830  = 1'h0;
-  assign \$831  = round_q_0_0_nan;
-  assign \$834  = { \$833 [7:0], 7'h00 };
-  assign \$839  = { \$838 [7:0], 7'h00 };
-  assign \$845  = 1'h0;
-  assign \$846  = round_q_0_1_nan;
-  assign \$851  = { \$850 [7:0], 7'h00 };
-  assign \$856  = 1'h0;
-  assign \$857  = round_q_0_1_nan;
+  assign \$520  = { \$519 , 1'h0 };
+  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$528  = { 7'h00, \$527 , 8'h00 };
+  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$541  = { 7'h00, \$540 , 8'h00 };
+  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$546  = { 3'h0, \$545 , 4'h0 };
+  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$554  = { 7'h00, \$553 , 8'h00 };
+  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$568  = { 7'h00, \$567 , 8'h00 };
+  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$581  = { 7'h00, \$580 , 8'h00 };
+  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$586  = { 3'h0, \$585 , 4'h0 };
+  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$594  = { 7'h00, \$593 , 8'h00 };
+  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$600  = { 1'h0, \$599 , 2'h0 };
+  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$608  = { 7'h00, \$607 , 8'h00 };
+  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$621  = { 7'h00, \$620 , 8'h00 };
+  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$626  = { 3'h0, \$625 , 4'h0 };
+  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$634  = { 7'h00, \$633 , 8'h00 };
+  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
+  assign \$677  = 1'h1;
+  assign \$678  = 1'h0;
+  assign \$679  = 1'h0;
+  assign \$680  = 1'h0;
+  assign \$681  = 1'h1;
+  assign \$682  = 1'h1;
+  assign \$683  = 1'h1;
+  assign \$684  = 1'h1;
+  assign \$685  = 1'h0;
+  assign \$686  = 1'h1;
+  assign \$694  = { \$693 , \$691  };
+  assign \$697  = 1'h1;
+  assign \$698  = 1'h0;
+  assign \$699  = 1'h0;
+  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
+  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
+  assign \$860  = 1'h0;
+  assign \$861  = round_q_0_0_nan;
+  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
+  assign \$871  = 1'h0;
+  assign \$872  = round_q_0_0_nan;
+  assign \$875  = { \$874 [7:0], 7'h00 };
+  assign \$880  = { \$879 [7:0], 7'h00 };
+  assign \$886  = 1'h0;
+  assign \$887  = round_q_0_1_nan;
+  assign \$892  = { \$891 [7:0], 7'h00 };
+  assign \$897  = 1'h0;
+  assign \$898  = round_q_0_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5123$0 , \port$5125$0 , \port$5127$0 , \port$5129$0 , \port$5131$0 , \port$5133$0 , \port$5135$0 , \port$5137$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5485$0 , \port$5487$0 , \port$5489$0 , \port$5491$0 , \port$5493$0 , \port$5495$0 , \port$5497$0 , \port$5499$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18951,22 +19079,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5123$0 , \port$5125
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$5123$0 ;
-  wire \port$5123$0 ;
-  output \port$5125$0 ;
-  wire \port$5125$0 ;
-  output \port$5127$0 ;
-  wire \port$5127$0 ;
-  output \port$5129$0 ;
-  wire \port$5129$0 ;
-  output \port$5131$0 ;
-  wire \port$5131$0 ;
-  output \port$5133$0 ;
-  wire \port$5133$0 ;
-  output \port$5135$0 ;
-  wire \port$5135$0 ;
-  output \port$5137$0 ;
-  wire \port$5137$0 ;
+  output \port$5485$0 ;
+  wire \port$5485$0 ;
+  output \port$5487$0 ;
+  wire \port$5487$0 ;
+  output \port$5489$0 ;
+  wire \port$5489$0 ;
+  output \port$5491$0 ;
+  wire \port$5491$0 ;
+  output \port$5493$0 ;
+  wire \port$5493$0 ;
+  output \port$5495$0 ;
+  wire \port$5495$0 ;
+  output \port$5497$0 ;
+  wire \port$5497$0 ;
+  output \port$5499$0 ;
+  wire \port$5499$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -19130,14 +19258,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5123$0 , \port$5125
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5123$0  = \$2 ;
-  assign \port$5125$0  = \$4 ;
-  assign \port$5127$0  = \$6 ;
-  assign \port$5129$0  = \$8 ;
-  assign \port$5131$0  = \$10 ;
-  assign \port$5133$0  = \$12 ;
-  assign \port$5135$0  = \$14 ;
-  assign \port$5137$0  = \$16 ;
+  assign \port$5485$0  = \$2 ;
+  assign \port$5487$0  = \$4 ;
+  assign \port$5489$0  = \$6 ;
+  assign \port$5491$0  = \$8 ;
+  assign \port$5493$0  = \$10 ;
+  assign \port$5495$0  = \$12 ;
+  assign \port$5497$0  = \$14 ;
+  assign \port$5499$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
