@@ -8,9 +8,11 @@
 * ``modes_datapath.png``: the multi-mode PE of ``--precision e4m3-sr
   --precision bf16``, its unpackers, rounders and mode table computed from
   :func:`hls_gen.modes.training_modes` (:func:`modes_plan`);
-* ``array_dataflow.png``: the ``R x C`` output-stationary array, operands
-  broadcast along rows and columns (:func:`draw_operand_movement`), the
-  output buffer and both valid/ready streams.
+* ``array_dataflow.png``: the ``R x C`` output-stationary systolic array:
+  operands decoded at the edge, skewed and passed neighbour to neighbour
+  with the step control (:func:`draw_operand_movement`), each PE's slots of
+  the output buffer, the output multiplexer, both valid/ready streams and
+  the timing (:func:`array_latency`).
 
 ``--out DIR`` writes elsewhere; ``--check`` draws into a temporary folder and
 exits 1 when a drawing's pixels differ from the checked-in one (or it is
@@ -36,7 +38,9 @@ from hls_gen.modes import HwMode, check_modes, mode_bits, training_modes
 from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, rounding_string
 
 __all__ = [
+    "CONTROL_FIELDS",
     "DPI",
+    "DRAWN_KINDS",
     "FIGURES",
     "FIGURE_DIR",
     "LOOP_STAGES",
@@ -47,9 +51,11 @@ __all__ = [
     "ModesPlan",
     "Sheet",
     "array_dataflow_figure",
+    "array_latency",
     "differences",
     "draw_all",
     "draw_operand_movement",
+    "drawn_counts",
     "loop_plan",
     "modes_datapath_figure",
     "modes_plan",
@@ -64,7 +70,7 @@ DPI = 160
 SIZES: dict[str, tuple[float, float]] = {
     "pe_pipeline.png": (10.0, 6.4),
     "modes_datapath.png": (10.0, 7.0),
-    "array_dataflow.png": (10.0, 7.4),
+    "array_dataflow.png": (10.0, 8.4),
 }
 #: The precisions of the multi-mode drawing (the ``mac_e4m3_sr_bf16_2x2_il8`` preset's).
 MODES_PRECISIONS = ("e4m3-sr", "bf16")
@@ -255,8 +261,11 @@ class Sheet:
         )
         self.text(x, y, label, gid=gid, fontsize=fontsize, linespacing=1.15)
 
-    def register(self, x: float, y: float, w: float, h: float, *, dashed: bool = False) -> None:
-        """A register: a dark bar centred on ``(x, y)`` with a clock wedge (outlined only when optional)."""
+    def register(self, x: float, y: float, w: float, h: float, *, dashed: bool = False, gid: str | None = None) -> None:
+        """A register: a dark bar centred on ``(x, y)`` with a clock wedge (outlined only when optional).
+
+        ``gid``: the bar's (its wedge has none), so that a test can count the registers of a kind.
+        """
         from matplotlib.patches import Polygon, Rectangle
 
         self.ax.add_patch(
@@ -268,6 +277,7 @@ class Sheet:
                 edgecolor=REGISTER,
                 linewidth=1.0,
                 linestyle=(0, (2, 1.5)) if dashed else "-",
+                gid=gid,
             )
         )
         # the clock wedge on the bar's lower edge (vertical bars) or left edge (horizontal bars)
@@ -672,10 +682,28 @@ def _uses(uses: tuple[str, ...]) -> str:
 
 # --- 3. the array -----------------------------------------------------------------------------------------------
 
+#: The step control's fields (:data:`hls_gen.step.STEP_CONTROL`, ``mode`` added in a multi-mode array): the bundle
+#: that enters with a beat (or a flush, or a bubble) and travels with ``A``.
+CONTROL_FIELDS = ("valid", "last", "flush")
+#: Colours of the array drawing: A and the step control moving right, B moving down, flushed sums and out_data.
+A_INK, B_INK, CONTROL_INK, OUT_INK = "#1f4e9c", "#2e7d32", MODE, "#b23c17"
+#: What :func:`drawn_counts` counts, each per row, column or PE (the drawn patch's ``gid``: ``"<kind>:<index>"``).
+DRAWN_KINDS = ("a_skew", "b_skew", "control_skew", "a_pe", "b_pe", "slot")
+
+
+def array_latency(rows: int, cols: int, interleave: int, pipeline: int) -> int:
+    """Cycles from accepting a job's last beat to ``out_valid``: :attr:`hls_gen.array.MACArray.latency`.
+
+    ``pipeline + interleave + rows + cols - 1``: the ``interleave`` flush steps follow the last beat, the last of
+    them crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline`` registers, and the buffer takes it a cycle
+    later. (The drawings do not import Amaranth; a test holds this to ``MACArray.latency``.)
+    """
+    return pipeline + interleave + rows + cols - 1
+
 
 @dataclass(frozen=True)
 class ArrayGeometry:
-    """Where the array drawing puts things: PE centres and size, the input buses."""
+    """Where the array drawing puts things: PE centres and size, where operands enter them, the edge."""
 
     rows: int
     cols: int
@@ -685,168 +713,335 @@ class ArrayGeometry:
     y0: float  # centre of PE row 0 (rows go down)
     pitch_x: float
     pitch_y: float
-    a_x: float  # in_a comes down at this x from the input stream
-    b_y: float  # in_b runs along this y above the array
+    a_dy: float  # A enters a PE this far above its centre (on its left side)
+    control_dy: float  # the step control, this far above its centre (on its left side)
+    b_dx: float  # B enters a PE this far left of its centre (on its top)
+    stream_bottom: float  # the input stream block's bottom edge (in_a leaves it there)
+    stream_right: float  # ... and its right edge (in_b leaves it there)
+    a_bus_x: float  # in_a comes down at this x from the input stream
+    b_bus_y: float  # in_b runs right along this y from the input stream
+    b_decode_y: float  # centre of the B decoders (the A decoders sit at a_decode_x)
+    a_decode_x: float
+    control_x: float  # the step control's skew chain runs down at this x
+    control_top: float  # ... from this y (where it leaves the step control block)
+    skew_pitch: float = 2.2  # between skew registers
+    reg: float = 1.2  # a skew register's side
 
     def centre(self, r: int, c: int) -> tuple[float, float]:
         return self.x0 + c * self.pitch_x, self.y0 - r * self.pitch_y
 
+    def a_y(self, r: int) -> float:
+        return self.centre(r, 0)[1] + self.a_dy
 
-def draw_operand_movement(s: Sheet, g: ArrayGeometry, top: float) -> None:
-    """How operands reach the PEs in today's array (:class:`hls_gen.array.MACArray`): broadcast.
+    def control_y(self, r: int) -> float:
+        return self.centre(r, 0)[1] + self.control_dy
 
-    Beat ``t``'s ``in_a`` element ``r`` reaches every PE of row ``r`` and its ``in_b`` element ``c`` every PE of
-    column ``c`` in the same cycle, with no register between PEs; ``top`` is where both leave the input stream.
-    This is the one function to redraw for a systolic array (neighbour-to-neighbour registers).
+    def b_x(self, c: int) -> float:
+        return self.centre(0, c)[0] - self.b_dx
+
+    @property
+    def left(self) -> float:
+        """The PEs' left edge (column 0)."""
+        return self.x0 - self.pe_w / 2
+
+    @property
+    def top(self) -> float:
+        """The PEs' top edge (row 0)."""
+        return self.y0 + self.pe_h / 2
+
+
+def draw_operand_movement(s: Sheet, g: ArrayGeometry) -> None:
+    """How operands reach the PEs (:class:`hls_gen.array.MACArray`): systolic, decoded once at the edge.
+
+    ``in_a``'s element ``r`` is decoded where it enters, then crosses ``r`` skew registers into PE ``(r, 0)`` and
+    moves right, a register between neighbouring PEs; ``in_b``'s element ``c`` likewise crosses ``c`` skew
+    registers into PE ``(0, c)`` and moves down. The step control leaves its block, one chain of ``rows - 1``
+    registers down the left edge (row ``r`` taps it after ``r``), and moves right with ``A`` through the same
+    registers. The registers' ``gid``s are ``"a_skew:<row>"``, ``"b_skew:<column>"``, ``"control_skew:<row>"`` (the
+    one just before row ``r``), ``"a_pe:<row>"`` and ``"b_pe:<column>"`` (:func:`drawn_counts` counts them).
     """
-    pe_top = [g.centre(r, 0)[1] + g.pe_h / 2 for r in range(g.rows)]
-    row_y = [t + 1.3 for t in pe_top]
-    col_x = [g.centre(0, c)[0] - g.pe_w / 2 - 1.5 for c in range(g.cols)]
-    # in_a: down the left side, element r along the top of PE row r, a tap into each PE
-    s.wire([(g.a_x, top), (g.a_x, row_y[-1])], head=False, width=2.4)
-    s.text(g.a_x - 0.6, (top + g.b_y) / 2, f"in_a: {g.rows} × a", ha="right", fontsize=FONT - 1)
-    for r, y in enumerate(row_y):
-        s.dot(g.a_x, y)
-        s.text(g.a_x - 0.7, y, f"a[{r}]", ha="right", fontsize=FONT - 1.5)
-        tap_x = [g.centre(r, c)[0] + 1.8 for c in range(g.cols)]
-        s.wire([(g.a_x, y), (tap_x[-1], y)], head=False)
-        for x in tap_x:
-            s.dot(x, y)
-            s.wire([(x, y), (x, pe_top[r])], width=0.9)
-    # in_b: along the top, element c down the left of PE column c, a tap into each PE
-    s.wire([(col_x[0], top), (col_x[0], g.b_y), (col_x[-1], g.b_y)], head=False, width=2.4)
-    s.text(col_x[0] + 0.6, top - 0.8, f"in_b: {g.cols} × b", ha="left", va="top", fontsize=FONT - 1)
-    for c, x in enumerate(col_x):
-        s.dot(x, g.b_y)
-        s.text(x + 0.5, g.b_y + 1.0, f"b[{c}]", ha="left", fontsize=FONT - 1.5)
-        tap_y = [g.centre(r, c)[1] - 1.6 for r in range(g.rows)]
-        s.wire([(x, g.b_y), (x, tap_y[-1])], head=False)
-        for y in tap_y:
-            s.dot(x, y)
-            s.wire([(x, y), (x + 1.5, y)], width=0.9)
+    half_w, half_h, side = g.pe_w / 2, g.pe_h / 2, g.reg
+    decode_w, decode_h = 7.0, 3.0
+    decoder = "decode\n(per mode)"
+    # in_a: down the left side, element r into its decoder, then r skew registers into PE (r, 0)
+    s.wire([(g.a_bus_x, g.stream_bottom), (g.a_bus_x, g.a_y(g.rows - 1))], head=False, width=2.2, color=A_INK)
+    s.text(g.a_bus_x + 0.5, g.stream_bottom - 1.05, f"in_a: {g.rows} × a", ha="left", fontsize=FONT - 1.5, color=A_INK)
+    for r in range(g.rows):
+        y = g.a_y(r)
+        if r < g.rows - 1:
+            s.dot(g.a_bus_x, y, A_INK)
+        s.text(g.a_bus_x + 0.4, y + 0.9, f"a[{r}]", ha="left", fontsize=FONT - 1.5, color=A_INK)
+        s.wire([(g.a_bus_x, y), (g.a_decode_x - decode_w / 2, y)], color=A_INK)
+        s.box(g.a_decode_x, y, decode_w, decode_h, decoder, fill=PER_FORMAT, gid="decode", fontsize=FONT - 1.5)
+        skew = [g.control_x - 2.0 - i * g.skew_pitch for i in range(r)][::-1]  # the last one nearest the PE
+        x = g.a_decode_x + decode_w / 2
+        for k in skew:
+            s.wire([(x, y), (k - side / 2, y)], head=False, color=A_INK)
+            s.register(k, y, side, side, gid=f"a_skew:{r}")
+            x = k + side / 2
+        s.wire([(x, y), (g.left, y)], color=A_INK)
+    # in_b: right along the top, element c into its decoder, then c skew registers into PE (0, c)
+    s.wire([(g.stream_right, g.b_bus_y), (g.b_x(g.cols - 1), g.b_bus_y)], head=False, width=2.2, color=B_INK)
+    s.text(g.stream_right + 0.4, g.b_bus_y + 0.9, f"in_b: {g.cols} × b", ha="left", fontsize=FONT - 1.5, color=B_INK)
+    for c in range(g.cols):
+        x = g.b_x(c)
+        if c < g.cols - 1:
+            s.dot(x, g.b_bus_y, B_INK)
+        s.text(x + 0.5, g.b_bus_y - 1.1, f"b[{c}]", ha="left", fontsize=FONT - 1.5, color=B_INK)
+        s.wire([(x, g.b_bus_y), (x, g.b_decode_y + decode_h / 2)], color=B_INK)
+        s.box(x, g.b_decode_y, decode_w, decode_h, decoder, fill=PER_FORMAT, gid="decode", fontsize=FONT - 1.5)
+        y = g.b_decode_y - decode_h / 2
+        for k in [g.top + 2.0 + i * g.skew_pitch for i in range(c)][::-1]:
+            s.wire([(x, y), (x, k + side / 2)], head=False, color=B_INK)
+            s.register(x, k, side, side, gid=f"b_skew:{c}")
+            y = k - side / 2
+        s.wire([(x, y), (g.b_x(c), g.top)], color=B_INK)
+    # the step control: one skew chain down the left edge, row r's tap after r registers
+    y = g.control_top
+    for r in range(g.rows):
+        if r:
+            k = (g.control_y(r - 1) + g.control_y(r)) / 2
+            s.wire([(g.control_x, y), (g.control_x, k + side / 2)], head=False, color=CONTROL_INK)
+            s.register(g.control_x, k, side, side, gid=f"control_skew:{r}")
+            y = k - side / 2
+        s.wire([(g.control_x, y), (g.control_x, g.control_y(r)), (g.left, g.control_y(r))], color=CONTROL_INK)
+        if r < g.rows - 1:
+            s.dot(g.control_x, g.control_y(r), CONTROL_INK)
+        y = g.control_y(r)
+    # neighbour to neighbour: A and the control right, B down, one register per PE
+    for r in range(g.rows):
+        for c in range(g.cols):
+            x, y = g.centre(r, c)
+            if c < g.cols - 1:
+                k = x + g.pitch_x / 2
+                lo, hi = y + g.control_dy - 0.7, y + g.a_dy + 0.7
+                for dy, ink in ((g.a_dy, A_INK), (g.control_dy, CONTROL_INK)):
+                    s.wire([(x + half_w, y + dy), (k - 0.55, y + dy)], head=False, color=ink)
+                    s.wire([(k + 0.55, y + dy), (k + g.pitch_x / 2 - half_w, y + dy)], color=ink)
+                s.register(k, (lo + hi) / 2, 1.1, hi - lo, gid=f"a_pe:{r}")
+            if r < g.rows - 1:
+                bx, k = x - g.b_dx, y - half_h - 1.3
+                s.wire([(bx, y - half_h), (bx, k + side / 2)], head=False, color=B_INK)
+                s.register(bx, k, side, side, gid=f"b_pe:{c}")
+                s.wire([(bx, k - side / 2), (bx, y - g.pitch_y + half_h)], color=B_INK)
 
 
-def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8) -> Sheet:
-    """The output-stationary array: operands in, ``interleave`` sums per PE, the output buffer, both streams."""
+def drawn_counts(sheet: Sheet, kind: str, n: int) -> list[int]:
+    """How many patches of ``kind`` (one of :data:`DRAWN_KINDS`) the drawing has at each index ``0 .. n-1``.
+
+    ``a_skew`` and ``a_pe`` count per row, ``b_skew`` and ``b_pe`` per column, ``control_skew`` per row (the
+    chain's register just before that row's tap), ``slot`` per PE (``r * cols + c``: its output buffer slots).
+    """
+    if kind not in DRAWN_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {list(DRAWN_KINDS)}")
+    counts = [0] * n
+    for patch in sheet.ax.patches:
+        name, _, index = (patch.get_gid() or "").partition(":")
+        if name == kind:
+            counts[int(index)] += 1
+    return counts
+
+
+def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pipeline: int = 1) -> Sheet:
+    """The output-stationary systolic array: operands in, ``interleave`` sums per PE, the buffer, both streams.
+
+    ``pipeline`` (the PE's, ``--pipeline``, default 1) enters the latency the caption states (gid ``"latency"``).
+    """
     from matplotlib.patches import Rectangle
 
-    check_int(rows, "rows", 1, 6)
+    check_int(rows, "rows", 1, 4)
     check_int(cols, "columns", 1, 4)
+    check_int(pipeline, "pipeline", 0, 2)
     L = loop_plan(interleave).interleave
     tile = rows * L
     s = Sheet("array_dataflow.png")
     s.text(
         50,
         s.height - 2.5,
-        f"MAC array, {rows} x {cols} PEs, --interleave {L}: output-stationary, a tile of {tile} x {cols} sums per job",
+        f"MAC array, {rows} x {cols} PEs, --interleave {L}: output-stationary and systolic, "
+        f"a tile of {tile} x {cols} sums per job",
         fontsize=10.5,
         fontweight="bold",
     )
-    stream_y = s.height - 9.0
+    stream_y = s.height - 10.0
     s.box(10.0, stream_y, 18.0, 6.5, "input stream\nin_valid →   ← in_ready\nin_last (in_mode)", fill=SHARED)
     g = ArrayGeometry(
         rows=rows,
         cols=cols,
         pe_w=9.0,
         pe_h=6.6,
-        x0=24.5,
-        y0=stream_y - 13.0,
-        pitch_x=12.5,
-        pitch_y=10.6,
-        a_x=13.0,
-        b_y=stream_y - 7.0,
+        x0=26.5,
+        y0=stream_y - 18.8,
+        pitch_x=13.2,
+        pitch_y=11.5,
+        a_dy=1.8,
+        control_dy=0.6,
+        b_dx=3.2,
+        stream_bottom=stream_y - 3.25,
+        stream_right=19.0,
+        a_bus_x=1.5,
+        b_bus_y=stream_y - 1.5,
+        b_decode_y=stream_y - 6.0,
+        a_decode_x=8.7,
+        control_x=20.2,
+        control_top=stream_y - 10.5,
     )
+    # the step control: made at the edge from the input's handshake, in_last, in_mode and the flush's turn
+    control_w, control_h = 15.0, 5.6
+    control_x = 3.0 + control_w / 2
+    s.wire([(control_x, g.stream_bottom), (control_x, g.control_top + control_h / 2)], color=CONTROL_INK)
+    s.box(
+        control_x,
+        g.control_top,
+        control_w,
+        control_h,
+        "step control\n" + "/".join(CONTROL_FIELDS) + "(/mode)\nflush: buffer free",
+        fill=SHARED,
+        gid="control",
+        fontsize=FONT - 1.5,
+    )
+    s.wire([(control_x + control_w / 2, g.control_top), (g.control_x, g.control_top)], head=False, color=CONTROL_INK)
+
+    # the PEs, each with its ring of sums and, below it, its own L slots of the output buffer
+    slot_w = min(0.8, 6.4 / L)
+    bus_y = [g.centre(r, 0)[1] - g.pe_h / 2 - 2.7 for r in range(rows)]
     for r in range(rows):
         for c in range(cols):
             x, y = g.centre(r, c)
             s.box(x, y, g.pe_w, g.pe_h, "", fill=LOGIC)
-            s.text(x - 1.8, y + 1.7, f"PE {r},{c}", fontsize=FONT - 1, fontweight="bold")
-            _ring_of_sums(s, x + 1.2, y - 1.1, L)
-    draw_operand_movement(s, g, stream_y - 3.25)
+            s.text(x + 0.6, y + 2.2, f"PE {r},{c}", fontsize=FONT - 1, fontweight="bold")
+            _ring_of_sums(s, x + 1.6, y - 0.7, L)
+            right, top = x + g.pe_w / 2 - 0.3, y - g.pe_h / 2 - 1.0
+            for l in range(L):
+                s.ax.add_patch(
+                    Rectangle(
+                        (right - (L - l) * slot_w, top - 1.0),
+                        slot_w,
+                        1.0,
+                        facecolor="#fbe4dd",
+                        edgecolor="#8a8a8a",
+                        lw=0.5,
+                        gid=f"slot:{r * cols + c}",
+                    )
+                )
+            # the flush: the PE's finished sum into its last slot, the slots shifting towards the first
+            s.wire([(right - slot_w / 2, y - g.pe_h / 2), (right - slot_w / 2, top)], color=OUT_INK, width=0.9)
+            mid = right - L * slot_w / 2
+            s.wire([(mid, top - 1.0), (mid, bus_y[r])], color=OUT_INK, width=0.9, head=False)
+            s.dot(mid, bus_y[r], OUT_INK)
+    draw_operand_movement(s, g)
 
-    # finished sums: a PE row's sums (cols x acc bits) into the bottom rows of the buffer, which shifts up
-    out = "#b23c17"
-    buf_x, buf_w, buf_top, buf_bottom = 80.0, 7.5, g.b_y, g.centre(rows - 1, 0)[1] - g.pe_h / 2
-    slot = (buf_top - buf_bottom) / tile
-    for i in range(tile):
-        shade = "#fbe4dd" if (i // rows) % 2 else "#ffffff"
-        y = buf_top - (i + 1) * slot
-        s.ax.add_patch(Rectangle((buf_x - buf_w / 2, y), buf_w, slot, facecolor=shade, edgecolor="#8a8a8a", lw=0.5))
-    for l in range(L):
-        y = buf_top - (l + 0.5) * rows * slot
-        s.text(buf_x + buf_w / 2 + 0.6, y, f"rows {l * rows}–{(l + 1) * rows - 1}", ha="left", fontsize=FONT - 2)
-    s.text(buf_x, buf_top + 1.0, f"output buffer\n{tile} rows × {cols} sums", fontsize=FONT - 0.5, va="bottom")
-    shift_x = buf_x + buf_w / 2 + 8.6
-    s.wire([(shift_x, buf_bottom + 2.0), (shift_x, buf_top - 2.0)], color=out)
-    s.text(
-        shift_x + 0.8,
-        (buf_top + buf_bottom) / 2,
-        f"shifts\nup {rows}\nrows per\nfinished\nsum ({L}\nper tile)",
-        ha="left",
-        fontsize=FONT - 1.5,
-        color=out,
-    )
-    entry = [buf_bottom + (rows - r - 0.5) * slot for r in range(rows)]
-    right = g.centre(0, cols - 1)[0] + g.pe_w / 2
+    # each PE row's slots to the output multiplexer; tile row i is PE row i mod R's slot i div R
+    mux_x, mux_w, mux_h = 80.0, 3.5, 2.0 * rows + 2.0
+    mux_y = sum(bus_y) / rows
+    inputs = [mux_y + (rows - 1) - 2.0 * r for r in range(rows)]
+    down = [r for r in range(rows) if bus_y[r] > inputs[r]]
+    up = [r for r in range(rows) if r not in down]
+    turn = {r: 73.5 + 1.3 * (len(down) - 1 - i) for i, r in enumerate(down)}
+    turn.update({r: 73.5 + 1.3 * i for i, r in enumerate(up)})
+    first = g.centre(0, 0)[0] + g.pe_w / 2 - 0.3 - L * slot_w / 2
     for r in range(rows):
-        y = g.centre(r, 0)[1] - g.pe_h / 2 - 1.2
-        taps = [g.centre(r, c)[0] + 3.0 for c in range(cols)]
-        x_r = right + 3.0 + (rows - 1 - r) * 1.2  # row 0 nearest the buffer: no wire crosses another
-        for x in taps:
-            s.wire([(x, y + 1.2), (x, y)], color=out, width=0.9, head=False)
-            s.dot(x, y, out)
-        s.wire([(taps[0], y), (x_r, y), (x_r, entry[r]), (buf_x - buf_w / 2, entry[r])], color=out, width=1.0)
+        points = [(first, bus_y[r]), (turn[r], bus_y[r]), (turn[r], inputs[r]), (mux_x - mux_w / 2, inputs[r])]
+        s.wire(points, color=OUT_INK, width=1.8)
+    s.mux(mux_x, mux_y, mux_w, mux_h, facing="right")
     s.text(
-        right + 0.7,
-        buf_top - 0.5,
-        f"finished sums\n(a PE row:\n{cols} × acc)",
+        first - 0.5,
+        bus_y[-1] - 0.6,
+        f"a PE row's slots: {cols} × {L} sums",
         ha="left",
         va="top",
         fontsize=FONT - 1.5,
-        color=out,
+        color=OUT_INK,
     )
-    # the output multiplexer (out_row) and the output stream
-    mux_y = buf_bottom - 4.5
-    s.wire([(buf_x, buf_bottom), (buf_x, mux_y + 1.3)], width=2.2)
-    s.mux(buf_x, mux_y, 7.0, 2.6, facing="down")
-    s.text(buf_x - 4.0, mux_y, "out_row", ha="right", fontsize=FONT - 1.5)
-    out_box_x = 94.0
-    s.wire([(buf_x, mux_y - 1.3), (buf_x, mux_y - 4.0), (out_box_x - 5.5, mux_y - 4.0)], width=2.2)
-    s.text(buf_x + 0.8, mux_y - 3.6, "out_data", ha="left", va="bottom", fontsize=FONT - 1.5)
+    select_y = mux_y - mux_h / 2 - 3.0
+    s.wire([(mux_x, select_y), (mux_x, mux_y - mux_h / 2 + mux_h * 0.1)], width=0.9)
+    s.text(
+        mux_x,
+        select_y - 0.4,
+        f"out_row i: PE row\ni mod {rows}, slot i div {rows}",
+        va="top",
+        fontsize=FONT - 1.5,
+        gid="mux",
+    )
+    out_x, out_w = 93.75, 11.5
+    s.wire([(mux_x + mux_w / 2, mux_y), (out_x - out_w / 2, mux_y)], width=2.2)
+    s.text((mux_x + mux_w / 2 + out_x - out_w / 2) / 2, mux_y + 0.5, "out_data", va="bottom", fontsize=FONT - 1.5)
     s.box(
-        out_box_x,
-        mux_y - 4.0,
-        11.0,
-        9.5,
+        out_x,
+        mux_y,
+        out_w,
+        10.0,
         "output stream\nout_valid →\n← out_ready\nout_last, out_row\n(out_mode)",
         fill=SHARED,
         fontsize=FONT - 1.5,
     )
+    s.text(
+        out_x,
+        mux_y - 5.6,
+        f"out_valid once PE {rows - 1},{cols - 1}\nhas flushed its {L} sums",
+        va="top",
+        fontsize=FONT - 1.5,
+    )
+    _array_legend(s, 73.0, s.height - 6.5, L)
+
     # what the drawing says in words
-    notes_top = buf_bottom - 2.5
+    latency = array_latency(rows, cols, L, pipeline)
+    notes_top = bus_y[-1] - 3.0
     s.text(
         1.5,
         notes_top,
-        "Operands are broadcast: every PE of row r takes a[r] and every PE of column c takes b[c] in the same cycle.",
+        "Systolic: PE (r, c) takes beat n at cycle n + r + c. The PEs never stall (no array-wide enable); "
+        "in_ready is the only stall.",
         ha="left",
         va="top",
         fontweight="bold",
         fontsize=FONT - 0.5,
+        gid="timing",
     )
     s.text(
         1.5,
         notes_top - 2.2,
+        f"Latency from a job's last beat to out_valid (the buffer free): p + L + R + C − 1 = {pipeline} + {L} + "
+        f"{rows} + {cols} − 1 = {latency} cycles at --pipeline {pipeline}.",
+        ha="left",
+        va="top",
+        fontweight="bold",
+        fontsize=FONT - 0.5,
+        gid="latency",
+    )
+    s.text(
+        1.5,
+        notes_top - 4.4,
         f"Each PE holds {L} sums in its accumulate ring: beat t·{L} + l carries rows l·{rows} … l·{rows} + {rows - 1}"
-        f" of A's column t, so PE (r, c) computes\nrow l·{rows} + r, column c of the tile. A job streams K·{L} beats "
-        f"(one a cycle, back to back); its tile leaves as {tile} beats of out_data while\nthe next job streams in. "
-        "in_ready drops only while a finished tile waits for the buffer (and, after a gap inside a job,\n"
-        f"until the next beat's sum comes round: at most {L - 1} cycles).",
+        f" of A's column t, so PE (r, c) computes row l·{rows} + r, column c.\nA finished tile stays in the rings "
+        f"until the output buffer is free; then {L} flush steps follow it through the same skew and each PE\nshifts "
+        f"its {L} sums into its own {L} slots. Each operand is decoded once, where it enters; a multi-mode array "
+        "decodes it in its job's\nmode (in_mode, carried in the step control to the rounders and, with the flushed "
+        "sums, to out_mode).",
         ha="left",
         va="top",
         fontsize=FONT - 0.5,
         linespacing=1.3,
     )
     return s
+
+
+def _array_legend(s: Sheet, x: float, y: float, interleave: int) -> None:
+    """The array drawing's key, from ``(x, y)`` down: its paths' colours and the register."""
+    rows = [
+        (A_INK, "A, decoded: right, a register per PE"),
+        (CONTROL_INK, "step control: with A, the same registers"),
+        (B_INK, "B, decoded: down, a register per PE"),
+        (OUT_INK, f"flush: each PE's {interleave} sums into its slots"),
+        (None, "register (skew: r on row r's A,\nc on column c's B)"),
+    ]
+    for i, (ink, label) in enumerate(rows):
+        ly = y - 2.3 * i
+        if ink is None:
+            s.register(x + 1.4, ly, 1.2, 1.2)
+        else:
+            s.wire([(x, ly), (x + 3.0, ly)], color=ink)
+        s.text(x + 4.0, ly, label, ha="left", va="top" if "\n" in label else "center", fontsize=FONT - 1.5)
 
 
 def _ring_of_sums(s: Sheet, x: float, y: float, count: int) -> None:

@@ -1,4 +1,5 @@
-"""hls_gen.drawings: the three PNGs of docs/hardware.md, their cuts read from LOOP_CUTS, --check, the checked-in set."""
+"""hls_gen.drawings: the three PNGs of docs/hardware.md, their cuts read from LOOP_CUTS, the array's systolic
+registers and timing read from MACArray, --check, the checked-in set."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import pytest
 
 import hls_gen.drawings as drawings
 from hls_gen.drawings import (
+    CONTROL_FIELDS,
     DPI,
     FIGURE_DIR,
     LOOP_STAGES,
     SIZES,
+    array_dataflow_figure,
+    array_latency,
+    drawn_counts,
     loop_plan,
     main,
     modes_datapath_figure,
@@ -98,6 +103,66 @@ def test_the_modes_drawing_has_an_unpacker_per_format_and_a_rounder_per_accumula
     assert sorted(texts(sheet, "rounder")) == sorted({f"{m.acc_format} {m.rounding}" for m in modes})
     (table,) = texts(sheet, "modes")
     assert len(table.splitlines()) == 1 + len(modes)
+
+
+SHAPES = [(1, 1), (1, 4), (2, 3), (3, 1), (4, 4)]
+
+
+@pytest.mark.parametrize(("rows", "cols"), SHAPES)
+def test_the_array_drawing_is_systolic_skew_registers_at_the_edges_one_between_neighbours(rows: int, cols: int) -> None:
+    """Row r's A crosses r skew registers, column c's B c; one register between neighbouring PEs on each path.
+
+    As :meth:`hls_gen.array.MACArray.elaborate` builds them (``a_skew_{r}_{i}`` for ``i < r``, ``b_skew_{c}_{i}``
+    for ``i < c``, ``a_{r}_{c}_right`` for ``c < cols - 1``, ``b_{r}_{c}_down`` for ``r < rows - 1``); the step
+    control's skew is one chain of ``rows - 1`` registers, row r's tap after r of them.
+    """
+    sheet = array_dataflow_figure(rows, cols, interleave=4)
+    assert drawn_counts(sheet, "a_skew", rows) == list(range(rows))
+    assert drawn_counts(sheet, "b_skew", cols) == list(range(cols))
+    chain = drawn_counts(sheet, "control_skew", rows)
+    assert [sum(chain[: r + 1]) for r in range(rows)] == list(range(rows))
+    assert drawn_counts(sheet, "a_pe", rows) == [cols - 1] * rows
+    assert drawn_counts(sheet, "b_pe", cols) == [rows - 1] * cols
+    # each PE its own slots of the output buffer, one per sum; an operand decoder per row and per column
+    assert drawn_counts(sheet, "slot", rows * cols) == [4] * (rows * cols)
+    assert texts(sheet, "decode") == ["decode\n(per mode)"] * (rows + cols)
+
+
+def test_drawn_counts_knows_its_kinds() -> None:
+    with pytest.raises(ValueError, match=r"^kind 'a' is not one of \['a_skew', "):
+        drawn_counts(array_dataflow_figure(1, 1), "a", 1)
+
+
+@pytest.mark.parametrize(("rows", "cols"), SHAPES)
+@pytest.mark.parametrize(("interleave", "pipeline"), [(1, 0), (8, 1), (16, 2)])
+def test_the_array_drawing_states_macarrays_latency(rows: int, cols: int, interleave: int, pipeline: int) -> None:
+    from hls_gen.array import MACArray
+
+    array = MACArray(
+        a_format="e4m3",
+        b_format="e4m3",
+        acc_format="fp16",
+        rows=rows,
+        cols=cols,
+        interleave=interleave,
+        pipeline=pipeline,
+    )
+    assert array_latency(rows, cols, interleave, pipeline) == array.latency
+    (line,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "latency")
+    sums = f"{pipeline} + {interleave} + {rows} + {cols} − 1"
+    assert f"p + L + R + C − 1 = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
+    (timing,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "timing")
+    assert timing.startswith("Systolic: PE (r, c) takes beat n at cycle n + r + c.")
+    assert "in_ready is the only stall" in timing
+
+
+def test_the_drawn_step_control_is_step_controls_fields() -> None:
+    from hls_gen.step import STEP_CONTROL, step_control
+
+    assert tuple(name for name, _ in STEP_CONTROL) == CONTROL_FIELDS
+    assert tuple(name for name, _ in step_control(2)) == (*CONTROL_FIELDS, "mode")
+    (label,) = texts(array_dataflow_figure(), "control")
+    assert "valid/last/flush(/mode)" in label
 
 
 def test_a_bad_interleave_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
