@@ -293,19 +293,21 @@ class MACArray(wiring.Component):
         # A multi-mode array decodes each operand in its job's format (the mode on in_mode) into one layout wide
         # enough for every mode.
         mode = self.in_mode if mac.mode_bits else None
-        a_formats, b_formats = mac.operand_formats("a"), mac.operand_formats("b")
-        a_in: list[Value] = []
-        for r in range(rows):
-            code = self.in_a[r * a_bits : (r + 1) * a_bits]
-            a_in.append(Value.cast(unpacked_view(m, mac.decode(m, "a", code, mode, f"a_{r}"), a_formats, f"a_{r}")))
-            for i in range(r):
-                a_in[r] = forward(a_in[r], f"a_skew_{r}_{i}")
-        b_in: list[Value] = []
-        for c in range(cols):
-            code = self.in_b[c * b_bits : (c + 1) * b_bits]
-            b_in.append(Value.cast(unpacked_view(m, mac.decode(m, "b", code, mode, f"b_{c}"), b_formats, f"b_{c}")))
-            for i in range(c):
-                b_in[c] = forward(b_in[c], f"b_skew_{c}_{i}")
+
+        def edge(which: str, port: Value, bits: int, count: int) -> list[Value]:
+            """Element ``i`` of ``port`` decoded and delayed by ``i`` skew registers."""
+            formats = mac.operand_formats(which)
+            skewed: list[Value] = []
+            for i in range(count):
+                name = f"{which}_{i}"
+                decoded = mac.decode(m, which, port[i * bits : (i + 1) * bits], mode, name)
+                value = Value.cast(unpacked_view(m, decoded, formats, name))
+                for k in range(i):
+                    value = forward(value, f"{which}_skew_{i}_{k}")
+                skewed.append(value)
+            return skewed
+
+        a_in, b_in = edge("a", self.in_a, a_bits, rows), edge("b", self.in_b, b_bits, cols)
         flushes: list[list[tuple[Value, Value]]] = []  # PE (r, c)'s flush and flush_sum
         last_mode: Value | None = None  # the mode of the sums PE (R-1, C-1) flushes
         for r in range(rows):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hls_gen.modes import array_gemm_config
+from hls_gen.modes import HwMode, array_gemm_config
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
@@ -139,17 +139,12 @@ def _rounding_name(rand_bits: int | None) -> str:
 
 
 @dataclass(frozen=True)
-class ModeEntry:
-    """One arithmetic mode of an array, selected by ``code`` on ``in_mode`` (always 0 for a single-mode array)."""
+class ModeEntry(HwMode):
+    """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` on
+    ``in_mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it."""
 
-    code: int
-    uses: tuple[str, ...]
-    a_format: FloatFormat
-    b_format: FloatFormat
-    acc_format: FloatFormat
-    product_format: FloatFormat | None
-    rand_bits: int | None
-    product_rand_bits: int | None
+    code: int = 0
+    uses: tuple[str, ...] = ()
 
     @property
     def rounding(self) -> str:
@@ -165,11 +160,6 @@ class ModeEntry:
     def gemm_config(self) -> GemmConfig:
         """The mode's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
         return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
-
-    @property
-    def steps_per_beat(self) -> int:
-        """LFSR steps a PE takes per accepted beat of this mode."""
-        return (self.product_rand_bits or 0) + (self.rand_bits or 0)
 
     def reference(self, grid: str) -> str:
         """The ``mpsim.qmatmul`` call that equals a job of this mode (``grid``: the random source's expression)."""
@@ -200,7 +190,7 @@ class ModeEntry:
             "random": {
                 "product_bits": self.product_rand_bits or 0,
                 "sum_bits": self.rand_bits or 0,
-                "steps_per_beat": self.steps_per_beat,
+                "steps_per_beat": self.lfsr_steps,
                 "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum",
             },
             "reference": self.reference(grid),
@@ -308,7 +298,7 @@ class ArrayManifest:
     def to_json(self) -> dict[str, Any]:
         """The manifest file's content."""
         grid = self.grid_expression()
-        steps = sorted({mode.steps_per_beat for mode in self.modes})
+        steps = sorted({mode.lfsr_steps for mode in self.modes})
         return {
             "manifest_version": MANIFEST_VERSION,
             "generator": "hls_gen.emit",
