@@ -25,7 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
-from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, Port, format_entry
+from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, MultiplierManifest, Port
 from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
@@ -435,8 +435,8 @@ class MultiplierConfig:
             args.append(f"--out {out}")
         return " ".join(args)
 
-    def manifest(self, top: str, design: MultiplierLanes | None = None) -> dict[str, Any]:
-        """The JSON manifest of the multiplier top whose module is ``top``."""
+    def manifest(self, top: str, design: MultiplierLanes | None = None) -> MultiplierManifest:
+        """The manifest of the multiplier top whose module is ``top``."""
         design = design or self._described()
         unit = design.unit
         k = unit.rand_bits
@@ -447,73 +447,40 @@ class MultiplierConfig:
             "rand_in": "random draw of lane i (first LFSR bit out = most significant)",
             "product": "product of lane i: the exact-product struct (fields below) or the rounded bit pattern",
         }
-        ports = []
+        ports = {}
         for port_name, member in design.signature.members.items():
-            entry: dict[str, Any] = {
-                "name": port_name,
-                "direction": "input" if member.flow == Flow.In else "output",
-                "width": len(getattr(design, port_name)),
-                "description": docs[port_name],
-                "elements": {
-                    "count": design.lanes,
-                    "width": lane_widths[port_name],
-                    "order": "element 0 in the least significant bits",
-                },
-            }
+            fields: tuple[tuple[str, int, int, bool], ...] = ()
             if port_name == "product" and unit.out_format is None:
-                entry["fields"] = [
-                    {"name": name, "offset": f.offset, "width": f.width, "signed": Shape.cast(f.shape).signed}
-                    for name, f in unit.product.shape()
-                ]
-                entry["value"] = "(-1)**sign * sig * 2**(exp - (sig_width - 1)); zero, inf, nan flags override"
-            ports.append(entry)
-        a_name, b_name = unit.a_format.label, unit.b_format.label
-        if unit.out_format is None:
-            reference = f"decode(A, {a_name!r}) * decode(B, {b_name!r}) in float64 (exact)"
-        else:
-            seed = "" if k is None else ", seed=mpsim.randbits.LFSR(...)  # lane draws in vector order"
-            reference = (
-                f"mpsim.quantize(decode(A, {a_name!r}) * decode(B, {b_name!r}), {unit.out_format.label!r}, "
-                f"{rounding_string(k)!r}{seed})"
+                fields = tuple(
+                    (name, f.offset, f.width, Shape.cast(f.shape).signed) for name, f in unit.product.shape()
+                )
+            ports[port_name] = Port(
+                port_name,
+                "input" if member.flow == Flow.In else "output",
+                len(getattr(design, port_name)),
+                docs[port_name],
+                design.lanes,
+                lane_widths[port_name],  # type: ignore[arg-type]
+                fields,
             )
-        return {
-            "manifest_version": MANIFEST_VERSION,
-            "generator": "hls_gen.emit",
-            "unit": "multiplier",
-            "top": top,
-            "verilog": f"{top}.v",
-            "command": self.command(),
-            "config": asdict(self),
-            "formats": {
-                "a": format_entry(unit.a_format),
-                "b": format_entry(unit.b_format),
-                "product": None if unit.out_format is None else format_entry(unit.out_format),
-            },
-            "arithmetic": {
-                "exact": unit.out_format is None,
-                "product_rounding": None if unit.out_format is None else rounding_string(k),
-                "nan_output": "the format's nan_code (canonical); exact products flag nan",
-            },
-            "clock": None,
-            "reset": None,
-            "ports": ports,
-            "protocol": {"timing": "combinational: product follows a, b (and rand) with no clock and no state"},
-            "latency": {"combinational": True, "lanes": design.lanes},
-            "random": None
-            if k is None
-            else {
-                "kind": "input port",
-                "port": "rand_in",
-                "bits_per_lane": k,
-                "rule": "round the magnitude up iff (t + r) >> k, t the top k discarded bits, r the lane's draw",
-            },
-            "reference": reference,
-        }
+        return MultiplierManifest(
+            top=top,
+            verilog_file=f"{top}.v",
+            lanes=design.lanes,
+            a_format=unit.a_format,
+            b_format=unit.b_format,
+            out_format=unit.out_format,
+            rounding=None if unit.out_format is None else rounding_string(k),
+            rand_bits=k,
+            ports=ports,
+            command=self.command(),
+            config=asdict(self),
+        )
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> MultiplierConfig:
+    def from_manifest(cls, manifest: MultiplierManifest | dict[str, Any]) -> MultiplierConfig:
         """The configuration a multiplier manifest was written from."""
-        return cls(**manifest["config"])
+        return cls(**(manifest.config if isinstance(manifest, MultiplierManifest) else manifest["config"]))
 
 
 def _identifier(text: str) -> str:
@@ -551,7 +518,7 @@ def emit(config: ArrayConfig | MultiplierConfig, out: str | Path, *, command: st
         f"// Manifest (ports, formats, latency, random stream): {top}.json\n"
     )
     manifest = config.manifest(top, array)  # type: ignore[arg-type]
-    content = manifest.to_json() if isinstance(manifest, ArrayManifest) else manifest
+    content = manifest.to_json()
     out.parent.mkdir(parents=True, exist_ok=True)
     v_path, j_path = out.with_name(f"{out.name}.v"), out.with_name(f"{out.name}.json")
     v_path.write_text(header + text)

@@ -415,9 +415,64 @@ class MultiplierManifest:
     rounding: str | None
     rand_bits: int | None
     ports: dict[str, Port]
+    command: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     unit = "multiplier"
+
+    def reference(self) -> str:
+        """What a lane computes, as mpsim spells it."""
+        a, b = self.a_format.label, self.b_format.label
+        if self.out_format is None:
+            return f"decode(A, {a!r}) * decode(B, {b!r}) in float64 (exact)"
+        seed = "" if self.rand_bits is None else ", seed=mpsim.randbits.LFSR(...)  # lane draws in vector order"
+        return (
+            f"mpsim.quantize(decode(A, {a!r}) * decode(B, {b!r}), {self.out_format.label!r}, {self.rounding!r}{seed})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest file's content."""
+        ports = []
+        for port in self.ports.values():
+            entry = port.to_json()
+            if port.fields:
+                entry["value"] = "(-1)**sign * sig * 2**(exp - (sig_width - 1)); zero, inf, nan flags override"
+            ports.append(entry)
+        k = self.rand_bits
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "generator": "hls_gen.emit",
+            "unit": "multiplier",
+            "top": self.top,
+            "verilog": self.verilog_file,
+            "command": self.command,
+            "config": self.config,
+            "formats": {
+                "a": format_entry(self.a_format),
+                "b": format_entry(self.b_format),
+                "product": None if self.out_format is None else format_entry(self.out_format),
+            },
+            "arithmetic": {
+                "exact": self.out_format is None,
+                "product_rounding": self.rounding,
+                "nan_output": "the format's nan_code (canonical); exact products flag nan",
+            },
+            "clock": None,
+            "reset": None,
+            "ports": ports,
+            "protocol": {"timing": "combinational: product follows a, b (and rand) with no clock and no state"},
+            "latency": {"combinational": True, "lanes": self.lanes},
+            "random": None
+            if k is None
+            else {
+                "kind": "input port",
+                "port": "rand_in",
+                "bits_per_lane": k,
+                "rule": "round the magnitude up iff (t + r) >> k, t the top k discarded bits, r the lane's draw",
+            },
+            "reference": self.reference(),
+        }
 
     @property
     def verilog(self) -> Path:
@@ -449,6 +504,8 @@ class MultiplierManifest:
                 rounding=arith["product_rounding"],
                 rand_bits=None if random is None else int(random["bits_per_lane"]),
                 ports={p["name"]: Port.from_json(p) for p in data["ports"]},
+                command=str(data.get("command", "")),
+                config=dict(data.get("config", {})),
                 path=path,
             )
         except KeyError as error:

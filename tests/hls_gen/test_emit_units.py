@@ -14,6 +14,7 @@ import pytest
 
 import mpsim
 from hls_gen.emit import ArrayConfig, MultiplierConfig, MultiplierLanes, emit, load_manifest
+from hls_gen.manifest import MultiplierManifest
 from hls_gen.spec import described
 from mpsim.cli import main
 from mpsim.randbits import LFSR
@@ -53,7 +54,9 @@ def test_multiplier_manifest(tmp_path: Path) -> None:
     assert MultiplierConfig.from_manifest(json.loads(json.dumps(m))) == config
     header = re.search(r"^module mul\((.*?)\);", v_path.read_text(), re.M)
     assert header is not None and set(header.group(1).replace(" ", "").split(",")) == set(ports)
-    exact = MultiplierConfig(a_format="e4m3", lanes=2).manifest("x")
+    exact_manifest = MultiplierConfig(a_format="e4m3", lanes=2).manifest("x")
+    assert MultiplierManifest.from_json(exact_manifest.to_json()) == exact_manifest  # one record, written and read
+    exact = exact_manifest.to_json()
     product = exact["ports"][-1]
     widths = {f["name"]: f["width"] for f in product["fields"]}
     assert widths["sig"] == 2 * (3 + 1) and sum(widths.values()) == product["elements"]["width"]
