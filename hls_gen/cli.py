@@ -20,7 +20,16 @@ from mpsim.progress import Activity
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig, MultiplierConfig
 
-__all__ = ["UNITS", "add_design_arguments", "array_size", "config_from_args", "parse_config", "register"]
+__all__ = [
+    "UNITS",
+    "add_design_arguments",
+    "array_size",
+    "config_from_args",
+    "parse_config",
+    "parse_precision_name",
+    "refuse_format_options",
+    "register",
+]
 
 #: The units ``mpsim emit --unit`` writes.
 UNITS = ("array", "mac", "multiplier")
@@ -53,6 +62,13 @@ def parse_precision_name(spec: str) -> None:
         raise ValueError(f"--precision {spec}: {error}") from None
 
 
+def refuse_format_options(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """With ``--precision``, none of the single-arithmetic options ``names`` may be given (a line naming one)."""
+    given = [f"--{n.replace('_', '-')} {getattr(args, n)}" for n in names if getattr(args, n) is not None]
+    if given:
+        raise ValueError(f"--precision names the modes' formats and roundings; drop {given[0]}")
+
+
 def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig:
     """The configuration an ``mpsim emit`` command line asks for.
 
@@ -72,13 +88,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         lfsr_taps=args.lfsr_taps,
     )
     if precisions:
-        given = [
-            f"--{name.replace('_', '-')} {getattr(args, name)}"
-            for name in ("mul", "acc", "rounding", "product", "product_rounding")
-            if getattr(args, name) is not None
-        ]
-        if given:
-            raise ValueError(f"--precision names the modes' formats and roundings; drop {given[0]}")
+        refuse_format_options(args, ("mul", "acc", "rounding", "product", "product_rounding"))
         if unit == "multiplier":
             raise ValueError("--precision is for a MAC or an array, not --unit multiplier")
         if args.lanes != 1:

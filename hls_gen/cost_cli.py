@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hls_gen.array_size import interleave_arg
-from hls_gen.cli import array_size, parse_precision_name
+from hls_gen.cli import array_size, parse_precision_name, refuse_format_options
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
@@ -74,9 +74,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     network = load_model(args.model, args.dataset, args.hidden)
     geometry = dict(rows=rows, cols=cols, pipeline=args.pipeline, interleave=args.interleave)
     if args.precision:
-        given = [f"--{n} {getattr(args, n)}" for n in ("mul", "acc", "rounding") if getattr(args, n) is not None]
-        if given:
-            raise UserError(f"--precision names the modes' formats and roundings; drop {given[0]}")
+        refuse_format_options(args, ("mul", "acc", "rounding"))
         for spec in args.precision:
             parse_precision_name(spec)
         array = ArrayConfig(precisions=tuple(args.precision), **geometry)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hls_gen.modes import HwMode, array_gemm_config
+from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
@@ -134,10 +135,6 @@ class Port:
         )
 
 
-def _rounding_name(rand_bits: int | None) -> str:
-    return "nearest" if rand_bits is None else f"stochastic:{rand_bits}"
-
-
 @dataclass(frozen=True)
 class ModeEntry(HwMode):
     """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` on
@@ -149,12 +146,12 @@ class ModeEntry(HwMode):
     @property
     def rounding(self) -> str:
         """The accumulation's rounding as mpsim spells it."""
-        return _rounding_name(self.rand_bits)
+        return rounding_string(self.rand_bits)
 
     @property
     def product_rounding(self) -> str:
         """The products' rounding (``"nearest"`` for a fused mode, where it is unused)."""
-        return _rounding_name(self.product_rand_bits)
+        return rounding_string(self.product_rand_bits)
 
     @property
     def gemm_config(self) -> GemmConfig:
@@ -214,7 +211,7 @@ class ModeEntry(HwMode):
             ("accumulator_rounding", sum_bits, arith["accumulator_rounding"]),
             ("product_rounding", product_bits, arith["product_rounding"] or "nearest"),
         ):
-            if rounding != _rounding_name(k):
+            if rounding != rounding_string(k):
                 raise ManifestError(f"{where}.arithmetic.{name} is {rounding!r}, but its random bits say {k}")
         return cls(
             code=int(data["code"]),
