@@ -6,7 +6,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hls_gen.arith import registered, unpacked_view
+from hls_gen.arith import registered, select_value, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.modes import ArithMode
 from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
@@ -60,7 +60,7 @@ class MACArray(wiring.Component):
 
     Parameters
     ----------
-    a_format, b_format, acc_format, product_format, rounding, product_rounding, lfsr_width, lfsr_taps, pipeline
+    a_format, b_format, acc_format, product_format, rounding, product_rounding, lfsr_width, lfsr_taps, pipeline, dsp
         As :class:`~hls_gen.mac.MAC`.
     lfsr_seed : int
         Seed of the array's random stream; PE ``(r, c)`` starts from
@@ -132,6 +132,7 @@ class MACArray(wiring.Component):
         pipeline: int = 0,
         interleave: int = 1,
         modes: tuple[ArithMode, ...] | None = None,
+        dsp: str = "inferred",
     ) -> None:
         with checking(self):
             self._rows = check_int(rows, "MAC array rows", 1, MAX_ARRAY_SIDE)
@@ -150,6 +151,7 @@ class MACArray(wiring.Component):
                 pipeline=pipeline,
                 interleave=interleave,
                 modes=modes,
+                dsp=dsp,
             )
             self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
             described(self._model)  # of the PEs, never elaborated itself
@@ -326,21 +328,34 @@ class MACArray(wiring.Component):
                 if r < rows - 1:
                     b_in[c] = forward(b, f"b_{r}_{c}_down")
 
-        # The output buffer: each PE's L sums in a shift register of its own, loaded by its own flush steps (sum
-        # l ends at position l); tile row l*rows + r is PE row r's position l. The tile is in when PE (R-1, C-1),
-        # the last one the flush steps reach, has taken its L-th sum.
+        # The output buffer: each PE's L sums in a shift register of its own (position 0 leaves first), loaded by
+        # its own flush steps (after L of them sum l is at position l). Tile row l*rows + r is position 0 of PE
+        # row r once row r's chains have shifted l times: a row's chains shift by one after the row is read, so
+        # the output is a rows-to-1 choice of position 0 and no register needs more than its clock enable (a
+        # choice among all rows*L tile rows cost about 190 LUT4 per PE at L = 8). Loading and reading both
+        # shift toward position 0, one at a time: a tile loads only after the previous one has left.
         buffer = [
             [[Signal(mac.acc_bits, name=f"buffer_{r}_{c}_{l}") for l in range(sums)] for c in range(cols)]
             for r in range(rows)
         ]
-        for r in range(rows):
-            for c in range(cols):
-                pe_flush, pe_sum = flushes[r][c]
-                with m.If(pe_flush):
-                    m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
-                    m.d.sync += buffer[r][c][-1].eq(pe_sum)
         full = Signal(name="buffer_full")
         row = Signal(range(max(tile_rows, 2)), name="row")
+        # the PE row of the output row (with one sum per PE, the row itself)
+        part = None if rows == 1 else row if sums == 1 else Signal(range(rows), name="row_part")
+        take = Signal(name="take")
+        for r in range(rows):
+            shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
+            if sums > 1:
+                shift = Signal(name=f"buffer_shift_{r}")  # PE row r's chains move by one
+                if rows == 1:  # read every cycle: the shift follows the read at once
+                    m.d.comb += shift.eq(take)
+                else:  # registered (a clock enable of cols * L registers): row r is read again rows cycles later
+                    m.d.sync += shift.eq(take & (part == r))
+            for c in range(cols):
+                pe_flush, pe_sum = flushes[r][c]
+                with m.If(pe_flush | shift):
+                    m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
+                    m.d.sync += buffer[r][c][-1].eq(pe_sum)
         last_flush, _ = flushes[-1][-1]
         taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
         if mac.mode_bits:  # a job's sums share its mode: the last PE's flushed sum gives the tile's
@@ -353,14 +368,12 @@ class MACArray(wiring.Component):
             with m.If(at(taken, sums - 1)):
                 m.d.sync += full.eq(1)
         m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
-        tile = [Cat(*(buffer[i % rows][c][i // rows] for c in range(cols))) for i in range(tile_rows)]
-        with m.Switch(row):
-            for i in range(tile_rows - 1):
-                with m.Case(i):
-                    m.d.comb += self.out_data.eq(tile[i])
-            with m.Default():  # the last row (the counter never goes beyond it)
-                m.d.comb += self.out_data.eq(tile[-1])
-        with m.If(full & self.out_ready):
+        heads = [Cat(*(buffer[r][c][0] for c in range(cols))) for r in range(rows)]
+        m.d.comb += self.out_data.eq(heads[0] if part is None else select_value(m, part, heads, "out_head"))
+        m.d.comb += take.eq(full & self.out_ready)
+        with m.If(take):
+            if part is not None and sums > 1:
+                m.d.sync += part.eq(_next(part, rows))
             with m.If(row == tile_rows - 1):
                 m.d.sync += [full.eq(0), row.eq(0), reserved.eq(0)]
             with m.Else():

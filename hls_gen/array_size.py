@@ -1,5 +1,5 @@
 """The shape of a MAC array as users write it: ``ROWSxCOLS`` (``--array`` of emit and cost, the NAS's array
-choices) and ``--interleave``.
+choices), ``--interleave`` and ``--dsp``.
 
 Its own module, importing nothing heavy: the command line checks its arguments before Amaranth, Numba or Optuna
 load.
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["interleave_arg", "parse_array_size"]
+__all__ = ["DSP_BLOCKS", "interleave_arg", "parse_array_size"]
+
+#: How a PE's significands are multiplied (:mod:`hls_gen.dsp`): ``a * b`` left to the synthesis tool, or an
+#: ECP5 MULT18X18D instantiated with its input and output registers.
+DSP_BLOCKS: tuple[str, ...] = ("inferred", "ecp5")
 
 
 def parse_array_size(text: str) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from hls_gen.array_size import interleave_arg, parse_array_size
+from hls_gen.array_size import DSP_BLOCKS, interleave_arg, parse_array_size
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
@@ -83,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
         cols=args.array[1],
         pipeline=args.pipeline,
         interleave=args.interleave,
+        dsp=args.dsp,
         lfsr_width=args.lfsr_width,
         lfsr_seed=args.lfsr_seed,
         lfsr_taps=args.lfsr_taps,
@@ -107,6 +108,8 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
     if len(operands) not in (1, 2) or not all(operands):
         raise ValueError(f"--mul must be one format or two separated by a comma (A,B), not {args.mul!r}")
     if unit == "multiplier":
+        if args.dsp != "inferred":
+            raise ValueError("--dsp is for a MAC or an array (its PEs' multipliers), not --unit multiplier")
         if args.acc is not None:
             raise ValueError(f"--acc is for a MAC or an array; a multiplier has no accumulator, not --acc {args.acc}")
         return MultiplierConfig(
@@ -221,6 +224,14 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         help="sums each PE holds in turn, 1..16: its accumulate loop cut into up to 8 register stages for the clock "
         "(8: about 100 MHz on ECP5); a job's tile has ROWS x INTERLEAVE rows; auto: the loop's depth, 8, one "
         "register per stage (default: 1, one-cycle loop)",
+    )
+    p.add_argument(
+        "--dsp",
+        choices=DSP_BLOCKS,
+        default="inferred",
+        help="how the PEs multiply significands: inferred (a * b, mapped by the synthesis tool) or ecp5 (a MULT18X18D "
+        "instantiated with its input and output registers, which need --pipeline 2; its simulation model is "
+        "appended to the Verilog under `ifndef SYNTHESIS) (default: inferred)",
     )
     p.add_argument("--lfsr-width", type=int, default=32, help="LFSR width, 3..32 (default: 32)")
     p.add_argument(

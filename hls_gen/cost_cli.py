@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hls_gen.array_size import interleave_arg
+from hls_gen.array_size import DSP_BLOCKS, interleave_arg
 from hls_gen.cli import array_size, parse_precision_name, refuse_format_options
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError, positive_float, positive_int
@@ -72,7 +72,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     # Every argument checked before any work: the network, the array, the synthesis options.
     rows, cols = args.array
     network = load_model(args.model, args.dataset, args.hidden)
-    geometry = dict(rows=rows, cols=cols, pipeline=args.pipeline, interleave=args.interleave)
+    geometry = dict(rows=rows, cols=cols, pipeline=args.pipeline, interleave=args.interleave, dsp=args.dsp)
     if args.precision:
         refuse_format_options(args, ("mul", "acc", "rounding"))
         for spec in args.precision:
@@ -174,6 +174,13 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         default=1,
         help="sums each PE holds in turn (pipelined accumulate loop, as mpsim emit --interleave; auto: the loop's "
         "depth, 8; default: 1)",
+    )
+    p.add_argument(
+        "--dsp",
+        choices=DSP_BLOCKS,
+        default="inferred",
+        help="how the PEs multiply (as mpsim emit --dsp): inferred, or ecp5 (a MULT18X18D with its input and output "
+        "registers; needs --pipeline 2) (default: inferred)",
     )
     p.add_argument("--batch", type=int, default=1, help="inputs per inference (default: 1)")
     p.add_argument(

@@ -25,6 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
+from hls_gen.dsp import SIM_MODELS
 from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, MultiplierManifest, Port
 from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
@@ -108,6 +109,7 @@ class ArrayConfig:
     interleave: int = 1
     precisions: tuple[str, ...] = ()
     modes: tuple[ArithMode, ...] = ()
+    dsp: str = "inferred"
 
     @property
     def arith_modes(self) -> tuple[ArithMode, ...]:
@@ -144,6 +146,7 @@ class ArrayConfig:
             cols=self.cols,
             pipeline=self.pipeline,
             interleave=self.interleave,
+            dsp=self.dsp,
         )
         return MACArray(modes=self.arith_modes, **geometry)  # type: ignore[arg-type]
 
@@ -175,6 +178,8 @@ class ArrayConfig:
             parts.append(f"pl{self.pipeline}")
         if self.interleave != 1:
             parts.append(f"il{self.interleave}")
+        if self.dsp != "inferred":
+            parts.append(f"dsp{self.dsp}")
         if (self.lfsr_width, self.lfsr_seed, self.lfsr_taps) != (32, 1, None) and pe.lfsr_steps:
             taps = "" if self.lfsr_taps is None else "t" + "-".join(map(str, self.lfsr_taps))
             parts.append(f"lfsr{self.lfsr_width}s{self.lfsr_seed}{taps}")
@@ -199,6 +204,8 @@ class ArrayConfig:
         args += [f"--array {self.rows}x{self.cols}", f"--pipeline {self.pipeline}"]
         if self.interleave != 1:
             args.append(f"--interleave {self.interleave}")
+        if self.dsp != "inferred":
+            args.append(f"--dsp {self.dsp}")
         args += [f"--lfsr-width {self.lfsr_width}", f"--lfsr-seed {self.lfsr_seed}"]
         if self.lfsr_taps is not None:
             args.append("--lfsr-taps " + ",".join(map(str, self.lfsr_taps)))
@@ -521,6 +528,9 @@ def emit(config: ArrayConfig | MultiplierConfig, out: str | Path, *, command: st
     content = manifest.to_json()
     out.parent.mkdir(parents=True, exist_ok=True)
     v_path, j_path = out.with_name(f"{out.name}.v"), out.with_name(f"{out.name}.json")
+    models = SIM_MODELS[config.dsp] if isinstance(config, ArrayConfig) else ()
+    if models:  # simulators read the vendor cells' models from the same file; synthesis keeps the vendor cells
+        text += "".join(f"\n`ifndef SYNTHESIS\n{path.read_text()}`endif\n" for path in models)
     v_path.write_text(header + text)
     j_path.write_text(json.dumps(content, indent=2) + "\n")
     return v_path, j_path

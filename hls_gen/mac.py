@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amaranth.hdl import Const, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -19,6 +21,7 @@ from hls_gen.arith import (
     unpack,
     unpacked_layout,
 )
+from hls_gen.dsp import check_dsp, mult18x18d
 from hls_gen.lfsr import LFSR
 from hls_gen.modes import ArithMode, HwMode, check_mode, check_modes, mode_bits
 from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, MAX_PIPELINE, check_int, checking, lfsr_spec, rounding_token
@@ -70,6 +73,11 @@ class MAC(wiring.Component):
         hold the unpacked operands at the multiplier's inputs, a fused MAC's
         product register the multiplier's output (its one bit of
         normalization follows); an unfused MAC registers the rounded product.
+    dsp : str
+        How the significands are multiplied (:mod:`hls_gen.dsp`): ``"inferred"``
+        (``a * b``, mapped by the synthesis tool) or ``"ecp5"`` (a MULT18X18D
+        instance whose input and output registers are pipeline 2's operand
+        and product registers: needs ``pipeline=2`` and a fused MAC).
     interleave : int
         Sums held in turn, 1..16: the accumulate loop cut into
         ``min(interleave, 8)`` register stages (see
@@ -136,6 +144,7 @@ class MAC(wiring.Component):
         interleave: int = 1,
         decoded: bool = False,
         modes: tuple[ArithMode, ...] | None = None,
+        dsp: str = "inferred",
     ) -> None:
         with checking(self):
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
@@ -169,6 +178,7 @@ class MAC(wiring.Component):
                 self._modes = check_modes(modes, self._lfsr.width)
             self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
             self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
+            self._dsp = check_dsp(dsp, self._pipeline, all(x.product_format is None for x in self._modes))
             if not isinstance(decoded, bool):
                 raise TypeError(f"MAC decoded must be a bool, not {decoded!r}")
             self._decoded = decoded
@@ -265,6 +275,11 @@ class MAC(wiring.Component):
         return self._pipeline
 
     @property
+    def dsp(self) -> str:
+        """How the significands are multiplied: ``"inferred"`` or ``"ecp5"`` (:mod:`hls_gen.dsp`)."""
+        return self._dsp
+
+    @property
     def decoded(self) -> bool:
         """Operands arrive unpacked."""
         return self._decoded
@@ -314,6 +329,10 @@ class MAC(wiring.Component):
             a, b = from_view(self.a, self.operand_formats("a")), from_view(self.b, self.operand_formats("b"))
         else:
             a, b = self.decode(m, "a", self.a, code, "a"), self.decode(m, "b", self.b, code, "b")
+        block_product = None
+        if self._dsp == "ecp5":  # the block's input registers take the significands, its output register the product
+            block_product = mult18x18d(m, a.sig, b.sig, self.en, "p")
+            a, b = replace(a, sig=Const(0, a.width)), replace(b, sig=Const(0, b.width))
         if self._pipeline >= 2:  # at the multiplier's inputs (a multiplier block's input registers)
             step, a, b, rand = registered(m, self.en, (step, a, b, rand), "operands")
             code = step.mode if multi else None
@@ -336,6 +355,8 @@ class MAC(wiring.Component):
             if self._pipeline >= 1:  # at the multiplier's output (a multiplier block's output register)
                 step, product, rand_sum = registered(m, self.en, (step, product, rand_sum), "product")
                 code = step.mode if multi else None
+            if block_product is not None:
+                product = replace(product, full=block_product)
             term = normalize_product(m, product, "p")
         else:
             exact = normalize_product(m, product, "p")

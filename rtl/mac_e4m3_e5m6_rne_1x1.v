@@ -90,7 +90,8 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \b_0.zero ;
   wire [4:0] b_0_exp;
   wire [3:0] b_0_sig;
-  reg [11:0] buffer_0_0_0 = 12'h000;
+  (* init = 12'h000 *)
+  wire [11:0] buffer_0_0_0;
   (* init = 1'h0 *)
   wire buffer_full;
   reg buffer_reserved = 1'h0;
@@ -102,7 +103,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \control.valid ;
   wire en;
   wire flush;
-  wire \flush$30 ;
+  wire \flush$31 ;
   wire [11:0] flush_sum;
   wire flushing;
   input [7:0] in_a;
@@ -116,7 +117,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input in_valid;
   wire in_valid;
   output [11:0] out_data;
-  wire [11:0] out_data;
+  reg [11:0] out_data = 12'h000;
   output out_last;
   wire out_last;
   input out_ready;
@@ -134,7 +135,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
-  assign \$44  = out_valid & out_ready;
+  wire take;
   assign \$45  = ! out_row;
   assign \$46  = out_row + 1'h1;
   always @(posedge clk)
@@ -142,7 +143,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     pending <= \$48 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$49 ;
+    out_data <= \$49 ;
   always @(posedge clk)
     out_valid <= \$50 ;
   always @(posedge clk)
@@ -183,6 +184,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \$39  = \$37  & \$38 ;
   assign \$40  = in_b[6:0] == 7'h7f;
   assign out_last = ! out_row;
+  assign take = out_valid & out_ready;
   assign \$41  = in_valid & in_ready;
   assign \$42  = \$41  & in_last;
   \mac_e4m3_e5m6_rne_1x1.pe_0_0  pe_0_0 (
@@ -190,7 +192,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$30 ),
+    .flush(\flush$31 ),
     .rst(rst),
     .step(control)
   );
@@ -200,7 +202,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
     if (flush) begin
       \$47  = 1'h1;
     end
-    if (\$44 ) begin
+    if (take) begin
       if (\$45 ) begin
         \$47  = 1'h0;
       end
@@ -224,8 +226,8 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = buffer_0_0_0;
-    if (\flush$30 ) begin
+    \$49  = out_data;
+    if (\$44 ) begin
       \$49  = flush_sum;
     end
     if (rst) begin
@@ -235,10 +237,10 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$50  = out_valid;
-    if (\flush$30 ) begin
+    if (\flush$31 ) begin
       \$50  = 1'h1;
     end
-    if (\$44 ) begin
+    if (take) begin
       if (\$45 ) begin
         \$50  = 1'h0;
       end
@@ -250,7 +252,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$51  = out_row;
-    if (\$44 ) begin
+    if (take) begin
       (* full_case = 32'd1 *)
       if (\$45 ) begin
         \$51  = 1'h0;
@@ -271,6 +273,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign b = b_0;
   assign buffer_full = out_valid;
   assign row = out_row;
+  assign buffer_0_0_0 = out_data;
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -301,7 +304,6 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \b.zero  = b_0[10];
   assign \b.inf  = b_0[11];
   assign \b.nan  = b_0[12];
-  assign out_data = buffer_0_0_0;
   assign b_0[3:0] = b_0_sig;
   assign b_0[12] = \$40 ;
   assign b_0[11] = 1'h0;
@@ -327,6 +329,7 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \$32  = { 1'h0, in_b[2:0], 2'h0 };
   assign \$33  = { in_b[2:0], 3'h0 };
   assign \$43  = \$42 ;
+  assign \$44  = \flush$31 ;
 endmodule
 
 (* generator = "Amaranth" *)

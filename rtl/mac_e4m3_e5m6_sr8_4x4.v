@@ -59,51 +59,71 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire [2:0] \$148 ;
-  reg \$149 ;
+  wire [47:0] \$146 ;
+  wire [47:0] \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire [5:0] \$15 ;
-  reg \$150 ;
-  reg [2:0] \$151 ;
-  reg [2:0] \$152 ;
-  reg [2:0] \$153 ;
-  reg [2:0] \$154 ;
-  reg [2:0] \$155 ;
-  reg [2:0] \$156 ;
-  reg [2:0] \$157 ;
-  reg [2:0] \$158 ;
-  reg [2:0] \$159 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
   wire [5:0] \$16 ;
-  reg [2:0] \$160 ;
-  reg [2:0] \$161 ;
-  reg [2:0] \$162 ;
-  reg [2:0] \$163 ;
-  reg [2:0] \$164 ;
-  reg [2:0] \$165 ;
-  reg [11:0] \$166 ;
-  reg [11:0] \$167 ;
-  reg [11:0] \$168 ;
-  reg [11:0] \$169 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire [2:0] \$168 ;
+  reg \$169 ;
   wire [3:0] \$17 ;
-  reg [11:0] \$170 ;
-  reg [11:0] \$171 ;
-  reg [11:0] \$172 ;
-  reg [11:0] \$173 ;
-  reg [11:0] \$174 ;
-  reg [11:0] \$175 ;
-  reg [11:0] \$176 ;
-  reg [11:0] \$177 ;
-  reg [11:0] \$178 ;
-  reg [11:0] \$179 ;
+  reg \$170 ;
+  reg [2:0] \$171 ;
+  reg [2:0] \$172 ;
+  reg [2:0] \$173 ;
+  reg [2:0] \$174 ;
+  reg [2:0] \$175 ;
+  reg [2:0] \$176 ;
+  reg [2:0] \$177 ;
+  reg [2:0] \$178 ;
+  reg [2:0] \$179 ;
   wire [3:0] \$18 ;
-  reg [11:0] \$180 ;
-  reg [11:0] \$181 ;
-  reg \$182 ;
-  reg [1:0] \$183 ;
+  reg [2:0] \$180 ;
+  reg [2:0] \$181 ;
+  reg [2:0] \$182 ;
+  reg [2:0] \$183 ;
+  reg [2:0] \$184 ;
+  reg [2:0] \$185 ;
+  reg [11:0] \$186 ;
+  reg [11:0] \$187 ;
+  reg [11:0] \$188 ;
+  reg [11:0] \$189 ;
   wire [3:0] \$19 ;
+  reg [11:0] \$190 ;
+  reg [11:0] \$191 ;
+  reg [11:0] \$192 ;
+  reg [11:0] \$193 ;
+  reg [11:0] \$194 ;
+  reg [11:0] \$195 ;
+  reg [11:0] \$196 ;
+  reg [11:0] \$197 ;
+  reg [11:0] \$198 ;
+  reg [11:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
+  reg [11:0] \$200 ;
+  reg [11:0] \$201 ;
+  reg \$202 ;
+  reg [1:0] \$203 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
@@ -669,7 +689,6 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \en$87 ;
   wire \en$94 ;
   wire flush;
-  wire \flush$174 ;
   wire \flush$176 ;
   wire \flush$178 ;
   wire \flush$180 ;
@@ -685,8 +704,8 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \flush$200 ;
   wire \flush$202 ;
   wire \flush$204 ;
+  wire \flush$206 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$177 ;
   wire [11:0] \flush_sum$179 ;
   wire [11:0] \flush_sum$181 ;
   wire [11:0] \flush_sum$183 ;
@@ -701,6 +720,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire [11:0] \flush_sum$201 ;
   wire [11:0] \flush_sum$203 ;
   wire [11:0] \flush_sum$205 ;
+  wire [11:0] \flush_sum$207 ;
   wire flushing;
   input [31:0] in_a;
   wire [31:0] in_a;
@@ -713,7 +733,8 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   input in_valid;
   wire in_valid;
   output [47:0] out_data;
-  reg [47:0] out_data;
+  wire [47:0] out_data;
+  wire [47:0] out_head;
   output out_last;
   wire out_last;
   input out_ready;
@@ -791,6 +812,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
+  wire take;
   assign \$1  = ~ buffer_reserved;
   assign flush = pending & \$3 ;
   assign \$4  = ~ pending;
@@ -917,21 +939,27 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \$141  = \$139  & \$140 ;
   assign \$142  = in_b[30:24] == 7'h7f;
   assign out_last = out_row == 2'h3;
-  assign \$143  = in_valid & in_ready;
-  assign \$144  = \$143  & in_last;
-  assign \$146  = out_valid & out_ready;
-  assign \$147  = out_row == 2'h3;
-  assign \$148  = out_row + 1'h1;
+  assign \$143  = ! out_row;
+  assign \$144  = out_row == 1'h1;
+  assign \$145  = out_row == 2'h2;
+  assign \$146  = \$145  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
+  assign \$147  = \$144  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$146 ;
+  assign out_data = \$143  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$147 ;
+  assign take = out_valid & out_ready;
+  assign \$148  = in_valid & in_ready;
+  assign \$149  = \$148  & in_last;
+  assign \$167  = out_row == 2'h3;
+  assign \$168  = out_row + 1'h1;
   always @(posedge clk)
-    buffer_reserved <= \$149 ;
+    buffer_reserved <= \$169 ;
   always @(posedge clk)
-    pending <= \$150 ;
+    pending <= \$170 ;
   always @(posedge clk)
-    \step$67  <= \$151 ;
+    \step$67  <= \$171 ;
   always @(posedge clk)
-    \step$95  <= \$152 ;
+    \step$95  <= \$172 ;
   always @(posedge clk)
-    \step$123  <= \$153 ;
+    \step$123  <= \$173 ;
   always @(posedge clk)
     \a$69  <= a_1;
   always @(posedge clk)
@@ -959,19 +987,19 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     \a$48  <= a_0;
   always @(posedge clk)
-    \step$46  <= \$154 ;
+    \step$46  <= \$174 ;
   always @(posedge clk)
     \b$71  <= b_0;
   always @(posedge clk)
     \a$55  <= \a$48 ;
   always @(posedge clk)
-    \step$53  <= \$155 ;
+    \step$53  <= \$175 ;
   always @(posedge clk)
     \b$78  <= \b$50 ;
   always @(posedge clk)
     \a$62  <= \a$55 ;
   always @(posedge clk)
-    \step$60  <= \$156 ;
+    \step$60  <= \$176 ;
   always @(posedge clk)
     \b$85  <= \b$57 ;
   always @(posedge clk)
@@ -979,19 +1007,19 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     \a$76  <= \a$69 ;
   always @(posedge clk)
-    \step$74  <= \$157 ;
+    \step$74  <= \$177 ;
   always @(posedge clk)
     \b$99  <= \b$71 ;
   always @(posedge clk)
     \a$83  <= \a$76 ;
   always @(posedge clk)
-    \step$81  <= \$158 ;
+    \step$81  <= \$178 ;
   always @(posedge clk)
     \b$106  <= \b$78 ;
   always @(posedge clk)
     \a$90  <= \a$83 ;
   always @(posedge clk)
-    \step$88  <= \$159 ;
+    \step$88  <= \$179 ;
   always @(posedge clk)
     \b$113  <= \b$85 ;
   always @(posedge clk)
@@ -999,19 +1027,19 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     \a$104  <= \a$97 ;
   always @(posedge clk)
-    \step$102  <= \$160 ;
+    \step$102  <= \$180 ;
   always @(posedge clk)
     \b$127  <= \b$99 ;
   always @(posedge clk)
     \a$111  <= \a$104 ;
   always @(posedge clk)
-    \step$109  <= \$161 ;
+    \step$109  <= \$181 ;
   always @(posedge clk)
     \b$134  <= \b$106 ;
   always @(posedge clk)
     \a$118  <= \a$111 ;
   always @(posedge clk)
-    \step$116  <= \$162 ;
+    \step$116  <= \$182 ;
   always @(posedge clk)
     \b$141  <= \b$113 ;
   always @(posedge clk)
@@ -1019,530 +1047,516 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   always @(posedge clk)
     \a$132  <= \a$125 ;
   always @(posedge clk)
-    \step$130  <= \$163 ;
+    \step$130  <= \$183 ;
   always @(posedge clk)
     \a$139  <= \a$132 ;
   always @(posedge clk)
-    \step$137  <= \$164 ;
+    \step$137  <= \$184 ;
   always @(posedge clk)
     \a$146  <= \a$139 ;
   always @(posedge clk)
-    \step$144  <= \$165 ;
+    \step$144  <= \$185 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$166 ;
+    buffer_0_0_0 <= \$186 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$167 ;
+    buffer_0_1_0 <= \$187 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$168 ;
+    buffer_0_2_0 <= \$188 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$169 ;
+    buffer_0_3_0 <= \$189 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$170 ;
+    buffer_1_0_0 <= \$190 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$171 ;
+    buffer_1_1_0 <= \$191 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$172 ;
+    buffer_1_2_0 <= \$192 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$173 ;
+    buffer_1_3_0 <= \$193 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$174 ;
+    buffer_2_0_0 <= \$194 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$175 ;
+    buffer_2_1_0 <= \$195 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$176 ;
+    buffer_2_2_0 <= \$196 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$177 ;
+    buffer_2_3_0 <= \$197 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$178 ;
+    buffer_3_0_0 <= \$198 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$179 ;
+    buffer_3_1_0 <= \$199 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$180 ;
+    buffer_3_2_0 <= \$200 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$181 ;
+    buffer_3_3_0 <= \$201 ;
   always @(posedge clk)
-    out_valid <= \$182 ;
+    out_valid <= \$202 ;
   always @(posedge clk)
-    out_row <= \$183 ;
+    out_row <= \$203 ;
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$174 ),
+    .flush(\flush$176 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(\a$48 ),
-    .acc(\flush_sum$177 ),
+    .acc(\flush_sum$179 ),
     .b(\b$50 ),
     .clk(clk),
-    .flush(\flush$176 ),
+    .flush(\flush$178 ),
     .rst(rst),
     .step(\step$46 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(\a$55 ),
-    .acc(\flush_sum$179 ),
+    .acc(\flush_sum$181 ),
     .b(\b$57 ),
     .clk(clk),
-    .flush(\flush$178 ),
+    .flush(\flush$180 ),
     .rst(rst),
     .step(\step$53 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(\a$62 ),
-    .acc(\flush_sum$181 ),
+    .acc(\flush_sum$183 ),
     .b(\b$64 ),
     .clk(clk),
-    .flush(\flush$180 ),
+    .flush(\flush$182 ),
     .rst(rst),
     .step(\step$60 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(\a$69 ),
-    .acc(\flush_sum$183 ),
+    .acc(\flush_sum$185 ),
     .b(\b$71 ),
     .clk(clk),
-    .flush(\flush$182 ),
+    .flush(\flush$184 ),
     .rst(rst),
     .step(\step$67 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(\a$76 ),
-    .acc(\flush_sum$185 ),
+    .acc(\flush_sum$187 ),
     .b(\b$78 ),
     .clk(clk),
-    .flush(\flush$184 ),
+    .flush(\flush$186 ),
     .rst(rst),
     .step(\step$74 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(\a$83 ),
-    .acc(\flush_sum$187 ),
+    .acc(\flush_sum$189 ),
     .b(\b$85 ),
     .clk(clk),
-    .flush(\flush$186 ),
+    .flush(\flush$188 ),
     .rst(rst),
     .step(\step$81 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(\a$90 ),
-    .acc(\flush_sum$189 ),
+    .acc(\flush_sum$191 ),
     .b(\b$92 ),
     .clk(clk),
-    .flush(\flush$188 ),
+    .flush(\flush$190 ),
     .rst(rst),
     .step(\step$88 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(\a$97 ),
-    .acc(\flush_sum$191 ),
+    .acc(\flush_sum$193 ),
     .b(\b$99 ),
     .clk(clk),
-    .flush(\flush$190 ),
+    .flush(\flush$192 ),
     .rst(rst),
     .step(\step$95 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(\a$104 ),
-    .acc(\flush_sum$193 ),
+    .acc(\flush_sum$195 ),
     .b(\b$106 ),
     .clk(clk),
-    .flush(\flush$192 ),
+    .flush(\flush$194 ),
     .rst(rst),
     .step(\step$102 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(\a$111 ),
-    .acc(\flush_sum$195 ),
+    .acc(\flush_sum$197 ),
     .b(\b$113 ),
     .clk(clk),
-    .flush(\flush$194 ),
+    .flush(\flush$196 ),
     .rst(rst),
     .step(\step$109 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(\a$118 ),
-    .acc(\flush_sum$197 ),
+    .acc(\flush_sum$199 ),
     .b(\b$120 ),
     .clk(clk),
-    .flush(\flush$196 ),
+    .flush(\flush$198 ),
     .rst(rst),
     .step(\step$116 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
     .a(\a$125 ),
-    .acc(\flush_sum$199 ),
+    .acc(\flush_sum$201 ),
     .b(\b$127 ),
     .clk(clk),
-    .flush(\flush$198 ),
+    .flush(\flush$200 ),
     .rst(rst),
     .step(\step$123 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
     .a(\a$132 ),
-    .acc(\flush_sum$201 ),
+    .acc(\flush_sum$203 ),
     .b(\b$134 ),
     .clk(clk),
-    .flush(\flush$200 ),
+    .flush(\flush$202 ),
     .rst(rst),
     .step(\step$130 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
     .a(\a$139 ),
-    .acc(\flush_sum$203 ),
+    .acc(\flush_sum$205 ),
     .b(\b$141 ),
     .clk(clk),
-    .flush(\flush$202 ),
+    .flush(\flush$204 ),
     .rst(rst),
     .step(\step$137 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
     .a(\a$146 ),
-    .acc(\flush_sum$205 ),
+    .acc(\flush_sum$207 ),
     .b(\b$148 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$206 ),
     .rst(rst),
     .step(\step$144 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (out_row)
-      2'h0:
-          out_data = { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 };
-      2'h1:
-          out_data = { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 };
-      2'h2:
-          out_data = { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 };
-      default:
-          out_data = { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$149  = buffer_reserved;
+    \$169  = buffer_reserved;
     if (flush) begin
-      \$149  = 1'h1;
+      \$169  = 1'h1;
     end
-    if (\$146 ) begin
-      if (\$147 ) begin
-        \$149  = 1'h0;
+    if (take) begin
+      if (\$167 ) begin
+        \$169  = 1'h0;
       end
     end
     if (rst) begin
-      \$149  = 1'h0;
+      \$169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$150  = pending;
+    \$170  = pending;
     if (flush) begin
-      \$150  = 1'h0;
+      \$170  = 1'h0;
     end
-    if (\$145 ) begin
-      \$150  = 1'h1;
+    if (\$150 ) begin
+      \$170  = 1'h1;
     end
     if (rst) begin
-      \$150  = 1'h0;
+      \$170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$151  = control;
+    \$171  = control;
     if (rst) begin
-      \$151  = 3'h0;
+      \$171  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$152  = \step$67 ;
+    \$172  = \step$67 ;
     if (rst) begin
-      \$152  = 3'h0;
+      \$172  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = \step$95 ;
+    \$173  = \step$95 ;
     if (rst) begin
-      \$153  = 3'h0;
+      \$173  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = control;
+    \$174  = control;
     if (rst) begin
-      \$154  = 3'h0;
+      \$174  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = \step$46 ;
+    \$175  = \step$46 ;
     if (rst) begin
-      \$155  = 3'h0;
+      \$175  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = \step$53 ;
+    \$176  = \step$53 ;
     if (rst) begin
-      \$156  = 3'h0;
+      \$176  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = \step$67 ;
+    \$177  = \step$67 ;
     if (rst) begin
-      \$157  = 3'h0;
+      \$177  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = \step$74 ;
+    \$178  = \step$74 ;
     if (rst) begin
-      \$158  = 3'h0;
+      \$178  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = \step$81 ;
+    \$179  = \step$81 ;
     if (rst) begin
-      \$159  = 3'h0;
+      \$179  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = \step$95 ;
+    \$180  = \step$95 ;
     if (rst) begin
-      \$160  = 3'h0;
+      \$180  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = \step$102 ;
+    \$181  = \step$102 ;
     if (rst) begin
-      \$161  = 3'h0;
+      \$181  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = \step$109 ;
+    \$182  = \step$109 ;
     if (rst) begin
-      \$162  = 3'h0;
+      \$182  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = \step$123 ;
+    \$183  = \step$123 ;
     if (rst) begin
-      \$163  = 3'h0;
+      \$183  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = \step$130 ;
+    \$184  = \step$130 ;
     if (rst) begin
-      \$164  = 3'h0;
+      \$184  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = \step$137 ;
+    \$185  = \step$137 ;
     if (rst) begin
-      \$165  = 3'h0;
+      \$185  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = buffer_0_0_0;
-    if (\flush$174 ) begin
-      \$166  = flush_sum;
+    \$186  = buffer_0_0_0;
+    if (\$151 ) begin
+      \$186  = flush_sum;
     end
     if (rst) begin
-      \$166  = 12'h000;
+      \$186  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = buffer_0_1_0;
-    if (\flush$176 ) begin
-      \$167  = \flush_sum$177 ;
+    \$187  = buffer_0_1_0;
+    if (\$152 ) begin
+      \$187  = \flush_sum$179 ;
     end
     if (rst) begin
-      \$167  = 12'h000;
+      \$187  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = buffer_0_2_0;
-    if (\flush$178 ) begin
-      \$168  = \flush_sum$179 ;
+    \$188  = buffer_0_2_0;
+    if (\$153 ) begin
+      \$188  = \flush_sum$181 ;
     end
     if (rst) begin
-      \$168  = 12'h000;
+      \$188  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = buffer_0_3_0;
-    if (\flush$180 ) begin
-      \$169  = \flush_sum$181 ;
+    \$189  = buffer_0_3_0;
+    if (\$154 ) begin
+      \$189  = \flush_sum$183 ;
     end
     if (rst) begin
-      \$169  = 12'h000;
+      \$189  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = buffer_1_0_0;
-    if (\flush$182 ) begin
-      \$170  = \flush_sum$183 ;
+    \$190  = buffer_1_0_0;
+    if (\$155 ) begin
+      \$190  = \flush_sum$185 ;
     end
     if (rst) begin
-      \$170  = 12'h000;
+      \$190  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = buffer_1_1_0;
-    if (\flush$184 ) begin
-      \$171  = \flush_sum$185 ;
+    \$191  = buffer_1_1_0;
+    if (\$156 ) begin
+      \$191  = \flush_sum$187 ;
     end
     if (rst) begin
-      \$171  = 12'h000;
+      \$191  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = buffer_1_2_0;
-    if (\flush$186 ) begin
-      \$172  = \flush_sum$187 ;
+    \$192  = buffer_1_2_0;
+    if (\$157 ) begin
+      \$192  = \flush_sum$189 ;
     end
     if (rst) begin
-      \$172  = 12'h000;
+      \$192  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = buffer_1_3_0;
-    if (\flush$188 ) begin
-      \$173  = \flush_sum$189 ;
+    \$193  = buffer_1_3_0;
+    if (\$158 ) begin
+      \$193  = \flush_sum$191 ;
     end
     if (rst) begin
-      \$173  = 12'h000;
+      \$193  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = buffer_2_0_0;
-    if (\flush$190 ) begin
-      \$174  = \flush_sum$191 ;
+    \$194  = buffer_2_0_0;
+    if (\$159 ) begin
+      \$194  = \flush_sum$193 ;
     end
     if (rst) begin
-      \$174  = 12'h000;
+      \$194  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = buffer_2_1_0;
-    if (\flush$192 ) begin
-      \$175  = \flush_sum$193 ;
+    \$195  = buffer_2_1_0;
+    if (\$160 ) begin
+      \$195  = \flush_sum$195 ;
     end
     if (rst) begin
-      \$175  = 12'h000;
+      \$195  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = buffer_2_2_0;
-    if (\flush$194 ) begin
-      \$176  = \flush_sum$195 ;
+    \$196  = buffer_2_2_0;
+    if (\$161 ) begin
+      \$196  = \flush_sum$197 ;
     end
     if (rst) begin
-      \$176  = 12'h000;
+      \$196  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = buffer_2_3_0;
-    if (\flush$196 ) begin
-      \$177  = \flush_sum$197 ;
+    \$197  = buffer_2_3_0;
+    if (\$162 ) begin
+      \$197  = \flush_sum$199 ;
     end
     if (rst) begin
-      \$177  = 12'h000;
+      \$197  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = buffer_3_0_0;
-    if (\flush$198 ) begin
-      \$178  = \flush_sum$199 ;
+    \$198  = buffer_3_0_0;
+    if (\$163 ) begin
+      \$198  = \flush_sum$201 ;
     end
     if (rst) begin
-      \$178  = 12'h000;
+      \$198  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = buffer_3_1_0;
-    if (\flush$200 ) begin
-      \$179  = \flush_sum$201 ;
+    \$199  = buffer_3_1_0;
+    if (\$164 ) begin
+      \$199  = \flush_sum$203 ;
     end
     if (rst) begin
-      \$179  = 12'h000;
+      \$199  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = buffer_3_2_0;
-    if (\flush$202 ) begin
-      \$180  = \flush_sum$203 ;
+    \$200  = buffer_3_2_0;
+    if (\$165 ) begin
+      \$200  = \flush_sum$205 ;
     end
     if (rst) begin
-      \$180  = 12'h000;
+      \$200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = buffer_3_3_0;
-    if (\flush$204 ) begin
-      \$181  = \flush_sum$205 ;
+    \$201  = buffer_3_3_0;
+    if (\$166 ) begin
+      \$201  = \flush_sum$207 ;
     end
     if (rst) begin
-      \$181  = 12'h000;
+      \$201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = out_valid;
-    if (\flush$204 ) begin
-      \$182  = 1'h1;
+    \$202  = out_valid;
+    if (\flush$206 ) begin
+      \$202  = 1'h1;
     end
-    if (\$146 ) begin
-      if (\$147 ) begin
-        \$182  = 1'h0;
+    if (take) begin
+      if (\$167 ) begin
+        \$202  = 1'h0;
       end
     end
     if (rst) begin
-      \$182  = 1'h0;
+      \$202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = out_row;
-    if (\$146 ) begin
+    \$203  = out_row;
+    if (take) begin
       (* full_case = 32'd1 *)
-      if (\$147 ) begin
-        \$183  = 2'h0;
+      if (\$167 ) begin
+        \$203  = 2'h0;
       end else begin
-        \$183  = \$148 [1:0];
+        \$203  = \$168 [1:0];
       end
     end
     if (rst) begin
-      \$183  = 2'h0;
+      \$203  = 2'h0;
     end
   end
   assign flushing = 1'h0;
@@ -1620,6 +1634,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign b_2_3_down = \b$148 ;
   assign buffer_full = out_valid;
   assign row = out_row;
+  assign out_head = out_data;
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -2034,7 +2049,23 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \$133  = { in_b[26:24], 1'h0 };
   assign \$134  = { 1'h0, in_b[26:24], 2'h0 };
   assign \$135  = { in_b[26:24], 3'h0 };
-  assign \$145  = \$144 ;
+  assign \$150  = \$149 ;
+  assign \$151  = \flush$176 ;
+  assign \$152  = \flush$178 ;
+  assign \$153  = \flush$180 ;
+  assign \$154  = \flush$182 ;
+  assign \$155  = \flush$184 ;
+  assign \$156  = \flush$186 ;
+  assign \$157  = \flush$188 ;
+  assign \$158  = \flush$190 ;
+  assign \$159  = \flush$192 ;
+  assign \$160  = \flush$194 ;
+  assign \$161  = \flush$196 ;
+  assign \$162  = \flush$198 ;
+  assign \$163  = \flush$200 ;
+  assign \$164  = \flush$202 ;
+  assign \$165  = \flush$204 ;
+  assign \$166  = \flush$206 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3978,14 +4009,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1228$0 (\$1016 ),
-    .\port$1230$0 (\$1017 ),
-    .\port$1232$0 (\$1018 ),
-    .\port$1234$0 (\$1019 ),
-    .\port$1236$0 (\$1020 ),
-    .\port$1238$0 (\$1021 ),
-    .\port$1240$0 (\$1022 ),
-    .\port$1242$0 (\$1023 ),
+    .\port$1246$0 (\$1016 ),
+    .\port$1248$0 (\$1017 ),
+    .\port$1250$0 (\$1018 ),
+    .\port$1252$0 (\$1019 ),
+    .\port$1254$0 (\$1020 ),
+    .\port$1256$0 (\$1021 ),
+    .\port$1258$0 (\$1022 ),
+    .\port$1260$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -4298,7 +4329,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$1228$0 , \port$1230$0 , \port$1232$0 , \port$1234$0 , \port$1236$0 , \port$1238$0 , \port$1240$0 , \port$1242$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$1246$0 , \port$1248$0 , \port$1250$0 , \port$1252$0 , \port$1254$0 , \port$1256$0 , \port$1258$0 , \port$1260$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -4388,22 +4419,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$1228$0 , \port$1230$0 
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1228$0 ;
-  wire \port$1228$0 ;
-  output \port$1230$0 ;
-  wire \port$1230$0 ;
-  output \port$1232$0 ;
-  wire \port$1232$0 ;
-  output \port$1234$0 ;
-  wire \port$1234$0 ;
-  output \port$1236$0 ;
-  wire \port$1236$0 ;
-  output \port$1238$0 ;
-  wire \port$1238$0 ;
-  output \port$1240$0 ;
-  wire \port$1240$0 ;
-  output \port$1242$0 ;
-  wire \port$1242$0 ;
+  output \port$1246$0 ;
+  wire \port$1246$0 ;
+  output \port$1248$0 ;
+  wire \port$1248$0 ;
+  output \port$1250$0 ;
+  wire \port$1250$0 ;
+  output \port$1252$0 ;
+  wire \port$1252$0 ;
+  output \port$1254$0 ;
+  wire \port$1254$0 ;
+  output \port$1256$0 ;
+  wire \port$1256$0 ;
+  output \port$1258$0 ;
+  wire \port$1258$0 ;
+  output \port$1260$0 ;
+  wire \port$1260$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -4461,14 +4492,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_0.lfsr (rst, en, \port$1228$0 , \port$1230$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1228$0  = \$2 ;
-  assign \port$1230$0  = \$4 ;
-  assign \port$1232$0  = \$6 ;
-  assign \port$1234$0  = \$8 ;
-  assign \port$1236$0  = \$10 ;
-  assign \port$1238$0  = \$12 ;
-  assign \port$1240$0  = \$14 ;
-  assign \port$1242$0  = \$16 ;
+  assign \port$1246$0  = \$2 ;
+  assign \port$1248$0  = \$4 ;
+  assign \port$1250$0  = \$6 ;
+  assign \port$1252$0  = \$8 ;
+  assign \port$1254$0  = \$10 ;
+  assign \port$1256$0  = \$12 ;
+  assign \port$1258$0  = \$14 ;
+  assign \port$1260$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6492,14 +6523,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2327$0 (\$1016 ),
-    .\port$2329$0 (\$1017 ),
-    .\port$2331$0 (\$1018 ),
-    .\port$2333$0 (\$1019 ),
-    .\port$2335$0 (\$1020 ),
-    .\port$2337$0 (\$1021 ),
-    .\port$2339$0 (\$1022 ),
-    .\port$2341$0 (\$1023 ),
+    .\port$2345$0 (\$1016 ),
+    .\port$2347$0 (\$1017 ),
+    .\port$2349$0 (\$1018 ),
+    .\port$2351$0 (\$1019 ),
+    .\port$2353$0 (\$1020 ),
+    .\port$2355$0 (\$1021 ),
+    .\port$2357$0 (\$1022 ),
+    .\port$2359$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -6812,7 +6843,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$2327$0 , \port$2329$0 , \port$2331$0 , \port$2333$0 , \port$2335$0 , \port$2337$0 , \port$2339$0 , \port$2341$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$2345$0 , \port$2347$0 , \port$2349$0 , \port$2351$0 , \port$2353$0 , \port$2355$0 , \port$2357$0 , \port$2359$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6902,22 +6933,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$2327$0 , \port$2329$0 
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$2327$0 ;
-  wire \port$2327$0 ;
-  output \port$2329$0 ;
-  wire \port$2329$0 ;
-  output \port$2331$0 ;
-  wire \port$2331$0 ;
-  output \port$2333$0 ;
-  wire \port$2333$0 ;
-  output \port$2335$0 ;
-  wire \port$2335$0 ;
-  output \port$2337$0 ;
-  wire \port$2337$0 ;
-  output \port$2339$0 ;
-  wire \port$2339$0 ;
-  output \port$2341$0 ;
-  wire \port$2341$0 ;
+  output \port$2345$0 ;
+  wire \port$2345$0 ;
+  output \port$2347$0 ;
+  wire \port$2347$0 ;
+  output \port$2349$0 ;
+  wire \port$2349$0 ;
+  output \port$2351$0 ;
+  wire \port$2351$0 ;
+  output \port$2353$0 ;
+  wire \port$2353$0 ;
+  output \port$2355$0 ;
+  wire \port$2355$0 ;
+  output \port$2357$0 ;
+  wire \port$2357$0 ;
+  output \port$2359$0 ;
+  wire \port$2359$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -6975,14 +7006,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_1.lfsr (rst, en, \port$2327$0 , \port$2329$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2327$0  = \$2 ;
-  assign \port$2329$0  = \$4 ;
-  assign \port$2331$0  = \$6 ;
-  assign \port$2333$0  = \$8 ;
-  assign \port$2335$0  = \$10 ;
-  assign \port$2337$0  = \$12 ;
-  assign \port$2339$0  = \$14 ;
-  assign \port$2341$0  = \$16 ;
+  assign \port$2345$0  = \$2 ;
+  assign \port$2347$0  = \$4 ;
+  assign \port$2349$0  = \$6 ;
+  assign \port$2351$0  = \$8 ;
+  assign \port$2353$0  = \$10 ;
+  assign \port$2355$0  = \$12 ;
+  assign \port$2357$0  = \$14 ;
+  assign \port$2359$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -9006,14 +9037,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3426$0 (\$1016 ),
-    .\port$3428$0 (\$1017 ),
-    .\port$3430$0 (\$1018 ),
-    .\port$3432$0 (\$1019 ),
-    .\port$3434$0 (\$1020 ),
-    .\port$3436$0 (\$1021 ),
-    .\port$3438$0 (\$1022 ),
-    .\port$3440$0 (\$1023 ),
+    .\port$3444$0 (\$1016 ),
+    .\port$3446$0 (\$1017 ),
+    .\port$3448$0 (\$1018 ),
+    .\port$3450$0 (\$1019 ),
+    .\port$3452$0 (\$1020 ),
+    .\port$3454$0 (\$1021 ),
+    .\port$3456$0 (\$1022 ),
+    .\port$3458$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -9326,7 +9357,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$3426$0 , \port$3428$0 , \port$3430$0 , \port$3432$0 , \port$3434$0 , \port$3436$0 , \port$3438$0 , \port$3440$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$3444$0 , \port$3446$0 , \port$3448$0 , \port$3450$0 , \port$3452$0 , \port$3454$0 , \port$3456$0 , \port$3458$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9416,22 +9447,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$3426$0 , \port$3428$0 
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$3426$0 ;
-  wire \port$3426$0 ;
-  output \port$3428$0 ;
-  wire \port$3428$0 ;
-  output \port$3430$0 ;
-  wire \port$3430$0 ;
-  output \port$3432$0 ;
-  wire \port$3432$0 ;
-  output \port$3434$0 ;
-  wire \port$3434$0 ;
-  output \port$3436$0 ;
-  wire \port$3436$0 ;
-  output \port$3438$0 ;
-  wire \port$3438$0 ;
-  output \port$3440$0 ;
-  wire \port$3440$0 ;
+  output \port$3444$0 ;
+  wire \port$3444$0 ;
+  output \port$3446$0 ;
+  wire \port$3446$0 ;
+  output \port$3448$0 ;
+  wire \port$3448$0 ;
+  output \port$3450$0 ;
+  wire \port$3450$0 ;
+  output \port$3452$0 ;
+  wire \port$3452$0 ;
+  output \port$3454$0 ;
+  wire \port$3454$0 ;
+  output \port$3456$0 ;
+  wire \port$3456$0 ;
+  output \port$3458$0 ;
+  wire \port$3458$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -9489,14 +9520,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_2.lfsr (rst, en, \port$3426$0 , \port$3428$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3426$0  = \$2 ;
-  assign \port$3428$0  = \$4 ;
-  assign \port$3430$0  = \$6 ;
-  assign \port$3432$0  = \$8 ;
-  assign \port$3434$0  = \$10 ;
-  assign \port$3436$0  = \$12 ;
-  assign \port$3438$0  = \$14 ;
-  assign \port$3440$0  = \$16 ;
+  assign \port$3444$0  = \$2 ;
+  assign \port$3446$0  = \$4 ;
+  assign \port$3448$0  = \$6 ;
+  assign \port$3450$0  = \$8 ;
+  assign \port$3452$0  = \$10 ;
+  assign \port$3454$0  = \$12 ;
+  assign \port$3456$0  = \$14 ;
+  assign \port$3458$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11520,14 +11551,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4525$0 (\$1016 ),
-    .\port$4527$0 (\$1017 ),
-    .\port$4529$0 (\$1018 ),
-    .\port$4531$0 (\$1019 ),
-    .\port$4533$0 (\$1020 ),
-    .\port$4535$0 (\$1021 ),
-    .\port$4537$0 (\$1022 ),
-    .\port$4539$0 (\$1023 ),
+    .\port$4543$0 (\$1016 ),
+    .\port$4545$0 (\$1017 ),
+    .\port$4547$0 (\$1018 ),
+    .\port$4549$0 (\$1019 ),
+    .\port$4551$0 (\$1020 ),
+    .\port$4553$0 (\$1021 ),
+    .\port$4555$0 (\$1022 ),
+    .\port$4557$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -11840,7 +11871,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$4525$0 , \port$4527$0 , \port$4529$0 , \port$4531$0 , \port$4533$0 , \port$4535$0 , \port$4537$0 , \port$4539$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$4543$0 , \port$4545$0 , \port$4547$0 , \port$4549$0 , \port$4551$0 , \port$4553$0 , \port$4555$0 , \port$4557$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -11930,22 +11961,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$4525$0 , \port$4527$0 
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$4525$0 ;
-  wire \port$4525$0 ;
-  output \port$4527$0 ;
-  wire \port$4527$0 ;
-  output \port$4529$0 ;
-  wire \port$4529$0 ;
-  output \port$4531$0 ;
-  wire \port$4531$0 ;
-  output \port$4533$0 ;
-  wire \port$4533$0 ;
-  output \port$4535$0 ;
-  wire \port$4535$0 ;
-  output \port$4537$0 ;
-  wire \port$4537$0 ;
-  output \port$4539$0 ;
-  wire \port$4539$0 ;
+  output \port$4543$0 ;
+  wire \port$4543$0 ;
+  output \port$4545$0 ;
+  wire \port$4545$0 ;
+  output \port$4547$0 ;
+  wire \port$4547$0 ;
+  output \port$4549$0 ;
+  wire \port$4549$0 ;
+  output \port$4551$0 ;
+  wire \port$4551$0 ;
+  output \port$4553$0 ;
+  wire \port$4553$0 ;
+  output \port$4555$0 ;
+  wire \port$4555$0 ;
+  output \port$4557$0 ;
+  wire \port$4557$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -12003,14 +12034,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_0_3.lfsr (rst, en, \port$4525$0 , \port$4527$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4525$0  = \$2 ;
-  assign \port$4527$0  = \$4 ;
-  assign \port$4529$0  = \$6 ;
-  assign \port$4531$0  = \$8 ;
-  assign \port$4533$0  = \$10 ;
-  assign \port$4535$0  = \$12 ;
-  assign \port$4537$0  = \$14 ;
-  assign \port$4539$0  = \$16 ;
+  assign \port$4543$0  = \$2 ;
+  assign \port$4545$0  = \$4 ;
+  assign \port$4547$0  = \$6 ;
+  assign \port$4549$0  = \$8 ;
+  assign \port$4551$0  = \$10 ;
+  assign \port$4553$0  = \$12 ;
+  assign \port$4555$0  = \$14 ;
+  assign \port$4557$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14034,14 +14065,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5624$0 (\$1016 ),
-    .\port$5626$0 (\$1017 ),
-    .\port$5628$0 (\$1018 ),
-    .\port$5630$0 (\$1019 ),
-    .\port$5632$0 (\$1020 ),
-    .\port$5634$0 (\$1021 ),
-    .\port$5636$0 (\$1022 ),
-    .\port$5638$0 (\$1023 ),
+    .\port$5642$0 (\$1016 ),
+    .\port$5644$0 (\$1017 ),
+    .\port$5646$0 (\$1018 ),
+    .\port$5648$0 (\$1019 ),
+    .\port$5650$0 (\$1020 ),
+    .\port$5652$0 (\$1021 ),
+    .\port$5654$0 (\$1022 ),
+    .\port$5656$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -14354,7 +14385,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$5624$0 , \port$5626$0 , \port$5628$0 , \port$5630$0 , \port$5632$0 , \port$5634$0 , \port$5636$0 , \port$5638$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$5642$0 , \port$5644$0 , \port$5646$0 , \port$5648$0 , \port$5650$0 , \port$5652$0 , \port$5654$0 , \port$5656$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14444,22 +14475,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$5624$0 , \port$5626$0 
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$5624$0 ;
-  wire \port$5624$0 ;
-  output \port$5626$0 ;
-  wire \port$5626$0 ;
-  output \port$5628$0 ;
-  wire \port$5628$0 ;
-  output \port$5630$0 ;
-  wire \port$5630$0 ;
-  output \port$5632$0 ;
-  wire \port$5632$0 ;
-  output \port$5634$0 ;
-  wire \port$5634$0 ;
-  output \port$5636$0 ;
-  wire \port$5636$0 ;
-  output \port$5638$0 ;
-  wire \port$5638$0 ;
+  output \port$5642$0 ;
+  wire \port$5642$0 ;
+  output \port$5644$0 ;
+  wire \port$5644$0 ;
+  output \port$5646$0 ;
+  wire \port$5646$0 ;
+  output \port$5648$0 ;
+  wire \port$5648$0 ;
+  output \port$5650$0 ;
+  wire \port$5650$0 ;
+  output \port$5652$0 ;
+  wire \port$5652$0 ;
+  output \port$5654$0 ;
+  wire \port$5654$0 ;
+  output \port$5656$0 ;
+  wire \port$5656$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -14517,14 +14548,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_0.lfsr (rst, en, \port$5624$0 , \port$5626$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5624$0  = \$2 ;
-  assign \port$5626$0  = \$4 ;
-  assign \port$5628$0  = \$6 ;
-  assign \port$5630$0  = \$8 ;
-  assign \port$5632$0  = \$10 ;
-  assign \port$5634$0  = \$12 ;
-  assign \port$5636$0  = \$14 ;
-  assign \port$5638$0  = \$16 ;
+  assign \port$5642$0  = \$2 ;
+  assign \port$5644$0  = \$4 ;
+  assign \port$5646$0  = \$6 ;
+  assign \port$5648$0  = \$8 ;
+  assign \port$5650$0  = \$10 ;
+  assign \port$5652$0  = \$12 ;
+  assign \port$5654$0  = \$14 ;
+  assign \port$5656$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -16548,14 +16579,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6723$0 (\$1016 ),
-    .\port$6725$0 (\$1017 ),
-    .\port$6727$0 (\$1018 ),
-    .\port$6729$0 (\$1019 ),
-    .\port$6731$0 (\$1020 ),
-    .\port$6733$0 (\$1021 ),
-    .\port$6735$0 (\$1022 ),
-    .\port$6737$0 (\$1023 ),
+    .\port$6741$0 (\$1016 ),
+    .\port$6743$0 (\$1017 ),
+    .\port$6745$0 (\$1018 ),
+    .\port$6747$0 (\$1019 ),
+    .\port$6749$0 (\$1020 ),
+    .\port$6751$0 (\$1021 ),
+    .\port$6753$0 (\$1022 ),
+    .\port$6755$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -16868,7 +16899,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$6723$0 , \port$6725$0 , \port$6727$0 , \port$6729$0 , \port$6731$0 , \port$6733$0 , \port$6735$0 , \port$6737$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$6741$0 , \port$6743$0 , \port$6745$0 , \port$6747$0 , \port$6749$0 , \port$6751$0 , \port$6753$0 , \port$6755$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16958,22 +16989,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$6723$0 , \port$6725$0 
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$6723$0 ;
-  wire \port$6723$0 ;
-  output \port$6725$0 ;
-  wire \port$6725$0 ;
-  output \port$6727$0 ;
-  wire \port$6727$0 ;
-  output \port$6729$0 ;
-  wire \port$6729$0 ;
-  output \port$6731$0 ;
-  wire \port$6731$0 ;
-  output \port$6733$0 ;
-  wire \port$6733$0 ;
-  output \port$6735$0 ;
-  wire \port$6735$0 ;
-  output \port$6737$0 ;
-  wire \port$6737$0 ;
+  output \port$6741$0 ;
+  wire \port$6741$0 ;
+  output \port$6743$0 ;
+  wire \port$6743$0 ;
+  output \port$6745$0 ;
+  wire \port$6745$0 ;
+  output \port$6747$0 ;
+  wire \port$6747$0 ;
+  output \port$6749$0 ;
+  wire \port$6749$0 ;
+  output \port$6751$0 ;
+  wire \port$6751$0 ;
+  output \port$6753$0 ;
+  wire \port$6753$0 ;
+  output \port$6755$0 ;
+  wire \port$6755$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -17031,14 +17062,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_1.lfsr (rst, en, \port$6723$0 , \port$6725$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6723$0  = \$2 ;
-  assign \port$6725$0  = \$4 ;
-  assign \port$6727$0  = \$6 ;
-  assign \port$6729$0  = \$8 ;
-  assign \port$6731$0  = \$10 ;
-  assign \port$6733$0  = \$12 ;
-  assign \port$6735$0  = \$14 ;
-  assign \port$6737$0  = \$16 ;
+  assign \port$6741$0  = \$2 ;
+  assign \port$6743$0  = \$4 ;
+  assign \port$6745$0  = \$6 ;
+  assign \port$6747$0  = \$8 ;
+  assign \port$6749$0  = \$10 ;
+  assign \port$6751$0  = \$12 ;
+  assign \port$6753$0  = \$14 ;
+  assign \port$6755$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -19062,14 +19093,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7822$0 (\$1016 ),
-    .\port$7824$0 (\$1017 ),
-    .\port$7826$0 (\$1018 ),
-    .\port$7828$0 (\$1019 ),
-    .\port$7830$0 (\$1020 ),
-    .\port$7832$0 (\$1021 ),
-    .\port$7834$0 (\$1022 ),
-    .\port$7836$0 (\$1023 ),
+    .\port$7840$0 (\$1016 ),
+    .\port$7842$0 (\$1017 ),
+    .\port$7844$0 (\$1018 ),
+    .\port$7846$0 (\$1019 ),
+    .\port$7848$0 (\$1020 ),
+    .\port$7850$0 (\$1021 ),
+    .\port$7852$0 (\$1022 ),
+    .\port$7854$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -19382,7 +19413,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$7822$0 , \port$7824$0 , \port$7826$0 , \port$7828$0 , \port$7830$0 , \port$7832$0 , \port$7834$0 , \port$7836$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$7840$0 , \port$7842$0 , \port$7844$0 , \port$7846$0 , \port$7848$0 , \port$7850$0 , \port$7852$0 , \port$7854$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19472,22 +19503,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$7822$0 , \port$7824$0 
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$7822$0 ;
-  wire \port$7822$0 ;
-  output \port$7824$0 ;
-  wire \port$7824$0 ;
-  output \port$7826$0 ;
-  wire \port$7826$0 ;
-  output \port$7828$0 ;
-  wire \port$7828$0 ;
-  output \port$7830$0 ;
-  wire \port$7830$0 ;
-  output \port$7832$0 ;
-  wire \port$7832$0 ;
-  output \port$7834$0 ;
-  wire \port$7834$0 ;
-  output \port$7836$0 ;
-  wire \port$7836$0 ;
+  output \port$7840$0 ;
+  wire \port$7840$0 ;
+  output \port$7842$0 ;
+  wire \port$7842$0 ;
+  output \port$7844$0 ;
+  wire \port$7844$0 ;
+  output \port$7846$0 ;
+  wire \port$7846$0 ;
+  output \port$7848$0 ;
+  wire \port$7848$0 ;
+  output \port$7850$0 ;
+  wire \port$7850$0 ;
+  output \port$7852$0 ;
+  wire \port$7852$0 ;
+  output \port$7854$0 ;
+  wire \port$7854$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -19545,14 +19576,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_2.lfsr (rst, en, \port$7822$0 , \port$7824$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7822$0  = \$2 ;
-  assign \port$7824$0  = \$4 ;
-  assign \port$7826$0  = \$6 ;
-  assign \port$7828$0  = \$8 ;
-  assign \port$7830$0  = \$10 ;
-  assign \port$7832$0  = \$12 ;
-  assign \port$7834$0  = \$14 ;
-  assign \port$7836$0  = \$16 ;
+  assign \port$7840$0  = \$2 ;
+  assign \port$7842$0  = \$4 ;
+  assign \port$7844$0  = \$6 ;
+  assign \port$7846$0  = \$8 ;
+  assign \port$7848$0  = \$10 ;
+  assign \port$7850$0  = \$12 ;
+  assign \port$7852$0  = \$14 ;
+  assign \port$7854$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -21576,14 +21607,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$8921$0 (\$1016 ),
-    .\port$8923$0 (\$1017 ),
-    .\port$8925$0 (\$1018 ),
-    .\port$8927$0 (\$1019 ),
-    .\port$8929$0 (\$1020 ),
-    .\port$8931$0 (\$1021 ),
-    .\port$8933$0 (\$1022 ),
-    .\port$8935$0 (\$1023 ),
+    .\port$8939$0 (\$1016 ),
+    .\port$8941$0 (\$1017 ),
+    .\port$8943$0 (\$1018 ),
+    .\port$8945$0 (\$1019 ),
+    .\port$8947$0 (\$1020 ),
+    .\port$8949$0 (\$1021 ),
+    .\port$8951$0 (\$1022 ),
+    .\port$8953$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -21896,7 +21927,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$8921$0 , \port$8923$0 , \port$8925$0 , \port$8927$0 , \port$8929$0 , \port$8931$0 , \port$8933$0 , \port$8935$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$8939$0 , \port$8941$0 , \port$8943$0 , \port$8945$0 , \port$8947$0 , \port$8949$0 , \port$8951$0 , \port$8953$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -21986,22 +22017,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$8921$0 , \port$8923$0 
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$8921$0 ;
-  wire \port$8921$0 ;
-  output \port$8923$0 ;
-  wire \port$8923$0 ;
-  output \port$8925$0 ;
-  wire \port$8925$0 ;
-  output \port$8927$0 ;
-  wire \port$8927$0 ;
-  output \port$8929$0 ;
-  wire \port$8929$0 ;
-  output \port$8931$0 ;
-  wire \port$8931$0 ;
-  output \port$8933$0 ;
-  wire \port$8933$0 ;
-  output \port$8935$0 ;
-  wire \port$8935$0 ;
+  output \port$8939$0 ;
+  wire \port$8939$0 ;
+  output \port$8941$0 ;
+  wire \port$8941$0 ;
+  output \port$8943$0 ;
+  wire \port$8943$0 ;
+  output \port$8945$0 ;
+  wire \port$8945$0 ;
+  output \port$8947$0 ;
+  wire \port$8947$0 ;
+  output \port$8949$0 ;
+  wire \port$8949$0 ;
+  output \port$8951$0 ;
+  wire \port$8951$0 ;
+  output \port$8953$0 ;
+  wire \port$8953$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -22059,14 +22090,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_1_3.lfsr (rst, en, \port$8921$0 , \port$8923$0 
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$8921$0  = \$2 ;
-  assign \port$8923$0  = \$4 ;
-  assign \port$8925$0  = \$6 ;
-  assign \port$8927$0  = \$8 ;
-  assign \port$8929$0  = \$10 ;
-  assign \port$8931$0  = \$12 ;
-  assign \port$8933$0  = \$14 ;
-  assign \port$8935$0  = \$16 ;
+  assign \port$8939$0  = \$2 ;
+  assign \port$8941$0  = \$4 ;
+  assign \port$8943$0  = \$6 ;
+  assign \port$8945$0  = \$8 ;
+  assign \port$8947$0  = \$10 ;
+  assign \port$8949$0  = \$12 ;
+  assign \port$8951$0  = \$14 ;
+  assign \port$8953$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -24090,14 +24121,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$10020$0 (\$1016 ),
-    .\port$10022$0 (\$1017 ),
-    .\port$10024$0 (\$1018 ),
-    .\port$10026$0 (\$1019 ),
-    .\port$10028$0 (\$1020 ),
-    .\port$10030$0 (\$1021 ),
-    .\port$10032$0 (\$1022 ),
-    .\port$10034$0 (\$1023 ),
+    .\port$10038$0 (\$1016 ),
+    .\port$10040$0 (\$1017 ),
+    .\port$10042$0 (\$1018 ),
+    .\port$10044$0 (\$1019 ),
+    .\port$10046$0 (\$1020 ),
+    .\port$10048$0 (\$1021 ),
+    .\port$10050$0 (\$1022 ),
+    .\port$10052$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -24410,7 +24441,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$10020$0 , \port$10022$0 , \port$10024$0 , \port$10026$0 , \port$10028$0 , \port$10030$0 , \port$10032$0 , \port$10034$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$10038$0 , \port$10040$0 , \port$10042$0 , \port$10044$0 , \port$10046$0 , \port$10048$0 , \port$10050$0 , \port$10052$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -24500,22 +24531,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$10020$0 , \port$10022$
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$10020$0 ;
-  wire \port$10020$0 ;
-  output \port$10022$0 ;
-  wire \port$10022$0 ;
-  output \port$10024$0 ;
-  wire \port$10024$0 ;
-  output \port$10026$0 ;
-  wire \port$10026$0 ;
-  output \port$10028$0 ;
-  wire \port$10028$0 ;
-  output \port$10030$0 ;
-  wire \port$10030$0 ;
-  output \port$10032$0 ;
-  wire \port$10032$0 ;
-  output \port$10034$0 ;
-  wire \port$10034$0 ;
+  output \port$10038$0 ;
+  wire \port$10038$0 ;
+  output \port$10040$0 ;
+  wire \port$10040$0 ;
+  output \port$10042$0 ;
+  wire \port$10042$0 ;
+  output \port$10044$0 ;
+  wire \port$10044$0 ;
+  output \port$10046$0 ;
+  wire \port$10046$0 ;
+  output \port$10048$0 ;
+  wire \port$10048$0 ;
+  output \port$10050$0 ;
+  wire \port$10050$0 ;
+  output \port$10052$0 ;
+  wire \port$10052$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -24573,14 +24604,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_0.lfsr (rst, en, \port$10020$0 , \port$10022$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$10020$0  = \$2 ;
-  assign \port$10022$0  = \$4 ;
-  assign \port$10024$0  = \$6 ;
-  assign \port$10026$0  = \$8 ;
-  assign \port$10028$0  = \$10 ;
-  assign \port$10030$0  = \$12 ;
-  assign \port$10032$0  = \$14 ;
-  assign \port$10034$0  = \$16 ;
+  assign \port$10038$0  = \$2 ;
+  assign \port$10040$0  = \$4 ;
+  assign \port$10042$0  = \$6 ;
+  assign \port$10044$0  = \$8 ;
+  assign \port$10046$0  = \$10 ;
+  assign \port$10048$0  = \$12 ;
+  assign \port$10050$0  = \$14 ;
+  assign \port$10052$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -26604,14 +26635,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$11119$0 (\$1016 ),
-    .\port$11121$0 (\$1017 ),
-    .\port$11123$0 (\$1018 ),
-    .\port$11125$0 (\$1019 ),
-    .\port$11127$0 (\$1020 ),
-    .\port$11129$0 (\$1021 ),
-    .\port$11131$0 (\$1022 ),
-    .\port$11133$0 (\$1023 ),
+    .\port$11137$0 (\$1016 ),
+    .\port$11139$0 (\$1017 ),
+    .\port$11141$0 (\$1018 ),
+    .\port$11143$0 (\$1019 ),
+    .\port$11145$0 (\$1020 ),
+    .\port$11147$0 (\$1021 ),
+    .\port$11149$0 (\$1022 ),
+    .\port$11151$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -26924,7 +26955,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$11119$0 , \port$11121$0 , \port$11123$0 , \port$11125$0 , \port$11127$0 , \port$11129$0 , \port$11131$0 , \port$11133$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$11137$0 , \port$11139$0 , \port$11141$0 , \port$11143$0 , \port$11145$0 , \port$11147$0 , \port$11149$0 , \port$11151$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -27014,22 +27045,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$11119$0 , \port$11121$
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$11119$0 ;
-  wire \port$11119$0 ;
-  output \port$11121$0 ;
-  wire \port$11121$0 ;
-  output \port$11123$0 ;
-  wire \port$11123$0 ;
-  output \port$11125$0 ;
-  wire \port$11125$0 ;
-  output \port$11127$0 ;
-  wire \port$11127$0 ;
-  output \port$11129$0 ;
-  wire \port$11129$0 ;
-  output \port$11131$0 ;
-  wire \port$11131$0 ;
-  output \port$11133$0 ;
-  wire \port$11133$0 ;
+  output \port$11137$0 ;
+  wire \port$11137$0 ;
+  output \port$11139$0 ;
+  wire \port$11139$0 ;
+  output \port$11141$0 ;
+  wire \port$11141$0 ;
+  output \port$11143$0 ;
+  wire \port$11143$0 ;
+  output \port$11145$0 ;
+  wire \port$11145$0 ;
+  output \port$11147$0 ;
+  wire \port$11147$0 ;
+  output \port$11149$0 ;
+  wire \port$11149$0 ;
+  output \port$11151$0 ;
+  wire \port$11151$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -27087,14 +27118,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_1.lfsr (rst, en, \port$11119$0 , \port$11121$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$11119$0  = \$2 ;
-  assign \port$11121$0  = \$4 ;
-  assign \port$11123$0  = \$6 ;
-  assign \port$11125$0  = \$8 ;
-  assign \port$11127$0  = \$10 ;
-  assign \port$11129$0  = \$12 ;
-  assign \port$11131$0  = \$14 ;
-  assign \port$11133$0  = \$16 ;
+  assign \port$11137$0  = \$2 ;
+  assign \port$11139$0  = \$4 ;
+  assign \port$11141$0  = \$6 ;
+  assign \port$11143$0  = \$8 ;
+  assign \port$11145$0  = \$10 ;
+  assign \port$11147$0  = \$12 ;
+  assign \port$11149$0  = \$14 ;
+  assign \port$11151$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -29118,14 +29149,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$12218$0 (\$1016 ),
-    .\port$12220$0 (\$1017 ),
-    .\port$12222$0 (\$1018 ),
-    .\port$12224$0 (\$1019 ),
-    .\port$12226$0 (\$1020 ),
-    .\port$12228$0 (\$1021 ),
-    .\port$12230$0 (\$1022 ),
-    .\port$12232$0 (\$1023 ),
+    .\port$12236$0 (\$1016 ),
+    .\port$12238$0 (\$1017 ),
+    .\port$12240$0 (\$1018 ),
+    .\port$12242$0 (\$1019 ),
+    .\port$12244$0 (\$1020 ),
+    .\port$12246$0 (\$1021 ),
+    .\port$12248$0 (\$1022 ),
+    .\port$12250$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -29438,7 +29469,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$12218$0 , \port$12220$0 , \port$12222$0 , \port$12224$0 , \port$12226$0 , \port$12228$0 , \port$12230$0 , \port$12232$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$12236$0 , \port$12238$0 , \port$12240$0 , \port$12242$0 , \port$12244$0 , \port$12246$0 , \port$12248$0 , \port$12250$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -29528,22 +29559,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$12218$0 , \port$12220$
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$12218$0 ;
-  wire \port$12218$0 ;
-  output \port$12220$0 ;
-  wire \port$12220$0 ;
-  output \port$12222$0 ;
-  wire \port$12222$0 ;
-  output \port$12224$0 ;
-  wire \port$12224$0 ;
-  output \port$12226$0 ;
-  wire \port$12226$0 ;
-  output \port$12228$0 ;
-  wire \port$12228$0 ;
-  output \port$12230$0 ;
-  wire \port$12230$0 ;
-  output \port$12232$0 ;
-  wire \port$12232$0 ;
+  output \port$12236$0 ;
+  wire \port$12236$0 ;
+  output \port$12238$0 ;
+  wire \port$12238$0 ;
+  output \port$12240$0 ;
+  wire \port$12240$0 ;
+  output \port$12242$0 ;
+  wire \port$12242$0 ;
+  output \port$12244$0 ;
+  wire \port$12244$0 ;
+  output \port$12246$0 ;
+  wire \port$12246$0 ;
+  output \port$12248$0 ;
+  wire \port$12248$0 ;
+  output \port$12250$0 ;
+  wire \port$12250$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -29601,14 +29632,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_2.lfsr (rst, en, \port$12218$0 , \port$12220$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$12218$0  = \$2 ;
-  assign \port$12220$0  = \$4 ;
-  assign \port$12222$0  = \$6 ;
-  assign \port$12224$0  = \$8 ;
-  assign \port$12226$0  = \$10 ;
-  assign \port$12228$0  = \$12 ;
-  assign \port$12230$0  = \$14 ;
-  assign \port$12232$0  = \$16 ;
+  assign \port$12236$0  = \$2 ;
+  assign \port$12238$0  = \$4 ;
+  assign \port$12240$0  = \$6 ;
+  assign \port$12242$0  = \$8 ;
+  assign \port$12244$0  = \$10 ;
+  assign \port$12246$0  = \$12 ;
+  assign \port$12248$0  = \$14 ;
+  assign \port$12250$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -31632,14 +31663,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$13317$0 (\$1016 ),
-    .\port$13319$0 (\$1017 ),
-    .\port$13321$0 (\$1018 ),
-    .\port$13323$0 (\$1019 ),
-    .\port$13325$0 (\$1020 ),
-    .\port$13327$0 (\$1021 ),
-    .\port$13329$0 (\$1022 ),
-    .\port$13331$0 (\$1023 ),
+    .\port$13335$0 (\$1016 ),
+    .\port$13337$0 (\$1017 ),
+    .\port$13339$0 (\$1018 ),
+    .\port$13341$0 (\$1019 ),
+    .\port$13343$0 (\$1020 ),
+    .\port$13345$0 (\$1021 ),
+    .\port$13347$0 (\$1022 ),
+    .\port$13349$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -31952,7 +31983,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$13317$0 , \port$13319$0 , \port$13321$0 , \port$13323$0 , \port$13325$0 , \port$13327$0 , \port$13329$0 , \port$13331$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$13335$0 , \port$13337$0 , \port$13339$0 , \port$13341$0 , \port$13343$0 , \port$13345$0 , \port$13347$0 , \port$13349$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -32042,22 +32073,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$13317$0 , \port$13319$
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$13317$0 ;
-  wire \port$13317$0 ;
-  output \port$13319$0 ;
-  wire \port$13319$0 ;
-  output \port$13321$0 ;
-  wire \port$13321$0 ;
-  output \port$13323$0 ;
-  wire \port$13323$0 ;
-  output \port$13325$0 ;
-  wire \port$13325$0 ;
-  output \port$13327$0 ;
-  wire \port$13327$0 ;
-  output \port$13329$0 ;
-  wire \port$13329$0 ;
-  output \port$13331$0 ;
-  wire \port$13331$0 ;
+  output \port$13335$0 ;
+  wire \port$13335$0 ;
+  output \port$13337$0 ;
+  wire \port$13337$0 ;
+  output \port$13339$0 ;
+  wire \port$13339$0 ;
+  output \port$13341$0 ;
+  wire \port$13341$0 ;
+  output \port$13343$0 ;
+  wire \port$13343$0 ;
+  output \port$13345$0 ;
+  wire \port$13345$0 ;
+  output \port$13347$0 ;
+  wire \port$13347$0 ;
+  output \port$13349$0 ;
+  wire \port$13349$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -32115,14 +32146,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_2_3.lfsr (rst, en, \port$13317$0 , \port$13319$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$13317$0  = \$2 ;
-  assign \port$13319$0  = \$4 ;
-  assign \port$13321$0  = \$6 ;
-  assign \port$13323$0  = \$8 ;
-  assign \port$13325$0  = \$10 ;
-  assign \port$13327$0  = \$12 ;
-  assign \port$13329$0  = \$14 ;
-  assign \port$13331$0  = \$16 ;
+  assign \port$13335$0  = \$2 ;
+  assign \port$13337$0  = \$4 ;
+  assign \port$13339$0  = \$6 ;
+  assign \port$13341$0  = \$8 ;
+  assign \port$13343$0  = \$10 ;
+  assign \port$13345$0  = \$12 ;
+  assign \port$13347$0  = \$14 ;
+  assign \port$13349$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -34146,14 +34177,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$14416$0 (\$1016 ),
-    .\port$14418$0 (\$1017 ),
-    .\port$14420$0 (\$1018 ),
-    .\port$14422$0 (\$1019 ),
-    .\port$14424$0 (\$1020 ),
-    .\port$14426$0 (\$1021 ),
-    .\port$14428$0 (\$1022 ),
-    .\port$14430$0 (\$1023 ),
+    .\port$14434$0 (\$1016 ),
+    .\port$14436$0 (\$1017 ),
+    .\port$14438$0 (\$1018 ),
+    .\port$14440$0 (\$1019 ),
+    .\port$14442$0 (\$1020 ),
+    .\port$14444$0 (\$1021 ),
+    .\port$14446$0 (\$1022 ),
+    .\port$14448$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -34466,7 +34497,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$14416$0 , \port$14418$0 , \port$14420$0 , \port$14422$0 , \port$14424$0 , \port$14426$0 , \port$14428$0 , \port$14430$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$14434$0 , \port$14436$0 , \port$14438$0 , \port$14440$0 , \port$14442$0 , \port$14444$0 , \port$14446$0 , \port$14448$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -34556,22 +34587,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$14416$0 , \port$14418$
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$14416$0 ;
-  wire \port$14416$0 ;
-  output \port$14418$0 ;
-  wire \port$14418$0 ;
-  output \port$14420$0 ;
-  wire \port$14420$0 ;
-  output \port$14422$0 ;
-  wire \port$14422$0 ;
-  output \port$14424$0 ;
-  wire \port$14424$0 ;
-  output \port$14426$0 ;
-  wire \port$14426$0 ;
-  output \port$14428$0 ;
-  wire \port$14428$0 ;
-  output \port$14430$0 ;
-  wire \port$14430$0 ;
+  output \port$14434$0 ;
+  wire \port$14434$0 ;
+  output \port$14436$0 ;
+  wire \port$14436$0 ;
+  output \port$14438$0 ;
+  wire \port$14438$0 ;
+  output \port$14440$0 ;
+  wire \port$14440$0 ;
+  output \port$14442$0 ;
+  wire \port$14442$0 ;
+  output \port$14444$0 ;
+  wire \port$14444$0 ;
+  output \port$14446$0 ;
+  wire \port$14446$0 ;
+  output \port$14448$0 ;
+  wire \port$14448$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -34629,14 +34660,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_0.lfsr (rst, en, \port$14416$0 , \port$14418$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$14416$0  = \$2 ;
-  assign \port$14418$0  = \$4 ;
-  assign \port$14420$0  = \$6 ;
-  assign \port$14422$0  = \$8 ;
-  assign \port$14424$0  = \$10 ;
-  assign \port$14426$0  = \$12 ;
-  assign \port$14428$0  = \$14 ;
-  assign \port$14430$0  = \$16 ;
+  assign \port$14434$0  = \$2 ;
+  assign \port$14436$0  = \$4 ;
+  assign \port$14438$0  = \$6 ;
+  assign \port$14440$0  = \$8 ;
+  assign \port$14442$0  = \$10 ;
+  assign \port$14444$0  = \$12 ;
+  assign \port$14446$0  = \$14 ;
+  assign \port$14448$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -36660,14 +36691,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$15515$0 (\$1016 ),
-    .\port$15517$0 (\$1017 ),
-    .\port$15519$0 (\$1018 ),
-    .\port$15521$0 (\$1019 ),
-    .\port$15523$0 (\$1020 ),
-    .\port$15525$0 (\$1021 ),
-    .\port$15527$0 (\$1022 ),
-    .\port$15529$0 (\$1023 ),
+    .\port$15533$0 (\$1016 ),
+    .\port$15535$0 (\$1017 ),
+    .\port$15537$0 (\$1018 ),
+    .\port$15539$0 (\$1019 ),
+    .\port$15541$0 (\$1020 ),
+    .\port$15543$0 (\$1021 ),
+    .\port$15545$0 (\$1022 ),
+    .\port$15547$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -36980,7 +37011,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$15515$0 , \port$15517$0 , \port$15519$0 , \port$15521$0 , \port$15523$0 , \port$15525$0 , \port$15527$0 , \port$15529$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$15533$0 , \port$15535$0 , \port$15537$0 , \port$15539$0 , \port$15541$0 , \port$15543$0 , \port$15545$0 , \port$15547$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -37070,22 +37101,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$15515$0 , \port$15517$
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$15515$0 ;
-  wire \port$15515$0 ;
-  output \port$15517$0 ;
-  wire \port$15517$0 ;
-  output \port$15519$0 ;
-  wire \port$15519$0 ;
-  output \port$15521$0 ;
-  wire \port$15521$0 ;
-  output \port$15523$0 ;
-  wire \port$15523$0 ;
-  output \port$15525$0 ;
-  wire \port$15525$0 ;
-  output \port$15527$0 ;
-  wire \port$15527$0 ;
-  output \port$15529$0 ;
-  wire \port$15529$0 ;
+  output \port$15533$0 ;
+  wire \port$15533$0 ;
+  output \port$15535$0 ;
+  wire \port$15535$0 ;
+  output \port$15537$0 ;
+  wire \port$15537$0 ;
+  output \port$15539$0 ;
+  wire \port$15539$0 ;
+  output \port$15541$0 ;
+  wire \port$15541$0 ;
+  output \port$15543$0 ;
+  wire \port$15543$0 ;
+  output \port$15545$0 ;
+  wire \port$15545$0 ;
+  output \port$15547$0 ;
+  wire \port$15547$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -37143,14 +37174,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_1.lfsr (rst, en, \port$15515$0 , \port$15517$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$15515$0  = \$2 ;
-  assign \port$15517$0  = \$4 ;
-  assign \port$15519$0  = \$6 ;
-  assign \port$15521$0  = \$8 ;
-  assign \port$15523$0  = \$10 ;
-  assign \port$15525$0  = \$12 ;
-  assign \port$15527$0  = \$14 ;
-  assign \port$15529$0  = \$16 ;
+  assign \port$15533$0  = \$2 ;
+  assign \port$15535$0  = \$4 ;
+  assign \port$15537$0  = \$6 ;
+  assign \port$15539$0  = \$8 ;
+  assign \port$15541$0  = \$10 ;
+  assign \port$15543$0  = \$12 ;
+  assign \port$15545$0  = \$14 ;
+  assign \port$15547$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -39174,14 +39205,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$16614$0 (\$1016 ),
-    .\port$16616$0 (\$1017 ),
-    .\port$16618$0 (\$1018 ),
-    .\port$16620$0 (\$1019 ),
-    .\port$16622$0 (\$1020 ),
-    .\port$16624$0 (\$1021 ),
-    .\port$16626$0 (\$1022 ),
-    .\port$16628$0 (\$1023 ),
+    .\port$16632$0 (\$1016 ),
+    .\port$16634$0 (\$1017 ),
+    .\port$16636$0 (\$1018 ),
+    .\port$16638$0 (\$1019 ),
+    .\port$16640$0 (\$1020 ),
+    .\port$16642$0 (\$1021 ),
+    .\port$16644$0 (\$1022 ),
+    .\port$16646$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -39494,7 +39525,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$16614$0 , \port$16616$0 , \port$16618$0 , \port$16620$0 , \port$16622$0 , \port$16624$0 , \port$16626$0 , \port$16628$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$16632$0 , \port$16634$0 , \port$16636$0 , \port$16638$0 , \port$16640$0 , \port$16642$0 , \port$16644$0 , \port$16646$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -39584,22 +39615,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$16614$0 , \port$16616$
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$16614$0 ;
-  wire \port$16614$0 ;
-  output \port$16616$0 ;
-  wire \port$16616$0 ;
-  output \port$16618$0 ;
-  wire \port$16618$0 ;
-  output \port$16620$0 ;
-  wire \port$16620$0 ;
-  output \port$16622$0 ;
-  wire \port$16622$0 ;
-  output \port$16624$0 ;
-  wire \port$16624$0 ;
-  output \port$16626$0 ;
-  wire \port$16626$0 ;
-  output \port$16628$0 ;
-  wire \port$16628$0 ;
+  output \port$16632$0 ;
+  wire \port$16632$0 ;
+  output \port$16634$0 ;
+  wire \port$16634$0 ;
+  output \port$16636$0 ;
+  wire \port$16636$0 ;
+  output \port$16638$0 ;
+  wire \port$16638$0 ;
+  output \port$16640$0 ;
+  wire \port$16640$0 ;
+  output \port$16642$0 ;
+  wire \port$16642$0 ;
+  output \port$16644$0 ;
+  wire \port$16644$0 ;
+  output \port$16646$0 ;
+  wire \port$16646$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -39657,14 +39688,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_2.lfsr (rst, en, \port$16614$0 , \port$16616$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$16614$0  = \$2 ;
-  assign \port$16616$0  = \$4 ;
-  assign \port$16618$0  = \$6 ;
-  assign \port$16620$0  = \$8 ;
-  assign \port$16622$0  = \$10 ;
-  assign \port$16624$0  = \$12 ;
-  assign \port$16626$0  = \$14 ;
-  assign \port$16628$0  = \$16 ;
+  assign \port$16632$0  = \$2 ;
+  assign \port$16634$0  = \$4 ;
+  assign \port$16636$0  = \$6 ;
+  assign \port$16638$0  = \$8 ;
+  assign \port$16640$0  = \$10 ;
+  assign \port$16642$0  = \$12 ;
+  assign \port$16644$0  = \$14 ;
+  assign \port$16646$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -41688,14 +41719,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$17713$0 (\$1016 ),
-    .\port$17715$0 (\$1017 ),
-    .\port$17717$0 (\$1018 ),
-    .\port$17719$0 (\$1019 ),
-    .\port$17721$0 (\$1020 ),
-    .\port$17723$0 (\$1021 ),
-    .\port$17725$0 (\$1022 ),
-    .\port$17727$0 (\$1023 ),
+    .\port$17731$0 (\$1016 ),
+    .\port$17733$0 (\$1017 ),
+    .\port$17735$0 (\$1018 ),
+    .\port$17737$0 (\$1019 ),
+    .\port$17739$0 (\$1020 ),
+    .\port$17741$0 (\$1021 ),
+    .\port$17743$0 (\$1022 ),
+    .\port$17745$0 (\$1023 ),
     .rst(rst)
   );
   always @* begin
@@ -42008,7 +42039,7 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$17713$0 , \port$17715$0 , \port$17717$0 , \port$17719$0 , \port$17721$0 , \port$17723$0 , \port$17725$0 , \port$17727$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$17731$0 , \port$17733$0 , \port$17735$0 , \port$17737$0 , \port$17739$0 , \port$17741$0 , \port$17743$0 , \port$17745$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -42098,22 +42129,22 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$17713$0 , \port$17715$
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$17713$0 ;
-  wire \port$17713$0 ;
-  output \port$17715$0 ;
-  wire \port$17715$0 ;
-  output \port$17717$0 ;
-  wire \port$17717$0 ;
-  output \port$17719$0 ;
-  wire \port$17719$0 ;
-  output \port$17721$0 ;
-  wire \port$17721$0 ;
-  output \port$17723$0 ;
-  wire \port$17723$0 ;
-  output \port$17725$0 ;
-  wire \port$17725$0 ;
-  output \port$17727$0 ;
-  wire \port$17727$0 ;
+  output \port$17731$0 ;
+  wire \port$17731$0 ;
+  output \port$17733$0 ;
+  wire \port$17733$0 ;
+  output \port$17735$0 ;
+  wire \port$17735$0 ;
+  output \port$17737$0 ;
+  wire \port$17737$0 ;
+  output \port$17739$0 ;
+  wire \port$17739$0 ;
+  output \port$17741$0 ;
+  wire \port$17741$0 ;
+  output \port$17743$0 ;
+  wire \port$17743$0 ;
+  output \port$17745$0 ;
+  wire \port$17745$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -42171,14 +42202,14 @@ module \mac_e4m3_e5m6_sr8_4x4.pe_3_3.lfsr (rst, en, \port$17713$0 , \port$17715$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$17713$0  = \$2 ;
-  assign \port$17715$0  = \$4 ;
-  assign \port$17717$0  = \$6 ;
-  assign \port$17719$0  = \$8 ;
-  assign \port$17721$0  = \$10 ;
-  assign \port$17723$0  = \$12 ;
-  assign \port$17725$0  = \$14 ;
-  assign \port$17727$0  = \$16 ;
+  assign \port$17731$0  = \$2 ;
+  assign \port$17733$0  = \$4 ;
+  assign \port$17735$0  = \$6 ;
+  assign \port$17737$0  = \$8 ;
+  assign \port$17739$0  = \$10 ;
+  assign \port$17741$0  = \$12 ;
+  assign \port$17743$0  = \$14 ;
+  assign \port$17745$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

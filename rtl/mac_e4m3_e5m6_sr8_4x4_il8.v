@@ -59,86 +59,86 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
-  wire [3:0] \$146 ;
-  wire [3:0] \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire [47:0] \$148 ;
+  wire [47:0] \$149 ;
   wire \$15 ;
-  wire [3:0] \$150 ;
+  wire \$150 ;
   wire [3:0] \$151 ;
-  wire \$152 ;
+  wire [3:0] \$152 ;
   wire \$153 ;
   wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
+  wire [3:0] \$155 ;
+  wire [3:0] \$156 ;
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
   wire [3:0] \$16 ;
-  wire [3:0] \$160 ;
-  wire [3:0] \$161 ;
+  wire \$160 ;
+  wire \$161 ;
   wire \$162 ;
   wire \$163 ;
   wire \$164 ;
-  wire [5:0] \$165 ;
-  reg [2:0] \$166 ;
-  reg [2:0] \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire [5:0] \$17 ;
-  reg \$170 ;
-  reg [2:0] \$171 ;
-  reg [2:0] \$172 ;
-  reg [2:0] \$173 ;
-  reg [2:0] \$174 ;
-  reg [2:0] \$175 ;
-  reg [2:0] \$176 ;
-  reg [2:0] \$177 ;
-  reg [2:0] \$178 ;
-  reg [2:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire [5:0] \$18 ;
-  reg [2:0] \$180 ;
-  reg [2:0] \$181 ;
-  reg [2:0] \$182 ;
-  reg [2:0] \$183 ;
-  reg [2:0] \$184 ;
-  reg [2:0] \$185 ;
-  reg [11:0] \$186 ;
-  reg [11:0] \$187 ;
-  reg [11:0] \$188 ;
-  reg [11:0] \$189 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire [3:0] \$189 ;
   wire [3:0] \$19 ;
-  reg [11:0] \$190 ;
-  reg [11:0] \$191 ;
-  reg [11:0] \$192 ;
-  reg [11:0] \$193 ;
-  reg [11:0] \$194 ;
-  reg [11:0] \$195 ;
-  reg [11:0] \$196 ;
-  reg [11:0] \$197 ;
-  reg [11:0] \$198 ;
-  reg [11:0] \$199 ;
+  wire [3:0] \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire [2:0] \$193 ;
+  wire [2:0] \$194 ;
+  wire \$195 ;
+  wire [5:0] \$196 ;
+  reg [2:0] \$197 ;
+  reg [2:0] \$198 ;
+  reg \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
-  reg [11:0] \$200 ;
-  reg [11:0] \$201 ;
-  reg [11:0] \$202 ;
-  reg [11:0] \$203 ;
-  reg [11:0] \$204 ;
-  reg [11:0] \$205 ;
-  reg [11:0] \$206 ;
-  reg [11:0] \$207 ;
-  reg [11:0] \$208 ;
-  reg [11:0] \$209 ;
+  reg \$200 ;
+  reg \$201 ;
+  reg [2:0] \$202 ;
+  reg [2:0] \$203 ;
+  reg [2:0] \$204 ;
+  reg [2:0] \$205 ;
+  reg [2:0] \$206 ;
+  reg [2:0] \$207 ;
+  reg [2:0] \$208 ;
+  reg [2:0] \$209 ;
   wire [3:0] \$21 ;
-  reg [11:0] \$210 ;
-  reg [11:0] \$211 ;
-  reg [11:0] \$212 ;
-  reg [11:0] \$213 ;
-  reg [11:0] \$214 ;
-  reg [11:0] \$215 ;
-  reg [11:0] \$216 ;
-  reg [11:0] \$217 ;
+  reg [2:0] \$210 ;
+  reg [2:0] \$211 ;
+  reg [2:0] \$212 ;
+  reg [2:0] \$213 ;
+  reg [2:0] \$214 ;
+  reg [2:0] \$215 ;
+  reg [2:0] \$216 ;
+  reg \$217 ;
   reg [11:0] \$218 ;
   reg [11:0] \$219 ;
   wire \$22 ;
@@ -175,7 +175,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$248 ;
   reg [11:0] \$249 ;
   wire \$25 ;
-  reg [11:0] \$250 ;
+  reg \$250 ;
   reg [11:0] \$251 ;
   reg [11:0] \$252 ;
   reg [11:0] \$253 ;
@@ -211,7 +211,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$280 ;
   reg [11:0] \$281 ;
   reg [11:0] \$282 ;
-  reg [11:0] \$283 ;
+  reg \$283 ;
   reg [11:0] \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
@@ -246,13 +246,49 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$311 ;
   reg [11:0] \$312 ;
   reg [11:0] \$313 ;
-  reg [2:0] \$314 ;
-  reg \$315 ;
-  reg [4:0] \$316 ;
+  reg [11:0] \$314 ;
+  reg [11:0] \$315 ;
+  reg \$316 ;
+  reg [11:0] \$317 ;
+  reg [11:0] \$318 ;
+  reg [11:0] \$319 ;
   wire \$32 ;
+  reg [11:0] \$320 ;
+  reg [11:0] \$321 ;
+  reg [11:0] \$322 ;
+  reg [11:0] \$323 ;
+  reg [11:0] \$324 ;
+  reg [11:0] \$325 ;
+  reg [11:0] \$326 ;
+  reg [11:0] \$327 ;
+  reg [11:0] \$328 ;
+  reg [11:0] \$329 ;
   wire [3:0] \$33 ;
+  reg [11:0] \$330 ;
+  reg [11:0] \$331 ;
+  reg [11:0] \$332 ;
+  reg [11:0] \$333 ;
+  reg [11:0] \$334 ;
+  reg [11:0] \$335 ;
+  reg [11:0] \$336 ;
+  reg [11:0] \$337 ;
+  reg [11:0] \$338 ;
+  reg [11:0] \$339 ;
   wire [5:0] \$34 ;
+  reg [11:0] \$340 ;
+  reg [11:0] \$341 ;
+  reg [11:0] \$342 ;
+  reg [11:0] \$343 ;
+  reg [11:0] \$344 ;
+  reg [11:0] \$345 ;
+  reg [11:0] \$346 ;
+  reg [11:0] \$347 ;
+  reg [11:0] \$348 ;
+  reg [2:0] \$349 ;
   wire [5:0] \$35 ;
+  reg \$350 ;
+  reg [1:0] \$351 ;
+  reg [4:0] \$352 ;
   wire [3:0] \$36 ;
   wire [3:0] \$37 ;
   wire [3:0] \$38 ;
@@ -816,6 +852,10 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   (* init = 1'h0 *)
   wire buffer_full;
   reg buffer_reserved = 1'h0;
+  reg buffer_shift_0 = 1'h0;
+  reg buffer_shift_1 = 1'h0;
+  reg buffer_shift_2 = 1'h0;
+  reg buffer_shift_3 = 1'h0;
   input clk;
   wire clk;
   wire [2:0] control;
@@ -915,38 +955,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \en$89 ;
   wire \en$96 ;
   wire flush;
-  wire \flush$288 ;
-  wire \flush$290 ;
-  wire \flush$292 ;
-  wire \flush$294 ;
-  wire \flush$296 ;
-  wire \flush$298 ;
+  wire \flush$180 ;
+  wire \flush$189 ;
+  wire \flush$198 ;
+  wire \flush$207 ;
+  wire \flush$217 ;
+  wire \flush$226 ;
+  wire \flush$235 ;
+  wire \flush$244 ;
+  wire \flush$254 ;
+  wire \flush$263 ;
+  wire \flush$272 ;
+  wire \flush$281 ;
+  wire \flush$291 ;
   wire \flush$300 ;
-  wire \flush$302 ;
-  wire \flush$304 ;
-  wire \flush$306 ;
-  wire \flush$308 ;
-  wire \flush$310 ;
-  wire \flush$312 ;
-  wire \flush$314 ;
-  wire \flush$316 ;
+  wire \flush$309 ;
   wire \flush$318 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$291 ;
-  wire [11:0] \flush_sum$293 ;
-  wire [11:0] \flush_sum$295 ;
-  wire [11:0] \flush_sum$297 ;
+  wire [11:0] \flush_sum$197 ;
+  wire [11:0] \flush_sum$206 ;
+  wire [11:0] \flush_sum$215 ;
+  wire [11:0] \flush_sum$225 ;
+  wire [11:0] \flush_sum$234 ;
+  wire [11:0] \flush_sum$243 ;
+  wire [11:0] \flush_sum$252 ;
+  wire [11:0] \flush_sum$262 ;
+  wire [11:0] \flush_sum$271 ;
+  wire [11:0] \flush_sum$280 ;
+  wire [11:0] \flush_sum$289 ;
   wire [11:0] \flush_sum$299 ;
-  wire [11:0] \flush_sum$301 ;
-  wire [11:0] \flush_sum$303 ;
-  wire [11:0] \flush_sum$305 ;
-  wire [11:0] \flush_sum$307 ;
-  wire [11:0] \flush_sum$309 ;
-  wire [11:0] \flush_sum$311 ;
-  wire [11:0] \flush_sum$313 ;
-  wire [11:0] \flush_sum$315 ;
+  wire [11:0] \flush_sum$308 ;
   wire [11:0] \flush_sum$317 ;
-  wire [11:0] \flush_sum$319 ;
+  wire [11:0] \flush_sum$326 ;
   reg flushing = 1'h0;
   input [31:0] in_a;
   wire [31:0] in_a;
@@ -959,7 +999,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   input in_valid;
   wire in_valid;
   output [47:0] out_data;
-  reg [47:0] out_data;
+  wire [47:0] out_data;
+  wire [47:0] out_head;
   output out_last;
   wire out_last;
   input out_ready;
@@ -971,6 +1012,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg pending = 1'h0;
   (* init = 5'h00 *)
   wire [4:0] row;
+  reg [1:0] row_part = 2'h0;
   input rst;
   wire rst;
   wire [2:0] step;
@@ -1037,6 +1079,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
+  wire take;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
   assign \$1  = ! turn;
@@ -1170,43 +1213,76 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign \$143  = \$141  & \$142 ;
   assign \$144  = in_b[30:24] == 7'h7f;
   assign out_last = out_row == 5'h1f;
-  assign \$145  = turn == 3'h7;
-  assign \$146  = turn + 1'h1;
-  assign \$147  = \$145  ? 4'h0 : \$146 ;
-  assign \$148  = in_valid & in_ready;
-  assign \$149  = due == 3'h7;
-  assign \$150  = due + 1'h1;
-  assign \$151  = \$149  ? 4'h0 : \$150 ;
-  assign \$152  = turn == 3'h7;
-  assign \$153  = ~ \$152 ;
-  assign \$154  = turn == 3'h7;
-  assign \$155  = in_valid & in_ready;
-  assign \$156  = \$155  & in_last;
-  assign \$157  = due == 3'h7;
-  assign \$158  = \$156  & \$157 ;
-  assign \$159  = taken == 3'h7;
-  assign \$160  = taken + 1'h1;
-  assign \$161  = \$159  ? 4'h0 : \$160 ;
-  assign \$162  = taken == 3'h7;
-  assign \$163  = out_valid & out_ready;
-  assign \$164  = out_row == 5'h1f;
-  assign \$165  = out_row + 1'h1;
+  assign \$145  = ! row_part;
+  assign \$146  = row_part == 1'h1;
+  assign \$147  = row_part == 2'h2;
+  assign \$148  = \$147  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
+  assign \$149  = \$146  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$148 ;
+  assign out_data = \$145  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$149 ;
+  assign take = out_valid & out_ready;
+  assign \$150  = turn == 3'h7;
+  assign \$151  = turn + 1'h1;
+  assign \$152  = \$150  ? 4'h0 : \$151 ;
+  assign \$153  = in_valid & in_ready;
+  assign \$154  = due == 3'h7;
+  assign \$155  = due + 1'h1;
+  assign \$156  = \$154  ? 4'h0 : \$155 ;
+  assign \$157  = turn == 3'h7;
+  assign \$158  = ~ \$157 ;
+  assign \$159  = turn == 3'h7;
+  assign \$160  = in_valid & in_ready;
+  assign \$161  = \$160  & in_last;
+  assign \$162  = due == 3'h7;
+  assign \$163  = \$161  & \$162 ;
+  assign \$164  = ! row_part;
+  assign \$165  = take & \$164 ;
+  assign \$166  = \flush$180  | buffer_shift_0;
+  assign \$167  = \flush$189  | buffer_shift_0;
+  assign \$168  = \flush$198  | buffer_shift_0;
+  assign \$169  = \flush$207  | buffer_shift_0;
+  assign \$170  = row_part == 1'h1;
+  assign \$171  = take & \$170 ;
+  assign \$172  = \flush$217  | buffer_shift_1;
+  assign \$173  = \flush$226  | buffer_shift_1;
+  assign \$174  = \flush$235  | buffer_shift_1;
+  assign \$175  = \flush$244  | buffer_shift_1;
+  assign \$176  = row_part == 2'h2;
+  assign \$177  = take & \$176 ;
+  assign \$178  = \flush$254  | buffer_shift_2;
+  assign \$179  = \flush$263  | buffer_shift_2;
+  assign \$180  = \flush$272  | buffer_shift_2;
+  assign \$181  = \flush$281  | buffer_shift_2;
+  assign \$182  = row_part == 2'h3;
+  assign \$183  = take & \$182 ;
+  assign \$184  = \flush$291  | buffer_shift_3;
+  assign \$185  = \flush$300  | buffer_shift_3;
+  assign \$186  = \flush$309  | buffer_shift_3;
+  assign \$187  = \flush$318  | buffer_shift_3;
+  assign \$188  = taken == 3'h7;
+  assign \$189  = taken + 1'h1;
+  assign \$190  = \$188  ? 4'h0 : \$189 ;
+  assign \$191  = taken == 3'h7;
+  assign \$192  = row_part == 2'h3;
+  assign \$193  = row_part + 1'h1;
+  assign \$194  = \$192  ? 3'h0 : \$193 ;
+  assign \$195  = out_row == 5'h1f;
+  assign \$196  = out_row + 1'h1;
   always @(posedge clk)
-    turn <= \$166 ;
+    turn <= \$197 ;
   always @(posedge clk)
-    due <= \$167 ;
+    due <= \$198 ;
   always @(posedge clk)
-    buffer_reserved <= \$168 ;
+    buffer_reserved <= \$199 ;
   always @(posedge clk)
-    flushing <= \$169 ;
+    flushing <= \$200 ;
   always @(posedge clk)
-    pending <= \$170 ;
+    pending <= \$201 ;
   always @(posedge clk)
-    \step$69  <= \$171 ;
+    \step$69  <= \$202 ;
   always @(posedge clk)
-    \step$97  <= \$172 ;
+    \step$97  <= \$203 ;
   always @(posedge clk)
-    \step$125  <= \$173 ;
+    \step$125  <= \$204 ;
   always @(posedge clk)
     \a$71  <= a_1;
   always @(posedge clk)
@@ -1234,19 +1310,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   always @(posedge clk)
     \a$50  <= a_0;
   always @(posedge clk)
-    \step$48  <= \$174 ;
+    \step$48  <= \$205 ;
   always @(posedge clk)
     \b$73  <= b_0;
   always @(posedge clk)
     \a$57  <= \a$50 ;
   always @(posedge clk)
-    \step$55  <= \$175 ;
+    \step$55  <= \$206 ;
   always @(posedge clk)
     \b$80  <= \b$52 ;
   always @(posedge clk)
     \a$64  <= \a$57 ;
   always @(posedge clk)
-    \step$62  <= \$176 ;
+    \step$62  <= \$207 ;
   always @(posedge clk)
     \b$87  <= \b$59 ;
   always @(posedge clk)
@@ -1254,19 +1330,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   always @(posedge clk)
     \a$78  <= \a$71 ;
   always @(posedge clk)
-    \step$76  <= \$177 ;
+    \step$76  <= \$208 ;
   always @(posedge clk)
     \b$101  <= \b$73 ;
   always @(posedge clk)
     \a$85  <= \a$78 ;
   always @(posedge clk)
-    \step$83  <= \$178 ;
+    \step$83  <= \$209 ;
   always @(posedge clk)
     \b$108  <= \b$80 ;
   always @(posedge clk)
     \a$92  <= \a$85 ;
   always @(posedge clk)
-    \step$90  <= \$179 ;
+    \step$90  <= \$210 ;
   always @(posedge clk)
     \b$115  <= \b$87 ;
   always @(posedge clk)
@@ -1274,19 +1350,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   always @(posedge clk)
     \a$106  <= \a$99 ;
   always @(posedge clk)
-    \step$104  <= \$180 ;
+    \step$104  <= \$211 ;
   always @(posedge clk)
     \b$129  <= \b$101 ;
   always @(posedge clk)
     \a$113  <= \a$106 ;
   always @(posedge clk)
-    \step$111  <= \$181 ;
+    \step$111  <= \$212 ;
   always @(posedge clk)
     \b$136  <= \b$108 ;
   always @(posedge clk)
     \a$120  <= \a$113 ;
   always @(posedge clk)
-    \step$118  <= \$182 ;
+    \step$118  <= \$213 ;
   always @(posedge clk)
     \b$143  <= \b$115 ;
   always @(posedge clk)
@@ -1294,400 +1370,410 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   always @(posedge clk)
     \a$134  <= \a$127 ;
   always @(posedge clk)
-    \step$132  <= \$183 ;
+    \step$132  <= \$214 ;
   always @(posedge clk)
     \a$141  <= \a$134 ;
   always @(posedge clk)
-    \step$139  <= \$184 ;
+    \step$139  <= \$215 ;
   always @(posedge clk)
     \a$148  <= \a$141 ;
   always @(posedge clk)
-    \step$146  <= \$185 ;
+    \step$146  <= \$216 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$186 ;
+    buffer_shift_0 <= \$217 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$187 ;
+    buffer_0_0_0 <= \$218 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$188 ;
+    buffer_0_0_1 <= \$219 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$189 ;
+    buffer_0_0_2 <= \$220 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$190 ;
+    buffer_0_0_3 <= \$221 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$191 ;
+    buffer_0_0_4 <= \$222 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$192 ;
+    buffer_0_0_5 <= \$223 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$193 ;
+    buffer_0_0_6 <= \$224 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$194 ;
+    buffer_0_0_7 <= \$225 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$195 ;
+    buffer_0_1_0 <= \$226 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$196 ;
+    buffer_0_1_1 <= \$227 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$197 ;
+    buffer_0_1_2 <= \$228 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$198 ;
+    buffer_0_1_3 <= \$229 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$199 ;
+    buffer_0_1_4 <= \$230 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$200 ;
+    buffer_0_1_5 <= \$231 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$201 ;
+    buffer_0_1_6 <= \$232 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$202 ;
+    buffer_0_1_7 <= \$233 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$203 ;
+    buffer_0_2_0 <= \$234 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$204 ;
+    buffer_0_2_1 <= \$235 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$205 ;
+    buffer_0_2_2 <= \$236 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$206 ;
+    buffer_0_2_3 <= \$237 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$207 ;
+    buffer_0_2_4 <= \$238 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$208 ;
+    buffer_0_2_5 <= \$239 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$209 ;
+    buffer_0_2_6 <= \$240 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$210 ;
+    buffer_0_2_7 <= \$241 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$211 ;
+    buffer_0_3_0 <= \$242 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$212 ;
+    buffer_0_3_1 <= \$243 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$213 ;
+    buffer_0_3_2 <= \$244 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$214 ;
+    buffer_0_3_3 <= \$245 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$215 ;
+    buffer_0_3_4 <= \$246 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$216 ;
+    buffer_0_3_5 <= \$247 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$217 ;
+    buffer_0_3_6 <= \$248 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$218 ;
+    buffer_0_3_7 <= \$249 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$219 ;
+    buffer_shift_1 <= \$250 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$220 ;
+    buffer_1_0_0 <= \$251 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$221 ;
+    buffer_1_0_1 <= \$252 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$222 ;
+    buffer_1_0_2 <= \$253 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$223 ;
+    buffer_1_0_3 <= \$254 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$224 ;
+    buffer_1_0_4 <= \$255 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$225 ;
+    buffer_1_0_5 <= \$256 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$226 ;
+    buffer_1_0_6 <= \$257 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$227 ;
+    buffer_1_0_7 <= \$258 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$228 ;
+    buffer_1_1_0 <= \$259 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$229 ;
+    buffer_1_1_1 <= \$260 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$230 ;
+    buffer_1_1_2 <= \$261 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$231 ;
+    buffer_1_1_3 <= \$262 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$232 ;
+    buffer_1_1_4 <= \$263 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$233 ;
+    buffer_1_1_5 <= \$264 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$234 ;
+    buffer_1_1_6 <= \$265 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$235 ;
+    buffer_1_1_7 <= \$266 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$236 ;
+    buffer_1_2_0 <= \$267 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$237 ;
+    buffer_1_2_1 <= \$268 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$238 ;
+    buffer_1_2_2 <= \$269 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$239 ;
+    buffer_1_2_3 <= \$270 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$240 ;
+    buffer_1_2_4 <= \$271 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$241 ;
+    buffer_1_2_5 <= \$272 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$242 ;
+    buffer_1_2_6 <= \$273 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$243 ;
+    buffer_1_2_7 <= \$274 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$244 ;
+    buffer_1_3_0 <= \$275 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$245 ;
+    buffer_1_3_1 <= \$276 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$246 ;
+    buffer_1_3_2 <= \$277 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$247 ;
+    buffer_1_3_3 <= \$278 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$248 ;
+    buffer_1_3_4 <= \$279 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$249 ;
+    buffer_1_3_5 <= \$280 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$250 ;
+    buffer_1_3_6 <= \$281 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$251 ;
+    buffer_1_3_7 <= \$282 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$252 ;
+    buffer_shift_2 <= \$283 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$253 ;
+    buffer_2_0_0 <= \$284 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$254 ;
+    buffer_2_0_1 <= \$285 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$255 ;
+    buffer_2_0_2 <= \$286 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$256 ;
+    buffer_2_0_3 <= \$287 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$257 ;
+    buffer_2_0_4 <= \$288 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$258 ;
+    buffer_2_0_5 <= \$289 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$259 ;
+    buffer_2_0_6 <= \$290 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$260 ;
+    buffer_2_0_7 <= \$291 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$261 ;
+    buffer_2_1_0 <= \$292 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$262 ;
+    buffer_2_1_1 <= \$293 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$263 ;
+    buffer_2_1_2 <= \$294 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$264 ;
+    buffer_2_1_3 <= \$295 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$265 ;
+    buffer_2_1_4 <= \$296 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$266 ;
+    buffer_2_1_5 <= \$297 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$267 ;
+    buffer_2_1_6 <= \$298 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$268 ;
+    buffer_2_1_7 <= \$299 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$269 ;
+    buffer_2_2_0 <= \$300 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$270 ;
+    buffer_2_2_1 <= \$301 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$271 ;
+    buffer_2_2_2 <= \$302 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$272 ;
+    buffer_2_2_3 <= \$303 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$273 ;
+    buffer_2_2_4 <= \$304 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$274 ;
+    buffer_2_2_5 <= \$305 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$275 ;
+    buffer_2_2_6 <= \$306 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$276 ;
+    buffer_2_2_7 <= \$307 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$277 ;
+    buffer_2_3_0 <= \$308 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$278 ;
+    buffer_2_3_1 <= \$309 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$279 ;
+    buffer_2_3_2 <= \$310 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$280 ;
+    buffer_2_3_3 <= \$311 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$281 ;
+    buffer_2_3_4 <= \$312 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$282 ;
+    buffer_2_3_5 <= \$313 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$283 ;
+    buffer_2_3_6 <= \$314 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$284 ;
+    buffer_2_3_7 <= \$315 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$285 ;
+    buffer_shift_3 <= \$316 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$286 ;
+    buffer_3_0_0 <= \$317 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$287 ;
+    buffer_3_0_1 <= \$318 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$288 ;
+    buffer_3_0_2 <= \$319 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$289 ;
+    buffer_3_0_3 <= \$320 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$290 ;
+    buffer_3_0_4 <= \$321 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$291 ;
+    buffer_3_0_5 <= \$322 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$292 ;
+    buffer_3_0_6 <= \$323 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$293 ;
+    buffer_3_0_7 <= \$324 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$294 ;
+    buffer_3_1_0 <= \$325 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$295 ;
+    buffer_3_1_1 <= \$326 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$296 ;
+    buffer_3_1_2 <= \$327 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$297 ;
+    buffer_3_1_3 <= \$328 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$298 ;
+    buffer_3_1_4 <= \$329 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$299 ;
+    buffer_3_1_5 <= \$330 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$300 ;
+    buffer_3_1_6 <= \$331 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$301 ;
+    buffer_3_1_7 <= \$332 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$302 ;
+    buffer_3_2_0 <= \$333 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$303 ;
+    buffer_3_2_1 <= \$334 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$304 ;
+    buffer_3_2_2 <= \$335 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$305 ;
+    buffer_3_2_3 <= \$336 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$306 ;
+    buffer_3_2_4 <= \$337 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$307 ;
+    buffer_3_2_5 <= \$338 ;
   always @(posedge clk)
-    buffer_3_3_2 <= \$308 ;
+    buffer_3_2_6 <= \$339 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$309 ;
+    buffer_3_2_7 <= \$340 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$310 ;
+    buffer_3_3_0 <= \$341 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$311 ;
+    buffer_3_3_1 <= \$342 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$312 ;
+    buffer_3_3_2 <= \$343 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$313 ;
+    buffer_3_3_3 <= \$344 ;
   always @(posedge clk)
-    taken <= \$314 ;
+    buffer_3_3_4 <= \$345 ;
   always @(posedge clk)
-    out_valid <= \$315 ;
+    buffer_3_3_5 <= \$346 ;
   always @(posedge clk)
-    out_row <= \$316 ;
+    buffer_3_3_6 <= \$347 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$348 ;
+  always @(posedge clk)
+    taken <= \$349 ;
+  always @(posedge clk)
+    out_valid <= \$350 ;
+  always @(posedge clk)
+    row_part <= \$351 ;
+  always @(posedge clk)
+    out_row <= \$352 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$288 ),
+    .flush(\flush$180 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$50 ),
-    .acc(\flush_sum$291 ),
+    .acc(\flush_sum$197 ),
     .b(\b$52 ),
     .clk(clk),
-    .flush(\flush$290 ),
+    .flush(\flush$189 ),
     .rst(rst),
     .step(\step$48 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$57 ),
-    .acc(\flush_sum$293 ),
+    .acc(\flush_sum$206 ),
     .b(\b$59 ),
     .clk(clk),
-    .flush(\flush$292 ),
+    .flush(\flush$198 ),
     .rst(rst),
     .step(\step$55 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$64 ),
-    .acc(\flush_sum$295 ),
+    .acc(\flush_sum$215 ),
     .b(\b$66 ),
     .clk(clk),
-    .flush(\flush$294 ),
+    .flush(\flush$207 ),
     .rst(rst),
     .step(\step$62 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$71 ),
-    .acc(\flush_sum$297 ),
+    .acc(\flush_sum$225 ),
     .b(\b$73 ),
     .clk(clk),
-    .flush(\flush$296 ),
+    .flush(\flush$217 ),
     .rst(rst),
     .step(\step$69 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$78 ),
-    .acc(\flush_sum$299 ),
+    .acc(\flush_sum$234 ),
     .b(\b$80 ),
     .clk(clk),
-    .flush(\flush$298 ),
+    .flush(\flush$226 ),
     .rst(rst),
     .step(\step$76 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$85 ),
-    .acc(\flush_sum$301 ),
+    .acc(\flush_sum$243 ),
     .b(\b$87 ),
     .clk(clk),
-    .flush(\flush$300 ),
+    .flush(\flush$235 ),
     .rst(rst),
     .step(\step$83 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$92 ),
-    .acc(\flush_sum$303 ),
+    .acc(\flush_sum$252 ),
     .b(\b$94 ),
     .clk(clk),
-    .flush(\flush$302 ),
+    .flush(\flush$244 ),
     .rst(rst),
     .step(\step$90 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$99 ),
-    .acc(\flush_sum$305 ),
+    .acc(\flush_sum$262 ),
     .b(\b$101 ),
     .clk(clk),
-    .flush(\flush$304 ),
+    .flush(\flush$254 ),
     .rst(rst),
     .step(\step$97 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$106 ),
-    .acc(\flush_sum$307 ),
+    .acc(\flush_sum$271 ),
     .b(\b$108 ),
     .clk(clk),
-    .flush(\flush$306 ),
+    .flush(\flush$263 ),
     .rst(rst),
     .step(\step$104 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$113 ),
-    .acc(\flush_sum$309 ),
+    .acc(\flush_sum$280 ),
     .b(\b$115 ),
     .clk(clk),
-    .flush(\flush$308 ),
+    .flush(\flush$272 ),
     .rst(rst),
     .step(\step$111 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$120 ),
-    .acc(\flush_sum$311 ),
+    .acc(\flush_sum$289 ),
     .b(\b$122 ),
     .clk(clk),
-    .flush(\flush$310 ),
+    .flush(\flush$281 ),
     .rst(rst),
     .step(\step$118 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$127 ),
-    .acc(\flush_sum$313 ),
+    .acc(\flush_sum$299 ),
     .b(\b$129 ),
     .clk(clk),
-    .flush(\flush$312 ),
+    .flush(\flush$291 ),
     .rst(rst),
     .step(\step$125 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$134 ),
-    .acc(\flush_sum$315 ),
+    .acc(\flush_sum$308 ),
     .b(\b$136 ),
     .clk(clk),
-    .flush(\flush$314 ),
+    .flush(\flush$300 ),
     .rst(rst),
     .step(\step$132 )
   );
@@ -1696,13 +1782,13 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
     .acc(\flush_sum$317 ),
     .b(\b$143 ),
     .clk(clk),
-    .flush(\flush$316 ),
+    .flush(\flush$309 ),
     .rst(rst),
     .step(\step$139 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$148 ),
-    .acc(\flush_sum$319 ),
+    .acc(\flush_sum$326 ),
     .b(\b$150 ),
     .clk(clk),
     .flush(\flush$318 ),
@@ -1711,561 +1797,178 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (out_row)
-      5'h00:
-          out_data = { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 };
-      5'h01:
-          out_data = { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 };
-      5'h02:
-          out_data = { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 };
-      5'h03:
-          out_data = { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
-      5'h04:
-          out_data = { buffer_0_3_1, buffer_0_2_1, buffer_0_1_1, buffer_0_0_1 };
-      5'h05:
-          out_data = { buffer_1_3_1, buffer_1_2_1, buffer_1_1_1, buffer_1_0_1 };
-      5'h06:
-          out_data = { buffer_2_3_1, buffer_2_2_1, buffer_2_1_1, buffer_2_0_1 };
-      5'h07:
-          out_data = { buffer_3_3_1, buffer_3_2_1, buffer_3_1_1, buffer_3_0_1 };
-      5'h08:
-          out_data = { buffer_0_3_2, buffer_0_2_2, buffer_0_1_2, buffer_0_0_2 };
-      5'h09:
-          out_data = { buffer_1_3_2, buffer_1_2_2, buffer_1_1_2, buffer_1_0_2 };
-      5'h0a:
-          out_data = { buffer_2_3_2, buffer_2_2_2, buffer_2_1_2, buffer_2_0_2 };
-      5'h0b:
-          out_data = { buffer_3_3_2, buffer_3_2_2, buffer_3_1_2, buffer_3_0_2 };
-      5'h0c:
-          out_data = { buffer_0_3_3, buffer_0_2_3, buffer_0_1_3, buffer_0_0_3 };
-      5'h0d:
-          out_data = { buffer_1_3_3, buffer_1_2_3, buffer_1_1_3, buffer_1_0_3 };
-      5'h0e:
-          out_data = { buffer_2_3_3, buffer_2_2_3, buffer_2_1_3, buffer_2_0_3 };
-      5'h0f:
-          out_data = { buffer_3_3_3, buffer_3_2_3, buffer_3_1_3, buffer_3_0_3 };
-      5'h10:
-          out_data = { buffer_0_3_4, buffer_0_2_4, buffer_0_1_4, buffer_0_0_4 };
-      5'h11:
-          out_data = { buffer_1_3_4, buffer_1_2_4, buffer_1_1_4, buffer_1_0_4 };
-      5'h12:
-          out_data = { buffer_2_3_4, buffer_2_2_4, buffer_2_1_4, buffer_2_0_4 };
-      5'h13:
-          out_data = { buffer_3_3_4, buffer_3_2_4, buffer_3_1_4, buffer_3_0_4 };
-      5'h14:
-          out_data = { buffer_0_3_5, buffer_0_2_5, buffer_0_1_5, buffer_0_0_5 };
-      5'h15:
-          out_data = { buffer_1_3_5, buffer_1_2_5, buffer_1_1_5, buffer_1_0_5 };
-      5'h16:
-          out_data = { buffer_2_3_5, buffer_2_2_5, buffer_2_1_5, buffer_2_0_5 };
-      5'h17:
-          out_data = { buffer_3_3_5, buffer_3_2_5, buffer_3_1_5, buffer_3_0_5 };
-      5'h18:
-          out_data = { buffer_0_3_6, buffer_0_2_6, buffer_0_1_6, buffer_0_0_6 };
-      5'h19:
-          out_data = { buffer_1_3_6, buffer_1_2_6, buffer_1_1_6, buffer_1_0_6 };
-      5'h1a:
-          out_data = { buffer_2_3_6, buffer_2_2_6, buffer_2_1_6, buffer_2_0_6 };
-      5'h1b:
-          out_data = { buffer_3_3_6, buffer_3_2_6, buffer_3_1_6, buffer_3_0_6 };
-      5'h1c:
-          out_data = { buffer_0_3_7, buffer_0_2_7, buffer_0_1_7, buffer_0_0_7 };
-      5'h1d:
-          out_data = { buffer_1_3_7, buffer_1_2_7, buffer_1_1_7, buffer_1_0_7 };
-      5'h1e:
-          out_data = { buffer_2_3_7, buffer_2_2_7, buffer_2_1_7, buffer_2_0_7 };
-      default:
-          out_data = { buffer_3_3_7, buffer_3_2_7, buffer_3_1_7, buffer_3_0_7 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = \$147 [2:0];
+    \$197  = \$152 [2:0];
     if (rst) begin
-      \$166  = 3'h0;
+      \$197  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = due;
-    if (\$148 ) begin
-      \$167  = \$151 [2:0];
+    \$198  = due;
+    if (\$153 ) begin
+      \$198  = \$156 [2:0];
     end
     if (rst) begin
-      \$167  = 3'h0;
+      \$198  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = buffer_reserved;
+    \$199  = buffer_reserved;
     if (flush) begin
-      \$168  = 1'h1;
+      \$199  = 1'h1;
+    end
+    if (take) begin
+      if (\$195 ) begin
+        \$199  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$199  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$200  = flushing;
+    if (flush) begin
+      \$200  = \$158 ;
+    end
+    if (rst) begin
+      \$200  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$201  = pending;
+    if (flush) begin
+      if (\$159 ) begin
+        \$201  = 1'h0;
+      end
     end
     if (\$163 ) begin
-      if (\$164 ) begin
-        \$168  = 1'h0;
-      end
+      \$201  = 1'h1;
     end
     if (rst) begin
-      \$168  = 1'h0;
+      \$201  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = flushing;
-    if (flush) begin
-      \$169  = \$153 ;
-    end
+    \$202  = control;
     if (rst) begin
-      \$169  = 1'h0;
+      \$202  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = pending;
-    if (flush) begin
-      if (\$154 ) begin
-        \$170  = 1'h0;
-      end
-    end
-    if (\$158 ) begin
-      \$170  = 1'h1;
-    end
+    \$203  = \step$69 ;
     if (rst) begin
-      \$170  = 1'h0;
+      \$203  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = control;
+    \$204  = \step$97 ;
     if (rst) begin
-      \$171  = 3'h0;
+      \$204  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = \step$69 ;
+    \$205  = control;
     if (rst) begin
-      \$172  = 3'h0;
+      \$205  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = \step$97 ;
+    \$206  = \step$48 ;
     if (rst) begin
-      \$173  = 3'h0;
+      \$206  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = control;
+    \$207  = \step$55 ;
     if (rst) begin
-      \$174  = 3'h0;
+      \$207  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = \step$48 ;
+    \$208  = \step$69 ;
     if (rst) begin
-      \$175  = 3'h0;
+      \$208  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = \step$55 ;
+    \$209  = \step$76 ;
     if (rst) begin
-      \$176  = 3'h0;
+      \$209  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \step$69 ;
+    \$210  = \step$83 ;
     if (rst) begin
-      \$177  = 3'h0;
+      \$210  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = \step$76 ;
+    \$211  = \step$97 ;
     if (rst) begin
-      \$178  = 3'h0;
+      \$211  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = \step$83 ;
+    \$212  = \step$104 ;
     if (rst) begin
-      \$179  = 3'h0;
+      \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \step$97 ;
+    \$213  = \step$111 ;
     if (rst) begin
-      \$180  = 3'h0;
+      \$213  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = \step$104 ;
+    \$214  = \step$125 ;
     if (rst) begin
-      \$181  = 3'h0;
+      \$214  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \step$111 ;
+    \$215  = \step$132 ;
     if (rst) begin
-      \$182  = 3'h0;
+      \$215  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \step$125 ;
+    \$216  = \step$139 ;
     if (rst) begin
-      \$183  = 3'h0;
+      \$216  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \step$132 ;
+    \$217  = \$165 ;
     if (rst) begin
-      \$184  = 3'h0;
+      \$217  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \step$139 ;
-    if (rst) begin
-      \$185  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = buffer_0_0_0;
-    if (\flush$288 ) begin
-      \$186  = buffer_0_0_1;
-    end
-    if (rst) begin
-      \$186  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = buffer_0_0_1;
-    if (\flush$288 ) begin
-      \$187  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$187  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = buffer_0_0_2;
-    if (\flush$288 ) begin
-      \$188  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$188  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = buffer_0_0_3;
-    if (\flush$288 ) begin
-      \$189  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$189  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = buffer_0_0_4;
-    if (\flush$288 ) begin
-      \$190  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$190  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = buffer_0_0_5;
-    if (\flush$288 ) begin
-      \$191  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$191  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = buffer_0_0_6;
-    if (\flush$288 ) begin
-      \$192  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$192  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = buffer_0_0_7;
-    if (\flush$288 ) begin
-      \$193  = flush_sum;
-    end
-    if (rst) begin
-      \$193  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = buffer_0_1_0;
-    if (\flush$290 ) begin
-      \$194  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$194  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = buffer_0_1_1;
-    if (\flush$290 ) begin
-      \$195  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$195  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = buffer_0_1_2;
-    if (\flush$290 ) begin
-      \$196  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$196  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = buffer_0_1_3;
-    if (\flush$290 ) begin
-      \$197  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$197  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = buffer_0_1_4;
-    if (\flush$290 ) begin
-      \$198  = buffer_0_1_5;
-    end
-    if (rst) begin
-      \$198  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = buffer_0_1_5;
-    if (\flush$290 ) begin
-      \$199  = buffer_0_1_6;
-    end
-    if (rst) begin
-      \$199  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = buffer_0_1_6;
-    if (\flush$290 ) begin
-      \$200  = buffer_0_1_7;
-    end
-    if (rst) begin
-      \$200  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = buffer_0_1_7;
-    if (\flush$290 ) begin
-      \$201  = \flush_sum$291 ;
-    end
-    if (rst) begin
-      \$201  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = buffer_0_2_0;
-    if (\flush$292 ) begin
-      \$202  = buffer_0_2_1;
-    end
-    if (rst) begin
-      \$202  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = buffer_0_2_1;
-    if (\flush$292 ) begin
-      \$203  = buffer_0_2_2;
-    end
-    if (rst) begin
-      \$203  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = buffer_0_2_2;
-    if (\flush$292 ) begin
-      \$204  = buffer_0_2_3;
-    end
-    if (rst) begin
-      \$204  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = buffer_0_2_3;
-    if (\flush$292 ) begin
-      \$205  = buffer_0_2_4;
-    end
-    if (rst) begin
-      \$205  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = buffer_0_2_4;
-    if (\flush$292 ) begin
-      \$206  = buffer_0_2_5;
-    end
-    if (rst) begin
-      \$206  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = buffer_0_2_5;
-    if (\flush$292 ) begin
-      \$207  = buffer_0_2_6;
-    end
-    if (rst) begin
-      \$207  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = buffer_0_2_6;
-    if (\flush$292 ) begin
-      \$208  = buffer_0_2_7;
-    end
-    if (rst) begin
-      \$208  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = buffer_0_2_7;
-    if (\flush$292 ) begin
-      \$209  = \flush_sum$293 ;
-    end
-    if (rst) begin
-      \$209  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = buffer_0_3_0;
-    if (\flush$294 ) begin
-      \$210  = buffer_0_3_1;
-    end
-    if (rst) begin
-      \$210  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = buffer_0_3_1;
-    if (\flush$294 ) begin
-      \$211  = buffer_0_3_2;
-    end
-    if (rst) begin
-      \$211  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = buffer_0_3_2;
-    if (\flush$294 ) begin
-      \$212  = buffer_0_3_3;
-    end
-    if (rst) begin
-      \$212  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = buffer_0_3_3;
-    if (\flush$294 ) begin
-      \$213  = buffer_0_3_4;
-    end
-    if (rst) begin
-      \$213  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = buffer_0_3_4;
-    if (\flush$294 ) begin
-      \$214  = buffer_0_3_5;
-    end
-    if (rst) begin
-      \$214  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = buffer_0_3_5;
-    if (\flush$294 ) begin
-      \$215  = buffer_0_3_6;
-    end
-    if (rst) begin
-      \$215  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = buffer_0_3_6;
-    if (\flush$294 ) begin
-      \$216  = buffer_0_3_7;
-    end
-    if (rst) begin
-      \$216  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = buffer_0_3_7;
-    if (\flush$294 ) begin
-      \$217  = \flush_sum$295 ;
-    end
-    if (rst) begin
-      \$217  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = buffer_1_0_0;
-    if (\flush$296 ) begin
-      \$218  = buffer_1_0_1;
+    \$218  = buffer_0_0_0;
+    if (\$166 ) begin
+      \$218  = buffer_0_0_1;
     end
     if (rst) begin
       \$218  = 12'h000;
@@ -2273,9 +1976,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = buffer_1_0_1;
-    if (\flush$296 ) begin
-      \$219  = buffer_1_0_2;
+    \$219  = buffer_0_0_1;
+    if (\$166 ) begin
+      \$219  = buffer_0_0_2;
     end
     if (rst) begin
       \$219  = 12'h000;
@@ -2283,9 +1986,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = buffer_1_0_2;
-    if (\flush$296 ) begin
-      \$220  = buffer_1_0_3;
+    \$220  = buffer_0_0_2;
+    if (\$166 ) begin
+      \$220  = buffer_0_0_3;
     end
     if (rst) begin
       \$220  = 12'h000;
@@ -2293,9 +1996,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = buffer_1_0_3;
-    if (\flush$296 ) begin
-      \$221  = buffer_1_0_4;
+    \$221  = buffer_0_0_3;
+    if (\$166 ) begin
+      \$221  = buffer_0_0_4;
     end
     if (rst) begin
       \$221  = 12'h000;
@@ -2303,9 +2006,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = buffer_1_0_4;
-    if (\flush$296 ) begin
-      \$222  = buffer_1_0_5;
+    \$222  = buffer_0_0_4;
+    if (\$166 ) begin
+      \$222  = buffer_0_0_5;
     end
     if (rst) begin
       \$222  = 12'h000;
@@ -2313,9 +2016,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = buffer_1_0_5;
-    if (\flush$296 ) begin
-      \$223  = buffer_1_0_6;
+    \$223  = buffer_0_0_5;
+    if (\$166 ) begin
+      \$223  = buffer_0_0_6;
     end
     if (rst) begin
       \$223  = 12'h000;
@@ -2323,9 +2026,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = buffer_1_0_6;
-    if (\flush$296 ) begin
-      \$224  = buffer_1_0_7;
+    \$224  = buffer_0_0_6;
+    if (\$166 ) begin
+      \$224  = buffer_0_0_7;
     end
     if (rst) begin
       \$224  = 12'h000;
@@ -2333,9 +2036,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = buffer_1_0_7;
-    if (\flush$296 ) begin
-      \$225  = \flush_sum$297 ;
+    \$225  = buffer_0_0_7;
+    if (\$166 ) begin
+      \$225  = flush_sum;
     end
     if (rst) begin
       \$225  = 12'h000;
@@ -2343,9 +2046,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = buffer_1_1_0;
-    if (\flush$298 ) begin
-      \$226  = buffer_1_1_1;
+    \$226  = buffer_0_1_0;
+    if (\$167 ) begin
+      \$226  = buffer_0_1_1;
     end
     if (rst) begin
       \$226  = 12'h000;
@@ -2353,9 +2056,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = buffer_1_1_1;
-    if (\flush$298 ) begin
-      \$227  = buffer_1_1_2;
+    \$227  = buffer_0_1_1;
+    if (\$167 ) begin
+      \$227  = buffer_0_1_2;
     end
     if (rst) begin
       \$227  = 12'h000;
@@ -2363,9 +2066,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = buffer_1_1_2;
-    if (\flush$298 ) begin
-      \$228  = buffer_1_1_3;
+    \$228  = buffer_0_1_2;
+    if (\$167 ) begin
+      \$228  = buffer_0_1_3;
     end
     if (rst) begin
       \$228  = 12'h000;
@@ -2373,9 +2076,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = buffer_1_1_3;
-    if (\flush$298 ) begin
-      \$229  = buffer_1_1_4;
+    \$229  = buffer_0_1_3;
+    if (\$167 ) begin
+      \$229  = buffer_0_1_4;
     end
     if (rst) begin
       \$229  = 12'h000;
@@ -2383,9 +2086,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = buffer_1_1_4;
-    if (\flush$298 ) begin
-      \$230  = buffer_1_1_5;
+    \$230  = buffer_0_1_4;
+    if (\$167 ) begin
+      \$230  = buffer_0_1_5;
     end
     if (rst) begin
       \$230  = 12'h000;
@@ -2393,9 +2096,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = buffer_1_1_5;
-    if (\flush$298 ) begin
-      \$231  = buffer_1_1_6;
+    \$231  = buffer_0_1_5;
+    if (\$167 ) begin
+      \$231  = buffer_0_1_6;
     end
     if (rst) begin
       \$231  = 12'h000;
@@ -2403,9 +2106,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = buffer_1_1_6;
-    if (\flush$298 ) begin
-      \$232  = buffer_1_1_7;
+    \$232  = buffer_0_1_6;
+    if (\$167 ) begin
+      \$232  = buffer_0_1_7;
     end
     if (rst) begin
       \$232  = 12'h000;
@@ -2413,9 +2116,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = buffer_1_1_7;
-    if (\flush$298 ) begin
-      \$233  = \flush_sum$299 ;
+    \$233  = buffer_0_1_7;
+    if (\$167 ) begin
+      \$233  = \flush_sum$197 ;
     end
     if (rst) begin
       \$233  = 12'h000;
@@ -2423,9 +2126,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = buffer_1_2_0;
-    if (\flush$300 ) begin
-      \$234  = buffer_1_2_1;
+    \$234  = buffer_0_2_0;
+    if (\$168 ) begin
+      \$234  = buffer_0_2_1;
     end
     if (rst) begin
       \$234  = 12'h000;
@@ -2433,9 +2136,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = buffer_1_2_1;
-    if (\flush$300 ) begin
-      \$235  = buffer_1_2_2;
+    \$235  = buffer_0_2_1;
+    if (\$168 ) begin
+      \$235  = buffer_0_2_2;
     end
     if (rst) begin
       \$235  = 12'h000;
@@ -2443,9 +2146,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = buffer_1_2_2;
-    if (\flush$300 ) begin
-      \$236  = buffer_1_2_3;
+    \$236  = buffer_0_2_2;
+    if (\$168 ) begin
+      \$236  = buffer_0_2_3;
     end
     if (rst) begin
       \$236  = 12'h000;
@@ -2453,9 +2156,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = buffer_1_2_3;
-    if (\flush$300 ) begin
-      \$237  = buffer_1_2_4;
+    \$237  = buffer_0_2_3;
+    if (\$168 ) begin
+      \$237  = buffer_0_2_4;
     end
     if (rst) begin
       \$237  = 12'h000;
@@ -2463,9 +2166,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = buffer_1_2_4;
-    if (\flush$300 ) begin
-      \$238  = buffer_1_2_5;
+    \$238  = buffer_0_2_4;
+    if (\$168 ) begin
+      \$238  = buffer_0_2_5;
     end
     if (rst) begin
       \$238  = 12'h000;
@@ -2473,9 +2176,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_1_2_5;
-    if (\flush$300 ) begin
-      \$239  = buffer_1_2_6;
+    \$239  = buffer_0_2_5;
+    if (\$168 ) begin
+      \$239  = buffer_0_2_6;
     end
     if (rst) begin
       \$239  = 12'h000;
@@ -2483,9 +2186,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = buffer_1_2_6;
-    if (\flush$300 ) begin
-      \$240  = buffer_1_2_7;
+    \$240  = buffer_0_2_6;
+    if (\$168 ) begin
+      \$240  = buffer_0_2_7;
     end
     if (rst) begin
       \$240  = 12'h000;
@@ -2493,9 +2196,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = buffer_1_2_7;
-    if (\flush$300 ) begin
-      \$241  = \flush_sum$301 ;
+    \$241  = buffer_0_2_7;
+    if (\$168 ) begin
+      \$241  = \flush_sum$206 ;
     end
     if (rst) begin
       \$241  = 12'h000;
@@ -2503,9 +2206,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_1_3_0;
-    if (\flush$302 ) begin
-      \$242  = buffer_1_3_1;
+    \$242  = buffer_0_3_0;
+    if (\$169 ) begin
+      \$242  = buffer_0_3_1;
     end
     if (rst) begin
       \$242  = 12'h000;
@@ -2513,9 +2216,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_1_3_1;
-    if (\flush$302 ) begin
-      \$243  = buffer_1_3_2;
+    \$243  = buffer_0_3_1;
+    if (\$169 ) begin
+      \$243  = buffer_0_3_2;
     end
     if (rst) begin
       \$243  = 12'h000;
@@ -2523,9 +2226,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_1_3_2;
-    if (\flush$302 ) begin
-      \$244  = buffer_1_3_3;
+    \$244  = buffer_0_3_2;
+    if (\$169 ) begin
+      \$244  = buffer_0_3_3;
     end
     if (rst) begin
       \$244  = 12'h000;
@@ -2533,9 +2236,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_1_3_3;
-    if (\flush$302 ) begin
-      \$245  = buffer_1_3_4;
+    \$245  = buffer_0_3_3;
+    if (\$169 ) begin
+      \$245  = buffer_0_3_4;
     end
     if (rst) begin
       \$245  = 12'h000;
@@ -2543,9 +2246,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_1_3_4;
-    if (\flush$302 ) begin
-      \$246  = buffer_1_3_5;
+    \$246  = buffer_0_3_4;
+    if (\$169 ) begin
+      \$246  = buffer_0_3_5;
     end
     if (rst) begin
       \$246  = 12'h000;
@@ -2553,9 +2256,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_1_3_5;
-    if (\flush$302 ) begin
-      \$247  = buffer_1_3_6;
+    \$247  = buffer_0_3_5;
+    if (\$169 ) begin
+      \$247  = buffer_0_3_6;
     end
     if (rst) begin
       \$247  = 12'h000;
@@ -2563,9 +2266,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_1_3_6;
-    if (\flush$302 ) begin
-      \$248  = buffer_1_3_7;
+    \$248  = buffer_0_3_6;
+    if (\$169 ) begin
+      \$248  = buffer_0_3_7;
     end
     if (rst) begin
       \$248  = 12'h000;
@@ -2573,9 +2276,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_1_3_7;
-    if (\flush$302 ) begin
-      \$249  = \flush_sum$303 ;
+    \$249  = buffer_0_3_7;
+    if (\$169 ) begin
+      \$249  = \flush_sum$215 ;
     end
     if (rst) begin
       \$249  = 12'h000;
@@ -2583,19 +2286,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_2_0_0;
-    if (\flush$304 ) begin
-      \$250  = buffer_2_0_1;
-    end
+    \$250  = \$171 ;
     if (rst) begin
-      \$250  = 12'h000;
+      \$250  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = buffer_2_0_1;
-    if (\flush$304 ) begin
-      \$251  = buffer_2_0_2;
+    \$251  = buffer_1_0_0;
+    if (\$172 ) begin
+      \$251  = buffer_1_0_1;
     end
     if (rst) begin
       \$251  = 12'h000;
@@ -2603,9 +2303,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_2_0_2;
-    if (\flush$304 ) begin
-      \$252  = buffer_2_0_3;
+    \$252  = buffer_1_0_1;
+    if (\$172 ) begin
+      \$252  = buffer_1_0_2;
     end
     if (rst) begin
       \$252  = 12'h000;
@@ -2613,9 +2313,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_2_0_3;
-    if (\flush$304 ) begin
-      \$253  = buffer_2_0_4;
+    \$253  = buffer_1_0_2;
+    if (\$172 ) begin
+      \$253  = buffer_1_0_3;
     end
     if (rst) begin
       \$253  = 12'h000;
@@ -2623,9 +2323,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_2_0_4;
-    if (\flush$304 ) begin
-      \$254  = buffer_2_0_5;
+    \$254  = buffer_1_0_3;
+    if (\$172 ) begin
+      \$254  = buffer_1_0_4;
     end
     if (rst) begin
       \$254  = 12'h000;
@@ -2633,9 +2333,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_2_0_5;
-    if (\flush$304 ) begin
-      \$255  = buffer_2_0_6;
+    \$255  = buffer_1_0_4;
+    if (\$172 ) begin
+      \$255  = buffer_1_0_5;
     end
     if (rst) begin
       \$255  = 12'h000;
@@ -2643,9 +2343,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_2_0_6;
-    if (\flush$304 ) begin
-      \$256  = buffer_2_0_7;
+    \$256  = buffer_1_0_5;
+    if (\$172 ) begin
+      \$256  = buffer_1_0_6;
     end
     if (rst) begin
       \$256  = 12'h000;
@@ -2653,9 +2353,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_2_0_7;
-    if (\flush$304 ) begin
-      \$257  = \flush_sum$305 ;
+    \$257  = buffer_1_0_6;
+    if (\$172 ) begin
+      \$257  = buffer_1_0_7;
     end
     if (rst) begin
       \$257  = 12'h000;
@@ -2663,9 +2363,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_2_1_0;
-    if (\flush$306 ) begin
-      \$258  = buffer_2_1_1;
+    \$258  = buffer_1_0_7;
+    if (\$172 ) begin
+      \$258  = \flush_sum$225 ;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2673,9 +2373,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_2_1_1;
-    if (\flush$306 ) begin
-      \$259  = buffer_2_1_2;
+    \$259  = buffer_1_1_0;
+    if (\$173 ) begin
+      \$259  = buffer_1_1_1;
     end
     if (rst) begin
       \$259  = 12'h000;
@@ -2683,9 +2383,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_2_1_2;
-    if (\flush$306 ) begin
-      \$260  = buffer_2_1_3;
+    \$260  = buffer_1_1_1;
+    if (\$173 ) begin
+      \$260  = buffer_1_1_2;
     end
     if (rst) begin
       \$260  = 12'h000;
@@ -2693,9 +2393,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_2_1_3;
-    if (\flush$306 ) begin
-      \$261  = buffer_2_1_4;
+    \$261  = buffer_1_1_2;
+    if (\$173 ) begin
+      \$261  = buffer_1_1_3;
     end
     if (rst) begin
       \$261  = 12'h000;
@@ -2703,9 +2403,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_2_1_4;
-    if (\flush$306 ) begin
-      \$262  = buffer_2_1_5;
+    \$262  = buffer_1_1_3;
+    if (\$173 ) begin
+      \$262  = buffer_1_1_4;
     end
     if (rst) begin
       \$262  = 12'h000;
@@ -2713,9 +2413,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_2_1_5;
-    if (\flush$306 ) begin
-      \$263  = buffer_2_1_6;
+    \$263  = buffer_1_1_4;
+    if (\$173 ) begin
+      \$263  = buffer_1_1_5;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2723,9 +2423,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_2_1_6;
-    if (\flush$306 ) begin
-      \$264  = buffer_2_1_7;
+    \$264  = buffer_1_1_5;
+    if (\$173 ) begin
+      \$264  = buffer_1_1_6;
     end
     if (rst) begin
       \$264  = 12'h000;
@@ -2733,9 +2433,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_2_1_7;
-    if (\flush$306 ) begin
-      \$265  = \flush_sum$307 ;
+    \$265  = buffer_1_1_6;
+    if (\$173 ) begin
+      \$265  = buffer_1_1_7;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2743,9 +2443,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_2_2_0;
-    if (\flush$308 ) begin
-      \$266  = buffer_2_2_1;
+    \$266  = buffer_1_1_7;
+    if (\$173 ) begin
+      \$266  = \flush_sum$234 ;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -2753,9 +2453,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_2_2_1;
-    if (\flush$308 ) begin
-      \$267  = buffer_2_2_2;
+    \$267  = buffer_1_2_0;
+    if (\$174 ) begin
+      \$267  = buffer_1_2_1;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2763,9 +2463,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_2_2_2;
-    if (\flush$308 ) begin
-      \$268  = buffer_2_2_3;
+    \$268  = buffer_1_2_1;
+    if (\$174 ) begin
+      \$268  = buffer_1_2_2;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2773,9 +2473,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_2_2_3;
-    if (\flush$308 ) begin
-      \$269  = buffer_2_2_4;
+    \$269  = buffer_1_2_2;
+    if (\$174 ) begin
+      \$269  = buffer_1_2_3;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -2783,9 +2483,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_2_2_4;
-    if (\flush$308 ) begin
-      \$270  = buffer_2_2_5;
+    \$270  = buffer_1_2_3;
+    if (\$174 ) begin
+      \$270  = buffer_1_2_4;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2793,9 +2493,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_2_2_5;
-    if (\flush$308 ) begin
-      \$271  = buffer_2_2_6;
+    \$271  = buffer_1_2_4;
+    if (\$174 ) begin
+      \$271  = buffer_1_2_5;
     end
     if (rst) begin
       \$271  = 12'h000;
@@ -2803,9 +2503,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_2_2_6;
-    if (\flush$308 ) begin
-      \$272  = buffer_2_2_7;
+    \$272  = buffer_1_2_5;
+    if (\$174 ) begin
+      \$272  = buffer_1_2_6;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -2813,9 +2513,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_2_2_7;
-    if (\flush$308 ) begin
-      \$273  = \flush_sum$309 ;
+    \$273  = buffer_1_2_6;
+    if (\$174 ) begin
+      \$273  = buffer_1_2_7;
     end
     if (rst) begin
       \$273  = 12'h000;
@@ -2823,9 +2523,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_2_3_0;
-    if (\flush$310 ) begin
-      \$274  = buffer_2_3_1;
+    \$274  = buffer_1_2_7;
+    if (\$174 ) begin
+      \$274  = \flush_sum$243 ;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2833,9 +2533,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_2_3_1;
-    if (\flush$310 ) begin
-      \$275  = buffer_2_3_2;
+    \$275  = buffer_1_3_0;
+    if (\$175 ) begin
+      \$275  = buffer_1_3_1;
     end
     if (rst) begin
       \$275  = 12'h000;
@@ -2843,9 +2543,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_2_3_2;
-    if (\flush$310 ) begin
-      \$276  = buffer_2_3_3;
+    \$276  = buffer_1_3_1;
+    if (\$175 ) begin
+      \$276  = buffer_1_3_2;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -2853,9 +2553,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_2_3_3;
-    if (\flush$310 ) begin
-      \$277  = buffer_2_3_4;
+    \$277  = buffer_1_3_2;
+    if (\$175 ) begin
+      \$277  = buffer_1_3_3;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -2863,9 +2563,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_2_3_4;
-    if (\flush$310 ) begin
-      \$278  = buffer_2_3_5;
+    \$278  = buffer_1_3_3;
+    if (\$175 ) begin
+      \$278  = buffer_1_3_4;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -2873,9 +2573,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_2_3_5;
-    if (\flush$310 ) begin
-      \$279  = buffer_2_3_6;
+    \$279  = buffer_1_3_4;
+    if (\$175 ) begin
+      \$279  = buffer_1_3_5;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -2883,9 +2583,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_2_3_6;
-    if (\flush$310 ) begin
-      \$280  = buffer_2_3_7;
+    \$280  = buffer_1_3_5;
+    if (\$175 ) begin
+      \$280  = buffer_1_3_6;
     end
     if (rst) begin
       \$280  = 12'h000;
@@ -2893,9 +2593,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_2_3_7;
-    if (\flush$310 ) begin
-      \$281  = \flush_sum$311 ;
+    \$281  = buffer_1_3_6;
+    if (\$175 ) begin
+      \$281  = buffer_1_3_7;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -2903,9 +2603,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_3_0_0;
-    if (\flush$312 ) begin
-      \$282  = buffer_3_0_1;
+    \$282  = buffer_1_3_7;
+    if (\$175 ) begin
+      \$282  = \flush_sum$252 ;
     end
     if (rst) begin
       \$282  = 12'h000;
@@ -2913,19 +2613,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_3_0_1;
-    if (\flush$312 ) begin
-      \$283  = buffer_3_0_2;
-    end
+    \$283  = \$177 ;
     if (rst) begin
-      \$283  = 12'h000;
+      \$283  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_3_0_2;
-    if (\flush$312 ) begin
-      \$284  = buffer_3_0_3;
+    \$284  = buffer_2_0_0;
+    if (\$178 ) begin
+      \$284  = buffer_2_0_1;
     end
     if (rst) begin
       \$284  = 12'h000;
@@ -2933,9 +2630,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_3_0_3;
-    if (\flush$312 ) begin
-      \$285  = buffer_3_0_4;
+    \$285  = buffer_2_0_1;
+    if (\$178 ) begin
+      \$285  = buffer_2_0_2;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -2943,9 +2640,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_3_0_4;
-    if (\flush$312 ) begin
-      \$286  = buffer_3_0_5;
+    \$286  = buffer_2_0_2;
+    if (\$178 ) begin
+      \$286  = buffer_2_0_3;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -2953,9 +2650,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_3_0_5;
-    if (\flush$312 ) begin
-      \$287  = buffer_3_0_6;
+    \$287  = buffer_2_0_3;
+    if (\$178 ) begin
+      \$287  = buffer_2_0_4;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -2963,9 +2660,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_3_0_6;
-    if (\flush$312 ) begin
-      \$288  = buffer_3_0_7;
+    \$288  = buffer_2_0_4;
+    if (\$178 ) begin
+      \$288  = buffer_2_0_5;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -2973,9 +2670,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_3_0_7;
-    if (\flush$312 ) begin
-      \$289  = \flush_sum$313 ;
+    \$289  = buffer_2_0_5;
+    if (\$178 ) begin
+      \$289  = buffer_2_0_6;
     end
     if (rst) begin
       \$289  = 12'h000;
@@ -2983,9 +2680,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_3_1_0;
-    if (\flush$314 ) begin
-      \$290  = buffer_3_1_1;
+    \$290  = buffer_2_0_6;
+    if (\$178 ) begin
+      \$290  = buffer_2_0_7;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -2993,9 +2690,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_3_1_1;
-    if (\flush$314 ) begin
-      \$291  = buffer_3_1_2;
+    \$291  = buffer_2_0_7;
+    if (\$178 ) begin
+      \$291  = \flush_sum$262 ;
     end
     if (rst) begin
       \$291  = 12'h000;
@@ -3003,9 +2700,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_3_1_2;
-    if (\flush$314 ) begin
-      \$292  = buffer_3_1_3;
+    \$292  = buffer_2_1_0;
+    if (\$179 ) begin
+      \$292  = buffer_2_1_1;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -3013,9 +2710,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_3_1_3;
-    if (\flush$314 ) begin
-      \$293  = buffer_3_1_4;
+    \$293  = buffer_2_1_1;
+    if (\$179 ) begin
+      \$293  = buffer_2_1_2;
     end
     if (rst) begin
       \$293  = 12'h000;
@@ -3023,9 +2720,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_3_1_4;
-    if (\flush$314 ) begin
-      \$294  = buffer_3_1_5;
+    \$294  = buffer_2_1_2;
+    if (\$179 ) begin
+      \$294  = buffer_2_1_3;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -3033,9 +2730,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_3_1_5;
-    if (\flush$314 ) begin
-      \$295  = buffer_3_1_6;
+    \$295  = buffer_2_1_3;
+    if (\$179 ) begin
+      \$295  = buffer_2_1_4;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -3043,9 +2740,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_3_1_6;
-    if (\flush$314 ) begin
-      \$296  = buffer_3_1_7;
+    \$296  = buffer_2_1_4;
+    if (\$179 ) begin
+      \$296  = buffer_2_1_5;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -3053,9 +2750,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_3_1_7;
-    if (\flush$314 ) begin
-      \$297  = \flush_sum$315 ;
+    \$297  = buffer_2_1_5;
+    if (\$179 ) begin
+      \$297  = buffer_2_1_6;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -3063,9 +2760,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_3_2_0;
-    if (\flush$316 ) begin
-      \$298  = buffer_3_2_1;
+    \$298  = buffer_2_1_6;
+    if (\$179 ) begin
+      \$298  = buffer_2_1_7;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -3073,9 +2770,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_3_2_1;
-    if (\flush$316 ) begin
-      \$299  = buffer_3_2_2;
+    \$299  = buffer_2_1_7;
+    if (\$179 ) begin
+      \$299  = \flush_sum$271 ;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -3083,9 +2780,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_3_2_2;
-    if (\flush$316 ) begin
-      \$300  = buffer_3_2_3;
+    \$300  = buffer_2_2_0;
+    if (\$180 ) begin
+      \$300  = buffer_2_2_1;
     end
     if (rst) begin
       \$300  = 12'h000;
@@ -3093,9 +2790,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_3_2_3;
-    if (\flush$316 ) begin
-      \$301  = buffer_3_2_4;
+    \$301  = buffer_2_2_1;
+    if (\$180 ) begin
+      \$301  = buffer_2_2_2;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -3103,9 +2800,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_3_2_4;
-    if (\flush$316 ) begin
-      \$302  = buffer_3_2_5;
+    \$302  = buffer_2_2_2;
+    if (\$180 ) begin
+      \$302  = buffer_2_2_3;
     end
     if (rst) begin
       \$302  = 12'h000;
@@ -3113,9 +2810,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_3_2_5;
-    if (\flush$316 ) begin
-      \$303  = buffer_3_2_6;
+    \$303  = buffer_2_2_3;
+    if (\$180 ) begin
+      \$303  = buffer_2_2_4;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -3123,9 +2820,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_3_2_6;
-    if (\flush$316 ) begin
-      \$304  = buffer_3_2_7;
+    \$304  = buffer_2_2_4;
+    if (\$180 ) begin
+      \$304  = buffer_2_2_5;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -3133,9 +2830,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_3_2_7;
-    if (\flush$316 ) begin
-      \$305  = \flush_sum$317 ;
+    \$305  = buffer_2_2_5;
+    if (\$180 ) begin
+      \$305  = buffer_2_2_6;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -3143,9 +2840,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_3_3_0;
-    if (\flush$318 ) begin
-      \$306  = buffer_3_3_1;
+    \$306  = buffer_2_2_6;
+    if (\$180 ) begin
+      \$306  = buffer_2_2_7;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -3153,9 +2850,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_3_3_1;
-    if (\flush$318 ) begin
-      \$307  = buffer_3_3_2;
+    \$307  = buffer_2_2_7;
+    if (\$180 ) begin
+      \$307  = \flush_sum$280 ;
     end
     if (rst) begin
       \$307  = 12'h000;
@@ -3163,9 +2860,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_3_3_2;
-    if (\flush$318 ) begin
-      \$308  = buffer_3_3_3;
+    \$308  = buffer_2_3_0;
+    if (\$181 ) begin
+      \$308  = buffer_2_3_1;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -3173,9 +2870,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_3_3_3;
-    if (\flush$318 ) begin
-      \$309  = buffer_3_3_4;
+    \$309  = buffer_2_3_1;
+    if (\$181 ) begin
+      \$309  = buffer_2_3_2;
     end
     if (rst) begin
       \$309  = 12'h000;
@@ -3183,9 +2880,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_3_3_4;
-    if (\flush$318 ) begin
-      \$310  = buffer_3_3_5;
+    \$310  = buffer_2_3_2;
+    if (\$181 ) begin
+      \$310  = buffer_2_3_3;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -3193,9 +2890,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_3_3_5;
-    if (\flush$318 ) begin
-      \$311  = buffer_3_3_6;
+    \$311  = buffer_2_3_3;
+    if (\$181 ) begin
+      \$311  = buffer_2_3_4;
     end
     if (rst) begin
       \$311  = 12'h000;
@@ -3203,9 +2900,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_3_3_6;
-    if (\flush$318 ) begin
-      \$312  = buffer_3_3_7;
+    \$312  = buffer_2_3_4;
+    if (\$181 ) begin
+      \$312  = buffer_2_3_5;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -3213,9 +2910,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_3_3_7;
-    if (\flush$318 ) begin
-      \$313  = \flush_sum$319 ;
+    \$313  = buffer_2_3_5;
+    if (\$181 ) begin
+      \$313  = buffer_2_3_6;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -3223,44 +2920,401 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = taken;
-    if (\flush$318 ) begin
-      \$314  = \$161 [2:0];
+    \$314  = buffer_2_3_6;
+    if (\$181 ) begin
+      \$314  = buffer_2_3_7;
     end
     if (rst) begin
-      \$314  = 3'h0;
+      \$314  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = out_valid;
-    if (\flush$318 ) begin
-      if (\$162 ) begin
-        \$315  = 1'h1;
-      end
-    end
-    if (\$163 ) begin
-      if (\$164 ) begin
-        \$315  = 1'h0;
-      end
+    \$315  = buffer_2_3_7;
+    if (\$181 ) begin
+      \$315  = \flush_sum$289 ;
     end
     if (rst) begin
-      \$315  = 1'h0;
+      \$315  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = out_row;
-    if (\$163 ) begin
+    \$316  = \$183 ;
+    if (rst) begin
+      \$316  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$317  = buffer_3_0_0;
+    if (\$184 ) begin
+      \$317  = buffer_3_0_1;
+    end
+    if (rst) begin
+      \$317  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$318  = buffer_3_0_1;
+    if (\$184 ) begin
+      \$318  = buffer_3_0_2;
+    end
+    if (rst) begin
+      \$318  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$319  = buffer_3_0_2;
+    if (\$184 ) begin
+      \$319  = buffer_3_0_3;
+    end
+    if (rst) begin
+      \$319  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$320  = buffer_3_0_3;
+    if (\$184 ) begin
+      \$320  = buffer_3_0_4;
+    end
+    if (rst) begin
+      \$320  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$321  = buffer_3_0_4;
+    if (\$184 ) begin
+      \$321  = buffer_3_0_5;
+    end
+    if (rst) begin
+      \$321  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$322  = buffer_3_0_5;
+    if (\$184 ) begin
+      \$322  = buffer_3_0_6;
+    end
+    if (rst) begin
+      \$322  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$323  = buffer_3_0_6;
+    if (\$184 ) begin
+      \$323  = buffer_3_0_7;
+    end
+    if (rst) begin
+      \$323  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$324  = buffer_3_0_7;
+    if (\$184 ) begin
+      \$324  = \flush_sum$299 ;
+    end
+    if (rst) begin
+      \$324  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$325  = buffer_3_1_0;
+    if (\$185 ) begin
+      \$325  = buffer_3_1_1;
+    end
+    if (rst) begin
+      \$325  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$326  = buffer_3_1_1;
+    if (\$185 ) begin
+      \$326  = buffer_3_1_2;
+    end
+    if (rst) begin
+      \$326  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$327  = buffer_3_1_2;
+    if (\$185 ) begin
+      \$327  = buffer_3_1_3;
+    end
+    if (rst) begin
+      \$327  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$328  = buffer_3_1_3;
+    if (\$185 ) begin
+      \$328  = buffer_3_1_4;
+    end
+    if (rst) begin
+      \$328  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$329  = buffer_3_1_4;
+    if (\$185 ) begin
+      \$329  = buffer_3_1_5;
+    end
+    if (rst) begin
+      \$329  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$330  = buffer_3_1_5;
+    if (\$185 ) begin
+      \$330  = buffer_3_1_6;
+    end
+    if (rst) begin
+      \$330  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = buffer_3_1_6;
+    if (\$185 ) begin
+      \$331  = buffer_3_1_7;
+    end
+    if (rst) begin
+      \$331  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$332  = buffer_3_1_7;
+    if (\$185 ) begin
+      \$332  = \flush_sum$308 ;
+    end
+    if (rst) begin
+      \$332  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$333  = buffer_3_2_0;
+    if (\$186 ) begin
+      \$333  = buffer_3_2_1;
+    end
+    if (rst) begin
+      \$333  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = buffer_3_2_1;
+    if (\$186 ) begin
+      \$334  = buffer_3_2_2;
+    end
+    if (rst) begin
+      \$334  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$335  = buffer_3_2_2;
+    if (\$186 ) begin
+      \$335  = buffer_3_2_3;
+    end
+    if (rst) begin
+      \$335  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$336  = buffer_3_2_3;
+    if (\$186 ) begin
+      \$336  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$336  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$337  = buffer_3_2_4;
+    if (\$186 ) begin
+      \$337  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$337  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$338  = buffer_3_2_5;
+    if (\$186 ) begin
+      \$338  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$338  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$339  = buffer_3_2_6;
+    if (\$186 ) begin
+      \$339  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$339  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$340  = buffer_3_2_7;
+    if (\$186 ) begin
+      \$340  = \flush_sum$317 ;
+    end
+    if (rst) begin
+      \$340  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$341  = buffer_3_3_0;
+    if (\$187 ) begin
+      \$341  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$341  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$342  = buffer_3_3_1;
+    if (\$187 ) begin
+      \$342  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$342  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$343  = buffer_3_3_2;
+    if (\$187 ) begin
+      \$343  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$343  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$344  = buffer_3_3_3;
+    if (\$187 ) begin
+      \$344  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$344  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$345  = buffer_3_3_4;
+    if (\$187 ) begin
+      \$345  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$345  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$346  = buffer_3_3_5;
+    if (\$187 ) begin
+      \$346  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$346  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$347  = buffer_3_3_6;
+    if (\$187 ) begin
+      \$347  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$347  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$348  = buffer_3_3_7;
+    if (\$187 ) begin
+      \$348  = \flush_sum$326 ;
+    end
+    if (rst) begin
+      \$348  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$349  = taken;
+    if (\flush$318 ) begin
+      \$349  = \$190 [2:0];
+    end
+    if (rst) begin
+      \$349  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$350  = out_valid;
+    if (\flush$318 ) begin
+      if (\$191 ) begin
+        \$350  = 1'h1;
+      end
+    end
+    if (take) begin
+      if (\$195 ) begin
+        \$350  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = row_part;
+    if (take) begin
+      \$351  = \$194 [1:0];
+    end
+    if (rst) begin
+      \$351  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = out_row;
+    if (take) begin
       (* full_case = 32'd1 *)
-      if (\$164 ) begin
-        \$316  = 5'h00;
+      if (\$195 ) begin
+        \$352  = 5'h00;
       end else begin
-        \$316  = \$165 [4:0];
+        \$352  = \$196 [4:0];
       end
     end
     if (rst) begin
-      \$316  = 5'h00;
+      \$352  = 5'h00;
     end
   end
   assign a_0_exp = \$14 [4:0];
@@ -3337,6 +3391,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign b_2_3_down = \b$150 ;
   assign buffer_full = out_valid;
   assign row = out_row;
+  assign out_head = out_data;
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -5595,14 +5650,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1040$0 (\$869 ),
-    .\port$1042$0 (\$870 ),
-    .\port$1044$0 (\$871 ),
-    .\port$1046$0 (\$872 ),
-    .\port$1048$0 (\$873 ),
-    .\port$1050$0 (\$874 ),
-    .\port$1052$0 (\$875 ),
-    .\port$1054$0 (\$876 ),
+    .\port$1041$0 (\$869 ),
+    .\port$1043$0 (\$870 ),
+    .\port$1045$0 (\$871 ),
+    .\port$1047$0 (\$872 ),
+    .\port$1049$0 (\$873 ),
+    .\port$1051$0 (\$874 ),
+    .\port$1053$0 (\$875 ),
+    .\port$1055$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -6551,7 +6606,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$1040$0 , \port$1042$0 , \port$1044$0 , \port$1046$0 , \port$1048$0 , \port$1050$0 , \port$1052$0 , \port$1054$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$1041$0 , \port$1043$0 , \port$1045$0 , \port$1047$0 , \port$1049$0 , \port$1051$0 , \port$1053$0 , \port$1055$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6641,22 +6696,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$1040$0 , \port$104
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1040$0 ;
-  wire \port$1040$0 ;
-  output \port$1042$0 ;
-  wire \port$1042$0 ;
-  output \port$1044$0 ;
-  wire \port$1044$0 ;
-  output \port$1046$0 ;
-  wire \port$1046$0 ;
-  output \port$1048$0 ;
-  wire \port$1048$0 ;
-  output \port$1050$0 ;
-  wire \port$1050$0 ;
-  output \port$1052$0 ;
-  wire \port$1052$0 ;
-  output \port$1054$0 ;
-  wire \port$1054$0 ;
+  output \port$1041$0 ;
+  wire \port$1041$0 ;
+  output \port$1043$0 ;
+  wire \port$1043$0 ;
+  output \port$1045$0 ;
+  wire \port$1045$0 ;
+  output \port$1047$0 ;
+  wire \port$1047$0 ;
+  output \port$1049$0 ;
+  wire \port$1049$0 ;
+  output \port$1051$0 ;
+  wire \port$1051$0 ;
+  output \port$1053$0 ;
+  wire \port$1053$0 ;
+  output \port$1055$0 ;
+  wire \port$1055$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6714,14 +6769,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$1040$0 , \port$104
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1040$0  = \$2 ;
-  assign \port$1042$0  = \$4 ;
-  assign \port$1044$0  = \$6 ;
-  assign \port$1046$0  = \$8 ;
-  assign \port$1048$0  = \$10 ;
-  assign \port$1050$0  = \$12 ;
-  assign \port$1052$0  = \$14 ;
-  assign \port$1054$0  = \$16 ;
+  assign \port$1041$0  = \$2 ;
+  assign \port$1043$0  = \$4 ;
+  assign \port$1045$0  = \$6 ;
+  assign \port$1047$0  = \$8 ;
+  assign \port$1049$0  = \$10 ;
+  assign \port$1051$0  = \$12 ;
+  assign \port$1053$0  = \$14 ;
+  assign \port$1055$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8649,14 +8704,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1904$0 (\$869 ),
-    .\port$1906$0 (\$870 ),
-    .\port$1908$0 (\$871 ),
-    .\port$1910$0 (\$872 ),
-    .\port$1912$0 (\$873 ),
-    .\port$1914$0 (\$874 ),
-    .\port$1916$0 (\$875 ),
-    .\port$1918$0 (\$876 ),
+    .\port$1905$0 (\$869 ),
+    .\port$1907$0 (\$870 ),
+    .\port$1909$0 (\$871 ),
+    .\port$1911$0 (\$872 ),
+    .\port$1913$0 (\$873 ),
+    .\port$1915$0 (\$874 ),
+    .\port$1917$0 (\$875 ),
+    .\port$1919$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -9605,7 +9660,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1904$0 , \port$1906$0 , \port$1908$0 , \port$1910$0 , \port$1912$0 , \port$1914$0 , \port$1916$0 , \port$1918$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1905$0 , \port$1907$0 , \port$1909$0 , \port$1911$0 , \port$1913$0 , \port$1915$0 , \port$1917$0 , \port$1919$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9695,22 +9750,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1904$0 , \port$190
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$1904$0 ;
-  wire \port$1904$0 ;
-  output \port$1906$0 ;
-  wire \port$1906$0 ;
-  output \port$1908$0 ;
-  wire \port$1908$0 ;
-  output \port$1910$0 ;
-  wire \port$1910$0 ;
-  output \port$1912$0 ;
-  wire \port$1912$0 ;
-  output \port$1914$0 ;
-  wire \port$1914$0 ;
-  output \port$1916$0 ;
-  wire \port$1916$0 ;
-  output \port$1918$0 ;
-  wire \port$1918$0 ;
+  output \port$1905$0 ;
+  wire \port$1905$0 ;
+  output \port$1907$0 ;
+  wire \port$1907$0 ;
+  output \port$1909$0 ;
+  wire \port$1909$0 ;
+  output \port$1911$0 ;
+  wire \port$1911$0 ;
+  output \port$1913$0 ;
+  wire \port$1913$0 ;
+  output \port$1915$0 ;
+  wire \port$1915$0 ;
+  output \port$1917$0 ;
+  wire \port$1917$0 ;
+  output \port$1919$0 ;
+  wire \port$1919$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -9768,14 +9823,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1904$0 , \port$190
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1904$0  = \$2 ;
-  assign \port$1906$0  = \$4 ;
-  assign \port$1908$0  = \$6 ;
-  assign \port$1910$0  = \$8 ;
-  assign \port$1912$0  = \$10 ;
-  assign \port$1914$0  = \$12 ;
-  assign \port$1916$0  = \$14 ;
-  assign \port$1918$0  = \$16 ;
+  assign \port$1905$0  = \$2 ;
+  assign \port$1907$0  = \$4 ;
+  assign \port$1909$0  = \$6 ;
+  assign \port$1911$0  = \$8 ;
+  assign \port$1913$0  = \$10 ;
+  assign \port$1915$0  = \$12 ;
+  assign \port$1917$0  = \$14 ;
+  assign \port$1919$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11703,14 +11758,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2768$0 (\$869 ),
-    .\port$2770$0 (\$870 ),
-    .\port$2772$0 (\$871 ),
-    .\port$2774$0 (\$872 ),
-    .\port$2776$0 (\$873 ),
-    .\port$2778$0 (\$874 ),
-    .\port$2780$0 (\$875 ),
-    .\port$2782$0 (\$876 ),
+    .\port$2769$0 (\$869 ),
+    .\port$2771$0 (\$870 ),
+    .\port$2773$0 (\$871 ),
+    .\port$2775$0 (\$872 ),
+    .\port$2777$0 (\$873 ),
+    .\port$2779$0 (\$874 ),
+    .\port$2781$0 (\$875 ),
+    .\port$2783$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -12659,7 +12714,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$2768$0 , \port$2770$0 , \port$2772$0 , \port$2774$0 , \port$2776$0 , \port$2778$0 , \port$2780$0 , \port$2782$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$2769$0 , \port$2771$0 , \port$2773$0 , \port$2775$0 , \port$2777$0 , \port$2779$0 , \port$2781$0 , \port$2783$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -12749,22 +12804,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$2768$0 , \port$277
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$2768$0 ;
-  wire \port$2768$0 ;
-  output \port$2770$0 ;
-  wire \port$2770$0 ;
-  output \port$2772$0 ;
-  wire \port$2772$0 ;
-  output \port$2774$0 ;
-  wire \port$2774$0 ;
-  output \port$2776$0 ;
-  wire \port$2776$0 ;
-  output \port$2778$0 ;
-  wire \port$2778$0 ;
-  output \port$2780$0 ;
-  wire \port$2780$0 ;
-  output \port$2782$0 ;
-  wire \port$2782$0 ;
+  output \port$2769$0 ;
+  wire \port$2769$0 ;
+  output \port$2771$0 ;
+  wire \port$2771$0 ;
+  output \port$2773$0 ;
+  wire \port$2773$0 ;
+  output \port$2775$0 ;
+  wire \port$2775$0 ;
+  output \port$2777$0 ;
+  wire \port$2777$0 ;
+  output \port$2779$0 ;
+  wire \port$2779$0 ;
+  output \port$2781$0 ;
+  wire \port$2781$0 ;
+  output \port$2783$0 ;
+  wire \port$2783$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -12822,14 +12877,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$2768$0 , \port$277
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2768$0  = \$2 ;
-  assign \port$2770$0  = \$4 ;
-  assign \port$2772$0  = \$6 ;
-  assign \port$2774$0  = \$8 ;
-  assign \port$2776$0  = \$10 ;
-  assign \port$2778$0  = \$12 ;
-  assign \port$2780$0  = \$14 ;
-  assign \port$2782$0  = \$16 ;
+  assign \port$2769$0  = \$2 ;
+  assign \port$2771$0  = \$4 ;
+  assign \port$2773$0  = \$6 ;
+  assign \port$2775$0  = \$8 ;
+  assign \port$2777$0  = \$10 ;
+  assign \port$2779$0  = \$12 ;
+  assign \port$2781$0  = \$14 ;
+  assign \port$2783$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14757,14 +14812,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3632$0 (\$869 ),
-    .\port$3634$0 (\$870 ),
-    .\port$3636$0 (\$871 ),
-    .\port$3638$0 (\$872 ),
-    .\port$3640$0 (\$873 ),
-    .\port$3642$0 (\$874 ),
-    .\port$3644$0 (\$875 ),
-    .\port$3646$0 (\$876 ),
+    .\port$3633$0 (\$869 ),
+    .\port$3635$0 (\$870 ),
+    .\port$3637$0 (\$871 ),
+    .\port$3639$0 (\$872 ),
+    .\port$3641$0 (\$873 ),
+    .\port$3643$0 (\$874 ),
+    .\port$3645$0 (\$875 ),
+    .\port$3647$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -15713,7 +15768,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$3632$0 , \port$3634$0 , \port$3636$0 , \port$3638$0 , \port$3640$0 , \port$3642$0 , \port$3644$0 , \port$3646$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$3633$0 , \port$3635$0 , \port$3637$0 , \port$3639$0 , \port$3641$0 , \port$3643$0 , \port$3645$0 , \port$3647$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15803,22 +15858,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$3632$0 , \port$363
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$3632$0 ;
-  wire \port$3632$0 ;
-  output \port$3634$0 ;
-  wire \port$3634$0 ;
-  output \port$3636$0 ;
-  wire \port$3636$0 ;
-  output \port$3638$0 ;
-  wire \port$3638$0 ;
-  output \port$3640$0 ;
-  wire \port$3640$0 ;
-  output \port$3642$0 ;
-  wire \port$3642$0 ;
-  output \port$3644$0 ;
-  wire \port$3644$0 ;
-  output \port$3646$0 ;
-  wire \port$3646$0 ;
+  output \port$3633$0 ;
+  wire \port$3633$0 ;
+  output \port$3635$0 ;
+  wire \port$3635$0 ;
+  output \port$3637$0 ;
+  wire \port$3637$0 ;
+  output \port$3639$0 ;
+  wire \port$3639$0 ;
+  output \port$3641$0 ;
+  wire \port$3641$0 ;
+  output \port$3643$0 ;
+  wire \port$3643$0 ;
+  output \port$3645$0 ;
+  wire \port$3645$0 ;
+  output \port$3647$0 ;
+  wire \port$3647$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -15876,14 +15931,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$3632$0 , \port$363
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3632$0  = \$2 ;
-  assign \port$3634$0  = \$4 ;
-  assign \port$3636$0  = \$6 ;
-  assign \port$3638$0  = \$8 ;
-  assign \port$3640$0  = \$10 ;
-  assign \port$3642$0  = \$12 ;
-  assign \port$3644$0  = \$14 ;
-  assign \port$3646$0  = \$16 ;
+  assign \port$3633$0  = \$2 ;
+  assign \port$3635$0  = \$4 ;
+  assign \port$3637$0  = \$6 ;
+  assign \port$3639$0  = \$8 ;
+  assign \port$3641$0  = \$10 ;
+  assign \port$3643$0  = \$12 ;
+  assign \port$3645$0  = \$14 ;
+  assign \port$3647$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -17811,14 +17866,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4496$0 (\$869 ),
-    .\port$4498$0 (\$870 ),
-    .\port$4500$0 (\$871 ),
-    .\port$4502$0 (\$872 ),
-    .\port$4504$0 (\$873 ),
-    .\port$4506$0 (\$874 ),
-    .\port$4508$0 (\$875 ),
-    .\port$4510$0 (\$876 ),
+    .\port$4497$0 (\$869 ),
+    .\port$4499$0 (\$870 ),
+    .\port$4501$0 (\$871 ),
+    .\port$4503$0 (\$872 ),
+    .\port$4505$0 (\$873 ),
+    .\port$4507$0 (\$874 ),
+    .\port$4509$0 (\$875 ),
+    .\port$4511$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -18767,7 +18822,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$4496$0 , \port$4498$0 , \port$4500$0 , \port$4502$0 , \port$4504$0 , \port$4506$0 , \port$4508$0 , \port$4510$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$4497$0 , \port$4499$0 , \port$4501$0 , \port$4503$0 , \port$4505$0 , \port$4507$0 , \port$4509$0 , \port$4511$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18857,22 +18912,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$4496$0 , \port$449
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$4496$0 ;
-  wire \port$4496$0 ;
-  output \port$4498$0 ;
-  wire \port$4498$0 ;
-  output \port$4500$0 ;
-  wire \port$4500$0 ;
-  output \port$4502$0 ;
-  wire \port$4502$0 ;
-  output \port$4504$0 ;
-  wire \port$4504$0 ;
-  output \port$4506$0 ;
-  wire \port$4506$0 ;
-  output \port$4508$0 ;
-  wire \port$4508$0 ;
-  output \port$4510$0 ;
-  wire \port$4510$0 ;
+  output \port$4497$0 ;
+  wire \port$4497$0 ;
+  output \port$4499$0 ;
+  wire \port$4499$0 ;
+  output \port$4501$0 ;
+  wire \port$4501$0 ;
+  output \port$4503$0 ;
+  wire \port$4503$0 ;
+  output \port$4505$0 ;
+  wire \port$4505$0 ;
+  output \port$4507$0 ;
+  wire \port$4507$0 ;
+  output \port$4509$0 ;
+  wire \port$4509$0 ;
+  output \port$4511$0 ;
+  wire \port$4511$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -18930,14 +18985,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$4496$0 , \port$449
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4496$0  = \$2 ;
-  assign \port$4498$0  = \$4 ;
-  assign \port$4500$0  = \$6 ;
-  assign \port$4502$0  = \$8 ;
-  assign \port$4504$0  = \$10 ;
-  assign \port$4506$0  = \$12 ;
-  assign \port$4508$0  = \$14 ;
-  assign \port$4510$0  = \$16 ;
+  assign \port$4497$0  = \$2 ;
+  assign \port$4499$0  = \$4 ;
+  assign \port$4501$0  = \$6 ;
+  assign \port$4503$0  = \$8 ;
+  assign \port$4505$0  = \$10 ;
+  assign \port$4507$0  = \$12 ;
+  assign \port$4509$0  = \$14 ;
+  assign \port$4511$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20865,14 +20920,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5360$0 (\$869 ),
-    .\port$5362$0 (\$870 ),
-    .\port$5364$0 (\$871 ),
-    .\port$5366$0 (\$872 ),
-    .\port$5368$0 (\$873 ),
-    .\port$5370$0 (\$874 ),
-    .\port$5372$0 (\$875 ),
-    .\port$5374$0 (\$876 ),
+    .\port$5361$0 (\$869 ),
+    .\port$5363$0 (\$870 ),
+    .\port$5365$0 (\$871 ),
+    .\port$5367$0 (\$872 ),
+    .\port$5369$0 (\$873 ),
+    .\port$5371$0 (\$874 ),
+    .\port$5373$0 (\$875 ),
+    .\port$5375$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -21821,7 +21876,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$5360$0 , \port$5362$0 , \port$5364$0 , \port$5366$0 , \port$5368$0 , \port$5370$0 , \port$5372$0 , \port$5374$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$5361$0 , \port$5363$0 , \port$5365$0 , \port$5367$0 , \port$5369$0 , \port$5371$0 , \port$5373$0 , \port$5375$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -21911,22 +21966,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$5360$0 , \port$536
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$5360$0 ;
-  wire \port$5360$0 ;
-  output \port$5362$0 ;
-  wire \port$5362$0 ;
-  output \port$5364$0 ;
-  wire \port$5364$0 ;
-  output \port$5366$0 ;
-  wire \port$5366$0 ;
-  output \port$5368$0 ;
-  wire \port$5368$0 ;
-  output \port$5370$0 ;
-  wire \port$5370$0 ;
-  output \port$5372$0 ;
-  wire \port$5372$0 ;
-  output \port$5374$0 ;
-  wire \port$5374$0 ;
+  output \port$5361$0 ;
+  wire \port$5361$0 ;
+  output \port$5363$0 ;
+  wire \port$5363$0 ;
+  output \port$5365$0 ;
+  wire \port$5365$0 ;
+  output \port$5367$0 ;
+  wire \port$5367$0 ;
+  output \port$5369$0 ;
+  wire \port$5369$0 ;
+  output \port$5371$0 ;
+  wire \port$5371$0 ;
+  output \port$5373$0 ;
+  wire \port$5373$0 ;
+  output \port$5375$0 ;
+  wire \port$5375$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -21984,14 +22039,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$5360$0 , \port$536
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5360$0  = \$2 ;
-  assign \port$5362$0  = \$4 ;
-  assign \port$5364$0  = \$6 ;
-  assign \port$5366$0  = \$8 ;
-  assign \port$5368$0  = \$10 ;
-  assign \port$5370$0  = \$12 ;
-  assign \port$5372$0  = \$14 ;
-  assign \port$5374$0  = \$16 ;
+  assign \port$5361$0  = \$2 ;
+  assign \port$5363$0  = \$4 ;
+  assign \port$5365$0  = \$6 ;
+  assign \port$5367$0  = \$8 ;
+  assign \port$5369$0  = \$10 ;
+  assign \port$5371$0  = \$12 ;
+  assign \port$5373$0  = \$14 ;
+  assign \port$5375$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -23919,14 +23974,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6224$0 (\$869 ),
-    .\port$6226$0 (\$870 ),
-    .\port$6228$0 (\$871 ),
-    .\port$6230$0 (\$872 ),
-    .\port$6232$0 (\$873 ),
-    .\port$6234$0 (\$874 ),
-    .\port$6236$0 (\$875 ),
-    .\port$6238$0 (\$876 ),
+    .\port$6225$0 (\$869 ),
+    .\port$6227$0 (\$870 ),
+    .\port$6229$0 (\$871 ),
+    .\port$6231$0 (\$872 ),
+    .\port$6233$0 (\$873 ),
+    .\port$6235$0 (\$874 ),
+    .\port$6237$0 (\$875 ),
+    .\port$6239$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -24875,7 +24930,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$6224$0 , \port$6226$0 , \port$6228$0 , \port$6230$0 , \port$6232$0 , \port$6234$0 , \port$6236$0 , \port$6238$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$6225$0 , \port$6227$0 , \port$6229$0 , \port$6231$0 , \port$6233$0 , \port$6235$0 , \port$6237$0 , \port$6239$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -24965,22 +25020,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$6224$0 , \port$622
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$6224$0 ;
-  wire \port$6224$0 ;
-  output \port$6226$0 ;
-  wire \port$6226$0 ;
-  output \port$6228$0 ;
-  wire \port$6228$0 ;
-  output \port$6230$0 ;
-  wire \port$6230$0 ;
-  output \port$6232$0 ;
-  wire \port$6232$0 ;
-  output \port$6234$0 ;
-  wire \port$6234$0 ;
-  output \port$6236$0 ;
-  wire \port$6236$0 ;
-  output \port$6238$0 ;
-  wire \port$6238$0 ;
+  output \port$6225$0 ;
+  wire \port$6225$0 ;
+  output \port$6227$0 ;
+  wire \port$6227$0 ;
+  output \port$6229$0 ;
+  wire \port$6229$0 ;
+  output \port$6231$0 ;
+  wire \port$6231$0 ;
+  output \port$6233$0 ;
+  wire \port$6233$0 ;
+  output \port$6235$0 ;
+  wire \port$6235$0 ;
+  output \port$6237$0 ;
+  wire \port$6237$0 ;
+  output \port$6239$0 ;
+  wire \port$6239$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -25038,14 +25093,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$6224$0 , \port$622
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6224$0  = \$2 ;
-  assign \port$6226$0  = \$4 ;
-  assign \port$6228$0  = \$6 ;
-  assign \port$6230$0  = \$8 ;
-  assign \port$6232$0  = \$10 ;
-  assign \port$6234$0  = \$12 ;
-  assign \port$6236$0  = \$14 ;
-  assign \port$6238$0  = \$16 ;
+  assign \port$6225$0  = \$2 ;
+  assign \port$6227$0  = \$4 ;
+  assign \port$6229$0  = \$6 ;
+  assign \port$6231$0  = \$8 ;
+  assign \port$6233$0  = \$10 ;
+  assign \port$6235$0  = \$12 ;
+  assign \port$6237$0  = \$14 ;
+  assign \port$6239$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -26973,14 +27028,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7088$0 (\$869 ),
-    .\port$7090$0 (\$870 ),
-    .\port$7092$0 (\$871 ),
-    .\port$7094$0 (\$872 ),
-    .\port$7096$0 (\$873 ),
-    .\port$7098$0 (\$874 ),
-    .\port$7100$0 (\$875 ),
-    .\port$7102$0 (\$876 ),
+    .\port$7089$0 (\$869 ),
+    .\port$7091$0 (\$870 ),
+    .\port$7093$0 (\$871 ),
+    .\port$7095$0 (\$872 ),
+    .\port$7097$0 (\$873 ),
+    .\port$7099$0 (\$874 ),
+    .\port$7101$0 (\$875 ),
+    .\port$7103$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -27929,7 +27984,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$7088$0 , \port$7090$0 , \port$7092$0 , \port$7094$0 , \port$7096$0 , \port$7098$0 , \port$7100$0 , \port$7102$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$7089$0 , \port$7091$0 , \port$7093$0 , \port$7095$0 , \port$7097$0 , \port$7099$0 , \port$7101$0 , \port$7103$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -28019,22 +28074,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$7088$0 , \port$709
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$7088$0 ;
-  wire \port$7088$0 ;
-  output \port$7090$0 ;
-  wire \port$7090$0 ;
-  output \port$7092$0 ;
-  wire \port$7092$0 ;
-  output \port$7094$0 ;
-  wire \port$7094$0 ;
-  output \port$7096$0 ;
-  wire \port$7096$0 ;
-  output \port$7098$0 ;
-  wire \port$7098$0 ;
-  output \port$7100$0 ;
-  wire \port$7100$0 ;
-  output \port$7102$0 ;
-  wire \port$7102$0 ;
+  output \port$7089$0 ;
+  wire \port$7089$0 ;
+  output \port$7091$0 ;
+  wire \port$7091$0 ;
+  output \port$7093$0 ;
+  wire \port$7093$0 ;
+  output \port$7095$0 ;
+  wire \port$7095$0 ;
+  output \port$7097$0 ;
+  wire \port$7097$0 ;
+  output \port$7099$0 ;
+  wire \port$7099$0 ;
+  output \port$7101$0 ;
+  wire \port$7101$0 ;
+  output \port$7103$0 ;
+  wire \port$7103$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -28092,14 +28147,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$7088$0 , \port$709
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7088$0  = \$2 ;
-  assign \port$7090$0  = \$4 ;
-  assign \port$7092$0  = \$6 ;
-  assign \port$7094$0  = \$8 ;
-  assign \port$7096$0  = \$10 ;
-  assign \port$7098$0  = \$12 ;
-  assign \port$7100$0  = \$14 ;
-  assign \port$7102$0  = \$16 ;
+  assign \port$7089$0  = \$2 ;
+  assign \port$7091$0  = \$4 ;
+  assign \port$7093$0  = \$6 ;
+  assign \port$7095$0  = \$8 ;
+  assign \port$7097$0  = \$10 ;
+  assign \port$7099$0  = \$12 ;
+  assign \port$7101$0  = \$14 ;
+  assign \port$7103$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -30027,14 +30082,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7952$0 (\$869 ),
-    .\port$7954$0 (\$870 ),
-    .\port$7956$0 (\$871 ),
-    .\port$7958$0 (\$872 ),
-    .\port$7960$0 (\$873 ),
-    .\port$7962$0 (\$874 ),
-    .\port$7964$0 (\$875 ),
-    .\port$7966$0 (\$876 ),
+    .\port$7953$0 (\$869 ),
+    .\port$7955$0 (\$870 ),
+    .\port$7957$0 (\$871 ),
+    .\port$7959$0 (\$872 ),
+    .\port$7961$0 (\$873 ),
+    .\port$7963$0 (\$874 ),
+    .\port$7965$0 (\$875 ),
+    .\port$7967$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -30983,7 +31038,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$7952$0 , \port$7954$0 , \port$7956$0 , \port$7958$0 , \port$7960$0 , \port$7962$0 , \port$7964$0 , \port$7966$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$7953$0 , \port$7955$0 , \port$7957$0 , \port$7959$0 , \port$7961$0 , \port$7963$0 , \port$7965$0 , \port$7967$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -31073,22 +31128,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$7952$0 , \port$795
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$7952$0 ;
-  wire \port$7952$0 ;
-  output \port$7954$0 ;
-  wire \port$7954$0 ;
-  output \port$7956$0 ;
-  wire \port$7956$0 ;
-  output \port$7958$0 ;
-  wire \port$7958$0 ;
-  output \port$7960$0 ;
-  wire \port$7960$0 ;
-  output \port$7962$0 ;
-  wire \port$7962$0 ;
-  output \port$7964$0 ;
-  wire \port$7964$0 ;
-  output \port$7966$0 ;
-  wire \port$7966$0 ;
+  output \port$7953$0 ;
+  wire \port$7953$0 ;
+  output \port$7955$0 ;
+  wire \port$7955$0 ;
+  output \port$7957$0 ;
+  wire \port$7957$0 ;
+  output \port$7959$0 ;
+  wire \port$7959$0 ;
+  output \port$7961$0 ;
+  wire \port$7961$0 ;
+  output \port$7963$0 ;
+  wire \port$7963$0 ;
+  output \port$7965$0 ;
+  wire \port$7965$0 ;
+  output \port$7967$0 ;
+  wire \port$7967$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -31146,14 +31201,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$7952$0 , \port$795
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7952$0  = \$2 ;
-  assign \port$7954$0  = \$4 ;
-  assign \port$7956$0  = \$6 ;
-  assign \port$7958$0  = \$8 ;
-  assign \port$7960$0  = \$10 ;
-  assign \port$7962$0  = \$12 ;
-  assign \port$7964$0  = \$14 ;
-  assign \port$7966$0  = \$16 ;
+  assign \port$7953$0  = \$2 ;
+  assign \port$7955$0  = \$4 ;
+  assign \port$7957$0  = \$6 ;
+  assign \port$7959$0  = \$8 ;
+  assign \port$7961$0  = \$10 ;
+  assign \port$7963$0  = \$12 ;
+  assign \port$7965$0  = \$14 ;
+  assign \port$7967$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -33081,14 +33136,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$8816$0 (\$869 ),
-    .\port$8818$0 (\$870 ),
-    .\port$8820$0 (\$871 ),
-    .\port$8822$0 (\$872 ),
-    .\port$8824$0 (\$873 ),
-    .\port$8826$0 (\$874 ),
-    .\port$8828$0 (\$875 ),
-    .\port$8830$0 (\$876 ),
+    .\port$8817$0 (\$869 ),
+    .\port$8819$0 (\$870 ),
+    .\port$8821$0 (\$871 ),
+    .\port$8823$0 (\$872 ),
+    .\port$8825$0 (\$873 ),
+    .\port$8827$0 (\$874 ),
+    .\port$8829$0 (\$875 ),
+    .\port$8831$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -34037,7 +34092,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$8816$0 , \port$8818$0 , \port$8820$0 , \port$8822$0 , \port$8824$0 , \port$8826$0 , \port$8828$0 , \port$8830$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$8817$0 , \port$8819$0 , \port$8821$0 , \port$8823$0 , \port$8825$0 , \port$8827$0 , \port$8829$0 , \port$8831$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -34127,22 +34182,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$8816$0 , \port$881
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$8816$0 ;
-  wire \port$8816$0 ;
-  output \port$8818$0 ;
-  wire \port$8818$0 ;
-  output \port$8820$0 ;
-  wire \port$8820$0 ;
-  output \port$8822$0 ;
-  wire \port$8822$0 ;
-  output \port$8824$0 ;
-  wire \port$8824$0 ;
-  output \port$8826$0 ;
-  wire \port$8826$0 ;
-  output \port$8828$0 ;
-  wire \port$8828$0 ;
-  output \port$8830$0 ;
-  wire \port$8830$0 ;
+  output \port$8817$0 ;
+  wire \port$8817$0 ;
+  output \port$8819$0 ;
+  wire \port$8819$0 ;
+  output \port$8821$0 ;
+  wire \port$8821$0 ;
+  output \port$8823$0 ;
+  wire \port$8823$0 ;
+  output \port$8825$0 ;
+  wire \port$8825$0 ;
+  output \port$8827$0 ;
+  wire \port$8827$0 ;
+  output \port$8829$0 ;
+  wire \port$8829$0 ;
+  output \port$8831$0 ;
+  wire \port$8831$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -34200,14 +34255,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$8816$0 , \port$881
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$8816$0  = \$2 ;
-  assign \port$8818$0  = \$4 ;
-  assign \port$8820$0  = \$6 ;
-  assign \port$8822$0  = \$8 ;
-  assign \port$8824$0  = \$10 ;
-  assign \port$8826$0  = \$12 ;
-  assign \port$8828$0  = \$14 ;
-  assign \port$8830$0  = \$16 ;
+  assign \port$8817$0  = \$2 ;
+  assign \port$8819$0  = \$4 ;
+  assign \port$8821$0  = \$6 ;
+  assign \port$8823$0  = \$8 ;
+  assign \port$8825$0  = \$10 ;
+  assign \port$8827$0  = \$12 ;
+  assign \port$8829$0  = \$14 ;
+  assign \port$8831$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -36135,14 +36190,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$9680$0 (\$869 ),
-    .\port$9682$0 (\$870 ),
-    .\port$9684$0 (\$871 ),
-    .\port$9686$0 (\$872 ),
-    .\port$9688$0 (\$873 ),
-    .\port$9690$0 (\$874 ),
-    .\port$9692$0 (\$875 ),
-    .\port$9694$0 (\$876 ),
+    .\port$9681$0 (\$869 ),
+    .\port$9683$0 (\$870 ),
+    .\port$9685$0 (\$871 ),
+    .\port$9687$0 (\$872 ),
+    .\port$9689$0 (\$873 ),
+    .\port$9691$0 (\$874 ),
+    .\port$9693$0 (\$875 ),
+    .\port$9695$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -37091,7 +37146,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$9680$0 , \port$9682$0 , \port$9684$0 , \port$9686$0 , \port$9688$0 , \port$9690$0 , \port$9692$0 , \port$9694$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$9681$0 , \port$9683$0 , \port$9685$0 , \port$9687$0 , \port$9689$0 , \port$9691$0 , \port$9693$0 , \port$9695$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -37181,22 +37236,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$9680$0 , \port$968
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$9680$0 ;
-  wire \port$9680$0 ;
-  output \port$9682$0 ;
-  wire \port$9682$0 ;
-  output \port$9684$0 ;
-  wire \port$9684$0 ;
-  output \port$9686$0 ;
-  wire \port$9686$0 ;
-  output \port$9688$0 ;
-  wire \port$9688$0 ;
-  output \port$9690$0 ;
-  wire \port$9690$0 ;
-  output \port$9692$0 ;
-  wire \port$9692$0 ;
-  output \port$9694$0 ;
-  wire \port$9694$0 ;
+  output \port$9681$0 ;
+  wire \port$9681$0 ;
+  output \port$9683$0 ;
+  wire \port$9683$0 ;
+  output \port$9685$0 ;
+  wire \port$9685$0 ;
+  output \port$9687$0 ;
+  wire \port$9687$0 ;
+  output \port$9689$0 ;
+  wire \port$9689$0 ;
+  output \port$9691$0 ;
+  wire \port$9691$0 ;
+  output \port$9693$0 ;
+  wire \port$9693$0 ;
+  output \port$9695$0 ;
+  wire \port$9695$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -37254,14 +37309,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$9680$0 , \port$968
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$9680$0  = \$2 ;
-  assign \port$9682$0  = \$4 ;
-  assign \port$9684$0  = \$6 ;
-  assign \port$9686$0  = \$8 ;
-  assign \port$9688$0  = \$10 ;
-  assign \port$9690$0  = \$12 ;
-  assign \port$9692$0  = \$14 ;
-  assign \port$9694$0  = \$16 ;
+  assign \port$9681$0  = \$2 ;
+  assign \port$9683$0  = \$4 ;
+  assign \port$9685$0  = \$6 ;
+  assign \port$9687$0  = \$8 ;
+  assign \port$9689$0  = \$10 ;
+  assign \port$9691$0  = \$12 ;
+  assign \port$9693$0  = \$14 ;
+  assign \port$9695$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -39189,14 +39244,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$10544$0 (\$869 ),
-    .\port$10546$0 (\$870 ),
-    .\port$10548$0 (\$871 ),
-    .\port$10550$0 (\$872 ),
-    .\port$10552$0 (\$873 ),
-    .\port$10554$0 (\$874 ),
-    .\port$10556$0 (\$875 ),
-    .\port$10558$0 (\$876 ),
+    .\port$10545$0 (\$869 ),
+    .\port$10547$0 (\$870 ),
+    .\port$10549$0 (\$871 ),
+    .\port$10551$0 (\$872 ),
+    .\port$10553$0 (\$873 ),
+    .\port$10555$0 (\$874 ),
+    .\port$10557$0 (\$875 ),
+    .\port$10559$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -40145,7 +40200,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$10544$0 , \port$10546$0 , \port$10548$0 , \port$10550$0 , \port$10552$0 , \port$10554$0 , \port$10556$0 , \port$10558$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$10545$0 , \port$10547$0 , \port$10549$0 , \port$10551$0 , \port$10553$0 , \port$10555$0 , \port$10557$0 , \port$10559$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -40235,22 +40290,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$10544$0 , \port$10
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$10544$0 ;
-  wire \port$10544$0 ;
-  output \port$10546$0 ;
-  wire \port$10546$0 ;
-  output \port$10548$0 ;
-  wire \port$10548$0 ;
-  output \port$10550$0 ;
-  wire \port$10550$0 ;
-  output \port$10552$0 ;
-  wire \port$10552$0 ;
-  output \port$10554$0 ;
-  wire \port$10554$0 ;
-  output \port$10556$0 ;
-  wire \port$10556$0 ;
-  output \port$10558$0 ;
-  wire \port$10558$0 ;
+  output \port$10545$0 ;
+  wire \port$10545$0 ;
+  output \port$10547$0 ;
+  wire \port$10547$0 ;
+  output \port$10549$0 ;
+  wire \port$10549$0 ;
+  output \port$10551$0 ;
+  wire \port$10551$0 ;
+  output \port$10553$0 ;
+  wire \port$10553$0 ;
+  output \port$10555$0 ;
+  wire \port$10555$0 ;
+  output \port$10557$0 ;
+  wire \port$10557$0 ;
+  output \port$10559$0 ;
+  wire \port$10559$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -40308,14 +40363,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$10544$0 , \port$10
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$10544$0  = \$2 ;
-  assign \port$10546$0  = \$4 ;
-  assign \port$10548$0  = \$6 ;
-  assign \port$10550$0  = \$8 ;
-  assign \port$10552$0  = \$10 ;
-  assign \port$10554$0  = \$12 ;
-  assign \port$10556$0  = \$14 ;
-  assign \port$10558$0  = \$16 ;
+  assign \port$10545$0  = \$2 ;
+  assign \port$10547$0  = \$4 ;
+  assign \port$10549$0  = \$6 ;
+  assign \port$10551$0  = \$8 ;
+  assign \port$10553$0  = \$10 ;
+  assign \port$10555$0  = \$12 ;
+  assign \port$10557$0  = \$14 ;
+  assign \port$10559$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -42243,14 +42298,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$11408$0 (\$869 ),
-    .\port$11410$0 (\$870 ),
-    .\port$11412$0 (\$871 ),
-    .\port$11414$0 (\$872 ),
-    .\port$11416$0 (\$873 ),
-    .\port$11418$0 (\$874 ),
-    .\port$11420$0 (\$875 ),
-    .\port$11422$0 (\$876 ),
+    .\port$11409$0 (\$869 ),
+    .\port$11411$0 (\$870 ),
+    .\port$11413$0 (\$871 ),
+    .\port$11415$0 (\$872 ),
+    .\port$11417$0 (\$873 ),
+    .\port$11419$0 (\$874 ),
+    .\port$11421$0 (\$875 ),
+    .\port$11423$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -43199,7 +43254,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$11408$0 , \port$11410$0 , \port$11412$0 , \port$11414$0 , \port$11416$0 , \port$11418$0 , \port$11420$0 , \port$11422$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$11409$0 , \port$11411$0 , \port$11413$0 , \port$11415$0 , \port$11417$0 , \port$11419$0 , \port$11421$0 , \port$11423$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -43289,22 +43344,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$11408$0 , \port$11
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$11408$0 ;
-  wire \port$11408$0 ;
-  output \port$11410$0 ;
-  wire \port$11410$0 ;
-  output \port$11412$0 ;
-  wire \port$11412$0 ;
-  output \port$11414$0 ;
-  wire \port$11414$0 ;
-  output \port$11416$0 ;
-  wire \port$11416$0 ;
-  output \port$11418$0 ;
-  wire \port$11418$0 ;
-  output \port$11420$0 ;
-  wire \port$11420$0 ;
-  output \port$11422$0 ;
-  wire \port$11422$0 ;
+  output \port$11409$0 ;
+  wire \port$11409$0 ;
+  output \port$11411$0 ;
+  wire \port$11411$0 ;
+  output \port$11413$0 ;
+  wire \port$11413$0 ;
+  output \port$11415$0 ;
+  wire \port$11415$0 ;
+  output \port$11417$0 ;
+  wire \port$11417$0 ;
+  output \port$11419$0 ;
+  wire \port$11419$0 ;
+  output \port$11421$0 ;
+  wire \port$11421$0 ;
+  output \port$11423$0 ;
+  wire \port$11423$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -43362,14 +43417,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$11408$0 , \port$11
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$11408$0  = \$2 ;
-  assign \port$11410$0  = \$4 ;
-  assign \port$11412$0  = \$6 ;
-  assign \port$11414$0  = \$8 ;
-  assign \port$11416$0  = \$10 ;
-  assign \port$11418$0  = \$12 ;
-  assign \port$11420$0  = \$14 ;
-  assign \port$11422$0  = \$16 ;
+  assign \port$11409$0  = \$2 ;
+  assign \port$11411$0  = \$4 ;
+  assign \port$11413$0  = \$6 ;
+  assign \port$11415$0  = \$8 ;
+  assign \port$11417$0  = \$10 ;
+  assign \port$11419$0  = \$12 ;
+  assign \port$11421$0  = \$14 ;
+  assign \port$11423$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -45297,14 +45352,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$12272$0 (\$869 ),
-    .\port$12274$0 (\$870 ),
-    .\port$12276$0 (\$871 ),
-    .\port$12278$0 (\$872 ),
-    .\port$12280$0 (\$873 ),
-    .\port$12282$0 (\$874 ),
-    .\port$12284$0 (\$875 ),
-    .\port$12286$0 (\$876 ),
+    .\port$12273$0 (\$869 ),
+    .\port$12275$0 (\$870 ),
+    .\port$12277$0 (\$871 ),
+    .\port$12279$0 (\$872 ),
+    .\port$12281$0 (\$873 ),
+    .\port$12283$0 (\$874 ),
+    .\port$12285$0 (\$875 ),
+    .\port$12287$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -46253,7 +46308,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$12272$0 , \port$12274$0 , \port$12276$0 , \port$12278$0 , \port$12280$0 , \port$12282$0 , \port$12284$0 , \port$12286$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$12273$0 , \port$12275$0 , \port$12277$0 , \port$12279$0 , \port$12281$0 , \port$12283$0 , \port$12285$0 , \port$12287$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -46343,22 +46398,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$12272$0 , \port$12
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$12272$0 ;
-  wire \port$12272$0 ;
-  output \port$12274$0 ;
-  wire \port$12274$0 ;
-  output \port$12276$0 ;
-  wire \port$12276$0 ;
-  output \port$12278$0 ;
-  wire \port$12278$0 ;
-  output \port$12280$0 ;
-  wire \port$12280$0 ;
-  output \port$12282$0 ;
-  wire \port$12282$0 ;
-  output \port$12284$0 ;
-  wire \port$12284$0 ;
-  output \port$12286$0 ;
-  wire \port$12286$0 ;
+  output \port$12273$0 ;
+  wire \port$12273$0 ;
+  output \port$12275$0 ;
+  wire \port$12275$0 ;
+  output \port$12277$0 ;
+  wire \port$12277$0 ;
+  output \port$12279$0 ;
+  wire \port$12279$0 ;
+  output \port$12281$0 ;
+  wire \port$12281$0 ;
+  output \port$12283$0 ;
+  wire \port$12283$0 ;
+  output \port$12285$0 ;
+  wire \port$12285$0 ;
+  output \port$12287$0 ;
+  wire \port$12287$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -46416,14 +46471,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$12272$0 , \port$12
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$12272$0  = \$2 ;
-  assign \port$12274$0  = \$4 ;
-  assign \port$12276$0  = \$6 ;
-  assign \port$12278$0  = \$8 ;
-  assign \port$12280$0  = \$10 ;
-  assign \port$12282$0  = \$12 ;
-  assign \port$12284$0  = \$14 ;
-  assign \port$12286$0  = \$16 ;
+  assign \port$12273$0  = \$2 ;
+  assign \port$12275$0  = \$4 ;
+  assign \port$12277$0  = \$6 ;
+  assign \port$12279$0  = \$8 ;
+  assign \port$12281$0  = \$10 ;
+  assign \port$12283$0  = \$12 ;
+  assign \port$12285$0  = \$14 ;
+  assign \port$12287$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -48351,14 +48406,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$13136$0 (\$869 ),
-    .\port$13138$0 (\$870 ),
-    .\port$13140$0 (\$871 ),
-    .\port$13142$0 (\$872 ),
-    .\port$13144$0 (\$873 ),
-    .\port$13146$0 (\$874 ),
-    .\port$13148$0 (\$875 ),
-    .\port$13150$0 (\$876 ),
+    .\port$13137$0 (\$869 ),
+    .\port$13139$0 (\$870 ),
+    .\port$13141$0 (\$871 ),
+    .\port$13143$0 (\$872 ),
+    .\port$13145$0 (\$873 ),
+    .\port$13147$0 (\$874 ),
+    .\port$13149$0 (\$875 ),
+    .\port$13151$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -49307,7 +49362,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$13136$0 , \port$13138$0 , \port$13140$0 , \port$13142$0 , \port$13144$0 , \port$13146$0 , \port$13148$0 , \port$13150$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$13137$0 , \port$13139$0 , \port$13141$0 , \port$13143$0 , \port$13145$0 , \port$13147$0 , \port$13149$0 , \port$13151$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -49397,22 +49452,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$13136$0 , \port$13
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$13136$0 ;
-  wire \port$13136$0 ;
-  output \port$13138$0 ;
-  wire \port$13138$0 ;
-  output \port$13140$0 ;
-  wire \port$13140$0 ;
-  output \port$13142$0 ;
-  wire \port$13142$0 ;
-  output \port$13144$0 ;
-  wire \port$13144$0 ;
-  output \port$13146$0 ;
-  wire \port$13146$0 ;
-  output \port$13148$0 ;
-  wire \port$13148$0 ;
-  output \port$13150$0 ;
-  wire \port$13150$0 ;
+  output \port$13137$0 ;
+  wire \port$13137$0 ;
+  output \port$13139$0 ;
+  wire \port$13139$0 ;
+  output \port$13141$0 ;
+  wire \port$13141$0 ;
+  output \port$13143$0 ;
+  wire \port$13143$0 ;
+  output \port$13145$0 ;
+  wire \port$13145$0 ;
+  output \port$13147$0 ;
+  wire \port$13147$0 ;
+  output \port$13149$0 ;
+  wire \port$13149$0 ;
+  output \port$13151$0 ;
+  wire \port$13151$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -49470,14 +49525,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$13136$0 , \port$13
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$13136$0  = \$2 ;
-  assign \port$13138$0  = \$4 ;
-  assign \port$13140$0  = \$6 ;
-  assign \port$13142$0  = \$8 ;
-  assign \port$13144$0  = \$10 ;
-  assign \port$13146$0  = \$12 ;
-  assign \port$13148$0  = \$14 ;
-  assign \port$13150$0  = \$16 ;
+  assign \port$13137$0  = \$2 ;
+  assign \port$13139$0  = \$4 ;
+  assign \port$13141$0  = \$6 ;
+  assign \port$13143$0  = \$8 ;
+  assign \port$13145$0  = \$10 ;
+  assign \port$13147$0  = \$12 ;
+  assign \port$13149$0  = \$14 ;
+  assign \port$13151$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -51405,14 +51460,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$14000$0 (\$869 ),
-    .\port$14002$0 (\$870 ),
-    .\port$14004$0 (\$871 ),
-    .\port$14006$0 (\$872 ),
-    .\port$14008$0 (\$873 ),
-    .\port$14010$0 (\$874 ),
-    .\port$14012$0 (\$875 ),
-    .\port$14014$0 (\$876 ),
+    .\port$14001$0 (\$869 ),
+    .\port$14003$0 (\$870 ),
+    .\port$14005$0 (\$871 ),
+    .\port$14007$0 (\$872 ),
+    .\port$14009$0 (\$873 ),
+    .\port$14011$0 (\$874 ),
+    .\port$14013$0 (\$875 ),
+    .\port$14015$0 (\$876 ),
     .rst(rst)
   );
   always @* begin
@@ -52361,7 +52416,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$14000$0 , \port$14002$0 , \port$14004$0 , \port$14006$0 , \port$14008$0 , \port$14010$0 , \port$14012$0 , \port$14014$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$14001$0 , \port$14003$0 , \port$14005$0 , \port$14007$0 , \port$14009$0 , \port$14011$0 , \port$14013$0 , \port$14015$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -52451,22 +52506,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$14000$0 , \port$14
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$14000$0 ;
-  wire \port$14000$0 ;
-  output \port$14002$0 ;
-  wire \port$14002$0 ;
-  output \port$14004$0 ;
-  wire \port$14004$0 ;
-  output \port$14006$0 ;
-  wire \port$14006$0 ;
-  output \port$14008$0 ;
-  wire \port$14008$0 ;
-  output \port$14010$0 ;
-  wire \port$14010$0 ;
-  output \port$14012$0 ;
-  wire \port$14012$0 ;
-  output \port$14014$0 ;
-  wire \port$14014$0 ;
+  output \port$14001$0 ;
+  wire \port$14001$0 ;
+  output \port$14003$0 ;
+  wire \port$14003$0 ;
+  output \port$14005$0 ;
+  wire \port$14005$0 ;
+  output \port$14007$0 ;
+  wire \port$14007$0 ;
+  output \port$14009$0 ;
+  wire \port$14009$0 ;
+  output \port$14011$0 ;
+  wire \port$14011$0 ;
+  output \port$14013$0 ;
+  wire \port$14013$0 ;
+  output \port$14015$0 ;
+  wire \port$14015$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -52524,14 +52579,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$14000$0 , \port$14
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$14000$0  = \$2 ;
-  assign \port$14002$0  = \$4 ;
-  assign \port$14004$0  = \$6 ;
-  assign \port$14006$0  = \$8 ;
-  assign \port$14008$0  = \$10 ;
-  assign \port$14010$0  = \$12 ;
-  assign \port$14012$0  = \$14 ;
-  assign \port$14014$0  = \$16 ;
+  assign \port$14001$0  = \$2 ;
+  assign \port$14003$0  = \$4 ;
+  assign \port$14005$0  = \$6 ;
+  assign \port$14007$0  = \$8 ;
+  assign \port$14009$0  = \$10 ;
+  assign \port$14011$0  = \$12 ;
+  assign \port$14013$0  = \$14 ;
+  assign \port$14015$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -405,14 +405,14 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$455 ;
   wire [7:0] \$456 ;
   wire \$457 ;
-  wire [3:0] \$458 ;
+  wire \$458 ;
   wire [3:0] \$459 ;
   wire [13:0] \$46 ;
-  wire \$460 ;
+  wire [3:0] \$460 ;
   wire \$461 ;
-  wire [3:0] \$462 ;
+  wire \$462 ;
   wire [3:0] \$463 ;
-  wire \$464 ;
+  wire [3:0] \$464 ;
   wire \$465 ;
   wire \$466 ;
   wire \$467 ;
@@ -421,34 +421,34 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [13:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
-  wire [3:0] \$472 ;
-  wire [3:0] \$473 ;
+  wire \$472 ;
+  wire \$473 ;
   wire \$474 ;
   wire \$475 ;
   wire \$476 ;
-  wire [4:0] \$477 ;
-  reg [2:0] \$478 ;
-  reg [2:0] \$479 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire [13:0] \$48 ;
-  reg \$480 ;
-  reg \$481 ;
-  reg \$482 ;
-  reg [4:0] \$483 ;
-  reg [4:0] \$484 ;
-  reg [4:0] \$485 ;
-  reg [15:0] \$486 ;
-  reg [15:0] \$487 ;
-  reg [15:0] \$488 ;
-  reg [15:0] \$489 ;
+  wire \$480 ;
+  wire [3:0] \$481 ;
+  wire [3:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire [1:0] \$485 ;
+  wire [1:0] \$486 ;
+  wire \$487 ;
+  wire [4:0] \$488 ;
+  reg [2:0] \$489 ;
   wire [13:0] \$49 ;
-  reg [15:0] \$490 ;
-  reg [15:0] \$491 ;
-  reg [15:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [15:0] \$494 ;
-  reg [15:0] \$495 ;
-  reg [15:0] \$496 ;
-  reg [15:0] \$497 ;
+  reg [2:0] \$490 ;
+  reg \$491 ;
+  reg \$492 ;
+  reg \$493 ;
+  reg [4:0] \$494 ;
+  reg [4:0] \$495 ;
+  reg [4:0] \$496 ;
+  reg \$497 ;
   reg [15:0] \$498 ;
   reg [15:0] \$499 ;
   wire \$5 ;
@@ -468,16 +468,30 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg [15:0] \$511 ;
   reg [15:0] \$512 ;
   reg [15:0] \$513 ;
-  reg [15:0] \$514 ;
+  reg \$514 ;
   reg [15:0] \$515 ;
   reg [15:0] \$516 ;
   reg [15:0] \$517 ;
-  reg [1:0] \$518 ;
-  reg [2:0] \$519 ;
+  reg [15:0] \$518 ;
+  reg [15:0] \$519 ;
   wire [7:0] \$52 ;
-  reg \$520 ;
-  reg [3:0] \$521 ;
+  reg [15:0] \$520 ;
+  reg [15:0] \$521 ;
+  reg [15:0] \$522 ;
+  reg [15:0] \$523 ;
+  reg [15:0] \$524 ;
+  reg [15:0] \$525 ;
+  reg [15:0] \$526 ;
+  reg [15:0] \$527 ;
+  reg [15:0] \$528 ;
+  reg [15:0] \$529 ;
   wire [7:0] \$53 ;
+  reg [15:0] \$530 ;
+  reg [1:0] \$531 ;
+  reg [2:0] \$532 ;
+  reg \$533 ;
+  reg \$534 ;
+  reg [3:0] \$535 ;
   wire [7:0] \$54 ;
   wire [7:0] \$55 ;
   wire [7:0] \$56 ;
@@ -709,6 +723,8 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   (* init = 2'h0 *)
   wire [1:0] buffer_mode;
   reg buffer_reserved = 1'h0;
+  reg buffer_shift_0 = 1'h0;
+  reg buffer_shift_1 = 1'h0;
   input clk;
   wire clk;
   wire [4:0] control;
@@ -740,15 +756,15 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \en$84 ;
   wire \en$91 ;
   wire flush;
-  wire \flush$133 ;
-  wire \flush$135 ;
+  wire \flush$109 ;
+  wire \flush$118 ;
+  wire \flush$128 ;
   wire \flush$137 ;
-  wire \flush$139 ;
   wire [1:0] flush_mode;
   wire [15:0] flush_sum;
+  wire [15:0] \flush_sum$126 ;
   wire [15:0] \flush_sum$136 ;
-  wire [15:0] \flush_sum$138 ;
-  wire [15:0] \flush_sum$140 ;
+  wire [15:0] \flush_sum$145 ;
   reg flushing = 1'h0;
   input [31:0] in_a;
   wire [31:0] in_a;
@@ -763,7 +779,8 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   input in_valid;
   wire in_valid;
   output [31:0] out_data;
-  reg [31:0] out_data;
+  wire [31:0] out_data;
+  wire [31:0] out_head;
   output out_last;
   wire out_last;
   output [1:0] out_mode;
@@ -777,6 +794,7 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg pending = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] row;
+  reg row_part = 1'h0;
   input rst;
   wire rst;
   wire [4:0] step;
@@ -799,8 +817,21 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \step.last ;
   wire [1:0] \step.mode ;
   wire \step.valid ;
+  wire take;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
+  assign \$431  = in_mode == 1'h1;
+  assign \$432  = \$430  | \$431 ;
+  assign \$433  = in_b[22:16] == 7'h7f;
+  assign \$434  = in_mode == 2'h2;
+  assign \$436  = in_b[22:18] == 5'h1f;
+  assign \$437  = | in_b[17:16];
+  assign \$438  = \$436  & \$437 ;
+  assign \$439  = in_b[30:23] == 8'hff;
+  assign \$440  = | in_b[22:16];
+  assign \$441  = \$439  & \$440 ;
+  assign \$442  = \$435  ? \$438  : \$441 ;
+  assign b_1_nan = \$432  ? \$433  : \$442 ;
   assign \$443  = ! in_mode;
   assign \$445  = in_mode == 1'h1;
   assign \$446  = \$444  | \$445 ;
@@ -814,39 +845,50 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$456  = \$455  ? { b_1_e5m2_sig, 5'h00 } : b_1_bf16_sig;
   assign b_1_sig = \$453  ? { b_1_e4m3_sig, 4'h0 } : \$456 ;
   assign out_last = out_row == 4'hf;
-  assign \$457  = turn == 3'h7;
-  assign \$458  = turn + 1'h1;
-  assign \$459  = \$457  ? 4'h0 : \$458 ;
-  assign \$460  = in_valid & in_ready;
-  assign \$461  = due == 3'h7;
-  assign \$462  = due + 1'h1;
-  assign \$463  = \$461  ? 4'h0 : \$462 ;
-  assign \$464  = turn == 3'h7;
-  assign \$465  = ~ \$464 ;
-  assign \$466  = turn == 3'h7;
-  assign \$467  = in_valid & in_ready;
-  assign \$468  = \$467  & in_last;
-  assign \$469  = due == 3'h7;
-  assign \$470  = \$468  & \$469 ;
-  assign \$471  = taken == 3'h7;
-  assign \$472  = taken + 1'h1;
-  assign \$473  = \$471  ? 4'h0 : \$472 ;
-  assign \$474  = taken == 3'h7;
-  assign \$475  = out_valid & out_ready;
-  assign \$476  = out_row == 4'hf;
-  assign \$477  = out_row + 1'h1;
+  assign \$457  = ! row_part;
+  assign out_data = row_part ? { buffer_1_1_0, buffer_1_0_0 } : { buffer_0_1_0, buffer_0_0_0 };
+  assign take = out_valid & out_ready;
+  assign \$458  = turn == 3'h7;
+  assign \$459  = turn + 1'h1;
+  assign \$460  = \$458  ? 4'h0 : \$459 ;
+  assign \$461  = in_valid & in_ready;
+  assign \$462  = due == 3'h7;
+  assign \$463  = due + 1'h1;
+  assign \$464  = \$462  ? 4'h0 : \$463 ;
+  assign \$465  = turn == 3'h7;
+  assign \$466  = ~ \$465 ;
+  assign \$467  = turn == 3'h7;
+  assign \$468  = in_valid & in_ready;
+  assign \$469  = \$468  & in_last;
+  assign \$470  = due == 3'h7;
+  assign \$471  = \$469  & \$470 ;
+  assign \$472  = ! row_part;
+  assign \$473  = take & \$472 ;
+  assign \$474  = \flush$109  | buffer_shift_0;
+  assign \$475  = \flush$118  | buffer_shift_0;
+  assign \$477  = take & \$476 ;
+  assign \$478  = \flush$128  | buffer_shift_1;
+  assign \$479  = \flush$137  | buffer_shift_1;
+  assign \$480  = taken == 3'h7;
+  assign \$481  = taken + 1'h1;
+  assign \$482  = \$480  ? 4'h0 : \$481 ;
+  assign \$483  = taken == 3'h7;
+  assign \$485  = row_part + 1'h1;
+  assign \$486  = \$484  ? 2'h0 : \$485 ;
+  assign \$487  = out_row == 4'hf;
+  assign \$488  = out_row + 1'h1;
   always @(posedge clk)
-    turn <= \$478 ;
+    turn <= \$489 ;
   always @(posedge clk)
-    due <= \$479 ;
+    due <= \$490 ;
   always @(posedge clk)
-    buffer_reserved <= \$480 ;
+    buffer_reserved <= \$491 ;
   always @(posedge clk)
-    flushing <= \$481 ;
+    flushing <= \$492 ;
   always @(posedge clk)
-    pending <= \$482 ;
+    pending <= \$493 ;
   always @(posedge clk)
-    \step$85  <= \$483 ;
+    \step$85  <= \$494 ;
   always @(posedge clk)
     \a$87  <= a_1;
   always @(posedge clk)
@@ -854,7 +896,7 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   always @(posedge clk)
     \a$80  <= a_0;
   always @(posedge clk)
-    \step$78  <= \$484 ;
+    \step$78  <= \$495 ;
   always @(posedge clk)
     \b$89  <= b_0;
   always @(posedge clk)
@@ -862,79 +904,85 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   always @(posedge clk)
     \a$94  <= \a$87 ;
   always @(posedge clk)
-    \step$92  <= \$485 ;
+    \step$92  <= \$496 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$486 ;
+    buffer_shift_0 <= \$497 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$487 ;
+    buffer_0_0_0 <= \$498 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$488 ;
+    buffer_0_0_1 <= \$499 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$489 ;
+    buffer_0_0_2 <= \$500 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$490 ;
+    buffer_0_0_3 <= \$501 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$491 ;
+    buffer_0_0_4 <= \$502 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$492 ;
+    buffer_0_0_5 <= \$503 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$493 ;
+    buffer_0_0_6 <= \$504 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$494 ;
+    buffer_0_0_7 <= \$505 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$495 ;
+    buffer_0_1_0 <= \$506 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$496 ;
+    buffer_0_1_1 <= \$507 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$497 ;
+    buffer_0_1_2 <= \$508 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$498 ;
+    buffer_0_1_3 <= \$509 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$499 ;
+    buffer_0_1_4 <= \$510 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$500 ;
+    buffer_0_1_5 <= \$511 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$501 ;
+    buffer_0_1_6 <= \$512 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$502 ;
+    buffer_0_1_7 <= \$513 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$503 ;
+    buffer_shift_1 <= \$514 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$504 ;
+    buffer_1_0_0 <= \$515 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$505 ;
+    buffer_1_0_1 <= \$516 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$506 ;
+    buffer_1_0_2 <= \$517 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$507 ;
+    buffer_1_0_3 <= \$518 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$508 ;
+    buffer_1_0_4 <= \$519 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$509 ;
+    buffer_1_0_5 <= \$520 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$510 ;
+    buffer_1_0_6 <= \$521 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$511 ;
+    buffer_1_0_7 <= \$522 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$512 ;
+    buffer_1_1_0 <= \$523 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$513 ;
+    buffer_1_1_1 <= \$524 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$514 ;
+    buffer_1_1_2 <= \$525 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$515 ;
+    buffer_1_1_3 <= \$526 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$516 ;
+    buffer_1_1_4 <= \$527 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$517 ;
+    buffer_1_1_5 <= \$528 ;
   always @(posedge clk)
-    out_mode <= \$518 ;
+    buffer_1_1_6 <= \$529 ;
   always @(posedge clk)
-    taken <= \$519 ;
+    buffer_1_1_7 <= \$530 ;
   always @(posedge clk)
-    out_valid <= \$520 ;
+    out_mode <= \$531 ;
   always @(posedge clk)
-    out_row <= \$521 ;
+    taken <= \$532 ;
+  always @(posedge clk)
+    out_valid <= \$533 ;
+  always @(posedge clk)
+    row_part <= \$534 ;
+  always @(posedge clk)
+    out_row <= \$535 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1309,296 +1357,133 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$428  = \$421  ? \$424  : \$427 ;
   assign b_1_inf = \$419  ? 1'h0 : \$428 ;
   assign \$429  = ! in_mode;
-  assign \$431  = in_mode == 1'h1;
-  assign \$432  = \$430  | \$431 ;
-  assign \$433  = in_b[22:16] == 7'h7f;
-  assign \$434  = in_mode == 2'h2;
-  assign \$436  = in_b[22:18] == 5'h1f;
-  assign \$437  = | in_b[17:16];
-  assign \$438  = \$436  & \$437 ;
-  assign \$439  = in_b[30:23] == 8'hff;
-  assign \$440  = | in_b[22:16];
-  assign \$441  = \$439  & \$440 ;
-  assign \$442  = \$435  ? \$438  : \$441 ;
-  assign b_1_nan = \$432  ? \$433  : \$442 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$133 ),
+    .flush(\flush$109 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$80 ),
-    .acc(\flush_sum$136 ),
+    .acc(\flush_sum$126 ),
     .b(\b$82 ),
     .clk(clk),
-    .flush(\flush$135 ),
+    .flush(\flush$118 ),
     .rst(rst),
     .step(\step$78 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$87 ),
-    .acc(\flush_sum$138 ),
+    .acc(\flush_sum$136 ),
     .b(\b$89 ),
     .clk(clk),
-    .flush(\flush$137 ),
+    .flush(\flush$128 ),
     .rst(rst),
     .step(\step$85 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$94 ),
-    .acc(\flush_sum$140 ),
+    .acc(\flush_sum$145 ),
     .acc_mode(flush_mode),
     .b(\b$96 ),
     .clk(clk),
-    .flush(\flush$139 ),
+    .flush(\flush$137 ),
     .rst(rst),
     .step(\step$92 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (out_row)
-      4'h0:
-          out_data = { buffer_0_1_0, buffer_0_0_0 };
-      4'h1:
-          out_data = { buffer_1_1_0, buffer_1_0_0 };
-      4'h2:
-          out_data = { buffer_0_1_1, buffer_0_0_1 };
-      4'h3:
-          out_data = { buffer_1_1_1, buffer_1_0_1 };
-      4'h4:
-          out_data = { buffer_0_1_2, buffer_0_0_2 };
-      4'h5:
-          out_data = { buffer_1_1_2, buffer_1_0_2 };
-      4'h6:
-          out_data = { buffer_0_1_3, buffer_0_0_3 };
-      4'h7:
-          out_data = { buffer_1_1_3, buffer_1_0_3 };
-      4'h8:
-          out_data = { buffer_0_1_4, buffer_0_0_4 };
-      4'h9:
-          out_data = { buffer_1_1_4, buffer_1_0_4 };
-      4'ha:
-          out_data = { buffer_0_1_5, buffer_0_0_5 };
-      4'hb:
-          out_data = { buffer_1_1_5, buffer_1_0_5 };
-      4'hc:
-          out_data = { buffer_0_1_6, buffer_0_0_6 };
-      4'hd:
-          out_data = { buffer_1_1_6, buffer_1_0_6 };
-      4'he:
-          out_data = { buffer_0_1_7, buffer_0_0_7 };
-      default:
-          out_data = { buffer_1_1_7, buffer_1_0_7 };
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = \$459 [2:0];
+    \$489  = \$460 [2:0];
     if (rst) begin
-      \$478  = 3'h0;
+      \$489  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = due;
-    if (\$460 ) begin
-      \$479  = \$463 [2:0];
+    \$490  = due;
+    if (\$461 ) begin
+      \$490  = \$464 [2:0];
     end
     if (rst) begin
-      \$479  = 3'h0;
+      \$490  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = buffer_reserved;
+    \$491  = buffer_reserved;
     if (flush) begin
-      \$480  = 1'h1;
+      \$491  = 1'h1;
     end
-    if (\$475 ) begin
-      if (\$476 ) begin
-        \$480  = 1'h0;
+    if (take) begin
+      if (\$487 ) begin
+        \$491  = 1'h0;
       end
     end
     if (rst) begin
-      \$480  = 1'h0;
+      \$491  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = flushing;
+    \$492  = flushing;
     if (flush) begin
-      \$481  = \$465 ;
+      \$492  = \$466 ;
     end
     if (rst) begin
-      \$481  = 1'h0;
+      \$492  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = pending;
+    \$493  = pending;
     if (flush) begin
-      if (\$466 ) begin
-        \$482  = 1'h0;
+      if (\$467 ) begin
+        \$493  = 1'h0;
       end
     end
-    if (\$470 ) begin
-      \$482  = 1'h1;
+    if (\$471 ) begin
+      \$493  = 1'h1;
     end
     if (rst) begin
-      \$482  = 1'h0;
+      \$493  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = control;
+    \$494  = control;
     if (rst) begin
-      \$483  = 5'h00;
+      \$494  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = control;
+    \$495  = control;
     if (rst) begin
-      \$484  = 5'h00;
+      \$495  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = \step$85 ;
+    \$496  = \step$85 ;
     if (rst) begin
-      \$485  = 5'h00;
+      \$496  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = buffer_0_0_0;
-    if (\flush$133 ) begin
-      \$486  = buffer_0_0_1;
-    end
+    \$497  = \$473 ;
     if (rst) begin
-      \$486  = 16'h0000;
+      \$497  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = buffer_0_0_1;
-    if (\flush$133 ) begin
-      \$487  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$487  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = buffer_0_0_2;
-    if (\flush$133 ) begin
-      \$488  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$488  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = buffer_0_0_3;
-    if (\flush$133 ) begin
-      \$489  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$489  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = buffer_0_0_4;
-    if (\flush$133 ) begin
-      \$490  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$490  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = buffer_0_0_5;
-    if (\flush$133 ) begin
-      \$491  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$491  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$492  = buffer_0_0_6;
-    if (\flush$133 ) begin
-      \$492  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$492  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$493  = buffer_0_0_7;
-    if (\flush$133 ) begin
-      \$493  = flush_sum;
-    end
-    if (rst) begin
-      \$493  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$494  = buffer_0_1_0;
-    if (\flush$135 ) begin
-      \$494  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$494  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$495  = buffer_0_1_1;
-    if (\flush$135 ) begin
-      \$495  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$495  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$496  = buffer_0_1_2;
-    if (\flush$135 ) begin
-      \$496  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$496  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$497  = buffer_0_1_3;
-    if (\flush$135 ) begin
-      \$497  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$497  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$498  = buffer_0_1_4;
-    if (\flush$135 ) begin
-      \$498  = buffer_0_1_5;
+    \$498  = buffer_0_0_0;
+    if (\$474 ) begin
+      \$498  = buffer_0_0_1;
     end
     if (rst) begin
       \$498  = 16'h0000;
@@ -1606,9 +1491,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$499  = buffer_0_1_5;
-    if (\flush$135 ) begin
-      \$499  = buffer_0_1_6;
+    \$499  = buffer_0_0_1;
+    if (\$474 ) begin
+      \$499  = buffer_0_0_2;
     end
     if (rst) begin
       \$499  = 16'h0000;
@@ -1616,9 +1501,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$500  = buffer_0_1_6;
-    if (\flush$135 ) begin
-      \$500  = buffer_0_1_7;
+    \$500  = buffer_0_0_2;
+    if (\$474 ) begin
+      \$500  = buffer_0_0_3;
     end
     if (rst) begin
       \$500  = 16'h0000;
@@ -1626,9 +1511,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$501  = buffer_0_1_7;
-    if (\flush$135 ) begin
-      \$501  = \flush_sum$136 ;
+    \$501  = buffer_0_0_3;
+    if (\$474 ) begin
+      \$501  = buffer_0_0_4;
     end
     if (rst) begin
       \$501  = 16'h0000;
@@ -1636,9 +1521,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$502  = buffer_1_0_0;
-    if (\flush$137 ) begin
-      \$502  = buffer_1_0_1;
+    \$502  = buffer_0_0_4;
+    if (\$474 ) begin
+      \$502  = buffer_0_0_5;
     end
     if (rst) begin
       \$502  = 16'h0000;
@@ -1646,9 +1531,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$503  = buffer_1_0_1;
-    if (\flush$137 ) begin
-      \$503  = buffer_1_0_2;
+    \$503  = buffer_0_0_5;
+    if (\$474 ) begin
+      \$503  = buffer_0_0_6;
     end
     if (rst) begin
       \$503  = 16'h0000;
@@ -1656,9 +1541,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$504  = buffer_1_0_2;
-    if (\flush$137 ) begin
-      \$504  = buffer_1_0_3;
+    \$504  = buffer_0_0_6;
+    if (\$474 ) begin
+      \$504  = buffer_0_0_7;
     end
     if (rst) begin
       \$504  = 16'h0000;
@@ -1666,9 +1551,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$505  = buffer_1_0_3;
-    if (\flush$137 ) begin
-      \$505  = buffer_1_0_4;
+    \$505  = buffer_0_0_7;
+    if (\$474 ) begin
+      \$505  = flush_sum;
     end
     if (rst) begin
       \$505  = 16'h0000;
@@ -1676,9 +1561,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$506  = buffer_1_0_4;
-    if (\flush$137 ) begin
-      \$506  = buffer_1_0_5;
+    \$506  = buffer_0_1_0;
+    if (\$475 ) begin
+      \$506  = buffer_0_1_1;
     end
     if (rst) begin
       \$506  = 16'h0000;
@@ -1686,9 +1571,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$507  = buffer_1_0_5;
-    if (\flush$137 ) begin
-      \$507  = buffer_1_0_6;
+    \$507  = buffer_0_1_1;
+    if (\$475 ) begin
+      \$507  = buffer_0_1_2;
     end
     if (rst) begin
       \$507  = 16'h0000;
@@ -1696,9 +1581,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$508  = buffer_1_0_6;
-    if (\flush$137 ) begin
-      \$508  = buffer_1_0_7;
+    \$508  = buffer_0_1_2;
+    if (\$475 ) begin
+      \$508  = buffer_0_1_3;
     end
     if (rst) begin
       \$508  = 16'h0000;
@@ -1706,9 +1591,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$509  = buffer_1_0_7;
-    if (\flush$137 ) begin
-      \$509  = \flush_sum$138 ;
+    \$509  = buffer_0_1_3;
+    if (\$475 ) begin
+      \$509  = buffer_0_1_4;
     end
     if (rst) begin
       \$509  = 16'h0000;
@@ -1716,9 +1601,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$510  = buffer_1_1_0;
-    if (\flush$139 ) begin
-      \$510  = buffer_1_1_1;
+    \$510  = buffer_0_1_4;
+    if (\$475 ) begin
+      \$510  = buffer_0_1_5;
     end
     if (rst) begin
       \$510  = 16'h0000;
@@ -1726,9 +1611,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$511  = buffer_1_1_1;
-    if (\flush$139 ) begin
-      \$511  = buffer_1_1_2;
+    \$511  = buffer_0_1_5;
+    if (\$475 ) begin
+      \$511  = buffer_0_1_6;
     end
     if (rst) begin
       \$511  = 16'h0000;
@@ -1736,9 +1621,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$512  = buffer_1_1_2;
-    if (\flush$139 ) begin
-      \$512  = buffer_1_1_3;
+    \$512  = buffer_0_1_6;
+    if (\$475 ) begin
+      \$512  = buffer_0_1_7;
     end
     if (rst) begin
       \$512  = 16'h0000;
@@ -1746,9 +1631,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$513  = buffer_1_1_3;
-    if (\flush$139 ) begin
-      \$513  = buffer_1_1_4;
+    \$513  = buffer_0_1_7;
+    if (\$475 ) begin
+      \$513  = \flush_sum$126 ;
     end
     if (rst) begin
       \$513  = 16'h0000;
@@ -1756,19 +1641,16 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$514  = buffer_1_1_4;
-    if (\flush$139 ) begin
-      \$514  = buffer_1_1_5;
-    end
+    \$514  = \$477 ;
     if (rst) begin
-      \$514  = 16'h0000;
+      \$514  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$515  = buffer_1_1_5;
-    if (\flush$139 ) begin
-      \$515  = buffer_1_1_6;
+    \$515  = buffer_1_0_0;
+    if (\$478 ) begin
+      \$515  = buffer_1_0_1;
     end
     if (rst) begin
       \$515  = 16'h0000;
@@ -1776,9 +1658,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$516  = buffer_1_1_6;
-    if (\flush$139 ) begin
-      \$516  = buffer_1_1_7;
+    \$516  = buffer_1_0_1;
+    if (\$478 ) begin
+      \$516  = buffer_1_0_2;
     end
     if (rst) begin
       \$516  = 16'h0000;
@@ -1786,9 +1668,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$517  = buffer_1_1_7;
-    if (\flush$139 ) begin
-      \$517  = \flush_sum$140 ;
+    \$517  = buffer_1_0_2;
+    if (\$478 ) begin
+      \$517  = buffer_1_0_3;
     end
     if (rst) begin
       \$517  = 16'h0000;
@@ -1796,54 +1678,194 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$518  = out_mode;
-    if (\flush$139 ) begin
-      \$518  = flush_mode;
+    \$518  = buffer_1_0_3;
+    if (\$478 ) begin
+      \$518  = buffer_1_0_4;
     end
     if (rst) begin
-      \$518  = 2'h0;
+      \$518  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$519  = taken;
-    if (\flush$139 ) begin
-      \$519  = \$473 [2:0];
+    \$519  = buffer_1_0_4;
+    if (\$478 ) begin
+      \$519  = buffer_1_0_5;
     end
     if (rst) begin
-      \$519  = 3'h0;
+      \$519  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$520  = out_valid;
-    if (\flush$139 ) begin
-      if (\$474 ) begin
-        \$520  = 1'h1;
+    \$520  = buffer_1_0_5;
+    if (\$478 ) begin
+      \$520  = buffer_1_0_6;
+    end
+    if (rst) begin
+      \$520  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$521  = buffer_1_0_6;
+    if (\$478 ) begin
+      \$521  = buffer_1_0_7;
+    end
+    if (rst) begin
+      \$521  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$522  = buffer_1_0_7;
+    if (\$478 ) begin
+      \$522  = \flush_sum$136 ;
+    end
+    if (rst) begin
+      \$522  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$523  = buffer_1_1_0;
+    if (\$479 ) begin
+      \$523  = buffer_1_1_1;
+    end
+    if (rst) begin
+      \$523  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$524  = buffer_1_1_1;
+    if (\$479 ) begin
+      \$524  = buffer_1_1_2;
+    end
+    if (rst) begin
+      \$524  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$525  = buffer_1_1_2;
+    if (\$479 ) begin
+      \$525  = buffer_1_1_3;
+    end
+    if (rst) begin
+      \$525  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$526  = buffer_1_1_3;
+    if (\$479 ) begin
+      \$526  = buffer_1_1_4;
+    end
+    if (rst) begin
+      \$526  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$527  = buffer_1_1_4;
+    if (\$479 ) begin
+      \$527  = buffer_1_1_5;
+    end
+    if (rst) begin
+      \$527  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$528  = buffer_1_1_5;
+    if (\$479 ) begin
+      \$528  = buffer_1_1_6;
+    end
+    if (rst) begin
+      \$528  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$529  = buffer_1_1_6;
+    if (\$479 ) begin
+      \$529  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$529  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$530  = buffer_1_1_7;
+    if (\$479 ) begin
+      \$530  = \flush_sum$145 ;
+    end
+    if (rst) begin
+      \$530  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$531  = out_mode;
+    if (\flush$137 ) begin
+      \$531  = flush_mode;
+    end
+    if (rst) begin
+      \$531  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$532  = taken;
+    if (\flush$137 ) begin
+      \$532  = \$482 [2:0];
+    end
+    if (rst) begin
+      \$532  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$533  = out_valid;
+    if (\flush$137 ) begin
+      if (\$483 ) begin
+        \$533  = 1'h1;
       end
     end
-    if (\$475 ) begin
-      if (\$476 ) begin
-        \$520  = 1'h0;
+    if (take) begin
+      if (\$487 ) begin
+        \$533  = 1'h0;
       end
     end
     if (rst) begin
-      \$520  = 1'h0;
+      \$533  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$521  = out_row;
-    if (\$475 ) begin
+    \$534  = row_part;
+    if (take) begin
+      \$534  = \$486 [0];
+    end
+    if (rst) begin
+      \$534  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$535  = out_row;
+    if (take) begin
       (* full_case = 32'd1 *)
-      if (\$476 ) begin
-        \$521  = 4'h0;
+      if (\$487 ) begin
+        \$535  = 4'h0;
       end else begin
-        \$521  = \$477 [3:0];
+        \$535  = \$488 [3:0];
       end
     end
     if (rst) begin
-      \$521  = 4'h0;
+      \$535  = 4'h0;
     end
   end
   assign a_0_e4m3_exp = \$14 [4:0];
@@ -1877,6 +1899,7 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign buffer_mode = out_mode;
   assign buffer_full = out_valid;
   assign row = out_row;
+  assign out_head = out_data;
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -2105,6 +2128,8 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$448  = \$447 ;
   assign \$451  = \$450 ;
   assign \$455  = \$454 ;
+  assign \$476  = row_part;
+  assign \$484  = row_part;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4579,14 +4604,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1582$0 (\$1126 ),
-    .\port$1584$0 (\$1127 ),
-    .\port$1586$0 (\$1128 ),
-    .\port$1588$0 (\$1129 ),
-    .\port$1590$0 (\$1130 ),
-    .\port$1592$0 (\$1131 ),
-    .\port$1594$0 (\$1132 ),
-    .\port$1596$0 (\$1133 ),
+    .\port$1579$0 (\$1126 ),
+    .\port$1581$0 (\$1127 ),
+    .\port$1583$0 (\$1128 ),
+    .\port$1585$0 (\$1129 ),
+    .\port$1587$0 (\$1130 ),
+    .\port$1589$0 (\$1131 ),
+    .\port$1591$0 (\$1132 ),
+    .\port$1593$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
@@ -5720,7 +5745,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1582$0 , \port$1584$0 , \port$1586$0 , \port$1588$0 , \port$1590$0 , \port$1592$0 , \port$1594$0 , \port$1596$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1579$0 , \port$1581$0 , \port$1583$0 , \port$1585$0 , \port$1587$0 , \port$1589$0 , \port$1591$0 , \port$1593$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6004,22 +6029,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1582$0 , \port$1584
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1582$0 ;
-  wire \port$1582$0 ;
-  output \port$1584$0 ;
-  wire \port$1584$0 ;
-  output \port$1586$0 ;
-  wire \port$1586$0 ;
-  output \port$1588$0 ;
-  wire \port$1588$0 ;
-  output \port$1590$0 ;
-  wire \port$1590$0 ;
-  output \port$1592$0 ;
-  wire \port$1592$0 ;
-  output \port$1594$0 ;
-  wire \port$1594$0 ;
-  output \port$1596$0 ;
-  wire \port$1596$0 ;
+  output \port$1579$0 ;
+  wire \port$1579$0 ;
+  output \port$1581$0 ;
+  wire \port$1581$0 ;
+  output \port$1583$0 ;
+  wire \port$1583$0 ;
+  output \port$1585$0 ;
+  wire \port$1585$0 ;
+  output \port$1587$0 ;
+  wire \port$1587$0 ;
+  output \port$1589$0 ;
+  wire \port$1589$0 ;
+  output \port$1591$0 ;
+  wire \port$1591$0 ;
+  output \port$1593$0 ;
+  wire \port$1593$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6183,14 +6208,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1582$0 , \port$1584
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1582$0  = \$2 ;
-  assign \port$1584$0  = \$4 ;
-  assign \port$1586$0  = \$6 ;
-  assign \port$1588$0  = \$8 ;
-  assign \port$1590$0  = \$10 ;
-  assign \port$1592$0  = \$12 ;
-  assign \port$1594$0  = \$14 ;
-  assign \port$1596$0  = \$16 ;
+  assign \port$1579$0  = \$2 ;
+  assign \port$1581$0  = \$4 ;
+  assign \port$1583$0  = \$6 ;
+  assign \port$1585$0  = \$8 ;
+  assign \port$1587$0  = \$10 ;
+  assign \port$1589$0  = \$12 ;
+  assign \port$1591$0  = \$14 ;
+  assign \port$1593$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8937,14 +8962,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2883$0 (\$1126 ),
-    .\port$2885$0 (\$1127 ),
-    .\port$2887$0 (\$1128 ),
-    .\port$2889$0 (\$1129 ),
-    .\port$2891$0 (\$1130 ),
-    .\port$2893$0 (\$1131 ),
-    .\port$2895$0 (\$1132 ),
-    .\port$2897$0 (\$1133 ),
+    .\port$2880$0 (\$1126 ),
+    .\port$2882$0 (\$1127 ),
+    .\port$2884$0 (\$1128 ),
+    .\port$2886$0 (\$1129 ),
+    .\port$2888$0 (\$1130 ),
+    .\port$2890$0 (\$1131 ),
+    .\port$2892$0 (\$1132 ),
+    .\port$2894$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
@@ -10078,7 +10103,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2883$0 , \port$2885$0 , \port$2887$0 , \port$2889$0 , \port$2891$0 , \port$2893$0 , \port$2895$0 , \port$2897$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2880$0 , \port$2882$0 , \port$2884$0 , \port$2886$0 , \port$2888$0 , \port$2890$0 , \port$2892$0 , \port$2894$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10362,22 +10387,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2883$0 , \port$2885
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$2883$0 ;
-  wire \port$2883$0 ;
-  output \port$2885$0 ;
-  wire \port$2885$0 ;
-  output \port$2887$0 ;
-  wire \port$2887$0 ;
-  output \port$2889$0 ;
-  wire \port$2889$0 ;
-  output \port$2891$0 ;
-  wire \port$2891$0 ;
-  output \port$2893$0 ;
-  wire \port$2893$0 ;
-  output \port$2895$0 ;
-  wire \port$2895$0 ;
-  output \port$2897$0 ;
-  wire \port$2897$0 ;
+  output \port$2880$0 ;
+  wire \port$2880$0 ;
+  output \port$2882$0 ;
+  wire \port$2882$0 ;
+  output \port$2884$0 ;
+  wire \port$2884$0 ;
+  output \port$2886$0 ;
+  wire \port$2886$0 ;
+  output \port$2888$0 ;
+  wire \port$2888$0 ;
+  output \port$2890$0 ;
+  wire \port$2890$0 ;
+  output \port$2892$0 ;
+  wire \port$2892$0 ;
+  output \port$2894$0 ;
+  wire \port$2894$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -10541,14 +10566,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2883$0 , \port$2885
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2883$0  = \$2 ;
-  assign \port$2885$0  = \$4 ;
-  assign \port$2887$0  = \$6 ;
-  assign \port$2889$0  = \$8 ;
-  assign \port$2891$0  = \$10 ;
-  assign \port$2893$0  = \$12 ;
-  assign \port$2895$0  = \$14 ;
-  assign \port$2897$0  = \$16 ;
+  assign \port$2880$0  = \$2 ;
+  assign \port$2882$0  = \$4 ;
+  assign \port$2884$0  = \$6 ;
+  assign \port$2886$0  = \$8 ;
+  assign \port$2888$0  = \$10 ;
+  assign \port$2890$0  = \$12 ;
+  assign \port$2892$0  = \$14 ;
+  assign \port$2894$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -13295,14 +13320,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$4184$0 (\$1126 ),
-    .\port$4186$0 (\$1127 ),
-    .\port$4188$0 (\$1128 ),
-    .\port$4190$0 (\$1129 ),
-    .\port$4192$0 (\$1130 ),
-    .\port$4194$0 (\$1131 ),
-    .\port$4196$0 (\$1132 ),
-    .\port$4198$0 (\$1133 ),
+    .\port$4181$0 (\$1126 ),
+    .\port$4183$0 (\$1127 ),
+    .\port$4185$0 (\$1128 ),
+    .\port$4187$0 (\$1129 ),
+    .\port$4189$0 (\$1130 ),
+    .\port$4191$0 (\$1131 ),
+    .\port$4193$0 (\$1132 ),
+    .\port$4195$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
@@ -14436,7 +14461,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4184$0 , \port$4186$0 , \port$4188$0 , \port$4190$0 , \port$4192$0 , \port$4194$0 , \port$4196$0 , \port$4198$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4181$0 , \port$4183$0 , \port$4185$0 , \port$4187$0 , \port$4189$0 , \port$4191$0 , \port$4193$0 , \port$4195$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14720,22 +14745,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4184$0 , \port$4186
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$4184$0 ;
-  wire \port$4184$0 ;
-  output \port$4186$0 ;
-  wire \port$4186$0 ;
-  output \port$4188$0 ;
-  wire \port$4188$0 ;
-  output \port$4190$0 ;
-  wire \port$4190$0 ;
-  output \port$4192$0 ;
-  wire \port$4192$0 ;
-  output \port$4194$0 ;
-  wire \port$4194$0 ;
-  output \port$4196$0 ;
-  wire \port$4196$0 ;
-  output \port$4198$0 ;
-  wire \port$4198$0 ;
+  output \port$4181$0 ;
+  wire \port$4181$0 ;
+  output \port$4183$0 ;
+  wire \port$4183$0 ;
+  output \port$4185$0 ;
+  wire \port$4185$0 ;
+  output \port$4187$0 ;
+  wire \port$4187$0 ;
+  output \port$4189$0 ;
+  wire \port$4189$0 ;
+  output \port$4191$0 ;
+  wire \port$4191$0 ;
+  output \port$4193$0 ;
+  wire \port$4193$0 ;
+  output \port$4195$0 ;
+  wire \port$4195$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -14899,14 +14924,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4184$0 , \port$4186
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4184$0  = \$2 ;
-  assign \port$4186$0  = \$4 ;
-  assign \port$4188$0  = \$6 ;
-  assign \port$4190$0  = \$8 ;
-  assign \port$4192$0  = \$10 ;
-  assign \port$4194$0  = \$12 ;
-  assign \port$4196$0  = \$14 ;
-  assign \port$4198$0  = \$16 ;
+  assign \port$4181$0  = \$2 ;
+  assign \port$4183$0  = \$4 ;
+  assign \port$4185$0  = \$6 ;
+  assign \port$4187$0  = \$8 ;
+  assign \port$4189$0  = \$10 ;
+  assign \port$4191$0  = \$12 ;
+  assign \port$4193$0  = \$14 ;
+  assign \port$4195$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -17654,14 +17679,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$5485$0 (\$1126 ),
-    .\port$5487$0 (\$1127 ),
-    .\port$5489$0 (\$1128 ),
-    .\port$5491$0 (\$1129 ),
-    .\port$5493$0 (\$1130 ),
-    .\port$5495$0 (\$1131 ),
-    .\port$5497$0 (\$1132 ),
-    .\port$5499$0 (\$1133 ),
+    .\port$5482$0 (\$1126 ),
+    .\port$5484$0 (\$1127 ),
+    .\port$5486$0 (\$1128 ),
+    .\port$5488$0 (\$1129 ),
+    .\port$5490$0 (\$1130 ),
+    .\port$5492$0 (\$1131 ),
+    .\port$5494$0 (\$1132 ),
+    .\port$5496$0 (\$1133 ),
     .rst(rst)
   );
   always @* begin
@@ -18795,7 +18820,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5485$0 , \port$5487$0 , \port$5489$0 , \port$5491$0 , \port$5493$0 , \port$5495$0 , \port$5497$0 , \port$5499$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5482$0 , \port$5484$0 , \port$5486$0 , \port$5488$0 , \port$5490$0 , \port$5492$0 , \port$5494$0 , \port$5496$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19079,22 +19104,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5485$0 , \port$5487
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$5485$0 ;
-  wire \port$5485$0 ;
-  output \port$5487$0 ;
-  wire \port$5487$0 ;
-  output \port$5489$0 ;
-  wire \port$5489$0 ;
-  output \port$5491$0 ;
-  wire \port$5491$0 ;
-  output \port$5493$0 ;
-  wire \port$5493$0 ;
-  output \port$5495$0 ;
-  wire \port$5495$0 ;
-  output \port$5497$0 ;
-  wire \port$5497$0 ;
-  output \port$5499$0 ;
-  wire \port$5499$0 ;
+  output \port$5482$0 ;
+  wire \port$5482$0 ;
+  output \port$5484$0 ;
+  wire \port$5484$0 ;
+  output \port$5486$0 ;
+  wire \port$5486$0 ;
+  output \port$5488$0 ;
+  wire \port$5488$0 ;
+  output \port$5490$0 ;
+  wire \port$5490$0 ;
+  output \port$5492$0 ;
+  wire \port$5492$0 ;
+  output \port$5494$0 ;
+  wire \port$5494$0 ;
+  output \port$5496$0 ;
+  wire \port$5496$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -19258,14 +19283,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5485$0 , \port$5487
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5485$0  = \$2 ;
-  assign \port$5487$0  = \$4 ;
-  assign \port$5489$0  = \$6 ;
-  assign \port$5491$0  = \$8 ;
-  assign \port$5493$0  = \$10 ;
-  assign \port$5495$0  = \$12 ;
-  assign \port$5497$0  = \$14 ;
-  assign \port$5499$0  = \$16 ;
+  assign \port$5482$0  = \$2 ;
+  assign \port$5484$0  = \$4 ;
+  assign \port$5486$0  = \$6 ;
+  assign \port$5488$0  = \$8 ;
+  assign \port$5490$0  = \$10 ;
+  assign \port$5492$0  = \$12 ;
+  assign \port$5494$0  = \$14 ;
+  assign \port$5496$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
