@@ -13,19 +13,17 @@ from hls_gen.arith import (
     Unpacked,
     add_aligned,
     add_exact,
-    grid_floor,
-    normalize,
     order,
     place,
     registered,
     round_decide,
     round_encode,
     round_pack,
-    round_place,
     select_unpacked,
     select_value,
     unpack,
 )
+from hls_gen.grid_place import count, headroom, place_counted, plan
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
     LOOP_CUTS,
@@ -120,8 +118,11 @@ def accumulate(
     fresh = Signal(name="fresh")  # that slot's sum is finished (or never begun): its next beat starts from +0
     valid = step.valid
 
-    def cut(stage: str, x: object) -> object:
-        return registered(m, en, x, f"{stage}_q") if stage in cuts else x
+    def cut(stage: str, x: object, travel: tuple) -> tuple[object, tuple]:
+        """``x`` and the step's control cut by a register stage when ``stage`` is one (the control kept apart)."""
+        if stage not in cuts:
+            return x, travel
+        return registered(m, en, x, f"{stage}_q"), registered(m, en, travel, f"{stage}_control", keep=True)
 
     def one(values: list[object]) -> object:
         return values[0] if len(values) == 1 else tuple(values)
@@ -148,33 +149,35 @@ def accumulate(
         base = unpack(m, base_code, modes[0][0], "base")
     travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     guard = max(_guard(k) for _, k in modes)
-    base, term, travel = cut("unpack", (base, term, travel))
-    ordered, travel = cut("order", (order(m, base, term, guard, "add"), travel))
-    aligned, travel = cut("align", (place(m, ordered, "add"), travel))
-    # Each rounder's distance below its grid floor, grid_floor - exp = (grid_floor - 1 - big_exp) + lz, is summed
-    # beside the normalized exponent rather than after it: the first term is ready with the adder's operands.
-    offsets = one([grid_floor(f) - 1 - aligned.flags.big_exp for f, _ in rounders])
-    summed, offsets, travel = cut("add", (add_aligned(m, aligned, "add"), offsets, travel))
-    total, sticky, lz = normalize(m, summed, "add")
-    distances = one([offset + lz for offset in many(offsets)])
-    (total, sticky), distances, travel = cut("normalize", ((total, sticky), distances, travel))
+    (base, term), travel = cut("unpack", (base, term), travel)
+    ordered, travel = cut("order", order(m, base, term, guard, "add"), travel)
+    aligned, travel = cut("align", place(m, ordered, "add"), travel)
+    # What a rounder's placement needs of the larger operand's exponent is ready with the adder's operands; the
+    # normalize stage counts leading zeros and picks each rounder's shift, the place stage shifts the window once
+    # (hls_gen.grid_place: the normalizing shift and the shift onto the grid together).
     names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
+    rooms = one([headroom(m, aligned.flags, aligned.width, f, k, n) for (f, k), n in zip(rounders, names)])
+    (summed, rooms), travel = cut("add", (add_aligned(m, aligned, "add"), rooms), travel)
+    counted = count(m, summed, "add")
+    plans = one([plan(m, counted, room, n) for room, n in zip(many(rooms), names)])
+    (counted, plans, rooms), travel = cut("normalize", (counted, plans, rooms), travel)
     placed = [
-        round_place(m, total, sticky, f, k, n, distance)
-        for (f, k), n, distance in zip(rounders, names, many(distances))
+        place_counted(m, counted, shift, room, f, k, n)
+        for (f, k), n, shift, room in zip(rounders, names, many(plans), many(rooms))
     ]
-    on_grid, travel = cut("place", (one(placed), travel))
+    on_grid, travel = cut("place", one(placed), travel)
     draw = travel[2]
 
     def decide(g: object, k: int | None) -> object:
         return round_decide(m, g, k, None if k is None else draw[:k] if multi else draw)  # type: ignore[arg-type,index]
 
-    decided, travel = cut("round", (one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), travel))
+    decided, travel = cut("round", one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), travel)
     done_step, done_stale, _, done_code = travel
     result = Signal(widest, name="result")
-    done = Signal(name="done")
-    result_fresh = Signal(init=1, name="result_fresh")
-    result_mode = Signal(len(step.mode), name="result_mode") if multi else None
+    keep = {"keep": 1}  # control registers (see hls_gen.arith.registered)
+    done = Signal(name="done", attrs=keep)
+    result_fresh = Signal(init=1, name="result_fresh", attrs=keep)
+    result_mode = Signal(len(step.mode), name="result_mode", attrs=keep) if multi else None
     with m.If(en):
         encoded = [round_encode(m, d, f, n) for d, (f, _), n in zip(many(decided), rounders, names)]
         m.d.sync += [
@@ -188,9 +191,12 @@ def accumulate(
             m.d.sync += result_mode.eq(done_code)
     ring, ring_fresh, ring_code = result, result_fresh, result_mode
     for i in range(delays):
-        ring, ring_fresh = registered(m, en, ring, f"ring_{i}"), registered(m, en, ring_fresh, f"ring_fresh_{i}", 1)
+        ring, ring_fresh = (
+            registered(m, en, ring, f"ring_{i}"),
+            registered(m, en, ring_fresh, f"ring_fresh_{i}", 1, keep=True),
+        )
         if multi:
-            ring_code = registered(m, en, ring_code, f"ring_mode_{i}")
+            ring_code = registered(m, en, ring_code, f"ring_mode_{i}", keep=True)
     m.d.comb += [acc.eq(ring), fresh.eq(ring_fresh)]
     if multi:
         m.d.comb += ring_mode.eq(ring_code)

@@ -649,26 +649,32 @@ def add_exact(m: Module, a: Unpacked, b: Unpacked, guard: int, name: str) -> tup
     return total, sticky
 
 
-def registered(m: Module, en: Value | None, x: Any, name: str, init: int = 0) -> Any:
+def registered(m: Module, en: Value | None, x: Any, name: str, init: int = 0, *, keep: bool = False) -> Any:
     """A pipeline register of ``x``: a Value, a bundle (``data.View``), or a tuple or dataclass of them.
 
     Every Value gets a register of its shape, reset to ``init`` and loaded
     while ``en`` is high (every cycle for ``en=None``); a bundle one
     register of its layout, reset to zero; tuples and dataclasses are
     registered element by element; anything else (ints, static bounds,
-    None) passes through.
+    None) passes through. ``keep`` marks the registers ``(* keep *)``: a
+    step's control is the same bits in every PE it reaches in the same
+    cycle, and synthesis would otherwise merge those registers into one
+    that drives PEs across the array (hls_gen.synth applies the mark to the
+    flip-flops, which Yosys' register merging then leaves apart).
     """
+    attrs = {"keep": 1} if keep else {}
     if isinstance(x, data.View):
         if init:
             raise ValueError(f"a bundle register resets to zero, not {init!r}")
-        reg = Signal(x.shape(), name=name)
+        reg = Signal(x.shape(), name=name, attrs=attrs)
     elif isinstance(x, Value):
-        reg = Signal(x.shape(), name=name, init=init)
+        reg = Signal(x.shape(), name=name, init=init, attrs=attrs)
     elif isinstance(x, tuple):
-        return tuple(registered(m, en, v, f"{name}_{i}", init) for i, v in enumerate(x))
+        return tuple(registered(m, en, v, f"{name}_{i}", init, keep=keep) for i, v in enumerate(x))
     elif dataclasses.is_dataclass(x) and not isinstance(x, type):
         changes = {
-            f.name: registered(m, en, getattr(x, f.name), f"{name}_{f.name}", init) for f in dataclasses.fields(x)
+            f.name: registered(m, en, getattr(x, f.name), f"{name}_{f.name}", init, keep=keep)
+            for f in dataclasses.fields(x)
         }
         return dataclasses.replace(x, **changes)
     else:

@@ -289,7 +289,7 @@ class MACArray(wiring.Component):
         # A and the control move right, B down, one register per PE: PE (r, c) sees step n at cycle n + r + c.
         controls = [control]
         for r in range(1, rows):
-            controls.append(registered(m, None, controls[-1], f"control_skew_{r}"))
+            controls.append(registered(m, None, controls[-1], f"control_skew_{r}", keep=True))
         # Each operand is decoded once, where it enters (not in every PE it passes): the registers carry its
         # unpacked fields, and only the multiplier lies between a PE's operand registers and its product.
         # A multi-mode array decodes each operand in its job's format (the mode on in_mode) into one layout wide
@@ -324,7 +324,10 @@ class MACArray(wiring.Component):
                 if mac.mode_bits:
                     last_mode = pe.flush_mode
                 if c < cols - 1:
-                    a, step = forward(a, f"a_{r}_{c}_right"), registered(m, None, step, f"control_{r}_{c}_right")
+                    a, step = (
+                        forward(a, f"a_{r}_{c}_right"),
+                        registered(m, None, step, f"control_{r}_{c}_right", keep=True),
+                    )
                 if r < rows - 1:
                     b_in[c] = forward(b, f"b_{r}_{c}_down")
 

@@ -334,7 +334,8 @@ class MAC(wiring.Component):
             block_product = mult18x18d(m, a.sig, b.sig, self.en, "p")
             a, b = replace(a, sig=Const(0, a.width)), replace(b, sig=Const(0, b.width))
         if self._pipeline >= 2:  # at the multiplier's inputs (a multiplier block's input registers)
-            step, a, b, rand = registered(m, self.en, (step, a, b, rand), "operands")
+            step = registered(m, self.en, step, "operands_step", keep=True)
+            a, b, rand = registered(m, self.en, (a, b, rand), "operands")
             code = step.mode if multi else None
 
         def draws(first: int, count: int) -> Value | None:
@@ -353,7 +354,8 @@ class MAC(wiring.Component):
         product = multiply(m, a, b, "p")
         if all(x.product_format is None for x in modes):
             if self._pipeline >= 1:  # at the multiplier's output (a multiplier block's output register)
-                step, product, rand_sum = registered(m, self.en, (step, product, rand_sum), "product")
+                step = registered(m, self.en, step, "product_step", keep=True)
+                product, rand_sum = registered(m, self.en, (product, rand_sum), "product")
                 code = step.mode if multi else None
             if block_product is not None:
                 product = replace(product, full=block_product)
@@ -371,8 +373,9 @@ class MAC(wiring.Component):
                     codes[key] = round_pack(m, exact, 0, fmt, kp, draw, name)
             keys = [None if x.product_format is None else (x.product_format, x.product_rand_bits) for x in modes]
             if self._pipeline >= 1:  # the rounded products (and a fused mode's exact one) registered
-                step, rounded_codes, exact, rand_sum = registered(
-                    m, self.en, (step, tuple(codes.values()), exact, rand_sum), "product"
+                step = registered(m, self.en, step, "product_step", keep=True)
+                rounded_codes, exact, rand_sum = registered(
+                    m, self.en, (tuple(codes.values()), exact, rand_sum), "product"
                 )
                 codes = dict(zip(codes, rounded_codes))
                 code = step.mode if multi else None

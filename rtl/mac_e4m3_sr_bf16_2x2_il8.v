@@ -733,18 +733,21 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [1:0] \control.mode ;
   wire \control.valid ;
   (* init = 5'h00 *)
+  (* keep = 32'd1 *)
   wire [4:0] control_0_0_right;
   wire \control_0_0_right.flush ;
   wire \control_0_0_right.last ;
   wire [1:0] \control_0_0_right.mode ;
   wire \control_0_0_right.valid ;
   (* init = 5'h00 *)
+  (* keep = 32'd1 *)
   wire [4:0] control_1_0_right;
   wire \control_1_0_right.flush ;
   wire \control_1_0_right.last ;
   wire [1:0] \control_1_0_right.mode ;
   wire \control_1_0_right.valid ;
   (* init = 5'h00 *)
+  (* keep = 32'd1 *)
   wire [4:0] control_skew_1;
   wire \control_skew_1.flush ;
   wire \control_skew_1.last ;
@@ -798,16 +801,19 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   input rst;
   wire rst;
   wire [4:0] step;
+  (* keep = 32'd1 *)
   reg [4:0] \step$78  = 5'h00;
   wire \step$78.flush ;
   wire \step$78.last ;
   wire [1:0] \step$78.mode ;
   wire \step$78.valid ;
+  (* keep = 32'd1 *)
   reg [4:0] \step$85  = 5'h00;
   wire \step$85.flush ;
   wire \step$85.last ;
   wire [1:0] \step$85.mode ;
   wire \step$85.valid ;
+  (* keep = 32'd1 *)
   reg [4:0] \step$92  = 5'h00;
   wire \step$92.flush ;
   wire \step$92.last ;
@@ -2138,154 +2144,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$1 ;
   wire \$10 ;
   wire [15:0] \$100 ;
-  reg [4:0] \$1000 ;
-  reg \$1001 ;
-  reg \$1002 ;
-  reg \$1003 ;
-  reg \$1004 ;
-  reg [9:0] \$1005 ;
-  reg [15:0] \$1006 ;
-  reg [7:0] \$1007 ;
-  reg \$1008 ;
-  reg \$1009 ;
   wire [24:0] \$101 ;
-  reg \$1010 ;
-  reg \$1011 ;
-  reg [8:0] \$1012 ;
-  reg [10:0] \$1013 ;
-  reg \$1014 ;
-  reg \$1015 ;
-  reg \$1016 ;
-  reg \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg [4:0] \$1020 ;
-  reg \$1021 ;
-  reg [7:0] \$1022 ;
-  reg [1:0] \$1023 ;
-  reg [15:0] \$1024 ;
-  reg [15:0] \$1025 ;
-  reg [4:0] \$1026 ;
-  reg \$1027 ;
-  reg [9:0] \$1028 ;
-  reg \$1029 ;
   wire [10:0] \$103 ;
-  reg \$1030 ;
-  reg \$1031 ;
-  reg \$1032 ;
-  reg \$1033 ;
-  reg \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [7:0] \$1037 ;
-  reg [1:0] \$1038 ;
-  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg [27:0] \$1040 ;
-  reg \$1041 ;
-  reg [9:0] \$1042 ;
-  reg \$1043 ;
-  reg \$1044 ;
-  reg \$1045 ;
-  reg \$1046 ;
-  reg \$1047 ;
-  reg \$1048 ;
-  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
-  reg \$1050 ;
-  reg [7:0] \$1051 ;
-  reg [1:0] \$1052 ;
-  reg [27:0] \$1053 ;
-  reg [9:0] \$1054 ;
-  reg \$1055 ;
-  reg \$1056 ;
-  reg \$1057 ;
-  reg \$1058 ;
-  reg \$1059 ;
   wire [10:0] \$106 ;
-  reg \$1060 ;
-  reg [10:0] \$1061 ;
-  reg [10:0] \$1062 ;
-  reg [4:0] \$1063 ;
-  reg \$1064 ;
-  reg [7:0] \$1065 ;
-  reg [1:0] \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
   wire [10:0] \$107 ;
-  reg \$1070 ;
-  reg [9:0] \$1071 ;
-  reg [26:0] \$1072 ;
-  reg \$1073 ;
-  reg [11:0] \$1074 ;
-  reg [11:0] \$1075 ;
-  reg [4:0] \$1076 ;
-  reg \$1077 ;
-  reg [7:0] \$1078 ;
-  reg [1:0] \$1079 ;
   wire [10:0] \$108 ;
-  reg [35:0] \$1080 ;
-  reg [63:0] \$1081 ;
-  reg \$1082 ;
-  reg \$1083 ;
-  reg [9:0] \$1084 ;
-  reg \$1085 ;
-  reg \$1086 ;
-  reg \$1087 ;
-  reg \$1088 ;
-  reg [28:0] \$1089 ;
   wire [10:0] \$109 ;
-  reg [31:0] \$1090 ;
-  reg \$1091 ;
-  reg \$1092 ;
-  reg [9:0] \$1093 ;
-  reg \$1094 ;
-  reg \$1095 ;
-  reg \$1096 ;
-  reg \$1097 ;
-  reg [4:0] \$1098 ;
-  reg \$1099 ;
   wire [15:0] \$11 ;
   wire [10:0] \$110 ;
-  reg [7:0] \$1100 ;
-  reg [1:0] \$1101 ;
-  reg [10:0] \$1102 ;
-  reg \$1103 ;
-  reg \$1104 ;
-  reg [9:0] \$1105 ;
-  reg \$1106 ;
-  reg \$1107 ;
-  reg \$1108 ;
-  reg \$1109 ;
   wire [10:0] \$111 ;
-  reg [7:0] \$1110 ;
-  reg \$1111 ;
-  reg \$1112 ;
-  reg [9:0] \$1113 ;
-  reg \$1114 ;
-  reg \$1115 ;
-  reg \$1116 ;
-  reg \$1117 ;
-  reg [4:0] \$1118 ;
-  reg \$1119 ;
   wire \$112 ;
-  reg [7:0] \$1120 ;
-  reg [1:0] \$1121 ;
-  reg [15:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg [1:0] \$1125 ;
-  wire \$1126 ;
-  wire \$1127 ;
-  wire \$1128 ;
-  wire \$1129 ;
   wire [15:0] \$113 ;
-  wire \$1130 ;
-  wire \$1131 ;
-  wire \$1132 ;
-  wire \$1133 ;
   wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
@@ -2465,412 +2337,412 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire [28:0] \$276 ;
-  wire [28:0] \$277 ;
-  wire [29:0] \$278 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [57:0] \$280 ;
-  wire [26:0] \$281 ;
+  wire \$280 ;
+  wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [57:0] \$284 ;
-  wire [26:0] \$285 ;
-  wire [41:0] \$286 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
   wire \$287 ;
-  wire [57:0] \$288 ;
-  wire [26:0] \$289 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
-  wire [26:0] \$290 ;
+  wire \$290 ;
   wire \$291 ;
   wire \$292 ;
-  wire [57:0] \$293 ;
-  wire [26:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [57:0] \$297 ;
-  wire [26:0] \$298 ;
-  wire [41:0] \$299 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [57:0] \$301 ;
-  wire [26:0] \$302 ;
-  wire [26:0] \$303 ;
-  wire [33:0] \$304 ;
-  wire \$305 ;
-  wire [57:0] \$306 ;
-  wire [26:0] \$307 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire [10:0] \$305 ;
+  wire [10:0] \$306 ;
+  wire [10:0] \$307 ;
   wire \$308 ;
   wire \$309 ;
   wire [15:0] \$31 ;
-  wire [57:0] \$310 ;
-  wire [26:0] \$311 ;
-  wire [41:0] \$312 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire \$313 ;
-  wire [57:0] \$314 ;
-  wire [26:0] \$315 ;
-  wire [26:0] \$316 ;
-  wire [26:0] \$317 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
   wire \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire [57:0] \$320 ;
-  wire [26:0] \$321 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
   wire \$323 ;
-  wire [57:0] \$324 ;
-  wire [26:0] \$325 ;
-  wire [41:0] \$326 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
   wire \$327 ;
-  wire [57:0] \$328 ;
-  wire [26:0] \$329 ;
+  wire \$328 ;
+  wire \$329 ;
   wire [15:0] \$33 ;
-  wire [26:0] \$330 ;
+  wire \$330 ;
   wire \$331 ;
   wire \$332 ;
-  wire [57:0] \$333 ;
-  wire [26:0] \$334 ;
+  wire \$333 ;
+  wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [57:0] \$337 ;
-  wire [26:0] \$338 ;
-  wire [41:0] \$339 ;
+  wire [10:0] \$337 ;
+  wire [10:0] \$338 ;
+  wire [10:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
-  wire [26:0] \$342 ;
-  wire [26:0] \$343 ;
-  wire [33:0] \$344 ;
+  wire [28:0] \$340 ;
+  wire [28:0] \$341 ;
+  wire [29:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
   wire \$345 ;
-  wire [57:0] \$346 ;
-  wire [26:0] \$347 ;
+  wire \$346 ;
+  wire \$347 ;
   wire \$348 ;
   wire \$349 ;
   wire [15:0] \$35 ;
-  wire [57:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [41:0] \$352 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
   wire \$353 ;
-  wire [57:0] \$354 ;
-  wire [26:0] \$355 ;
-  wire [26:0] \$356 ;
-  wire [26:0] \$357 ;
-  wire [29:0] \$358 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
-  wire [57:0] \$360 ;
-  wire [26:0] \$361 ;
+  wire \$360 ;
+  wire \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire [57:0] \$364 ;
-  wire [26:0] \$365 ;
-  wire [41:0] \$366 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
-  wire [57:0] \$368 ;
-  wire [26:0] \$369 ;
+  wire \$368 ;
+  wire \$369 ;
   wire [5:0] \$37 ;
-  wire [26:0] \$370 ;
+  wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [57:0] \$373 ;
-  wire [26:0] \$374 ;
+  wire \$373 ;
+  wire \$374 ;
   wire \$375 ;
   wire \$376 ;
-  wire [57:0] \$377 ;
-  wire [26:0] \$378 ;
-  wire [41:0] \$379 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [5:0] \$38 ;
   wire \$380 ;
-  wire [57:0] \$381 ;
-  wire [26:0] \$382 ;
-  wire [26:0] \$383 ;
-  wire [33:0] \$384 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
   wire \$385 ;
-  wire [57:0] \$386 ;
-  wire [26:0] \$387 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire [5:0] \$39 ;
-  wire [57:0] \$390 ;
-  wire [26:0] \$391 ;
-  wire [41:0] \$392 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
   wire \$393 ;
-  wire [57:0] \$394 ;
-  wire [26:0] \$395 ;
-  wire [26:0] \$396 ;
-  wire [26:0] \$397 ;
-  wire [26:0] \$398 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire [1:0] \$396 ;
+  wire \$397 ;
+  wire \$398 ;
   wire \$399 ;
   wire [7:0] \$4 ;
   wire [5:0] \$40 ;
   wire \$400 ;
-  wire [57:0] \$401 ;
-  wire [26:0] \$402 ;
+  wire \$401 ;
+  wire \$402 ;
   wire \$403 ;
   wire \$404 ;
-  wire [57:0] \$405 ;
-  wire [26:0] \$406 ;
-  wire [41:0] \$407 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
-  wire [57:0] \$409 ;
+  wire \$409 ;
   wire [5:0] \$41 ;
-  wire [26:0] \$410 ;
-  wire [26:0] \$411 ;
+  wire \$410 ;
+  wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [57:0] \$414 ;
-  wire [26:0] \$415 ;
+  wire \$414 ;
+  wire \$415 ;
   wire \$416 ;
   wire \$417 ;
-  wire [57:0] \$418 ;
-  wire [26:0] \$419 ;
+  wire \$418 ;
+  wire \$419 ;
   wire [5:0] \$42 ;
-  wire [41:0] \$420 ;
-  wire \$421 ;
-  wire [57:0] \$422 ;
-  wire [26:0] \$423 ;
-  wire [26:0] \$424 ;
-  wire [33:0] \$425 ;
+  wire \$420 ;
+  wire [1:0] \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
   wire \$426 ;
-  wire [57:0] \$427 ;
-  wire [26:0] \$428 ;
+  wire [2:0] \$427 ;
+  wire \$428 ;
   wire \$429 ;
   wire [5:0] \$43 ;
   wire \$430 ;
-  wire [57:0] \$431 ;
-  wire [26:0] \$432 ;
-  wire [41:0] \$433 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
   wire \$434 ;
-  wire [57:0] \$435 ;
-  wire [26:0] \$436 ;
-  wire [26:0] \$437 ;
-  wire [26:0] \$438 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
   wire \$439 ;
   wire [5:0] \$44 ;
   wire \$440 ;
-  wire [57:0] \$441 ;
-  wire [26:0] \$442 ;
+  wire \$441 ;
+  wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire [57:0] \$445 ;
-  wire [26:0] \$446 ;
-  wire [41:0] \$447 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
   wire \$448 ;
-  wire [57:0] \$449 ;
+  wire \$449 ;
   wire [5:0] \$45 ;
-  wire [26:0] \$450 ;
-  wire [26:0] \$451 ;
+  wire \$450 ;
+  wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire [57:0] \$454 ;
-  wire [26:0] \$455 ;
+  wire \$454 ;
+  wire \$455 ;
   wire \$456 ;
   wire \$457 ;
-  wire [57:0] \$458 ;
-  wire [26:0] \$459 ;
+  wire \$458 ;
+  wire \$459 ;
   wire [6:0] \$46 ;
-  wire [41:0] \$460 ;
+  wire \$460 ;
   wire \$461 ;
-  wire [57:0] \$462 ;
-  wire [26:0] \$463 ;
-  wire [26:0] \$464 ;
-  wire [33:0] \$465 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
   wire \$466 ;
-  wire [57:0] \$467 ;
-  wire [26:0] \$468 ;
-  wire \$469 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire [1:0] \$469 ;
   wire \$47 ;
   wire \$470 ;
-  wire [57:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [41:0] \$473 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
   wire \$474 ;
-  wire [57:0] \$475 ;
-  wire [26:0] \$476 ;
-  wire [26:0] \$477 ;
-  wire [26:0] \$478 ;
-  wire [29:0] \$479 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
-  wire [57:0] \$481 ;
-  wire [26:0] \$482 ;
+  wire \$481 ;
+  wire \$482 ;
   wire \$483 ;
   wire \$484 ;
-  wire [57:0] \$485 ;
-  wire [26:0] \$486 ;
-  wire [41:0] \$487 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$488 ;
-  wire [57:0] \$489 ;
+  wire \$489 ;
   wire \$49 ;
-  wire [26:0] \$490 ;
-  wire [26:0] \$491 ;
+  wire \$490 ;
+  wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [57:0] \$494 ;
-  wire [26:0] \$495 ;
+  wire [1:0] \$494 ;
+  wire \$495 ;
   wire \$496 ;
   wire \$497 ;
-  wire [57:0] \$498 ;
-  wire [26:0] \$499 ;
+  wire \$498 ;
+  wire \$499 ;
   wire [7:0] \$5 ;
   wire \$50 ;
-  wire [41:0] \$500 ;
+  wire [2:0] \$500 ;
   wire \$501 ;
-  wire [57:0] \$502 ;
-  wire [26:0] \$503 ;
-  wire [26:0] \$504 ;
-  wire [33:0] \$505 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
   wire \$506 ;
-  wire [57:0] \$507 ;
-  wire [26:0] \$508 ;
+  wire \$507 ;
+  wire \$508 ;
   wire \$509 ;
   wire [15:0] \$51 ;
   wire \$510 ;
-  wire [57:0] \$511 ;
-  wire [26:0] \$512 ;
-  wire [41:0] \$513 ;
+  wire \$511 ;
+  wire [3:0] \$512 ;
+  wire \$513 ;
   wire \$514 ;
-  wire [57:0] \$515 ;
-  wire [26:0] \$516 ;
-  wire [26:0] \$517 ;
-  wire [26:0] \$518 ;
-  wire [26:0] \$519 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [27:0] \$520 ;
+  wire \$520 ;
   wire \$521 ;
-  wire [57:0] \$522 ;
-  wire [26:0] \$523 ;
+  wire \$522 ;
+  wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire [57:0] \$526 ;
-  wire [26:0] \$527 ;
-  wire [41:0] \$528 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
   wire \$529 ;
   wire [15:0] \$53 ;
-  wire [57:0] \$530 ;
-  wire [26:0] \$531 ;
-  wire [26:0] \$532 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
   wire \$533 ;
   wire \$534 ;
-  wire [57:0] \$535 ;
+  wire \$535 ;
   wire [26:0] \$536 ;
-  wire \$537 ;
-  wire \$538 ;
-  wire [57:0] \$539 ;
+  wire [4:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [4:0] \$539 ;
   wire \$54 ;
-  wire [26:0] \$540 ;
-  wire [41:0] \$541 ;
-  wire \$542 ;
-  wire [57:0] \$543 ;
-  wire [26:0] \$544 ;
-  wire [26:0] \$545 ;
-  wire [33:0] \$546 ;
-  wire \$547 ;
-  wire [57:0] \$548 ;
-  wire [26:0] \$549 ;
+  wire [12:0] \$540 ;
+  wire [19:0] \$541 ;
+  wire [11:0] \$542 ;
+  wire [20:0] \$543 ;
+  wire \$544 ;
+  wire [12:0] \$545 ;
+  wire [19:0] \$546 ;
+  wire [11:0] \$547 ;
+  wire [20:0] \$548 ;
+  wire [14:0] \$549 ;
   wire [15:0] \$55 ;
-  wire \$550 ;
-  wire \$551 ;
-  wire [57:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [41:0] \$554 ;
+  wire [14:0] \$550 ;
+  wire [14:0] \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
   wire \$555 ;
-  wire [57:0] \$556 ;
-  wire [26:0] \$557 ;
-  wire [26:0] \$558 ;
-  wire [26:0] \$559 ;
+  wire \$556 ;
+  wire [12:0] \$557 ;
+  wire [19:0] \$558 ;
+  wire [11:0] \$559 ;
   wire [10:0] \$56 ;
-  wire \$560 ;
+  wire [20:0] \$560 ;
   wire \$561 ;
-  wire [57:0] \$562 ;
-  wire [26:0] \$563 ;
+  wire \$562 ;
+  wire \$563 ;
   wire \$564 ;
-  wire \$565 ;
-  wire [57:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [41:0] \$568 ;
-  wire \$569 ;
+  wire [15:0] \$565 ;
+  wire [12:0] \$566 ;
+  wire [14:0] \$567 ;
+  wire [8:0] \$568 ;
+  wire [15:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
-  wire [26:0] \$571 ;
-  wire [26:0] \$572 ;
-  wire \$573 ;
-  wire \$574 ;
-  wire [57:0] \$575 ;
-  wire [26:0] \$576 ;
-  wire \$577 ;
+  wire \$570 ;
+  wire [12:0] \$571 ;
+  wire [14:0] \$572 ;
+  wire [8:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [14:0] \$575 ;
+  wire [14:0] \$576 ;
+  wire [14:0] \$577 ;
   wire \$578 ;
-  wire [57:0] \$579 ;
+  wire \$579 ;
   wire [15:0] \$58 ;
-  wire [26:0] \$580 ;
-  wire [41:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire \$582 ;
-  wire [57:0] \$583 ;
-  wire [26:0] \$584 ;
-  wire [26:0] \$585 ;
-  wire [33:0] \$586 ;
+  wire [12:0] \$583 ;
+  wire [14:0] \$584 ;
+  wire [8:0] \$585 ;
+  wire [15:0] \$586 ;
   wire \$587 ;
-  wire [57:0] \$588 ;
-  wire [26:0] \$589 ;
+  wire \$588 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire \$591 ;
-  wire [57:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [41:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
-  wire [26:0] \$597 ;
-  wire [26:0] \$598 ;
-  wire [26:0] \$599 ;
+  wire [15:0] \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire [15:0] \$595 ;
+  wire [15:0] \$596 ;
+  wire [15:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire [29:0] \$600 ;
+  wire \$600 ;
   wire \$601 ;
-  wire [57:0] \$602 ;
-  wire [26:0] \$603 ;
+  wire \$602 ;
+  wire \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire [57:0] \$606 ;
-  wire [26:0] \$607 ;
-  wire [41:0] \$608 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
-  wire [26:0] \$612 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire [57:0] \$615 ;
-  wire [26:0] \$616 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire [57:0] \$619 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
-  wire [41:0] \$621 ;
-  wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
-  wire [26:0] \$625 ;
-  wire [33:0] \$626 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire [15:0] \$622 ;
+  wire \$623 ;
+  wire [15:0] \$624 ;
+  wire [15:0] \$625 ;
+  wire \$626 ;
   wire \$627 ;
-  wire [57:0] \$628 ;
-  wire [26:0] \$629 ;
+  wire \$628 ;
+  wire \$629 ;
   wire [15:0] \$63 ;
-  wire \$630 ;
-  wire \$631 ;
-  wire [57:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [41:0] \$634 ;
+  wire [11:0] \$630 ;
+  wire [11:0] \$631 ;
+  wire [11:0] \$632 ;
+  wire \$633 ;
+  wire [9:0] \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
-  wire [26:0] \$638 ;
-  wire [26:0] \$639 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  wire [26:0] \$640 ;
+  wire \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -2893,14 +2765,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$659 ;
   wire [12:0] \$66 ;
   wire \$660 ;
-  wire \$661 ;
-  wire \$662 ;
-  wire \$663 ;
+  wire [11:0] \$661 ;
+  wire [11:0] \$662 ;
+  wire [11:0] \$663 ;
   wire \$664 ;
-  wire \$665 ;
-  wire \$666 ;
-  wire \$667 ;
-  wire \$668 ;
+  wire [11:0] \$665 ;
+  wire [11:0] \$666 ;
+  wire [11:0] \$667 ;
+  wire [8:0] \$668 ;
   wire \$669 ;
   wire \$67 ;
   wire \$670 ;
@@ -2911,161 +2783,161 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire \$678 ;
-  wire \$679 ;
+  reg [4:0] \$678 ;
+  reg \$679 ;
   wire [15:0] \$68 ;
-  wire \$680 ;
-  wire \$681 ;
-  wire \$682 ;
-  wire \$683 ;
-  wire \$684 ;
-  wire \$685 ;
-  wire \$686 ;
-  wire \$687 ;
-  wire \$688 ;
-  wire \$689 ;
+  reg \$680 ;
+  reg \$681 ;
+  reg \$682 ;
+  reg [9:0] \$683 ;
+  reg [15:0] \$684 ;
+  reg [7:0] \$685 ;
+  reg \$686 ;
+  reg \$687 ;
+  reg \$688 ;
+  reg \$689 ;
   wire \$69 ;
-  wire \$690 ;
-  wire \$691 ;
-  wire \$692 ;
-  wire \$693 ;
-  wire [1:0] \$694 ;
-  wire \$695 ;
-  wire \$696 ;
-  wire \$697 ;
-  wire \$698 ;
-  wire \$699 ;
+  reg [8:0] \$690 ;
+  reg [10:0] \$691 ;
+  reg \$692 ;
+  reg \$693 ;
+  reg \$694 ;
+  reg \$695 ;
+  reg [9:0] \$696 ;
+  reg [15:0] \$697 ;
+  reg [4:0] \$698 ;
+  reg \$699 ;
   wire [10:0] \$7 ;
   wire [15:0] \$70 ;
-  wire \$700 ;
-  wire \$701 ;
-  wire \$702 ;
-  wire \$703 ;
-  wire \$704 ;
-  wire \$705 ;
-  wire \$706 ;
-  wire \$707 ;
-  wire \$708 ;
-  wire \$709 ;
+  reg [7:0] \$700 ;
+  reg [1:0] \$701 ;
+  reg [15:0] \$702 ;
+  reg [15:0] \$703 ;
+  reg [4:0] \$704 ;
+  reg \$705 ;
+  reg [9:0] \$706 ;
+  reg \$707 ;
+  reg \$708 ;
+  reg \$709 ;
   wire [16:0] \$71 ;
-  wire \$710 ;
-  wire \$711 ;
-  wire \$712 ;
-  wire \$713 ;
-  wire \$714 ;
-  wire \$715 ;
-  wire \$716 ;
-  wire \$717 ;
-  wire \$718 ;
-  wire [1:0] \$719 ;
+  reg \$710 ;
+  reg \$711 ;
+  reg \$712 ;
+  reg [4:0] \$713 ;
+  reg \$714 ;
+  reg [7:0] \$715 ;
+  reg [1:0] \$716 ;
+  reg [27:0] \$717 ;
+  reg [27:0] \$718 ;
+  reg \$719 ;
   wire \$72 ;
-  wire \$720 ;
-  wire \$721 ;
-  wire \$722 ;
-  wire \$723 ;
-  wire \$724 ;
-  wire [2:0] \$725 ;
-  wire \$726 ;
-  wire \$727 ;
-  wire \$728 ;
-  wire \$729 ;
+  reg [9:0] \$720 ;
+  reg \$721 ;
+  reg \$722 ;
+  reg \$723 ;
+  reg \$724 ;
+  reg \$725 ;
+  reg \$726 ;
+  reg [4:0] \$727 ;
+  reg \$728 ;
+  reg [7:0] \$729 ;
   wire [15:0] \$73 ;
-  wire \$730 ;
-  wire \$731 ;
-  wire \$732 ;
-  wire \$733 ;
-  wire \$734 ;
-  wire \$735 ;
-  wire \$736 ;
-  wire \$737 ;
-  wire \$738 ;
-  wire \$739 ;
+  reg [1:0] \$730 ;
+  reg [27:0] \$731 ;
+  reg [9:0] \$732 ;
+  reg \$733 ;
+  reg \$734 ;
+  reg \$735 ;
+  reg \$736 ;
+  reg \$737 ;
+  reg \$738 ;
+  reg [26:0] \$739 ;
   wire \$74 ;
-  wire \$740 ;
-  wire \$741 ;
-  wire \$742 ;
-  wire \$743 ;
-  wire \$744 ;
-  wire \$745 ;
-  wire \$746 ;
-  wire \$747 ;
-  wire \$748 ;
-  wire \$749 ;
+  reg [6:0] \$740 ;
+  reg [10:0] \$741 ;
+  reg [26:0] \$742 ;
+  reg [5:0] \$743 ;
+  reg [10:0] \$744 ;
+  reg [4:0] \$745 ;
+  reg \$746 ;
+  reg [7:0] \$747 ;
+  reg [1:0] \$748 ;
+  reg [26:0] \$749 ;
   wire [15:0] \$75 ;
-  wire \$750 ;
-  wire \$751 ;
-  wire \$752 ;
-  wire \$753 ;
-  wire \$754 ;
-  wire \$755 ;
-  wire \$756 ;
-  wire \$757 ;
-  wire \$758 ;
-  wire \$759 ;
+  reg \$750 ;
+  reg [4:0] \$751 ;
+  reg [10:0] \$752 ;
+  reg \$753 ;
+  reg \$754 ;
+  reg \$755 ;
+  reg \$756 ;
+  reg \$757 ;
+  reg [6:0] \$758 ;
+  reg \$759 ;
   wire [16:0] \$76 ;
-  wire \$760 ;
-  wire \$761 ;
-  wire \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire \$765 ;
-  wire \$766 ;
-  wire [1:0] \$767 ;
-  wire \$768 ;
-  wire \$769 ;
+  reg [5:0] \$760 ;
+  reg [26:0] \$761 ;
+  reg [6:0] \$762 ;
+  reg [10:0] \$763 ;
+  reg [26:0] \$764 ;
+  reg [5:0] \$765 ;
+  reg [10:0] \$766 ;
+  reg [4:0] \$767 ;
+  reg \$768 ;
+  reg [7:0] \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire \$771 ;
-  wire \$772 ;
-  wire \$773 ;
-  wire \$774 ;
-  wire \$775 ;
-  wire \$776 ;
-  wire \$777 ;
-  wire \$778 ;
-  wire \$779 ;
+  reg [1:0] \$770 ;
+  reg [35:0] \$771 ;
+  reg [63:0] \$772 ;
+  reg \$773 ;
+  reg \$774 ;
+  reg [11:0] \$775 ;
+  reg \$776 ;
+  reg \$777 ;
+  reg \$778 ;
+  reg \$779 ;
   wire [15:0] \$78 ;
-  wire \$780 ;
-  wire \$781 ;
-  wire \$782 ;
-  wire \$783 ;
-  wire \$784 ;
-  wire \$785 ;
-  wire \$786 ;
-  wire \$787 ;
-  wire \$788 ;
-  wire \$789 ;
+  reg [28:0] \$780 ;
+  reg [31:0] \$781 ;
+  reg \$782 ;
+  reg \$783 ;
+  reg [11:0] \$784 ;
+  reg \$785 ;
+  reg \$786 ;
+  reg \$787 ;
+  reg \$788 ;
+  reg [4:0] \$789 ;
   wire \$79 ;
-  wire \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire \$794 ;
-  wire \$795 ;
-  wire \$796 ;
-  wire \$797 ;
-  wire [2:0] \$798 ;
-  wire \$799 ;
+  reg \$790 ;
+  reg [7:0] \$791 ;
+  reg [1:0] \$792 ;
+  reg [10:0] \$793 ;
+  reg \$794 ;
+  reg \$795 ;
+  reg [11:0] \$796 ;
+  reg \$797 ;
+  reg \$798 ;
+  reg \$799 ;
   wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire \$800 ;
-  wire \$801 ;
-  wire \$802 ;
-  wire \$803 ;
-  wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire \$809 ;
+  reg \$800 ;
+  reg [7:0] \$801 ;
+  reg \$802 ;
+  reg \$803 ;
+  reg [11:0] \$804 ;
+  reg \$805 ;
+  reg \$806 ;
+  reg \$807 ;
+  reg \$808 ;
+  reg [4:0] \$809 ;
   wire [16:0] \$81 ;
-  wire [3:0] \$810 ;
-  wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
+  reg \$810 ;
+  reg [7:0] \$811 ;
+  reg [1:0] \$812 ;
+  reg [15:0] \$813 ;
+  reg \$814 ;
+  reg \$815 ;
+  reg [1:0] \$816 ;
   wire \$817 ;
   wire \$818 ;
   wire \$819 ;
@@ -3075,199 +2947,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
-  wire \$828 ;
-  wire \$829 ;
   wire [15:0] \$83 ;
-  wire \$830 ;
-  wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire [10:0] \$834 ;
-  wire [11:0] \$835 ;
-  wire \$836 ;
-  wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
   wire \$84 ;
-  wire [5:0] \$840 ;
-  wire [5:0] \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
-  wire \$845 ;
-  wire [4:0] \$846 ;
-  wire [4:0] \$847 ;
-  wire [10:0] \$848 ;
-  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [11:0] \$850 ;
-  wire [20:0] \$851 ;
-  wire \$852 ;
-  wire [10:0] \$853 ;
-  wire [19:0] \$854 ;
-  wire [11:0] \$855 ;
-  wire [20:0] \$856 ;
-  wire [14:0] \$857 ;
-  wire [14:0] \$858 ;
-  wire [14:0] \$859 ;
   wire [16:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire [10:0] \$865 ;
-  wire [19:0] \$866 ;
-  wire [11:0] \$867 ;
-  wire [20:0] \$868 ;
-  wire \$869 ;
   wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire \$872 ;
-  wire [15:0] \$873 ;
-  wire [10:0] \$874 ;
-  wire [14:0] \$875 ;
-  wire [8:0] \$876 ;
-  wire [15:0] \$877 ;
-  wire \$878 ;
-  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire [14:0] \$880 ;
-  wire [8:0] \$881 ;
-  wire [15:0] \$882 ;
-  wire [14:0] \$883 ;
-  wire [14:0] \$884 ;
-  wire [14:0] \$885 ;
-  wire \$886 ;
-  wire \$887 ;
-  wire \$888 ;
-  wire \$889 ;
   wire \$89 ;
-  wire \$890 ;
-  wire [10:0] \$891 ;
-  wire [14:0] \$892 ;
-  wire [8:0] \$893 ;
-  wire [15:0] \$894 ;
-  wire \$895 ;
-  wire \$896 ;
-  wire \$897 ;
-  wire \$898 ;
-  wire [15:0] \$899 ;
   wire [16:0] \$9 ;
   wire [15:0] \$90 ;
-  wire \$900 ;
-  wire \$901 ;
-  wire \$902 ;
-  wire [15:0] \$903 ;
-  wire [15:0] \$904 ;
-  wire [15:0] \$905 ;
-  wire \$906 ;
-  wire \$907 ;
-  wire \$908 ;
-  wire \$909 ;
   wire [24:0] \$91 ;
-  wire \$910 ;
-  wire \$911 ;
-  wire \$912 ;
-  wire \$913 ;
-  wire \$914 ;
-  wire \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire \$918 ;
-  wire \$919 ;
   wire \$92 ;
-  wire \$920 ;
-  wire \$921 ;
-  wire \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire \$925 ;
-  wire \$926 ;
-  wire \$927 ;
-  wire \$928 ;
-  wire \$929 ;
   wire [15:0] \$93 ;
-  wire [15:0] \$930 ;
-  wire \$931 ;
-  wire [15:0] \$932 ;
-  wire [15:0] \$933 ;
-  wire \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire \$937 ;
-  wire [11:0] \$938 ;
-  wire [11:0] \$939 ;
   wire \$94 ;
-  wire [11:0] \$940 ;
-  wire \$941 ;
-  wire [9:0] \$942 ;
-  wire \$943 ;
-  wire \$944 ;
-  wire \$945 ;
-  wire \$946 ;
-  wire \$947 ;
-  wire \$948 ;
-  wire \$949 ;
   wire [15:0] \$95 ;
-  wire \$950 ;
-  wire \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
   wire [24:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire [10:0] \$962 ;
-  wire [10:0] \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
   wire \$97 ;
-  wire [11:0] \$970 ;
-  wire [11:0] \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire \$978 ;
-  wire [9:0] \$979 ;
   wire [15:0] \$98 ;
-  wire [9:0] \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire \$984 ;
-  wire \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire [9:0] \$988 ;
-  wire [9:0] \$989 ;
   wire \$99 ;
-  wire [8:0] \$990 ;
-  wire \$991 ;
-  wire \$992 ;
-  wire \$993 ;
-  wire \$994 ;
-  wire \$995 ;
-  wire \$996 ;
-  wire \$997 ;
-  wire \$998 ;
-  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -3279,13 +2976,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$78 ;
+  wire [15:0] \acc$91 ;
+  (* keep = 32'd1 *)
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
-  wire [9:0] add_exp;
+  (* keep = 32'd1 *)
+  reg [4:0] add_control_0 = 5'h00;
+  wire \add_control_0.flush ;
+  wire \add_control_0.last ;
+  wire [1:0] \add_control_0.mode ;
+  wire \add_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg add_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] add_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] add_control_3 = 2'h0;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
-  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -3294,37 +3002,37 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg [10:0] add_q_1_0 = 11'h000;
-  reg [10:0] add_q_1_1 = 11'h000;
-  reg [4:0] add_q_2_0 = 5'h00;
-  wire \add_q_2_0.flush ;
-  wire \add_q_2_0.last ;
-  wire [1:0] \add_q_2_0.mode ;
-  wire \add_q_2_0.valid ;
-  reg add_q_2_1 = 1'h0;
-  reg [7:0] add_q_2_2 = 8'h00;
-  reg [1:0] add_q_2_3 = 2'h0;
-  wire [26:0] add_sig;
+  reg [10:0] add_q_1_0_over = 11'h000;
+  reg [26:0] add_q_1_0_small_mask = 27'h0000000;
+  reg [6:0] add_q_1_0_small_right = 7'h00;
+  reg [10:0] add_q_1_1_over = 11'h000;
+  reg [26:0] add_q_1_1_small_mask = 27'h0000000;
+  reg [5:0] add_q_1_1_small_right = 6'h00;
   wire [51:0] add_small_wide;
+  wire [10:0] add_top;
   wire [27:0] add_total;
-  reg [27:0] align_q_0_big = 28'h0000000;
-  reg [9:0] align_q_0_flags_big_exp = 10'h000;
-  reg align_q_0_flags_big_sign = 1'h0;
-  reg align_q_0_flags_both_zero = 1'h0;
-  reg align_q_0_flags_inf = 1'h0;
-  reg align_q_0_flags_inf_sign = 1'h0;
-  reg align_q_0_flags_nan = 1'h0;
-  reg align_q_0_flags_zero_sign = 1'h0;
-  reg [27:0] align_q_0_small = 28'h0000000;
-  reg align_q_0_subtract = 1'h0;
-  reg [4:0] align_q_1_0 = 5'h00;
-  wire \align_q_1_0.flush ;
-  wire \align_q_1_0.last ;
-  wire [1:0] \align_q_1_0.mode ;
-  wire \align_q_1_0.valid ;
-  reg align_q_1_1 = 1'h0;
-  reg [7:0] align_q_1_2 = 8'h00;
-  reg [1:0] align_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] align_control_0 = 5'h00;
+  wire \align_control_0.flush ;
+  wire \align_control_0.last ;
+  wire [1:0] \align_control_0.mode ;
+  wire \align_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg align_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] align_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] align_control_3 = 2'h0;
+  reg [27:0] align_q_big = 28'h0000000;
+  reg [9:0] align_q_flags_big_exp = 10'h000;
+  reg align_q_flags_big_sign = 1'h0;
+  reg align_q_flags_both_zero = 1'h0;
+  reg align_q_flags_inf = 1'h0;
+  reg align_q_flags_inf_sign = 1'h0;
+  reg align_q_flags_nan = 1'h0;
+  reg align_q_flags_zero_sign = 1'h0;
+  reg [27:0] align_q_small = 28'h0000000;
+  reg align_q_subtract = 1'h0;
   input [20:0] b;
   wire [20:0] b;
   wire [8:0] \b.exp ;
@@ -3347,127 +3055,159 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [1:0] choice;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$80 ;
+  (* keep = 32'd1 *)
+  wire \done$93 ;
   wire en;
   wire \en$1 ;
   output flush;
   wire flush;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] flush_mode;
   (* init = 16'h0000 *)
   wire [15:0] flush_sum;
+  (* keep = 32'd1 *)
   reg fresh = 1'h1;
-  reg [9:0] normalize_q_0_0_exp = 10'h000;
-  reg normalize_q_0_0_inf = 1'h0;
-  reg normalize_q_0_0_nan = 1'h0;
-  reg [26:0] normalize_q_0_0_sig = 27'h0000000;
-  reg normalize_q_0_0_sign = 1'h0;
-  reg normalize_q_0_0_zero = 1'h0;
-  reg normalize_q_0_1 = 1'h0;
-  reg [11:0] normalize_q_1_0 = 12'h000;
-  reg [11:0] normalize_q_1_1 = 12'h000;
-  reg [4:0] normalize_q_2_0 = 5'h00;
-  wire \normalize_q_2_0.flush ;
-  wire \normalize_q_2_0.last ;
-  wire [1:0] \normalize_q_2_0.mode ;
-  wire \normalize_q_2_0.valid ;
-  reg normalize_q_2_1 = 1'h0;
-  reg [7:0] normalize_q_2_2 = 8'h00;
-  reg [1:0] normalize_q_2_3 = 2'h0;
-  reg [15:0] order_q_0_big_sig = 16'h0000;
-  reg [9:0] order_q_0_flags_big_exp = 10'h000;
-  reg order_q_0_flags_big_sign = 1'h0;
-  reg order_q_0_flags_both_zero = 1'h0;
-  reg order_q_0_flags_inf = 1'h0;
-  reg order_q_0_flags_inf_sign = 1'h0;
-  reg order_q_0_flags_nan = 1'h0;
-  reg order_q_0_flags_zero_sign = 1'h0;
-  reg [4:0] order_q_0_shift = 5'h00;
-  reg [15:0] order_q_0_small_sig = 16'h0000;
-  reg order_q_0_subtract = 1'h0;
-  reg [4:0] order_q_1_0 = 5'h00;
-  wire \order_q_1_0.flush ;
-  wire \order_q_1_0.last ;
-  wire [1:0] \order_q_1_0.mode ;
-  wire \order_q_1_0.valid ;
-  reg order_q_1_1 = 1'h0;
-  reg [7:0] order_q_1_2 = 8'h00;
-  reg [1:0] order_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] normalize_control_0 = 5'h00;
+  wire \normalize_control_0.flush ;
+  wire \normalize_control_0.last ;
+  wire [1:0] \normalize_control_0.mode ;
+  wire \normalize_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg normalize_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] normalize_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] normalize_control_3 = 2'h0;
+  reg normalize_q_0_inf = 1'h0;
+  reg [4:0] normalize_q_0_lz = 5'h00;
+  reg normalize_q_0_nan = 1'h0;
+  reg normalize_q_0_sign = 1'h0;
+  reg normalize_q_0_sticky = 1'h0;
+  reg [10:0] normalize_q_0_top = 11'h000;
+  reg [26:0] normalize_q_0_window = 27'h0000000;
+  reg normalize_q_0_zero = 1'h0;
+  reg [6:0] normalize_q_1_0_right = 7'h00;
+  reg normalize_q_1_0_small = 1'h0;
+  reg [5:0] normalize_q_1_1_right = 6'h00;
+  reg normalize_q_1_1_small = 1'h0;
+  reg [10:0] normalize_q_2_0_over = 11'h000;
+  reg [26:0] normalize_q_2_0_small_mask = 27'h0000000;
+  reg [6:0] normalize_q_2_0_small_right = 7'h00;
+  reg [10:0] normalize_q_2_1_over = 11'h000;
+  reg [26:0] normalize_q_2_1_small_mask = 27'h0000000;
+  reg [5:0] normalize_q_2_1_small_right = 6'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] order_control_0 = 5'h00;
+  wire \order_control_0.flush ;
+  wire \order_control_0.last ;
+  wire [1:0] \order_control_0.mode ;
+  wire \order_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg order_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] order_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] order_control_3 = 2'h0;
+  reg [15:0] order_q_big_sig = 16'h0000;
+  reg [9:0] order_q_flags_big_exp = 10'h000;
+  reg order_q_flags_big_sign = 1'h0;
+  reg order_q_flags_both_zero = 1'h0;
+  reg order_q_flags_inf = 1'h0;
+  reg order_q_flags_inf_sign = 1'h0;
+  reg order_q_flags_nan = 1'h0;
+  reg order_q_flags_zero_sign = 1'h0;
+  reg [4:0] order_q_shift = 5'h00;
+  reg [15:0] order_q_small_sig = 16'h0000;
+  reg order_q_subtract = 1'h0;
   wire [9:0] p_exp;
   wire [9:0] p_exp_sum;
   wire [15:0] p_full;
   wire [15:0] p_sig;
-  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
-  reg [9:0] place_q_0_0_e_eff = 10'h000;
-  reg place_q_0_0_inf = 1'h0;
-  reg [35:0] place_q_0_0_kept = 36'h000000000;
-  reg place_q_0_0_nan = 1'h0;
-  reg place_q_0_0_sign = 1'h0;
-  reg place_q_0_0_small = 1'h0;
-  reg place_q_0_0_sticky = 1'h0;
-  reg place_q_0_0_zero = 1'h0;
-  reg [31:0] place_q_0_1_below = 32'd0;
-  reg [9:0] place_q_0_1_e_eff = 10'h000;
-  reg place_q_0_1_inf = 1'h0;
-  reg [28:0] place_q_0_1_kept = 29'h00000000;
-  reg place_q_0_1_nan = 1'h0;
-  reg place_q_0_1_sign = 1'h0;
-  reg place_q_0_1_small = 1'h0;
-  reg place_q_0_1_sticky = 1'h0;
-  reg place_q_0_1_zero = 1'h0;
-  reg [4:0] place_q_1_0 = 5'h00;
-  wire \place_q_1_0.flush ;
-  wire \place_q_1_0.last ;
-  wire [1:0] \place_q_1_0.mode ;
-  wire \place_q_1_0.valid ;
-  reg place_q_1_1 = 1'h0;
-  reg [7:0] place_q_1_2 = 8'h00;
-  reg [1:0] place_q_1_3 = 2'h0;
-  reg [4:0] product_0 = 5'h00;
-  wire \product_0.flush ;
-  wire \product_0.last ;
-  wire [1:0] \product_0.mode ;
-  wire \product_0.valid ;
-  reg [9:0] product_1_exp = 10'h000;
-  reg [15:0] product_1_full = 16'h0000;
-  reg product_1_inf = 1'h0;
-  reg product_1_nan = 1'h0;
-  reg product_1_sign = 1'h0;
-  reg product_1_zero = 1'h0;
-  reg [7:0] product_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] place_control_0 = 5'h00;
+  wire \place_control_0.flush ;
+  wire \place_control_0.last ;
+  wire [1:0] \place_control_0.mode ;
+  wire \place_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg place_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] place_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] place_control_3 = 2'h0;
+  reg [63:0] place_q_0_below = 64'h0000000000000000;
+  reg [11:0] place_q_0_e_eff = 12'h000;
+  reg place_q_0_inf = 1'h0;
+  reg [35:0] place_q_0_kept = 36'h000000000;
+  reg place_q_0_nan = 1'h0;
+  reg place_q_0_sign = 1'h0;
+  reg place_q_0_small = 1'h0;
+  reg place_q_0_sticky = 1'h0;
+  reg place_q_0_zero = 1'h0;
+  reg [31:0] place_q_1_below = 32'd0;
+  reg [11:0] place_q_1_e_eff = 12'h000;
+  reg place_q_1_inf = 1'h0;
+  reg [28:0] place_q_1_kept = 29'h00000000;
+  reg place_q_1_nan = 1'h0;
+  reg place_q_1_sign = 1'h0;
+  reg place_q_1_small = 1'h0;
+  reg place_q_1_sticky = 1'h0;
+  reg place_q_1_zero = 1'h0;
+  reg [9:0] product_0_exp = 10'h000;
+  reg [15:0] product_0_full = 16'h0000;
+  reg product_0_inf = 1'h0;
+  reg product_0_nan = 1'h0;
+  reg product_0_sign = 1'h0;
+  reg product_0_zero = 1'h0;
+  reg [7:0] product_1 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] product_step = 5'h00;
+  wire \product_step.flush ;
+  wire \product_step.last ;
+  wire [1:0] \product_step.mode ;
+  wire \product_step.valid ;
   wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
+  (* keep = 32'd1 *)
   wire result_fresh;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] result_mode;
-  reg [10:0] round_q_0_0_count = 11'h000;
-  reg [9:0] round_q_0_0_e_eff = 10'h000;
-  reg round_q_0_0_inf = 1'h0;
-  reg round_q_0_0_nan = 1'h0;
-  reg round_q_0_0_sign = 1'h0;
-  reg round_q_0_0_small = 1'h0;
-  reg round_q_0_0_up = 1'h0;
-  reg round_q_0_0_zero = 1'h0;
-  reg [7:0] round_q_0_1_count = 8'h00;
-  reg [9:0] round_q_0_1_e_eff = 10'h000;
-  reg round_q_0_1_inf = 1'h0;
-  reg round_q_0_1_nan = 1'h0;
-  reg round_q_0_1_sign = 1'h0;
-  reg round_q_0_1_small = 1'h0;
-  reg round_q_0_1_up = 1'h0;
-  reg round_q_0_1_zero = 1'h0;
-  reg [4:0] round_q_1_0 = 5'h00;
-  wire \round_q_1_0.flush ;
-  wire \round_q_1_0.last ;
-  wire [1:0] \round_q_1_0.mode ;
-  wire \round_q_1_0.valid ;
-  reg round_q_1_1 = 1'h0;
-  reg [7:0] round_q_1_2 = 8'h00;
-  reg [1:0] round_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] round_control_0 = 5'h00;
+  wire \round_control_0.flush ;
+  wire \round_control_0.last ;
+  wire [1:0] \round_control_0.mode ;
+  wire \round_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg round_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] round_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] round_control_3 = 2'h0;
+  reg [10:0] round_q_0_count = 11'h000;
+  reg [11:0] round_q_0_e_eff = 12'h000;
+  reg round_q_0_inf = 1'h0;
+  reg round_q_0_nan = 1'h0;
+  reg round_q_0_sign = 1'h0;
+  reg round_q_0_small = 1'h0;
+  reg round_q_0_up = 1'h0;
+  reg round_q_0_zero = 1'h0;
+  reg [7:0] round_q_1_count = 8'h00;
+  reg [11:0] round_q_1_e_eff = 12'h000;
+  reg round_q_1_inf = 1'h0;
+  reg round_q_1_nan = 1'h0;
+  reg round_q_1_sign = 1'h0;
+  reg round_q_1_small = 1'h0;
+  reg round_q_1_up = 1'h0;
+  reg round_q_1_zero = 1'h0;
   input rst;
   wire rst;
   input [4:0] step;
@@ -3479,11 +3219,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire [1:0] step_mode;
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
-  wire [60:0] sum_bf16_rne_wide;
+  wire [10:0] sum_bf16_rne_over;
+  wire [5:0] sum_bf16_rne_right;
+  wire sum_bf16_rne_small;
+  wire [26:0] sum_bf16_rne_small_mask;
+  wire [5:0] sum_bf16_rne_small_right;
+  wire [91:0] sum_bf16_rne_wide;
   wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
-  wire [99:0] sum_fp16_sr8_wide;
+  wire [10:0] sum_fp16_sr8_over;
+  wire [6:0] sum_fp16_sr8_right;
+  wire sum_fp16_sr8_small;
+  wire [26:0] sum_fp16_sr8_small_mask;
+  wire [6:0] sum_fp16_sr8_small_right;
+  wire [130:0] sum_fp16_sr8_wide;
+  (* keep = 32'd1 *)
+  reg [4:0] unpack_control_0 = 5'h00;
+  wire \unpack_control_0.flush ;
+  wire \unpack_control_0.last ;
+  wire [1:0] \unpack_control_0.mode ;
+  wire \unpack_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg unpack_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] unpack_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] unpack_control_3 = 2'h0;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -3496,179 +3258,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg [4:0] unpack_q_2_0 = 5'h00;
-  wire \unpack_q_2_0.flush ;
-  wire \unpack_q_2_0.last ;
-  wire [1:0] \unpack_q_2_0.mode ;
-  wire \unpack_q_2_0.valid ;
-  reg unpack_q_2_1 = 1'h0;
-  reg [7:0] unpack_q_2_2 = 8'h00;
-  reg [1:0] unpack_q_2_3 = 2'h0;
-  assign \$1  = ! step[4:3];
-  assign \$2  = step[4:3] == 1'h1;
-  assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
-  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
-  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
-  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
-  assign p_full = a[7:0] * b[7:0];
-  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
-  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
-  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$10  = fresh & product_0[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_0[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_0[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_0[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_0[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_0[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_0[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_0[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_0[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_0[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_0[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_0[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_0[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_0[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_0[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_0[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_0[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_0[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_0[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_0[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_0[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_0[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_0[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_0[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_0[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_0[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_0[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_0[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_0[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_0[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_0[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_0[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_0[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_0[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_0[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_0[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_0[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_0[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_0[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_0[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_0[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_0[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_0[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_0[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_0[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_0[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_0[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_0[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_0[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_0[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_0[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_0[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_0[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_0[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_0[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
-  assign \$170  = fresh & product_0[0];
+  assign \$170  = fresh & product_step[0];
   assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_0[0];
+  assign \$172  = fresh & product_step[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_0[0];
+  assign \$175  = fresh & product_step[0];
   assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_0[0];
+  assign \$177  = fresh & product_step[0];
   assign \$178  = \$177  ? 16'h0000 : acc;
   assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
   assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
@@ -3683,9 +3279,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$190  = \$188  | \$189 ;
   assign \$191  = step_mode == 2'h2;
   assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_0[0];
+  assign \$193  = fresh & product_step[0];
   assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_0[0];
+  assign \$195  = fresh & product_step[0];
   assign \$196  = \$195  ? 16'h0000 : acc;
   assign base_sign = \$192  ? \$194 [15] : \$196 [15];
   assign \$197  = ! step_mode;
@@ -3693,17 +3289,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$200  = \$198  | \$199 ;
   assign \$201  = step_mode == 2'h2;
   assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_0[0];
+  assign \$203  = fresh & product_step[0];
   assign \$204  = \$203  ? 16'h0000 : acc;
   assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_0[0];
+  assign \$206  = fresh & product_step[0];
   assign \$207  = \$206  ? 16'h0000 : acc;
   assign \$208  = ! \$207 [9:0];
   assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_0[0];
+  assign \$210  = fresh & product_step[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
   assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_0[0];
+  assign \$213  = fresh & product_step[0];
   assign \$214  = \$213  ? 16'h0000 : acc;
   assign \$215  = ! \$214 [6:0];
   assign \$216  = \$212  & \$215 ;
@@ -3713,17 +3309,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$220  = \$218  | \$219 ;
   assign \$221  = step_mode == 2'h2;
   assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_0[0];
+  assign \$223  = fresh & product_step[0];
   assign \$224  = \$223  ? 16'h0000 : acc;
   assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_0[0];
+  assign \$226  = fresh & product_step[0];
   assign \$227  = \$226  ? 16'h0000 : acc;
   assign \$228  = ! \$227 [9:0];
   assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_0[0];
+  assign \$230  = fresh & product_step[0];
   assign \$231  = \$230  ? 16'h0000 : acc;
   assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_0[0];
+  assign \$233  = fresh & product_step[0];
   assign \$234  = \$233  ? 16'h0000 : acc;
   assign \$235  = ! \$234 [6:0];
   assign \$236  = \$232  & \$235 ;
@@ -3733,17 +3329,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$240  = \$238  | \$239 ;
   assign \$241  = step_mode == 2'h2;
   assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_0[0];
+  assign \$243  = fresh & product_step[0];
   assign \$244  = \$243  ? 16'h0000 : acc;
   assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_0[0];
+  assign \$246  = fresh & product_step[0];
   assign \$247  = \$246  ? 16'h0000 : acc;
   assign \$248  = | \$247 [9:0];
   assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_0[0];
+  assign \$250  = fresh & product_step[0];
   assign \$251  = \$250  ? 16'h0000 : acc;
   assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_0[0];
+  assign \$253  = fresh & product_step[0];
   assign \$254  = \$253  ? 16'h0000 : acc;
   assign \$255  = | \$254 [6:0];
   assign \$256  = \$252  & \$255 ;
@@ -3769,1752 +3365,1834 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$275  = \$269  & \$274 ;
   assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$276  = align_q_0_big - align_q_0_small;
-  assign \$277  = align_q_0_big + align_q_0_small;
-  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
-  assign \$279  = ! add_q_0_total[27:12];
-  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
-  assign \$282  = ! \$281 [26:19];
-  assign \$283  = ! add_q_0_total[27:12];
-  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
-  assign \$287  = ! add_q_0_total[27:12];
-  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
-  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
-  assign \$291  = ! \$290 [26:23];
-  assign \$292  = ! add_q_0_total[27:12];
-  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
-  assign \$295  = ! \$294 [26:19];
-  assign \$296  = ! add_q_0_total[27:12];
-  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
-  assign \$300  = ! add_q_0_total[27:12];
-  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
-  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
-  assign \$305  = ! add_q_0_total[27:12];
-  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
-  assign \$308  = ! \$307 [26:19];
-  assign \$309  = ! add_q_0_total[27:12];
-  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
-  assign \$313  = ! add_q_0_total[27:12];
-  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
-  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
-  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
-  assign \$318  = ! \$317 [26:25];
-  assign \$319  = ! add_q_0_total[27:12];
-  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
-  assign \$322  = ! \$321 [26:19];
-  assign \$323  = ! add_q_0_total[27:12];
-  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
-  assign \$331  = ! \$330 [26:23];
-  assign \$332  = ! add_q_0_total[27:12];
-  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
-  assign \$335  = ! \$334 [26:19];
-  assign \$336  = ! add_q_0_total[27:12];
-  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
-  assign \$345  = ! add_q_0_total[27:12];
-  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
-  assign \$348  = ! \$347 [26:19];
-  assign \$349  = ! add_q_0_total[27:12];
-  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
-  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
-  assign \$359  = ! add_q_0_total[27:12];
-  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
-  assign \$362  = ! \$361 [26:19];
-  assign \$363  = ! add_q_0_total[27:12];
-  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
-  assign \$367  = ! add_q_0_total[27:12];
-  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
-  assign \$371  = ! \$370 [26:23];
-  assign \$372  = ! add_q_0_total[27:12];
-  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! \$374 [26:19];
-  assign \$376  = ! add_q_0_total[27:12];
-  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
-  assign \$380  = ! add_q_0_total[27:12];
-  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
-  assign \$385  = ! add_q_0_total[27:12];
-  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! \$387 [26:19];
-  assign \$389  = ! add_q_0_total[27:12];
-  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
-  assign \$393  = ! add_q_0_total[27:12];
-  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
-  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
-  assign \$399  = ! \$398 [26];
-  assign \$400  = ! add_q_0_total[27:12];
-  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
-  assign \$403  = ! \$402 [26:19];
-  assign \$404  = ! add_q_0_total[27:12];
-  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
-  assign \$408  = ! add_q_0_total[27:12];
-  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
-  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
-  assign \$412  = ! \$411 [26:23];
-  assign \$413  = ! add_q_0_total[27:12];
-  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
-  assign \$416  = ! \$415 [26:19];
-  assign \$417  = ! add_q_0_total[27:12];
-  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
-  assign \$421  = ! add_q_0_total[27:12];
-  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
-  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
-  assign \$426  = ! add_q_0_total[27:12];
-  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
-  assign \$429  = ! \$428 [26:19];
-  assign \$430  = ! add_q_0_total[27:12];
-  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
-  assign \$434  = ! add_q_0_total[27:12];
-  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
-  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
-  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
-  assign \$439  = ! \$438 [26:25];
-  assign \$440  = ! add_q_0_total[27:12];
-  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
-  assign \$443  = ! \$442 [26:19];
-  assign \$444  = ! add_q_0_total[27:12];
-  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
-  assign \$452  = ! \$451 [26:23];
-  assign \$453  = ! add_q_0_total[27:12];
-  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
-  assign \$456  = ! \$455 [26:19];
-  assign \$457  = ! add_q_0_total[27:12];
-  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
-  assign \$466  = ! add_q_0_total[27:12];
-  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
-  assign \$469  = ! \$468 [26:19];
-  assign \$470  = ! add_q_0_total[27:12];
-  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
-  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
-  assign \$480  = ! add_q_0_total[27:12];
-  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
-  assign \$483  = ! \$482 [26:19];
-  assign \$484  = ! add_q_0_total[27:12];
-  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
-  assign \$488  = ! add_q_0_total[27:12];
-  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
-  assign \$492  = ! \$491 [26:23];
-  assign \$493  = ! add_q_0_total[27:12];
-  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! \$495 [26:19];
-  assign \$497  = ! add_q_0_total[27:12];
-  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
-  assign \$501  = ! add_q_0_total[27:12];
-  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
-  assign \$506  = ! add_q_0_total[27:12];
-  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! \$508 [26:19];
-  assign \$510  = ! add_q_0_total[27:12];
-  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
-  assign \$514  = ! add_q_0_total[27:12];
-  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
-  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
-  assign \$521  = ! add_q_0_total[27:12];
-  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
-  assign \$524  = ! \$523 [26:19];
-  assign \$525  = ! add_q_0_total[27:12];
-  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
-  assign \$529  = ! add_q_0_total[27:12];
-  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
-  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
-  assign \$533  = ! \$532 [26:23];
-  assign \$534  = ! add_q_0_total[27:12];
-  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
-  assign \$537  = ! \$536 [26:19];
-  assign \$538  = ! add_q_0_total[27:12];
-  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
-  assign \$542  = ! add_q_0_total[27:12];
-  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
-  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
-  assign \$547  = ! add_q_0_total[27:12];
-  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
-  assign \$550  = ! \$549 [26:19];
-  assign \$551  = ! add_q_0_total[27:12];
-  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
-  assign \$555  = ! add_q_0_total[27:12];
-  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
-  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
-  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
-  assign \$560  = ! \$559 [26:25];
-  assign \$561  = ! add_q_0_total[27:12];
-  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
-  assign \$564  = ! \$563 [26:19];
-  assign \$565  = ! add_q_0_total[27:12];
-  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
-  assign \$573  = ! \$572 [26:23];
-  assign \$574  = ! add_q_0_total[27:12];
-  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
-  assign \$577  = ! \$576 [26:19];
-  assign \$578  = ! add_q_0_total[27:12];
-  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
-  assign \$587  = ! add_q_0_total[27:12];
-  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
-  assign \$590  = ! \$589 [26:19];
-  assign \$591  = ! add_q_0_total[27:12];
-  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
-  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
-  assign \$601  = ! add_q_0_total[27:12];
-  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
-  assign \$604  = ! \$603 [26:19];
-  assign \$605  = ! add_q_0_total[27:12];
-  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
-  assign \$613  = ! \$612 [26:23];
-  assign \$614  = ! add_q_0_total[27:12];
-  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! \$616 [26:19];
-  assign \$618  = ! add_q_0_total[27:12];
-  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
-  assign \$627  = ! add_q_0_total[27:12];
-  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! \$629 [26:19];
-  assign \$631  = ! add_q_0_total[27:12];
-  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
-  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
-  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
-  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
-  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$642  = ~ \$641 ;
-  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$644  = ~ \$643 ;
-  assign \$645  = \$642  & \$644 ;
-  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$649  = ~ \$648 ;
-  assign \$650  = \$647  & \$649 ;
-  assign \$651  = \$645  & \$650 ;
-  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$653  = ~ \$652 ;
-  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$655  = ~ \$654 ;
-  assign \$656  = \$653  & \$655 ;
-  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = \$658  & \$660 ;
-  assign \$662  = \$656  & \$661 ;
-  assign \$663  = \$651  & \$662 ;
-  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$667  = ~ \$666 ;
-  assign \$668  = \$665  & \$667 ;
-  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$672  = ~ \$671 ;
-  assign \$673  = \$670  & \$672 ;
-  assign \$674  = \$668  & \$673 ;
-  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$676  = ~ \$675 ;
-  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$688  = ~ \$687 ;
-  assign \$689  = ~ add_q_0_total[1];
-  assign \$690  = ~ add_q_0_total[3];
-  assign \$691  = \$687  ? \$690  : \$689 ;
-  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$693  = ~ \$692 ;
-  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$696  = ~ \$695 ;
-  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$701  = ~ \$700 ;
-  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$703  = ~ \$702 ;
-  assign \$704  = \$701  & \$703 ;
-  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$706  = ~ \$705 ;
-  assign \$707  = ~ add_q_0_total[5];
-  assign \$708  = ~ add_q_0_total[7];
-  assign \$709  = \$705  ? \$708  : \$707 ;
-  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$711  = ~ \$710 ;
-  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[9];
-  assign \$715  = ~ add_q_0_total[11];
-  assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$718  = ~ \$717 ;
-  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
-  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$721  = ~ \$720 ;
-  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = \$721  & \$723 ;
-  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
-  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$727  = ~ \$726 ;
-  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$729  = ~ \$728 ;
-  assign \$730  = \$727  & \$729 ;
-  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$732  = ~ \$731 ;
-  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = \$732  & \$734 ;
-  assign \$736  = \$730  & \$735 ;
-  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$738  = ~ \$737 ;
-  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$740  = ~ \$739 ;
-  assign \$741  = \$738  & \$740 ;
-  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = \$743  & \$745 ;
-  assign \$747  = \$741  & \$746 ;
-  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$749  = ~ \$748 ;
-  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$751  = ~ \$750 ;
-  assign \$752  = \$749  & \$751 ;
-  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$754  = ~ \$753 ;
-  assign \$755  = ~ add_q_0_total[13];
-  assign \$756  = ~ add_q_0_total[15];
-  assign \$757  = \$753  ? \$756  : \$755 ;
-  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = ~ add_q_0_total[17];
-  assign \$763  = ~ add_q_0_total[19];
-  assign \$764  = \$760  ? \$763  : \$762 ;
-  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
-  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$769  = ~ \$768 ;
-  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = \$769  & \$771 ;
-  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$774  = ~ \$773 ;
-  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$776  = ~ \$775 ;
-  assign \$777  = \$774  & \$776 ;
-  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$779  = ~ \$778 ;
-  assign \$780  = ~ add_q_0_total[21];
-  assign \$781  = ~ add_q_0_total[23];
-  assign \$782  = \$778  ? \$781  : \$780 ;
-  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$786  = ~ \$785 ;
-  assign \$787  = ~ add_q_0_total[25];
-  assign \$788  = ~ add_q_0_total[27];
-  assign \$789  = \$785  ? \$788  : \$787 ;
-  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$791  = ~ \$790 ;
-  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
-  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$794  = ~ \$793 ;
-  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$796  = ~ \$795 ;
-  assign \$797  = \$794  & \$796 ;
-  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
-  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$800  = ~ \$799 ;
-  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$802  = ~ \$801 ;
-  assign \$803  = \$800  & \$802 ;
-  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$805  = ~ \$804 ;
-  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$807  = ~ \$806 ;
-  assign \$808  = \$805  & \$807 ;
-  assign \$809  = \$803  & \$808 ;
-  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
-  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$812  = ~ \$811 ;
-  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$814  = ~ \$813 ;
-  assign \$815  = \$812  & \$814 ;
-  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$817  = ~ \$816 ;
-  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$819  = ~ \$818 ;
-  assign \$820  = \$817  & \$819 ;
-  assign \$821  = \$815  & \$820 ;
-  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$823  = ~ \$822 ;
-  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$825  = ~ \$824 ;
-  assign \$826  = \$823  & \$825 ;
-  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$828  = ~ \$827 ;
-  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$830  = ~ \$829 ;
-  assign \$831  = \$828  & \$830 ;
-  assign \$832  = \$826  & \$831 ;
-  assign \$833  = \$821  & \$832 ;
-  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
-  assign \$836  = ~ normalize_q_1_0[11];
-  assign \$837  = | normalize_q_1_0;
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = | normalize_q_1_0[11:6];
-  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$841  = \$838  ? \$840  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
-  assign \$842  = ~ normalize_q_1_1[11];
-  assign \$843  = | normalize_q_1_1;
-  assign \$844  = \$842  & \$843 ;
-  assign \$845  = | normalize_q_1_1[11:5];
-  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$847  = \$844  ? \$846  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
-  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$850  = round_q_0_0_count + round_q_0_0_up;
-  assign \$851  = \$849  + \$850 ;
-  assign \$852  = \$851  > 15'h7bff;
-  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$855  = round_q_0_0_count + round_q_0_0_up;
-  assign \$856  = \$854  + \$855 ;
-  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
-  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
-  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
-  assign \$862  = ~ round_q_0_0_inf;
-  assign \$863  = ~ round_q_0_0_zero;
-  assign \$864  = \$862  & \$863 ;
-  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$867  = round_q_0_0_count + round_q_0_0_up;
-  assign \$868  = \$866  + \$867 ;
-  assign \$869  = \$868  > 15'h7bff;
-  assign \$870  = \$864  & \$869 ;
-  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$876  = round_q_0_1_count + round_q_0_1_up;
-  assign \$877  = \$875  + \$876 ;
-  assign \$878  = \$877  > 15'h7f7f;
-  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$881  = round_q_0_1_count + round_q_0_1_up;
-  assign \$882  = \$880  + \$881 ;
-  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
-  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
-  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
-  assign \$888  = ~ round_q_0_1_inf;
-  assign \$889  = ~ round_q_0_1_zero;
-  assign \$890  = \$888  & \$889 ;
-  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$893  = round_q_0_1_count + round_q_0_1_up;
-  assign \$894  = \$892  + \$893 ;
-  assign \$895  = \$894  > 15'h7f7f;
-  assign \$896  = \$890  & \$895 ;
-  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$900  = ! round_q_1_3;
-  assign \$901  = round_q_1_3 == 1'h1;
-  assign \$902  = round_q_1_3 == 2'h2;
-  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
-  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
-  assign \$906  = a[17] ^ b[17];
-  assign \$907  = a[18] | b[18];
-  assign \$908  = a[20] | b[20];
-  assign \$909  = \$908  | a[19];
-  assign \$910  = \$909  | b[19];
-  assign \$911  = ~ \$910 ;
-  assign \$912  = \$907  & \$911 ;
-  assign \$913  = a[19] | b[19];
-  assign \$914  = a[20] | b[20];
-  assign \$915  = \$914  | a[18];
-  assign \$916  = \$915  | b[18];
-  assign \$917  = ~ \$916 ;
-  assign \$918  = \$913  & \$917 ;
-  assign \$919  = a[20] | b[20];
-  assign \$920  = a[19] & b[18];
-  assign \$921  = \$919  | \$920 ;
-  assign \$922  = a[18] & b[19];
-  assign \$923  = \$921  | \$922 ;
-  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$925  = ~ product_0[0];
-  assign \$926  = product_1_zero | \$925 ;
-  assign \$927  = product_1_inf & product_0[0];
-  assign \$928  = product_1_nan & product_0[0];
-  assign \$929  = ~ fresh;
-  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$933  = \$931  ? 16'h0000 : \$932 ;
-  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$936  = \$934  | \$935 ;
-  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$938  = - $signed(add_exp_diff);
-  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
-  assign \$940  = \$936  ? 12'h01a : \$939 ;
-  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$947  = \$945  & \$946 ;
-  assign \$948  = \$944  | \$947 ;
-  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$951  = ~ \$950 ;
-  assign \$952  = \$949  & \$951 ;
-  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$955  = \$953  & \$954 ;
-  assign \$956  = ~ \$955 ;
-  assign \$957  = \$952  & \$956 ;
-  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$961  = | add_small_wide[25:0];
-  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$964  = ! add_q_0_total[27:1];
-  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
-  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
-  assign \$968  = ! add_q_0_total[27:1];
-  assign \$969  = add_q_0_flags_both_zero | \$968 ;
-  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$972  = ~ normalize_q_1_0[11];
-  assign \$973  = | normalize_q_1_0;
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = ~ normalize_q_1_0[11];
-  assign \$976  = | normalize_q_1_0;
-  assign \$977  = \$975  & \$976 ;
-  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
-  assign \$981  = ~ normalize_q_1_1[11];
-  assign \$982  = | normalize_q_1_1;
-  assign \$983  = \$981  & \$982 ;
-  assign \$984  = ~ normalize_q_1_1[11];
-  assign \$985  = | normalize_q_1_1;
-  assign \$986  = \$984  & \$985 ;
-  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$989  = \$986  ? 10'h382 : \$988 ;
-  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$991  = | place_q_0_1_kept[19:0];
-  assign \$992  = | place_q_0_1_below;
-  assign \$993  = \$992  | place_q_0_1_sticky;
-  assign \$994  = \$991  | \$993 ;
-  assign \$995  = \$994  | place_q_0_1_kept[21];
-  assign \$996  = place_q_0_1_kept[20] & \$995 ;
-  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$998  = ~ round_q_1_1;
-  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
-  always @(posedge clk)
-    product_0 <= \$1000 ;
-  always @(posedge clk)
-    product_1_sign <= \$1001 ;
-  always @(posedge clk)
-    product_1_zero <= \$1002 ;
-  always @(posedge clk)
-    product_1_inf <= \$1003 ;
-  always @(posedge clk)
-    product_1_nan <= \$1004 ;
-  always @(posedge clk)
-    product_1_exp <= \$1005 ;
-  always @(posedge clk)
-    product_1_full <= \$1006 ;
-  always @(posedge clk)
-    product_2 <= \$1007 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$1008 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$1009 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$1010 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$1011 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$1012 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$1013 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$1014 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$1015 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$1016 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$1017 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$1018 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$1019 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$1020 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$1021 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$1022 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$1023 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$1024 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$1025 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$1026 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$1027 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1028 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1029 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$1030 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$1031 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1032 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1033 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1034 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$1035 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$1036 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$1037 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$1038 ;
-  always @(posedge clk)
-    align_q_0_big <= \$1039 ;
-  always @(posedge clk)
-    align_q_0_small <= \$1040 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$1041 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1042 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1043 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$1044 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$1045 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1046 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1047 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1048 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$1049 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$1050 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$1051 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$1052 ;
-  always @(posedge clk)
-    add_q_0_total <= \$1053 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1054 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1055 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$1056 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$1057 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1058 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1059 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1060 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$1061 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$1062 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$1063 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$1064 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$1065 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$1066 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$1067 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$1068 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$1069 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$1070 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$1071 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$1072 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$1073 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$1074 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$1075 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$1076 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$1077 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$1078 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$1079 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$1080 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$1081 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$1082 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$1083 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$1084 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$1085 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$1086 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$1087 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$1088 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$1089 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$1090 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$1091 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$1092 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$1093 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$1094 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$1095 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$1096 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$1097 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$1098 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$1099 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$1100 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$1101 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$1102 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$1103 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$1104 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$1105 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$1106 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$1107 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$1108 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$1109 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$1110 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$1111 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$1112 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$1113 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$1114 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$1115 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$1116 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$1117 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1118 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1119 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1120 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1121 ;
-  always @(posedge clk)
-    acc <= \$1122 ;
-  always @(posedge clk)
-    done <= \$1123 ;
-  always @(posedge clk)
-    fresh <= \$1124 ;
-  always @(posedge clk)
-    acc_mode <= \$1125 ;
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$306  = \$304  ? 11'h000 : \$305 ;
+  assign \$307  = \$303  ? 11'h05e : \$306 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$338  = \$336  ? 11'h000 : \$337 ;
+  assign \$339  = \$335  ? 11'h03e : \$338 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$340  = align_q_big - align_q_small;
+  assign \$341  = align_q_big + align_q_small;
+  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
+  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$344  = ~ \$343 ;
+  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$346  = ~ \$345 ;
+  assign \$347  = \$344  & \$346 ;
+  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$349  = ~ \$348 ;
+  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$351  = ~ \$350 ;
+  assign \$352  = \$349  & \$351 ;
+  assign \$353  = \$347  & \$352 ;
+  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$355  = ~ \$354 ;
+  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$357  = ~ \$356 ;
+  assign \$358  = \$355  & \$357 ;
+  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$360  = ~ \$359 ;
+  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$362  = ~ \$361 ;
+  assign \$363  = \$360  & \$362 ;
+  assign \$364  = \$358  & \$363 ;
+  assign \$365  = \$353  & \$364 ;
+  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$367  = ~ \$366 ;
+  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$369  = ~ \$368 ;
+  assign \$370  = \$367  & \$369 ;
+  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$372  = ~ \$371 ;
+  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$374  = ~ \$373 ;
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = \$370  & \$375 ;
+  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$378  = ~ \$377 ;
+  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$390  = ~ \$389 ;
+  assign \$391  = ~ add_q_0_total[1];
+  assign \$392  = ~ add_q_0_total[3];
+  assign \$393  = \$389  ? \$392  : \$391 ;
+  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$395  = ~ \$394 ;
+  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$398  = ~ \$397 ;
+  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$403  = ~ \$402 ;
+  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$405  = ~ \$404 ;
+  assign \$406  = \$403  & \$405 ;
+  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$408  = ~ \$407 ;
+  assign \$409  = ~ add_q_0_total[5];
+  assign \$410  = ~ add_q_0_total[7];
+  assign \$411  = \$407  ? \$410  : \$409 ;
+  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$413  = ~ \$412 ;
+  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$415  = ~ \$414 ;
+  assign \$416  = ~ add_q_0_total[9];
+  assign \$417  = ~ add_q_0_total[11];
+  assign \$418  = \$414  ? \$417  : \$416 ;
+  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$420  = ~ \$419 ;
+  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
+  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$423  = ~ \$422 ;
+  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$425  = ~ \$424 ;
+  assign \$426  = \$423  & \$425 ;
+  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
+  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$429  = ~ \$428 ;
+  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$431  = ~ \$430 ;
+  assign \$432  = \$429  & \$431 ;
+  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$434  = ~ \$433 ;
+  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$436  = ~ \$435 ;
+  assign \$437  = \$434  & \$436 ;
+  assign \$438  = \$432  & \$437 ;
+  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$440  = ~ \$439 ;
+  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$442  = ~ \$441 ;
+  assign \$443  = \$440  & \$442 ;
+  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$445  = ~ \$444 ;
+  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$447  = ~ \$446 ;
+  assign \$448  = \$445  & \$447 ;
+  assign \$449  = \$443  & \$448 ;
+  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$451  = ~ \$450 ;
+  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$453  = ~ \$452 ;
+  assign \$454  = \$451  & \$453 ;
+  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$456  = ~ \$455 ;
+  assign \$457  = ~ add_q_0_total[13];
+  assign \$458  = ~ add_q_0_total[15];
+  assign \$459  = \$455  ? \$458  : \$457 ;
+  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$461  = ~ \$460 ;
+  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = ~ add_q_0_total[17];
+  assign \$465  = ~ add_q_0_total[19];
+  assign \$466  = \$462  ? \$465  : \$464 ;
+  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$468  = ~ \$467 ;
+  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
+  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$473  = ~ \$472 ;
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$478  = ~ \$477 ;
+  assign \$479  = \$476  & \$478 ;
+  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$481  = ~ \$480 ;
+  assign \$482  = ~ add_q_0_total[21];
+  assign \$483  = ~ add_q_0_total[23];
+  assign \$484  = \$480  ? \$483  : \$482 ;
+  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$486  = ~ \$485 ;
+  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$488  = ~ \$487 ;
+  assign \$489  = ~ add_q_0_total[25];
+  assign \$490  = ~ add_q_0_total[27];
+  assign \$491  = \$487  ? \$490  : \$489 ;
+  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$493  = ~ \$492 ;
+  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
+  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$496  = ~ \$495 ;
+  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$498  = ~ \$497 ;
+  assign \$499  = \$496  & \$498 ;
+  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
+  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$502  = ~ \$501 ;
+  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$504  = ~ \$503 ;
+  assign \$505  = \$502  & \$504 ;
+  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$507  = ~ \$506 ;
+  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$509  = ~ \$508 ;
+  assign \$510  = \$507  & \$509 ;
+  assign \$511  = \$505  & \$510 ;
+  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
+  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$514  = ~ \$513 ;
+  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$516  = ~ \$515 ;
+  assign \$517  = \$514  & \$516 ;
+  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$519  = ~ \$518 ;
+  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$521  = ~ \$520 ;
+  assign \$522  = \$519  & \$521 ;
+  assign \$523  = \$517  & \$522 ;
+  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$525  = ~ \$524 ;
+  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$527  = ~ \$526 ;
+  assign \$528  = \$525  & \$527 ;
+  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$530  = ~ \$529 ;
+  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$532  = ~ \$531 ;
+  assign \$533  = \$530  & \$532 ;
+  assign \$534  = \$528  & \$533 ;
+  assign \$535  = \$523  & \$534 ;
+  assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$536 ;
+  assign \$537  = ~ { \$535 , \$512  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
+  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$538 ;
+  assign \$539  = ~ { \$535 , \$512  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
+  assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
+  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$542  = round_q_0_count + round_q_0_up;
+  assign \$543  = \$541  + \$542 ;
+  assign \$544  = \$543  > 15'h7bff;
+  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$547  = round_q_0_count + round_q_0_up;
+  assign \$548  = \$546  + \$547 ;
+  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
+  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
+  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
+  assign \$554  = ~ round_q_0_inf;
+  assign \$555  = ~ round_q_0_zero;
+  assign \$556  = \$554  & \$555 ;
+  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$559  = round_q_0_count + round_q_0_up;
+  assign \$560  = \$558  + \$559 ;
+  assign \$561  = \$560  > 15'h7bff;
+  assign \$562  = \$556  & \$561 ;
+  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$568  = round_q_1_count + round_q_1_up;
+  assign \$569  = \$567  + \$568 ;
+  assign \$570  = \$569  > 15'h7f7f;
+  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$573  = round_q_1_count + round_q_1_up;
+  assign \$574  = \$572  + \$573 ;
+  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
+  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
+  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
+  assign \$580  = ~ round_q_1_inf;
+  assign \$581  = ~ round_q_1_zero;
+  assign \$582  = \$580  & \$581 ;
+  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$585  = round_q_1_count + round_q_1_up;
+  assign \$586  = \$584  + \$585 ;
+  assign \$587  = \$586  > 15'h7f7f;
+  assign \$588  = \$582  & \$587 ;
+  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$592  = ! round_control_3;
+  assign \$593  = round_control_3 == 1'h1;
+  assign \$594  = round_control_3 == 2'h2;
+  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
+  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
+  assign \$598  = a[17] ^ b[17];
+  assign \$599  = a[18] | b[18];
+  assign \$600  = a[20] | b[20];
+  assign \$601  = \$600  | a[19];
+  assign \$602  = \$601  | b[19];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$599  & \$603 ;
+  assign \$605  = a[19] | b[19];
+  assign \$606  = a[20] | b[20];
+  assign \$607  = \$606  | a[18];
+  assign \$608  = \$607  | b[18];
+  assign \$609  = ~ \$608 ;
+  assign \$610  = \$605  & \$609 ;
+  assign \$611  = a[20] | b[20];
+  assign \$612  = a[19] & b[18];
+  assign \$613  = \$611  | \$612 ;
+  assign \$614  = a[18] & b[19];
+  assign \$615  = \$613  | \$614 ;
+  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$617  = ~ product_step[0];
+  assign \$618  = product_0_zero | \$617 ;
+  assign \$619  = product_0_inf & product_step[0];
+  assign \$620  = product_0_nan & product_step[0];
+  assign \$621  = ~ fresh;
+  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$625  = \$623  ? 16'h0000 : \$624 ;
+  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$628  = \$626  | \$627 ;
+  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$630  = - $signed(add_exp_diff);
+  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
+  assign \$632  = \$628  ? 12'h01a : \$631 ;
+  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$639  = \$637  & \$638 ;
+  assign \$640  = \$636  | \$639 ;
+  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$643  = ~ \$642 ;
+  assign \$644  = \$641  & \$643 ;
+  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$647  = \$645  & \$646 ;
+  assign \$648  = ~ \$647 ;
+  assign \$649  = \$644  & \$648 ;
+  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$653  = | add_small_wide[25:0];
+  assign \$654  = ! add_q_0_total[27:1];
+  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
+  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
+  assign \$658  = ! add_q_0_total[27:1];
+  assign \$659  = add_q_0_flags_both_zero | \$658 ;
+  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$662  = \$660  ? 12'h010 : \$661 ;
+  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
+  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$666  = \$664  ? 12'h080 : \$665 ;
+  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
+  assign \$668  = place_q_0_kept[24:17] + place_control_2;
+  assign \$669  = | place_q_1_kept[19:0];
+  assign \$670  = | place_q_1_below;
+  assign \$671  = \$670  | place_q_1_sticky;
+  assign \$672  = \$669  | \$671 ;
+  assign \$673  = \$672  | place_q_1_kept[21];
+  assign \$674  = place_q_1_kept[20] & \$673 ;
+  assign \$675  = round_control_0[0] & round_control_0[1];
+  assign \$676  = ~ round_control_1;
+  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  always @(posedge clk)
+    product_step <= \$678 ;
+  always @(posedge clk)
+    product_0_sign <= \$679 ;
+  always @(posedge clk)
+    product_0_zero <= \$680 ;
+  always @(posedge clk)
+    product_0_inf <= \$681 ;
+  always @(posedge clk)
+    product_0_nan <= \$682 ;
+  always @(posedge clk)
+    product_0_exp <= \$683 ;
+  always @(posedge clk)
+    product_0_full <= \$684 ;
+  always @(posedge clk)
+    product_1 <= \$685 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$686 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$687 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$688 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$689 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$690 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$691 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$692 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$693 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$694 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$695 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$696 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$697 ;
+  always @(posedge clk)
+    unpack_control_0 <= \$698 ;
+  always @(posedge clk)
+    unpack_control_1 <= \$699 ;
+  always @(posedge clk)
+    unpack_control_2 <= \$700 ;
+  always @(posedge clk)
+    unpack_control_3 <= \$701 ;
+  always @(posedge clk)
+    order_q_big_sig <= \$702 ;
+  always @(posedge clk)
+    order_q_small_sig <= \$703 ;
+  always @(posedge clk)
+    order_q_shift <= \$704 ;
+  always @(posedge clk)
+    order_q_subtract <= \$705 ;
+  always @(posedge clk)
+    order_q_flags_big_exp <= \$706 ;
+  always @(posedge clk)
+    order_q_flags_big_sign <= \$707 ;
+  always @(posedge clk)
+    order_q_flags_nan <= \$708 ;
+  always @(posedge clk)
+    order_q_flags_inf <= \$709 ;
+  always @(posedge clk)
+    order_q_flags_inf_sign <= \$710 ;
+  always @(posedge clk)
+    order_q_flags_both_zero <= \$711 ;
+  always @(posedge clk)
+    order_q_flags_zero_sign <= \$712 ;
+  always @(posedge clk)
+    order_control_0 <= \$713 ;
+  always @(posedge clk)
+    order_control_1 <= \$714 ;
+  always @(posedge clk)
+    order_control_2 <= \$715 ;
+  always @(posedge clk)
+    order_control_3 <= \$716 ;
+  always @(posedge clk)
+    align_q_big <= \$717 ;
+  always @(posedge clk)
+    align_q_small <= \$718 ;
+  always @(posedge clk)
+    align_q_subtract <= \$719 ;
+  always @(posedge clk)
+    align_q_flags_big_exp <= \$720 ;
+  always @(posedge clk)
+    align_q_flags_big_sign <= \$721 ;
+  always @(posedge clk)
+    align_q_flags_nan <= \$722 ;
+  always @(posedge clk)
+    align_q_flags_inf <= \$723 ;
+  always @(posedge clk)
+    align_q_flags_inf_sign <= \$724 ;
+  always @(posedge clk)
+    align_q_flags_both_zero <= \$725 ;
+  always @(posedge clk)
+    align_q_flags_zero_sign <= \$726 ;
+  always @(posedge clk)
+    align_control_0 <= \$727 ;
+  always @(posedge clk)
+    align_control_1 <= \$728 ;
+  always @(posedge clk)
+    align_control_2 <= \$729 ;
+  always @(posedge clk)
+    align_control_3 <= \$730 ;
+  always @(posedge clk)
+    add_q_0_total <= \$731 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$732 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$733 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$734 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$735 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$736 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$737 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$738 ;
+  always @(posedge clk)
+    add_q_1_0_small_mask <= \$739 ;
+  always @(posedge clk)
+    add_q_1_0_small_right <= \$740 ;
+  always @(posedge clk)
+    add_q_1_0_over <= \$741 ;
+  always @(posedge clk)
+    add_q_1_1_small_mask <= \$742 ;
+  always @(posedge clk)
+    add_q_1_1_small_right <= \$743 ;
+  always @(posedge clk)
+    add_q_1_1_over <= \$744 ;
+  always @(posedge clk)
+    add_control_0 <= \$745 ;
+  always @(posedge clk)
+    add_control_1 <= \$746 ;
+  always @(posedge clk)
+    add_control_2 <= \$747 ;
+  always @(posedge clk)
+    add_control_3 <= \$748 ;
+  always @(posedge clk)
+    normalize_q_0_window <= \$749 ;
+  always @(posedge clk)
+    normalize_q_0_sticky <= \$750 ;
+  always @(posedge clk)
+    normalize_q_0_lz <= \$751 ;
+  always @(posedge clk)
+    normalize_q_0_top <= \$752 ;
+  always @(posedge clk)
+    normalize_q_0_sign <= \$753 ;
+  always @(posedge clk)
+    normalize_q_0_zero <= \$754 ;
+  always @(posedge clk)
+    normalize_q_0_inf <= \$755 ;
+  always @(posedge clk)
+    normalize_q_0_nan <= \$756 ;
+  always @(posedge clk)
+    normalize_q_1_0_small <= \$757 ;
+  always @(posedge clk)
+    normalize_q_1_0_right <= \$758 ;
+  always @(posedge clk)
+    normalize_q_1_1_small <= \$759 ;
+  always @(posedge clk)
+    normalize_q_1_1_right <= \$760 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_mask <= \$761 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_right <= \$762 ;
+  always @(posedge clk)
+    normalize_q_2_0_over <= \$763 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_mask <= \$764 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_right <= \$765 ;
+  always @(posedge clk)
+    normalize_q_2_1_over <= \$766 ;
+  always @(posedge clk)
+    normalize_control_0 <= \$767 ;
+  always @(posedge clk)
+    normalize_control_1 <= \$768 ;
+  always @(posedge clk)
+    normalize_control_2 <= \$769 ;
+  always @(posedge clk)
+    normalize_control_3 <= \$770 ;
+  always @(posedge clk)
+    place_q_0_kept <= \$771 ;
+  always @(posedge clk)
+    place_q_0_below <= \$772 ;
+  always @(posedge clk)
+    place_q_0_sticky <= \$773 ;
+  always @(posedge clk)
+    place_q_0_small <= \$774 ;
+  always @(posedge clk)
+    place_q_0_e_eff <= \$775 ;
+  always @(posedge clk)
+    place_q_0_sign <= \$776 ;
+  always @(posedge clk)
+    place_q_0_zero <= \$777 ;
+  always @(posedge clk)
+    place_q_0_inf <= \$778 ;
+  always @(posedge clk)
+    place_q_0_nan <= \$779 ;
+  always @(posedge clk)
+    place_q_1_kept <= \$780 ;
+  always @(posedge clk)
+    place_q_1_below <= \$781 ;
+  always @(posedge clk)
+    place_q_1_sticky <= \$782 ;
+  always @(posedge clk)
+    place_q_1_small <= \$783 ;
+  always @(posedge clk)
+    place_q_1_e_eff <= \$784 ;
+  always @(posedge clk)
+    place_q_1_sign <= \$785 ;
+  always @(posedge clk)
+    place_q_1_zero <= \$786 ;
+  always @(posedge clk)
+    place_q_1_inf <= \$787 ;
+  always @(posedge clk)
+    place_q_1_nan <= \$788 ;
+  always @(posedge clk)
+    place_control_0 <= \$789 ;
+  always @(posedge clk)
+    place_control_1 <= \$790 ;
+  always @(posedge clk)
+    place_control_2 <= \$791 ;
+  always @(posedge clk)
+    place_control_3 <= \$792 ;
+  always @(posedge clk)
+    round_q_0_count <= \$793 ;
+  always @(posedge clk)
+    round_q_0_up <= \$794 ;
+  always @(posedge clk)
+    round_q_0_small <= \$795 ;
+  always @(posedge clk)
+    round_q_0_e_eff <= \$796 ;
+  always @(posedge clk)
+    round_q_0_sign <= \$797 ;
+  always @(posedge clk)
+    round_q_0_zero <= \$798 ;
+  always @(posedge clk)
+    round_q_0_inf <= \$799 ;
+  always @(posedge clk)
+    round_q_0_nan <= \$800 ;
+  always @(posedge clk)
+    round_q_1_count <= \$801 ;
+  always @(posedge clk)
+    round_q_1_up <= \$802 ;
+  always @(posedge clk)
+    round_q_1_small <= \$803 ;
+  always @(posedge clk)
+    round_q_1_e_eff <= \$804 ;
+  always @(posedge clk)
+    round_q_1_sign <= \$805 ;
+  always @(posedge clk)
+    round_q_1_zero <= \$806 ;
+  always @(posedge clk)
+    round_q_1_inf <= \$807 ;
+  always @(posedge clk)
+    round_q_1_nan <= \$808 ;
+  always @(posedge clk)
+    round_control_0 <= \$809 ;
+  always @(posedge clk)
+    round_control_1 <= \$810 ;
+  always @(posedge clk)
+    round_control_2 <= \$811 ;
+  always @(posedge clk)
+    round_control_3 <= \$812 ;
+  always @(posedge clk)
+    acc <= \$813 ;
+  always @(posedge clk)
+    done <= \$814 ;
+  always @(posedge clk)
+    fresh <= \$815 ;
+  always @(posedge clk)
+    acc_mode <= \$816 ;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
+  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
+  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$6  = $signed(product_0_exp) + $signed(2'h1);
+  assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
+  assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
+  assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
+  assign \$10  = fresh & product_step[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
+  assign \$13  = fresh & product_step[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_step[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_step[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_step[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_step[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_step[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_step[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_step[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_step[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_step[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_step[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
+  assign \$47  = fresh & product_step[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_step[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_step[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_step[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_step[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_step[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_step[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_step[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_step[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_step[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_step[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_step[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_step[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_step[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_step[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_step[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_step[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_step[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_step[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_step[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_step[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_step[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_step[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
+  assign \$115  = fresh & product_step[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_step[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_step[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_step[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_step[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_step[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_step[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_step[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
+  assign \$140  = fresh & product_step[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_step[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_step[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_step[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_step[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_step[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_step[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_step[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_step[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_step[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_step[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_step[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1579$0 (\$1126 ),
-    .\port$1581$0 (\$1127 ),
-    .\port$1583$0 (\$1128 ),
-    .\port$1585$0 (\$1129 ),
-    .\port$1587$0 (\$1130 ),
-    .\port$1589$0 (\$1131 ),
-    .\port$1591$0 (\$1132 ),
-    .\port$1593$0 (\$1133 ),
+    .\port$1263$0 (\$817 ),
+    .\port$1265$0 (\$818 ),
+    .\port$1267$0 (\$819 ),
+    .\port$1269$0 (\$820 ),
+    .\port$1271$0 (\$821 ),
+    .\port$1273$0 (\$822 ),
+    .\port$1275$0 (\$823 ),
+    .\port$1277$0 (\$824 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1000  = step;
+    \$678  = step;
     if (rst) begin
-      \$1000  = 5'h00;
+      \$678  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1001  = \$906 ;
+    \$679  = \$598 ;
     if (rst) begin
-      \$1001  = 1'h0;
+      \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1002  = \$912 ;
+    \$680  = \$604 ;
     if (rst) begin
-      \$1002  = 1'h0;
+      \$680  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1003  = \$918 ;
+    \$681  = \$610 ;
     if (rst) begin
-      \$1003  = 1'h0;
+      \$681  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1004  = \$923 ;
+    \$682  = \$615 ;
     if (rst) begin
-      \$1004  = 1'h0;
+      \$682  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1005  = p_exp_sum;
+    \$683  = p_exp_sum;
     if (rst) begin
-      \$1005  = 10'h000;
+      \$683  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1006  = p_full;
+    \$684  = p_full;
     if (rst) begin
-      \$1006  = 16'h0000;
+      \$684  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1007  = rand_sum;
+    \$685  = rand_sum;
     if (rst) begin
-      \$1007  = 8'h00;
+      \$685  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1008  = base_sign;
+    \$686  = base_sign;
     if (rst) begin
-      \$1008  = 1'h0;
+      \$686  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1009  = base_zero;
+    \$687  = base_zero;
     if (rst) begin
-      \$1009  = 1'h0;
+      \$687  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1010  = base_inf;
+    \$688  = base_inf;
     if (rst) begin
-      \$1010  = 1'h0;
+      \$688  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1011  = base_nan;
+    \$689  = base_nan;
     if (rst) begin
-      \$1011  = 1'h0;
+      \$689  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1012  = base_exp;
+    \$690  = base_exp;
     if (rst) begin
-      \$1012  = 9'h000;
+      \$690  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1013  = base_sig;
+    \$691  = base_sig;
     if (rst) begin
-      \$1013  = 11'h000;
+      \$691  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1014  = \$924 ;
+    \$692  = \$616 ;
     if (rst) begin
-      \$1014  = 1'h0;
+      \$692  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1015  = \$926 ;
+    \$693  = \$618 ;
     if (rst) begin
-      \$1015  = 1'h0;
+      \$693  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1016  = \$927 ;
+    \$694  = \$619 ;
     if (rst) begin
-      \$1016  = 1'h0;
+      \$694  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1017  = \$928 ;
+    \$695  = \$620 ;
     if (rst) begin
-      \$1017  = 1'h0;
+      \$695  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1018  = \$7 [9:0];
+    \$696  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 10'h000;
+      \$696  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1019  = \$9 [15:0];
+    \$697  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 16'h0000;
+      \$697  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1020  = product_0;
+    \$698  = product_step;
     if (rst) begin
-      \$1020  = 5'h00;
+      \$698  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1021  = \$929 ;
+    \$699  = \$621 ;
     if (rst) begin
-      \$1021  = 1'h0;
+      \$699  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1022  = product_2;
+    \$700  = product_1;
     if (rst) begin
-      \$1022  = 8'h00;
+      \$700  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1023  = step_mode;
+    \$701  = step_mode;
     if (rst) begin
-      \$1023  = 2'h0;
+      \$701  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1024  = \$930 ;
+    \$702  = \$622 ;
     if (rst) begin
-      \$1024  = 16'h0000;
+      \$702  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1025  = \$933 ;
+    \$703  = \$625 ;
     if (rst) begin
-      \$1025  = 16'h0000;
+      \$703  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1026  = \$940 [4:0];
+    \$704  = \$632 [4:0];
     if (rst) begin
-      \$1026  = 5'h00;
+      \$704  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1027  = \$941 ;
+    \$705  = \$633 ;
     if (rst) begin
-      \$1027  = 1'h0;
+      \$705  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1028  = \$942 ;
+    \$706  = \$634 ;
     if (rst) begin
-      \$1028  = 10'h000;
+      \$706  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1029  = \$943 ;
+    \$707  = \$635 ;
     if (rst) begin
-      \$1029  = 1'h0;
+      \$707  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1030  = \$948 ;
+    \$708  = \$640 ;
     if (rst) begin
-      \$1030  = 1'h0;
+      \$708  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1031  = \$957 ;
+    \$709  = \$649 ;
     if (rst) begin
-      \$1031  = 1'h0;
+      \$709  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1032  = \$958 ;
+    \$710  = \$650 ;
     if (rst) begin
-      \$1032  = 1'h0;
+      \$710  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1033  = \$959 ;
+    \$711  = \$651 ;
     if (rst) begin
-      \$1033  = 1'h0;
+      \$711  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1034  = \$960 ;
+    \$712  = \$652 ;
     if (rst) begin
-      \$1034  = 1'h0;
+      \$712  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1035  = unpack_q_2_0;
+    \$713  = unpack_control_0;
     if (rst) begin
-      \$1035  = 5'h00;
+      \$713  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1036  = unpack_q_2_1;
+    \$714  = unpack_control_1;
     if (rst) begin
-      \$1036  = 1'h0;
+      \$714  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1037  = unpack_q_2_2;
+    \$715  = unpack_control_2;
     if (rst) begin
-      \$1037  = 8'h00;
+      \$715  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1038  = unpack_q_2_3;
+    \$716  = unpack_control_3;
     if (rst) begin
-      \$1038  = 2'h0;
+      \$716  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
+    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 28'h0000000;
+      \$717  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
+    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
     if (rst) begin
-      \$1040  = 28'h0000000;
+      \$718  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1041  = order_q_0_subtract;
+    \$719  = order_q_subtract;
     if (rst) begin
-      \$1041  = 1'h0;
+      \$719  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1042  = order_q_0_flags_big_exp;
+    \$720  = order_q_flags_big_exp;
     if (rst) begin
-      \$1042  = 10'h000;
+      \$720  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1043  = order_q_0_flags_big_sign;
+    \$721  = order_q_flags_big_sign;
     if (rst) begin
-      \$1043  = 1'h0;
+      \$721  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1044  = order_q_0_flags_nan;
+    \$722  = order_q_flags_nan;
     if (rst) begin
-      \$1044  = 1'h0;
+      \$722  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1045  = order_q_0_flags_inf;
+    \$723  = order_q_flags_inf;
     if (rst) begin
-      \$1045  = 1'h0;
+      \$723  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1046  = order_q_0_flags_inf_sign;
+    \$724  = order_q_flags_inf_sign;
     if (rst) begin
-      \$1046  = 1'h0;
+      \$724  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1047  = order_q_0_flags_both_zero;
+    \$725  = order_q_flags_both_zero;
     if (rst) begin
-      \$1047  = 1'h0;
+      \$725  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1048  = order_q_0_flags_zero_sign;
+    \$726  = order_q_flags_zero_sign;
     if (rst) begin
-      \$1048  = 1'h0;
+      \$726  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1049  = order_q_1_0;
+    \$727  = order_control_0;
     if (rst) begin
-      \$1049  = 5'h00;
+      \$727  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1050  = order_q_1_1;
+    \$728  = order_control_1;
     if (rst) begin
-      \$1050  = 1'h0;
+      \$728  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1051  = order_q_1_2;
+    \$729  = order_control_2;
     if (rst) begin
-      \$1051  = 8'h00;
+      \$729  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1052  = order_q_1_3;
+    \$730  = order_control_3;
     if (rst) begin
-      \$1052  = 2'h0;
+      \$730  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1053  = \$278 [27:0];
+    \$731  = \$342 [27:0];
     if (rst) begin
-      \$1053  = 28'h0000000;
+      \$731  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1054  = align_q_0_flags_big_exp;
+    \$732  = align_q_flags_big_exp;
     if (rst) begin
-      \$1054  = 10'h000;
+      \$732  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1055  = align_q_0_flags_big_sign;
+    \$733  = align_q_flags_big_sign;
     if (rst) begin
-      \$1055  = 1'h0;
+      \$733  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1056  = align_q_0_flags_nan;
+    \$734  = align_q_flags_nan;
     if (rst) begin
-      \$1056  = 1'h0;
+      \$734  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1057  = align_q_0_flags_inf;
+    \$735  = align_q_flags_inf;
     if (rst) begin
-      \$1057  = 1'h0;
+      \$735  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1058  = align_q_0_flags_inf_sign;
+    \$736  = align_q_flags_inf_sign;
     if (rst) begin
-      \$1058  = 1'h0;
+      \$736  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1059  = align_q_0_flags_both_zero;
+    \$737  = align_q_flags_both_zero;
     if (rst) begin
-      \$1059  = 1'h0;
+      \$737  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1060  = align_q_0_flags_zero_sign;
+    \$738  = align_q_flags_zero_sign;
     if (rst) begin
-      \$1060  = 1'h0;
+      \$738  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1061  = \$962 ;
+    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
     if (rst) begin
-      \$1061  = 11'h000;
+      \$739  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1062  = \$963 ;
+    \$740  = \$307 [6:0];
     if (rst) begin
-      \$1062  = 11'h000;
+      \$740  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1063  = align_q_1_0;
+    \$741  = sum_fp16_sr8_over;
     if (rst) begin
-      \$1063  = 5'h00;
+      \$741  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1064  = align_q_1_1;
+    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
     if (rst) begin
-      \$1064  = 1'h0;
+      \$742  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1065  = align_q_1_2;
+    \$743  = \$339 [5:0];
     if (rst) begin
-      \$1065  = 8'h00;
+      \$743  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1066  = align_q_1_3;
+    \$744  = sum_bf16_rne_over;
     if (rst) begin
-      \$1066  = 2'h0;
+      \$744  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1067  = \$967 ;
+    \$745  = align_control_0;
     if (rst) begin
-      \$1067  = 1'h0;
+      \$745  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1068  = \$969 ;
+    \$746  = align_control_1;
     if (rst) begin
-      \$1068  = 1'h0;
+      \$746  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1069  = add_q_0_flags_inf;
+    \$747  = align_control_2;
     if (rst) begin
-      \$1069  = 1'h0;
+      \$747  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1070  = add_q_0_flags_nan;
+    \$748  = align_control_3;
     if (rst) begin
-      \$1070  = 1'h0;
+      \$748  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1071  = \$835 [9:0];
+    \$749  = add_q_0_total[27:1];
     if (rst) begin
-      \$1071  = 10'h000;
+      \$749  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1072  = add_normalized;
+    \$750  = add_q_0_total[0];
     if (rst) begin
-      \$1072  = 27'h0000000;
+      \$750  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1073  = add_q_0_total[0];
+    \$751  = { \$535 , \$512  };
     if (rst) begin
-      \$1073  = 1'h0;
+      \$751  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1074  = \$970 ;
+    \$752  = add_top;
     if (rst) begin
-      \$1074  = 12'h000;
+      \$752  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1075  = \$971 ;
+    \$753  = \$657 ;
     if (rst) begin
-      \$1075  = 12'h000;
+      \$753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1076  = add_q_2_0;
+    \$754  = \$659 ;
     if (rst) begin
-      \$1076  = 5'h00;
+      \$754  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1077  = add_q_2_1;
+    \$755  = add_q_0_flags_inf;
     if (rst) begin
-      \$1077  = 1'h0;
+      \$755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1078  = add_q_2_2;
+    \$756  = add_q_0_flags_nan;
     if (rst) begin
-      \$1078  = 8'h00;
+      \$756  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1079  = add_q_2_3;
+    \$757  = sum_fp16_sr8_small;
     if (rst) begin
-      \$1079  = 2'h0;
+      \$757  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1080  = sum_fp16_sr8_wide[99:64];
+    \$758  = sum_fp16_sr8_right;
     if (rst) begin
-      \$1080  = 36'h000000000;
+      \$758  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1081  = sum_fp16_sr8_wide[63:0];
+    \$759  = sum_bf16_rne_small;
     if (rst) begin
-      \$1081  = 64'h0000000000000000;
+      \$759  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1082  = normalize_q_0_1;
+    \$760  = sum_bf16_rne_right;
     if (rst) begin
-      \$1082  = 1'h0;
+      \$760  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1083  = \$974 ;
+    \$761  = add_q_1_0_small_mask;
     if (rst) begin
-      \$1083  = 1'h0;
+      \$761  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1084  = \$980 ;
+    \$762  = add_q_1_0_small_right;
     if (rst) begin
-      \$1084  = 10'h000;
+      \$762  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1085  = normalize_q_0_0_sign;
+    \$763  = add_q_1_0_over;
     if (rst) begin
-      \$1085  = 1'h0;
+      \$763  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1086  = normalize_q_0_0_zero;
+    \$764  = add_q_1_1_small_mask;
     if (rst) begin
-      \$1086  = 1'h0;
+      \$764  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1087  = normalize_q_0_0_inf;
+    \$765  = add_q_1_1_small_right;
     if (rst) begin
-      \$1087  = 1'h0;
+      \$765  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1088  = normalize_q_0_0_nan;
+    \$766  = add_q_1_1_over;
     if (rst) begin
-      \$1088  = 1'h0;
+      \$766  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1089  = sum_bf16_rne_wide[60:32];
+    \$767  = add_control_0;
     if (rst) begin
-      \$1089  = 29'h00000000;
+      \$767  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1090  = sum_bf16_rne_wide[31:0];
+    \$768  = add_control_1;
     if (rst) begin
-      \$1090  = 32'd0;
+      \$768  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1091  = normalize_q_0_1;
+    \$769  = add_control_2;
     if (rst) begin
-      \$1091  = 1'h0;
+      \$769  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1092  = \$983 ;
+    \$770  = add_control_3;
     if (rst) begin
-      \$1092  = 1'h0;
+      \$770  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1093  = \$989 ;
+    \$771  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1093  = 10'h000;
+      \$771  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1094  = normalize_q_0_0_sign;
+    \$772  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1094  = 1'h0;
+      \$772  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1095  = normalize_q_0_0_zero;
+    \$773  = normalize_q_0_sticky;
     if (rst) begin
-      \$1095  = 1'h0;
+      \$773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1096  = normalize_q_0_0_inf;
+    \$774  = normalize_q_1_0_small;
     if (rst) begin
-      \$1096  = 1'h0;
+      \$774  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1097  = normalize_q_0_0_nan;
+    \$775  = \$663 ;
     if (rst) begin
-      \$1097  = 1'h0;
+      \$775  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1098  = normalize_q_2_0;
+    \$776  = normalize_q_0_sign;
     if (rst) begin
-      \$1098  = 5'h00;
+      \$776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1099  = normalize_q_2_1;
+    \$777  = normalize_q_0_zero;
     if (rst) begin
-      \$1099  = 1'h0;
+      \$777  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1100  = normalize_q_2_2;
+    \$778  = normalize_q_0_inf;
     if (rst) begin
-      \$1100  = 8'h00;
+      \$778  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1101  = normalize_q_2_3;
+    \$779  = normalize_q_0_nan;
     if (rst) begin
-      \$1101  = 2'h0;
+      \$779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1102  = place_q_0_0_kept[35:25];
+    \$780  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1102  = 11'h000;
+      \$780  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1103  = \$990 [8];
+    \$781  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1103  = 1'h0;
+      \$781  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1104  = place_q_0_0_small;
+    \$782  = normalize_q_0_sticky;
     if (rst) begin
-      \$1104  = 1'h0;
+      \$782  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1105  = place_q_0_0_e_eff;
+    \$783  = normalize_q_1_1_small;
     if (rst) begin
-      \$1105  = 10'h000;
+      \$783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1106  = place_q_0_0_sign;
+    \$784  = \$667 ;
     if (rst) begin
-      \$1106  = 1'h0;
+      \$784  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1107  = place_q_0_0_zero;
+    \$785  = normalize_q_0_sign;
     if (rst) begin
-      \$1107  = 1'h0;
+      \$785  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1108  = place_q_0_0_inf;
+    \$786  = normalize_q_0_zero;
     if (rst) begin
-      \$1108  = 1'h0;
+      \$786  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1109  = place_q_0_0_nan;
+    \$787  = normalize_q_0_inf;
     if (rst) begin
-      \$1109  = 1'h0;
+      \$787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1110  = place_q_0_1_kept[28:21];
+    \$788  = normalize_q_0_nan;
     if (rst) begin
-      \$1110  = 8'h00;
+      \$788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1111  = \$996 ;
+    \$789  = normalize_control_0;
     if (rst) begin
-      \$1111  = 1'h0;
+      \$789  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1112  = place_q_0_1_small;
+    \$790  = normalize_control_1;
     if (rst) begin
-      \$1112  = 1'h0;
+      \$790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1113  = place_q_0_1_e_eff;
+    \$791  = normalize_control_2;
     if (rst) begin
-      \$1113  = 10'h000;
+      \$791  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1114  = place_q_0_1_sign;
+    \$792  = normalize_control_3;
     if (rst) begin
-      \$1114  = 1'h0;
+      \$792  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1115  = place_q_0_1_zero;
+    \$793  = place_q_0_kept[35:25];
     if (rst) begin
-      \$1115  = 1'h0;
+      \$793  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1116  = place_q_0_1_inf;
+    \$794  = \$668 [8];
     if (rst) begin
-      \$1116  = 1'h0;
+      \$794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1117  = place_q_0_1_nan;
+    \$795  = place_q_0_small;
     if (rst) begin
-      \$1117  = 1'h0;
+      \$795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1118  = place_q_1_0;
+    \$796  = place_q_0_e_eff;
     if (rst) begin
-      \$1118  = 5'h00;
+      \$796  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1119  = place_q_1_1;
+    \$797  = place_q_0_sign;
     if (rst) begin
-      \$1119  = 1'h0;
+      \$797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1120  = place_q_1_2;
+    \$798  = place_q_0_zero;
     if (rst) begin
-      \$1120  = 8'h00;
+      \$798  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1121  = place_q_1_3;
+    \$799  = place_q_0_inf;
     if (rst) begin
-      \$1121  = 2'h0;
+      \$799  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1122  = sum_code;
+    \$800  = place_q_0_nan;
     if (rst) begin
-      \$1122  = 16'h0000;
+      \$800  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1123  = \$997 ;
+    \$801  = place_q_1_kept[28:21];
     if (rst) begin
-      \$1123  = 1'h0;
+      \$801  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1124  = \$999 ;
+    \$802  = \$674 ;
     if (rst) begin
-      \$1124  = 1'h1;
+      \$802  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$1125  = round_q_1_3;
+    \$803  = place_q_1_small;
     if (rst) begin
-      \$1125  = 2'h0;
+      \$803  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$804  = place_q_1_e_eff;
+    if (rst) begin
+      \$804  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$805  = place_q_1_sign;
+    if (rst) begin
+      \$805  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$806  = place_q_1_zero;
+    if (rst) begin
+      \$806  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$807  = place_q_1_inf;
+    if (rst) begin
+      \$807  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$808  = place_q_1_nan;
+    if (rst) begin
+      \$808  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$809  = place_control_0;
+    if (rst) begin
+      \$809  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$810  = place_control_1;
+    if (rst) begin
+      \$810  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$811  = place_control_2;
+    if (rst) begin
+      \$811  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$812  = place_control_3;
+    if (rst) begin
+      \$812  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$813  = sum_code;
+    if (rst) begin
+      \$813  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$814  = \$675 ;
+    if (rst) begin
+      \$814  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$815  = \$677 ;
+    if (rst) begin
+      \$815  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$816  = round_control_3;
+    if (rst) begin
+      \$816  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
   assign base_fp16_exp = \$46 [5:0];
   assign base_bf16_exp = \$139 [8:0];
-  assign add_total = \$278 [27:0];
-  assign add_lz = { \$833 , \$810  };
-  assign add_exp = \$835 [9:0];
-  assign add_sig = add_normalized;
+  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
+  assign sum_fp16_sr8_small_right = \$307 [6:0];
+  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
+  assign sum_bf16_rne_small_right = \$339 [5:0];
+  assign add_total = \$342 [27:0];
+  assign add_lz = { \$535 , \$512  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$78  = acc;
-  assign \done$80  = done;
+  assign \acc$91  = acc;
+  assign \done$93  = done;
   assign flush_sum = acc;
   assign flush_mode = acc_mode;
-  assign flush = product_0[2];
+  assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
   assign \step.flush  = step[2];
@@ -5531,45 +5209,45 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \b.zero  = b[18];
   assign \b.inf  = b[19];
   assign \b.nan  = b[20];
-  assign \product_0.valid  = product_0[0];
-  assign \product_0.last  = product_0[1];
-  assign \product_0.flush  = product_0[2];
-  assign \product_0.mode  = product_0[4:3];
-  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
-  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
-  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
-  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
-  assign \order_q_1_0.valid  = order_q_1_0[0];
-  assign \order_q_1_0.last  = order_q_1_0[1];
-  assign \order_q_1_0.flush  = order_q_1_0[2];
-  assign \order_q_1_0.mode  = order_q_1_0[4:3];
-  assign \align_q_1_0.valid  = align_q_1_0[0];
-  assign \align_q_1_0.last  = align_q_1_0[1];
-  assign \align_q_1_0.flush  = align_q_1_0[2];
-  assign \align_q_1_0.mode  = align_q_1_0[4:3];
-  assign \add_q_2_0.valid  = add_q_2_0[0];
-  assign \add_q_2_0.last  = add_q_2_0[1];
-  assign \add_q_2_0.flush  = add_q_2_0[2];
-  assign \add_q_2_0.mode  = add_q_2_0[4:3];
-  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
-  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
-  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
-  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
-  assign \place_q_1_0.valid  = place_q_1_0[0];
-  assign \place_q_1_0.last  = place_q_1_0[1];
-  assign \place_q_1_0.flush  = place_q_1_0[2];
-  assign \place_q_1_0.mode  = place_q_1_0[4:3];
-  assign \round_q_1_0.valid  = round_q_1_0[0];
-  assign \round_q_1_0.last  = round_q_1_0[1];
-  assign \round_q_1_0.flush  = round_q_1_0[2];
-  assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_code = \$905 ;
-  assign sum_bf16_rne = \$899 ;
-  assign sum_bf16_rne_mag = \$885 ;
-  assign sum_fp16_sr8 = \$873 ;
-  assign sum_fp16_sr8_mag = \$859 ;
+  assign \product_step.valid  = product_step[0];
+  assign \product_step.last  = product_step[1];
+  assign \product_step.flush  = product_step[2];
+  assign \product_step.mode  = product_step[4:3];
+  assign \unpack_control_0.valid  = unpack_control_0[0];
+  assign \unpack_control_0.last  = unpack_control_0[1];
+  assign \unpack_control_0.flush  = unpack_control_0[2];
+  assign \unpack_control_0.mode  = unpack_control_0[4:3];
+  assign \order_control_0.valid  = order_control_0[0];
+  assign \order_control_0.last  = order_control_0[1];
+  assign \order_control_0.flush  = order_control_0[2];
+  assign \order_control_0.mode  = order_control_0[4:3];
+  assign \align_control_0.valid  = align_control_0[0];
+  assign \align_control_0.last  = align_control_0[1];
+  assign \align_control_0.flush  = align_control_0[2];
+  assign \align_control_0.mode  = align_control_0[4:3];
+  assign \add_control_0.valid  = add_control_0[0];
+  assign \add_control_0.last  = add_control_0[1];
+  assign \add_control_0.flush  = add_control_0[2];
+  assign \add_control_0.mode  = add_control_0[4:3];
+  assign \normalize_control_0.valid  = normalize_control_0[0];
+  assign \normalize_control_0.last  = normalize_control_0[1];
+  assign \normalize_control_0.flush  = normalize_control_0[2];
+  assign \normalize_control_0.mode  = normalize_control_0[4:3];
+  assign \place_control_0.valid  = place_control_0[0];
+  assign \place_control_0.last  = place_control_0[1];
+  assign \place_control_0.flush  = place_control_0[2];
+  assign \place_control_0.mode  = place_control_0[4:3];
+  assign \round_control_0.valid  = round_control_0[0];
+  assign \round_control_0.last  = round_control_0[1];
+  assign \round_control_0.flush  = round_control_0[2];
+  assign \round_control_0.mode  = round_control_0[4:3];
+  assign sum_code = \$597 ;
+  assign sum_bf16_rne = \$591 ;
+  assign sum_bf16_rne_mag = \$577 ;
+  assign sum_fp16_sr8 = \$565 ;
+  assign sum_fp16_sr8_mag = \$551 ;
   assign en = step[0];
-  assign \$8  = { product_1_full, 1'h0 };
+  assign \$8  = { product_0_full, 1'h0 };
   assign \$56  = { \$55 [9:0], 1'h0 };
   assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
   assign \$66  = { \$65 [9:0], 3'h0 };
@@ -5593,159 +5271,38 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$238  = \$237 ;
   assign \$258  = \$257 ;
   assign \$264  = \$263 ;
-  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$286  = { 7'h00, \$285 , 8'h00 };
-  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$299  = { 7'h00, \$298 , 8'h00 };
-  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$304  = { 3'h0, \$303 , 4'h0 };
-  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$312  = { 7'h00, \$311 , 8'h00 };
-  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$326  = { 7'h00, \$325 , 8'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$339  = { 7'h00, \$338 , 8'h00 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$344  = { 3'h0, \$343 , 4'h0 };
-  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 7'h00, \$351 , 8'h00 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 1'h0, \$357 , 2'h0 };
-  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$366  = { 7'h00, \$365 , 8'h00 };
-  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$379  = { 7'h00, \$378 , 8'h00 };
-  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$384  = { 3'h0, \$383 , 4'h0 };
-  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 7'h00, \$391 , 8'h00 };
-  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$407  = { 7'h00, \$406 , 8'h00 };
-  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$420  = { 7'h00, \$419 , 8'h00 };
-  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 3'h0, \$424 , 4'h0 };
-  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$433  = { 7'h00, \$432 , 8'h00 };
-  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$447  = { 7'h00, \$446 , 8'h00 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$460  = { 7'h00, \$459 , 8'h00 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$465  = { 3'h0, \$464 , 4'h0 };
-  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 7'h00, \$472 , 8'h00 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 1'h0, \$478 , 2'h0 };
-  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$487  = { 7'h00, \$486 , 8'h00 };
-  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$500  = { 7'h00, \$499 , 8'h00 };
-  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$505  = { 3'h0, \$504 , 4'h0 };
-  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 7'h00, \$512 , 8'h00 };
-  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$520  = { \$519 , 1'h0 };
-  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$528  = { 7'h00, \$527 , 8'h00 };
-  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$541  = { 7'h00, \$540 , 8'h00 };
-  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 3'h0, \$545 , 4'h0 };
-  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$554  = { 7'h00, \$553 , 8'h00 };
-  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { 7'h00, \$567 , 8'h00 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$581  = { 7'h00, \$580 , 8'h00 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$586  = { 3'h0, \$585 , 4'h0 };
-  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 7'h00, \$593 , 8'h00 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 1'h0, \$599 , 2'h0 };
-  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$608  = { 7'h00, \$607 , 8'h00 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$621  = { 7'h00, \$620 , 8'h00 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$626  = { 3'h0, \$625 , 4'h0 };
-  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 7'h00, \$633 , 8'h00 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$677  = 1'h1;
-  assign \$678  = 1'h0;
-  assign \$679  = 1'h0;
-  assign \$680  = 1'h0;
-  assign \$681  = 1'h1;
-  assign \$682  = 1'h1;
-  assign \$683  = 1'h1;
-  assign \$684  = 1'h1;
-  assign \$685  = 1'h0;
-  assign \$686  = 1'h1;
-  assign \$694  = { \$693 , \$691  };
-  assign \$697  = 1'h1;
-  assign \$698  = 1'h0;
-  assign \$699  = 1'h0;
-  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
-  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
-  assign \$860  = 1'h0;
-  assign \$861  = round_q_0_0_nan;
-  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
-  assign \$871  = 1'h0;
-  assign \$872  = round_q_0_0_nan;
-  assign \$875  = { \$874 [7:0], 7'h00 };
-  assign \$880  = { \$879 [7:0], 7'h00 };
-  assign \$886  = 1'h0;
-  assign \$887  = round_q_0_1_nan;
-  assign \$892  = { \$891 [7:0], 7'h00 };
-  assign \$897  = 1'h0;
-  assign \$898  = round_q_0_1_nan;
+  assign \$379  = 1'h1;
+  assign \$380  = 1'h0;
+  assign \$381  = 1'h0;
+  assign \$382  = 1'h0;
+  assign \$383  = 1'h1;
+  assign \$384  = 1'h1;
+  assign \$385  = 1'h1;
+  assign \$386  = 1'h1;
+  assign \$387  = 1'h0;
+  assign \$388  = 1'h1;
+  assign \$396  = { \$395 , \$393  };
+  assign \$399  = 1'h1;
+  assign \$400  = 1'h0;
+  assign \$401  = 1'h0;
+  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
+  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
+  assign \$552  = 1'h0;
+  assign \$553  = round_q_0_nan;
+  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
+  assign \$563  = 1'h0;
+  assign \$564  = round_q_0_nan;
+  assign \$567  = { \$566 [7:0], 7'h00 };
+  assign \$572  = { \$571 [7:0], 7'h00 };
+  assign \$578  = 1'h0;
+  assign \$579  = round_q_1_nan;
+  assign \$584  = { \$583 [7:0], 7'h00 };
+  assign \$589  = 1'h0;
+  assign \$590  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1579$0 , \port$1581$0 , \port$1583$0 , \port$1585$0 , \port$1587$0 , \port$1589$0 , \port$1591$0 , \port$1593$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1263$0 , \port$1265$0 , \port$1267$0 , \port$1269$0 , \port$1271$0 , \port$1273$0 , \port$1275$0 , \port$1277$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6029,22 +5586,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1579$0 , \port$1581
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1579$0 ;
-  wire \port$1579$0 ;
-  output \port$1581$0 ;
-  wire \port$1581$0 ;
-  output \port$1583$0 ;
-  wire \port$1583$0 ;
-  output \port$1585$0 ;
-  wire \port$1585$0 ;
-  output \port$1587$0 ;
-  wire \port$1587$0 ;
-  output \port$1589$0 ;
-  wire \port$1589$0 ;
-  output \port$1591$0 ;
-  wire \port$1591$0 ;
-  output \port$1593$0 ;
-  wire \port$1593$0 ;
+  output \port$1263$0 ;
+  wire \port$1263$0 ;
+  output \port$1265$0 ;
+  wire \port$1265$0 ;
+  output \port$1267$0 ;
+  wire \port$1267$0 ;
+  output \port$1269$0 ;
+  wire \port$1269$0 ;
+  output \port$1271$0 ;
+  wire \port$1271$0 ;
+  output \port$1273$0 ;
+  wire \port$1273$0 ;
+  output \port$1275$0 ;
+  wire \port$1275$0 ;
+  output \port$1277$0 ;
+  wire \port$1277$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6208,14 +5765,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1579$0 , \port$1581
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1579$0  = \$2 ;
-  assign \port$1581$0  = \$4 ;
-  assign \port$1583$0  = \$6 ;
-  assign \port$1585$0  = \$8 ;
-  assign \port$1587$0  = \$10 ;
-  assign \port$1589$0  = \$12 ;
-  assign \port$1591$0  = \$14 ;
-  assign \port$1593$0  = \$16 ;
+  assign \port$1263$0  = \$2 ;
+  assign \port$1265$0  = \$4 ;
+  assign \port$1267$0  = \$6 ;
+  assign \port$1269$0  = \$8 ;
+  assign \port$1271$0  = \$10 ;
+  assign \port$1273$0  = \$12 ;
+  assign \port$1275$0  = \$14 ;
+  assign \port$1277$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6496,154 +6053,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$1 ;
   wire \$10 ;
   wire [15:0] \$100 ;
-  reg [4:0] \$1000 ;
-  reg \$1001 ;
-  reg \$1002 ;
-  reg \$1003 ;
-  reg \$1004 ;
-  reg [9:0] \$1005 ;
-  reg [15:0] \$1006 ;
-  reg [7:0] \$1007 ;
-  reg \$1008 ;
-  reg \$1009 ;
   wire [24:0] \$101 ;
-  reg \$1010 ;
-  reg \$1011 ;
-  reg [8:0] \$1012 ;
-  reg [10:0] \$1013 ;
-  reg \$1014 ;
-  reg \$1015 ;
-  reg \$1016 ;
-  reg \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg [4:0] \$1020 ;
-  reg \$1021 ;
-  reg [7:0] \$1022 ;
-  reg [1:0] \$1023 ;
-  reg [15:0] \$1024 ;
-  reg [15:0] \$1025 ;
-  reg [4:0] \$1026 ;
-  reg \$1027 ;
-  reg [9:0] \$1028 ;
-  reg \$1029 ;
   wire [10:0] \$103 ;
-  reg \$1030 ;
-  reg \$1031 ;
-  reg \$1032 ;
-  reg \$1033 ;
-  reg \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [7:0] \$1037 ;
-  reg [1:0] \$1038 ;
-  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg [27:0] \$1040 ;
-  reg \$1041 ;
-  reg [9:0] \$1042 ;
-  reg \$1043 ;
-  reg \$1044 ;
-  reg \$1045 ;
-  reg \$1046 ;
-  reg \$1047 ;
-  reg \$1048 ;
-  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
-  reg \$1050 ;
-  reg [7:0] \$1051 ;
-  reg [1:0] \$1052 ;
-  reg [27:0] \$1053 ;
-  reg [9:0] \$1054 ;
-  reg \$1055 ;
-  reg \$1056 ;
-  reg \$1057 ;
-  reg \$1058 ;
-  reg \$1059 ;
   wire [10:0] \$106 ;
-  reg \$1060 ;
-  reg [10:0] \$1061 ;
-  reg [10:0] \$1062 ;
-  reg [4:0] \$1063 ;
-  reg \$1064 ;
-  reg [7:0] \$1065 ;
-  reg [1:0] \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
   wire [10:0] \$107 ;
-  reg \$1070 ;
-  reg [9:0] \$1071 ;
-  reg [26:0] \$1072 ;
-  reg \$1073 ;
-  reg [11:0] \$1074 ;
-  reg [11:0] \$1075 ;
-  reg [4:0] \$1076 ;
-  reg \$1077 ;
-  reg [7:0] \$1078 ;
-  reg [1:0] \$1079 ;
   wire [10:0] \$108 ;
-  reg [35:0] \$1080 ;
-  reg [63:0] \$1081 ;
-  reg \$1082 ;
-  reg \$1083 ;
-  reg [9:0] \$1084 ;
-  reg \$1085 ;
-  reg \$1086 ;
-  reg \$1087 ;
-  reg \$1088 ;
-  reg [28:0] \$1089 ;
   wire [10:0] \$109 ;
-  reg [31:0] \$1090 ;
-  reg \$1091 ;
-  reg \$1092 ;
-  reg [9:0] \$1093 ;
-  reg \$1094 ;
-  reg \$1095 ;
-  reg \$1096 ;
-  reg \$1097 ;
-  reg [4:0] \$1098 ;
-  reg \$1099 ;
   wire [15:0] \$11 ;
   wire [10:0] \$110 ;
-  reg [7:0] \$1100 ;
-  reg [1:0] \$1101 ;
-  reg [10:0] \$1102 ;
-  reg \$1103 ;
-  reg \$1104 ;
-  reg [9:0] \$1105 ;
-  reg \$1106 ;
-  reg \$1107 ;
-  reg \$1108 ;
-  reg \$1109 ;
   wire [10:0] \$111 ;
-  reg [7:0] \$1110 ;
-  reg \$1111 ;
-  reg \$1112 ;
-  reg [9:0] \$1113 ;
-  reg \$1114 ;
-  reg \$1115 ;
-  reg \$1116 ;
-  reg \$1117 ;
-  reg [4:0] \$1118 ;
-  reg \$1119 ;
   wire \$112 ;
-  reg [7:0] \$1120 ;
-  reg [1:0] \$1121 ;
-  reg [15:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg [1:0] \$1125 ;
-  wire \$1126 ;
-  wire \$1127 ;
-  wire \$1128 ;
-  wire \$1129 ;
   wire [15:0] \$113 ;
-  wire \$1130 ;
-  wire \$1131 ;
-  wire \$1132 ;
-  wire \$1133 ;
   wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
@@ -6823,412 +6246,412 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire [28:0] \$276 ;
-  wire [28:0] \$277 ;
-  wire [29:0] \$278 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [57:0] \$280 ;
-  wire [26:0] \$281 ;
+  wire \$280 ;
+  wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [57:0] \$284 ;
-  wire [26:0] \$285 ;
-  wire [41:0] \$286 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
   wire \$287 ;
-  wire [57:0] \$288 ;
-  wire [26:0] \$289 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
-  wire [26:0] \$290 ;
+  wire \$290 ;
   wire \$291 ;
   wire \$292 ;
-  wire [57:0] \$293 ;
-  wire [26:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [57:0] \$297 ;
-  wire [26:0] \$298 ;
-  wire [41:0] \$299 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [57:0] \$301 ;
-  wire [26:0] \$302 ;
-  wire [26:0] \$303 ;
-  wire [33:0] \$304 ;
-  wire \$305 ;
-  wire [57:0] \$306 ;
-  wire [26:0] \$307 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire [10:0] \$305 ;
+  wire [10:0] \$306 ;
+  wire [10:0] \$307 ;
   wire \$308 ;
   wire \$309 ;
   wire [15:0] \$31 ;
-  wire [57:0] \$310 ;
-  wire [26:0] \$311 ;
-  wire [41:0] \$312 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire \$313 ;
-  wire [57:0] \$314 ;
-  wire [26:0] \$315 ;
-  wire [26:0] \$316 ;
-  wire [26:0] \$317 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
   wire \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire [57:0] \$320 ;
-  wire [26:0] \$321 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
   wire \$323 ;
-  wire [57:0] \$324 ;
-  wire [26:0] \$325 ;
-  wire [41:0] \$326 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
   wire \$327 ;
-  wire [57:0] \$328 ;
-  wire [26:0] \$329 ;
+  wire \$328 ;
+  wire \$329 ;
   wire [15:0] \$33 ;
-  wire [26:0] \$330 ;
+  wire \$330 ;
   wire \$331 ;
   wire \$332 ;
-  wire [57:0] \$333 ;
-  wire [26:0] \$334 ;
+  wire \$333 ;
+  wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [57:0] \$337 ;
-  wire [26:0] \$338 ;
-  wire [41:0] \$339 ;
+  wire [10:0] \$337 ;
+  wire [10:0] \$338 ;
+  wire [10:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
-  wire [26:0] \$342 ;
-  wire [26:0] \$343 ;
-  wire [33:0] \$344 ;
+  wire [28:0] \$340 ;
+  wire [28:0] \$341 ;
+  wire [29:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
   wire \$345 ;
-  wire [57:0] \$346 ;
-  wire [26:0] \$347 ;
+  wire \$346 ;
+  wire \$347 ;
   wire \$348 ;
   wire \$349 ;
   wire [15:0] \$35 ;
-  wire [57:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [41:0] \$352 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
   wire \$353 ;
-  wire [57:0] \$354 ;
-  wire [26:0] \$355 ;
-  wire [26:0] \$356 ;
-  wire [26:0] \$357 ;
-  wire [29:0] \$358 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
-  wire [57:0] \$360 ;
-  wire [26:0] \$361 ;
+  wire \$360 ;
+  wire \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire [57:0] \$364 ;
-  wire [26:0] \$365 ;
-  wire [41:0] \$366 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
-  wire [57:0] \$368 ;
-  wire [26:0] \$369 ;
+  wire \$368 ;
+  wire \$369 ;
   wire [5:0] \$37 ;
-  wire [26:0] \$370 ;
+  wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [57:0] \$373 ;
-  wire [26:0] \$374 ;
+  wire \$373 ;
+  wire \$374 ;
   wire \$375 ;
   wire \$376 ;
-  wire [57:0] \$377 ;
-  wire [26:0] \$378 ;
-  wire [41:0] \$379 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [5:0] \$38 ;
   wire \$380 ;
-  wire [57:0] \$381 ;
-  wire [26:0] \$382 ;
-  wire [26:0] \$383 ;
-  wire [33:0] \$384 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
   wire \$385 ;
-  wire [57:0] \$386 ;
-  wire [26:0] \$387 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire [5:0] \$39 ;
-  wire [57:0] \$390 ;
-  wire [26:0] \$391 ;
-  wire [41:0] \$392 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
   wire \$393 ;
-  wire [57:0] \$394 ;
-  wire [26:0] \$395 ;
-  wire [26:0] \$396 ;
-  wire [26:0] \$397 ;
-  wire [26:0] \$398 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire [1:0] \$396 ;
+  wire \$397 ;
+  wire \$398 ;
   wire \$399 ;
   wire [7:0] \$4 ;
   wire [5:0] \$40 ;
   wire \$400 ;
-  wire [57:0] \$401 ;
-  wire [26:0] \$402 ;
+  wire \$401 ;
+  wire \$402 ;
   wire \$403 ;
   wire \$404 ;
-  wire [57:0] \$405 ;
-  wire [26:0] \$406 ;
-  wire [41:0] \$407 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
-  wire [57:0] \$409 ;
+  wire \$409 ;
   wire [5:0] \$41 ;
-  wire [26:0] \$410 ;
-  wire [26:0] \$411 ;
+  wire \$410 ;
+  wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [57:0] \$414 ;
-  wire [26:0] \$415 ;
+  wire \$414 ;
+  wire \$415 ;
   wire \$416 ;
   wire \$417 ;
-  wire [57:0] \$418 ;
-  wire [26:0] \$419 ;
+  wire \$418 ;
+  wire \$419 ;
   wire [5:0] \$42 ;
-  wire [41:0] \$420 ;
-  wire \$421 ;
-  wire [57:0] \$422 ;
-  wire [26:0] \$423 ;
-  wire [26:0] \$424 ;
-  wire [33:0] \$425 ;
+  wire \$420 ;
+  wire [1:0] \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
   wire \$426 ;
-  wire [57:0] \$427 ;
-  wire [26:0] \$428 ;
+  wire [2:0] \$427 ;
+  wire \$428 ;
   wire \$429 ;
   wire [5:0] \$43 ;
   wire \$430 ;
-  wire [57:0] \$431 ;
-  wire [26:0] \$432 ;
-  wire [41:0] \$433 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
   wire \$434 ;
-  wire [57:0] \$435 ;
-  wire [26:0] \$436 ;
-  wire [26:0] \$437 ;
-  wire [26:0] \$438 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
   wire \$439 ;
   wire [5:0] \$44 ;
   wire \$440 ;
-  wire [57:0] \$441 ;
-  wire [26:0] \$442 ;
+  wire \$441 ;
+  wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire [57:0] \$445 ;
-  wire [26:0] \$446 ;
-  wire [41:0] \$447 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
   wire \$448 ;
-  wire [57:0] \$449 ;
+  wire \$449 ;
   wire [5:0] \$45 ;
-  wire [26:0] \$450 ;
-  wire [26:0] \$451 ;
+  wire \$450 ;
+  wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire [57:0] \$454 ;
-  wire [26:0] \$455 ;
+  wire \$454 ;
+  wire \$455 ;
   wire \$456 ;
   wire \$457 ;
-  wire [57:0] \$458 ;
-  wire [26:0] \$459 ;
+  wire \$458 ;
+  wire \$459 ;
   wire [6:0] \$46 ;
-  wire [41:0] \$460 ;
+  wire \$460 ;
   wire \$461 ;
-  wire [57:0] \$462 ;
-  wire [26:0] \$463 ;
-  wire [26:0] \$464 ;
-  wire [33:0] \$465 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
   wire \$466 ;
-  wire [57:0] \$467 ;
-  wire [26:0] \$468 ;
-  wire \$469 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire [1:0] \$469 ;
   wire \$47 ;
   wire \$470 ;
-  wire [57:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [41:0] \$473 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
   wire \$474 ;
-  wire [57:0] \$475 ;
-  wire [26:0] \$476 ;
-  wire [26:0] \$477 ;
-  wire [26:0] \$478 ;
-  wire [29:0] \$479 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
-  wire [57:0] \$481 ;
-  wire [26:0] \$482 ;
+  wire \$481 ;
+  wire \$482 ;
   wire \$483 ;
   wire \$484 ;
-  wire [57:0] \$485 ;
-  wire [26:0] \$486 ;
-  wire [41:0] \$487 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$488 ;
-  wire [57:0] \$489 ;
+  wire \$489 ;
   wire \$49 ;
-  wire [26:0] \$490 ;
-  wire [26:0] \$491 ;
+  wire \$490 ;
+  wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [57:0] \$494 ;
-  wire [26:0] \$495 ;
+  wire [1:0] \$494 ;
+  wire \$495 ;
   wire \$496 ;
   wire \$497 ;
-  wire [57:0] \$498 ;
-  wire [26:0] \$499 ;
+  wire \$498 ;
+  wire \$499 ;
   wire [7:0] \$5 ;
   wire \$50 ;
-  wire [41:0] \$500 ;
+  wire [2:0] \$500 ;
   wire \$501 ;
-  wire [57:0] \$502 ;
-  wire [26:0] \$503 ;
-  wire [26:0] \$504 ;
-  wire [33:0] \$505 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
   wire \$506 ;
-  wire [57:0] \$507 ;
-  wire [26:0] \$508 ;
+  wire \$507 ;
+  wire \$508 ;
   wire \$509 ;
   wire [15:0] \$51 ;
   wire \$510 ;
-  wire [57:0] \$511 ;
-  wire [26:0] \$512 ;
-  wire [41:0] \$513 ;
+  wire \$511 ;
+  wire [3:0] \$512 ;
+  wire \$513 ;
   wire \$514 ;
-  wire [57:0] \$515 ;
-  wire [26:0] \$516 ;
-  wire [26:0] \$517 ;
-  wire [26:0] \$518 ;
-  wire [26:0] \$519 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [27:0] \$520 ;
+  wire \$520 ;
   wire \$521 ;
-  wire [57:0] \$522 ;
-  wire [26:0] \$523 ;
+  wire \$522 ;
+  wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire [57:0] \$526 ;
-  wire [26:0] \$527 ;
-  wire [41:0] \$528 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
   wire \$529 ;
   wire [15:0] \$53 ;
-  wire [57:0] \$530 ;
-  wire [26:0] \$531 ;
-  wire [26:0] \$532 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
   wire \$533 ;
   wire \$534 ;
-  wire [57:0] \$535 ;
+  wire \$535 ;
   wire [26:0] \$536 ;
-  wire \$537 ;
-  wire \$538 ;
-  wire [57:0] \$539 ;
+  wire [4:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [4:0] \$539 ;
   wire \$54 ;
-  wire [26:0] \$540 ;
-  wire [41:0] \$541 ;
-  wire \$542 ;
-  wire [57:0] \$543 ;
-  wire [26:0] \$544 ;
-  wire [26:0] \$545 ;
-  wire [33:0] \$546 ;
-  wire \$547 ;
-  wire [57:0] \$548 ;
-  wire [26:0] \$549 ;
+  wire [12:0] \$540 ;
+  wire [19:0] \$541 ;
+  wire [11:0] \$542 ;
+  wire [20:0] \$543 ;
+  wire \$544 ;
+  wire [12:0] \$545 ;
+  wire [19:0] \$546 ;
+  wire [11:0] \$547 ;
+  wire [20:0] \$548 ;
+  wire [14:0] \$549 ;
   wire [15:0] \$55 ;
-  wire \$550 ;
-  wire \$551 ;
-  wire [57:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [41:0] \$554 ;
+  wire [14:0] \$550 ;
+  wire [14:0] \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
   wire \$555 ;
-  wire [57:0] \$556 ;
-  wire [26:0] \$557 ;
-  wire [26:0] \$558 ;
-  wire [26:0] \$559 ;
+  wire \$556 ;
+  wire [12:0] \$557 ;
+  wire [19:0] \$558 ;
+  wire [11:0] \$559 ;
   wire [10:0] \$56 ;
-  wire \$560 ;
+  wire [20:0] \$560 ;
   wire \$561 ;
-  wire [57:0] \$562 ;
-  wire [26:0] \$563 ;
+  wire \$562 ;
+  wire \$563 ;
   wire \$564 ;
-  wire \$565 ;
-  wire [57:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [41:0] \$568 ;
-  wire \$569 ;
+  wire [15:0] \$565 ;
+  wire [12:0] \$566 ;
+  wire [14:0] \$567 ;
+  wire [8:0] \$568 ;
+  wire [15:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
-  wire [26:0] \$571 ;
-  wire [26:0] \$572 ;
-  wire \$573 ;
-  wire \$574 ;
-  wire [57:0] \$575 ;
-  wire [26:0] \$576 ;
-  wire \$577 ;
+  wire \$570 ;
+  wire [12:0] \$571 ;
+  wire [14:0] \$572 ;
+  wire [8:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [14:0] \$575 ;
+  wire [14:0] \$576 ;
+  wire [14:0] \$577 ;
   wire \$578 ;
-  wire [57:0] \$579 ;
+  wire \$579 ;
   wire [15:0] \$58 ;
-  wire [26:0] \$580 ;
-  wire [41:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire \$582 ;
-  wire [57:0] \$583 ;
-  wire [26:0] \$584 ;
-  wire [26:0] \$585 ;
-  wire [33:0] \$586 ;
+  wire [12:0] \$583 ;
+  wire [14:0] \$584 ;
+  wire [8:0] \$585 ;
+  wire [15:0] \$586 ;
   wire \$587 ;
-  wire [57:0] \$588 ;
-  wire [26:0] \$589 ;
+  wire \$588 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire \$591 ;
-  wire [57:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [41:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
-  wire [26:0] \$597 ;
-  wire [26:0] \$598 ;
-  wire [26:0] \$599 ;
+  wire [15:0] \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire [15:0] \$595 ;
+  wire [15:0] \$596 ;
+  wire [15:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire [29:0] \$600 ;
+  wire \$600 ;
   wire \$601 ;
-  wire [57:0] \$602 ;
-  wire [26:0] \$603 ;
+  wire \$602 ;
+  wire \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire [57:0] \$606 ;
-  wire [26:0] \$607 ;
-  wire [41:0] \$608 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
-  wire [26:0] \$612 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire [57:0] \$615 ;
-  wire [26:0] \$616 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire [57:0] \$619 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
-  wire [41:0] \$621 ;
-  wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
-  wire [26:0] \$625 ;
-  wire [33:0] \$626 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire [15:0] \$622 ;
+  wire \$623 ;
+  wire [15:0] \$624 ;
+  wire [15:0] \$625 ;
+  wire \$626 ;
   wire \$627 ;
-  wire [57:0] \$628 ;
-  wire [26:0] \$629 ;
+  wire \$628 ;
+  wire \$629 ;
   wire [15:0] \$63 ;
-  wire \$630 ;
-  wire \$631 ;
-  wire [57:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [41:0] \$634 ;
+  wire [11:0] \$630 ;
+  wire [11:0] \$631 ;
+  wire [11:0] \$632 ;
+  wire \$633 ;
+  wire [9:0] \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
-  wire [26:0] \$638 ;
-  wire [26:0] \$639 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  wire [26:0] \$640 ;
+  wire \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -7251,14 +6674,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$659 ;
   wire [12:0] \$66 ;
   wire \$660 ;
-  wire \$661 ;
-  wire \$662 ;
-  wire \$663 ;
+  wire [11:0] \$661 ;
+  wire [11:0] \$662 ;
+  wire [11:0] \$663 ;
   wire \$664 ;
-  wire \$665 ;
-  wire \$666 ;
-  wire \$667 ;
-  wire \$668 ;
+  wire [11:0] \$665 ;
+  wire [11:0] \$666 ;
+  wire [11:0] \$667 ;
+  wire [8:0] \$668 ;
   wire \$669 ;
   wire \$67 ;
   wire \$670 ;
@@ -7269,161 +6692,161 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire \$678 ;
-  wire \$679 ;
+  reg [4:0] \$678 ;
+  reg \$679 ;
   wire [15:0] \$68 ;
-  wire \$680 ;
-  wire \$681 ;
-  wire \$682 ;
-  wire \$683 ;
-  wire \$684 ;
-  wire \$685 ;
-  wire \$686 ;
-  wire \$687 ;
-  wire \$688 ;
-  wire \$689 ;
+  reg \$680 ;
+  reg \$681 ;
+  reg \$682 ;
+  reg [9:0] \$683 ;
+  reg [15:0] \$684 ;
+  reg [7:0] \$685 ;
+  reg \$686 ;
+  reg \$687 ;
+  reg \$688 ;
+  reg \$689 ;
   wire \$69 ;
-  wire \$690 ;
-  wire \$691 ;
-  wire \$692 ;
-  wire \$693 ;
-  wire [1:0] \$694 ;
-  wire \$695 ;
-  wire \$696 ;
-  wire \$697 ;
-  wire \$698 ;
-  wire \$699 ;
+  reg [8:0] \$690 ;
+  reg [10:0] \$691 ;
+  reg \$692 ;
+  reg \$693 ;
+  reg \$694 ;
+  reg \$695 ;
+  reg [9:0] \$696 ;
+  reg [15:0] \$697 ;
+  reg [4:0] \$698 ;
+  reg \$699 ;
   wire [10:0] \$7 ;
   wire [15:0] \$70 ;
-  wire \$700 ;
-  wire \$701 ;
-  wire \$702 ;
-  wire \$703 ;
-  wire \$704 ;
-  wire \$705 ;
-  wire \$706 ;
-  wire \$707 ;
-  wire \$708 ;
-  wire \$709 ;
+  reg [7:0] \$700 ;
+  reg [1:0] \$701 ;
+  reg [15:0] \$702 ;
+  reg [15:0] \$703 ;
+  reg [4:0] \$704 ;
+  reg \$705 ;
+  reg [9:0] \$706 ;
+  reg \$707 ;
+  reg \$708 ;
+  reg \$709 ;
   wire [16:0] \$71 ;
-  wire \$710 ;
-  wire \$711 ;
-  wire \$712 ;
-  wire \$713 ;
-  wire \$714 ;
-  wire \$715 ;
-  wire \$716 ;
-  wire \$717 ;
-  wire \$718 ;
-  wire [1:0] \$719 ;
+  reg \$710 ;
+  reg \$711 ;
+  reg \$712 ;
+  reg [4:0] \$713 ;
+  reg \$714 ;
+  reg [7:0] \$715 ;
+  reg [1:0] \$716 ;
+  reg [27:0] \$717 ;
+  reg [27:0] \$718 ;
+  reg \$719 ;
   wire \$72 ;
-  wire \$720 ;
-  wire \$721 ;
-  wire \$722 ;
-  wire \$723 ;
-  wire \$724 ;
-  wire [2:0] \$725 ;
-  wire \$726 ;
-  wire \$727 ;
-  wire \$728 ;
-  wire \$729 ;
+  reg [9:0] \$720 ;
+  reg \$721 ;
+  reg \$722 ;
+  reg \$723 ;
+  reg \$724 ;
+  reg \$725 ;
+  reg \$726 ;
+  reg [4:0] \$727 ;
+  reg \$728 ;
+  reg [7:0] \$729 ;
   wire [15:0] \$73 ;
-  wire \$730 ;
-  wire \$731 ;
-  wire \$732 ;
-  wire \$733 ;
-  wire \$734 ;
-  wire \$735 ;
-  wire \$736 ;
-  wire \$737 ;
-  wire \$738 ;
-  wire \$739 ;
+  reg [1:0] \$730 ;
+  reg [27:0] \$731 ;
+  reg [9:0] \$732 ;
+  reg \$733 ;
+  reg \$734 ;
+  reg \$735 ;
+  reg \$736 ;
+  reg \$737 ;
+  reg \$738 ;
+  reg [26:0] \$739 ;
   wire \$74 ;
-  wire \$740 ;
-  wire \$741 ;
-  wire \$742 ;
-  wire \$743 ;
-  wire \$744 ;
-  wire \$745 ;
-  wire \$746 ;
-  wire \$747 ;
-  wire \$748 ;
-  wire \$749 ;
+  reg [6:0] \$740 ;
+  reg [10:0] \$741 ;
+  reg [26:0] \$742 ;
+  reg [5:0] \$743 ;
+  reg [10:0] \$744 ;
+  reg [4:0] \$745 ;
+  reg \$746 ;
+  reg [7:0] \$747 ;
+  reg [1:0] \$748 ;
+  reg [26:0] \$749 ;
   wire [15:0] \$75 ;
-  wire \$750 ;
-  wire \$751 ;
-  wire \$752 ;
-  wire \$753 ;
-  wire \$754 ;
-  wire \$755 ;
-  wire \$756 ;
-  wire \$757 ;
-  wire \$758 ;
-  wire \$759 ;
+  reg \$750 ;
+  reg [4:0] \$751 ;
+  reg [10:0] \$752 ;
+  reg \$753 ;
+  reg \$754 ;
+  reg \$755 ;
+  reg \$756 ;
+  reg \$757 ;
+  reg [6:0] \$758 ;
+  reg \$759 ;
   wire [16:0] \$76 ;
-  wire \$760 ;
-  wire \$761 ;
-  wire \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire \$765 ;
-  wire \$766 ;
-  wire [1:0] \$767 ;
-  wire \$768 ;
-  wire \$769 ;
+  reg [5:0] \$760 ;
+  reg [26:0] \$761 ;
+  reg [6:0] \$762 ;
+  reg [10:0] \$763 ;
+  reg [26:0] \$764 ;
+  reg [5:0] \$765 ;
+  reg [10:0] \$766 ;
+  reg [4:0] \$767 ;
+  reg \$768 ;
+  reg [7:0] \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire \$771 ;
-  wire \$772 ;
-  wire \$773 ;
-  wire \$774 ;
-  wire \$775 ;
-  wire \$776 ;
-  wire \$777 ;
-  wire \$778 ;
-  wire \$779 ;
+  reg [1:0] \$770 ;
+  reg [35:0] \$771 ;
+  reg [63:0] \$772 ;
+  reg \$773 ;
+  reg \$774 ;
+  reg [11:0] \$775 ;
+  reg \$776 ;
+  reg \$777 ;
+  reg \$778 ;
+  reg \$779 ;
   wire [15:0] \$78 ;
-  wire \$780 ;
-  wire \$781 ;
-  wire \$782 ;
-  wire \$783 ;
-  wire \$784 ;
-  wire \$785 ;
-  wire \$786 ;
-  wire \$787 ;
-  wire \$788 ;
-  wire \$789 ;
+  reg [28:0] \$780 ;
+  reg [31:0] \$781 ;
+  reg \$782 ;
+  reg \$783 ;
+  reg [11:0] \$784 ;
+  reg \$785 ;
+  reg \$786 ;
+  reg \$787 ;
+  reg \$788 ;
+  reg [4:0] \$789 ;
   wire \$79 ;
-  wire \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire \$794 ;
-  wire \$795 ;
-  wire \$796 ;
-  wire \$797 ;
-  wire [2:0] \$798 ;
-  wire \$799 ;
+  reg \$790 ;
+  reg [7:0] \$791 ;
+  reg [1:0] \$792 ;
+  reg [10:0] \$793 ;
+  reg \$794 ;
+  reg \$795 ;
+  reg [11:0] \$796 ;
+  reg \$797 ;
+  reg \$798 ;
+  reg \$799 ;
   wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire \$800 ;
-  wire \$801 ;
-  wire \$802 ;
-  wire \$803 ;
-  wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire \$809 ;
+  reg \$800 ;
+  reg [7:0] \$801 ;
+  reg \$802 ;
+  reg \$803 ;
+  reg [11:0] \$804 ;
+  reg \$805 ;
+  reg \$806 ;
+  reg \$807 ;
+  reg \$808 ;
+  reg [4:0] \$809 ;
   wire [16:0] \$81 ;
-  wire [3:0] \$810 ;
-  wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
+  reg \$810 ;
+  reg [7:0] \$811 ;
+  reg [1:0] \$812 ;
+  reg [15:0] \$813 ;
+  reg \$814 ;
+  reg \$815 ;
+  reg [1:0] \$816 ;
   wire \$817 ;
   wire \$818 ;
   wire \$819 ;
@@ -7433,199 +6856,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
-  wire \$828 ;
-  wire \$829 ;
   wire [15:0] \$83 ;
-  wire \$830 ;
-  wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire [10:0] \$834 ;
-  wire [11:0] \$835 ;
-  wire \$836 ;
-  wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
   wire \$84 ;
-  wire [5:0] \$840 ;
-  wire [5:0] \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
-  wire \$845 ;
-  wire [4:0] \$846 ;
-  wire [4:0] \$847 ;
-  wire [10:0] \$848 ;
-  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [11:0] \$850 ;
-  wire [20:0] \$851 ;
-  wire \$852 ;
-  wire [10:0] \$853 ;
-  wire [19:0] \$854 ;
-  wire [11:0] \$855 ;
-  wire [20:0] \$856 ;
-  wire [14:0] \$857 ;
-  wire [14:0] \$858 ;
-  wire [14:0] \$859 ;
   wire [16:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire [10:0] \$865 ;
-  wire [19:0] \$866 ;
-  wire [11:0] \$867 ;
-  wire [20:0] \$868 ;
-  wire \$869 ;
   wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire \$872 ;
-  wire [15:0] \$873 ;
-  wire [10:0] \$874 ;
-  wire [14:0] \$875 ;
-  wire [8:0] \$876 ;
-  wire [15:0] \$877 ;
-  wire \$878 ;
-  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire [14:0] \$880 ;
-  wire [8:0] \$881 ;
-  wire [15:0] \$882 ;
-  wire [14:0] \$883 ;
-  wire [14:0] \$884 ;
-  wire [14:0] \$885 ;
-  wire \$886 ;
-  wire \$887 ;
-  wire \$888 ;
-  wire \$889 ;
   wire \$89 ;
-  wire \$890 ;
-  wire [10:0] \$891 ;
-  wire [14:0] \$892 ;
-  wire [8:0] \$893 ;
-  wire [15:0] \$894 ;
-  wire \$895 ;
-  wire \$896 ;
-  wire \$897 ;
-  wire \$898 ;
-  wire [15:0] \$899 ;
   wire [16:0] \$9 ;
   wire [15:0] \$90 ;
-  wire \$900 ;
-  wire \$901 ;
-  wire \$902 ;
-  wire [15:0] \$903 ;
-  wire [15:0] \$904 ;
-  wire [15:0] \$905 ;
-  wire \$906 ;
-  wire \$907 ;
-  wire \$908 ;
-  wire \$909 ;
   wire [24:0] \$91 ;
-  wire \$910 ;
-  wire \$911 ;
-  wire \$912 ;
-  wire \$913 ;
-  wire \$914 ;
-  wire \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire \$918 ;
-  wire \$919 ;
   wire \$92 ;
-  wire \$920 ;
-  wire \$921 ;
-  wire \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire \$925 ;
-  wire \$926 ;
-  wire \$927 ;
-  wire \$928 ;
-  wire \$929 ;
   wire [15:0] \$93 ;
-  wire [15:0] \$930 ;
-  wire \$931 ;
-  wire [15:0] \$932 ;
-  wire [15:0] \$933 ;
-  wire \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire \$937 ;
-  wire [11:0] \$938 ;
-  wire [11:0] \$939 ;
   wire \$94 ;
-  wire [11:0] \$940 ;
-  wire \$941 ;
-  wire [9:0] \$942 ;
-  wire \$943 ;
-  wire \$944 ;
-  wire \$945 ;
-  wire \$946 ;
-  wire \$947 ;
-  wire \$948 ;
-  wire \$949 ;
   wire [15:0] \$95 ;
-  wire \$950 ;
-  wire \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
   wire [24:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire [10:0] \$962 ;
-  wire [10:0] \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
   wire \$97 ;
-  wire [11:0] \$970 ;
-  wire [11:0] \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire \$978 ;
-  wire [9:0] \$979 ;
   wire [15:0] \$98 ;
-  wire [9:0] \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire \$984 ;
-  wire \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire [9:0] \$988 ;
-  wire [9:0] \$989 ;
   wire \$99 ;
-  wire [8:0] \$990 ;
-  wire \$991 ;
-  wire \$992 ;
-  wire \$993 ;
-  wire \$994 ;
-  wire \$995 ;
-  wire \$996 ;
-  wire \$997 ;
-  wire \$998 ;
-  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -7637,13 +6885,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$78 ;
+  wire [15:0] \acc$91 ;
+  (* keep = 32'd1 *)
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
-  wire [9:0] add_exp;
+  (* keep = 32'd1 *)
+  reg [4:0] add_control_0 = 5'h00;
+  wire \add_control_0.flush ;
+  wire \add_control_0.last ;
+  wire [1:0] \add_control_0.mode ;
+  wire \add_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg add_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] add_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] add_control_3 = 2'h0;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
-  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -7652,37 +6911,37 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg [10:0] add_q_1_0 = 11'h000;
-  reg [10:0] add_q_1_1 = 11'h000;
-  reg [4:0] add_q_2_0 = 5'h00;
-  wire \add_q_2_0.flush ;
-  wire \add_q_2_0.last ;
-  wire [1:0] \add_q_2_0.mode ;
-  wire \add_q_2_0.valid ;
-  reg add_q_2_1 = 1'h0;
-  reg [7:0] add_q_2_2 = 8'h00;
-  reg [1:0] add_q_2_3 = 2'h0;
-  wire [26:0] add_sig;
+  reg [10:0] add_q_1_0_over = 11'h000;
+  reg [26:0] add_q_1_0_small_mask = 27'h0000000;
+  reg [6:0] add_q_1_0_small_right = 7'h00;
+  reg [10:0] add_q_1_1_over = 11'h000;
+  reg [26:0] add_q_1_1_small_mask = 27'h0000000;
+  reg [5:0] add_q_1_1_small_right = 6'h00;
   wire [51:0] add_small_wide;
+  wire [10:0] add_top;
   wire [27:0] add_total;
-  reg [27:0] align_q_0_big = 28'h0000000;
-  reg [9:0] align_q_0_flags_big_exp = 10'h000;
-  reg align_q_0_flags_big_sign = 1'h0;
-  reg align_q_0_flags_both_zero = 1'h0;
-  reg align_q_0_flags_inf = 1'h0;
-  reg align_q_0_flags_inf_sign = 1'h0;
-  reg align_q_0_flags_nan = 1'h0;
-  reg align_q_0_flags_zero_sign = 1'h0;
-  reg [27:0] align_q_0_small = 28'h0000000;
-  reg align_q_0_subtract = 1'h0;
-  reg [4:0] align_q_1_0 = 5'h00;
-  wire \align_q_1_0.flush ;
-  wire \align_q_1_0.last ;
-  wire [1:0] \align_q_1_0.mode ;
-  wire \align_q_1_0.valid ;
-  reg align_q_1_1 = 1'h0;
-  reg [7:0] align_q_1_2 = 8'h00;
-  reg [1:0] align_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] align_control_0 = 5'h00;
+  wire \align_control_0.flush ;
+  wire \align_control_0.last ;
+  wire [1:0] \align_control_0.mode ;
+  wire \align_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg align_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] align_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] align_control_3 = 2'h0;
+  reg [27:0] align_q_big = 28'h0000000;
+  reg [9:0] align_q_flags_big_exp = 10'h000;
+  reg align_q_flags_big_sign = 1'h0;
+  reg align_q_flags_both_zero = 1'h0;
+  reg align_q_flags_inf = 1'h0;
+  reg align_q_flags_inf_sign = 1'h0;
+  reg align_q_flags_nan = 1'h0;
+  reg align_q_flags_zero_sign = 1'h0;
+  reg [27:0] align_q_small = 28'h0000000;
+  reg align_q_subtract = 1'h0;
   input [20:0] b;
   wire [20:0] b;
   wire [8:0] \b.exp ;
@@ -7705,127 +6964,159 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [1:0] choice;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$80 ;
+  (* keep = 32'd1 *)
+  wire \done$93 ;
   wire en;
   wire \en$1 ;
   output flush;
   wire flush;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] flush_mode;
   (* init = 16'h0000 *)
   wire [15:0] flush_sum;
+  (* keep = 32'd1 *)
   reg fresh = 1'h1;
-  reg [9:0] normalize_q_0_0_exp = 10'h000;
-  reg normalize_q_0_0_inf = 1'h0;
-  reg normalize_q_0_0_nan = 1'h0;
-  reg [26:0] normalize_q_0_0_sig = 27'h0000000;
-  reg normalize_q_0_0_sign = 1'h0;
-  reg normalize_q_0_0_zero = 1'h0;
-  reg normalize_q_0_1 = 1'h0;
-  reg [11:0] normalize_q_1_0 = 12'h000;
-  reg [11:0] normalize_q_1_1 = 12'h000;
-  reg [4:0] normalize_q_2_0 = 5'h00;
-  wire \normalize_q_2_0.flush ;
-  wire \normalize_q_2_0.last ;
-  wire [1:0] \normalize_q_2_0.mode ;
-  wire \normalize_q_2_0.valid ;
-  reg normalize_q_2_1 = 1'h0;
-  reg [7:0] normalize_q_2_2 = 8'h00;
-  reg [1:0] normalize_q_2_3 = 2'h0;
-  reg [15:0] order_q_0_big_sig = 16'h0000;
-  reg [9:0] order_q_0_flags_big_exp = 10'h000;
-  reg order_q_0_flags_big_sign = 1'h0;
-  reg order_q_0_flags_both_zero = 1'h0;
-  reg order_q_0_flags_inf = 1'h0;
-  reg order_q_0_flags_inf_sign = 1'h0;
-  reg order_q_0_flags_nan = 1'h0;
-  reg order_q_0_flags_zero_sign = 1'h0;
-  reg [4:0] order_q_0_shift = 5'h00;
-  reg [15:0] order_q_0_small_sig = 16'h0000;
-  reg order_q_0_subtract = 1'h0;
-  reg [4:0] order_q_1_0 = 5'h00;
-  wire \order_q_1_0.flush ;
-  wire \order_q_1_0.last ;
-  wire [1:0] \order_q_1_0.mode ;
-  wire \order_q_1_0.valid ;
-  reg order_q_1_1 = 1'h0;
-  reg [7:0] order_q_1_2 = 8'h00;
-  reg [1:0] order_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] normalize_control_0 = 5'h00;
+  wire \normalize_control_0.flush ;
+  wire \normalize_control_0.last ;
+  wire [1:0] \normalize_control_0.mode ;
+  wire \normalize_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg normalize_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] normalize_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] normalize_control_3 = 2'h0;
+  reg normalize_q_0_inf = 1'h0;
+  reg [4:0] normalize_q_0_lz = 5'h00;
+  reg normalize_q_0_nan = 1'h0;
+  reg normalize_q_0_sign = 1'h0;
+  reg normalize_q_0_sticky = 1'h0;
+  reg [10:0] normalize_q_0_top = 11'h000;
+  reg [26:0] normalize_q_0_window = 27'h0000000;
+  reg normalize_q_0_zero = 1'h0;
+  reg [6:0] normalize_q_1_0_right = 7'h00;
+  reg normalize_q_1_0_small = 1'h0;
+  reg [5:0] normalize_q_1_1_right = 6'h00;
+  reg normalize_q_1_1_small = 1'h0;
+  reg [10:0] normalize_q_2_0_over = 11'h000;
+  reg [26:0] normalize_q_2_0_small_mask = 27'h0000000;
+  reg [6:0] normalize_q_2_0_small_right = 7'h00;
+  reg [10:0] normalize_q_2_1_over = 11'h000;
+  reg [26:0] normalize_q_2_1_small_mask = 27'h0000000;
+  reg [5:0] normalize_q_2_1_small_right = 6'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] order_control_0 = 5'h00;
+  wire \order_control_0.flush ;
+  wire \order_control_0.last ;
+  wire [1:0] \order_control_0.mode ;
+  wire \order_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg order_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] order_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] order_control_3 = 2'h0;
+  reg [15:0] order_q_big_sig = 16'h0000;
+  reg [9:0] order_q_flags_big_exp = 10'h000;
+  reg order_q_flags_big_sign = 1'h0;
+  reg order_q_flags_both_zero = 1'h0;
+  reg order_q_flags_inf = 1'h0;
+  reg order_q_flags_inf_sign = 1'h0;
+  reg order_q_flags_nan = 1'h0;
+  reg order_q_flags_zero_sign = 1'h0;
+  reg [4:0] order_q_shift = 5'h00;
+  reg [15:0] order_q_small_sig = 16'h0000;
+  reg order_q_subtract = 1'h0;
   wire [9:0] p_exp;
   wire [9:0] p_exp_sum;
   wire [15:0] p_full;
   wire [15:0] p_sig;
-  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
-  reg [9:0] place_q_0_0_e_eff = 10'h000;
-  reg place_q_0_0_inf = 1'h0;
-  reg [35:0] place_q_0_0_kept = 36'h000000000;
-  reg place_q_0_0_nan = 1'h0;
-  reg place_q_0_0_sign = 1'h0;
-  reg place_q_0_0_small = 1'h0;
-  reg place_q_0_0_sticky = 1'h0;
-  reg place_q_0_0_zero = 1'h0;
-  reg [31:0] place_q_0_1_below = 32'd0;
-  reg [9:0] place_q_0_1_e_eff = 10'h000;
-  reg place_q_0_1_inf = 1'h0;
-  reg [28:0] place_q_0_1_kept = 29'h00000000;
-  reg place_q_0_1_nan = 1'h0;
-  reg place_q_0_1_sign = 1'h0;
-  reg place_q_0_1_small = 1'h0;
-  reg place_q_0_1_sticky = 1'h0;
-  reg place_q_0_1_zero = 1'h0;
-  reg [4:0] place_q_1_0 = 5'h00;
-  wire \place_q_1_0.flush ;
-  wire \place_q_1_0.last ;
-  wire [1:0] \place_q_1_0.mode ;
-  wire \place_q_1_0.valid ;
-  reg place_q_1_1 = 1'h0;
-  reg [7:0] place_q_1_2 = 8'h00;
-  reg [1:0] place_q_1_3 = 2'h0;
-  reg [4:0] product_0 = 5'h00;
-  wire \product_0.flush ;
-  wire \product_0.last ;
-  wire [1:0] \product_0.mode ;
-  wire \product_0.valid ;
-  reg [9:0] product_1_exp = 10'h000;
-  reg [15:0] product_1_full = 16'h0000;
-  reg product_1_inf = 1'h0;
-  reg product_1_nan = 1'h0;
-  reg product_1_sign = 1'h0;
-  reg product_1_zero = 1'h0;
-  reg [7:0] product_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] place_control_0 = 5'h00;
+  wire \place_control_0.flush ;
+  wire \place_control_0.last ;
+  wire [1:0] \place_control_0.mode ;
+  wire \place_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg place_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] place_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] place_control_3 = 2'h0;
+  reg [63:0] place_q_0_below = 64'h0000000000000000;
+  reg [11:0] place_q_0_e_eff = 12'h000;
+  reg place_q_0_inf = 1'h0;
+  reg [35:0] place_q_0_kept = 36'h000000000;
+  reg place_q_0_nan = 1'h0;
+  reg place_q_0_sign = 1'h0;
+  reg place_q_0_small = 1'h0;
+  reg place_q_0_sticky = 1'h0;
+  reg place_q_0_zero = 1'h0;
+  reg [31:0] place_q_1_below = 32'd0;
+  reg [11:0] place_q_1_e_eff = 12'h000;
+  reg place_q_1_inf = 1'h0;
+  reg [28:0] place_q_1_kept = 29'h00000000;
+  reg place_q_1_nan = 1'h0;
+  reg place_q_1_sign = 1'h0;
+  reg place_q_1_small = 1'h0;
+  reg place_q_1_sticky = 1'h0;
+  reg place_q_1_zero = 1'h0;
+  reg [9:0] product_0_exp = 10'h000;
+  reg [15:0] product_0_full = 16'h0000;
+  reg product_0_inf = 1'h0;
+  reg product_0_nan = 1'h0;
+  reg product_0_sign = 1'h0;
+  reg product_0_zero = 1'h0;
+  reg [7:0] product_1 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] product_step = 5'h00;
+  wire \product_step.flush ;
+  wire \product_step.last ;
+  wire [1:0] \product_step.mode ;
+  wire \product_step.valid ;
   wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
+  (* keep = 32'd1 *)
   wire result_fresh;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] result_mode;
-  reg [10:0] round_q_0_0_count = 11'h000;
-  reg [9:0] round_q_0_0_e_eff = 10'h000;
-  reg round_q_0_0_inf = 1'h0;
-  reg round_q_0_0_nan = 1'h0;
-  reg round_q_0_0_sign = 1'h0;
-  reg round_q_0_0_small = 1'h0;
-  reg round_q_0_0_up = 1'h0;
-  reg round_q_0_0_zero = 1'h0;
-  reg [7:0] round_q_0_1_count = 8'h00;
-  reg [9:0] round_q_0_1_e_eff = 10'h000;
-  reg round_q_0_1_inf = 1'h0;
-  reg round_q_0_1_nan = 1'h0;
-  reg round_q_0_1_sign = 1'h0;
-  reg round_q_0_1_small = 1'h0;
-  reg round_q_0_1_up = 1'h0;
-  reg round_q_0_1_zero = 1'h0;
-  reg [4:0] round_q_1_0 = 5'h00;
-  wire \round_q_1_0.flush ;
-  wire \round_q_1_0.last ;
-  wire [1:0] \round_q_1_0.mode ;
-  wire \round_q_1_0.valid ;
-  reg round_q_1_1 = 1'h0;
-  reg [7:0] round_q_1_2 = 8'h00;
-  reg [1:0] round_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] round_control_0 = 5'h00;
+  wire \round_control_0.flush ;
+  wire \round_control_0.last ;
+  wire [1:0] \round_control_0.mode ;
+  wire \round_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg round_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] round_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] round_control_3 = 2'h0;
+  reg [10:0] round_q_0_count = 11'h000;
+  reg [11:0] round_q_0_e_eff = 12'h000;
+  reg round_q_0_inf = 1'h0;
+  reg round_q_0_nan = 1'h0;
+  reg round_q_0_sign = 1'h0;
+  reg round_q_0_small = 1'h0;
+  reg round_q_0_up = 1'h0;
+  reg round_q_0_zero = 1'h0;
+  reg [7:0] round_q_1_count = 8'h00;
+  reg [11:0] round_q_1_e_eff = 12'h000;
+  reg round_q_1_inf = 1'h0;
+  reg round_q_1_nan = 1'h0;
+  reg round_q_1_sign = 1'h0;
+  reg round_q_1_small = 1'h0;
+  reg round_q_1_up = 1'h0;
+  reg round_q_1_zero = 1'h0;
   input rst;
   wire rst;
   input [4:0] step;
@@ -7837,11 +7128,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire [1:0] step_mode;
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
-  wire [60:0] sum_bf16_rne_wide;
+  wire [10:0] sum_bf16_rne_over;
+  wire [5:0] sum_bf16_rne_right;
+  wire sum_bf16_rne_small;
+  wire [26:0] sum_bf16_rne_small_mask;
+  wire [5:0] sum_bf16_rne_small_right;
+  wire [91:0] sum_bf16_rne_wide;
   wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
-  wire [99:0] sum_fp16_sr8_wide;
+  wire [10:0] sum_fp16_sr8_over;
+  wire [6:0] sum_fp16_sr8_right;
+  wire sum_fp16_sr8_small;
+  wire [26:0] sum_fp16_sr8_small_mask;
+  wire [6:0] sum_fp16_sr8_small_right;
+  wire [130:0] sum_fp16_sr8_wide;
+  (* keep = 32'd1 *)
+  reg [4:0] unpack_control_0 = 5'h00;
+  wire \unpack_control_0.flush ;
+  wire \unpack_control_0.last ;
+  wire [1:0] \unpack_control_0.mode ;
+  wire \unpack_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg unpack_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] unpack_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] unpack_control_3 = 2'h0;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -7854,179 +7167,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg [4:0] unpack_q_2_0 = 5'h00;
-  wire \unpack_q_2_0.flush ;
-  wire \unpack_q_2_0.last ;
-  wire [1:0] \unpack_q_2_0.mode ;
-  wire \unpack_q_2_0.valid ;
-  reg unpack_q_2_1 = 1'h0;
-  reg [7:0] unpack_q_2_2 = 8'h00;
-  reg [1:0] unpack_q_2_3 = 2'h0;
-  assign \$1  = ! step[4:3];
-  assign \$2  = step[4:3] == 1'h1;
-  assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
-  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
-  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
-  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
-  assign p_full = a[7:0] * b[7:0];
-  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
-  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
-  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$10  = fresh & product_0[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_0[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_0[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_0[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_0[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_0[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_0[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_0[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_0[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_0[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_0[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_0[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_0[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_0[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_0[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_0[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_0[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_0[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_0[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_0[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_0[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_0[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_0[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_0[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_0[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_0[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_0[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_0[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_0[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_0[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_0[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_0[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_0[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_0[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_0[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_0[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_0[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_0[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_0[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_0[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_0[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_0[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_0[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_0[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_0[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_0[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_0[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_0[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_0[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_0[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_0[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_0[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_0[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_0[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_0[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
-  assign \$170  = fresh & product_0[0];
+  assign \$170  = fresh & product_step[0];
   assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_0[0];
+  assign \$172  = fresh & product_step[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_0[0];
+  assign \$175  = fresh & product_step[0];
   assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_0[0];
+  assign \$177  = fresh & product_step[0];
   assign \$178  = \$177  ? 16'h0000 : acc;
   assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
   assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
@@ -8041,9 +7188,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$190  = \$188  | \$189 ;
   assign \$191  = step_mode == 2'h2;
   assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_0[0];
+  assign \$193  = fresh & product_step[0];
   assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_0[0];
+  assign \$195  = fresh & product_step[0];
   assign \$196  = \$195  ? 16'h0000 : acc;
   assign base_sign = \$192  ? \$194 [15] : \$196 [15];
   assign \$197  = ! step_mode;
@@ -8051,17 +7198,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$200  = \$198  | \$199 ;
   assign \$201  = step_mode == 2'h2;
   assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_0[0];
+  assign \$203  = fresh & product_step[0];
   assign \$204  = \$203  ? 16'h0000 : acc;
   assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_0[0];
+  assign \$206  = fresh & product_step[0];
   assign \$207  = \$206  ? 16'h0000 : acc;
   assign \$208  = ! \$207 [9:0];
   assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_0[0];
+  assign \$210  = fresh & product_step[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
   assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_0[0];
+  assign \$213  = fresh & product_step[0];
   assign \$214  = \$213  ? 16'h0000 : acc;
   assign \$215  = ! \$214 [6:0];
   assign \$216  = \$212  & \$215 ;
@@ -8071,17 +7218,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$220  = \$218  | \$219 ;
   assign \$221  = step_mode == 2'h2;
   assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_0[0];
+  assign \$223  = fresh & product_step[0];
   assign \$224  = \$223  ? 16'h0000 : acc;
   assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_0[0];
+  assign \$226  = fresh & product_step[0];
   assign \$227  = \$226  ? 16'h0000 : acc;
   assign \$228  = ! \$227 [9:0];
   assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_0[0];
+  assign \$230  = fresh & product_step[0];
   assign \$231  = \$230  ? 16'h0000 : acc;
   assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_0[0];
+  assign \$233  = fresh & product_step[0];
   assign \$234  = \$233  ? 16'h0000 : acc;
   assign \$235  = ! \$234 [6:0];
   assign \$236  = \$232  & \$235 ;
@@ -8091,17 +7238,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$240  = \$238  | \$239 ;
   assign \$241  = step_mode == 2'h2;
   assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_0[0];
+  assign \$243  = fresh & product_step[0];
   assign \$244  = \$243  ? 16'h0000 : acc;
   assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_0[0];
+  assign \$246  = fresh & product_step[0];
   assign \$247  = \$246  ? 16'h0000 : acc;
   assign \$248  = | \$247 [9:0];
   assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_0[0];
+  assign \$250  = fresh & product_step[0];
   assign \$251  = \$250  ? 16'h0000 : acc;
   assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_0[0];
+  assign \$253  = fresh & product_step[0];
   assign \$254  = \$253  ? 16'h0000 : acc;
   assign \$255  = | \$254 [6:0];
   assign \$256  = \$252  & \$255 ;
@@ -8127,1752 +7274,1834 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$275  = \$269  & \$274 ;
   assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$276  = align_q_0_big - align_q_0_small;
-  assign \$277  = align_q_0_big + align_q_0_small;
-  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
-  assign \$279  = ! add_q_0_total[27:12];
-  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
-  assign \$282  = ! \$281 [26:19];
-  assign \$283  = ! add_q_0_total[27:12];
-  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
-  assign \$287  = ! add_q_0_total[27:12];
-  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
-  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
-  assign \$291  = ! \$290 [26:23];
-  assign \$292  = ! add_q_0_total[27:12];
-  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
-  assign \$295  = ! \$294 [26:19];
-  assign \$296  = ! add_q_0_total[27:12];
-  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
-  assign \$300  = ! add_q_0_total[27:12];
-  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
-  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
-  assign \$305  = ! add_q_0_total[27:12];
-  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
-  assign \$308  = ! \$307 [26:19];
-  assign \$309  = ! add_q_0_total[27:12];
-  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
-  assign \$313  = ! add_q_0_total[27:12];
-  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
-  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
-  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
-  assign \$318  = ! \$317 [26:25];
-  assign \$319  = ! add_q_0_total[27:12];
-  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
-  assign \$322  = ! \$321 [26:19];
-  assign \$323  = ! add_q_0_total[27:12];
-  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
-  assign \$331  = ! \$330 [26:23];
-  assign \$332  = ! add_q_0_total[27:12];
-  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
-  assign \$335  = ! \$334 [26:19];
-  assign \$336  = ! add_q_0_total[27:12];
-  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
-  assign \$345  = ! add_q_0_total[27:12];
-  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
-  assign \$348  = ! \$347 [26:19];
-  assign \$349  = ! add_q_0_total[27:12];
-  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
-  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
-  assign \$359  = ! add_q_0_total[27:12];
-  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
-  assign \$362  = ! \$361 [26:19];
-  assign \$363  = ! add_q_0_total[27:12];
-  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
-  assign \$367  = ! add_q_0_total[27:12];
-  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
-  assign \$371  = ! \$370 [26:23];
-  assign \$372  = ! add_q_0_total[27:12];
-  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! \$374 [26:19];
-  assign \$376  = ! add_q_0_total[27:12];
-  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
-  assign \$380  = ! add_q_0_total[27:12];
-  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
-  assign \$385  = ! add_q_0_total[27:12];
-  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! \$387 [26:19];
-  assign \$389  = ! add_q_0_total[27:12];
-  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
-  assign \$393  = ! add_q_0_total[27:12];
-  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
-  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
-  assign \$399  = ! \$398 [26];
-  assign \$400  = ! add_q_0_total[27:12];
-  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
-  assign \$403  = ! \$402 [26:19];
-  assign \$404  = ! add_q_0_total[27:12];
-  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
-  assign \$408  = ! add_q_0_total[27:12];
-  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
-  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
-  assign \$412  = ! \$411 [26:23];
-  assign \$413  = ! add_q_0_total[27:12];
-  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
-  assign \$416  = ! \$415 [26:19];
-  assign \$417  = ! add_q_0_total[27:12];
-  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
-  assign \$421  = ! add_q_0_total[27:12];
-  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
-  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
-  assign \$426  = ! add_q_0_total[27:12];
-  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
-  assign \$429  = ! \$428 [26:19];
-  assign \$430  = ! add_q_0_total[27:12];
-  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
-  assign \$434  = ! add_q_0_total[27:12];
-  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
-  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
-  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
-  assign \$439  = ! \$438 [26:25];
-  assign \$440  = ! add_q_0_total[27:12];
-  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
-  assign \$443  = ! \$442 [26:19];
-  assign \$444  = ! add_q_0_total[27:12];
-  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
-  assign \$452  = ! \$451 [26:23];
-  assign \$453  = ! add_q_0_total[27:12];
-  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
-  assign \$456  = ! \$455 [26:19];
-  assign \$457  = ! add_q_0_total[27:12];
-  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
-  assign \$466  = ! add_q_0_total[27:12];
-  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
-  assign \$469  = ! \$468 [26:19];
-  assign \$470  = ! add_q_0_total[27:12];
-  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
-  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
-  assign \$480  = ! add_q_0_total[27:12];
-  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
-  assign \$483  = ! \$482 [26:19];
-  assign \$484  = ! add_q_0_total[27:12];
-  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
-  assign \$488  = ! add_q_0_total[27:12];
-  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
-  assign \$492  = ! \$491 [26:23];
-  assign \$493  = ! add_q_0_total[27:12];
-  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! \$495 [26:19];
-  assign \$497  = ! add_q_0_total[27:12];
-  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
-  assign \$501  = ! add_q_0_total[27:12];
-  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
-  assign \$506  = ! add_q_0_total[27:12];
-  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! \$508 [26:19];
-  assign \$510  = ! add_q_0_total[27:12];
-  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
-  assign \$514  = ! add_q_0_total[27:12];
-  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
-  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
-  assign \$521  = ! add_q_0_total[27:12];
-  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
-  assign \$524  = ! \$523 [26:19];
-  assign \$525  = ! add_q_0_total[27:12];
-  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
-  assign \$529  = ! add_q_0_total[27:12];
-  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
-  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
-  assign \$533  = ! \$532 [26:23];
-  assign \$534  = ! add_q_0_total[27:12];
-  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
-  assign \$537  = ! \$536 [26:19];
-  assign \$538  = ! add_q_0_total[27:12];
-  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
-  assign \$542  = ! add_q_0_total[27:12];
-  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
-  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
-  assign \$547  = ! add_q_0_total[27:12];
-  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
-  assign \$550  = ! \$549 [26:19];
-  assign \$551  = ! add_q_0_total[27:12];
-  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
-  assign \$555  = ! add_q_0_total[27:12];
-  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
-  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
-  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
-  assign \$560  = ! \$559 [26:25];
-  assign \$561  = ! add_q_0_total[27:12];
-  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
-  assign \$564  = ! \$563 [26:19];
-  assign \$565  = ! add_q_0_total[27:12];
-  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
-  assign \$573  = ! \$572 [26:23];
-  assign \$574  = ! add_q_0_total[27:12];
-  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
-  assign \$577  = ! \$576 [26:19];
-  assign \$578  = ! add_q_0_total[27:12];
-  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
-  assign \$587  = ! add_q_0_total[27:12];
-  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
-  assign \$590  = ! \$589 [26:19];
-  assign \$591  = ! add_q_0_total[27:12];
-  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
-  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
-  assign \$601  = ! add_q_0_total[27:12];
-  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
-  assign \$604  = ! \$603 [26:19];
-  assign \$605  = ! add_q_0_total[27:12];
-  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
-  assign \$613  = ! \$612 [26:23];
-  assign \$614  = ! add_q_0_total[27:12];
-  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! \$616 [26:19];
-  assign \$618  = ! add_q_0_total[27:12];
-  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
-  assign \$627  = ! add_q_0_total[27:12];
-  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! \$629 [26:19];
-  assign \$631  = ! add_q_0_total[27:12];
-  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
-  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
-  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
-  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
-  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$642  = ~ \$641 ;
-  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$644  = ~ \$643 ;
-  assign \$645  = \$642  & \$644 ;
-  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$649  = ~ \$648 ;
-  assign \$650  = \$647  & \$649 ;
-  assign \$651  = \$645  & \$650 ;
-  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$653  = ~ \$652 ;
-  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$655  = ~ \$654 ;
-  assign \$656  = \$653  & \$655 ;
-  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = \$658  & \$660 ;
-  assign \$662  = \$656  & \$661 ;
-  assign \$663  = \$651  & \$662 ;
-  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$667  = ~ \$666 ;
-  assign \$668  = \$665  & \$667 ;
-  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$672  = ~ \$671 ;
-  assign \$673  = \$670  & \$672 ;
-  assign \$674  = \$668  & \$673 ;
-  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$676  = ~ \$675 ;
-  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$688  = ~ \$687 ;
-  assign \$689  = ~ add_q_0_total[1];
-  assign \$690  = ~ add_q_0_total[3];
-  assign \$691  = \$687  ? \$690  : \$689 ;
-  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$693  = ~ \$692 ;
-  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$696  = ~ \$695 ;
-  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$701  = ~ \$700 ;
-  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$703  = ~ \$702 ;
-  assign \$704  = \$701  & \$703 ;
-  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$706  = ~ \$705 ;
-  assign \$707  = ~ add_q_0_total[5];
-  assign \$708  = ~ add_q_0_total[7];
-  assign \$709  = \$705  ? \$708  : \$707 ;
-  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$711  = ~ \$710 ;
-  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[9];
-  assign \$715  = ~ add_q_0_total[11];
-  assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$718  = ~ \$717 ;
-  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
-  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$721  = ~ \$720 ;
-  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = \$721  & \$723 ;
-  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
-  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$727  = ~ \$726 ;
-  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$729  = ~ \$728 ;
-  assign \$730  = \$727  & \$729 ;
-  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$732  = ~ \$731 ;
-  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = \$732  & \$734 ;
-  assign \$736  = \$730  & \$735 ;
-  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$738  = ~ \$737 ;
-  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$740  = ~ \$739 ;
-  assign \$741  = \$738  & \$740 ;
-  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = \$743  & \$745 ;
-  assign \$747  = \$741  & \$746 ;
-  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$749  = ~ \$748 ;
-  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$751  = ~ \$750 ;
-  assign \$752  = \$749  & \$751 ;
-  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$754  = ~ \$753 ;
-  assign \$755  = ~ add_q_0_total[13];
-  assign \$756  = ~ add_q_0_total[15];
-  assign \$757  = \$753  ? \$756  : \$755 ;
-  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = ~ add_q_0_total[17];
-  assign \$763  = ~ add_q_0_total[19];
-  assign \$764  = \$760  ? \$763  : \$762 ;
-  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
-  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$769  = ~ \$768 ;
-  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = \$769  & \$771 ;
-  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$774  = ~ \$773 ;
-  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$776  = ~ \$775 ;
-  assign \$777  = \$774  & \$776 ;
-  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$779  = ~ \$778 ;
-  assign \$780  = ~ add_q_0_total[21];
-  assign \$781  = ~ add_q_0_total[23];
-  assign \$782  = \$778  ? \$781  : \$780 ;
-  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$786  = ~ \$785 ;
-  assign \$787  = ~ add_q_0_total[25];
-  assign \$788  = ~ add_q_0_total[27];
-  assign \$789  = \$785  ? \$788  : \$787 ;
-  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$791  = ~ \$790 ;
-  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
-  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$794  = ~ \$793 ;
-  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$796  = ~ \$795 ;
-  assign \$797  = \$794  & \$796 ;
-  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
-  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$800  = ~ \$799 ;
-  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$802  = ~ \$801 ;
-  assign \$803  = \$800  & \$802 ;
-  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$805  = ~ \$804 ;
-  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$807  = ~ \$806 ;
-  assign \$808  = \$805  & \$807 ;
-  assign \$809  = \$803  & \$808 ;
-  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
-  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$812  = ~ \$811 ;
-  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$814  = ~ \$813 ;
-  assign \$815  = \$812  & \$814 ;
-  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$817  = ~ \$816 ;
-  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$819  = ~ \$818 ;
-  assign \$820  = \$817  & \$819 ;
-  assign \$821  = \$815  & \$820 ;
-  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$823  = ~ \$822 ;
-  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$825  = ~ \$824 ;
-  assign \$826  = \$823  & \$825 ;
-  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$828  = ~ \$827 ;
-  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$830  = ~ \$829 ;
-  assign \$831  = \$828  & \$830 ;
-  assign \$832  = \$826  & \$831 ;
-  assign \$833  = \$821  & \$832 ;
-  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
-  assign \$836  = ~ normalize_q_1_0[11];
-  assign \$837  = | normalize_q_1_0;
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = | normalize_q_1_0[11:6];
-  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$841  = \$838  ? \$840  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
-  assign \$842  = ~ normalize_q_1_1[11];
-  assign \$843  = | normalize_q_1_1;
-  assign \$844  = \$842  & \$843 ;
-  assign \$845  = | normalize_q_1_1[11:5];
-  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$847  = \$844  ? \$846  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
-  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$850  = round_q_0_0_count + round_q_0_0_up;
-  assign \$851  = \$849  + \$850 ;
-  assign \$852  = \$851  > 15'h7bff;
-  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$855  = round_q_0_0_count + round_q_0_0_up;
-  assign \$856  = \$854  + \$855 ;
-  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
-  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
-  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
-  assign \$862  = ~ round_q_0_0_inf;
-  assign \$863  = ~ round_q_0_0_zero;
-  assign \$864  = \$862  & \$863 ;
-  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$867  = round_q_0_0_count + round_q_0_0_up;
-  assign \$868  = \$866  + \$867 ;
-  assign \$869  = \$868  > 15'h7bff;
-  assign \$870  = \$864  & \$869 ;
-  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$876  = round_q_0_1_count + round_q_0_1_up;
-  assign \$877  = \$875  + \$876 ;
-  assign \$878  = \$877  > 15'h7f7f;
-  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$881  = round_q_0_1_count + round_q_0_1_up;
-  assign \$882  = \$880  + \$881 ;
-  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
-  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
-  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
-  assign \$888  = ~ round_q_0_1_inf;
-  assign \$889  = ~ round_q_0_1_zero;
-  assign \$890  = \$888  & \$889 ;
-  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$893  = round_q_0_1_count + round_q_0_1_up;
-  assign \$894  = \$892  + \$893 ;
-  assign \$895  = \$894  > 15'h7f7f;
-  assign \$896  = \$890  & \$895 ;
-  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$900  = ! round_q_1_3;
-  assign \$901  = round_q_1_3 == 1'h1;
-  assign \$902  = round_q_1_3 == 2'h2;
-  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
-  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
-  assign \$906  = a[17] ^ b[17];
-  assign \$907  = a[18] | b[18];
-  assign \$908  = a[20] | b[20];
-  assign \$909  = \$908  | a[19];
-  assign \$910  = \$909  | b[19];
-  assign \$911  = ~ \$910 ;
-  assign \$912  = \$907  & \$911 ;
-  assign \$913  = a[19] | b[19];
-  assign \$914  = a[20] | b[20];
-  assign \$915  = \$914  | a[18];
-  assign \$916  = \$915  | b[18];
-  assign \$917  = ~ \$916 ;
-  assign \$918  = \$913  & \$917 ;
-  assign \$919  = a[20] | b[20];
-  assign \$920  = a[19] & b[18];
-  assign \$921  = \$919  | \$920 ;
-  assign \$922  = a[18] & b[19];
-  assign \$923  = \$921  | \$922 ;
-  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$925  = ~ product_0[0];
-  assign \$926  = product_1_zero | \$925 ;
-  assign \$927  = product_1_inf & product_0[0];
-  assign \$928  = product_1_nan & product_0[0];
-  assign \$929  = ~ fresh;
-  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$933  = \$931  ? 16'h0000 : \$932 ;
-  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$936  = \$934  | \$935 ;
-  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$938  = - $signed(add_exp_diff);
-  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
-  assign \$940  = \$936  ? 12'h01a : \$939 ;
-  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$947  = \$945  & \$946 ;
-  assign \$948  = \$944  | \$947 ;
-  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$951  = ~ \$950 ;
-  assign \$952  = \$949  & \$951 ;
-  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$955  = \$953  & \$954 ;
-  assign \$956  = ~ \$955 ;
-  assign \$957  = \$952  & \$956 ;
-  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$961  = | add_small_wide[25:0];
-  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$964  = ! add_q_0_total[27:1];
-  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
-  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
-  assign \$968  = ! add_q_0_total[27:1];
-  assign \$969  = add_q_0_flags_both_zero | \$968 ;
-  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$972  = ~ normalize_q_1_0[11];
-  assign \$973  = | normalize_q_1_0;
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = ~ normalize_q_1_0[11];
-  assign \$976  = | normalize_q_1_0;
-  assign \$977  = \$975  & \$976 ;
-  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
-  assign \$981  = ~ normalize_q_1_1[11];
-  assign \$982  = | normalize_q_1_1;
-  assign \$983  = \$981  & \$982 ;
-  assign \$984  = ~ normalize_q_1_1[11];
-  assign \$985  = | normalize_q_1_1;
-  assign \$986  = \$984  & \$985 ;
-  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$989  = \$986  ? 10'h382 : \$988 ;
-  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$991  = | place_q_0_1_kept[19:0];
-  assign \$992  = | place_q_0_1_below;
-  assign \$993  = \$992  | place_q_0_1_sticky;
-  assign \$994  = \$991  | \$993 ;
-  assign \$995  = \$994  | place_q_0_1_kept[21];
-  assign \$996  = place_q_0_1_kept[20] & \$995 ;
-  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$998  = ~ round_q_1_1;
-  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
-  always @(posedge clk)
-    product_0 <= \$1000 ;
-  always @(posedge clk)
-    product_1_sign <= \$1001 ;
-  always @(posedge clk)
-    product_1_zero <= \$1002 ;
-  always @(posedge clk)
-    product_1_inf <= \$1003 ;
-  always @(posedge clk)
-    product_1_nan <= \$1004 ;
-  always @(posedge clk)
-    product_1_exp <= \$1005 ;
-  always @(posedge clk)
-    product_1_full <= \$1006 ;
-  always @(posedge clk)
-    product_2 <= \$1007 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$1008 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$1009 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$1010 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$1011 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$1012 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$1013 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$1014 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$1015 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$1016 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$1017 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$1018 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$1019 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$1020 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$1021 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$1022 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$1023 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$1024 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$1025 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$1026 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$1027 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1028 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1029 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$1030 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$1031 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1032 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1033 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1034 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$1035 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$1036 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$1037 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$1038 ;
-  always @(posedge clk)
-    align_q_0_big <= \$1039 ;
-  always @(posedge clk)
-    align_q_0_small <= \$1040 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$1041 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1042 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1043 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$1044 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$1045 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1046 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1047 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1048 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$1049 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$1050 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$1051 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$1052 ;
-  always @(posedge clk)
-    add_q_0_total <= \$1053 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1054 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1055 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$1056 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$1057 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1058 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1059 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1060 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$1061 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$1062 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$1063 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$1064 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$1065 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$1066 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$1067 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$1068 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$1069 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$1070 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$1071 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$1072 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$1073 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$1074 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$1075 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$1076 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$1077 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$1078 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$1079 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$1080 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$1081 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$1082 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$1083 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$1084 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$1085 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$1086 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$1087 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$1088 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$1089 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$1090 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$1091 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$1092 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$1093 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$1094 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$1095 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$1096 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$1097 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$1098 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$1099 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$1100 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$1101 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$1102 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$1103 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$1104 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$1105 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$1106 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$1107 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$1108 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$1109 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$1110 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$1111 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$1112 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$1113 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$1114 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$1115 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$1116 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$1117 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1118 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1119 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1120 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1121 ;
-  always @(posedge clk)
-    acc <= \$1122 ;
-  always @(posedge clk)
-    done <= \$1123 ;
-  always @(posedge clk)
-    fresh <= \$1124 ;
-  always @(posedge clk)
-    acc_mode <= \$1125 ;
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$306  = \$304  ? 11'h000 : \$305 ;
+  assign \$307  = \$303  ? 11'h05e : \$306 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$338  = \$336  ? 11'h000 : \$337 ;
+  assign \$339  = \$335  ? 11'h03e : \$338 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$340  = align_q_big - align_q_small;
+  assign \$341  = align_q_big + align_q_small;
+  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
+  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$344  = ~ \$343 ;
+  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$346  = ~ \$345 ;
+  assign \$347  = \$344  & \$346 ;
+  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$349  = ~ \$348 ;
+  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$351  = ~ \$350 ;
+  assign \$352  = \$349  & \$351 ;
+  assign \$353  = \$347  & \$352 ;
+  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$355  = ~ \$354 ;
+  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$357  = ~ \$356 ;
+  assign \$358  = \$355  & \$357 ;
+  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$360  = ~ \$359 ;
+  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$362  = ~ \$361 ;
+  assign \$363  = \$360  & \$362 ;
+  assign \$364  = \$358  & \$363 ;
+  assign \$365  = \$353  & \$364 ;
+  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$367  = ~ \$366 ;
+  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$369  = ~ \$368 ;
+  assign \$370  = \$367  & \$369 ;
+  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$372  = ~ \$371 ;
+  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$374  = ~ \$373 ;
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = \$370  & \$375 ;
+  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$378  = ~ \$377 ;
+  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$390  = ~ \$389 ;
+  assign \$391  = ~ add_q_0_total[1];
+  assign \$392  = ~ add_q_0_total[3];
+  assign \$393  = \$389  ? \$392  : \$391 ;
+  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$395  = ~ \$394 ;
+  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$398  = ~ \$397 ;
+  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$403  = ~ \$402 ;
+  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$405  = ~ \$404 ;
+  assign \$406  = \$403  & \$405 ;
+  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$408  = ~ \$407 ;
+  assign \$409  = ~ add_q_0_total[5];
+  assign \$410  = ~ add_q_0_total[7];
+  assign \$411  = \$407  ? \$410  : \$409 ;
+  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$413  = ~ \$412 ;
+  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$415  = ~ \$414 ;
+  assign \$416  = ~ add_q_0_total[9];
+  assign \$417  = ~ add_q_0_total[11];
+  assign \$418  = \$414  ? \$417  : \$416 ;
+  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$420  = ~ \$419 ;
+  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
+  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$423  = ~ \$422 ;
+  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$425  = ~ \$424 ;
+  assign \$426  = \$423  & \$425 ;
+  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
+  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$429  = ~ \$428 ;
+  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$431  = ~ \$430 ;
+  assign \$432  = \$429  & \$431 ;
+  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$434  = ~ \$433 ;
+  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$436  = ~ \$435 ;
+  assign \$437  = \$434  & \$436 ;
+  assign \$438  = \$432  & \$437 ;
+  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$440  = ~ \$439 ;
+  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$442  = ~ \$441 ;
+  assign \$443  = \$440  & \$442 ;
+  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$445  = ~ \$444 ;
+  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$447  = ~ \$446 ;
+  assign \$448  = \$445  & \$447 ;
+  assign \$449  = \$443  & \$448 ;
+  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$451  = ~ \$450 ;
+  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$453  = ~ \$452 ;
+  assign \$454  = \$451  & \$453 ;
+  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$456  = ~ \$455 ;
+  assign \$457  = ~ add_q_0_total[13];
+  assign \$458  = ~ add_q_0_total[15];
+  assign \$459  = \$455  ? \$458  : \$457 ;
+  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$461  = ~ \$460 ;
+  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = ~ add_q_0_total[17];
+  assign \$465  = ~ add_q_0_total[19];
+  assign \$466  = \$462  ? \$465  : \$464 ;
+  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$468  = ~ \$467 ;
+  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
+  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$473  = ~ \$472 ;
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$478  = ~ \$477 ;
+  assign \$479  = \$476  & \$478 ;
+  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$481  = ~ \$480 ;
+  assign \$482  = ~ add_q_0_total[21];
+  assign \$483  = ~ add_q_0_total[23];
+  assign \$484  = \$480  ? \$483  : \$482 ;
+  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$486  = ~ \$485 ;
+  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$488  = ~ \$487 ;
+  assign \$489  = ~ add_q_0_total[25];
+  assign \$490  = ~ add_q_0_total[27];
+  assign \$491  = \$487  ? \$490  : \$489 ;
+  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$493  = ~ \$492 ;
+  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
+  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$496  = ~ \$495 ;
+  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$498  = ~ \$497 ;
+  assign \$499  = \$496  & \$498 ;
+  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
+  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$502  = ~ \$501 ;
+  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$504  = ~ \$503 ;
+  assign \$505  = \$502  & \$504 ;
+  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$507  = ~ \$506 ;
+  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$509  = ~ \$508 ;
+  assign \$510  = \$507  & \$509 ;
+  assign \$511  = \$505  & \$510 ;
+  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
+  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$514  = ~ \$513 ;
+  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$516  = ~ \$515 ;
+  assign \$517  = \$514  & \$516 ;
+  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$519  = ~ \$518 ;
+  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$521  = ~ \$520 ;
+  assign \$522  = \$519  & \$521 ;
+  assign \$523  = \$517  & \$522 ;
+  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$525  = ~ \$524 ;
+  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$527  = ~ \$526 ;
+  assign \$528  = \$525  & \$527 ;
+  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$530  = ~ \$529 ;
+  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$532  = ~ \$531 ;
+  assign \$533  = \$530  & \$532 ;
+  assign \$534  = \$528  & \$533 ;
+  assign \$535  = \$523  & \$534 ;
+  assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$536 ;
+  assign \$537  = ~ { \$535 , \$512  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
+  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$538 ;
+  assign \$539  = ~ { \$535 , \$512  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
+  assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
+  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$542  = round_q_0_count + round_q_0_up;
+  assign \$543  = \$541  + \$542 ;
+  assign \$544  = \$543  > 15'h7bff;
+  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$547  = round_q_0_count + round_q_0_up;
+  assign \$548  = \$546  + \$547 ;
+  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
+  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
+  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
+  assign \$554  = ~ round_q_0_inf;
+  assign \$555  = ~ round_q_0_zero;
+  assign \$556  = \$554  & \$555 ;
+  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$559  = round_q_0_count + round_q_0_up;
+  assign \$560  = \$558  + \$559 ;
+  assign \$561  = \$560  > 15'h7bff;
+  assign \$562  = \$556  & \$561 ;
+  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$568  = round_q_1_count + round_q_1_up;
+  assign \$569  = \$567  + \$568 ;
+  assign \$570  = \$569  > 15'h7f7f;
+  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$573  = round_q_1_count + round_q_1_up;
+  assign \$574  = \$572  + \$573 ;
+  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
+  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
+  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
+  assign \$580  = ~ round_q_1_inf;
+  assign \$581  = ~ round_q_1_zero;
+  assign \$582  = \$580  & \$581 ;
+  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$585  = round_q_1_count + round_q_1_up;
+  assign \$586  = \$584  + \$585 ;
+  assign \$587  = \$586  > 15'h7f7f;
+  assign \$588  = \$582  & \$587 ;
+  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$592  = ! round_control_3;
+  assign \$593  = round_control_3 == 1'h1;
+  assign \$594  = round_control_3 == 2'h2;
+  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
+  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
+  assign \$598  = a[17] ^ b[17];
+  assign \$599  = a[18] | b[18];
+  assign \$600  = a[20] | b[20];
+  assign \$601  = \$600  | a[19];
+  assign \$602  = \$601  | b[19];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$599  & \$603 ;
+  assign \$605  = a[19] | b[19];
+  assign \$606  = a[20] | b[20];
+  assign \$607  = \$606  | a[18];
+  assign \$608  = \$607  | b[18];
+  assign \$609  = ~ \$608 ;
+  assign \$610  = \$605  & \$609 ;
+  assign \$611  = a[20] | b[20];
+  assign \$612  = a[19] & b[18];
+  assign \$613  = \$611  | \$612 ;
+  assign \$614  = a[18] & b[19];
+  assign \$615  = \$613  | \$614 ;
+  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$617  = ~ product_step[0];
+  assign \$618  = product_0_zero | \$617 ;
+  assign \$619  = product_0_inf & product_step[0];
+  assign \$620  = product_0_nan & product_step[0];
+  assign \$621  = ~ fresh;
+  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$625  = \$623  ? 16'h0000 : \$624 ;
+  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$628  = \$626  | \$627 ;
+  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$630  = - $signed(add_exp_diff);
+  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
+  assign \$632  = \$628  ? 12'h01a : \$631 ;
+  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$639  = \$637  & \$638 ;
+  assign \$640  = \$636  | \$639 ;
+  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$643  = ~ \$642 ;
+  assign \$644  = \$641  & \$643 ;
+  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$647  = \$645  & \$646 ;
+  assign \$648  = ~ \$647 ;
+  assign \$649  = \$644  & \$648 ;
+  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$653  = | add_small_wide[25:0];
+  assign \$654  = ! add_q_0_total[27:1];
+  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
+  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
+  assign \$658  = ! add_q_0_total[27:1];
+  assign \$659  = add_q_0_flags_both_zero | \$658 ;
+  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$662  = \$660  ? 12'h010 : \$661 ;
+  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
+  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$666  = \$664  ? 12'h080 : \$665 ;
+  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
+  assign \$668  = place_q_0_kept[24:17] + place_control_2;
+  assign \$669  = | place_q_1_kept[19:0];
+  assign \$670  = | place_q_1_below;
+  assign \$671  = \$670  | place_q_1_sticky;
+  assign \$672  = \$669  | \$671 ;
+  assign \$673  = \$672  | place_q_1_kept[21];
+  assign \$674  = place_q_1_kept[20] & \$673 ;
+  assign \$675  = round_control_0[0] & round_control_0[1];
+  assign \$676  = ~ round_control_1;
+  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  always @(posedge clk)
+    product_step <= \$678 ;
+  always @(posedge clk)
+    product_0_sign <= \$679 ;
+  always @(posedge clk)
+    product_0_zero <= \$680 ;
+  always @(posedge clk)
+    product_0_inf <= \$681 ;
+  always @(posedge clk)
+    product_0_nan <= \$682 ;
+  always @(posedge clk)
+    product_0_exp <= \$683 ;
+  always @(posedge clk)
+    product_0_full <= \$684 ;
+  always @(posedge clk)
+    product_1 <= \$685 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$686 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$687 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$688 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$689 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$690 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$691 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$692 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$693 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$694 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$695 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$696 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$697 ;
+  always @(posedge clk)
+    unpack_control_0 <= \$698 ;
+  always @(posedge clk)
+    unpack_control_1 <= \$699 ;
+  always @(posedge clk)
+    unpack_control_2 <= \$700 ;
+  always @(posedge clk)
+    unpack_control_3 <= \$701 ;
+  always @(posedge clk)
+    order_q_big_sig <= \$702 ;
+  always @(posedge clk)
+    order_q_small_sig <= \$703 ;
+  always @(posedge clk)
+    order_q_shift <= \$704 ;
+  always @(posedge clk)
+    order_q_subtract <= \$705 ;
+  always @(posedge clk)
+    order_q_flags_big_exp <= \$706 ;
+  always @(posedge clk)
+    order_q_flags_big_sign <= \$707 ;
+  always @(posedge clk)
+    order_q_flags_nan <= \$708 ;
+  always @(posedge clk)
+    order_q_flags_inf <= \$709 ;
+  always @(posedge clk)
+    order_q_flags_inf_sign <= \$710 ;
+  always @(posedge clk)
+    order_q_flags_both_zero <= \$711 ;
+  always @(posedge clk)
+    order_q_flags_zero_sign <= \$712 ;
+  always @(posedge clk)
+    order_control_0 <= \$713 ;
+  always @(posedge clk)
+    order_control_1 <= \$714 ;
+  always @(posedge clk)
+    order_control_2 <= \$715 ;
+  always @(posedge clk)
+    order_control_3 <= \$716 ;
+  always @(posedge clk)
+    align_q_big <= \$717 ;
+  always @(posedge clk)
+    align_q_small <= \$718 ;
+  always @(posedge clk)
+    align_q_subtract <= \$719 ;
+  always @(posedge clk)
+    align_q_flags_big_exp <= \$720 ;
+  always @(posedge clk)
+    align_q_flags_big_sign <= \$721 ;
+  always @(posedge clk)
+    align_q_flags_nan <= \$722 ;
+  always @(posedge clk)
+    align_q_flags_inf <= \$723 ;
+  always @(posedge clk)
+    align_q_flags_inf_sign <= \$724 ;
+  always @(posedge clk)
+    align_q_flags_both_zero <= \$725 ;
+  always @(posedge clk)
+    align_q_flags_zero_sign <= \$726 ;
+  always @(posedge clk)
+    align_control_0 <= \$727 ;
+  always @(posedge clk)
+    align_control_1 <= \$728 ;
+  always @(posedge clk)
+    align_control_2 <= \$729 ;
+  always @(posedge clk)
+    align_control_3 <= \$730 ;
+  always @(posedge clk)
+    add_q_0_total <= \$731 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$732 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$733 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$734 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$735 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$736 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$737 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$738 ;
+  always @(posedge clk)
+    add_q_1_0_small_mask <= \$739 ;
+  always @(posedge clk)
+    add_q_1_0_small_right <= \$740 ;
+  always @(posedge clk)
+    add_q_1_0_over <= \$741 ;
+  always @(posedge clk)
+    add_q_1_1_small_mask <= \$742 ;
+  always @(posedge clk)
+    add_q_1_1_small_right <= \$743 ;
+  always @(posedge clk)
+    add_q_1_1_over <= \$744 ;
+  always @(posedge clk)
+    add_control_0 <= \$745 ;
+  always @(posedge clk)
+    add_control_1 <= \$746 ;
+  always @(posedge clk)
+    add_control_2 <= \$747 ;
+  always @(posedge clk)
+    add_control_3 <= \$748 ;
+  always @(posedge clk)
+    normalize_q_0_window <= \$749 ;
+  always @(posedge clk)
+    normalize_q_0_sticky <= \$750 ;
+  always @(posedge clk)
+    normalize_q_0_lz <= \$751 ;
+  always @(posedge clk)
+    normalize_q_0_top <= \$752 ;
+  always @(posedge clk)
+    normalize_q_0_sign <= \$753 ;
+  always @(posedge clk)
+    normalize_q_0_zero <= \$754 ;
+  always @(posedge clk)
+    normalize_q_0_inf <= \$755 ;
+  always @(posedge clk)
+    normalize_q_0_nan <= \$756 ;
+  always @(posedge clk)
+    normalize_q_1_0_small <= \$757 ;
+  always @(posedge clk)
+    normalize_q_1_0_right <= \$758 ;
+  always @(posedge clk)
+    normalize_q_1_1_small <= \$759 ;
+  always @(posedge clk)
+    normalize_q_1_1_right <= \$760 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_mask <= \$761 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_right <= \$762 ;
+  always @(posedge clk)
+    normalize_q_2_0_over <= \$763 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_mask <= \$764 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_right <= \$765 ;
+  always @(posedge clk)
+    normalize_q_2_1_over <= \$766 ;
+  always @(posedge clk)
+    normalize_control_0 <= \$767 ;
+  always @(posedge clk)
+    normalize_control_1 <= \$768 ;
+  always @(posedge clk)
+    normalize_control_2 <= \$769 ;
+  always @(posedge clk)
+    normalize_control_3 <= \$770 ;
+  always @(posedge clk)
+    place_q_0_kept <= \$771 ;
+  always @(posedge clk)
+    place_q_0_below <= \$772 ;
+  always @(posedge clk)
+    place_q_0_sticky <= \$773 ;
+  always @(posedge clk)
+    place_q_0_small <= \$774 ;
+  always @(posedge clk)
+    place_q_0_e_eff <= \$775 ;
+  always @(posedge clk)
+    place_q_0_sign <= \$776 ;
+  always @(posedge clk)
+    place_q_0_zero <= \$777 ;
+  always @(posedge clk)
+    place_q_0_inf <= \$778 ;
+  always @(posedge clk)
+    place_q_0_nan <= \$779 ;
+  always @(posedge clk)
+    place_q_1_kept <= \$780 ;
+  always @(posedge clk)
+    place_q_1_below <= \$781 ;
+  always @(posedge clk)
+    place_q_1_sticky <= \$782 ;
+  always @(posedge clk)
+    place_q_1_small <= \$783 ;
+  always @(posedge clk)
+    place_q_1_e_eff <= \$784 ;
+  always @(posedge clk)
+    place_q_1_sign <= \$785 ;
+  always @(posedge clk)
+    place_q_1_zero <= \$786 ;
+  always @(posedge clk)
+    place_q_1_inf <= \$787 ;
+  always @(posedge clk)
+    place_q_1_nan <= \$788 ;
+  always @(posedge clk)
+    place_control_0 <= \$789 ;
+  always @(posedge clk)
+    place_control_1 <= \$790 ;
+  always @(posedge clk)
+    place_control_2 <= \$791 ;
+  always @(posedge clk)
+    place_control_3 <= \$792 ;
+  always @(posedge clk)
+    round_q_0_count <= \$793 ;
+  always @(posedge clk)
+    round_q_0_up <= \$794 ;
+  always @(posedge clk)
+    round_q_0_small <= \$795 ;
+  always @(posedge clk)
+    round_q_0_e_eff <= \$796 ;
+  always @(posedge clk)
+    round_q_0_sign <= \$797 ;
+  always @(posedge clk)
+    round_q_0_zero <= \$798 ;
+  always @(posedge clk)
+    round_q_0_inf <= \$799 ;
+  always @(posedge clk)
+    round_q_0_nan <= \$800 ;
+  always @(posedge clk)
+    round_q_1_count <= \$801 ;
+  always @(posedge clk)
+    round_q_1_up <= \$802 ;
+  always @(posedge clk)
+    round_q_1_small <= \$803 ;
+  always @(posedge clk)
+    round_q_1_e_eff <= \$804 ;
+  always @(posedge clk)
+    round_q_1_sign <= \$805 ;
+  always @(posedge clk)
+    round_q_1_zero <= \$806 ;
+  always @(posedge clk)
+    round_q_1_inf <= \$807 ;
+  always @(posedge clk)
+    round_q_1_nan <= \$808 ;
+  always @(posedge clk)
+    round_control_0 <= \$809 ;
+  always @(posedge clk)
+    round_control_1 <= \$810 ;
+  always @(posedge clk)
+    round_control_2 <= \$811 ;
+  always @(posedge clk)
+    round_control_3 <= \$812 ;
+  always @(posedge clk)
+    acc <= \$813 ;
+  always @(posedge clk)
+    done <= \$814 ;
+  always @(posedge clk)
+    fresh <= \$815 ;
+  always @(posedge clk)
+    acc_mode <= \$816 ;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
+  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
+  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$6  = $signed(product_0_exp) + $signed(2'h1);
+  assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
+  assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
+  assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
+  assign \$10  = fresh & product_step[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
+  assign \$13  = fresh & product_step[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_step[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_step[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_step[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_step[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_step[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_step[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_step[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_step[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_step[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_step[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
+  assign \$47  = fresh & product_step[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_step[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_step[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_step[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_step[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_step[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_step[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_step[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_step[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_step[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_step[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_step[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_step[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_step[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_step[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_step[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_step[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_step[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_step[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_step[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_step[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_step[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_step[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
+  assign \$115  = fresh & product_step[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_step[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_step[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_step[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_step[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_step[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_step[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_step[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
+  assign \$140  = fresh & product_step[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_step[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_step[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_step[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_step[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_step[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_step[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_step[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_step[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_step[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_step[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_step[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2880$0 (\$1126 ),
-    .\port$2882$0 (\$1127 ),
-    .\port$2884$0 (\$1128 ),
-    .\port$2886$0 (\$1129 ),
-    .\port$2888$0 (\$1130 ),
-    .\port$2890$0 (\$1131 ),
-    .\port$2892$0 (\$1132 ),
-    .\port$2894$0 (\$1133 ),
+    .\port$2248$0 (\$817 ),
+    .\port$2250$0 (\$818 ),
+    .\port$2252$0 (\$819 ),
+    .\port$2254$0 (\$820 ),
+    .\port$2256$0 (\$821 ),
+    .\port$2258$0 (\$822 ),
+    .\port$2260$0 (\$823 ),
+    .\port$2262$0 (\$824 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1000  = step;
+    \$678  = step;
     if (rst) begin
-      \$1000  = 5'h00;
+      \$678  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1001  = \$906 ;
+    \$679  = \$598 ;
     if (rst) begin
-      \$1001  = 1'h0;
+      \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1002  = \$912 ;
+    \$680  = \$604 ;
     if (rst) begin
-      \$1002  = 1'h0;
+      \$680  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1003  = \$918 ;
+    \$681  = \$610 ;
     if (rst) begin
-      \$1003  = 1'h0;
+      \$681  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1004  = \$923 ;
+    \$682  = \$615 ;
     if (rst) begin
-      \$1004  = 1'h0;
+      \$682  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1005  = p_exp_sum;
+    \$683  = p_exp_sum;
     if (rst) begin
-      \$1005  = 10'h000;
+      \$683  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1006  = p_full;
+    \$684  = p_full;
     if (rst) begin
-      \$1006  = 16'h0000;
+      \$684  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1007  = rand_sum;
+    \$685  = rand_sum;
     if (rst) begin
-      \$1007  = 8'h00;
+      \$685  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1008  = base_sign;
+    \$686  = base_sign;
     if (rst) begin
-      \$1008  = 1'h0;
+      \$686  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1009  = base_zero;
+    \$687  = base_zero;
     if (rst) begin
-      \$1009  = 1'h0;
+      \$687  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1010  = base_inf;
+    \$688  = base_inf;
     if (rst) begin
-      \$1010  = 1'h0;
+      \$688  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1011  = base_nan;
+    \$689  = base_nan;
     if (rst) begin
-      \$1011  = 1'h0;
+      \$689  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1012  = base_exp;
+    \$690  = base_exp;
     if (rst) begin
-      \$1012  = 9'h000;
+      \$690  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1013  = base_sig;
+    \$691  = base_sig;
     if (rst) begin
-      \$1013  = 11'h000;
+      \$691  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1014  = \$924 ;
+    \$692  = \$616 ;
     if (rst) begin
-      \$1014  = 1'h0;
+      \$692  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1015  = \$926 ;
+    \$693  = \$618 ;
     if (rst) begin
-      \$1015  = 1'h0;
+      \$693  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1016  = \$927 ;
+    \$694  = \$619 ;
     if (rst) begin
-      \$1016  = 1'h0;
+      \$694  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1017  = \$928 ;
+    \$695  = \$620 ;
     if (rst) begin
-      \$1017  = 1'h0;
+      \$695  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1018  = \$7 [9:0];
+    \$696  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 10'h000;
+      \$696  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1019  = \$9 [15:0];
+    \$697  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 16'h0000;
+      \$697  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1020  = product_0;
+    \$698  = product_step;
     if (rst) begin
-      \$1020  = 5'h00;
+      \$698  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1021  = \$929 ;
+    \$699  = \$621 ;
     if (rst) begin
-      \$1021  = 1'h0;
+      \$699  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1022  = product_2;
+    \$700  = product_1;
     if (rst) begin
-      \$1022  = 8'h00;
+      \$700  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1023  = step_mode;
+    \$701  = step_mode;
     if (rst) begin
-      \$1023  = 2'h0;
+      \$701  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1024  = \$930 ;
+    \$702  = \$622 ;
     if (rst) begin
-      \$1024  = 16'h0000;
+      \$702  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1025  = \$933 ;
+    \$703  = \$625 ;
     if (rst) begin
-      \$1025  = 16'h0000;
+      \$703  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1026  = \$940 [4:0];
+    \$704  = \$632 [4:0];
     if (rst) begin
-      \$1026  = 5'h00;
+      \$704  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1027  = \$941 ;
+    \$705  = \$633 ;
     if (rst) begin
-      \$1027  = 1'h0;
+      \$705  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1028  = \$942 ;
+    \$706  = \$634 ;
     if (rst) begin
-      \$1028  = 10'h000;
+      \$706  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1029  = \$943 ;
+    \$707  = \$635 ;
     if (rst) begin
-      \$1029  = 1'h0;
+      \$707  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1030  = \$948 ;
+    \$708  = \$640 ;
     if (rst) begin
-      \$1030  = 1'h0;
+      \$708  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1031  = \$957 ;
+    \$709  = \$649 ;
     if (rst) begin
-      \$1031  = 1'h0;
+      \$709  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1032  = \$958 ;
+    \$710  = \$650 ;
     if (rst) begin
-      \$1032  = 1'h0;
+      \$710  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1033  = \$959 ;
+    \$711  = \$651 ;
     if (rst) begin
-      \$1033  = 1'h0;
+      \$711  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1034  = \$960 ;
+    \$712  = \$652 ;
     if (rst) begin
-      \$1034  = 1'h0;
+      \$712  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1035  = unpack_q_2_0;
+    \$713  = unpack_control_0;
     if (rst) begin
-      \$1035  = 5'h00;
+      \$713  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1036  = unpack_q_2_1;
+    \$714  = unpack_control_1;
     if (rst) begin
-      \$1036  = 1'h0;
+      \$714  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1037  = unpack_q_2_2;
+    \$715  = unpack_control_2;
     if (rst) begin
-      \$1037  = 8'h00;
+      \$715  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1038  = unpack_q_2_3;
+    \$716  = unpack_control_3;
     if (rst) begin
-      \$1038  = 2'h0;
+      \$716  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
+    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 28'h0000000;
+      \$717  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
+    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
     if (rst) begin
-      \$1040  = 28'h0000000;
+      \$718  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1041  = order_q_0_subtract;
+    \$719  = order_q_subtract;
     if (rst) begin
-      \$1041  = 1'h0;
+      \$719  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1042  = order_q_0_flags_big_exp;
+    \$720  = order_q_flags_big_exp;
     if (rst) begin
-      \$1042  = 10'h000;
+      \$720  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1043  = order_q_0_flags_big_sign;
+    \$721  = order_q_flags_big_sign;
     if (rst) begin
-      \$1043  = 1'h0;
+      \$721  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1044  = order_q_0_flags_nan;
+    \$722  = order_q_flags_nan;
     if (rst) begin
-      \$1044  = 1'h0;
+      \$722  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1045  = order_q_0_flags_inf;
+    \$723  = order_q_flags_inf;
     if (rst) begin
-      \$1045  = 1'h0;
+      \$723  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1046  = order_q_0_flags_inf_sign;
+    \$724  = order_q_flags_inf_sign;
     if (rst) begin
-      \$1046  = 1'h0;
+      \$724  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1047  = order_q_0_flags_both_zero;
+    \$725  = order_q_flags_both_zero;
     if (rst) begin
-      \$1047  = 1'h0;
+      \$725  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1048  = order_q_0_flags_zero_sign;
+    \$726  = order_q_flags_zero_sign;
     if (rst) begin
-      \$1048  = 1'h0;
+      \$726  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1049  = order_q_1_0;
+    \$727  = order_control_0;
     if (rst) begin
-      \$1049  = 5'h00;
+      \$727  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1050  = order_q_1_1;
+    \$728  = order_control_1;
     if (rst) begin
-      \$1050  = 1'h0;
+      \$728  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1051  = order_q_1_2;
+    \$729  = order_control_2;
     if (rst) begin
-      \$1051  = 8'h00;
+      \$729  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1052  = order_q_1_3;
+    \$730  = order_control_3;
     if (rst) begin
-      \$1052  = 2'h0;
+      \$730  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1053  = \$278 [27:0];
+    \$731  = \$342 [27:0];
     if (rst) begin
-      \$1053  = 28'h0000000;
+      \$731  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1054  = align_q_0_flags_big_exp;
+    \$732  = align_q_flags_big_exp;
     if (rst) begin
-      \$1054  = 10'h000;
+      \$732  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1055  = align_q_0_flags_big_sign;
+    \$733  = align_q_flags_big_sign;
     if (rst) begin
-      \$1055  = 1'h0;
+      \$733  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1056  = align_q_0_flags_nan;
+    \$734  = align_q_flags_nan;
     if (rst) begin
-      \$1056  = 1'h0;
+      \$734  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1057  = align_q_0_flags_inf;
+    \$735  = align_q_flags_inf;
     if (rst) begin
-      \$1057  = 1'h0;
+      \$735  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1058  = align_q_0_flags_inf_sign;
+    \$736  = align_q_flags_inf_sign;
     if (rst) begin
-      \$1058  = 1'h0;
+      \$736  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1059  = align_q_0_flags_both_zero;
+    \$737  = align_q_flags_both_zero;
     if (rst) begin
-      \$1059  = 1'h0;
+      \$737  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1060  = align_q_0_flags_zero_sign;
+    \$738  = align_q_flags_zero_sign;
     if (rst) begin
-      \$1060  = 1'h0;
+      \$738  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1061  = \$962 ;
+    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
     if (rst) begin
-      \$1061  = 11'h000;
+      \$739  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1062  = \$963 ;
+    \$740  = \$307 [6:0];
     if (rst) begin
-      \$1062  = 11'h000;
+      \$740  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1063  = align_q_1_0;
+    \$741  = sum_fp16_sr8_over;
     if (rst) begin
-      \$1063  = 5'h00;
+      \$741  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1064  = align_q_1_1;
+    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
     if (rst) begin
-      \$1064  = 1'h0;
+      \$742  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1065  = align_q_1_2;
+    \$743  = \$339 [5:0];
     if (rst) begin
-      \$1065  = 8'h00;
+      \$743  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1066  = align_q_1_3;
+    \$744  = sum_bf16_rne_over;
     if (rst) begin
-      \$1066  = 2'h0;
+      \$744  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1067  = \$967 ;
+    \$745  = align_control_0;
     if (rst) begin
-      \$1067  = 1'h0;
+      \$745  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1068  = \$969 ;
+    \$746  = align_control_1;
     if (rst) begin
-      \$1068  = 1'h0;
+      \$746  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1069  = add_q_0_flags_inf;
+    \$747  = align_control_2;
     if (rst) begin
-      \$1069  = 1'h0;
+      \$747  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1070  = add_q_0_flags_nan;
+    \$748  = align_control_3;
     if (rst) begin
-      \$1070  = 1'h0;
+      \$748  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1071  = \$835 [9:0];
+    \$749  = add_q_0_total[27:1];
     if (rst) begin
-      \$1071  = 10'h000;
+      \$749  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1072  = add_normalized;
+    \$750  = add_q_0_total[0];
     if (rst) begin
-      \$1072  = 27'h0000000;
+      \$750  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1073  = add_q_0_total[0];
+    \$751  = { \$535 , \$512  };
     if (rst) begin
-      \$1073  = 1'h0;
+      \$751  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1074  = \$970 ;
+    \$752  = add_top;
     if (rst) begin
-      \$1074  = 12'h000;
+      \$752  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1075  = \$971 ;
+    \$753  = \$657 ;
     if (rst) begin
-      \$1075  = 12'h000;
+      \$753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1076  = add_q_2_0;
+    \$754  = \$659 ;
     if (rst) begin
-      \$1076  = 5'h00;
+      \$754  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1077  = add_q_2_1;
+    \$755  = add_q_0_flags_inf;
     if (rst) begin
-      \$1077  = 1'h0;
+      \$755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1078  = add_q_2_2;
+    \$756  = add_q_0_flags_nan;
     if (rst) begin
-      \$1078  = 8'h00;
+      \$756  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1079  = add_q_2_3;
+    \$757  = sum_fp16_sr8_small;
     if (rst) begin
-      \$1079  = 2'h0;
+      \$757  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1080  = sum_fp16_sr8_wide[99:64];
+    \$758  = sum_fp16_sr8_right;
     if (rst) begin
-      \$1080  = 36'h000000000;
+      \$758  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1081  = sum_fp16_sr8_wide[63:0];
+    \$759  = sum_bf16_rne_small;
     if (rst) begin
-      \$1081  = 64'h0000000000000000;
+      \$759  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1082  = normalize_q_0_1;
+    \$760  = sum_bf16_rne_right;
     if (rst) begin
-      \$1082  = 1'h0;
+      \$760  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1083  = \$974 ;
+    \$761  = add_q_1_0_small_mask;
     if (rst) begin
-      \$1083  = 1'h0;
+      \$761  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1084  = \$980 ;
+    \$762  = add_q_1_0_small_right;
     if (rst) begin
-      \$1084  = 10'h000;
+      \$762  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1085  = normalize_q_0_0_sign;
+    \$763  = add_q_1_0_over;
     if (rst) begin
-      \$1085  = 1'h0;
+      \$763  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1086  = normalize_q_0_0_zero;
+    \$764  = add_q_1_1_small_mask;
     if (rst) begin
-      \$1086  = 1'h0;
+      \$764  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1087  = normalize_q_0_0_inf;
+    \$765  = add_q_1_1_small_right;
     if (rst) begin
-      \$1087  = 1'h0;
+      \$765  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1088  = normalize_q_0_0_nan;
+    \$766  = add_q_1_1_over;
     if (rst) begin
-      \$1088  = 1'h0;
+      \$766  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1089  = sum_bf16_rne_wide[60:32];
+    \$767  = add_control_0;
     if (rst) begin
-      \$1089  = 29'h00000000;
+      \$767  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1090  = sum_bf16_rne_wide[31:0];
+    \$768  = add_control_1;
     if (rst) begin
-      \$1090  = 32'd0;
+      \$768  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1091  = normalize_q_0_1;
+    \$769  = add_control_2;
     if (rst) begin
-      \$1091  = 1'h0;
+      \$769  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1092  = \$983 ;
+    \$770  = add_control_3;
     if (rst) begin
-      \$1092  = 1'h0;
+      \$770  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1093  = \$989 ;
+    \$771  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1093  = 10'h000;
+      \$771  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1094  = normalize_q_0_0_sign;
+    \$772  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1094  = 1'h0;
+      \$772  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1095  = normalize_q_0_0_zero;
+    \$773  = normalize_q_0_sticky;
     if (rst) begin
-      \$1095  = 1'h0;
+      \$773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1096  = normalize_q_0_0_inf;
+    \$774  = normalize_q_1_0_small;
     if (rst) begin
-      \$1096  = 1'h0;
+      \$774  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1097  = normalize_q_0_0_nan;
+    \$775  = \$663 ;
     if (rst) begin
-      \$1097  = 1'h0;
+      \$775  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1098  = normalize_q_2_0;
+    \$776  = normalize_q_0_sign;
     if (rst) begin
-      \$1098  = 5'h00;
+      \$776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1099  = normalize_q_2_1;
+    \$777  = normalize_q_0_zero;
     if (rst) begin
-      \$1099  = 1'h0;
+      \$777  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1100  = normalize_q_2_2;
+    \$778  = normalize_q_0_inf;
     if (rst) begin
-      \$1100  = 8'h00;
+      \$778  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1101  = normalize_q_2_3;
+    \$779  = normalize_q_0_nan;
     if (rst) begin
-      \$1101  = 2'h0;
+      \$779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1102  = place_q_0_0_kept[35:25];
+    \$780  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1102  = 11'h000;
+      \$780  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1103  = \$990 [8];
+    \$781  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1103  = 1'h0;
+      \$781  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1104  = place_q_0_0_small;
+    \$782  = normalize_q_0_sticky;
     if (rst) begin
-      \$1104  = 1'h0;
+      \$782  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1105  = place_q_0_0_e_eff;
+    \$783  = normalize_q_1_1_small;
     if (rst) begin
-      \$1105  = 10'h000;
+      \$783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1106  = place_q_0_0_sign;
+    \$784  = \$667 ;
     if (rst) begin
-      \$1106  = 1'h0;
+      \$784  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1107  = place_q_0_0_zero;
+    \$785  = normalize_q_0_sign;
     if (rst) begin
-      \$1107  = 1'h0;
+      \$785  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1108  = place_q_0_0_inf;
+    \$786  = normalize_q_0_zero;
     if (rst) begin
-      \$1108  = 1'h0;
+      \$786  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1109  = place_q_0_0_nan;
+    \$787  = normalize_q_0_inf;
     if (rst) begin
-      \$1109  = 1'h0;
+      \$787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1110  = place_q_0_1_kept[28:21];
+    \$788  = normalize_q_0_nan;
     if (rst) begin
-      \$1110  = 8'h00;
+      \$788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1111  = \$996 ;
+    \$789  = normalize_control_0;
     if (rst) begin
-      \$1111  = 1'h0;
+      \$789  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1112  = place_q_0_1_small;
+    \$790  = normalize_control_1;
     if (rst) begin
-      \$1112  = 1'h0;
+      \$790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1113  = place_q_0_1_e_eff;
+    \$791  = normalize_control_2;
     if (rst) begin
-      \$1113  = 10'h000;
+      \$791  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1114  = place_q_0_1_sign;
+    \$792  = normalize_control_3;
     if (rst) begin
-      \$1114  = 1'h0;
+      \$792  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1115  = place_q_0_1_zero;
+    \$793  = place_q_0_kept[35:25];
     if (rst) begin
-      \$1115  = 1'h0;
+      \$793  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1116  = place_q_0_1_inf;
+    \$794  = \$668 [8];
     if (rst) begin
-      \$1116  = 1'h0;
+      \$794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1117  = place_q_0_1_nan;
+    \$795  = place_q_0_small;
     if (rst) begin
-      \$1117  = 1'h0;
+      \$795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1118  = place_q_1_0;
+    \$796  = place_q_0_e_eff;
     if (rst) begin
-      \$1118  = 5'h00;
+      \$796  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1119  = place_q_1_1;
+    \$797  = place_q_0_sign;
     if (rst) begin
-      \$1119  = 1'h0;
+      \$797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1120  = place_q_1_2;
+    \$798  = place_q_0_zero;
     if (rst) begin
-      \$1120  = 8'h00;
+      \$798  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1121  = place_q_1_3;
+    \$799  = place_q_0_inf;
     if (rst) begin
-      \$1121  = 2'h0;
+      \$799  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1122  = sum_code;
+    \$800  = place_q_0_nan;
     if (rst) begin
-      \$1122  = 16'h0000;
+      \$800  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1123  = \$997 ;
+    \$801  = place_q_1_kept[28:21];
     if (rst) begin
-      \$1123  = 1'h0;
+      \$801  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1124  = \$999 ;
+    \$802  = \$674 ;
     if (rst) begin
-      \$1124  = 1'h1;
+      \$802  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$1125  = round_q_1_3;
+    \$803  = place_q_1_small;
     if (rst) begin
-      \$1125  = 2'h0;
+      \$803  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$804  = place_q_1_e_eff;
+    if (rst) begin
+      \$804  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$805  = place_q_1_sign;
+    if (rst) begin
+      \$805  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$806  = place_q_1_zero;
+    if (rst) begin
+      \$806  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$807  = place_q_1_inf;
+    if (rst) begin
+      \$807  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$808  = place_q_1_nan;
+    if (rst) begin
+      \$808  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$809  = place_control_0;
+    if (rst) begin
+      \$809  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$810  = place_control_1;
+    if (rst) begin
+      \$810  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$811  = place_control_2;
+    if (rst) begin
+      \$811  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$812  = place_control_3;
+    if (rst) begin
+      \$812  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$813  = sum_code;
+    if (rst) begin
+      \$813  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$814  = \$675 ;
+    if (rst) begin
+      \$814  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$815  = \$677 ;
+    if (rst) begin
+      \$815  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$816  = round_control_3;
+    if (rst) begin
+      \$816  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
   assign base_fp16_exp = \$46 [5:0];
   assign base_bf16_exp = \$139 [8:0];
-  assign add_total = \$278 [27:0];
-  assign add_lz = { \$833 , \$810  };
-  assign add_exp = \$835 [9:0];
-  assign add_sig = add_normalized;
+  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
+  assign sum_fp16_sr8_small_right = \$307 [6:0];
+  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
+  assign sum_bf16_rne_small_right = \$339 [5:0];
+  assign add_total = \$342 [27:0];
+  assign add_lz = { \$535 , \$512  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$78  = acc;
-  assign \done$80  = done;
+  assign \acc$91  = acc;
+  assign \done$93  = done;
   assign flush_sum = acc;
   assign flush_mode = acc_mode;
-  assign flush = product_0[2];
+  assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
   assign \step.flush  = step[2];
@@ -9889,45 +9118,45 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \b.zero  = b[18];
   assign \b.inf  = b[19];
   assign \b.nan  = b[20];
-  assign \product_0.valid  = product_0[0];
-  assign \product_0.last  = product_0[1];
-  assign \product_0.flush  = product_0[2];
-  assign \product_0.mode  = product_0[4:3];
-  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
-  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
-  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
-  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
-  assign \order_q_1_0.valid  = order_q_1_0[0];
-  assign \order_q_1_0.last  = order_q_1_0[1];
-  assign \order_q_1_0.flush  = order_q_1_0[2];
-  assign \order_q_1_0.mode  = order_q_1_0[4:3];
-  assign \align_q_1_0.valid  = align_q_1_0[0];
-  assign \align_q_1_0.last  = align_q_1_0[1];
-  assign \align_q_1_0.flush  = align_q_1_0[2];
-  assign \align_q_1_0.mode  = align_q_1_0[4:3];
-  assign \add_q_2_0.valid  = add_q_2_0[0];
-  assign \add_q_2_0.last  = add_q_2_0[1];
-  assign \add_q_2_0.flush  = add_q_2_0[2];
-  assign \add_q_2_0.mode  = add_q_2_0[4:3];
-  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
-  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
-  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
-  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
-  assign \place_q_1_0.valid  = place_q_1_0[0];
-  assign \place_q_1_0.last  = place_q_1_0[1];
-  assign \place_q_1_0.flush  = place_q_1_0[2];
-  assign \place_q_1_0.mode  = place_q_1_0[4:3];
-  assign \round_q_1_0.valid  = round_q_1_0[0];
-  assign \round_q_1_0.last  = round_q_1_0[1];
-  assign \round_q_1_0.flush  = round_q_1_0[2];
-  assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_code = \$905 ;
-  assign sum_bf16_rne = \$899 ;
-  assign sum_bf16_rne_mag = \$885 ;
-  assign sum_fp16_sr8 = \$873 ;
-  assign sum_fp16_sr8_mag = \$859 ;
+  assign \product_step.valid  = product_step[0];
+  assign \product_step.last  = product_step[1];
+  assign \product_step.flush  = product_step[2];
+  assign \product_step.mode  = product_step[4:3];
+  assign \unpack_control_0.valid  = unpack_control_0[0];
+  assign \unpack_control_0.last  = unpack_control_0[1];
+  assign \unpack_control_0.flush  = unpack_control_0[2];
+  assign \unpack_control_0.mode  = unpack_control_0[4:3];
+  assign \order_control_0.valid  = order_control_0[0];
+  assign \order_control_0.last  = order_control_0[1];
+  assign \order_control_0.flush  = order_control_0[2];
+  assign \order_control_0.mode  = order_control_0[4:3];
+  assign \align_control_0.valid  = align_control_0[0];
+  assign \align_control_0.last  = align_control_0[1];
+  assign \align_control_0.flush  = align_control_0[2];
+  assign \align_control_0.mode  = align_control_0[4:3];
+  assign \add_control_0.valid  = add_control_0[0];
+  assign \add_control_0.last  = add_control_0[1];
+  assign \add_control_0.flush  = add_control_0[2];
+  assign \add_control_0.mode  = add_control_0[4:3];
+  assign \normalize_control_0.valid  = normalize_control_0[0];
+  assign \normalize_control_0.last  = normalize_control_0[1];
+  assign \normalize_control_0.flush  = normalize_control_0[2];
+  assign \normalize_control_0.mode  = normalize_control_0[4:3];
+  assign \place_control_0.valid  = place_control_0[0];
+  assign \place_control_0.last  = place_control_0[1];
+  assign \place_control_0.flush  = place_control_0[2];
+  assign \place_control_0.mode  = place_control_0[4:3];
+  assign \round_control_0.valid  = round_control_0[0];
+  assign \round_control_0.last  = round_control_0[1];
+  assign \round_control_0.flush  = round_control_0[2];
+  assign \round_control_0.mode  = round_control_0[4:3];
+  assign sum_code = \$597 ;
+  assign sum_bf16_rne = \$591 ;
+  assign sum_bf16_rne_mag = \$577 ;
+  assign sum_fp16_sr8 = \$565 ;
+  assign sum_fp16_sr8_mag = \$551 ;
   assign en = step[0];
-  assign \$8  = { product_1_full, 1'h0 };
+  assign \$8  = { product_0_full, 1'h0 };
   assign \$56  = { \$55 [9:0], 1'h0 };
   assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
   assign \$66  = { \$65 [9:0], 3'h0 };
@@ -9951,159 +9180,38 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$238  = \$237 ;
   assign \$258  = \$257 ;
   assign \$264  = \$263 ;
-  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$286  = { 7'h00, \$285 , 8'h00 };
-  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$299  = { 7'h00, \$298 , 8'h00 };
-  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$304  = { 3'h0, \$303 , 4'h0 };
-  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$312  = { 7'h00, \$311 , 8'h00 };
-  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$326  = { 7'h00, \$325 , 8'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$339  = { 7'h00, \$338 , 8'h00 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$344  = { 3'h0, \$343 , 4'h0 };
-  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 7'h00, \$351 , 8'h00 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 1'h0, \$357 , 2'h0 };
-  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$366  = { 7'h00, \$365 , 8'h00 };
-  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$379  = { 7'h00, \$378 , 8'h00 };
-  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$384  = { 3'h0, \$383 , 4'h0 };
-  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 7'h00, \$391 , 8'h00 };
-  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$407  = { 7'h00, \$406 , 8'h00 };
-  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$420  = { 7'h00, \$419 , 8'h00 };
-  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 3'h0, \$424 , 4'h0 };
-  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$433  = { 7'h00, \$432 , 8'h00 };
-  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$447  = { 7'h00, \$446 , 8'h00 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$460  = { 7'h00, \$459 , 8'h00 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$465  = { 3'h0, \$464 , 4'h0 };
-  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 7'h00, \$472 , 8'h00 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 1'h0, \$478 , 2'h0 };
-  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$487  = { 7'h00, \$486 , 8'h00 };
-  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$500  = { 7'h00, \$499 , 8'h00 };
-  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$505  = { 3'h0, \$504 , 4'h0 };
-  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 7'h00, \$512 , 8'h00 };
-  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$520  = { \$519 , 1'h0 };
-  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$528  = { 7'h00, \$527 , 8'h00 };
-  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$541  = { 7'h00, \$540 , 8'h00 };
-  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 3'h0, \$545 , 4'h0 };
-  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$554  = { 7'h00, \$553 , 8'h00 };
-  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { 7'h00, \$567 , 8'h00 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$581  = { 7'h00, \$580 , 8'h00 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$586  = { 3'h0, \$585 , 4'h0 };
-  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 7'h00, \$593 , 8'h00 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 1'h0, \$599 , 2'h0 };
-  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$608  = { 7'h00, \$607 , 8'h00 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$621  = { 7'h00, \$620 , 8'h00 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$626  = { 3'h0, \$625 , 4'h0 };
-  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 7'h00, \$633 , 8'h00 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$677  = 1'h1;
-  assign \$678  = 1'h0;
-  assign \$679  = 1'h0;
-  assign \$680  = 1'h0;
-  assign \$681  = 1'h1;
-  assign \$682  = 1'h1;
-  assign \$683  = 1'h1;
-  assign \$684  = 1'h1;
-  assign \$685  = 1'h0;
-  assign \$686  = 1'h1;
-  assign \$694  = { \$693 , \$691  };
-  assign \$697  = 1'h1;
-  assign \$698  = 1'h0;
-  assign \$699  = 1'h0;
-  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
-  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
-  assign \$860  = 1'h0;
-  assign \$861  = round_q_0_0_nan;
-  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
-  assign \$871  = 1'h0;
-  assign \$872  = round_q_0_0_nan;
-  assign \$875  = { \$874 [7:0], 7'h00 };
-  assign \$880  = { \$879 [7:0], 7'h00 };
-  assign \$886  = 1'h0;
-  assign \$887  = round_q_0_1_nan;
-  assign \$892  = { \$891 [7:0], 7'h00 };
-  assign \$897  = 1'h0;
-  assign \$898  = round_q_0_1_nan;
+  assign \$379  = 1'h1;
+  assign \$380  = 1'h0;
+  assign \$381  = 1'h0;
+  assign \$382  = 1'h0;
+  assign \$383  = 1'h1;
+  assign \$384  = 1'h1;
+  assign \$385  = 1'h1;
+  assign \$386  = 1'h1;
+  assign \$387  = 1'h0;
+  assign \$388  = 1'h1;
+  assign \$396  = { \$395 , \$393  };
+  assign \$399  = 1'h1;
+  assign \$400  = 1'h0;
+  assign \$401  = 1'h0;
+  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
+  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
+  assign \$552  = 1'h0;
+  assign \$553  = round_q_0_nan;
+  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
+  assign \$563  = 1'h0;
+  assign \$564  = round_q_0_nan;
+  assign \$567  = { \$566 [7:0], 7'h00 };
+  assign \$572  = { \$571 [7:0], 7'h00 };
+  assign \$578  = 1'h0;
+  assign \$579  = round_q_1_nan;
+  assign \$584  = { \$583 [7:0], 7'h00 };
+  assign \$589  = 1'h0;
+  assign \$590  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2880$0 , \port$2882$0 , \port$2884$0 , \port$2886$0 , \port$2888$0 , \port$2890$0 , \port$2892$0 , \port$2894$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2248$0 , \port$2250$0 , \port$2252$0 , \port$2254$0 , \port$2256$0 , \port$2258$0 , \port$2260$0 , \port$2262$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10387,22 +9495,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2880$0 , \port$2882
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$2880$0 ;
-  wire \port$2880$0 ;
-  output \port$2882$0 ;
-  wire \port$2882$0 ;
-  output \port$2884$0 ;
-  wire \port$2884$0 ;
-  output \port$2886$0 ;
-  wire \port$2886$0 ;
-  output \port$2888$0 ;
-  wire \port$2888$0 ;
-  output \port$2890$0 ;
-  wire \port$2890$0 ;
-  output \port$2892$0 ;
-  wire \port$2892$0 ;
-  output \port$2894$0 ;
-  wire \port$2894$0 ;
+  output \port$2248$0 ;
+  wire \port$2248$0 ;
+  output \port$2250$0 ;
+  wire \port$2250$0 ;
+  output \port$2252$0 ;
+  wire \port$2252$0 ;
+  output \port$2254$0 ;
+  wire \port$2254$0 ;
+  output \port$2256$0 ;
+  wire \port$2256$0 ;
+  output \port$2258$0 ;
+  wire \port$2258$0 ;
+  output \port$2260$0 ;
+  wire \port$2260$0 ;
+  output \port$2262$0 ;
+  wire \port$2262$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -10566,14 +9674,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2880$0 , \port$2882
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2880$0  = \$2 ;
-  assign \port$2882$0  = \$4 ;
-  assign \port$2884$0  = \$6 ;
-  assign \port$2886$0  = \$8 ;
-  assign \port$2888$0  = \$10 ;
-  assign \port$2890$0  = \$12 ;
-  assign \port$2892$0  = \$14 ;
-  assign \port$2894$0  = \$16 ;
+  assign \port$2248$0  = \$2 ;
+  assign \port$2250$0  = \$4 ;
+  assign \port$2252$0  = \$6 ;
+  assign \port$2254$0  = \$8 ;
+  assign \port$2256$0  = \$10 ;
+  assign \port$2258$0  = \$12 ;
+  assign \port$2260$0  = \$14 ;
+  assign \port$2262$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10854,154 +9962,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$1 ;
   wire \$10 ;
   wire [15:0] \$100 ;
-  reg [4:0] \$1000 ;
-  reg \$1001 ;
-  reg \$1002 ;
-  reg \$1003 ;
-  reg \$1004 ;
-  reg [9:0] \$1005 ;
-  reg [15:0] \$1006 ;
-  reg [7:0] \$1007 ;
-  reg \$1008 ;
-  reg \$1009 ;
   wire [24:0] \$101 ;
-  reg \$1010 ;
-  reg \$1011 ;
-  reg [8:0] \$1012 ;
-  reg [10:0] \$1013 ;
-  reg \$1014 ;
-  reg \$1015 ;
-  reg \$1016 ;
-  reg \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg [4:0] \$1020 ;
-  reg \$1021 ;
-  reg [7:0] \$1022 ;
-  reg [1:0] \$1023 ;
-  reg [15:0] \$1024 ;
-  reg [15:0] \$1025 ;
-  reg [4:0] \$1026 ;
-  reg \$1027 ;
-  reg [9:0] \$1028 ;
-  reg \$1029 ;
   wire [10:0] \$103 ;
-  reg \$1030 ;
-  reg \$1031 ;
-  reg \$1032 ;
-  reg \$1033 ;
-  reg \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [7:0] \$1037 ;
-  reg [1:0] \$1038 ;
-  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg [27:0] \$1040 ;
-  reg \$1041 ;
-  reg [9:0] \$1042 ;
-  reg \$1043 ;
-  reg \$1044 ;
-  reg \$1045 ;
-  reg \$1046 ;
-  reg \$1047 ;
-  reg \$1048 ;
-  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
-  reg \$1050 ;
-  reg [7:0] \$1051 ;
-  reg [1:0] \$1052 ;
-  reg [27:0] \$1053 ;
-  reg [9:0] \$1054 ;
-  reg \$1055 ;
-  reg \$1056 ;
-  reg \$1057 ;
-  reg \$1058 ;
-  reg \$1059 ;
   wire [10:0] \$106 ;
-  reg \$1060 ;
-  reg [10:0] \$1061 ;
-  reg [10:0] \$1062 ;
-  reg [4:0] \$1063 ;
-  reg \$1064 ;
-  reg [7:0] \$1065 ;
-  reg [1:0] \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
   wire [10:0] \$107 ;
-  reg \$1070 ;
-  reg [9:0] \$1071 ;
-  reg [26:0] \$1072 ;
-  reg \$1073 ;
-  reg [11:0] \$1074 ;
-  reg [11:0] \$1075 ;
-  reg [4:0] \$1076 ;
-  reg \$1077 ;
-  reg [7:0] \$1078 ;
-  reg [1:0] \$1079 ;
   wire [10:0] \$108 ;
-  reg [35:0] \$1080 ;
-  reg [63:0] \$1081 ;
-  reg \$1082 ;
-  reg \$1083 ;
-  reg [9:0] \$1084 ;
-  reg \$1085 ;
-  reg \$1086 ;
-  reg \$1087 ;
-  reg \$1088 ;
-  reg [28:0] \$1089 ;
   wire [10:0] \$109 ;
-  reg [31:0] \$1090 ;
-  reg \$1091 ;
-  reg \$1092 ;
-  reg [9:0] \$1093 ;
-  reg \$1094 ;
-  reg \$1095 ;
-  reg \$1096 ;
-  reg \$1097 ;
-  reg [4:0] \$1098 ;
-  reg \$1099 ;
   wire [15:0] \$11 ;
   wire [10:0] \$110 ;
-  reg [7:0] \$1100 ;
-  reg [1:0] \$1101 ;
-  reg [10:0] \$1102 ;
-  reg \$1103 ;
-  reg \$1104 ;
-  reg [9:0] \$1105 ;
-  reg \$1106 ;
-  reg \$1107 ;
-  reg \$1108 ;
-  reg \$1109 ;
   wire [10:0] \$111 ;
-  reg [7:0] \$1110 ;
-  reg \$1111 ;
-  reg \$1112 ;
-  reg [9:0] \$1113 ;
-  reg \$1114 ;
-  reg \$1115 ;
-  reg \$1116 ;
-  reg \$1117 ;
-  reg [4:0] \$1118 ;
-  reg \$1119 ;
   wire \$112 ;
-  reg [7:0] \$1120 ;
-  reg [1:0] \$1121 ;
-  reg [15:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg [1:0] \$1125 ;
-  wire \$1126 ;
-  wire \$1127 ;
-  wire \$1128 ;
-  wire \$1129 ;
   wire [15:0] \$113 ;
-  wire \$1130 ;
-  wire \$1131 ;
-  wire \$1132 ;
-  wire \$1133 ;
   wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
@@ -11181,412 +10155,412 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire [28:0] \$276 ;
-  wire [28:0] \$277 ;
-  wire [29:0] \$278 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [57:0] \$280 ;
-  wire [26:0] \$281 ;
+  wire \$280 ;
+  wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [57:0] \$284 ;
-  wire [26:0] \$285 ;
-  wire [41:0] \$286 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
   wire \$287 ;
-  wire [57:0] \$288 ;
-  wire [26:0] \$289 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
-  wire [26:0] \$290 ;
+  wire \$290 ;
   wire \$291 ;
   wire \$292 ;
-  wire [57:0] \$293 ;
-  wire [26:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [57:0] \$297 ;
-  wire [26:0] \$298 ;
-  wire [41:0] \$299 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [57:0] \$301 ;
-  wire [26:0] \$302 ;
-  wire [26:0] \$303 ;
-  wire [33:0] \$304 ;
-  wire \$305 ;
-  wire [57:0] \$306 ;
-  wire [26:0] \$307 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire [10:0] \$305 ;
+  wire [10:0] \$306 ;
+  wire [10:0] \$307 ;
   wire \$308 ;
   wire \$309 ;
   wire [15:0] \$31 ;
-  wire [57:0] \$310 ;
-  wire [26:0] \$311 ;
-  wire [41:0] \$312 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire \$313 ;
-  wire [57:0] \$314 ;
-  wire [26:0] \$315 ;
-  wire [26:0] \$316 ;
-  wire [26:0] \$317 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
   wire \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire [57:0] \$320 ;
-  wire [26:0] \$321 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
   wire \$323 ;
-  wire [57:0] \$324 ;
-  wire [26:0] \$325 ;
-  wire [41:0] \$326 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
   wire \$327 ;
-  wire [57:0] \$328 ;
-  wire [26:0] \$329 ;
+  wire \$328 ;
+  wire \$329 ;
   wire [15:0] \$33 ;
-  wire [26:0] \$330 ;
+  wire \$330 ;
   wire \$331 ;
   wire \$332 ;
-  wire [57:0] \$333 ;
-  wire [26:0] \$334 ;
+  wire \$333 ;
+  wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [57:0] \$337 ;
-  wire [26:0] \$338 ;
-  wire [41:0] \$339 ;
+  wire [10:0] \$337 ;
+  wire [10:0] \$338 ;
+  wire [10:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
-  wire [26:0] \$342 ;
-  wire [26:0] \$343 ;
-  wire [33:0] \$344 ;
+  wire [28:0] \$340 ;
+  wire [28:0] \$341 ;
+  wire [29:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
   wire \$345 ;
-  wire [57:0] \$346 ;
-  wire [26:0] \$347 ;
+  wire \$346 ;
+  wire \$347 ;
   wire \$348 ;
   wire \$349 ;
   wire [15:0] \$35 ;
-  wire [57:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [41:0] \$352 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
   wire \$353 ;
-  wire [57:0] \$354 ;
-  wire [26:0] \$355 ;
-  wire [26:0] \$356 ;
-  wire [26:0] \$357 ;
-  wire [29:0] \$358 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
-  wire [57:0] \$360 ;
-  wire [26:0] \$361 ;
+  wire \$360 ;
+  wire \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire [57:0] \$364 ;
-  wire [26:0] \$365 ;
-  wire [41:0] \$366 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
-  wire [57:0] \$368 ;
-  wire [26:0] \$369 ;
+  wire \$368 ;
+  wire \$369 ;
   wire [5:0] \$37 ;
-  wire [26:0] \$370 ;
+  wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [57:0] \$373 ;
-  wire [26:0] \$374 ;
+  wire \$373 ;
+  wire \$374 ;
   wire \$375 ;
   wire \$376 ;
-  wire [57:0] \$377 ;
-  wire [26:0] \$378 ;
-  wire [41:0] \$379 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [5:0] \$38 ;
   wire \$380 ;
-  wire [57:0] \$381 ;
-  wire [26:0] \$382 ;
-  wire [26:0] \$383 ;
-  wire [33:0] \$384 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
   wire \$385 ;
-  wire [57:0] \$386 ;
-  wire [26:0] \$387 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire [5:0] \$39 ;
-  wire [57:0] \$390 ;
-  wire [26:0] \$391 ;
-  wire [41:0] \$392 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
   wire \$393 ;
-  wire [57:0] \$394 ;
-  wire [26:0] \$395 ;
-  wire [26:0] \$396 ;
-  wire [26:0] \$397 ;
-  wire [26:0] \$398 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire [1:0] \$396 ;
+  wire \$397 ;
+  wire \$398 ;
   wire \$399 ;
   wire [7:0] \$4 ;
   wire [5:0] \$40 ;
   wire \$400 ;
-  wire [57:0] \$401 ;
-  wire [26:0] \$402 ;
+  wire \$401 ;
+  wire \$402 ;
   wire \$403 ;
   wire \$404 ;
-  wire [57:0] \$405 ;
-  wire [26:0] \$406 ;
-  wire [41:0] \$407 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
-  wire [57:0] \$409 ;
+  wire \$409 ;
   wire [5:0] \$41 ;
-  wire [26:0] \$410 ;
-  wire [26:0] \$411 ;
+  wire \$410 ;
+  wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [57:0] \$414 ;
-  wire [26:0] \$415 ;
+  wire \$414 ;
+  wire \$415 ;
   wire \$416 ;
   wire \$417 ;
-  wire [57:0] \$418 ;
-  wire [26:0] \$419 ;
+  wire \$418 ;
+  wire \$419 ;
   wire [5:0] \$42 ;
-  wire [41:0] \$420 ;
-  wire \$421 ;
-  wire [57:0] \$422 ;
-  wire [26:0] \$423 ;
-  wire [26:0] \$424 ;
-  wire [33:0] \$425 ;
+  wire \$420 ;
+  wire [1:0] \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
   wire \$426 ;
-  wire [57:0] \$427 ;
-  wire [26:0] \$428 ;
+  wire [2:0] \$427 ;
+  wire \$428 ;
   wire \$429 ;
   wire [5:0] \$43 ;
   wire \$430 ;
-  wire [57:0] \$431 ;
-  wire [26:0] \$432 ;
-  wire [41:0] \$433 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
   wire \$434 ;
-  wire [57:0] \$435 ;
-  wire [26:0] \$436 ;
-  wire [26:0] \$437 ;
-  wire [26:0] \$438 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
   wire \$439 ;
   wire [5:0] \$44 ;
   wire \$440 ;
-  wire [57:0] \$441 ;
-  wire [26:0] \$442 ;
+  wire \$441 ;
+  wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire [57:0] \$445 ;
-  wire [26:0] \$446 ;
-  wire [41:0] \$447 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
   wire \$448 ;
-  wire [57:0] \$449 ;
+  wire \$449 ;
   wire [5:0] \$45 ;
-  wire [26:0] \$450 ;
-  wire [26:0] \$451 ;
+  wire \$450 ;
+  wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire [57:0] \$454 ;
-  wire [26:0] \$455 ;
+  wire \$454 ;
+  wire \$455 ;
   wire \$456 ;
   wire \$457 ;
-  wire [57:0] \$458 ;
-  wire [26:0] \$459 ;
+  wire \$458 ;
+  wire \$459 ;
   wire [6:0] \$46 ;
-  wire [41:0] \$460 ;
+  wire \$460 ;
   wire \$461 ;
-  wire [57:0] \$462 ;
-  wire [26:0] \$463 ;
-  wire [26:0] \$464 ;
-  wire [33:0] \$465 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
   wire \$466 ;
-  wire [57:0] \$467 ;
-  wire [26:0] \$468 ;
-  wire \$469 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire [1:0] \$469 ;
   wire \$47 ;
   wire \$470 ;
-  wire [57:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [41:0] \$473 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
   wire \$474 ;
-  wire [57:0] \$475 ;
-  wire [26:0] \$476 ;
-  wire [26:0] \$477 ;
-  wire [26:0] \$478 ;
-  wire [29:0] \$479 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
-  wire [57:0] \$481 ;
-  wire [26:0] \$482 ;
+  wire \$481 ;
+  wire \$482 ;
   wire \$483 ;
   wire \$484 ;
-  wire [57:0] \$485 ;
-  wire [26:0] \$486 ;
-  wire [41:0] \$487 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$488 ;
-  wire [57:0] \$489 ;
+  wire \$489 ;
   wire \$49 ;
-  wire [26:0] \$490 ;
-  wire [26:0] \$491 ;
+  wire \$490 ;
+  wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [57:0] \$494 ;
-  wire [26:0] \$495 ;
+  wire [1:0] \$494 ;
+  wire \$495 ;
   wire \$496 ;
   wire \$497 ;
-  wire [57:0] \$498 ;
-  wire [26:0] \$499 ;
+  wire \$498 ;
+  wire \$499 ;
   wire [7:0] \$5 ;
   wire \$50 ;
-  wire [41:0] \$500 ;
+  wire [2:0] \$500 ;
   wire \$501 ;
-  wire [57:0] \$502 ;
-  wire [26:0] \$503 ;
-  wire [26:0] \$504 ;
-  wire [33:0] \$505 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
   wire \$506 ;
-  wire [57:0] \$507 ;
-  wire [26:0] \$508 ;
+  wire \$507 ;
+  wire \$508 ;
   wire \$509 ;
   wire [15:0] \$51 ;
   wire \$510 ;
-  wire [57:0] \$511 ;
-  wire [26:0] \$512 ;
-  wire [41:0] \$513 ;
+  wire \$511 ;
+  wire [3:0] \$512 ;
+  wire \$513 ;
   wire \$514 ;
-  wire [57:0] \$515 ;
-  wire [26:0] \$516 ;
-  wire [26:0] \$517 ;
-  wire [26:0] \$518 ;
-  wire [26:0] \$519 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [27:0] \$520 ;
+  wire \$520 ;
   wire \$521 ;
-  wire [57:0] \$522 ;
-  wire [26:0] \$523 ;
+  wire \$522 ;
+  wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire [57:0] \$526 ;
-  wire [26:0] \$527 ;
-  wire [41:0] \$528 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
   wire \$529 ;
   wire [15:0] \$53 ;
-  wire [57:0] \$530 ;
-  wire [26:0] \$531 ;
-  wire [26:0] \$532 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
   wire \$533 ;
   wire \$534 ;
-  wire [57:0] \$535 ;
+  wire \$535 ;
   wire [26:0] \$536 ;
-  wire \$537 ;
-  wire \$538 ;
-  wire [57:0] \$539 ;
+  wire [4:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [4:0] \$539 ;
   wire \$54 ;
-  wire [26:0] \$540 ;
-  wire [41:0] \$541 ;
-  wire \$542 ;
-  wire [57:0] \$543 ;
-  wire [26:0] \$544 ;
-  wire [26:0] \$545 ;
-  wire [33:0] \$546 ;
-  wire \$547 ;
-  wire [57:0] \$548 ;
-  wire [26:0] \$549 ;
+  wire [12:0] \$540 ;
+  wire [19:0] \$541 ;
+  wire [11:0] \$542 ;
+  wire [20:0] \$543 ;
+  wire \$544 ;
+  wire [12:0] \$545 ;
+  wire [19:0] \$546 ;
+  wire [11:0] \$547 ;
+  wire [20:0] \$548 ;
+  wire [14:0] \$549 ;
   wire [15:0] \$55 ;
-  wire \$550 ;
-  wire \$551 ;
-  wire [57:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [41:0] \$554 ;
+  wire [14:0] \$550 ;
+  wire [14:0] \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
   wire \$555 ;
-  wire [57:0] \$556 ;
-  wire [26:0] \$557 ;
-  wire [26:0] \$558 ;
-  wire [26:0] \$559 ;
+  wire \$556 ;
+  wire [12:0] \$557 ;
+  wire [19:0] \$558 ;
+  wire [11:0] \$559 ;
   wire [10:0] \$56 ;
-  wire \$560 ;
+  wire [20:0] \$560 ;
   wire \$561 ;
-  wire [57:0] \$562 ;
-  wire [26:0] \$563 ;
+  wire \$562 ;
+  wire \$563 ;
   wire \$564 ;
-  wire \$565 ;
-  wire [57:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [41:0] \$568 ;
-  wire \$569 ;
+  wire [15:0] \$565 ;
+  wire [12:0] \$566 ;
+  wire [14:0] \$567 ;
+  wire [8:0] \$568 ;
+  wire [15:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
-  wire [26:0] \$571 ;
-  wire [26:0] \$572 ;
-  wire \$573 ;
-  wire \$574 ;
-  wire [57:0] \$575 ;
-  wire [26:0] \$576 ;
-  wire \$577 ;
+  wire \$570 ;
+  wire [12:0] \$571 ;
+  wire [14:0] \$572 ;
+  wire [8:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [14:0] \$575 ;
+  wire [14:0] \$576 ;
+  wire [14:0] \$577 ;
   wire \$578 ;
-  wire [57:0] \$579 ;
+  wire \$579 ;
   wire [15:0] \$58 ;
-  wire [26:0] \$580 ;
-  wire [41:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire \$582 ;
-  wire [57:0] \$583 ;
-  wire [26:0] \$584 ;
-  wire [26:0] \$585 ;
-  wire [33:0] \$586 ;
+  wire [12:0] \$583 ;
+  wire [14:0] \$584 ;
+  wire [8:0] \$585 ;
+  wire [15:0] \$586 ;
   wire \$587 ;
-  wire [57:0] \$588 ;
-  wire [26:0] \$589 ;
+  wire \$588 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire \$591 ;
-  wire [57:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [41:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
-  wire [26:0] \$597 ;
-  wire [26:0] \$598 ;
-  wire [26:0] \$599 ;
+  wire [15:0] \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire [15:0] \$595 ;
+  wire [15:0] \$596 ;
+  wire [15:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire [29:0] \$600 ;
+  wire \$600 ;
   wire \$601 ;
-  wire [57:0] \$602 ;
-  wire [26:0] \$603 ;
+  wire \$602 ;
+  wire \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire [57:0] \$606 ;
-  wire [26:0] \$607 ;
-  wire [41:0] \$608 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
-  wire [26:0] \$612 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire [57:0] \$615 ;
-  wire [26:0] \$616 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire [57:0] \$619 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
-  wire [41:0] \$621 ;
-  wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
-  wire [26:0] \$625 ;
-  wire [33:0] \$626 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire [15:0] \$622 ;
+  wire \$623 ;
+  wire [15:0] \$624 ;
+  wire [15:0] \$625 ;
+  wire \$626 ;
   wire \$627 ;
-  wire [57:0] \$628 ;
-  wire [26:0] \$629 ;
+  wire \$628 ;
+  wire \$629 ;
   wire [15:0] \$63 ;
-  wire \$630 ;
-  wire \$631 ;
-  wire [57:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [41:0] \$634 ;
+  wire [11:0] \$630 ;
+  wire [11:0] \$631 ;
+  wire [11:0] \$632 ;
+  wire \$633 ;
+  wire [9:0] \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
-  wire [26:0] \$638 ;
-  wire [26:0] \$639 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  wire [26:0] \$640 ;
+  wire \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -11609,14 +10583,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$659 ;
   wire [12:0] \$66 ;
   wire \$660 ;
-  wire \$661 ;
-  wire \$662 ;
-  wire \$663 ;
+  wire [11:0] \$661 ;
+  wire [11:0] \$662 ;
+  wire [11:0] \$663 ;
   wire \$664 ;
-  wire \$665 ;
-  wire \$666 ;
-  wire \$667 ;
-  wire \$668 ;
+  wire [11:0] \$665 ;
+  wire [11:0] \$666 ;
+  wire [11:0] \$667 ;
+  wire [8:0] \$668 ;
   wire \$669 ;
   wire \$67 ;
   wire \$670 ;
@@ -11627,161 +10601,161 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire \$678 ;
-  wire \$679 ;
+  reg [4:0] \$678 ;
+  reg \$679 ;
   wire [15:0] \$68 ;
-  wire \$680 ;
-  wire \$681 ;
-  wire \$682 ;
-  wire \$683 ;
-  wire \$684 ;
-  wire \$685 ;
-  wire \$686 ;
-  wire \$687 ;
-  wire \$688 ;
-  wire \$689 ;
+  reg \$680 ;
+  reg \$681 ;
+  reg \$682 ;
+  reg [9:0] \$683 ;
+  reg [15:0] \$684 ;
+  reg [7:0] \$685 ;
+  reg \$686 ;
+  reg \$687 ;
+  reg \$688 ;
+  reg \$689 ;
   wire \$69 ;
-  wire \$690 ;
-  wire \$691 ;
-  wire \$692 ;
-  wire \$693 ;
-  wire [1:0] \$694 ;
-  wire \$695 ;
-  wire \$696 ;
-  wire \$697 ;
-  wire \$698 ;
-  wire \$699 ;
+  reg [8:0] \$690 ;
+  reg [10:0] \$691 ;
+  reg \$692 ;
+  reg \$693 ;
+  reg \$694 ;
+  reg \$695 ;
+  reg [9:0] \$696 ;
+  reg [15:0] \$697 ;
+  reg [4:0] \$698 ;
+  reg \$699 ;
   wire [10:0] \$7 ;
   wire [15:0] \$70 ;
-  wire \$700 ;
-  wire \$701 ;
-  wire \$702 ;
-  wire \$703 ;
-  wire \$704 ;
-  wire \$705 ;
-  wire \$706 ;
-  wire \$707 ;
-  wire \$708 ;
-  wire \$709 ;
+  reg [7:0] \$700 ;
+  reg [1:0] \$701 ;
+  reg [15:0] \$702 ;
+  reg [15:0] \$703 ;
+  reg [4:0] \$704 ;
+  reg \$705 ;
+  reg [9:0] \$706 ;
+  reg \$707 ;
+  reg \$708 ;
+  reg \$709 ;
   wire [16:0] \$71 ;
-  wire \$710 ;
-  wire \$711 ;
-  wire \$712 ;
-  wire \$713 ;
-  wire \$714 ;
-  wire \$715 ;
-  wire \$716 ;
-  wire \$717 ;
-  wire \$718 ;
-  wire [1:0] \$719 ;
+  reg \$710 ;
+  reg \$711 ;
+  reg \$712 ;
+  reg [4:0] \$713 ;
+  reg \$714 ;
+  reg [7:0] \$715 ;
+  reg [1:0] \$716 ;
+  reg [27:0] \$717 ;
+  reg [27:0] \$718 ;
+  reg \$719 ;
   wire \$72 ;
-  wire \$720 ;
-  wire \$721 ;
-  wire \$722 ;
-  wire \$723 ;
-  wire \$724 ;
-  wire [2:0] \$725 ;
-  wire \$726 ;
-  wire \$727 ;
-  wire \$728 ;
-  wire \$729 ;
+  reg [9:0] \$720 ;
+  reg \$721 ;
+  reg \$722 ;
+  reg \$723 ;
+  reg \$724 ;
+  reg \$725 ;
+  reg \$726 ;
+  reg [4:0] \$727 ;
+  reg \$728 ;
+  reg [7:0] \$729 ;
   wire [15:0] \$73 ;
-  wire \$730 ;
-  wire \$731 ;
-  wire \$732 ;
-  wire \$733 ;
-  wire \$734 ;
-  wire \$735 ;
-  wire \$736 ;
-  wire \$737 ;
-  wire \$738 ;
-  wire \$739 ;
+  reg [1:0] \$730 ;
+  reg [27:0] \$731 ;
+  reg [9:0] \$732 ;
+  reg \$733 ;
+  reg \$734 ;
+  reg \$735 ;
+  reg \$736 ;
+  reg \$737 ;
+  reg \$738 ;
+  reg [26:0] \$739 ;
   wire \$74 ;
-  wire \$740 ;
-  wire \$741 ;
-  wire \$742 ;
-  wire \$743 ;
-  wire \$744 ;
-  wire \$745 ;
-  wire \$746 ;
-  wire \$747 ;
-  wire \$748 ;
-  wire \$749 ;
+  reg [6:0] \$740 ;
+  reg [10:0] \$741 ;
+  reg [26:0] \$742 ;
+  reg [5:0] \$743 ;
+  reg [10:0] \$744 ;
+  reg [4:0] \$745 ;
+  reg \$746 ;
+  reg [7:0] \$747 ;
+  reg [1:0] \$748 ;
+  reg [26:0] \$749 ;
   wire [15:0] \$75 ;
-  wire \$750 ;
-  wire \$751 ;
-  wire \$752 ;
-  wire \$753 ;
-  wire \$754 ;
-  wire \$755 ;
-  wire \$756 ;
-  wire \$757 ;
-  wire \$758 ;
-  wire \$759 ;
+  reg \$750 ;
+  reg [4:0] \$751 ;
+  reg [10:0] \$752 ;
+  reg \$753 ;
+  reg \$754 ;
+  reg \$755 ;
+  reg \$756 ;
+  reg \$757 ;
+  reg [6:0] \$758 ;
+  reg \$759 ;
   wire [16:0] \$76 ;
-  wire \$760 ;
-  wire \$761 ;
-  wire \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire \$765 ;
-  wire \$766 ;
-  wire [1:0] \$767 ;
-  wire \$768 ;
-  wire \$769 ;
+  reg [5:0] \$760 ;
+  reg [26:0] \$761 ;
+  reg [6:0] \$762 ;
+  reg [10:0] \$763 ;
+  reg [26:0] \$764 ;
+  reg [5:0] \$765 ;
+  reg [10:0] \$766 ;
+  reg [4:0] \$767 ;
+  reg \$768 ;
+  reg [7:0] \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire \$771 ;
-  wire \$772 ;
-  wire \$773 ;
-  wire \$774 ;
-  wire \$775 ;
-  wire \$776 ;
-  wire \$777 ;
-  wire \$778 ;
-  wire \$779 ;
+  reg [1:0] \$770 ;
+  reg [35:0] \$771 ;
+  reg [63:0] \$772 ;
+  reg \$773 ;
+  reg \$774 ;
+  reg [11:0] \$775 ;
+  reg \$776 ;
+  reg \$777 ;
+  reg \$778 ;
+  reg \$779 ;
   wire [15:0] \$78 ;
-  wire \$780 ;
-  wire \$781 ;
-  wire \$782 ;
-  wire \$783 ;
-  wire \$784 ;
-  wire \$785 ;
-  wire \$786 ;
-  wire \$787 ;
-  wire \$788 ;
-  wire \$789 ;
+  reg [28:0] \$780 ;
+  reg [31:0] \$781 ;
+  reg \$782 ;
+  reg \$783 ;
+  reg [11:0] \$784 ;
+  reg \$785 ;
+  reg \$786 ;
+  reg \$787 ;
+  reg \$788 ;
+  reg [4:0] \$789 ;
   wire \$79 ;
-  wire \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire \$794 ;
-  wire \$795 ;
-  wire \$796 ;
-  wire \$797 ;
-  wire [2:0] \$798 ;
-  wire \$799 ;
+  reg \$790 ;
+  reg [7:0] \$791 ;
+  reg [1:0] \$792 ;
+  reg [10:0] \$793 ;
+  reg \$794 ;
+  reg \$795 ;
+  reg [11:0] \$796 ;
+  reg \$797 ;
+  reg \$798 ;
+  reg \$799 ;
   wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire \$800 ;
-  wire \$801 ;
-  wire \$802 ;
-  wire \$803 ;
-  wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire \$809 ;
+  reg \$800 ;
+  reg [7:0] \$801 ;
+  reg \$802 ;
+  reg \$803 ;
+  reg [11:0] \$804 ;
+  reg \$805 ;
+  reg \$806 ;
+  reg \$807 ;
+  reg \$808 ;
+  reg [4:0] \$809 ;
   wire [16:0] \$81 ;
-  wire [3:0] \$810 ;
-  wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
+  reg \$810 ;
+  reg [7:0] \$811 ;
+  reg [1:0] \$812 ;
+  reg [15:0] \$813 ;
+  reg \$814 ;
+  reg \$815 ;
+  reg [1:0] \$816 ;
   wire \$817 ;
   wire \$818 ;
   wire \$819 ;
@@ -11791,199 +10765,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
-  wire \$828 ;
-  wire \$829 ;
   wire [15:0] \$83 ;
-  wire \$830 ;
-  wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire [10:0] \$834 ;
-  wire [11:0] \$835 ;
-  wire \$836 ;
-  wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
   wire \$84 ;
-  wire [5:0] \$840 ;
-  wire [5:0] \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
-  wire \$845 ;
-  wire [4:0] \$846 ;
-  wire [4:0] \$847 ;
-  wire [10:0] \$848 ;
-  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [11:0] \$850 ;
-  wire [20:0] \$851 ;
-  wire \$852 ;
-  wire [10:0] \$853 ;
-  wire [19:0] \$854 ;
-  wire [11:0] \$855 ;
-  wire [20:0] \$856 ;
-  wire [14:0] \$857 ;
-  wire [14:0] \$858 ;
-  wire [14:0] \$859 ;
   wire [16:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire [10:0] \$865 ;
-  wire [19:0] \$866 ;
-  wire [11:0] \$867 ;
-  wire [20:0] \$868 ;
-  wire \$869 ;
   wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire \$872 ;
-  wire [15:0] \$873 ;
-  wire [10:0] \$874 ;
-  wire [14:0] \$875 ;
-  wire [8:0] \$876 ;
-  wire [15:0] \$877 ;
-  wire \$878 ;
-  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire [14:0] \$880 ;
-  wire [8:0] \$881 ;
-  wire [15:0] \$882 ;
-  wire [14:0] \$883 ;
-  wire [14:0] \$884 ;
-  wire [14:0] \$885 ;
-  wire \$886 ;
-  wire \$887 ;
-  wire \$888 ;
-  wire \$889 ;
   wire \$89 ;
-  wire \$890 ;
-  wire [10:0] \$891 ;
-  wire [14:0] \$892 ;
-  wire [8:0] \$893 ;
-  wire [15:0] \$894 ;
-  wire \$895 ;
-  wire \$896 ;
-  wire \$897 ;
-  wire \$898 ;
-  wire [15:0] \$899 ;
   wire [16:0] \$9 ;
   wire [15:0] \$90 ;
-  wire \$900 ;
-  wire \$901 ;
-  wire \$902 ;
-  wire [15:0] \$903 ;
-  wire [15:0] \$904 ;
-  wire [15:0] \$905 ;
-  wire \$906 ;
-  wire \$907 ;
-  wire \$908 ;
-  wire \$909 ;
   wire [24:0] \$91 ;
-  wire \$910 ;
-  wire \$911 ;
-  wire \$912 ;
-  wire \$913 ;
-  wire \$914 ;
-  wire \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire \$918 ;
-  wire \$919 ;
   wire \$92 ;
-  wire \$920 ;
-  wire \$921 ;
-  wire \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire \$925 ;
-  wire \$926 ;
-  wire \$927 ;
-  wire \$928 ;
-  wire \$929 ;
   wire [15:0] \$93 ;
-  wire [15:0] \$930 ;
-  wire \$931 ;
-  wire [15:0] \$932 ;
-  wire [15:0] \$933 ;
-  wire \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire \$937 ;
-  wire [11:0] \$938 ;
-  wire [11:0] \$939 ;
   wire \$94 ;
-  wire [11:0] \$940 ;
-  wire \$941 ;
-  wire [9:0] \$942 ;
-  wire \$943 ;
-  wire \$944 ;
-  wire \$945 ;
-  wire \$946 ;
-  wire \$947 ;
-  wire \$948 ;
-  wire \$949 ;
   wire [15:0] \$95 ;
-  wire \$950 ;
-  wire \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
   wire [24:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire [10:0] \$962 ;
-  wire [10:0] \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
   wire \$97 ;
-  wire [11:0] \$970 ;
-  wire [11:0] \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire \$978 ;
-  wire [9:0] \$979 ;
   wire [15:0] \$98 ;
-  wire [9:0] \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire \$984 ;
-  wire \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire [9:0] \$988 ;
-  wire [9:0] \$989 ;
   wire \$99 ;
-  wire [8:0] \$990 ;
-  wire \$991 ;
-  wire \$992 ;
-  wire \$993 ;
-  wire \$994 ;
-  wire \$995 ;
-  wire \$996 ;
-  wire \$997 ;
-  wire \$998 ;
-  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -11995,13 +10794,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$78 ;
+  wire [15:0] \acc$91 ;
+  (* keep = 32'd1 *)
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
-  wire [9:0] add_exp;
+  (* keep = 32'd1 *)
+  reg [4:0] add_control_0 = 5'h00;
+  wire \add_control_0.flush ;
+  wire \add_control_0.last ;
+  wire [1:0] \add_control_0.mode ;
+  wire \add_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg add_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] add_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] add_control_3 = 2'h0;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
-  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -12010,37 +10820,37 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg [10:0] add_q_1_0 = 11'h000;
-  reg [10:0] add_q_1_1 = 11'h000;
-  reg [4:0] add_q_2_0 = 5'h00;
-  wire \add_q_2_0.flush ;
-  wire \add_q_2_0.last ;
-  wire [1:0] \add_q_2_0.mode ;
-  wire \add_q_2_0.valid ;
-  reg add_q_2_1 = 1'h0;
-  reg [7:0] add_q_2_2 = 8'h00;
-  reg [1:0] add_q_2_3 = 2'h0;
-  wire [26:0] add_sig;
+  reg [10:0] add_q_1_0_over = 11'h000;
+  reg [26:0] add_q_1_0_small_mask = 27'h0000000;
+  reg [6:0] add_q_1_0_small_right = 7'h00;
+  reg [10:0] add_q_1_1_over = 11'h000;
+  reg [26:0] add_q_1_1_small_mask = 27'h0000000;
+  reg [5:0] add_q_1_1_small_right = 6'h00;
   wire [51:0] add_small_wide;
+  wire [10:0] add_top;
   wire [27:0] add_total;
-  reg [27:0] align_q_0_big = 28'h0000000;
-  reg [9:0] align_q_0_flags_big_exp = 10'h000;
-  reg align_q_0_flags_big_sign = 1'h0;
-  reg align_q_0_flags_both_zero = 1'h0;
-  reg align_q_0_flags_inf = 1'h0;
-  reg align_q_0_flags_inf_sign = 1'h0;
-  reg align_q_0_flags_nan = 1'h0;
-  reg align_q_0_flags_zero_sign = 1'h0;
-  reg [27:0] align_q_0_small = 28'h0000000;
-  reg align_q_0_subtract = 1'h0;
-  reg [4:0] align_q_1_0 = 5'h00;
-  wire \align_q_1_0.flush ;
-  wire \align_q_1_0.last ;
-  wire [1:0] \align_q_1_0.mode ;
-  wire \align_q_1_0.valid ;
-  reg align_q_1_1 = 1'h0;
-  reg [7:0] align_q_1_2 = 8'h00;
-  reg [1:0] align_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] align_control_0 = 5'h00;
+  wire \align_control_0.flush ;
+  wire \align_control_0.last ;
+  wire [1:0] \align_control_0.mode ;
+  wire \align_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg align_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] align_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] align_control_3 = 2'h0;
+  reg [27:0] align_q_big = 28'h0000000;
+  reg [9:0] align_q_flags_big_exp = 10'h000;
+  reg align_q_flags_big_sign = 1'h0;
+  reg align_q_flags_both_zero = 1'h0;
+  reg align_q_flags_inf = 1'h0;
+  reg align_q_flags_inf_sign = 1'h0;
+  reg align_q_flags_nan = 1'h0;
+  reg align_q_flags_zero_sign = 1'h0;
+  reg [27:0] align_q_small = 28'h0000000;
+  reg align_q_subtract = 1'h0;
   input [20:0] b;
   wire [20:0] b;
   wire [8:0] \b.exp ;
@@ -12063,127 +10873,159 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [1:0] choice;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$80 ;
+  (* keep = 32'd1 *)
+  wire \done$93 ;
   wire en;
   wire \en$1 ;
   output flush;
   wire flush;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] flush_mode;
   (* init = 16'h0000 *)
   wire [15:0] flush_sum;
+  (* keep = 32'd1 *)
   reg fresh = 1'h1;
-  reg [9:0] normalize_q_0_0_exp = 10'h000;
-  reg normalize_q_0_0_inf = 1'h0;
-  reg normalize_q_0_0_nan = 1'h0;
-  reg [26:0] normalize_q_0_0_sig = 27'h0000000;
-  reg normalize_q_0_0_sign = 1'h0;
-  reg normalize_q_0_0_zero = 1'h0;
-  reg normalize_q_0_1 = 1'h0;
-  reg [11:0] normalize_q_1_0 = 12'h000;
-  reg [11:0] normalize_q_1_1 = 12'h000;
-  reg [4:0] normalize_q_2_0 = 5'h00;
-  wire \normalize_q_2_0.flush ;
-  wire \normalize_q_2_0.last ;
-  wire [1:0] \normalize_q_2_0.mode ;
-  wire \normalize_q_2_0.valid ;
-  reg normalize_q_2_1 = 1'h0;
-  reg [7:0] normalize_q_2_2 = 8'h00;
-  reg [1:0] normalize_q_2_3 = 2'h0;
-  reg [15:0] order_q_0_big_sig = 16'h0000;
-  reg [9:0] order_q_0_flags_big_exp = 10'h000;
-  reg order_q_0_flags_big_sign = 1'h0;
-  reg order_q_0_flags_both_zero = 1'h0;
-  reg order_q_0_flags_inf = 1'h0;
-  reg order_q_0_flags_inf_sign = 1'h0;
-  reg order_q_0_flags_nan = 1'h0;
-  reg order_q_0_flags_zero_sign = 1'h0;
-  reg [4:0] order_q_0_shift = 5'h00;
-  reg [15:0] order_q_0_small_sig = 16'h0000;
-  reg order_q_0_subtract = 1'h0;
-  reg [4:0] order_q_1_0 = 5'h00;
-  wire \order_q_1_0.flush ;
-  wire \order_q_1_0.last ;
-  wire [1:0] \order_q_1_0.mode ;
-  wire \order_q_1_0.valid ;
-  reg order_q_1_1 = 1'h0;
-  reg [7:0] order_q_1_2 = 8'h00;
-  reg [1:0] order_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] normalize_control_0 = 5'h00;
+  wire \normalize_control_0.flush ;
+  wire \normalize_control_0.last ;
+  wire [1:0] \normalize_control_0.mode ;
+  wire \normalize_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg normalize_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] normalize_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] normalize_control_3 = 2'h0;
+  reg normalize_q_0_inf = 1'h0;
+  reg [4:0] normalize_q_0_lz = 5'h00;
+  reg normalize_q_0_nan = 1'h0;
+  reg normalize_q_0_sign = 1'h0;
+  reg normalize_q_0_sticky = 1'h0;
+  reg [10:0] normalize_q_0_top = 11'h000;
+  reg [26:0] normalize_q_0_window = 27'h0000000;
+  reg normalize_q_0_zero = 1'h0;
+  reg [6:0] normalize_q_1_0_right = 7'h00;
+  reg normalize_q_1_0_small = 1'h0;
+  reg [5:0] normalize_q_1_1_right = 6'h00;
+  reg normalize_q_1_1_small = 1'h0;
+  reg [10:0] normalize_q_2_0_over = 11'h000;
+  reg [26:0] normalize_q_2_0_small_mask = 27'h0000000;
+  reg [6:0] normalize_q_2_0_small_right = 7'h00;
+  reg [10:0] normalize_q_2_1_over = 11'h000;
+  reg [26:0] normalize_q_2_1_small_mask = 27'h0000000;
+  reg [5:0] normalize_q_2_1_small_right = 6'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] order_control_0 = 5'h00;
+  wire \order_control_0.flush ;
+  wire \order_control_0.last ;
+  wire [1:0] \order_control_0.mode ;
+  wire \order_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg order_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] order_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] order_control_3 = 2'h0;
+  reg [15:0] order_q_big_sig = 16'h0000;
+  reg [9:0] order_q_flags_big_exp = 10'h000;
+  reg order_q_flags_big_sign = 1'h0;
+  reg order_q_flags_both_zero = 1'h0;
+  reg order_q_flags_inf = 1'h0;
+  reg order_q_flags_inf_sign = 1'h0;
+  reg order_q_flags_nan = 1'h0;
+  reg order_q_flags_zero_sign = 1'h0;
+  reg [4:0] order_q_shift = 5'h00;
+  reg [15:0] order_q_small_sig = 16'h0000;
+  reg order_q_subtract = 1'h0;
   wire [9:0] p_exp;
   wire [9:0] p_exp_sum;
   wire [15:0] p_full;
   wire [15:0] p_sig;
-  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
-  reg [9:0] place_q_0_0_e_eff = 10'h000;
-  reg place_q_0_0_inf = 1'h0;
-  reg [35:0] place_q_0_0_kept = 36'h000000000;
-  reg place_q_0_0_nan = 1'h0;
-  reg place_q_0_0_sign = 1'h0;
-  reg place_q_0_0_small = 1'h0;
-  reg place_q_0_0_sticky = 1'h0;
-  reg place_q_0_0_zero = 1'h0;
-  reg [31:0] place_q_0_1_below = 32'd0;
-  reg [9:0] place_q_0_1_e_eff = 10'h000;
-  reg place_q_0_1_inf = 1'h0;
-  reg [28:0] place_q_0_1_kept = 29'h00000000;
-  reg place_q_0_1_nan = 1'h0;
-  reg place_q_0_1_sign = 1'h0;
-  reg place_q_0_1_small = 1'h0;
-  reg place_q_0_1_sticky = 1'h0;
-  reg place_q_0_1_zero = 1'h0;
-  reg [4:0] place_q_1_0 = 5'h00;
-  wire \place_q_1_0.flush ;
-  wire \place_q_1_0.last ;
-  wire [1:0] \place_q_1_0.mode ;
-  wire \place_q_1_0.valid ;
-  reg place_q_1_1 = 1'h0;
-  reg [7:0] place_q_1_2 = 8'h00;
-  reg [1:0] place_q_1_3 = 2'h0;
-  reg [4:0] product_0 = 5'h00;
-  wire \product_0.flush ;
-  wire \product_0.last ;
-  wire [1:0] \product_0.mode ;
-  wire \product_0.valid ;
-  reg [9:0] product_1_exp = 10'h000;
-  reg [15:0] product_1_full = 16'h0000;
-  reg product_1_inf = 1'h0;
-  reg product_1_nan = 1'h0;
-  reg product_1_sign = 1'h0;
-  reg product_1_zero = 1'h0;
-  reg [7:0] product_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] place_control_0 = 5'h00;
+  wire \place_control_0.flush ;
+  wire \place_control_0.last ;
+  wire [1:0] \place_control_0.mode ;
+  wire \place_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg place_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] place_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] place_control_3 = 2'h0;
+  reg [63:0] place_q_0_below = 64'h0000000000000000;
+  reg [11:0] place_q_0_e_eff = 12'h000;
+  reg place_q_0_inf = 1'h0;
+  reg [35:0] place_q_0_kept = 36'h000000000;
+  reg place_q_0_nan = 1'h0;
+  reg place_q_0_sign = 1'h0;
+  reg place_q_0_small = 1'h0;
+  reg place_q_0_sticky = 1'h0;
+  reg place_q_0_zero = 1'h0;
+  reg [31:0] place_q_1_below = 32'd0;
+  reg [11:0] place_q_1_e_eff = 12'h000;
+  reg place_q_1_inf = 1'h0;
+  reg [28:0] place_q_1_kept = 29'h00000000;
+  reg place_q_1_nan = 1'h0;
+  reg place_q_1_sign = 1'h0;
+  reg place_q_1_small = 1'h0;
+  reg place_q_1_sticky = 1'h0;
+  reg place_q_1_zero = 1'h0;
+  reg [9:0] product_0_exp = 10'h000;
+  reg [15:0] product_0_full = 16'h0000;
+  reg product_0_inf = 1'h0;
+  reg product_0_nan = 1'h0;
+  reg product_0_sign = 1'h0;
+  reg product_0_zero = 1'h0;
+  reg [7:0] product_1 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] product_step = 5'h00;
+  wire \product_step.flush ;
+  wire \product_step.last ;
+  wire [1:0] \product_step.mode ;
+  wire \product_step.valid ;
   wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
+  (* keep = 32'd1 *)
   wire result_fresh;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] result_mode;
-  reg [10:0] round_q_0_0_count = 11'h000;
-  reg [9:0] round_q_0_0_e_eff = 10'h000;
-  reg round_q_0_0_inf = 1'h0;
-  reg round_q_0_0_nan = 1'h0;
-  reg round_q_0_0_sign = 1'h0;
-  reg round_q_0_0_small = 1'h0;
-  reg round_q_0_0_up = 1'h0;
-  reg round_q_0_0_zero = 1'h0;
-  reg [7:0] round_q_0_1_count = 8'h00;
-  reg [9:0] round_q_0_1_e_eff = 10'h000;
-  reg round_q_0_1_inf = 1'h0;
-  reg round_q_0_1_nan = 1'h0;
-  reg round_q_0_1_sign = 1'h0;
-  reg round_q_0_1_small = 1'h0;
-  reg round_q_0_1_up = 1'h0;
-  reg round_q_0_1_zero = 1'h0;
-  reg [4:0] round_q_1_0 = 5'h00;
-  wire \round_q_1_0.flush ;
-  wire \round_q_1_0.last ;
-  wire [1:0] \round_q_1_0.mode ;
-  wire \round_q_1_0.valid ;
-  reg round_q_1_1 = 1'h0;
-  reg [7:0] round_q_1_2 = 8'h00;
-  reg [1:0] round_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] round_control_0 = 5'h00;
+  wire \round_control_0.flush ;
+  wire \round_control_0.last ;
+  wire [1:0] \round_control_0.mode ;
+  wire \round_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg round_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] round_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] round_control_3 = 2'h0;
+  reg [10:0] round_q_0_count = 11'h000;
+  reg [11:0] round_q_0_e_eff = 12'h000;
+  reg round_q_0_inf = 1'h0;
+  reg round_q_0_nan = 1'h0;
+  reg round_q_0_sign = 1'h0;
+  reg round_q_0_small = 1'h0;
+  reg round_q_0_up = 1'h0;
+  reg round_q_0_zero = 1'h0;
+  reg [7:0] round_q_1_count = 8'h00;
+  reg [11:0] round_q_1_e_eff = 12'h000;
+  reg round_q_1_inf = 1'h0;
+  reg round_q_1_nan = 1'h0;
+  reg round_q_1_sign = 1'h0;
+  reg round_q_1_small = 1'h0;
+  reg round_q_1_up = 1'h0;
+  reg round_q_1_zero = 1'h0;
   input rst;
   wire rst;
   input [4:0] step;
@@ -12195,11 +11037,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire [1:0] step_mode;
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
-  wire [60:0] sum_bf16_rne_wide;
+  wire [10:0] sum_bf16_rne_over;
+  wire [5:0] sum_bf16_rne_right;
+  wire sum_bf16_rne_small;
+  wire [26:0] sum_bf16_rne_small_mask;
+  wire [5:0] sum_bf16_rne_small_right;
+  wire [91:0] sum_bf16_rne_wide;
   wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
-  wire [99:0] sum_fp16_sr8_wide;
+  wire [10:0] sum_fp16_sr8_over;
+  wire [6:0] sum_fp16_sr8_right;
+  wire sum_fp16_sr8_small;
+  wire [26:0] sum_fp16_sr8_small_mask;
+  wire [6:0] sum_fp16_sr8_small_right;
+  wire [130:0] sum_fp16_sr8_wide;
+  (* keep = 32'd1 *)
+  reg [4:0] unpack_control_0 = 5'h00;
+  wire \unpack_control_0.flush ;
+  wire \unpack_control_0.last ;
+  wire [1:0] \unpack_control_0.mode ;
+  wire \unpack_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg unpack_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] unpack_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] unpack_control_3 = 2'h0;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -12212,179 +11076,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg [4:0] unpack_q_2_0 = 5'h00;
-  wire \unpack_q_2_0.flush ;
-  wire \unpack_q_2_0.last ;
-  wire [1:0] \unpack_q_2_0.mode ;
-  wire \unpack_q_2_0.valid ;
-  reg unpack_q_2_1 = 1'h0;
-  reg [7:0] unpack_q_2_2 = 8'h00;
-  reg [1:0] unpack_q_2_3 = 2'h0;
-  assign \$1  = ! step[4:3];
-  assign \$2  = step[4:3] == 1'h1;
-  assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
-  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
-  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
-  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
-  assign p_full = a[7:0] * b[7:0];
-  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
-  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
-  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$10  = fresh & product_0[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_0[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_0[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_0[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_0[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_0[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_0[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_0[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_0[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_0[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_0[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_0[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_0[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_0[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_0[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_0[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_0[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_0[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_0[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_0[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_0[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_0[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_0[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_0[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_0[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_0[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_0[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_0[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_0[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_0[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_0[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_0[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_0[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_0[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_0[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_0[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_0[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_0[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_0[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_0[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_0[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_0[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_0[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_0[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_0[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_0[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_0[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_0[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_0[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_0[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_0[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_0[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_0[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_0[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_0[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
-  assign \$170  = fresh & product_0[0];
+  assign \$170  = fresh & product_step[0];
   assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_0[0];
+  assign \$172  = fresh & product_step[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_0[0];
+  assign \$175  = fresh & product_step[0];
   assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_0[0];
+  assign \$177  = fresh & product_step[0];
   assign \$178  = \$177  ? 16'h0000 : acc;
   assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
   assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
@@ -12399,9 +11097,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$190  = \$188  | \$189 ;
   assign \$191  = step_mode == 2'h2;
   assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_0[0];
+  assign \$193  = fresh & product_step[0];
   assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_0[0];
+  assign \$195  = fresh & product_step[0];
   assign \$196  = \$195  ? 16'h0000 : acc;
   assign base_sign = \$192  ? \$194 [15] : \$196 [15];
   assign \$197  = ! step_mode;
@@ -12409,17 +11107,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$200  = \$198  | \$199 ;
   assign \$201  = step_mode == 2'h2;
   assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_0[0];
+  assign \$203  = fresh & product_step[0];
   assign \$204  = \$203  ? 16'h0000 : acc;
   assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_0[0];
+  assign \$206  = fresh & product_step[0];
   assign \$207  = \$206  ? 16'h0000 : acc;
   assign \$208  = ! \$207 [9:0];
   assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_0[0];
+  assign \$210  = fresh & product_step[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
   assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_0[0];
+  assign \$213  = fresh & product_step[0];
   assign \$214  = \$213  ? 16'h0000 : acc;
   assign \$215  = ! \$214 [6:0];
   assign \$216  = \$212  & \$215 ;
@@ -12429,17 +11127,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$220  = \$218  | \$219 ;
   assign \$221  = step_mode == 2'h2;
   assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_0[0];
+  assign \$223  = fresh & product_step[0];
   assign \$224  = \$223  ? 16'h0000 : acc;
   assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_0[0];
+  assign \$226  = fresh & product_step[0];
   assign \$227  = \$226  ? 16'h0000 : acc;
   assign \$228  = ! \$227 [9:0];
   assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_0[0];
+  assign \$230  = fresh & product_step[0];
   assign \$231  = \$230  ? 16'h0000 : acc;
   assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_0[0];
+  assign \$233  = fresh & product_step[0];
   assign \$234  = \$233  ? 16'h0000 : acc;
   assign \$235  = ! \$234 [6:0];
   assign \$236  = \$232  & \$235 ;
@@ -12449,17 +11147,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$240  = \$238  | \$239 ;
   assign \$241  = step_mode == 2'h2;
   assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_0[0];
+  assign \$243  = fresh & product_step[0];
   assign \$244  = \$243  ? 16'h0000 : acc;
   assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_0[0];
+  assign \$246  = fresh & product_step[0];
   assign \$247  = \$246  ? 16'h0000 : acc;
   assign \$248  = | \$247 [9:0];
   assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_0[0];
+  assign \$250  = fresh & product_step[0];
   assign \$251  = \$250  ? 16'h0000 : acc;
   assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_0[0];
+  assign \$253  = fresh & product_step[0];
   assign \$254  = \$253  ? 16'h0000 : acc;
   assign \$255  = | \$254 [6:0];
   assign \$256  = \$252  & \$255 ;
@@ -12485,1752 +11183,1834 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$275  = \$269  & \$274 ;
   assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$276  = align_q_0_big - align_q_0_small;
-  assign \$277  = align_q_0_big + align_q_0_small;
-  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
-  assign \$279  = ! add_q_0_total[27:12];
-  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
-  assign \$282  = ! \$281 [26:19];
-  assign \$283  = ! add_q_0_total[27:12];
-  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
-  assign \$287  = ! add_q_0_total[27:12];
-  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
-  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
-  assign \$291  = ! \$290 [26:23];
-  assign \$292  = ! add_q_0_total[27:12];
-  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
-  assign \$295  = ! \$294 [26:19];
-  assign \$296  = ! add_q_0_total[27:12];
-  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
-  assign \$300  = ! add_q_0_total[27:12];
-  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
-  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
-  assign \$305  = ! add_q_0_total[27:12];
-  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
-  assign \$308  = ! \$307 [26:19];
-  assign \$309  = ! add_q_0_total[27:12];
-  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
-  assign \$313  = ! add_q_0_total[27:12];
-  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
-  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
-  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
-  assign \$318  = ! \$317 [26:25];
-  assign \$319  = ! add_q_0_total[27:12];
-  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
-  assign \$322  = ! \$321 [26:19];
-  assign \$323  = ! add_q_0_total[27:12];
-  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
-  assign \$331  = ! \$330 [26:23];
-  assign \$332  = ! add_q_0_total[27:12];
-  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
-  assign \$335  = ! \$334 [26:19];
-  assign \$336  = ! add_q_0_total[27:12];
-  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
-  assign \$345  = ! add_q_0_total[27:12];
-  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
-  assign \$348  = ! \$347 [26:19];
-  assign \$349  = ! add_q_0_total[27:12];
-  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
-  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
-  assign \$359  = ! add_q_0_total[27:12];
-  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
-  assign \$362  = ! \$361 [26:19];
-  assign \$363  = ! add_q_0_total[27:12];
-  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
-  assign \$367  = ! add_q_0_total[27:12];
-  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
-  assign \$371  = ! \$370 [26:23];
-  assign \$372  = ! add_q_0_total[27:12];
-  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! \$374 [26:19];
-  assign \$376  = ! add_q_0_total[27:12];
-  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
-  assign \$380  = ! add_q_0_total[27:12];
-  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
-  assign \$385  = ! add_q_0_total[27:12];
-  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! \$387 [26:19];
-  assign \$389  = ! add_q_0_total[27:12];
-  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
-  assign \$393  = ! add_q_0_total[27:12];
-  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
-  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
-  assign \$399  = ! \$398 [26];
-  assign \$400  = ! add_q_0_total[27:12];
-  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
-  assign \$403  = ! \$402 [26:19];
-  assign \$404  = ! add_q_0_total[27:12];
-  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
-  assign \$408  = ! add_q_0_total[27:12];
-  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
-  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
-  assign \$412  = ! \$411 [26:23];
-  assign \$413  = ! add_q_0_total[27:12];
-  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
-  assign \$416  = ! \$415 [26:19];
-  assign \$417  = ! add_q_0_total[27:12];
-  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
-  assign \$421  = ! add_q_0_total[27:12];
-  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
-  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
-  assign \$426  = ! add_q_0_total[27:12];
-  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
-  assign \$429  = ! \$428 [26:19];
-  assign \$430  = ! add_q_0_total[27:12];
-  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
-  assign \$434  = ! add_q_0_total[27:12];
-  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
-  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
-  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
-  assign \$439  = ! \$438 [26:25];
-  assign \$440  = ! add_q_0_total[27:12];
-  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
-  assign \$443  = ! \$442 [26:19];
-  assign \$444  = ! add_q_0_total[27:12];
-  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
-  assign \$452  = ! \$451 [26:23];
-  assign \$453  = ! add_q_0_total[27:12];
-  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
-  assign \$456  = ! \$455 [26:19];
-  assign \$457  = ! add_q_0_total[27:12];
-  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
-  assign \$466  = ! add_q_0_total[27:12];
-  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
-  assign \$469  = ! \$468 [26:19];
-  assign \$470  = ! add_q_0_total[27:12];
-  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
-  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
-  assign \$480  = ! add_q_0_total[27:12];
-  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
-  assign \$483  = ! \$482 [26:19];
-  assign \$484  = ! add_q_0_total[27:12];
-  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
-  assign \$488  = ! add_q_0_total[27:12];
-  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
-  assign \$492  = ! \$491 [26:23];
-  assign \$493  = ! add_q_0_total[27:12];
-  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! \$495 [26:19];
-  assign \$497  = ! add_q_0_total[27:12];
-  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
-  assign \$501  = ! add_q_0_total[27:12];
-  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
-  assign \$506  = ! add_q_0_total[27:12];
-  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! \$508 [26:19];
-  assign \$510  = ! add_q_0_total[27:12];
-  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
-  assign \$514  = ! add_q_0_total[27:12];
-  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
-  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
-  assign \$521  = ! add_q_0_total[27:12];
-  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
-  assign \$524  = ! \$523 [26:19];
-  assign \$525  = ! add_q_0_total[27:12];
-  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
-  assign \$529  = ! add_q_0_total[27:12];
-  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
-  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
-  assign \$533  = ! \$532 [26:23];
-  assign \$534  = ! add_q_0_total[27:12];
-  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
-  assign \$537  = ! \$536 [26:19];
-  assign \$538  = ! add_q_0_total[27:12];
-  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
-  assign \$542  = ! add_q_0_total[27:12];
-  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
-  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
-  assign \$547  = ! add_q_0_total[27:12];
-  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
-  assign \$550  = ! \$549 [26:19];
-  assign \$551  = ! add_q_0_total[27:12];
-  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
-  assign \$555  = ! add_q_0_total[27:12];
-  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
-  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
-  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
-  assign \$560  = ! \$559 [26:25];
-  assign \$561  = ! add_q_0_total[27:12];
-  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
-  assign \$564  = ! \$563 [26:19];
-  assign \$565  = ! add_q_0_total[27:12];
-  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
-  assign \$573  = ! \$572 [26:23];
-  assign \$574  = ! add_q_0_total[27:12];
-  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
-  assign \$577  = ! \$576 [26:19];
-  assign \$578  = ! add_q_0_total[27:12];
-  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
-  assign \$587  = ! add_q_0_total[27:12];
-  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
-  assign \$590  = ! \$589 [26:19];
-  assign \$591  = ! add_q_0_total[27:12];
-  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
-  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
-  assign \$601  = ! add_q_0_total[27:12];
-  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
-  assign \$604  = ! \$603 [26:19];
-  assign \$605  = ! add_q_0_total[27:12];
-  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
-  assign \$613  = ! \$612 [26:23];
-  assign \$614  = ! add_q_0_total[27:12];
-  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! \$616 [26:19];
-  assign \$618  = ! add_q_0_total[27:12];
-  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
-  assign \$627  = ! add_q_0_total[27:12];
-  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! \$629 [26:19];
-  assign \$631  = ! add_q_0_total[27:12];
-  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
-  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
-  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
-  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
-  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$642  = ~ \$641 ;
-  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$644  = ~ \$643 ;
-  assign \$645  = \$642  & \$644 ;
-  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$649  = ~ \$648 ;
-  assign \$650  = \$647  & \$649 ;
-  assign \$651  = \$645  & \$650 ;
-  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$653  = ~ \$652 ;
-  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$655  = ~ \$654 ;
-  assign \$656  = \$653  & \$655 ;
-  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = \$658  & \$660 ;
-  assign \$662  = \$656  & \$661 ;
-  assign \$663  = \$651  & \$662 ;
-  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$667  = ~ \$666 ;
-  assign \$668  = \$665  & \$667 ;
-  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$672  = ~ \$671 ;
-  assign \$673  = \$670  & \$672 ;
-  assign \$674  = \$668  & \$673 ;
-  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$676  = ~ \$675 ;
-  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$688  = ~ \$687 ;
-  assign \$689  = ~ add_q_0_total[1];
-  assign \$690  = ~ add_q_0_total[3];
-  assign \$691  = \$687  ? \$690  : \$689 ;
-  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$693  = ~ \$692 ;
-  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$696  = ~ \$695 ;
-  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$701  = ~ \$700 ;
-  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$703  = ~ \$702 ;
-  assign \$704  = \$701  & \$703 ;
-  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$706  = ~ \$705 ;
-  assign \$707  = ~ add_q_0_total[5];
-  assign \$708  = ~ add_q_0_total[7];
-  assign \$709  = \$705  ? \$708  : \$707 ;
-  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$711  = ~ \$710 ;
-  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[9];
-  assign \$715  = ~ add_q_0_total[11];
-  assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$718  = ~ \$717 ;
-  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
-  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$721  = ~ \$720 ;
-  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = \$721  & \$723 ;
-  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
-  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$727  = ~ \$726 ;
-  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$729  = ~ \$728 ;
-  assign \$730  = \$727  & \$729 ;
-  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$732  = ~ \$731 ;
-  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = \$732  & \$734 ;
-  assign \$736  = \$730  & \$735 ;
-  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$738  = ~ \$737 ;
-  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$740  = ~ \$739 ;
-  assign \$741  = \$738  & \$740 ;
-  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = \$743  & \$745 ;
-  assign \$747  = \$741  & \$746 ;
-  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$749  = ~ \$748 ;
-  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$751  = ~ \$750 ;
-  assign \$752  = \$749  & \$751 ;
-  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$754  = ~ \$753 ;
-  assign \$755  = ~ add_q_0_total[13];
-  assign \$756  = ~ add_q_0_total[15];
-  assign \$757  = \$753  ? \$756  : \$755 ;
-  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = ~ add_q_0_total[17];
-  assign \$763  = ~ add_q_0_total[19];
-  assign \$764  = \$760  ? \$763  : \$762 ;
-  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
-  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$769  = ~ \$768 ;
-  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = \$769  & \$771 ;
-  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$774  = ~ \$773 ;
-  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$776  = ~ \$775 ;
-  assign \$777  = \$774  & \$776 ;
-  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$779  = ~ \$778 ;
-  assign \$780  = ~ add_q_0_total[21];
-  assign \$781  = ~ add_q_0_total[23];
-  assign \$782  = \$778  ? \$781  : \$780 ;
-  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$786  = ~ \$785 ;
-  assign \$787  = ~ add_q_0_total[25];
-  assign \$788  = ~ add_q_0_total[27];
-  assign \$789  = \$785  ? \$788  : \$787 ;
-  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$791  = ~ \$790 ;
-  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
-  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$794  = ~ \$793 ;
-  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$796  = ~ \$795 ;
-  assign \$797  = \$794  & \$796 ;
-  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
-  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$800  = ~ \$799 ;
-  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$802  = ~ \$801 ;
-  assign \$803  = \$800  & \$802 ;
-  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$805  = ~ \$804 ;
-  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$807  = ~ \$806 ;
-  assign \$808  = \$805  & \$807 ;
-  assign \$809  = \$803  & \$808 ;
-  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
-  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$812  = ~ \$811 ;
-  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$814  = ~ \$813 ;
-  assign \$815  = \$812  & \$814 ;
-  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$817  = ~ \$816 ;
-  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$819  = ~ \$818 ;
-  assign \$820  = \$817  & \$819 ;
-  assign \$821  = \$815  & \$820 ;
-  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$823  = ~ \$822 ;
-  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$825  = ~ \$824 ;
-  assign \$826  = \$823  & \$825 ;
-  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$828  = ~ \$827 ;
-  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$830  = ~ \$829 ;
-  assign \$831  = \$828  & \$830 ;
-  assign \$832  = \$826  & \$831 ;
-  assign \$833  = \$821  & \$832 ;
-  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
-  assign \$836  = ~ normalize_q_1_0[11];
-  assign \$837  = | normalize_q_1_0;
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = | normalize_q_1_0[11:6];
-  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$841  = \$838  ? \$840  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
-  assign \$842  = ~ normalize_q_1_1[11];
-  assign \$843  = | normalize_q_1_1;
-  assign \$844  = \$842  & \$843 ;
-  assign \$845  = | normalize_q_1_1[11:5];
-  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$847  = \$844  ? \$846  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
-  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$850  = round_q_0_0_count + round_q_0_0_up;
-  assign \$851  = \$849  + \$850 ;
-  assign \$852  = \$851  > 15'h7bff;
-  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$855  = round_q_0_0_count + round_q_0_0_up;
-  assign \$856  = \$854  + \$855 ;
-  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
-  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
-  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
-  assign \$862  = ~ round_q_0_0_inf;
-  assign \$863  = ~ round_q_0_0_zero;
-  assign \$864  = \$862  & \$863 ;
-  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$867  = round_q_0_0_count + round_q_0_0_up;
-  assign \$868  = \$866  + \$867 ;
-  assign \$869  = \$868  > 15'h7bff;
-  assign \$870  = \$864  & \$869 ;
-  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$876  = round_q_0_1_count + round_q_0_1_up;
-  assign \$877  = \$875  + \$876 ;
-  assign \$878  = \$877  > 15'h7f7f;
-  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$881  = round_q_0_1_count + round_q_0_1_up;
-  assign \$882  = \$880  + \$881 ;
-  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
-  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
-  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
-  assign \$888  = ~ round_q_0_1_inf;
-  assign \$889  = ~ round_q_0_1_zero;
-  assign \$890  = \$888  & \$889 ;
-  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$893  = round_q_0_1_count + round_q_0_1_up;
-  assign \$894  = \$892  + \$893 ;
-  assign \$895  = \$894  > 15'h7f7f;
-  assign \$896  = \$890  & \$895 ;
-  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$900  = ! round_q_1_3;
-  assign \$901  = round_q_1_3 == 1'h1;
-  assign \$902  = round_q_1_3 == 2'h2;
-  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
-  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
-  assign \$906  = a[17] ^ b[17];
-  assign \$907  = a[18] | b[18];
-  assign \$908  = a[20] | b[20];
-  assign \$909  = \$908  | a[19];
-  assign \$910  = \$909  | b[19];
-  assign \$911  = ~ \$910 ;
-  assign \$912  = \$907  & \$911 ;
-  assign \$913  = a[19] | b[19];
-  assign \$914  = a[20] | b[20];
-  assign \$915  = \$914  | a[18];
-  assign \$916  = \$915  | b[18];
-  assign \$917  = ~ \$916 ;
-  assign \$918  = \$913  & \$917 ;
-  assign \$919  = a[20] | b[20];
-  assign \$920  = a[19] & b[18];
-  assign \$921  = \$919  | \$920 ;
-  assign \$922  = a[18] & b[19];
-  assign \$923  = \$921  | \$922 ;
-  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$925  = ~ product_0[0];
-  assign \$926  = product_1_zero | \$925 ;
-  assign \$927  = product_1_inf & product_0[0];
-  assign \$928  = product_1_nan & product_0[0];
-  assign \$929  = ~ fresh;
-  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$933  = \$931  ? 16'h0000 : \$932 ;
-  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$936  = \$934  | \$935 ;
-  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$938  = - $signed(add_exp_diff);
-  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
-  assign \$940  = \$936  ? 12'h01a : \$939 ;
-  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$947  = \$945  & \$946 ;
-  assign \$948  = \$944  | \$947 ;
-  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$951  = ~ \$950 ;
-  assign \$952  = \$949  & \$951 ;
-  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$955  = \$953  & \$954 ;
-  assign \$956  = ~ \$955 ;
-  assign \$957  = \$952  & \$956 ;
-  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$961  = | add_small_wide[25:0];
-  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$964  = ! add_q_0_total[27:1];
-  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
-  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
-  assign \$968  = ! add_q_0_total[27:1];
-  assign \$969  = add_q_0_flags_both_zero | \$968 ;
-  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$972  = ~ normalize_q_1_0[11];
-  assign \$973  = | normalize_q_1_0;
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = ~ normalize_q_1_0[11];
-  assign \$976  = | normalize_q_1_0;
-  assign \$977  = \$975  & \$976 ;
-  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
-  assign \$981  = ~ normalize_q_1_1[11];
-  assign \$982  = | normalize_q_1_1;
-  assign \$983  = \$981  & \$982 ;
-  assign \$984  = ~ normalize_q_1_1[11];
-  assign \$985  = | normalize_q_1_1;
-  assign \$986  = \$984  & \$985 ;
-  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$989  = \$986  ? 10'h382 : \$988 ;
-  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$991  = | place_q_0_1_kept[19:0];
-  assign \$992  = | place_q_0_1_below;
-  assign \$993  = \$992  | place_q_0_1_sticky;
-  assign \$994  = \$991  | \$993 ;
-  assign \$995  = \$994  | place_q_0_1_kept[21];
-  assign \$996  = place_q_0_1_kept[20] & \$995 ;
-  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$998  = ~ round_q_1_1;
-  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
-  always @(posedge clk)
-    product_0 <= \$1000 ;
-  always @(posedge clk)
-    product_1_sign <= \$1001 ;
-  always @(posedge clk)
-    product_1_zero <= \$1002 ;
-  always @(posedge clk)
-    product_1_inf <= \$1003 ;
-  always @(posedge clk)
-    product_1_nan <= \$1004 ;
-  always @(posedge clk)
-    product_1_exp <= \$1005 ;
-  always @(posedge clk)
-    product_1_full <= \$1006 ;
-  always @(posedge clk)
-    product_2 <= \$1007 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$1008 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$1009 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$1010 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$1011 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$1012 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$1013 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$1014 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$1015 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$1016 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$1017 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$1018 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$1019 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$1020 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$1021 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$1022 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$1023 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$1024 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$1025 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$1026 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$1027 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1028 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1029 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$1030 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$1031 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1032 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1033 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1034 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$1035 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$1036 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$1037 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$1038 ;
-  always @(posedge clk)
-    align_q_0_big <= \$1039 ;
-  always @(posedge clk)
-    align_q_0_small <= \$1040 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$1041 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1042 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1043 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$1044 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$1045 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1046 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1047 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1048 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$1049 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$1050 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$1051 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$1052 ;
-  always @(posedge clk)
-    add_q_0_total <= \$1053 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1054 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1055 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$1056 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$1057 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1058 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1059 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1060 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$1061 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$1062 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$1063 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$1064 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$1065 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$1066 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$1067 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$1068 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$1069 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$1070 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$1071 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$1072 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$1073 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$1074 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$1075 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$1076 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$1077 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$1078 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$1079 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$1080 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$1081 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$1082 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$1083 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$1084 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$1085 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$1086 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$1087 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$1088 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$1089 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$1090 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$1091 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$1092 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$1093 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$1094 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$1095 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$1096 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$1097 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$1098 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$1099 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$1100 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$1101 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$1102 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$1103 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$1104 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$1105 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$1106 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$1107 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$1108 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$1109 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$1110 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$1111 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$1112 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$1113 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$1114 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$1115 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$1116 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$1117 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1118 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1119 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1120 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1121 ;
-  always @(posedge clk)
-    acc <= \$1122 ;
-  always @(posedge clk)
-    done <= \$1123 ;
-  always @(posedge clk)
-    fresh <= \$1124 ;
-  always @(posedge clk)
-    acc_mode <= \$1125 ;
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$306  = \$304  ? 11'h000 : \$305 ;
+  assign \$307  = \$303  ? 11'h05e : \$306 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$338  = \$336  ? 11'h000 : \$337 ;
+  assign \$339  = \$335  ? 11'h03e : \$338 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$340  = align_q_big - align_q_small;
+  assign \$341  = align_q_big + align_q_small;
+  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
+  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$344  = ~ \$343 ;
+  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$346  = ~ \$345 ;
+  assign \$347  = \$344  & \$346 ;
+  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$349  = ~ \$348 ;
+  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$351  = ~ \$350 ;
+  assign \$352  = \$349  & \$351 ;
+  assign \$353  = \$347  & \$352 ;
+  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$355  = ~ \$354 ;
+  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$357  = ~ \$356 ;
+  assign \$358  = \$355  & \$357 ;
+  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$360  = ~ \$359 ;
+  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$362  = ~ \$361 ;
+  assign \$363  = \$360  & \$362 ;
+  assign \$364  = \$358  & \$363 ;
+  assign \$365  = \$353  & \$364 ;
+  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$367  = ~ \$366 ;
+  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$369  = ~ \$368 ;
+  assign \$370  = \$367  & \$369 ;
+  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$372  = ~ \$371 ;
+  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$374  = ~ \$373 ;
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = \$370  & \$375 ;
+  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$378  = ~ \$377 ;
+  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$390  = ~ \$389 ;
+  assign \$391  = ~ add_q_0_total[1];
+  assign \$392  = ~ add_q_0_total[3];
+  assign \$393  = \$389  ? \$392  : \$391 ;
+  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$395  = ~ \$394 ;
+  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$398  = ~ \$397 ;
+  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$403  = ~ \$402 ;
+  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$405  = ~ \$404 ;
+  assign \$406  = \$403  & \$405 ;
+  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$408  = ~ \$407 ;
+  assign \$409  = ~ add_q_0_total[5];
+  assign \$410  = ~ add_q_0_total[7];
+  assign \$411  = \$407  ? \$410  : \$409 ;
+  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$413  = ~ \$412 ;
+  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$415  = ~ \$414 ;
+  assign \$416  = ~ add_q_0_total[9];
+  assign \$417  = ~ add_q_0_total[11];
+  assign \$418  = \$414  ? \$417  : \$416 ;
+  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$420  = ~ \$419 ;
+  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
+  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$423  = ~ \$422 ;
+  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$425  = ~ \$424 ;
+  assign \$426  = \$423  & \$425 ;
+  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
+  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$429  = ~ \$428 ;
+  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$431  = ~ \$430 ;
+  assign \$432  = \$429  & \$431 ;
+  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$434  = ~ \$433 ;
+  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$436  = ~ \$435 ;
+  assign \$437  = \$434  & \$436 ;
+  assign \$438  = \$432  & \$437 ;
+  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$440  = ~ \$439 ;
+  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$442  = ~ \$441 ;
+  assign \$443  = \$440  & \$442 ;
+  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$445  = ~ \$444 ;
+  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$447  = ~ \$446 ;
+  assign \$448  = \$445  & \$447 ;
+  assign \$449  = \$443  & \$448 ;
+  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$451  = ~ \$450 ;
+  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$453  = ~ \$452 ;
+  assign \$454  = \$451  & \$453 ;
+  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$456  = ~ \$455 ;
+  assign \$457  = ~ add_q_0_total[13];
+  assign \$458  = ~ add_q_0_total[15];
+  assign \$459  = \$455  ? \$458  : \$457 ;
+  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$461  = ~ \$460 ;
+  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = ~ add_q_0_total[17];
+  assign \$465  = ~ add_q_0_total[19];
+  assign \$466  = \$462  ? \$465  : \$464 ;
+  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$468  = ~ \$467 ;
+  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
+  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$473  = ~ \$472 ;
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$478  = ~ \$477 ;
+  assign \$479  = \$476  & \$478 ;
+  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$481  = ~ \$480 ;
+  assign \$482  = ~ add_q_0_total[21];
+  assign \$483  = ~ add_q_0_total[23];
+  assign \$484  = \$480  ? \$483  : \$482 ;
+  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$486  = ~ \$485 ;
+  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$488  = ~ \$487 ;
+  assign \$489  = ~ add_q_0_total[25];
+  assign \$490  = ~ add_q_0_total[27];
+  assign \$491  = \$487  ? \$490  : \$489 ;
+  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$493  = ~ \$492 ;
+  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
+  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$496  = ~ \$495 ;
+  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$498  = ~ \$497 ;
+  assign \$499  = \$496  & \$498 ;
+  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
+  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$502  = ~ \$501 ;
+  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$504  = ~ \$503 ;
+  assign \$505  = \$502  & \$504 ;
+  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$507  = ~ \$506 ;
+  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$509  = ~ \$508 ;
+  assign \$510  = \$507  & \$509 ;
+  assign \$511  = \$505  & \$510 ;
+  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
+  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$514  = ~ \$513 ;
+  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$516  = ~ \$515 ;
+  assign \$517  = \$514  & \$516 ;
+  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$519  = ~ \$518 ;
+  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$521  = ~ \$520 ;
+  assign \$522  = \$519  & \$521 ;
+  assign \$523  = \$517  & \$522 ;
+  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$525  = ~ \$524 ;
+  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$527  = ~ \$526 ;
+  assign \$528  = \$525  & \$527 ;
+  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$530  = ~ \$529 ;
+  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$532  = ~ \$531 ;
+  assign \$533  = \$530  & \$532 ;
+  assign \$534  = \$528  & \$533 ;
+  assign \$535  = \$523  & \$534 ;
+  assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$536 ;
+  assign \$537  = ~ { \$535 , \$512  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
+  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$538 ;
+  assign \$539  = ~ { \$535 , \$512  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
+  assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
+  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$542  = round_q_0_count + round_q_0_up;
+  assign \$543  = \$541  + \$542 ;
+  assign \$544  = \$543  > 15'h7bff;
+  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$547  = round_q_0_count + round_q_0_up;
+  assign \$548  = \$546  + \$547 ;
+  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
+  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
+  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
+  assign \$554  = ~ round_q_0_inf;
+  assign \$555  = ~ round_q_0_zero;
+  assign \$556  = \$554  & \$555 ;
+  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$559  = round_q_0_count + round_q_0_up;
+  assign \$560  = \$558  + \$559 ;
+  assign \$561  = \$560  > 15'h7bff;
+  assign \$562  = \$556  & \$561 ;
+  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$568  = round_q_1_count + round_q_1_up;
+  assign \$569  = \$567  + \$568 ;
+  assign \$570  = \$569  > 15'h7f7f;
+  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$573  = round_q_1_count + round_q_1_up;
+  assign \$574  = \$572  + \$573 ;
+  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
+  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
+  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
+  assign \$580  = ~ round_q_1_inf;
+  assign \$581  = ~ round_q_1_zero;
+  assign \$582  = \$580  & \$581 ;
+  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$585  = round_q_1_count + round_q_1_up;
+  assign \$586  = \$584  + \$585 ;
+  assign \$587  = \$586  > 15'h7f7f;
+  assign \$588  = \$582  & \$587 ;
+  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$592  = ! round_control_3;
+  assign \$593  = round_control_3 == 1'h1;
+  assign \$594  = round_control_3 == 2'h2;
+  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
+  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
+  assign \$598  = a[17] ^ b[17];
+  assign \$599  = a[18] | b[18];
+  assign \$600  = a[20] | b[20];
+  assign \$601  = \$600  | a[19];
+  assign \$602  = \$601  | b[19];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$599  & \$603 ;
+  assign \$605  = a[19] | b[19];
+  assign \$606  = a[20] | b[20];
+  assign \$607  = \$606  | a[18];
+  assign \$608  = \$607  | b[18];
+  assign \$609  = ~ \$608 ;
+  assign \$610  = \$605  & \$609 ;
+  assign \$611  = a[20] | b[20];
+  assign \$612  = a[19] & b[18];
+  assign \$613  = \$611  | \$612 ;
+  assign \$614  = a[18] & b[19];
+  assign \$615  = \$613  | \$614 ;
+  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$617  = ~ product_step[0];
+  assign \$618  = product_0_zero | \$617 ;
+  assign \$619  = product_0_inf & product_step[0];
+  assign \$620  = product_0_nan & product_step[0];
+  assign \$621  = ~ fresh;
+  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$625  = \$623  ? 16'h0000 : \$624 ;
+  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$628  = \$626  | \$627 ;
+  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$630  = - $signed(add_exp_diff);
+  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
+  assign \$632  = \$628  ? 12'h01a : \$631 ;
+  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$639  = \$637  & \$638 ;
+  assign \$640  = \$636  | \$639 ;
+  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$643  = ~ \$642 ;
+  assign \$644  = \$641  & \$643 ;
+  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$647  = \$645  & \$646 ;
+  assign \$648  = ~ \$647 ;
+  assign \$649  = \$644  & \$648 ;
+  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$653  = | add_small_wide[25:0];
+  assign \$654  = ! add_q_0_total[27:1];
+  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
+  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
+  assign \$658  = ! add_q_0_total[27:1];
+  assign \$659  = add_q_0_flags_both_zero | \$658 ;
+  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$662  = \$660  ? 12'h010 : \$661 ;
+  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
+  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$666  = \$664  ? 12'h080 : \$665 ;
+  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
+  assign \$668  = place_q_0_kept[24:17] + place_control_2;
+  assign \$669  = | place_q_1_kept[19:0];
+  assign \$670  = | place_q_1_below;
+  assign \$671  = \$670  | place_q_1_sticky;
+  assign \$672  = \$669  | \$671 ;
+  assign \$673  = \$672  | place_q_1_kept[21];
+  assign \$674  = place_q_1_kept[20] & \$673 ;
+  assign \$675  = round_control_0[0] & round_control_0[1];
+  assign \$676  = ~ round_control_1;
+  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  always @(posedge clk)
+    product_step <= \$678 ;
+  always @(posedge clk)
+    product_0_sign <= \$679 ;
+  always @(posedge clk)
+    product_0_zero <= \$680 ;
+  always @(posedge clk)
+    product_0_inf <= \$681 ;
+  always @(posedge clk)
+    product_0_nan <= \$682 ;
+  always @(posedge clk)
+    product_0_exp <= \$683 ;
+  always @(posedge clk)
+    product_0_full <= \$684 ;
+  always @(posedge clk)
+    product_1 <= \$685 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$686 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$687 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$688 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$689 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$690 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$691 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$692 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$693 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$694 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$695 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$696 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$697 ;
+  always @(posedge clk)
+    unpack_control_0 <= \$698 ;
+  always @(posedge clk)
+    unpack_control_1 <= \$699 ;
+  always @(posedge clk)
+    unpack_control_2 <= \$700 ;
+  always @(posedge clk)
+    unpack_control_3 <= \$701 ;
+  always @(posedge clk)
+    order_q_big_sig <= \$702 ;
+  always @(posedge clk)
+    order_q_small_sig <= \$703 ;
+  always @(posedge clk)
+    order_q_shift <= \$704 ;
+  always @(posedge clk)
+    order_q_subtract <= \$705 ;
+  always @(posedge clk)
+    order_q_flags_big_exp <= \$706 ;
+  always @(posedge clk)
+    order_q_flags_big_sign <= \$707 ;
+  always @(posedge clk)
+    order_q_flags_nan <= \$708 ;
+  always @(posedge clk)
+    order_q_flags_inf <= \$709 ;
+  always @(posedge clk)
+    order_q_flags_inf_sign <= \$710 ;
+  always @(posedge clk)
+    order_q_flags_both_zero <= \$711 ;
+  always @(posedge clk)
+    order_q_flags_zero_sign <= \$712 ;
+  always @(posedge clk)
+    order_control_0 <= \$713 ;
+  always @(posedge clk)
+    order_control_1 <= \$714 ;
+  always @(posedge clk)
+    order_control_2 <= \$715 ;
+  always @(posedge clk)
+    order_control_3 <= \$716 ;
+  always @(posedge clk)
+    align_q_big <= \$717 ;
+  always @(posedge clk)
+    align_q_small <= \$718 ;
+  always @(posedge clk)
+    align_q_subtract <= \$719 ;
+  always @(posedge clk)
+    align_q_flags_big_exp <= \$720 ;
+  always @(posedge clk)
+    align_q_flags_big_sign <= \$721 ;
+  always @(posedge clk)
+    align_q_flags_nan <= \$722 ;
+  always @(posedge clk)
+    align_q_flags_inf <= \$723 ;
+  always @(posedge clk)
+    align_q_flags_inf_sign <= \$724 ;
+  always @(posedge clk)
+    align_q_flags_both_zero <= \$725 ;
+  always @(posedge clk)
+    align_q_flags_zero_sign <= \$726 ;
+  always @(posedge clk)
+    align_control_0 <= \$727 ;
+  always @(posedge clk)
+    align_control_1 <= \$728 ;
+  always @(posedge clk)
+    align_control_2 <= \$729 ;
+  always @(posedge clk)
+    align_control_3 <= \$730 ;
+  always @(posedge clk)
+    add_q_0_total <= \$731 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$732 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$733 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$734 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$735 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$736 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$737 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$738 ;
+  always @(posedge clk)
+    add_q_1_0_small_mask <= \$739 ;
+  always @(posedge clk)
+    add_q_1_0_small_right <= \$740 ;
+  always @(posedge clk)
+    add_q_1_0_over <= \$741 ;
+  always @(posedge clk)
+    add_q_1_1_small_mask <= \$742 ;
+  always @(posedge clk)
+    add_q_1_1_small_right <= \$743 ;
+  always @(posedge clk)
+    add_q_1_1_over <= \$744 ;
+  always @(posedge clk)
+    add_control_0 <= \$745 ;
+  always @(posedge clk)
+    add_control_1 <= \$746 ;
+  always @(posedge clk)
+    add_control_2 <= \$747 ;
+  always @(posedge clk)
+    add_control_3 <= \$748 ;
+  always @(posedge clk)
+    normalize_q_0_window <= \$749 ;
+  always @(posedge clk)
+    normalize_q_0_sticky <= \$750 ;
+  always @(posedge clk)
+    normalize_q_0_lz <= \$751 ;
+  always @(posedge clk)
+    normalize_q_0_top <= \$752 ;
+  always @(posedge clk)
+    normalize_q_0_sign <= \$753 ;
+  always @(posedge clk)
+    normalize_q_0_zero <= \$754 ;
+  always @(posedge clk)
+    normalize_q_0_inf <= \$755 ;
+  always @(posedge clk)
+    normalize_q_0_nan <= \$756 ;
+  always @(posedge clk)
+    normalize_q_1_0_small <= \$757 ;
+  always @(posedge clk)
+    normalize_q_1_0_right <= \$758 ;
+  always @(posedge clk)
+    normalize_q_1_1_small <= \$759 ;
+  always @(posedge clk)
+    normalize_q_1_1_right <= \$760 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_mask <= \$761 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_right <= \$762 ;
+  always @(posedge clk)
+    normalize_q_2_0_over <= \$763 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_mask <= \$764 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_right <= \$765 ;
+  always @(posedge clk)
+    normalize_q_2_1_over <= \$766 ;
+  always @(posedge clk)
+    normalize_control_0 <= \$767 ;
+  always @(posedge clk)
+    normalize_control_1 <= \$768 ;
+  always @(posedge clk)
+    normalize_control_2 <= \$769 ;
+  always @(posedge clk)
+    normalize_control_3 <= \$770 ;
+  always @(posedge clk)
+    place_q_0_kept <= \$771 ;
+  always @(posedge clk)
+    place_q_0_below <= \$772 ;
+  always @(posedge clk)
+    place_q_0_sticky <= \$773 ;
+  always @(posedge clk)
+    place_q_0_small <= \$774 ;
+  always @(posedge clk)
+    place_q_0_e_eff <= \$775 ;
+  always @(posedge clk)
+    place_q_0_sign <= \$776 ;
+  always @(posedge clk)
+    place_q_0_zero <= \$777 ;
+  always @(posedge clk)
+    place_q_0_inf <= \$778 ;
+  always @(posedge clk)
+    place_q_0_nan <= \$779 ;
+  always @(posedge clk)
+    place_q_1_kept <= \$780 ;
+  always @(posedge clk)
+    place_q_1_below <= \$781 ;
+  always @(posedge clk)
+    place_q_1_sticky <= \$782 ;
+  always @(posedge clk)
+    place_q_1_small <= \$783 ;
+  always @(posedge clk)
+    place_q_1_e_eff <= \$784 ;
+  always @(posedge clk)
+    place_q_1_sign <= \$785 ;
+  always @(posedge clk)
+    place_q_1_zero <= \$786 ;
+  always @(posedge clk)
+    place_q_1_inf <= \$787 ;
+  always @(posedge clk)
+    place_q_1_nan <= \$788 ;
+  always @(posedge clk)
+    place_control_0 <= \$789 ;
+  always @(posedge clk)
+    place_control_1 <= \$790 ;
+  always @(posedge clk)
+    place_control_2 <= \$791 ;
+  always @(posedge clk)
+    place_control_3 <= \$792 ;
+  always @(posedge clk)
+    round_q_0_count <= \$793 ;
+  always @(posedge clk)
+    round_q_0_up <= \$794 ;
+  always @(posedge clk)
+    round_q_0_small <= \$795 ;
+  always @(posedge clk)
+    round_q_0_e_eff <= \$796 ;
+  always @(posedge clk)
+    round_q_0_sign <= \$797 ;
+  always @(posedge clk)
+    round_q_0_zero <= \$798 ;
+  always @(posedge clk)
+    round_q_0_inf <= \$799 ;
+  always @(posedge clk)
+    round_q_0_nan <= \$800 ;
+  always @(posedge clk)
+    round_q_1_count <= \$801 ;
+  always @(posedge clk)
+    round_q_1_up <= \$802 ;
+  always @(posedge clk)
+    round_q_1_small <= \$803 ;
+  always @(posedge clk)
+    round_q_1_e_eff <= \$804 ;
+  always @(posedge clk)
+    round_q_1_sign <= \$805 ;
+  always @(posedge clk)
+    round_q_1_zero <= \$806 ;
+  always @(posedge clk)
+    round_q_1_inf <= \$807 ;
+  always @(posedge clk)
+    round_q_1_nan <= \$808 ;
+  always @(posedge clk)
+    round_control_0 <= \$809 ;
+  always @(posedge clk)
+    round_control_1 <= \$810 ;
+  always @(posedge clk)
+    round_control_2 <= \$811 ;
+  always @(posedge clk)
+    round_control_3 <= \$812 ;
+  always @(posedge clk)
+    acc <= \$813 ;
+  always @(posedge clk)
+    done <= \$814 ;
+  always @(posedge clk)
+    fresh <= \$815 ;
+  always @(posedge clk)
+    acc_mode <= \$816 ;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
+  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
+  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$6  = $signed(product_0_exp) + $signed(2'h1);
+  assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
+  assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
+  assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
+  assign \$10  = fresh & product_step[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
+  assign \$13  = fresh & product_step[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_step[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_step[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_step[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_step[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_step[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_step[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_step[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_step[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_step[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_step[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
+  assign \$47  = fresh & product_step[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_step[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_step[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_step[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_step[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_step[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_step[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_step[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_step[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_step[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_step[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_step[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_step[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_step[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_step[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_step[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_step[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_step[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_step[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_step[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_step[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_step[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_step[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
+  assign \$115  = fresh & product_step[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_step[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_step[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_step[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_step[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_step[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_step[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_step[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
+  assign \$140  = fresh & product_step[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_step[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_step[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_step[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_step[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_step[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_step[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_step[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_step[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_step[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_step[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_step[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$4181$0 (\$1126 ),
-    .\port$4183$0 (\$1127 ),
-    .\port$4185$0 (\$1128 ),
-    .\port$4187$0 (\$1129 ),
-    .\port$4189$0 (\$1130 ),
-    .\port$4191$0 (\$1131 ),
-    .\port$4193$0 (\$1132 ),
-    .\port$4195$0 (\$1133 ),
+    .\port$3233$0 (\$817 ),
+    .\port$3235$0 (\$818 ),
+    .\port$3237$0 (\$819 ),
+    .\port$3239$0 (\$820 ),
+    .\port$3241$0 (\$821 ),
+    .\port$3243$0 (\$822 ),
+    .\port$3245$0 (\$823 ),
+    .\port$3247$0 (\$824 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1000  = step;
+    \$678  = step;
     if (rst) begin
-      \$1000  = 5'h00;
+      \$678  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1001  = \$906 ;
+    \$679  = \$598 ;
     if (rst) begin
-      \$1001  = 1'h0;
+      \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1002  = \$912 ;
+    \$680  = \$604 ;
     if (rst) begin
-      \$1002  = 1'h0;
+      \$680  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1003  = \$918 ;
+    \$681  = \$610 ;
     if (rst) begin
-      \$1003  = 1'h0;
+      \$681  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1004  = \$923 ;
+    \$682  = \$615 ;
     if (rst) begin
-      \$1004  = 1'h0;
+      \$682  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1005  = p_exp_sum;
+    \$683  = p_exp_sum;
     if (rst) begin
-      \$1005  = 10'h000;
+      \$683  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1006  = p_full;
+    \$684  = p_full;
     if (rst) begin
-      \$1006  = 16'h0000;
+      \$684  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1007  = rand_sum;
+    \$685  = rand_sum;
     if (rst) begin
-      \$1007  = 8'h00;
+      \$685  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1008  = base_sign;
+    \$686  = base_sign;
     if (rst) begin
-      \$1008  = 1'h0;
+      \$686  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1009  = base_zero;
+    \$687  = base_zero;
     if (rst) begin
-      \$1009  = 1'h0;
+      \$687  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1010  = base_inf;
+    \$688  = base_inf;
     if (rst) begin
-      \$1010  = 1'h0;
+      \$688  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1011  = base_nan;
+    \$689  = base_nan;
     if (rst) begin
-      \$1011  = 1'h0;
+      \$689  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1012  = base_exp;
+    \$690  = base_exp;
     if (rst) begin
-      \$1012  = 9'h000;
+      \$690  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1013  = base_sig;
+    \$691  = base_sig;
     if (rst) begin
-      \$1013  = 11'h000;
+      \$691  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1014  = \$924 ;
+    \$692  = \$616 ;
     if (rst) begin
-      \$1014  = 1'h0;
+      \$692  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1015  = \$926 ;
+    \$693  = \$618 ;
     if (rst) begin
-      \$1015  = 1'h0;
+      \$693  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1016  = \$927 ;
+    \$694  = \$619 ;
     if (rst) begin
-      \$1016  = 1'h0;
+      \$694  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1017  = \$928 ;
+    \$695  = \$620 ;
     if (rst) begin
-      \$1017  = 1'h0;
+      \$695  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1018  = \$7 [9:0];
+    \$696  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 10'h000;
+      \$696  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1019  = \$9 [15:0];
+    \$697  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 16'h0000;
+      \$697  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1020  = product_0;
+    \$698  = product_step;
     if (rst) begin
-      \$1020  = 5'h00;
+      \$698  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1021  = \$929 ;
+    \$699  = \$621 ;
     if (rst) begin
-      \$1021  = 1'h0;
+      \$699  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1022  = product_2;
+    \$700  = product_1;
     if (rst) begin
-      \$1022  = 8'h00;
+      \$700  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1023  = step_mode;
+    \$701  = step_mode;
     if (rst) begin
-      \$1023  = 2'h0;
+      \$701  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1024  = \$930 ;
+    \$702  = \$622 ;
     if (rst) begin
-      \$1024  = 16'h0000;
+      \$702  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1025  = \$933 ;
+    \$703  = \$625 ;
     if (rst) begin
-      \$1025  = 16'h0000;
+      \$703  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1026  = \$940 [4:0];
+    \$704  = \$632 [4:0];
     if (rst) begin
-      \$1026  = 5'h00;
+      \$704  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1027  = \$941 ;
+    \$705  = \$633 ;
     if (rst) begin
-      \$1027  = 1'h0;
+      \$705  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1028  = \$942 ;
+    \$706  = \$634 ;
     if (rst) begin
-      \$1028  = 10'h000;
+      \$706  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1029  = \$943 ;
+    \$707  = \$635 ;
     if (rst) begin
-      \$1029  = 1'h0;
+      \$707  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1030  = \$948 ;
+    \$708  = \$640 ;
     if (rst) begin
-      \$1030  = 1'h0;
+      \$708  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1031  = \$957 ;
+    \$709  = \$649 ;
     if (rst) begin
-      \$1031  = 1'h0;
+      \$709  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1032  = \$958 ;
+    \$710  = \$650 ;
     if (rst) begin
-      \$1032  = 1'h0;
+      \$710  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1033  = \$959 ;
+    \$711  = \$651 ;
     if (rst) begin
-      \$1033  = 1'h0;
+      \$711  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1034  = \$960 ;
+    \$712  = \$652 ;
     if (rst) begin
-      \$1034  = 1'h0;
+      \$712  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1035  = unpack_q_2_0;
+    \$713  = unpack_control_0;
     if (rst) begin
-      \$1035  = 5'h00;
+      \$713  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1036  = unpack_q_2_1;
+    \$714  = unpack_control_1;
     if (rst) begin
-      \$1036  = 1'h0;
+      \$714  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1037  = unpack_q_2_2;
+    \$715  = unpack_control_2;
     if (rst) begin
-      \$1037  = 8'h00;
+      \$715  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1038  = unpack_q_2_3;
+    \$716  = unpack_control_3;
     if (rst) begin
-      \$1038  = 2'h0;
+      \$716  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
+    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 28'h0000000;
+      \$717  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
+    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
     if (rst) begin
-      \$1040  = 28'h0000000;
+      \$718  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1041  = order_q_0_subtract;
+    \$719  = order_q_subtract;
     if (rst) begin
-      \$1041  = 1'h0;
+      \$719  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1042  = order_q_0_flags_big_exp;
+    \$720  = order_q_flags_big_exp;
     if (rst) begin
-      \$1042  = 10'h000;
+      \$720  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1043  = order_q_0_flags_big_sign;
+    \$721  = order_q_flags_big_sign;
     if (rst) begin
-      \$1043  = 1'h0;
+      \$721  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1044  = order_q_0_flags_nan;
+    \$722  = order_q_flags_nan;
     if (rst) begin
-      \$1044  = 1'h0;
+      \$722  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1045  = order_q_0_flags_inf;
+    \$723  = order_q_flags_inf;
     if (rst) begin
-      \$1045  = 1'h0;
+      \$723  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1046  = order_q_0_flags_inf_sign;
+    \$724  = order_q_flags_inf_sign;
     if (rst) begin
-      \$1046  = 1'h0;
+      \$724  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1047  = order_q_0_flags_both_zero;
+    \$725  = order_q_flags_both_zero;
     if (rst) begin
-      \$1047  = 1'h0;
+      \$725  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1048  = order_q_0_flags_zero_sign;
+    \$726  = order_q_flags_zero_sign;
     if (rst) begin
-      \$1048  = 1'h0;
+      \$726  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1049  = order_q_1_0;
+    \$727  = order_control_0;
     if (rst) begin
-      \$1049  = 5'h00;
+      \$727  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1050  = order_q_1_1;
+    \$728  = order_control_1;
     if (rst) begin
-      \$1050  = 1'h0;
+      \$728  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1051  = order_q_1_2;
+    \$729  = order_control_2;
     if (rst) begin
-      \$1051  = 8'h00;
+      \$729  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1052  = order_q_1_3;
+    \$730  = order_control_3;
     if (rst) begin
-      \$1052  = 2'h0;
+      \$730  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1053  = \$278 [27:0];
+    \$731  = \$342 [27:0];
     if (rst) begin
-      \$1053  = 28'h0000000;
+      \$731  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1054  = align_q_0_flags_big_exp;
+    \$732  = align_q_flags_big_exp;
     if (rst) begin
-      \$1054  = 10'h000;
+      \$732  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1055  = align_q_0_flags_big_sign;
+    \$733  = align_q_flags_big_sign;
     if (rst) begin
-      \$1055  = 1'h0;
+      \$733  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1056  = align_q_0_flags_nan;
+    \$734  = align_q_flags_nan;
     if (rst) begin
-      \$1056  = 1'h0;
+      \$734  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1057  = align_q_0_flags_inf;
+    \$735  = align_q_flags_inf;
     if (rst) begin
-      \$1057  = 1'h0;
+      \$735  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1058  = align_q_0_flags_inf_sign;
+    \$736  = align_q_flags_inf_sign;
     if (rst) begin
-      \$1058  = 1'h0;
+      \$736  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1059  = align_q_0_flags_both_zero;
+    \$737  = align_q_flags_both_zero;
     if (rst) begin
-      \$1059  = 1'h0;
+      \$737  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1060  = align_q_0_flags_zero_sign;
+    \$738  = align_q_flags_zero_sign;
     if (rst) begin
-      \$1060  = 1'h0;
+      \$738  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1061  = \$962 ;
+    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
     if (rst) begin
-      \$1061  = 11'h000;
+      \$739  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1062  = \$963 ;
+    \$740  = \$307 [6:0];
     if (rst) begin
-      \$1062  = 11'h000;
+      \$740  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1063  = align_q_1_0;
+    \$741  = sum_fp16_sr8_over;
     if (rst) begin
-      \$1063  = 5'h00;
+      \$741  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1064  = align_q_1_1;
+    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
     if (rst) begin
-      \$1064  = 1'h0;
+      \$742  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1065  = align_q_1_2;
+    \$743  = \$339 [5:0];
     if (rst) begin
-      \$1065  = 8'h00;
+      \$743  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1066  = align_q_1_3;
+    \$744  = sum_bf16_rne_over;
     if (rst) begin
-      \$1066  = 2'h0;
+      \$744  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1067  = \$967 ;
+    \$745  = align_control_0;
     if (rst) begin
-      \$1067  = 1'h0;
+      \$745  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1068  = \$969 ;
+    \$746  = align_control_1;
     if (rst) begin
-      \$1068  = 1'h0;
+      \$746  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1069  = add_q_0_flags_inf;
+    \$747  = align_control_2;
     if (rst) begin
-      \$1069  = 1'h0;
+      \$747  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1070  = add_q_0_flags_nan;
+    \$748  = align_control_3;
     if (rst) begin
-      \$1070  = 1'h0;
+      \$748  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1071  = \$835 [9:0];
+    \$749  = add_q_0_total[27:1];
     if (rst) begin
-      \$1071  = 10'h000;
+      \$749  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1072  = add_normalized;
+    \$750  = add_q_0_total[0];
     if (rst) begin
-      \$1072  = 27'h0000000;
+      \$750  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1073  = add_q_0_total[0];
+    \$751  = { \$535 , \$512  };
     if (rst) begin
-      \$1073  = 1'h0;
+      \$751  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1074  = \$970 ;
+    \$752  = add_top;
     if (rst) begin
-      \$1074  = 12'h000;
+      \$752  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1075  = \$971 ;
+    \$753  = \$657 ;
     if (rst) begin
-      \$1075  = 12'h000;
+      \$753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1076  = add_q_2_0;
+    \$754  = \$659 ;
     if (rst) begin
-      \$1076  = 5'h00;
+      \$754  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1077  = add_q_2_1;
+    \$755  = add_q_0_flags_inf;
     if (rst) begin
-      \$1077  = 1'h0;
+      \$755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1078  = add_q_2_2;
+    \$756  = add_q_0_flags_nan;
     if (rst) begin
-      \$1078  = 8'h00;
+      \$756  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1079  = add_q_2_3;
+    \$757  = sum_fp16_sr8_small;
     if (rst) begin
-      \$1079  = 2'h0;
+      \$757  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1080  = sum_fp16_sr8_wide[99:64];
+    \$758  = sum_fp16_sr8_right;
     if (rst) begin
-      \$1080  = 36'h000000000;
+      \$758  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1081  = sum_fp16_sr8_wide[63:0];
+    \$759  = sum_bf16_rne_small;
     if (rst) begin
-      \$1081  = 64'h0000000000000000;
+      \$759  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1082  = normalize_q_0_1;
+    \$760  = sum_bf16_rne_right;
     if (rst) begin
-      \$1082  = 1'h0;
+      \$760  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1083  = \$974 ;
+    \$761  = add_q_1_0_small_mask;
     if (rst) begin
-      \$1083  = 1'h0;
+      \$761  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1084  = \$980 ;
+    \$762  = add_q_1_0_small_right;
     if (rst) begin
-      \$1084  = 10'h000;
+      \$762  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1085  = normalize_q_0_0_sign;
+    \$763  = add_q_1_0_over;
     if (rst) begin
-      \$1085  = 1'h0;
+      \$763  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1086  = normalize_q_0_0_zero;
+    \$764  = add_q_1_1_small_mask;
     if (rst) begin
-      \$1086  = 1'h0;
+      \$764  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1087  = normalize_q_0_0_inf;
+    \$765  = add_q_1_1_small_right;
     if (rst) begin
-      \$1087  = 1'h0;
+      \$765  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1088  = normalize_q_0_0_nan;
+    \$766  = add_q_1_1_over;
     if (rst) begin
-      \$1088  = 1'h0;
+      \$766  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1089  = sum_bf16_rne_wide[60:32];
+    \$767  = add_control_0;
     if (rst) begin
-      \$1089  = 29'h00000000;
+      \$767  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1090  = sum_bf16_rne_wide[31:0];
+    \$768  = add_control_1;
     if (rst) begin
-      \$1090  = 32'd0;
+      \$768  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1091  = normalize_q_0_1;
+    \$769  = add_control_2;
     if (rst) begin
-      \$1091  = 1'h0;
+      \$769  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1092  = \$983 ;
+    \$770  = add_control_3;
     if (rst) begin
-      \$1092  = 1'h0;
+      \$770  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1093  = \$989 ;
+    \$771  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1093  = 10'h000;
+      \$771  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1094  = normalize_q_0_0_sign;
+    \$772  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1094  = 1'h0;
+      \$772  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1095  = normalize_q_0_0_zero;
+    \$773  = normalize_q_0_sticky;
     if (rst) begin
-      \$1095  = 1'h0;
+      \$773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1096  = normalize_q_0_0_inf;
+    \$774  = normalize_q_1_0_small;
     if (rst) begin
-      \$1096  = 1'h0;
+      \$774  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1097  = normalize_q_0_0_nan;
+    \$775  = \$663 ;
     if (rst) begin
-      \$1097  = 1'h0;
+      \$775  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1098  = normalize_q_2_0;
+    \$776  = normalize_q_0_sign;
     if (rst) begin
-      \$1098  = 5'h00;
+      \$776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1099  = normalize_q_2_1;
+    \$777  = normalize_q_0_zero;
     if (rst) begin
-      \$1099  = 1'h0;
+      \$777  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1100  = normalize_q_2_2;
+    \$778  = normalize_q_0_inf;
     if (rst) begin
-      \$1100  = 8'h00;
+      \$778  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1101  = normalize_q_2_3;
+    \$779  = normalize_q_0_nan;
     if (rst) begin
-      \$1101  = 2'h0;
+      \$779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1102  = place_q_0_0_kept[35:25];
+    \$780  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1102  = 11'h000;
+      \$780  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1103  = \$990 [8];
+    \$781  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1103  = 1'h0;
+      \$781  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1104  = place_q_0_0_small;
+    \$782  = normalize_q_0_sticky;
     if (rst) begin
-      \$1104  = 1'h0;
+      \$782  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1105  = place_q_0_0_e_eff;
+    \$783  = normalize_q_1_1_small;
     if (rst) begin
-      \$1105  = 10'h000;
+      \$783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1106  = place_q_0_0_sign;
+    \$784  = \$667 ;
     if (rst) begin
-      \$1106  = 1'h0;
+      \$784  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1107  = place_q_0_0_zero;
+    \$785  = normalize_q_0_sign;
     if (rst) begin
-      \$1107  = 1'h0;
+      \$785  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1108  = place_q_0_0_inf;
+    \$786  = normalize_q_0_zero;
     if (rst) begin
-      \$1108  = 1'h0;
+      \$786  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1109  = place_q_0_0_nan;
+    \$787  = normalize_q_0_inf;
     if (rst) begin
-      \$1109  = 1'h0;
+      \$787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1110  = place_q_0_1_kept[28:21];
+    \$788  = normalize_q_0_nan;
     if (rst) begin
-      \$1110  = 8'h00;
+      \$788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1111  = \$996 ;
+    \$789  = normalize_control_0;
     if (rst) begin
-      \$1111  = 1'h0;
+      \$789  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1112  = place_q_0_1_small;
+    \$790  = normalize_control_1;
     if (rst) begin
-      \$1112  = 1'h0;
+      \$790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1113  = place_q_0_1_e_eff;
+    \$791  = normalize_control_2;
     if (rst) begin
-      \$1113  = 10'h000;
+      \$791  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1114  = place_q_0_1_sign;
+    \$792  = normalize_control_3;
     if (rst) begin
-      \$1114  = 1'h0;
+      \$792  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1115  = place_q_0_1_zero;
+    \$793  = place_q_0_kept[35:25];
     if (rst) begin
-      \$1115  = 1'h0;
+      \$793  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1116  = place_q_0_1_inf;
+    \$794  = \$668 [8];
     if (rst) begin
-      \$1116  = 1'h0;
+      \$794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1117  = place_q_0_1_nan;
+    \$795  = place_q_0_small;
     if (rst) begin
-      \$1117  = 1'h0;
+      \$795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1118  = place_q_1_0;
+    \$796  = place_q_0_e_eff;
     if (rst) begin
-      \$1118  = 5'h00;
+      \$796  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1119  = place_q_1_1;
+    \$797  = place_q_0_sign;
     if (rst) begin
-      \$1119  = 1'h0;
+      \$797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1120  = place_q_1_2;
+    \$798  = place_q_0_zero;
     if (rst) begin
-      \$1120  = 8'h00;
+      \$798  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1121  = place_q_1_3;
+    \$799  = place_q_0_inf;
     if (rst) begin
-      \$1121  = 2'h0;
+      \$799  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1122  = sum_code;
+    \$800  = place_q_0_nan;
     if (rst) begin
-      \$1122  = 16'h0000;
+      \$800  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1123  = \$997 ;
+    \$801  = place_q_1_kept[28:21];
     if (rst) begin
-      \$1123  = 1'h0;
+      \$801  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1124  = \$999 ;
+    \$802  = \$674 ;
     if (rst) begin
-      \$1124  = 1'h1;
+      \$802  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$1125  = round_q_1_3;
+    \$803  = place_q_1_small;
     if (rst) begin
-      \$1125  = 2'h0;
+      \$803  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$804  = place_q_1_e_eff;
+    if (rst) begin
+      \$804  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$805  = place_q_1_sign;
+    if (rst) begin
+      \$805  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$806  = place_q_1_zero;
+    if (rst) begin
+      \$806  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$807  = place_q_1_inf;
+    if (rst) begin
+      \$807  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$808  = place_q_1_nan;
+    if (rst) begin
+      \$808  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$809  = place_control_0;
+    if (rst) begin
+      \$809  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$810  = place_control_1;
+    if (rst) begin
+      \$810  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$811  = place_control_2;
+    if (rst) begin
+      \$811  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$812  = place_control_3;
+    if (rst) begin
+      \$812  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$813  = sum_code;
+    if (rst) begin
+      \$813  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$814  = \$675 ;
+    if (rst) begin
+      \$814  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$815  = \$677 ;
+    if (rst) begin
+      \$815  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$816  = round_control_3;
+    if (rst) begin
+      \$816  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
   assign base_fp16_exp = \$46 [5:0];
   assign base_bf16_exp = \$139 [8:0];
-  assign add_total = \$278 [27:0];
-  assign add_lz = { \$833 , \$810  };
-  assign add_exp = \$835 [9:0];
-  assign add_sig = add_normalized;
+  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
+  assign sum_fp16_sr8_small_right = \$307 [6:0];
+  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
+  assign sum_bf16_rne_small_right = \$339 [5:0];
+  assign add_total = \$342 [27:0];
+  assign add_lz = { \$535 , \$512  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$78  = acc;
-  assign \done$80  = done;
+  assign \acc$91  = acc;
+  assign \done$93  = done;
   assign flush_sum = acc;
   assign flush_mode = acc_mode;
-  assign flush = product_0[2];
+  assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
   assign \step.flush  = step[2];
@@ -14247,45 +13027,45 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \b.zero  = b[18];
   assign \b.inf  = b[19];
   assign \b.nan  = b[20];
-  assign \product_0.valid  = product_0[0];
-  assign \product_0.last  = product_0[1];
-  assign \product_0.flush  = product_0[2];
-  assign \product_0.mode  = product_0[4:3];
-  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
-  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
-  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
-  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
-  assign \order_q_1_0.valid  = order_q_1_0[0];
-  assign \order_q_1_0.last  = order_q_1_0[1];
-  assign \order_q_1_0.flush  = order_q_1_0[2];
-  assign \order_q_1_0.mode  = order_q_1_0[4:3];
-  assign \align_q_1_0.valid  = align_q_1_0[0];
-  assign \align_q_1_0.last  = align_q_1_0[1];
-  assign \align_q_1_0.flush  = align_q_1_0[2];
-  assign \align_q_1_0.mode  = align_q_1_0[4:3];
-  assign \add_q_2_0.valid  = add_q_2_0[0];
-  assign \add_q_2_0.last  = add_q_2_0[1];
-  assign \add_q_2_0.flush  = add_q_2_0[2];
-  assign \add_q_2_0.mode  = add_q_2_0[4:3];
-  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
-  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
-  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
-  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
-  assign \place_q_1_0.valid  = place_q_1_0[0];
-  assign \place_q_1_0.last  = place_q_1_0[1];
-  assign \place_q_1_0.flush  = place_q_1_0[2];
-  assign \place_q_1_0.mode  = place_q_1_0[4:3];
-  assign \round_q_1_0.valid  = round_q_1_0[0];
-  assign \round_q_1_0.last  = round_q_1_0[1];
-  assign \round_q_1_0.flush  = round_q_1_0[2];
-  assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_code = \$905 ;
-  assign sum_bf16_rne = \$899 ;
-  assign sum_bf16_rne_mag = \$885 ;
-  assign sum_fp16_sr8 = \$873 ;
-  assign sum_fp16_sr8_mag = \$859 ;
+  assign \product_step.valid  = product_step[0];
+  assign \product_step.last  = product_step[1];
+  assign \product_step.flush  = product_step[2];
+  assign \product_step.mode  = product_step[4:3];
+  assign \unpack_control_0.valid  = unpack_control_0[0];
+  assign \unpack_control_0.last  = unpack_control_0[1];
+  assign \unpack_control_0.flush  = unpack_control_0[2];
+  assign \unpack_control_0.mode  = unpack_control_0[4:3];
+  assign \order_control_0.valid  = order_control_0[0];
+  assign \order_control_0.last  = order_control_0[1];
+  assign \order_control_0.flush  = order_control_0[2];
+  assign \order_control_0.mode  = order_control_0[4:3];
+  assign \align_control_0.valid  = align_control_0[0];
+  assign \align_control_0.last  = align_control_0[1];
+  assign \align_control_0.flush  = align_control_0[2];
+  assign \align_control_0.mode  = align_control_0[4:3];
+  assign \add_control_0.valid  = add_control_0[0];
+  assign \add_control_0.last  = add_control_0[1];
+  assign \add_control_0.flush  = add_control_0[2];
+  assign \add_control_0.mode  = add_control_0[4:3];
+  assign \normalize_control_0.valid  = normalize_control_0[0];
+  assign \normalize_control_0.last  = normalize_control_0[1];
+  assign \normalize_control_0.flush  = normalize_control_0[2];
+  assign \normalize_control_0.mode  = normalize_control_0[4:3];
+  assign \place_control_0.valid  = place_control_0[0];
+  assign \place_control_0.last  = place_control_0[1];
+  assign \place_control_0.flush  = place_control_0[2];
+  assign \place_control_0.mode  = place_control_0[4:3];
+  assign \round_control_0.valid  = round_control_0[0];
+  assign \round_control_0.last  = round_control_0[1];
+  assign \round_control_0.flush  = round_control_0[2];
+  assign \round_control_0.mode  = round_control_0[4:3];
+  assign sum_code = \$597 ;
+  assign sum_bf16_rne = \$591 ;
+  assign sum_bf16_rne_mag = \$577 ;
+  assign sum_fp16_sr8 = \$565 ;
+  assign sum_fp16_sr8_mag = \$551 ;
   assign en = step[0];
-  assign \$8  = { product_1_full, 1'h0 };
+  assign \$8  = { product_0_full, 1'h0 };
   assign \$56  = { \$55 [9:0], 1'h0 };
   assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
   assign \$66  = { \$65 [9:0], 3'h0 };
@@ -14309,159 +13089,38 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$238  = \$237 ;
   assign \$258  = \$257 ;
   assign \$264  = \$263 ;
-  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$286  = { 7'h00, \$285 , 8'h00 };
-  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$299  = { 7'h00, \$298 , 8'h00 };
-  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$304  = { 3'h0, \$303 , 4'h0 };
-  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$312  = { 7'h00, \$311 , 8'h00 };
-  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$326  = { 7'h00, \$325 , 8'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$339  = { 7'h00, \$338 , 8'h00 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$344  = { 3'h0, \$343 , 4'h0 };
-  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 7'h00, \$351 , 8'h00 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 1'h0, \$357 , 2'h0 };
-  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$366  = { 7'h00, \$365 , 8'h00 };
-  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$379  = { 7'h00, \$378 , 8'h00 };
-  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$384  = { 3'h0, \$383 , 4'h0 };
-  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 7'h00, \$391 , 8'h00 };
-  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$407  = { 7'h00, \$406 , 8'h00 };
-  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$420  = { 7'h00, \$419 , 8'h00 };
-  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 3'h0, \$424 , 4'h0 };
-  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$433  = { 7'h00, \$432 , 8'h00 };
-  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$447  = { 7'h00, \$446 , 8'h00 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$460  = { 7'h00, \$459 , 8'h00 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$465  = { 3'h0, \$464 , 4'h0 };
-  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 7'h00, \$472 , 8'h00 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 1'h0, \$478 , 2'h0 };
-  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$487  = { 7'h00, \$486 , 8'h00 };
-  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$500  = { 7'h00, \$499 , 8'h00 };
-  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$505  = { 3'h0, \$504 , 4'h0 };
-  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 7'h00, \$512 , 8'h00 };
-  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$520  = { \$519 , 1'h0 };
-  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$528  = { 7'h00, \$527 , 8'h00 };
-  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$541  = { 7'h00, \$540 , 8'h00 };
-  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 3'h0, \$545 , 4'h0 };
-  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$554  = { 7'h00, \$553 , 8'h00 };
-  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { 7'h00, \$567 , 8'h00 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$581  = { 7'h00, \$580 , 8'h00 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$586  = { 3'h0, \$585 , 4'h0 };
-  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 7'h00, \$593 , 8'h00 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 1'h0, \$599 , 2'h0 };
-  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$608  = { 7'h00, \$607 , 8'h00 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$621  = { 7'h00, \$620 , 8'h00 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$626  = { 3'h0, \$625 , 4'h0 };
-  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 7'h00, \$633 , 8'h00 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$677  = 1'h1;
-  assign \$678  = 1'h0;
-  assign \$679  = 1'h0;
-  assign \$680  = 1'h0;
-  assign \$681  = 1'h1;
-  assign \$682  = 1'h1;
-  assign \$683  = 1'h1;
-  assign \$684  = 1'h1;
-  assign \$685  = 1'h0;
-  assign \$686  = 1'h1;
-  assign \$694  = { \$693 , \$691  };
-  assign \$697  = 1'h1;
-  assign \$698  = 1'h0;
-  assign \$699  = 1'h0;
-  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
-  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
-  assign \$860  = 1'h0;
-  assign \$861  = round_q_0_0_nan;
-  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
-  assign \$871  = 1'h0;
-  assign \$872  = round_q_0_0_nan;
-  assign \$875  = { \$874 [7:0], 7'h00 };
-  assign \$880  = { \$879 [7:0], 7'h00 };
-  assign \$886  = 1'h0;
-  assign \$887  = round_q_0_1_nan;
-  assign \$892  = { \$891 [7:0], 7'h00 };
-  assign \$897  = 1'h0;
-  assign \$898  = round_q_0_1_nan;
+  assign \$379  = 1'h1;
+  assign \$380  = 1'h0;
+  assign \$381  = 1'h0;
+  assign \$382  = 1'h0;
+  assign \$383  = 1'h1;
+  assign \$384  = 1'h1;
+  assign \$385  = 1'h1;
+  assign \$386  = 1'h1;
+  assign \$387  = 1'h0;
+  assign \$388  = 1'h1;
+  assign \$396  = { \$395 , \$393  };
+  assign \$399  = 1'h1;
+  assign \$400  = 1'h0;
+  assign \$401  = 1'h0;
+  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
+  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
+  assign \$552  = 1'h0;
+  assign \$553  = round_q_0_nan;
+  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
+  assign \$563  = 1'h0;
+  assign \$564  = round_q_0_nan;
+  assign \$567  = { \$566 [7:0], 7'h00 };
+  assign \$572  = { \$571 [7:0], 7'h00 };
+  assign \$578  = 1'h0;
+  assign \$579  = round_q_1_nan;
+  assign \$584  = { \$583 [7:0], 7'h00 };
+  assign \$589  = 1'h0;
+  assign \$590  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4181$0 , \port$4183$0 , \port$4185$0 , \port$4187$0 , \port$4189$0 , \port$4191$0 , \port$4193$0 , \port$4195$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3233$0 , \port$3235$0 , \port$3237$0 , \port$3239$0 , \port$3241$0 , \port$3243$0 , \port$3245$0 , \port$3247$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14745,22 +13404,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4181$0 , \port$4183
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$4181$0 ;
-  wire \port$4181$0 ;
-  output \port$4183$0 ;
-  wire \port$4183$0 ;
-  output \port$4185$0 ;
-  wire \port$4185$0 ;
-  output \port$4187$0 ;
-  wire \port$4187$0 ;
-  output \port$4189$0 ;
-  wire \port$4189$0 ;
-  output \port$4191$0 ;
-  wire \port$4191$0 ;
-  output \port$4193$0 ;
-  wire \port$4193$0 ;
-  output \port$4195$0 ;
-  wire \port$4195$0 ;
+  output \port$3233$0 ;
+  wire \port$3233$0 ;
+  output \port$3235$0 ;
+  wire \port$3235$0 ;
+  output \port$3237$0 ;
+  wire \port$3237$0 ;
+  output \port$3239$0 ;
+  wire \port$3239$0 ;
+  output \port$3241$0 ;
+  wire \port$3241$0 ;
+  output \port$3243$0 ;
+  wire \port$3243$0 ;
+  output \port$3245$0 ;
+  wire \port$3245$0 ;
+  output \port$3247$0 ;
+  wire \port$3247$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -14924,14 +13583,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$4181$0 , \port$4183
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4181$0  = \$2 ;
-  assign \port$4183$0  = \$4 ;
-  assign \port$4185$0  = \$6 ;
-  assign \port$4187$0  = \$8 ;
-  assign \port$4189$0  = \$10 ;
-  assign \port$4191$0  = \$12 ;
-  assign \port$4193$0  = \$14 ;
-  assign \port$4195$0  = \$16 ;
+  assign \port$3233$0  = \$2 ;
+  assign \port$3235$0  = \$4 ;
+  assign \port$3237$0  = \$6 ;
+  assign \port$3239$0  = \$8 ;
+  assign \port$3241$0  = \$10 ;
+  assign \port$3243$0  = \$12 ;
+  assign \port$3245$0  = \$14 ;
+  assign \port$3247$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15212,154 +13871,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$1 ;
   wire \$10 ;
   wire [15:0] \$100 ;
-  reg [4:0] \$1000 ;
-  reg \$1001 ;
-  reg \$1002 ;
-  reg \$1003 ;
-  reg \$1004 ;
-  reg [9:0] \$1005 ;
-  reg [15:0] \$1006 ;
-  reg [7:0] \$1007 ;
-  reg \$1008 ;
-  reg \$1009 ;
   wire [24:0] \$101 ;
-  reg \$1010 ;
-  reg \$1011 ;
-  reg [8:0] \$1012 ;
-  reg [10:0] \$1013 ;
-  reg \$1014 ;
-  reg \$1015 ;
-  reg \$1016 ;
-  reg \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [15:0] \$1019 ;
   wire [10:0] \$102 ;
-  reg [4:0] \$1020 ;
-  reg \$1021 ;
-  reg [7:0] \$1022 ;
-  reg [1:0] \$1023 ;
-  reg [15:0] \$1024 ;
-  reg [15:0] \$1025 ;
-  reg [4:0] \$1026 ;
-  reg \$1027 ;
-  reg [9:0] \$1028 ;
-  reg \$1029 ;
   wire [10:0] \$103 ;
-  reg \$1030 ;
-  reg \$1031 ;
-  reg \$1032 ;
-  reg \$1033 ;
-  reg \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [7:0] \$1037 ;
-  reg [1:0] \$1038 ;
-  reg [27:0] \$1039 ;
   wire [10:0] \$104 ;
-  reg [27:0] \$1040 ;
-  reg \$1041 ;
-  reg [9:0] \$1042 ;
-  reg \$1043 ;
-  reg \$1044 ;
-  reg \$1045 ;
-  reg \$1046 ;
-  reg \$1047 ;
-  reg \$1048 ;
-  reg [4:0] \$1049 ;
   wire [10:0] \$105 ;
-  reg \$1050 ;
-  reg [7:0] \$1051 ;
-  reg [1:0] \$1052 ;
-  reg [27:0] \$1053 ;
-  reg [9:0] \$1054 ;
-  reg \$1055 ;
-  reg \$1056 ;
-  reg \$1057 ;
-  reg \$1058 ;
-  reg \$1059 ;
   wire [10:0] \$106 ;
-  reg \$1060 ;
-  reg [10:0] \$1061 ;
-  reg [10:0] \$1062 ;
-  reg [4:0] \$1063 ;
-  reg \$1064 ;
-  reg [7:0] \$1065 ;
-  reg [1:0] \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
   wire [10:0] \$107 ;
-  reg \$1070 ;
-  reg [9:0] \$1071 ;
-  reg [26:0] \$1072 ;
-  reg \$1073 ;
-  reg [11:0] \$1074 ;
-  reg [11:0] \$1075 ;
-  reg [4:0] \$1076 ;
-  reg \$1077 ;
-  reg [7:0] \$1078 ;
-  reg [1:0] \$1079 ;
   wire [10:0] \$108 ;
-  reg [35:0] \$1080 ;
-  reg [63:0] \$1081 ;
-  reg \$1082 ;
-  reg \$1083 ;
-  reg [9:0] \$1084 ;
-  reg \$1085 ;
-  reg \$1086 ;
-  reg \$1087 ;
-  reg \$1088 ;
-  reg [28:0] \$1089 ;
   wire [10:0] \$109 ;
-  reg [31:0] \$1090 ;
-  reg \$1091 ;
-  reg \$1092 ;
-  reg [9:0] \$1093 ;
-  reg \$1094 ;
-  reg \$1095 ;
-  reg \$1096 ;
-  reg \$1097 ;
-  reg [4:0] \$1098 ;
-  reg \$1099 ;
   wire [15:0] \$11 ;
   wire [10:0] \$110 ;
-  reg [7:0] \$1100 ;
-  reg [1:0] \$1101 ;
-  reg [10:0] \$1102 ;
-  reg \$1103 ;
-  reg \$1104 ;
-  reg [9:0] \$1105 ;
-  reg \$1106 ;
-  reg \$1107 ;
-  reg \$1108 ;
-  reg \$1109 ;
   wire [10:0] \$111 ;
-  reg [7:0] \$1110 ;
-  reg \$1111 ;
-  reg \$1112 ;
-  reg [9:0] \$1113 ;
-  reg \$1114 ;
-  reg \$1115 ;
-  reg \$1116 ;
-  reg \$1117 ;
-  reg [4:0] \$1118 ;
-  reg \$1119 ;
   wire \$112 ;
-  reg [7:0] \$1120 ;
-  reg [1:0] \$1121 ;
-  reg [15:0] \$1122 ;
-  reg \$1123 ;
-  reg \$1124 ;
-  reg [1:0] \$1125 ;
-  wire \$1126 ;
-  wire \$1127 ;
-  wire \$1128 ;
-  wire \$1129 ;
   wire [15:0] \$113 ;
-  wire \$1130 ;
-  wire \$1131 ;
-  wire \$1132 ;
-  wire \$1133 ;
   wire \$114 ;
   wire \$115 ;
   wire [15:0] \$116 ;
@@ -15539,412 +14064,412 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire [28:0] \$276 ;
-  wire [28:0] \$277 ;
-  wire [29:0] \$278 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [57:0] \$280 ;
-  wire [26:0] \$281 ;
+  wire \$280 ;
+  wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [57:0] \$284 ;
-  wire [26:0] \$285 ;
-  wire [41:0] \$286 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
   wire \$287 ;
-  wire [57:0] \$288 ;
-  wire [26:0] \$289 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
-  wire [26:0] \$290 ;
+  wire \$290 ;
   wire \$291 ;
   wire \$292 ;
-  wire [57:0] \$293 ;
-  wire [26:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [57:0] \$297 ;
-  wire [26:0] \$298 ;
-  wire [41:0] \$299 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [57:0] \$301 ;
-  wire [26:0] \$302 ;
-  wire [26:0] \$303 ;
-  wire [33:0] \$304 ;
-  wire \$305 ;
-  wire [57:0] \$306 ;
-  wire [26:0] \$307 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire [10:0] \$305 ;
+  wire [10:0] \$306 ;
+  wire [10:0] \$307 ;
   wire \$308 ;
   wire \$309 ;
   wire [15:0] \$31 ;
-  wire [57:0] \$310 ;
-  wire [26:0] \$311 ;
-  wire [41:0] \$312 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire \$313 ;
-  wire [57:0] \$314 ;
-  wire [26:0] \$315 ;
-  wire [26:0] \$316 ;
-  wire [26:0] \$317 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
   wire \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire [57:0] \$320 ;
-  wire [26:0] \$321 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
   wire \$323 ;
-  wire [57:0] \$324 ;
-  wire [26:0] \$325 ;
-  wire [41:0] \$326 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
   wire \$327 ;
-  wire [57:0] \$328 ;
-  wire [26:0] \$329 ;
+  wire \$328 ;
+  wire \$329 ;
   wire [15:0] \$33 ;
-  wire [26:0] \$330 ;
+  wire \$330 ;
   wire \$331 ;
   wire \$332 ;
-  wire [57:0] \$333 ;
-  wire [26:0] \$334 ;
+  wire \$333 ;
+  wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [57:0] \$337 ;
-  wire [26:0] \$338 ;
-  wire [41:0] \$339 ;
+  wire [10:0] \$337 ;
+  wire [10:0] \$338 ;
+  wire [10:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire [57:0] \$341 ;
-  wire [26:0] \$342 ;
-  wire [26:0] \$343 ;
-  wire [33:0] \$344 ;
+  wire [28:0] \$340 ;
+  wire [28:0] \$341 ;
+  wire [29:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
   wire \$345 ;
-  wire [57:0] \$346 ;
-  wire [26:0] \$347 ;
+  wire \$346 ;
+  wire \$347 ;
   wire \$348 ;
   wire \$349 ;
   wire [15:0] \$35 ;
-  wire [57:0] \$350 ;
-  wire [26:0] \$351 ;
-  wire [41:0] \$352 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
   wire \$353 ;
-  wire [57:0] \$354 ;
-  wire [26:0] \$355 ;
-  wire [26:0] \$356 ;
-  wire [26:0] \$357 ;
-  wire [29:0] \$358 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
   wire \$359 ;
   wire [5:0] \$36 ;
-  wire [57:0] \$360 ;
-  wire [26:0] \$361 ;
+  wire \$360 ;
+  wire \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire [57:0] \$364 ;
-  wire [26:0] \$365 ;
-  wire [41:0] \$366 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
-  wire [57:0] \$368 ;
-  wire [26:0] \$369 ;
+  wire \$368 ;
+  wire \$369 ;
   wire [5:0] \$37 ;
-  wire [26:0] \$370 ;
+  wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [57:0] \$373 ;
-  wire [26:0] \$374 ;
+  wire \$373 ;
+  wire \$374 ;
   wire \$375 ;
   wire \$376 ;
-  wire [57:0] \$377 ;
-  wire [26:0] \$378 ;
-  wire [41:0] \$379 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire [5:0] \$38 ;
   wire \$380 ;
-  wire [57:0] \$381 ;
-  wire [26:0] \$382 ;
-  wire [26:0] \$383 ;
-  wire [33:0] \$384 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
   wire \$385 ;
-  wire [57:0] \$386 ;
-  wire [26:0] \$387 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire [5:0] \$39 ;
-  wire [57:0] \$390 ;
-  wire [26:0] \$391 ;
-  wire [41:0] \$392 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
   wire \$393 ;
-  wire [57:0] \$394 ;
-  wire [26:0] \$395 ;
-  wire [26:0] \$396 ;
-  wire [26:0] \$397 ;
-  wire [26:0] \$398 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire [1:0] \$396 ;
+  wire \$397 ;
+  wire \$398 ;
   wire \$399 ;
   wire [7:0] \$4 ;
   wire [5:0] \$40 ;
   wire \$400 ;
-  wire [57:0] \$401 ;
-  wire [26:0] \$402 ;
+  wire \$401 ;
+  wire \$402 ;
   wire \$403 ;
   wire \$404 ;
-  wire [57:0] \$405 ;
-  wire [26:0] \$406 ;
-  wire [41:0] \$407 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
-  wire [57:0] \$409 ;
+  wire \$409 ;
   wire [5:0] \$41 ;
-  wire [26:0] \$410 ;
-  wire [26:0] \$411 ;
+  wire \$410 ;
+  wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [57:0] \$414 ;
-  wire [26:0] \$415 ;
+  wire \$414 ;
+  wire \$415 ;
   wire \$416 ;
   wire \$417 ;
-  wire [57:0] \$418 ;
-  wire [26:0] \$419 ;
+  wire \$418 ;
+  wire \$419 ;
   wire [5:0] \$42 ;
-  wire [41:0] \$420 ;
-  wire \$421 ;
-  wire [57:0] \$422 ;
-  wire [26:0] \$423 ;
-  wire [26:0] \$424 ;
-  wire [33:0] \$425 ;
+  wire \$420 ;
+  wire [1:0] \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
   wire \$426 ;
-  wire [57:0] \$427 ;
-  wire [26:0] \$428 ;
+  wire [2:0] \$427 ;
+  wire \$428 ;
   wire \$429 ;
   wire [5:0] \$43 ;
   wire \$430 ;
-  wire [57:0] \$431 ;
-  wire [26:0] \$432 ;
-  wire [41:0] \$433 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
   wire \$434 ;
-  wire [57:0] \$435 ;
-  wire [26:0] \$436 ;
-  wire [26:0] \$437 ;
-  wire [26:0] \$438 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
   wire \$439 ;
   wire [5:0] \$44 ;
   wire \$440 ;
-  wire [57:0] \$441 ;
-  wire [26:0] \$442 ;
+  wire \$441 ;
+  wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire [57:0] \$445 ;
-  wire [26:0] \$446 ;
-  wire [41:0] \$447 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
   wire \$448 ;
-  wire [57:0] \$449 ;
+  wire \$449 ;
   wire [5:0] \$45 ;
-  wire [26:0] \$450 ;
-  wire [26:0] \$451 ;
+  wire \$450 ;
+  wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire [57:0] \$454 ;
-  wire [26:0] \$455 ;
+  wire \$454 ;
+  wire \$455 ;
   wire \$456 ;
   wire \$457 ;
-  wire [57:0] \$458 ;
-  wire [26:0] \$459 ;
+  wire \$458 ;
+  wire \$459 ;
   wire [6:0] \$46 ;
-  wire [41:0] \$460 ;
+  wire \$460 ;
   wire \$461 ;
-  wire [57:0] \$462 ;
-  wire [26:0] \$463 ;
-  wire [26:0] \$464 ;
-  wire [33:0] \$465 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
   wire \$466 ;
-  wire [57:0] \$467 ;
-  wire [26:0] \$468 ;
-  wire \$469 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire [1:0] \$469 ;
   wire \$47 ;
   wire \$470 ;
-  wire [57:0] \$471 ;
-  wire [26:0] \$472 ;
-  wire [41:0] \$473 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
   wire \$474 ;
-  wire [57:0] \$475 ;
-  wire [26:0] \$476 ;
-  wire [26:0] \$477 ;
-  wire [26:0] \$478 ;
-  wire [29:0] \$479 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire [15:0] \$48 ;
   wire \$480 ;
-  wire [57:0] \$481 ;
-  wire [26:0] \$482 ;
+  wire \$481 ;
+  wire \$482 ;
   wire \$483 ;
   wire \$484 ;
-  wire [57:0] \$485 ;
-  wire [26:0] \$486 ;
-  wire [41:0] \$487 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$488 ;
-  wire [57:0] \$489 ;
+  wire \$489 ;
   wire \$49 ;
-  wire [26:0] \$490 ;
-  wire [26:0] \$491 ;
+  wire \$490 ;
+  wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [57:0] \$494 ;
-  wire [26:0] \$495 ;
+  wire [1:0] \$494 ;
+  wire \$495 ;
   wire \$496 ;
   wire \$497 ;
-  wire [57:0] \$498 ;
-  wire [26:0] \$499 ;
+  wire \$498 ;
+  wire \$499 ;
   wire [7:0] \$5 ;
   wire \$50 ;
-  wire [41:0] \$500 ;
+  wire [2:0] \$500 ;
   wire \$501 ;
-  wire [57:0] \$502 ;
-  wire [26:0] \$503 ;
-  wire [26:0] \$504 ;
-  wire [33:0] \$505 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
   wire \$506 ;
-  wire [57:0] \$507 ;
-  wire [26:0] \$508 ;
+  wire \$507 ;
+  wire \$508 ;
   wire \$509 ;
   wire [15:0] \$51 ;
   wire \$510 ;
-  wire [57:0] \$511 ;
-  wire [26:0] \$512 ;
-  wire [41:0] \$513 ;
+  wire \$511 ;
+  wire [3:0] \$512 ;
+  wire \$513 ;
   wire \$514 ;
-  wire [57:0] \$515 ;
-  wire [26:0] \$516 ;
-  wire [26:0] \$517 ;
-  wire [26:0] \$518 ;
-  wire [26:0] \$519 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
   wire \$52 ;
-  wire [27:0] \$520 ;
+  wire \$520 ;
   wire \$521 ;
-  wire [57:0] \$522 ;
-  wire [26:0] \$523 ;
+  wire \$522 ;
+  wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire [57:0] \$526 ;
-  wire [26:0] \$527 ;
-  wire [41:0] \$528 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
   wire \$529 ;
   wire [15:0] \$53 ;
-  wire [57:0] \$530 ;
-  wire [26:0] \$531 ;
-  wire [26:0] \$532 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
   wire \$533 ;
   wire \$534 ;
-  wire [57:0] \$535 ;
+  wire \$535 ;
   wire [26:0] \$536 ;
-  wire \$537 ;
-  wire \$538 ;
-  wire [57:0] \$539 ;
+  wire [4:0] \$537 ;
+  wire [26:0] \$538 ;
+  wire [4:0] \$539 ;
   wire \$54 ;
-  wire [26:0] \$540 ;
-  wire [41:0] \$541 ;
-  wire \$542 ;
-  wire [57:0] \$543 ;
-  wire [26:0] \$544 ;
-  wire [26:0] \$545 ;
-  wire [33:0] \$546 ;
-  wire \$547 ;
-  wire [57:0] \$548 ;
-  wire [26:0] \$549 ;
+  wire [12:0] \$540 ;
+  wire [19:0] \$541 ;
+  wire [11:0] \$542 ;
+  wire [20:0] \$543 ;
+  wire \$544 ;
+  wire [12:0] \$545 ;
+  wire [19:0] \$546 ;
+  wire [11:0] \$547 ;
+  wire [20:0] \$548 ;
+  wire [14:0] \$549 ;
   wire [15:0] \$55 ;
-  wire \$550 ;
-  wire \$551 ;
-  wire [57:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [41:0] \$554 ;
+  wire [14:0] \$550 ;
+  wire [14:0] \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
   wire \$555 ;
-  wire [57:0] \$556 ;
-  wire [26:0] \$557 ;
-  wire [26:0] \$558 ;
-  wire [26:0] \$559 ;
+  wire \$556 ;
+  wire [12:0] \$557 ;
+  wire [19:0] \$558 ;
+  wire [11:0] \$559 ;
   wire [10:0] \$56 ;
-  wire \$560 ;
+  wire [20:0] \$560 ;
   wire \$561 ;
-  wire [57:0] \$562 ;
-  wire [26:0] \$563 ;
+  wire \$562 ;
+  wire \$563 ;
   wire \$564 ;
-  wire \$565 ;
-  wire [57:0] \$566 ;
-  wire [26:0] \$567 ;
-  wire [41:0] \$568 ;
-  wire \$569 ;
+  wire [15:0] \$565 ;
+  wire [12:0] \$566 ;
+  wire [14:0] \$567 ;
+  wire [8:0] \$568 ;
+  wire [15:0] \$569 ;
   wire \$57 ;
-  wire [57:0] \$570 ;
-  wire [26:0] \$571 ;
-  wire [26:0] \$572 ;
-  wire \$573 ;
-  wire \$574 ;
-  wire [57:0] \$575 ;
-  wire [26:0] \$576 ;
-  wire \$577 ;
+  wire \$570 ;
+  wire [12:0] \$571 ;
+  wire [14:0] \$572 ;
+  wire [8:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [14:0] \$575 ;
+  wire [14:0] \$576 ;
+  wire [14:0] \$577 ;
   wire \$578 ;
-  wire [57:0] \$579 ;
+  wire \$579 ;
   wire [15:0] \$58 ;
-  wire [26:0] \$580 ;
-  wire [41:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire \$582 ;
-  wire [57:0] \$583 ;
-  wire [26:0] \$584 ;
-  wire [26:0] \$585 ;
-  wire [33:0] \$586 ;
+  wire [12:0] \$583 ;
+  wire [14:0] \$584 ;
+  wire [8:0] \$585 ;
+  wire [15:0] \$586 ;
   wire \$587 ;
-  wire [57:0] \$588 ;
-  wire [26:0] \$589 ;
+  wire \$588 ;
+  wire \$589 ;
   wire \$59 ;
   wire \$590 ;
-  wire \$591 ;
-  wire [57:0] \$592 ;
-  wire [26:0] \$593 ;
-  wire [41:0] \$594 ;
-  wire \$595 ;
-  wire [57:0] \$596 ;
-  wire [26:0] \$597 ;
-  wire [26:0] \$598 ;
-  wire [26:0] \$599 ;
+  wire [15:0] \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire [15:0] \$595 ;
+  wire [15:0] \$596 ;
+  wire [15:0] \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire [10:0] \$6 ;
   wire [15:0] \$60 ;
-  wire [29:0] \$600 ;
+  wire \$600 ;
   wire \$601 ;
-  wire [57:0] \$602 ;
-  wire [26:0] \$603 ;
+  wire \$602 ;
+  wire \$603 ;
   wire \$604 ;
   wire \$605 ;
-  wire [57:0] \$606 ;
-  wire [26:0] \$607 ;
-  wire [41:0] \$608 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
   wire \$609 ;
   wire [12:0] \$61 ;
-  wire [57:0] \$610 ;
-  wire [26:0] \$611 ;
-  wire [26:0] \$612 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
   wire \$613 ;
   wire \$614 ;
-  wire [57:0] \$615 ;
-  wire [26:0] \$616 ;
+  wire \$615 ;
+  wire \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire [57:0] \$619 ;
+  wire \$619 ;
   wire \$62 ;
-  wire [26:0] \$620 ;
-  wire [41:0] \$621 ;
-  wire \$622 ;
-  wire [57:0] \$623 ;
-  wire [26:0] \$624 ;
-  wire [26:0] \$625 ;
-  wire [33:0] \$626 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire [15:0] \$622 ;
+  wire \$623 ;
+  wire [15:0] \$624 ;
+  wire [15:0] \$625 ;
+  wire \$626 ;
   wire \$627 ;
-  wire [57:0] \$628 ;
-  wire [26:0] \$629 ;
+  wire \$628 ;
+  wire \$629 ;
   wire [15:0] \$63 ;
-  wire \$630 ;
-  wire \$631 ;
-  wire [57:0] \$632 ;
-  wire [26:0] \$633 ;
-  wire [41:0] \$634 ;
+  wire [11:0] \$630 ;
+  wire [11:0] \$631 ;
+  wire [11:0] \$632 ;
+  wire \$633 ;
+  wire [9:0] \$634 ;
   wire \$635 ;
-  wire [57:0] \$636 ;
-  wire [26:0] \$637 ;
-  wire [26:0] \$638 ;
-  wire [26:0] \$639 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  wire [26:0] \$640 ;
+  wire \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
@@ -15967,14 +14492,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$659 ;
   wire [12:0] \$66 ;
   wire \$660 ;
-  wire \$661 ;
-  wire \$662 ;
-  wire \$663 ;
+  wire [11:0] \$661 ;
+  wire [11:0] \$662 ;
+  wire [11:0] \$663 ;
   wire \$664 ;
-  wire \$665 ;
-  wire \$666 ;
-  wire \$667 ;
-  wire \$668 ;
+  wire [11:0] \$665 ;
+  wire [11:0] \$666 ;
+  wire [11:0] \$667 ;
+  wire [8:0] \$668 ;
   wire \$669 ;
   wire \$67 ;
   wire \$670 ;
@@ -15985,161 +14510,161 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$675 ;
   wire \$676 ;
   wire \$677 ;
-  wire \$678 ;
-  wire \$679 ;
+  reg [4:0] \$678 ;
+  reg \$679 ;
   wire [15:0] \$68 ;
-  wire \$680 ;
-  wire \$681 ;
-  wire \$682 ;
-  wire \$683 ;
-  wire \$684 ;
-  wire \$685 ;
-  wire \$686 ;
-  wire \$687 ;
-  wire \$688 ;
-  wire \$689 ;
+  reg \$680 ;
+  reg \$681 ;
+  reg \$682 ;
+  reg [9:0] \$683 ;
+  reg [15:0] \$684 ;
+  reg [7:0] \$685 ;
+  reg \$686 ;
+  reg \$687 ;
+  reg \$688 ;
+  reg \$689 ;
   wire \$69 ;
-  wire \$690 ;
-  wire \$691 ;
-  wire \$692 ;
-  wire \$693 ;
-  wire [1:0] \$694 ;
-  wire \$695 ;
-  wire \$696 ;
-  wire \$697 ;
-  wire \$698 ;
-  wire \$699 ;
+  reg [8:0] \$690 ;
+  reg [10:0] \$691 ;
+  reg \$692 ;
+  reg \$693 ;
+  reg \$694 ;
+  reg \$695 ;
+  reg [9:0] \$696 ;
+  reg [15:0] \$697 ;
+  reg [4:0] \$698 ;
+  reg \$699 ;
   wire [10:0] \$7 ;
   wire [15:0] \$70 ;
-  wire \$700 ;
-  wire \$701 ;
-  wire \$702 ;
-  wire \$703 ;
-  wire \$704 ;
-  wire \$705 ;
-  wire \$706 ;
-  wire \$707 ;
-  wire \$708 ;
-  wire \$709 ;
+  reg [7:0] \$700 ;
+  reg [1:0] \$701 ;
+  reg [15:0] \$702 ;
+  reg [15:0] \$703 ;
+  reg [4:0] \$704 ;
+  reg \$705 ;
+  reg [9:0] \$706 ;
+  reg \$707 ;
+  reg \$708 ;
+  reg \$709 ;
   wire [16:0] \$71 ;
-  wire \$710 ;
-  wire \$711 ;
-  wire \$712 ;
-  wire \$713 ;
-  wire \$714 ;
-  wire \$715 ;
-  wire \$716 ;
-  wire \$717 ;
-  wire \$718 ;
-  wire [1:0] \$719 ;
+  reg \$710 ;
+  reg \$711 ;
+  reg \$712 ;
+  reg [4:0] \$713 ;
+  reg \$714 ;
+  reg [7:0] \$715 ;
+  reg [1:0] \$716 ;
+  reg [27:0] \$717 ;
+  reg [27:0] \$718 ;
+  reg \$719 ;
   wire \$72 ;
-  wire \$720 ;
-  wire \$721 ;
-  wire \$722 ;
-  wire \$723 ;
-  wire \$724 ;
-  wire [2:0] \$725 ;
-  wire \$726 ;
-  wire \$727 ;
-  wire \$728 ;
-  wire \$729 ;
+  reg [9:0] \$720 ;
+  reg \$721 ;
+  reg \$722 ;
+  reg \$723 ;
+  reg \$724 ;
+  reg \$725 ;
+  reg \$726 ;
+  reg [4:0] \$727 ;
+  reg \$728 ;
+  reg [7:0] \$729 ;
   wire [15:0] \$73 ;
-  wire \$730 ;
-  wire \$731 ;
-  wire \$732 ;
-  wire \$733 ;
-  wire \$734 ;
-  wire \$735 ;
-  wire \$736 ;
-  wire \$737 ;
-  wire \$738 ;
-  wire \$739 ;
+  reg [1:0] \$730 ;
+  reg [27:0] \$731 ;
+  reg [9:0] \$732 ;
+  reg \$733 ;
+  reg \$734 ;
+  reg \$735 ;
+  reg \$736 ;
+  reg \$737 ;
+  reg \$738 ;
+  reg [26:0] \$739 ;
   wire \$74 ;
-  wire \$740 ;
-  wire \$741 ;
-  wire \$742 ;
-  wire \$743 ;
-  wire \$744 ;
-  wire \$745 ;
-  wire \$746 ;
-  wire \$747 ;
-  wire \$748 ;
-  wire \$749 ;
+  reg [6:0] \$740 ;
+  reg [10:0] \$741 ;
+  reg [26:0] \$742 ;
+  reg [5:0] \$743 ;
+  reg [10:0] \$744 ;
+  reg [4:0] \$745 ;
+  reg \$746 ;
+  reg [7:0] \$747 ;
+  reg [1:0] \$748 ;
+  reg [26:0] \$749 ;
   wire [15:0] \$75 ;
-  wire \$750 ;
-  wire \$751 ;
-  wire \$752 ;
-  wire \$753 ;
-  wire \$754 ;
-  wire \$755 ;
-  wire \$756 ;
-  wire \$757 ;
-  wire \$758 ;
-  wire \$759 ;
+  reg \$750 ;
+  reg [4:0] \$751 ;
+  reg [10:0] \$752 ;
+  reg \$753 ;
+  reg \$754 ;
+  reg \$755 ;
+  reg \$756 ;
+  reg \$757 ;
+  reg [6:0] \$758 ;
+  reg \$759 ;
   wire [16:0] \$76 ;
-  wire \$760 ;
-  wire \$761 ;
-  wire \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire \$765 ;
-  wire \$766 ;
-  wire [1:0] \$767 ;
-  wire \$768 ;
-  wire \$769 ;
+  reg [5:0] \$760 ;
+  reg [26:0] \$761 ;
+  reg [6:0] \$762 ;
+  reg [10:0] \$763 ;
+  reg [26:0] \$764 ;
+  reg [5:0] \$765 ;
+  reg [10:0] \$766 ;
+  reg [4:0] \$767 ;
+  reg \$768 ;
+  reg [7:0] \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire \$771 ;
-  wire \$772 ;
-  wire \$773 ;
-  wire \$774 ;
-  wire \$775 ;
-  wire \$776 ;
-  wire \$777 ;
-  wire \$778 ;
-  wire \$779 ;
+  reg [1:0] \$770 ;
+  reg [35:0] \$771 ;
+  reg [63:0] \$772 ;
+  reg \$773 ;
+  reg \$774 ;
+  reg [11:0] \$775 ;
+  reg \$776 ;
+  reg \$777 ;
+  reg \$778 ;
+  reg \$779 ;
   wire [15:0] \$78 ;
-  wire \$780 ;
-  wire \$781 ;
-  wire \$782 ;
-  wire \$783 ;
-  wire \$784 ;
-  wire \$785 ;
-  wire \$786 ;
-  wire \$787 ;
-  wire \$788 ;
-  wire \$789 ;
+  reg [28:0] \$780 ;
+  reg [31:0] \$781 ;
+  reg \$782 ;
+  reg \$783 ;
+  reg [11:0] \$784 ;
+  reg \$785 ;
+  reg \$786 ;
+  reg \$787 ;
+  reg \$788 ;
+  reg [4:0] \$789 ;
   wire \$79 ;
-  wire \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire \$794 ;
-  wire \$795 ;
-  wire \$796 ;
-  wire \$797 ;
-  wire [2:0] \$798 ;
-  wire \$799 ;
+  reg \$790 ;
+  reg [7:0] \$791 ;
+  reg [1:0] \$792 ;
+  reg [10:0] \$793 ;
+  reg \$794 ;
+  reg \$795 ;
+  reg [11:0] \$796 ;
+  reg \$797 ;
+  reg \$798 ;
+  reg \$799 ;
   wire [16:0] \$8 ;
   wire [15:0] \$80 ;
-  wire \$800 ;
-  wire \$801 ;
-  wire \$802 ;
-  wire \$803 ;
-  wire \$804 ;
-  wire \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire \$809 ;
+  reg \$800 ;
+  reg [7:0] \$801 ;
+  reg \$802 ;
+  reg \$803 ;
+  reg [11:0] \$804 ;
+  reg \$805 ;
+  reg \$806 ;
+  reg \$807 ;
+  reg \$808 ;
+  reg [4:0] \$809 ;
   wire [16:0] \$81 ;
-  wire [3:0] \$810 ;
-  wire \$811 ;
-  wire \$812 ;
-  wire \$813 ;
-  wire \$814 ;
-  wire \$815 ;
-  wire \$816 ;
+  reg \$810 ;
+  reg [7:0] \$811 ;
+  reg [1:0] \$812 ;
+  reg [15:0] \$813 ;
+  reg \$814 ;
+  reg \$815 ;
+  reg [1:0] \$816 ;
   wire \$817 ;
   wire \$818 ;
   wire \$819 ;
@@ -16149,199 +14674,24 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
-  wire \$825 ;
-  wire \$826 ;
-  wire \$827 ;
-  wire \$828 ;
-  wire \$829 ;
   wire [15:0] \$83 ;
-  wire \$830 ;
-  wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire [10:0] \$834 ;
-  wire [11:0] \$835 ;
-  wire \$836 ;
-  wire \$837 ;
-  wire \$838 ;
-  wire \$839 ;
   wire \$84 ;
-  wire [5:0] \$840 ;
-  wire [5:0] \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
-  wire \$845 ;
-  wire [4:0] \$846 ;
-  wire [4:0] \$847 ;
-  wire [10:0] \$848 ;
-  wire [19:0] \$849 ;
   wire [15:0] \$85 ;
-  wire [11:0] \$850 ;
-  wire [20:0] \$851 ;
-  wire \$852 ;
-  wire [10:0] \$853 ;
-  wire [19:0] \$854 ;
-  wire [11:0] \$855 ;
-  wire [20:0] \$856 ;
-  wire [14:0] \$857 ;
-  wire [14:0] \$858 ;
-  wire [14:0] \$859 ;
   wire [16:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire [10:0] \$865 ;
-  wire [19:0] \$866 ;
-  wire [11:0] \$867 ;
-  wire [20:0] \$868 ;
-  wire \$869 ;
   wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire \$872 ;
-  wire [15:0] \$873 ;
-  wire [10:0] \$874 ;
-  wire [14:0] \$875 ;
-  wire [8:0] \$876 ;
-  wire [15:0] \$877 ;
-  wire \$878 ;
-  wire [10:0] \$879 ;
   wire [15:0] \$88 ;
-  wire [14:0] \$880 ;
-  wire [8:0] \$881 ;
-  wire [15:0] \$882 ;
-  wire [14:0] \$883 ;
-  wire [14:0] \$884 ;
-  wire [14:0] \$885 ;
-  wire \$886 ;
-  wire \$887 ;
-  wire \$888 ;
-  wire \$889 ;
   wire \$89 ;
-  wire \$890 ;
-  wire [10:0] \$891 ;
-  wire [14:0] \$892 ;
-  wire [8:0] \$893 ;
-  wire [15:0] \$894 ;
-  wire \$895 ;
-  wire \$896 ;
-  wire \$897 ;
-  wire \$898 ;
-  wire [15:0] \$899 ;
   wire [16:0] \$9 ;
   wire [15:0] \$90 ;
-  wire \$900 ;
-  wire \$901 ;
-  wire \$902 ;
-  wire [15:0] \$903 ;
-  wire [15:0] \$904 ;
-  wire [15:0] \$905 ;
-  wire \$906 ;
-  wire \$907 ;
-  wire \$908 ;
-  wire \$909 ;
   wire [24:0] \$91 ;
-  wire \$910 ;
-  wire \$911 ;
-  wire \$912 ;
-  wire \$913 ;
-  wire \$914 ;
-  wire \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire \$918 ;
-  wire \$919 ;
   wire \$92 ;
-  wire \$920 ;
-  wire \$921 ;
-  wire \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire \$925 ;
-  wire \$926 ;
-  wire \$927 ;
-  wire \$928 ;
-  wire \$929 ;
   wire [15:0] \$93 ;
-  wire [15:0] \$930 ;
-  wire \$931 ;
-  wire [15:0] \$932 ;
-  wire [15:0] \$933 ;
-  wire \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire \$937 ;
-  wire [11:0] \$938 ;
-  wire [11:0] \$939 ;
   wire \$94 ;
-  wire [11:0] \$940 ;
-  wire \$941 ;
-  wire [9:0] \$942 ;
-  wire \$943 ;
-  wire \$944 ;
-  wire \$945 ;
-  wire \$946 ;
-  wire \$947 ;
-  wire \$948 ;
-  wire \$949 ;
   wire [15:0] \$95 ;
-  wire \$950 ;
-  wire \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
   wire [24:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire [10:0] \$962 ;
-  wire [10:0] \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
   wire \$97 ;
-  wire [11:0] \$970 ;
-  wire [11:0] \$971 ;
-  wire \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire \$978 ;
-  wire [9:0] \$979 ;
   wire [15:0] \$98 ;
-  wire [9:0] \$980 ;
-  wire \$981 ;
-  wire \$982 ;
-  wire \$983 ;
-  wire \$984 ;
-  wire \$985 ;
-  wire \$986 ;
-  wire \$987 ;
-  wire [9:0] \$988 ;
-  wire [9:0] \$989 ;
   wire \$99 ;
-  wire [8:0] \$990 ;
-  wire \$991 ;
-  wire \$992 ;
-  wire \$993 ;
-  wire \$994 ;
-  wire \$995 ;
-  wire \$996 ;
-  wire \$997 ;
-  wire \$998 ;
-  wire \$999 ;
   input [20:0] a;
   wire [20:0] a;
   wire [8:0] \a.exp ;
@@ -16353,14 +14703,25 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   output [15:0] acc;
   reg [15:0] acc = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \acc$78 ;
+  wire [15:0] \acc$91 ;
+  (* keep = 32'd1 *)
   output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
-  wire [9:0] add_exp;
+  (* keep = 32'd1 *)
+  reg [4:0] add_control_0 = 5'h00;
+  wire \add_control_0.flush ;
+  wire \add_control_0.last ;
+  wire [1:0] \add_control_0.mode ;
+  wire \add_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg add_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] add_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] add_control_3 = 2'h0;
   wire [10:0] add_exp_diff;
   wire [4:0] add_lz;
-  wire [26:0] add_normalized;
   reg [9:0] add_q_0_flags_big_exp = 10'h000;
   reg add_q_0_flags_big_sign = 1'h0;
   reg add_q_0_flags_both_zero = 1'h0;
@@ -16369,37 +14730,37 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg add_q_0_flags_nan = 1'h0;
   reg add_q_0_flags_zero_sign = 1'h0;
   reg [27:0] add_q_0_total = 28'h0000000;
-  reg [10:0] add_q_1_0 = 11'h000;
-  reg [10:0] add_q_1_1 = 11'h000;
-  reg [4:0] add_q_2_0 = 5'h00;
-  wire \add_q_2_0.flush ;
-  wire \add_q_2_0.last ;
-  wire [1:0] \add_q_2_0.mode ;
-  wire \add_q_2_0.valid ;
-  reg add_q_2_1 = 1'h0;
-  reg [7:0] add_q_2_2 = 8'h00;
-  reg [1:0] add_q_2_3 = 2'h0;
-  wire [26:0] add_sig;
+  reg [10:0] add_q_1_0_over = 11'h000;
+  reg [26:0] add_q_1_0_small_mask = 27'h0000000;
+  reg [6:0] add_q_1_0_small_right = 7'h00;
+  reg [10:0] add_q_1_1_over = 11'h000;
+  reg [26:0] add_q_1_1_small_mask = 27'h0000000;
+  reg [5:0] add_q_1_1_small_right = 6'h00;
   wire [51:0] add_small_wide;
+  wire [10:0] add_top;
   wire [27:0] add_total;
-  reg [27:0] align_q_0_big = 28'h0000000;
-  reg [9:0] align_q_0_flags_big_exp = 10'h000;
-  reg align_q_0_flags_big_sign = 1'h0;
-  reg align_q_0_flags_both_zero = 1'h0;
-  reg align_q_0_flags_inf = 1'h0;
-  reg align_q_0_flags_inf_sign = 1'h0;
-  reg align_q_0_flags_nan = 1'h0;
-  reg align_q_0_flags_zero_sign = 1'h0;
-  reg [27:0] align_q_0_small = 28'h0000000;
-  reg align_q_0_subtract = 1'h0;
-  reg [4:0] align_q_1_0 = 5'h00;
-  wire \align_q_1_0.flush ;
-  wire \align_q_1_0.last ;
-  wire [1:0] \align_q_1_0.mode ;
-  wire \align_q_1_0.valid ;
-  reg align_q_1_1 = 1'h0;
-  reg [7:0] align_q_1_2 = 8'h00;
-  reg [1:0] align_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] align_control_0 = 5'h00;
+  wire \align_control_0.flush ;
+  wire \align_control_0.last ;
+  wire [1:0] \align_control_0.mode ;
+  wire \align_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg align_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] align_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] align_control_3 = 2'h0;
+  reg [27:0] align_q_big = 28'h0000000;
+  reg [9:0] align_q_flags_big_exp = 10'h000;
+  reg align_q_flags_big_sign = 1'h0;
+  reg align_q_flags_both_zero = 1'h0;
+  reg align_q_flags_inf = 1'h0;
+  reg align_q_flags_inf_sign = 1'h0;
+  reg align_q_flags_nan = 1'h0;
+  reg align_q_flags_zero_sign = 1'h0;
+  reg [27:0] align_q_small = 28'h0000000;
+  reg align_q_subtract = 1'h0;
   input [20:0] b;
   wire [20:0] b;
   wire [8:0] \b.exp ;
@@ -16422,127 +14783,159 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [1:0] choice;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
   reg done = 1'h0;
   (* init = 1'h0 *)
-  wire \done$80 ;
+  (* keep = 32'd1 *)
+  wire \done$93 ;
   wire en;
   wire \en$1 ;
   output flush;
   wire flush;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] flush_mode;
   (* init = 16'h0000 *)
   wire [15:0] flush_sum;
+  (* keep = 32'd1 *)
   reg fresh = 1'h1;
-  reg [9:0] normalize_q_0_0_exp = 10'h000;
-  reg normalize_q_0_0_inf = 1'h0;
-  reg normalize_q_0_0_nan = 1'h0;
-  reg [26:0] normalize_q_0_0_sig = 27'h0000000;
-  reg normalize_q_0_0_sign = 1'h0;
-  reg normalize_q_0_0_zero = 1'h0;
-  reg normalize_q_0_1 = 1'h0;
-  reg [11:0] normalize_q_1_0 = 12'h000;
-  reg [11:0] normalize_q_1_1 = 12'h000;
-  reg [4:0] normalize_q_2_0 = 5'h00;
-  wire \normalize_q_2_0.flush ;
-  wire \normalize_q_2_0.last ;
-  wire [1:0] \normalize_q_2_0.mode ;
-  wire \normalize_q_2_0.valid ;
-  reg normalize_q_2_1 = 1'h0;
-  reg [7:0] normalize_q_2_2 = 8'h00;
-  reg [1:0] normalize_q_2_3 = 2'h0;
-  reg [15:0] order_q_0_big_sig = 16'h0000;
-  reg [9:0] order_q_0_flags_big_exp = 10'h000;
-  reg order_q_0_flags_big_sign = 1'h0;
-  reg order_q_0_flags_both_zero = 1'h0;
-  reg order_q_0_flags_inf = 1'h0;
-  reg order_q_0_flags_inf_sign = 1'h0;
-  reg order_q_0_flags_nan = 1'h0;
-  reg order_q_0_flags_zero_sign = 1'h0;
-  reg [4:0] order_q_0_shift = 5'h00;
-  reg [15:0] order_q_0_small_sig = 16'h0000;
-  reg order_q_0_subtract = 1'h0;
-  reg [4:0] order_q_1_0 = 5'h00;
-  wire \order_q_1_0.flush ;
-  wire \order_q_1_0.last ;
-  wire [1:0] \order_q_1_0.mode ;
-  wire \order_q_1_0.valid ;
-  reg order_q_1_1 = 1'h0;
-  reg [7:0] order_q_1_2 = 8'h00;
-  reg [1:0] order_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] normalize_control_0 = 5'h00;
+  wire \normalize_control_0.flush ;
+  wire \normalize_control_0.last ;
+  wire [1:0] \normalize_control_0.mode ;
+  wire \normalize_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg normalize_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] normalize_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] normalize_control_3 = 2'h0;
+  reg normalize_q_0_inf = 1'h0;
+  reg [4:0] normalize_q_0_lz = 5'h00;
+  reg normalize_q_0_nan = 1'h0;
+  reg normalize_q_0_sign = 1'h0;
+  reg normalize_q_0_sticky = 1'h0;
+  reg [10:0] normalize_q_0_top = 11'h000;
+  reg [26:0] normalize_q_0_window = 27'h0000000;
+  reg normalize_q_0_zero = 1'h0;
+  reg [6:0] normalize_q_1_0_right = 7'h00;
+  reg normalize_q_1_0_small = 1'h0;
+  reg [5:0] normalize_q_1_1_right = 6'h00;
+  reg normalize_q_1_1_small = 1'h0;
+  reg [10:0] normalize_q_2_0_over = 11'h000;
+  reg [26:0] normalize_q_2_0_small_mask = 27'h0000000;
+  reg [6:0] normalize_q_2_0_small_right = 7'h00;
+  reg [10:0] normalize_q_2_1_over = 11'h000;
+  reg [26:0] normalize_q_2_1_small_mask = 27'h0000000;
+  reg [5:0] normalize_q_2_1_small_right = 6'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] order_control_0 = 5'h00;
+  wire \order_control_0.flush ;
+  wire \order_control_0.last ;
+  wire [1:0] \order_control_0.mode ;
+  wire \order_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg order_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] order_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] order_control_3 = 2'h0;
+  reg [15:0] order_q_big_sig = 16'h0000;
+  reg [9:0] order_q_flags_big_exp = 10'h000;
+  reg order_q_flags_big_sign = 1'h0;
+  reg order_q_flags_both_zero = 1'h0;
+  reg order_q_flags_inf = 1'h0;
+  reg order_q_flags_inf_sign = 1'h0;
+  reg order_q_flags_nan = 1'h0;
+  reg order_q_flags_zero_sign = 1'h0;
+  reg [4:0] order_q_shift = 5'h00;
+  reg [15:0] order_q_small_sig = 16'h0000;
+  reg order_q_subtract = 1'h0;
   wire [9:0] p_exp;
   wire [9:0] p_exp_sum;
   wire [15:0] p_full;
   wire [15:0] p_sig;
-  reg [63:0] place_q_0_0_below = 64'h0000000000000000;
-  reg [9:0] place_q_0_0_e_eff = 10'h000;
-  reg place_q_0_0_inf = 1'h0;
-  reg [35:0] place_q_0_0_kept = 36'h000000000;
-  reg place_q_0_0_nan = 1'h0;
-  reg place_q_0_0_sign = 1'h0;
-  reg place_q_0_0_small = 1'h0;
-  reg place_q_0_0_sticky = 1'h0;
-  reg place_q_0_0_zero = 1'h0;
-  reg [31:0] place_q_0_1_below = 32'd0;
-  reg [9:0] place_q_0_1_e_eff = 10'h000;
-  reg place_q_0_1_inf = 1'h0;
-  reg [28:0] place_q_0_1_kept = 29'h00000000;
-  reg place_q_0_1_nan = 1'h0;
-  reg place_q_0_1_sign = 1'h0;
-  reg place_q_0_1_small = 1'h0;
-  reg place_q_0_1_sticky = 1'h0;
-  reg place_q_0_1_zero = 1'h0;
-  reg [4:0] place_q_1_0 = 5'h00;
-  wire \place_q_1_0.flush ;
-  wire \place_q_1_0.last ;
-  wire [1:0] \place_q_1_0.mode ;
-  wire \place_q_1_0.valid ;
-  reg place_q_1_1 = 1'h0;
-  reg [7:0] place_q_1_2 = 8'h00;
-  reg [1:0] place_q_1_3 = 2'h0;
-  reg [4:0] product_0 = 5'h00;
-  wire \product_0.flush ;
-  wire \product_0.last ;
-  wire [1:0] \product_0.mode ;
-  wire \product_0.valid ;
-  reg [9:0] product_1_exp = 10'h000;
-  reg [15:0] product_1_full = 16'h0000;
-  reg product_1_inf = 1'h0;
-  reg product_1_nan = 1'h0;
-  reg product_1_sign = 1'h0;
-  reg product_1_zero = 1'h0;
-  reg [7:0] product_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] place_control_0 = 5'h00;
+  wire \place_control_0.flush ;
+  wire \place_control_0.last ;
+  wire [1:0] \place_control_0.mode ;
+  wire \place_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg place_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] place_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] place_control_3 = 2'h0;
+  reg [63:0] place_q_0_below = 64'h0000000000000000;
+  reg [11:0] place_q_0_e_eff = 12'h000;
+  reg place_q_0_inf = 1'h0;
+  reg [35:0] place_q_0_kept = 36'h000000000;
+  reg place_q_0_nan = 1'h0;
+  reg place_q_0_sign = 1'h0;
+  reg place_q_0_small = 1'h0;
+  reg place_q_0_sticky = 1'h0;
+  reg place_q_0_zero = 1'h0;
+  reg [31:0] place_q_1_below = 32'd0;
+  reg [11:0] place_q_1_e_eff = 12'h000;
+  reg place_q_1_inf = 1'h0;
+  reg [28:0] place_q_1_kept = 29'h00000000;
+  reg place_q_1_nan = 1'h0;
+  reg place_q_1_sign = 1'h0;
+  reg place_q_1_small = 1'h0;
+  reg place_q_1_sticky = 1'h0;
+  reg place_q_1_zero = 1'h0;
+  reg [9:0] product_0_exp = 10'h000;
+  reg [15:0] product_0_full = 16'h0000;
+  reg product_0_inf = 1'h0;
+  reg product_0_nan = 1'h0;
+  reg product_0_sign = 1'h0;
+  reg product_0_zero = 1'h0;
+  reg [7:0] product_1 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [4:0] product_step = 5'h00;
+  wire \product_step.flush ;
+  wire \product_step.last ;
+  wire [1:0] \product_step.mode ;
+  wire \product_step.valid ;
   wire [7:0] rand_sum;
   (* init = 16'h0000 *)
   wire [15:0] result;
   (* init = 1'h1 *)
+  (* keep = 32'd1 *)
   wire result_fresh;
   (* init = 2'h0 *)
+  (* keep = 32'd1 *)
   wire [1:0] result_mode;
-  reg [10:0] round_q_0_0_count = 11'h000;
-  reg [9:0] round_q_0_0_e_eff = 10'h000;
-  reg round_q_0_0_inf = 1'h0;
-  reg round_q_0_0_nan = 1'h0;
-  reg round_q_0_0_sign = 1'h0;
-  reg round_q_0_0_small = 1'h0;
-  reg round_q_0_0_up = 1'h0;
-  reg round_q_0_0_zero = 1'h0;
-  reg [7:0] round_q_0_1_count = 8'h00;
-  reg [9:0] round_q_0_1_e_eff = 10'h000;
-  reg round_q_0_1_inf = 1'h0;
-  reg round_q_0_1_nan = 1'h0;
-  reg round_q_0_1_sign = 1'h0;
-  reg round_q_0_1_small = 1'h0;
-  reg round_q_0_1_up = 1'h0;
-  reg round_q_0_1_zero = 1'h0;
-  reg [4:0] round_q_1_0 = 5'h00;
-  wire \round_q_1_0.flush ;
-  wire \round_q_1_0.last ;
-  wire [1:0] \round_q_1_0.mode ;
-  wire \round_q_1_0.valid ;
-  reg round_q_1_1 = 1'h0;
-  reg [7:0] round_q_1_2 = 8'h00;
-  reg [1:0] round_q_1_3 = 2'h0;
+  (* keep = 32'd1 *)
+  reg [4:0] round_control_0 = 5'h00;
+  wire \round_control_0.flush ;
+  wire \round_control_0.last ;
+  wire [1:0] \round_control_0.mode ;
+  wire \round_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg round_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] round_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] round_control_3 = 2'h0;
+  reg [10:0] round_q_0_count = 11'h000;
+  reg [11:0] round_q_0_e_eff = 12'h000;
+  reg round_q_0_inf = 1'h0;
+  reg round_q_0_nan = 1'h0;
+  reg round_q_0_sign = 1'h0;
+  reg round_q_0_small = 1'h0;
+  reg round_q_0_up = 1'h0;
+  reg round_q_0_zero = 1'h0;
+  reg [7:0] round_q_1_count = 8'h00;
+  reg [11:0] round_q_1_e_eff = 12'h000;
+  reg round_q_1_inf = 1'h0;
+  reg round_q_1_nan = 1'h0;
+  reg round_q_1_sign = 1'h0;
+  reg round_q_1_small = 1'h0;
+  reg round_q_1_up = 1'h0;
+  reg round_q_1_zero = 1'h0;
   input rst;
   wire rst;
   input [4:0] step;
@@ -16554,11 +14947,33 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire [1:0] step_mode;
   wire [15:0] sum_bf16_rne;
   wire [14:0] sum_bf16_rne_mag;
-  wire [60:0] sum_bf16_rne_wide;
+  wire [10:0] sum_bf16_rne_over;
+  wire [5:0] sum_bf16_rne_right;
+  wire sum_bf16_rne_small;
+  wire [26:0] sum_bf16_rne_small_mask;
+  wire [5:0] sum_bf16_rne_small_right;
+  wire [91:0] sum_bf16_rne_wide;
   wire [15:0] sum_code;
   wire [15:0] sum_fp16_sr8;
   wire [14:0] sum_fp16_sr8_mag;
-  wire [99:0] sum_fp16_sr8_wide;
+  wire [10:0] sum_fp16_sr8_over;
+  wire [6:0] sum_fp16_sr8_right;
+  wire sum_fp16_sr8_small;
+  wire [26:0] sum_fp16_sr8_small_mask;
+  wire [6:0] sum_fp16_sr8_small_right;
+  wire [130:0] sum_fp16_sr8_wide;
+  (* keep = 32'd1 *)
+  reg [4:0] unpack_control_0 = 5'h00;
+  wire \unpack_control_0.flush ;
+  wire \unpack_control_0.last ;
+  wire [1:0] \unpack_control_0.mode ;
+  wire \unpack_control_0.valid ;
+  (* keep = 32'd1 *)
+  reg unpack_control_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg [7:0] unpack_control_2 = 8'h00;
+  (* keep = 32'd1 *)
+  reg [1:0] unpack_control_3 = 2'h0;
   reg [8:0] unpack_q_0_exp = 9'h000;
   reg unpack_q_0_inf = 1'h0;
   reg unpack_q_0_nan = 1'h0;
@@ -16571,179 +14986,13 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  reg [4:0] unpack_q_2_0 = 5'h00;
-  wire \unpack_q_2_0.flush ;
-  wire \unpack_q_2_0.last ;
-  wire [1:0] \unpack_q_2_0.mode ;
-  wire \unpack_q_2_0.valid ;
-  reg unpack_q_2_1 = 1'h0;
-  reg [7:0] unpack_q_2_2 = 8'h00;
-  reg [1:0] unpack_q_2_3 = 2'h0;
-  assign \$1  = ! step[4:3];
-  assign \$2  = step[4:3] == 1'h1;
-  assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : 8'h00;
-  assign \$5  = \$2  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$4 ;
-  assign rand_sum = \$1  ? { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  } : \$5 ;
-  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
-  assign p_full = a[7:0] * b[7:0];
-  assign \$6  = $signed(product_1_exp) + $signed(2'h1);
-  assign \$7  = product_1_full[15] ? \$6  : { product_1_exp[9], product_1_exp };
-  assign \$9  = product_1_full[15] ? { 1'h0, product_1_full } : \$8 ;
-  assign step_mode = product_0[0] ? product_0[4:3] : acc_mode;
-  assign \$10  = fresh & product_0[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_0[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_0[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_0[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_0[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_0[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_0[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_0[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_0[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_0[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_0[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_0[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_0[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_0[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_0[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_0[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_0[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_0[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_0[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_0[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_0[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_0[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_0[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_0[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_0[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_0[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_0[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_0[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_0[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_0[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_0[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_0[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_0[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_0[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_0[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_0[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_0[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_0[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_0[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_0[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_0[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_0[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_0[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_0[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_0[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_0[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_0[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_0[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_0[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_0[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_0[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_0[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_0[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_0[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_0[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
-  assign \$170  = fresh & product_0[0];
+  assign \$170  = fresh & product_step[0];
   assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_0[0];
+  assign \$172  = fresh & product_step[0];
   assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_0[0];
+  assign \$175  = fresh & product_step[0];
   assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_0[0];
+  assign \$177  = fresh & product_step[0];
   assign \$178  = \$177  ? 16'h0000 : acc;
   assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
   assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
@@ -16758,9 +15007,9 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$190  = \$188  | \$189 ;
   assign \$191  = step_mode == 2'h2;
   assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_0[0];
+  assign \$193  = fresh & product_step[0];
   assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_0[0];
+  assign \$195  = fresh & product_step[0];
   assign \$196  = \$195  ? 16'h0000 : acc;
   assign base_sign = \$192  ? \$194 [15] : \$196 [15];
   assign \$197  = ! step_mode;
@@ -16768,17 +15017,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$200  = \$198  | \$199 ;
   assign \$201  = step_mode == 2'h2;
   assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_0[0];
+  assign \$203  = fresh & product_step[0];
   assign \$204  = \$203  ? 16'h0000 : acc;
   assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_0[0];
+  assign \$206  = fresh & product_step[0];
   assign \$207  = \$206  ? 16'h0000 : acc;
   assign \$208  = ! \$207 [9:0];
   assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_0[0];
+  assign \$210  = fresh & product_step[0];
   assign \$211  = \$210  ? 16'h0000 : acc;
   assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_0[0];
+  assign \$213  = fresh & product_step[0];
   assign \$214  = \$213  ? 16'h0000 : acc;
   assign \$215  = ! \$214 [6:0];
   assign \$216  = \$212  & \$215 ;
@@ -16788,17 +15037,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$220  = \$218  | \$219 ;
   assign \$221  = step_mode == 2'h2;
   assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_0[0];
+  assign \$223  = fresh & product_step[0];
   assign \$224  = \$223  ? 16'h0000 : acc;
   assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_0[0];
+  assign \$226  = fresh & product_step[0];
   assign \$227  = \$226  ? 16'h0000 : acc;
   assign \$228  = ! \$227 [9:0];
   assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_0[0];
+  assign \$230  = fresh & product_step[0];
   assign \$231  = \$230  ? 16'h0000 : acc;
   assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_0[0];
+  assign \$233  = fresh & product_step[0];
   assign \$234  = \$233  ? 16'h0000 : acc;
   assign \$235  = ! \$234 [6:0];
   assign \$236  = \$232  & \$235 ;
@@ -16808,17 +15057,17 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$240  = \$238  | \$239 ;
   assign \$241  = step_mode == 2'h2;
   assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_0[0];
+  assign \$243  = fresh & product_step[0];
   assign \$244  = \$243  ? 16'h0000 : acc;
   assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_0[0];
+  assign \$246  = fresh & product_step[0];
   assign \$247  = \$246  ? 16'h0000 : acc;
   assign \$248  = | \$247 [9:0];
   assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_0[0];
+  assign \$250  = fresh & product_step[0];
   assign \$251  = \$250  ? 16'h0000 : acc;
   assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_0[0];
+  assign \$253  = fresh & product_step[0];
   assign \$254  = \$253  ? 16'h0000 : acc;
   assign \$255  = | \$254 [6:0];
   assign \$256  = \$252  & \$255 ;
@@ -16844,1752 +15093,1834 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$275  = \$269  & \$274 ;
   assign add_a_big = unpack_q_1_zero | \$275 ;
   assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_0_small_sig, 36'h000000000 } >> order_q_0_shift;
-  assign \$276  = align_q_0_big - align_q_0_small;
-  assign \$277  = align_q_0_big + align_q_0_small;
-  assign \$278  = align_q_0_subtract ? { \$276 [28], \$276  } : { 1'h0, \$277  };
-  assign \$279  = ! add_q_0_total[27:12];
-  assign \$281  = \$279  ? \$280 [26:0] : add_q_0_total[27:1];
-  assign \$282  = ! \$281 [26:19];
-  assign \$283  = ! add_q_0_total[27:12];
-  assign \$285  = \$283  ? \$284 [26:0] : add_q_0_total[27:1];
-  assign \$287  = ! add_q_0_total[27:12];
-  assign \$289  = \$287  ? \$288 [26:0] : add_q_0_total[27:1];
-  assign \$290  = \$282  ? \$286 [26:0] : \$289 ;
-  assign \$291  = ! \$290 [26:23];
-  assign \$292  = ! add_q_0_total[27:12];
-  assign \$294  = \$292  ? \$293 [26:0] : add_q_0_total[27:1];
-  assign \$295  = ! \$294 [26:19];
-  assign \$296  = ! add_q_0_total[27:12];
-  assign \$298  = \$296  ? \$297 [26:0] : add_q_0_total[27:1];
-  assign \$300  = ! add_q_0_total[27:12];
-  assign \$302  = \$300  ? \$301 [26:0] : add_q_0_total[27:1];
-  assign \$303  = \$295  ? \$299 [26:0] : \$302 ;
-  assign \$305  = ! add_q_0_total[27:12];
-  assign \$307  = \$305  ? \$306 [26:0] : add_q_0_total[27:1];
-  assign \$308  = ! \$307 [26:19];
-  assign \$309  = ! add_q_0_total[27:12];
-  assign \$311  = \$309  ? \$310 [26:0] : add_q_0_total[27:1];
-  assign \$313  = ! add_q_0_total[27:12];
-  assign \$315  = \$313  ? \$314 [26:0] : add_q_0_total[27:1];
-  assign \$316  = \$308  ? \$312 [26:0] : \$315 ;
-  assign \$317  = \$291  ? \$304 [26:0] : \$316 ;
-  assign \$318  = ! \$317 [26:25];
-  assign \$319  = ! add_q_0_total[27:12];
-  assign \$321  = \$319  ? \$320 [26:0] : add_q_0_total[27:1];
-  assign \$322  = ! \$321 [26:19];
-  assign \$323  = ! add_q_0_total[27:12];
-  assign \$325  = \$323  ? \$324 [26:0] : add_q_0_total[27:1];
-  assign \$327  = ! add_q_0_total[27:12];
-  assign \$329  = \$327  ? \$328 [26:0] : add_q_0_total[27:1];
-  assign \$330  = \$322  ? \$326 [26:0] : \$329 ;
-  assign \$331  = ! \$330 [26:23];
-  assign \$332  = ! add_q_0_total[27:12];
-  assign \$334  = \$332  ? \$333 [26:0] : add_q_0_total[27:1];
-  assign \$335  = ! \$334 [26:19];
-  assign \$336  = ! add_q_0_total[27:12];
-  assign \$338  = \$336  ? \$337 [26:0] : add_q_0_total[27:1];
-  assign \$340  = ! add_q_0_total[27:12];
-  assign \$342  = \$340  ? \$341 [26:0] : add_q_0_total[27:1];
-  assign \$343  = \$335  ? \$339 [26:0] : \$342 ;
-  assign \$345  = ! add_q_0_total[27:12];
-  assign \$347  = \$345  ? \$346 [26:0] : add_q_0_total[27:1];
-  assign \$348  = ! \$347 [26:19];
-  assign \$349  = ! add_q_0_total[27:12];
-  assign \$351  = \$349  ? \$350 [26:0] : add_q_0_total[27:1];
-  assign \$353  = ! add_q_0_total[27:12];
-  assign \$355  = \$353  ? \$354 [26:0] : add_q_0_total[27:1];
-  assign \$356  = \$348  ? \$352 [26:0] : \$355 ;
-  assign \$357  = \$331  ? \$344 [26:0] : \$356 ;
-  assign \$359  = ! add_q_0_total[27:12];
-  assign \$361  = \$359  ? \$360 [26:0] : add_q_0_total[27:1];
-  assign \$362  = ! \$361 [26:19];
-  assign \$363  = ! add_q_0_total[27:12];
-  assign \$365  = \$363  ? \$364 [26:0] : add_q_0_total[27:1];
-  assign \$367  = ! add_q_0_total[27:12];
-  assign \$369  = \$367  ? \$368 [26:0] : add_q_0_total[27:1];
-  assign \$370  = \$362  ? \$366 [26:0] : \$369 ;
-  assign \$371  = ! \$370 [26:23];
-  assign \$372  = ! add_q_0_total[27:12];
-  assign \$374  = \$372  ? \$373 [26:0] : add_q_0_total[27:1];
-  assign \$375  = ! \$374 [26:19];
-  assign \$376  = ! add_q_0_total[27:12];
-  assign \$378  = \$376  ? \$377 [26:0] : add_q_0_total[27:1];
-  assign \$380  = ! add_q_0_total[27:12];
-  assign \$382  = \$380  ? \$381 [26:0] : add_q_0_total[27:1];
-  assign \$383  = \$375  ? \$379 [26:0] : \$382 ;
-  assign \$385  = ! add_q_0_total[27:12];
-  assign \$387  = \$385  ? \$386 [26:0] : add_q_0_total[27:1];
-  assign \$388  = ! \$387 [26:19];
-  assign \$389  = ! add_q_0_total[27:12];
-  assign \$391  = \$389  ? \$390 [26:0] : add_q_0_total[27:1];
-  assign \$393  = ! add_q_0_total[27:12];
-  assign \$395  = \$393  ? \$394 [26:0] : add_q_0_total[27:1];
-  assign \$396  = \$388  ? \$392 [26:0] : \$395 ;
-  assign \$397  = \$371  ? \$384 [26:0] : \$396 ;
-  assign \$398  = \$318  ? \$358 [26:0] : \$397 ;
-  assign \$399  = ! \$398 [26];
-  assign \$400  = ! add_q_0_total[27:12];
-  assign \$402  = \$400  ? \$401 [26:0] : add_q_0_total[27:1];
-  assign \$403  = ! \$402 [26:19];
-  assign \$404  = ! add_q_0_total[27:12];
-  assign \$406  = \$404  ? \$405 [26:0] : add_q_0_total[27:1];
-  assign \$408  = ! add_q_0_total[27:12];
-  assign \$410  = \$408  ? \$409 [26:0] : add_q_0_total[27:1];
-  assign \$411  = \$403  ? \$407 [26:0] : \$410 ;
-  assign \$412  = ! \$411 [26:23];
-  assign \$413  = ! add_q_0_total[27:12];
-  assign \$415  = \$413  ? \$414 [26:0] : add_q_0_total[27:1];
-  assign \$416  = ! \$415 [26:19];
-  assign \$417  = ! add_q_0_total[27:12];
-  assign \$419  = \$417  ? \$418 [26:0] : add_q_0_total[27:1];
-  assign \$421  = ! add_q_0_total[27:12];
-  assign \$423  = \$421  ? \$422 [26:0] : add_q_0_total[27:1];
-  assign \$424  = \$416  ? \$420 [26:0] : \$423 ;
-  assign \$426  = ! add_q_0_total[27:12];
-  assign \$428  = \$426  ? \$427 [26:0] : add_q_0_total[27:1];
-  assign \$429  = ! \$428 [26:19];
-  assign \$430  = ! add_q_0_total[27:12];
-  assign \$432  = \$430  ? \$431 [26:0] : add_q_0_total[27:1];
-  assign \$434  = ! add_q_0_total[27:12];
-  assign \$436  = \$434  ? \$435 [26:0] : add_q_0_total[27:1];
-  assign \$437  = \$429  ? \$433 [26:0] : \$436 ;
-  assign \$438  = \$412  ? \$425 [26:0] : \$437 ;
-  assign \$439  = ! \$438 [26:25];
-  assign \$440  = ! add_q_0_total[27:12];
-  assign \$442  = \$440  ? \$441 [26:0] : add_q_0_total[27:1];
-  assign \$443  = ! \$442 [26:19];
-  assign \$444  = ! add_q_0_total[27:12];
-  assign \$446  = \$444  ? \$445 [26:0] : add_q_0_total[27:1];
-  assign \$448  = ! add_q_0_total[27:12];
-  assign \$450  = \$448  ? \$449 [26:0] : add_q_0_total[27:1];
-  assign \$451  = \$443  ? \$447 [26:0] : \$450 ;
-  assign \$452  = ! \$451 [26:23];
-  assign \$453  = ! add_q_0_total[27:12];
-  assign \$455  = \$453  ? \$454 [26:0] : add_q_0_total[27:1];
-  assign \$456  = ! \$455 [26:19];
-  assign \$457  = ! add_q_0_total[27:12];
-  assign \$459  = \$457  ? \$458 [26:0] : add_q_0_total[27:1];
-  assign \$461  = ! add_q_0_total[27:12];
-  assign \$463  = \$461  ? \$462 [26:0] : add_q_0_total[27:1];
-  assign \$464  = \$456  ? \$460 [26:0] : \$463 ;
-  assign \$466  = ! add_q_0_total[27:12];
-  assign \$468  = \$466  ? \$467 [26:0] : add_q_0_total[27:1];
-  assign \$469  = ! \$468 [26:19];
-  assign \$470  = ! add_q_0_total[27:12];
-  assign \$472  = \$470  ? \$471 [26:0] : add_q_0_total[27:1];
-  assign \$474  = ! add_q_0_total[27:12];
-  assign \$476  = \$474  ? \$475 [26:0] : add_q_0_total[27:1];
-  assign \$477  = \$469  ? \$473 [26:0] : \$476 ;
-  assign \$478  = \$452  ? \$465 [26:0] : \$477 ;
-  assign \$480  = ! add_q_0_total[27:12];
-  assign \$482  = \$480  ? \$481 [26:0] : add_q_0_total[27:1];
-  assign \$483  = ! \$482 [26:19];
-  assign \$484  = ! add_q_0_total[27:12];
-  assign \$486  = \$484  ? \$485 [26:0] : add_q_0_total[27:1];
-  assign \$488  = ! add_q_0_total[27:12];
-  assign \$490  = \$488  ? \$489 [26:0] : add_q_0_total[27:1];
-  assign \$491  = \$483  ? \$487 [26:0] : \$490 ;
-  assign \$492  = ! \$491 [26:23];
-  assign \$493  = ! add_q_0_total[27:12];
-  assign \$495  = \$493  ? \$494 [26:0] : add_q_0_total[27:1];
-  assign \$496  = ! \$495 [26:19];
-  assign \$497  = ! add_q_0_total[27:12];
-  assign \$499  = \$497  ? \$498 [26:0] : add_q_0_total[27:1];
-  assign \$501  = ! add_q_0_total[27:12];
-  assign \$503  = \$501  ? \$502 [26:0] : add_q_0_total[27:1];
-  assign \$504  = \$496  ? \$500 [26:0] : \$503 ;
-  assign \$506  = ! add_q_0_total[27:12];
-  assign \$508  = \$506  ? \$507 [26:0] : add_q_0_total[27:1];
-  assign \$509  = ! \$508 [26:19];
-  assign \$510  = ! add_q_0_total[27:12];
-  assign \$512  = \$510  ? \$511 [26:0] : add_q_0_total[27:1];
-  assign \$514  = ! add_q_0_total[27:12];
-  assign \$516  = \$514  ? \$515 [26:0] : add_q_0_total[27:1];
-  assign \$517  = \$509  ? \$513 [26:0] : \$516 ;
-  assign \$518  = \$492  ? \$505 [26:0] : \$517 ;
-  assign \$519  = \$439  ? \$479 [26:0] : \$518 ;
-  assign \$521  = ! add_q_0_total[27:12];
-  assign \$523  = \$521  ? \$522 [26:0] : add_q_0_total[27:1];
-  assign \$524  = ! \$523 [26:19];
-  assign \$525  = ! add_q_0_total[27:12];
-  assign \$527  = \$525  ? \$526 [26:0] : add_q_0_total[27:1];
-  assign \$529  = ! add_q_0_total[27:12];
-  assign \$531  = \$529  ? \$530 [26:0] : add_q_0_total[27:1];
-  assign \$532  = \$524  ? \$528 [26:0] : \$531 ;
-  assign \$533  = ! \$532 [26:23];
-  assign \$534  = ! add_q_0_total[27:12];
-  assign \$536  = \$534  ? \$535 [26:0] : add_q_0_total[27:1];
-  assign \$537  = ! \$536 [26:19];
-  assign \$538  = ! add_q_0_total[27:12];
-  assign \$540  = \$538  ? \$539 [26:0] : add_q_0_total[27:1];
-  assign \$542  = ! add_q_0_total[27:12];
-  assign \$544  = \$542  ? \$543 [26:0] : add_q_0_total[27:1];
-  assign \$545  = \$537  ? \$541 [26:0] : \$544 ;
-  assign \$547  = ! add_q_0_total[27:12];
-  assign \$549  = \$547  ? \$548 [26:0] : add_q_0_total[27:1];
-  assign \$550  = ! \$549 [26:19];
-  assign \$551  = ! add_q_0_total[27:12];
-  assign \$553  = \$551  ? \$552 [26:0] : add_q_0_total[27:1];
-  assign \$555  = ! add_q_0_total[27:12];
-  assign \$557  = \$555  ? \$556 [26:0] : add_q_0_total[27:1];
-  assign \$558  = \$550  ? \$554 [26:0] : \$557 ;
-  assign \$559  = \$533  ? \$546 [26:0] : \$558 ;
-  assign \$560  = ! \$559 [26:25];
-  assign \$561  = ! add_q_0_total[27:12];
-  assign \$563  = \$561  ? \$562 [26:0] : add_q_0_total[27:1];
-  assign \$564  = ! \$563 [26:19];
-  assign \$565  = ! add_q_0_total[27:12];
-  assign \$567  = \$565  ? \$566 [26:0] : add_q_0_total[27:1];
-  assign \$569  = ! add_q_0_total[27:12];
-  assign \$571  = \$569  ? \$570 [26:0] : add_q_0_total[27:1];
-  assign \$572  = \$564  ? \$568 [26:0] : \$571 ;
-  assign \$573  = ! \$572 [26:23];
-  assign \$574  = ! add_q_0_total[27:12];
-  assign \$576  = \$574  ? \$575 [26:0] : add_q_0_total[27:1];
-  assign \$577  = ! \$576 [26:19];
-  assign \$578  = ! add_q_0_total[27:12];
-  assign \$580  = \$578  ? \$579 [26:0] : add_q_0_total[27:1];
-  assign \$582  = ! add_q_0_total[27:12];
-  assign \$584  = \$582  ? \$583 [26:0] : add_q_0_total[27:1];
-  assign \$585  = \$577  ? \$581 [26:0] : \$584 ;
-  assign \$587  = ! add_q_0_total[27:12];
-  assign \$589  = \$587  ? \$588 [26:0] : add_q_0_total[27:1];
-  assign \$590  = ! \$589 [26:19];
-  assign \$591  = ! add_q_0_total[27:12];
-  assign \$593  = \$591  ? \$592 [26:0] : add_q_0_total[27:1];
-  assign \$595  = ! add_q_0_total[27:12];
-  assign \$597  = \$595  ? \$596 [26:0] : add_q_0_total[27:1];
-  assign \$598  = \$590  ? \$594 [26:0] : \$597 ;
-  assign \$599  = \$573  ? \$586 [26:0] : \$598 ;
-  assign \$601  = ! add_q_0_total[27:12];
-  assign \$603  = \$601  ? \$602 [26:0] : add_q_0_total[27:1];
-  assign \$604  = ! \$603 [26:19];
-  assign \$605  = ! add_q_0_total[27:12];
-  assign \$607  = \$605  ? \$606 [26:0] : add_q_0_total[27:1];
-  assign \$609  = ! add_q_0_total[27:12];
-  assign \$611  = \$609  ? \$610 [26:0] : add_q_0_total[27:1];
-  assign \$612  = \$604  ? \$608 [26:0] : \$611 ;
-  assign \$613  = ! \$612 [26:23];
-  assign \$614  = ! add_q_0_total[27:12];
-  assign \$616  = \$614  ? \$615 [26:0] : add_q_0_total[27:1];
-  assign \$617  = ! \$616 [26:19];
-  assign \$618  = ! add_q_0_total[27:12];
-  assign \$620  = \$618  ? \$619 [26:0] : add_q_0_total[27:1];
-  assign \$622  = ! add_q_0_total[27:12];
-  assign \$624  = \$622  ? \$623 [26:0] : add_q_0_total[27:1];
-  assign \$625  = \$617  ? \$621 [26:0] : \$624 ;
-  assign \$627  = ! add_q_0_total[27:12];
-  assign \$629  = \$627  ? \$628 [26:0] : add_q_0_total[27:1];
-  assign \$630  = ! \$629 [26:19];
-  assign \$631  = ! add_q_0_total[27:12];
-  assign \$633  = \$631  ? \$632 [26:0] : add_q_0_total[27:1];
-  assign \$635  = ! add_q_0_total[27:12];
-  assign \$637  = \$635  ? \$636 [26:0] : add_q_0_total[27:1];
-  assign \$638  = \$630  ? \$634 [26:0] : \$637 ;
-  assign \$639  = \$613  ? \$626 [26:0] : \$638 ;
-  assign \$640  = \$560  ? \$600 [26:0] : \$639 ;
-  assign add_normalized = \$398 [26] ? \$640  : \$520 [26:0];
-  assign \$641  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$642  = ~ \$641 ;
-  assign \$643  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$644  = ~ \$643 ;
-  assign \$645  = \$642  & \$644 ;
-  assign \$646  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$649  = ~ \$648 ;
-  assign \$650  = \$647  & \$649 ;
-  assign \$651  = \$645  & \$650 ;
-  assign \$652  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$653  = ~ \$652 ;
-  assign \$654  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$655  = ~ \$654 ;
-  assign \$656  = \$653  & \$655 ;
-  assign \$657  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = \$658  & \$660 ;
-  assign \$662  = \$656  & \$661 ;
-  assign \$663  = \$651  & \$662 ;
-  assign \$664  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$667  = ~ \$666 ;
-  assign \$668  = \$665  & \$667 ;
-  assign \$669  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$672  = ~ \$671 ;
-  assign \$673  = \$670  & \$672 ;
-  assign \$674  = \$668  & \$673 ;
-  assign \$675  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$676  = ~ \$675 ;
-  assign \$687  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$688  = ~ \$687 ;
-  assign \$689  = ~ add_q_0_total[1];
-  assign \$690  = ~ add_q_0_total[3];
-  assign \$691  = \$687  ? \$690  : \$689 ;
-  assign \$692  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$693  = ~ \$692 ;
-  assign \$695  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$696  = ~ \$695 ;
-  assign \$700  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$701  = ~ \$700 ;
-  assign \$702  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$703  = ~ \$702 ;
-  assign \$704  = \$701  & \$703 ;
-  assign \$705  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$706  = ~ \$705 ;
-  assign \$707  = ~ add_q_0_total[5];
-  assign \$708  = ~ add_q_0_total[7];
-  assign \$709  = \$705  ? \$708  : \$707 ;
-  assign \$710  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$711  = ~ \$710 ;
-  assign \$712  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$713  = ~ \$712 ;
-  assign \$714  = ~ add_q_0_total[9];
-  assign \$715  = ~ add_q_0_total[11];
-  assign \$716  = \$712  ? \$715  : \$714 ;
-  assign \$717  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$718  = ~ \$717 ;
-  assign \$719  = \$704  ? { \$711 , \$709  } : { \$718 , \$716  };
-  assign \$720  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$721  = ~ \$720 ;
-  assign \$722  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = \$721  & \$723 ;
-  assign \$725  = \$674  ? { \$699 , \$694  } : { \$724 , \$719  };
-  assign \$726  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$727  = ~ \$726 ;
-  assign \$728  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$729  = ~ \$728 ;
-  assign \$730  = \$727  & \$729 ;
-  assign \$731  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$732  = ~ \$731 ;
-  assign \$733  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = \$732  & \$734 ;
-  assign \$736  = \$730  & \$735 ;
-  assign \$737  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$738  = ~ \$737 ;
-  assign \$739  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$740  = ~ \$739 ;
-  assign \$741  = \$738  & \$740 ;
-  assign \$742  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$743  = ~ \$742 ;
-  assign \$744  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = \$743  & \$745 ;
-  assign \$747  = \$741  & \$746 ;
-  assign \$748  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$749  = ~ \$748 ;
-  assign \$750  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$751  = ~ \$750 ;
-  assign \$752  = \$749  & \$751 ;
-  assign \$753  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$754  = ~ \$753 ;
-  assign \$755  = ~ add_q_0_total[13];
-  assign \$756  = ~ add_q_0_total[15];
-  assign \$757  = \$753  ? \$756  : \$755 ;
-  assign \$758  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = ~ add_q_0_total[17];
-  assign \$763  = ~ add_q_0_total[19];
-  assign \$764  = \$760  ? \$763  : \$762 ;
-  assign \$765  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = \$752  ? { \$759 , \$757  } : { \$766 , \$764  };
-  assign \$768  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$769  = ~ \$768 ;
-  assign \$770  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = \$769  & \$771 ;
-  assign \$773  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$774  = ~ \$773 ;
-  assign \$775  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$776  = ~ \$775 ;
-  assign \$777  = \$774  & \$776 ;
-  assign \$778  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$779  = ~ \$778 ;
-  assign \$780  = ~ add_q_0_total[21];
-  assign \$781  = ~ add_q_0_total[23];
-  assign \$782  = \$778  ? \$781  : \$780 ;
-  assign \$783  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$786  = ~ \$785 ;
-  assign \$787  = ~ add_q_0_total[25];
-  assign \$788  = ~ add_q_0_total[27];
-  assign \$789  = \$785  ? \$788  : \$787 ;
-  assign \$790  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$791  = ~ \$790 ;
-  assign \$792  = \$777  ? { \$784 , \$782  } : { \$791 , \$789  };
-  assign \$793  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$794  = ~ \$793 ;
-  assign \$795  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$796  = ~ \$795 ;
-  assign \$797  = \$794  & \$796 ;
-  assign \$798  = \$747  ? { \$772 , \$767  } : { \$797 , \$792  };
-  assign \$799  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$800  = ~ \$799 ;
-  assign \$801  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$802  = ~ \$801 ;
-  assign \$803  = \$800  & \$802 ;
-  assign \$804  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$805  = ~ \$804 ;
-  assign \$806  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$807  = ~ \$806 ;
-  assign \$808  = \$805  & \$807 ;
-  assign \$809  = \$803  & \$808 ;
-  assign \$810  = \$663  ? { \$736 , \$725  } : { \$809 , \$798  };
-  assign \$811  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$812  = ~ \$811 ;
-  assign \$813  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$814  = ~ \$813 ;
-  assign \$815  = \$812  & \$814 ;
-  assign \$816  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$817  = ~ \$816 ;
-  assign \$818  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$819  = ~ \$818 ;
-  assign \$820  = \$817  & \$819 ;
-  assign \$821  = \$815  & \$820 ;
-  assign \$822  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$823  = ~ \$822 ;
-  assign \$824  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$825  = ~ \$824 ;
-  assign \$826  = \$823  & \$825 ;
-  assign \$827  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$828  = ~ \$827 ;
-  assign \$829  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$830  = ~ \$829 ;
-  assign \$831  = \$828  & \$830 ;
-  assign \$832  = \$826  & \$831 ;
-  assign \$833  = \$821  & \$832 ;
-  assign \$834  = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$835  = $signed(\$834 ) - $signed({ 1'h0, \$833 , \$810  });
-  assign \$836  = ~ normalize_q_1_0[11];
-  assign \$837  = | normalize_q_1_0;
-  assign \$838  = \$836  & \$837 ;
-  assign \$839  = | normalize_q_1_0[11:6];
-  assign \$840  = \$839  ? 6'h3f : normalize_q_1_0[5:0];
-  assign \$841  = \$838  ? \$840  : 6'h00;
-  assign sum_fp16_sr8_wide = { normalize_q_0_0_sig, 73'h0000000000000000000 } >> \$841 ;
-  assign \$842  = ~ normalize_q_1_1[11];
-  assign \$843  = | normalize_q_1_1;
-  assign \$844  = \$842  & \$843 ;
-  assign \$845  = | normalize_q_1_1[11:5];
-  assign \$846  = \$845  ? 5'h1f : normalize_q_1_1[4:0];
-  assign \$847  = \$844  ? \$846  : 5'h00;
-  assign sum_bf16_rne_wide = { normalize_q_0_0_sig, 34'h000000000 } >> \$847 ;
-  assign \$848  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$850  = round_q_0_0_count + round_q_0_0_up;
-  assign \$851  = \$849  + \$850 ;
-  assign \$852  = \$851  > 15'h7bff;
-  assign \$853  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$855  = round_q_0_0_count + round_q_0_0_up;
-  assign \$856  = \$854  + \$855 ;
-  assign \$857  = \$852  ? 15'h7c00 : \$856 [14:0];
-  assign \$858  = round_q_0_0_zero ? 15'h0000 : \$857 ;
-  assign \$859  = round_q_0_0_inf ? 15'h7c00 : \$858 ;
-  assign \$862  = ~ round_q_0_0_inf;
-  assign \$863  = ~ round_q_0_0_zero;
-  assign \$864  = \$862  & \$863 ;
-  assign \$865  = $signed(round_q_0_0_e_eff) + $signed(5'h0e);
-  assign \$867  = round_q_0_0_count + round_q_0_0_up;
-  assign \$868  = \$866  + \$867 ;
-  assign \$869  = \$868  > 15'h7bff;
-  assign \$870  = \$864  & \$869 ;
-  assign \$873  = \$872  ? 16'h7e00 : { round_q_0_0_sign, sum_fp16_sr8_mag };
-  assign \$874  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$876  = round_q_0_1_count + round_q_0_1_up;
-  assign \$877  = \$875  + \$876 ;
-  assign \$878  = \$877  > 15'h7f7f;
-  assign \$879  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$881  = round_q_0_1_count + round_q_0_1_up;
-  assign \$882  = \$880  + \$881 ;
-  assign \$883  = \$878  ? 15'h7f80 : \$882 [14:0];
-  assign \$884  = round_q_0_1_zero ? 15'h0000 : \$883 ;
-  assign \$885  = round_q_0_1_inf ? 15'h7f80 : \$884 ;
-  assign \$888  = ~ round_q_0_1_inf;
-  assign \$889  = ~ round_q_0_1_zero;
-  assign \$890  = \$888  & \$889 ;
-  assign \$891  = $signed(round_q_0_1_e_eff) + $signed(8'h7e);
-  assign \$893  = round_q_0_1_count + round_q_0_1_up;
-  assign \$894  = \$892  + \$893 ;
-  assign \$895  = \$894  > 15'h7f7f;
-  assign \$896  = \$890  & \$895 ;
-  assign \$899  = \$898  ? 16'h7fc0 : { round_q_0_1_sign, sum_bf16_rne_mag };
-  assign \$900  = ! round_q_1_3;
-  assign \$901  = round_q_1_3 == 1'h1;
-  assign \$902  = round_q_1_3 == 2'h2;
-  assign \$903  = \$902  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$904  = \$901  ? sum_fp16_sr8 : \$903 ;
-  assign \$905  = \$900  ? sum_fp16_sr8 : \$904 ;
-  assign \$906  = a[17] ^ b[17];
-  assign \$907  = a[18] | b[18];
-  assign \$908  = a[20] | b[20];
-  assign \$909  = \$908  | a[19];
-  assign \$910  = \$909  | b[19];
-  assign \$911  = ~ \$910 ;
-  assign \$912  = \$907  & \$911 ;
-  assign \$913  = a[19] | b[19];
-  assign \$914  = a[20] | b[20];
-  assign \$915  = \$914  | a[18];
-  assign \$916  = \$915  | b[18];
-  assign \$917  = ~ \$916 ;
-  assign \$918  = \$913  & \$917 ;
-  assign \$919  = a[20] | b[20];
-  assign \$920  = a[19] & b[18];
-  assign \$921  = \$919  | \$920 ;
-  assign \$922  = a[18] & b[19];
-  assign \$923  = \$921  | \$922 ;
-  assign \$924  = product_0[0] ? product_1_sign : 1'h1;
-  assign \$925  = ~ product_0[0];
-  assign \$926  = product_1_zero | \$925 ;
-  assign \$927  = product_1_inf & product_0[0];
-  assign \$928  = product_1_nan & product_0[0];
-  assign \$929  = ~ fresh;
-  assign \$930  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$931  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$932  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$933  = \$931  ? 16'h0000 : \$932 ;
-  assign \$934  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$935  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$936  = \$934  | \$935 ;
-  assign \$937  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$938  = - $signed(add_exp_diff);
-  assign \$939  = \$937  ? \$938  : { add_exp_diff[10], add_exp_diff };
-  assign \$940  = \$936  ? 12'h01a : \$939 ;
-  assign \$941  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$942  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$943  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$944  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$945  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$946  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$947  = \$945  & \$946 ;
-  assign \$948  = \$944  | \$947 ;
-  assign \$949  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$950  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$951  = ~ \$950 ;
-  assign \$952  = \$949  & \$951 ;
-  assign \$953  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$954  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$955  = \$953  & \$954 ;
-  assign \$956  = ~ \$955 ;
-  assign \$957  = \$952  & \$956 ;
-  assign \$958  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$959  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$960  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$961  = | add_small_wide[25:0];
-  assign \$962  = $signed(5'h11) - $signed(align_q_0_flags_big_exp);
-  assign \$963  = $signed(8'h81) - $signed(align_q_0_flags_big_exp);
-  assign \$964  = ! add_q_0_total[27:1];
-  assign \$965  = \$964  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$966  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$965 ;
-  assign \$967  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$966 ;
-  assign \$968  = ! add_q_0_total[27:1];
-  assign \$969  = add_q_0_flags_both_zero | \$968 ;
-  assign \$970  = $signed(add_q_1_0) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$971  = $signed(add_q_1_1) + $signed({ 1'h0, \$833 , \$810  });
-  assign \$972  = ~ normalize_q_1_0[11];
-  assign \$973  = | normalize_q_1_0;
-  assign \$974  = \$972  & \$973 ;
-  assign \$975  = ~ normalize_q_1_0[11];
-  assign \$976  = | normalize_q_1_0;
-  assign \$977  = \$975  & \$976 ;
-  assign \$978  = $signed(normalize_q_0_0_exp) > $signed(6'h10);
-  assign \$979  = \$978  ? 10'h010 : normalize_q_0_0_exp;
-  assign \$980  = \$977  ? 10'h3f2 : \$979 ;
-  assign \$981  = ~ normalize_q_1_1[11];
-  assign \$982  = | normalize_q_1_1;
-  assign \$983  = \$981  & \$982 ;
-  assign \$984  = ~ normalize_q_1_1[11];
-  assign \$985  = | normalize_q_1_1;
-  assign \$986  = \$984  & \$985 ;
-  assign \$987  = $signed(normalize_q_0_0_exp) > $signed(9'h080);
-  assign \$988  = \$987  ? 10'h080 : normalize_q_0_0_exp;
-  assign \$989  = \$986  ? 10'h382 : \$988 ;
-  assign \$990  = place_q_0_0_kept[24:17] + place_q_1_2;
-  assign \$991  = | place_q_0_1_kept[19:0];
-  assign \$992  = | place_q_0_1_below;
-  assign \$993  = \$992  | place_q_0_1_sticky;
-  assign \$994  = \$991  | \$993 ;
-  assign \$995  = \$994  | place_q_0_1_kept[21];
-  assign \$996  = place_q_0_1_kept[20] & \$995 ;
-  assign \$997  = round_q_1_0[0] & round_q_1_0[1];
-  assign \$998  = ~ round_q_1_1;
-  assign \$999  = round_q_1_0[0] ? round_q_1_0[1] : \$998 ;
-  always @(posedge clk)
-    product_0 <= \$1000 ;
-  always @(posedge clk)
-    product_1_sign <= \$1001 ;
-  always @(posedge clk)
-    product_1_zero <= \$1002 ;
-  always @(posedge clk)
-    product_1_inf <= \$1003 ;
-  always @(posedge clk)
-    product_1_nan <= \$1004 ;
-  always @(posedge clk)
-    product_1_exp <= \$1005 ;
-  always @(posedge clk)
-    product_1_full <= \$1006 ;
-  always @(posedge clk)
-    product_2 <= \$1007 ;
-  always @(posedge clk)
-    unpack_q_0_sign <= \$1008 ;
-  always @(posedge clk)
-    unpack_q_0_zero <= \$1009 ;
-  always @(posedge clk)
-    unpack_q_0_inf <= \$1010 ;
-  always @(posedge clk)
-    unpack_q_0_nan <= \$1011 ;
-  always @(posedge clk)
-    unpack_q_0_exp <= \$1012 ;
-  always @(posedge clk)
-    unpack_q_0_sig <= \$1013 ;
-  always @(posedge clk)
-    unpack_q_1_sign <= \$1014 ;
-  always @(posedge clk)
-    unpack_q_1_zero <= \$1015 ;
-  always @(posedge clk)
-    unpack_q_1_inf <= \$1016 ;
-  always @(posedge clk)
-    unpack_q_1_nan <= \$1017 ;
-  always @(posedge clk)
-    unpack_q_1_exp <= \$1018 ;
-  always @(posedge clk)
-    unpack_q_1_sig <= \$1019 ;
-  always @(posedge clk)
-    unpack_q_2_0 <= \$1020 ;
-  always @(posedge clk)
-    unpack_q_2_1 <= \$1021 ;
-  always @(posedge clk)
-    unpack_q_2_2 <= \$1022 ;
-  always @(posedge clk)
-    unpack_q_2_3 <= \$1023 ;
-  always @(posedge clk)
-    order_q_0_big_sig <= \$1024 ;
-  always @(posedge clk)
-    order_q_0_small_sig <= \$1025 ;
-  always @(posedge clk)
-    order_q_0_shift <= \$1026 ;
-  always @(posedge clk)
-    order_q_0_subtract <= \$1027 ;
-  always @(posedge clk)
-    order_q_0_flags_big_exp <= \$1028 ;
-  always @(posedge clk)
-    order_q_0_flags_big_sign <= \$1029 ;
-  always @(posedge clk)
-    order_q_0_flags_nan <= \$1030 ;
-  always @(posedge clk)
-    order_q_0_flags_inf <= \$1031 ;
-  always @(posedge clk)
-    order_q_0_flags_inf_sign <= \$1032 ;
-  always @(posedge clk)
-    order_q_0_flags_both_zero <= \$1033 ;
-  always @(posedge clk)
-    order_q_0_flags_zero_sign <= \$1034 ;
-  always @(posedge clk)
-    order_q_1_0 <= \$1035 ;
-  always @(posedge clk)
-    order_q_1_1 <= \$1036 ;
-  always @(posedge clk)
-    order_q_1_2 <= \$1037 ;
-  always @(posedge clk)
-    order_q_1_3 <= \$1038 ;
-  always @(posedge clk)
-    align_q_0_big <= \$1039 ;
-  always @(posedge clk)
-    align_q_0_small <= \$1040 ;
-  always @(posedge clk)
-    align_q_0_subtract <= \$1041 ;
-  always @(posedge clk)
-    align_q_0_flags_big_exp <= \$1042 ;
-  always @(posedge clk)
-    align_q_0_flags_big_sign <= \$1043 ;
-  always @(posedge clk)
-    align_q_0_flags_nan <= \$1044 ;
-  always @(posedge clk)
-    align_q_0_flags_inf <= \$1045 ;
-  always @(posedge clk)
-    align_q_0_flags_inf_sign <= \$1046 ;
-  always @(posedge clk)
-    align_q_0_flags_both_zero <= \$1047 ;
-  always @(posedge clk)
-    align_q_0_flags_zero_sign <= \$1048 ;
-  always @(posedge clk)
-    align_q_1_0 <= \$1049 ;
-  always @(posedge clk)
-    align_q_1_1 <= \$1050 ;
-  always @(posedge clk)
-    align_q_1_2 <= \$1051 ;
-  always @(posedge clk)
-    align_q_1_3 <= \$1052 ;
-  always @(posedge clk)
-    add_q_0_total <= \$1053 ;
-  always @(posedge clk)
-    add_q_0_flags_big_exp <= \$1054 ;
-  always @(posedge clk)
-    add_q_0_flags_big_sign <= \$1055 ;
-  always @(posedge clk)
-    add_q_0_flags_nan <= \$1056 ;
-  always @(posedge clk)
-    add_q_0_flags_inf <= \$1057 ;
-  always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$1058 ;
-  always @(posedge clk)
-    add_q_0_flags_both_zero <= \$1059 ;
-  always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$1060 ;
-  always @(posedge clk)
-    add_q_1_0 <= \$1061 ;
-  always @(posedge clk)
-    add_q_1_1 <= \$1062 ;
-  always @(posedge clk)
-    add_q_2_0 <= \$1063 ;
-  always @(posedge clk)
-    add_q_2_1 <= \$1064 ;
-  always @(posedge clk)
-    add_q_2_2 <= \$1065 ;
-  always @(posedge clk)
-    add_q_2_3 <= \$1066 ;
-  always @(posedge clk)
-    normalize_q_0_0_sign <= \$1067 ;
-  always @(posedge clk)
-    normalize_q_0_0_zero <= \$1068 ;
-  always @(posedge clk)
-    normalize_q_0_0_inf <= \$1069 ;
-  always @(posedge clk)
-    normalize_q_0_0_nan <= \$1070 ;
-  always @(posedge clk)
-    normalize_q_0_0_exp <= \$1071 ;
-  always @(posedge clk)
-    normalize_q_0_0_sig <= \$1072 ;
-  always @(posedge clk)
-    normalize_q_0_1 <= \$1073 ;
-  always @(posedge clk)
-    normalize_q_1_0 <= \$1074 ;
-  always @(posedge clk)
-    normalize_q_1_1 <= \$1075 ;
-  always @(posedge clk)
-    normalize_q_2_0 <= \$1076 ;
-  always @(posedge clk)
-    normalize_q_2_1 <= \$1077 ;
-  always @(posedge clk)
-    normalize_q_2_2 <= \$1078 ;
-  always @(posedge clk)
-    normalize_q_2_3 <= \$1079 ;
-  always @(posedge clk)
-    place_q_0_0_kept <= \$1080 ;
-  always @(posedge clk)
-    place_q_0_0_below <= \$1081 ;
-  always @(posedge clk)
-    place_q_0_0_sticky <= \$1082 ;
-  always @(posedge clk)
-    place_q_0_0_small <= \$1083 ;
-  always @(posedge clk)
-    place_q_0_0_e_eff <= \$1084 ;
-  always @(posedge clk)
-    place_q_0_0_sign <= \$1085 ;
-  always @(posedge clk)
-    place_q_0_0_zero <= \$1086 ;
-  always @(posedge clk)
-    place_q_0_0_inf <= \$1087 ;
-  always @(posedge clk)
-    place_q_0_0_nan <= \$1088 ;
-  always @(posedge clk)
-    place_q_0_1_kept <= \$1089 ;
-  always @(posedge clk)
-    place_q_0_1_below <= \$1090 ;
-  always @(posedge clk)
-    place_q_0_1_sticky <= \$1091 ;
-  always @(posedge clk)
-    place_q_0_1_small <= \$1092 ;
-  always @(posedge clk)
-    place_q_0_1_e_eff <= \$1093 ;
-  always @(posedge clk)
-    place_q_0_1_sign <= \$1094 ;
-  always @(posedge clk)
-    place_q_0_1_zero <= \$1095 ;
-  always @(posedge clk)
-    place_q_0_1_inf <= \$1096 ;
-  always @(posedge clk)
-    place_q_0_1_nan <= \$1097 ;
-  always @(posedge clk)
-    place_q_1_0 <= \$1098 ;
-  always @(posedge clk)
-    place_q_1_1 <= \$1099 ;
-  always @(posedge clk)
-    place_q_1_2 <= \$1100 ;
-  always @(posedge clk)
-    place_q_1_3 <= \$1101 ;
-  always @(posedge clk)
-    round_q_0_0_count <= \$1102 ;
-  always @(posedge clk)
-    round_q_0_0_up <= \$1103 ;
-  always @(posedge clk)
-    round_q_0_0_small <= \$1104 ;
-  always @(posedge clk)
-    round_q_0_0_e_eff <= \$1105 ;
-  always @(posedge clk)
-    round_q_0_0_sign <= \$1106 ;
-  always @(posedge clk)
-    round_q_0_0_zero <= \$1107 ;
-  always @(posedge clk)
-    round_q_0_0_inf <= \$1108 ;
-  always @(posedge clk)
-    round_q_0_0_nan <= \$1109 ;
-  always @(posedge clk)
-    round_q_0_1_count <= \$1110 ;
-  always @(posedge clk)
-    round_q_0_1_up <= \$1111 ;
-  always @(posedge clk)
-    round_q_0_1_small <= \$1112 ;
-  always @(posedge clk)
-    round_q_0_1_e_eff <= \$1113 ;
-  always @(posedge clk)
-    round_q_0_1_sign <= \$1114 ;
-  always @(posedge clk)
-    round_q_0_1_zero <= \$1115 ;
-  always @(posedge clk)
-    round_q_0_1_inf <= \$1116 ;
-  always @(posedge clk)
-    round_q_0_1_nan <= \$1117 ;
-  always @(posedge clk)
-    round_q_1_0 <= \$1118 ;
-  always @(posedge clk)
-    round_q_1_1 <= \$1119 ;
-  always @(posedge clk)
-    round_q_1_2 <= \$1120 ;
-  always @(posedge clk)
-    round_q_1_3 <= \$1121 ;
-  always @(posedge clk)
-    acc <= \$1122 ;
-  always @(posedge clk)
-    done <= \$1123 ;
-  always @(posedge clk)
-    fresh <= \$1124 ;
-  always @(posedge clk)
-    acc_mode <= \$1125 ;
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$306  = \$304  ? 11'h000 : \$305 ;
+  assign \$307  = \$303  ? 11'h05e : \$306 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$338  = \$336  ? 11'h000 : \$337 ;
+  assign \$339  = \$335  ? 11'h03e : \$338 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$340  = align_q_big - align_q_small;
+  assign \$341  = align_q_big + align_q_small;
+  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
+  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$344  = ~ \$343 ;
+  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$346  = ~ \$345 ;
+  assign \$347  = \$344  & \$346 ;
+  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$349  = ~ \$348 ;
+  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$351  = ~ \$350 ;
+  assign \$352  = \$349  & \$351 ;
+  assign \$353  = \$347  & \$352 ;
+  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$355  = ~ \$354 ;
+  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$357  = ~ \$356 ;
+  assign \$358  = \$355  & \$357 ;
+  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$360  = ~ \$359 ;
+  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$362  = ~ \$361 ;
+  assign \$363  = \$360  & \$362 ;
+  assign \$364  = \$358  & \$363 ;
+  assign \$365  = \$353  & \$364 ;
+  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$367  = ~ \$366 ;
+  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$369  = ~ \$368 ;
+  assign \$370  = \$367  & \$369 ;
+  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$372  = ~ \$371 ;
+  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$374  = ~ \$373 ;
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = \$370  & \$375 ;
+  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$378  = ~ \$377 ;
+  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$390  = ~ \$389 ;
+  assign \$391  = ~ add_q_0_total[1];
+  assign \$392  = ~ add_q_0_total[3];
+  assign \$393  = \$389  ? \$392  : \$391 ;
+  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$395  = ~ \$394 ;
+  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$398  = ~ \$397 ;
+  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$403  = ~ \$402 ;
+  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$405  = ~ \$404 ;
+  assign \$406  = \$403  & \$405 ;
+  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$408  = ~ \$407 ;
+  assign \$409  = ~ add_q_0_total[5];
+  assign \$410  = ~ add_q_0_total[7];
+  assign \$411  = \$407  ? \$410  : \$409 ;
+  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$413  = ~ \$412 ;
+  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$415  = ~ \$414 ;
+  assign \$416  = ~ add_q_0_total[9];
+  assign \$417  = ~ add_q_0_total[11];
+  assign \$418  = \$414  ? \$417  : \$416 ;
+  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$420  = ~ \$419 ;
+  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
+  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$423  = ~ \$422 ;
+  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$425  = ~ \$424 ;
+  assign \$426  = \$423  & \$425 ;
+  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
+  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$429  = ~ \$428 ;
+  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$431  = ~ \$430 ;
+  assign \$432  = \$429  & \$431 ;
+  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$434  = ~ \$433 ;
+  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$436  = ~ \$435 ;
+  assign \$437  = \$434  & \$436 ;
+  assign \$438  = \$432  & \$437 ;
+  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$440  = ~ \$439 ;
+  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$442  = ~ \$441 ;
+  assign \$443  = \$440  & \$442 ;
+  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$445  = ~ \$444 ;
+  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$447  = ~ \$446 ;
+  assign \$448  = \$445  & \$447 ;
+  assign \$449  = \$443  & \$448 ;
+  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$451  = ~ \$450 ;
+  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$453  = ~ \$452 ;
+  assign \$454  = \$451  & \$453 ;
+  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$456  = ~ \$455 ;
+  assign \$457  = ~ add_q_0_total[13];
+  assign \$458  = ~ add_q_0_total[15];
+  assign \$459  = \$455  ? \$458  : \$457 ;
+  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$461  = ~ \$460 ;
+  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = ~ add_q_0_total[17];
+  assign \$465  = ~ add_q_0_total[19];
+  assign \$466  = \$462  ? \$465  : \$464 ;
+  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$468  = ~ \$467 ;
+  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
+  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$473  = ~ \$472 ;
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$478  = ~ \$477 ;
+  assign \$479  = \$476  & \$478 ;
+  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$481  = ~ \$480 ;
+  assign \$482  = ~ add_q_0_total[21];
+  assign \$483  = ~ add_q_0_total[23];
+  assign \$484  = \$480  ? \$483  : \$482 ;
+  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$486  = ~ \$485 ;
+  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$488  = ~ \$487 ;
+  assign \$489  = ~ add_q_0_total[25];
+  assign \$490  = ~ add_q_0_total[27];
+  assign \$491  = \$487  ? \$490  : \$489 ;
+  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$493  = ~ \$492 ;
+  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
+  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$496  = ~ \$495 ;
+  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$498  = ~ \$497 ;
+  assign \$499  = \$496  & \$498 ;
+  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
+  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$502  = ~ \$501 ;
+  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$504  = ~ \$503 ;
+  assign \$505  = \$502  & \$504 ;
+  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$507  = ~ \$506 ;
+  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$509  = ~ \$508 ;
+  assign \$510  = \$507  & \$509 ;
+  assign \$511  = \$505  & \$510 ;
+  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
+  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$514  = ~ \$513 ;
+  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$516  = ~ \$515 ;
+  assign \$517  = \$514  & \$516 ;
+  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$519  = ~ \$518 ;
+  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$521  = ~ \$520 ;
+  assign \$522  = \$519  & \$521 ;
+  assign \$523  = \$517  & \$522 ;
+  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$525  = ~ \$524 ;
+  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$527  = ~ \$526 ;
+  assign \$528  = \$525  & \$527 ;
+  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$530  = ~ \$529 ;
+  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$532  = ~ \$531 ;
+  assign \$533  = \$530  & \$532 ;
+  assign \$534  = \$528  & \$533 ;
+  assign \$535  = \$523  & \$534 ;
+  assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
+  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$536 ;
+  assign \$537  = ~ { \$535 , \$512  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
+  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$538 ;
+  assign \$539  = ~ { \$535 , \$512  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
+  assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
+  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$542  = round_q_0_count + round_q_0_up;
+  assign \$543  = \$541  + \$542 ;
+  assign \$544  = \$543  > 15'h7bff;
+  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$547  = round_q_0_count + round_q_0_up;
+  assign \$548  = \$546  + \$547 ;
+  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
+  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
+  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
+  assign \$554  = ~ round_q_0_inf;
+  assign \$555  = ~ round_q_0_zero;
+  assign \$556  = \$554  & \$555 ;
+  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$559  = round_q_0_count + round_q_0_up;
+  assign \$560  = \$558  + \$559 ;
+  assign \$561  = \$560  > 15'h7bff;
+  assign \$562  = \$556  & \$561 ;
+  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$568  = round_q_1_count + round_q_1_up;
+  assign \$569  = \$567  + \$568 ;
+  assign \$570  = \$569  > 15'h7f7f;
+  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$573  = round_q_1_count + round_q_1_up;
+  assign \$574  = \$572  + \$573 ;
+  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
+  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
+  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
+  assign \$580  = ~ round_q_1_inf;
+  assign \$581  = ~ round_q_1_zero;
+  assign \$582  = \$580  & \$581 ;
+  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$585  = round_q_1_count + round_q_1_up;
+  assign \$586  = \$584  + \$585 ;
+  assign \$587  = \$586  > 15'h7f7f;
+  assign \$588  = \$582  & \$587 ;
+  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$592  = ! round_control_3;
+  assign \$593  = round_control_3 == 1'h1;
+  assign \$594  = round_control_3 == 2'h2;
+  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
+  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
+  assign \$598  = a[17] ^ b[17];
+  assign \$599  = a[18] | b[18];
+  assign \$600  = a[20] | b[20];
+  assign \$601  = \$600  | a[19];
+  assign \$602  = \$601  | b[19];
+  assign \$603  = ~ \$602 ;
+  assign \$604  = \$599  & \$603 ;
+  assign \$605  = a[19] | b[19];
+  assign \$606  = a[20] | b[20];
+  assign \$607  = \$606  | a[18];
+  assign \$608  = \$607  | b[18];
+  assign \$609  = ~ \$608 ;
+  assign \$610  = \$605  & \$609 ;
+  assign \$611  = a[20] | b[20];
+  assign \$612  = a[19] & b[18];
+  assign \$613  = \$611  | \$612 ;
+  assign \$614  = a[18] & b[19];
+  assign \$615  = \$613  | \$614 ;
+  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$617  = ~ product_step[0];
+  assign \$618  = product_0_zero | \$617 ;
+  assign \$619  = product_0_inf & product_step[0];
+  assign \$620  = product_0_nan & product_step[0];
+  assign \$621  = ~ fresh;
+  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$625  = \$623  ? 16'h0000 : \$624 ;
+  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$628  = \$626  | \$627 ;
+  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$630  = - $signed(add_exp_diff);
+  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
+  assign \$632  = \$628  ? 12'h01a : \$631 ;
+  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$639  = \$637  & \$638 ;
+  assign \$640  = \$636  | \$639 ;
+  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$643  = ~ \$642 ;
+  assign \$644  = \$641  & \$643 ;
+  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$647  = \$645  & \$646 ;
+  assign \$648  = ~ \$647 ;
+  assign \$649  = \$644  & \$648 ;
+  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$653  = | add_small_wide[25:0];
+  assign \$654  = ! add_q_0_total[27:1];
+  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
+  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
+  assign \$658  = ! add_q_0_total[27:1];
+  assign \$659  = add_q_0_flags_both_zero | \$658 ;
+  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$662  = \$660  ? 12'h010 : \$661 ;
+  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
+  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$666  = \$664  ? 12'h080 : \$665 ;
+  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
+  assign \$668  = place_q_0_kept[24:17] + place_control_2;
+  assign \$669  = | place_q_1_kept[19:0];
+  assign \$670  = | place_q_1_below;
+  assign \$671  = \$670  | place_q_1_sticky;
+  assign \$672  = \$669  | \$671 ;
+  assign \$673  = \$672  | place_q_1_kept[21];
+  assign \$674  = place_q_1_kept[20] & \$673 ;
+  assign \$675  = round_control_0[0] & round_control_0[1];
+  assign \$676  = ~ round_control_1;
+  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  always @(posedge clk)
+    product_step <= \$678 ;
+  always @(posedge clk)
+    product_0_sign <= \$679 ;
+  always @(posedge clk)
+    product_0_zero <= \$680 ;
+  always @(posedge clk)
+    product_0_inf <= \$681 ;
+  always @(posedge clk)
+    product_0_nan <= \$682 ;
+  always @(posedge clk)
+    product_0_exp <= \$683 ;
+  always @(posedge clk)
+    product_0_full <= \$684 ;
+  always @(posedge clk)
+    product_1 <= \$685 ;
+  always @(posedge clk)
+    unpack_q_0_sign <= \$686 ;
+  always @(posedge clk)
+    unpack_q_0_zero <= \$687 ;
+  always @(posedge clk)
+    unpack_q_0_inf <= \$688 ;
+  always @(posedge clk)
+    unpack_q_0_nan <= \$689 ;
+  always @(posedge clk)
+    unpack_q_0_exp <= \$690 ;
+  always @(posedge clk)
+    unpack_q_0_sig <= \$691 ;
+  always @(posedge clk)
+    unpack_q_1_sign <= \$692 ;
+  always @(posedge clk)
+    unpack_q_1_zero <= \$693 ;
+  always @(posedge clk)
+    unpack_q_1_inf <= \$694 ;
+  always @(posedge clk)
+    unpack_q_1_nan <= \$695 ;
+  always @(posedge clk)
+    unpack_q_1_exp <= \$696 ;
+  always @(posedge clk)
+    unpack_q_1_sig <= \$697 ;
+  always @(posedge clk)
+    unpack_control_0 <= \$698 ;
+  always @(posedge clk)
+    unpack_control_1 <= \$699 ;
+  always @(posedge clk)
+    unpack_control_2 <= \$700 ;
+  always @(posedge clk)
+    unpack_control_3 <= \$701 ;
+  always @(posedge clk)
+    order_q_big_sig <= \$702 ;
+  always @(posedge clk)
+    order_q_small_sig <= \$703 ;
+  always @(posedge clk)
+    order_q_shift <= \$704 ;
+  always @(posedge clk)
+    order_q_subtract <= \$705 ;
+  always @(posedge clk)
+    order_q_flags_big_exp <= \$706 ;
+  always @(posedge clk)
+    order_q_flags_big_sign <= \$707 ;
+  always @(posedge clk)
+    order_q_flags_nan <= \$708 ;
+  always @(posedge clk)
+    order_q_flags_inf <= \$709 ;
+  always @(posedge clk)
+    order_q_flags_inf_sign <= \$710 ;
+  always @(posedge clk)
+    order_q_flags_both_zero <= \$711 ;
+  always @(posedge clk)
+    order_q_flags_zero_sign <= \$712 ;
+  always @(posedge clk)
+    order_control_0 <= \$713 ;
+  always @(posedge clk)
+    order_control_1 <= \$714 ;
+  always @(posedge clk)
+    order_control_2 <= \$715 ;
+  always @(posedge clk)
+    order_control_3 <= \$716 ;
+  always @(posedge clk)
+    align_q_big <= \$717 ;
+  always @(posedge clk)
+    align_q_small <= \$718 ;
+  always @(posedge clk)
+    align_q_subtract <= \$719 ;
+  always @(posedge clk)
+    align_q_flags_big_exp <= \$720 ;
+  always @(posedge clk)
+    align_q_flags_big_sign <= \$721 ;
+  always @(posedge clk)
+    align_q_flags_nan <= \$722 ;
+  always @(posedge clk)
+    align_q_flags_inf <= \$723 ;
+  always @(posedge clk)
+    align_q_flags_inf_sign <= \$724 ;
+  always @(posedge clk)
+    align_q_flags_both_zero <= \$725 ;
+  always @(posedge clk)
+    align_q_flags_zero_sign <= \$726 ;
+  always @(posedge clk)
+    align_control_0 <= \$727 ;
+  always @(posedge clk)
+    align_control_1 <= \$728 ;
+  always @(posedge clk)
+    align_control_2 <= \$729 ;
+  always @(posedge clk)
+    align_control_3 <= \$730 ;
+  always @(posedge clk)
+    add_q_0_total <= \$731 ;
+  always @(posedge clk)
+    add_q_0_flags_big_exp <= \$732 ;
+  always @(posedge clk)
+    add_q_0_flags_big_sign <= \$733 ;
+  always @(posedge clk)
+    add_q_0_flags_nan <= \$734 ;
+  always @(posedge clk)
+    add_q_0_flags_inf <= \$735 ;
+  always @(posedge clk)
+    add_q_0_flags_inf_sign <= \$736 ;
+  always @(posedge clk)
+    add_q_0_flags_both_zero <= \$737 ;
+  always @(posedge clk)
+    add_q_0_flags_zero_sign <= \$738 ;
+  always @(posedge clk)
+    add_q_1_0_small_mask <= \$739 ;
+  always @(posedge clk)
+    add_q_1_0_small_right <= \$740 ;
+  always @(posedge clk)
+    add_q_1_0_over <= \$741 ;
+  always @(posedge clk)
+    add_q_1_1_small_mask <= \$742 ;
+  always @(posedge clk)
+    add_q_1_1_small_right <= \$743 ;
+  always @(posedge clk)
+    add_q_1_1_over <= \$744 ;
+  always @(posedge clk)
+    add_control_0 <= \$745 ;
+  always @(posedge clk)
+    add_control_1 <= \$746 ;
+  always @(posedge clk)
+    add_control_2 <= \$747 ;
+  always @(posedge clk)
+    add_control_3 <= \$748 ;
+  always @(posedge clk)
+    normalize_q_0_window <= \$749 ;
+  always @(posedge clk)
+    normalize_q_0_sticky <= \$750 ;
+  always @(posedge clk)
+    normalize_q_0_lz <= \$751 ;
+  always @(posedge clk)
+    normalize_q_0_top <= \$752 ;
+  always @(posedge clk)
+    normalize_q_0_sign <= \$753 ;
+  always @(posedge clk)
+    normalize_q_0_zero <= \$754 ;
+  always @(posedge clk)
+    normalize_q_0_inf <= \$755 ;
+  always @(posedge clk)
+    normalize_q_0_nan <= \$756 ;
+  always @(posedge clk)
+    normalize_q_1_0_small <= \$757 ;
+  always @(posedge clk)
+    normalize_q_1_0_right <= \$758 ;
+  always @(posedge clk)
+    normalize_q_1_1_small <= \$759 ;
+  always @(posedge clk)
+    normalize_q_1_1_right <= \$760 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_mask <= \$761 ;
+  always @(posedge clk)
+    normalize_q_2_0_small_right <= \$762 ;
+  always @(posedge clk)
+    normalize_q_2_0_over <= \$763 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_mask <= \$764 ;
+  always @(posedge clk)
+    normalize_q_2_1_small_right <= \$765 ;
+  always @(posedge clk)
+    normalize_q_2_1_over <= \$766 ;
+  always @(posedge clk)
+    normalize_control_0 <= \$767 ;
+  always @(posedge clk)
+    normalize_control_1 <= \$768 ;
+  always @(posedge clk)
+    normalize_control_2 <= \$769 ;
+  always @(posedge clk)
+    normalize_control_3 <= \$770 ;
+  always @(posedge clk)
+    place_q_0_kept <= \$771 ;
+  always @(posedge clk)
+    place_q_0_below <= \$772 ;
+  always @(posedge clk)
+    place_q_0_sticky <= \$773 ;
+  always @(posedge clk)
+    place_q_0_small <= \$774 ;
+  always @(posedge clk)
+    place_q_0_e_eff <= \$775 ;
+  always @(posedge clk)
+    place_q_0_sign <= \$776 ;
+  always @(posedge clk)
+    place_q_0_zero <= \$777 ;
+  always @(posedge clk)
+    place_q_0_inf <= \$778 ;
+  always @(posedge clk)
+    place_q_0_nan <= \$779 ;
+  always @(posedge clk)
+    place_q_1_kept <= \$780 ;
+  always @(posedge clk)
+    place_q_1_below <= \$781 ;
+  always @(posedge clk)
+    place_q_1_sticky <= \$782 ;
+  always @(posedge clk)
+    place_q_1_small <= \$783 ;
+  always @(posedge clk)
+    place_q_1_e_eff <= \$784 ;
+  always @(posedge clk)
+    place_q_1_sign <= \$785 ;
+  always @(posedge clk)
+    place_q_1_zero <= \$786 ;
+  always @(posedge clk)
+    place_q_1_inf <= \$787 ;
+  always @(posedge clk)
+    place_q_1_nan <= \$788 ;
+  always @(posedge clk)
+    place_control_0 <= \$789 ;
+  always @(posedge clk)
+    place_control_1 <= \$790 ;
+  always @(posedge clk)
+    place_control_2 <= \$791 ;
+  always @(posedge clk)
+    place_control_3 <= \$792 ;
+  always @(posedge clk)
+    round_q_0_count <= \$793 ;
+  always @(posedge clk)
+    round_q_0_up <= \$794 ;
+  always @(posedge clk)
+    round_q_0_small <= \$795 ;
+  always @(posedge clk)
+    round_q_0_e_eff <= \$796 ;
+  always @(posedge clk)
+    round_q_0_sign <= \$797 ;
+  always @(posedge clk)
+    round_q_0_zero <= \$798 ;
+  always @(posedge clk)
+    round_q_0_inf <= \$799 ;
+  always @(posedge clk)
+    round_q_0_nan <= \$800 ;
+  always @(posedge clk)
+    round_q_1_count <= \$801 ;
+  always @(posedge clk)
+    round_q_1_up <= \$802 ;
+  always @(posedge clk)
+    round_q_1_small <= \$803 ;
+  always @(posedge clk)
+    round_q_1_e_eff <= \$804 ;
+  always @(posedge clk)
+    round_q_1_sign <= \$805 ;
+  always @(posedge clk)
+    round_q_1_zero <= \$806 ;
+  always @(posedge clk)
+    round_q_1_inf <= \$807 ;
+  always @(posedge clk)
+    round_q_1_nan <= \$808 ;
+  always @(posedge clk)
+    round_control_0 <= \$809 ;
+  always @(posedge clk)
+    round_control_1 <= \$810 ;
+  always @(posedge clk)
+    round_control_2 <= \$811 ;
+  always @(posedge clk)
+    round_control_3 <= \$812 ;
+  always @(posedge clk)
+    acc <= \$813 ;
+  always @(posedge clk)
+    done <= \$814 ;
+  always @(posedge clk)
+    fresh <= \$815 ;
+  always @(posedge clk)
+    acc_mode <= \$816 ;
+  assign \$1  = ! step[4:3];
+  assign \$2  = step[4:3] == 1'h1;
+  assign \$3  = step[4:3] == 2'h2;
+  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
+  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
+  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
+  assign p_full = a[7:0] * b[7:0];
+  assign \$6  = $signed(product_0_exp) + $signed(2'h1);
+  assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
+  assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
+  assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
+  assign \$10  = fresh & product_step[0];
+  assign \$11  = \$10  ? 16'h0000 : acc;
+  assign \$12  = | \$11 [14:10];
+  assign \$13  = fresh & product_step[0];
+  assign \$14  = \$13  ? 16'h0000 : acc;
+  assign \$15  = \$14 [14:10] - 4'hf;
+  assign \$16  = fresh & product_step[0];
+  assign \$17  = \$16  ? 16'h0000 : acc;
+  assign \$18  = fresh & product_step[0];
+  assign \$19  = \$18  ? 16'h0000 : acc;
+  assign \$20  = fresh & product_step[0];
+  assign \$21  = \$20  ? 16'h0000 : acc;
+  assign \$22  = fresh & product_step[0];
+  assign \$23  = \$22  ? 16'h0000 : acc;
+  assign \$24  = fresh & product_step[0];
+  assign \$25  = \$24  ? 16'h0000 : acc;
+  assign \$26  = fresh & product_step[0];
+  assign \$27  = \$26  ? 16'h0000 : acc;
+  assign \$28  = fresh & product_step[0];
+  assign \$29  = \$28  ? 16'h0000 : acc;
+  assign \$30  = fresh & product_step[0];
+  assign \$31  = \$30  ? 16'h0000 : acc;
+  assign \$32  = fresh & product_step[0];
+  assign \$33  = \$32  ? 16'h0000 : acc;
+  assign \$34  = fresh & product_step[0];
+  assign \$35  = \$34  ? 16'h0000 : acc;
+  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
+  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
+  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
+  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
+  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
+  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
+  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
+  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
+  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
+  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
+  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
+  assign \$47  = fresh & product_step[0];
+  assign \$48  = \$47  ? 16'h0000 : acc;
+  assign \$49  = | \$48 [14:10];
+  assign \$50  = fresh & product_step[0];
+  assign \$51  = \$50  ? 16'h0000 : acc;
+  assign \$52  = fresh & product_step[0];
+  assign \$53  = \$52  ? 16'h0000 : acc;
+  assign \$54  = fresh & product_step[0];
+  assign \$55  = \$54  ? 16'h0000 : acc;
+  assign \$57  = fresh & product_step[0];
+  assign \$58  = \$57  ? 16'h0000 : acc;
+  assign \$59  = fresh & product_step[0];
+  assign \$60  = \$59  ? 16'h0000 : acc;
+  assign \$62  = fresh & product_step[0];
+  assign \$63  = \$62  ? 16'h0000 : acc;
+  assign \$64  = fresh & product_step[0];
+  assign \$65  = \$64  ? 16'h0000 : acc;
+  assign \$67  = fresh & product_step[0];
+  assign \$68  = \$67  ? 16'h0000 : acc;
+  assign \$69  = fresh & product_step[0];
+  assign \$70  = \$69  ? 16'h0000 : acc;
+  assign \$72  = fresh & product_step[0];
+  assign \$73  = \$72  ? 16'h0000 : acc;
+  assign \$74  = fresh & product_step[0];
+  assign \$75  = \$74  ? 16'h0000 : acc;
+  assign \$77  = fresh & product_step[0];
+  assign \$78  = \$77  ? 16'h0000 : acc;
+  assign \$79  = fresh & product_step[0];
+  assign \$80  = \$79  ? 16'h0000 : acc;
+  assign \$82  = fresh & product_step[0];
+  assign \$83  = \$82  ? 16'h0000 : acc;
+  assign \$84  = fresh & product_step[0];
+  assign \$85  = \$84  ? 16'h0000 : acc;
+  assign \$87  = fresh & product_step[0];
+  assign \$88  = \$87  ? 16'h0000 : acc;
+  assign \$89  = fresh & product_step[0];
+  assign \$90  = \$89  ? 16'h0000 : acc;
+  assign \$92  = fresh & product_step[0];
+  assign \$93  = \$92  ? 16'h0000 : acc;
+  assign \$94  = fresh & product_step[0];
+  assign \$95  = \$94  ? 16'h0000 : acc;
+  assign \$97  = fresh & product_step[0];
+  assign \$98  = \$97  ? 16'h0000 : acc;
+  assign \$99  = fresh & product_step[0];
+  assign \$100  = \$99  ? 16'h0000 : acc;
+  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
+  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
+  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
+  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
+  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
+  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
+  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
+  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
+  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
+  assign \$111  = \$53 [9] ? \$56  : \$110 ;
+  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
+  assign \$112  = fresh & product_step[0];
+  assign \$113  = \$112  ? 16'h0000 : acc;
+  assign \$114  = | \$113 [14:7];
+  assign \$115  = fresh & product_step[0];
+  assign \$116  = \$115  ? 16'h0000 : acc;
+  assign \$117  = \$116 [14:7] - 7'h7f;
+  assign \$118  = fresh & product_step[0];
+  assign \$119  = \$118  ? 16'h0000 : acc;
+  assign \$120  = fresh & product_step[0];
+  assign \$121  = \$120  ? 16'h0000 : acc;
+  assign \$122  = fresh & product_step[0];
+  assign \$123  = \$122  ? 16'h0000 : acc;
+  assign \$124  = fresh & product_step[0];
+  assign \$125  = \$124  ? 16'h0000 : acc;
+  assign \$126  = fresh & product_step[0];
+  assign \$127  = \$126  ? 16'h0000 : acc;
+  assign \$128  = fresh & product_step[0];
+  assign \$129  = \$128  ? 16'h0000 : acc;
+  assign \$130  = fresh & product_step[0];
+  assign \$131  = \$130  ? 16'h0000 : acc;
+  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
+  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
+  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
+  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
+  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
+  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
+  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
+  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
+  assign \$140  = fresh & product_step[0];
+  assign \$141  = \$140  ? 16'h0000 : acc;
+  assign \$142  = | \$141 [14:7];
+  assign \$143  = fresh & product_step[0];
+  assign \$144  = \$143  ? 16'h0000 : acc;
+  assign \$145  = fresh & product_step[0];
+  assign \$146  = \$145  ? 16'h0000 : acc;
+  assign \$147  = fresh & product_step[0];
+  assign \$148  = \$147  ? 16'h0000 : acc;
+  assign \$150  = fresh & product_step[0];
+  assign \$151  = \$150  ? 16'h0000 : acc;
+  assign \$152  = fresh & product_step[0];
+  assign \$153  = \$152  ? 16'h0000 : acc;
+  assign \$155  = fresh & product_step[0];
+  assign \$156  = \$155  ? 16'h0000 : acc;
+  assign \$157  = fresh & product_step[0];
+  assign \$158  = \$157  ? 16'h0000 : acc;
+  assign \$160  = fresh & product_step[0];
+  assign \$161  = \$160  ? 16'h0000 : acc;
+  assign \$162  = fresh & product_step[0];
+  assign \$163  = \$162  ? 16'h0000 : acc;
+  assign \$165  = fresh & product_step[0];
+  assign \$166  = \$165  ? 16'h0000 : acc;
+  assign \$167  = fresh & product_step[0];
+  assign \$168  = \$167  ? 16'h0000 : acc;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$5482$0 (\$1126 ),
-    .\port$5484$0 (\$1127 ),
-    .\port$5486$0 (\$1128 ),
-    .\port$5488$0 (\$1129 ),
-    .\port$5490$0 (\$1130 ),
-    .\port$5492$0 (\$1131 ),
-    .\port$5494$0 (\$1132 ),
-    .\port$5496$0 (\$1133 ),
+    .\port$4218$0 (\$817 ),
+    .\port$4220$0 (\$818 ),
+    .\port$4222$0 (\$819 ),
+    .\port$4224$0 (\$820 ),
+    .\port$4226$0 (\$821 ),
+    .\port$4228$0 (\$822 ),
+    .\port$4230$0 (\$823 ),
+    .\port$4232$0 (\$824 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1000  = step;
+    \$678  = step;
     if (rst) begin
-      \$1000  = 5'h00;
+      \$678  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1001  = \$906 ;
+    \$679  = \$598 ;
     if (rst) begin
-      \$1001  = 1'h0;
+      \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1002  = \$912 ;
+    \$680  = \$604 ;
     if (rst) begin
-      \$1002  = 1'h0;
+      \$680  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1003  = \$918 ;
+    \$681  = \$610 ;
     if (rst) begin
-      \$1003  = 1'h0;
+      \$681  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1004  = \$923 ;
+    \$682  = \$615 ;
     if (rst) begin
-      \$1004  = 1'h0;
+      \$682  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1005  = p_exp_sum;
+    \$683  = p_exp_sum;
     if (rst) begin
-      \$1005  = 10'h000;
+      \$683  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1006  = p_full;
+    \$684  = p_full;
     if (rst) begin
-      \$1006  = 16'h0000;
+      \$684  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1007  = rand_sum;
+    \$685  = rand_sum;
     if (rst) begin
-      \$1007  = 8'h00;
+      \$685  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1008  = base_sign;
+    \$686  = base_sign;
     if (rst) begin
-      \$1008  = 1'h0;
+      \$686  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1009  = base_zero;
+    \$687  = base_zero;
     if (rst) begin
-      \$1009  = 1'h0;
+      \$687  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1010  = base_inf;
+    \$688  = base_inf;
     if (rst) begin
-      \$1010  = 1'h0;
+      \$688  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1011  = base_nan;
+    \$689  = base_nan;
     if (rst) begin
-      \$1011  = 1'h0;
+      \$689  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1012  = base_exp;
+    \$690  = base_exp;
     if (rst) begin
-      \$1012  = 9'h000;
+      \$690  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1013  = base_sig;
+    \$691  = base_sig;
     if (rst) begin
-      \$1013  = 11'h000;
+      \$691  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1014  = \$924 ;
+    \$692  = \$616 ;
     if (rst) begin
-      \$1014  = 1'h0;
+      \$692  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1015  = \$926 ;
+    \$693  = \$618 ;
     if (rst) begin
-      \$1015  = 1'h0;
+      \$693  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1016  = \$927 ;
+    \$694  = \$619 ;
     if (rst) begin
-      \$1016  = 1'h0;
+      \$694  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1017  = \$928 ;
+    \$695  = \$620 ;
     if (rst) begin
-      \$1017  = 1'h0;
+      \$695  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1018  = \$7 [9:0];
+    \$696  = \$7 [9:0];
     if (rst) begin
-      \$1018  = 10'h000;
+      \$696  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1019  = \$9 [15:0];
+    \$697  = \$9 [15:0];
     if (rst) begin
-      \$1019  = 16'h0000;
+      \$697  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1020  = product_0;
+    \$698  = product_step;
     if (rst) begin
-      \$1020  = 5'h00;
+      \$698  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1021  = \$929 ;
+    \$699  = \$621 ;
     if (rst) begin
-      \$1021  = 1'h0;
+      \$699  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1022  = product_2;
+    \$700  = product_1;
     if (rst) begin
-      \$1022  = 8'h00;
+      \$700  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1023  = step_mode;
+    \$701  = step_mode;
     if (rst) begin
-      \$1023  = 2'h0;
+      \$701  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1024  = \$930 ;
+    \$702  = \$622 ;
     if (rst) begin
-      \$1024  = 16'h0000;
+      \$702  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1025  = \$933 ;
+    \$703  = \$625 ;
     if (rst) begin
-      \$1025  = 16'h0000;
+      \$703  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1026  = \$940 [4:0];
+    \$704  = \$632 [4:0];
     if (rst) begin
-      \$1026  = 5'h00;
+      \$704  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1027  = \$941 ;
+    \$705  = \$633 ;
     if (rst) begin
-      \$1027  = 1'h0;
+      \$705  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1028  = \$942 ;
+    \$706  = \$634 ;
     if (rst) begin
-      \$1028  = 10'h000;
+      \$706  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1029  = \$943 ;
+    \$707  = \$635 ;
     if (rst) begin
-      \$1029  = 1'h0;
+      \$707  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1030  = \$948 ;
+    \$708  = \$640 ;
     if (rst) begin
-      \$1030  = 1'h0;
+      \$708  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1031  = \$957 ;
+    \$709  = \$649 ;
     if (rst) begin
-      \$1031  = 1'h0;
+      \$709  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1032  = \$958 ;
+    \$710  = \$650 ;
     if (rst) begin
-      \$1032  = 1'h0;
+      \$710  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1033  = \$959 ;
+    \$711  = \$651 ;
     if (rst) begin
-      \$1033  = 1'h0;
+      \$711  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1034  = \$960 ;
+    \$712  = \$652 ;
     if (rst) begin
-      \$1034  = 1'h0;
+      \$712  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1035  = unpack_q_2_0;
+    \$713  = unpack_control_0;
     if (rst) begin
-      \$1035  = 5'h00;
+      \$713  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1036  = unpack_q_2_1;
+    \$714  = unpack_control_1;
     if (rst) begin
-      \$1036  = 1'h0;
+      \$714  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1037  = unpack_q_2_2;
+    \$715  = unpack_control_2;
     if (rst) begin
-      \$1037  = 8'h00;
+      \$715  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1038  = unpack_q_2_3;
+    \$716  = unpack_control_3;
     if (rst) begin
-      \$1038  = 2'h0;
+      \$716  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1039  = { 1'h0, order_q_0_big_sig, 11'h000 };
+    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$1039  = 28'h0000000;
+      \$717  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1040  = { 1'h0, add_small_wide[51:26], \$961  };
+    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
     if (rst) begin
-      \$1040  = 28'h0000000;
+      \$718  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1041  = order_q_0_subtract;
+    \$719  = order_q_subtract;
     if (rst) begin
-      \$1041  = 1'h0;
+      \$719  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1042  = order_q_0_flags_big_exp;
+    \$720  = order_q_flags_big_exp;
     if (rst) begin
-      \$1042  = 10'h000;
+      \$720  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1043  = order_q_0_flags_big_sign;
+    \$721  = order_q_flags_big_sign;
     if (rst) begin
-      \$1043  = 1'h0;
+      \$721  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1044  = order_q_0_flags_nan;
+    \$722  = order_q_flags_nan;
     if (rst) begin
-      \$1044  = 1'h0;
+      \$722  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1045  = order_q_0_flags_inf;
+    \$723  = order_q_flags_inf;
     if (rst) begin
-      \$1045  = 1'h0;
+      \$723  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1046  = order_q_0_flags_inf_sign;
+    \$724  = order_q_flags_inf_sign;
     if (rst) begin
-      \$1046  = 1'h0;
+      \$724  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1047  = order_q_0_flags_both_zero;
+    \$725  = order_q_flags_both_zero;
     if (rst) begin
-      \$1047  = 1'h0;
+      \$725  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1048  = order_q_0_flags_zero_sign;
+    \$726  = order_q_flags_zero_sign;
     if (rst) begin
-      \$1048  = 1'h0;
+      \$726  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1049  = order_q_1_0;
+    \$727  = order_control_0;
     if (rst) begin
-      \$1049  = 5'h00;
+      \$727  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1050  = order_q_1_1;
+    \$728  = order_control_1;
     if (rst) begin
-      \$1050  = 1'h0;
+      \$728  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1051  = order_q_1_2;
+    \$729  = order_control_2;
     if (rst) begin
-      \$1051  = 8'h00;
+      \$729  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1052  = order_q_1_3;
+    \$730  = order_control_3;
     if (rst) begin
-      \$1052  = 2'h0;
+      \$730  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1053  = \$278 [27:0];
+    \$731  = \$342 [27:0];
     if (rst) begin
-      \$1053  = 28'h0000000;
+      \$731  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1054  = align_q_0_flags_big_exp;
+    \$732  = align_q_flags_big_exp;
     if (rst) begin
-      \$1054  = 10'h000;
+      \$732  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1055  = align_q_0_flags_big_sign;
+    \$733  = align_q_flags_big_sign;
     if (rst) begin
-      \$1055  = 1'h0;
+      \$733  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1056  = align_q_0_flags_nan;
+    \$734  = align_q_flags_nan;
     if (rst) begin
-      \$1056  = 1'h0;
+      \$734  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1057  = align_q_0_flags_inf;
+    \$735  = align_q_flags_inf;
     if (rst) begin
-      \$1057  = 1'h0;
+      \$735  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1058  = align_q_0_flags_inf_sign;
+    \$736  = align_q_flags_inf_sign;
     if (rst) begin
-      \$1058  = 1'h0;
+      \$736  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1059  = align_q_0_flags_both_zero;
+    \$737  = align_q_flags_both_zero;
     if (rst) begin
-      \$1059  = 1'h0;
+      \$737  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1060  = align_q_0_flags_zero_sign;
+    \$738  = align_q_flags_zero_sign;
     if (rst) begin
-      \$1060  = 1'h0;
+      \$738  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1061  = \$962 ;
+    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
     if (rst) begin
-      \$1061  = 11'h000;
+      \$739  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1062  = \$963 ;
+    \$740  = \$307 [6:0];
     if (rst) begin
-      \$1062  = 11'h000;
+      \$740  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1063  = align_q_1_0;
+    \$741  = sum_fp16_sr8_over;
     if (rst) begin
-      \$1063  = 5'h00;
+      \$741  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1064  = align_q_1_1;
+    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
     if (rst) begin
-      \$1064  = 1'h0;
+      \$742  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1065  = align_q_1_2;
+    \$743  = \$339 [5:0];
     if (rst) begin
-      \$1065  = 8'h00;
+      \$743  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1066  = align_q_1_3;
+    \$744  = sum_bf16_rne_over;
     if (rst) begin
-      \$1066  = 2'h0;
+      \$744  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1067  = \$967 ;
+    \$745  = align_control_0;
     if (rst) begin
-      \$1067  = 1'h0;
+      \$745  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1068  = \$969 ;
+    \$746  = align_control_1;
     if (rst) begin
-      \$1068  = 1'h0;
+      \$746  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1069  = add_q_0_flags_inf;
+    \$747  = align_control_2;
     if (rst) begin
-      \$1069  = 1'h0;
+      \$747  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1070  = add_q_0_flags_nan;
+    \$748  = align_control_3;
     if (rst) begin
-      \$1070  = 1'h0;
+      \$748  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1071  = \$835 [9:0];
+    \$749  = add_q_0_total[27:1];
     if (rst) begin
-      \$1071  = 10'h000;
+      \$749  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1072  = add_normalized;
+    \$750  = add_q_0_total[0];
     if (rst) begin
-      \$1072  = 27'h0000000;
+      \$750  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1073  = add_q_0_total[0];
+    \$751  = { \$535 , \$512  };
     if (rst) begin
-      \$1073  = 1'h0;
+      \$751  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1074  = \$970 ;
+    \$752  = add_top;
     if (rst) begin
-      \$1074  = 12'h000;
+      \$752  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1075  = \$971 ;
+    \$753  = \$657 ;
     if (rst) begin
-      \$1075  = 12'h000;
+      \$753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1076  = add_q_2_0;
+    \$754  = \$659 ;
     if (rst) begin
-      \$1076  = 5'h00;
+      \$754  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1077  = add_q_2_1;
+    \$755  = add_q_0_flags_inf;
     if (rst) begin
-      \$1077  = 1'h0;
+      \$755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1078  = add_q_2_2;
+    \$756  = add_q_0_flags_nan;
     if (rst) begin
-      \$1078  = 8'h00;
+      \$756  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1079  = add_q_2_3;
+    \$757  = sum_fp16_sr8_small;
     if (rst) begin
-      \$1079  = 2'h0;
+      \$757  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1080  = sum_fp16_sr8_wide[99:64];
+    \$758  = sum_fp16_sr8_right;
     if (rst) begin
-      \$1080  = 36'h000000000;
+      \$758  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1081  = sum_fp16_sr8_wide[63:0];
+    \$759  = sum_bf16_rne_small;
     if (rst) begin
-      \$1081  = 64'h0000000000000000;
+      \$759  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1082  = normalize_q_0_1;
+    \$760  = sum_bf16_rne_right;
     if (rst) begin
-      \$1082  = 1'h0;
+      \$760  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1083  = \$974 ;
+    \$761  = add_q_1_0_small_mask;
     if (rst) begin
-      \$1083  = 1'h0;
+      \$761  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1084  = \$980 ;
+    \$762  = add_q_1_0_small_right;
     if (rst) begin
-      \$1084  = 10'h000;
+      \$762  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1085  = normalize_q_0_0_sign;
+    \$763  = add_q_1_0_over;
     if (rst) begin
-      \$1085  = 1'h0;
+      \$763  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1086  = normalize_q_0_0_zero;
+    \$764  = add_q_1_1_small_mask;
     if (rst) begin
-      \$1086  = 1'h0;
+      \$764  = 27'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1087  = normalize_q_0_0_inf;
+    \$765  = add_q_1_1_small_right;
     if (rst) begin
-      \$1087  = 1'h0;
+      \$765  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1088  = normalize_q_0_0_nan;
+    \$766  = add_q_1_1_over;
     if (rst) begin
-      \$1088  = 1'h0;
+      \$766  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1089  = sum_bf16_rne_wide[60:32];
+    \$767  = add_control_0;
     if (rst) begin
-      \$1089  = 29'h00000000;
+      \$767  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1090  = sum_bf16_rne_wide[31:0];
+    \$768  = add_control_1;
     if (rst) begin
-      \$1090  = 32'd0;
+      \$768  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1091  = normalize_q_0_1;
+    \$769  = add_control_2;
     if (rst) begin
-      \$1091  = 1'h0;
+      \$769  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1092  = \$983 ;
+    \$770  = add_control_3;
     if (rst) begin
-      \$1092  = 1'h0;
+      \$770  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1093  = \$989 ;
+    \$771  = sum_fp16_sr8_wide[99:64];
     if (rst) begin
-      \$1093  = 10'h000;
+      \$771  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1094  = normalize_q_0_0_sign;
+    \$772  = sum_fp16_sr8_wide[63:0];
     if (rst) begin
-      \$1094  = 1'h0;
+      \$772  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1095  = normalize_q_0_0_zero;
+    \$773  = normalize_q_0_sticky;
     if (rst) begin
-      \$1095  = 1'h0;
+      \$773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1096  = normalize_q_0_0_inf;
+    \$774  = normalize_q_1_0_small;
     if (rst) begin
-      \$1096  = 1'h0;
+      \$774  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1097  = normalize_q_0_0_nan;
+    \$775  = \$663 ;
     if (rst) begin
-      \$1097  = 1'h0;
+      \$775  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1098  = normalize_q_2_0;
+    \$776  = normalize_q_0_sign;
     if (rst) begin
-      \$1098  = 5'h00;
+      \$776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1099  = normalize_q_2_1;
+    \$777  = normalize_q_0_zero;
     if (rst) begin
-      \$1099  = 1'h0;
+      \$777  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1100  = normalize_q_2_2;
+    \$778  = normalize_q_0_inf;
     if (rst) begin
-      \$1100  = 8'h00;
+      \$778  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1101  = normalize_q_2_3;
+    \$779  = normalize_q_0_nan;
     if (rst) begin
-      \$1101  = 2'h0;
+      \$779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1102  = place_q_0_0_kept[35:25];
+    \$780  = sum_bf16_rne_wide[60:32];
     if (rst) begin
-      \$1102  = 11'h000;
+      \$780  = 29'h00000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1103  = \$990 [8];
+    \$781  = sum_bf16_rne_wide[31:0];
     if (rst) begin
-      \$1103  = 1'h0;
+      \$781  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1104  = place_q_0_0_small;
+    \$782  = normalize_q_0_sticky;
     if (rst) begin
-      \$1104  = 1'h0;
+      \$782  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1105  = place_q_0_0_e_eff;
+    \$783  = normalize_q_1_1_small;
     if (rst) begin
-      \$1105  = 10'h000;
+      \$783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1106  = place_q_0_0_sign;
+    \$784  = \$667 ;
     if (rst) begin
-      \$1106  = 1'h0;
+      \$784  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1107  = place_q_0_0_zero;
+    \$785  = normalize_q_0_sign;
     if (rst) begin
-      \$1107  = 1'h0;
+      \$785  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1108  = place_q_0_0_inf;
+    \$786  = normalize_q_0_zero;
     if (rst) begin
-      \$1108  = 1'h0;
+      \$786  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1109  = place_q_0_0_nan;
+    \$787  = normalize_q_0_inf;
     if (rst) begin
-      \$1109  = 1'h0;
+      \$787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1110  = place_q_0_1_kept[28:21];
+    \$788  = normalize_q_0_nan;
     if (rst) begin
-      \$1110  = 8'h00;
+      \$788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1111  = \$996 ;
+    \$789  = normalize_control_0;
     if (rst) begin
-      \$1111  = 1'h0;
+      \$789  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1112  = place_q_0_1_small;
+    \$790  = normalize_control_1;
     if (rst) begin
-      \$1112  = 1'h0;
+      \$790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1113  = place_q_0_1_e_eff;
+    \$791  = normalize_control_2;
     if (rst) begin
-      \$1113  = 10'h000;
+      \$791  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1114  = place_q_0_1_sign;
+    \$792  = normalize_control_3;
     if (rst) begin
-      \$1114  = 1'h0;
+      \$792  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1115  = place_q_0_1_zero;
+    \$793  = place_q_0_kept[35:25];
     if (rst) begin
-      \$1115  = 1'h0;
+      \$793  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1116  = place_q_0_1_inf;
+    \$794  = \$668 [8];
     if (rst) begin
-      \$1116  = 1'h0;
+      \$794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1117  = place_q_0_1_nan;
+    \$795  = place_q_0_small;
     if (rst) begin
-      \$1117  = 1'h0;
+      \$795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1118  = place_q_1_0;
+    \$796  = place_q_0_e_eff;
     if (rst) begin
-      \$1118  = 5'h00;
+      \$796  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1119  = place_q_1_1;
+    \$797  = place_q_0_sign;
     if (rst) begin
-      \$1119  = 1'h0;
+      \$797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1120  = place_q_1_2;
+    \$798  = place_q_0_zero;
     if (rst) begin
-      \$1120  = 8'h00;
+      \$798  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1121  = place_q_1_3;
+    \$799  = place_q_0_inf;
     if (rst) begin
-      \$1121  = 2'h0;
+      \$799  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1122  = sum_code;
+    \$800  = place_q_0_nan;
     if (rst) begin
-      \$1122  = 16'h0000;
+      \$800  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1123  = \$997 ;
+    \$801  = place_q_1_kept[28:21];
     if (rst) begin
-      \$1123  = 1'h0;
+      \$801  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1124  = \$999 ;
+    \$802  = \$674 ;
     if (rst) begin
-      \$1124  = 1'h1;
+      \$802  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$1125  = round_q_1_3;
+    \$803  = place_q_1_small;
     if (rst) begin
-      \$1125  = 2'h0;
+      \$803  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$804  = place_q_1_e_eff;
+    if (rst) begin
+      \$804  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$805  = place_q_1_sign;
+    if (rst) begin
+      \$805  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$806  = place_q_1_zero;
+    if (rst) begin
+      \$806  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$807  = place_q_1_inf;
+    if (rst) begin
+      \$807  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$808  = place_q_1_nan;
+    if (rst) begin
+      \$808  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$809  = place_control_0;
+    if (rst) begin
+      \$809  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$810  = place_control_1;
+    if (rst) begin
+      \$810  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$811  = place_control_2;
+    if (rst) begin
+      \$811  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$812  = place_control_3;
+    if (rst) begin
+      \$812  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$813  = sum_code;
+    if (rst) begin
+      \$813  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$814  = \$675 ;
+    if (rst) begin
+      \$814  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$815  = \$677 ;
+    if (rst) begin
+      \$815  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$816  = round_control_3;
+    if (rst) begin
+      \$816  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$1133 , \$1132 , \$1131 , \$1130 , \$1129 , \$1128 , \$1127 , \$1126  };
+  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
   assign base_fp16_exp = \$46 [5:0];
   assign base_bf16_exp = \$139 [8:0];
-  assign add_total = \$278 [27:0];
-  assign add_lz = { \$833 , \$810  };
-  assign add_exp = \$835 [9:0];
-  assign add_sig = add_normalized;
+  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
+  assign sum_fp16_sr8_small_right = \$307 [6:0];
+  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
+  assign sum_bf16_rne_small_right = \$339 [5:0];
+  assign add_total = \$342 [27:0];
+  assign add_lz = { \$535 , \$512  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
-  assign \acc$78  = acc;
-  assign \done$80  = done;
+  assign \acc$91  = acc;
+  assign \done$93  = done;
   assign flush_sum = acc;
   assign flush_mode = acc_mode;
-  assign flush = product_0[2];
+  assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
   assign \step.flush  = step[2];
@@ -18606,45 +16937,45 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \b.zero  = b[18];
   assign \b.inf  = b[19];
   assign \b.nan  = b[20];
-  assign \product_0.valid  = product_0[0];
-  assign \product_0.last  = product_0[1];
-  assign \product_0.flush  = product_0[2];
-  assign \product_0.mode  = product_0[4:3];
-  assign \unpack_q_2_0.valid  = unpack_q_2_0[0];
-  assign \unpack_q_2_0.last  = unpack_q_2_0[1];
-  assign \unpack_q_2_0.flush  = unpack_q_2_0[2];
-  assign \unpack_q_2_0.mode  = unpack_q_2_0[4:3];
-  assign \order_q_1_0.valid  = order_q_1_0[0];
-  assign \order_q_1_0.last  = order_q_1_0[1];
-  assign \order_q_1_0.flush  = order_q_1_0[2];
-  assign \order_q_1_0.mode  = order_q_1_0[4:3];
-  assign \align_q_1_0.valid  = align_q_1_0[0];
-  assign \align_q_1_0.last  = align_q_1_0[1];
-  assign \align_q_1_0.flush  = align_q_1_0[2];
-  assign \align_q_1_0.mode  = align_q_1_0[4:3];
-  assign \add_q_2_0.valid  = add_q_2_0[0];
-  assign \add_q_2_0.last  = add_q_2_0[1];
-  assign \add_q_2_0.flush  = add_q_2_0[2];
-  assign \add_q_2_0.mode  = add_q_2_0[4:3];
-  assign \normalize_q_2_0.valid  = normalize_q_2_0[0];
-  assign \normalize_q_2_0.last  = normalize_q_2_0[1];
-  assign \normalize_q_2_0.flush  = normalize_q_2_0[2];
-  assign \normalize_q_2_0.mode  = normalize_q_2_0[4:3];
-  assign \place_q_1_0.valid  = place_q_1_0[0];
-  assign \place_q_1_0.last  = place_q_1_0[1];
-  assign \place_q_1_0.flush  = place_q_1_0[2];
-  assign \place_q_1_0.mode  = place_q_1_0[4:3];
-  assign \round_q_1_0.valid  = round_q_1_0[0];
-  assign \round_q_1_0.last  = round_q_1_0[1];
-  assign \round_q_1_0.flush  = round_q_1_0[2];
-  assign \round_q_1_0.mode  = round_q_1_0[4:3];
-  assign sum_code = \$905 ;
-  assign sum_bf16_rne = \$899 ;
-  assign sum_bf16_rne_mag = \$885 ;
-  assign sum_fp16_sr8 = \$873 ;
-  assign sum_fp16_sr8_mag = \$859 ;
+  assign \product_step.valid  = product_step[0];
+  assign \product_step.last  = product_step[1];
+  assign \product_step.flush  = product_step[2];
+  assign \product_step.mode  = product_step[4:3];
+  assign \unpack_control_0.valid  = unpack_control_0[0];
+  assign \unpack_control_0.last  = unpack_control_0[1];
+  assign \unpack_control_0.flush  = unpack_control_0[2];
+  assign \unpack_control_0.mode  = unpack_control_0[4:3];
+  assign \order_control_0.valid  = order_control_0[0];
+  assign \order_control_0.last  = order_control_0[1];
+  assign \order_control_0.flush  = order_control_0[2];
+  assign \order_control_0.mode  = order_control_0[4:3];
+  assign \align_control_0.valid  = align_control_0[0];
+  assign \align_control_0.last  = align_control_0[1];
+  assign \align_control_0.flush  = align_control_0[2];
+  assign \align_control_0.mode  = align_control_0[4:3];
+  assign \add_control_0.valid  = add_control_0[0];
+  assign \add_control_0.last  = add_control_0[1];
+  assign \add_control_0.flush  = add_control_0[2];
+  assign \add_control_0.mode  = add_control_0[4:3];
+  assign \normalize_control_0.valid  = normalize_control_0[0];
+  assign \normalize_control_0.last  = normalize_control_0[1];
+  assign \normalize_control_0.flush  = normalize_control_0[2];
+  assign \normalize_control_0.mode  = normalize_control_0[4:3];
+  assign \place_control_0.valid  = place_control_0[0];
+  assign \place_control_0.last  = place_control_0[1];
+  assign \place_control_0.flush  = place_control_0[2];
+  assign \place_control_0.mode  = place_control_0[4:3];
+  assign \round_control_0.valid  = round_control_0[0];
+  assign \round_control_0.last  = round_control_0[1];
+  assign \round_control_0.flush  = round_control_0[2];
+  assign \round_control_0.mode  = round_control_0[4:3];
+  assign sum_code = \$597 ;
+  assign sum_bf16_rne = \$591 ;
+  assign sum_bf16_rne_mag = \$577 ;
+  assign sum_fp16_sr8 = \$565 ;
+  assign sum_fp16_sr8_mag = \$551 ;
   assign en = step[0];
-  assign \$8  = { product_1_full, 1'h0 };
+  assign \$8  = { product_0_full, 1'h0 };
   assign \$56  = { \$55 [9:0], 1'h0 };
   assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
   assign \$66  = { \$65 [9:0], 3'h0 };
@@ -18668,159 +16999,38 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \$238  = \$237 ;
   assign \$258  = \$257 ;
   assign \$264  = \$263 ;
-  assign \$280  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$284  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$286  = { 7'h00, \$285 , 8'h00 };
-  assign \$288  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$293  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$297  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$299  = { 7'h00, \$298 , 8'h00 };
-  assign \$301  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$304  = { 3'h0, \$303 , 4'h0 };
-  assign \$306  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$310  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$312  = { 7'h00, \$311 , 8'h00 };
-  assign \$314  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$320  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$324  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$326  = { 7'h00, \$325 , 8'h00 };
-  assign \$328  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$333  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$337  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$339  = { 7'h00, \$338 , 8'h00 };
-  assign \$341  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$344  = { 3'h0, \$343 , 4'h0 };
-  assign \$346  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$350  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$352  = { 7'h00, \$351 , 8'h00 };
-  assign \$354  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$358  = { 1'h0, \$357 , 2'h0 };
-  assign \$360  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$364  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$366  = { 7'h00, \$365 , 8'h00 };
-  assign \$368  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$373  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$377  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$379  = { 7'h00, \$378 , 8'h00 };
-  assign \$381  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$384  = { 3'h0, \$383 , 4'h0 };
-  assign \$386  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$390  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$392  = { 7'h00, \$391 , 8'h00 };
-  assign \$394  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$401  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$405  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$407  = { 7'h00, \$406 , 8'h00 };
-  assign \$409  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$414  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$418  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$420  = { 7'h00, \$419 , 8'h00 };
-  assign \$422  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$425  = { 3'h0, \$424 , 4'h0 };
-  assign \$427  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$431  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$433  = { 7'h00, \$432 , 8'h00 };
-  assign \$435  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$441  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$445  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$447  = { 7'h00, \$446 , 8'h00 };
-  assign \$449  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$454  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$458  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$460  = { 7'h00, \$459 , 8'h00 };
-  assign \$462  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$465  = { 3'h0, \$464 , 4'h0 };
-  assign \$467  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$471  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$473  = { 7'h00, \$472 , 8'h00 };
-  assign \$475  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$479  = { 1'h0, \$478 , 2'h0 };
-  assign \$481  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$485  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$487  = { 7'h00, \$486 , 8'h00 };
-  assign \$489  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$494  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$498  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$500  = { 7'h00, \$499 , 8'h00 };
-  assign \$502  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$505  = { 3'h0, \$504 , 4'h0 };
-  assign \$507  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$511  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$513  = { 7'h00, \$512 , 8'h00 };
-  assign \$515  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$520  = { \$519 , 1'h0 };
-  assign \$522  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$526  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$528  = { 7'h00, \$527 , 8'h00 };
-  assign \$530  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$535  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$539  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$541  = { 7'h00, \$540 , 8'h00 };
-  assign \$543  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$546  = { 3'h0, \$545 , 4'h0 };
-  assign \$548  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$552  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$554  = { 7'h00, \$553 , 8'h00 };
-  assign \$556  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$562  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$566  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$568  = { 7'h00, \$567 , 8'h00 };
-  assign \$570  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$575  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$579  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$581  = { 7'h00, \$580 , 8'h00 };
-  assign \$583  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$586  = { 3'h0, \$585 , 4'h0 };
-  assign \$588  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$592  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$594  = { 7'h00, \$593 , 8'h00 };
-  assign \$596  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$600  = { 1'h0, \$599 , 2'h0 };
-  assign \$602  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$606  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$608  = { 7'h00, \$607 , 8'h00 };
-  assign \$610  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$615  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$619  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$621  = { 7'h00, \$620 , 8'h00 };
-  assign \$623  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$626  = { 3'h0, \$625 , 4'h0 };
-  assign \$628  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$632  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$634  = { 7'h00, \$633 , 8'h00 };
-  assign \$636  = { 15'h0000, add_q_0_total[27:1], 16'h0000 };
-  assign \$677  = 1'h1;
-  assign \$678  = 1'h0;
-  assign \$679  = 1'h0;
-  assign \$680  = 1'h0;
-  assign \$681  = 1'h1;
-  assign \$682  = 1'h1;
-  assign \$683  = 1'h1;
-  assign \$684  = 1'h1;
-  assign \$685  = 1'h0;
-  assign \$686  = 1'h1;
-  assign \$694  = { \$693 , \$691  };
-  assign \$697  = 1'h1;
-  assign \$698  = 1'h0;
-  assign \$699  = 1'h0;
-  assign \$849  = { 5'h00, \$848 [4:0], 10'h000 };
-  assign \$854  = { 5'h00, \$853 [4:0], 10'h000 };
-  assign \$860  = 1'h0;
-  assign \$861  = round_q_0_0_nan;
-  assign \$866  = { 5'h00, \$865 [4:0], 10'h000 };
-  assign \$871  = 1'h0;
-  assign \$872  = round_q_0_0_nan;
-  assign \$875  = { \$874 [7:0], 7'h00 };
-  assign \$880  = { \$879 [7:0], 7'h00 };
-  assign \$886  = 1'h0;
-  assign \$887  = round_q_0_1_nan;
-  assign \$892  = { \$891 [7:0], 7'h00 };
-  assign \$897  = 1'h0;
-  assign \$898  = round_q_0_1_nan;
+  assign \$379  = 1'h1;
+  assign \$380  = 1'h0;
+  assign \$381  = 1'h0;
+  assign \$382  = 1'h0;
+  assign \$383  = 1'h1;
+  assign \$384  = 1'h1;
+  assign \$385  = 1'h1;
+  assign \$386  = 1'h1;
+  assign \$387  = 1'h0;
+  assign \$388  = 1'h1;
+  assign \$396  = { \$395 , \$393  };
+  assign \$399  = 1'h1;
+  assign \$400  = 1'h0;
+  assign \$401  = 1'h0;
+  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
+  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
+  assign \$552  = 1'h0;
+  assign \$553  = round_q_0_nan;
+  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
+  assign \$563  = 1'h0;
+  assign \$564  = round_q_0_nan;
+  assign \$567  = { \$566 [7:0], 7'h00 };
+  assign \$572  = { \$571 [7:0], 7'h00 };
+  assign \$578  = 1'h0;
+  assign \$579  = round_q_1_nan;
+  assign \$584  = { \$583 [7:0], 7'h00 };
+  assign \$589  = 1'h0;
+  assign \$590  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5482$0 , \port$5484$0 , \port$5486$0 , \port$5488$0 , \port$5490$0 , \port$5492$0 , \port$5494$0 , \port$5496$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$4218$0 , \port$4220$0 , \port$4222$0 , \port$4224$0 , \port$4226$0 , \port$4228$0 , \port$4230$0 , \port$4232$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -19104,22 +17314,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5482$0 , \port$5484
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$5482$0 ;
-  wire \port$5482$0 ;
-  output \port$5484$0 ;
-  wire \port$5484$0 ;
-  output \port$5486$0 ;
-  wire \port$5486$0 ;
-  output \port$5488$0 ;
-  wire \port$5488$0 ;
-  output \port$5490$0 ;
-  wire \port$5490$0 ;
-  output \port$5492$0 ;
-  wire \port$5492$0 ;
-  output \port$5494$0 ;
-  wire \port$5494$0 ;
-  output \port$5496$0 ;
-  wire \port$5496$0 ;
+  output \port$4218$0 ;
+  wire \port$4218$0 ;
+  output \port$4220$0 ;
+  wire \port$4220$0 ;
+  output \port$4222$0 ;
+  wire \port$4222$0 ;
+  output \port$4224$0 ;
+  wire \port$4224$0 ;
+  output \port$4226$0 ;
+  wire \port$4226$0 ;
+  output \port$4228$0 ;
+  wire \port$4228$0 ;
+  output \port$4230$0 ;
+  wire \port$4230$0 ;
+  output \port$4232$0 ;
+  wire \port$4232$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -19283,14 +17493,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$5482$0 , \port$5484
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5482$0  = \$2 ;
-  assign \port$5484$0  = \$4 ;
-  assign \port$5486$0  = \$6 ;
-  assign \port$5488$0  = \$8 ;
-  assign \port$5490$0  = \$10 ;
-  assign \port$5492$0  = \$12 ;
-  assign \port$5494$0  = \$14 ;
-  assign \port$5496$0  = \$16 ;
+  assign \port$4218$0  = \$2 ;
+  assign \port$4220$0  = \$4 ;
+  assign \port$4222$0  = \$6 ;
+  assign \port$4224$0  = \$8 ;
+  assign \port$4226$0  = \$10 ;
+  assign \port$4228$0  = \$12 ;
+  assign \port$4230$0  = \$14 ;
+  assign \port$4232$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

