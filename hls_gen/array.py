@@ -190,7 +190,7 @@ class MACArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a job's last beat to ``out_valid`` (when the buffer is free).
+        """Cycles from accepting a job's last beat to ``out.valid`` (when the buffer is free).
 
         The ``interleave`` flush steps follow the last beat, the last of them
         crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline``
@@ -271,7 +271,7 @@ class MACArray(wiring.Component):
             controls.append(registered(m, None, controls[-1], f"control_skew_{r}"))
         # Each operand is decoded once, where it enters (not in every PE it passes): the registers carry its
         # unpacked fields, and only the multiplier lies between a PE's operand registers and its product.
-        # A multi-mode array decodes each operand in its job's format (the mode on in_mode) into one layout wide
+        # A multi-mode array decodes each operand in its job's format (the payload's mode) into one layout wide
         # enough for every mode.
         mode = inp.payload.mode if mac.mode_bits else None
 

@@ -43,9 +43,9 @@ class Stimulus:
     most :data:`EXHAUSTIVE_LIMIT`, else that many random pairs). ``steps``:
     MAC steps (input beats) for a MAC or an array. ``max_k``: longest
     reduction. ``backpressure``: probability per cycle that the bench holds
-    ``in_valid`` or ``out_ready`` low. ``lfsr_seed``/``lfsr_width``: the LFSR
-    whose draws feed a stochastic multiplier's ``rand_in`` port (an array has
-    its own LFSRs, described by the manifest). ``flip``: (index, bit) of an
+    the input's valid or the output's ready low. ``lfsr_seed``/``lfsr_width``:
+    the LFSR whose draws feed a stochastic multiplier's ``rand_in`` port (an
+    array has its own LFSRs, described by the manifest). ``flip``: (index, bit) of an
     expected value to corrupt, so that a run proves its checker can fail.
     """
 

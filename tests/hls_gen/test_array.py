@@ -225,7 +225,7 @@ def test_array_matches_qmatmul(name: str) -> None:
 
 # Non-square arrays and single rows/columns (a skew that confuses rows with columns, or drops a register,
 # pairs the wrong operands or beats), interleaves 1, 3 and 8, jobs of one step (the next job's first beat rides
-# on the flush of a job that finished the cycle before), gaps and long runs without out_ready (finished tiles
+# on the flush of a job that finished the cycle before), gaps and long runs without out.ready (finished tiles
 # wait in the PEs while the next job is offered).
 SCHEDULES = {
     "2x3-e4m3-e5m6-sr8-il1-gaps": (

@@ -170,7 +170,7 @@ def test_cycle_formula_regimes() -> None:
                 a_format="e4m3", acc_format="e5m6", rows=rows, cols=cols, pipeline=pipeline, interleave=sums
             ).build()
         ).latency
-        # one tile: K*L beats, the last one's out_valid the array's latency later, then R*L output beats
+        # one tile: K*L beats, the last one's out.valid the array's latency later, then R*L output beats
         assert tile_cycles(5, 1, **shape) == 5 * sums - 1 + latency + rows * sums
         # input-bound: a new tile every K*L cycles; output-bound: every R*L output beats plus the flush's
         # latency (the buffer is taken from the flush steps, which follow the last beat) rounded up to whole turns
