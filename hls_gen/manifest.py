@@ -120,21 +120,26 @@ class Port:
     def _field_map(self) -> dict[str, tuple[int, int, bool]]:
         return {name: (offset, width, signed) for name, offset, width, signed in self.fields}
 
+    def _field(self, name: str) -> tuple[int, int, bool]:
+        if name not in self._field_map:
+            raise ValueError(f"{self.name} has no field {name!r}")
+        return self._field_map[name]
+
     def elements(self, name: str) -> list[str]:
         """The fields ``NAME[0]``, ``NAME[1]``, ... of array field ``name``, in index order."""
         names = []
         while f"{name}[{len(names)}]" in self._field_map:
             names.append(f"{name}[{len(names)}]")
         if not names:
-            raise KeyError(f"port {self.name} has no array field {name!r}")
+            raise ValueError(f"{self.name} has no array field {name!r}")
         return names
 
     def pack_fields(self, **values: int | Sequence[int]) -> int:
         """One port value from field values by name (fields not given are 0).
 
         A sequence fills an array field: ``pack_fields(a=[x, y], last=1)``
-        sets ``a[0]``, ``a[1]`` and ``last``. ``ValueError`` for a value that
-        does not fit its field.
+        sets ``a[0]``, ``a[1]`` and ``last``. ``ValueError`` for a name that
+        is not a field or a value that does not fit its field.
         """
         word = 0
         for name, value in values.items():
@@ -146,9 +151,7 @@ class Port:
                     raise ValueError(f"{self.name}.{name} takes {len(names)} values, not {len(elements)}")
                 items = list(zip(names, elements, strict=True))
             for key, v in items:
-                if key not in self._field_map:
-                    raise KeyError(f"port {self.name} has no field {key!r}")
-                offset, width, signed = self._field_map[key]
+                offset, width, signed = self._field(key)
                 lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
                 if not lo <= v < hi:
                     raise ValueError(f"{self.name}.{key} must be in {lo}..{hi - 1} ({width} bits), not {v}")
@@ -157,9 +160,7 @@ class Port:
 
     def read(self, word: int, name: str) -> int:
         """The value of field ``name`` in a port value (a signed field sign-extended)."""
-        if name not in self._field_map:
-            raise KeyError(f"port {self.name} has no field {name!r}")
-        offset, width, signed = self._field_map[name]
+        offset, width, signed = self._field(name)
         value = (word >> offset) & ((1 << width) - 1)
         return value - (1 << width) if signed and value >> (width - 1) else value
 
@@ -468,7 +469,7 @@ class ArrayManifest:
             taps: tuple[int, ...] | None = tuple(int(t) for t in lfsr["taps"])
             if taps == LFSR_TAPS.get(int(lfsr["width"])):
                 taps = None  # the default table's taps, as the generator was given them
-            return cls(
+            manifest = cls(
                 top=str(data["top"]),
                 verilog_file=str(data["verilog"]),
                 command=str(data.get("command", "")),
@@ -486,6 +487,9 @@ class ArrayManifest:
                 config=dict(data.get("config", {})),
                 path=path,
             )
+            for direction in ("input", "output"):
+                manifest.stream(direction)  # its three ports are there (KeyError: the missing one)
+            return manifest
         except KeyError as error:
             raise ManifestError(f"{where}: missing field {error.args[0]!r}") from None
         except (TypeError, ValueError) as error:

@@ -98,6 +98,8 @@ def _edit(data: dict, edit: str) -> dict:
         data["modes"][0]["code"] = 1
     elif edit == "rounding":
         data["modes"][0]["arithmetic"]["accumulator_rounding"] = "nearest"
+    elif edit == "stream port":
+        data["ports"] = [p for p in data["ports"] if p["name"] != "out__payload"]
     elif edit == "unknown format":
         data["modes"][0]["formats"]["a"]["name"] = "e9m9x"
     return data
@@ -112,6 +114,7 @@ def _edit(data: dict, edit: str) -> dict:
         ("codes", r"^.*m\.json: mode codes must be 0\.\.3 in order$"),
         ("rounding", r"^.*m\.json: modes\[0\]\.arithmetic\.accumulator_rounding is 'nearest', but its random bits "),
         ("unknown format", r"^.*m\.json: modes\[0\]\.formats\.a: "),
+        ("stream port", r"^.*m\.json: missing field 'out__payload'$"),
     ],
 )
 def test_bad_manifest_is_one_line(edit: str, message: str, tmp_path: Path) -> None:
@@ -167,5 +170,7 @@ def test_packing_checks_the_fields() -> None:
         payload.pack_fields(a=[0, 256])
     with pytest.raises(ValueError, match=r"^inp__payload\.b takes 3 values, not 2$"):
         payload.pack_fields(b=[1, 2])
-    with pytest.raises(KeyError, match=r"port inp__payload has no field 'mode'"):
+    with pytest.raises(ValueError, match=r"^inp__payload has no field 'mode'$"):
         payload.pack_fields(mode=1)
+    with pytest.raises(ValueError, match=r"^inp__payload has no array field 'last'$"):
+        payload.read_array(0, "last")
