@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth.hdl import C, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.arith import registered, unpacked_view
@@ -334,10 +334,14 @@ class MACArray(wiring.Component):
             with m.If(at(taken, sums - 1)):
                 m.d.sync += full.eq(1)
         m.d.comb += [out.valid.eq(full), out.payload.row.eq(row), out.payload.last.eq(row == tile_rows - 1)]
+        # The row on the output is selected into a signal of its own, not into the payload: Yosys writes a port that a
+        # switch drives in part as a reg whose other fields get "always @*" blocks of their own, which Icarus runs
+        # only once their inputs change (row and mode stay X until then).
+        shown = Signal(data.ArrayLayout(mac.acc_bits, cols), name="shown_row")
 
         def show(i: int) -> None:
-            """Row ``i`` of the tile onto the output payload: PE row ``i mod rows``, buffer position ``i div rows``."""
-            m.d.comb += [out.payload.data[c].eq(buffer[i % rows][c][i // rows]) for c in range(cols)]
+            """Row ``i`` of the tile: PE row ``i mod rows``, buffer position ``i div rows``."""
+            m.d.comb += [shown[c].eq(buffer[i % rows][c][i // rows]) for c in range(cols)]
 
         with m.Switch(row):
             for i in range(tile_rows - 1):
@@ -345,6 +349,7 @@ class MACArray(wiring.Component):
                     show(i)
             with m.Default():  # the last row (the counter never goes beyond it)
                 show(tile_rows - 1)
+        m.d.comb += out.payload.data.eq(shown)
         with m.If(full & out.ready):
             with m.If(row == tile_rows - 1):
                 m.d.sync += [full.eq(0), row.eq(0), reserved.eq(0)]

@@ -670,38 +670,38 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \en$90 ;
   wire \en$97 ;
   wire flush;
-  wire \flush$170 ;
-  wire \flush$172 ;
-  wire \flush$174 ;
-  wire \flush$176 ;
-  wire \flush$178 ;
-  wire \flush$180 ;
-  wire \flush$182 ;
-  wire \flush$184 ;
-  wire \flush$186 ;
-  wire \flush$188 ;
-  wire \flush$190 ;
-  wire \flush$192 ;
-  wire \flush$194 ;
-  wire \flush$196 ;
-  wire \flush$198 ;
-  wire \flush$200 ;
+  wire \flush$171 ;
+  wire \flush$173 ;
+  wire \flush$175 ;
+  wire \flush$177 ;
+  wire \flush$179 ;
+  wire \flush$181 ;
+  wire \flush$183 ;
+  wire \flush$185 ;
+  wire \flush$187 ;
+  wire \flush$189 ;
+  wire \flush$191 ;
+  wire \flush$193 ;
+  wire \flush$195 ;
+  wire \flush$197 ;
+  wire \flush$199 ;
+  wire \flush$201 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$173 ;
-  wire [11:0] \flush_sum$175 ;
-  wire [11:0] \flush_sum$177 ;
-  wire [11:0] \flush_sum$179 ;
-  wire [11:0] \flush_sum$181 ;
-  wire [11:0] \flush_sum$183 ;
-  wire [11:0] \flush_sum$185 ;
-  wire [11:0] \flush_sum$187 ;
-  wire [11:0] \flush_sum$189 ;
-  wire [11:0] \flush_sum$191 ;
-  wire [11:0] \flush_sum$193 ;
-  wire [11:0] \flush_sum$195 ;
-  wire [11:0] \flush_sum$197 ;
-  wire [11:0] \flush_sum$199 ;
-  wire [11:0] \flush_sum$201 ;
+  wire [11:0] \flush_sum$174 ;
+  wire [11:0] \flush_sum$176 ;
+  wire [11:0] \flush_sum$178 ;
+  wire [11:0] \flush_sum$180 ;
+  wire [11:0] \flush_sum$182 ;
+  wire [11:0] \flush_sum$184 ;
+  wire [11:0] \flush_sum$186 ;
+  wire [11:0] \flush_sum$188 ;
+  wire [11:0] \flush_sum$190 ;
+  wire [11:0] \flush_sum$192 ;
+  wire [11:0] \flush_sum$194 ;
+  wire [11:0] \flush_sum$196 ;
+  wire [11:0] \flush_sum$198 ;
+  wire [11:0] \flush_sum$200 ;
+  wire [11:0] \flush_sum$202 ;
   wire flushing;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -721,7 +721,7 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   input inp__valid;
   wire inp__valid;
   output [50:0] out__payload;
-  reg [50:0] out__payload;
+  wire [50:0] out__payload;
   wire [47:0] \out__payload.data ;
   wire [11:0] \out__payload.data[0] ;
   wire [11:0] \out__payload.data[1] ;
@@ -737,6 +737,11 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg [1:0] row = 2'h0;
   input rst;
   wire rst;
+  reg [47:0] shown_row;
+  wire [11:0] \shown_row[0] ;
+  wire [11:0] \shown_row[1] ;
+  wire [11:0] \shown_row[2] ;
+  wire [11:0] \shown_row[3] ;
   wire [2:0] step;
   reg [2:0] \step$105  = 3'h0;
   wire \step$105.flush ;
@@ -1079,142 +1084,142 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$170 ),
+    .flush(\flush$171 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(\a$44 ),
-    .acc(\flush_sum$173 ),
+    .acc(\flush_sum$174 ),
     .b(\b$46 ),
     .clk(clk),
-    .flush(\flush$172 ),
+    .flush(\flush$173 ),
     .rst(rst),
     .step(\step$42 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(\a$51 ),
-    .acc(\flush_sum$175 ),
+    .acc(\flush_sum$176 ),
     .b(\b$53 ),
     .clk(clk),
-    .flush(\flush$174 ),
+    .flush(\flush$175 ),
     .rst(rst),
     .step(\step$49 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(\a$58 ),
-    .acc(\flush_sum$177 ),
+    .acc(\flush_sum$178 ),
     .b(\b$60 ),
     .clk(clk),
-    .flush(\flush$176 ),
+    .flush(\flush$177 ),
     .rst(rst),
     .step(\step$56 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(\a$65 ),
-    .acc(\flush_sum$179 ),
+    .acc(\flush_sum$180 ),
     .b(\b$67 ),
     .clk(clk),
-    .flush(\flush$178 ),
+    .flush(\flush$179 ),
     .rst(rst),
     .step(\step$63 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(\a$72 ),
-    .acc(\flush_sum$181 ),
+    .acc(\flush_sum$182 ),
     .b(\b$74 ),
     .clk(clk),
-    .flush(\flush$180 ),
+    .flush(\flush$181 ),
     .rst(rst),
     .step(\step$70 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(\a$79 ),
-    .acc(\flush_sum$183 ),
+    .acc(\flush_sum$184 ),
     .b(\b$81 ),
     .clk(clk),
-    .flush(\flush$182 ),
+    .flush(\flush$183 ),
     .rst(rst),
     .step(\step$77 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(\a$86 ),
-    .acc(\flush_sum$185 ),
+    .acc(\flush_sum$186 ),
     .b(\b$88 ),
     .clk(clk),
-    .flush(\flush$184 ),
+    .flush(\flush$185 ),
     .rst(rst),
     .step(\step$84 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(\a$93 ),
-    .acc(\flush_sum$187 ),
+    .acc(\flush_sum$188 ),
     .b(\b$95 ),
     .clk(clk),
-    .flush(\flush$186 ),
+    .flush(\flush$187 ),
     .rst(rst),
     .step(\step$91 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(\a$100 ),
-    .acc(\flush_sum$189 ),
+    .acc(\flush_sum$190 ),
     .b(\b$102 ),
     .clk(clk),
-    .flush(\flush$188 ),
+    .flush(\flush$189 ),
     .rst(rst),
     .step(\step$98 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(\a$107 ),
-    .acc(\flush_sum$191 ),
+    .acc(\flush_sum$192 ),
     .b(\b$109 ),
     .clk(clk),
-    .flush(\flush$190 ),
+    .flush(\flush$191 ),
     .rst(rst),
     .step(\step$105 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(\a$114 ),
-    .acc(\flush_sum$193 ),
+    .acc(\flush_sum$194 ),
     .b(\b$116 ),
     .clk(clk),
-    .flush(\flush$192 ),
+    .flush(\flush$193 ),
     .rst(rst),
     .step(\step$112 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
     .a(\a$121 ),
-    .acc(\flush_sum$195 ),
+    .acc(\flush_sum$196 ),
     .b(\b$123 ),
     .clk(clk),
-    .flush(\flush$194 ),
+    .flush(\flush$195 ),
     .rst(rst),
     .step(\step$119 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
     .a(\a$128 ),
-    .acc(\flush_sum$197 ),
+    .acc(\flush_sum$198 ),
     .b(\b$130 ),
     .clk(clk),
-    .flush(\flush$196 ),
+    .flush(\flush$197 ),
     .rst(rst),
     .step(\step$126 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
     .a(\a$135 ),
-    .acc(\flush_sum$199 ),
+    .acc(\flush_sum$200 ),
     .b(\b$137 ),
     .clk(clk),
-    .flush(\flush$198 ),
+    .flush(\flush$199 ),
     .rst(rst),
     .step(\step$133 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
     .a(\a$142 ),
-    .acc(\flush_sum$201 ),
+    .acc(\flush_sum$202 ),
     .b(\b$144 ),
     .clk(clk),
-    .flush(\flush$200 ),
+    .flush(\flush$201 ),
     .rst(rst),
     .step(\step$140 )
   );
@@ -1224,31 +1229,31 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
     casez (row)
       2'h0:
         begin
-          out__payload[11:0] = buffer_0_0_0;
-          out__payload[23:12] = buffer_0_1_0;
-          out__payload[35:24] = buffer_0_2_0;
-          out__payload[47:36] = buffer_0_3_0;
+          shown_row[11:0] = buffer_0_0_0;
+          shown_row[23:12] = buffer_0_1_0;
+          shown_row[35:24] = buffer_0_2_0;
+          shown_row[47:36] = buffer_0_3_0;
         end
       2'h1:
         begin
-          out__payload[11:0] = buffer_1_0_0;
-          out__payload[23:12] = buffer_1_1_0;
-          out__payload[35:24] = buffer_1_2_0;
-          out__payload[47:36] = buffer_1_3_0;
+          shown_row[11:0] = buffer_1_0_0;
+          shown_row[23:12] = buffer_1_1_0;
+          shown_row[35:24] = buffer_1_2_0;
+          shown_row[47:36] = buffer_1_3_0;
         end
       2'h2:
         begin
-          out__payload[11:0] = buffer_2_0_0;
-          out__payload[23:12] = buffer_2_1_0;
-          out__payload[35:24] = buffer_2_2_0;
-          out__payload[47:36] = buffer_2_3_0;
+          shown_row[11:0] = buffer_2_0_0;
+          shown_row[23:12] = buffer_2_1_0;
+          shown_row[35:24] = buffer_2_2_0;
+          shown_row[47:36] = buffer_2_3_0;
         end
       default:
         begin
-          out__payload[11:0] = buffer_3_0_0;
-          out__payload[23:12] = buffer_3_1_0;
-          out__payload[35:24] = buffer_3_2_0;
-          out__payload[47:36] = buffer_3_3_0;
+          shown_row[11:0] = buffer_3_0_0;
+          shown_row[23:12] = buffer_3_1_0;
+          shown_row[35:24] = buffer_3_2_0;
+          shown_row[47:36] = buffer_3_3_0;
         end
     endcase
   end
@@ -1388,7 +1393,7 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$167  = buffer_0_0_0;
-    if (\flush$170 ) begin
+    if (\flush$171 ) begin
       \$167  = flush_sum;
     end
     if (rst) begin
@@ -1398,8 +1403,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$168  = buffer_0_1_0;
-    if (\flush$172 ) begin
-      \$168  = \flush_sum$173 ;
+    if (\flush$173 ) begin
+      \$168  = \flush_sum$174 ;
     end
     if (rst) begin
       \$168  = 12'h000;
@@ -1408,8 +1413,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$169  = buffer_0_2_0;
-    if (\flush$174 ) begin
-      \$169  = \flush_sum$175 ;
+    if (\flush$175 ) begin
+      \$169  = \flush_sum$176 ;
     end
     if (rst) begin
       \$169  = 12'h000;
@@ -1418,8 +1423,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$170  = buffer_0_3_0;
-    if (\flush$176 ) begin
-      \$170  = \flush_sum$177 ;
+    if (\flush$177 ) begin
+      \$170  = \flush_sum$178 ;
     end
     if (rst) begin
       \$170  = 12'h000;
@@ -1428,8 +1433,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$171  = buffer_1_0_0;
-    if (\flush$178 ) begin
-      \$171  = \flush_sum$179 ;
+    if (\flush$179 ) begin
+      \$171  = \flush_sum$180 ;
     end
     if (rst) begin
       \$171  = 12'h000;
@@ -1438,8 +1443,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$172  = buffer_1_1_0;
-    if (\flush$180 ) begin
-      \$172  = \flush_sum$181 ;
+    if (\flush$181 ) begin
+      \$172  = \flush_sum$182 ;
     end
     if (rst) begin
       \$172  = 12'h000;
@@ -1448,8 +1453,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$173  = buffer_1_2_0;
-    if (\flush$182 ) begin
-      \$173  = \flush_sum$183 ;
+    if (\flush$183 ) begin
+      \$173  = \flush_sum$184 ;
     end
     if (rst) begin
       \$173  = 12'h000;
@@ -1458,8 +1463,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$174  = buffer_1_3_0;
-    if (\flush$184 ) begin
-      \$174  = \flush_sum$185 ;
+    if (\flush$185 ) begin
+      \$174  = \flush_sum$186 ;
     end
     if (rst) begin
       \$174  = 12'h000;
@@ -1468,8 +1473,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$175  = buffer_2_0_0;
-    if (\flush$186 ) begin
-      \$175  = \flush_sum$187 ;
+    if (\flush$187 ) begin
+      \$175  = \flush_sum$188 ;
     end
     if (rst) begin
       \$175  = 12'h000;
@@ -1478,8 +1483,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$176  = buffer_2_1_0;
-    if (\flush$188 ) begin
-      \$176  = \flush_sum$189 ;
+    if (\flush$189 ) begin
+      \$176  = \flush_sum$190 ;
     end
     if (rst) begin
       \$176  = 12'h000;
@@ -1488,8 +1493,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$177  = buffer_2_2_0;
-    if (\flush$190 ) begin
-      \$177  = \flush_sum$191 ;
+    if (\flush$191 ) begin
+      \$177  = \flush_sum$192 ;
     end
     if (rst) begin
       \$177  = 12'h000;
@@ -1498,8 +1503,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$178  = buffer_2_3_0;
-    if (\flush$192 ) begin
-      \$178  = \flush_sum$193 ;
+    if (\flush$193 ) begin
+      \$178  = \flush_sum$194 ;
     end
     if (rst) begin
       \$178  = 12'h000;
@@ -1508,8 +1513,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$179  = buffer_3_0_0;
-    if (\flush$194 ) begin
-      \$179  = \flush_sum$195 ;
+    if (\flush$195 ) begin
+      \$179  = \flush_sum$196 ;
     end
     if (rst) begin
       \$179  = 12'h000;
@@ -1518,8 +1523,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$180  = buffer_3_1_0;
-    if (\flush$196 ) begin
-      \$180  = \flush_sum$197 ;
+    if (\flush$197 ) begin
+      \$180  = \flush_sum$198 ;
     end
     if (rst) begin
       \$180  = 12'h000;
@@ -1528,8 +1533,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$181  = buffer_3_2_0;
-    if (\flush$198 ) begin
-      \$181  = \flush_sum$199 ;
+    if (\flush$199 ) begin
+      \$181  = \flush_sum$200 ;
     end
     if (rst) begin
       \$181  = 12'h000;
@@ -1538,8 +1543,8 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$182  = buffer_3_3_0;
-    if (\flush$200 ) begin
-      \$182  = \flush_sum$201 ;
+    if (\flush$201 ) begin
+      \$182  = \flush_sum$202 ;
     end
     if (rst) begin
       \$182  = 12'h000;
@@ -1548,7 +1553,7 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$183  = out__valid;
-    if (\flush$200 ) begin
+    if (\flush$201 ) begin
       \$183  = 1'h1;
     end
     if (\$147 ) begin
@@ -2003,10 +2008,13 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \b$144.zero  = \b$144 [10];
   assign \b$144.inf  = \b$144 [11];
   assign \b$144.nan  = \b$144 [12];
-  always @*
-    out__payload[50] = \$143 ;
-  always @*
-    out__payload[49:48] = row;
+  assign \shown_row[0]  = shown_row[11:0];
+  assign \shown_row[1]  = shown_row[23:12];
+  assign \shown_row[2]  = shown_row[35:24];
+  assign \shown_row[3]  = shown_row[47:36];
+  assign out__payload[47:0] = shown_row;
+  assign out__payload[50] = \$143 ;
+  assign out__payload[49:48] = row;
   assign b_3[3:0] = b_3_sig;
   assign b_3[12] = \$142 ;
   assign b_3[11] = 1'h0;

@@ -916,38 +916,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$92 ;
   wire \en$99 ;
   wire flush;
-  wire \flush$284 ;
-  wire \flush$286 ;
-  wire \flush$288 ;
-  wire \flush$290 ;
-  wire \flush$292 ;
-  wire \flush$294 ;
-  wire \flush$296 ;
-  wire \flush$298 ;
-  wire \flush$300 ;
-  wire \flush$302 ;
-  wire \flush$304 ;
-  wire \flush$306 ;
-  wire \flush$308 ;
-  wire \flush$310 ;
-  wire \flush$312 ;
-  wire \flush$314 ;
+  wire \flush$285 ;
+  wire \flush$287 ;
+  wire \flush$289 ;
+  wire \flush$291 ;
+  wire \flush$293 ;
+  wire \flush$295 ;
+  wire \flush$297 ;
+  wire \flush$299 ;
+  wire \flush$301 ;
+  wire \flush$303 ;
+  wire \flush$305 ;
+  wire \flush$307 ;
+  wire \flush$309 ;
+  wire \flush$311 ;
+  wire \flush$313 ;
+  wire \flush$315 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$287 ;
-  wire [11:0] \flush_sum$289 ;
-  wire [11:0] \flush_sum$291 ;
-  wire [11:0] \flush_sum$293 ;
-  wire [11:0] \flush_sum$295 ;
-  wire [11:0] \flush_sum$297 ;
-  wire [11:0] \flush_sum$299 ;
-  wire [11:0] \flush_sum$301 ;
-  wire [11:0] \flush_sum$303 ;
-  wire [11:0] \flush_sum$305 ;
-  wire [11:0] \flush_sum$307 ;
-  wire [11:0] \flush_sum$309 ;
-  wire [11:0] \flush_sum$311 ;
-  wire [11:0] \flush_sum$313 ;
-  wire [11:0] \flush_sum$315 ;
+  wire [11:0] \flush_sum$288 ;
+  wire [11:0] \flush_sum$290 ;
+  wire [11:0] \flush_sum$292 ;
+  wire [11:0] \flush_sum$294 ;
+  wire [11:0] \flush_sum$296 ;
+  wire [11:0] \flush_sum$298 ;
+  wire [11:0] \flush_sum$300 ;
+  wire [11:0] \flush_sum$302 ;
+  wire [11:0] \flush_sum$304 ;
+  wire [11:0] \flush_sum$306 ;
+  wire [11:0] \flush_sum$308 ;
+  wire [11:0] \flush_sum$310 ;
+  wire [11:0] \flush_sum$312 ;
+  wire [11:0] \flush_sum$314 ;
+  wire [11:0] \flush_sum$316 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -967,7 +967,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   input inp__valid;
   wire inp__valid;
   output [53:0] out__payload;
-  reg [53:0] out__payload;
+  wire [53:0] out__payload;
   wire [47:0] \out__payload.data ;
   wire [11:0] \out__payload.data[0] ;
   wire [11:0] \out__payload.data[1] ;
@@ -983,6 +983,11 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [4:0] row = 5'h00;
   input rst;
   wire rst;
+  reg [47:0] shown_row;
+  wire [11:0] \shown_row[0] ;
+  wire [11:0] \shown_row[1] ;
+  wire [11:0] \shown_row[2] ;
+  wire [11:0] \shown_row[3] ;
   wire [2:0] step;
   reg [2:0] \step$100  = 3'h0;
   wire \step$100.flush ;
@@ -1580,142 +1585,142 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$284 ),
+    .flush(\flush$285 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$287 ),
+    .acc(\flush_sum$288 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$286 ),
+    .flush(\flush$287 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$289 ),
+    .acc(\flush_sum$290 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$288 ),
+    .flush(\flush$289 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$291 ),
+    .acc(\flush_sum$292 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$290 ),
+    .flush(\flush$291 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$293 ),
+    .acc(\flush_sum$294 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$292 ),
+    .flush(\flush$293 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$295 ),
+    .acc(\flush_sum$296 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$294 ),
+    .flush(\flush$295 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$297 ),
+    .acc(\flush_sum$298 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$296 ),
+    .flush(\flush$297 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$299 ),
+    .acc(\flush_sum$300 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$298 ),
+    .flush(\flush$299 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$301 ),
+    .acc(\flush_sum$302 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$300 ),
+    .flush(\flush$301 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$303 ),
+    .acc(\flush_sum$304 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$302 ),
+    .flush(\flush$303 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$305 ),
+    .acc(\flush_sum$306 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$304 ),
+    .flush(\flush$305 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$307 ),
+    .acc(\flush_sum$308 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$306 ),
+    .flush(\flush$307 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$309 ),
+    .acc(\flush_sum$310 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$308 ),
+    .flush(\flush$309 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$311 ),
+    .acc(\flush_sum$312 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$310 ),
+    .flush(\flush$311 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$313 ),
+    .acc(\flush_sum$314 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$312 ),
+    .flush(\flush$313 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$315 ),
+    .acc(\flush_sum$316 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$314 ),
+    .flush(\flush$315 ),
     .rst(rst),
     .step(\step$142 )
   );
@@ -1725,227 +1730,227 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
     casez (row)
       5'h00:
         begin
-          out__payload[11:0] = buffer_0_0_0;
-          out__payload[23:12] = buffer_0_1_0;
-          out__payload[35:24] = buffer_0_2_0;
-          out__payload[47:36] = buffer_0_3_0;
+          shown_row[11:0] = buffer_0_0_0;
+          shown_row[23:12] = buffer_0_1_0;
+          shown_row[35:24] = buffer_0_2_0;
+          shown_row[47:36] = buffer_0_3_0;
         end
       5'h01:
         begin
-          out__payload[11:0] = buffer_1_0_0;
-          out__payload[23:12] = buffer_1_1_0;
-          out__payload[35:24] = buffer_1_2_0;
-          out__payload[47:36] = buffer_1_3_0;
+          shown_row[11:0] = buffer_1_0_0;
+          shown_row[23:12] = buffer_1_1_0;
+          shown_row[35:24] = buffer_1_2_0;
+          shown_row[47:36] = buffer_1_3_0;
         end
       5'h02:
         begin
-          out__payload[11:0] = buffer_2_0_0;
-          out__payload[23:12] = buffer_2_1_0;
-          out__payload[35:24] = buffer_2_2_0;
-          out__payload[47:36] = buffer_2_3_0;
+          shown_row[11:0] = buffer_2_0_0;
+          shown_row[23:12] = buffer_2_1_0;
+          shown_row[35:24] = buffer_2_2_0;
+          shown_row[47:36] = buffer_2_3_0;
         end
       5'h03:
         begin
-          out__payload[11:0] = buffer_3_0_0;
-          out__payload[23:12] = buffer_3_1_0;
-          out__payload[35:24] = buffer_3_2_0;
-          out__payload[47:36] = buffer_3_3_0;
+          shown_row[11:0] = buffer_3_0_0;
+          shown_row[23:12] = buffer_3_1_0;
+          shown_row[35:24] = buffer_3_2_0;
+          shown_row[47:36] = buffer_3_3_0;
         end
       5'h04:
         begin
-          out__payload[11:0] = buffer_0_0_1;
-          out__payload[23:12] = buffer_0_1_1;
-          out__payload[35:24] = buffer_0_2_1;
-          out__payload[47:36] = buffer_0_3_1;
+          shown_row[11:0] = buffer_0_0_1;
+          shown_row[23:12] = buffer_0_1_1;
+          shown_row[35:24] = buffer_0_2_1;
+          shown_row[47:36] = buffer_0_3_1;
         end
       5'h05:
         begin
-          out__payload[11:0] = buffer_1_0_1;
-          out__payload[23:12] = buffer_1_1_1;
-          out__payload[35:24] = buffer_1_2_1;
-          out__payload[47:36] = buffer_1_3_1;
+          shown_row[11:0] = buffer_1_0_1;
+          shown_row[23:12] = buffer_1_1_1;
+          shown_row[35:24] = buffer_1_2_1;
+          shown_row[47:36] = buffer_1_3_1;
         end
       5'h06:
         begin
-          out__payload[11:0] = buffer_2_0_1;
-          out__payload[23:12] = buffer_2_1_1;
-          out__payload[35:24] = buffer_2_2_1;
-          out__payload[47:36] = buffer_2_3_1;
+          shown_row[11:0] = buffer_2_0_1;
+          shown_row[23:12] = buffer_2_1_1;
+          shown_row[35:24] = buffer_2_2_1;
+          shown_row[47:36] = buffer_2_3_1;
         end
       5'h07:
         begin
-          out__payload[11:0] = buffer_3_0_1;
-          out__payload[23:12] = buffer_3_1_1;
-          out__payload[35:24] = buffer_3_2_1;
-          out__payload[47:36] = buffer_3_3_1;
+          shown_row[11:0] = buffer_3_0_1;
+          shown_row[23:12] = buffer_3_1_1;
+          shown_row[35:24] = buffer_3_2_1;
+          shown_row[47:36] = buffer_3_3_1;
         end
       5'h08:
         begin
-          out__payload[11:0] = buffer_0_0_2;
-          out__payload[23:12] = buffer_0_1_2;
-          out__payload[35:24] = buffer_0_2_2;
-          out__payload[47:36] = buffer_0_3_2;
+          shown_row[11:0] = buffer_0_0_2;
+          shown_row[23:12] = buffer_0_1_2;
+          shown_row[35:24] = buffer_0_2_2;
+          shown_row[47:36] = buffer_0_3_2;
         end
       5'h09:
         begin
-          out__payload[11:0] = buffer_1_0_2;
-          out__payload[23:12] = buffer_1_1_2;
-          out__payload[35:24] = buffer_1_2_2;
-          out__payload[47:36] = buffer_1_3_2;
+          shown_row[11:0] = buffer_1_0_2;
+          shown_row[23:12] = buffer_1_1_2;
+          shown_row[35:24] = buffer_1_2_2;
+          shown_row[47:36] = buffer_1_3_2;
         end
       5'h0a:
         begin
-          out__payload[11:0] = buffer_2_0_2;
-          out__payload[23:12] = buffer_2_1_2;
-          out__payload[35:24] = buffer_2_2_2;
-          out__payload[47:36] = buffer_2_3_2;
+          shown_row[11:0] = buffer_2_0_2;
+          shown_row[23:12] = buffer_2_1_2;
+          shown_row[35:24] = buffer_2_2_2;
+          shown_row[47:36] = buffer_2_3_2;
         end
       5'h0b:
         begin
-          out__payload[11:0] = buffer_3_0_2;
-          out__payload[23:12] = buffer_3_1_2;
-          out__payload[35:24] = buffer_3_2_2;
-          out__payload[47:36] = buffer_3_3_2;
+          shown_row[11:0] = buffer_3_0_2;
+          shown_row[23:12] = buffer_3_1_2;
+          shown_row[35:24] = buffer_3_2_2;
+          shown_row[47:36] = buffer_3_3_2;
         end
       5'h0c:
         begin
-          out__payload[11:0] = buffer_0_0_3;
-          out__payload[23:12] = buffer_0_1_3;
-          out__payload[35:24] = buffer_0_2_3;
-          out__payload[47:36] = buffer_0_3_3;
+          shown_row[11:0] = buffer_0_0_3;
+          shown_row[23:12] = buffer_0_1_3;
+          shown_row[35:24] = buffer_0_2_3;
+          shown_row[47:36] = buffer_0_3_3;
         end
       5'h0d:
         begin
-          out__payload[11:0] = buffer_1_0_3;
-          out__payload[23:12] = buffer_1_1_3;
-          out__payload[35:24] = buffer_1_2_3;
-          out__payload[47:36] = buffer_1_3_3;
+          shown_row[11:0] = buffer_1_0_3;
+          shown_row[23:12] = buffer_1_1_3;
+          shown_row[35:24] = buffer_1_2_3;
+          shown_row[47:36] = buffer_1_3_3;
         end
       5'h0e:
         begin
-          out__payload[11:0] = buffer_2_0_3;
-          out__payload[23:12] = buffer_2_1_3;
-          out__payload[35:24] = buffer_2_2_3;
-          out__payload[47:36] = buffer_2_3_3;
+          shown_row[11:0] = buffer_2_0_3;
+          shown_row[23:12] = buffer_2_1_3;
+          shown_row[35:24] = buffer_2_2_3;
+          shown_row[47:36] = buffer_2_3_3;
         end
       5'h0f:
         begin
-          out__payload[11:0] = buffer_3_0_3;
-          out__payload[23:12] = buffer_3_1_3;
-          out__payload[35:24] = buffer_3_2_3;
-          out__payload[47:36] = buffer_3_3_3;
+          shown_row[11:0] = buffer_3_0_3;
+          shown_row[23:12] = buffer_3_1_3;
+          shown_row[35:24] = buffer_3_2_3;
+          shown_row[47:36] = buffer_3_3_3;
         end
       5'h10:
         begin
-          out__payload[11:0] = buffer_0_0_4;
-          out__payload[23:12] = buffer_0_1_4;
-          out__payload[35:24] = buffer_0_2_4;
-          out__payload[47:36] = buffer_0_3_4;
+          shown_row[11:0] = buffer_0_0_4;
+          shown_row[23:12] = buffer_0_1_4;
+          shown_row[35:24] = buffer_0_2_4;
+          shown_row[47:36] = buffer_0_3_4;
         end
       5'h11:
         begin
-          out__payload[11:0] = buffer_1_0_4;
-          out__payload[23:12] = buffer_1_1_4;
-          out__payload[35:24] = buffer_1_2_4;
-          out__payload[47:36] = buffer_1_3_4;
+          shown_row[11:0] = buffer_1_0_4;
+          shown_row[23:12] = buffer_1_1_4;
+          shown_row[35:24] = buffer_1_2_4;
+          shown_row[47:36] = buffer_1_3_4;
         end
       5'h12:
         begin
-          out__payload[11:0] = buffer_2_0_4;
-          out__payload[23:12] = buffer_2_1_4;
-          out__payload[35:24] = buffer_2_2_4;
-          out__payload[47:36] = buffer_2_3_4;
+          shown_row[11:0] = buffer_2_0_4;
+          shown_row[23:12] = buffer_2_1_4;
+          shown_row[35:24] = buffer_2_2_4;
+          shown_row[47:36] = buffer_2_3_4;
         end
       5'h13:
         begin
-          out__payload[11:0] = buffer_3_0_4;
-          out__payload[23:12] = buffer_3_1_4;
-          out__payload[35:24] = buffer_3_2_4;
-          out__payload[47:36] = buffer_3_3_4;
+          shown_row[11:0] = buffer_3_0_4;
+          shown_row[23:12] = buffer_3_1_4;
+          shown_row[35:24] = buffer_3_2_4;
+          shown_row[47:36] = buffer_3_3_4;
         end
       5'h14:
         begin
-          out__payload[11:0] = buffer_0_0_5;
-          out__payload[23:12] = buffer_0_1_5;
-          out__payload[35:24] = buffer_0_2_5;
-          out__payload[47:36] = buffer_0_3_5;
+          shown_row[11:0] = buffer_0_0_5;
+          shown_row[23:12] = buffer_0_1_5;
+          shown_row[35:24] = buffer_0_2_5;
+          shown_row[47:36] = buffer_0_3_5;
         end
       5'h15:
         begin
-          out__payload[11:0] = buffer_1_0_5;
-          out__payload[23:12] = buffer_1_1_5;
-          out__payload[35:24] = buffer_1_2_5;
-          out__payload[47:36] = buffer_1_3_5;
+          shown_row[11:0] = buffer_1_0_5;
+          shown_row[23:12] = buffer_1_1_5;
+          shown_row[35:24] = buffer_1_2_5;
+          shown_row[47:36] = buffer_1_3_5;
         end
       5'h16:
         begin
-          out__payload[11:0] = buffer_2_0_5;
-          out__payload[23:12] = buffer_2_1_5;
-          out__payload[35:24] = buffer_2_2_5;
-          out__payload[47:36] = buffer_2_3_5;
+          shown_row[11:0] = buffer_2_0_5;
+          shown_row[23:12] = buffer_2_1_5;
+          shown_row[35:24] = buffer_2_2_5;
+          shown_row[47:36] = buffer_2_3_5;
         end
       5'h17:
         begin
-          out__payload[11:0] = buffer_3_0_5;
-          out__payload[23:12] = buffer_3_1_5;
-          out__payload[35:24] = buffer_3_2_5;
-          out__payload[47:36] = buffer_3_3_5;
+          shown_row[11:0] = buffer_3_0_5;
+          shown_row[23:12] = buffer_3_1_5;
+          shown_row[35:24] = buffer_3_2_5;
+          shown_row[47:36] = buffer_3_3_5;
         end
       5'h18:
         begin
-          out__payload[11:0] = buffer_0_0_6;
-          out__payload[23:12] = buffer_0_1_6;
-          out__payload[35:24] = buffer_0_2_6;
-          out__payload[47:36] = buffer_0_3_6;
+          shown_row[11:0] = buffer_0_0_6;
+          shown_row[23:12] = buffer_0_1_6;
+          shown_row[35:24] = buffer_0_2_6;
+          shown_row[47:36] = buffer_0_3_6;
         end
       5'h19:
         begin
-          out__payload[11:0] = buffer_1_0_6;
-          out__payload[23:12] = buffer_1_1_6;
-          out__payload[35:24] = buffer_1_2_6;
-          out__payload[47:36] = buffer_1_3_6;
+          shown_row[11:0] = buffer_1_0_6;
+          shown_row[23:12] = buffer_1_1_6;
+          shown_row[35:24] = buffer_1_2_6;
+          shown_row[47:36] = buffer_1_3_6;
         end
       5'h1a:
         begin
-          out__payload[11:0] = buffer_2_0_6;
-          out__payload[23:12] = buffer_2_1_6;
-          out__payload[35:24] = buffer_2_2_6;
-          out__payload[47:36] = buffer_2_3_6;
+          shown_row[11:0] = buffer_2_0_6;
+          shown_row[23:12] = buffer_2_1_6;
+          shown_row[35:24] = buffer_2_2_6;
+          shown_row[47:36] = buffer_2_3_6;
         end
       5'h1b:
         begin
-          out__payload[11:0] = buffer_3_0_6;
-          out__payload[23:12] = buffer_3_1_6;
-          out__payload[35:24] = buffer_3_2_6;
-          out__payload[47:36] = buffer_3_3_6;
+          shown_row[11:0] = buffer_3_0_6;
+          shown_row[23:12] = buffer_3_1_6;
+          shown_row[35:24] = buffer_3_2_6;
+          shown_row[47:36] = buffer_3_3_6;
         end
       5'h1c:
         begin
-          out__payload[11:0] = buffer_0_0_7;
-          out__payload[23:12] = buffer_0_1_7;
-          out__payload[35:24] = buffer_0_2_7;
-          out__payload[47:36] = buffer_0_3_7;
+          shown_row[11:0] = buffer_0_0_7;
+          shown_row[23:12] = buffer_0_1_7;
+          shown_row[35:24] = buffer_0_2_7;
+          shown_row[47:36] = buffer_0_3_7;
         end
       5'h1d:
         begin
-          out__payload[11:0] = buffer_1_0_7;
-          out__payload[23:12] = buffer_1_1_7;
-          out__payload[35:24] = buffer_1_2_7;
-          out__payload[47:36] = buffer_1_3_7;
+          shown_row[11:0] = buffer_1_0_7;
+          shown_row[23:12] = buffer_1_1_7;
+          shown_row[35:24] = buffer_1_2_7;
+          shown_row[47:36] = buffer_1_3_7;
         end
       5'h1e:
         begin
-          out__payload[11:0] = buffer_2_0_7;
-          out__payload[23:12] = buffer_2_1_7;
-          out__payload[35:24] = buffer_2_2_7;
-          out__payload[47:36] = buffer_2_3_7;
+          shown_row[11:0] = buffer_2_0_7;
+          shown_row[23:12] = buffer_2_1_7;
+          shown_row[35:24] = buffer_2_2_7;
+          shown_row[47:36] = buffer_2_3_7;
         end
       default:
         begin
-          out__payload[11:0] = buffer_3_0_7;
-          out__payload[23:12] = buffer_3_1_7;
-          out__payload[35:24] = buffer_3_2_7;
-          out__payload[47:36] = buffer_3_3_7;
+          shown_row[11:0] = buffer_3_0_7;
+          shown_row[23:12] = buffer_3_1_7;
+          shown_row[35:24] = buffer_3_2_7;
+          shown_row[47:36] = buffer_3_3_7;
         end
     endcase
   end
@@ -2114,7 +2119,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$187  = buffer_0_0_0;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$187  = buffer_0_0_1;
     end
     if (rst) begin
@@ -2124,7 +2129,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$188  = buffer_0_0_1;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$188  = buffer_0_0_2;
     end
     if (rst) begin
@@ -2134,7 +2139,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$189  = buffer_0_0_2;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$189  = buffer_0_0_3;
     end
     if (rst) begin
@@ -2144,7 +2149,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$190  = buffer_0_0_3;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$190  = buffer_0_0_4;
     end
     if (rst) begin
@@ -2154,7 +2159,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$191  = buffer_0_0_4;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$191  = buffer_0_0_5;
     end
     if (rst) begin
@@ -2164,7 +2169,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$192  = buffer_0_0_5;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$192  = buffer_0_0_6;
     end
     if (rst) begin
@@ -2174,7 +2179,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$193  = buffer_0_0_6;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$193  = buffer_0_0_7;
     end
     if (rst) begin
@@ -2184,7 +2189,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$194  = buffer_0_0_7;
-    if (\flush$284 ) begin
+    if (\flush$285 ) begin
       \$194  = flush_sum;
     end
     if (rst) begin
@@ -2194,7 +2199,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$195  = buffer_0_1_0;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$195  = buffer_0_1_1;
     end
     if (rst) begin
@@ -2204,7 +2209,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$196  = buffer_0_1_1;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$196  = buffer_0_1_2;
     end
     if (rst) begin
@@ -2214,7 +2219,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$197  = buffer_0_1_2;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$197  = buffer_0_1_3;
     end
     if (rst) begin
@@ -2224,7 +2229,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$198  = buffer_0_1_3;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$198  = buffer_0_1_4;
     end
     if (rst) begin
@@ -2234,7 +2239,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$199  = buffer_0_1_4;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$199  = buffer_0_1_5;
     end
     if (rst) begin
@@ -2244,7 +2249,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$200  = buffer_0_1_5;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$200  = buffer_0_1_6;
     end
     if (rst) begin
@@ -2254,7 +2259,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$201  = buffer_0_1_6;
-    if (\flush$286 ) begin
+    if (\flush$287 ) begin
       \$201  = buffer_0_1_7;
     end
     if (rst) begin
@@ -2264,8 +2269,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$202  = buffer_0_1_7;
-    if (\flush$286 ) begin
-      \$202  = \flush_sum$287 ;
+    if (\flush$287 ) begin
+      \$202  = \flush_sum$288 ;
     end
     if (rst) begin
       \$202  = 12'h000;
@@ -2274,7 +2279,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$203  = buffer_0_2_0;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$203  = buffer_0_2_1;
     end
     if (rst) begin
@@ -2284,7 +2289,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$204  = buffer_0_2_1;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$204  = buffer_0_2_2;
     end
     if (rst) begin
@@ -2294,7 +2299,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$205  = buffer_0_2_2;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$205  = buffer_0_2_3;
     end
     if (rst) begin
@@ -2304,7 +2309,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$206  = buffer_0_2_3;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$206  = buffer_0_2_4;
     end
     if (rst) begin
@@ -2314,7 +2319,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$207  = buffer_0_2_4;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$207  = buffer_0_2_5;
     end
     if (rst) begin
@@ -2324,7 +2329,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$208  = buffer_0_2_5;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$208  = buffer_0_2_6;
     end
     if (rst) begin
@@ -2334,7 +2339,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$209  = buffer_0_2_6;
-    if (\flush$288 ) begin
+    if (\flush$289 ) begin
       \$209  = buffer_0_2_7;
     end
     if (rst) begin
@@ -2344,8 +2349,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$210  = buffer_0_2_7;
-    if (\flush$288 ) begin
-      \$210  = \flush_sum$289 ;
+    if (\flush$289 ) begin
+      \$210  = \flush_sum$290 ;
     end
     if (rst) begin
       \$210  = 12'h000;
@@ -2354,7 +2359,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$211  = buffer_0_3_0;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$211  = buffer_0_3_1;
     end
     if (rst) begin
@@ -2364,7 +2369,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$212  = buffer_0_3_1;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$212  = buffer_0_3_2;
     end
     if (rst) begin
@@ -2374,7 +2379,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$213  = buffer_0_3_2;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$213  = buffer_0_3_3;
     end
     if (rst) begin
@@ -2384,7 +2389,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$214  = buffer_0_3_3;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$214  = buffer_0_3_4;
     end
     if (rst) begin
@@ -2394,7 +2399,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$215  = buffer_0_3_4;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$215  = buffer_0_3_5;
     end
     if (rst) begin
@@ -2404,7 +2409,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$216  = buffer_0_3_5;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$216  = buffer_0_3_6;
     end
     if (rst) begin
@@ -2414,7 +2419,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$217  = buffer_0_3_6;
-    if (\flush$290 ) begin
+    if (\flush$291 ) begin
       \$217  = buffer_0_3_7;
     end
     if (rst) begin
@@ -2424,8 +2429,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$218  = buffer_0_3_7;
-    if (\flush$290 ) begin
-      \$218  = \flush_sum$291 ;
+    if (\flush$291 ) begin
+      \$218  = \flush_sum$292 ;
     end
     if (rst) begin
       \$218  = 12'h000;
@@ -2434,7 +2439,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$219  = buffer_1_0_0;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$219  = buffer_1_0_1;
     end
     if (rst) begin
@@ -2444,7 +2449,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$220  = buffer_1_0_1;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$220  = buffer_1_0_2;
     end
     if (rst) begin
@@ -2454,7 +2459,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$221  = buffer_1_0_2;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$221  = buffer_1_0_3;
     end
     if (rst) begin
@@ -2464,7 +2469,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$222  = buffer_1_0_3;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$222  = buffer_1_0_4;
     end
     if (rst) begin
@@ -2474,7 +2479,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$223  = buffer_1_0_4;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$223  = buffer_1_0_5;
     end
     if (rst) begin
@@ -2484,7 +2489,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$224  = buffer_1_0_5;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$224  = buffer_1_0_6;
     end
     if (rst) begin
@@ -2494,7 +2499,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$225  = buffer_1_0_6;
-    if (\flush$292 ) begin
+    if (\flush$293 ) begin
       \$225  = buffer_1_0_7;
     end
     if (rst) begin
@@ -2504,8 +2509,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$226  = buffer_1_0_7;
-    if (\flush$292 ) begin
-      \$226  = \flush_sum$293 ;
+    if (\flush$293 ) begin
+      \$226  = \flush_sum$294 ;
     end
     if (rst) begin
       \$226  = 12'h000;
@@ -2514,7 +2519,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$227  = buffer_1_1_0;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$227  = buffer_1_1_1;
     end
     if (rst) begin
@@ -2524,7 +2529,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$228  = buffer_1_1_1;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$228  = buffer_1_1_2;
     end
     if (rst) begin
@@ -2534,7 +2539,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$229  = buffer_1_1_2;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$229  = buffer_1_1_3;
     end
     if (rst) begin
@@ -2544,7 +2549,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$230  = buffer_1_1_3;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$230  = buffer_1_1_4;
     end
     if (rst) begin
@@ -2554,7 +2559,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$231  = buffer_1_1_4;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$231  = buffer_1_1_5;
     end
     if (rst) begin
@@ -2564,7 +2569,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$232  = buffer_1_1_5;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$232  = buffer_1_1_6;
     end
     if (rst) begin
@@ -2574,7 +2579,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$233  = buffer_1_1_6;
-    if (\flush$294 ) begin
+    if (\flush$295 ) begin
       \$233  = buffer_1_1_7;
     end
     if (rst) begin
@@ -2584,8 +2589,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$234  = buffer_1_1_7;
-    if (\flush$294 ) begin
-      \$234  = \flush_sum$295 ;
+    if (\flush$295 ) begin
+      \$234  = \flush_sum$296 ;
     end
     if (rst) begin
       \$234  = 12'h000;
@@ -2594,7 +2599,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$235  = buffer_1_2_0;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$235  = buffer_1_2_1;
     end
     if (rst) begin
@@ -2604,7 +2609,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$236  = buffer_1_2_1;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$236  = buffer_1_2_2;
     end
     if (rst) begin
@@ -2614,7 +2619,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$237  = buffer_1_2_2;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$237  = buffer_1_2_3;
     end
     if (rst) begin
@@ -2624,7 +2629,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$238  = buffer_1_2_3;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$238  = buffer_1_2_4;
     end
     if (rst) begin
@@ -2634,7 +2639,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$239  = buffer_1_2_4;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$239  = buffer_1_2_5;
     end
     if (rst) begin
@@ -2644,7 +2649,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$240  = buffer_1_2_5;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$240  = buffer_1_2_6;
     end
     if (rst) begin
@@ -2654,7 +2659,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$241  = buffer_1_2_6;
-    if (\flush$296 ) begin
+    if (\flush$297 ) begin
       \$241  = buffer_1_2_7;
     end
     if (rst) begin
@@ -2664,8 +2669,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$242  = buffer_1_2_7;
-    if (\flush$296 ) begin
-      \$242  = \flush_sum$297 ;
+    if (\flush$297 ) begin
+      \$242  = \flush_sum$298 ;
     end
     if (rst) begin
       \$242  = 12'h000;
@@ -2674,7 +2679,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$243  = buffer_1_3_0;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$243  = buffer_1_3_1;
     end
     if (rst) begin
@@ -2684,7 +2689,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$244  = buffer_1_3_1;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$244  = buffer_1_3_2;
     end
     if (rst) begin
@@ -2694,7 +2699,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$245  = buffer_1_3_2;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$245  = buffer_1_3_3;
     end
     if (rst) begin
@@ -2704,7 +2709,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$246  = buffer_1_3_3;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$246  = buffer_1_3_4;
     end
     if (rst) begin
@@ -2714,7 +2719,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$247  = buffer_1_3_4;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$247  = buffer_1_3_5;
     end
     if (rst) begin
@@ -2724,7 +2729,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$248  = buffer_1_3_5;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$248  = buffer_1_3_6;
     end
     if (rst) begin
@@ -2734,7 +2739,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$249  = buffer_1_3_6;
-    if (\flush$298 ) begin
+    if (\flush$299 ) begin
       \$249  = buffer_1_3_7;
     end
     if (rst) begin
@@ -2744,8 +2749,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$250  = buffer_1_3_7;
-    if (\flush$298 ) begin
-      \$250  = \flush_sum$299 ;
+    if (\flush$299 ) begin
+      \$250  = \flush_sum$300 ;
     end
     if (rst) begin
       \$250  = 12'h000;
@@ -2754,7 +2759,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$251  = buffer_2_0_0;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$251  = buffer_2_0_1;
     end
     if (rst) begin
@@ -2764,7 +2769,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$252  = buffer_2_0_1;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$252  = buffer_2_0_2;
     end
     if (rst) begin
@@ -2774,7 +2779,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$253  = buffer_2_0_2;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$253  = buffer_2_0_3;
     end
     if (rst) begin
@@ -2784,7 +2789,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$254  = buffer_2_0_3;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$254  = buffer_2_0_4;
     end
     if (rst) begin
@@ -2794,7 +2799,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$255  = buffer_2_0_4;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$255  = buffer_2_0_5;
     end
     if (rst) begin
@@ -2804,7 +2809,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$256  = buffer_2_0_5;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$256  = buffer_2_0_6;
     end
     if (rst) begin
@@ -2814,7 +2819,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$257  = buffer_2_0_6;
-    if (\flush$300 ) begin
+    if (\flush$301 ) begin
       \$257  = buffer_2_0_7;
     end
     if (rst) begin
@@ -2824,8 +2829,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$258  = buffer_2_0_7;
-    if (\flush$300 ) begin
-      \$258  = \flush_sum$301 ;
+    if (\flush$301 ) begin
+      \$258  = \flush_sum$302 ;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2834,7 +2839,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$259  = buffer_2_1_0;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$259  = buffer_2_1_1;
     end
     if (rst) begin
@@ -2844,7 +2849,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$260  = buffer_2_1_1;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$260  = buffer_2_1_2;
     end
     if (rst) begin
@@ -2854,7 +2859,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$261  = buffer_2_1_2;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$261  = buffer_2_1_3;
     end
     if (rst) begin
@@ -2864,7 +2869,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$262  = buffer_2_1_3;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$262  = buffer_2_1_4;
     end
     if (rst) begin
@@ -2874,7 +2879,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$263  = buffer_2_1_4;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$263  = buffer_2_1_5;
     end
     if (rst) begin
@@ -2884,7 +2889,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$264  = buffer_2_1_5;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$264  = buffer_2_1_6;
     end
     if (rst) begin
@@ -2894,7 +2899,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$265  = buffer_2_1_6;
-    if (\flush$302 ) begin
+    if (\flush$303 ) begin
       \$265  = buffer_2_1_7;
     end
     if (rst) begin
@@ -2904,8 +2909,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$266  = buffer_2_1_7;
-    if (\flush$302 ) begin
-      \$266  = \flush_sum$303 ;
+    if (\flush$303 ) begin
+      \$266  = \flush_sum$304 ;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -2914,7 +2919,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$267  = buffer_2_2_0;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$267  = buffer_2_2_1;
     end
     if (rst) begin
@@ -2924,7 +2929,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$268  = buffer_2_2_1;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$268  = buffer_2_2_2;
     end
     if (rst) begin
@@ -2934,7 +2939,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$269  = buffer_2_2_2;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$269  = buffer_2_2_3;
     end
     if (rst) begin
@@ -2944,7 +2949,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$270  = buffer_2_2_3;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$270  = buffer_2_2_4;
     end
     if (rst) begin
@@ -2954,7 +2959,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$271  = buffer_2_2_4;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$271  = buffer_2_2_5;
     end
     if (rst) begin
@@ -2964,7 +2969,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$272  = buffer_2_2_5;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$272  = buffer_2_2_6;
     end
     if (rst) begin
@@ -2974,7 +2979,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$273  = buffer_2_2_6;
-    if (\flush$304 ) begin
+    if (\flush$305 ) begin
       \$273  = buffer_2_2_7;
     end
     if (rst) begin
@@ -2984,8 +2989,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$274  = buffer_2_2_7;
-    if (\flush$304 ) begin
-      \$274  = \flush_sum$305 ;
+    if (\flush$305 ) begin
+      \$274  = \flush_sum$306 ;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2994,7 +2999,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$275  = buffer_2_3_0;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$275  = buffer_2_3_1;
     end
     if (rst) begin
@@ -3004,7 +3009,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$276  = buffer_2_3_1;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$276  = buffer_2_3_2;
     end
     if (rst) begin
@@ -3014,7 +3019,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$277  = buffer_2_3_2;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$277  = buffer_2_3_3;
     end
     if (rst) begin
@@ -3024,7 +3029,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$278  = buffer_2_3_3;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$278  = buffer_2_3_4;
     end
     if (rst) begin
@@ -3034,7 +3039,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$279  = buffer_2_3_4;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$279  = buffer_2_3_5;
     end
     if (rst) begin
@@ -3044,7 +3049,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$280  = buffer_2_3_5;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$280  = buffer_2_3_6;
     end
     if (rst) begin
@@ -3054,7 +3059,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$281  = buffer_2_3_6;
-    if (\flush$306 ) begin
+    if (\flush$307 ) begin
       \$281  = buffer_2_3_7;
     end
     if (rst) begin
@@ -3064,8 +3069,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$282  = buffer_2_3_7;
-    if (\flush$306 ) begin
-      \$282  = \flush_sum$307 ;
+    if (\flush$307 ) begin
+      \$282  = \flush_sum$308 ;
     end
     if (rst) begin
       \$282  = 12'h000;
@@ -3074,7 +3079,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$283  = buffer_3_0_0;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$283  = buffer_3_0_1;
     end
     if (rst) begin
@@ -3084,7 +3089,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$284  = buffer_3_0_1;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$284  = buffer_3_0_2;
     end
     if (rst) begin
@@ -3094,7 +3099,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$285  = buffer_3_0_2;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$285  = buffer_3_0_3;
     end
     if (rst) begin
@@ -3104,7 +3109,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$286  = buffer_3_0_3;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$286  = buffer_3_0_4;
     end
     if (rst) begin
@@ -3114,7 +3119,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$287  = buffer_3_0_4;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$287  = buffer_3_0_5;
     end
     if (rst) begin
@@ -3124,7 +3129,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$288  = buffer_3_0_5;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$288  = buffer_3_0_6;
     end
     if (rst) begin
@@ -3134,7 +3139,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$289  = buffer_3_0_6;
-    if (\flush$308 ) begin
+    if (\flush$309 ) begin
       \$289  = buffer_3_0_7;
     end
     if (rst) begin
@@ -3144,8 +3149,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$290  = buffer_3_0_7;
-    if (\flush$308 ) begin
-      \$290  = \flush_sum$309 ;
+    if (\flush$309 ) begin
+      \$290  = \flush_sum$310 ;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -3154,7 +3159,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$291  = buffer_3_1_0;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$291  = buffer_3_1_1;
     end
     if (rst) begin
@@ -3164,7 +3169,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$292  = buffer_3_1_1;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$292  = buffer_3_1_2;
     end
     if (rst) begin
@@ -3174,7 +3179,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$293  = buffer_3_1_2;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$293  = buffer_3_1_3;
     end
     if (rst) begin
@@ -3184,7 +3189,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$294  = buffer_3_1_3;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$294  = buffer_3_1_4;
     end
     if (rst) begin
@@ -3194,7 +3199,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$295  = buffer_3_1_4;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$295  = buffer_3_1_5;
     end
     if (rst) begin
@@ -3204,7 +3209,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$296  = buffer_3_1_5;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$296  = buffer_3_1_6;
     end
     if (rst) begin
@@ -3214,7 +3219,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$297  = buffer_3_1_6;
-    if (\flush$310 ) begin
+    if (\flush$311 ) begin
       \$297  = buffer_3_1_7;
     end
     if (rst) begin
@@ -3224,8 +3229,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$298  = buffer_3_1_7;
-    if (\flush$310 ) begin
-      \$298  = \flush_sum$311 ;
+    if (\flush$311 ) begin
+      \$298  = \flush_sum$312 ;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -3234,7 +3239,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$299  = buffer_3_2_0;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$299  = buffer_3_2_1;
     end
     if (rst) begin
@@ -3244,7 +3249,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$300  = buffer_3_2_1;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$300  = buffer_3_2_2;
     end
     if (rst) begin
@@ -3254,7 +3259,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$301  = buffer_3_2_2;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$301  = buffer_3_2_3;
     end
     if (rst) begin
@@ -3264,7 +3269,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$302  = buffer_3_2_3;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$302  = buffer_3_2_4;
     end
     if (rst) begin
@@ -3274,7 +3279,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$303  = buffer_3_2_4;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$303  = buffer_3_2_5;
     end
     if (rst) begin
@@ -3284,7 +3289,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$304  = buffer_3_2_5;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$304  = buffer_3_2_6;
     end
     if (rst) begin
@@ -3294,7 +3299,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$305  = buffer_3_2_6;
-    if (\flush$312 ) begin
+    if (\flush$313 ) begin
       \$305  = buffer_3_2_7;
     end
     if (rst) begin
@@ -3304,8 +3309,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$306  = buffer_3_2_7;
-    if (\flush$312 ) begin
-      \$306  = \flush_sum$313 ;
+    if (\flush$313 ) begin
+      \$306  = \flush_sum$314 ;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -3314,7 +3319,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$307  = buffer_3_3_0;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$307  = buffer_3_3_1;
     end
     if (rst) begin
@@ -3324,7 +3329,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$308  = buffer_3_3_1;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$308  = buffer_3_3_2;
     end
     if (rst) begin
@@ -3334,7 +3339,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$309  = buffer_3_3_2;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$309  = buffer_3_3_3;
     end
     if (rst) begin
@@ -3344,7 +3349,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$310  = buffer_3_3_3;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$310  = buffer_3_3_4;
     end
     if (rst) begin
@@ -3354,7 +3359,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$311  = buffer_3_3_4;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$311  = buffer_3_3_5;
     end
     if (rst) begin
@@ -3364,7 +3369,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$312  = buffer_3_3_5;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$312  = buffer_3_3_6;
     end
     if (rst) begin
@@ -3374,7 +3379,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$313  = buffer_3_3_6;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$313  = buffer_3_3_7;
     end
     if (rst) begin
@@ -3384,8 +3389,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$314  = buffer_3_3_7;
-    if (\flush$314 ) begin
-      \$314  = \flush_sum$315 ;
+    if (\flush$315 ) begin
+      \$314  = \flush_sum$316 ;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -3394,7 +3399,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$315  = taken;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       \$315  = \$162 [2:0];
     end
     if (rst) begin
@@ -3404,7 +3409,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$316  = out__valid;
-    if (\flush$314 ) begin
+    if (\flush$315 ) begin
       if (\$163 ) begin
         \$316  = 1'h1;
       end
@@ -3860,10 +3865,13 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \b$146.zero  = \b$146 [10];
   assign \b$146.inf  = \b$146 [11];
   assign \b$146.nan  = \b$146 [12];
-  always @*
-    out__payload[53] = \$145 ;
-  always @*
-    out__payload[52:48] = row;
+  assign \shown_row[0]  = shown_row[11:0];
+  assign \shown_row[1]  = shown_row[23:12];
+  assign \shown_row[2]  = shown_row[35:24];
+  assign \shown_row[3]  = shown_row[47:36];
+  assign out__payload[47:0] = shown_row;
+  assign out__payload[53] = \$145 ;
+  assign out__payload[52:48] = row;
   assign b_3[3:0] = b_3_sig;
   assign b_3[12] = \$144 ;
   assign b_3[11] = 1'h0;

@@ -103,7 +103,7 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \control.valid ;
   wire en;
   wire flush;
-  wire \flush$26 ;
+  wire \flush$27 ;
   wire [15:0] flush_sum;
   wire flushing;
   input [16:0] inp__payload;
@@ -131,6 +131,8 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg row = 1'h0;
   input rst;
   wire rst;
+  wire [15:0] shown_row;
+  wire [15:0] \shown_row[0] ;
   wire [2:0] step;
   wire \step.flush ;
   wire \step.last ;
@@ -191,7 +193,7 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$26 ),
+    .flush(\flush$27 ),
     .rst(rst),
     .step(control)
   );
@@ -226,7 +228,7 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$50  = buffer_0_0_0;
-    if (\flush$26 ) begin
+    if (\flush$27 ) begin
       \$50  = flush_sum;
     end
     if (rst) begin
@@ -236,7 +238,7 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$51  = out__valid;
-    if (\flush$26 ) begin
+    if (\flush$27 ) begin
       \$51  = 1'h1;
     end
     if (\$45 ) begin
@@ -310,7 +312,9 @@ module mac_e4m3_fp16_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \b.zero  = b_0[10];
   assign \b.inf  = b_0[11];
   assign \b.nan  = b_0[12];
-  assign out__payload[15:0] = buffer_0_0_0;
+  assign \shown_row[0]  = shown_row;
+  assign shown_row = buffer_0_0_0;
+  assign out__payload[15:0] = shown_row;
   assign out__payload[17] = \$41 ;
   assign out__payload[16] = row;
   assign b_0[3:0] = b_0_sig;

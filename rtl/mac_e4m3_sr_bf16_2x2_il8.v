@@ -740,15 +740,15 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \en$78 ;
   wire \en$85 ;
   wire flush;
-  wire \flush$127 ;
-  wire \flush$129 ;
-  wire \flush$131 ;
-  wire \flush$133 ;
+  wire \flush$128 ;
+  wire \flush$130 ;
+  wire \flush$132 ;
+  wire \flush$134 ;
   wire [1:0] flush_mode;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$130 ;
-  wire [15:0] \flush_sum$132 ;
-  wire [15:0] \flush_sum$134 ;
+  wire [15:0] \flush_sum$131 ;
+  wire [15:0] \flush_sum$133 ;
+  wire [15:0] \flush_sum$135 ;
   reg flushing = 1'h0;
   input [66:0] inp__payload;
   wire [66:0] inp__payload;
@@ -765,7 +765,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   input inp__valid;
   wire inp__valid;
   output [38:0] out__payload;
-  reg [38:0] out__payload;
+  wire [38:0] out__payload;
   wire [31:0] \out__payload.data ;
   wire [15:0] \out__payload.data[0] ;
   wire [15:0] \out__payload.data[1] ;
@@ -780,6 +780,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [3:0] row = 4'h0;
   input rst;
   wire rst;
+  reg [31:0] shown_row;
+  wire [15:0] \shown_row[0] ;
+  wire [15:0] \shown_row[1] ;
   wire [4:0] step;
   reg [4:0] \step$72  = 5'h00;
   wire \step$72.flush ;
@@ -1327,35 +1330,35 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$127 ),
+    .flush(\flush$128 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$130 ),
+    .acc(\flush_sum$131 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$129 ),
+    .flush(\flush$130 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$81 ),
-    .acc(\flush_sum$132 ),
+    .acc(\flush_sum$133 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$131 ),
+    .flush(\flush$132 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$88 ),
-    .acc(\flush_sum$134 ),
+    .acc(\flush_sum$135 ),
     .acc_mode(flush_mode),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$133 ),
+    .flush(\flush$134 ),
     .rst(rst),
     .step(\step$86 )
   );
@@ -1365,83 +1368,83 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
     casez (row)
       4'h0:
         begin
-          out__payload[15:0] = buffer_0_0_0;
-          out__payload[31:16] = buffer_0_1_0;
+          shown_row[15:0] = buffer_0_0_0;
+          shown_row[31:16] = buffer_0_1_0;
         end
       4'h1:
         begin
-          out__payload[15:0] = buffer_1_0_0;
-          out__payload[31:16] = buffer_1_1_0;
+          shown_row[15:0] = buffer_1_0_0;
+          shown_row[31:16] = buffer_1_1_0;
         end
       4'h2:
         begin
-          out__payload[15:0] = buffer_0_0_1;
-          out__payload[31:16] = buffer_0_1_1;
+          shown_row[15:0] = buffer_0_0_1;
+          shown_row[31:16] = buffer_0_1_1;
         end
       4'h3:
         begin
-          out__payload[15:0] = buffer_1_0_1;
-          out__payload[31:16] = buffer_1_1_1;
+          shown_row[15:0] = buffer_1_0_1;
+          shown_row[31:16] = buffer_1_1_1;
         end
       4'h4:
         begin
-          out__payload[15:0] = buffer_0_0_2;
-          out__payload[31:16] = buffer_0_1_2;
+          shown_row[15:0] = buffer_0_0_2;
+          shown_row[31:16] = buffer_0_1_2;
         end
       4'h5:
         begin
-          out__payload[15:0] = buffer_1_0_2;
-          out__payload[31:16] = buffer_1_1_2;
+          shown_row[15:0] = buffer_1_0_2;
+          shown_row[31:16] = buffer_1_1_2;
         end
       4'h6:
         begin
-          out__payload[15:0] = buffer_0_0_3;
-          out__payload[31:16] = buffer_0_1_3;
+          shown_row[15:0] = buffer_0_0_3;
+          shown_row[31:16] = buffer_0_1_3;
         end
       4'h7:
         begin
-          out__payload[15:0] = buffer_1_0_3;
-          out__payload[31:16] = buffer_1_1_3;
+          shown_row[15:0] = buffer_1_0_3;
+          shown_row[31:16] = buffer_1_1_3;
         end
       4'h8:
         begin
-          out__payload[15:0] = buffer_0_0_4;
-          out__payload[31:16] = buffer_0_1_4;
+          shown_row[15:0] = buffer_0_0_4;
+          shown_row[31:16] = buffer_0_1_4;
         end
       4'h9:
         begin
-          out__payload[15:0] = buffer_1_0_4;
-          out__payload[31:16] = buffer_1_1_4;
+          shown_row[15:0] = buffer_1_0_4;
+          shown_row[31:16] = buffer_1_1_4;
         end
       4'ha:
         begin
-          out__payload[15:0] = buffer_0_0_5;
-          out__payload[31:16] = buffer_0_1_5;
+          shown_row[15:0] = buffer_0_0_5;
+          shown_row[31:16] = buffer_0_1_5;
         end
       4'hb:
         begin
-          out__payload[15:0] = buffer_1_0_5;
-          out__payload[31:16] = buffer_1_1_5;
+          shown_row[15:0] = buffer_1_0_5;
+          shown_row[31:16] = buffer_1_1_5;
         end
       4'hc:
         begin
-          out__payload[15:0] = buffer_0_0_6;
-          out__payload[31:16] = buffer_0_1_6;
+          shown_row[15:0] = buffer_0_0_6;
+          shown_row[31:16] = buffer_0_1_6;
         end
       4'hd:
         begin
-          out__payload[15:0] = buffer_1_0_6;
-          out__payload[31:16] = buffer_1_1_6;
+          shown_row[15:0] = buffer_1_0_6;
+          shown_row[31:16] = buffer_1_1_6;
         end
       4'he:
         begin
-          out__payload[15:0] = buffer_0_0_7;
-          out__payload[31:16] = buffer_0_1_7;
+          shown_row[15:0] = buffer_0_0_7;
+          shown_row[31:16] = buffer_0_1_7;
         end
       default:
         begin
-          out__payload[15:0] = buffer_1_0_7;
-          out__payload[31:16] = buffer_1_1_7;
+          shown_row[15:0] = buffer_1_0_7;
+          shown_row[31:16] = buffer_1_1_7;
         end
     endcase
   end
@@ -1526,7 +1529,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$487  = buffer_0_0_0;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$487  = buffer_0_0_1;
     end
     if (rst) begin
@@ -1536,7 +1539,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$488  = buffer_0_0_1;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$488  = buffer_0_0_2;
     end
     if (rst) begin
@@ -1546,7 +1549,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$489  = buffer_0_0_2;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$489  = buffer_0_0_3;
     end
     if (rst) begin
@@ -1556,7 +1559,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$490  = buffer_0_0_3;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$490  = buffer_0_0_4;
     end
     if (rst) begin
@@ -1566,7 +1569,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$491  = buffer_0_0_4;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$491  = buffer_0_0_5;
     end
     if (rst) begin
@@ -1576,7 +1579,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$492  = buffer_0_0_5;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$492  = buffer_0_0_6;
     end
     if (rst) begin
@@ -1586,7 +1589,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$493  = buffer_0_0_6;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$493  = buffer_0_0_7;
     end
     if (rst) begin
@@ -1596,7 +1599,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$494  = buffer_0_0_7;
-    if (\flush$127 ) begin
+    if (\flush$128 ) begin
       \$494  = flush_sum;
     end
     if (rst) begin
@@ -1606,7 +1609,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$495  = buffer_0_1_0;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$495  = buffer_0_1_1;
     end
     if (rst) begin
@@ -1616,7 +1619,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$496  = buffer_0_1_1;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$496  = buffer_0_1_2;
     end
     if (rst) begin
@@ -1626,7 +1629,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$497  = buffer_0_1_2;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$497  = buffer_0_1_3;
     end
     if (rst) begin
@@ -1636,7 +1639,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$498  = buffer_0_1_3;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$498  = buffer_0_1_4;
     end
     if (rst) begin
@@ -1646,7 +1649,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$499  = buffer_0_1_4;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$499  = buffer_0_1_5;
     end
     if (rst) begin
@@ -1656,7 +1659,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$500  = buffer_0_1_5;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$500  = buffer_0_1_6;
     end
     if (rst) begin
@@ -1666,7 +1669,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$501  = buffer_0_1_6;
-    if (\flush$129 ) begin
+    if (\flush$130 ) begin
       \$501  = buffer_0_1_7;
     end
     if (rst) begin
@@ -1676,8 +1679,8 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$502  = buffer_0_1_7;
-    if (\flush$129 ) begin
-      \$502  = \flush_sum$130 ;
+    if (\flush$130 ) begin
+      \$502  = \flush_sum$131 ;
     end
     if (rst) begin
       \$502  = 16'h0000;
@@ -1686,7 +1689,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$503  = buffer_1_0_0;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$503  = buffer_1_0_1;
     end
     if (rst) begin
@@ -1696,7 +1699,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$504  = buffer_1_0_1;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$504  = buffer_1_0_2;
     end
     if (rst) begin
@@ -1706,7 +1709,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$505  = buffer_1_0_2;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$505  = buffer_1_0_3;
     end
     if (rst) begin
@@ -1716,7 +1719,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$506  = buffer_1_0_3;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$506  = buffer_1_0_4;
     end
     if (rst) begin
@@ -1726,7 +1729,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$507  = buffer_1_0_4;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$507  = buffer_1_0_5;
     end
     if (rst) begin
@@ -1736,7 +1739,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$508  = buffer_1_0_5;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$508  = buffer_1_0_6;
     end
     if (rst) begin
@@ -1746,7 +1749,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$509  = buffer_1_0_6;
-    if (\flush$131 ) begin
+    if (\flush$132 ) begin
       \$509  = buffer_1_0_7;
     end
     if (rst) begin
@@ -1756,8 +1759,8 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$510  = buffer_1_0_7;
-    if (\flush$131 ) begin
-      \$510  = \flush_sum$132 ;
+    if (\flush$132 ) begin
+      \$510  = \flush_sum$133 ;
     end
     if (rst) begin
       \$510  = 16'h0000;
@@ -1766,7 +1769,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$511  = buffer_1_1_0;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$511  = buffer_1_1_1;
     end
     if (rst) begin
@@ -1776,7 +1779,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$512  = buffer_1_1_1;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$512  = buffer_1_1_2;
     end
     if (rst) begin
@@ -1786,7 +1789,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$513  = buffer_1_1_2;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$513  = buffer_1_1_3;
     end
     if (rst) begin
@@ -1796,7 +1799,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$514  = buffer_1_1_3;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$514  = buffer_1_1_4;
     end
     if (rst) begin
@@ -1806,7 +1809,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$515  = buffer_1_1_4;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$515  = buffer_1_1_5;
     end
     if (rst) begin
@@ -1816,7 +1819,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$516  = buffer_1_1_5;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$516  = buffer_1_1_6;
     end
     if (rst) begin
@@ -1826,7 +1829,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$517  = buffer_1_1_6;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$517  = buffer_1_1_7;
     end
     if (rst) begin
@@ -1836,8 +1839,8 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$518  = buffer_1_1_7;
-    if (\flush$133 ) begin
-      \$518  = \flush_sum$134 ;
+    if (\flush$134 ) begin
+      \$518  = \flush_sum$135 ;
     end
     if (rst) begin
       \$518  = 16'h0000;
@@ -1846,7 +1849,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$519  = buffer_mode;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$519  = flush_mode;
     end
     if (rst) begin
@@ -1856,7 +1859,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$520  = taken;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       \$520  = \$474 [2:0];
     end
     if (rst) begin
@@ -1866,7 +1869,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$521  = out__valid;
-    if (\flush$133 ) begin
+    if (\flush$134 ) begin
       if (\$475 ) begin
         \$521  = 1'h1;
       end
@@ -2042,12 +2045,12 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \b$90.zero  = \b$90 [18];
   assign \b$90.inf  = \b$90 [19];
   assign \b$90.nan  = \b$90 [20];
-  always @*
-    out__payload[36] = \$457 ;
-  always @*
-    out__payload[35:32] = row;
-  always @*
-    out__payload[38:37] = buffer_mode;
+  assign \shown_row[0]  = shown_row[15:0];
+  assign \shown_row[1]  = shown_row[31:16];
+  assign out__payload[31:0] = shown_row;
+  assign out__payload[36] = \$457 ;
+  assign out__payload[35:32] = row;
+  assign out__payload[38:37] = buffer_mode;
   assign b_1[7:0] = b_1_sig;
   assign b_1[20] = b_1_nan;
   assign b_1[19] = b_1_inf;
