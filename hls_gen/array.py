@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Module, Mux, Signal, Value
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -341,7 +341,7 @@ class MACArray(wiring.Component):
 
         def show(i: int) -> None:
             """Row ``i`` of the tile: PE row ``i mod rows``, buffer position ``i div rows``."""
-            m.d.comb += [shown[c].eq(buffer[i % rows][c][i // rows]) for c in range(cols)]
+            m.d.comb += shown.eq(Cat(buffer[i % rows][c][i // rows] for c in range(cols)))
 
         with m.Switch(row):
             for i in range(tile_rows - 1):

@@ -1228,33 +1228,13 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
     (* full_case = 32'd1 *)
     casez (row)
       2'h0:
-        begin
-          shown_row[11:0] = buffer_0_0_0;
-          shown_row[23:12] = buffer_0_1_0;
-          shown_row[35:24] = buffer_0_2_0;
-          shown_row[47:36] = buffer_0_3_0;
-        end
+          shown_row = { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 };
       2'h1:
-        begin
-          shown_row[11:0] = buffer_1_0_0;
-          shown_row[23:12] = buffer_1_1_0;
-          shown_row[35:24] = buffer_1_2_0;
-          shown_row[47:36] = buffer_1_3_0;
-        end
+          shown_row = { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 };
       2'h2:
-        begin
-          shown_row[11:0] = buffer_2_0_0;
-          shown_row[23:12] = buffer_2_1_0;
-          shown_row[35:24] = buffer_2_2_0;
-          shown_row[47:36] = buffer_2_3_0;
-        end
+          shown_row = { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 };
       default:
-        begin
-          shown_row[11:0] = buffer_3_0_0;
-          shown_row[23:12] = buffer_3_1_0;
-          shown_row[35:24] = buffer_3_2_0;
-          shown_row[47:36] = buffer_3_3_0;
-        end
+          shown_row = { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
     endcase
   end
   always @* begin

@@ -1729,229 +1729,69 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
     (* full_case = 32'd1 *)
     casez (row)
       5'h00:
-        begin
-          shown_row[11:0] = buffer_0_0_0;
-          shown_row[23:12] = buffer_0_1_0;
-          shown_row[35:24] = buffer_0_2_0;
-          shown_row[47:36] = buffer_0_3_0;
-        end
+          shown_row = { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 };
       5'h01:
-        begin
-          shown_row[11:0] = buffer_1_0_0;
-          shown_row[23:12] = buffer_1_1_0;
-          shown_row[35:24] = buffer_1_2_0;
-          shown_row[47:36] = buffer_1_3_0;
-        end
+          shown_row = { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 };
       5'h02:
-        begin
-          shown_row[11:0] = buffer_2_0_0;
-          shown_row[23:12] = buffer_2_1_0;
-          shown_row[35:24] = buffer_2_2_0;
-          shown_row[47:36] = buffer_2_3_0;
-        end
+          shown_row = { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 };
       5'h03:
-        begin
-          shown_row[11:0] = buffer_3_0_0;
-          shown_row[23:12] = buffer_3_1_0;
-          shown_row[35:24] = buffer_3_2_0;
-          shown_row[47:36] = buffer_3_3_0;
-        end
+          shown_row = { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
       5'h04:
-        begin
-          shown_row[11:0] = buffer_0_0_1;
-          shown_row[23:12] = buffer_0_1_1;
-          shown_row[35:24] = buffer_0_2_1;
-          shown_row[47:36] = buffer_0_3_1;
-        end
+          shown_row = { buffer_0_3_1, buffer_0_2_1, buffer_0_1_1, buffer_0_0_1 };
       5'h05:
-        begin
-          shown_row[11:0] = buffer_1_0_1;
-          shown_row[23:12] = buffer_1_1_1;
-          shown_row[35:24] = buffer_1_2_1;
-          shown_row[47:36] = buffer_1_3_1;
-        end
+          shown_row = { buffer_1_3_1, buffer_1_2_1, buffer_1_1_1, buffer_1_0_1 };
       5'h06:
-        begin
-          shown_row[11:0] = buffer_2_0_1;
-          shown_row[23:12] = buffer_2_1_1;
-          shown_row[35:24] = buffer_2_2_1;
-          shown_row[47:36] = buffer_2_3_1;
-        end
+          shown_row = { buffer_2_3_1, buffer_2_2_1, buffer_2_1_1, buffer_2_0_1 };
       5'h07:
-        begin
-          shown_row[11:0] = buffer_3_0_1;
-          shown_row[23:12] = buffer_3_1_1;
-          shown_row[35:24] = buffer_3_2_1;
-          shown_row[47:36] = buffer_3_3_1;
-        end
+          shown_row = { buffer_3_3_1, buffer_3_2_1, buffer_3_1_1, buffer_3_0_1 };
       5'h08:
-        begin
-          shown_row[11:0] = buffer_0_0_2;
-          shown_row[23:12] = buffer_0_1_2;
-          shown_row[35:24] = buffer_0_2_2;
-          shown_row[47:36] = buffer_0_3_2;
-        end
+          shown_row = { buffer_0_3_2, buffer_0_2_2, buffer_0_1_2, buffer_0_0_2 };
       5'h09:
-        begin
-          shown_row[11:0] = buffer_1_0_2;
-          shown_row[23:12] = buffer_1_1_2;
-          shown_row[35:24] = buffer_1_2_2;
-          shown_row[47:36] = buffer_1_3_2;
-        end
+          shown_row = { buffer_1_3_2, buffer_1_2_2, buffer_1_1_2, buffer_1_0_2 };
       5'h0a:
-        begin
-          shown_row[11:0] = buffer_2_0_2;
-          shown_row[23:12] = buffer_2_1_2;
-          shown_row[35:24] = buffer_2_2_2;
-          shown_row[47:36] = buffer_2_3_2;
-        end
+          shown_row = { buffer_2_3_2, buffer_2_2_2, buffer_2_1_2, buffer_2_0_2 };
       5'h0b:
-        begin
-          shown_row[11:0] = buffer_3_0_2;
-          shown_row[23:12] = buffer_3_1_2;
-          shown_row[35:24] = buffer_3_2_2;
-          shown_row[47:36] = buffer_3_3_2;
-        end
+          shown_row = { buffer_3_3_2, buffer_3_2_2, buffer_3_1_2, buffer_3_0_2 };
       5'h0c:
-        begin
-          shown_row[11:0] = buffer_0_0_3;
-          shown_row[23:12] = buffer_0_1_3;
-          shown_row[35:24] = buffer_0_2_3;
-          shown_row[47:36] = buffer_0_3_3;
-        end
+          shown_row = { buffer_0_3_3, buffer_0_2_3, buffer_0_1_3, buffer_0_0_3 };
       5'h0d:
-        begin
-          shown_row[11:0] = buffer_1_0_3;
-          shown_row[23:12] = buffer_1_1_3;
-          shown_row[35:24] = buffer_1_2_3;
-          shown_row[47:36] = buffer_1_3_3;
-        end
+          shown_row = { buffer_1_3_3, buffer_1_2_3, buffer_1_1_3, buffer_1_0_3 };
       5'h0e:
-        begin
-          shown_row[11:0] = buffer_2_0_3;
-          shown_row[23:12] = buffer_2_1_3;
-          shown_row[35:24] = buffer_2_2_3;
-          shown_row[47:36] = buffer_2_3_3;
-        end
+          shown_row = { buffer_2_3_3, buffer_2_2_3, buffer_2_1_3, buffer_2_0_3 };
       5'h0f:
-        begin
-          shown_row[11:0] = buffer_3_0_3;
-          shown_row[23:12] = buffer_3_1_3;
-          shown_row[35:24] = buffer_3_2_3;
-          shown_row[47:36] = buffer_3_3_3;
-        end
+          shown_row = { buffer_3_3_3, buffer_3_2_3, buffer_3_1_3, buffer_3_0_3 };
       5'h10:
-        begin
-          shown_row[11:0] = buffer_0_0_4;
-          shown_row[23:12] = buffer_0_1_4;
-          shown_row[35:24] = buffer_0_2_4;
-          shown_row[47:36] = buffer_0_3_4;
-        end
+          shown_row = { buffer_0_3_4, buffer_0_2_4, buffer_0_1_4, buffer_0_0_4 };
       5'h11:
-        begin
-          shown_row[11:0] = buffer_1_0_4;
-          shown_row[23:12] = buffer_1_1_4;
-          shown_row[35:24] = buffer_1_2_4;
-          shown_row[47:36] = buffer_1_3_4;
-        end
+          shown_row = { buffer_1_3_4, buffer_1_2_4, buffer_1_1_4, buffer_1_0_4 };
       5'h12:
-        begin
-          shown_row[11:0] = buffer_2_0_4;
-          shown_row[23:12] = buffer_2_1_4;
-          shown_row[35:24] = buffer_2_2_4;
-          shown_row[47:36] = buffer_2_3_4;
-        end
+          shown_row = { buffer_2_3_4, buffer_2_2_4, buffer_2_1_4, buffer_2_0_4 };
       5'h13:
-        begin
-          shown_row[11:0] = buffer_3_0_4;
-          shown_row[23:12] = buffer_3_1_4;
-          shown_row[35:24] = buffer_3_2_4;
-          shown_row[47:36] = buffer_3_3_4;
-        end
+          shown_row = { buffer_3_3_4, buffer_3_2_4, buffer_3_1_4, buffer_3_0_4 };
       5'h14:
-        begin
-          shown_row[11:0] = buffer_0_0_5;
-          shown_row[23:12] = buffer_0_1_5;
-          shown_row[35:24] = buffer_0_2_5;
-          shown_row[47:36] = buffer_0_3_5;
-        end
+          shown_row = { buffer_0_3_5, buffer_0_2_5, buffer_0_1_5, buffer_0_0_5 };
       5'h15:
-        begin
-          shown_row[11:0] = buffer_1_0_5;
-          shown_row[23:12] = buffer_1_1_5;
-          shown_row[35:24] = buffer_1_2_5;
-          shown_row[47:36] = buffer_1_3_5;
-        end
+          shown_row = { buffer_1_3_5, buffer_1_2_5, buffer_1_1_5, buffer_1_0_5 };
       5'h16:
-        begin
-          shown_row[11:0] = buffer_2_0_5;
-          shown_row[23:12] = buffer_2_1_5;
-          shown_row[35:24] = buffer_2_2_5;
-          shown_row[47:36] = buffer_2_3_5;
-        end
+          shown_row = { buffer_2_3_5, buffer_2_2_5, buffer_2_1_5, buffer_2_0_5 };
       5'h17:
-        begin
-          shown_row[11:0] = buffer_3_0_5;
-          shown_row[23:12] = buffer_3_1_5;
-          shown_row[35:24] = buffer_3_2_5;
-          shown_row[47:36] = buffer_3_3_5;
-        end
+          shown_row = { buffer_3_3_5, buffer_3_2_5, buffer_3_1_5, buffer_3_0_5 };
       5'h18:
-        begin
-          shown_row[11:0] = buffer_0_0_6;
-          shown_row[23:12] = buffer_0_1_6;
-          shown_row[35:24] = buffer_0_2_6;
-          shown_row[47:36] = buffer_0_3_6;
-        end
+          shown_row = { buffer_0_3_6, buffer_0_2_6, buffer_0_1_6, buffer_0_0_6 };
       5'h19:
-        begin
-          shown_row[11:0] = buffer_1_0_6;
-          shown_row[23:12] = buffer_1_1_6;
-          shown_row[35:24] = buffer_1_2_6;
-          shown_row[47:36] = buffer_1_3_6;
-        end
+          shown_row = { buffer_1_3_6, buffer_1_2_6, buffer_1_1_6, buffer_1_0_6 };
       5'h1a:
-        begin
-          shown_row[11:0] = buffer_2_0_6;
-          shown_row[23:12] = buffer_2_1_6;
-          shown_row[35:24] = buffer_2_2_6;
-          shown_row[47:36] = buffer_2_3_6;
-        end
+          shown_row = { buffer_2_3_6, buffer_2_2_6, buffer_2_1_6, buffer_2_0_6 };
       5'h1b:
-        begin
-          shown_row[11:0] = buffer_3_0_6;
-          shown_row[23:12] = buffer_3_1_6;
-          shown_row[35:24] = buffer_3_2_6;
-          shown_row[47:36] = buffer_3_3_6;
-        end
+          shown_row = { buffer_3_3_6, buffer_3_2_6, buffer_3_1_6, buffer_3_0_6 };
       5'h1c:
-        begin
-          shown_row[11:0] = buffer_0_0_7;
-          shown_row[23:12] = buffer_0_1_7;
-          shown_row[35:24] = buffer_0_2_7;
-          shown_row[47:36] = buffer_0_3_7;
-        end
+          shown_row = { buffer_0_3_7, buffer_0_2_7, buffer_0_1_7, buffer_0_0_7 };
       5'h1d:
-        begin
-          shown_row[11:0] = buffer_1_0_7;
-          shown_row[23:12] = buffer_1_1_7;
-          shown_row[35:24] = buffer_1_2_7;
-          shown_row[47:36] = buffer_1_3_7;
-        end
+          shown_row = { buffer_1_3_7, buffer_1_2_7, buffer_1_1_7, buffer_1_0_7 };
       5'h1e:
-        begin
-          shown_row[11:0] = buffer_2_0_7;
-          shown_row[23:12] = buffer_2_1_7;
-          shown_row[35:24] = buffer_2_2_7;
-          shown_row[47:36] = buffer_2_3_7;
-        end
+          shown_row = { buffer_2_3_7, buffer_2_2_7, buffer_2_1_7, buffer_2_0_7 };
       default:
-        begin
-          shown_row[11:0] = buffer_3_0_7;
-          shown_row[23:12] = buffer_3_1_7;
-          shown_row[35:24] = buffer_3_2_7;
-          shown_row[47:36] = buffer_3_3_7;
-        end
+          shown_row = { buffer_3_3_7, buffer_3_2_7, buffer_3_1_7, buffer_3_0_7 };
     endcase
   end
   always @* begin

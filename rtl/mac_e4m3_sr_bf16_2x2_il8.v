@@ -1367,85 +1367,37 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
     (* full_case = 32'd1 *)
     casez (row)
       4'h0:
-        begin
-          shown_row[15:0] = buffer_0_0_0;
-          shown_row[31:16] = buffer_0_1_0;
-        end
+          shown_row = { buffer_0_1_0, buffer_0_0_0 };
       4'h1:
-        begin
-          shown_row[15:0] = buffer_1_0_0;
-          shown_row[31:16] = buffer_1_1_0;
-        end
+          shown_row = { buffer_1_1_0, buffer_1_0_0 };
       4'h2:
-        begin
-          shown_row[15:0] = buffer_0_0_1;
-          shown_row[31:16] = buffer_0_1_1;
-        end
+          shown_row = { buffer_0_1_1, buffer_0_0_1 };
       4'h3:
-        begin
-          shown_row[15:0] = buffer_1_0_1;
-          shown_row[31:16] = buffer_1_1_1;
-        end
+          shown_row = { buffer_1_1_1, buffer_1_0_1 };
       4'h4:
-        begin
-          shown_row[15:0] = buffer_0_0_2;
-          shown_row[31:16] = buffer_0_1_2;
-        end
+          shown_row = { buffer_0_1_2, buffer_0_0_2 };
       4'h5:
-        begin
-          shown_row[15:0] = buffer_1_0_2;
-          shown_row[31:16] = buffer_1_1_2;
-        end
+          shown_row = { buffer_1_1_2, buffer_1_0_2 };
       4'h6:
-        begin
-          shown_row[15:0] = buffer_0_0_3;
-          shown_row[31:16] = buffer_0_1_3;
-        end
+          shown_row = { buffer_0_1_3, buffer_0_0_3 };
       4'h7:
-        begin
-          shown_row[15:0] = buffer_1_0_3;
-          shown_row[31:16] = buffer_1_1_3;
-        end
+          shown_row = { buffer_1_1_3, buffer_1_0_3 };
       4'h8:
-        begin
-          shown_row[15:0] = buffer_0_0_4;
-          shown_row[31:16] = buffer_0_1_4;
-        end
+          shown_row = { buffer_0_1_4, buffer_0_0_4 };
       4'h9:
-        begin
-          shown_row[15:0] = buffer_1_0_4;
-          shown_row[31:16] = buffer_1_1_4;
-        end
+          shown_row = { buffer_1_1_4, buffer_1_0_4 };
       4'ha:
-        begin
-          shown_row[15:0] = buffer_0_0_5;
-          shown_row[31:16] = buffer_0_1_5;
-        end
+          shown_row = { buffer_0_1_5, buffer_0_0_5 };
       4'hb:
-        begin
-          shown_row[15:0] = buffer_1_0_5;
-          shown_row[31:16] = buffer_1_1_5;
-        end
+          shown_row = { buffer_1_1_5, buffer_1_0_5 };
       4'hc:
-        begin
-          shown_row[15:0] = buffer_0_0_6;
-          shown_row[31:16] = buffer_0_1_6;
-        end
+          shown_row = { buffer_0_1_6, buffer_0_0_6 };
       4'hd:
-        begin
-          shown_row[15:0] = buffer_1_0_6;
-          shown_row[31:16] = buffer_1_1_6;
-        end
+          shown_row = { buffer_1_1_6, buffer_1_0_6 };
       4'he:
-        begin
-          shown_row[15:0] = buffer_0_0_7;
-          shown_row[31:16] = buffer_0_1_7;
-        end
+          shown_row = { buffer_0_1_7, buffer_0_0_7 };
       default:
-        begin
-          shown_row[15:0] = buffer_1_0_7;
-          shown_row[31:16] = buffer_1_1_7;
-        end
+          shown_row = { buffer_1_1_7, buffer_1_0_7 };
     endcase
   end
   always @* begin
