@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hls_gen.arith import registered, select_value, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.modes import ArithMode
+from hls_gen.ports import INPUT, OUTPUT, input_signature, output_signature
 from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
@@ -26,11 +27,11 @@ class MACArray(wiring.Component):
     """``rows x cols`` processing elements computing one output tile ``C = A @ B``, output-stationary, systolic.
 
     A *job* is a tile product: ``A`` is ``rows x K``, ``B`` is ``K x cols``,
-    ``K >= 1``. Beat ``t`` of the input stream carries column ``t`` of ``A``
-    (``in_a``, element ``r`` in bits ``[r*a_bits, (r+1)*a_bits)``) and row ``t``
-    of ``B`` (``in_b``, element ``c`` likewise); ``in_last`` marks beat
-    ``K-1``. PE ``(r, c)`` is a :class:`~hls_gen.mac.MAC` that accumulates
-    ``A[r, t] * B[t, c]`` in beat order starting from +0 (``mpsim.qmatmul``'s
+    ``K >= 1``. Beat ``t`` of the input stream ``inp`` carries column ``t``
+    of ``A`` (``inp.payload.a[r]`` for PE row ``r``) and row ``t`` of ``B``
+    (``inp.payload.b[c]``); ``inp.payload.last`` marks beat ``K-1``. PE
+    ``(r, c)`` is a :class:`~hls_gen.mac.MAC` that accumulates ``A[r, t] *
+    B[t, c]`` in beat order starting from +0 (``mpsim.qmatmul``'s
     ``"sequential"`` order), so the tile is bit for bit ``mpsim.qmatmul(A, B,
     mul=product_format, acc=acc_format, rounding=..., mul_rounding=...,
     seed=LFSRGrid(lfsr_width, lfsr_seed, lfsr_taps, rows=rows, cols=cols))``
@@ -48,11 +49,11 @@ class MACArray(wiring.Component):
     loops (a cycle without a beat keeps every sum) until the output buffer
     is free; then flush steps, one per sum, carry each PE's sums into its
     own place in the buffer through the same skew, and the next job's first
-    beats ride on them. The buffer's tile then leaves as ``rows`` beats, row
-    ``r`` of ``C`` in beat ``r`` (``out_data``, element ``c`` in bits
-    ``[c*acc_bits, (c+1)*acc_bits)``), ``out_last`` on the last row, while
-    the next job streams in. ``in_ready`` depends on registers only; it is
-    low from the cycle after a job's last beat while that job's tile waits
+    beats ride on them. The buffer's tile then leaves on the output stream
+    ``out`` as ``rows`` beats, row ``r`` of ``C`` in beat ``r``
+    (``out.payload.data[c]``, ``out.payload.row = r``), ``out.payload.last``
+    on the last row, while the next job streams in. ``inp.ready`` depends on
+    registers only; it is low from the cycle after a job's last beat while that job's tile waits
     for the buffer. Both streams follow the usual rule: a beat moves in a
     cycle where ``valid`` and ``ready`` are both high. Reset (``rst``,
     synchronous) clears the accumulators, the buffer and the LFSRs (to their
@@ -69,7 +70,7 @@ class MACArray(wiring.Component):
         Array size, 1..64 each.
     modes : sequence of hls_gen.modes.ArithMode or None
         Instead of one set of formats and roundings: 2..16 modes (as
-        :class:`~hls_gen.mac.MAC`), the job's chosen by ``in_mode``. Jobs of
+        :class:`~hls_gen.mac.MAC`), the job's chosen by ``inp.payload.mode``. Jobs of
         different modes follow each other with no idle cycle; each job's
         tile is ``mpsim.qmatmul`` with its mode's arithmetic, the PEs'
         LFSRs carrying on from job to job (each steps its beat's mode's
@@ -79,40 +80,30 @@ class MACArray(wiring.Component):
         register stages, up to 8; :func:`hls_gen.accumulator.accumulate`).
         A job's tile of ``C`` then has ``rows * interleave`` rows: beat
         ``t * interleave + l`` carries rows ``l*rows .. (l+1)*rows - 1`` of
-        column ``t`` of ``A`` and row ``t`` of ``B``, ``in_last`` marks the
+        column ``t`` of ``A`` and row ``t`` of ``B``, ``last`` marks the
         ``interleave`` beats of step ``K-1``, and PE ``(r, c)`` computes row
         ``l*rows + r`` from the beats ``l``. Beat ``t * interleave + l``
         moves only in a cycle that is ``l`` modulo ``interleave`` (counted
         from reset; a free-running turn counter): after a cycle without a
-        beat, ``in_ready`` stays low until that beat's turn comes round (at
+        beat, ``inp.ready`` stays low until that beat's turn comes round (at
         most ``interleave - 1`` cycles).
 
     Members
     -------
-    in_valid : In(1)
-        ``in_a``/``in_b`` carry a beat.
-    in_ready : Out(1)
-        The array takes the beat (a function of registers only).
-    in_last : In(1)
-        The beat is the last (``K-1``) of its job.
-    in_mode : In(mode_bits)
-        The job's mode code, the same on each of its beats (only with ``modes``).
-    in_a : In(rows * a_format.bits)
-        Column ``t`` of ``A``: element ``r`` at bits ``r*a_bits``.
-    in_b : In(cols * b_format.bits)
-        Row ``t`` of ``B``: element ``c`` at bits ``c*b_bits``.
-    out_valid : Out(1)
-        ``out_data`` carries a row of a finished tile.
-    out_ready : In(1)
-        The reader takes the row.
-    out_last : Out(1)
-        The row is the tile's last (``rows - 1``).
-    out_row : Out(range(max(rows, 2)))
-        Index of the row on ``out_data`` (one bit wide for a single row).
-    out_mode : Out(mode_bits)
-        The mode code of the tile on ``out_data`` (only with ``modes``).
-    out_data : Out(cols * acc_format.bits)
-        Row ``out_row`` of the tile: element ``c`` at bits ``c*acc_bits``.
+    inp : In(stream.Signature(hls_gen.ports.input_layout(...)))
+        Input beats (``valid``, ``ready``, ``payload``; Verilog ports
+        ``inp__valid``, ``inp__ready``, ``inp__payload``). ``ready`` is a
+        function of registers only. The payload: ``a`` (``rows`` operand
+        words of ``a_bits``: column ``t`` of ``A``), ``b`` (``cols`` words
+        of ``b_bits``: row ``t`` of ``B``), ``last`` (the beat is the last,
+        ``K-1``, of its job) and, only with ``modes``, ``mode`` (the job's
+        mode code, the same on each of its beats).
+    out : Out(stream.Signature(hls_gen.ports.output_layout(...)))
+        Rows of finished tiles (``out__valid``, ``out__ready``,
+        ``out__payload``). The payload: ``data`` (``cols`` accumulator
+        words: row ``row`` of the tile), ``row`` (``range(max(tile_rows,
+        2))``: one bit wide for a single row), ``last`` (the tile's last
+        row) and, only with ``modes``, ``mode`` (the tile's mode code).
     """
 
     def __init__(
@@ -158,23 +149,13 @@ class MACArray(wiring.Component):
             self._grid = self.random_source()
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model
-            members: dict[str, wiring.Member] = {"in_valid": In(1), "in_ready": Out(1), "in_last": In(1)}
-            if mac.mode_bits:
-                members["in_mode"] = In(mac.mode_bits)
-            members.update(
+            shapes = dict(cols=self._cols, mode_bits=mac.mode_bits)
+            super().__init__(
                 {
-                    "in_a": In(self._rows * mac.a_bits),
-                    "in_b": In(self._cols * mac.b_bits),
-                    "out_valid": Out(1),
-                    "out_ready": In(1),
-                    "out_last": Out(1),
-                    "out_row": Out(range(max(self.tile_rows, 2))),
+                    INPUT: In(input_signature(rows=self._rows, a_bits=mac.a_bits, b_bits=mac.b_bits, **shapes)),
+                    OUTPUT: Out(output_signature(tile_rows=self.tile_rows, acc_bits=mac.acc_bits, **shapes)),
                 }
             )
-            if mac.mode_bits:
-                members["out_mode"] = Out(mac.mode_bits)
-            members["out_data"] = Out(self._cols * mac.acc_bits)
-            super().__init__(members)
 
     @property
     def rows(self) -> int:
@@ -211,7 +192,7 @@ class MACArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a job's last beat to ``out_valid`` (when the buffer is free).
+        """Cycles from accepting a job's last beat to ``out.valid`` (when the buffer is free).
 
         The ``interleave`` flush steps follow the last beat, the last of them
         crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline``
@@ -234,7 +215,7 @@ class MACArray(wiring.Component):
         m = Module()
         mac = self._model
         rows, cols, sums, tile_rows = self._rows, self._cols, mac.interleave, self.tile_rows
-        a_bits, b_bits = mac.a_bits, mac.b_bits
+        inp, out = getattr(self, INPUT), getattr(self, OUTPUT)  # the streams (hls_gen.ports)
 
         def ring(name: str) -> Signal | None:
             """A count modulo ``interleave``; None for interleave 1 (one state: no bits, no register)."""
@@ -266,13 +247,13 @@ class MACArray(wiring.Component):
         flush = Signal(name="flush")
         m.d.comb += [
             flush.eq(pending & (flushing | (at(turn, 0) & ~reserved))),
-            self.in_ready.eq((C(1) if turn is None else turn == due) & (~pending | flush)),
+            inp.ready.eq((C(1) if turn is None else turn == due) & (~pending | flush)),
         ]
-        beat = self.in_valid & self.in_ready
+        beat = inp.valid & inp.ready
         control = Signal(step_control(mac.mode_bits), name="control")  # what enters PE (0, 0) with the step
-        m.d.comb += [control.valid.eq(beat), control.last.eq(self.in_last), control.flush.eq(flush)]
+        m.d.comb += [control.valid.eq(beat), control.last.eq(inp.payload.last), control.flush.eq(flush)]
         if mac.mode_bits:
-            m.d.comb += control.mode.eq(self.in_mode)
+            m.d.comb += control.mode.eq(inp.payload.mode)
         advance(turn)
         with m.If(beat):
             advance(due)
@@ -282,7 +263,7 @@ class MACArray(wiring.Component):
                 m.d.sync += flushing.eq(~at(turn, sums - 1))
             with m.If(at(turn, sums - 1)):
                 m.d.sync += pending.eq(0)
-        with m.If(beat & self.in_last & at(due, sums - 1)):  # a job's final beat (it may ride on the last flush)
+        with m.If(beat & inp.payload.last & at(due, sums - 1)):  # a job's final beat (it may ride on the last flush)
             m.d.sync += pending.eq(1)
 
         # Skew: row r's A element and control enter column 0 r cycles late, column c's B element c cycles late;
@@ -292,24 +273,24 @@ class MACArray(wiring.Component):
             controls.append(registered(m, None, controls[-1], f"control_skew_{r}", keep=True))
         # Each operand is decoded once, where it enters (not in every PE it passes): the registers carry its
         # unpacked fields, and only the multiplier lies between a PE's operand registers and its product.
-        # A multi-mode array decodes each operand in its job's format (the mode on in_mode) into one layout wide
+        # A multi-mode array decodes each operand in its job's format (the payload's mode) into one layout wide
         # enough for every mode.
-        mode = self.in_mode if mac.mode_bits else None
+        mode = inp.payload.mode if mac.mode_bits else None
 
-        def edge(which: str, port: Value, bits: int, count: int) -> list[Value]:
-            """Element ``i`` of ``port`` decoded and delayed by ``i`` skew registers."""
+        def edge(which: str) -> list[Value]:
+            """Element ``i`` of the payload's ``a`` or ``b`` decoded and delayed by ``i`` skew registers."""
             formats = mac.operand_formats(which)
             skewed: list[Value] = []
-            for i in range(count):
+            for i, element in enumerate(getattr(inp.payload, which)):
                 name = f"{which}_{i}"
-                decoded = mac.decode(m, which, port[i * bits : (i + 1) * bits], mode, name)
+                decoded = mac.decode(m, which, element, mode, name)
                 value = Value.cast(unpacked_view(m, decoded, formats, name))
                 for k in range(i):
                     value = forward(value, f"{which}_skew_{i}_{k}")
                 skewed.append(value)
             return skewed
 
-        a_in, b_in = edge("a", self.in_a, a_bits, rows), edge("b", self.in_b, b_bits, cols)
+        a_in, b_in = edge("a"), edge("b")
         flushes: list[list[tuple[Value, Value]]] = []  # PE (r, c)'s flush and flush_sum
         last_mode: Value | None = None  # the mode of the sums PE (R-1, C-1) flushes
         for r in range(rows):
@@ -365,15 +346,20 @@ class MACArray(wiring.Component):
             tile_mode = Signal(mac.mode_bits, name="buffer_mode")
             with m.If(last_flush):
                 m.d.sync += tile_mode.eq(last_mode)
-            m.d.comb += self.out_mode.eq(tile_mode)
+            m.d.comb += out.payload.mode.eq(tile_mode)
         with m.If(last_flush):
             advance(taken)
             with m.If(at(taken, sums - 1)):
                 m.d.sync += full.eq(1)
-        m.d.comb += [self.out_valid.eq(full), self.out_row.eq(row), self.out_last.eq(row == tile_rows - 1)]
+        m.d.comb += [out.valid.eq(full), out.payload.row.eq(row), out.payload.last.eq(row == tile_rows - 1)]
+        # The row on the output goes through a signal of its own, not straight into the payload: Yosys writes a
+        # port that logic drives in part as a reg whose other fields get "always @*" blocks of their own, which
+        # Icarus runs only once their inputs change (row and mode would stay X until then).
+        shown = Signal(data.ArrayLayout(mac.acc_bits, cols), name="shown_row")
         heads = [Cat(*(buffer[r][c][0] for c in range(cols))) for r in range(rows)]
-        m.d.comb += self.out_data.eq(heads[0] if part is None else select_value(m, part, heads, "out_head"))
-        m.d.comb += take.eq(full & self.out_ready)
+        m.d.comb += shown.eq(heads[0] if part is None else select_value(m, part, heads, "out_head"))
+        m.d.comb += out.payload.data.eq(shown)
+        m.d.comb += take.eq(full & out.ready)
         with m.If(take):
             if part is not None and sums > 1:
                 m.d.sync += part.eq(_next(part, rows))

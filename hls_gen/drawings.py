@@ -530,7 +530,7 @@ def modes_datapath_figure(precisions: Sequence[str] = MODES_PRECISIONS) -> Sheet
         s.text(
             0.8,
             group_top + 1.6,
-            f"in_{operand} (each format in the low bits)",
+            f"{operand}[{'r' if operand == 'a' else 'c'}] (each format in the low bits)",
             ha="left",
             va="bottom",
             fontsize=FONT - 1,
@@ -633,7 +633,7 @@ def modes_datapath_figure(precisions: Sequence[str] = MODES_PRECISIONS) -> Sheet
         s.text(60.0, draw_y + 1.2, "the step's draw (its mode's bits) rides the cuts", color=DRAWS, fontsize=FONT - 1.5)
 
     # the mode code: operand multiplexers, the LFSR's count, then with the step round the ring
-    s.text(0.8, code_y + 1.2, f"in_mode ({plan.mode_bits} bits)", ha="left", color=MODE, fontsize=FONT - 0.5)
+    s.text(0.8, code_y + 1.2, f"inp.payload.mode ({plan.mode_bits} bits)", ha="left", color=MODE, fontsize=FONT - 0.5)
     s.wire([(0.8, code_y), (reg_x - 0.55, code_y)], head=False, **mode_kw)
     s.wire([(mux_x, code_y), (mux_x, b_lo)], **mode_kw)
     s.wire([(29.0, code_y), (29.0, draw_y + 2.5)], **mode_kw)
@@ -685,14 +685,14 @@ def _uses(uses: tuple[str, ...]) -> str:
 #: The step control's fields (:data:`hls_gen.step.STEP_CONTROL`, ``mode`` added in a multi-mode array): the bundle
 #: that enters with a beat (or a flush, or a bubble) and travels with ``A``.
 CONTROL_FIELDS = ("valid", "last", "flush")
-#: Colours of the array drawing: A and the step control moving right, B moving down, flushed sums and out_data.
+#: Colours of the array drawing: A and the step control moving right, B moving down, flushed sums and output data.
 A_INK, B_INK, CONTROL_INK, OUT_INK = "#1f4e9c", "#2e7d32", MODE, "#b23c17"
 #: What :func:`drawn_counts` counts, each per row, column or PE (the drawn patch's ``gid``: ``"<kind>:<index>"``).
 DRAWN_KINDS = ("a_skew", "b_skew", "control_skew", "a_pe", "b_pe", "slot")
 
 
 def array_latency(rows: int, cols: int, interleave: int, pipeline: int) -> int:
-    """Cycles from accepting a job's last beat to ``out_valid``: :attr:`hls_gen.array.MACArray.latency`.
+    """Cycles from accepting a job's last beat to the output's ``valid``: :attr:`hls_gen.array.MACArray.latency`.
 
     ``pipeline + interleave + rows + cols - 1``: the ``interleave`` flush steps follow the last beat, the last of
     them crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline`` registers, and the buffer takes it a cycle
@@ -716,10 +716,10 @@ class ArrayGeometry:
     a_dy: float  # A enters a PE this far above its centre (on its left side)
     control_dy: float  # the step control, this far above its centre (on its left side)
     b_dx: float  # B enters a PE this far left of its centre (on its top)
-    stream_bottom: float  # the input stream block's bottom edge (in_a leaves it there)
-    stream_right: float  # ... and its right edge (in_b leaves it there)
-    a_bus_x: float  # in_a comes down at this x from the input stream
-    b_bus_y: float  # in_b runs right along this y from the input stream
+    stream_bottom: float  # the input stream block's bottom edge (the payload's a leaves it there)
+    stream_right: float  # ... and its right edge (its b leaves it there)
+    a_bus_x: float  # the payload's a comes down at this x from the input stream
+    b_bus_y: float  # the payload's b runs right along this y from the input stream
     b_decode_y: float  # centre of the B decoders (the A decoders sit at a_decode_x)
     a_decode_x: float
     control_x: float  # the step control's skew chain runs down at this x
@@ -753,8 +753,8 @@ class ArrayGeometry:
 def draw_operand_movement(s: Sheet, g: ArrayGeometry) -> None:
     """How operands reach the PEs (:class:`hls_gen.array.MACArray`): systolic, decoded once at the edge.
 
-    ``in_a``'s element ``r`` is decoded where it enters, then crosses ``r`` skew registers into PE ``(r, 0)`` and
-    moves right, a register between neighbouring PEs; ``in_b``'s element ``c`` likewise crosses ``c`` skew
+    The input payload's ``a[r]`` is decoded where it enters, then crosses ``r`` skew registers into PE ``(r, 0)`` and
+    moves right, a register between neighbouring PEs; ``b[c]`` likewise crosses ``c`` skew
     registers into PE ``(0, c)`` and moves down. The step control leaves its block, one chain of ``rows - 1``
     registers down the left edge (row ``r`` taps it after ``r``), and moves right with ``A`` through the same
     registers. The registers' ``gid``s are ``"a_skew:<row>"``, ``"b_skew:<column>"``, ``"control_skew:<row>"`` (the
@@ -763,9 +763,9 @@ def draw_operand_movement(s: Sheet, g: ArrayGeometry) -> None:
     half_w, half_h, side = g.pe_w / 2, g.pe_h / 2, g.reg
     decode_w, decode_h = 7.0, 3.0
     decoder = "decode\n(per mode)"
-    # in_a: down the left side, element r into its decoder, then r skew registers into PE (r, 0)
+    # the payload's a: down the left side, element r into its decoder, then r skew registers into PE (r, 0)
     s.wire([(g.a_bus_x, g.stream_bottom), (g.a_bus_x, g.a_y(g.rows - 1))], head=False, width=2.2, color=A_INK)
-    s.text(g.a_bus_x + 0.5, g.stream_bottom - 1.05, f"in_a: {g.rows} × a", ha="left", fontsize=FONT - 1.5, color=A_INK)
+    s.text(g.a_bus_x + 0.5, g.stream_bottom - 1.05, f"a: {g.rows} × a", ha="left", fontsize=FONT - 1.5, color=A_INK)
     for r in range(g.rows):
         y = g.a_y(r)
         if r < g.rows - 1:
@@ -780,9 +780,9 @@ def draw_operand_movement(s: Sheet, g: ArrayGeometry) -> None:
             s.register(k, y, side, side, gid=f"a_skew:{r}")
             x = k + side / 2
         s.wire([(x, y), (g.left, y)], color=A_INK)
-    # in_b: right along the top, element c into its decoder, then c skew registers into PE (0, c)
+    # the payload's b: right along the top, element c into its decoder, then c skew registers into PE (0, c)
     s.wire([(g.stream_right, g.b_bus_y), (g.b_x(g.cols - 1), g.b_bus_y)], head=False, width=2.2, color=B_INK)
-    s.text(g.stream_right + 0.4, g.b_bus_y + 0.9, f"in_b: {g.cols} × b", ha="left", fontsize=FONT - 1.5, color=B_INK)
+    s.text(g.stream_right + 0.4, g.b_bus_y + 0.9, f"b: {g.cols} × b", ha="left", fontsize=FONT - 1.5, color=B_INK)
     for c in range(g.cols):
         x = g.b_x(c)
         if c < g.cols - 1:
@@ -864,7 +864,7 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         fontweight="bold",
     )
     stream_y = s.height - 10.0
-    s.box(10.0, stream_y, 18.0, 6.5, "input stream\nin_valid →   ← in_ready\nin_last (in_mode)", fill=SHARED)
+    s.box(10.0, stream_y, 18.0, 6.5, "input stream inp\nvalid →   ← ready\npayload: a, b, last (mode)", fill=SHARED)
     g = ArrayGeometry(
         rows=rows,
         cols=cols,
@@ -886,7 +886,7 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         control_x=20.2,
         control_top=stream_y - 10.5,
     )
-    # the step control: made at the edge from the input's handshake, in_last, in_mode and the flush's turn
+    # the step control: made at the edge from the input's handshake, its last and mode and the flush's turn
     control_w, control_h = 15.0, 5.6
     control_x = 3.0 + control_w / 2
     s.wire([(control_x, g.stream_bottom), (control_x, g.control_top + control_h / 2)], color=CONTROL_INK)
@@ -931,7 +931,8 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
             s.dot(mid, bus_y[r], OUT_INK)
     draw_operand_movement(s, g)
 
-    # each PE row's slots to the output multiplexer; tile row i is PE row i mod R's slot i div R
+    # each PE row's first slots to the output multiplexer; tile row i is PE row i mod R's first slot after that
+    # row's slots have shifted i div R times (once after each read)
     mux_x, mux_w, mux_h = 80.0, 3.5, 2.0 * rows + 2.0
     mux_y = sum(bus_y) / rows
     inputs = [mux_y + (rows - 1) - 2.0 * r for r in range(rows)]
@@ -958,27 +959,27 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
     s.text(
         mux_x,
         select_y - 0.4,
-        f"out_row i: PE row\ni mod {rows}, slot i div {rows}",
+        f"row i: PE row\ni mod {rows}, slot 0\n(shifts once read)",
         va="top",
         fontsize=FONT - 1.5,
         gid="mux",
     )
     out_x, out_w = 93.75, 11.5
     s.wire([(mux_x + mux_w / 2, mux_y), (out_x - out_w / 2, mux_y)], width=2.2)
-    s.text((mux_x + mux_w / 2 + out_x - out_w / 2) / 2, mux_y + 0.5, "out_data", va="bottom", fontsize=FONT - 1.5)
+    s.text((mux_x + mux_w / 2 + out_x - out_w / 2) / 2, mux_y + 0.5, "data", va="bottom", fontsize=FONT - 1.5)
     s.box(
         out_x,
         mux_y,
         out_w,
         10.0,
-        "output stream\nout_valid →\n← out_ready\nout_last, out_row\n(out_mode)",
+        "output stream out\nvalid →\n← ready\npayload: data,\nrow, last (mode)",
         fill=SHARED,
         fontsize=FONT - 1.5,
     )
     s.text(
         out_x,
         mux_y - 5.6,
-        f"out_valid once PE {rows - 1},{cols - 1}\nhas flushed its {L} sums",
+        f"out.valid once PE {rows - 1},{cols - 1}\nhas flushed its {L} sums",
         va="top",
         fontsize=FONT - 1.5,
     )
@@ -991,7 +992,7 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         1.5,
         notes_top,
         "Systolic: PE (r, c) takes beat n at cycle n + r + c. The PEs never stall (no array-wide enable); "
-        "in_ready is the only stall.",
+        "inp.ready is the only stall.",
         ha="left",
         va="top",
         fontweight="bold",
@@ -1001,7 +1002,7 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
     s.text(
         1.5,
         notes_top - 2.2,
-        f"Latency from a job's last beat to out_valid (the buffer free): p + L + R + C − 1 = {pipeline} + {L} + "
+        f"Latency from a job's last beat to out.valid (the buffer free): p + L + R + C − 1 = {pipeline} + {L} + "
         f"{rows} + {cols} − 1 = {latency} cycles at --pipeline {pipeline}.",
         ha="left",
         va="top",
@@ -1016,8 +1017,8 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         f" of A's column t, so PE (r, c) computes row l·{rows} + r, column c.\nA finished tile stays in the rings "
         f"until the output buffer is free; then {L} flush steps follow it through the same skew and each PE\nshifts "
         f"its {L} sums into its own {L} slots. Each operand is decoded once, where it enters; a multi-mode array "
-        "decodes it in its job's\nmode (in_mode, carried in the step control to the rounders and, with the flushed "
-        "sums, to out_mode).",
+        "decodes it in its job's\nmode (the input payload's mode, carried in the step control to the rounders and, "
+        "with the flushed sums, to the output payload's).",
         ha="left",
         va="top",
         fontsize=FONT - 0.5,

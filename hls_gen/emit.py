@@ -21,7 +21,7 @@ from typing import Any
 
 from amaranth.back import verilog
 from amaranth.hdl import Module, Shape, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Flow, In, Out
 
 from hls_gen.array import MACArray
@@ -29,6 +29,7 @@ from hls_gen.dsp import SIM_MODELS
 from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, MultiplierManifest, Port
 from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
+from hls_gen.ports import INPUT, OUTPUT, layout_fields, verilog_name
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
@@ -59,21 +60,16 @@ LINT_WAIVERS: dict[str, str] = {
 }
 
 _PORT_DOCS = {
-    "in_valid": "input beat valid",
-    "in_ready": "the array takes the input beat (valid & ready)",
-    "in_last": "the beat is the last (K-1) of its job",
-    "in_a": "column t of A: element r in bits [r*a_bits, (r+1)*a_bits)",
-    "in_b": "row t of B: element c in bits [c*b_bits, (c+1)*b_bits)",
-    "out_valid": "out_data carries a row of a finished tile",
-    "out_ready": "the reader takes the row (valid & ready)",
-    "out_last": "the row is the tile's last (rows-1)",
-    "out_row": "index of the row on out_data",
-    "in_mode": "the job's mode code (index into modes), the same on each of its beats",
-    "out_mode": "the mode code of the tile on out_data",
-    "out_data": "row out_row of C: element c in bits [c*acc_bits, (c+1)*acc_bits)",
-    "clk": "clock, rising edge",
-    "rst": "synchronous reset, active high",
+    ("clk",): "clock, rising edge",
+    ("rst",): "synchronous reset, active high",
+    (INPUT, "valid"): "the input payload carries a beat",
+    (INPUT, "ready"): "the array takes the input beat (valid & ready); a function of registers only",
+    (INPUT, "payload"): "beat t of a job (fields below): a[r] = A[r, t], b[c] = B[t, c], last on beat K-1",
+    (OUTPUT, "valid"): "the output payload carries a row of a finished tile",
+    (OUTPUT, "ready"): "the reader takes the row (valid & ready)",
+    (OUTPUT, "payload"): "a row of C (fields below): data[c] = C[row, c], row, last on the tile's last row",
 }
+_MODE_DOCS = {INPUT: ", mode = the job's mode code", OUTPUT: ", mode = the tile's mode code"}
 
 
 def _precision_token(precision: str) -> str:
@@ -217,22 +213,19 @@ class ArrayConfig:
         """The manifest of the design whose top module is ``top``."""
         array = array or self._described()
         pe = array.pe
-        ports = [Port("clk", "input", 1, _PORT_DOCS["clk"]), Port("rst", "input", 1, _PORT_DOCS["rst"])]
-        packing = {
-            "in_a": (array.rows, pe.a_bits),
-            "in_b": (array.cols, pe.b_bits),
-            "out_data": (array.cols, pe.acc_bits),
-        }
-        for port_name, member in array.signature.members.items():
-            count, element = packing.get(port_name, (1, 0))
+        ports = [Port(name, "input", 1, _PORT_DOCS[(name,)]) for name in ("clk", "rst")]
+        # One port per member path, named as Amaranth's Verilog back end names it; a payload's struct fields from
+        # its layout (hls_gen.ports), so that a reader packs and unpacks it by field name.
+        for path, member, value in array.signature.flatten(array):
+            layout = member.shape if isinstance(member.shape, data.Layout) else None
+            doc = _PORT_DOCS[path] + (_MODE_DOCS[path[0]] if layout is not None and pe.mode_bits else "")
             ports.append(
                 Port(
-                    port_name,
+                    verilog_name(*path),
                     "input" if member.flow == Flow.In else "output",
-                    len(getattr(array, port_name)),
-                    _PORT_DOCS[port_name],
-                    count,
-                    element,
+                    len(Value.cast(value)),
+                    doc,
+                    fields=() if layout is None else layout_fields(layout),
                 )
             )
         uses = [mode.uses for mode in self.arith_modes]
@@ -251,6 +244,8 @@ class ArrayConfig:
         )
         grid = array.random_source()
         sums = array.interleave
+        iv, ir, ip = (verilog_name(INPUT, m) for m in ("valid", "ready", "payload"))
+        ov, orr, op = (verilog_name(OUTPUT, m) for m in ("valid", "ready", "payload"))
         config = {**asdict(self), "lfsr_taps": None if self.lfsr_taps is None else list(self.lfsr_taps)}
         config["precisions"] = list(self.precisions)
         config["modes"] = [{**asdict(mode), "uses": list(mode.uses)} for mode in self.modes]
@@ -270,26 +265,26 @@ class ArrayConfig:
             ports={p.name: p for p in ports},
             protocol={
                 "input": (
-                    "beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] on in_a and B[t, :] on in_b; "
-                    "it moves when in_valid and in_ready are high; in_last marks t = K-1"
+                    f"beat t of a job (t = 0..K-1, K >= 1) carries A[:, t] in {ip}'s a and B[t, :] in its b; "
+                    f"it moves when {iv} and {ir} are high; last marks t = K-1"
                     if sums == 1
                     else f"a job is a tile of rows*interleave = {array.tile_rows} rows of C; beat t*{sums}"
-                    f" + l (t = 0..K-1, l = 0..{sums - 1}) carries A[l*rows:(l+1)*rows, t] on in_a and "
-                    "B[t, :] on in_b; it moves when in_valid and in_ready are high; in_last marks the beats of t = "
+                    f" + l (t = 0..K-1, l = 0..{sums - 1}) carries A[l*rows:(l+1)*rows, t] in {ip}'s a and "
+                    f"B[t, :] in its b; it moves when {iv} and {ir} are high; last marks the beats of t = "
                     f"K-1; beat t*{sums} + l moves only in a cycle n (counted from reset) with n mod "
-                    f"{sums} = l: after a cycle without a beat, in_ready stays low until that beat's turn "
+                    f"{sums} = l: after a cycle without a beat, {ir} stays low until that beat's turn "
                     f"comes round (at most {sums - 1} cycles)"
                 )
-                + ("" if len(modes) == 1 else "; in_mode carries the job's mode code on each of its beats"),
-                "output": f"a finished job leaves as {array.tile_rows} beats, row r of C on out_data with out_row = "
-                f"r; a beat moves when out_valid and out_ready are high; out_last marks r = {array.tile_rows - 1}"
-                + ("" if len(modes) == 1 else "; out_mode is the job's mode code, each element in the low bits"),
-                "in_ready": "low from the cycle after a job's last beat while its tile waits in the array for the "
-                "output buffer (the buffer is free once the previous tile's last row has left)"
+                + ("" if len(modes) == 1 else "; mode carries the job's mode code on each of its beats"),
+                "output": f"a finished job leaves as {array.tile_rows} beats, row r of C in {op}'s data with row = "
+                f"r; a beat moves when {ov} and {orr} are high; last marks r = {array.tile_rows - 1}"
+                + ("" if len(modes) == 1 else "; mode is the job's mode code, each data element in the low bits"),
+                "ready": f"{ir} is low from the cycle after a job's last beat while its tile waits in the array for "
+                "the output buffer (the buffer is free once the previous tile's last row has left)"
                 + ("" if sums == 1 else ", and until the next beat's turn comes round")
-                + "; it depends on registers only, never on in_valid or out_ready in the same cycle",
-                "dataflow": "systolic: row r of in_a enters column 0 r cycles late and moves right one PE per cycle, "
-                "column c of in_b enters row 0 c cycles late and moves down, each beat's control with A: PE (r, c) "
+                + f"; it depends on registers only, never on {iv} or {orr} in the same cycle",
+                "dataflow": "systolic: element r of a enters column 0 r cycles late and moves right one PE per cycle, "
+                "element c of b enters row 0 c cycles late and moves down, each beat's control with A: PE (r, c) "
                 "takes beat n at cycle n + r + c; the PEs never stall (no enable), and a finished tile leaves them "
                 "through the same skew into the output buffer",
             },

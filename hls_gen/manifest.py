@@ -13,11 +13,15 @@ value. :class:`MultiplierManifest` reads a multiplier top's manifest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 from hls_gen.modes import HwMode, array_gemm_config
+from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
@@ -30,12 +34,15 @@ __all__ = [
     "ModeEntry",
     "MultiplierManifest",
     "Port",
+    "StreamPorts",
     "format_entry",
     "read_format",
 ]
 
-#: Version of the manifest layout; bumped when a field changes meaning. 3: arithmetic per mode (``modes``).
-MANIFEST_VERSION = 3
+#: Version of the manifest layout; bumped when a field changes meaning. 3: arithmetic per mode (``modes``). 4: an
+#: array's ports are two streams (``inp__valid``, ``inp__ready``, ``inp__payload``, ``out__...``) whose payload
+#: ports list their struct fields.
+MANIFEST_VERSION = 4
 
 
 class ManifestError(ValueError):
@@ -80,7 +87,14 @@ def read_format(entry: object, where: str) -> FloatFormat | None:
 
 @dataclass(frozen=True)
 class Port:
-    """One port: name, direction, total width, and ``count`` elements of ``element_width`` bits (LSB first)."""
+    """One port: name, direction, total width, and ``count`` elements of ``element_width`` bits (LSB first).
+
+    ``fields`` describe a struct (a stream payload, or each element of a
+    multiplier's exact product) as its leaf fields ``(name, offset, width,
+    signed)``, element ``i`` of an array field ``NAME`` named ``NAME[i]``
+    (:func:`hls_gen.ports.layout_fields`): :meth:`pack_fields`, :meth:`read`
+    and :meth:`read_array` write and read a value by field name.
+    """
 
     name: str
     direction: str
@@ -101,6 +115,58 @@ class Port:
         """The ``count`` element values of a port value."""
         mask = (1 << self.element_width) - 1
         return [(word >> (i * self.element_width)) & mask for i in range(self.count)]
+
+    @cached_property
+    def _field_map(self) -> dict[str, tuple[int, int, bool]]:
+        return {name: (offset, width, signed) for name, offset, width, signed in self.fields}
+
+    def _field(self, name: str) -> tuple[int, int, bool]:
+        if name not in self._field_map:
+            raise ValueError(f"{self.name} has no field {name!r}")
+        return self._field_map[name]
+
+    def elements(self, name: str) -> list[str]:
+        """The fields ``NAME[0]``, ``NAME[1]``, ... of array field ``name``, in index order."""
+        names = []
+        while f"{name}[{len(names)}]" in self._field_map:
+            names.append(f"{name}[{len(names)}]")
+        if not names:
+            raise ValueError(f"{self.name} has no array field {name!r}")
+        return names
+
+    def pack_fields(self, **values: int | Sequence[int]) -> int:
+        """One port value from field values by name (fields not given are 0).
+
+        A sequence fills an array field: ``pack_fields(a=[x, y], last=1)``
+        sets ``a[0]``, ``a[1]`` and ``last``. ``ValueError`` for a name that
+        is not a field or a value that does not fit its field.
+        """
+        word = 0
+        for name, value in values.items():
+            if isinstance(value, Integral):
+                items: list[tuple[str, int]] = [(name, int(value))]
+            else:
+                names, elements = self.elements(name), [int(v) for v in value]
+                if len(elements) != len(names):
+                    raise ValueError(f"{self.name}.{name} takes {len(names)} values, not {len(elements)}")
+                items = list(zip(names, elements, strict=True))
+            for key, v in items:
+                offset, width, signed = self._field(key)
+                lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
+                if not lo <= v < hi:
+                    raise ValueError(f"{self.name}.{key} must be in {lo}..{hi - 1} ({width} bits), not {v}")
+                word |= (v & ((1 << width) - 1)) << offset
+        return word
+
+    def read(self, word: int, name: str) -> int:
+        """The value of field ``name`` in a port value (a signed field sign-extended)."""
+        offset, width, signed = self._field(name)
+        value = (word >> offset) & ((1 << width) - 1)
+        return value - (1 << width) if signed and value >> (width - 1) else value
+
+    def read_array(self, word: int, name: str) -> list[int]:
+        """The elements of array field ``name`` in a port value, in index order."""
+        return [self.read(word, element) for element in self.elements(name)]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -136,9 +202,22 @@ class Port:
 
 
 @dataclass(frozen=True)
+class StreamPorts:
+    """The three ports of one of an array's streams (``amaranth.lib.stream``): a beat moves when both valid and
+    ready are high."""
+
+    valid: Port
+    ready: Port
+    payload: Port
+
+    def to_json(self) -> dict[str, str]:
+        return {"valid": self.valid.name, "ready": self.ready.name, "payload": self.payload.name}
+
+
+@dataclass(frozen=True)
 class ModeEntry(HwMode):
-    """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` on
-    ``in_mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it."""
+    """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` in the
+    input payload's ``mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it."""
 
     code: int = 0
     uses: tuple[str, ...] = ()
@@ -230,7 +309,8 @@ class ArrayManifest:
     """A generated MAC array (a MAC unit is the 1x1 array): how to drive it and what it computes.
 
     ``modes`` are indexed by their code; a single-mode array has one mode and
-    no ``in_mode`` port. ``config`` is the generator's input
+    no ``mode`` field in its payloads. ``ports`` are ``clk``, ``rst`` and the
+    two streams' ports (:meth:`stream`). ``config`` is the generator's input
     (:meth:`hls_gen.emit.ArrayConfig.from_manifest` reads it back). ``path``
     is where the manifest was read from (None when built).
     """
@@ -269,8 +349,15 @@ class ArrayManifest:
 
     @property
     def mode_bits(self) -> int:
-        """Width of ``in_mode``/``out_mode`` (0: one mode, no such ports)."""
+        """Width of the payloads' ``mode`` field (0: one mode, no such field)."""
         return (len(self.modes) - 1).bit_length()
+
+    def stream(self, direction: str) -> StreamPorts:
+        """The ``"input"`` or ``"output"`` stream's ports (:mod:`hls_gen.ports` names them)."""
+        if direction not in ("input", "output"):
+            raise ValueError(f"stream direction must be 'input' or 'output', not {direction!r}")
+        member = INPUT if direction == "input" else OUTPUT
+        return StreamPorts(*(self.ports[verilog_name(member, part)] for part in ("valid", "ready", "payload")))
 
     def grid_expression(self) -> str:
         """The :class:`mpsim.randbits.LFSRGrid` expression of the array's random stream."""
@@ -296,6 +383,7 @@ class ArrayManifest:
         """The manifest file's content."""
         grid = self.grid_expression()
         steps = sorted({mode.lfsr_steps for mode in self.modes})
+        inp, out = self.stream("input"), self.stream("output")
         return {
             "manifest_version": MANIFEST_VERSION,
             "generator": "hls_gen.emit",
@@ -309,11 +397,19 @@ class ArrayManifest:
             "mode_field": None
             if len(self.modes) == 1
             else {
-                "port": "in_mode",
+                "port": inp.payload.name,
+                "field": "mode",
                 "width": self.mode_bits,
                 "encoding": "the mode's code (its index in modes), the same on every beat of a job",
-                "out_port": "out_mode: the code of the tile on out_data",
+                "out_port": f"{out.payload.name}'s mode: the code of the tile in its data",
                 "switch": "jobs of different modes follow each other with no idle cycle",
+            },
+            "streams": {
+                "kind": "amaranth.lib.stream: a beat moves in a cycle where valid and ready are both high",
+                "input": inp.to_json(),
+                "output": out.to_json(),
+                "payload_fields": "each payload port's fields: (name, offset from bit 0, width, signed); element i "
+                "of an array field NAME is NAME[i]",
             },
             "clock": {"name": "clk", "edge": "rising"},
             "reset": {"name": "rst", "polarity": "high", "synchronous": True},
@@ -373,7 +469,7 @@ class ArrayManifest:
             taps: tuple[int, ...] | None = tuple(int(t) for t in lfsr["taps"])
             if taps == LFSR_TAPS.get(int(lfsr["width"])):
                 taps = None  # the default table's taps, as the generator was given them
-            return cls(
+            manifest = cls(
                 top=str(data["top"]),
                 verilog_file=str(data["verilog"]),
                 command=str(data.get("command", "")),
@@ -391,6 +487,9 @@ class ArrayManifest:
                 config=dict(data.get("config", {})),
                 path=path,
             )
+            for direction in ("input", "output"):
+                manifest.stream(direction)  # its three ports are there (KeyError: the missing one)
+            return manifest
         except KeyError as error:
             raise ManifestError(f"{where}: missing field {error.args[0]!r}") from None
         except (TypeError, ValueError) as error:

@@ -52,7 +52,7 @@ __all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles
 
 
 def _flush_cycles(rows: int, cols: int, pipeline: int, interleave: int) -> int:
-    """Cycles from a tile's first flush step to its ``out_valid``: ``X`` of the module docstring."""
+    """Cycles from a tile's first flush step to its output ``valid``: ``X`` of the module docstring."""
     return interleave + rows + cols + pipeline - 2
 
 

@@ -5,7 +5,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
+module mac_e4m3_e5m6_rne_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__payload, out__valid, inp__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [4:0] \$10 ;
@@ -47,13 +47,14 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire [1:0] \$46 ;
-  reg \$47 ;
+  wire \$46 ;
+  wire [1:0] \$47 ;
   reg \$48 ;
-  reg [11:0] \$49 ;
+  reg \$49 ;
   wire \$5 ;
-  reg \$50 ;
+  reg [11:0] \$50 ;
   reg \$51 ;
+  reg \$52 ;
   wire \$6 ;
   wire \$7 ;
   wire [5:0] \$8 ;
@@ -103,165 +104,167 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \control.valid ;
   wire en;
   wire flush;
-  wire \flush$31 ;
+  wire \flush$28 ;
   wire [11:0] flush_sum;
   wire flushing;
-  input [7:0] in_a;
-  wire [7:0] in_a;
-  input [7:0] in_b;
-  wire [7:0] in_b;
-  input in_last;
-  wire in_last;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [11:0] out_data;
-  reg [11:0] out_data = 12'h000;
-  output out_last;
-  wire out_last;
-  input out_ready;
-  wire out_ready;
-  output out_row;
-  reg out_row = 1'h0;
-  output out_valid;
-  reg out_valid = 1'h0;
+  input [16:0] inp__payload;
+  wire [16:0] inp__payload;
+  wire [7:0] \inp__payload.a ;
+  wire [7:0] \inp__payload.a[0] ;
+  wire [7:0] \inp__payload.b ;
+  wire [7:0] \inp__payload.b[0] ;
+  wire \inp__payload.last ;
+  output inp__ready;
+  wire inp__ready;
+  input inp__valid;
+  wire inp__valid;
+  output [13:0] out__payload;
+  wire [13:0] out__payload;
+  wire [11:0] \out__payload.data ;
+  wire [11:0] \out__payload.data[0] ;
+  wire \out__payload.last ;
+  wire \out__payload.row ;
+  input out__ready;
+  wire out__ready;
+  output out__valid;
+  reg out__valid = 1'h0;
   reg pending = 1'h0;
-  (* init = 1'h0 *)
-  wire row;
+  reg row = 1'h0;
   input rst;
   wire rst;
+  reg [11:0] shown_row = 12'h000;
+  wire [11:0] \shown_row[0] ;
   wire [2:0] step;
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
   wire take;
-  assign \$45  = ! out_row;
-  assign \$46  = out_row + 1'h1;
+  assign \$43  = \$42  & inp__payload[16];
+  assign \$46  = ! row;
+  assign \$47  = row + 1'h1;
   always @(posedge clk)
-    buffer_reserved <= \$47 ;
+    buffer_reserved <= \$48 ;
   always @(posedge clk)
-    pending <= \$48 ;
+    pending <= \$49 ;
   always @(posedge clk)
-    out_data <= \$49 ;
+    shown_row <= \$50 ;
   always @(posedge clk)
-    out_valid <= \$50 ;
+    out__valid <= \$51 ;
   always @(posedge clk)
-    out_row <= \$51 ;
+    row <= \$52 ;
   assign \$1  = ~ buffer_reserved;
   assign flush = pending & \$3 ;
   assign \$4  = ~ pending;
   assign \$5  = \$4  | flush;
-  assign \$6  = in_valid & in_ready;
-  assign \$7  = | in_a[6:3];
-  assign \$8  = in_a[6:3] - 3'h7;
-  assign \$9  = in_a[0] ? 5'h17 : 5'h00;
-  assign \$10  = in_a[1] ? 5'h18 : \$9 ;
-  assign \$11  = in_a[2] ? 5'h19 : \$10 ;
+  assign \$6  = inp__valid & inp__ready;
+  assign \$7  = | inp__payload[6:3];
+  assign \$8  = inp__payload[6:3] - 3'h7;
+  assign \$9  = inp__payload[0] ? 5'h17 : 5'h00;
+  assign \$10  = inp__payload[1] ? 5'h18 : \$9 ;
+  assign \$11  = inp__payload[2] ? 5'h19 : \$10 ;
   assign \$12  = \$7  ? \$8  : { \$11 [4], \$11  };
-  assign \$13  = | in_a[6:3];
-  assign \$17  = in_a[0] ? \$16 [3:0] : 4'h0;
-  assign \$18  = in_a[1] ? \$15 [3:0] : \$17 ;
-  assign \$19  = in_a[2] ? \$14  : \$18 ;
-  assign a_0_sig = \$13  ? { 1'h1, in_a[2:0] } : \$19 ;
-  assign \$20  = ! in_a[6:3];
-  assign \$21  = ! in_a[2:0];
+  assign \$13  = | inp__payload[6:3];
+  assign \$17  = inp__payload[0] ? \$16 [3:0] : 4'h0;
+  assign \$18  = inp__payload[1] ? \$15 [3:0] : \$17 ;
+  assign \$19  = inp__payload[2] ? \$14  : \$18 ;
+  assign a_0_sig = \$13  ? { 1'h1, inp__payload[2:0] } : \$19 ;
+  assign \$20  = ! inp__payload[6:3];
+  assign \$21  = ! inp__payload[2:0];
   assign \$22  = \$20  & \$21 ;
-  assign \$23  = in_a[6:0] == 7'h7f;
-  assign \$24  = | in_b[6:3];
-  assign \$25  = in_b[6:3] - 3'h7;
-  assign \$26  = in_b[0] ? 5'h17 : 5'h00;
-  assign \$27  = in_b[1] ? 5'h18 : \$26 ;
-  assign \$28  = in_b[2] ? 5'h19 : \$27 ;
+  assign \$23  = inp__payload[6:0] == 7'h7f;
+  assign \$24  = | inp__payload[14:11];
+  assign \$25  = inp__payload[14:11] - 3'h7;
+  assign \$26  = inp__payload[8] ? 5'h17 : 5'h00;
+  assign \$27  = inp__payload[9] ? 5'h18 : \$26 ;
+  assign \$28  = inp__payload[10] ? 5'h19 : \$27 ;
   assign \$29  = \$24  ? \$25  : { \$28 [4], \$28  };
-  assign \$30  = | in_b[6:3];
-  assign \$34  = in_b[0] ? \$33 [3:0] : 4'h0;
-  assign \$35  = in_b[1] ? \$32 [3:0] : \$34 ;
-  assign \$36  = in_b[2] ? \$31  : \$35 ;
-  assign b_0_sig = \$30  ? { 1'h1, in_b[2:0] } : \$36 ;
-  assign \$37  = ! in_b[6:3];
-  assign \$38  = ! in_b[2:0];
+  assign \$30  = | inp__payload[14:11];
+  assign \$34  = inp__payload[8] ? \$33 [3:0] : 4'h0;
+  assign \$35  = inp__payload[9] ? \$32 [3:0] : \$34 ;
+  assign \$36  = inp__payload[10] ? \$31  : \$35 ;
+  assign b_0_sig = \$30  ? { 1'h1, inp__payload[10:8] } : \$36 ;
+  assign \$37  = ! inp__payload[14:11];
+  assign \$38  = ! inp__payload[10:8];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = in_b[6:0] == 7'h7f;
-  assign out_last = ! out_row;
-  assign take = out_valid & out_ready;
-  assign \$41  = in_valid & in_ready;
-  assign \$42  = \$41  & in_last;
+  assign \$40  = inp__payload[14:8] == 7'h7f;
+  assign \$41  = ! row;
+  assign take = out__valid & out__ready;
+  assign \$42  = inp__valid & inp__ready;
   \mac_e4m3_e5m6_rne_1x1.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$31 ),
+    .flush(\flush$28 ),
     .rst(rst),
     .step(control)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$47  = buffer_reserved;
+    \$48  = buffer_reserved;
     if (flush) begin
-      \$47  = 1'h1;
-    end
-    if (take) begin
-      if (\$45 ) begin
-        \$47  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$47  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = pending;
-    if (flush) begin
-      \$48  = 1'h0;
-    end
-    if (\$43 ) begin
       \$48  = 1'h1;
     end
+    if (take) begin
+      if (\$46 ) begin
+        \$48  = 1'h0;
+      end
+    end
     if (rst) begin
       \$48  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = out_data;
+    \$49  = pending;
+    if (flush) begin
+      \$49  = 1'h0;
+    end
     if (\$44 ) begin
-      \$49  = flush_sum;
+      \$49  = 1'h1;
     end
     if (rst) begin
-      \$49  = 12'h000;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = out_valid;
-    if (\flush$31 ) begin
-      \$50  = 1'h1;
-    end
-    if (take) begin
-      if (\$45 ) begin
-        \$50  = 1'h0;
-      end
+    \$50  = shown_row;
+    if (\$45 ) begin
+      \$50  = flush_sum;
     end
     if (rst) begin
-      \$50  = 1'h0;
+      \$50  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = out_row;
+    \$51  = out__valid;
+    if (\flush$28 ) begin
+      \$51  = 1'h1;
+    end
     if (take) begin
-      (* full_case = 32'd1 *)
-      if (\$45 ) begin
+      if (\$46 ) begin
         \$51  = 1'h0;
-      end else begin
-        \$51  = \$46 [0];
       end
     end
     if (rst) begin
       \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$52  = row;
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$46 ) begin
+        \$52  = 1'h0;
+      end else begin
+        \$52  = \$47 [0];
+      end
+    end
+    if (rst) begin
+      \$52  = 1'h0;
     end
   end
   assign flushing = 1'h0;
@@ -271,9 +274,17 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign step = control;
   assign a = a_0;
   assign b = b_0;
-  assign buffer_full = out_valid;
-  assign row = out_row;
-  assign buffer_0_0_0 = out_data;
+  assign buffer_full = out__valid;
+  assign buffer_0_0_0 = shown_row;
+  assign \inp__payload.a  = inp__payload[7:0];
+  assign \inp__payload.a[0]  = inp__payload[7:0];
+  assign \inp__payload.b  = inp__payload[15:8];
+  assign \inp__payload.b[0]  = inp__payload[15:8];
+  assign \inp__payload.last  = inp__payload[16];
+  assign \out__payload.data  = out__payload[11:0];
+  assign \out__payload.data[0]  = out__payload[11:0];
+  assign \out__payload.row  = out__payload[12];
+  assign \out__payload.last  = out__payload[13];
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -304,32 +315,36 @@ module mac_e4m3_e5m6_rne_1x1(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \b.zero  = b_0[10];
   assign \b.inf  = b_0[11];
   assign \b.nan  = b_0[12];
+  assign \shown_row[0]  = shown_row;
+  assign out__payload[11:0] = shown_row;
+  assign out__payload[13] = \$41 ;
+  assign out__payload[12] = row;
   assign b_0[3:0] = b_0_sig;
   assign b_0[12] = \$40 ;
   assign b_0[11] = 1'h0;
   assign b_0[10] = \$39 ;
-  assign b_0[9] = in_b[7];
+  assign b_0[9] = inp__payload[15];
   assign b_0[8:4] = \$29 [4:0];
   assign a_0[3:0] = a_0_sig;
   assign a_0[12] = \$23 ;
   assign a_0[11] = 1'h0;
   assign a_0[10] = \$22 ;
-  assign a_0[9] = in_a[7];
+  assign a_0[9] = inp__payload[7];
   assign a_0[8:4] = \$12 [4:0];
   assign control[2] = flush;
-  assign control[1] = in_last;
+  assign control[1] = inp__payload[16];
   assign control[0] = \$6 ;
   assign \$2  = \$1 ;
   assign \$3  = \$1 ;
-  assign in_ready = \$5 ;
-  assign \$14  = { in_a[2:0], 1'h0 };
-  assign \$15  = { 1'h0, in_a[2:0], 2'h0 };
-  assign \$16  = { in_a[2:0], 3'h0 };
-  assign \$31  = { in_b[2:0], 1'h0 };
-  assign \$32  = { 1'h0, in_b[2:0], 2'h0 };
-  assign \$33  = { in_b[2:0], 3'h0 };
-  assign \$43  = \$42 ;
-  assign \$44  = \flush$31 ;
+  assign inp__ready = \$5 ;
+  assign \$14  = { inp__payload[2:0], 1'h0 };
+  assign \$15  = { 1'h0, inp__payload[2:0], 2'h0 };
+  assign \$16  = { inp__payload[2:0], 3'h0 };
+  assign \$31  = { inp__payload[10:8], 1'h0 };
+  assign \$32  = { 1'h0, inp__payload[10:8], 2'h0 };
+  assign \$33  = { inp__payload[10:8], 3'h0 };
+  assign \$44  = \$43 ;
+  assign \$45  = \flush$28 ;
 endmodule
 
 (* generator = "Amaranth" *)

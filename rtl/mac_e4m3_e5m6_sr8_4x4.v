@@ -5,7 +5,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
+module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__payload, out__valid, inp__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [4:0] \$10 ;
@@ -59,9 +59,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
-  wire [47:0] \$146 ;
+  wire \$146 ;
   wire [47:0] \$147 ;
-  wire \$148 ;
+  wire [47:0] \$148 ;
   wire \$149 ;
   wire [5:0] \$15 ;
   wire \$150 ;
@@ -83,11 +83,11 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire [2:0] \$168 ;
-  reg \$169 ;
+  wire \$168 ;
+  wire [2:0] \$169 ;
   wire [3:0] \$17 ;
   reg \$170 ;
-  reg [2:0] \$171 ;
+  reg \$171 ;
   reg [2:0] \$172 ;
   reg [2:0] \$173 ;
   reg [2:0] \$174 ;
@@ -103,7 +103,7 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   reg [2:0] \$183 ;
   reg [2:0] \$184 ;
   reg [2:0] \$185 ;
-  reg [11:0] \$186 ;
+  reg [2:0] \$186 ;
   reg [11:0] \$187 ;
   reg [11:0] \$188 ;
   reg [11:0] \$189 ;
@@ -122,8 +122,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$20 ;
   reg [11:0] \$200 ;
   reg [11:0] \$201 ;
-  reg \$202 ;
-  reg [1:0] \$203 ;
+  reg [11:0] \$202 ;
+  reg \$203 ;
+  reg [1:0] \$204 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
@@ -211,111 +212,111 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \$98 ;
   wire [3:0] \$99 ;
   wire [12:0] a;
-  reg [12:0] \a$104  = 13'h0000;
-  wire [4:0] \a$104.exp ;
-  wire \a$104.inf ;
-  wire \a$104.nan ;
-  wire [3:0] \a$104.sig ;
-  wire \a$104.sign ;
-  wire \a$104.zero ;
-  reg [12:0] \a$111  = 13'h0000;
-  wire [4:0] \a$111.exp ;
-  wire \a$111.inf ;
-  wire \a$111.nan ;
-  wire [3:0] \a$111.sig ;
-  wire \a$111.sign ;
-  wire \a$111.zero ;
-  reg [12:0] \a$118  = 13'h0000;
-  wire [4:0] \a$118.exp ;
-  wire \a$118.inf ;
-  wire \a$118.nan ;
-  wire [3:0] \a$118.sig ;
-  wire \a$118.sign ;
-  wire \a$118.zero ;
-  reg [12:0] \a$125  = 13'h0000;
-  wire [4:0] \a$125.exp ;
-  wire \a$125.inf ;
-  wire \a$125.nan ;
-  wire [3:0] \a$125.sig ;
-  wire \a$125.sign ;
-  wire \a$125.zero ;
-  reg [12:0] \a$132  = 13'h0000;
-  wire [4:0] \a$132.exp ;
-  wire \a$132.inf ;
-  wire \a$132.nan ;
-  wire [3:0] \a$132.sig ;
-  wire \a$132.sign ;
-  wire \a$132.zero ;
-  reg [12:0] \a$139  = 13'h0000;
-  wire [4:0] \a$139.exp ;
-  wire \a$139.inf ;
-  wire \a$139.nan ;
-  wire [3:0] \a$139.sig ;
-  wire \a$139.sign ;
-  wire \a$139.zero ;
-  reg [12:0] \a$146  = 13'h0000;
-  wire [4:0] \a$146.exp ;
-  wire \a$146.inf ;
-  wire \a$146.nan ;
-  wire [3:0] \a$146.sig ;
-  wire \a$146.sign ;
-  wire \a$146.zero ;
-  reg [12:0] \a$48  = 13'h0000;
-  wire [4:0] \a$48.exp ;
-  wire \a$48.inf ;
-  wire \a$48.nan ;
-  wire [3:0] \a$48.sig ;
-  wire \a$48.sign ;
-  wire \a$48.zero ;
-  reg [12:0] \a$55  = 13'h0000;
-  wire [4:0] \a$55.exp ;
-  wire \a$55.inf ;
-  wire \a$55.nan ;
-  wire [3:0] \a$55.sig ;
-  wire \a$55.sign ;
-  wire \a$55.zero ;
-  reg [12:0] \a$62  = 13'h0000;
-  wire [4:0] \a$62.exp ;
-  wire \a$62.inf ;
-  wire \a$62.nan ;
-  wire [3:0] \a$62.sig ;
-  wire \a$62.sign ;
-  wire \a$62.zero ;
-  reg [12:0] \a$69  = 13'h0000;
-  wire [4:0] \a$69.exp ;
-  wire \a$69.inf ;
-  wire \a$69.nan ;
-  wire [3:0] \a$69.sig ;
-  wire \a$69.sign ;
-  wire \a$69.zero ;
-  reg [12:0] \a$76  = 13'h0000;
-  wire [4:0] \a$76.exp ;
-  wire \a$76.inf ;
-  wire \a$76.nan ;
-  wire [3:0] \a$76.sig ;
-  wire \a$76.sign ;
-  wire \a$76.zero ;
-  reg [12:0] \a$83  = 13'h0000;
-  wire [4:0] \a$83.exp ;
-  wire \a$83.inf ;
-  wire \a$83.nan ;
-  wire [3:0] \a$83.sig ;
-  wire \a$83.sign ;
-  wire \a$83.zero ;
-  reg [12:0] \a$90  = 13'h0000;
-  wire [4:0] \a$90.exp ;
-  wire \a$90.inf ;
-  wire \a$90.nan ;
-  wire [3:0] \a$90.sig ;
-  wire \a$90.sign ;
-  wire \a$90.zero ;
-  reg [12:0] \a$97  = 13'h0000;
-  wire [4:0] \a$97.exp ;
-  wire \a$97.inf ;
-  wire \a$97.nan ;
-  wire [3:0] \a$97.sig ;
-  wire \a$97.sign ;
-  wire \a$97.zero ;
+  reg [12:0] \a$100  = 13'h0000;
+  wire [4:0] \a$100.exp ;
+  wire \a$100.inf ;
+  wire \a$100.nan ;
+  wire [3:0] \a$100.sig ;
+  wire \a$100.sign ;
+  wire \a$100.zero ;
+  reg [12:0] \a$107  = 13'h0000;
+  wire [4:0] \a$107.exp ;
+  wire \a$107.inf ;
+  wire \a$107.nan ;
+  wire [3:0] \a$107.sig ;
+  wire \a$107.sign ;
+  wire \a$107.zero ;
+  reg [12:0] \a$114  = 13'h0000;
+  wire [4:0] \a$114.exp ;
+  wire \a$114.inf ;
+  wire \a$114.nan ;
+  wire [3:0] \a$114.sig ;
+  wire \a$114.sign ;
+  wire \a$114.zero ;
+  reg [12:0] \a$121  = 13'h0000;
+  wire [4:0] \a$121.exp ;
+  wire \a$121.inf ;
+  wire \a$121.nan ;
+  wire [3:0] \a$121.sig ;
+  wire \a$121.sign ;
+  wire \a$121.zero ;
+  reg [12:0] \a$128  = 13'h0000;
+  wire [4:0] \a$128.exp ;
+  wire \a$128.inf ;
+  wire \a$128.nan ;
+  wire [3:0] \a$128.sig ;
+  wire \a$128.sign ;
+  wire \a$128.zero ;
+  reg [12:0] \a$135  = 13'h0000;
+  wire [4:0] \a$135.exp ;
+  wire \a$135.inf ;
+  wire \a$135.nan ;
+  wire [3:0] \a$135.sig ;
+  wire \a$135.sign ;
+  wire \a$135.zero ;
+  reg [12:0] \a$142  = 13'h0000;
+  wire [4:0] \a$142.exp ;
+  wire \a$142.inf ;
+  wire \a$142.nan ;
+  wire [3:0] \a$142.sig ;
+  wire \a$142.sign ;
+  wire \a$142.zero ;
+  reg [12:0] \a$44  = 13'h0000;
+  wire [4:0] \a$44.exp ;
+  wire \a$44.inf ;
+  wire \a$44.nan ;
+  wire [3:0] \a$44.sig ;
+  wire \a$44.sign ;
+  wire \a$44.zero ;
+  reg [12:0] \a$51  = 13'h0000;
+  wire [4:0] \a$51.exp ;
+  wire \a$51.inf ;
+  wire \a$51.nan ;
+  wire [3:0] \a$51.sig ;
+  wire \a$51.sign ;
+  wire \a$51.zero ;
+  reg [12:0] \a$58  = 13'h0000;
+  wire [4:0] \a$58.exp ;
+  wire \a$58.inf ;
+  wire \a$58.nan ;
+  wire [3:0] \a$58.sig ;
+  wire \a$58.sign ;
+  wire \a$58.zero ;
+  reg [12:0] \a$65  = 13'h0000;
+  wire [4:0] \a$65.exp ;
+  wire \a$65.inf ;
+  wire \a$65.nan ;
+  wire [3:0] \a$65.sig ;
+  wire \a$65.sign ;
+  wire \a$65.zero ;
+  reg [12:0] \a$72  = 13'h0000;
+  wire [4:0] \a$72.exp ;
+  wire \a$72.inf ;
+  wire \a$72.nan ;
+  wire [3:0] \a$72.sig ;
+  wire \a$72.sign ;
+  wire \a$72.zero ;
+  reg [12:0] \a$79  = 13'h0000;
+  wire [4:0] \a$79.exp ;
+  wire \a$79.inf ;
+  wire \a$79.nan ;
+  wire [3:0] \a$79.sig ;
+  wire \a$79.sign ;
+  wire \a$79.zero ;
+  reg [12:0] \a$86  = 13'h0000;
+  wire [4:0] \a$86.exp ;
+  wire \a$86.inf ;
+  wire \a$86.nan ;
+  wire [3:0] \a$86.sig ;
+  wire \a$86.sign ;
+  wire \a$86.zero ;
+  reg [12:0] \a$93  = 13'h0000;
+  wire [4:0] \a$93.exp ;
+  wire \a$93.inf ;
+  wire \a$93.nan ;
+  wire [3:0] \a$93.sig ;
+  wire \a$93.sign ;
+  wire \a$93.zero ;
   wire [4:0] \a.exp ;
   wire \a.inf ;
   wire \a.nan ;
@@ -392,111 +393,111 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   (* init = 13'h0000 *)
   wire [12:0] a_skew_3_2;
   wire [12:0] b;
-  reg [12:0] \b$106  = 13'h0000;
-  wire [4:0] \b$106.exp ;
-  wire \b$106.inf ;
-  wire \b$106.nan ;
-  wire [3:0] \b$106.sig ;
-  wire \b$106.sign ;
-  wire \b$106.zero ;
-  reg [12:0] \b$113  = 13'h0000;
-  wire [4:0] \b$113.exp ;
-  wire \b$113.inf ;
-  wire \b$113.nan ;
-  wire [3:0] \b$113.sig ;
-  wire \b$113.sign ;
-  wire \b$113.zero ;
-  reg [12:0] \b$120  = 13'h0000;
-  wire [4:0] \b$120.exp ;
-  wire \b$120.inf ;
-  wire \b$120.nan ;
-  wire [3:0] \b$120.sig ;
-  wire \b$120.sign ;
-  wire \b$120.zero ;
-  reg [12:0] \b$127  = 13'h0000;
-  wire [4:0] \b$127.exp ;
-  wire \b$127.inf ;
-  wire \b$127.nan ;
-  wire [3:0] \b$127.sig ;
-  wire \b$127.sign ;
-  wire \b$127.zero ;
-  reg [12:0] \b$134  = 13'h0000;
-  wire [4:0] \b$134.exp ;
-  wire \b$134.inf ;
-  wire \b$134.nan ;
-  wire [3:0] \b$134.sig ;
-  wire \b$134.sign ;
-  wire \b$134.zero ;
-  reg [12:0] \b$141  = 13'h0000;
-  wire [4:0] \b$141.exp ;
-  wire \b$141.inf ;
-  wire \b$141.nan ;
-  wire [3:0] \b$141.sig ;
-  wire \b$141.sign ;
-  wire \b$141.zero ;
-  reg [12:0] \b$148  = 13'h0000;
-  wire [4:0] \b$148.exp ;
-  wire \b$148.inf ;
-  wire \b$148.nan ;
-  wire [3:0] \b$148.sig ;
-  wire \b$148.sign ;
-  wire \b$148.zero ;
-  reg [12:0] \b$50  = 13'h0000;
-  wire [4:0] \b$50.exp ;
-  wire \b$50.inf ;
-  wire \b$50.nan ;
-  wire [3:0] \b$50.sig ;
-  wire \b$50.sign ;
-  wire \b$50.zero ;
-  reg [12:0] \b$57  = 13'h0000;
-  wire [4:0] \b$57.exp ;
-  wire \b$57.inf ;
-  wire \b$57.nan ;
-  wire [3:0] \b$57.sig ;
-  wire \b$57.sign ;
-  wire \b$57.zero ;
-  reg [12:0] \b$64  = 13'h0000;
-  wire [4:0] \b$64.exp ;
-  wire \b$64.inf ;
-  wire \b$64.nan ;
-  wire [3:0] \b$64.sig ;
-  wire \b$64.sign ;
-  wire \b$64.zero ;
-  reg [12:0] \b$71  = 13'h0000;
-  wire [4:0] \b$71.exp ;
-  wire \b$71.inf ;
-  wire \b$71.nan ;
-  wire [3:0] \b$71.sig ;
-  wire \b$71.sign ;
-  wire \b$71.zero ;
-  reg [12:0] \b$78  = 13'h0000;
-  wire [4:0] \b$78.exp ;
-  wire \b$78.inf ;
-  wire \b$78.nan ;
-  wire [3:0] \b$78.sig ;
-  wire \b$78.sign ;
-  wire \b$78.zero ;
-  reg [12:0] \b$85  = 13'h0000;
-  wire [4:0] \b$85.exp ;
-  wire \b$85.inf ;
-  wire \b$85.nan ;
-  wire [3:0] \b$85.sig ;
-  wire \b$85.sign ;
-  wire \b$85.zero ;
-  reg [12:0] \b$92  = 13'h0000;
-  wire [4:0] \b$92.exp ;
-  wire \b$92.inf ;
-  wire \b$92.nan ;
-  wire [3:0] \b$92.sig ;
-  wire \b$92.sign ;
-  wire \b$92.zero ;
-  reg [12:0] \b$99  = 13'h0000;
-  wire [4:0] \b$99.exp ;
-  wire \b$99.inf ;
-  wire \b$99.nan ;
-  wire [3:0] \b$99.sig ;
-  wire \b$99.sign ;
-  wire \b$99.zero ;
+  reg [12:0] \b$102  = 13'h0000;
+  wire [4:0] \b$102.exp ;
+  wire \b$102.inf ;
+  wire \b$102.nan ;
+  wire [3:0] \b$102.sig ;
+  wire \b$102.sign ;
+  wire \b$102.zero ;
+  reg [12:0] \b$109  = 13'h0000;
+  wire [4:0] \b$109.exp ;
+  wire \b$109.inf ;
+  wire \b$109.nan ;
+  wire [3:0] \b$109.sig ;
+  wire \b$109.sign ;
+  wire \b$109.zero ;
+  reg [12:0] \b$116  = 13'h0000;
+  wire [4:0] \b$116.exp ;
+  wire \b$116.inf ;
+  wire \b$116.nan ;
+  wire [3:0] \b$116.sig ;
+  wire \b$116.sign ;
+  wire \b$116.zero ;
+  reg [12:0] \b$123  = 13'h0000;
+  wire [4:0] \b$123.exp ;
+  wire \b$123.inf ;
+  wire \b$123.nan ;
+  wire [3:0] \b$123.sig ;
+  wire \b$123.sign ;
+  wire \b$123.zero ;
+  reg [12:0] \b$130  = 13'h0000;
+  wire [4:0] \b$130.exp ;
+  wire \b$130.inf ;
+  wire \b$130.nan ;
+  wire [3:0] \b$130.sig ;
+  wire \b$130.sign ;
+  wire \b$130.zero ;
+  reg [12:0] \b$137  = 13'h0000;
+  wire [4:0] \b$137.exp ;
+  wire \b$137.inf ;
+  wire \b$137.nan ;
+  wire [3:0] \b$137.sig ;
+  wire \b$137.sign ;
+  wire \b$137.zero ;
+  reg [12:0] \b$144  = 13'h0000;
+  wire [4:0] \b$144.exp ;
+  wire \b$144.inf ;
+  wire \b$144.nan ;
+  wire [3:0] \b$144.sig ;
+  wire \b$144.sign ;
+  wire \b$144.zero ;
+  reg [12:0] \b$46  = 13'h0000;
+  wire [4:0] \b$46.exp ;
+  wire \b$46.inf ;
+  wire \b$46.nan ;
+  wire [3:0] \b$46.sig ;
+  wire \b$46.sign ;
+  wire \b$46.zero ;
+  reg [12:0] \b$53  = 13'h0000;
+  wire [4:0] \b$53.exp ;
+  wire \b$53.inf ;
+  wire \b$53.nan ;
+  wire [3:0] \b$53.sig ;
+  wire \b$53.sign ;
+  wire \b$53.zero ;
+  reg [12:0] \b$60  = 13'h0000;
+  wire [4:0] \b$60.exp ;
+  wire \b$60.inf ;
+  wire \b$60.nan ;
+  wire [3:0] \b$60.sig ;
+  wire \b$60.sign ;
+  wire \b$60.zero ;
+  reg [12:0] \b$67  = 13'h0000;
+  wire [4:0] \b$67.exp ;
+  wire \b$67.inf ;
+  wire \b$67.nan ;
+  wire [3:0] \b$67.sig ;
+  wire \b$67.sign ;
+  wire \b$67.zero ;
+  reg [12:0] \b$74  = 13'h0000;
+  wire [4:0] \b$74.exp ;
+  wire \b$74.inf ;
+  wire \b$74.nan ;
+  wire [3:0] \b$74.sig ;
+  wire \b$74.sign ;
+  wire \b$74.zero ;
+  reg [12:0] \b$81  = 13'h0000;
+  wire [4:0] \b$81.exp ;
+  wire \b$81.inf ;
+  wire \b$81.nan ;
+  wire [3:0] \b$81.sig ;
+  wire \b$81.sign ;
+  wire \b$81.zero ;
+  reg [12:0] \b$88  = 13'h0000;
+  wire [4:0] \b$88.exp ;
+  wire \b$88.inf ;
+  wire \b$88.nan ;
+  wire [3:0] \b$88.sig ;
+  wire \b$88.sign ;
+  wire \b$88.zero ;
+  reg [12:0] \b$95  = 13'h0000;
+  wire [4:0] \b$95.exp ;
+  wire \b$95.inf ;
+  wire \b$95.nan ;
+  wire [3:0] \b$95.sig ;
+  wire \b$95.sign ;
+  wire \b$95.zero ;
   wire [4:0] \b.exp ;
   wire \b.inf ;
   wire \b.nan ;
@@ -688,157 +689,171 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   wire \control_skew_3.last ;
   wire \control_skew_3.valid ;
   wire en;
-  wire \en$101 ;
-  wire \en$108 ;
-  wire \en$115 ;
-  wire \en$122 ;
-  wire \en$129 ;
-  wire \en$136 ;
-  wire \en$143 ;
-  wire \en$45 ;
-  wire \en$52 ;
-  wire \en$59 ;
-  wire \en$66 ;
-  wire \en$73 ;
-  wire \en$80 ;
-  wire \en$87 ;
-  wire \en$94 ;
+  wire \en$104 ;
+  wire \en$111 ;
+  wire \en$118 ;
+  wire \en$125 ;
+  wire \en$132 ;
+  wire \en$139 ;
+  wire \en$41 ;
+  wire \en$48 ;
+  wire \en$55 ;
+  wire \en$62 ;
+  wire \en$69 ;
+  wire \en$76 ;
+  wire \en$83 ;
+  wire \en$90 ;
+  wire \en$97 ;
   wire flush;
-  wire \flush$176 ;
-  wire \flush$178 ;
-  wire \flush$180 ;
-  wire \flush$182 ;
-  wire \flush$184 ;
-  wire \flush$186 ;
-  wire \flush$188 ;
-  wire \flush$190 ;
-  wire \flush$192 ;
-  wire \flush$194 ;
-  wire \flush$196 ;
-  wire \flush$198 ;
-  wire \flush$200 ;
-  wire \flush$202 ;
-  wire \flush$204 ;
-  wire \flush$206 ;
+  wire \flush$173 ;
+  wire \flush$175 ;
+  wire \flush$177 ;
+  wire \flush$179 ;
+  wire \flush$181 ;
+  wire \flush$183 ;
+  wire \flush$185 ;
+  wire \flush$187 ;
+  wire \flush$189 ;
+  wire \flush$191 ;
+  wire \flush$193 ;
+  wire \flush$195 ;
+  wire \flush$197 ;
+  wire \flush$199 ;
+  wire \flush$201 ;
+  wire \flush$203 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$179 ;
-  wire [11:0] \flush_sum$181 ;
-  wire [11:0] \flush_sum$183 ;
-  wire [11:0] \flush_sum$185 ;
-  wire [11:0] \flush_sum$187 ;
-  wire [11:0] \flush_sum$189 ;
-  wire [11:0] \flush_sum$191 ;
-  wire [11:0] \flush_sum$193 ;
-  wire [11:0] \flush_sum$195 ;
-  wire [11:0] \flush_sum$197 ;
-  wire [11:0] \flush_sum$199 ;
-  wire [11:0] \flush_sum$201 ;
-  wire [11:0] \flush_sum$203 ;
-  wire [11:0] \flush_sum$205 ;
-  wire [11:0] \flush_sum$207 ;
+  wire [11:0] \flush_sum$176 ;
+  wire [11:0] \flush_sum$178 ;
+  wire [11:0] \flush_sum$180 ;
+  wire [11:0] \flush_sum$182 ;
+  wire [11:0] \flush_sum$184 ;
+  wire [11:0] \flush_sum$186 ;
+  wire [11:0] \flush_sum$188 ;
+  wire [11:0] \flush_sum$190 ;
+  wire [11:0] \flush_sum$192 ;
+  wire [11:0] \flush_sum$194 ;
+  wire [11:0] \flush_sum$196 ;
+  wire [11:0] \flush_sum$198 ;
+  wire [11:0] \flush_sum$200 ;
+  wire [11:0] \flush_sum$202 ;
+  wire [11:0] \flush_sum$204 ;
   wire flushing;
-  input [31:0] in_a;
-  wire [31:0] in_a;
-  input [31:0] in_b;
-  wire [31:0] in_b;
-  input in_last;
-  wire in_last;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [47:0] out_data;
-  wire [47:0] out_data;
+  input [64:0] inp__payload;
+  wire [64:0] inp__payload;
+  wire [31:0] \inp__payload.a ;
+  wire [7:0] \inp__payload.a[0] ;
+  wire [7:0] \inp__payload.a[1] ;
+  wire [7:0] \inp__payload.a[2] ;
+  wire [7:0] \inp__payload.a[3] ;
+  wire [31:0] \inp__payload.b ;
+  wire [7:0] \inp__payload.b[0] ;
+  wire [7:0] \inp__payload.b[1] ;
+  wire [7:0] \inp__payload.b[2] ;
+  wire [7:0] \inp__payload.b[3] ;
+  wire \inp__payload.last ;
+  output inp__ready;
+  wire inp__ready;
+  input inp__valid;
+  wire inp__valid;
+  output [50:0] out__payload;
+  wire [50:0] out__payload;
+  wire [47:0] \out__payload.data ;
+  wire [11:0] \out__payload.data[0] ;
+  wire [11:0] \out__payload.data[1] ;
+  wire [11:0] \out__payload.data[2] ;
+  wire [11:0] \out__payload.data[3] ;
+  wire \out__payload.last ;
+  wire [1:0] \out__payload.row ;
+  input out__ready;
+  wire out__ready;
+  output out__valid;
+  reg out__valid = 1'h0;
   wire [47:0] out_head;
-  output out_last;
-  wire out_last;
-  input out_ready;
-  wire out_ready;
-  output [1:0] out_row;
-  reg [1:0] out_row = 2'h0;
-  output out_valid;
-  reg out_valid = 1'h0;
   reg pending = 1'h0;
-  (* init = 2'h0 *)
-  wire [1:0] row;
+  reg [1:0] row = 2'h0;
   input rst;
   wire rst;
+  wire [47:0] shown_row;
+  wire [11:0] \shown_row[0] ;
+  wire [11:0] \shown_row[1] ;
+  wire [11:0] \shown_row[2] ;
+  wire [11:0] \shown_row[3] ;
   wire [2:0] step;
   (* keep = 32'd1 *)
-  reg [2:0] \step$102  = 3'h0;
-  wire \step$102.flush ;
-  wire \step$102.last ;
-  wire \step$102.valid ;
+  reg [2:0] \step$105  = 3'h0;
+  wire \step$105.flush ;
+  wire \step$105.last ;
+  wire \step$105.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$109  = 3'h0;
-  wire \step$109.flush ;
-  wire \step$109.last ;
-  wire \step$109.valid ;
+  reg [2:0] \step$112  = 3'h0;
+  wire \step$112.flush ;
+  wire \step$112.last ;
+  wire \step$112.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$116  = 3'h0;
-  wire \step$116.flush ;
-  wire \step$116.last ;
-  wire \step$116.valid ;
+  reg [2:0] \step$119  = 3'h0;
+  wire \step$119.flush ;
+  wire \step$119.last ;
+  wire \step$119.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$123  = 3'h0;
-  wire \step$123.flush ;
-  wire \step$123.last ;
-  wire \step$123.valid ;
+  reg [2:0] \step$126  = 3'h0;
+  wire \step$126.flush ;
+  wire \step$126.last ;
+  wire \step$126.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$130  = 3'h0;
-  wire \step$130.flush ;
-  wire \step$130.last ;
-  wire \step$130.valid ;
+  reg [2:0] \step$133  = 3'h0;
+  wire \step$133.flush ;
+  wire \step$133.last ;
+  wire \step$133.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$137  = 3'h0;
-  wire \step$137.flush ;
-  wire \step$137.last ;
-  wire \step$137.valid ;
+  reg [2:0] \step$140  = 3'h0;
+  wire \step$140.flush ;
+  wire \step$140.last ;
+  wire \step$140.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$144  = 3'h0;
-  wire \step$144.flush ;
-  wire \step$144.last ;
-  wire \step$144.valid ;
+  reg [2:0] \step$42  = 3'h0;
+  wire \step$42.flush ;
+  wire \step$42.last ;
+  wire \step$42.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$46  = 3'h0;
-  wire \step$46.flush ;
-  wire \step$46.last ;
-  wire \step$46.valid ;
+  reg [2:0] \step$49  = 3'h0;
+  wire \step$49.flush ;
+  wire \step$49.last ;
+  wire \step$49.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$53  = 3'h0;
-  wire \step$53.flush ;
-  wire \step$53.last ;
-  wire \step$53.valid ;
+  reg [2:0] \step$56  = 3'h0;
+  wire \step$56.flush ;
+  wire \step$56.last ;
+  wire \step$56.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$60  = 3'h0;
-  wire \step$60.flush ;
-  wire \step$60.last ;
-  wire \step$60.valid ;
+  reg [2:0] \step$63  = 3'h0;
+  wire \step$63.flush ;
+  wire \step$63.last ;
+  wire \step$63.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$67  = 3'h0;
-  wire \step$67.flush ;
-  wire \step$67.last ;
-  wire \step$67.valid ;
+  reg [2:0] \step$70  = 3'h0;
+  wire \step$70.flush ;
+  wire \step$70.last ;
+  wire \step$70.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$74  = 3'h0;
-  wire \step$74.flush ;
-  wire \step$74.last ;
-  wire \step$74.valid ;
+  reg [2:0] \step$77  = 3'h0;
+  wire \step$77.flush ;
+  wire \step$77.last ;
+  wire \step$77.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$81  = 3'h0;
-  wire \step$81.flush ;
-  wire \step$81.last ;
-  wire \step$81.valid ;
+  reg [2:0] \step$84  = 3'h0;
+  wire \step$84.flush ;
+  wire \step$84.last ;
+  wire \step$84.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$88  = 3'h0;
-  wire \step$88.flush ;
-  wire \step$88.last ;
-  wire \step$88.valid ;
+  reg [2:0] \step$91  = 3'h0;
+  wire \step$91.flush ;
+  wire \step$91.last ;
+  wire \step$91.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$95  = 3'h0;
-  wire \step$95.flush ;
-  wire \step$95.last ;
-  wire \step$95.valid ;
+  reg [2:0] \step$98  = 3'h0;
+  wire \step$98.flush ;
+  wire \step$98.last ;
+  wire \step$98.valid ;
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
@@ -847,573 +862,563 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign flush = pending & \$3 ;
   assign \$4  = ~ pending;
   assign \$5  = \$4  | flush;
-  assign \$6  = in_valid & in_ready;
-  assign \$7  = | in_a[6:3];
-  assign \$8  = in_a[6:3] - 3'h7;
-  assign \$9  = in_a[0] ? 5'h17 : 5'h00;
-  assign \$10  = in_a[1] ? 5'h18 : \$9 ;
-  assign \$11  = in_a[2] ? 5'h19 : \$10 ;
+  assign \$6  = inp__valid & inp__ready;
+  assign \$7  = | inp__payload[6:3];
+  assign \$8  = inp__payload[6:3] - 3'h7;
+  assign \$9  = inp__payload[0] ? 5'h17 : 5'h00;
+  assign \$10  = inp__payload[1] ? 5'h18 : \$9 ;
+  assign \$11  = inp__payload[2] ? 5'h19 : \$10 ;
   assign \$12  = \$7  ? \$8  : { \$11 [4], \$11  };
-  assign \$13  = | in_a[6:3];
-  assign \$17  = in_a[0] ? \$16 [3:0] : 4'h0;
-  assign \$18  = in_a[1] ? \$15 [3:0] : \$17 ;
-  assign \$19  = in_a[2] ? \$14  : \$18 ;
-  assign a_0_sig = \$13  ? { 1'h1, in_a[2:0] } : \$19 ;
-  assign \$20  = ! in_a[6:3];
-  assign \$21  = ! in_a[2:0];
+  assign \$13  = | inp__payload[6:3];
+  assign \$17  = inp__payload[0] ? \$16 [3:0] : 4'h0;
+  assign \$18  = inp__payload[1] ? \$15 [3:0] : \$17 ;
+  assign \$19  = inp__payload[2] ? \$14  : \$18 ;
+  assign a_0_sig = \$13  ? { 1'h1, inp__payload[2:0] } : \$19 ;
+  assign \$20  = ! inp__payload[6:3];
+  assign \$21  = ! inp__payload[2:0];
   assign \$22  = \$20  & \$21 ;
-  assign \$23  = in_a[6:0] == 7'h7f;
-  assign \$24  = | in_a[14:11];
-  assign \$25  = in_a[14:11] - 3'h7;
-  assign \$26  = in_a[8] ? 5'h17 : 5'h00;
-  assign \$27  = in_a[9] ? 5'h18 : \$26 ;
-  assign \$28  = in_a[10] ? 5'h19 : \$27 ;
+  assign \$23  = inp__payload[6:0] == 7'h7f;
+  assign \$24  = | inp__payload[14:11];
+  assign \$25  = inp__payload[14:11] - 3'h7;
+  assign \$26  = inp__payload[8] ? 5'h17 : 5'h00;
+  assign \$27  = inp__payload[9] ? 5'h18 : \$26 ;
+  assign \$28  = inp__payload[10] ? 5'h19 : \$27 ;
   assign \$29  = \$24  ? \$25  : { \$28 [4], \$28  };
-  assign \$30  = | in_a[14:11];
-  assign \$34  = in_a[8] ? \$33 [3:0] : 4'h0;
-  assign \$35  = in_a[9] ? \$32 [3:0] : \$34 ;
-  assign \$36  = in_a[10] ? \$31  : \$35 ;
-  assign a_1_sig = \$30  ? { 1'h1, in_a[10:8] } : \$36 ;
-  assign \$37  = ! in_a[14:11];
-  assign \$38  = ! in_a[10:8];
+  assign \$30  = | inp__payload[14:11];
+  assign \$34  = inp__payload[8] ? \$33 [3:0] : 4'h0;
+  assign \$35  = inp__payload[9] ? \$32 [3:0] : \$34 ;
+  assign \$36  = inp__payload[10] ? \$31  : \$35 ;
+  assign a_1_sig = \$30  ? { 1'h1, inp__payload[10:8] } : \$36 ;
+  assign \$37  = ! inp__payload[14:11];
+  assign \$38  = ! inp__payload[10:8];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = in_a[14:8] == 7'h7f;
-  assign \$41  = | in_a[22:19];
-  assign \$42  = in_a[22:19] - 3'h7;
-  assign \$43  = in_a[16] ? 5'h17 : 5'h00;
-  assign \$44  = in_a[17] ? 5'h18 : \$43 ;
-  assign \$45  = in_a[18] ? 5'h19 : \$44 ;
+  assign \$40  = inp__payload[14:8] == 7'h7f;
+  assign \$41  = | inp__payload[22:19];
+  assign \$42  = inp__payload[22:19] - 3'h7;
+  assign \$43  = inp__payload[16] ? 5'h17 : 5'h00;
+  assign \$44  = inp__payload[17] ? 5'h18 : \$43 ;
+  assign \$45  = inp__payload[18] ? 5'h19 : \$44 ;
   assign \$46  = \$41  ? \$42  : { \$45 [4], \$45  };
-  assign \$47  = | in_a[22:19];
-  assign \$51  = in_a[16] ? \$50 [3:0] : 4'h0;
-  assign \$52  = in_a[17] ? \$49 [3:0] : \$51 ;
-  assign \$53  = in_a[18] ? \$48  : \$52 ;
-  assign a_2_sig = \$47  ? { 1'h1, in_a[18:16] } : \$53 ;
-  assign \$54  = ! in_a[22:19];
-  assign \$55  = ! in_a[18:16];
+  assign \$47  = | inp__payload[22:19];
+  assign \$51  = inp__payload[16] ? \$50 [3:0] : 4'h0;
+  assign \$52  = inp__payload[17] ? \$49 [3:0] : \$51 ;
+  assign \$53  = inp__payload[18] ? \$48  : \$52 ;
+  assign a_2_sig = \$47  ? { 1'h1, inp__payload[18:16] } : \$53 ;
+  assign \$54  = ! inp__payload[22:19];
+  assign \$55  = ! inp__payload[18:16];
   assign \$56  = \$54  & \$55 ;
-  assign \$57  = in_a[22:16] == 7'h7f;
-  assign \$58  = | in_a[30:27];
-  assign \$59  = in_a[30:27] - 3'h7;
-  assign \$60  = in_a[24] ? 5'h17 : 5'h00;
-  assign \$61  = in_a[25] ? 5'h18 : \$60 ;
-  assign \$62  = in_a[26] ? 5'h19 : \$61 ;
+  assign \$57  = inp__payload[22:16] == 7'h7f;
+  assign \$58  = | inp__payload[30:27];
+  assign \$59  = inp__payload[30:27] - 3'h7;
+  assign \$60  = inp__payload[24] ? 5'h17 : 5'h00;
+  assign \$61  = inp__payload[25] ? 5'h18 : \$60 ;
+  assign \$62  = inp__payload[26] ? 5'h19 : \$61 ;
   assign \$63  = \$58  ? \$59  : { \$62 [4], \$62  };
-  assign \$64  = | in_a[30:27];
-  assign \$68  = in_a[24] ? \$67 [3:0] : 4'h0;
-  assign \$69  = in_a[25] ? \$66 [3:0] : \$68 ;
-  assign \$70  = in_a[26] ? \$65  : \$69 ;
-  assign a_3_sig = \$64  ? { 1'h1, in_a[26:24] } : \$70 ;
-  assign \$71  = ! in_a[30:27];
-  assign \$72  = ! in_a[26:24];
+  assign \$64  = | inp__payload[30:27];
+  assign \$68  = inp__payload[24] ? \$67 [3:0] : 4'h0;
+  assign \$69  = inp__payload[25] ? \$66 [3:0] : \$68 ;
+  assign \$70  = inp__payload[26] ? \$65  : \$69 ;
+  assign a_3_sig = \$64  ? { 1'h1, inp__payload[26:24] } : \$70 ;
+  assign \$71  = ! inp__payload[30:27];
+  assign \$72  = ! inp__payload[26:24];
   assign \$73  = \$71  & \$72 ;
-  assign \$74  = in_a[30:24] == 7'h7f;
-  assign \$75  = | in_b[6:3];
-  assign \$76  = in_b[6:3] - 3'h7;
-  assign \$77  = in_b[0] ? 5'h17 : 5'h00;
-  assign \$78  = in_b[1] ? 5'h18 : \$77 ;
-  assign \$79  = in_b[2] ? 5'h19 : \$78 ;
+  assign \$74  = inp__payload[30:24] == 7'h7f;
+  assign \$75  = | inp__payload[38:35];
+  assign \$76  = inp__payload[38:35] - 3'h7;
+  assign \$77  = inp__payload[32] ? 5'h17 : 5'h00;
+  assign \$78  = inp__payload[33] ? 5'h18 : \$77 ;
+  assign \$79  = inp__payload[34] ? 5'h19 : \$78 ;
   assign \$80  = \$75  ? \$76  : { \$79 [4], \$79  };
-  assign \$81  = | in_b[6:3];
-  assign \$85  = in_b[0] ? \$84 [3:0] : 4'h0;
-  assign \$86  = in_b[1] ? \$83 [3:0] : \$85 ;
-  assign \$87  = in_b[2] ? \$82  : \$86 ;
-  assign b_0_sig = \$81  ? { 1'h1, in_b[2:0] } : \$87 ;
-  assign \$88  = ! in_b[6:3];
-  assign \$89  = ! in_b[2:0];
+  assign \$81  = | inp__payload[38:35];
+  assign \$85  = inp__payload[32] ? \$84 [3:0] : 4'h0;
+  assign \$86  = inp__payload[33] ? \$83 [3:0] : \$85 ;
+  assign \$87  = inp__payload[34] ? \$82  : \$86 ;
+  assign b_0_sig = \$81  ? { 1'h1, inp__payload[34:32] } : \$87 ;
+  assign \$88  = ! inp__payload[38:35];
+  assign \$89  = ! inp__payload[34:32];
   assign \$90  = \$88  & \$89 ;
-  assign \$91  = in_b[6:0] == 7'h7f;
-  assign \$92  = | in_b[14:11];
-  assign \$93  = in_b[14:11] - 3'h7;
-  assign \$94  = in_b[8] ? 5'h17 : 5'h00;
-  assign \$95  = in_b[9] ? 5'h18 : \$94 ;
-  assign \$96  = in_b[10] ? 5'h19 : \$95 ;
+  assign \$91  = inp__payload[38:32] == 7'h7f;
+  assign \$92  = | inp__payload[46:43];
+  assign \$93  = inp__payload[46:43] - 3'h7;
+  assign \$94  = inp__payload[40] ? 5'h17 : 5'h00;
+  assign \$95  = inp__payload[41] ? 5'h18 : \$94 ;
+  assign \$96  = inp__payload[42] ? 5'h19 : \$95 ;
   assign \$97  = \$92  ? \$93  : { \$96 [4], \$96  };
-  assign \$98  = | in_b[14:11];
-  assign \$102  = in_b[8] ? \$101 [3:0] : 4'h0;
-  assign \$103  = in_b[9] ? \$100 [3:0] : \$102 ;
-  assign \$104  = in_b[10] ? \$99  : \$103 ;
-  assign b_1_sig = \$98  ? { 1'h1, in_b[10:8] } : \$104 ;
-  assign \$105  = ! in_b[14:11];
-  assign \$106  = ! in_b[10:8];
+  assign \$98  = | inp__payload[46:43];
+  assign \$102  = inp__payload[40] ? \$101 [3:0] : 4'h0;
+  assign \$103  = inp__payload[41] ? \$100 [3:0] : \$102 ;
+  assign \$104  = inp__payload[42] ? \$99  : \$103 ;
+  assign b_1_sig = \$98  ? { 1'h1, inp__payload[42:40] } : \$104 ;
+  assign \$105  = ! inp__payload[46:43];
+  assign \$106  = ! inp__payload[42:40];
   assign \$107  = \$105  & \$106 ;
-  assign \$108  = in_b[14:8] == 7'h7f;
-  assign \$109  = | in_b[22:19];
-  assign \$110  = in_b[22:19] - 3'h7;
-  assign \$111  = in_b[16] ? 5'h17 : 5'h00;
-  assign \$112  = in_b[17] ? 5'h18 : \$111 ;
-  assign \$113  = in_b[18] ? 5'h19 : \$112 ;
+  assign \$108  = inp__payload[46:40] == 7'h7f;
+  assign \$109  = | inp__payload[54:51];
+  assign \$110  = inp__payload[54:51] - 3'h7;
+  assign \$111  = inp__payload[48] ? 5'h17 : 5'h00;
+  assign \$112  = inp__payload[49] ? 5'h18 : \$111 ;
+  assign \$113  = inp__payload[50] ? 5'h19 : \$112 ;
   assign \$114  = \$109  ? \$110  : { \$113 [4], \$113  };
-  assign \$115  = | in_b[22:19];
-  assign \$119  = in_b[16] ? \$118 [3:0] : 4'h0;
-  assign \$120  = in_b[17] ? \$117 [3:0] : \$119 ;
-  assign \$121  = in_b[18] ? \$116  : \$120 ;
-  assign b_2_sig = \$115  ? { 1'h1, in_b[18:16] } : \$121 ;
-  assign \$122  = ! in_b[22:19];
-  assign \$123  = ! in_b[18:16];
+  assign \$115  = | inp__payload[54:51];
+  assign \$119  = inp__payload[48] ? \$118 [3:0] : 4'h0;
+  assign \$120  = inp__payload[49] ? \$117 [3:0] : \$119 ;
+  assign \$121  = inp__payload[50] ? \$116  : \$120 ;
+  assign b_2_sig = \$115  ? { 1'h1, inp__payload[50:48] } : \$121 ;
+  assign \$122  = ! inp__payload[54:51];
+  assign \$123  = ! inp__payload[50:48];
   assign \$124  = \$122  & \$123 ;
-  assign \$125  = in_b[22:16] == 7'h7f;
-  assign \$126  = | in_b[30:27];
-  assign \$127  = in_b[30:27] - 3'h7;
-  assign \$128  = in_b[24] ? 5'h17 : 5'h00;
-  assign \$129  = in_b[25] ? 5'h18 : \$128 ;
-  assign \$130  = in_b[26] ? 5'h19 : \$129 ;
+  assign \$125  = inp__payload[54:48] == 7'h7f;
+  assign \$126  = | inp__payload[62:59];
+  assign \$127  = inp__payload[62:59] - 3'h7;
+  assign \$128  = inp__payload[56] ? 5'h17 : 5'h00;
+  assign \$129  = inp__payload[57] ? 5'h18 : \$128 ;
+  assign \$130  = inp__payload[58] ? 5'h19 : \$129 ;
   assign \$131  = \$126  ? \$127  : { \$130 [4], \$130  };
-  assign \$132  = | in_b[30:27];
-  assign \$136  = in_b[24] ? \$135 [3:0] : 4'h0;
-  assign \$137  = in_b[25] ? \$134 [3:0] : \$136 ;
-  assign \$138  = in_b[26] ? \$133  : \$137 ;
-  assign b_3_sig = \$132  ? { 1'h1, in_b[26:24] } : \$138 ;
-  assign \$139  = ! in_b[30:27];
-  assign \$140  = ! in_b[26:24];
+  assign \$132  = | inp__payload[62:59];
+  assign \$136  = inp__payload[56] ? \$135 [3:0] : 4'h0;
+  assign \$137  = inp__payload[57] ? \$134 [3:0] : \$136 ;
+  assign \$138  = inp__payload[58] ? \$133  : \$137 ;
+  assign b_3_sig = \$132  ? { 1'h1, inp__payload[58:56] } : \$138 ;
+  assign \$139  = ! inp__payload[62:59];
+  assign \$140  = ! inp__payload[58:56];
   assign \$141  = \$139  & \$140 ;
-  assign \$142  = in_b[30:24] == 7'h7f;
-  assign out_last = out_row == 2'h3;
-  assign \$143  = ! out_row;
-  assign \$144  = out_row == 1'h1;
-  assign \$145  = out_row == 2'h2;
-  assign \$146  = \$145  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
-  assign \$147  = \$144  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$146 ;
-  assign out_data = \$143  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$147 ;
-  assign take = out_valid & out_ready;
-  assign \$148  = in_valid & in_ready;
-  assign \$149  = \$148  & in_last;
-  assign \$167  = out_row == 2'h3;
-  assign \$168  = out_row + 1'h1;
+  assign \$142  = inp__payload[62:56] == 7'h7f;
+  assign \$143  = row == 2'h3;
+  assign \$144  = ! row;
+  assign \$145  = row == 1'h1;
+  assign \$146  = row == 2'h2;
+  assign \$147  = \$146  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
+  assign \$148  = \$145  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$147 ;
+  assign out_head = \$144  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$148 ;
+  assign take = out__valid & out__ready;
+  assign \$149  = inp__valid & inp__ready;
+  assign \$150  = \$149  & inp__payload[64];
+  assign \$168  = row == 2'h3;
+  assign \$169  = row + 1'h1;
   always @(posedge clk)
-    buffer_reserved <= \$169 ;
+    buffer_reserved <= \$170 ;
   always @(posedge clk)
-    pending <= \$170 ;
+    pending <= \$171 ;
   always @(posedge clk)
-    \step$67  <= \$171 ;
+    \step$63  <= \$172 ;
   always @(posedge clk)
-    \step$95  <= \$172 ;
+    \step$91  <= \$173 ;
   always @(posedge clk)
-    \step$123  <= \$173 ;
+    \step$119  <= \$174 ;
   always @(posedge clk)
-    \a$69  <= a_1;
+    \a$65  <= a_1;
   always @(posedge clk)
     a_skew_2_0 <= a_2;
   always @(posedge clk)
-    \a$97  <= a_skew_2_0;
+    \a$93  <= a_skew_2_0;
   always @(posedge clk)
     a_skew_3_0 <= a_3;
   always @(posedge clk)
     a_skew_3_1 <= a_skew_3_0;
   always @(posedge clk)
-    \a$125  <= a_skew_3_1;
+    \a$121  <= a_skew_3_1;
   always @(posedge clk)
-    \b$50  <= b_1;
+    \b$46  <= b_1;
   always @(posedge clk)
     b_skew_2_0 <= b_2;
   always @(posedge clk)
-    \b$57  <= b_skew_2_0;
+    \b$53  <= b_skew_2_0;
   always @(posedge clk)
     b_skew_3_0 <= b_3;
   always @(posedge clk)
     b_skew_3_1 <= b_skew_3_0;
   always @(posedge clk)
-    \b$64  <= b_skew_3_1;
+    \b$60  <= b_skew_3_1;
   always @(posedge clk)
-    \a$48  <= a_0;
+    \a$44  <= a_0;
   always @(posedge clk)
-    \step$46  <= \$174 ;
+    \step$42  <= \$175 ;
   always @(posedge clk)
-    \b$71  <= b_0;
+    \b$67  <= b_0;
   always @(posedge clk)
-    \a$55  <= \a$48 ;
+    \a$51  <= \a$44 ;
   always @(posedge clk)
-    \step$53  <= \$175 ;
+    \step$49  <= \$176 ;
   always @(posedge clk)
-    \b$78  <= \b$50 ;
+    \b$74  <= \b$46 ;
   always @(posedge clk)
-    \a$62  <= \a$55 ;
+    \a$58  <= \a$51 ;
   always @(posedge clk)
-    \step$60  <= \$176 ;
+    \step$56  <= \$177 ;
   always @(posedge clk)
-    \b$85  <= \b$57 ;
+    \b$81  <= \b$53 ;
   always @(posedge clk)
-    \b$92  <= \b$64 ;
+    \b$88  <= \b$60 ;
   always @(posedge clk)
-    \a$76  <= \a$69 ;
+    \a$72  <= \a$65 ;
   always @(posedge clk)
-    \step$74  <= \$177 ;
+    \step$70  <= \$178 ;
   always @(posedge clk)
-    \b$99  <= \b$71 ;
+    \b$95  <= \b$67 ;
   always @(posedge clk)
-    \a$83  <= \a$76 ;
+    \a$79  <= \a$72 ;
   always @(posedge clk)
-    \step$81  <= \$178 ;
+    \step$77  <= \$179 ;
   always @(posedge clk)
-    \b$106  <= \b$78 ;
+    \b$102  <= \b$74 ;
   always @(posedge clk)
-    \a$90  <= \a$83 ;
+    \a$86  <= \a$79 ;
   always @(posedge clk)
-    \step$88  <= \$179 ;
+    \step$84  <= \$180 ;
   always @(posedge clk)
-    \b$113  <= \b$85 ;
+    \b$109  <= \b$81 ;
   always @(posedge clk)
-    \b$120  <= \b$92 ;
+    \b$116  <= \b$88 ;
   always @(posedge clk)
-    \a$104  <= \a$97 ;
+    \a$100  <= \a$93 ;
   always @(posedge clk)
-    \step$102  <= \$180 ;
+    \step$98  <= \$181 ;
   always @(posedge clk)
-    \b$127  <= \b$99 ;
+    \b$123  <= \b$95 ;
   always @(posedge clk)
-    \a$111  <= \a$104 ;
+    \a$107  <= \a$100 ;
   always @(posedge clk)
-    \step$109  <= \$181 ;
+    \step$105  <= \$182 ;
   always @(posedge clk)
-    \b$134  <= \b$106 ;
+    \b$130  <= \b$102 ;
   always @(posedge clk)
-    \a$118  <= \a$111 ;
+    \a$114  <= \a$107 ;
   always @(posedge clk)
-    \step$116  <= \$182 ;
+    \step$112  <= \$183 ;
   always @(posedge clk)
-    \b$141  <= \b$113 ;
+    \b$137  <= \b$109 ;
   always @(posedge clk)
-    \b$148  <= \b$120 ;
+    \b$144  <= \b$116 ;
   always @(posedge clk)
-    \a$132  <= \a$125 ;
+    \a$128  <= \a$121 ;
   always @(posedge clk)
-    \step$130  <= \$183 ;
+    \step$126  <= \$184 ;
   always @(posedge clk)
-    \a$139  <= \a$132 ;
+    \a$135  <= \a$128 ;
   always @(posedge clk)
-    \step$137  <= \$184 ;
+    \step$133  <= \$185 ;
   always @(posedge clk)
-    \a$146  <= \a$139 ;
+    \a$142  <= \a$135 ;
   always @(posedge clk)
-    \step$144  <= \$185 ;
+    \step$140  <= \$186 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$186 ;
+    buffer_0_0_0 <= \$187 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$187 ;
+    buffer_0_1_0 <= \$188 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$188 ;
+    buffer_0_2_0 <= \$189 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$189 ;
+    buffer_0_3_0 <= \$190 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$190 ;
+    buffer_1_0_0 <= \$191 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$191 ;
+    buffer_1_1_0 <= \$192 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$192 ;
+    buffer_1_2_0 <= \$193 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$193 ;
+    buffer_1_3_0 <= \$194 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$194 ;
+    buffer_2_0_0 <= \$195 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$195 ;
+    buffer_2_1_0 <= \$196 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$196 ;
+    buffer_2_2_0 <= \$197 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$197 ;
+    buffer_2_3_0 <= \$198 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$198 ;
+    buffer_3_0_0 <= \$199 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$199 ;
+    buffer_3_1_0 <= \$200 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$200 ;
+    buffer_3_2_0 <= \$201 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$201 ;
+    buffer_3_3_0 <= \$202 ;
   always @(posedge clk)
-    out_valid <= \$202 ;
+    out__valid <= \$203 ;
   always @(posedge clk)
-    out_row <= \$203 ;
+    row <= \$204 ;
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$176 ),
+    .flush(\flush$173 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
-    .a(\a$48 ),
-    .acc(\flush_sum$179 ),
-    .b(\b$50 ),
+    .a(\a$44 ),
+    .acc(\flush_sum$176 ),
+    .b(\b$46 ),
     .clk(clk),
-    .flush(\flush$178 ),
+    .flush(\flush$175 ),
     .rst(rst),
-    .step(\step$46 )
+    .step(\step$42 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
-    .a(\a$55 ),
-    .acc(\flush_sum$181 ),
-    .b(\b$57 ),
+    .a(\a$51 ),
+    .acc(\flush_sum$178 ),
+    .b(\b$53 ),
     .clk(clk),
-    .flush(\flush$180 ),
+    .flush(\flush$177 ),
     .rst(rst),
-    .step(\step$53 )
+    .step(\step$49 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
-    .a(\a$62 ),
-    .acc(\flush_sum$183 ),
-    .b(\b$64 ),
+    .a(\a$58 ),
+    .acc(\flush_sum$180 ),
+    .b(\b$60 ),
     .clk(clk),
-    .flush(\flush$182 ),
+    .flush(\flush$179 ),
     .rst(rst),
-    .step(\step$60 )
+    .step(\step$56 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
-    .a(\a$69 ),
-    .acc(\flush_sum$185 ),
-    .b(\b$71 ),
+    .a(\a$65 ),
+    .acc(\flush_sum$182 ),
+    .b(\b$67 ),
     .clk(clk),
-    .flush(\flush$184 ),
+    .flush(\flush$181 ),
     .rst(rst),
-    .step(\step$67 )
+    .step(\step$63 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
-    .a(\a$76 ),
-    .acc(\flush_sum$187 ),
-    .b(\b$78 ),
+    .a(\a$72 ),
+    .acc(\flush_sum$184 ),
+    .b(\b$74 ),
     .clk(clk),
-    .flush(\flush$186 ),
+    .flush(\flush$183 ),
     .rst(rst),
-    .step(\step$74 )
+    .step(\step$70 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
-    .a(\a$83 ),
-    .acc(\flush_sum$189 ),
-    .b(\b$85 ),
+    .a(\a$79 ),
+    .acc(\flush_sum$186 ),
+    .b(\b$81 ),
     .clk(clk),
-    .flush(\flush$188 ),
+    .flush(\flush$185 ),
     .rst(rst),
-    .step(\step$81 )
+    .step(\step$77 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
-    .a(\a$90 ),
-    .acc(\flush_sum$191 ),
-    .b(\b$92 ),
+    .a(\a$86 ),
+    .acc(\flush_sum$188 ),
+    .b(\b$88 ),
     .clk(clk),
-    .flush(\flush$190 ),
+    .flush(\flush$187 ),
     .rst(rst),
-    .step(\step$88 )
+    .step(\step$84 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
-    .a(\a$97 ),
-    .acc(\flush_sum$193 ),
-    .b(\b$99 ),
+    .a(\a$93 ),
+    .acc(\flush_sum$190 ),
+    .b(\b$95 ),
     .clk(clk),
-    .flush(\flush$192 ),
+    .flush(\flush$189 ),
     .rst(rst),
-    .step(\step$95 )
+    .step(\step$91 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
-    .a(\a$104 ),
-    .acc(\flush_sum$195 ),
-    .b(\b$106 ),
+    .a(\a$100 ),
+    .acc(\flush_sum$192 ),
+    .b(\b$102 ),
     .clk(clk),
-    .flush(\flush$194 ),
+    .flush(\flush$191 ),
     .rst(rst),
-    .step(\step$102 )
+    .step(\step$98 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
-    .a(\a$111 ),
-    .acc(\flush_sum$197 ),
-    .b(\b$113 ),
+    .a(\a$107 ),
+    .acc(\flush_sum$194 ),
+    .b(\b$109 ),
     .clk(clk),
-    .flush(\flush$196 ),
+    .flush(\flush$193 ),
     .rst(rst),
-    .step(\step$109 )
+    .step(\step$105 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
-    .a(\a$118 ),
-    .acc(\flush_sum$199 ),
-    .b(\b$120 ),
+    .a(\a$114 ),
+    .acc(\flush_sum$196 ),
+    .b(\b$116 ),
     .clk(clk),
-    .flush(\flush$198 ),
+    .flush(\flush$195 ),
     .rst(rst),
-    .step(\step$116 )
+    .step(\step$112 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
-    .a(\a$125 ),
-    .acc(\flush_sum$201 ),
-    .b(\b$127 ),
+    .a(\a$121 ),
+    .acc(\flush_sum$198 ),
+    .b(\b$123 ),
     .clk(clk),
-    .flush(\flush$200 ),
+    .flush(\flush$197 ),
     .rst(rst),
-    .step(\step$123 )
+    .step(\step$119 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
-    .a(\a$132 ),
-    .acc(\flush_sum$203 ),
-    .b(\b$134 ),
+    .a(\a$128 ),
+    .acc(\flush_sum$200 ),
+    .b(\b$130 ),
     .clk(clk),
-    .flush(\flush$202 ),
+    .flush(\flush$199 ),
     .rst(rst),
-    .step(\step$130 )
+    .step(\step$126 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
-    .a(\a$139 ),
-    .acc(\flush_sum$205 ),
-    .b(\b$141 ),
+    .a(\a$135 ),
+    .acc(\flush_sum$202 ),
+    .b(\b$137 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$201 ),
     .rst(rst),
-    .step(\step$137 )
+    .step(\step$133 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
-    .a(\a$146 ),
-    .acc(\flush_sum$207 ),
-    .b(\b$148 ),
+    .a(\a$142 ),
+    .acc(\flush_sum$204 ),
+    .b(\b$144 ),
     .clk(clk),
-    .flush(\flush$206 ),
+    .flush(\flush$203 ),
     .rst(rst),
-    .step(\step$144 )
+    .step(\step$140 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = buffer_reserved;
+    \$170  = buffer_reserved;
     if (flush) begin
-      \$169  = 1'h1;
+      \$170  = 1'h1;
     end
     if (take) begin
-      if (\$167 ) begin
-        \$169  = 1'h0;
+      if (\$168 ) begin
+        \$170  = 1'h0;
       end
     end
     if (rst) begin
-      \$169  = 1'h0;
+      \$170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = pending;
+    \$171  = pending;
     if (flush) begin
-      \$170  = 1'h0;
+      \$171  = 1'h0;
     end
-    if (\$150 ) begin
-      \$170  = 1'h1;
+    if (\$151 ) begin
+      \$171  = 1'h1;
     end
     if (rst) begin
-      \$170  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = control;
-    if (rst) begin
-      \$171  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = \step$67 ;
+    \$172  = control;
     if (rst) begin
       \$172  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = \step$95 ;
+    \$173  = \step$63 ;
     if (rst) begin
       \$173  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = control;
+    \$174  = \step$91 ;
     if (rst) begin
       \$174  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = \step$46 ;
+    \$175  = control;
     if (rst) begin
       \$175  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = \step$53 ;
+    \$176  = \step$42 ;
     if (rst) begin
       \$176  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \step$67 ;
+    \$177  = \step$49 ;
     if (rst) begin
       \$177  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = \step$74 ;
+    \$178  = \step$63 ;
     if (rst) begin
       \$178  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = \step$81 ;
+    \$179  = \step$70 ;
     if (rst) begin
       \$179  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \step$95 ;
+    \$180  = \step$77 ;
     if (rst) begin
       \$180  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = \step$102 ;
+    \$181  = \step$91 ;
     if (rst) begin
       \$181  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \step$109 ;
+    \$182  = \step$98 ;
     if (rst) begin
       \$182  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \step$123 ;
+    \$183  = \step$105 ;
     if (rst) begin
       \$183  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \step$130 ;
+    \$184  = \step$119 ;
     if (rst) begin
       \$184  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \step$137 ;
+    \$185  = \step$126 ;
     if (rst) begin
       \$185  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = buffer_0_0_0;
-    if (\$151 ) begin
-      \$186  = flush_sum;
-    end
+    \$186  = \step$133 ;
     if (rst) begin
-      \$186  = 12'h000;
+      \$186  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = buffer_0_1_0;
+    \$187  = buffer_0_0_0;
     if (\$152 ) begin
-      \$187  = \flush_sum$179 ;
+      \$187  = flush_sum;
     end
     if (rst) begin
       \$187  = 12'h000;
@@ -1421,9 +1426,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = buffer_0_2_0;
+    \$188  = buffer_0_1_0;
     if (\$153 ) begin
-      \$188  = \flush_sum$181 ;
+      \$188  = \flush_sum$176 ;
     end
     if (rst) begin
       \$188  = 12'h000;
@@ -1431,9 +1436,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = buffer_0_3_0;
+    \$189  = buffer_0_2_0;
     if (\$154 ) begin
-      \$189  = \flush_sum$183 ;
+      \$189  = \flush_sum$178 ;
     end
     if (rst) begin
       \$189  = 12'h000;
@@ -1441,9 +1446,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = buffer_1_0_0;
+    \$190  = buffer_0_3_0;
     if (\$155 ) begin
-      \$190  = \flush_sum$185 ;
+      \$190  = \flush_sum$180 ;
     end
     if (rst) begin
       \$190  = 12'h000;
@@ -1451,9 +1456,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = buffer_1_1_0;
+    \$191  = buffer_1_0_0;
     if (\$156 ) begin
-      \$191  = \flush_sum$187 ;
+      \$191  = \flush_sum$182 ;
     end
     if (rst) begin
       \$191  = 12'h000;
@@ -1461,9 +1466,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = buffer_1_2_0;
+    \$192  = buffer_1_1_0;
     if (\$157 ) begin
-      \$192  = \flush_sum$189 ;
+      \$192  = \flush_sum$184 ;
     end
     if (rst) begin
       \$192  = 12'h000;
@@ -1471,9 +1476,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = buffer_1_3_0;
+    \$193  = buffer_1_2_0;
     if (\$158 ) begin
-      \$193  = \flush_sum$191 ;
+      \$193  = \flush_sum$186 ;
     end
     if (rst) begin
       \$193  = 12'h000;
@@ -1481,9 +1486,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = buffer_2_0_0;
+    \$194  = buffer_1_3_0;
     if (\$159 ) begin
-      \$194  = \flush_sum$193 ;
+      \$194  = \flush_sum$188 ;
     end
     if (rst) begin
       \$194  = 12'h000;
@@ -1491,9 +1496,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = buffer_2_1_0;
+    \$195  = buffer_2_0_0;
     if (\$160 ) begin
-      \$195  = \flush_sum$195 ;
+      \$195  = \flush_sum$190 ;
     end
     if (rst) begin
       \$195  = 12'h000;
@@ -1501,9 +1506,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = buffer_2_2_0;
+    \$196  = buffer_2_1_0;
     if (\$161 ) begin
-      \$196  = \flush_sum$197 ;
+      \$196  = \flush_sum$192 ;
     end
     if (rst) begin
       \$196  = 12'h000;
@@ -1511,9 +1516,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = buffer_2_3_0;
+    \$197  = buffer_2_2_0;
     if (\$162 ) begin
-      \$197  = \flush_sum$199 ;
+      \$197  = \flush_sum$194 ;
     end
     if (rst) begin
       \$197  = 12'h000;
@@ -1521,9 +1526,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = buffer_3_0_0;
+    \$198  = buffer_2_3_0;
     if (\$163 ) begin
-      \$198  = \flush_sum$201 ;
+      \$198  = \flush_sum$196 ;
     end
     if (rst) begin
       \$198  = 12'h000;
@@ -1531,9 +1536,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = buffer_3_1_0;
+    \$199  = buffer_3_0_0;
     if (\$164 ) begin
-      \$199  = \flush_sum$203 ;
+      \$199  = \flush_sum$198 ;
     end
     if (rst) begin
       \$199  = 12'h000;
@@ -1541,9 +1546,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = buffer_3_2_0;
+    \$200  = buffer_3_1_0;
     if (\$165 ) begin
-      \$200  = \flush_sum$205 ;
+      \$200  = \flush_sum$200 ;
     end
     if (rst) begin
       \$200  = 12'h000;
@@ -1551,9 +1556,9 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = buffer_3_3_0;
+    \$201  = buffer_3_2_0;
     if (\$166 ) begin
-      \$201  = \flush_sum$207 ;
+      \$201  = \flush_sum$202 ;
     end
     if (rst) begin
       \$201  = 12'h000;
@@ -1561,32 +1566,42 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = out_valid;
-    if (\flush$206 ) begin
-      \$202  = 1'h1;
-    end
-    if (take) begin
-      if (\$167 ) begin
-        \$202  = 1'h0;
-      end
+    \$202  = buffer_3_3_0;
+    if (\$167 ) begin
+      \$202  = \flush_sum$204 ;
     end
     if (rst) begin
-      \$202  = 1'h0;
+      \$202  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = out_row;
+    \$203  = out__valid;
+    if (\flush$203 ) begin
+      \$203  = 1'h1;
+    end
     if (take) begin
-      (* full_case = 32'd1 *)
-      if (\$167 ) begin
-        \$203  = 2'h0;
-      end else begin
-        \$203  = \$168 [1:0];
+      if (\$168 ) begin
+        \$203  = 1'h0;
       end
     end
     if (rst) begin
-      \$203  = 2'h0;
+      \$203  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$204  = row;
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$168 ) begin
+        \$204  = 2'h0;
+      end else begin
+        \$204  = \$169 [1:0];
+      end
+    end
+    if (rst) begin
+      \$204  = 2'h0;
     end
   end
   assign flushing = 1'h0;
@@ -1602,69 +1617,86 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign step = control;
   assign a = a_0;
   assign b = b_0;
-  assign \en$45  = 1'h1;
-  assign control_0_0_right = \step$46 ;
-  assign a_0_0_right = \a$48 ;
-  assign b_skew_1_0 = \b$50 ;
-  assign \en$52  = 1'h1;
-  assign control_0_1_right = \step$53 ;
-  assign a_0_1_right = \a$55 ;
-  assign b_skew_2_1 = \b$57 ;
-  assign \en$59  = 1'h1;
-  assign control_0_2_right = \step$60 ;
-  assign a_0_2_right = \a$62 ;
-  assign b_skew_3_2 = \b$64 ;
-  assign \en$66  = 1'h1;
-  assign control_skew_1 = \step$67 ;
-  assign a_skew_1_0 = \a$69 ;
-  assign b_0_0_down = \b$71 ;
-  assign \en$73  = 1'h1;
-  assign control_1_0_right = \step$74 ;
-  assign a_1_0_right = \a$76 ;
-  assign b_0_1_down = \b$78 ;
-  assign \en$80  = 1'h1;
-  assign control_1_1_right = \step$81 ;
-  assign a_1_1_right = \a$83 ;
-  assign b_0_2_down = \b$85 ;
-  assign \en$87  = 1'h1;
-  assign control_1_2_right = \step$88 ;
-  assign a_1_2_right = \a$90 ;
-  assign b_0_3_down = \b$92 ;
-  assign \en$94  = 1'h1;
-  assign control_skew_2 = \step$95 ;
-  assign a_skew_2_1 = \a$97 ;
-  assign b_1_0_down = \b$99 ;
-  assign \en$101  = 1'h1;
-  assign control_2_0_right = \step$102 ;
-  assign a_2_0_right = \a$104 ;
-  assign b_1_1_down = \b$106 ;
-  assign \en$108  = 1'h1;
-  assign control_2_1_right = \step$109 ;
-  assign a_2_1_right = \a$111 ;
-  assign b_1_2_down = \b$113 ;
-  assign \en$115  = 1'h1;
-  assign control_2_2_right = \step$116 ;
-  assign a_2_2_right = \a$118 ;
-  assign b_1_3_down = \b$120 ;
-  assign \en$122  = 1'h1;
-  assign control_skew_3 = \step$123 ;
-  assign a_skew_3_2 = \a$125 ;
-  assign b_2_0_down = \b$127 ;
-  assign \en$129  = 1'h1;
-  assign control_3_0_right = \step$130 ;
-  assign a_3_0_right = \a$132 ;
-  assign b_2_1_down = \b$134 ;
-  assign \en$136  = 1'h1;
-  assign control_3_1_right = \step$137 ;
-  assign a_3_1_right = \a$139 ;
-  assign b_2_2_down = \b$141 ;
-  assign \en$143  = 1'h1;
-  assign control_3_2_right = \step$144 ;
-  assign a_3_2_right = \a$146 ;
-  assign b_2_3_down = \b$148 ;
-  assign buffer_full = out_valid;
-  assign row = out_row;
-  assign out_head = out_data;
+  assign \en$41  = 1'h1;
+  assign control_0_0_right = \step$42 ;
+  assign a_0_0_right = \a$44 ;
+  assign b_skew_1_0 = \b$46 ;
+  assign \en$48  = 1'h1;
+  assign control_0_1_right = \step$49 ;
+  assign a_0_1_right = \a$51 ;
+  assign b_skew_2_1 = \b$53 ;
+  assign \en$55  = 1'h1;
+  assign control_0_2_right = \step$56 ;
+  assign a_0_2_right = \a$58 ;
+  assign b_skew_3_2 = \b$60 ;
+  assign \en$62  = 1'h1;
+  assign control_skew_1 = \step$63 ;
+  assign a_skew_1_0 = \a$65 ;
+  assign b_0_0_down = \b$67 ;
+  assign \en$69  = 1'h1;
+  assign control_1_0_right = \step$70 ;
+  assign a_1_0_right = \a$72 ;
+  assign b_0_1_down = \b$74 ;
+  assign \en$76  = 1'h1;
+  assign control_1_1_right = \step$77 ;
+  assign a_1_1_right = \a$79 ;
+  assign b_0_2_down = \b$81 ;
+  assign \en$83  = 1'h1;
+  assign control_1_2_right = \step$84 ;
+  assign a_1_2_right = \a$86 ;
+  assign b_0_3_down = \b$88 ;
+  assign \en$90  = 1'h1;
+  assign control_skew_2 = \step$91 ;
+  assign a_skew_2_1 = \a$93 ;
+  assign b_1_0_down = \b$95 ;
+  assign \en$97  = 1'h1;
+  assign control_2_0_right = \step$98 ;
+  assign a_2_0_right = \a$100 ;
+  assign b_1_1_down = \b$102 ;
+  assign \en$104  = 1'h1;
+  assign control_2_1_right = \step$105 ;
+  assign a_2_1_right = \a$107 ;
+  assign b_1_2_down = \b$109 ;
+  assign \en$111  = 1'h1;
+  assign control_2_2_right = \step$112 ;
+  assign a_2_2_right = \a$114 ;
+  assign b_1_3_down = \b$116 ;
+  assign \en$118  = 1'h1;
+  assign control_skew_3 = \step$119 ;
+  assign a_skew_3_2 = \a$121 ;
+  assign b_2_0_down = \b$123 ;
+  assign \en$125  = 1'h1;
+  assign control_3_0_right = \step$126 ;
+  assign a_3_0_right = \a$128 ;
+  assign b_2_1_down = \b$130 ;
+  assign \en$132  = 1'h1;
+  assign control_3_1_right = \step$133 ;
+  assign a_3_1_right = \a$135 ;
+  assign b_2_2_down = \b$137 ;
+  assign \en$139  = 1'h1;
+  assign control_3_2_right = \step$140 ;
+  assign a_3_2_right = \a$142 ;
+  assign b_2_3_down = \b$144 ;
+  assign buffer_full = out__valid;
+  assign shown_row = out_head;
+  assign \inp__payload.a  = inp__payload[31:0];
+  assign \inp__payload.a[0]  = inp__payload[7:0];
+  assign \inp__payload.a[1]  = inp__payload[15:8];
+  assign \inp__payload.a[2]  = inp__payload[23:16];
+  assign \inp__payload.a[3]  = inp__payload[31:24];
+  assign \inp__payload.b  = inp__payload[63:32];
+  assign \inp__payload.b[0]  = inp__payload[39:32];
+  assign \inp__payload.b[1]  = inp__payload[47:40];
+  assign \inp__payload.b[2]  = inp__payload[55:48];
+  assign \inp__payload.b[3]  = inp__payload[63:56];
+  assign \inp__payload.last  = inp__payload[64];
+  assign \out__payload.data  = out__payload[47:0];
+  assign \out__payload.data[0]  = out__payload[11:0];
+  assign \out__payload.data[1]  = out__payload[23:12];
+  assign \out__payload.data[2]  = out__payload[35:24];
+  assign \out__payload.data[3]  = out__payload[47:36];
+  assign \out__payload.row  = out__payload[49:48];
+  assign \out__payload.last  = out__payload[50];
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -1731,371 +1763,378 @@ module mac_e4m3_e5m6_sr8_4x4(in_last, in_a, in_b, out_ready, clk, rst, in_ready,
   assign \b.zero  = b_0[10];
   assign \b.inf  = b_0[11];
   assign \b.nan  = b_0[12];
-  assign \step$46.valid  = \step$46 [0];
-  assign \step$46.last  = \step$46 [1];
-  assign \step$46.flush  = \step$46 [2];
-  assign \control_0_0_right.valid  = \step$46 [0];
-  assign \control_0_0_right.last  = \step$46 [1];
-  assign \control_0_0_right.flush  = \step$46 [2];
-  assign \a$48.sig  = \a$48 [3:0];
-  assign \a$48.exp  = \a$48 [8:4];
-  assign \a$48.sign  = \a$48 [9];
-  assign \a$48.zero  = \a$48 [10];
-  assign \a$48.inf  = \a$48 [11];
-  assign \a$48.nan  = \a$48 [12];
-  assign \b$50.sig  = \b$50 [3:0];
-  assign \b$50.exp  = \b$50 [8:4];
-  assign \b$50.sign  = \b$50 [9];
-  assign \b$50.zero  = \b$50 [10];
-  assign \b$50.inf  = \b$50 [11];
-  assign \b$50.nan  = \b$50 [12];
-  assign \step$53.valid  = \step$53 [0];
-  assign \step$53.last  = \step$53 [1];
-  assign \step$53.flush  = \step$53 [2];
-  assign \control_0_1_right.valid  = \step$53 [0];
-  assign \control_0_1_right.last  = \step$53 [1];
-  assign \control_0_1_right.flush  = \step$53 [2];
-  assign \a$55.sig  = \a$55 [3:0];
-  assign \a$55.exp  = \a$55 [8:4];
-  assign \a$55.sign  = \a$55 [9];
-  assign \a$55.zero  = \a$55 [10];
-  assign \a$55.inf  = \a$55 [11];
-  assign \a$55.nan  = \a$55 [12];
-  assign \b$57.sig  = \b$57 [3:0];
-  assign \b$57.exp  = \b$57 [8:4];
-  assign \b$57.sign  = \b$57 [9];
-  assign \b$57.zero  = \b$57 [10];
-  assign \b$57.inf  = \b$57 [11];
-  assign \b$57.nan  = \b$57 [12];
-  assign \step$60.valid  = \step$60 [0];
-  assign \step$60.last  = \step$60 [1];
-  assign \step$60.flush  = \step$60 [2];
-  assign \control_0_2_right.valid  = \step$60 [0];
-  assign \control_0_2_right.last  = \step$60 [1];
-  assign \control_0_2_right.flush  = \step$60 [2];
-  assign \a$62.sig  = \a$62 [3:0];
-  assign \a$62.exp  = \a$62 [8:4];
-  assign \a$62.sign  = \a$62 [9];
-  assign \a$62.zero  = \a$62 [10];
-  assign \a$62.inf  = \a$62 [11];
-  assign \a$62.nan  = \a$62 [12];
-  assign \b$64.sig  = \b$64 [3:0];
-  assign \b$64.exp  = \b$64 [8:4];
-  assign \b$64.sign  = \b$64 [9];
-  assign \b$64.zero  = \b$64 [10];
-  assign \b$64.inf  = \b$64 [11];
-  assign \b$64.nan  = \b$64 [12];
-  assign \step$67.valid  = \step$67 [0];
-  assign \step$67.last  = \step$67 [1];
-  assign \step$67.flush  = \step$67 [2];
-  assign \control_skew_1.valid  = \step$67 [0];
-  assign \control_skew_1.last  = \step$67 [1];
-  assign \control_skew_1.flush  = \step$67 [2];
-  assign \a$69.sig  = \a$69 [3:0];
-  assign \a$69.exp  = \a$69 [8:4];
-  assign \a$69.sign  = \a$69 [9];
-  assign \a$69.zero  = \a$69 [10];
-  assign \a$69.inf  = \a$69 [11];
-  assign \a$69.nan  = \a$69 [12];
-  assign \b$71.sig  = \b$71 [3:0];
-  assign \b$71.exp  = \b$71 [8:4];
-  assign \b$71.sign  = \b$71 [9];
-  assign \b$71.zero  = \b$71 [10];
-  assign \b$71.inf  = \b$71 [11];
-  assign \b$71.nan  = \b$71 [12];
-  assign \step$74.valid  = \step$74 [0];
-  assign \step$74.last  = \step$74 [1];
-  assign \step$74.flush  = \step$74 [2];
-  assign \control_1_0_right.valid  = \step$74 [0];
-  assign \control_1_0_right.last  = \step$74 [1];
-  assign \control_1_0_right.flush  = \step$74 [2];
-  assign \a$76.sig  = \a$76 [3:0];
-  assign \a$76.exp  = \a$76 [8:4];
-  assign \a$76.sign  = \a$76 [9];
-  assign \a$76.zero  = \a$76 [10];
-  assign \a$76.inf  = \a$76 [11];
-  assign \a$76.nan  = \a$76 [12];
-  assign \b$78.sig  = \b$78 [3:0];
-  assign \b$78.exp  = \b$78 [8:4];
-  assign \b$78.sign  = \b$78 [9];
-  assign \b$78.zero  = \b$78 [10];
-  assign \b$78.inf  = \b$78 [11];
-  assign \b$78.nan  = \b$78 [12];
-  assign \step$81.valid  = \step$81 [0];
-  assign \step$81.last  = \step$81 [1];
-  assign \step$81.flush  = \step$81 [2];
-  assign \control_1_1_right.valid  = \step$81 [0];
-  assign \control_1_1_right.last  = \step$81 [1];
-  assign \control_1_1_right.flush  = \step$81 [2];
-  assign \a$83.sig  = \a$83 [3:0];
-  assign \a$83.exp  = \a$83 [8:4];
-  assign \a$83.sign  = \a$83 [9];
-  assign \a$83.zero  = \a$83 [10];
-  assign \a$83.inf  = \a$83 [11];
-  assign \a$83.nan  = \a$83 [12];
-  assign \b$85.sig  = \b$85 [3:0];
-  assign \b$85.exp  = \b$85 [8:4];
-  assign \b$85.sign  = \b$85 [9];
-  assign \b$85.zero  = \b$85 [10];
-  assign \b$85.inf  = \b$85 [11];
-  assign \b$85.nan  = \b$85 [12];
-  assign \step$88.valid  = \step$88 [0];
-  assign \step$88.last  = \step$88 [1];
-  assign \step$88.flush  = \step$88 [2];
-  assign \control_1_2_right.valid  = \step$88 [0];
-  assign \control_1_2_right.last  = \step$88 [1];
-  assign \control_1_2_right.flush  = \step$88 [2];
-  assign \a$90.sig  = \a$90 [3:0];
-  assign \a$90.exp  = \a$90 [8:4];
-  assign \a$90.sign  = \a$90 [9];
-  assign \a$90.zero  = \a$90 [10];
-  assign \a$90.inf  = \a$90 [11];
-  assign \a$90.nan  = \a$90 [12];
-  assign \b$92.sig  = \b$92 [3:0];
-  assign \b$92.exp  = \b$92 [8:4];
-  assign \b$92.sign  = \b$92 [9];
-  assign \b$92.zero  = \b$92 [10];
-  assign \b$92.inf  = \b$92 [11];
-  assign \b$92.nan  = \b$92 [12];
-  assign \step$95.valid  = \step$95 [0];
-  assign \step$95.last  = \step$95 [1];
-  assign \step$95.flush  = \step$95 [2];
-  assign \control_skew_2.valid  = \step$95 [0];
-  assign \control_skew_2.last  = \step$95 [1];
-  assign \control_skew_2.flush  = \step$95 [2];
-  assign \a$97.sig  = \a$97 [3:0];
-  assign \a$97.exp  = \a$97 [8:4];
-  assign \a$97.sign  = \a$97 [9];
-  assign \a$97.zero  = \a$97 [10];
-  assign \a$97.inf  = \a$97 [11];
-  assign \a$97.nan  = \a$97 [12];
-  assign \b$99.sig  = \b$99 [3:0];
-  assign \b$99.exp  = \b$99 [8:4];
-  assign \b$99.sign  = \b$99 [9];
-  assign \b$99.zero  = \b$99 [10];
-  assign \b$99.inf  = \b$99 [11];
-  assign \b$99.nan  = \b$99 [12];
-  assign \step$102.valid  = \step$102 [0];
-  assign \step$102.last  = \step$102 [1];
-  assign \step$102.flush  = \step$102 [2];
-  assign \control_2_0_right.valid  = \step$102 [0];
-  assign \control_2_0_right.last  = \step$102 [1];
-  assign \control_2_0_right.flush  = \step$102 [2];
-  assign \a$104.sig  = \a$104 [3:0];
-  assign \a$104.exp  = \a$104 [8:4];
-  assign \a$104.sign  = \a$104 [9];
-  assign \a$104.zero  = \a$104 [10];
-  assign \a$104.inf  = \a$104 [11];
-  assign \a$104.nan  = \a$104 [12];
-  assign \b$106.sig  = \b$106 [3:0];
-  assign \b$106.exp  = \b$106 [8:4];
-  assign \b$106.sign  = \b$106 [9];
-  assign \b$106.zero  = \b$106 [10];
-  assign \b$106.inf  = \b$106 [11];
-  assign \b$106.nan  = \b$106 [12];
-  assign \step$109.valid  = \step$109 [0];
-  assign \step$109.last  = \step$109 [1];
-  assign \step$109.flush  = \step$109 [2];
-  assign \control_2_1_right.valid  = \step$109 [0];
-  assign \control_2_1_right.last  = \step$109 [1];
-  assign \control_2_1_right.flush  = \step$109 [2];
-  assign \a$111.sig  = \a$111 [3:0];
-  assign \a$111.exp  = \a$111 [8:4];
-  assign \a$111.sign  = \a$111 [9];
-  assign \a$111.zero  = \a$111 [10];
-  assign \a$111.inf  = \a$111 [11];
-  assign \a$111.nan  = \a$111 [12];
-  assign \b$113.sig  = \b$113 [3:0];
-  assign \b$113.exp  = \b$113 [8:4];
-  assign \b$113.sign  = \b$113 [9];
-  assign \b$113.zero  = \b$113 [10];
-  assign \b$113.inf  = \b$113 [11];
-  assign \b$113.nan  = \b$113 [12];
-  assign \step$116.valid  = \step$116 [0];
-  assign \step$116.last  = \step$116 [1];
-  assign \step$116.flush  = \step$116 [2];
-  assign \control_2_2_right.valid  = \step$116 [0];
-  assign \control_2_2_right.last  = \step$116 [1];
-  assign \control_2_2_right.flush  = \step$116 [2];
-  assign \a$118.sig  = \a$118 [3:0];
-  assign \a$118.exp  = \a$118 [8:4];
-  assign \a$118.sign  = \a$118 [9];
-  assign \a$118.zero  = \a$118 [10];
-  assign \a$118.inf  = \a$118 [11];
-  assign \a$118.nan  = \a$118 [12];
-  assign \b$120.sig  = \b$120 [3:0];
-  assign \b$120.exp  = \b$120 [8:4];
-  assign \b$120.sign  = \b$120 [9];
-  assign \b$120.zero  = \b$120 [10];
-  assign \b$120.inf  = \b$120 [11];
-  assign \b$120.nan  = \b$120 [12];
-  assign \step$123.valid  = \step$123 [0];
-  assign \step$123.last  = \step$123 [1];
-  assign \step$123.flush  = \step$123 [2];
-  assign \control_skew_3.valid  = \step$123 [0];
-  assign \control_skew_3.last  = \step$123 [1];
-  assign \control_skew_3.flush  = \step$123 [2];
-  assign \a$125.sig  = \a$125 [3:0];
-  assign \a$125.exp  = \a$125 [8:4];
-  assign \a$125.sign  = \a$125 [9];
-  assign \a$125.zero  = \a$125 [10];
-  assign \a$125.inf  = \a$125 [11];
-  assign \a$125.nan  = \a$125 [12];
-  assign \b$127.sig  = \b$127 [3:0];
-  assign \b$127.exp  = \b$127 [8:4];
-  assign \b$127.sign  = \b$127 [9];
-  assign \b$127.zero  = \b$127 [10];
-  assign \b$127.inf  = \b$127 [11];
-  assign \b$127.nan  = \b$127 [12];
-  assign \step$130.valid  = \step$130 [0];
-  assign \step$130.last  = \step$130 [1];
-  assign \step$130.flush  = \step$130 [2];
-  assign \control_3_0_right.valid  = \step$130 [0];
-  assign \control_3_0_right.last  = \step$130 [1];
-  assign \control_3_0_right.flush  = \step$130 [2];
-  assign \a$132.sig  = \a$132 [3:0];
-  assign \a$132.exp  = \a$132 [8:4];
-  assign \a$132.sign  = \a$132 [9];
-  assign \a$132.zero  = \a$132 [10];
-  assign \a$132.inf  = \a$132 [11];
-  assign \a$132.nan  = \a$132 [12];
-  assign \b$134.sig  = \b$134 [3:0];
-  assign \b$134.exp  = \b$134 [8:4];
-  assign \b$134.sign  = \b$134 [9];
-  assign \b$134.zero  = \b$134 [10];
-  assign \b$134.inf  = \b$134 [11];
-  assign \b$134.nan  = \b$134 [12];
-  assign \step$137.valid  = \step$137 [0];
-  assign \step$137.last  = \step$137 [1];
-  assign \step$137.flush  = \step$137 [2];
-  assign \control_3_1_right.valid  = \step$137 [0];
-  assign \control_3_1_right.last  = \step$137 [1];
-  assign \control_3_1_right.flush  = \step$137 [2];
-  assign \a$139.sig  = \a$139 [3:0];
-  assign \a$139.exp  = \a$139 [8:4];
-  assign \a$139.sign  = \a$139 [9];
-  assign \a$139.zero  = \a$139 [10];
-  assign \a$139.inf  = \a$139 [11];
-  assign \a$139.nan  = \a$139 [12];
-  assign \b$141.sig  = \b$141 [3:0];
-  assign \b$141.exp  = \b$141 [8:4];
-  assign \b$141.sign  = \b$141 [9];
-  assign \b$141.zero  = \b$141 [10];
-  assign \b$141.inf  = \b$141 [11];
-  assign \b$141.nan  = \b$141 [12];
-  assign \step$144.valid  = \step$144 [0];
-  assign \step$144.last  = \step$144 [1];
-  assign \step$144.flush  = \step$144 [2];
-  assign \control_3_2_right.valid  = \step$144 [0];
-  assign \control_3_2_right.last  = \step$144 [1];
-  assign \control_3_2_right.flush  = \step$144 [2];
-  assign \a$146.sig  = \a$146 [3:0];
-  assign \a$146.exp  = \a$146 [8:4];
-  assign \a$146.sign  = \a$146 [9];
-  assign \a$146.zero  = \a$146 [10];
-  assign \a$146.inf  = \a$146 [11];
-  assign \a$146.nan  = \a$146 [12];
-  assign \b$148.sig  = \b$148 [3:0];
-  assign \b$148.exp  = \b$148 [8:4];
-  assign \b$148.sign  = \b$148 [9];
-  assign \b$148.zero  = \b$148 [10];
-  assign \b$148.inf  = \b$148 [11];
-  assign \b$148.nan  = \b$148 [12];
+  assign \step$42.valid  = \step$42 [0];
+  assign \step$42.last  = \step$42 [1];
+  assign \step$42.flush  = \step$42 [2];
+  assign \control_0_0_right.valid  = \step$42 [0];
+  assign \control_0_0_right.last  = \step$42 [1];
+  assign \control_0_0_right.flush  = \step$42 [2];
+  assign \a$44.sig  = \a$44 [3:0];
+  assign \a$44.exp  = \a$44 [8:4];
+  assign \a$44.sign  = \a$44 [9];
+  assign \a$44.zero  = \a$44 [10];
+  assign \a$44.inf  = \a$44 [11];
+  assign \a$44.nan  = \a$44 [12];
+  assign \b$46.sig  = \b$46 [3:0];
+  assign \b$46.exp  = \b$46 [8:4];
+  assign \b$46.sign  = \b$46 [9];
+  assign \b$46.zero  = \b$46 [10];
+  assign \b$46.inf  = \b$46 [11];
+  assign \b$46.nan  = \b$46 [12];
+  assign \step$49.valid  = \step$49 [0];
+  assign \step$49.last  = \step$49 [1];
+  assign \step$49.flush  = \step$49 [2];
+  assign \control_0_1_right.valid  = \step$49 [0];
+  assign \control_0_1_right.last  = \step$49 [1];
+  assign \control_0_1_right.flush  = \step$49 [2];
+  assign \a$51.sig  = \a$51 [3:0];
+  assign \a$51.exp  = \a$51 [8:4];
+  assign \a$51.sign  = \a$51 [9];
+  assign \a$51.zero  = \a$51 [10];
+  assign \a$51.inf  = \a$51 [11];
+  assign \a$51.nan  = \a$51 [12];
+  assign \b$53.sig  = \b$53 [3:0];
+  assign \b$53.exp  = \b$53 [8:4];
+  assign \b$53.sign  = \b$53 [9];
+  assign \b$53.zero  = \b$53 [10];
+  assign \b$53.inf  = \b$53 [11];
+  assign \b$53.nan  = \b$53 [12];
+  assign \step$56.valid  = \step$56 [0];
+  assign \step$56.last  = \step$56 [1];
+  assign \step$56.flush  = \step$56 [2];
+  assign \control_0_2_right.valid  = \step$56 [0];
+  assign \control_0_2_right.last  = \step$56 [1];
+  assign \control_0_2_right.flush  = \step$56 [2];
+  assign \a$58.sig  = \a$58 [3:0];
+  assign \a$58.exp  = \a$58 [8:4];
+  assign \a$58.sign  = \a$58 [9];
+  assign \a$58.zero  = \a$58 [10];
+  assign \a$58.inf  = \a$58 [11];
+  assign \a$58.nan  = \a$58 [12];
+  assign \b$60.sig  = \b$60 [3:0];
+  assign \b$60.exp  = \b$60 [8:4];
+  assign \b$60.sign  = \b$60 [9];
+  assign \b$60.zero  = \b$60 [10];
+  assign \b$60.inf  = \b$60 [11];
+  assign \b$60.nan  = \b$60 [12];
+  assign \step$63.valid  = \step$63 [0];
+  assign \step$63.last  = \step$63 [1];
+  assign \step$63.flush  = \step$63 [2];
+  assign \control_skew_1.valid  = \step$63 [0];
+  assign \control_skew_1.last  = \step$63 [1];
+  assign \control_skew_1.flush  = \step$63 [2];
+  assign \a$65.sig  = \a$65 [3:0];
+  assign \a$65.exp  = \a$65 [8:4];
+  assign \a$65.sign  = \a$65 [9];
+  assign \a$65.zero  = \a$65 [10];
+  assign \a$65.inf  = \a$65 [11];
+  assign \a$65.nan  = \a$65 [12];
+  assign \b$67.sig  = \b$67 [3:0];
+  assign \b$67.exp  = \b$67 [8:4];
+  assign \b$67.sign  = \b$67 [9];
+  assign \b$67.zero  = \b$67 [10];
+  assign \b$67.inf  = \b$67 [11];
+  assign \b$67.nan  = \b$67 [12];
+  assign \step$70.valid  = \step$70 [0];
+  assign \step$70.last  = \step$70 [1];
+  assign \step$70.flush  = \step$70 [2];
+  assign \control_1_0_right.valid  = \step$70 [0];
+  assign \control_1_0_right.last  = \step$70 [1];
+  assign \control_1_0_right.flush  = \step$70 [2];
+  assign \a$72.sig  = \a$72 [3:0];
+  assign \a$72.exp  = \a$72 [8:4];
+  assign \a$72.sign  = \a$72 [9];
+  assign \a$72.zero  = \a$72 [10];
+  assign \a$72.inf  = \a$72 [11];
+  assign \a$72.nan  = \a$72 [12];
+  assign \b$74.sig  = \b$74 [3:0];
+  assign \b$74.exp  = \b$74 [8:4];
+  assign \b$74.sign  = \b$74 [9];
+  assign \b$74.zero  = \b$74 [10];
+  assign \b$74.inf  = \b$74 [11];
+  assign \b$74.nan  = \b$74 [12];
+  assign \step$77.valid  = \step$77 [0];
+  assign \step$77.last  = \step$77 [1];
+  assign \step$77.flush  = \step$77 [2];
+  assign \control_1_1_right.valid  = \step$77 [0];
+  assign \control_1_1_right.last  = \step$77 [1];
+  assign \control_1_1_right.flush  = \step$77 [2];
+  assign \a$79.sig  = \a$79 [3:0];
+  assign \a$79.exp  = \a$79 [8:4];
+  assign \a$79.sign  = \a$79 [9];
+  assign \a$79.zero  = \a$79 [10];
+  assign \a$79.inf  = \a$79 [11];
+  assign \a$79.nan  = \a$79 [12];
+  assign \b$81.sig  = \b$81 [3:0];
+  assign \b$81.exp  = \b$81 [8:4];
+  assign \b$81.sign  = \b$81 [9];
+  assign \b$81.zero  = \b$81 [10];
+  assign \b$81.inf  = \b$81 [11];
+  assign \b$81.nan  = \b$81 [12];
+  assign \step$84.valid  = \step$84 [0];
+  assign \step$84.last  = \step$84 [1];
+  assign \step$84.flush  = \step$84 [2];
+  assign \control_1_2_right.valid  = \step$84 [0];
+  assign \control_1_2_right.last  = \step$84 [1];
+  assign \control_1_2_right.flush  = \step$84 [2];
+  assign \a$86.sig  = \a$86 [3:0];
+  assign \a$86.exp  = \a$86 [8:4];
+  assign \a$86.sign  = \a$86 [9];
+  assign \a$86.zero  = \a$86 [10];
+  assign \a$86.inf  = \a$86 [11];
+  assign \a$86.nan  = \a$86 [12];
+  assign \b$88.sig  = \b$88 [3:0];
+  assign \b$88.exp  = \b$88 [8:4];
+  assign \b$88.sign  = \b$88 [9];
+  assign \b$88.zero  = \b$88 [10];
+  assign \b$88.inf  = \b$88 [11];
+  assign \b$88.nan  = \b$88 [12];
+  assign \step$91.valid  = \step$91 [0];
+  assign \step$91.last  = \step$91 [1];
+  assign \step$91.flush  = \step$91 [2];
+  assign \control_skew_2.valid  = \step$91 [0];
+  assign \control_skew_2.last  = \step$91 [1];
+  assign \control_skew_2.flush  = \step$91 [2];
+  assign \a$93.sig  = \a$93 [3:0];
+  assign \a$93.exp  = \a$93 [8:4];
+  assign \a$93.sign  = \a$93 [9];
+  assign \a$93.zero  = \a$93 [10];
+  assign \a$93.inf  = \a$93 [11];
+  assign \a$93.nan  = \a$93 [12];
+  assign \b$95.sig  = \b$95 [3:0];
+  assign \b$95.exp  = \b$95 [8:4];
+  assign \b$95.sign  = \b$95 [9];
+  assign \b$95.zero  = \b$95 [10];
+  assign \b$95.inf  = \b$95 [11];
+  assign \b$95.nan  = \b$95 [12];
+  assign \step$98.valid  = \step$98 [0];
+  assign \step$98.last  = \step$98 [1];
+  assign \step$98.flush  = \step$98 [2];
+  assign \control_2_0_right.valid  = \step$98 [0];
+  assign \control_2_0_right.last  = \step$98 [1];
+  assign \control_2_0_right.flush  = \step$98 [2];
+  assign \a$100.sig  = \a$100 [3:0];
+  assign \a$100.exp  = \a$100 [8:4];
+  assign \a$100.sign  = \a$100 [9];
+  assign \a$100.zero  = \a$100 [10];
+  assign \a$100.inf  = \a$100 [11];
+  assign \a$100.nan  = \a$100 [12];
+  assign \b$102.sig  = \b$102 [3:0];
+  assign \b$102.exp  = \b$102 [8:4];
+  assign \b$102.sign  = \b$102 [9];
+  assign \b$102.zero  = \b$102 [10];
+  assign \b$102.inf  = \b$102 [11];
+  assign \b$102.nan  = \b$102 [12];
+  assign \step$105.valid  = \step$105 [0];
+  assign \step$105.last  = \step$105 [1];
+  assign \step$105.flush  = \step$105 [2];
+  assign \control_2_1_right.valid  = \step$105 [0];
+  assign \control_2_1_right.last  = \step$105 [1];
+  assign \control_2_1_right.flush  = \step$105 [2];
+  assign \a$107.sig  = \a$107 [3:0];
+  assign \a$107.exp  = \a$107 [8:4];
+  assign \a$107.sign  = \a$107 [9];
+  assign \a$107.zero  = \a$107 [10];
+  assign \a$107.inf  = \a$107 [11];
+  assign \a$107.nan  = \a$107 [12];
+  assign \b$109.sig  = \b$109 [3:0];
+  assign \b$109.exp  = \b$109 [8:4];
+  assign \b$109.sign  = \b$109 [9];
+  assign \b$109.zero  = \b$109 [10];
+  assign \b$109.inf  = \b$109 [11];
+  assign \b$109.nan  = \b$109 [12];
+  assign \step$112.valid  = \step$112 [0];
+  assign \step$112.last  = \step$112 [1];
+  assign \step$112.flush  = \step$112 [2];
+  assign \control_2_2_right.valid  = \step$112 [0];
+  assign \control_2_2_right.last  = \step$112 [1];
+  assign \control_2_2_right.flush  = \step$112 [2];
+  assign \a$114.sig  = \a$114 [3:0];
+  assign \a$114.exp  = \a$114 [8:4];
+  assign \a$114.sign  = \a$114 [9];
+  assign \a$114.zero  = \a$114 [10];
+  assign \a$114.inf  = \a$114 [11];
+  assign \a$114.nan  = \a$114 [12];
+  assign \b$116.sig  = \b$116 [3:0];
+  assign \b$116.exp  = \b$116 [8:4];
+  assign \b$116.sign  = \b$116 [9];
+  assign \b$116.zero  = \b$116 [10];
+  assign \b$116.inf  = \b$116 [11];
+  assign \b$116.nan  = \b$116 [12];
+  assign \step$119.valid  = \step$119 [0];
+  assign \step$119.last  = \step$119 [1];
+  assign \step$119.flush  = \step$119 [2];
+  assign \control_skew_3.valid  = \step$119 [0];
+  assign \control_skew_3.last  = \step$119 [1];
+  assign \control_skew_3.flush  = \step$119 [2];
+  assign \a$121.sig  = \a$121 [3:0];
+  assign \a$121.exp  = \a$121 [8:4];
+  assign \a$121.sign  = \a$121 [9];
+  assign \a$121.zero  = \a$121 [10];
+  assign \a$121.inf  = \a$121 [11];
+  assign \a$121.nan  = \a$121 [12];
+  assign \b$123.sig  = \b$123 [3:0];
+  assign \b$123.exp  = \b$123 [8:4];
+  assign \b$123.sign  = \b$123 [9];
+  assign \b$123.zero  = \b$123 [10];
+  assign \b$123.inf  = \b$123 [11];
+  assign \b$123.nan  = \b$123 [12];
+  assign \step$126.valid  = \step$126 [0];
+  assign \step$126.last  = \step$126 [1];
+  assign \step$126.flush  = \step$126 [2];
+  assign \control_3_0_right.valid  = \step$126 [0];
+  assign \control_3_0_right.last  = \step$126 [1];
+  assign \control_3_0_right.flush  = \step$126 [2];
+  assign \a$128.sig  = \a$128 [3:0];
+  assign \a$128.exp  = \a$128 [8:4];
+  assign \a$128.sign  = \a$128 [9];
+  assign \a$128.zero  = \a$128 [10];
+  assign \a$128.inf  = \a$128 [11];
+  assign \a$128.nan  = \a$128 [12];
+  assign \b$130.sig  = \b$130 [3:0];
+  assign \b$130.exp  = \b$130 [8:4];
+  assign \b$130.sign  = \b$130 [9];
+  assign \b$130.zero  = \b$130 [10];
+  assign \b$130.inf  = \b$130 [11];
+  assign \b$130.nan  = \b$130 [12];
+  assign \step$133.valid  = \step$133 [0];
+  assign \step$133.last  = \step$133 [1];
+  assign \step$133.flush  = \step$133 [2];
+  assign \control_3_1_right.valid  = \step$133 [0];
+  assign \control_3_1_right.last  = \step$133 [1];
+  assign \control_3_1_right.flush  = \step$133 [2];
+  assign \a$135.sig  = \a$135 [3:0];
+  assign \a$135.exp  = \a$135 [8:4];
+  assign \a$135.sign  = \a$135 [9];
+  assign \a$135.zero  = \a$135 [10];
+  assign \a$135.inf  = \a$135 [11];
+  assign \a$135.nan  = \a$135 [12];
+  assign \b$137.sig  = \b$137 [3:0];
+  assign \b$137.exp  = \b$137 [8:4];
+  assign \b$137.sign  = \b$137 [9];
+  assign \b$137.zero  = \b$137 [10];
+  assign \b$137.inf  = \b$137 [11];
+  assign \b$137.nan  = \b$137 [12];
+  assign \step$140.valid  = \step$140 [0];
+  assign \step$140.last  = \step$140 [1];
+  assign \step$140.flush  = \step$140 [2];
+  assign \control_3_2_right.valid  = \step$140 [0];
+  assign \control_3_2_right.last  = \step$140 [1];
+  assign \control_3_2_right.flush  = \step$140 [2];
+  assign \a$142.sig  = \a$142 [3:0];
+  assign \a$142.exp  = \a$142 [8:4];
+  assign \a$142.sign  = \a$142 [9];
+  assign \a$142.zero  = \a$142 [10];
+  assign \a$142.inf  = \a$142 [11];
+  assign \a$142.nan  = \a$142 [12];
+  assign \b$144.sig  = \b$144 [3:0];
+  assign \b$144.exp  = \b$144 [8:4];
+  assign \b$144.sign  = \b$144 [9];
+  assign \b$144.zero  = \b$144 [10];
+  assign \b$144.inf  = \b$144 [11];
+  assign \b$144.nan  = \b$144 [12];
+  assign \shown_row[0]  = out_head[11:0];
+  assign \shown_row[1]  = out_head[23:12];
+  assign \shown_row[2]  = out_head[35:24];
+  assign \shown_row[3]  = out_head[47:36];
+  assign out__payload[47:0] = out_head;
+  assign out__payload[50] = \$143 ;
+  assign out__payload[49:48] = row;
   assign b_3[3:0] = b_3_sig;
   assign b_3[12] = \$142 ;
   assign b_3[11] = 1'h0;
   assign b_3[10] = \$141 ;
-  assign b_3[9] = in_b[31];
+  assign b_3[9] = inp__payload[63];
   assign b_3[8:4] = \$131 [4:0];
   assign b_2[3:0] = b_2_sig;
   assign b_2[12] = \$125 ;
   assign b_2[11] = 1'h0;
   assign b_2[10] = \$124 ;
-  assign b_2[9] = in_b[23];
+  assign b_2[9] = inp__payload[55];
   assign b_2[8:4] = \$114 [4:0];
   assign b_1[3:0] = b_1_sig;
   assign b_1[12] = \$108 ;
   assign b_1[11] = 1'h0;
   assign b_1[10] = \$107 ;
-  assign b_1[9] = in_b[15];
+  assign b_1[9] = inp__payload[47];
   assign b_1[8:4] = \$97 [4:0];
   assign b_0[3:0] = b_0_sig;
   assign b_0[12] = \$91 ;
   assign b_0[11] = 1'h0;
   assign b_0[10] = \$90 ;
-  assign b_0[9] = in_b[7];
+  assign b_0[9] = inp__payload[39];
   assign b_0[8:4] = \$80 [4:0];
   assign a_3[3:0] = a_3_sig;
   assign a_3[12] = \$74 ;
   assign a_3[11] = 1'h0;
   assign a_3[10] = \$73 ;
-  assign a_3[9] = in_a[31];
+  assign a_3[9] = inp__payload[31];
   assign a_3[8:4] = \$63 [4:0];
   assign a_2[3:0] = a_2_sig;
   assign a_2[12] = \$57 ;
   assign a_2[11] = 1'h0;
   assign a_2[10] = \$56 ;
-  assign a_2[9] = in_a[23];
+  assign a_2[9] = inp__payload[23];
   assign a_2[8:4] = \$46 [4:0];
   assign a_1[3:0] = a_1_sig;
   assign a_1[12] = \$40 ;
   assign a_1[11] = 1'h0;
   assign a_1[10] = \$39 ;
-  assign a_1[9] = in_a[15];
+  assign a_1[9] = inp__payload[15];
   assign a_1[8:4] = \$29 [4:0];
   assign a_0[3:0] = a_0_sig;
   assign a_0[12] = \$23 ;
   assign a_0[11] = 1'h0;
   assign a_0[10] = \$22 ;
-  assign a_0[9] = in_a[7];
+  assign a_0[9] = inp__payload[7];
   assign a_0[8:4] = \$12 [4:0];
   assign control[2] = flush;
-  assign control[1] = in_last;
+  assign control[1] = inp__payload[64];
   assign control[0] = \$6 ;
   assign \$2  = \$1 ;
   assign \$3  = \$1 ;
-  assign in_ready = \$5 ;
-  assign \$14  = { in_a[2:0], 1'h0 };
-  assign \$15  = { 1'h0, in_a[2:0], 2'h0 };
-  assign \$16  = { in_a[2:0], 3'h0 };
-  assign \$31  = { in_a[10:8], 1'h0 };
-  assign \$32  = { 1'h0, in_a[10:8], 2'h0 };
-  assign \$33  = { in_a[10:8], 3'h0 };
-  assign \$48  = { in_a[18:16], 1'h0 };
-  assign \$49  = { 1'h0, in_a[18:16], 2'h0 };
-  assign \$50  = { in_a[18:16], 3'h0 };
-  assign \$65  = { in_a[26:24], 1'h0 };
-  assign \$66  = { 1'h0, in_a[26:24], 2'h0 };
-  assign \$67  = { in_a[26:24], 3'h0 };
-  assign \$82  = { in_b[2:0], 1'h0 };
-  assign \$83  = { 1'h0, in_b[2:0], 2'h0 };
-  assign \$84  = { in_b[2:0], 3'h0 };
-  assign \$99  = { in_b[10:8], 1'h0 };
-  assign \$100  = { 1'h0, in_b[10:8], 2'h0 };
-  assign \$101  = { in_b[10:8], 3'h0 };
-  assign \$116  = { in_b[18:16], 1'h0 };
-  assign \$117  = { 1'h0, in_b[18:16], 2'h0 };
-  assign \$118  = { in_b[18:16], 3'h0 };
-  assign \$133  = { in_b[26:24], 1'h0 };
-  assign \$134  = { 1'h0, in_b[26:24], 2'h0 };
-  assign \$135  = { in_b[26:24], 3'h0 };
-  assign \$150  = \$149 ;
-  assign \$151  = \flush$176 ;
-  assign \$152  = \flush$178 ;
-  assign \$153  = \flush$180 ;
-  assign \$154  = \flush$182 ;
-  assign \$155  = \flush$184 ;
-  assign \$156  = \flush$186 ;
-  assign \$157  = \flush$188 ;
-  assign \$158  = \flush$190 ;
-  assign \$159  = \flush$192 ;
-  assign \$160  = \flush$194 ;
-  assign \$161  = \flush$196 ;
-  assign \$162  = \flush$198 ;
-  assign \$163  = \flush$200 ;
-  assign \$164  = \flush$202 ;
-  assign \$165  = \flush$204 ;
-  assign \$166  = \flush$206 ;
+  assign inp__ready = \$5 ;
+  assign \$14  = { inp__payload[2:0], 1'h0 };
+  assign \$15  = { 1'h0, inp__payload[2:0], 2'h0 };
+  assign \$16  = { inp__payload[2:0], 3'h0 };
+  assign \$31  = { inp__payload[10:8], 1'h0 };
+  assign \$32  = { 1'h0, inp__payload[10:8], 2'h0 };
+  assign \$33  = { inp__payload[10:8], 3'h0 };
+  assign \$48  = { inp__payload[18:16], 1'h0 };
+  assign \$49  = { 1'h0, inp__payload[18:16], 2'h0 };
+  assign \$50  = { inp__payload[18:16], 3'h0 };
+  assign \$65  = { inp__payload[26:24], 1'h0 };
+  assign \$66  = { 1'h0, inp__payload[26:24], 2'h0 };
+  assign \$67  = { inp__payload[26:24], 3'h0 };
+  assign \$82  = { inp__payload[34:32], 1'h0 };
+  assign \$83  = { 1'h0, inp__payload[34:32], 2'h0 };
+  assign \$84  = { inp__payload[34:32], 3'h0 };
+  assign \$99  = { inp__payload[42:40], 1'h0 };
+  assign \$100  = { 1'h0, inp__payload[42:40], 2'h0 };
+  assign \$101  = { inp__payload[42:40], 3'h0 };
+  assign \$116  = { inp__payload[50:48], 1'h0 };
+  assign \$117  = { 1'h0, inp__payload[50:48], 2'h0 };
+  assign \$118  = { inp__payload[50:48], 3'h0 };
+  assign \$133  = { inp__payload[58:56], 1'h0 };
+  assign \$134  = { 1'h0, inp__payload[58:56], 2'h0 };
+  assign \$135  = { inp__payload[58:56], 3'h0 };
+  assign \$151  = \$150 ;
+  assign \$152  = \flush$173 ;
+  assign \$153  = \flush$175 ;
+  assign \$154  = \flush$177 ;
+  assign \$155  = \flush$179 ;
+  assign \$156  = \flush$181 ;
+  assign \$157  = \flush$183 ;
+  assign \$158  = \flush$185 ;
+  assign \$159  = \flush$187 ;
+  assign \$160  = \flush$189 ;
+  assign \$161  = \flush$191 ;
+  assign \$162  = \flush$193 ;
+  assign \$163  = \flush$195 ;
+  assign \$164  = \flush$197 ;
+  assign \$165  = \flush$199 ;
+  assign \$166  = \flush$201 ;
+  assign \$167  = \flush$203 ;
 endmodule
 
 (* generator = "Amaranth" *)

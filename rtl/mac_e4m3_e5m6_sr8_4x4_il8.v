@@ -5,7 +5,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_data, in_valid);
+module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, out__payload, out__valid, inp__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -61,17 +61,17 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \$145 ;
   wire \$146 ;
   wire \$147 ;
-  wire [47:0] \$148 ;
+  wire \$148 ;
   wire [47:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire [3:0] \$151 ;
+  wire [47:0] \$150 ;
+  wire \$151 ;
   wire [3:0] \$152 ;
-  wire \$153 ;
+  wire [3:0] \$153 ;
   wire \$154 ;
-  wire [3:0] \$155 ;
+  wire \$155 ;
   wire [3:0] \$156 ;
-  wire \$157 ;
+  wire [3:0] \$157 ;
   wire \$158 ;
   wire \$159 ;
   wire [3:0] \$16 ;
@@ -106,23 +106,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire [3:0] \$189 ;
+  wire \$189 ;
   wire [3:0] \$19 ;
   wire [3:0] \$190 ;
-  wire \$191 ;
+  wire [3:0] \$191 ;
   wire \$192 ;
-  wire [2:0] \$193 ;
+  wire \$193 ;
   wire [2:0] \$194 ;
-  wire \$195 ;
-  wire [5:0] \$196 ;
-  reg [2:0] \$197 ;
+  wire [2:0] \$195 ;
+  wire \$196 ;
+  wire [5:0] \$197 ;
   reg [2:0] \$198 ;
-  reg \$199 ;
+  reg [2:0] \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
   reg \$200 ;
   reg \$201 ;
-  reg [2:0] \$202 ;
+  reg \$202 ;
   reg [2:0] \$203 ;
   reg [2:0] \$204 ;
   reg [2:0] \$205 ;
@@ -138,8 +138,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [2:0] \$214 ;
   reg [2:0] \$215 ;
   reg [2:0] \$216 ;
-  reg \$217 ;
-  reg [11:0] \$218 ;
+  reg [2:0] \$217 ;
+  reg \$218 ;
   reg [11:0] \$219 ;
   wire \$22 ;
   reg [11:0] \$220 ;
@@ -175,8 +175,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$248 ;
   reg [11:0] \$249 ;
   wire \$25 ;
-  reg \$250 ;
-  reg [11:0] \$251 ;
+  reg [11:0] \$250 ;
+  reg \$251 ;
   reg [11:0] \$252 ;
   reg [11:0] \$253 ;
   reg [11:0] \$254 ;
@@ -211,8 +211,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$280 ;
   reg [11:0] \$281 ;
   reg [11:0] \$282 ;
-  reg \$283 ;
-  reg [11:0] \$284 ;
+  reg [11:0] \$283 ;
+  reg \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
   reg [11:0] \$287 ;
@@ -248,8 +248,8 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$313 ;
   reg [11:0] \$314 ;
   reg [11:0] \$315 ;
-  reg \$316 ;
-  reg [11:0] \$317 ;
+  reg [11:0] \$316 ;
+  reg \$317 ;
   reg [11:0] \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
@@ -284,11 +284,12 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   reg [11:0] \$346 ;
   reg [11:0] \$347 ;
   reg [11:0] \$348 ;
-  reg [2:0] \$349 ;
+  reg [11:0] \$349 ;
   wire [5:0] \$35 ;
-  reg \$350 ;
-  reg [1:0] \$351 ;
-  reg [4:0] \$352 ;
+  reg [2:0] \$350 ;
+  reg \$351 ;
+  reg [1:0] \$352 ;
+  reg [4:0] \$353 ;
   wire [3:0] \$36 ;
   wire [3:0] \$37 ;
   wire [3:0] \$38 ;
@@ -360,111 +361,111 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire [4:0] \$98 ;
   wire [5:0] \$99 ;
   wire [12:0] a;
-  reg [12:0] \a$106  = 13'h0000;
-  wire [4:0] \a$106.exp ;
-  wire \a$106.inf ;
-  wire \a$106.nan ;
-  wire [3:0] \a$106.sig ;
-  wire \a$106.sign ;
-  wire \a$106.zero ;
-  reg [12:0] \a$113  = 13'h0000;
-  wire [4:0] \a$113.exp ;
-  wire \a$113.inf ;
-  wire \a$113.nan ;
-  wire [3:0] \a$113.sig ;
-  wire \a$113.sign ;
-  wire \a$113.zero ;
-  reg [12:0] \a$120  = 13'h0000;
-  wire [4:0] \a$120.exp ;
-  wire \a$120.inf ;
-  wire \a$120.nan ;
-  wire [3:0] \a$120.sig ;
-  wire \a$120.sign ;
-  wire \a$120.zero ;
-  reg [12:0] \a$127  = 13'h0000;
-  wire [4:0] \a$127.exp ;
-  wire \a$127.inf ;
-  wire \a$127.nan ;
-  wire [3:0] \a$127.sig ;
-  wire \a$127.sign ;
-  wire \a$127.zero ;
-  reg [12:0] \a$134  = 13'h0000;
-  wire [4:0] \a$134.exp ;
-  wire \a$134.inf ;
-  wire \a$134.nan ;
-  wire [3:0] \a$134.sig ;
-  wire \a$134.sign ;
-  wire \a$134.zero ;
-  reg [12:0] \a$141  = 13'h0000;
-  wire [4:0] \a$141.exp ;
-  wire \a$141.inf ;
-  wire \a$141.nan ;
-  wire [3:0] \a$141.sig ;
-  wire \a$141.sign ;
-  wire \a$141.zero ;
-  reg [12:0] \a$148  = 13'h0000;
-  wire [4:0] \a$148.exp ;
-  wire \a$148.inf ;
-  wire \a$148.nan ;
-  wire [3:0] \a$148.sig ;
-  wire \a$148.sign ;
-  wire \a$148.zero ;
-  reg [12:0] \a$50  = 13'h0000;
-  wire [4:0] \a$50.exp ;
-  wire \a$50.inf ;
-  wire \a$50.nan ;
-  wire [3:0] \a$50.sig ;
-  wire \a$50.sign ;
-  wire \a$50.zero ;
-  reg [12:0] \a$57  = 13'h0000;
-  wire [4:0] \a$57.exp ;
-  wire \a$57.inf ;
-  wire \a$57.nan ;
-  wire [3:0] \a$57.sig ;
-  wire \a$57.sign ;
-  wire \a$57.zero ;
-  reg [12:0] \a$64  = 13'h0000;
-  wire [4:0] \a$64.exp ;
-  wire \a$64.inf ;
-  wire \a$64.nan ;
-  wire [3:0] \a$64.sig ;
-  wire \a$64.sign ;
-  wire \a$64.zero ;
-  reg [12:0] \a$71  = 13'h0000;
-  wire [4:0] \a$71.exp ;
-  wire \a$71.inf ;
-  wire \a$71.nan ;
-  wire [3:0] \a$71.sig ;
-  wire \a$71.sign ;
-  wire \a$71.zero ;
-  reg [12:0] \a$78  = 13'h0000;
-  wire [4:0] \a$78.exp ;
-  wire \a$78.inf ;
-  wire \a$78.nan ;
-  wire [3:0] \a$78.sig ;
-  wire \a$78.sign ;
-  wire \a$78.zero ;
-  reg [12:0] \a$85  = 13'h0000;
-  wire [4:0] \a$85.exp ;
-  wire \a$85.inf ;
-  wire \a$85.nan ;
-  wire [3:0] \a$85.sig ;
-  wire \a$85.sign ;
-  wire \a$85.zero ;
-  reg [12:0] \a$92  = 13'h0000;
-  wire [4:0] \a$92.exp ;
-  wire \a$92.inf ;
-  wire \a$92.nan ;
-  wire [3:0] \a$92.sig ;
-  wire \a$92.sign ;
-  wire \a$92.zero ;
-  reg [12:0] \a$99  = 13'h0000;
-  wire [4:0] \a$99.exp ;
-  wire \a$99.inf ;
-  wire \a$99.nan ;
-  wire [3:0] \a$99.sig ;
-  wire \a$99.sign ;
-  wire \a$99.zero ;
+  reg [12:0] \a$102  = 13'h0000;
+  wire [4:0] \a$102.exp ;
+  wire \a$102.inf ;
+  wire \a$102.nan ;
+  wire [3:0] \a$102.sig ;
+  wire \a$102.sign ;
+  wire \a$102.zero ;
+  reg [12:0] \a$109  = 13'h0000;
+  wire [4:0] \a$109.exp ;
+  wire \a$109.inf ;
+  wire \a$109.nan ;
+  wire [3:0] \a$109.sig ;
+  wire \a$109.sign ;
+  wire \a$109.zero ;
+  reg [12:0] \a$116  = 13'h0000;
+  wire [4:0] \a$116.exp ;
+  wire \a$116.inf ;
+  wire \a$116.nan ;
+  wire [3:0] \a$116.sig ;
+  wire \a$116.sign ;
+  wire \a$116.zero ;
+  reg [12:0] \a$123  = 13'h0000;
+  wire [4:0] \a$123.exp ;
+  wire \a$123.inf ;
+  wire \a$123.nan ;
+  wire [3:0] \a$123.sig ;
+  wire \a$123.sign ;
+  wire \a$123.zero ;
+  reg [12:0] \a$130  = 13'h0000;
+  wire [4:0] \a$130.exp ;
+  wire \a$130.inf ;
+  wire \a$130.nan ;
+  wire [3:0] \a$130.sig ;
+  wire \a$130.sign ;
+  wire \a$130.zero ;
+  reg [12:0] \a$137  = 13'h0000;
+  wire [4:0] \a$137.exp ;
+  wire \a$137.inf ;
+  wire \a$137.nan ;
+  wire [3:0] \a$137.sig ;
+  wire \a$137.sign ;
+  wire \a$137.zero ;
+  reg [12:0] \a$144  = 13'h0000;
+  wire [4:0] \a$144.exp ;
+  wire \a$144.inf ;
+  wire \a$144.nan ;
+  wire [3:0] \a$144.sig ;
+  wire \a$144.sign ;
+  wire \a$144.zero ;
+  reg [12:0] \a$46  = 13'h0000;
+  wire [4:0] \a$46.exp ;
+  wire \a$46.inf ;
+  wire \a$46.nan ;
+  wire [3:0] \a$46.sig ;
+  wire \a$46.sign ;
+  wire \a$46.zero ;
+  reg [12:0] \a$53  = 13'h0000;
+  wire [4:0] \a$53.exp ;
+  wire \a$53.inf ;
+  wire \a$53.nan ;
+  wire [3:0] \a$53.sig ;
+  wire \a$53.sign ;
+  wire \a$53.zero ;
+  reg [12:0] \a$60  = 13'h0000;
+  wire [4:0] \a$60.exp ;
+  wire \a$60.inf ;
+  wire \a$60.nan ;
+  wire [3:0] \a$60.sig ;
+  wire \a$60.sign ;
+  wire \a$60.zero ;
+  reg [12:0] \a$67  = 13'h0000;
+  wire [4:0] \a$67.exp ;
+  wire \a$67.inf ;
+  wire \a$67.nan ;
+  wire [3:0] \a$67.sig ;
+  wire \a$67.sign ;
+  wire \a$67.zero ;
+  reg [12:0] \a$74  = 13'h0000;
+  wire [4:0] \a$74.exp ;
+  wire \a$74.inf ;
+  wire \a$74.nan ;
+  wire [3:0] \a$74.sig ;
+  wire \a$74.sign ;
+  wire \a$74.zero ;
+  reg [12:0] \a$81  = 13'h0000;
+  wire [4:0] \a$81.exp ;
+  wire \a$81.inf ;
+  wire \a$81.nan ;
+  wire [3:0] \a$81.sig ;
+  wire \a$81.sign ;
+  wire \a$81.zero ;
+  reg [12:0] \a$88  = 13'h0000;
+  wire [4:0] \a$88.exp ;
+  wire \a$88.inf ;
+  wire \a$88.nan ;
+  wire [3:0] \a$88.sig ;
+  wire \a$88.sign ;
+  wire \a$88.zero ;
+  reg [12:0] \a$95  = 13'h0000;
+  wire [4:0] \a$95.exp ;
+  wire \a$95.inf ;
+  wire \a$95.nan ;
+  wire [3:0] \a$95.sig ;
+  wire \a$95.sign ;
+  wire \a$95.zero ;
   wire [4:0] \a.exp ;
   wire \a.inf ;
   wire \a.nan ;
@@ -541,111 +542,111 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   (* init = 13'h0000 *)
   wire [12:0] a_skew_3_2;
   wire [12:0] b;
-  reg [12:0] \b$101  = 13'h0000;
-  wire [4:0] \b$101.exp ;
-  wire \b$101.inf ;
-  wire \b$101.nan ;
-  wire [3:0] \b$101.sig ;
-  wire \b$101.sign ;
-  wire \b$101.zero ;
-  reg [12:0] \b$108  = 13'h0000;
-  wire [4:0] \b$108.exp ;
-  wire \b$108.inf ;
-  wire \b$108.nan ;
-  wire [3:0] \b$108.sig ;
-  wire \b$108.sign ;
-  wire \b$108.zero ;
-  reg [12:0] \b$115  = 13'h0000;
-  wire [4:0] \b$115.exp ;
-  wire \b$115.inf ;
-  wire \b$115.nan ;
-  wire [3:0] \b$115.sig ;
-  wire \b$115.sign ;
-  wire \b$115.zero ;
-  reg [12:0] \b$122  = 13'h0000;
-  wire [4:0] \b$122.exp ;
-  wire \b$122.inf ;
-  wire \b$122.nan ;
-  wire [3:0] \b$122.sig ;
-  wire \b$122.sign ;
-  wire \b$122.zero ;
-  reg [12:0] \b$129  = 13'h0000;
-  wire [4:0] \b$129.exp ;
-  wire \b$129.inf ;
-  wire \b$129.nan ;
-  wire [3:0] \b$129.sig ;
-  wire \b$129.sign ;
-  wire \b$129.zero ;
-  reg [12:0] \b$136  = 13'h0000;
-  wire [4:0] \b$136.exp ;
-  wire \b$136.inf ;
-  wire \b$136.nan ;
-  wire [3:0] \b$136.sig ;
-  wire \b$136.sign ;
-  wire \b$136.zero ;
-  reg [12:0] \b$143  = 13'h0000;
-  wire [4:0] \b$143.exp ;
-  wire \b$143.inf ;
-  wire \b$143.nan ;
-  wire [3:0] \b$143.sig ;
-  wire \b$143.sign ;
-  wire \b$143.zero ;
-  reg [12:0] \b$150  = 13'h0000;
-  wire [4:0] \b$150.exp ;
-  wire \b$150.inf ;
-  wire \b$150.nan ;
-  wire [3:0] \b$150.sig ;
-  wire \b$150.sign ;
-  wire \b$150.zero ;
-  reg [12:0] \b$52  = 13'h0000;
-  wire [4:0] \b$52.exp ;
-  wire \b$52.inf ;
-  wire \b$52.nan ;
-  wire [3:0] \b$52.sig ;
-  wire \b$52.sign ;
-  wire \b$52.zero ;
-  reg [12:0] \b$59  = 13'h0000;
-  wire [4:0] \b$59.exp ;
-  wire \b$59.inf ;
-  wire \b$59.nan ;
-  wire [3:0] \b$59.sig ;
-  wire \b$59.sign ;
-  wire \b$59.zero ;
-  reg [12:0] \b$66  = 13'h0000;
-  wire [4:0] \b$66.exp ;
-  wire \b$66.inf ;
-  wire \b$66.nan ;
-  wire [3:0] \b$66.sig ;
-  wire \b$66.sign ;
-  wire \b$66.zero ;
-  reg [12:0] \b$73  = 13'h0000;
-  wire [4:0] \b$73.exp ;
-  wire \b$73.inf ;
-  wire \b$73.nan ;
-  wire [3:0] \b$73.sig ;
-  wire \b$73.sign ;
-  wire \b$73.zero ;
-  reg [12:0] \b$80  = 13'h0000;
-  wire [4:0] \b$80.exp ;
-  wire \b$80.inf ;
-  wire \b$80.nan ;
-  wire [3:0] \b$80.sig ;
-  wire \b$80.sign ;
-  wire \b$80.zero ;
-  reg [12:0] \b$87  = 13'h0000;
-  wire [4:0] \b$87.exp ;
-  wire \b$87.inf ;
-  wire \b$87.nan ;
-  wire [3:0] \b$87.sig ;
-  wire \b$87.sign ;
-  wire \b$87.zero ;
-  reg [12:0] \b$94  = 13'h0000;
-  wire [4:0] \b$94.exp ;
-  wire \b$94.inf ;
-  wire \b$94.nan ;
-  wire [3:0] \b$94.sig ;
-  wire \b$94.sign ;
-  wire \b$94.zero ;
+  reg [12:0] \b$104  = 13'h0000;
+  wire [4:0] \b$104.exp ;
+  wire \b$104.inf ;
+  wire \b$104.nan ;
+  wire [3:0] \b$104.sig ;
+  wire \b$104.sign ;
+  wire \b$104.zero ;
+  reg [12:0] \b$111  = 13'h0000;
+  wire [4:0] \b$111.exp ;
+  wire \b$111.inf ;
+  wire \b$111.nan ;
+  wire [3:0] \b$111.sig ;
+  wire \b$111.sign ;
+  wire \b$111.zero ;
+  reg [12:0] \b$118  = 13'h0000;
+  wire [4:0] \b$118.exp ;
+  wire \b$118.inf ;
+  wire \b$118.nan ;
+  wire [3:0] \b$118.sig ;
+  wire \b$118.sign ;
+  wire \b$118.zero ;
+  reg [12:0] \b$125  = 13'h0000;
+  wire [4:0] \b$125.exp ;
+  wire \b$125.inf ;
+  wire \b$125.nan ;
+  wire [3:0] \b$125.sig ;
+  wire \b$125.sign ;
+  wire \b$125.zero ;
+  reg [12:0] \b$132  = 13'h0000;
+  wire [4:0] \b$132.exp ;
+  wire \b$132.inf ;
+  wire \b$132.nan ;
+  wire [3:0] \b$132.sig ;
+  wire \b$132.sign ;
+  wire \b$132.zero ;
+  reg [12:0] \b$139  = 13'h0000;
+  wire [4:0] \b$139.exp ;
+  wire \b$139.inf ;
+  wire \b$139.nan ;
+  wire [3:0] \b$139.sig ;
+  wire \b$139.sign ;
+  wire \b$139.zero ;
+  reg [12:0] \b$146  = 13'h0000;
+  wire [4:0] \b$146.exp ;
+  wire \b$146.inf ;
+  wire \b$146.nan ;
+  wire [3:0] \b$146.sig ;
+  wire \b$146.sign ;
+  wire \b$146.zero ;
+  reg [12:0] \b$48  = 13'h0000;
+  wire [4:0] \b$48.exp ;
+  wire \b$48.inf ;
+  wire \b$48.nan ;
+  wire [3:0] \b$48.sig ;
+  wire \b$48.sign ;
+  wire \b$48.zero ;
+  reg [12:0] \b$55  = 13'h0000;
+  wire [4:0] \b$55.exp ;
+  wire \b$55.inf ;
+  wire \b$55.nan ;
+  wire [3:0] \b$55.sig ;
+  wire \b$55.sign ;
+  wire \b$55.zero ;
+  reg [12:0] \b$62  = 13'h0000;
+  wire [4:0] \b$62.exp ;
+  wire \b$62.inf ;
+  wire \b$62.nan ;
+  wire [3:0] \b$62.sig ;
+  wire \b$62.sign ;
+  wire \b$62.zero ;
+  reg [12:0] \b$69  = 13'h0000;
+  wire [4:0] \b$69.exp ;
+  wire \b$69.inf ;
+  wire \b$69.nan ;
+  wire [3:0] \b$69.sig ;
+  wire \b$69.sign ;
+  wire \b$69.zero ;
+  reg [12:0] \b$76  = 13'h0000;
+  wire [4:0] \b$76.exp ;
+  wire \b$76.inf ;
+  wire \b$76.nan ;
+  wire [3:0] \b$76.sig ;
+  wire \b$76.sign ;
+  wire \b$76.zero ;
+  reg [12:0] \b$83  = 13'h0000;
+  wire [4:0] \b$83.exp ;
+  wire \b$83.inf ;
+  wire \b$83.nan ;
+  wire [3:0] \b$83.sig ;
+  wire \b$83.sign ;
+  wire \b$83.zero ;
+  reg [12:0] \b$90  = 13'h0000;
+  wire [4:0] \b$90.exp ;
+  wire \b$90.inf ;
+  wire \b$90.nan ;
+  wire [3:0] \b$90.sig ;
+  wire \b$90.sign ;
+  wire \b$90.zero ;
+  reg [12:0] \b$97  = 13'h0000;
+  wire [4:0] \b$97.exp ;
+  wire \b$97.inf ;
+  wire \b$97.nan ;
+  wire [3:0] \b$97.sig ;
+  wire \b$97.sign ;
+  wire \b$97.zero ;
   wire [4:0] \b.exp ;
   wire \b.inf ;
   wire \b.nan ;
@@ -954,158 +955,172 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   wire \control_skew_3.valid ;
   reg [2:0] due = 3'h0;
   wire en;
-  wire \en$103 ;
-  wire \en$110 ;
-  wire \en$117 ;
-  wire \en$124 ;
-  wire \en$131 ;
-  wire \en$138 ;
-  wire \en$145 ;
-  wire \en$47 ;
-  wire \en$54 ;
-  wire \en$61 ;
-  wire \en$68 ;
-  wire \en$75 ;
-  wire \en$82 ;
-  wire \en$89 ;
-  wire \en$96 ;
+  wire \en$106 ;
+  wire \en$113 ;
+  wire \en$120 ;
+  wire \en$127 ;
+  wire \en$134 ;
+  wire \en$141 ;
+  wire \en$43 ;
+  wire \en$50 ;
+  wire \en$57 ;
+  wire \en$64 ;
+  wire \en$71 ;
+  wire \en$78 ;
+  wire \en$85 ;
+  wire \en$92 ;
+  wire \en$99 ;
   wire flush;
-  wire \flush$180 ;
-  wire \flush$189 ;
-  wire \flush$198 ;
-  wire \flush$207 ;
-  wire \flush$217 ;
-  wire \flush$226 ;
-  wire \flush$235 ;
-  wire \flush$244 ;
-  wire \flush$254 ;
-  wire \flush$263 ;
-  wire \flush$272 ;
-  wire \flush$281 ;
-  wire \flush$291 ;
-  wire \flush$300 ;
-  wire \flush$309 ;
-  wire \flush$318 ;
+  wire \flush$177 ;
+  wire \flush$186 ;
+  wire \flush$195 ;
+  wire \flush$204 ;
+  wire \flush$214 ;
+  wire \flush$223 ;
+  wire \flush$232 ;
+  wire \flush$241 ;
+  wire \flush$251 ;
+  wire \flush$260 ;
+  wire \flush$269 ;
+  wire \flush$278 ;
+  wire \flush$288 ;
+  wire \flush$297 ;
+  wire \flush$306 ;
+  wire \flush$315 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$197 ;
-  wire [11:0] \flush_sum$206 ;
-  wire [11:0] \flush_sum$215 ;
-  wire [11:0] \flush_sum$225 ;
-  wire [11:0] \flush_sum$234 ;
-  wire [11:0] \flush_sum$243 ;
-  wire [11:0] \flush_sum$252 ;
-  wire [11:0] \flush_sum$262 ;
-  wire [11:0] \flush_sum$271 ;
-  wire [11:0] \flush_sum$280 ;
-  wire [11:0] \flush_sum$289 ;
-  wire [11:0] \flush_sum$299 ;
-  wire [11:0] \flush_sum$308 ;
-  wire [11:0] \flush_sum$317 ;
-  wire [11:0] \flush_sum$326 ;
+  wire [11:0] \flush_sum$194 ;
+  wire [11:0] \flush_sum$203 ;
+  wire [11:0] \flush_sum$212 ;
+  wire [11:0] \flush_sum$222 ;
+  wire [11:0] \flush_sum$231 ;
+  wire [11:0] \flush_sum$240 ;
+  wire [11:0] \flush_sum$249 ;
+  wire [11:0] \flush_sum$259 ;
+  wire [11:0] \flush_sum$268 ;
+  wire [11:0] \flush_sum$277 ;
+  wire [11:0] \flush_sum$286 ;
+  wire [11:0] \flush_sum$296 ;
+  wire [11:0] \flush_sum$305 ;
+  wire [11:0] \flush_sum$314 ;
+  wire [11:0] \flush_sum$323 ;
   reg flushing = 1'h0;
-  input [31:0] in_a;
-  wire [31:0] in_a;
-  input [31:0] in_b;
-  wire [31:0] in_b;
-  input in_last;
-  wire in_last;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [47:0] out_data;
-  wire [47:0] out_data;
+  input [64:0] inp__payload;
+  wire [64:0] inp__payload;
+  wire [31:0] \inp__payload.a ;
+  wire [7:0] \inp__payload.a[0] ;
+  wire [7:0] \inp__payload.a[1] ;
+  wire [7:0] \inp__payload.a[2] ;
+  wire [7:0] \inp__payload.a[3] ;
+  wire [31:0] \inp__payload.b ;
+  wire [7:0] \inp__payload.b[0] ;
+  wire [7:0] \inp__payload.b[1] ;
+  wire [7:0] \inp__payload.b[2] ;
+  wire [7:0] \inp__payload.b[3] ;
+  wire \inp__payload.last ;
+  output inp__ready;
+  wire inp__ready;
+  input inp__valid;
+  wire inp__valid;
+  output [53:0] out__payload;
+  wire [53:0] out__payload;
+  wire [47:0] \out__payload.data ;
+  wire [11:0] \out__payload.data[0] ;
+  wire [11:0] \out__payload.data[1] ;
+  wire [11:0] \out__payload.data[2] ;
+  wire [11:0] \out__payload.data[3] ;
+  wire \out__payload.last ;
+  wire [4:0] \out__payload.row ;
+  input out__ready;
+  wire out__ready;
+  output out__valid;
+  reg out__valid = 1'h0;
   wire [47:0] out_head;
-  output out_last;
-  wire out_last;
-  input out_ready;
-  wire out_ready;
-  output [4:0] out_row;
-  reg [4:0] out_row = 5'h00;
-  output out_valid;
-  reg out_valid = 1'h0;
   reg pending = 1'h0;
-  (* init = 5'h00 *)
-  wire [4:0] row;
+  reg [4:0] row = 5'h00;
   reg [1:0] row_part = 2'h0;
   input rst;
   wire rst;
+  wire [47:0] shown_row;
+  wire [11:0] \shown_row[0] ;
+  wire [11:0] \shown_row[1] ;
+  wire [11:0] \shown_row[2] ;
+  wire [11:0] \shown_row[3] ;
   wire [2:0] step;
   (* keep = 32'd1 *)
-  reg [2:0] \step$104  = 3'h0;
-  wire \step$104.flush ;
-  wire \step$104.last ;
-  wire \step$104.valid ;
+  reg [2:0] \step$100  = 3'h0;
+  wire \step$100.flush ;
+  wire \step$100.last ;
+  wire \step$100.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$111  = 3'h0;
-  wire \step$111.flush ;
-  wire \step$111.last ;
-  wire \step$111.valid ;
+  reg [2:0] \step$107  = 3'h0;
+  wire \step$107.flush ;
+  wire \step$107.last ;
+  wire \step$107.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$118  = 3'h0;
-  wire \step$118.flush ;
-  wire \step$118.last ;
-  wire \step$118.valid ;
+  reg [2:0] \step$114  = 3'h0;
+  wire \step$114.flush ;
+  wire \step$114.last ;
+  wire \step$114.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$125  = 3'h0;
-  wire \step$125.flush ;
-  wire \step$125.last ;
-  wire \step$125.valid ;
+  reg [2:0] \step$121  = 3'h0;
+  wire \step$121.flush ;
+  wire \step$121.last ;
+  wire \step$121.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$132  = 3'h0;
-  wire \step$132.flush ;
-  wire \step$132.last ;
-  wire \step$132.valid ;
+  reg [2:0] \step$128  = 3'h0;
+  wire \step$128.flush ;
+  wire \step$128.last ;
+  wire \step$128.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$139  = 3'h0;
-  wire \step$139.flush ;
-  wire \step$139.last ;
-  wire \step$139.valid ;
+  reg [2:0] \step$135  = 3'h0;
+  wire \step$135.flush ;
+  wire \step$135.last ;
+  wire \step$135.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$146  = 3'h0;
-  wire \step$146.flush ;
-  wire \step$146.last ;
-  wire \step$146.valid ;
+  reg [2:0] \step$142  = 3'h0;
+  wire \step$142.flush ;
+  wire \step$142.last ;
+  wire \step$142.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$48  = 3'h0;
-  wire \step$48.flush ;
-  wire \step$48.last ;
-  wire \step$48.valid ;
+  reg [2:0] \step$44  = 3'h0;
+  wire \step$44.flush ;
+  wire \step$44.last ;
+  wire \step$44.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$55  = 3'h0;
-  wire \step$55.flush ;
-  wire \step$55.last ;
-  wire \step$55.valid ;
+  reg [2:0] \step$51  = 3'h0;
+  wire \step$51.flush ;
+  wire \step$51.last ;
+  wire \step$51.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$62  = 3'h0;
-  wire \step$62.flush ;
-  wire \step$62.last ;
-  wire \step$62.valid ;
+  reg [2:0] \step$58  = 3'h0;
+  wire \step$58.flush ;
+  wire \step$58.last ;
+  wire \step$58.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$69  = 3'h0;
-  wire \step$69.flush ;
-  wire \step$69.last ;
-  wire \step$69.valid ;
+  reg [2:0] \step$65  = 3'h0;
+  wire \step$65.flush ;
+  wire \step$65.last ;
+  wire \step$65.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$76  = 3'h0;
-  wire \step$76.flush ;
-  wire \step$76.last ;
-  wire \step$76.valid ;
+  reg [2:0] \step$72  = 3'h0;
+  wire \step$72.flush ;
+  wire \step$72.last ;
+  wire \step$72.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$83  = 3'h0;
-  wire \step$83.flush ;
-  wire \step$83.last ;
-  wire \step$83.valid ;
+  reg [2:0] \step$79  = 3'h0;
+  wire \step$79.flush ;
+  wire \step$79.last ;
+  wire \step$79.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$90  = 3'h0;
-  wire \step$90.flush ;
-  wire \step$90.last ;
-  wire \step$90.valid ;
+  reg [2:0] \step$86  = 3'h0;
+  wire \step$86.flush ;
+  wire \step$86.last ;
+  wire \step$86.valid ;
   (* keep = 32'd1 *)
-  reg [2:0] \step$97  = 3'h0;
-  wire \step$97.flush ;
-  wire \step$97.last ;
-  wire \step$97.valid ;
+  reg [2:0] \step$93  = 3'h0;
+  wire \step$93.flush ;
+  wire \step$93.last ;
+  wire \step$93.valid ;
   wire \step.flush ;
   wire \step.last ;
   wire \step.valid ;
@@ -1120,748 +1135,738 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign \$5  = turn == due;
   assign \$6  = ~ pending;
   assign \$7  = \$6  | flush;
-  assign in_ready = \$5  & \$7 ;
-  assign \$8  = in_valid & in_ready;
-  assign \$9  = | in_a[6:3];
-  assign \$10  = in_a[6:3] - 3'h7;
-  assign \$11  = in_a[0] ? 5'h17 : 5'h00;
-  assign \$12  = in_a[1] ? 5'h18 : \$11 ;
-  assign \$13  = in_a[2] ? 5'h19 : \$12 ;
+  assign inp__ready = \$5  & \$7 ;
+  assign \$8  = inp__valid & inp__ready;
+  assign \$9  = | inp__payload[6:3];
+  assign \$10  = inp__payload[6:3] - 3'h7;
+  assign \$11  = inp__payload[0] ? 5'h17 : 5'h00;
+  assign \$12  = inp__payload[1] ? 5'h18 : \$11 ;
+  assign \$13  = inp__payload[2] ? 5'h19 : \$12 ;
   assign \$14  = \$9  ? \$10  : { \$13 [4], \$13  };
-  assign \$15  = | in_a[6:3];
-  assign \$19  = in_a[0] ? \$18 [3:0] : 4'h0;
-  assign \$20  = in_a[1] ? \$17 [3:0] : \$19 ;
-  assign \$21  = in_a[2] ? \$16  : \$20 ;
-  assign a_0_sig = \$15  ? { 1'h1, in_a[2:0] } : \$21 ;
-  assign \$22  = ! in_a[6:3];
-  assign \$23  = ! in_a[2:0];
+  assign \$15  = | inp__payload[6:3];
+  assign \$19  = inp__payload[0] ? \$18 [3:0] : 4'h0;
+  assign \$20  = inp__payload[1] ? \$17 [3:0] : \$19 ;
+  assign \$21  = inp__payload[2] ? \$16  : \$20 ;
+  assign a_0_sig = \$15  ? { 1'h1, inp__payload[2:0] } : \$21 ;
+  assign \$22  = ! inp__payload[6:3];
+  assign \$23  = ! inp__payload[2:0];
   assign \$24  = \$22  & \$23 ;
-  assign \$25  = in_a[6:0] == 7'h7f;
-  assign \$26  = | in_a[14:11];
-  assign \$27  = in_a[14:11] - 3'h7;
-  assign \$28  = in_a[8] ? 5'h17 : 5'h00;
-  assign \$29  = in_a[9] ? 5'h18 : \$28 ;
-  assign \$30  = in_a[10] ? 5'h19 : \$29 ;
+  assign \$25  = inp__payload[6:0] == 7'h7f;
+  assign \$26  = | inp__payload[14:11];
+  assign \$27  = inp__payload[14:11] - 3'h7;
+  assign \$28  = inp__payload[8] ? 5'h17 : 5'h00;
+  assign \$29  = inp__payload[9] ? 5'h18 : \$28 ;
+  assign \$30  = inp__payload[10] ? 5'h19 : \$29 ;
   assign \$31  = \$26  ? \$27  : { \$30 [4], \$30  };
-  assign \$32  = | in_a[14:11];
-  assign \$36  = in_a[8] ? \$35 [3:0] : 4'h0;
-  assign \$37  = in_a[9] ? \$34 [3:0] : \$36 ;
-  assign \$38  = in_a[10] ? \$33  : \$37 ;
-  assign a_1_sig = \$32  ? { 1'h1, in_a[10:8] } : \$38 ;
-  assign \$39  = ! in_a[14:11];
-  assign \$40  = ! in_a[10:8];
+  assign \$32  = | inp__payload[14:11];
+  assign \$36  = inp__payload[8] ? \$35 [3:0] : 4'h0;
+  assign \$37  = inp__payload[9] ? \$34 [3:0] : \$36 ;
+  assign \$38  = inp__payload[10] ? \$33  : \$37 ;
+  assign a_1_sig = \$32  ? { 1'h1, inp__payload[10:8] } : \$38 ;
+  assign \$39  = ! inp__payload[14:11];
+  assign \$40  = ! inp__payload[10:8];
   assign \$41  = \$39  & \$40 ;
-  assign \$42  = in_a[14:8] == 7'h7f;
-  assign \$43  = | in_a[22:19];
-  assign \$44  = in_a[22:19] - 3'h7;
-  assign \$45  = in_a[16] ? 5'h17 : 5'h00;
-  assign \$46  = in_a[17] ? 5'h18 : \$45 ;
-  assign \$47  = in_a[18] ? 5'h19 : \$46 ;
+  assign \$42  = inp__payload[14:8] == 7'h7f;
+  assign \$43  = | inp__payload[22:19];
+  assign \$44  = inp__payload[22:19] - 3'h7;
+  assign \$45  = inp__payload[16] ? 5'h17 : 5'h00;
+  assign \$46  = inp__payload[17] ? 5'h18 : \$45 ;
+  assign \$47  = inp__payload[18] ? 5'h19 : \$46 ;
   assign \$48  = \$43  ? \$44  : { \$47 [4], \$47  };
-  assign \$49  = | in_a[22:19];
-  assign \$53  = in_a[16] ? \$52 [3:0] : 4'h0;
-  assign \$54  = in_a[17] ? \$51 [3:0] : \$53 ;
-  assign \$55  = in_a[18] ? \$50  : \$54 ;
-  assign a_2_sig = \$49  ? { 1'h1, in_a[18:16] } : \$55 ;
-  assign \$56  = ! in_a[22:19];
-  assign \$57  = ! in_a[18:16];
+  assign \$49  = | inp__payload[22:19];
+  assign \$53  = inp__payload[16] ? \$52 [3:0] : 4'h0;
+  assign \$54  = inp__payload[17] ? \$51 [3:0] : \$53 ;
+  assign \$55  = inp__payload[18] ? \$50  : \$54 ;
+  assign a_2_sig = \$49  ? { 1'h1, inp__payload[18:16] } : \$55 ;
+  assign \$56  = ! inp__payload[22:19];
+  assign \$57  = ! inp__payload[18:16];
   assign \$58  = \$56  & \$57 ;
-  assign \$59  = in_a[22:16] == 7'h7f;
-  assign \$60  = | in_a[30:27];
-  assign \$61  = in_a[30:27] - 3'h7;
-  assign \$62  = in_a[24] ? 5'h17 : 5'h00;
-  assign \$63  = in_a[25] ? 5'h18 : \$62 ;
-  assign \$64  = in_a[26] ? 5'h19 : \$63 ;
+  assign \$59  = inp__payload[22:16] == 7'h7f;
+  assign \$60  = | inp__payload[30:27];
+  assign \$61  = inp__payload[30:27] - 3'h7;
+  assign \$62  = inp__payload[24] ? 5'h17 : 5'h00;
+  assign \$63  = inp__payload[25] ? 5'h18 : \$62 ;
+  assign \$64  = inp__payload[26] ? 5'h19 : \$63 ;
   assign \$65  = \$60  ? \$61  : { \$64 [4], \$64  };
-  assign \$66  = | in_a[30:27];
-  assign \$70  = in_a[24] ? \$69 [3:0] : 4'h0;
-  assign \$71  = in_a[25] ? \$68 [3:0] : \$70 ;
-  assign \$72  = in_a[26] ? \$67  : \$71 ;
-  assign a_3_sig = \$66  ? { 1'h1, in_a[26:24] } : \$72 ;
-  assign \$73  = ! in_a[30:27];
-  assign \$74  = ! in_a[26:24];
+  assign \$66  = | inp__payload[30:27];
+  assign \$70  = inp__payload[24] ? \$69 [3:0] : 4'h0;
+  assign \$71  = inp__payload[25] ? \$68 [3:0] : \$70 ;
+  assign \$72  = inp__payload[26] ? \$67  : \$71 ;
+  assign a_3_sig = \$66  ? { 1'h1, inp__payload[26:24] } : \$72 ;
+  assign \$73  = ! inp__payload[30:27];
+  assign \$74  = ! inp__payload[26:24];
   assign \$75  = \$73  & \$74 ;
-  assign \$76  = in_a[30:24] == 7'h7f;
-  assign \$77  = | in_b[6:3];
-  assign \$78  = in_b[6:3] - 3'h7;
-  assign \$79  = in_b[0] ? 5'h17 : 5'h00;
-  assign \$80  = in_b[1] ? 5'h18 : \$79 ;
-  assign \$81  = in_b[2] ? 5'h19 : \$80 ;
+  assign \$76  = inp__payload[30:24] == 7'h7f;
+  assign \$77  = | inp__payload[38:35];
+  assign \$78  = inp__payload[38:35] - 3'h7;
+  assign \$79  = inp__payload[32] ? 5'h17 : 5'h00;
+  assign \$80  = inp__payload[33] ? 5'h18 : \$79 ;
+  assign \$81  = inp__payload[34] ? 5'h19 : \$80 ;
   assign \$82  = \$77  ? \$78  : { \$81 [4], \$81  };
-  assign \$83  = | in_b[6:3];
-  assign \$87  = in_b[0] ? \$86 [3:0] : 4'h0;
-  assign \$88  = in_b[1] ? \$85 [3:0] : \$87 ;
-  assign \$89  = in_b[2] ? \$84  : \$88 ;
-  assign b_0_sig = \$83  ? { 1'h1, in_b[2:0] } : \$89 ;
-  assign \$90  = ! in_b[6:3];
-  assign \$91  = ! in_b[2:0];
+  assign \$83  = | inp__payload[38:35];
+  assign \$87  = inp__payload[32] ? \$86 [3:0] : 4'h0;
+  assign \$88  = inp__payload[33] ? \$85 [3:0] : \$87 ;
+  assign \$89  = inp__payload[34] ? \$84  : \$88 ;
+  assign b_0_sig = \$83  ? { 1'h1, inp__payload[34:32] } : \$89 ;
+  assign \$90  = ! inp__payload[38:35];
+  assign \$91  = ! inp__payload[34:32];
   assign \$92  = \$90  & \$91 ;
-  assign \$93  = in_b[6:0] == 7'h7f;
-  assign \$94  = | in_b[14:11];
-  assign \$95  = in_b[14:11] - 3'h7;
-  assign \$96  = in_b[8] ? 5'h17 : 5'h00;
-  assign \$97  = in_b[9] ? 5'h18 : \$96 ;
-  assign \$98  = in_b[10] ? 5'h19 : \$97 ;
+  assign \$93  = inp__payload[38:32] == 7'h7f;
+  assign \$94  = | inp__payload[46:43];
+  assign \$95  = inp__payload[46:43] - 3'h7;
+  assign \$96  = inp__payload[40] ? 5'h17 : 5'h00;
+  assign \$97  = inp__payload[41] ? 5'h18 : \$96 ;
+  assign \$98  = inp__payload[42] ? 5'h19 : \$97 ;
   assign \$99  = \$94  ? \$95  : { \$98 [4], \$98  };
-  assign \$100  = | in_b[14:11];
-  assign \$104  = in_b[8] ? \$103 [3:0] : 4'h0;
-  assign \$105  = in_b[9] ? \$102 [3:0] : \$104 ;
-  assign \$106  = in_b[10] ? \$101  : \$105 ;
-  assign b_1_sig = \$100  ? { 1'h1, in_b[10:8] } : \$106 ;
-  assign \$107  = ! in_b[14:11];
-  assign \$108  = ! in_b[10:8];
+  assign \$100  = | inp__payload[46:43];
+  assign \$104  = inp__payload[40] ? \$103 [3:0] : 4'h0;
+  assign \$105  = inp__payload[41] ? \$102 [3:0] : \$104 ;
+  assign \$106  = inp__payload[42] ? \$101  : \$105 ;
+  assign b_1_sig = \$100  ? { 1'h1, inp__payload[42:40] } : \$106 ;
+  assign \$107  = ! inp__payload[46:43];
+  assign \$108  = ! inp__payload[42:40];
   assign \$109  = \$107  & \$108 ;
-  assign \$110  = in_b[14:8] == 7'h7f;
-  assign \$111  = | in_b[22:19];
-  assign \$112  = in_b[22:19] - 3'h7;
-  assign \$113  = in_b[16] ? 5'h17 : 5'h00;
-  assign \$114  = in_b[17] ? 5'h18 : \$113 ;
-  assign \$115  = in_b[18] ? 5'h19 : \$114 ;
+  assign \$110  = inp__payload[46:40] == 7'h7f;
+  assign \$111  = | inp__payload[54:51];
+  assign \$112  = inp__payload[54:51] - 3'h7;
+  assign \$113  = inp__payload[48] ? 5'h17 : 5'h00;
+  assign \$114  = inp__payload[49] ? 5'h18 : \$113 ;
+  assign \$115  = inp__payload[50] ? 5'h19 : \$114 ;
   assign \$116  = \$111  ? \$112  : { \$115 [4], \$115  };
-  assign \$117  = | in_b[22:19];
-  assign \$121  = in_b[16] ? \$120 [3:0] : 4'h0;
-  assign \$122  = in_b[17] ? \$119 [3:0] : \$121 ;
-  assign \$123  = in_b[18] ? \$118  : \$122 ;
-  assign b_2_sig = \$117  ? { 1'h1, in_b[18:16] } : \$123 ;
-  assign \$124  = ! in_b[22:19];
-  assign \$125  = ! in_b[18:16];
+  assign \$117  = | inp__payload[54:51];
+  assign \$121  = inp__payload[48] ? \$120 [3:0] : 4'h0;
+  assign \$122  = inp__payload[49] ? \$119 [3:0] : \$121 ;
+  assign \$123  = inp__payload[50] ? \$118  : \$122 ;
+  assign b_2_sig = \$117  ? { 1'h1, inp__payload[50:48] } : \$123 ;
+  assign \$124  = ! inp__payload[54:51];
+  assign \$125  = ! inp__payload[50:48];
   assign \$126  = \$124  & \$125 ;
-  assign \$127  = in_b[22:16] == 7'h7f;
-  assign \$128  = | in_b[30:27];
-  assign \$129  = in_b[30:27] - 3'h7;
-  assign \$130  = in_b[24] ? 5'h17 : 5'h00;
-  assign \$131  = in_b[25] ? 5'h18 : \$130 ;
-  assign \$132  = in_b[26] ? 5'h19 : \$131 ;
+  assign \$127  = inp__payload[54:48] == 7'h7f;
+  assign \$128  = | inp__payload[62:59];
+  assign \$129  = inp__payload[62:59] - 3'h7;
+  assign \$130  = inp__payload[56] ? 5'h17 : 5'h00;
+  assign \$131  = inp__payload[57] ? 5'h18 : \$130 ;
+  assign \$132  = inp__payload[58] ? 5'h19 : \$131 ;
   assign \$133  = \$128  ? \$129  : { \$132 [4], \$132  };
-  assign \$134  = | in_b[30:27];
-  assign \$138  = in_b[24] ? \$137 [3:0] : 4'h0;
-  assign \$139  = in_b[25] ? \$136 [3:0] : \$138 ;
-  assign \$140  = in_b[26] ? \$135  : \$139 ;
-  assign b_3_sig = \$134  ? { 1'h1, in_b[26:24] } : \$140 ;
-  assign \$141  = ! in_b[30:27];
-  assign \$142  = ! in_b[26:24];
+  assign \$134  = | inp__payload[62:59];
+  assign \$138  = inp__payload[56] ? \$137 [3:0] : 4'h0;
+  assign \$139  = inp__payload[57] ? \$136 [3:0] : \$138 ;
+  assign \$140  = inp__payload[58] ? \$135  : \$139 ;
+  assign b_3_sig = \$134  ? { 1'h1, inp__payload[58:56] } : \$140 ;
+  assign \$141  = ! inp__payload[62:59];
+  assign \$142  = ! inp__payload[58:56];
   assign \$143  = \$141  & \$142 ;
-  assign \$144  = in_b[30:24] == 7'h7f;
-  assign out_last = out_row == 5'h1f;
-  assign \$145  = ! row_part;
-  assign \$146  = row_part == 1'h1;
-  assign \$147  = row_part == 2'h2;
-  assign \$148  = \$147  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
-  assign \$149  = \$146  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$148 ;
-  assign out_data = \$145  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$149 ;
-  assign take = out_valid & out_ready;
-  assign \$150  = turn == 3'h7;
-  assign \$151  = turn + 1'h1;
-  assign \$152  = \$150  ? 4'h0 : \$151 ;
-  assign \$153  = in_valid & in_ready;
-  assign \$154  = due == 3'h7;
-  assign \$155  = due + 1'h1;
-  assign \$156  = \$154  ? 4'h0 : \$155 ;
-  assign \$157  = turn == 3'h7;
-  assign \$158  = ~ \$157 ;
-  assign \$159  = turn == 3'h7;
-  assign \$160  = in_valid & in_ready;
-  assign \$161  = \$160  & in_last;
-  assign \$162  = due == 3'h7;
-  assign \$163  = \$161  & \$162 ;
-  assign \$164  = ! row_part;
-  assign \$165  = take & \$164 ;
-  assign \$166  = \flush$180  | buffer_shift_0;
-  assign \$167  = \flush$189  | buffer_shift_0;
-  assign \$168  = \flush$198  | buffer_shift_0;
-  assign \$169  = \flush$207  | buffer_shift_0;
-  assign \$170  = row_part == 1'h1;
-  assign \$171  = take & \$170 ;
-  assign \$172  = \flush$217  | buffer_shift_1;
-  assign \$173  = \flush$226  | buffer_shift_1;
-  assign \$174  = \flush$235  | buffer_shift_1;
-  assign \$175  = \flush$244  | buffer_shift_1;
-  assign \$176  = row_part == 2'h2;
-  assign \$177  = take & \$176 ;
-  assign \$178  = \flush$254  | buffer_shift_2;
-  assign \$179  = \flush$263  | buffer_shift_2;
-  assign \$180  = \flush$272  | buffer_shift_2;
-  assign \$181  = \flush$281  | buffer_shift_2;
-  assign \$182  = row_part == 2'h3;
-  assign \$183  = take & \$182 ;
-  assign \$184  = \flush$291  | buffer_shift_3;
-  assign \$185  = \flush$300  | buffer_shift_3;
-  assign \$186  = \flush$309  | buffer_shift_3;
-  assign \$187  = \flush$318  | buffer_shift_3;
-  assign \$188  = taken == 3'h7;
-  assign \$189  = taken + 1'h1;
-  assign \$190  = \$188  ? 4'h0 : \$189 ;
-  assign \$191  = taken == 3'h7;
-  assign \$192  = row_part == 2'h3;
-  assign \$193  = row_part + 1'h1;
-  assign \$194  = \$192  ? 3'h0 : \$193 ;
-  assign \$195  = out_row == 5'h1f;
-  assign \$196  = out_row + 1'h1;
+  assign \$144  = inp__payload[62:56] == 7'h7f;
+  assign \$145  = row == 5'h1f;
+  assign \$146  = ! row_part;
+  assign \$147  = row_part == 1'h1;
+  assign \$148  = row_part == 2'h2;
+  assign \$149  = \$148  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
+  assign \$150  = \$147  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$149 ;
+  assign out_head = \$146  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$150 ;
+  assign take = out__valid & out__ready;
+  assign \$151  = turn == 3'h7;
+  assign \$152  = turn + 1'h1;
+  assign \$153  = \$151  ? 4'h0 : \$152 ;
+  assign \$154  = inp__valid & inp__ready;
+  assign \$155  = due == 3'h7;
+  assign \$156  = due + 1'h1;
+  assign \$157  = \$155  ? 4'h0 : \$156 ;
+  assign \$158  = turn == 3'h7;
+  assign \$159  = ~ \$158 ;
+  assign \$160  = turn == 3'h7;
+  assign \$161  = inp__valid & inp__ready;
+  assign \$162  = \$161  & inp__payload[64];
+  assign \$163  = due == 3'h7;
+  assign \$164  = \$162  & \$163 ;
+  assign \$165  = ! row_part;
+  assign \$166  = take & \$165 ;
+  assign \$167  = \flush$177  | buffer_shift_0;
+  assign \$168  = \flush$186  | buffer_shift_0;
+  assign \$169  = \flush$195  | buffer_shift_0;
+  assign \$170  = \flush$204  | buffer_shift_0;
+  assign \$171  = row_part == 1'h1;
+  assign \$172  = take & \$171 ;
+  assign \$173  = \flush$214  | buffer_shift_1;
+  assign \$174  = \flush$223  | buffer_shift_1;
+  assign \$175  = \flush$232  | buffer_shift_1;
+  assign \$176  = \flush$241  | buffer_shift_1;
+  assign \$177  = row_part == 2'h2;
+  assign \$178  = take & \$177 ;
+  assign \$179  = \flush$251  | buffer_shift_2;
+  assign \$180  = \flush$260  | buffer_shift_2;
+  assign \$181  = \flush$269  | buffer_shift_2;
+  assign \$182  = \flush$278  | buffer_shift_2;
+  assign \$183  = row_part == 2'h3;
+  assign \$184  = take & \$183 ;
+  assign \$185  = \flush$288  | buffer_shift_3;
+  assign \$186  = \flush$297  | buffer_shift_3;
+  assign \$187  = \flush$306  | buffer_shift_3;
+  assign \$188  = \flush$315  | buffer_shift_3;
+  assign \$189  = taken == 3'h7;
+  assign \$190  = taken + 1'h1;
+  assign \$191  = \$189  ? 4'h0 : \$190 ;
+  assign \$192  = taken == 3'h7;
+  assign \$193  = row_part == 2'h3;
+  assign \$194  = row_part + 1'h1;
+  assign \$195  = \$193  ? 3'h0 : \$194 ;
+  assign \$196  = row == 5'h1f;
+  assign \$197  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$197 ;
+    turn <= \$198 ;
   always @(posedge clk)
-    due <= \$198 ;
+    due <= \$199 ;
   always @(posedge clk)
-    buffer_reserved <= \$199 ;
+    buffer_reserved <= \$200 ;
   always @(posedge clk)
-    flushing <= \$200 ;
+    flushing <= \$201 ;
   always @(posedge clk)
-    pending <= \$201 ;
+    pending <= \$202 ;
   always @(posedge clk)
-    \step$69  <= \$202 ;
+    \step$65  <= \$203 ;
   always @(posedge clk)
-    \step$97  <= \$203 ;
+    \step$93  <= \$204 ;
   always @(posedge clk)
-    \step$125  <= \$204 ;
+    \step$121  <= \$205 ;
   always @(posedge clk)
-    \a$71  <= a_1;
+    \a$67  <= a_1;
   always @(posedge clk)
     a_skew_2_0 <= a_2;
   always @(posedge clk)
-    \a$99  <= a_skew_2_0;
+    \a$95  <= a_skew_2_0;
   always @(posedge clk)
     a_skew_3_0 <= a_3;
   always @(posedge clk)
     a_skew_3_1 <= a_skew_3_0;
   always @(posedge clk)
-    \a$127  <= a_skew_3_1;
+    \a$123  <= a_skew_3_1;
   always @(posedge clk)
-    \b$52  <= b_1;
+    \b$48  <= b_1;
   always @(posedge clk)
     b_skew_2_0 <= b_2;
   always @(posedge clk)
-    \b$59  <= b_skew_2_0;
+    \b$55  <= b_skew_2_0;
   always @(posedge clk)
     b_skew_3_0 <= b_3;
   always @(posedge clk)
     b_skew_3_1 <= b_skew_3_0;
   always @(posedge clk)
-    \b$66  <= b_skew_3_1;
+    \b$62  <= b_skew_3_1;
   always @(posedge clk)
-    \a$50  <= a_0;
+    \a$46  <= a_0;
   always @(posedge clk)
-    \step$48  <= \$205 ;
+    \step$44  <= \$206 ;
   always @(posedge clk)
-    \b$73  <= b_0;
+    \b$69  <= b_0;
   always @(posedge clk)
-    \a$57  <= \a$50 ;
+    \a$53  <= \a$46 ;
   always @(posedge clk)
-    \step$55  <= \$206 ;
+    \step$51  <= \$207 ;
   always @(posedge clk)
-    \b$80  <= \b$52 ;
+    \b$76  <= \b$48 ;
   always @(posedge clk)
-    \a$64  <= \a$57 ;
+    \a$60  <= \a$53 ;
   always @(posedge clk)
-    \step$62  <= \$207 ;
+    \step$58  <= \$208 ;
   always @(posedge clk)
-    \b$87  <= \b$59 ;
+    \b$83  <= \b$55 ;
   always @(posedge clk)
-    \b$94  <= \b$66 ;
+    \b$90  <= \b$62 ;
   always @(posedge clk)
-    \a$78  <= \a$71 ;
+    \a$74  <= \a$67 ;
   always @(posedge clk)
-    \step$76  <= \$208 ;
+    \step$72  <= \$209 ;
   always @(posedge clk)
-    \b$101  <= \b$73 ;
+    \b$97  <= \b$69 ;
   always @(posedge clk)
-    \a$85  <= \a$78 ;
+    \a$81  <= \a$74 ;
   always @(posedge clk)
-    \step$83  <= \$209 ;
+    \step$79  <= \$210 ;
   always @(posedge clk)
-    \b$108  <= \b$80 ;
+    \b$104  <= \b$76 ;
   always @(posedge clk)
-    \a$92  <= \a$85 ;
+    \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$90  <= \$210 ;
+    \step$86  <= \$211 ;
   always @(posedge clk)
-    \b$115  <= \b$87 ;
+    \b$111  <= \b$83 ;
   always @(posedge clk)
-    \b$122  <= \b$94 ;
+    \b$118  <= \b$90 ;
   always @(posedge clk)
-    \a$106  <= \a$99 ;
+    \a$102  <= \a$95 ;
   always @(posedge clk)
-    \step$104  <= \$211 ;
+    \step$100  <= \$212 ;
   always @(posedge clk)
-    \b$129  <= \b$101 ;
+    \b$125  <= \b$97 ;
   always @(posedge clk)
-    \a$113  <= \a$106 ;
+    \a$109  <= \a$102 ;
   always @(posedge clk)
-    \step$111  <= \$212 ;
+    \step$107  <= \$213 ;
   always @(posedge clk)
-    \b$136  <= \b$108 ;
+    \b$132  <= \b$104 ;
   always @(posedge clk)
-    \a$120  <= \a$113 ;
+    \a$116  <= \a$109 ;
   always @(posedge clk)
-    \step$118  <= \$213 ;
+    \step$114  <= \$214 ;
   always @(posedge clk)
-    \b$143  <= \b$115 ;
+    \b$139  <= \b$111 ;
   always @(posedge clk)
-    \b$150  <= \b$122 ;
+    \b$146  <= \b$118 ;
   always @(posedge clk)
-    \a$134  <= \a$127 ;
+    \a$130  <= \a$123 ;
   always @(posedge clk)
-    \step$132  <= \$214 ;
+    \step$128  <= \$215 ;
   always @(posedge clk)
-    \a$141  <= \a$134 ;
+    \a$137  <= \a$130 ;
   always @(posedge clk)
-    \step$139  <= \$215 ;
+    \step$135  <= \$216 ;
   always @(posedge clk)
-    \a$148  <= \a$141 ;
+    \a$144  <= \a$137 ;
   always @(posedge clk)
-    \step$146  <= \$216 ;
+    \step$142  <= \$217 ;
   always @(posedge clk)
-    buffer_shift_0 <= \$217 ;
+    buffer_shift_0 <= \$218 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$218 ;
+    buffer_0_0_0 <= \$219 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$219 ;
+    buffer_0_0_1 <= \$220 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$220 ;
+    buffer_0_0_2 <= \$221 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$221 ;
+    buffer_0_0_3 <= \$222 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$222 ;
+    buffer_0_0_4 <= \$223 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$223 ;
+    buffer_0_0_5 <= \$224 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$224 ;
+    buffer_0_0_6 <= \$225 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$225 ;
+    buffer_0_0_7 <= \$226 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$226 ;
+    buffer_0_1_0 <= \$227 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$227 ;
+    buffer_0_1_1 <= \$228 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$228 ;
+    buffer_0_1_2 <= \$229 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$229 ;
+    buffer_0_1_3 <= \$230 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$230 ;
+    buffer_0_1_4 <= \$231 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$231 ;
+    buffer_0_1_5 <= \$232 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$232 ;
+    buffer_0_1_6 <= \$233 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$233 ;
+    buffer_0_1_7 <= \$234 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$234 ;
+    buffer_0_2_0 <= \$235 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$235 ;
+    buffer_0_2_1 <= \$236 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$236 ;
+    buffer_0_2_2 <= \$237 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$237 ;
+    buffer_0_2_3 <= \$238 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$238 ;
+    buffer_0_2_4 <= \$239 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$239 ;
+    buffer_0_2_5 <= \$240 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$240 ;
+    buffer_0_2_6 <= \$241 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$241 ;
+    buffer_0_2_7 <= \$242 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$242 ;
+    buffer_0_3_0 <= \$243 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$243 ;
+    buffer_0_3_1 <= \$244 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$244 ;
+    buffer_0_3_2 <= \$245 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$245 ;
+    buffer_0_3_3 <= \$246 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$246 ;
+    buffer_0_3_4 <= \$247 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$247 ;
+    buffer_0_3_5 <= \$248 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$248 ;
+    buffer_0_3_6 <= \$249 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$249 ;
+    buffer_0_3_7 <= \$250 ;
   always @(posedge clk)
-    buffer_shift_1 <= \$250 ;
+    buffer_shift_1 <= \$251 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$251 ;
+    buffer_1_0_0 <= \$252 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$252 ;
+    buffer_1_0_1 <= \$253 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$253 ;
+    buffer_1_0_2 <= \$254 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$254 ;
+    buffer_1_0_3 <= \$255 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$255 ;
+    buffer_1_0_4 <= \$256 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$256 ;
+    buffer_1_0_5 <= \$257 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$257 ;
+    buffer_1_0_6 <= \$258 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$258 ;
+    buffer_1_0_7 <= \$259 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$259 ;
+    buffer_1_1_0 <= \$260 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$260 ;
+    buffer_1_1_1 <= \$261 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$261 ;
+    buffer_1_1_2 <= \$262 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$262 ;
+    buffer_1_1_3 <= \$263 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$263 ;
+    buffer_1_1_4 <= \$264 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$264 ;
+    buffer_1_1_5 <= \$265 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$265 ;
+    buffer_1_1_6 <= \$266 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$266 ;
+    buffer_1_1_7 <= \$267 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$267 ;
+    buffer_1_2_0 <= \$268 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$268 ;
+    buffer_1_2_1 <= \$269 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$269 ;
+    buffer_1_2_2 <= \$270 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$270 ;
+    buffer_1_2_3 <= \$271 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$271 ;
+    buffer_1_2_4 <= \$272 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$272 ;
+    buffer_1_2_5 <= \$273 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$273 ;
+    buffer_1_2_6 <= \$274 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$274 ;
+    buffer_1_2_7 <= \$275 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$275 ;
+    buffer_1_3_0 <= \$276 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$276 ;
+    buffer_1_3_1 <= \$277 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$277 ;
+    buffer_1_3_2 <= \$278 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$278 ;
+    buffer_1_3_3 <= \$279 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$279 ;
+    buffer_1_3_4 <= \$280 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$280 ;
+    buffer_1_3_5 <= \$281 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$281 ;
+    buffer_1_3_6 <= \$282 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$282 ;
+    buffer_1_3_7 <= \$283 ;
   always @(posedge clk)
-    buffer_shift_2 <= \$283 ;
+    buffer_shift_2 <= \$284 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$284 ;
+    buffer_2_0_0 <= \$285 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$285 ;
+    buffer_2_0_1 <= \$286 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$286 ;
+    buffer_2_0_2 <= \$287 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$287 ;
+    buffer_2_0_3 <= \$288 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$288 ;
+    buffer_2_0_4 <= \$289 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$289 ;
+    buffer_2_0_5 <= \$290 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$290 ;
+    buffer_2_0_6 <= \$291 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$291 ;
+    buffer_2_0_7 <= \$292 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$292 ;
+    buffer_2_1_0 <= \$293 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$293 ;
+    buffer_2_1_1 <= \$294 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$294 ;
+    buffer_2_1_2 <= \$295 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$295 ;
+    buffer_2_1_3 <= \$296 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$296 ;
+    buffer_2_1_4 <= \$297 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$297 ;
+    buffer_2_1_5 <= \$298 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$298 ;
+    buffer_2_1_6 <= \$299 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$299 ;
+    buffer_2_1_7 <= \$300 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$300 ;
+    buffer_2_2_0 <= \$301 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$301 ;
+    buffer_2_2_1 <= \$302 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$302 ;
+    buffer_2_2_2 <= \$303 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$303 ;
+    buffer_2_2_3 <= \$304 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$304 ;
+    buffer_2_2_4 <= \$305 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$305 ;
+    buffer_2_2_5 <= \$306 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$306 ;
+    buffer_2_2_6 <= \$307 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$307 ;
+    buffer_2_2_7 <= \$308 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$308 ;
+    buffer_2_3_0 <= \$309 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$309 ;
+    buffer_2_3_1 <= \$310 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$310 ;
+    buffer_2_3_2 <= \$311 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$311 ;
+    buffer_2_3_3 <= \$312 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$312 ;
+    buffer_2_3_4 <= \$313 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$313 ;
+    buffer_2_3_5 <= \$314 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$314 ;
+    buffer_2_3_6 <= \$315 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$315 ;
+    buffer_2_3_7 <= \$316 ;
   always @(posedge clk)
-    buffer_shift_3 <= \$316 ;
+    buffer_shift_3 <= \$317 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$317 ;
+    buffer_3_0_0 <= \$318 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$318 ;
+    buffer_3_0_1 <= \$319 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$319 ;
+    buffer_3_0_2 <= \$320 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$320 ;
+    buffer_3_0_3 <= \$321 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$321 ;
+    buffer_3_0_4 <= \$322 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$322 ;
+    buffer_3_0_5 <= \$323 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$323 ;
+    buffer_3_0_6 <= \$324 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$324 ;
+    buffer_3_0_7 <= \$325 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$325 ;
+    buffer_3_1_0 <= \$326 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$326 ;
+    buffer_3_1_1 <= \$327 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$327 ;
+    buffer_3_1_2 <= \$328 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$328 ;
+    buffer_3_1_3 <= \$329 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$329 ;
+    buffer_3_1_4 <= \$330 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$330 ;
+    buffer_3_1_5 <= \$331 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$331 ;
+    buffer_3_1_6 <= \$332 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$332 ;
+    buffer_3_1_7 <= \$333 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$333 ;
+    buffer_3_2_0 <= \$334 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$334 ;
+    buffer_3_2_1 <= \$335 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$335 ;
+    buffer_3_2_2 <= \$336 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$336 ;
+    buffer_3_2_3 <= \$337 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$337 ;
+    buffer_3_2_4 <= \$338 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$338 ;
+    buffer_3_2_5 <= \$339 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$339 ;
+    buffer_3_2_6 <= \$340 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$340 ;
+    buffer_3_2_7 <= \$341 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$341 ;
+    buffer_3_3_0 <= \$342 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$342 ;
+    buffer_3_3_1 <= \$343 ;
   always @(posedge clk)
-    buffer_3_3_2 <= \$343 ;
+    buffer_3_3_2 <= \$344 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$344 ;
+    buffer_3_3_3 <= \$345 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$345 ;
+    buffer_3_3_4 <= \$346 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$346 ;
+    buffer_3_3_5 <= \$347 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$347 ;
+    buffer_3_3_6 <= \$348 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$348 ;
+    buffer_3_3_7 <= \$349 ;
   always @(posedge clk)
-    taken <= \$349 ;
+    taken <= \$350 ;
   always @(posedge clk)
-    out_valid <= \$350 ;
+    out__valid <= \$351 ;
   always @(posedge clk)
-    row_part <= \$351 ;
+    row_part <= \$352 ;
   always @(posedge clk)
-    out_row <= \$352 ;
+    row <= \$353 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$180 ),
+    .flush(\flush$177 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
-    .a(\a$50 ),
-    .acc(\flush_sum$197 ),
-    .b(\b$52 ),
+    .a(\a$46 ),
+    .acc(\flush_sum$194 ),
+    .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$189 ),
+    .flush(\flush$186 ),
     .rst(rst),
-    .step(\step$48 )
+    .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
-    .a(\a$57 ),
-    .acc(\flush_sum$206 ),
-    .b(\b$59 ),
+    .a(\a$53 ),
+    .acc(\flush_sum$203 ),
+    .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$198 ),
+    .flush(\flush$195 ),
     .rst(rst),
-    .step(\step$55 )
+    .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
-    .a(\a$64 ),
-    .acc(\flush_sum$215 ),
-    .b(\b$66 ),
+    .a(\a$60 ),
+    .acc(\flush_sum$212 ),
+    .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$207 ),
+    .flush(\flush$204 ),
     .rst(rst),
-    .step(\step$62 )
+    .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
-    .a(\a$71 ),
-    .acc(\flush_sum$225 ),
-    .b(\b$73 ),
+    .a(\a$67 ),
+    .acc(\flush_sum$222 ),
+    .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$217 ),
+    .flush(\flush$214 ),
     .rst(rst),
-    .step(\step$69 )
+    .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
-    .a(\a$78 ),
-    .acc(\flush_sum$234 ),
-    .b(\b$80 ),
+    .a(\a$74 ),
+    .acc(\flush_sum$231 ),
+    .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$226 ),
+    .flush(\flush$223 ),
     .rst(rst),
-    .step(\step$76 )
+    .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
-    .a(\a$85 ),
-    .acc(\flush_sum$243 ),
-    .b(\b$87 ),
+    .a(\a$81 ),
+    .acc(\flush_sum$240 ),
+    .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$235 ),
+    .flush(\flush$232 ),
     .rst(rst),
-    .step(\step$83 )
+    .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
-    .a(\a$92 ),
-    .acc(\flush_sum$252 ),
-    .b(\b$94 ),
+    .a(\a$88 ),
+    .acc(\flush_sum$249 ),
+    .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$244 ),
+    .flush(\flush$241 ),
     .rst(rst),
-    .step(\step$90 )
+    .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
-    .a(\a$99 ),
-    .acc(\flush_sum$262 ),
-    .b(\b$101 ),
+    .a(\a$95 ),
+    .acc(\flush_sum$259 ),
+    .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$254 ),
+    .flush(\flush$251 ),
     .rst(rst),
-    .step(\step$97 )
+    .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
-    .a(\a$106 ),
-    .acc(\flush_sum$271 ),
-    .b(\b$108 ),
+    .a(\a$102 ),
+    .acc(\flush_sum$268 ),
+    .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$263 ),
+    .flush(\flush$260 ),
     .rst(rst),
-    .step(\step$104 )
+    .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
-    .a(\a$113 ),
-    .acc(\flush_sum$280 ),
-    .b(\b$115 ),
+    .a(\a$109 ),
+    .acc(\flush_sum$277 ),
+    .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$272 ),
+    .flush(\flush$269 ),
     .rst(rst),
-    .step(\step$111 )
+    .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
-    .a(\a$120 ),
-    .acc(\flush_sum$289 ),
-    .b(\b$122 ),
+    .a(\a$116 ),
+    .acc(\flush_sum$286 ),
+    .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$281 ),
+    .flush(\flush$278 ),
     .rst(rst),
-    .step(\step$118 )
+    .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
-    .a(\a$127 ),
-    .acc(\flush_sum$299 ),
-    .b(\b$129 ),
+    .a(\a$123 ),
+    .acc(\flush_sum$296 ),
+    .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$291 ),
+    .flush(\flush$288 ),
     .rst(rst),
-    .step(\step$125 )
+    .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
-    .a(\a$134 ),
-    .acc(\flush_sum$308 ),
-    .b(\b$136 ),
+    .a(\a$130 ),
+    .acc(\flush_sum$305 ),
+    .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$300 ),
+    .flush(\flush$297 ),
     .rst(rst),
-    .step(\step$132 )
+    .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
-    .a(\a$141 ),
-    .acc(\flush_sum$317 ),
-    .b(\b$143 ),
+    .a(\a$137 ),
+    .acc(\flush_sum$314 ),
+    .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$309 ),
+    .flush(\flush$306 ),
     .rst(rst),
-    .step(\step$139 )
+    .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
-    .a(\a$148 ),
-    .acc(\flush_sum$326 ),
-    .b(\b$150 ),
+    .a(\a$144 ),
+    .acc(\flush_sum$323 ),
+    .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$318 ),
+    .flush(\flush$315 ),
     .rst(rst),
-    .step(\step$146 )
+    .step(\step$142 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = \$152 [2:0];
-    if (rst) begin
-      \$197  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = due;
-    if (\$153 ) begin
-      \$198  = \$156 [2:0];
-    end
+    \$198  = \$153 [2:0];
     if (rst) begin
       \$198  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = buffer_reserved;
-    if (flush) begin
-      \$199  = 1'h1;
-    end
-    if (take) begin
-      if (\$195 ) begin
-        \$199  = 1'h0;
-      end
+    \$199  = due;
+    if (\$154 ) begin
+      \$199  = \$157 [2:0];
     end
     if (rst) begin
-      \$199  = 1'h0;
+      \$199  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = flushing;
+    \$200  = buffer_reserved;
     if (flush) begin
-      \$200  = \$158 ;
+      \$200  = 1'h1;
+    end
+    if (take) begin
+      if (\$196 ) begin
+        \$200  = 1'h0;
+      end
     end
     if (rst) begin
       \$200  = 1'h0;
@@ -1869,14 +1874,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = pending;
+    \$201  = flushing;
     if (flush) begin
-      if (\$159 ) begin
-        \$201  = 1'h0;
-      end
-    end
-    if (\$163 ) begin
-      \$201  = 1'h1;
+      \$201  = \$159 ;
     end
     if (rst) begin
       \$201  = 1'h0;
@@ -1884,131 +1884,136 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = control;
+    \$202  = pending;
+    if (flush) begin
+      if (\$160 ) begin
+        \$202  = 1'h0;
+      end
+    end
+    if (\$164 ) begin
+      \$202  = 1'h1;
+    end
     if (rst) begin
-      \$202  = 3'h0;
+      \$202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = \step$69 ;
+    \$203  = control;
     if (rst) begin
       \$203  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = \step$97 ;
+    \$204  = \step$65 ;
     if (rst) begin
       \$204  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = control;
+    \$205  = \step$93 ;
     if (rst) begin
       \$205  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = \step$48 ;
+    \$206  = control;
     if (rst) begin
       \$206  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = \step$55 ;
+    \$207  = \step$44 ;
     if (rst) begin
       \$207  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = \step$69 ;
+    \$208  = \step$51 ;
     if (rst) begin
       \$208  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = \step$76 ;
+    \$209  = \step$65 ;
     if (rst) begin
       \$209  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = \step$83 ;
+    \$210  = \step$72 ;
     if (rst) begin
       \$210  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = \step$97 ;
+    \$211  = \step$79 ;
     if (rst) begin
       \$211  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = \step$104 ;
+    \$212  = \step$93 ;
     if (rst) begin
       \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = \step$111 ;
+    \$213  = \step$100 ;
     if (rst) begin
       \$213  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = \step$125 ;
+    \$214  = \step$107 ;
     if (rst) begin
       \$214  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \step$132 ;
+    \$215  = \step$121 ;
     if (rst) begin
       \$215  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = \step$139 ;
+    \$216  = \step$128 ;
     if (rst) begin
       \$216  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = \$165 ;
+    \$217  = \step$135 ;
     if (rst) begin
-      \$217  = 1'h0;
+      \$217  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = buffer_0_0_0;
-    if (\$166 ) begin
-      \$218  = buffer_0_0_1;
-    end
+    \$218  = \$166 ;
     if (rst) begin
-      \$218  = 12'h000;
+      \$218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = buffer_0_0_1;
-    if (\$166 ) begin
-      \$219  = buffer_0_0_2;
+    \$219  = buffer_0_0_0;
+    if (\$167 ) begin
+      \$219  = buffer_0_0_1;
     end
     if (rst) begin
       \$219  = 12'h000;
@@ -2016,9 +2021,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = buffer_0_0_2;
-    if (\$166 ) begin
-      \$220  = buffer_0_0_3;
+    \$220  = buffer_0_0_1;
+    if (\$167 ) begin
+      \$220  = buffer_0_0_2;
     end
     if (rst) begin
       \$220  = 12'h000;
@@ -2026,9 +2031,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = buffer_0_0_3;
-    if (\$166 ) begin
-      \$221  = buffer_0_0_4;
+    \$221  = buffer_0_0_2;
+    if (\$167 ) begin
+      \$221  = buffer_0_0_3;
     end
     if (rst) begin
       \$221  = 12'h000;
@@ -2036,9 +2041,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = buffer_0_0_4;
-    if (\$166 ) begin
-      \$222  = buffer_0_0_5;
+    \$222  = buffer_0_0_3;
+    if (\$167 ) begin
+      \$222  = buffer_0_0_4;
     end
     if (rst) begin
       \$222  = 12'h000;
@@ -2046,9 +2051,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = buffer_0_0_5;
-    if (\$166 ) begin
-      \$223  = buffer_0_0_6;
+    \$223  = buffer_0_0_4;
+    if (\$167 ) begin
+      \$223  = buffer_0_0_5;
     end
     if (rst) begin
       \$223  = 12'h000;
@@ -2056,9 +2061,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = buffer_0_0_6;
-    if (\$166 ) begin
-      \$224  = buffer_0_0_7;
+    \$224  = buffer_0_0_5;
+    if (\$167 ) begin
+      \$224  = buffer_0_0_6;
     end
     if (rst) begin
       \$224  = 12'h000;
@@ -2066,9 +2071,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = buffer_0_0_7;
-    if (\$166 ) begin
-      \$225  = flush_sum;
+    \$225  = buffer_0_0_6;
+    if (\$167 ) begin
+      \$225  = buffer_0_0_7;
     end
     if (rst) begin
       \$225  = 12'h000;
@@ -2076,9 +2081,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = buffer_0_1_0;
+    \$226  = buffer_0_0_7;
     if (\$167 ) begin
-      \$226  = buffer_0_1_1;
+      \$226  = flush_sum;
     end
     if (rst) begin
       \$226  = 12'h000;
@@ -2086,9 +2091,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = buffer_0_1_1;
-    if (\$167 ) begin
-      \$227  = buffer_0_1_2;
+    \$227  = buffer_0_1_0;
+    if (\$168 ) begin
+      \$227  = buffer_0_1_1;
     end
     if (rst) begin
       \$227  = 12'h000;
@@ -2096,9 +2101,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = buffer_0_1_2;
-    if (\$167 ) begin
-      \$228  = buffer_0_1_3;
+    \$228  = buffer_0_1_1;
+    if (\$168 ) begin
+      \$228  = buffer_0_1_2;
     end
     if (rst) begin
       \$228  = 12'h000;
@@ -2106,9 +2111,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = buffer_0_1_3;
-    if (\$167 ) begin
-      \$229  = buffer_0_1_4;
+    \$229  = buffer_0_1_2;
+    if (\$168 ) begin
+      \$229  = buffer_0_1_3;
     end
     if (rst) begin
       \$229  = 12'h000;
@@ -2116,9 +2121,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = buffer_0_1_4;
-    if (\$167 ) begin
-      \$230  = buffer_0_1_5;
+    \$230  = buffer_0_1_3;
+    if (\$168 ) begin
+      \$230  = buffer_0_1_4;
     end
     if (rst) begin
       \$230  = 12'h000;
@@ -2126,9 +2131,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = buffer_0_1_5;
-    if (\$167 ) begin
-      \$231  = buffer_0_1_6;
+    \$231  = buffer_0_1_4;
+    if (\$168 ) begin
+      \$231  = buffer_0_1_5;
     end
     if (rst) begin
       \$231  = 12'h000;
@@ -2136,9 +2141,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = buffer_0_1_6;
-    if (\$167 ) begin
-      \$232  = buffer_0_1_7;
+    \$232  = buffer_0_1_5;
+    if (\$168 ) begin
+      \$232  = buffer_0_1_6;
     end
     if (rst) begin
       \$232  = 12'h000;
@@ -2146,9 +2151,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = buffer_0_1_7;
-    if (\$167 ) begin
-      \$233  = \flush_sum$197 ;
+    \$233  = buffer_0_1_6;
+    if (\$168 ) begin
+      \$233  = buffer_0_1_7;
     end
     if (rst) begin
       \$233  = 12'h000;
@@ -2156,9 +2161,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = buffer_0_2_0;
+    \$234  = buffer_0_1_7;
     if (\$168 ) begin
-      \$234  = buffer_0_2_1;
+      \$234  = \flush_sum$194 ;
     end
     if (rst) begin
       \$234  = 12'h000;
@@ -2166,9 +2171,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = buffer_0_2_1;
-    if (\$168 ) begin
-      \$235  = buffer_0_2_2;
+    \$235  = buffer_0_2_0;
+    if (\$169 ) begin
+      \$235  = buffer_0_2_1;
     end
     if (rst) begin
       \$235  = 12'h000;
@@ -2176,9 +2181,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = buffer_0_2_2;
-    if (\$168 ) begin
-      \$236  = buffer_0_2_3;
+    \$236  = buffer_0_2_1;
+    if (\$169 ) begin
+      \$236  = buffer_0_2_2;
     end
     if (rst) begin
       \$236  = 12'h000;
@@ -2186,9 +2191,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = buffer_0_2_3;
-    if (\$168 ) begin
-      \$237  = buffer_0_2_4;
+    \$237  = buffer_0_2_2;
+    if (\$169 ) begin
+      \$237  = buffer_0_2_3;
     end
     if (rst) begin
       \$237  = 12'h000;
@@ -2196,9 +2201,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = buffer_0_2_4;
-    if (\$168 ) begin
-      \$238  = buffer_0_2_5;
+    \$238  = buffer_0_2_3;
+    if (\$169 ) begin
+      \$238  = buffer_0_2_4;
     end
     if (rst) begin
       \$238  = 12'h000;
@@ -2206,9 +2211,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_0_2_5;
-    if (\$168 ) begin
-      \$239  = buffer_0_2_6;
+    \$239  = buffer_0_2_4;
+    if (\$169 ) begin
+      \$239  = buffer_0_2_5;
     end
     if (rst) begin
       \$239  = 12'h000;
@@ -2216,9 +2221,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = buffer_0_2_6;
-    if (\$168 ) begin
-      \$240  = buffer_0_2_7;
+    \$240  = buffer_0_2_5;
+    if (\$169 ) begin
+      \$240  = buffer_0_2_6;
     end
     if (rst) begin
       \$240  = 12'h000;
@@ -2226,9 +2231,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = buffer_0_2_7;
-    if (\$168 ) begin
-      \$241  = \flush_sum$206 ;
+    \$241  = buffer_0_2_6;
+    if (\$169 ) begin
+      \$241  = buffer_0_2_7;
     end
     if (rst) begin
       \$241  = 12'h000;
@@ -2236,9 +2241,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_0_3_0;
+    \$242  = buffer_0_2_7;
     if (\$169 ) begin
-      \$242  = buffer_0_3_1;
+      \$242  = \flush_sum$203 ;
     end
     if (rst) begin
       \$242  = 12'h000;
@@ -2246,9 +2251,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_0_3_1;
-    if (\$169 ) begin
-      \$243  = buffer_0_3_2;
+    \$243  = buffer_0_3_0;
+    if (\$170 ) begin
+      \$243  = buffer_0_3_1;
     end
     if (rst) begin
       \$243  = 12'h000;
@@ -2256,9 +2261,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_0_3_2;
-    if (\$169 ) begin
-      \$244  = buffer_0_3_3;
+    \$244  = buffer_0_3_1;
+    if (\$170 ) begin
+      \$244  = buffer_0_3_2;
     end
     if (rst) begin
       \$244  = 12'h000;
@@ -2266,9 +2271,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_0_3_3;
-    if (\$169 ) begin
-      \$245  = buffer_0_3_4;
+    \$245  = buffer_0_3_2;
+    if (\$170 ) begin
+      \$245  = buffer_0_3_3;
     end
     if (rst) begin
       \$245  = 12'h000;
@@ -2276,9 +2281,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_0_3_4;
-    if (\$169 ) begin
-      \$246  = buffer_0_3_5;
+    \$246  = buffer_0_3_3;
+    if (\$170 ) begin
+      \$246  = buffer_0_3_4;
     end
     if (rst) begin
       \$246  = 12'h000;
@@ -2286,9 +2291,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_0_3_5;
-    if (\$169 ) begin
-      \$247  = buffer_0_3_6;
+    \$247  = buffer_0_3_4;
+    if (\$170 ) begin
+      \$247  = buffer_0_3_5;
     end
     if (rst) begin
       \$247  = 12'h000;
@@ -2296,9 +2301,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_0_3_6;
-    if (\$169 ) begin
-      \$248  = buffer_0_3_7;
+    \$248  = buffer_0_3_5;
+    if (\$170 ) begin
+      \$248  = buffer_0_3_6;
     end
     if (rst) begin
       \$248  = 12'h000;
@@ -2306,9 +2311,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_0_3_7;
-    if (\$169 ) begin
-      \$249  = \flush_sum$215 ;
+    \$249  = buffer_0_3_6;
+    if (\$170 ) begin
+      \$249  = buffer_0_3_7;
     end
     if (rst) begin
       \$249  = 12'h000;
@@ -2316,26 +2321,26 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = \$171 ;
+    \$250  = buffer_0_3_7;
+    if (\$170 ) begin
+      \$250  = \flush_sum$212 ;
+    end
     if (rst) begin
-      \$250  = 1'h0;
+      \$250  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = buffer_1_0_0;
-    if (\$172 ) begin
-      \$251  = buffer_1_0_1;
-    end
+    \$251  = \$172 ;
     if (rst) begin
-      \$251  = 12'h000;
+      \$251  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_1_0_1;
-    if (\$172 ) begin
-      \$252  = buffer_1_0_2;
+    \$252  = buffer_1_0_0;
+    if (\$173 ) begin
+      \$252  = buffer_1_0_1;
     end
     if (rst) begin
       \$252  = 12'h000;
@@ -2343,9 +2348,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_1_0_2;
-    if (\$172 ) begin
-      \$253  = buffer_1_0_3;
+    \$253  = buffer_1_0_1;
+    if (\$173 ) begin
+      \$253  = buffer_1_0_2;
     end
     if (rst) begin
       \$253  = 12'h000;
@@ -2353,9 +2358,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_1_0_3;
-    if (\$172 ) begin
-      \$254  = buffer_1_0_4;
+    \$254  = buffer_1_0_2;
+    if (\$173 ) begin
+      \$254  = buffer_1_0_3;
     end
     if (rst) begin
       \$254  = 12'h000;
@@ -2363,9 +2368,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_1_0_4;
-    if (\$172 ) begin
-      \$255  = buffer_1_0_5;
+    \$255  = buffer_1_0_3;
+    if (\$173 ) begin
+      \$255  = buffer_1_0_4;
     end
     if (rst) begin
       \$255  = 12'h000;
@@ -2373,9 +2378,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_1_0_5;
-    if (\$172 ) begin
-      \$256  = buffer_1_0_6;
+    \$256  = buffer_1_0_4;
+    if (\$173 ) begin
+      \$256  = buffer_1_0_5;
     end
     if (rst) begin
       \$256  = 12'h000;
@@ -2383,9 +2388,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_1_0_6;
-    if (\$172 ) begin
-      \$257  = buffer_1_0_7;
+    \$257  = buffer_1_0_5;
+    if (\$173 ) begin
+      \$257  = buffer_1_0_6;
     end
     if (rst) begin
       \$257  = 12'h000;
@@ -2393,9 +2398,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_1_0_7;
-    if (\$172 ) begin
-      \$258  = \flush_sum$225 ;
+    \$258  = buffer_1_0_6;
+    if (\$173 ) begin
+      \$258  = buffer_1_0_7;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2403,9 +2408,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_1_1_0;
+    \$259  = buffer_1_0_7;
     if (\$173 ) begin
-      \$259  = buffer_1_1_1;
+      \$259  = \flush_sum$222 ;
     end
     if (rst) begin
       \$259  = 12'h000;
@@ -2413,9 +2418,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_1_1_1;
-    if (\$173 ) begin
-      \$260  = buffer_1_1_2;
+    \$260  = buffer_1_1_0;
+    if (\$174 ) begin
+      \$260  = buffer_1_1_1;
     end
     if (rst) begin
       \$260  = 12'h000;
@@ -2423,9 +2428,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_1_1_2;
-    if (\$173 ) begin
-      \$261  = buffer_1_1_3;
+    \$261  = buffer_1_1_1;
+    if (\$174 ) begin
+      \$261  = buffer_1_1_2;
     end
     if (rst) begin
       \$261  = 12'h000;
@@ -2433,9 +2438,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_1_1_3;
-    if (\$173 ) begin
-      \$262  = buffer_1_1_4;
+    \$262  = buffer_1_1_2;
+    if (\$174 ) begin
+      \$262  = buffer_1_1_3;
     end
     if (rst) begin
       \$262  = 12'h000;
@@ -2443,9 +2448,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_1_1_4;
-    if (\$173 ) begin
-      \$263  = buffer_1_1_5;
+    \$263  = buffer_1_1_3;
+    if (\$174 ) begin
+      \$263  = buffer_1_1_4;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2453,9 +2458,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_1_1_5;
-    if (\$173 ) begin
-      \$264  = buffer_1_1_6;
+    \$264  = buffer_1_1_4;
+    if (\$174 ) begin
+      \$264  = buffer_1_1_5;
     end
     if (rst) begin
       \$264  = 12'h000;
@@ -2463,9 +2468,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_1_1_6;
-    if (\$173 ) begin
-      \$265  = buffer_1_1_7;
+    \$265  = buffer_1_1_5;
+    if (\$174 ) begin
+      \$265  = buffer_1_1_6;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2473,9 +2478,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_1_1_7;
-    if (\$173 ) begin
-      \$266  = \flush_sum$234 ;
+    \$266  = buffer_1_1_6;
+    if (\$174 ) begin
+      \$266  = buffer_1_1_7;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -2483,9 +2488,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_1_2_0;
+    \$267  = buffer_1_1_7;
     if (\$174 ) begin
-      \$267  = buffer_1_2_1;
+      \$267  = \flush_sum$231 ;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2493,9 +2498,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_1_2_1;
-    if (\$174 ) begin
-      \$268  = buffer_1_2_2;
+    \$268  = buffer_1_2_0;
+    if (\$175 ) begin
+      \$268  = buffer_1_2_1;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2503,9 +2508,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_1_2_2;
-    if (\$174 ) begin
-      \$269  = buffer_1_2_3;
+    \$269  = buffer_1_2_1;
+    if (\$175 ) begin
+      \$269  = buffer_1_2_2;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -2513,9 +2518,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_1_2_3;
-    if (\$174 ) begin
-      \$270  = buffer_1_2_4;
+    \$270  = buffer_1_2_2;
+    if (\$175 ) begin
+      \$270  = buffer_1_2_3;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2523,9 +2528,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_1_2_4;
-    if (\$174 ) begin
-      \$271  = buffer_1_2_5;
+    \$271  = buffer_1_2_3;
+    if (\$175 ) begin
+      \$271  = buffer_1_2_4;
     end
     if (rst) begin
       \$271  = 12'h000;
@@ -2533,9 +2538,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_1_2_5;
-    if (\$174 ) begin
-      \$272  = buffer_1_2_6;
+    \$272  = buffer_1_2_4;
+    if (\$175 ) begin
+      \$272  = buffer_1_2_5;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -2543,9 +2548,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_1_2_6;
-    if (\$174 ) begin
-      \$273  = buffer_1_2_7;
+    \$273  = buffer_1_2_5;
+    if (\$175 ) begin
+      \$273  = buffer_1_2_6;
     end
     if (rst) begin
       \$273  = 12'h000;
@@ -2553,9 +2558,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_1_2_7;
-    if (\$174 ) begin
-      \$274  = \flush_sum$243 ;
+    \$274  = buffer_1_2_6;
+    if (\$175 ) begin
+      \$274  = buffer_1_2_7;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2563,9 +2568,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_1_3_0;
+    \$275  = buffer_1_2_7;
     if (\$175 ) begin
-      \$275  = buffer_1_3_1;
+      \$275  = \flush_sum$240 ;
     end
     if (rst) begin
       \$275  = 12'h000;
@@ -2573,9 +2578,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_1_3_1;
-    if (\$175 ) begin
-      \$276  = buffer_1_3_2;
+    \$276  = buffer_1_3_0;
+    if (\$176 ) begin
+      \$276  = buffer_1_3_1;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -2583,9 +2588,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_1_3_2;
-    if (\$175 ) begin
-      \$277  = buffer_1_3_3;
+    \$277  = buffer_1_3_1;
+    if (\$176 ) begin
+      \$277  = buffer_1_3_2;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -2593,9 +2598,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_1_3_3;
-    if (\$175 ) begin
-      \$278  = buffer_1_3_4;
+    \$278  = buffer_1_3_2;
+    if (\$176 ) begin
+      \$278  = buffer_1_3_3;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -2603,9 +2608,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_1_3_4;
-    if (\$175 ) begin
-      \$279  = buffer_1_3_5;
+    \$279  = buffer_1_3_3;
+    if (\$176 ) begin
+      \$279  = buffer_1_3_4;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -2613,9 +2618,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_1_3_5;
-    if (\$175 ) begin
-      \$280  = buffer_1_3_6;
+    \$280  = buffer_1_3_4;
+    if (\$176 ) begin
+      \$280  = buffer_1_3_5;
     end
     if (rst) begin
       \$280  = 12'h000;
@@ -2623,9 +2628,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_1_3_6;
-    if (\$175 ) begin
-      \$281  = buffer_1_3_7;
+    \$281  = buffer_1_3_5;
+    if (\$176 ) begin
+      \$281  = buffer_1_3_6;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -2633,9 +2638,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_1_3_7;
-    if (\$175 ) begin
-      \$282  = \flush_sum$252 ;
+    \$282  = buffer_1_3_6;
+    if (\$176 ) begin
+      \$282  = buffer_1_3_7;
     end
     if (rst) begin
       \$282  = 12'h000;
@@ -2643,26 +2648,26 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = \$177 ;
+    \$283  = buffer_1_3_7;
+    if (\$176 ) begin
+      \$283  = \flush_sum$249 ;
+    end
     if (rst) begin
-      \$283  = 1'h0;
+      \$283  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_2_0_0;
-    if (\$178 ) begin
-      \$284  = buffer_2_0_1;
-    end
+    \$284  = \$178 ;
     if (rst) begin
-      \$284  = 12'h000;
+      \$284  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_2_0_1;
-    if (\$178 ) begin
-      \$285  = buffer_2_0_2;
+    \$285  = buffer_2_0_0;
+    if (\$179 ) begin
+      \$285  = buffer_2_0_1;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -2670,9 +2675,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_2_0_2;
-    if (\$178 ) begin
-      \$286  = buffer_2_0_3;
+    \$286  = buffer_2_0_1;
+    if (\$179 ) begin
+      \$286  = buffer_2_0_2;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -2680,9 +2685,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_2_0_3;
-    if (\$178 ) begin
-      \$287  = buffer_2_0_4;
+    \$287  = buffer_2_0_2;
+    if (\$179 ) begin
+      \$287  = buffer_2_0_3;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -2690,9 +2695,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_2_0_4;
-    if (\$178 ) begin
-      \$288  = buffer_2_0_5;
+    \$288  = buffer_2_0_3;
+    if (\$179 ) begin
+      \$288  = buffer_2_0_4;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -2700,9 +2705,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_2_0_5;
-    if (\$178 ) begin
-      \$289  = buffer_2_0_6;
+    \$289  = buffer_2_0_4;
+    if (\$179 ) begin
+      \$289  = buffer_2_0_5;
     end
     if (rst) begin
       \$289  = 12'h000;
@@ -2710,9 +2715,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_2_0_6;
-    if (\$178 ) begin
-      \$290  = buffer_2_0_7;
+    \$290  = buffer_2_0_5;
+    if (\$179 ) begin
+      \$290  = buffer_2_0_6;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -2720,9 +2725,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_2_0_7;
-    if (\$178 ) begin
-      \$291  = \flush_sum$262 ;
+    \$291  = buffer_2_0_6;
+    if (\$179 ) begin
+      \$291  = buffer_2_0_7;
     end
     if (rst) begin
       \$291  = 12'h000;
@@ -2730,9 +2735,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_2_1_0;
+    \$292  = buffer_2_0_7;
     if (\$179 ) begin
-      \$292  = buffer_2_1_1;
+      \$292  = \flush_sum$259 ;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -2740,9 +2745,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_2_1_1;
-    if (\$179 ) begin
-      \$293  = buffer_2_1_2;
+    \$293  = buffer_2_1_0;
+    if (\$180 ) begin
+      \$293  = buffer_2_1_1;
     end
     if (rst) begin
       \$293  = 12'h000;
@@ -2750,9 +2755,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_2_1_2;
-    if (\$179 ) begin
-      \$294  = buffer_2_1_3;
+    \$294  = buffer_2_1_1;
+    if (\$180 ) begin
+      \$294  = buffer_2_1_2;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -2760,9 +2765,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_2_1_3;
-    if (\$179 ) begin
-      \$295  = buffer_2_1_4;
+    \$295  = buffer_2_1_2;
+    if (\$180 ) begin
+      \$295  = buffer_2_1_3;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -2770,9 +2775,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_2_1_4;
-    if (\$179 ) begin
-      \$296  = buffer_2_1_5;
+    \$296  = buffer_2_1_3;
+    if (\$180 ) begin
+      \$296  = buffer_2_1_4;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -2780,9 +2785,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_2_1_5;
-    if (\$179 ) begin
-      \$297  = buffer_2_1_6;
+    \$297  = buffer_2_1_4;
+    if (\$180 ) begin
+      \$297  = buffer_2_1_5;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -2790,9 +2795,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_2_1_6;
-    if (\$179 ) begin
-      \$298  = buffer_2_1_7;
+    \$298  = buffer_2_1_5;
+    if (\$180 ) begin
+      \$298  = buffer_2_1_6;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -2800,9 +2805,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_2_1_7;
-    if (\$179 ) begin
-      \$299  = \flush_sum$271 ;
+    \$299  = buffer_2_1_6;
+    if (\$180 ) begin
+      \$299  = buffer_2_1_7;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -2810,9 +2815,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_2_2_0;
+    \$300  = buffer_2_1_7;
     if (\$180 ) begin
-      \$300  = buffer_2_2_1;
+      \$300  = \flush_sum$268 ;
     end
     if (rst) begin
       \$300  = 12'h000;
@@ -2820,9 +2825,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_2_2_1;
-    if (\$180 ) begin
-      \$301  = buffer_2_2_2;
+    \$301  = buffer_2_2_0;
+    if (\$181 ) begin
+      \$301  = buffer_2_2_1;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -2830,9 +2835,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_2_2_2;
-    if (\$180 ) begin
-      \$302  = buffer_2_2_3;
+    \$302  = buffer_2_2_1;
+    if (\$181 ) begin
+      \$302  = buffer_2_2_2;
     end
     if (rst) begin
       \$302  = 12'h000;
@@ -2840,9 +2845,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_2_2_3;
-    if (\$180 ) begin
-      \$303  = buffer_2_2_4;
+    \$303  = buffer_2_2_2;
+    if (\$181 ) begin
+      \$303  = buffer_2_2_3;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -2850,9 +2855,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_2_2_4;
-    if (\$180 ) begin
-      \$304  = buffer_2_2_5;
+    \$304  = buffer_2_2_3;
+    if (\$181 ) begin
+      \$304  = buffer_2_2_4;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -2860,9 +2865,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_2_2_5;
-    if (\$180 ) begin
-      \$305  = buffer_2_2_6;
+    \$305  = buffer_2_2_4;
+    if (\$181 ) begin
+      \$305  = buffer_2_2_5;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -2870,9 +2875,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_2_2_6;
-    if (\$180 ) begin
-      \$306  = buffer_2_2_7;
+    \$306  = buffer_2_2_5;
+    if (\$181 ) begin
+      \$306  = buffer_2_2_6;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -2880,9 +2885,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_2_2_7;
-    if (\$180 ) begin
-      \$307  = \flush_sum$280 ;
+    \$307  = buffer_2_2_6;
+    if (\$181 ) begin
+      \$307  = buffer_2_2_7;
     end
     if (rst) begin
       \$307  = 12'h000;
@@ -2890,9 +2895,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_2_3_0;
+    \$308  = buffer_2_2_7;
     if (\$181 ) begin
-      \$308  = buffer_2_3_1;
+      \$308  = \flush_sum$277 ;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -2900,9 +2905,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_2_3_1;
-    if (\$181 ) begin
-      \$309  = buffer_2_3_2;
+    \$309  = buffer_2_3_0;
+    if (\$182 ) begin
+      \$309  = buffer_2_3_1;
     end
     if (rst) begin
       \$309  = 12'h000;
@@ -2910,9 +2915,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_2_3_2;
-    if (\$181 ) begin
-      \$310  = buffer_2_3_3;
+    \$310  = buffer_2_3_1;
+    if (\$182 ) begin
+      \$310  = buffer_2_3_2;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -2920,9 +2925,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_2_3_3;
-    if (\$181 ) begin
-      \$311  = buffer_2_3_4;
+    \$311  = buffer_2_3_2;
+    if (\$182 ) begin
+      \$311  = buffer_2_3_3;
     end
     if (rst) begin
       \$311  = 12'h000;
@@ -2930,9 +2935,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_2_3_4;
-    if (\$181 ) begin
-      \$312  = buffer_2_3_5;
+    \$312  = buffer_2_3_3;
+    if (\$182 ) begin
+      \$312  = buffer_2_3_4;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -2940,9 +2945,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_2_3_5;
-    if (\$181 ) begin
-      \$313  = buffer_2_3_6;
+    \$313  = buffer_2_3_4;
+    if (\$182 ) begin
+      \$313  = buffer_2_3_5;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -2950,9 +2955,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_2_3_6;
-    if (\$181 ) begin
-      \$314  = buffer_2_3_7;
+    \$314  = buffer_2_3_5;
+    if (\$182 ) begin
+      \$314  = buffer_2_3_6;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -2960,9 +2965,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_2_3_7;
-    if (\$181 ) begin
-      \$315  = \flush_sum$289 ;
+    \$315  = buffer_2_3_6;
+    if (\$182 ) begin
+      \$315  = buffer_2_3_7;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -2970,26 +2975,26 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = \$183 ;
+    \$316  = buffer_2_3_7;
+    if (\$182 ) begin
+      \$316  = \flush_sum$286 ;
+    end
     if (rst) begin
-      \$316  = 1'h0;
+      \$316  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_3_0_0;
-    if (\$184 ) begin
-      \$317  = buffer_3_0_1;
-    end
+    \$317  = \$184 ;
     if (rst) begin
-      \$317  = 12'h000;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_3_0_1;
-    if (\$184 ) begin
-      \$318  = buffer_3_0_2;
+    \$318  = buffer_3_0_0;
+    if (\$185 ) begin
+      \$318  = buffer_3_0_1;
     end
     if (rst) begin
       \$318  = 12'h000;
@@ -2997,9 +3002,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_3_0_2;
-    if (\$184 ) begin
-      \$319  = buffer_3_0_3;
+    \$319  = buffer_3_0_1;
+    if (\$185 ) begin
+      \$319  = buffer_3_0_2;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -3007,9 +3012,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_3_0_3;
-    if (\$184 ) begin
-      \$320  = buffer_3_0_4;
+    \$320  = buffer_3_0_2;
+    if (\$185 ) begin
+      \$320  = buffer_3_0_3;
     end
     if (rst) begin
       \$320  = 12'h000;
@@ -3017,9 +3022,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_3_0_4;
-    if (\$184 ) begin
-      \$321  = buffer_3_0_5;
+    \$321  = buffer_3_0_3;
+    if (\$185 ) begin
+      \$321  = buffer_3_0_4;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -3027,9 +3032,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_3_0_5;
-    if (\$184 ) begin
-      \$322  = buffer_3_0_6;
+    \$322  = buffer_3_0_4;
+    if (\$185 ) begin
+      \$322  = buffer_3_0_5;
     end
     if (rst) begin
       \$322  = 12'h000;
@@ -3037,9 +3042,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_3_0_6;
-    if (\$184 ) begin
-      \$323  = buffer_3_0_7;
+    \$323  = buffer_3_0_5;
+    if (\$185 ) begin
+      \$323  = buffer_3_0_6;
     end
     if (rst) begin
       \$323  = 12'h000;
@@ -3047,9 +3052,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_3_0_7;
-    if (\$184 ) begin
-      \$324  = \flush_sum$299 ;
+    \$324  = buffer_3_0_6;
+    if (\$185 ) begin
+      \$324  = buffer_3_0_7;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -3057,9 +3062,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_3_1_0;
+    \$325  = buffer_3_0_7;
     if (\$185 ) begin
-      \$325  = buffer_3_1_1;
+      \$325  = \flush_sum$296 ;
     end
     if (rst) begin
       \$325  = 12'h000;
@@ -3067,9 +3072,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_3_1_1;
-    if (\$185 ) begin
-      \$326  = buffer_3_1_2;
+    \$326  = buffer_3_1_0;
+    if (\$186 ) begin
+      \$326  = buffer_3_1_1;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -3077,9 +3082,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_3_1_2;
-    if (\$185 ) begin
-      \$327  = buffer_3_1_3;
+    \$327  = buffer_3_1_1;
+    if (\$186 ) begin
+      \$327  = buffer_3_1_2;
     end
     if (rst) begin
       \$327  = 12'h000;
@@ -3087,9 +3092,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_3_1_3;
-    if (\$185 ) begin
-      \$328  = buffer_3_1_4;
+    \$328  = buffer_3_1_2;
+    if (\$186 ) begin
+      \$328  = buffer_3_1_3;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -3097,9 +3102,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_3_1_4;
-    if (\$185 ) begin
-      \$329  = buffer_3_1_5;
+    \$329  = buffer_3_1_3;
+    if (\$186 ) begin
+      \$329  = buffer_3_1_4;
     end
     if (rst) begin
       \$329  = 12'h000;
@@ -3107,9 +3112,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_3_1_5;
-    if (\$185 ) begin
-      \$330  = buffer_3_1_6;
+    \$330  = buffer_3_1_4;
+    if (\$186 ) begin
+      \$330  = buffer_3_1_5;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3117,9 +3122,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_3_1_6;
-    if (\$185 ) begin
-      \$331  = buffer_3_1_7;
+    \$331  = buffer_3_1_5;
+    if (\$186 ) begin
+      \$331  = buffer_3_1_6;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3127,9 +3132,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_3_1_7;
-    if (\$185 ) begin
-      \$332  = \flush_sum$308 ;
+    \$332  = buffer_3_1_6;
+    if (\$186 ) begin
+      \$332  = buffer_3_1_7;
     end
     if (rst) begin
       \$332  = 12'h000;
@@ -3137,9 +3142,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_3_2_0;
+    \$333  = buffer_3_1_7;
     if (\$186 ) begin
-      \$333  = buffer_3_2_1;
+      \$333  = \flush_sum$305 ;
     end
     if (rst) begin
       \$333  = 12'h000;
@@ -3147,9 +3152,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_3_2_1;
-    if (\$186 ) begin
-      \$334  = buffer_3_2_2;
+    \$334  = buffer_3_2_0;
+    if (\$187 ) begin
+      \$334  = buffer_3_2_1;
     end
     if (rst) begin
       \$334  = 12'h000;
@@ -3157,9 +3162,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_3_2_2;
-    if (\$186 ) begin
-      \$335  = buffer_3_2_3;
+    \$335  = buffer_3_2_1;
+    if (\$187 ) begin
+      \$335  = buffer_3_2_2;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -3167,9 +3172,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_3_2_3;
-    if (\$186 ) begin
-      \$336  = buffer_3_2_4;
+    \$336  = buffer_3_2_2;
+    if (\$187 ) begin
+      \$336  = buffer_3_2_3;
     end
     if (rst) begin
       \$336  = 12'h000;
@@ -3177,9 +3182,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_3_2_4;
-    if (\$186 ) begin
-      \$337  = buffer_3_2_5;
+    \$337  = buffer_3_2_3;
+    if (\$187 ) begin
+      \$337  = buffer_3_2_4;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -3187,9 +3192,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_3_2_5;
-    if (\$186 ) begin
-      \$338  = buffer_3_2_6;
+    \$338  = buffer_3_2_4;
+    if (\$187 ) begin
+      \$338  = buffer_3_2_5;
     end
     if (rst) begin
       \$338  = 12'h000;
@@ -3197,9 +3202,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_3_2_6;
-    if (\$186 ) begin
-      \$339  = buffer_3_2_7;
+    \$339  = buffer_3_2_5;
+    if (\$187 ) begin
+      \$339  = buffer_3_2_6;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -3207,9 +3212,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_3_2_7;
-    if (\$186 ) begin
-      \$340  = \flush_sum$317 ;
+    \$340  = buffer_3_2_6;
+    if (\$187 ) begin
+      \$340  = buffer_3_2_7;
     end
     if (rst) begin
       \$340  = 12'h000;
@@ -3217,9 +3222,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_3_3_0;
+    \$341  = buffer_3_2_7;
     if (\$187 ) begin
-      \$341  = buffer_3_3_1;
+      \$341  = \flush_sum$314 ;
     end
     if (rst) begin
       \$341  = 12'h000;
@@ -3227,9 +3232,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_3_3_1;
-    if (\$187 ) begin
-      \$342  = buffer_3_3_2;
+    \$342  = buffer_3_3_0;
+    if (\$188 ) begin
+      \$342  = buffer_3_3_1;
     end
     if (rst) begin
       \$342  = 12'h000;
@@ -3237,9 +3242,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_3_3_2;
-    if (\$187 ) begin
-      \$343  = buffer_3_3_3;
+    \$343  = buffer_3_3_1;
+    if (\$188 ) begin
+      \$343  = buffer_3_3_2;
     end
     if (rst) begin
       \$343  = 12'h000;
@@ -3247,9 +3252,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_3_3_3;
-    if (\$187 ) begin
-      \$344  = buffer_3_3_4;
+    \$344  = buffer_3_3_2;
+    if (\$188 ) begin
+      \$344  = buffer_3_3_3;
     end
     if (rst) begin
       \$344  = 12'h000;
@@ -3257,9 +3262,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_3_3_4;
-    if (\$187 ) begin
-      \$345  = buffer_3_3_5;
+    \$345  = buffer_3_3_3;
+    if (\$188 ) begin
+      \$345  = buffer_3_3_4;
     end
     if (rst) begin
       \$345  = 12'h000;
@@ -3267,9 +3272,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_3_3_5;
-    if (\$187 ) begin
-      \$346  = buffer_3_3_6;
+    \$346  = buffer_3_3_4;
+    if (\$188 ) begin
+      \$346  = buffer_3_3_5;
     end
     if (rst) begin
       \$346  = 12'h000;
@@ -3277,9 +3282,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_3_3_6;
-    if (\$187 ) begin
-      \$347  = buffer_3_3_7;
+    \$347  = buffer_3_3_5;
+    if (\$188 ) begin
+      \$347  = buffer_3_3_6;
     end
     if (rst) begin
       \$347  = 12'h000;
@@ -3287,9 +3292,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_3_3_7;
-    if (\$187 ) begin
-      \$348  = \flush_sum$326 ;
+    \$348  = buffer_3_3_6;
+    if (\$188 ) begin
+      \$348  = buffer_3_3_7;
     end
     if (rst) begin
       \$348  = 12'h000;
@@ -3297,54 +3302,64 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = taken;
-    if (\flush$318 ) begin
-      \$349  = \$190 [2:0];
+    \$349  = buffer_3_3_7;
+    if (\$188 ) begin
+      \$349  = \flush_sum$323 ;
     end
     if (rst) begin
-      \$349  = 3'h0;
+      \$349  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = out_valid;
-    if (\flush$318 ) begin
-      if (\$191 ) begin
-        \$350  = 1'h1;
+    \$350  = taken;
+    if (\flush$315 ) begin
+      \$350  = \$191 [2:0];
+    end
+    if (rst) begin
+      \$350  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = out__valid;
+    if (\flush$315 ) begin
+      if (\$192 ) begin
+        \$351  = 1'h1;
       end
     end
     if (take) begin
-      if (\$195 ) begin
-        \$350  = 1'h0;
+      if (\$196 ) begin
+        \$351  = 1'h0;
       end
     end
     if (rst) begin
-      \$350  = 1'h0;
+      \$351  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = row_part;
+    \$352  = row_part;
     if (take) begin
-      \$351  = \$194 [1:0];
+      \$352  = \$195 [1:0];
     end
     if (rst) begin
-      \$351  = 2'h0;
+      \$352  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = out_row;
+    \$353  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$195 ) begin
-        \$352  = 5'h00;
+      if (\$196 ) begin
+        \$353  = 5'h00;
       end else begin
-        \$352  = \$196 [4:0];
+        \$353  = \$197 [4:0];
       end
     end
     if (rst) begin
-      \$352  = 5'h00;
+      \$353  = 5'h00;
     end
   end
   assign a_0_exp = \$14 [4:0];
@@ -3359,69 +3374,86 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign step = control;
   assign a = a_0;
   assign b = b_0;
-  assign \en$47  = 1'h1;
-  assign control_0_0_right = \step$48 ;
-  assign a_0_0_right = \a$50 ;
-  assign b_skew_1_0 = \b$52 ;
-  assign \en$54  = 1'h1;
-  assign control_0_1_right = \step$55 ;
-  assign a_0_1_right = \a$57 ;
-  assign b_skew_2_1 = \b$59 ;
-  assign \en$61  = 1'h1;
-  assign control_0_2_right = \step$62 ;
-  assign a_0_2_right = \a$64 ;
-  assign b_skew_3_2 = \b$66 ;
-  assign \en$68  = 1'h1;
-  assign control_skew_1 = \step$69 ;
-  assign a_skew_1_0 = \a$71 ;
-  assign b_0_0_down = \b$73 ;
-  assign \en$75  = 1'h1;
-  assign control_1_0_right = \step$76 ;
-  assign a_1_0_right = \a$78 ;
-  assign b_0_1_down = \b$80 ;
-  assign \en$82  = 1'h1;
-  assign control_1_1_right = \step$83 ;
-  assign a_1_1_right = \a$85 ;
-  assign b_0_2_down = \b$87 ;
-  assign \en$89  = 1'h1;
-  assign control_1_2_right = \step$90 ;
-  assign a_1_2_right = \a$92 ;
-  assign b_0_3_down = \b$94 ;
-  assign \en$96  = 1'h1;
-  assign control_skew_2 = \step$97 ;
-  assign a_skew_2_1 = \a$99 ;
-  assign b_1_0_down = \b$101 ;
-  assign \en$103  = 1'h1;
-  assign control_2_0_right = \step$104 ;
-  assign a_2_0_right = \a$106 ;
-  assign b_1_1_down = \b$108 ;
-  assign \en$110  = 1'h1;
-  assign control_2_1_right = \step$111 ;
-  assign a_2_1_right = \a$113 ;
-  assign b_1_2_down = \b$115 ;
-  assign \en$117  = 1'h1;
-  assign control_2_2_right = \step$118 ;
-  assign a_2_2_right = \a$120 ;
-  assign b_1_3_down = \b$122 ;
-  assign \en$124  = 1'h1;
-  assign control_skew_3 = \step$125 ;
-  assign a_skew_3_2 = \a$127 ;
-  assign b_2_0_down = \b$129 ;
-  assign \en$131  = 1'h1;
-  assign control_3_0_right = \step$132 ;
-  assign a_3_0_right = \a$134 ;
-  assign b_2_1_down = \b$136 ;
-  assign \en$138  = 1'h1;
-  assign control_3_1_right = \step$139 ;
-  assign a_3_1_right = \a$141 ;
-  assign b_2_2_down = \b$143 ;
-  assign \en$145  = 1'h1;
-  assign control_3_2_right = \step$146 ;
-  assign a_3_2_right = \a$148 ;
-  assign b_2_3_down = \b$150 ;
-  assign buffer_full = out_valid;
-  assign row = out_row;
-  assign out_head = out_data;
+  assign \en$43  = 1'h1;
+  assign control_0_0_right = \step$44 ;
+  assign a_0_0_right = \a$46 ;
+  assign b_skew_1_0 = \b$48 ;
+  assign \en$50  = 1'h1;
+  assign control_0_1_right = \step$51 ;
+  assign a_0_1_right = \a$53 ;
+  assign b_skew_2_1 = \b$55 ;
+  assign \en$57  = 1'h1;
+  assign control_0_2_right = \step$58 ;
+  assign a_0_2_right = \a$60 ;
+  assign b_skew_3_2 = \b$62 ;
+  assign \en$64  = 1'h1;
+  assign control_skew_1 = \step$65 ;
+  assign a_skew_1_0 = \a$67 ;
+  assign b_0_0_down = \b$69 ;
+  assign \en$71  = 1'h1;
+  assign control_1_0_right = \step$72 ;
+  assign a_1_0_right = \a$74 ;
+  assign b_0_1_down = \b$76 ;
+  assign \en$78  = 1'h1;
+  assign control_1_1_right = \step$79 ;
+  assign a_1_1_right = \a$81 ;
+  assign b_0_2_down = \b$83 ;
+  assign \en$85  = 1'h1;
+  assign control_1_2_right = \step$86 ;
+  assign a_1_2_right = \a$88 ;
+  assign b_0_3_down = \b$90 ;
+  assign \en$92  = 1'h1;
+  assign control_skew_2 = \step$93 ;
+  assign a_skew_2_1 = \a$95 ;
+  assign b_1_0_down = \b$97 ;
+  assign \en$99  = 1'h1;
+  assign control_2_0_right = \step$100 ;
+  assign a_2_0_right = \a$102 ;
+  assign b_1_1_down = \b$104 ;
+  assign \en$106  = 1'h1;
+  assign control_2_1_right = \step$107 ;
+  assign a_2_1_right = \a$109 ;
+  assign b_1_2_down = \b$111 ;
+  assign \en$113  = 1'h1;
+  assign control_2_2_right = \step$114 ;
+  assign a_2_2_right = \a$116 ;
+  assign b_1_3_down = \b$118 ;
+  assign \en$120  = 1'h1;
+  assign control_skew_3 = \step$121 ;
+  assign a_skew_3_2 = \a$123 ;
+  assign b_2_0_down = \b$125 ;
+  assign \en$127  = 1'h1;
+  assign control_3_0_right = \step$128 ;
+  assign a_3_0_right = \a$130 ;
+  assign b_2_1_down = \b$132 ;
+  assign \en$134  = 1'h1;
+  assign control_3_1_right = \step$135 ;
+  assign a_3_1_right = \a$137 ;
+  assign b_2_2_down = \b$139 ;
+  assign \en$141  = 1'h1;
+  assign control_3_2_right = \step$142 ;
+  assign a_3_2_right = \a$144 ;
+  assign b_2_3_down = \b$146 ;
+  assign buffer_full = out__valid;
+  assign shown_row = out_head;
+  assign \inp__payload.a  = inp__payload[31:0];
+  assign \inp__payload.a[0]  = inp__payload[7:0];
+  assign \inp__payload.a[1]  = inp__payload[15:8];
+  assign \inp__payload.a[2]  = inp__payload[23:16];
+  assign \inp__payload.a[3]  = inp__payload[31:24];
+  assign \inp__payload.b  = inp__payload[63:32];
+  assign \inp__payload.b[0]  = inp__payload[39:32];
+  assign \inp__payload.b[1]  = inp__payload[47:40];
+  assign \inp__payload.b[2]  = inp__payload[55:48];
+  assign \inp__payload.b[3]  = inp__payload[63:56];
+  assign \inp__payload.last  = inp__payload[64];
+  assign \out__payload.data  = out__payload[47:0];
+  assign \out__payload.data[0]  = out__payload[11:0];
+  assign \out__payload.data[1]  = out__payload[23:12];
+  assign \out__payload.data[2]  = out__payload[35:24];
+  assign \out__payload.data[3]  = out__payload[47:36];
+  assign \out__payload.row  = out__payload[52:48];
+  assign \out__payload.last  = out__payload[53];
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -3488,351 +3520,358 @@ module mac_e4m3_e5m6_sr8_4x4_il8(in_last, in_a, in_b, out_ready, clk, rst, in_re
   assign \b.zero  = b_0[10];
   assign \b.inf  = b_0[11];
   assign \b.nan  = b_0[12];
-  assign \step$48.valid  = \step$48 [0];
-  assign \step$48.last  = \step$48 [1];
-  assign \step$48.flush  = \step$48 [2];
-  assign \control_0_0_right.valid  = \step$48 [0];
-  assign \control_0_0_right.last  = \step$48 [1];
-  assign \control_0_0_right.flush  = \step$48 [2];
-  assign \a$50.sig  = \a$50 [3:0];
-  assign \a$50.exp  = \a$50 [8:4];
-  assign \a$50.sign  = \a$50 [9];
-  assign \a$50.zero  = \a$50 [10];
-  assign \a$50.inf  = \a$50 [11];
-  assign \a$50.nan  = \a$50 [12];
-  assign \b$52.sig  = \b$52 [3:0];
-  assign \b$52.exp  = \b$52 [8:4];
-  assign \b$52.sign  = \b$52 [9];
-  assign \b$52.zero  = \b$52 [10];
-  assign \b$52.inf  = \b$52 [11];
-  assign \b$52.nan  = \b$52 [12];
-  assign \step$55.valid  = \step$55 [0];
-  assign \step$55.last  = \step$55 [1];
-  assign \step$55.flush  = \step$55 [2];
-  assign \control_0_1_right.valid  = \step$55 [0];
-  assign \control_0_1_right.last  = \step$55 [1];
-  assign \control_0_1_right.flush  = \step$55 [2];
-  assign \a$57.sig  = \a$57 [3:0];
-  assign \a$57.exp  = \a$57 [8:4];
-  assign \a$57.sign  = \a$57 [9];
-  assign \a$57.zero  = \a$57 [10];
-  assign \a$57.inf  = \a$57 [11];
-  assign \a$57.nan  = \a$57 [12];
-  assign \b$59.sig  = \b$59 [3:0];
-  assign \b$59.exp  = \b$59 [8:4];
-  assign \b$59.sign  = \b$59 [9];
-  assign \b$59.zero  = \b$59 [10];
-  assign \b$59.inf  = \b$59 [11];
-  assign \b$59.nan  = \b$59 [12];
-  assign \step$62.valid  = \step$62 [0];
-  assign \step$62.last  = \step$62 [1];
-  assign \step$62.flush  = \step$62 [2];
-  assign \control_0_2_right.valid  = \step$62 [0];
-  assign \control_0_2_right.last  = \step$62 [1];
-  assign \control_0_2_right.flush  = \step$62 [2];
-  assign \a$64.sig  = \a$64 [3:0];
-  assign \a$64.exp  = \a$64 [8:4];
-  assign \a$64.sign  = \a$64 [9];
-  assign \a$64.zero  = \a$64 [10];
-  assign \a$64.inf  = \a$64 [11];
-  assign \a$64.nan  = \a$64 [12];
-  assign \b$66.sig  = \b$66 [3:0];
-  assign \b$66.exp  = \b$66 [8:4];
-  assign \b$66.sign  = \b$66 [9];
-  assign \b$66.zero  = \b$66 [10];
-  assign \b$66.inf  = \b$66 [11];
-  assign \b$66.nan  = \b$66 [12];
-  assign \step$69.valid  = \step$69 [0];
-  assign \step$69.last  = \step$69 [1];
-  assign \step$69.flush  = \step$69 [2];
-  assign \control_skew_1.valid  = \step$69 [0];
-  assign \control_skew_1.last  = \step$69 [1];
-  assign \control_skew_1.flush  = \step$69 [2];
-  assign \a$71.sig  = \a$71 [3:0];
-  assign \a$71.exp  = \a$71 [8:4];
-  assign \a$71.sign  = \a$71 [9];
-  assign \a$71.zero  = \a$71 [10];
-  assign \a$71.inf  = \a$71 [11];
-  assign \a$71.nan  = \a$71 [12];
-  assign \b$73.sig  = \b$73 [3:0];
-  assign \b$73.exp  = \b$73 [8:4];
-  assign \b$73.sign  = \b$73 [9];
-  assign \b$73.zero  = \b$73 [10];
-  assign \b$73.inf  = \b$73 [11];
-  assign \b$73.nan  = \b$73 [12];
-  assign \step$76.valid  = \step$76 [0];
-  assign \step$76.last  = \step$76 [1];
-  assign \step$76.flush  = \step$76 [2];
-  assign \control_1_0_right.valid  = \step$76 [0];
-  assign \control_1_0_right.last  = \step$76 [1];
-  assign \control_1_0_right.flush  = \step$76 [2];
-  assign \a$78.sig  = \a$78 [3:0];
-  assign \a$78.exp  = \a$78 [8:4];
-  assign \a$78.sign  = \a$78 [9];
-  assign \a$78.zero  = \a$78 [10];
-  assign \a$78.inf  = \a$78 [11];
-  assign \a$78.nan  = \a$78 [12];
-  assign \b$80.sig  = \b$80 [3:0];
-  assign \b$80.exp  = \b$80 [8:4];
-  assign \b$80.sign  = \b$80 [9];
-  assign \b$80.zero  = \b$80 [10];
-  assign \b$80.inf  = \b$80 [11];
-  assign \b$80.nan  = \b$80 [12];
-  assign \step$83.valid  = \step$83 [0];
-  assign \step$83.last  = \step$83 [1];
-  assign \step$83.flush  = \step$83 [2];
-  assign \control_1_1_right.valid  = \step$83 [0];
-  assign \control_1_1_right.last  = \step$83 [1];
-  assign \control_1_1_right.flush  = \step$83 [2];
-  assign \a$85.sig  = \a$85 [3:0];
-  assign \a$85.exp  = \a$85 [8:4];
-  assign \a$85.sign  = \a$85 [9];
-  assign \a$85.zero  = \a$85 [10];
-  assign \a$85.inf  = \a$85 [11];
-  assign \a$85.nan  = \a$85 [12];
-  assign \b$87.sig  = \b$87 [3:0];
-  assign \b$87.exp  = \b$87 [8:4];
-  assign \b$87.sign  = \b$87 [9];
-  assign \b$87.zero  = \b$87 [10];
-  assign \b$87.inf  = \b$87 [11];
-  assign \b$87.nan  = \b$87 [12];
-  assign \step$90.valid  = \step$90 [0];
-  assign \step$90.last  = \step$90 [1];
-  assign \step$90.flush  = \step$90 [2];
-  assign \control_1_2_right.valid  = \step$90 [0];
-  assign \control_1_2_right.last  = \step$90 [1];
-  assign \control_1_2_right.flush  = \step$90 [2];
-  assign \a$92.sig  = \a$92 [3:0];
-  assign \a$92.exp  = \a$92 [8:4];
-  assign \a$92.sign  = \a$92 [9];
-  assign \a$92.zero  = \a$92 [10];
-  assign \a$92.inf  = \a$92 [11];
-  assign \a$92.nan  = \a$92 [12];
-  assign \b$94.sig  = \b$94 [3:0];
-  assign \b$94.exp  = \b$94 [8:4];
-  assign \b$94.sign  = \b$94 [9];
-  assign \b$94.zero  = \b$94 [10];
-  assign \b$94.inf  = \b$94 [11];
-  assign \b$94.nan  = \b$94 [12];
-  assign \step$97.valid  = \step$97 [0];
-  assign \step$97.last  = \step$97 [1];
-  assign \step$97.flush  = \step$97 [2];
-  assign \control_skew_2.valid  = \step$97 [0];
-  assign \control_skew_2.last  = \step$97 [1];
-  assign \control_skew_2.flush  = \step$97 [2];
-  assign \a$99.sig  = \a$99 [3:0];
-  assign \a$99.exp  = \a$99 [8:4];
-  assign \a$99.sign  = \a$99 [9];
-  assign \a$99.zero  = \a$99 [10];
-  assign \a$99.inf  = \a$99 [11];
-  assign \a$99.nan  = \a$99 [12];
-  assign \b$101.sig  = \b$101 [3:0];
-  assign \b$101.exp  = \b$101 [8:4];
-  assign \b$101.sign  = \b$101 [9];
-  assign \b$101.zero  = \b$101 [10];
-  assign \b$101.inf  = \b$101 [11];
-  assign \b$101.nan  = \b$101 [12];
-  assign \step$104.valid  = \step$104 [0];
-  assign \step$104.last  = \step$104 [1];
-  assign \step$104.flush  = \step$104 [2];
-  assign \control_2_0_right.valid  = \step$104 [0];
-  assign \control_2_0_right.last  = \step$104 [1];
-  assign \control_2_0_right.flush  = \step$104 [2];
-  assign \a$106.sig  = \a$106 [3:0];
-  assign \a$106.exp  = \a$106 [8:4];
-  assign \a$106.sign  = \a$106 [9];
-  assign \a$106.zero  = \a$106 [10];
-  assign \a$106.inf  = \a$106 [11];
-  assign \a$106.nan  = \a$106 [12];
-  assign \b$108.sig  = \b$108 [3:0];
-  assign \b$108.exp  = \b$108 [8:4];
-  assign \b$108.sign  = \b$108 [9];
-  assign \b$108.zero  = \b$108 [10];
-  assign \b$108.inf  = \b$108 [11];
-  assign \b$108.nan  = \b$108 [12];
-  assign \step$111.valid  = \step$111 [0];
-  assign \step$111.last  = \step$111 [1];
-  assign \step$111.flush  = \step$111 [2];
-  assign \control_2_1_right.valid  = \step$111 [0];
-  assign \control_2_1_right.last  = \step$111 [1];
-  assign \control_2_1_right.flush  = \step$111 [2];
-  assign \a$113.sig  = \a$113 [3:0];
-  assign \a$113.exp  = \a$113 [8:4];
-  assign \a$113.sign  = \a$113 [9];
-  assign \a$113.zero  = \a$113 [10];
-  assign \a$113.inf  = \a$113 [11];
-  assign \a$113.nan  = \a$113 [12];
-  assign \b$115.sig  = \b$115 [3:0];
-  assign \b$115.exp  = \b$115 [8:4];
-  assign \b$115.sign  = \b$115 [9];
-  assign \b$115.zero  = \b$115 [10];
-  assign \b$115.inf  = \b$115 [11];
-  assign \b$115.nan  = \b$115 [12];
-  assign \step$118.valid  = \step$118 [0];
-  assign \step$118.last  = \step$118 [1];
-  assign \step$118.flush  = \step$118 [2];
-  assign \control_2_2_right.valid  = \step$118 [0];
-  assign \control_2_2_right.last  = \step$118 [1];
-  assign \control_2_2_right.flush  = \step$118 [2];
-  assign \a$120.sig  = \a$120 [3:0];
-  assign \a$120.exp  = \a$120 [8:4];
-  assign \a$120.sign  = \a$120 [9];
-  assign \a$120.zero  = \a$120 [10];
-  assign \a$120.inf  = \a$120 [11];
-  assign \a$120.nan  = \a$120 [12];
-  assign \b$122.sig  = \b$122 [3:0];
-  assign \b$122.exp  = \b$122 [8:4];
-  assign \b$122.sign  = \b$122 [9];
-  assign \b$122.zero  = \b$122 [10];
-  assign \b$122.inf  = \b$122 [11];
-  assign \b$122.nan  = \b$122 [12];
-  assign \step$125.valid  = \step$125 [0];
-  assign \step$125.last  = \step$125 [1];
-  assign \step$125.flush  = \step$125 [2];
-  assign \control_skew_3.valid  = \step$125 [0];
-  assign \control_skew_3.last  = \step$125 [1];
-  assign \control_skew_3.flush  = \step$125 [2];
-  assign \a$127.sig  = \a$127 [3:0];
-  assign \a$127.exp  = \a$127 [8:4];
-  assign \a$127.sign  = \a$127 [9];
-  assign \a$127.zero  = \a$127 [10];
-  assign \a$127.inf  = \a$127 [11];
-  assign \a$127.nan  = \a$127 [12];
-  assign \b$129.sig  = \b$129 [3:0];
-  assign \b$129.exp  = \b$129 [8:4];
-  assign \b$129.sign  = \b$129 [9];
-  assign \b$129.zero  = \b$129 [10];
-  assign \b$129.inf  = \b$129 [11];
-  assign \b$129.nan  = \b$129 [12];
-  assign \step$132.valid  = \step$132 [0];
-  assign \step$132.last  = \step$132 [1];
-  assign \step$132.flush  = \step$132 [2];
-  assign \control_3_0_right.valid  = \step$132 [0];
-  assign \control_3_0_right.last  = \step$132 [1];
-  assign \control_3_0_right.flush  = \step$132 [2];
-  assign \a$134.sig  = \a$134 [3:0];
-  assign \a$134.exp  = \a$134 [8:4];
-  assign \a$134.sign  = \a$134 [9];
-  assign \a$134.zero  = \a$134 [10];
-  assign \a$134.inf  = \a$134 [11];
-  assign \a$134.nan  = \a$134 [12];
-  assign \b$136.sig  = \b$136 [3:0];
-  assign \b$136.exp  = \b$136 [8:4];
-  assign \b$136.sign  = \b$136 [9];
-  assign \b$136.zero  = \b$136 [10];
-  assign \b$136.inf  = \b$136 [11];
-  assign \b$136.nan  = \b$136 [12];
-  assign \step$139.valid  = \step$139 [0];
-  assign \step$139.last  = \step$139 [1];
-  assign \step$139.flush  = \step$139 [2];
-  assign \control_3_1_right.valid  = \step$139 [0];
-  assign \control_3_1_right.last  = \step$139 [1];
-  assign \control_3_1_right.flush  = \step$139 [2];
-  assign \a$141.sig  = \a$141 [3:0];
-  assign \a$141.exp  = \a$141 [8:4];
-  assign \a$141.sign  = \a$141 [9];
-  assign \a$141.zero  = \a$141 [10];
-  assign \a$141.inf  = \a$141 [11];
-  assign \a$141.nan  = \a$141 [12];
-  assign \b$143.sig  = \b$143 [3:0];
-  assign \b$143.exp  = \b$143 [8:4];
-  assign \b$143.sign  = \b$143 [9];
-  assign \b$143.zero  = \b$143 [10];
-  assign \b$143.inf  = \b$143 [11];
-  assign \b$143.nan  = \b$143 [12];
-  assign \step$146.valid  = \step$146 [0];
-  assign \step$146.last  = \step$146 [1];
-  assign \step$146.flush  = \step$146 [2];
-  assign \control_3_2_right.valid  = \step$146 [0];
-  assign \control_3_2_right.last  = \step$146 [1];
-  assign \control_3_2_right.flush  = \step$146 [2];
-  assign \a$148.sig  = \a$148 [3:0];
-  assign \a$148.exp  = \a$148 [8:4];
-  assign \a$148.sign  = \a$148 [9];
-  assign \a$148.zero  = \a$148 [10];
-  assign \a$148.inf  = \a$148 [11];
-  assign \a$148.nan  = \a$148 [12];
-  assign \b$150.sig  = \b$150 [3:0];
-  assign \b$150.exp  = \b$150 [8:4];
-  assign \b$150.sign  = \b$150 [9];
-  assign \b$150.zero  = \b$150 [10];
-  assign \b$150.inf  = \b$150 [11];
-  assign \b$150.nan  = \b$150 [12];
+  assign \step$44.valid  = \step$44 [0];
+  assign \step$44.last  = \step$44 [1];
+  assign \step$44.flush  = \step$44 [2];
+  assign \control_0_0_right.valid  = \step$44 [0];
+  assign \control_0_0_right.last  = \step$44 [1];
+  assign \control_0_0_right.flush  = \step$44 [2];
+  assign \a$46.sig  = \a$46 [3:0];
+  assign \a$46.exp  = \a$46 [8:4];
+  assign \a$46.sign  = \a$46 [9];
+  assign \a$46.zero  = \a$46 [10];
+  assign \a$46.inf  = \a$46 [11];
+  assign \a$46.nan  = \a$46 [12];
+  assign \b$48.sig  = \b$48 [3:0];
+  assign \b$48.exp  = \b$48 [8:4];
+  assign \b$48.sign  = \b$48 [9];
+  assign \b$48.zero  = \b$48 [10];
+  assign \b$48.inf  = \b$48 [11];
+  assign \b$48.nan  = \b$48 [12];
+  assign \step$51.valid  = \step$51 [0];
+  assign \step$51.last  = \step$51 [1];
+  assign \step$51.flush  = \step$51 [2];
+  assign \control_0_1_right.valid  = \step$51 [0];
+  assign \control_0_1_right.last  = \step$51 [1];
+  assign \control_0_1_right.flush  = \step$51 [2];
+  assign \a$53.sig  = \a$53 [3:0];
+  assign \a$53.exp  = \a$53 [8:4];
+  assign \a$53.sign  = \a$53 [9];
+  assign \a$53.zero  = \a$53 [10];
+  assign \a$53.inf  = \a$53 [11];
+  assign \a$53.nan  = \a$53 [12];
+  assign \b$55.sig  = \b$55 [3:0];
+  assign \b$55.exp  = \b$55 [8:4];
+  assign \b$55.sign  = \b$55 [9];
+  assign \b$55.zero  = \b$55 [10];
+  assign \b$55.inf  = \b$55 [11];
+  assign \b$55.nan  = \b$55 [12];
+  assign \step$58.valid  = \step$58 [0];
+  assign \step$58.last  = \step$58 [1];
+  assign \step$58.flush  = \step$58 [2];
+  assign \control_0_2_right.valid  = \step$58 [0];
+  assign \control_0_2_right.last  = \step$58 [1];
+  assign \control_0_2_right.flush  = \step$58 [2];
+  assign \a$60.sig  = \a$60 [3:0];
+  assign \a$60.exp  = \a$60 [8:4];
+  assign \a$60.sign  = \a$60 [9];
+  assign \a$60.zero  = \a$60 [10];
+  assign \a$60.inf  = \a$60 [11];
+  assign \a$60.nan  = \a$60 [12];
+  assign \b$62.sig  = \b$62 [3:0];
+  assign \b$62.exp  = \b$62 [8:4];
+  assign \b$62.sign  = \b$62 [9];
+  assign \b$62.zero  = \b$62 [10];
+  assign \b$62.inf  = \b$62 [11];
+  assign \b$62.nan  = \b$62 [12];
+  assign \step$65.valid  = \step$65 [0];
+  assign \step$65.last  = \step$65 [1];
+  assign \step$65.flush  = \step$65 [2];
+  assign \control_skew_1.valid  = \step$65 [0];
+  assign \control_skew_1.last  = \step$65 [1];
+  assign \control_skew_1.flush  = \step$65 [2];
+  assign \a$67.sig  = \a$67 [3:0];
+  assign \a$67.exp  = \a$67 [8:4];
+  assign \a$67.sign  = \a$67 [9];
+  assign \a$67.zero  = \a$67 [10];
+  assign \a$67.inf  = \a$67 [11];
+  assign \a$67.nan  = \a$67 [12];
+  assign \b$69.sig  = \b$69 [3:0];
+  assign \b$69.exp  = \b$69 [8:4];
+  assign \b$69.sign  = \b$69 [9];
+  assign \b$69.zero  = \b$69 [10];
+  assign \b$69.inf  = \b$69 [11];
+  assign \b$69.nan  = \b$69 [12];
+  assign \step$72.valid  = \step$72 [0];
+  assign \step$72.last  = \step$72 [1];
+  assign \step$72.flush  = \step$72 [2];
+  assign \control_1_0_right.valid  = \step$72 [0];
+  assign \control_1_0_right.last  = \step$72 [1];
+  assign \control_1_0_right.flush  = \step$72 [2];
+  assign \a$74.sig  = \a$74 [3:0];
+  assign \a$74.exp  = \a$74 [8:4];
+  assign \a$74.sign  = \a$74 [9];
+  assign \a$74.zero  = \a$74 [10];
+  assign \a$74.inf  = \a$74 [11];
+  assign \a$74.nan  = \a$74 [12];
+  assign \b$76.sig  = \b$76 [3:0];
+  assign \b$76.exp  = \b$76 [8:4];
+  assign \b$76.sign  = \b$76 [9];
+  assign \b$76.zero  = \b$76 [10];
+  assign \b$76.inf  = \b$76 [11];
+  assign \b$76.nan  = \b$76 [12];
+  assign \step$79.valid  = \step$79 [0];
+  assign \step$79.last  = \step$79 [1];
+  assign \step$79.flush  = \step$79 [2];
+  assign \control_1_1_right.valid  = \step$79 [0];
+  assign \control_1_1_right.last  = \step$79 [1];
+  assign \control_1_1_right.flush  = \step$79 [2];
+  assign \a$81.sig  = \a$81 [3:0];
+  assign \a$81.exp  = \a$81 [8:4];
+  assign \a$81.sign  = \a$81 [9];
+  assign \a$81.zero  = \a$81 [10];
+  assign \a$81.inf  = \a$81 [11];
+  assign \a$81.nan  = \a$81 [12];
+  assign \b$83.sig  = \b$83 [3:0];
+  assign \b$83.exp  = \b$83 [8:4];
+  assign \b$83.sign  = \b$83 [9];
+  assign \b$83.zero  = \b$83 [10];
+  assign \b$83.inf  = \b$83 [11];
+  assign \b$83.nan  = \b$83 [12];
+  assign \step$86.valid  = \step$86 [0];
+  assign \step$86.last  = \step$86 [1];
+  assign \step$86.flush  = \step$86 [2];
+  assign \control_1_2_right.valid  = \step$86 [0];
+  assign \control_1_2_right.last  = \step$86 [1];
+  assign \control_1_2_right.flush  = \step$86 [2];
+  assign \a$88.sig  = \a$88 [3:0];
+  assign \a$88.exp  = \a$88 [8:4];
+  assign \a$88.sign  = \a$88 [9];
+  assign \a$88.zero  = \a$88 [10];
+  assign \a$88.inf  = \a$88 [11];
+  assign \a$88.nan  = \a$88 [12];
+  assign \b$90.sig  = \b$90 [3:0];
+  assign \b$90.exp  = \b$90 [8:4];
+  assign \b$90.sign  = \b$90 [9];
+  assign \b$90.zero  = \b$90 [10];
+  assign \b$90.inf  = \b$90 [11];
+  assign \b$90.nan  = \b$90 [12];
+  assign \step$93.valid  = \step$93 [0];
+  assign \step$93.last  = \step$93 [1];
+  assign \step$93.flush  = \step$93 [2];
+  assign \control_skew_2.valid  = \step$93 [0];
+  assign \control_skew_2.last  = \step$93 [1];
+  assign \control_skew_2.flush  = \step$93 [2];
+  assign \a$95.sig  = \a$95 [3:0];
+  assign \a$95.exp  = \a$95 [8:4];
+  assign \a$95.sign  = \a$95 [9];
+  assign \a$95.zero  = \a$95 [10];
+  assign \a$95.inf  = \a$95 [11];
+  assign \a$95.nan  = \a$95 [12];
+  assign \b$97.sig  = \b$97 [3:0];
+  assign \b$97.exp  = \b$97 [8:4];
+  assign \b$97.sign  = \b$97 [9];
+  assign \b$97.zero  = \b$97 [10];
+  assign \b$97.inf  = \b$97 [11];
+  assign \b$97.nan  = \b$97 [12];
+  assign \step$100.valid  = \step$100 [0];
+  assign \step$100.last  = \step$100 [1];
+  assign \step$100.flush  = \step$100 [2];
+  assign \control_2_0_right.valid  = \step$100 [0];
+  assign \control_2_0_right.last  = \step$100 [1];
+  assign \control_2_0_right.flush  = \step$100 [2];
+  assign \a$102.sig  = \a$102 [3:0];
+  assign \a$102.exp  = \a$102 [8:4];
+  assign \a$102.sign  = \a$102 [9];
+  assign \a$102.zero  = \a$102 [10];
+  assign \a$102.inf  = \a$102 [11];
+  assign \a$102.nan  = \a$102 [12];
+  assign \b$104.sig  = \b$104 [3:0];
+  assign \b$104.exp  = \b$104 [8:4];
+  assign \b$104.sign  = \b$104 [9];
+  assign \b$104.zero  = \b$104 [10];
+  assign \b$104.inf  = \b$104 [11];
+  assign \b$104.nan  = \b$104 [12];
+  assign \step$107.valid  = \step$107 [0];
+  assign \step$107.last  = \step$107 [1];
+  assign \step$107.flush  = \step$107 [2];
+  assign \control_2_1_right.valid  = \step$107 [0];
+  assign \control_2_1_right.last  = \step$107 [1];
+  assign \control_2_1_right.flush  = \step$107 [2];
+  assign \a$109.sig  = \a$109 [3:0];
+  assign \a$109.exp  = \a$109 [8:4];
+  assign \a$109.sign  = \a$109 [9];
+  assign \a$109.zero  = \a$109 [10];
+  assign \a$109.inf  = \a$109 [11];
+  assign \a$109.nan  = \a$109 [12];
+  assign \b$111.sig  = \b$111 [3:0];
+  assign \b$111.exp  = \b$111 [8:4];
+  assign \b$111.sign  = \b$111 [9];
+  assign \b$111.zero  = \b$111 [10];
+  assign \b$111.inf  = \b$111 [11];
+  assign \b$111.nan  = \b$111 [12];
+  assign \step$114.valid  = \step$114 [0];
+  assign \step$114.last  = \step$114 [1];
+  assign \step$114.flush  = \step$114 [2];
+  assign \control_2_2_right.valid  = \step$114 [0];
+  assign \control_2_2_right.last  = \step$114 [1];
+  assign \control_2_2_right.flush  = \step$114 [2];
+  assign \a$116.sig  = \a$116 [3:0];
+  assign \a$116.exp  = \a$116 [8:4];
+  assign \a$116.sign  = \a$116 [9];
+  assign \a$116.zero  = \a$116 [10];
+  assign \a$116.inf  = \a$116 [11];
+  assign \a$116.nan  = \a$116 [12];
+  assign \b$118.sig  = \b$118 [3:0];
+  assign \b$118.exp  = \b$118 [8:4];
+  assign \b$118.sign  = \b$118 [9];
+  assign \b$118.zero  = \b$118 [10];
+  assign \b$118.inf  = \b$118 [11];
+  assign \b$118.nan  = \b$118 [12];
+  assign \step$121.valid  = \step$121 [0];
+  assign \step$121.last  = \step$121 [1];
+  assign \step$121.flush  = \step$121 [2];
+  assign \control_skew_3.valid  = \step$121 [0];
+  assign \control_skew_3.last  = \step$121 [1];
+  assign \control_skew_3.flush  = \step$121 [2];
+  assign \a$123.sig  = \a$123 [3:0];
+  assign \a$123.exp  = \a$123 [8:4];
+  assign \a$123.sign  = \a$123 [9];
+  assign \a$123.zero  = \a$123 [10];
+  assign \a$123.inf  = \a$123 [11];
+  assign \a$123.nan  = \a$123 [12];
+  assign \b$125.sig  = \b$125 [3:0];
+  assign \b$125.exp  = \b$125 [8:4];
+  assign \b$125.sign  = \b$125 [9];
+  assign \b$125.zero  = \b$125 [10];
+  assign \b$125.inf  = \b$125 [11];
+  assign \b$125.nan  = \b$125 [12];
+  assign \step$128.valid  = \step$128 [0];
+  assign \step$128.last  = \step$128 [1];
+  assign \step$128.flush  = \step$128 [2];
+  assign \control_3_0_right.valid  = \step$128 [0];
+  assign \control_3_0_right.last  = \step$128 [1];
+  assign \control_3_0_right.flush  = \step$128 [2];
+  assign \a$130.sig  = \a$130 [3:0];
+  assign \a$130.exp  = \a$130 [8:4];
+  assign \a$130.sign  = \a$130 [9];
+  assign \a$130.zero  = \a$130 [10];
+  assign \a$130.inf  = \a$130 [11];
+  assign \a$130.nan  = \a$130 [12];
+  assign \b$132.sig  = \b$132 [3:0];
+  assign \b$132.exp  = \b$132 [8:4];
+  assign \b$132.sign  = \b$132 [9];
+  assign \b$132.zero  = \b$132 [10];
+  assign \b$132.inf  = \b$132 [11];
+  assign \b$132.nan  = \b$132 [12];
+  assign \step$135.valid  = \step$135 [0];
+  assign \step$135.last  = \step$135 [1];
+  assign \step$135.flush  = \step$135 [2];
+  assign \control_3_1_right.valid  = \step$135 [0];
+  assign \control_3_1_right.last  = \step$135 [1];
+  assign \control_3_1_right.flush  = \step$135 [2];
+  assign \a$137.sig  = \a$137 [3:0];
+  assign \a$137.exp  = \a$137 [8:4];
+  assign \a$137.sign  = \a$137 [9];
+  assign \a$137.zero  = \a$137 [10];
+  assign \a$137.inf  = \a$137 [11];
+  assign \a$137.nan  = \a$137 [12];
+  assign \b$139.sig  = \b$139 [3:0];
+  assign \b$139.exp  = \b$139 [8:4];
+  assign \b$139.sign  = \b$139 [9];
+  assign \b$139.zero  = \b$139 [10];
+  assign \b$139.inf  = \b$139 [11];
+  assign \b$139.nan  = \b$139 [12];
+  assign \step$142.valid  = \step$142 [0];
+  assign \step$142.last  = \step$142 [1];
+  assign \step$142.flush  = \step$142 [2];
+  assign \control_3_2_right.valid  = \step$142 [0];
+  assign \control_3_2_right.last  = \step$142 [1];
+  assign \control_3_2_right.flush  = \step$142 [2];
+  assign \a$144.sig  = \a$144 [3:0];
+  assign \a$144.exp  = \a$144 [8:4];
+  assign \a$144.sign  = \a$144 [9];
+  assign \a$144.zero  = \a$144 [10];
+  assign \a$144.inf  = \a$144 [11];
+  assign \a$144.nan  = \a$144 [12];
+  assign \b$146.sig  = \b$146 [3:0];
+  assign \b$146.exp  = \b$146 [8:4];
+  assign \b$146.sign  = \b$146 [9];
+  assign \b$146.zero  = \b$146 [10];
+  assign \b$146.inf  = \b$146 [11];
+  assign \b$146.nan  = \b$146 [12];
+  assign \shown_row[0]  = out_head[11:0];
+  assign \shown_row[1]  = out_head[23:12];
+  assign \shown_row[2]  = out_head[35:24];
+  assign \shown_row[3]  = out_head[47:36];
+  assign out__payload[47:0] = out_head;
+  assign out__payload[53] = \$145 ;
+  assign out__payload[52:48] = row;
   assign b_3[3:0] = b_3_sig;
   assign b_3[12] = \$144 ;
   assign b_3[11] = 1'h0;
   assign b_3[10] = \$143 ;
-  assign b_3[9] = in_b[31];
+  assign b_3[9] = inp__payload[63];
   assign b_3[8:4] = \$133 [4:0];
   assign b_2[3:0] = b_2_sig;
   assign b_2[12] = \$127 ;
   assign b_2[11] = 1'h0;
   assign b_2[10] = \$126 ;
-  assign b_2[9] = in_b[23];
+  assign b_2[9] = inp__payload[55];
   assign b_2[8:4] = \$116 [4:0];
   assign b_1[3:0] = b_1_sig;
   assign b_1[12] = \$110 ;
   assign b_1[11] = 1'h0;
   assign b_1[10] = \$109 ;
-  assign b_1[9] = in_b[15];
+  assign b_1[9] = inp__payload[47];
   assign b_1[8:4] = \$99 [4:0];
   assign b_0[3:0] = b_0_sig;
   assign b_0[12] = \$93 ;
   assign b_0[11] = 1'h0;
   assign b_0[10] = \$92 ;
-  assign b_0[9] = in_b[7];
+  assign b_0[9] = inp__payload[39];
   assign b_0[8:4] = \$82 [4:0];
   assign a_3[3:0] = a_3_sig;
   assign a_3[12] = \$76 ;
   assign a_3[11] = 1'h0;
   assign a_3[10] = \$75 ;
-  assign a_3[9] = in_a[31];
+  assign a_3[9] = inp__payload[31];
   assign a_3[8:4] = \$65 [4:0];
   assign a_2[3:0] = a_2_sig;
   assign a_2[12] = \$59 ;
   assign a_2[11] = 1'h0;
   assign a_2[10] = \$58 ;
-  assign a_2[9] = in_a[23];
+  assign a_2[9] = inp__payload[23];
   assign a_2[8:4] = \$48 [4:0];
   assign a_1[3:0] = a_1_sig;
   assign a_1[12] = \$42 ;
   assign a_1[11] = 1'h0;
   assign a_1[10] = \$41 ;
-  assign a_1[9] = in_a[15];
+  assign a_1[9] = inp__payload[15];
   assign a_1[8:4] = \$31 [4:0];
   assign a_0[3:0] = a_0_sig;
   assign a_0[12] = \$25 ;
   assign a_0[11] = 1'h0;
   assign a_0[10] = \$24 ;
-  assign a_0[9] = in_a[7];
+  assign a_0[9] = inp__payload[7];
   assign a_0[8:4] = \$14 [4:0];
   assign control[2] = flush;
-  assign control[1] = in_last;
+  assign control[1] = inp__payload[64];
   assign control[0] = \$8 ;
-  assign \$16  = { in_a[2:0], 1'h0 };
-  assign \$17  = { 1'h0, in_a[2:0], 2'h0 };
-  assign \$18  = { in_a[2:0], 3'h0 };
-  assign \$33  = { in_a[10:8], 1'h0 };
-  assign \$34  = { 1'h0, in_a[10:8], 2'h0 };
-  assign \$35  = { in_a[10:8], 3'h0 };
-  assign \$50  = { in_a[18:16], 1'h0 };
-  assign \$51  = { 1'h0, in_a[18:16], 2'h0 };
-  assign \$52  = { in_a[18:16], 3'h0 };
-  assign \$67  = { in_a[26:24], 1'h0 };
-  assign \$68  = { 1'h0, in_a[26:24], 2'h0 };
-  assign \$69  = { in_a[26:24], 3'h0 };
-  assign \$84  = { in_b[2:0], 1'h0 };
-  assign \$85  = { 1'h0, in_b[2:0], 2'h0 };
-  assign \$86  = { in_b[2:0], 3'h0 };
-  assign \$101  = { in_b[10:8], 1'h0 };
-  assign \$102  = { 1'h0, in_b[10:8], 2'h0 };
-  assign \$103  = { in_b[10:8], 3'h0 };
-  assign \$118  = { in_b[18:16], 1'h0 };
-  assign \$119  = { 1'h0, in_b[18:16], 2'h0 };
-  assign \$120  = { in_b[18:16], 3'h0 };
-  assign \$135  = { in_b[26:24], 1'h0 };
-  assign \$136  = { 1'h0, in_b[26:24], 2'h0 };
-  assign \$137  = { in_b[26:24], 3'h0 };
+  assign \$16  = { inp__payload[2:0], 1'h0 };
+  assign \$17  = { 1'h0, inp__payload[2:0], 2'h0 };
+  assign \$18  = { inp__payload[2:0], 3'h0 };
+  assign \$33  = { inp__payload[10:8], 1'h0 };
+  assign \$34  = { 1'h0, inp__payload[10:8], 2'h0 };
+  assign \$35  = { inp__payload[10:8], 3'h0 };
+  assign \$50  = { inp__payload[18:16], 1'h0 };
+  assign \$51  = { 1'h0, inp__payload[18:16], 2'h0 };
+  assign \$52  = { inp__payload[18:16], 3'h0 };
+  assign \$67  = { inp__payload[26:24], 1'h0 };
+  assign \$68  = { 1'h0, inp__payload[26:24], 2'h0 };
+  assign \$69  = { inp__payload[26:24], 3'h0 };
+  assign \$84  = { inp__payload[34:32], 1'h0 };
+  assign \$85  = { 1'h0, inp__payload[34:32], 2'h0 };
+  assign \$86  = { inp__payload[34:32], 3'h0 };
+  assign \$101  = { inp__payload[42:40], 1'h0 };
+  assign \$102  = { 1'h0, inp__payload[42:40], 2'h0 };
+  assign \$103  = { inp__payload[42:40], 3'h0 };
+  assign \$118  = { inp__payload[50:48], 1'h0 };
+  assign \$119  = { 1'h0, inp__payload[50:48], 2'h0 };
+  assign \$120  = { inp__payload[50:48], 3'h0 };
+  assign \$135  = { inp__payload[58:56], 1'h0 };
+  assign \$136  = { 1'h0, inp__payload[58:56], 2'h0 };
+  assign \$137  = { inp__payload[58:56], 3'h0 };
 endmodule
 
 (* generator = "Amaranth" *)

@@ -5,7 +5,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rst, in_ready, out_valid, out_last, out_row, out_mode, out_data, in_valid);
+module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, out__payload, out__valid, inp__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -406,14 +406,14 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire [7:0] \$456 ;
   wire \$457 ;
   wire \$458 ;
-  wire [3:0] \$459 ;
+  wire \$459 ;
   wire [13:0] \$46 ;
   wire [3:0] \$460 ;
-  wire \$461 ;
+  wire [3:0] \$461 ;
   wire \$462 ;
-  wire [3:0] \$463 ;
+  wire \$463 ;
   wire [3:0] \$464 ;
-  wire \$465 ;
+  wire [3:0] \$465 ;
   wire \$466 ;
   wire \$467 ;
   wire \$468 ;
@@ -431,25 +431,25 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$479 ;
   wire [13:0] \$48 ;
   wire \$480 ;
-  wire [3:0] \$481 ;
+  wire \$481 ;
   wire [3:0] \$482 ;
-  wire \$483 ;
+  wire [3:0] \$483 ;
   wire \$484 ;
-  wire [1:0] \$485 ;
+  wire \$485 ;
   wire [1:0] \$486 ;
-  wire \$487 ;
-  wire [4:0] \$488 ;
-  reg [2:0] \$489 ;
+  wire [1:0] \$487 ;
+  wire \$488 ;
+  wire [4:0] \$489 ;
   wire [13:0] \$49 ;
   reg [2:0] \$490 ;
-  reg \$491 ;
+  reg [2:0] \$491 ;
   reg \$492 ;
   reg \$493 ;
-  reg [4:0] \$494 ;
+  reg \$494 ;
   reg [4:0] \$495 ;
   reg [4:0] \$496 ;
-  reg \$497 ;
-  reg [15:0] \$498 ;
+  reg [4:0] \$497 ;
+  reg \$498 ;
   reg [15:0] \$499 ;
   wire \$5 ;
   wire [7:0] \$50 ;
@@ -468,8 +468,8 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg [15:0] \$511 ;
   reg [15:0] \$512 ;
   reg [15:0] \$513 ;
-  reg \$514 ;
-  reg [15:0] \$515 ;
+  reg [15:0] \$514 ;
+  reg \$515 ;
   reg [15:0] \$516 ;
   reg [15:0] \$517 ;
   reg [15:0] \$518 ;
@@ -487,11 +487,12 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg [15:0] \$529 ;
   wire [7:0] \$53 ;
   reg [15:0] \$530 ;
-  reg [1:0] \$531 ;
-  reg [2:0] \$532 ;
-  reg \$533 ;
+  reg [15:0] \$531 ;
+  reg [1:0] \$532 ;
+  reg [2:0] \$533 ;
   reg \$534 ;
-  reg [3:0] \$535 ;
+  reg \$535 ;
+  reg [3:0] \$536 ;
   wire [7:0] \$54 ;
   wire [7:0] \$55 ;
   wire [7:0] \$56 ;
@@ -543,27 +544,27 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \$98 ;
   wire \$99 ;
   wire [20:0] a;
-  reg [20:0] \a$80  = 21'h000000;
-  wire [8:0] \a$80.exp ;
-  wire \a$80.inf ;
-  wire \a$80.nan ;
-  wire [7:0] \a$80.sig ;
-  wire \a$80.sign ;
-  wire \a$80.zero ;
-  reg [20:0] \a$87  = 21'h000000;
-  wire [8:0] \a$87.exp ;
-  wire \a$87.inf ;
-  wire \a$87.nan ;
-  wire [7:0] \a$87.sig ;
-  wire \a$87.sign ;
-  wire \a$87.zero ;
-  reg [20:0] \a$94  = 21'h000000;
-  wire [8:0] \a$94.exp ;
-  wire \a$94.inf ;
-  wire \a$94.nan ;
-  wire [7:0] \a$94.sig ;
-  wire \a$94.sign ;
-  wire \a$94.zero ;
+  reg [20:0] \a$74  = 21'h000000;
+  wire [8:0] \a$74.exp ;
+  wire \a$74.inf ;
+  wire \a$74.nan ;
+  wire [7:0] \a$74.sig ;
+  wire \a$74.sign ;
+  wire \a$74.zero ;
+  reg [20:0] \a$81  = 21'h000000;
+  wire [8:0] \a$81.exp ;
+  wire \a$81.inf ;
+  wire \a$81.nan ;
+  wire [7:0] \a$81.sig ;
+  wire \a$81.sign ;
+  wire \a$81.zero ;
+  reg [20:0] \a$88  = 21'h000000;
+  wire [8:0] \a$88.exp ;
+  wire \a$88.inf ;
+  wire \a$88.nan ;
+  wire [7:0] \a$88.sig ;
+  wire \a$88.sign ;
+  wire \a$88.zero ;
   wire [8:0] \a.exp ;
   wire \a.inf ;
   wire \a.nan ;
@@ -615,27 +616,27 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   (* init = 21'h000000 *)
   wire [20:0] a_skew_1_0;
   wire [20:0] b;
-  reg [20:0] \b$82  = 21'h000000;
-  wire [8:0] \b$82.exp ;
-  wire \b$82.inf ;
-  wire \b$82.nan ;
-  wire [7:0] \b$82.sig ;
-  wire \b$82.sign ;
-  wire \b$82.zero ;
-  reg [20:0] \b$89  = 21'h000000;
-  wire [8:0] \b$89.exp ;
-  wire \b$89.inf ;
-  wire \b$89.nan ;
-  wire [7:0] \b$89.sig ;
-  wire \b$89.sign ;
-  wire \b$89.zero ;
-  reg [20:0] \b$96  = 21'h000000;
-  wire [8:0] \b$96.exp ;
-  wire \b$96.inf ;
-  wire \b$96.nan ;
-  wire [7:0] \b$96.sig ;
-  wire \b$96.sign ;
-  wire \b$96.zero ;
+  reg [20:0] \b$76  = 21'h000000;
+  wire [8:0] \b$76.exp ;
+  wire \b$76.inf ;
+  wire \b$76.nan ;
+  wire [7:0] \b$76.sig ;
+  wire \b$76.sign ;
+  wire \b$76.zero ;
+  reg [20:0] \b$83  = 21'h000000;
+  wire [8:0] \b$83.exp ;
+  wire \b$83.inf ;
+  wire \b$83.nan ;
+  wire [7:0] \b$83.sig ;
+  wire \b$83.sign ;
+  wire \b$83.zero ;
+  reg [20:0] \b$90  = 21'h000000;
+  wire [8:0] \b$90.exp ;
+  wire \b$90.inf ;
+  wire \b$90.nan ;
+  wire [7:0] \b$90.sig ;
+  wire \b$90.sign ;
+  wire \b$90.zero ;
   wire [8:0] \b.exp ;
   wire \b.inf ;
   wire \b.nan ;
@@ -720,8 +721,7 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   reg [15:0] buffer_1_1_7 = 16'h0000;
   (* init = 1'h0 *)
   wire buffer_full;
-  (* init = 2'h0 *)
-  wire [1:0] buffer_mode;
+  reg [1:0] buffer_mode = 2'h0;
   reg buffer_reserved = 1'h0;
   reg buffer_shift_0 = 1'h0;
   reg buffer_shift_1 = 1'h0;
@@ -755,70 +755,74 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire \control_skew_1.valid ;
   reg [2:0] due = 3'h0;
   wire en;
-  wire \en$77 ;
-  wire \en$84 ;
-  wire \en$91 ;
+  wire \en$71 ;
+  wire \en$78 ;
+  wire \en$85 ;
   wire flush;
-  wire \flush$109 ;
-  wire \flush$118 ;
-  wire \flush$128 ;
-  wire \flush$137 ;
+  wire \flush$104 ;
+  wire \flush$113 ;
+  wire \flush$123 ;
+  wire \flush$132 ;
   wire [1:0] flush_mode;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$126 ;
-  wire [15:0] \flush_sum$136 ;
-  wire [15:0] \flush_sum$145 ;
+  wire [15:0] \flush_sum$121 ;
+  wire [15:0] \flush_sum$131 ;
+  wire [15:0] \flush_sum$140 ;
   reg flushing = 1'h0;
-  input [31:0] in_a;
-  wire [31:0] in_a;
-  input [31:0] in_b;
-  wire [31:0] in_b;
-  input in_last;
-  wire in_last;
-  input [1:0] in_mode;
-  wire [1:0] in_mode;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [31:0] out_data;
-  wire [31:0] out_data;
+  input [66:0] inp__payload;
+  wire [66:0] inp__payload;
+  wire [31:0] \inp__payload.a ;
+  wire [15:0] \inp__payload.a[0] ;
+  wire [15:0] \inp__payload.a[1] ;
+  wire [31:0] \inp__payload.b ;
+  wire [15:0] \inp__payload.b[0] ;
+  wire [15:0] \inp__payload.b[1] ;
+  wire \inp__payload.last ;
+  wire [1:0] \inp__payload.mode ;
+  output inp__ready;
+  wire inp__ready;
+  input inp__valid;
+  wire inp__valid;
+  output [38:0] out__payload;
+  wire [38:0] out__payload;
+  wire [31:0] \out__payload.data ;
+  wire [15:0] \out__payload.data[0] ;
+  wire [15:0] \out__payload.data[1] ;
+  wire \out__payload.last ;
+  wire [1:0] \out__payload.mode ;
+  wire [3:0] \out__payload.row ;
+  input out__ready;
+  wire out__ready;
+  output out__valid;
+  reg out__valid = 1'h0;
   wire [31:0] out_head;
-  output out_last;
-  wire out_last;
-  output [1:0] out_mode;
-  reg [1:0] out_mode = 2'h0;
-  input out_ready;
-  wire out_ready;
-  output [3:0] out_row;
-  reg [3:0] out_row = 4'h0;
-  output out_valid;
-  reg out_valid = 1'h0;
   reg pending = 1'h0;
-  (* init = 4'h0 *)
-  wire [3:0] row;
+  reg [3:0] row = 4'h0;
   reg row_part = 1'h0;
   input rst;
   wire rst;
+  wire [31:0] shown_row;
+  wire [15:0] \shown_row[0] ;
+  wire [15:0] \shown_row[1] ;
   wire [4:0] step;
   (* keep = 32'd1 *)
-  reg [4:0] \step$78  = 5'h00;
-  wire \step$78.flush ;
-  wire \step$78.last ;
-  wire [1:0] \step$78.mode ;
-  wire \step$78.valid ;
+  reg [4:0] \step$72  = 5'h00;
+  wire \step$72.flush ;
+  wire \step$72.last ;
+  wire [1:0] \step$72.mode ;
+  wire \step$72.valid ;
   (* keep = 32'd1 *)
-  reg [4:0] \step$85  = 5'h00;
-  wire \step$85.flush ;
-  wire \step$85.last ;
-  wire [1:0] \step$85.mode ;
-  wire \step$85.valid ;
+  reg [4:0] \step$79  = 5'h00;
+  wire \step$79.flush ;
+  wire \step$79.last ;
+  wire [1:0] \step$79.mode ;
+  wire \step$79.valid ;
   (* keep = 32'd1 *)
-  reg [4:0] \step$92  = 5'h00;
-  wire \step$92.flush ;
-  wire \step$92.last ;
-  wire [1:0] \step$92.mode ;
-  wire \step$92.valid ;
+  reg [4:0] \step$86  = 5'h00;
+  wire \step$86.flush ;
+  wire \step$86.last ;
+  wire [1:0] \step$86.mode ;
+  wire \step$86.valid ;
   wire \step.flush ;
   wire \step.last ;
   wire [1:0] \step.mode ;
@@ -826,169 +830,170 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   wire take;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
-  assign \$431  = in_mode == 1'h1;
+  assign \$429  = ! inp__payload[66:65];
+  assign \$431  = inp__payload[66:65] == 1'h1;
   assign \$432  = \$430  | \$431 ;
-  assign \$433  = in_b[22:16] == 7'h7f;
-  assign \$434  = in_mode == 2'h2;
-  assign \$436  = in_b[22:18] == 5'h1f;
-  assign \$437  = | in_b[17:16];
+  assign \$433  = inp__payload[54:48] == 7'h7f;
+  assign \$434  = inp__payload[66:65] == 2'h2;
+  assign \$436  = inp__payload[54:50] == 5'h1f;
+  assign \$437  = | inp__payload[49:48];
   assign \$438  = \$436  & \$437 ;
-  assign \$439  = in_b[30:23] == 8'hff;
-  assign \$440  = | in_b[22:16];
+  assign \$439  = inp__payload[62:55] == 8'hff;
+  assign \$440  = | inp__payload[54:48];
   assign \$441  = \$439  & \$440 ;
   assign \$442  = \$435  ? \$438  : \$441 ;
   assign b_1_nan = \$432  ? \$433  : \$442 ;
-  assign \$443  = ! in_mode;
-  assign \$445  = in_mode == 1'h1;
+  assign \$443  = ! inp__payload[66:65];
+  assign \$445  = inp__payload[66:65] == 1'h1;
   assign \$446  = \$444  | \$445 ;
-  assign \$447  = in_mode == 2'h2;
+  assign \$447  = inp__payload[66:65] == 2'h2;
   assign \$449  = \$448  ? { \$362 [4], \$362 [4], \$362 [4], \$362 [4], \$362 [4:0] } : \$377 [8:0];
   assign b_1_exp = \$446  ? { \$350 [4], \$350 [4], \$350 [4], \$350 [4], \$350 [4:0] } : \$449 ;
-  assign \$450  = ! in_mode;
-  assign \$452  = in_mode == 1'h1;
+  assign \$450  = ! inp__payload[66:65];
+  assign \$452  = inp__payload[66:65] == 1'h1;
   assign \$453  = \$451  | \$452 ;
-  assign \$454  = in_mode == 2'h2;
+  assign \$454  = inp__payload[66:65] == 2'h2;
   assign \$456  = \$455  ? { b_1_e5m2_sig, 5'h00 } : b_1_bf16_sig;
   assign b_1_sig = \$453  ? { b_1_e4m3_sig, 4'h0 } : \$456 ;
-  assign out_last = out_row == 4'hf;
-  assign \$457  = ! row_part;
-  assign out_data = row_part ? { buffer_1_1_0, buffer_1_0_0 } : { buffer_0_1_0, buffer_0_0_0 };
-  assign take = out_valid & out_ready;
-  assign \$458  = turn == 3'h7;
-  assign \$459  = turn + 1'h1;
-  assign \$460  = \$458  ? 4'h0 : \$459 ;
-  assign \$461  = in_valid & in_ready;
-  assign \$462  = due == 3'h7;
-  assign \$463  = due + 1'h1;
-  assign \$464  = \$462  ? 4'h0 : \$463 ;
-  assign \$465  = turn == 3'h7;
-  assign \$466  = ~ \$465 ;
-  assign \$467  = turn == 3'h7;
-  assign \$468  = in_valid & in_ready;
-  assign \$469  = \$468  & in_last;
-  assign \$470  = due == 3'h7;
-  assign \$471  = \$469  & \$470 ;
-  assign \$472  = ! row_part;
-  assign \$473  = take & \$472 ;
-  assign \$474  = \flush$109  | buffer_shift_0;
-  assign \$475  = \flush$118  | buffer_shift_0;
-  assign \$477  = take & \$476 ;
-  assign \$478  = \flush$128  | buffer_shift_1;
-  assign \$479  = \flush$137  | buffer_shift_1;
-  assign \$480  = taken == 3'h7;
-  assign \$481  = taken + 1'h1;
-  assign \$482  = \$480  ? 4'h0 : \$481 ;
-  assign \$483  = taken == 3'h7;
-  assign \$485  = row_part + 1'h1;
-  assign \$486  = \$484  ? 2'h0 : \$485 ;
-  assign \$487  = out_row == 4'hf;
-  assign \$488  = out_row + 1'h1;
+  assign \$457  = row == 4'hf;
+  assign \$458  = ! row_part;
+  assign out_head = row_part ? { buffer_1_1_0, buffer_1_0_0 } : { buffer_0_1_0, buffer_0_0_0 };
+  assign take = out__valid & out__ready;
+  assign \$459  = turn == 3'h7;
+  assign \$460  = turn + 1'h1;
+  assign \$461  = \$459  ? 4'h0 : \$460 ;
+  assign \$462  = inp__valid & inp__ready;
+  assign \$463  = due == 3'h7;
+  assign \$464  = due + 1'h1;
+  assign \$465  = \$463  ? 4'h0 : \$464 ;
+  assign \$466  = turn == 3'h7;
+  assign \$467  = ~ \$466 ;
+  assign \$468  = turn == 3'h7;
+  assign \$469  = inp__valid & inp__ready;
+  assign \$470  = \$469  & inp__payload[64];
+  assign \$471  = due == 3'h7;
+  assign \$472  = \$470  & \$471 ;
+  assign \$473  = ! row_part;
+  assign \$474  = take & \$473 ;
+  assign \$475  = \flush$104  | buffer_shift_0;
+  assign \$476  = \flush$113  | buffer_shift_0;
+  assign \$478  = take & \$477 ;
+  assign \$479  = \flush$123  | buffer_shift_1;
+  assign \$480  = \flush$132  | buffer_shift_1;
+  assign \$481  = taken == 3'h7;
+  assign \$482  = taken + 1'h1;
+  assign \$483  = \$481  ? 4'h0 : \$482 ;
+  assign \$484  = taken == 3'h7;
+  assign \$486  = row_part + 1'h1;
+  assign \$487  = \$485  ? 2'h0 : \$486 ;
+  assign \$488  = row == 4'hf;
+  assign \$489  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$489 ;
+    turn <= \$490 ;
   always @(posedge clk)
-    due <= \$490 ;
+    due <= \$491 ;
   always @(posedge clk)
-    buffer_reserved <= \$491 ;
+    buffer_reserved <= \$492 ;
   always @(posedge clk)
-    flushing <= \$492 ;
+    flushing <= \$493 ;
   always @(posedge clk)
-    pending <= \$493 ;
+    pending <= \$494 ;
   always @(posedge clk)
-    \step$85  <= \$494 ;
+    \step$79  <= \$495 ;
   always @(posedge clk)
-    \a$87  <= a_1;
+    \a$81  <= a_1;
   always @(posedge clk)
-    \b$82  <= b_1;
+    \b$76  <= b_1;
   always @(posedge clk)
-    \a$80  <= a_0;
+    \a$74  <= a_0;
   always @(posedge clk)
-    \step$78  <= \$495 ;
+    \step$72  <= \$496 ;
   always @(posedge clk)
-    \b$89  <= b_0;
+    \b$83  <= b_0;
   always @(posedge clk)
-    \b$96  <= \b$82 ;
+    \b$90  <= \b$76 ;
   always @(posedge clk)
-    \a$94  <= \a$87 ;
+    \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$92  <= \$496 ;
+    \step$86  <= \$497 ;
   always @(posedge clk)
-    buffer_shift_0 <= \$497 ;
+    buffer_shift_0 <= \$498 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$498 ;
+    buffer_0_0_0 <= \$499 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$499 ;
+    buffer_0_0_1 <= \$500 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$500 ;
+    buffer_0_0_2 <= \$501 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$501 ;
+    buffer_0_0_3 <= \$502 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$502 ;
+    buffer_0_0_4 <= \$503 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$503 ;
+    buffer_0_0_5 <= \$504 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$504 ;
+    buffer_0_0_6 <= \$505 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$505 ;
+    buffer_0_0_7 <= \$506 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$506 ;
+    buffer_0_1_0 <= \$507 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$507 ;
+    buffer_0_1_1 <= \$508 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$508 ;
+    buffer_0_1_2 <= \$509 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$509 ;
+    buffer_0_1_3 <= \$510 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$510 ;
+    buffer_0_1_4 <= \$511 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$511 ;
+    buffer_0_1_5 <= \$512 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$512 ;
+    buffer_0_1_6 <= \$513 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$513 ;
+    buffer_0_1_7 <= \$514 ;
   always @(posedge clk)
-    buffer_shift_1 <= \$514 ;
+    buffer_shift_1 <= \$515 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$515 ;
+    buffer_1_0_0 <= \$516 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$516 ;
+    buffer_1_0_1 <= \$517 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$517 ;
+    buffer_1_0_2 <= \$518 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$518 ;
+    buffer_1_0_3 <= \$519 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$519 ;
+    buffer_1_0_4 <= \$520 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$520 ;
+    buffer_1_0_5 <= \$521 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$521 ;
+    buffer_1_0_6 <= \$522 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$522 ;
+    buffer_1_0_7 <= \$523 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$523 ;
+    buffer_1_1_0 <= \$524 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$524 ;
+    buffer_1_1_1 <= \$525 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$525 ;
+    buffer_1_1_2 <= \$526 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$526 ;
+    buffer_1_1_3 <= \$527 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$527 ;
+    buffer_1_1_4 <= \$528 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$528 ;
+    buffer_1_1_5 <= \$529 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$529 ;
+    buffer_1_1_6 <= \$530 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$530 ;
+    buffer_1_1_7 <= \$531 ;
   always @(posedge clk)
-    out_mode <= \$531 ;
+    buffer_mode <= \$532 ;
   always @(posedge clk)
-    taken <= \$532 ;
+    taken <= \$533 ;
   always @(posedge clk)
-    out_valid <= \$533 ;
+    out__valid <= \$534 ;
   always @(posedge clk)
-    row_part <= \$534 ;
+    row_part <= \$535 ;
   always @(posedge clk)
-    out_row <= \$535 ;
+    row <= \$536 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -997,446 +1002,435 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$5  = turn == due;
   assign \$6  = ~ pending;
   assign \$7  = \$6  | flush;
-  assign in_ready = \$5  & \$7 ;
-  assign \$8  = in_valid & in_ready;
-  assign \$9  = | in_a[6:3];
-  assign \$10  = in_a[6:3] - 3'h7;
-  assign \$11  = in_a[0] ? 5'h17 : 5'h00;
-  assign \$12  = in_a[1] ? 5'h18 : \$11 ;
-  assign \$13  = in_a[2] ? 5'h19 : \$12 ;
+  assign inp__ready = \$5  & \$7 ;
+  assign \$8  = inp__valid & inp__ready;
+  assign \$9  = | inp__payload[6:3];
+  assign \$10  = inp__payload[6:3] - 3'h7;
+  assign \$11  = inp__payload[0] ? 5'h17 : 5'h00;
+  assign \$12  = inp__payload[1] ? 5'h18 : \$11 ;
+  assign \$13  = inp__payload[2] ? 5'h19 : \$12 ;
   assign \$14  = \$9  ? \$10  : { \$13 [4], \$13  };
-  assign \$15  = | in_a[6:3];
-  assign \$19  = in_a[0] ? \$18 [3:0] : 4'h0;
-  assign \$20  = in_a[1] ? \$17 [3:0] : \$19 ;
-  assign \$21  = in_a[2] ? \$16  : \$20 ;
-  assign a_0_e4m3_sig = \$15  ? { 1'h1, in_a[2:0] } : \$21 ;
-  assign \$22  = | in_a[6:2];
-  assign \$23  = in_a[6:2] - 4'hf;
-  assign \$24  = in_a[0] ? 5'h10 : 5'h00;
-  assign \$25  = in_a[1] ? 5'h11 : \$24 ;
+  assign \$15  = | inp__payload[6:3];
+  assign \$19  = inp__payload[0] ? \$18 [3:0] : 4'h0;
+  assign \$20  = inp__payload[1] ? \$17 [3:0] : \$19 ;
+  assign \$21  = inp__payload[2] ? \$16  : \$20 ;
+  assign a_0_e4m3_sig = \$15  ? { 1'h1, inp__payload[2:0] } : \$21 ;
+  assign \$22  = | inp__payload[6:2];
+  assign \$23  = inp__payload[6:2] - 4'hf;
+  assign \$24  = inp__payload[0] ? 5'h10 : 5'h00;
+  assign \$25  = inp__payload[1] ? 5'h11 : \$24 ;
   assign \$26  = \$22  ? \$23  : { \$25 [4], \$25 [4], \$25  };
-  assign \$27  = | in_a[6:2];
-  assign \$30  = in_a[0] ? \$29 [2:0] : 3'h0;
-  assign \$31  = in_a[1] ? \$28  : \$30 ;
-  assign a_0_e5m2_sig = \$27  ? { 1'h1, in_a[1:0] } : \$31 ;
-  assign \$32  = | in_a[14:7];
-  assign \$33  = in_a[14:7] - 7'h7f;
-  assign \$34  = in_a[0] ? 9'h17b : 9'h000;
-  assign \$35  = in_a[1] ? 9'h17c : \$34 ;
-  assign \$36  = in_a[2] ? 9'h17d : \$35 ;
-  assign \$37  = in_a[3] ? 9'h17e : \$36 ;
-  assign \$38  = in_a[4] ? 9'h17f : \$37 ;
-  assign \$39  = in_a[5] ? 9'h180 : \$38 ;
-  assign \$40  = in_a[6] ? 9'h181 : \$39 ;
+  assign \$27  = | inp__payload[6:2];
+  assign \$30  = inp__payload[0] ? \$29 [2:0] : 3'h0;
+  assign \$31  = inp__payload[1] ? \$28  : \$30 ;
+  assign a_0_e5m2_sig = \$27  ? { 1'h1, inp__payload[1:0] } : \$31 ;
+  assign \$32  = | inp__payload[14:7];
+  assign \$33  = inp__payload[14:7] - 7'h7f;
+  assign \$34  = inp__payload[0] ? 9'h17b : 9'h000;
+  assign \$35  = inp__payload[1] ? 9'h17c : \$34 ;
+  assign \$36  = inp__payload[2] ? 9'h17d : \$35 ;
+  assign \$37  = inp__payload[3] ? 9'h17e : \$36 ;
+  assign \$38  = inp__payload[4] ? 9'h17f : \$37 ;
+  assign \$39  = inp__payload[5] ? 9'h180 : \$38 ;
+  assign \$40  = inp__payload[6] ? 9'h181 : \$39 ;
   assign \$41  = \$32  ? \$33  : { \$40 [8], \$40  };
-  assign \$42  = | in_a[14:7];
-  assign \$50  = in_a[0] ? \$49 [7:0] : 8'h00;
-  assign \$51  = in_a[1] ? \$48 [7:0] : \$50 ;
-  assign \$52  = in_a[2] ? \$47 [7:0] : \$51 ;
-  assign \$53  = in_a[3] ? \$46 [7:0] : \$52 ;
-  assign \$54  = in_a[4] ? \$45 [7:0] : \$53 ;
-  assign \$55  = in_a[5] ? \$44 [7:0] : \$54 ;
-  assign \$56  = in_a[6] ? \$43  : \$55 ;
-  assign a_0_bf16_sig = \$42  ? { 1'h1, in_a[6:0] } : \$56 ;
-  assign \$57  = ! in_mode;
-  assign \$59  = in_mode == 2'h2;
+  assign \$42  = | inp__payload[14:7];
+  assign \$50  = inp__payload[0] ? \$49 [7:0] : 8'h00;
+  assign \$51  = inp__payload[1] ? \$48 [7:0] : \$50 ;
+  assign \$52  = inp__payload[2] ? \$47 [7:0] : \$51 ;
+  assign \$53  = inp__payload[3] ? \$46 [7:0] : \$52 ;
+  assign \$54  = inp__payload[4] ? \$45 [7:0] : \$53 ;
+  assign \$55  = inp__payload[5] ? \$44 [7:0] : \$54 ;
+  assign \$56  = inp__payload[6] ? \$43  : \$55 ;
+  assign a_0_bf16_sig = \$42  ? { 1'h1, inp__payload[6:0] } : \$56 ;
+  assign \$57  = ! inp__payload[66:65];
+  assign \$59  = inp__payload[66:65] == 2'h2;
   assign \$60  = \$58  | \$59 ;
-  assign \$61  = in_mode == 1'h1;
-  assign \$63  = \$62  ? in_a[7] : in_a[15];
-  assign a_0_sign = \$60  ? in_a[7] : \$63 ;
-  assign \$64  = ! in_mode;
-  assign \$66  = in_mode == 2'h2;
+  assign \$61  = inp__payload[66:65] == 1'h1;
+  assign \$63  = \$62  ? inp__payload[7] : inp__payload[15];
+  assign a_0_sign = \$60  ? inp__payload[7] : \$63 ;
+  assign \$64  = ! inp__payload[66:65];
+  assign \$66  = inp__payload[66:65] == 2'h2;
   assign \$67  = \$65  | \$66 ;
-  assign \$68  = ! in_a[6:3];
-  assign \$69  = ! in_a[2:0];
+  assign \$68  = ! inp__payload[6:3];
+  assign \$69  = ! inp__payload[2:0];
   assign \$70  = \$68  & \$69 ;
-  assign \$71  = in_mode == 1'h1;
-  assign \$73  = ! in_a[6:2];
-  assign \$74  = ! in_a[1:0];
+  assign \$71  = inp__payload[66:65] == 1'h1;
+  assign \$73  = ! inp__payload[6:2];
+  assign \$74  = ! inp__payload[1:0];
   assign \$75  = \$73  & \$74 ;
-  assign \$76  = ! in_a[14:7];
-  assign \$77  = ! in_a[6:0];
+  assign \$76  = ! inp__payload[14:7];
+  assign \$77  = ! inp__payload[6:0];
   assign \$78  = \$76  & \$77 ;
   assign \$79  = \$72  ? \$75  : \$78 ;
   assign a_0_zero = \$67  ? \$70  : \$79 ;
-  assign \$80  = ! in_mode;
-  assign \$82  = in_mode == 2'h2;
+  assign \$80  = ! inp__payload[66:65];
+  assign \$82  = inp__payload[66:65] == 2'h2;
   assign \$83  = \$81  | \$82 ;
-  assign \$84  = in_mode == 1'h1;
-  assign \$86  = in_a[6:2] == 5'h1f;
-  assign \$87  = ! in_a[1:0];
+  assign \$84  = inp__payload[66:65] == 1'h1;
+  assign \$86  = inp__payload[6:2] == 5'h1f;
+  assign \$87  = ! inp__payload[1:0];
   assign \$88  = \$86  & \$87 ;
-  assign \$89  = in_a[14:7] == 8'hff;
-  assign \$90  = ! in_a[6:0];
+  assign \$89  = inp__payload[14:7] == 8'hff;
+  assign \$90  = ! inp__payload[6:0];
   assign \$91  = \$89  & \$90 ;
   assign \$92  = \$85  ? \$88  : \$91 ;
   assign a_0_inf = \$83  ? 1'h0 : \$92 ;
-  assign \$93  = ! in_mode;
-  assign \$95  = in_mode == 2'h2;
+  assign \$93  = ! inp__payload[66:65];
+  assign \$95  = inp__payload[66:65] == 2'h2;
   assign \$96  = \$94  | \$95 ;
-  assign \$97  = in_a[6:0] == 7'h7f;
-  assign \$98  = in_mode == 1'h1;
-  assign \$100  = in_a[6:2] == 5'h1f;
-  assign \$101  = | in_a[1:0];
+  assign \$97  = inp__payload[6:0] == 7'h7f;
+  assign \$98  = inp__payload[66:65] == 1'h1;
+  assign \$100  = inp__payload[6:2] == 5'h1f;
+  assign \$101  = | inp__payload[1:0];
   assign \$102  = \$100  & \$101 ;
-  assign \$103  = in_a[14:7] == 8'hff;
-  assign \$104  = | in_a[6:0];
+  assign \$103  = inp__payload[14:7] == 8'hff;
+  assign \$104  = | inp__payload[6:0];
   assign \$105  = \$103  & \$104 ;
   assign \$106  = \$99  ? \$102  : \$105 ;
   assign a_0_nan = \$96  ? \$97  : \$106 ;
-  assign \$107  = ! in_mode;
-  assign \$109  = in_mode == 2'h2;
+  assign \$107  = ! inp__payload[66:65];
+  assign \$109  = inp__payload[66:65] == 2'h2;
   assign \$110  = \$108  | \$109 ;
-  assign \$111  = in_mode == 1'h1;
+  assign \$111  = inp__payload[66:65] == 1'h1;
   assign \$113  = \$112  ? { \$26 [4], \$26 [4], \$26 [4], \$26 [4], \$26 [4:0] } : \$41 [8:0];
   assign a_0_exp = \$110  ? { \$14 [4], \$14 [4], \$14 [4], \$14 [4], \$14 [4:0] } : \$113 ;
-  assign \$114  = ! in_mode;
-  assign \$116  = in_mode == 2'h2;
+  assign \$114  = ! inp__payload[66:65];
+  assign \$116  = inp__payload[66:65] == 2'h2;
   assign \$117  = \$115  | \$116 ;
-  assign \$118  = in_mode == 1'h1;
+  assign \$118  = inp__payload[66:65] == 1'h1;
   assign \$120  = \$119  ? { a_0_e5m2_sig, 5'h00 } : a_0_bf16_sig;
   assign a_0_sig = \$117  ? { a_0_e4m3_sig, 4'h0 } : \$120 ;
-  assign \$121  = | in_a[22:19];
-  assign \$122  = in_a[22:19] - 3'h7;
-  assign \$123  = in_a[16] ? 5'h17 : 5'h00;
-  assign \$124  = in_a[17] ? 5'h18 : \$123 ;
-  assign \$125  = in_a[18] ? 5'h19 : \$124 ;
+  assign \$121  = | inp__payload[22:19];
+  assign \$122  = inp__payload[22:19] - 3'h7;
+  assign \$123  = inp__payload[16] ? 5'h17 : 5'h00;
+  assign \$124  = inp__payload[17] ? 5'h18 : \$123 ;
+  assign \$125  = inp__payload[18] ? 5'h19 : \$124 ;
   assign \$126  = \$121  ? \$122  : { \$125 [4], \$125  };
-  assign \$127  = | in_a[22:19];
-  assign \$131  = in_a[16] ? \$130 [3:0] : 4'h0;
-  assign \$132  = in_a[17] ? \$129 [3:0] : \$131 ;
-  assign \$133  = in_a[18] ? \$128  : \$132 ;
-  assign a_1_e4m3_sig = \$127  ? { 1'h1, in_a[18:16] } : \$133 ;
-  assign \$134  = | in_a[22:18];
-  assign \$135  = in_a[22:18] - 4'hf;
-  assign \$136  = in_a[16] ? 5'h10 : 5'h00;
-  assign \$137  = in_a[17] ? 5'h11 : \$136 ;
+  assign \$127  = | inp__payload[22:19];
+  assign \$131  = inp__payload[16] ? \$130 [3:0] : 4'h0;
+  assign \$132  = inp__payload[17] ? \$129 [3:0] : \$131 ;
+  assign \$133  = inp__payload[18] ? \$128  : \$132 ;
+  assign a_1_e4m3_sig = \$127  ? { 1'h1, inp__payload[18:16] } : \$133 ;
+  assign \$134  = | inp__payload[22:18];
+  assign \$135  = inp__payload[22:18] - 4'hf;
+  assign \$136  = inp__payload[16] ? 5'h10 : 5'h00;
+  assign \$137  = inp__payload[17] ? 5'h11 : \$136 ;
   assign \$138  = \$134  ? \$135  : { \$137 [4], \$137 [4], \$137  };
-  assign \$139  = | in_a[22:18];
-  assign \$142  = in_a[16] ? \$141 [2:0] : 3'h0;
-  assign \$143  = in_a[17] ? \$140  : \$142 ;
-  assign a_1_e5m2_sig = \$139  ? { 1'h1, in_a[17:16] } : \$143 ;
-  assign \$144  = | in_a[30:23];
-  assign \$145  = in_a[30:23] - 7'h7f;
-  assign \$146  = in_a[16] ? 9'h17b : 9'h000;
-  assign \$147  = in_a[17] ? 9'h17c : \$146 ;
-  assign \$148  = in_a[18] ? 9'h17d : \$147 ;
-  assign \$149  = in_a[19] ? 9'h17e : \$148 ;
-  assign \$150  = in_a[20] ? 9'h17f : \$149 ;
-  assign \$151  = in_a[21] ? 9'h180 : \$150 ;
-  assign \$152  = in_a[22] ? 9'h181 : \$151 ;
+  assign \$139  = | inp__payload[22:18];
+  assign \$142  = inp__payload[16] ? \$141 [2:0] : 3'h0;
+  assign \$143  = inp__payload[17] ? \$140  : \$142 ;
+  assign a_1_e5m2_sig = \$139  ? { 1'h1, inp__payload[17:16] } : \$143 ;
+  assign \$144  = | inp__payload[30:23];
+  assign \$145  = inp__payload[30:23] - 7'h7f;
+  assign \$146  = inp__payload[16] ? 9'h17b : 9'h000;
+  assign \$147  = inp__payload[17] ? 9'h17c : \$146 ;
+  assign \$148  = inp__payload[18] ? 9'h17d : \$147 ;
+  assign \$149  = inp__payload[19] ? 9'h17e : \$148 ;
+  assign \$150  = inp__payload[20] ? 9'h17f : \$149 ;
+  assign \$151  = inp__payload[21] ? 9'h180 : \$150 ;
+  assign \$152  = inp__payload[22] ? 9'h181 : \$151 ;
   assign \$153  = \$144  ? \$145  : { \$152 [8], \$152  };
-  assign \$154  = | in_a[30:23];
-  assign \$162  = in_a[16] ? \$161 [7:0] : 8'h00;
-  assign \$163  = in_a[17] ? \$160 [7:0] : \$162 ;
-  assign \$164  = in_a[18] ? \$159 [7:0] : \$163 ;
-  assign \$165  = in_a[19] ? \$158 [7:0] : \$164 ;
-  assign \$166  = in_a[20] ? \$157 [7:0] : \$165 ;
-  assign \$167  = in_a[21] ? \$156 [7:0] : \$166 ;
-  assign \$168  = in_a[22] ? \$155  : \$167 ;
-  assign a_1_bf16_sig = \$154  ? { 1'h1, in_a[22:16] } : \$168 ;
-  assign \$169  = ! in_mode;
-  assign \$171  = in_mode == 2'h2;
+  assign \$154  = | inp__payload[30:23];
+  assign \$162  = inp__payload[16] ? \$161 [7:0] : 8'h00;
+  assign \$163  = inp__payload[17] ? \$160 [7:0] : \$162 ;
+  assign \$164  = inp__payload[18] ? \$159 [7:0] : \$163 ;
+  assign \$165  = inp__payload[19] ? \$158 [7:0] : \$164 ;
+  assign \$166  = inp__payload[20] ? \$157 [7:0] : \$165 ;
+  assign \$167  = inp__payload[21] ? \$156 [7:0] : \$166 ;
+  assign \$168  = inp__payload[22] ? \$155  : \$167 ;
+  assign a_1_bf16_sig = \$154  ? { 1'h1, inp__payload[22:16] } : \$168 ;
+  assign \$169  = ! inp__payload[66:65];
+  assign \$171  = inp__payload[66:65] == 2'h2;
   assign \$172  = \$170  | \$171 ;
-  assign \$173  = in_mode == 1'h1;
-  assign \$175  = \$174  ? in_a[23] : in_a[31];
-  assign a_1_sign = \$172  ? in_a[23] : \$175 ;
-  assign \$176  = ! in_mode;
-  assign \$178  = in_mode == 2'h2;
+  assign \$173  = inp__payload[66:65] == 1'h1;
+  assign \$175  = \$174  ? inp__payload[23] : inp__payload[31];
+  assign a_1_sign = \$172  ? inp__payload[23] : \$175 ;
+  assign \$176  = ! inp__payload[66:65];
+  assign \$178  = inp__payload[66:65] == 2'h2;
   assign \$179  = \$177  | \$178 ;
-  assign \$180  = ! in_a[22:19];
-  assign \$181  = ! in_a[18:16];
+  assign \$180  = ! inp__payload[22:19];
+  assign \$181  = ! inp__payload[18:16];
   assign \$182  = \$180  & \$181 ;
-  assign \$183  = in_mode == 1'h1;
-  assign \$185  = ! in_a[22:18];
-  assign \$186  = ! in_a[17:16];
+  assign \$183  = inp__payload[66:65] == 1'h1;
+  assign \$185  = ! inp__payload[22:18];
+  assign \$186  = ! inp__payload[17:16];
   assign \$187  = \$185  & \$186 ;
-  assign \$188  = ! in_a[30:23];
-  assign \$189  = ! in_a[22:16];
+  assign \$188  = ! inp__payload[30:23];
+  assign \$189  = ! inp__payload[22:16];
   assign \$190  = \$188  & \$189 ;
   assign \$191  = \$184  ? \$187  : \$190 ;
   assign a_1_zero = \$179  ? \$182  : \$191 ;
-  assign \$192  = ! in_mode;
-  assign \$194  = in_mode == 2'h2;
+  assign \$192  = ! inp__payload[66:65];
+  assign \$194  = inp__payload[66:65] == 2'h2;
   assign \$195  = \$193  | \$194 ;
-  assign \$196  = in_mode == 1'h1;
-  assign \$198  = in_a[22:18] == 5'h1f;
-  assign \$199  = ! in_a[17:16];
+  assign \$196  = inp__payload[66:65] == 1'h1;
+  assign \$198  = inp__payload[22:18] == 5'h1f;
+  assign \$199  = ! inp__payload[17:16];
   assign \$200  = \$198  & \$199 ;
-  assign \$201  = in_a[30:23] == 8'hff;
-  assign \$202  = ! in_a[22:16];
+  assign \$201  = inp__payload[30:23] == 8'hff;
+  assign \$202  = ! inp__payload[22:16];
   assign \$203  = \$201  & \$202 ;
   assign \$204  = \$197  ? \$200  : \$203 ;
   assign a_1_inf = \$195  ? 1'h0 : \$204 ;
-  assign \$205  = ! in_mode;
-  assign \$207  = in_mode == 2'h2;
+  assign \$205  = ! inp__payload[66:65];
+  assign \$207  = inp__payload[66:65] == 2'h2;
   assign \$208  = \$206  | \$207 ;
-  assign \$209  = in_a[22:16] == 7'h7f;
-  assign \$210  = in_mode == 1'h1;
-  assign \$212  = in_a[22:18] == 5'h1f;
-  assign \$213  = | in_a[17:16];
+  assign \$209  = inp__payload[22:16] == 7'h7f;
+  assign \$210  = inp__payload[66:65] == 1'h1;
+  assign \$212  = inp__payload[22:18] == 5'h1f;
+  assign \$213  = | inp__payload[17:16];
   assign \$214  = \$212  & \$213 ;
-  assign \$215  = in_a[30:23] == 8'hff;
-  assign \$216  = | in_a[22:16];
+  assign \$215  = inp__payload[30:23] == 8'hff;
+  assign \$216  = | inp__payload[22:16];
   assign \$217  = \$215  & \$216 ;
   assign \$218  = \$211  ? \$214  : \$217 ;
   assign a_1_nan = \$208  ? \$209  : \$218 ;
-  assign \$219  = ! in_mode;
-  assign \$221  = in_mode == 2'h2;
+  assign \$219  = ! inp__payload[66:65];
+  assign \$221  = inp__payload[66:65] == 2'h2;
   assign \$222  = \$220  | \$221 ;
-  assign \$223  = in_mode == 1'h1;
+  assign \$223  = inp__payload[66:65] == 1'h1;
   assign \$225  = \$224  ? { \$138 [4], \$138 [4], \$138 [4], \$138 [4], \$138 [4:0] } : \$153 [8:0];
   assign a_1_exp = \$222  ? { \$126 [4], \$126 [4], \$126 [4], \$126 [4], \$126 [4:0] } : \$225 ;
-  assign \$226  = ! in_mode;
-  assign \$228  = in_mode == 2'h2;
+  assign \$226  = ! inp__payload[66:65];
+  assign \$228  = inp__payload[66:65] == 2'h2;
   assign \$229  = \$227  | \$228 ;
-  assign \$230  = in_mode == 1'h1;
+  assign \$230  = inp__payload[66:65] == 1'h1;
   assign \$232  = \$231  ? { a_1_e5m2_sig, 5'h00 } : a_1_bf16_sig;
   assign a_1_sig = \$229  ? { a_1_e4m3_sig, 4'h0 } : \$232 ;
-  assign \$233  = | in_b[6:3];
-  assign \$234  = in_b[6:3] - 3'h7;
-  assign \$235  = in_b[0] ? 5'h17 : 5'h00;
-  assign \$236  = in_b[1] ? 5'h18 : \$235 ;
-  assign \$237  = in_b[2] ? 5'h19 : \$236 ;
+  assign \$233  = | inp__payload[38:35];
+  assign \$234  = inp__payload[38:35] - 3'h7;
+  assign \$235  = inp__payload[32] ? 5'h17 : 5'h00;
+  assign \$236  = inp__payload[33] ? 5'h18 : \$235 ;
+  assign \$237  = inp__payload[34] ? 5'h19 : \$236 ;
   assign \$238  = \$233  ? \$234  : { \$237 [4], \$237  };
-  assign \$239  = | in_b[6:3];
-  assign \$243  = in_b[0] ? \$242 [3:0] : 4'h0;
-  assign \$244  = in_b[1] ? \$241 [3:0] : \$243 ;
-  assign \$245  = in_b[2] ? \$240  : \$244 ;
-  assign b_0_e4m3_sig = \$239  ? { 1'h1, in_b[2:0] } : \$245 ;
-  assign \$246  = | in_b[6:2];
-  assign \$247  = in_b[6:2] - 4'hf;
-  assign \$248  = in_b[0] ? 5'h10 : 5'h00;
-  assign \$249  = in_b[1] ? 5'h11 : \$248 ;
+  assign \$239  = | inp__payload[38:35];
+  assign \$243  = inp__payload[32] ? \$242 [3:0] : 4'h0;
+  assign \$244  = inp__payload[33] ? \$241 [3:0] : \$243 ;
+  assign \$245  = inp__payload[34] ? \$240  : \$244 ;
+  assign b_0_e4m3_sig = \$239  ? { 1'h1, inp__payload[34:32] } : \$245 ;
+  assign \$246  = | inp__payload[38:34];
+  assign \$247  = inp__payload[38:34] - 4'hf;
+  assign \$248  = inp__payload[32] ? 5'h10 : 5'h00;
+  assign \$249  = inp__payload[33] ? 5'h11 : \$248 ;
   assign \$250  = \$246  ? \$247  : { \$249 [4], \$249 [4], \$249  };
-  assign \$251  = | in_b[6:2];
-  assign \$254  = in_b[0] ? \$253 [2:0] : 3'h0;
-  assign \$255  = in_b[1] ? \$252  : \$254 ;
-  assign b_0_e5m2_sig = \$251  ? { 1'h1, in_b[1:0] } : \$255 ;
-  assign \$256  = | in_b[14:7];
-  assign \$257  = in_b[14:7] - 7'h7f;
-  assign \$258  = in_b[0] ? 9'h17b : 9'h000;
-  assign \$259  = in_b[1] ? 9'h17c : \$258 ;
-  assign \$260  = in_b[2] ? 9'h17d : \$259 ;
-  assign \$261  = in_b[3] ? 9'h17e : \$260 ;
-  assign \$262  = in_b[4] ? 9'h17f : \$261 ;
-  assign \$263  = in_b[5] ? 9'h180 : \$262 ;
-  assign \$264  = in_b[6] ? 9'h181 : \$263 ;
+  assign \$251  = | inp__payload[38:34];
+  assign \$254  = inp__payload[32] ? \$253 [2:0] : 3'h0;
+  assign \$255  = inp__payload[33] ? \$252  : \$254 ;
+  assign b_0_e5m2_sig = \$251  ? { 1'h1, inp__payload[33:32] } : \$255 ;
+  assign \$256  = | inp__payload[46:39];
+  assign \$257  = inp__payload[46:39] - 7'h7f;
+  assign \$258  = inp__payload[32] ? 9'h17b : 9'h000;
+  assign \$259  = inp__payload[33] ? 9'h17c : \$258 ;
+  assign \$260  = inp__payload[34] ? 9'h17d : \$259 ;
+  assign \$261  = inp__payload[35] ? 9'h17e : \$260 ;
+  assign \$262  = inp__payload[36] ? 9'h17f : \$261 ;
+  assign \$263  = inp__payload[37] ? 9'h180 : \$262 ;
+  assign \$264  = inp__payload[38] ? 9'h181 : \$263 ;
   assign \$265  = \$256  ? \$257  : { \$264 [8], \$264  };
-  assign \$266  = | in_b[14:7];
-  assign \$274  = in_b[0] ? \$273 [7:0] : 8'h00;
-  assign \$275  = in_b[1] ? \$272 [7:0] : \$274 ;
-  assign \$276  = in_b[2] ? \$271 [7:0] : \$275 ;
-  assign \$277  = in_b[3] ? \$270 [7:0] : \$276 ;
-  assign \$278  = in_b[4] ? \$269 [7:0] : \$277 ;
-  assign \$279  = in_b[5] ? \$268 [7:0] : \$278 ;
-  assign \$280  = in_b[6] ? \$267  : \$279 ;
-  assign b_0_bf16_sig = \$266  ? { 1'h1, in_b[6:0] } : \$280 ;
-  assign \$281  = ! in_mode;
-  assign \$283  = in_mode == 1'h1;
+  assign \$266  = | inp__payload[46:39];
+  assign \$274  = inp__payload[32] ? \$273 [7:0] : 8'h00;
+  assign \$275  = inp__payload[33] ? \$272 [7:0] : \$274 ;
+  assign \$276  = inp__payload[34] ? \$271 [7:0] : \$275 ;
+  assign \$277  = inp__payload[35] ? \$270 [7:0] : \$276 ;
+  assign \$278  = inp__payload[36] ? \$269 [7:0] : \$277 ;
+  assign \$279  = inp__payload[37] ? \$268 [7:0] : \$278 ;
+  assign \$280  = inp__payload[38] ? \$267  : \$279 ;
+  assign b_0_bf16_sig = \$266  ? { 1'h1, inp__payload[38:32] } : \$280 ;
+  assign \$281  = ! inp__payload[66:65];
+  assign \$283  = inp__payload[66:65] == 1'h1;
   assign \$284  = \$282  | \$283 ;
-  assign \$285  = in_mode == 2'h2;
-  assign \$287  = \$286  ? in_b[7] : in_b[15];
-  assign b_0_sign = \$284  ? in_b[7] : \$287 ;
-  assign \$288  = ! in_mode;
-  assign \$290  = in_mode == 1'h1;
+  assign \$285  = inp__payload[66:65] == 2'h2;
+  assign \$287  = \$286  ? inp__payload[39] : inp__payload[47];
+  assign b_0_sign = \$284  ? inp__payload[39] : \$287 ;
+  assign \$288  = ! inp__payload[66:65];
+  assign \$290  = inp__payload[66:65] == 1'h1;
   assign \$291  = \$289  | \$290 ;
-  assign \$292  = ! in_b[6:3];
-  assign \$293  = ! in_b[2:0];
+  assign \$292  = ! inp__payload[38:35];
+  assign \$293  = ! inp__payload[34:32];
   assign \$294  = \$292  & \$293 ;
-  assign \$295  = in_mode == 2'h2;
-  assign \$297  = ! in_b[6:2];
-  assign \$298  = ! in_b[1:0];
+  assign \$295  = inp__payload[66:65] == 2'h2;
+  assign \$297  = ! inp__payload[38:34];
+  assign \$298  = ! inp__payload[33:32];
   assign \$299  = \$297  & \$298 ;
-  assign \$300  = ! in_b[14:7];
-  assign \$301  = ! in_b[6:0];
+  assign \$300  = ! inp__payload[46:39];
+  assign \$301  = ! inp__payload[38:32];
   assign \$302  = \$300  & \$301 ;
   assign \$303  = \$296  ? \$299  : \$302 ;
   assign b_0_zero = \$291  ? \$294  : \$303 ;
-  assign \$304  = ! in_mode;
-  assign \$306  = in_mode == 1'h1;
+  assign \$304  = ! inp__payload[66:65];
+  assign \$306  = inp__payload[66:65] == 1'h1;
   assign \$307  = \$305  | \$306 ;
-  assign \$308  = in_mode == 2'h2;
-  assign \$310  = in_b[6:2] == 5'h1f;
-  assign \$311  = ! in_b[1:0];
+  assign \$308  = inp__payload[66:65] == 2'h2;
+  assign \$310  = inp__payload[38:34] == 5'h1f;
+  assign \$311  = ! inp__payload[33:32];
   assign \$312  = \$310  & \$311 ;
-  assign \$313  = in_b[14:7] == 8'hff;
-  assign \$314  = ! in_b[6:0];
+  assign \$313  = inp__payload[46:39] == 8'hff;
+  assign \$314  = ! inp__payload[38:32];
   assign \$315  = \$313  & \$314 ;
   assign \$316  = \$309  ? \$312  : \$315 ;
   assign b_0_inf = \$307  ? 1'h0 : \$316 ;
-  assign \$317  = ! in_mode;
-  assign \$319  = in_mode == 1'h1;
+  assign \$317  = ! inp__payload[66:65];
+  assign \$319  = inp__payload[66:65] == 1'h1;
   assign \$320  = \$318  | \$319 ;
-  assign \$321  = in_b[6:0] == 7'h7f;
-  assign \$322  = in_mode == 2'h2;
-  assign \$324  = in_b[6:2] == 5'h1f;
-  assign \$325  = | in_b[1:0];
+  assign \$321  = inp__payload[38:32] == 7'h7f;
+  assign \$322  = inp__payload[66:65] == 2'h2;
+  assign \$324  = inp__payload[38:34] == 5'h1f;
+  assign \$325  = | inp__payload[33:32];
   assign \$326  = \$324  & \$325 ;
-  assign \$327  = in_b[14:7] == 8'hff;
-  assign \$328  = | in_b[6:0];
+  assign \$327  = inp__payload[46:39] == 8'hff;
+  assign \$328  = | inp__payload[38:32];
   assign \$329  = \$327  & \$328 ;
   assign \$330  = \$323  ? \$326  : \$329 ;
   assign b_0_nan = \$320  ? \$321  : \$330 ;
-  assign \$331  = ! in_mode;
-  assign \$333  = in_mode == 1'h1;
+  assign \$331  = ! inp__payload[66:65];
+  assign \$333  = inp__payload[66:65] == 1'h1;
   assign \$334  = \$332  | \$333 ;
-  assign \$335  = in_mode == 2'h2;
+  assign \$335  = inp__payload[66:65] == 2'h2;
   assign \$337  = \$336  ? { \$250 [4], \$250 [4], \$250 [4], \$250 [4], \$250 [4:0] } : \$265 [8:0];
   assign b_0_exp = \$334  ? { \$238 [4], \$238 [4], \$238 [4], \$238 [4], \$238 [4:0] } : \$337 ;
-  assign \$338  = ! in_mode;
-  assign \$340  = in_mode == 1'h1;
+  assign \$338  = ! inp__payload[66:65];
+  assign \$340  = inp__payload[66:65] == 1'h1;
   assign \$341  = \$339  | \$340 ;
-  assign \$342  = in_mode == 2'h2;
+  assign \$342  = inp__payload[66:65] == 2'h2;
   assign \$344  = \$343  ? { b_0_e5m2_sig, 5'h00 } : b_0_bf16_sig;
   assign b_0_sig = \$341  ? { b_0_e4m3_sig, 4'h0 } : \$344 ;
-  assign \$345  = | in_b[22:19];
-  assign \$346  = in_b[22:19] - 3'h7;
-  assign \$347  = in_b[16] ? 5'h17 : 5'h00;
-  assign \$348  = in_b[17] ? 5'h18 : \$347 ;
-  assign \$349  = in_b[18] ? 5'h19 : \$348 ;
+  assign \$345  = | inp__payload[54:51];
+  assign \$346  = inp__payload[54:51] - 3'h7;
+  assign \$347  = inp__payload[48] ? 5'h17 : 5'h00;
+  assign \$348  = inp__payload[49] ? 5'h18 : \$347 ;
+  assign \$349  = inp__payload[50] ? 5'h19 : \$348 ;
   assign \$350  = \$345  ? \$346  : { \$349 [4], \$349  };
-  assign \$351  = | in_b[22:19];
-  assign \$355  = in_b[16] ? \$354 [3:0] : 4'h0;
-  assign \$356  = in_b[17] ? \$353 [3:0] : \$355 ;
-  assign \$357  = in_b[18] ? \$352  : \$356 ;
-  assign b_1_e4m3_sig = \$351  ? { 1'h1, in_b[18:16] } : \$357 ;
-  assign \$358  = | in_b[22:18];
-  assign \$359  = in_b[22:18] - 4'hf;
-  assign \$360  = in_b[16] ? 5'h10 : 5'h00;
-  assign \$361  = in_b[17] ? 5'h11 : \$360 ;
+  assign \$351  = | inp__payload[54:51];
+  assign \$355  = inp__payload[48] ? \$354 [3:0] : 4'h0;
+  assign \$356  = inp__payload[49] ? \$353 [3:0] : \$355 ;
+  assign \$357  = inp__payload[50] ? \$352  : \$356 ;
+  assign b_1_e4m3_sig = \$351  ? { 1'h1, inp__payload[50:48] } : \$357 ;
+  assign \$358  = | inp__payload[54:50];
+  assign \$359  = inp__payload[54:50] - 4'hf;
+  assign \$360  = inp__payload[48] ? 5'h10 : 5'h00;
+  assign \$361  = inp__payload[49] ? 5'h11 : \$360 ;
   assign \$362  = \$358  ? \$359  : { \$361 [4], \$361 [4], \$361  };
-  assign \$363  = | in_b[22:18];
-  assign \$366  = in_b[16] ? \$365 [2:0] : 3'h0;
-  assign \$367  = in_b[17] ? \$364  : \$366 ;
-  assign b_1_e5m2_sig = \$363  ? { 1'h1, in_b[17:16] } : \$367 ;
-  assign \$368  = | in_b[30:23];
-  assign \$369  = in_b[30:23] - 7'h7f;
-  assign \$370  = in_b[16] ? 9'h17b : 9'h000;
-  assign \$371  = in_b[17] ? 9'h17c : \$370 ;
-  assign \$372  = in_b[18] ? 9'h17d : \$371 ;
-  assign \$373  = in_b[19] ? 9'h17e : \$372 ;
-  assign \$374  = in_b[20] ? 9'h17f : \$373 ;
-  assign \$375  = in_b[21] ? 9'h180 : \$374 ;
-  assign \$376  = in_b[22] ? 9'h181 : \$375 ;
+  assign \$363  = | inp__payload[54:50];
+  assign \$366  = inp__payload[48] ? \$365 [2:0] : 3'h0;
+  assign \$367  = inp__payload[49] ? \$364  : \$366 ;
+  assign b_1_e5m2_sig = \$363  ? { 1'h1, inp__payload[49:48] } : \$367 ;
+  assign \$368  = | inp__payload[62:55];
+  assign \$369  = inp__payload[62:55] - 7'h7f;
+  assign \$370  = inp__payload[48] ? 9'h17b : 9'h000;
+  assign \$371  = inp__payload[49] ? 9'h17c : \$370 ;
+  assign \$372  = inp__payload[50] ? 9'h17d : \$371 ;
+  assign \$373  = inp__payload[51] ? 9'h17e : \$372 ;
+  assign \$374  = inp__payload[52] ? 9'h17f : \$373 ;
+  assign \$375  = inp__payload[53] ? 9'h180 : \$374 ;
+  assign \$376  = inp__payload[54] ? 9'h181 : \$375 ;
   assign \$377  = \$368  ? \$369  : { \$376 [8], \$376  };
-  assign \$378  = | in_b[30:23];
-  assign \$386  = in_b[16] ? \$385 [7:0] : 8'h00;
-  assign \$387  = in_b[17] ? \$384 [7:0] : \$386 ;
-  assign \$388  = in_b[18] ? \$383 [7:0] : \$387 ;
-  assign \$389  = in_b[19] ? \$382 [7:0] : \$388 ;
-  assign \$390  = in_b[20] ? \$381 [7:0] : \$389 ;
-  assign \$391  = in_b[21] ? \$380 [7:0] : \$390 ;
-  assign \$392  = in_b[22] ? \$379  : \$391 ;
-  assign b_1_bf16_sig = \$378  ? { 1'h1, in_b[22:16] } : \$392 ;
-  assign \$393  = ! in_mode;
-  assign \$395  = in_mode == 1'h1;
+  assign \$378  = | inp__payload[62:55];
+  assign \$386  = inp__payload[48] ? \$385 [7:0] : 8'h00;
+  assign \$387  = inp__payload[49] ? \$384 [7:0] : \$386 ;
+  assign \$388  = inp__payload[50] ? \$383 [7:0] : \$387 ;
+  assign \$389  = inp__payload[51] ? \$382 [7:0] : \$388 ;
+  assign \$390  = inp__payload[52] ? \$381 [7:0] : \$389 ;
+  assign \$391  = inp__payload[53] ? \$380 [7:0] : \$390 ;
+  assign \$392  = inp__payload[54] ? \$379  : \$391 ;
+  assign b_1_bf16_sig = \$378  ? { 1'h1, inp__payload[54:48] } : \$392 ;
+  assign \$393  = ! inp__payload[66:65];
+  assign \$395  = inp__payload[66:65] == 1'h1;
   assign \$396  = \$394  | \$395 ;
-  assign \$397  = in_mode == 2'h2;
-  assign \$399  = \$398  ? in_b[23] : in_b[31];
-  assign b_1_sign = \$396  ? in_b[23] : \$399 ;
-  assign \$400  = ! in_mode;
-  assign \$402  = in_mode == 1'h1;
+  assign \$397  = inp__payload[66:65] == 2'h2;
+  assign \$399  = \$398  ? inp__payload[55] : inp__payload[63];
+  assign b_1_sign = \$396  ? inp__payload[55] : \$399 ;
+  assign \$400  = ! inp__payload[66:65];
+  assign \$402  = inp__payload[66:65] == 1'h1;
   assign \$403  = \$401  | \$402 ;
-  assign \$404  = ! in_b[22:19];
-  assign \$405  = ! in_b[18:16];
+  assign \$404  = ! inp__payload[54:51];
+  assign \$405  = ! inp__payload[50:48];
   assign \$406  = \$404  & \$405 ;
-  assign \$407  = in_mode == 2'h2;
-  assign \$409  = ! in_b[22:18];
-  assign \$410  = ! in_b[17:16];
+  assign \$407  = inp__payload[66:65] == 2'h2;
+  assign \$409  = ! inp__payload[54:50];
+  assign \$410  = ! inp__payload[49:48];
   assign \$411  = \$409  & \$410 ;
-  assign \$412  = ! in_b[30:23];
-  assign \$413  = ! in_b[22:16];
+  assign \$412  = ! inp__payload[62:55];
+  assign \$413  = ! inp__payload[54:48];
   assign \$414  = \$412  & \$413 ;
   assign \$415  = \$408  ? \$411  : \$414 ;
   assign b_1_zero = \$403  ? \$406  : \$415 ;
-  assign \$416  = ! in_mode;
-  assign \$418  = in_mode == 1'h1;
+  assign \$416  = ! inp__payload[66:65];
+  assign \$418  = inp__payload[66:65] == 1'h1;
   assign \$419  = \$417  | \$418 ;
-  assign \$420  = in_mode == 2'h2;
-  assign \$422  = in_b[22:18] == 5'h1f;
-  assign \$423  = ! in_b[17:16];
+  assign \$420  = inp__payload[66:65] == 2'h2;
+  assign \$422  = inp__payload[54:50] == 5'h1f;
+  assign \$423  = ! inp__payload[49:48];
   assign \$424  = \$422  & \$423 ;
-  assign \$425  = in_b[30:23] == 8'hff;
-  assign \$426  = ! in_b[22:16];
+  assign \$425  = inp__payload[62:55] == 8'hff;
+  assign \$426  = ! inp__payload[54:48];
   assign \$427  = \$425  & \$426 ;
   assign \$428  = \$421  ? \$424  : \$427 ;
   assign b_1_inf = \$419  ? 1'h0 : \$428 ;
-  assign \$429  = ! in_mode;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$109 ),
+    .flush(\flush$104 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
-    .a(\a$80 ),
-    .acc(\flush_sum$126 ),
-    .b(\b$82 ),
+    .a(\a$74 ),
+    .acc(\flush_sum$121 ),
+    .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$118 ),
+    .flush(\flush$113 ),
     .rst(rst),
-    .step(\step$78 )
+    .step(\step$72 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
-    .a(\a$87 ),
-    .acc(\flush_sum$136 ),
-    .b(\b$89 ),
+    .a(\a$81 ),
+    .acc(\flush_sum$131 ),
+    .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$128 ),
+    .flush(\flush$123 ),
     .rst(rst),
-    .step(\step$85 )
+    .step(\step$79 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
-    .a(\a$94 ),
-    .acc(\flush_sum$145 ),
+    .a(\a$88 ),
+    .acc(\flush_sum$140 ),
     .acc_mode(flush_mode),
-    .b(\b$96 ),
+    .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$137 ),
+    .flush(\flush$132 ),
     .rst(rst),
-    .step(\step$92 )
+    .step(\step$86 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = \$460 [2:0];
-    if (rst) begin
-      \$489  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = due;
-    if (\$461 ) begin
-      \$490  = \$464 [2:0];
-    end
+    \$490  = \$461 [2:0];
     if (rst) begin
       \$490  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = buffer_reserved;
-    if (flush) begin
-      \$491  = 1'h1;
-    end
-    if (take) begin
-      if (\$487 ) begin
-        \$491  = 1'h0;
-      end
+    \$491  = due;
+    if (\$462 ) begin
+      \$491  = \$465 [2:0];
     end
     if (rst) begin
-      \$491  = 1'h0;
+      \$491  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$492  = flushing;
+    \$492  = buffer_reserved;
     if (flush) begin
-      \$492  = \$466 ;
+      \$492  = 1'h1;
+    end
+    if (take) begin
+      if (\$488 ) begin
+        \$492  = 1'h0;
+      end
     end
     if (rst) begin
       \$492  = 1'h0;
@@ -1444,14 +1438,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$493  = pending;
+    \$493  = flushing;
     if (flush) begin
-      if (\$467 ) begin
-        \$493  = 1'h0;
-      end
-    end
-    if (\$471 ) begin
-      \$493  = 1'h1;
+      \$493  = \$467 ;
     end
     if (rst) begin
       \$493  = 1'h0;
@@ -1459,9 +1448,17 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$494  = control;
+    \$494  = pending;
+    if (flush) begin
+      if (\$468 ) begin
+        \$494  = 1'h0;
+      end
+    end
+    if (\$472 ) begin
+      \$494  = 1'h1;
+    end
     if (rst) begin
-      \$494  = 5'h00;
+      \$494  = 1'h0;
     end
   end
   always @* begin
@@ -1473,33 +1470,30 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$496  = \step$85 ;
+    \$496  = control;
     if (rst) begin
       \$496  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$497  = \$473 ;
+    \$497  = \step$79 ;
     if (rst) begin
-      \$497  = 1'h0;
+      \$497  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$498  = buffer_0_0_0;
-    if (\$474 ) begin
-      \$498  = buffer_0_0_1;
-    end
+    \$498  = \$474 ;
     if (rst) begin
-      \$498  = 16'h0000;
+      \$498  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$499  = buffer_0_0_1;
-    if (\$474 ) begin
-      \$499  = buffer_0_0_2;
+    \$499  = buffer_0_0_0;
+    if (\$475 ) begin
+      \$499  = buffer_0_0_1;
     end
     if (rst) begin
       \$499  = 16'h0000;
@@ -1507,9 +1501,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$500  = buffer_0_0_2;
-    if (\$474 ) begin
-      \$500  = buffer_0_0_3;
+    \$500  = buffer_0_0_1;
+    if (\$475 ) begin
+      \$500  = buffer_0_0_2;
     end
     if (rst) begin
       \$500  = 16'h0000;
@@ -1517,9 +1511,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$501  = buffer_0_0_3;
-    if (\$474 ) begin
-      \$501  = buffer_0_0_4;
+    \$501  = buffer_0_0_2;
+    if (\$475 ) begin
+      \$501  = buffer_0_0_3;
     end
     if (rst) begin
       \$501  = 16'h0000;
@@ -1527,9 +1521,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$502  = buffer_0_0_4;
-    if (\$474 ) begin
-      \$502  = buffer_0_0_5;
+    \$502  = buffer_0_0_3;
+    if (\$475 ) begin
+      \$502  = buffer_0_0_4;
     end
     if (rst) begin
       \$502  = 16'h0000;
@@ -1537,9 +1531,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$503  = buffer_0_0_5;
-    if (\$474 ) begin
-      \$503  = buffer_0_0_6;
+    \$503  = buffer_0_0_4;
+    if (\$475 ) begin
+      \$503  = buffer_0_0_5;
     end
     if (rst) begin
       \$503  = 16'h0000;
@@ -1547,9 +1541,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$504  = buffer_0_0_6;
-    if (\$474 ) begin
-      \$504  = buffer_0_0_7;
+    \$504  = buffer_0_0_5;
+    if (\$475 ) begin
+      \$504  = buffer_0_0_6;
     end
     if (rst) begin
       \$504  = 16'h0000;
@@ -1557,9 +1551,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$505  = buffer_0_0_7;
-    if (\$474 ) begin
-      \$505  = flush_sum;
+    \$505  = buffer_0_0_6;
+    if (\$475 ) begin
+      \$505  = buffer_0_0_7;
     end
     if (rst) begin
       \$505  = 16'h0000;
@@ -1567,9 +1561,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$506  = buffer_0_1_0;
+    \$506  = buffer_0_0_7;
     if (\$475 ) begin
-      \$506  = buffer_0_1_1;
+      \$506  = flush_sum;
     end
     if (rst) begin
       \$506  = 16'h0000;
@@ -1577,9 +1571,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$507  = buffer_0_1_1;
-    if (\$475 ) begin
-      \$507  = buffer_0_1_2;
+    \$507  = buffer_0_1_0;
+    if (\$476 ) begin
+      \$507  = buffer_0_1_1;
     end
     if (rst) begin
       \$507  = 16'h0000;
@@ -1587,9 +1581,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$508  = buffer_0_1_2;
-    if (\$475 ) begin
-      \$508  = buffer_0_1_3;
+    \$508  = buffer_0_1_1;
+    if (\$476 ) begin
+      \$508  = buffer_0_1_2;
     end
     if (rst) begin
       \$508  = 16'h0000;
@@ -1597,9 +1591,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$509  = buffer_0_1_3;
-    if (\$475 ) begin
-      \$509  = buffer_0_1_4;
+    \$509  = buffer_0_1_2;
+    if (\$476 ) begin
+      \$509  = buffer_0_1_3;
     end
     if (rst) begin
       \$509  = 16'h0000;
@@ -1607,9 +1601,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$510  = buffer_0_1_4;
-    if (\$475 ) begin
-      \$510  = buffer_0_1_5;
+    \$510  = buffer_0_1_3;
+    if (\$476 ) begin
+      \$510  = buffer_0_1_4;
     end
     if (rst) begin
       \$510  = 16'h0000;
@@ -1617,9 +1611,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$511  = buffer_0_1_5;
-    if (\$475 ) begin
-      \$511  = buffer_0_1_6;
+    \$511  = buffer_0_1_4;
+    if (\$476 ) begin
+      \$511  = buffer_0_1_5;
     end
     if (rst) begin
       \$511  = 16'h0000;
@@ -1627,9 +1621,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$512  = buffer_0_1_6;
-    if (\$475 ) begin
-      \$512  = buffer_0_1_7;
+    \$512  = buffer_0_1_5;
+    if (\$476 ) begin
+      \$512  = buffer_0_1_6;
     end
     if (rst) begin
       \$512  = 16'h0000;
@@ -1637,9 +1631,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$513  = buffer_0_1_7;
-    if (\$475 ) begin
-      \$513  = \flush_sum$126 ;
+    \$513  = buffer_0_1_6;
+    if (\$476 ) begin
+      \$513  = buffer_0_1_7;
     end
     if (rst) begin
       \$513  = 16'h0000;
@@ -1647,26 +1641,26 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$514  = \$477 ;
+    \$514  = buffer_0_1_7;
+    if (\$476 ) begin
+      \$514  = \flush_sum$121 ;
+    end
     if (rst) begin
-      \$514  = 1'h0;
+      \$514  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$515  = buffer_1_0_0;
-    if (\$478 ) begin
-      \$515  = buffer_1_0_1;
-    end
+    \$515  = \$478 ;
     if (rst) begin
-      \$515  = 16'h0000;
+      \$515  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$516  = buffer_1_0_1;
-    if (\$478 ) begin
-      \$516  = buffer_1_0_2;
+    \$516  = buffer_1_0_0;
+    if (\$479 ) begin
+      \$516  = buffer_1_0_1;
     end
     if (rst) begin
       \$516  = 16'h0000;
@@ -1674,9 +1668,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$517  = buffer_1_0_2;
-    if (\$478 ) begin
-      \$517  = buffer_1_0_3;
+    \$517  = buffer_1_0_1;
+    if (\$479 ) begin
+      \$517  = buffer_1_0_2;
     end
     if (rst) begin
       \$517  = 16'h0000;
@@ -1684,9 +1678,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$518  = buffer_1_0_3;
-    if (\$478 ) begin
-      \$518  = buffer_1_0_4;
+    \$518  = buffer_1_0_2;
+    if (\$479 ) begin
+      \$518  = buffer_1_0_3;
     end
     if (rst) begin
       \$518  = 16'h0000;
@@ -1694,9 +1688,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$519  = buffer_1_0_4;
-    if (\$478 ) begin
-      \$519  = buffer_1_0_5;
+    \$519  = buffer_1_0_3;
+    if (\$479 ) begin
+      \$519  = buffer_1_0_4;
     end
     if (rst) begin
       \$519  = 16'h0000;
@@ -1704,9 +1698,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$520  = buffer_1_0_5;
-    if (\$478 ) begin
-      \$520  = buffer_1_0_6;
+    \$520  = buffer_1_0_4;
+    if (\$479 ) begin
+      \$520  = buffer_1_0_5;
     end
     if (rst) begin
       \$520  = 16'h0000;
@@ -1714,9 +1708,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$521  = buffer_1_0_6;
-    if (\$478 ) begin
-      \$521  = buffer_1_0_7;
+    \$521  = buffer_1_0_5;
+    if (\$479 ) begin
+      \$521  = buffer_1_0_6;
     end
     if (rst) begin
       \$521  = 16'h0000;
@@ -1724,9 +1718,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$522  = buffer_1_0_7;
-    if (\$478 ) begin
-      \$522  = \flush_sum$136 ;
+    \$522  = buffer_1_0_6;
+    if (\$479 ) begin
+      \$522  = buffer_1_0_7;
     end
     if (rst) begin
       \$522  = 16'h0000;
@@ -1734,9 +1728,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$523  = buffer_1_1_0;
+    \$523  = buffer_1_0_7;
     if (\$479 ) begin
-      \$523  = buffer_1_1_1;
+      \$523  = \flush_sum$131 ;
     end
     if (rst) begin
       \$523  = 16'h0000;
@@ -1744,9 +1738,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$524  = buffer_1_1_1;
-    if (\$479 ) begin
-      \$524  = buffer_1_1_2;
+    \$524  = buffer_1_1_0;
+    if (\$480 ) begin
+      \$524  = buffer_1_1_1;
     end
     if (rst) begin
       \$524  = 16'h0000;
@@ -1754,9 +1748,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$525  = buffer_1_1_2;
-    if (\$479 ) begin
-      \$525  = buffer_1_1_3;
+    \$525  = buffer_1_1_1;
+    if (\$480 ) begin
+      \$525  = buffer_1_1_2;
     end
     if (rst) begin
       \$525  = 16'h0000;
@@ -1764,9 +1758,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$526  = buffer_1_1_3;
-    if (\$479 ) begin
-      \$526  = buffer_1_1_4;
+    \$526  = buffer_1_1_2;
+    if (\$480 ) begin
+      \$526  = buffer_1_1_3;
     end
     if (rst) begin
       \$526  = 16'h0000;
@@ -1774,9 +1768,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$527  = buffer_1_1_4;
-    if (\$479 ) begin
-      \$527  = buffer_1_1_5;
+    \$527  = buffer_1_1_3;
+    if (\$480 ) begin
+      \$527  = buffer_1_1_4;
     end
     if (rst) begin
       \$527  = 16'h0000;
@@ -1784,9 +1778,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$528  = buffer_1_1_5;
-    if (\$479 ) begin
-      \$528  = buffer_1_1_6;
+    \$528  = buffer_1_1_4;
+    if (\$480 ) begin
+      \$528  = buffer_1_1_5;
     end
     if (rst) begin
       \$528  = 16'h0000;
@@ -1794,9 +1788,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$529  = buffer_1_1_6;
-    if (\$479 ) begin
-      \$529  = buffer_1_1_7;
+    \$529  = buffer_1_1_5;
+    if (\$480 ) begin
+      \$529  = buffer_1_1_6;
     end
     if (rst) begin
       \$529  = 16'h0000;
@@ -1804,9 +1798,9 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$530  = buffer_1_1_7;
-    if (\$479 ) begin
-      \$530  = \flush_sum$145 ;
+    \$530  = buffer_1_1_6;
+    if (\$480 ) begin
+      \$530  = buffer_1_1_7;
     end
     if (rst) begin
       \$530  = 16'h0000;
@@ -1814,46 +1808,46 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$531  = out_mode;
-    if (\flush$137 ) begin
-      \$531  = flush_mode;
+    \$531  = buffer_1_1_7;
+    if (\$480 ) begin
+      \$531  = \flush_sum$140 ;
     end
     if (rst) begin
-      \$531  = 2'h0;
+      \$531  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$532  = taken;
-    if (\flush$137 ) begin
-      \$532  = \$482 [2:0];
+    \$532  = buffer_mode;
+    if (\flush$132 ) begin
+      \$532  = flush_mode;
     end
     if (rst) begin
-      \$532  = 3'h0;
+      \$532  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$533  = out_valid;
-    if (\flush$137 ) begin
-      if (\$483 ) begin
-        \$533  = 1'h1;
+    \$533  = taken;
+    if (\flush$132 ) begin
+      \$533  = \$483 [2:0];
+    end
+    if (rst) begin
+      \$533  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$534  = out__valid;
+    if (\flush$132 ) begin
+      if (\$484 ) begin
+        \$534  = 1'h1;
       end
     end
     if (take) begin
-      if (\$487 ) begin
-        \$533  = 1'h0;
+      if (\$488 ) begin
+        \$534  = 1'h0;
       end
-    end
-    if (rst) begin
-      \$533  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$534  = row_part;
-    if (take) begin
-      \$534  = \$486 [0];
     end
     if (rst) begin
       \$534  = 1'h0;
@@ -1861,17 +1855,27 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$535  = out_row;
+    \$535  = row_part;
+    if (take) begin
+      \$535  = \$487 [0];
+    end
+    if (rst) begin
+      \$535  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$536  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$487 ) begin
-        \$535  = 4'h0;
+      if (\$488 ) begin
+        \$536  = 4'h0;
       end else begin
-        \$535  = \$488 [3:0];
+        \$536  = \$489 [3:0];
       end
     end
     if (rst) begin
-      \$535  = 4'h0;
+      \$536  = 4'h0;
     end
   end
   assign a_0_e4m3_exp = \$14 [4:0];
@@ -1890,22 +1894,34 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign step = control;
   assign a = a_0;
   assign b = b_0;
-  assign \en$77  = 1'h1;
-  assign control_0_0_right = \step$78 ;
-  assign a_0_0_right = \a$80 ;
-  assign b_skew_1_0 = \b$82 ;
-  assign \en$84  = 1'h1;
-  assign control_skew_1 = \step$85 ;
-  assign a_skew_1_0 = \a$87 ;
-  assign b_0_0_down = \b$89 ;
-  assign \en$91  = 1'h1;
-  assign control_1_0_right = \step$92 ;
-  assign a_1_0_right = \a$94 ;
-  assign b_0_1_down = \b$96 ;
-  assign buffer_mode = out_mode;
-  assign buffer_full = out_valid;
-  assign row = out_row;
-  assign out_head = out_data;
+  assign \en$71  = 1'h1;
+  assign control_0_0_right = \step$72 ;
+  assign a_0_0_right = \a$74 ;
+  assign b_skew_1_0 = \b$76 ;
+  assign \en$78  = 1'h1;
+  assign control_skew_1 = \step$79 ;
+  assign a_skew_1_0 = \a$81 ;
+  assign b_0_0_down = \b$83 ;
+  assign \en$85  = 1'h1;
+  assign control_1_0_right = \step$86 ;
+  assign a_1_0_right = \a$88 ;
+  assign b_0_1_down = \b$90 ;
+  assign buffer_full = out__valid;
+  assign shown_row = out_head;
+  assign \inp__payload.a  = inp__payload[31:0];
+  assign \inp__payload.a[0]  = inp__payload[15:0];
+  assign \inp__payload.a[1]  = inp__payload[31:16];
+  assign \inp__payload.b  = inp__payload[63:32];
+  assign \inp__payload.b[0]  = inp__payload[47:32];
+  assign \inp__payload.b[1]  = inp__payload[63:48];
+  assign \inp__payload.last  = inp__payload[64];
+  assign \inp__payload.mode  = inp__payload[66:65];
+  assign \out__payload.data  = out__payload[31:0];
+  assign \out__payload.data[0]  = out__payload[15:0];
+  assign \out__payload.data[1]  = out__payload[31:16];
+  assign \out__payload.row  = out__payload[35:32];
+  assign \out__payload.last  = out__payload[36];
+  assign \out__payload.mode  = out__payload[38:37];
   assign \control.valid  = control[0];
   assign \control.last  = control[1];
   assign \control.flush  = control[2];
@@ -1950,66 +1966,72 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \b.zero  = b_0[18];
   assign \b.inf  = b_0[19];
   assign \b.nan  = b_0[20];
-  assign \step$78.valid  = \step$78 [0];
-  assign \step$78.last  = \step$78 [1];
-  assign \step$78.flush  = \step$78 [2];
-  assign \step$78.mode  = \step$78 [4:3];
-  assign \control_0_0_right.valid  = \step$78 [0];
-  assign \control_0_0_right.last  = \step$78 [1];
-  assign \control_0_0_right.flush  = \step$78 [2];
-  assign \control_0_0_right.mode  = \step$78 [4:3];
-  assign \a$80.sig  = \a$80 [7:0];
-  assign \a$80.exp  = \a$80 [16:8];
-  assign \a$80.sign  = \a$80 [17];
-  assign \a$80.zero  = \a$80 [18];
-  assign \a$80.inf  = \a$80 [19];
-  assign \a$80.nan  = \a$80 [20];
-  assign \b$82.sig  = \b$82 [7:0];
-  assign \b$82.exp  = \b$82 [16:8];
-  assign \b$82.sign  = \b$82 [17];
-  assign \b$82.zero  = \b$82 [18];
-  assign \b$82.inf  = \b$82 [19];
-  assign \b$82.nan  = \b$82 [20];
-  assign \step$85.valid  = \step$85 [0];
-  assign \step$85.last  = \step$85 [1];
-  assign \step$85.flush  = \step$85 [2];
-  assign \step$85.mode  = \step$85 [4:3];
-  assign \control_skew_1.valid  = \step$85 [0];
-  assign \control_skew_1.last  = \step$85 [1];
-  assign \control_skew_1.flush  = \step$85 [2];
-  assign \control_skew_1.mode  = \step$85 [4:3];
-  assign \a$87.sig  = \a$87 [7:0];
-  assign \a$87.exp  = \a$87 [16:8];
-  assign \a$87.sign  = \a$87 [17];
-  assign \a$87.zero  = \a$87 [18];
-  assign \a$87.inf  = \a$87 [19];
-  assign \a$87.nan  = \a$87 [20];
-  assign \b$89.sig  = \b$89 [7:0];
-  assign \b$89.exp  = \b$89 [16:8];
-  assign \b$89.sign  = \b$89 [17];
-  assign \b$89.zero  = \b$89 [18];
-  assign \b$89.inf  = \b$89 [19];
-  assign \b$89.nan  = \b$89 [20];
-  assign \step$92.valid  = \step$92 [0];
-  assign \step$92.last  = \step$92 [1];
-  assign \step$92.flush  = \step$92 [2];
-  assign \step$92.mode  = \step$92 [4:3];
-  assign \control_1_0_right.valid  = \step$92 [0];
-  assign \control_1_0_right.last  = \step$92 [1];
-  assign \control_1_0_right.flush  = \step$92 [2];
-  assign \control_1_0_right.mode  = \step$92 [4:3];
-  assign \a$94.sig  = \a$94 [7:0];
-  assign \a$94.exp  = \a$94 [16:8];
-  assign \a$94.sign  = \a$94 [17];
-  assign \a$94.zero  = \a$94 [18];
-  assign \a$94.inf  = \a$94 [19];
-  assign \a$94.nan  = \a$94 [20];
-  assign \b$96.sig  = \b$96 [7:0];
-  assign \b$96.exp  = \b$96 [16:8];
-  assign \b$96.sign  = \b$96 [17];
-  assign \b$96.zero  = \b$96 [18];
-  assign \b$96.inf  = \b$96 [19];
-  assign \b$96.nan  = \b$96 [20];
+  assign \step$72.valid  = \step$72 [0];
+  assign \step$72.last  = \step$72 [1];
+  assign \step$72.flush  = \step$72 [2];
+  assign \step$72.mode  = \step$72 [4:3];
+  assign \control_0_0_right.valid  = \step$72 [0];
+  assign \control_0_0_right.last  = \step$72 [1];
+  assign \control_0_0_right.flush  = \step$72 [2];
+  assign \control_0_0_right.mode  = \step$72 [4:3];
+  assign \a$74.sig  = \a$74 [7:0];
+  assign \a$74.exp  = \a$74 [16:8];
+  assign \a$74.sign  = \a$74 [17];
+  assign \a$74.zero  = \a$74 [18];
+  assign \a$74.inf  = \a$74 [19];
+  assign \a$74.nan  = \a$74 [20];
+  assign \b$76.sig  = \b$76 [7:0];
+  assign \b$76.exp  = \b$76 [16:8];
+  assign \b$76.sign  = \b$76 [17];
+  assign \b$76.zero  = \b$76 [18];
+  assign \b$76.inf  = \b$76 [19];
+  assign \b$76.nan  = \b$76 [20];
+  assign \step$79.valid  = \step$79 [0];
+  assign \step$79.last  = \step$79 [1];
+  assign \step$79.flush  = \step$79 [2];
+  assign \step$79.mode  = \step$79 [4:3];
+  assign \control_skew_1.valid  = \step$79 [0];
+  assign \control_skew_1.last  = \step$79 [1];
+  assign \control_skew_1.flush  = \step$79 [2];
+  assign \control_skew_1.mode  = \step$79 [4:3];
+  assign \a$81.sig  = \a$81 [7:0];
+  assign \a$81.exp  = \a$81 [16:8];
+  assign \a$81.sign  = \a$81 [17];
+  assign \a$81.zero  = \a$81 [18];
+  assign \a$81.inf  = \a$81 [19];
+  assign \a$81.nan  = \a$81 [20];
+  assign \b$83.sig  = \b$83 [7:0];
+  assign \b$83.exp  = \b$83 [16:8];
+  assign \b$83.sign  = \b$83 [17];
+  assign \b$83.zero  = \b$83 [18];
+  assign \b$83.inf  = \b$83 [19];
+  assign \b$83.nan  = \b$83 [20];
+  assign \step$86.valid  = \step$86 [0];
+  assign \step$86.last  = \step$86 [1];
+  assign \step$86.flush  = \step$86 [2];
+  assign \step$86.mode  = \step$86 [4:3];
+  assign \control_1_0_right.valid  = \step$86 [0];
+  assign \control_1_0_right.last  = \step$86 [1];
+  assign \control_1_0_right.flush  = \step$86 [2];
+  assign \control_1_0_right.mode  = \step$86 [4:3];
+  assign \a$88.sig  = \a$88 [7:0];
+  assign \a$88.exp  = \a$88 [16:8];
+  assign \a$88.sign  = \a$88 [17];
+  assign \a$88.zero  = \a$88 [18];
+  assign \a$88.inf  = \a$88 [19];
+  assign \a$88.nan  = \a$88 [20];
+  assign \b$90.sig  = \b$90 [7:0];
+  assign \b$90.exp  = \b$90 [16:8];
+  assign \b$90.sign  = \b$90 [17];
+  assign \b$90.zero  = \b$90 [18];
+  assign \b$90.inf  = \b$90 [19];
+  assign \b$90.nan  = \b$90 [20];
+  assign \shown_row[0]  = out_head[15:0];
+  assign \shown_row[1]  = out_head[31:16];
+  assign out__payload[31:0] = out_head;
+  assign out__payload[36] = \$457 ;
+  assign out__payload[35:32] = row;
+  assign out__payload[38:37] = buffer_mode;
   assign b_1[7:0] = b_1_sig;
   assign b_1[20] = b_1_nan;
   assign b_1[19] = b_1_inf;
@@ -2034,22 +2056,22 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign a_0[18] = a_0_zero;
   assign a_0[17] = a_0_sign;
   assign a_0[16:8] = a_0_exp;
-  assign control[4:3] = in_mode;
+  assign control[4:3] = inp__payload[66:65];
   assign control[2] = flush;
-  assign control[1] = in_last;
+  assign control[1] = inp__payload[64];
   assign control[0] = \$8 ;
-  assign \$16  = { in_a[2:0], 1'h0 };
-  assign \$17  = { 1'h0, in_a[2:0], 2'h0 };
-  assign \$18  = { in_a[2:0], 3'h0 };
-  assign \$28  = { in_a[1:0], 1'h0 };
-  assign \$29  = { 1'h0, in_a[1:0], 2'h0 };
-  assign \$43  = { in_a[6:0], 1'h0 };
-  assign \$44  = { 1'h0, in_a[6:0], 2'h0 };
-  assign \$45  = { in_a[6:0], 3'h0 };
-  assign \$46  = { 3'h0, in_a[6:0], 4'h0 };
-  assign \$47  = { 2'h0, in_a[6:0], 5'h00 };
-  assign \$48  = { 1'h0, in_a[6:0], 6'h00 };
-  assign \$49  = { in_a[6:0], 7'h00 };
+  assign \$16  = { inp__payload[2:0], 1'h0 };
+  assign \$17  = { 1'h0, inp__payload[2:0], 2'h0 };
+  assign \$18  = { inp__payload[2:0], 3'h0 };
+  assign \$28  = { inp__payload[1:0], 1'h0 };
+  assign \$29  = { 1'h0, inp__payload[1:0], 2'h0 };
+  assign \$43  = { inp__payload[6:0], 1'h0 };
+  assign \$44  = { 1'h0, inp__payload[6:0], 2'h0 };
+  assign \$45  = { inp__payload[6:0], 3'h0 };
+  assign \$46  = { 3'h0, inp__payload[6:0], 4'h0 };
+  assign \$47  = { 2'h0, inp__payload[6:0], 5'h00 };
+  assign \$48  = { 1'h0, inp__payload[6:0], 6'h00 };
+  assign \$49  = { inp__payload[6:0], 7'h00 };
   assign \$58  = \$57 ;
   assign \$62  = \$61 ;
   assign \$65  = \$64 ;
@@ -2062,18 +2084,18 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$112  = \$111 ;
   assign \$115  = \$114 ;
   assign \$119  = \$118 ;
-  assign \$128  = { in_a[18:16], 1'h0 };
-  assign \$129  = { 1'h0, in_a[18:16], 2'h0 };
-  assign \$130  = { in_a[18:16], 3'h0 };
-  assign \$140  = { in_a[17:16], 1'h0 };
-  assign \$141  = { 1'h0, in_a[17:16], 2'h0 };
-  assign \$155  = { in_a[22:16], 1'h0 };
-  assign \$156  = { 1'h0, in_a[22:16], 2'h0 };
-  assign \$157  = { in_a[22:16], 3'h0 };
-  assign \$158  = { 3'h0, in_a[22:16], 4'h0 };
-  assign \$159  = { 2'h0, in_a[22:16], 5'h00 };
-  assign \$160  = { 1'h0, in_a[22:16], 6'h00 };
-  assign \$161  = { in_a[22:16], 7'h00 };
+  assign \$128  = { inp__payload[18:16], 1'h0 };
+  assign \$129  = { 1'h0, inp__payload[18:16], 2'h0 };
+  assign \$130  = { inp__payload[18:16], 3'h0 };
+  assign \$140  = { inp__payload[17:16], 1'h0 };
+  assign \$141  = { 1'h0, inp__payload[17:16], 2'h0 };
+  assign \$155  = { inp__payload[22:16], 1'h0 };
+  assign \$156  = { 1'h0, inp__payload[22:16], 2'h0 };
+  assign \$157  = { inp__payload[22:16], 3'h0 };
+  assign \$158  = { 3'h0, inp__payload[22:16], 4'h0 };
+  assign \$159  = { 2'h0, inp__payload[22:16], 5'h00 };
+  assign \$160  = { 1'h0, inp__payload[22:16], 6'h00 };
+  assign \$161  = { inp__payload[22:16], 7'h00 };
   assign \$170  = \$169 ;
   assign \$174  = \$173 ;
   assign \$177  = \$176 ;
@@ -2086,18 +2108,18 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$224  = \$223 ;
   assign \$227  = \$226 ;
   assign \$231  = \$230 ;
-  assign \$240  = { in_b[2:0], 1'h0 };
-  assign \$241  = { 1'h0, in_b[2:0], 2'h0 };
-  assign \$242  = { in_b[2:0], 3'h0 };
-  assign \$252  = { in_b[1:0], 1'h0 };
-  assign \$253  = { 1'h0, in_b[1:0], 2'h0 };
-  assign \$267  = { in_b[6:0], 1'h0 };
-  assign \$268  = { 1'h0, in_b[6:0], 2'h0 };
-  assign \$269  = { in_b[6:0], 3'h0 };
-  assign \$270  = { 3'h0, in_b[6:0], 4'h0 };
-  assign \$271  = { 2'h0, in_b[6:0], 5'h00 };
-  assign \$272  = { 1'h0, in_b[6:0], 6'h00 };
-  assign \$273  = { in_b[6:0], 7'h00 };
+  assign \$240  = { inp__payload[34:32], 1'h0 };
+  assign \$241  = { 1'h0, inp__payload[34:32], 2'h0 };
+  assign \$242  = { inp__payload[34:32], 3'h0 };
+  assign \$252  = { inp__payload[33:32], 1'h0 };
+  assign \$253  = { 1'h0, inp__payload[33:32], 2'h0 };
+  assign \$267  = { inp__payload[38:32], 1'h0 };
+  assign \$268  = { 1'h0, inp__payload[38:32], 2'h0 };
+  assign \$269  = { inp__payload[38:32], 3'h0 };
+  assign \$270  = { 3'h0, inp__payload[38:32], 4'h0 };
+  assign \$271  = { 2'h0, inp__payload[38:32], 5'h00 };
+  assign \$272  = { 1'h0, inp__payload[38:32], 6'h00 };
+  assign \$273  = { inp__payload[38:32], 7'h00 };
   assign \$282  = \$281 ;
   assign \$286  = \$285 ;
   assign \$289  = \$288 ;
@@ -2110,18 +2132,18 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$336  = \$335 ;
   assign \$339  = \$338 ;
   assign \$343  = \$342 ;
-  assign \$352  = { in_b[18:16], 1'h0 };
-  assign \$353  = { 1'h0, in_b[18:16], 2'h0 };
-  assign \$354  = { in_b[18:16], 3'h0 };
-  assign \$364  = { in_b[17:16], 1'h0 };
-  assign \$365  = { 1'h0, in_b[17:16], 2'h0 };
-  assign \$379  = { in_b[22:16], 1'h0 };
-  assign \$380  = { 1'h0, in_b[22:16], 2'h0 };
-  assign \$381  = { in_b[22:16], 3'h0 };
-  assign \$382  = { 3'h0, in_b[22:16], 4'h0 };
-  assign \$383  = { 2'h0, in_b[22:16], 5'h00 };
-  assign \$384  = { 1'h0, in_b[22:16], 6'h00 };
-  assign \$385  = { in_b[22:16], 7'h00 };
+  assign \$352  = { inp__payload[50:48], 1'h0 };
+  assign \$353  = { 1'h0, inp__payload[50:48], 2'h0 };
+  assign \$354  = { inp__payload[50:48], 3'h0 };
+  assign \$364  = { inp__payload[49:48], 1'h0 };
+  assign \$365  = { 1'h0, inp__payload[49:48], 2'h0 };
+  assign \$379  = { inp__payload[54:48], 1'h0 };
+  assign \$380  = { 1'h0, inp__payload[54:48], 2'h0 };
+  assign \$381  = { inp__payload[54:48], 3'h0 };
+  assign \$382  = { 3'h0, inp__payload[54:48], 4'h0 };
+  assign \$383  = { 2'h0, inp__payload[54:48], 5'h00 };
+  assign \$384  = { 1'h0, inp__payload[54:48], 6'h00 };
+  assign \$385  = { inp__payload[54:48], 7'h00 };
   assign \$394  = \$393 ;
   assign \$398  = \$397 ;
   assign \$401  = \$400 ;
@@ -2134,8 +2156,8 @@ module mac_e4m3_sr_bf16_2x2_il8(in_last, in_mode, in_a, in_b, out_ready, clk, rs
   assign \$448  = \$447 ;
   assign \$451  = \$450 ;
   assign \$455  = \$454 ;
-  assign \$476  = row_part;
-  assign \$484  = row_part;
+  assign \$477  = row_part;
+  assign \$485  = row_part;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -158,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--backpressure",
         type=float,
         default=0.0,
-        help="probability per cycle of holding in_valid / out_ready low (default: 0)",
+        help="probability per cycle of holding inp__valid / out__ready low (default: 0)",
     )
     p.add_argument(
         "--lfsr-seed",

@@ -73,7 +73,7 @@ class Report:
             per_mode = ", ".join(f"mode {i}: {n:,}" for i, n in enumerate(self.mode_results))
             lines.append(f"  modes        {per_mode} results; {self.mode_switches:,} jobs switch mode back to back")
         if self.latency is not None:
-            lines.append(f"  latency      {self.latency} cycles (last beat to out_valid)")
+            lines.append(f"  latency      {self.latency} cycles (last beat to out__valid)")
         if self.error:
             lines.append(f"  error        {self.error}")
         if self.timeout:

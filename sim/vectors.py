@@ -43,9 +43,9 @@ class Stimulus:
     most :data:`EXHAUSTIVE_LIMIT`, else that many random pairs). ``steps``:
     MAC steps (input beats) for a MAC or an array. ``max_k``: longest
     reduction. ``backpressure``: probability per cycle that the bench holds
-    ``in_valid`` or ``out_ready`` low. ``lfsr_seed``/``lfsr_width``: the LFSR
-    whose draws feed a stochastic multiplier's ``rand_in`` port (an array has
-    its own LFSRs, described by the manifest). ``flip``: (index, bit) of an
+    the input's valid or the output's ready low. ``lfsr_seed``/``lfsr_width``:
+    the LFSR whose draws feed a stochastic multiplier's ``rand_in`` port (an
+    array has its own LFSRs, described by the manifest). ``flip``: (index, bit) of an
     expected value to corrupt, so that a run proves its checker can fail.
     """
 
@@ -215,16 +215,13 @@ class Job:
 
 @dataclass(frozen=True)
 class ArrayVectors:
-    """Input beats (packed port values) and, per job, the expected tile.
+    """Input beats (input stream payloads, packed by the manifest's fields) and, per job, the expected tile.
 
     ``want[j, r, c]`` is the accumulator code of row ``r``, column ``c`` of
     job ``j``; ``valid`` is False where a tile is padding (not checked).
     """
 
-    in_a: list[int]
-    in_b: list[int]
-    in_last: list[int]
-    in_mode: list[int]
+    beats: list[int]
     jobs: list[Job]
     want: np.ndarray
     valid: np.ndarray
@@ -296,11 +293,8 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
     rng = np.random.default_rng(stimulus.seed)
     grid = design.random_source()  # carries on from product to product, as the hardware does
     rows, cols, sums = design.tile_rows, design.cols, design.interleave
-    pa, pb = design.ports["in_a"], design.ports["in_b"]
-    in_a: list[int] = []
-    in_b: list[int] = []
-    in_last: list[int] = []
-    in_mode: list[int] = []
+    payload = design.stream("input").payload
+    beats: list[int] = []
     jobs: list[Job] = []
     tiles_want: list[np.ndarray] = []
     tiles_valid: list[np.ndarray] = []
@@ -327,10 +321,14 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
         for (z, ti, tj), at, bt in tile_jobs(a, b, rows, cols):
             for t in range(k):  # with interleave L, each step once per sum l: rows l*R .. (l+1)*R - 1 of A
                 for sl in range(sums):
-                    in_a.append(pa.pack(at[sl * design.rows : (sl + 1) * design.rows, t].tolist()))
-                    in_b.append(pb.pack(bt[t, :].tolist()))
-                    in_last.append(int(t == k - 1))
-                    in_mode.append(code)
+                    beats.append(
+                        payload.pack_fields(
+                            a=at[sl * design.rows : (sl + 1) * design.rows, t].tolist(),
+                            b=bt[t, :].tolist(),
+                            last=int(t == k - 1),
+                            **({"mode": code} if design.mode_bits else {}),
+                        )
+                    )
             want = np.zeros((rows, cols), np.int64)
             valid = np.zeros((rows, cols), bool)
             block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
@@ -343,4 +341,4 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
     valid = np.stack(tiles_valid)
     flat = want[valid]
     want[valid] = _flip(flat, stimulus.flip)
-    return ArrayVectors(in_a, in_b, in_last, in_mode, jobs, want, valid, a_list, b_list)
+    return ArrayVectors(beats, jobs, want, valid, a_list, b_list)

@@ -1,10 +1,13 @@
 """cocotb bench for a MAC array (a MAC unit is the 1x1 array): streams jobs, checks every tile in order.
 
-Driver and monitor share one loop that wakes on each falling clock edge:
-the array's ``in_ready``, ``out_valid``, ``out_row``, ``out_last`` and
-``out_data`` depend on registers only (the manifest's protocol), so their
-mid-cycle values are the ones the next rising edge acts on, and one
-trigger per cycle both samples and drives (cocotb's cost is per trigger).
+The array has two streams (the manifest's ``streams``): beats go in as
+input payloads packed by the manifest's fields (:mod:`sim.vectors`), rows
+come out as output payloads read back by field name. Driver and monitor
+share one loop that wakes on each falling clock edge: the input's ready and
+the output's valid and payload depend on registers only (the manifest's
+protocol), so their mid-cycle values are the ones the next rising edge acts
+on, and one trigger per cycle both samples and drives (cocotb's cost is per
+trigger).
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ async def array_matches_mpsim(dut) -> None:
     assert isinstance(design, ArrayDesign)
     stim = request.stimulus
     vectors = array_vectors(design, stim)
-    rows, beats = design.tile_rows, len(vectors.in_a)
+    rows, beats = design.tile_rows, len(vectors.beats)
+    source, sink = design.stream("input"), design.stream("output")  # the array's ports, named by the manifest
+    in_valid, in_ready, in_payload = (getattr(dut, p.name) for p in (source.valid, source.ready, source.payload))
+    out_valid, out_ready, out_payload = (getattr(dut, p.name) for p in (sink.valid, sink.ready, sink.payload))
     expected_rows = len(vectors.jobs) * rows
     pressure = random.Random(stim.seed)  # back-pressure pattern: seeded, independent of the data
     bp = stim.backpressure
@@ -77,20 +83,16 @@ async def array_matches_mpsim(dut) -> None:
 
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
-    dut.in_valid.value = 0
-    dut.in_last.value = 0
-    dut.in_a.value = 0
-    dut.in_b.value = 0
-    if design.mode_bits:
-        dut.in_mode.value = 0
-    dut.out_ready.value = 0
+    in_valid.value = 0
+    in_payload.value = 0
+    out_ready.value = 0
     for _ in range(2):
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
     fall = FallingEdge(dut.clk)
-    out: list[tuple[int, int, int, int]] = []
+    out: list[int] = []  # output payloads
     result = BenchResult(checked=vectors.checked, macs=vectors.macs)
     result.mode_results = [
         int(sum(vectors.valid[j].sum() for j, job in enumerate(vectors.jobs) if job.mode == code))
@@ -102,28 +104,23 @@ async def array_matches_mpsim(dut) -> None:
     valid_now, ready_now = 0, 0
     start = time.perf_counter()
     while len(out) < expected_rows:
-        in_ready = int(dut.in_ready.value)
-        out_valid = int(dut.out_valid.value)
+        taking = int(in_ready.value)  # the array takes an offered beat this cycle
+        giving = int(out_valid.value)  # the array offers a row this cycle
         offer = int(beat < beats and (not bp or pressure.random() >= bp))
         take = int(not bp or pressure.random() >= bp)
         if offer:
-            dut.in_a.value = vectors.in_a[beat]
-            dut.in_b.value = vectors.in_b[beat]
-            dut.in_last.value = vectors.in_last[beat]
-            if design.mode_bits:
-                dut.in_mode.value = vectors.in_mode[beat]
+            in_payload.value = vectors.beats[beat]
         if offer != valid_now:
-            dut.in_valid.value = valid_now = offer
+            in_valid.value = valid_now = offer
         if take != ready_now:
-            dut.out_ready.value = ready_now = take
+            out_ready.value = ready_now = take
         progress = False
-        if out_valid and first_out_cycle is None:
+        if giving and first_out_cycle is None:
             first_out_cycle = cycle
-        if out_valid and take:
-            out_mode = int(dut.out_mode.value) if design.mode_bits else 0
-            out.append((int(dut.out_row.value), int(dut.out_data.value), int(dut.out_last.value), out_mode))
+        if giving and take:
+            out.append(int(out_payload.value))
             progress = True
-        if offer and in_ready:
+        if offer and taking:
             if beat == vectors.jobs[0].k * design.interleave - 1:  # the first job's final beat
                 last_in_cycle = cycle
             beat += 1
@@ -132,7 +129,8 @@ async def array_matches_mpsim(dut) -> None:
         if idle > stall_limit:
             result.timeout = (
                 f"no progress for {idle} cycles at cycle {cycle}: {beat} of {beats} input beats taken, "
-                f"{len(out)} of {expected_rows} output rows received (in_ready={in_ready}, out_valid={out_valid})"
+                f"{len(out)} of {expected_rows} output rows received ({source.ready.name}={taking}, "
+                f"{sink.valid.name}={giving})"
             )
             break
         await fall
@@ -143,21 +141,23 @@ async def array_matches_mpsim(dut) -> None:
         result.latency = first_out_cycle - last_in_cycle
         if result.latency != design.latency:
             result.protocol_errors.append(
-                f"first tile: out_valid {result.latency} cycles after its last beat, manifest says {design.latency}"
+                f"first tile: {sink.valid.name} {result.latency} cycles after its last beat, manifest says "
+                f"{design.latency}"
             )
 
-    width = design.ports["out_data"].element_width
-    mask = (1 << width) - 1
+    payload = sink.payload
     got = np.zeros(vectors.want.shape, dtype=np.int64)
-    for n, (row, data, last, out_mode) in enumerate(out):
+    for n, word in enumerate(out):
         j, r = divmod(n, rows)
+        row, last = payload.read(word, "row"), payload.read(word, "last")
+        out_mode = payload.read(word, "mode") if design.mode_bits else 0
         expected = (r, int(r == rows - 1), vectors.jobs[j].mode)
         if (row, last, out_mode) != expected and len(result.protocol_errors) < SHOWN_MISMATCHES:
             result.protocol_errors.append(
-                f"output beat {n} (job {j}): out_row={row}, out_last={last}, out_mode={out_mode}; "
+                f"output beat {n} (job {j}): row={row}, last={last}, mode={out_mode}; "
                 f"expected row {r}, last={expected[1]}, mode {expected[2]}"
             )
-        got[j, r] = [(data >> (c * width)) & mask for c in range(design.cols)]
+        got[j, r] = payload.read_array(word, "data")
     if result.timeout is None:
         _check(design, vectors, got, result)
     result.write(request.result)

@@ -6,19 +6,19 @@ import re
 
 import numpy as np
 import pytest
+from amaranth.hdl import Value
+from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.sim import Simulator
 
 import mpsim
 from hls_gen.array import MACArray
 from hls_gen.emit import ArrayConfig
+from hls_gen.manifest import ArrayManifest
+from hls_gen.ports import input_layout, output_layout, verilog_name
 from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import tile_jobs
 from tests.hls_gen.harness import mismatches, operand_codes
-
-
-def port(manifest: dict, name: str) -> dict:
-    return next(p for p in manifest["ports"] if p["name"] == name)
 
 
 def tiles(manifest: dict, a: np.ndarray, b: np.ndarray) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
@@ -27,8 +27,23 @@ def tiles(manifest: dict, a: np.ndarray, b: np.ndarray) -> list[tuple[tuple[int,
     return tile_jobs(a, b, config["rows"] * config["interleave"], config["cols"])
 
 
-def pack(values: np.ndarray, width: int) -> int:
-    return sum(int(v) << (width * i) for i, v in enumerate(values))
+def signals(dut: MACArray) -> dict[str, Value]:
+    """The Amaranth value behind each of the array's Verilog ports, by the name the manifest gives it."""
+    return {verilog_name(*path): Value.cast(value) for path, _, value in dut.signature.flatten(dut)}
+
+
+def input_beats(design: ArrayManifest, jobs: list, k_dim: int) -> list[tuple[int, int]]:
+    """Each input beat's payload, packed by the manifest's fields, and its ``last``; (step t, sum l) order."""
+    payload, pe_rows, sums = design.stream("input").payload, design.rows, design.interleave
+    beats = []
+    for _, at, bt in jobs:
+        for t in range(k_dim):
+            last = int(t == k_dim - 1)
+            for sl in range(sums):
+                beats.append(
+                    (payload.pack_fields(a=at[sl * pe_rows : (sl + 1) * pe_rows, t], b=bt[t], last=last), last)
+                )
+    return beats
 
 
 def run_array(
@@ -47,23 +62,15 @@ def run_array(
     The source offers a beat, and the sink is ready, with probabilities ``in_rate`` and ``out_rate``, each drawn
     anew every ``hold`` cycles (long runs of gaps and of back-pressure for ``hold > 1``).
     """
-    pe_rows, cols, sums = manifest["config"]["rows"], manifest["config"]["cols"], manifest["config"]["interleave"]
-    rows = pe_rows * sums  # of a job's tile
-    a_width = port(manifest, "in_a")["elements"]["width"]
-    b_width = port(manifest, "in_b")["elements"]["width"]
-    acc_width = port(manifest, "out_data")["elements"]["width"]
+    design = ArrayManifest.from_json(manifest)  # the JSON, read as sim reads it
+    source, sink = design.stream("input"), design.stream("output")
+    cols, sums, rows = design.cols, design.interleave, design.tile_rows
     jobs = tiles(manifest, a, b)
-    k_dim = a.shape[2]
-    beats = [  # (step t, sum l) order: rows l*pe_rows.. of A's column t
-        (pack(at[sl * pe_rows : (sl + 1) * pe_rows, t], a_width), pack(bt[t, :], b_width), int(t == k_dim - 1))
-        for _, at, bt in jobs
-        for t in range(k_dim)
-        for sl in range(sums)
-    ]
-    rows_out: list[tuple[int, int, int]] = []
+    beats = input_beats(design, jobs, a.shape[2])
+    rows_out: list[int] = []  # output payloads
     last_accepted: list[int] = []
     first_valid: list[int] = []
-    sig = {p["name"]: getattr(dut, p["name"]) for p in manifest["ports"] if p["name"] not in ("clk", "rst")}
+    sig = signals(dut)
 
     async def bench(ctx) -> None:
         cycle, beat, was_valid, source_on, ready = 0, 0, False, False, 0
@@ -72,24 +79,21 @@ def run_array(
                 source_on = rng.random() < in_rate
             offer = beat < len(beats) and source_on
             if offer:
-                in_a, in_b, last = beats[beat]
-                ctx.set(sig["in_a"], in_a)
-                ctx.set(sig["in_b"], in_b)
-                ctx.set(sig["in_last"], last)
-            ctx.set(sig["in_valid"], int(offer))
+                ctx.set(sig[source.payload.name], beats[beat][0])
+            ctx.set(sig[source.valid.name], int(offer))
             if cycle % hold == 0:
                 ready = int(rng.random() < out_rate)
-            ctx.set(sig["out_ready"], ready)
-            if offer and ctx.get(sig["in_ready"]):
-                if beats[beat][2] and beat % sums == sums - 1:  # the job's final beat
+            ctx.set(sig[sink.ready.name], ready)
+            if offer and ctx.get(sig[source.ready.name]):
+                if beats[beat][1] and beat % sums == sums - 1:  # the job's final beat
                     last_accepted.append(cycle)
                 beat += 1
-            valid = bool(ctx.get(sig["out_valid"]))
+            valid = bool(ctx.get(sig[sink.valid.name]))
             if valid and not was_valid:
                 first_valid.append(cycle)
             if valid and ready:
-                rows_out.append((ctx.get(sig["out_row"]), ctx.get(sig["out_data"]), ctx.get(sig["out_last"])))
-                was_valid = bool(ctx.get(sig["out_last"])) is False
+                rows_out.append(ctx.get(sig[sink.payload.name]))
+                was_valid = not sink.payload.read(rows_out[-1], "last")
             else:
                 was_valid = valid
             await ctx.tick()
@@ -103,15 +107,15 @@ def run_array(
     batch, m, _ = a.shape
     n = b.shape[2]
     out = np.zeros((batch, m, n), np.int64)
-    mask = (1 << acc_width) - 1
     for index, ((z, ti, tj), _, _) in enumerate(jobs):
         for r in range(rows):
-            row, data, last = rows_out[index * rows + r]
-            assert (row, last) == (r, int(r == rows - 1))
+            word = rows_out[index * rows + r]
+            assert (sink.payload.read(word, "row"), sink.payload.read(word, "last")) == (r, int(r == rows - 1))
+            data = sink.payload.read_array(word, "data")
             for c in range(cols):
                 i, j = ti * rows + r, tj * cols + c
                 if i < m and j < n:
-                    out[z, i, j] = (data >> (acc_width * c)) & mask
+                    out[z, i, j] = data[c]
     return out, [f - l for l, f in zip(last_accepted, first_valid)]
 
 
@@ -221,7 +225,7 @@ def test_array_matches_qmatmul(name: str) -> None:
 
 # Non-square arrays and single rows/columns (a skew that confuses rows with columns, or drops a register,
 # pairs the wrong operands or beats), interleaves 1, 3 and 8, jobs of one step (the next job's first beat rides
-# on the flush of a job that finished the cycle before), gaps and long runs without out_ready (finished tiles
+# on the flush of a job that finished the cycle before), gaps and long runs without out.ready (finished tiles
 # wait in the PEs while the next job is offered).
 SCHEDULES = {
     "2x3-e4m3-e5m6-sr8-il1-gaps": (
@@ -322,18 +326,15 @@ def test_latency_is_the_manifests(rows: int, cols: int, pipeline: int, interleav
 
 def test_properties() -> None:
     dut = described(MACArray(a_format="e4m3", b_format="e5m2", acc_format="e6m9", rows=3, cols=5, lfsr_seed=7))
-    assert (dut.rows, dut.cols, len(dut.in_a), len(dut.in_b), len(dut.out_data), len(dut.out_row)) == (
-        3,
-        5,
-        24,
-        40,
-        80,
-        2,
-    )
+    assert (dut.rows, dut.cols) == (3, 5)
+    assert dut.inp.payload.shape() == StructLayout({"a": ArrayLayout(8, 3), "b": ArrayLayout(8, 5), "last": 1})
+    assert dut.out.payload.shape() == StructLayout({"data": ArrayLayout(16, 5), "row": range(3), "last": 1})
+    assert dut.inp.payload.shape() == input_layout(rows=3, cols=5, a_bits=8, b_bits=8)
+    assert dut.out.payload.shape() == output_layout(cols=5, tile_rows=3, acc_bits=16)
     assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
     assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5 - 1
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
-    assert len(single.out_row) == 1
+    assert len(single.out.payload.row) == 1
 
 
 @pytest.mark.parametrize(

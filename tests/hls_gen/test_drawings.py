@@ -156,7 +156,7 @@ def test_the_array_drawing_states_macarrays_latency(rows: int, cols: int, interl
     assert f"p + L + R + C − 1 = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
     (timing,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "timing")
     assert timing.startswith("Systolic: PE (r, c) takes beat n at cycle n + r + c.")
-    assert "in_ready is the only stall" in timing
+    assert "inp.ready is the only stall" in timing
 
 
 def test_the_drawn_step_control_is_step_controls_fields() -> None:

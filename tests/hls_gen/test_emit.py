@@ -60,18 +60,30 @@ def test_manifest_describes_the_design() -> None:
     (mode,) = m["modes"]
     assert m["manifest_version"] == MANIFEST_VERSION and m["top"] == "top" and m["verilog"] == "top.v"
     ports = {p["name"]: p for p in m["ports"]}
-    assert ports["in_a"]["width"] == 2 * 8 and ports["in_a"]["elements"]["count"] == 2
-    assert ports["in_b"]["width"] == 3 * 8 and ports["in_b"]["elements"]["width"] == 8
-    assert ports["out_data"]["width"] == 3 * 12 and ports["out_data"]["elements"]["width"] == 12
+    fields = {
+        name: [(f["name"], f["offset"], f["width"], f["signed"]) for f in ports[name]["fields"]]
+        for name in ("inp__payload", "out__payload")
+    }
+    # a[r] (e4m3), b[c] (e5m2), then last; data[c] (e5m6), row (one bit: two rows), last: LSB first, back to back
+    a_fields = [(f"a[{r}]", 8 * r, 8, False) for r in range(2)]
+    b_fields = [(f"b[{c}]", 16 + 8 * c, 8, False) for c in range(3)]
+    assert fields["inp__payload"] == a_fields + b_fields + [("last", 40, 1, False)]
+    assert fields["out__payload"] == [(f"data[{c}]", 12 * c, 12, False) for c in range(3)] + [
+        ("row", 36, 1, False),
+        ("last", 37, 1, False),
+    ]
+    assert (ports["inp__payload"]["width"], ports["out__payload"]["width"]) == (41, 38)
     assert {p["name"] for p in m["ports"] if p["direction"] == "input"} == {
         "clk",
         "rst",
-        "in_valid",
-        "in_last",
-        "in_a",
-        "in_b",
-        "out_ready",
+        "inp__valid",
+        "inp__payload",
+        "out__ready",
     }
+    assert {p["name"] for p in m["ports"] if p["direction"] == "output"} == {"inp__ready", "out__valid", "out__payload"}
+    assert m["streams"]["input"] == {"valid": "inp__valid", "ready": "inp__ready", "payload": "inp__payload"}
+    assert m["streams"]["output"] == {"valid": "out__valid", "ready": "out__ready", "payload": "out__payload"}
+    assert m["mode_field"] is None
     assert mode["formats"]["acc"] | {} == {
         "name": "e5m6",
         "bits": 12,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import re
 from pathlib import Path
 
 import pytest
+from amaranth.lib import data
 
 import sim.manifest
 from hls_gen.emit import ArrayConfig, emit
@@ -64,10 +67,19 @@ def test_modes_in_the_manifest(tmp_path: Path) -> None:
         "steps_per_beat": 0,
         "draws_per_beat": "first product_bits bits round the product, the next sum_bits the sum",
     }
-    assert data["mode_field"]["port"] == "in_mode" and data["mode_field"]["width"] == 2
-    ports = {p["name"]: p for p in data["ports"]}
-    assert ports["in_mode"]["width"] == 2 and ports["out_mode"]["width"] == 2
-    assert ports["in_a"]["elements"] == {"count": 2, "width": 16, "order": "element 0 in the least significant bits"}
+    assert data["mode_field"] | {} == {
+        "port": "inp__payload",
+        "field": "mode",
+        "width": 2,
+        "encoding": "the mode's code (its index in modes), the same on every beat of a job",
+        "out_port": "out__payload's mode: the code of the tile in its data",
+        "switch": "jobs of different modes follow each other with no idle cycle",
+    }
+    fields = {p["name"]: {f["name"]: f for f in p.get("fields", [])} for p in data["ports"]}
+    # the mode after a[0..1], b[0..1] (16 bits each) and last; after data[0..1], the row (2 x 8 rows: 4 bits), last
+    assert fields["inp__payload"]["mode"] == {"name": "mode", "offset": 65, "width": 2, "signed": False}
+    assert fields["out__payload"]["mode"] == {"name": "mode", "offset": 32 + 4 + 1, "width": 2, "signed": False}
+    assert fields["inp__payload"]["a[1]"] == {"name": "a[1]", "offset": 16, "width": 16, "signed": False}
     assert data["command"] == (
         "mpsim emit --precision e4m3-sr --precision bf16 --array 2x2 --pipeline 1 --interleave 8 --lfsr-width 32 "
         "--lfsr-seed 1"
@@ -77,7 +89,7 @@ def test_modes_in_the_manifest(tmp_path: Path) -> None:
 def _edit(data: dict, edit: str) -> dict:
     data = copy.deepcopy(data)
     if edit == "version":
-        data["manifest_version"] = 2
+        data["manifest_version"] = MANIFEST_VERSION - 1
     elif edit == "format":
         data["modes"][0]["formats"]["acc"]["bits"] = 13
     elif edit == "missing":
@@ -86,6 +98,8 @@ def _edit(data: dict, edit: str) -> dict:
         data["modes"][0]["code"] = 1
     elif edit == "rounding":
         data["modes"][0]["arithmetic"]["accumulator_rounding"] = "nearest"
+    elif edit == "stream port":
+        data["ports"] = [p for p in data["ports"] if p["name"] != "out__payload"]
     elif edit == "unknown format":
         data["modes"][0]["formats"]["a"]["name"] = "e9m9x"
     return data
@@ -94,12 +108,13 @@ def _edit(data: dict, edit: str) -> dict:
 @pytest.mark.parametrize(
     "edit, message",
     [
-        ("version", r"^manifest version must be 3, not 2 in .*m\.json; regenerate it with the command in its "),
+        ("version", r"^manifest version must be 4, not 3 in .*m\.json; regenerate it with the command in its "),
         ("format", r"^.*m\.json: modes\[0\]\.formats\.acc\.bits is 13, but format fp16 has 16$"),
         ("missing", r"^.*m\.json: missing field 'geometry'$"),
         ("codes", r"^.*m\.json: mode codes must be 0\.\.3 in order$"),
         ("rounding", r"^.*m\.json: modes\[0\]\.arithmetic\.accumulator_rounding is 'nearest', but its random bits "),
         ("unknown format", r"^.*m\.json: modes\[0\]\.formats\.a: "),
+        ("stream port", r"^.*m\.json: missing field 'out__payload'$"),
     ],
 )
 def test_bad_manifest_is_one_line(edit: str, message: str, tmp_path: Path) -> None:
@@ -114,3 +129,48 @@ def test_bad_manifest_is_one_line(edit: str, message: str, tmp_path: Path) -> No
 def test_checked_in_manifests_read_back_unchanged(path: Path) -> None:
     design = read_manifest(path)
     assert design.to_json() == json.loads(path.read_text())
+
+
+def _through_layout(const: data.Const, name: str) -> int:
+    """Field ``name`` (``last``, ``a[1]``) of a payload constant, read as a component reads its view."""
+    value = const
+    for attribute, index in re.findall(r"(\w+)|\[(\d+)\]", name):
+        value = getattr(value, attribute) if attribute else value[int(index)]
+    return int(value)
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_payload_fields_round_trip_through_the_layout(config: ArrayConfig, direction: str) -> None:
+    """A payload packed by the manifest's fields reads back, field by field, through the array's own layout, and
+    one that the layout builds unpacks by the manifest: the manifest alone packs and unpacks a stream."""
+    design = ArrayManifest.from_json(json.loads(json.dumps(config.manifest("top").to_json())))
+    array = described(config.build())
+    layout = (array.inp if direction == "input" else array.out).payload.shape()
+    payload = design.stream(direction).payload
+    assert payload.width == layout.size == sum(width for _, _, width, _ in payload.fields)
+    top = list(dict.fromkeys(name.split("[")[0] for name, *_ in payload.fields))  # a, b, last(, mode) / data, ...
+    assert top == [name for name, _ in layout]
+    rng = random.Random(config.name + direction)
+    for _ in range(50):
+        values = {name: rng.getrandbits(width) for name, _, width, _ in payload.fields}
+        word = payload.pack_fields(**values)
+        const = data.Const(layout, word)
+        assert {name: _through_layout(const, name) for name in values} == values
+        fields = {
+            name: payload.read_array(word, name) if f"{name}[0]" in values else payload.read(word, name) for name in top
+        }
+        assert payload.pack_fields(**fields) == word
+        assert layout.const(fields).as_value().value == word
+
+
+def test_packing_checks_the_fields() -> None:
+    payload = CONFIGS[0].manifest("top").stream("input").payload
+    with pytest.raises(ValueError, match=r"^inp__payload\.a\[1\] must be in 0\.\.255 \(8 bits\), not 256$"):
+        payload.pack_fields(a=[0, 256])
+    with pytest.raises(ValueError, match=r"^inp__payload\.b takes 3 values, not 2$"):
+        payload.pack_fields(b=[1, 2])
+    with pytest.raises(ValueError, match=r"^inp__payload has no field 'mode'$"):
+        payload.pack_fields(mode=1)
+    with pytest.raises(ValueError, match=r"^inp__payload has no array field 'last'$"):
+        payload.read_array(0, "last")

@@ -9,15 +9,12 @@ from amaranth.sim import Simulator
 import mpsim
 from hls_gen.array import MACArray
 from hls_gen.modes import ArithMode, check_modes, training_modes
+from hls_gen.ports import input_layout, output_layout
 from hls_gen.spec import described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import canonical_codes, operand_codes
 from tests.conftest import stable_seed
 from tests.hls_gen.mode_sets import E4M3_SR_BF16, MODE_SETS
-
-
-def _pack(values: list[int], width: int) -> int:
-    return sum(int(v) << (width * i) for i, v in enumerate(values))
 
 
 def run_jobs(
@@ -29,38 +26,36 @@ def run_jobs(
     out_rate: float,
 ) -> list[tuple[int, np.ndarray]]:
     """Stream ``(mode, A codes, B codes)`` jobs (A ``tile_rows x K``, B ``K x cols``); the (mode, C codes) per job."""
-    pe = array.pe
-    rows, cols, sums = array.rows, array.cols, array.interleave
-    tile_rows = array.tile_rows
+    rows, sums, tile_rows = array.rows, array.interleave, array.tile_rows
+    inp, out = array.inp, array.out
     beats = []
     for mode, a, b in jobs:
         k_dim = a.shape[1]
         for t in range(k_dim):
             for sl in range(sums):
-                beats.append(
-                    (mode, _pack(a[sl * rows : (sl + 1) * rows, t], pe.a_bits), _pack(b[t], pe.b_bits), t == k_dim - 1)
-                )
-    out: list[tuple[int, int, int, int]] = []
+                beats.append((a[sl * rows : (sl + 1) * rows, t], b[t], mode, int(t == k_dim - 1)))
+    got: list[tuple[int, int, list[int], int]] = []
 
     async def bench(ctx) -> None:
         beat, cycles = 0, 0
-        while len(out) < len(jobs) * tile_rows:
+        while len(got) < len(jobs) * tile_rows:
             offer = beat < len(beats) and rng.random() < in_rate
-            if offer:
-                mode, in_a, in_b, last = beats[beat]
-                ctx.set(array.in_mode, mode)
-                ctx.set(array.in_a, in_a)
-                ctx.set(array.in_b, in_b)
-                ctx.set(array.in_last, int(last))
-            ctx.set(array.in_valid, int(offer))
+            if offer:  # the payload's fields through its view
+                a_col, b_row, mode, last = beats[beat]
+                for r, code in enumerate(a_col):
+                    ctx.set(inp.payload.a[r], int(code))
+                for c, code in enumerate(b_row):
+                    ctx.set(inp.payload.b[c], int(code))
+                ctx.set(inp.payload.mode, mode)
+                ctx.set(inp.payload.last, last)
+            ctx.set(inp.valid, int(offer))
             ready = int(rng.random() < out_rate)
-            ctx.set(array.out_ready, ready)
-            if offer and ctx.get(array.in_ready):
+            ctx.set(out.ready, ready)
+            if offer and ctx.get(inp.ready):
                 beat += 1
-            if ready and ctx.get(array.out_valid):
-                out.append(
-                    (ctx.get(array.out_mode), ctx.get(array.out_row), ctx.get(array.out_data), ctx.get(array.out_last))
-                )
+            if ready and ctx.get(out.valid):
+                row = ctx.get(out.payload)
+                got.append((row.mode, row.row, [int(x) for x in row.data], row.last))
             await ctx.tick()
             cycles += 1
             assert cycles < 100 * len(beats) + 1000, "the array stopped"
@@ -70,13 +65,12 @@ def run_jobs(
     sim.add_testbench(bench)
     sim.run()
     results = []
-    mask = (1 << pe.acc_bits) - 1
     for j, (mode, _, _) in enumerate(jobs):
-        tile = np.zeros((tile_rows, cols), np.int64)
+        tile = np.zeros((tile_rows, array.cols), np.int64)
         for r in range(tile_rows):
-            got_mode, row, data, last = out[j * tile_rows + r]
+            got_mode, row, data, last = got[j * tile_rows + r]
             assert (got_mode, row, last) == (mode, r, int(r == tile_rows - 1))
-            tile[r] = [(data >> (pe.acc_bits * c)) & mask for c in range(cols)]
+            tile[r] = data
         results.append((mode, tile))
     return results
 
@@ -218,10 +212,13 @@ def test_modes_or_formats_not_both() -> None:
 
 def test_ports_are_sized_for_the_widest_mode() -> None:
     array = described(MACArray(modes=E4M3_SR_BF16, rows=2, cols=3, interleave=2))
-    assert len(array.in_a) == 2 * 16 and len(array.in_b) == 3 * 16 and len(array.out_data) == 3 * 16
-    assert len(array.in_mode) == 2 and len(array.out_mode) == 2  # four modes
+    wide = dict(cols=3, mode_bits=2)  # 16-bit operands and accumulator, four modes
+    assert array.inp.payload.shape() == input_layout(rows=2, a_bits=16, b_bits=16, **wide)
+    assert array.out.payload.shape() == output_layout(tile_rows=4, acc_bits=16, **wide)
+    assert array.inp.payload.shape()["mode"].shape == 2 and array.out.payload.shape()["mode"].shape == 2
     assert array.pe.lfsr_steps == 8 and [m.lfsr_steps for m in array.pe.modes] == [8, 8, 8, 0]
     with pytest.raises(ValueError, match=r"^this MAC has 4 modes; read its formats per mode from \.modes$"):
         _ = array.pe.acc_format
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="fp16", rows=2, cols=3))
-    assert not hasattr(single, "in_mode") and single.pe.mode_bits == 0
+    assert "mode" not in dict(single.inp.payload.shape()) and "mode" not in dict(single.out.payload.shape())
+    assert single.pe.mode_bits == 0

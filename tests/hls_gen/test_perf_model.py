@@ -12,36 +12,37 @@ from amaranth.sim import Simulator
 
 import mpsim
 from hls_gen.emit import ArrayConfig
+from hls_gen.manifest import ArrayManifest
 from hls_gen.network import LayerSpec, NetworkSpec
 from hls_gen.perf_model import estimate, stream_cycles, tile_cycles
 from hls_gen.spec import described
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY
-from tests.hls_gen.test_array import pack, reference, tiles
+from tests.hls_gen.test_array import input_beats, reference, signals, tiles
 
 
-def stream(dut, beats: list[tuple[int, int, int]], out_beats: int) -> tuple[int, list[int]]:
-    """Stream input beats (a, b, last) back to back (inputs always valid, outputs always taken).
+def stream(dut, design: ArrayManifest, beats: list[tuple[int, int]], out_beats: int) -> tuple[int, list[int]]:
+    """Stream input beats (payload, last) back to back (inputs always valid, outputs always taken).
 
     Returns the cycles from the first accepted input beat to the last output
-    beat, inclusive, and the output rows in order.
+    beat, inclusive, and the output payloads in order.
     """
     out_rows: list[int] = []
     marks: dict[str, int] = {}
+    sig = signals(dut)
+    source, sink = design.stream("input"), design.stream("output")
 
     async def bench(ctx) -> None:
         cycle = beat = 0
-        ctx.set(dut.out_ready, 1)
+        ctx.set(sig[sink.ready.name], 1)
         while len(out_rows) < out_beats:
             if beat < len(beats):
-                ctx.set(dut.in_a, beats[beat][0])
-                ctx.set(dut.in_b, beats[beat][1])
-                ctx.set(dut.in_last, beats[beat][2])
-            ctx.set(dut.in_valid, int(beat < len(beats)))
-            if beat < len(beats) and ctx.get(dut.in_ready):
+                ctx.set(sig[source.payload.name], beats[beat][0])
+            ctx.set(sig[source.valid.name], int(beat < len(beats)))
+            if beat < len(beats) and ctx.get(sig[source.ready.name]):
                 marks.setdefault("first_in", cycle)
                 beat += 1
-            if ctx.get(dut.out_valid):
-                out_rows.append(ctx.get(dut.out_data))
+            if ctx.get(sig[sink.valid.name]):
+                out_rows.append(ctx.get(sig[sink.payload.name]))
                 marks["last_out"] = cycle
             await ctx.tick()
             cycle += 1
@@ -57,28 +58,22 @@ def stream(dut, beats: list[tuple[int, int, int]], out_beats: int) -> tuple[int,
 def simulated_cycles(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[int, np.ndarray]:
     """Stream every tile of ``a @ b`` through the array; the cycles and the result codes (the layer really ran)."""
     dut = config.build()
-    manifest = config.manifest("dut", dut).to_json()
-    pe_rows, cols, sums = config.rows, config.cols, config.interleave
-    rows = pe_rows * sums  # of a job's tile
-    jobs = tiles(manifest, a_codes, b_codes)
+    design = config.manifest("dut", dut)
+    jobs = tiles(design.to_json(), a_codes, b_codes)
+    rows, cols = design.tile_rows, design.cols  # of a job's tile
     k_dim = a_codes.shape[2]
-    a_bits, b_bits, acc_bits = dut.pe.a_format.bits, dut.pe.b_format.bits, dut.pe.acc_format.bits
-    beats = [
-        (pack(at[sl * pe_rows : (sl + 1) * pe_rows, t], a_bits), pack(bt[t, :], b_bits), int(t == k_dim - 1))
-        for _, at, bt in jobs
-        for t in range(k_dim)
-        for sl in range(sums)
-    ]
-    cycles, out_rows = stream(dut, beats, len(jobs) * rows)
+    cycles, out_rows = stream(dut, design, input_beats(design, jobs, k_dim), len(jobs) * rows)
+    payload = design.stream("output").payload
     batch, m, _ = a_codes.shape
     n = b_codes.shape[2]
     out = np.zeros((batch, m, n), np.int64)
     for index, ((z, ti, tj), _, _) in enumerate(jobs):
         for r in range(rows):
+            data = payload.read_array(out_rows[index * rows + r], "data")
             for c in range(cols):
                 i, j = ti * rows + r, tj * cols + c
                 if i < m and j < n:
-                    out[z, i, j] = (out_rows[index * rows + r] >> (acc_bits * c)) & ((1 << acc_bits) - 1)
+                    out[z, i, j] = data[c]
     return cycles, out
 
 
@@ -175,7 +170,7 @@ def test_cycle_formula_regimes() -> None:
                 a_format="e4m3", acc_format="e5m6", rows=rows, cols=cols, pipeline=pipeline, interleave=sums
             ).build()
         ).latency
-        # one tile: K*L beats, the last one's out_valid the array's latency later, then R*L output beats
+        # one tile: K*L beats, the last one's out.valid the array's latency later, then R*L output beats
         assert tile_cycles(5, 1, **shape) == 5 * sums - 1 + latency + rows * sums
         # input-bound: a new tile every K*L cycles; output-bound: every R*L output beats plus the flush's
         # latency (the buffer is taken from the flush steps, which follow the last beat) rounded up to whole turns
@@ -206,20 +201,24 @@ def test_cycle_formula_regimes() -> None:
 def test_mixed_job_lengths_equal_the_simulated_array(config: ArrayConfig) -> None:
     """Jobs of lengths 1..7 back to back (both regimes, waits between them), each step once per sum."""
     dut = config.build()
+    design = config.manifest("dut", dut)
+    payload = design.stream("input").payload
     rng = np.random.default_rng(4)
     ks = [5, 1, 7, 2, 2, 6, 1, 3]
     a_bits, b_bits, sums = dut.pe.a_format.bits, dut.pe.b_format.bits, config.interleave
     beats = [
         (
-            int(rng.integers(0, 1 << (config.rows * a_bits))),
-            int(rng.integers(0, 1 << (config.cols * b_bits))),
-            int(t == k - 1),
+            payload.pack_fields(
+                a=rng.integers(0, 1 << a_bits, config.rows), b=rng.integers(0, 1 << b_bits, config.cols), last=last
+            ),
+            last,
         )
         for k in ks
         for t in range(k)
         for _ in range(sums)
+        for last in [int(t == k - 1)]
     ]
-    cycles, _ = stream(dut, beats, len(ks) * config.rows * sums)
+    cycles, _ = stream(dut, design, beats, len(ks) * config.rows * sums)
     shape = dict(rows=config.rows, cols=config.cols, pipeline=config.pipeline, interleave=sums)
     assert cycles == stream_cycles(ks, **shape)
 

@@ -17,8 +17,15 @@ def test_same_seed_same_vectors() -> None:
     design = read_manifest(RTL_DIR / "mac_e4m3_e5m6_sr8_4x4.json")
     one, two = array_vectors(design, Stimulus(seed=4, steps=300)), array_vectors(design, Stimulus(seed=4, steps=300))
     other = array_vectors(design, Stimulus(seed=5, steps=300))
-    assert one.in_a == two.in_a and one.in_b == two.in_b and np.array_equal(one.want, two.want)
-    assert one.in_a != other.in_a
+    assert one.beats == two.beats and np.array_equal(one.want, two.want)
+    assert one.beats != other.beats
+    # beat 0: step 0 of job 0 (batch 0, row and column tile 0), packed by the manifest's payload fields
+    payload, a, b = design.stream("input").payload, one.a_codes[0], one.b_codes[0]
+    column, row = np.zeros(4, np.int64), np.zeros(4, np.int64)
+    column[: a.shape[1]], row[: b.shape[2]] = a[0, :4, 0], b[0, 0, :4]
+    assert payload.read_array(one.beats[0], "a") == column.tolist()
+    assert payload.read_array(one.beats[0], "b") == row.tolist()
+    assert payload.read(one.beats[0], "last") == int(one.jobs[0].k == 1)
 
 
 def test_array_reference_is_qmatmul_of_the_tiles() -> None:
