@@ -33,6 +33,7 @@ from typing import Any
 from tqdm import tqdm
 
 from hls_gen.emit import ArrayConfig
+from hls_gen.spec import described
 from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize
 from mpsim.energy import HOROWITZ_45NM
 
@@ -83,7 +84,7 @@ def row(config: ArrayConfig, report: Any, note: str) -> dict[str, Any]:
         "carry": report.carry,
         "luts_per_pe": round(report.luts / pes),
         "fmax_mhz": report.fmax_mhz,
-        "peak_gmacs": None if report.fmax_mhz is None else round(pes * report.fmax_mhz / 1000, 2),
+        "peak_gmacs": None if report.fmax_mhz is None else round(pes * report.fmax_mhz / 1000, 3),
         "part": report.part,
         "synth_seconds": report.synth_seconds,
         "pnr_seconds": report.pnr_seconds,
@@ -109,7 +110,7 @@ def with_baseline(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) ->
             "one_cycle_fmax_mhz": None if b is None else b["fmax_mhz"],
             "one_cycle_gmacs": None
             if b is None or b["fmax_mhz"] is None
-            else round(_pes(r["array"]) * b["fmax_mhz"] / 1000, 2),
+            else round(_pes(r["array"]) * b["fmax_mhz"] / 1000, 3),
             "luts_per_pe_ratio": None
             if b is None or r["luts_per_pe"] is None
             else round(r["luts_per_pe"] / b["luts_per_pe"], 2),
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             if p
         ]
     for config in configs:
-        config.build()  # every configuration checked before the first tool runs
+        described(config.build())  # every configuration checked before the first tool runs
     baseline = json.loads(Path(args.baseline).read_text())["rows"] if args.baseline else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """``dsp="ecp5"``: the PE's multiplier as a MULT18X18D instance with its input and output registers.
 
-What the instance computes is checked in simulation (tests/sim/test_dsp_cosim.py, against mpsim); here: the
+What the instance computes is checked in simulation (tests/sim/test_cosim.py, against mpsim); here: the
 one-line errors, what the Verilog and the manifest carry, and that Yosys keeps the block with its registers on
 and drops the fabric registers it replaces.
 """

@@ -81,6 +81,17 @@ def test_array_4x4_random_matrices(cosim_cache: Path, tmp_path: Path) -> None:
     "config",
     [
         ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2, interleave=8),
+        # the multiplier a MULT18X18D instance, simulated with the model the Verilog carries (hls_gen.dsp)
+        ArrayConfig(
+            a_format="e4m3",
+            acc_format="fp16",
+            rounding="stochastic:8",
+            rows=2,
+            cols=2,
+            interleave=4,
+            pipeline=2,
+            dsp="ecp5",
+        ),
         ArrayConfig(
             a_format="e4m3",
             b_format="e5m2",
@@ -122,6 +133,7 @@ MODE_ARRAYS = [
         ),
         "verilator",
     ),
+    (ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=1, cols=2, interleave=2, pipeline=2, dsp="ecp5"), "icarus"),
 ]
 
 
@@ -148,6 +160,28 @@ def test_modes_switching_job_by_job(
     assert len(report.mode_results) == modes and min(report.mode_results) > 20, report.format()
     assert report.mode_switches >= modes, report.format()
     assert "jobs switch mode back to back" in report.format()
+
+
+@pytest.mark.slow
+def test_a_wrong_block_model_is_caught(designs: Path, cosim_cache: Path, tmp_path: Path) -> None:
+    """The bench reads the MULT18X18D model's product: a model one unit off in P gives mismatches."""
+    config = ArrayConfig(a_format="e4m3", acc_format="e5m6", rows=1, cols=2, interleave=2, pipeline=2, dsp="ecp5")
+    verilog, manifest = emit(config, designs / config.name)
+    text = verilog.read_text()
+    assert text.count("p_q <= a_q * b_q;") == 1
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / verilog.name).write_text(text.replace("p_q <= a_q * b_q;", "p_q <= a_q * b_q + 36'd1;"))
+    shutil.copy(manifest, wrong / manifest.name)
+    report = cosimulate(
+        wrong / manifest.name,
+        stimulus=Stimulus(seed=11, steps=400),
+        opt="O0",
+        cache_dir=cosim_cache,
+        run_dir=tmp_path / "run",
+        waves_on_failure=False,
+    )
+    assert not report.passed and report.mismatches > 0
 
 
 @pytest.mark.slow
