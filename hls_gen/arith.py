@@ -50,6 +50,7 @@ __all__ = [
     "exp_shape",
     "from_view",
     "grid_floor",
+    "grid_layout",
     "leading_zeros",
     "multiply",
     "multiply_exact",
@@ -379,47 +380,39 @@ def grid_floor(fmt: FloatFormat) -> int:
     return fmt.emin + (0 if fmt.subnormals else fmt.man_bits)
 
 
-def round_place(
-    m: Module,
-    x: Unpacked,
-    sticky: Value,
-    fmt: FloatFormat,
-    rand_bits: int | None,
-    name: str,
-    distance: Value | None = None,
-) -> OnGrid:
+def grid_layout(width: int, fmt: FloatFormat, rand_bits: int | None) -> tuple[int, int, int, int]:
+    """How a ``width``-bit significand is laid out to be shifted onto ``fmt``'s grid: (guard bits below it, zero
+    padding below it when it is narrower than ``fmt``'s significand, the padded width ``pw``, and ``Z``: the
+    bits below that catch a right shift, a power of two above ``pw``)."""
+    guard = (1 if rand_bits is None else rand_bits) + 1
+    pad = max(0, fmt.man_bits + 1 - width)
+    pw = width + pad + guard
+    return guard, pad, pw, 1 << Shape.cast(range(pw + 1)).width
+
+
+def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bits: int | None, name: str) -> OnGrid:
     """First part of :func:`round_pack`: shift ``x`` onto the format's grid (subnormal results shift further).
 
-    ``distance`` is ``grid_floor(fmt) - x.exp`` when the caller has it
-    already (a pipelined accumulator computes it beside the exponent, one
-    stage earlier); otherwise it is computed here.
+    (A pipelined accumulator places its sums with :mod:`hls_gen.grid_place`, the same result from the sum's
+    window, with the normalizing shift and this one merged.)
     """
     mb = fmt.man_bits
-    k = 1 if rand_bits is None else rand_bits
-    guard = k + 1
-    sig = x.sig
-    if len(sig) < mb + 1:  # make room for the kept bits
-        sig = Cat(Const(0, mb + 1 - len(sig)), sig)
-    w = len(sig)
-    padded = Cat(Const(0, guard), sig)  # width w + guard
-    pw = len(padded)
+    guard, pad, pw, below = grid_layout(x.width, fmt, rand_bits)
+    padded = Cat(Const(0, guard + pad), x.sig)  # width pw
     # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
-    if distance is not None and fmt.subnormals:
-        small = ~distance[-1] & (distance != 0)  # distance > 0: a sign bit and a NOR, no comparator's carry chain
-    else:
-        small = x.exp < fmt.emin
-    shift_raw = grid_floor(fmt) - x.exp if distance is None else distance
-    # Shifts of pw or more all leave nothing kept; saturating at 2**sk - 1 >= pw (an OR of the high bits) does the
-    # same as clamping at pw when the window below is 2**sk bits, and needs no comparator.
-    sk = Shape.cast(range(pw + 1)).width
-    saturated = Mux(shift_raw[sk:].any(), (1 << sk) - 1, shift_raw[:sk]) if len(shift_raw) > sk else shift_raw[:sk]
+    small = x.exp < fmt.emin
+    shift_raw = grid_floor(fmt) - x.exp
+    # Shifts of pw or more all leave nothing kept; saturating at below - 1 >= pw (an OR of the high bits) does the
+    # same as clamping at pw when the window below is that wide, and needs no comparator.
+    sk = below.bit_length() - 1
+    saturated = Mux(shift_raw[sk:].any(), below - 1, shift_raw[:sk]) if len(shift_raw) > sk else shift_raw[:sk]
     shift = Mux(small, saturated, 0)
-    wide = Signal((1 << sk) + pw, name=f"{name}_wide")
-    m.d.comb += wide.eq(Cat(Const(0, 1 << sk), padded) >> shift)
+    wide = Signal(below + pw, name=f"{name}_wide")
+    m.d.comb += wide.eq(Cat(Const(0, below), padded) >> shift)
     e_top = fmt.emax + 1  # clamped at emax + 1, which is enough to overflow
     e_eff = Mux(small, fmt.emin, Mux(x.exp > e_top, e_top, x.exp))
     return OnGrid(
-        wide[1 << sk :], wide[: 1 << sk], sticky, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + w - 1 - mb
+        wide[below:], wide[:below], sticky, small, e_eff, x.sign, x.zero, x.inf, x.nan, guard + x.width + pad - 1 - mb
     )
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 
-from hls_gen.arith import OnGrid, SumFlags, Summed, grid_floor, leading_zeros
+from hls_gen.arith import OnGrid, SumFlags, Summed, grid_floor, grid_layout, leading_zeros
 from mpsim.formats import FloatFormat
 
 __all__ = ["Counted", "Headroom", "ShiftPlan", "count", "headroom", "place_counted", "plan"]
@@ -37,15 +37,6 @@ __all__ = ["Counted", "Headroom", "ShiftPlan", "count", "headroom", "place_count
 def _span(width: int) -> int:
     """``T``: the largest left shift, ``2**n - 1`` for the count's ``n`` bits (so ``T - lz`` is ``~lz``)."""
     return (1 << Shape.cast(range(width + 1)).width) - 1
-
-
-def _layout(width: int, fmt: FloatFormat, rand_bits: int | None) -> tuple[int, int, int, int]:
-    """(guard bits, padding below the window, padded width ``pw``, ``Z``: the bits below it that catch a right
-    shift) of ``fmt``'s placement of a ``width``-bit window, as :func:`hls_gen.arith.round_place` lays it out."""
-    guard = (1 if rand_bits is None else rand_bits) + 1
-    pad = max(0, fmt.man_bits + 1 - width)
-    pw = width + pad + guard
-    return guard, pad, pw, 1 << Shape.cast(range(pw + 1)).width
 
 
 @dataclass
@@ -72,7 +63,7 @@ def headroom(m: Module, flags: SumFlags, width: int, fmt: FloatFormat, rand_bits
     # first: a window below every bit's bound masks nothing and is small, one above masks all of it).
     mask = Signal(width, name=f"{name}_small_mask")
     m.d.comb += mask.eq(Cat(*(big >= width - 2 - j + fmt.emin for j in range(width))))
-    below = _layout(width, fmt, rand_bits)[3]
+    below = grid_layout(width, fmt, rand_bits)[3]
     # A small result's right shift: span - (big + 1 - grid_floor), saturated at a shift of below - 1 past the
     # kept bits (which moves every bit below them) and at 0; the bounds are compared beside the subtraction.
     span = _span(width)
@@ -136,7 +127,7 @@ def place_counted(
 ) -> OnGrid:
     """The window shifted onto ``fmt``'s grid: :func:`hls_gen.arith.round_place` of the normalized sum."""
     width = len(x.window)
-    guard, pad, pw, below = _layout(width, fmt, rand_bits)
+    guard, pad, pw, below = grid_layout(width, fmt, rand_bits)
     span = _span(width)
     padded = Cat(Const(0, guard + pad), x.window)
     wide = Signal(below + span + pw, name=f"{name}_wide")
