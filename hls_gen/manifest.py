@@ -117,18 +117,19 @@ class Port:
         return [(word >> (i * self.element_width)) & mask for i in range(self.count)]
 
     @cached_property
-    def _field_map(self) -> dict[str, tuple[int, int, bool]]:
+    def field_map(self) -> dict[str, tuple[int, int, bool]]:
+        """The struct fields by name: ``(offset, width, signed)``."""
         return {name: (offset, width, signed) for name, offset, width, signed in self.fields}
 
     def _field(self, name: str) -> tuple[int, int, bool]:
-        if name not in self._field_map:
+        if name not in self.field_map:
             raise ValueError(f"{self.name} has no field {name!r}")
-        return self._field_map[name]
+        return self.field_map[name]
 
     def elements(self, name: str) -> list[str]:
         """The fields ``NAME[0]``, ``NAME[1]``, ... of array field ``name``, in index order."""
         names = []
-        while f"{name}[{len(names)}]" in self._field_map:
+        while f"{name}[{len(names)}]" in self.field_map:
             names.append(f"{name}[{len(names)}]")
         if not names:
             raise ValueError(f"{self.name} has no array field {name!r}")
@@ -577,7 +578,7 @@ class MultiplierManifest:
     @property
     def fields(self) -> dict[str, tuple[int, int, bool]]:
         """Fields of an exact product element: name -> (offset, width, signed); empty for rounded products."""
-        return {n: (o, w, s) for n, o, w, s in self.ports["product"].fields}
+        return self.ports["product"].field_map
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path | None = None) -> MultiplierManifest:
