@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from hls_gen.array_size import parse_array_size
 from hls_gen.emit import ArrayConfig
 from hls_gen.spec import described
 from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize
@@ -120,7 +121,7 @@ def with_baseline(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) ->
 
 
 def mode_costs(rows: list[dict[str, Any]], configs: list[ArrayConfig]) -> None:
-    """Notes on multi-mode rows: LUT4 and Fmax against the row of their first mode's arithmetic alone."""
+    """Notes on multi-mode rows: their LUT4 against the row of their first mode's arithmetic alone."""
     for r, config in zip(rows, configs):
         if r["modes"] == 1 or r["luts"] is None:
             continue
@@ -132,7 +133,7 @@ def mode_costs(rows: list[dict[str, Any]], configs: list[ArrayConfig]) -> None:
                 if o["modes"] == 1
                 and o["array"] == r["array"]
                 and o["design"] == r["design"]
-                and (c.acc_format, c.rounding) == (first.acc_format, first.rounding)
+                and (c.a_format, c.acc_format, c.rounding) == (first.a_format, first.acc_format, first.rounding)
                 and o["luts"] is not None
             ),
             None,
@@ -146,7 +147,7 @@ def mode_costs(rows: list[dict[str, Any]], configs: list[ArrayConfig]) -> None:
 
 
 def _pes(side: str) -> int:
-    rows, cols = map(int, side.split("x"))
+    rows, cols = parse_array_size(side)
     return rows * cols
 
 
