@@ -135,7 +135,6 @@ def accumulate(
     term = dataclasses.replace(
         term, sign=Mux(valid, term.sign, 1), zero=term.zero | ~valid, inf=term.inf & valid, nan=term.nan & valid
     )
-    base_code = Mux(fresh & valid, 0, acc)
     code: Value | None = None
     ring_mode: Signal | None = None
     if multi:
@@ -143,10 +142,17 @@ def accumulate(
         code = Signal(len(step.mode), name="step_mode")
         m.d.comb += code.eq(Mux(valid, step.mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
         formats = list(dict.fromkeys(f for f, _ in modes))
-        unpacked = {f: unpack(m, base_code[: f.bits], f, f"base_{f.label}") for f in formats}
+        unpacked = {f: unpack(m, acc[: f.bits], f, f"base_{f.label}") for f in formats}
         base = select_unpacked(m, code, [unpacked[f] for f, _ in modes], "base")
     else:
-        base = unpack(m, base_code, modes[0][0], "base")
+        base = unpack(m, acc, modes[0][0], "base")
+    # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides exponent and
+    # significand, as for a bubble's term), so ``fresh`` is one gate before the unpack register, not a multiplexer
+    # on every code bit in front of the unpacking (the 8x8 array's critical path when it was).
+    restart = fresh & valid
+    base = dataclasses.replace(
+        base, sign=base.sign & ~restart, zero=base.zero | restart, inf=base.inf & ~restart, nan=base.nan & ~restart
+    )
     travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     guard = max(_guard(k) for _, k in modes)
     (base, term), travel = cut("unpack", (base, term), travel)

@@ -2165,183 +2165,183 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire [24:0] \$101 ;
-  wire [10:0] \$102 ;
-  wire [10:0] \$103 ;
-  wire [10:0] \$104 ;
-  wire [10:0] \$105 ;
-  wire [10:0] \$106 ;
-  wire [10:0] \$107 ;
-  wire [10:0] \$108 ;
-  wire [10:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [10:0] \$110 ;
-  wire [10:0] \$111 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [6:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [15:0] \$113 ;
+  wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire [15:0] \$116 ;
-  wire [9:0] \$117 ;
+  wire \$116 ;
+  wire \$117 ;
   wire \$118 ;
-  wire [15:0] \$119 ;
-  wire \$12 ;
+  wire \$119 ;
+  wire [5:0] \$12 ;
   wire \$120 ;
-  wire [15:0] \$121 ;
+  wire \$121 ;
   wire \$122 ;
-  wire [15:0] \$123 ;
+  wire \$123 ;
   wire \$124 ;
-  wire [15:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
-  wire [15:0] \$127 ;
+  wire \$127 ;
   wire \$128 ;
-  wire [15:0] \$129 ;
-  wire \$13 ;
+  wire \$129 ;
+  wire [5:0] \$13 ;
   wire \$130 ;
-  wire [15:0] \$131 ;
-  wire [8:0] \$132 ;
-  wire [8:0] \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [8:0] \$136 ;
-  wire [8:0] \$137 ;
-  wire [8:0] \$138 ;
-  wire [9:0] \$139 ;
-  wire [15:0] \$14 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [5:0] \$14 ;
   wire \$140 ;
-  wire [15:0] \$141 ;
+  wire \$141 ;
   wire \$142 ;
   wire \$143 ;
-  wire [15:0] \$144 ;
+  wire \$144 ;
   wire \$145 ;
-  wire [15:0] \$146 ;
+  wire \$146 ;
   wire \$147 ;
-  wire [15:0] \$148 ;
-  wire [7:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [5:0] \$15 ;
   wire \$150 ;
-  wire [15:0] \$151 ;
+  wire \$151 ;
   wire \$152 ;
-  wire [15:0] \$153 ;
-  wire [9:0] \$154 ;
+  wire \$153 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [15:0] \$156 ;
+  wire \$156 ;
   wire \$157 ;
-  wire [15:0] \$158 ;
-  wire [9:0] \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [15:0] \$161 ;
+  wire \$158 ;
+  wire [10:0] \$159 ;
+  wire [5:0] \$16 ;
+  wire [10:0] \$160 ;
+  wire [10:0] \$161 ;
   wire \$162 ;
-  wire [15:0] \$163 ;
-  wire [13:0] \$164 ;
+  wire \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [15:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [15:0] \$168 ;
-  wire [13:0] \$169 ;
-  wire [15:0] \$17 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire [5:0] \$17 ;
   wire \$170 ;
-  wire [15:0] \$171 ;
+  wire \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire [13:0] \$174 ;
+  wire \$173 ;
+  wire \$174 ;
   wire \$175 ;
-  wire [15:0] \$176 ;
+  wire \$176 ;
   wire \$177 ;
-  wire [15:0] \$178 ;
-  wire [13:0] \$179 ;
-  wire \$18 ;
-  wire [7:0] \$180 ;
-  wire [7:0] \$181 ;
-  wire [7:0] \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire [7:0] \$185 ;
-  wire [7:0] \$186 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire [5:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [15:0] \$19 ;
+  wire [5:0] \$19 ;
   wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [15:0] \$194 ;
-  wire \$195 ;
-  wire [15:0] \$196 ;
+  wire [10:0] \$191 ;
+  wire [10:0] \$192 ;
+  wire [10:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [5:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
-  wire [15:0] \$204 ;
+  wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire [15:0] \$207 ;
+  wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [15:0] \$21 ;
+  wire [5:0] \$21 ;
   wire \$210 ;
-  wire [15:0] \$211 ;
+  wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [15:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire \$22 ;
+  wire [6:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [15:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
   wire \$226 ;
-  wire [15:0] \$227 ;
+  wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [15:0] \$23 ;
+  wire \$23 ;
   wire \$230 ;
-  wire [15:0] \$231 ;
+  wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [15:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
   wire \$236 ;
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire \$24 ;
+  wire [10:0] \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
-  wire [15:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
   wire \$246 ;
-  wire [15:0] \$247 ;
+  wire \$247 ;
   wire \$248 ;
   wire \$249 ;
-  wire [15:0] \$25 ;
-  wire \$250 ;
-  wire [15:0] \$251 ;
+  wire [12:0] \$25 ;
+  wire [1:0] \$250 ;
+  wire \$251 ;
   wire \$252 ;
   wire \$253 ;
-  wire [15:0] \$254 ;
+  wire \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [12:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -2352,20 +2352,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire [15:0] \$27 ;
+  wire [16:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
   wire \$274 ;
-  wire \$275 ;
+  wire [1:0] \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [16:0] \$28 ;
   wire \$280 ;
-  wire \$281 ;
+  wire [2:0] \$281 ;
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
@@ -2374,7 +2374,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$287 ;
   wire \$288 ;
   wire \$289 ;
-  wire [15:0] \$29 ;
+  wire [16:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
   wire \$292 ;
@@ -2386,18 +2386,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [16:0] \$30 ;
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [10:0] \$305 ;
-  wire [10:0] \$306 ;
-  wire [10:0] \$307 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [15:0] \$31 ;
+  wire [24:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
@@ -2408,18 +2408,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
+  wire [24:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
+  wire [1:0] \$323 ;
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire [15:0] \$33 ;
+  wire [24:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire \$332 ;
@@ -2427,43 +2427,43 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [10:0] \$337 ;
-  wire [10:0] \$338 ;
-  wire [10:0] \$339 ;
-  wire \$34 ;
-  wire [28:0] \$340 ;
-  wire [28:0] \$341 ;
-  wire [29:0] \$342 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [10:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [1:0] \$348 ;
   wire \$349 ;
-  wire [15:0] \$35 ;
+  wire [10:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [2:0] \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [5:0] \$36 ;
+  wire [10:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
   wire \$365 ;
-  wire \$366 ;
+  wire [3:0] \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [5:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -2474,7 +2474,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [5:0] \$38 ;
+  wire [10:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
@@ -2485,76 +2485,76 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [5:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire [1:0] \$396 ;
-  wire \$397 ;
+  wire [10:0] \$39 ;
+  wire [26:0] \$390 ;
+  wire [4:0] \$391 ;
+  wire [26:0] \$392 ;
+  wire [4:0] \$393 ;
+  wire [12:0] \$394 ;
+  wire [19:0] \$395 ;
+  wire [11:0] \$396 ;
+  wire [20:0] \$397 ;
   wire \$398 ;
-  wire \$399 ;
+  wire [12:0] \$399 ;
   wire [7:0] \$4 ;
-  wire [5:0] \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
+  wire [10:0] \$40 ;
+  wire [19:0] \$400 ;
+  wire [11:0] \$401 ;
+  wire [20:0] \$402 ;
+  wire [14:0] \$403 ;
+  wire [14:0] \$404 ;
+  wire [14:0] \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [5:0] \$41 ;
+  wire [10:0] \$41 ;
   wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
+  wire [12:0] \$411 ;
+  wire [19:0] \$412 ;
+  wire [11:0] \$413 ;
+  wire [20:0] \$414 ;
   wire \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire \$419 ;
-  wire [5:0] \$42 ;
-  wire \$420 ;
-  wire [1:0] \$421 ;
-  wire \$422 ;
-  wire \$423 ;
+  wire [15:0] \$419 ;
+  wire [10:0] \$42 ;
+  wire [12:0] \$420 ;
+  wire [14:0] \$421 ;
+  wire [8:0] \$422 ;
+  wire [15:0] \$423 ;
   wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire [2:0] \$427 ;
-  wire \$428 ;
-  wire \$429 ;
-  wire [5:0] \$43 ;
-  wire \$430 ;
-  wire \$431 ;
+  wire [12:0] \$425 ;
+  wire [14:0] \$426 ;
+  wire [8:0] \$427 ;
+  wire [15:0] \$428 ;
+  wire [14:0] \$429 ;
+  wire [10:0] \$43 ;
+  wire [14:0] \$430 ;
+  wire [14:0] \$431 ;
   wire \$432 ;
   wire \$433 ;
   wire \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
-  wire [5:0] \$44 ;
-  wire \$440 ;
+  wire [12:0] \$437 ;
+  wire [14:0] \$438 ;
+  wire [8:0] \$439 ;
+  wire \$44 ;
+  wire [15:0] \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire \$445 ;
+  wire [15:0] \$445 ;
   wire \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
-  wire [5:0] \$45 ;
-  wire \$450 ;
-  wire \$451 ;
+  wire [15:0] \$449 ;
+  wire [9:0] \$45 ;
+  wire [15:0] \$450 ;
+  wire [15:0] \$451 ;
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
@@ -2563,7 +2563,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire [6:0] \$46 ;
+  wire [8:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
@@ -2573,8 +2573,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$466 ;
   wire \$467 ;
   wire \$468 ;
-  wire [1:0] \$469 ;
-  wire \$47 ;
+  wire \$469 ;
+  wire [8:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
@@ -2585,7 +2585,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire [15:0] \$48 ;
+  wire [8:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
@@ -2593,23 +2593,23 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$484 ;
   wire \$485 ;
   wire \$486 ;
-  wire \$487 ;
+  wire [15:0] \$487 ;
   wire \$488 ;
-  wire \$489 ;
-  wire \$49 ;
-  wire \$490 ;
+  wire [15:0] \$489 ;
+  wire [8:0] \$49 ;
+  wire [15:0] \$490 ;
   wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [1:0] \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
+  wire \$494 ;
+  wire [11:0] \$495 ;
+  wire [11:0] \$496 ;
+  wire [11:0] \$497 ;
   wire \$498 ;
-  wire \$499 ;
+  wire [9:0] \$499 ;
   wire [7:0] \$5 ;
-  wire \$50 ;
-  wire [2:0] \$500 ;
+  wire [8:0] \$50 ;
+  wire \$500 ;
   wire \$501 ;
   wire \$502 ;
   wire \$503 ;
@@ -2619,10 +2619,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$507 ;
   wire \$508 ;
   wire \$509 ;
-  wire [15:0] \$51 ;
+  wire [8:0] \$51 ;
   wire \$510 ;
   wire \$511 ;
-  wire [3:0] \$512 ;
+  wire \$512 ;
   wire \$513 ;
   wire \$514 ;
   wire \$515 ;
@@ -2630,362 +2630,227 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire \$52 ;
+  wire [8:0] \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire \$522 ;
   wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire \$526 ;
-  wire \$527 ;
-  wire \$528 ;
+  wire [11:0] \$526 ;
+  wire [11:0] \$527 ;
+  wire [11:0] \$528 ;
   wire \$529 ;
-  wire [15:0] \$53 ;
-  wire \$530 ;
-  wire \$531 ;
-  wire \$532 ;
-  wire \$533 ;
+  wire [9:0] \$53 ;
+  wire [11:0] \$530 ;
+  wire [11:0] \$531 ;
+  wire [11:0] \$532 ;
+  wire [8:0] \$533 ;
   wire \$534 ;
   wire \$535 ;
-  wire [26:0] \$536 ;
-  wire [4:0] \$537 ;
-  wire [26:0] \$538 ;
-  wire [4:0] \$539 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
   wire \$54 ;
-  wire [12:0] \$540 ;
-  wire [19:0] \$541 ;
-  wire [11:0] \$542 ;
-  wire [20:0] \$543 ;
-  wire \$544 ;
-  wire [12:0] \$545 ;
-  wire [19:0] \$546 ;
-  wire [11:0] \$547 ;
-  wire [20:0] \$548 ;
-  wire [14:0] \$549 ;
-  wire [15:0] \$55 ;
-  wire [14:0] \$550 ;
-  wire [14:0] \$551 ;
-  wire \$552 ;
-  wire \$553 ;
-  wire \$554 ;
-  wire \$555 ;
-  wire \$556 ;
-  wire [12:0] \$557 ;
-  wire [19:0] \$558 ;
-  wire [11:0] \$559 ;
-  wire [10:0] \$56 ;
-  wire [20:0] \$560 ;
-  wire \$561 ;
-  wire \$562 ;
-  wire \$563 ;
-  wire \$564 ;
-  wire [15:0] \$565 ;
-  wire [12:0] \$566 ;
-  wire [14:0] \$567 ;
-  wire [8:0] \$568 ;
-  wire [15:0] \$569 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [12:0] \$571 ;
-  wire [14:0] \$572 ;
-  wire [8:0] \$573 ;
-  wire [15:0] \$574 ;
-  wire [14:0] \$575 ;
-  wire [14:0] \$576 ;
-  wire [14:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
-  wire [15:0] \$58 ;
-  wire \$580 ;
-  wire \$581 ;
-  wire \$582 ;
-  wire [12:0] \$583 ;
-  wire [14:0] \$584 ;
-  wire [8:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire \$587 ;
-  wire \$588 ;
-  wire \$589 ;
-  wire \$59 ;
-  wire \$590 ;
-  wire [15:0] \$591 ;
-  wire \$592 ;
-  wire \$593 ;
-  wire \$594 ;
-  wire [15:0] \$595 ;
-  wire [15:0] \$596 ;
-  wire [15:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  reg [4:0] \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg \$546 ;
+  reg \$547 ;
+  reg [9:0] \$548 ;
+  reg [15:0] \$549 ;
+  wire [7:0] \$55 ;
+  reg [7:0] \$550 ;
+  reg \$551 ;
+  reg \$552 ;
+  reg \$553 ;
+  reg \$554 ;
+  reg [8:0] \$555 ;
+  reg [10:0] \$556 ;
+  reg \$557 ;
+  reg \$558 ;
+  reg \$559 ;
+  wire [9:0] \$56 ;
+  reg \$560 ;
+  reg [9:0] \$561 ;
+  reg [15:0] \$562 ;
+  reg [4:0] \$563 ;
+  reg \$564 ;
+  reg [7:0] \$565 ;
+  reg [1:0] \$566 ;
+  reg [15:0] \$567 ;
+  reg [15:0] \$568 ;
+  reg [4:0] \$569 ;
+  wire [9:0] \$57 ;
+  reg \$570 ;
+  reg [9:0] \$571 ;
+  reg \$572 ;
+  reg \$573 ;
+  reg \$574 ;
+  reg \$575 ;
+  reg \$576 ;
+  reg \$577 ;
+  reg [4:0] \$578 ;
+  reg \$579 ;
+  wire [13:0] \$58 ;
+  reg [7:0] \$580 ;
+  reg [1:0] \$581 ;
+  reg [27:0] \$582 ;
+  reg [27:0] \$583 ;
+  reg \$584 ;
+  reg [9:0] \$585 ;
+  reg \$586 ;
+  reg \$587 ;
+  reg \$588 ;
+  reg \$589 ;
+  wire [13:0] \$59 ;
+  reg \$590 ;
+  reg \$591 ;
+  reg [4:0] \$592 ;
+  reg \$593 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
+  reg \$598 ;
+  reg \$599 ;
   wire [10:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire \$600 ;
-  wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
-  wire \$604 ;
-  wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
-  wire \$609 ;
-  wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
-  wire \$613 ;
-  wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
-  wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire [15:0] \$622 ;
-  wire \$623 ;
-  wire [15:0] \$624 ;
-  wire [15:0] \$625 ;
-  wire \$626 ;
-  wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
-  wire [15:0] \$63 ;
-  wire [11:0] \$630 ;
-  wire [11:0] \$631 ;
-  wire [11:0] \$632 ;
-  wire \$633 ;
-  wire [9:0] \$634 ;
-  wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
-  wire \$64 ;
-  wire \$640 ;
-  wire \$641 ;
-  wire \$642 ;
-  wire \$643 ;
-  wire \$644 ;
-  wire \$645 ;
-  wire \$646 ;
-  wire \$647 ;
-  wire \$648 ;
-  wire \$649 ;
-  wire [15:0] \$65 ;
-  wire \$650 ;
-  wire \$651 ;
-  wire \$652 ;
-  wire \$653 ;
-  wire \$654 ;
-  wire \$655 ;
-  wire \$656 ;
-  wire \$657 ;
-  wire \$658 ;
-  wire \$659 ;
-  wire [12:0] \$66 ;
-  wire \$660 ;
-  wire [11:0] \$661 ;
-  wire [11:0] \$662 ;
-  wire [11:0] \$663 ;
-  wire \$664 ;
-  wire [11:0] \$665 ;
-  wire [11:0] \$666 ;
-  wire [11:0] \$667 ;
-  wire [8:0] \$668 ;
-  wire \$669 ;
-  wire \$67 ;
-  wire \$670 ;
-  wire \$671 ;
-  wire \$672 ;
-  wire \$673 ;
-  wire \$674 ;
-  wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
-  reg [4:0] \$678 ;
+  wire [13:0] \$60 ;
+  reg \$600 ;
+  reg \$601 ;
+  reg \$602 ;
+  reg \$603 ;
+  reg [26:0] \$604 ;
+  reg [6:0] \$605 ;
+  reg [10:0] \$606 ;
+  reg [26:0] \$607 ;
+  reg [5:0] \$608 ;
+  reg [10:0] \$609 ;
+  wire [13:0] \$61 ;
+  reg [4:0] \$610 ;
+  reg \$611 ;
+  reg [7:0] \$612 ;
+  reg [1:0] \$613 ;
+  reg [26:0] \$614 ;
+  reg \$615 ;
+  reg [4:0] \$616 ;
+  reg [10:0] \$617 ;
+  reg \$618 ;
+  reg \$619 ;
+  wire [7:0] \$62 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [6:0] \$623 ;
+  reg \$624 ;
+  reg [5:0] \$625 ;
+  reg [26:0] \$626 ;
+  reg [6:0] \$627 ;
+  reg [10:0] \$628 ;
+  reg [26:0] \$629 ;
+  wire [7:0] \$63 ;
+  reg [5:0] \$630 ;
+  reg [10:0] \$631 ;
+  reg [4:0] \$632 ;
+  reg \$633 ;
+  reg [7:0] \$634 ;
+  reg [1:0] \$635 ;
+  reg [35:0] \$636 ;
+  reg [63:0] \$637 ;
+  reg \$638 ;
+  reg \$639 ;
+  wire [7:0] \$64 ;
+  reg [11:0] \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg [28:0] \$645 ;
+  reg [31:0] \$646 ;
+  reg \$647 ;
+  reg \$648 ;
+  reg [11:0] \$649 ;
+  wire [7:0] \$65 ;
+  reg \$650 ;
+  reg \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg [4:0] \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg [1:0] \$657 ;
+  reg [10:0] \$658 ;
+  reg \$659 ;
+  wire [7:0] \$66 ;
+  reg \$660 ;
+  reg [11:0] \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg [7:0] \$666 ;
+  reg \$667 ;
+  reg \$668 ;
+  reg [11:0] \$669 ;
+  wire [7:0] \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg \$672 ;
+  reg \$673 ;
+  reg [4:0] \$674 ;
+  reg \$675 ;
+  reg [7:0] \$676 ;
+  reg [1:0] \$677 ;
+  reg [15:0] \$678 ;
   reg \$679 ;
-  wire [15:0] \$68 ;
+  wire [7:0] \$68 ;
   reg \$680 ;
-  reg \$681 ;
-  reg \$682 ;
-  reg [9:0] \$683 ;
-  reg [15:0] \$684 ;
-  reg [7:0] \$685 ;
-  reg \$686 ;
-  reg \$687 ;
-  reg \$688 ;
-  reg \$689 ;
+  reg [1:0] \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
-  reg [8:0] \$690 ;
-  reg [10:0] \$691 ;
-  reg \$692 ;
-  reg \$693 ;
-  reg \$694 ;
-  reg \$695 ;
-  reg [9:0] \$696 ;
-  reg [15:0] \$697 ;
-  reg [4:0] \$698 ;
-  reg \$699 ;
   wire [10:0] \$7 ;
-  wire [15:0] \$70 ;
-  reg [7:0] \$700 ;
-  reg [1:0] \$701 ;
-  reg [15:0] \$702 ;
-  reg [15:0] \$703 ;
-  reg [4:0] \$704 ;
-  reg \$705 ;
-  reg [9:0] \$706 ;
-  reg \$707 ;
-  reg \$708 ;
-  reg \$709 ;
-  wire [16:0] \$71 ;
-  reg \$710 ;
-  reg \$711 ;
-  reg \$712 ;
-  reg [4:0] \$713 ;
-  reg \$714 ;
-  reg [7:0] \$715 ;
-  reg [1:0] \$716 ;
-  reg [27:0] \$717 ;
-  reg [27:0] \$718 ;
-  reg \$719 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
-  reg [9:0] \$720 ;
-  reg \$721 ;
-  reg \$722 ;
-  reg \$723 ;
-  reg \$724 ;
-  reg \$725 ;
-  reg \$726 ;
-  reg [4:0] \$727 ;
-  reg \$728 ;
-  reg [7:0] \$729 ;
-  wire [15:0] \$73 ;
-  reg [1:0] \$730 ;
-  reg [27:0] \$731 ;
-  reg [9:0] \$732 ;
-  reg \$733 ;
-  reg \$734 ;
-  reg \$735 ;
-  reg \$736 ;
-  reg \$737 ;
-  reg \$738 ;
-  reg [26:0] \$739 ;
+  wire \$73 ;
   wire \$74 ;
-  reg [6:0] \$740 ;
-  reg [10:0] \$741 ;
-  reg [26:0] \$742 ;
-  reg [5:0] \$743 ;
-  reg [10:0] \$744 ;
-  reg [4:0] \$745 ;
-  reg \$746 ;
-  reg [7:0] \$747 ;
-  reg [1:0] \$748 ;
-  reg [26:0] \$749 ;
-  wire [15:0] \$75 ;
-  reg \$750 ;
-  reg [4:0] \$751 ;
-  reg [10:0] \$752 ;
-  reg \$753 ;
-  reg \$754 ;
-  reg \$755 ;
-  reg \$756 ;
-  reg \$757 ;
-  reg [6:0] \$758 ;
-  reg \$759 ;
-  wire [16:0] \$76 ;
-  reg [5:0] \$760 ;
-  reg [26:0] \$761 ;
-  reg [6:0] \$762 ;
-  reg [10:0] \$763 ;
-  reg [26:0] \$764 ;
-  reg [5:0] \$765 ;
-  reg [10:0] \$766 ;
-  reg [4:0] \$767 ;
-  reg \$768 ;
-  reg [7:0] \$769 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
-  reg [1:0] \$770 ;
-  reg [35:0] \$771 ;
-  reg [63:0] \$772 ;
-  reg \$773 ;
-  reg \$774 ;
-  reg [11:0] \$775 ;
-  reg \$776 ;
-  reg \$777 ;
-  reg \$778 ;
-  reg \$779 ;
-  wire [15:0] \$78 ;
-  reg [28:0] \$780 ;
-  reg [31:0] \$781 ;
-  reg \$782 ;
-  reg \$783 ;
-  reg [11:0] \$784 ;
-  reg \$785 ;
-  reg \$786 ;
-  reg \$787 ;
-  reg \$788 ;
-  reg [4:0] \$789 ;
+  wire \$78 ;
   wire \$79 ;
-  reg \$790 ;
-  reg [7:0] \$791 ;
-  reg [1:0] \$792 ;
-  reg [10:0] \$793 ;
-  reg \$794 ;
-  reg \$795 ;
-  reg [11:0] \$796 ;
-  reg \$797 ;
-  reg \$798 ;
-  reg \$799 ;
   wire [16:0] \$8 ;
-  wire [15:0] \$80 ;
-  reg \$800 ;
-  reg [7:0] \$801 ;
-  reg \$802 ;
-  reg \$803 ;
-  reg [11:0] \$804 ;
-  reg \$805 ;
-  reg \$806 ;
-  reg \$807 ;
-  reg \$808 ;
-  reg [4:0] \$809 ;
-  wire [16:0] \$81 ;
-  reg \$810 ;
-  reg [7:0] \$811 ;
-  reg [1:0] \$812 ;
-  reg [15:0] \$813 ;
-  reg \$814 ;
-  reg \$815 ;
-  reg [1:0] \$816 ;
-  wire \$817 ;
-  wire \$818 ;
-  wire \$819 ;
+  wire \$80 ;
+  wire \$81 ;
   wire \$82 ;
-  wire \$820 ;
-  wire \$821 ;
-  wire \$822 ;
-  wire \$823 ;
-  wire \$824 ;
-  wire [15:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire [16:0] \$86 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
   wire [16:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [24:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [15:0] \$95 ;
-  wire [24:0] \$96 ;
+  wire \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  wire [15:0] \$98 ;
+  wire \$98 ;
   wire \$99 ;
   input [20:0] a;
   wire [20:0] a;
@@ -3280,1933 +3145,1797 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  assign \$170  = fresh & product_step[0];
-  assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_step[0];
-  assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_step[0];
-  assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_step[0];
-  assign \$178  = \$177  ? 16'h0000 : acc;
-  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
-  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
-  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
-  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
-  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
-  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
-  assign \$186  = \$146 [6] ? \$149  : \$185 ;
-  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
-  assign \$187  = ! step_mode;
-  assign \$189  = step_mode == 1'h1;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = step_mode == 2'h2;
-  assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_step[0];
-  assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_step[0];
-  assign \$196  = \$195  ? 16'h0000 : acc;
-  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
-  assign \$197  = ! step_mode;
-  assign \$199  = step_mode == 1'h1;
-  assign \$200  = \$198  | \$199 ;
-  assign \$201  = step_mode == 2'h2;
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_step[0];
-  assign \$204  = \$203  ? 16'h0000 : acc;
-  assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_step[0];
-  assign \$207  = \$206  ? 16'h0000 : acc;
-  assign \$208  = ! \$207 [9:0];
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_step[0];
-  assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_step[0];
-  assign \$214  = \$213  ? 16'h0000 : acc;
-  assign \$215  = ! \$214 [6:0];
-  assign \$216  = \$212  & \$215 ;
-  assign base_zero = \$202  ? \$209  : \$216 ;
-  assign \$217  = ! step_mode;
-  assign \$219  = step_mode == 1'h1;
-  assign \$220  = \$218  | \$219 ;
-  assign \$221  = step_mode == 2'h2;
-  assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_step[0];
-  assign \$224  = \$223  ? 16'h0000 : acc;
-  assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_step[0];
-  assign \$227  = \$226  ? 16'h0000 : acc;
-  assign \$228  = ! \$227 [9:0];
-  assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_step[0];
-  assign \$231  = \$230  ? 16'h0000 : acc;
-  assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_step[0];
-  assign \$234  = \$233  ? 16'h0000 : acc;
-  assign \$235  = ! \$234 [6:0];
-  assign \$236  = \$232  & \$235 ;
-  assign base_inf = \$222  ? \$229  : \$236 ;
-  assign \$237  = ! step_mode;
-  assign \$239  = step_mode == 1'h1;
-  assign \$240  = \$238  | \$239 ;
-  assign \$241  = step_mode == 2'h2;
-  assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_step[0];
-  assign \$244  = \$243  ? 16'h0000 : acc;
-  assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_step[0];
-  assign \$247  = \$246  ? 16'h0000 : acc;
-  assign \$248  = | \$247 [9:0];
-  assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_step[0];
-  assign \$251  = \$250  ? 16'h0000 : acc;
-  assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_step[0];
-  assign \$254  = \$253  ? 16'h0000 : acc;
-  assign \$255  = | \$254 [6:0];
-  assign \$256  = \$252  & \$255 ;
-  assign base_nan = \$242  ? \$249  : \$256 ;
-  assign \$257  = ! step_mode;
-  assign \$259  = step_mode == 1'h1;
-  assign \$260  = \$258  | \$259 ;
-  assign \$261  = step_mode == 2'h2;
-  assign \$262  = \$260  | \$261 ;
-  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
-  assign \$263  = ! step_mode;
-  assign \$265  = step_mode == 1'h1;
-  assign \$266  = \$264  | \$265 ;
-  assign \$267  = step_mode == 2'h2;
-  assign \$268  = \$266  | \$267 ;
-  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
-  assign \$269  = ~ unpack_q_0_zero;
-  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = \$270  | \$273 ;
-  assign \$275  = \$269  & \$274 ;
-  assign add_a_big = unpack_q_1_zero | \$275 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
-  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
-  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
-  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
-  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
-  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
-  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
-  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
-  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
-  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
-  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
-  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
-  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
-  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
-  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
-  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
-  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
-  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
-  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
-  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
-  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
-  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
-  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
-  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
-  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
-  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
-  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
-  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
-  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
-  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
-  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
-  assign \$306  = \$304  ? 11'h000 : \$305 ;
-  assign \$307  = \$303  ? 11'h05e : \$306 ;
-  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
-  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
-  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
-  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
-  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
-  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
-  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
-  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
-  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
-  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
-  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
-  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
-  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
-  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
-  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
-  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
-  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
-  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
-  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
-  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
-  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
-  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
-  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
-  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
-  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
-  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
-  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
-  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
-  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
-  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
-  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
-  assign \$338  = \$336  ? 11'h000 : \$337 ;
-  assign \$339  = \$335  ? 11'h03e : \$338 ;
-  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
-  assign \$340  = align_q_big - align_q_small;
-  assign \$341  = align_q_big + align_q_small;
-  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
-  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$344  = ~ \$343 ;
-  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$346  = ~ \$345 ;
-  assign \$347  = \$344  & \$346 ;
-  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$349  = ~ \$348 ;
-  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = \$349  & \$351 ;
-  assign \$353  = \$347  & \$352 ;
-  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$355  = ~ \$354 ;
-  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$355  & \$357 ;
-  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$360  = ~ \$359 ;
-  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = \$360  & \$362 ;
-  assign \$364  = \$358  & \$363 ;
-  assign \$365  = \$353  & \$364 ;
-  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367  & \$369 ;
-  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$372  = ~ \$371 ;
-  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = \$372  & \$374 ;
-  assign \$376  = \$370  & \$375 ;
-  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$378  = ~ \$377 ;
-  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = ~ add_q_0_total[1];
-  assign \$392  = ~ add_q_0_total[3];
-  assign \$393  = \$389  ? \$392  : \$391 ;
-  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$395  = ~ \$394 ;
-  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$398  = ~ \$397 ;
-  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$405  = ~ \$404 ;
-  assign \$406  = \$403  & \$405 ;
-  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$408  = ~ \$407 ;
-  assign \$409  = ~ add_q_0_total[5];
-  assign \$410  = ~ add_q_0_total[7];
-  assign \$411  = \$407  ? \$410  : \$409 ;
-  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$413  = ~ \$412 ;
-  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = ~ add_q_0_total[9];
-  assign \$417  = ~ add_q_0_total[11];
-  assign \$418  = \$414  ? \$417  : \$416 ;
-  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$420  = ~ \$419 ;
-  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
-  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$423  = ~ \$422 ;
-  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$425  = ~ \$424 ;
-  assign \$426  = \$423  & \$425 ;
-  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
-  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$431  = ~ \$430 ;
-  assign \$432  = \$429  & \$431 ;
-  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$434  = ~ \$433 ;
-  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$436  = ~ \$435 ;
-  assign \$437  = \$434  & \$436 ;
-  assign \$438  = \$432  & \$437 ;
-  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$442  = ~ \$441 ;
-  assign \$443  = \$440  & \$442 ;
-  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$445  = ~ \$444 ;
-  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$447  = ~ \$446 ;
-  assign \$448  = \$445  & \$447 ;
-  assign \$449  = \$443  & \$448 ;
-  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$451  = ~ \$450 ;
-  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$451  & \$453 ;
-  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = ~ add_q_0_total[13];
-  assign \$458  = ~ add_q_0_total[15];
-  assign \$459  = \$455  ? \$458  : \$457 ;
-  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$463  = ~ \$462 ;
-  assign \$464  = ~ add_q_0_total[17];
-  assign \$465  = ~ add_q_0_total[19];
-  assign \$466  = \$462  ? \$465  : \$464 ;
-  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
-  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471  & \$473 ;
-  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$476  = ~ \$475 ;
-  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$478  = ~ \$477 ;
-  assign \$479  = \$476  & \$478 ;
-  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$481  = ~ \$480 ;
-  assign \$482  = ~ add_q_0_total[21];
-  assign \$483  = ~ add_q_0_total[23];
-  assign \$484  = \$480  ? \$483  : \$482 ;
-  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$486  = ~ \$485 ;
-  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = ~ add_q_0_total[25];
-  assign \$490  = ~ add_q_0_total[27];
-  assign \$491  = \$487  ? \$490  : \$489 ;
-  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
-  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$496  = ~ \$495 ;
-  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = \$496  & \$498 ;
-  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
-  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$502  = ~ \$501 ;
-  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = \$502  & \$504 ;
-  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$507  = ~ \$506 ;
-  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = \$507  & \$509 ;
-  assign \$511  = \$505  & \$510 ;
-  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
-  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$514  = ~ \$513 ;
-  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = \$514  & \$516 ;
-  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$519  = ~ \$518 ;
-  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = \$519  & \$521 ;
-  assign \$523  = \$517  & \$522 ;
-  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$525  = ~ \$524 ;
-  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = \$525  & \$527 ;
-  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$530  = ~ \$529 ;
-  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = \$530  & \$532 ;
-  assign \$534  = \$528  & \$533 ;
-  assign \$535  = \$523  & \$534 ;
+  assign \$293  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$294  = ~ \$293 ;
+  assign \$295  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$296  = ~ \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$299  = ~ \$298 ;
+  assign \$300  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$301  = ~ \$300 ;
+  assign \$302  = \$299  & \$301 ;
+  assign \$303  = \$297  & \$302 ;
+  assign \$304  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$305  = ~ \$304 ;
+  assign \$306  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$307  = ~ \$306 ;
+  assign \$308  = \$305  & \$307 ;
+  assign \$309  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$310  = ~ \$309 ;
+  assign \$311  = ~ add_q_0_total[13];
+  assign \$312  = ~ add_q_0_total[15];
+  assign \$313  = \$309  ? \$312  : \$311 ;
+  assign \$314  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$315  = ~ \$314 ;
+  assign \$316  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$317  = ~ \$316 ;
+  assign \$318  = ~ add_q_0_total[17];
+  assign \$319  = ~ add_q_0_total[19];
+  assign \$320  = \$316  ? \$319  : \$318 ;
+  assign \$321  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$322  = ~ \$321 ;
+  assign \$323  = \$308  ? { \$315 , \$313  } : { \$322 , \$320  };
+  assign \$324  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$325  = ~ \$324 ;
+  assign \$326  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$325  & \$327 ;
+  assign \$329  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$330  = ~ \$329 ;
+  assign \$331  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$332  = ~ \$331 ;
+  assign \$333  = \$330  & \$332 ;
+  assign \$334  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$335  = ~ \$334 ;
+  assign \$336  = ~ add_q_0_total[21];
+  assign \$337  = ~ add_q_0_total[23];
+  assign \$338  = \$334  ? \$337  : \$336 ;
+  assign \$339  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$340  = ~ \$339 ;
+  assign \$341  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$342  = ~ \$341 ;
+  assign \$343  = ~ add_q_0_total[25];
+  assign \$344  = ~ add_q_0_total[27];
+  assign \$345  = \$341  ? \$344  : \$343 ;
+  assign \$346  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$347  = ~ \$346 ;
+  assign \$348  = \$333  ? { \$340 , \$338  } : { \$347 , \$345  };
+  assign \$349  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$350  = ~ \$349 ;
+  assign \$351  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$352  = ~ \$351 ;
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = \$303  ? { \$328 , \$323  } : { \$353 , \$348  };
+  assign \$355  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$356  = ~ \$355 ;
+  assign \$357  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$358  = ~ \$357 ;
+  assign \$359  = \$356  & \$358 ;
+  assign \$360  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$361  = ~ \$360 ;
+  assign \$362  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$363  = ~ \$362 ;
+  assign \$364  = \$361  & \$363 ;
+  assign \$365  = \$359  & \$364 ;
+  assign \$366  = \$219  ? { \$292 , \$281  } : { \$365 , \$354  };
+  assign \$367  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$368  = ~ \$367 ;
+  assign \$369  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$370  = ~ \$369 ;
+  assign \$371  = \$368  & \$370 ;
+  assign \$372  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$373  = ~ \$372 ;
+  assign \$374  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$375  = ~ \$374 ;
+  assign \$376  = \$373  & \$375 ;
+  assign \$377  = \$371  & \$376 ;
+  assign \$378  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$379  = ~ \$378 ;
+  assign \$380  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$381  = ~ \$380 ;
+  assign \$382  = \$379  & \$381 ;
+  assign \$383  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$384  = ~ \$383 ;
+  assign \$385  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$386  = ~ \$385 ;
+  assign \$387  = \$384  & \$386 ;
+  assign \$388  = \$382  & \$387 ;
+  assign \$389  = \$377  & \$388 ;
   assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
-  assign sum_fp16_sr8_small = ! \$536 ;
-  assign \$537  = ~ { \$535 , \$512  };
-  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
-  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
-  assign sum_bf16_rne_small = ! \$538 ;
-  assign \$539  = ~ { \$535 , \$512  };
-  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign \$390  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$390 ;
+  assign \$391  = ~ { \$389 , \$366  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$391  };
+  assign \$392  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$392 ;
+  assign \$393  = ~ { \$389 , \$366  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$393  };
   assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
   assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
-  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$542  = round_q_0_count + round_q_0_up;
-  assign \$543  = \$541  + \$542 ;
-  assign \$544  = \$543  > 15'h7bff;
-  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$547  = round_q_0_count + round_q_0_up;
-  assign \$548  = \$546  + \$547 ;
-  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
-  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
-  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
-  assign \$554  = ~ round_q_0_inf;
-  assign \$555  = ~ round_q_0_zero;
-  assign \$556  = \$554  & \$555 ;
-  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$559  = round_q_0_count + round_q_0_up;
-  assign \$560  = \$558  + \$559 ;
-  assign \$561  = \$560  > 15'h7bff;
-  assign \$562  = \$556  & \$561 ;
-  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
-  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$568  = round_q_1_count + round_q_1_up;
-  assign \$569  = \$567  + \$568 ;
-  assign \$570  = \$569  > 15'h7f7f;
-  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$573  = round_q_1_count + round_q_1_up;
-  assign \$574  = \$572  + \$573 ;
-  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
-  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
-  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
-  assign \$580  = ~ round_q_1_inf;
-  assign \$581  = ~ round_q_1_zero;
-  assign \$582  = \$580  & \$581 ;
-  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$585  = round_q_1_count + round_q_1_up;
-  assign \$586  = \$584  + \$585 ;
-  assign \$587  = \$586  > 15'h7f7f;
-  assign \$588  = \$582  & \$587 ;
-  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
-  assign \$592  = ! round_control_3;
-  assign \$593  = round_control_3 == 1'h1;
-  assign \$594  = round_control_3 == 2'h2;
-  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
-  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
-  assign \$598  = a[17] ^ b[17];
-  assign \$599  = a[18] | b[18];
-  assign \$600  = a[20] | b[20];
-  assign \$601  = \$600  | a[19];
-  assign \$602  = \$601  | b[19];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$599  & \$603 ;
-  assign \$605  = a[19] | b[19];
-  assign \$606  = a[20] | b[20];
-  assign \$607  = \$606  | a[18];
-  assign \$608  = \$607  | b[18];
-  assign \$609  = ~ \$608 ;
-  assign \$610  = \$605  & \$609 ;
-  assign \$611  = a[20] | b[20];
-  assign \$612  = a[19] & b[18];
-  assign \$613  = \$611  | \$612 ;
-  assign \$614  = a[18] & b[19];
-  assign \$615  = \$613  | \$614 ;
-  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$617  = ~ product_step[0];
-  assign \$618  = product_0_zero | \$617 ;
-  assign \$619  = product_0_inf & product_step[0];
-  assign \$620  = product_0_nan & product_step[0];
-  assign \$621  = ~ fresh;
-  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$625  = \$623  ? 16'h0000 : \$624 ;
-  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$628  = \$626  | \$627 ;
-  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$630  = - $signed(add_exp_diff);
-  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
-  assign \$632  = \$628  ? 12'h01a : \$631 ;
-  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$639  = \$637  & \$638 ;
-  assign \$640  = \$636  | \$639 ;
-  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$643  = ~ \$642 ;
-  assign \$644  = \$641  & \$643 ;
-  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$647  = \$645  & \$646 ;
-  assign \$648  = ~ \$647 ;
-  assign \$649  = \$644  & \$648 ;
-  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$653  = | add_small_wide[25:0];
-  assign \$654  = ! add_q_0_total[27:1];
-  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
-  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
-  assign \$658  = ! add_q_0_total[27:1];
-  assign \$659  = add_q_0_flags_both_zero | \$658 ;
-  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
-  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$662  = \$660  ? 12'h010 : \$661 ;
-  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
-  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
-  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$666  = \$664  ? 12'h080 : \$665 ;
-  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
-  assign \$668  = place_q_0_kept[24:17] + place_control_2;
-  assign \$669  = | place_q_1_kept[19:0];
-  assign \$670  = | place_q_1_below;
-  assign \$671  = \$670  | place_q_1_sticky;
-  assign \$672  = \$669  | \$671 ;
-  assign \$673  = \$672  | place_q_1_kept[21];
-  assign \$674  = place_q_1_kept[20] & \$673 ;
-  assign \$675  = round_control_0[0] & round_control_0[1];
-  assign \$676  = ~ round_control_1;
-  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  assign \$394  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$396  = round_q_0_count + round_q_0_up;
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = \$397  > 15'h7bff;
+  assign \$399  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$401  = round_q_0_count + round_q_0_up;
+  assign \$402  = \$400  + \$401 ;
+  assign \$403  = \$398  ? 15'h7c00 : \$402 [14:0];
+  assign \$404  = round_q_0_zero ? 15'h0000 : \$403 ;
+  assign \$405  = round_q_0_inf ? 15'h7c00 : \$404 ;
+  assign \$408  = ~ round_q_0_inf;
+  assign \$409  = ~ round_q_0_zero;
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$413  = round_q_0_count + round_q_0_up;
+  assign \$414  = \$412  + \$413 ;
+  assign \$415  = \$414  > 15'h7bff;
+  assign \$416  = \$410  & \$415 ;
+  assign \$419  = \$418  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$420  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$422  = round_q_1_count + round_q_1_up;
+  assign \$423  = \$421  + \$422 ;
+  assign \$424  = \$423  > 15'h7f7f;
+  assign \$425  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$427  = round_q_1_count + round_q_1_up;
+  assign \$428  = \$426  + \$427 ;
+  assign \$429  = \$424  ? 15'h7f80 : \$428 [14:0];
+  assign \$430  = round_q_1_zero ? 15'h0000 : \$429 ;
+  assign \$431  = round_q_1_inf ? 15'h7f80 : \$430 ;
+  assign \$434  = ~ round_q_1_inf;
+  assign \$435  = ~ round_q_1_zero;
+  assign \$436  = \$434  & \$435 ;
+  assign \$437  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$439  = round_q_1_count + round_q_1_up;
+  assign \$440  = \$438  + \$439 ;
+  assign \$441  = \$440  > 15'h7f7f;
+  assign \$442  = \$436  & \$441 ;
+  assign \$445  = \$444  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$446  = ! round_control_3;
+  assign \$447  = round_control_3 == 1'h1;
+  assign \$448  = round_control_3 == 2'h2;
+  assign \$449  = \$448  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$450  = \$447  ? sum_fp16_sr8 : \$449 ;
+  assign \$451  = \$446  ? sum_fp16_sr8 : \$450 ;
+  assign \$452  = a[17] ^ b[17];
+  assign \$453  = a[18] | b[18];
+  assign \$454  = a[20] | b[20];
+  assign \$455  = \$454  | a[19];
+  assign \$456  = \$455  | b[19];
+  assign \$457  = ~ \$456 ;
+  assign \$458  = \$453  & \$457 ;
+  assign \$459  = a[19] | b[19];
+  assign \$460  = a[20] | b[20];
+  assign \$461  = \$460  | a[18];
+  assign \$462  = \$461  | b[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = \$459  & \$463 ;
+  assign \$465  = a[20] | b[20];
+  assign \$466  = a[19] & b[18];
+  assign \$467  = \$465  | \$466 ;
+  assign \$468  = a[18] & b[19];
+  assign \$469  = \$467  | \$468 ;
+  assign \$470  = fresh & product_step[0];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = base_sign & \$471 ;
+  assign \$473  = fresh & product_step[0];
+  assign \$474  = base_zero | \$473 ;
+  assign \$475  = fresh & product_step[0];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = base_inf & \$476 ;
+  assign \$478  = fresh & product_step[0];
+  assign \$479  = ~ \$478 ;
+  assign \$480  = base_nan & \$479 ;
+  assign \$481  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$482  = ~ product_step[0];
+  assign \$483  = product_0_zero | \$482 ;
+  assign \$484  = product_0_inf & product_step[0];
+  assign \$485  = product_0_nan & product_step[0];
+  assign \$486  = ~ fresh;
+  assign \$487  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$488  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$489  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$490  = \$488  ? 16'h0000 : \$489 ;
+  assign \$491  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$492  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$493  = \$491  | \$492 ;
+  assign \$494  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$495  = - $signed(add_exp_diff);
+  assign \$496  = \$494  ? \$495  : { add_exp_diff[10], add_exp_diff };
+  assign \$497  = \$493  ? 12'h01a : \$496 ;
+  assign \$498  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$499  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$500  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$501  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$502  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$503  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$504  = \$502  & \$503 ;
+  assign \$505  = \$501  | \$504 ;
+  assign \$506  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$507  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$508  = ~ \$507 ;
+  assign \$509  = \$506  & \$508 ;
+  assign \$510  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$511  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$512  = \$510  & \$511 ;
+  assign \$513  = ~ \$512 ;
+  assign \$514  = \$509  & \$513 ;
+  assign \$515  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$516  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$517  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$518  = | add_small_wide[25:0];
+  assign \$519  = ! add_q_0_total[27:1];
+  assign \$520  = \$519  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$521  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$520 ;
+  assign \$522  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$521 ;
+  assign \$523  = ! add_q_0_total[27:1];
+  assign \$524  = add_q_0_flags_both_zero | \$523 ;
+  assign \$525  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$526  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$527  = \$525  ? 12'h010 : \$526 ;
+  assign \$528  = normalize_q_1_0_small ? 12'hff2 : \$527 ;
+  assign \$529  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$530  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$531  = \$529  ? 12'h080 : \$530 ;
+  assign \$532  = normalize_q_1_1_small ? 12'hf82 : \$531 ;
+  assign \$533  = place_q_0_kept[24:17] + place_control_2;
+  assign \$534  = | place_q_1_kept[19:0];
+  assign \$535  = | place_q_1_below;
+  assign \$536  = \$535  | place_q_1_sticky;
+  assign \$537  = \$534  | \$536 ;
+  assign \$538  = \$537  | place_q_1_kept[21];
+  assign \$539  = place_q_1_kept[20] & \$538 ;
+  assign \$540  = round_control_0[0] & round_control_0[1];
+  assign \$541  = ~ round_control_1;
+  assign \$542  = round_control_0[0] ? round_control_0[1] : \$541 ;
   always @(posedge clk)
-    product_step <= \$678 ;
+    product_step <= \$543 ;
   always @(posedge clk)
-    product_0_sign <= \$679 ;
+    product_0_sign <= \$544 ;
   always @(posedge clk)
-    product_0_zero <= \$680 ;
+    product_0_zero <= \$545 ;
   always @(posedge clk)
-    product_0_inf <= \$681 ;
+    product_0_inf <= \$546 ;
   always @(posedge clk)
-    product_0_nan <= \$682 ;
+    product_0_nan <= \$547 ;
   always @(posedge clk)
-    product_0_exp <= \$683 ;
+    product_0_exp <= \$548 ;
   always @(posedge clk)
-    product_0_full <= \$684 ;
+    product_0_full <= \$549 ;
   always @(posedge clk)
-    product_1 <= \$685 ;
+    product_1 <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$686 ;
+    unpack_q_0_sign <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$687 ;
+    unpack_q_0_zero <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$688 ;
+    unpack_q_0_inf <= \$553 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$689 ;
+    unpack_q_0_nan <= \$554 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$690 ;
+    unpack_q_0_exp <= \$555 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$691 ;
+    unpack_q_0_sig <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$692 ;
+    unpack_q_1_sign <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$693 ;
+    unpack_q_1_zero <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$694 ;
+    unpack_q_1_inf <= \$559 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$695 ;
+    unpack_q_1_nan <= \$560 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$696 ;
+    unpack_q_1_exp <= \$561 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$697 ;
+    unpack_q_1_sig <= \$562 ;
   always @(posedge clk)
-    unpack_control_0 <= \$698 ;
+    unpack_control_0 <= \$563 ;
   always @(posedge clk)
-    unpack_control_1 <= \$699 ;
+    unpack_control_1 <= \$564 ;
   always @(posedge clk)
-    unpack_control_2 <= \$700 ;
+    unpack_control_2 <= \$565 ;
   always @(posedge clk)
-    unpack_control_3 <= \$701 ;
+    unpack_control_3 <= \$566 ;
   always @(posedge clk)
-    order_q_big_sig <= \$702 ;
+    order_q_big_sig <= \$567 ;
   always @(posedge clk)
-    order_q_small_sig <= \$703 ;
+    order_q_small_sig <= \$568 ;
   always @(posedge clk)
-    order_q_shift <= \$704 ;
+    order_q_shift <= \$569 ;
   always @(posedge clk)
-    order_q_subtract <= \$705 ;
+    order_q_subtract <= \$570 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$706 ;
+    order_q_flags_big_exp <= \$571 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$707 ;
+    order_q_flags_big_sign <= \$572 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$708 ;
+    order_q_flags_nan <= \$573 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$709 ;
+    order_q_flags_inf <= \$574 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$710 ;
+    order_q_flags_inf_sign <= \$575 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$711 ;
+    order_q_flags_both_zero <= \$576 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$712 ;
+    order_q_flags_zero_sign <= \$577 ;
   always @(posedge clk)
-    order_control_0 <= \$713 ;
+    order_control_0 <= \$578 ;
   always @(posedge clk)
-    order_control_1 <= \$714 ;
+    order_control_1 <= \$579 ;
   always @(posedge clk)
-    order_control_2 <= \$715 ;
+    order_control_2 <= \$580 ;
   always @(posedge clk)
-    order_control_3 <= \$716 ;
+    order_control_3 <= \$581 ;
   always @(posedge clk)
-    align_q_big <= \$717 ;
+    align_q_big <= \$582 ;
   always @(posedge clk)
-    align_q_small <= \$718 ;
+    align_q_small <= \$583 ;
   always @(posedge clk)
-    align_q_subtract <= \$719 ;
+    align_q_subtract <= \$584 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$720 ;
+    align_q_flags_big_exp <= \$585 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$721 ;
+    align_q_flags_big_sign <= \$586 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$722 ;
+    align_q_flags_nan <= \$587 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$723 ;
+    align_q_flags_inf <= \$588 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$724 ;
+    align_q_flags_inf_sign <= \$589 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$725 ;
+    align_q_flags_both_zero <= \$590 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$726 ;
+    align_q_flags_zero_sign <= \$591 ;
   always @(posedge clk)
-    align_control_0 <= \$727 ;
+    align_control_0 <= \$592 ;
   always @(posedge clk)
-    align_control_1 <= \$728 ;
+    align_control_1 <= \$593 ;
   always @(posedge clk)
-    align_control_2 <= \$729 ;
+    align_control_2 <= \$594 ;
   always @(posedge clk)
-    align_control_3 <= \$730 ;
+    align_control_3 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$731 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$732 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$733 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$734 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$735 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$736 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$737 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$738 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0_small_mask <= \$739 ;
+    add_q_1_0_small_mask <= \$604 ;
   always @(posedge clk)
-    add_q_1_0_small_right <= \$740 ;
+    add_q_1_0_small_right <= \$605 ;
   always @(posedge clk)
-    add_q_1_0_over <= \$741 ;
+    add_q_1_0_over <= \$606 ;
   always @(posedge clk)
-    add_q_1_1_small_mask <= \$742 ;
+    add_q_1_1_small_mask <= \$607 ;
   always @(posedge clk)
-    add_q_1_1_small_right <= \$743 ;
+    add_q_1_1_small_right <= \$608 ;
   always @(posedge clk)
-    add_q_1_1_over <= \$744 ;
+    add_q_1_1_over <= \$609 ;
   always @(posedge clk)
-    add_control_0 <= \$745 ;
+    add_control_0 <= \$610 ;
   always @(posedge clk)
-    add_control_1 <= \$746 ;
+    add_control_1 <= \$611 ;
   always @(posedge clk)
-    add_control_2 <= \$747 ;
+    add_control_2 <= \$612 ;
   always @(posedge clk)
-    add_control_3 <= \$748 ;
+    add_control_3 <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_window <= \$749 ;
+    normalize_q_0_window <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$750 ;
+    normalize_q_0_sticky <= \$615 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$751 ;
+    normalize_q_0_lz <= \$616 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$752 ;
+    normalize_q_0_top <= \$617 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$753 ;
+    normalize_q_0_sign <= \$618 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$754 ;
+    normalize_q_0_zero <= \$619 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$755 ;
+    normalize_q_0_inf <= \$620 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$756 ;
+    normalize_q_0_nan <= \$621 ;
   always @(posedge clk)
-    normalize_q_1_0_small <= \$757 ;
+    normalize_q_1_0_small <= \$622 ;
   always @(posedge clk)
-    normalize_q_1_0_right <= \$758 ;
+    normalize_q_1_0_right <= \$623 ;
   always @(posedge clk)
-    normalize_q_1_1_small <= \$759 ;
+    normalize_q_1_1_small <= \$624 ;
   always @(posedge clk)
-    normalize_q_1_1_right <= \$760 ;
+    normalize_q_1_1_right <= \$625 ;
   always @(posedge clk)
-    normalize_q_2_0_small_mask <= \$761 ;
+    normalize_q_2_0_small_mask <= \$626 ;
   always @(posedge clk)
-    normalize_q_2_0_small_right <= \$762 ;
+    normalize_q_2_0_small_right <= \$627 ;
   always @(posedge clk)
-    normalize_q_2_0_over <= \$763 ;
+    normalize_q_2_0_over <= \$628 ;
   always @(posedge clk)
-    normalize_q_2_1_small_mask <= \$764 ;
+    normalize_q_2_1_small_mask <= \$629 ;
   always @(posedge clk)
-    normalize_q_2_1_small_right <= \$765 ;
+    normalize_q_2_1_small_right <= \$630 ;
   always @(posedge clk)
-    normalize_q_2_1_over <= \$766 ;
+    normalize_q_2_1_over <= \$631 ;
   always @(posedge clk)
-    normalize_control_0 <= \$767 ;
+    normalize_control_0 <= \$632 ;
   always @(posedge clk)
-    normalize_control_1 <= \$768 ;
+    normalize_control_1 <= \$633 ;
   always @(posedge clk)
-    normalize_control_2 <= \$769 ;
+    normalize_control_2 <= \$634 ;
   always @(posedge clk)
-    normalize_control_3 <= \$770 ;
+    normalize_control_3 <= \$635 ;
   always @(posedge clk)
-    place_q_0_kept <= \$771 ;
+    place_q_0_kept <= \$636 ;
   always @(posedge clk)
-    place_q_0_below <= \$772 ;
+    place_q_0_below <= \$637 ;
   always @(posedge clk)
-    place_q_0_sticky <= \$773 ;
+    place_q_0_sticky <= \$638 ;
   always @(posedge clk)
-    place_q_0_small <= \$774 ;
+    place_q_0_small <= \$639 ;
   always @(posedge clk)
-    place_q_0_e_eff <= \$775 ;
+    place_q_0_e_eff <= \$640 ;
   always @(posedge clk)
-    place_q_0_sign <= \$776 ;
+    place_q_0_sign <= \$641 ;
   always @(posedge clk)
-    place_q_0_zero <= \$777 ;
+    place_q_0_zero <= \$642 ;
   always @(posedge clk)
-    place_q_0_inf <= \$778 ;
+    place_q_0_inf <= \$643 ;
   always @(posedge clk)
-    place_q_0_nan <= \$779 ;
+    place_q_0_nan <= \$644 ;
   always @(posedge clk)
-    place_q_1_kept <= \$780 ;
+    place_q_1_kept <= \$645 ;
   always @(posedge clk)
-    place_q_1_below <= \$781 ;
+    place_q_1_below <= \$646 ;
   always @(posedge clk)
-    place_q_1_sticky <= \$782 ;
+    place_q_1_sticky <= \$647 ;
   always @(posedge clk)
-    place_q_1_small <= \$783 ;
+    place_q_1_small <= \$648 ;
   always @(posedge clk)
-    place_q_1_e_eff <= \$784 ;
+    place_q_1_e_eff <= \$649 ;
   always @(posedge clk)
-    place_q_1_sign <= \$785 ;
+    place_q_1_sign <= \$650 ;
   always @(posedge clk)
-    place_q_1_zero <= \$786 ;
+    place_q_1_zero <= \$651 ;
   always @(posedge clk)
-    place_q_1_inf <= \$787 ;
+    place_q_1_inf <= \$652 ;
   always @(posedge clk)
-    place_q_1_nan <= \$788 ;
+    place_q_1_nan <= \$653 ;
   always @(posedge clk)
-    place_control_0 <= \$789 ;
+    place_control_0 <= \$654 ;
   always @(posedge clk)
-    place_control_1 <= \$790 ;
+    place_control_1 <= \$655 ;
   always @(posedge clk)
-    place_control_2 <= \$791 ;
+    place_control_2 <= \$656 ;
   always @(posedge clk)
-    place_control_3 <= \$792 ;
+    place_control_3 <= \$657 ;
   always @(posedge clk)
-    round_q_0_count <= \$793 ;
+    round_q_0_count <= \$658 ;
   always @(posedge clk)
-    round_q_0_up <= \$794 ;
+    round_q_0_up <= \$659 ;
   always @(posedge clk)
-    round_q_0_small <= \$795 ;
+    round_q_0_small <= \$660 ;
   always @(posedge clk)
-    round_q_0_e_eff <= \$796 ;
+    round_q_0_e_eff <= \$661 ;
   always @(posedge clk)
-    round_q_0_sign <= \$797 ;
+    round_q_0_sign <= \$662 ;
   always @(posedge clk)
-    round_q_0_zero <= \$798 ;
+    round_q_0_zero <= \$663 ;
   always @(posedge clk)
-    round_q_0_inf <= \$799 ;
+    round_q_0_inf <= \$664 ;
   always @(posedge clk)
-    round_q_0_nan <= \$800 ;
+    round_q_0_nan <= \$665 ;
   always @(posedge clk)
-    round_q_1_count <= \$801 ;
+    round_q_1_count <= \$666 ;
   always @(posedge clk)
-    round_q_1_up <= \$802 ;
+    round_q_1_up <= \$667 ;
   always @(posedge clk)
-    round_q_1_small <= \$803 ;
+    round_q_1_small <= \$668 ;
   always @(posedge clk)
-    round_q_1_e_eff <= \$804 ;
+    round_q_1_e_eff <= \$669 ;
   always @(posedge clk)
-    round_q_1_sign <= \$805 ;
+    round_q_1_sign <= \$670 ;
   always @(posedge clk)
-    round_q_1_zero <= \$806 ;
+    round_q_1_zero <= \$671 ;
   always @(posedge clk)
-    round_q_1_inf <= \$807 ;
+    round_q_1_inf <= \$672 ;
   always @(posedge clk)
-    round_q_1_nan <= \$808 ;
+    round_q_1_nan <= \$673 ;
   always @(posedge clk)
-    round_control_0 <= \$809 ;
+    round_control_0 <= \$674 ;
   always @(posedge clk)
-    round_control_1 <= \$810 ;
+    round_control_1 <= \$675 ;
   always @(posedge clk)
-    round_control_2 <= \$811 ;
+    round_control_2 <= \$676 ;
   always @(posedge clk)
-    round_control_3 <= \$812 ;
+    round_control_3 <= \$677 ;
   always @(posedge clk)
-    acc <= \$813 ;
+    acc <= \$678 ;
   always @(posedge clk)
-    done <= \$814 ;
+    done <= \$679 ;
   always @(posedge clk)
-    fresh <= \$815 ;
+    fresh <= \$680 ;
   always @(posedge clk)
-    acc_mode <= \$816 ;
+    acc_mode <= \$681 ;
   assign \$1  = ! step[4:3];
   assign \$2  = step[4:3] == 1'h1;
   assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
-  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
-  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign \$4  = \$3  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : 8'h00;
+  assign \$5  = \$2  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$4 ;
+  assign rand_sum = \$1  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
   assign \$6  = $signed(product_0_exp) + $signed(2'h1);
   assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
   assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
   assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
-  assign \$10  = fresh & product_step[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_step[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_step[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_step[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_step[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_step[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_step[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_step[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_step[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_step[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_step[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_step[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_step[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_step[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_step[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_step[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_step[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_step[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_step[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_step[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_step[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_step[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_step[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_step[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_step[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_step[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_step[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_step[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_step[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_step[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_step[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_step[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_step[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_step[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_step[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_step[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_step[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_step[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_step[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_step[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_step[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_step[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_step[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_step[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_step[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_step[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_step[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_step[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_step[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_step[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_step[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_step[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_step[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_step[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_step[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$10  = | acc[14:10];
+  assign \$11  = acc[14:10] - 4'hf;
+  assign \$12  = acc[0] ? 6'h28 : 6'h00;
+  assign \$13  = acc[1] ? 6'h29 : \$12 ;
+  assign \$14  = acc[2] ? 6'h2a : \$13 ;
+  assign \$15  = acc[3] ? 6'h2b : \$14 ;
+  assign \$16  = acc[4] ? 6'h2c : \$15 ;
+  assign \$17  = acc[5] ? 6'h2d : \$16 ;
+  assign \$18  = acc[6] ? 6'h2e : \$17 ;
+  assign \$19  = acc[7] ? 6'h2f : \$18 ;
+  assign \$20  = acc[8] ? 6'h30 : \$19 ;
+  assign \$21  = acc[9] ? 6'h31 : \$20 ;
+  assign \$22  = \$10  ? \$11  : { \$21 [5], \$21  };
+  assign \$23  = | acc[14:10];
+  assign \$34  = acc[0] ? \$33 [10:0] : 11'h000;
+  assign \$35  = acc[1] ? \$32 [10:0] : \$34 ;
+  assign \$36  = acc[2] ? \$31 [10:0] : \$35 ;
+  assign \$37  = acc[3] ? \$30 [10:0] : \$36 ;
+  assign \$38  = acc[4] ? \$29 [10:0] : \$37 ;
+  assign \$39  = acc[5] ? \$28 [10:0] : \$38 ;
+  assign \$40  = acc[6] ? \$27 [10:0] : \$39 ;
+  assign \$41  = acc[7] ? \$26 [10:0] : \$40 ;
+  assign \$42  = acc[8] ? \$25 [10:0] : \$41 ;
+  assign \$43  = acc[9] ? \$24  : \$42 ;
+  assign base_fp16_sig = \$23  ? { 1'h1, acc[9:0] } : \$43 ;
+  assign \$44  = | acc[14:7];
+  assign \$45  = acc[14:7] - 7'h7f;
+  assign \$46  = acc[0] ? 9'h17b : 9'h000;
+  assign \$47  = acc[1] ? 9'h17c : \$46 ;
+  assign \$48  = acc[2] ? 9'h17d : \$47 ;
+  assign \$49  = acc[3] ? 9'h17e : \$48 ;
+  assign \$50  = acc[4] ? 9'h17f : \$49 ;
+  assign \$51  = acc[5] ? 9'h180 : \$50 ;
+  assign \$52  = acc[6] ? 9'h181 : \$51 ;
+  assign \$53  = \$44  ? \$45  : { \$52 [8], \$52  };
+  assign \$54  = | acc[14:7];
+  assign \$62  = acc[0] ? \$61 [7:0] : 8'h00;
+  assign \$63  = acc[1] ? \$60 [7:0] : \$62 ;
+  assign \$64  = acc[2] ? \$59 [7:0] : \$63 ;
+  assign \$65  = acc[3] ? \$58 [7:0] : \$64 ;
+  assign \$66  = acc[4] ? \$57 [7:0] : \$65 ;
+  assign \$67  = acc[5] ? \$56 [7:0] : \$66 ;
+  assign \$68  = acc[6] ? \$55  : \$67 ;
+  assign base_bf16_sig = \$54  ? { 1'h1, acc[6:0] } : \$68 ;
+  assign \$69  = ! step_mode;
+  assign \$71  = step_mode == 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = step_mode == 2'h2;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = ! step_mode;
+  assign \$77  = step_mode == 1'h1;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = step_mode == 2'h2;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = ! acc[14:10];
+  assign \$82  = ! acc[9:0];
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = ! acc[14:7];
+  assign \$85  = ! acc[6:0];
+  assign \$86  = \$84  & \$85 ;
+  assign base_zero = \$80  ? \$83  : \$86 ;
+  assign \$87  = ! step_mode;
+  assign \$89  = step_mode == 1'h1;
+  assign \$90  = \$88  | \$89 ;
+  assign \$91  = step_mode == 2'h2;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = acc[14:10] == 5'h1f;
+  assign \$94  = ! acc[9:0];
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = acc[14:7] == 8'hff;
+  assign \$97  = ! acc[6:0];
+  assign \$98  = \$96  & \$97 ;
+  assign base_inf = \$92  ? \$95  : \$98 ;
+  assign \$99  = ! step_mode;
+  assign \$101  = step_mode == 1'h1;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = step_mode == 2'h2;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = acc[14:10] == 5'h1f;
+  assign \$106  = | acc[9:0];
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = acc[14:7] == 8'hff;
+  assign \$109  = | acc[6:0];
+  assign \$110  = \$108  & \$109 ;
+  assign base_nan = \$104  ? \$107  : \$110 ;
+  assign \$111  = ! step_mode;
+  assign \$113  = step_mode == 1'h1;
+  assign \$114  = \$112  | \$113 ;
+  assign \$115  = step_mode == 2'h2;
+  assign \$116  = \$114  | \$115 ;
+  assign base_exp = \$116  ? { \$22 [5], \$22 [5], \$22 [5], \$22 [5:0] } : \$53 [8:0];
+  assign \$117  = ! step_mode;
+  assign \$119  = step_mode == 1'h1;
+  assign \$120  = \$118  | \$119 ;
+  assign \$121  = step_mode == 2'h2;
+  assign \$122  = \$120  | \$121 ;
+  assign base_sig = \$122  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$123  = ~ unpack_q_0_zero;
+  assign \$124  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$125  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$126  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$124  | \$127 ;
+  assign \$129  = \$123  & \$128 ;
+  assign add_a_big = unpack_q_1_zero | \$129 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$130  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$131  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$132  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$133  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$134  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$135  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$136  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$137  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$138  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$139  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$140  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$141  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$142  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$143  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$144  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$145  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$146  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$147  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$148  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$149  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$150  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$151  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$152  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$153  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$154  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$155  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$156  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$157  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$158  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$159  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$160  = \$158  ? 11'h000 : \$159 ;
+  assign \$161  = \$157  ? 11'h05e : \$160 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$162  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$163  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$164  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$165  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$166  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$167  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$168  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$169  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$170  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$171  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$172  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$173  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$174  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$175  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$176  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$177  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$178  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$179  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$180  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$181  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$182  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$183  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$184  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$185  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$186  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$187  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$188  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$189  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$190  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$191  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$192  = \$190  ? 11'h000 : \$191 ;
+  assign \$193  = \$189  ? 11'h03e : \$192 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$194  = align_q_big - align_q_small;
+  assign \$195  = align_q_big + align_q_small;
+  assign \$196  = align_q_subtract ? { \$194 [28], \$194  } : { 1'h0, \$195  };
+  assign \$197  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$198  = ~ \$197 ;
+  assign \$199  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$200  = ~ \$199 ;
+  assign \$201  = \$198  & \$200 ;
+  assign \$202  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$203  = ~ \$202 ;
+  assign \$204  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$205  = ~ \$204 ;
+  assign \$206  = \$203  & \$205 ;
+  assign \$207  = \$201  & \$206 ;
+  assign \$208  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$209  = ~ \$208 ;
+  assign \$210  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$211  = ~ \$210 ;
+  assign \$212  = \$209  & \$211 ;
+  assign \$213  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$214  = ~ \$213 ;
+  assign \$215  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$216  = ~ \$215 ;
+  assign \$217  = \$214  & \$216 ;
+  assign \$218  = \$212  & \$217 ;
+  assign \$219  = \$207  & \$218 ;
+  assign \$220  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$221  = ~ \$220 ;
+  assign \$222  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$223  = ~ \$222 ;
+  assign \$224  = \$221  & \$223 ;
+  assign \$225  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$226  = ~ \$225 ;
+  assign \$227  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$228  = ~ \$227 ;
+  assign \$229  = \$226  & \$228 ;
+  assign \$230  = \$224  & \$229 ;
+  assign \$231  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$232  = ~ \$231 ;
+  assign \$243  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$244  = ~ \$243 ;
+  assign \$245  = ~ add_q_0_total[1];
+  assign \$246  = ~ add_q_0_total[3];
+  assign \$247  = \$243  ? \$246  : \$245 ;
+  assign \$248  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$249  = ~ \$248 ;
+  assign \$251  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$252  = ~ \$251 ;
+  assign \$256  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$257  = ~ \$256 ;
+  assign \$258  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$259  = ~ \$258 ;
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$262  = ~ \$261 ;
+  assign \$263  = ~ add_q_0_total[5];
+  assign \$264  = ~ add_q_0_total[7];
+  assign \$265  = \$261  ? \$264  : \$263 ;
+  assign \$266  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$267  = ~ \$266 ;
+  assign \$268  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$269  = ~ \$268 ;
+  assign \$270  = ~ add_q_0_total[9];
+  assign \$271  = ~ add_q_0_total[11];
+  assign \$272  = \$268  ? \$271  : \$270 ;
+  assign \$273  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$260  ? { \$267 , \$265  } : { \$274 , \$272  };
+  assign \$276  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$277  = ~ \$276 ;
+  assign \$278  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$277  & \$279 ;
+  assign \$281  = \$230  ? { \$255 , \$250  } : { \$280 , \$275  };
+  assign \$282  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$283  = ~ \$282 ;
+  assign \$284  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$285  = ~ \$284 ;
+  assign \$286  = \$283  & \$285 ;
+  assign \$287  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$288  = ~ \$287 ;
+  assign \$289  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$290  = ~ \$289 ;
+  assign \$291  = \$288  & \$290 ;
+  assign \$292  = \$286  & \$291 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1263$0 (\$817 ),
-    .\port$1265$0 (\$818 ),
-    .\port$1267$0 (\$819 ),
-    .\port$1269$0 (\$820 ),
-    .\port$1271$0 (\$821 ),
-    .\port$1273$0 (\$822 ),
-    .\port$1275$0 (\$823 ),
-    .\port$1277$0 (\$824 ),
+    .\port$1128$0 (\$682 ),
+    .\port$1130$0 (\$683 ),
+    .\port$1132$0 (\$684 ),
+    .\port$1134$0 (\$685 ),
+    .\port$1136$0 (\$686 ),
+    .\port$1138$0 (\$687 ),
+    .\port$1140$0 (\$688 ),
+    .\port$1142$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$678  = step;
+    \$543  = step;
     if (rst) begin
-      \$678  = 5'h00;
+      \$543  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$679  = \$598 ;
+    \$544  = \$452 ;
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$545  = \$458 ;
+    if (rst) begin
+      \$545  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$546  = \$464 ;
+    if (rst) begin
+      \$546  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$547  = \$469 ;
+    if (rst) begin
+      \$547  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$548  = p_exp_sum;
+    if (rst) begin
+      \$548  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$549  = p_full;
+    if (rst) begin
+      \$549  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$550  = rand_sum;
+    if (rst) begin
+      \$550  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$551  = \$472 ;
+    if (rst) begin
+      \$551  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$552  = \$474 ;
+    if (rst) begin
+      \$552  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$553  = \$477 ;
+    if (rst) begin
+      \$553  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$554  = \$480 ;
+    if (rst) begin
+      \$554  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$555  = base_exp;
+    if (rst) begin
+      \$555  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$556  = base_sig;
+    if (rst) begin
+      \$556  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$557  = \$481 ;
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$558  = \$483 ;
+    if (rst) begin
+      \$558  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$559  = \$484 ;
+    if (rst) begin
+      \$559  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$560  = \$485 ;
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$561  = \$7 [9:0];
+    if (rst) begin
+      \$561  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$562  = \$9 [15:0];
+    if (rst) begin
+      \$562  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$563  = product_step;
+    if (rst) begin
+      \$563  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$564  = \$486 ;
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$565  = product_1;
+    if (rst) begin
+      \$565  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$566  = step_mode;
+    if (rst) begin
+      \$566  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$567  = \$487 ;
+    if (rst) begin
+      \$567  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$568  = \$490 ;
+    if (rst) begin
+      \$568  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$569  = \$497 [4:0];
+    if (rst) begin
+      \$569  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$570  = \$498 ;
+    if (rst) begin
+      \$570  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$571  = \$499 ;
+    if (rst) begin
+      \$571  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$572  = \$500 ;
+    if (rst) begin
+      \$572  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$573  = \$505 ;
+    if (rst) begin
+      \$573  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$574  = \$514 ;
+    if (rst) begin
+      \$574  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$575  = \$515 ;
+    if (rst) begin
+      \$575  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$576  = \$516 ;
+    if (rst) begin
+      \$576  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$577  = \$517 ;
+    if (rst) begin
+      \$577  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$578  = unpack_control_0;
+    if (rst) begin
+      \$578  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$579  = unpack_control_1;
+    if (rst) begin
+      \$579  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$580  = unpack_control_2;
+    if (rst) begin
+      \$580  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$581  = unpack_control_3;
+    if (rst) begin
+      \$581  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$582  = { 1'h0, order_q_big_sig, 11'h000 };
+    if (rst) begin
+      \$582  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$583  = { 1'h0, add_small_wide[51:26], \$518  };
+    if (rst) begin
+      \$583  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$584  = order_q_subtract;
+    if (rst) begin
+      \$584  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$585  = order_q_flags_big_exp;
+    if (rst) begin
+      \$585  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$586  = order_q_flags_big_sign;
+    if (rst) begin
+      \$586  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$587  = order_q_flags_nan;
+    if (rst) begin
+      \$587  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$588  = order_q_flags_inf;
+    if (rst) begin
+      \$588  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$589  = order_q_flags_inf_sign;
+    if (rst) begin
+      \$589  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$590  = order_q_flags_both_zero;
+    if (rst) begin
+      \$590  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$591  = order_q_flags_zero_sign;
+    if (rst) begin
+      \$591  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$592  = order_control_0;
+    if (rst) begin
+      \$592  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$593  = order_control_1;
+    if (rst) begin
+      \$593  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$594  = order_control_2;
+    if (rst) begin
+      \$594  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$595  = order_control_3;
+    if (rst) begin
+      \$595  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$596  = \$196 [27:0];
+    if (rst) begin
+      \$596  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$597  = align_q_flags_big_exp;
+    if (rst) begin
+      \$597  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$598  = align_q_flags_big_sign;
+    if (rst) begin
+      \$598  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$599  = align_q_flags_nan;
+    if (rst) begin
+      \$599  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$600  = align_q_flags_inf;
+    if (rst) begin
+      \$600  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$601  = align_q_flags_inf_sign;
+    if (rst) begin
+      \$601  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$602  = align_q_flags_both_zero;
+    if (rst) begin
+      \$602  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$603  = align_q_flags_zero_sign;
+    if (rst) begin
+      \$603  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$604  = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+    if (rst) begin
+      \$604  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$605  = \$161 [6:0];
+    if (rst) begin
+      \$605  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$606  = sum_fp16_sr8_over;
+    if (rst) begin
+      \$606  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$607  = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+    if (rst) begin
+      \$607  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$608  = \$193 [5:0];
+    if (rst) begin
+      \$608  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$609  = sum_bf16_rne_over;
+    if (rst) begin
+      \$609  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$610  = align_control_0;
+    if (rst) begin
+      \$610  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$611  = align_control_1;
+    if (rst) begin
+      \$611  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$612  = align_control_2;
+    if (rst) begin
+      \$612  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$613  = align_control_3;
+    if (rst) begin
+      \$613  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$614  = add_q_0_total[27:1];
+    if (rst) begin
+      \$614  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$615  = add_q_0_total[0];
+    if (rst) begin
+      \$615  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$616  = { \$389 , \$366  };
+    if (rst) begin
+      \$616  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$617  = add_top;
+    if (rst) begin
+      \$617  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$618  = \$522 ;
+    if (rst) begin
+      \$618  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$619  = \$524 ;
+    if (rst) begin
+      \$619  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$620  = add_q_0_flags_inf;
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$621  = add_q_0_flags_nan;
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$622  = sum_fp16_sr8_small;
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$623  = sum_fp16_sr8_right;
+    if (rst) begin
+      \$623  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$624  = sum_bf16_rne_small;
+    if (rst) begin
+      \$624  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$625  = sum_bf16_rne_right;
+    if (rst) begin
+      \$625  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$626  = add_q_1_0_small_mask;
+    if (rst) begin
+      \$626  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$627  = add_q_1_0_small_right;
+    if (rst) begin
+      \$627  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$628  = add_q_1_0_over;
+    if (rst) begin
+      \$628  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$629  = add_q_1_1_small_mask;
+    if (rst) begin
+      \$629  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$630  = add_q_1_1_small_right;
+    if (rst) begin
+      \$630  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$631  = add_q_1_1_over;
+    if (rst) begin
+      \$631  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$632  = add_control_0;
+    if (rst) begin
+      \$632  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$633  = add_control_1;
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$634  = add_control_2;
+    if (rst) begin
+      \$634  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$635  = add_control_3;
+    if (rst) begin
+      \$635  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$636  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$636  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$637  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$637  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$638  = normalize_q_0_sticky;
+    if (rst) begin
+      \$638  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$639  = normalize_q_1_0_small;
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$640  = \$528 ;
+    if (rst) begin
+      \$640  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$641  = normalize_q_0_sign;
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$642  = normalize_q_0_zero;
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$643  = normalize_q_0_inf;
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$644  = normalize_q_0_nan;
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$645  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$645  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$646  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$646  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$647  = normalize_q_0_sticky;
+    if (rst) begin
+      \$647  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$648  = normalize_q_1_1_small;
+    if (rst) begin
+      \$648  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$649  = \$532 ;
+    if (rst) begin
+      \$649  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$650  = normalize_q_0_sign;
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$651  = normalize_q_0_zero;
+    if (rst) begin
+      \$651  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$652  = normalize_q_0_inf;
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$653  = normalize_q_0_nan;
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$654  = normalize_control_0;
+    if (rst) begin
+      \$654  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$655  = normalize_control_1;
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$656  = normalize_control_2;
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$657  = normalize_control_3;
+    if (rst) begin
+      \$657  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$658  = place_q_0_kept[35:25];
+    if (rst) begin
+      \$658  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$659  = \$533 [8];
+    if (rst) begin
+      \$659  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$660  = place_q_0_small;
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$661  = place_q_0_e_eff;
+    if (rst) begin
+      \$661  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$662  = place_q_0_sign;
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$663  = place_q_0_zero;
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$664  = place_q_0_inf;
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$665  = place_q_0_nan;
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$666  = place_q_1_kept[28:21];
+    if (rst) begin
+      \$666  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$667  = \$539 ;
+    if (rst) begin
+      \$667  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$668  = place_q_1_small;
+    if (rst) begin
+      \$668  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$669  = place_q_1_e_eff;
+    if (rst) begin
+      \$669  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$670  = place_q_1_sign;
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$671  = place_q_1_zero;
+    if (rst) begin
+      \$671  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$672  = place_q_1_inf;
+    if (rst) begin
+      \$672  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$673  = place_q_1_nan;
+    if (rst) begin
+      \$673  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$674  = place_control_0;
+    if (rst) begin
+      \$674  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$675  = place_control_1;
+    if (rst) begin
+      \$675  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$676  = place_control_2;
+    if (rst) begin
+      \$676  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$677  = place_control_3;
+    if (rst) begin
+      \$677  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$678  = sum_code;
+    if (rst) begin
+      \$678  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$679  = \$540 ;
     if (rst) begin
       \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$680  = \$604 ;
+    \$680  = \$542 ;
     if (rst) begin
-      \$680  = 1'h0;
+      \$680  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$681  = \$610 ;
+    \$681  = round_control_3;
     if (rst) begin
-      \$681  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$682  = \$615 ;
-    if (rst) begin
-      \$682  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$683  = p_exp_sum;
-    if (rst) begin
-      \$683  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$684  = p_full;
-    if (rst) begin
-      \$684  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$685  = rand_sum;
-    if (rst) begin
-      \$685  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$686  = base_sign;
-    if (rst) begin
-      \$686  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$687  = base_zero;
-    if (rst) begin
-      \$687  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$688  = base_inf;
-    if (rst) begin
-      \$688  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$689  = base_nan;
-    if (rst) begin
-      \$689  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$690  = base_exp;
-    if (rst) begin
-      \$690  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$691  = base_sig;
-    if (rst) begin
-      \$691  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$692  = \$616 ;
-    if (rst) begin
-      \$692  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$693  = \$618 ;
-    if (rst) begin
-      \$693  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$694  = \$619 ;
-    if (rst) begin
-      \$694  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$695  = \$620 ;
-    if (rst) begin
-      \$695  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$696  = \$7 [9:0];
-    if (rst) begin
-      \$696  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$697  = \$9 [15:0];
-    if (rst) begin
-      \$697  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$698  = product_step;
-    if (rst) begin
-      \$698  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$699  = \$621 ;
-    if (rst) begin
-      \$699  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$700  = product_1;
-    if (rst) begin
-      \$700  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$701  = step_mode;
-    if (rst) begin
-      \$701  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$702  = \$622 ;
-    if (rst) begin
-      \$702  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$703  = \$625 ;
-    if (rst) begin
-      \$703  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$704  = \$632 [4:0];
-    if (rst) begin
-      \$704  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$705  = \$633 ;
-    if (rst) begin
-      \$705  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$706  = \$634 ;
-    if (rst) begin
-      \$706  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$707  = \$635 ;
-    if (rst) begin
-      \$707  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$708  = \$640 ;
-    if (rst) begin
-      \$708  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$709  = \$649 ;
-    if (rst) begin
-      \$709  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$710  = \$650 ;
-    if (rst) begin
-      \$710  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$711  = \$651 ;
-    if (rst) begin
-      \$711  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$712  = \$652 ;
-    if (rst) begin
-      \$712  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$713  = unpack_control_0;
-    if (rst) begin
-      \$713  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$714  = unpack_control_1;
-    if (rst) begin
-      \$714  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$715  = unpack_control_2;
-    if (rst) begin
-      \$715  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$716  = unpack_control_3;
-    if (rst) begin
-      \$716  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
-    if (rst) begin
-      \$717  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
-    if (rst) begin
-      \$718  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$719  = order_q_subtract;
-    if (rst) begin
-      \$719  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$720  = order_q_flags_big_exp;
-    if (rst) begin
-      \$720  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$721  = order_q_flags_big_sign;
-    if (rst) begin
-      \$721  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$722  = order_q_flags_nan;
-    if (rst) begin
-      \$722  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$723  = order_q_flags_inf;
-    if (rst) begin
-      \$723  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$724  = order_q_flags_inf_sign;
-    if (rst) begin
-      \$724  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$725  = order_q_flags_both_zero;
-    if (rst) begin
-      \$725  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$726  = order_q_flags_zero_sign;
-    if (rst) begin
-      \$726  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$727  = order_control_0;
-    if (rst) begin
-      \$727  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$728  = order_control_1;
-    if (rst) begin
-      \$728  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$729  = order_control_2;
-    if (rst) begin
-      \$729  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$730  = order_control_3;
-    if (rst) begin
-      \$730  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$731  = \$342 [27:0];
-    if (rst) begin
-      \$731  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$732  = align_q_flags_big_exp;
-    if (rst) begin
-      \$732  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$733  = align_q_flags_big_sign;
-    if (rst) begin
-      \$733  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$734  = align_q_flags_nan;
-    if (rst) begin
-      \$734  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$735  = align_q_flags_inf;
-    if (rst) begin
-      \$735  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$736  = align_q_flags_inf_sign;
-    if (rst) begin
-      \$736  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$737  = align_q_flags_both_zero;
-    if (rst) begin
-      \$737  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$738  = align_q_flags_zero_sign;
-    if (rst) begin
-      \$738  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-    if (rst) begin
-      \$739  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$740  = \$307 [6:0];
-    if (rst) begin
-      \$740  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$741  = sum_fp16_sr8_over;
-    if (rst) begin
-      \$741  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-    if (rst) begin
-      \$742  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$743  = \$339 [5:0];
-    if (rst) begin
-      \$743  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$744  = sum_bf16_rne_over;
-    if (rst) begin
-      \$744  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$745  = align_control_0;
-    if (rst) begin
-      \$745  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$746  = align_control_1;
-    if (rst) begin
-      \$746  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$747  = align_control_2;
-    if (rst) begin
-      \$747  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$748  = align_control_3;
-    if (rst) begin
-      \$748  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$749  = add_q_0_total[27:1];
-    if (rst) begin
-      \$749  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$750  = add_q_0_total[0];
-    if (rst) begin
-      \$750  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$751  = { \$535 , \$512  };
-    if (rst) begin
-      \$751  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$752  = add_top;
-    if (rst) begin
-      \$752  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$753  = \$657 ;
-    if (rst) begin
-      \$753  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$754  = \$659 ;
-    if (rst) begin
-      \$754  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$755  = add_q_0_flags_inf;
-    if (rst) begin
-      \$755  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$756  = add_q_0_flags_nan;
-    if (rst) begin
-      \$756  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$757  = sum_fp16_sr8_small;
-    if (rst) begin
-      \$757  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$758  = sum_fp16_sr8_right;
-    if (rst) begin
-      \$758  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$759  = sum_bf16_rne_small;
-    if (rst) begin
-      \$759  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$760  = sum_bf16_rne_right;
-    if (rst) begin
-      \$760  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$761  = add_q_1_0_small_mask;
-    if (rst) begin
-      \$761  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$762  = add_q_1_0_small_right;
-    if (rst) begin
-      \$762  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$763  = add_q_1_0_over;
-    if (rst) begin
-      \$763  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$764  = add_q_1_1_small_mask;
-    if (rst) begin
-      \$764  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$765  = add_q_1_1_small_right;
-    if (rst) begin
-      \$765  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$766  = add_q_1_1_over;
-    if (rst) begin
-      \$766  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$767  = add_control_0;
-    if (rst) begin
-      \$767  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$768  = add_control_1;
-    if (rst) begin
-      \$768  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$769  = add_control_2;
-    if (rst) begin
-      \$769  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$770  = add_control_3;
-    if (rst) begin
-      \$770  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$771  = sum_fp16_sr8_wide[99:64];
-    if (rst) begin
-      \$771  = 36'h000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$772  = sum_fp16_sr8_wide[63:0];
-    if (rst) begin
-      \$772  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$773  = normalize_q_0_sticky;
-    if (rst) begin
-      \$773  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$774  = normalize_q_1_0_small;
-    if (rst) begin
-      \$774  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$775  = \$663 ;
-    if (rst) begin
-      \$775  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$776  = normalize_q_0_sign;
-    if (rst) begin
-      \$776  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$777  = normalize_q_0_zero;
-    if (rst) begin
-      \$777  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$778  = normalize_q_0_inf;
-    if (rst) begin
-      \$778  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$779  = normalize_q_0_nan;
-    if (rst) begin
-      \$779  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$780  = sum_bf16_rne_wide[60:32];
-    if (rst) begin
-      \$780  = 29'h00000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$781  = sum_bf16_rne_wide[31:0];
-    if (rst) begin
-      \$781  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$782  = normalize_q_0_sticky;
-    if (rst) begin
-      \$782  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$783  = normalize_q_1_1_small;
-    if (rst) begin
-      \$783  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$784  = \$667 ;
-    if (rst) begin
-      \$784  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$785  = normalize_q_0_sign;
-    if (rst) begin
-      \$785  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$786  = normalize_q_0_zero;
-    if (rst) begin
-      \$786  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$787  = normalize_q_0_inf;
-    if (rst) begin
-      \$787  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$788  = normalize_q_0_nan;
-    if (rst) begin
-      \$788  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$789  = normalize_control_0;
-    if (rst) begin
-      \$789  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$790  = normalize_control_1;
-    if (rst) begin
-      \$790  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$791  = normalize_control_2;
-    if (rst) begin
-      \$791  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$792  = normalize_control_3;
-    if (rst) begin
-      \$792  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$793  = place_q_0_kept[35:25];
-    if (rst) begin
-      \$793  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$794  = \$668 [8];
-    if (rst) begin
-      \$794  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$795  = place_q_0_small;
-    if (rst) begin
-      \$795  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$796  = place_q_0_e_eff;
-    if (rst) begin
-      \$796  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$797  = place_q_0_sign;
-    if (rst) begin
-      \$797  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$798  = place_q_0_zero;
-    if (rst) begin
-      \$798  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$799  = place_q_0_inf;
-    if (rst) begin
-      \$799  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$800  = place_q_0_nan;
-    if (rst) begin
-      \$800  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$801  = place_q_1_kept[28:21];
-    if (rst) begin
-      \$801  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$802  = \$674 ;
-    if (rst) begin
-      \$802  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$803  = place_q_1_small;
-    if (rst) begin
-      \$803  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$804  = place_q_1_e_eff;
-    if (rst) begin
-      \$804  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$805  = place_q_1_sign;
-    if (rst) begin
-      \$805  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$806  = place_q_1_zero;
-    if (rst) begin
-      \$806  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$807  = place_q_1_inf;
-    if (rst) begin
-      \$807  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$808  = place_q_1_nan;
-    if (rst) begin
-      \$808  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$809  = place_control_0;
-    if (rst) begin
-      \$809  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$810  = place_control_1;
-    if (rst) begin
-      \$810  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$811  = place_control_2;
-    if (rst) begin
-      \$811  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$812  = place_control_3;
-    if (rst) begin
-      \$812  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$813  = sum_code;
-    if (rst) begin
-      \$813  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$814  = \$675 ;
-    if (rst) begin
-      \$814  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$815  = \$677 ;
-    if (rst) begin
-      \$815  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$816  = round_control_3;
-    if (rst) begin
-      \$816  = 2'h0;
+      \$681  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
+  assign bits = { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
-  assign base_fp16_exp = \$46 [5:0];
-  assign base_bf16_exp = \$139 [8:0];
-  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-  assign sum_fp16_sr8_small_right = \$307 [6:0];
-  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-  assign sum_bf16_rne_small_right = \$339 [5:0];
-  assign add_total = \$342 [27:0];
-  assign add_lz = { \$535 , \$512  };
+  assign base_fp16_exp = \$22 [5:0];
+  assign base_bf16_exp = \$53 [8:0];
+  assign sum_fp16_sr8_small_mask = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+  assign sum_fp16_sr8_small_right = \$161 [6:0];
+  assign sum_bf16_rne_small_mask = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+  assign sum_bf16_rne_small_right = \$193 [5:0];
+  assign add_total = \$196 [27:0];
+  assign add_lz = { \$389 , \$366  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -5263,68 +4992,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \round_control_0.last  = round_control_0[1];
   assign \round_control_0.flush  = round_control_0[2];
   assign \round_control_0.mode  = round_control_0[4:3];
-  assign sum_code = \$597 ;
-  assign sum_bf16_rne = \$591 ;
-  assign sum_bf16_rne_mag = \$577 ;
-  assign sum_fp16_sr8 = \$565 ;
-  assign sum_fp16_sr8_mag = \$551 ;
+  assign sum_code = \$451 ;
+  assign sum_bf16_rne = \$445 ;
+  assign sum_bf16_rne_mag = \$431 ;
+  assign sum_fp16_sr8 = \$419 ;
+  assign sum_fp16_sr8_mag = \$405 ;
   assign en = step[0];
   assign \$8  = { product_0_full, 1'h0 };
-  assign \$56  = { \$55 [9:0], 1'h0 };
-  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
-  assign \$66  = { \$65 [9:0], 3'h0 };
-  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
-  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
-  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
-  assign \$86  = { \$85 [9:0], 7'h00 };
-  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
-  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
-  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
-  assign \$149  = { \$148 [6:0], 1'h0 };
-  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
-  assign \$159  = { \$158 [6:0], 3'h0 };
-  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
-  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
-  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
-  assign \$179  = { \$178 [6:0], 7'h00 };
-  assign \$188  = \$187 ;
-  assign \$198  = \$197 ;
-  assign \$218  = \$217 ;
-  assign \$238  = \$237 ;
-  assign \$258  = \$257 ;
-  assign \$264  = \$263 ;
-  assign \$379  = 1'h1;
-  assign \$380  = 1'h0;
-  assign \$381  = 1'h0;
-  assign \$382  = 1'h0;
-  assign \$383  = 1'h1;
-  assign \$384  = 1'h1;
-  assign \$385  = 1'h1;
-  assign \$386  = 1'h1;
-  assign \$387  = 1'h0;
-  assign \$388  = 1'h1;
-  assign \$396  = { \$395 , \$393  };
-  assign \$399  = 1'h1;
-  assign \$400  = 1'h0;
-  assign \$401  = 1'h0;
-  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
-  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
-  assign \$552  = 1'h0;
-  assign \$553  = round_q_0_nan;
-  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
-  assign \$563  = 1'h0;
-  assign \$564  = round_q_0_nan;
-  assign \$567  = { \$566 [7:0], 7'h00 };
-  assign \$572  = { \$571 [7:0], 7'h00 };
-  assign \$578  = 1'h0;
-  assign \$579  = round_q_1_nan;
-  assign \$584  = { \$583 [7:0], 7'h00 };
-  assign \$589  = 1'h0;
-  assign \$590  = round_q_1_nan;
+  assign \$24  = { acc[9:0], 1'h0 };
+  assign \$25  = { 1'h0, acc[9:0], 2'h0 };
+  assign \$26  = { acc[9:0], 3'h0 };
+  assign \$27  = { 3'h0, acc[9:0], 4'h0 };
+  assign \$28  = { 2'h0, acc[9:0], 5'h00 };
+  assign \$29  = { 1'h0, acc[9:0], 6'h00 };
+  assign \$30  = { acc[9:0], 7'h00 };
+  assign \$31  = { 7'h00, acc[9:0], 8'h00 };
+  assign \$32  = { 6'h00, acc[9:0], 9'h000 };
+  assign \$33  = { 5'h00, acc[9:0], 10'h000 };
+  assign \$55  = { acc[6:0], 1'h0 };
+  assign \$56  = { 1'h0, acc[6:0], 2'h0 };
+  assign \$57  = { acc[6:0], 3'h0 };
+  assign \$58  = { 3'h0, acc[6:0], 4'h0 };
+  assign \$59  = { 2'h0, acc[6:0], 5'h00 };
+  assign \$60  = { 1'h0, acc[6:0], 6'h00 };
+  assign \$61  = { acc[6:0], 7'h00 };
+  assign \$70  = \$69 ;
+  assign base_sign = acc[15];
+  assign \$76  = \$75 ;
+  assign \$88  = \$87 ;
+  assign \$100  = \$99 ;
+  assign \$112  = \$111 ;
+  assign \$118  = \$117 ;
+  assign \$233  = 1'h1;
+  assign \$234  = 1'h0;
+  assign \$235  = 1'h0;
+  assign \$236  = 1'h0;
+  assign \$237  = 1'h1;
+  assign \$238  = 1'h1;
+  assign \$239  = 1'h1;
+  assign \$240  = 1'h1;
+  assign \$241  = 1'h0;
+  assign \$242  = 1'h1;
+  assign \$250  = { \$249 , \$247  };
+  assign \$253  = 1'h1;
+  assign \$254  = 1'h0;
+  assign \$255  = 1'h0;
+  assign \$395  = { 5'h00, \$394 [4:0], 10'h000 };
+  assign \$400  = { 5'h00, \$399 [4:0], 10'h000 };
+  assign \$406  = 1'h0;
+  assign \$407  = round_q_0_nan;
+  assign \$412  = { 5'h00, \$411 [4:0], 10'h000 };
+  assign \$417  = 1'h0;
+  assign \$418  = round_q_0_nan;
+  assign \$421  = { \$420 [7:0], 7'h00 };
+  assign \$426  = { \$425 [7:0], 7'h00 };
+  assign \$432  = 1'h0;
+  assign \$433  = round_q_1_nan;
+  assign \$438  = { \$437 [7:0], 7'h00 };
+  assign \$443  = 1'h0;
+  assign \$444  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1263$0 , \port$1265$0 , \port$1267$0 , \port$1269$0 , \port$1271$0 , \port$1273$0 , \port$1275$0 , \port$1277$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1128$0 , \port$1130$0 , \port$1132$0 , \port$1134$0 , \port$1136$0 , \port$1138$0 , \port$1140$0 , \port$1142$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5608,22 +5338,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1263$0 , \port$1265
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$1263$0 ;
-  wire \port$1263$0 ;
-  output \port$1265$0 ;
-  wire \port$1265$0 ;
-  output \port$1267$0 ;
-  wire \port$1267$0 ;
-  output \port$1269$0 ;
-  wire \port$1269$0 ;
-  output \port$1271$0 ;
-  wire \port$1271$0 ;
-  output \port$1273$0 ;
-  wire \port$1273$0 ;
-  output \port$1275$0 ;
-  wire \port$1275$0 ;
-  output \port$1277$0 ;
-  wire \port$1277$0 ;
+  output \port$1128$0 ;
+  wire \port$1128$0 ;
+  output \port$1130$0 ;
+  wire \port$1130$0 ;
+  output \port$1132$0 ;
+  wire \port$1132$0 ;
+  output \port$1134$0 ;
+  wire \port$1134$0 ;
+  output \port$1136$0 ;
+  wire \port$1136$0 ;
+  output \port$1138$0 ;
+  wire \port$1138$0 ;
+  output \port$1140$0 ;
+  wire \port$1140$0 ;
+  output \port$1142$0 ;
+  wire \port$1142$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -5787,14 +5517,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1263$0 , \port$1265
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1263$0  = \$2 ;
-  assign \port$1265$0  = \$4 ;
-  assign \port$1267$0  = \$6 ;
-  assign \port$1269$0  = \$8 ;
-  assign \port$1271$0  = \$10 ;
-  assign \port$1273$0  = \$12 ;
-  assign \port$1275$0  = \$14 ;
-  assign \port$1277$0  = \$16 ;
+  assign \port$1128$0  = \$2 ;
+  assign \port$1130$0  = \$4 ;
+  assign \port$1132$0  = \$6 ;
+  assign \port$1134$0  = \$8 ;
+  assign \port$1136$0  = \$10 ;
+  assign \port$1138$0  = \$12 ;
+  assign \port$1140$0  = \$14 ;
+  assign \port$1142$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6074,183 +5804,183 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire [24:0] \$101 ;
-  wire [10:0] \$102 ;
-  wire [10:0] \$103 ;
-  wire [10:0] \$104 ;
-  wire [10:0] \$105 ;
-  wire [10:0] \$106 ;
-  wire [10:0] \$107 ;
-  wire [10:0] \$108 ;
-  wire [10:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [10:0] \$110 ;
-  wire [10:0] \$111 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [6:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [15:0] \$113 ;
+  wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire [15:0] \$116 ;
-  wire [9:0] \$117 ;
+  wire \$116 ;
+  wire \$117 ;
   wire \$118 ;
-  wire [15:0] \$119 ;
-  wire \$12 ;
+  wire \$119 ;
+  wire [5:0] \$12 ;
   wire \$120 ;
-  wire [15:0] \$121 ;
+  wire \$121 ;
   wire \$122 ;
-  wire [15:0] \$123 ;
+  wire \$123 ;
   wire \$124 ;
-  wire [15:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
-  wire [15:0] \$127 ;
+  wire \$127 ;
   wire \$128 ;
-  wire [15:0] \$129 ;
-  wire \$13 ;
+  wire \$129 ;
+  wire [5:0] \$13 ;
   wire \$130 ;
-  wire [15:0] \$131 ;
-  wire [8:0] \$132 ;
-  wire [8:0] \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [8:0] \$136 ;
-  wire [8:0] \$137 ;
-  wire [8:0] \$138 ;
-  wire [9:0] \$139 ;
-  wire [15:0] \$14 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [5:0] \$14 ;
   wire \$140 ;
-  wire [15:0] \$141 ;
+  wire \$141 ;
   wire \$142 ;
   wire \$143 ;
-  wire [15:0] \$144 ;
+  wire \$144 ;
   wire \$145 ;
-  wire [15:0] \$146 ;
+  wire \$146 ;
   wire \$147 ;
-  wire [15:0] \$148 ;
-  wire [7:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [5:0] \$15 ;
   wire \$150 ;
-  wire [15:0] \$151 ;
+  wire \$151 ;
   wire \$152 ;
-  wire [15:0] \$153 ;
-  wire [9:0] \$154 ;
+  wire \$153 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [15:0] \$156 ;
+  wire \$156 ;
   wire \$157 ;
-  wire [15:0] \$158 ;
-  wire [9:0] \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [15:0] \$161 ;
+  wire \$158 ;
+  wire [10:0] \$159 ;
+  wire [5:0] \$16 ;
+  wire [10:0] \$160 ;
+  wire [10:0] \$161 ;
   wire \$162 ;
-  wire [15:0] \$163 ;
-  wire [13:0] \$164 ;
+  wire \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [15:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [15:0] \$168 ;
-  wire [13:0] \$169 ;
-  wire [15:0] \$17 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire [5:0] \$17 ;
   wire \$170 ;
-  wire [15:0] \$171 ;
+  wire \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire [13:0] \$174 ;
+  wire \$173 ;
+  wire \$174 ;
   wire \$175 ;
-  wire [15:0] \$176 ;
+  wire \$176 ;
   wire \$177 ;
-  wire [15:0] \$178 ;
-  wire [13:0] \$179 ;
-  wire \$18 ;
-  wire [7:0] \$180 ;
-  wire [7:0] \$181 ;
-  wire [7:0] \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire [7:0] \$185 ;
-  wire [7:0] \$186 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire [5:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [15:0] \$19 ;
+  wire [5:0] \$19 ;
   wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [15:0] \$194 ;
-  wire \$195 ;
-  wire [15:0] \$196 ;
+  wire [10:0] \$191 ;
+  wire [10:0] \$192 ;
+  wire [10:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [5:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
-  wire [15:0] \$204 ;
+  wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire [15:0] \$207 ;
+  wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [15:0] \$21 ;
+  wire [5:0] \$21 ;
   wire \$210 ;
-  wire [15:0] \$211 ;
+  wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [15:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire \$22 ;
+  wire [6:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [15:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
   wire \$226 ;
-  wire [15:0] \$227 ;
+  wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [15:0] \$23 ;
+  wire \$23 ;
   wire \$230 ;
-  wire [15:0] \$231 ;
+  wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [15:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
   wire \$236 ;
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire \$24 ;
+  wire [10:0] \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
-  wire [15:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
   wire \$246 ;
-  wire [15:0] \$247 ;
+  wire \$247 ;
   wire \$248 ;
   wire \$249 ;
-  wire [15:0] \$25 ;
-  wire \$250 ;
-  wire [15:0] \$251 ;
+  wire [12:0] \$25 ;
+  wire [1:0] \$250 ;
+  wire \$251 ;
   wire \$252 ;
   wire \$253 ;
-  wire [15:0] \$254 ;
+  wire \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [12:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -6261,20 +5991,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire [15:0] \$27 ;
+  wire [16:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
   wire \$274 ;
-  wire \$275 ;
+  wire [1:0] \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [16:0] \$28 ;
   wire \$280 ;
-  wire \$281 ;
+  wire [2:0] \$281 ;
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
@@ -6283,7 +6013,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$287 ;
   wire \$288 ;
   wire \$289 ;
-  wire [15:0] \$29 ;
+  wire [16:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
   wire \$292 ;
@@ -6295,18 +6025,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [16:0] \$30 ;
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [10:0] \$305 ;
-  wire [10:0] \$306 ;
-  wire [10:0] \$307 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [15:0] \$31 ;
+  wire [24:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
@@ -6317,18 +6047,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
+  wire [24:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
+  wire [1:0] \$323 ;
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire [15:0] \$33 ;
+  wire [24:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire \$332 ;
@@ -6336,43 +6066,43 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [10:0] \$337 ;
-  wire [10:0] \$338 ;
-  wire [10:0] \$339 ;
-  wire \$34 ;
-  wire [28:0] \$340 ;
-  wire [28:0] \$341 ;
-  wire [29:0] \$342 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [10:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [1:0] \$348 ;
   wire \$349 ;
-  wire [15:0] \$35 ;
+  wire [10:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [2:0] \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [5:0] \$36 ;
+  wire [10:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
   wire \$365 ;
-  wire \$366 ;
+  wire [3:0] \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [5:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -6383,7 +6113,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [5:0] \$38 ;
+  wire [10:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
@@ -6394,76 +6124,76 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [5:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire [1:0] \$396 ;
-  wire \$397 ;
+  wire [10:0] \$39 ;
+  wire [26:0] \$390 ;
+  wire [4:0] \$391 ;
+  wire [26:0] \$392 ;
+  wire [4:0] \$393 ;
+  wire [12:0] \$394 ;
+  wire [19:0] \$395 ;
+  wire [11:0] \$396 ;
+  wire [20:0] \$397 ;
   wire \$398 ;
-  wire \$399 ;
+  wire [12:0] \$399 ;
   wire [7:0] \$4 ;
-  wire [5:0] \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
+  wire [10:0] \$40 ;
+  wire [19:0] \$400 ;
+  wire [11:0] \$401 ;
+  wire [20:0] \$402 ;
+  wire [14:0] \$403 ;
+  wire [14:0] \$404 ;
+  wire [14:0] \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [5:0] \$41 ;
+  wire [10:0] \$41 ;
   wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
+  wire [12:0] \$411 ;
+  wire [19:0] \$412 ;
+  wire [11:0] \$413 ;
+  wire [20:0] \$414 ;
   wire \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire \$419 ;
-  wire [5:0] \$42 ;
-  wire \$420 ;
-  wire [1:0] \$421 ;
-  wire \$422 ;
-  wire \$423 ;
+  wire [15:0] \$419 ;
+  wire [10:0] \$42 ;
+  wire [12:0] \$420 ;
+  wire [14:0] \$421 ;
+  wire [8:0] \$422 ;
+  wire [15:0] \$423 ;
   wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire [2:0] \$427 ;
-  wire \$428 ;
-  wire \$429 ;
-  wire [5:0] \$43 ;
-  wire \$430 ;
-  wire \$431 ;
+  wire [12:0] \$425 ;
+  wire [14:0] \$426 ;
+  wire [8:0] \$427 ;
+  wire [15:0] \$428 ;
+  wire [14:0] \$429 ;
+  wire [10:0] \$43 ;
+  wire [14:0] \$430 ;
+  wire [14:0] \$431 ;
   wire \$432 ;
   wire \$433 ;
   wire \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
-  wire [5:0] \$44 ;
-  wire \$440 ;
+  wire [12:0] \$437 ;
+  wire [14:0] \$438 ;
+  wire [8:0] \$439 ;
+  wire \$44 ;
+  wire [15:0] \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire \$445 ;
+  wire [15:0] \$445 ;
   wire \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
-  wire [5:0] \$45 ;
-  wire \$450 ;
-  wire \$451 ;
+  wire [15:0] \$449 ;
+  wire [9:0] \$45 ;
+  wire [15:0] \$450 ;
+  wire [15:0] \$451 ;
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
@@ -6472,7 +6202,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire [6:0] \$46 ;
+  wire [8:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
@@ -6482,8 +6212,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$466 ;
   wire \$467 ;
   wire \$468 ;
-  wire [1:0] \$469 ;
-  wire \$47 ;
+  wire \$469 ;
+  wire [8:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
@@ -6494,7 +6224,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire [15:0] \$48 ;
+  wire [8:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
@@ -6502,23 +6232,23 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$484 ;
   wire \$485 ;
   wire \$486 ;
-  wire \$487 ;
+  wire [15:0] \$487 ;
   wire \$488 ;
-  wire \$489 ;
-  wire \$49 ;
-  wire \$490 ;
+  wire [15:0] \$489 ;
+  wire [8:0] \$49 ;
+  wire [15:0] \$490 ;
   wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [1:0] \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
+  wire \$494 ;
+  wire [11:0] \$495 ;
+  wire [11:0] \$496 ;
+  wire [11:0] \$497 ;
   wire \$498 ;
-  wire \$499 ;
+  wire [9:0] \$499 ;
   wire [7:0] \$5 ;
-  wire \$50 ;
-  wire [2:0] \$500 ;
+  wire [8:0] \$50 ;
+  wire \$500 ;
   wire \$501 ;
   wire \$502 ;
   wire \$503 ;
@@ -6528,10 +6258,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$507 ;
   wire \$508 ;
   wire \$509 ;
-  wire [15:0] \$51 ;
+  wire [8:0] \$51 ;
   wire \$510 ;
   wire \$511 ;
-  wire [3:0] \$512 ;
+  wire \$512 ;
   wire \$513 ;
   wire \$514 ;
   wire \$515 ;
@@ -6539,362 +6269,227 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire \$52 ;
+  wire [8:0] \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire \$522 ;
   wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire \$526 ;
-  wire \$527 ;
-  wire \$528 ;
+  wire [11:0] \$526 ;
+  wire [11:0] \$527 ;
+  wire [11:0] \$528 ;
   wire \$529 ;
-  wire [15:0] \$53 ;
-  wire \$530 ;
-  wire \$531 ;
-  wire \$532 ;
-  wire \$533 ;
+  wire [9:0] \$53 ;
+  wire [11:0] \$530 ;
+  wire [11:0] \$531 ;
+  wire [11:0] \$532 ;
+  wire [8:0] \$533 ;
   wire \$534 ;
   wire \$535 ;
-  wire [26:0] \$536 ;
-  wire [4:0] \$537 ;
-  wire [26:0] \$538 ;
-  wire [4:0] \$539 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
   wire \$54 ;
-  wire [12:0] \$540 ;
-  wire [19:0] \$541 ;
-  wire [11:0] \$542 ;
-  wire [20:0] \$543 ;
-  wire \$544 ;
-  wire [12:0] \$545 ;
-  wire [19:0] \$546 ;
-  wire [11:0] \$547 ;
-  wire [20:0] \$548 ;
-  wire [14:0] \$549 ;
-  wire [15:0] \$55 ;
-  wire [14:0] \$550 ;
-  wire [14:0] \$551 ;
-  wire \$552 ;
-  wire \$553 ;
-  wire \$554 ;
-  wire \$555 ;
-  wire \$556 ;
-  wire [12:0] \$557 ;
-  wire [19:0] \$558 ;
-  wire [11:0] \$559 ;
-  wire [10:0] \$56 ;
-  wire [20:0] \$560 ;
-  wire \$561 ;
-  wire \$562 ;
-  wire \$563 ;
-  wire \$564 ;
-  wire [15:0] \$565 ;
-  wire [12:0] \$566 ;
-  wire [14:0] \$567 ;
-  wire [8:0] \$568 ;
-  wire [15:0] \$569 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [12:0] \$571 ;
-  wire [14:0] \$572 ;
-  wire [8:0] \$573 ;
-  wire [15:0] \$574 ;
-  wire [14:0] \$575 ;
-  wire [14:0] \$576 ;
-  wire [14:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
-  wire [15:0] \$58 ;
-  wire \$580 ;
-  wire \$581 ;
-  wire \$582 ;
-  wire [12:0] \$583 ;
-  wire [14:0] \$584 ;
-  wire [8:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire \$587 ;
-  wire \$588 ;
-  wire \$589 ;
-  wire \$59 ;
-  wire \$590 ;
-  wire [15:0] \$591 ;
-  wire \$592 ;
-  wire \$593 ;
-  wire \$594 ;
-  wire [15:0] \$595 ;
-  wire [15:0] \$596 ;
-  wire [15:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  reg [4:0] \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg \$546 ;
+  reg \$547 ;
+  reg [9:0] \$548 ;
+  reg [15:0] \$549 ;
+  wire [7:0] \$55 ;
+  reg [7:0] \$550 ;
+  reg \$551 ;
+  reg \$552 ;
+  reg \$553 ;
+  reg \$554 ;
+  reg [8:0] \$555 ;
+  reg [10:0] \$556 ;
+  reg \$557 ;
+  reg \$558 ;
+  reg \$559 ;
+  wire [9:0] \$56 ;
+  reg \$560 ;
+  reg [9:0] \$561 ;
+  reg [15:0] \$562 ;
+  reg [4:0] \$563 ;
+  reg \$564 ;
+  reg [7:0] \$565 ;
+  reg [1:0] \$566 ;
+  reg [15:0] \$567 ;
+  reg [15:0] \$568 ;
+  reg [4:0] \$569 ;
+  wire [9:0] \$57 ;
+  reg \$570 ;
+  reg [9:0] \$571 ;
+  reg \$572 ;
+  reg \$573 ;
+  reg \$574 ;
+  reg \$575 ;
+  reg \$576 ;
+  reg \$577 ;
+  reg [4:0] \$578 ;
+  reg \$579 ;
+  wire [13:0] \$58 ;
+  reg [7:0] \$580 ;
+  reg [1:0] \$581 ;
+  reg [27:0] \$582 ;
+  reg [27:0] \$583 ;
+  reg \$584 ;
+  reg [9:0] \$585 ;
+  reg \$586 ;
+  reg \$587 ;
+  reg \$588 ;
+  reg \$589 ;
+  wire [13:0] \$59 ;
+  reg \$590 ;
+  reg \$591 ;
+  reg [4:0] \$592 ;
+  reg \$593 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
+  reg \$598 ;
+  reg \$599 ;
   wire [10:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire \$600 ;
-  wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
-  wire \$604 ;
-  wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
-  wire \$609 ;
-  wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
-  wire \$613 ;
-  wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
-  wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire [15:0] \$622 ;
-  wire \$623 ;
-  wire [15:0] \$624 ;
-  wire [15:0] \$625 ;
-  wire \$626 ;
-  wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
-  wire [15:0] \$63 ;
-  wire [11:0] \$630 ;
-  wire [11:0] \$631 ;
-  wire [11:0] \$632 ;
-  wire \$633 ;
-  wire [9:0] \$634 ;
-  wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
-  wire \$64 ;
-  wire \$640 ;
-  wire \$641 ;
-  wire \$642 ;
-  wire \$643 ;
-  wire \$644 ;
-  wire \$645 ;
-  wire \$646 ;
-  wire \$647 ;
-  wire \$648 ;
-  wire \$649 ;
-  wire [15:0] \$65 ;
-  wire \$650 ;
-  wire \$651 ;
-  wire \$652 ;
-  wire \$653 ;
-  wire \$654 ;
-  wire \$655 ;
-  wire \$656 ;
-  wire \$657 ;
-  wire \$658 ;
-  wire \$659 ;
-  wire [12:0] \$66 ;
-  wire \$660 ;
-  wire [11:0] \$661 ;
-  wire [11:0] \$662 ;
-  wire [11:0] \$663 ;
-  wire \$664 ;
-  wire [11:0] \$665 ;
-  wire [11:0] \$666 ;
-  wire [11:0] \$667 ;
-  wire [8:0] \$668 ;
-  wire \$669 ;
-  wire \$67 ;
-  wire \$670 ;
-  wire \$671 ;
-  wire \$672 ;
-  wire \$673 ;
-  wire \$674 ;
-  wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
-  reg [4:0] \$678 ;
+  wire [13:0] \$60 ;
+  reg \$600 ;
+  reg \$601 ;
+  reg \$602 ;
+  reg \$603 ;
+  reg [26:0] \$604 ;
+  reg [6:0] \$605 ;
+  reg [10:0] \$606 ;
+  reg [26:0] \$607 ;
+  reg [5:0] \$608 ;
+  reg [10:0] \$609 ;
+  wire [13:0] \$61 ;
+  reg [4:0] \$610 ;
+  reg \$611 ;
+  reg [7:0] \$612 ;
+  reg [1:0] \$613 ;
+  reg [26:0] \$614 ;
+  reg \$615 ;
+  reg [4:0] \$616 ;
+  reg [10:0] \$617 ;
+  reg \$618 ;
+  reg \$619 ;
+  wire [7:0] \$62 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [6:0] \$623 ;
+  reg \$624 ;
+  reg [5:0] \$625 ;
+  reg [26:0] \$626 ;
+  reg [6:0] \$627 ;
+  reg [10:0] \$628 ;
+  reg [26:0] \$629 ;
+  wire [7:0] \$63 ;
+  reg [5:0] \$630 ;
+  reg [10:0] \$631 ;
+  reg [4:0] \$632 ;
+  reg \$633 ;
+  reg [7:0] \$634 ;
+  reg [1:0] \$635 ;
+  reg [35:0] \$636 ;
+  reg [63:0] \$637 ;
+  reg \$638 ;
+  reg \$639 ;
+  wire [7:0] \$64 ;
+  reg [11:0] \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg [28:0] \$645 ;
+  reg [31:0] \$646 ;
+  reg \$647 ;
+  reg \$648 ;
+  reg [11:0] \$649 ;
+  wire [7:0] \$65 ;
+  reg \$650 ;
+  reg \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg [4:0] \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg [1:0] \$657 ;
+  reg [10:0] \$658 ;
+  reg \$659 ;
+  wire [7:0] \$66 ;
+  reg \$660 ;
+  reg [11:0] \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg [7:0] \$666 ;
+  reg \$667 ;
+  reg \$668 ;
+  reg [11:0] \$669 ;
+  wire [7:0] \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg \$672 ;
+  reg \$673 ;
+  reg [4:0] \$674 ;
+  reg \$675 ;
+  reg [7:0] \$676 ;
+  reg [1:0] \$677 ;
+  reg [15:0] \$678 ;
   reg \$679 ;
-  wire [15:0] \$68 ;
+  wire [7:0] \$68 ;
   reg \$680 ;
-  reg \$681 ;
-  reg \$682 ;
-  reg [9:0] \$683 ;
-  reg [15:0] \$684 ;
-  reg [7:0] \$685 ;
-  reg \$686 ;
-  reg \$687 ;
-  reg \$688 ;
-  reg \$689 ;
+  reg [1:0] \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
-  reg [8:0] \$690 ;
-  reg [10:0] \$691 ;
-  reg \$692 ;
-  reg \$693 ;
-  reg \$694 ;
-  reg \$695 ;
-  reg [9:0] \$696 ;
-  reg [15:0] \$697 ;
-  reg [4:0] \$698 ;
-  reg \$699 ;
   wire [10:0] \$7 ;
-  wire [15:0] \$70 ;
-  reg [7:0] \$700 ;
-  reg [1:0] \$701 ;
-  reg [15:0] \$702 ;
-  reg [15:0] \$703 ;
-  reg [4:0] \$704 ;
-  reg \$705 ;
-  reg [9:0] \$706 ;
-  reg \$707 ;
-  reg \$708 ;
-  reg \$709 ;
-  wire [16:0] \$71 ;
-  reg \$710 ;
-  reg \$711 ;
-  reg \$712 ;
-  reg [4:0] \$713 ;
-  reg \$714 ;
-  reg [7:0] \$715 ;
-  reg [1:0] \$716 ;
-  reg [27:0] \$717 ;
-  reg [27:0] \$718 ;
-  reg \$719 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
-  reg [9:0] \$720 ;
-  reg \$721 ;
-  reg \$722 ;
-  reg \$723 ;
-  reg \$724 ;
-  reg \$725 ;
-  reg \$726 ;
-  reg [4:0] \$727 ;
-  reg \$728 ;
-  reg [7:0] \$729 ;
-  wire [15:0] \$73 ;
-  reg [1:0] \$730 ;
-  reg [27:0] \$731 ;
-  reg [9:0] \$732 ;
-  reg \$733 ;
-  reg \$734 ;
-  reg \$735 ;
-  reg \$736 ;
-  reg \$737 ;
-  reg \$738 ;
-  reg [26:0] \$739 ;
+  wire \$73 ;
   wire \$74 ;
-  reg [6:0] \$740 ;
-  reg [10:0] \$741 ;
-  reg [26:0] \$742 ;
-  reg [5:0] \$743 ;
-  reg [10:0] \$744 ;
-  reg [4:0] \$745 ;
-  reg \$746 ;
-  reg [7:0] \$747 ;
-  reg [1:0] \$748 ;
-  reg [26:0] \$749 ;
-  wire [15:0] \$75 ;
-  reg \$750 ;
-  reg [4:0] \$751 ;
-  reg [10:0] \$752 ;
-  reg \$753 ;
-  reg \$754 ;
-  reg \$755 ;
-  reg \$756 ;
-  reg \$757 ;
-  reg [6:0] \$758 ;
-  reg \$759 ;
-  wire [16:0] \$76 ;
-  reg [5:0] \$760 ;
-  reg [26:0] \$761 ;
-  reg [6:0] \$762 ;
-  reg [10:0] \$763 ;
-  reg [26:0] \$764 ;
-  reg [5:0] \$765 ;
-  reg [10:0] \$766 ;
-  reg [4:0] \$767 ;
-  reg \$768 ;
-  reg [7:0] \$769 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
-  reg [1:0] \$770 ;
-  reg [35:0] \$771 ;
-  reg [63:0] \$772 ;
-  reg \$773 ;
-  reg \$774 ;
-  reg [11:0] \$775 ;
-  reg \$776 ;
-  reg \$777 ;
-  reg \$778 ;
-  reg \$779 ;
-  wire [15:0] \$78 ;
-  reg [28:0] \$780 ;
-  reg [31:0] \$781 ;
-  reg \$782 ;
-  reg \$783 ;
-  reg [11:0] \$784 ;
-  reg \$785 ;
-  reg \$786 ;
-  reg \$787 ;
-  reg \$788 ;
-  reg [4:0] \$789 ;
+  wire \$78 ;
   wire \$79 ;
-  reg \$790 ;
-  reg [7:0] \$791 ;
-  reg [1:0] \$792 ;
-  reg [10:0] \$793 ;
-  reg \$794 ;
-  reg \$795 ;
-  reg [11:0] \$796 ;
-  reg \$797 ;
-  reg \$798 ;
-  reg \$799 ;
   wire [16:0] \$8 ;
-  wire [15:0] \$80 ;
-  reg \$800 ;
-  reg [7:0] \$801 ;
-  reg \$802 ;
-  reg \$803 ;
-  reg [11:0] \$804 ;
-  reg \$805 ;
-  reg \$806 ;
-  reg \$807 ;
-  reg \$808 ;
-  reg [4:0] \$809 ;
-  wire [16:0] \$81 ;
-  reg \$810 ;
-  reg [7:0] \$811 ;
-  reg [1:0] \$812 ;
-  reg [15:0] \$813 ;
-  reg \$814 ;
-  reg \$815 ;
-  reg [1:0] \$816 ;
-  wire \$817 ;
-  wire \$818 ;
-  wire \$819 ;
+  wire \$80 ;
+  wire \$81 ;
   wire \$82 ;
-  wire \$820 ;
-  wire \$821 ;
-  wire \$822 ;
-  wire \$823 ;
-  wire \$824 ;
-  wire [15:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire [16:0] \$86 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
   wire [16:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [24:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [15:0] \$95 ;
-  wire [24:0] \$96 ;
+  wire \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  wire [15:0] \$98 ;
+  wire \$98 ;
   wire \$99 ;
   input [20:0] a;
   wire [20:0] a;
@@ -7189,1933 +6784,1797 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  assign \$170  = fresh & product_step[0];
-  assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_step[0];
-  assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_step[0];
-  assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_step[0];
-  assign \$178  = \$177  ? 16'h0000 : acc;
-  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
-  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
-  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
-  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
-  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
-  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
-  assign \$186  = \$146 [6] ? \$149  : \$185 ;
-  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
-  assign \$187  = ! step_mode;
-  assign \$189  = step_mode == 1'h1;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = step_mode == 2'h2;
-  assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_step[0];
-  assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_step[0];
-  assign \$196  = \$195  ? 16'h0000 : acc;
-  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
-  assign \$197  = ! step_mode;
-  assign \$199  = step_mode == 1'h1;
-  assign \$200  = \$198  | \$199 ;
-  assign \$201  = step_mode == 2'h2;
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_step[0];
-  assign \$204  = \$203  ? 16'h0000 : acc;
-  assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_step[0];
-  assign \$207  = \$206  ? 16'h0000 : acc;
-  assign \$208  = ! \$207 [9:0];
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_step[0];
-  assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_step[0];
-  assign \$214  = \$213  ? 16'h0000 : acc;
-  assign \$215  = ! \$214 [6:0];
-  assign \$216  = \$212  & \$215 ;
-  assign base_zero = \$202  ? \$209  : \$216 ;
-  assign \$217  = ! step_mode;
-  assign \$219  = step_mode == 1'h1;
-  assign \$220  = \$218  | \$219 ;
-  assign \$221  = step_mode == 2'h2;
-  assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_step[0];
-  assign \$224  = \$223  ? 16'h0000 : acc;
-  assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_step[0];
-  assign \$227  = \$226  ? 16'h0000 : acc;
-  assign \$228  = ! \$227 [9:0];
-  assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_step[0];
-  assign \$231  = \$230  ? 16'h0000 : acc;
-  assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_step[0];
-  assign \$234  = \$233  ? 16'h0000 : acc;
-  assign \$235  = ! \$234 [6:0];
-  assign \$236  = \$232  & \$235 ;
-  assign base_inf = \$222  ? \$229  : \$236 ;
-  assign \$237  = ! step_mode;
-  assign \$239  = step_mode == 1'h1;
-  assign \$240  = \$238  | \$239 ;
-  assign \$241  = step_mode == 2'h2;
-  assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_step[0];
-  assign \$244  = \$243  ? 16'h0000 : acc;
-  assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_step[0];
-  assign \$247  = \$246  ? 16'h0000 : acc;
-  assign \$248  = | \$247 [9:0];
-  assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_step[0];
-  assign \$251  = \$250  ? 16'h0000 : acc;
-  assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_step[0];
-  assign \$254  = \$253  ? 16'h0000 : acc;
-  assign \$255  = | \$254 [6:0];
-  assign \$256  = \$252  & \$255 ;
-  assign base_nan = \$242  ? \$249  : \$256 ;
-  assign \$257  = ! step_mode;
-  assign \$259  = step_mode == 1'h1;
-  assign \$260  = \$258  | \$259 ;
-  assign \$261  = step_mode == 2'h2;
-  assign \$262  = \$260  | \$261 ;
-  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
-  assign \$263  = ! step_mode;
-  assign \$265  = step_mode == 1'h1;
-  assign \$266  = \$264  | \$265 ;
-  assign \$267  = step_mode == 2'h2;
-  assign \$268  = \$266  | \$267 ;
-  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
-  assign \$269  = ~ unpack_q_0_zero;
-  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = \$270  | \$273 ;
-  assign \$275  = \$269  & \$274 ;
-  assign add_a_big = unpack_q_1_zero | \$275 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
-  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
-  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
-  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
-  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
-  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
-  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
-  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
-  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
-  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
-  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
-  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
-  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
-  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
-  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
-  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
-  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
-  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
-  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
-  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
-  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
-  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
-  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
-  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
-  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
-  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
-  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
-  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
-  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
-  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
-  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
-  assign \$306  = \$304  ? 11'h000 : \$305 ;
-  assign \$307  = \$303  ? 11'h05e : \$306 ;
-  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
-  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
-  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
-  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
-  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
-  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
-  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
-  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
-  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
-  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
-  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
-  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
-  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
-  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
-  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
-  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
-  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
-  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
-  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
-  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
-  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
-  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
-  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
-  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
-  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
-  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
-  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
-  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
-  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
-  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
-  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
-  assign \$338  = \$336  ? 11'h000 : \$337 ;
-  assign \$339  = \$335  ? 11'h03e : \$338 ;
-  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
-  assign \$340  = align_q_big - align_q_small;
-  assign \$341  = align_q_big + align_q_small;
-  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
-  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$344  = ~ \$343 ;
-  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$346  = ~ \$345 ;
-  assign \$347  = \$344  & \$346 ;
-  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$349  = ~ \$348 ;
-  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = \$349  & \$351 ;
-  assign \$353  = \$347  & \$352 ;
-  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$355  = ~ \$354 ;
-  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$355  & \$357 ;
-  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$360  = ~ \$359 ;
-  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = \$360  & \$362 ;
-  assign \$364  = \$358  & \$363 ;
-  assign \$365  = \$353  & \$364 ;
-  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367  & \$369 ;
-  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$372  = ~ \$371 ;
-  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = \$372  & \$374 ;
-  assign \$376  = \$370  & \$375 ;
-  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$378  = ~ \$377 ;
-  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = ~ add_q_0_total[1];
-  assign \$392  = ~ add_q_0_total[3];
-  assign \$393  = \$389  ? \$392  : \$391 ;
-  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$395  = ~ \$394 ;
-  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$398  = ~ \$397 ;
-  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$405  = ~ \$404 ;
-  assign \$406  = \$403  & \$405 ;
-  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$408  = ~ \$407 ;
-  assign \$409  = ~ add_q_0_total[5];
-  assign \$410  = ~ add_q_0_total[7];
-  assign \$411  = \$407  ? \$410  : \$409 ;
-  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$413  = ~ \$412 ;
-  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = ~ add_q_0_total[9];
-  assign \$417  = ~ add_q_0_total[11];
-  assign \$418  = \$414  ? \$417  : \$416 ;
-  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$420  = ~ \$419 ;
-  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
-  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$423  = ~ \$422 ;
-  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$425  = ~ \$424 ;
-  assign \$426  = \$423  & \$425 ;
-  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
-  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$431  = ~ \$430 ;
-  assign \$432  = \$429  & \$431 ;
-  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$434  = ~ \$433 ;
-  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$436  = ~ \$435 ;
-  assign \$437  = \$434  & \$436 ;
-  assign \$438  = \$432  & \$437 ;
-  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$442  = ~ \$441 ;
-  assign \$443  = \$440  & \$442 ;
-  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$445  = ~ \$444 ;
-  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$447  = ~ \$446 ;
-  assign \$448  = \$445  & \$447 ;
-  assign \$449  = \$443  & \$448 ;
-  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$451  = ~ \$450 ;
-  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$451  & \$453 ;
-  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = ~ add_q_0_total[13];
-  assign \$458  = ~ add_q_0_total[15];
-  assign \$459  = \$455  ? \$458  : \$457 ;
-  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$463  = ~ \$462 ;
-  assign \$464  = ~ add_q_0_total[17];
-  assign \$465  = ~ add_q_0_total[19];
-  assign \$466  = \$462  ? \$465  : \$464 ;
-  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
-  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471  & \$473 ;
-  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$476  = ~ \$475 ;
-  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$478  = ~ \$477 ;
-  assign \$479  = \$476  & \$478 ;
-  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$481  = ~ \$480 ;
-  assign \$482  = ~ add_q_0_total[21];
-  assign \$483  = ~ add_q_0_total[23];
-  assign \$484  = \$480  ? \$483  : \$482 ;
-  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$486  = ~ \$485 ;
-  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = ~ add_q_0_total[25];
-  assign \$490  = ~ add_q_0_total[27];
-  assign \$491  = \$487  ? \$490  : \$489 ;
-  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
-  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$496  = ~ \$495 ;
-  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = \$496  & \$498 ;
-  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
-  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$502  = ~ \$501 ;
-  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = \$502  & \$504 ;
-  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$507  = ~ \$506 ;
-  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = \$507  & \$509 ;
-  assign \$511  = \$505  & \$510 ;
-  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
-  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$514  = ~ \$513 ;
-  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = \$514  & \$516 ;
-  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$519  = ~ \$518 ;
-  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = \$519  & \$521 ;
-  assign \$523  = \$517  & \$522 ;
-  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$525  = ~ \$524 ;
-  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = \$525  & \$527 ;
-  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$530  = ~ \$529 ;
-  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = \$530  & \$532 ;
-  assign \$534  = \$528  & \$533 ;
-  assign \$535  = \$523  & \$534 ;
+  assign \$293  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$294  = ~ \$293 ;
+  assign \$295  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$296  = ~ \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$299  = ~ \$298 ;
+  assign \$300  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$301  = ~ \$300 ;
+  assign \$302  = \$299  & \$301 ;
+  assign \$303  = \$297  & \$302 ;
+  assign \$304  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$305  = ~ \$304 ;
+  assign \$306  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$307  = ~ \$306 ;
+  assign \$308  = \$305  & \$307 ;
+  assign \$309  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$310  = ~ \$309 ;
+  assign \$311  = ~ add_q_0_total[13];
+  assign \$312  = ~ add_q_0_total[15];
+  assign \$313  = \$309  ? \$312  : \$311 ;
+  assign \$314  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$315  = ~ \$314 ;
+  assign \$316  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$317  = ~ \$316 ;
+  assign \$318  = ~ add_q_0_total[17];
+  assign \$319  = ~ add_q_0_total[19];
+  assign \$320  = \$316  ? \$319  : \$318 ;
+  assign \$321  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$322  = ~ \$321 ;
+  assign \$323  = \$308  ? { \$315 , \$313  } : { \$322 , \$320  };
+  assign \$324  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$325  = ~ \$324 ;
+  assign \$326  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$325  & \$327 ;
+  assign \$329  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$330  = ~ \$329 ;
+  assign \$331  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$332  = ~ \$331 ;
+  assign \$333  = \$330  & \$332 ;
+  assign \$334  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$335  = ~ \$334 ;
+  assign \$336  = ~ add_q_0_total[21];
+  assign \$337  = ~ add_q_0_total[23];
+  assign \$338  = \$334  ? \$337  : \$336 ;
+  assign \$339  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$340  = ~ \$339 ;
+  assign \$341  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$342  = ~ \$341 ;
+  assign \$343  = ~ add_q_0_total[25];
+  assign \$344  = ~ add_q_0_total[27];
+  assign \$345  = \$341  ? \$344  : \$343 ;
+  assign \$346  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$347  = ~ \$346 ;
+  assign \$348  = \$333  ? { \$340 , \$338  } : { \$347 , \$345  };
+  assign \$349  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$350  = ~ \$349 ;
+  assign \$351  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$352  = ~ \$351 ;
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = \$303  ? { \$328 , \$323  } : { \$353 , \$348  };
+  assign \$355  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$356  = ~ \$355 ;
+  assign \$357  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$358  = ~ \$357 ;
+  assign \$359  = \$356  & \$358 ;
+  assign \$360  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$361  = ~ \$360 ;
+  assign \$362  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$363  = ~ \$362 ;
+  assign \$364  = \$361  & \$363 ;
+  assign \$365  = \$359  & \$364 ;
+  assign \$366  = \$219  ? { \$292 , \$281  } : { \$365 , \$354  };
+  assign \$367  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$368  = ~ \$367 ;
+  assign \$369  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$370  = ~ \$369 ;
+  assign \$371  = \$368  & \$370 ;
+  assign \$372  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$373  = ~ \$372 ;
+  assign \$374  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$375  = ~ \$374 ;
+  assign \$376  = \$373  & \$375 ;
+  assign \$377  = \$371  & \$376 ;
+  assign \$378  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$379  = ~ \$378 ;
+  assign \$380  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$381  = ~ \$380 ;
+  assign \$382  = \$379  & \$381 ;
+  assign \$383  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$384  = ~ \$383 ;
+  assign \$385  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$386  = ~ \$385 ;
+  assign \$387  = \$384  & \$386 ;
+  assign \$388  = \$382  & \$387 ;
+  assign \$389  = \$377  & \$388 ;
   assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
-  assign sum_fp16_sr8_small = ! \$536 ;
-  assign \$537  = ~ { \$535 , \$512  };
-  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
-  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
-  assign sum_bf16_rne_small = ! \$538 ;
-  assign \$539  = ~ { \$535 , \$512  };
-  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign \$390  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$390 ;
+  assign \$391  = ~ { \$389 , \$366  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$391  };
+  assign \$392  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$392 ;
+  assign \$393  = ~ { \$389 , \$366  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$393  };
   assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
   assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
-  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$542  = round_q_0_count + round_q_0_up;
-  assign \$543  = \$541  + \$542 ;
-  assign \$544  = \$543  > 15'h7bff;
-  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$547  = round_q_0_count + round_q_0_up;
-  assign \$548  = \$546  + \$547 ;
-  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
-  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
-  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
-  assign \$554  = ~ round_q_0_inf;
-  assign \$555  = ~ round_q_0_zero;
-  assign \$556  = \$554  & \$555 ;
-  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$559  = round_q_0_count + round_q_0_up;
-  assign \$560  = \$558  + \$559 ;
-  assign \$561  = \$560  > 15'h7bff;
-  assign \$562  = \$556  & \$561 ;
-  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
-  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$568  = round_q_1_count + round_q_1_up;
-  assign \$569  = \$567  + \$568 ;
-  assign \$570  = \$569  > 15'h7f7f;
-  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$573  = round_q_1_count + round_q_1_up;
-  assign \$574  = \$572  + \$573 ;
-  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
-  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
-  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
-  assign \$580  = ~ round_q_1_inf;
-  assign \$581  = ~ round_q_1_zero;
-  assign \$582  = \$580  & \$581 ;
-  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$585  = round_q_1_count + round_q_1_up;
-  assign \$586  = \$584  + \$585 ;
-  assign \$587  = \$586  > 15'h7f7f;
-  assign \$588  = \$582  & \$587 ;
-  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
-  assign \$592  = ! round_control_3;
-  assign \$593  = round_control_3 == 1'h1;
-  assign \$594  = round_control_3 == 2'h2;
-  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
-  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
-  assign \$598  = a[17] ^ b[17];
-  assign \$599  = a[18] | b[18];
-  assign \$600  = a[20] | b[20];
-  assign \$601  = \$600  | a[19];
-  assign \$602  = \$601  | b[19];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$599  & \$603 ;
-  assign \$605  = a[19] | b[19];
-  assign \$606  = a[20] | b[20];
-  assign \$607  = \$606  | a[18];
-  assign \$608  = \$607  | b[18];
-  assign \$609  = ~ \$608 ;
-  assign \$610  = \$605  & \$609 ;
-  assign \$611  = a[20] | b[20];
-  assign \$612  = a[19] & b[18];
-  assign \$613  = \$611  | \$612 ;
-  assign \$614  = a[18] & b[19];
-  assign \$615  = \$613  | \$614 ;
-  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$617  = ~ product_step[0];
-  assign \$618  = product_0_zero | \$617 ;
-  assign \$619  = product_0_inf & product_step[0];
-  assign \$620  = product_0_nan & product_step[0];
-  assign \$621  = ~ fresh;
-  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$625  = \$623  ? 16'h0000 : \$624 ;
-  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$628  = \$626  | \$627 ;
-  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$630  = - $signed(add_exp_diff);
-  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
-  assign \$632  = \$628  ? 12'h01a : \$631 ;
-  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$639  = \$637  & \$638 ;
-  assign \$640  = \$636  | \$639 ;
-  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$643  = ~ \$642 ;
-  assign \$644  = \$641  & \$643 ;
-  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$647  = \$645  & \$646 ;
-  assign \$648  = ~ \$647 ;
-  assign \$649  = \$644  & \$648 ;
-  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$653  = | add_small_wide[25:0];
-  assign \$654  = ! add_q_0_total[27:1];
-  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
-  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
-  assign \$658  = ! add_q_0_total[27:1];
-  assign \$659  = add_q_0_flags_both_zero | \$658 ;
-  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
-  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$662  = \$660  ? 12'h010 : \$661 ;
-  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
-  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
-  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$666  = \$664  ? 12'h080 : \$665 ;
-  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
-  assign \$668  = place_q_0_kept[24:17] + place_control_2;
-  assign \$669  = | place_q_1_kept[19:0];
-  assign \$670  = | place_q_1_below;
-  assign \$671  = \$670  | place_q_1_sticky;
-  assign \$672  = \$669  | \$671 ;
-  assign \$673  = \$672  | place_q_1_kept[21];
-  assign \$674  = place_q_1_kept[20] & \$673 ;
-  assign \$675  = round_control_0[0] & round_control_0[1];
-  assign \$676  = ~ round_control_1;
-  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  assign \$394  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$396  = round_q_0_count + round_q_0_up;
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = \$397  > 15'h7bff;
+  assign \$399  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$401  = round_q_0_count + round_q_0_up;
+  assign \$402  = \$400  + \$401 ;
+  assign \$403  = \$398  ? 15'h7c00 : \$402 [14:0];
+  assign \$404  = round_q_0_zero ? 15'h0000 : \$403 ;
+  assign \$405  = round_q_0_inf ? 15'h7c00 : \$404 ;
+  assign \$408  = ~ round_q_0_inf;
+  assign \$409  = ~ round_q_0_zero;
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$413  = round_q_0_count + round_q_0_up;
+  assign \$414  = \$412  + \$413 ;
+  assign \$415  = \$414  > 15'h7bff;
+  assign \$416  = \$410  & \$415 ;
+  assign \$419  = \$418  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$420  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$422  = round_q_1_count + round_q_1_up;
+  assign \$423  = \$421  + \$422 ;
+  assign \$424  = \$423  > 15'h7f7f;
+  assign \$425  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$427  = round_q_1_count + round_q_1_up;
+  assign \$428  = \$426  + \$427 ;
+  assign \$429  = \$424  ? 15'h7f80 : \$428 [14:0];
+  assign \$430  = round_q_1_zero ? 15'h0000 : \$429 ;
+  assign \$431  = round_q_1_inf ? 15'h7f80 : \$430 ;
+  assign \$434  = ~ round_q_1_inf;
+  assign \$435  = ~ round_q_1_zero;
+  assign \$436  = \$434  & \$435 ;
+  assign \$437  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$439  = round_q_1_count + round_q_1_up;
+  assign \$440  = \$438  + \$439 ;
+  assign \$441  = \$440  > 15'h7f7f;
+  assign \$442  = \$436  & \$441 ;
+  assign \$445  = \$444  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$446  = ! round_control_3;
+  assign \$447  = round_control_3 == 1'h1;
+  assign \$448  = round_control_3 == 2'h2;
+  assign \$449  = \$448  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$450  = \$447  ? sum_fp16_sr8 : \$449 ;
+  assign \$451  = \$446  ? sum_fp16_sr8 : \$450 ;
+  assign \$452  = a[17] ^ b[17];
+  assign \$453  = a[18] | b[18];
+  assign \$454  = a[20] | b[20];
+  assign \$455  = \$454  | a[19];
+  assign \$456  = \$455  | b[19];
+  assign \$457  = ~ \$456 ;
+  assign \$458  = \$453  & \$457 ;
+  assign \$459  = a[19] | b[19];
+  assign \$460  = a[20] | b[20];
+  assign \$461  = \$460  | a[18];
+  assign \$462  = \$461  | b[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = \$459  & \$463 ;
+  assign \$465  = a[20] | b[20];
+  assign \$466  = a[19] & b[18];
+  assign \$467  = \$465  | \$466 ;
+  assign \$468  = a[18] & b[19];
+  assign \$469  = \$467  | \$468 ;
+  assign \$470  = fresh & product_step[0];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = base_sign & \$471 ;
+  assign \$473  = fresh & product_step[0];
+  assign \$474  = base_zero | \$473 ;
+  assign \$475  = fresh & product_step[0];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = base_inf & \$476 ;
+  assign \$478  = fresh & product_step[0];
+  assign \$479  = ~ \$478 ;
+  assign \$480  = base_nan & \$479 ;
+  assign \$481  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$482  = ~ product_step[0];
+  assign \$483  = product_0_zero | \$482 ;
+  assign \$484  = product_0_inf & product_step[0];
+  assign \$485  = product_0_nan & product_step[0];
+  assign \$486  = ~ fresh;
+  assign \$487  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$488  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$489  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$490  = \$488  ? 16'h0000 : \$489 ;
+  assign \$491  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$492  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$493  = \$491  | \$492 ;
+  assign \$494  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$495  = - $signed(add_exp_diff);
+  assign \$496  = \$494  ? \$495  : { add_exp_diff[10], add_exp_diff };
+  assign \$497  = \$493  ? 12'h01a : \$496 ;
+  assign \$498  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$499  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$500  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$501  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$502  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$503  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$504  = \$502  & \$503 ;
+  assign \$505  = \$501  | \$504 ;
+  assign \$506  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$507  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$508  = ~ \$507 ;
+  assign \$509  = \$506  & \$508 ;
+  assign \$510  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$511  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$512  = \$510  & \$511 ;
+  assign \$513  = ~ \$512 ;
+  assign \$514  = \$509  & \$513 ;
+  assign \$515  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$516  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$517  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$518  = | add_small_wide[25:0];
+  assign \$519  = ! add_q_0_total[27:1];
+  assign \$520  = \$519  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$521  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$520 ;
+  assign \$522  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$521 ;
+  assign \$523  = ! add_q_0_total[27:1];
+  assign \$524  = add_q_0_flags_both_zero | \$523 ;
+  assign \$525  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$526  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$527  = \$525  ? 12'h010 : \$526 ;
+  assign \$528  = normalize_q_1_0_small ? 12'hff2 : \$527 ;
+  assign \$529  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$530  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$531  = \$529  ? 12'h080 : \$530 ;
+  assign \$532  = normalize_q_1_1_small ? 12'hf82 : \$531 ;
+  assign \$533  = place_q_0_kept[24:17] + place_control_2;
+  assign \$534  = | place_q_1_kept[19:0];
+  assign \$535  = | place_q_1_below;
+  assign \$536  = \$535  | place_q_1_sticky;
+  assign \$537  = \$534  | \$536 ;
+  assign \$538  = \$537  | place_q_1_kept[21];
+  assign \$539  = place_q_1_kept[20] & \$538 ;
+  assign \$540  = round_control_0[0] & round_control_0[1];
+  assign \$541  = ~ round_control_1;
+  assign \$542  = round_control_0[0] ? round_control_0[1] : \$541 ;
   always @(posedge clk)
-    product_step <= \$678 ;
+    product_step <= \$543 ;
   always @(posedge clk)
-    product_0_sign <= \$679 ;
+    product_0_sign <= \$544 ;
   always @(posedge clk)
-    product_0_zero <= \$680 ;
+    product_0_zero <= \$545 ;
   always @(posedge clk)
-    product_0_inf <= \$681 ;
+    product_0_inf <= \$546 ;
   always @(posedge clk)
-    product_0_nan <= \$682 ;
+    product_0_nan <= \$547 ;
   always @(posedge clk)
-    product_0_exp <= \$683 ;
+    product_0_exp <= \$548 ;
   always @(posedge clk)
-    product_0_full <= \$684 ;
+    product_0_full <= \$549 ;
   always @(posedge clk)
-    product_1 <= \$685 ;
+    product_1 <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$686 ;
+    unpack_q_0_sign <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$687 ;
+    unpack_q_0_zero <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$688 ;
+    unpack_q_0_inf <= \$553 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$689 ;
+    unpack_q_0_nan <= \$554 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$690 ;
+    unpack_q_0_exp <= \$555 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$691 ;
+    unpack_q_0_sig <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$692 ;
+    unpack_q_1_sign <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$693 ;
+    unpack_q_1_zero <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$694 ;
+    unpack_q_1_inf <= \$559 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$695 ;
+    unpack_q_1_nan <= \$560 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$696 ;
+    unpack_q_1_exp <= \$561 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$697 ;
+    unpack_q_1_sig <= \$562 ;
   always @(posedge clk)
-    unpack_control_0 <= \$698 ;
+    unpack_control_0 <= \$563 ;
   always @(posedge clk)
-    unpack_control_1 <= \$699 ;
+    unpack_control_1 <= \$564 ;
   always @(posedge clk)
-    unpack_control_2 <= \$700 ;
+    unpack_control_2 <= \$565 ;
   always @(posedge clk)
-    unpack_control_3 <= \$701 ;
+    unpack_control_3 <= \$566 ;
   always @(posedge clk)
-    order_q_big_sig <= \$702 ;
+    order_q_big_sig <= \$567 ;
   always @(posedge clk)
-    order_q_small_sig <= \$703 ;
+    order_q_small_sig <= \$568 ;
   always @(posedge clk)
-    order_q_shift <= \$704 ;
+    order_q_shift <= \$569 ;
   always @(posedge clk)
-    order_q_subtract <= \$705 ;
+    order_q_subtract <= \$570 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$706 ;
+    order_q_flags_big_exp <= \$571 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$707 ;
+    order_q_flags_big_sign <= \$572 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$708 ;
+    order_q_flags_nan <= \$573 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$709 ;
+    order_q_flags_inf <= \$574 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$710 ;
+    order_q_flags_inf_sign <= \$575 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$711 ;
+    order_q_flags_both_zero <= \$576 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$712 ;
+    order_q_flags_zero_sign <= \$577 ;
   always @(posedge clk)
-    order_control_0 <= \$713 ;
+    order_control_0 <= \$578 ;
   always @(posedge clk)
-    order_control_1 <= \$714 ;
+    order_control_1 <= \$579 ;
   always @(posedge clk)
-    order_control_2 <= \$715 ;
+    order_control_2 <= \$580 ;
   always @(posedge clk)
-    order_control_3 <= \$716 ;
+    order_control_3 <= \$581 ;
   always @(posedge clk)
-    align_q_big <= \$717 ;
+    align_q_big <= \$582 ;
   always @(posedge clk)
-    align_q_small <= \$718 ;
+    align_q_small <= \$583 ;
   always @(posedge clk)
-    align_q_subtract <= \$719 ;
+    align_q_subtract <= \$584 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$720 ;
+    align_q_flags_big_exp <= \$585 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$721 ;
+    align_q_flags_big_sign <= \$586 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$722 ;
+    align_q_flags_nan <= \$587 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$723 ;
+    align_q_flags_inf <= \$588 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$724 ;
+    align_q_flags_inf_sign <= \$589 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$725 ;
+    align_q_flags_both_zero <= \$590 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$726 ;
+    align_q_flags_zero_sign <= \$591 ;
   always @(posedge clk)
-    align_control_0 <= \$727 ;
+    align_control_0 <= \$592 ;
   always @(posedge clk)
-    align_control_1 <= \$728 ;
+    align_control_1 <= \$593 ;
   always @(posedge clk)
-    align_control_2 <= \$729 ;
+    align_control_2 <= \$594 ;
   always @(posedge clk)
-    align_control_3 <= \$730 ;
+    align_control_3 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$731 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$732 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$733 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$734 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$735 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$736 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$737 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$738 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0_small_mask <= \$739 ;
+    add_q_1_0_small_mask <= \$604 ;
   always @(posedge clk)
-    add_q_1_0_small_right <= \$740 ;
+    add_q_1_0_small_right <= \$605 ;
   always @(posedge clk)
-    add_q_1_0_over <= \$741 ;
+    add_q_1_0_over <= \$606 ;
   always @(posedge clk)
-    add_q_1_1_small_mask <= \$742 ;
+    add_q_1_1_small_mask <= \$607 ;
   always @(posedge clk)
-    add_q_1_1_small_right <= \$743 ;
+    add_q_1_1_small_right <= \$608 ;
   always @(posedge clk)
-    add_q_1_1_over <= \$744 ;
+    add_q_1_1_over <= \$609 ;
   always @(posedge clk)
-    add_control_0 <= \$745 ;
+    add_control_0 <= \$610 ;
   always @(posedge clk)
-    add_control_1 <= \$746 ;
+    add_control_1 <= \$611 ;
   always @(posedge clk)
-    add_control_2 <= \$747 ;
+    add_control_2 <= \$612 ;
   always @(posedge clk)
-    add_control_3 <= \$748 ;
+    add_control_3 <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_window <= \$749 ;
+    normalize_q_0_window <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$750 ;
+    normalize_q_0_sticky <= \$615 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$751 ;
+    normalize_q_0_lz <= \$616 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$752 ;
+    normalize_q_0_top <= \$617 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$753 ;
+    normalize_q_0_sign <= \$618 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$754 ;
+    normalize_q_0_zero <= \$619 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$755 ;
+    normalize_q_0_inf <= \$620 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$756 ;
+    normalize_q_0_nan <= \$621 ;
   always @(posedge clk)
-    normalize_q_1_0_small <= \$757 ;
+    normalize_q_1_0_small <= \$622 ;
   always @(posedge clk)
-    normalize_q_1_0_right <= \$758 ;
+    normalize_q_1_0_right <= \$623 ;
   always @(posedge clk)
-    normalize_q_1_1_small <= \$759 ;
+    normalize_q_1_1_small <= \$624 ;
   always @(posedge clk)
-    normalize_q_1_1_right <= \$760 ;
+    normalize_q_1_1_right <= \$625 ;
   always @(posedge clk)
-    normalize_q_2_0_small_mask <= \$761 ;
+    normalize_q_2_0_small_mask <= \$626 ;
   always @(posedge clk)
-    normalize_q_2_0_small_right <= \$762 ;
+    normalize_q_2_0_small_right <= \$627 ;
   always @(posedge clk)
-    normalize_q_2_0_over <= \$763 ;
+    normalize_q_2_0_over <= \$628 ;
   always @(posedge clk)
-    normalize_q_2_1_small_mask <= \$764 ;
+    normalize_q_2_1_small_mask <= \$629 ;
   always @(posedge clk)
-    normalize_q_2_1_small_right <= \$765 ;
+    normalize_q_2_1_small_right <= \$630 ;
   always @(posedge clk)
-    normalize_q_2_1_over <= \$766 ;
+    normalize_q_2_1_over <= \$631 ;
   always @(posedge clk)
-    normalize_control_0 <= \$767 ;
+    normalize_control_0 <= \$632 ;
   always @(posedge clk)
-    normalize_control_1 <= \$768 ;
+    normalize_control_1 <= \$633 ;
   always @(posedge clk)
-    normalize_control_2 <= \$769 ;
+    normalize_control_2 <= \$634 ;
   always @(posedge clk)
-    normalize_control_3 <= \$770 ;
+    normalize_control_3 <= \$635 ;
   always @(posedge clk)
-    place_q_0_kept <= \$771 ;
+    place_q_0_kept <= \$636 ;
   always @(posedge clk)
-    place_q_0_below <= \$772 ;
+    place_q_0_below <= \$637 ;
   always @(posedge clk)
-    place_q_0_sticky <= \$773 ;
+    place_q_0_sticky <= \$638 ;
   always @(posedge clk)
-    place_q_0_small <= \$774 ;
+    place_q_0_small <= \$639 ;
   always @(posedge clk)
-    place_q_0_e_eff <= \$775 ;
+    place_q_0_e_eff <= \$640 ;
   always @(posedge clk)
-    place_q_0_sign <= \$776 ;
+    place_q_0_sign <= \$641 ;
   always @(posedge clk)
-    place_q_0_zero <= \$777 ;
+    place_q_0_zero <= \$642 ;
   always @(posedge clk)
-    place_q_0_inf <= \$778 ;
+    place_q_0_inf <= \$643 ;
   always @(posedge clk)
-    place_q_0_nan <= \$779 ;
+    place_q_0_nan <= \$644 ;
   always @(posedge clk)
-    place_q_1_kept <= \$780 ;
+    place_q_1_kept <= \$645 ;
   always @(posedge clk)
-    place_q_1_below <= \$781 ;
+    place_q_1_below <= \$646 ;
   always @(posedge clk)
-    place_q_1_sticky <= \$782 ;
+    place_q_1_sticky <= \$647 ;
   always @(posedge clk)
-    place_q_1_small <= \$783 ;
+    place_q_1_small <= \$648 ;
   always @(posedge clk)
-    place_q_1_e_eff <= \$784 ;
+    place_q_1_e_eff <= \$649 ;
   always @(posedge clk)
-    place_q_1_sign <= \$785 ;
+    place_q_1_sign <= \$650 ;
   always @(posedge clk)
-    place_q_1_zero <= \$786 ;
+    place_q_1_zero <= \$651 ;
   always @(posedge clk)
-    place_q_1_inf <= \$787 ;
+    place_q_1_inf <= \$652 ;
   always @(posedge clk)
-    place_q_1_nan <= \$788 ;
+    place_q_1_nan <= \$653 ;
   always @(posedge clk)
-    place_control_0 <= \$789 ;
+    place_control_0 <= \$654 ;
   always @(posedge clk)
-    place_control_1 <= \$790 ;
+    place_control_1 <= \$655 ;
   always @(posedge clk)
-    place_control_2 <= \$791 ;
+    place_control_2 <= \$656 ;
   always @(posedge clk)
-    place_control_3 <= \$792 ;
+    place_control_3 <= \$657 ;
   always @(posedge clk)
-    round_q_0_count <= \$793 ;
+    round_q_0_count <= \$658 ;
   always @(posedge clk)
-    round_q_0_up <= \$794 ;
+    round_q_0_up <= \$659 ;
   always @(posedge clk)
-    round_q_0_small <= \$795 ;
+    round_q_0_small <= \$660 ;
   always @(posedge clk)
-    round_q_0_e_eff <= \$796 ;
+    round_q_0_e_eff <= \$661 ;
   always @(posedge clk)
-    round_q_0_sign <= \$797 ;
+    round_q_0_sign <= \$662 ;
   always @(posedge clk)
-    round_q_0_zero <= \$798 ;
+    round_q_0_zero <= \$663 ;
   always @(posedge clk)
-    round_q_0_inf <= \$799 ;
+    round_q_0_inf <= \$664 ;
   always @(posedge clk)
-    round_q_0_nan <= \$800 ;
+    round_q_0_nan <= \$665 ;
   always @(posedge clk)
-    round_q_1_count <= \$801 ;
+    round_q_1_count <= \$666 ;
   always @(posedge clk)
-    round_q_1_up <= \$802 ;
+    round_q_1_up <= \$667 ;
   always @(posedge clk)
-    round_q_1_small <= \$803 ;
+    round_q_1_small <= \$668 ;
   always @(posedge clk)
-    round_q_1_e_eff <= \$804 ;
+    round_q_1_e_eff <= \$669 ;
   always @(posedge clk)
-    round_q_1_sign <= \$805 ;
+    round_q_1_sign <= \$670 ;
   always @(posedge clk)
-    round_q_1_zero <= \$806 ;
+    round_q_1_zero <= \$671 ;
   always @(posedge clk)
-    round_q_1_inf <= \$807 ;
+    round_q_1_inf <= \$672 ;
   always @(posedge clk)
-    round_q_1_nan <= \$808 ;
+    round_q_1_nan <= \$673 ;
   always @(posedge clk)
-    round_control_0 <= \$809 ;
+    round_control_0 <= \$674 ;
   always @(posedge clk)
-    round_control_1 <= \$810 ;
+    round_control_1 <= \$675 ;
   always @(posedge clk)
-    round_control_2 <= \$811 ;
+    round_control_2 <= \$676 ;
   always @(posedge clk)
-    round_control_3 <= \$812 ;
+    round_control_3 <= \$677 ;
   always @(posedge clk)
-    acc <= \$813 ;
+    acc <= \$678 ;
   always @(posedge clk)
-    done <= \$814 ;
+    done <= \$679 ;
   always @(posedge clk)
-    fresh <= \$815 ;
+    fresh <= \$680 ;
   always @(posedge clk)
-    acc_mode <= \$816 ;
+    acc_mode <= \$681 ;
   assign \$1  = ! step[4:3];
   assign \$2  = step[4:3] == 1'h1;
   assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
-  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
-  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign \$4  = \$3  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : 8'h00;
+  assign \$5  = \$2  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$4 ;
+  assign rand_sum = \$1  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
   assign \$6  = $signed(product_0_exp) + $signed(2'h1);
   assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
   assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
   assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
-  assign \$10  = fresh & product_step[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_step[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_step[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_step[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_step[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_step[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_step[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_step[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_step[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_step[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_step[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_step[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_step[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_step[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_step[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_step[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_step[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_step[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_step[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_step[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_step[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_step[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_step[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_step[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_step[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_step[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_step[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_step[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_step[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_step[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_step[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_step[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_step[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_step[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_step[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_step[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_step[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_step[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_step[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_step[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_step[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_step[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_step[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_step[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_step[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_step[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_step[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_step[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_step[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_step[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_step[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_step[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_step[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_step[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_step[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$10  = | acc[14:10];
+  assign \$11  = acc[14:10] - 4'hf;
+  assign \$12  = acc[0] ? 6'h28 : 6'h00;
+  assign \$13  = acc[1] ? 6'h29 : \$12 ;
+  assign \$14  = acc[2] ? 6'h2a : \$13 ;
+  assign \$15  = acc[3] ? 6'h2b : \$14 ;
+  assign \$16  = acc[4] ? 6'h2c : \$15 ;
+  assign \$17  = acc[5] ? 6'h2d : \$16 ;
+  assign \$18  = acc[6] ? 6'h2e : \$17 ;
+  assign \$19  = acc[7] ? 6'h2f : \$18 ;
+  assign \$20  = acc[8] ? 6'h30 : \$19 ;
+  assign \$21  = acc[9] ? 6'h31 : \$20 ;
+  assign \$22  = \$10  ? \$11  : { \$21 [5], \$21  };
+  assign \$23  = | acc[14:10];
+  assign \$34  = acc[0] ? \$33 [10:0] : 11'h000;
+  assign \$35  = acc[1] ? \$32 [10:0] : \$34 ;
+  assign \$36  = acc[2] ? \$31 [10:0] : \$35 ;
+  assign \$37  = acc[3] ? \$30 [10:0] : \$36 ;
+  assign \$38  = acc[4] ? \$29 [10:0] : \$37 ;
+  assign \$39  = acc[5] ? \$28 [10:0] : \$38 ;
+  assign \$40  = acc[6] ? \$27 [10:0] : \$39 ;
+  assign \$41  = acc[7] ? \$26 [10:0] : \$40 ;
+  assign \$42  = acc[8] ? \$25 [10:0] : \$41 ;
+  assign \$43  = acc[9] ? \$24  : \$42 ;
+  assign base_fp16_sig = \$23  ? { 1'h1, acc[9:0] } : \$43 ;
+  assign \$44  = | acc[14:7];
+  assign \$45  = acc[14:7] - 7'h7f;
+  assign \$46  = acc[0] ? 9'h17b : 9'h000;
+  assign \$47  = acc[1] ? 9'h17c : \$46 ;
+  assign \$48  = acc[2] ? 9'h17d : \$47 ;
+  assign \$49  = acc[3] ? 9'h17e : \$48 ;
+  assign \$50  = acc[4] ? 9'h17f : \$49 ;
+  assign \$51  = acc[5] ? 9'h180 : \$50 ;
+  assign \$52  = acc[6] ? 9'h181 : \$51 ;
+  assign \$53  = \$44  ? \$45  : { \$52 [8], \$52  };
+  assign \$54  = | acc[14:7];
+  assign \$62  = acc[0] ? \$61 [7:0] : 8'h00;
+  assign \$63  = acc[1] ? \$60 [7:0] : \$62 ;
+  assign \$64  = acc[2] ? \$59 [7:0] : \$63 ;
+  assign \$65  = acc[3] ? \$58 [7:0] : \$64 ;
+  assign \$66  = acc[4] ? \$57 [7:0] : \$65 ;
+  assign \$67  = acc[5] ? \$56 [7:0] : \$66 ;
+  assign \$68  = acc[6] ? \$55  : \$67 ;
+  assign base_bf16_sig = \$54  ? { 1'h1, acc[6:0] } : \$68 ;
+  assign \$69  = ! step_mode;
+  assign \$71  = step_mode == 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = step_mode == 2'h2;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = ! step_mode;
+  assign \$77  = step_mode == 1'h1;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = step_mode == 2'h2;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = ! acc[14:10];
+  assign \$82  = ! acc[9:0];
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = ! acc[14:7];
+  assign \$85  = ! acc[6:0];
+  assign \$86  = \$84  & \$85 ;
+  assign base_zero = \$80  ? \$83  : \$86 ;
+  assign \$87  = ! step_mode;
+  assign \$89  = step_mode == 1'h1;
+  assign \$90  = \$88  | \$89 ;
+  assign \$91  = step_mode == 2'h2;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = acc[14:10] == 5'h1f;
+  assign \$94  = ! acc[9:0];
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = acc[14:7] == 8'hff;
+  assign \$97  = ! acc[6:0];
+  assign \$98  = \$96  & \$97 ;
+  assign base_inf = \$92  ? \$95  : \$98 ;
+  assign \$99  = ! step_mode;
+  assign \$101  = step_mode == 1'h1;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = step_mode == 2'h2;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = acc[14:10] == 5'h1f;
+  assign \$106  = | acc[9:0];
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = acc[14:7] == 8'hff;
+  assign \$109  = | acc[6:0];
+  assign \$110  = \$108  & \$109 ;
+  assign base_nan = \$104  ? \$107  : \$110 ;
+  assign \$111  = ! step_mode;
+  assign \$113  = step_mode == 1'h1;
+  assign \$114  = \$112  | \$113 ;
+  assign \$115  = step_mode == 2'h2;
+  assign \$116  = \$114  | \$115 ;
+  assign base_exp = \$116  ? { \$22 [5], \$22 [5], \$22 [5], \$22 [5:0] } : \$53 [8:0];
+  assign \$117  = ! step_mode;
+  assign \$119  = step_mode == 1'h1;
+  assign \$120  = \$118  | \$119 ;
+  assign \$121  = step_mode == 2'h2;
+  assign \$122  = \$120  | \$121 ;
+  assign base_sig = \$122  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$123  = ~ unpack_q_0_zero;
+  assign \$124  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$125  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$126  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$124  | \$127 ;
+  assign \$129  = \$123  & \$128 ;
+  assign add_a_big = unpack_q_1_zero | \$129 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$130  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$131  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$132  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$133  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$134  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$135  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$136  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$137  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$138  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$139  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$140  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$141  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$142  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$143  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$144  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$145  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$146  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$147  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$148  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$149  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$150  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$151  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$152  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$153  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$154  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$155  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$156  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$157  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$158  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$159  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$160  = \$158  ? 11'h000 : \$159 ;
+  assign \$161  = \$157  ? 11'h05e : \$160 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$162  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$163  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$164  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$165  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$166  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$167  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$168  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$169  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$170  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$171  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$172  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$173  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$174  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$175  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$176  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$177  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$178  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$179  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$180  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$181  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$182  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$183  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$184  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$185  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$186  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$187  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$188  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$189  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$190  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$191  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$192  = \$190  ? 11'h000 : \$191 ;
+  assign \$193  = \$189  ? 11'h03e : \$192 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$194  = align_q_big - align_q_small;
+  assign \$195  = align_q_big + align_q_small;
+  assign \$196  = align_q_subtract ? { \$194 [28], \$194  } : { 1'h0, \$195  };
+  assign \$197  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$198  = ~ \$197 ;
+  assign \$199  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$200  = ~ \$199 ;
+  assign \$201  = \$198  & \$200 ;
+  assign \$202  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$203  = ~ \$202 ;
+  assign \$204  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$205  = ~ \$204 ;
+  assign \$206  = \$203  & \$205 ;
+  assign \$207  = \$201  & \$206 ;
+  assign \$208  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$209  = ~ \$208 ;
+  assign \$210  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$211  = ~ \$210 ;
+  assign \$212  = \$209  & \$211 ;
+  assign \$213  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$214  = ~ \$213 ;
+  assign \$215  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$216  = ~ \$215 ;
+  assign \$217  = \$214  & \$216 ;
+  assign \$218  = \$212  & \$217 ;
+  assign \$219  = \$207  & \$218 ;
+  assign \$220  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$221  = ~ \$220 ;
+  assign \$222  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$223  = ~ \$222 ;
+  assign \$224  = \$221  & \$223 ;
+  assign \$225  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$226  = ~ \$225 ;
+  assign \$227  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$228  = ~ \$227 ;
+  assign \$229  = \$226  & \$228 ;
+  assign \$230  = \$224  & \$229 ;
+  assign \$231  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$232  = ~ \$231 ;
+  assign \$243  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$244  = ~ \$243 ;
+  assign \$245  = ~ add_q_0_total[1];
+  assign \$246  = ~ add_q_0_total[3];
+  assign \$247  = \$243  ? \$246  : \$245 ;
+  assign \$248  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$249  = ~ \$248 ;
+  assign \$251  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$252  = ~ \$251 ;
+  assign \$256  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$257  = ~ \$256 ;
+  assign \$258  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$259  = ~ \$258 ;
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$262  = ~ \$261 ;
+  assign \$263  = ~ add_q_0_total[5];
+  assign \$264  = ~ add_q_0_total[7];
+  assign \$265  = \$261  ? \$264  : \$263 ;
+  assign \$266  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$267  = ~ \$266 ;
+  assign \$268  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$269  = ~ \$268 ;
+  assign \$270  = ~ add_q_0_total[9];
+  assign \$271  = ~ add_q_0_total[11];
+  assign \$272  = \$268  ? \$271  : \$270 ;
+  assign \$273  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$260  ? { \$267 , \$265  } : { \$274 , \$272  };
+  assign \$276  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$277  = ~ \$276 ;
+  assign \$278  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$277  & \$279 ;
+  assign \$281  = \$230  ? { \$255 , \$250  } : { \$280 , \$275  };
+  assign \$282  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$283  = ~ \$282 ;
+  assign \$284  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$285  = ~ \$284 ;
+  assign \$286  = \$283  & \$285 ;
+  assign \$287  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$288  = ~ \$287 ;
+  assign \$289  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$290  = ~ \$289 ;
+  assign \$291  = \$288  & \$290 ;
+  assign \$292  = \$286  & \$291 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2248$0 (\$817 ),
-    .\port$2250$0 (\$818 ),
-    .\port$2252$0 (\$819 ),
-    .\port$2254$0 (\$820 ),
-    .\port$2256$0 (\$821 ),
-    .\port$2258$0 (\$822 ),
-    .\port$2260$0 (\$823 ),
-    .\port$2262$0 (\$824 ),
+    .\port$1978$0 (\$682 ),
+    .\port$1980$0 (\$683 ),
+    .\port$1982$0 (\$684 ),
+    .\port$1984$0 (\$685 ),
+    .\port$1986$0 (\$686 ),
+    .\port$1988$0 (\$687 ),
+    .\port$1990$0 (\$688 ),
+    .\port$1992$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$678  = step;
+    \$543  = step;
     if (rst) begin
-      \$678  = 5'h00;
+      \$543  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$679  = \$598 ;
+    \$544  = \$452 ;
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$545  = \$458 ;
+    if (rst) begin
+      \$545  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$546  = \$464 ;
+    if (rst) begin
+      \$546  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$547  = \$469 ;
+    if (rst) begin
+      \$547  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$548  = p_exp_sum;
+    if (rst) begin
+      \$548  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$549  = p_full;
+    if (rst) begin
+      \$549  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$550  = rand_sum;
+    if (rst) begin
+      \$550  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$551  = \$472 ;
+    if (rst) begin
+      \$551  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$552  = \$474 ;
+    if (rst) begin
+      \$552  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$553  = \$477 ;
+    if (rst) begin
+      \$553  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$554  = \$480 ;
+    if (rst) begin
+      \$554  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$555  = base_exp;
+    if (rst) begin
+      \$555  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$556  = base_sig;
+    if (rst) begin
+      \$556  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$557  = \$481 ;
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$558  = \$483 ;
+    if (rst) begin
+      \$558  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$559  = \$484 ;
+    if (rst) begin
+      \$559  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$560  = \$485 ;
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$561  = \$7 [9:0];
+    if (rst) begin
+      \$561  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$562  = \$9 [15:0];
+    if (rst) begin
+      \$562  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$563  = product_step;
+    if (rst) begin
+      \$563  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$564  = \$486 ;
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$565  = product_1;
+    if (rst) begin
+      \$565  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$566  = step_mode;
+    if (rst) begin
+      \$566  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$567  = \$487 ;
+    if (rst) begin
+      \$567  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$568  = \$490 ;
+    if (rst) begin
+      \$568  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$569  = \$497 [4:0];
+    if (rst) begin
+      \$569  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$570  = \$498 ;
+    if (rst) begin
+      \$570  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$571  = \$499 ;
+    if (rst) begin
+      \$571  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$572  = \$500 ;
+    if (rst) begin
+      \$572  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$573  = \$505 ;
+    if (rst) begin
+      \$573  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$574  = \$514 ;
+    if (rst) begin
+      \$574  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$575  = \$515 ;
+    if (rst) begin
+      \$575  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$576  = \$516 ;
+    if (rst) begin
+      \$576  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$577  = \$517 ;
+    if (rst) begin
+      \$577  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$578  = unpack_control_0;
+    if (rst) begin
+      \$578  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$579  = unpack_control_1;
+    if (rst) begin
+      \$579  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$580  = unpack_control_2;
+    if (rst) begin
+      \$580  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$581  = unpack_control_3;
+    if (rst) begin
+      \$581  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$582  = { 1'h0, order_q_big_sig, 11'h000 };
+    if (rst) begin
+      \$582  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$583  = { 1'h0, add_small_wide[51:26], \$518  };
+    if (rst) begin
+      \$583  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$584  = order_q_subtract;
+    if (rst) begin
+      \$584  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$585  = order_q_flags_big_exp;
+    if (rst) begin
+      \$585  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$586  = order_q_flags_big_sign;
+    if (rst) begin
+      \$586  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$587  = order_q_flags_nan;
+    if (rst) begin
+      \$587  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$588  = order_q_flags_inf;
+    if (rst) begin
+      \$588  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$589  = order_q_flags_inf_sign;
+    if (rst) begin
+      \$589  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$590  = order_q_flags_both_zero;
+    if (rst) begin
+      \$590  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$591  = order_q_flags_zero_sign;
+    if (rst) begin
+      \$591  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$592  = order_control_0;
+    if (rst) begin
+      \$592  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$593  = order_control_1;
+    if (rst) begin
+      \$593  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$594  = order_control_2;
+    if (rst) begin
+      \$594  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$595  = order_control_3;
+    if (rst) begin
+      \$595  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$596  = \$196 [27:0];
+    if (rst) begin
+      \$596  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$597  = align_q_flags_big_exp;
+    if (rst) begin
+      \$597  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$598  = align_q_flags_big_sign;
+    if (rst) begin
+      \$598  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$599  = align_q_flags_nan;
+    if (rst) begin
+      \$599  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$600  = align_q_flags_inf;
+    if (rst) begin
+      \$600  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$601  = align_q_flags_inf_sign;
+    if (rst) begin
+      \$601  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$602  = align_q_flags_both_zero;
+    if (rst) begin
+      \$602  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$603  = align_q_flags_zero_sign;
+    if (rst) begin
+      \$603  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$604  = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+    if (rst) begin
+      \$604  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$605  = \$161 [6:0];
+    if (rst) begin
+      \$605  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$606  = sum_fp16_sr8_over;
+    if (rst) begin
+      \$606  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$607  = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+    if (rst) begin
+      \$607  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$608  = \$193 [5:0];
+    if (rst) begin
+      \$608  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$609  = sum_bf16_rne_over;
+    if (rst) begin
+      \$609  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$610  = align_control_0;
+    if (rst) begin
+      \$610  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$611  = align_control_1;
+    if (rst) begin
+      \$611  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$612  = align_control_2;
+    if (rst) begin
+      \$612  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$613  = align_control_3;
+    if (rst) begin
+      \$613  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$614  = add_q_0_total[27:1];
+    if (rst) begin
+      \$614  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$615  = add_q_0_total[0];
+    if (rst) begin
+      \$615  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$616  = { \$389 , \$366  };
+    if (rst) begin
+      \$616  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$617  = add_top;
+    if (rst) begin
+      \$617  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$618  = \$522 ;
+    if (rst) begin
+      \$618  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$619  = \$524 ;
+    if (rst) begin
+      \$619  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$620  = add_q_0_flags_inf;
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$621  = add_q_0_flags_nan;
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$622  = sum_fp16_sr8_small;
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$623  = sum_fp16_sr8_right;
+    if (rst) begin
+      \$623  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$624  = sum_bf16_rne_small;
+    if (rst) begin
+      \$624  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$625  = sum_bf16_rne_right;
+    if (rst) begin
+      \$625  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$626  = add_q_1_0_small_mask;
+    if (rst) begin
+      \$626  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$627  = add_q_1_0_small_right;
+    if (rst) begin
+      \$627  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$628  = add_q_1_0_over;
+    if (rst) begin
+      \$628  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$629  = add_q_1_1_small_mask;
+    if (rst) begin
+      \$629  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$630  = add_q_1_1_small_right;
+    if (rst) begin
+      \$630  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$631  = add_q_1_1_over;
+    if (rst) begin
+      \$631  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$632  = add_control_0;
+    if (rst) begin
+      \$632  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$633  = add_control_1;
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$634  = add_control_2;
+    if (rst) begin
+      \$634  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$635  = add_control_3;
+    if (rst) begin
+      \$635  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$636  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$636  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$637  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$637  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$638  = normalize_q_0_sticky;
+    if (rst) begin
+      \$638  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$639  = normalize_q_1_0_small;
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$640  = \$528 ;
+    if (rst) begin
+      \$640  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$641  = normalize_q_0_sign;
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$642  = normalize_q_0_zero;
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$643  = normalize_q_0_inf;
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$644  = normalize_q_0_nan;
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$645  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$645  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$646  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$646  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$647  = normalize_q_0_sticky;
+    if (rst) begin
+      \$647  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$648  = normalize_q_1_1_small;
+    if (rst) begin
+      \$648  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$649  = \$532 ;
+    if (rst) begin
+      \$649  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$650  = normalize_q_0_sign;
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$651  = normalize_q_0_zero;
+    if (rst) begin
+      \$651  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$652  = normalize_q_0_inf;
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$653  = normalize_q_0_nan;
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$654  = normalize_control_0;
+    if (rst) begin
+      \$654  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$655  = normalize_control_1;
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$656  = normalize_control_2;
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$657  = normalize_control_3;
+    if (rst) begin
+      \$657  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$658  = place_q_0_kept[35:25];
+    if (rst) begin
+      \$658  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$659  = \$533 [8];
+    if (rst) begin
+      \$659  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$660  = place_q_0_small;
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$661  = place_q_0_e_eff;
+    if (rst) begin
+      \$661  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$662  = place_q_0_sign;
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$663  = place_q_0_zero;
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$664  = place_q_0_inf;
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$665  = place_q_0_nan;
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$666  = place_q_1_kept[28:21];
+    if (rst) begin
+      \$666  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$667  = \$539 ;
+    if (rst) begin
+      \$667  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$668  = place_q_1_small;
+    if (rst) begin
+      \$668  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$669  = place_q_1_e_eff;
+    if (rst) begin
+      \$669  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$670  = place_q_1_sign;
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$671  = place_q_1_zero;
+    if (rst) begin
+      \$671  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$672  = place_q_1_inf;
+    if (rst) begin
+      \$672  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$673  = place_q_1_nan;
+    if (rst) begin
+      \$673  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$674  = place_control_0;
+    if (rst) begin
+      \$674  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$675  = place_control_1;
+    if (rst) begin
+      \$675  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$676  = place_control_2;
+    if (rst) begin
+      \$676  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$677  = place_control_3;
+    if (rst) begin
+      \$677  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$678  = sum_code;
+    if (rst) begin
+      \$678  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$679  = \$540 ;
     if (rst) begin
       \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$680  = \$604 ;
+    \$680  = \$542 ;
     if (rst) begin
-      \$680  = 1'h0;
+      \$680  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$681  = \$610 ;
+    \$681  = round_control_3;
     if (rst) begin
-      \$681  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$682  = \$615 ;
-    if (rst) begin
-      \$682  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$683  = p_exp_sum;
-    if (rst) begin
-      \$683  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$684  = p_full;
-    if (rst) begin
-      \$684  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$685  = rand_sum;
-    if (rst) begin
-      \$685  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$686  = base_sign;
-    if (rst) begin
-      \$686  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$687  = base_zero;
-    if (rst) begin
-      \$687  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$688  = base_inf;
-    if (rst) begin
-      \$688  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$689  = base_nan;
-    if (rst) begin
-      \$689  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$690  = base_exp;
-    if (rst) begin
-      \$690  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$691  = base_sig;
-    if (rst) begin
-      \$691  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$692  = \$616 ;
-    if (rst) begin
-      \$692  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$693  = \$618 ;
-    if (rst) begin
-      \$693  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$694  = \$619 ;
-    if (rst) begin
-      \$694  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$695  = \$620 ;
-    if (rst) begin
-      \$695  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$696  = \$7 [9:0];
-    if (rst) begin
-      \$696  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$697  = \$9 [15:0];
-    if (rst) begin
-      \$697  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$698  = product_step;
-    if (rst) begin
-      \$698  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$699  = \$621 ;
-    if (rst) begin
-      \$699  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$700  = product_1;
-    if (rst) begin
-      \$700  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$701  = step_mode;
-    if (rst) begin
-      \$701  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$702  = \$622 ;
-    if (rst) begin
-      \$702  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$703  = \$625 ;
-    if (rst) begin
-      \$703  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$704  = \$632 [4:0];
-    if (rst) begin
-      \$704  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$705  = \$633 ;
-    if (rst) begin
-      \$705  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$706  = \$634 ;
-    if (rst) begin
-      \$706  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$707  = \$635 ;
-    if (rst) begin
-      \$707  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$708  = \$640 ;
-    if (rst) begin
-      \$708  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$709  = \$649 ;
-    if (rst) begin
-      \$709  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$710  = \$650 ;
-    if (rst) begin
-      \$710  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$711  = \$651 ;
-    if (rst) begin
-      \$711  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$712  = \$652 ;
-    if (rst) begin
-      \$712  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$713  = unpack_control_0;
-    if (rst) begin
-      \$713  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$714  = unpack_control_1;
-    if (rst) begin
-      \$714  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$715  = unpack_control_2;
-    if (rst) begin
-      \$715  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$716  = unpack_control_3;
-    if (rst) begin
-      \$716  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
-    if (rst) begin
-      \$717  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
-    if (rst) begin
-      \$718  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$719  = order_q_subtract;
-    if (rst) begin
-      \$719  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$720  = order_q_flags_big_exp;
-    if (rst) begin
-      \$720  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$721  = order_q_flags_big_sign;
-    if (rst) begin
-      \$721  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$722  = order_q_flags_nan;
-    if (rst) begin
-      \$722  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$723  = order_q_flags_inf;
-    if (rst) begin
-      \$723  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$724  = order_q_flags_inf_sign;
-    if (rst) begin
-      \$724  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$725  = order_q_flags_both_zero;
-    if (rst) begin
-      \$725  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$726  = order_q_flags_zero_sign;
-    if (rst) begin
-      \$726  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$727  = order_control_0;
-    if (rst) begin
-      \$727  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$728  = order_control_1;
-    if (rst) begin
-      \$728  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$729  = order_control_2;
-    if (rst) begin
-      \$729  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$730  = order_control_3;
-    if (rst) begin
-      \$730  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$731  = \$342 [27:0];
-    if (rst) begin
-      \$731  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$732  = align_q_flags_big_exp;
-    if (rst) begin
-      \$732  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$733  = align_q_flags_big_sign;
-    if (rst) begin
-      \$733  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$734  = align_q_flags_nan;
-    if (rst) begin
-      \$734  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$735  = align_q_flags_inf;
-    if (rst) begin
-      \$735  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$736  = align_q_flags_inf_sign;
-    if (rst) begin
-      \$736  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$737  = align_q_flags_both_zero;
-    if (rst) begin
-      \$737  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$738  = align_q_flags_zero_sign;
-    if (rst) begin
-      \$738  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-    if (rst) begin
-      \$739  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$740  = \$307 [6:0];
-    if (rst) begin
-      \$740  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$741  = sum_fp16_sr8_over;
-    if (rst) begin
-      \$741  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-    if (rst) begin
-      \$742  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$743  = \$339 [5:0];
-    if (rst) begin
-      \$743  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$744  = sum_bf16_rne_over;
-    if (rst) begin
-      \$744  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$745  = align_control_0;
-    if (rst) begin
-      \$745  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$746  = align_control_1;
-    if (rst) begin
-      \$746  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$747  = align_control_2;
-    if (rst) begin
-      \$747  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$748  = align_control_3;
-    if (rst) begin
-      \$748  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$749  = add_q_0_total[27:1];
-    if (rst) begin
-      \$749  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$750  = add_q_0_total[0];
-    if (rst) begin
-      \$750  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$751  = { \$535 , \$512  };
-    if (rst) begin
-      \$751  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$752  = add_top;
-    if (rst) begin
-      \$752  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$753  = \$657 ;
-    if (rst) begin
-      \$753  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$754  = \$659 ;
-    if (rst) begin
-      \$754  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$755  = add_q_0_flags_inf;
-    if (rst) begin
-      \$755  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$756  = add_q_0_flags_nan;
-    if (rst) begin
-      \$756  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$757  = sum_fp16_sr8_small;
-    if (rst) begin
-      \$757  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$758  = sum_fp16_sr8_right;
-    if (rst) begin
-      \$758  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$759  = sum_bf16_rne_small;
-    if (rst) begin
-      \$759  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$760  = sum_bf16_rne_right;
-    if (rst) begin
-      \$760  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$761  = add_q_1_0_small_mask;
-    if (rst) begin
-      \$761  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$762  = add_q_1_0_small_right;
-    if (rst) begin
-      \$762  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$763  = add_q_1_0_over;
-    if (rst) begin
-      \$763  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$764  = add_q_1_1_small_mask;
-    if (rst) begin
-      \$764  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$765  = add_q_1_1_small_right;
-    if (rst) begin
-      \$765  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$766  = add_q_1_1_over;
-    if (rst) begin
-      \$766  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$767  = add_control_0;
-    if (rst) begin
-      \$767  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$768  = add_control_1;
-    if (rst) begin
-      \$768  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$769  = add_control_2;
-    if (rst) begin
-      \$769  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$770  = add_control_3;
-    if (rst) begin
-      \$770  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$771  = sum_fp16_sr8_wide[99:64];
-    if (rst) begin
-      \$771  = 36'h000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$772  = sum_fp16_sr8_wide[63:0];
-    if (rst) begin
-      \$772  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$773  = normalize_q_0_sticky;
-    if (rst) begin
-      \$773  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$774  = normalize_q_1_0_small;
-    if (rst) begin
-      \$774  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$775  = \$663 ;
-    if (rst) begin
-      \$775  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$776  = normalize_q_0_sign;
-    if (rst) begin
-      \$776  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$777  = normalize_q_0_zero;
-    if (rst) begin
-      \$777  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$778  = normalize_q_0_inf;
-    if (rst) begin
-      \$778  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$779  = normalize_q_0_nan;
-    if (rst) begin
-      \$779  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$780  = sum_bf16_rne_wide[60:32];
-    if (rst) begin
-      \$780  = 29'h00000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$781  = sum_bf16_rne_wide[31:0];
-    if (rst) begin
-      \$781  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$782  = normalize_q_0_sticky;
-    if (rst) begin
-      \$782  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$783  = normalize_q_1_1_small;
-    if (rst) begin
-      \$783  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$784  = \$667 ;
-    if (rst) begin
-      \$784  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$785  = normalize_q_0_sign;
-    if (rst) begin
-      \$785  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$786  = normalize_q_0_zero;
-    if (rst) begin
-      \$786  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$787  = normalize_q_0_inf;
-    if (rst) begin
-      \$787  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$788  = normalize_q_0_nan;
-    if (rst) begin
-      \$788  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$789  = normalize_control_0;
-    if (rst) begin
-      \$789  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$790  = normalize_control_1;
-    if (rst) begin
-      \$790  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$791  = normalize_control_2;
-    if (rst) begin
-      \$791  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$792  = normalize_control_3;
-    if (rst) begin
-      \$792  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$793  = place_q_0_kept[35:25];
-    if (rst) begin
-      \$793  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$794  = \$668 [8];
-    if (rst) begin
-      \$794  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$795  = place_q_0_small;
-    if (rst) begin
-      \$795  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$796  = place_q_0_e_eff;
-    if (rst) begin
-      \$796  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$797  = place_q_0_sign;
-    if (rst) begin
-      \$797  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$798  = place_q_0_zero;
-    if (rst) begin
-      \$798  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$799  = place_q_0_inf;
-    if (rst) begin
-      \$799  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$800  = place_q_0_nan;
-    if (rst) begin
-      \$800  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$801  = place_q_1_kept[28:21];
-    if (rst) begin
-      \$801  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$802  = \$674 ;
-    if (rst) begin
-      \$802  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$803  = place_q_1_small;
-    if (rst) begin
-      \$803  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$804  = place_q_1_e_eff;
-    if (rst) begin
-      \$804  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$805  = place_q_1_sign;
-    if (rst) begin
-      \$805  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$806  = place_q_1_zero;
-    if (rst) begin
-      \$806  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$807  = place_q_1_inf;
-    if (rst) begin
-      \$807  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$808  = place_q_1_nan;
-    if (rst) begin
-      \$808  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$809  = place_control_0;
-    if (rst) begin
-      \$809  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$810  = place_control_1;
-    if (rst) begin
-      \$810  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$811  = place_control_2;
-    if (rst) begin
-      \$811  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$812  = place_control_3;
-    if (rst) begin
-      \$812  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$813  = sum_code;
-    if (rst) begin
-      \$813  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$814  = \$675 ;
-    if (rst) begin
-      \$814  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$815  = \$677 ;
-    if (rst) begin
-      \$815  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$816  = round_control_3;
-    if (rst) begin
-      \$816  = 2'h0;
+      \$681  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
+  assign bits = { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
-  assign base_fp16_exp = \$46 [5:0];
-  assign base_bf16_exp = \$139 [8:0];
-  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-  assign sum_fp16_sr8_small_right = \$307 [6:0];
-  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-  assign sum_bf16_rne_small_right = \$339 [5:0];
-  assign add_total = \$342 [27:0];
-  assign add_lz = { \$535 , \$512  };
+  assign base_fp16_exp = \$22 [5:0];
+  assign base_bf16_exp = \$53 [8:0];
+  assign sum_fp16_sr8_small_mask = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+  assign sum_fp16_sr8_small_right = \$161 [6:0];
+  assign sum_bf16_rne_small_mask = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+  assign sum_bf16_rne_small_right = \$193 [5:0];
+  assign add_total = \$196 [27:0];
+  assign add_lz = { \$389 , \$366  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -9172,68 +8631,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \round_control_0.last  = round_control_0[1];
   assign \round_control_0.flush  = round_control_0[2];
   assign \round_control_0.mode  = round_control_0[4:3];
-  assign sum_code = \$597 ;
-  assign sum_bf16_rne = \$591 ;
-  assign sum_bf16_rne_mag = \$577 ;
-  assign sum_fp16_sr8 = \$565 ;
-  assign sum_fp16_sr8_mag = \$551 ;
+  assign sum_code = \$451 ;
+  assign sum_bf16_rne = \$445 ;
+  assign sum_bf16_rne_mag = \$431 ;
+  assign sum_fp16_sr8 = \$419 ;
+  assign sum_fp16_sr8_mag = \$405 ;
   assign en = step[0];
   assign \$8  = { product_0_full, 1'h0 };
-  assign \$56  = { \$55 [9:0], 1'h0 };
-  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
-  assign \$66  = { \$65 [9:0], 3'h0 };
-  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
-  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
-  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
-  assign \$86  = { \$85 [9:0], 7'h00 };
-  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
-  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
-  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
-  assign \$149  = { \$148 [6:0], 1'h0 };
-  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
-  assign \$159  = { \$158 [6:0], 3'h0 };
-  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
-  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
-  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
-  assign \$179  = { \$178 [6:0], 7'h00 };
-  assign \$188  = \$187 ;
-  assign \$198  = \$197 ;
-  assign \$218  = \$217 ;
-  assign \$238  = \$237 ;
-  assign \$258  = \$257 ;
-  assign \$264  = \$263 ;
-  assign \$379  = 1'h1;
-  assign \$380  = 1'h0;
-  assign \$381  = 1'h0;
-  assign \$382  = 1'h0;
-  assign \$383  = 1'h1;
-  assign \$384  = 1'h1;
-  assign \$385  = 1'h1;
-  assign \$386  = 1'h1;
-  assign \$387  = 1'h0;
-  assign \$388  = 1'h1;
-  assign \$396  = { \$395 , \$393  };
-  assign \$399  = 1'h1;
-  assign \$400  = 1'h0;
-  assign \$401  = 1'h0;
-  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
-  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
-  assign \$552  = 1'h0;
-  assign \$553  = round_q_0_nan;
-  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
-  assign \$563  = 1'h0;
-  assign \$564  = round_q_0_nan;
-  assign \$567  = { \$566 [7:0], 7'h00 };
-  assign \$572  = { \$571 [7:0], 7'h00 };
-  assign \$578  = 1'h0;
-  assign \$579  = round_q_1_nan;
-  assign \$584  = { \$583 [7:0], 7'h00 };
-  assign \$589  = 1'h0;
-  assign \$590  = round_q_1_nan;
+  assign \$24  = { acc[9:0], 1'h0 };
+  assign \$25  = { 1'h0, acc[9:0], 2'h0 };
+  assign \$26  = { acc[9:0], 3'h0 };
+  assign \$27  = { 3'h0, acc[9:0], 4'h0 };
+  assign \$28  = { 2'h0, acc[9:0], 5'h00 };
+  assign \$29  = { 1'h0, acc[9:0], 6'h00 };
+  assign \$30  = { acc[9:0], 7'h00 };
+  assign \$31  = { 7'h00, acc[9:0], 8'h00 };
+  assign \$32  = { 6'h00, acc[9:0], 9'h000 };
+  assign \$33  = { 5'h00, acc[9:0], 10'h000 };
+  assign \$55  = { acc[6:0], 1'h0 };
+  assign \$56  = { 1'h0, acc[6:0], 2'h0 };
+  assign \$57  = { acc[6:0], 3'h0 };
+  assign \$58  = { 3'h0, acc[6:0], 4'h0 };
+  assign \$59  = { 2'h0, acc[6:0], 5'h00 };
+  assign \$60  = { 1'h0, acc[6:0], 6'h00 };
+  assign \$61  = { acc[6:0], 7'h00 };
+  assign \$70  = \$69 ;
+  assign base_sign = acc[15];
+  assign \$76  = \$75 ;
+  assign \$88  = \$87 ;
+  assign \$100  = \$99 ;
+  assign \$112  = \$111 ;
+  assign \$118  = \$117 ;
+  assign \$233  = 1'h1;
+  assign \$234  = 1'h0;
+  assign \$235  = 1'h0;
+  assign \$236  = 1'h0;
+  assign \$237  = 1'h1;
+  assign \$238  = 1'h1;
+  assign \$239  = 1'h1;
+  assign \$240  = 1'h1;
+  assign \$241  = 1'h0;
+  assign \$242  = 1'h1;
+  assign \$250  = { \$249 , \$247  };
+  assign \$253  = 1'h1;
+  assign \$254  = 1'h0;
+  assign \$255  = 1'h0;
+  assign \$395  = { 5'h00, \$394 [4:0], 10'h000 };
+  assign \$400  = { 5'h00, \$399 [4:0], 10'h000 };
+  assign \$406  = 1'h0;
+  assign \$407  = round_q_0_nan;
+  assign \$412  = { 5'h00, \$411 [4:0], 10'h000 };
+  assign \$417  = 1'h0;
+  assign \$418  = round_q_0_nan;
+  assign \$421  = { \$420 [7:0], 7'h00 };
+  assign \$426  = { \$425 [7:0], 7'h00 };
+  assign \$432  = 1'h0;
+  assign \$433  = round_q_1_nan;
+  assign \$438  = { \$437 [7:0], 7'h00 };
+  assign \$443  = 1'h0;
+  assign \$444  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2248$0 , \port$2250$0 , \port$2252$0 , \port$2254$0 , \port$2256$0 , \port$2258$0 , \port$2260$0 , \port$2262$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1978$0 , \port$1980$0 , \port$1982$0 , \port$1984$0 , \port$1986$0 , \port$1988$0 , \port$1990$0 , \port$1992$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9517,22 +8977,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2248$0 , \port$2250
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$2248$0 ;
-  wire \port$2248$0 ;
-  output \port$2250$0 ;
-  wire \port$2250$0 ;
-  output \port$2252$0 ;
-  wire \port$2252$0 ;
-  output \port$2254$0 ;
-  wire \port$2254$0 ;
-  output \port$2256$0 ;
-  wire \port$2256$0 ;
-  output \port$2258$0 ;
-  wire \port$2258$0 ;
-  output \port$2260$0 ;
-  wire \port$2260$0 ;
-  output \port$2262$0 ;
-  wire \port$2262$0 ;
+  output \port$1978$0 ;
+  wire \port$1978$0 ;
+  output \port$1980$0 ;
+  wire \port$1980$0 ;
+  output \port$1982$0 ;
+  wire \port$1982$0 ;
+  output \port$1984$0 ;
+  wire \port$1984$0 ;
+  output \port$1986$0 ;
+  wire \port$1986$0 ;
+  output \port$1988$0 ;
+  wire \port$1988$0 ;
+  output \port$1990$0 ;
+  wire \port$1990$0 ;
+  output \port$1992$0 ;
+  wire \port$1992$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -9696,14 +9156,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$2248$0 , \port$2250
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2248$0  = \$2 ;
-  assign \port$2250$0  = \$4 ;
-  assign \port$2252$0  = \$6 ;
-  assign \port$2254$0  = \$8 ;
-  assign \port$2256$0  = \$10 ;
-  assign \port$2258$0  = \$12 ;
-  assign \port$2260$0  = \$14 ;
-  assign \port$2262$0  = \$16 ;
+  assign \port$1978$0  = \$2 ;
+  assign \port$1980$0  = \$4 ;
+  assign \port$1982$0  = \$6 ;
+  assign \port$1984$0  = \$8 ;
+  assign \port$1986$0  = \$10 ;
+  assign \port$1988$0  = \$12 ;
+  assign \port$1990$0  = \$14 ;
+  assign \port$1992$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -9983,183 +9443,183 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire [24:0] \$101 ;
-  wire [10:0] \$102 ;
-  wire [10:0] \$103 ;
-  wire [10:0] \$104 ;
-  wire [10:0] \$105 ;
-  wire [10:0] \$106 ;
-  wire [10:0] \$107 ;
-  wire [10:0] \$108 ;
-  wire [10:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [10:0] \$110 ;
-  wire [10:0] \$111 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [6:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [15:0] \$113 ;
+  wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire [15:0] \$116 ;
-  wire [9:0] \$117 ;
+  wire \$116 ;
+  wire \$117 ;
   wire \$118 ;
-  wire [15:0] \$119 ;
-  wire \$12 ;
+  wire \$119 ;
+  wire [5:0] \$12 ;
   wire \$120 ;
-  wire [15:0] \$121 ;
+  wire \$121 ;
   wire \$122 ;
-  wire [15:0] \$123 ;
+  wire \$123 ;
   wire \$124 ;
-  wire [15:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
-  wire [15:0] \$127 ;
+  wire \$127 ;
   wire \$128 ;
-  wire [15:0] \$129 ;
-  wire \$13 ;
+  wire \$129 ;
+  wire [5:0] \$13 ;
   wire \$130 ;
-  wire [15:0] \$131 ;
-  wire [8:0] \$132 ;
-  wire [8:0] \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [8:0] \$136 ;
-  wire [8:0] \$137 ;
-  wire [8:0] \$138 ;
-  wire [9:0] \$139 ;
-  wire [15:0] \$14 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [5:0] \$14 ;
   wire \$140 ;
-  wire [15:0] \$141 ;
+  wire \$141 ;
   wire \$142 ;
   wire \$143 ;
-  wire [15:0] \$144 ;
+  wire \$144 ;
   wire \$145 ;
-  wire [15:0] \$146 ;
+  wire \$146 ;
   wire \$147 ;
-  wire [15:0] \$148 ;
-  wire [7:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [5:0] \$15 ;
   wire \$150 ;
-  wire [15:0] \$151 ;
+  wire \$151 ;
   wire \$152 ;
-  wire [15:0] \$153 ;
-  wire [9:0] \$154 ;
+  wire \$153 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [15:0] \$156 ;
+  wire \$156 ;
   wire \$157 ;
-  wire [15:0] \$158 ;
-  wire [9:0] \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [15:0] \$161 ;
+  wire \$158 ;
+  wire [10:0] \$159 ;
+  wire [5:0] \$16 ;
+  wire [10:0] \$160 ;
+  wire [10:0] \$161 ;
   wire \$162 ;
-  wire [15:0] \$163 ;
-  wire [13:0] \$164 ;
+  wire \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [15:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [15:0] \$168 ;
-  wire [13:0] \$169 ;
-  wire [15:0] \$17 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire [5:0] \$17 ;
   wire \$170 ;
-  wire [15:0] \$171 ;
+  wire \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire [13:0] \$174 ;
+  wire \$173 ;
+  wire \$174 ;
   wire \$175 ;
-  wire [15:0] \$176 ;
+  wire \$176 ;
   wire \$177 ;
-  wire [15:0] \$178 ;
-  wire [13:0] \$179 ;
-  wire \$18 ;
-  wire [7:0] \$180 ;
-  wire [7:0] \$181 ;
-  wire [7:0] \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire [7:0] \$185 ;
-  wire [7:0] \$186 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire [5:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [15:0] \$19 ;
+  wire [5:0] \$19 ;
   wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [15:0] \$194 ;
-  wire \$195 ;
-  wire [15:0] \$196 ;
+  wire [10:0] \$191 ;
+  wire [10:0] \$192 ;
+  wire [10:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [5:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
-  wire [15:0] \$204 ;
+  wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire [15:0] \$207 ;
+  wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [15:0] \$21 ;
+  wire [5:0] \$21 ;
   wire \$210 ;
-  wire [15:0] \$211 ;
+  wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [15:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire \$22 ;
+  wire [6:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [15:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
   wire \$226 ;
-  wire [15:0] \$227 ;
+  wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [15:0] \$23 ;
+  wire \$23 ;
   wire \$230 ;
-  wire [15:0] \$231 ;
+  wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [15:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
   wire \$236 ;
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire \$24 ;
+  wire [10:0] \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
-  wire [15:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
   wire \$246 ;
-  wire [15:0] \$247 ;
+  wire \$247 ;
   wire \$248 ;
   wire \$249 ;
-  wire [15:0] \$25 ;
-  wire \$250 ;
-  wire [15:0] \$251 ;
+  wire [12:0] \$25 ;
+  wire [1:0] \$250 ;
+  wire \$251 ;
   wire \$252 ;
   wire \$253 ;
-  wire [15:0] \$254 ;
+  wire \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [12:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -10170,20 +9630,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire [15:0] \$27 ;
+  wire [16:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
   wire \$274 ;
-  wire \$275 ;
+  wire [1:0] \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [16:0] \$28 ;
   wire \$280 ;
-  wire \$281 ;
+  wire [2:0] \$281 ;
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
@@ -10192,7 +9652,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$287 ;
   wire \$288 ;
   wire \$289 ;
-  wire [15:0] \$29 ;
+  wire [16:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
   wire \$292 ;
@@ -10204,18 +9664,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [16:0] \$30 ;
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [10:0] \$305 ;
-  wire [10:0] \$306 ;
-  wire [10:0] \$307 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [15:0] \$31 ;
+  wire [24:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
@@ -10226,18 +9686,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
+  wire [24:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
+  wire [1:0] \$323 ;
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire [15:0] \$33 ;
+  wire [24:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire \$332 ;
@@ -10245,43 +9705,43 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [10:0] \$337 ;
-  wire [10:0] \$338 ;
-  wire [10:0] \$339 ;
-  wire \$34 ;
-  wire [28:0] \$340 ;
-  wire [28:0] \$341 ;
-  wire [29:0] \$342 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [10:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [1:0] \$348 ;
   wire \$349 ;
-  wire [15:0] \$35 ;
+  wire [10:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [2:0] \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [5:0] \$36 ;
+  wire [10:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
   wire \$365 ;
-  wire \$366 ;
+  wire [3:0] \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [5:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -10292,7 +9752,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [5:0] \$38 ;
+  wire [10:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
@@ -10303,76 +9763,76 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [5:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire [1:0] \$396 ;
-  wire \$397 ;
+  wire [10:0] \$39 ;
+  wire [26:0] \$390 ;
+  wire [4:0] \$391 ;
+  wire [26:0] \$392 ;
+  wire [4:0] \$393 ;
+  wire [12:0] \$394 ;
+  wire [19:0] \$395 ;
+  wire [11:0] \$396 ;
+  wire [20:0] \$397 ;
   wire \$398 ;
-  wire \$399 ;
+  wire [12:0] \$399 ;
   wire [7:0] \$4 ;
-  wire [5:0] \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
+  wire [10:0] \$40 ;
+  wire [19:0] \$400 ;
+  wire [11:0] \$401 ;
+  wire [20:0] \$402 ;
+  wire [14:0] \$403 ;
+  wire [14:0] \$404 ;
+  wire [14:0] \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [5:0] \$41 ;
+  wire [10:0] \$41 ;
   wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
+  wire [12:0] \$411 ;
+  wire [19:0] \$412 ;
+  wire [11:0] \$413 ;
+  wire [20:0] \$414 ;
   wire \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire \$419 ;
-  wire [5:0] \$42 ;
-  wire \$420 ;
-  wire [1:0] \$421 ;
-  wire \$422 ;
-  wire \$423 ;
+  wire [15:0] \$419 ;
+  wire [10:0] \$42 ;
+  wire [12:0] \$420 ;
+  wire [14:0] \$421 ;
+  wire [8:0] \$422 ;
+  wire [15:0] \$423 ;
   wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire [2:0] \$427 ;
-  wire \$428 ;
-  wire \$429 ;
-  wire [5:0] \$43 ;
-  wire \$430 ;
-  wire \$431 ;
+  wire [12:0] \$425 ;
+  wire [14:0] \$426 ;
+  wire [8:0] \$427 ;
+  wire [15:0] \$428 ;
+  wire [14:0] \$429 ;
+  wire [10:0] \$43 ;
+  wire [14:0] \$430 ;
+  wire [14:0] \$431 ;
   wire \$432 ;
   wire \$433 ;
   wire \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
-  wire [5:0] \$44 ;
-  wire \$440 ;
+  wire [12:0] \$437 ;
+  wire [14:0] \$438 ;
+  wire [8:0] \$439 ;
+  wire \$44 ;
+  wire [15:0] \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire \$445 ;
+  wire [15:0] \$445 ;
   wire \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
-  wire [5:0] \$45 ;
-  wire \$450 ;
-  wire \$451 ;
+  wire [15:0] \$449 ;
+  wire [9:0] \$45 ;
+  wire [15:0] \$450 ;
+  wire [15:0] \$451 ;
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
@@ -10381,7 +9841,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire [6:0] \$46 ;
+  wire [8:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
@@ -10391,8 +9851,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$466 ;
   wire \$467 ;
   wire \$468 ;
-  wire [1:0] \$469 ;
-  wire \$47 ;
+  wire \$469 ;
+  wire [8:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
@@ -10403,7 +9863,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire [15:0] \$48 ;
+  wire [8:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
@@ -10411,23 +9871,23 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$484 ;
   wire \$485 ;
   wire \$486 ;
-  wire \$487 ;
+  wire [15:0] \$487 ;
   wire \$488 ;
-  wire \$489 ;
-  wire \$49 ;
-  wire \$490 ;
+  wire [15:0] \$489 ;
+  wire [8:0] \$49 ;
+  wire [15:0] \$490 ;
   wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [1:0] \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
+  wire \$494 ;
+  wire [11:0] \$495 ;
+  wire [11:0] \$496 ;
+  wire [11:0] \$497 ;
   wire \$498 ;
-  wire \$499 ;
+  wire [9:0] \$499 ;
   wire [7:0] \$5 ;
-  wire \$50 ;
-  wire [2:0] \$500 ;
+  wire [8:0] \$50 ;
+  wire \$500 ;
   wire \$501 ;
   wire \$502 ;
   wire \$503 ;
@@ -10437,10 +9897,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$507 ;
   wire \$508 ;
   wire \$509 ;
-  wire [15:0] \$51 ;
+  wire [8:0] \$51 ;
   wire \$510 ;
   wire \$511 ;
-  wire [3:0] \$512 ;
+  wire \$512 ;
   wire \$513 ;
   wire \$514 ;
   wire \$515 ;
@@ -10448,362 +9908,227 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire \$52 ;
+  wire [8:0] \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire \$522 ;
   wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire \$526 ;
-  wire \$527 ;
-  wire \$528 ;
+  wire [11:0] \$526 ;
+  wire [11:0] \$527 ;
+  wire [11:0] \$528 ;
   wire \$529 ;
-  wire [15:0] \$53 ;
-  wire \$530 ;
-  wire \$531 ;
-  wire \$532 ;
-  wire \$533 ;
+  wire [9:0] \$53 ;
+  wire [11:0] \$530 ;
+  wire [11:0] \$531 ;
+  wire [11:0] \$532 ;
+  wire [8:0] \$533 ;
   wire \$534 ;
   wire \$535 ;
-  wire [26:0] \$536 ;
-  wire [4:0] \$537 ;
-  wire [26:0] \$538 ;
-  wire [4:0] \$539 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
   wire \$54 ;
-  wire [12:0] \$540 ;
-  wire [19:0] \$541 ;
-  wire [11:0] \$542 ;
-  wire [20:0] \$543 ;
-  wire \$544 ;
-  wire [12:0] \$545 ;
-  wire [19:0] \$546 ;
-  wire [11:0] \$547 ;
-  wire [20:0] \$548 ;
-  wire [14:0] \$549 ;
-  wire [15:0] \$55 ;
-  wire [14:0] \$550 ;
-  wire [14:0] \$551 ;
-  wire \$552 ;
-  wire \$553 ;
-  wire \$554 ;
-  wire \$555 ;
-  wire \$556 ;
-  wire [12:0] \$557 ;
-  wire [19:0] \$558 ;
-  wire [11:0] \$559 ;
-  wire [10:0] \$56 ;
-  wire [20:0] \$560 ;
-  wire \$561 ;
-  wire \$562 ;
-  wire \$563 ;
-  wire \$564 ;
-  wire [15:0] \$565 ;
-  wire [12:0] \$566 ;
-  wire [14:0] \$567 ;
-  wire [8:0] \$568 ;
-  wire [15:0] \$569 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [12:0] \$571 ;
-  wire [14:0] \$572 ;
-  wire [8:0] \$573 ;
-  wire [15:0] \$574 ;
-  wire [14:0] \$575 ;
-  wire [14:0] \$576 ;
-  wire [14:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
-  wire [15:0] \$58 ;
-  wire \$580 ;
-  wire \$581 ;
-  wire \$582 ;
-  wire [12:0] \$583 ;
-  wire [14:0] \$584 ;
-  wire [8:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire \$587 ;
-  wire \$588 ;
-  wire \$589 ;
-  wire \$59 ;
-  wire \$590 ;
-  wire [15:0] \$591 ;
-  wire \$592 ;
-  wire \$593 ;
-  wire \$594 ;
-  wire [15:0] \$595 ;
-  wire [15:0] \$596 ;
-  wire [15:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  reg [4:0] \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg \$546 ;
+  reg \$547 ;
+  reg [9:0] \$548 ;
+  reg [15:0] \$549 ;
+  wire [7:0] \$55 ;
+  reg [7:0] \$550 ;
+  reg \$551 ;
+  reg \$552 ;
+  reg \$553 ;
+  reg \$554 ;
+  reg [8:0] \$555 ;
+  reg [10:0] \$556 ;
+  reg \$557 ;
+  reg \$558 ;
+  reg \$559 ;
+  wire [9:0] \$56 ;
+  reg \$560 ;
+  reg [9:0] \$561 ;
+  reg [15:0] \$562 ;
+  reg [4:0] \$563 ;
+  reg \$564 ;
+  reg [7:0] \$565 ;
+  reg [1:0] \$566 ;
+  reg [15:0] \$567 ;
+  reg [15:0] \$568 ;
+  reg [4:0] \$569 ;
+  wire [9:0] \$57 ;
+  reg \$570 ;
+  reg [9:0] \$571 ;
+  reg \$572 ;
+  reg \$573 ;
+  reg \$574 ;
+  reg \$575 ;
+  reg \$576 ;
+  reg \$577 ;
+  reg [4:0] \$578 ;
+  reg \$579 ;
+  wire [13:0] \$58 ;
+  reg [7:0] \$580 ;
+  reg [1:0] \$581 ;
+  reg [27:0] \$582 ;
+  reg [27:0] \$583 ;
+  reg \$584 ;
+  reg [9:0] \$585 ;
+  reg \$586 ;
+  reg \$587 ;
+  reg \$588 ;
+  reg \$589 ;
+  wire [13:0] \$59 ;
+  reg \$590 ;
+  reg \$591 ;
+  reg [4:0] \$592 ;
+  reg \$593 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
+  reg \$598 ;
+  reg \$599 ;
   wire [10:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire \$600 ;
-  wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
-  wire \$604 ;
-  wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
-  wire \$609 ;
-  wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
-  wire \$613 ;
-  wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
-  wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire [15:0] \$622 ;
-  wire \$623 ;
-  wire [15:0] \$624 ;
-  wire [15:0] \$625 ;
-  wire \$626 ;
-  wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
-  wire [15:0] \$63 ;
-  wire [11:0] \$630 ;
-  wire [11:0] \$631 ;
-  wire [11:0] \$632 ;
-  wire \$633 ;
-  wire [9:0] \$634 ;
-  wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
-  wire \$64 ;
-  wire \$640 ;
-  wire \$641 ;
-  wire \$642 ;
-  wire \$643 ;
-  wire \$644 ;
-  wire \$645 ;
-  wire \$646 ;
-  wire \$647 ;
-  wire \$648 ;
-  wire \$649 ;
-  wire [15:0] \$65 ;
-  wire \$650 ;
-  wire \$651 ;
-  wire \$652 ;
-  wire \$653 ;
-  wire \$654 ;
-  wire \$655 ;
-  wire \$656 ;
-  wire \$657 ;
-  wire \$658 ;
-  wire \$659 ;
-  wire [12:0] \$66 ;
-  wire \$660 ;
-  wire [11:0] \$661 ;
-  wire [11:0] \$662 ;
-  wire [11:0] \$663 ;
-  wire \$664 ;
-  wire [11:0] \$665 ;
-  wire [11:0] \$666 ;
-  wire [11:0] \$667 ;
-  wire [8:0] \$668 ;
-  wire \$669 ;
-  wire \$67 ;
-  wire \$670 ;
-  wire \$671 ;
-  wire \$672 ;
-  wire \$673 ;
-  wire \$674 ;
-  wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
-  reg [4:0] \$678 ;
+  wire [13:0] \$60 ;
+  reg \$600 ;
+  reg \$601 ;
+  reg \$602 ;
+  reg \$603 ;
+  reg [26:0] \$604 ;
+  reg [6:0] \$605 ;
+  reg [10:0] \$606 ;
+  reg [26:0] \$607 ;
+  reg [5:0] \$608 ;
+  reg [10:0] \$609 ;
+  wire [13:0] \$61 ;
+  reg [4:0] \$610 ;
+  reg \$611 ;
+  reg [7:0] \$612 ;
+  reg [1:0] \$613 ;
+  reg [26:0] \$614 ;
+  reg \$615 ;
+  reg [4:0] \$616 ;
+  reg [10:0] \$617 ;
+  reg \$618 ;
+  reg \$619 ;
+  wire [7:0] \$62 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [6:0] \$623 ;
+  reg \$624 ;
+  reg [5:0] \$625 ;
+  reg [26:0] \$626 ;
+  reg [6:0] \$627 ;
+  reg [10:0] \$628 ;
+  reg [26:0] \$629 ;
+  wire [7:0] \$63 ;
+  reg [5:0] \$630 ;
+  reg [10:0] \$631 ;
+  reg [4:0] \$632 ;
+  reg \$633 ;
+  reg [7:0] \$634 ;
+  reg [1:0] \$635 ;
+  reg [35:0] \$636 ;
+  reg [63:0] \$637 ;
+  reg \$638 ;
+  reg \$639 ;
+  wire [7:0] \$64 ;
+  reg [11:0] \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg [28:0] \$645 ;
+  reg [31:0] \$646 ;
+  reg \$647 ;
+  reg \$648 ;
+  reg [11:0] \$649 ;
+  wire [7:0] \$65 ;
+  reg \$650 ;
+  reg \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg [4:0] \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg [1:0] \$657 ;
+  reg [10:0] \$658 ;
+  reg \$659 ;
+  wire [7:0] \$66 ;
+  reg \$660 ;
+  reg [11:0] \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg [7:0] \$666 ;
+  reg \$667 ;
+  reg \$668 ;
+  reg [11:0] \$669 ;
+  wire [7:0] \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg \$672 ;
+  reg \$673 ;
+  reg [4:0] \$674 ;
+  reg \$675 ;
+  reg [7:0] \$676 ;
+  reg [1:0] \$677 ;
+  reg [15:0] \$678 ;
   reg \$679 ;
-  wire [15:0] \$68 ;
+  wire [7:0] \$68 ;
   reg \$680 ;
-  reg \$681 ;
-  reg \$682 ;
-  reg [9:0] \$683 ;
-  reg [15:0] \$684 ;
-  reg [7:0] \$685 ;
-  reg \$686 ;
-  reg \$687 ;
-  reg \$688 ;
-  reg \$689 ;
+  reg [1:0] \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
-  reg [8:0] \$690 ;
-  reg [10:0] \$691 ;
-  reg \$692 ;
-  reg \$693 ;
-  reg \$694 ;
-  reg \$695 ;
-  reg [9:0] \$696 ;
-  reg [15:0] \$697 ;
-  reg [4:0] \$698 ;
-  reg \$699 ;
   wire [10:0] \$7 ;
-  wire [15:0] \$70 ;
-  reg [7:0] \$700 ;
-  reg [1:0] \$701 ;
-  reg [15:0] \$702 ;
-  reg [15:0] \$703 ;
-  reg [4:0] \$704 ;
-  reg \$705 ;
-  reg [9:0] \$706 ;
-  reg \$707 ;
-  reg \$708 ;
-  reg \$709 ;
-  wire [16:0] \$71 ;
-  reg \$710 ;
-  reg \$711 ;
-  reg \$712 ;
-  reg [4:0] \$713 ;
-  reg \$714 ;
-  reg [7:0] \$715 ;
-  reg [1:0] \$716 ;
-  reg [27:0] \$717 ;
-  reg [27:0] \$718 ;
-  reg \$719 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
-  reg [9:0] \$720 ;
-  reg \$721 ;
-  reg \$722 ;
-  reg \$723 ;
-  reg \$724 ;
-  reg \$725 ;
-  reg \$726 ;
-  reg [4:0] \$727 ;
-  reg \$728 ;
-  reg [7:0] \$729 ;
-  wire [15:0] \$73 ;
-  reg [1:0] \$730 ;
-  reg [27:0] \$731 ;
-  reg [9:0] \$732 ;
-  reg \$733 ;
-  reg \$734 ;
-  reg \$735 ;
-  reg \$736 ;
-  reg \$737 ;
-  reg \$738 ;
-  reg [26:0] \$739 ;
+  wire \$73 ;
   wire \$74 ;
-  reg [6:0] \$740 ;
-  reg [10:0] \$741 ;
-  reg [26:0] \$742 ;
-  reg [5:0] \$743 ;
-  reg [10:0] \$744 ;
-  reg [4:0] \$745 ;
-  reg \$746 ;
-  reg [7:0] \$747 ;
-  reg [1:0] \$748 ;
-  reg [26:0] \$749 ;
-  wire [15:0] \$75 ;
-  reg \$750 ;
-  reg [4:0] \$751 ;
-  reg [10:0] \$752 ;
-  reg \$753 ;
-  reg \$754 ;
-  reg \$755 ;
-  reg \$756 ;
-  reg \$757 ;
-  reg [6:0] \$758 ;
-  reg \$759 ;
-  wire [16:0] \$76 ;
-  reg [5:0] \$760 ;
-  reg [26:0] \$761 ;
-  reg [6:0] \$762 ;
-  reg [10:0] \$763 ;
-  reg [26:0] \$764 ;
-  reg [5:0] \$765 ;
-  reg [10:0] \$766 ;
-  reg [4:0] \$767 ;
-  reg \$768 ;
-  reg [7:0] \$769 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
-  reg [1:0] \$770 ;
-  reg [35:0] \$771 ;
-  reg [63:0] \$772 ;
-  reg \$773 ;
-  reg \$774 ;
-  reg [11:0] \$775 ;
-  reg \$776 ;
-  reg \$777 ;
-  reg \$778 ;
-  reg \$779 ;
-  wire [15:0] \$78 ;
-  reg [28:0] \$780 ;
-  reg [31:0] \$781 ;
-  reg \$782 ;
-  reg \$783 ;
-  reg [11:0] \$784 ;
-  reg \$785 ;
-  reg \$786 ;
-  reg \$787 ;
-  reg \$788 ;
-  reg [4:0] \$789 ;
+  wire \$78 ;
   wire \$79 ;
-  reg \$790 ;
-  reg [7:0] \$791 ;
-  reg [1:0] \$792 ;
-  reg [10:0] \$793 ;
-  reg \$794 ;
-  reg \$795 ;
-  reg [11:0] \$796 ;
-  reg \$797 ;
-  reg \$798 ;
-  reg \$799 ;
   wire [16:0] \$8 ;
-  wire [15:0] \$80 ;
-  reg \$800 ;
-  reg [7:0] \$801 ;
-  reg \$802 ;
-  reg \$803 ;
-  reg [11:0] \$804 ;
-  reg \$805 ;
-  reg \$806 ;
-  reg \$807 ;
-  reg \$808 ;
-  reg [4:0] \$809 ;
-  wire [16:0] \$81 ;
-  reg \$810 ;
-  reg [7:0] \$811 ;
-  reg [1:0] \$812 ;
-  reg [15:0] \$813 ;
-  reg \$814 ;
-  reg \$815 ;
-  reg [1:0] \$816 ;
-  wire \$817 ;
-  wire \$818 ;
-  wire \$819 ;
+  wire \$80 ;
+  wire \$81 ;
   wire \$82 ;
-  wire \$820 ;
-  wire \$821 ;
-  wire \$822 ;
-  wire \$823 ;
-  wire \$824 ;
-  wire [15:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire [16:0] \$86 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
   wire [16:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [24:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [15:0] \$95 ;
-  wire [24:0] \$96 ;
+  wire \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  wire [15:0] \$98 ;
+  wire \$98 ;
   wire \$99 ;
   input [20:0] a;
   wire [20:0] a;
@@ -11098,1933 +10423,1797 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  assign \$170  = fresh & product_step[0];
-  assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_step[0];
-  assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_step[0];
-  assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_step[0];
-  assign \$178  = \$177  ? 16'h0000 : acc;
-  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
-  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
-  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
-  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
-  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
-  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
-  assign \$186  = \$146 [6] ? \$149  : \$185 ;
-  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
-  assign \$187  = ! step_mode;
-  assign \$189  = step_mode == 1'h1;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = step_mode == 2'h2;
-  assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_step[0];
-  assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_step[0];
-  assign \$196  = \$195  ? 16'h0000 : acc;
-  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
-  assign \$197  = ! step_mode;
-  assign \$199  = step_mode == 1'h1;
-  assign \$200  = \$198  | \$199 ;
-  assign \$201  = step_mode == 2'h2;
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_step[0];
-  assign \$204  = \$203  ? 16'h0000 : acc;
-  assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_step[0];
-  assign \$207  = \$206  ? 16'h0000 : acc;
-  assign \$208  = ! \$207 [9:0];
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_step[0];
-  assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_step[0];
-  assign \$214  = \$213  ? 16'h0000 : acc;
-  assign \$215  = ! \$214 [6:0];
-  assign \$216  = \$212  & \$215 ;
-  assign base_zero = \$202  ? \$209  : \$216 ;
-  assign \$217  = ! step_mode;
-  assign \$219  = step_mode == 1'h1;
-  assign \$220  = \$218  | \$219 ;
-  assign \$221  = step_mode == 2'h2;
-  assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_step[0];
-  assign \$224  = \$223  ? 16'h0000 : acc;
-  assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_step[0];
-  assign \$227  = \$226  ? 16'h0000 : acc;
-  assign \$228  = ! \$227 [9:0];
-  assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_step[0];
-  assign \$231  = \$230  ? 16'h0000 : acc;
-  assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_step[0];
-  assign \$234  = \$233  ? 16'h0000 : acc;
-  assign \$235  = ! \$234 [6:0];
-  assign \$236  = \$232  & \$235 ;
-  assign base_inf = \$222  ? \$229  : \$236 ;
-  assign \$237  = ! step_mode;
-  assign \$239  = step_mode == 1'h1;
-  assign \$240  = \$238  | \$239 ;
-  assign \$241  = step_mode == 2'h2;
-  assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_step[0];
-  assign \$244  = \$243  ? 16'h0000 : acc;
-  assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_step[0];
-  assign \$247  = \$246  ? 16'h0000 : acc;
-  assign \$248  = | \$247 [9:0];
-  assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_step[0];
-  assign \$251  = \$250  ? 16'h0000 : acc;
-  assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_step[0];
-  assign \$254  = \$253  ? 16'h0000 : acc;
-  assign \$255  = | \$254 [6:0];
-  assign \$256  = \$252  & \$255 ;
-  assign base_nan = \$242  ? \$249  : \$256 ;
-  assign \$257  = ! step_mode;
-  assign \$259  = step_mode == 1'h1;
-  assign \$260  = \$258  | \$259 ;
-  assign \$261  = step_mode == 2'h2;
-  assign \$262  = \$260  | \$261 ;
-  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
-  assign \$263  = ! step_mode;
-  assign \$265  = step_mode == 1'h1;
-  assign \$266  = \$264  | \$265 ;
-  assign \$267  = step_mode == 2'h2;
-  assign \$268  = \$266  | \$267 ;
-  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
-  assign \$269  = ~ unpack_q_0_zero;
-  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = \$270  | \$273 ;
-  assign \$275  = \$269  & \$274 ;
-  assign add_a_big = unpack_q_1_zero | \$275 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
-  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
-  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
-  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
-  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
-  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
-  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
-  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
-  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
-  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
-  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
-  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
-  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
-  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
-  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
-  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
-  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
-  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
-  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
-  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
-  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
-  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
-  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
-  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
-  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
-  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
-  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
-  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
-  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
-  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
-  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
-  assign \$306  = \$304  ? 11'h000 : \$305 ;
-  assign \$307  = \$303  ? 11'h05e : \$306 ;
-  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
-  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
-  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
-  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
-  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
-  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
-  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
-  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
-  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
-  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
-  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
-  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
-  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
-  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
-  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
-  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
-  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
-  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
-  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
-  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
-  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
-  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
-  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
-  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
-  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
-  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
-  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
-  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
-  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
-  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
-  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
-  assign \$338  = \$336  ? 11'h000 : \$337 ;
-  assign \$339  = \$335  ? 11'h03e : \$338 ;
-  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
-  assign \$340  = align_q_big - align_q_small;
-  assign \$341  = align_q_big + align_q_small;
-  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
-  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$344  = ~ \$343 ;
-  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$346  = ~ \$345 ;
-  assign \$347  = \$344  & \$346 ;
-  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$349  = ~ \$348 ;
-  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = \$349  & \$351 ;
-  assign \$353  = \$347  & \$352 ;
-  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$355  = ~ \$354 ;
-  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$355  & \$357 ;
-  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$360  = ~ \$359 ;
-  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = \$360  & \$362 ;
-  assign \$364  = \$358  & \$363 ;
-  assign \$365  = \$353  & \$364 ;
-  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367  & \$369 ;
-  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$372  = ~ \$371 ;
-  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = \$372  & \$374 ;
-  assign \$376  = \$370  & \$375 ;
-  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$378  = ~ \$377 ;
-  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = ~ add_q_0_total[1];
-  assign \$392  = ~ add_q_0_total[3];
-  assign \$393  = \$389  ? \$392  : \$391 ;
-  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$395  = ~ \$394 ;
-  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$398  = ~ \$397 ;
-  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$405  = ~ \$404 ;
-  assign \$406  = \$403  & \$405 ;
-  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$408  = ~ \$407 ;
-  assign \$409  = ~ add_q_0_total[5];
-  assign \$410  = ~ add_q_0_total[7];
-  assign \$411  = \$407  ? \$410  : \$409 ;
-  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$413  = ~ \$412 ;
-  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = ~ add_q_0_total[9];
-  assign \$417  = ~ add_q_0_total[11];
-  assign \$418  = \$414  ? \$417  : \$416 ;
-  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$420  = ~ \$419 ;
-  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
-  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$423  = ~ \$422 ;
-  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$425  = ~ \$424 ;
-  assign \$426  = \$423  & \$425 ;
-  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
-  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$431  = ~ \$430 ;
-  assign \$432  = \$429  & \$431 ;
-  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$434  = ~ \$433 ;
-  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$436  = ~ \$435 ;
-  assign \$437  = \$434  & \$436 ;
-  assign \$438  = \$432  & \$437 ;
-  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$442  = ~ \$441 ;
-  assign \$443  = \$440  & \$442 ;
-  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$445  = ~ \$444 ;
-  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$447  = ~ \$446 ;
-  assign \$448  = \$445  & \$447 ;
-  assign \$449  = \$443  & \$448 ;
-  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$451  = ~ \$450 ;
-  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$451  & \$453 ;
-  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = ~ add_q_0_total[13];
-  assign \$458  = ~ add_q_0_total[15];
-  assign \$459  = \$455  ? \$458  : \$457 ;
-  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$463  = ~ \$462 ;
-  assign \$464  = ~ add_q_0_total[17];
-  assign \$465  = ~ add_q_0_total[19];
-  assign \$466  = \$462  ? \$465  : \$464 ;
-  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
-  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471  & \$473 ;
-  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$476  = ~ \$475 ;
-  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$478  = ~ \$477 ;
-  assign \$479  = \$476  & \$478 ;
-  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$481  = ~ \$480 ;
-  assign \$482  = ~ add_q_0_total[21];
-  assign \$483  = ~ add_q_0_total[23];
-  assign \$484  = \$480  ? \$483  : \$482 ;
-  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$486  = ~ \$485 ;
-  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = ~ add_q_0_total[25];
-  assign \$490  = ~ add_q_0_total[27];
-  assign \$491  = \$487  ? \$490  : \$489 ;
-  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
-  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$496  = ~ \$495 ;
-  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = \$496  & \$498 ;
-  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
-  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$502  = ~ \$501 ;
-  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = \$502  & \$504 ;
-  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$507  = ~ \$506 ;
-  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = \$507  & \$509 ;
-  assign \$511  = \$505  & \$510 ;
-  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
-  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$514  = ~ \$513 ;
-  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = \$514  & \$516 ;
-  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$519  = ~ \$518 ;
-  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = \$519  & \$521 ;
-  assign \$523  = \$517  & \$522 ;
-  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$525  = ~ \$524 ;
-  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = \$525  & \$527 ;
-  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$530  = ~ \$529 ;
-  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = \$530  & \$532 ;
-  assign \$534  = \$528  & \$533 ;
-  assign \$535  = \$523  & \$534 ;
+  assign \$293  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$294  = ~ \$293 ;
+  assign \$295  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$296  = ~ \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$299  = ~ \$298 ;
+  assign \$300  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$301  = ~ \$300 ;
+  assign \$302  = \$299  & \$301 ;
+  assign \$303  = \$297  & \$302 ;
+  assign \$304  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$305  = ~ \$304 ;
+  assign \$306  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$307  = ~ \$306 ;
+  assign \$308  = \$305  & \$307 ;
+  assign \$309  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$310  = ~ \$309 ;
+  assign \$311  = ~ add_q_0_total[13];
+  assign \$312  = ~ add_q_0_total[15];
+  assign \$313  = \$309  ? \$312  : \$311 ;
+  assign \$314  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$315  = ~ \$314 ;
+  assign \$316  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$317  = ~ \$316 ;
+  assign \$318  = ~ add_q_0_total[17];
+  assign \$319  = ~ add_q_0_total[19];
+  assign \$320  = \$316  ? \$319  : \$318 ;
+  assign \$321  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$322  = ~ \$321 ;
+  assign \$323  = \$308  ? { \$315 , \$313  } : { \$322 , \$320  };
+  assign \$324  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$325  = ~ \$324 ;
+  assign \$326  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$325  & \$327 ;
+  assign \$329  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$330  = ~ \$329 ;
+  assign \$331  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$332  = ~ \$331 ;
+  assign \$333  = \$330  & \$332 ;
+  assign \$334  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$335  = ~ \$334 ;
+  assign \$336  = ~ add_q_0_total[21];
+  assign \$337  = ~ add_q_0_total[23];
+  assign \$338  = \$334  ? \$337  : \$336 ;
+  assign \$339  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$340  = ~ \$339 ;
+  assign \$341  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$342  = ~ \$341 ;
+  assign \$343  = ~ add_q_0_total[25];
+  assign \$344  = ~ add_q_0_total[27];
+  assign \$345  = \$341  ? \$344  : \$343 ;
+  assign \$346  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$347  = ~ \$346 ;
+  assign \$348  = \$333  ? { \$340 , \$338  } : { \$347 , \$345  };
+  assign \$349  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$350  = ~ \$349 ;
+  assign \$351  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$352  = ~ \$351 ;
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = \$303  ? { \$328 , \$323  } : { \$353 , \$348  };
+  assign \$355  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$356  = ~ \$355 ;
+  assign \$357  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$358  = ~ \$357 ;
+  assign \$359  = \$356  & \$358 ;
+  assign \$360  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$361  = ~ \$360 ;
+  assign \$362  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$363  = ~ \$362 ;
+  assign \$364  = \$361  & \$363 ;
+  assign \$365  = \$359  & \$364 ;
+  assign \$366  = \$219  ? { \$292 , \$281  } : { \$365 , \$354  };
+  assign \$367  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$368  = ~ \$367 ;
+  assign \$369  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$370  = ~ \$369 ;
+  assign \$371  = \$368  & \$370 ;
+  assign \$372  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$373  = ~ \$372 ;
+  assign \$374  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$375  = ~ \$374 ;
+  assign \$376  = \$373  & \$375 ;
+  assign \$377  = \$371  & \$376 ;
+  assign \$378  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$379  = ~ \$378 ;
+  assign \$380  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$381  = ~ \$380 ;
+  assign \$382  = \$379  & \$381 ;
+  assign \$383  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$384  = ~ \$383 ;
+  assign \$385  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$386  = ~ \$385 ;
+  assign \$387  = \$384  & \$386 ;
+  assign \$388  = \$382  & \$387 ;
+  assign \$389  = \$377  & \$388 ;
   assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
-  assign sum_fp16_sr8_small = ! \$536 ;
-  assign \$537  = ~ { \$535 , \$512  };
-  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
-  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
-  assign sum_bf16_rne_small = ! \$538 ;
-  assign \$539  = ~ { \$535 , \$512  };
-  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign \$390  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$390 ;
+  assign \$391  = ~ { \$389 , \$366  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$391  };
+  assign \$392  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$392 ;
+  assign \$393  = ~ { \$389 , \$366  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$393  };
   assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
   assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
-  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$542  = round_q_0_count + round_q_0_up;
-  assign \$543  = \$541  + \$542 ;
-  assign \$544  = \$543  > 15'h7bff;
-  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$547  = round_q_0_count + round_q_0_up;
-  assign \$548  = \$546  + \$547 ;
-  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
-  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
-  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
-  assign \$554  = ~ round_q_0_inf;
-  assign \$555  = ~ round_q_0_zero;
-  assign \$556  = \$554  & \$555 ;
-  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$559  = round_q_0_count + round_q_0_up;
-  assign \$560  = \$558  + \$559 ;
-  assign \$561  = \$560  > 15'h7bff;
-  assign \$562  = \$556  & \$561 ;
-  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
-  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$568  = round_q_1_count + round_q_1_up;
-  assign \$569  = \$567  + \$568 ;
-  assign \$570  = \$569  > 15'h7f7f;
-  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$573  = round_q_1_count + round_q_1_up;
-  assign \$574  = \$572  + \$573 ;
-  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
-  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
-  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
-  assign \$580  = ~ round_q_1_inf;
-  assign \$581  = ~ round_q_1_zero;
-  assign \$582  = \$580  & \$581 ;
-  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$585  = round_q_1_count + round_q_1_up;
-  assign \$586  = \$584  + \$585 ;
-  assign \$587  = \$586  > 15'h7f7f;
-  assign \$588  = \$582  & \$587 ;
-  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
-  assign \$592  = ! round_control_3;
-  assign \$593  = round_control_3 == 1'h1;
-  assign \$594  = round_control_3 == 2'h2;
-  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
-  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
-  assign \$598  = a[17] ^ b[17];
-  assign \$599  = a[18] | b[18];
-  assign \$600  = a[20] | b[20];
-  assign \$601  = \$600  | a[19];
-  assign \$602  = \$601  | b[19];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$599  & \$603 ;
-  assign \$605  = a[19] | b[19];
-  assign \$606  = a[20] | b[20];
-  assign \$607  = \$606  | a[18];
-  assign \$608  = \$607  | b[18];
-  assign \$609  = ~ \$608 ;
-  assign \$610  = \$605  & \$609 ;
-  assign \$611  = a[20] | b[20];
-  assign \$612  = a[19] & b[18];
-  assign \$613  = \$611  | \$612 ;
-  assign \$614  = a[18] & b[19];
-  assign \$615  = \$613  | \$614 ;
-  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$617  = ~ product_step[0];
-  assign \$618  = product_0_zero | \$617 ;
-  assign \$619  = product_0_inf & product_step[0];
-  assign \$620  = product_0_nan & product_step[0];
-  assign \$621  = ~ fresh;
-  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$625  = \$623  ? 16'h0000 : \$624 ;
-  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$628  = \$626  | \$627 ;
-  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$630  = - $signed(add_exp_diff);
-  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
-  assign \$632  = \$628  ? 12'h01a : \$631 ;
-  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$639  = \$637  & \$638 ;
-  assign \$640  = \$636  | \$639 ;
-  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$643  = ~ \$642 ;
-  assign \$644  = \$641  & \$643 ;
-  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$647  = \$645  & \$646 ;
-  assign \$648  = ~ \$647 ;
-  assign \$649  = \$644  & \$648 ;
-  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$653  = | add_small_wide[25:0];
-  assign \$654  = ! add_q_0_total[27:1];
-  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
-  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
-  assign \$658  = ! add_q_0_total[27:1];
-  assign \$659  = add_q_0_flags_both_zero | \$658 ;
-  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
-  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$662  = \$660  ? 12'h010 : \$661 ;
-  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
-  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
-  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$666  = \$664  ? 12'h080 : \$665 ;
-  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
-  assign \$668  = place_q_0_kept[24:17] + place_control_2;
-  assign \$669  = | place_q_1_kept[19:0];
-  assign \$670  = | place_q_1_below;
-  assign \$671  = \$670  | place_q_1_sticky;
-  assign \$672  = \$669  | \$671 ;
-  assign \$673  = \$672  | place_q_1_kept[21];
-  assign \$674  = place_q_1_kept[20] & \$673 ;
-  assign \$675  = round_control_0[0] & round_control_0[1];
-  assign \$676  = ~ round_control_1;
-  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  assign \$394  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$396  = round_q_0_count + round_q_0_up;
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = \$397  > 15'h7bff;
+  assign \$399  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$401  = round_q_0_count + round_q_0_up;
+  assign \$402  = \$400  + \$401 ;
+  assign \$403  = \$398  ? 15'h7c00 : \$402 [14:0];
+  assign \$404  = round_q_0_zero ? 15'h0000 : \$403 ;
+  assign \$405  = round_q_0_inf ? 15'h7c00 : \$404 ;
+  assign \$408  = ~ round_q_0_inf;
+  assign \$409  = ~ round_q_0_zero;
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$413  = round_q_0_count + round_q_0_up;
+  assign \$414  = \$412  + \$413 ;
+  assign \$415  = \$414  > 15'h7bff;
+  assign \$416  = \$410  & \$415 ;
+  assign \$419  = \$418  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$420  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$422  = round_q_1_count + round_q_1_up;
+  assign \$423  = \$421  + \$422 ;
+  assign \$424  = \$423  > 15'h7f7f;
+  assign \$425  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$427  = round_q_1_count + round_q_1_up;
+  assign \$428  = \$426  + \$427 ;
+  assign \$429  = \$424  ? 15'h7f80 : \$428 [14:0];
+  assign \$430  = round_q_1_zero ? 15'h0000 : \$429 ;
+  assign \$431  = round_q_1_inf ? 15'h7f80 : \$430 ;
+  assign \$434  = ~ round_q_1_inf;
+  assign \$435  = ~ round_q_1_zero;
+  assign \$436  = \$434  & \$435 ;
+  assign \$437  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$439  = round_q_1_count + round_q_1_up;
+  assign \$440  = \$438  + \$439 ;
+  assign \$441  = \$440  > 15'h7f7f;
+  assign \$442  = \$436  & \$441 ;
+  assign \$445  = \$444  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$446  = ! round_control_3;
+  assign \$447  = round_control_3 == 1'h1;
+  assign \$448  = round_control_3 == 2'h2;
+  assign \$449  = \$448  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$450  = \$447  ? sum_fp16_sr8 : \$449 ;
+  assign \$451  = \$446  ? sum_fp16_sr8 : \$450 ;
+  assign \$452  = a[17] ^ b[17];
+  assign \$453  = a[18] | b[18];
+  assign \$454  = a[20] | b[20];
+  assign \$455  = \$454  | a[19];
+  assign \$456  = \$455  | b[19];
+  assign \$457  = ~ \$456 ;
+  assign \$458  = \$453  & \$457 ;
+  assign \$459  = a[19] | b[19];
+  assign \$460  = a[20] | b[20];
+  assign \$461  = \$460  | a[18];
+  assign \$462  = \$461  | b[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = \$459  & \$463 ;
+  assign \$465  = a[20] | b[20];
+  assign \$466  = a[19] & b[18];
+  assign \$467  = \$465  | \$466 ;
+  assign \$468  = a[18] & b[19];
+  assign \$469  = \$467  | \$468 ;
+  assign \$470  = fresh & product_step[0];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = base_sign & \$471 ;
+  assign \$473  = fresh & product_step[0];
+  assign \$474  = base_zero | \$473 ;
+  assign \$475  = fresh & product_step[0];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = base_inf & \$476 ;
+  assign \$478  = fresh & product_step[0];
+  assign \$479  = ~ \$478 ;
+  assign \$480  = base_nan & \$479 ;
+  assign \$481  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$482  = ~ product_step[0];
+  assign \$483  = product_0_zero | \$482 ;
+  assign \$484  = product_0_inf & product_step[0];
+  assign \$485  = product_0_nan & product_step[0];
+  assign \$486  = ~ fresh;
+  assign \$487  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$488  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$489  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$490  = \$488  ? 16'h0000 : \$489 ;
+  assign \$491  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$492  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$493  = \$491  | \$492 ;
+  assign \$494  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$495  = - $signed(add_exp_diff);
+  assign \$496  = \$494  ? \$495  : { add_exp_diff[10], add_exp_diff };
+  assign \$497  = \$493  ? 12'h01a : \$496 ;
+  assign \$498  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$499  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$500  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$501  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$502  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$503  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$504  = \$502  & \$503 ;
+  assign \$505  = \$501  | \$504 ;
+  assign \$506  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$507  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$508  = ~ \$507 ;
+  assign \$509  = \$506  & \$508 ;
+  assign \$510  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$511  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$512  = \$510  & \$511 ;
+  assign \$513  = ~ \$512 ;
+  assign \$514  = \$509  & \$513 ;
+  assign \$515  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$516  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$517  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$518  = | add_small_wide[25:0];
+  assign \$519  = ! add_q_0_total[27:1];
+  assign \$520  = \$519  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$521  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$520 ;
+  assign \$522  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$521 ;
+  assign \$523  = ! add_q_0_total[27:1];
+  assign \$524  = add_q_0_flags_both_zero | \$523 ;
+  assign \$525  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$526  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$527  = \$525  ? 12'h010 : \$526 ;
+  assign \$528  = normalize_q_1_0_small ? 12'hff2 : \$527 ;
+  assign \$529  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$530  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$531  = \$529  ? 12'h080 : \$530 ;
+  assign \$532  = normalize_q_1_1_small ? 12'hf82 : \$531 ;
+  assign \$533  = place_q_0_kept[24:17] + place_control_2;
+  assign \$534  = | place_q_1_kept[19:0];
+  assign \$535  = | place_q_1_below;
+  assign \$536  = \$535  | place_q_1_sticky;
+  assign \$537  = \$534  | \$536 ;
+  assign \$538  = \$537  | place_q_1_kept[21];
+  assign \$539  = place_q_1_kept[20] & \$538 ;
+  assign \$540  = round_control_0[0] & round_control_0[1];
+  assign \$541  = ~ round_control_1;
+  assign \$542  = round_control_0[0] ? round_control_0[1] : \$541 ;
   always @(posedge clk)
-    product_step <= \$678 ;
+    product_step <= \$543 ;
   always @(posedge clk)
-    product_0_sign <= \$679 ;
+    product_0_sign <= \$544 ;
   always @(posedge clk)
-    product_0_zero <= \$680 ;
+    product_0_zero <= \$545 ;
   always @(posedge clk)
-    product_0_inf <= \$681 ;
+    product_0_inf <= \$546 ;
   always @(posedge clk)
-    product_0_nan <= \$682 ;
+    product_0_nan <= \$547 ;
   always @(posedge clk)
-    product_0_exp <= \$683 ;
+    product_0_exp <= \$548 ;
   always @(posedge clk)
-    product_0_full <= \$684 ;
+    product_0_full <= \$549 ;
   always @(posedge clk)
-    product_1 <= \$685 ;
+    product_1 <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$686 ;
+    unpack_q_0_sign <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$687 ;
+    unpack_q_0_zero <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$688 ;
+    unpack_q_0_inf <= \$553 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$689 ;
+    unpack_q_0_nan <= \$554 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$690 ;
+    unpack_q_0_exp <= \$555 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$691 ;
+    unpack_q_0_sig <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$692 ;
+    unpack_q_1_sign <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$693 ;
+    unpack_q_1_zero <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$694 ;
+    unpack_q_1_inf <= \$559 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$695 ;
+    unpack_q_1_nan <= \$560 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$696 ;
+    unpack_q_1_exp <= \$561 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$697 ;
+    unpack_q_1_sig <= \$562 ;
   always @(posedge clk)
-    unpack_control_0 <= \$698 ;
+    unpack_control_0 <= \$563 ;
   always @(posedge clk)
-    unpack_control_1 <= \$699 ;
+    unpack_control_1 <= \$564 ;
   always @(posedge clk)
-    unpack_control_2 <= \$700 ;
+    unpack_control_2 <= \$565 ;
   always @(posedge clk)
-    unpack_control_3 <= \$701 ;
+    unpack_control_3 <= \$566 ;
   always @(posedge clk)
-    order_q_big_sig <= \$702 ;
+    order_q_big_sig <= \$567 ;
   always @(posedge clk)
-    order_q_small_sig <= \$703 ;
+    order_q_small_sig <= \$568 ;
   always @(posedge clk)
-    order_q_shift <= \$704 ;
+    order_q_shift <= \$569 ;
   always @(posedge clk)
-    order_q_subtract <= \$705 ;
+    order_q_subtract <= \$570 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$706 ;
+    order_q_flags_big_exp <= \$571 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$707 ;
+    order_q_flags_big_sign <= \$572 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$708 ;
+    order_q_flags_nan <= \$573 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$709 ;
+    order_q_flags_inf <= \$574 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$710 ;
+    order_q_flags_inf_sign <= \$575 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$711 ;
+    order_q_flags_both_zero <= \$576 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$712 ;
+    order_q_flags_zero_sign <= \$577 ;
   always @(posedge clk)
-    order_control_0 <= \$713 ;
+    order_control_0 <= \$578 ;
   always @(posedge clk)
-    order_control_1 <= \$714 ;
+    order_control_1 <= \$579 ;
   always @(posedge clk)
-    order_control_2 <= \$715 ;
+    order_control_2 <= \$580 ;
   always @(posedge clk)
-    order_control_3 <= \$716 ;
+    order_control_3 <= \$581 ;
   always @(posedge clk)
-    align_q_big <= \$717 ;
+    align_q_big <= \$582 ;
   always @(posedge clk)
-    align_q_small <= \$718 ;
+    align_q_small <= \$583 ;
   always @(posedge clk)
-    align_q_subtract <= \$719 ;
+    align_q_subtract <= \$584 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$720 ;
+    align_q_flags_big_exp <= \$585 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$721 ;
+    align_q_flags_big_sign <= \$586 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$722 ;
+    align_q_flags_nan <= \$587 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$723 ;
+    align_q_flags_inf <= \$588 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$724 ;
+    align_q_flags_inf_sign <= \$589 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$725 ;
+    align_q_flags_both_zero <= \$590 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$726 ;
+    align_q_flags_zero_sign <= \$591 ;
   always @(posedge clk)
-    align_control_0 <= \$727 ;
+    align_control_0 <= \$592 ;
   always @(posedge clk)
-    align_control_1 <= \$728 ;
+    align_control_1 <= \$593 ;
   always @(posedge clk)
-    align_control_2 <= \$729 ;
+    align_control_2 <= \$594 ;
   always @(posedge clk)
-    align_control_3 <= \$730 ;
+    align_control_3 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$731 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$732 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$733 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$734 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$735 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$736 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$737 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$738 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0_small_mask <= \$739 ;
+    add_q_1_0_small_mask <= \$604 ;
   always @(posedge clk)
-    add_q_1_0_small_right <= \$740 ;
+    add_q_1_0_small_right <= \$605 ;
   always @(posedge clk)
-    add_q_1_0_over <= \$741 ;
+    add_q_1_0_over <= \$606 ;
   always @(posedge clk)
-    add_q_1_1_small_mask <= \$742 ;
+    add_q_1_1_small_mask <= \$607 ;
   always @(posedge clk)
-    add_q_1_1_small_right <= \$743 ;
+    add_q_1_1_small_right <= \$608 ;
   always @(posedge clk)
-    add_q_1_1_over <= \$744 ;
+    add_q_1_1_over <= \$609 ;
   always @(posedge clk)
-    add_control_0 <= \$745 ;
+    add_control_0 <= \$610 ;
   always @(posedge clk)
-    add_control_1 <= \$746 ;
+    add_control_1 <= \$611 ;
   always @(posedge clk)
-    add_control_2 <= \$747 ;
+    add_control_2 <= \$612 ;
   always @(posedge clk)
-    add_control_3 <= \$748 ;
+    add_control_3 <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_window <= \$749 ;
+    normalize_q_0_window <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$750 ;
+    normalize_q_0_sticky <= \$615 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$751 ;
+    normalize_q_0_lz <= \$616 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$752 ;
+    normalize_q_0_top <= \$617 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$753 ;
+    normalize_q_0_sign <= \$618 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$754 ;
+    normalize_q_0_zero <= \$619 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$755 ;
+    normalize_q_0_inf <= \$620 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$756 ;
+    normalize_q_0_nan <= \$621 ;
   always @(posedge clk)
-    normalize_q_1_0_small <= \$757 ;
+    normalize_q_1_0_small <= \$622 ;
   always @(posedge clk)
-    normalize_q_1_0_right <= \$758 ;
+    normalize_q_1_0_right <= \$623 ;
   always @(posedge clk)
-    normalize_q_1_1_small <= \$759 ;
+    normalize_q_1_1_small <= \$624 ;
   always @(posedge clk)
-    normalize_q_1_1_right <= \$760 ;
+    normalize_q_1_1_right <= \$625 ;
   always @(posedge clk)
-    normalize_q_2_0_small_mask <= \$761 ;
+    normalize_q_2_0_small_mask <= \$626 ;
   always @(posedge clk)
-    normalize_q_2_0_small_right <= \$762 ;
+    normalize_q_2_0_small_right <= \$627 ;
   always @(posedge clk)
-    normalize_q_2_0_over <= \$763 ;
+    normalize_q_2_0_over <= \$628 ;
   always @(posedge clk)
-    normalize_q_2_1_small_mask <= \$764 ;
+    normalize_q_2_1_small_mask <= \$629 ;
   always @(posedge clk)
-    normalize_q_2_1_small_right <= \$765 ;
+    normalize_q_2_1_small_right <= \$630 ;
   always @(posedge clk)
-    normalize_q_2_1_over <= \$766 ;
+    normalize_q_2_1_over <= \$631 ;
   always @(posedge clk)
-    normalize_control_0 <= \$767 ;
+    normalize_control_0 <= \$632 ;
   always @(posedge clk)
-    normalize_control_1 <= \$768 ;
+    normalize_control_1 <= \$633 ;
   always @(posedge clk)
-    normalize_control_2 <= \$769 ;
+    normalize_control_2 <= \$634 ;
   always @(posedge clk)
-    normalize_control_3 <= \$770 ;
+    normalize_control_3 <= \$635 ;
   always @(posedge clk)
-    place_q_0_kept <= \$771 ;
+    place_q_0_kept <= \$636 ;
   always @(posedge clk)
-    place_q_0_below <= \$772 ;
+    place_q_0_below <= \$637 ;
   always @(posedge clk)
-    place_q_0_sticky <= \$773 ;
+    place_q_0_sticky <= \$638 ;
   always @(posedge clk)
-    place_q_0_small <= \$774 ;
+    place_q_0_small <= \$639 ;
   always @(posedge clk)
-    place_q_0_e_eff <= \$775 ;
+    place_q_0_e_eff <= \$640 ;
   always @(posedge clk)
-    place_q_0_sign <= \$776 ;
+    place_q_0_sign <= \$641 ;
   always @(posedge clk)
-    place_q_0_zero <= \$777 ;
+    place_q_0_zero <= \$642 ;
   always @(posedge clk)
-    place_q_0_inf <= \$778 ;
+    place_q_0_inf <= \$643 ;
   always @(posedge clk)
-    place_q_0_nan <= \$779 ;
+    place_q_0_nan <= \$644 ;
   always @(posedge clk)
-    place_q_1_kept <= \$780 ;
+    place_q_1_kept <= \$645 ;
   always @(posedge clk)
-    place_q_1_below <= \$781 ;
+    place_q_1_below <= \$646 ;
   always @(posedge clk)
-    place_q_1_sticky <= \$782 ;
+    place_q_1_sticky <= \$647 ;
   always @(posedge clk)
-    place_q_1_small <= \$783 ;
+    place_q_1_small <= \$648 ;
   always @(posedge clk)
-    place_q_1_e_eff <= \$784 ;
+    place_q_1_e_eff <= \$649 ;
   always @(posedge clk)
-    place_q_1_sign <= \$785 ;
+    place_q_1_sign <= \$650 ;
   always @(posedge clk)
-    place_q_1_zero <= \$786 ;
+    place_q_1_zero <= \$651 ;
   always @(posedge clk)
-    place_q_1_inf <= \$787 ;
+    place_q_1_inf <= \$652 ;
   always @(posedge clk)
-    place_q_1_nan <= \$788 ;
+    place_q_1_nan <= \$653 ;
   always @(posedge clk)
-    place_control_0 <= \$789 ;
+    place_control_0 <= \$654 ;
   always @(posedge clk)
-    place_control_1 <= \$790 ;
+    place_control_1 <= \$655 ;
   always @(posedge clk)
-    place_control_2 <= \$791 ;
+    place_control_2 <= \$656 ;
   always @(posedge clk)
-    place_control_3 <= \$792 ;
+    place_control_3 <= \$657 ;
   always @(posedge clk)
-    round_q_0_count <= \$793 ;
+    round_q_0_count <= \$658 ;
   always @(posedge clk)
-    round_q_0_up <= \$794 ;
+    round_q_0_up <= \$659 ;
   always @(posedge clk)
-    round_q_0_small <= \$795 ;
+    round_q_0_small <= \$660 ;
   always @(posedge clk)
-    round_q_0_e_eff <= \$796 ;
+    round_q_0_e_eff <= \$661 ;
   always @(posedge clk)
-    round_q_0_sign <= \$797 ;
+    round_q_0_sign <= \$662 ;
   always @(posedge clk)
-    round_q_0_zero <= \$798 ;
+    round_q_0_zero <= \$663 ;
   always @(posedge clk)
-    round_q_0_inf <= \$799 ;
+    round_q_0_inf <= \$664 ;
   always @(posedge clk)
-    round_q_0_nan <= \$800 ;
+    round_q_0_nan <= \$665 ;
   always @(posedge clk)
-    round_q_1_count <= \$801 ;
+    round_q_1_count <= \$666 ;
   always @(posedge clk)
-    round_q_1_up <= \$802 ;
+    round_q_1_up <= \$667 ;
   always @(posedge clk)
-    round_q_1_small <= \$803 ;
+    round_q_1_small <= \$668 ;
   always @(posedge clk)
-    round_q_1_e_eff <= \$804 ;
+    round_q_1_e_eff <= \$669 ;
   always @(posedge clk)
-    round_q_1_sign <= \$805 ;
+    round_q_1_sign <= \$670 ;
   always @(posedge clk)
-    round_q_1_zero <= \$806 ;
+    round_q_1_zero <= \$671 ;
   always @(posedge clk)
-    round_q_1_inf <= \$807 ;
+    round_q_1_inf <= \$672 ;
   always @(posedge clk)
-    round_q_1_nan <= \$808 ;
+    round_q_1_nan <= \$673 ;
   always @(posedge clk)
-    round_control_0 <= \$809 ;
+    round_control_0 <= \$674 ;
   always @(posedge clk)
-    round_control_1 <= \$810 ;
+    round_control_1 <= \$675 ;
   always @(posedge clk)
-    round_control_2 <= \$811 ;
+    round_control_2 <= \$676 ;
   always @(posedge clk)
-    round_control_3 <= \$812 ;
+    round_control_3 <= \$677 ;
   always @(posedge clk)
-    acc <= \$813 ;
+    acc <= \$678 ;
   always @(posedge clk)
-    done <= \$814 ;
+    done <= \$679 ;
   always @(posedge clk)
-    fresh <= \$815 ;
+    fresh <= \$680 ;
   always @(posedge clk)
-    acc_mode <= \$816 ;
+    acc_mode <= \$681 ;
   assign \$1  = ! step[4:3];
   assign \$2  = step[4:3] == 1'h1;
   assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
-  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
-  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign \$4  = \$3  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : 8'h00;
+  assign \$5  = \$2  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$4 ;
+  assign rand_sum = \$1  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
   assign \$6  = $signed(product_0_exp) + $signed(2'h1);
   assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
   assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
   assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
-  assign \$10  = fresh & product_step[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_step[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_step[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_step[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_step[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_step[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_step[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_step[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_step[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_step[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_step[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_step[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_step[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_step[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_step[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_step[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_step[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_step[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_step[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_step[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_step[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_step[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_step[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_step[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_step[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_step[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_step[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_step[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_step[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_step[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_step[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_step[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_step[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_step[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_step[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_step[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_step[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_step[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_step[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_step[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_step[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_step[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_step[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_step[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_step[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_step[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_step[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_step[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_step[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_step[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_step[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_step[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_step[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_step[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_step[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$10  = | acc[14:10];
+  assign \$11  = acc[14:10] - 4'hf;
+  assign \$12  = acc[0] ? 6'h28 : 6'h00;
+  assign \$13  = acc[1] ? 6'h29 : \$12 ;
+  assign \$14  = acc[2] ? 6'h2a : \$13 ;
+  assign \$15  = acc[3] ? 6'h2b : \$14 ;
+  assign \$16  = acc[4] ? 6'h2c : \$15 ;
+  assign \$17  = acc[5] ? 6'h2d : \$16 ;
+  assign \$18  = acc[6] ? 6'h2e : \$17 ;
+  assign \$19  = acc[7] ? 6'h2f : \$18 ;
+  assign \$20  = acc[8] ? 6'h30 : \$19 ;
+  assign \$21  = acc[9] ? 6'h31 : \$20 ;
+  assign \$22  = \$10  ? \$11  : { \$21 [5], \$21  };
+  assign \$23  = | acc[14:10];
+  assign \$34  = acc[0] ? \$33 [10:0] : 11'h000;
+  assign \$35  = acc[1] ? \$32 [10:0] : \$34 ;
+  assign \$36  = acc[2] ? \$31 [10:0] : \$35 ;
+  assign \$37  = acc[3] ? \$30 [10:0] : \$36 ;
+  assign \$38  = acc[4] ? \$29 [10:0] : \$37 ;
+  assign \$39  = acc[5] ? \$28 [10:0] : \$38 ;
+  assign \$40  = acc[6] ? \$27 [10:0] : \$39 ;
+  assign \$41  = acc[7] ? \$26 [10:0] : \$40 ;
+  assign \$42  = acc[8] ? \$25 [10:0] : \$41 ;
+  assign \$43  = acc[9] ? \$24  : \$42 ;
+  assign base_fp16_sig = \$23  ? { 1'h1, acc[9:0] } : \$43 ;
+  assign \$44  = | acc[14:7];
+  assign \$45  = acc[14:7] - 7'h7f;
+  assign \$46  = acc[0] ? 9'h17b : 9'h000;
+  assign \$47  = acc[1] ? 9'h17c : \$46 ;
+  assign \$48  = acc[2] ? 9'h17d : \$47 ;
+  assign \$49  = acc[3] ? 9'h17e : \$48 ;
+  assign \$50  = acc[4] ? 9'h17f : \$49 ;
+  assign \$51  = acc[5] ? 9'h180 : \$50 ;
+  assign \$52  = acc[6] ? 9'h181 : \$51 ;
+  assign \$53  = \$44  ? \$45  : { \$52 [8], \$52  };
+  assign \$54  = | acc[14:7];
+  assign \$62  = acc[0] ? \$61 [7:0] : 8'h00;
+  assign \$63  = acc[1] ? \$60 [7:0] : \$62 ;
+  assign \$64  = acc[2] ? \$59 [7:0] : \$63 ;
+  assign \$65  = acc[3] ? \$58 [7:0] : \$64 ;
+  assign \$66  = acc[4] ? \$57 [7:0] : \$65 ;
+  assign \$67  = acc[5] ? \$56 [7:0] : \$66 ;
+  assign \$68  = acc[6] ? \$55  : \$67 ;
+  assign base_bf16_sig = \$54  ? { 1'h1, acc[6:0] } : \$68 ;
+  assign \$69  = ! step_mode;
+  assign \$71  = step_mode == 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = step_mode == 2'h2;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = ! step_mode;
+  assign \$77  = step_mode == 1'h1;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = step_mode == 2'h2;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = ! acc[14:10];
+  assign \$82  = ! acc[9:0];
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = ! acc[14:7];
+  assign \$85  = ! acc[6:0];
+  assign \$86  = \$84  & \$85 ;
+  assign base_zero = \$80  ? \$83  : \$86 ;
+  assign \$87  = ! step_mode;
+  assign \$89  = step_mode == 1'h1;
+  assign \$90  = \$88  | \$89 ;
+  assign \$91  = step_mode == 2'h2;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = acc[14:10] == 5'h1f;
+  assign \$94  = ! acc[9:0];
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = acc[14:7] == 8'hff;
+  assign \$97  = ! acc[6:0];
+  assign \$98  = \$96  & \$97 ;
+  assign base_inf = \$92  ? \$95  : \$98 ;
+  assign \$99  = ! step_mode;
+  assign \$101  = step_mode == 1'h1;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = step_mode == 2'h2;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = acc[14:10] == 5'h1f;
+  assign \$106  = | acc[9:0];
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = acc[14:7] == 8'hff;
+  assign \$109  = | acc[6:0];
+  assign \$110  = \$108  & \$109 ;
+  assign base_nan = \$104  ? \$107  : \$110 ;
+  assign \$111  = ! step_mode;
+  assign \$113  = step_mode == 1'h1;
+  assign \$114  = \$112  | \$113 ;
+  assign \$115  = step_mode == 2'h2;
+  assign \$116  = \$114  | \$115 ;
+  assign base_exp = \$116  ? { \$22 [5], \$22 [5], \$22 [5], \$22 [5:0] } : \$53 [8:0];
+  assign \$117  = ! step_mode;
+  assign \$119  = step_mode == 1'h1;
+  assign \$120  = \$118  | \$119 ;
+  assign \$121  = step_mode == 2'h2;
+  assign \$122  = \$120  | \$121 ;
+  assign base_sig = \$122  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$123  = ~ unpack_q_0_zero;
+  assign \$124  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$125  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$126  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$124  | \$127 ;
+  assign \$129  = \$123  & \$128 ;
+  assign add_a_big = unpack_q_1_zero | \$129 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$130  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$131  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$132  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$133  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$134  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$135  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$136  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$137  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$138  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$139  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$140  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$141  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$142  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$143  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$144  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$145  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$146  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$147  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$148  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$149  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$150  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$151  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$152  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$153  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$154  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$155  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$156  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$157  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$158  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$159  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$160  = \$158  ? 11'h000 : \$159 ;
+  assign \$161  = \$157  ? 11'h05e : \$160 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$162  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$163  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$164  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$165  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$166  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$167  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$168  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$169  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$170  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$171  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$172  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$173  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$174  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$175  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$176  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$177  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$178  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$179  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$180  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$181  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$182  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$183  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$184  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$185  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$186  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$187  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$188  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$189  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$190  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$191  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$192  = \$190  ? 11'h000 : \$191 ;
+  assign \$193  = \$189  ? 11'h03e : \$192 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$194  = align_q_big - align_q_small;
+  assign \$195  = align_q_big + align_q_small;
+  assign \$196  = align_q_subtract ? { \$194 [28], \$194  } : { 1'h0, \$195  };
+  assign \$197  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$198  = ~ \$197 ;
+  assign \$199  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$200  = ~ \$199 ;
+  assign \$201  = \$198  & \$200 ;
+  assign \$202  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$203  = ~ \$202 ;
+  assign \$204  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$205  = ~ \$204 ;
+  assign \$206  = \$203  & \$205 ;
+  assign \$207  = \$201  & \$206 ;
+  assign \$208  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$209  = ~ \$208 ;
+  assign \$210  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$211  = ~ \$210 ;
+  assign \$212  = \$209  & \$211 ;
+  assign \$213  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$214  = ~ \$213 ;
+  assign \$215  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$216  = ~ \$215 ;
+  assign \$217  = \$214  & \$216 ;
+  assign \$218  = \$212  & \$217 ;
+  assign \$219  = \$207  & \$218 ;
+  assign \$220  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$221  = ~ \$220 ;
+  assign \$222  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$223  = ~ \$222 ;
+  assign \$224  = \$221  & \$223 ;
+  assign \$225  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$226  = ~ \$225 ;
+  assign \$227  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$228  = ~ \$227 ;
+  assign \$229  = \$226  & \$228 ;
+  assign \$230  = \$224  & \$229 ;
+  assign \$231  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$232  = ~ \$231 ;
+  assign \$243  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$244  = ~ \$243 ;
+  assign \$245  = ~ add_q_0_total[1];
+  assign \$246  = ~ add_q_0_total[3];
+  assign \$247  = \$243  ? \$246  : \$245 ;
+  assign \$248  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$249  = ~ \$248 ;
+  assign \$251  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$252  = ~ \$251 ;
+  assign \$256  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$257  = ~ \$256 ;
+  assign \$258  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$259  = ~ \$258 ;
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$262  = ~ \$261 ;
+  assign \$263  = ~ add_q_0_total[5];
+  assign \$264  = ~ add_q_0_total[7];
+  assign \$265  = \$261  ? \$264  : \$263 ;
+  assign \$266  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$267  = ~ \$266 ;
+  assign \$268  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$269  = ~ \$268 ;
+  assign \$270  = ~ add_q_0_total[9];
+  assign \$271  = ~ add_q_0_total[11];
+  assign \$272  = \$268  ? \$271  : \$270 ;
+  assign \$273  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$260  ? { \$267 , \$265  } : { \$274 , \$272  };
+  assign \$276  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$277  = ~ \$276 ;
+  assign \$278  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$277  & \$279 ;
+  assign \$281  = \$230  ? { \$255 , \$250  } : { \$280 , \$275  };
+  assign \$282  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$283  = ~ \$282 ;
+  assign \$284  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$285  = ~ \$284 ;
+  assign \$286  = \$283  & \$285 ;
+  assign \$287  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$288  = ~ \$287 ;
+  assign \$289  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$290  = ~ \$289 ;
+  assign \$291  = \$288  & \$290 ;
+  assign \$292  = \$286  & \$291 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$3233$0 (\$817 ),
-    .\port$3235$0 (\$818 ),
-    .\port$3237$0 (\$819 ),
-    .\port$3239$0 (\$820 ),
-    .\port$3241$0 (\$821 ),
-    .\port$3243$0 (\$822 ),
-    .\port$3245$0 (\$823 ),
-    .\port$3247$0 (\$824 ),
+    .\port$2828$0 (\$682 ),
+    .\port$2830$0 (\$683 ),
+    .\port$2832$0 (\$684 ),
+    .\port$2834$0 (\$685 ),
+    .\port$2836$0 (\$686 ),
+    .\port$2838$0 (\$687 ),
+    .\port$2840$0 (\$688 ),
+    .\port$2842$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$678  = step;
+    \$543  = step;
     if (rst) begin
-      \$678  = 5'h00;
+      \$543  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$679  = \$598 ;
+    \$544  = \$452 ;
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$545  = \$458 ;
+    if (rst) begin
+      \$545  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$546  = \$464 ;
+    if (rst) begin
+      \$546  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$547  = \$469 ;
+    if (rst) begin
+      \$547  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$548  = p_exp_sum;
+    if (rst) begin
+      \$548  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$549  = p_full;
+    if (rst) begin
+      \$549  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$550  = rand_sum;
+    if (rst) begin
+      \$550  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$551  = \$472 ;
+    if (rst) begin
+      \$551  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$552  = \$474 ;
+    if (rst) begin
+      \$552  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$553  = \$477 ;
+    if (rst) begin
+      \$553  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$554  = \$480 ;
+    if (rst) begin
+      \$554  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$555  = base_exp;
+    if (rst) begin
+      \$555  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$556  = base_sig;
+    if (rst) begin
+      \$556  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$557  = \$481 ;
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$558  = \$483 ;
+    if (rst) begin
+      \$558  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$559  = \$484 ;
+    if (rst) begin
+      \$559  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$560  = \$485 ;
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$561  = \$7 [9:0];
+    if (rst) begin
+      \$561  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$562  = \$9 [15:0];
+    if (rst) begin
+      \$562  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$563  = product_step;
+    if (rst) begin
+      \$563  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$564  = \$486 ;
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$565  = product_1;
+    if (rst) begin
+      \$565  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$566  = step_mode;
+    if (rst) begin
+      \$566  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$567  = \$487 ;
+    if (rst) begin
+      \$567  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$568  = \$490 ;
+    if (rst) begin
+      \$568  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$569  = \$497 [4:0];
+    if (rst) begin
+      \$569  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$570  = \$498 ;
+    if (rst) begin
+      \$570  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$571  = \$499 ;
+    if (rst) begin
+      \$571  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$572  = \$500 ;
+    if (rst) begin
+      \$572  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$573  = \$505 ;
+    if (rst) begin
+      \$573  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$574  = \$514 ;
+    if (rst) begin
+      \$574  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$575  = \$515 ;
+    if (rst) begin
+      \$575  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$576  = \$516 ;
+    if (rst) begin
+      \$576  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$577  = \$517 ;
+    if (rst) begin
+      \$577  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$578  = unpack_control_0;
+    if (rst) begin
+      \$578  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$579  = unpack_control_1;
+    if (rst) begin
+      \$579  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$580  = unpack_control_2;
+    if (rst) begin
+      \$580  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$581  = unpack_control_3;
+    if (rst) begin
+      \$581  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$582  = { 1'h0, order_q_big_sig, 11'h000 };
+    if (rst) begin
+      \$582  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$583  = { 1'h0, add_small_wide[51:26], \$518  };
+    if (rst) begin
+      \$583  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$584  = order_q_subtract;
+    if (rst) begin
+      \$584  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$585  = order_q_flags_big_exp;
+    if (rst) begin
+      \$585  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$586  = order_q_flags_big_sign;
+    if (rst) begin
+      \$586  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$587  = order_q_flags_nan;
+    if (rst) begin
+      \$587  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$588  = order_q_flags_inf;
+    if (rst) begin
+      \$588  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$589  = order_q_flags_inf_sign;
+    if (rst) begin
+      \$589  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$590  = order_q_flags_both_zero;
+    if (rst) begin
+      \$590  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$591  = order_q_flags_zero_sign;
+    if (rst) begin
+      \$591  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$592  = order_control_0;
+    if (rst) begin
+      \$592  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$593  = order_control_1;
+    if (rst) begin
+      \$593  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$594  = order_control_2;
+    if (rst) begin
+      \$594  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$595  = order_control_3;
+    if (rst) begin
+      \$595  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$596  = \$196 [27:0];
+    if (rst) begin
+      \$596  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$597  = align_q_flags_big_exp;
+    if (rst) begin
+      \$597  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$598  = align_q_flags_big_sign;
+    if (rst) begin
+      \$598  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$599  = align_q_flags_nan;
+    if (rst) begin
+      \$599  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$600  = align_q_flags_inf;
+    if (rst) begin
+      \$600  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$601  = align_q_flags_inf_sign;
+    if (rst) begin
+      \$601  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$602  = align_q_flags_both_zero;
+    if (rst) begin
+      \$602  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$603  = align_q_flags_zero_sign;
+    if (rst) begin
+      \$603  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$604  = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+    if (rst) begin
+      \$604  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$605  = \$161 [6:0];
+    if (rst) begin
+      \$605  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$606  = sum_fp16_sr8_over;
+    if (rst) begin
+      \$606  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$607  = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+    if (rst) begin
+      \$607  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$608  = \$193 [5:0];
+    if (rst) begin
+      \$608  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$609  = sum_bf16_rne_over;
+    if (rst) begin
+      \$609  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$610  = align_control_0;
+    if (rst) begin
+      \$610  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$611  = align_control_1;
+    if (rst) begin
+      \$611  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$612  = align_control_2;
+    if (rst) begin
+      \$612  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$613  = align_control_3;
+    if (rst) begin
+      \$613  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$614  = add_q_0_total[27:1];
+    if (rst) begin
+      \$614  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$615  = add_q_0_total[0];
+    if (rst) begin
+      \$615  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$616  = { \$389 , \$366  };
+    if (rst) begin
+      \$616  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$617  = add_top;
+    if (rst) begin
+      \$617  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$618  = \$522 ;
+    if (rst) begin
+      \$618  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$619  = \$524 ;
+    if (rst) begin
+      \$619  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$620  = add_q_0_flags_inf;
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$621  = add_q_0_flags_nan;
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$622  = sum_fp16_sr8_small;
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$623  = sum_fp16_sr8_right;
+    if (rst) begin
+      \$623  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$624  = sum_bf16_rne_small;
+    if (rst) begin
+      \$624  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$625  = sum_bf16_rne_right;
+    if (rst) begin
+      \$625  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$626  = add_q_1_0_small_mask;
+    if (rst) begin
+      \$626  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$627  = add_q_1_0_small_right;
+    if (rst) begin
+      \$627  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$628  = add_q_1_0_over;
+    if (rst) begin
+      \$628  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$629  = add_q_1_1_small_mask;
+    if (rst) begin
+      \$629  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$630  = add_q_1_1_small_right;
+    if (rst) begin
+      \$630  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$631  = add_q_1_1_over;
+    if (rst) begin
+      \$631  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$632  = add_control_0;
+    if (rst) begin
+      \$632  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$633  = add_control_1;
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$634  = add_control_2;
+    if (rst) begin
+      \$634  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$635  = add_control_3;
+    if (rst) begin
+      \$635  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$636  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$636  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$637  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$637  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$638  = normalize_q_0_sticky;
+    if (rst) begin
+      \$638  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$639  = normalize_q_1_0_small;
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$640  = \$528 ;
+    if (rst) begin
+      \$640  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$641  = normalize_q_0_sign;
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$642  = normalize_q_0_zero;
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$643  = normalize_q_0_inf;
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$644  = normalize_q_0_nan;
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$645  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$645  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$646  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$646  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$647  = normalize_q_0_sticky;
+    if (rst) begin
+      \$647  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$648  = normalize_q_1_1_small;
+    if (rst) begin
+      \$648  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$649  = \$532 ;
+    if (rst) begin
+      \$649  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$650  = normalize_q_0_sign;
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$651  = normalize_q_0_zero;
+    if (rst) begin
+      \$651  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$652  = normalize_q_0_inf;
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$653  = normalize_q_0_nan;
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$654  = normalize_control_0;
+    if (rst) begin
+      \$654  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$655  = normalize_control_1;
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$656  = normalize_control_2;
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$657  = normalize_control_3;
+    if (rst) begin
+      \$657  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$658  = place_q_0_kept[35:25];
+    if (rst) begin
+      \$658  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$659  = \$533 [8];
+    if (rst) begin
+      \$659  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$660  = place_q_0_small;
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$661  = place_q_0_e_eff;
+    if (rst) begin
+      \$661  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$662  = place_q_0_sign;
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$663  = place_q_0_zero;
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$664  = place_q_0_inf;
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$665  = place_q_0_nan;
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$666  = place_q_1_kept[28:21];
+    if (rst) begin
+      \$666  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$667  = \$539 ;
+    if (rst) begin
+      \$667  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$668  = place_q_1_small;
+    if (rst) begin
+      \$668  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$669  = place_q_1_e_eff;
+    if (rst) begin
+      \$669  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$670  = place_q_1_sign;
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$671  = place_q_1_zero;
+    if (rst) begin
+      \$671  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$672  = place_q_1_inf;
+    if (rst) begin
+      \$672  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$673  = place_q_1_nan;
+    if (rst) begin
+      \$673  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$674  = place_control_0;
+    if (rst) begin
+      \$674  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$675  = place_control_1;
+    if (rst) begin
+      \$675  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$676  = place_control_2;
+    if (rst) begin
+      \$676  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$677  = place_control_3;
+    if (rst) begin
+      \$677  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$678  = sum_code;
+    if (rst) begin
+      \$678  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$679  = \$540 ;
     if (rst) begin
       \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$680  = \$604 ;
+    \$680  = \$542 ;
     if (rst) begin
-      \$680  = 1'h0;
+      \$680  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$681  = \$610 ;
+    \$681  = round_control_3;
     if (rst) begin
-      \$681  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$682  = \$615 ;
-    if (rst) begin
-      \$682  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$683  = p_exp_sum;
-    if (rst) begin
-      \$683  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$684  = p_full;
-    if (rst) begin
-      \$684  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$685  = rand_sum;
-    if (rst) begin
-      \$685  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$686  = base_sign;
-    if (rst) begin
-      \$686  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$687  = base_zero;
-    if (rst) begin
-      \$687  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$688  = base_inf;
-    if (rst) begin
-      \$688  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$689  = base_nan;
-    if (rst) begin
-      \$689  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$690  = base_exp;
-    if (rst) begin
-      \$690  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$691  = base_sig;
-    if (rst) begin
-      \$691  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$692  = \$616 ;
-    if (rst) begin
-      \$692  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$693  = \$618 ;
-    if (rst) begin
-      \$693  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$694  = \$619 ;
-    if (rst) begin
-      \$694  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$695  = \$620 ;
-    if (rst) begin
-      \$695  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$696  = \$7 [9:0];
-    if (rst) begin
-      \$696  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$697  = \$9 [15:0];
-    if (rst) begin
-      \$697  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$698  = product_step;
-    if (rst) begin
-      \$698  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$699  = \$621 ;
-    if (rst) begin
-      \$699  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$700  = product_1;
-    if (rst) begin
-      \$700  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$701  = step_mode;
-    if (rst) begin
-      \$701  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$702  = \$622 ;
-    if (rst) begin
-      \$702  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$703  = \$625 ;
-    if (rst) begin
-      \$703  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$704  = \$632 [4:0];
-    if (rst) begin
-      \$704  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$705  = \$633 ;
-    if (rst) begin
-      \$705  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$706  = \$634 ;
-    if (rst) begin
-      \$706  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$707  = \$635 ;
-    if (rst) begin
-      \$707  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$708  = \$640 ;
-    if (rst) begin
-      \$708  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$709  = \$649 ;
-    if (rst) begin
-      \$709  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$710  = \$650 ;
-    if (rst) begin
-      \$710  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$711  = \$651 ;
-    if (rst) begin
-      \$711  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$712  = \$652 ;
-    if (rst) begin
-      \$712  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$713  = unpack_control_0;
-    if (rst) begin
-      \$713  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$714  = unpack_control_1;
-    if (rst) begin
-      \$714  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$715  = unpack_control_2;
-    if (rst) begin
-      \$715  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$716  = unpack_control_3;
-    if (rst) begin
-      \$716  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
-    if (rst) begin
-      \$717  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
-    if (rst) begin
-      \$718  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$719  = order_q_subtract;
-    if (rst) begin
-      \$719  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$720  = order_q_flags_big_exp;
-    if (rst) begin
-      \$720  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$721  = order_q_flags_big_sign;
-    if (rst) begin
-      \$721  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$722  = order_q_flags_nan;
-    if (rst) begin
-      \$722  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$723  = order_q_flags_inf;
-    if (rst) begin
-      \$723  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$724  = order_q_flags_inf_sign;
-    if (rst) begin
-      \$724  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$725  = order_q_flags_both_zero;
-    if (rst) begin
-      \$725  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$726  = order_q_flags_zero_sign;
-    if (rst) begin
-      \$726  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$727  = order_control_0;
-    if (rst) begin
-      \$727  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$728  = order_control_1;
-    if (rst) begin
-      \$728  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$729  = order_control_2;
-    if (rst) begin
-      \$729  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$730  = order_control_3;
-    if (rst) begin
-      \$730  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$731  = \$342 [27:0];
-    if (rst) begin
-      \$731  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$732  = align_q_flags_big_exp;
-    if (rst) begin
-      \$732  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$733  = align_q_flags_big_sign;
-    if (rst) begin
-      \$733  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$734  = align_q_flags_nan;
-    if (rst) begin
-      \$734  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$735  = align_q_flags_inf;
-    if (rst) begin
-      \$735  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$736  = align_q_flags_inf_sign;
-    if (rst) begin
-      \$736  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$737  = align_q_flags_both_zero;
-    if (rst) begin
-      \$737  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$738  = align_q_flags_zero_sign;
-    if (rst) begin
-      \$738  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-    if (rst) begin
-      \$739  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$740  = \$307 [6:0];
-    if (rst) begin
-      \$740  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$741  = sum_fp16_sr8_over;
-    if (rst) begin
-      \$741  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-    if (rst) begin
-      \$742  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$743  = \$339 [5:0];
-    if (rst) begin
-      \$743  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$744  = sum_bf16_rne_over;
-    if (rst) begin
-      \$744  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$745  = align_control_0;
-    if (rst) begin
-      \$745  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$746  = align_control_1;
-    if (rst) begin
-      \$746  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$747  = align_control_2;
-    if (rst) begin
-      \$747  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$748  = align_control_3;
-    if (rst) begin
-      \$748  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$749  = add_q_0_total[27:1];
-    if (rst) begin
-      \$749  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$750  = add_q_0_total[0];
-    if (rst) begin
-      \$750  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$751  = { \$535 , \$512  };
-    if (rst) begin
-      \$751  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$752  = add_top;
-    if (rst) begin
-      \$752  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$753  = \$657 ;
-    if (rst) begin
-      \$753  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$754  = \$659 ;
-    if (rst) begin
-      \$754  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$755  = add_q_0_flags_inf;
-    if (rst) begin
-      \$755  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$756  = add_q_0_flags_nan;
-    if (rst) begin
-      \$756  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$757  = sum_fp16_sr8_small;
-    if (rst) begin
-      \$757  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$758  = sum_fp16_sr8_right;
-    if (rst) begin
-      \$758  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$759  = sum_bf16_rne_small;
-    if (rst) begin
-      \$759  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$760  = sum_bf16_rne_right;
-    if (rst) begin
-      \$760  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$761  = add_q_1_0_small_mask;
-    if (rst) begin
-      \$761  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$762  = add_q_1_0_small_right;
-    if (rst) begin
-      \$762  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$763  = add_q_1_0_over;
-    if (rst) begin
-      \$763  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$764  = add_q_1_1_small_mask;
-    if (rst) begin
-      \$764  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$765  = add_q_1_1_small_right;
-    if (rst) begin
-      \$765  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$766  = add_q_1_1_over;
-    if (rst) begin
-      \$766  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$767  = add_control_0;
-    if (rst) begin
-      \$767  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$768  = add_control_1;
-    if (rst) begin
-      \$768  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$769  = add_control_2;
-    if (rst) begin
-      \$769  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$770  = add_control_3;
-    if (rst) begin
-      \$770  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$771  = sum_fp16_sr8_wide[99:64];
-    if (rst) begin
-      \$771  = 36'h000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$772  = sum_fp16_sr8_wide[63:0];
-    if (rst) begin
-      \$772  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$773  = normalize_q_0_sticky;
-    if (rst) begin
-      \$773  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$774  = normalize_q_1_0_small;
-    if (rst) begin
-      \$774  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$775  = \$663 ;
-    if (rst) begin
-      \$775  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$776  = normalize_q_0_sign;
-    if (rst) begin
-      \$776  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$777  = normalize_q_0_zero;
-    if (rst) begin
-      \$777  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$778  = normalize_q_0_inf;
-    if (rst) begin
-      \$778  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$779  = normalize_q_0_nan;
-    if (rst) begin
-      \$779  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$780  = sum_bf16_rne_wide[60:32];
-    if (rst) begin
-      \$780  = 29'h00000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$781  = sum_bf16_rne_wide[31:0];
-    if (rst) begin
-      \$781  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$782  = normalize_q_0_sticky;
-    if (rst) begin
-      \$782  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$783  = normalize_q_1_1_small;
-    if (rst) begin
-      \$783  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$784  = \$667 ;
-    if (rst) begin
-      \$784  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$785  = normalize_q_0_sign;
-    if (rst) begin
-      \$785  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$786  = normalize_q_0_zero;
-    if (rst) begin
-      \$786  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$787  = normalize_q_0_inf;
-    if (rst) begin
-      \$787  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$788  = normalize_q_0_nan;
-    if (rst) begin
-      \$788  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$789  = normalize_control_0;
-    if (rst) begin
-      \$789  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$790  = normalize_control_1;
-    if (rst) begin
-      \$790  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$791  = normalize_control_2;
-    if (rst) begin
-      \$791  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$792  = normalize_control_3;
-    if (rst) begin
-      \$792  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$793  = place_q_0_kept[35:25];
-    if (rst) begin
-      \$793  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$794  = \$668 [8];
-    if (rst) begin
-      \$794  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$795  = place_q_0_small;
-    if (rst) begin
-      \$795  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$796  = place_q_0_e_eff;
-    if (rst) begin
-      \$796  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$797  = place_q_0_sign;
-    if (rst) begin
-      \$797  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$798  = place_q_0_zero;
-    if (rst) begin
-      \$798  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$799  = place_q_0_inf;
-    if (rst) begin
-      \$799  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$800  = place_q_0_nan;
-    if (rst) begin
-      \$800  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$801  = place_q_1_kept[28:21];
-    if (rst) begin
-      \$801  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$802  = \$674 ;
-    if (rst) begin
-      \$802  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$803  = place_q_1_small;
-    if (rst) begin
-      \$803  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$804  = place_q_1_e_eff;
-    if (rst) begin
-      \$804  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$805  = place_q_1_sign;
-    if (rst) begin
-      \$805  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$806  = place_q_1_zero;
-    if (rst) begin
-      \$806  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$807  = place_q_1_inf;
-    if (rst) begin
-      \$807  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$808  = place_q_1_nan;
-    if (rst) begin
-      \$808  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$809  = place_control_0;
-    if (rst) begin
-      \$809  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$810  = place_control_1;
-    if (rst) begin
-      \$810  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$811  = place_control_2;
-    if (rst) begin
-      \$811  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$812  = place_control_3;
-    if (rst) begin
-      \$812  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$813  = sum_code;
-    if (rst) begin
-      \$813  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$814  = \$675 ;
-    if (rst) begin
-      \$814  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$815  = \$677 ;
-    if (rst) begin
-      \$815  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$816  = round_control_3;
-    if (rst) begin
-      \$816  = 2'h0;
+      \$681  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
+  assign bits = { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
-  assign base_fp16_exp = \$46 [5:0];
-  assign base_bf16_exp = \$139 [8:0];
-  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-  assign sum_fp16_sr8_small_right = \$307 [6:0];
-  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-  assign sum_bf16_rne_small_right = \$339 [5:0];
-  assign add_total = \$342 [27:0];
-  assign add_lz = { \$535 , \$512  };
+  assign base_fp16_exp = \$22 [5:0];
+  assign base_bf16_exp = \$53 [8:0];
+  assign sum_fp16_sr8_small_mask = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+  assign sum_fp16_sr8_small_right = \$161 [6:0];
+  assign sum_bf16_rne_small_mask = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+  assign sum_bf16_rne_small_right = \$193 [5:0];
+  assign add_total = \$196 [27:0];
+  assign add_lz = { \$389 , \$366  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -13081,68 +12270,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \round_control_0.last  = round_control_0[1];
   assign \round_control_0.flush  = round_control_0[2];
   assign \round_control_0.mode  = round_control_0[4:3];
-  assign sum_code = \$597 ;
-  assign sum_bf16_rne = \$591 ;
-  assign sum_bf16_rne_mag = \$577 ;
-  assign sum_fp16_sr8 = \$565 ;
-  assign sum_fp16_sr8_mag = \$551 ;
+  assign sum_code = \$451 ;
+  assign sum_bf16_rne = \$445 ;
+  assign sum_bf16_rne_mag = \$431 ;
+  assign sum_fp16_sr8 = \$419 ;
+  assign sum_fp16_sr8_mag = \$405 ;
   assign en = step[0];
   assign \$8  = { product_0_full, 1'h0 };
-  assign \$56  = { \$55 [9:0], 1'h0 };
-  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
-  assign \$66  = { \$65 [9:0], 3'h0 };
-  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
-  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
-  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
-  assign \$86  = { \$85 [9:0], 7'h00 };
-  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
-  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
-  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
-  assign \$149  = { \$148 [6:0], 1'h0 };
-  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
-  assign \$159  = { \$158 [6:0], 3'h0 };
-  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
-  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
-  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
-  assign \$179  = { \$178 [6:0], 7'h00 };
-  assign \$188  = \$187 ;
-  assign \$198  = \$197 ;
-  assign \$218  = \$217 ;
-  assign \$238  = \$237 ;
-  assign \$258  = \$257 ;
-  assign \$264  = \$263 ;
-  assign \$379  = 1'h1;
-  assign \$380  = 1'h0;
-  assign \$381  = 1'h0;
-  assign \$382  = 1'h0;
-  assign \$383  = 1'h1;
-  assign \$384  = 1'h1;
-  assign \$385  = 1'h1;
-  assign \$386  = 1'h1;
-  assign \$387  = 1'h0;
-  assign \$388  = 1'h1;
-  assign \$396  = { \$395 , \$393  };
-  assign \$399  = 1'h1;
-  assign \$400  = 1'h0;
-  assign \$401  = 1'h0;
-  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
-  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
-  assign \$552  = 1'h0;
-  assign \$553  = round_q_0_nan;
-  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
-  assign \$563  = 1'h0;
-  assign \$564  = round_q_0_nan;
-  assign \$567  = { \$566 [7:0], 7'h00 };
-  assign \$572  = { \$571 [7:0], 7'h00 };
-  assign \$578  = 1'h0;
-  assign \$579  = round_q_1_nan;
-  assign \$584  = { \$583 [7:0], 7'h00 };
-  assign \$589  = 1'h0;
-  assign \$590  = round_q_1_nan;
+  assign \$24  = { acc[9:0], 1'h0 };
+  assign \$25  = { 1'h0, acc[9:0], 2'h0 };
+  assign \$26  = { acc[9:0], 3'h0 };
+  assign \$27  = { 3'h0, acc[9:0], 4'h0 };
+  assign \$28  = { 2'h0, acc[9:0], 5'h00 };
+  assign \$29  = { 1'h0, acc[9:0], 6'h00 };
+  assign \$30  = { acc[9:0], 7'h00 };
+  assign \$31  = { 7'h00, acc[9:0], 8'h00 };
+  assign \$32  = { 6'h00, acc[9:0], 9'h000 };
+  assign \$33  = { 5'h00, acc[9:0], 10'h000 };
+  assign \$55  = { acc[6:0], 1'h0 };
+  assign \$56  = { 1'h0, acc[6:0], 2'h0 };
+  assign \$57  = { acc[6:0], 3'h0 };
+  assign \$58  = { 3'h0, acc[6:0], 4'h0 };
+  assign \$59  = { 2'h0, acc[6:0], 5'h00 };
+  assign \$60  = { 1'h0, acc[6:0], 6'h00 };
+  assign \$61  = { acc[6:0], 7'h00 };
+  assign \$70  = \$69 ;
+  assign base_sign = acc[15];
+  assign \$76  = \$75 ;
+  assign \$88  = \$87 ;
+  assign \$100  = \$99 ;
+  assign \$112  = \$111 ;
+  assign \$118  = \$117 ;
+  assign \$233  = 1'h1;
+  assign \$234  = 1'h0;
+  assign \$235  = 1'h0;
+  assign \$236  = 1'h0;
+  assign \$237  = 1'h1;
+  assign \$238  = 1'h1;
+  assign \$239  = 1'h1;
+  assign \$240  = 1'h1;
+  assign \$241  = 1'h0;
+  assign \$242  = 1'h1;
+  assign \$250  = { \$249 , \$247  };
+  assign \$253  = 1'h1;
+  assign \$254  = 1'h0;
+  assign \$255  = 1'h0;
+  assign \$395  = { 5'h00, \$394 [4:0], 10'h000 };
+  assign \$400  = { 5'h00, \$399 [4:0], 10'h000 };
+  assign \$406  = 1'h0;
+  assign \$407  = round_q_0_nan;
+  assign \$412  = { 5'h00, \$411 [4:0], 10'h000 };
+  assign \$417  = 1'h0;
+  assign \$418  = round_q_0_nan;
+  assign \$421  = { \$420 [7:0], 7'h00 };
+  assign \$426  = { \$425 [7:0], 7'h00 };
+  assign \$432  = 1'h0;
+  assign \$433  = round_q_1_nan;
+  assign \$438  = { \$437 [7:0], 7'h00 };
+  assign \$443  = 1'h0;
+  assign \$444  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3233$0 , \port$3235$0 , \port$3237$0 , \port$3239$0 , \port$3241$0 , \port$3243$0 , \port$3245$0 , \port$3247$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2828$0 , \port$2830$0 , \port$2832$0 , \port$2834$0 , \port$2836$0 , \port$2838$0 , \port$2840$0 , \port$2842$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -13426,22 +12616,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3233$0 , \port$3235
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$3233$0 ;
-  wire \port$3233$0 ;
-  output \port$3235$0 ;
-  wire \port$3235$0 ;
-  output \port$3237$0 ;
-  wire \port$3237$0 ;
-  output \port$3239$0 ;
-  wire \port$3239$0 ;
-  output \port$3241$0 ;
-  wire \port$3241$0 ;
-  output \port$3243$0 ;
-  wire \port$3243$0 ;
-  output \port$3245$0 ;
-  wire \port$3245$0 ;
-  output \port$3247$0 ;
-  wire \port$3247$0 ;
+  output \port$2828$0 ;
+  wire \port$2828$0 ;
+  output \port$2830$0 ;
+  wire \port$2830$0 ;
+  output \port$2832$0 ;
+  wire \port$2832$0 ;
+  output \port$2834$0 ;
+  wire \port$2834$0 ;
+  output \port$2836$0 ;
+  wire \port$2836$0 ;
+  output \port$2838$0 ;
+  wire \port$2838$0 ;
+  output \port$2840$0 ;
+  wire \port$2840$0 ;
+  output \port$2842$0 ;
+  wire \port$2842$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -13605,14 +12795,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$3233$0 , \port$3235
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3233$0  = \$2 ;
-  assign \port$3235$0  = \$4 ;
-  assign \port$3237$0  = \$6 ;
-  assign \port$3239$0  = \$8 ;
-  assign \port$3241$0  = \$10 ;
-  assign \port$3243$0  = \$12 ;
-  assign \port$3245$0  = \$14 ;
-  assign \port$3247$0  = \$16 ;
+  assign \port$2828$0  = \$2 ;
+  assign \port$2830$0  = \$4 ;
+  assign \port$2832$0  = \$6 ;
+  assign \port$2834$0  = \$8 ;
+  assign \port$2836$0  = \$10 ;
+  assign \port$2838$0  = \$12 ;
+  assign \port$2840$0  = \$14 ;
+  assign \port$2842$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -13892,183 +13082,183 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire [24:0] \$101 ;
-  wire [10:0] \$102 ;
-  wire [10:0] \$103 ;
-  wire [10:0] \$104 ;
-  wire [10:0] \$105 ;
-  wire [10:0] \$106 ;
-  wire [10:0] \$107 ;
-  wire [10:0] \$108 ;
-  wire [10:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [10:0] \$110 ;
-  wire [10:0] \$111 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [6:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [15:0] \$113 ;
+  wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire [15:0] \$116 ;
-  wire [9:0] \$117 ;
+  wire \$116 ;
+  wire \$117 ;
   wire \$118 ;
-  wire [15:0] \$119 ;
-  wire \$12 ;
+  wire \$119 ;
+  wire [5:0] \$12 ;
   wire \$120 ;
-  wire [15:0] \$121 ;
+  wire \$121 ;
   wire \$122 ;
-  wire [15:0] \$123 ;
+  wire \$123 ;
   wire \$124 ;
-  wire [15:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
-  wire [15:0] \$127 ;
+  wire \$127 ;
   wire \$128 ;
-  wire [15:0] \$129 ;
-  wire \$13 ;
+  wire \$129 ;
+  wire [5:0] \$13 ;
   wire \$130 ;
-  wire [15:0] \$131 ;
-  wire [8:0] \$132 ;
-  wire [8:0] \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [8:0] \$136 ;
-  wire [8:0] \$137 ;
-  wire [8:0] \$138 ;
-  wire [9:0] \$139 ;
-  wire [15:0] \$14 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [5:0] \$14 ;
   wire \$140 ;
-  wire [15:0] \$141 ;
+  wire \$141 ;
   wire \$142 ;
   wire \$143 ;
-  wire [15:0] \$144 ;
+  wire \$144 ;
   wire \$145 ;
-  wire [15:0] \$146 ;
+  wire \$146 ;
   wire \$147 ;
-  wire [15:0] \$148 ;
-  wire [7:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [5:0] \$15 ;
   wire \$150 ;
-  wire [15:0] \$151 ;
+  wire \$151 ;
   wire \$152 ;
-  wire [15:0] \$153 ;
-  wire [9:0] \$154 ;
+  wire \$153 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [15:0] \$156 ;
+  wire \$156 ;
   wire \$157 ;
-  wire [15:0] \$158 ;
-  wire [9:0] \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [15:0] \$161 ;
+  wire \$158 ;
+  wire [10:0] \$159 ;
+  wire [5:0] \$16 ;
+  wire [10:0] \$160 ;
+  wire [10:0] \$161 ;
   wire \$162 ;
-  wire [15:0] \$163 ;
-  wire [13:0] \$164 ;
+  wire \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [15:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [15:0] \$168 ;
-  wire [13:0] \$169 ;
-  wire [15:0] \$17 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire [5:0] \$17 ;
   wire \$170 ;
-  wire [15:0] \$171 ;
+  wire \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire [13:0] \$174 ;
+  wire \$173 ;
+  wire \$174 ;
   wire \$175 ;
-  wire [15:0] \$176 ;
+  wire \$176 ;
   wire \$177 ;
-  wire [15:0] \$178 ;
-  wire [13:0] \$179 ;
-  wire \$18 ;
-  wire [7:0] \$180 ;
-  wire [7:0] \$181 ;
-  wire [7:0] \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire [7:0] \$185 ;
-  wire [7:0] \$186 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire [5:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [15:0] \$19 ;
+  wire [5:0] \$19 ;
   wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [15:0] \$194 ;
-  wire \$195 ;
-  wire [15:0] \$196 ;
+  wire [10:0] \$191 ;
+  wire [10:0] \$192 ;
+  wire [10:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [5:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
-  wire [15:0] \$204 ;
+  wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire [15:0] \$207 ;
+  wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [15:0] \$21 ;
+  wire [5:0] \$21 ;
   wire \$210 ;
-  wire [15:0] \$211 ;
+  wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [15:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire \$22 ;
+  wire [6:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [15:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
   wire \$226 ;
-  wire [15:0] \$227 ;
+  wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [15:0] \$23 ;
+  wire \$23 ;
   wire \$230 ;
-  wire [15:0] \$231 ;
+  wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [15:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
   wire \$236 ;
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire \$24 ;
+  wire [10:0] \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
-  wire [15:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
   wire \$246 ;
-  wire [15:0] \$247 ;
+  wire \$247 ;
   wire \$248 ;
   wire \$249 ;
-  wire [15:0] \$25 ;
-  wire \$250 ;
-  wire [15:0] \$251 ;
+  wire [12:0] \$25 ;
+  wire [1:0] \$250 ;
+  wire \$251 ;
   wire \$252 ;
   wire \$253 ;
-  wire [15:0] \$254 ;
+  wire \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [12:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -14079,20 +13269,20 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire [15:0] \$27 ;
+  wire [16:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
   wire \$274 ;
-  wire \$275 ;
+  wire [1:0] \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [16:0] \$28 ;
   wire \$280 ;
-  wire \$281 ;
+  wire [2:0] \$281 ;
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
@@ -14101,7 +13291,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$287 ;
   wire \$288 ;
   wire \$289 ;
-  wire [15:0] \$29 ;
+  wire [16:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
   wire \$292 ;
@@ -14113,18 +13303,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [16:0] \$30 ;
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [10:0] \$305 ;
-  wire [10:0] \$306 ;
-  wire [10:0] \$307 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [15:0] \$31 ;
+  wire [24:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
@@ -14135,18 +13325,18 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
+  wire [24:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
+  wire [1:0] \$323 ;
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire [15:0] \$33 ;
+  wire [24:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire \$332 ;
@@ -14154,43 +13344,43 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire [10:0] \$337 ;
-  wire [10:0] \$338 ;
-  wire [10:0] \$339 ;
-  wire \$34 ;
-  wire [28:0] \$340 ;
-  wire [28:0] \$341 ;
-  wire [29:0] \$342 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [10:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [1:0] \$348 ;
   wire \$349 ;
-  wire [15:0] \$35 ;
+  wire [10:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [2:0] \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [5:0] \$36 ;
+  wire [10:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
   wire \$365 ;
-  wire \$366 ;
+  wire [3:0] \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [5:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -14201,7 +13391,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [5:0] \$38 ;
+  wire [10:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
@@ -14212,76 +13402,76 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [5:0] \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire [1:0] \$396 ;
-  wire \$397 ;
+  wire [10:0] \$39 ;
+  wire [26:0] \$390 ;
+  wire [4:0] \$391 ;
+  wire [26:0] \$392 ;
+  wire [4:0] \$393 ;
+  wire [12:0] \$394 ;
+  wire [19:0] \$395 ;
+  wire [11:0] \$396 ;
+  wire [20:0] \$397 ;
   wire \$398 ;
-  wire \$399 ;
+  wire [12:0] \$399 ;
   wire [7:0] \$4 ;
-  wire [5:0] \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
+  wire [10:0] \$40 ;
+  wire [19:0] \$400 ;
+  wire [11:0] \$401 ;
+  wire [20:0] \$402 ;
+  wire [14:0] \$403 ;
+  wire [14:0] \$404 ;
+  wire [14:0] \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [5:0] \$41 ;
+  wire [10:0] \$41 ;
   wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
+  wire [12:0] \$411 ;
+  wire [19:0] \$412 ;
+  wire [11:0] \$413 ;
+  wire [20:0] \$414 ;
   wire \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
-  wire \$419 ;
-  wire [5:0] \$42 ;
-  wire \$420 ;
-  wire [1:0] \$421 ;
-  wire \$422 ;
-  wire \$423 ;
+  wire [15:0] \$419 ;
+  wire [10:0] \$42 ;
+  wire [12:0] \$420 ;
+  wire [14:0] \$421 ;
+  wire [8:0] \$422 ;
+  wire [15:0] \$423 ;
   wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire [2:0] \$427 ;
-  wire \$428 ;
-  wire \$429 ;
-  wire [5:0] \$43 ;
-  wire \$430 ;
-  wire \$431 ;
+  wire [12:0] \$425 ;
+  wire [14:0] \$426 ;
+  wire [8:0] \$427 ;
+  wire [15:0] \$428 ;
+  wire [14:0] \$429 ;
+  wire [10:0] \$43 ;
+  wire [14:0] \$430 ;
+  wire [14:0] \$431 ;
   wire \$432 ;
   wire \$433 ;
   wire \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
-  wire [5:0] \$44 ;
-  wire \$440 ;
+  wire [12:0] \$437 ;
+  wire [14:0] \$438 ;
+  wire [8:0] \$439 ;
+  wire \$44 ;
+  wire [15:0] \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire \$443 ;
   wire \$444 ;
-  wire \$445 ;
+  wire [15:0] \$445 ;
   wire \$446 ;
   wire \$447 ;
   wire \$448 ;
-  wire \$449 ;
-  wire [5:0] \$45 ;
-  wire \$450 ;
-  wire \$451 ;
+  wire [15:0] \$449 ;
+  wire [9:0] \$45 ;
+  wire [15:0] \$450 ;
+  wire [15:0] \$451 ;
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
@@ -14290,7 +13480,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire [6:0] \$46 ;
+  wire [8:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
@@ -14300,8 +13490,8 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$466 ;
   wire \$467 ;
   wire \$468 ;
-  wire [1:0] \$469 ;
-  wire \$47 ;
+  wire \$469 ;
+  wire [8:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
@@ -14312,7 +13502,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire [15:0] \$48 ;
+  wire [8:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
@@ -14320,23 +13510,23 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$484 ;
   wire \$485 ;
   wire \$486 ;
-  wire \$487 ;
+  wire [15:0] \$487 ;
   wire \$488 ;
-  wire \$489 ;
-  wire \$49 ;
-  wire \$490 ;
+  wire [15:0] \$489 ;
+  wire [8:0] \$49 ;
+  wire [15:0] \$490 ;
   wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire [1:0] \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
+  wire \$494 ;
+  wire [11:0] \$495 ;
+  wire [11:0] \$496 ;
+  wire [11:0] \$497 ;
   wire \$498 ;
-  wire \$499 ;
+  wire [9:0] \$499 ;
   wire [7:0] \$5 ;
-  wire \$50 ;
-  wire [2:0] \$500 ;
+  wire [8:0] \$50 ;
+  wire \$500 ;
   wire \$501 ;
   wire \$502 ;
   wire \$503 ;
@@ -14346,10 +13536,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$507 ;
   wire \$508 ;
   wire \$509 ;
-  wire [15:0] \$51 ;
+  wire [8:0] \$51 ;
   wire \$510 ;
   wire \$511 ;
-  wire [3:0] \$512 ;
+  wire \$512 ;
   wire \$513 ;
   wire \$514 ;
   wire \$515 ;
@@ -14357,362 +13547,227 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire \$52 ;
+  wire [8:0] \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire \$522 ;
   wire \$523 ;
   wire \$524 ;
   wire \$525 ;
-  wire \$526 ;
-  wire \$527 ;
-  wire \$528 ;
+  wire [11:0] \$526 ;
+  wire [11:0] \$527 ;
+  wire [11:0] \$528 ;
   wire \$529 ;
-  wire [15:0] \$53 ;
-  wire \$530 ;
-  wire \$531 ;
-  wire \$532 ;
-  wire \$533 ;
+  wire [9:0] \$53 ;
+  wire [11:0] \$530 ;
+  wire [11:0] \$531 ;
+  wire [11:0] \$532 ;
+  wire [8:0] \$533 ;
   wire \$534 ;
   wire \$535 ;
-  wire [26:0] \$536 ;
-  wire [4:0] \$537 ;
-  wire [26:0] \$538 ;
-  wire [4:0] \$539 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
   wire \$54 ;
-  wire [12:0] \$540 ;
-  wire [19:0] \$541 ;
-  wire [11:0] \$542 ;
-  wire [20:0] \$543 ;
-  wire \$544 ;
-  wire [12:0] \$545 ;
-  wire [19:0] \$546 ;
-  wire [11:0] \$547 ;
-  wire [20:0] \$548 ;
-  wire [14:0] \$549 ;
-  wire [15:0] \$55 ;
-  wire [14:0] \$550 ;
-  wire [14:0] \$551 ;
-  wire \$552 ;
-  wire \$553 ;
-  wire \$554 ;
-  wire \$555 ;
-  wire \$556 ;
-  wire [12:0] \$557 ;
-  wire [19:0] \$558 ;
-  wire [11:0] \$559 ;
-  wire [10:0] \$56 ;
-  wire [20:0] \$560 ;
-  wire \$561 ;
-  wire \$562 ;
-  wire \$563 ;
-  wire \$564 ;
-  wire [15:0] \$565 ;
-  wire [12:0] \$566 ;
-  wire [14:0] \$567 ;
-  wire [8:0] \$568 ;
-  wire [15:0] \$569 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [12:0] \$571 ;
-  wire [14:0] \$572 ;
-  wire [8:0] \$573 ;
-  wire [15:0] \$574 ;
-  wire [14:0] \$575 ;
-  wire [14:0] \$576 ;
-  wire [14:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
-  wire [15:0] \$58 ;
-  wire \$580 ;
-  wire \$581 ;
-  wire \$582 ;
-  wire [12:0] \$583 ;
-  wire [14:0] \$584 ;
-  wire [8:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire \$587 ;
-  wire \$588 ;
-  wire \$589 ;
-  wire \$59 ;
-  wire \$590 ;
-  wire [15:0] \$591 ;
-  wire \$592 ;
-  wire \$593 ;
-  wire \$594 ;
-  wire [15:0] \$595 ;
-  wire [15:0] \$596 ;
-  wire [15:0] \$597 ;
-  wire \$598 ;
-  wire \$599 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  reg [4:0] \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg \$546 ;
+  reg \$547 ;
+  reg [9:0] \$548 ;
+  reg [15:0] \$549 ;
+  wire [7:0] \$55 ;
+  reg [7:0] \$550 ;
+  reg \$551 ;
+  reg \$552 ;
+  reg \$553 ;
+  reg \$554 ;
+  reg [8:0] \$555 ;
+  reg [10:0] \$556 ;
+  reg \$557 ;
+  reg \$558 ;
+  reg \$559 ;
+  wire [9:0] \$56 ;
+  reg \$560 ;
+  reg [9:0] \$561 ;
+  reg [15:0] \$562 ;
+  reg [4:0] \$563 ;
+  reg \$564 ;
+  reg [7:0] \$565 ;
+  reg [1:0] \$566 ;
+  reg [15:0] \$567 ;
+  reg [15:0] \$568 ;
+  reg [4:0] \$569 ;
+  wire [9:0] \$57 ;
+  reg \$570 ;
+  reg [9:0] \$571 ;
+  reg \$572 ;
+  reg \$573 ;
+  reg \$574 ;
+  reg \$575 ;
+  reg \$576 ;
+  reg \$577 ;
+  reg [4:0] \$578 ;
+  reg \$579 ;
+  wire [13:0] \$58 ;
+  reg [7:0] \$580 ;
+  reg [1:0] \$581 ;
+  reg [27:0] \$582 ;
+  reg [27:0] \$583 ;
+  reg \$584 ;
+  reg [9:0] \$585 ;
+  reg \$586 ;
+  reg \$587 ;
+  reg \$588 ;
+  reg \$589 ;
+  wire [13:0] \$59 ;
+  reg \$590 ;
+  reg \$591 ;
+  reg [4:0] \$592 ;
+  reg \$593 ;
+  reg [7:0] \$594 ;
+  reg [1:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [9:0] \$597 ;
+  reg \$598 ;
+  reg \$599 ;
   wire [10:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire \$600 ;
-  wire \$601 ;
-  wire \$602 ;
-  wire \$603 ;
-  wire \$604 ;
-  wire \$605 ;
-  wire \$606 ;
-  wire \$607 ;
-  wire \$608 ;
-  wire \$609 ;
-  wire [12:0] \$61 ;
-  wire \$610 ;
-  wire \$611 ;
-  wire \$612 ;
-  wire \$613 ;
-  wire \$614 ;
-  wire \$615 ;
-  wire \$616 ;
-  wire \$617 ;
-  wire \$618 ;
-  wire \$619 ;
-  wire \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire [15:0] \$622 ;
-  wire \$623 ;
-  wire [15:0] \$624 ;
-  wire [15:0] \$625 ;
-  wire \$626 ;
-  wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
-  wire [15:0] \$63 ;
-  wire [11:0] \$630 ;
-  wire [11:0] \$631 ;
-  wire [11:0] \$632 ;
-  wire \$633 ;
-  wire [9:0] \$634 ;
-  wire \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
-  wire \$64 ;
-  wire \$640 ;
-  wire \$641 ;
-  wire \$642 ;
-  wire \$643 ;
-  wire \$644 ;
-  wire \$645 ;
-  wire \$646 ;
-  wire \$647 ;
-  wire \$648 ;
-  wire \$649 ;
-  wire [15:0] \$65 ;
-  wire \$650 ;
-  wire \$651 ;
-  wire \$652 ;
-  wire \$653 ;
-  wire \$654 ;
-  wire \$655 ;
-  wire \$656 ;
-  wire \$657 ;
-  wire \$658 ;
-  wire \$659 ;
-  wire [12:0] \$66 ;
-  wire \$660 ;
-  wire [11:0] \$661 ;
-  wire [11:0] \$662 ;
-  wire [11:0] \$663 ;
-  wire \$664 ;
-  wire [11:0] \$665 ;
-  wire [11:0] \$666 ;
-  wire [11:0] \$667 ;
-  wire [8:0] \$668 ;
-  wire \$669 ;
-  wire \$67 ;
-  wire \$670 ;
-  wire \$671 ;
-  wire \$672 ;
-  wire \$673 ;
-  wire \$674 ;
-  wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
-  reg [4:0] \$678 ;
+  wire [13:0] \$60 ;
+  reg \$600 ;
+  reg \$601 ;
+  reg \$602 ;
+  reg \$603 ;
+  reg [26:0] \$604 ;
+  reg [6:0] \$605 ;
+  reg [10:0] \$606 ;
+  reg [26:0] \$607 ;
+  reg [5:0] \$608 ;
+  reg [10:0] \$609 ;
+  wire [13:0] \$61 ;
+  reg [4:0] \$610 ;
+  reg \$611 ;
+  reg [7:0] \$612 ;
+  reg [1:0] \$613 ;
+  reg [26:0] \$614 ;
+  reg \$615 ;
+  reg [4:0] \$616 ;
+  reg [10:0] \$617 ;
+  reg \$618 ;
+  reg \$619 ;
+  wire [7:0] \$62 ;
+  reg \$620 ;
+  reg \$621 ;
+  reg \$622 ;
+  reg [6:0] \$623 ;
+  reg \$624 ;
+  reg [5:0] \$625 ;
+  reg [26:0] \$626 ;
+  reg [6:0] \$627 ;
+  reg [10:0] \$628 ;
+  reg [26:0] \$629 ;
+  wire [7:0] \$63 ;
+  reg [5:0] \$630 ;
+  reg [10:0] \$631 ;
+  reg [4:0] \$632 ;
+  reg \$633 ;
+  reg [7:0] \$634 ;
+  reg [1:0] \$635 ;
+  reg [35:0] \$636 ;
+  reg [63:0] \$637 ;
+  reg \$638 ;
+  reg \$639 ;
+  wire [7:0] \$64 ;
+  reg [11:0] \$640 ;
+  reg \$641 ;
+  reg \$642 ;
+  reg \$643 ;
+  reg \$644 ;
+  reg [28:0] \$645 ;
+  reg [31:0] \$646 ;
+  reg \$647 ;
+  reg \$648 ;
+  reg [11:0] \$649 ;
+  wire [7:0] \$65 ;
+  reg \$650 ;
+  reg \$651 ;
+  reg \$652 ;
+  reg \$653 ;
+  reg [4:0] \$654 ;
+  reg \$655 ;
+  reg [7:0] \$656 ;
+  reg [1:0] \$657 ;
+  reg [10:0] \$658 ;
+  reg \$659 ;
+  wire [7:0] \$66 ;
+  reg \$660 ;
+  reg [11:0] \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg \$665 ;
+  reg [7:0] \$666 ;
+  reg \$667 ;
+  reg \$668 ;
+  reg [11:0] \$669 ;
+  wire [7:0] \$67 ;
+  reg \$670 ;
+  reg \$671 ;
+  reg \$672 ;
+  reg \$673 ;
+  reg [4:0] \$674 ;
+  reg \$675 ;
+  reg [7:0] \$676 ;
+  reg [1:0] \$677 ;
+  reg [15:0] \$678 ;
   reg \$679 ;
-  wire [15:0] \$68 ;
+  wire [7:0] \$68 ;
   reg \$680 ;
-  reg \$681 ;
-  reg \$682 ;
-  reg [9:0] \$683 ;
-  reg [15:0] \$684 ;
-  reg [7:0] \$685 ;
-  reg \$686 ;
-  reg \$687 ;
-  reg \$688 ;
-  reg \$689 ;
+  reg [1:0] \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
-  reg [8:0] \$690 ;
-  reg [10:0] \$691 ;
-  reg \$692 ;
-  reg \$693 ;
-  reg \$694 ;
-  reg \$695 ;
-  reg [9:0] \$696 ;
-  reg [15:0] \$697 ;
-  reg [4:0] \$698 ;
-  reg \$699 ;
   wire [10:0] \$7 ;
-  wire [15:0] \$70 ;
-  reg [7:0] \$700 ;
-  reg [1:0] \$701 ;
-  reg [15:0] \$702 ;
-  reg [15:0] \$703 ;
-  reg [4:0] \$704 ;
-  reg \$705 ;
-  reg [9:0] \$706 ;
-  reg \$707 ;
-  reg \$708 ;
-  reg \$709 ;
-  wire [16:0] \$71 ;
-  reg \$710 ;
-  reg \$711 ;
-  reg \$712 ;
-  reg [4:0] \$713 ;
-  reg \$714 ;
-  reg [7:0] \$715 ;
-  reg [1:0] \$716 ;
-  reg [27:0] \$717 ;
-  reg [27:0] \$718 ;
-  reg \$719 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
-  reg [9:0] \$720 ;
-  reg \$721 ;
-  reg \$722 ;
-  reg \$723 ;
-  reg \$724 ;
-  reg \$725 ;
-  reg \$726 ;
-  reg [4:0] \$727 ;
-  reg \$728 ;
-  reg [7:0] \$729 ;
-  wire [15:0] \$73 ;
-  reg [1:0] \$730 ;
-  reg [27:0] \$731 ;
-  reg [9:0] \$732 ;
-  reg \$733 ;
-  reg \$734 ;
-  reg \$735 ;
-  reg \$736 ;
-  reg \$737 ;
-  reg \$738 ;
-  reg [26:0] \$739 ;
+  wire \$73 ;
   wire \$74 ;
-  reg [6:0] \$740 ;
-  reg [10:0] \$741 ;
-  reg [26:0] \$742 ;
-  reg [5:0] \$743 ;
-  reg [10:0] \$744 ;
-  reg [4:0] \$745 ;
-  reg \$746 ;
-  reg [7:0] \$747 ;
-  reg [1:0] \$748 ;
-  reg [26:0] \$749 ;
-  wire [15:0] \$75 ;
-  reg \$750 ;
-  reg [4:0] \$751 ;
-  reg [10:0] \$752 ;
-  reg \$753 ;
-  reg \$754 ;
-  reg \$755 ;
-  reg \$756 ;
-  reg \$757 ;
-  reg [6:0] \$758 ;
-  reg \$759 ;
-  wire [16:0] \$76 ;
-  reg [5:0] \$760 ;
-  reg [26:0] \$761 ;
-  reg [6:0] \$762 ;
-  reg [10:0] \$763 ;
-  reg [26:0] \$764 ;
-  reg [5:0] \$765 ;
-  reg [10:0] \$766 ;
-  reg [4:0] \$767 ;
-  reg \$768 ;
-  reg [7:0] \$769 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
-  reg [1:0] \$770 ;
-  reg [35:0] \$771 ;
-  reg [63:0] \$772 ;
-  reg \$773 ;
-  reg \$774 ;
-  reg [11:0] \$775 ;
-  reg \$776 ;
-  reg \$777 ;
-  reg \$778 ;
-  reg \$779 ;
-  wire [15:0] \$78 ;
-  reg [28:0] \$780 ;
-  reg [31:0] \$781 ;
-  reg \$782 ;
-  reg \$783 ;
-  reg [11:0] \$784 ;
-  reg \$785 ;
-  reg \$786 ;
-  reg \$787 ;
-  reg \$788 ;
-  reg [4:0] \$789 ;
+  wire \$78 ;
   wire \$79 ;
-  reg \$790 ;
-  reg [7:0] \$791 ;
-  reg [1:0] \$792 ;
-  reg [10:0] \$793 ;
-  reg \$794 ;
-  reg \$795 ;
-  reg [11:0] \$796 ;
-  reg \$797 ;
-  reg \$798 ;
-  reg \$799 ;
   wire [16:0] \$8 ;
-  wire [15:0] \$80 ;
-  reg \$800 ;
-  reg [7:0] \$801 ;
-  reg \$802 ;
-  reg \$803 ;
-  reg [11:0] \$804 ;
-  reg \$805 ;
-  reg \$806 ;
-  reg \$807 ;
-  reg \$808 ;
-  reg [4:0] \$809 ;
-  wire [16:0] \$81 ;
-  reg \$810 ;
-  reg [7:0] \$811 ;
-  reg [1:0] \$812 ;
-  reg [15:0] \$813 ;
-  reg \$814 ;
-  reg \$815 ;
-  reg [1:0] \$816 ;
-  wire \$817 ;
-  wire \$818 ;
-  wire \$819 ;
+  wire \$80 ;
+  wire \$81 ;
   wire \$82 ;
-  wire \$820 ;
-  wire \$821 ;
-  wire \$822 ;
-  wire \$823 ;
-  wire \$824 ;
-  wire [15:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire [16:0] \$86 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
   wire [16:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [24:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [15:0] \$95 ;
-  wire [24:0] \$96 ;
+  wire \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  wire [15:0] \$98 ;
+  wire \$98 ;
   wire \$99 ;
   input [20:0] a;
   wire [20:0] a;
@@ -15008,1933 +14063,1797 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   reg [15:0] unpack_q_1_sig = 16'h0000;
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
-  assign \$170  = fresh & product_step[0];
-  assign \$171  = \$170  ? 16'h0000 : acc;
-  assign \$172  = fresh & product_step[0];
-  assign \$173  = \$172  ? 16'h0000 : acc;
-  assign \$175  = fresh & product_step[0];
-  assign \$176  = \$175  ? 16'h0000 : acc;
-  assign \$177  = fresh & product_step[0];
-  assign \$178  = \$177  ? 16'h0000 : acc;
-  assign \$180  = \$176 [0] ? \$179 [7:0] : 8'h00;
-  assign \$181  = \$171 [1] ? \$174 [7:0] : \$180 ;
-  assign \$182  = \$166 [2] ? \$169 [7:0] : \$181 ;
-  assign \$183  = \$161 [3] ? \$164 [7:0] : \$182 ;
-  assign \$184  = \$156 [4] ? \$159 [7:0] : \$183 ;
-  assign \$185  = \$151 [5] ? \$154 [7:0] : \$184 ;
-  assign \$186  = \$146 [6] ? \$149  : \$185 ;
-  assign base_bf16_sig = \$142  ? { 1'h1, \$144 [6:0] } : \$186 ;
-  assign \$187  = ! step_mode;
-  assign \$189  = step_mode == 1'h1;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = step_mode == 2'h2;
-  assign \$192  = \$190  | \$191 ;
-  assign \$193  = fresh & product_step[0];
-  assign \$194  = \$193  ? 16'h0000 : acc;
-  assign \$195  = fresh & product_step[0];
-  assign \$196  = \$195  ? 16'h0000 : acc;
-  assign base_sign = \$192  ? \$194 [15] : \$196 [15];
-  assign \$197  = ! step_mode;
-  assign \$199  = step_mode == 1'h1;
-  assign \$200  = \$198  | \$199 ;
-  assign \$201  = step_mode == 2'h2;
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = fresh & product_step[0];
-  assign \$204  = \$203  ? 16'h0000 : acc;
-  assign \$205  = ! \$204 [14:10];
-  assign \$206  = fresh & product_step[0];
-  assign \$207  = \$206  ? 16'h0000 : acc;
-  assign \$208  = ! \$207 [9:0];
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = fresh & product_step[0];
-  assign \$211  = \$210  ? 16'h0000 : acc;
-  assign \$212  = ! \$211 [14:7];
-  assign \$213  = fresh & product_step[0];
-  assign \$214  = \$213  ? 16'h0000 : acc;
-  assign \$215  = ! \$214 [6:0];
-  assign \$216  = \$212  & \$215 ;
-  assign base_zero = \$202  ? \$209  : \$216 ;
-  assign \$217  = ! step_mode;
-  assign \$219  = step_mode == 1'h1;
-  assign \$220  = \$218  | \$219 ;
-  assign \$221  = step_mode == 2'h2;
-  assign \$222  = \$220  | \$221 ;
-  assign \$223  = fresh & product_step[0];
-  assign \$224  = \$223  ? 16'h0000 : acc;
-  assign \$225  = \$224 [14:10] == 5'h1f;
-  assign \$226  = fresh & product_step[0];
-  assign \$227  = \$226  ? 16'h0000 : acc;
-  assign \$228  = ! \$227 [9:0];
-  assign \$229  = \$225  & \$228 ;
-  assign \$230  = fresh & product_step[0];
-  assign \$231  = \$230  ? 16'h0000 : acc;
-  assign \$232  = \$231 [14:7] == 8'hff;
-  assign \$233  = fresh & product_step[0];
-  assign \$234  = \$233  ? 16'h0000 : acc;
-  assign \$235  = ! \$234 [6:0];
-  assign \$236  = \$232  & \$235 ;
-  assign base_inf = \$222  ? \$229  : \$236 ;
-  assign \$237  = ! step_mode;
-  assign \$239  = step_mode == 1'h1;
-  assign \$240  = \$238  | \$239 ;
-  assign \$241  = step_mode == 2'h2;
-  assign \$242  = \$240  | \$241 ;
-  assign \$243  = fresh & product_step[0];
-  assign \$244  = \$243  ? 16'h0000 : acc;
-  assign \$245  = \$244 [14:10] == 5'h1f;
-  assign \$246  = fresh & product_step[0];
-  assign \$247  = \$246  ? 16'h0000 : acc;
-  assign \$248  = | \$247 [9:0];
-  assign \$249  = \$245  & \$248 ;
-  assign \$250  = fresh & product_step[0];
-  assign \$251  = \$250  ? 16'h0000 : acc;
-  assign \$252  = \$251 [14:7] == 8'hff;
-  assign \$253  = fresh & product_step[0];
-  assign \$254  = \$253  ? 16'h0000 : acc;
-  assign \$255  = | \$254 [6:0];
-  assign \$256  = \$252  & \$255 ;
-  assign base_nan = \$242  ? \$249  : \$256 ;
-  assign \$257  = ! step_mode;
-  assign \$259  = step_mode == 1'h1;
-  assign \$260  = \$258  | \$259 ;
-  assign \$261  = step_mode == 2'h2;
-  assign \$262  = \$260  | \$261 ;
-  assign base_exp = \$262  ? { \$46 [5], \$46 [5], \$46 [5], \$46 [5:0] } : \$139 [8:0];
-  assign \$263  = ! step_mode;
-  assign \$265  = step_mode == 1'h1;
-  assign \$266  = \$264  | \$265 ;
-  assign \$267  = step_mode == 2'h2;
-  assign \$268  = \$266  | \$267 ;
-  assign base_sig = \$268  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
-  assign \$269  = ~ unpack_q_0_zero;
-  assign \$270  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
-  assign \$271  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
-  assign \$272  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = \$270  | \$273 ;
-  assign \$275  = \$269  & \$274 ;
-  assign add_a_big = unpack_q_1_zero | \$275 ;
-  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
-  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
-  assign \$276  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
-  assign \$277  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
-  assign \$278  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
-  assign \$279  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
-  assign \$280  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
-  assign \$281  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
-  assign \$282  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
-  assign \$283  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
-  assign \$284  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
-  assign \$285  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
-  assign \$286  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
-  assign \$287  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
-  assign \$288  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
-  assign \$289  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
-  assign \$290  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
-  assign \$291  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
-  assign \$292  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
-  assign \$293  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
-  assign \$294  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
-  assign \$295  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
-  assign \$296  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
-  assign \$297  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
-  assign \$298  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
-  assign \$299  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
-  assign \$300  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
-  assign \$301  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
-  assign \$302  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
-  assign \$303  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
-  assign \$304  = $signed(align_q_flags_big_exp) > $signed(6'h10);
-  assign \$305  = $signed(6'h10) - $signed(align_q_flags_big_exp);
-  assign \$306  = \$304  ? 11'h000 : \$305 ;
-  assign \$307  = \$303  ? 11'h05e : \$306 ;
-  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
-  assign \$308  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
-  assign \$309  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
-  assign \$310  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
-  assign \$311  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
-  assign \$312  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
-  assign \$313  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
-  assign \$314  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
-  assign \$315  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
-  assign \$316  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
-  assign \$317  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
-  assign \$318  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
-  assign \$319  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
-  assign \$320  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
-  assign \$321  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
-  assign \$322  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
-  assign \$323  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
-  assign \$324  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
-  assign \$325  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
-  assign \$326  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
-  assign \$327  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
-  assign \$328  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
-  assign \$329  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
-  assign \$330  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
-  assign \$331  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
-  assign \$332  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
-  assign \$333  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
-  assign \$334  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
-  assign \$335  = $signed(align_q_flags_big_exp) < $signed(9'h162);
-  assign \$336  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
-  assign \$337  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
-  assign \$338  = \$336  ? 11'h000 : \$337 ;
-  assign \$339  = \$335  ? 11'h03e : \$338 ;
-  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
-  assign \$340  = align_q_big - align_q_small;
-  assign \$341  = align_q_big + align_q_small;
-  assign \$342  = align_q_subtract ? { \$340 [28], \$340  } : { 1'h0, \$341  };
-  assign \$343  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$344  = ~ \$343 ;
-  assign \$345  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$346  = ~ \$345 ;
-  assign \$347  = \$344  & \$346 ;
-  assign \$348  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$349  = ~ \$348 ;
-  assign \$350  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = \$349  & \$351 ;
-  assign \$353  = \$347  & \$352 ;
-  assign \$354  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$355  = ~ \$354 ;
-  assign \$356  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$355  & \$357 ;
-  assign \$359  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$360  = ~ \$359 ;
-  assign \$361  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = \$360  & \$362 ;
-  assign \$364  = \$358  & \$363 ;
-  assign \$365  = \$353  & \$364 ;
-  assign \$366  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367  & \$369 ;
-  assign \$371  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$372  = ~ \$371 ;
-  assign \$373  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = \$372  & \$374 ;
-  assign \$376  = \$370  & \$375 ;
-  assign \$377  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$378  = ~ \$377 ;
-  assign \$389  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = ~ add_q_0_total[1];
-  assign \$392  = ~ add_q_0_total[3];
-  assign \$393  = \$389  ? \$392  : \$391 ;
-  assign \$394  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$395  = ~ \$394 ;
-  assign \$397  = add_q_0_total[3] | add_q_0_total[2];
-  assign \$398  = ~ \$397 ;
-  assign \$402  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$405  = ~ \$404 ;
-  assign \$406  = \$403  & \$405 ;
-  assign \$407  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$408  = ~ \$407 ;
-  assign \$409  = ~ add_q_0_total[5];
-  assign \$410  = ~ add_q_0_total[7];
-  assign \$411  = \$407  ? \$410  : \$409 ;
-  assign \$412  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$413  = ~ \$412 ;
-  assign \$414  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = ~ add_q_0_total[9];
-  assign \$417  = ~ add_q_0_total[11];
-  assign \$418  = \$414  ? \$417  : \$416 ;
-  assign \$419  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$420  = ~ \$419 ;
-  assign \$421  = \$406  ? { \$413 , \$411  } : { \$420 , \$418  };
-  assign \$422  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$423  = ~ \$422 ;
-  assign \$424  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$425  = ~ \$424 ;
-  assign \$426  = \$423  & \$425 ;
-  assign \$427  = \$376  ? { \$401 , \$396  } : { \$426 , \$421  };
-  assign \$428  = add_q_0_total[11] | add_q_0_total[10];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = add_q_0_total[9] | add_q_0_total[8];
-  assign \$431  = ~ \$430 ;
-  assign \$432  = \$429  & \$431 ;
-  assign \$433  = add_q_0_total[7] | add_q_0_total[6];
-  assign \$434  = ~ \$433 ;
-  assign \$435  = add_q_0_total[5] | add_q_0_total[4];
-  assign \$436  = ~ \$435 ;
-  assign \$437  = \$434  & \$436 ;
-  assign \$438  = \$432  & \$437 ;
-  assign \$439  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$442  = ~ \$441 ;
-  assign \$443  = \$440  & \$442 ;
-  assign \$444  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$445  = ~ \$444 ;
-  assign \$446  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$447  = ~ \$446 ;
-  assign \$448  = \$445  & \$447 ;
-  assign \$449  = \$443  & \$448 ;
-  assign \$450  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$451  = ~ \$450 ;
-  assign \$452  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$453  = ~ \$452 ;
-  assign \$454  = \$451  & \$453 ;
-  assign \$455  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = ~ add_q_0_total[13];
-  assign \$458  = ~ add_q_0_total[15];
-  assign \$459  = \$455  ? \$458  : \$457 ;
-  assign \$460  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$463  = ~ \$462 ;
-  assign \$464  = ~ add_q_0_total[17];
-  assign \$465  = ~ add_q_0_total[19];
-  assign \$466  = \$462  ? \$465  : \$464 ;
-  assign \$467  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = \$454  ? { \$461 , \$459  } : { \$468 , \$466  };
-  assign \$470  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471  & \$473 ;
-  assign \$475  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$476  = ~ \$475 ;
-  assign \$477  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$478  = ~ \$477 ;
-  assign \$479  = \$476  & \$478 ;
-  assign \$480  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$481  = ~ \$480 ;
-  assign \$482  = ~ add_q_0_total[21];
-  assign \$483  = ~ add_q_0_total[23];
-  assign \$484  = \$480  ? \$483  : \$482 ;
-  assign \$485  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$486  = ~ \$485 ;
-  assign \$487  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = ~ add_q_0_total[25];
-  assign \$490  = ~ add_q_0_total[27];
-  assign \$491  = \$487  ? \$490  : \$489 ;
-  assign \$492  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = \$479  ? { \$486 , \$484  } : { \$493 , \$491  };
-  assign \$495  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$496  = ~ \$495 ;
-  assign \$497  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = \$496  & \$498 ;
-  assign \$500  = \$449  ? { \$474 , \$469  } : { \$499 , \$494  };
-  assign \$501  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$502  = ~ \$501 ;
-  assign \$503  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = \$502  & \$504 ;
-  assign \$506  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$507  = ~ \$506 ;
-  assign \$508  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = \$507  & \$509 ;
-  assign \$511  = \$505  & \$510 ;
-  assign \$512  = \$365  ? { \$438 , \$427  } : { \$511 , \$500  };
-  assign \$513  = add_q_0_total[27] | add_q_0_total[26];
-  assign \$514  = ~ \$513 ;
-  assign \$515  = add_q_0_total[25] | add_q_0_total[24];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = \$514  & \$516 ;
-  assign \$518  = add_q_0_total[23] | add_q_0_total[22];
-  assign \$519  = ~ \$518 ;
-  assign \$520  = add_q_0_total[21] | add_q_0_total[20];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = \$519  & \$521 ;
-  assign \$523  = \$517  & \$522 ;
-  assign \$524  = add_q_0_total[19] | add_q_0_total[18];
-  assign \$525  = ~ \$524 ;
-  assign \$526  = add_q_0_total[17] | add_q_0_total[16];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = \$525  & \$527 ;
-  assign \$529  = add_q_0_total[15] | add_q_0_total[14];
-  assign \$530  = ~ \$529 ;
-  assign \$531  = add_q_0_total[13] | add_q_0_total[12];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = \$530  & \$532 ;
-  assign \$534  = \$528  & \$533 ;
-  assign \$535  = \$523  & \$534 ;
+  assign \$293  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$294  = ~ \$293 ;
+  assign \$295  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$296  = ~ \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$299  = ~ \$298 ;
+  assign \$300  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$301  = ~ \$300 ;
+  assign \$302  = \$299  & \$301 ;
+  assign \$303  = \$297  & \$302 ;
+  assign \$304  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$305  = ~ \$304 ;
+  assign \$306  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$307  = ~ \$306 ;
+  assign \$308  = \$305  & \$307 ;
+  assign \$309  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$310  = ~ \$309 ;
+  assign \$311  = ~ add_q_0_total[13];
+  assign \$312  = ~ add_q_0_total[15];
+  assign \$313  = \$309  ? \$312  : \$311 ;
+  assign \$314  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$315  = ~ \$314 ;
+  assign \$316  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$317  = ~ \$316 ;
+  assign \$318  = ~ add_q_0_total[17];
+  assign \$319  = ~ add_q_0_total[19];
+  assign \$320  = \$316  ? \$319  : \$318 ;
+  assign \$321  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$322  = ~ \$321 ;
+  assign \$323  = \$308  ? { \$315 , \$313  } : { \$322 , \$320  };
+  assign \$324  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$325  = ~ \$324 ;
+  assign \$326  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$325  & \$327 ;
+  assign \$329  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$330  = ~ \$329 ;
+  assign \$331  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$332  = ~ \$331 ;
+  assign \$333  = \$330  & \$332 ;
+  assign \$334  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$335  = ~ \$334 ;
+  assign \$336  = ~ add_q_0_total[21];
+  assign \$337  = ~ add_q_0_total[23];
+  assign \$338  = \$334  ? \$337  : \$336 ;
+  assign \$339  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$340  = ~ \$339 ;
+  assign \$341  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$342  = ~ \$341 ;
+  assign \$343  = ~ add_q_0_total[25];
+  assign \$344  = ~ add_q_0_total[27];
+  assign \$345  = \$341  ? \$344  : \$343 ;
+  assign \$346  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$347  = ~ \$346 ;
+  assign \$348  = \$333  ? { \$340 , \$338  } : { \$347 , \$345  };
+  assign \$349  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$350  = ~ \$349 ;
+  assign \$351  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$352  = ~ \$351 ;
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = \$303  ? { \$328 , \$323  } : { \$353 , \$348  };
+  assign \$355  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$356  = ~ \$355 ;
+  assign \$357  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$358  = ~ \$357 ;
+  assign \$359  = \$356  & \$358 ;
+  assign \$360  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$361  = ~ \$360 ;
+  assign \$362  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$363  = ~ \$362 ;
+  assign \$364  = \$361  & \$363 ;
+  assign \$365  = \$359  & \$364 ;
+  assign \$366  = \$219  ? { \$292 , \$281  } : { \$365 , \$354  };
+  assign \$367  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$368  = ~ \$367 ;
+  assign \$369  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$370  = ~ \$369 ;
+  assign \$371  = \$368  & \$370 ;
+  assign \$372  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$373  = ~ \$372 ;
+  assign \$374  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$375  = ~ \$374 ;
+  assign \$376  = \$373  & \$375 ;
+  assign \$377  = \$371  & \$376 ;
+  assign \$378  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$379  = ~ \$378 ;
+  assign \$380  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$381  = ~ \$380 ;
+  assign \$382  = \$379  & \$381 ;
+  assign \$383  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$384  = ~ \$383 ;
+  assign \$385  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$386  = ~ \$385 ;
+  assign \$387  = \$384  & \$386 ;
+  assign \$388  = \$382  & \$387 ;
+  assign \$389  = \$377  & \$388 ;
   assign add_top = $signed(add_q_0_flags_big_exp) + $signed(2'h1);
-  assign \$536  = add_q_0_total[27:1] & add_q_1_0_small_mask;
-  assign sum_fp16_sr8_small = ! \$536 ;
-  assign \$537  = ~ { \$535 , \$512  };
-  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$537  };
-  assign \$538  = add_q_0_total[27:1] & add_q_1_1_small_mask;
-  assign sum_bf16_rne_small = ! \$538 ;
-  assign \$539  = ~ { \$535 , \$512  };
-  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$539  };
+  assign \$390  = add_q_0_total[27:1] & add_q_1_0_small_mask;
+  assign sum_fp16_sr8_small = ! \$390 ;
+  assign \$391  = ~ { \$389 , \$366  };
+  assign sum_fp16_sr8_right = sum_fp16_sr8_small ? add_q_1_0_small_right : { 2'h0, \$391  };
+  assign \$392  = add_q_0_total[27:1] & add_q_1_1_small_mask;
+  assign sum_bf16_rne_small = ! \$392 ;
+  assign \$393  = ~ { \$389 , \$366  };
+  assign sum_bf16_rne_right = sum_bf16_rne_small ? add_q_1_1_small_right : { 1'h0, \$393  };
   assign sum_fp16_sr8_wide = { normalize_q_0_window, 104'h00000000000000000000000000 } >> normalize_q_1_0_right;
   assign sum_bf16_rne_wide = { normalize_q_0_window, 65'h00000000000000000 } >> normalize_q_1_1_right;
-  assign \$540  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$542  = round_q_0_count + round_q_0_up;
-  assign \$543  = \$541  + \$542 ;
-  assign \$544  = \$543  > 15'h7bff;
-  assign \$545  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$547  = round_q_0_count + round_q_0_up;
-  assign \$548  = \$546  + \$547 ;
-  assign \$549  = \$544  ? 15'h7c00 : \$548 [14:0];
-  assign \$550  = round_q_0_zero ? 15'h0000 : \$549 ;
-  assign \$551  = round_q_0_inf ? 15'h7c00 : \$550 ;
-  assign \$554  = ~ round_q_0_inf;
-  assign \$555  = ~ round_q_0_zero;
-  assign \$556  = \$554  & \$555 ;
-  assign \$557  = $signed(round_q_0_e_eff) + $signed(5'h0e);
-  assign \$559  = round_q_0_count + round_q_0_up;
-  assign \$560  = \$558  + \$559 ;
-  assign \$561  = \$560  > 15'h7bff;
-  assign \$562  = \$556  & \$561 ;
-  assign \$565  = \$564  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
-  assign \$566  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$568  = round_q_1_count + round_q_1_up;
-  assign \$569  = \$567  + \$568 ;
-  assign \$570  = \$569  > 15'h7f7f;
-  assign \$571  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$573  = round_q_1_count + round_q_1_up;
-  assign \$574  = \$572  + \$573 ;
-  assign \$575  = \$570  ? 15'h7f80 : \$574 [14:0];
-  assign \$576  = round_q_1_zero ? 15'h0000 : \$575 ;
-  assign \$577  = round_q_1_inf ? 15'h7f80 : \$576 ;
-  assign \$580  = ~ round_q_1_inf;
-  assign \$581  = ~ round_q_1_zero;
-  assign \$582  = \$580  & \$581 ;
-  assign \$583  = $signed(round_q_1_e_eff) + $signed(8'h7e);
-  assign \$585  = round_q_1_count + round_q_1_up;
-  assign \$586  = \$584  + \$585 ;
-  assign \$587  = \$586  > 15'h7f7f;
-  assign \$588  = \$582  & \$587 ;
-  assign \$591  = \$590  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
-  assign \$592  = ! round_control_3;
-  assign \$593  = round_control_3 == 1'h1;
-  assign \$594  = round_control_3 == 2'h2;
-  assign \$595  = \$594  ? sum_fp16_sr8 : sum_bf16_rne;
-  assign \$596  = \$593  ? sum_fp16_sr8 : \$595 ;
-  assign \$597  = \$592  ? sum_fp16_sr8 : \$596 ;
-  assign \$598  = a[17] ^ b[17];
-  assign \$599  = a[18] | b[18];
-  assign \$600  = a[20] | b[20];
-  assign \$601  = \$600  | a[19];
-  assign \$602  = \$601  | b[19];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$599  & \$603 ;
-  assign \$605  = a[19] | b[19];
-  assign \$606  = a[20] | b[20];
-  assign \$607  = \$606  | a[18];
-  assign \$608  = \$607  | b[18];
-  assign \$609  = ~ \$608 ;
-  assign \$610  = \$605  & \$609 ;
-  assign \$611  = a[20] | b[20];
-  assign \$612  = a[19] & b[18];
-  assign \$613  = \$611  | \$612 ;
-  assign \$614  = a[18] & b[19];
-  assign \$615  = \$613  | \$614 ;
-  assign \$616  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$617  = ~ product_step[0];
-  assign \$618  = product_0_zero | \$617 ;
-  assign \$619  = product_0_inf & product_step[0];
-  assign \$620  = product_0_nan & product_step[0];
-  assign \$621  = ~ fresh;
-  assign \$622  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
-  assign \$623  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$624  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
-  assign \$625  = \$623  ? 16'h0000 : \$624 ;
-  assign \$626  = $signed(add_exp_diff) > $signed(6'h1a);
-  assign \$627  = $signed(add_exp_diff) < $signed(6'h26);
-  assign \$628  = \$626  | \$627 ;
-  assign \$629  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$630  = - $signed(add_exp_diff);
-  assign \$631  = \$629  ? \$630  : { add_exp_diff[10], add_exp_diff };
-  assign \$632  = \$628  ? 12'h01a : \$631 ;
-  assign \$633  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$634  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
-  assign \$635  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$636  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$637  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$638  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$639  = \$637  & \$638 ;
-  assign \$640  = \$636  | \$639 ;
-  assign \$641  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$642  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$643  = ~ \$642 ;
-  assign \$644  = \$641  & \$643 ;
-  assign \$645  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$646  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$647  = \$645  & \$646 ;
-  assign \$648  = ~ \$647 ;
-  assign \$649  = \$644  & \$648 ;
-  assign \$650  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$651  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$652  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$653  = | add_small_wide[25:0];
-  assign \$654  = ! add_q_0_total[27:1];
-  assign \$655  = \$654  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$656  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$655 ;
-  assign \$657  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$656 ;
-  assign \$658  = ! add_q_0_total[27:1];
-  assign \$659  = add_q_0_flags_both_zero | \$658 ;
-  assign \$660  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
-  assign \$661  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$662  = \$660  ? 12'h010 : \$661 ;
-  assign \$663  = normalize_q_1_0_small ? 12'hff2 : \$662 ;
-  assign \$664  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
-  assign \$665  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$666  = \$664  ? 12'h080 : \$665 ;
-  assign \$667  = normalize_q_1_1_small ? 12'hf82 : \$666 ;
-  assign \$668  = place_q_0_kept[24:17] + place_control_2;
-  assign \$669  = | place_q_1_kept[19:0];
-  assign \$670  = | place_q_1_below;
-  assign \$671  = \$670  | place_q_1_sticky;
-  assign \$672  = \$669  | \$671 ;
-  assign \$673  = \$672  | place_q_1_kept[21];
-  assign \$674  = place_q_1_kept[20] & \$673 ;
-  assign \$675  = round_control_0[0] & round_control_0[1];
-  assign \$676  = ~ round_control_1;
-  assign \$677  = round_control_0[0] ? round_control_0[1] : \$676 ;
+  assign \$394  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$396  = round_q_0_count + round_q_0_up;
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = \$397  > 15'h7bff;
+  assign \$399  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$401  = round_q_0_count + round_q_0_up;
+  assign \$402  = \$400  + \$401 ;
+  assign \$403  = \$398  ? 15'h7c00 : \$402 [14:0];
+  assign \$404  = round_q_0_zero ? 15'h0000 : \$403 ;
+  assign \$405  = round_q_0_inf ? 15'h7c00 : \$404 ;
+  assign \$408  = ~ round_q_0_inf;
+  assign \$409  = ~ round_q_0_zero;
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = $signed(round_q_0_e_eff) + $signed(5'h0e);
+  assign \$413  = round_q_0_count + round_q_0_up;
+  assign \$414  = \$412  + \$413 ;
+  assign \$415  = \$414  > 15'h7bff;
+  assign \$416  = \$410  & \$415 ;
+  assign \$419  = \$418  ? 16'h7e00 : { round_q_0_sign, sum_fp16_sr8_mag };
+  assign \$420  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$422  = round_q_1_count + round_q_1_up;
+  assign \$423  = \$421  + \$422 ;
+  assign \$424  = \$423  > 15'h7f7f;
+  assign \$425  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$427  = round_q_1_count + round_q_1_up;
+  assign \$428  = \$426  + \$427 ;
+  assign \$429  = \$424  ? 15'h7f80 : \$428 [14:0];
+  assign \$430  = round_q_1_zero ? 15'h0000 : \$429 ;
+  assign \$431  = round_q_1_inf ? 15'h7f80 : \$430 ;
+  assign \$434  = ~ round_q_1_inf;
+  assign \$435  = ~ round_q_1_zero;
+  assign \$436  = \$434  & \$435 ;
+  assign \$437  = $signed(round_q_1_e_eff) + $signed(8'h7e);
+  assign \$439  = round_q_1_count + round_q_1_up;
+  assign \$440  = \$438  + \$439 ;
+  assign \$441  = \$440  > 15'h7f7f;
+  assign \$442  = \$436  & \$441 ;
+  assign \$445  = \$444  ? 16'h7fc0 : { round_q_1_sign, sum_bf16_rne_mag };
+  assign \$446  = ! round_control_3;
+  assign \$447  = round_control_3 == 1'h1;
+  assign \$448  = round_control_3 == 2'h2;
+  assign \$449  = \$448  ? sum_fp16_sr8 : sum_bf16_rne;
+  assign \$450  = \$447  ? sum_fp16_sr8 : \$449 ;
+  assign \$451  = \$446  ? sum_fp16_sr8 : \$450 ;
+  assign \$452  = a[17] ^ b[17];
+  assign \$453  = a[18] | b[18];
+  assign \$454  = a[20] | b[20];
+  assign \$455  = \$454  | a[19];
+  assign \$456  = \$455  | b[19];
+  assign \$457  = ~ \$456 ;
+  assign \$458  = \$453  & \$457 ;
+  assign \$459  = a[19] | b[19];
+  assign \$460  = a[20] | b[20];
+  assign \$461  = \$460  | a[18];
+  assign \$462  = \$461  | b[18];
+  assign \$463  = ~ \$462 ;
+  assign \$464  = \$459  & \$463 ;
+  assign \$465  = a[20] | b[20];
+  assign \$466  = a[19] & b[18];
+  assign \$467  = \$465  | \$466 ;
+  assign \$468  = a[18] & b[19];
+  assign \$469  = \$467  | \$468 ;
+  assign \$470  = fresh & product_step[0];
+  assign \$471  = ~ \$470 ;
+  assign \$472  = base_sign & \$471 ;
+  assign \$473  = fresh & product_step[0];
+  assign \$474  = base_zero | \$473 ;
+  assign \$475  = fresh & product_step[0];
+  assign \$476  = ~ \$475 ;
+  assign \$477  = base_inf & \$476 ;
+  assign \$478  = fresh & product_step[0];
+  assign \$479  = ~ \$478 ;
+  assign \$480  = base_nan & \$479 ;
+  assign \$481  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$482  = ~ product_step[0];
+  assign \$483  = product_0_zero | \$482 ;
+  assign \$484  = product_0_inf & product_step[0];
+  assign \$485  = product_0_nan & product_step[0];
+  assign \$486  = ~ fresh;
+  assign \$487  = add_a_big ? { unpack_q_0_sig, 5'h00 } : unpack_q_1_sig;
+  assign \$488  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$489  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 5'h00 };
+  assign \$490  = \$488  ? 16'h0000 : \$489 ;
+  assign \$491  = $signed(add_exp_diff) > $signed(6'h1a);
+  assign \$492  = $signed(add_exp_diff) < $signed(6'h26);
+  assign \$493  = \$491  | \$492 ;
+  assign \$494  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$495  = - $signed(add_exp_diff);
+  assign \$496  = \$494  ? \$495  : { add_exp_diff[10], add_exp_diff };
+  assign \$497  = \$493  ? 12'h01a : \$496 ;
+  assign \$498  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$499  = add_a_big ? { unpack_q_0_exp[8], unpack_q_0_exp } : unpack_q_1_exp;
+  assign \$500  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$501  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$502  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$503  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$504  = \$502  & \$503 ;
+  assign \$505  = \$501  | \$504 ;
+  assign \$506  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$507  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$508  = ~ \$507 ;
+  assign \$509  = \$506  & \$508 ;
+  assign \$510  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$511  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$512  = \$510  & \$511 ;
+  assign \$513  = ~ \$512 ;
+  assign \$514  = \$509  & \$513 ;
+  assign \$515  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$516  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$517  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$518  = | add_small_wide[25:0];
+  assign \$519  = ! add_q_0_total[27:1];
+  assign \$520  = \$519  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$521  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$520 ;
+  assign \$522  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$521 ;
+  assign \$523  = ! add_q_0_total[27:1];
+  assign \$524  = add_q_0_flags_both_zero | \$523 ;
+  assign \$525  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_0_over);
+  assign \$526  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$527  = \$525  ? 12'h010 : \$526 ;
+  assign \$528  = normalize_q_1_0_small ? 12'hff2 : \$527 ;
+  assign \$529  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_1_over);
+  assign \$530  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$531  = \$529  ? 12'h080 : \$530 ;
+  assign \$532  = normalize_q_1_1_small ? 12'hf82 : \$531 ;
+  assign \$533  = place_q_0_kept[24:17] + place_control_2;
+  assign \$534  = | place_q_1_kept[19:0];
+  assign \$535  = | place_q_1_below;
+  assign \$536  = \$535  | place_q_1_sticky;
+  assign \$537  = \$534  | \$536 ;
+  assign \$538  = \$537  | place_q_1_kept[21];
+  assign \$539  = place_q_1_kept[20] & \$538 ;
+  assign \$540  = round_control_0[0] & round_control_0[1];
+  assign \$541  = ~ round_control_1;
+  assign \$542  = round_control_0[0] ? round_control_0[1] : \$541 ;
   always @(posedge clk)
-    product_step <= \$678 ;
+    product_step <= \$543 ;
   always @(posedge clk)
-    product_0_sign <= \$679 ;
+    product_0_sign <= \$544 ;
   always @(posedge clk)
-    product_0_zero <= \$680 ;
+    product_0_zero <= \$545 ;
   always @(posedge clk)
-    product_0_inf <= \$681 ;
+    product_0_inf <= \$546 ;
   always @(posedge clk)
-    product_0_nan <= \$682 ;
+    product_0_nan <= \$547 ;
   always @(posedge clk)
-    product_0_exp <= \$683 ;
+    product_0_exp <= \$548 ;
   always @(posedge clk)
-    product_0_full <= \$684 ;
+    product_0_full <= \$549 ;
   always @(posedge clk)
-    product_1 <= \$685 ;
+    product_1 <= \$550 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$686 ;
+    unpack_q_0_sign <= \$551 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$687 ;
+    unpack_q_0_zero <= \$552 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$688 ;
+    unpack_q_0_inf <= \$553 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$689 ;
+    unpack_q_0_nan <= \$554 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$690 ;
+    unpack_q_0_exp <= \$555 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$691 ;
+    unpack_q_0_sig <= \$556 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$692 ;
+    unpack_q_1_sign <= \$557 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$693 ;
+    unpack_q_1_zero <= \$558 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$694 ;
+    unpack_q_1_inf <= \$559 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$695 ;
+    unpack_q_1_nan <= \$560 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$696 ;
+    unpack_q_1_exp <= \$561 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$697 ;
+    unpack_q_1_sig <= \$562 ;
   always @(posedge clk)
-    unpack_control_0 <= \$698 ;
+    unpack_control_0 <= \$563 ;
   always @(posedge clk)
-    unpack_control_1 <= \$699 ;
+    unpack_control_1 <= \$564 ;
   always @(posedge clk)
-    unpack_control_2 <= \$700 ;
+    unpack_control_2 <= \$565 ;
   always @(posedge clk)
-    unpack_control_3 <= \$701 ;
+    unpack_control_3 <= \$566 ;
   always @(posedge clk)
-    order_q_big_sig <= \$702 ;
+    order_q_big_sig <= \$567 ;
   always @(posedge clk)
-    order_q_small_sig <= \$703 ;
+    order_q_small_sig <= \$568 ;
   always @(posedge clk)
-    order_q_shift <= \$704 ;
+    order_q_shift <= \$569 ;
   always @(posedge clk)
-    order_q_subtract <= \$705 ;
+    order_q_subtract <= \$570 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$706 ;
+    order_q_flags_big_exp <= \$571 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$707 ;
+    order_q_flags_big_sign <= \$572 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$708 ;
+    order_q_flags_nan <= \$573 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$709 ;
+    order_q_flags_inf <= \$574 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$710 ;
+    order_q_flags_inf_sign <= \$575 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$711 ;
+    order_q_flags_both_zero <= \$576 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$712 ;
+    order_q_flags_zero_sign <= \$577 ;
   always @(posedge clk)
-    order_control_0 <= \$713 ;
+    order_control_0 <= \$578 ;
   always @(posedge clk)
-    order_control_1 <= \$714 ;
+    order_control_1 <= \$579 ;
   always @(posedge clk)
-    order_control_2 <= \$715 ;
+    order_control_2 <= \$580 ;
   always @(posedge clk)
-    order_control_3 <= \$716 ;
+    order_control_3 <= \$581 ;
   always @(posedge clk)
-    align_q_big <= \$717 ;
+    align_q_big <= \$582 ;
   always @(posedge clk)
-    align_q_small <= \$718 ;
+    align_q_small <= \$583 ;
   always @(posedge clk)
-    align_q_subtract <= \$719 ;
+    align_q_subtract <= \$584 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$720 ;
+    align_q_flags_big_exp <= \$585 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$721 ;
+    align_q_flags_big_sign <= \$586 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$722 ;
+    align_q_flags_nan <= \$587 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$723 ;
+    align_q_flags_inf <= \$588 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$724 ;
+    align_q_flags_inf_sign <= \$589 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$725 ;
+    align_q_flags_both_zero <= \$590 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$726 ;
+    align_q_flags_zero_sign <= \$591 ;
   always @(posedge clk)
-    align_control_0 <= \$727 ;
+    align_control_0 <= \$592 ;
   always @(posedge clk)
-    align_control_1 <= \$728 ;
+    align_control_1 <= \$593 ;
   always @(posedge clk)
-    align_control_2 <= \$729 ;
+    align_control_2 <= \$594 ;
   always @(posedge clk)
-    align_control_3 <= \$730 ;
+    align_control_3 <= \$595 ;
   always @(posedge clk)
-    add_q_0_total <= \$731 ;
+    add_q_0_total <= \$596 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$732 ;
+    add_q_0_flags_big_exp <= \$597 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$733 ;
+    add_q_0_flags_big_sign <= \$598 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$734 ;
+    add_q_0_flags_nan <= \$599 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$735 ;
+    add_q_0_flags_inf <= \$600 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$736 ;
+    add_q_0_flags_inf_sign <= \$601 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$737 ;
+    add_q_0_flags_both_zero <= \$602 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$738 ;
+    add_q_0_flags_zero_sign <= \$603 ;
   always @(posedge clk)
-    add_q_1_0_small_mask <= \$739 ;
+    add_q_1_0_small_mask <= \$604 ;
   always @(posedge clk)
-    add_q_1_0_small_right <= \$740 ;
+    add_q_1_0_small_right <= \$605 ;
   always @(posedge clk)
-    add_q_1_0_over <= \$741 ;
+    add_q_1_0_over <= \$606 ;
   always @(posedge clk)
-    add_q_1_1_small_mask <= \$742 ;
+    add_q_1_1_small_mask <= \$607 ;
   always @(posedge clk)
-    add_q_1_1_small_right <= \$743 ;
+    add_q_1_1_small_right <= \$608 ;
   always @(posedge clk)
-    add_q_1_1_over <= \$744 ;
+    add_q_1_1_over <= \$609 ;
   always @(posedge clk)
-    add_control_0 <= \$745 ;
+    add_control_0 <= \$610 ;
   always @(posedge clk)
-    add_control_1 <= \$746 ;
+    add_control_1 <= \$611 ;
   always @(posedge clk)
-    add_control_2 <= \$747 ;
+    add_control_2 <= \$612 ;
   always @(posedge clk)
-    add_control_3 <= \$748 ;
+    add_control_3 <= \$613 ;
   always @(posedge clk)
-    normalize_q_0_window <= \$749 ;
+    normalize_q_0_window <= \$614 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$750 ;
+    normalize_q_0_sticky <= \$615 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$751 ;
+    normalize_q_0_lz <= \$616 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$752 ;
+    normalize_q_0_top <= \$617 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$753 ;
+    normalize_q_0_sign <= \$618 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$754 ;
+    normalize_q_0_zero <= \$619 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$755 ;
+    normalize_q_0_inf <= \$620 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$756 ;
+    normalize_q_0_nan <= \$621 ;
   always @(posedge clk)
-    normalize_q_1_0_small <= \$757 ;
+    normalize_q_1_0_small <= \$622 ;
   always @(posedge clk)
-    normalize_q_1_0_right <= \$758 ;
+    normalize_q_1_0_right <= \$623 ;
   always @(posedge clk)
-    normalize_q_1_1_small <= \$759 ;
+    normalize_q_1_1_small <= \$624 ;
   always @(posedge clk)
-    normalize_q_1_1_right <= \$760 ;
+    normalize_q_1_1_right <= \$625 ;
   always @(posedge clk)
-    normalize_q_2_0_small_mask <= \$761 ;
+    normalize_q_2_0_small_mask <= \$626 ;
   always @(posedge clk)
-    normalize_q_2_0_small_right <= \$762 ;
+    normalize_q_2_0_small_right <= \$627 ;
   always @(posedge clk)
-    normalize_q_2_0_over <= \$763 ;
+    normalize_q_2_0_over <= \$628 ;
   always @(posedge clk)
-    normalize_q_2_1_small_mask <= \$764 ;
+    normalize_q_2_1_small_mask <= \$629 ;
   always @(posedge clk)
-    normalize_q_2_1_small_right <= \$765 ;
+    normalize_q_2_1_small_right <= \$630 ;
   always @(posedge clk)
-    normalize_q_2_1_over <= \$766 ;
+    normalize_q_2_1_over <= \$631 ;
   always @(posedge clk)
-    normalize_control_0 <= \$767 ;
+    normalize_control_0 <= \$632 ;
   always @(posedge clk)
-    normalize_control_1 <= \$768 ;
+    normalize_control_1 <= \$633 ;
   always @(posedge clk)
-    normalize_control_2 <= \$769 ;
+    normalize_control_2 <= \$634 ;
   always @(posedge clk)
-    normalize_control_3 <= \$770 ;
+    normalize_control_3 <= \$635 ;
   always @(posedge clk)
-    place_q_0_kept <= \$771 ;
+    place_q_0_kept <= \$636 ;
   always @(posedge clk)
-    place_q_0_below <= \$772 ;
+    place_q_0_below <= \$637 ;
   always @(posedge clk)
-    place_q_0_sticky <= \$773 ;
+    place_q_0_sticky <= \$638 ;
   always @(posedge clk)
-    place_q_0_small <= \$774 ;
+    place_q_0_small <= \$639 ;
   always @(posedge clk)
-    place_q_0_e_eff <= \$775 ;
+    place_q_0_e_eff <= \$640 ;
   always @(posedge clk)
-    place_q_0_sign <= \$776 ;
+    place_q_0_sign <= \$641 ;
   always @(posedge clk)
-    place_q_0_zero <= \$777 ;
+    place_q_0_zero <= \$642 ;
   always @(posedge clk)
-    place_q_0_inf <= \$778 ;
+    place_q_0_inf <= \$643 ;
   always @(posedge clk)
-    place_q_0_nan <= \$779 ;
+    place_q_0_nan <= \$644 ;
   always @(posedge clk)
-    place_q_1_kept <= \$780 ;
+    place_q_1_kept <= \$645 ;
   always @(posedge clk)
-    place_q_1_below <= \$781 ;
+    place_q_1_below <= \$646 ;
   always @(posedge clk)
-    place_q_1_sticky <= \$782 ;
+    place_q_1_sticky <= \$647 ;
   always @(posedge clk)
-    place_q_1_small <= \$783 ;
+    place_q_1_small <= \$648 ;
   always @(posedge clk)
-    place_q_1_e_eff <= \$784 ;
+    place_q_1_e_eff <= \$649 ;
   always @(posedge clk)
-    place_q_1_sign <= \$785 ;
+    place_q_1_sign <= \$650 ;
   always @(posedge clk)
-    place_q_1_zero <= \$786 ;
+    place_q_1_zero <= \$651 ;
   always @(posedge clk)
-    place_q_1_inf <= \$787 ;
+    place_q_1_inf <= \$652 ;
   always @(posedge clk)
-    place_q_1_nan <= \$788 ;
+    place_q_1_nan <= \$653 ;
   always @(posedge clk)
-    place_control_0 <= \$789 ;
+    place_control_0 <= \$654 ;
   always @(posedge clk)
-    place_control_1 <= \$790 ;
+    place_control_1 <= \$655 ;
   always @(posedge clk)
-    place_control_2 <= \$791 ;
+    place_control_2 <= \$656 ;
   always @(posedge clk)
-    place_control_3 <= \$792 ;
+    place_control_3 <= \$657 ;
   always @(posedge clk)
-    round_q_0_count <= \$793 ;
+    round_q_0_count <= \$658 ;
   always @(posedge clk)
-    round_q_0_up <= \$794 ;
+    round_q_0_up <= \$659 ;
   always @(posedge clk)
-    round_q_0_small <= \$795 ;
+    round_q_0_small <= \$660 ;
   always @(posedge clk)
-    round_q_0_e_eff <= \$796 ;
+    round_q_0_e_eff <= \$661 ;
   always @(posedge clk)
-    round_q_0_sign <= \$797 ;
+    round_q_0_sign <= \$662 ;
   always @(posedge clk)
-    round_q_0_zero <= \$798 ;
+    round_q_0_zero <= \$663 ;
   always @(posedge clk)
-    round_q_0_inf <= \$799 ;
+    round_q_0_inf <= \$664 ;
   always @(posedge clk)
-    round_q_0_nan <= \$800 ;
+    round_q_0_nan <= \$665 ;
   always @(posedge clk)
-    round_q_1_count <= \$801 ;
+    round_q_1_count <= \$666 ;
   always @(posedge clk)
-    round_q_1_up <= \$802 ;
+    round_q_1_up <= \$667 ;
   always @(posedge clk)
-    round_q_1_small <= \$803 ;
+    round_q_1_small <= \$668 ;
   always @(posedge clk)
-    round_q_1_e_eff <= \$804 ;
+    round_q_1_e_eff <= \$669 ;
   always @(posedge clk)
-    round_q_1_sign <= \$805 ;
+    round_q_1_sign <= \$670 ;
   always @(posedge clk)
-    round_q_1_zero <= \$806 ;
+    round_q_1_zero <= \$671 ;
   always @(posedge clk)
-    round_q_1_inf <= \$807 ;
+    round_q_1_inf <= \$672 ;
   always @(posedge clk)
-    round_q_1_nan <= \$808 ;
+    round_q_1_nan <= \$673 ;
   always @(posedge clk)
-    round_control_0 <= \$809 ;
+    round_control_0 <= \$674 ;
   always @(posedge clk)
-    round_control_1 <= \$810 ;
+    round_control_1 <= \$675 ;
   always @(posedge clk)
-    round_control_2 <= \$811 ;
+    round_control_2 <= \$676 ;
   always @(posedge clk)
-    round_control_3 <= \$812 ;
+    round_control_3 <= \$677 ;
   always @(posedge clk)
-    acc <= \$813 ;
+    acc <= \$678 ;
   always @(posedge clk)
-    done <= \$814 ;
+    done <= \$679 ;
   always @(posedge clk)
-    fresh <= \$815 ;
+    fresh <= \$680 ;
   always @(posedge clk)
-    acc_mode <= \$816 ;
+    acc_mode <= \$681 ;
   assign \$1  = ! step[4:3];
   assign \$2  = step[4:3] == 1'h1;
   assign \$3  = step[4:3] == 2'h2;
-  assign \$4  = \$3  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : 8'h00;
-  assign \$5  = \$2  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$4 ;
-  assign rand_sum = \$1  ? { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  } : \$5 ;
+  assign \$4  = \$3  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : 8'h00;
+  assign \$5  = \$2  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$4 ;
+  assign rand_sum = \$1  ? { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  } : \$5 ;
   assign p_exp_sum = $signed(a[16:8]) + $signed(b[16:8]);
   assign p_full = a[7:0] * b[7:0];
   assign \$6  = $signed(product_0_exp) + $signed(2'h1);
   assign \$7  = product_0_full[15] ? \$6  : { product_0_exp[9], product_0_exp };
   assign \$9  = product_0_full[15] ? { 1'h0, product_0_full } : \$8 ;
   assign step_mode = product_step[0] ? product_step[4:3] : acc_mode;
-  assign \$10  = fresh & product_step[0];
-  assign \$11  = \$10  ? 16'h0000 : acc;
-  assign \$12  = | \$11 [14:10];
-  assign \$13  = fresh & product_step[0];
-  assign \$14  = \$13  ? 16'h0000 : acc;
-  assign \$15  = \$14 [14:10] - 4'hf;
-  assign \$16  = fresh & product_step[0];
-  assign \$17  = \$16  ? 16'h0000 : acc;
-  assign \$18  = fresh & product_step[0];
-  assign \$19  = \$18  ? 16'h0000 : acc;
-  assign \$20  = fresh & product_step[0];
-  assign \$21  = \$20  ? 16'h0000 : acc;
-  assign \$22  = fresh & product_step[0];
-  assign \$23  = \$22  ? 16'h0000 : acc;
-  assign \$24  = fresh & product_step[0];
-  assign \$25  = \$24  ? 16'h0000 : acc;
-  assign \$26  = fresh & product_step[0];
-  assign \$27  = \$26  ? 16'h0000 : acc;
-  assign \$28  = fresh & product_step[0];
-  assign \$29  = \$28  ? 16'h0000 : acc;
-  assign \$30  = fresh & product_step[0];
-  assign \$31  = \$30  ? 16'h0000 : acc;
-  assign \$32  = fresh & product_step[0];
-  assign \$33  = \$32  ? 16'h0000 : acc;
-  assign \$34  = fresh & product_step[0];
-  assign \$35  = \$34  ? 16'h0000 : acc;
-  assign \$36  = \$35 [0] ? 6'h28 : 6'h00;
-  assign \$37  = \$33 [1] ? 6'h29 : \$36 ;
-  assign \$38  = \$31 [2] ? 6'h2a : \$37 ;
-  assign \$39  = \$29 [3] ? 6'h2b : \$38 ;
-  assign \$40  = \$27 [4] ? 6'h2c : \$39 ;
-  assign \$41  = \$25 [5] ? 6'h2d : \$40 ;
-  assign \$42  = \$23 [6] ? 6'h2e : \$41 ;
-  assign \$43  = \$21 [7] ? 6'h2f : \$42 ;
-  assign \$44  = \$19 [8] ? 6'h30 : \$43 ;
-  assign \$45  = \$17 [9] ? 6'h31 : \$44 ;
-  assign \$46  = \$12  ? \$15  : { \$45 [5], \$45  };
-  assign \$47  = fresh & product_step[0];
-  assign \$48  = \$47  ? 16'h0000 : acc;
-  assign \$49  = | \$48 [14:10];
-  assign \$50  = fresh & product_step[0];
-  assign \$51  = \$50  ? 16'h0000 : acc;
-  assign \$52  = fresh & product_step[0];
-  assign \$53  = \$52  ? 16'h0000 : acc;
-  assign \$54  = fresh & product_step[0];
-  assign \$55  = \$54  ? 16'h0000 : acc;
-  assign \$57  = fresh & product_step[0];
-  assign \$58  = \$57  ? 16'h0000 : acc;
-  assign \$59  = fresh & product_step[0];
-  assign \$60  = \$59  ? 16'h0000 : acc;
-  assign \$62  = fresh & product_step[0];
-  assign \$63  = \$62  ? 16'h0000 : acc;
-  assign \$64  = fresh & product_step[0];
-  assign \$65  = \$64  ? 16'h0000 : acc;
-  assign \$67  = fresh & product_step[0];
-  assign \$68  = \$67  ? 16'h0000 : acc;
-  assign \$69  = fresh & product_step[0];
-  assign \$70  = \$69  ? 16'h0000 : acc;
-  assign \$72  = fresh & product_step[0];
-  assign \$73  = \$72  ? 16'h0000 : acc;
-  assign \$74  = fresh & product_step[0];
-  assign \$75  = \$74  ? 16'h0000 : acc;
-  assign \$77  = fresh & product_step[0];
-  assign \$78  = \$77  ? 16'h0000 : acc;
-  assign \$79  = fresh & product_step[0];
-  assign \$80  = \$79  ? 16'h0000 : acc;
-  assign \$82  = fresh & product_step[0];
-  assign \$83  = \$82  ? 16'h0000 : acc;
-  assign \$84  = fresh & product_step[0];
-  assign \$85  = \$84  ? 16'h0000 : acc;
-  assign \$87  = fresh & product_step[0];
-  assign \$88  = \$87  ? 16'h0000 : acc;
-  assign \$89  = fresh & product_step[0];
-  assign \$90  = \$89  ? 16'h0000 : acc;
-  assign \$92  = fresh & product_step[0];
-  assign \$93  = \$92  ? 16'h0000 : acc;
-  assign \$94  = fresh & product_step[0];
-  assign \$95  = \$94  ? 16'h0000 : acc;
-  assign \$97  = fresh & product_step[0];
-  assign \$98  = \$97  ? 16'h0000 : acc;
-  assign \$99  = fresh & product_step[0];
-  assign \$100  = \$99  ? 16'h0000 : acc;
-  assign \$102  = \$98 [0] ? \$101 [10:0] : 11'h000;
-  assign \$103  = \$93 [1] ? \$96 [10:0] : \$102 ;
-  assign \$104  = \$88 [2] ? \$91 [10:0] : \$103 ;
-  assign \$105  = \$83 [3] ? \$86 [10:0] : \$104 ;
-  assign \$106  = \$78 [4] ? \$81 [10:0] : \$105 ;
-  assign \$107  = \$73 [5] ? \$76 [10:0] : \$106 ;
-  assign \$108  = \$68 [6] ? \$71 [10:0] : \$107 ;
-  assign \$109  = \$63 [7] ? \$66 [10:0] : \$108 ;
-  assign \$110  = \$58 [8] ? \$61 [10:0] : \$109 ;
-  assign \$111  = \$53 [9] ? \$56  : \$110 ;
-  assign base_fp16_sig = \$49  ? { 1'h1, \$51 [9:0] } : \$111 ;
-  assign \$112  = fresh & product_step[0];
-  assign \$113  = \$112  ? 16'h0000 : acc;
-  assign \$114  = | \$113 [14:7];
-  assign \$115  = fresh & product_step[0];
-  assign \$116  = \$115  ? 16'h0000 : acc;
-  assign \$117  = \$116 [14:7] - 7'h7f;
-  assign \$118  = fresh & product_step[0];
-  assign \$119  = \$118  ? 16'h0000 : acc;
-  assign \$120  = fresh & product_step[0];
-  assign \$121  = \$120  ? 16'h0000 : acc;
-  assign \$122  = fresh & product_step[0];
-  assign \$123  = \$122  ? 16'h0000 : acc;
-  assign \$124  = fresh & product_step[0];
-  assign \$125  = \$124  ? 16'h0000 : acc;
-  assign \$126  = fresh & product_step[0];
-  assign \$127  = \$126  ? 16'h0000 : acc;
-  assign \$128  = fresh & product_step[0];
-  assign \$129  = \$128  ? 16'h0000 : acc;
-  assign \$130  = fresh & product_step[0];
-  assign \$131  = \$130  ? 16'h0000 : acc;
-  assign \$132  = \$131 [0] ? 9'h17b : 9'h000;
-  assign \$133  = \$129 [1] ? 9'h17c : \$132 ;
-  assign \$134  = \$127 [2] ? 9'h17d : \$133 ;
-  assign \$135  = \$125 [3] ? 9'h17e : \$134 ;
-  assign \$136  = \$123 [4] ? 9'h17f : \$135 ;
-  assign \$137  = \$121 [5] ? 9'h180 : \$136 ;
-  assign \$138  = \$119 [6] ? 9'h181 : \$137 ;
-  assign \$139  = \$114  ? \$117  : { \$138 [8], \$138  };
-  assign \$140  = fresh & product_step[0];
-  assign \$141  = \$140  ? 16'h0000 : acc;
-  assign \$142  = | \$141 [14:7];
-  assign \$143  = fresh & product_step[0];
-  assign \$144  = \$143  ? 16'h0000 : acc;
-  assign \$145  = fresh & product_step[0];
-  assign \$146  = \$145  ? 16'h0000 : acc;
-  assign \$147  = fresh & product_step[0];
-  assign \$148  = \$147  ? 16'h0000 : acc;
-  assign \$150  = fresh & product_step[0];
-  assign \$151  = \$150  ? 16'h0000 : acc;
-  assign \$152  = fresh & product_step[0];
-  assign \$153  = \$152  ? 16'h0000 : acc;
-  assign \$155  = fresh & product_step[0];
-  assign \$156  = \$155  ? 16'h0000 : acc;
-  assign \$157  = fresh & product_step[0];
-  assign \$158  = \$157  ? 16'h0000 : acc;
-  assign \$160  = fresh & product_step[0];
-  assign \$161  = \$160  ? 16'h0000 : acc;
-  assign \$162  = fresh & product_step[0];
-  assign \$163  = \$162  ? 16'h0000 : acc;
-  assign \$165  = fresh & product_step[0];
-  assign \$166  = \$165  ? 16'h0000 : acc;
-  assign \$167  = fresh & product_step[0];
-  assign \$168  = \$167  ? 16'h0000 : acc;
+  assign \$10  = | acc[14:10];
+  assign \$11  = acc[14:10] - 4'hf;
+  assign \$12  = acc[0] ? 6'h28 : 6'h00;
+  assign \$13  = acc[1] ? 6'h29 : \$12 ;
+  assign \$14  = acc[2] ? 6'h2a : \$13 ;
+  assign \$15  = acc[3] ? 6'h2b : \$14 ;
+  assign \$16  = acc[4] ? 6'h2c : \$15 ;
+  assign \$17  = acc[5] ? 6'h2d : \$16 ;
+  assign \$18  = acc[6] ? 6'h2e : \$17 ;
+  assign \$19  = acc[7] ? 6'h2f : \$18 ;
+  assign \$20  = acc[8] ? 6'h30 : \$19 ;
+  assign \$21  = acc[9] ? 6'h31 : \$20 ;
+  assign \$22  = \$10  ? \$11  : { \$21 [5], \$21  };
+  assign \$23  = | acc[14:10];
+  assign \$34  = acc[0] ? \$33 [10:0] : 11'h000;
+  assign \$35  = acc[1] ? \$32 [10:0] : \$34 ;
+  assign \$36  = acc[2] ? \$31 [10:0] : \$35 ;
+  assign \$37  = acc[3] ? \$30 [10:0] : \$36 ;
+  assign \$38  = acc[4] ? \$29 [10:0] : \$37 ;
+  assign \$39  = acc[5] ? \$28 [10:0] : \$38 ;
+  assign \$40  = acc[6] ? \$27 [10:0] : \$39 ;
+  assign \$41  = acc[7] ? \$26 [10:0] : \$40 ;
+  assign \$42  = acc[8] ? \$25 [10:0] : \$41 ;
+  assign \$43  = acc[9] ? \$24  : \$42 ;
+  assign base_fp16_sig = \$23  ? { 1'h1, acc[9:0] } : \$43 ;
+  assign \$44  = | acc[14:7];
+  assign \$45  = acc[14:7] - 7'h7f;
+  assign \$46  = acc[0] ? 9'h17b : 9'h000;
+  assign \$47  = acc[1] ? 9'h17c : \$46 ;
+  assign \$48  = acc[2] ? 9'h17d : \$47 ;
+  assign \$49  = acc[3] ? 9'h17e : \$48 ;
+  assign \$50  = acc[4] ? 9'h17f : \$49 ;
+  assign \$51  = acc[5] ? 9'h180 : \$50 ;
+  assign \$52  = acc[6] ? 9'h181 : \$51 ;
+  assign \$53  = \$44  ? \$45  : { \$52 [8], \$52  };
+  assign \$54  = | acc[14:7];
+  assign \$62  = acc[0] ? \$61 [7:0] : 8'h00;
+  assign \$63  = acc[1] ? \$60 [7:0] : \$62 ;
+  assign \$64  = acc[2] ? \$59 [7:0] : \$63 ;
+  assign \$65  = acc[3] ? \$58 [7:0] : \$64 ;
+  assign \$66  = acc[4] ? \$57 [7:0] : \$65 ;
+  assign \$67  = acc[5] ? \$56 [7:0] : \$66 ;
+  assign \$68  = acc[6] ? \$55  : \$67 ;
+  assign base_bf16_sig = \$54  ? { 1'h1, acc[6:0] } : \$68 ;
+  assign \$69  = ! step_mode;
+  assign \$71  = step_mode == 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = step_mode == 2'h2;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = ! step_mode;
+  assign \$77  = step_mode == 1'h1;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = step_mode == 2'h2;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = ! acc[14:10];
+  assign \$82  = ! acc[9:0];
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = ! acc[14:7];
+  assign \$85  = ! acc[6:0];
+  assign \$86  = \$84  & \$85 ;
+  assign base_zero = \$80  ? \$83  : \$86 ;
+  assign \$87  = ! step_mode;
+  assign \$89  = step_mode == 1'h1;
+  assign \$90  = \$88  | \$89 ;
+  assign \$91  = step_mode == 2'h2;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = acc[14:10] == 5'h1f;
+  assign \$94  = ! acc[9:0];
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = acc[14:7] == 8'hff;
+  assign \$97  = ! acc[6:0];
+  assign \$98  = \$96  & \$97 ;
+  assign base_inf = \$92  ? \$95  : \$98 ;
+  assign \$99  = ! step_mode;
+  assign \$101  = step_mode == 1'h1;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = step_mode == 2'h2;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = acc[14:10] == 5'h1f;
+  assign \$106  = | acc[9:0];
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = acc[14:7] == 8'hff;
+  assign \$109  = | acc[6:0];
+  assign \$110  = \$108  & \$109 ;
+  assign base_nan = \$104  ? \$107  : \$110 ;
+  assign \$111  = ! step_mode;
+  assign \$113  = step_mode == 1'h1;
+  assign \$114  = \$112  | \$113 ;
+  assign \$115  = step_mode == 2'h2;
+  assign \$116  = \$114  | \$115 ;
+  assign base_exp = \$116  ? { \$22 [5], \$22 [5], \$22 [5], \$22 [5:0] } : \$53 [8:0];
+  assign \$117  = ! step_mode;
+  assign \$119  = step_mode == 1'h1;
+  assign \$120  = \$118  | \$119 ;
+  assign \$121  = step_mode == 2'h2;
+  assign \$122  = \$120  | \$121 ;
+  assign base_sig = \$122  ? base_fp16_sig : { base_bf16_sig, 3'h0 };
+  assign \$123  = ~ unpack_q_0_zero;
+  assign \$124  = $signed(unpack_q_0_exp) > $signed(unpack_q_1_exp);
+  assign \$125  = $signed(unpack_q_0_exp) == $signed(unpack_q_1_exp);
+  assign \$126  = { unpack_q_0_sig, 5'h00 } >= unpack_q_1_sig;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$124  | \$127 ;
+  assign \$129  = \$123  & \$128 ;
+  assign add_a_big = unpack_q_1_zero | \$129 ;
+  assign add_exp_diff = $signed(unpack_q_0_exp) - $signed(unpack_q_1_exp);
+  assign add_small_wide = { order_q_small_sig, 36'h000000000 } >> order_q_shift;
+  assign \$130  = $signed(align_q_flags_big_exp) >= $signed(5'h0b);
+  assign \$131  = $signed(align_q_flags_big_exp) >= $signed(5'h0a);
+  assign \$132  = $signed(align_q_flags_big_exp) >= $signed(5'h09);
+  assign \$133  = $signed(align_q_flags_big_exp) >= $signed(5'h08);
+  assign \$134  = $signed(align_q_flags_big_exp) >= $signed(4'h7);
+  assign \$135  = $signed(align_q_flags_big_exp) >= $signed(4'h6);
+  assign \$136  = $signed(align_q_flags_big_exp) >= $signed(4'h5);
+  assign \$137  = $signed(align_q_flags_big_exp) >= $signed(4'h4);
+  assign \$138  = $signed(align_q_flags_big_exp) >= $signed(3'h3);
+  assign \$139  = $signed(align_q_flags_big_exp) >= $signed(3'h2);
+  assign \$140  = $signed(align_q_flags_big_exp) >= $signed(2'h1);
+  assign \$141  = $signed(align_q_flags_big_exp) >= $signed(1'h0);
+  assign \$142  = $signed(align_q_flags_big_exp) >= $signed(1'h1);
+  assign \$143  = $signed(align_q_flags_big_exp) >= $signed(2'h2);
+  assign \$144  = $signed(align_q_flags_big_exp) >= $signed(3'h5);
+  assign \$145  = $signed(align_q_flags_big_exp) >= $signed(3'h4);
+  assign \$146  = $signed(align_q_flags_big_exp) >= $signed(4'hb);
+  assign \$147  = $signed(align_q_flags_big_exp) >= $signed(4'ha);
+  assign \$148  = $signed(align_q_flags_big_exp) >= $signed(4'h9);
+  assign \$149  = $signed(align_q_flags_big_exp) >= $signed(4'h8);
+  assign \$150  = $signed(align_q_flags_big_exp) >= $signed(5'h17);
+  assign \$151  = $signed(align_q_flags_big_exp) >= $signed(5'h16);
+  assign \$152  = $signed(align_q_flags_big_exp) >= $signed(5'h15);
+  assign \$153  = $signed(align_q_flags_big_exp) >= $signed(5'h14);
+  assign \$154  = $signed(align_q_flags_big_exp) >= $signed(5'h13);
+  assign \$155  = $signed(align_q_flags_big_exp) >= $signed(5'h12);
+  assign \$156  = $signed(align_q_flags_big_exp) >= $signed(5'h11);
+  assign \$157  = $signed(align_q_flags_big_exp) < $signed(8'hb2);
+  assign \$158  = $signed(align_q_flags_big_exp) > $signed(6'h10);
+  assign \$159  = $signed(6'h10) - $signed(align_q_flags_big_exp);
+  assign \$160  = \$158  ? 11'h000 : \$159 ;
+  assign \$161  = \$157  ? 11'h05e : \$160 ;
+  assign sum_fp16_sr8_over = $signed(align_q_flags_big_exp) - $signed(5'h0f);
+  assign \$162  = $signed(align_q_flags_big_exp) >= $signed(8'h9b);
+  assign \$163  = $signed(align_q_flags_big_exp) >= $signed(8'h9a);
+  assign \$164  = $signed(align_q_flags_big_exp) >= $signed(8'h99);
+  assign \$165  = $signed(align_q_flags_big_exp) >= $signed(8'h98);
+  assign \$166  = $signed(align_q_flags_big_exp) >= $signed(8'h97);
+  assign \$167  = $signed(align_q_flags_big_exp) >= $signed(8'h96);
+  assign \$168  = $signed(align_q_flags_big_exp) >= $signed(8'h95);
+  assign \$169  = $signed(align_q_flags_big_exp) >= $signed(8'h94);
+  assign \$170  = $signed(align_q_flags_big_exp) >= $signed(8'h93);
+  assign \$171  = $signed(align_q_flags_big_exp) >= $signed(8'h92);
+  assign \$172  = $signed(align_q_flags_big_exp) >= $signed(8'h91);
+  assign \$173  = $signed(align_q_flags_big_exp) >= $signed(8'h90);
+  assign \$174  = $signed(align_q_flags_big_exp) >= $signed(8'h8f);
+  assign \$175  = $signed(align_q_flags_big_exp) >= $signed(8'h8e);
+  assign \$176  = $signed(align_q_flags_big_exp) >= $signed(8'h8d);
+  assign \$177  = $signed(align_q_flags_big_exp) >= $signed(8'h8c);
+  assign \$178  = $signed(align_q_flags_big_exp) >= $signed(8'h8b);
+  assign \$179  = $signed(align_q_flags_big_exp) >= $signed(8'h8a);
+  assign \$180  = $signed(align_q_flags_big_exp) >= $signed(8'h89);
+  assign \$181  = $signed(align_q_flags_big_exp) >= $signed(8'h88);
+  assign \$182  = $signed(align_q_flags_big_exp) >= $signed(8'h87);
+  assign \$183  = $signed(align_q_flags_big_exp) >= $signed(8'h86);
+  assign \$184  = $signed(align_q_flags_big_exp) >= $signed(8'h85);
+  assign \$185  = $signed(align_q_flags_big_exp) >= $signed(8'h84);
+  assign \$186  = $signed(align_q_flags_big_exp) >= $signed(8'h83);
+  assign \$187  = $signed(align_q_flags_big_exp) >= $signed(8'h82);
+  assign \$188  = $signed(align_q_flags_big_exp) >= $signed(8'h81);
+  assign \$189  = $signed(align_q_flags_big_exp) < $signed(9'h162);
+  assign \$190  = $signed(align_q_flags_big_exp) > $signed(8'ha0);
+  assign \$191  = $signed(8'ha0) - $signed(align_q_flags_big_exp);
+  assign \$192  = \$190  ? 11'h000 : \$191 ;
+  assign \$193  = \$189  ? 11'h03e : \$192 ;
+  assign sum_bf16_rne_over = $signed(align_q_flags_big_exp) - $signed(8'h7f);
+  assign \$194  = align_q_big - align_q_small;
+  assign \$195  = align_q_big + align_q_small;
+  assign \$196  = align_q_subtract ? { \$194 [28], \$194  } : { 1'h0, \$195  };
+  assign \$197  = add_q_0_total[27] | add_q_0_total[26];
+  assign \$198  = ~ \$197 ;
+  assign \$199  = add_q_0_total[25] | add_q_0_total[24];
+  assign \$200  = ~ \$199 ;
+  assign \$201  = \$198  & \$200 ;
+  assign \$202  = add_q_0_total[23] | add_q_0_total[22];
+  assign \$203  = ~ \$202 ;
+  assign \$204  = add_q_0_total[21] | add_q_0_total[20];
+  assign \$205  = ~ \$204 ;
+  assign \$206  = \$203  & \$205 ;
+  assign \$207  = \$201  & \$206 ;
+  assign \$208  = add_q_0_total[19] | add_q_0_total[18];
+  assign \$209  = ~ \$208 ;
+  assign \$210  = add_q_0_total[17] | add_q_0_total[16];
+  assign \$211  = ~ \$210 ;
+  assign \$212  = \$209  & \$211 ;
+  assign \$213  = add_q_0_total[15] | add_q_0_total[14];
+  assign \$214  = ~ \$213 ;
+  assign \$215  = add_q_0_total[13] | add_q_0_total[12];
+  assign \$216  = ~ \$215 ;
+  assign \$217  = \$214  & \$216 ;
+  assign \$218  = \$212  & \$217 ;
+  assign \$219  = \$207  & \$218 ;
+  assign \$220  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$221  = ~ \$220 ;
+  assign \$222  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$223  = ~ \$222 ;
+  assign \$224  = \$221  & \$223 ;
+  assign \$225  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$226  = ~ \$225 ;
+  assign \$227  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$228  = ~ \$227 ;
+  assign \$229  = \$226  & \$228 ;
+  assign \$230  = \$224  & \$229 ;
+  assign \$231  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$232  = ~ \$231 ;
+  assign \$243  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$244  = ~ \$243 ;
+  assign \$245  = ~ add_q_0_total[1];
+  assign \$246  = ~ add_q_0_total[3];
+  assign \$247  = \$243  ? \$246  : \$245 ;
+  assign \$248  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$249  = ~ \$248 ;
+  assign \$251  = add_q_0_total[3] | add_q_0_total[2];
+  assign \$252  = ~ \$251 ;
+  assign \$256  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$257  = ~ \$256 ;
+  assign \$258  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$259  = ~ \$258 ;
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$262  = ~ \$261 ;
+  assign \$263  = ~ add_q_0_total[5];
+  assign \$264  = ~ add_q_0_total[7];
+  assign \$265  = \$261  ? \$264  : \$263 ;
+  assign \$266  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$267  = ~ \$266 ;
+  assign \$268  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$269  = ~ \$268 ;
+  assign \$270  = ~ add_q_0_total[9];
+  assign \$271  = ~ add_q_0_total[11];
+  assign \$272  = \$268  ? \$271  : \$270 ;
+  assign \$273  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$260  ? { \$267 , \$265  } : { \$274 , \$272  };
+  assign \$276  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$277  = ~ \$276 ;
+  assign \$278  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$277  & \$279 ;
+  assign \$281  = \$230  ? { \$255 , \$250  } : { \$280 , \$275  };
+  assign \$282  = add_q_0_total[11] | add_q_0_total[10];
+  assign \$283  = ~ \$282 ;
+  assign \$284  = add_q_0_total[9] | add_q_0_total[8];
+  assign \$285  = ~ \$284 ;
+  assign \$286  = \$283  & \$285 ;
+  assign \$287  = add_q_0_total[7] | add_q_0_total[6];
+  assign \$288  = ~ \$287 ;
+  assign \$289  = add_q_0_total[5] | add_q_0_total[4];
+  assign \$290  = ~ \$289 ;
+  assign \$291  = \$288  & \$290 ;
+  assign \$292  = \$286  & \$291 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr  lfsr (
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$4218$0 (\$817 ),
-    .\port$4220$0 (\$818 ),
-    .\port$4222$0 (\$819 ),
-    .\port$4224$0 (\$820 ),
-    .\port$4226$0 (\$821 ),
-    .\port$4228$0 (\$822 ),
-    .\port$4230$0 (\$823 ),
-    .\port$4232$0 (\$824 ),
+    .\port$3678$0 (\$682 ),
+    .\port$3680$0 (\$683 ),
+    .\port$3682$0 (\$684 ),
+    .\port$3684$0 (\$685 ),
+    .\port$3686$0 (\$686 ),
+    .\port$3688$0 (\$687 ),
+    .\port$3690$0 (\$688 ),
+    .\port$3692$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$678  = step;
+    \$543  = step;
     if (rst) begin
-      \$678  = 5'h00;
+      \$543  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$679  = \$598 ;
+    \$544  = \$452 ;
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$545  = \$458 ;
+    if (rst) begin
+      \$545  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$546  = \$464 ;
+    if (rst) begin
+      \$546  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$547  = \$469 ;
+    if (rst) begin
+      \$547  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$548  = p_exp_sum;
+    if (rst) begin
+      \$548  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$549  = p_full;
+    if (rst) begin
+      \$549  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$550  = rand_sum;
+    if (rst) begin
+      \$550  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$551  = \$472 ;
+    if (rst) begin
+      \$551  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$552  = \$474 ;
+    if (rst) begin
+      \$552  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$553  = \$477 ;
+    if (rst) begin
+      \$553  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$554  = \$480 ;
+    if (rst) begin
+      \$554  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$555  = base_exp;
+    if (rst) begin
+      \$555  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$556  = base_sig;
+    if (rst) begin
+      \$556  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$557  = \$481 ;
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$558  = \$483 ;
+    if (rst) begin
+      \$558  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$559  = \$484 ;
+    if (rst) begin
+      \$559  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$560  = \$485 ;
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$561  = \$7 [9:0];
+    if (rst) begin
+      \$561  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$562  = \$9 [15:0];
+    if (rst) begin
+      \$562  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$563  = product_step;
+    if (rst) begin
+      \$563  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$564  = \$486 ;
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$565  = product_1;
+    if (rst) begin
+      \$565  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$566  = step_mode;
+    if (rst) begin
+      \$566  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$567  = \$487 ;
+    if (rst) begin
+      \$567  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$568  = \$490 ;
+    if (rst) begin
+      \$568  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$569  = \$497 [4:0];
+    if (rst) begin
+      \$569  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$570  = \$498 ;
+    if (rst) begin
+      \$570  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$571  = \$499 ;
+    if (rst) begin
+      \$571  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$572  = \$500 ;
+    if (rst) begin
+      \$572  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$573  = \$505 ;
+    if (rst) begin
+      \$573  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$574  = \$514 ;
+    if (rst) begin
+      \$574  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$575  = \$515 ;
+    if (rst) begin
+      \$575  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$576  = \$516 ;
+    if (rst) begin
+      \$576  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$577  = \$517 ;
+    if (rst) begin
+      \$577  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$578  = unpack_control_0;
+    if (rst) begin
+      \$578  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$579  = unpack_control_1;
+    if (rst) begin
+      \$579  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$580  = unpack_control_2;
+    if (rst) begin
+      \$580  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$581  = unpack_control_3;
+    if (rst) begin
+      \$581  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$582  = { 1'h0, order_q_big_sig, 11'h000 };
+    if (rst) begin
+      \$582  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$583  = { 1'h0, add_small_wide[51:26], \$518  };
+    if (rst) begin
+      \$583  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$584  = order_q_subtract;
+    if (rst) begin
+      \$584  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$585  = order_q_flags_big_exp;
+    if (rst) begin
+      \$585  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$586  = order_q_flags_big_sign;
+    if (rst) begin
+      \$586  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$587  = order_q_flags_nan;
+    if (rst) begin
+      \$587  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$588  = order_q_flags_inf;
+    if (rst) begin
+      \$588  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$589  = order_q_flags_inf_sign;
+    if (rst) begin
+      \$589  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$590  = order_q_flags_both_zero;
+    if (rst) begin
+      \$590  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$591  = order_q_flags_zero_sign;
+    if (rst) begin
+      \$591  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$592  = order_control_0;
+    if (rst) begin
+      \$592  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$593  = order_control_1;
+    if (rst) begin
+      \$593  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$594  = order_control_2;
+    if (rst) begin
+      \$594  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$595  = order_control_3;
+    if (rst) begin
+      \$595  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$596  = \$196 [27:0];
+    if (rst) begin
+      \$596  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$597  = align_q_flags_big_exp;
+    if (rst) begin
+      \$597  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$598  = align_q_flags_big_sign;
+    if (rst) begin
+      \$598  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$599  = align_q_flags_nan;
+    if (rst) begin
+      \$599  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$600  = align_q_flags_inf;
+    if (rst) begin
+      \$600  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$601  = align_q_flags_inf_sign;
+    if (rst) begin
+      \$601  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$602  = align_q_flags_both_zero;
+    if (rst) begin
+      \$602  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$603  = align_q_flags_zero_sign;
+    if (rst) begin
+      \$603  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$604  = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+    if (rst) begin
+      \$604  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$605  = \$161 [6:0];
+    if (rst) begin
+      \$605  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$606  = sum_fp16_sr8_over;
+    if (rst) begin
+      \$606  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$607  = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+    if (rst) begin
+      \$607  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$608  = \$193 [5:0];
+    if (rst) begin
+      \$608  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$609  = sum_bf16_rne_over;
+    if (rst) begin
+      \$609  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$610  = align_control_0;
+    if (rst) begin
+      \$610  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$611  = align_control_1;
+    if (rst) begin
+      \$611  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$612  = align_control_2;
+    if (rst) begin
+      \$612  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$613  = align_control_3;
+    if (rst) begin
+      \$613  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$614  = add_q_0_total[27:1];
+    if (rst) begin
+      \$614  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$615  = add_q_0_total[0];
+    if (rst) begin
+      \$615  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$616  = { \$389 , \$366  };
+    if (rst) begin
+      \$616  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$617  = add_top;
+    if (rst) begin
+      \$617  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$618  = \$522 ;
+    if (rst) begin
+      \$618  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$619  = \$524 ;
+    if (rst) begin
+      \$619  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$620  = add_q_0_flags_inf;
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$621  = add_q_0_flags_nan;
+    if (rst) begin
+      \$621  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$622  = sum_fp16_sr8_small;
+    if (rst) begin
+      \$622  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$623  = sum_fp16_sr8_right;
+    if (rst) begin
+      \$623  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$624  = sum_bf16_rne_small;
+    if (rst) begin
+      \$624  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$625  = sum_bf16_rne_right;
+    if (rst) begin
+      \$625  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$626  = add_q_1_0_small_mask;
+    if (rst) begin
+      \$626  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$627  = add_q_1_0_small_right;
+    if (rst) begin
+      \$627  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$628  = add_q_1_0_over;
+    if (rst) begin
+      \$628  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$629  = add_q_1_1_small_mask;
+    if (rst) begin
+      \$629  = 27'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$630  = add_q_1_1_small_right;
+    if (rst) begin
+      \$630  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$631  = add_q_1_1_over;
+    if (rst) begin
+      \$631  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$632  = add_control_0;
+    if (rst) begin
+      \$632  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$633  = add_control_1;
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$634  = add_control_2;
+    if (rst) begin
+      \$634  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$635  = add_control_3;
+    if (rst) begin
+      \$635  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$636  = sum_fp16_sr8_wide[99:64];
+    if (rst) begin
+      \$636  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$637  = sum_fp16_sr8_wide[63:0];
+    if (rst) begin
+      \$637  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$638  = normalize_q_0_sticky;
+    if (rst) begin
+      \$638  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$639  = normalize_q_1_0_small;
+    if (rst) begin
+      \$639  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$640  = \$528 ;
+    if (rst) begin
+      \$640  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$641  = normalize_q_0_sign;
+    if (rst) begin
+      \$641  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$642  = normalize_q_0_zero;
+    if (rst) begin
+      \$642  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$643  = normalize_q_0_inf;
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$644  = normalize_q_0_nan;
+    if (rst) begin
+      \$644  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$645  = sum_bf16_rne_wide[60:32];
+    if (rst) begin
+      \$645  = 29'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$646  = sum_bf16_rne_wide[31:0];
+    if (rst) begin
+      \$646  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$647  = normalize_q_0_sticky;
+    if (rst) begin
+      \$647  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$648  = normalize_q_1_1_small;
+    if (rst) begin
+      \$648  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$649  = \$532 ;
+    if (rst) begin
+      \$649  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$650  = normalize_q_0_sign;
+    if (rst) begin
+      \$650  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$651  = normalize_q_0_zero;
+    if (rst) begin
+      \$651  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$652  = normalize_q_0_inf;
+    if (rst) begin
+      \$652  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$653  = normalize_q_0_nan;
+    if (rst) begin
+      \$653  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$654  = normalize_control_0;
+    if (rst) begin
+      \$654  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$655  = normalize_control_1;
+    if (rst) begin
+      \$655  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$656  = normalize_control_2;
+    if (rst) begin
+      \$656  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$657  = normalize_control_3;
+    if (rst) begin
+      \$657  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$658  = place_q_0_kept[35:25];
+    if (rst) begin
+      \$658  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$659  = \$533 [8];
+    if (rst) begin
+      \$659  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$660  = place_q_0_small;
+    if (rst) begin
+      \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$661  = place_q_0_e_eff;
+    if (rst) begin
+      \$661  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$662  = place_q_0_sign;
+    if (rst) begin
+      \$662  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$663  = place_q_0_zero;
+    if (rst) begin
+      \$663  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$664  = place_q_0_inf;
+    if (rst) begin
+      \$664  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$665  = place_q_0_nan;
+    if (rst) begin
+      \$665  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$666  = place_q_1_kept[28:21];
+    if (rst) begin
+      \$666  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$667  = \$539 ;
+    if (rst) begin
+      \$667  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$668  = place_q_1_small;
+    if (rst) begin
+      \$668  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$669  = place_q_1_e_eff;
+    if (rst) begin
+      \$669  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$670  = place_q_1_sign;
+    if (rst) begin
+      \$670  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$671  = place_q_1_zero;
+    if (rst) begin
+      \$671  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$672  = place_q_1_inf;
+    if (rst) begin
+      \$672  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$673  = place_q_1_nan;
+    if (rst) begin
+      \$673  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$674  = place_control_0;
+    if (rst) begin
+      \$674  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$675  = place_control_1;
+    if (rst) begin
+      \$675  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$676  = place_control_2;
+    if (rst) begin
+      \$676  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$677  = place_control_3;
+    if (rst) begin
+      \$677  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$678  = sum_code;
+    if (rst) begin
+      \$678  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$679  = \$540 ;
     if (rst) begin
       \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$680  = \$604 ;
+    \$680  = \$542 ;
     if (rst) begin
-      \$680  = 1'h0;
+      \$680  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$681  = \$610 ;
+    \$681  = round_control_3;
     if (rst) begin
-      \$681  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$682  = \$615 ;
-    if (rst) begin
-      \$682  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$683  = p_exp_sum;
-    if (rst) begin
-      \$683  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$684  = p_full;
-    if (rst) begin
-      \$684  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$685  = rand_sum;
-    if (rst) begin
-      \$685  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$686  = base_sign;
-    if (rst) begin
-      \$686  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$687  = base_zero;
-    if (rst) begin
-      \$687  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$688  = base_inf;
-    if (rst) begin
-      \$688  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$689  = base_nan;
-    if (rst) begin
-      \$689  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$690  = base_exp;
-    if (rst) begin
-      \$690  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$691  = base_sig;
-    if (rst) begin
-      \$691  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$692  = \$616 ;
-    if (rst) begin
-      \$692  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$693  = \$618 ;
-    if (rst) begin
-      \$693  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$694  = \$619 ;
-    if (rst) begin
-      \$694  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$695  = \$620 ;
-    if (rst) begin
-      \$695  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$696  = \$7 [9:0];
-    if (rst) begin
-      \$696  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$697  = \$9 [15:0];
-    if (rst) begin
-      \$697  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$698  = product_step;
-    if (rst) begin
-      \$698  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$699  = \$621 ;
-    if (rst) begin
-      \$699  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$700  = product_1;
-    if (rst) begin
-      \$700  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$701  = step_mode;
-    if (rst) begin
-      \$701  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$702  = \$622 ;
-    if (rst) begin
-      \$702  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$703  = \$625 ;
-    if (rst) begin
-      \$703  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$704  = \$632 [4:0];
-    if (rst) begin
-      \$704  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$705  = \$633 ;
-    if (rst) begin
-      \$705  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$706  = \$634 ;
-    if (rst) begin
-      \$706  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$707  = \$635 ;
-    if (rst) begin
-      \$707  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$708  = \$640 ;
-    if (rst) begin
-      \$708  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$709  = \$649 ;
-    if (rst) begin
-      \$709  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$710  = \$650 ;
-    if (rst) begin
-      \$710  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$711  = \$651 ;
-    if (rst) begin
-      \$711  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$712  = \$652 ;
-    if (rst) begin
-      \$712  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$713  = unpack_control_0;
-    if (rst) begin
-      \$713  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$714  = unpack_control_1;
-    if (rst) begin
-      \$714  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$715  = unpack_control_2;
-    if (rst) begin
-      \$715  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$716  = unpack_control_3;
-    if (rst) begin
-      \$716  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$717  = { 1'h0, order_q_big_sig, 11'h000 };
-    if (rst) begin
-      \$717  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$718  = { 1'h0, add_small_wide[51:26], \$653  };
-    if (rst) begin
-      \$718  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$719  = order_q_subtract;
-    if (rst) begin
-      \$719  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$720  = order_q_flags_big_exp;
-    if (rst) begin
-      \$720  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$721  = order_q_flags_big_sign;
-    if (rst) begin
-      \$721  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$722  = order_q_flags_nan;
-    if (rst) begin
-      \$722  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$723  = order_q_flags_inf;
-    if (rst) begin
-      \$723  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$724  = order_q_flags_inf_sign;
-    if (rst) begin
-      \$724  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$725  = order_q_flags_both_zero;
-    if (rst) begin
-      \$725  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$726  = order_q_flags_zero_sign;
-    if (rst) begin
-      \$726  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$727  = order_control_0;
-    if (rst) begin
-      \$727  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$728  = order_control_1;
-    if (rst) begin
-      \$728  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$729  = order_control_2;
-    if (rst) begin
-      \$729  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$730  = order_control_3;
-    if (rst) begin
-      \$730  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$731  = \$342 [27:0];
-    if (rst) begin
-      \$731  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$732  = align_q_flags_big_exp;
-    if (rst) begin
-      \$732  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$733  = align_q_flags_big_sign;
-    if (rst) begin
-      \$733  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$734  = align_q_flags_nan;
-    if (rst) begin
-      \$734  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$735  = align_q_flags_inf;
-    if (rst) begin
-      \$735  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$736  = align_q_flags_inf_sign;
-    if (rst) begin
-      \$736  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$737  = align_q_flags_both_zero;
-    if (rst) begin
-      \$737  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$738  = align_q_flags_zero_sign;
-    if (rst) begin
-      \$738  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$739  = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-    if (rst) begin
-      \$739  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$740  = \$307 [6:0];
-    if (rst) begin
-      \$740  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$741  = sum_fp16_sr8_over;
-    if (rst) begin
-      \$741  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$742  = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-    if (rst) begin
-      \$742  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$743  = \$339 [5:0];
-    if (rst) begin
-      \$743  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$744  = sum_bf16_rne_over;
-    if (rst) begin
-      \$744  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$745  = align_control_0;
-    if (rst) begin
-      \$745  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$746  = align_control_1;
-    if (rst) begin
-      \$746  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$747  = align_control_2;
-    if (rst) begin
-      \$747  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$748  = align_control_3;
-    if (rst) begin
-      \$748  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$749  = add_q_0_total[27:1];
-    if (rst) begin
-      \$749  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$750  = add_q_0_total[0];
-    if (rst) begin
-      \$750  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$751  = { \$535 , \$512  };
-    if (rst) begin
-      \$751  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$752  = add_top;
-    if (rst) begin
-      \$752  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$753  = \$657 ;
-    if (rst) begin
-      \$753  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$754  = \$659 ;
-    if (rst) begin
-      \$754  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$755  = add_q_0_flags_inf;
-    if (rst) begin
-      \$755  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$756  = add_q_0_flags_nan;
-    if (rst) begin
-      \$756  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$757  = sum_fp16_sr8_small;
-    if (rst) begin
-      \$757  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$758  = sum_fp16_sr8_right;
-    if (rst) begin
-      \$758  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$759  = sum_bf16_rne_small;
-    if (rst) begin
-      \$759  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$760  = sum_bf16_rne_right;
-    if (rst) begin
-      \$760  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$761  = add_q_1_0_small_mask;
-    if (rst) begin
-      \$761  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$762  = add_q_1_0_small_right;
-    if (rst) begin
-      \$762  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$763  = add_q_1_0_over;
-    if (rst) begin
-      \$763  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$764  = add_q_1_1_small_mask;
-    if (rst) begin
-      \$764  = 27'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$765  = add_q_1_1_small_right;
-    if (rst) begin
-      \$765  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$766  = add_q_1_1_over;
-    if (rst) begin
-      \$766  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$767  = add_control_0;
-    if (rst) begin
-      \$767  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$768  = add_control_1;
-    if (rst) begin
-      \$768  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$769  = add_control_2;
-    if (rst) begin
-      \$769  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$770  = add_control_3;
-    if (rst) begin
-      \$770  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$771  = sum_fp16_sr8_wide[99:64];
-    if (rst) begin
-      \$771  = 36'h000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$772  = sum_fp16_sr8_wide[63:0];
-    if (rst) begin
-      \$772  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$773  = normalize_q_0_sticky;
-    if (rst) begin
-      \$773  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$774  = normalize_q_1_0_small;
-    if (rst) begin
-      \$774  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$775  = \$663 ;
-    if (rst) begin
-      \$775  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$776  = normalize_q_0_sign;
-    if (rst) begin
-      \$776  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$777  = normalize_q_0_zero;
-    if (rst) begin
-      \$777  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$778  = normalize_q_0_inf;
-    if (rst) begin
-      \$778  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$779  = normalize_q_0_nan;
-    if (rst) begin
-      \$779  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$780  = sum_bf16_rne_wide[60:32];
-    if (rst) begin
-      \$780  = 29'h00000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$781  = sum_bf16_rne_wide[31:0];
-    if (rst) begin
-      \$781  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$782  = normalize_q_0_sticky;
-    if (rst) begin
-      \$782  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$783  = normalize_q_1_1_small;
-    if (rst) begin
-      \$783  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$784  = \$667 ;
-    if (rst) begin
-      \$784  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$785  = normalize_q_0_sign;
-    if (rst) begin
-      \$785  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$786  = normalize_q_0_zero;
-    if (rst) begin
-      \$786  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$787  = normalize_q_0_inf;
-    if (rst) begin
-      \$787  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$788  = normalize_q_0_nan;
-    if (rst) begin
-      \$788  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$789  = normalize_control_0;
-    if (rst) begin
-      \$789  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$790  = normalize_control_1;
-    if (rst) begin
-      \$790  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$791  = normalize_control_2;
-    if (rst) begin
-      \$791  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$792  = normalize_control_3;
-    if (rst) begin
-      \$792  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$793  = place_q_0_kept[35:25];
-    if (rst) begin
-      \$793  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$794  = \$668 [8];
-    if (rst) begin
-      \$794  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$795  = place_q_0_small;
-    if (rst) begin
-      \$795  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$796  = place_q_0_e_eff;
-    if (rst) begin
-      \$796  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$797  = place_q_0_sign;
-    if (rst) begin
-      \$797  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$798  = place_q_0_zero;
-    if (rst) begin
-      \$798  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$799  = place_q_0_inf;
-    if (rst) begin
-      \$799  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$800  = place_q_0_nan;
-    if (rst) begin
-      \$800  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$801  = place_q_1_kept[28:21];
-    if (rst) begin
-      \$801  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$802  = \$674 ;
-    if (rst) begin
-      \$802  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$803  = place_q_1_small;
-    if (rst) begin
-      \$803  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$804  = place_q_1_e_eff;
-    if (rst) begin
-      \$804  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$805  = place_q_1_sign;
-    if (rst) begin
-      \$805  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$806  = place_q_1_zero;
-    if (rst) begin
-      \$806  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$807  = place_q_1_inf;
-    if (rst) begin
-      \$807  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$808  = place_q_1_nan;
-    if (rst) begin
-      \$808  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$809  = place_control_0;
-    if (rst) begin
-      \$809  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$810  = place_control_1;
-    if (rst) begin
-      \$810  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$811  = place_control_2;
-    if (rst) begin
-      \$811  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$812  = place_control_3;
-    if (rst) begin
-      \$812  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$813  = sum_code;
-    if (rst) begin
-      \$813  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$814  = \$675 ;
-    if (rst) begin
-      \$814  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$815  = \$677 ;
-    if (rst) begin
-      \$815  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$816  = round_control_3;
-    if (rst) begin
-      \$816  = 2'h0;
+      \$681  = 2'h0;
     end
   end
   assign \en$1  = 1'h1;
   assign choice = step[4:3];
-  assign bits = { \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817  };
+  assign bits = { \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683 , \$682  };
   assign p_exp = \$7 [9:0];
   assign p_sig = \$9 [15:0];
-  assign base_fp16_exp = \$46 [5:0];
-  assign base_bf16_exp = \$139 [8:0];
-  assign sum_fp16_sr8_small_mask = { \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  };
-  assign sum_fp16_sr8_small_right = \$307 [6:0];
-  assign sum_bf16_rne_small_mask = { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  };
-  assign sum_bf16_rne_small_right = \$339 [5:0];
-  assign add_total = \$342 [27:0];
-  assign add_lz = { \$535 , \$512  };
+  assign base_fp16_exp = \$22 [5:0];
+  assign base_bf16_exp = \$53 [8:0];
+  assign sum_fp16_sr8_small_mask = { \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  };
+  assign sum_fp16_sr8_small_right = \$161 [6:0];
+  assign sum_bf16_rne_small_mask = { \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162  };
+  assign sum_bf16_rne_small_right = \$193 [5:0];
+  assign add_total = \$196 [27:0];
+  assign add_lz = { \$389 , \$366  };
   assign result = acc;
   assign result_fresh = fresh;
   assign result_mode = acc_mode;
@@ -16991,68 +15910,69 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
   assign \round_control_0.last  = round_control_0[1];
   assign \round_control_0.flush  = round_control_0[2];
   assign \round_control_0.mode  = round_control_0[4:3];
-  assign sum_code = \$597 ;
-  assign sum_bf16_rne = \$591 ;
-  assign sum_bf16_rne_mag = \$577 ;
-  assign sum_fp16_sr8 = \$565 ;
-  assign sum_fp16_sr8_mag = \$551 ;
+  assign sum_code = \$451 ;
+  assign sum_bf16_rne = \$445 ;
+  assign sum_bf16_rne_mag = \$431 ;
+  assign sum_fp16_sr8 = \$419 ;
+  assign sum_fp16_sr8_mag = \$405 ;
   assign en = step[0];
   assign \$8  = { product_0_full, 1'h0 };
-  assign \$56  = { \$55 [9:0], 1'h0 };
-  assign \$61  = { 1'h0, \$60 [9:0], 2'h0 };
-  assign \$66  = { \$65 [9:0], 3'h0 };
-  assign \$71  = { 3'h0, \$70 [9:0], 4'h0 };
-  assign \$76  = { 2'h0, \$75 [9:0], 5'h00 };
-  assign \$81  = { 1'h0, \$80 [9:0], 6'h00 };
-  assign \$86  = { \$85 [9:0], 7'h00 };
-  assign \$91  = { 7'h00, \$90 [9:0], 8'h00 };
-  assign \$96  = { 6'h00, \$95 [9:0], 9'h000 };
-  assign \$101  = { 5'h00, \$100 [9:0], 10'h000 };
-  assign \$149  = { \$148 [6:0], 1'h0 };
-  assign \$154  = { 1'h0, \$153 [6:0], 2'h0 };
-  assign \$159  = { \$158 [6:0], 3'h0 };
-  assign \$164  = { 3'h0, \$163 [6:0], 4'h0 };
-  assign \$169  = { 2'h0, \$168 [6:0], 5'h00 };
-  assign \$174  = { 1'h0, \$173 [6:0], 6'h00 };
-  assign \$179  = { \$178 [6:0], 7'h00 };
-  assign \$188  = \$187 ;
-  assign \$198  = \$197 ;
-  assign \$218  = \$217 ;
-  assign \$238  = \$237 ;
-  assign \$258  = \$257 ;
-  assign \$264  = \$263 ;
-  assign \$379  = 1'h1;
-  assign \$380  = 1'h0;
-  assign \$381  = 1'h0;
-  assign \$382  = 1'h0;
-  assign \$383  = 1'h1;
-  assign \$384  = 1'h1;
-  assign \$385  = 1'h1;
-  assign \$386  = 1'h1;
-  assign \$387  = 1'h0;
-  assign \$388  = 1'h1;
-  assign \$396  = { \$395 , \$393  };
-  assign \$399  = 1'h1;
-  assign \$400  = 1'h0;
-  assign \$401  = 1'h0;
-  assign \$541  = { 5'h00, \$540 [4:0], 10'h000 };
-  assign \$546  = { 5'h00, \$545 [4:0], 10'h000 };
-  assign \$552  = 1'h0;
-  assign \$553  = round_q_0_nan;
-  assign \$558  = { 5'h00, \$557 [4:0], 10'h000 };
-  assign \$563  = 1'h0;
-  assign \$564  = round_q_0_nan;
-  assign \$567  = { \$566 [7:0], 7'h00 };
-  assign \$572  = { \$571 [7:0], 7'h00 };
-  assign \$578  = 1'h0;
-  assign \$579  = round_q_1_nan;
-  assign \$584  = { \$583 [7:0], 7'h00 };
-  assign \$589  = 1'h0;
-  assign \$590  = round_q_1_nan;
+  assign \$24  = { acc[9:0], 1'h0 };
+  assign \$25  = { 1'h0, acc[9:0], 2'h0 };
+  assign \$26  = { acc[9:0], 3'h0 };
+  assign \$27  = { 3'h0, acc[9:0], 4'h0 };
+  assign \$28  = { 2'h0, acc[9:0], 5'h00 };
+  assign \$29  = { 1'h0, acc[9:0], 6'h00 };
+  assign \$30  = { acc[9:0], 7'h00 };
+  assign \$31  = { 7'h00, acc[9:0], 8'h00 };
+  assign \$32  = { 6'h00, acc[9:0], 9'h000 };
+  assign \$33  = { 5'h00, acc[9:0], 10'h000 };
+  assign \$55  = { acc[6:0], 1'h0 };
+  assign \$56  = { 1'h0, acc[6:0], 2'h0 };
+  assign \$57  = { acc[6:0], 3'h0 };
+  assign \$58  = { 3'h0, acc[6:0], 4'h0 };
+  assign \$59  = { 2'h0, acc[6:0], 5'h00 };
+  assign \$60  = { 1'h0, acc[6:0], 6'h00 };
+  assign \$61  = { acc[6:0], 7'h00 };
+  assign \$70  = \$69 ;
+  assign base_sign = acc[15];
+  assign \$76  = \$75 ;
+  assign \$88  = \$87 ;
+  assign \$100  = \$99 ;
+  assign \$112  = \$111 ;
+  assign \$118  = \$117 ;
+  assign \$233  = 1'h1;
+  assign \$234  = 1'h0;
+  assign \$235  = 1'h0;
+  assign \$236  = 1'h0;
+  assign \$237  = 1'h1;
+  assign \$238  = 1'h1;
+  assign \$239  = 1'h1;
+  assign \$240  = 1'h1;
+  assign \$241  = 1'h0;
+  assign \$242  = 1'h1;
+  assign \$250  = { \$249 , \$247  };
+  assign \$253  = 1'h1;
+  assign \$254  = 1'h0;
+  assign \$255  = 1'h0;
+  assign \$395  = { 5'h00, \$394 [4:0], 10'h000 };
+  assign \$400  = { 5'h00, \$399 [4:0], 10'h000 };
+  assign \$406  = 1'h0;
+  assign \$407  = round_q_0_nan;
+  assign \$412  = { 5'h00, \$411 [4:0], 10'h000 };
+  assign \$417  = 1'h0;
+  assign \$418  = round_q_0_nan;
+  assign \$421  = { \$420 [7:0], 7'h00 };
+  assign \$426  = { \$425 [7:0], 7'h00 };
+  assign \$432  = 1'h0;
+  assign \$433  = round_q_1_nan;
+  assign \$438  = { \$437 [7:0], 7'h00 };
+  assign \$443  = 1'h0;
+  assign \$444  = round_q_1_nan;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$4218$0 , \port$4220$0 , \port$4222$0 , \port$4224$0 , \port$4226$0 , \port$4228$0 , \port$4230$0 , \port$4232$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3678$0 , \port$3680$0 , \port$3682$0 , \port$3684$0 , \port$3686$0 , \port$3688$0 , \port$3690$0 , \port$3692$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -17336,22 +16256,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$4218$0 , \port$4220
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$4218$0 ;
-  wire \port$4218$0 ;
-  output \port$4220$0 ;
-  wire \port$4220$0 ;
-  output \port$4222$0 ;
-  wire \port$4222$0 ;
-  output \port$4224$0 ;
-  wire \port$4224$0 ;
-  output \port$4226$0 ;
-  wire \port$4226$0 ;
-  output \port$4228$0 ;
-  wire \port$4228$0 ;
-  output \port$4230$0 ;
-  wire \port$4230$0 ;
-  output \port$4232$0 ;
-  wire \port$4232$0 ;
+  output \port$3678$0 ;
+  wire \port$3678$0 ;
+  output \port$3680$0 ;
+  wire \port$3680$0 ;
+  output \port$3682$0 ;
+  wire \port$3682$0 ;
+  output \port$3684$0 ;
+  wire \port$3684$0 ;
+  output \port$3686$0 ;
+  wire \port$3686$0 ;
+  output \port$3688$0 ;
+  wire \port$3688$0 ;
+  output \port$3690$0 ;
+  wire \port$3690$0 ;
+  output \port$3692$0 ;
+  wire \port$3692$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -17515,14 +16435,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$4218$0 , \port$4220
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4218$0  = \$2 ;
-  assign \port$4220$0  = \$4 ;
-  assign \port$4222$0  = \$6 ;
-  assign \port$4224$0  = \$8 ;
-  assign \port$4226$0  = \$10 ;
-  assign \port$4228$0  = \$12 ;
-  assign \port$4230$0  = \$14 ;
-  assign \port$4232$0  = \$16 ;
+  assign \port$3678$0  = \$2 ;
+  assign \port$3680$0  = \$4 ;
+  assign \port$3682$0  = \$6 ;
+  assign \port$3684$0  = \$8 ;
+  assign \port$3686$0  = \$10 ;
+  assign \port$3688$0  = \$12 ;
+  assign \port$3690$0  = \$14 ;
+  assign \port$3692$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
