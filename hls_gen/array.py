@@ -328,15 +328,14 @@ class MACArray(wiring.Component):
         part = None if rows == 1 else row if sums == 1 else Signal(range(rows), name="row_part")
         take = Signal(name="take")
         for r in range(rows):
-            for c in range(cols):
-                shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
-                if sums > 1 and rows == 1:  # read every cycle: the shift follows the read at once
-                    shift = take
-                elif sums > 1:  # registered: row r is read again rows cycles later
-                    # One register per PE, kept apart (a clock enable of L sums beside that PE): one per PE row,
-                    # driving cols * L sums, was the 8 x 8 array's critical path (10 of 10.8 ns routing).
-                    shift = Signal(name=f"buffer_shift_{r}_{c}", attrs={"keep": 1})
+            shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
+            if sums > 1:
+                shift = Signal(name=f"buffer_shift_{r}")  # PE row r's chains move by one
+                if rows == 1:  # read every cycle: the shift follows the read at once
+                    m.d.comb += shift.eq(take)
+                else:  # registered (a clock enable of cols * L registers): row r is read again rows cycles later
                     m.d.sync += shift.eq(take & (part == r))
+            for c in range(cols):
                 pe_flush, pe_sum = flushes[r][c]
                 with m.If(pe_flush | shift):
                     m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]

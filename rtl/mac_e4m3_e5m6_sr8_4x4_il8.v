@@ -108,65 +108,65 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$188 ;
   wire \$189 ;
   wire [3:0] \$19 ;
-  wire \$190 ;
-  wire \$191 ;
+  wire [3:0] \$190 ;
+  wire [3:0] \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
-  wire \$195 ;
+  wire [2:0] \$194 ;
+  wire [2:0] \$195 ;
   wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
-  wire \$199 ;
+  wire [5:0] \$197 ;
+  reg [2:0] \$198 ;
+  reg [2:0] \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire \$208 ;
-  wire \$209 ;
+  reg \$200 ;
+  reg \$201 ;
+  reg \$202 ;
+  reg [2:0] \$203 ;
+  reg [2:0] \$204 ;
+  reg [2:0] \$205 ;
+  reg [2:0] \$206 ;
+  reg [2:0] \$207 ;
+  reg [2:0] \$208 ;
+  reg [2:0] \$209 ;
   wire [3:0] \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire [3:0] \$214 ;
-  wire [3:0] \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire [2:0] \$218 ;
-  wire [2:0] \$219 ;
+  reg [2:0] \$210 ;
+  reg [2:0] \$211 ;
+  reg [2:0] \$212 ;
+  reg [2:0] \$213 ;
+  reg [2:0] \$214 ;
+  reg [2:0] \$215 ;
+  reg [2:0] \$216 ;
+  reg [2:0] \$217 ;
+  reg \$218 ;
+  reg [11:0] \$219 ;
   wire \$22 ;
-  wire \$220 ;
-  wire [5:0] \$221 ;
-  reg [2:0] \$222 ;
-  reg [2:0] \$223 ;
-  reg \$224 ;
-  reg \$225 ;
-  reg \$226 ;
-  reg [2:0] \$227 ;
-  reg [2:0] \$228 ;
-  reg [2:0] \$229 ;
+  reg [11:0] \$220 ;
+  reg [11:0] \$221 ;
+  reg [11:0] \$222 ;
+  reg [11:0] \$223 ;
+  reg [11:0] \$224 ;
+  reg [11:0] \$225 ;
+  reg [11:0] \$226 ;
+  reg [11:0] \$227 ;
+  reg [11:0] \$228 ;
+  reg [11:0] \$229 ;
   wire \$23 ;
-  reg [2:0] \$230 ;
-  reg [2:0] \$231 ;
-  reg [2:0] \$232 ;
-  reg [2:0] \$233 ;
-  reg [2:0] \$234 ;
-  reg [2:0] \$235 ;
-  reg [2:0] \$236 ;
-  reg [2:0] \$237 ;
-  reg [2:0] \$238 ;
-  reg [2:0] \$239 ;
+  reg [11:0] \$230 ;
+  reg [11:0] \$231 ;
+  reg [11:0] \$232 ;
+  reg [11:0] \$233 ;
+  reg [11:0] \$234 ;
+  reg [11:0] \$235 ;
+  reg [11:0] \$236 ;
+  reg [11:0] \$237 ;
+  reg [11:0] \$238 ;
+  reg [11:0] \$239 ;
   wire \$24 ;
-  reg [2:0] \$240 ;
-  reg [2:0] \$241 ;
-  reg \$242 ;
+  reg [11:0] \$240 ;
+  reg [11:0] \$241 ;
+  reg [11:0] \$242 ;
   reg [11:0] \$243 ;
   reg [11:0] \$244 ;
   reg [11:0] \$245 ;
@@ -186,7 +186,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$258 ;
   reg [11:0] \$259 ;
   wire \$26 ;
-  reg \$260 ;
+  reg [11:0] \$260 ;
   reg [11:0] \$261 ;
   reg [11:0] \$262 ;
   reg [11:0] \$263 ;
@@ -195,7 +195,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$266 ;
   reg [11:0] \$267 ;
   reg [11:0] \$268 ;
-  reg \$269 ;
+  reg [11:0] \$269 ;
   wire [5:0] \$27 ;
   reg [11:0] \$270 ;
   reg [11:0] \$271 ;
@@ -205,17 +205,17 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$275 ;
   reg [11:0] \$276 ;
   reg [11:0] \$277 ;
-  reg \$278 ;
+  reg [11:0] \$278 ;
   reg [11:0] \$279 ;
   wire [4:0] \$28 ;
   reg [11:0] \$280 ;
   reg [11:0] \$281 ;
   reg [11:0] \$282 ;
   reg [11:0] \$283 ;
-  reg [11:0] \$284 ;
+  reg \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
-  reg \$287 ;
+  reg [11:0] \$287 ;
   reg [11:0] \$288 ;
   reg [11:0] \$289 ;
   wire [4:0] \$29 ;
@@ -225,7 +225,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$293 ;
   reg [11:0] \$294 ;
   reg [11:0] \$295 ;
-  reg \$296 ;
+  reg [11:0] \$296 ;
   reg [11:0] \$297 ;
   reg [11:0] \$298 ;
   reg [11:0] \$299 ;
@@ -236,7 +236,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$302 ;
   reg [11:0] \$303 ;
   reg [11:0] \$304 ;
-  reg \$305 ;
+  reg [11:0] \$305 ;
   reg [11:0] \$306 ;
   reg [11:0] \$307 ;
   reg [11:0] \$308 ;
@@ -246,17 +246,17 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$311 ;
   reg [11:0] \$312 ;
   reg [11:0] \$313 ;
-  reg \$314 ;
+  reg [11:0] \$314 ;
   reg [11:0] \$315 ;
   reg [11:0] \$316 ;
-  reg [11:0] \$317 ;
+  reg \$317 ;
   reg [11:0] \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
   reg [11:0] \$320 ;
   reg [11:0] \$321 ;
   reg [11:0] \$322 ;
-  reg \$323 ;
+  reg [11:0] \$323 ;
   reg [11:0] \$324 ;
   reg [11:0] \$325 ;
   reg [11:0] \$326 ;
@@ -266,7 +266,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [3:0] \$33 ;
   reg [11:0] \$330 ;
   reg [11:0] \$331 ;
-  reg \$332 ;
+  reg [11:0] \$332 ;
   reg [11:0] \$333 ;
   reg [11:0] \$334 ;
   reg [11:0] \$335 ;
@@ -276,7 +276,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$339 ;
   wire [5:0] \$34 ;
   reg [11:0] \$340 ;
-  reg \$341 ;
+  reg [11:0] \$341 ;
   reg [11:0] \$342 ;
   reg [11:0] \$343 ;
   reg [11:0] \$344 ;
@@ -286,49 +286,13 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$348 ;
   reg [11:0] \$349 ;
   wire [5:0] \$35 ;
-  reg \$350 ;
-  reg [11:0] \$351 ;
-  reg [11:0] \$352 ;
-  reg [11:0] \$353 ;
-  reg [11:0] \$354 ;
-  reg [11:0] \$355 ;
-  reg [11:0] \$356 ;
-  reg [11:0] \$357 ;
-  reg [11:0] \$358 ;
-  reg \$359 ;
+  reg [2:0] \$350 ;
+  reg \$351 ;
+  reg [1:0] \$352 ;
+  reg [4:0] \$353 ;
   wire [3:0] \$36 ;
-  reg [11:0] \$360 ;
-  reg [11:0] \$361 ;
-  reg [11:0] \$362 ;
-  reg [11:0] \$363 ;
-  reg [11:0] \$364 ;
-  reg [11:0] \$365 ;
-  reg [11:0] \$366 ;
-  reg [11:0] \$367 ;
-  reg \$368 ;
-  reg [11:0] \$369 ;
   wire [3:0] \$37 ;
-  reg [11:0] \$370 ;
-  reg [11:0] \$371 ;
-  reg [11:0] \$372 ;
-  reg [11:0] \$373 ;
-  reg [11:0] \$374 ;
-  reg [11:0] \$375 ;
-  reg [11:0] \$376 ;
-  reg \$377 ;
-  reg [11:0] \$378 ;
-  reg [11:0] \$379 ;
   wire [3:0] \$38 ;
-  reg [11:0] \$380 ;
-  reg [11:0] \$381 ;
-  reg [11:0] \$382 ;
-  reg [11:0] \$383 ;
-  reg [11:0] \$384 ;
-  reg [11:0] \$385 ;
-  reg [2:0] \$386 ;
-  reg \$387 ;
-  reg [1:0] \$388 ;
-  reg [4:0] \$389 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
@@ -889,38 +853,10 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   (* init = 1'h0 *)
   wire buffer_full;
   reg buffer_reserved = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_3 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_3 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_2_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_2_1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_2_2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_2_3 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_3_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_3_1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_3_2 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_3_3 = 1'h0;
+  reg buffer_shift_0 = 1'h0;
+  reg buffer_shift_1 = 1'h0;
+  reg buffer_shift_2 = 1'h0;
+  reg buffer_shift_3 = 1'h0;
   input clk;
   wire clk;
   wire [2:0] control;
@@ -1036,37 +972,37 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$99 ;
   wire flush;
   wire \flush$177 ;
-  wire \flush$187 ;
-  wire \flush$197 ;
-  wire \flush$207 ;
-  wire \flush$217 ;
-  wire \flush$227 ;
-  wire \flush$237 ;
-  wire \flush$247 ;
-  wire \flush$257 ;
-  wire \flush$267 ;
-  wire \flush$277 ;
-  wire \flush$287 ;
+  wire \flush$186 ;
+  wire \flush$195 ;
+  wire \flush$204 ;
+  wire \flush$214 ;
+  wire \flush$223 ;
+  wire \flush$232 ;
+  wire \flush$241 ;
+  wire \flush$251 ;
+  wire \flush$260 ;
+  wire \flush$269 ;
+  wire \flush$278 ;
+  wire \flush$288 ;
   wire \flush$297 ;
-  wire \flush$307 ;
-  wire \flush$317 ;
-  wire \flush$327 ;
+  wire \flush$306 ;
+  wire \flush$315 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$195 ;
-  wire [11:0] \flush_sum$205 ;
-  wire [11:0] \flush_sum$215 ;
-  wire [11:0] \flush_sum$225 ;
-  wire [11:0] \flush_sum$235 ;
-  wire [11:0] \flush_sum$245 ;
-  wire [11:0] \flush_sum$255 ;
-  wire [11:0] \flush_sum$265 ;
-  wire [11:0] \flush_sum$275 ;
-  wire [11:0] \flush_sum$285 ;
-  wire [11:0] \flush_sum$295 ;
+  wire [11:0] \flush_sum$194 ;
+  wire [11:0] \flush_sum$203 ;
+  wire [11:0] \flush_sum$212 ;
+  wire [11:0] \flush_sum$222 ;
+  wire [11:0] \flush_sum$231 ;
+  wire [11:0] \flush_sum$240 ;
+  wire [11:0] \flush_sum$249 ;
+  wire [11:0] \flush_sum$259 ;
+  wire [11:0] \flush_sum$268 ;
+  wire [11:0] \flush_sum$277 ;
+  wire [11:0] \flush_sum$286 ;
+  wire [11:0] \flush_sum$296 ;
   wire [11:0] \flush_sum$305 ;
-  wire [11:0] \flush_sum$315 ;
-  wire [11:0] \flush_sum$325 ;
-  wire [11:0] \flush_sum$335 ;
+  wire [11:0] \flush_sum$314 ;
+  wire [11:0] \flush_sum$323 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1191,12 +1127,6 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire take;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
-  always @(posedge clk)
-    out__valid <= \$387 ;
-  always @(posedge clk)
-    row_part <= \$388 ;
-  always @(posedge clk)
-    row <= \$389 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1351,77 +1281,53 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$164  = \$162  & \$163 ;
   assign \$165  = ! row_part;
   assign \$166  = take & \$165 ;
-  assign \$167  = \flush$177  | buffer_shift_0_0;
-  assign \$168  = ! row_part;
-  assign \$169  = take & \$168 ;
-  assign \$170  = \flush$187  | buffer_shift_0_1;
-  assign \$171  = ! row_part;
+  assign \$167  = \flush$177  | buffer_shift_0;
+  assign \$168  = \flush$186  | buffer_shift_0;
+  assign \$169  = \flush$195  | buffer_shift_0;
+  assign \$170  = \flush$204  | buffer_shift_0;
+  assign \$171  = row_part == 1'h1;
   assign \$172  = take & \$171 ;
-  assign \$173  = \flush$197  | buffer_shift_0_2;
-  assign \$174  = ! row_part;
-  assign \$175  = take & \$174 ;
-  assign \$176  = \flush$207  | buffer_shift_0_3;
-  assign \$177  = row_part == 1'h1;
+  assign \$173  = \flush$214  | buffer_shift_1;
+  assign \$174  = \flush$223  | buffer_shift_1;
+  assign \$175  = \flush$232  | buffer_shift_1;
+  assign \$176  = \flush$241  | buffer_shift_1;
+  assign \$177  = row_part == 2'h2;
   assign \$178  = take & \$177 ;
-  assign \$179  = \flush$217  | buffer_shift_1_0;
-  assign \$180  = row_part == 1'h1;
-  assign \$181  = take & \$180 ;
-  assign \$182  = \flush$227  | buffer_shift_1_1;
-  assign \$183  = row_part == 1'h1;
+  assign \$179  = \flush$251  | buffer_shift_2;
+  assign \$180  = \flush$260  | buffer_shift_2;
+  assign \$181  = \flush$269  | buffer_shift_2;
+  assign \$182  = \flush$278  | buffer_shift_2;
+  assign \$183  = row_part == 2'h3;
   assign \$184  = take & \$183 ;
-  assign \$185  = \flush$237  | buffer_shift_1_2;
-  assign \$186  = row_part == 1'h1;
-  assign \$187  = take & \$186 ;
-  assign \$188  = \flush$247  | buffer_shift_1_3;
-  assign \$189  = row_part == 2'h2;
-  assign \$190  = take & \$189 ;
-  assign \$191  = \flush$257  | buffer_shift_2_0;
-  assign \$192  = row_part == 2'h2;
-  assign \$193  = take & \$192 ;
-  assign \$194  = \flush$267  | buffer_shift_2_1;
-  assign \$195  = row_part == 2'h2;
-  assign \$196  = take & \$195 ;
-  assign \$197  = \flush$277  | buffer_shift_2_2;
-  assign \$198  = row_part == 2'h2;
-  assign \$199  = take & \$198 ;
-  assign \$200  = \flush$287  | buffer_shift_2_3;
-  assign \$201  = row_part == 2'h3;
-  assign \$202  = take & \$201 ;
-  assign \$203  = \flush$297  | buffer_shift_3_0;
-  assign \$204  = row_part == 2'h3;
-  assign \$205  = take & \$204 ;
-  assign \$206  = \flush$307  | buffer_shift_3_1;
-  assign \$207  = row_part == 2'h3;
-  assign \$208  = take & \$207 ;
-  assign \$209  = \flush$317  | buffer_shift_3_2;
-  assign \$210  = row_part == 2'h3;
-  assign \$211  = take & \$210 ;
-  assign \$212  = \flush$327  | buffer_shift_3_3;
-  assign \$213  = taken == 3'h7;
-  assign \$214  = taken + 1'h1;
-  assign \$215  = \$213  ? 4'h0 : \$214 ;
-  assign \$216  = taken == 3'h7;
-  assign \$217  = row_part == 2'h3;
-  assign \$218  = row_part + 1'h1;
-  assign \$219  = \$217  ? 3'h0 : \$218 ;
-  assign \$220  = row == 5'h1f;
-  assign \$221  = row + 1'h1;
+  assign \$185  = \flush$288  | buffer_shift_3;
+  assign \$186  = \flush$297  | buffer_shift_3;
+  assign \$187  = \flush$306  | buffer_shift_3;
+  assign \$188  = \flush$315  | buffer_shift_3;
+  assign \$189  = taken == 3'h7;
+  assign \$190  = taken + 1'h1;
+  assign \$191  = \$189  ? 4'h0 : \$190 ;
+  assign \$192  = taken == 3'h7;
+  assign \$193  = row_part == 2'h3;
+  assign \$194  = row_part + 1'h1;
+  assign \$195  = \$193  ? 3'h0 : \$194 ;
+  assign \$196  = row == 5'h1f;
+  assign \$197  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$222 ;
+    turn <= \$198 ;
   always @(posedge clk)
-    due <= \$223 ;
+    due <= \$199 ;
   always @(posedge clk)
-    buffer_reserved <= \$224 ;
+    buffer_reserved <= \$200 ;
   always @(posedge clk)
-    flushing <= \$225 ;
+    flushing <= \$201 ;
   always @(posedge clk)
-    pending <= \$226 ;
+    pending <= \$202 ;
   always @(posedge clk)
-    \step$65  <= \$227 ;
+    \step$65  <= \$203 ;
   always @(posedge clk)
-    \step$93  <= \$228 ;
+    \step$93  <= \$204 ;
   always @(posedge clk)
-    \step$121  <= \$229 ;
+    \step$121  <= \$205 ;
   always @(posedge clk)
     \a$67  <= a_1;
   always @(posedge clk)
@@ -1449,19 +1355,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$46  <= a_0;
   always @(posedge clk)
-    \step$44  <= \$230 ;
+    \step$44  <= \$206 ;
   always @(posedge clk)
     \b$69  <= b_0;
   always @(posedge clk)
     \a$53  <= \a$46 ;
   always @(posedge clk)
-    \step$51  <= \$231 ;
+    \step$51  <= \$207 ;
   always @(posedge clk)
     \b$76  <= \b$48 ;
   always @(posedge clk)
     \a$60  <= \a$53 ;
   always @(posedge clk)
-    \step$58  <= \$232 ;
+    \step$58  <= \$208 ;
   always @(posedge clk)
     \b$83  <= \b$55 ;
   always @(posedge clk)
@@ -1469,19 +1375,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$74  <= \a$67 ;
   always @(posedge clk)
-    \step$72  <= \$233 ;
+    \step$72  <= \$209 ;
   always @(posedge clk)
     \b$97  <= \b$69 ;
   always @(posedge clk)
     \a$81  <= \a$74 ;
   always @(posedge clk)
-    \step$79  <= \$234 ;
+    \step$79  <= \$210 ;
   always @(posedge clk)
     \b$104  <= \b$76 ;
   always @(posedge clk)
     \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$86  <= \$235 ;
+    \step$86  <= \$211 ;
   always @(posedge clk)
     \b$111  <= \b$83 ;
   always @(posedge clk)
@@ -1489,19 +1395,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$102  <= \a$95 ;
   always @(posedge clk)
-    \step$100  <= \$236 ;
+    \step$100  <= \$212 ;
   always @(posedge clk)
     \b$125  <= \b$97 ;
   always @(posedge clk)
     \a$109  <= \a$102 ;
   always @(posedge clk)
-    \step$107  <= \$237 ;
+    \step$107  <= \$213 ;
   always @(posedge clk)
     \b$132  <= \b$104 ;
   always @(posedge clk)
     \a$116  <= \a$109 ;
   always @(posedge clk)
-    \step$114  <= \$238 ;
+    \step$114  <= \$214 ;
   always @(posedge clk)
     \b$139  <= \b$111 ;
   always @(posedge clk)
@@ -1509,305 +1415,287 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$130  <= \a$123 ;
   always @(posedge clk)
-    \step$128  <= \$239 ;
+    \step$128  <= \$215 ;
   always @(posedge clk)
     \a$137  <= \a$130 ;
   always @(posedge clk)
-    \step$135  <= \$240 ;
+    \step$135  <= \$216 ;
   always @(posedge clk)
     \a$144  <= \a$137 ;
   always @(posedge clk)
-    \step$142  <= \$241 ;
+    \step$142  <= \$217 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$242 ;
+    buffer_shift_0 <= \$218 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$243 ;
+    buffer_0_0_0 <= \$219 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$244 ;
+    buffer_0_0_1 <= \$220 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$245 ;
+    buffer_0_0_2 <= \$221 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$246 ;
+    buffer_0_0_3 <= \$222 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$247 ;
+    buffer_0_0_4 <= \$223 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$248 ;
+    buffer_0_0_5 <= \$224 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$249 ;
+    buffer_0_0_6 <= \$225 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$250 ;
+    buffer_0_0_7 <= \$226 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$251 ;
+    buffer_0_1_0 <= \$227 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$252 ;
+    buffer_0_1_1 <= \$228 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$253 ;
+    buffer_0_1_2 <= \$229 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$254 ;
+    buffer_0_1_3 <= \$230 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$255 ;
+    buffer_0_1_4 <= \$231 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$256 ;
+    buffer_0_1_5 <= \$232 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$257 ;
+    buffer_0_1_6 <= \$233 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$258 ;
+    buffer_0_1_7 <= \$234 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$259 ;
+    buffer_0_2_0 <= \$235 ;
   always @(posedge clk)
-    buffer_shift_0_2 <= \$260 ;
+    buffer_0_2_1 <= \$236 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$261 ;
+    buffer_0_2_2 <= \$237 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$262 ;
+    buffer_0_2_3 <= \$238 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$263 ;
+    buffer_0_2_4 <= \$239 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$264 ;
+    buffer_0_2_5 <= \$240 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$265 ;
+    buffer_0_2_6 <= \$241 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$266 ;
+    buffer_0_2_7 <= \$242 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$267 ;
+    buffer_0_3_0 <= \$243 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$268 ;
+    buffer_0_3_1 <= \$244 ;
   always @(posedge clk)
-    buffer_shift_0_3 <= \$269 ;
+    buffer_0_3_2 <= \$245 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$270 ;
+    buffer_0_3_3 <= \$246 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$271 ;
+    buffer_0_3_4 <= \$247 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$272 ;
+    buffer_0_3_5 <= \$248 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$273 ;
+    buffer_0_3_6 <= \$249 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$274 ;
+    buffer_0_3_7 <= \$250 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$275 ;
+    buffer_shift_1 <= \$251 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$276 ;
+    buffer_1_0_0 <= \$252 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$277 ;
+    buffer_1_0_1 <= \$253 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$278 ;
+    buffer_1_0_2 <= \$254 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$279 ;
+    buffer_1_0_3 <= \$255 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$280 ;
+    buffer_1_0_4 <= \$256 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$281 ;
+    buffer_1_0_5 <= \$257 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$282 ;
+    buffer_1_0_6 <= \$258 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$283 ;
+    buffer_1_0_7 <= \$259 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$284 ;
+    buffer_1_1_0 <= \$260 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$285 ;
+    buffer_1_1_1 <= \$261 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$286 ;
+    buffer_1_1_2 <= \$262 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$287 ;
+    buffer_1_1_3 <= \$263 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$288 ;
+    buffer_1_1_4 <= \$264 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$289 ;
+    buffer_1_1_5 <= \$265 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$290 ;
+    buffer_1_1_6 <= \$266 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$291 ;
+    buffer_1_1_7 <= \$267 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$292 ;
+    buffer_1_2_0 <= \$268 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$293 ;
+    buffer_1_2_1 <= \$269 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$294 ;
+    buffer_1_2_2 <= \$270 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$295 ;
+    buffer_1_2_3 <= \$271 ;
   always @(posedge clk)
-    buffer_shift_1_2 <= \$296 ;
+    buffer_1_2_4 <= \$272 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$297 ;
+    buffer_1_2_5 <= \$273 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$298 ;
+    buffer_1_2_6 <= \$274 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$299 ;
+    buffer_1_2_7 <= \$275 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$300 ;
+    buffer_1_3_0 <= \$276 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$301 ;
+    buffer_1_3_1 <= \$277 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$302 ;
+    buffer_1_3_2 <= \$278 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$303 ;
+    buffer_1_3_3 <= \$279 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$304 ;
+    buffer_1_3_4 <= \$280 ;
   always @(posedge clk)
-    buffer_shift_1_3 <= \$305 ;
+    buffer_1_3_5 <= \$281 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$306 ;
+    buffer_1_3_6 <= \$282 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$307 ;
+    buffer_1_3_7 <= \$283 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$308 ;
+    buffer_shift_2 <= \$284 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$309 ;
+    buffer_2_0_0 <= \$285 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$310 ;
+    buffer_2_0_1 <= \$286 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$311 ;
+    buffer_2_0_2 <= \$287 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$312 ;
+    buffer_2_0_3 <= \$288 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$313 ;
+    buffer_2_0_4 <= \$289 ;
   always @(posedge clk)
-    buffer_shift_2_0 <= \$314 ;
+    buffer_2_0_5 <= \$290 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$315 ;
+    buffer_2_0_6 <= \$291 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$316 ;
+    buffer_2_0_7 <= \$292 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$317 ;
+    buffer_2_1_0 <= \$293 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$318 ;
+    buffer_2_1_1 <= \$294 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$319 ;
+    buffer_2_1_2 <= \$295 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$320 ;
+    buffer_2_1_3 <= \$296 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$321 ;
+    buffer_2_1_4 <= \$297 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$322 ;
+    buffer_2_1_5 <= \$298 ;
   always @(posedge clk)
-    buffer_shift_2_1 <= \$323 ;
+    buffer_2_1_6 <= \$299 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$324 ;
+    buffer_2_1_7 <= \$300 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$325 ;
+    buffer_2_2_0 <= \$301 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$326 ;
+    buffer_2_2_1 <= \$302 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$327 ;
+    buffer_2_2_2 <= \$303 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$328 ;
+    buffer_2_2_3 <= \$304 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$329 ;
+    buffer_2_2_4 <= \$305 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$330 ;
+    buffer_2_2_5 <= \$306 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$331 ;
+    buffer_2_2_6 <= \$307 ;
   always @(posedge clk)
-    buffer_shift_2_2 <= \$332 ;
+    buffer_2_2_7 <= \$308 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$333 ;
+    buffer_2_3_0 <= \$309 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$334 ;
+    buffer_2_3_1 <= \$310 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$335 ;
+    buffer_2_3_2 <= \$311 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$336 ;
+    buffer_2_3_3 <= \$312 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$337 ;
+    buffer_2_3_4 <= \$313 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$338 ;
+    buffer_2_3_5 <= \$314 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$339 ;
+    buffer_2_3_6 <= \$315 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$340 ;
+    buffer_2_3_7 <= \$316 ;
   always @(posedge clk)
-    buffer_shift_2_3 <= \$341 ;
+    buffer_shift_3 <= \$317 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$342 ;
+    buffer_3_0_0 <= \$318 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$343 ;
+    buffer_3_0_1 <= \$319 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$344 ;
+    buffer_3_0_2 <= \$320 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$345 ;
+    buffer_3_0_3 <= \$321 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$346 ;
+    buffer_3_0_4 <= \$322 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$347 ;
+    buffer_3_0_5 <= \$323 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$348 ;
+    buffer_3_0_6 <= \$324 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$349 ;
+    buffer_3_0_7 <= \$325 ;
   always @(posedge clk)
-    buffer_shift_3_0 <= \$350 ;
+    buffer_3_1_0 <= \$326 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$351 ;
+    buffer_3_1_1 <= \$327 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$352 ;
+    buffer_3_1_2 <= \$328 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$353 ;
+    buffer_3_1_3 <= \$329 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$354 ;
+    buffer_3_1_4 <= \$330 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$355 ;
+    buffer_3_1_5 <= \$331 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$356 ;
+    buffer_3_1_6 <= \$332 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$357 ;
+    buffer_3_1_7 <= \$333 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$358 ;
+    buffer_3_2_0 <= \$334 ;
   always @(posedge clk)
-    buffer_shift_3_1 <= \$359 ;
+    buffer_3_2_1 <= \$335 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$360 ;
+    buffer_3_2_2 <= \$336 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$361 ;
+    buffer_3_2_3 <= \$337 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$362 ;
+    buffer_3_2_4 <= \$338 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$363 ;
+    buffer_3_2_5 <= \$339 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$364 ;
+    buffer_3_2_6 <= \$340 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$365 ;
+    buffer_3_2_7 <= \$341 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$366 ;
+    buffer_3_3_0 <= \$342 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$367 ;
+    buffer_3_3_1 <= \$343 ;
   always @(posedge clk)
-    buffer_shift_3_2 <= \$368 ;
+    buffer_3_3_2 <= \$344 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$369 ;
+    buffer_3_3_3 <= \$345 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$370 ;
+    buffer_3_3_4 <= \$346 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$371 ;
+    buffer_3_3_5 <= \$347 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$372 ;
+    buffer_3_3_6 <= \$348 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$373 ;
+    buffer_3_3_7 <= \$349 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$374 ;
+    taken <= \$350 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$375 ;
+    out__valid <= \$351 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$376 ;
+    row_part <= \$352 ;
   always @(posedge clk)
-    buffer_shift_3_3 <= \$377 ;
-  always @(posedge clk)
-    buffer_3_3_0 <= \$378 ;
-  always @(posedge clk)
-    buffer_3_3_1 <= \$379 ;
-  always @(posedge clk)
-    buffer_3_3_2 <= \$380 ;
-  always @(posedge clk)
-    buffer_3_3_3 <= \$381 ;
-  always @(posedge clk)
-    buffer_3_3_4 <= \$382 ;
-  always @(posedge clk)
-    buffer_3_3_5 <= \$383 ;
-  always @(posedge clk)
-    buffer_3_3_6 <= \$384 ;
-  always @(posedge clk)
-    buffer_3_3_7 <= \$385 ;
-  always @(posedge clk)
-    taken <= \$386 ;
+    row <= \$353 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1819,338 +1707,553 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$195 ),
+    .acc(\flush_sum$194 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$187 ),
+    .flush(\flush$186 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$205 ),
+    .acc(\flush_sum$203 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$197 ),
+    .flush(\flush$195 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$215 ),
+    .acc(\flush_sum$212 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$207 ),
+    .flush(\flush$204 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$225 ),
+    .acc(\flush_sum$222 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$217 ),
+    .flush(\flush$214 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$235 ),
+    .acc(\flush_sum$231 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$227 ),
+    .flush(\flush$223 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$245 ),
+    .acc(\flush_sum$240 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$237 ),
+    .flush(\flush$232 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$255 ),
+    .acc(\flush_sum$249 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$247 ),
+    .flush(\flush$241 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$265 ),
+    .acc(\flush_sum$259 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$257 ),
+    .flush(\flush$251 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$275 ),
+    .acc(\flush_sum$268 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$267 ),
+    .flush(\flush$260 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$285 ),
+    .acc(\flush_sum$277 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$277 ),
+    .flush(\flush$269 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$295 ),
+    .acc(\flush_sum$286 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$287 ),
+    .flush(\flush$278 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$305 ),
+    .acc(\flush_sum$296 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$297 ),
+    .flush(\flush$288 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$315 ),
+    .acc(\flush_sum$305 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$307 ),
+    .flush(\flush$297 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$325 ),
+    .acc(\flush_sum$314 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$317 ),
+    .flush(\flush$306 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$335 ),
+    .acc(\flush_sum$323 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$327 ),
+    .flush(\flush$315 ),
     .rst(rst),
     .step(\step$142 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = row_part;
-    if (take) begin
-      \$388  = \$219 [1:0];
-    end
+    \$198  = \$153 [2:0];
     if (rst) begin
-      \$388  = 2'h0;
+      \$198  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = row;
-    if (take) begin
-      (* full_case = 32'd1 *)
-      if (\$220 ) begin
-        \$389  = 5'h00;
-      end else begin
-        \$389  = \$221 [4:0];
-      end
-    end
-    if (rst) begin
-      \$389  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = \$153 [2:0];
-    if (rst) begin
-      \$222  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = due;
+    \$199  = due;
     if (\$154 ) begin
-      \$223  = \$157 [2:0];
+      \$199  = \$157 [2:0];
     end
     if (rst) begin
-      \$223  = 3'h0;
+      \$199  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = buffer_reserved;
+    \$200  = buffer_reserved;
     if (flush) begin
-      \$224  = 1'h1;
+      \$200  = 1'h1;
     end
     if (take) begin
-      if (\$220 ) begin
-        \$224  = 1'h0;
+      if (\$196 ) begin
+        \$200  = 1'h0;
       end
     end
     if (rst) begin
-      \$224  = 1'h0;
+      \$200  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = flushing;
+    \$201  = flushing;
     if (flush) begin
-      \$225  = \$159 ;
+      \$201  = \$159 ;
     end
     if (rst) begin
-      \$225  = 1'h0;
+      \$201  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = pending;
+    \$202  = pending;
     if (flush) begin
       if (\$160 ) begin
-        \$226  = 1'h0;
+        \$202  = 1'h0;
       end
     end
     if (\$164 ) begin
-      \$226  = 1'h1;
+      \$202  = 1'h1;
     end
     if (rst) begin
-      \$226  = 1'h0;
+      \$202  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = control;
+    \$203  = control;
     if (rst) begin
-      \$227  = 3'h0;
+      \$203  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = \step$65 ;
+    \$204  = \step$65 ;
     if (rst) begin
-      \$228  = 3'h0;
+      \$204  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = \step$93 ;
+    \$205  = \step$93 ;
     if (rst) begin
-      \$229  = 3'h0;
+      \$205  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = control;
+    \$206  = control;
     if (rst) begin
-      \$230  = 3'h0;
+      \$206  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = \step$44 ;
+    \$207  = \step$44 ;
     if (rst) begin
-      \$231  = 3'h0;
+      \$207  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = \step$51 ;
+    \$208  = \step$51 ;
     if (rst) begin
-      \$232  = 3'h0;
+      \$208  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = \step$65 ;
+    \$209  = \step$65 ;
     if (rst) begin
-      \$233  = 3'h0;
+      \$209  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = \step$72 ;
+    \$210  = \step$72 ;
     if (rst) begin
-      \$234  = 3'h0;
+      \$210  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = \step$79 ;
+    \$211  = \step$79 ;
     if (rst) begin
-      \$235  = 3'h0;
+      \$211  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = \step$93 ;
+    \$212  = \step$93 ;
     if (rst) begin
-      \$236  = 3'h0;
+      \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = \step$100 ;
+    \$213  = \step$100 ;
     if (rst) begin
-      \$237  = 3'h0;
+      \$213  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = \step$107 ;
+    \$214  = \step$107 ;
     if (rst) begin
-      \$238  = 3'h0;
+      \$214  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = \step$121 ;
+    \$215  = \step$121 ;
     if (rst) begin
-      \$239  = 3'h0;
+      \$215  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = \step$128 ;
+    \$216  = \step$128 ;
     if (rst) begin
-      \$240  = 3'h0;
+      \$216  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = \step$135 ;
+    \$217  = \step$135 ;
     if (rst) begin
-      \$241  = 3'h0;
+      \$217  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = \$166 ;
+    \$218  = \$166 ;
     if (rst) begin
-      \$242  = 1'h0;
+      \$218  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_0_0_0;
+    \$219  = buffer_0_0_0;
     if (\$167 ) begin
-      \$243  = buffer_0_0_1;
+      \$219  = buffer_0_0_1;
+    end
+    if (rst) begin
+      \$219  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$220  = buffer_0_0_1;
+    if (\$167 ) begin
+      \$220  = buffer_0_0_2;
+    end
+    if (rst) begin
+      \$220  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$221  = buffer_0_0_2;
+    if (\$167 ) begin
+      \$221  = buffer_0_0_3;
+    end
+    if (rst) begin
+      \$221  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$222  = buffer_0_0_3;
+    if (\$167 ) begin
+      \$222  = buffer_0_0_4;
+    end
+    if (rst) begin
+      \$222  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$223  = buffer_0_0_4;
+    if (\$167 ) begin
+      \$223  = buffer_0_0_5;
+    end
+    if (rst) begin
+      \$223  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$224  = buffer_0_0_5;
+    if (\$167 ) begin
+      \$224  = buffer_0_0_6;
+    end
+    if (rst) begin
+      \$224  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$225  = buffer_0_0_6;
+    if (\$167 ) begin
+      \$225  = buffer_0_0_7;
+    end
+    if (rst) begin
+      \$225  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$226  = buffer_0_0_7;
+    if (\$167 ) begin
+      \$226  = flush_sum;
+    end
+    if (rst) begin
+      \$226  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$227  = buffer_0_1_0;
+    if (\$168 ) begin
+      \$227  = buffer_0_1_1;
+    end
+    if (rst) begin
+      \$227  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$228  = buffer_0_1_1;
+    if (\$168 ) begin
+      \$228  = buffer_0_1_2;
+    end
+    if (rst) begin
+      \$228  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$229  = buffer_0_1_2;
+    if (\$168 ) begin
+      \$229  = buffer_0_1_3;
+    end
+    if (rst) begin
+      \$229  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$230  = buffer_0_1_3;
+    if (\$168 ) begin
+      \$230  = buffer_0_1_4;
+    end
+    if (rst) begin
+      \$230  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$231  = buffer_0_1_4;
+    if (\$168 ) begin
+      \$231  = buffer_0_1_5;
+    end
+    if (rst) begin
+      \$231  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$232  = buffer_0_1_5;
+    if (\$168 ) begin
+      \$232  = buffer_0_1_6;
+    end
+    if (rst) begin
+      \$232  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$233  = buffer_0_1_6;
+    if (\$168 ) begin
+      \$233  = buffer_0_1_7;
+    end
+    if (rst) begin
+      \$233  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$234  = buffer_0_1_7;
+    if (\$168 ) begin
+      \$234  = \flush_sum$194 ;
+    end
+    if (rst) begin
+      \$234  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$235  = buffer_0_2_0;
+    if (\$169 ) begin
+      \$235  = buffer_0_2_1;
+    end
+    if (rst) begin
+      \$235  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$236  = buffer_0_2_1;
+    if (\$169 ) begin
+      \$236  = buffer_0_2_2;
+    end
+    if (rst) begin
+      \$236  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$237  = buffer_0_2_2;
+    if (\$169 ) begin
+      \$237  = buffer_0_2_3;
+    end
+    if (rst) begin
+      \$237  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$238  = buffer_0_2_3;
+    if (\$169 ) begin
+      \$238  = buffer_0_2_4;
+    end
+    if (rst) begin
+      \$238  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$239  = buffer_0_2_4;
+    if (\$169 ) begin
+      \$239  = buffer_0_2_5;
+    end
+    if (rst) begin
+      \$239  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$240  = buffer_0_2_5;
+    if (\$169 ) begin
+      \$240  = buffer_0_2_6;
+    end
+    if (rst) begin
+      \$240  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$241  = buffer_0_2_6;
+    if (\$169 ) begin
+      \$241  = buffer_0_2_7;
+    end
+    if (rst) begin
+      \$241  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$242  = buffer_0_2_7;
+    if (\$169 ) begin
+      \$242  = \flush_sum$203 ;
+    end
+    if (rst) begin
+      \$242  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$243  = buffer_0_3_0;
+    if (\$170 ) begin
+      \$243  = buffer_0_3_1;
     end
     if (rst) begin
       \$243  = 12'h000;
@@ -2158,9 +2261,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_0_0_1;
-    if (\$167 ) begin
-      \$244  = buffer_0_0_2;
+    \$244  = buffer_0_3_1;
+    if (\$170 ) begin
+      \$244  = buffer_0_3_2;
     end
     if (rst) begin
       \$244  = 12'h000;
@@ -2168,9 +2271,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_0_0_2;
-    if (\$167 ) begin
-      \$245  = buffer_0_0_3;
+    \$245  = buffer_0_3_2;
+    if (\$170 ) begin
+      \$245  = buffer_0_3_3;
     end
     if (rst) begin
       \$245  = 12'h000;
@@ -2178,9 +2281,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_0_0_3;
-    if (\$167 ) begin
-      \$246  = buffer_0_0_4;
+    \$246  = buffer_0_3_3;
+    if (\$170 ) begin
+      \$246  = buffer_0_3_4;
     end
     if (rst) begin
       \$246  = 12'h000;
@@ -2188,9 +2291,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_0_0_4;
-    if (\$167 ) begin
-      \$247  = buffer_0_0_5;
+    \$247  = buffer_0_3_4;
+    if (\$170 ) begin
+      \$247  = buffer_0_3_5;
     end
     if (rst) begin
       \$247  = 12'h000;
@@ -2198,9 +2301,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_0_0_5;
-    if (\$167 ) begin
-      \$248  = buffer_0_0_6;
+    \$248  = buffer_0_3_5;
+    if (\$170 ) begin
+      \$248  = buffer_0_3_6;
     end
     if (rst) begin
       \$248  = 12'h000;
@@ -2208,9 +2311,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_0_0_6;
-    if (\$167 ) begin
-      \$249  = buffer_0_0_7;
+    \$249  = buffer_0_3_6;
+    if (\$170 ) begin
+      \$249  = buffer_0_3_7;
     end
     if (rst) begin
       \$249  = 12'h000;
@@ -2218,9 +2321,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_0_0_7;
-    if (\$167 ) begin
-      \$250  = flush_sum;
+    \$250  = buffer_0_3_7;
+    if (\$170 ) begin
+      \$250  = \flush_sum$212 ;
     end
     if (rst) begin
       \$250  = 12'h000;
@@ -2228,16 +2331,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = \$169 ;
+    \$251  = \$172 ;
     if (rst) begin
       \$251  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_0_1_0;
-    if (\$170 ) begin
-      \$252  = buffer_0_1_1;
+    \$252  = buffer_1_0_0;
+    if (\$173 ) begin
+      \$252  = buffer_1_0_1;
     end
     if (rst) begin
       \$252  = 12'h000;
@@ -2245,9 +2348,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_0_1_1;
-    if (\$170 ) begin
-      \$253  = buffer_0_1_2;
+    \$253  = buffer_1_0_1;
+    if (\$173 ) begin
+      \$253  = buffer_1_0_2;
     end
     if (rst) begin
       \$253  = 12'h000;
@@ -2255,9 +2358,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_0_1_2;
-    if (\$170 ) begin
-      \$254  = buffer_0_1_3;
+    \$254  = buffer_1_0_2;
+    if (\$173 ) begin
+      \$254  = buffer_1_0_3;
     end
     if (rst) begin
       \$254  = 12'h000;
@@ -2265,9 +2368,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_0_1_3;
-    if (\$170 ) begin
-      \$255  = buffer_0_1_4;
+    \$255  = buffer_1_0_3;
+    if (\$173 ) begin
+      \$255  = buffer_1_0_4;
     end
     if (rst) begin
       \$255  = 12'h000;
@@ -2275,9 +2378,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_0_1_4;
-    if (\$170 ) begin
-      \$256  = buffer_0_1_5;
+    \$256  = buffer_1_0_4;
+    if (\$173 ) begin
+      \$256  = buffer_1_0_5;
     end
     if (rst) begin
       \$256  = 12'h000;
@@ -2285,9 +2388,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_0_1_5;
-    if (\$170 ) begin
-      \$257  = buffer_0_1_6;
+    \$257  = buffer_1_0_5;
+    if (\$173 ) begin
+      \$257  = buffer_1_0_6;
     end
     if (rst) begin
       \$257  = 12'h000;
@@ -2295,9 +2398,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_0_1_6;
-    if (\$170 ) begin
-      \$258  = buffer_0_1_7;
+    \$258  = buffer_1_0_6;
+    if (\$173 ) begin
+      \$258  = buffer_1_0_7;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2305,9 +2408,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_0_1_7;
-    if (\$170 ) begin
-      \$259  = \flush_sum$195 ;
+    \$259  = buffer_1_0_7;
+    if (\$173 ) begin
+      \$259  = \flush_sum$222 ;
     end
     if (rst) begin
       \$259  = 12'h000;
@@ -2315,16 +2418,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = \$172 ;
+    \$260  = buffer_1_1_0;
+    if (\$174 ) begin
+      \$260  = buffer_1_1_1;
+    end
     if (rst) begin
-      \$260  = 1'h0;
+      \$260  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_0_2_0;
-    if (\$173 ) begin
-      \$261  = buffer_0_2_1;
+    \$261  = buffer_1_1_1;
+    if (\$174 ) begin
+      \$261  = buffer_1_1_2;
     end
     if (rst) begin
       \$261  = 12'h000;
@@ -2332,9 +2438,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_0_2_1;
-    if (\$173 ) begin
-      \$262  = buffer_0_2_2;
+    \$262  = buffer_1_1_2;
+    if (\$174 ) begin
+      \$262  = buffer_1_1_3;
     end
     if (rst) begin
       \$262  = 12'h000;
@@ -2342,9 +2448,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_0_2_2;
-    if (\$173 ) begin
-      \$263  = buffer_0_2_3;
+    \$263  = buffer_1_1_3;
+    if (\$174 ) begin
+      \$263  = buffer_1_1_4;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2352,9 +2458,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_0_2_3;
-    if (\$173 ) begin
-      \$264  = buffer_0_2_4;
+    \$264  = buffer_1_1_4;
+    if (\$174 ) begin
+      \$264  = buffer_1_1_5;
     end
     if (rst) begin
       \$264  = 12'h000;
@@ -2362,9 +2468,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_0_2_4;
-    if (\$173 ) begin
-      \$265  = buffer_0_2_5;
+    \$265  = buffer_1_1_5;
+    if (\$174 ) begin
+      \$265  = buffer_1_1_6;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2372,9 +2478,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_0_2_5;
-    if (\$173 ) begin
-      \$266  = buffer_0_2_6;
+    \$266  = buffer_1_1_6;
+    if (\$174 ) begin
+      \$266  = buffer_1_1_7;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -2382,9 +2488,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_0_2_6;
-    if (\$173 ) begin
-      \$267  = buffer_0_2_7;
+    \$267  = buffer_1_1_7;
+    if (\$174 ) begin
+      \$267  = \flush_sum$231 ;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2392,9 +2498,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_0_2_7;
-    if (\$173 ) begin
-      \$268  = \flush_sum$205 ;
+    \$268  = buffer_1_2_0;
+    if (\$175 ) begin
+      \$268  = buffer_1_2_1;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2402,16 +2508,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = \$175 ;
+    \$269  = buffer_1_2_1;
+    if (\$175 ) begin
+      \$269  = buffer_1_2_2;
+    end
     if (rst) begin
-      \$269  = 1'h0;
+      \$269  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_0_3_0;
-    if (\$176 ) begin
-      \$270  = buffer_0_3_1;
+    \$270  = buffer_1_2_2;
+    if (\$175 ) begin
+      \$270  = buffer_1_2_3;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2419,9 +2528,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_0_3_1;
-    if (\$176 ) begin
-      \$271  = buffer_0_3_2;
+    \$271  = buffer_1_2_3;
+    if (\$175 ) begin
+      \$271  = buffer_1_2_4;
     end
     if (rst) begin
       \$271  = 12'h000;
@@ -2429,9 +2538,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_0_3_2;
-    if (\$176 ) begin
-      \$272  = buffer_0_3_3;
+    \$272  = buffer_1_2_4;
+    if (\$175 ) begin
+      \$272  = buffer_1_2_5;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -2439,9 +2548,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_0_3_3;
-    if (\$176 ) begin
-      \$273  = buffer_0_3_4;
+    \$273  = buffer_1_2_5;
+    if (\$175 ) begin
+      \$273  = buffer_1_2_6;
     end
     if (rst) begin
       \$273  = 12'h000;
@@ -2449,9 +2558,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_0_3_4;
-    if (\$176 ) begin
-      \$274  = buffer_0_3_5;
+    \$274  = buffer_1_2_6;
+    if (\$175 ) begin
+      \$274  = buffer_1_2_7;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2459,9 +2568,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_0_3_5;
-    if (\$176 ) begin
-      \$275  = buffer_0_3_6;
+    \$275  = buffer_1_2_7;
+    if (\$175 ) begin
+      \$275  = \flush_sum$240 ;
     end
     if (rst) begin
       \$275  = 12'h000;
@@ -2469,9 +2578,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_0_3_6;
+    \$276  = buffer_1_3_0;
     if (\$176 ) begin
-      \$276  = buffer_0_3_7;
+      \$276  = buffer_1_3_1;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -2479,9 +2588,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_0_3_7;
+    \$277  = buffer_1_3_1;
     if (\$176 ) begin
-      \$277  = \flush_sum$215 ;
+      \$277  = buffer_1_3_2;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -2489,16 +2598,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = \$178 ;
+    \$278  = buffer_1_3_2;
+    if (\$176 ) begin
+      \$278  = buffer_1_3_3;
+    end
     if (rst) begin
-      \$278  = 1'h0;
+      \$278  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_1_0_0;
-    if (\$179 ) begin
-      \$279  = buffer_1_0_1;
+    \$279  = buffer_1_3_3;
+    if (\$176 ) begin
+      \$279  = buffer_1_3_4;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -2506,9 +2618,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_1_0_1;
-    if (\$179 ) begin
-      \$280  = buffer_1_0_2;
+    \$280  = buffer_1_3_4;
+    if (\$176 ) begin
+      \$280  = buffer_1_3_5;
     end
     if (rst) begin
       \$280  = 12'h000;
@@ -2516,9 +2628,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_1_0_2;
-    if (\$179 ) begin
-      \$281  = buffer_1_0_3;
+    \$281  = buffer_1_3_5;
+    if (\$176 ) begin
+      \$281  = buffer_1_3_6;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -2526,9 +2638,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_1_0_3;
-    if (\$179 ) begin
-      \$282  = buffer_1_0_4;
+    \$282  = buffer_1_3_6;
+    if (\$176 ) begin
+      \$282  = buffer_1_3_7;
     end
     if (rst) begin
       \$282  = 12'h000;
@@ -2536,9 +2648,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_1_0_4;
-    if (\$179 ) begin
-      \$283  = buffer_1_0_5;
+    \$283  = buffer_1_3_7;
+    if (\$176 ) begin
+      \$283  = \flush_sum$249 ;
     end
     if (rst) begin
       \$283  = 12'h000;
@@ -2546,19 +2658,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_1_0_5;
-    if (\$179 ) begin
-      \$284  = buffer_1_0_6;
-    end
+    \$284  = \$178 ;
     if (rst) begin
-      \$284  = 12'h000;
+      \$284  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_1_0_6;
+    \$285  = buffer_2_0_0;
     if (\$179 ) begin
-      \$285  = buffer_1_0_7;
+      \$285  = buffer_2_0_1;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -2566,9 +2675,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_1_0_7;
+    \$286  = buffer_2_0_1;
     if (\$179 ) begin
-      \$286  = \flush_sum$225 ;
+      \$286  = buffer_2_0_2;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -2576,16 +2685,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = \$181 ;
+    \$287  = buffer_2_0_2;
+    if (\$179 ) begin
+      \$287  = buffer_2_0_3;
+    end
     if (rst) begin
-      \$287  = 1'h0;
+      \$287  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_1_1_0;
-    if (\$182 ) begin
-      \$288  = buffer_1_1_1;
+    \$288  = buffer_2_0_3;
+    if (\$179 ) begin
+      \$288  = buffer_2_0_4;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -2593,9 +2705,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_1_1_1;
-    if (\$182 ) begin
-      \$289  = buffer_1_1_2;
+    \$289  = buffer_2_0_4;
+    if (\$179 ) begin
+      \$289  = buffer_2_0_5;
     end
     if (rst) begin
       \$289  = 12'h000;
@@ -2603,9 +2715,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_1_1_2;
-    if (\$182 ) begin
-      \$290  = buffer_1_1_3;
+    \$290  = buffer_2_0_5;
+    if (\$179 ) begin
+      \$290  = buffer_2_0_6;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -2613,9 +2725,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_1_1_3;
-    if (\$182 ) begin
-      \$291  = buffer_1_1_4;
+    \$291  = buffer_2_0_6;
+    if (\$179 ) begin
+      \$291  = buffer_2_0_7;
     end
     if (rst) begin
       \$291  = 12'h000;
@@ -2623,9 +2735,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_1_1_4;
-    if (\$182 ) begin
-      \$292  = buffer_1_1_5;
+    \$292  = buffer_2_0_7;
+    if (\$179 ) begin
+      \$292  = \flush_sum$259 ;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -2633,9 +2745,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_1_1_5;
-    if (\$182 ) begin
-      \$293  = buffer_1_1_6;
+    \$293  = buffer_2_1_0;
+    if (\$180 ) begin
+      \$293  = buffer_2_1_1;
     end
     if (rst) begin
       \$293  = 12'h000;
@@ -2643,9 +2755,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_1_1_6;
-    if (\$182 ) begin
-      \$294  = buffer_1_1_7;
+    \$294  = buffer_2_1_1;
+    if (\$180 ) begin
+      \$294  = buffer_2_1_2;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -2653,9 +2765,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_1_1_7;
-    if (\$182 ) begin
-      \$295  = \flush_sum$235 ;
+    \$295  = buffer_2_1_2;
+    if (\$180 ) begin
+      \$295  = buffer_2_1_3;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -2663,16 +2775,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = \$184 ;
+    \$296  = buffer_2_1_3;
+    if (\$180 ) begin
+      \$296  = buffer_2_1_4;
+    end
     if (rst) begin
-      \$296  = 1'h0;
+      \$296  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_1_2_0;
-    if (\$185 ) begin
-      \$297  = buffer_1_2_1;
+    \$297  = buffer_2_1_4;
+    if (\$180 ) begin
+      \$297  = buffer_2_1_5;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -2680,9 +2795,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_1_2_1;
-    if (\$185 ) begin
-      \$298  = buffer_1_2_2;
+    \$298  = buffer_2_1_5;
+    if (\$180 ) begin
+      \$298  = buffer_2_1_6;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -2690,9 +2805,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_1_2_2;
-    if (\$185 ) begin
-      \$299  = buffer_1_2_3;
+    \$299  = buffer_2_1_6;
+    if (\$180 ) begin
+      \$299  = buffer_2_1_7;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -2700,9 +2815,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_1_2_3;
-    if (\$185 ) begin
-      \$300  = buffer_1_2_4;
+    \$300  = buffer_2_1_7;
+    if (\$180 ) begin
+      \$300  = \flush_sum$268 ;
     end
     if (rst) begin
       \$300  = 12'h000;
@@ -2710,9 +2825,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_1_2_4;
-    if (\$185 ) begin
-      \$301  = buffer_1_2_5;
+    \$301  = buffer_2_2_0;
+    if (\$181 ) begin
+      \$301  = buffer_2_2_1;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -2720,9 +2835,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_1_2_5;
-    if (\$185 ) begin
-      \$302  = buffer_1_2_6;
+    \$302  = buffer_2_2_1;
+    if (\$181 ) begin
+      \$302  = buffer_2_2_2;
     end
     if (rst) begin
       \$302  = 12'h000;
@@ -2730,9 +2845,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_1_2_6;
-    if (\$185 ) begin
-      \$303  = buffer_1_2_7;
+    \$303  = buffer_2_2_2;
+    if (\$181 ) begin
+      \$303  = buffer_2_2_3;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -2740,9 +2855,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_1_2_7;
-    if (\$185 ) begin
-      \$304  = \flush_sum$245 ;
+    \$304  = buffer_2_2_3;
+    if (\$181 ) begin
+      \$304  = buffer_2_2_4;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -2750,16 +2865,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = \$187 ;
+    \$305  = buffer_2_2_4;
+    if (\$181 ) begin
+      \$305  = buffer_2_2_5;
+    end
     if (rst) begin
-      \$305  = 1'h0;
+      \$305  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_1_3_0;
-    if (\$188 ) begin
-      \$306  = buffer_1_3_1;
+    \$306  = buffer_2_2_5;
+    if (\$181 ) begin
+      \$306  = buffer_2_2_6;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -2767,9 +2885,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_1_3_1;
-    if (\$188 ) begin
-      \$307  = buffer_1_3_2;
+    \$307  = buffer_2_2_6;
+    if (\$181 ) begin
+      \$307  = buffer_2_2_7;
     end
     if (rst) begin
       \$307  = 12'h000;
@@ -2777,9 +2895,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_1_3_2;
-    if (\$188 ) begin
-      \$308  = buffer_1_3_3;
+    \$308  = buffer_2_2_7;
+    if (\$181 ) begin
+      \$308  = \flush_sum$277 ;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -2787,9 +2905,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_1_3_3;
-    if (\$188 ) begin
-      \$309  = buffer_1_3_4;
+    \$309  = buffer_2_3_0;
+    if (\$182 ) begin
+      \$309  = buffer_2_3_1;
     end
     if (rst) begin
       \$309  = 12'h000;
@@ -2797,9 +2915,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_1_3_4;
-    if (\$188 ) begin
-      \$310  = buffer_1_3_5;
+    \$310  = buffer_2_3_1;
+    if (\$182 ) begin
+      \$310  = buffer_2_3_2;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -2807,9 +2925,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_1_3_5;
-    if (\$188 ) begin
-      \$311  = buffer_1_3_6;
+    \$311  = buffer_2_3_2;
+    if (\$182 ) begin
+      \$311  = buffer_2_3_3;
     end
     if (rst) begin
       \$311  = 12'h000;
@@ -2817,9 +2935,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_1_3_6;
-    if (\$188 ) begin
-      \$312  = buffer_1_3_7;
+    \$312  = buffer_2_3_3;
+    if (\$182 ) begin
+      \$312  = buffer_2_3_4;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -2827,9 +2945,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_1_3_7;
-    if (\$188 ) begin
-      \$313  = \flush_sum$255 ;
+    \$313  = buffer_2_3_4;
+    if (\$182 ) begin
+      \$313  = buffer_2_3_5;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -2837,16 +2955,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = \$190 ;
+    \$314  = buffer_2_3_5;
+    if (\$182 ) begin
+      \$314  = buffer_2_3_6;
+    end
     if (rst) begin
-      \$314  = 1'h0;
+      \$314  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_2_0_0;
-    if (\$191 ) begin
-      \$315  = buffer_2_0_1;
+    \$315  = buffer_2_3_6;
+    if (\$182 ) begin
+      \$315  = buffer_2_3_7;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -2854,9 +2975,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_2_0_1;
-    if (\$191 ) begin
-      \$316  = buffer_2_0_2;
+    \$316  = buffer_2_3_7;
+    if (\$182 ) begin
+      \$316  = \flush_sum$286 ;
     end
     if (rst) begin
       \$316  = 12'h000;
@@ -2864,19 +2985,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_2_0_2;
-    if (\$191 ) begin
-      \$317  = buffer_2_0_3;
-    end
+    \$317  = \$184 ;
     if (rst) begin
-      \$317  = 12'h000;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_2_0_3;
-    if (\$191 ) begin
-      \$318  = buffer_2_0_4;
+    \$318  = buffer_3_0_0;
+    if (\$185 ) begin
+      \$318  = buffer_3_0_1;
     end
     if (rst) begin
       \$318  = 12'h000;
@@ -2884,9 +3002,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_2_0_4;
-    if (\$191 ) begin
-      \$319  = buffer_2_0_5;
+    \$319  = buffer_3_0_1;
+    if (\$185 ) begin
+      \$319  = buffer_3_0_2;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -2894,9 +3012,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_2_0_5;
-    if (\$191 ) begin
-      \$320  = buffer_2_0_6;
+    \$320  = buffer_3_0_2;
+    if (\$185 ) begin
+      \$320  = buffer_3_0_3;
     end
     if (rst) begin
       \$320  = 12'h000;
@@ -2904,9 +3022,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_2_0_6;
-    if (\$191 ) begin
-      \$321  = buffer_2_0_7;
+    \$321  = buffer_3_0_3;
+    if (\$185 ) begin
+      \$321  = buffer_3_0_4;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -2914,9 +3032,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_2_0_7;
-    if (\$191 ) begin
-      \$322  = \flush_sum$265 ;
+    \$322  = buffer_3_0_4;
+    if (\$185 ) begin
+      \$322  = buffer_3_0_5;
     end
     if (rst) begin
       \$322  = 12'h000;
@@ -2924,16 +3042,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = \$193 ;
+    \$323  = buffer_3_0_5;
+    if (\$185 ) begin
+      \$323  = buffer_3_0_6;
+    end
     if (rst) begin
-      \$323  = 1'h0;
+      \$323  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_2_1_0;
-    if (\$194 ) begin
-      \$324  = buffer_2_1_1;
+    \$324  = buffer_3_0_6;
+    if (\$185 ) begin
+      \$324  = buffer_3_0_7;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -2941,9 +3062,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_2_1_1;
-    if (\$194 ) begin
-      \$325  = buffer_2_1_2;
+    \$325  = buffer_3_0_7;
+    if (\$185 ) begin
+      \$325  = \flush_sum$296 ;
     end
     if (rst) begin
       \$325  = 12'h000;
@@ -2951,9 +3072,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_2_1_2;
-    if (\$194 ) begin
-      \$326  = buffer_2_1_3;
+    \$326  = buffer_3_1_0;
+    if (\$186 ) begin
+      \$326  = buffer_3_1_1;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -2961,9 +3082,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_2_1_3;
-    if (\$194 ) begin
-      \$327  = buffer_2_1_4;
+    \$327  = buffer_3_1_1;
+    if (\$186 ) begin
+      \$327  = buffer_3_1_2;
     end
     if (rst) begin
       \$327  = 12'h000;
@@ -2971,9 +3092,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_2_1_4;
-    if (\$194 ) begin
-      \$328  = buffer_2_1_5;
+    \$328  = buffer_3_1_2;
+    if (\$186 ) begin
+      \$328  = buffer_3_1_3;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -2981,9 +3102,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_2_1_5;
-    if (\$194 ) begin
-      \$329  = buffer_2_1_6;
+    \$329  = buffer_3_1_3;
+    if (\$186 ) begin
+      \$329  = buffer_3_1_4;
     end
     if (rst) begin
       \$329  = 12'h000;
@@ -2991,9 +3112,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_2_1_6;
-    if (\$194 ) begin
-      \$330  = buffer_2_1_7;
+    \$330  = buffer_3_1_4;
+    if (\$186 ) begin
+      \$330  = buffer_3_1_5;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3001,9 +3122,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_2_1_7;
-    if (\$194 ) begin
-      \$331  = \flush_sum$275 ;
+    \$331  = buffer_3_1_5;
+    if (\$186 ) begin
+      \$331  = buffer_3_1_6;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3011,16 +3132,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = \$196 ;
+    \$332  = buffer_3_1_6;
+    if (\$186 ) begin
+      \$332  = buffer_3_1_7;
+    end
     if (rst) begin
-      \$332  = 1'h0;
+      \$332  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_2_2_0;
-    if (\$197 ) begin
-      \$333  = buffer_2_2_1;
+    \$333  = buffer_3_1_7;
+    if (\$186 ) begin
+      \$333  = \flush_sum$305 ;
     end
     if (rst) begin
       \$333  = 12'h000;
@@ -3028,9 +3152,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_2_2_1;
-    if (\$197 ) begin
-      \$334  = buffer_2_2_2;
+    \$334  = buffer_3_2_0;
+    if (\$187 ) begin
+      \$334  = buffer_3_2_1;
     end
     if (rst) begin
       \$334  = 12'h000;
@@ -3038,9 +3162,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_2_2_2;
-    if (\$197 ) begin
-      \$335  = buffer_2_2_3;
+    \$335  = buffer_3_2_1;
+    if (\$187 ) begin
+      \$335  = buffer_3_2_2;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -3048,9 +3172,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_2_2_3;
-    if (\$197 ) begin
-      \$336  = buffer_2_2_4;
+    \$336  = buffer_3_2_2;
+    if (\$187 ) begin
+      \$336  = buffer_3_2_3;
     end
     if (rst) begin
       \$336  = 12'h000;
@@ -3058,9 +3182,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_2_2_4;
-    if (\$197 ) begin
-      \$337  = buffer_2_2_5;
+    \$337  = buffer_3_2_3;
+    if (\$187 ) begin
+      \$337  = buffer_3_2_4;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -3068,9 +3192,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_2_2_5;
-    if (\$197 ) begin
-      \$338  = buffer_2_2_6;
+    \$338  = buffer_3_2_4;
+    if (\$187 ) begin
+      \$338  = buffer_3_2_5;
     end
     if (rst) begin
       \$338  = 12'h000;
@@ -3078,9 +3202,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_2_2_6;
-    if (\$197 ) begin
-      \$339  = buffer_2_2_7;
+    \$339  = buffer_3_2_5;
+    if (\$187 ) begin
+      \$339  = buffer_3_2_6;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -3088,9 +3212,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_2_2_7;
-    if (\$197 ) begin
-      \$340  = \flush_sum$285 ;
+    \$340  = buffer_3_2_6;
+    if (\$187 ) begin
+      \$340  = buffer_3_2_7;
     end
     if (rst) begin
       \$340  = 12'h000;
@@ -3098,16 +3222,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = \$199 ;
+    \$341  = buffer_3_2_7;
+    if (\$187 ) begin
+      \$341  = \flush_sum$314 ;
+    end
     if (rst) begin
-      \$341  = 1'h0;
+      \$341  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_2_3_0;
-    if (\$200 ) begin
-      \$342  = buffer_2_3_1;
+    \$342  = buffer_3_3_0;
+    if (\$188 ) begin
+      \$342  = buffer_3_3_1;
     end
     if (rst) begin
       \$342  = 12'h000;
@@ -3115,9 +3242,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_2_3_1;
-    if (\$200 ) begin
-      \$343  = buffer_2_3_2;
+    \$343  = buffer_3_3_1;
+    if (\$188 ) begin
+      \$343  = buffer_3_3_2;
     end
     if (rst) begin
       \$343  = 12'h000;
@@ -3125,9 +3252,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_2_3_2;
-    if (\$200 ) begin
-      \$344  = buffer_2_3_3;
+    \$344  = buffer_3_3_2;
+    if (\$188 ) begin
+      \$344  = buffer_3_3_3;
     end
     if (rst) begin
       \$344  = 12'h000;
@@ -3135,9 +3262,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_2_3_3;
-    if (\$200 ) begin
-      \$345  = buffer_2_3_4;
+    \$345  = buffer_3_3_3;
+    if (\$188 ) begin
+      \$345  = buffer_3_3_4;
     end
     if (rst) begin
       \$345  = 12'h000;
@@ -3145,9 +3272,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_2_3_4;
-    if (\$200 ) begin
-      \$346  = buffer_2_3_5;
+    \$346  = buffer_3_3_4;
+    if (\$188 ) begin
+      \$346  = buffer_3_3_5;
     end
     if (rst) begin
       \$346  = 12'h000;
@@ -3155,9 +3282,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_2_3_5;
-    if (\$200 ) begin
-      \$347  = buffer_2_3_6;
+    \$347  = buffer_3_3_5;
+    if (\$188 ) begin
+      \$347  = buffer_3_3_6;
     end
     if (rst) begin
       \$347  = 12'h000;
@@ -3165,9 +3292,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_2_3_6;
-    if (\$200 ) begin
-      \$348  = buffer_2_3_7;
+    \$348  = buffer_3_3_6;
+    if (\$188 ) begin
+      \$348  = buffer_3_3_7;
     end
     if (rst) begin
       \$348  = 12'h000;
@@ -3175,9 +3302,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_2_3_7;
-    if (\$200 ) begin
-      \$349  = \flush_sum$295 ;
+    \$349  = buffer_3_3_7;
+    if (\$188 ) begin
+      \$349  = \flush_sum$323 ;
     end
     if (rst) begin
       \$349  = 12'h000;
@@ -3185,377 +3312,54 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = \$202 ;
+    \$350  = taken;
+    if (\flush$315 ) begin
+      \$350  = \$191 [2:0];
+    end
     if (rst) begin
-      \$350  = 1'h0;
+      \$350  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = buffer_3_0_0;
-    if (\$203 ) begin
-      \$351  = buffer_3_0_1;
-    end
-    if (rst) begin
-      \$351  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = buffer_3_0_1;
-    if (\$203 ) begin
-      \$352  = buffer_3_0_2;
-    end
-    if (rst) begin
-      \$352  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = buffer_3_0_2;
-    if (\$203 ) begin
-      \$353  = buffer_3_0_3;
-    end
-    if (rst) begin
-      \$353  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = buffer_3_0_3;
-    if (\$203 ) begin
-      \$354  = buffer_3_0_4;
-    end
-    if (rst) begin
-      \$354  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = buffer_3_0_4;
-    if (\$203 ) begin
-      \$355  = buffer_3_0_5;
-    end
-    if (rst) begin
-      \$355  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = buffer_3_0_5;
-    if (\$203 ) begin
-      \$356  = buffer_3_0_6;
-    end
-    if (rst) begin
-      \$356  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = buffer_3_0_6;
-    if (\$203 ) begin
-      \$357  = buffer_3_0_7;
-    end
-    if (rst) begin
-      \$357  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = buffer_3_0_7;
-    if (\$203 ) begin
-      \$358  = \flush_sum$305 ;
-    end
-    if (rst) begin
-      \$358  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = \$205 ;
-    if (rst) begin
-      \$359  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = buffer_3_1_0;
-    if (\$206 ) begin
-      \$360  = buffer_3_1_1;
-    end
-    if (rst) begin
-      \$360  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = buffer_3_1_1;
-    if (\$206 ) begin
-      \$361  = buffer_3_1_2;
-    end
-    if (rst) begin
-      \$361  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = buffer_3_1_2;
-    if (\$206 ) begin
-      \$362  = buffer_3_1_3;
-    end
-    if (rst) begin
-      \$362  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = buffer_3_1_3;
-    if (\$206 ) begin
-      \$363  = buffer_3_1_4;
-    end
-    if (rst) begin
-      \$363  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = buffer_3_1_4;
-    if (\$206 ) begin
-      \$364  = buffer_3_1_5;
-    end
-    if (rst) begin
-      \$364  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = buffer_3_1_5;
-    if (\$206 ) begin
-      \$365  = buffer_3_1_6;
-    end
-    if (rst) begin
-      \$365  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = buffer_3_1_6;
-    if (\$206 ) begin
-      \$366  = buffer_3_1_7;
-    end
-    if (rst) begin
-      \$366  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = buffer_3_1_7;
-    if (\$206 ) begin
-      \$367  = \flush_sum$315 ;
-    end
-    if (rst) begin
-      \$367  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = \$208 ;
-    if (rst) begin
-      \$368  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = buffer_3_2_0;
-    if (\$209 ) begin
-      \$369  = buffer_3_2_1;
-    end
-    if (rst) begin
-      \$369  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = buffer_3_2_1;
-    if (\$209 ) begin
-      \$370  = buffer_3_2_2;
-    end
-    if (rst) begin
-      \$370  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = buffer_3_2_2;
-    if (\$209 ) begin
-      \$371  = buffer_3_2_3;
-    end
-    if (rst) begin
-      \$371  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = buffer_3_2_3;
-    if (\$209 ) begin
-      \$372  = buffer_3_2_4;
-    end
-    if (rst) begin
-      \$372  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = buffer_3_2_4;
-    if (\$209 ) begin
-      \$373  = buffer_3_2_5;
-    end
-    if (rst) begin
-      \$373  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = buffer_3_2_5;
-    if (\$209 ) begin
-      \$374  = buffer_3_2_6;
-    end
-    if (rst) begin
-      \$374  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = buffer_3_2_6;
-    if (\$209 ) begin
-      \$375  = buffer_3_2_7;
-    end
-    if (rst) begin
-      \$375  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = buffer_3_2_7;
-    if (\$209 ) begin
-      \$376  = \flush_sum$325 ;
-    end
-    if (rst) begin
-      \$376  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = \$211 ;
-    if (rst) begin
-      \$377  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = buffer_3_3_0;
-    if (\$212 ) begin
-      \$378  = buffer_3_3_1;
-    end
-    if (rst) begin
-      \$378  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = buffer_3_3_1;
-    if (\$212 ) begin
-      \$379  = buffer_3_3_2;
-    end
-    if (rst) begin
-      \$379  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = buffer_3_3_2;
-    if (\$212 ) begin
-      \$380  = buffer_3_3_3;
-    end
-    if (rst) begin
-      \$380  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = buffer_3_3_3;
-    if (\$212 ) begin
-      \$381  = buffer_3_3_4;
-    end
-    if (rst) begin
-      \$381  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = buffer_3_3_4;
-    if (\$212 ) begin
-      \$382  = buffer_3_3_5;
-    end
-    if (rst) begin
-      \$382  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = buffer_3_3_5;
-    if (\$212 ) begin
-      \$383  = buffer_3_3_6;
-    end
-    if (rst) begin
-      \$383  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = buffer_3_3_6;
-    if (\$212 ) begin
-      \$384  = buffer_3_3_7;
-    end
-    if (rst) begin
-      \$384  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = buffer_3_3_7;
-    if (\$212 ) begin
-      \$385  = \flush_sum$335 ;
-    end
-    if (rst) begin
-      \$385  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = taken;
-    if (\flush$327 ) begin
-      \$386  = \$215 [2:0];
-    end
-    if (rst) begin
-      \$386  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = out__valid;
-    if (\flush$327 ) begin
-      if (\$216 ) begin
-        \$387  = 1'h1;
+    \$351  = out__valid;
+    if (\flush$315 ) begin
+      if (\$192 ) begin
+        \$351  = 1'h1;
       end
     end
     if (take) begin
-      if (\$220 ) begin
-        \$387  = 1'h0;
+      if (\$196 ) begin
+        \$351  = 1'h0;
       end
     end
     if (rst) begin
-      \$387  = 1'h0;
+      \$351  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = row_part;
+    if (take) begin
+      \$352  = \$195 [1:0];
+    end
+    if (rst) begin
+      \$352  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = row;
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$196 ) begin
+        \$353  = 5'h00;
+      end else begin
+        \$353  = \$197 [4:0];
+      end
+    end
+    if (rst) begin
+      \$353  = 5'h00;
     end
   end
   assign a_0_exp = \$14 [4:0];
@@ -5300,14 +5104,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$670$0 (\$478 ),
-    .\port$672$0 (\$479 ),
-    .\port$674$0 (\$480 ),
-    .\port$676$0 (\$481 ),
-    .\port$678$0 (\$482 ),
-    .\port$680$0 (\$483 ),
-    .\port$682$0 (\$484 ),
-    .\port$684$0 (\$485 ),
+    .\port$646$0 (\$478 ),
+    .\port$648$0 (\$479 ),
+    .\port$650$0 (\$480 ),
+    .\port$652$0 (\$481 ),
+    .\port$654$0 (\$482 ),
+    .\port$656$0 (\$483 ),
+    .\port$658$0 (\$484 ),
+    .\port$660$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -6184,7 +5988,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$670$0 , \port$672$0 , \port$674$0 , \port$676$0 , \port$678$0 , \port$680$0 , \port$682$0 , \port$684$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$646$0 , \port$648$0 , \port$650$0 , \port$652$0 , \port$654$0 , \port$656$0 , \port$658$0 , \port$660$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6274,22 +6078,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$670$0 , \port$672$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$670$0 ;
-  wire \port$670$0 ;
-  output \port$672$0 ;
-  wire \port$672$0 ;
-  output \port$674$0 ;
-  wire \port$674$0 ;
-  output \port$676$0 ;
-  wire \port$676$0 ;
-  output \port$678$0 ;
-  wire \port$678$0 ;
-  output \port$680$0 ;
-  wire \port$680$0 ;
-  output \port$682$0 ;
-  wire \port$682$0 ;
-  output \port$684$0 ;
-  wire \port$684$0 ;
+  output \port$646$0 ;
+  wire \port$646$0 ;
+  output \port$648$0 ;
+  wire \port$648$0 ;
+  output \port$650$0 ;
+  wire \port$650$0 ;
+  output \port$652$0 ;
+  wire \port$652$0 ;
+  output \port$654$0 ;
+  wire \port$654$0 ;
+  output \port$656$0 ;
+  wire \port$656$0 ;
+  output \port$658$0 ;
+  wire \port$658$0 ;
+  output \port$660$0 ;
+  wire \port$660$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6347,14 +6151,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$670$0 , \port$672$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$670$0  = \$2 ;
-  assign \port$672$0  = \$4 ;
-  assign \port$674$0  = \$6 ;
-  assign \port$676$0  = \$8 ;
-  assign \port$678$0  = \$10 ;
-  assign \port$680$0  = \$12 ;
-  assign \port$682$0  = \$14 ;
-  assign \port$684$0  = \$16 ;
+  assign \port$646$0  = \$2 ;
+  assign \port$648$0  = \$4 ;
+  assign \port$650$0  = \$6 ;
+  assign \port$652$0  = \$8 ;
+  assign \port$654$0  = \$10 ;
+  assign \port$656$0  = \$12 ;
+  assign \port$658$0  = \$14 ;
+  assign \port$660$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -7667,14 +7471,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1139$0 (\$478 ),
-    .\port$1141$0 (\$479 ),
-    .\port$1143$0 (\$480 ),
-    .\port$1145$0 (\$481 ),
-    .\port$1147$0 (\$482 ),
-    .\port$1149$0 (\$483 ),
-    .\port$1151$0 (\$484 ),
-    .\port$1153$0 (\$485 ),
+    .\port$1115$0 (\$478 ),
+    .\port$1117$0 (\$479 ),
+    .\port$1119$0 (\$480 ),
+    .\port$1121$0 (\$481 ),
+    .\port$1123$0 (\$482 ),
+    .\port$1125$0 (\$483 ),
+    .\port$1127$0 (\$484 ),
+    .\port$1129$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -8551,7 +8355,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1139$0 , \port$1141$0 , \port$1143$0 , \port$1145$0 , \port$1147$0 , \port$1149$0 , \port$1151$0 , \port$1153$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1115$0 , \port$1117$0 , \port$1119$0 , \port$1121$0 , \port$1123$0 , \port$1125$0 , \port$1127$0 , \port$1129$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8641,22 +8445,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1139$0 , \port$114
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$1139$0 ;
-  wire \port$1139$0 ;
-  output \port$1141$0 ;
-  wire \port$1141$0 ;
-  output \port$1143$0 ;
-  wire \port$1143$0 ;
-  output \port$1145$0 ;
-  wire \port$1145$0 ;
-  output \port$1147$0 ;
-  wire \port$1147$0 ;
-  output \port$1149$0 ;
-  wire \port$1149$0 ;
-  output \port$1151$0 ;
-  wire \port$1151$0 ;
-  output \port$1153$0 ;
-  wire \port$1153$0 ;
+  output \port$1115$0 ;
+  wire \port$1115$0 ;
+  output \port$1117$0 ;
+  wire \port$1117$0 ;
+  output \port$1119$0 ;
+  wire \port$1119$0 ;
+  output \port$1121$0 ;
+  wire \port$1121$0 ;
+  output \port$1123$0 ;
+  wire \port$1123$0 ;
+  output \port$1125$0 ;
+  wire \port$1125$0 ;
+  output \port$1127$0 ;
+  wire \port$1127$0 ;
+  output \port$1129$0 ;
+  wire \port$1129$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -8714,14 +8518,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1139$0 , \port$114
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1139$0  = \$2 ;
-  assign \port$1141$0  = \$4 ;
-  assign \port$1143$0  = \$6 ;
-  assign \port$1145$0  = \$8 ;
-  assign \port$1147$0  = \$10 ;
-  assign \port$1149$0  = \$12 ;
-  assign \port$1151$0  = \$14 ;
-  assign \port$1153$0  = \$16 ;
+  assign \port$1115$0  = \$2 ;
+  assign \port$1117$0  = \$4 ;
+  assign \port$1119$0  = \$6 ;
+  assign \port$1121$0  = \$8 ;
+  assign \port$1123$0  = \$10 ;
+  assign \port$1125$0  = \$12 ;
+  assign \port$1127$0  = \$14 ;
+  assign \port$1129$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10034,14 +9838,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1608$0 (\$478 ),
-    .\port$1610$0 (\$479 ),
-    .\port$1612$0 (\$480 ),
-    .\port$1614$0 (\$481 ),
-    .\port$1616$0 (\$482 ),
-    .\port$1618$0 (\$483 ),
-    .\port$1620$0 (\$484 ),
-    .\port$1622$0 (\$485 ),
+    .\port$1584$0 (\$478 ),
+    .\port$1586$0 (\$479 ),
+    .\port$1588$0 (\$480 ),
+    .\port$1590$0 (\$481 ),
+    .\port$1592$0 (\$482 ),
+    .\port$1594$0 (\$483 ),
+    .\port$1596$0 (\$484 ),
+    .\port$1598$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -10918,7 +10722,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1608$0 , \port$1610$0 , \port$1612$0 , \port$1614$0 , \port$1616$0 , \port$1618$0 , \port$1620$0 , \port$1622$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1584$0 , \port$1586$0 , \port$1588$0 , \port$1590$0 , \port$1592$0 , \port$1594$0 , \port$1596$0 , \port$1598$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -11008,22 +10812,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1608$0 , \port$161
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$1608$0 ;
-  wire \port$1608$0 ;
-  output \port$1610$0 ;
-  wire \port$1610$0 ;
-  output \port$1612$0 ;
-  wire \port$1612$0 ;
-  output \port$1614$0 ;
-  wire \port$1614$0 ;
-  output \port$1616$0 ;
-  wire \port$1616$0 ;
-  output \port$1618$0 ;
-  wire \port$1618$0 ;
-  output \port$1620$0 ;
-  wire \port$1620$0 ;
-  output \port$1622$0 ;
-  wire \port$1622$0 ;
+  output \port$1584$0 ;
+  wire \port$1584$0 ;
+  output \port$1586$0 ;
+  wire \port$1586$0 ;
+  output \port$1588$0 ;
+  wire \port$1588$0 ;
+  output \port$1590$0 ;
+  wire \port$1590$0 ;
+  output \port$1592$0 ;
+  wire \port$1592$0 ;
+  output \port$1594$0 ;
+  wire \port$1594$0 ;
+  output \port$1596$0 ;
+  wire \port$1596$0 ;
+  output \port$1598$0 ;
+  wire \port$1598$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -11081,14 +10885,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1608$0 , \port$161
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1608$0  = \$2 ;
-  assign \port$1610$0  = \$4 ;
-  assign \port$1612$0  = \$6 ;
-  assign \port$1614$0  = \$8 ;
-  assign \port$1616$0  = \$10 ;
-  assign \port$1618$0  = \$12 ;
-  assign \port$1620$0  = \$14 ;
-  assign \port$1622$0  = \$16 ;
+  assign \port$1584$0  = \$2 ;
+  assign \port$1586$0  = \$4 ;
+  assign \port$1588$0  = \$6 ;
+  assign \port$1590$0  = \$8 ;
+  assign \port$1592$0  = \$10 ;
+  assign \port$1594$0  = \$12 ;
+  assign \port$1596$0  = \$14 ;
+  assign \port$1598$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -12401,14 +12205,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2077$0 (\$478 ),
-    .\port$2079$0 (\$479 ),
-    .\port$2081$0 (\$480 ),
-    .\port$2083$0 (\$481 ),
-    .\port$2085$0 (\$482 ),
-    .\port$2087$0 (\$483 ),
-    .\port$2089$0 (\$484 ),
-    .\port$2091$0 (\$485 ),
+    .\port$2053$0 (\$478 ),
+    .\port$2055$0 (\$479 ),
+    .\port$2057$0 (\$480 ),
+    .\port$2059$0 (\$481 ),
+    .\port$2061$0 (\$482 ),
+    .\port$2063$0 (\$483 ),
+    .\port$2065$0 (\$484 ),
+    .\port$2067$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -13285,7 +13089,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2077$0 , \port$2079$0 , \port$2081$0 , \port$2083$0 , \port$2085$0 , \port$2087$0 , \port$2089$0 , \port$2091$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2053$0 , \port$2055$0 , \port$2057$0 , \port$2059$0 , \port$2061$0 , \port$2063$0 , \port$2065$0 , \port$2067$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -13375,22 +13179,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2077$0 , \port$207
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$2077$0 ;
-  wire \port$2077$0 ;
-  output \port$2079$0 ;
-  wire \port$2079$0 ;
-  output \port$2081$0 ;
-  wire \port$2081$0 ;
-  output \port$2083$0 ;
-  wire \port$2083$0 ;
-  output \port$2085$0 ;
-  wire \port$2085$0 ;
-  output \port$2087$0 ;
-  wire \port$2087$0 ;
-  output \port$2089$0 ;
-  wire \port$2089$0 ;
-  output \port$2091$0 ;
-  wire \port$2091$0 ;
+  output \port$2053$0 ;
+  wire \port$2053$0 ;
+  output \port$2055$0 ;
+  wire \port$2055$0 ;
+  output \port$2057$0 ;
+  wire \port$2057$0 ;
+  output \port$2059$0 ;
+  wire \port$2059$0 ;
+  output \port$2061$0 ;
+  wire \port$2061$0 ;
+  output \port$2063$0 ;
+  wire \port$2063$0 ;
+  output \port$2065$0 ;
+  wire \port$2065$0 ;
+  output \port$2067$0 ;
+  wire \port$2067$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -13448,14 +13252,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2077$0 , \port$207
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2077$0  = \$2 ;
-  assign \port$2079$0  = \$4 ;
-  assign \port$2081$0  = \$6 ;
-  assign \port$2083$0  = \$8 ;
-  assign \port$2085$0  = \$10 ;
-  assign \port$2087$0  = \$12 ;
-  assign \port$2089$0  = \$14 ;
-  assign \port$2091$0  = \$16 ;
+  assign \port$2053$0  = \$2 ;
+  assign \port$2055$0  = \$4 ;
+  assign \port$2057$0  = \$6 ;
+  assign \port$2059$0  = \$8 ;
+  assign \port$2061$0  = \$10 ;
+  assign \port$2063$0  = \$12 ;
+  assign \port$2065$0  = \$14 ;
+  assign \port$2067$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14768,14 +14572,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2546$0 (\$478 ),
-    .\port$2548$0 (\$479 ),
-    .\port$2550$0 (\$480 ),
-    .\port$2552$0 (\$481 ),
-    .\port$2554$0 (\$482 ),
-    .\port$2556$0 (\$483 ),
-    .\port$2558$0 (\$484 ),
-    .\port$2560$0 (\$485 ),
+    .\port$2522$0 (\$478 ),
+    .\port$2524$0 (\$479 ),
+    .\port$2526$0 (\$480 ),
+    .\port$2528$0 (\$481 ),
+    .\port$2530$0 (\$482 ),
+    .\port$2532$0 (\$483 ),
+    .\port$2534$0 (\$484 ),
+    .\port$2536$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -15652,7 +15456,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2546$0 , \port$2548$0 , \port$2550$0 , \port$2552$0 , \port$2554$0 , \port$2556$0 , \port$2558$0 , \port$2560$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2522$0 , \port$2524$0 , \port$2526$0 , \port$2528$0 , \port$2530$0 , \port$2532$0 , \port$2534$0 , \port$2536$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15742,22 +15546,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2546$0 , \port$254
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$2546$0 ;
-  wire \port$2546$0 ;
-  output \port$2548$0 ;
-  wire \port$2548$0 ;
-  output \port$2550$0 ;
-  wire \port$2550$0 ;
-  output \port$2552$0 ;
-  wire \port$2552$0 ;
-  output \port$2554$0 ;
-  wire \port$2554$0 ;
-  output \port$2556$0 ;
-  wire \port$2556$0 ;
-  output \port$2558$0 ;
-  wire \port$2558$0 ;
-  output \port$2560$0 ;
-  wire \port$2560$0 ;
+  output \port$2522$0 ;
+  wire \port$2522$0 ;
+  output \port$2524$0 ;
+  wire \port$2524$0 ;
+  output \port$2526$0 ;
+  wire \port$2526$0 ;
+  output \port$2528$0 ;
+  wire \port$2528$0 ;
+  output \port$2530$0 ;
+  wire \port$2530$0 ;
+  output \port$2532$0 ;
+  wire \port$2532$0 ;
+  output \port$2534$0 ;
+  wire \port$2534$0 ;
+  output \port$2536$0 ;
+  wire \port$2536$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -15815,14 +15619,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2546$0 , \port$254
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2546$0  = \$2 ;
-  assign \port$2548$0  = \$4 ;
-  assign \port$2550$0  = \$6 ;
-  assign \port$2552$0  = \$8 ;
-  assign \port$2554$0  = \$10 ;
-  assign \port$2556$0  = \$12 ;
-  assign \port$2558$0  = \$14 ;
-  assign \port$2560$0  = \$16 ;
+  assign \port$2522$0  = \$2 ;
+  assign \port$2524$0  = \$4 ;
+  assign \port$2526$0  = \$6 ;
+  assign \port$2528$0  = \$8 ;
+  assign \port$2530$0  = \$10 ;
+  assign \port$2532$0  = \$12 ;
+  assign \port$2534$0  = \$14 ;
+  assign \port$2536$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -17135,14 +16939,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3015$0 (\$478 ),
-    .\port$3017$0 (\$479 ),
-    .\port$3019$0 (\$480 ),
-    .\port$3021$0 (\$481 ),
-    .\port$3023$0 (\$482 ),
-    .\port$3025$0 (\$483 ),
-    .\port$3027$0 (\$484 ),
-    .\port$3029$0 (\$485 ),
+    .\port$2991$0 (\$478 ),
+    .\port$2993$0 (\$479 ),
+    .\port$2995$0 (\$480 ),
+    .\port$2997$0 (\$481 ),
+    .\port$2999$0 (\$482 ),
+    .\port$3001$0 (\$483 ),
+    .\port$3003$0 (\$484 ),
+    .\port$3005$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -18019,7 +17823,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3015$0 , \port$3017$0 , \port$3019$0 , \port$3021$0 , \port$3023$0 , \port$3025$0 , \port$3027$0 , \port$3029$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2991$0 , \port$2993$0 , \port$2995$0 , \port$2997$0 , \port$2999$0 , \port$3001$0 , \port$3003$0 , \port$3005$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18109,22 +17913,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3015$0 , \port$301
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$3015$0 ;
-  wire \port$3015$0 ;
-  output \port$3017$0 ;
-  wire \port$3017$0 ;
-  output \port$3019$0 ;
-  wire \port$3019$0 ;
-  output \port$3021$0 ;
-  wire \port$3021$0 ;
-  output \port$3023$0 ;
-  wire \port$3023$0 ;
-  output \port$3025$0 ;
-  wire \port$3025$0 ;
-  output \port$3027$0 ;
-  wire \port$3027$0 ;
-  output \port$3029$0 ;
-  wire \port$3029$0 ;
+  output \port$2991$0 ;
+  wire \port$2991$0 ;
+  output \port$2993$0 ;
+  wire \port$2993$0 ;
+  output \port$2995$0 ;
+  wire \port$2995$0 ;
+  output \port$2997$0 ;
+  wire \port$2997$0 ;
+  output \port$2999$0 ;
+  wire \port$2999$0 ;
+  output \port$3001$0 ;
+  wire \port$3001$0 ;
+  output \port$3003$0 ;
+  wire \port$3003$0 ;
+  output \port$3005$0 ;
+  wire \port$3005$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -18182,14 +17986,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3015$0 , \port$301
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3015$0  = \$2 ;
-  assign \port$3017$0  = \$4 ;
-  assign \port$3019$0  = \$6 ;
-  assign \port$3021$0  = \$8 ;
-  assign \port$3023$0  = \$10 ;
-  assign \port$3025$0  = \$12 ;
-  assign \port$3027$0  = \$14 ;
-  assign \port$3029$0  = \$16 ;
+  assign \port$2991$0  = \$2 ;
+  assign \port$2993$0  = \$4 ;
+  assign \port$2995$0  = \$6 ;
+  assign \port$2997$0  = \$8 ;
+  assign \port$2999$0  = \$10 ;
+  assign \port$3001$0  = \$12 ;
+  assign \port$3003$0  = \$14 ;
+  assign \port$3005$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -19502,14 +19306,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3484$0 (\$478 ),
-    .\port$3486$0 (\$479 ),
-    .\port$3488$0 (\$480 ),
-    .\port$3490$0 (\$481 ),
-    .\port$3492$0 (\$482 ),
-    .\port$3494$0 (\$483 ),
-    .\port$3496$0 (\$484 ),
-    .\port$3498$0 (\$485 ),
+    .\port$3460$0 (\$478 ),
+    .\port$3462$0 (\$479 ),
+    .\port$3464$0 (\$480 ),
+    .\port$3466$0 (\$481 ),
+    .\port$3468$0 (\$482 ),
+    .\port$3470$0 (\$483 ),
+    .\port$3472$0 (\$484 ),
+    .\port$3474$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -20386,7 +20190,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3484$0 , \port$3486$0 , \port$3488$0 , \port$3490$0 , \port$3492$0 , \port$3494$0 , \port$3496$0 , \port$3498$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3460$0 , \port$3462$0 , \port$3464$0 , \port$3466$0 , \port$3468$0 , \port$3470$0 , \port$3472$0 , \port$3474$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -20476,22 +20280,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3484$0 , \port$348
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$3484$0 ;
-  wire \port$3484$0 ;
-  output \port$3486$0 ;
-  wire \port$3486$0 ;
-  output \port$3488$0 ;
-  wire \port$3488$0 ;
-  output \port$3490$0 ;
-  wire \port$3490$0 ;
-  output \port$3492$0 ;
-  wire \port$3492$0 ;
-  output \port$3494$0 ;
-  wire \port$3494$0 ;
-  output \port$3496$0 ;
-  wire \port$3496$0 ;
-  output \port$3498$0 ;
-  wire \port$3498$0 ;
+  output \port$3460$0 ;
+  wire \port$3460$0 ;
+  output \port$3462$0 ;
+  wire \port$3462$0 ;
+  output \port$3464$0 ;
+  wire \port$3464$0 ;
+  output \port$3466$0 ;
+  wire \port$3466$0 ;
+  output \port$3468$0 ;
+  wire \port$3468$0 ;
+  output \port$3470$0 ;
+  wire \port$3470$0 ;
+  output \port$3472$0 ;
+  wire \port$3472$0 ;
+  output \port$3474$0 ;
+  wire \port$3474$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -20549,14 +20353,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3484$0 , \port$348
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3484$0  = \$2 ;
-  assign \port$3486$0  = \$4 ;
-  assign \port$3488$0  = \$6 ;
-  assign \port$3490$0  = \$8 ;
-  assign \port$3492$0  = \$10 ;
-  assign \port$3494$0  = \$12 ;
-  assign \port$3496$0  = \$14 ;
-  assign \port$3498$0  = \$16 ;
+  assign \port$3460$0  = \$2 ;
+  assign \port$3462$0  = \$4 ;
+  assign \port$3464$0  = \$6 ;
+  assign \port$3466$0  = \$8 ;
+  assign \port$3468$0  = \$10 ;
+  assign \port$3470$0  = \$12 ;
+  assign \port$3472$0  = \$14 ;
+  assign \port$3474$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -21869,14 +21673,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3953$0 (\$478 ),
-    .\port$3955$0 (\$479 ),
-    .\port$3957$0 (\$480 ),
-    .\port$3959$0 (\$481 ),
-    .\port$3961$0 (\$482 ),
-    .\port$3963$0 (\$483 ),
-    .\port$3965$0 (\$484 ),
-    .\port$3967$0 (\$485 ),
+    .\port$3929$0 (\$478 ),
+    .\port$3931$0 (\$479 ),
+    .\port$3933$0 (\$480 ),
+    .\port$3935$0 (\$481 ),
+    .\port$3937$0 (\$482 ),
+    .\port$3939$0 (\$483 ),
+    .\port$3941$0 (\$484 ),
+    .\port$3943$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -22753,7 +22557,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3953$0 , \port$3955$0 , \port$3957$0 , \port$3959$0 , \port$3961$0 , \port$3963$0 , \port$3965$0 , \port$3967$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3929$0 , \port$3931$0 , \port$3933$0 , \port$3935$0 , \port$3937$0 , \port$3939$0 , \port$3941$0 , \port$3943$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -22843,22 +22647,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3953$0 , \port$395
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$3953$0 ;
-  wire \port$3953$0 ;
-  output \port$3955$0 ;
-  wire \port$3955$0 ;
-  output \port$3957$0 ;
-  wire \port$3957$0 ;
-  output \port$3959$0 ;
-  wire \port$3959$0 ;
-  output \port$3961$0 ;
-  wire \port$3961$0 ;
-  output \port$3963$0 ;
-  wire \port$3963$0 ;
-  output \port$3965$0 ;
-  wire \port$3965$0 ;
-  output \port$3967$0 ;
-  wire \port$3967$0 ;
+  output \port$3929$0 ;
+  wire \port$3929$0 ;
+  output \port$3931$0 ;
+  wire \port$3931$0 ;
+  output \port$3933$0 ;
+  wire \port$3933$0 ;
+  output \port$3935$0 ;
+  wire \port$3935$0 ;
+  output \port$3937$0 ;
+  wire \port$3937$0 ;
+  output \port$3939$0 ;
+  wire \port$3939$0 ;
+  output \port$3941$0 ;
+  wire \port$3941$0 ;
+  output \port$3943$0 ;
+  wire \port$3943$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -22916,14 +22720,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3953$0 , \port$395
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3953$0  = \$2 ;
-  assign \port$3955$0  = \$4 ;
-  assign \port$3957$0  = \$6 ;
-  assign \port$3959$0  = \$8 ;
-  assign \port$3961$0  = \$10 ;
-  assign \port$3963$0  = \$12 ;
-  assign \port$3965$0  = \$14 ;
-  assign \port$3967$0  = \$16 ;
+  assign \port$3929$0  = \$2 ;
+  assign \port$3931$0  = \$4 ;
+  assign \port$3933$0  = \$6 ;
+  assign \port$3935$0  = \$8 ;
+  assign \port$3937$0  = \$10 ;
+  assign \port$3939$0  = \$12 ;
+  assign \port$3941$0  = \$14 ;
+  assign \port$3943$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -24236,14 +24040,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4422$0 (\$478 ),
-    .\port$4424$0 (\$479 ),
-    .\port$4426$0 (\$480 ),
-    .\port$4428$0 (\$481 ),
-    .\port$4430$0 (\$482 ),
-    .\port$4432$0 (\$483 ),
-    .\port$4434$0 (\$484 ),
-    .\port$4436$0 (\$485 ),
+    .\port$4398$0 (\$478 ),
+    .\port$4400$0 (\$479 ),
+    .\port$4402$0 (\$480 ),
+    .\port$4404$0 (\$481 ),
+    .\port$4406$0 (\$482 ),
+    .\port$4408$0 (\$483 ),
+    .\port$4410$0 (\$484 ),
+    .\port$4412$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -25120,7 +24924,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4422$0 , \port$4424$0 , \port$4426$0 , \port$4428$0 , \port$4430$0 , \port$4432$0 , \port$4434$0 , \port$4436$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4398$0 , \port$4400$0 , \port$4402$0 , \port$4404$0 , \port$4406$0 , \port$4408$0 , \port$4410$0 , \port$4412$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -25210,22 +25014,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4422$0 , \port$442
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$4422$0 ;
-  wire \port$4422$0 ;
-  output \port$4424$0 ;
-  wire \port$4424$0 ;
-  output \port$4426$0 ;
-  wire \port$4426$0 ;
-  output \port$4428$0 ;
-  wire \port$4428$0 ;
-  output \port$4430$0 ;
-  wire \port$4430$0 ;
-  output \port$4432$0 ;
-  wire \port$4432$0 ;
-  output \port$4434$0 ;
-  wire \port$4434$0 ;
-  output \port$4436$0 ;
-  wire \port$4436$0 ;
+  output \port$4398$0 ;
+  wire \port$4398$0 ;
+  output \port$4400$0 ;
+  wire \port$4400$0 ;
+  output \port$4402$0 ;
+  wire \port$4402$0 ;
+  output \port$4404$0 ;
+  wire \port$4404$0 ;
+  output \port$4406$0 ;
+  wire \port$4406$0 ;
+  output \port$4408$0 ;
+  wire \port$4408$0 ;
+  output \port$4410$0 ;
+  wire \port$4410$0 ;
+  output \port$4412$0 ;
+  wire \port$4412$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -25283,14 +25087,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4422$0 , \port$442
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4422$0  = \$2 ;
-  assign \port$4424$0  = \$4 ;
-  assign \port$4426$0  = \$6 ;
-  assign \port$4428$0  = \$8 ;
-  assign \port$4430$0  = \$10 ;
-  assign \port$4432$0  = \$12 ;
-  assign \port$4434$0  = \$14 ;
-  assign \port$4436$0  = \$16 ;
+  assign \port$4398$0  = \$2 ;
+  assign \port$4400$0  = \$4 ;
+  assign \port$4402$0  = \$6 ;
+  assign \port$4404$0  = \$8 ;
+  assign \port$4406$0  = \$10 ;
+  assign \port$4408$0  = \$12 ;
+  assign \port$4410$0  = \$14 ;
+  assign \port$4412$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -26603,14 +26407,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4891$0 (\$478 ),
-    .\port$4893$0 (\$479 ),
-    .\port$4895$0 (\$480 ),
-    .\port$4897$0 (\$481 ),
-    .\port$4899$0 (\$482 ),
-    .\port$4901$0 (\$483 ),
-    .\port$4903$0 (\$484 ),
-    .\port$4905$0 (\$485 ),
+    .\port$4867$0 (\$478 ),
+    .\port$4869$0 (\$479 ),
+    .\port$4871$0 (\$480 ),
+    .\port$4873$0 (\$481 ),
+    .\port$4875$0 (\$482 ),
+    .\port$4877$0 (\$483 ),
+    .\port$4879$0 (\$484 ),
+    .\port$4881$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -27487,7 +27291,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4891$0 , \port$4893$0 , \port$4895$0 , \port$4897$0 , \port$4899$0 , \port$4901$0 , \port$4903$0 , \port$4905$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4867$0 , \port$4869$0 , \port$4871$0 , \port$4873$0 , \port$4875$0 , \port$4877$0 , \port$4879$0 , \port$4881$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -27577,22 +27381,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4891$0 , \port$489
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$4891$0 ;
-  wire \port$4891$0 ;
-  output \port$4893$0 ;
-  wire \port$4893$0 ;
-  output \port$4895$0 ;
-  wire \port$4895$0 ;
-  output \port$4897$0 ;
-  wire \port$4897$0 ;
-  output \port$4899$0 ;
-  wire \port$4899$0 ;
-  output \port$4901$0 ;
-  wire \port$4901$0 ;
-  output \port$4903$0 ;
-  wire \port$4903$0 ;
-  output \port$4905$0 ;
-  wire \port$4905$0 ;
+  output \port$4867$0 ;
+  wire \port$4867$0 ;
+  output \port$4869$0 ;
+  wire \port$4869$0 ;
+  output \port$4871$0 ;
+  wire \port$4871$0 ;
+  output \port$4873$0 ;
+  wire \port$4873$0 ;
+  output \port$4875$0 ;
+  wire \port$4875$0 ;
+  output \port$4877$0 ;
+  wire \port$4877$0 ;
+  output \port$4879$0 ;
+  wire \port$4879$0 ;
+  output \port$4881$0 ;
+  wire \port$4881$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -27650,14 +27454,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4891$0 , \port$489
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4891$0  = \$2 ;
-  assign \port$4893$0  = \$4 ;
-  assign \port$4895$0  = \$6 ;
-  assign \port$4897$0  = \$8 ;
-  assign \port$4899$0  = \$10 ;
-  assign \port$4901$0  = \$12 ;
-  assign \port$4903$0  = \$14 ;
-  assign \port$4905$0  = \$16 ;
+  assign \port$4867$0  = \$2 ;
+  assign \port$4869$0  = \$4 ;
+  assign \port$4871$0  = \$6 ;
+  assign \port$4873$0  = \$8 ;
+  assign \port$4875$0  = \$10 ;
+  assign \port$4877$0  = \$12 ;
+  assign \port$4879$0  = \$14 ;
+  assign \port$4881$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -28970,14 +28774,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5360$0 (\$478 ),
-    .\port$5362$0 (\$479 ),
-    .\port$5364$0 (\$480 ),
-    .\port$5366$0 (\$481 ),
-    .\port$5368$0 (\$482 ),
-    .\port$5370$0 (\$483 ),
-    .\port$5372$0 (\$484 ),
-    .\port$5374$0 (\$485 ),
+    .\port$5336$0 (\$478 ),
+    .\port$5338$0 (\$479 ),
+    .\port$5340$0 (\$480 ),
+    .\port$5342$0 (\$481 ),
+    .\port$5344$0 (\$482 ),
+    .\port$5346$0 (\$483 ),
+    .\port$5348$0 (\$484 ),
+    .\port$5350$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -29854,7 +29658,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5360$0 , \port$5362$0 , \port$5364$0 , \port$5366$0 , \port$5368$0 , \port$5370$0 , \port$5372$0 , \port$5374$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5336$0 , \port$5338$0 , \port$5340$0 , \port$5342$0 , \port$5344$0 , \port$5346$0 , \port$5348$0 , \port$5350$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -29944,22 +29748,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5360$0 , \port$536
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$5360$0 ;
-  wire \port$5360$0 ;
-  output \port$5362$0 ;
-  wire \port$5362$0 ;
-  output \port$5364$0 ;
-  wire \port$5364$0 ;
-  output \port$5366$0 ;
-  wire \port$5366$0 ;
-  output \port$5368$0 ;
-  wire \port$5368$0 ;
-  output \port$5370$0 ;
-  wire \port$5370$0 ;
-  output \port$5372$0 ;
-  wire \port$5372$0 ;
-  output \port$5374$0 ;
-  wire \port$5374$0 ;
+  output \port$5336$0 ;
+  wire \port$5336$0 ;
+  output \port$5338$0 ;
+  wire \port$5338$0 ;
+  output \port$5340$0 ;
+  wire \port$5340$0 ;
+  output \port$5342$0 ;
+  wire \port$5342$0 ;
+  output \port$5344$0 ;
+  wire \port$5344$0 ;
+  output \port$5346$0 ;
+  wire \port$5346$0 ;
+  output \port$5348$0 ;
+  wire \port$5348$0 ;
+  output \port$5350$0 ;
+  wire \port$5350$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -30017,14 +29821,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5360$0 , \port$536
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5360$0  = \$2 ;
-  assign \port$5362$0  = \$4 ;
-  assign \port$5364$0  = \$6 ;
-  assign \port$5366$0  = \$8 ;
-  assign \port$5368$0  = \$10 ;
-  assign \port$5370$0  = \$12 ;
-  assign \port$5372$0  = \$14 ;
-  assign \port$5374$0  = \$16 ;
+  assign \port$5336$0  = \$2 ;
+  assign \port$5338$0  = \$4 ;
+  assign \port$5340$0  = \$6 ;
+  assign \port$5342$0  = \$8 ;
+  assign \port$5344$0  = \$10 ;
+  assign \port$5346$0  = \$12 ;
+  assign \port$5348$0  = \$14 ;
+  assign \port$5350$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -31337,14 +31141,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5829$0 (\$478 ),
-    .\port$5831$0 (\$479 ),
-    .\port$5833$0 (\$480 ),
-    .\port$5835$0 (\$481 ),
-    .\port$5837$0 (\$482 ),
-    .\port$5839$0 (\$483 ),
-    .\port$5841$0 (\$484 ),
-    .\port$5843$0 (\$485 ),
+    .\port$5805$0 (\$478 ),
+    .\port$5807$0 (\$479 ),
+    .\port$5809$0 (\$480 ),
+    .\port$5811$0 (\$481 ),
+    .\port$5813$0 (\$482 ),
+    .\port$5815$0 (\$483 ),
+    .\port$5817$0 (\$484 ),
+    .\port$5819$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -32221,7 +32025,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5829$0 , \port$5831$0 , \port$5833$0 , \port$5835$0 , \port$5837$0 , \port$5839$0 , \port$5841$0 , \port$5843$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5805$0 , \port$5807$0 , \port$5809$0 , \port$5811$0 , \port$5813$0 , \port$5815$0 , \port$5817$0 , \port$5819$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -32311,22 +32115,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5829$0 , \port$583
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$5829$0 ;
-  wire \port$5829$0 ;
-  output \port$5831$0 ;
-  wire \port$5831$0 ;
-  output \port$5833$0 ;
-  wire \port$5833$0 ;
-  output \port$5835$0 ;
-  wire \port$5835$0 ;
-  output \port$5837$0 ;
-  wire \port$5837$0 ;
-  output \port$5839$0 ;
-  wire \port$5839$0 ;
-  output \port$5841$0 ;
-  wire \port$5841$0 ;
-  output \port$5843$0 ;
-  wire \port$5843$0 ;
+  output \port$5805$0 ;
+  wire \port$5805$0 ;
+  output \port$5807$0 ;
+  wire \port$5807$0 ;
+  output \port$5809$0 ;
+  wire \port$5809$0 ;
+  output \port$5811$0 ;
+  wire \port$5811$0 ;
+  output \port$5813$0 ;
+  wire \port$5813$0 ;
+  output \port$5815$0 ;
+  wire \port$5815$0 ;
+  output \port$5817$0 ;
+  wire \port$5817$0 ;
+  output \port$5819$0 ;
+  wire \port$5819$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -32384,14 +32188,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5829$0 , \port$583
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5829$0  = \$2 ;
-  assign \port$5831$0  = \$4 ;
-  assign \port$5833$0  = \$6 ;
-  assign \port$5835$0  = \$8 ;
-  assign \port$5837$0  = \$10 ;
-  assign \port$5839$0  = \$12 ;
-  assign \port$5841$0  = \$14 ;
-  assign \port$5843$0  = \$16 ;
+  assign \port$5805$0  = \$2 ;
+  assign \port$5807$0  = \$4 ;
+  assign \port$5809$0  = \$6 ;
+  assign \port$5811$0  = \$8 ;
+  assign \port$5813$0  = \$10 ;
+  assign \port$5815$0  = \$12 ;
+  assign \port$5817$0  = \$14 ;
+  assign \port$5819$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -33704,14 +33508,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6298$0 (\$478 ),
-    .\port$6300$0 (\$479 ),
-    .\port$6302$0 (\$480 ),
-    .\port$6304$0 (\$481 ),
-    .\port$6306$0 (\$482 ),
-    .\port$6308$0 (\$483 ),
-    .\port$6310$0 (\$484 ),
-    .\port$6312$0 (\$485 ),
+    .\port$6274$0 (\$478 ),
+    .\port$6276$0 (\$479 ),
+    .\port$6278$0 (\$480 ),
+    .\port$6280$0 (\$481 ),
+    .\port$6282$0 (\$482 ),
+    .\port$6284$0 (\$483 ),
+    .\port$6286$0 (\$484 ),
+    .\port$6288$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -34588,7 +34392,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6298$0 , \port$6300$0 , \port$6302$0 , \port$6304$0 , \port$6306$0 , \port$6308$0 , \port$6310$0 , \port$6312$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6274$0 , \port$6276$0 , \port$6278$0 , \port$6280$0 , \port$6282$0 , \port$6284$0 , \port$6286$0 , \port$6288$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -34678,22 +34482,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6298$0 , \port$630
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$6298$0 ;
-  wire \port$6298$0 ;
-  output \port$6300$0 ;
-  wire \port$6300$0 ;
-  output \port$6302$0 ;
-  wire \port$6302$0 ;
-  output \port$6304$0 ;
-  wire \port$6304$0 ;
-  output \port$6306$0 ;
-  wire \port$6306$0 ;
-  output \port$6308$0 ;
-  wire \port$6308$0 ;
-  output \port$6310$0 ;
-  wire \port$6310$0 ;
-  output \port$6312$0 ;
-  wire \port$6312$0 ;
+  output \port$6274$0 ;
+  wire \port$6274$0 ;
+  output \port$6276$0 ;
+  wire \port$6276$0 ;
+  output \port$6278$0 ;
+  wire \port$6278$0 ;
+  output \port$6280$0 ;
+  wire \port$6280$0 ;
+  output \port$6282$0 ;
+  wire \port$6282$0 ;
+  output \port$6284$0 ;
+  wire \port$6284$0 ;
+  output \port$6286$0 ;
+  wire \port$6286$0 ;
+  output \port$6288$0 ;
+  wire \port$6288$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -34751,14 +34555,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6298$0 , \port$630
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6298$0  = \$2 ;
-  assign \port$6300$0  = \$4 ;
-  assign \port$6302$0  = \$6 ;
-  assign \port$6304$0  = \$8 ;
-  assign \port$6306$0  = \$10 ;
-  assign \port$6308$0  = \$12 ;
-  assign \port$6310$0  = \$14 ;
-  assign \port$6312$0  = \$16 ;
+  assign \port$6274$0  = \$2 ;
+  assign \port$6276$0  = \$4 ;
+  assign \port$6278$0  = \$6 ;
+  assign \port$6280$0  = \$8 ;
+  assign \port$6282$0  = \$10 ;
+  assign \port$6284$0  = \$12 ;
+  assign \port$6286$0  = \$14 ;
+  assign \port$6288$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -36071,14 +35875,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6767$0 (\$478 ),
-    .\port$6769$0 (\$479 ),
-    .\port$6771$0 (\$480 ),
-    .\port$6773$0 (\$481 ),
-    .\port$6775$0 (\$482 ),
-    .\port$6777$0 (\$483 ),
-    .\port$6779$0 (\$484 ),
-    .\port$6781$0 (\$485 ),
+    .\port$6743$0 (\$478 ),
+    .\port$6745$0 (\$479 ),
+    .\port$6747$0 (\$480 ),
+    .\port$6749$0 (\$481 ),
+    .\port$6751$0 (\$482 ),
+    .\port$6753$0 (\$483 ),
+    .\port$6755$0 (\$484 ),
+    .\port$6757$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -36955,7 +36759,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6767$0 , \port$6769$0 , \port$6771$0 , \port$6773$0 , \port$6775$0 , \port$6777$0 , \port$6779$0 , \port$6781$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6743$0 , \port$6745$0 , \port$6747$0 , \port$6749$0 , \port$6751$0 , \port$6753$0 , \port$6755$0 , \port$6757$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -37045,22 +36849,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6767$0 , \port$676
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$6767$0 ;
-  wire \port$6767$0 ;
-  output \port$6769$0 ;
-  wire \port$6769$0 ;
-  output \port$6771$0 ;
-  wire \port$6771$0 ;
-  output \port$6773$0 ;
-  wire \port$6773$0 ;
-  output \port$6775$0 ;
-  wire \port$6775$0 ;
-  output \port$6777$0 ;
-  wire \port$6777$0 ;
-  output \port$6779$0 ;
-  wire \port$6779$0 ;
-  output \port$6781$0 ;
-  wire \port$6781$0 ;
+  output \port$6743$0 ;
+  wire \port$6743$0 ;
+  output \port$6745$0 ;
+  wire \port$6745$0 ;
+  output \port$6747$0 ;
+  wire \port$6747$0 ;
+  output \port$6749$0 ;
+  wire \port$6749$0 ;
+  output \port$6751$0 ;
+  wire \port$6751$0 ;
+  output \port$6753$0 ;
+  wire \port$6753$0 ;
+  output \port$6755$0 ;
+  wire \port$6755$0 ;
+  output \port$6757$0 ;
+  wire \port$6757$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -37118,14 +36922,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6767$0 , \port$676
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6767$0  = \$2 ;
-  assign \port$6769$0  = \$4 ;
-  assign \port$6771$0  = \$6 ;
-  assign \port$6773$0  = \$8 ;
-  assign \port$6775$0  = \$10 ;
-  assign \port$6777$0  = \$12 ;
-  assign \port$6779$0  = \$14 ;
-  assign \port$6781$0  = \$16 ;
+  assign \port$6743$0  = \$2 ;
+  assign \port$6745$0  = \$4 ;
+  assign \port$6747$0  = \$6 ;
+  assign \port$6749$0  = \$8 ;
+  assign \port$6751$0  = \$10 ;
+  assign \port$6753$0  = \$12 ;
+  assign \port$6755$0  = \$14 ;
+  assign \port$6757$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -38438,14 +38242,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7236$0 (\$478 ),
-    .\port$7238$0 (\$479 ),
-    .\port$7240$0 (\$480 ),
-    .\port$7242$0 (\$481 ),
-    .\port$7244$0 (\$482 ),
-    .\port$7246$0 (\$483 ),
-    .\port$7248$0 (\$484 ),
-    .\port$7250$0 (\$485 ),
+    .\port$7212$0 (\$478 ),
+    .\port$7214$0 (\$479 ),
+    .\port$7216$0 (\$480 ),
+    .\port$7218$0 (\$481 ),
+    .\port$7220$0 (\$482 ),
+    .\port$7222$0 (\$483 ),
+    .\port$7224$0 (\$484 ),
+    .\port$7226$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -39322,7 +39126,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7236$0 , \port$7238$0 , \port$7240$0 , \port$7242$0 , \port$7244$0 , \port$7246$0 , \port$7248$0 , \port$7250$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7212$0 , \port$7214$0 , \port$7216$0 , \port$7218$0 , \port$7220$0 , \port$7222$0 , \port$7224$0 , \port$7226$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -39412,22 +39216,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7236$0 , \port$723
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$7236$0 ;
-  wire \port$7236$0 ;
-  output \port$7238$0 ;
-  wire \port$7238$0 ;
-  output \port$7240$0 ;
-  wire \port$7240$0 ;
-  output \port$7242$0 ;
-  wire \port$7242$0 ;
-  output \port$7244$0 ;
-  wire \port$7244$0 ;
-  output \port$7246$0 ;
-  wire \port$7246$0 ;
-  output \port$7248$0 ;
-  wire \port$7248$0 ;
-  output \port$7250$0 ;
-  wire \port$7250$0 ;
+  output \port$7212$0 ;
+  wire \port$7212$0 ;
+  output \port$7214$0 ;
+  wire \port$7214$0 ;
+  output \port$7216$0 ;
+  wire \port$7216$0 ;
+  output \port$7218$0 ;
+  wire \port$7218$0 ;
+  output \port$7220$0 ;
+  wire \port$7220$0 ;
+  output \port$7222$0 ;
+  wire \port$7222$0 ;
+  output \port$7224$0 ;
+  wire \port$7224$0 ;
+  output \port$7226$0 ;
+  wire \port$7226$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -39485,14 +39289,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7236$0 , \port$723
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7236$0  = \$2 ;
-  assign \port$7238$0  = \$4 ;
-  assign \port$7240$0  = \$6 ;
-  assign \port$7242$0  = \$8 ;
-  assign \port$7244$0  = \$10 ;
-  assign \port$7246$0  = \$12 ;
-  assign \port$7248$0  = \$14 ;
-  assign \port$7250$0  = \$16 ;
+  assign \port$7212$0  = \$2 ;
+  assign \port$7214$0  = \$4 ;
+  assign \port$7216$0  = \$6 ;
+  assign \port$7218$0  = \$8 ;
+  assign \port$7220$0  = \$10 ;
+  assign \port$7222$0  = \$12 ;
+  assign \port$7224$0  = \$14 ;
+  assign \port$7226$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -40805,14 +40609,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7705$0 (\$478 ),
-    .\port$7707$0 (\$479 ),
-    .\port$7709$0 (\$480 ),
-    .\port$7711$0 (\$481 ),
-    .\port$7713$0 (\$482 ),
-    .\port$7715$0 (\$483 ),
-    .\port$7717$0 (\$484 ),
-    .\port$7719$0 (\$485 ),
+    .\port$7681$0 (\$478 ),
+    .\port$7683$0 (\$479 ),
+    .\port$7685$0 (\$480 ),
+    .\port$7687$0 (\$481 ),
+    .\port$7689$0 (\$482 ),
+    .\port$7691$0 (\$483 ),
+    .\port$7693$0 (\$484 ),
+    .\port$7695$0 (\$485 ),
     .rst(rst)
   );
   always @* begin
@@ -41689,7 +41493,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7705$0 , \port$7707$0 , \port$7709$0 , \port$7711$0 , \port$7713$0 , \port$7715$0 , \port$7717$0 , \port$7719$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7681$0 , \port$7683$0 , \port$7685$0 , \port$7687$0 , \port$7689$0 , \port$7691$0 , \port$7693$0 , \port$7695$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -41779,22 +41583,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7705$0 , \port$770
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$7705$0 ;
-  wire \port$7705$0 ;
-  output \port$7707$0 ;
-  wire \port$7707$0 ;
-  output \port$7709$0 ;
-  wire \port$7709$0 ;
-  output \port$7711$0 ;
-  wire \port$7711$0 ;
-  output \port$7713$0 ;
-  wire \port$7713$0 ;
-  output \port$7715$0 ;
-  wire \port$7715$0 ;
-  output \port$7717$0 ;
-  wire \port$7717$0 ;
-  output \port$7719$0 ;
-  wire \port$7719$0 ;
+  output \port$7681$0 ;
+  wire \port$7681$0 ;
+  output \port$7683$0 ;
+  wire \port$7683$0 ;
+  output \port$7685$0 ;
+  wire \port$7685$0 ;
+  output \port$7687$0 ;
+  wire \port$7687$0 ;
+  output \port$7689$0 ;
+  wire \port$7689$0 ;
+  output \port$7691$0 ;
+  wire \port$7691$0 ;
+  output \port$7693$0 ;
+  wire \port$7693$0 ;
+  output \port$7695$0 ;
+  wire \port$7695$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -41852,14 +41656,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7705$0 , \port$770
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7705$0  = \$2 ;
-  assign \port$7707$0  = \$4 ;
-  assign \port$7709$0  = \$6 ;
-  assign \port$7711$0  = \$8 ;
-  assign \port$7713$0  = \$10 ;
-  assign \port$7715$0  = \$12 ;
-  assign \port$7717$0  = \$14 ;
-  assign \port$7719$0  = \$16 ;
+  assign \port$7681$0  = \$2 ;
+  assign \port$7683$0  = \$4 ;
+  assign \port$7685$0  = \$6 ;
+  assign \port$7687$0  = \$8 ;
+  assign \port$7689$0  = \$10 ;
+  assign \port$7691$0  = \$12 ;
+  assign \port$7693$0  = \$14 ;
+  assign \port$7695$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -432,30 +432,30 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire [13:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
+  wire [3:0] \$482 ;
+  wire [3:0] \$483 ;
   wire \$484 ;
   wire \$485 ;
-  wire [3:0] \$486 ;
-  wire [3:0] \$487 ;
+  wire [1:0] \$486 ;
+  wire [1:0] \$487 ;
   wire \$488 ;
-  wire \$489 ;
+  wire [4:0] \$489 ;
   wire [13:0] \$49 ;
-  wire [1:0] \$490 ;
-  wire [1:0] \$491 ;
-  wire \$492 ;
-  wire [4:0] \$493 ;
-  reg [2:0] \$494 ;
-  reg [2:0] \$495 ;
-  reg \$496 ;
-  reg \$497 ;
+  reg [2:0] \$490 ;
+  reg [2:0] \$491 ;
+  reg \$492 ;
+  reg \$493 ;
+  reg \$494 ;
+  reg [4:0] \$495 ;
+  reg [4:0] \$496 ;
+  reg [4:0] \$497 ;
   reg \$498 ;
-  reg [4:0] \$499 ;
+  reg [15:0] \$499 ;
   wire \$5 ;
   wire [7:0] \$50 ;
-  reg [4:0] \$500 ;
-  reg [4:0] \$501 ;
-  reg \$502 ;
+  reg [15:0] \$500 ;
+  reg [15:0] \$501 ;
+  reg [15:0] \$502 ;
   reg [15:0] \$503 ;
   reg [15:0] \$504 ;
   reg [15:0] \$505 ;
@@ -465,17 +465,17 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [15:0] \$509 ;
   wire [7:0] \$51 ;
   reg [15:0] \$510 ;
-  reg \$511 ;
+  reg [15:0] \$511 ;
   reg [15:0] \$512 ;
   reg [15:0] \$513 ;
   reg [15:0] \$514 ;
-  reg [15:0] \$515 ;
+  reg \$515 ;
   reg [15:0] \$516 ;
   reg [15:0] \$517 ;
   reg [15:0] \$518 ;
   reg [15:0] \$519 ;
   wire [7:0] \$52 ;
-  reg \$520 ;
+  reg [15:0] \$520 ;
   reg [15:0] \$521 ;
   reg [15:0] \$522 ;
   reg [15:0] \$523 ;
@@ -484,22 +484,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [15:0] \$526 ;
   reg [15:0] \$527 ;
   reg [15:0] \$528 ;
-  reg \$529 ;
+  reg [15:0] \$529 ;
   wire [7:0] \$53 ;
   reg [15:0] \$530 ;
   reg [15:0] \$531 ;
-  reg [15:0] \$532 ;
-  reg [15:0] \$533 ;
-  reg [15:0] \$534 ;
-  reg [15:0] \$535 ;
-  reg [15:0] \$536 ;
-  reg [15:0] \$537 ;
-  reg [1:0] \$538 ;
-  reg [2:0] \$539 ;
+  reg [1:0] \$532 ;
+  reg [2:0] \$533 ;
+  reg \$534 ;
+  reg \$535 ;
+  reg [3:0] \$536 ;
   wire [7:0] \$54 ;
-  reg \$540 ;
-  reg \$541 ;
-  reg [3:0] \$542 ;
   wire [7:0] \$55 ;
   wire [7:0] \$56 ;
   wire \$57 ;
@@ -729,14 +723,8 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire buffer_full;
   reg [1:0] buffer_mode = 2'h0;
   reg buffer_reserved = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_1 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_1 = 1'h0;
+  reg buffer_shift_0 = 1'h0;
+  reg buffer_shift_1 = 1'h0;
   input clk;
   wire clk;
   wire [4:0] control;
@@ -772,14 +760,14 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \en$85 ;
   wire flush;
   wire \flush$104 ;
-  wire \flush$114 ;
-  wire \flush$124 ;
-  wire \flush$134 ;
+  wire \flush$113 ;
+  wire \flush$123 ;
+  wire \flush$132 ;
   wire [1:0] flush_mode;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$122 ;
-  wire [15:0] \flush_sum$132 ;
-  wire [15:0] \flush_sum$142 ;
+  wire [15:0] \flush_sum$121 ;
+  wire [15:0] \flush_sum$131 ;
+  wire [15:0] \flush_sum$140 ;
   reg flushing = 1'h0;
   input [66:0] inp__payload;
   wire [66:0] inp__payload;
@@ -842,12 +830,6 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire take;
   reg [2:0] taken = 3'h0;
   reg [2:0] turn = 3'h0;
-  assign \$424  = \$422  & \$423 ;
-  assign \$425  = inp__payload[62:55] == 8'hff;
-  assign \$426  = ! inp__payload[54:48];
-  assign \$427  = \$425  & \$426 ;
-  assign \$428  = \$421  ? \$424  : \$427 ;
-  assign b_1_inf = \$419  ? 1'h0 : \$428 ;
   assign \$429  = ! inp__payload[66:65];
   assign \$431  = inp__payload[66:65] == 1'h1;
   assign \$432  = \$430  | \$431 ;
@@ -893,34 +875,31 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$472  = \$470  & \$471 ;
   assign \$473  = ! row_part;
   assign \$474  = take & \$473 ;
-  assign \$475  = \flush$104  | buffer_shift_0_0;
-  assign \$476  = ! row_part;
-  assign \$477  = take & \$476 ;
-  assign \$478  = \flush$114  | buffer_shift_0_1;
-  assign \$480  = take & \$479 ;
-  assign \$481  = \flush$124  | buffer_shift_1_0;
-  assign \$483  = take & \$482 ;
-  assign \$484  = \flush$134  | buffer_shift_1_1;
-  assign \$485  = taken == 3'h7;
-  assign \$486  = taken + 1'h1;
-  assign \$487  = \$485  ? 4'h0 : \$486 ;
-  assign \$488  = taken == 3'h7;
-  assign \$490  = row_part + 1'h1;
-  assign \$491  = \$489  ? 2'h0 : \$490 ;
-  assign \$492  = row == 4'hf;
-  assign \$493  = row + 1'h1;
+  assign \$475  = \flush$104  | buffer_shift_0;
+  assign \$476  = \flush$113  | buffer_shift_0;
+  assign \$478  = take & \$477 ;
+  assign \$479  = \flush$123  | buffer_shift_1;
+  assign \$480  = \flush$132  | buffer_shift_1;
+  assign \$481  = taken == 3'h7;
+  assign \$482  = taken + 1'h1;
+  assign \$483  = \$481  ? 4'h0 : \$482 ;
+  assign \$484  = taken == 3'h7;
+  assign \$486  = row_part + 1'h1;
+  assign \$487  = \$485  ? 2'h0 : \$486 ;
+  assign \$488  = row == 4'hf;
+  assign \$489  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$494 ;
+    turn <= \$490 ;
   always @(posedge clk)
-    due <= \$495 ;
+    due <= \$491 ;
   always @(posedge clk)
-    buffer_reserved <= \$496 ;
+    buffer_reserved <= \$492 ;
   always @(posedge clk)
-    flushing <= \$497 ;
+    flushing <= \$493 ;
   always @(posedge clk)
-    pending <= \$498 ;
+    pending <= \$494 ;
   always @(posedge clk)
-    \step$79  <= \$499 ;
+    \step$79  <= \$495 ;
   always @(posedge clk)
     \a$81  <= a_1;
   always @(posedge clk)
@@ -928,7 +907,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \a$74  <= a_0;
   always @(posedge clk)
-    \step$72  <= \$500 ;
+    \step$72  <= \$496 ;
   always @(posedge clk)
     \b$83  <= b_0;
   always @(posedge clk)
@@ -936,89 +915,85 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$86  <= \$501 ;
+    \step$86  <= \$497 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$502 ;
+    buffer_shift_0 <= \$498 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$503 ;
+    buffer_0_0_0 <= \$499 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$504 ;
+    buffer_0_0_1 <= \$500 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$505 ;
+    buffer_0_0_2 <= \$501 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$506 ;
+    buffer_0_0_3 <= \$502 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$507 ;
+    buffer_0_0_4 <= \$503 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$508 ;
+    buffer_0_0_5 <= \$504 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$509 ;
+    buffer_0_0_6 <= \$505 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$510 ;
+    buffer_0_0_7 <= \$506 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$511 ;
+    buffer_0_1_0 <= \$507 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$512 ;
+    buffer_0_1_1 <= \$508 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$513 ;
+    buffer_0_1_2 <= \$509 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$514 ;
+    buffer_0_1_3 <= \$510 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$515 ;
+    buffer_0_1_4 <= \$511 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$516 ;
+    buffer_0_1_5 <= \$512 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$517 ;
+    buffer_0_1_6 <= \$513 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$518 ;
+    buffer_0_1_7 <= \$514 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$519 ;
+    buffer_shift_1 <= \$515 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$520 ;
+    buffer_1_0_0 <= \$516 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$521 ;
+    buffer_1_0_1 <= \$517 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$522 ;
+    buffer_1_0_2 <= \$518 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$523 ;
+    buffer_1_0_3 <= \$519 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$524 ;
+    buffer_1_0_4 <= \$520 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$525 ;
+    buffer_1_0_5 <= \$521 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$526 ;
+    buffer_1_0_6 <= \$522 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$527 ;
+    buffer_1_0_7 <= \$523 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$528 ;
+    buffer_1_1_0 <= \$524 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$529 ;
+    buffer_1_1_1 <= \$525 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$530 ;
+    buffer_1_1_2 <= \$526 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$531 ;
+    buffer_1_1_3 <= \$527 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$532 ;
+    buffer_1_1_4 <= \$528 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$533 ;
+    buffer_1_1_5 <= \$529 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$534 ;
+    buffer_1_1_6 <= \$530 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$535 ;
+    buffer_1_1_7 <= \$531 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$536 ;
+    buffer_mode <= \$532 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$537 ;
+    taken <= \$533 ;
   always @(posedge clk)
-    buffer_mode <= \$538 ;
+    out__valid <= \$534 ;
   always @(posedge clk)
-    taken <= \$539 ;
+    row_part <= \$535 ;
   always @(posedge clk)
-    out__valid <= \$540 ;
-  always @(posedge clk)
-    row_part <= \$541 ;
-  always @(posedge clk)
-    row <= \$542 ;
+    row <= \$536 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1386,6 +1361,12 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$420  = inp__payload[66:65] == 2'h2;
   assign \$422  = inp__payload[54:50] == 5'h1f;
   assign \$423  = ! inp__payload[49:48];
+  assign \$424  = \$422  & \$423 ;
+  assign \$425  = inp__payload[62:55] == 8'hff;
+  assign \$426  = ! inp__payload[54:48];
+  assign \$427  = \$425  & \$426 ;
+  assign \$428  = \$421  ? \$424  : \$427 ;
+  assign b_1_inf = \$419  ? 1'h0 : \$428 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1397,122 +1378,162 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$122 ),
+    .acc(\flush_sum$121 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$114 ),
+    .flush(\flush$113 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$81 ),
-    .acc(\flush_sum$132 ),
+    .acc(\flush_sum$131 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$124 ),
+    .flush(\flush$123 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$88 ),
-    .acc(\flush_sum$142 ),
+    .acc(\flush_sum$140 ),
     .acc_mode(flush_mode),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$134 ),
+    .flush(\flush$132 ),
     .rst(rst),
     .step(\step$86 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$494  = \$461 [2:0];
+    \$490  = \$461 [2:0];
     if (rst) begin
-      \$494  = 3'h0;
+      \$490  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$495  = due;
+    \$491  = due;
     if (\$462 ) begin
-      \$495  = \$465 [2:0];
+      \$491  = \$465 [2:0];
     end
     if (rst) begin
-      \$495  = 3'h0;
+      \$491  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$496  = buffer_reserved;
+    \$492  = buffer_reserved;
     if (flush) begin
-      \$496  = 1'h1;
+      \$492  = 1'h1;
     end
     if (take) begin
-      if (\$492 ) begin
-        \$496  = 1'h0;
+      if (\$488 ) begin
+        \$492  = 1'h0;
       end
     end
     if (rst) begin
-      \$496  = 1'h0;
+      \$492  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$497  = flushing;
+    \$493  = flushing;
     if (flush) begin
-      \$497  = \$467 ;
+      \$493  = \$467 ;
     end
     if (rst) begin
-      \$497  = 1'h0;
+      \$493  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$498  = pending;
+    \$494  = pending;
     if (flush) begin
       if (\$468 ) begin
-        \$498  = 1'h0;
+        \$494  = 1'h0;
       end
     end
     if (\$472 ) begin
-      \$498  = 1'h1;
+      \$494  = 1'h1;
     end
+    if (rst) begin
+      \$494  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$495  = control;
+    if (rst) begin
+      \$495  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$496  = control;
+    if (rst) begin
+      \$496  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$497  = \step$79 ;
+    if (rst) begin
+      \$497  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$498  = \$474 ;
     if (rst) begin
       \$498  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$499  = control;
-    if (rst) begin
-      \$499  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$500  = control;
-    if (rst) begin
-      \$500  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$501  = \step$79 ;
-    if (rst) begin
-      \$501  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$502  = \$474 ;
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$503  = buffer_0_0_0;
+    \$499  = buffer_0_0_0;
     if (\$475 ) begin
-      \$503  = buffer_0_0_1;
+      \$499  = buffer_0_0_1;
+    end
+    if (rst) begin
+      \$499  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$500  = buffer_0_0_1;
+    if (\$475 ) begin
+      \$500  = buffer_0_0_2;
+    end
+    if (rst) begin
+      \$500  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$501  = buffer_0_0_2;
+    if (\$475 ) begin
+      \$501  = buffer_0_0_3;
+    end
+    if (rst) begin
+      \$501  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$502  = buffer_0_0_3;
+    if (\$475 ) begin
+      \$502  = buffer_0_0_4;
+    end
+    if (rst) begin
+      \$502  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$503  = buffer_0_0_4;
+    if (\$475 ) begin
+      \$503  = buffer_0_0_5;
     end
     if (rst) begin
       \$503  = 16'h0000;
@@ -1520,9 +1541,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$504  = buffer_0_0_1;
+    \$504  = buffer_0_0_5;
     if (\$475 ) begin
-      \$504  = buffer_0_0_2;
+      \$504  = buffer_0_0_6;
     end
     if (rst) begin
       \$504  = 16'h0000;
@@ -1530,9 +1551,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$505  = buffer_0_0_2;
+    \$505  = buffer_0_0_6;
     if (\$475 ) begin
-      \$505  = buffer_0_0_3;
+      \$505  = buffer_0_0_7;
     end
     if (rst) begin
       \$505  = 16'h0000;
@@ -1540,9 +1561,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$506  = buffer_0_0_3;
+    \$506  = buffer_0_0_7;
     if (\$475 ) begin
-      \$506  = buffer_0_0_4;
+      \$506  = flush_sum;
     end
     if (rst) begin
       \$506  = 16'h0000;
@@ -1550,9 +1571,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$507  = buffer_0_0_4;
-    if (\$475 ) begin
-      \$507  = buffer_0_0_5;
+    \$507  = buffer_0_1_0;
+    if (\$476 ) begin
+      \$507  = buffer_0_1_1;
     end
     if (rst) begin
       \$507  = 16'h0000;
@@ -1560,9 +1581,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$508  = buffer_0_0_5;
-    if (\$475 ) begin
-      \$508  = buffer_0_0_6;
+    \$508  = buffer_0_1_1;
+    if (\$476 ) begin
+      \$508  = buffer_0_1_2;
     end
     if (rst) begin
       \$508  = 16'h0000;
@@ -1570,9 +1591,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$509  = buffer_0_0_6;
-    if (\$475 ) begin
-      \$509  = buffer_0_0_7;
+    \$509  = buffer_0_1_2;
+    if (\$476 ) begin
+      \$509  = buffer_0_1_3;
     end
     if (rst) begin
       \$509  = 16'h0000;
@@ -1580,9 +1601,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$510  = buffer_0_0_7;
-    if (\$475 ) begin
-      \$510  = flush_sum;
+    \$510  = buffer_0_1_3;
+    if (\$476 ) begin
+      \$510  = buffer_0_1_4;
     end
     if (rst) begin
       \$510  = 16'h0000;
@@ -1590,16 +1611,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$511  = \$477 ;
+    \$511  = buffer_0_1_4;
+    if (\$476 ) begin
+      \$511  = buffer_0_1_5;
+    end
     if (rst) begin
-      \$511  = 1'h0;
+      \$511  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$512  = buffer_0_1_0;
-    if (\$478 ) begin
-      \$512  = buffer_0_1_1;
+    \$512  = buffer_0_1_5;
+    if (\$476 ) begin
+      \$512  = buffer_0_1_6;
     end
     if (rst) begin
       \$512  = 16'h0000;
@@ -1607,9 +1631,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$513  = buffer_0_1_1;
-    if (\$478 ) begin
-      \$513  = buffer_0_1_2;
+    \$513  = buffer_0_1_6;
+    if (\$476 ) begin
+      \$513  = buffer_0_1_7;
     end
     if (rst) begin
       \$513  = 16'h0000;
@@ -1617,9 +1641,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$514  = buffer_0_1_2;
-    if (\$478 ) begin
-      \$514  = buffer_0_1_3;
+    \$514  = buffer_0_1_7;
+    if (\$476 ) begin
+      \$514  = \flush_sum$121 ;
     end
     if (rst) begin
       \$514  = 16'h0000;
@@ -1627,19 +1651,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$515  = buffer_0_1_3;
-    if (\$478 ) begin
-      \$515  = buffer_0_1_4;
-    end
+    \$515  = \$478 ;
     if (rst) begin
-      \$515  = 16'h0000;
+      \$515  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$516  = buffer_0_1_4;
-    if (\$478 ) begin
-      \$516  = buffer_0_1_5;
+    \$516  = buffer_1_0_0;
+    if (\$479 ) begin
+      \$516  = buffer_1_0_1;
     end
     if (rst) begin
       \$516  = 16'h0000;
@@ -1647,9 +1668,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$517  = buffer_0_1_5;
-    if (\$478 ) begin
-      \$517  = buffer_0_1_6;
+    \$517  = buffer_1_0_1;
+    if (\$479 ) begin
+      \$517  = buffer_1_0_2;
     end
     if (rst) begin
       \$517  = 16'h0000;
@@ -1657,9 +1678,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$518  = buffer_0_1_6;
-    if (\$478 ) begin
-      \$518  = buffer_0_1_7;
+    \$518  = buffer_1_0_2;
+    if (\$479 ) begin
+      \$518  = buffer_1_0_3;
     end
     if (rst) begin
       \$518  = 16'h0000;
@@ -1667,9 +1688,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$519  = buffer_0_1_7;
-    if (\$478 ) begin
-      \$519  = \flush_sum$122 ;
+    \$519  = buffer_1_0_3;
+    if (\$479 ) begin
+      \$519  = buffer_1_0_4;
     end
     if (rst) begin
       \$519  = 16'h0000;
@@ -1677,16 +1698,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$520  = \$480 ;
+    \$520  = buffer_1_0_4;
+    if (\$479 ) begin
+      \$520  = buffer_1_0_5;
+    end
     if (rst) begin
-      \$520  = 1'h0;
+      \$520  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$521  = buffer_1_0_0;
-    if (\$481 ) begin
-      \$521  = buffer_1_0_1;
+    \$521  = buffer_1_0_5;
+    if (\$479 ) begin
+      \$521  = buffer_1_0_6;
     end
     if (rst) begin
       \$521  = 16'h0000;
@@ -1694,9 +1718,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$522  = buffer_1_0_1;
-    if (\$481 ) begin
-      \$522  = buffer_1_0_2;
+    \$522  = buffer_1_0_6;
+    if (\$479 ) begin
+      \$522  = buffer_1_0_7;
     end
     if (rst) begin
       \$522  = 16'h0000;
@@ -1704,9 +1728,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$523  = buffer_1_0_2;
-    if (\$481 ) begin
-      \$523  = buffer_1_0_3;
+    \$523  = buffer_1_0_7;
+    if (\$479 ) begin
+      \$523  = \flush_sum$131 ;
     end
     if (rst) begin
       \$523  = 16'h0000;
@@ -1714,9 +1738,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$524  = buffer_1_0_3;
-    if (\$481 ) begin
-      \$524  = buffer_1_0_4;
+    \$524  = buffer_1_1_0;
+    if (\$480 ) begin
+      \$524  = buffer_1_1_1;
     end
     if (rst) begin
       \$524  = 16'h0000;
@@ -1724,9 +1748,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$525  = buffer_1_0_4;
-    if (\$481 ) begin
-      \$525  = buffer_1_0_5;
+    \$525  = buffer_1_1_1;
+    if (\$480 ) begin
+      \$525  = buffer_1_1_2;
     end
     if (rst) begin
       \$525  = 16'h0000;
@@ -1734,9 +1758,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$526  = buffer_1_0_5;
-    if (\$481 ) begin
-      \$526  = buffer_1_0_6;
+    \$526  = buffer_1_1_2;
+    if (\$480 ) begin
+      \$526  = buffer_1_1_3;
     end
     if (rst) begin
       \$526  = 16'h0000;
@@ -1744,9 +1768,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$527  = buffer_1_0_6;
-    if (\$481 ) begin
-      \$527  = buffer_1_0_7;
+    \$527  = buffer_1_1_3;
+    if (\$480 ) begin
+      \$527  = buffer_1_1_4;
     end
     if (rst) begin
       \$527  = 16'h0000;
@@ -1754,9 +1778,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$528  = buffer_1_0_7;
-    if (\$481 ) begin
-      \$528  = \flush_sum$132 ;
+    \$528  = buffer_1_1_4;
+    if (\$480 ) begin
+      \$528  = buffer_1_1_5;
     end
     if (rst) begin
       \$528  = 16'h0000;
@@ -1764,16 +1788,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$529  = \$483 ;
+    \$529  = buffer_1_1_5;
+    if (\$480 ) begin
+      \$529  = buffer_1_1_6;
+    end
     if (rst) begin
-      \$529  = 1'h0;
+      \$529  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$530  = buffer_1_1_0;
-    if (\$484 ) begin
-      \$530  = buffer_1_1_1;
+    \$530  = buffer_1_1_6;
+    if (\$480 ) begin
+      \$530  = buffer_1_1_7;
     end
     if (rst) begin
       \$530  = 16'h0000;
@@ -1781,9 +1808,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$531  = buffer_1_1_1;
-    if (\$484 ) begin
-      \$531  = buffer_1_1_2;
+    \$531  = buffer_1_1_7;
+    if (\$480 ) begin
+      \$531  = \flush_sum$140 ;
     end
     if (rst) begin
       \$531  = 16'h0000;
@@ -1791,124 +1818,64 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$532  = buffer_1_1_2;
-    if (\$484 ) begin
-      \$532  = buffer_1_1_3;
+    \$532  = buffer_mode;
+    if (\flush$132 ) begin
+      \$532  = flush_mode;
     end
     if (rst) begin
-      \$532  = 16'h0000;
+      \$532  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$533  = buffer_1_1_3;
-    if (\$484 ) begin
-      \$533  = buffer_1_1_4;
+    \$533  = taken;
+    if (\flush$132 ) begin
+      \$533  = \$483 [2:0];
     end
     if (rst) begin
-      \$533  = 16'h0000;
+      \$533  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$534  = buffer_1_1_4;
-    if (\$484 ) begin
-      \$534  = buffer_1_1_5;
+    \$534  = out__valid;
+    if (\flush$132 ) begin
+      if (\$484 ) begin
+        \$534  = 1'h1;
+      end
     end
-    if (rst) begin
-      \$534  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$535  = buffer_1_1_5;
-    if (\$484 ) begin
-      \$535  = buffer_1_1_6;
-    end
-    if (rst) begin
-      \$535  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$536  = buffer_1_1_6;
-    if (\$484 ) begin
-      \$536  = buffer_1_1_7;
-    end
-    if (rst) begin
-      \$536  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$537  = buffer_1_1_7;
-    if (\$484 ) begin
-      \$537  = \flush_sum$142 ;
-    end
-    if (rst) begin
-      \$537  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$538  = buffer_mode;
-    if (\flush$134 ) begin
-      \$538  = flush_mode;
-    end
-    if (rst) begin
-      \$538  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$539  = taken;
-    if (\flush$134 ) begin
-      \$539  = \$487 [2:0];
-    end
-    if (rst) begin
-      \$539  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$540  = out__valid;
-    if (\flush$134 ) begin
+    if (take) begin
       if (\$488 ) begin
-        \$540  = 1'h1;
-      end
-    end
-    if (take) begin
-      if (\$492 ) begin
-        \$540  = 1'h0;
+        \$534  = 1'h0;
       end
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$534  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$541  = row_part;
+    \$535  = row_part;
     if (take) begin
-      \$541  = \$491 [0];
+      \$535  = \$487 [0];
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$535  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$542  = row;
+    \$536  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$492 ) begin
-        \$542  = 4'h0;
+      if (\$488 ) begin
+        \$536  = 4'h0;
       end else begin
-        \$542  = \$493 [3:0];
+        \$536  = \$489 [3:0];
       end
     end
     if (rst) begin
-      \$542  = 4'h0;
+      \$536  = 4'h0;
     end
   end
   assign a_0_e4m3_exp = \$14 [4:0];
@@ -2189,9 +2156,8 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$448  = \$447 ;
   assign \$451  = \$450 ;
   assign \$455  = \$454 ;
-  assign \$479  = row_part;
-  assign \$482  = row_part;
-  assign \$489  = row_part;
+  assign \$477  = row_part;
+  assign \$485  = row_part;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3974,14 +3940,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1132$0 (\$682 ),
-    .\port$1134$0 (\$683 ),
-    .\port$1136$0 (\$684 ),
-    .\port$1138$0 (\$685 ),
-    .\port$1140$0 (\$686 ),
-    .\port$1142$0 (\$687 ),
-    .\port$1144$0 (\$688 ),
-    .\port$1146$0 (\$689 ),
+    .\port$1128$0 (\$682 ),
+    .\port$1130$0 (\$683 ),
+    .\port$1132$0 (\$684 ),
+    .\port$1134$0 (\$685 ),
+    .\port$1136$0 (\$686 ),
+    .\port$1138$0 (\$687 ),
+    .\port$1140$0 (\$688 ),
+    .\port$1142$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
@@ -5088,7 +5054,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1132$0 , \port$1134$0 , \port$1136$0 , \port$1138$0 , \port$1140$0 , \port$1142$0 , \port$1144$0 , \port$1146$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1128$0 , \port$1130$0 , \port$1132$0 , \port$1134$0 , \port$1136$0 , \port$1138$0 , \port$1140$0 , \port$1142$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -5372,6 +5338,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1132$0 , \port$1134
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
+  output \port$1128$0 ;
+  wire \port$1128$0 ;
+  output \port$1130$0 ;
+  wire \port$1130$0 ;
   output \port$1132$0 ;
   wire \port$1132$0 ;
   output \port$1134$0 ;
@@ -5384,10 +5354,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1132$0 , \port$1134
   wire \port$1140$0 ;
   output \port$1142$0 ;
   wire \port$1142$0 ;
-  output \port$1144$0 ;
-  wire \port$1144$0 ;
-  output \port$1146$0 ;
-  wire \port$1146$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -5551,14 +5517,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$1132$0 , \port$1134
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1132$0  = \$2 ;
-  assign \port$1134$0  = \$4 ;
-  assign \port$1136$0  = \$6 ;
-  assign \port$1138$0  = \$8 ;
-  assign \port$1140$0  = \$10 ;
-  assign \port$1142$0  = \$12 ;
-  assign \port$1144$0  = \$14 ;
-  assign \port$1146$0  = \$16 ;
+  assign \port$1128$0  = \$2 ;
+  assign \port$1130$0  = \$4 ;
+  assign \port$1132$0  = \$6 ;
+  assign \port$1134$0  = \$8 ;
+  assign \port$1136$0  = \$10 ;
+  assign \port$1138$0  = \$12 ;
+  assign \port$1140$0  = \$14 ;
+  assign \port$1142$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -7613,14 +7579,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$1982$0 (\$682 ),
-    .\port$1984$0 (\$683 ),
-    .\port$1986$0 (\$684 ),
-    .\port$1988$0 (\$685 ),
-    .\port$1990$0 (\$686 ),
-    .\port$1992$0 (\$687 ),
-    .\port$1994$0 (\$688 ),
-    .\port$1996$0 (\$689 ),
+    .\port$1978$0 (\$682 ),
+    .\port$1980$0 (\$683 ),
+    .\port$1982$0 (\$684 ),
+    .\port$1984$0 (\$685 ),
+    .\port$1986$0 (\$686 ),
+    .\port$1988$0 (\$687 ),
+    .\port$1990$0 (\$688 ),
+    .\port$1992$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
@@ -8727,7 +8693,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1982$0 , \port$1984$0 , \port$1986$0 , \port$1988$0 , \port$1990$0 , \port$1992$0 , \port$1994$0 , \port$1996$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1978$0 , \port$1980$0 , \port$1982$0 , \port$1984$0 , \port$1986$0 , \port$1988$0 , \port$1990$0 , \port$1992$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9011,6 +8977,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1982$0 , \port$1984
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
+  output \port$1978$0 ;
+  wire \port$1978$0 ;
+  output \port$1980$0 ;
+  wire \port$1980$0 ;
   output \port$1982$0 ;
   wire \port$1982$0 ;
   output \port$1984$0 ;
@@ -9023,10 +8993,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1982$0 , \port$1984
   wire \port$1990$0 ;
   output \port$1992$0 ;
   wire \port$1992$0 ;
-  output \port$1994$0 ;
-  wire \port$1994$0 ;
-  output \port$1996$0 ;
-  wire \port$1996$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -9190,14 +9156,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$1982$0 , \port$1984
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1982$0  = \$2 ;
-  assign \port$1984$0  = \$4 ;
-  assign \port$1986$0  = \$6 ;
-  assign \port$1988$0  = \$8 ;
-  assign \port$1990$0  = \$10 ;
-  assign \port$1992$0  = \$12 ;
-  assign \port$1994$0  = \$14 ;
-  assign \port$1996$0  = \$16 ;
+  assign \port$1978$0  = \$2 ;
+  assign \port$1980$0  = \$4 ;
+  assign \port$1982$0  = \$6 ;
+  assign \port$1984$0  = \$8 ;
+  assign \port$1986$0  = \$10 ;
+  assign \port$1988$0  = \$12 ;
+  assign \port$1990$0  = \$14 ;
+  assign \port$1992$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11252,14 +11218,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$2832$0 (\$682 ),
-    .\port$2834$0 (\$683 ),
-    .\port$2836$0 (\$684 ),
-    .\port$2838$0 (\$685 ),
-    .\port$2840$0 (\$686 ),
-    .\port$2842$0 (\$687 ),
-    .\port$2844$0 (\$688 ),
-    .\port$2846$0 (\$689 ),
+    .\port$2828$0 (\$682 ),
+    .\port$2830$0 (\$683 ),
+    .\port$2832$0 (\$684 ),
+    .\port$2834$0 (\$685 ),
+    .\port$2836$0 (\$686 ),
+    .\port$2838$0 (\$687 ),
+    .\port$2840$0 (\$688 ),
+    .\port$2842$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
@@ -12366,7 +12332,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2832$0 , \port$2834$0 , \port$2836$0 , \port$2838$0 , \port$2840$0 , \port$2842$0 , \port$2844$0 , \port$2846$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2828$0 , \port$2830$0 , \port$2832$0 , \port$2834$0 , \port$2836$0 , \port$2838$0 , \port$2840$0 , \port$2842$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -12650,6 +12616,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2832$0 , \port$2834
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
+  output \port$2828$0 ;
+  wire \port$2828$0 ;
+  output \port$2830$0 ;
+  wire \port$2830$0 ;
   output \port$2832$0 ;
   wire \port$2832$0 ;
   output \port$2834$0 ;
@@ -12662,10 +12632,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2832$0 , \port$2834
   wire \port$2840$0 ;
   output \port$2842$0 ;
   wire \port$2842$0 ;
-  output \port$2844$0 ;
-  wire \port$2844$0 ;
-  output \port$2846$0 ;
-  wire \port$2846$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -12829,14 +12795,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$2832$0 , \port$2834
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2832$0  = \$2 ;
-  assign \port$2834$0  = \$4 ;
-  assign \port$2836$0  = \$6 ;
-  assign \port$2838$0  = \$8 ;
-  assign \port$2840$0  = \$10 ;
-  assign \port$2842$0  = \$12 ;
-  assign \port$2844$0  = \$14 ;
-  assign \port$2846$0  = \$16 ;
+  assign \port$2828$0  = \$2 ;
+  assign \port$2830$0  = \$4 ;
+  assign \port$2832$0  = \$6 ;
+  assign \port$2834$0  = \$8 ;
+  assign \port$2836$0  = \$10 ;
+  assign \port$2838$0  = \$12 ;
+  assign \port$2840$0  = \$14 ;
+  assign \port$2842$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -14892,14 +14858,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$3682$0 (\$682 ),
-    .\port$3684$0 (\$683 ),
-    .\port$3686$0 (\$684 ),
-    .\port$3688$0 (\$685 ),
-    .\port$3690$0 (\$686 ),
-    .\port$3692$0 (\$687 ),
-    .\port$3694$0 (\$688 ),
-    .\port$3696$0 (\$689 ),
+    .\port$3678$0 (\$682 ),
+    .\port$3680$0 (\$683 ),
+    .\port$3682$0 (\$684 ),
+    .\port$3684$0 (\$685 ),
+    .\port$3686$0 (\$686 ),
+    .\port$3688$0 (\$687 ),
+    .\port$3690$0 (\$688 ),
+    .\port$3692$0 (\$689 ),
     .rst(rst)
   );
   always @* begin
@@ -16006,7 +15972,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3682$0 , \port$3684$0 , \port$3686$0 , \port$3688$0 , \port$3690$0 , \port$3692$0 , \port$3694$0 , \port$3696$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3678$0 , \port$3680$0 , \port$3682$0 , \port$3684$0 , \port$3686$0 , \port$3688$0 , \port$3690$0 , \port$3692$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16290,6 +16256,10 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3682$0 , \port$3684
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
+  output \port$3678$0 ;
+  wire \port$3678$0 ;
+  output \port$3680$0 ;
+  wire \port$3680$0 ;
   output \port$3682$0 ;
   wire \port$3682$0 ;
   output \port$3684$0 ;
@@ -16302,10 +16272,6 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3682$0 , \port$3684
   wire \port$3690$0 ;
   output \port$3692$0 ;
   wire \port$3692$0 ;
-  output \port$3694$0 ;
-  wire \port$3694$0 ;
-  output \port$3696$0 ;
-  wire \port$3696$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -16469,14 +16435,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$3682$0 , \port$3684
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3682$0  = \$2 ;
-  assign \port$3684$0  = \$4 ;
-  assign \port$3686$0  = \$6 ;
-  assign \port$3688$0  = \$8 ;
-  assign \port$3690$0  = \$10 ;
-  assign \port$3692$0  = \$12 ;
-  assign \port$3694$0  = \$14 ;
-  assign \port$3696$0  = \$16 ;
+  assign \port$3678$0  = \$2 ;
+  assign \port$3680$0  = \$4 ;
+  assign \port$3682$0  = \$6 ;
+  assign \port$3684$0  = \$8 ;
+  assign \port$3686$0  = \$10 ;
+  assign \port$3688$0  = \$12 ;
+  assign \port$3690$0  = \$14 ;
+  assign \port$3692$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
