@@ -23,7 +23,7 @@ from hls_gen.arith import (
     select_value,
     unpack,
 )
-from hls_gen.grid_place import count, headroom, place_counted, plan
+from hls_gen.grid_place import count, headroom, place_counted, plan, select_headroom
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
     LOOP_CUTS,
@@ -158,20 +158,18 @@ def accumulate(
     (base, term), travel = cut("unpack", (base, term), travel)
     ordered, travel = cut("order", order(m, base, term, guard, "add"), travel)
     aligned, travel = cut("align", place(m, ordered, "add"), travel)
-    # What a rounder's placement needs of the larger operand's exponent is ready with the adder's operands; the
-    # normalize stage counts leading zeros and picks each rounder's shift, the place stage shifts the window once
-    # (hls_gen.grid_place: the normalizing shift and the shift onto the grid together).
+    # What the placement needs of the larger operand's exponent is ready with the adder's operands; the normalize
+    # stage counts leading zeros and picks the shift, the place stage shifts the window once (hls_gen.grid_place:
+    # the normalizing shift and the shift onto the grid together). With several rounders one shift serves them
+    # all: the mode picks its rounder's placement before the add stage, each rounder reads its slice.
     names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
-    rooms = one([headroom(m, aligned.flags, aligned.width, f, k, n) for (f, k), n in zip(rounders, names)])
-    (summed, rooms), travel = cut("add", (add_aligned(m, aligned, "add"), rooms), travel)
+    rooms = [headroom(m, aligned.flags, aligned.width, f, rounders, n) for (f, _), n in zip(rounders, names)]
+    room = select_headroom(m, travel[3], [rooms[rounders.index(x)] for x in modes], "sum")
+    (summed, room), travel = cut("add", (add_aligned(m, aligned, "add"), room), travel)
     counted = count(m, summed, "add")
-    plans = one([plan(m, counted, room, n) for room, n in zip(many(rooms), names)])
-    (counted, plans, rooms), travel = cut("normalize", (counted, plans, rooms), travel)
-    placed = [
-        place_counted(m, counted, shift, room, f, k, n)
-        for (f, k), n, shift, room in zip(rounders, names, many(plans), many(rooms))
-    ]
-    on_grid, travel = cut("place", one(placed), travel)
+    shift = plan(m, counted, room, "sum")
+    (counted, shift, room), travel = cut("normalize", (counted, shift, room), travel)
+    on_grid, travel = cut("place", one(place_counted(m, counted, shift, room, rounders, "sum")), travel)
     draw = travel[2]
 
     def decide(g: object, k: int | None) -> object:

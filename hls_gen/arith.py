@@ -273,13 +273,13 @@ def select_unpacked(m: Module, select: Value, options: list[Unpacked], name: str
 
 
 def select_value(m: Module, select: Value, options: list[Value], name: str) -> Value:
-    """``options[select]`` (zero-extended to the widest); one option is returned as is."""
+    """``options[select]`` (extended to a shape that holds each: signed if one is); one option is returned as is."""
     if len(options) == 1:
         return options[0]
-    out = Signal(max(len(v) for v in options), name=name)
     expr = options[-1]
     for i in reversed(range(len(options) - 1)):
         expr = Mux(select == i, options[i], expr)
+    out = Signal(expr.shape(), name=name)
     m.d.comb += out.eq(expr)
     return out
 
@@ -380,12 +380,13 @@ def grid_floor(fmt: FloatFormat) -> int:
     return fmt.emin + (0 if fmt.subnormals else fmt.man_bits)
 
 
-def grid_layout(width: int, fmt: FloatFormat, rand_bits: int | None) -> tuple[int, int, int, int]:
-    """How a ``width``-bit significand is laid out to be shifted onto ``fmt``'s grid: (guard bits below it, zero
-    padding below it when it is narrower than ``fmt``'s significand, the padded width ``pw``, and ``Z``: the
-    bits below that catch a right shift, a power of two above ``pw``)."""
-    guard = (1 if rand_bits is None else rand_bits) + 1
-    pad = max(0, fmt.man_bits + 1 - width)
+def grid_layout(width: int, grids: Sequence[tuple[FloatFormat, int | None]]) -> tuple[int, int, int, int]:
+    """How a ``width``-bit significand is laid out to be shifted onto the grid of each ``(format, random bits)``
+    in ``grids``: (guard bits below it, zero padding below it when it is narrower than a format's significand,
+    the padded width ``pw``, and ``Z``: the bits below that catch a right shift, a power of two above ``pw``).
+    Several grids share one shift: the layout has the most guard bits and padding any of them needs."""
+    guard = max(1 if k is None else k for _, k in grids) + 1
+    pad = max(0, max(f.man_bits for f, _ in grids) + 1 - width)
     pw = width + pad + guard
     return guard, pad, pw, 1 << Shape.cast(range(pw + 1)).width
 
@@ -397,7 +398,7 @@ def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bi
     window, with the normalizing shift and this one merged.)
     """
     mb = fmt.man_bits
-    guard, pad, pw, below = grid_layout(x.width, fmt, rand_bits)
+    guard, pad, pw, below = grid_layout(x.width, [(fmt, rand_bits)])
     padded = Cat(Const(0, guard + pad), x.sig)  # width pw
     # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
     small = x.exp < fmt.emin

@@ -24,14 +24,28 @@ bits up (``T = 2**n - 1 >= W``): ``T - lz`` is ``lz`` inverted, and ``T -
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 
-from hls_gen.arith import OnGrid, SumFlags, Summed, grid_floor, grid_layout, leading_zeros
+from hls_gen.arith import OnGrid, SumFlags, Summed, grid_floor, grid_layout, leading_zeros, select_value
 from mpsim.formats import FloatFormat
 
-__all__ = ["Counted", "Headroom", "ShiftPlan", "count", "headroom", "place_counted", "plan"]
+__all__ = [
+    "Counted",
+    "Grid",
+    "Headroom",
+    "ShiftPlan",
+    "count",
+    "headroom",
+    "place_counted",
+    "plan",
+    "select_headroom",
+]
+
+#: A rounder's target: the format, and the random bits of its stochastic rounding (None: nearest).
+Grid = tuple[FloatFormat, int | None]
 
 
 def _span(width: int) -> int:
@@ -55,15 +69,16 @@ class Headroom:
     over: Value
 
 
-def headroom(m: Module, flags: SumFlags, width: int, fmt: FloatFormat, rand_bits: int | None, name: str) -> Headroom:
-    """:class:`Headroom` of a ``width``-bit window for ``fmt`` with ``rand_bits`` random bits."""
+def headroom(m: Module, flags: SumFlags, width: int, fmt: FloatFormat, grids: Sequence[Grid], name: str) -> Headroom:
+    """:class:`Headroom` of a ``width``-bit window for ``fmt``, in the layout that serves ``grids`` (``fmt``'s
+    among them; see :func:`hls_gen.arith.grid_layout`)."""
     big = flags.big_exp  # the window's top bit is worth 2**(big + 1)
     # small <=> lz > big + 1 - emin <=> the top (big + 2 - emin) window bits are zero: window bit j counts when
     # big >= width - 2 - j + emin. Each mask bit compares the exponent with a constant, side by side (no adder
     # first: a window below every bit's bound masks nothing and is small, one above masks all of it).
     mask = Signal(width, name=f"{name}_small_mask")
     m.d.comb += mask.eq(Cat(*(big >= width - 2 - j + fmt.emin for j in range(width))))
-    below = grid_layout(width, fmt, rand_bits)[3]
+    below = grid_layout(width, grids)[3]
     # A small result's right shift: span - (big + 1 - grid_floor), saturated at a shift of below - 1 past the
     # kept bits (which moves every bit below them) and at 0; the bounds are compared beside the subtraction.
     span = _span(width)
@@ -74,6 +89,15 @@ def headroom(m: Module, flags: SumFlags, width: int, fmt: FloatFormat, rand_bits
     over = Signal((big - fmt.emax).shape(), name=f"{name}_over")
     m.d.comb += over.eq(big - fmt.emax)  # (big + 1) - (emax + 1)
     return Headroom(mask, small_right, over)
+
+
+def select_headroom(m: Module, select: Value | None, options: list[Headroom], name: str) -> Headroom:
+    """``options[select]``: the placement of the mode ``select`` (one option is returned as is)."""
+    if select is None or len(options) == 1:
+        return options[0]
+    fields = ("small_mask", "small_right", "over")
+    picked = [select_value(m, select, [getattr(o, f) for o in options], f"{name}_{f}") for f in fields]
+    return Headroom(*picked)
 
 
 @dataclass
@@ -123,28 +147,31 @@ def plan(m: Module, x: Counted, room: Headroom, name: str) -> ShiftPlan:
 
 
 def place_counted(
-    m: Module, x: Counted, shift: ShiftPlan, room: Headroom, fmt: FloatFormat, rand_bits: int | None, name: str
-) -> OnGrid:
-    """The window shifted onto ``fmt``'s grid: :func:`hls_gen.arith.round_place` of the normalized sum."""
+    m: Module, x: Counted, shift: ShiftPlan, room: Headroom, grids: Sequence[Grid], name: str
+) -> list[OnGrid]:
+    """The window shifted onto the grid of each of ``grids``: :func:`hls_gen.arith.round_place` of the normalized
+    sum for each. One shift serves them all (``shift`` and ``room`` place the sum for the grid that will keep it):
+    each reads its own slice, counted from the leading one down."""
     width = len(x.window)
-    guard, pad, pw, below = grid_layout(width, fmt, rand_bits)
+    guard, pad, pw, below = grid_layout(width, grids)
     span = _span(width)
     padded = Cat(Const(0, guard + pad), x.window)
     wide = Signal(below + span + pw, name=f"{name}_wide")
     m.d.comb += wide.eq(Cat(Const(0, below + span), padded) >> shift.right)
     # The exponent, clamped at emax + 1 (enough to overflow), beside the shift: lz < over means above it.
     exp = x.top - x.lz
-    e_top = fmt.emax + 1
-    e_eff = Mux(shift.small, fmt.emin, Mux(x.lz < room.over, e_top, exp))
-    return OnGrid(
-        wide[below : below + pw],
-        wide[:below],
-        x.sticky,
-        shift.small,
-        e_eff,
-        x.sign,
-        x.zero,
-        x.inf,
-        x.nan,
-        guard + width + pad - 1 - fmt.man_bits,
-    )
+    return [
+        OnGrid(
+            wide[below : below + pw],
+            wide[:below],
+            x.sticky,
+            shift.small,
+            Mux(shift.small, fmt.emin, Mux(x.lz < room.over, fmt.emax + 1, exp)),
+            x.sign,
+            x.zero,
+            x.inf,
+            x.nan,
+            guard + width + pad - 1 - fmt.man_bits,
+        )
+        for fmt, _ in grids
+    ]
