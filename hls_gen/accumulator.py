@@ -48,6 +48,27 @@ def _guard(rand_bits: int | None) -> int:
     return (1 if rand_bits is None else rand_bits) + 2
 
 
+def _trimmed(
+    base: Unpacked, term: Unpacked, modes: tuple[tuple[FloatFormat, int | None], ...], term_bits: tuple[int, ...]
+) -> tuple[Unpacked, Unpacked, int]:
+    """The sum's operands cut to the significand bits some mode fills, and the adder's guard bits for them.
+
+    Every mode's significands are left-aligned in the shared ones with zeros
+    below, so the bits no mode fills are dropped, and a mode that fills
+    fewer than the rest has the zeros below its own as guard bits: what
+    :func:`hls_gen.arith.add_exact` needs is ``k + 2`` window bits below the
+    mode's significand, wherever they come from.
+    """
+    filled = [max(f.man_bits + 1, t) for (f, _), t in zip(modes, term_bits)]
+    width = max(filled)
+    guard = max(_guard(k) - (width - n) for (_, k), n in zip(modes, filled))
+
+    def top(x: Unpacked) -> Unpacked:
+        return dataclasses.replace(x, sig=x.sig[x.width - width :]) if x.width > width else x
+
+    return top(base), top(term), guard
+
+
 @dataclass(frozen=True)
 class Loop:
     """What :func:`accumulate` hands its caller: the rounder's register, and what the loop's entry sees."""
@@ -76,6 +97,7 @@ def accumulate(
     rand: Value | None,
     interleave: int = 1,
     modes: tuple[tuple[FloatFormat, int | None], ...] | None = None,
+    term_bits: tuple[int, ...] | None = None,
 ) -> Loop:
     """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per beat; see :class:`Loop`.
 
@@ -103,7 +125,9 @@ def accumulate(
     and normalizer are shared (sized for the widest), and each distinct
     (format, rounding) has its rounder. The mode travels round the ring with
     its sum (a bubble takes its slot's mode). ``rand`` holds the step's
-    draw in its low bits.
+    draw in its low bits. ``term_bits`` (per mode, None: all) are the
+    significand bits a mode's terms fill, left-aligned in ``term.sig`` with
+    zeros below: the adder is only as wide as the widest mode needs.
     """
     multi = modes is not None and len(modes) > 1
     if modes is None:
@@ -153,8 +177,10 @@ def accumulate(
     base = dataclasses.replace(
         base, sign=base.sign & ~restart, zero=base.zero | restart, inf=base.inf & ~restart, nan=base.nan & ~restart
     )
-    travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     guard = max(_guard(k) for _, k in modes)
+    if multi and term_bits is not None:
+        base, term, guard = _trimmed(base, term, modes, term_bits)
+    travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     (base, term), travel = cut("unpack", (base, term), travel)
     ordered, travel = cut("order", order(m, base, term, guard, "add"), travel)
     aligned, travel = cut("align", place(m, ordered, "add"), travel)

@@ -391,6 +391,7 @@ class MAC(wiring.Component):
             rand=rand_sum,
             interleave=self._interleave,
             modes=tuple((x.acc_format, x.rand_bits) for x in modes),
+            term_bits=tuple(x.term_bits for x in modes),
         )
         m.d.comb += [
             self.acc.eq(loop.result),
