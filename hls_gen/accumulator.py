@@ -13,6 +13,7 @@ from hls_gen.arith import (
     Unpacked,
     add_aligned,
     add_exact,
+    grid_layout,
     order,
     place,
     registered,
@@ -20,11 +21,11 @@ from hls_gen.arith import (
     round_encode,
     round_pack,
     select_unpacked,
-    select_value,
     unpack,
 )
-from hls_gen.grid_place import count, headroom, place_counted, plan, select_headroom
+from hls_gen.grid_place import count, headroom, headroom_modes, mode_layout, place_counted, place_modes, plan
 from hls_gen.lfsr import LFSR
+from hls_gen.mode_round import decide_modes, encode_modes
 from hls_gen.spec import (
     LOOP_CUTS,
     MAX_INTERLEAVE,
@@ -34,7 +35,6 @@ from hls_gen.spec import (
     float_format,
     hw_rounding,
     lfsr_spec,
-    rounding_token,
 )
 from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
@@ -134,8 +134,9 @@ def accumulate(
         if acc_format is None:
             raise TypeError("accumulate needs acc_format or modes")
         modes = ((acc_format, rand_bits),)
-    rounders = list(dict.fromkeys(modes))  # distinct (format, random bits), in first-use order
-    widest = max(f.bits for f, _ in modes)
+    fmt, rand_bits = modes[0]  # the format and rounding of a single mode
+    formats = [f for f, _ in modes]
+    widest = max(f.bits for f in formats)
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
     delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
     acc = Signal(widest, name="acc")  # the loop's last register: the sum of the slot at the entry
@@ -148,12 +149,6 @@ def accumulate(
             return x, travel
         return registered(m, en, x, f"{stage}_q"), registered(m, en, travel, f"{stage}_control", keep=True)
 
-    def one(values: list[object]) -> object:
-        return values[0] if len(values) == 1 else tuple(values)
-
-    def many(value: object) -> list[object]:
-        return [value] if len(rounders) == 1 else list(value)  # type: ignore[call-overload]
-
     # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
     # bits; so a slot keeps its sum through any bubble, a finished one too, and the loop never has to wait.
     term = dataclasses.replace(
@@ -165,11 +160,10 @@ def accumulate(
         ring_mode = Signal(len(step.mode), name="acc_mode")  # the mode of the slot's sum
         code = Signal(len(step.mode), name="step_mode")
         m.d.comb += code.eq(Mux(valid, step.mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
-        formats = list(dict.fromkeys(f for f, _ in modes))
-        unpacked = {f: unpack(m, acc[: f.bits], f, f"base_{f.label}") for f in formats}
-        base = select_unpacked(m, code, [unpacked[f] for f, _ in modes], "base")
+        unpacked = {f: unpack(m, acc[: f.bits], f, f"base_{f.label}") for f in dict.fromkeys(formats)}
+        base = select_unpacked(m, code, [unpacked[f] for f in formats], "base")
     else:
-        base = unpack(m, acc, modes[0][0], "base")
+        base = unpack(m, acc, fmt, "base")
     # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides exponent and
     # significand, as for a bubble's term), so ``fresh`` is one gate before the unpack register, not a multiplexer
     # on every code bit in front of the unpacking (the 8x8 array's critical path when it was).
@@ -186,22 +180,29 @@ def accumulate(
     aligned, travel = cut("align", place(m, ordered, "add"), travel)
     # What the placement needs of the larger operand's exponent is ready with the adder's operands; the normalize
     # stage counts leading zeros and picks the shift, the place stage shifts the window once (hls_gen.grid_place:
-    # the normalizing shift and the shift onto the grid together). With several rounders one shift serves them
-    # all: the mode picks its rounder's placement before the add stage, each rounder reads its slice.
-    names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
-    rooms = [headroom(m, aligned.flags, aligned.width, f, rounders, n) for (f, _), n in zip(rounders, names)]
-    room = select_headroom(m, travel[3], [rooms[rounders.index(x)] for x in modes], "sum")
+    # the normalizing shift and the shift onto the grid together). With several modes one rounder serves them
+    # all: the mode picks its format's placement before the add stage, and its rounding and code at the end.
+    width = aligned.width
+    if multi:
+        below = mode_layout(width, modes)[3]
+        room = headroom_modes(m, aligned.flags, width, formats, below, travel[3], "sum")
+    else:
+        room = headroom(m, aligned.flags, width, fmt, grid_layout(width, modes)[3], "sum")
     (summed, room), travel = cut("add", (add_aligned(m, aligned, "add"), room), travel)
     counted = count(m, summed, "add")
     shift = plan(m, counted, room, "sum")
     (counted, shift, room), travel = cut("normalize", (counted, shift, room), travel)
-    on_grid, travel = cut("place", one(place_counted(m, counted, shift, room, rounders, "sum")), travel)
+    if multi:
+        on_grid = place_modes(m, counted, shift, room, modes, travel[3], "sum")
+    else:
+        on_grid = place_counted(m, counted, shift, room, fmt, rand_bits, "sum")
+    on_grid, travel = cut("place", on_grid, travel)
     draw = travel[2]
-
-    def decide(g: object, k: int | None) -> object:
-        return round_decide(m, g, k, None if k is None else draw[:k] if multi else draw)  # type: ignore[arg-type,index]
-
-    decided, travel = cut("round", one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), travel)
+    if multi:
+        decided = decide_modes(m, on_grid, modes, travel[3], draw)
+    else:
+        decided = round_decide(m, on_grid, rand_bits, draw)
+    decided, travel = cut("round", decided, travel)
     done_step, done_stale, _, done_code = travel
     result = Signal(widest, name="result")
     keep = {"keep": 1}  # control registers (see hls_gen.arith.registered)
@@ -209,11 +210,10 @@ def accumulate(
     result_fresh = Signal(init=1, name="result_fresh", attrs=keep)
     result_mode = Signal(len(step.mode), name="result_mode", attrs=keep) if multi else None
     with m.If(en):
-        encoded = [round_encode(m, d, f, n) for d, (f, _), n in zip(many(decided), rounders, names)]
         m.d.sync += [
-            result.eq(select_value(m, done_code, [encoded[rounders.index(x)] for x in modes], "sum_code"))
-            if multi
-            else result.eq(encoded[0]),
+            result.eq(
+                encode_modes(m, decided, modes, done_code, "sum") if multi else round_encode(m, decided, fmt, "sum")
+            ),
             done.eq(done_step.valid & done_step.last),
             result_fresh.eq(Mux(done_step.valid, done_step.last, ~done_stale)),
         ]
