@@ -20,8 +20,8 @@ from hls_gen.arith import (
     round_decide,
     round_encode,
     round_pack,
-    select_unpacked,
     unpack,
+    unpack_modes,
 )
 from hls_gen.grid_place import count, headroom, headroom_modes, mode_layout, place_counted, place_modes, plan
 from hls_gen.lfsr import LFSR
@@ -160,8 +160,7 @@ def accumulate(
         ring_mode = Signal(len(step.mode), name="acc_mode")  # the mode of the slot's sum
         code = Signal(len(step.mode), name="step_mode")
         m.d.comb += code.eq(Mux(valid, step.mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
-        unpacked = {f: unpack(m, acc[: f.bits], f, f"base_{f.label}") for f in dict.fromkeys(formats)}
-        base = select_unpacked(m, code, [unpacked[f] for f in formats], "base")
+        base = unpack_modes(m, acc, formats, code, "base")
     else:
         base = unpack(m, acc, fmt, "base")
     # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides exponent and
