@@ -44,7 +44,6 @@ __all__ = [
     "place_counted",
     "place_modes",
     "plan",
-    "select_headroom",
 ]
 
 #: A rounder's target: the format, and the random bits of its stochastic rounding (None: nearest).
@@ -134,15 +133,6 @@ def headroom_modes(
     over = Signal(excess.shape(), name=f"{name}_over")
     m.d.comb += over.eq(excess)
     return Headroom(mask, small_right, over)
-
-
-def select_headroom(m: Module, select: Value | None, options: list[Headroom], name: str) -> Headroom:
-    """``options[select]``: the placement of the mode ``select`` (one option is returned as is)."""
-    if select is None or len(options) == 1:
-        return options[0]
-    fields = ("small_mask", "small_right", "over")
-    picked = [select_value(m, select, [getattr(o, f) for o in options], f"{name}_{f}") for f in fields]
-    return Headroom(*picked)
 
 
 @dataclass
