@@ -13,18 +13,19 @@ from hls_gen.arith import (
     Unpacked,
     add_aligned,
     add_exact,
+    grid_layout,
     order,
     place,
     registered,
     round_decide,
     round_encode,
     round_pack,
-    select_unpacked,
-    select_value,
     unpack,
+    unpack_modes,
 )
-from hls_gen.grid_place import count, headroom, place_counted, plan
+from hls_gen.grid_place import count, headroom, headroom_modes, mode_layout, place_counted, place_modes, plan
 from hls_gen.lfsr import LFSR
+from hls_gen.mode_round import decide_modes, encode_modes
 from hls_gen.spec import (
     LOOP_CUTS,
     MAX_INTERLEAVE,
@@ -34,7 +35,6 @@ from hls_gen.spec import (
     float_format,
     hw_rounding,
     lfsr_spec,
-    rounding_token,
 )
 from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
@@ -46,6 +46,27 @@ __all__ = ["Accumulator", "FPAdder", "Loop", "accumulate"]
 def _guard(rand_bits: int | None) -> int:
     """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
     return (1 if rand_bits is None else rand_bits) + 2
+
+
+def _trimmed(
+    base: Unpacked, term: Unpacked, modes: tuple[tuple[FloatFormat, int | None], ...], term_bits: tuple[int, ...]
+) -> tuple[Unpacked, Unpacked, int]:
+    """The sum's operands cut to the significand bits some mode fills, and the adder's guard bits for them.
+
+    Every mode's significands are left-aligned in the shared ones with zeros
+    below, so the bits no mode fills are dropped, and a mode that fills
+    fewer than the rest has the zeros below its own as guard bits: what
+    :func:`hls_gen.arith.add_exact` needs is ``k + 2`` window bits below the
+    mode's significand, wherever they come from.
+    """
+    filled = [max(f.man_bits + 1, t) for (f, _), t in zip(modes, term_bits)]
+    width = max(filled)
+    guard = max(_guard(k) - (width - n) for (_, k), n in zip(modes, filled))
+
+    def top(x: Unpacked) -> Unpacked:
+        return dataclasses.replace(x, sig=x.sig[x.width - width :]) if x.width > width else x
+
+    return top(base), top(term), guard
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,7 @@ def accumulate(
     rand: Value | None,
     interleave: int = 1,
     modes: tuple[tuple[FloatFormat, int | None], ...] | None = None,
+    term_bits: tuple[int, ...] | None = None,
 ) -> Loop:
     """``interleave`` sums in round robin, each ``acc = round(acc + term)`` per beat; see :class:`Loop`.
 
@@ -103,15 +125,18 @@ def accumulate(
     and normalizer are shared (sized for the widest), and each distinct
     (format, rounding) has its rounder. The mode travels round the ring with
     its sum (a bubble takes its slot's mode). ``rand`` holds the step's
-    draw in its low bits.
+    draw in its low bits. ``term_bits`` (per mode, None: all) are the
+    significand bits a mode's terms fill, left-aligned in ``term.sig`` with
+    zeros below: the adder is only as wide as the widest mode needs.
     """
     multi = modes is not None and len(modes) > 1
     if modes is None:
         if acc_format is None:
             raise TypeError("accumulate needs acc_format or modes")
         modes = ((acc_format, rand_bits),)
-    rounders = list(dict.fromkeys(modes))  # distinct (format, random bits), in first-use order
-    widest = max(f.bits for f, _ in modes)
+    fmt, rand_bits = modes[0]  # the format and rounding of a single mode
+    formats = [f for f, _ in modes]
+    widest = max(f.bits for f in formats)
     cuts = LOOP_CUTS[min(interleave, len(LOOP_CUTS))]
     delays = interleave - 1 - len(cuts)  # plain registers after the rounding, for interleave > 8
     acc = Signal(widest, name="acc")  # the loop's last register: the sum of the slot at the entry
@@ -124,12 +149,6 @@ def accumulate(
             return x, travel
         return registered(m, en, x, f"{stage}_q"), registered(m, en, travel, f"{stage}_control", keep=True)
 
-    def one(values: list[object]) -> object:
-        return values[0] if len(values) == 1 else tuple(values)
-
-    def many(value: object) -> list[object]:
-        return [value] if len(rounders) == 1 else list(value)  # type: ignore[call-overload]
-
     # A bubble adds -0: x + (-0) is x for every x, -0 and +0 included, and rounds to itself whatever the random
     # bits; so a slot keeps its sum through any bubble, a finished one too, and the loop never has to wait.
     term = dataclasses.replace(
@@ -141,11 +160,9 @@ def accumulate(
         ring_mode = Signal(len(step.mode), name="acc_mode")  # the mode of the slot's sum
         code = Signal(len(step.mode), name="step_mode")
         m.d.comb += code.eq(Mux(valid, step.mode, ring_mode))  # a bubble keeps its slot's sum in the sum's format
-        formats = list(dict.fromkeys(f for f, _ in modes))
-        unpacked = {f: unpack(m, acc[: f.bits], f, f"base_{f.label}") for f in formats}
-        base = select_unpacked(m, code, [unpacked[f] for f, _ in modes], "base")
+        base = unpack_modes(m, acc, formats, code, "base")
     else:
-        base = unpack(m, acc, modes[0][0], "base")
+        base = unpack(m, acc, fmt, "base")
     # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides exponent and
     # significand, as for a bubble's term), so ``fresh`` is one gate before the unpack register, not a multiplexer
     # on every code bit in front of the unpacking (the 8x8 array's critical path when it was).
@@ -153,31 +170,38 @@ def accumulate(
     base = dataclasses.replace(
         base, sign=base.sign & ~restart, zero=base.zero | restart, inf=base.inf & ~restart, nan=base.nan & ~restart
     )
-    travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     guard = max(_guard(k) for _, k in modes)
+    if multi and term_bits is not None:
+        base, term, guard = _trimmed(base, term, modes, term_bits)
+    travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
     (base, term), travel = cut("unpack", (base, term), travel)
     ordered, travel = cut("order", order(m, base, term, guard, "add"), travel)
     aligned, travel = cut("align", place(m, ordered, "add"), travel)
-    # What a rounder's placement needs of the larger operand's exponent is ready with the adder's operands; the
-    # normalize stage counts leading zeros and picks each rounder's shift, the place stage shifts the window once
-    # (hls_gen.grid_place: the normalizing shift and the shift onto the grid together).
-    names = ["sum"] if len(rounders) == 1 else [f"sum_{f.label}_{rounding_token(k)}" for f, k in rounders]
-    rooms = one([headroom(m, aligned.flags, aligned.width, f, k, n) for (f, k), n in zip(rounders, names)])
-    (summed, rooms), travel = cut("add", (add_aligned(m, aligned, "add"), rooms), travel)
+    # What the placement needs of the larger operand's exponent is ready with the adder's operands; the normalize
+    # stage counts leading zeros and picks the shift, the place stage shifts the window once (hls_gen.grid_place:
+    # the normalizing shift and the shift onto the grid together). With several modes one rounder serves them
+    # all: the mode picks its format's placement before the add stage, and its rounding and code at the end.
+    width = aligned.width
+    if multi:
+        below = mode_layout(width, modes)[3]
+        room = headroom_modes(m, aligned.flags, width, formats, below, travel[3], "sum")
+    else:
+        room = headroom(m, aligned.flags, width, fmt, grid_layout(width, modes)[3], "sum")
+    (summed, room), travel = cut("add", (add_aligned(m, aligned, "add"), room), travel)
     counted = count(m, summed, "add")
-    plans = one([plan(m, counted, room, n) for room, n in zip(many(rooms), names)])
-    (counted, plans, rooms), travel = cut("normalize", (counted, plans, rooms), travel)
-    placed = [
-        place_counted(m, counted, shift, room, f, k, n)
-        for (f, k), n, shift, room in zip(rounders, names, many(plans), many(rooms))
-    ]
-    on_grid, travel = cut("place", one(placed), travel)
+    shift = plan(m, counted, room, "sum")
+    (counted, shift, room), travel = cut("normalize", (counted, shift, room), travel)
+    if multi:
+        on_grid = place_modes(m, counted, shift, room, modes, travel[3], "sum")
+    else:
+        on_grid = place_counted(m, counted, shift, room, fmt, rand_bits, "sum")
+    on_grid, travel = cut("place", on_grid, travel)
     draw = travel[2]
-
-    def decide(g: object, k: int | None) -> object:
-        return round_decide(m, g, k, None if k is None else draw[:k] if multi else draw)  # type: ignore[arg-type,index]
-
-    decided, travel = cut("round", one([decide(g, k) for g, (_, k) in zip(many(on_grid), rounders)]), travel)
+    if multi:
+        decided = decide_modes(m, on_grid, modes, travel[3], draw)
+    else:
+        decided = round_decide(m, on_grid, rand_bits, draw)
+    decided, travel = cut("round", decided, travel)
     done_step, done_stale, _, done_code = travel
     result = Signal(widest, name="result")
     keep = {"keep": 1}  # control registers (see hls_gen.arith.registered)
@@ -185,11 +209,10 @@ def accumulate(
     result_fresh = Signal(init=1, name="result_fresh", attrs=keep)
     result_mode = Signal(len(step.mode), name="result_mode", attrs=keep) if multi else None
     with m.If(en):
-        encoded = [round_encode(m, d, f, n) for d, (f, _), n in zip(many(decided), rounders, names)]
         m.d.sync += [
-            result.eq(select_value(m, done_code, [encoded[rounders.index(x)] for x in modes], "sum_code"))
-            if multi
-            else result.eq(encoded[0]),
+            result.eq(
+                encode_modes(m, decided, modes, done_code, "sum") if multi else round_encode(m, decided, fmt, "sum")
+            ),
             done.eq(done_step.valid & done_step.last),
             result_fresh.eq(Mux(done_step.valid, done_step.last, ~done_stale)),
         ]

@@ -67,6 +67,8 @@ __all__ = [
     "select_value",
     "shift_out_leading_zeros",
     "unpack",
+    "unpack_flags",
+    "unpack_modes",
     "unpacked_layout",
     "unpacked_view",
 ]
@@ -187,12 +189,9 @@ def from_view(view: data.View, formats: FloatFormat | Sequence[FloatFormat]) -> 
     return Unpacked(view.sign, view.zero, view.inf, view.nan, view.exp, view.sig, exp_lo, exp_hi)
 
 
-def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
-    """Decode a bit pattern of ``fmt`` into a normalized :class:`Unpacked` (``man_bits + 1`` bit sig)."""
+def unpack_flags(code: Value, fmt: FloatFormat) -> tuple[Value, Value, Value, Value]:
+    """``(sign, zero, inf, nan)`` of a bit pattern of ``fmt`` (zero: the code is a zero of ``fmt``)."""
     e, mb = fmt.exp_bits, fmt.man_bits
-    exp_lo, exp_hi = _unpacked_exp_range(fmt)
-    exp = Signal(exp_shape(exp_lo, exp_hi), name=f"{name}_exp")
-    sig = Signal(mb + 1, name=f"{name}_sig")
     field = code[mb : mb + e]
     frac = code[:mb] if mb else Const(0, 1)
     all_ones = (1 << e) - 1
@@ -207,6 +206,19 @@ def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
     elif fmt.specials == "fnuz":
         nan = code[: fmt.bits] == 1 << (fmt.bits - 1)
     # "finite": every pattern is a number
+    zero = (field == 0) & (frac == 0) if fmt.subnormals and mb > 0 else field == 0
+    return sign, zero, inf, nan
+
+
+def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
+    """Decode a bit pattern of ``fmt`` into a normalized :class:`Unpacked` (``man_bits + 1`` bit sig)."""
+    e, mb = fmt.exp_bits, fmt.man_bits
+    exp_lo, exp_hi = _unpacked_exp_range(fmt)
+    exp = Signal(exp_shape(exp_lo, exp_hi), name=f"{name}_exp")
+    sig = Signal(mb + 1, name=f"{name}_sig")
+    field = code[mb : mb + e]
+    frac = code[:mb] if mb else Const(0, 1)
+    sign, _, inf, nan = unpack_flags(code, fmt)
     normal_exp = Cat(field, Const(0, 1)).as_signed() - fmt.exponent_bias
     normal_sig = Cat(frac, Const(1, 1)) if mb else Const(1, 1)
     if fmt.subnormals and mb > 0:
@@ -222,6 +234,54 @@ def unpack(m: Module, code: Value, fmt: FloatFormat, name: str) -> Unpacked:
         zero = field == 0  # without subnormals the 0.xxx codes read as zero
         m.d.comb += [exp.eq(normal_exp), sig.eq(Mux(field != 0, normal_sig, 0))]
     return Unpacked(sign, zero, inf, nan, exp, sig, exp_lo, exp_hi)
+
+
+def unpack_modes(m: Module, code: Value, formats: Sequence[FloatFormat], select: Value, name: str) -> Unpacked:
+    """``code`` decoded in the format of mode ``select`` (``formats[select]``, its bits the low ones of ``code``):
+    :func:`select_unpacked` of each format's :func:`unpack`, with one normalization for every format.
+
+    The mode picks each format's fields first (the fraction left-aligned in the widest), and a subnormal's
+    leading one is found and shifted up once, in log depth, instead of by a chain of choices per format. A
+    zero's exponent and significand are left as they come (its flag says what it is).
+    """
+    distinct = list(dict.fromkeys(formats))
+    if len(distinct) == 1:
+        return unpack(m, code[: distinct[0].bits], distinct[0], name)
+    frac_bits = max(f.man_bits for f in distinct)
+    ranges = [_unpacked_exp_range(f) for f in distinct]
+    exp = Signal(exp_shape(min(lo for lo, _ in ranges), max(hi for _, hi in ranges)), name=f"{name}_exp")
+    sig = Signal(frac_bits + 1, name=f"{name}_sig")
+
+    def field(f: FloatFormat) -> Value:
+        return code[f.man_bits : f.man_bits + f.exp_bits]
+
+    def frac(f: FloatFormat) -> Value:
+        return Cat(Const(0, frac_bits - f.man_bits), code[: f.man_bits])
+
+    def picked(value: object, what: str) -> Value:
+        """Each distinct format's ``value(f)`` (a Value or an int), the one of mode ``select``."""
+        options = {f: value(f) for f in distinct}  # type: ignore[operator]
+        as_values = {f: Const(v) if isinstance(v, int) else v for f, v in options.items()}
+        return select_value(m, select, [as_values[f] for f in formats], f"{name}_{what}")
+
+    flags = {f: unpack_flags(code, f) for f in distinct}
+    fraction = picked(frac, "frac")
+    field_zero = picked(lambda f: field(f) == 0, "field_zero")
+    normal_exp = picked(lambda f: Cat(field(f), Const(0, 1)).as_signed() - f.exponent_bias, "normal_exp")
+    # A subnormal's value frac * 2**(emin - mb): its leading one lz places under the fraction's top is worth
+    # 2**(emin - 1 - lz), the fraction left-aligned or not.
+    normalized, lz = shift_out_leading_zeros(m, fraction, f"{name}_sub")
+    sub_exp = picked(lambda f: f.emin - 1 if f.subnormals and f.man_bits else 0, "sub_emin") - lz
+    subnormal = field_zero & picked(lambda f: int(f.subnormals and f.man_bits > 0), "has_subnormals")
+    m.d.comb += [
+        exp.eq(Mux(subnormal, sub_exp, normal_exp)),
+        sig.eq(Mux(field_zero, Mux(subnormal, Cat(Const(0, 1), normalized), 0), Cat(fraction, Const(1, 1)))),
+    ]
+    sign, zero, inf, nan = (
+        picked(lambda f, i=i: flags[f][i], what) for i, what in enumerate(("sign", "zero", "inf", "nan"))
+    )
+    lo, hi = min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
+    return Unpacked(sign, zero, inf, nan, exp, sig, lo, hi)
 
 
 def select_unpacked(m: Module, select: Value, options: list[Unpacked], name: str) -> Unpacked:
@@ -273,13 +333,13 @@ def select_unpacked(m: Module, select: Value, options: list[Unpacked], name: str
 
 
 def select_value(m: Module, select: Value, options: list[Value], name: str) -> Value:
-    """``options[select]`` (zero-extended to the widest); one option is returned as is."""
+    """``options[select]`` (extended to a shape that holds each: signed if one is); one option is returned as is."""
     if len(options) == 1:
         return options[0]
-    out = Signal(max(len(v) for v in options), name=name)
     expr = options[-1]
     for i in reversed(range(len(options) - 1)):
         expr = Mux(select == i, options[i], expr)
+    out = Signal(expr.shape(), name=name)
     m.d.comb += out.eq(expr)
     return out
 
@@ -380,12 +440,13 @@ def grid_floor(fmt: FloatFormat) -> int:
     return fmt.emin + (0 if fmt.subnormals else fmt.man_bits)
 
 
-def grid_layout(width: int, fmt: FloatFormat, rand_bits: int | None) -> tuple[int, int, int, int]:
-    """How a ``width``-bit significand is laid out to be shifted onto ``fmt``'s grid: (guard bits below it, zero
-    padding below it when it is narrower than ``fmt``'s significand, the padded width ``pw``, and ``Z``: the
-    bits below that catch a right shift, a power of two above ``pw``)."""
-    guard = (1 if rand_bits is None else rand_bits) + 1
-    pad = max(0, fmt.man_bits + 1 - width)
+def grid_layout(width: int, grids: Sequence[tuple[FloatFormat, int | None]]) -> tuple[int, int, int, int]:
+    """How a ``width``-bit significand is laid out to be shifted onto the grid of each ``(format, random bits)``
+    in ``grids``: (guard bits below it, zero padding below it when it is narrower than a format's significand,
+    the padded width ``pw``, and ``Z``: the bits below that catch a right shift, a power of two above ``pw``).
+    Several grids share one shift: the layout has the most guard bits and padding any of them needs."""
+    guard = max(1 if k is None else k for _, k in grids) + 1
+    pad = max(0, max(f.man_bits for f, _ in grids) + 1 - width)
     pw = width + pad + guard
     return guard, pad, pw, 1 << Shape.cast(range(pw + 1)).width
 
@@ -397,7 +458,7 @@ def round_place(m: Module, x: Unpacked, sticky: Value, fmt: FloatFormat, rand_bi
     window, with the normalizing shift and this one merged.)
     """
     mb = fmt.man_bits
-    guard, pad, pw, below = grid_layout(x.width, fmt, rand_bits)
+    guard, pad, pw, below = grid_layout(x.width, [(fmt, rand_bits)])
     padded = Cat(Const(0, guard + pad), x.sig)  # width pw
     # Below the smallest normal the quantum stays 2**(emin - mb) (2**emin without subnormals).
     small = x.exp < fmt.emin

@@ -19,6 +19,7 @@ from hls_gen.arith import (
     select_unpacked,
     select_value,
     unpack,
+    unpack_modes,
     unpacked_layout,
 )
 from hls_gen.dsp import check_dsp, mult18x18d
@@ -298,6 +299,8 @@ class MAC(wiring.Component):
         """Operand ``which``'s bit pattern unpacked in the format of mode ``select`` (each format's value in the
         low bits), as one :class:`~hls_gen.arith.Unpacked` wide enough for every mode."""
         formats = self.operand_formats(which)
+        if select is not None and len(set(formats)) > 1:
+            return unpack_modes(m, code, formats, select, name)
         unpacked = {
             f: unpack(m, code[: f.bits], f, f"{name}_{f.label}" if len(formats) > 1 else name)
             for f in dict.fromkeys(formats)
@@ -391,6 +394,7 @@ class MAC(wiring.Component):
             rand=rand_sum,
             interleave=self._interleave,
             modes=tuple((x.acc_format, x.rand_bits) for x in modes),
+            term_bits=tuple(x.term_bits for x in modes),
         )
         m.d.comb += [
             self.acc.eq(loop.result),

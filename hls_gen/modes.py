@@ -112,6 +112,14 @@ class HwMode:
         return (self.product_rand_bits or 0) + (self.rand_bits or 0)
 
     @property
+    def term_bits(self) -> int:
+        """Significand bits of the terms this mode accumulates: an exact product's (both operands'), or the
+        product format's."""
+        if self.product_format is None:
+            return self.a_format.man_bits + 1 + self.b_format.man_bits + 1
+        return self.product_format.man_bits + 1
+
+    @property
     def label(self) -> str:
         """A short name: ``e4m3xe5m2_fp16_sr8``, ``bf16_bf16_rne``, ``e4m3_e5m6_pe4m3rne_sr8``."""
         a, b = self.a_format.label, self.b_format.label

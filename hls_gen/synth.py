@@ -142,6 +142,7 @@ CACHE_VERSION = 2
 _DATAPATH_SOURCES = (
     "arith.py",
     "accumulator.py",
+    "grid_place.py",
     "multiplier.py",
     "mac.py",
     "array.py",

@@ -6,10 +6,15 @@ import re
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
 
 import mpsim
-from hls_gen.accumulator import Accumulator, FPAdder
-from hls_gen.spec import described
+from hls_gen.accumulator import Accumulator, FPAdder, accumulate
+from hls_gen.arith import select_unpacked, unpack
+from hls_gen.modes import mode_bits
+from hls_gen.spec import described, hw_rounding
+from hls_gen.step import step_control
+from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSR, LFSRGrid
 from tests.hls_gen.harness import mismatches, operand_codes, stream
 
@@ -208,3 +213,124 @@ def test_interleaved_sums_are_qmatmul_with_the_interleaved_stream(
         seed=LFSRGrid(18, 5, rows=1, cols=1, interleave=interleave),
     )[0, :, 0]
     assert not (report := mismatches(np.array(codes), want, dut.acc_format)), report
+
+
+class _ModeLoop(Elaboratable):
+    """:func:`accumulate` with several modes behind plain signals (test only): each mode's terms are codes of
+    its own format, its random bits come in ``rand`` (low bits) with the step."""
+
+    def __init__(self, modes: list[tuple[str, str, str]], interleave: int) -> None:
+        self.modes = [
+            (mpsim.parse_format(acc), hw_rounding(r, "rounding"), mpsim.parse_format(t)) for acc, r, t in modes
+        ]
+        self.interleave = interleave
+        self.en, self.valid, self.last, self.done = Signal(), Signal(), Signal(), Signal()
+        self.mode = Signal(mode_bits(len(modes)))
+        self.term = Signal(max(t.bits for _, _, t in self.modes))
+        self.rand = Signal(max(k or 1 for _, k, _ in self.modes))
+        self.acc = Signal(max(a.bits for a, _, _ in self.modes))
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        step = Signal(step_control(len(self.mode)))
+        m.d.comb += [step.valid.eq(self.valid), step.last.eq(self.last), step.mode.eq(self.mode)]
+        formats = [t for _, _, t in self.modes]
+        unpacked = {f: unpack(m, self.term[: f.bits], f, f"term_{f.label}") for f in dict.fromkeys(formats)}
+        loop = accumulate(
+            m,
+            en=self.en,
+            step=step,
+            term=select_unpacked(m, self.mode, [unpacked[f] for f in formats], "term"),
+            rand=self.rand,
+            interleave=self.interleave,
+            modes=tuple((a, k) for a, k, _ in self.modes),
+            term_bits=tuple(t.man_bits + 1 for t in formats),
+        )
+        m.d.comb += [self.acc.eq(loop.result), self.done.eq(loop.done)]
+        return m
+
+
+#: (accumulator, rounding, term format) per mode: formats and roundings that one rounder serves together.
+LOOP_MODE_SETS = {
+    "fp16-sr+bf16": [("fp16", "stochastic:8", "fp16"), ("bf16", "nearest", "fp16"), ("fp16", "stochastic:8", "e5m2")],
+    "grids": [
+        ("e6m5ns", "stochastic:5", "e6m5ns"),
+        ("e5m4fnuz", "nearest", "e5m4fnuz"),
+        ("e8m7sat", "nearest", "fp16"),
+        ("fp16", "stochastic:3", "e5m6"),
+    ],
+}
+
+
+def _near_ties(
+    rng: np.random.Generator, acc: FloatFormat, fmt: FloatFormat, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of terms (codes of ``fmt``) whose sum in ``acc`` lies half a quantum from the first term, plus or
+    minus one bit ``j`` places under that (``j = 1 .. fmt.man_bits``): a round-to-nearest decision that hangs on
+    one bit at every depth. Returns both codes and where the formats hold such a pair exactly."""
+    first = mpsim.quantize(mpsim.decode(fmt, operand_codes(rng, fmt, (n,))), acc)
+    finite = np.isfinite(first) & (first != 0)
+    magnitude = np.where(finite, np.abs(first), 1)
+    quantum = np.exp2(np.maximum(np.floor(np.log2(magnitude)), acc.emin) - acc.man_bits)
+    depth = rng.integers(1, fmt.man_bits + 1, n)
+    second = rng.choice([-1.0, 1.0], n) * quantum / 2 * (1 + rng.choice([-1.0, 1.0], n) * np.exp2(-depth))
+    codes = [mpsim.encode(fmt, v.astype(np.float32)) for v in (first, second)]
+    exact = finite & (mpsim.decode(fmt, codes[0]) == first) & (mpsim.decode(fmt, codes[1]) == second)
+    return codes[0], codes[1], exact
+
+
+@pytest.mark.parametrize("set_name, interleave", [("fp16-sr+bf16", 1), ("grids", 1), ("fp16-sr+bf16", 8), ("grids", 8)])
+def test_loop_of_several_modes_sums_like_qmatmul(set_name: str, interleave: int) -> None:
+    """Jobs of L sums, each job in a random mode, through one loop (one rounder for every mode).
+
+    Oracle: each mode's jobs through qmatmul on their own, drawing from that mode's LFSR stream in the order the
+    loop takes the steps, (job, step, sum); the loop gets the same draws in ``rand``.
+    """
+    dut = _ModeLoop(LOOP_MODE_SETS[set_name], interleave)
+    rng = np.random.default_rng(len(set_name) * 31 + interleave)
+    jobs, steps, sums = 1200 // interleave, 3, interleave
+    job_modes = rng.integers(0, len(dut.modes), jobs)
+    terms = np.zeros((jobs, sums, steps), np.int64)
+    for j, mode in enumerate(job_modes):
+        acc, _, fmt = dut.modes[mode]
+        terms[j] = operand_codes(rng, fmt, (sums, steps))
+        if fmt == acc:  # exact cancellations
+            terms[j, :, 1] = np.where(rng.random(sums) < 0.2, terms[j, :, 0] ^ (1 << (fmt.bits - 1)), terms[j, :, 1])
+        first, second, exact = _near_ties(rng, acc, fmt, sums)
+        tie = exact & (rng.random(sums) < 0.6)
+        terms[j, :, 0], terms[j, :, 1] = np.where(tie, first, terms[j, :, 0]), np.where(tie, second, terms[j, :, 1])
+    draws = {
+        i: iter(LFSR(16, 3 + i).draw(int((job_modes == i).sum()) * sums * steps, k)) if k else None
+        for i, (_, k, _) in enumerate(dut.modes)
+    }
+    rows = []  # (en, valid, last, mode, term, rand) per cycle
+    for j, mode in enumerate(job_modes):
+        for t in range(steps):
+            for s in range(sums):
+                rand = int(next(draws[mode])) if draws[mode] is not None else int(rng.integers(0, 1 << len(dut.rand)))
+                rows.append((1, 1, int(t == steps - 1), int(mode), int(terms[j, s, t]), rand))
+        for _ in range(int(rng.integers(0, 3))):  # bubbles between jobs, their mode ignored
+            rows.append((1, 0, 0, int(rng.integers(0, len(dut.modes))), 0, 0))
+    rows += [(1, 0, 0, 0, 0, 0)] * (interleave + 3)
+    signals = [dut.en, dut.valid, dut.last, dut.mode, dut.term, dut.rand]
+    (codes,) = stream(
+        dut,
+        [(sig, np.array(col)) for sig, col in zip(signals, zip(*rows))],
+        [dut.acc],
+        capture=dut.done & dut.en,
+        results=jobs * sums,
+    )
+    got = np.array(codes).reshape(jobs, sums)
+    for i, (acc, k, fmt) in enumerate(dut.modes):
+        mine = np.flatnonzero(job_modes == i)
+        values = mpsim.decode(fmt, terms[mine].reshape(-1, steps))[None]
+        want = mpsim.qmatmul(
+            values,
+            np.ones((1, steps, 1), np.float32),
+            acc=acc,
+            rounding="nearest" if k is None else f"stochastic:{k}",
+            seed=LFSRGrid(16, 3 + i, rows=1, cols=1, interleave=interleave),
+        )[0, :, 0]
+        mask = (1 << acc.bits) - 1
+        report = mismatches(got[mine].reshape(-1) & mask, want, acc, f"(mode {i}: {acc.label})")
+        assert not report, report

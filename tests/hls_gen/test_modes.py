@@ -106,6 +106,8 @@ def random_jobs(array: MACArray, modes: tuple[ArithMode, ...], n: int, rng: np.r
         ("e4m3-sr+bf16", 1, 3, 4, 2, 0.8, 0.5),
         ("unfused-mixed", 2, 1, 1, 0, 1.0, 1.0),
         ("unfused-mixed", 3, 2, 8, 1, 0.85, 0.7),
+        ("rounder-formats", 2, 2, 1, 0, 1.0, 1.0),
+        ("rounder-formats", 2, 3, 8, 2, 0.9, 0.8),
     ],
 )
 def test_jobs_switching_modes_match_qmatmul(
