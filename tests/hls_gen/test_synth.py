@@ -8,15 +8,17 @@ today. Tool failures and timeouts run the real Yosys.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import hls_gen.synth as synth
-from hls_gen.emit import ArrayConfig
+from hls_gen.emit import ArrayConfig, emit
 from hls_gen.synth import (
     ResourceReport,
     SynthCache,
@@ -28,6 +30,13 @@ from hls_gen.synth import (
     synthesize_verilog,
 )
 from tests.hls_gen.conftest import recorded
+
+
+def emitted_verilog(config: ArrayConfig, directory: Path) -> bytes:
+    """The bytes of ``config``'s Verilog, emitted as ``mpsim emit`` writes it (the key's independent side)."""
+    path, _ = emit(config, directory / config.name, command=config.command())
+    return path.read_bytes()
+
 
 SMALL = ArrayConfig(a_format="e4m3", acc_format="e5m6")  # 1x1
 SYNTH_ONLY = SynthOptions(pnr=False, timeout_s=600)
@@ -89,12 +98,54 @@ def test_cache_hits_without_running_a_tool(
     assert again.key == first.key and again.luts == first.luts and again.cells_by_type == first.cells_by_type
     assert len(SynthCache(tmp_path)) == 2
     # the timeout is not part of the key; the target, P&R and the configuration are
-    assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5)) == first.key
-    assert synth.cache_key(SMALL, SynthOptions(pnr=True)) != first.key
+    assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5), tmp_path) == first.key
+    assert synth.cache_key(SMALL, SynthOptions(pnr=True), tmp_path) != first.key
     assert (
-        synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY)
+        synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY, tmp_path)
         != first.key
     )
+
+
+def test_the_key_is_the_verilog_not_the_generator_sources(
+    replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed generator sources that give the same Verilog keep the entry; a changed Verilog misses it."""
+    first = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path)
+    assert first.verilog_sha256 == hashlib.sha256(emitted_verilog(SMALL, tmp_path / "v")).hexdigest()
+    assert first.key == synth.design_key(SMALL.name, first.verilog_sha256, SYNTH_ONLY)
+    replay_tools.clear()
+    monkeypatch.setattr(synth, "_generator_digest", lambda: "other sources")  # the memo no longer applies
+    assert synth.lookup(SMALL, SYNTH_ONLY, cache=tmp_path) == replace(first, cached=True)  # elaborated again
+    assert synthesize(SMALL, SYNTH_ONLY, cache=tmp_path).cached and replay_tools == []
+    # a generator that emits other Verilog for the same configuration misses the entry
+    real_emit = synth._emit_digest
+
+    def other_verilog(config: ArrayConfig, directory: Path) -> tuple[Path, str]:
+        path, _ = real_emit(config, directory)
+        path.write_text(path.read_text() + "// another generator\n")
+        return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(synth, "_generator_digest", lambda: "third sources")
+    monkeypatch.setattr(synth, "_emit_digest", other_verilog)
+    assert synth.lookup(SMALL, SYNTH_ONLY, cache=tmp_path) is None
+
+
+def test_entries_keyed_the_older_way_are_adopted(replay_tools: list[str], tmp_path: Path) -> None:
+    """An entry of cache version 2 (keyed by the configuration and a source digest, no flow recorded) is found
+    for the same Verilog, under its new key, with its netlist; one for other Verilog is not."""
+    first = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    stored = {k: v for k, v in first.to_dict().items() if k not in ("flow", "cached")}
+    (old / "v2key.json").write_text(json.dumps({**stored, "key": "v2key", "cached": False}))
+    (old / "v2key.netlist.json.gz").write_bytes(b"netlist")
+    other = {**stored, "key": "v2other", "verilog_sha256": "0" * 64, "luts": 1}
+    (old / "v2other.json").write_text(json.dumps(other))
+    replay_tools.clear()
+    found = synth.lookup(SMALL, SYNTH_ONLY, cache=old)
+    assert found is not None and found.key == first.key and found.luts == first.luts and replay_tools == []
+    assert (old / f"{first.key}.json").exists() and (old / f"{first.key}.netlist.json.gz").read_bytes() == b"netlist"
+    assert synth.lookup(ArrayConfig(a_format="e4m3", acc_format="fp16"), SYNTH_ONLY, cache=old) is None
 
 
 def test_place_and_route_fmax(replay_tools: list[str], tmp_path: Path) -> None:
@@ -176,7 +227,7 @@ def test_place_and_route_resumes_from_the_cached_netlist(
     monkeypatch.setattr(synth, "_run_tool", interrupted_pnr)
     with pytest.raises(KeyboardInterrupt):
         synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache")
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_file()) == sorted(
         [f"{synth.cache_key(SMALL, SYNTH_ONLY)}.json", f"{synth.cache_key(SMALL, SYNTH_ONLY)}.netlist.json.gz"]
     )
     monkeypatch.setattr(synth, "_run_tool", replayed)
