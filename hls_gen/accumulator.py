@@ -163,12 +163,19 @@ def accumulate(
         base = unpack_modes(m, acc, formats, code, "base")
     else:
         base = unpack(m, acc, fmt, "base")
-    # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides exponent and
-    # significand, as for a bubble's term), so ``fresh`` is one gate before the unpack register, not a multiplexer
-    # on every code bit in front of the unpacking (the 8x8 array's critical path when it was).
+    # A fresh slot starts from +0: its flags say so after the unpacking (the zero flag hides the significand, as
+    # for a bubble's term), so ``fresh`` is one gate before the unpack register, not a multiplexer on every code
+    # bit in front of the unpacking (the 8x8 array's critical path when it was). The exponent is set to the
+    # format's smallest as well: the operands' exponent difference is computed whatever the flags, and a sum
+    # left unknown in the ring (pipeline registers have no reset) must not reach it (4-state simulators).
     restart = fresh & valid
     base = dataclasses.replace(
-        base, sign=base.sign & ~restart, zero=base.zero | restart, inf=base.inf & ~restart, nan=base.nan & ~restart
+        base,
+        sign=base.sign & ~restart,
+        zero=base.zero | restart,
+        inf=base.inf & ~restart,
+        nan=base.nan & ~restart,
+        exp=Mux(restart, base.exp_lo, base.exp),
     )
     guard = max(_guard(k) for _, k in modes)
     if multi and term_bits is not None:

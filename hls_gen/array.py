@@ -23,6 +23,28 @@ def _next(counter: Signal, n: int) -> Value:
     return Mux(counter == n - 1, 0, counter + 1)
 
 
+def _row_reads(m: Module, rows: int, sums: int, tile_in: Value, ready: Value) -> list[Value]:
+    """Per PE row ``r``: ``take & (part == r)`` (the output takes tile row ``l * rows + r``), from a copy of the read
+    state that row keeps for itself: whether it is next (a one-hot turn passed from row to row, row 0 after the
+    last) and how many of its ``sums`` rows the tile still holds (``sums`` when the tile comes in, one less per
+    read). While the buffer is full exactly the next row has reads left; between tiles none has."""
+    keep = {"keep": 1}
+    turns = [Signal(name=f"buffer_turn_{r}", init=int(r == 0), attrs=keep) for r in range(rows)]
+    lefts = [Signal(range(sums + 1), name=f"buffer_left_{r}", attrs=keep) for r in range(rows)]
+    reads = [Signal(name=f"buffer_read_{r}") for r in range(rows)]
+    for r in range(rows):
+        m.d.comb += reads[r].eq(turns[r] & (lefts[r] != 0) & ready)
+        with m.If(reads[r - 1]):  # the row before was read (row 0 follows the last row)
+            m.d.sync += turns[r].eq(1)
+        with m.Elif(reads[r]):
+            m.d.sync += turns[r].eq(0)
+        with m.If(tile_in):
+            m.d.sync += lefts[r].eq(sums)
+        with m.Elif(reads[r]):
+            m.d.sync += lefts[r].eq(lefts[r] - 1)
+    return reads
+
+
 class MACArray(wiring.Component):
     """``rows x cols`` processing elements computing one output tile ``C = A @ B``, output-stationary, systolic.
 
@@ -327,21 +349,26 @@ class MACArray(wiring.Component):
         # the PE row of the output row (with one sum per PE, the row itself)
         part = None if rows == 1 else row if sums == 1 else Signal(range(rows), name="row_part")
         take = Signal(name="take")
+        last_flush, _ = flushes[-1][-1]
+        taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
+        tile_in = Signal(name="tile_in")  # the tile's last sum is flushed: the buffer is full from the next cycle
+        m.d.comb += tile_in.eq(last_flush & at(taken, sums - 1))
+        reads = _row_reads(m, rows, sums, tile_in, out.ready) if sums > 1 and rows > 1 else []
         for r in range(rows):
-            shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
-            if sums > 1:
-                shift = Signal(name=f"buffer_shift_{r}")  # PE row r's chains move by one
-                if rows == 1:  # read every cycle: the shift follows the read at once
-                    m.d.comb += shift.eq(take)
-                else:  # registered (a clock enable of cols * L registers): row r is read again rows cycles later
-                    m.d.sync += shift.eq(take & (part == r))
             for c in range(cols):
+                shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
+                if sums > 1 and rows == 1:  # read every cycle: the shift follows the read at once
+                    shift = take
+                elif sums > 1:  # registered: row r is read again rows cycles later
+                    # Each PE's own register (kept apart), set from its row's copy of the read state: one register
+                    # per row driving cols * L sums, or one decode of the central row counter driving 64 PEs' shift
+                    # registers, crossed the device in a cycle (the 8 x 8 array's critical path, 92.9 and 77.5 MHz).
+                    shift = Signal(name=f"buffer_shift_{r}_{c}", attrs={"keep": 1})
+                    m.d.sync += shift.eq(reads[r])
                 pe_flush, pe_sum = flushes[r][c]
                 with m.If(pe_flush | shift):
                     m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
                     m.d.sync += buffer[r][c][-1].eq(pe_sum)
-        last_flush, _ = flushes[-1][-1]
-        taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
         if mac.mode_bits:  # a job's sums share its mode: the last PE's flushed sum gives the tile's
             tile_mode = Signal(mac.mode_bits, name="buffer_mode")
             with m.If(last_flush):
@@ -349,8 +376,8 @@ class MACArray(wiring.Component):
             m.d.comb += out.payload.mode.eq(tile_mode)
         with m.If(last_flush):
             advance(taken)
-            with m.If(at(taken, sums - 1)):
-                m.d.sync += full.eq(1)
+        with m.If(tile_in):
+            m.d.sync += full.eq(1)
         m.d.comb += [out.valid.eq(full), out.payload.row.eq(row), out.payload.last.eq(row == tile_rows - 1)]
         # The row on the output goes through a signal of its own, not straight into the payload: Yosys writes a
         # port that logic drives in part as a reg whose other fields get "always @*" blocks of their own, which

@@ -62,26 +62,26 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$146 ;
   wire \$147 ;
   wire \$148 ;
-  wire [47:0] \$149 ;
+  wire \$149 ;
   wire \$15 ;
-  wire [47:0] \$150 ;
+  wire \$150 ;
   wire \$151 ;
-  wire [3:0] \$152 ;
-  wire [3:0] \$153 ;
+  wire \$152 ;
+  wire \$153 ;
   wire \$154 ;
   wire \$155 ;
-  wire [3:0] \$156 ;
-  wire [3:0] \$157 ;
-  wire \$158 ;
-  wire \$159 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire [47:0] \$158 ;
+  wire [47:0] \$159 ;
   wire [3:0] \$16 ;
   wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
+  wire [3:0] \$161 ;
+  wire [3:0] \$162 ;
   wire \$163 ;
   wire \$164 ;
-  wire \$165 ;
-  wire \$166 ;
+  wire [3:0] \$165 ;
+  wire [3:0] \$166 ;
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
@@ -90,10 +90,10 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$171 ;
   wire \$172 ;
   wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
+  wire [4:0] \$174 ;
+  wire [4:0] \$175 ;
+  wire [4:0] \$176 ;
+  wire [4:0] \$177 ;
   wire \$178 ;
   wire \$179 ;
   wire [5:0] \$18 ;
@@ -108,25 +108,25 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$188 ;
   wire \$189 ;
   wire [3:0] \$19 ;
-  wire [3:0] \$190 ;
-  wire [3:0] \$191 ;
+  wire \$190 ;
+  wire \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire [2:0] \$194 ;
-  wire [2:0] \$195 ;
-  wire \$196 ;
-  wire [5:0] \$197 ;
-  reg [2:0] \$198 ;
-  reg [2:0] \$199 ;
+  wire \$194 ;
+  wire [3:0] \$195 ;
+  wire [3:0] \$196 ;
+  wire \$197 ;
+  wire [2:0] \$198 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
-  reg \$200 ;
-  reg \$201 ;
-  reg \$202 ;
+  wire \$200 ;
+  wire [5:0] \$201 ;
+  reg [2:0] \$202 ;
   reg [2:0] \$203 ;
-  reg [2:0] \$204 ;
-  reg [2:0] \$205 ;
-  reg [2:0] \$206 ;
+  reg \$204 ;
+  reg \$205 ;
+  reg \$206 ;
   reg [2:0] \$207 ;
   reg [2:0] \$208 ;
   reg [2:0] \$209 ;
@@ -139,21 +139,21 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [2:0] \$215 ;
   reg [2:0] \$216 ;
   reg [2:0] \$217 ;
-  reg \$218 ;
-  reg [11:0] \$219 ;
+  reg [2:0] \$218 ;
+  reg [2:0] \$219 ;
   wire \$22 ;
-  reg [11:0] \$220 ;
-  reg [11:0] \$221 ;
-  reg [11:0] \$222 ;
-  reg [11:0] \$223 ;
-  reg [11:0] \$224 ;
-  reg [11:0] \$225 ;
-  reg [11:0] \$226 ;
-  reg [11:0] \$227 ;
-  reg [11:0] \$228 ;
-  reg [11:0] \$229 ;
+  reg [2:0] \$220 ;
+  reg [2:0] \$221 ;
+  reg \$222 ;
+  reg [3:0] \$223 ;
+  reg \$224 ;
+  reg [3:0] \$225 ;
+  reg \$226 ;
+  reg [3:0] \$227 ;
+  reg \$228 ;
+  reg [3:0] \$229 ;
   wire \$23 ;
-  reg [11:0] \$230 ;
+  reg \$230 ;
   reg [11:0] \$231 ;
   reg [11:0] \$232 ;
   reg [11:0] \$233 ;
@@ -162,7 +162,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$236 ;
   reg [11:0] \$237 ;
   reg [11:0] \$238 ;
-  reg [11:0] \$239 ;
+  reg \$239 ;
   wire \$24 ;
   reg [11:0] \$240 ;
   reg [11:0] \$241 ;
@@ -172,17 +172,17 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$245 ;
   reg [11:0] \$246 ;
   reg [11:0] \$247 ;
-  reg [11:0] \$248 ;
+  reg \$248 ;
   reg [11:0] \$249 ;
   wire \$25 ;
   reg [11:0] \$250 ;
-  reg \$251 ;
+  reg [11:0] \$251 ;
   reg [11:0] \$252 ;
   reg [11:0] \$253 ;
   reg [11:0] \$254 ;
   reg [11:0] \$255 ;
   reg [11:0] \$256 ;
-  reg [11:0] \$257 ;
+  reg \$257 ;
   reg [11:0] \$258 ;
   reg [11:0] \$259 ;
   wire \$26 ;
@@ -192,7 +192,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$263 ;
   reg [11:0] \$264 ;
   reg [11:0] \$265 ;
-  reg [11:0] \$266 ;
+  reg \$266 ;
   reg [11:0] \$267 ;
   reg [11:0] \$268 ;
   reg [11:0] \$269 ;
@@ -202,7 +202,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$272 ;
   reg [11:0] \$273 ;
   reg [11:0] \$274 ;
-  reg [11:0] \$275 ;
+  reg \$275 ;
   reg [11:0] \$276 ;
   reg [11:0] \$277 ;
   reg [11:0] \$278 ;
@@ -222,7 +222,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$290 ;
   reg [11:0] \$291 ;
   reg [11:0] \$292 ;
-  reg [11:0] \$293 ;
+  reg \$293 ;
   reg [11:0] \$294 ;
   reg [11:0] \$295 ;
   reg [11:0] \$296 ;
@@ -233,7 +233,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [4:0] \$30 ;
   reg [11:0] \$300 ;
   reg [11:0] \$301 ;
-  reg [11:0] \$302 ;
+  reg \$302 ;
   reg [11:0] \$303 ;
   reg [11:0] \$304 ;
   reg [11:0] \$305 ;
@@ -243,17 +243,17 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$309 ;
   wire [5:0] \$31 ;
   reg [11:0] \$310 ;
-  reg [11:0] \$311 ;
+  reg \$311 ;
   reg [11:0] \$312 ;
   reg [11:0] \$313 ;
   reg [11:0] \$314 ;
   reg [11:0] \$315 ;
   reg [11:0] \$316 ;
-  reg \$317 ;
+  reg [11:0] \$317 ;
   reg [11:0] \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
-  reg [11:0] \$320 ;
+  reg \$320 ;
   reg [11:0] \$321 ;
   reg [11:0] \$322 ;
   reg [11:0] \$323 ;
@@ -262,7 +262,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$326 ;
   reg [11:0] \$327 ;
   reg [11:0] \$328 ;
-  reg [11:0] \$329 ;
+  reg \$329 ;
   wire [3:0] \$33 ;
   reg [11:0] \$330 ;
   reg [11:0] \$331 ;
@@ -272,7 +272,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$335 ;
   reg [11:0] \$336 ;
   reg [11:0] \$337 ;
-  reg [11:0] \$338 ;
+  reg \$338 ;
   reg [11:0] \$339 ;
   wire [5:0] \$34 ;
   reg [11:0] \$340 ;
@@ -282,16 +282,40 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$344 ;
   reg [11:0] \$345 ;
   reg [11:0] \$346 ;
-  reg [11:0] \$347 ;
+  reg \$347 ;
   reg [11:0] \$348 ;
   reg [11:0] \$349 ;
   wire [5:0] \$35 ;
-  reg [2:0] \$350 ;
-  reg \$351 ;
-  reg [1:0] \$352 ;
-  reg [4:0] \$353 ;
+  reg [11:0] \$350 ;
+  reg [11:0] \$351 ;
+  reg [11:0] \$352 ;
+  reg [11:0] \$353 ;
+  reg [11:0] \$354 ;
+  reg [11:0] \$355 ;
+  reg \$356 ;
+  reg [11:0] \$357 ;
+  reg [11:0] \$358 ;
+  reg [11:0] \$359 ;
   wire [3:0] \$36 ;
+  reg [11:0] \$360 ;
+  reg [11:0] \$361 ;
+  reg [11:0] \$362 ;
+  reg [11:0] \$363 ;
+  reg [11:0] \$364 ;
+  reg \$365 ;
+  reg [11:0] \$366 ;
+  reg [11:0] \$367 ;
+  reg [11:0] \$368 ;
+  reg [11:0] \$369 ;
   wire [3:0] \$37 ;
+  reg [11:0] \$370 ;
+  reg [11:0] \$371 ;
+  reg [11:0] \$372 ;
+  reg [11:0] \$373 ;
+  reg [2:0] \$374 ;
+  reg \$375 ;
+  reg [1:0] \$376 ;
+  reg [4:0] \$377 ;
   wire [3:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
@@ -852,11 +876,59 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] buffer_3_3_7 = 12'h000;
   (* init = 1'h0 *)
   wire buffer_full;
+  (* keep = 32'd1 *)
+  reg [3:0] buffer_left_0 = 4'h0;
+  (* keep = 32'd1 *)
+  reg [3:0] buffer_left_1 = 4'h0;
+  (* keep = 32'd1 *)
+  reg [3:0] buffer_left_2 = 4'h0;
+  (* keep = 32'd1 *)
+  reg [3:0] buffer_left_3 = 4'h0;
+  wire buffer_read_0;
+  wire buffer_read_1;
+  wire buffer_read_2;
+  wire buffer_read_3;
   reg buffer_reserved = 1'h0;
-  reg buffer_shift_0 = 1'h0;
-  reg buffer_shift_1 = 1'h0;
-  reg buffer_shift_2 = 1'h0;
-  reg buffer_shift_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_turn_0 = 1'h1;
+  (* keep = 32'd1 *)
+  reg buffer_turn_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_turn_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_turn_3 = 1'h0;
   input clk;
   wire clk;
   wire [2:0] control;
@@ -971,38 +1043,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$92 ;
   wire \en$99 ;
   wire flush;
-  wire \flush$177 ;
-  wire \flush$186 ;
-  wire \flush$195 ;
-  wire \flush$204 ;
-  wire \flush$214 ;
-  wire \flush$223 ;
+  wire \flush$149 ;
+  wire \flush$192 ;
+  wire \flush$202 ;
+  wire \flush$212 ;
+  wire \flush$222 ;
   wire \flush$232 ;
-  wire \flush$241 ;
-  wire \flush$251 ;
-  wire \flush$260 ;
-  wire \flush$269 ;
-  wire \flush$278 ;
-  wire \flush$288 ;
-  wire \flush$297 ;
-  wire \flush$306 ;
-  wire \flush$315 ;
+  wire \flush$242 ;
+  wire \flush$252 ;
+  wire \flush$262 ;
+  wire \flush$272 ;
+  wire \flush$282 ;
+  wire \flush$292 ;
+  wire \flush$302 ;
+  wire \flush$312 ;
+  wire \flush$322 ;
+  wire \flush$332 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$194 ;
-  wire [11:0] \flush_sum$203 ;
-  wire [11:0] \flush_sum$212 ;
-  wire [11:0] \flush_sum$222 ;
-  wire [11:0] \flush_sum$231 ;
+  wire [11:0] \flush_sum$210 ;
+  wire [11:0] \flush_sum$220 ;
+  wire [11:0] \flush_sum$230 ;
   wire [11:0] \flush_sum$240 ;
-  wire [11:0] \flush_sum$249 ;
-  wire [11:0] \flush_sum$259 ;
-  wire [11:0] \flush_sum$268 ;
-  wire [11:0] \flush_sum$277 ;
-  wire [11:0] \flush_sum$286 ;
-  wire [11:0] \flush_sum$296 ;
-  wire [11:0] \flush_sum$305 ;
-  wire [11:0] \flush_sum$314 ;
-  wire [11:0] \flush_sum$323 ;
+  wire [11:0] \flush_sum$250 ;
+  wire [11:0] \flush_sum$260 ;
+  wire [11:0] \flush_sum$270 ;
+  wire [11:0] \flush_sum$280 ;
+  wire [11:0] \flush_sum$290 ;
+  wire [11:0] \flush_sum$300 ;
+  wire [11:0] \flush_sum$310 ;
+  wire [11:0] \flush_sum$320 ;
+  wire [11:0] \flush_sum$330 ;
+  wire [11:0] \flush_sum$340 ;
+  wire [11:0] \flush_sum$349 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1126,6 +1198,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \step.valid ;
   wire take;
   reg [2:0] taken = 3'h0;
+  wire tile_in;
   reg [2:0] turn = 3'h0;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
@@ -1257,77 +1330,86 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$142  = ! inp__payload[58:56];
   assign \$143  = \$141  & \$142 ;
   assign \$144  = inp__payload[62:56] == 7'h7f;
-  assign \$145  = row == 5'h1f;
-  assign \$146  = ! row_part;
-  assign \$147  = row_part == 1'h1;
-  assign \$148  = row_part == 2'h2;
-  assign \$149  = \$148  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
-  assign \$150  = \$147  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$149 ;
-  assign out_head = \$146  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$150 ;
+  assign \$145  = taken == 3'h7;
+  assign tile_in = \flush$149  & \$145 ;
+  assign \$146  = | buffer_left_0;
+  assign \$147  = buffer_turn_0 & \$146 ;
+  assign buffer_read_0 = \$147  & out__ready;
+  assign \$148  = | buffer_left_1;
+  assign \$149  = buffer_turn_1 & \$148 ;
+  assign buffer_read_1 = \$149  & out__ready;
+  assign \$150  = | buffer_left_2;
+  assign \$151  = buffer_turn_2 & \$150 ;
+  assign buffer_read_2 = \$151  & out__ready;
+  assign \$152  = | buffer_left_3;
+  assign \$153  = buffer_turn_3 & \$152 ;
+  assign buffer_read_3 = \$153  & out__ready;
+  assign \$154  = row == 5'h1f;
+  assign \$155  = ! row_part;
+  assign \$156  = row_part == 1'h1;
+  assign \$157  = row_part == 2'h2;
+  assign \$158  = \$157  ? { buffer_2_3_0, buffer_2_2_0, buffer_2_1_0, buffer_2_0_0 } : { buffer_3_3_0, buffer_3_2_0, buffer_3_1_0, buffer_3_0_0 };
+  assign \$159  = \$156  ? { buffer_1_3_0, buffer_1_2_0, buffer_1_1_0, buffer_1_0_0 } : \$158 ;
+  assign out_head = \$155  ? { buffer_0_3_0, buffer_0_2_0, buffer_0_1_0, buffer_0_0_0 } : \$159 ;
   assign take = out__valid & out__ready;
-  assign \$151  = turn == 3'h7;
-  assign \$152  = turn + 1'h1;
-  assign \$153  = \$151  ? 4'h0 : \$152 ;
-  assign \$154  = inp__valid & inp__ready;
-  assign \$155  = due == 3'h7;
-  assign \$156  = due + 1'h1;
-  assign \$157  = \$155  ? 4'h0 : \$156 ;
-  assign \$158  = turn == 3'h7;
-  assign \$159  = ~ \$158 ;
   assign \$160  = turn == 3'h7;
-  assign \$161  = inp__valid & inp__ready;
-  assign \$162  = \$161  & inp__payload[64];
-  assign \$163  = due == 3'h7;
-  assign \$164  = \$162  & \$163 ;
-  assign \$165  = ! row_part;
-  assign \$166  = take & \$165 ;
-  assign \$167  = \flush$177  | buffer_shift_0;
-  assign \$168  = \flush$186  | buffer_shift_0;
-  assign \$169  = \flush$195  | buffer_shift_0;
-  assign \$170  = \flush$204  | buffer_shift_0;
-  assign \$171  = row_part == 1'h1;
-  assign \$172  = take & \$171 ;
-  assign \$173  = \flush$214  | buffer_shift_1;
-  assign \$174  = \flush$223  | buffer_shift_1;
-  assign \$175  = \flush$232  | buffer_shift_1;
-  assign \$176  = \flush$241  | buffer_shift_1;
-  assign \$177  = row_part == 2'h2;
-  assign \$178  = take & \$177 ;
-  assign \$179  = \flush$251  | buffer_shift_2;
-  assign \$180  = \flush$260  | buffer_shift_2;
-  assign \$181  = \flush$269  | buffer_shift_2;
-  assign \$182  = \flush$278  | buffer_shift_2;
-  assign \$183  = row_part == 2'h3;
-  assign \$184  = take & \$183 ;
-  assign \$185  = \flush$288  | buffer_shift_3;
-  assign \$186  = \flush$297  | buffer_shift_3;
-  assign \$187  = \flush$306  | buffer_shift_3;
-  assign \$188  = \flush$315  | buffer_shift_3;
-  assign \$189  = taken == 3'h7;
-  assign \$190  = taken + 1'h1;
-  assign \$191  = \$189  ? 4'h0 : \$190 ;
-  assign \$192  = taken == 3'h7;
-  assign \$193  = row_part == 2'h3;
-  assign \$194  = row_part + 1'h1;
-  assign \$195  = \$193  ? 3'h0 : \$194 ;
-  assign \$196  = row == 5'h1f;
-  assign \$197  = row + 1'h1;
+  assign \$161  = turn + 1'h1;
+  assign \$162  = \$160  ? 4'h0 : \$161 ;
+  assign \$163  = inp__valid & inp__ready;
+  assign \$164  = due == 3'h7;
+  assign \$165  = due + 1'h1;
+  assign \$166  = \$164  ? 4'h0 : \$165 ;
+  assign \$167  = turn == 3'h7;
+  assign \$168  = ~ \$167 ;
+  assign \$169  = turn == 3'h7;
+  assign \$170  = inp__valid & inp__ready;
+  assign \$171  = \$170  & inp__payload[64];
+  assign \$172  = due == 3'h7;
+  assign \$173  = \$171  & \$172 ;
+  assign \$174  = buffer_left_0 - 1'h1;
+  assign \$175  = buffer_left_1 - 1'h1;
+  assign \$176  = buffer_left_2 - 1'h1;
+  assign \$177  = buffer_left_3 - 1'h1;
+  assign \$178  = \flush$192  | buffer_shift_0_0;
+  assign \$179  = \flush$202  | buffer_shift_0_1;
+  assign \$180  = \flush$212  | buffer_shift_0_2;
+  assign \$181  = \flush$222  | buffer_shift_0_3;
+  assign \$182  = \flush$232  | buffer_shift_1_0;
+  assign \$183  = \flush$242  | buffer_shift_1_1;
+  assign \$184  = \flush$252  | buffer_shift_1_2;
+  assign \$185  = \flush$262  | buffer_shift_1_3;
+  assign \$186  = \flush$272  | buffer_shift_2_0;
+  assign \$187  = \flush$282  | buffer_shift_2_1;
+  assign \$188  = \flush$292  | buffer_shift_2_2;
+  assign \$189  = \flush$302  | buffer_shift_2_3;
+  assign \$190  = \flush$312  | buffer_shift_3_0;
+  assign \$191  = \flush$322  | buffer_shift_3_1;
+  assign \$192  = \flush$332  | buffer_shift_3_2;
+  assign \$193  = \flush$149  | buffer_shift_3_3;
+  assign \$194  = taken == 3'h7;
+  assign \$195  = taken + 1'h1;
+  assign \$196  = \$194  ? 4'h0 : \$195 ;
+  assign \$197  = row_part == 2'h3;
+  assign \$198  = row_part + 1'h1;
+  assign \$199  = \$197  ? 3'h0 : \$198 ;
+  assign \$200  = row == 5'h1f;
+  assign \$201  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$198 ;
+    turn <= \$202 ;
   always @(posedge clk)
-    due <= \$199 ;
+    due <= \$203 ;
   always @(posedge clk)
-    buffer_reserved <= \$200 ;
+    buffer_reserved <= \$204 ;
   always @(posedge clk)
-    flushing <= \$201 ;
+    flushing <= \$205 ;
   always @(posedge clk)
-    pending <= \$202 ;
+    pending <= \$206 ;
   always @(posedge clk)
-    \step$65  <= \$203 ;
+    \step$65  <= \$207 ;
   always @(posedge clk)
-    \step$93  <= \$204 ;
+    \step$93  <= \$208 ;
   always @(posedge clk)
-    \step$121  <= \$205 ;
+    \step$121  <= \$209 ;
   always @(posedge clk)
     \a$67  <= a_1;
   always @(posedge clk)
@@ -1355,19 +1437,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$46  <= a_0;
   always @(posedge clk)
-    \step$44  <= \$206 ;
+    \step$44  <= \$210 ;
   always @(posedge clk)
     \b$69  <= b_0;
   always @(posedge clk)
     \a$53  <= \a$46 ;
   always @(posedge clk)
-    \step$51  <= \$207 ;
+    \step$51  <= \$211 ;
   always @(posedge clk)
     \b$76  <= \b$48 ;
   always @(posedge clk)
     \a$60  <= \a$53 ;
   always @(posedge clk)
-    \step$58  <= \$208 ;
+    \step$58  <= \$212 ;
   always @(posedge clk)
     \b$83  <= \b$55 ;
   always @(posedge clk)
@@ -1375,19 +1457,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$74  <= \a$67 ;
   always @(posedge clk)
-    \step$72  <= \$209 ;
+    \step$72  <= \$213 ;
   always @(posedge clk)
     \b$97  <= \b$69 ;
   always @(posedge clk)
     \a$81  <= \a$74 ;
   always @(posedge clk)
-    \step$79  <= \$210 ;
+    \step$79  <= \$214 ;
   always @(posedge clk)
     \b$104  <= \b$76 ;
   always @(posedge clk)
     \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$86  <= \$211 ;
+    \step$86  <= \$215 ;
   always @(posedge clk)
     \b$111  <= \b$83 ;
   always @(posedge clk)
@@ -1395,19 +1477,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$102  <= \a$95 ;
   always @(posedge clk)
-    \step$100  <= \$212 ;
+    \step$100  <= \$216 ;
   always @(posedge clk)
     \b$125  <= \b$97 ;
   always @(posedge clk)
     \a$109  <= \a$102 ;
   always @(posedge clk)
-    \step$107  <= \$213 ;
+    \step$107  <= \$217 ;
   always @(posedge clk)
     \b$132  <= \b$104 ;
   always @(posedge clk)
     \a$116  <= \a$109 ;
   always @(posedge clk)
-    \step$114  <= \$214 ;
+    \step$114  <= \$218 ;
   always @(posedge clk)
     \b$139  <= \b$111 ;
   always @(posedge clk)
@@ -1415,725 +1497,741 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \a$130  <= \a$123 ;
   always @(posedge clk)
-    \step$128  <= \$215 ;
+    \step$128  <= \$219 ;
   always @(posedge clk)
     \a$137  <= \a$130 ;
   always @(posedge clk)
-    \step$135  <= \$216 ;
+    \step$135  <= \$220 ;
   always @(posedge clk)
     \a$144  <= \a$137 ;
   always @(posedge clk)
-    \step$142  <= \$217 ;
+    \step$142  <= \$221 ;
   always @(posedge clk)
-    buffer_shift_0 <= \$218 ;
+    buffer_turn_0 <= \$222 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$219 ;
+    buffer_left_0 <= \$223 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$220 ;
+    buffer_turn_1 <= \$224 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$221 ;
+    buffer_left_1 <= \$225 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$222 ;
+    buffer_turn_2 <= \$226 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$223 ;
+    buffer_left_2 <= \$227 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$224 ;
+    buffer_turn_3 <= \$228 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$225 ;
+    buffer_left_3 <= \$229 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$226 ;
+    buffer_shift_0_0 <= \$230 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$227 ;
+    buffer_0_0_0 <= \$231 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$228 ;
+    buffer_0_0_1 <= \$232 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$229 ;
+    buffer_0_0_2 <= \$233 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$230 ;
+    buffer_0_0_3 <= \$234 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$231 ;
+    buffer_0_0_4 <= \$235 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$232 ;
+    buffer_0_0_5 <= \$236 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$233 ;
+    buffer_0_0_6 <= \$237 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$234 ;
+    buffer_0_0_7 <= \$238 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$235 ;
+    buffer_shift_0_1 <= \$239 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$236 ;
+    buffer_0_1_0 <= \$240 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$237 ;
+    buffer_0_1_1 <= \$241 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$238 ;
+    buffer_0_1_2 <= \$242 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$239 ;
+    buffer_0_1_3 <= \$243 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$240 ;
+    buffer_0_1_4 <= \$244 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$241 ;
+    buffer_0_1_5 <= \$245 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$242 ;
+    buffer_0_1_6 <= \$246 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$243 ;
+    buffer_0_1_7 <= \$247 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$244 ;
+    buffer_shift_0_2 <= \$248 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$245 ;
+    buffer_0_2_0 <= \$249 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$246 ;
+    buffer_0_2_1 <= \$250 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$247 ;
+    buffer_0_2_2 <= \$251 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$248 ;
+    buffer_0_2_3 <= \$252 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$249 ;
+    buffer_0_2_4 <= \$253 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$250 ;
+    buffer_0_2_5 <= \$254 ;
   always @(posedge clk)
-    buffer_shift_1 <= \$251 ;
+    buffer_0_2_6 <= \$255 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$252 ;
+    buffer_0_2_7 <= \$256 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$253 ;
+    buffer_shift_0_3 <= \$257 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$254 ;
+    buffer_0_3_0 <= \$258 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$255 ;
+    buffer_0_3_1 <= \$259 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$256 ;
+    buffer_0_3_2 <= \$260 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$257 ;
+    buffer_0_3_3 <= \$261 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$258 ;
+    buffer_0_3_4 <= \$262 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$259 ;
+    buffer_0_3_5 <= \$263 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$260 ;
+    buffer_0_3_6 <= \$264 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$261 ;
+    buffer_0_3_7 <= \$265 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$262 ;
+    buffer_shift_1_0 <= \$266 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$263 ;
+    buffer_1_0_0 <= \$267 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$264 ;
+    buffer_1_0_1 <= \$268 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$265 ;
+    buffer_1_0_2 <= \$269 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$266 ;
+    buffer_1_0_3 <= \$270 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$267 ;
+    buffer_1_0_4 <= \$271 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$268 ;
+    buffer_1_0_5 <= \$272 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$269 ;
+    buffer_1_0_6 <= \$273 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$270 ;
+    buffer_1_0_7 <= \$274 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$271 ;
+    buffer_shift_1_1 <= \$275 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$272 ;
+    buffer_1_1_0 <= \$276 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$273 ;
+    buffer_1_1_1 <= \$277 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$274 ;
+    buffer_1_1_2 <= \$278 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$275 ;
+    buffer_1_1_3 <= \$279 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$276 ;
+    buffer_1_1_4 <= \$280 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$277 ;
+    buffer_1_1_5 <= \$281 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$278 ;
+    buffer_1_1_6 <= \$282 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$279 ;
+    buffer_1_1_7 <= \$283 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$280 ;
+    buffer_shift_1_2 <= \$284 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$281 ;
+    buffer_1_2_0 <= \$285 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$282 ;
+    buffer_1_2_1 <= \$286 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$283 ;
+    buffer_1_2_2 <= \$287 ;
   always @(posedge clk)
-    buffer_shift_2 <= \$284 ;
+    buffer_1_2_3 <= \$288 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$285 ;
+    buffer_1_2_4 <= \$289 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$286 ;
+    buffer_1_2_5 <= \$290 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$287 ;
+    buffer_1_2_6 <= \$291 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$288 ;
+    buffer_1_2_7 <= \$292 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$289 ;
+    buffer_shift_1_3 <= \$293 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$290 ;
+    buffer_1_3_0 <= \$294 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$291 ;
+    buffer_1_3_1 <= \$295 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$292 ;
+    buffer_1_3_2 <= \$296 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$293 ;
+    buffer_1_3_3 <= \$297 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$294 ;
+    buffer_1_3_4 <= \$298 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$295 ;
+    buffer_1_3_5 <= \$299 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$296 ;
+    buffer_1_3_6 <= \$300 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$297 ;
+    buffer_1_3_7 <= \$301 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$298 ;
+    buffer_shift_2_0 <= \$302 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$299 ;
+    buffer_2_0_0 <= \$303 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$300 ;
+    buffer_2_0_1 <= \$304 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$301 ;
+    buffer_2_0_2 <= \$305 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$302 ;
+    buffer_2_0_3 <= \$306 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$303 ;
+    buffer_2_0_4 <= \$307 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$304 ;
+    buffer_2_0_5 <= \$308 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$305 ;
+    buffer_2_0_6 <= \$309 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$306 ;
+    buffer_2_0_7 <= \$310 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$307 ;
+    buffer_shift_2_1 <= \$311 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$308 ;
+    buffer_2_1_0 <= \$312 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$309 ;
+    buffer_2_1_1 <= \$313 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$310 ;
+    buffer_2_1_2 <= \$314 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$311 ;
+    buffer_2_1_3 <= \$315 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$312 ;
+    buffer_2_1_4 <= \$316 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$313 ;
+    buffer_2_1_5 <= \$317 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$314 ;
+    buffer_2_1_6 <= \$318 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$315 ;
+    buffer_2_1_7 <= \$319 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$316 ;
+    buffer_shift_2_2 <= \$320 ;
   always @(posedge clk)
-    buffer_shift_3 <= \$317 ;
+    buffer_2_2_0 <= \$321 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$318 ;
+    buffer_2_2_1 <= \$322 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$319 ;
+    buffer_2_2_2 <= \$323 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$320 ;
+    buffer_2_2_3 <= \$324 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$321 ;
+    buffer_2_2_4 <= \$325 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$322 ;
+    buffer_2_2_5 <= \$326 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$323 ;
+    buffer_2_2_6 <= \$327 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$324 ;
+    buffer_2_2_7 <= \$328 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$325 ;
+    buffer_shift_2_3 <= \$329 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$326 ;
+    buffer_2_3_0 <= \$330 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$327 ;
+    buffer_2_3_1 <= \$331 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$328 ;
+    buffer_2_3_2 <= \$332 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$329 ;
+    buffer_2_3_3 <= \$333 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$330 ;
+    buffer_2_3_4 <= \$334 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$331 ;
+    buffer_2_3_5 <= \$335 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$332 ;
+    buffer_2_3_6 <= \$336 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$333 ;
+    buffer_2_3_7 <= \$337 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$334 ;
+    buffer_shift_3_0 <= \$338 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$335 ;
+    buffer_3_0_0 <= \$339 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$336 ;
+    buffer_3_0_1 <= \$340 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$337 ;
+    buffer_3_0_2 <= \$341 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$338 ;
+    buffer_3_0_3 <= \$342 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$339 ;
+    buffer_3_0_4 <= \$343 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$340 ;
+    buffer_3_0_5 <= \$344 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$341 ;
+    buffer_3_0_6 <= \$345 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$342 ;
+    buffer_3_0_7 <= \$346 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$343 ;
+    buffer_shift_3_1 <= \$347 ;
   always @(posedge clk)
-    buffer_3_3_2 <= \$344 ;
+    buffer_3_1_0 <= \$348 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$345 ;
+    buffer_3_1_1 <= \$349 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$346 ;
+    buffer_3_1_2 <= \$350 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$347 ;
+    buffer_3_1_3 <= \$351 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$348 ;
+    buffer_3_1_4 <= \$352 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$349 ;
+    buffer_3_1_5 <= \$353 ;
   always @(posedge clk)
-    taken <= \$350 ;
+    buffer_3_1_6 <= \$354 ;
   always @(posedge clk)
-    out__valid <= \$351 ;
+    buffer_3_1_7 <= \$355 ;
   always @(posedge clk)
-    row_part <= \$352 ;
+    buffer_shift_3_2 <= \$356 ;
   always @(posedge clk)
-    row <= \$353 ;
+    buffer_3_2_0 <= \$357 ;
+  always @(posedge clk)
+    buffer_3_2_1 <= \$358 ;
+  always @(posedge clk)
+    buffer_3_2_2 <= \$359 ;
+  always @(posedge clk)
+    buffer_3_2_3 <= \$360 ;
+  always @(posedge clk)
+    buffer_3_2_4 <= \$361 ;
+  always @(posedge clk)
+    buffer_3_2_5 <= \$362 ;
+  always @(posedge clk)
+    buffer_3_2_6 <= \$363 ;
+  always @(posedge clk)
+    buffer_3_2_7 <= \$364 ;
+  always @(posedge clk)
+    buffer_shift_3_3 <= \$365 ;
+  always @(posedge clk)
+    buffer_3_3_0 <= \$366 ;
+  always @(posedge clk)
+    buffer_3_3_1 <= \$367 ;
+  always @(posedge clk)
+    buffer_3_3_2 <= \$368 ;
+  always @(posedge clk)
+    buffer_3_3_3 <= \$369 ;
+  always @(posedge clk)
+    buffer_3_3_4 <= \$370 ;
+  always @(posedge clk)
+    buffer_3_3_5 <= \$371 ;
+  always @(posedge clk)
+    buffer_3_3_6 <= \$372 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$373 ;
+  always @(posedge clk)
+    taken <= \$374 ;
+  always @(posedge clk)
+    out__valid <= \$375 ;
+  always @(posedge clk)
+    row_part <= \$376 ;
+  always @(posedge clk)
+    row <= \$377 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$177 ),
+    .flush(\flush$192 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$194 ),
+    .acc(\flush_sum$210 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$186 ),
+    .flush(\flush$202 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$203 ),
+    .acc(\flush_sum$220 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$195 ),
+    .flush(\flush$212 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$212 ),
+    .acc(\flush_sum$230 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$222 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$222 ),
+    .acc(\flush_sum$240 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$214 ),
+    .flush(\flush$232 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$231 ),
+    .acc(\flush_sum$250 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$223 ),
+    .flush(\flush$242 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$240 ),
+    .acc(\flush_sum$260 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$232 ),
+    .flush(\flush$252 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$249 ),
+    .acc(\flush_sum$270 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$241 ),
+    .flush(\flush$262 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$259 ),
+    .acc(\flush_sum$280 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$251 ),
+    .flush(\flush$272 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$268 ),
+    .acc(\flush_sum$290 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$260 ),
+    .flush(\flush$282 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$277 ),
+    .acc(\flush_sum$300 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$269 ),
+    .flush(\flush$292 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$286 ),
+    .acc(\flush_sum$310 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$278 ),
+    .flush(\flush$302 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$296 ),
+    .acc(\flush_sum$320 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$288 ),
+    .flush(\flush$312 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$305 ),
+    .acc(\flush_sum$330 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$297 ),
+    .flush(\flush$322 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$314 ),
+    .acc(\flush_sum$340 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$306 ),
+    .flush(\flush$332 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$323 ),
+    .acc(\flush_sum$349 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$315 ),
+    .flush(\flush$149 ),
     .rst(rst),
     .step(\step$142 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = \$153 [2:0];
+    \$202  = \$162 [2:0];
     if (rst) begin
-      \$198  = 3'h0;
+      \$202  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = due;
-    if (\$154 ) begin
-      \$199  = \$157 [2:0];
+    \$203  = due;
+    if (\$163 ) begin
+      \$203  = \$166 [2:0];
     end
-    if (rst) begin
-      \$199  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = buffer_reserved;
-    if (flush) begin
-      \$200  = 1'h1;
-    end
-    if (take) begin
-      if (\$196 ) begin
-        \$200  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$200  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = flushing;
-    if (flush) begin
-      \$201  = \$159 ;
-    end
-    if (rst) begin
-      \$201  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = pending;
-    if (flush) begin
-      if (\$160 ) begin
-        \$202  = 1'h0;
-      end
-    end
-    if (\$164 ) begin
-      \$202  = 1'h1;
-    end
-    if (rst) begin
-      \$202  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = control;
     if (rst) begin
       \$203  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = \step$65 ;
+    \$204  = buffer_reserved;
+    if (flush) begin
+      \$204  = 1'h1;
+    end
+    if (take) begin
+      if (\$200 ) begin
+        \$204  = 1'h0;
+      end
+    end
     if (rst) begin
-      \$204  = 3'h0;
+      \$204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = \step$93 ;
+    \$205  = flushing;
+    if (flush) begin
+      \$205  = \$168 ;
+    end
     if (rst) begin
-      \$205  = 3'h0;
+      \$205  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = control;
+    \$206  = pending;
+    if (flush) begin
+      if (\$169 ) begin
+        \$206  = 1'h0;
+      end
+    end
+    if (\$173 ) begin
+      \$206  = 1'h1;
+    end
     if (rst) begin
-      \$206  = 3'h0;
+      \$206  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = \step$44 ;
+    \$207  = control;
     if (rst) begin
       \$207  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = \step$51 ;
+    \$208  = \step$65 ;
     if (rst) begin
       \$208  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = \step$65 ;
+    \$209  = \step$93 ;
     if (rst) begin
       \$209  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = \step$72 ;
+    \$210  = control;
     if (rst) begin
       \$210  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = \step$79 ;
+    \$211  = \step$44 ;
     if (rst) begin
       \$211  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = \step$93 ;
+    \$212  = \step$51 ;
     if (rst) begin
       \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = \step$100 ;
+    \$213  = \step$65 ;
     if (rst) begin
       \$213  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = \step$107 ;
+    \$214  = \step$72 ;
     if (rst) begin
       \$214  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \step$121 ;
+    \$215  = \step$79 ;
     if (rst) begin
       \$215  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = \step$128 ;
+    \$216  = \step$93 ;
     if (rst) begin
       \$216  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = \step$135 ;
+    \$217  = \step$100 ;
     if (rst) begin
       \$217  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = \$166 ;
+    \$218  = \step$107 ;
     if (rst) begin
-      \$218  = 1'h0;
+      \$218  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = buffer_0_0_0;
-    if (\$167 ) begin
-      \$219  = buffer_0_0_1;
-    end
+    \$219  = \step$121 ;
     if (rst) begin
-      \$219  = 12'h000;
+      \$219  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = buffer_0_0_1;
-    if (\$167 ) begin
-      \$220  = buffer_0_0_2;
-    end
+    \$220  = \step$128 ;
     if (rst) begin
-      \$220  = 12'h000;
+      \$220  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = buffer_0_0_2;
-    if (\$167 ) begin
-      \$221  = buffer_0_0_3;
-    end
+    \$221  = \step$135 ;
     if (rst) begin
-      \$221  = 12'h000;
+      \$221  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = buffer_0_0_3;
-    if (\$167 ) begin
-      \$222  = buffer_0_0_4;
+    \$222  = buffer_turn_0;
+    if (buffer_read_3) begin
+      \$222  = 1'h1;
+    end else if (buffer_read_0) begin
+      \$222  = 1'h0;
     end
     if (rst) begin
-      \$222  = 12'h000;
+      \$222  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = buffer_0_0_4;
-    if (\$167 ) begin
-      \$223  = buffer_0_0_5;
+    \$223  = buffer_left_0;
+    if (tile_in) begin
+      \$223  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$223  = \$174 [3:0];
     end
     if (rst) begin
-      \$223  = 12'h000;
+      \$223  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = buffer_0_0_5;
-    if (\$167 ) begin
-      \$224  = buffer_0_0_6;
+    \$224  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$224  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$224  = 1'h0;
     end
     if (rst) begin
-      \$224  = 12'h000;
+      \$224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = buffer_0_0_6;
-    if (\$167 ) begin
-      \$225  = buffer_0_0_7;
+    \$225  = buffer_left_1;
+    if (tile_in) begin
+      \$225  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$225  = \$175 [3:0];
     end
     if (rst) begin
-      \$225  = 12'h000;
+      \$225  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = buffer_0_0_7;
-    if (\$167 ) begin
-      \$226  = flush_sum;
+    \$226  = buffer_turn_2;
+    if (buffer_read_1) begin
+      \$226  = 1'h1;
+    end else if (buffer_read_2) begin
+      \$226  = 1'h0;
     end
     if (rst) begin
-      \$226  = 12'h000;
+      \$226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = buffer_0_1_0;
-    if (\$168 ) begin
-      \$227  = buffer_0_1_1;
+    \$227  = buffer_left_2;
+    if (tile_in) begin
+      \$227  = 4'h8;
+    end else if (buffer_read_2) begin
+      \$227  = \$176 [3:0];
     end
     if (rst) begin
-      \$227  = 12'h000;
+      \$227  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = buffer_0_1_1;
-    if (\$168 ) begin
-      \$228  = buffer_0_1_2;
+    \$228  = buffer_turn_3;
+    if (buffer_read_2) begin
+      \$228  = 1'h1;
+    end else if (buffer_read_3) begin
+      \$228  = 1'h0;
     end
     if (rst) begin
-      \$228  = 12'h000;
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = buffer_0_1_2;
-    if (\$168 ) begin
-      \$229  = buffer_0_1_3;
+    \$229  = buffer_left_3;
+    if (tile_in) begin
+      \$229  = 4'h8;
+    end else if (buffer_read_3) begin
+      \$229  = \$177 [3:0];
     end
     if (rst) begin
-      \$229  = 12'h000;
+      \$229  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = buffer_0_1_3;
-    if (\$168 ) begin
-      \$230  = buffer_0_1_4;
-    end
+    \$230  = buffer_read_0;
     if (rst) begin
-      \$230  = 12'h000;
+      \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = buffer_0_1_4;
-    if (\$168 ) begin
-      \$231  = buffer_0_1_5;
+    \$231  = buffer_0_0_0;
+    if (\$178 ) begin
+      \$231  = buffer_0_0_1;
     end
     if (rst) begin
       \$231  = 12'h000;
@@ -2141,9 +2239,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = buffer_0_1_5;
-    if (\$168 ) begin
-      \$232  = buffer_0_1_6;
+    \$232  = buffer_0_0_1;
+    if (\$178 ) begin
+      \$232  = buffer_0_0_2;
     end
     if (rst) begin
       \$232  = 12'h000;
@@ -2151,9 +2249,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = buffer_0_1_6;
-    if (\$168 ) begin
-      \$233  = buffer_0_1_7;
+    \$233  = buffer_0_0_2;
+    if (\$178 ) begin
+      \$233  = buffer_0_0_3;
     end
     if (rst) begin
       \$233  = 12'h000;
@@ -2161,9 +2259,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = buffer_0_1_7;
-    if (\$168 ) begin
-      \$234  = \flush_sum$194 ;
+    \$234  = buffer_0_0_3;
+    if (\$178 ) begin
+      \$234  = buffer_0_0_4;
     end
     if (rst) begin
       \$234  = 12'h000;
@@ -2171,9 +2269,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = buffer_0_2_0;
-    if (\$169 ) begin
-      \$235  = buffer_0_2_1;
+    \$235  = buffer_0_0_4;
+    if (\$178 ) begin
+      \$235  = buffer_0_0_5;
     end
     if (rst) begin
       \$235  = 12'h000;
@@ -2181,9 +2279,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = buffer_0_2_1;
-    if (\$169 ) begin
-      \$236  = buffer_0_2_2;
+    \$236  = buffer_0_0_5;
+    if (\$178 ) begin
+      \$236  = buffer_0_0_6;
     end
     if (rst) begin
       \$236  = 12'h000;
@@ -2191,9 +2289,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = buffer_0_2_2;
-    if (\$169 ) begin
-      \$237  = buffer_0_2_3;
+    \$237  = buffer_0_0_6;
+    if (\$178 ) begin
+      \$237  = buffer_0_0_7;
     end
     if (rst) begin
       \$237  = 12'h000;
@@ -2201,9 +2299,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = buffer_0_2_3;
-    if (\$169 ) begin
-      \$238  = buffer_0_2_4;
+    \$238  = buffer_0_0_7;
+    if (\$178 ) begin
+      \$238  = flush_sum;
     end
     if (rst) begin
       \$238  = 12'h000;
@@ -2211,19 +2309,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_0_2_4;
-    if (\$169 ) begin
-      \$239  = buffer_0_2_5;
-    end
+    \$239  = buffer_read_0;
     if (rst) begin
-      \$239  = 12'h000;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = buffer_0_2_5;
-    if (\$169 ) begin
-      \$240  = buffer_0_2_6;
+    \$240  = buffer_0_1_0;
+    if (\$179 ) begin
+      \$240  = buffer_0_1_1;
     end
     if (rst) begin
       \$240  = 12'h000;
@@ -2231,9 +2326,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = buffer_0_2_6;
-    if (\$169 ) begin
-      \$241  = buffer_0_2_7;
+    \$241  = buffer_0_1_1;
+    if (\$179 ) begin
+      \$241  = buffer_0_1_2;
     end
     if (rst) begin
       \$241  = 12'h000;
@@ -2241,9 +2336,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_0_2_7;
-    if (\$169 ) begin
-      \$242  = \flush_sum$203 ;
+    \$242  = buffer_0_1_2;
+    if (\$179 ) begin
+      \$242  = buffer_0_1_3;
     end
     if (rst) begin
       \$242  = 12'h000;
@@ -2251,9 +2346,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_0_3_0;
-    if (\$170 ) begin
-      \$243  = buffer_0_3_1;
+    \$243  = buffer_0_1_3;
+    if (\$179 ) begin
+      \$243  = buffer_0_1_4;
     end
     if (rst) begin
       \$243  = 12'h000;
@@ -2261,9 +2356,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_0_3_1;
-    if (\$170 ) begin
-      \$244  = buffer_0_3_2;
+    \$244  = buffer_0_1_4;
+    if (\$179 ) begin
+      \$244  = buffer_0_1_5;
     end
     if (rst) begin
       \$244  = 12'h000;
@@ -2271,9 +2366,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_0_3_2;
-    if (\$170 ) begin
-      \$245  = buffer_0_3_3;
+    \$245  = buffer_0_1_5;
+    if (\$179 ) begin
+      \$245  = buffer_0_1_6;
     end
     if (rst) begin
       \$245  = 12'h000;
@@ -2281,9 +2376,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_0_3_3;
-    if (\$170 ) begin
-      \$246  = buffer_0_3_4;
+    \$246  = buffer_0_1_6;
+    if (\$179 ) begin
+      \$246  = buffer_0_1_7;
     end
     if (rst) begin
       \$246  = 12'h000;
@@ -2291,9 +2386,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_0_3_4;
-    if (\$170 ) begin
-      \$247  = buffer_0_3_5;
+    \$247  = buffer_0_1_7;
+    if (\$179 ) begin
+      \$247  = \flush_sum$210 ;
     end
     if (rst) begin
       \$247  = 12'h000;
@@ -2301,19 +2396,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_0_3_5;
-    if (\$170 ) begin
-      \$248  = buffer_0_3_6;
-    end
+    \$248  = buffer_read_0;
     if (rst) begin
-      \$248  = 12'h000;
+      \$248  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_0_3_6;
-    if (\$170 ) begin
-      \$249  = buffer_0_3_7;
+    \$249  = buffer_0_2_0;
+    if (\$180 ) begin
+      \$249  = buffer_0_2_1;
     end
     if (rst) begin
       \$249  = 12'h000;
@@ -2321,9 +2413,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_0_3_7;
-    if (\$170 ) begin
-      \$250  = \flush_sum$212 ;
+    \$250  = buffer_0_2_1;
+    if (\$180 ) begin
+      \$250  = buffer_0_2_2;
     end
     if (rst) begin
       \$250  = 12'h000;
@@ -2331,16 +2423,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = \$172 ;
+    \$251  = buffer_0_2_2;
+    if (\$180 ) begin
+      \$251  = buffer_0_2_3;
+    end
     if (rst) begin
-      \$251  = 1'h0;
+      \$251  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_1_0_0;
-    if (\$173 ) begin
-      \$252  = buffer_1_0_1;
+    \$252  = buffer_0_2_3;
+    if (\$180 ) begin
+      \$252  = buffer_0_2_4;
     end
     if (rst) begin
       \$252  = 12'h000;
@@ -2348,9 +2443,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_1_0_1;
-    if (\$173 ) begin
-      \$253  = buffer_1_0_2;
+    \$253  = buffer_0_2_4;
+    if (\$180 ) begin
+      \$253  = buffer_0_2_5;
     end
     if (rst) begin
       \$253  = 12'h000;
@@ -2358,9 +2453,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_1_0_2;
-    if (\$173 ) begin
-      \$254  = buffer_1_0_3;
+    \$254  = buffer_0_2_5;
+    if (\$180 ) begin
+      \$254  = buffer_0_2_6;
     end
     if (rst) begin
       \$254  = 12'h000;
@@ -2368,9 +2463,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_1_0_3;
-    if (\$173 ) begin
-      \$255  = buffer_1_0_4;
+    \$255  = buffer_0_2_6;
+    if (\$180 ) begin
+      \$255  = buffer_0_2_7;
     end
     if (rst) begin
       \$255  = 12'h000;
@@ -2378,9 +2473,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_1_0_4;
-    if (\$173 ) begin
-      \$256  = buffer_1_0_5;
+    \$256  = buffer_0_2_7;
+    if (\$180 ) begin
+      \$256  = \flush_sum$220 ;
     end
     if (rst) begin
       \$256  = 12'h000;
@@ -2388,19 +2483,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_1_0_5;
-    if (\$173 ) begin
-      \$257  = buffer_1_0_6;
-    end
+    \$257  = buffer_read_0;
     if (rst) begin
-      \$257  = 12'h000;
+      \$257  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_1_0_6;
-    if (\$173 ) begin
-      \$258  = buffer_1_0_7;
+    \$258  = buffer_0_3_0;
+    if (\$181 ) begin
+      \$258  = buffer_0_3_1;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2408,9 +2500,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_1_0_7;
-    if (\$173 ) begin
-      \$259  = \flush_sum$222 ;
+    \$259  = buffer_0_3_1;
+    if (\$181 ) begin
+      \$259  = buffer_0_3_2;
     end
     if (rst) begin
       \$259  = 12'h000;
@@ -2418,9 +2510,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_1_1_0;
-    if (\$174 ) begin
-      \$260  = buffer_1_1_1;
+    \$260  = buffer_0_3_2;
+    if (\$181 ) begin
+      \$260  = buffer_0_3_3;
     end
     if (rst) begin
       \$260  = 12'h000;
@@ -2428,9 +2520,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_1_1_1;
-    if (\$174 ) begin
-      \$261  = buffer_1_1_2;
+    \$261  = buffer_0_3_3;
+    if (\$181 ) begin
+      \$261  = buffer_0_3_4;
     end
     if (rst) begin
       \$261  = 12'h000;
@@ -2438,9 +2530,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_1_1_2;
-    if (\$174 ) begin
-      \$262  = buffer_1_1_3;
+    \$262  = buffer_0_3_4;
+    if (\$181 ) begin
+      \$262  = buffer_0_3_5;
     end
     if (rst) begin
       \$262  = 12'h000;
@@ -2448,9 +2540,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_1_1_3;
-    if (\$174 ) begin
-      \$263  = buffer_1_1_4;
+    \$263  = buffer_0_3_5;
+    if (\$181 ) begin
+      \$263  = buffer_0_3_6;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2458,9 +2550,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_1_1_4;
-    if (\$174 ) begin
-      \$264  = buffer_1_1_5;
+    \$264  = buffer_0_3_6;
+    if (\$181 ) begin
+      \$264  = buffer_0_3_7;
     end
     if (rst) begin
       \$264  = 12'h000;
@@ -2468,9 +2560,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_1_1_5;
-    if (\$174 ) begin
-      \$265  = buffer_1_1_6;
+    \$265  = buffer_0_3_7;
+    if (\$181 ) begin
+      \$265  = \flush_sum$230 ;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2478,19 +2570,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_1_1_6;
-    if (\$174 ) begin
-      \$266  = buffer_1_1_7;
-    end
+    \$266  = buffer_read_1;
     if (rst) begin
-      \$266  = 12'h000;
+      \$266  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_1_1_7;
-    if (\$174 ) begin
-      \$267  = \flush_sum$231 ;
+    \$267  = buffer_1_0_0;
+    if (\$182 ) begin
+      \$267  = buffer_1_0_1;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2498,9 +2587,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_1_2_0;
-    if (\$175 ) begin
-      \$268  = buffer_1_2_1;
+    \$268  = buffer_1_0_1;
+    if (\$182 ) begin
+      \$268  = buffer_1_0_2;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2508,9 +2597,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_1_2_1;
-    if (\$175 ) begin
-      \$269  = buffer_1_2_2;
+    \$269  = buffer_1_0_2;
+    if (\$182 ) begin
+      \$269  = buffer_1_0_3;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -2518,9 +2607,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_1_2_2;
-    if (\$175 ) begin
-      \$270  = buffer_1_2_3;
+    \$270  = buffer_1_0_3;
+    if (\$182 ) begin
+      \$270  = buffer_1_0_4;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2528,9 +2617,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_1_2_3;
-    if (\$175 ) begin
-      \$271  = buffer_1_2_4;
+    \$271  = buffer_1_0_4;
+    if (\$182 ) begin
+      \$271  = buffer_1_0_5;
     end
     if (rst) begin
       \$271  = 12'h000;
@@ -2538,9 +2627,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_1_2_4;
-    if (\$175 ) begin
-      \$272  = buffer_1_2_5;
+    \$272  = buffer_1_0_5;
+    if (\$182 ) begin
+      \$272  = buffer_1_0_6;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -2548,9 +2637,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_1_2_5;
-    if (\$175 ) begin
-      \$273  = buffer_1_2_6;
+    \$273  = buffer_1_0_6;
+    if (\$182 ) begin
+      \$273  = buffer_1_0_7;
     end
     if (rst) begin
       \$273  = 12'h000;
@@ -2558,9 +2647,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_1_2_6;
-    if (\$175 ) begin
-      \$274  = buffer_1_2_7;
+    \$274  = buffer_1_0_7;
+    if (\$182 ) begin
+      \$274  = \flush_sum$240 ;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2568,19 +2657,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_1_2_7;
-    if (\$175 ) begin
-      \$275  = \flush_sum$240 ;
-    end
+    \$275  = buffer_read_1;
     if (rst) begin
-      \$275  = 12'h000;
+      \$275  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_1_3_0;
-    if (\$176 ) begin
-      \$276  = buffer_1_3_1;
+    \$276  = buffer_1_1_0;
+    if (\$183 ) begin
+      \$276  = buffer_1_1_1;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -2588,9 +2674,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_1_3_1;
-    if (\$176 ) begin
-      \$277  = buffer_1_3_2;
+    \$277  = buffer_1_1_1;
+    if (\$183 ) begin
+      \$277  = buffer_1_1_2;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -2598,9 +2684,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_1_3_2;
-    if (\$176 ) begin
-      \$278  = buffer_1_3_3;
+    \$278  = buffer_1_1_2;
+    if (\$183 ) begin
+      \$278  = buffer_1_1_3;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -2608,9 +2694,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_1_3_3;
-    if (\$176 ) begin
-      \$279  = buffer_1_3_4;
+    \$279  = buffer_1_1_3;
+    if (\$183 ) begin
+      \$279  = buffer_1_1_4;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -2618,9 +2704,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_1_3_4;
-    if (\$176 ) begin
-      \$280  = buffer_1_3_5;
+    \$280  = buffer_1_1_4;
+    if (\$183 ) begin
+      \$280  = buffer_1_1_5;
     end
     if (rst) begin
       \$280  = 12'h000;
@@ -2628,9 +2714,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_1_3_5;
-    if (\$176 ) begin
-      \$281  = buffer_1_3_6;
+    \$281  = buffer_1_1_5;
+    if (\$183 ) begin
+      \$281  = buffer_1_1_6;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -2638,9 +2724,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_1_3_6;
-    if (\$176 ) begin
-      \$282  = buffer_1_3_7;
+    \$282  = buffer_1_1_6;
+    if (\$183 ) begin
+      \$282  = buffer_1_1_7;
     end
     if (rst) begin
       \$282  = 12'h000;
@@ -2648,9 +2734,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_1_3_7;
-    if (\$176 ) begin
-      \$283  = \flush_sum$249 ;
+    \$283  = buffer_1_1_7;
+    if (\$183 ) begin
+      \$283  = \flush_sum$250 ;
     end
     if (rst) begin
       \$283  = 12'h000;
@@ -2658,16 +2744,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = \$178 ;
+    \$284  = buffer_read_1;
     if (rst) begin
       \$284  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_2_0_0;
-    if (\$179 ) begin
-      \$285  = buffer_2_0_1;
+    \$285  = buffer_1_2_0;
+    if (\$184 ) begin
+      \$285  = buffer_1_2_1;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -2675,9 +2761,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_2_0_1;
-    if (\$179 ) begin
-      \$286  = buffer_2_0_2;
+    \$286  = buffer_1_2_1;
+    if (\$184 ) begin
+      \$286  = buffer_1_2_2;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -2685,9 +2771,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_2_0_2;
-    if (\$179 ) begin
-      \$287  = buffer_2_0_3;
+    \$287  = buffer_1_2_2;
+    if (\$184 ) begin
+      \$287  = buffer_1_2_3;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -2695,9 +2781,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_2_0_3;
-    if (\$179 ) begin
-      \$288  = buffer_2_0_4;
+    \$288  = buffer_1_2_3;
+    if (\$184 ) begin
+      \$288  = buffer_1_2_4;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -2705,9 +2791,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_2_0_4;
-    if (\$179 ) begin
-      \$289  = buffer_2_0_5;
+    \$289  = buffer_1_2_4;
+    if (\$184 ) begin
+      \$289  = buffer_1_2_5;
     end
     if (rst) begin
       \$289  = 12'h000;
@@ -2715,9 +2801,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_2_0_5;
-    if (\$179 ) begin
-      \$290  = buffer_2_0_6;
+    \$290  = buffer_1_2_5;
+    if (\$184 ) begin
+      \$290  = buffer_1_2_6;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -2725,9 +2811,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_2_0_6;
-    if (\$179 ) begin
-      \$291  = buffer_2_0_7;
+    \$291  = buffer_1_2_6;
+    if (\$184 ) begin
+      \$291  = buffer_1_2_7;
     end
     if (rst) begin
       \$291  = 12'h000;
@@ -2735,9 +2821,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_2_0_7;
-    if (\$179 ) begin
-      \$292  = \flush_sum$259 ;
+    \$292  = buffer_1_2_7;
+    if (\$184 ) begin
+      \$292  = \flush_sum$260 ;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -2745,19 +2831,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_2_1_0;
-    if (\$180 ) begin
-      \$293  = buffer_2_1_1;
-    end
+    \$293  = buffer_read_1;
     if (rst) begin
-      \$293  = 12'h000;
+      \$293  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_2_1_1;
-    if (\$180 ) begin
-      \$294  = buffer_2_1_2;
+    \$294  = buffer_1_3_0;
+    if (\$185 ) begin
+      \$294  = buffer_1_3_1;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -2765,9 +2848,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_2_1_2;
-    if (\$180 ) begin
-      \$295  = buffer_2_1_3;
+    \$295  = buffer_1_3_1;
+    if (\$185 ) begin
+      \$295  = buffer_1_3_2;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -2775,9 +2858,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_2_1_3;
-    if (\$180 ) begin
-      \$296  = buffer_2_1_4;
+    \$296  = buffer_1_3_2;
+    if (\$185 ) begin
+      \$296  = buffer_1_3_3;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -2785,9 +2868,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_2_1_4;
-    if (\$180 ) begin
-      \$297  = buffer_2_1_5;
+    \$297  = buffer_1_3_3;
+    if (\$185 ) begin
+      \$297  = buffer_1_3_4;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -2795,9 +2878,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_2_1_5;
-    if (\$180 ) begin
-      \$298  = buffer_2_1_6;
+    \$298  = buffer_1_3_4;
+    if (\$185 ) begin
+      \$298  = buffer_1_3_5;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -2805,9 +2888,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_2_1_6;
-    if (\$180 ) begin
-      \$299  = buffer_2_1_7;
+    \$299  = buffer_1_3_5;
+    if (\$185 ) begin
+      \$299  = buffer_1_3_6;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -2815,9 +2898,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_2_1_7;
-    if (\$180 ) begin
-      \$300  = \flush_sum$268 ;
+    \$300  = buffer_1_3_6;
+    if (\$185 ) begin
+      \$300  = buffer_1_3_7;
     end
     if (rst) begin
       \$300  = 12'h000;
@@ -2825,9 +2908,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_2_2_0;
-    if (\$181 ) begin
-      \$301  = buffer_2_2_1;
+    \$301  = buffer_1_3_7;
+    if (\$185 ) begin
+      \$301  = \flush_sum$270 ;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -2835,19 +2918,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_2_2_1;
-    if (\$181 ) begin
-      \$302  = buffer_2_2_2;
-    end
+    \$302  = buffer_read_2;
     if (rst) begin
-      \$302  = 12'h000;
+      \$302  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_2_2_2;
-    if (\$181 ) begin
-      \$303  = buffer_2_2_3;
+    \$303  = buffer_2_0_0;
+    if (\$186 ) begin
+      \$303  = buffer_2_0_1;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -2855,9 +2935,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_2_2_3;
-    if (\$181 ) begin
-      \$304  = buffer_2_2_4;
+    \$304  = buffer_2_0_1;
+    if (\$186 ) begin
+      \$304  = buffer_2_0_2;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -2865,9 +2945,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_2_2_4;
-    if (\$181 ) begin
-      \$305  = buffer_2_2_5;
+    \$305  = buffer_2_0_2;
+    if (\$186 ) begin
+      \$305  = buffer_2_0_3;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -2875,9 +2955,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_2_2_5;
-    if (\$181 ) begin
-      \$306  = buffer_2_2_6;
+    \$306  = buffer_2_0_3;
+    if (\$186 ) begin
+      \$306  = buffer_2_0_4;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -2885,9 +2965,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_2_2_6;
-    if (\$181 ) begin
-      \$307  = buffer_2_2_7;
+    \$307  = buffer_2_0_4;
+    if (\$186 ) begin
+      \$307  = buffer_2_0_5;
     end
     if (rst) begin
       \$307  = 12'h000;
@@ -2895,9 +2975,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_2_2_7;
-    if (\$181 ) begin
-      \$308  = \flush_sum$277 ;
+    \$308  = buffer_2_0_5;
+    if (\$186 ) begin
+      \$308  = buffer_2_0_6;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -2905,9 +2985,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_2_3_0;
-    if (\$182 ) begin
-      \$309  = buffer_2_3_1;
+    \$309  = buffer_2_0_6;
+    if (\$186 ) begin
+      \$309  = buffer_2_0_7;
     end
     if (rst) begin
       \$309  = 12'h000;
@@ -2915,9 +2995,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_2_3_1;
-    if (\$182 ) begin
-      \$310  = buffer_2_3_2;
+    \$310  = buffer_2_0_7;
+    if (\$186 ) begin
+      \$310  = \flush_sum$280 ;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -2925,19 +3005,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_2_3_2;
-    if (\$182 ) begin
-      \$311  = buffer_2_3_3;
-    end
+    \$311  = buffer_read_2;
     if (rst) begin
-      \$311  = 12'h000;
+      \$311  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_2_3_3;
-    if (\$182 ) begin
-      \$312  = buffer_2_3_4;
+    \$312  = buffer_2_1_0;
+    if (\$187 ) begin
+      \$312  = buffer_2_1_1;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -2945,9 +3022,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_2_3_4;
-    if (\$182 ) begin
-      \$313  = buffer_2_3_5;
+    \$313  = buffer_2_1_1;
+    if (\$187 ) begin
+      \$313  = buffer_2_1_2;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -2955,9 +3032,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_2_3_5;
-    if (\$182 ) begin
-      \$314  = buffer_2_3_6;
+    \$314  = buffer_2_1_2;
+    if (\$187 ) begin
+      \$314  = buffer_2_1_3;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -2965,9 +3042,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_2_3_6;
-    if (\$182 ) begin
-      \$315  = buffer_2_3_7;
+    \$315  = buffer_2_1_3;
+    if (\$187 ) begin
+      \$315  = buffer_2_1_4;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -2975,9 +3052,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_2_3_7;
-    if (\$182 ) begin
-      \$316  = \flush_sum$286 ;
+    \$316  = buffer_2_1_4;
+    if (\$187 ) begin
+      \$316  = buffer_2_1_5;
     end
     if (rst) begin
       \$316  = 12'h000;
@@ -2985,16 +3062,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = \$184 ;
+    \$317  = buffer_2_1_5;
+    if (\$187 ) begin
+      \$317  = buffer_2_1_6;
+    end
     if (rst) begin
-      \$317  = 1'h0;
+      \$317  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_3_0_0;
-    if (\$185 ) begin
-      \$318  = buffer_3_0_1;
+    \$318  = buffer_2_1_6;
+    if (\$187 ) begin
+      \$318  = buffer_2_1_7;
     end
     if (rst) begin
       \$318  = 12'h000;
@@ -3002,9 +3082,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_3_0_1;
-    if (\$185 ) begin
-      \$319  = buffer_3_0_2;
+    \$319  = buffer_2_1_7;
+    if (\$187 ) begin
+      \$319  = \flush_sum$290 ;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -3012,19 +3092,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_3_0_2;
-    if (\$185 ) begin
-      \$320  = buffer_3_0_3;
-    end
+    \$320  = buffer_read_2;
     if (rst) begin
-      \$320  = 12'h000;
+      \$320  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_3_0_3;
-    if (\$185 ) begin
-      \$321  = buffer_3_0_4;
+    \$321  = buffer_2_2_0;
+    if (\$188 ) begin
+      \$321  = buffer_2_2_1;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -3032,9 +3109,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_3_0_4;
-    if (\$185 ) begin
-      \$322  = buffer_3_0_5;
+    \$322  = buffer_2_2_1;
+    if (\$188 ) begin
+      \$322  = buffer_2_2_2;
     end
     if (rst) begin
       \$322  = 12'h000;
@@ -3042,9 +3119,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_3_0_5;
-    if (\$185 ) begin
-      \$323  = buffer_3_0_6;
+    \$323  = buffer_2_2_2;
+    if (\$188 ) begin
+      \$323  = buffer_2_2_3;
     end
     if (rst) begin
       \$323  = 12'h000;
@@ -3052,9 +3129,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_3_0_6;
-    if (\$185 ) begin
-      \$324  = buffer_3_0_7;
+    \$324  = buffer_2_2_3;
+    if (\$188 ) begin
+      \$324  = buffer_2_2_4;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -3062,9 +3139,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_3_0_7;
-    if (\$185 ) begin
-      \$325  = \flush_sum$296 ;
+    \$325  = buffer_2_2_4;
+    if (\$188 ) begin
+      \$325  = buffer_2_2_5;
     end
     if (rst) begin
       \$325  = 12'h000;
@@ -3072,9 +3149,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_3_1_0;
-    if (\$186 ) begin
-      \$326  = buffer_3_1_1;
+    \$326  = buffer_2_2_5;
+    if (\$188 ) begin
+      \$326  = buffer_2_2_6;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -3082,9 +3159,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_3_1_1;
-    if (\$186 ) begin
-      \$327  = buffer_3_1_2;
+    \$327  = buffer_2_2_6;
+    if (\$188 ) begin
+      \$327  = buffer_2_2_7;
     end
     if (rst) begin
       \$327  = 12'h000;
@@ -3092,9 +3169,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_3_1_2;
-    if (\$186 ) begin
-      \$328  = buffer_3_1_3;
+    \$328  = buffer_2_2_7;
+    if (\$188 ) begin
+      \$328  = \flush_sum$300 ;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -3102,19 +3179,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_3_1_3;
-    if (\$186 ) begin
-      \$329  = buffer_3_1_4;
-    end
+    \$329  = buffer_read_2;
     if (rst) begin
-      \$329  = 12'h000;
+      \$329  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_3_1_4;
-    if (\$186 ) begin
-      \$330  = buffer_3_1_5;
+    \$330  = buffer_2_3_0;
+    if (\$189 ) begin
+      \$330  = buffer_2_3_1;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3122,9 +3196,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_3_1_5;
-    if (\$186 ) begin
-      \$331  = buffer_3_1_6;
+    \$331  = buffer_2_3_1;
+    if (\$189 ) begin
+      \$331  = buffer_2_3_2;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3132,9 +3206,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_3_1_6;
-    if (\$186 ) begin
-      \$332  = buffer_3_1_7;
+    \$332  = buffer_2_3_2;
+    if (\$189 ) begin
+      \$332  = buffer_2_3_3;
     end
     if (rst) begin
       \$332  = 12'h000;
@@ -3142,9 +3216,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_3_1_7;
-    if (\$186 ) begin
-      \$333  = \flush_sum$305 ;
+    \$333  = buffer_2_3_3;
+    if (\$189 ) begin
+      \$333  = buffer_2_3_4;
     end
     if (rst) begin
       \$333  = 12'h000;
@@ -3152,9 +3226,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_3_2_0;
-    if (\$187 ) begin
-      \$334  = buffer_3_2_1;
+    \$334  = buffer_2_3_4;
+    if (\$189 ) begin
+      \$334  = buffer_2_3_5;
     end
     if (rst) begin
       \$334  = 12'h000;
@@ -3162,9 +3236,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_3_2_1;
-    if (\$187 ) begin
-      \$335  = buffer_3_2_2;
+    \$335  = buffer_2_3_5;
+    if (\$189 ) begin
+      \$335  = buffer_2_3_6;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -3172,9 +3246,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_3_2_2;
-    if (\$187 ) begin
-      \$336  = buffer_3_2_3;
+    \$336  = buffer_2_3_6;
+    if (\$189 ) begin
+      \$336  = buffer_2_3_7;
     end
     if (rst) begin
       \$336  = 12'h000;
@@ -3182,9 +3256,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_3_2_3;
-    if (\$187 ) begin
-      \$337  = buffer_3_2_4;
+    \$337  = buffer_2_3_7;
+    if (\$189 ) begin
+      \$337  = \flush_sum$310 ;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -3192,19 +3266,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_3_2_4;
-    if (\$187 ) begin
-      \$338  = buffer_3_2_5;
-    end
+    \$338  = buffer_read_3;
     if (rst) begin
-      \$338  = 12'h000;
+      \$338  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_3_2_5;
-    if (\$187 ) begin
-      \$339  = buffer_3_2_6;
+    \$339  = buffer_3_0_0;
+    if (\$190 ) begin
+      \$339  = buffer_3_0_1;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -3212,9 +3283,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_3_2_6;
-    if (\$187 ) begin
-      \$340  = buffer_3_2_7;
+    \$340  = buffer_3_0_1;
+    if (\$190 ) begin
+      \$340  = buffer_3_0_2;
     end
     if (rst) begin
       \$340  = 12'h000;
@@ -3222,9 +3293,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_3_2_7;
-    if (\$187 ) begin
-      \$341  = \flush_sum$314 ;
+    \$341  = buffer_3_0_2;
+    if (\$190 ) begin
+      \$341  = buffer_3_0_3;
     end
     if (rst) begin
       \$341  = 12'h000;
@@ -3232,9 +3303,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_3_3_0;
-    if (\$188 ) begin
-      \$342  = buffer_3_3_1;
+    \$342  = buffer_3_0_3;
+    if (\$190 ) begin
+      \$342  = buffer_3_0_4;
     end
     if (rst) begin
       \$342  = 12'h000;
@@ -3242,9 +3313,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_3_3_1;
-    if (\$188 ) begin
-      \$343  = buffer_3_3_2;
+    \$343  = buffer_3_0_4;
+    if (\$190 ) begin
+      \$343  = buffer_3_0_5;
     end
     if (rst) begin
       \$343  = 12'h000;
@@ -3252,9 +3323,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_3_3_2;
-    if (\$188 ) begin
-      \$344  = buffer_3_3_3;
+    \$344  = buffer_3_0_5;
+    if (\$190 ) begin
+      \$344  = buffer_3_0_6;
     end
     if (rst) begin
       \$344  = 12'h000;
@@ -3262,9 +3333,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_3_3_3;
-    if (\$188 ) begin
-      \$345  = buffer_3_3_4;
+    \$345  = buffer_3_0_6;
+    if (\$190 ) begin
+      \$345  = buffer_3_0_7;
     end
     if (rst) begin
       \$345  = 12'h000;
@@ -3272,9 +3343,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_3_3_4;
-    if (\$188 ) begin
-      \$346  = buffer_3_3_5;
+    \$346  = buffer_3_0_7;
+    if (\$190 ) begin
+      \$346  = \flush_sum$320 ;
     end
     if (rst) begin
       \$346  = 12'h000;
@@ -3282,19 +3353,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_3_3_5;
-    if (\$188 ) begin
-      \$347  = buffer_3_3_6;
-    end
+    \$347  = buffer_read_3;
     if (rst) begin
-      \$347  = 12'h000;
+      \$347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_3_3_6;
-    if (\$188 ) begin
-      \$348  = buffer_3_3_7;
+    \$348  = buffer_3_1_0;
+    if (\$191 ) begin
+      \$348  = buffer_3_1_1;
     end
     if (rst) begin
       \$348  = 12'h000;
@@ -3302,9 +3370,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_3_3_7;
-    if (\$188 ) begin
-      \$349  = \flush_sum$323 ;
+    \$349  = buffer_3_1_1;
+    if (\$191 ) begin
+      \$349  = buffer_3_1_2;
     end
     if (rst) begin
       \$349  = 12'h000;
@@ -3312,54 +3380,286 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = taken;
-    if (\flush$315 ) begin
-      \$350  = \$191 [2:0];
+    \$350  = buffer_3_1_2;
+    if (\$191 ) begin
+      \$350  = buffer_3_1_3;
     end
     if (rst) begin
-      \$350  = 3'h0;
+      \$350  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = out__valid;
-    if (\flush$315 ) begin
-      if (\$192 ) begin
-        \$351  = 1'h1;
-      end
+    \$351  = buffer_3_1_3;
+    if (\$191 ) begin
+      \$351  = buffer_3_1_4;
+    end
+    if (rst) begin
+      \$351  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = buffer_3_1_4;
+    if (\$191 ) begin
+      \$352  = buffer_3_1_5;
+    end
+    if (rst) begin
+      \$352  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = buffer_3_1_5;
+    if (\$191 ) begin
+      \$353  = buffer_3_1_6;
+    end
+    if (rst) begin
+      \$353  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$354  = buffer_3_1_6;
+    if (\$191 ) begin
+      \$354  = buffer_3_1_7;
+    end
+    if (rst) begin
+      \$354  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$355  = buffer_3_1_7;
+    if (\$191 ) begin
+      \$355  = \flush_sum$330 ;
+    end
+    if (rst) begin
+      \$355  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$356  = buffer_read_3;
+    if (rst) begin
+      \$356  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$357  = buffer_3_2_0;
+    if (\$192 ) begin
+      \$357  = buffer_3_2_1;
+    end
+    if (rst) begin
+      \$357  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$358  = buffer_3_2_1;
+    if (\$192 ) begin
+      \$358  = buffer_3_2_2;
+    end
+    if (rst) begin
+      \$358  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$359  = buffer_3_2_2;
+    if (\$192 ) begin
+      \$359  = buffer_3_2_3;
+    end
+    if (rst) begin
+      \$359  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$360  = buffer_3_2_3;
+    if (\$192 ) begin
+      \$360  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$360  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$361  = buffer_3_2_4;
+    if (\$192 ) begin
+      \$361  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$361  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$362  = buffer_3_2_5;
+    if (\$192 ) begin
+      \$362  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$362  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$363  = buffer_3_2_6;
+    if (\$192 ) begin
+      \$363  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$363  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$364  = buffer_3_2_7;
+    if (\$192 ) begin
+      \$364  = \flush_sum$340 ;
+    end
+    if (rst) begin
+      \$364  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$365  = buffer_read_3;
+    if (rst) begin
+      \$365  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$366  = buffer_3_3_0;
+    if (\$193 ) begin
+      \$366  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$366  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$367  = buffer_3_3_1;
+    if (\$193 ) begin
+      \$367  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$367  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$368  = buffer_3_3_2;
+    if (\$193 ) begin
+      \$368  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$368  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$369  = buffer_3_3_3;
+    if (\$193 ) begin
+      \$369  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$369  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$370  = buffer_3_3_4;
+    if (\$193 ) begin
+      \$370  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$370  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$371  = buffer_3_3_5;
+    if (\$193 ) begin
+      \$371  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$371  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$372  = buffer_3_3_6;
+    if (\$193 ) begin
+      \$372  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$372  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$373  = buffer_3_3_7;
+    if (\$193 ) begin
+      \$373  = \flush_sum$349 ;
+    end
+    if (rst) begin
+      \$373  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$374  = taken;
+    if (\flush$149 ) begin
+      \$374  = \$196 [2:0];
+    end
+    if (rst) begin
+      \$374  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$375  = out__valid;
+    if (tile_in) begin
+      \$375  = 1'h1;
     end
     if (take) begin
-      if (\$196 ) begin
-        \$351  = 1'h0;
+      if (\$200 ) begin
+        \$375  = 1'h0;
       end
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = row_part;
+    \$376  = row_part;
     if (take) begin
-      \$352  = \$195 [1:0];
+      \$376  = \$199 [1:0];
     end
     if (rst) begin
-      \$352  = 2'h0;
+      \$376  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = row;
+    \$377  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$196 ) begin
-        \$353  = 5'h00;
+      if (\$200 ) begin
+        \$377  = 5'h00;
       end else begin
-        \$353  = \$197 [4:0];
+        \$377  = \$201 [4:0];
       end
     end
     if (rst) begin
-      \$353  = 5'h00;
+      \$377  = 5'h00;
     end
   end
   assign a_0_exp = \$14 [4:0];
@@ -3795,7 +4095,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \shown_row[2]  = out_head[35:24];
   assign \shown_row[3]  = out_head[47:36];
   assign out__payload[47:0] = out_head;
-  assign out__payload[53] = \$145 ;
+  assign out__payload[53] = \$154 ;
   assign out__payload[52:48] = row;
   assign b_3[3:0] = b_3_sig;
   assign b_3[12] = \$144 ;
@@ -4124,28 +4424,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -4172,133 +4472,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -4306,6 +4606,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -4580,89 +4882,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -4921,601 +5227,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$646$0 (\$478 ),
-    .\port$648$0 (\$479 ),
-    .\port$650$0 (\$480 ),
-    .\port$652$0 (\$481 ),
-    .\port$654$0 (\$482 ),
-    .\port$656$0 (\$483 ),
-    .\port$658$0 (\$484 ),
-    .\port$660$0 (\$485 ),
+    .\port$681$0 (\$480 ),
+    .\port$683$0 (\$481 ),
+    .\port$685$0 (\$482 ),
+    .\port$687$0 (\$483 ),
+    .\port$689$0 (\$484 ),
+    .\port$691$0 (\$485 ),
+    .\port$693$0 (\$486 ),
+    .\port$695$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -5529,72 +5833,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -5606,21 +5910,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -5641,219 +5945,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -5869,7 +6173,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -5988,7 +6292,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$646$0 , \port$648$0 , \port$650$0 , \port$652$0 , \port$654$0 , \port$656$0 , \port$658$0 , \port$660$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$681$0 , \port$683$0 , \port$685$0 , \port$687$0 , \port$689$0 , \port$691$0 , \port$693$0 , \port$695$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -6078,22 +6382,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$646$0 , \port$648$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$646$0 ;
-  wire \port$646$0 ;
-  output \port$648$0 ;
-  wire \port$648$0 ;
-  output \port$650$0 ;
-  wire \port$650$0 ;
-  output \port$652$0 ;
-  wire \port$652$0 ;
-  output \port$654$0 ;
-  wire \port$654$0 ;
-  output \port$656$0 ;
-  wire \port$656$0 ;
-  output \port$658$0 ;
-  wire \port$658$0 ;
-  output \port$660$0 ;
-  wire \port$660$0 ;
+  output \port$681$0 ;
+  wire \port$681$0 ;
+  output \port$683$0 ;
+  wire \port$683$0 ;
+  output \port$685$0 ;
+  wire \port$685$0 ;
+  output \port$687$0 ;
+  wire \port$687$0 ;
+  output \port$689$0 ;
+  wire \port$689$0 ;
+  output \port$691$0 ;
+  wire \port$691$0 ;
+  output \port$693$0 ;
+  wire \port$693$0 ;
+  output \port$695$0 ;
+  wire \port$695$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -6151,14 +6455,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$646$0 , \port$648$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$646$0  = \$2 ;
-  assign \port$648$0  = \$4 ;
-  assign \port$650$0  = \$6 ;
-  assign \port$652$0  = \$8 ;
-  assign \port$654$0  = \$10 ;
-  assign \port$656$0  = \$12 ;
-  assign \port$658$0  = \$14 ;
-  assign \port$660$0  = \$16 ;
+  assign \port$681$0  = \$2 ;
+  assign \port$683$0  = \$4 ;
+  assign \port$685$0  = \$6 ;
+  assign \port$687$0  = \$8 ;
+  assign \port$689$0  = \$10 ;
+  assign \port$691$0  = \$12 ;
+  assign \port$693$0  = \$14 ;
+  assign \port$695$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -6491,28 +6795,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -6539,133 +6843,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -6673,6 +6977,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -6947,89 +7253,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -7288,601 +7598,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1115$0 (\$478 ),
-    .\port$1117$0 (\$479 ),
-    .\port$1119$0 (\$480 ),
-    .\port$1121$0 (\$481 ),
-    .\port$1123$0 (\$482 ),
-    .\port$1125$0 (\$483 ),
-    .\port$1127$0 (\$484 ),
-    .\port$1129$0 (\$485 ),
+    .\port$1152$0 (\$480 ),
+    .\port$1154$0 (\$481 ),
+    .\port$1156$0 (\$482 ),
+    .\port$1158$0 (\$483 ),
+    .\port$1160$0 (\$484 ),
+    .\port$1162$0 (\$485 ),
+    .\port$1164$0 (\$486 ),
+    .\port$1166$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -7896,72 +8204,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -7973,21 +8281,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -8008,219 +8316,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -8236,7 +8544,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -8355,7 +8663,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1115$0 , \port$1117$0 , \port$1119$0 , \port$1121$0 , \port$1123$0 , \port$1125$0 , \port$1127$0 , \port$1129$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1152$0 , \port$1154$0 , \port$1156$0 , \port$1158$0 , \port$1160$0 , \port$1162$0 , \port$1164$0 , \port$1166$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -8445,22 +8753,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1115$0 , \port$111
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$1115$0 ;
-  wire \port$1115$0 ;
-  output \port$1117$0 ;
-  wire \port$1117$0 ;
-  output \port$1119$0 ;
-  wire \port$1119$0 ;
-  output \port$1121$0 ;
-  wire \port$1121$0 ;
-  output \port$1123$0 ;
-  wire \port$1123$0 ;
-  output \port$1125$0 ;
-  wire \port$1125$0 ;
-  output \port$1127$0 ;
-  wire \port$1127$0 ;
-  output \port$1129$0 ;
-  wire \port$1129$0 ;
+  output \port$1152$0 ;
+  wire \port$1152$0 ;
+  output \port$1154$0 ;
+  wire \port$1154$0 ;
+  output \port$1156$0 ;
+  wire \port$1156$0 ;
+  output \port$1158$0 ;
+  wire \port$1158$0 ;
+  output \port$1160$0 ;
+  wire \port$1160$0 ;
+  output \port$1162$0 ;
+  wire \port$1162$0 ;
+  output \port$1164$0 ;
+  wire \port$1164$0 ;
+  output \port$1166$0 ;
+  wire \port$1166$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -8518,14 +8826,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1115$0 , \port$111
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1115$0  = \$2 ;
-  assign \port$1117$0  = \$4 ;
-  assign \port$1119$0  = \$6 ;
-  assign \port$1121$0  = \$8 ;
-  assign \port$1123$0  = \$10 ;
-  assign \port$1125$0  = \$12 ;
-  assign \port$1127$0  = \$14 ;
-  assign \port$1129$0  = \$16 ;
+  assign \port$1152$0  = \$2 ;
+  assign \port$1154$0  = \$4 ;
+  assign \port$1156$0  = \$6 ;
+  assign \port$1158$0  = \$8 ;
+  assign \port$1160$0  = \$10 ;
+  assign \port$1162$0  = \$12 ;
+  assign \port$1164$0  = \$14 ;
+  assign \port$1166$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8858,28 +9166,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -8906,133 +9214,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -9040,6 +9348,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -9314,89 +9624,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -9655,601 +9969,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1584$0 (\$478 ),
-    .\port$1586$0 (\$479 ),
-    .\port$1588$0 (\$480 ),
-    .\port$1590$0 (\$481 ),
-    .\port$1592$0 (\$482 ),
-    .\port$1594$0 (\$483 ),
-    .\port$1596$0 (\$484 ),
-    .\port$1598$0 (\$485 ),
+    .\port$1623$0 (\$480 ),
+    .\port$1625$0 (\$481 ),
+    .\port$1627$0 (\$482 ),
+    .\port$1629$0 (\$483 ),
+    .\port$1631$0 (\$484 ),
+    .\port$1633$0 (\$485 ),
+    .\port$1635$0 (\$486 ),
+    .\port$1637$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -10263,72 +10575,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -10340,21 +10652,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -10375,219 +10687,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -10603,7 +10915,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -10722,7 +11034,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1584$0 , \port$1586$0 , \port$1588$0 , \port$1590$0 , \port$1592$0 , \port$1594$0 , \port$1596$0 , \port$1598$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1623$0 , \port$1625$0 , \port$1627$0 , \port$1629$0 , \port$1631$0 , \port$1633$0 , \port$1635$0 , \port$1637$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -10812,22 +11124,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1584$0 , \port$158
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$1584$0 ;
-  wire \port$1584$0 ;
-  output \port$1586$0 ;
-  wire \port$1586$0 ;
-  output \port$1588$0 ;
-  wire \port$1588$0 ;
-  output \port$1590$0 ;
-  wire \port$1590$0 ;
-  output \port$1592$0 ;
-  wire \port$1592$0 ;
-  output \port$1594$0 ;
-  wire \port$1594$0 ;
-  output \port$1596$0 ;
-  wire \port$1596$0 ;
-  output \port$1598$0 ;
-  wire \port$1598$0 ;
+  output \port$1623$0 ;
+  wire \port$1623$0 ;
+  output \port$1625$0 ;
+  wire \port$1625$0 ;
+  output \port$1627$0 ;
+  wire \port$1627$0 ;
+  output \port$1629$0 ;
+  wire \port$1629$0 ;
+  output \port$1631$0 ;
+  wire \port$1631$0 ;
+  output \port$1633$0 ;
+  wire \port$1633$0 ;
+  output \port$1635$0 ;
+  wire \port$1635$0 ;
+  output \port$1637$0 ;
+  wire \port$1637$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -10885,14 +11197,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1584$0 , \port$158
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1584$0  = \$2 ;
-  assign \port$1586$0  = \$4 ;
-  assign \port$1588$0  = \$6 ;
-  assign \port$1590$0  = \$8 ;
-  assign \port$1592$0  = \$10 ;
-  assign \port$1594$0  = \$12 ;
-  assign \port$1596$0  = \$14 ;
-  assign \port$1598$0  = \$16 ;
+  assign \port$1623$0  = \$2 ;
+  assign \port$1625$0  = \$4 ;
+  assign \port$1627$0  = \$6 ;
+  assign \port$1629$0  = \$8 ;
+  assign \port$1631$0  = \$10 ;
+  assign \port$1633$0  = \$12 ;
+  assign \port$1635$0  = \$14 ;
+  assign \port$1637$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -11225,28 +11537,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -11273,133 +11585,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -11407,6 +11719,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -11681,89 +11995,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -12022,601 +12340,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2053$0 (\$478 ),
-    .\port$2055$0 (\$479 ),
-    .\port$2057$0 (\$480 ),
-    .\port$2059$0 (\$481 ),
-    .\port$2061$0 (\$482 ),
-    .\port$2063$0 (\$483 ),
-    .\port$2065$0 (\$484 ),
-    .\port$2067$0 (\$485 ),
+    .\port$2094$0 (\$480 ),
+    .\port$2096$0 (\$481 ),
+    .\port$2098$0 (\$482 ),
+    .\port$2100$0 (\$483 ),
+    .\port$2102$0 (\$484 ),
+    .\port$2104$0 (\$485 ),
+    .\port$2106$0 (\$486 ),
+    .\port$2108$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -12630,72 +12946,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -12707,21 +13023,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -12742,219 +13058,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -12970,7 +13286,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -13089,7 +13405,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2053$0 , \port$2055$0 , \port$2057$0 , \port$2059$0 , \port$2061$0 , \port$2063$0 , \port$2065$0 , \port$2067$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2094$0 , \port$2096$0 , \port$2098$0 , \port$2100$0 , \port$2102$0 , \port$2104$0 , \port$2106$0 , \port$2108$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -13179,22 +13495,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2053$0 , \port$205
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$2053$0 ;
-  wire \port$2053$0 ;
-  output \port$2055$0 ;
-  wire \port$2055$0 ;
-  output \port$2057$0 ;
-  wire \port$2057$0 ;
-  output \port$2059$0 ;
-  wire \port$2059$0 ;
-  output \port$2061$0 ;
-  wire \port$2061$0 ;
-  output \port$2063$0 ;
-  wire \port$2063$0 ;
-  output \port$2065$0 ;
-  wire \port$2065$0 ;
-  output \port$2067$0 ;
-  wire \port$2067$0 ;
+  output \port$2094$0 ;
+  wire \port$2094$0 ;
+  output \port$2096$0 ;
+  wire \port$2096$0 ;
+  output \port$2098$0 ;
+  wire \port$2098$0 ;
+  output \port$2100$0 ;
+  wire \port$2100$0 ;
+  output \port$2102$0 ;
+  wire \port$2102$0 ;
+  output \port$2104$0 ;
+  wire \port$2104$0 ;
+  output \port$2106$0 ;
+  wire \port$2106$0 ;
+  output \port$2108$0 ;
+  wire \port$2108$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -13252,14 +13568,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2053$0 , \port$205
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2053$0  = \$2 ;
-  assign \port$2055$0  = \$4 ;
-  assign \port$2057$0  = \$6 ;
-  assign \port$2059$0  = \$8 ;
-  assign \port$2061$0  = \$10 ;
-  assign \port$2063$0  = \$12 ;
-  assign \port$2065$0  = \$14 ;
-  assign \port$2067$0  = \$16 ;
+  assign \port$2094$0  = \$2 ;
+  assign \port$2096$0  = \$4 ;
+  assign \port$2098$0  = \$6 ;
+  assign \port$2100$0  = \$8 ;
+  assign \port$2102$0  = \$10 ;
+  assign \port$2104$0  = \$12 ;
+  assign \port$2106$0  = \$14 ;
+  assign \port$2108$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -13592,28 +13908,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -13640,133 +13956,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -13774,6 +14090,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -14048,89 +14366,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -14389,601 +14711,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2522$0 (\$478 ),
-    .\port$2524$0 (\$479 ),
-    .\port$2526$0 (\$480 ),
-    .\port$2528$0 (\$481 ),
-    .\port$2530$0 (\$482 ),
-    .\port$2532$0 (\$483 ),
-    .\port$2534$0 (\$484 ),
-    .\port$2536$0 (\$485 ),
+    .\port$2565$0 (\$480 ),
+    .\port$2567$0 (\$481 ),
+    .\port$2569$0 (\$482 ),
+    .\port$2571$0 (\$483 ),
+    .\port$2573$0 (\$484 ),
+    .\port$2575$0 (\$485 ),
+    .\port$2577$0 (\$486 ),
+    .\port$2579$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -14997,72 +15317,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -15074,21 +15394,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -15109,219 +15429,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -15337,7 +15657,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -15456,7 +15776,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2522$0 , \port$2524$0 , \port$2526$0 , \port$2528$0 , \port$2530$0 , \port$2532$0 , \port$2534$0 , \port$2536$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2565$0 , \port$2567$0 , \port$2569$0 , \port$2571$0 , \port$2573$0 , \port$2575$0 , \port$2577$0 , \port$2579$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -15546,22 +15866,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2522$0 , \port$252
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$2522$0 ;
-  wire \port$2522$0 ;
-  output \port$2524$0 ;
-  wire \port$2524$0 ;
-  output \port$2526$0 ;
-  wire \port$2526$0 ;
-  output \port$2528$0 ;
-  wire \port$2528$0 ;
-  output \port$2530$0 ;
-  wire \port$2530$0 ;
-  output \port$2532$0 ;
-  wire \port$2532$0 ;
-  output \port$2534$0 ;
-  wire \port$2534$0 ;
-  output \port$2536$0 ;
-  wire \port$2536$0 ;
+  output \port$2565$0 ;
+  wire \port$2565$0 ;
+  output \port$2567$0 ;
+  wire \port$2567$0 ;
+  output \port$2569$0 ;
+  wire \port$2569$0 ;
+  output \port$2571$0 ;
+  wire \port$2571$0 ;
+  output \port$2573$0 ;
+  wire \port$2573$0 ;
+  output \port$2575$0 ;
+  wire \port$2575$0 ;
+  output \port$2577$0 ;
+  wire \port$2577$0 ;
+  output \port$2579$0 ;
+  wire \port$2579$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -15619,14 +15939,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2522$0 , \port$252
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2522$0  = \$2 ;
-  assign \port$2524$0  = \$4 ;
-  assign \port$2526$0  = \$6 ;
-  assign \port$2528$0  = \$8 ;
-  assign \port$2530$0  = \$10 ;
-  assign \port$2532$0  = \$12 ;
-  assign \port$2534$0  = \$14 ;
-  assign \port$2536$0  = \$16 ;
+  assign \port$2565$0  = \$2 ;
+  assign \port$2567$0  = \$4 ;
+  assign \port$2569$0  = \$6 ;
+  assign \port$2571$0  = \$8 ;
+  assign \port$2573$0  = \$10 ;
+  assign \port$2575$0  = \$12 ;
+  assign \port$2577$0  = \$14 ;
+  assign \port$2579$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15959,28 +16279,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -16007,133 +16327,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -16141,6 +16461,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -16415,89 +16737,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -16756,601 +17082,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2991$0 (\$478 ),
-    .\port$2993$0 (\$479 ),
-    .\port$2995$0 (\$480 ),
-    .\port$2997$0 (\$481 ),
-    .\port$2999$0 (\$482 ),
-    .\port$3001$0 (\$483 ),
-    .\port$3003$0 (\$484 ),
-    .\port$3005$0 (\$485 ),
+    .\port$3036$0 (\$480 ),
+    .\port$3038$0 (\$481 ),
+    .\port$3040$0 (\$482 ),
+    .\port$3042$0 (\$483 ),
+    .\port$3044$0 (\$484 ),
+    .\port$3046$0 (\$485 ),
+    .\port$3048$0 (\$486 ),
+    .\port$3050$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -17364,72 +17688,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -17441,21 +17765,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -17476,219 +17800,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -17704,7 +18028,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -17823,7 +18147,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2991$0 , \port$2993$0 , \port$2995$0 , \port$2997$0 , \port$2999$0 , \port$3001$0 , \port$3003$0 , \port$3005$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3036$0 , \port$3038$0 , \port$3040$0 , \port$3042$0 , \port$3044$0 , \port$3046$0 , \port$3048$0 , \port$3050$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -17913,22 +18237,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2991$0 , \port$299
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$2991$0 ;
-  wire \port$2991$0 ;
-  output \port$2993$0 ;
-  wire \port$2993$0 ;
-  output \port$2995$0 ;
-  wire \port$2995$0 ;
-  output \port$2997$0 ;
-  wire \port$2997$0 ;
-  output \port$2999$0 ;
-  wire \port$2999$0 ;
-  output \port$3001$0 ;
-  wire \port$3001$0 ;
-  output \port$3003$0 ;
-  wire \port$3003$0 ;
-  output \port$3005$0 ;
-  wire \port$3005$0 ;
+  output \port$3036$0 ;
+  wire \port$3036$0 ;
+  output \port$3038$0 ;
+  wire \port$3038$0 ;
+  output \port$3040$0 ;
+  wire \port$3040$0 ;
+  output \port$3042$0 ;
+  wire \port$3042$0 ;
+  output \port$3044$0 ;
+  wire \port$3044$0 ;
+  output \port$3046$0 ;
+  wire \port$3046$0 ;
+  output \port$3048$0 ;
+  wire \port$3048$0 ;
+  output \port$3050$0 ;
+  wire \port$3050$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -17986,14 +18310,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$2991$0 , \port$299
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2991$0  = \$2 ;
-  assign \port$2993$0  = \$4 ;
-  assign \port$2995$0  = \$6 ;
-  assign \port$2997$0  = \$8 ;
-  assign \port$2999$0  = \$10 ;
-  assign \port$3001$0  = \$12 ;
-  assign \port$3003$0  = \$14 ;
-  assign \port$3005$0  = \$16 ;
+  assign \port$3036$0  = \$2 ;
+  assign \port$3038$0  = \$4 ;
+  assign \port$3040$0  = \$6 ;
+  assign \port$3042$0  = \$8 ;
+  assign \port$3044$0  = \$10 ;
+  assign \port$3046$0  = \$12 ;
+  assign \port$3048$0  = \$14 ;
+  assign \port$3050$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -18326,28 +18650,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -18374,133 +18698,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -18508,6 +18832,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -18782,89 +19108,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -19123,601 +19453,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3460$0 (\$478 ),
-    .\port$3462$0 (\$479 ),
-    .\port$3464$0 (\$480 ),
-    .\port$3466$0 (\$481 ),
-    .\port$3468$0 (\$482 ),
-    .\port$3470$0 (\$483 ),
-    .\port$3472$0 (\$484 ),
-    .\port$3474$0 (\$485 ),
+    .\port$3507$0 (\$480 ),
+    .\port$3509$0 (\$481 ),
+    .\port$3511$0 (\$482 ),
+    .\port$3513$0 (\$483 ),
+    .\port$3515$0 (\$484 ),
+    .\port$3517$0 (\$485 ),
+    .\port$3519$0 (\$486 ),
+    .\port$3521$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -19731,72 +20059,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -19808,21 +20136,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -19843,219 +20171,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -20071,7 +20399,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -20190,7 +20518,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3460$0 , \port$3462$0 , \port$3464$0 , \port$3466$0 , \port$3468$0 , \port$3470$0 , \port$3472$0 , \port$3474$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$3509$0 , \port$3511$0 , \port$3513$0 , \port$3515$0 , \port$3517$0 , \port$3519$0 , \port$3521$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -20280,22 +20608,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3460$0 , \port$346
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$3460$0 ;
-  wire \port$3460$0 ;
-  output \port$3462$0 ;
-  wire \port$3462$0 ;
-  output \port$3464$0 ;
-  wire \port$3464$0 ;
-  output \port$3466$0 ;
-  wire \port$3466$0 ;
-  output \port$3468$0 ;
-  wire \port$3468$0 ;
-  output \port$3470$0 ;
-  wire \port$3470$0 ;
-  output \port$3472$0 ;
-  wire \port$3472$0 ;
-  output \port$3474$0 ;
-  wire \port$3474$0 ;
+  output \port$3507$0 ;
+  wire \port$3507$0 ;
+  output \port$3509$0 ;
+  wire \port$3509$0 ;
+  output \port$3511$0 ;
+  wire \port$3511$0 ;
+  output \port$3513$0 ;
+  wire \port$3513$0 ;
+  output \port$3515$0 ;
+  wire \port$3515$0 ;
+  output \port$3517$0 ;
+  wire \port$3517$0 ;
+  output \port$3519$0 ;
+  wire \port$3519$0 ;
+  output \port$3521$0 ;
+  wire \port$3521$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -20353,14 +20681,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3460$0 , \port$346
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3460$0  = \$2 ;
-  assign \port$3462$0  = \$4 ;
-  assign \port$3464$0  = \$6 ;
-  assign \port$3466$0  = \$8 ;
-  assign \port$3468$0  = \$10 ;
-  assign \port$3470$0  = \$12 ;
-  assign \port$3472$0  = \$14 ;
-  assign \port$3474$0  = \$16 ;
+  assign \port$3507$0  = \$2 ;
+  assign \port$3509$0  = \$4 ;
+  assign \port$3511$0  = \$6 ;
+  assign \port$3513$0  = \$8 ;
+  assign \port$3515$0  = \$10 ;
+  assign \port$3517$0  = \$12 ;
+  assign \port$3519$0  = \$14 ;
+  assign \port$3521$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20693,28 +21021,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -20741,133 +21069,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -20875,6 +21203,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -21149,89 +21479,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -21490,601 +21824,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3929$0 (\$478 ),
-    .\port$3931$0 (\$479 ),
-    .\port$3933$0 (\$480 ),
-    .\port$3935$0 (\$481 ),
-    .\port$3937$0 (\$482 ),
-    .\port$3939$0 (\$483 ),
-    .\port$3941$0 (\$484 ),
-    .\port$3943$0 (\$485 ),
+    .\port$3978$0 (\$480 ),
+    .\port$3980$0 (\$481 ),
+    .\port$3982$0 (\$482 ),
+    .\port$3984$0 (\$483 ),
+    .\port$3986$0 (\$484 ),
+    .\port$3988$0 (\$485 ),
+    .\port$3990$0 (\$486 ),
+    .\port$3992$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -22098,72 +22430,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -22175,21 +22507,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -22210,219 +22542,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -22438,7 +22770,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -22557,7 +22889,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3929$0 , \port$3931$0 , \port$3933$0 , \port$3935$0 , \port$3937$0 , \port$3939$0 , \port$3941$0 , \port$3943$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3978$0 , \port$3980$0 , \port$3982$0 , \port$3984$0 , \port$3986$0 , \port$3988$0 , \port$3990$0 , \port$3992$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -22647,22 +22979,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3929$0 , \port$393
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$3929$0 ;
-  wire \port$3929$0 ;
-  output \port$3931$0 ;
-  wire \port$3931$0 ;
-  output \port$3933$0 ;
-  wire \port$3933$0 ;
-  output \port$3935$0 ;
-  wire \port$3935$0 ;
-  output \port$3937$0 ;
-  wire \port$3937$0 ;
-  output \port$3939$0 ;
-  wire \port$3939$0 ;
-  output \port$3941$0 ;
-  wire \port$3941$0 ;
-  output \port$3943$0 ;
-  wire \port$3943$0 ;
+  output \port$3978$0 ;
+  wire \port$3978$0 ;
+  output \port$3980$0 ;
+  wire \port$3980$0 ;
+  output \port$3982$0 ;
+  wire \port$3982$0 ;
+  output \port$3984$0 ;
+  wire \port$3984$0 ;
+  output \port$3986$0 ;
+  wire \port$3986$0 ;
+  output \port$3988$0 ;
+  wire \port$3988$0 ;
+  output \port$3990$0 ;
+  wire \port$3990$0 ;
+  output \port$3992$0 ;
+  wire \port$3992$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -22720,14 +23052,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3929$0 , \port$393
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3929$0  = \$2 ;
-  assign \port$3931$0  = \$4 ;
-  assign \port$3933$0  = \$6 ;
-  assign \port$3935$0  = \$8 ;
-  assign \port$3937$0  = \$10 ;
-  assign \port$3939$0  = \$12 ;
-  assign \port$3941$0  = \$14 ;
-  assign \port$3943$0  = \$16 ;
+  assign \port$3978$0  = \$2 ;
+  assign \port$3980$0  = \$4 ;
+  assign \port$3982$0  = \$6 ;
+  assign \port$3984$0  = \$8 ;
+  assign \port$3986$0  = \$10 ;
+  assign \port$3988$0  = \$12 ;
+  assign \port$3990$0  = \$14 ;
+  assign \port$3992$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -23060,28 +23392,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -23108,133 +23440,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -23242,6 +23574,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -23516,89 +23850,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -23857,601 +24195,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4398$0 (\$478 ),
-    .\port$4400$0 (\$479 ),
-    .\port$4402$0 (\$480 ),
-    .\port$4404$0 (\$481 ),
-    .\port$4406$0 (\$482 ),
-    .\port$4408$0 (\$483 ),
-    .\port$4410$0 (\$484 ),
-    .\port$4412$0 (\$485 ),
+    .\port$4449$0 (\$480 ),
+    .\port$4451$0 (\$481 ),
+    .\port$4453$0 (\$482 ),
+    .\port$4455$0 (\$483 ),
+    .\port$4457$0 (\$484 ),
+    .\port$4459$0 (\$485 ),
+    .\port$4461$0 (\$486 ),
+    .\port$4463$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -24465,72 +24801,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -24542,21 +24878,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -24577,219 +24913,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -24805,7 +25141,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -24924,7 +25260,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4398$0 , \port$4400$0 , \port$4402$0 , \port$4404$0 , \port$4406$0 , \port$4408$0 , \port$4410$0 , \port$4412$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4449$0 , \port$4451$0 , \port$4453$0 , \port$4455$0 , \port$4457$0 , \port$4459$0 , \port$4461$0 , \port$4463$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -25014,22 +25350,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4398$0 , \port$440
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$4398$0 ;
-  wire \port$4398$0 ;
-  output \port$4400$0 ;
-  wire \port$4400$0 ;
-  output \port$4402$0 ;
-  wire \port$4402$0 ;
-  output \port$4404$0 ;
-  wire \port$4404$0 ;
-  output \port$4406$0 ;
-  wire \port$4406$0 ;
-  output \port$4408$0 ;
-  wire \port$4408$0 ;
-  output \port$4410$0 ;
-  wire \port$4410$0 ;
-  output \port$4412$0 ;
-  wire \port$4412$0 ;
+  output \port$4449$0 ;
+  wire \port$4449$0 ;
+  output \port$4451$0 ;
+  wire \port$4451$0 ;
+  output \port$4453$0 ;
+  wire \port$4453$0 ;
+  output \port$4455$0 ;
+  wire \port$4455$0 ;
+  output \port$4457$0 ;
+  wire \port$4457$0 ;
+  output \port$4459$0 ;
+  wire \port$4459$0 ;
+  output \port$4461$0 ;
+  wire \port$4461$0 ;
+  output \port$4463$0 ;
+  wire \port$4463$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -25087,14 +25423,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4398$0 , \port$440
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4398$0  = \$2 ;
-  assign \port$4400$0  = \$4 ;
-  assign \port$4402$0  = \$6 ;
-  assign \port$4404$0  = \$8 ;
-  assign \port$4406$0  = \$10 ;
-  assign \port$4408$0  = \$12 ;
-  assign \port$4410$0  = \$14 ;
-  assign \port$4412$0  = \$16 ;
+  assign \port$4449$0  = \$2 ;
+  assign \port$4451$0  = \$4 ;
+  assign \port$4453$0  = \$6 ;
+  assign \port$4455$0  = \$8 ;
+  assign \port$4457$0  = \$10 ;
+  assign \port$4459$0  = \$12 ;
+  assign \port$4461$0  = \$14 ;
+  assign \port$4463$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -25427,28 +25763,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -25475,133 +25811,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -25609,6 +25945,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -25883,89 +26221,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -26224,601 +26566,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4867$0 (\$478 ),
-    .\port$4869$0 (\$479 ),
-    .\port$4871$0 (\$480 ),
-    .\port$4873$0 (\$481 ),
-    .\port$4875$0 (\$482 ),
-    .\port$4877$0 (\$483 ),
-    .\port$4879$0 (\$484 ),
-    .\port$4881$0 (\$485 ),
+    .\port$4920$0 (\$480 ),
+    .\port$4922$0 (\$481 ),
+    .\port$4924$0 (\$482 ),
+    .\port$4926$0 (\$483 ),
+    .\port$4928$0 (\$484 ),
+    .\port$4930$0 (\$485 ),
+    .\port$4932$0 (\$486 ),
+    .\port$4934$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -26832,72 +27172,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -26909,21 +27249,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -26944,219 +27284,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -27172,7 +27512,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -27291,7 +27631,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4867$0 , \port$4869$0 , \port$4871$0 , \port$4873$0 , \port$4875$0 , \port$4877$0 , \port$4879$0 , \port$4881$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4920$0 , \port$4922$0 , \port$4924$0 , \port$4926$0 , \port$4928$0 , \port$4930$0 , \port$4932$0 , \port$4934$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -27381,22 +27721,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4867$0 , \port$486
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$4867$0 ;
-  wire \port$4867$0 ;
-  output \port$4869$0 ;
-  wire \port$4869$0 ;
-  output \port$4871$0 ;
-  wire \port$4871$0 ;
-  output \port$4873$0 ;
-  wire \port$4873$0 ;
-  output \port$4875$0 ;
-  wire \port$4875$0 ;
-  output \port$4877$0 ;
-  wire \port$4877$0 ;
-  output \port$4879$0 ;
-  wire \port$4879$0 ;
-  output \port$4881$0 ;
-  wire \port$4881$0 ;
+  output \port$4920$0 ;
+  wire \port$4920$0 ;
+  output \port$4922$0 ;
+  wire \port$4922$0 ;
+  output \port$4924$0 ;
+  wire \port$4924$0 ;
+  output \port$4926$0 ;
+  wire \port$4926$0 ;
+  output \port$4928$0 ;
+  wire \port$4928$0 ;
+  output \port$4930$0 ;
+  wire \port$4930$0 ;
+  output \port$4932$0 ;
+  wire \port$4932$0 ;
+  output \port$4934$0 ;
+  wire \port$4934$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -27454,14 +27794,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4867$0 , \port$486
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4867$0  = \$2 ;
-  assign \port$4869$0  = \$4 ;
-  assign \port$4871$0  = \$6 ;
-  assign \port$4873$0  = \$8 ;
-  assign \port$4875$0  = \$10 ;
-  assign \port$4877$0  = \$12 ;
-  assign \port$4879$0  = \$14 ;
-  assign \port$4881$0  = \$16 ;
+  assign \port$4920$0  = \$2 ;
+  assign \port$4922$0  = \$4 ;
+  assign \port$4924$0  = \$6 ;
+  assign \port$4926$0  = \$8 ;
+  assign \port$4928$0  = \$10 ;
+  assign \port$4930$0  = \$12 ;
+  assign \port$4932$0  = \$14 ;
+  assign \port$4934$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -27794,28 +28134,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -27842,133 +28182,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -27976,6 +28316,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -28250,89 +28592,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -28591,601 +28937,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5336$0 (\$478 ),
-    .\port$5338$0 (\$479 ),
-    .\port$5340$0 (\$480 ),
-    .\port$5342$0 (\$481 ),
-    .\port$5344$0 (\$482 ),
-    .\port$5346$0 (\$483 ),
-    .\port$5348$0 (\$484 ),
-    .\port$5350$0 (\$485 ),
+    .\port$5391$0 (\$480 ),
+    .\port$5393$0 (\$481 ),
+    .\port$5395$0 (\$482 ),
+    .\port$5397$0 (\$483 ),
+    .\port$5399$0 (\$484 ),
+    .\port$5401$0 (\$485 ),
+    .\port$5403$0 (\$486 ),
+    .\port$5405$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -29199,72 +29543,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -29276,21 +29620,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -29311,219 +29655,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -29539,7 +29883,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -29658,7 +30002,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5336$0 , \port$5338$0 , \port$5340$0 , \port$5342$0 , \port$5344$0 , \port$5346$0 , \port$5348$0 , \port$5350$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5391$0 , \port$5393$0 , \port$5395$0 , \port$5397$0 , \port$5399$0 , \port$5401$0 , \port$5403$0 , \port$5405$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -29748,22 +30092,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5336$0 , \port$533
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$5336$0 ;
-  wire \port$5336$0 ;
-  output \port$5338$0 ;
-  wire \port$5338$0 ;
-  output \port$5340$0 ;
-  wire \port$5340$0 ;
-  output \port$5342$0 ;
-  wire \port$5342$0 ;
-  output \port$5344$0 ;
-  wire \port$5344$0 ;
-  output \port$5346$0 ;
-  wire \port$5346$0 ;
-  output \port$5348$0 ;
-  wire \port$5348$0 ;
-  output \port$5350$0 ;
-  wire \port$5350$0 ;
+  output \port$5391$0 ;
+  wire \port$5391$0 ;
+  output \port$5393$0 ;
+  wire \port$5393$0 ;
+  output \port$5395$0 ;
+  wire \port$5395$0 ;
+  output \port$5397$0 ;
+  wire \port$5397$0 ;
+  output \port$5399$0 ;
+  wire \port$5399$0 ;
+  output \port$5401$0 ;
+  wire \port$5401$0 ;
+  output \port$5403$0 ;
+  wire \port$5403$0 ;
+  output \port$5405$0 ;
+  wire \port$5405$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -29821,14 +30165,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5336$0 , \port$533
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5336$0  = \$2 ;
-  assign \port$5338$0  = \$4 ;
-  assign \port$5340$0  = \$6 ;
-  assign \port$5342$0  = \$8 ;
-  assign \port$5344$0  = \$10 ;
-  assign \port$5346$0  = \$12 ;
-  assign \port$5348$0  = \$14 ;
-  assign \port$5350$0  = \$16 ;
+  assign \port$5391$0  = \$2 ;
+  assign \port$5393$0  = \$4 ;
+  assign \port$5395$0  = \$6 ;
+  assign \port$5397$0  = \$8 ;
+  assign \port$5399$0  = \$10 ;
+  assign \port$5401$0  = \$12 ;
+  assign \port$5403$0  = \$14 ;
+  assign \port$5405$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -30161,28 +30505,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -30209,133 +30553,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -30343,6 +30687,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -30617,89 +30963,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -30958,601 +31308,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5805$0 (\$478 ),
-    .\port$5807$0 (\$479 ),
-    .\port$5809$0 (\$480 ),
-    .\port$5811$0 (\$481 ),
-    .\port$5813$0 (\$482 ),
-    .\port$5815$0 (\$483 ),
-    .\port$5817$0 (\$484 ),
-    .\port$5819$0 (\$485 ),
+    .\port$5862$0 (\$480 ),
+    .\port$5864$0 (\$481 ),
+    .\port$5866$0 (\$482 ),
+    .\port$5868$0 (\$483 ),
+    .\port$5870$0 (\$484 ),
+    .\port$5872$0 (\$485 ),
+    .\port$5874$0 (\$486 ),
+    .\port$5876$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -31566,72 +31914,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -31643,21 +31991,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -31678,219 +32026,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -31906,7 +32254,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -32025,7 +32373,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5805$0 , \port$5807$0 , \port$5809$0 , \port$5811$0 , \port$5813$0 , \port$5815$0 , \port$5817$0 , \port$5819$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5862$0 , \port$5864$0 , \port$5866$0 , \port$5868$0 , \port$5870$0 , \port$5872$0 , \port$5874$0 , \port$5876$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -32115,22 +32463,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5805$0 , \port$580
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$5805$0 ;
-  wire \port$5805$0 ;
-  output \port$5807$0 ;
-  wire \port$5807$0 ;
-  output \port$5809$0 ;
-  wire \port$5809$0 ;
-  output \port$5811$0 ;
-  wire \port$5811$0 ;
-  output \port$5813$0 ;
-  wire \port$5813$0 ;
-  output \port$5815$0 ;
-  wire \port$5815$0 ;
-  output \port$5817$0 ;
-  wire \port$5817$0 ;
-  output \port$5819$0 ;
-  wire \port$5819$0 ;
+  output \port$5862$0 ;
+  wire \port$5862$0 ;
+  output \port$5864$0 ;
+  wire \port$5864$0 ;
+  output \port$5866$0 ;
+  wire \port$5866$0 ;
+  output \port$5868$0 ;
+  wire \port$5868$0 ;
+  output \port$5870$0 ;
+  wire \port$5870$0 ;
+  output \port$5872$0 ;
+  wire \port$5872$0 ;
+  output \port$5874$0 ;
+  wire \port$5874$0 ;
+  output \port$5876$0 ;
+  wire \port$5876$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -32188,14 +32536,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5805$0 , \port$580
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5805$0  = \$2 ;
-  assign \port$5807$0  = \$4 ;
-  assign \port$5809$0  = \$6 ;
-  assign \port$5811$0  = \$8 ;
-  assign \port$5813$0  = \$10 ;
-  assign \port$5815$0  = \$12 ;
-  assign \port$5817$0  = \$14 ;
-  assign \port$5819$0  = \$16 ;
+  assign \port$5862$0  = \$2 ;
+  assign \port$5864$0  = \$4 ;
+  assign \port$5866$0  = \$6 ;
+  assign \port$5868$0  = \$8 ;
+  assign \port$5870$0  = \$10 ;
+  assign \port$5872$0  = \$12 ;
+  assign \port$5874$0  = \$14 ;
+  assign \port$5876$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -32528,28 +32876,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -32576,133 +32924,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -32710,6 +33058,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -32984,89 +33334,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -33325,601 +33679,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6274$0 (\$478 ),
-    .\port$6276$0 (\$479 ),
-    .\port$6278$0 (\$480 ),
-    .\port$6280$0 (\$481 ),
-    .\port$6282$0 (\$482 ),
-    .\port$6284$0 (\$483 ),
-    .\port$6286$0 (\$484 ),
-    .\port$6288$0 (\$485 ),
+    .\port$6333$0 (\$480 ),
+    .\port$6335$0 (\$481 ),
+    .\port$6337$0 (\$482 ),
+    .\port$6339$0 (\$483 ),
+    .\port$6341$0 (\$484 ),
+    .\port$6343$0 (\$485 ),
+    .\port$6345$0 (\$486 ),
+    .\port$6347$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -33933,72 +34285,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -34010,21 +34362,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -34045,219 +34397,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -34273,7 +34625,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -34392,7 +34744,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6274$0 , \port$6276$0 , \port$6278$0 , \port$6280$0 , \port$6282$0 , \port$6284$0 , \port$6286$0 , \port$6288$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6333$0 , \port$6335$0 , \port$6337$0 , \port$6339$0 , \port$6341$0 , \port$6343$0 , \port$6345$0 , \port$6347$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -34482,22 +34834,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6274$0 , \port$627
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$6274$0 ;
-  wire \port$6274$0 ;
-  output \port$6276$0 ;
-  wire \port$6276$0 ;
-  output \port$6278$0 ;
-  wire \port$6278$0 ;
-  output \port$6280$0 ;
-  wire \port$6280$0 ;
-  output \port$6282$0 ;
-  wire \port$6282$0 ;
-  output \port$6284$0 ;
-  wire \port$6284$0 ;
-  output \port$6286$0 ;
-  wire \port$6286$0 ;
-  output \port$6288$0 ;
-  wire \port$6288$0 ;
+  output \port$6333$0 ;
+  wire \port$6333$0 ;
+  output \port$6335$0 ;
+  wire \port$6335$0 ;
+  output \port$6337$0 ;
+  wire \port$6337$0 ;
+  output \port$6339$0 ;
+  wire \port$6339$0 ;
+  output \port$6341$0 ;
+  wire \port$6341$0 ;
+  output \port$6343$0 ;
+  wire \port$6343$0 ;
+  output \port$6345$0 ;
+  wire \port$6345$0 ;
+  output \port$6347$0 ;
+  wire \port$6347$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -34555,14 +34907,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6274$0 , \port$627
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6274$0  = \$2 ;
-  assign \port$6276$0  = \$4 ;
-  assign \port$6278$0  = \$6 ;
-  assign \port$6280$0  = \$8 ;
-  assign \port$6282$0  = \$10 ;
-  assign \port$6284$0  = \$12 ;
-  assign \port$6286$0  = \$14 ;
-  assign \port$6288$0  = \$16 ;
+  assign \port$6333$0  = \$2 ;
+  assign \port$6335$0  = \$4 ;
+  assign \port$6337$0  = \$6 ;
+  assign \port$6339$0  = \$8 ;
+  assign \port$6341$0  = \$10 ;
+  assign \port$6343$0  = \$12 ;
+  assign \port$6345$0  = \$14 ;
+  assign \port$6347$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -34895,28 +35247,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -34943,133 +35295,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -35077,6 +35429,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -35351,89 +35705,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -35692,601 +36050,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6743$0 (\$478 ),
-    .\port$6745$0 (\$479 ),
-    .\port$6747$0 (\$480 ),
-    .\port$6749$0 (\$481 ),
-    .\port$6751$0 (\$482 ),
-    .\port$6753$0 (\$483 ),
-    .\port$6755$0 (\$484 ),
-    .\port$6757$0 (\$485 ),
+    .\port$6804$0 (\$480 ),
+    .\port$6806$0 (\$481 ),
+    .\port$6808$0 (\$482 ),
+    .\port$6810$0 (\$483 ),
+    .\port$6812$0 (\$484 ),
+    .\port$6814$0 (\$485 ),
+    .\port$6816$0 (\$486 ),
+    .\port$6818$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -36300,72 +36656,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -36377,21 +36733,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -36412,219 +36768,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -36640,7 +36996,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -36759,7 +37115,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6743$0 , \port$6745$0 , \port$6747$0 , \port$6749$0 , \port$6751$0 , \port$6753$0 , \port$6755$0 , \port$6757$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6804$0 , \port$6806$0 , \port$6808$0 , \port$6810$0 , \port$6812$0 , \port$6814$0 , \port$6816$0 , \port$6818$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -36849,22 +37205,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6743$0 , \port$674
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$6743$0 ;
-  wire \port$6743$0 ;
-  output \port$6745$0 ;
-  wire \port$6745$0 ;
-  output \port$6747$0 ;
-  wire \port$6747$0 ;
-  output \port$6749$0 ;
-  wire \port$6749$0 ;
-  output \port$6751$0 ;
-  wire \port$6751$0 ;
-  output \port$6753$0 ;
-  wire \port$6753$0 ;
-  output \port$6755$0 ;
-  wire \port$6755$0 ;
-  output \port$6757$0 ;
-  wire \port$6757$0 ;
+  output \port$6804$0 ;
+  wire \port$6804$0 ;
+  output \port$6806$0 ;
+  wire \port$6806$0 ;
+  output \port$6808$0 ;
+  wire \port$6808$0 ;
+  output \port$6810$0 ;
+  wire \port$6810$0 ;
+  output \port$6812$0 ;
+  wire \port$6812$0 ;
+  output \port$6814$0 ;
+  wire \port$6814$0 ;
+  output \port$6816$0 ;
+  wire \port$6816$0 ;
+  output \port$6818$0 ;
+  wire \port$6818$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -36922,14 +37278,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6743$0 , \port$674
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6743$0  = \$2 ;
-  assign \port$6745$0  = \$4 ;
-  assign \port$6747$0  = \$6 ;
-  assign \port$6749$0  = \$8 ;
-  assign \port$6751$0  = \$10 ;
-  assign \port$6753$0  = \$12 ;
-  assign \port$6755$0  = \$14 ;
-  assign \port$6757$0  = \$16 ;
+  assign \port$6804$0  = \$2 ;
+  assign \port$6806$0  = \$4 ;
+  assign \port$6808$0  = \$6 ;
+  assign \port$6810$0  = \$8 ;
+  assign \port$6812$0  = \$10 ;
+  assign \port$6814$0  = \$12 ;
+  assign \port$6816$0  = \$14 ;
+  assign \port$6818$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -37262,28 +37618,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -37310,133 +37666,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -37444,6 +37800,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -37718,89 +38076,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -38059,601 +38421,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7212$0 (\$478 ),
-    .\port$7214$0 (\$479 ),
-    .\port$7216$0 (\$480 ),
-    .\port$7218$0 (\$481 ),
-    .\port$7220$0 (\$482 ),
-    .\port$7222$0 (\$483 ),
-    .\port$7224$0 (\$484 ),
-    .\port$7226$0 (\$485 ),
+    .\port$7275$0 (\$480 ),
+    .\port$7277$0 (\$481 ),
+    .\port$7279$0 (\$482 ),
+    .\port$7281$0 (\$483 ),
+    .\port$7283$0 (\$484 ),
+    .\port$7285$0 (\$485 ),
+    .\port$7287$0 (\$486 ),
+    .\port$7289$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -38667,72 +39027,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -38744,21 +39104,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -38779,219 +39139,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -39007,7 +39367,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -39126,7 +39486,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7212$0 , \port$7214$0 , \port$7216$0 , \port$7218$0 , \port$7220$0 , \port$7222$0 , \port$7224$0 , \port$7226$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7275$0 , \port$7277$0 , \port$7279$0 , \port$7281$0 , \port$7283$0 , \port$7285$0 , \port$7287$0 , \port$7289$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -39216,22 +39576,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7212$0 , \port$721
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$7212$0 ;
-  wire \port$7212$0 ;
-  output \port$7214$0 ;
-  wire \port$7214$0 ;
-  output \port$7216$0 ;
-  wire \port$7216$0 ;
-  output \port$7218$0 ;
-  wire \port$7218$0 ;
-  output \port$7220$0 ;
-  wire \port$7220$0 ;
-  output \port$7222$0 ;
-  wire \port$7222$0 ;
-  output \port$7224$0 ;
-  wire \port$7224$0 ;
-  output \port$7226$0 ;
-  wire \port$7226$0 ;
+  output \port$7275$0 ;
+  wire \port$7275$0 ;
+  output \port$7277$0 ;
+  wire \port$7277$0 ;
+  output \port$7279$0 ;
+  wire \port$7279$0 ;
+  output \port$7281$0 ;
+  wire \port$7281$0 ;
+  output \port$7283$0 ;
+  wire \port$7283$0 ;
+  output \port$7285$0 ;
+  wire \port$7285$0 ;
+  output \port$7287$0 ;
+  wire \port$7287$0 ;
+  output \port$7289$0 ;
+  wire \port$7289$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -39289,14 +39649,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7212$0 , \port$721
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7212$0  = \$2 ;
-  assign \port$7214$0  = \$4 ;
-  assign \port$7216$0  = \$6 ;
-  assign \port$7218$0  = \$8 ;
-  assign \port$7220$0  = \$10 ;
-  assign \port$7222$0  = \$12 ;
-  assign \port$7224$0  = \$14 ;
-  assign \port$7226$0  = \$16 ;
+  assign \port$7275$0  = \$2 ;
+  assign \port$7277$0  = \$4 ;
+  assign \port$7279$0  = \$6 ;
+  assign \port$7281$0  = \$8 ;
+  assign \port$7283$0  = \$10 ;
+  assign \port$7285$0  = \$12 ;
+  assign \port$7287$0  = \$14 ;
+  assign \port$7289$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -39629,28 +39989,28 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire \$321 ;
+  wire [5:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [7:0] \$330 ;
+  wire [7:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [7:0] \$334 ;
-  wire [7:0] \$335 ;
+  wire \$334 ;
+  wire \$335 ;
   wire [7:0] \$336 ;
-  wire \$337 ;
-  wire [5:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [5:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
@@ -39677,133 +40037,133 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   wire \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
+  wire \$365 ;
+  wire \$366 ;
   wire [7:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire \$369 ;
+  wire [7:0] \$368 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [8:0] \$370 ;
   wire \$371 ;
-  reg [2:0] \$372 ;
-  reg \$373 ;
-  reg \$374 ;
+  wire \$372 ;
+  wire \$373 ;
+  reg [2:0] \$374 ;
   reg \$375 ;
   reg \$376 ;
-  reg [5:0] \$377 ;
-  reg [7:0] \$378 ;
-  reg [7:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
+  reg [7:0] \$380 ;
+  reg [7:0] \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg [5:0] \$386 ;
+  reg [6:0] \$387 ;
   reg \$388 ;
   reg \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [7:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg \$393 ;
-  reg [7:0] \$394 ;
-  reg [7:0] \$395 ;
+  reg \$390 ;
+  reg \$391 ;
+  reg [5:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg \$395 ;
   reg [7:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg \$398 ;
-  reg [5:0] \$399 ;
+  reg [7:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [4:0] \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg \$401 ;
+  reg [5:0] \$401 ;
   reg \$402 ;
   reg \$403 ;
   reg \$404 ;
   reg \$405 ;
-  reg [2:0] \$406 ;
+  reg \$406 ;
   reg \$407 ;
-  reg [7:0] \$408 ;
-  reg [19:0] \$409 ;
+  reg [2:0] \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [19:0] \$410 ;
-  reg \$411 ;
-  reg [5:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [19:0] \$411 ;
+  reg [19:0] \$412 ;
   reg \$413 ;
-  reg \$414 ;
+  reg [5:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
   reg \$417 ;
   reg \$418 ;
-  reg [2:0] \$419 ;
+  reg \$419 ;
   wire \$42 ;
   reg \$420 ;
-  reg [7:0] \$421 ;
-  reg [19:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg \$424 ;
-  reg \$425 ;
+  reg [2:0] \$421 ;
+  reg \$422 ;
+  reg [7:0] \$423 ;
+  reg [19:0] \$424 ;
+  reg [5:0] \$425 ;
   reg \$426 ;
   reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire \$43 ;
-  reg [18:0] \$430 ;
-  reg [5:0] \$431 ;
-  reg [6:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg \$434 ;
-  reg [7:0] \$435 ;
-  reg [18:0] \$436 ;
-  reg \$437 ;
-  reg [4:0] \$438 ;
-  reg [6:0] \$439 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg [18:0] \$432 ;
+  reg [5:0] \$433 ;
+  reg [6:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg \$436 ;
+  reg [7:0] \$437 ;
+  reg [18:0] \$438 ;
+  reg \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg \$441 ;
+  reg [4:0] \$440 ;
+  reg [6:0] \$441 ;
   reg \$442 ;
   reg \$443 ;
   reg \$444 ;
-  reg [5:0] \$445 ;
-  reg [18:0] \$446 ;
+  reg \$445 ;
+  reg \$446 ;
   reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [18:0] \$448 ;
+  reg [5:0] \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg [7:0] \$451 ;
-  reg [27:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg \$455 ;
-  reg [7:0] \$456 ;
+  reg [6:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg \$452 ;
+  reg [7:0] \$453 ;
+  reg [27:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg \$456 ;
   reg \$457 ;
-  reg \$458 ;
+  reg [7:0] \$458 ;
   reg \$459 ;
   wire \$46 ;
   reg \$460 ;
-  reg [2:0] \$461 ;
+  reg \$461 ;
   reg \$462 ;
-  reg [7:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg \$465 ;
-  reg \$466 ;
-  reg [7:0] \$467 ;
+  reg [2:0] \$463 ;
+  reg \$464 ;
+  reg [7:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg \$467 ;
   reg \$468 ;
-  reg \$469 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
   reg \$470 ;
   reg \$471 ;
-  reg [2:0] \$472 ;
+  reg \$472 ;
   reg \$473 ;
-  reg [7:0] \$474 ;
-  reg [11:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  reg [2:0] \$474 ;
+  reg \$475 ;
+  reg [7:0] \$476 ;
+  reg [11:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
   wire \$480 ;
   wire \$481 ;
@@ -39811,6 +40171,8 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   wire \$483 ;
   wire \$484 ;
   wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -40085,89 +40447,93 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   reg unpack_q_1_sign = 1'h0;
   reg unpack_q_1_zero = 1'h0;
   always @(posedge clk)
-    normalize_q_0_window <= \$436 ;
+    add_control_1 <= \$436 ;
   always @(posedge clk)
-    normalize_q_0_sticky <= \$437 ;
+    add_control_2 <= \$437 ;
   always @(posedge clk)
-    normalize_q_0_lz <= \$438 ;
+    normalize_q_0_window <= \$438 ;
   always @(posedge clk)
-    normalize_q_0_top <= \$439 ;
+    normalize_q_0_sticky <= \$439 ;
   always @(posedge clk)
-    normalize_q_0_sign <= \$440 ;
+    normalize_q_0_lz <= \$440 ;
   always @(posedge clk)
-    normalize_q_0_zero <= \$441 ;
+    normalize_q_0_top <= \$441 ;
   always @(posedge clk)
-    normalize_q_0_inf <= \$442 ;
+    normalize_q_0_sign <= \$442 ;
   always @(posedge clk)
-    normalize_q_0_nan <= \$443 ;
+    normalize_q_0_zero <= \$443 ;
   always @(posedge clk)
-    normalize_q_1_small <= \$444 ;
+    normalize_q_0_inf <= \$444 ;
   always @(posedge clk)
-    normalize_q_1_right <= \$445 ;
+    normalize_q_0_nan <= \$445 ;
   always @(posedge clk)
-    normalize_q_2_small_mask <= \$446 ;
+    normalize_q_1_small <= \$446 ;
   always @(posedge clk)
-    normalize_q_2_small_right <= \$447 ;
+    normalize_q_1_right <= \$447 ;
   always @(posedge clk)
-    normalize_q_2_over <= \$448 ;
+    normalize_q_2_small_mask <= \$448 ;
   always @(posedge clk)
-    normalize_control_0 <= \$449 ;
+    normalize_q_2_small_right <= \$449 ;
   always @(posedge clk)
-    normalize_control_1 <= \$450 ;
+    normalize_q_2_over <= \$450 ;
   always @(posedge clk)
-    normalize_control_2 <= \$451 ;
+    normalize_control_0 <= \$451 ;
   always @(posedge clk)
-    place_q_kept <= \$452 ;
+    normalize_control_1 <= \$452 ;
   always @(posedge clk)
-    place_q_below <= \$453 ;
+    normalize_control_2 <= \$453 ;
   always @(posedge clk)
-    place_q_sticky <= \$454 ;
+    place_q_kept <= \$454 ;
   always @(posedge clk)
-    place_q_small <= \$455 ;
+    place_q_below <= \$455 ;
   always @(posedge clk)
-    place_q_e_eff <= \$456 ;
+    place_q_sticky <= \$456 ;
   always @(posedge clk)
-    place_q_sign <= \$457 ;
+    place_q_small <= \$457 ;
   always @(posedge clk)
-    place_q_zero <= \$458 ;
+    place_q_e_eff <= \$458 ;
   always @(posedge clk)
-    place_q_inf <= \$459 ;
+    place_q_sign <= \$459 ;
   always @(posedge clk)
-    place_q_nan <= \$460 ;
+    place_q_zero <= \$460 ;
   always @(posedge clk)
-    place_control_0 <= \$461 ;
+    place_q_inf <= \$461 ;
   always @(posedge clk)
-    place_control_1 <= \$462 ;
+    place_q_nan <= \$462 ;
   always @(posedge clk)
-    place_control_2 <= \$463 ;
+    place_control_0 <= \$463 ;
   always @(posedge clk)
-    round_q_count <= \$464 ;
+    place_control_1 <= \$464 ;
   always @(posedge clk)
-    round_q_up <= \$465 ;
+    place_control_2 <= \$465 ;
   always @(posedge clk)
-    round_q_small <= \$466 ;
+    round_q_count <= \$466 ;
   always @(posedge clk)
-    round_q_e_eff <= \$467 ;
+    round_q_up <= \$467 ;
   always @(posedge clk)
-    round_q_sign <= \$468 ;
+    round_q_small <= \$468 ;
   always @(posedge clk)
-    round_q_zero <= \$469 ;
+    round_q_e_eff <= \$469 ;
   always @(posedge clk)
-    round_q_inf <= \$470 ;
+    round_q_sign <= \$470 ;
   always @(posedge clk)
-    round_q_nan <= \$471 ;
+    round_q_zero <= \$471 ;
   always @(posedge clk)
-    round_control_0 <= \$472 ;
+    round_q_inf <= \$472 ;
   always @(posedge clk)
-    round_control_1 <= \$473 ;
+    round_q_nan <= \$473 ;
   always @(posedge clk)
-    round_control_2 <= \$474 ;
+    round_control_0 <= \$474 ;
   always @(posedge clk)
-    acc <= \$475 ;
+    round_control_1 <= \$475 ;
   always @(posedge clk)
-    done <= \$476 ;
+    round_control_2 <= \$476 ;
   always @(posedge clk)
-    fresh <= \$477 ;
+    acc <= \$477 ;
+  always @(posedge clk)
+    done <= \$478 ;
+  always @(posedge clk)
+    fresh <= \$479 ;
   assign p_exp_sum = $signed(a[8:4]) + $signed(b[8:4]);
   assign p_full = a[3:0] * b[3:0];
   assign \$1  = $signed(product_0_exp) + $signed(2'h1);
@@ -40426,601 +40792,599 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   assign \$317  = fresh & product_step[0];
   assign \$318  = ~ \$317 ;
   assign \$319  = \$316  & \$318 ;
-  assign \$320  = product_step[0] ? product_0_sign : 1'h1;
-  assign \$321  = ~ product_step[0];
-  assign \$322  = product_0_zero | \$321 ;
-  assign \$323  = product_0_inf & product_step[0];
-  assign \$324  = product_0_nan & product_step[0];
-  assign \$325  = ~ fresh;
-  assign \$326  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
-  assign \$327  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
-  assign \$328  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
-  assign \$329  = \$327  ? 8'h00 : \$328 ;
-  assign \$330  = $signed(add_exp_diff) > $signed(6'h12);
-  assign \$331  = $signed(add_exp_diff) < $signed(6'h2e);
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = $signed(add_exp_diff) < $signed(1'h0);
-  assign \$334  = - $signed(add_exp_diff);
-  assign \$335  = \$333  ? \$334  : { add_exp_diff[6], add_exp_diff };
-  assign \$336  = \$332  ? 8'h12 : \$335 ;
-  assign \$337  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$338  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
-  assign \$339  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$340  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$341  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$342  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$343  = \$341  & \$342 ;
-  assign \$344  = \$340  | \$343 ;
-  assign \$345  = unpack_q_0_inf | unpack_q_1_inf;
-  assign \$346  = unpack_q_0_nan | unpack_q_1_nan;
-  assign \$347  = ~ \$346 ;
-  assign \$348  = \$345  & \$347 ;
-  assign \$349  = unpack_q_0_inf & unpack_q_1_inf;
-  assign \$350  = unpack_q_0_sign != unpack_q_1_sign;
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$348  & \$352 ;
-  assign \$354  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
-  assign \$355  = unpack_q_0_zero & unpack_q_1_zero;
-  assign \$356  = unpack_q_0_sign & unpack_q_1_sign;
-  assign \$357  = | add_small_wide[17:0];
-  assign \$358  = ! add_q_0_total[19:1];
-  assign \$359  = \$358  ? 1'h0 : add_q_0_flags_big_sign;
-  assign \$360  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$359 ;
-  assign \$361  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$360 ;
-  assign \$362  = ! add_q_0_total[19:1];
-  assign \$363  = add_q_0_flags_both_zero | \$362 ;
-  assign \$364  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
-  assign \$365  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
-  assign \$366  = \$364  ? 8'h10 : \$365 ;
-  assign \$367  = normalize_q_1_small ? 8'hf2 : \$366 ;
-  assign \$368  = place_q_kept[20:13] + place_control_2;
-  assign \$369  = round_control_0[0] & round_control_0[1];
-  assign \$370  = ~ round_control_1;
-  assign \$371  = round_control_0[0] ? round_control_0[1] : \$370 ;
+  assign \$320  = fresh & product_step[0];
+  assign \$321  = \$320  ? 6'h2c : \$13 [5:0];
+  assign \$322  = product_step[0] ? product_0_sign : 1'h1;
+  assign \$323  = ~ product_step[0];
+  assign \$324  = product_0_zero | \$323 ;
+  assign \$325  = product_0_inf & product_step[0];
+  assign \$326  = product_0_nan & product_step[0];
+  assign \$327  = ~ fresh;
+  assign \$328  = add_a_big ? { unpack_q_0_sig, 1'h0 } : unpack_q_1_sig;
+  assign \$329  = add_a_big ? unpack_q_1_zero : unpack_q_0_zero;
+  assign \$330  = add_a_big ? unpack_q_1_sig : { unpack_q_0_sig, 1'h0 };
+  assign \$331  = \$329  ? 8'h00 : \$330 ;
+  assign \$332  = $signed(add_exp_diff) > $signed(6'h12);
+  assign \$333  = $signed(add_exp_diff) < $signed(6'h2e);
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = $signed(add_exp_diff) < $signed(1'h0);
+  assign \$336  = - $signed(add_exp_diff);
+  assign \$337  = \$335  ? \$336  : { add_exp_diff[6], add_exp_diff };
+  assign \$338  = \$334  ? 8'h12 : \$337 ;
+  assign \$339  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$340  = add_a_big ? unpack_q_0_exp : unpack_q_1_exp;
+  assign \$341  = add_a_big ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$342  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$343  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$344  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \$342  | \$345 ;
+  assign \$347  = unpack_q_0_inf | unpack_q_1_inf;
+  assign \$348  = unpack_q_0_nan | unpack_q_1_nan;
+  assign \$349  = ~ \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = unpack_q_0_inf & unpack_q_1_inf;
+  assign \$352  = unpack_q_0_sign != unpack_q_1_sign;
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = ~ \$353 ;
+  assign \$355  = \$350  & \$354 ;
+  assign \$356  = unpack_q_0_inf ? unpack_q_0_sign : unpack_q_1_sign;
+  assign \$357  = unpack_q_0_zero & unpack_q_1_zero;
+  assign \$358  = unpack_q_0_sign & unpack_q_1_sign;
+  assign \$359  = | add_small_wide[17:0];
+  assign \$360  = ! add_q_0_total[19:1];
+  assign \$361  = \$360  ? 1'h0 : add_q_0_flags_big_sign;
+  assign \$362  = add_q_0_flags_both_zero ? add_q_0_flags_zero_sign : \$361 ;
+  assign \$363  = add_q_0_flags_inf ? add_q_0_flags_inf_sign : \$362 ;
+  assign \$364  = ! add_q_0_total[19:1];
+  assign \$365  = add_q_0_flags_both_zero | \$364 ;
+  assign \$366  = $signed({ 1'h0, normalize_q_0_lz }) < $signed(normalize_q_2_over);
+  assign \$367  = $signed(normalize_q_0_top) - $signed({ 1'h0, normalize_q_0_lz });
+  assign \$368  = \$366  ? 8'h10 : \$367 ;
+  assign \$369  = normalize_q_1_small ? 8'hf2 : \$368 ;
+  assign \$370  = place_q_kept[20:13] + place_control_2;
+  assign \$371  = round_control_0[0] & round_control_0[1];
+  assign \$372  = ~ round_control_1;
+  assign \$373  = round_control_0[0] ? round_control_0[1] : \$372 ;
   always @(posedge clk)
-    product_step <= \$372 ;
+    product_step <= \$374 ;
   always @(posedge clk)
-    product_0_sign <= \$373 ;
+    product_0_sign <= \$375 ;
   always @(posedge clk)
-    product_0_zero <= \$374 ;
+    product_0_zero <= \$376 ;
   always @(posedge clk)
-    product_0_inf <= \$375 ;
+    product_0_inf <= \$377 ;
   always @(posedge clk)
-    product_0_nan <= \$376 ;
+    product_0_nan <= \$378 ;
   always @(posedge clk)
-    product_0_exp <= \$377 ;
+    product_0_exp <= \$379 ;
   always @(posedge clk)
-    product_0_full <= \$378 ;
+    product_0_full <= \$380 ;
   always @(posedge clk)
-    product_1 <= \$379 ;
+    product_1 <= \$381 ;
   always @(posedge clk)
-    unpack_q_0_sign <= \$380 ;
+    unpack_q_0_sign <= \$382 ;
   always @(posedge clk)
-    unpack_q_0_zero <= \$381 ;
+    unpack_q_0_zero <= \$383 ;
   always @(posedge clk)
-    unpack_q_0_inf <= \$382 ;
+    unpack_q_0_inf <= \$384 ;
   always @(posedge clk)
-    unpack_q_0_nan <= \$383 ;
+    unpack_q_0_nan <= \$385 ;
   always @(posedge clk)
-    unpack_q_0_exp <= \$384 ;
+    unpack_q_0_exp <= \$386 ;
   always @(posedge clk)
-    unpack_q_0_sig <= \$385 ;
+    unpack_q_0_sig <= \$387 ;
   always @(posedge clk)
-    unpack_q_1_sign <= \$386 ;
+    unpack_q_1_sign <= \$388 ;
   always @(posedge clk)
-    unpack_q_1_zero <= \$387 ;
+    unpack_q_1_zero <= \$389 ;
   always @(posedge clk)
-    unpack_q_1_inf <= \$388 ;
+    unpack_q_1_inf <= \$390 ;
   always @(posedge clk)
-    unpack_q_1_nan <= \$389 ;
+    unpack_q_1_nan <= \$391 ;
   always @(posedge clk)
-    unpack_q_1_exp <= \$390 ;
+    unpack_q_1_exp <= \$392 ;
   always @(posedge clk)
-    unpack_q_1_sig <= \$391 ;
+    unpack_q_1_sig <= \$393 ;
   always @(posedge clk)
-    unpack_control_0 <= \$392 ;
+    unpack_control_0 <= \$394 ;
   always @(posedge clk)
-    unpack_control_1 <= \$393 ;
+    unpack_control_1 <= \$395 ;
   always @(posedge clk)
-    unpack_control_2 <= \$394 ;
+    unpack_control_2 <= \$396 ;
   always @(posedge clk)
-    order_q_big_sig <= \$395 ;
+    order_q_big_sig <= \$397 ;
   always @(posedge clk)
-    order_q_small_sig <= \$396 ;
+    order_q_small_sig <= \$398 ;
   always @(posedge clk)
-    order_q_shift <= \$397 ;
+    order_q_shift <= \$399 ;
   always @(posedge clk)
-    order_q_subtract <= \$398 ;
+    order_q_subtract <= \$400 ;
   always @(posedge clk)
-    order_q_flags_big_exp <= \$399 ;
+    order_q_flags_big_exp <= \$401 ;
   always @(posedge clk)
-    order_q_flags_big_sign <= \$400 ;
+    order_q_flags_big_sign <= \$402 ;
   always @(posedge clk)
-    order_q_flags_nan <= \$401 ;
+    order_q_flags_nan <= \$403 ;
   always @(posedge clk)
-    order_q_flags_inf <= \$402 ;
+    order_q_flags_inf <= \$404 ;
   always @(posedge clk)
-    order_q_flags_inf_sign <= \$403 ;
+    order_q_flags_inf_sign <= \$405 ;
   always @(posedge clk)
-    order_q_flags_both_zero <= \$404 ;
+    order_q_flags_both_zero <= \$406 ;
   always @(posedge clk)
-    order_q_flags_zero_sign <= \$405 ;
+    order_q_flags_zero_sign <= \$407 ;
   always @(posedge clk)
-    order_control_0 <= \$406 ;
+    order_control_0 <= \$408 ;
   always @(posedge clk)
-    order_control_1 <= \$407 ;
+    order_control_1 <= \$409 ;
   always @(posedge clk)
-    order_control_2 <= \$408 ;
+    order_control_2 <= \$410 ;
   always @(posedge clk)
-    align_q_big <= \$409 ;
+    align_q_big <= \$411 ;
   always @(posedge clk)
-    align_q_small <= \$410 ;
+    align_q_small <= \$412 ;
   always @(posedge clk)
-    align_q_subtract <= \$411 ;
+    align_q_subtract <= \$413 ;
   always @(posedge clk)
-    align_q_flags_big_exp <= \$412 ;
+    align_q_flags_big_exp <= \$414 ;
   always @(posedge clk)
-    align_q_flags_big_sign <= \$413 ;
+    align_q_flags_big_sign <= \$415 ;
   always @(posedge clk)
-    align_q_flags_nan <= \$414 ;
+    align_q_flags_nan <= \$416 ;
   always @(posedge clk)
-    align_q_flags_inf <= \$415 ;
+    align_q_flags_inf <= \$417 ;
   always @(posedge clk)
-    align_q_flags_inf_sign <= \$416 ;
+    align_q_flags_inf_sign <= \$418 ;
   always @(posedge clk)
-    align_q_flags_both_zero <= \$417 ;
+    align_q_flags_both_zero <= \$419 ;
   always @(posedge clk)
-    align_q_flags_zero_sign <= \$418 ;
+    align_q_flags_zero_sign <= \$420 ;
   always @(posedge clk)
-    align_control_0 <= \$419 ;
+    align_control_0 <= \$421 ;
   always @(posedge clk)
-    align_control_1 <= \$420 ;
+    align_control_1 <= \$422 ;
   always @(posedge clk)
-    align_control_2 <= \$421 ;
+    align_control_2 <= \$423 ;
   always @(posedge clk)
-    add_q_0_total <= \$422 ;
+    add_q_0_total <= \$424 ;
   always @(posedge clk)
-    add_q_0_flags_big_exp <= \$423 ;
+    add_q_0_flags_big_exp <= \$425 ;
   always @(posedge clk)
-    add_q_0_flags_big_sign <= \$424 ;
+    add_q_0_flags_big_sign <= \$426 ;
   always @(posedge clk)
-    add_q_0_flags_nan <= \$425 ;
+    add_q_0_flags_nan <= \$427 ;
   always @(posedge clk)
-    add_q_0_flags_inf <= \$426 ;
+    add_q_0_flags_inf <= \$428 ;
   always @(posedge clk)
-    add_q_0_flags_inf_sign <= \$427 ;
+    add_q_0_flags_inf_sign <= \$429 ;
   always @(posedge clk)
-    add_q_0_flags_both_zero <= \$428 ;
+    add_q_0_flags_both_zero <= \$430 ;
   always @(posedge clk)
-    add_q_0_flags_zero_sign <= \$429 ;
+    add_q_0_flags_zero_sign <= \$431 ;
   always @(posedge clk)
-    add_q_1_small_mask <= \$430 ;
+    add_q_1_small_mask <= \$432 ;
   always @(posedge clk)
-    add_q_1_small_right <= \$431 ;
+    add_q_1_small_right <= \$433 ;
   always @(posedge clk)
-    add_q_1_over <= \$432 ;
+    add_q_1_over <= \$434 ;
   always @(posedge clk)
-    add_control_0 <= \$433 ;
-  always @(posedge clk)
-    add_control_1 <= \$434 ;
-  always @(posedge clk)
-    add_control_2 <= \$435 ;
+    add_control_0 <= \$435 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7681$0 (\$478 ),
-    .\port$7683$0 (\$479 ),
-    .\port$7685$0 (\$480 ),
-    .\port$7687$0 (\$481 ),
-    .\port$7689$0 (\$482 ),
-    .\port$7691$0 (\$483 ),
-    .\port$7693$0 (\$484 ),
-    .\port$7695$0 (\$485 ),
+    .\port$7746$0 (\$480 ),
+    .\port$7748$0 (\$481 ),
+    .\port$7750$0 (\$482 ),
+    .\port$7752$0 (\$483 ),
+    .\port$7754$0 (\$484 ),
+    .\port$7756$0 (\$485 ),
+    .\port$7758$0 (\$486 ),
+    .\port$7760$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$437  = add_q_0_total[0];
+    \$437  = align_control_2;
     if (rst) begin
-      \$437  = 1'h0;
+      \$437  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$438  = { \$253 , \$230  };
+    \$438  = add_q_0_total[19:1];
     if (rst) begin
-      \$438  = 5'h00;
+      \$438  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$439  = add_top;
+    \$439  = add_q_0_total[0];
     if (rst) begin
-      \$439  = 7'h00;
+      \$439  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$440  = \$361 ;
+    \$440  = { \$253 , \$230  };
     if (rst) begin
-      \$440  = 1'h0;
+      \$440  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$441  = \$363 ;
+    \$441  = add_top;
     if (rst) begin
-      \$441  = 1'h0;
+      \$441  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$442  = add_q_0_flags_inf;
+    \$442  = \$363 ;
     if (rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$443  = add_q_0_flags_nan;
+    \$443  = \$365 ;
     if (rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$444  = sum_small;
+    \$444  = add_q_0_flags_inf;
     if (rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$445  = sum_right;
+    \$445  = add_q_0_flags_nan;
     if (rst) begin
-      \$445  = 6'h00;
+      \$445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$446  = add_q_1_small_mask;
+    \$446  = sum_small;
     if (rst) begin
-      \$446  = 19'h00000;
+      \$446  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$447  = add_q_1_small_right;
+    \$447  = sum_right;
     if (rst) begin
       \$447  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$448  = add_q_1_over;
+    \$448  = add_q_1_small_mask;
     if (rst) begin
-      \$448  = 7'h00;
+      \$448  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$449  = add_control_0;
+    \$449  = add_q_1_small_right;
     if (rst) begin
-      \$449  = 3'h0;
+      \$449  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$450  = add_control_1;
+    \$450  = add_q_1_over;
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$451  = add_control_2;
+    \$451  = add_control_0;
     if (rst) begin
-      \$451  = 8'h00;
+      \$451  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$452  = sum_wide[59:32];
+    \$452  = add_control_1;
     if (rst) begin
-      \$452  = 28'h0000000;
+      \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$453  = sum_wide[31:0];
+    \$453  = add_control_2;
     if (rst) begin
-      \$453  = 32'd0;
+      \$453  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$454  = normalize_q_0_sticky;
+    \$454  = sum_wide[59:32];
     if (rst) begin
-      \$454  = 1'h0;
+      \$454  = 28'h0000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$455  = normalize_q_1_small;
+    \$455  = sum_wide[31:0];
     if (rst) begin
-      \$455  = 1'h0;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$456  = \$367 ;
+    \$456  = normalize_q_0_sticky;
     if (rst) begin
-      \$456  = 8'h00;
+      \$456  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$457  = normalize_q_0_sign;
+    \$457  = normalize_q_1_small;
     if (rst) begin
       \$457  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$458  = normalize_q_0_zero;
+    \$458  = \$369 ;
     if (rst) begin
-      \$458  = 1'h0;
+      \$458  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$459  = normalize_q_0_inf;
+    \$459  = normalize_q_0_sign;
     if (rst) begin
       \$459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$460  = normalize_q_0_nan;
+    \$460  = normalize_q_0_zero;
     if (rst) begin
       \$460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$461  = normalize_control_0;
+    \$461  = normalize_q_0_inf;
     if (rst) begin
-      \$461  = 3'h0;
+      \$461  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$462  = normalize_control_1;
+    \$462  = normalize_q_0_nan;
     if (rst) begin
       \$462  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$463  = normalize_control_2;
+    \$463  = normalize_control_0;
     if (rst) begin
-      \$463  = 8'h00;
+      \$463  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$464  = place_q_kept[27:21];
+    \$464  = normalize_control_1;
     if (rst) begin
-      \$464  = 7'h00;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$465  = \$368 [8];
+    \$465  = normalize_control_2;
     if (rst) begin
-      \$465  = 1'h0;
+      \$465  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$466  = place_q_small;
+    \$466  = place_q_kept[27:21];
     if (rst) begin
-      \$466  = 1'h0;
+      \$466  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$467  = place_q_e_eff;
+    \$467  = \$370 [8];
     if (rst) begin
-      \$467  = 8'h00;
+      \$467  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$468  = place_q_sign;
+    \$468  = place_q_small;
     if (rst) begin
       \$468  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$469  = place_q_zero;
+    \$469  = place_q_e_eff;
     if (rst) begin
-      \$469  = 1'h0;
+      \$469  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$470  = place_q_inf;
+    \$470  = place_q_sign;
     if (rst) begin
       \$470  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$471  = place_q_nan;
+    \$471  = place_q_zero;
     if (rst) begin
       \$471  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$472  = place_control_0;
+    \$472  = place_q_inf;
     if (rst) begin
-      \$472  = 3'h0;
+      \$472  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$473  = place_control_1;
+    \$473  = place_q_nan;
     if (rst) begin
       \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$474  = place_control_2;
+    \$474  = place_control_0;
     if (rst) begin
-      \$474  = 8'h00;
+      \$474  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$475  = sum;
+    \$475  = place_control_1;
     if (rst) begin
-      \$475  = 12'h000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$476  = \$369 ;
+    \$476  = place_control_2;
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$477  = \$371 ;
+    \$477  = sum;
     if (rst) begin
-      \$477  = 1'h1;
+      \$477  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$372  = step;
+    \$478  = \$371 ;
     if (rst) begin
-      \$372  = 3'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$373  = \$282 ;
+    \$479  = \$373 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$374  = \$288 ;
+    \$374  = step;
     if (rst) begin
-      \$374  = 1'h0;
+      \$374  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$375  = \$294 ;
+    \$375  = \$282 ;
     if (rst) begin
       \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$376  = \$299 ;
+    \$376  = \$288 ;
     if (rst) begin
       \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$377  = p_exp_sum;
+    \$377  = \$294 ;
     if (rst) begin
-      \$377  = 6'h00;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$378  = p_full;
+    \$378  = \$299 ;
     if (rst) begin
-      \$378  = 8'h00;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$379  = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+    \$379  = p_exp_sum;
     if (rst) begin
-      \$379  = 8'h00;
+      \$379  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$380  = \$302 ;
+    \$380  = p_full;
     if (rst) begin
-      \$380  = 1'h0;
+      \$380  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$381  = \$307 ;
+    \$381  = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$382  = \$313 ;
+    \$382  = \$302 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$383  = \$319 ;
+    \$383  = \$307 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$384  = \$13 [5:0];
+    \$384  = \$313 ;
     if (rst) begin
-      \$384  = 6'h00;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$385  = base_sig;
+    \$385  = \$319 ;
     if (rst) begin
-      \$385  = 7'h00;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$386  = \$320 ;
+    \$386  = \$321 ;
     if (rst) begin
-      \$386  = 1'h0;
+      \$386  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$387  = \$322 ;
+    \$387  = base_sig;
     if (rst) begin
-      \$387  = 1'h0;
+      \$387  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$388  = \$323 ;
+    \$388  = \$322 ;
     if (rst) begin
       \$388  = 1'h0;
     end
@@ -41034,72 +41398,72 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$390  = \$2 [5:0];
+    \$390  = \$325 ;
     if (rst) begin
-      \$390  = 6'h00;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$391  = \$4 [7:0];
+    \$391  = \$326 ;
     if (rst) begin
-      \$391  = 8'h00;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$392  = product_step;
+    \$392  = \$2 [5:0];
     if (rst) begin
-      \$392  = 3'h0;
+      \$392  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$393  = \$325 ;
+    \$393  = \$4 [7:0];
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$394  = product_1;
+    \$394  = product_step;
     if (rst) begin
-      \$394  = 8'h00;
+      \$394  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$395  = \$326 ;
+    \$395  = \$327 ;
     if (rst) begin
-      \$395  = 8'h00;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$396  = \$329 ;
+    \$396  = product_1;
     if (rst) begin
       \$396  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$397  = \$336 [4:0];
+    \$397  = \$328 ;
     if (rst) begin
-      \$397  = 5'h00;
+      \$397  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$398  = \$337 ;
+    \$398  = \$331 ;
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$399  = \$338 ;
+    \$399  = \$338 [4:0];
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 5'h00;
     end
   end
   always @* begin
@@ -41111,21 +41475,21 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$401  = \$344 ;
+    \$401  = \$340 ;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$402  = \$353 ;
+    \$402  = \$341 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$403  = \$354 ;
+    \$403  = \$346 ;
     if (rst) begin
       \$403  = 1'h0;
     end
@@ -41146,219 +41510,219 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$406  = unpack_control_0;
+    \$406  = \$357 ;
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$407  = unpack_control_1;
+    \$407  = \$358 ;
     if (rst) begin
       \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$408  = unpack_control_2;
+    \$408  = unpack_control_0;
     if (rst) begin
-      \$408  = 8'h00;
+      \$408  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$409  = { 1'h0, order_q_big_sig, 11'h000 };
+    \$409  = unpack_control_1;
     if (rst) begin
-      \$409  = 20'h00000;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$410  = { 1'h0, add_small_wide[35:18], \$357  };
+    \$410  = unpack_control_2;
     if (rst) begin
-      \$410  = 20'h00000;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$411  = order_q_subtract;
+    \$411  = { 1'h0, order_q_big_sig, 11'h000 };
     if (rst) begin
-      \$411  = 1'h0;
+      \$411  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$412  = order_q_flags_big_exp;
+    \$412  = { 1'h0, add_small_wide[35:18], \$359  };
     if (rst) begin
-      \$412  = 6'h00;
+      \$412  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$413  = order_q_flags_big_sign;
+    \$413  = order_q_subtract;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$414  = order_q_flags_nan;
+    \$414  = order_q_flags_big_exp;
     if (rst) begin
-      \$414  = 1'h0;
+      \$414  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$415  = order_q_flags_inf;
+    \$415  = order_q_flags_big_sign;
     if (rst) begin
       \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$416  = order_q_flags_inf_sign;
+    \$416  = order_q_flags_nan;
     if (rst) begin
       \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$417  = order_q_flags_both_zero;
+    \$417  = order_q_flags_inf;
     if (rst) begin
       \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$418  = order_q_flags_zero_sign;
+    \$418  = order_q_flags_inf_sign;
     if (rst) begin
       \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$419  = order_control_0;
+    \$419  = order_q_flags_both_zero;
     if (rst) begin
-      \$419  = 3'h0;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$420  = order_control_1;
+    \$420  = order_q_flags_zero_sign;
     if (rst) begin
       \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$421  = order_control_2;
+    \$421  = order_control_0;
     if (rst) begin
-      \$421  = 8'h00;
+      \$421  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$422  = \$60 [19:0];
+    \$422  = order_control_1;
     if (rst) begin
-      \$422  = 20'h00000;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$423  = align_q_flags_big_exp;
+    \$423  = order_control_2;
     if (rst) begin
-      \$423  = 6'h00;
+      \$423  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$424  = align_q_flags_big_sign;
+    \$424  = \$60 [19:0];
     if (rst) begin
-      \$424  = 1'h0;
+      \$424  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$425  = align_q_flags_nan;
+    \$425  = align_q_flags_big_exp;
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$426  = align_q_flags_inf;
+    \$426  = align_q_flags_big_sign;
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$427  = align_q_flags_inf_sign;
+    \$427  = align_q_flags_nan;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$428  = align_q_flags_both_zero;
+    \$428  = align_q_flags_inf;
     if (rst) begin
       \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$429  = align_q_flags_zero_sign;
+    \$429  = align_q_flags_inf_sign;
     if (rst) begin
       \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$430  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
+    \$430  = align_q_flags_both_zero;
     if (rst) begin
-      \$430  = 19'h00000;
+      \$430  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$431  = \$57 [5:0];
+    \$431  = align_q_flags_zero_sign;
     if (rst) begin
-      \$431  = 6'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$432  = sum_over;
+    \$432  = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  };
     if (rst) begin
-      \$432  = 7'h00;
+      \$432  = 19'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$433  = align_control_0;
+    \$433  = \$57 [5:0];
     if (rst) begin
-      \$433  = 3'h0;
+      \$433  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$434  = align_control_1;
+    \$434  = sum_over;
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$435  = align_control_2;
+    \$435  = align_control_0;
     if (rst) begin
-      \$435  = 8'h00;
+      \$435  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$436  = add_q_0_total[19:1];
+    \$436  = align_control_1;
     if (rst) begin
-      \$436  = 19'h00000;
+      \$436  = 1'h0;
     end
   end
   assign \en$1  = 1'h1;
@@ -41374,7 +41738,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   assign \acc$56  = acc;
   assign \done$58  = done;
   assign flush_sum = acc;
-  assign bits = { \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478  };
+  assign bits = { \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480  };
   assign flush = product_step[2];
   assign \step.valid  = step[0];
   assign \step.last  = step[1];
@@ -41493,7 +41857,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7681$0 , \port$7683$0 , \port$7685$0 , \port$7687$0 , \port$7689$0 , \port$7691$0 , \port$7693$0 , \port$7695$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7746$0 , \port$7748$0 , \port$7750$0 , \port$7752$0 , \port$7754$0 , \port$7756$0 , \port$7758$0 , \port$7760$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -41583,22 +41947,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7681$0 , \port$768
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$7681$0 ;
-  wire \port$7681$0 ;
-  output \port$7683$0 ;
-  wire \port$7683$0 ;
-  output \port$7685$0 ;
-  wire \port$7685$0 ;
-  output \port$7687$0 ;
-  wire \port$7687$0 ;
-  output \port$7689$0 ;
-  wire \port$7689$0 ;
-  output \port$7691$0 ;
-  wire \port$7691$0 ;
-  output \port$7693$0 ;
-  wire \port$7693$0 ;
-  output \port$7695$0 ;
-  wire \port$7695$0 ;
+  output \port$7746$0 ;
+  wire \port$7746$0 ;
+  output \port$7748$0 ;
+  wire \port$7748$0 ;
+  output \port$7750$0 ;
+  wire \port$7750$0 ;
+  output \port$7752$0 ;
+  wire \port$7752$0 ;
+  output \port$7754$0 ;
+  wire \port$7754$0 ;
+  output \port$7756$0 ;
+  wire \port$7756$0 ;
+  output \port$7758$0 ;
+  wire \port$7758$0 ;
+  output \port$7760$0 ;
+  wire \port$7760$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -41656,14 +42020,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7681$0 , \port$768
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7681$0  = \$2 ;
-  assign \port$7683$0  = \$4 ;
-  assign \port$7685$0  = \$6 ;
-  assign \port$7687$0  = \$8 ;
-  assign \port$7689$0  = \$10 ;
-  assign \port$7691$0  = \$12 ;
-  assign \port$7693$0  = \$14 ;
-  assign \port$7695$0  = \$16 ;
+  assign \port$7746$0  = \$2 ;
+  assign \port$7748$0  = \$4 ;
+  assign \port$7750$0  = \$6 ;
+  assign \port$7752$0  = \$8 ;
+  assign \port$7754$0  = \$10 ;
+  assign \port$7756$0  = \$12 ;
+  assign \port$7758$0  = \$14 ;
+  assign \port$7760$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
