@@ -302,9 +302,7 @@ def design_key(top: str, verilog_sha256: str, options: SynthOptions) -> str:
     return _design_key(top, verilog_sha256, options.key_fields(), _tool_versions(options.pnr), SYNTH_FLOW)
 
 
-def _design_key(
-    top: str, verilog_sha256: str, option_fields: dict[str, Any], tools: dict[str, str], flow: int
-) -> str:
+def _design_key(top: str, verilog_sha256: str, option_fields: dict[str, Any], tools: dict[str, str], flow: int) -> str:
     payload = {"flow": flow, "top": top, "verilog": verilog_sha256, "options": option_fields, "tools": tools}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
