@@ -359,14 +359,10 @@ def cache_key(config: ArrayConfig, options: SynthOptions, cache: SynthCache | st
 
 
 def _config_dict(config: ArrayConfig) -> dict[str, Any]:
+    """``config`` as JSON gives it back (lists for tuples): the report's record and the design memo's name."""
     data = asdict(config)
-    if data["interleave"] == 1:  # the field is newer than the cache: one-cycle designs keep their keys
-        del data["interleave"]
-    for newer in ("precisions", "modes"):  # likewise for single-arithmetic designs
-        if not data[newer]:
-            del data[newer]
-        else:
-            data[newer] = [m if isinstance(m, str) else {**m, "uses": list(m["uses"])} for m in data[newer]]
+    data["precisions"] = list(data["precisions"])
+    data["modes"] = [{**m, "uses": list(m["uses"])} for m in data["modes"]]
     data["lfsr_taps"] = None if config.lfsr_taps is None else list(config.lfsr_taps)
     return data
 
@@ -681,7 +677,7 @@ def synthesize(
         v_path, verilog_sha256 = _emit_digest(config, work)
         store.remember_verilog(config, verilog_sha256)
         key = design_key(name, verilog_sha256, options)
-        hit = store.get(key)
+        hit = store.get(key) if verilog_sha256 != known else None  # the same key missed above
         if hit is not None:
             return hit
         synth_key = design_key(name, verilog_sha256, synth_options)
