@@ -33,19 +33,16 @@ from hls_gen.spec import (
     check_nan_capable,
     checking,
     float_format,
+    guard_bits,
     hw_rounding,
     lfsr_spec,
+    shared_adder_bits,
 )
 from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
 
 __all__ = ["Accumulator", "FPAdder", "Loop", "accumulate"]
-
-
-def _guard(rand_bits: int | None) -> int:
-    """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
-    return (1 if rand_bits is None else rand_bits) + 2
 
 
 def _trimmed(
@@ -59,9 +56,7 @@ def _trimmed(
     :func:`hls_gen.arith.add_exact` needs is ``k + 2`` window bits below the
     mode's significand, wherever they come from.
     """
-    filled = [max(f.man_bits + 1, t) for (f, _), t in zip(modes, term_bits)]
-    width = max(filled)
-    guard = max(_guard(k) - (width - n) for (_, k), n in zip(modes, filled))
+    width, guard = shared_adder_bits(modes, term_bits)
 
     def top(x: Unpacked) -> Unpacked:
         return dataclasses.replace(x, sig=x.sig[x.width - width :]) if x.width > width else x
@@ -177,7 +172,7 @@ def accumulate(
         nan=base.nan & ~restart,
         exp=Mux(restart, base.exp_lo, base.exp),
     )
-    guard = max(_guard(k) for _, k in modes)
+    guard = max(guard_bits(k) for _, k in modes)
     if multi and term_bits is not None:
         base, term, guard = _trimmed(base, term, modes, term_bits)
     travel = (step, ~fresh, rand, code)  # what goes with the step to the rounder (registers reset to 0: fresh)
@@ -299,7 +294,7 @@ class FPAdder(wiring.Component):
         m = Module()
         acc = unpack(m, self.acc, self._acc_format, "acc")
         term = unpack(m, self.term, self._term_format, "term")
-        total, sticky = add_exact(m, acc, term, _guard(self._rand_bits), "add")
+        total, sticky = add_exact(m, acc, term, guard_bits(self._rand_bits), "add")
         rand = self.rand if self._rand_bits is not None else None
         m.d.comb += self.sum.eq(round_pack(m, total, sticky, self._acc_format, self._rand_bits, rand, "sum"))
         return m

@@ -6,7 +6,7 @@
   accumulate loop drawn as a ring with the register cuts where
   :data:`hls_gen.spec.LOOP_CUTS` puts them (:func:`loop_plan`);
 * ``modes_datapath.png``: the multi-mode PE of ``--precision e4m3-sr
-  --precision bf16``, its unpackers, rounders and mode table computed from
+  --precision bf16``, its decoders, rounder constants and mode table computed from
   :func:`hls_gen.modes.training_modes` (:func:`modes_plan`);
 * ``array_dataflow.png``: the ``R x C`` output-stationary systolic array:
   operands decoded at the edge, skewed and passed neighbour to neighbour
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hls_gen.modes import HwMode, check_modes, mode_bits, training_modes
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, rounding_string
+from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, rounding_string, shared_adder_bits
 
 __all__ = [
     "CONTROL_FIELDS",
@@ -184,12 +184,11 @@ class ModesPlan:
 
     @property
     def window_bits(self) -> int:
-        """The shared adder's window: ``S + k + 3``, ``S`` the wider significand (term or sum), ``k`` the most bits."""
-        term = max(
-            sum(self.sig_bits) if m.product_format is None else m.product_format.man_bits + 1 for m in self.modes
+        """The shared adder's window (:func:`hls_gen.spec.shared_adder_bits`, as the hardware sizes it)."""
+        sig, guard = shared_adder_bits(
+            [(m.acc_format, m.rand_bits) for m in self.modes], [m.term_bits for m in self.modes]
         )
-        widest = max(term, max(m.acc_format.man_bits + 1 for m in self.modes))
-        return widest + max(m.rand_bits or 1 for m in self.modes) + 3
+        return sig + guard + 1
 
 
 def modes_plan(precisions: Sequence[str] = MODES_PRECISIONS) -> ModesPlan:
@@ -499,7 +498,9 @@ def _stack(
 
 
 def modes_datapath_figure(precisions: Sequence[str] = MODES_PRECISIONS) -> Sheet:
-    """The multi-mode PE: per-format unpackers and rounders (``gid`` ``"rounder"``) round one shared datapath."""
+    """The multi-mode PE: each format's fields (``gid`` ``"unpack"``, ``"unpack_acc"``) picked by the mode into one
+    normalization, one multiplier, one adder and one rounder whose grid and rule the mode picks (``gid``
+    ``"rounder"``: each (accumulator, rounding) of the modes)."""
     plan = modes_plan(precisions)
     s = Sheet("modes_datapath.png")
     s.text(
@@ -513,47 +514,51 @@ def modes_datapath_figure(precisions: Sequence[str] = MODES_PRECISIONS) -> Sheet
     s.text(
         99.0,
         s.height - 5.5,
-        "green: one per format  ·  orange: shared  ·  purple: the mode code  ·  green dashes: random draws",
+        "green: per format  ·  orange: shared by every mode  ·  purple: the mode code  ·  green dashes: random draws",
         ha="right",
         fontsize=FONT - 0.5,
         color="#555555",
     )
     mode_kw: dict[str, Any] = {"color": MODE, "style": "-."}
 
-    # operand unpackers, one per format, a multiplexer by mode each, one multiplier
-    ux, uw, uh, gap, mux_x = 9.0, 11.0, 3.4, 1.0, 19.5
+    # operands: each format's fields picked by the mode (left-aligned in the widest), one normalization, one
+    # multiplier (hls_gen.arith.unpack_modes)
+    ux, uw, uh, gap, mux_x, norm_x = 8.0, 10.0, 3.4, 1.0, 16.5, 22.5
     groups = []
     for operand, formats, group_top in (("a", plan.a_formats, 61.0), ("b", plan.b_formats, 44.0)):
         ys = _stack(
-            s, ux, group_top, [f"unpack {f}" for f in formats], w=uw, h=uh, gap=gap, fill=PER_FORMAT, gid="unpack"
+            s, ux, group_top, [f"{f} fields" for f in formats], w=uw, h=uh, gap=gap, fill=PER_FORMAT, gid="unpack"
         )
         s.text(
             0.8,
             group_top + 1.6,
-            f"{operand}[{'r' if operand == 'a' else 'c'}] (each format in the low bits)",
+            f"{operand}[{'r' if operand == 'a' else 'c'}] (formats in the low bits)",
             ha="left",
             va="bottom",
             fontsize=FONT - 1,
         )
-        s.wire([(0.8, group_top + 0.8), (2.3, group_top + 0.8), (2.3, ys[-1])], head=False)
+        s.wire([(0.8, group_top + 0.8), (1.8, group_top + 0.8), (1.8, ys[-1])], head=False)
         for y in ys:
-            s.wire([(2.3, y), (ux - uw / 2, y)])
-            s.wire([(ux + uw / 2, y), (mux_x - 1.5, y)])
+            s.wire([(1.8, y), (ux - uw / 2, y)])
+            s.wire([(ux + uw / 2, y), (mux_x - 1.25, y)])
         lo, hi = ys[-1] - uh / 2 - 0.5, ys[0] + uh / 2 + 0.5
-        s.mux(mux_x, (lo + hi) / 2, 3.0, hi - lo, facing="right")
-        groups.append(((lo + hi) / 2, lo, hi))
+        mid = (lo + hi) / 2
+        s.mux(mux_x, mid, 2.5, hi - lo, facing="right")
+        s.box(norm_x, mid, 6.8, 6.0, "one\nnormal-\nization", fill=SHARED, gid="unpack_shared", fontsize=FONT - 1)
+        s.wire([(mux_x + 1.25, mid), (norm_x - 3.4, mid)])
+        groups.append((mid, lo, hi))
     (a_y, _, a_hi), (b_y, b_lo, _) = groups
-    mul_x, mul_y = 31.0, (a_y + b_y) / 2
+    mul_x, mul_y = 32.5, (a_y + b_y) / 2
     s.box(
         mul_x,
         mul_y,
-        11.0,
+        9.6,
         7.0,
         f"one multiplier\n{plan.sig_bits[0]} × {plan.sig_bits[1]}-bit\nsignificands",
         fill=SHARED,
     )
     for y, side in ((a_y, 1.5), (b_y, -1.5)):
-        s.wire([(mux_x + 1.5, y), (23.5, y), (23.5, mul_y + side), (mul_x - 5.5, mul_y + side)])
+        s.wire([(norm_x + 3.4, y), (26.6, y), (26.6, mul_y + side), (mul_x - 4.8, mul_y + side)])
     s.wire([(mux_x, a_hi + 2.2), (mux_x, a_hi)], **mode_kw)
     s.text(mux_x, a_hi + 3.0, "mode", color=MODE, fontsize=FONT - 1.5)
     if plan.product_rounders:
@@ -566,88 +571,96 @@ def modes_datapath_figure(precisions: Sequence[str] = MODES_PRECISIONS) -> Sheet
     code_y, draw_y, reg_x = 24.0, 16.0, 39.5
     s.register(reg_x, (draw_y - 1.5 + mul_y + 3.5) / 2, 1.1, mul_y + 3.5 - draw_y + 1.5)
     s.text(reg_x, mul_y + 6.0, "product register:\nterm, draw, mode", fontsize=FONT - 1.5)
-    s.wire([(mul_x + 5.5, mul_y), (reg_x - 0.55, mul_y)])
+    s.wire([(mul_x + 4.8, mul_y), (reg_x - 0.55, mul_y)])
 
-    # the ring: the sum so far unpacked per format, the shared order/align, add and normalize, a rounder per
-    # (format, rounding), the result multiplexed by the step's mode into the result register, and back
-    row_y, ring_l, ring_r = 55.5, 44.0, 97.0
+    # the ring: the sum so far decoded in its mode's format (fields picked, one normalization), the shared
+    # order/align, add and normalize, then one rounder for every mode: the sum placed on the mode's grid, rounded
+    # by the mode's rule and encoded in its format (hls_gen.grid_place.place_modes, hls_gen.mode_round)
+    row_y, ring_l, ring_r = 55.5, 43.0, 97.0
     acc_ys = _stack(
         s,
-        50.0,
+        48.5,
         row_y + 4.4,
-        [f"unpack {f}" for f in plan.acc_formats],
-        w=9.5,
+        [f"{f} fields" for f in plan.acc_formats],
+        w=8.2,
         h=3.4,
         gap=1.0,
         fill=PER_FORMAT,
         gid="unpack_acc",
     )
-    amux_x = 57.0
+    amux_x, anorm_x = 55.0, 60.5
     alo, ahi = acc_ys[-1] - 2.1, acc_ys[0] + 2.1
-    s.mux(amux_x, (alo + ahi) / 2, 2.6, ahi - alo, facing="right")
+    s.mux(amux_x, (alo + ahi) / 2, 2.4, ahi - alo, facing="right")
     for y in acc_ys:
-        s.wire([(ring_l, y), (45.25, y)])
-        s.wire([(54.75, y), (amux_x - 1.3, y)])
-    prev = amux_x + 1.3
-    for x, label in (
-        (68.0, f"order, align\n(window\n{plan.window_bits} bits)"),
-        (79.0, "add"),
-        (90.0, "normalize\n(leading\nzeros)"),
+        s.wire([(ring_l, y), (44.4, y)])
+        s.wire([(52.6, y), (amux_x - 1.2, y)])
+    s.box(anorm_x, row_y, 6.4, 7.5, "one\nnormal-\nization", fill=SHARED, fontsize=FONT - 1)
+    s.wire([(amux_x + 1.2, row_y), (anorm_x - 3.2, row_y)])
+    prev = anorm_x + 3.2
+    for x, w, label in (
+        (70.0, 8.6, f"order, align\n(window\n{plan.window_bits} bits)"),
+        (80.0, 6.6, "add"),
+        (90.0, 8.6, "normalize\n(leading\nzeros)"),
     ):
-        s.box(x, row_y, 8.6, 7.5, label, fill=SHARED)
-        s.wire([(prev, row_y), (x - 4.3, row_y)])
-        prev = x + 4.3
-    s.wire([(reg_x + 0.55, mul_y), (42.0, mul_y), (42.0, 62.5), (68.0, 62.5), (68.0, row_y + 3.75)])
-    s.text(41.4, 58.0, "term", ha="right", fontsize=FONT - 1)
-    rounders = sorted(plan.rounders, key=lambda label: "stochastic" in label)  # the draws come from below
-    rx, rw, rh = 83.0, 16.0, 4.4
-    r_ys = _stack(s, rx, 40.0, rounders, w=rw, h=rh, gap=1.6, fill=PER_FORMAT, gid="rounder")
-    s.wire([(94.3, row_y), (ring_r, row_y), (ring_r, r_ys[-1])], head=False)
-    for y in r_ys:
-        s.wire([(ring_r, y), (rx + rw / 2, y)])
-    omux_x, olo, ohi = 71.0, r_ys[-1] - rh / 2 - 0.6, r_ys[0] + rh / 2 + 0.6
-    omux_y = (olo + ohi) / 2
-    s.mux(omux_x, omux_y, 3.0, ohi - olo, facing="left")
-    for y in r_ys:
-        s.wire([(rx - rw / 2, y), (omux_x + 1.5, y)])
+        s.box(x, row_y, w, 7.5, label, fill=SHARED)
+        s.wire([(prev, row_y), (x - w / 2, row_y)])
+        prev = x + w / 2
+    s.wire([(reg_x + 0.55, mul_y), (41.5, mul_y), (41.5, 62.5), (70.0, 62.5), (70.0, row_y + 3.75)])
+    s.text(41.0, 58.0, "term", ha="right", fontsize=FONT - 1)
+    round_y, place_x, round_x, bw, bh = 42.0, 89.0, 74.0, 11.0, 6.4
+    s.wire([(94.3, row_y), (ring_r, row_y), (ring_r, round_y), (place_x + bw / 2, round_y)])
+    s.box(place_x, round_y, bw, bh, "place on the\nmode's grid\n(one shift)", fill=SHARED, gid="place")
+    s.box(round_x, round_y, bw, bh, "round by the\nmode's rule,\nencode its code", fill=SHARED, gid="round")
+    s.wire([(place_x - bw / 2, round_y), (round_x + bw / 2, round_y)])
     res_x = 64.0
-    s.wire([(omux_x - 1.5, omux_y), (res_x + 0.55, omux_y)])
-    s.register(res_x, omux_y, 1.1, 9.0)
-    s.text(res_x, omux_y - 5.4, "result + its mode\n= acc, acc_mode", va="top", fontsize=FONT - 1.5)
-    s.wire([(res_x - 0.55, omux_y), (ring_l, omux_y), (ring_l, acc_ys[0])], head=False)
+    s.wire([(round_x - bw / 2, round_y), (res_x + 0.55, round_y)])
+    s.register(res_x, round_y, 1.1, 9.0)
+    s.text(res_x, round_y - 5.4, "result + its mode\n= acc, acc_mode", va="top", fontsize=FONT - 1.5)
+    s.wire([(res_x - 0.55, round_y), (ring_l, round_y), (ring_l, acc_ys[0])], head=False)
     s.text(
         ring_l + 0.8,
-        omux_y + 2.0,
-        "loop-back: the slot's\nsum and its mode",
+        round_y + 2.0,
+        "loop-back:\nthe slot's sum\nand its mode",
         ha="left",
         va="bottom",
         fontsize=FONT - 1.5,
     )
 
-    # the LFSR steps each mode's count; the draw travels with its step to the stochastic rounders
+    # what the mode picks in the one rounder: each (accumulator, rounding)'s grid and rule, constants only
+    grids = sorted(plan.rounders, key=lambda label: "stochastic" in label)
+    gx, gy, gw = 87.5, 30.0, 19.0
+    gh = 3.4 + 2.2 * len(grids)
+    g_top = gy + gh / 2
+    s.box(gx, gy, gw, gh, "", fill=PER_FORMAT)
+    s.text(gx, g_top - 1.5, "each mode's grid, range, rule", fontsize=FONT - 1.5, color="#555555")
+    for i, label in enumerate(grids):
+        s.text(gx, g_top - 3.6 - 2.2 * i, label, fontsize=FONT - 1, gid="rounder")
+    for x in (round_x + 4.5, place_x):
+        s.wire([(x, g_top), (x, round_y - bh / 2)], width=0.8)
+
+    # the LFSR steps each mode's count; the draw travels with its step to the rounder
     steps = ", ".join(str(k) for k in plan.lfsr_steps)
     s.box(29.0, draw_y, 16.0, 5.0, f"LFSR: steps ({steps})\nby mode code", fill=PER_FORMAT, gid="lfsr")
-    stochastic = [y for y, label in zip(r_ys, rounders) if "stochastic" in label]
-    if stochastic:
-        s.wire([(37.0, draw_y), (rx, draw_y), (rx, stochastic[-1] - rh / 2)], color=DRAWS, style="--")
-        s.text(60.0, draw_y + 1.2, "the step's draw (its mode's bits) rides the cuts", color=DRAWS, fontsize=FONT - 1.5)
+    if any("stochastic" in label for label in grids):
+        s.wire([(37.0, draw_y), (round_x + 2.0, draw_y), (round_x + 2.0, round_y - bh / 2)], color=DRAWS, style="--")
+        s.text(56.0, draw_y + 1.2, "the step's draw (its mode's bits) rides the cuts", color=DRAWS, fontsize=FONT - 1.5)
 
     # the mode code: operand multiplexers, the LFSR's count, then with the step round the ring
     s.text(0.8, code_y + 1.2, f"inp.payload.mode ({plan.mode_bits} bits)", ha="left", color=MODE, fontsize=FONT - 0.5)
     s.wire([(0.8, code_y), (reg_x - 0.55, code_y)], head=False, **mode_kw)
     s.wire([(mux_x, code_y), (mux_x, b_lo)], **mode_kw)
     s.wire([(29.0, code_y), (29.0, draw_y + 2.5)], **mode_kw)
-    s.wire([(reg_x + 0.55, code_y), (omux_x, code_y), (omux_x, olo)], **mode_kw)
-    join = 44.5
+    s.wire([(reg_x + 0.55, code_y), (round_x - 2.0, code_y), (round_x - 2.0, round_y - bh / 2)], **mode_kw)
+    join = 46.5
     s.wire([(amux_x, code_y), (amux_x, alo)], **mode_kw)
-    s.wire([(res_x, omux_y + 4.5), (res_x, join), (amux_x, join)], head=False, **mode_kw)
+    s.wire([(res_x, round_y + 4.5), (res_x, join), (amux_x, join)], head=False, **mode_kw)
     for x, y in ((mux_x, code_y), (29.0, code_y), (amux_x, code_y), (amux_x, join)):
         s.dot(x, y, MODE)
     s.text(
-        amux_x + 0.8,
+        amux_x - 0.8,
         join + 0.9,
         "the step's mode\n(a bubble: its slot's)",
-        ha="left",
+        ha="right",
         va="bottom",
         color=MODE,
         fontsize=FONT - 1.5,

@@ -8,7 +8,7 @@ a clear message before any logic is elaborated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -28,11 +28,13 @@ __all__ = [
     "checking",
     "described",
     "float_format",
+    "guard_bits",
     "hw_rounding",
     "lfsr_spec",
     "operand_format",
     "rounding_string",
     "rounding_token",
+    "shared_adder_bits",
 ]
 
 _C = TypeVar("_C")
@@ -187,3 +189,22 @@ def check_nan_capable(result: FloatFormat, what: str, operands: tuple[FloatForma
             f"{what} {result} has no NaN, but operand format {special[0]} brings NaN or Inf; "
             "use a format with NaN or finite operand formats"
         )
+
+
+def guard_bits(rand_bits: int | None) -> int:
+    """Guard bits of the exact adder: ``k + 2`` (``k = 1`` for nearest); see :func:`hls_gen.arith.add_exact`."""
+    return (1 if rand_bits is None else rand_bits) + 2
+
+
+def shared_adder_bits(modes: Sequence[tuple[FloatFormat, int | None]], term_bits: Sequence[int]) -> tuple[int, int]:
+    """(significand bits, guard bits) of the adder several modes share (``modes``: accumulator format and random
+    bits of each, ``term_bits``: the significand bits its terms fill).
+
+    Every mode's significands are left-aligned in the shared ones with zeros below, so the adder is as wide as
+    the most bits one mode fills, and a mode that fills fewer has the zeros below its own as guard bits: the
+    guard is what the neediest mode lacks beyond them. The window is ``significand + guard + 1`` bits
+    (:func:`hls_gen.arith.add_exact`).
+    """
+    filled = [max(f.man_bits + 1, t) for (f, _), t in zip(modes, term_bits)]
+    width = max(filled)
+    return width, max(guard_bits(k) - (width - n) for (_, k), n in zip(modes, filled))

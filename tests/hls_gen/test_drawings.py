@@ -4,12 +4,14 @@ registers and timing read from MACArray, --check, the checked-in set."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
 import matplotlib
 import matplotlib.image
 import pytest
+from amaranth.back import rtlil
 
 import hls_gen.drawings as drawings
 from hls_gen.drawings import (
@@ -24,8 +26,10 @@ from hls_gen.drawings import (
     loop_plan,
     main,
     modes_datapath_figure,
+    modes_plan,
     pe_pipeline_figure,
 )
+from hls_gen.emit import ArrayConfig
 from hls_gen.modes import training_modes
 from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE
 
@@ -94,15 +98,29 @@ def test_a_cut_the_drawing_does_not_know_is_refused(monkeypatch: pytest.MonkeyPa
         loop_plan(2)
 
 
-def test_the_modes_drawing_has_an_unpacker_per_format_and_a_rounder_per_accumulator_rounding() -> None:
+def test_the_modes_drawing_has_fields_per_format_and_one_rounder_with_each_accumulator_roundings_constants() -> None:
     modes = training_modes(["e4m3-sr", "bf16"])
     sheet = modes_datapath_figure(["e4m3-sr", "bf16"])
     operands = [m.a_format for m in modes], [m.b_format or m.a_format for m in modes]
-    assert texts(sheet, "unpack") == [f"unpack {f}" for formats in operands for f in dict.fromkeys(formats)]
-    assert texts(sheet, "unpack_acc") == [f"unpack {f}" for f in dict.fromkeys(m.acc_format for m in modes)]
+    assert texts(sheet, "unpack") == [f"{f} fields" for formats in operands for f in dict.fromkeys(formats)]
+    assert len(texts(sheet, "unpack_shared")) == 2  # one normalization per operand, as unpack_modes builds it
+    assert texts(sheet, "unpack_acc") == [f"{f} fields" for f in dict.fromkeys(m.acc_format for m in modes)]
     assert sorted(texts(sheet, "rounder")) == sorted({f"{m.acc_format} {m.rounding}" for m in modes})
-    (table,) = texts(sheet, "modes")
-    assert len(table.splitlines()) == 1 + len(modes)
+    assert len(texts(sheet, "place")) == len(texts(sheet, "round")) == 1  # one rounder serves every mode
+
+
+@pytest.mark.parametrize("precisions", [("e4m3-sr", "bf16"), ("e5m2-sr", "fp16"), ("e4m3-fp12-sr", "bf16-sr")])
+def test_the_modes_drawing_states_the_adder_window_the_hardware_builds(precisions: tuple[str, ...]) -> None:
+    """The window the drawing prints is the elaborated adder's (its sum ``add_total`` has the carry bit more).
+
+    e4m3-sr + bf16: bf16 x bf16 products fill 16 bits, fp16 stochastic:8 needs 10 guard bits below its 11, of
+    which the 5 zeros under them count: 16 + 5 + 1 = 22."""
+    window = modes_plan(precisions).window_bits
+    if precisions == ("e4m3-sr", "bf16"):
+        assert window == 22
+    text = rtlil.convert(ArrayConfig(precisions=precisions, rows=1, cols=1).build())
+    (width,) = set(re.findall(r"wire width (\d+) (?:\S+ )*\\add_total\n", text))
+    assert int(width) == window + 1
 
 
 SHAPES = [(1, 1), (1, 4), (2, 3), (3, 1), (4, 4)]
