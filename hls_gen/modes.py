@@ -21,10 +21,9 @@ from dataclasses import dataclass, replace
 from hls_gen.spec import check_nan_capable, float_format, hw_rounding, operand_format, rounding_token
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
-from mpsim.precision import LayerPrecision, PrecisionConfig, parse_precision
+from mpsim.precision import GemmKind, LayerPrecision, PrecisionConfig, parse_precision
 
 __all__ = [
-    "GEMM_KINDS",
     "MAX_MODES",
     "ArithMode",
     "HwMode",
@@ -34,13 +33,6 @@ __all__ = [
     "mode_bits",
     "training_modes",
 ]
-
-#: The GEMMs of one training step of a layer, with (A, B) operands as :mod:`mpsim.nn.functional` computes them.
-GEMM_KINDS: dict[str, tuple[str, str]] = {
-    "forward": ("activation", "weight"),
-    "grad_input": ("grad", "weight"),
-    "grad_weight": ("activation", "grad"),
-}
 
 #: Most modes one array executes (the mode field is at most 4 bits).
 MAX_MODES = 16
@@ -198,8 +190,9 @@ def mode_bits(count: int) -> int:
 def _layer_modes(name: str, layer: LayerPrecision) -> list[ArithMode]:
     tensors = {"activation": layer.activation, "weight": layer.weight, "grad": layer.grad}
     modes = []
-    for kind, (a_name, b_name) in GEMM_KINDS.items():
-        gemm: GemmConfig = getattr(layer, kind)
+    for gemm_kind in GemmKind:
+        kind, (a_name, b_name) = gemm_kind.value, gemm_kind.operands
+        gemm: GemmConfig = layer.gemm(gemm_kind)
         use = f"{name}/{kind}"
         if not gemm.emulate:
             raise ValueError(

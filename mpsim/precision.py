@@ -6,6 +6,7 @@ Each GEMM of training is a :class:`~mpsim.gemm_config.GemmConfig`, the type
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -16,7 +17,15 @@ from mpsim.formats import parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.rounding import parse_rounding
 
-__all__ = ["PRECISION_PRESETS", "GemmConfig", "LayerPrecision", "PrecisionConfig", "TensorQuant"]
+__all__ = [
+    "PRECISION_PRESETS",
+    "GemmCall",
+    "GemmConfig",
+    "GemmKind",
+    "LayerPrecision",
+    "PrecisionConfig",
+    "TensorQuant",
+]
 
 
 def _check_keys(cls: type, data: dict[str, Any]) -> None:
@@ -48,6 +57,37 @@ class TensorQuant:
         return cls(**data)
 
 
+class GemmKind(enum.Enum):
+    """The three GEMMs of a layer's training step (:mod:`mpsim.nn.functional` computes them)."""
+
+    FORWARD = "forward"  # y = x @ w
+    GRAD_INPUT = "grad_input"  # dx = dy @ w^T
+    GRAD_WEIGHT = "grad_weight"  # dw = x^T @ dy
+
+    @property
+    def operands(self) -> tuple[str, str]:
+        """The tensors (:class:`LayerPrecision` field names) that are the GEMM's A and B operands."""
+        return _OPERANDS[self]
+
+
+_OPERANDS = {
+    GemmKind.FORWARD: ("activation", "weight"),
+    GemmKind.GRAD_INPUT: ("grad", "weight"),
+    GemmKind.GRAD_WEIGHT: ("activation", "grad"),
+}
+
+
+@dataclass(frozen=True)
+class GemmCall:
+    """One GEMM of a layer's training step: its kind, its arithmetic, and how its A and B operands (in the order
+    multiplied) were quantized: their formats are what a hardware mode multiplies."""
+
+    kind: GemmKind
+    config: GemmConfig
+    a: TensorQuant
+    b: TensorQuant
+
+
 @dataclass(frozen=True)
 class LayerPrecision:
     """Precisions of one layer: its three GEMMs and the tensors entering them."""
@@ -70,6 +110,16 @@ class LayerPrecision:
             if name in data:
                 parts[name] = GemmConfig.from_dict(data[name])
         return cls(**parts)
+
+    def gemm(self, kind: GemmKind) -> GemmConfig:
+        """The arithmetic of GEMM ``kind``."""
+        return getattr(self, kind.value)
+
+    def call(self, kind: GemmKind, weight_first: bool = False) -> GemmCall:
+        """GEMM ``kind`` as the layer computes it: a linear layer multiplies ``x @ w``, ``dy @ w^T``, ``x^T @ dy``;
+        a convolution (``weight_first``) ``w @ x``, ``w^T @ dy``, ``dy @ x^T``: the same operands swapped."""
+        a, b = kind.operands[::-1] if weight_first else kind.operands
+        return GemmCall(kind, self.gemm(kind), getattr(self, a), getattr(self, b))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: asdict(getattr(self, name)) for name in ("weight", "activation", "grad")}

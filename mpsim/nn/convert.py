@@ -1,4 +1,5 @@
-"""``quantize_model``: swap supported modules for their quantized versions and report what changed."""
+"""``quantize_model``: swap supported modules for their quantized versions and report what changed;
+``use_backend``: what computes their GEMMs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 from torch import nn
 
+from mpsim.nn.backends import GemmBackend
 from mpsim.nn.layers import QConv2d, QLinear
-from mpsim.precision import PrecisionConfig, parse_precision
+from mpsim.precision import GemmKind, PrecisionConfig, parse_precision
 
-__all__ = ["ConversionReport", "quantize_model"]
+__all__ = ["ConversionReport", "quantize_model", "use_backend"]
 
 # Modules that hold no GEMM and stay fp32 unless configured (listed as kept, not as unsupported).
 _KEPT_FP32 = (
@@ -117,3 +119,16 @@ def quantize_model(
         names = ", ".join(f"{n} ({t})" for n, t in report.unsupported)
         raise ValueError(f"unsupported layers with parameters: {names}")
     return target, report
+
+
+def use_backend(model: nn.Module, backend: GemmBackend) -> nn.Module:
+    """Hand ``backend`` every quantized layer of ``model`` (in place), once it has checked that it can compute
+    each of their GEMMs (``backend.check`` raises ``ValueError`` naming the first it cannot, before any layer
+    is changed). Returns ``model``."""
+    layers = [(name, module) for name, module in model.named_modules() if isinstance(module, (QLinear, QConv2d))]
+    for name, module in layers:
+        weight_first = isinstance(module, QConv2d)
+        backend.check(name, [module.precision.call(kind, weight_first) for kind in GemmKind])
+    for _, module in layers:
+        module.backend = backend
+    return model

@@ -8,7 +8,7 @@ computes ``dx = dy @ w^T`` (``grad_input``) and ``dw = x^T @ dy``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,8 +16,11 @@ from mpsim import torch_glue
 from mpsim.autograd import quantize_ste
 from mpsim.gemm import plan_of
 from mpsim.gemm_config import GemmConfig
-from mpsim.precision import LayerPrecision, TensorQuant
+from mpsim.precision import GemmKind, LayerPrecision, TensorQuant
 from mpsim.randbits import CounterRNG
+
+if TYPE_CHECKING:  # the layers pass their backend in; the backends module imports this one
+    from mpsim.nn.backends import GemmBackend
 
 __all__ = ["QMatmul", "gemm", "quantize_tensor"]
 
@@ -47,34 +50,44 @@ class QMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, w: torch.Tensor, precision: LayerPrecision, rng: CounterRNG, weight_first: bool
+        ctx: Any,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        precision: LayerPrecision,
+        rng: CounterRNG,
+        weight_first: bool,
+        backend: GemmBackend,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, w)
-        ctx.precision, ctx.rng, ctx.weight_first = precision, rng, weight_first
+        ctx.precision, ctx.rng, ctx.weight_first, ctx.backend = precision, rng, weight_first, backend
+        call = precision.call(GemmKind.FORWARD, weight_first)
         if weight_first:
-            return gemm(w.detach(), x.detach(), precision.forward, rng)
-        return gemm(x.detach(), w.detach(), precision.forward, rng)
+            return backend.matmul(w.detach(), x.detach(), call, rng)
+        return backend.matmul(x.detach(), w.detach(), call, rng)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w = ctx.saved_tensors
         precision: LayerPrecision = ctx.precision
         rng: CounterRNG = ctx.rng
+        backend: GemmBackend = ctx.backend
         if precision.grad.format is not None:
             grad = torch_glue.quantize_tensor(
                 grad.contiguous(), precision.grad.format, precision.grad.rounding, seed=rng
             )
         grad_x = grad_w = None
+        grad_input = precision.call(GemmKind.GRAD_INPUT, ctx.weight_first)
+        grad_weight = precision.call(GemmKind.GRAD_WEIGHT, ctx.weight_first)
         if ctx.weight_first:
             if ctx.needs_input_grad[0]:
-                grad_x = gemm(w.t(), grad, precision.grad_input, rng)
+                grad_x = backend.matmul(w.t(), grad, grad_input, rng)
             if ctx.needs_input_grad[1]:
                 rows = grad.permute(1, 0, 2).reshape(grad.shape[1], -1)  # (O, B*L)
                 cols = x.permute(0, 2, 1).reshape(-1, x.shape[1])  # (B*L, K)
-                grad_w = gemm(rows, cols, precision.grad_weight, rng)
+                grad_w = backend.matmul(rows, cols, grad_weight, rng)
         else:
             if ctx.needs_input_grad[0]:
-                grad_x = gemm(grad, w.t(), precision.grad_input, rng)
+                grad_x = backend.matmul(grad, w.t(), grad_input, rng)
             if ctx.needs_input_grad[1]:
-                grad_w = gemm(x.t(), grad, precision.grad_weight, rng)
-        return grad_x, grad_w, None, None, None
+                grad_w = backend.matmul(x.t(), grad, grad_weight, rng)
+        return grad_x, grad_w, None, None, None, None

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mpsim.nn.backends import EMULATOR, GemmBackend
 from mpsim.nn.functional import QMatmul, quantize_tensor
 from mpsim.precision import LayerPrecision
 from mpsim.randbits import CounterRNG
@@ -32,13 +33,14 @@ class QLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self.precision = precision if precision is not None else LayerPrecision()
         self.rng = CounterRNG(seed)
+        self.backend: GemmBackend = EMULATOR  # mpsim.nn.use_backend sets another
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.precision
         shape = x.shape
         xq = quantize_tensor(x.reshape(-1, shape[-1]), p.activation, self.rng)
         wq = quantize_tensor(self.weight, p.weight, self.rng)
-        y = QMatmul.apply(xq, wq.t(), p, self.rng, False)
+        y = QMatmul.apply(xq, wq.t(), p, self.rng, False, self.backend)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
@@ -58,6 +60,7 @@ class QConv2d(nn.Conv2d):
             raise ValueError(f"QConv2d needs explicit integer padding, not {self.padding!r}")
         self.precision = precision if precision is not None else LayerPrecision()
         self.rng = CounterRNG(seed)
+        self.backend: GemmBackend = EMULATOR  # mpsim.nn.use_backend sets another
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.precision
@@ -74,7 +77,7 @@ class QConv2d(nn.Conv2d):
         for g in range(self.groups):
             w_g = wq[g * group_out : (g + 1) * group_out].reshape(group_out, -1)
             c_g = cols[:, g * group_in : (g + 1) * group_in]
-            outs.append(QMatmul.apply(c_g, w_g, p, self.rng, True))
+            outs.append(QMatmul.apply(c_g, w_g, p, self.rng, True, self.backend))
         y = torch.cat(outs, dim=1) if self.groups > 1 else outs[0]
         y = y.reshape(batch, self.out_channels, out_h, out_w)
         if self.bias is not None:
