@@ -166,8 +166,8 @@ class RtlExecutor:
     ) -> ExecResult:
         """Stream ``beats`` (``(n, in_words)`` uint32 payloads) in and collect ``out_beats`` output payloads.
 
-        ``out_beats`` defaults to one tile (``tile_rows`` beats) per input beat
-        whose ``last`` is set. ``backpressure``: chance per cycle that the
+        ``out_beats`` defaults to one tile (``tile_rows`` beats) per job: per
+        ``interleave`` input beats whose ``last`` is set. ``backpressure``: chance per cycle that the
         input's valid and, drawn apart, the output's ready are held low
         (seeded by ``seed``). Raises :class:`ExecHang` when nothing moves for
         ``stall_limit`` cycles (default :func:`default_stall_limit`).
@@ -178,8 +178,9 @@ class RtlExecutor:
             raise ValueError(f"beats must be an (n, {self.in_words}) array of uint32 words, not shape {beats.shape}")
         if not (isinstance(backpressure, (int, float)) and 0.0 <= backpressure < 1.0):
             raise ValueError(f"backpressure must be a probability in [0, 1), not {backpressure!r}")
-        if out_beats is None:
-            out_beats = int(design.stream("input").payload.read_words(beats, "last").sum()) * design.tile_rows
+        if out_beats is None:  # a job's last step carries last on each of its interleave beats
+            out_beats = int(design.stream("input").payload.read_words(beats, "last").sum()) // design.interleave
+            out_beats *= design.tile_rows
         if isinstance(out_beats, bool) or not isinstance(out_beats, int) or out_beats < 0:
             raise ValueError(f"out_beats must be a non-negative integer, not {out_beats!r}")
         limit = default_stall_limit(design, backpressure) if stall_limit is None else stall_limit
