@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -29,8 +30,8 @@ __all__ = ["EXEC_OPT_LEVELS", "HARNESS", "ExecBuild", "build_exec", "verilator_n
 
 #: The harness source, shipped as package data (pyproject's ``[tool.setuptools.package-data]``).
 HARNESS = Path(__file__).with_name("harness") / "rtl_exec.cpp"
-#: C++ optimization of the model's hot code: O2 simulates fastest here; O0 builds fastest (tests of tiny arrays).
-EXEC_OPT_LEVELS = ("O0", "O1", "O2", "O3")
+#: C++ optimization of the model's eval code: O2 by default; O0 builds fastest (tests of tiny arrays).
+EXEC_OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os")
 #: Bumped when a build's layout changes, so that old cache entries are not reused.
 _LAYOUT = 1
 _LIBRARY = "libmpsim_exec.so"
@@ -76,7 +77,10 @@ def _defines(design: ArrayDesign) -> list[str]:
         "OUT_READY": sink.ready.name,
         "OUT_PAYLOAD": sink.payload.name,
     }
-    return [f"-DMPSIM_{macro}={verilator_name(port)}" for macro, port in ports.items()]
+    defines = [f"-DMPSIM_{macro}={verilator_name(port)}" for macro, port in ports.items()]
+    if re.search(r"\bnegedge\b", design.verilog.read_text()):  # the harness then evaluates both clock edges
+        defines.append("-DMPSIM_BOTH_EDGES=1")
+    return defines
 
 
 def _make_flags(opt: str) -> list[str]:

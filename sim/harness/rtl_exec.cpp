@@ -9,14 +9,20 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "Vtop.h"
+#include "Vtop___024root.h"
 #include "verilated.h"
 
 // The ports' C++ names (Verilator's spelling of the manifest's names) come from the build: -DMPSIM_CLK=clk ...
 #if !defined(MPSIM_CLK) || !defined(MPSIM_RST) || !defined(MPSIM_IN_VALID) || !defined(MPSIM_IN_READY) || \
     !defined(MPSIM_IN_PAYLOAD) || !defined(MPSIM_OUT_VALID) || !defined(MPSIM_OUT_READY) || !defined(MPSIM_OUT_PAYLOAD)
 #error "build rtl_exec.cpp through sim.rtl_build, which defines the port names"
+#endif
+
+#ifndef MPSIM_BOTH_EDGES
+#define MPSIM_BOTH_EDGES 0
 #endif
 
 // Bumped whenever a signature or the stats layout below changes; Python refuses a library of another version.
@@ -60,6 +66,18 @@ inline void get(const VlWide<N>& port, uint32_t* w) {
     for (std::size_t i = 0; i < N; ++i) w[i] = port[i];
 }
 
+// Verilator remembers the clock's value at the last eval in this root member and calls a rising edge a 1 seen
+// after a 0 there. Where the member exists (Verilator 5), a cycle is one eval: drive the inputs, set that memory
+// to 0 and eval with clk high; the falling edge's eval (no logic here runs on it) is skipped, and with it a second
+// pass of the input-decoding logic Verilator runs on every eval. Elsewhere, the plain two-edge cycle.
+#define MPSIM_PASTE(a, b, c) a##b##c
+#define MPSIM_PREV(clk) MPSIM_PASTE(__Vtrigprevexpr___TOP__, clk, __0)
+// sim.rtl_build defines MPSIM_BOTH_EDGES for a design with logic on a falling edge.
+template <typename Root, typename = void>
+struct SeesEdges : std::false_type {};
+template <typename Root>
+struct SeesEdges<Root, std::void_t<decltype(std::declval<Root&>().MPSIM_PREV(MPSIM_CLK))>> : std::true_type {};
+
 // splitmix64: the back-pressure pattern, seeded per run and independent of the data.
 inline uint32_t draw(uint64_t& state) {
     uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -76,11 +94,19 @@ struct Model {
         top->final();
         delete top;
     }
+    // One clock cycle: a rising edge acting on the inputs as driven, then the clock low again (or, see SeesEdges,
+    // marked low without an eval: the ports read the same either way, as nothing runs on the falling edge).
     void edge() {
-        top->MPSIM_CLK = 1;
-        top->eval();
-        top->MPSIM_CLK = 0;
-        top->eval();
+        if constexpr (SeesEdges<Vtop___024root>::value && !MPSIM_BOTH_EDGES) {
+            top->rootp->MPSIM_PREV(MPSIM_CLK) = 0;
+            top->MPSIM_CLK = 1;
+            top->eval();
+        } else {
+            top->MPSIM_CLK = 1;
+            top->eval();
+            top->MPSIM_CLK = 0;
+            top->eval();
+        }
     }
 };
 
