@@ -156,14 +156,23 @@ class Port:
             raise ValueError(f"{self.name} has no field {name!r}")
         return self.field_map[name]
 
+    @cached_property
+    def _arrays(self) -> dict[str, list[str]]:
+        """Array fields by name: their element fields in index order (packing a beat looks them up per field)."""
+        arrays: dict[str, list[str]] = {}
+        for key in self.field_map:
+            base = key.split("[")[0]
+            if base not in arrays and f"{base}[0]" in self.field_map:
+                names = arrays[base] = []
+                while f"{base}[{len(names)}]" in self.field_map:
+                    names.append(f"{base}[{len(names)}]")
+        return arrays
+
     def elements(self, name: str) -> list[str]:
         """The fields ``NAME[0]``, ``NAME[1]``, ... of array field ``name``, in index order."""
-        names = []
-        while f"{name}[{len(names)}]" in self.field_map:
-            names.append(f"{name}[{len(names)}]")
-        if not names:
+        if name not in self._arrays:
             raise ValueError(f"{self.name} has no array field {name!r}")
-        return names
+        return list(self._arrays[name])
 
     def pack_fields(self, **values: int | Sequence[int]) -> int:
         """One port value from field values by name (fields not given are 0).
