@@ -1,17 +1,20 @@
 """Fast RTL executor against the cocotb bench: checked MACs/s and build times on one emitted array, in one run.
 
-    python benchmarks/rtl_exec.py [--steps 200000] [--cocotb-steps 3000] [--cache-dir DIR]
+    python benchmarks/rtl_exec.py [--steps 200000] [--instances 2] [--cocotb-steps 3000] [--cache-dir DIR]
 
 The array (default: 8x8, e4m3 x e4m3 -> fp16 stochastic:8, interleave 8,
 pipeline 2, ECP5 DSP multipliers) is generated into a temporary folder and
 built for both paths in a fresh cache (or ``--cache-dir``): the executor's
 library twice (first, then cached) and the cocotb bench's Verilator model.
-Each path checks every tile of its own ``Stimulus(seed=0)`` against mpsim.
-The executor's time is split into mpsim's reference (``array_vectors``:
-operands, ``mpsim.qmatmul``, the Python-int beats the cocotb bench drives),
-NumPy packing, the C++ run and the check; its MACs/s is checked MACs over
-packing + run + check, as the cocotb bench's is over its bench loop (both
-exclude the reference).
+Each path checks every tile of its stimulus (``Stimulus(seed=...)``: random
+products with partial tiles and K = 1..32) against mpsim. The executor's
+time is split into mpsim's reference (``array_vectors``: operands and
+``mpsim.qmatmul``), NumPy packing, the C++ run and the check; its MACs/s
+is checked MACs over packing + run + check, as the cocotb bench's is over
+its bench loop (both exclude the reference). CPU time is given beside wall
+time: on a loaded machine a niced run gets a share of a core.
+``--instances N`` also runs N models of the array at once on N job streams
+(:func:`sim.rtl_exec.run_parallel`, one thread each).
 """
 
 from __future__ import annotations
@@ -22,16 +25,23 @@ import time
 from pathlib import Path
 
 from hls_gen.emit import ArrayConfig, emit
-from sim.rtl_exec import RtlExecutor
-from sim.rtl_vectors import run_vectors
+from sim.rtl_exec import RtlExecutor, run_parallel
+from sim.rtl_vectors import check_run, run_vectors, vectors_beats
 from sim.runner import cosimulate
 from sim.vectors import Stimulus, array_vectors
+
+
+def _row(path: str, build: str, cycles: int, wall: float, cpu: float | None, macs: int, with_ref: str) -> str:
+    cpu_rate = f"{macs / cpu:,.0f}" if cpu else ""
+    speed = f"{cycles / wall:>10,.0f} {macs / wall:>13,.0f} {cpu_rate:>13}"
+    return f"{path:<14} {build:>9} {cycles:>10,} {speed} {with_ref:>11}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8, help="rows and columns of the array (default: 8)")
     parser.add_argument("--steps", type=int, default=200_000, help="input beats through the executor (default: 200000)")
+    parser.add_argument("--instances", type=int, default=2, help="models run at once in the parallel row (default: 2)")
     parser.add_argument("--cocotb-steps", type=int, default=3_000, help="input beats through cocotb (default: 3000)")
     parser.add_argument("--opt", default="O2", help="the executor's C++ optimization (default: O2)")
     parser.add_argument("--cocotb-opt", default="O1", help="the cocotb model's C++ optimization (default: O1)")
@@ -48,6 +58,7 @@ def main() -> None:
         pipeline=2,
         dsp="ecp5",
     )
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mpsim-exec-bench-") as tmp:
         cache = args.cache_dir or Path(tmp) / "cache"
         _, manifest = emit(config, Path(tmp) / config.name)
@@ -57,13 +68,47 @@ def main() -> None:
         start = time.perf_counter()
         executor = RtlExecutor.open(manifest, opt=args.opt, cache_dir=cache)
         cached_open = time.perf_counter() - start
+        design = executor.design
+
+        # one model, one stream: reference, packing, run, check timed apart
         start = time.perf_counter()
-        vectors = array_vectors(executor.design, Stimulus(seed=0, steps=args.steps))
+        vectors = array_vectors(design, Stimulus(seed=0, steps=args.steps), pack=False)
         reference_s = time.perf_counter() - start
+        cpu = time.thread_time()
         run = run_vectors(executor, vectors)
+        cpu = time.thread_time() - cpu
         if not run.result.passed or run.run is None:
             raise SystemExit(f"executor run failed: {run.result}")
-        executor.close()
+        ex = run.run
+        with_ref = f"{run.result.macs / (run.seconds + reference_s):,.0f}"
+        rows.append(_row("executor", f"{first_build:.1f}", ex.cycles, run.seconds, cpu, run.result.macs, with_ref))
+
+        # N models, N streams at once (the reference and packing done before, the check after)
+        if args.instances > 1:
+            executors = [executor] + [
+                RtlExecutor.open(manifest, opt=args.opt, cache_dir=cache) for _ in range(args.instances - 1)
+            ]
+            streams = [
+                array_vectors(design, Stimulus(seed=s, steps=args.steps), pack=False)
+                for s in range(1, 1 + len(executors))
+            ]
+            start = time.perf_counter()
+            beats = [vectors_beats(design, v) for v in streams]
+            for e in executors:
+                e.reset()
+            runs = run_parallel(executors, beats)
+            results = [check_run(design, v, r)[0] for v, r in zip(streams, runs)]
+            wall = time.perf_counter() - start
+            if not all(r.passed for r in results):
+                raise SystemExit("a parallel executor run failed")
+            macs = sum(r.macs for r in results)
+            cycles = sum(r.cycles for r in runs)
+            rows.append(_row(f"executor x{len(executors)}", "cached", cycles, wall, None, macs, ""))
+            for e in executors:
+                e.close()
+        else:
+            executor.close()
+
         report = None
         if not args.no_cocotb:
             report = cosimulate(
@@ -77,26 +122,24 @@ def main() -> None:
             )
             if not report.passed:
                 raise SystemExit(report.format())
-    ex = run.run
-    print(f"\n{config.name}: Verilator {executor.build.directory.name}")
-    print(f"executor build: first {first_build:.1f} s (-{args.opt}), cached open {cached_open:.2f} s")
+            rows.append(
+                _row("cocotb", f"{report.build_s:.1f}", report.cycles, report.sim_wall_s, None, report.macs_checked, "")
+            )
+    print(f"\n{config.name}, {design.rows}x{design.cols} PEs, Verilator -{args.opt} ({executor.build.directory.name})")
+    print(f"executor build: first {first_build:.1f} s, cached open {cached_open:.2f} s")
     print(
-        f"executor run: {args.steps:,} beats, {ex.cycles:,} cycles, {run.result.macs:,} checked MACs; "
-        f"mpsim reference {reference_s:.2f} s, packing {run.pack_s:.3f} s, C++ run {ex.seconds:.3f} s "
-        f"({ex.cycles / ex.seconds:,.0f} cycles/s), check {run.check_s:.3f} s"
+        f"executor, one stream: {args.steps:,} beats, {ex.cycles:,} cycles, {run.result.macs:,} checked MACs; "
+        f"mpsim reference {reference_s:.2f} s, NumPy packing {run.pack_s:.3f} s, C++ run {ex.seconds:.3f} s "
+        f"({ex.seconds / ex.cycles * 1e6:.1f} us/cycle), check {run.check_s:.3f} s"
     )
-    print(f"\n{'path':<10} {'build s':>8} {'cycles':>10} {'cycles/s':>12} {'checked MACs/s':>15} {'incl. ref':>12}")
-    with_ref = run.result.macs / (run.seconds + reference_s)
     print(
-        f"{'executor':<10} {first_build:>8.1f} {ex.cycles:>10,} {ex.cycles / ex.seconds:>12,.0f} "
-        f"{run.macs_per_s:>15,.0f} {with_ref:>12,.0f}"
+        f"\n{'path':<14} {'build s':>9} {'cycles':>10} {'cycles/s':>10} {'MACs/s wall':>13} {'MACs/s CPU':>13} "
+        f"{'incl. ref':>11}"
     )
+    for line in rows:
+        print(line)
     if report is not None:
-        print(
-            f"{'cocotb':<10} {report.build_s:>8.1f} {report.cycles:>10,} {report.cycles_per_s:>12,.0f} "
-            f"{report.macs_per_s:>15,.0f} {'':>12}"
-        )
-        print(f"speed-up (checked MACs/s): {run.macs_per_s / report.macs_per_s:,.0f}x")
+        print(f"speed-up, one stream, wall clock: {run.macs_per_s / report.macs_per_s:,.0f}x")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,16 @@ from sim.manifest import ArrayDesign
 from sim.rtl_exec import ExecHang, ExecResult, RtlExecutor
 from sim.vectors import ArrayVectors
 
-__all__ = ["VectorsRun", "pack_jobs", "run_vectors", "unpack_tiles", "vectors_beats", "words_of"]
+__all__ = [
+    "VectorsRun",
+    "check_run",
+    "first_job_mark",
+    "pack_jobs",
+    "run_vectors",
+    "unpack_tiles",
+    "vectors_beats",
+    "words_of",
+]
 
 
 def pack_jobs(
@@ -134,6 +143,25 @@ class VectorsRun:
         return self.result.macs / self.seconds if self.seconds > 0 else 0.0
 
 
+def check_run(design: ArrayDesign, vectors: ArrayVectors, run: ExecResult) -> tuple[BenchResult, np.ndarray]:
+    """The bench-shaped verdict on a run of ``vectors`` (from reset), and the tiles it returned."""
+    result = BenchResult(checked=vectors.checked, macs=vectors.macs)
+    mode_counts(design, vectors, result)
+    result.cycles, result.sim_wall_s, result.latency = run.cycles, run.seconds, run.latency
+    got, result.protocol_errors = unpack_tiles(design, run.outputs, [job.mode for job in vectors.jobs])
+    if run.latency is not None and run.latency != design.latency:
+        result.protocol_errors.append(
+            f"first tile: output valid {run.latency} cycles after its last beat, manifest says {design.latency}"
+        )
+    check_tiles(design, vectors, got, result)
+    return result, got
+
+
+def first_job_mark(design: ArrayDesign, vectors: ArrayVectors) -> int:
+    """The input beat that ends the first job: its tile's output valid follows it by the manifest's latency."""
+    return vectors.jobs[0].k * design.interleave - 1
+
+
 def run_vectors(
     executor: RtlExecutor, vectors: ArrayVectors, *, backpressure: float = 0.0, seed: int = 0, reset: bool = True
 ) -> VectorsRun:
@@ -145,22 +173,13 @@ def run_vectors(
     start = time.perf_counter()
     beats = vectors_beats(design, vectors)
     pack_s = time.perf_counter() - start
-    result = BenchResult(checked=vectors.checked, macs=vectors.macs)
-    mode_counts(design, vectors, result)
     if reset:
         executor.reset()
     try:
-        # mark the first job's final beat: its output comes the manifest's latency later
-        run = executor.run(beats, backpressure=backpressure, seed=seed, mark=vectors.jobs[0].k * design.interleave - 1)
+        run = executor.run(beats, backpressure=backpressure, seed=seed, mark=first_job_mark(design, vectors))
     except ExecHang as hang:
-        result.timeout = str(hang)
+        result = BenchResult(checked=vectors.checked, macs=vectors.macs, timeout=str(hang))
         return VectorsRun(result, None, None, pack_s, 0.0)
     start = time.perf_counter()
-    result.cycles, result.sim_wall_s, result.latency = run.cycles, run.seconds, run.latency
-    got, result.protocol_errors = unpack_tiles(design, run.outputs, [job.mode for job in vectors.jobs])
-    if run.latency is not None and run.latency != design.latency:
-        result.protocol_errors.append(
-            f"first tile: output valid {run.latency} cycles after its last beat, manifest says {design.latency}"
-        )
-    check_tiles(design, vectors, got, result)
+    result, got = check_run(design, vectors, run)
     return VectorsRun(result, run, got, pack_s, time.perf_counter() - start)

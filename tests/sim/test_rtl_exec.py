@@ -19,8 +19,8 @@ from hls_gen.emit import ArrayConfig, emit
 from hls_gen.perf_model import stream_cycles
 from hls_gen.regen import RTL_DIR
 from sim.rtl_build import verilator_name
-from sim.rtl_exec import ExecHang, RtlExecutor
-from sim.rtl_vectors import run_vectors, vectors_beats, words_of
+from sim.rtl_exec import ExecHang, RtlExecutor, run_parallel
+from sim.rtl_vectors import check_run, first_job_mark, run_vectors, vectors_beats, words_of
 from sim.runner import cosimulate
 from sim.toolchain import SimulatorMissing
 from sim.vectors import Stimulus, array_vectors
@@ -147,6 +147,31 @@ def test_state_carries_on_until_reset(executors) -> None:  # type: ignore[no-unt
     executor.reset()
     again = executor.run(beats)
     assert (first.outputs == again.outputs).all() and not (first.outputs == second.outputs).all()
+
+
+@pytest.mark.slow
+def test_parallel_streams_each_equal_mpsim(executors, cosim_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two models of one array run two job streams at once (threads), each checked against its own reference."""
+    first = executors("3x2")
+    assert first.design.path is not None
+    with RtlExecutor.open(first.design.path, opt="O0", cache_dir=cosim_cache) as second:
+        assert second.build.cached
+        vectors = [array_vectors(first.design, Stimulus(seed=s, steps=1_500), pack=False) for s in (1, 2)]
+        for executor in (first, second):
+            executor.reset()
+        beats = [vectors_beats(first.design, v) for v in vectors]
+        runs = run_parallel([first, second], beats, backpressure=0.2, seed=3)
+        for v, run in zip(vectors, runs):
+            assert run.in_stalls > 0
+            result, _ = check_run(first.design, v, run)
+            assert result.passed and result.latency is None, (result.protocol_errors, result.mismatches[:2])
+        with pytest.raises(ValueError, match=r"^each stream needs an executor of its own"):
+            run_parallel([first, first], beats)
+        first.reset()
+        result, _ = check_run(
+            first.design, vectors[0], first.run(beats[0], mark=first_job_mark(first.design, vectors[0]))
+        )
+        assert result.passed and result.latency == first.design.latency
 
 
 @pytest.mark.slow
