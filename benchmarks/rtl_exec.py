@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000, help="input beats through the executor (default: 200000)")
     parser.add_argument("--instances", type=int, default=2, help="models run at once in the parallel row (default: 2)")
     parser.add_argument("--cocotb-steps", type=int, default=3_000, help="input beats through cocotb (default: 3000)")
-    parser.add_argument("--opt", default="O2", help="the executor's C++ optimization (default: O2)")
+    parser.add_argument("--opt", default="Os", help="the executor's C++ optimization (default: Os)")
     parser.add_argument("--cocotb-opt", default="O1", help="the cocotb model's C++ optimization (default: O1)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="build cache (default: a fresh temporary one)")
     parser.add_argument("--no-cocotb", action="store_true", help="time the executor only")

@@ -125,7 +125,7 @@ class RtlExecutor:
         cls,
         manifest: str | Path,
         *,
-        opt: str = "O2",
+        opt: str = "Os",
         cache_dir: str | Path | None = None,
         rebuild: bool = False,
         log: Log = lambda _: None,
