@@ -101,6 +101,7 @@ def build_exec(
     design: ArrayDesign,
     *,
     opt: str = "Os",
+    threads: int = 1,
     jobs: int = 2,
     cache_dir: Path | None = None,
     rebuild: bool = False,
@@ -109,12 +110,18 @@ def build_exec(
 ) -> ExecBuild:
     """Build ``design``'s executor library into the cache, unless already there.
 
+    ``threads`` > 1 builds a multithreaded model (Verilator's ``--threads``):
+    one model's cycles spread over that many cores, worth it only on an
+    array large enough and cores that are free. ``jobs``: parallel compiles.
+
     Raises :class:`~sim.toolchain.SimulatorMissing` (saying what to install)
     without Verilator or a C++ compiler, :class:`~sim.runner.BuildError`
     (naming the build log) when the build fails.
     """
     if opt not in EXEC_OPT_LEVELS:
         raise ValueError(f"optimization must be one of {', '.join(EXEC_OPT_LEVELS)}, not {opt!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"model threads must be a positive integer, not {threads!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"build jobs must be a positive integer, not {jobs!r}")
     verilog = design.verilog
@@ -125,11 +132,12 @@ def build_exec(
     version = simulator_version("verilator")
     harness = HARNESS.read_bytes()
     defines, make_flags = _defines(design), _make_flags(opt)
-    cflags = ["-fPIC", *defines]
+    cflags = ["-fPIC", *defines, f"-DMPSIM_THREADS={threads}"]
+    verilator_flags = [*_VERILATOR_FLAGS, *(["--threads", str(threads)] if threads > 1 else [])]
     # The generator's header comment names the output path; the design is the rest.
     body = "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
     key = hashlib.sha256()
-    for part in (body, version, harness.hex(), *_VERILATOR_FLAGS, *cflags, _LDFLAGS, *make_flags, str(_LAYOUT)):
+    for part in (body, version, harness.hex(), *verilator_flags, *cflags, _LDFLAGS, *make_flags, str(_LAYOUT)):
         key.update(part.encode())
         key.update(b"\0")
     directory = cache / "builds" / f"exec-{design.top}-{key.hexdigest()[:16]}"
@@ -162,7 +170,7 @@ def build_exec(
         "Vtop",
         "--top-module",
         design.top,
-        *_VERILATOR_FLAGS,
+        *verilator_flags,
         "--Mdir",
         str(obj),
         "-CFLAGS",

@@ -126,18 +126,23 @@ class RtlExecutor:
         manifest: str | Path,
         *,
         opt: str = "Os",
+        threads: int = 1,
         cache_dir: str | Path | None = None,
         rebuild: bool = False,
         log: Log = lambda _: None,
         progress: bool = False,
     ) -> Self:
-        """Build (or reuse) and load the executor of the array ``manifest`` describes, in its reset state."""
+        """Build (or reuse) and load the executor of the array ``manifest`` describes, in its reset state.
+
+        ``opt`` and ``threads``: :func:`sim.rtl_build.build_exec`'s.
+        """
         design = read_manifest(manifest, "array")
         if not isinstance(design, ArrayDesign):  # read_manifest checked the unit; this narrows the type
             raise TypeError(f"manifest {manifest} does not describe an array")
         built = build_exec(
             design,
             opt=opt,
+            threads=threads,
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
             rebuild=rebuild,
             log=log,

@@ -21,6 +21,9 @@
 #error "build rtl_exec.cpp through sim.rtl_build, which defines the port names"
 #endif
 
+#ifndef MPSIM_THREADS
+#define MPSIM_THREADS 1
+#endif
 #ifndef MPSIM_BOTH_EDGES
 #define MPSIM_BOTH_EDGES 0
 #endif
@@ -89,7 +92,10 @@ inline uint32_t draw(uint64_t& state) {
 struct Model {
     VerilatedContext context;
     Vtop* top;
-    Model() : top(new Vtop{&context, "top"}) {}
+    // Verilator's context starts a thread pool as wide as the machine unless told the model's own thread count
+    // (MPSIM_THREADS: sim.rtl_build's `threads`, Verilator's --threads); and setting it would pin the pool's
+    // threads to cores, the same cores for every model that runs beside this one (sim.rtl_exec.run_parallel).
+    Model() : top((context.threads(MPSIM_THREADS), context.useNumaAssign(false), new Vtop{&context, "top"})) {}
     ~Model() {
         top->final();
         delete top;

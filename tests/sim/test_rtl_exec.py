@@ -175,6 +175,18 @@ def test_parallel_streams_each_equal_mpsim(executors, cosim_cache: Path) -> None
 
 
 @pytest.mark.slow
+def test_multithreaded_model(designs: Path, cosim_cache: Path) -> None:
+    """A model verilated with --threads 2 gives the same bits and cycles (back-pressure on)."""
+    _, manifest = emit(CONFIGS["3x2"], designs / CONFIGS["3x2"].name)
+    with RtlExecutor.open(manifest, opt="O0", threads=2, cache_dir=cosim_cache) as executor:
+        vectors = array_vectors(executor.design, Stimulus(seed=4, steps=1_500), pack=False)
+        run = run_vectors(executor, vectors, backpressure=0.2, seed=1)
+        assert run.result.passed, (run.result.timeout, run.result.protocol_errors, run.result.mismatches[:2])
+    with pytest.raises(ValueError, match=r"^model threads must be a positive integer, not 0$"):
+        RtlExecutor.open(manifest, threads=0, cache_dir=cosim_cache)
+
+
+@pytest.mark.slow
 def test_a_hang_is_an_error_not_a_loop(executors) -> None:  # type: ignore[no-untyped-def]
     """Waiting for one output beat more than the jobs give stops after the stall limit, saying where."""
     executor = executors("mac")
