@@ -3,8 +3,8 @@
 // Built by sim.rtl_build with the model verilated as `--prefix Vtop`; the stream port names come in as macros
 // from the manifest. One call streams a whole job list through the array's valid/ready handshake, so Python
 // pays per run, not per clock edge. The array's input ready and output valid/payload depend on registers only
-// (the manifest's protocol), so the values after the falling-edge eval are the ones the next rising edge acts on:
-// sample them, drive the inputs, then one rising and one falling edge per cycle, exactly as the cocotb bench does.
+// (the manifest's protocol), so the values after one cycle's eval are the ones the next rising edge acts on:
+// sample them, drive the inputs, then the rising edge; the cocotb bench does the same on each falling edge.
 
 #include <cstdint>
 #include <cstring>
