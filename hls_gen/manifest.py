@@ -20,6 +20,8 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hls_gen.modes import HwMode, array_gemm_config
 from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
@@ -85,6 +87,34 @@ def read_format(entry: object, where: str) -> FloatFormat | None:
     return fmt
 
 
+def _deposit(out: np.ndarray, value: np.ndarray, offset: int, width: int) -> None:
+    """OR ``value`` (uint64, ``width`` bits) into the uint64 word columns of ``out`` at bit ``offset``."""
+    while width > 0:  # 32 bits or fewer at a time, so a shifted piece fits 64 bits
+        piece = min(width, 32)
+        word, shift = divmod(offset, 32)
+        bits = (value & np.uint64((1 << piece) - 1)) << np.uint64(shift)
+        out[:, word] |= bits & np.uint64(0xFFFFFFFF)
+        if shift + piece > 32:
+            out[:, word + 1] |= bits >> np.uint64(32)
+        value, offset, width = value >> np.uint64(piece), offset + piece, width - piece
+
+
+def _extract(words: np.ndarray, offset: int, width: int) -> np.ndarray:
+    """The ``width``-bit field at bit ``offset`` of each row of uint32 words, as uint64 (``width`` <= 64)."""
+    if width > 64:
+        raise ValueError(f"fields wider than 64 bits cannot be read as integers, not {width}")
+    value, done = np.zeros(len(words), np.uint64), 0
+    while done < width:
+        piece = min(width - done, 32)
+        word, shift = divmod(offset + done, 32)
+        bits = words[:, word].astype(np.uint64) >> np.uint64(shift)
+        if shift + piece > 32:
+            bits |= words[:, word + 1].astype(np.uint64) << np.uint64(32 - shift)
+        value |= (bits & np.uint64((1 << piece) - 1)) << np.uint64(done)
+        done += piece
+    return value
+
+
 @dataclass(frozen=True)
 class Port:
     """One port: name, direction, total width, and ``count`` elements of ``element_width`` bits (LSB first).
@@ -126,14 +156,23 @@ class Port:
             raise ValueError(f"{self.name} has no field {name!r}")
         return self.field_map[name]
 
+    @cached_property
+    def _arrays(self) -> dict[str, list[str]]:
+        """Array fields by name: their element fields in index order (packing a beat looks them up per field)."""
+        arrays: dict[str, list[str]] = {}
+        for key in self.field_map:
+            base = key.split("[")[0]
+            if base not in arrays and f"{base}[0]" in self.field_map:
+                names = arrays[base] = []
+                while f"{base}[{len(names)}]" in self.field_map:
+                    names.append(f"{base}[{len(names)}]")
+        return arrays
+
     def elements(self, name: str) -> list[str]:
         """The fields ``NAME[0]``, ``NAME[1]``, ... of array field ``name``, in index order."""
-        names = []
-        while f"{name}[{len(names)}]" in self.field_map:
-            names.append(f"{name}[{len(names)}]")
-        if not names:
+        if name not in self._arrays:
             raise ValueError(f"{self.name} has no array field {name!r}")
-        return names
+        return list(self._arrays[name])
 
     def pack_fields(self, **values: int | Sequence[int]) -> int:
         """One port value from field values by name (fields not given are 0).
@@ -168,6 +207,50 @@ class Port:
     def read_array(self, word: int, name: str) -> list[int]:
         """The elements of array field ``name`` in a port value, in index order."""
         return [self.read(word, element) for element in self.elements(name)]
+
+    @property
+    def words(self) -> int:
+        """32-bit words of one port value (:meth:`pack_words`' columns; Verilator's ``VlWide`` word count)."""
+        return -(-self.width // 32)
+
+    def pack_words(self, count: int, **values: int | np.ndarray) -> np.ndarray:
+        """``count`` port values at once as a ``(count, words)`` uint32 array, word 0 the low bits.
+
+        :meth:`pack_fields` vectorized: a scalar fills a field in every row,
+        a ``(count,)`` array one value per row, a ``(count, elements)`` array
+        an array field (``a=...`` sets ``a[0]``, ``a[1]``, ...). ``ValueError``
+        for a name that is not a field or a value that does not fit it.
+        """
+        out = np.zeros((count, self.words), np.uint64)
+        for name, value in values.items():
+            array = np.asarray(value, dtype=np.int64)
+            if array.ndim == 2:
+                names = self.elements(name)
+                if array.shape != (count, len(names)):
+                    raise ValueError(f"{self.name}.{name} takes ({count}, {len(names)}) values, not {array.shape}")
+                items = [(key, array[:, i]) for i, key in enumerate(names)]
+            else:
+                items = [(name, np.broadcast_to(array, (count,)))]
+            for key, v in items:
+                offset, width, signed = self._field(key)
+                lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
+                bad = (v < lo) | (v >= hi)
+                if bad.any():
+                    raise ValueError(
+                        f"{self.name}.{key} must be in {lo}..{hi - 1} ({width} bits), not {int(v[bad.argmax()])}"
+                    )
+                _deposit(out, (v & ((1 << width) - 1)).astype(np.uint64), offset, width)
+        return out.astype(np.uint32)
+
+    def read_words(self, words: np.ndarray, name: str) -> np.ndarray:
+        """Field ``name`` of every row of a ``(count, words)`` array (:meth:`read` vectorized), as int64."""
+        offset, width, signed = self._field(name)
+        value = _extract(np.asarray(words, dtype=np.uint32), offset, width).astype(np.int64)
+        return np.where(value >> (width - 1) == 1, value - (1 << width), value) if signed else value
+
+    def read_array_words(self, words: np.ndarray, name: str) -> np.ndarray:
+        """Array field ``name`` of every row: ``(count, elements)`` int64 (:meth:`read_array` vectorized)."""
+        return np.stack([self.read_words(words, key) for key in self.elements(name)], axis=1)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -283,12 +283,14 @@ def tile_jobs(
     return jobs
 
 
-def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
+def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True) -> ArrayVectors:
     """Random products (edge values, exact cancellations) tiled into jobs, with ``mpsim.qmatmul``'s tiles.
 
     A multi-mode array's products take the modes in turn (product ``i`` in
     mode ``i mod modes``), so every product boundary switches mode back to
     back; the random source carries on across them, as the hardware's does.
+    ``pack=False`` leaves ``beats`` empty (the fast RTL executor packs them
+    from the operands in NumPy, :func:`sim.rtl_vectors.vectors_beats`).
     """
     rng = np.random.default_rng(stimulus.seed)
     grid = design.random_source()  # carries on from product to product, as the hardware does
@@ -319,7 +321,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus) -> ArrayVectors:
         a_list.append(a)
         b_list.append(b)
         for (z, ti, tj), at, bt in tile_jobs(a, b, rows, cols):
-            for t in range(k):  # with interleave L, each step once per sum l: rows l*R .. (l+1)*R - 1 of A
+            for t in range(k if pack else 0):  # with interleave L, each step once per sum l: A rows l*R .. (l+1)*R - 1
                 for sl in range(sums):
                     beats.append(
                         payload.pack_fields(

@@ -20,47 +20,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from sim.exchange import SHOWN_MISMATCHES, BenchRequest, BenchResult, mismatch_record
+from sim.array_check import check_tiles, mode_counts
+from sim.exchange import SHOWN_MISMATCHES, BenchRequest, BenchResult
 from sim.manifest import ArrayDesign, read_manifest
-from sim.vectors import ArrayVectors, array_vectors, same_codes
-
-
-def _codes(codes: np.ndarray) -> str:
-    """The first eight codes in hex, "..." after them if there are more."""
-    return " ".join(f"{int(x):#x}" for x in codes[:8]) + (" ..." if codes.size > 8 else "")
-
-
-def _check(design: ArrayDesign, vectors: ArrayVectors, got: np.ndarray, result: BenchResult) -> None:
-    """Compare every real (not padding) element with mpsim's; describe the first mismatches."""
-    ok = vectors.valid.copy()
-    for j, job in enumerate(vectors.jobs):
-        acc = design.modes[job.mode].acc_format
-        ok[j] = same_codes(got[j], vectors.want[j], acc)
-    ok |= ~vectors.valid
-    bad = np.argwhere(~ok)
-    result.mismatch_count = len(bad)
-    order = np.cumsum(vectors.valid.reshape(-1)).reshape(vectors.valid.shape) - 1  # index among checked elements
-    for j, r, c in bad[:SHOWN_MISMATCHES]:
-        job = vectors.jobs[j]
-        i_row, j_col = job.row_tile * design.tile_rows + r, job.col_tile * design.cols + c
-        a_row = vectors.a_codes[job.product][job.batch, i_row]
-        b_col = vectors.b_codes[job.product][job.batch, :, j_col]
-        inputs = {"A row": _codes(a_row), "B column": _codes(b_col)}
-        pe = f"PE {r % design.rows},{c}" + (f", sum {r // design.rows}" if design.interleave > 1 else "")
-        mode = f", mode {job.mode}" if len(design.modes) > 1 else ""
-        where = f"job {j}: product {job.product}, batch {job.batch}, C[{i_row},{j_col}] ({pe}), K={job.k}{mode}"
-        acc = design.modes[job.mode].acc_format
-        result.mismatches.append(
-            mismatch_record(
-                int(order[j, r, c]),
-                where,
-                acc,
-                acc.bits,
-                int(got[j, r, c]),
-                int(vectors.want[j, r, c]),
-                inputs,
-            )
-        )
+from sim.vectors import array_vectors
 
 
 @cocotb.test()
@@ -94,11 +57,7 @@ async def array_matches_mpsim(dut) -> None:
     fall = FallingEdge(dut.clk)
     out: list[int] = []  # output payloads
     result = BenchResult(checked=vectors.checked, macs=vectors.macs)
-    result.mode_results = [
-        int(sum(vectors.valid[j].sum() for j, job in enumerate(vectors.jobs) if job.mode == code))
-        for code in range(len(design.modes))
-    ]
-    result.mode_switches = sum(a.mode != b.mode for a, b in zip(vectors.jobs, vectors.jobs[1:]))
+    mode_counts(design, vectors, result)
     beat, cycle, idle = 0, 0, 0
     last_in_cycle, first_out_cycle = None, None
     valid_now, ready_now = 0, 0
@@ -159,7 +118,7 @@ async def array_matches_mpsim(dut) -> None:
             )
         got[j, r] = payload.read_array(word, "data")
     if result.timeout is None:
-        _check(design, vectors, got, result)
+        check_tiles(design, vectors, got, result)
     result.write(request.result)
     assert result.timeout is None, result.timeout
     assert not result.protocol_errors, "; ".join(result.protocol_errors)

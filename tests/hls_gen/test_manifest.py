@@ -8,6 +8,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from amaranth.lib import data
 
@@ -174,3 +175,37 @@ def test_packing_checks_the_fields() -> None:
         payload.pack_fields(mode=1)
     with pytest.raises(ValueError, match=r"^inp__payload has no array field 'last'$"):
         payload.read_array(0, "last")
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_numpy_packing_equals_pack_fields(config: ArrayConfig, direction: str) -> None:
+    """pack_words/read_words (the executor's NumPy path) against pack_fields/read, word for word, every field."""
+    payload = config.manifest("top").stream(direction).payload
+    rng = np.random.default_rng(len(config.name))
+    rows = 200
+    top = list(dict.fromkeys(name.split("[")[0] for name, *_ in payload.fields))
+    arrays = {}
+    for name in top:
+        keys = payload.elements(name) if f"{name}[0]" in payload.field_map else [name]
+        widths = [payload.field_map[key][1] for key in keys]
+        values = np.stack([rng.integers(0, 1 << w, rows) for w in widths], axis=1)
+        arrays[name] = values if f"{name}[0]" in payload.field_map else values[:, 0]
+    words = payload.pack_words(rows, **arrays)
+    assert words.shape == (rows, -(-payload.width // 32)) and words.dtype == np.uint32
+    for i in range(rows):
+        word = payload.pack_fields(**{name: v[i].tolist() if v.ndim == 2 else int(v[i]) for name, v in arrays.items()})
+        assert sum(int(w) << (32 * n) for n, w in enumerate(words[i])) == word
+    for name, values in arrays.items():
+        read = payload.read_array_words(words, name) if values.ndim == 2 else payload.read_words(words, name)
+        assert (read == values).all()
+
+
+def test_numpy_packing_checks_the_fields() -> None:
+    payload = CONFIGS[0].manifest("top").stream("input").payload
+    with pytest.raises(ValueError, match=r"^inp__payload\.a\[1\] must be in 0\.\.255 \(8 bits\), not 256$"):
+        payload.pack_words(1, a=np.array([[0, 256]]))
+    with pytest.raises(ValueError, match=r"^inp__payload\.b takes \(2, 3\) values, not \(2, 2\)$"):
+        payload.pack_words(2, b=np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match=r"^inp__payload has no field 'mode'$"):
+        payload.pack_words(1, mode=1)
