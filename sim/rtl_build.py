@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mpsim.progress import Activity
 from sim.manifest import ArrayDesign
-from sim.runner import _STAMP, BuildError, Log, _build_estimate, default_cache_dir
+from sim.runner import BUILD_STAMP, BuildError, Log, build_estimate, default_cache_dir, design_body, seed_runtime
 from sim.toolchain import check_simulator, simulator_version
 
 __all__ = ["EXEC_OPT_LEVELS", "HARNESS", "ExecBuild", "build_exec", "verilator_name"]
@@ -134,15 +134,14 @@ def build_exec(
     defines, make_flags = _defines(design), _make_flags(opt)
     cflags = ["-fPIC", *defines, f"-DMPSIM_THREADS={threads}"]
     verilator_flags = [*_VERILATOR_FLAGS, *(["--threads", str(threads)] if threads > 1 else [])]
-    # The generator's header comment names the output path; the design is the rest.
-    body = "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
+    body = design_body(verilog)
     key = hashlib.sha256()
     for part in (body, version, harness.hex(), *verilator_flags, *cflags, _LDFLAGS, *make_flags, str(_LAYOUT)):
         key.update(part.encode())
         key.update(b"\0")
     directory = cache / "builds" / f"exec-{design.top}-{key.hexdigest()[:16]}"
     library = directory / _LIBRARY
-    if (directory / _STAMP).is_file() and library.is_file() and not rebuild:
+    if (directory / BUILD_STAMP).is_file() and library.is_file() and not rebuild:
         log(f"build: cached {directory}")
         return ExecBuild(library, directory, 0.0, True)
     flags_key = hashlib.sha256("|".join([version, *make_flags, "-fPIC"]).encode()).hexdigest()[:16]
@@ -153,7 +152,7 @@ def build_exec(
     log_file = directory.parent / f"{directory.name}.build.log"
     log_file.unlink(missing_ok=True)
     log(f"build: Verilator executor -> {directory}")
-    estimate = _build_estimate(cache, "exec", len(body))
+    estimate = build_estimate(cache, "exec", len(body))
     activity = Activity(
         "Verilator executor build",
         estimate_s=estimate[0] if estimate else None,
@@ -196,16 +195,11 @@ def build_exec(
         raise BuildError(f"Verilator executor build of {verilog} failed ({status})", log_file) from None
     seconds = activity.elapsed
     if not any(runtime.glob("verilated*.o")):
-        seed = runtime.with_name(f"{runtime.name}.tmp{os.getpid()}")
-        seed.mkdir(parents=True, exist_ok=True)
-        for f in obj.glob("verilated*.[od]"):
-            shutil.copy2(f, seed / f.name)
-        shutil.rmtree(runtime, ignore_errors=True)
-        seed.rename(runtime)
+        seed_runtime(runtime, obj)
     shutil.move(obj / _LIBRARY, staging / _LIBRARY)
     shutil.rmtree(obj)  # the objects are only the library's ingredients (tens of MB on an 8x8)
     done = {"verilog": str(verilog), "seconds": round(seconds, 2), "verilog_bytes": len(body)}
-    (staging / _STAMP).write_text(json.dumps(done) + "\n")
+    (staging / BUILD_STAMP).write_text(json.dumps(done) + "\n")
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     if not progress:

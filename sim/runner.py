@@ -36,14 +36,18 @@ from sim.toolchain import SIMULATORS, check_name, check_simulator, simulator_ava
 from sim.vectors import Stimulus
 
 __all__ = [
+    "BUILD_STAMP",
     "OPT_LEVELS",
     "SIMULATORS",
     "Build",
     "BuildError",
     "build",
+    "build_estimate",
     "check_simulator",
     "cosimulate",
     "default_cache_dir",
+    "design_body",
+    "seed_runtime",
     "simulator_available",
     "simulator_version",
     "waveform_suffix",
@@ -165,13 +169,30 @@ class BuildError(RuntimeError):
 
 #: Simulator names as tools are named in progress lines.
 TOOL_NAMES = {"verilator": "Verilator", "icarus": "Icarus"}
-_STAMP = ".mpsim-built"
+BUILD_STAMP = ".mpsim-built"
 
 
-def _build_estimate(cache: Path, simulator: str, size: int) -> tuple[float, str] | None:
+def design_body(verilog: Path) -> str:
+    """The Verilog a build is keyed by: the file less the generator's header comment, which names the output
+    path (the design is the rest)."""
+    return "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
+
+
+def seed_runtime(runtime: Path, built: Path) -> None:
+    """Keep the Verilator runtime objects of the build in ``built`` as ``runtime`` (once per cache and flags), so
+    later builds copy them instead of compiling them again; written to a scratch name and renamed."""
+    staging = runtime.with_name(runtime.name + f".tmp{os.getpid()}")
+    staging.mkdir(parents=True, exist_ok=True)
+    for f in built.glob("verilated*.[od]"):
+        shutil.copy2(f, staging / f.name)
+    shutil.rmtree(runtime, ignore_errors=True)
+    staging.rename(runtime)
+
+
+def build_estimate(cache: Path, simulator: str, size: int) -> tuple[float, str] | None:
     """(seconds, basis) for building ``size`` bytes of Verilog, scaled from the finished builds in ``cache``."""
     rates = []
-    for stamp in (cache / "builds").glob(f"{simulator}-*/{_STAMP}"):
+    for stamp in (cache / "builds").glob(f"{simulator}-*/{BUILD_STAMP}"):
         try:
             done = json.loads(stamp.read_text())
             rates.append(float(done["seconds"]) / int(done["verilog_bytes"]))
@@ -219,8 +240,7 @@ def build(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     version = simulator_version(simulator)
     key = hashlib.sha256()
-    # The generator's header comment names the output path; the design is the rest.
-    body = "\n".join(line for line in verilog.read_text().splitlines() if not line.startswith("//"))
+    body = design_body(verilog)
     for part in (
         body.encode(),
         simulator.encode(),
@@ -233,7 +253,7 @@ def build(
         key.update(part)
         key.update(b"\0")
     directory = cache / "builds" / f"{simulator}-{top}-{'w' if waves else 'n'}-{key.hexdigest()[:16]}"
-    stamp = directory / _STAMP
+    stamp = directory / BUILD_STAMP
     if stamp.is_file() and not rebuild:
         log(f"build: cached {directory}")
         return Build(simulator, top, directory, 0.0, True, waves)
@@ -243,7 +263,7 @@ def build(
         / hashlib.sha256(f"{version}|{waves}|{cocotb.__version__}".encode()).hexdigest()[:16]
     )
     log(f"build: {simulator} {'with waveform tracing ' if waves else ''}-> {directory}")
-    estimate = _build_estimate(cache, simulator, len(body))
+    estimate = build_estimate(cache, simulator, len(body))
     stamp.unlink(missing_ok=True)  # a rebuild that is stopped half-way is no build
     runner = _runner(simulator, opt=opt, runtime=runtime if simulator == "verilator" else None)
     build_args = (
@@ -277,12 +297,7 @@ def build(
         raise BuildError(f"{simulator} build of {verilog} failed ({_failure(error)})", log_file) from None
     seconds = activity.elapsed
     if simulator == "verilator" and not any(runtime.glob("verilated*.o")):
-        staging = runtime.with_name(runtime.name + f".tmp{os.getpid()}")
-        staging.mkdir(parents=True, exist_ok=True)
-        for f in directory.glob("verilated*.[od]"):
-            shutil.copy2(f, staging / f.name)
-        shutil.rmtree(runtime, ignore_errors=True)
-        staging.rename(runtime)
+        seed_runtime(runtime, directory)
     done = {"verilog": str(verilog), "seconds": round(seconds, 2), "verilog_bytes": len(body)}
     stamp.write_text(json.dumps(done) + "\n")
     if not progress:  # the progress line said so

@@ -154,11 +154,11 @@ def test_help_and_registration_import_nothing_heavy() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_build_estimate_scales_the_recorded_builds(tmp_path: Path) -> None:
+def testbuild_estimate_scales_the_recorded_builds(tmp_path: Path) -> None:
     """Seconds per byte of Verilog, the median of the finished builds of the same simulator; none before any."""
-    from sim.runner import _build_estimate
+    from sim.runner import build_estimate
 
-    assert _build_estimate(tmp_path, "verilator", 1000) is None
+    assert build_estimate(tmp_path, "verilator", 1000) is None
     for name, seconds, size in (("a", 10.0, 1000), ("b", 30.0, 1000), ("c", 40.0, 2000)):
         stamp = tmp_path / "builds" / f"verilator-{name}" / ".mpsim-built"
         stamp.parent.mkdir(parents=True)
@@ -169,4 +169,4 @@ def test_build_estimate_scales_the_recorded_builds(tmp_path: Path) -> None:
     icarus = tmp_path / "builds" / "icarus-a" / ".mpsim-built"
     icarus.parent.mkdir()
     icarus.write_text(json.dumps({"verilog": "a", "seconds": 1.0, "verilog_bytes": 1000}))
-    assert _build_estimate(tmp_path, "verilator", 3000) == (60.0, "scaled by Verilog size from 3 earlier builds")
+    assert build_estimate(tmp_path, "verilator", 3000) == (60.0, "scaled by Verilog size from 3 earlier builds")
