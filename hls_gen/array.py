@@ -218,9 +218,10 @@ class MACArray(wiring.Component):
 
         The ``interleave`` flush steps follow the last beat, the last of them
         crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline``
-        registers, and the buffer takes it a cycle later.
+        registers, then the PE's load register, and the buffer takes it a
+        cycle later.
         """
-        return self._model.pipeline + self._model.interleave + self._rows + self._cols - 1
+        return self._model.pipeline + self._model.interleave + self._rows + self._cols
 
     def random_source(self) -> LFSRGrid:
         """A fresh :class:`mpsim.randbits.LFSRGrid` in the array's reset state (``seed=`` for ``qmatmul``)."""
@@ -323,9 +324,14 @@ class MACArray(wiring.Component):
                 pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
-                flushes[-1].append((pe.flush, pe.flush_sum))
+                # A register stage between each PE and its place in the buffer: the buffer lies toward the output
+                # port, up to half the device from its PE on the 8 x 8 array, and the flush's clock enable of the
+                # L shift-register words crossed that distance in a cycle (the 8 x 8 critical path, 79-87 MHz).
+                # The load register is kept apart: it has the same input as the next PE's control register.
+                load = registered(m, None, pe.flush, f"buffer_load_{r}_{c}", keep=True)
+                flushes[-1].append((load, forward(pe.flush_sum, f"buffer_in_{r}_{c}")))
                 if mac.mode_bits:
-                    last_mode = pe.flush_mode
+                    last_mode = forward(pe.flush_mode, f"buffer_in_mode_{r}_{c}")
                 if c < cols - 1:
                     a, step = (
                         forward(a, f"a_{r}_{c}_right"),

@@ -701,17 +701,18 @@ CONTROL_FIELDS = ("valid", "last", "flush")
 #: Colours of the array drawing: A and the step control moving right, B moving down, flushed sums and output data.
 A_INK, B_INK, CONTROL_INK, OUT_INK = "#1f4e9c", "#2e7d32", MODE, "#b23c17"
 #: What :func:`drawn_counts` counts, each per row, column or PE (the drawn patch's ``gid``: ``"<kind>:<index>"``).
-DRAWN_KINDS = ("a_skew", "b_skew", "control_skew", "a_pe", "b_pe", "slot")
+DRAWN_KINDS = ("a_skew", "b_skew", "control_skew", "a_pe", "b_pe", "load", "slot")
 
 
 def array_latency(rows: int, cols: int, interleave: int, pipeline: int) -> int:
     """Cycles from accepting a job's last beat to the output's ``valid``: :attr:`hls_gen.array.MACArray.latency`.
 
-    ``pipeline + interleave + rows + cols - 1``: the ``interleave`` flush steps follow the last beat, the last of
-    them crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline`` registers, and the buffer takes it a cycle
-    later. (The drawings do not import Amaranth; a test holds this to ``MACArray.latency``.)
+    ``pipeline + interleave + rows + cols``: the ``interleave`` flush steps follow the last beat, the last of
+    them crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline`` registers, then the PE's load register in
+    front of the buffer, and the buffer takes it a cycle later. (The drawings do not import Amaranth; a test holds
+    this to ``MACArray.latency``.)
     """
-    return pipeline + interleave + rows + cols - 1
+    return pipeline + interleave + rows + cols
 
 
 @dataclass(frozen=True)
@@ -843,7 +844,8 @@ def drawn_counts(sheet: Sheet, kind: str, n: int) -> list[int]:
     """How many patches of ``kind`` (one of :data:`DRAWN_KINDS`) the drawing has at each index ``0 .. n-1``.
 
     ``a_skew`` and ``a_pe`` count per row, ``b_skew`` and ``b_pe`` per column, ``control_skew`` per row (the
-    chain's register just before that row's tap), ``slot`` per PE (``r * cols + c``: its output buffer slots).
+    chain's register just before that row's tap), ``load`` and ``slot`` per PE (``r * cols + c``: the register
+    between the PE and its place in the output buffer, and that place's slots).
     """
     if kind not in DRAWN_KINDS:
         raise ValueError(f"kind {kind!r} is not one of {list(DRAWN_KINDS)}")
@@ -937,8 +939,10 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
                         gid=f"slot:{r * cols + c}",
                     )
                 )
-            # the flush: the PE's finished sum into its last slot, the slots shifting towards the first
+            # the flush: the PE's finished sum through its load register into its last slot, the slots shifting
+            # towards the first
             s.wire([(right - slot_w / 2, y - g.pe_h / 2), (right - slot_w / 2, top)], color=OUT_INK, width=0.9)
+            s.register(right - slot_w / 2, top + 0.5, 0.9, 0.65, gid=f"load:{r * cols + c}")
             mid = right - L * slot_w / 2
             s.wire([(mid, top - 1.0), (mid, bus_y[r])], color=OUT_INK, width=0.9, head=False)
             s.dot(mid, bus_y[r], OUT_INK)
@@ -1015,8 +1019,8 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
     s.text(
         1.5,
         notes_top - 2.2,
-        f"Latency from a job's last beat to out.valid (the buffer free): p + L + R + C − 1 = {pipeline} + {L} + "
-        f"{rows} + {cols} − 1 = {latency} cycles at --pipeline {pipeline}.",
+        f"Latency from a job's last beat to out.valid (the buffer free): p + L + R + C = {pipeline} + {L} + "
+        f"{rows} + {cols} = {latency} cycles at --pipeline {pipeline}.",
         ha="left",
         va="top",
         fontweight="bold",
@@ -1029,9 +1033,9 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         f"Each PE holds {L} sums in its accumulate ring: beat t·{L} + l carries rows l·{rows} … l·{rows} + {rows - 1}"
         f" of A's column t, so PE (r, c) computes row l·{rows} + r, column c.\nA finished tile stays in the rings "
         f"until the output buffer is free; then {L} flush steps follow it through the same skew and each PE\nshifts "
-        f"its {L} sums into its own {L} slots. Each operand is decoded once, where it enters; a multi-mode array "
-        "decodes it in its job's\nmode (the input payload's mode, carried in the step control to the rounders and, "
-        "with the flushed sums, to the output payload's).",
+        f"its {L} sums through a register of its own into its own {L} slots. Each operand is decoded once, where it "
+        "enters: a multi-mode array\ndecodes it in its job's mode (the input payload's), carried in the step control "
+        "to the rounders and with the flushed sums to the output.",
         ha="left",
         va="top",
         fontsize=FONT - 0.5,
@@ -1046,7 +1050,7 @@ def _array_legend(s: Sheet, x: float, y: float, interleave: int) -> None:
         (A_INK, "A, decoded: right, a register per PE"),
         (CONTROL_INK, "step control: with A, the same registers"),
         (B_INK, "B, decoded: down, a register per PE"),
-        (OUT_INK, f"flush: each PE's {interleave} sums into its slots"),
+        (OUT_INK, f"flush: each PE's {interleave} sums, a register, its slots"),
         (None, "register (skew: r on row r's A,\nc on column c's B)"),
     ]
     for i, (ink, label) in enumerate(rows):

@@ -43,8 +43,9 @@ __all__ = [
 
 #: Version of the manifest layout; bumped when a field changes meaning. 3: arithmetic per mode (``modes``). 4: an
 #: array's ports are two streams (``inp__valid``, ``inp__ready``, ``inp__payload``, ``out__...``) whose payload
-#: ports list their struct fields.
-MANIFEST_VERSION = 4
+#: ports list their struct fields. 5: a register between each PE and the output buffer (the latency and the cycles
+#: of a job stream one more per tile than a version 4 array's).
+MANIFEST_VERSION = 5
 
 
 class ManifestError(ValueError):

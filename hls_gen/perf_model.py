@@ -11,8 +11,9 @@ ring turn ``l`` (a free-running count modulo ``L``), so jobs start on a
 multiple of ``L`` cycles. A finished tile stays in the PEs until the
 output buffer is free; then ``L`` flush steps, on which the next job's
 first beats ride, carry it out through the skewed array: the buffer is
-taken from the first flush step for ``X = L + R + C + p - 2`` cycles (the
-last flush step crosses ``R - 1 + C - 1`` PEs and ``p`` pipeline registers)
+taken from the first flush step for ``X = L + R + C + p - 1`` cycles (the
+last flush step crosses ``R - 1 + C - 1`` PEs, ``p`` pipeline registers and
+the PE's register in front of the buffer)
 plus the ``R * L`` output beats, and no job's beats enter while its
 predecessor's tile waits. Hence, from the first input beat to the last
 output beat (inclusive)::
@@ -53,7 +54,7 @@ __all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles
 
 def _flush_cycles(rows: int, cols: int, pipeline: int, interleave: int) -> int:
     """Cycles from a tile's first flush step to its output ``valid``: ``X`` of the module docstring."""
-    return interleave + rows + cols + pipeline - 2
+    return interleave + rows + cols + pipeline - 1
 
 
 def _check_array(rows: int, cols: int, pipeline: int, interleave: int) -> None:

@@ -91,42 +91,58 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg [2:0] \$172 ;
   reg [2:0] \$173 ;
   reg [2:0] \$174 ;
-  reg [2:0] \$175 ;
+  reg \$175 ;
   reg [2:0] \$176 ;
-  reg [2:0] \$177 ;
+  reg \$177 ;
   reg [2:0] \$178 ;
-  reg [2:0] \$179 ;
+  reg \$179 ;
   wire [3:0] \$18 ;
   reg [2:0] \$180 ;
-  reg [2:0] \$181 ;
-  reg [2:0] \$182 ;
+  reg \$181 ;
+  reg \$182 ;
   reg [2:0] \$183 ;
-  reg [2:0] \$184 ;
+  reg \$184 ;
   reg [2:0] \$185 ;
-  reg [2:0] \$186 ;
-  reg [11:0] \$187 ;
-  reg [11:0] \$188 ;
-  reg [11:0] \$189 ;
+  reg \$186 ;
+  reg [2:0] \$187 ;
+  reg \$188 ;
+  reg \$189 ;
   wire [3:0] \$19 ;
-  reg [11:0] \$190 ;
-  reg [11:0] \$191 ;
-  reg [11:0] \$192 ;
-  reg [11:0] \$193 ;
-  reg [11:0] \$194 ;
-  reg [11:0] \$195 ;
-  reg [11:0] \$196 ;
-  reg [11:0] \$197 ;
-  reg [11:0] \$198 ;
-  reg [11:0] \$199 ;
+  reg [2:0] \$190 ;
+  reg \$191 ;
+  reg [2:0] \$192 ;
+  reg \$193 ;
+  reg [2:0] \$194 ;
+  reg \$195 ;
+  reg \$196 ;
+  reg [2:0] \$197 ;
+  reg \$198 ;
+  reg [2:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
-  reg [11:0] \$200 ;
-  reg [11:0] \$201 ;
-  reg [11:0] \$202 ;
-  reg \$203 ;
-  reg [1:0] \$204 ;
+  reg \$200 ;
+  reg [2:0] \$201 ;
+  reg \$202 ;
+  reg [11:0] \$203 ;
+  reg [11:0] \$204 ;
+  reg [11:0] \$205 ;
+  reg [11:0] \$206 ;
+  reg [11:0] \$207 ;
+  reg [11:0] \$208 ;
+  reg [11:0] \$209 ;
   wire \$21 ;
+  reg [11:0] \$210 ;
+  reg [11:0] \$211 ;
+  reg [11:0] \$212 ;
+  reg [11:0] \$213 ;
+  reg [11:0] \$214 ;
+  reg [11:0] \$215 ;
+  reg [11:0] \$216 ;
+  reg [11:0] \$217 ;
+  reg [11:0] \$218 ;
+  reg \$219 ;
   wire \$22 ;
+  reg [1:0] \$220 ;
   wire \$23 ;
   wire \$24 ;
   wire [5:0] \$25 ;
@@ -591,6 +607,54 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg [11:0] buffer_3_3_0 = 12'h000;
   (* init = 1'h0 *)
   wire buffer_full;
+  reg [11:0] buffer_in_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_1 = 12'h000;
+  reg [11:0] buffer_in_0_2 = 12'h000;
+  reg [11:0] buffer_in_0_3 = 12'h000;
+  reg [11:0] buffer_in_1_0 = 12'h000;
+  reg [11:0] buffer_in_1_1 = 12'h000;
+  reg [11:0] buffer_in_1_2 = 12'h000;
+  reg [11:0] buffer_in_1_3 = 12'h000;
+  reg [11:0] buffer_in_2_0 = 12'h000;
+  reg [11:0] buffer_in_2_1 = 12'h000;
+  reg [11:0] buffer_in_2_2 = 12'h000;
+  reg [11:0] buffer_in_2_3 = 12'h000;
+  reg [11:0] buffer_in_3_0 = 12'h000;
+  reg [11:0] buffer_in_3_1 = 12'h000;
+  reg [11:0] buffer_in_3_2 = 12'h000;
+  reg [11:0] buffer_in_3_3 = 12'h000;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3 = 1'h0;
   reg buffer_reserved = 1'h0;
   input clk;
   wire clk;
@@ -705,38 +769,38 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \en$90 ;
   wire \en$97 ;
   wire flush;
-  wire \flush$147 ;
-  wire \flush$175 ;
-  wire \flush$177 ;
-  wire \flush$179 ;
-  wire \flush$181 ;
-  wire \flush$183 ;
-  wire \flush$185 ;
-  wire \flush$187 ;
-  wire \flush$189 ;
-  wire \flush$191 ;
-  wire \flush$193 ;
-  wire \flush$195 ;
-  wire \flush$197 ;
-  wire \flush$199 ;
-  wire \flush$201 ;
-  wire \flush$203 ;
+  wire \flush$176 ;
+  wire \flush$180 ;
+  wire \flush$184 ;
+  wire \flush$188 ;
+  wire \flush$192 ;
+  wire \flush$196 ;
+  wire \flush$200 ;
+  wire \flush$204 ;
+  wire \flush$208 ;
+  wire \flush$212 ;
+  wire \flush$216 ;
+  wire \flush$220 ;
+  wire \flush$224 ;
+  wire \flush$228 ;
+  wire \flush$232 ;
+  wire \flush$235 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$178 ;
-  wire [11:0] \flush_sum$180 ;
   wire [11:0] \flush_sum$182 ;
-  wire [11:0] \flush_sum$184 ;
   wire [11:0] \flush_sum$186 ;
-  wire [11:0] \flush_sum$188 ;
   wire [11:0] \flush_sum$190 ;
-  wire [11:0] \flush_sum$192 ;
   wire [11:0] \flush_sum$194 ;
-  wire [11:0] \flush_sum$196 ;
   wire [11:0] \flush_sum$198 ;
-  wire [11:0] \flush_sum$200 ;
   wire [11:0] \flush_sum$202 ;
-  wire [11:0] \flush_sum$204 ;
-  wire [11:0] \flush_sum$205 ;
+  wire [11:0] \flush_sum$206 ;
+  wire [11:0] \flush_sum$210 ;
+  wire [11:0] \flush_sum$214 ;
+  wire [11:0] \flush_sum$218 ;
+  wire [11:0] \flush_sum$222 ;
+  wire [11:0] \flush_sum$226 ;
+  wire [11:0] \flush_sum$230 ;
+  wire [11:0] \flush_sum$234 ;
+  wire [11:0] \flush_sum$237 ;
   wire flushing;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1031,254 +1095,318 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @(posedge clk)
     \b$60  <= b_skew_3_1;
   always @(posedge clk)
+    buffer_load_0_0 <= \$175 ;
+  always @(posedge clk)
+    buffer_in_0_0 <= flush_sum;
+  always @(posedge clk)
     \a$44  <= a_0;
   always @(posedge clk)
-    \step$42  <= \$175 ;
+    \step$42  <= \$176 ;
   always @(posedge clk)
     \b$67  <= b_0;
   always @(posedge clk)
+    buffer_load_0_1 <= \$177 ;
+  always @(posedge clk)
+    buffer_in_0_1 <= \flush_sum$182 ;
+  always @(posedge clk)
     \a$51  <= \a$44 ;
   always @(posedge clk)
-    \step$49  <= \$176 ;
+    \step$49  <= \$178 ;
   always @(posedge clk)
     \b$74  <= \b$46 ;
   always @(posedge clk)
+    buffer_load_0_2 <= \$179 ;
+  always @(posedge clk)
+    buffer_in_0_2 <= \flush_sum$186 ;
+  always @(posedge clk)
     \a$58  <= \a$51 ;
   always @(posedge clk)
-    \step$56  <= \$177 ;
+    \step$56  <= \$180 ;
   always @(posedge clk)
     \b$81  <= \b$53 ;
   always @(posedge clk)
+    buffer_load_0_3 <= \$181 ;
+  always @(posedge clk)
+    buffer_in_0_3 <= \flush_sum$190 ;
+  always @(posedge clk)
     \b$88  <= \b$60 ;
+  always @(posedge clk)
+    buffer_load_1_0 <= \$182 ;
+  always @(posedge clk)
+    buffer_in_1_0 <= \flush_sum$194 ;
   always @(posedge clk)
     \a$72  <= \a$65 ;
   always @(posedge clk)
-    \step$70  <= \$178 ;
+    \step$70  <= \$183 ;
   always @(posedge clk)
     \b$95  <= \b$67 ;
   always @(posedge clk)
+    buffer_load_1_1 <= \$184 ;
+  always @(posedge clk)
+    buffer_in_1_1 <= \flush_sum$198 ;
+  always @(posedge clk)
     \a$79  <= \a$72 ;
   always @(posedge clk)
-    \step$77  <= \$179 ;
+    \step$77  <= \$185 ;
   always @(posedge clk)
     \b$102  <= \b$74 ;
   always @(posedge clk)
+    buffer_load_1_2 <= \$186 ;
+  always @(posedge clk)
+    buffer_in_1_2 <= \flush_sum$202 ;
+  always @(posedge clk)
     \a$86  <= \a$79 ;
   always @(posedge clk)
-    \step$84  <= \$180 ;
+    \step$84  <= \$187 ;
   always @(posedge clk)
     \b$109  <= \b$81 ;
   always @(posedge clk)
+    buffer_load_1_3 <= \$188 ;
+  always @(posedge clk)
+    buffer_in_1_3 <= \flush_sum$206 ;
+  always @(posedge clk)
     \b$116  <= \b$88 ;
+  always @(posedge clk)
+    buffer_load_2_0 <= \$189 ;
+  always @(posedge clk)
+    buffer_in_2_0 <= \flush_sum$210 ;
   always @(posedge clk)
     \a$100  <= \a$93 ;
   always @(posedge clk)
-    \step$98  <= \$181 ;
+    \step$98  <= \$190 ;
   always @(posedge clk)
     \b$123  <= \b$95 ;
   always @(posedge clk)
+    buffer_load_2_1 <= \$191 ;
+  always @(posedge clk)
+    buffer_in_2_1 <= \flush_sum$214 ;
+  always @(posedge clk)
     \a$107  <= \a$100 ;
   always @(posedge clk)
-    \step$105  <= \$182 ;
+    \step$105  <= \$192 ;
   always @(posedge clk)
     \b$130  <= \b$102 ;
   always @(posedge clk)
+    buffer_load_2_2 <= \$193 ;
+  always @(posedge clk)
+    buffer_in_2_2 <= \flush_sum$218 ;
+  always @(posedge clk)
     \a$114  <= \a$107 ;
   always @(posedge clk)
-    \step$112  <= \$183 ;
+    \step$112  <= \$194 ;
   always @(posedge clk)
     \b$137  <= \b$109 ;
   always @(posedge clk)
+    buffer_load_2_3 <= \$195 ;
+  always @(posedge clk)
+    buffer_in_2_3 <= \flush_sum$222 ;
+  always @(posedge clk)
     \b$144  <= \b$116 ;
+  always @(posedge clk)
+    buffer_load_3_0 <= \$196 ;
+  always @(posedge clk)
+    buffer_in_3_0 <= \flush_sum$226 ;
   always @(posedge clk)
     \a$128  <= \a$121 ;
   always @(posedge clk)
-    \step$126  <= \$184 ;
+    \step$126  <= \$197 ;
+  always @(posedge clk)
+    buffer_load_3_1 <= \$198 ;
+  always @(posedge clk)
+    buffer_in_3_1 <= \flush_sum$230 ;
   always @(posedge clk)
     \a$135  <= \a$128 ;
   always @(posedge clk)
-    \step$133  <= \$185 ;
+    \step$133  <= \$199 ;
+  always @(posedge clk)
+    buffer_load_3_2 <= \$200 ;
+  always @(posedge clk)
+    buffer_in_3_2 <= \flush_sum$234 ;
   always @(posedge clk)
     \a$142  <= \a$135 ;
   always @(posedge clk)
-    \step$140  <= \$186 ;
+    \step$140  <= \$201 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$187 ;
+    buffer_load_3_3 <= \$202 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$188 ;
+    buffer_in_3_3 <= \flush_sum$237 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$189 ;
+    buffer_0_0_0 <= \$203 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$190 ;
+    buffer_0_1_0 <= \$204 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$191 ;
+    buffer_0_2_0 <= \$205 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$192 ;
+    buffer_0_3_0 <= \$206 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$193 ;
+    buffer_1_0_0 <= \$207 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$194 ;
+    buffer_1_1_0 <= \$208 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$195 ;
+    buffer_1_2_0 <= \$209 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$196 ;
+    buffer_1_3_0 <= \$210 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$197 ;
+    buffer_2_0_0 <= \$211 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$198 ;
+    buffer_2_1_0 <= \$212 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$199 ;
+    buffer_2_2_0 <= \$213 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$200 ;
+    buffer_2_3_0 <= \$214 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$201 ;
+    buffer_3_0_0 <= \$215 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$202 ;
+    buffer_3_1_0 <= \$216 ;
   always @(posedge clk)
-    out__valid <= \$203 ;
+    buffer_3_2_0 <= \$217 ;
   always @(posedge clk)
-    row <= \$204 ;
+    buffer_3_3_0 <= \$218 ;
+  always @(posedge clk)
+    out__valid <= \$219 ;
+  always @(posedge clk)
+    row <= \$220 ;
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$175 ),
+    .flush(\flush$176 ),
     .rst(rst),
     .step(control)
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(\a$44 ),
-    .acc(\flush_sum$178 ),
+    .acc(\flush_sum$182 ),
     .b(\b$46 ),
     .clk(clk),
-    .flush(\flush$177 ),
+    .flush(\flush$180 ),
     .rst(rst),
     .step(\step$42 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(\a$51 ),
-    .acc(\flush_sum$180 ),
+    .acc(\flush_sum$186 ),
     .b(\b$53 ),
     .clk(clk),
-    .flush(\flush$179 ),
+    .flush(\flush$184 ),
     .rst(rst),
     .step(\step$49 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(\a$58 ),
-    .acc(\flush_sum$182 ),
+    .acc(\flush_sum$190 ),
     .b(\b$60 ),
     .clk(clk),
-    .flush(\flush$181 ),
+    .flush(\flush$188 ),
     .rst(rst),
     .step(\step$56 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(\a$65 ),
-    .acc(\flush_sum$184 ),
+    .acc(\flush_sum$194 ),
     .b(\b$67 ),
     .clk(clk),
-    .flush(\flush$183 ),
+    .flush(\flush$192 ),
     .rst(rst),
     .step(\step$63 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(\a$72 ),
-    .acc(\flush_sum$186 ),
+    .acc(\flush_sum$198 ),
     .b(\b$74 ),
     .clk(clk),
-    .flush(\flush$185 ),
+    .flush(\flush$196 ),
     .rst(rst),
     .step(\step$70 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(\a$79 ),
-    .acc(\flush_sum$188 ),
+    .acc(\flush_sum$202 ),
     .b(\b$81 ),
     .clk(clk),
-    .flush(\flush$187 ),
+    .flush(\flush$200 ),
     .rst(rst),
     .step(\step$77 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(\a$86 ),
-    .acc(\flush_sum$190 ),
+    .acc(\flush_sum$206 ),
     .b(\b$88 ),
     .clk(clk),
-    .flush(\flush$189 ),
+    .flush(\flush$204 ),
     .rst(rst),
     .step(\step$84 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(\a$93 ),
-    .acc(\flush_sum$192 ),
+    .acc(\flush_sum$210 ),
     .b(\b$95 ),
     .clk(clk),
-    .flush(\flush$191 ),
+    .flush(\flush$208 ),
     .rst(rst),
     .step(\step$91 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(\a$100 ),
-    .acc(\flush_sum$194 ),
+    .acc(\flush_sum$214 ),
     .b(\b$102 ),
     .clk(clk),
-    .flush(\flush$193 ),
+    .flush(\flush$212 ),
     .rst(rst),
     .step(\step$98 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(\a$107 ),
-    .acc(\flush_sum$196 ),
+    .acc(\flush_sum$218 ),
     .b(\b$109 ),
     .clk(clk),
-    .flush(\flush$195 ),
+    .flush(\flush$216 ),
     .rst(rst),
     .step(\step$105 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(\a$114 ),
-    .acc(\flush_sum$198 ),
+    .acc(\flush_sum$222 ),
     .b(\b$116 ),
     .clk(clk),
-    .flush(\flush$197 ),
+    .flush(\flush$220 ),
     .rst(rst),
     .step(\step$112 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
     .a(\a$121 ),
-    .acc(\flush_sum$200 ),
+    .acc(\flush_sum$226 ),
     .b(\b$123 ),
     .clk(clk),
-    .flush(\flush$199 ),
+    .flush(\flush$224 ),
     .rst(rst),
     .step(\step$119 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
     .a(\a$128 ),
-    .acc(\flush_sum$202 ),
+    .acc(\flush_sum$230 ),
     .b(\b$130 ),
     .clk(clk),
-    .flush(\flush$201 ),
+    .flush(\flush$228 ),
     .rst(rst),
     .step(\step$126 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
     .a(\a$135 ),
-    .acc(\flush_sum$204 ),
+    .acc(\flush_sum$234 ),
     .b(\b$137 ),
     .clk(clk),
-    .flush(\flush$203 ),
+    .flush(\flush$232 ),
     .rst(rst),
     .step(\step$133 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
     .a(\a$142 ),
-    .acc(\flush_sum$205 ),
+    .acc(\flush_sum$237 ),
     .b(\b$144 ),
     .clk(clk),
-    .flush(\flush$147 ),
+    .flush(\flush$235 ),
     .rst(rst),
     .step(\step$140 )
   );
@@ -1333,276 +1461,388 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = control;
+    \$175  = \flush$176 ;
     if (rst) begin
-      \$175  = 3'h0;
+      \$175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = \step$42 ;
+    \$176  = control;
     if (rst) begin
       \$176  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \step$49 ;
+    \$177  = \flush$180 ;
     if (rst) begin
-      \$177  = 3'h0;
+      \$177  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = \step$63 ;
+    \$178  = \step$42 ;
     if (rst) begin
       \$178  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = \step$70 ;
+    \$179  = \flush$184 ;
     if (rst) begin
-      \$179  = 3'h0;
+      \$179  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \step$77 ;
+    \$180  = \step$49 ;
     if (rst) begin
       \$180  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = \step$91 ;
+    \$181  = \flush$188 ;
     if (rst) begin
-      \$181  = 3'h0;
+      \$181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \step$98 ;
+    \$182  = \flush$192 ;
     if (rst) begin
-      \$182  = 3'h0;
+      \$182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \step$105 ;
+    \$183  = \step$63 ;
     if (rst) begin
       \$183  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \step$119 ;
+    \$184  = \flush$196 ;
     if (rst) begin
-      \$184  = 3'h0;
+      \$184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \step$126 ;
+    \$185  = \step$70 ;
     if (rst) begin
       \$185  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = \step$133 ;
+    \$186  = \flush$200 ;
     if (rst) begin
-      \$186  = 3'h0;
+      \$186  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = buffer_0_0_0;
+    \$187  = \step$77 ;
+    if (rst) begin
+      \$187  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$188  = \flush$204 ;
+    if (rst) begin
+      \$188  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$189  = \flush$208 ;
+    if (rst) begin
+      \$189  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$190  = \step$91 ;
+    if (rst) begin
+      \$190  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$191  = \flush$212 ;
+    if (rst) begin
+      \$191  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$192  = \step$98 ;
+    if (rst) begin
+      \$192  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$193  = \flush$216 ;
+    if (rst) begin
+      \$193  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$194  = \step$105 ;
+    if (rst) begin
+      \$194  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$195  = \flush$220 ;
+    if (rst) begin
+      \$195  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$196  = \flush$224 ;
+    if (rst) begin
+      \$196  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$197  = \step$119 ;
+    if (rst) begin
+      \$197  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$198  = \flush$228 ;
+    if (rst) begin
+      \$198  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$199  = \step$126 ;
+    if (rst) begin
+      \$199  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$200  = \flush$232 ;
+    if (rst) begin
+      \$200  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$201  = \step$133 ;
+    if (rst) begin
+      \$201  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$202  = \flush$235 ;
+    if (rst) begin
+      \$202  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$203  = buffer_0_0_0;
     if (\$152 ) begin
-      \$187  = flush_sum;
+      \$203  = buffer_in_0_0;
     end
     if (rst) begin
-      \$187  = 12'h000;
+      \$203  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = buffer_0_1_0;
+    \$204  = buffer_0_1_0;
     if (\$153 ) begin
-      \$188  = \flush_sum$178 ;
+      \$204  = buffer_in_0_1;
     end
     if (rst) begin
-      \$188  = 12'h000;
+      \$204  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = buffer_0_2_0;
+    \$205  = buffer_0_2_0;
     if (\$154 ) begin
-      \$189  = \flush_sum$180 ;
+      \$205  = buffer_in_0_2;
     end
     if (rst) begin
-      \$189  = 12'h000;
+      \$205  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = buffer_0_3_0;
+    \$206  = buffer_0_3_0;
     if (\$155 ) begin
-      \$190  = \flush_sum$182 ;
+      \$206  = buffer_in_0_3;
     end
     if (rst) begin
-      \$190  = 12'h000;
+      \$206  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = buffer_1_0_0;
+    \$207  = buffer_1_0_0;
     if (\$156 ) begin
-      \$191  = \flush_sum$184 ;
+      \$207  = buffer_in_1_0;
     end
     if (rst) begin
-      \$191  = 12'h000;
+      \$207  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = buffer_1_1_0;
+    \$208  = buffer_1_1_0;
     if (\$157 ) begin
-      \$192  = \flush_sum$186 ;
+      \$208  = buffer_in_1_1;
     end
     if (rst) begin
-      \$192  = 12'h000;
+      \$208  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = buffer_1_2_0;
+    \$209  = buffer_1_2_0;
     if (\$158 ) begin
-      \$193  = \flush_sum$188 ;
+      \$209  = buffer_in_1_2;
     end
     if (rst) begin
-      \$193  = 12'h000;
+      \$209  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = buffer_1_3_0;
+    \$210  = buffer_1_3_0;
     if (\$159 ) begin
-      \$194  = \flush_sum$190 ;
+      \$210  = buffer_in_1_3;
     end
     if (rst) begin
-      \$194  = 12'h000;
+      \$210  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = buffer_2_0_0;
+    \$211  = buffer_2_0_0;
     if (\$160 ) begin
-      \$195  = \flush_sum$192 ;
+      \$211  = buffer_in_2_0;
     end
     if (rst) begin
-      \$195  = 12'h000;
+      \$211  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = buffer_2_1_0;
+    \$212  = buffer_2_1_0;
     if (\$161 ) begin
-      \$196  = \flush_sum$194 ;
+      \$212  = buffer_in_2_1;
     end
     if (rst) begin
-      \$196  = 12'h000;
+      \$212  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = buffer_2_2_0;
+    \$213  = buffer_2_2_0;
     if (\$162 ) begin
-      \$197  = \flush_sum$196 ;
+      \$213  = buffer_in_2_2;
     end
     if (rst) begin
-      \$197  = 12'h000;
+      \$213  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = buffer_2_3_0;
+    \$214  = buffer_2_3_0;
     if (\$163 ) begin
-      \$198  = \flush_sum$198 ;
+      \$214  = buffer_in_2_3;
     end
     if (rst) begin
-      \$198  = 12'h000;
+      \$214  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = buffer_3_0_0;
+    \$215  = buffer_3_0_0;
     if (\$164 ) begin
-      \$199  = \flush_sum$200 ;
+      \$215  = buffer_in_3_0;
     end
     if (rst) begin
-      \$199  = 12'h000;
+      \$215  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = buffer_3_1_0;
+    \$216  = buffer_3_1_0;
     if (\$165 ) begin
-      \$200  = \flush_sum$202 ;
+      \$216  = buffer_in_3_1;
     end
     if (rst) begin
-      \$200  = 12'h000;
+      \$216  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = buffer_3_2_0;
+    \$217  = buffer_3_2_0;
     if (\$166 ) begin
-      \$201  = \flush_sum$204 ;
+      \$217  = buffer_in_3_2;
     end
     if (rst) begin
-      \$201  = 12'h000;
+      \$217  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = buffer_3_3_0;
+    \$218  = buffer_3_3_0;
     if (\$167 ) begin
-      \$202  = \flush_sum$205 ;
+      \$218  = buffer_in_3_3;
     end
     if (rst) begin
-      \$202  = 12'h000;
+      \$218  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = out__valid;
+    \$219  = out__valid;
     if (tile_in) begin
-      \$203  = 1'h1;
+      \$219  = 1'h1;
     end
     if (take) begin
       if (\$168 ) begin
-        \$203  = 1'h0;
+        \$219  = 1'h0;
       end
     end
     if (rst) begin
-      \$203  = 1'h0;
+      \$219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = row;
+    \$220  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$168 ) begin
-        \$204  = 2'h0;
+        \$220  = 2'h0;
       end else begin
-        \$204  = \$169 [1:0];
+        \$220  = \$169 [1:0];
       end
     end
     if (rst) begin
-      \$204  = 2'h0;
+      \$220  = 2'h0;
     end
   end
   assign flushing = 1'h0;
@@ -2119,24 +2359,24 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \$133  = { inp__payload[58:56], 1'h0 };
   assign \$134  = { 1'h0, inp__payload[58:56], 2'h0 };
   assign \$135  = { inp__payload[58:56], 3'h0 };
-  assign tile_in = \flush$147 ;
+  assign tile_in = buffer_load_3_3;
   assign \$151  = \$150 ;
-  assign \$152  = \flush$175 ;
-  assign \$153  = \flush$177 ;
-  assign \$154  = \flush$179 ;
-  assign \$155  = \flush$181 ;
-  assign \$156  = \flush$183 ;
-  assign \$157  = \flush$185 ;
-  assign \$158  = \flush$187 ;
-  assign \$159  = \flush$189 ;
-  assign \$160  = \flush$191 ;
-  assign \$161  = \flush$193 ;
-  assign \$162  = \flush$195 ;
-  assign \$163  = \flush$197 ;
-  assign \$164  = \flush$199 ;
-  assign \$165  = \flush$201 ;
-  assign \$166  = \flush$203 ;
-  assign \$167  = \flush$147 ;
+  assign \$152  = buffer_load_0_0;
+  assign \$153  = buffer_load_0_1;
+  assign \$154  = buffer_load_0_2;
+  assign \$155  = buffer_load_0_3;
+  assign \$156  = buffer_load_1_0;
+  assign \$157  = buffer_load_1_1;
+  assign \$158  = buffer_load_1_2;
+  assign \$159  = buffer_load_1_3;
+  assign \$160  = buffer_load_2_0;
+  assign \$161  = buffer_load_2_1;
+  assign \$162  = buffer_load_2_2;
+  assign \$163  = buffer_load_2_3;
+  assign \$164  = buffer_load_3_0;
+  assign \$165  = buffer_load_3_1;
+  assign \$166  = buffer_load_3_2;
+  assign \$167  = buffer_load_3_3;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -131,48 +131,48 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [2:0] \$208 ;
   reg [2:0] \$209 ;
   wire [3:0] \$21 ;
-  reg [2:0] \$210 ;
+  reg \$210 ;
   reg [2:0] \$211 ;
-  reg [2:0] \$212 ;
+  reg \$212 ;
   reg [2:0] \$213 ;
-  reg [2:0] \$214 ;
+  reg \$214 ;
   reg [2:0] \$215 ;
-  reg [2:0] \$216 ;
-  reg [2:0] \$217 ;
+  reg \$216 ;
+  reg \$217 ;
   reg [2:0] \$218 ;
-  reg [2:0] \$219 ;
+  reg \$219 ;
   wire \$22 ;
   reg [2:0] \$220 ;
-  reg [2:0] \$221 ;
-  reg \$222 ;
-  reg [3:0] \$223 ;
+  reg \$221 ;
+  reg [2:0] \$222 ;
+  reg \$223 ;
   reg \$224 ;
-  reg [3:0] \$225 ;
+  reg [2:0] \$225 ;
   reg \$226 ;
-  reg [3:0] \$227 ;
+  reg [2:0] \$227 ;
   reg \$228 ;
-  reg [3:0] \$229 ;
+  reg [2:0] \$229 ;
   wire \$23 ;
   reg \$230 ;
-  reg [11:0] \$231 ;
-  reg [11:0] \$232 ;
-  reg [11:0] \$233 ;
-  reg [11:0] \$234 ;
-  reg [11:0] \$235 ;
-  reg [11:0] \$236 ;
-  reg [11:0] \$237 ;
-  reg [11:0] \$238 ;
-  reg \$239 ;
+  reg \$231 ;
+  reg [2:0] \$232 ;
+  reg \$233 ;
+  reg [2:0] \$234 ;
+  reg \$235 ;
+  reg [2:0] \$236 ;
+  reg \$237 ;
+  reg \$238 ;
+  reg [3:0] \$239 ;
   wire \$24 ;
-  reg [11:0] \$240 ;
-  reg [11:0] \$241 ;
-  reg [11:0] \$242 ;
-  reg [11:0] \$243 ;
-  reg [11:0] \$244 ;
-  reg [11:0] \$245 ;
-  reg [11:0] \$246 ;
+  reg \$240 ;
+  reg [3:0] \$241 ;
+  reg \$242 ;
+  reg [3:0] \$243 ;
+  reg \$244 ;
+  reg [3:0] \$245 ;
+  reg \$246 ;
   reg [11:0] \$247 ;
-  reg \$248 ;
+  reg [11:0] \$248 ;
   reg [11:0] \$249 ;
   wire \$25 ;
   reg [11:0] \$250 ;
@@ -180,9 +180,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$252 ;
   reg [11:0] \$253 ;
   reg [11:0] \$254 ;
-  reg [11:0] \$255 ;
+  reg \$255 ;
   reg [11:0] \$256 ;
-  reg \$257 ;
+  reg [11:0] \$257 ;
   reg [11:0] \$258 ;
   reg [11:0] \$259 ;
   wire \$26 ;
@@ -190,9 +190,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$261 ;
   reg [11:0] \$262 ;
   reg [11:0] \$263 ;
-  reg [11:0] \$264 ;
+  reg \$264 ;
   reg [11:0] \$265 ;
-  reg \$266 ;
+  reg [11:0] \$266 ;
   reg [11:0] \$267 ;
   reg [11:0] \$268 ;
   reg [11:0] \$269 ;
@@ -200,9 +200,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$270 ;
   reg [11:0] \$271 ;
   reg [11:0] \$272 ;
-  reg [11:0] \$273 ;
+  reg \$273 ;
   reg [11:0] \$274 ;
-  reg \$275 ;
+  reg [11:0] \$275 ;
   reg [11:0] \$276 ;
   reg [11:0] \$277 ;
   reg [11:0] \$278 ;
@@ -210,9 +210,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [4:0] \$28 ;
   reg [11:0] \$280 ;
   reg [11:0] \$281 ;
-  reg [11:0] \$282 ;
+  reg \$282 ;
   reg [11:0] \$283 ;
-  reg \$284 ;
+  reg [11:0] \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
   reg [11:0] \$287 ;
@@ -220,9 +220,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$289 ;
   wire [4:0] \$29 ;
   reg [11:0] \$290 ;
-  reg [11:0] \$291 ;
+  reg \$291 ;
   reg [11:0] \$292 ;
-  reg \$293 ;
+  reg [11:0] \$293 ;
   reg [11:0] \$294 ;
   reg [11:0] \$295 ;
   reg [11:0] \$296 ;
@@ -231,38 +231,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$299 ;
   wire \$3 ;
   wire [4:0] \$30 ;
-  reg [11:0] \$300 ;
+  reg \$300 ;
   reg [11:0] \$301 ;
-  reg \$302 ;
+  reg [11:0] \$302 ;
   reg [11:0] \$303 ;
   reg [11:0] \$304 ;
   reg [11:0] \$305 ;
   reg [11:0] \$306 ;
   reg [11:0] \$307 ;
   reg [11:0] \$308 ;
-  reg [11:0] \$309 ;
+  reg \$309 ;
   wire [5:0] \$31 ;
   reg [11:0] \$310 ;
-  reg \$311 ;
+  reg [11:0] \$311 ;
   reg [11:0] \$312 ;
   reg [11:0] \$313 ;
   reg [11:0] \$314 ;
   reg [11:0] \$315 ;
   reg [11:0] \$316 ;
   reg [11:0] \$317 ;
-  reg [11:0] \$318 ;
+  reg \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
-  reg \$320 ;
+  reg [11:0] \$320 ;
   reg [11:0] \$321 ;
   reg [11:0] \$322 ;
   reg [11:0] \$323 ;
   reg [11:0] \$324 ;
   reg [11:0] \$325 ;
   reg [11:0] \$326 ;
-  reg [11:0] \$327 ;
+  reg \$327 ;
   reg [11:0] \$328 ;
-  reg \$329 ;
+  reg [11:0] \$329 ;
   wire [3:0] \$33 ;
   reg [11:0] \$330 ;
   reg [11:0] \$331 ;
@@ -270,9 +270,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$333 ;
   reg [11:0] \$334 ;
   reg [11:0] \$335 ;
-  reg [11:0] \$336 ;
+  reg \$336 ;
   reg [11:0] \$337 ;
-  reg \$338 ;
+  reg [11:0] \$338 ;
   reg [11:0] \$339 ;
   wire [5:0] \$34 ;
   reg [11:0] \$340 ;
@@ -280,9 +280,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$342 ;
   reg [11:0] \$343 ;
   reg [11:0] \$344 ;
-  reg [11:0] \$345 ;
+  reg \$345 ;
   reg [11:0] \$346 ;
-  reg \$347 ;
+  reg [11:0] \$347 ;
   reg [11:0] \$348 ;
   reg [11:0] \$349 ;
   wire [5:0] \$35 ;
@@ -290,9 +290,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$351 ;
   reg [11:0] \$352 ;
   reg [11:0] \$353 ;
-  reg [11:0] \$354 ;
+  reg \$354 ;
   reg [11:0] \$355 ;
-  reg \$356 ;
+  reg [11:0] \$356 ;
   reg [11:0] \$357 ;
   reg [11:0] \$358 ;
   reg [11:0] \$359 ;
@@ -300,9 +300,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$360 ;
   reg [11:0] \$361 ;
   reg [11:0] \$362 ;
-  reg [11:0] \$363 ;
+  reg \$363 ;
   reg [11:0] \$364 ;
-  reg \$365 ;
+  reg [11:0] \$365 ;
   reg [11:0] \$366 ;
   reg [11:0] \$367 ;
   reg [11:0] \$368 ;
@@ -310,14 +310,30 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [3:0] \$37 ;
   reg [11:0] \$370 ;
   reg [11:0] \$371 ;
-  reg [11:0] \$372 ;
+  reg \$372 ;
   reg [11:0] \$373 ;
-  reg [2:0] \$374 ;
-  reg \$375 ;
-  reg [1:0] \$376 ;
-  reg [4:0] \$377 ;
+  reg [11:0] \$374 ;
+  reg [11:0] \$375 ;
+  reg [11:0] \$376 ;
+  reg [11:0] \$377 ;
+  reg [11:0] \$378 ;
+  reg [11:0] \$379 ;
   wire [3:0] \$38 ;
+  reg [11:0] \$380 ;
+  reg \$381 ;
+  reg [11:0] \$382 ;
+  reg [11:0] \$383 ;
+  reg [11:0] \$384 ;
+  reg [11:0] \$385 ;
+  reg [11:0] \$386 ;
+  reg [11:0] \$387 ;
+  reg [11:0] \$388 ;
+  reg [11:0] \$389 ;
   wire \$39 ;
+  reg [2:0] \$390 ;
+  reg \$391 ;
+  reg [1:0] \$392 ;
+  reg [4:0] \$393 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
@@ -876,6 +892,22 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] buffer_3_3_7 = 12'h000;
   (* init = 1'h0 *)
   wire buffer_full;
+  reg [11:0] buffer_in_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_1 = 12'h000;
+  reg [11:0] buffer_in_0_2 = 12'h000;
+  reg [11:0] buffer_in_0_3 = 12'h000;
+  reg [11:0] buffer_in_1_0 = 12'h000;
+  reg [11:0] buffer_in_1_1 = 12'h000;
+  reg [11:0] buffer_in_1_2 = 12'h000;
+  reg [11:0] buffer_in_1_3 = 12'h000;
+  reg [11:0] buffer_in_2_0 = 12'h000;
+  reg [11:0] buffer_in_2_1 = 12'h000;
+  reg [11:0] buffer_in_2_2 = 12'h000;
+  reg [11:0] buffer_in_2_3 = 12'h000;
+  reg [11:0] buffer_in_3_0 = 12'h000;
+  reg [11:0] buffer_in_3_1 = 12'h000;
+  reg [11:0] buffer_in_3_2 = 12'h000;
+  reg [11:0] buffer_in_3_3 = 12'h000;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_0 = 4'h0;
   (* keep = 32'd1 *)
@@ -884,6 +916,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [3:0] buffer_left_2 = 4'h0;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_3 = 4'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3 = 1'h0;
   wire buffer_read_0;
   wire buffer_read_1;
   wire buffer_read_2;
@@ -1043,38 +1107,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$92 ;
   wire \en$99 ;
   wire flush;
-  wire \flush$149 ;
   wire \flush$192 ;
-  wire \flush$202 ;
+  wire \flush$196 ;
+  wire \flush$200 ;
+  wire \flush$204 ;
+  wire \flush$208 ;
   wire \flush$212 ;
-  wire \flush$222 ;
+  wire \flush$216 ;
+  wire \flush$220 ;
+  wire \flush$224 ;
+  wire \flush$228 ;
   wire \flush$232 ;
-  wire \flush$242 ;
-  wire \flush$252 ;
-  wire \flush$262 ;
-  wire \flush$272 ;
-  wire \flush$282 ;
-  wire \flush$292 ;
-  wire \flush$302 ;
-  wire \flush$312 ;
-  wire \flush$322 ;
-  wire \flush$332 ;
+  wire \flush$236 ;
+  wire \flush$240 ;
+  wire \flush$244 ;
+  wire \flush$248 ;
+  wire \flush$251 ;
   wire [11:0] flush_sum;
+  wire [11:0] \flush_sum$198 ;
+  wire [11:0] \flush_sum$202 ;
+  wire [11:0] \flush_sum$206 ;
   wire [11:0] \flush_sum$210 ;
-  wire [11:0] \flush_sum$220 ;
+  wire [11:0] \flush_sum$214 ;
+  wire [11:0] \flush_sum$218 ;
+  wire [11:0] \flush_sum$222 ;
+  wire [11:0] \flush_sum$226 ;
   wire [11:0] \flush_sum$230 ;
-  wire [11:0] \flush_sum$240 ;
+  wire [11:0] \flush_sum$234 ;
+  wire [11:0] \flush_sum$238 ;
+  wire [11:0] \flush_sum$242 ;
+  wire [11:0] \flush_sum$246 ;
   wire [11:0] \flush_sum$250 ;
-  wire [11:0] \flush_sum$260 ;
-  wire [11:0] \flush_sum$270 ;
-  wire [11:0] \flush_sum$280 ;
-  wire [11:0] \flush_sum$290 ;
-  wire [11:0] \flush_sum$300 ;
-  wire [11:0] \flush_sum$310 ;
-  wire [11:0] \flush_sum$320 ;
-  wire [11:0] \flush_sum$330 ;
-  wire [11:0] \flush_sum$340 ;
-  wire [11:0] \flush_sum$349 ;
+  wire [11:0] \flush_sum$253 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1200,6 +1264,64 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [2:0] taken = 3'h0;
   wire tile_in;
   reg [2:0] turn = 3'h0;
+  always @(posedge clk)
+    buffer_3_1_1 <= \$365 ;
+  always @(posedge clk)
+    buffer_3_1_2 <= \$366 ;
+  always @(posedge clk)
+    buffer_3_1_3 <= \$367 ;
+  always @(posedge clk)
+    buffer_3_1_4 <= \$368 ;
+  always @(posedge clk)
+    buffer_3_1_5 <= \$369 ;
+  always @(posedge clk)
+    buffer_3_1_6 <= \$370 ;
+  always @(posedge clk)
+    buffer_3_1_7 <= \$371 ;
+  always @(posedge clk)
+    buffer_shift_3_2 <= \$372 ;
+  always @(posedge clk)
+    buffer_3_2_0 <= \$373 ;
+  always @(posedge clk)
+    buffer_3_2_1 <= \$374 ;
+  always @(posedge clk)
+    buffer_3_2_2 <= \$375 ;
+  always @(posedge clk)
+    buffer_3_2_3 <= \$376 ;
+  always @(posedge clk)
+    buffer_3_2_4 <= \$377 ;
+  always @(posedge clk)
+    buffer_3_2_5 <= \$378 ;
+  always @(posedge clk)
+    buffer_3_2_6 <= \$379 ;
+  always @(posedge clk)
+    buffer_3_2_7 <= \$380 ;
+  always @(posedge clk)
+    buffer_shift_3_3 <= \$381 ;
+  always @(posedge clk)
+    buffer_3_3_0 <= \$382 ;
+  always @(posedge clk)
+    buffer_3_3_1 <= \$383 ;
+  always @(posedge clk)
+    buffer_3_3_2 <= \$384 ;
+  always @(posedge clk)
+    buffer_3_3_3 <= \$385 ;
+  always @(posedge clk)
+    buffer_3_3_4 <= \$386 ;
+  always @(posedge clk)
+    buffer_3_3_5 <= \$387 ;
+  always @(posedge clk)
+    buffer_3_3_6 <= \$388 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$389 ;
+  always @(posedge clk)
+    taken <= \$390 ;
+  always @(posedge clk)
+    out__valid <= \$391 ;
+  always @(posedge clk)
+    row_part <= \$392 ;
+  always @(posedge clk)
+    row <= \$393 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1331,7 +1453,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$143  = \$141  & \$142 ;
   assign \$144  = inp__payload[62:56] == 7'h7f;
   assign \$145  = taken == 3'h7;
-  assign tile_in = \flush$149  & \$145 ;
+  assign tile_in = buffer_load_3_3 & \$145 ;
   assign \$146  = | buffer_left_0;
   assign \$147  = buffer_turn_0 & \$146 ;
   assign buffer_read_0 = \$147  & out__ready;
@@ -1370,22 +1492,22 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$175  = buffer_left_1 - 1'h1;
   assign \$176  = buffer_left_2 - 1'h1;
   assign \$177  = buffer_left_3 - 1'h1;
-  assign \$178  = \flush$192  | buffer_shift_0_0;
-  assign \$179  = \flush$202  | buffer_shift_0_1;
-  assign \$180  = \flush$212  | buffer_shift_0_2;
-  assign \$181  = \flush$222  | buffer_shift_0_3;
-  assign \$182  = \flush$232  | buffer_shift_1_0;
-  assign \$183  = \flush$242  | buffer_shift_1_1;
-  assign \$184  = \flush$252  | buffer_shift_1_2;
-  assign \$185  = \flush$262  | buffer_shift_1_3;
-  assign \$186  = \flush$272  | buffer_shift_2_0;
-  assign \$187  = \flush$282  | buffer_shift_2_1;
-  assign \$188  = \flush$292  | buffer_shift_2_2;
-  assign \$189  = \flush$302  | buffer_shift_2_3;
-  assign \$190  = \flush$312  | buffer_shift_3_0;
-  assign \$191  = \flush$322  | buffer_shift_3_1;
-  assign \$192  = \flush$332  | buffer_shift_3_2;
-  assign \$193  = \flush$149  | buffer_shift_3_3;
+  assign \$178  = buffer_load_0_0 | buffer_shift_0_0;
+  assign \$179  = buffer_load_0_1 | buffer_shift_0_1;
+  assign \$180  = buffer_load_0_2 | buffer_shift_0_2;
+  assign \$181  = buffer_load_0_3 | buffer_shift_0_3;
+  assign \$182  = buffer_load_1_0 | buffer_shift_1_0;
+  assign \$183  = buffer_load_1_1 | buffer_shift_1_1;
+  assign \$184  = buffer_load_1_2 | buffer_shift_1_2;
+  assign \$185  = buffer_load_1_3 | buffer_shift_1_3;
+  assign \$186  = buffer_load_2_0 | buffer_shift_2_0;
+  assign \$187  = buffer_load_2_1 | buffer_shift_2_1;
+  assign \$188  = buffer_load_2_2 | buffer_shift_2_2;
+  assign \$189  = buffer_load_2_3 | buffer_shift_2_3;
+  assign \$190  = buffer_load_3_0 | buffer_shift_3_0;
+  assign \$191  = buffer_load_3_1 | buffer_shift_3_1;
+  assign \$192  = buffer_load_3_2 | buffer_shift_3_2;
+  assign \$193  = buffer_load_3_3 | buffer_shift_3_3;
   assign \$194  = taken == 3'h7;
   assign \$195  = taken + 1'h1;
   assign \$196  = \$194  ? 4'h0 : \$195 ;
@@ -1435,389 +1557,395 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \b$62  <= b_skew_3_1;
   always @(posedge clk)
+    buffer_load_0_0 <= \$210 ;
+  always @(posedge clk)
+    buffer_in_0_0 <= flush_sum;
+  always @(posedge clk)
     \a$46  <= a_0;
   always @(posedge clk)
-    \step$44  <= \$210 ;
+    \step$44  <= \$211 ;
   always @(posedge clk)
     \b$69  <= b_0;
   always @(posedge clk)
+    buffer_load_0_1 <= \$212 ;
+  always @(posedge clk)
+    buffer_in_0_1 <= \flush_sum$198 ;
+  always @(posedge clk)
     \a$53  <= \a$46 ;
   always @(posedge clk)
-    \step$51  <= \$211 ;
+    \step$51  <= \$213 ;
   always @(posedge clk)
     \b$76  <= \b$48 ;
   always @(posedge clk)
+    buffer_load_0_2 <= \$214 ;
+  always @(posedge clk)
+    buffer_in_0_2 <= \flush_sum$202 ;
+  always @(posedge clk)
     \a$60  <= \a$53 ;
   always @(posedge clk)
-    \step$58  <= \$212 ;
+    \step$58  <= \$215 ;
   always @(posedge clk)
     \b$83  <= \b$55 ;
   always @(posedge clk)
+    buffer_load_0_3 <= \$216 ;
+  always @(posedge clk)
+    buffer_in_0_3 <= \flush_sum$206 ;
+  always @(posedge clk)
     \b$90  <= \b$62 ;
+  always @(posedge clk)
+    buffer_load_1_0 <= \$217 ;
+  always @(posedge clk)
+    buffer_in_1_0 <= \flush_sum$210 ;
   always @(posedge clk)
     \a$74  <= \a$67 ;
   always @(posedge clk)
-    \step$72  <= \$213 ;
+    \step$72  <= \$218 ;
   always @(posedge clk)
     \b$97  <= \b$69 ;
   always @(posedge clk)
+    buffer_load_1_1 <= \$219 ;
+  always @(posedge clk)
+    buffer_in_1_1 <= \flush_sum$214 ;
+  always @(posedge clk)
     \a$81  <= \a$74 ;
   always @(posedge clk)
-    \step$79  <= \$214 ;
+    \step$79  <= \$220 ;
   always @(posedge clk)
     \b$104  <= \b$76 ;
   always @(posedge clk)
+    buffer_load_1_2 <= \$221 ;
+  always @(posedge clk)
+    buffer_in_1_2 <= \flush_sum$218 ;
+  always @(posedge clk)
     \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$86  <= \$215 ;
+    \step$86  <= \$222 ;
   always @(posedge clk)
     \b$111  <= \b$83 ;
   always @(posedge clk)
+    buffer_load_1_3 <= \$223 ;
+  always @(posedge clk)
+    buffer_in_1_3 <= \flush_sum$222 ;
+  always @(posedge clk)
     \b$118  <= \b$90 ;
+  always @(posedge clk)
+    buffer_load_2_0 <= \$224 ;
+  always @(posedge clk)
+    buffer_in_2_0 <= \flush_sum$226 ;
   always @(posedge clk)
     \a$102  <= \a$95 ;
   always @(posedge clk)
-    \step$100  <= \$216 ;
+    \step$100  <= \$225 ;
   always @(posedge clk)
     \b$125  <= \b$97 ;
   always @(posedge clk)
+    buffer_load_2_1 <= \$226 ;
+  always @(posedge clk)
+    buffer_in_2_1 <= \flush_sum$230 ;
+  always @(posedge clk)
     \a$109  <= \a$102 ;
   always @(posedge clk)
-    \step$107  <= \$217 ;
+    \step$107  <= \$227 ;
   always @(posedge clk)
     \b$132  <= \b$104 ;
   always @(posedge clk)
+    buffer_load_2_2 <= \$228 ;
+  always @(posedge clk)
+    buffer_in_2_2 <= \flush_sum$234 ;
+  always @(posedge clk)
     \a$116  <= \a$109 ;
   always @(posedge clk)
-    \step$114  <= \$218 ;
+    \step$114  <= \$229 ;
   always @(posedge clk)
     \b$139  <= \b$111 ;
   always @(posedge clk)
+    buffer_load_2_3 <= \$230 ;
+  always @(posedge clk)
+    buffer_in_2_3 <= \flush_sum$238 ;
+  always @(posedge clk)
     \b$146  <= \b$118 ;
+  always @(posedge clk)
+    buffer_load_3_0 <= \$231 ;
+  always @(posedge clk)
+    buffer_in_3_0 <= \flush_sum$242 ;
   always @(posedge clk)
     \a$130  <= \a$123 ;
   always @(posedge clk)
-    \step$128  <= \$219 ;
+    \step$128  <= \$232 ;
+  always @(posedge clk)
+    buffer_load_3_1 <= \$233 ;
+  always @(posedge clk)
+    buffer_in_3_1 <= \flush_sum$246 ;
   always @(posedge clk)
     \a$137  <= \a$130 ;
   always @(posedge clk)
-    \step$135  <= \$220 ;
+    \step$135  <= \$234 ;
+  always @(posedge clk)
+    buffer_load_3_2 <= \$235 ;
+  always @(posedge clk)
+    buffer_in_3_2 <= \flush_sum$250 ;
   always @(posedge clk)
     \a$144  <= \a$137 ;
   always @(posedge clk)
-    \step$142  <= \$221 ;
+    \step$142  <= \$236 ;
   always @(posedge clk)
-    buffer_turn_0 <= \$222 ;
+    buffer_load_3_3 <= \$237 ;
   always @(posedge clk)
-    buffer_left_0 <= \$223 ;
+    buffer_in_3_3 <= \flush_sum$253 ;
   always @(posedge clk)
-    buffer_turn_1 <= \$224 ;
+    buffer_turn_0 <= \$238 ;
   always @(posedge clk)
-    buffer_left_1 <= \$225 ;
+    buffer_left_0 <= \$239 ;
   always @(posedge clk)
-    buffer_turn_2 <= \$226 ;
+    buffer_turn_1 <= \$240 ;
   always @(posedge clk)
-    buffer_left_2 <= \$227 ;
+    buffer_left_1 <= \$241 ;
   always @(posedge clk)
-    buffer_turn_3 <= \$228 ;
+    buffer_turn_2 <= \$242 ;
   always @(posedge clk)
-    buffer_left_3 <= \$229 ;
+    buffer_left_2 <= \$243 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$230 ;
+    buffer_turn_3 <= \$244 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$231 ;
+    buffer_left_3 <= \$245 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$232 ;
+    buffer_shift_0_0 <= \$246 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$233 ;
+    buffer_0_0_0 <= \$247 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$234 ;
+    buffer_0_0_1 <= \$248 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$235 ;
+    buffer_0_0_2 <= \$249 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$236 ;
+    buffer_0_0_3 <= \$250 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$237 ;
+    buffer_0_0_4 <= \$251 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$238 ;
+    buffer_0_0_5 <= \$252 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$239 ;
+    buffer_0_0_6 <= \$253 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$240 ;
+    buffer_0_0_7 <= \$254 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$241 ;
+    buffer_shift_0_1 <= \$255 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$242 ;
+    buffer_0_1_0 <= \$256 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$243 ;
+    buffer_0_1_1 <= \$257 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$244 ;
+    buffer_0_1_2 <= \$258 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$245 ;
+    buffer_0_1_3 <= \$259 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$246 ;
+    buffer_0_1_4 <= \$260 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$247 ;
+    buffer_0_1_5 <= \$261 ;
   always @(posedge clk)
-    buffer_shift_0_2 <= \$248 ;
+    buffer_0_1_6 <= \$262 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$249 ;
+    buffer_0_1_7 <= \$263 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$250 ;
+    buffer_shift_0_2 <= \$264 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$251 ;
+    buffer_0_2_0 <= \$265 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$252 ;
+    buffer_0_2_1 <= \$266 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$253 ;
+    buffer_0_2_2 <= \$267 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$254 ;
+    buffer_0_2_3 <= \$268 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$255 ;
+    buffer_0_2_4 <= \$269 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$256 ;
+    buffer_0_2_5 <= \$270 ;
   always @(posedge clk)
-    buffer_shift_0_3 <= \$257 ;
+    buffer_0_2_6 <= \$271 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$258 ;
+    buffer_0_2_7 <= \$272 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$259 ;
+    buffer_shift_0_3 <= \$273 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$260 ;
+    buffer_0_3_0 <= \$274 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$261 ;
+    buffer_0_3_1 <= \$275 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$262 ;
+    buffer_0_3_2 <= \$276 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$263 ;
+    buffer_0_3_3 <= \$277 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$264 ;
+    buffer_0_3_4 <= \$278 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$265 ;
+    buffer_0_3_5 <= \$279 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$266 ;
+    buffer_0_3_6 <= \$280 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$267 ;
+    buffer_0_3_7 <= \$281 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$268 ;
+    buffer_shift_1_0 <= \$282 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$269 ;
+    buffer_1_0_0 <= \$283 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$270 ;
+    buffer_1_0_1 <= \$284 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$271 ;
+    buffer_1_0_2 <= \$285 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$272 ;
+    buffer_1_0_3 <= \$286 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$273 ;
+    buffer_1_0_4 <= \$287 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$274 ;
+    buffer_1_0_5 <= \$288 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$275 ;
+    buffer_1_0_6 <= \$289 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$276 ;
+    buffer_1_0_7 <= \$290 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$277 ;
+    buffer_shift_1_1 <= \$291 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$278 ;
+    buffer_1_1_0 <= \$292 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$279 ;
+    buffer_1_1_1 <= \$293 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$280 ;
+    buffer_1_1_2 <= \$294 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$281 ;
+    buffer_1_1_3 <= \$295 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$282 ;
+    buffer_1_1_4 <= \$296 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$283 ;
+    buffer_1_1_5 <= \$297 ;
   always @(posedge clk)
-    buffer_shift_1_2 <= \$284 ;
+    buffer_1_1_6 <= \$298 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$285 ;
+    buffer_1_1_7 <= \$299 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$286 ;
+    buffer_shift_1_2 <= \$300 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$287 ;
+    buffer_1_2_0 <= \$301 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$288 ;
+    buffer_1_2_1 <= \$302 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$289 ;
+    buffer_1_2_2 <= \$303 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$290 ;
+    buffer_1_2_3 <= \$304 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$291 ;
+    buffer_1_2_4 <= \$305 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$292 ;
+    buffer_1_2_5 <= \$306 ;
   always @(posedge clk)
-    buffer_shift_1_3 <= \$293 ;
+    buffer_1_2_6 <= \$307 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$294 ;
+    buffer_1_2_7 <= \$308 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$295 ;
+    buffer_shift_1_3 <= \$309 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$296 ;
+    buffer_1_3_0 <= \$310 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$297 ;
+    buffer_1_3_1 <= \$311 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$298 ;
+    buffer_1_3_2 <= \$312 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$299 ;
+    buffer_1_3_3 <= \$313 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$300 ;
+    buffer_1_3_4 <= \$314 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$301 ;
+    buffer_1_3_5 <= \$315 ;
   always @(posedge clk)
-    buffer_shift_2_0 <= \$302 ;
+    buffer_1_3_6 <= \$316 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$303 ;
+    buffer_1_3_7 <= \$317 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$304 ;
+    buffer_shift_2_0 <= \$318 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$305 ;
+    buffer_2_0_0 <= \$319 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$306 ;
+    buffer_2_0_1 <= \$320 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$307 ;
+    buffer_2_0_2 <= \$321 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$308 ;
+    buffer_2_0_3 <= \$322 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$309 ;
+    buffer_2_0_4 <= \$323 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$310 ;
+    buffer_2_0_5 <= \$324 ;
   always @(posedge clk)
-    buffer_shift_2_1 <= \$311 ;
+    buffer_2_0_6 <= \$325 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$312 ;
+    buffer_2_0_7 <= \$326 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$313 ;
+    buffer_shift_2_1 <= \$327 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$314 ;
+    buffer_2_1_0 <= \$328 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$315 ;
+    buffer_2_1_1 <= \$329 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$316 ;
+    buffer_2_1_2 <= \$330 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$317 ;
+    buffer_2_1_3 <= \$331 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$318 ;
+    buffer_2_1_4 <= \$332 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$319 ;
+    buffer_2_1_5 <= \$333 ;
   always @(posedge clk)
-    buffer_shift_2_2 <= \$320 ;
+    buffer_2_1_6 <= \$334 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$321 ;
+    buffer_2_1_7 <= \$335 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$322 ;
+    buffer_shift_2_2 <= \$336 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$323 ;
+    buffer_2_2_0 <= \$337 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$324 ;
+    buffer_2_2_1 <= \$338 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$325 ;
+    buffer_2_2_2 <= \$339 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$326 ;
+    buffer_2_2_3 <= \$340 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$327 ;
+    buffer_2_2_4 <= \$341 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$328 ;
+    buffer_2_2_5 <= \$342 ;
   always @(posedge clk)
-    buffer_shift_2_3 <= \$329 ;
+    buffer_2_2_6 <= \$343 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$330 ;
+    buffer_2_2_7 <= \$344 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$331 ;
+    buffer_shift_2_3 <= \$345 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$332 ;
+    buffer_2_3_0 <= \$346 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$333 ;
+    buffer_2_3_1 <= \$347 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$334 ;
+    buffer_2_3_2 <= \$348 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$335 ;
+    buffer_2_3_3 <= \$349 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$336 ;
+    buffer_2_3_4 <= \$350 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$337 ;
+    buffer_2_3_5 <= \$351 ;
   always @(posedge clk)
-    buffer_shift_3_0 <= \$338 ;
+    buffer_2_3_6 <= \$352 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$339 ;
+    buffer_2_3_7 <= \$353 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$340 ;
+    buffer_shift_3_0 <= \$354 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$341 ;
+    buffer_3_0_0 <= \$355 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$342 ;
+    buffer_3_0_1 <= \$356 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$343 ;
+    buffer_3_0_2 <= \$357 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$344 ;
+    buffer_3_0_3 <= \$358 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$345 ;
+    buffer_3_0_4 <= \$359 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$346 ;
+    buffer_3_0_5 <= \$360 ;
   always @(posedge clk)
-    buffer_shift_3_1 <= \$347 ;
+    buffer_3_0_6 <= \$361 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$348 ;
+    buffer_3_0_7 <= \$362 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$349 ;
+    buffer_shift_3_1 <= \$363 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$350 ;
-  always @(posedge clk)
-    buffer_3_1_3 <= \$351 ;
-  always @(posedge clk)
-    buffer_3_1_4 <= \$352 ;
-  always @(posedge clk)
-    buffer_3_1_5 <= \$353 ;
-  always @(posedge clk)
-    buffer_3_1_6 <= \$354 ;
-  always @(posedge clk)
-    buffer_3_1_7 <= \$355 ;
-  always @(posedge clk)
-    buffer_shift_3_2 <= \$356 ;
-  always @(posedge clk)
-    buffer_3_2_0 <= \$357 ;
-  always @(posedge clk)
-    buffer_3_2_1 <= \$358 ;
-  always @(posedge clk)
-    buffer_3_2_2 <= \$359 ;
-  always @(posedge clk)
-    buffer_3_2_3 <= \$360 ;
-  always @(posedge clk)
-    buffer_3_2_4 <= \$361 ;
-  always @(posedge clk)
-    buffer_3_2_5 <= \$362 ;
-  always @(posedge clk)
-    buffer_3_2_6 <= \$363 ;
-  always @(posedge clk)
-    buffer_3_2_7 <= \$364 ;
-  always @(posedge clk)
-    buffer_shift_3_3 <= \$365 ;
-  always @(posedge clk)
-    buffer_3_3_0 <= \$366 ;
-  always @(posedge clk)
-    buffer_3_3_1 <= \$367 ;
-  always @(posedge clk)
-    buffer_3_3_2 <= \$368 ;
-  always @(posedge clk)
-    buffer_3_3_3 <= \$369 ;
-  always @(posedge clk)
-    buffer_3_3_4 <= \$370 ;
-  always @(posedge clk)
-    buffer_3_3_5 <= \$371 ;
-  always @(posedge clk)
-    buffer_3_3_6 <= \$372 ;
-  always @(posedge clk)
-    buffer_3_3_7 <= \$373 ;
-  always @(posedge clk)
-    taken <= \$374 ;
-  always @(posedge clk)
-    out__valid <= \$375 ;
-  always @(posedge clk)
-    row_part <= \$376 ;
-  always @(posedge clk)
-    row <= \$377 ;
+    buffer_3_1_0 <= \$364 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1829,139 +1957,433 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$210 ),
+    .acc(\flush_sum$198 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$202 ),
+    .flush(\flush$196 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$220 ),
+    .acc(\flush_sum$202 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$212 ),
+    .flush(\flush$200 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$230 ),
+    .acc(\flush_sum$206 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$222 ),
+    .flush(\flush$204 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$240 ),
+    .acc(\flush_sum$210 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$232 ),
+    .flush(\flush$208 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$250 ),
+    .acc(\flush_sum$214 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$242 ),
+    .flush(\flush$212 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$260 ),
+    .acc(\flush_sum$218 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$252 ),
+    .flush(\flush$216 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$270 ),
+    .acc(\flush_sum$222 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$262 ),
+    .flush(\flush$220 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$280 ),
+    .acc(\flush_sum$226 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$272 ),
+    .flush(\flush$224 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$290 ),
+    .acc(\flush_sum$230 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$282 ),
+    .flush(\flush$228 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$300 ),
+    .acc(\flush_sum$234 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$292 ),
+    .flush(\flush$232 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$310 ),
+    .acc(\flush_sum$238 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$302 ),
+    .flush(\flush$236 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$320 ),
+    .acc(\flush_sum$242 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$312 ),
+    .flush(\flush$240 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$330 ),
+    .acc(\flush_sum$246 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$322 ),
+    .flush(\flush$244 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$340 ),
+    .acc(\flush_sum$250 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$332 ),
+    .flush(\flush$248 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$349 ),
+    .acc(\flush_sum$253 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$149 ),
+    .flush(\flush$251 ),
     .rst(rst),
     .step(\step$142 )
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$365  = buffer_3_1_1;
+    if (\$191 ) begin
+      \$365  = buffer_3_1_2;
+    end
+    if (rst) begin
+      \$365  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$366  = buffer_3_1_2;
+    if (\$191 ) begin
+      \$366  = buffer_3_1_3;
+    end
+    if (rst) begin
+      \$366  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$367  = buffer_3_1_3;
+    if (\$191 ) begin
+      \$367  = buffer_3_1_4;
+    end
+    if (rst) begin
+      \$367  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$368  = buffer_3_1_4;
+    if (\$191 ) begin
+      \$368  = buffer_3_1_5;
+    end
+    if (rst) begin
+      \$368  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$369  = buffer_3_1_5;
+    if (\$191 ) begin
+      \$369  = buffer_3_1_6;
+    end
+    if (rst) begin
+      \$369  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$370  = buffer_3_1_6;
+    if (\$191 ) begin
+      \$370  = buffer_3_1_7;
+    end
+    if (rst) begin
+      \$370  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$371  = buffer_3_1_7;
+    if (\$191 ) begin
+      \$371  = buffer_in_3_1;
+    end
+    if (rst) begin
+      \$371  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$372  = buffer_read_3;
+    if (rst) begin
+      \$372  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$373  = buffer_3_2_0;
+    if (\$192 ) begin
+      \$373  = buffer_3_2_1;
+    end
+    if (rst) begin
+      \$373  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$374  = buffer_3_2_1;
+    if (\$192 ) begin
+      \$374  = buffer_3_2_2;
+    end
+    if (rst) begin
+      \$374  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$375  = buffer_3_2_2;
+    if (\$192 ) begin
+      \$375  = buffer_3_2_3;
+    end
+    if (rst) begin
+      \$375  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$376  = buffer_3_2_3;
+    if (\$192 ) begin
+      \$376  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$376  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$377  = buffer_3_2_4;
+    if (\$192 ) begin
+      \$377  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$377  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$378  = buffer_3_2_5;
+    if (\$192 ) begin
+      \$378  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$378  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$379  = buffer_3_2_6;
+    if (\$192 ) begin
+      \$379  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$379  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$380  = buffer_3_2_7;
+    if (\$192 ) begin
+      \$380  = buffer_in_3_2;
+    end
+    if (rst) begin
+      \$380  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$381  = buffer_read_3;
+    if (rst) begin
+      \$381  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$382  = buffer_3_3_0;
+    if (\$193 ) begin
+      \$382  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$382  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$383  = buffer_3_3_1;
+    if (\$193 ) begin
+      \$383  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$383  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$384  = buffer_3_3_2;
+    if (\$193 ) begin
+      \$384  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$384  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$385  = buffer_3_3_3;
+    if (\$193 ) begin
+      \$385  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$385  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$386  = buffer_3_3_4;
+    if (\$193 ) begin
+      \$386  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$386  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$387  = buffer_3_3_5;
+    if (\$193 ) begin
+      \$387  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$387  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$388  = buffer_3_3_6;
+    if (\$193 ) begin
+      \$388  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$388  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$389  = buffer_3_3_7;
+    if (\$193 ) begin
+      \$389  = buffer_in_3_3;
+    end
+    if (rst) begin
+      \$389  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$390  = taken;
+    if (buffer_load_3_3) begin
+      \$390  = \$196 [2:0];
+    end
+    if (rst) begin
+      \$390  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$391  = out__valid;
+    if (tile_in) begin
+      \$391  = 1'h1;
+    end
+    if (take) begin
+      if (\$200 ) begin
+        \$391  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$391  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$392  = row_part;
+    if (take) begin
+      \$392  = \$199 [1:0];
+    end
+    if (rst) begin
+      \$392  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$393  = row;
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$200 ) begin
+        \$393  = 5'h00;
+      end else begin
+        \$393  = \$201 [4:0];
+      end
+    end
+    if (rst) begin
+      \$393  = 5'h00;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$202  = \$162 [2:0];
@@ -2042,353 +2464,308 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = control;
+    \$210  = \flush$192 ;
     if (rst) begin
-      \$210  = 3'h0;
+      \$210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = \step$44 ;
+    \$211  = control;
     if (rst) begin
       \$211  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = \step$51 ;
+    \$212  = \flush$196 ;
     if (rst) begin
-      \$212  = 3'h0;
+      \$212  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = \step$65 ;
+    \$213  = \step$44 ;
     if (rst) begin
       \$213  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = \step$72 ;
+    \$214  = \flush$200 ;
     if (rst) begin
-      \$214  = 3'h0;
+      \$214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \step$79 ;
+    \$215  = \step$51 ;
     if (rst) begin
       \$215  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = \step$93 ;
+    \$216  = \flush$204 ;
     if (rst) begin
-      \$216  = 3'h0;
+      \$216  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = \step$100 ;
+    \$217  = \flush$208 ;
     if (rst) begin
-      \$217  = 3'h0;
+      \$217  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = \step$107 ;
+    \$218  = \step$65 ;
     if (rst) begin
       \$218  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = \step$121 ;
+    \$219  = \flush$212 ;
     if (rst) begin
-      \$219  = 3'h0;
+      \$219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = \step$128 ;
+    \$220  = \step$72 ;
     if (rst) begin
       \$220  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = \step$135 ;
+    \$221  = \flush$216 ;
     if (rst) begin
-      \$221  = 3'h0;
+      \$221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = buffer_turn_0;
-    if (buffer_read_3) begin
-      \$222  = 1'h1;
-    end else if (buffer_read_0) begin
-      \$222  = 1'h0;
-    end
+    \$222  = \step$79 ;
     if (rst) begin
-      \$222  = 1'h1;
+      \$222  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = buffer_left_0;
-    if (tile_in) begin
-      \$223  = 4'h8;
-    end else if (buffer_read_0) begin
-      \$223  = \$174 [3:0];
-    end
+    \$223  = \flush$220 ;
     if (rst) begin
-      \$223  = 4'h0;
+      \$223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = buffer_turn_1;
-    if (buffer_read_0) begin
-      \$224  = 1'h1;
-    end else if (buffer_read_1) begin
-      \$224  = 1'h0;
-    end
+    \$224  = \flush$224 ;
     if (rst) begin
       \$224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = buffer_left_1;
-    if (tile_in) begin
-      \$225  = 4'h8;
-    end else if (buffer_read_1) begin
-      \$225  = \$175 [3:0];
-    end
+    \$225  = \step$93 ;
     if (rst) begin
-      \$225  = 4'h0;
+      \$225  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = buffer_turn_2;
-    if (buffer_read_1) begin
-      \$226  = 1'h1;
-    end else if (buffer_read_2) begin
-      \$226  = 1'h0;
-    end
+    \$226  = \flush$228 ;
     if (rst) begin
       \$226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = buffer_left_2;
-    if (tile_in) begin
-      \$227  = 4'h8;
-    end else if (buffer_read_2) begin
-      \$227  = \$176 [3:0];
-    end
+    \$227  = \step$100 ;
     if (rst) begin
-      \$227  = 4'h0;
+      \$227  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = buffer_turn_3;
-    if (buffer_read_2) begin
-      \$228  = 1'h1;
-    end else if (buffer_read_3) begin
-      \$228  = 1'h0;
-    end
+    \$228  = \flush$232 ;
     if (rst) begin
       \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = buffer_left_3;
-    if (tile_in) begin
-      \$229  = 4'h8;
-    end else if (buffer_read_3) begin
-      \$229  = \$177 [3:0];
-    end
+    \$229  = \step$107 ;
     if (rst) begin
-      \$229  = 4'h0;
+      \$229  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = buffer_read_0;
+    \$230  = \flush$236 ;
     if (rst) begin
       \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = buffer_0_0_0;
+    \$231  = \flush$240 ;
+    if (rst) begin
+      \$231  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$232  = \step$121 ;
+    if (rst) begin
+      \$232  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$233  = \flush$244 ;
+    if (rst) begin
+      \$233  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$234  = \step$128 ;
+    if (rst) begin
+      \$234  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$235  = \flush$248 ;
+    if (rst) begin
+      \$235  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$236  = \step$135 ;
+    if (rst) begin
+      \$236  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$237  = \flush$251 ;
+    if (rst) begin
+      \$237  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$238  = buffer_turn_0;
+    if (buffer_read_3) begin
+      \$238  = 1'h1;
+    end else if (buffer_read_0) begin
+      \$238  = 1'h0;
+    end
+    if (rst) begin
+      \$238  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$239  = buffer_left_0;
+    if (tile_in) begin
+      \$239  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$239  = \$174 [3:0];
+    end
+    if (rst) begin
+      \$239  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$240  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$240  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$240  = 1'h0;
+    end
+    if (rst) begin
+      \$240  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$241  = buffer_left_1;
+    if (tile_in) begin
+      \$241  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$241  = \$175 [3:0];
+    end
+    if (rst) begin
+      \$241  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$242  = buffer_turn_2;
+    if (buffer_read_1) begin
+      \$242  = 1'h1;
+    end else if (buffer_read_2) begin
+      \$242  = 1'h0;
+    end
+    if (rst) begin
+      \$242  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$243  = buffer_left_2;
+    if (tile_in) begin
+      \$243  = 4'h8;
+    end else if (buffer_read_2) begin
+      \$243  = \$176 [3:0];
+    end
+    if (rst) begin
+      \$243  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$244  = buffer_turn_3;
+    if (buffer_read_2) begin
+      \$244  = 1'h1;
+    end else if (buffer_read_3) begin
+      \$244  = 1'h0;
+    end
+    if (rst) begin
+      \$244  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$245  = buffer_left_3;
+    if (tile_in) begin
+      \$245  = 4'h8;
+    end else if (buffer_read_3) begin
+      \$245  = \$177 [3:0];
+    end
+    if (rst) begin
+      \$245  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$246  = buffer_read_0;
+    if (rst) begin
+      \$246  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$247  = buffer_0_0_0;
     if (\$178 ) begin
-      \$231  = buffer_0_0_1;
-    end
-    if (rst) begin
-      \$231  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = buffer_0_0_1;
-    if (\$178 ) begin
-      \$232  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$232  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = buffer_0_0_2;
-    if (\$178 ) begin
-      \$233  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$233  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = buffer_0_0_3;
-    if (\$178 ) begin
-      \$234  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$234  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = buffer_0_0_4;
-    if (\$178 ) begin
-      \$235  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$235  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = buffer_0_0_5;
-    if (\$178 ) begin
-      \$236  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$236  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = buffer_0_0_6;
-    if (\$178 ) begin
-      \$237  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$237  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = buffer_0_0_7;
-    if (\$178 ) begin
-      \$238  = flush_sum;
-    end
-    if (rst) begin
-      \$238  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_read_0;
-    if (rst) begin
-      \$239  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = buffer_0_1_0;
-    if (\$179 ) begin
-      \$240  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$240  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = buffer_0_1_1;
-    if (\$179 ) begin
-      \$241  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$241  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_0_1_2;
-    if (\$179 ) begin
-      \$242  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$242  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_0_1_3;
-    if (\$179 ) begin
-      \$243  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$243  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_0_1_4;
-    if (\$179 ) begin
-      \$244  = buffer_0_1_5;
-    end
-    if (rst) begin
-      \$244  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_0_1_5;
-    if (\$179 ) begin
-      \$245  = buffer_0_1_6;
-    end
-    if (rst) begin
-      \$245  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_0_1_6;
-    if (\$179 ) begin
-      \$246  = buffer_0_1_7;
-    end
-    if (rst) begin
-      \$246  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_0_1_7;
-    if (\$179 ) begin
-      \$247  = \flush_sum$210 ;
+      \$247  = buffer_0_0_1;
     end
     if (rst) begin
       \$247  = 12'h000;
@@ -2396,16 +2773,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_read_0;
+    \$248  = buffer_0_0_1;
+    if (\$178 ) begin
+      \$248  = buffer_0_0_2;
+    end
     if (rst) begin
-      \$248  = 1'h0;
+      \$248  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_0_2_0;
-    if (\$180 ) begin
-      \$249  = buffer_0_2_1;
+    \$249  = buffer_0_0_2;
+    if (\$178 ) begin
+      \$249  = buffer_0_0_3;
     end
     if (rst) begin
       \$249  = 12'h000;
@@ -2413,9 +2793,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_0_2_1;
-    if (\$180 ) begin
-      \$250  = buffer_0_2_2;
+    \$250  = buffer_0_0_3;
+    if (\$178 ) begin
+      \$250  = buffer_0_0_4;
     end
     if (rst) begin
       \$250  = 12'h000;
@@ -2423,9 +2803,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = buffer_0_2_2;
-    if (\$180 ) begin
-      \$251  = buffer_0_2_3;
+    \$251  = buffer_0_0_4;
+    if (\$178 ) begin
+      \$251  = buffer_0_0_5;
     end
     if (rst) begin
       \$251  = 12'h000;
@@ -2433,9 +2813,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_0_2_3;
-    if (\$180 ) begin
-      \$252  = buffer_0_2_4;
+    \$252  = buffer_0_0_5;
+    if (\$178 ) begin
+      \$252  = buffer_0_0_6;
     end
     if (rst) begin
       \$252  = 12'h000;
@@ -2443,9 +2823,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_0_2_4;
-    if (\$180 ) begin
-      \$253  = buffer_0_2_5;
+    \$253  = buffer_0_0_6;
+    if (\$178 ) begin
+      \$253  = buffer_0_0_7;
     end
     if (rst) begin
       \$253  = 12'h000;
@@ -2453,9 +2833,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_0_2_5;
-    if (\$180 ) begin
-      \$254  = buffer_0_2_6;
+    \$254  = buffer_0_0_7;
+    if (\$178 ) begin
+      \$254  = buffer_in_0_0;
     end
     if (rst) begin
       \$254  = 12'h000;
@@ -2463,19 +2843,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_0_2_6;
-    if (\$180 ) begin
-      \$255  = buffer_0_2_7;
-    end
+    \$255  = buffer_read_0;
     if (rst) begin
-      \$255  = 12'h000;
+      \$255  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_0_2_7;
-    if (\$180 ) begin
-      \$256  = \flush_sum$220 ;
+    \$256  = buffer_0_1_0;
+    if (\$179 ) begin
+      \$256  = buffer_0_1_1;
     end
     if (rst) begin
       \$256  = 12'h000;
@@ -2483,16 +2860,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_read_0;
+    \$257  = buffer_0_1_1;
+    if (\$179 ) begin
+      \$257  = buffer_0_1_2;
+    end
     if (rst) begin
-      \$257  = 1'h0;
+      \$257  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_0_3_0;
-    if (\$181 ) begin
-      \$258  = buffer_0_3_1;
+    \$258  = buffer_0_1_2;
+    if (\$179 ) begin
+      \$258  = buffer_0_1_3;
     end
     if (rst) begin
       \$258  = 12'h000;
@@ -2500,9 +2880,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_0_3_1;
-    if (\$181 ) begin
-      \$259  = buffer_0_3_2;
+    \$259  = buffer_0_1_3;
+    if (\$179 ) begin
+      \$259  = buffer_0_1_4;
     end
     if (rst) begin
       \$259  = 12'h000;
@@ -2510,9 +2890,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_0_3_2;
-    if (\$181 ) begin
-      \$260  = buffer_0_3_3;
+    \$260  = buffer_0_1_4;
+    if (\$179 ) begin
+      \$260  = buffer_0_1_5;
     end
     if (rst) begin
       \$260  = 12'h000;
@@ -2520,9 +2900,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_0_3_3;
-    if (\$181 ) begin
-      \$261  = buffer_0_3_4;
+    \$261  = buffer_0_1_5;
+    if (\$179 ) begin
+      \$261  = buffer_0_1_6;
     end
     if (rst) begin
       \$261  = 12'h000;
@@ -2530,9 +2910,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_0_3_4;
-    if (\$181 ) begin
-      \$262  = buffer_0_3_5;
+    \$262  = buffer_0_1_6;
+    if (\$179 ) begin
+      \$262  = buffer_0_1_7;
     end
     if (rst) begin
       \$262  = 12'h000;
@@ -2540,9 +2920,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_0_3_5;
-    if (\$181 ) begin
-      \$263  = buffer_0_3_6;
+    \$263  = buffer_0_1_7;
+    if (\$179 ) begin
+      \$263  = buffer_in_0_1;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2550,19 +2930,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_0_3_6;
-    if (\$181 ) begin
-      \$264  = buffer_0_3_7;
-    end
+    \$264  = buffer_read_0;
     if (rst) begin
-      \$264  = 12'h000;
+      \$264  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_0_3_7;
-    if (\$181 ) begin
-      \$265  = \flush_sum$230 ;
+    \$265  = buffer_0_2_0;
+    if (\$180 ) begin
+      \$265  = buffer_0_2_1;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2570,16 +2947,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_read_1;
+    \$266  = buffer_0_2_1;
+    if (\$180 ) begin
+      \$266  = buffer_0_2_2;
+    end
     if (rst) begin
-      \$266  = 1'h0;
+      \$266  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_1_0_0;
-    if (\$182 ) begin
-      \$267  = buffer_1_0_1;
+    \$267  = buffer_0_2_2;
+    if (\$180 ) begin
+      \$267  = buffer_0_2_3;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2587,9 +2967,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_1_0_1;
-    if (\$182 ) begin
-      \$268  = buffer_1_0_2;
+    \$268  = buffer_0_2_3;
+    if (\$180 ) begin
+      \$268  = buffer_0_2_4;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2597,9 +2977,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_1_0_2;
-    if (\$182 ) begin
-      \$269  = buffer_1_0_3;
+    \$269  = buffer_0_2_4;
+    if (\$180 ) begin
+      \$269  = buffer_0_2_5;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -2607,9 +2987,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_1_0_3;
-    if (\$182 ) begin
-      \$270  = buffer_1_0_4;
+    \$270  = buffer_0_2_5;
+    if (\$180 ) begin
+      \$270  = buffer_0_2_6;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2617,9 +2997,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_1_0_4;
-    if (\$182 ) begin
-      \$271  = buffer_1_0_5;
+    \$271  = buffer_0_2_6;
+    if (\$180 ) begin
+      \$271  = buffer_0_2_7;
     end
     if (rst) begin
       \$271  = 12'h000;
@@ -2627,9 +3007,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_1_0_5;
-    if (\$182 ) begin
-      \$272  = buffer_1_0_6;
+    \$272  = buffer_0_2_7;
+    if (\$180 ) begin
+      \$272  = buffer_in_0_2;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -2637,19 +3017,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_1_0_6;
-    if (\$182 ) begin
-      \$273  = buffer_1_0_7;
-    end
+    \$273  = buffer_read_0;
     if (rst) begin
-      \$273  = 12'h000;
+      \$273  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_1_0_7;
-    if (\$182 ) begin
-      \$274  = \flush_sum$240 ;
+    \$274  = buffer_0_3_0;
+    if (\$181 ) begin
+      \$274  = buffer_0_3_1;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -2657,16 +3034,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_read_1;
+    \$275  = buffer_0_3_1;
+    if (\$181 ) begin
+      \$275  = buffer_0_3_2;
+    end
     if (rst) begin
-      \$275  = 1'h0;
+      \$275  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_1_1_0;
-    if (\$183 ) begin
-      \$276  = buffer_1_1_1;
+    \$276  = buffer_0_3_2;
+    if (\$181 ) begin
+      \$276  = buffer_0_3_3;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -2674,9 +3054,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_1_1_1;
-    if (\$183 ) begin
-      \$277  = buffer_1_1_2;
+    \$277  = buffer_0_3_3;
+    if (\$181 ) begin
+      \$277  = buffer_0_3_4;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -2684,9 +3064,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_1_1_2;
-    if (\$183 ) begin
-      \$278  = buffer_1_1_3;
+    \$278  = buffer_0_3_4;
+    if (\$181 ) begin
+      \$278  = buffer_0_3_5;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -2694,9 +3074,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_1_1_3;
-    if (\$183 ) begin
-      \$279  = buffer_1_1_4;
+    \$279  = buffer_0_3_5;
+    if (\$181 ) begin
+      \$279  = buffer_0_3_6;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -2704,9 +3084,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_1_1_4;
-    if (\$183 ) begin
-      \$280  = buffer_1_1_5;
+    \$280  = buffer_0_3_6;
+    if (\$181 ) begin
+      \$280  = buffer_0_3_7;
     end
     if (rst) begin
       \$280  = 12'h000;
@@ -2714,9 +3094,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_1_1_5;
-    if (\$183 ) begin
-      \$281  = buffer_1_1_6;
+    \$281  = buffer_0_3_7;
+    if (\$181 ) begin
+      \$281  = buffer_in_0_3;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -2724,19 +3104,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_1_1_6;
-    if (\$183 ) begin
-      \$282  = buffer_1_1_7;
-    end
+    \$282  = buffer_read_1;
     if (rst) begin
-      \$282  = 12'h000;
+      \$282  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_1_1_7;
-    if (\$183 ) begin
-      \$283  = \flush_sum$250 ;
+    \$283  = buffer_1_0_0;
+    if (\$182 ) begin
+      \$283  = buffer_1_0_1;
     end
     if (rst) begin
       \$283  = 12'h000;
@@ -2744,16 +3121,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_read_1;
+    \$284  = buffer_1_0_1;
+    if (\$182 ) begin
+      \$284  = buffer_1_0_2;
+    end
     if (rst) begin
-      \$284  = 1'h0;
+      \$284  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_1_2_0;
-    if (\$184 ) begin
-      \$285  = buffer_1_2_1;
+    \$285  = buffer_1_0_2;
+    if (\$182 ) begin
+      \$285  = buffer_1_0_3;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -2761,9 +3141,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_1_2_1;
-    if (\$184 ) begin
-      \$286  = buffer_1_2_2;
+    \$286  = buffer_1_0_3;
+    if (\$182 ) begin
+      \$286  = buffer_1_0_4;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -2771,9 +3151,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_1_2_2;
-    if (\$184 ) begin
-      \$287  = buffer_1_2_3;
+    \$287  = buffer_1_0_4;
+    if (\$182 ) begin
+      \$287  = buffer_1_0_5;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -2781,9 +3161,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_1_2_3;
-    if (\$184 ) begin
-      \$288  = buffer_1_2_4;
+    \$288  = buffer_1_0_5;
+    if (\$182 ) begin
+      \$288  = buffer_1_0_6;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -2791,9 +3171,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_1_2_4;
-    if (\$184 ) begin
-      \$289  = buffer_1_2_5;
+    \$289  = buffer_1_0_6;
+    if (\$182 ) begin
+      \$289  = buffer_1_0_7;
     end
     if (rst) begin
       \$289  = 12'h000;
@@ -2801,9 +3181,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_1_2_5;
-    if (\$184 ) begin
-      \$290  = buffer_1_2_6;
+    \$290  = buffer_1_0_7;
+    if (\$182 ) begin
+      \$290  = buffer_in_1_0;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -2811,19 +3191,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_1_2_6;
-    if (\$184 ) begin
-      \$291  = buffer_1_2_7;
-    end
+    \$291  = buffer_read_1;
     if (rst) begin
-      \$291  = 12'h000;
+      \$291  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_1_2_7;
-    if (\$184 ) begin
-      \$292  = \flush_sum$260 ;
+    \$292  = buffer_1_1_0;
+    if (\$183 ) begin
+      \$292  = buffer_1_1_1;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -2831,16 +3208,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_read_1;
+    \$293  = buffer_1_1_1;
+    if (\$183 ) begin
+      \$293  = buffer_1_1_2;
+    end
     if (rst) begin
-      \$293  = 1'h0;
+      \$293  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_1_3_0;
-    if (\$185 ) begin
-      \$294  = buffer_1_3_1;
+    \$294  = buffer_1_1_2;
+    if (\$183 ) begin
+      \$294  = buffer_1_1_3;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -2848,9 +3228,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_1_3_1;
-    if (\$185 ) begin
-      \$295  = buffer_1_3_2;
+    \$295  = buffer_1_1_3;
+    if (\$183 ) begin
+      \$295  = buffer_1_1_4;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -2858,9 +3238,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_1_3_2;
-    if (\$185 ) begin
-      \$296  = buffer_1_3_3;
+    \$296  = buffer_1_1_4;
+    if (\$183 ) begin
+      \$296  = buffer_1_1_5;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -2868,9 +3248,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_1_3_3;
-    if (\$185 ) begin
-      \$297  = buffer_1_3_4;
+    \$297  = buffer_1_1_5;
+    if (\$183 ) begin
+      \$297  = buffer_1_1_6;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -2878,9 +3258,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_1_3_4;
-    if (\$185 ) begin
-      \$298  = buffer_1_3_5;
+    \$298  = buffer_1_1_6;
+    if (\$183 ) begin
+      \$298  = buffer_1_1_7;
     end
     if (rst) begin
       \$298  = 12'h000;
@@ -2888,9 +3268,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_1_3_5;
-    if (\$185 ) begin
-      \$299  = buffer_1_3_6;
+    \$299  = buffer_1_1_7;
+    if (\$183 ) begin
+      \$299  = buffer_in_1_1;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -2898,19 +3278,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_1_3_6;
-    if (\$185 ) begin
-      \$300  = buffer_1_3_7;
-    end
+    \$300  = buffer_read_1;
     if (rst) begin
-      \$300  = 12'h000;
+      \$300  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_1_3_7;
-    if (\$185 ) begin
-      \$301  = \flush_sum$270 ;
+    \$301  = buffer_1_2_0;
+    if (\$184 ) begin
+      \$301  = buffer_1_2_1;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -2918,16 +3295,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_read_2;
+    \$302  = buffer_1_2_1;
+    if (\$184 ) begin
+      \$302  = buffer_1_2_2;
+    end
     if (rst) begin
-      \$302  = 1'h0;
+      \$302  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_2_0_0;
-    if (\$186 ) begin
-      \$303  = buffer_2_0_1;
+    \$303  = buffer_1_2_2;
+    if (\$184 ) begin
+      \$303  = buffer_1_2_3;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -2935,9 +3315,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_2_0_1;
-    if (\$186 ) begin
-      \$304  = buffer_2_0_2;
+    \$304  = buffer_1_2_3;
+    if (\$184 ) begin
+      \$304  = buffer_1_2_4;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -2945,9 +3325,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_2_0_2;
-    if (\$186 ) begin
-      \$305  = buffer_2_0_3;
+    \$305  = buffer_1_2_4;
+    if (\$184 ) begin
+      \$305  = buffer_1_2_5;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -2955,9 +3335,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_2_0_3;
-    if (\$186 ) begin
-      \$306  = buffer_2_0_4;
+    \$306  = buffer_1_2_5;
+    if (\$184 ) begin
+      \$306  = buffer_1_2_6;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -2965,9 +3345,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_2_0_4;
-    if (\$186 ) begin
-      \$307  = buffer_2_0_5;
+    \$307  = buffer_1_2_6;
+    if (\$184 ) begin
+      \$307  = buffer_1_2_7;
     end
     if (rst) begin
       \$307  = 12'h000;
@@ -2975,9 +3355,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_2_0_5;
-    if (\$186 ) begin
-      \$308  = buffer_2_0_6;
+    \$308  = buffer_1_2_7;
+    if (\$184 ) begin
+      \$308  = buffer_in_1_2;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -2985,19 +3365,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_2_0_6;
-    if (\$186 ) begin
-      \$309  = buffer_2_0_7;
-    end
+    \$309  = buffer_read_1;
     if (rst) begin
-      \$309  = 12'h000;
+      \$309  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_2_0_7;
-    if (\$186 ) begin
-      \$310  = \flush_sum$280 ;
+    \$310  = buffer_1_3_0;
+    if (\$185 ) begin
+      \$310  = buffer_1_3_1;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -3005,16 +3382,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_read_2;
+    \$311  = buffer_1_3_1;
+    if (\$185 ) begin
+      \$311  = buffer_1_3_2;
+    end
     if (rst) begin
-      \$311  = 1'h0;
+      \$311  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_2_1_0;
-    if (\$187 ) begin
-      \$312  = buffer_2_1_1;
+    \$312  = buffer_1_3_2;
+    if (\$185 ) begin
+      \$312  = buffer_1_3_3;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -3022,9 +3402,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_2_1_1;
-    if (\$187 ) begin
-      \$313  = buffer_2_1_2;
+    \$313  = buffer_1_3_3;
+    if (\$185 ) begin
+      \$313  = buffer_1_3_4;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -3032,9 +3412,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_2_1_2;
-    if (\$187 ) begin
-      \$314  = buffer_2_1_3;
+    \$314  = buffer_1_3_4;
+    if (\$185 ) begin
+      \$314  = buffer_1_3_5;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -3042,9 +3422,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_2_1_3;
-    if (\$187 ) begin
-      \$315  = buffer_2_1_4;
+    \$315  = buffer_1_3_5;
+    if (\$185 ) begin
+      \$315  = buffer_1_3_6;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -3052,9 +3432,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_2_1_4;
-    if (\$187 ) begin
-      \$316  = buffer_2_1_5;
+    \$316  = buffer_1_3_6;
+    if (\$185 ) begin
+      \$316  = buffer_1_3_7;
     end
     if (rst) begin
       \$316  = 12'h000;
@@ -3062,9 +3442,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_2_1_5;
-    if (\$187 ) begin
-      \$317  = buffer_2_1_6;
+    \$317  = buffer_1_3_7;
+    if (\$185 ) begin
+      \$317  = buffer_in_1_3;
     end
     if (rst) begin
       \$317  = 12'h000;
@@ -3072,19 +3452,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_2_1_6;
-    if (\$187 ) begin
-      \$318  = buffer_2_1_7;
-    end
+    \$318  = buffer_read_2;
     if (rst) begin
-      \$318  = 12'h000;
+      \$318  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_2_1_7;
-    if (\$187 ) begin
-      \$319  = \flush_sum$290 ;
+    \$319  = buffer_2_0_0;
+    if (\$186 ) begin
+      \$319  = buffer_2_0_1;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -3092,16 +3469,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_read_2;
+    \$320  = buffer_2_0_1;
+    if (\$186 ) begin
+      \$320  = buffer_2_0_2;
+    end
     if (rst) begin
-      \$320  = 1'h0;
+      \$320  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_2_2_0;
-    if (\$188 ) begin
-      \$321  = buffer_2_2_1;
+    \$321  = buffer_2_0_2;
+    if (\$186 ) begin
+      \$321  = buffer_2_0_3;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -3109,9 +3489,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_2_2_1;
-    if (\$188 ) begin
-      \$322  = buffer_2_2_2;
+    \$322  = buffer_2_0_3;
+    if (\$186 ) begin
+      \$322  = buffer_2_0_4;
     end
     if (rst) begin
       \$322  = 12'h000;
@@ -3119,9 +3499,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_2_2_2;
-    if (\$188 ) begin
-      \$323  = buffer_2_2_3;
+    \$323  = buffer_2_0_4;
+    if (\$186 ) begin
+      \$323  = buffer_2_0_5;
     end
     if (rst) begin
       \$323  = 12'h000;
@@ -3129,9 +3509,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_2_2_3;
-    if (\$188 ) begin
-      \$324  = buffer_2_2_4;
+    \$324  = buffer_2_0_5;
+    if (\$186 ) begin
+      \$324  = buffer_2_0_6;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -3139,9 +3519,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_2_2_4;
-    if (\$188 ) begin
-      \$325  = buffer_2_2_5;
+    \$325  = buffer_2_0_6;
+    if (\$186 ) begin
+      \$325  = buffer_2_0_7;
     end
     if (rst) begin
       \$325  = 12'h000;
@@ -3149,9 +3529,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_2_2_5;
-    if (\$188 ) begin
-      \$326  = buffer_2_2_6;
+    \$326  = buffer_2_0_7;
+    if (\$186 ) begin
+      \$326  = buffer_in_2_0;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -3159,19 +3539,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_2_2_6;
-    if (\$188 ) begin
-      \$327  = buffer_2_2_7;
-    end
+    \$327  = buffer_read_2;
     if (rst) begin
-      \$327  = 12'h000;
+      \$327  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_2_2_7;
-    if (\$188 ) begin
-      \$328  = \flush_sum$300 ;
+    \$328  = buffer_2_1_0;
+    if (\$187 ) begin
+      \$328  = buffer_2_1_1;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -3179,16 +3556,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_read_2;
+    \$329  = buffer_2_1_1;
+    if (\$187 ) begin
+      \$329  = buffer_2_1_2;
+    end
     if (rst) begin
-      \$329  = 1'h0;
+      \$329  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_2_3_0;
-    if (\$189 ) begin
-      \$330  = buffer_2_3_1;
+    \$330  = buffer_2_1_2;
+    if (\$187 ) begin
+      \$330  = buffer_2_1_3;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3196,9 +3576,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_2_3_1;
-    if (\$189 ) begin
-      \$331  = buffer_2_3_2;
+    \$331  = buffer_2_1_3;
+    if (\$187 ) begin
+      \$331  = buffer_2_1_4;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3206,9 +3586,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_2_3_2;
-    if (\$189 ) begin
-      \$332  = buffer_2_3_3;
+    \$332  = buffer_2_1_4;
+    if (\$187 ) begin
+      \$332  = buffer_2_1_5;
     end
     if (rst) begin
       \$332  = 12'h000;
@@ -3216,9 +3596,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_2_3_3;
-    if (\$189 ) begin
-      \$333  = buffer_2_3_4;
+    \$333  = buffer_2_1_5;
+    if (\$187 ) begin
+      \$333  = buffer_2_1_6;
     end
     if (rst) begin
       \$333  = 12'h000;
@@ -3226,9 +3606,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_2_3_4;
-    if (\$189 ) begin
-      \$334  = buffer_2_3_5;
+    \$334  = buffer_2_1_6;
+    if (\$187 ) begin
+      \$334  = buffer_2_1_7;
     end
     if (rst) begin
       \$334  = 12'h000;
@@ -3236,9 +3616,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_2_3_5;
-    if (\$189 ) begin
-      \$335  = buffer_2_3_6;
+    \$335  = buffer_2_1_7;
+    if (\$187 ) begin
+      \$335  = buffer_in_2_1;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -3246,19 +3626,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_2_3_6;
-    if (\$189 ) begin
-      \$336  = buffer_2_3_7;
-    end
+    \$336  = buffer_read_2;
     if (rst) begin
-      \$336  = 12'h000;
+      \$336  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_2_3_7;
-    if (\$189 ) begin
-      \$337  = \flush_sum$310 ;
+    \$337  = buffer_2_2_0;
+    if (\$188 ) begin
+      \$337  = buffer_2_2_1;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -3266,16 +3643,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_read_3;
+    \$338  = buffer_2_2_1;
+    if (\$188 ) begin
+      \$338  = buffer_2_2_2;
+    end
     if (rst) begin
-      \$338  = 1'h0;
+      \$338  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_3_0_0;
-    if (\$190 ) begin
-      \$339  = buffer_3_0_1;
+    \$339  = buffer_2_2_2;
+    if (\$188 ) begin
+      \$339  = buffer_2_2_3;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -3283,9 +3663,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_3_0_1;
-    if (\$190 ) begin
-      \$340  = buffer_3_0_2;
+    \$340  = buffer_2_2_3;
+    if (\$188 ) begin
+      \$340  = buffer_2_2_4;
     end
     if (rst) begin
       \$340  = 12'h000;
@@ -3293,9 +3673,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_3_0_2;
-    if (\$190 ) begin
-      \$341  = buffer_3_0_3;
+    \$341  = buffer_2_2_4;
+    if (\$188 ) begin
+      \$341  = buffer_2_2_5;
     end
     if (rst) begin
       \$341  = 12'h000;
@@ -3303,9 +3683,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_3_0_3;
-    if (\$190 ) begin
-      \$342  = buffer_3_0_4;
+    \$342  = buffer_2_2_5;
+    if (\$188 ) begin
+      \$342  = buffer_2_2_6;
     end
     if (rst) begin
       \$342  = 12'h000;
@@ -3313,9 +3693,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_3_0_4;
-    if (\$190 ) begin
-      \$343  = buffer_3_0_5;
+    \$343  = buffer_2_2_6;
+    if (\$188 ) begin
+      \$343  = buffer_2_2_7;
     end
     if (rst) begin
       \$343  = 12'h000;
@@ -3323,9 +3703,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_3_0_5;
-    if (\$190 ) begin
-      \$344  = buffer_3_0_6;
+    \$344  = buffer_2_2_7;
+    if (\$188 ) begin
+      \$344  = buffer_in_2_2;
     end
     if (rst) begin
       \$344  = 12'h000;
@@ -3333,19 +3713,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_3_0_6;
-    if (\$190 ) begin
-      \$345  = buffer_3_0_7;
-    end
+    \$345  = buffer_read_2;
     if (rst) begin
-      \$345  = 12'h000;
+      \$345  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_3_0_7;
-    if (\$190 ) begin
-      \$346  = \flush_sum$320 ;
+    \$346  = buffer_2_3_0;
+    if (\$189 ) begin
+      \$346  = buffer_2_3_1;
     end
     if (rst) begin
       \$346  = 12'h000;
@@ -3353,16 +3730,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_read_3;
+    \$347  = buffer_2_3_1;
+    if (\$189 ) begin
+      \$347  = buffer_2_3_2;
+    end
     if (rst) begin
-      \$347  = 1'h0;
+      \$347  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_3_1_0;
-    if (\$191 ) begin
-      \$348  = buffer_3_1_1;
+    \$348  = buffer_2_3_2;
+    if (\$189 ) begin
+      \$348  = buffer_2_3_3;
     end
     if (rst) begin
       \$348  = 12'h000;
@@ -3370,9 +3750,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_3_1_1;
-    if (\$191 ) begin
-      \$349  = buffer_3_1_2;
+    \$349  = buffer_2_3_3;
+    if (\$189 ) begin
+      \$349  = buffer_2_3_4;
     end
     if (rst) begin
       \$349  = 12'h000;
@@ -3380,9 +3760,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = buffer_3_1_2;
-    if (\$191 ) begin
-      \$350  = buffer_3_1_3;
+    \$350  = buffer_2_3_4;
+    if (\$189 ) begin
+      \$350  = buffer_2_3_5;
     end
     if (rst) begin
       \$350  = 12'h000;
@@ -3390,9 +3770,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = buffer_3_1_3;
-    if (\$191 ) begin
-      \$351  = buffer_3_1_4;
+    \$351  = buffer_2_3_5;
+    if (\$189 ) begin
+      \$351  = buffer_2_3_6;
     end
     if (rst) begin
       \$351  = 12'h000;
@@ -3400,9 +3780,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = buffer_3_1_4;
-    if (\$191 ) begin
-      \$352  = buffer_3_1_5;
+    \$352  = buffer_2_3_6;
+    if (\$189 ) begin
+      \$352  = buffer_2_3_7;
     end
     if (rst) begin
       \$352  = 12'h000;
@@ -3410,9 +3790,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = buffer_3_1_5;
-    if (\$191 ) begin
-      \$353  = buffer_3_1_6;
+    \$353  = buffer_2_3_7;
+    if (\$189 ) begin
+      \$353  = buffer_in_2_3;
     end
     if (rst) begin
       \$353  = 12'h000;
@@ -3420,19 +3800,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = buffer_3_1_6;
-    if (\$191 ) begin
-      \$354  = buffer_3_1_7;
-    end
+    \$354  = buffer_read_3;
     if (rst) begin
-      \$354  = 12'h000;
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = buffer_3_1_7;
-    if (\$191 ) begin
-      \$355  = \flush_sum$330 ;
+    \$355  = buffer_3_0_0;
+    if (\$190 ) begin
+      \$355  = buffer_3_0_1;
     end
     if (rst) begin
       \$355  = 12'h000;
@@ -3440,16 +3817,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = buffer_read_3;
+    \$356  = buffer_3_0_1;
+    if (\$190 ) begin
+      \$356  = buffer_3_0_2;
+    end
     if (rst) begin
-      \$356  = 1'h0;
+      \$356  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = buffer_3_2_0;
-    if (\$192 ) begin
-      \$357  = buffer_3_2_1;
+    \$357  = buffer_3_0_2;
+    if (\$190 ) begin
+      \$357  = buffer_3_0_3;
     end
     if (rst) begin
       \$357  = 12'h000;
@@ -3457,9 +3837,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = buffer_3_2_1;
-    if (\$192 ) begin
-      \$358  = buffer_3_2_2;
+    \$358  = buffer_3_0_3;
+    if (\$190 ) begin
+      \$358  = buffer_3_0_4;
     end
     if (rst) begin
       \$358  = 12'h000;
@@ -3467,9 +3847,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = buffer_3_2_2;
-    if (\$192 ) begin
-      \$359  = buffer_3_2_3;
+    \$359  = buffer_3_0_4;
+    if (\$190 ) begin
+      \$359  = buffer_3_0_5;
     end
     if (rst) begin
       \$359  = 12'h000;
@@ -3477,9 +3857,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = buffer_3_2_3;
-    if (\$192 ) begin
-      \$360  = buffer_3_2_4;
+    \$360  = buffer_3_0_5;
+    if (\$190 ) begin
+      \$360  = buffer_3_0_6;
     end
     if (rst) begin
       \$360  = 12'h000;
@@ -3487,9 +3867,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = buffer_3_2_4;
-    if (\$192 ) begin
-      \$361  = buffer_3_2_5;
+    \$361  = buffer_3_0_6;
+    if (\$190 ) begin
+      \$361  = buffer_3_0_7;
     end
     if (rst) begin
       \$361  = 12'h000;
@@ -3497,9 +3877,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = buffer_3_2_5;
-    if (\$192 ) begin
-      \$362  = buffer_3_2_6;
+    \$362  = buffer_3_0_7;
+    if (\$190 ) begin
+      \$362  = buffer_in_3_0;
     end
     if (rst) begin
       \$362  = 12'h000;
@@ -3507,159 +3887,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = buffer_3_2_6;
-    if (\$192 ) begin
-      \$363  = buffer_3_2_7;
-    end
+    \$363  = buffer_read_3;
     if (rst) begin
-      \$363  = 12'h000;
+      \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = buffer_3_2_7;
-    if (\$192 ) begin
-      \$364  = \flush_sum$340 ;
+    \$364  = buffer_3_1_0;
+    if (\$191 ) begin
+      \$364  = buffer_3_1_1;
     end
     if (rst) begin
       \$364  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = buffer_read_3;
-    if (rst) begin
-      \$365  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = buffer_3_3_0;
-    if (\$193 ) begin
-      \$366  = buffer_3_3_1;
-    end
-    if (rst) begin
-      \$366  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = buffer_3_3_1;
-    if (\$193 ) begin
-      \$367  = buffer_3_3_2;
-    end
-    if (rst) begin
-      \$367  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = buffer_3_3_2;
-    if (\$193 ) begin
-      \$368  = buffer_3_3_3;
-    end
-    if (rst) begin
-      \$368  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = buffer_3_3_3;
-    if (\$193 ) begin
-      \$369  = buffer_3_3_4;
-    end
-    if (rst) begin
-      \$369  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = buffer_3_3_4;
-    if (\$193 ) begin
-      \$370  = buffer_3_3_5;
-    end
-    if (rst) begin
-      \$370  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = buffer_3_3_5;
-    if (\$193 ) begin
-      \$371  = buffer_3_3_6;
-    end
-    if (rst) begin
-      \$371  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = buffer_3_3_6;
-    if (\$193 ) begin
-      \$372  = buffer_3_3_7;
-    end
-    if (rst) begin
-      \$372  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = buffer_3_3_7;
-    if (\$193 ) begin
-      \$373  = \flush_sum$349 ;
-    end
-    if (rst) begin
-      \$373  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = taken;
-    if (\flush$149 ) begin
-      \$374  = \$196 [2:0];
-    end
-    if (rst) begin
-      \$374  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = out__valid;
-    if (tile_in) begin
-      \$375  = 1'h1;
-    end
-    if (take) begin
-      if (\$200 ) begin
-        \$375  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$375  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = row_part;
-    if (take) begin
-      \$376  = \$199 [1:0];
-    end
-    if (rst) begin
-      \$376  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = row;
-    if (take) begin
-      (* full_case = 32'd1 *)
-      if (\$200 ) begin
-        \$377  = 5'h00;
-      end else begin
-        \$377  = \$201 [4:0];
-      end
-    end
-    if (rst) begin
-      \$377  = 5'h00;
     end
   end
   assign a_0_exp = \$14 [4:0];

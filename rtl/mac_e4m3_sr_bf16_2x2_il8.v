@@ -605,58 +605,62 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg \$635 ;
   reg \$636 ;
   reg [4:0] \$637 ;
-  reg [4:0] \$638 ;
+  reg \$638 ;
   reg [4:0] \$639 ;
   wire [6:0] \$64 ;
   reg \$640 ;
-  reg [3:0] \$641 ;
-  reg \$642 ;
-  reg [3:0] \$643 ;
+  reg \$641 ;
+  reg [4:0] \$642 ;
+  reg \$643 ;
   reg \$644 ;
-  reg [15:0] \$645 ;
-  reg [15:0] \$646 ;
-  reg [15:0] \$647 ;
-  reg [15:0] \$648 ;
+  reg [3:0] \$645 ;
+  reg \$646 ;
+  reg [3:0] \$647 ;
+  reg \$648 ;
   reg [15:0] \$649 ;
   wire [9:0] \$65 ;
   reg [15:0] \$650 ;
   reg [15:0] \$651 ;
   reg [15:0] \$652 ;
-  reg \$653 ;
+  reg [15:0] \$653 ;
   reg [15:0] \$654 ;
   reg [15:0] \$655 ;
   reg [15:0] \$656 ;
-  reg [15:0] \$657 ;
+  reg \$657 ;
   reg [15:0] \$658 ;
   reg [15:0] \$659 ;
   wire \$66 ;
   reg [15:0] \$660 ;
   reg [15:0] \$661 ;
-  reg \$662 ;
+  reg [15:0] \$662 ;
   reg [15:0] \$663 ;
   reg [15:0] \$664 ;
   reg [15:0] \$665 ;
-  reg [15:0] \$666 ;
+  reg \$666 ;
   reg [15:0] \$667 ;
   reg [15:0] \$668 ;
   reg [15:0] \$669 ;
   wire [13:0] \$67 ;
   reg [15:0] \$670 ;
-  reg \$671 ;
+  reg [15:0] \$671 ;
   reg [15:0] \$672 ;
   reg [15:0] \$673 ;
   reg [15:0] \$674 ;
-  reg [15:0] \$675 ;
+  reg \$675 ;
   reg [15:0] \$676 ;
   reg [15:0] \$677 ;
   reg [15:0] \$678 ;
   reg [15:0] \$679 ;
   wire [6:0] \$68 ;
-  reg [1:0] \$680 ;
-  reg [2:0] \$681 ;
-  reg \$682 ;
-  reg \$683 ;
-  reg [3:0] \$684 ;
+  reg [15:0] \$680 ;
+  reg [15:0] \$681 ;
+  reg [15:0] \$682 ;
+  reg [15:0] \$683 ;
+  reg [1:0] \$684 ;
+  reg [2:0] \$685 ;
+  reg \$686 ;
+  reg \$687 ;
+  reg [3:0] \$688 ;
   wire [6:0] \$69 ;
   wire \$7 ;
   wire \$70 ;
@@ -873,10 +877,26 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [15:0] buffer_1_1_7 = 16'h0000;
   (* init = 1'h0 *)
   wire buffer_full;
+  reg [15:0] buffer_in_0_0 = 16'h0000;
+  reg [15:0] buffer_in_0_1 = 16'h0000;
+  reg [15:0] buffer_in_1_0 = 16'h0000;
+  reg [15:0] buffer_in_1_1 = 16'h0000;
+  reg [1:0] buffer_in_mode_0_0 = 2'h0;
+  reg [1:0] buffer_in_mode_0_1 = 2'h0;
+  reg [1:0] buffer_in_mode_1_0 = 2'h0;
+  reg [1:0] buffer_in_mode_1_1 = 2'h0;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_0 = 4'h0;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_1 = 4'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_1 = 1'h0;
   reg [1:0] buffer_mode = 2'h0;
   wire buffer_read_0;
   wire buffer_read_1;
@@ -928,14 +948,17 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \en$89 ;
   wire flush;
   wire \flush$117 ;
-  wire \flush$127 ;
-  wire \flush$137 ;
-  wire \flush$97 ;
+  wire \flush$123 ;
+  wire \flush$129 ;
+  wire \flush$134 ;
   wire [1:0] flush_mode;
+  wire [1:0] \flush_mode$127 ;
+  wire [1:0] \flush_mode$133 ;
+  wire [1:0] \flush_mode$138 ;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$135 ;
-  wire [15:0] \flush_sum$145 ;
-  wire [15:0] \flush_sum$154 ;
+  wire [15:0] \flush_sum$125 ;
+  wire [15:0] \flush_sum$131 ;
+  wire [15:0] \flush_sum$136 ;
   reg flushing = 1'h0;
   input [66:0] inp__payload;
   wire [66:0] inp__payload;
@@ -999,6 +1022,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [2:0] taken = 3'h0;
   wire tile_in;
   reg [2:0] turn = 3'h0;
+  assign a_1_inf = \$279  ? 1'h0 : \$289 ;
+  assign \$290  = ! inp__payload[66:65];
+  assign \$291  = inp__payload[22:16] == 7'h7f;
+  assign \$292  = inp__payload[66:65] == 1'h1;
   assign \$293  = inp__payload[22:18] == 5'h1f;
   assign \$294  = | inp__payload[17:16];
   assign \$295  = \$293  & \$294 ;
@@ -1291,7 +1318,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$596  = \$586  ? \$587  : \$595 ;
   assign b_1_nan = \$584  ? \$585  : \$596 ;
   assign \$597  = taken == 3'h7;
-  assign tile_in = \flush$97  & \$597 ;
+  assign tile_in = buffer_load_1_1 & \$597 ;
   assign \$598  = | buffer_left_0;
   assign \$599  = buffer_turn_0 & \$598 ;
   assign buffer_read_0 = \$599  & out__ready;
@@ -1318,10 +1345,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$617  = \$615  & \$616 ;
   assign \$618  = buffer_left_0 - 1'h1;
   assign \$619  = buffer_left_1 - 1'h1;
-  assign \$620  = \flush$117  | buffer_shift_0_0;
-  assign \$621  = \flush$127  | buffer_shift_0_1;
-  assign \$622  = \flush$137  | buffer_shift_1_0;
-  assign \$623  = \flush$97  | buffer_shift_1_1;
+  assign \$620  = buffer_load_0_0 | buffer_shift_0_0;
+  assign \$621  = buffer_load_0_1 | buffer_shift_0_1;
+  assign \$622  = buffer_load_1_0 | buffer_shift_1_0;
+  assign \$623  = buffer_load_1_1 | buffer_shift_1_1;
   assign \$624  = taken == 3'h7;
   assign \$625  = taken + 1'h1;
   assign \$626  = \$624  ? 4'h0 : \$625 ;
@@ -1346,107 +1373,131 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \b$80  <= b_1;
   always @(posedge clk)
+    buffer_load_0_0 <= \$638 ;
+  always @(posedge clk)
+    buffer_in_0_0 <= flush_sum;
+  always @(posedge clk)
+    buffer_in_mode_0_0 <= flush_mode;
+  always @(posedge clk)
     \a$78  <= a_0;
   always @(posedge clk)
-    \step$76  <= \$638 ;
+    \step$76  <= \$639 ;
   always @(posedge clk)
     \b$87  <= b_0;
   always @(posedge clk)
+    buffer_load_0_1 <= \$640 ;
+  always @(posedge clk)
+    buffer_in_0_1 <= \flush_sum$125 ;
+  always @(posedge clk)
+    buffer_in_mode_0_1 <= \flush_mode$127 ;
+  always @(posedge clk)
     \b$94  <= \b$80 ;
+  always @(posedge clk)
+    buffer_load_1_0 <= \$641 ;
+  always @(posedge clk)
+    buffer_in_1_0 <= \flush_sum$131 ;
+  always @(posedge clk)
+    buffer_in_mode_1_0 <= \flush_mode$133 ;
   always @(posedge clk)
     \a$92  <= \a$85 ;
   always @(posedge clk)
-    \step$90  <= \$639 ;
+    \step$90  <= \$642 ;
   always @(posedge clk)
-    buffer_turn_0 <= \$640 ;
+    buffer_load_1_1 <= \$643 ;
   always @(posedge clk)
-    buffer_left_0 <= \$641 ;
+    buffer_in_1_1 <= \flush_sum$136 ;
   always @(posedge clk)
-    buffer_turn_1 <= \$642 ;
+    buffer_in_mode_1_1 <= \flush_mode$138 ;
   always @(posedge clk)
-    buffer_left_1 <= \$643 ;
+    buffer_turn_0 <= \$644 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$644 ;
+    buffer_left_0 <= \$645 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$645 ;
+    buffer_turn_1 <= \$646 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$646 ;
+    buffer_left_1 <= \$647 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$647 ;
+    buffer_shift_0_0 <= \$648 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$648 ;
+    buffer_0_0_0 <= \$649 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$649 ;
+    buffer_0_0_1 <= \$650 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$650 ;
+    buffer_0_0_2 <= \$651 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$651 ;
+    buffer_0_0_3 <= \$652 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$652 ;
+    buffer_0_0_4 <= \$653 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$653 ;
+    buffer_0_0_5 <= \$654 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$654 ;
+    buffer_0_0_6 <= \$655 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$655 ;
+    buffer_0_0_7 <= \$656 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$656 ;
+    buffer_shift_0_1 <= \$657 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$657 ;
+    buffer_0_1_0 <= \$658 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$658 ;
+    buffer_0_1_1 <= \$659 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$659 ;
+    buffer_0_1_2 <= \$660 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$660 ;
+    buffer_0_1_3 <= \$661 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$661 ;
+    buffer_0_1_4 <= \$662 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$662 ;
+    buffer_0_1_5 <= \$663 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$663 ;
+    buffer_0_1_6 <= \$664 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$664 ;
+    buffer_0_1_7 <= \$665 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$665 ;
+    buffer_shift_1_0 <= \$666 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$666 ;
+    buffer_1_0_0 <= \$667 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$667 ;
+    buffer_1_0_1 <= \$668 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$668 ;
+    buffer_1_0_2 <= \$669 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$669 ;
+    buffer_1_0_3 <= \$670 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$670 ;
+    buffer_1_0_4 <= \$671 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$671 ;
+    buffer_1_0_5 <= \$672 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$672 ;
+    buffer_1_0_6 <= \$673 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$673 ;
+    buffer_1_0_7 <= \$674 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$674 ;
+    buffer_shift_1_1 <= \$675 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$675 ;
+    buffer_1_1_0 <= \$676 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$676 ;
+    buffer_1_1_1 <= \$677 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$677 ;
+    buffer_1_1_2 <= \$678 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$678 ;
+    buffer_1_1_3 <= \$679 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$679 ;
+    buffer_1_1_4 <= \$680 ;
   always @(posedge clk)
-    buffer_mode <= \$680 ;
+    buffer_1_1_5 <= \$681 ;
   always @(posedge clk)
-    taken <= \$681 ;
+    buffer_1_1_6 <= \$682 ;
   always @(posedge clk)
-    out__valid <= \$682 ;
+    buffer_1_1_7 <= \$683 ;
   always @(posedge clk)
-    row_part <= \$683 ;
+    buffer_mode <= \$684 ;
   always @(posedge clk)
-    row <= \$684 ;
+    taken <= \$685 ;
+  always @(posedge clk)
+    out__valid <= \$686 ;
+  always @(posedge clk)
+    row_part <= \$687 ;
+  always @(posedge clk)
+    row <= \$688 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1722,13 +1773,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$287  = \$285  & \$286 ;
   assign \$288  = \$284  ? 1'h0 : \$287 ;
   assign \$289  = \$280  ? \$283  : \$288 ;
-  assign a_1_inf = \$279  ? 1'h0 : \$289 ;
-  assign \$290  = ! inp__payload[66:65];
-  assign \$291  = inp__payload[22:16] == 7'h7f;
-  assign \$292  = inp__payload[66:65] == 1'h1;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
+    .acc_mode(flush_mode),
     .b(b_0),
     .clk(clk),
     .flush(\flush$117 ),
@@ -1737,29 +1785,31 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$78 ),
-    .acc(\flush_sum$135 ),
+    .acc(\flush_sum$125 ),
+    .acc_mode(\flush_mode$127 ),
     .b(\b$80 ),
     .clk(clk),
-    .flush(\flush$127 ),
+    .flush(\flush$123 ),
     .rst(rst),
     .step(\step$76 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$85 ),
-    .acc(\flush_sum$145 ),
+    .acc(\flush_sum$131 ),
+    .acc_mode(\flush_mode$133 ),
     .b(\b$87 ),
     .clk(clk),
-    .flush(\flush$137 ),
+    .flush(\flush$129 ),
     .rst(rst),
     .step(\step$83 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$92 ),
-    .acc(\flush_sum$154 ),
-    .acc_mode(flush_mode),
+    .acc(\flush_sum$136 ),
+    .acc_mode(\flush_mode$138 ),
     .b(\b$94 ),
     .clk(clk),
-    .flush(\flush$97 ),
+    .flush(\flush$134 ),
     .rst(rst),
     .step(\step$90 )
   );
@@ -1829,118 +1879,106 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$638  = control;
+    \$638  = \flush$117 ;
     if (rst) begin
-      \$638  = 5'h00;
+      \$638  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$639  = \step$83 ;
+    \$639  = control;
     if (rst) begin
       \$639  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$640  = buffer_turn_0;
-    if (buffer_read_1) begin
-      \$640  = 1'h1;
-    end else if (buffer_read_0) begin
+    \$640  = \flush$123 ;
+    if (rst) begin
       \$640  = 1'h0;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$641  = \flush$129 ;
     if (rst) begin
-      \$640  = 1'h1;
+      \$641  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$641  = buffer_left_0;
-    if (tile_in) begin
-      \$641  = 4'h8;
+    \$642  = \step$83 ;
+    if (rst) begin
+      \$642  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$643  = \flush$134 ;
+    if (rst) begin
+      \$643  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$644  = buffer_turn_0;
+    if (buffer_read_1) begin
+      \$644  = 1'h1;
     end else if (buffer_read_0) begin
-      \$641  = \$618 [3:0];
-    end
-    if (rst) begin
-      \$641  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$642  = buffer_turn_1;
-    if (buffer_read_0) begin
-      \$642  = 1'h1;
-    end else if (buffer_read_1) begin
-      \$642  = 1'h0;
-    end
-    if (rst) begin
-      \$642  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$643  = buffer_left_1;
-    if (tile_in) begin
-      \$643  = 4'h8;
-    end else if (buffer_read_1) begin
-      \$643  = \$619 [3:0];
-    end
-    if (rst) begin
-      \$643  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$644  = buffer_read_0;
-    if (rst) begin
       \$644  = 1'h0;
     end
+    if (rst) begin
+      \$644  = 1'h1;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$645  = buffer_0_0_0;
-    if (\$620 ) begin
-      \$645  = buffer_0_0_1;
+    \$645  = buffer_left_0;
+    if (tile_in) begin
+      \$645  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$645  = \$618 [3:0];
     end
     if (rst) begin
-      \$645  = 16'h0000;
+      \$645  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$646  = buffer_0_0_1;
-    if (\$620 ) begin
-      \$646  = buffer_0_0_2;
+    \$646  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$646  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$646  = 1'h0;
     end
     if (rst) begin
-      \$646  = 16'h0000;
+      \$646  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$647  = buffer_0_0_2;
-    if (\$620 ) begin
-      \$647  = buffer_0_0_3;
+    \$647  = buffer_left_1;
+    if (tile_in) begin
+      \$647  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$647  = \$619 [3:0];
     end
     if (rst) begin
-      \$647  = 16'h0000;
+      \$647  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$648  = buffer_0_0_3;
-    if (\$620 ) begin
-      \$648  = buffer_0_0_4;
-    end
+    \$648  = buffer_read_0;
     if (rst) begin
-      \$648  = 16'h0000;
+      \$648  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$649  = buffer_0_0_4;
+    \$649  = buffer_0_0_0;
     if (\$620 ) begin
-      \$649  = buffer_0_0_5;
+      \$649  = buffer_0_0_1;
     end
     if (rst) begin
       \$649  = 16'h0000;
@@ -1948,9 +1986,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$650  = buffer_0_0_5;
+    \$650  = buffer_0_0_1;
     if (\$620 ) begin
-      \$650  = buffer_0_0_6;
+      \$650  = buffer_0_0_2;
     end
     if (rst) begin
       \$650  = 16'h0000;
@@ -1958,9 +1996,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$651  = buffer_0_0_6;
+    \$651  = buffer_0_0_2;
     if (\$620 ) begin
-      \$651  = buffer_0_0_7;
+      \$651  = buffer_0_0_3;
     end
     if (rst) begin
       \$651  = 16'h0000;
@@ -1968,9 +2006,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$652  = buffer_0_0_7;
+    \$652  = buffer_0_0_3;
     if (\$620 ) begin
-      \$652  = flush_sum;
+      \$652  = buffer_0_0_4;
     end
     if (rst) begin
       \$652  = 16'h0000;
@@ -1978,16 +2016,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$653  = buffer_read_0;
+    \$653  = buffer_0_0_4;
+    if (\$620 ) begin
+      \$653  = buffer_0_0_5;
+    end
     if (rst) begin
-      \$653  = 1'h0;
+      \$653  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$654  = buffer_0_1_0;
-    if (\$621 ) begin
-      \$654  = buffer_0_1_1;
+    \$654  = buffer_0_0_5;
+    if (\$620 ) begin
+      \$654  = buffer_0_0_6;
     end
     if (rst) begin
       \$654  = 16'h0000;
@@ -1995,9 +2036,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$655  = buffer_0_1_1;
-    if (\$621 ) begin
-      \$655  = buffer_0_1_2;
+    \$655  = buffer_0_0_6;
+    if (\$620 ) begin
+      \$655  = buffer_0_0_7;
     end
     if (rst) begin
       \$655  = 16'h0000;
@@ -2005,9 +2046,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$656  = buffer_0_1_2;
-    if (\$621 ) begin
-      \$656  = buffer_0_1_3;
+    \$656  = buffer_0_0_7;
+    if (\$620 ) begin
+      \$656  = buffer_in_0_0;
     end
     if (rst) begin
       \$656  = 16'h0000;
@@ -2015,19 +2056,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$657  = buffer_0_1_3;
-    if (\$621 ) begin
-      \$657  = buffer_0_1_4;
-    end
+    \$657  = buffer_read_0;
     if (rst) begin
-      \$657  = 16'h0000;
+      \$657  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$658  = buffer_0_1_4;
+    \$658  = buffer_0_1_0;
     if (\$621 ) begin
-      \$658  = buffer_0_1_5;
+      \$658  = buffer_0_1_1;
     end
     if (rst) begin
       \$658  = 16'h0000;
@@ -2035,9 +2073,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$659  = buffer_0_1_5;
+    \$659  = buffer_0_1_1;
     if (\$621 ) begin
-      \$659  = buffer_0_1_6;
+      \$659  = buffer_0_1_2;
     end
     if (rst) begin
       \$659  = 16'h0000;
@@ -2045,9 +2083,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$660  = buffer_0_1_6;
+    \$660  = buffer_0_1_2;
     if (\$621 ) begin
-      \$660  = buffer_0_1_7;
+      \$660  = buffer_0_1_3;
     end
     if (rst) begin
       \$660  = 16'h0000;
@@ -2055,9 +2093,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$661  = buffer_0_1_7;
+    \$661  = buffer_0_1_3;
     if (\$621 ) begin
-      \$661  = \flush_sum$135 ;
+      \$661  = buffer_0_1_4;
     end
     if (rst) begin
       \$661  = 16'h0000;
@@ -2065,16 +2103,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$662  = buffer_read_1;
+    \$662  = buffer_0_1_4;
+    if (\$621 ) begin
+      \$662  = buffer_0_1_5;
+    end
     if (rst) begin
-      \$662  = 1'h0;
+      \$662  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$663  = buffer_1_0_0;
-    if (\$622 ) begin
-      \$663  = buffer_1_0_1;
+    \$663  = buffer_0_1_5;
+    if (\$621 ) begin
+      \$663  = buffer_0_1_6;
     end
     if (rst) begin
       \$663  = 16'h0000;
@@ -2082,9 +2123,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$664  = buffer_1_0_1;
-    if (\$622 ) begin
-      \$664  = buffer_1_0_2;
+    \$664  = buffer_0_1_6;
+    if (\$621 ) begin
+      \$664  = buffer_0_1_7;
     end
     if (rst) begin
       \$664  = 16'h0000;
@@ -2092,9 +2133,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$665  = buffer_1_0_2;
-    if (\$622 ) begin
-      \$665  = buffer_1_0_3;
+    \$665  = buffer_0_1_7;
+    if (\$621 ) begin
+      \$665  = buffer_in_0_1;
     end
     if (rst) begin
       \$665  = 16'h0000;
@@ -2102,19 +2143,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$666  = buffer_1_0_3;
-    if (\$622 ) begin
-      \$666  = buffer_1_0_4;
-    end
+    \$666  = buffer_read_1;
     if (rst) begin
-      \$666  = 16'h0000;
+      \$666  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$667  = buffer_1_0_4;
+    \$667  = buffer_1_0_0;
     if (\$622 ) begin
-      \$667  = buffer_1_0_5;
+      \$667  = buffer_1_0_1;
     end
     if (rst) begin
       \$667  = 16'h0000;
@@ -2122,9 +2160,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$668  = buffer_1_0_5;
+    \$668  = buffer_1_0_1;
     if (\$622 ) begin
-      \$668  = buffer_1_0_6;
+      \$668  = buffer_1_0_2;
     end
     if (rst) begin
       \$668  = 16'h0000;
@@ -2132,9 +2170,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$669  = buffer_1_0_6;
+    \$669  = buffer_1_0_2;
     if (\$622 ) begin
-      \$669  = buffer_1_0_7;
+      \$669  = buffer_1_0_3;
     end
     if (rst) begin
       \$669  = 16'h0000;
@@ -2142,9 +2180,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$670  = buffer_1_0_7;
+    \$670  = buffer_1_0_3;
     if (\$622 ) begin
-      \$670  = \flush_sum$145 ;
+      \$670  = buffer_1_0_4;
     end
     if (rst) begin
       \$670  = 16'h0000;
@@ -2152,16 +2190,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$671  = buffer_read_1;
+    \$671  = buffer_1_0_4;
+    if (\$622 ) begin
+      \$671  = buffer_1_0_5;
+    end
     if (rst) begin
-      \$671  = 1'h0;
+      \$671  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$672  = buffer_1_1_0;
-    if (\$623 ) begin
-      \$672  = buffer_1_1_1;
+    \$672  = buffer_1_0_5;
+    if (\$622 ) begin
+      \$672  = buffer_1_0_6;
     end
     if (rst) begin
       \$672  = 16'h0000;
@@ -2169,9 +2210,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$673  = buffer_1_1_1;
-    if (\$623 ) begin
-      \$673  = buffer_1_1_2;
+    \$673  = buffer_1_0_6;
+    if (\$622 ) begin
+      \$673  = buffer_1_0_7;
     end
     if (rst) begin
       \$673  = 16'h0000;
@@ -2179,9 +2220,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$674  = buffer_1_1_2;
-    if (\$623 ) begin
-      \$674  = buffer_1_1_3;
+    \$674  = buffer_1_0_7;
+    if (\$622 ) begin
+      \$674  = buffer_in_1_0;
     end
     if (rst) begin
       \$674  = 16'h0000;
@@ -2189,19 +2230,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$675  = buffer_1_1_3;
-    if (\$623 ) begin
-      \$675  = buffer_1_1_4;
-    end
+    \$675  = buffer_read_1;
     if (rst) begin
-      \$675  = 16'h0000;
+      \$675  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$676  = buffer_1_1_4;
+    \$676  = buffer_1_1_0;
     if (\$623 ) begin
-      \$676  = buffer_1_1_5;
+      \$676  = buffer_1_1_1;
     end
     if (rst) begin
       \$676  = 16'h0000;
@@ -2209,9 +2247,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$677  = buffer_1_1_5;
+    \$677  = buffer_1_1_1;
     if (\$623 ) begin
-      \$677  = buffer_1_1_6;
+      \$677  = buffer_1_1_2;
     end
     if (rst) begin
       \$677  = 16'h0000;
@@ -2219,9 +2257,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$678  = buffer_1_1_6;
+    \$678  = buffer_1_1_2;
     if (\$623 ) begin
-      \$678  = buffer_1_1_7;
+      \$678  = buffer_1_1_3;
     end
     if (rst) begin
       \$678  = 16'h0000;
@@ -2229,9 +2267,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$679  = buffer_1_1_7;
+    \$679  = buffer_1_1_3;
     if (\$623 ) begin
-      \$679  = \flush_sum$154 ;
+      \$679  = buffer_1_1_4;
     end
     if (rst) begin
       \$679  = 16'h0000;
@@ -2239,62 +2277,102 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$680  = buffer_mode;
-    if (\flush$97 ) begin
-      \$680  = flush_mode;
+    \$680  = buffer_1_1_4;
+    if (\$623 ) begin
+      \$680  = buffer_1_1_5;
     end
     if (rst) begin
-      \$680  = 2'h0;
+      \$680  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$681  = taken;
-    if (\flush$97 ) begin
-      \$681  = \$626 [2:0];
+    \$681  = buffer_1_1_5;
+    if (\$623 ) begin
+      \$681  = buffer_1_1_6;
     end
     if (rst) begin
-      \$681  = 3'h0;
+      \$681  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$682  = out__valid;
+    \$682  = buffer_1_1_6;
+    if (\$623 ) begin
+      \$682  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$682  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$683  = buffer_1_1_7;
+    if (\$623 ) begin
+      \$683  = buffer_in_1_1;
+    end
+    if (rst) begin
+      \$683  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$684  = buffer_mode;
+    if (buffer_load_1_1) begin
+      \$684  = buffer_in_mode_1_1;
+    end
+    if (rst) begin
+      \$684  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$685  = taken;
+    if (buffer_load_1_1) begin
+      \$685  = \$626 [2:0];
+    end
+    if (rst) begin
+      \$685  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$686  = out__valid;
     if (tile_in) begin
-      \$682  = 1'h1;
+      \$686  = 1'h1;
     end
     if (take) begin
       if (\$630 ) begin
-        \$682  = 1'h0;
+        \$686  = 1'h0;
       end
     end
     if (rst) begin
-      \$682  = 1'h0;
+      \$686  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$683  = row_part;
+    \$687  = row_part;
     if (take) begin
-      \$683  = \$629 [0];
+      \$687  = \$629 [0];
     end
     if (rst) begin
-      \$683  = 1'h0;
+      \$687  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$684  = row;
+    \$688  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$630 ) begin
-        \$684  = 4'h0;
+        \$688  = 4'h0;
       end else begin
-        \$684  = \$631 [3:0];
+        \$688  = \$631 [3:0];
       end
     end
     if (rst) begin
-      \$684  = 4'h0;
+      \$688  = 4'h0;
     end
   end
   assign a_0_sub_lz = { \$94 , \$89  };
@@ -2551,7 +2629,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, acc_mode, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5393,6 +5471,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   (* init = 16'h0000 *)
   wire [15:0] \acc$94 ;
   (* keep = 32'd1 *)
+  output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
   (* keep = 32'd1 *)
@@ -10253,7 +10332,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$3465$0 , \port$3467
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, acc_mode, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -13095,6 +13174,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   (* init = 16'h0000 *)
   wire [15:0] \acc$94 ;
   (* keep = 32'd1 *)
+  output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
   (* keep = 32'd1 *)
@@ -17955,7 +18035,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$6487$0 , \port$6489
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, acc_mode, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -20797,6 +20877,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   (* init = 16'h0000 *)
   wire [15:0] \acc$94 ;
   (* keep = 32'd1 *)
+  output [1:0] acc_mode;
   reg [1:0] acc_mode = 2'h0;
   wire add_a_big;
   (* keep = 32'd1 *)

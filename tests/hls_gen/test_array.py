@@ -318,8 +318,9 @@ def test_latency_is_the_manifests(rows: int, cols: int, pipeline: int, interleav
     b = operand_codes(rng, dut.pe.b_format, (1, 3, cols))
     got, latencies = run_array(dut, manifest, a, b, rng, in_rate=1.0, out_rate=1.0)
     # after the job's last beat: one flush step per sum (interleave cycles), the last of which crosses the skew
-    # (rows - 1 + cols - 1 PEs) and the PE's pipeline registers, and lands in the buffer a cycle later
-    want = interleave + (rows - 1) + (cols - 1) + pipeline + 1
+    # (rows - 1 + cols - 1 PEs), the PE's pipeline registers and its load register, and lands in the buffer a
+    # cycle later
+    want = interleave + (rows - 1) + (cols - 1) + pipeline + 1 + 1
     assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == want
     assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
 
@@ -332,7 +333,7 @@ def test_properties() -> None:
     assert dut.inp.payload.shape() == input_layout(rows=3, cols=5, a_bits=8, b_bits=8)
     assert dut.out.payload.shape() == output_layout(cols=5, tile_rows=3, acc_bits=16)
     assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
-    assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5 - 1
+    assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
     assert len(single.out.payload.row) == 1
 

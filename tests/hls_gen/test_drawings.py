@@ -141,7 +141,9 @@ def test_the_array_drawing_is_systolic_skew_registers_at_the_edges_one_between_n
     assert [sum(chain[: r + 1]) for r in range(rows)] == list(range(rows))
     assert drawn_counts(sheet, "a_pe", rows) == [cols - 1] * rows
     assert drawn_counts(sheet, "b_pe", cols) == [rows - 1] * cols
-    # each PE its own slots of the output buffer, one per sum; an operand decoder per row and per column
+    # each PE its own load register (``buffer_load_{r}_{c}``) and slots of the output buffer, one per sum; an
+    # operand decoder per row and per column
+    assert drawn_counts(sheet, "load", rows * cols) == [1] * (rows * cols)
     assert drawn_counts(sheet, "slot", rows * cols) == [4] * (rows * cols)
     assert texts(sheet, "decode") == ["decode\n(per mode)"] * (rows + cols)
 
@@ -170,8 +172,8 @@ def test_the_array_drawing_states_macarrays_latency(rows: int, cols: int, interl
     )
     assert array_latency(rows, cols, interleave, pipeline) == array.latency
     (line,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "latency")
-    sums = f"{pipeline} + {interleave} + {rows} + {cols} − 1"
-    assert f"p + L + R + C − 1 = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
+    sums = f"{pipeline} + {interleave} + {rows} + {cols}"
+    assert f"p + L + R + C = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
     (timing,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "timing")
     assert timing.startswith("Systolic: PE (r, c) takes beat n at cycle n + r + c.")
     assert "inp.ready is the only stall" in timing
