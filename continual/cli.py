@@ -10,6 +10,7 @@ starts.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import replace
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from continual.config import BENCHMARKS, SCENARIOS, STRATEGIES, RunConfig, check_data_root, run_id
+from continual.policies import make_policy
 from continual.precision import CL_PRESETS, parse_cl_precision
 from mpsim import cli_kit
+from mpsim.backend_registry import check_backend
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
 
@@ -86,6 +89,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--data-root", metavar="DIR", help="folder with the MNIST IDX files or mnist.npz (split-mnist, permuted-mnist)"
     )
+    g.add_argument(
+        "--backend",
+        default="emulator",
+        help="what computes the GEMMs: emulator (mpsim), rtl (the array's Verilog on Verilator, --hardware) or "
+        "array-emulator (mpsim on that array's modes and random stream, --hardware) (default: emulator)",
+    )
+    g.add_argument("--hardware", metavar="NAME.json", help="manifest of the array (mpsim emit --precision ... --out)")
     g = p.add_argument_group("execution")
     g.add_argument(
         "--workers",
@@ -126,7 +136,28 @@ def _add_seeds(p: argparse.ArgumentParser, count: int) -> None:
 def _base(args: argparse.Namespace, benchmark: str) -> RunConfig:
     """The settings every run shares, checked with ``benchmark`` (the grid's first; each run checks its own)."""
     options = {name: getattr(args, option.replace("-", "_")) for name, option in _TRAINING.items()}
-    return RunConfig(benchmark=benchmark, **options, data_root=args.data_root)
+    check_backend(args.backend, args.hardware)
+    return RunConfig(
+        benchmark=benchmark, **options, data_root=args.data_root, backend=args.backend, hardware=args.hardware
+    )
+
+
+def _check_hardware(configs: list[RunConfig]) -> None:
+    """Each hardware backend's array runs every GEMM of each precision its runs' policies may choose (a linear
+    layer's, of the precision's default): else one line naming the GEMM, before any run starts (a run checks its
+    own layers again as it converts them)."""
+    seen = set()
+    for config in configs:
+        key = (config.backend, config.hardware, config.precision, config.policy)
+        if config.backend == "emulator" or key in seen:
+            continue
+        seen.add(key)
+        from mpsim.nn import QLinear, gemm_calls  # torch only now, when the runs are about to start
+        from mpsim.nn.backends import load_backend
+
+        backend = load_backend(config.backend, config.hardware)
+        for precision in make_policy(config.policy, config.precision).precisions():
+            backend.check(f"precision {precision.name}", gemm_calls(QLinear(1, 1), precision.layers.default))
 
 
 def _settings(base: RunConfig) -> str:
@@ -177,6 +208,7 @@ def _prepare(args: argparse.Namespace, spec: Any, out: Path) -> list[RunConfig]:
         raise UserError("the grid holds no valid run (see the skipped combinations above)")
     for bench in sorted({c.benchmark for c in configs}):
         check_data_root(bench, spec.base.data_root)  # a missing MNIST file is named before any run starts
+    _check_hardware(configs)
     if args.dask:
         require("dask")
         if args.dask != "local" and not re.fullmatch(r"([a-z]+://)?[^:/\s]+:\d+", args.dask):
@@ -258,6 +290,13 @@ def cmd_cl(args: argparse.Namespace) -> int:
             f"forgetting {'-' if f is None else f'{f:.3f}'}, training {row['train_macs_mean']:.3g} MACs, "
             f"{row['train_energy_uj_mean']:.3g} µJ"
         )
+    if args.backend != "emulator" and not getattr(args, "dry_run", False):
+        for seed in range(args.seed, args.seed + args.seeds):
+            path = out / "runs" / f"{run_id(replace(example, seed=seed))}.json"
+            if path.is_file():
+                result = json.loads(path.read_text())
+                switches = ", ".join(f"{s['to']} at cycle {s['cycle']:,}" for s in result["switches"]) or "none"
+                print(f"seed {seed} {cli_kit.hardware_summary(result['hardware'])}\n  switches: {switches}")
     return 1 if getattr(args, "failed", 0) else 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from continual.policies import make_policy
 from continual.precision import parse_cl_precision
+from mpsim.backend_registry import backend_names
 
 __all__ = [
     "BENCHMARKS",
@@ -92,6 +93,8 @@ class RunConfig:
     lwf_temperature: float = 2.0
     packnet_post_prune_epochs: int = 1
     data_root: str | None = None
+    backend: str = "emulator"  # what computes the GEMMs (mpsim.nn.backends.backend_names)
+    hardware: str | None = None  # the manifest of the array a hardware backend runs
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -126,6 +129,13 @@ class RunConfig:
                 )
         parse_cl_precision(self.precision)
         make_policy(self.policy, self.precision)
+        if self.backend not in backend_names():
+            raise ValueError(f"unknown GEMM backend {self.backend!r}: expected one of {', '.join(backend_names())}")
+        if (self.backend == "emulator") != (self.hardware is None):
+            raise ValueError(
+                f"backend {self.backend!r} with hardware {self.hardware!r}: the emulator runs no hardware, and the "
+                "others need the manifest of an array (mpsim emit ... --out DIR: DIR/NAME.json)"
+            )
 
     @property
     def label(self) -> str:
@@ -148,7 +158,8 @@ class RunConfig:
 def run_id(config: RunConfig) -> str:
     """File-safe name of a run from its grid coordinates."""
     label = re.sub(r"[^A-Za-z0-9.=+-]+", "-", config.label).strip("-")
-    return f"{config.benchmark}_{config.scenario}_{config.strategy}_{label}_s{config.seed}"
+    on = "" if config.backend == "emulator" else f"_{config.backend}"
+    return f"{config.benchmark}_{config.scenario}_{config.strategy}_{label}{on}_s{config.seed}"
 
 
 def check_data_root(benchmark: str, data_root: str | None) -> None:

@@ -14,7 +14,8 @@ from continual.cost import CostCounter, gemm_labels, reduction_length
 from continual.policies import BatchSignals, ErrorMonitor, FixedPolicy, PrecisionPolicy, Switch
 from continual.precision import CLPrecision
 from continual.state import round_strategy_state, switch_stored_models
-from mpsim.nn import PrecisionConfig
+from mpsim.nn import PrecisionConfig, gemm_calls
+from mpsim.nn.backends import EMULATOR, GemmBackend
 from mpsim.randbits import CounterRNG
 
 __all__ = ["PrecisionPlugin"]
@@ -58,8 +59,13 @@ class PrecisionPlugin(SupervisedPlugin):
         *,
         seed: int = 0,
         cost: CostCounter | None = None,
+        backend: GemmBackend | None = None,
     ) -> None:
+        """``backend`` computes every quantized layer's GEMMs (default: the emulator); a hardware backend
+        (:func:`mpsim.nn.backends.load_backend`) is asked, for each layer as it is converted, whether it can run
+        that layer in every precision the policy may choose, before the layer computes anything."""
         super().__init__()
+        self.backend = backend if backend is not None else EMULATOR
         self.policy = precision if isinstance(precision, PrecisionPolicy) else FixedPolicy(precision)  # type: ignore[arg-type]
         self.seed = seed
         self.rng = CounterRNG(seed)
@@ -125,7 +131,12 @@ class PrecisionPlugin(SupervisedPlugin):
     def _prepare(self, strategy: Any) -> None:
         """Quantize modules that are still plain (all of them the first time), and their weights."""
         _, new = quantize_in_place(strategy.model, self.precision.layers.with_seed(self.seed))
+        names = {id(module): name for name, module in strategy.model.named_modules()}
         for module in new:
+            name = names.get(id(module), "layer")
+            for precision in self.policy.precisions():
+                self.backend.check(name, gemm_calls(module, precision.layers.for_module(name)))
+            module.backend = self.backend
             module.register_forward_hook(_forward_hook(self))
         if new:
             round_tensors_(strategy.model.parameters(), self.precision.weight, "nearest", self.rng)
@@ -141,6 +152,8 @@ class PrecisionPlugin(SupervisedPlugin):
             "to": switch.to.name,
             "reason": switch.reason,
         }
+        if self.backend.cycles is not None:  # the hardware's clock when the switch takes effect
+            record["cycle"] = self.backend.cycles
         self._active = switch.to.name
         self.switches.append(record)
         log.info("precision switch at experience %(experience)s iteration %(iteration)s -> %(to)s: %(reason)s", record)

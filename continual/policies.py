@@ -115,6 +115,10 @@ class PrecisionPolicy(ABC):
         """The precision whose gradient format the :class:`ErrorMonitor` measures against."""
         return self.current
 
+    def precisions(self) -> tuple[CLPrecision, ...]:
+        """Every precision the policy may put in force (a hardware backend checks it can run each up front)."""
+        return (self.current,)
+
     def on_experience(self, index: int) -> Switch | None:
         """Experience ``index`` (0-based) starts training."""
         return None
@@ -153,6 +157,9 @@ class SchedulePolicy(PrecisionPolicy):
     @property
     def label(self) -> str:
         return "schedule:" + ",".join(p.name for p in self.schedule)
+
+    def precisions(self) -> tuple[CLPrecision, ...]:
+        return tuple(dict.fromkeys(self.schedule))
 
     def on_experience(self, index: int) -> Switch | None:
         chosen = self.schedule[min(index, len(self.schedule) - 1)]
@@ -240,6 +247,9 @@ class AdaptivePolicy(PrecisionPolicy):
 
     def monitored(self) -> CLPrecision:
         return self.low  # what would be lost in `low`, measured also while training in `high`
+
+    def precisions(self) -> tuple[CLPrecision, ...]:
+        return (self.high, self.low)
 
     def on_experience(self, index: int) -> Switch | None:
         self._reset()

@@ -27,6 +27,7 @@ from continual.models import build_model
 from continual.plugin import PrecisionPlugin
 from continual.policies import make_policy
 from continual.precision import parse_cl_precision
+from mpsim.nn.backends import GemmBackend, load_backend
 
 __all__ = ["RunConfig", "RunParts", "build_run", "run", "run_id"]
 
@@ -122,8 +123,12 @@ class RunParts:
     accuracy: AccuracyMatrixPlugin
 
 
-def build_run(config: RunConfig) -> RunParts:
-    """Seed everything, then build the benchmark, the model and the strategy with its plugins."""
+def build_run(config: RunConfig, backend: GemmBackend | None = None) -> RunParts:
+    """Seed everything, then build the benchmark, the model and the strategy with its plugins.
+
+    ``backend``: an opened backend of ``config.backend``'s name (one built with options of its own), instead of
+    :func:`mpsim.nn.backends.load_backend`'s.
+    """
     _seed_everything(config.seed)
     bench = make_benchmark(
         config.benchmark,
@@ -133,7 +138,12 @@ def build_run(config: RunConfig) -> RunParts:
         data_root=config.data_root,
     )
     model = build_model(bench, config.strategy, config.hidden, config.layers)
-    plugin = PrecisionPlugin(make_policy(config.policy, parse_cl_precision(config.precision)), seed=config.seed)
+    if backend is None:
+        backend = load_backend(config.backend, config.hardware)
+    elif backend.name != config.backend:
+        raise ValueError(f"the backend given is {backend.name!r}, the configuration's {config.backend!r}")
+    policy = make_policy(config.policy, parse_cl_precision(config.precision))
+    plugin = PrecisionPlugin(policy, seed=config.seed, backend=backend)
     accuracy = AccuracyMatrixPlugin()
     strategy = _make_strategy(config, model, [plugin, accuracy], bench.n_experiences)
     return RunParts(config, bench, strategy, plugin, accuracy)
@@ -179,5 +189,6 @@ def _execute(parts: RunParts, start: float, progress: bool) -> dict[str, Any]:
         "cost": plugin.cost.summary(),
         "precision_batches": dict(plugin.batches),
         "switches": plugin.switches,
+        "hardware": plugin.backend.report(),
         "versions": {"avalanche": avalanche.__version__, "torch": torch.__version__},
     }

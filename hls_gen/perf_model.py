@@ -49,7 +49,7 @@ from mpsim.formats import parse_format
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
 
-__all__ = ["LayerCost", "NetworkCost", "estimate", "stream_cycles", "tile_cycles"]
+__all__ = ["LayerCost", "NetworkCost", "estimate", "run_cycles", "stream_cycles", "tile_cycles"]
 
 
 def _flush_cycles(rows: int, cols: int, pipeline: int, interleave: int) -> int:
@@ -74,6 +74,18 @@ def tile_cycles(k: int, tiles: int, *, rows: int, cols: int, pipeline: int, inte
     _check_array(rows, cols, pipeline, interleave)
     sums, flush = interleave, _flush_cycles(rows, cols, pipeline, interleave)
     return k * sums + flush + rows * sums + (tiles - 1) * sums * max(k, rows + -(-flush // sums))
+
+
+def run_cycles(k: int, tiles: int, *, start: int, rows: int, cols: int, pipeline: int, interleave: int = 1) -> int:
+    """:func:`tile_cycles` for jobs streamed from ``start`` cycles after reset, when the array has been idle since
+    ``start``: the first beat waits for turn 0 of the free-running turn counter (``-start mod interleave`` cycles).
+
+    What a GEMM backend's run of one GEMM takes (:mod:`sim.array_backend`), its start the cycles of the runs before.
+    """
+    if start < 0:
+        raise ValueError(f"start must be >= 0 cycles after reset, not {start}")
+    wait = -start % interleave
+    return wait + tile_cycles(k, tiles, rows=rows, cols=cols, pipeline=pipeline, interleave=interleave)
 
 
 def stream_cycles(ks: list[int], *, rows: int, cols: int, pipeline: int, interleave: int = 1) -> int:

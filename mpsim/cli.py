@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mpsim import __version__, cli_kit
+from mpsim.backend_registry import check_backend
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import MissingExtraError, extra_of_module
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, parse_format
@@ -166,6 +167,7 @@ def _check_train(args: argparse.Namespace) -> None:
     from mpsim.rounding import parse_rounding
 
     parse_precision(args.precision)
+    check_backend(args.backend, args.hardware)
     if args.weight_format:
         parse_format(args.weight_format)
     if args.update_rounding:
@@ -197,8 +199,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         optim_precision=optim_precision,
         seed=args.seed,
         data_root=args.data_root,
+        backend=args.backend,
+        hardware=args.hardware,
     )
-    out = args.out or f"runs/train/{args.dataset}-{args.model}-{Path(args.precision).stem}-s{args.seed}"
+    on = "" if args.backend == "emulator" else f"-{args.backend}"
+    out = args.out or f"runs/train/{args.dataset}-{args.model}-{Path(args.precision).stem}{on}-s{args.seed}"
     finished = None if args.force else _finished_run(Path(out), asdict(config))
     if finished is not None:
         last = finished["history"][-1]
@@ -217,6 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{args.dataset}/{args.model} @ {args.precision}: test accuracy {last['test_accuracy']:.4f} "
         f"after {last['epoch']} epochs ({metrics['train_seconds']:.1f} s); wrote {out}/metrics.json, {out}/curves.png"
     )
+    if metrics["hardware"] is not None:
+        print(cli_kit.hardware_summary(metrics["hardware"]))
     return 0
 
 
@@ -352,8 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-rounding", help="rounding of the weight update: nearest, stochastic, stochastic:K")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default: 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
+    p.add_argument(
+        "--backend",
+        default="emulator",
+        help="what computes the GEMMs: emulator (mpsim), rtl (the array's Verilog on Verilator, --hardware) or "
+        "array-emulator (mpsim on that array's modes and random stream, --hardware) (default: emulator)",
+    )
+    p.add_argument("--hardware", metavar="NAME.json", help="manifest of the array (mpsim emit --precision ... --out)")
     cli_kit.add_seed(p, "the data split, initial weights and rounding bits")
-    cli_kit.add_out(p, "runs/train/DATASET-MODEL-PRECISION-sSEED")
+    cli_kit.add_out(p, "runs/train/DATASET-MODEL-PRECISION[-BACKEND]-sSEED")
     p.add_argument("--force", action="store_true", help="train from scratch even where --out holds this run")
     cli_kit.add_quiet(p)
     p.set_defaults(func=cmd_train)

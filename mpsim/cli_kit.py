@@ -40,6 +40,7 @@ __all__ = [
     "add_seed",
     "cache_dir",
     "command_line",
+    "hardware_summary",
     "one_line",
     "positive_float",
     "positive_int",
@@ -172,3 +173,19 @@ def _positive(kind: type) -> Callable[[str], Any]:
 #: argparse ``type=`` for numbers that must be positive: the error names the option and the value.
 positive_int = _positive(int)
 positive_float = _positive(float)
+
+
+def hardware_summary(report: dict[str, object]) -> str:
+    """Lines of a hardware backend's report: cycles measured and modelled, per GEMM kind, utilisation, energy."""
+    lines = [f"on {report['array']} ({report['rows']}x{report['cols']}, interleave {report['interleave']}):"]
+    rows = [("total", report["total"])]
+    rows += [(f"  {kind}", row) for kind, row in report["per_kind"].items()]  # type: ignore[attr-defined]
+    rows += [(f"  mode {mode}", row) for mode, row in report["per_mode"].items()]  # type: ignore[attr-defined]
+    for name, row in rows:
+        measured = row["measured_cycles"]  # type: ignore[index]
+        cycles = f"{measured:,} cycles measured, " if measured is not None else ""
+        lines.append(
+            f"{name}: {row['gemms']} GEMMs, {cycles}{row['modelled_cycles']:,} modelled, "  # type: ignore[index]
+            f"utilisation {row['utilisation']:.3f}, {row['energy_uj']:.2f} uJ"  # type: ignore[index]
+        )
+    return "\n".join(lines)

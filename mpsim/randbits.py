@@ -352,6 +352,11 @@ class LFSRGrid:
         """Current state of each PE's LFSR, shape ``(rows, cols)``."""
         return np.array([pe.state for pe in self._pes], dtype=np.int64).reshape(self.rows, self.cols)
 
+    def advance(self, steps: int) -> None:
+        """Step every PE's LFSR ``steps`` times, as ``steps`` one-bit draws would (a jump: no stepping)."""
+        for pe in self._pes:
+            pe.state = lfsr_jump(self.spec, pe.state, steps)
+
     def pe_bits(self, n: int, k: int) -> np.ndarray:
         """The next ``n`` ``k``-bit draws of every PE, shape ``(rows, cols, n)``; advances them."""
         return np.stack([pe.draw(n, k) for pe in self._pes]).reshape(self.rows, self.cols, int(n))

@@ -19,8 +19,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mpsim.backend_registry import backend_names
 from mpsim.data import Dataset, load_dataset
-from mpsim.nn import parse_precision, quantize_model
+from mpsim.nn import parse_precision, quantize_model, use_backend
+from mpsim.nn.backends import GemmBackend, load_backend
 from mpsim.optim import QSGD, OptimPrecision, QAdam
 
 __all__ = ["TrainConfig", "build_model", "train"]
@@ -45,6 +47,8 @@ class TrainConfig:
     optim_precision: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     data_root: str | None = None
+    backend: str = "emulator"  # what computes the GEMMs (mpsim.nn.backends.backend_names)
+    hardware: str | None = None  # the manifest of the array a hardware backend runs
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -59,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, not {self.lr!r}")
         parse_precision(self.precision)
         OptimPrecision.from_dict(self.optim_precision)
+        if self.backend not in backend_names():
+            raise ValueError(f"unknown GEMM backend {self.backend!r}: expected one of {', '.join(backend_names())}")
 
 
 def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
@@ -110,13 +116,29 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     return QAdam(model.parameters(), lr=config.lr, precision=precision)
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, plot: bool = True) -> dict[str, Any]:
-    """Train per ``config``; resume from ``out_dir/checkpoint.pt`` when it holds the same configuration."""
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    plot: bool = True,
+    backend: GemmBackend | None = None,
+) -> dict[str, Any]:
+    """Train per ``config``; resume from ``out_dir/checkpoint.pt`` when it holds the same configuration.
+
+    ``backend``: an opened backend of ``config.backend``'s name (one built with options of its own), instead of
+    :func:`mpsim.nn.backends.load_backend`'s.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(config.dataset, seed=config.seed, root=config.data_root)
     torch.manual_seed(config.seed)
     model, report = quantize_model(build_model(config, data), parse_precision(config.precision).with_seed(config.seed))
+    if backend is None:
+        backend = load_backend(config.backend, config.hardware)
+    elif backend.name != config.backend:
+        raise ValueError(f"the backend given is {backend.name!r}, the configuration's {config.backend!r}")
+    use_backend(model, backend)  # raises, naming the first GEMM the backend cannot compute, before any work
     optimizer = _make_optimizer(config, model)
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
@@ -130,13 +152,15 @@ def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, pl
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
         _restore_rngs(model, state["rngs"])
+        backend.restore(state.get("backend", {}))
     shuffler = np.random.default_rng(config.seed)
     for _ in range(len(history)):
         shuffler.permutation(len(x_train))  # replay the shuffles of finished epochs
     epochs = range(len(history), config.epochs)
     bar = tqdm(
         epochs,
-        desc=f"train {config.dataset}/{config.model} @ {config.precision}",
+        desc=f"train {config.dataset}/{config.model} @ {config.precision}"
+        + ("" if config.backend == "emulator" else f" on {config.backend}"),
         disable=not progress,
         initial=len(history),
         total=config.epochs,
@@ -172,6 +196,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, pl
             "optimizer": optimizer.state_dict(),
             "history": history,
             "rngs": _rng_offsets(model),
+            "backend": backend.state(),
         }
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)  # atomic: a kill never leaves half a checkpoint
@@ -181,6 +206,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, progress: bool = True, pl
         "history": history,
         "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
         "train_seconds": sum(r["seconds"] for r in history),
+        "hardware": backend.report(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if plot:

@@ -15,6 +15,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from mpsim.cli_kit import UserError
 from mpsim.doctor import Check, Status, distribution_version
 
 __all__ = [
@@ -45,8 +46,9 @@ _MISSING = {
 COCOTB_MAJOR = 2
 
 
-class SimulatorMissing(RuntimeError):
-    """A simulator (or what it needs to build) is not installed; the message says how to install it."""
+class SimulatorMissing(UserError, RuntimeError):
+    """A simulator (or what it needs to build) is not installed; the message says how to install it (a user error:
+    any mpsim command prints it as one line)."""
 
 
 def verilator_bin() -> Path | None:

@@ -21,7 +21,15 @@ ALLOWED_PACKAGES = {"mpsim": set(), "continual": {"mpsim"}, "hls_gen": {"mpsim"}
 #: mpsim's layers, bottom first: a module imports only from its own layer or below.
 MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
     ("mpsim.config_file", "mpsim.jit_cache"),  # reading settings files; Numba's cache guard
-    ("mpsim.formats", "mpsim.rounding", "mpsim.randbits", "mpsim.gemm_config", "mpsim.precision"),  # specs
+    # specs
+    (
+        "mpsim.formats",
+        "mpsim.rounding",
+        "mpsim.randbits",
+        "mpsim.gemm_config",
+        "mpsim.precision",
+        "mpsim.backend_registry",
+    ),
     ("mpsim.params",),  # the records the kernels read
     ("mpsim.kernels", "mpsim.gemm_kernels"),  # Numba on NumPy
     ("mpsim.quantization", "mpsim.codec", "mpsim.gemm"),  # the NumPy API

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import mpsim
-import mpsim.nn.backends as backends
+from mpsim import backend_registry
 from mpsim.nn import (
     EMULATOR,
     EmulatorBackend,
@@ -123,9 +123,9 @@ def test_backends_are_found_by_name_the_emulator_first(monkeypatch: pytest.Monke
         made.append(hardware)
         return Recording()
 
-    point = metadata.EntryPoint("fake", f"{__name__}:_FACTORY", backends.BACKEND_GROUP)
+    point = metadata.EntryPoint("fake", f"{__name__}:_FACTORY", backend_registry.BACKEND_GROUP)
     monkeypatch.setitem(globals(), "_FACTORY", factory)
-    monkeypatch.setattr(backends, "_factories", lambda: {"fake": point})
+    monkeypatch.setattr(backend_registry, "backend_entry_points", lambda: {"fake": point})
     assert backend_names() == ["emulator", "fake"]
     assert load_backend("emulator") is EMULATOR
     assert isinstance(load_backend("fake", "rtl/x.json"), Recording)

@@ -1,7 +1,7 @@
 """Quantized layers, their precision configuration and model conversion."""
 
 from mpsim.nn.backends import EMULATOR, EmulatorBackend, GemmBackend, backend_names, load_backend
-from mpsim.nn.convert import ConversionReport, quantize_model, use_backend
+from mpsim.nn.convert import ConversionReport, gemm_calls, quantize_model, use_backend
 from mpsim.nn.layers import QConv2d, QLinear
 from mpsim.precision import (
     PRECISION_PRESETS,
@@ -29,6 +29,7 @@ __all__ = [
     "QLinear",
     "TensorQuant",
     "backend_names",
+    "gemm_calls",
     "load_backend",
     "parse_precision",
     "quantize_model",

@@ -19,26 +19,29 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
+from mpsim import backend_registry
+from mpsim.backend_registry import BACKEND_GROUP, EMULATOR_NAME, backend_names
 from mpsim.nn import functional
 from mpsim.precision import GemmCall
 from mpsim.randbits import CounterRNG
 
 __all__ = ["BACKEND_GROUP", "EMULATOR", "EmulatorBackend", "GemmBackend", "backend_names", "load_backend"]
 
-#: Entry-point group of backend factories: ``name = "package.module:factory"``, ``factory(hardware)``.
-BACKEND_GROUP = "mpsim.backends"
-
 
 class GemmBackend(abc.ABC):
     """Computes ``a @ b`` for a quantized layer's GEMM of one kind; subclasses set :attr:`name`."""
 
     name: ClassVar[str]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GemmBackend:
+        # One backend is one device shared by every layer that holds it: a copied model (LwF's previous model,
+        # quantize_model's copy) computes on the same device, and its random stream must not fork.
+        return self
 
     @abc.abstractmethod
     def check(self, layer: str, calls: Sequence[GemmCall]) -> None:
@@ -50,12 +53,28 @@ class GemmBackend(abc.ABC):
         """``a @ b`` (2-D, batched, or a 2-D ``a`` against a batched ``b``) as float32, in the arithmetic of
         ``call.config``; ``rng`` is the layer's random source (a backend with its own may ignore it)."""
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must keep to carry on bit for bit (a backend's own random stream); JSON-able."""
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:  # noqa: B027 (a backend without state needs no restore)
+        """Back to :meth:`state`'s point (``state`` came from a backend of the same name and hardware)."""
+
+    @property
+    def cycles(self) -> int | None:
+        """Clock cycles the backend's hardware has run so far (None: no hardware)."""
+        return None
+
+    def report(self) -> dict[str, Any] | None:
+        """What the GEMMs so far cost on the backend's hardware (cycles, utilisation, energy); None without any."""
+        return None
+
 
 class EmulatorBackend(GemmBackend):
     """:func:`mpsim.qmatmul` with the layer's counter-based random bits; fp32 ``torch.matmul`` for a GEMM whose
     config says ``emulate=False``."""
 
-    name = "emulator"
+    name = EMULATOR_NAME
 
     def check(self, layer: str, calls: Sequence[GemmCall]) -> None:
         """Every layer precision mpsim accepts is emulated (or left to fp32 where its GEMM config says so)."""
@@ -68,15 +87,6 @@ class EmulatorBackend(GemmBackend):
 EMULATOR = EmulatorBackend()
 
 
-def _factories() -> dict[str, metadata.EntryPoint]:
-    return {entry.name: entry for entry in metadata.entry_points(group=BACKEND_GROUP)}
-
-
-def backend_names() -> list[str]:
-    """``emulator`` and the names the installed packages register, sorted after it."""
-    return [EMULATOR.name, *sorted(set(_factories()) - {EMULATOR.name})]
-
-
 def load_backend(name: str, hardware: str | Path | None = None) -> GemmBackend:
     """The backend called ``name``; ``hardware`` is the manifest of the design it runs (backends that need one).
 
@@ -87,7 +97,7 @@ def load_backend(name: str, hardware: str | Path | None = None) -> GemmBackend:
         if hardware is not None:
             raise ValueError(f"the emulator backend runs no hardware; drop --hardware {str(hardware)!r}")
         return EMULATOR
-    factories = _factories()
+    factories = backend_registry.backend_entry_points()
     if name not in factories:
         raise ValueError(f"unknown GEMM backend {name!r}: expected one of {', '.join(backend_names())}")
     factory: Callable[[str | Path | None], GemmBackend] = factories[name].load()

@@ -11,9 +11,9 @@ from torch import nn
 
 from mpsim.nn.backends import GemmBackend
 from mpsim.nn.layers import QConv2d, QLinear
-from mpsim.precision import GemmKind, PrecisionConfig, parse_precision
+from mpsim.precision import GemmCall, GemmKind, LayerPrecision, PrecisionConfig, parse_precision
 
-__all__ = ["ConversionReport", "quantize_model", "use_backend"]
+__all__ = ["ConversionReport", "gemm_calls", "quantize_model", "use_backend"]
 
 # Modules that hold no GEMM and stay fp32 unless configured (listed as kept, not as unsupported).
 _KEPT_FP32 = (
@@ -127,8 +127,14 @@ def use_backend(model: nn.Module, backend: GemmBackend) -> nn.Module:
     is changed). Returns ``model``."""
     layers = [(name, module) for name, module in model.named_modules() if isinstance(module, (QLinear, QConv2d))]
     for name, module in layers:
-        weight_first = isinstance(module, QConv2d)
-        backend.check(name, [module.precision.call(kind, weight_first) for kind in GemmKind])
+        backend.check(name, gemm_calls(module))
     for _, module in layers:
         module.backend = backend
     return model
+
+
+def gemm_calls(module: QLinear | QConv2d, precision: LayerPrecision | None = None) -> list[GemmCall]:
+    """The three GEMMs of a quantized layer at ``precision`` (its own by default), each with its operands in the
+    order the layer multiplies them (a convolution weight-first)."""
+    layer = module.precision if precision is None else precision
+    return [layer.call(kind, isinstance(module, QConv2d)) for kind in GemmKind]

@@ -1,0 +1,294 @@
+"""GEMM backends on a generated array (sim.array_backend): training on the RTL, bit for bit as mpsim says.
+
+The reference is ``array-emulator``: mpsim.qmatmul in each mode on the manifest's LFSRGrid, carried on from GEMM
+to GEMM; the RTL runs the emitted Verilog. Cycles come from hls_gen.perf_model's closed form and must equal the
+cycles the array took. One executor build per design per session (cosim_cache).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mpsim
+from hls_gen.emit import ArrayConfig, emit
+from hls_gen.regen import RTL_DIR
+from mpsim.cli import main
+from mpsim.gemm_config import GemmConfig
+from mpsim.precision import PRECISION_PRESETS, GemmCall, GemmKind, TensorQuant
+from mpsim.train import TrainConfig, train
+from sim.array_backend import ArrayEmulatorBackend, RtlBackend, place_call
+from sim.manifest import read_manifest
+
+# `mpsim emit --precision e4m3-sr --precision bf16 --array 2x2 --interleave 2` (as tests/sim/test_rtl_exec.py)
+MODES = ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=2)
+# one mixed mode, e5m2 x e4m3 into fp16, nearest: what a GEMM of e4m3 x e5m2 needs transposed
+MIXED = ArrayConfig(a_format="e5m2", b_format="e4m3", acc_format="fp16", rows=2, cols=3, interleave=2)
+# a short run: the digits MLP, 8 hidden units, two epochs
+RUN = dict(epochs=2, hidden=8, batch_size=64, precision="e4m3-sr", seed=3)
+
+
+@pytest.fixture(scope="session")
+def modes_manifest(designs: Path) -> Path:
+    return emit(MODES, designs / MODES.name)[1]
+
+
+@pytest.fixture(scope="session")
+def rtl_backend(modes_manifest: Path, cosim_cache: Path):  # type: ignore[no-untyped-def]
+    """A fresh RtlBackend on the two-mode array per call, all sharing one executor build."""
+    opened: list[RtlBackend] = []
+
+    def make() -> RtlBackend:
+        opened.append(RtlBackend(modes_manifest, opt="O0", cache_dir=cosim_cache))
+        return opened[-1]
+
+    yield make
+    for backend in opened:
+        backend.close()
+
+
+def calls(precision: str, weight_first: bool = False) -> list[GemmCall]:
+    layer = PRECISION_PRESETS[precision].default
+    return [layer.call(kind, weight_first) for kind in GemmKind]
+
+
+def history(metrics: dict) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in metrics["history"]]
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+
+
+def test_each_gemm_kind_runs_in_the_mode_of_its_formats(modes_manifest: Path) -> None:
+    """Linear and convolution (weight-first) calls of e4m3-sr and bf16 find their modes, none transposed: the
+    array's modes are e4m3 x e4m3, e5m2 x e4m3, e4m3 x e5m2 (fp16, stochastic:8) and bf16 x bf16 (nearest)."""
+    design = read_manifest(modes_manifest)
+    names = [(m.a_format.label, m.b_format.label, m.acc_format.label, m.rounding) for m in design.modes]
+    assert names[:3] == [
+        ("e4m3", "e4m3", "fp16", "stochastic:8"),
+        ("e5m2", "e4m3", "fp16", "stochastic:8"),
+        ("e4m3", "e5m2", "fp16", "stochastic:8"),
+    ]
+    assert [(p.code, p.transposed) for p in (place_call(design, c) for c in calls("e4m3-sr"))] == [
+        (0, False),
+        (1, False),
+        (2, False),
+    ]
+    # a convolution multiplies w^T @ dy (e4m3 x e5m2) and dy @ x^T (e5m2 x e4m3)
+    conv = [place_call(design, c) for c in calls("e4m3-sr", weight_first=True)]
+    assert [(p.code, p.transposed) for p in conv] == [(0, False), (2, False), (1, False)]
+    assert {place_call(design, c).code for c in calls("bf16")} == {3}
+
+
+def test_a_gemm_no_mode_computes_is_one_line_naming_its_arithmetic(modes_manifest: Path) -> None:
+    design = read_manifest(modes_manifest)
+    with pytest.raises(ValueError) as error:
+        place_call(design, calls("e5m2-sr")[0], "layer '1'")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"layer '1': the array {design.top} has no mode for its forward GEMM, e5m2 x e5m2 -> bf16 stochastic:8 "
+    )
+    assert "e4m3 x e4m3 -> fp16 stochastic:8" in message  # the modes it has
+    # the same formats, another rounding or accumulator: no mode either
+    for config in (GemmConfig(acc="fp16", rounding="nearest"), GemmConfig(acc="bf16", rounding="stochastic:8")):
+        call = GemmCall(GemmKind.FORWARD, config, TensorQuant("e4m3"), TensorQuant("e4m3"))
+        with pytest.raises(ValueError, match="has no mode for its forward GEMM, e4m3 x e4m3 -> "):
+            place_call(design, call)
+    fp32 = GemmCall(GemmKind.GRAD_WEIGHT, GemmConfig(emulate=False), TensorQuant("e4m3"), TensorQuant("e5m2"))
+    with pytest.raises(ValueError, match=r"^layer: its grad_weight GEMM is left to torch in fp32"):
+        place_call(design, fp32)
+    wide = GemmCall(GemmKind.FORWARD, GemmConfig(acc="fp16"), TensorQuant(None), TensorQuant("e4m3"))
+    with pytest.raises(ValueError, match=r"^layer: operand A of its forward GEMM stays fp32"):
+        place_call(design, wide)
+
+
+def test_a_gemm_only_the_swapped_pair_covers_runs_transposed_with_the_same_bits(designs: Path) -> None:
+    """e4m3 x e5m2 on an array of e5m2 x e4m3 only: computed as (B^T @ A^T)^T, each output the same sum of the
+    same products in the same order, so with nearest rounding exactly mpsim.qmatmul of the product as given."""
+    _, manifest = emit(MIXED, designs / MIXED.name)
+    backend = ArrayEmulatorBackend(manifest)
+    config = GemmConfig(acc="fp16", rounding="nearest")
+    call = GemmCall(GemmKind.GRAD_INPUT, config, TensorQuant("e4m3"), TensorQuant("e5m2"))
+    assert place_call(backend.design, call).transposed
+    rng = np.random.default_rng(0)
+    a = mpsim.quantize(rng.normal(size=(2, 7, 11)), "e4m3")
+    b = mpsim.quantize(rng.normal(size=(2, 11, 5)) * 4, "e5m2")
+    got = backend.matmul(torch.from_numpy(a), torch.from_numpy(b), call, rng=None)  # type: ignore[arg-type]
+    want = mpsim.qmatmul(a, b, config=config)
+    assert np.array_equal(got.numpy(), want)
+    (record,) = backend.log.records
+    assert record.transposed and record.shape == (2, 5, 11, 7) and record.mode == 0
+    # an operand that is not a value of its format: one line, no wrong answer
+    with pytest.raises(ValueError, match=r"^grad_input GEMM operand A: 0\.1 is not a value of e4m3;"):
+        backend.matmul(torch.full((3, 2), 0.1), torch.ones(2, 3), call, rng=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_training_on_the_rtl_is_bit_identical_to_mpsim_on_the_arrays_stream(
+    rtl_backend, modes_manifest: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Two epochs of digits on the two-mode array's Verilog and with array-emulator: the same losses,
+    accuracies and weights, bit for bit; every GEMM's cycles are the cost model's."""
+    config = TrainConfig(**RUN, backend="rtl", hardware=str(modes_manifest))
+    on_rtl = train(config, tmp_path / "rtl", progress=False, plot=False, backend=rtl_backend())
+    emulated = TrainConfig(**RUN, backend="array-emulator", hardware=str(modes_manifest))
+    on_mpsim = train(emulated, tmp_path / "mpsim", progress=False, plot=False)
+    assert history(on_rtl) == history(on_mpsim)
+    assert on_rtl["history"][-1]["test_accuracy"] > 0.5  # it learned: the bits are not all zeros
+    got, want = weights(tmp_path / "rtl"), weights(tmp_path / "mpsim")
+    assert all(torch.equal(got[name], want[name]) for name in want)
+    report, modelled = on_rtl["hardware"], on_mpsim["hardware"]
+    total = report["total"]
+    assert total["measured_cycles"] == total["modelled_cycles"] == modelled["total"]["modelled_cycles"]
+    assert set(report["per_kind"]) == {"forward", "grad_input", "grad_weight"}
+    for row in [*report["per_kind"].values(), *report["per_mode"].values()]:
+        assert row["measured_cycles"] == row["modelled_cycles"] > 0
+        assert 0 < row["utilisation"] <= 1 and row["energy_uj"] > 0
+    assert len(report["per_mode"]) == 3  # e4m3-sr's three GEMM kinds, each in its own mode
+    # and the emulator on its own random stream is another run: the array's stream is what made them equal
+    plain = train(TrainConfig(**RUN), tmp_path / "plain", progress=False, plot=False)
+    assert history(plain) != history(on_mpsim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rtl", "array-emulator"])
+def test_a_killed_run_resumes_bit_for_bit(
+    name: str, rtl_backend, modes_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Killed after its first epoch's checkpoint, the run carries on from it (the array's LFSRs stepped back to
+    where they stood: replayed on the RTL, jumped in mpsim) to the weights of a run never killed."""
+    config = TrainConfig(**RUN, backend=name, hardware=str(modes_manifest))
+
+    def backend():  # type: ignore[no-untyped-def]
+        return rtl_backend() if name == "rtl" else ArrayEmulatorBackend(modes_manifest)
+
+    whole = train(config, tmp_path / "whole", progress=False, plot=False, backend=backend())
+    saves = []
+    real_save = torch.save
+
+    def save_then_die(obj, path):  # type: ignore[no-untyped-def]
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(torch, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
+    monkeypatch.setattr(torch, "save", real_save)
+    assert len(torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["history"]) == 1
+    resumed = train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
+    assert history(resumed) == history(whole)
+    got, want = weights(tmp_path / "killed"), weights(tmp_path / "whole")
+    assert all(torch.equal(got[key], want[key]) for key in want)
+    for report in (resumed["hardware"], whole["hardware"]):
+        assert report["total"]["gemms"] == whole["hardware"]["total"]["gemms"]
+        if name == "rtl":
+            assert report["total"]["measured_cycles"] == report["total"]["modelled_cycles"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["train", "--quiet", *args])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_train_backend_bad_input_is_one_line(
+    capsys: pytest.CaptureFixture[str], modes_manifest: Path, tmp_path: Path
+) -> None:
+    code, err = run_cli(capsys, "--backend", "rtl")
+    assert code == 2 and err == "mpsim train: error: --backend rtl needs --hardware DIR/NAME.json, the manifest of " \
+        "`mpsim emit ... --out`"  # fmt: skip
+    code, err = run_cli(capsys, "--backend", "fpga")
+    assert code == 2 and err.startswith("mpsim train: error: unknown GEMM backend 'fpga': expected one of emulator, ")
+    code, err = run_cli(capsys, "--hardware", str(modes_manifest))
+    assert code == 2 and "the emulator backend runs no hardware" in err
+    code, err = run_cli(capsys, "--backend", "rtl", "--hardware", str(tmp_path / "none.json"))
+    assert code == 2 and err.endswith("none.json' not found; write one with `mpsim emit ... --out DIR` (DIR/NAME.json)")
+    # a manifest from an older generator: regenerate, never a wrong answer
+    old = json.loads(modes_manifest.read_text())
+    old["manifest_version"] = 4
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    code, err = run_cli(capsys, "--backend", "rtl", "--hardware", str(tmp_path / "old.json"), "--out", str(tmp_path))
+    assert code == 2 and "manifest version must be 5, not 4 in " in err and "\n" not in err
+    # an array whose modes do not cover the precision's GEMMs: named before training (and before any build)
+    single = RTL_DIR / "mac_e4m3_fp16_sr8_1x1.json"
+    code, err = run_cli(capsys, "--backend", "rtl", "--hardware", str(single), "--out", str(tmp_path / "run"))
+    assert code == 2 and "\n" not in err
+    assert "has no mode for its grad_input GEMM, e5m2 x e4m3 -> fp16 stochastic:8 (its modes: e4m3 x e4m3 -> " in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["naive", "replay"])
+def test_continual_learning_under_the_adaptive_policy_is_bit_identical_on_the_rtl(
+    strategy: str, rtl_backend, modes_manifest: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """split-digits, e4m3-sr <-> bf16 by the adaptive policy, one epoch per experience: the RTL and mpsim on the
+    array's stream give the same accuracy matrix, switches (each with the array's cycle) and weights; the
+    switches are the hardware's mode changes (both precisions' modes ran)."""
+    pytest.importorskip("avalanche")
+    from continual.config import RunConfig
+    from continual.runner import build_run, run
+
+    results = {}
+    for name in ("rtl", "array-emulator"):
+        config = RunConfig(
+            strategy=strategy, precision="e4m3-sr", policy="adaptive", epochs=1, hidden=16, backend=name,
+            hardware=str(modes_manifest),
+        )  # fmt: skip
+        parts = build_run(config, backend=rtl_backend() if name == "rtl" else None)
+        result = run(config, parts=parts, progress=False)
+        results[name] = (result, parts.strategy.model.state_dict())
+    (on_rtl, got), (on_mpsim, want) = results["rtl"], results["array-emulator"]
+    assert on_rtl["accuracy_matrix"] == on_mpsim["accuracy_matrix"]
+    assert on_rtl["switches"] == on_mpsim["switches"] and len(on_rtl["switches"]) >= 2
+    cycles = [s["cycle"] for s in on_rtl["switches"]]
+    assert cycles == sorted(cycles) and 0 < cycles[0] < on_rtl["hardware"]["total"]["measured_cycles"]
+    assert all(torch.equal(got[key], want[key]) for key in want)
+    report = on_rtl["hardware"]
+    assert report["total"]["measured_cycles"] == report["total"]["modelled_cycles"]
+    assert len(report["per_mode"]) == 4  # e4m3-sr's three modes and bf16's one
+    assert on_rtl["precision_batches"] == on_mpsim["precision_batches"]
+
+
+def test_cl_on_an_array_that_lacks_a_precision_is_one_line_before_any_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("avalanche")
+    single = RTL_DIR / "mac_e4m3_fp16_sr8_1x1.json"
+    args = ["cl", "--quiet", "--epochs", "1", "--backend", "rtl", "--hardware", str(single), "--out", str(tmp_path)]
+    code = main([*args, "--policy", "adaptive"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith(f"mpsim cl: error: precision bf16: the array {single.stem} has no mode for its forward GEMM")
+    assert not list(tmp_path.glob("runs/*.json"))
+
+
+@pytest.mark.slow
+def test_the_commands_report_the_arrays_cycles_and_switches(
+    capsys: pytest.CaptureFixture[str], modes_manifest: Path, tmp_path: Path
+) -> None:
+    """`mpsim train` and `mpsim cl` on array-emulator print the run's cycles per GEMM kind and mode (and cl its
+    switches with their cycles), and write them in their results."""
+    pytest.importorskip("avalanche")
+    hardware = ["--backend", "array-emulator", "--hardware", str(modes_manifest)]
+    assert main(["train", "--quiet", "--epochs", "1", "--hidden", "8", *hardware, "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    total = metrics["hardware"]["total"]
+    assert f"total: {total['gemms']} GEMMs, {total['modelled_cycles']:,} modelled, utilisation " in out
+    assert "  mode 2: e4m3 x e5m2 -> fp16 stochastic:8: " in out and metrics["config"]["backend"] == "array-emulator"
+    args = ["cl", "--quiet", "--epochs", "1", "--hidden", "8", "--policy", "adaptive", *hardware]
+    assert main([*args, "--out", str(tmp_path / "cl")]) == 0
+    out = capsys.readouterr().out
+    (run,) = [json.loads(p.read_text()) for p in (tmp_path / "cl" / "runs").glob("*.json")]
+    assert run["switches"] and all(isinstance(s["cycle"], int) for s in run["switches"])
+    first = run["switches"][0]
+    assert f"  switches: {first['to']} at cycle {first['cycle']:,}, " in out
+    assert "  mode 3: bf16 x bf16 -> bf16 nearest: " in out
