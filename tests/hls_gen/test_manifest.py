@@ -109,7 +109,7 @@ def _edit(data: dict, edit: str) -> dict:
 @pytest.mark.parametrize(
     "edit, message",
     [
-        ("version", r"^manifest version must be 4, not 3 in .*m\.json; regenerate it with the command in its "),
+        ("version", r"^manifest version must be 5, not 4 in .*m\.json; regenerate it with the command in its "),
         ("format", r"^.*m\.json: modes\[0\]\.formats\.acc\.bits is 13, but format fp16 has 16$"),
         ("missing", r"^.*m\.json: missing field 'geometry'$"),
         ("codes", r"^.*m\.json: mode codes must be 0\.\.3 in order$"),
