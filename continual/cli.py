@@ -89,13 +89,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--data-root", metavar="DIR", help="folder with the MNIST IDX files or mnist.npz (split-mnist, permuted-mnist)"
     )
-    g.add_argument(
-        "--backend",
-        default="emulator",
-        help="what computes the GEMMs: emulator (mpsim), rtl (the array's Verilog on Verilator, --hardware) or "
-        "array-emulator (mpsim on that array's modes and random stream, --hardware) (default: emulator)",
-    )
-    g.add_argument("--hardware", metavar="NAME.json", help="manifest of the array (mpsim emit --precision ... --out)")
+    cli_kit.add_backend(g)
     g = p.add_argument_group("execution")
     g.add_argument(
         "--workers",

@@ -359,13 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-rounding", help="rounding of the weight update: nearest, stochastic, stochastic:K")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default: 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
-    p.add_argument(
-        "--backend",
-        default="emulator",
-        help="what computes the GEMMs: emulator (mpsim), rtl (the array's Verilog on Verilator, --hardware) or "
-        "array-emulator (mpsim on that array's modes and random stream, --hardware) (default: emulator)",
-    )
-    p.add_argument("--hardware", metavar="NAME.json", help="manifest of the array (mpsim emit --precision ... --out)")
+    cli_kit.add_backend(p)
     cli_kit.add_seed(p, "the data split, initial weights and rounding bits")
     cli_kit.add_out(p, "runs/train/DATASET-MODEL-PRECISION[-BACKEND]-sSEED")
     p.add_argument("--force", action="store_true", help="train from scratch even where --out holds this run")

@@ -33,6 +33,7 @@ __all__ = [
     "DEBUG_ENV",
     "Resume",
     "UserError",
+    "add_backend",
     "add_cache_dir",
     "add_json",
     "add_out",
@@ -134,6 +135,18 @@ def add_cache_dir(p: argparse.ArgumentParser, what: str, env: str, folder: str) 
 def add_seed(p: argparse.ArgumentParser, what: str, default: int = 0) -> None:
     """``--seed N``: the seed of ``what`` (every random choice of the command); same seed, same bits."""
     p.add_argument("--seed", type=int, default=default, metavar="N", help=f"seed of {what} (default: {default})")
+
+
+def add_backend(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--backend NAME`` and ``--hardware NAME.json``: what computes the GEMMs (checked by
+    :func:`mpsim.backend_registry.check_backend`)."""
+    p.add_argument(
+        "--backend",
+        default="emulator",
+        help="what computes the GEMMs: emulator (mpsim), rtl (the array's Verilog on Verilator, --hardware) or "
+        "array-emulator (mpsim on that array's modes and random stream, --hardware) (default: emulator)",
+    )
+    p.add_argument("--hardware", metavar="NAME.json", help="manifest of the array (mpsim emit --precision ... --out)")
 
 
 #: mpsim's caches: name -> (environment variable that moves it, folder under ~/.cache/mpsim, what it holds).
