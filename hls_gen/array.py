@@ -10,7 +10,7 @@ from hls_gen.arith import registered, select_value, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.modes import ArithMode
 from hls_gen.ports import INPUT, OUTPUT, input_signature, output_signature
-from hls_gen.spec import MAX_ARRAY_SIDE, check_int, checking, described, lfsr_spec
+from hls_gen.spec import BUFFER_STAGES, MAX_ARRAY_SIDE, array_latency, check_int, checking, described, lfsr_spec
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRGrid, LFSRSpec
@@ -218,10 +218,10 @@ class MACArray(wiring.Component):
 
         The ``interleave`` flush steps follow the last beat, the last of them
         crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline``
-        registers, then the PE's load register, and the buffer takes it a
-        cycle later.
+        registers, then the PE's :data:`~hls_gen.spec.BUFFER_STAGES` load
+        registers, and the buffer takes it a cycle later.
         """
-        return self._model.pipeline + self._model.interleave + self._rows + self._cols
+        return array_latency(self._rows, self._cols, self._model.interleave, self._model.pipeline)
 
     def random_source(self) -> LFSRGrid:
         """A fresh :class:`mpsim.randbits.LFSRGrid` in the array's reset state (``seed=`` for ``qmatmul``)."""
@@ -324,14 +324,17 @@ class MACArray(wiring.Component):
                 pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
-                # A register stage between each PE and its place in the buffer: the buffer lies toward the output
-                # port, up to half the device from its PE on the 8 x 8 array, and the flush's clock enable of the
-                # L shift-register words crossed that distance in a cycle (the 8 x 8 critical path, 79-87 MHz).
-                # The load register is kept apart: it has the same input as the next PE's control register.
-                load = registered(m, None, pe.flush, f"buffer_load_{r}_{c}", keep=True)
-                flushes[-1].append((load, forward(pe.flush_sum, f"buffer_in_{r}_{c}")))
-                if mac.mode_bits:
-                    last_mode = forward(pe.flush_mode, f"buffer_in_mode_{r}_{c}")
+                # BUFFER_STAGES registers between each PE and its place in the buffer (hls_gen.spec says why). The
+                # load registers are kept apart: the first has the same input as the next PE's control register.
+                load, flushed, flushed_mode = pe.flush, pe.flush_sum, pe.flush_mode if mac.mode_bits else None
+                for i in range(BUFFER_STAGES):
+                    load = registered(m, None, load, f"buffer_load_{r}_{c}_{i}", keep=True)
+                    flushed = forward(flushed, f"buffer_in_{r}_{c}_{i}")
+                    if flushed_mode is not None:
+                        flushed_mode = forward(flushed_mode, f"buffer_in_mode_{r}_{c}_{i}")
+                flushes[-1].append((load, flushed))
+                if flushed_mode is not None:
+                    last_mode = flushed_mode
                 if c < cols - 1:
                     a, step = (
                         forward(a, f"a_{r}_{c}_right"),

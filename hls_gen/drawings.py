@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from hls_gen.modes import HwMode, check_modes, mode_bits, training_modes
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, rounding_string, shared_adder_bits
+from hls_gen.spec import (
+    BUFFER_STAGES,
+    LOOP_CUTS,
+    MAX_INTERLEAVE,
+    array_latency,
+    check_int,
+    rounding_string,
+    shared_adder_bits,
+)
 
 __all__ = [
     "CONTROL_FIELDS",
@@ -704,17 +712,6 @@ A_INK, B_INK, CONTROL_INK, OUT_INK = "#1f4e9c", "#2e7d32", MODE, "#b23c17"
 DRAWN_KINDS = ("a_skew", "b_skew", "control_skew", "a_pe", "b_pe", "load", "slot")
 
 
-def array_latency(rows: int, cols: int, interleave: int, pipeline: int) -> int:
-    """Cycles from accepting a job's last beat to the output's ``valid``: :attr:`hls_gen.array.MACArray.latency`.
-
-    ``pipeline + interleave + rows + cols``: the ``interleave`` flush steps follow the last beat, the last of
-    them crosses ``rows - 1 + cols - 1`` PEs and the PE's ``pipeline`` registers, then the PE's load register in
-    front of the buffer, and the buffer takes it a cycle later. (The drawings do not import Amaranth; a test holds
-    this to ``MACArray.latency``.)
-    """
-    return pipeline + interleave + rows + cols
-
-
 @dataclass(frozen=True)
 class ArrayGeometry:
     """Where the array drawing puts things: PE centres and size, where operands enter them, the edge."""
@@ -942,7 +939,10 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
             # the flush: the PE's finished sum through its load register into its last slot, the slots shifting
             # towards the first
             s.wire([(right - slot_w / 2, y - g.pe_h / 2), (right - slot_w / 2, top)], color=OUT_INK, width=0.9)
-            s.register(right - slot_w / 2, top + 0.5, 0.9, 0.65, gid=f"load:{r * cols + c}")
+            for i in range(BUFFER_STAGES):  # stacked in the gap between the PE and its slots
+                height = 0.8 / BUFFER_STAGES
+                y_reg = top + 0.1 + height * (i + 0.5)
+                s.register(right - slot_w / 2, y_reg, 0.9, height * 0.85, gid=f"load:{r * cols + c}")
             mid = right - L * slot_w / 2
             s.wire([(mid, top - 1.0), (mid, bus_y[r])], color=OUT_INK, width=0.9, head=False)
             s.dot(mid, bus_y[r], OUT_INK)
@@ -1019,8 +1019,8 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
     s.text(
         1.5,
         notes_top - 2.2,
-        f"Latency from a job's last beat to out.valid (the buffer free): p + L + R + C = {pipeline} + {L} + "
-        f"{rows} + {cols} = {latency} cycles at --pipeline {pipeline}.",
+        f"Latency from a job's last beat to out.valid (the buffer free): p + L + R + C{_stages_term()} = "
+        f"{pipeline} + {L} + {rows} + {cols}{_stages_term()} = {latency} cycles at --pipeline {pipeline}.",
         ha="left",
         va="top",
         fontweight="bold",
@@ -1033,9 +1033,9 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
         f"Each PE holds {L} sums in its accumulate ring: beat t·{L} + l carries rows l·{rows} … l·{rows} + {rows - 1}"
         f" of A's column t, so PE (r, c) computes row l·{rows} + r, column c.\nA finished tile stays in the rings "
         f"until the output buffer is free; then {L} flush steps follow it through the same skew and each PE\nshifts "
-        f"its {L} sums through a register of its own into its own {L} slots. Each operand is decoded once, where it "
-        "enters: a multi-mode array\ndecodes it in its job's mode (the input payload's), carried in the step control "
-        "to the rounders and with the flushed sums to the output.",
+        f"its {L} sums through {_registers()} of its own into its own {L} slots. Each operand is decoded once, "
+        "where it enters: a multi-mode\narray decodes it in its job's mode (the input payload's), carried in the step "
+        "control to the rounders and with the flushed sums to the output.",
         ha="left",
         va="top",
         fontsize=FONT - 0.5,
@@ -1044,13 +1044,23 @@ def array_dataflow_figure(rows: int = 4, cols: int = 4, interleave: int = 8, pip
     return s
 
 
+def _stages_term() -> str:
+    """The buffer stages' part of the latency, ``p + L + R + C - 1 + BUFFER_STAGES``, as the drawing writes it."""
+    extra = BUFFER_STAGES - 1
+    return "" if extra == 0 else f" + {extra}" if extra > 0 else f" − {-extra}"
+
+
+def _registers() -> str:
+    return "a register" if BUFFER_STAGES == 1 else f"{BUFFER_STAGES} registers"
+
+
 def _array_legend(s: Sheet, x: float, y: float, interleave: int) -> None:
     """The array drawing's key, from ``(x, y)`` down: its paths' colours and the register."""
     rows = [
         (A_INK, "A, decoded: right, a register per PE"),
         (CONTROL_INK, "step control: with A, the same registers"),
         (B_INK, "B, decoded: down, a register per PE"),
-        (OUT_INK, f"flush: each PE's {interleave} sums, a register, its slots"),
+        (OUT_INK, f"flush: each PE's {interleave} sums, {_registers()}, its slots"),
         (None, "register (skew: r on row r's A,\nc on column c's B)"),
     ]
     for i, (ink, label) in enumerate(rows):

@@ -11,9 +11,9 @@ ring turn ``l`` (a free-running count modulo ``L``), so jobs start on a
 multiple of ``L`` cycles. A finished tile stays in the PEs until the
 output buffer is free; then ``L`` flush steps, on which the next job's
 first beats ride, carry it out through the skewed array: the buffer is
-taken from the first flush step for ``X = L + R + C + p - 1`` cycles (the
+taken from the first flush step for ``X = L + R + C + p + S - 2`` cycles (the
 last flush step crosses ``R - 1 + C - 1`` PEs, ``p`` pipeline registers and
-the PE's register in front of the buffer)
+the ``S`` registers in front of the buffer, :data:`hls_gen.spec.BUFFER_STAGES`)
 plus the ``R * L`` output beats, and no job's beats enter while its
 predecessor's tile waits. Hence, from the first input beat to the last
 output beat (inclusive)::
@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.network import NetworkSpec
+from hls_gen.spec import array_latency
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY, EnergyModel, MemoryEnergy
 from mpsim.formats import parse_format
 
@@ -54,7 +55,7 @@ __all__ = ["LayerCost", "NetworkCost", "estimate", "run_cycles", "stream_cycles"
 
 def _flush_cycles(rows: int, cols: int, pipeline: int, interleave: int) -> int:
     """Cycles from a tile's first flush step to its output ``valid``: ``X`` of the module docstring."""
-    return interleave + rows + cols + pipeline - 1
+    return array_latency(rows, cols, interleave, pipeline) - 1
 
 
 def _check_array(rows: int, cols: int, pipeline: int, interleave: int) -> None:

@@ -53,9 +53,10 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg \$49 ;
   wire \$5 ;
   reg \$50 ;
-  reg [11:0] \$51 ;
-  reg \$52 ;
+  reg \$51 ;
+  reg [11:0] \$52 ;
   reg \$53 ;
+  reg \$54 ;
   wire \$6 ;
   wire \$7 ;
   wire [5:0] \$8 ;
@@ -96,9 +97,12 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire [11:0] buffer_0_0_0;
   (* init = 1'h0 *)
   wire buffer_full;
-  reg [11:0] buffer_in_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_0_1 = 12'h000;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0 = 1'h0;
+  reg buffer_load_0_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_0_0_1 = 1'h0;
   reg buffer_reserved = 1'h0;
   input clk;
   wire clk;
@@ -108,7 +112,7 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \control.valid ;
   wire en;
   wire flush;
-  wire \flush$30 ;
+  wire \flush$31 ;
   wire [11:0] flush_sum;
   wire flushing;
   input [16:0] inp__payload;
@@ -144,6 +148,7 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \step.valid ;
   wire take;
   wire tile_in;
+  assign \$41  = ! row;
   assign take = out__valid & out__ready;
   assign \$42  = inp__valid & inp__ready;
   assign \$43  = \$42  & inp__payload[16];
@@ -154,15 +159,19 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @(posedge clk)
     pending <= \$49 ;
   always @(posedge clk)
-    buffer_load_0_0 <= \$50 ;
+    buffer_load_0_0_0 <= \$50 ;
   always @(posedge clk)
-    buffer_in_0_0 <= flush_sum;
+    buffer_in_0_0_0 <= flush_sum;
   always @(posedge clk)
-    shown_row <= \$51 ;
+    buffer_load_0_0_1 <= \$51 ;
   always @(posedge clk)
-    out__valid <= \$52 ;
+    buffer_in_0_0_1 <= buffer_in_0_0_0;
   always @(posedge clk)
-    row <= \$53 ;
+    shown_row <= \$52 ;
+  always @(posedge clk)
+    out__valid <= \$53 ;
+  always @(posedge clk)
+    row <= \$54 ;
   assign \$1  = ~ buffer_reserved;
   assign flush = pending & \$3 ;
   assign \$4  = ~ pending;
@@ -198,13 +207,12 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \$38  = ! inp__payload[10:8];
   assign \$39  = \$37  & \$38 ;
   assign \$40  = inp__payload[14:8] == 7'h7f;
-  assign \$41  = ! row;
   \mac_e4m3_e5m6_sr8_1x1.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
     .b(b_0),
     .clk(clk),
-    .flush(\flush$30 ),
+    .flush(\flush$31 ),
     .rst(rst),
     .step(control)
   );
@@ -238,49 +246,56 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = \flush$30 ;
+    \$50  = \flush$31 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = shown_row;
+    \$51  = buffer_load_0_0_0;
+    if (rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$52  = shown_row;
     if (\$45 ) begin
-      \$51  = buffer_in_0_0;
+      \$52  = buffer_in_0_0_1;
     end
     if (rst) begin
-      \$51  = 12'h000;
+      \$52  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$52  = out__valid;
+    \$53  = out__valid;
     if (tile_in) begin
-      \$52  = 1'h1;
+      \$53  = 1'h1;
     end
     if (take) begin
-      if (\$46 ) begin
-        \$52  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$52  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$53  = row;
-    if (take) begin
-      (* full_case = 32'd1 *)
       if (\$46 ) begin
         \$53  = 1'h0;
-      end else begin
-        \$53  = \$47 [0];
       end
     end
     if (rst) begin
       \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$54  = row;
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$46 ) begin
+        \$54  = 1'h0;
+      end else begin
+        \$54  = \$47 [0];
+      end
+    end
+    if (rst) begin
+      \$54  = 1'h0;
     end
   end
   assign flushing = 1'h0;
@@ -359,9 +374,9 @@ module mac_e4m3_e5m6_sr8_1x1(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \$31  = { inp__payload[10:8], 1'h0 };
   assign \$32  = { 1'h0, inp__payload[10:8], 2'h0 };
   assign \$33  = { inp__payload[10:8], 3'h0 };
-  assign tile_in = buffer_load_0_0;
+  assign tile_in = buffer_load_0_0_1;
   assign \$44  = \$43 ;
-  assign \$45  = buffer_load_0_0;
+  assign \$45  = buffer_load_0_0_1;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -92,9 +92,9 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg [2:0] \$173 ;
   reg [2:0] \$174 ;
   reg \$175 ;
-  reg [2:0] \$176 ;
-  reg \$177 ;
-  reg [2:0] \$178 ;
+  reg \$176 ;
+  reg [2:0] \$177 ;
+  reg \$178 ;
   reg \$179 ;
   wire [3:0] \$18 ;
   reg [2:0] \$180 ;
@@ -102,48 +102,64 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg \$182 ;
   reg [2:0] \$183 ;
   reg \$184 ;
-  reg [2:0] \$185 ;
+  reg \$185 ;
   reg \$186 ;
-  reg [2:0] \$187 ;
-  reg \$188 ;
+  reg \$187 ;
+  reg [2:0] \$188 ;
   reg \$189 ;
   wire [3:0] \$19 ;
-  reg [2:0] \$190 ;
-  reg \$191 ;
-  reg [2:0] \$192 ;
+  reg \$190 ;
+  reg [2:0] \$191 ;
+  reg \$192 ;
   reg \$193 ;
   reg [2:0] \$194 ;
   reg \$195 ;
   reg \$196 ;
-  reg [2:0] \$197 ;
+  reg \$197 ;
   reg \$198 ;
   reg [2:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
   reg \$200 ;
-  reg [2:0] \$201 ;
-  reg \$202 ;
-  reg [11:0] \$203 ;
-  reg [11:0] \$204 ;
-  reg [11:0] \$205 ;
-  reg [11:0] \$206 ;
-  reg [11:0] \$207 ;
-  reg [11:0] \$208 ;
-  reg [11:0] \$209 ;
+  reg \$201 ;
+  reg [2:0] \$202 ;
+  reg \$203 ;
+  reg \$204 ;
+  reg [2:0] \$205 ;
+  reg \$206 ;
+  reg \$207 ;
+  reg \$208 ;
+  reg \$209 ;
   wire \$21 ;
-  reg [11:0] \$210 ;
-  reg [11:0] \$211 ;
-  reg [11:0] \$212 ;
-  reg [11:0] \$213 ;
-  reg [11:0] \$214 ;
-  reg [11:0] \$215 ;
-  reg [11:0] \$216 ;
-  reg [11:0] \$217 ;
-  reg [11:0] \$218 ;
-  reg \$219 ;
+  reg [2:0] \$210 ;
+  reg \$211 ;
+  reg \$212 ;
+  reg [2:0] \$213 ;
+  reg \$214 ;
+  reg \$215 ;
+  reg [2:0] \$216 ;
+  reg \$217 ;
+  reg \$218 ;
+  reg [11:0] \$219 ;
   wire \$22 ;
-  reg [1:0] \$220 ;
+  reg [11:0] \$220 ;
+  reg [11:0] \$221 ;
+  reg [11:0] \$222 ;
+  reg [11:0] \$223 ;
+  reg [11:0] \$224 ;
+  reg [11:0] \$225 ;
+  reg [11:0] \$226 ;
+  reg [11:0] \$227 ;
+  reg [11:0] \$228 ;
+  reg [11:0] \$229 ;
   wire \$23 ;
+  reg [11:0] \$230 ;
+  reg [11:0] \$231 ;
+  reg [11:0] \$232 ;
+  reg [11:0] \$233 ;
+  reg [11:0] \$234 ;
+  reg \$235 ;
+  reg [1:0] \$236 ;
   wire \$24 ;
   wire [5:0] \$25 ;
   wire [4:0] \$26 ;
@@ -607,54 +623,102 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   reg [11:0] buffer_3_3_0 = 12'h000;
   (* init = 1'h0 *)
   wire buffer_full;
-  reg [11:0] buffer_in_0_0 = 12'h000;
-  reg [11:0] buffer_in_0_1 = 12'h000;
-  reg [11:0] buffer_in_0_2 = 12'h000;
-  reg [11:0] buffer_in_0_3 = 12'h000;
-  reg [11:0] buffer_in_1_0 = 12'h000;
-  reg [11:0] buffer_in_1_1 = 12'h000;
-  reg [11:0] buffer_in_1_2 = 12'h000;
-  reg [11:0] buffer_in_1_3 = 12'h000;
-  reg [11:0] buffer_in_2_0 = 12'h000;
-  reg [11:0] buffer_in_2_1 = 12'h000;
-  reg [11:0] buffer_in_2_2 = 12'h000;
-  reg [11:0] buffer_in_2_3 = 12'h000;
-  reg [11:0] buffer_in_3_0 = 12'h000;
-  reg [11:0] buffer_in_3_1 = 12'h000;
-  reg [11:0] buffer_in_3_2 = 12'h000;
-  reg [11:0] buffer_in_3_3 = 12'h000;
+  reg [11:0] buffer_in_0_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_0_1 = 12'h000;
+  reg [11:0] buffer_in_0_1_0 = 12'h000;
+  reg [11:0] buffer_in_0_1_1 = 12'h000;
+  reg [11:0] buffer_in_0_2_0 = 12'h000;
+  reg [11:0] buffer_in_0_2_1 = 12'h000;
+  reg [11:0] buffer_in_0_3_0 = 12'h000;
+  reg [11:0] buffer_in_0_3_1 = 12'h000;
+  reg [11:0] buffer_in_1_0_0 = 12'h000;
+  reg [11:0] buffer_in_1_0_1 = 12'h000;
+  reg [11:0] buffer_in_1_1_0 = 12'h000;
+  reg [11:0] buffer_in_1_1_1 = 12'h000;
+  reg [11:0] buffer_in_1_2_0 = 12'h000;
+  reg [11:0] buffer_in_1_2_1 = 12'h000;
+  reg [11:0] buffer_in_1_3_0 = 12'h000;
+  reg [11:0] buffer_in_1_3_1 = 12'h000;
+  reg [11:0] buffer_in_2_0_0 = 12'h000;
+  reg [11:0] buffer_in_2_0_1 = 12'h000;
+  reg [11:0] buffer_in_2_1_0 = 12'h000;
+  reg [11:0] buffer_in_2_1_1 = 12'h000;
+  reg [11:0] buffer_in_2_2_0 = 12'h000;
+  reg [11:0] buffer_in_2_2_1 = 12'h000;
+  reg [11:0] buffer_in_2_3_0 = 12'h000;
+  reg [11:0] buffer_in_2_3_1 = 12'h000;
+  reg [11:0] buffer_in_3_0_0 = 12'h000;
+  reg [11:0] buffer_in_3_0_1 = 12'h000;
+  reg [11:0] buffer_in_3_1_0 = 12'h000;
+  reg [11:0] buffer_in_3_1_1 = 12'h000;
+  reg [11:0] buffer_in_3_2_0 = 12'h000;
+  reg [11:0] buffer_in_3_2_1 = 12'h000;
+  reg [11:0] buffer_in_3_3_0 = 12'h000;
+  reg [11:0] buffer_in_3_3_1 = 12'h000;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0 = 1'h0;
+  reg buffer_load_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_1 = 1'h0;
+  reg buffer_load_0_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_2 = 1'h0;
+  reg buffer_load_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_3 = 1'h0;
+  reg buffer_load_0_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_0 = 1'h0;
+  reg buffer_load_0_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_1 = 1'h0;
+  reg buffer_load_0_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_2 = 1'h0;
+  reg buffer_load_0_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_3 = 1'h0;
+  reg buffer_load_0_3_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_0 = 1'h0;
+  reg buffer_load_1_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_1 = 1'h0;
+  reg buffer_load_1_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_2 = 1'h0;
+  reg buffer_load_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_3 = 1'h0;
+  reg buffer_load_1_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_0 = 1'h0;
+  reg buffer_load_1_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_1 = 1'h0;
+  reg buffer_load_1_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_2 = 1'h0;
+  reg buffer_load_1_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_3 = 1'h0;
+  reg buffer_load_1_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3_1 = 1'h0;
   reg buffer_reserved = 1'h0;
   input clk;
   wire clk;
@@ -770,37 +834,37 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   wire \en$97 ;
   wire flush;
   wire \flush$176 ;
-  wire \flush$180 ;
-  wire \flush$184 ;
+  wire \flush$182 ;
   wire \flush$188 ;
-  wire \flush$192 ;
-  wire \flush$196 ;
+  wire \flush$194 ;
   wire \flush$200 ;
-  wire \flush$204 ;
-  wire \flush$208 ;
+  wire \flush$206 ;
   wire \flush$212 ;
-  wire \flush$216 ;
-  wire \flush$220 ;
+  wire \flush$218 ;
   wire \flush$224 ;
-  wire \flush$228 ;
-  wire \flush$232 ;
-  wire \flush$235 ;
+  wire \flush$230 ;
+  wire \flush$236 ;
+  wire \flush$242 ;
+  wire \flush$248 ;
+  wire \flush$254 ;
+  wire \flush$260 ;
+  wire \flush$266 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$182 ;
-  wire [11:0] \flush_sum$186 ;
+  wire [11:0] \flush_sum$184 ;
   wire [11:0] \flush_sum$190 ;
-  wire [11:0] \flush_sum$194 ;
-  wire [11:0] \flush_sum$198 ;
+  wire [11:0] \flush_sum$196 ;
   wire [11:0] \flush_sum$202 ;
-  wire [11:0] \flush_sum$206 ;
-  wire [11:0] \flush_sum$210 ;
+  wire [11:0] \flush_sum$208 ;
   wire [11:0] \flush_sum$214 ;
-  wire [11:0] \flush_sum$218 ;
-  wire [11:0] \flush_sum$222 ;
+  wire [11:0] \flush_sum$220 ;
   wire [11:0] \flush_sum$226 ;
-  wire [11:0] \flush_sum$230 ;
-  wire [11:0] \flush_sum$234 ;
-  wire [11:0] \flush_sum$237 ;
+  wire [11:0] \flush_sum$232 ;
+  wire [11:0] \flush_sum$238 ;
+  wire [11:0] \flush_sum$244 ;
+  wire [11:0] \flush_sum$250 ;
+  wire [11:0] \flush_sum$256 ;
+  wire [11:0] \flush_sum$262 ;
+  wire [11:0] \flush_sum$268 ;
   wire flushing;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1095,177 +1159,241 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   always @(posedge clk)
     \b$60  <= b_skew_3_1;
   always @(posedge clk)
-    buffer_load_0_0 <= \$175 ;
+    buffer_load_0_0_0 <= \$175 ;
   always @(posedge clk)
-    buffer_in_0_0 <= flush_sum;
+    buffer_in_0_0_0 <= flush_sum;
+  always @(posedge clk)
+    buffer_load_0_0_1 <= \$176 ;
+  always @(posedge clk)
+    buffer_in_0_0_1 <= buffer_in_0_0_0;
   always @(posedge clk)
     \a$44  <= a_0;
   always @(posedge clk)
-    \step$42  <= \$176 ;
+    \step$42  <= \$177 ;
   always @(posedge clk)
     \b$67  <= b_0;
   always @(posedge clk)
-    buffer_load_0_1 <= \$177 ;
+    buffer_load_0_1_0 <= \$178 ;
   always @(posedge clk)
-    buffer_in_0_1 <= \flush_sum$182 ;
+    buffer_in_0_1_0 <= \flush_sum$184 ;
+  always @(posedge clk)
+    buffer_load_0_1_1 <= \$179 ;
+  always @(posedge clk)
+    buffer_in_0_1_1 <= buffer_in_0_1_0;
   always @(posedge clk)
     \a$51  <= \a$44 ;
   always @(posedge clk)
-    \step$49  <= \$178 ;
+    \step$49  <= \$180 ;
   always @(posedge clk)
     \b$74  <= \b$46 ;
   always @(posedge clk)
-    buffer_load_0_2 <= \$179 ;
+    buffer_load_0_2_0 <= \$181 ;
   always @(posedge clk)
-    buffer_in_0_2 <= \flush_sum$186 ;
+    buffer_in_0_2_0 <= \flush_sum$190 ;
+  always @(posedge clk)
+    buffer_load_0_2_1 <= \$182 ;
+  always @(posedge clk)
+    buffer_in_0_2_1 <= buffer_in_0_2_0;
   always @(posedge clk)
     \a$58  <= \a$51 ;
   always @(posedge clk)
-    \step$56  <= \$180 ;
+    \step$56  <= \$183 ;
   always @(posedge clk)
     \b$81  <= \b$53 ;
   always @(posedge clk)
-    buffer_load_0_3 <= \$181 ;
+    buffer_load_0_3_0 <= \$184 ;
   always @(posedge clk)
-    buffer_in_0_3 <= \flush_sum$190 ;
+    buffer_in_0_3_0 <= \flush_sum$196 ;
+  always @(posedge clk)
+    buffer_load_0_3_1 <= \$185 ;
+  always @(posedge clk)
+    buffer_in_0_3_1 <= buffer_in_0_3_0;
   always @(posedge clk)
     \b$88  <= \b$60 ;
   always @(posedge clk)
-    buffer_load_1_0 <= \$182 ;
+    buffer_load_1_0_0 <= \$186 ;
   always @(posedge clk)
-    buffer_in_1_0 <= \flush_sum$194 ;
+    buffer_in_1_0_0 <= \flush_sum$202 ;
+  always @(posedge clk)
+    buffer_load_1_0_1 <= \$187 ;
+  always @(posedge clk)
+    buffer_in_1_0_1 <= buffer_in_1_0_0;
   always @(posedge clk)
     \a$72  <= \a$65 ;
   always @(posedge clk)
-    \step$70  <= \$183 ;
+    \step$70  <= \$188 ;
   always @(posedge clk)
     \b$95  <= \b$67 ;
   always @(posedge clk)
-    buffer_load_1_1 <= \$184 ;
+    buffer_load_1_1_0 <= \$189 ;
   always @(posedge clk)
-    buffer_in_1_1 <= \flush_sum$198 ;
+    buffer_in_1_1_0 <= \flush_sum$208 ;
+  always @(posedge clk)
+    buffer_load_1_1_1 <= \$190 ;
+  always @(posedge clk)
+    buffer_in_1_1_1 <= buffer_in_1_1_0;
   always @(posedge clk)
     \a$79  <= \a$72 ;
   always @(posedge clk)
-    \step$77  <= \$185 ;
+    \step$77  <= \$191 ;
   always @(posedge clk)
     \b$102  <= \b$74 ;
   always @(posedge clk)
-    buffer_load_1_2 <= \$186 ;
+    buffer_load_1_2_0 <= \$192 ;
   always @(posedge clk)
-    buffer_in_1_2 <= \flush_sum$202 ;
+    buffer_in_1_2_0 <= \flush_sum$214 ;
+  always @(posedge clk)
+    buffer_load_1_2_1 <= \$193 ;
+  always @(posedge clk)
+    buffer_in_1_2_1 <= buffer_in_1_2_0;
   always @(posedge clk)
     \a$86  <= \a$79 ;
   always @(posedge clk)
-    \step$84  <= \$187 ;
+    \step$84  <= \$194 ;
   always @(posedge clk)
     \b$109  <= \b$81 ;
   always @(posedge clk)
-    buffer_load_1_3 <= \$188 ;
+    buffer_load_1_3_0 <= \$195 ;
   always @(posedge clk)
-    buffer_in_1_3 <= \flush_sum$206 ;
+    buffer_in_1_3_0 <= \flush_sum$220 ;
+  always @(posedge clk)
+    buffer_load_1_3_1 <= \$196 ;
+  always @(posedge clk)
+    buffer_in_1_3_1 <= buffer_in_1_3_0;
   always @(posedge clk)
     \b$116  <= \b$88 ;
   always @(posedge clk)
-    buffer_load_2_0 <= \$189 ;
+    buffer_load_2_0_0 <= \$197 ;
   always @(posedge clk)
-    buffer_in_2_0 <= \flush_sum$210 ;
+    buffer_in_2_0_0 <= \flush_sum$226 ;
+  always @(posedge clk)
+    buffer_load_2_0_1 <= \$198 ;
+  always @(posedge clk)
+    buffer_in_2_0_1 <= buffer_in_2_0_0;
   always @(posedge clk)
     \a$100  <= \a$93 ;
   always @(posedge clk)
-    \step$98  <= \$190 ;
+    \step$98  <= \$199 ;
   always @(posedge clk)
     \b$123  <= \b$95 ;
   always @(posedge clk)
-    buffer_load_2_1 <= \$191 ;
+    buffer_load_2_1_0 <= \$200 ;
   always @(posedge clk)
-    buffer_in_2_1 <= \flush_sum$214 ;
+    buffer_in_2_1_0 <= \flush_sum$232 ;
+  always @(posedge clk)
+    buffer_load_2_1_1 <= \$201 ;
+  always @(posedge clk)
+    buffer_in_2_1_1 <= buffer_in_2_1_0;
   always @(posedge clk)
     \a$107  <= \a$100 ;
   always @(posedge clk)
-    \step$105  <= \$192 ;
+    \step$105  <= \$202 ;
   always @(posedge clk)
     \b$130  <= \b$102 ;
   always @(posedge clk)
-    buffer_load_2_2 <= \$193 ;
+    buffer_load_2_2_0 <= \$203 ;
   always @(posedge clk)
-    buffer_in_2_2 <= \flush_sum$218 ;
+    buffer_in_2_2_0 <= \flush_sum$238 ;
+  always @(posedge clk)
+    buffer_load_2_2_1 <= \$204 ;
+  always @(posedge clk)
+    buffer_in_2_2_1 <= buffer_in_2_2_0;
   always @(posedge clk)
     \a$114  <= \a$107 ;
   always @(posedge clk)
-    \step$112  <= \$194 ;
+    \step$112  <= \$205 ;
   always @(posedge clk)
     \b$137  <= \b$109 ;
   always @(posedge clk)
-    buffer_load_2_3 <= \$195 ;
+    buffer_load_2_3_0 <= \$206 ;
   always @(posedge clk)
-    buffer_in_2_3 <= \flush_sum$222 ;
+    buffer_in_2_3_0 <= \flush_sum$244 ;
+  always @(posedge clk)
+    buffer_load_2_3_1 <= \$207 ;
+  always @(posedge clk)
+    buffer_in_2_3_1 <= buffer_in_2_3_0;
   always @(posedge clk)
     \b$144  <= \b$116 ;
   always @(posedge clk)
-    buffer_load_3_0 <= \$196 ;
+    buffer_load_3_0_0 <= \$208 ;
   always @(posedge clk)
-    buffer_in_3_0 <= \flush_sum$226 ;
+    buffer_in_3_0_0 <= \flush_sum$250 ;
+  always @(posedge clk)
+    buffer_load_3_0_1 <= \$209 ;
+  always @(posedge clk)
+    buffer_in_3_0_1 <= buffer_in_3_0_0;
   always @(posedge clk)
     \a$128  <= \a$121 ;
   always @(posedge clk)
-    \step$126  <= \$197 ;
+    \step$126  <= \$210 ;
   always @(posedge clk)
-    buffer_load_3_1 <= \$198 ;
+    buffer_load_3_1_0 <= \$211 ;
   always @(posedge clk)
-    buffer_in_3_1 <= \flush_sum$230 ;
+    buffer_in_3_1_0 <= \flush_sum$256 ;
+  always @(posedge clk)
+    buffer_load_3_1_1 <= \$212 ;
+  always @(posedge clk)
+    buffer_in_3_1_1 <= buffer_in_3_1_0;
   always @(posedge clk)
     \a$135  <= \a$128 ;
   always @(posedge clk)
-    \step$133  <= \$199 ;
+    \step$133  <= \$213 ;
   always @(posedge clk)
-    buffer_load_3_2 <= \$200 ;
+    buffer_load_3_2_0 <= \$214 ;
   always @(posedge clk)
-    buffer_in_3_2 <= \flush_sum$234 ;
+    buffer_in_3_2_0 <= \flush_sum$262 ;
+  always @(posedge clk)
+    buffer_load_3_2_1 <= \$215 ;
+  always @(posedge clk)
+    buffer_in_3_2_1 <= buffer_in_3_2_0;
   always @(posedge clk)
     \a$142  <= \a$135 ;
   always @(posedge clk)
-    \step$140  <= \$201 ;
+    \step$140  <= \$216 ;
   always @(posedge clk)
-    buffer_load_3_3 <= \$202 ;
+    buffer_load_3_3_0 <= \$217 ;
   always @(posedge clk)
-    buffer_in_3_3 <= \flush_sum$237 ;
+    buffer_in_3_3_0 <= \flush_sum$268 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$203 ;
+    buffer_load_3_3_1 <= \$218 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$204 ;
+    buffer_in_3_3_1 <= buffer_in_3_3_0;
   always @(posedge clk)
-    buffer_0_2_0 <= \$205 ;
+    buffer_0_0_0 <= \$219 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$206 ;
+    buffer_0_1_0 <= \$220 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$207 ;
+    buffer_0_2_0 <= \$221 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$208 ;
+    buffer_0_3_0 <= \$222 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$209 ;
+    buffer_1_0_0 <= \$223 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$210 ;
+    buffer_1_1_0 <= \$224 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$211 ;
+    buffer_1_2_0 <= \$225 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$212 ;
+    buffer_1_3_0 <= \$226 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$213 ;
+    buffer_2_0_0 <= \$227 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$214 ;
+    buffer_2_1_0 <= \$228 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$215 ;
+    buffer_2_2_0 <= \$229 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$216 ;
+    buffer_2_3_0 <= \$230 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$217 ;
+    buffer_3_0_0 <= \$231 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$218 ;
+    buffer_3_1_0 <= \$232 ;
   always @(posedge clk)
-    out__valid <= \$219 ;
+    buffer_3_2_0 <= \$233 ;
   always @(posedge clk)
-    row <= \$220 ;
+    buffer_3_3_0 <= \$234 ;
+  always @(posedge clk)
+    out__valid <= \$235 ;
+  always @(posedge clk)
+    row <= \$236 ;
   \mac_e4m3_e5m6_sr8_4x4.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1277,136 +1405,136 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_1  pe_0_1 (
     .a(\a$44 ),
-    .acc(\flush_sum$182 ),
+    .acc(\flush_sum$184 ),
     .b(\b$46 ),
     .clk(clk),
-    .flush(\flush$180 ),
+    .flush(\flush$182 ),
     .rst(rst),
     .step(\step$42 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_2  pe_0_2 (
     .a(\a$51 ),
-    .acc(\flush_sum$186 ),
+    .acc(\flush_sum$190 ),
     .b(\b$53 ),
     .clk(clk),
-    .flush(\flush$184 ),
+    .flush(\flush$188 ),
     .rst(rst),
     .step(\step$49 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_0_3  pe_0_3 (
     .a(\a$58 ),
-    .acc(\flush_sum$190 ),
+    .acc(\flush_sum$196 ),
     .b(\b$60 ),
     .clk(clk),
-    .flush(\flush$188 ),
+    .flush(\flush$194 ),
     .rst(rst),
     .step(\step$56 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_0  pe_1_0 (
     .a(\a$65 ),
-    .acc(\flush_sum$194 ),
+    .acc(\flush_sum$202 ),
     .b(\b$67 ),
     .clk(clk),
-    .flush(\flush$192 ),
+    .flush(\flush$200 ),
     .rst(rst),
     .step(\step$63 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_1  pe_1_1 (
     .a(\a$72 ),
-    .acc(\flush_sum$198 ),
+    .acc(\flush_sum$208 ),
     .b(\b$74 ),
     .clk(clk),
-    .flush(\flush$196 ),
+    .flush(\flush$206 ),
     .rst(rst),
     .step(\step$70 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_2  pe_1_2 (
     .a(\a$79 ),
-    .acc(\flush_sum$202 ),
+    .acc(\flush_sum$214 ),
     .b(\b$81 ),
     .clk(clk),
-    .flush(\flush$200 ),
+    .flush(\flush$212 ),
     .rst(rst),
     .step(\step$77 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_1_3  pe_1_3 (
     .a(\a$86 ),
-    .acc(\flush_sum$206 ),
+    .acc(\flush_sum$220 ),
     .b(\b$88 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$218 ),
     .rst(rst),
     .step(\step$84 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_0  pe_2_0 (
     .a(\a$93 ),
-    .acc(\flush_sum$210 ),
+    .acc(\flush_sum$226 ),
     .b(\b$95 ),
     .clk(clk),
-    .flush(\flush$208 ),
+    .flush(\flush$224 ),
     .rst(rst),
     .step(\step$91 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_1  pe_2_1 (
     .a(\a$100 ),
-    .acc(\flush_sum$214 ),
+    .acc(\flush_sum$232 ),
     .b(\b$102 ),
     .clk(clk),
-    .flush(\flush$212 ),
+    .flush(\flush$230 ),
     .rst(rst),
     .step(\step$98 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_2  pe_2_2 (
     .a(\a$107 ),
-    .acc(\flush_sum$218 ),
+    .acc(\flush_sum$238 ),
     .b(\b$109 ),
     .clk(clk),
-    .flush(\flush$216 ),
+    .flush(\flush$236 ),
     .rst(rst),
     .step(\step$105 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_2_3  pe_2_3 (
     .a(\a$114 ),
-    .acc(\flush_sum$222 ),
+    .acc(\flush_sum$244 ),
     .b(\b$116 ),
     .clk(clk),
-    .flush(\flush$220 ),
+    .flush(\flush$242 ),
     .rst(rst),
     .step(\step$112 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_0  pe_3_0 (
     .a(\a$121 ),
-    .acc(\flush_sum$226 ),
+    .acc(\flush_sum$250 ),
     .b(\b$123 ),
     .clk(clk),
-    .flush(\flush$224 ),
+    .flush(\flush$248 ),
     .rst(rst),
     .step(\step$119 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_1  pe_3_1 (
     .a(\a$128 ),
-    .acc(\flush_sum$230 ),
+    .acc(\flush_sum$256 ),
     .b(\b$130 ),
     .clk(clk),
-    .flush(\flush$228 ),
+    .flush(\flush$254 ),
     .rst(rst),
     .step(\step$126 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_2  pe_3_2 (
     .a(\a$135 ),
-    .acc(\flush_sum$234 ),
+    .acc(\flush_sum$262 ),
     .b(\b$137 ),
     .clk(clk),
-    .flush(\flush$232 ),
+    .flush(\flush$260 ),
     .rst(rst),
     .step(\step$133 )
   );
   \mac_e4m3_e5m6_sr8_4x4.pe_3_3  pe_3_3 (
     .a(\a$142 ),
-    .acc(\flush_sum$237 ),
+    .acc(\flush_sum$268 ),
     .b(\b$144 ),
     .clk(clk),
-    .flush(\flush$235 ),
+    .flush(\flush$266 ),
     .rst(rst),
     .step(\step$140 )
   );
@@ -1468,35 +1596,35 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = control;
+    \$176  = buffer_load_0_0_0;
     if (rst) begin
-      \$176  = 3'h0;
+      \$176  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \flush$180 ;
+    \$177  = control;
     if (rst) begin
-      \$177  = 1'h0;
+      \$177  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = \step$42 ;
+    \$178  = \flush$182 ;
     if (rst) begin
-      \$178  = 3'h0;
+      \$178  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = \flush$184 ;
+    \$179  = buffer_load_0_1_0;
     if (rst) begin
       \$179  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \step$49 ;
+    \$180  = \step$42 ;
     if (rst) begin
       \$180  = 3'h0;
     end
@@ -1510,30 +1638,30 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \flush$192 ;
+    \$182  = buffer_load_0_2_0;
     if (rst) begin
       \$182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \step$63 ;
+    \$183  = \step$49 ;
     if (rst) begin
       \$183  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \flush$196 ;
+    \$184  = \flush$194 ;
     if (rst) begin
       \$184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \step$70 ;
+    \$185  = buffer_load_0_3_0;
     if (rst) begin
-      \$185  = 3'h0;
+      \$185  = 1'h0;
     end
   end
   always @* begin
@@ -1545,304 +1673,416 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = \step$77 ;
+    \$187  = buffer_load_1_0_0;
     if (rst) begin
-      \$187  = 3'h0;
+      \$187  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = \flush$204 ;
+    \$188  = \step$63 ;
     if (rst) begin
-      \$188  = 1'h0;
+      \$188  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = \flush$208 ;
+    \$189  = \flush$206 ;
     if (rst) begin
       \$189  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = \step$91 ;
+    \$190  = buffer_load_1_1_0;
     if (rst) begin
-      \$190  = 3'h0;
+      \$190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = \flush$212 ;
+    \$191  = \step$70 ;
     if (rst) begin
-      \$191  = 1'h0;
+      \$191  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = \step$98 ;
+    \$192  = \flush$212 ;
     if (rst) begin
-      \$192  = 3'h0;
+      \$192  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = \flush$216 ;
+    \$193  = buffer_load_1_2_0;
     if (rst) begin
       \$193  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = \step$105 ;
+    \$194  = \step$77 ;
     if (rst) begin
       \$194  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = \flush$220 ;
+    \$195  = \flush$218 ;
     if (rst) begin
       \$195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = \flush$224 ;
+    \$196  = buffer_load_1_3_0;
     if (rst) begin
       \$196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = \step$119 ;
+    \$197  = \flush$224 ;
     if (rst) begin
-      \$197  = 3'h0;
+      \$197  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = \flush$228 ;
+    \$198  = buffer_load_2_0_0;
     if (rst) begin
       \$198  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = \step$126 ;
+    \$199  = \step$91 ;
     if (rst) begin
       \$199  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = \flush$232 ;
+    \$200  = \flush$230 ;
     if (rst) begin
       \$200  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = \step$133 ;
+    \$201  = buffer_load_2_1_0;
     if (rst) begin
-      \$201  = 3'h0;
+      \$201  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = \flush$235 ;
+    \$202  = \step$98 ;
     if (rst) begin
-      \$202  = 1'h0;
+      \$202  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = buffer_0_0_0;
+    \$203  = \flush$236 ;
+    if (rst) begin
+      \$203  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$204  = buffer_load_2_2_0;
+    if (rst) begin
+      \$204  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$205  = \step$105 ;
+    if (rst) begin
+      \$205  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$206  = \flush$242 ;
+    if (rst) begin
+      \$206  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$207  = buffer_load_2_3_0;
+    if (rst) begin
+      \$207  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$208  = \flush$248 ;
+    if (rst) begin
+      \$208  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$209  = buffer_load_3_0_0;
+    if (rst) begin
+      \$209  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$210  = \step$119 ;
+    if (rst) begin
+      \$210  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$211  = \flush$254 ;
+    if (rst) begin
+      \$211  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$212  = buffer_load_3_1_0;
+    if (rst) begin
+      \$212  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$213  = \step$126 ;
+    if (rst) begin
+      \$213  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$214  = \flush$260 ;
+    if (rst) begin
+      \$214  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$215  = buffer_load_3_2_0;
+    if (rst) begin
+      \$215  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$216  = \step$133 ;
+    if (rst) begin
+      \$216  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$217  = \flush$266 ;
+    if (rst) begin
+      \$217  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$218  = buffer_load_3_3_0;
+    if (rst) begin
+      \$218  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$219  = buffer_0_0_0;
     if (\$152 ) begin
-      \$203  = buffer_in_0_0;
+      \$219  = buffer_in_0_0_1;
     end
     if (rst) begin
-      \$203  = 12'h000;
+      \$219  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = buffer_0_1_0;
+    \$220  = buffer_0_1_0;
     if (\$153 ) begin
-      \$204  = buffer_in_0_1;
+      \$220  = buffer_in_0_1_1;
     end
     if (rst) begin
-      \$204  = 12'h000;
+      \$220  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = buffer_0_2_0;
+    \$221  = buffer_0_2_0;
     if (\$154 ) begin
-      \$205  = buffer_in_0_2;
+      \$221  = buffer_in_0_2_1;
     end
     if (rst) begin
-      \$205  = 12'h000;
+      \$221  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = buffer_0_3_0;
+    \$222  = buffer_0_3_0;
     if (\$155 ) begin
-      \$206  = buffer_in_0_3;
+      \$222  = buffer_in_0_3_1;
     end
     if (rst) begin
-      \$206  = 12'h000;
+      \$222  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = buffer_1_0_0;
+    \$223  = buffer_1_0_0;
     if (\$156 ) begin
-      \$207  = buffer_in_1_0;
+      \$223  = buffer_in_1_0_1;
     end
     if (rst) begin
-      \$207  = 12'h000;
+      \$223  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = buffer_1_1_0;
+    \$224  = buffer_1_1_0;
     if (\$157 ) begin
-      \$208  = buffer_in_1_1;
+      \$224  = buffer_in_1_1_1;
     end
     if (rst) begin
-      \$208  = 12'h000;
+      \$224  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = buffer_1_2_0;
+    \$225  = buffer_1_2_0;
     if (\$158 ) begin
-      \$209  = buffer_in_1_2;
+      \$225  = buffer_in_1_2_1;
     end
     if (rst) begin
-      \$209  = 12'h000;
+      \$225  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = buffer_1_3_0;
+    \$226  = buffer_1_3_0;
     if (\$159 ) begin
-      \$210  = buffer_in_1_3;
+      \$226  = buffer_in_1_3_1;
     end
     if (rst) begin
-      \$210  = 12'h000;
+      \$226  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = buffer_2_0_0;
+    \$227  = buffer_2_0_0;
     if (\$160 ) begin
-      \$211  = buffer_in_2_0;
+      \$227  = buffer_in_2_0_1;
     end
     if (rst) begin
-      \$211  = 12'h000;
+      \$227  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = buffer_2_1_0;
+    \$228  = buffer_2_1_0;
     if (\$161 ) begin
-      \$212  = buffer_in_2_1;
+      \$228  = buffer_in_2_1_1;
     end
     if (rst) begin
-      \$212  = 12'h000;
+      \$228  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = buffer_2_2_0;
+    \$229  = buffer_2_2_0;
     if (\$162 ) begin
-      \$213  = buffer_in_2_2;
+      \$229  = buffer_in_2_2_1;
     end
     if (rst) begin
-      \$213  = 12'h000;
+      \$229  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = buffer_2_3_0;
+    \$230  = buffer_2_3_0;
     if (\$163 ) begin
-      \$214  = buffer_in_2_3;
+      \$230  = buffer_in_2_3_1;
     end
     if (rst) begin
-      \$214  = 12'h000;
+      \$230  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = buffer_3_0_0;
+    \$231  = buffer_3_0_0;
     if (\$164 ) begin
-      \$215  = buffer_in_3_0;
+      \$231  = buffer_in_3_0_1;
     end
     if (rst) begin
-      \$215  = 12'h000;
+      \$231  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = buffer_3_1_0;
+    \$232  = buffer_3_1_0;
     if (\$165 ) begin
-      \$216  = buffer_in_3_1;
+      \$232  = buffer_in_3_1_1;
     end
     if (rst) begin
-      \$216  = 12'h000;
+      \$232  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = buffer_3_2_0;
+    \$233  = buffer_3_2_0;
     if (\$166 ) begin
-      \$217  = buffer_in_3_2;
+      \$233  = buffer_in_3_2_1;
     end
     if (rst) begin
-      \$217  = 12'h000;
+      \$233  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = buffer_3_3_0;
+    \$234  = buffer_3_3_0;
     if (\$167 ) begin
-      \$218  = buffer_in_3_3;
+      \$234  = buffer_in_3_3_1;
     end
     if (rst) begin
-      \$218  = 12'h000;
+      \$234  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = out__valid;
+    \$235  = out__valid;
     if (tile_in) begin
-      \$219  = 1'h1;
+      \$235  = 1'h1;
     end
     if (take) begin
       if (\$168 ) begin
-        \$219  = 1'h0;
+        \$235  = 1'h0;
       end
     end
     if (rst) begin
-      \$219  = 1'h0;
+      \$235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = row;
+    \$236  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$168 ) begin
-        \$220  = 2'h0;
+        \$236  = 2'h0;
       end else begin
-        \$220  = \$169 [1:0];
+        \$236  = \$169 [1:0];
       end
     end
     if (rst) begin
-      \$220  = 2'h0;
+      \$236  = 2'h0;
     end
   end
   assign flushing = 1'h0;
@@ -2359,24 +2599,24 @@ module mac_e4m3_e5m6_sr8_4x4(inp__valid, out__ready, clk, rst, inp__ready, out__
   assign \$133  = { inp__payload[58:56], 1'h0 };
   assign \$134  = { 1'h0, inp__payload[58:56], 2'h0 };
   assign \$135  = { inp__payload[58:56], 3'h0 };
-  assign tile_in = buffer_load_3_3;
+  assign tile_in = buffer_load_3_3_1;
   assign \$151  = \$150 ;
-  assign \$152  = buffer_load_0_0;
-  assign \$153  = buffer_load_0_1;
-  assign \$154  = buffer_load_0_2;
-  assign \$155  = buffer_load_0_3;
-  assign \$156  = buffer_load_1_0;
-  assign \$157  = buffer_load_1_1;
-  assign \$158  = buffer_load_1_2;
-  assign \$159  = buffer_load_1_3;
-  assign \$160  = buffer_load_2_0;
-  assign \$161  = buffer_load_2_1;
-  assign \$162  = buffer_load_2_2;
-  assign \$163  = buffer_load_2_3;
-  assign \$164  = buffer_load_3_0;
-  assign \$165  = buffer_load_3_1;
-  assign \$166  = buffer_load_3_2;
-  assign \$167  = buffer_load_3_3;
+  assign \$152  = buffer_load_0_0_1;
+  assign \$153  = buffer_load_0_1_1;
+  assign \$154  = buffer_load_0_2_1;
+  assign \$155  = buffer_load_0_3_1;
+  assign \$156  = buffer_load_1_0_1;
+  assign \$157  = buffer_load_1_1_1;
+  assign \$158  = buffer_load_1_2_1;
+  assign \$159  = buffer_load_1_3_1;
+  assign \$160  = buffer_load_2_0_1;
+  assign \$161  = buffer_load_2_1_1;
+  assign \$162  = buffer_load_2_2_1;
+  assign \$163  = buffer_load_2_3_1;
+  assign \$164  = buffer_load_3_0_1;
+  assign \$165  = buffer_load_3_1_1;
+  assign \$166  = buffer_load_3_2_1;
+  assign \$167  = buffer_load_3_3_1;
 endmodule
 
 (* generator = "Amaranth" *)

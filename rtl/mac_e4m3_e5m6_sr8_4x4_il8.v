@@ -132,9 +132,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [2:0] \$209 ;
   wire [3:0] \$21 ;
   reg \$210 ;
-  reg [2:0] \$211 ;
-  reg \$212 ;
-  reg [2:0] \$213 ;
+  reg \$211 ;
+  reg [2:0] \$212 ;
+  reg \$213 ;
   reg \$214 ;
   reg [2:0] \$215 ;
   reg \$216 ;
@@ -142,55 +142,55 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [2:0] \$218 ;
   reg \$219 ;
   wire \$22 ;
-  reg [2:0] \$220 ;
+  reg \$220 ;
   reg \$221 ;
-  reg [2:0] \$222 ;
-  reg \$223 ;
+  reg \$222 ;
+  reg [2:0] \$223 ;
   reg \$224 ;
-  reg [2:0] \$225 ;
-  reg \$226 ;
-  reg [2:0] \$227 ;
+  reg \$225 ;
+  reg [2:0] \$226 ;
+  reg \$227 ;
   reg \$228 ;
   reg [2:0] \$229 ;
   wire \$23 ;
   reg \$230 ;
   reg \$231 ;
-  reg [2:0] \$232 ;
+  reg \$232 ;
   reg \$233 ;
   reg [2:0] \$234 ;
   reg \$235 ;
-  reg [2:0] \$236 ;
-  reg \$237 ;
+  reg \$236 ;
+  reg [2:0] \$237 ;
   reg \$238 ;
-  reg [3:0] \$239 ;
+  reg \$239 ;
   wire \$24 ;
-  reg \$240 ;
-  reg [3:0] \$241 ;
+  reg [2:0] \$240 ;
+  reg \$241 ;
   reg \$242 ;
-  reg [3:0] \$243 ;
+  reg \$243 ;
   reg \$244 ;
-  reg [3:0] \$245 ;
+  reg [2:0] \$245 ;
   reg \$246 ;
-  reg [11:0] \$247 ;
-  reg [11:0] \$248 ;
-  reg [11:0] \$249 ;
+  reg \$247 ;
+  reg [2:0] \$248 ;
+  reg \$249 ;
   wire \$25 ;
-  reg [11:0] \$250 ;
-  reg [11:0] \$251 ;
-  reg [11:0] \$252 ;
-  reg [11:0] \$253 ;
-  reg [11:0] \$254 ;
-  reg \$255 ;
-  reg [11:0] \$256 ;
-  reg [11:0] \$257 ;
-  reg [11:0] \$258 ;
-  reg [11:0] \$259 ;
+  reg \$250 ;
+  reg [2:0] \$251 ;
+  reg \$252 ;
+  reg \$253 ;
+  reg \$254 ;
+  reg [3:0] \$255 ;
+  reg \$256 ;
+  reg [3:0] \$257 ;
+  reg \$258 ;
+  reg [3:0] \$259 ;
   wire \$26 ;
-  reg [11:0] \$260 ;
-  reg [11:0] \$261 ;
-  reg [11:0] \$262 ;
+  reg \$260 ;
+  reg [3:0] \$261 ;
+  reg \$262 ;
   reg [11:0] \$263 ;
-  reg \$264 ;
+  reg [11:0] \$264 ;
   reg [11:0] \$265 ;
   reg [11:0] \$266 ;
   reg [11:0] \$267 ;
@@ -198,9 +198,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$269 ;
   wire [5:0] \$27 ;
   reg [11:0] \$270 ;
-  reg [11:0] \$271 ;
+  reg \$271 ;
   reg [11:0] \$272 ;
-  reg \$273 ;
+  reg [11:0] \$273 ;
   reg [11:0] \$274 ;
   reg [11:0] \$275 ;
   reg [11:0] \$276 ;
@@ -208,39 +208,39 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$278 ;
   reg [11:0] \$279 ;
   wire [4:0] \$28 ;
-  reg [11:0] \$280 ;
+  reg \$280 ;
   reg [11:0] \$281 ;
-  reg \$282 ;
+  reg [11:0] \$282 ;
   reg [11:0] \$283 ;
   reg [11:0] \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
   reg [11:0] \$287 ;
   reg [11:0] \$288 ;
-  reg [11:0] \$289 ;
+  reg \$289 ;
   wire [4:0] \$29 ;
   reg [11:0] \$290 ;
-  reg \$291 ;
+  reg [11:0] \$291 ;
   reg [11:0] \$292 ;
   reg [11:0] \$293 ;
   reg [11:0] \$294 ;
   reg [11:0] \$295 ;
   reg [11:0] \$296 ;
   reg [11:0] \$297 ;
-  reg [11:0] \$298 ;
+  reg \$298 ;
   reg [11:0] \$299 ;
   wire \$3 ;
   wire [4:0] \$30 ;
-  reg \$300 ;
+  reg [11:0] \$300 ;
   reg [11:0] \$301 ;
   reg [11:0] \$302 ;
   reg [11:0] \$303 ;
   reg [11:0] \$304 ;
   reg [11:0] \$305 ;
   reg [11:0] \$306 ;
-  reg [11:0] \$307 ;
+  reg \$307 ;
   reg [11:0] \$308 ;
-  reg \$309 ;
+  reg [11:0] \$309 ;
   wire [5:0] \$31 ;
   reg [11:0] \$310 ;
   reg [11:0] \$311 ;
@@ -248,9 +248,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$313 ;
   reg [11:0] \$314 ;
   reg [11:0] \$315 ;
-  reg [11:0] \$316 ;
+  reg \$316 ;
   reg [11:0] \$317 ;
-  reg \$318 ;
+  reg [11:0] \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
   reg [11:0] \$320 ;
@@ -258,9 +258,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$322 ;
   reg [11:0] \$323 ;
   reg [11:0] \$324 ;
-  reg [11:0] \$325 ;
+  reg \$325 ;
   reg [11:0] \$326 ;
-  reg \$327 ;
+  reg [11:0] \$327 ;
   reg [11:0] \$328 ;
   reg [11:0] \$329 ;
   wire [3:0] \$33 ;
@@ -268,9 +268,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$331 ;
   reg [11:0] \$332 ;
   reg [11:0] \$333 ;
-  reg [11:0] \$334 ;
+  reg \$334 ;
   reg [11:0] \$335 ;
-  reg \$336 ;
+  reg [11:0] \$336 ;
   reg [11:0] \$337 ;
   reg [11:0] \$338 ;
   reg [11:0] \$339 ;
@@ -278,9 +278,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$340 ;
   reg [11:0] \$341 ;
   reg [11:0] \$342 ;
-  reg [11:0] \$343 ;
+  reg \$343 ;
   reg [11:0] \$344 ;
-  reg \$345 ;
+  reg [11:0] \$345 ;
   reg [11:0] \$346 ;
   reg [11:0] \$347 ;
   reg [11:0] \$348 ;
@@ -288,9 +288,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [5:0] \$35 ;
   reg [11:0] \$350 ;
   reg [11:0] \$351 ;
-  reg [11:0] \$352 ;
+  reg \$352 ;
   reg [11:0] \$353 ;
-  reg \$354 ;
+  reg [11:0] \$354 ;
   reg [11:0] \$355 ;
   reg [11:0] \$356 ;
   reg [11:0] \$357 ;
@@ -298,9 +298,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$359 ;
   wire [3:0] \$36 ;
   reg [11:0] \$360 ;
-  reg [11:0] \$361 ;
+  reg \$361 ;
   reg [11:0] \$362 ;
-  reg \$363 ;
+  reg [11:0] \$363 ;
   reg [11:0] \$364 ;
   reg [11:0] \$365 ;
   reg [11:0] \$366 ;
@@ -308,34 +308,50 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$368 ;
   reg [11:0] \$369 ;
   wire [3:0] \$37 ;
-  reg [11:0] \$370 ;
+  reg \$370 ;
   reg [11:0] \$371 ;
-  reg \$372 ;
+  reg [11:0] \$372 ;
   reg [11:0] \$373 ;
   reg [11:0] \$374 ;
   reg [11:0] \$375 ;
   reg [11:0] \$376 ;
   reg [11:0] \$377 ;
   reg [11:0] \$378 ;
-  reg [11:0] \$379 ;
+  reg \$379 ;
   wire [3:0] \$38 ;
   reg [11:0] \$380 ;
-  reg \$381 ;
+  reg [11:0] \$381 ;
   reg [11:0] \$382 ;
   reg [11:0] \$383 ;
   reg [11:0] \$384 ;
   reg [11:0] \$385 ;
   reg [11:0] \$386 ;
   reg [11:0] \$387 ;
-  reg [11:0] \$388 ;
+  reg \$388 ;
   reg [11:0] \$389 ;
   wire \$39 ;
-  reg [2:0] \$390 ;
-  reg \$391 ;
-  reg [1:0] \$392 ;
-  reg [4:0] \$393 ;
+  reg [11:0] \$390 ;
+  reg [11:0] \$391 ;
+  reg [11:0] \$392 ;
+  reg [11:0] \$393 ;
+  reg [11:0] \$394 ;
+  reg [11:0] \$395 ;
+  reg [11:0] \$396 ;
+  reg \$397 ;
+  reg [11:0] \$398 ;
+  reg [11:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
+  reg [11:0] \$400 ;
+  reg [11:0] \$401 ;
+  reg [11:0] \$402 ;
+  reg [11:0] \$403 ;
+  reg [11:0] \$404 ;
+  reg [11:0] \$405 ;
+  reg [2:0] \$406 ;
+  reg \$407 ;
+  reg [1:0] \$408 ;
+  reg [4:0] \$409 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
@@ -892,22 +908,38 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] buffer_3_3_7 = 12'h000;
   (* init = 1'h0 *)
   wire buffer_full;
-  reg [11:0] buffer_in_0_0 = 12'h000;
-  reg [11:0] buffer_in_0_1 = 12'h000;
-  reg [11:0] buffer_in_0_2 = 12'h000;
-  reg [11:0] buffer_in_0_3 = 12'h000;
-  reg [11:0] buffer_in_1_0 = 12'h000;
-  reg [11:0] buffer_in_1_1 = 12'h000;
-  reg [11:0] buffer_in_1_2 = 12'h000;
-  reg [11:0] buffer_in_1_3 = 12'h000;
-  reg [11:0] buffer_in_2_0 = 12'h000;
-  reg [11:0] buffer_in_2_1 = 12'h000;
-  reg [11:0] buffer_in_2_2 = 12'h000;
-  reg [11:0] buffer_in_2_3 = 12'h000;
-  reg [11:0] buffer_in_3_0 = 12'h000;
-  reg [11:0] buffer_in_3_1 = 12'h000;
-  reg [11:0] buffer_in_3_2 = 12'h000;
-  reg [11:0] buffer_in_3_3 = 12'h000;
+  reg [11:0] buffer_in_0_0_0 = 12'h000;
+  reg [11:0] buffer_in_0_0_1 = 12'h000;
+  reg [11:0] buffer_in_0_1_0 = 12'h000;
+  reg [11:0] buffer_in_0_1_1 = 12'h000;
+  reg [11:0] buffer_in_0_2_0 = 12'h000;
+  reg [11:0] buffer_in_0_2_1 = 12'h000;
+  reg [11:0] buffer_in_0_3_0 = 12'h000;
+  reg [11:0] buffer_in_0_3_1 = 12'h000;
+  reg [11:0] buffer_in_1_0_0 = 12'h000;
+  reg [11:0] buffer_in_1_0_1 = 12'h000;
+  reg [11:0] buffer_in_1_1_0 = 12'h000;
+  reg [11:0] buffer_in_1_1_1 = 12'h000;
+  reg [11:0] buffer_in_1_2_0 = 12'h000;
+  reg [11:0] buffer_in_1_2_1 = 12'h000;
+  reg [11:0] buffer_in_1_3_0 = 12'h000;
+  reg [11:0] buffer_in_1_3_1 = 12'h000;
+  reg [11:0] buffer_in_2_0_0 = 12'h000;
+  reg [11:0] buffer_in_2_0_1 = 12'h000;
+  reg [11:0] buffer_in_2_1_0 = 12'h000;
+  reg [11:0] buffer_in_2_1_1 = 12'h000;
+  reg [11:0] buffer_in_2_2_0 = 12'h000;
+  reg [11:0] buffer_in_2_2_1 = 12'h000;
+  reg [11:0] buffer_in_2_3_0 = 12'h000;
+  reg [11:0] buffer_in_2_3_1 = 12'h000;
+  reg [11:0] buffer_in_3_0_0 = 12'h000;
+  reg [11:0] buffer_in_3_0_1 = 12'h000;
+  reg [11:0] buffer_in_3_1_0 = 12'h000;
+  reg [11:0] buffer_in_3_1_1 = 12'h000;
+  reg [11:0] buffer_in_3_2_0 = 12'h000;
+  reg [11:0] buffer_in_3_2_1 = 12'h000;
+  reg [11:0] buffer_in_3_3_0 = 12'h000;
+  reg [11:0] buffer_in_3_3_1 = 12'h000;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_0 = 4'h0;
   (* keep = 32'd1 *)
@@ -917,37 +949,69 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_3 = 4'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0 = 1'h0;
+  reg buffer_load_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_1 = 1'h0;
+  reg buffer_load_0_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_2 = 1'h0;
+  reg buffer_load_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_3 = 1'h0;
+  reg buffer_load_0_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_0 = 1'h0;
+  reg buffer_load_0_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_1 = 1'h0;
+  reg buffer_load_0_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_2 = 1'h0;
+  reg buffer_load_0_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_3 = 1'h0;
+  reg buffer_load_0_3_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_0 = 1'h0;
+  reg buffer_load_1_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_1 = 1'h0;
+  reg buffer_load_1_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_2 = 1'h0;
+  reg buffer_load_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_3 = 1'h0;
+  reg buffer_load_1_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_0 = 1'h0;
+  reg buffer_load_1_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_1 = 1'h0;
+  reg buffer_load_1_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_2 = 1'h0;
+  reg buffer_load_1_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_3 = 1'h0;
+  reg buffer_load_1_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_2_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_3_3_1 = 1'h0;
   wire buffer_read_0;
   wire buffer_read_1;
   wire buffer_read_2;
@@ -1108,37 +1172,37 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$99 ;
   wire flush;
   wire \flush$192 ;
-  wire \flush$196 ;
-  wire \flush$200 ;
+  wire \flush$198 ;
   wire \flush$204 ;
-  wire \flush$208 ;
-  wire \flush$212 ;
+  wire \flush$210 ;
   wire \flush$216 ;
-  wire \flush$220 ;
-  wire \flush$224 ;
+  wire \flush$222 ;
   wire \flush$228 ;
-  wire \flush$232 ;
-  wire \flush$236 ;
+  wire \flush$234 ;
   wire \flush$240 ;
-  wire \flush$244 ;
-  wire \flush$248 ;
-  wire \flush$251 ;
+  wire \flush$246 ;
+  wire \flush$252 ;
+  wire \flush$258 ;
+  wire \flush$264 ;
+  wire \flush$270 ;
+  wire \flush$276 ;
+  wire \flush$282 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$198 ;
-  wire [11:0] \flush_sum$202 ;
+  wire [11:0] \flush_sum$200 ;
   wire [11:0] \flush_sum$206 ;
-  wire [11:0] \flush_sum$210 ;
-  wire [11:0] \flush_sum$214 ;
+  wire [11:0] \flush_sum$212 ;
   wire [11:0] \flush_sum$218 ;
-  wire [11:0] \flush_sum$222 ;
-  wire [11:0] \flush_sum$226 ;
+  wire [11:0] \flush_sum$224 ;
   wire [11:0] \flush_sum$230 ;
-  wire [11:0] \flush_sum$234 ;
-  wire [11:0] \flush_sum$238 ;
+  wire [11:0] \flush_sum$236 ;
   wire [11:0] \flush_sum$242 ;
-  wire [11:0] \flush_sum$246 ;
-  wire [11:0] \flush_sum$250 ;
-  wire [11:0] \flush_sum$253 ;
+  wire [11:0] \flush_sum$248 ;
+  wire [11:0] \flush_sum$254 ;
+  wire [11:0] \flush_sum$260 ;
+  wire [11:0] \flush_sum$266 ;
+  wire [11:0] \flush_sum$272 ;
+  wire [11:0] \flush_sum$278 ;
+  wire [11:0] \flush_sum$284 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1265,63 +1329,127 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire tile_in;
   reg [2:0] turn = 3'h0;
   always @(posedge clk)
-    buffer_3_1_1 <= \$365 ;
+    buffer_2_1_5 <= \$349 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$366 ;
+    buffer_2_1_6 <= \$350 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$367 ;
+    buffer_2_1_7 <= \$351 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$368 ;
+    buffer_shift_2_2 <= \$352 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$369 ;
+    buffer_2_2_0 <= \$353 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$370 ;
+    buffer_2_2_1 <= \$354 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$371 ;
+    buffer_2_2_2 <= \$355 ;
   always @(posedge clk)
-    buffer_shift_3_2 <= \$372 ;
+    buffer_2_2_3 <= \$356 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$373 ;
+    buffer_2_2_4 <= \$357 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$374 ;
+    buffer_2_2_5 <= \$358 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$375 ;
+    buffer_2_2_6 <= \$359 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$376 ;
+    buffer_2_2_7 <= \$360 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$377 ;
+    buffer_shift_2_3 <= \$361 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$378 ;
+    buffer_2_3_0 <= \$362 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$379 ;
+    buffer_2_3_1 <= \$363 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$380 ;
+    buffer_2_3_2 <= \$364 ;
   always @(posedge clk)
-    buffer_shift_3_3 <= \$381 ;
+    buffer_2_3_3 <= \$365 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$382 ;
+    buffer_2_3_4 <= \$366 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$383 ;
+    buffer_2_3_5 <= \$367 ;
   always @(posedge clk)
-    buffer_3_3_2 <= \$384 ;
+    buffer_2_3_6 <= \$368 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$385 ;
+    buffer_2_3_7 <= \$369 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$386 ;
+    buffer_shift_3_0 <= \$370 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$387 ;
+    buffer_3_0_0 <= \$371 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$388 ;
+    buffer_3_0_1 <= \$372 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$389 ;
+    buffer_3_0_2 <= \$373 ;
   always @(posedge clk)
-    taken <= \$390 ;
+    buffer_3_0_3 <= \$374 ;
   always @(posedge clk)
-    out__valid <= \$391 ;
+    buffer_3_0_4 <= \$375 ;
   always @(posedge clk)
-    row_part <= \$392 ;
+    buffer_3_0_5 <= \$376 ;
   always @(posedge clk)
-    row <= \$393 ;
+    buffer_3_0_6 <= \$377 ;
+  always @(posedge clk)
+    buffer_3_0_7 <= \$378 ;
+  always @(posedge clk)
+    buffer_shift_3_1 <= \$379 ;
+  always @(posedge clk)
+    buffer_3_1_0 <= \$380 ;
+  always @(posedge clk)
+    buffer_3_1_1 <= \$381 ;
+  always @(posedge clk)
+    buffer_3_1_2 <= \$382 ;
+  always @(posedge clk)
+    buffer_3_1_3 <= \$383 ;
+  always @(posedge clk)
+    buffer_3_1_4 <= \$384 ;
+  always @(posedge clk)
+    buffer_3_1_5 <= \$385 ;
+  always @(posedge clk)
+    buffer_3_1_6 <= \$386 ;
+  always @(posedge clk)
+    buffer_3_1_7 <= \$387 ;
+  always @(posedge clk)
+    buffer_shift_3_2 <= \$388 ;
+  always @(posedge clk)
+    buffer_3_2_0 <= \$389 ;
+  always @(posedge clk)
+    buffer_3_2_1 <= \$390 ;
+  always @(posedge clk)
+    buffer_3_2_2 <= \$391 ;
+  always @(posedge clk)
+    buffer_3_2_3 <= \$392 ;
+  always @(posedge clk)
+    buffer_3_2_4 <= \$393 ;
+  always @(posedge clk)
+    buffer_3_2_5 <= \$394 ;
+  always @(posedge clk)
+    buffer_3_2_6 <= \$395 ;
+  always @(posedge clk)
+    buffer_3_2_7 <= \$396 ;
+  always @(posedge clk)
+    buffer_shift_3_3 <= \$397 ;
+  always @(posedge clk)
+    buffer_3_3_0 <= \$398 ;
+  always @(posedge clk)
+    buffer_3_3_1 <= \$399 ;
+  always @(posedge clk)
+    buffer_3_3_2 <= \$400 ;
+  always @(posedge clk)
+    buffer_3_3_3 <= \$401 ;
+  always @(posedge clk)
+    buffer_3_3_4 <= \$402 ;
+  always @(posedge clk)
+    buffer_3_3_5 <= \$403 ;
+  always @(posedge clk)
+    buffer_3_3_6 <= \$404 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$405 ;
+  always @(posedge clk)
+    taken <= \$406 ;
+  always @(posedge clk)
+    out__valid <= \$407 ;
+  always @(posedge clk)
+    row_part <= \$408 ;
+  always @(posedge clk)
+    row <= \$409 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1453,7 +1581,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$143  = \$141  & \$142 ;
   assign \$144  = inp__payload[62:56] == 7'h7f;
   assign \$145  = taken == 3'h7;
-  assign tile_in = buffer_load_3_3 & \$145 ;
+  assign tile_in = buffer_load_3_3_1 & \$145 ;
   assign \$146  = | buffer_left_0;
   assign \$147  = buffer_turn_0 & \$146 ;
   assign buffer_read_0 = \$147  & out__ready;
@@ -1492,22 +1620,22 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$175  = buffer_left_1 - 1'h1;
   assign \$176  = buffer_left_2 - 1'h1;
   assign \$177  = buffer_left_3 - 1'h1;
-  assign \$178  = buffer_load_0_0 | buffer_shift_0_0;
-  assign \$179  = buffer_load_0_1 | buffer_shift_0_1;
-  assign \$180  = buffer_load_0_2 | buffer_shift_0_2;
-  assign \$181  = buffer_load_0_3 | buffer_shift_0_3;
-  assign \$182  = buffer_load_1_0 | buffer_shift_1_0;
-  assign \$183  = buffer_load_1_1 | buffer_shift_1_1;
-  assign \$184  = buffer_load_1_2 | buffer_shift_1_2;
-  assign \$185  = buffer_load_1_3 | buffer_shift_1_3;
-  assign \$186  = buffer_load_2_0 | buffer_shift_2_0;
-  assign \$187  = buffer_load_2_1 | buffer_shift_2_1;
-  assign \$188  = buffer_load_2_2 | buffer_shift_2_2;
-  assign \$189  = buffer_load_2_3 | buffer_shift_2_3;
-  assign \$190  = buffer_load_3_0 | buffer_shift_3_0;
-  assign \$191  = buffer_load_3_1 | buffer_shift_3_1;
-  assign \$192  = buffer_load_3_2 | buffer_shift_3_2;
-  assign \$193  = buffer_load_3_3 | buffer_shift_3_3;
+  assign \$178  = buffer_load_0_0_1 | buffer_shift_0_0;
+  assign \$179  = buffer_load_0_1_1 | buffer_shift_0_1;
+  assign \$180  = buffer_load_0_2_1 | buffer_shift_0_2;
+  assign \$181  = buffer_load_0_3_1 | buffer_shift_0_3;
+  assign \$182  = buffer_load_1_0_1 | buffer_shift_1_0;
+  assign \$183  = buffer_load_1_1_1 | buffer_shift_1_1;
+  assign \$184  = buffer_load_1_2_1 | buffer_shift_1_2;
+  assign \$185  = buffer_load_1_3_1 | buffer_shift_1_3;
+  assign \$186  = buffer_load_2_0_1 | buffer_shift_2_0;
+  assign \$187  = buffer_load_2_1_1 | buffer_shift_2_1;
+  assign \$188  = buffer_load_2_2_1 | buffer_shift_2_2;
+  assign \$189  = buffer_load_2_3_1 | buffer_shift_2_3;
+  assign \$190  = buffer_load_3_0_1 | buffer_shift_3_0;
+  assign \$191  = buffer_load_3_1_1 | buffer_shift_3_1;
+  assign \$192  = buffer_load_3_2_1 | buffer_shift_3_2;
+  assign \$193  = buffer_load_3_3_1 | buffer_shift_3_3;
   assign \$194  = taken == 3'h7;
   assign \$195  = taken + 1'h1;
   assign \$196  = \$194  ? 4'h0 : \$195 ;
@@ -1557,395 +1685,395 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     \b$62  <= b_skew_3_1;
   always @(posedge clk)
-    buffer_load_0_0 <= \$210 ;
+    buffer_load_0_0_0 <= \$210 ;
   always @(posedge clk)
-    buffer_in_0_0 <= flush_sum;
+    buffer_in_0_0_0 <= flush_sum;
+  always @(posedge clk)
+    buffer_load_0_0_1 <= \$211 ;
+  always @(posedge clk)
+    buffer_in_0_0_1 <= buffer_in_0_0_0;
   always @(posedge clk)
     \a$46  <= a_0;
   always @(posedge clk)
-    \step$44  <= \$211 ;
+    \step$44  <= \$212 ;
   always @(posedge clk)
     \b$69  <= b_0;
   always @(posedge clk)
-    buffer_load_0_1 <= \$212 ;
+    buffer_load_0_1_0 <= \$213 ;
   always @(posedge clk)
-    buffer_in_0_1 <= \flush_sum$198 ;
+    buffer_in_0_1_0 <= \flush_sum$200 ;
+  always @(posedge clk)
+    buffer_load_0_1_1 <= \$214 ;
+  always @(posedge clk)
+    buffer_in_0_1_1 <= buffer_in_0_1_0;
   always @(posedge clk)
     \a$53  <= \a$46 ;
   always @(posedge clk)
-    \step$51  <= \$213 ;
+    \step$51  <= \$215 ;
   always @(posedge clk)
     \b$76  <= \b$48 ;
   always @(posedge clk)
-    buffer_load_0_2 <= \$214 ;
+    buffer_load_0_2_0 <= \$216 ;
   always @(posedge clk)
-    buffer_in_0_2 <= \flush_sum$202 ;
+    buffer_in_0_2_0 <= \flush_sum$206 ;
+  always @(posedge clk)
+    buffer_load_0_2_1 <= \$217 ;
+  always @(posedge clk)
+    buffer_in_0_2_1 <= buffer_in_0_2_0;
   always @(posedge clk)
     \a$60  <= \a$53 ;
   always @(posedge clk)
-    \step$58  <= \$215 ;
+    \step$58  <= \$218 ;
   always @(posedge clk)
     \b$83  <= \b$55 ;
   always @(posedge clk)
-    buffer_load_0_3 <= \$216 ;
+    buffer_load_0_3_0 <= \$219 ;
   always @(posedge clk)
-    buffer_in_0_3 <= \flush_sum$206 ;
+    buffer_in_0_3_0 <= \flush_sum$212 ;
+  always @(posedge clk)
+    buffer_load_0_3_1 <= \$220 ;
+  always @(posedge clk)
+    buffer_in_0_3_1 <= buffer_in_0_3_0;
   always @(posedge clk)
     \b$90  <= \b$62 ;
   always @(posedge clk)
-    buffer_load_1_0 <= \$217 ;
+    buffer_load_1_0_0 <= \$221 ;
   always @(posedge clk)
-    buffer_in_1_0 <= \flush_sum$210 ;
+    buffer_in_1_0_0 <= \flush_sum$218 ;
+  always @(posedge clk)
+    buffer_load_1_0_1 <= \$222 ;
+  always @(posedge clk)
+    buffer_in_1_0_1 <= buffer_in_1_0_0;
   always @(posedge clk)
     \a$74  <= \a$67 ;
   always @(posedge clk)
-    \step$72  <= \$218 ;
+    \step$72  <= \$223 ;
   always @(posedge clk)
     \b$97  <= \b$69 ;
   always @(posedge clk)
-    buffer_load_1_1 <= \$219 ;
+    buffer_load_1_1_0 <= \$224 ;
   always @(posedge clk)
-    buffer_in_1_1 <= \flush_sum$214 ;
+    buffer_in_1_1_0 <= \flush_sum$224 ;
+  always @(posedge clk)
+    buffer_load_1_1_1 <= \$225 ;
+  always @(posedge clk)
+    buffer_in_1_1_1 <= buffer_in_1_1_0;
   always @(posedge clk)
     \a$81  <= \a$74 ;
   always @(posedge clk)
-    \step$79  <= \$220 ;
+    \step$79  <= \$226 ;
   always @(posedge clk)
     \b$104  <= \b$76 ;
   always @(posedge clk)
-    buffer_load_1_2 <= \$221 ;
+    buffer_load_1_2_0 <= \$227 ;
   always @(posedge clk)
-    buffer_in_1_2 <= \flush_sum$218 ;
+    buffer_in_1_2_0 <= \flush_sum$230 ;
+  always @(posedge clk)
+    buffer_load_1_2_1 <= \$228 ;
+  always @(posedge clk)
+    buffer_in_1_2_1 <= buffer_in_1_2_0;
   always @(posedge clk)
     \a$88  <= \a$81 ;
   always @(posedge clk)
-    \step$86  <= \$222 ;
+    \step$86  <= \$229 ;
   always @(posedge clk)
     \b$111  <= \b$83 ;
   always @(posedge clk)
-    buffer_load_1_3 <= \$223 ;
+    buffer_load_1_3_0 <= \$230 ;
   always @(posedge clk)
-    buffer_in_1_3 <= \flush_sum$222 ;
+    buffer_in_1_3_0 <= \flush_sum$236 ;
+  always @(posedge clk)
+    buffer_load_1_3_1 <= \$231 ;
+  always @(posedge clk)
+    buffer_in_1_3_1 <= buffer_in_1_3_0;
   always @(posedge clk)
     \b$118  <= \b$90 ;
   always @(posedge clk)
-    buffer_load_2_0 <= \$224 ;
+    buffer_load_2_0_0 <= \$232 ;
   always @(posedge clk)
-    buffer_in_2_0 <= \flush_sum$226 ;
+    buffer_in_2_0_0 <= \flush_sum$242 ;
+  always @(posedge clk)
+    buffer_load_2_0_1 <= \$233 ;
+  always @(posedge clk)
+    buffer_in_2_0_1 <= buffer_in_2_0_0;
   always @(posedge clk)
     \a$102  <= \a$95 ;
   always @(posedge clk)
-    \step$100  <= \$225 ;
+    \step$100  <= \$234 ;
   always @(posedge clk)
     \b$125  <= \b$97 ;
   always @(posedge clk)
-    buffer_load_2_1 <= \$226 ;
+    buffer_load_2_1_0 <= \$235 ;
   always @(posedge clk)
-    buffer_in_2_1 <= \flush_sum$230 ;
+    buffer_in_2_1_0 <= \flush_sum$248 ;
+  always @(posedge clk)
+    buffer_load_2_1_1 <= \$236 ;
+  always @(posedge clk)
+    buffer_in_2_1_1 <= buffer_in_2_1_0;
   always @(posedge clk)
     \a$109  <= \a$102 ;
   always @(posedge clk)
-    \step$107  <= \$227 ;
+    \step$107  <= \$237 ;
   always @(posedge clk)
     \b$132  <= \b$104 ;
   always @(posedge clk)
-    buffer_load_2_2 <= \$228 ;
+    buffer_load_2_2_0 <= \$238 ;
   always @(posedge clk)
-    buffer_in_2_2 <= \flush_sum$234 ;
+    buffer_in_2_2_0 <= \flush_sum$254 ;
+  always @(posedge clk)
+    buffer_load_2_2_1 <= \$239 ;
+  always @(posedge clk)
+    buffer_in_2_2_1 <= buffer_in_2_2_0;
   always @(posedge clk)
     \a$116  <= \a$109 ;
   always @(posedge clk)
-    \step$114  <= \$229 ;
+    \step$114  <= \$240 ;
   always @(posedge clk)
     \b$139  <= \b$111 ;
   always @(posedge clk)
-    buffer_load_2_3 <= \$230 ;
+    buffer_load_2_3_0 <= \$241 ;
   always @(posedge clk)
-    buffer_in_2_3 <= \flush_sum$238 ;
+    buffer_in_2_3_0 <= \flush_sum$260 ;
+  always @(posedge clk)
+    buffer_load_2_3_1 <= \$242 ;
+  always @(posedge clk)
+    buffer_in_2_3_1 <= buffer_in_2_3_0;
   always @(posedge clk)
     \b$146  <= \b$118 ;
   always @(posedge clk)
-    buffer_load_3_0 <= \$231 ;
+    buffer_load_3_0_0 <= \$243 ;
   always @(posedge clk)
-    buffer_in_3_0 <= \flush_sum$242 ;
+    buffer_in_3_0_0 <= \flush_sum$266 ;
+  always @(posedge clk)
+    buffer_load_3_0_1 <= \$244 ;
+  always @(posedge clk)
+    buffer_in_3_0_1 <= buffer_in_3_0_0;
   always @(posedge clk)
     \a$130  <= \a$123 ;
   always @(posedge clk)
-    \step$128  <= \$232 ;
+    \step$128  <= \$245 ;
   always @(posedge clk)
-    buffer_load_3_1 <= \$233 ;
+    buffer_load_3_1_0 <= \$246 ;
   always @(posedge clk)
-    buffer_in_3_1 <= \flush_sum$246 ;
+    buffer_in_3_1_0 <= \flush_sum$272 ;
+  always @(posedge clk)
+    buffer_load_3_1_1 <= \$247 ;
+  always @(posedge clk)
+    buffer_in_3_1_1 <= buffer_in_3_1_0;
   always @(posedge clk)
     \a$137  <= \a$130 ;
   always @(posedge clk)
-    \step$135  <= \$234 ;
+    \step$135  <= \$248 ;
   always @(posedge clk)
-    buffer_load_3_2 <= \$235 ;
+    buffer_load_3_2_0 <= \$249 ;
   always @(posedge clk)
-    buffer_in_3_2 <= \flush_sum$250 ;
+    buffer_in_3_2_0 <= \flush_sum$278 ;
+  always @(posedge clk)
+    buffer_load_3_2_1 <= \$250 ;
+  always @(posedge clk)
+    buffer_in_3_2_1 <= buffer_in_3_2_0;
   always @(posedge clk)
     \a$144  <= \a$137 ;
   always @(posedge clk)
-    \step$142  <= \$236 ;
+    \step$142  <= \$251 ;
   always @(posedge clk)
-    buffer_load_3_3 <= \$237 ;
+    buffer_load_3_3_0 <= \$252 ;
   always @(posedge clk)
-    buffer_in_3_3 <= \flush_sum$253 ;
+    buffer_in_3_3_0 <= \flush_sum$284 ;
   always @(posedge clk)
-    buffer_turn_0 <= \$238 ;
+    buffer_load_3_3_1 <= \$253 ;
   always @(posedge clk)
-    buffer_left_0 <= \$239 ;
+    buffer_in_3_3_1 <= buffer_in_3_3_0;
   always @(posedge clk)
-    buffer_turn_1 <= \$240 ;
+    buffer_turn_0 <= \$254 ;
   always @(posedge clk)
-    buffer_left_1 <= \$241 ;
+    buffer_left_0 <= \$255 ;
   always @(posedge clk)
-    buffer_turn_2 <= \$242 ;
+    buffer_turn_1 <= \$256 ;
   always @(posedge clk)
-    buffer_left_2 <= \$243 ;
+    buffer_left_1 <= \$257 ;
   always @(posedge clk)
-    buffer_turn_3 <= \$244 ;
+    buffer_turn_2 <= \$258 ;
   always @(posedge clk)
-    buffer_left_3 <= \$245 ;
+    buffer_left_2 <= \$259 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$246 ;
+    buffer_turn_3 <= \$260 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$247 ;
+    buffer_left_3 <= \$261 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$248 ;
+    buffer_shift_0_0 <= \$262 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$249 ;
+    buffer_0_0_0 <= \$263 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$250 ;
+    buffer_0_0_1 <= \$264 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$251 ;
+    buffer_0_0_2 <= \$265 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$252 ;
+    buffer_0_0_3 <= \$266 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$253 ;
+    buffer_0_0_4 <= \$267 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$254 ;
+    buffer_0_0_5 <= \$268 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$255 ;
+    buffer_0_0_6 <= \$269 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$256 ;
+    buffer_0_0_7 <= \$270 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$257 ;
+    buffer_shift_0_1 <= \$271 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$258 ;
+    buffer_0_1_0 <= \$272 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$259 ;
+    buffer_0_1_1 <= \$273 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$260 ;
+    buffer_0_1_2 <= \$274 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$261 ;
+    buffer_0_1_3 <= \$275 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$262 ;
+    buffer_0_1_4 <= \$276 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$263 ;
+    buffer_0_1_5 <= \$277 ;
   always @(posedge clk)
-    buffer_shift_0_2 <= \$264 ;
+    buffer_0_1_6 <= \$278 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$265 ;
+    buffer_0_1_7 <= \$279 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$266 ;
+    buffer_shift_0_2 <= \$280 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$267 ;
+    buffer_0_2_0 <= \$281 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$268 ;
+    buffer_0_2_1 <= \$282 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$269 ;
+    buffer_0_2_2 <= \$283 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$270 ;
+    buffer_0_2_3 <= \$284 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$271 ;
+    buffer_0_2_4 <= \$285 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$272 ;
+    buffer_0_2_5 <= \$286 ;
   always @(posedge clk)
-    buffer_shift_0_3 <= \$273 ;
+    buffer_0_2_6 <= \$287 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$274 ;
+    buffer_0_2_7 <= \$288 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$275 ;
+    buffer_shift_0_3 <= \$289 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$276 ;
+    buffer_0_3_0 <= \$290 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$277 ;
+    buffer_0_3_1 <= \$291 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$278 ;
+    buffer_0_3_2 <= \$292 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$279 ;
+    buffer_0_3_3 <= \$293 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$280 ;
+    buffer_0_3_4 <= \$294 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$281 ;
+    buffer_0_3_5 <= \$295 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$282 ;
+    buffer_0_3_6 <= \$296 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$283 ;
+    buffer_0_3_7 <= \$297 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$284 ;
+    buffer_shift_1_0 <= \$298 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$285 ;
+    buffer_1_0_0 <= \$299 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$286 ;
+    buffer_1_0_1 <= \$300 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$287 ;
+    buffer_1_0_2 <= \$301 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$288 ;
+    buffer_1_0_3 <= \$302 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$289 ;
+    buffer_1_0_4 <= \$303 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$290 ;
+    buffer_1_0_5 <= \$304 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$291 ;
+    buffer_1_0_6 <= \$305 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$292 ;
+    buffer_1_0_7 <= \$306 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$293 ;
+    buffer_shift_1_1 <= \$307 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$294 ;
+    buffer_1_1_0 <= \$308 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$295 ;
+    buffer_1_1_1 <= \$309 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$296 ;
+    buffer_1_1_2 <= \$310 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$297 ;
+    buffer_1_1_3 <= \$311 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$298 ;
+    buffer_1_1_4 <= \$312 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$299 ;
+    buffer_1_1_5 <= \$313 ;
   always @(posedge clk)
-    buffer_shift_1_2 <= \$300 ;
+    buffer_1_1_6 <= \$314 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$301 ;
+    buffer_1_1_7 <= \$315 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$302 ;
+    buffer_shift_1_2 <= \$316 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$303 ;
+    buffer_1_2_0 <= \$317 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$304 ;
+    buffer_1_2_1 <= \$318 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$305 ;
+    buffer_1_2_2 <= \$319 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$306 ;
+    buffer_1_2_3 <= \$320 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$307 ;
+    buffer_1_2_4 <= \$321 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$308 ;
+    buffer_1_2_5 <= \$322 ;
   always @(posedge clk)
-    buffer_shift_1_3 <= \$309 ;
+    buffer_1_2_6 <= \$323 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$310 ;
+    buffer_1_2_7 <= \$324 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$311 ;
+    buffer_shift_1_3 <= \$325 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$312 ;
+    buffer_1_3_0 <= \$326 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$313 ;
+    buffer_1_3_1 <= \$327 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$314 ;
+    buffer_1_3_2 <= \$328 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$315 ;
+    buffer_1_3_3 <= \$329 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$316 ;
+    buffer_1_3_4 <= \$330 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$317 ;
+    buffer_1_3_5 <= \$331 ;
   always @(posedge clk)
-    buffer_shift_2_0 <= \$318 ;
+    buffer_1_3_6 <= \$332 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$319 ;
+    buffer_1_3_7 <= \$333 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$320 ;
+    buffer_shift_2_0 <= \$334 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$321 ;
+    buffer_2_0_0 <= \$335 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$322 ;
+    buffer_2_0_1 <= \$336 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$323 ;
+    buffer_2_0_2 <= \$337 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$324 ;
+    buffer_2_0_3 <= \$338 ;
   always @(posedge clk)
-    buffer_2_0_6 <= \$325 ;
+    buffer_2_0_4 <= \$339 ;
   always @(posedge clk)
-    buffer_2_0_7 <= \$326 ;
+    buffer_2_0_5 <= \$340 ;
   always @(posedge clk)
-    buffer_shift_2_1 <= \$327 ;
+    buffer_2_0_6 <= \$341 ;
   always @(posedge clk)
-    buffer_2_1_0 <= \$328 ;
+    buffer_2_0_7 <= \$342 ;
   always @(posedge clk)
-    buffer_2_1_1 <= \$329 ;
+    buffer_shift_2_1 <= \$343 ;
   always @(posedge clk)
-    buffer_2_1_2 <= \$330 ;
+    buffer_2_1_0 <= \$344 ;
   always @(posedge clk)
-    buffer_2_1_3 <= \$331 ;
+    buffer_2_1_1 <= \$345 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$332 ;
+    buffer_2_1_2 <= \$346 ;
   always @(posedge clk)
-    buffer_2_1_5 <= \$333 ;
+    buffer_2_1_3 <= \$347 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$334 ;
-  always @(posedge clk)
-    buffer_2_1_7 <= \$335 ;
-  always @(posedge clk)
-    buffer_shift_2_2 <= \$336 ;
-  always @(posedge clk)
-    buffer_2_2_0 <= \$337 ;
-  always @(posedge clk)
-    buffer_2_2_1 <= \$338 ;
-  always @(posedge clk)
-    buffer_2_2_2 <= \$339 ;
-  always @(posedge clk)
-    buffer_2_2_3 <= \$340 ;
-  always @(posedge clk)
-    buffer_2_2_4 <= \$341 ;
-  always @(posedge clk)
-    buffer_2_2_5 <= \$342 ;
-  always @(posedge clk)
-    buffer_2_2_6 <= \$343 ;
-  always @(posedge clk)
-    buffer_2_2_7 <= \$344 ;
-  always @(posedge clk)
-    buffer_shift_2_3 <= \$345 ;
-  always @(posedge clk)
-    buffer_2_3_0 <= \$346 ;
-  always @(posedge clk)
-    buffer_2_3_1 <= \$347 ;
-  always @(posedge clk)
-    buffer_2_3_2 <= \$348 ;
-  always @(posedge clk)
-    buffer_2_3_3 <= \$349 ;
-  always @(posedge clk)
-    buffer_2_3_4 <= \$350 ;
-  always @(posedge clk)
-    buffer_2_3_5 <= \$351 ;
-  always @(posedge clk)
-    buffer_2_3_6 <= \$352 ;
-  always @(posedge clk)
-    buffer_2_3_7 <= \$353 ;
-  always @(posedge clk)
-    buffer_shift_3_0 <= \$354 ;
-  always @(posedge clk)
-    buffer_3_0_0 <= \$355 ;
-  always @(posedge clk)
-    buffer_3_0_1 <= \$356 ;
-  always @(posedge clk)
-    buffer_3_0_2 <= \$357 ;
-  always @(posedge clk)
-    buffer_3_0_3 <= \$358 ;
-  always @(posedge clk)
-    buffer_3_0_4 <= \$359 ;
-  always @(posedge clk)
-    buffer_3_0_5 <= \$360 ;
-  always @(posedge clk)
-    buffer_3_0_6 <= \$361 ;
-  always @(posedge clk)
-    buffer_3_0_7 <= \$362 ;
-  always @(posedge clk)
-    buffer_shift_3_1 <= \$363 ;
-  always @(posedge clk)
-    buffer_3_1_0 <= \$364 ;
+    buffer_2_1_4 <= \$348 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1957,144 +2085,298 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$198 ),
+    .acc(\flush_sum$200 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$196 ),
+    .flush(\flush$198 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$202 ),
+    .acc(\flush_sum$206 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$200 ),
+    .flush(\flush$204 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$206 ),
+    .acc(\flush_sum$212 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$210 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$210 ),
+    .acc(\flush_sum$218 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$208 ),
+    .flush(\flush$216 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$214 ),
+    .acc(\flush_sum$224 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$212 ),
+    .flush(\flush$222 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$218 ),
+    .acc(\flush_sum$230 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$216 ),
+    .flush(\flush$228 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$222 ),
+    .acc(\flush_sum$236 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$220 ),
+    .flush(\flush$234 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$226 ),
+    .acc(\flush_sum$242 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$224 ),
+    .flush(\flush$240 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$230 ),
+    .acc(\flush_sum$248 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$228 ),
+    .flush(\flush$246 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$234 ),
+    .acc(\flush_sum$254 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$232 ),
+    .flush(\flush$252 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$238 ),
+    .acc(\flush_sum$260 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$236 ),
+    .flush(\flush$258 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$242 ),
+    .acc(\flush_sum$266 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$240 ),
+    .flush(\flush$264 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$246 ),
+    .acc(\flush_sum$272 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$244 ),
+    .flush(\flush$270 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$250 ),
+    .acc(\flush_sum$278 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$248 ),
+    .flush(\flush$276 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$253 ),
+    .acc(\flush_sum$284 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$251 ),
+    .flush(\flush$282 ),
     .rst(rst),
     .step(\step$142 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = buffer_3_1_1;
-    if (\$191 ) begin
-      \$365  = buffer_3_1_2;
+    \$349  = buffer_2_1_5;
+    if (\$187 ) begin
+      \$349  = buffer_2_1_6;
+    end
+    if (rst) begin
+      \$349  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$350  = buffer_2_1_6;
+    if (\$187 ) begin
+      \$350  = buffer_2_1_7;
+    end
+    if (rst) begin
+      \$350  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = buffer_2_1_7;
+    if (\$187 ) begin
+      \$351  = buffer_in_2_1_1;
+    end
+    if (rst) begin
+      \$351  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = buffer_read_2;
+    if (rst) begin
+      \$352  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = buffer_2_2_0;
+    if (\$188 ) begin
+      \$353  = buffer_2_2_1;
+    end
+    if (rst) begin
+      \$353  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$354  = buffer_2_2_1;
+    if (\$188 ) begin
+      \$354  = buffer_2_2_2;
+    end
+    if (rst) begin
+      \$354  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$355  = buffer_2_2_2;
+    if (\$188 ) begin
+      \$355  = buffer_2_2_3;
+    end
+    if (rst) begin
+      \$355  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$356  = buffer_2_2_3;
+    if (\$188 ) begin
+      \$356  = buffer_2_2_4;
+    end
+    if (rst) begin
+      \$356  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$357  = buffer_2_2_4;
+    if (\$188 ) begin
+      \$357  = buffer_2_2_5;
+    end
+    if (rst) begin
+      \$357  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$358  = buffer_2_2_5;
+    if (\$188 ) begin
+      \$358  = buffer_2_2_6;
+    end
+    if (rst) begin
+      \$358  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$359  = buffer_2_2_6;
+    if (\$188 ) begin
+      \$359  = buffer_2_2_7;
+    end
+    if (rst) begin
+      \$359  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$360  = buffer_2_2_7;
+    if (\$188 ) begin
+      \$360  = buffer_in_2_2_1;
+    end
+    if (rst) begin
+      \$360  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$361  = buffer_read_2;
+    if (rst) begin
+      \$361  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$362  = buffer_2_3_0;
+    if (\$189 ) begin
+      \$362  = buffer_2_3_1;
+    end
+    if (rst) begin
+      \$362  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$363  = buffer_2_3_1;
+    if (\$189 ) begin
+      \$363  = buffer_2_3_2;
+    end
+    if (rst) begin
+      \$363  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$364  = buffer_2_3_2;
+    if (\$189 ) begin
+      \$364  = buffer_2_3_3;
+    end
+    if (rst) begin
+      \$364  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$365  = buffer_2_3_3;
+    if (\$189 ) begin
+      \$365  = buffer_2_3_4;
     end
     if (rst) begin
       \$365  = 12'h000;
@@ -2102,9 +2384,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = buffer_3_1_2;
-    if (\$191 ) begin
-      \$366  = buffer_3_1_3;
+    \$366  = buffer_2_3_4;
+    if (\$189 ) begin
+      \$366  = buffer_2_3_5;
     end
     if (rst) begin
       \$366  = 12'h000;
@@ -2112,9 +2394,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = buffer_3_1_3;
-    if (\$191 ) begin
-      \$367  = buffer_3_1_4;
+    \$367  = buffer_2_3_5;
+    if (\$189 ) begin
+      \$367  = buffer_2_3_6;
     end
     if (rst) begin
       \$367  = 12'h000;
@@ -2122,9 +2404,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = buffer_3_1_4;
-    if (\$191 ) begin
-      \$368  = buffer_3_1_5;
+    \$368  = buffer_2_3_6;
+    if (\$189 ) begin
+      \$368  = buffer_2_3_7;
     end
     if (rst) begin
       \$368  = 12'h000;
@@ -2132,9 +2414,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = buffer_3_1_5;
-    if (\$191 ) begin
-      \$369  = buffer_3_1_6;
+    \$369  = buffer_2_3_7;
+    if (\$189 ) begin
+      \$369  = buffer_in_2_3_1;
     end
     if (rst) begin
       \$369  = 12'h000;
@@ -2142,19 +2424,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = buffer_3_1_6;
-    if (\$191 ) begin
-      \$370  = buffer_3_1_7;
-    end
+    \$370  = buffer_read_3;
     if (rst) begin
-      \$370  = 12'h000;
+      \$370  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = buffer_3_1_7;
-    if (\$191 ) begin
-      \$371  = buffer_in_3_1;
+    \$371  = buffer_3_0_0;
+    if (\$190 ) begin
+      \$371  = buffer_3_0_1;
     end
     if (rst) begin
       \$371  = 12'h000;
@@ -2162,16 +2441,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = buffer_read_3;
+    \$372  = buffer_3_0_1;
+    if (\$190 ) begin
+      \$372  = buffer_3_0_2;
+    end
     if (rst) begin
-      \$372  = 1'h0;
+      \$372  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = buffer_3_2_0;
-    if (\$192 ) begin
-      \$373  = buffer_3_2_1;
+    \$373  = buffer_3_0_2;
+    if (\$190 ) begin
+      \$373  = buffer_3_0_3;
     end
     if (rst) begin
       \$373  = 12'h000;
@@ -2179,9 +2461,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = buffer_3_2_1;
-    if (\$192 ) begin
-      \$374  = buffer_3_2_2;
+    \$374  = buffer_3_0_3;
+    if (\$190 ) begin
+      \$374  = buffer_3_0_4;
     end
     if (rst) begin
       \$374  = 12'h000;
@@ -2189,9 +2471,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = buffer_3_2_2;
-    if (\$192 ) begin
-      \$375  = buffer_3_2_3;
+    \$375  = buffer_3_0_4;
+    if (\$190 ) begin
+      \$375  = buffer_3_0_5;
     end
     if (rst) begin
       \$375  = 12'h000;
@@ -2199,9 +2481,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = buffer_3_2_3;
-    if (\$192 ) begin
-      \$376  = buffer_3_2_4;
+    \$376  = buffer_3_0_5;
+    if (\$190 ) begin
+      \$376  = buffer_3_0_6;
     end
     if (rst) begin
       \$376  = 12'h000;
@@ -2209,9 +2491,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = buffer_3_2_4;
-    if (\$192 ) begin
-      \$377  = buffer_3_2_5;
+    \$377  = buffer_3_0_6;
+    if (\$190 ) begin
+      \$377  = buffer_3_0_7;
     end
     if (rst) begin
       \$377  = 12'h000;
@@ -2219,9 +2501,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = buffer_3_2_5;
-    if (\$192 ) begin
-      \$378  = buffer_3_2_6;
+    \$378  = buffer_3_0_7;
+    if (\$190 ) begin
+      \$378  = buffer_in_3_0_1;
     end
     if (rst) begin
       \$378  = 12'h000;
@@ -2229,19 +2511,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = buffer_3_2_6;
-    if (\$192 ) begin
-      \$379  = buffer_3_2_7;
-    end
+    \$379  = buffer_read_3;
     if (rst) begin
-      \$379  = 12'h000;
+      \$379  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = buffer_3_2_7;
-    if (\$192 ) begin
-      \$380  = buffer_in_3_2;
+    \$380  = buffer_3_1_0;
+    if (\$191 ) begin
+      \$380  = buffer_3_1_1;
     end
     if (rst) begin
       \$380  = 12'h000;
@@ -2249,16 +2528,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = buffer_read_3;
+    \$381  = buffer_3_1_1;
+    if (\$191 ) begin
+      \$381  = buffer_3_1_2;
+    end
     if (rst) begin
-      \$381  = 1'h0;
+      \$381  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = buffer_3_3_0;
-    if (\$193 ) begin
-      \$382  = buffer_3_3_1;
+    \$382  = buffer_3_1_2;
+    if (\$191 ) begin
+      \$382  = buffer_3_1_3;
     end
     if (rst) begin
       \$382  = 12'h000;
@@ -2266,9 +2548,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = buffer_3_3_1;
-    if (\$193 ) begin
-      \$383  = buffer_3_3_2;
+    \$383  = buffer_3_1_3;
+    if (\$191 ) begin
+      \$383  = buffer_3_1_4;
     end
     if (rst) begin
       \$383  = 12'h000;
@@ -2276,9 +2558,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = buffer_3_3_2;
-    if (\$193 ) begin
-      \$384  = buffer_3_3_3;
+    \$384  = buffer_3_1_4;
+    if (\$191 ) begin
+      \$384  = buffer_3_1_5;
     end
     if (rst) begin
       \$384  = 12'h000;
@@ -2286,9 +2568,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = buffer_3_3_3;
-    if (\$193 ) begin
-      \$385  = buffer_3_3_4;
+    \$385  = buffer_3_1_5;
+    if (\$191 ) begin
+      \$385  = buffer_3_1_6;
     end
     if (rst) begin
       \$385  = 12'h000;
@@ -2296,9 +2578,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = buffer_3_3_4;
-    if (\$193 ) begin
-      \$386  = buffer_3_3_5;
+    \$386  = buffer_3_1_6;
+    if (\$191 ) begin
+      \$386  = buffer_3_1_7;
     end
     if (rst) begin
       \$386  = 12'h000;
@@ -2306,9 +2588,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = buffer_3_3_5;
-    if (\$193 ) begin
-      \$387  = buffer_3_3_6;
+    \$387  = buffer_3_1_7;
+    if (\$191 ) begin
+      \$387  = buffer_in_3_1_1;
     end
     if (rst) begin
       \$387  = 12'h000;
@@ -2316,19 +2598,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = buffer_3_3_6;
-    if (\$193 ) begin
-      \$388  = buffer_3_3_7;
-    end
+    \$388  = buffer_read_3;
     if (rst) begin
-      \$388  = 12'h000;
+      \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = buffer_3_3_7;
-    if (\$193 ) begin
-      \$389  = buffer_in_3_3;
+    \$389  = buffer_3_2_0;
+    if (\$192 ) begin
+      \$389  = buffer_3_2_1;
     end
     if (rst) begin
       \$389  = 12'h000;
@@ -2336,52 +2615,209 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = taken;
-    if (buffer_load_3_3) begin
-      \$390  = \$196 [2:0];
+    \$390  = buffer_3_2_1;
+    if (\$192 ) begin
+      \$390  = buffer_3_2_2;
     end
     if (rst) begin
-      \$390  = 3'h0;
+      \$390  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = out__valid;
+    \$391  = buffer_3_2_2;
+    if (\$192 ) begin
+      \$391  = buffer_3_2_3;
+    end
+    if (rst) begin
+      \$391  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$392  = buffer_3_2_3;
+    if (\$192 ) begin
+      \$392  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$392  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$393  = buffer_3_2_4;
+    if (\$192 ) begin
+      \$393  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$393  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$394  = buffer_3_2_5;
+    if (\$192 ) begin
+      \$394  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$394  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$395  = buffer_3_2_6;
+    if (\$192 ) begin
+      \$395  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$395  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$396  = buffer_3_2_7;
+    if (\$192 ) begin
+      \$396  = buffer_in_3_2_1;
+    end
+    if (rst) begin
+      \$396  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$397  = buffer_read_3;
+    if (rst) begin
+      \$397  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$398  = buffer_3_3_0;
+    if (\$193 ) begin
+      \$398  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$398  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$399  = buffer_3_3_1;
+    if (\$193 ) begin
+      \$399  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$399  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$400  = buffer_3_3_2;
+    if (\$193 ) begin
+      \$400  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$400  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$401  = buffer_3_3_3;
+    if (\$193 ) begin
+      \$401  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$401  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$402  = buffer_3_3_4;
+    if (\$193 ) begin
+      \$402  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$402  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$403  = buffer_3_3_5;
+    if (\$193 ) begin
+      \$403  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$403  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$404  = buffer_3_3_6;
+    if (\$193 ) begin
+      \$404  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$404  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$405  = buffer_3_3_7;
+    if (\$193 ) begin
+      \$405  = buffer_in_3_3_1;
+    end
+    if (rst) begin
+      \$405  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$406  = taken;
+    if (buffer_load_3_3_1) begin
+      \$406  = \$196 [2:0];
+    end
+    if (rst) begin
+      \$406  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$407  = out__valid;
     if (tile_in) begin
-      \$391  = 1'h1;
+      \$407  = 1'h1;
     end
     if (take) begin
       if (\$200 ) begin
-        \$391  = 1'h0;
+        \$407  = 1'h0;
       end
     end
     if (rst) begin
-      \$391  = 1'h0;
+      \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = row_part;
+    \$408  = row_part;
     if (take) begin
-      \$392  = \$199 [1:0];
+      \$408  = \$199 [1:0];
     end
     if (rst) begin
-      \$392  = 2'h0;
+      \$408  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = row;
+    \$409  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$200 ) begin
-        \$393  = 5'h00;
+        \$409  = 5'h00;
       end else begin
-        \$393  = \$201 [4:0];
+        \$409  = \$201 [4:0];
       end
     end
     if (rst) begin
-      \$393  = 5'h00;
+      \$409  = 5'h00;
     end
   end
   always @* begin
@@ -2471,35 +2907,35 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = control;
+    \$211  = buffer_load_0_0_0;
     if (rst) begin
-      \$211  = 3'h0;
+      \$211  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = \flush$196 ;
+    \$212  = control;
     if (rst) begin
-      \$212  = 1'h0;
+      \$212  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = \step$44 ;
+    \$213  = \flush$198 ;
     if (rst) begin
-      \$213  = 3'h0;
+      \$213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = \flush$200 ;
+    \$214  = buffer_load_0_1_0;
     if (rst) begin
       \$214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \step$51 ;
+    \$215  = \step$44 ;
     if (rst) begin
       \$215  = 3'h0;
     end
@@ -2513,30 +2949,30 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = \flush$208 ;
+    \$217  = buffer_load_0_2_0;
     if (rst) begin
       \$217  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = \step$65 ;
+    \$218  = \step$51 ;
     if (rst) begin
       \$218  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = \flush$212 ;
+    \$219  = \flush$210 ;
     if (rst) begin
       \$219  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = \step$72 ;
+    \$220  = buffer_load_0_3_0;
     if (rst) begin
-      \$220  = 3'h0;
+      \$220  = 1'h0;
     end
   end
   always @* begin
@@ -2548,381 +2984,336 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = \step$79 ;
+    \$222  = buffer_load_1_0_0;
     if (rst) begin
-      \$222  = 3'h0;
+      \$222  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = \flush$220 ;
+    \$223  = \step$65 ;
     if (rst) begin
-      \$223  = 1'h0;
+      \$223  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = \flush$224 ;
+    \$224  = \flush$222 ;
     if (rst) begin
       \$224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = \step$93 ;
+    \$225  = buffer_load_1_1_0;
     if (rst) begin
-      \$225  = 3'h0;
+      \$225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = \flush$228 ;
+    \$226  = \step$72 ;
     if (rst) begin
-      \$226  = 1'h0;
+      \$226  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = \step$100 ;
+    \$227  = \flush$228 ;
     if (rst) begin
-      \$227  = 3'h0;
+      \$227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = \flush$232 ;
+    \$228  = buffer_load_1_2_0;
     if (rst) begin
       \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = \step$107 ;
+    \$229  = \step$79 ;
     if (rst) begin
       \$229  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = \flush$236 ;
+    \$230  = \flush$234 ;
     if (rst) begin
       \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = \flush$240 ;
+    \$231  = buffer_load_1_3_0;
     if (rst) begin
       \$231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = \step$121 ;
+    \$232  = \flush$240 ;
     if (rst) begin
-      \$232  = 3'h0;
+      \$232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = \flush$244 ;
+    \$233  = buffer_load_2_0_0;
     if (rst) begin
       \$233  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = \step$128 ;
+    \$234  = \step$93 ;
     if (rst) begin
       \$234  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = \flush$248 ;
+    \$235  = \flush$246 ;
     if (rst) begin
       \$235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = \step$135 ;
+    \$236  = buffer_load_2_1_0;
     if (rst) begin
-      \$236  = 3'h0;
+      \$236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = \flush$251 ;
+    \$237  = \step$100 ;
     if (rst) begin
-      \$237  = 1'h0;
+      \$237  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = buffer_turn_0;
-    if (buffer_read_3) begin
-      \$238  = 1'h1;
-    end else if (buffer_read_0) begin
+    \$238  = \flush$252 ;
+    if (rst) begin
       \$238  = 1'h0;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$239  = buffer_load_2_2_0;
     if (rst) begin
-      \$238  = 1'h1;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_left_0;
-    if (tile_in) begin
-      \$239  = 4'h8;
-    end else if (buffer_read_0) begin
-      \$239  = \$174 [3:0];
-    end
+    \$240  = \step$107 ;
     if (rst) begin
-      \$239  = 4'h0;
+      \$240  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = buffer_turn_1;
-    if (buffer_read_0) begin
-      \$240  = 1'h1;
-    end else if (buffer_read_1) begin
-      \$240  = 1'h0;
-    end
+    \$241  = \flush$258 ;
     if (rst) begin
-      \$240  = 1'h0;
+      \$241  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = buffer_left_1;
-    if (tile_in) begin
-      \$241  = 4'h8;
-    end else if (buffer_read_1) begin
-      \$241  = \$175 [3:0];
-    end
-    if (rst) begin
-      \$241  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_turn_2;
-    if (buffer_read_1) begin
-      \$242  = 1'h1;
-    end else if (buffer_read_2) begin
-      \$242  = 1'h0;
-    end
+    \$242  = buffer_load_2_3_0;
     if (rst) begin
       \$242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = buffer_left_2;
-    if (tile_in) begin
-      \$243  = 4'h8;
-    end else if (buffer_read_2) begin
-      \$243  = \$176 [3:0];
-    end
+    \$243  = \flush$264 ;
     if (rst) begin
-      \$243  = 4'h0;
+      \$243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_turn_3;
-    if (buffer_read_2) begin
-      \$244  = 1'h1;
-    end else if (buffer_read_3) begin
-      \$244  = 1'h0;
-    end
+    \$244  = buffer_load_3_0_0;
     if (rst) begin
       \$244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = buffer_left_3;
-    if (tile_in) begin
-      \$245  = 4'h8;
-    end else if (buffer_read_3) begin
-      \$245  = \$177 [3:0];
-    end
+    \$245  = \step$121 ;
     if (rst) begin
-      \$245  = 4'h0;
+      \$245  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = buffer_read_0;
+    \$246  = \flush$270 ;
     if (rst) begin
       \$246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_0_0_0;
+    \$247  = buffer_load_3_1_0;
+    if (rst) begin
+      \$247  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$248  = \step$128 ;
+    if (rst) begin
+      \$248  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$249  = \flush$276 ;
+    if (rst) begin
+      \$249  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$250  = buffer_load_3_2_0;
+    if (rst) begin
+      \$250  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$251  = \step$135 ;
+    if (rst) begin
+      \$251  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$252  = \flush$282 ;
+    if (rst) begin
+      \$252  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$253  = buffer_load_3_3_0;
+    if (rst) begin
+      \$253  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$254  = buffer_turn_0;
+    if (buffer_read_3) begin
+      \$254  = 1'h1;
+    end else if (buffer_read_0) begin
+      \$254  = 1'h0;
+    end
+    if (rst) begin
+      \$254  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$255  = buffer_left_0;
+    if (tile_in) begin
+      \$255  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$255  = \$174 [3:0];
+    end
+    if (rst) begin
+      \$255  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$256  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$256  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$256  = 1'h0;
+    end
+    if (rst) begin
+      \$256  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$257  = buffer_left_1;
+    if (tile_in) begin
+      \$257  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$257  = \$175 [3:0];
+    end
+    if (rst) begin
+      \$257  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$258  = buffer_turn_2;
+    if (buffer_read_1) begin
+      \$258  = 1'h1;
+    end else if (buffer_read_2) begin
+      \$258  = 1'h0;
+    end
+    if (rst) begin
+      \$258  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$259  = buffer_left_2;
+    if (tile_in) begin
+      \$259  = 4'h8;
+    end else if (buffer_read_2) begin
+      \$259  = \$176 [3:0];
+    end
+    if (rst) begin
+      \$259  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$260  = buffer_turn_3;
+    if (buffer_read_2) begin
+      \$260  = 1'h1;
+    end else if (buffer_read_3) begin
+      \$260  = 1'h0;
+    end
+    if (rst) begin
+      \$260  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$261  = buffer_left_3;
+    if (tile_in) begin
+      \$261  = 4'h8;
+    end else if (buffer_read_3) begin
+      \$261  = \$177 [3:0];
+    end
+    if (rst) begin
+      \$261  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$262  = buffer_read_0;
+    if (rst) begin
+      \$262  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$263  = buffer_0_0_0;
     if (\$178 ) begin
-      \$247  = buffer_0_0_1;
-    end
-    if (rst) begin
-      \$247  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = buffer_0_0_1;
-    if (\$178 ) begin
-      \$248  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$248  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = buffer_0_0_2;
-    if (\$178 ) begin
-      \$249  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$249  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_0_0_3;
-    if (\$178 ) begin
-      \$250  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$250  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = buffer_0_0_4;
-    if (\$178 ) begin
-      \$251  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$251  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = buffer_0_0_5;
-    if (\$178 ) begin
-      \$252  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$252  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_0_0_6;
-    if (\$178 ) begin
-      \$253  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$253  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_0_0_7;
-    if (\$178 ) begin
-      \$254  = buffer_in_0_0;
-    end
-    if (rst) begin
-      \$254  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_read_0;
-    if (rst) begin
-      \$255  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_0_1_0;
-    if (\$179 ) begin
-      \$256  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$256  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_0_1_1;
-    if (\$179 ) begin
-      \$257  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$257  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_0_1_2;
-    if (\$179 ) begin
-      \$258  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$258  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_0_1_3;
-    if (\$179 ) begin
-      \$259  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$259  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_0_1_4;
-    if (\$179 ) begin
-      \$260  = buffer_0_1_5;
-    end
-    if (rst) begin
-      \$260  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_0_1_5;
-    if (\$179 ) begin
-      \$261  = buffer_0_1_6;
-    end
-    if (rst) begin
-      \$261  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_0_1_6;
-    if (\$179 ) begin
-      \$262  = buffer_0_1_7;
-    end
-    if (rst) begin
-      \$262  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_0_1_7;
-    if (\$179 ) begin
-      \$263  = buffer_in_0_1;
+      \$263  = buffer_0_0_1;
     end
     if (rst) begin
       \$263  = 12'h000;
@@ -2930,16 +3321,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_read_0;
+    \$264  = buffer_0_0_1;
+    if (\$178 ) begin
+      \$264  = buffer_0_0_2;
+    end
     if (rst) begin
-      \$264  = 1'h0;
+      \$264  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_0_2_0;
-    if (\$180 ) begin
-      \$265  = buffer_0_2_1;
+    \$265  = buffer_0_0_2;
+    if (\$178 ) begin
+      \$265  = buffer_0_0_3;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -2947,9 +3341,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_0_2_1;
-    if (\$180 ) begin
-      \$266  = buffer_0_2_2;
+    \$266  = buffer_0_0_3;
+    if (\$178 ) begin
+      \$266  = buffer_0_0_4;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -2957,9 +3351,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_0_2_2;
-    if (\$180 ) begin
-      \$267  = buffer_0_2_3;
+    \$267  = buffer_0_0_4;
+    if (\$178 ) begin
+      \$267  = buffer_0_0_5;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -2967,9 +3361,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_0_2_3;
-    if (\$180 ) begin
-      \$268  = buffer_0_2_4;
+    \$268  = buffer_0_0_5;
+    if (\$178 ) begin
+      \$268  = buffer_0_0_6;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -2977,9 +3371,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_0_2_4;
-    if (\$180 ) begin
-      \$269  = buffer_0_2_5;
+    \$269  = buffer_0_0_6;
+    if (\$178 ) begin
+      \$269  = buffer_0_0_7;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -2987,9 +3381,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_0_2_5;
-    if (\$180 ) begin
-      \$270  = buffer_0_2_6;
+    \$270  = buffer_0_0_7;
+    if (\$178 ) begin
+      \$270  = buffer_in_0_0_1;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -2997,19 +3391,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_0_2_6;
-    if (\$180 ) begin
-      \$271  = buffer_0_2_7;
-    end
+    \$271  = buffer_read_0;
     if (rst) begin
-      \$271  = 12'h000;
+      \$271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_0_2_7;
-    if (\$180 ) begin
-      \$272  = buffer_in_0_2;
+    \$272  = buffer_0_1_0;
+    if (\$179 ) begin
+      \$272  = buffer_0_1_1;
     end
     if (rst) begin
       \$272  = 12'h000;
@@ -3017,16 +3408,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_read_0;
+    \$273  = buffer_0_1_1;
+    if (\$179 ) begin
+      \$273  = buffer_0_1_2;
+    end
     if (rst) begin
-      \$273  = 1'h0;
+      \$273  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_0_3_0;
-    if (\$181 ) begin
-      \$274  = buffer_0_3_1;
+    \$274  = buffer_0_1_2;
+    if (\$179 ) begin
+      \$274  = buffer_0_1_3;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -3034,9 +3428,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_0_3_1;
-    if (\$181 ) begin
-      \$275  = buffer_0_3_2;
+    \$275  = buffer_0_1_3;
+    if (\$179 ) begin
+      \$275  = buffer_0_1_4;
     end
     if (rst) begin
       \$275  = 12'h000;
@@ -3044,9 +3438,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_0_3_2;
-    if (\$181 ) begin
-      \$276  = buffer_0_3_3;
+    \$276  = buffer_0_1_4;
+    if (\$179 ) begin
+      \$276  = buffer_0_1_5;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -3054,9 +3448,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_0_3_3;
-    if (\$181 ) begin
-      \$277  = buffer_0_3_4;
+    \$277  = buffer_0_1_5;
+    if (\$179 ) begin
+      \$277  = buffer_0_1_6;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -3064,9 +3458,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_0_3_4;
-    if (\$181 ) begin
-      \$278  = buffer_0_3_5;
+    \$278  = buffer_0_1_6;
+    if (\$179 ) begin
+      \$278  = buffer_0_1_7;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -3074,9 +3468,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_0_3_5;
-    if (\$181 ) begin
-      \$279  = buffer_0_3_6;
+    \$279  = buffer_0_1_7;
+    if (\$179 ) begin
+      \$279  = buffer_in_0_1_1;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -3084,19 +3478,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_0_3_6;
-    if (\$181 ) begin
-      \$280  = buffer_0_3_7;
-    end
+    \$280  = buffer_read_0;
     if (rst) begin
-      \$280  = 12'h000;
+      \$280  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_0_3_7;
-    if (\$181 ) begin
-      \$281  = buffer_in_0_3;
+    \$281  = buffer_0_2_0;
+    if (\$180 ) begin
+      \$281  = buffer_0_2_1;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -3104,16 +3495,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_read_1;
+    \$282  = buffer_0_2_1;
+    if (\$180 ) begin
+      \$282  = buffer_0_2_2;
+    end
     if (rst) begin
-      \$282  = 1'h0;
+      \$282  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_1_0_0;
-    if (\$182 ) begin
-      \$283  = buffer_1_0_1;
+    \$283  = buffer_0_2_2;
+    if (\$180 ) begin
+      \$283  = buffer_0_2_3;
     end
     if (rst) begin
       \$283  = 12'h000;
@@ -3121,9 +3515,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_1_0_1;
-    if (\$182 ) begin
-      \$284  = buffer_1_0_2;
+    \$284  = buffer_0_2_3;
+    if (\$180 ) begin
+      \$284  = buffer_0_2_4;
     end
     if (rst) begin
       \$284  = 12'h000;
@@ -3131,9 +3525,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_1_0_2;
-    if (\$182 ) begin
-      \$285  = buffer_1_0_3;
+    \$285  = buffer_0_2_4;
+    if (\$180 ) begin
+      \$285  = buffer_0_2_5;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -3141,9 +3535,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_1_0_3;
-    if (\$182 ) begin
-      \$286  = buffer_1_0_4;
+    \$286  = buffer_0_2_5;
+    if (\$180 ) begin
+      \$286  = buffer_0_2_6;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -3151,9 +3545,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_1_0_4;
-    if (\$182 ) begin
-      \$287  = buffer_1_0_5;
+    \$287  = buffer_0_2_6;
+    if (\$180 ) begin
+      \$287  = buffer_0_2_7;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -3161,9 +3555,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_1_0_5;
-    if (\$182 ) begin
-      \$288  = buffer_1_0_6;
+    \$288  = buffer_0_2_7;
+    if (\$180 ) begin
+      \$288  = buffer_in_0_2_1;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -3171,19 +3565,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_1_0_6;
-    if (\$182 ) begin
-      \$289  = buffer_1_0_7;
-    end
+    \$289  = buffer_read_0;
     if (rst) begin
-      \$289  = 12'h000;
+      \$289  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_1_0_7;
-    if (\$182 ) begin
-      \$290  = buffer_in_1_0;
+    \$290  = buffer_0_3_0;
+    if (\$181 ) begin
+      \$290  = buffer_0_3_1;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -3191,16 +3582,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_read_1;
+    \$291  = buffer_0_3_1;
+    if (\$181 ) begin
+      \$291  = buffer_0_3_2;
+    end
     if (rst) begin
-      \$291  = 1'h0;
+      \$291  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_1_1_0;
-    if (\$183 ) begin
-      \$292  = buffer_1_1_1;
+    \$292  = buffer_0_3_2;
+    if (\$181 ) begin
+      \$292  = buffer_0_3_3;
     end
     if (rst) begin
       \$292  = 12'h000;
@@ -3208,9 +3602,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_1_1_1;
-    if (\$183 ) begin
-      \$293  = buffer_1_1_2;
+    \$293  = buffer_0_3_3;
+    if (\$181 ) begin
+      \$293  = buffer_0_3_4;
     end
     if (rst) begin
       \$293  = 12'h000;
@@ -3218,9 +3612,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_1_1_2;
-    if (\$183 ) begin
-      \$294  = buffer_1_1_3;
+    \$294  = buffer_0_3_4;
+    if (\$181 ) begin
+      \$294  = buffer_0_3_5;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -3228,9 +3622,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_1_1_3;
-    if (\$183 ) begin
-      \$295  = buffer_1_1_4;
+    \$295  = buffer_0_3_5;
+    if (\$181 ) begin
+      \$295  = buffer_0_3_6;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -3238,9 +3632,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_1_1_4;
-    if (\$183 ) begin
-      \$296  = buffer_1_1_5;
+    \$296  = buffer_0_3_6;
+    if (\$181 ) begin
+      \$296  = buffer_0_3_7;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -3248,9 +3642,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_1_1_5;
-    if (\$183 ) begin
-      \$297  = buffer_1_1_6;
+    \$297  = buffer_0_3_7;
+    if (\$181 ) begin
+      \$297  = buffer_in_0_3_1;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -3258,19 +3652,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_1_1_6;
-    if (\$183 ) begin
-      \$298  = buffer_1_1_7;
-    end
+    \$298  = buffer_read_1;
     if (rst) begin
-      \$298  = 12'h000;
+      \$298  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_1_1_7;
-    if (\$183 ) begin
-      \$299  = buffer_in_1_1;
+    \$299  = buffer_1_0_0;
+    if (\$182 ) begin
+      \$299  = buffer_1_0_1;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -3278,16 +3669,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_read_1;
+    \$300  = buffer_1_0_1;
+    if (\$182 ) begin
+      \$300  = buffer_1_0_2;
+    end
     if (rst) begin
-      \$300  = 1'h0;
+      \$300  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_1_2_0;
-    if (\$184 ) begin
-      \$301  = buffer_1_2_1;
+    \$301  = buffer_1_0_2;
+    if (\$182 ) begin
+      \$301  = buffer_1_0_3;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -3295,9 +3689,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_1_2_1;
-    if (\$184 ) begin
-      \$302  = buffer_1_2_2;
+    \$302  = buffer_1_0_3;
+    if (\$182 ) begin
+      \$302  = buffer_1_0_4;
     end
     if (rst) begin
       \$302  = 12'h000;
@@ -3305,9 +3699,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_1_2_2;
-    if (\$184 ) begin
-      \$303  = buffer_1_2_3;
+    \$303  = buffer_1_0_4;
+    if (\$182 ) begin
+      \$303  = buffer_1_0_5;
     end
     if (rst) begin
       \$303  = 12'h000;
@@ -3315,9 +3709,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_1_2_3;
-    if (\$184 ) begin
-      \$304  = buffer_1_2_4;
+    \$304  = buffer_1_0_5;
+    if (\$182 ) begin
+      \$304  = buffer_1_0_6;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -3325,9 +3719,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_1_2_4;
-    if (\$184 ) begin
-      \$305  = buffer_1_2_5;
+    \$305  = buffer_1_0_6;
+    if (\$182 ) begin
+      \$305  = buffer_1_0_7;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -3335,9 +3729,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_1_2_5;
-    if (\$184 ) begin
-      \$306  = buffer_1_2_6;
+    \$306  = buffer_1_0_7;
+    if (\$182 ) begin
+      \$306  = buffer_in_1_0_1;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -3345,19 +3739,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_1_2_6;
-    if (\$184 ) begin
-      \$307  = buffer_1_2_7;
-    end
+    \$307  = buffer_read_1;
     if (rst) begin
-      \$307  = 12'h000;
+      \$307  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_1_2_7;
-    if (\$184 ) begin
-      \$308  = buffer_in_1_2;
+    \$308  = buffer_1_1_0;
+    if (\$183 ) begin
+      \$308  = buffer_1_1_1;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -3365,16 +3756,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_read_1;
+    \$309  = buffer_1_1_1;
+    if (\$183 ) begin
+      \$309  = buffer_1_1_2;
+    end
     if (rst) begin
-      \$309  = 1'h0;
+      \$309  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_1_3_0;
-    if (\$185 ) begin
-      \$310  = buffer_1_3_1;
+    \$310  = buffer_1_1_2;
+    if (\$183 ) begin
+      \$310  = buffer_1_1_3;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -3382,9 +3776,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_1_3_1;
-    if (\$185 ) begin
-      \$311  = buffer_1_3_2;
+    \$311  = buffer_1_1_3;
+    if (\$183 ) begin
+      \$311  = buffer_1_1_4;
     end
     if (rst) begin
       \$311  = 12'h000;
@@ -3392,9 +3786,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_1_3_2;
-    if (\$185 ) begin
-      \$312  = buffer_1_3_3;
+    \$312  = buffer_1_1_4;
+    if (\$183 ) begin
+      \$312  = buffer_1_1_5;
     end
     if (rst) begin
       \$312  = 12'h000;
@@ -3402,9 +3796,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_1_3_3;
-    if (\$185 ) begin
-      \$313  = buffer_1_3_4;
+    \$313  = buffer_1_1_5;
+    if (\$183 ) begin
+      \$313  = buffer_1_1_6;
     end
     if (rst) begin
       \$313  = 12'h000;
@@ -3412,9 +3806,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_1_3_4;
-    if (\$185 ) begin
-      \$314  = buffer_1_3_5;
+    \$314  = buffer_1_1_6;
+    if (\$183 ) begin
+      \$314  = buffer_1_1_7;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -3422,9 +3816,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_1_3_5;
-    if (\$185 ) begin
-      \$315  = buffer_1_3_6;
+    \$315  = buffer_1_1_7;
+    if (\$183 ) begin
+      \$315  = buffer_in_1_1_1;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -3432,19 +3826,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_1_3_6;
-    if (\$185 ) begin
-      \$316  = buffer_1_3_7;
-    end
+    \$316  = buffer_read_1;
     if (rst) begin
-      \$316  = 12'h000;
+      \$316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_1_3_7;
-    if (\$185 ) begin
-      \$317  = buffer_in_1_3;
+    \$317  = buffer_1_2_0;
+    if (\$184 ) begin
+      \$317  = buffer_1_2_1;
     end
     if (rst) begin
       \$317  = 12'h000;
@@ -3452,16 +3843,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_read_2;
+    \$318  = buffer_1_2_1;
+    if (\$184 ) begin
+      \$318  = buffer_1_2_2;
+    end
     if (rst) begin
-      \$318  = 1'h0;
+      \$318  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_2_0_0;
-    if (\$186 ) begin
-      \$319  = buffer_2_0_1;
+    \$319  = buffer_1_2_2;
+    if (\$184 ) begin
+      \$319  = buffer_1_2_3;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -3469,9 +3863,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_2_0_1;
-    if (\$186 ) begin
-      \$320  = buffer_2_0_2;
+    \$320  = buffer_1_2_3;
+    if (\$184 ) begin
+      \$320  = buffer_1_2_4;
     end
     if (rst) begin
       \$320  = 12'h000;
@@ -3479,9 +3873,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_2_0_2;
-    if (\$186 ) begin
-      \$321  = buffer_2_0_3;
+    \$321  = buffer_1_2_4;
+    if (\$184 ) begin
+      \$321  = buffer_1_2_5;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -3489,9 +3883,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_2_0_3;
-    if (\$186 ) begin
-      \$322  = buffer_2_0_4;
+    \$322  = buffer_1_2_5;
+    if (\$184 ) begin
+      \$322  = buffer_1_2_6;
     end
     if (rst) begin
       \$322  = 12'h000;
@@ -3499,9 +3893,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_2_0_4;
-    if (\$186 ) begin
-      \$323  = buffer_2_0_5;
+    \$323  = buffer_1_2_6;
+    if (\$184 ) begin
+      \$323  = buffer_1_2_7;
     end
     if (rst) begin
       \$323  = 12'h000;
@@ -3509,9 +3903,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_2_0_5;
-    if (\$186 ) begin
-      \$324  = buffer_2_0_6;
+    \$324  = buffer_1_2_7;
+    if (\$184 ) begin
+      \$324  = buffer_in_1_2_1;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -3519,19 +3913,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_2_0_6;
-    if (\$186 ) begin
-      \$325  = buffer_2_0_7;
-    end
+    \$325  = buffer_read_1;
     if (rst) begin
-      \$325  = 12'h000;
+      \$325  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_2_0_7;
-    if (\$186 ) begin
-      \$326  = buffer_in_2_0;
+    \$326  = buffer_1_3_0;
+    if (\$185 ) begin
+      \$326  = buffer_1_3_1;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -3539,16 +3930,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_read_2;
+    \$327  = buffer_1_3_1;
+    if (\$185 ) begin
+      \$327  = buffer_1_3_2;
+    end
     if (rst) begin
-      \$327  = 1'h0;
+      \$327  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_2_1_0;
-    if (\$187 ) begin
-      \$328  = buffer_2_1_1;
+    \$328  = buffer_1_3_2;
+    if (\$185 ) begin
+      \$328  = buffer_1_3_3;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -3556,9 +3950,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_2_1_1;
-    if (\$187 ) begin
-      \$329  = buffer_2_1_2;
+    \$329  = buffer_1_3_3;
+    if (\$185 ) begin
+      \$329  = buffer_1_3_4;
     end
     if (rst) begin
       \$329  = 12'h000;
@@ -3566,9 +3960,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_2_1_2;
-    if (\$187 ) begin
-      \$330  = buffer_2_1_3;
+    \$330  = buffer_1_3_4;
+    if (\$185 ) begin
+      \$330  = buffer_1_3_5;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3576,9 +3970,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_2_1_3;
-    if (\$187 ) begin
-      \$331  = buffer_2_1_4;
+    \$331  = buffer_1_3_5;
+    if (\$185 ) begin
+      \$331  = buffer_1_3_6;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3586,9 +3980,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_2_1_4;
-    if (\$187 ) begin
-      \$332  = buffer_2_1_5;
+    \$332  = buffer_1_3_6;
+    if (\$185 ) begin
+      \$332  = buffer_1_3_7;
     end
     if (rst) begin
       \$332  = 12'h000;
@@ -3596,9 +3990,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_2_1_5;
-    if (\$187 ) begin
-      \$333  = buffer_2_1_6;
+    \$333  = buffer_1_3_7;
+    if (\$185 ) begin
+      \$333  = buffer_in_1_3_1;
     end
     if (rst) begin
       \$333  = 12'h000;
@@ -3606,19 +4000,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_2_1_6;
-    if (\$187 ) begin
-      \$334  = buffer_2_1_7;
-    end
+    \$334  = buffer_read_2;
     if (rst) begin
-      \$334  = 12'h000;
+      \$334  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_2_1_7;
-    if (\$187 ) begin
-      \$335  = buffer_in_2_1;
+    \$335  = buffer_2_0_0;
+    if (\$186 ) begin
+      \$335  = buffer_2_0_1;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -3626,16 +4017,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_read_2;
+    \$336  = buffer_2_0_1;
+    if (\$186 ) begin
+      \$336  = buffer_2_0_2;
+    end
     if (rst) begin
-      \$336  = 1'h0;
+      \$336  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_2_2_0;
-    if (\$188 ) begin
-      \$337  = buffer_2_2_1;
+    \$337  = buffer_2_0_2;
+    if (\$186 ) begin
+      \$337  = buffer_2_0_3;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -3643,9 +4037,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_2_2_1;
-    if (\$188 ) begin
-      \$338  = buffer_2_2_2;
+    \$338  = buffer_2_0_3;
+    if (\$186 ) begin
+      \$338  = buffer_2_0_4;
     end
     if (rst) begin
       \$338  = 12'h000;
@@ -3653,9 +4047,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_2_2_2;
-    if (\$188 ) begin
-      \$339  = buffer_2_2_3;
+    \$339  = buffer_2_0_4;
+    if (\$186 ) begin
+      \$339  = buffer_2_0_5;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -3663,9 +4057,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_2_2_3;
-    if (\$188 ) begin
-      \$340  = buffer_2_2_4;
+    \$340  = buffer_2_0_5;
+    if (\$186 ) begin
+      \$340  = buffer_2_0_6;
     end
     if (rst) begin
       \$340  = 12'h000;
@@ -3673,9 +4067,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_2_2_4;
-    if (\$188 ) begin
-      \$341  = buffer_2_2_5;
+    \$341  = buffer_2_0_6;
+    if (\$186 ) begin
+      \$341  = buffer_2_0_7;
     end
     if (rst) begin
       \$341  = 12'h000;
@@ -3683,9 +4077,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_2_2_5;
-    if (\$188 ) begin
-      \$342  = buffer_2_2_6;
+    \$342  = buffer_2_0_7;
+    if (\$186 ) begin
+      \$342  = buffer_in_2_0_1;
     end
     if (rst) begin
       \$342  = 12'h000;
@@ -3693,19 +4087,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_2_2_6;
-    if (\$188 ) begin
-      \$343  = buffer_2_2_7;
-    end
+    \$343  = buffer_read_2;
     if (rst) begin
-      \$343  = 12'h000;
+      \$343  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_2_2_7;
-    if (\$188 ) begin
-      \$344  = buffer_in_2_2;
+    \$344  = buffer_2_1_0;
+    if (\$187 ) begin
+      \$344  = buffer_2_1_1;
     end
     if (rst) begin
       \$344  = 12'h000;
@@ -3713,16 +4104,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_read_2;
+    \$345  = buffer_2_1_1;
+    if (\$187 ) begin
+      \$345  = buffer_2_1_2;
+    end
     if (rst) begin
-      \$345  = 1'h0;
+      \$345  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_2_3_0;
-    if (\$189 ) begin
-      \$346  = buffer_2_3_1;
+    \$346  = buffer_2_1_2;
+    if (\$187 ) begin
+      \$346  = buffer_2_1_3;
     end
     if (rst) begin
       \$346  = 12'h000;
@@ -3730,9 +4124,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_2_3_1;
-    if (\$189 ) begin
-      \$347  = buffer_2_3_2;
+    \$347  = buffer_2_1_3;
+    if (\$187 ) begin
+      \$347  = buffer_2_1_4;
     end
     if (rst) begin
       \$347  = 12'h000;
@@ -3740,166 +4134,12 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_2_3_2;
-    if (\$189 ) begin
-      \$348  = buffer_2_3_3;
+    \$348  = buffer_2_1_4;
+    if (\$187 ) begin
+      \$348  = buffer_2_1_5;
     end
     if (rst) begin
       \$348  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_2_3_3;
-    if (\$189 ) begin
-      \$349  = buffer_2_3_4;
-    end
-    if (rst) begin
-      \$349  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = buffer_2_3_4;
-    if (\$189 ) begin
-      \$350  = buffer_2_3_5;
-    end
-    if (rst) begin
-      \$350  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = buffer_2_3_5;
-    if (\$189 ) begin
-      \$351  = buffer_2_3_6;
-    end
-    if (rst) begin
-      \$351  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = buffer_2_3_6;
-    if (\$189 ) begin
-      \$352  = buffer_2_3_7;
-    end
-    if (rst) begin
-      \$352  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = buffer_2_3_7;
-    if (\$189 ) begin
-      \$353  = buffer_in_2_3;
-    end
-    if (rst) begin
-      \$353  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = buffer_read_3;
-    if (rst) begin
-      \$354  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = buffer_3_0_0;
-    if (\$190 ) begin
-      \$355  = buffer_3_0_1;
-    end
-    if (rst) begin
-      \$355  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = buffer_3_0_1;
-    if (\$190 ) begin
-      \$356  = buffer_3_0_2;
-    end
-    if (rst) begin
-      \$356  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = buffer_3_0_2;
-    if (\$190 ) begin
-      \$357  = buffer_3_0_3;
-    end
-    if (rst) begin
-      \$357  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = buffer_3_0_3;
-    if (\$190 ) begin
-      \$358  = buffer_3_0_4;
-    end
-    if (rst) begin
-      \$358  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = buffer_3_0_4;
-    if (\$190 ) begin
-      \$359  = buffer_3_0_5;
-    end
-    if (rst) begin
-      \$359  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = buffer_3_0_5;
-    if (\$190 ) begin
-      \$360  = buffer_3_0_6;
-    end
-    if (rst) begin
-      \$360  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = buffer_3_0_6;
-    if (\$190 ) begin
-      \$361  = buffer_3_0_7;
-    end
-    if (rst) begin
-      \$361  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = buffer_3_0_7;
-    if (\$190 ) begin
-      \$362  = buffer_in_3_0;
-    end
-    if (rst) begin
-      \$362  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = buffer_read_3;
-    if (rst) begin
-      \$363  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = buffer_3_1_0;
-    if (\$191 ) begin
-      \$364  = buffer_3_1_1;
-    end
-    if (rst) begin
-      \$364  = 12'h000;
     end
   end
   assign a_0_exp = \$14 [4:0];

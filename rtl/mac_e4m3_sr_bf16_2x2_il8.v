@@ -606,62 +606,66 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg \$636 ;
   reg [4:0] \$637 ;
   reg \$638 ;
-  reg [4:0] \$639 ;
+  reg \$639 ;
   wire [6:0] \$64 ;
-  reg \$640 ;
+  reg [4:0] \$640 ;
   reg \$641 ;
-  reg [4:0] \$642 ;
+  reg \$642 ;
   reg \$643 ;
   reg \$644 ;
-  reg [3:0] \$645 ;
+  reg [4:0] \$645 ;
   reg \$646 ;
-  reg [3:0] \$647 ;
+  reg \$647 ;
   reg \$648 ;
-  reg [15:0] \$649 ;
+  reg [3:0] \$649 ;
   wire [9:0] \$65 ;
-  reg [15:0] \$650 ;
-  reg [15:0] \$651 ;
-  reg [15:0] \$652 ;
+  reg \$650 ;
+  reg [3:0] \$651 ;
+  reg \$652 ;
   reg [15:0] \$653 ;
   reg [15:0] \$654 ;
   reg [15:0] \$655 ;
   reg [15:0] \$656 ;
-  reg \$657 ;
+  reg [15:0] \$657 ;
   reg [15:0] \$658 ;
   reg [15:0] \$659 ;
   wire \$66 ;
   reg [15:0] \$660 ;
-  reg [15:0] \$661 ;
+  reg \$661 ;
   reg [15:0] \$662 ;
   reg [15:0] \$663 ;
   reg [15:0] \$664 ;
   reg [15:0] \$665 ;
-  reg \$666 ;
+  reg [15:0] \$666 ;
   reg [15:0] \$667 ;
   reg [15:0] \$668 ;
   reg [15:0] \$669 ;
   wire [13:0] \$67 ;
-  reg [15:0] \$670 ;
+  reg \$670 ;
   reg [15:0] \$671 ;
   reg [15:0] \$672 ;
   reg [15:0] \$673 ;
   reg [15:0] \$674 ;
-  reg \$675 ;
+  reg [15:0] \$675 ;
   reg [15:0] \$676 ;
   reg [15:0] \$677 ;
   reg [15:0] \$678 ;
-  reg [15:0] \$679 ;
+  reg \$679 ;
   wire [6:0] \$68 ;
   reg [15:0] \$680 ;
   reg [15:0] \$681 ;
   reg [15:0] \$682 ;
   reg [15:0] \$683 ;
-  reg [1:0] \$684 ;
-  reg [2:0] \$685 ;
-  reg \$686 ;
-  reg \$687 ;
-  reg [3:0] \$688 ;
+  reg [15:0] \$684 ;
+  reg [15:0] \$685 ;
+  reg [15:0] \$686 ;
+  reg [15:0] \$687 ;
+  reg [1:0] \$688 ;
+  reg [2:0] \$689 ;
   wire [6:0] \$69 ;
+  reg \$690 ;
+  reg \$691 ;
+  reg [3:0] \$692 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
@@ -877,26 +881,42 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [15:0] buffer_1_1_7 = 16'h0000;
   (* init = 1'h0 *)
   wire buffer_full;
-  reg [15:0] buffer_in_0_0 = 16'h0000;
-  reg [15:0] buffer_in_0_1 = 16'h0000;
-  reg [15:0] buffer_in_1_0 = 16'h0000;
-  reg [15:0] buffer_in_1_1 = 16'h0000;
-  reg [1:0] buffer_in_mode_0_0 = 2'h0;
-  reg [1:0] buffer_in_mode_0_1 = 2'h0;
-  reg [1:0] buffer_in_mode_1_0 = 2'h0;
-  reg [1:0] buffer_in_mode_1_1 = 2'h0;
+  reg [15:0] buffer_in_0_0_0 = 16'h0000;
+  reg [15:0] buffer_in_0_0_1 = 16'h0000;
+  reg [15:0] buffer_in_0_1_0 = 16'h0000;
+  reg [15:0] buffer_in_0_1_1 = 16'h0000;
+  reg [15:0] buffer_in_1_0_0 = 16'h0000;
+  reg [15:0] buffer_in_1_0_1 = 16'h0000;
+  reg [15:0] buffer_in_1_1_0 = 16'h0000;
+  reg [15:0] buffer_in_1_1_1 = 16'h0000;
+  reg [1:0] buffer_in_mode_0_0_0 = 2'h0;
+  reg [1:0] buffer_in_mode_0_0_1 = 2'h0;
+  reg [1:0] buffer_in_mode_0_1_0 = 2'h0;
+  reg [1:0] buffer_in_mode_0_1_1 = 2'h0;
+  reg [1:0] buffer_in_mode_1_0_0 = 2'h0;
+  reg [1:0] buffer_in_mode_1_0_1 = 2'h0;
+  reg [1:0] buffer_in_mode_1_1_0 = 2'h0;
+  reg [1:0] buffer_in_mode_1_1_1 = 2'h0;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_0 = 4'h0;
   (* keep = 32'd1 *)
   reg [3:0] buffer_left_1 = 4'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0 = 1'h0;
+  reg buffer_load_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_1 = 1'h0;
+  reg buffer_load_0_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_0 = 1'h0;
+  reg buffer_load_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_1 = 1'h0;
+  reg buffer_load_0_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_load_1_1_1 = 1'h0;
   reg [1:0] buffer_mode = 2'h0;
   wire buffer_read_0;
   wire buffer_read_1;
@@ -948,17 +968,17 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \en$89 ;
   wire flush;
   wire \flush$117 ;
-  wire \flush$123 ;
-  wire \flush$129 ;
-  wire \flush$134 ;
+  wire \flush$126 ;
+  wire \flush$135 ;
+  wire \flush$144 ;
   wire [1:0] flush_mode;
-  wire [1:0] \flush_mode$127 ;
-  wire [1:0] \flush_mode$133 ;
-  wire [1:0] \flush_mode$138 ;
+  wire [1:0] \flush_mode$130 ;
+  wire [1:0] \flush_mode$139 ;
+  wire [1:0] \flush_mode$148 ;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$125 ;
-  wire [15:0] \flush_sum$131 ;
-  wire [15:0] \flush_sum$136 ;
+  wire [15:0] \flush_sum$128 ;
+  wire [15:0] \flush_sum$137 ;
+  wire [15:0] \flush_sum$146 ;
   reg flushing = 1'h0;
   input [66:0] inp__payload;
   wire [66:0] inp__payload;
@@ -1022,6 +1042,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [2:0] taken = 3'h0;
   wire tile_in;
   reg [2:0] turn = 3'h0;
+  assign \$286  = ! inp__payload[22:16];
+  assign \$287  = \$285  & \$286 ;
+  assign \$288  = \$284  ? 1'h0 : \$287 ;
+  assign \$289  = \$280  ? \$283  : \$288 ;
   assign a_1_inf = \$279  ? 1'h0 : \$289 ;
   assign \$290  = ! inp__payload[66:65];
   assign \$291  = inp__payload[22:16] == 7'h7f;
@@ -1318,7 +1342,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$596  = \$586  ? \$587  : \$595 ;
   assign b_1_nan = \$584  ? \$585  : \$596 ;
   assign \$597  = taken == 3'h7;
-  assign tile_in = buffer_load_1_1 & \$597 ;
+  assign tile_in = buffer_load_1_1_1 & \$597 ;
   assign \$598  = | buffer_left_0;
   assign \$599  = buffer_turn_0 & \$598 ;
   assign buffer_read_0 = \$599  & out__ready;
@@ -1345,10 +1369,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$617  = \$615  & \$616 ;
   assign \$618  = buffer_left_0 - 1'h1;
   assign \$619  = buffer_left_1 - 1'h1;
-  assign \$620  = buffer_load_0_0 | buffer_shift_0_0;
-  assign \$621  = buffer_load_0_1 | buffer_shift_0_1;
-  assign \$622  = buffer_load_1_0 | buffer_shift_1_0;
-  assign \$623  = buffer_load_1_1 | buffer_shift_1_1;
+  assign \$620  = buffer_load_0_0_1 | buffer_shift_0_0;
+  assign \$621  = buffer_load_0_1_1 | buffer_shift_0_1;
+  assign \$622  = buffer_load_1_0_1 | buffer_shift_1_0;
+  assign \$623  = buffer_load_1_1_1 | buffer_shift_1_1;
   assign \$624  = taken == 3'h7;
   assign \$625  = taken + 1'h1;
   assign \$626  = \$624  ? 4'h0 : \$625 ;
@@ -1373,131 +1397,155 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \b$80  <= b_1;
   always @(posedge clk)
-    buffer_load_0_0 <= \$638 ;
+    buffer_load_0_0_0 <= \$638 ;
   always @(posedge clk)
-    buffer_in_0_0 <= flush_sum;
+    buffer_in_0_0_0 <= flush_sum;
   always @(posedge clk)
-    buffer_in_mode_0_0 <= flush_mode;
+    buffer_in_mode_0_0_0 <= flush_mode;
+  always @(posedge clk)
+    buffer_load_0_0_1 <= \$639 ;
+  always @(posedge clk)
+    buffer_in_0_0_1 <= buffer_in_0_0_0;
+  always @(posedge clk)
+    buffer_in_mode_0_0_1 <= buffer_in_mode_0_0_0;
   always @(posedge clk)
     \a$78  <= a_0;
   always @(posedge clk)
-    \step$76  <= \$639 ;
+    \step$76  <= \$640 ;
   always @(posedge clk)
     \b$87  <= b_0;
   always @(posedge clk)
-    buffer_load_0_1 <= \$640 ;
+    buffer_load_0_1_0 <= \$641 ;
   always @(posedge clk)
-    buffer_in_0_1 <= \flush_sum$125 ;
+    buffer_in_0_1_0 <= \flush_sum$128 ;
   always @(posedge clk)
-    buffer_in_mode_0_1 <= \flush_mode$127 ;
+    buffer_in_mode_0_1_0 <= \flush_mode$130 ;
+  always @(posedge clk)
+    buffer_load_0_1_1 <= \$642 ;
+  always @(posedge clk)
+    buffer_in_0_1_1 <= buffer_in_0_1_0;
+  always @(posedge clk)
+    buffer_in_mode_0_1_1 <= buffer_in_mode_0_1_0;
   always @(posedge clk)
     \b$94  <= \b$80 ;
   always @(posedge clk)
-    buffer_load_1_0 <= \$641 ;
+    buffer_load_1_0_0 <= \$643 ;
   always @(posedge clk)
-    buffer_in_1_0 <= \flush_sum$131 ;
+    buffer_in_1_0_0 <= \flush_sum$137 ;
   always @(posedge clk)
-    buffer_in_mode_1_0 <= \flush_mode$133 ;
+    buffer_in_mode_1_0_0 <= \flush_mode$139 ;
+  always @(posedge clk)
+    buffer_load_1_0_1 <= \$644 ;
+  always @(posedge clk)
+    buffer_in_1_0_1 <= buffer_in_1_0_0;
+  always @(posedge clk)
+    buffer_in_mode_1_0_1 <= buffer_in_mode_1_0_0;
   always @(posedge clk)
     \a$92  <= \a$85 ;
   always @(posedge clk)
-    \step$90  <= \$642 ;
+    \step$90  <= \$645 ;
   always @(posedge clk)
-    buffer_load_1_1 <= \$643 ;
+    buffer_load_1_1_0 <= \$646 ;
   always @(posedge clk)
-    buffer_in_1_1 <= \flush_sum$136 ;
+    buffer_in_1_1_0 <= \flush_sum$146 ;
   always @(posedge clk)
-    buffer_in_mode_1_1 <= \flush_mode$138 ;
+    buffer_in_mode_1_1_0 <= \flush_mode$148 ;
   always @(posedge clk)
-    buffer_turn_0 <= \$644 ;
+    buffer_load_1_1_1 <= \$647 ;
   always @(posedge clk)
-    buffer_left_0 <= \$645 ;
+    buffer_in_1_1_1 <= buffer_in_1_1_0;
   always @(posedge clk)
-    buffer_turn_1 <= \$646 ;
+    buffer_in_mode_1_1_1 <= buffer_in_mode_1_1_0;
   always @(posedge clk)
-    buffer_left_1 <= \$647 ;
+    buffer_turn_0 <= \$648 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$648 ;
+    buffer_left_0 <= \$649 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$649 ;
+    buffer_turn_1 <= \$650 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$650 ;
+    buffer_left_1 <= \$651 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$651 ;
+    buffer_shift_0_0 <= \$652 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$652 ;
+    buffer_0_0_0 <= \$653 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$653 ;
+    buffer_0_0_1 <= \$654 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$654 ;
+    buffer_0_0_2 <= \$655 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$655 ;
+    buffer_0_0_3 <= \$656 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$656 ;
+    buffer_0_0_4 <= \$657 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$657 ;
+    buffer_0_0_5 <= \$658 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$658 ;
+    buffer_0_0_6 <= \$659 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$659 ;
+    buffer_0_0_7 <= \$660 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$660 ;
+    buffer_shift_0_1 <= \$661 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$661 ;
+    buffer_0_1_0 <= \$662 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$662 ;
+    buffer_0_1_1 <= \$663 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$663 ;
+    buffer_0_1_2 <= \$664 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$664 ;
+    buffer_0_1_3 <= \$665 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$665 ;
+    buffer_0_1_4 <= \$666 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$666 ;
+    buffer_0_1_5 <= \$667 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$667 ;
+    buffer_0_1_6 <= \$668 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$668 ;
+    buffer_0_1_7 <= \$669 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$669 ;
+    buffer_shift_1_0 <= \$670 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$670 ;
+    buffer_1_0_0 <= \$671 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$671 ;
+    buffer_1_0_1 <= \$672 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$672 ;
+    buffer_1_0_2 <= \$673 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$673 ;
+    buffer_1_0_3 <= \$674 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$674 ;
+    buffer_1_0_4 <= \$675 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$675 ;
+    buffer_1_0_5 <= \$676 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$676 ;
+    buffer_1_0_6 <= \$677 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$677 ;
+    buffer_1_0_7 <= \$678 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$678 ;
+    buffer_shift_1_1 <= \$679 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$679 ;
+    buffer_1_1_0 <= \$680 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$680 ;
+    buffer_1_1_1 <= \$681 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$681 ;
+    buffer_1_1_2 <= \$682 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$682 ;
+    buffer_1_1_3 <= \$683 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$683 ;
+    buffer_1_1_4 <= \$684 ;
   always @(posedge clk)
-    buffer_mode <= \$684 ;
+    buffer_1_1_5 <= \$685 ;
   always @(posedge clk)
-    taken <= \$685 ;
+    buffer_1_1_6 <= \$686 ;
   always @(posedge clk)
-    out__valid <= \$686 ;
+    buffer_1_1_7 <= \$687 ;
   always @(posedge clk)
-    row_part <= \$687 ;
+    buffer_mode <= \$688 ;
   always @(posedge clk)
-    row <= \$688 ;
+    taken <= \$689 ;
+  always @(posedge clk)
+    out__valid <= \$690 ;
+  always @(posedge clk)
+    row_part <= \$691 ;
+  always @(posedge clk)
+    row <= \$692 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1769,10 +1817,6 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$283  = \$281  & \$282 ;
   assign \$284  = inp__payload[66:65] == 2'h2;
   assign \$285  = inp__payload[30:23] == 8'hff;
-  assign \$286  = ! inp__payload[22:16];
-  assign \$287  = \$285  & \$286 ;
-  assign \$288  = \$284  ? 1'h0 : \$287 ;
-  assign \$289  = \$280  ? \$283  : \$288 ;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1785,31 +1829,31 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$78 ),
-    .acc(\flush_sum$125 ),
-    .acc_mode(\flush_mode$127 ),
+    .acc(\flush_sum$128 ),
+    .acc_mode(\flush_mode$130 ),
     .b(\b$80 ),
     .clk(clk),
-    .flush(\flush$123 ),
+    .flush(\flush$126 ),
     .rst(rst),
     .step(\step$76 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$85 ),
-    .acc(\flush_sum$131 ),
-    .acc_mode(\flush_mode$133 ),
+    .acc(\flush_sum$137 ),
+    .acc_mode(\flush_mode$139 ),
     .b(\b$87 ),
     .clk(clk),
-    .flush(\flush$129 ),
+    .flush(\flush$135 ),
     .rst(rst),
     .step(\step$83 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$92 ),
-    .acc(\flush_sum$136 ),
-    .acc_mode(\flush_mode$138 ),
+    .acc(\flush_sum$146 ),
+    .acc_mode(\flush_mode$148 ),
     .b(\b$94 ),
     .clk(clk),
-    .flush(\flush$134 ),
+    .flush(\flush$144 ),
     .rst(rst),
     .step(\step$90 )
   );
@@ -1886,139 +1930,127 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$639  = control;
+    \$639  = buffer_load_0_0_0;
     if (rst) begin
-      \$639  = 5'h00;
+      \$639  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$640  = \flush$123 ;
+    \$640  = control;
     if (rst) begin
-      \$640  = 1'h0;
+      \$640  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$641  = \flush$129 ;
+    \$641  = \flush$126 ;
     if (rst) begin
       \$641  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$642  = \step$83 ;
+    \$642  = buffer_load_0_1_0;
     if (rst) begin
-      \$642  = 5'h00;
+      \$642  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$643  = \flush$134 ;
+    \$643  = \flush$135 ;
     if (rst) begin
       \$643  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$644  = buffer_turn_0;
-    if (buffer_read_1) begin
-      \$644  = 1'h1;
-    end else if (buffer_read_0) begin
+    \$644  = buffer_load_1_0_0;
+    if (rst) begin
       \$644  = 1'h0;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$645  = \step$83 ;
     if (rst) begin
-      \$644  = 1'h1;
+      \$645  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$645  = buffer_left_0;
-    if (tile_in) begin
-      \$645  = 4'h8;
+    \$646  = \flush$144 ;
+    if (rst) begin
+      \$646  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$647  = buffer_load_1_1_0;
+    if (rst) begin
+      \$647  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$648  = buffer_turn_0;
+    if (buffer_read_1) begin
+      \$648  = 1'h1;
     end else if (buffer_read_0) begin
-      \$645  = \$618 [3:0];
-    end
-    if (rst) begin
-      \$645  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$646  = buffer_turn_1;
-    if (buffer_read_0) begin
-      \$646  = 1'h1;
-    end else if (buffer_read_1) begin
-      \$646  = 1'h0;
-    end
-    if (rst) begin
-      \$646  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$647  = buffer_left_1;
-    if (tile_in) begin
-      \$647  = 4'h8;
-    end else if (buffer_read_1) begin
-      \$647  = \$619 [3:0];
-    end
-    if (rst) begin
-      \$647  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$648  = buffer_read_0;
-    if (rst) begin
       \$648  = 1'h0;
     end
+    if (rst) begin
+      \$648  = 1'h1;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$649  = buffer_0_0_0;
-    if (\$620 ) begin
-      \$649  = buffer_0_0_1;
+    \$649  = buffer_left_0;
+    if (tile_in) begin
+      \$649  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$649  = \$618 [3:0];
     end
     if (rst) begin
-      \$649  = 16'h0000;
+      \$649  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$650  = buffer_0_0_1;
-    if (\$620 ) begin
-      \$650  = buffer_0_0_2;
+    \$650  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$650  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$650  = 1'h0;
     end
     if (rst) begin
-      \$650  = 16'h0000;
+      \$650  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$651  = buffer_0_0_2;
-    if (\$620 ) begin
-      \$651  = buffer_0_0_3;
+    \$651  = buffer_left_1;
+    if (tile_in) begin
+      \$651  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$651  = \$619 [3:0];
     end
     if (rst) begin
-      \$651  = 16'h0000;
+      \$651  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$652  = buffer_0_0_3;
-    if (\$620 ) begin
-      \$652  = buffer_0_0_4;
-    end
+    \$652  = buffer_read_0;
     if (rst) begin
-      \$652  = 16'h0000;
+      \$652  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$653  = buffer_0_0_4;
+    \$653  = buffer_0_0_0;
     if (\$620 ) begin
-      \$653  = buffer_0_0_5;
+      \$653  = buffer_0_0_1;
     end
     if (rst) begin
       \$653  = 16'h0000;
@@ -2026,9 +2058,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$654  = buffer_0_0_5;
+    \$654  = buffer_0_0_1;
     if (\$620 ) begin
-      \$654  = buffer_0_0_6;
+      \$654  = buffer_0_0_2;
     end
     if (rst) begin
       \$654  = 16'h0000;
@@ -2036,9 +2068,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$655  = buffer_0_0_6;
+    \$655  = buffer_0_0_2;
     if (\$620 ) begin
-      \$655  = buffer_0_0_7;
+      \$655  = buffer_0_0_3;
     end
     if (rst) begin
       \$655  = 16'h0000;
@@ -2046,9 +2078,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$656  = buffer_0_0_7;
+    \$656  = buffer_0_0_3;
     if (\$620 ) begin
-      \$656  = buffer_in_0_0;
+      \$656  = buffer_0_0_4;
     end
     if (rst) begin
       \$656  = 16'h0000;
@@ -2056,16 +2088,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$657  = buffer_read_0;
+    \$657  = buffer_0_0_4;
+    if (\$620 ) begin
+      \$657  = buffer_0_0_5;
+    end
     if (rst) begin
-      \$657  = 1'h0;
+      \$657  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$658  = buffer_0_1_0;
-    if (\$621 ) begin
-      \$658  = buffer_0_1_1;
+    \$658  = buffer_0_0_5;
+    if (\$620 ) begin
+      \$658  = buffer_0_0_6;
     end
     if (rst) begin
       \$658  = 16'h0000;
@@ -2073,9 +2108,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$659  = buffer_0_1_1;
-    if (\$621 ) begin
-      \$659  = buffer_0_1_2;
+    \$659  = buffer_0_0_6;
+    if (\$620 ) begin
+      \$659  = buffer_0_0_7;
     end
     if (rst) begin
       \$659  = 16'h0000;
@@ -2083,9 +2118,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$660  = buffer_0_1_2;
-    if (\$621 ) begin
-      \$660  = buffer_0_1_3;
+    \$660  = buffer_0_0_7;
+    if (\$620 ) begin
+      \$660  = buffer_in_0_0_1;
     end
     if (rst) begin
       \$660  = 16'h0000;
@@ -2093,19 +2128,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$661  = buffer_0_1_3;
-    if (\$621 ) begin
-      \$661  = buffer_0_1_4;
-    end
+    \$661  = buffer_read_0;
     if (rst) begin
-      \$661  = 16'h0000;
+      \$661  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$662  = buffer_0_1_4;
+    \$662  = buffer_0_1_0;
     if (\$621 ) begin
-      \$662  = buffer_0_1_5;
+      \$662  = buffer_0_1_1;
     end
     if (rst) begin
       \$662  = 16'h0000;
@@ -2113,9 +2145,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$663  = buffer_0_1_5;
+    \$663  = buffer_0_1_1;
     if (\$621 ) begin
-      \$663  = buffer_0_1_6;
+      \$663  = buffer_0_1_2;
     end
     if (rst) begin
       \$663  = 16'h0000;
@@ -2123,9 +2155,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$664  = buffer_0_1_6;
+    \$664  = buffer_0_1_2;
     if (\$621 ) begin
-      \$664  = buffer_0_1_7;
+      \$664  = buffer_0_1_3;
     end
     if (rst) begin
       \$664  = 16'h0000;
@@ -2133,9 +2165,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$665  = buffer_0_1_7;
+    \$665  = buffer_0_1_3;
     if (\$621 ) begin
-      \$665  = buffer_in_0_1;
+      \$665  = buffer_0_1_4;
     end
     if (rst) begin
       \$665  = 16'h0000;
@@ -2143,16 +2175,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$666  = buffer_read_1;
+    \$666  = buffer_0_1_4;
+    if (\$621 ) begin
+      \$666  = buffer_0_1_5;
+    end
     if (rst) begin
-      \$666  = 1'h0;
+      \$666  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$667  = buffer_1_0_0;
-    if (\$622 ) begin
-      \$667  = buffer_1_0_1;
+    \$667  = buffer_0_1_5;
+    if (\$621 ) begin
+      \$667  = buffer_0_1_6;
     end
     if (rst) begin
       \$667  = 16'h0000;
@@ -2160,9 +2195,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$668  = buffer_1_0_1;
-    if (\$622 ) begin
-      \$668  = buffer_1_0_2;
+    \$668  = buffer_0_1_6;
+    if (\$621 ) begin
+      \$668  = buffer_0_1_7;
     end
     if (rst) begin
       \$668  = 16'h0000;
@@ -2170,9 +2205,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$669  = buffer_1_0_2;
-    if (\$622 ) begin
-      \$669  = buffer_1_0_3;
+    \$669  = buffer_0_1_7;
+    if (\$621 ) begin
+      \$669  = buffer_in_0_1_1;
     end
     if (rst) begin
       \$669  = 16'h0000;
@@ -2180,19 +2215,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$670  = buffer_1_0_3;
-    if (\$622 ) begin
-      \$670  = buffer_1_0_4;
-    end
+    \$670  = buffer_read_1;
     if (rst) begin
-      \$670  = 16'h0000;
+      \$670  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$671  = buffer_1_0_4;
+    \$671  = buffer_1_0_0;
     if (\$622 ) begin
-      \$671  = buffer_1_0_5;
+      \$671  = buffer_1_0_1;
     end
     if (rst) begin
       \$671  = 16'h0000;
@@ -2200,9 +2232,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$672  = buffer_1_0_5;
+    \$672  = buffer_1_0_1;
     if (\$622 ) begin
-      \$672  = buffer_1_0_6;
+      \$672  = buffer_1_0_2;
     end
     if (rst) begin
       \$672  = 16'h0000;
@@ -2210,9 +2242,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$673  = buffer_1_0_6;
+    \$673  = buffer_1_0_2;
     if (\$622 ) begin
-      \$673  = buffer_1_0_7;
+      \$673  = buffer_1_0_3;
     end
     if (rst) begin
       \$673  = 16'h0000;
@@ -2220,9 +2252,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$674  = buffer_1_0_7;
+    \$674  = buffer_1_0_3;
     if (\$622 ) begin
-      \$674  = buffer_in_1_0;
+      \$674  = buffer_1_0_4;
     end
     if (rst) begin
       \$674  = 16'h0000;
@@ -2230,16 +2262,19 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$675  = buffer_read_1;
+    \$675  = buffer_1_0_4;
+    if (\$622 ) begin
+      \$675  = buffer_1_0_5;
+    end
     if (rst) begin
-      \$675  = 1'h0;
+      \$675  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$676  = buffer_1_1_0;
-    if (\$623 ) begin
-      \$676  = buffer_1_1_1;
+    \$676  = buffer_1_0_5;
+    if (\$622 ) begin
+      \$676  = buffer_1_0_6;
     end
     if (rst) begin
       \$676  = 16'h0000;
@@ -2247,9 +2282,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$677  = buffer_1_1_1;
-    if (\$623 ) begin
-      \$677  = buffer_1_1_2;
+    \$677  = buffer_1_0_6;
+    if (\$622 ) begin
+      \$677  = buffer_1_0_7;
     end
     if (rst) begin
       \$677  = 16'h0000;
@@ -2257,9 +2292,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$678  = buffer_1_1_2;
-    if (\$623 ) begin
-      \$678  = buffer_1_1_3;
+    \$678  = buffer_1_0_7;
+    if (\$622 ) begin
+      \$678  = buffer_in_1_0_1;
     end
     if (rst) begin
       \$678  = 16'h0000;
@@ -2267,19 +2302,16 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$679  = buffer_1_1_3;
-    if (\$623 ) begin
-      \$679  = buffer_1_1_4;
-    end
+    \$679  = buffer_read_1;
     if (rst) begin
-      \$679  = 16'h0000;
+      \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$680  = buffer_1_1_4;
+    \$680  = buffer_1_1_0;
     if (\$623 ) begin
-      \$680  = buffer_1_1_5;
+      \$680  = buffer_1_1_1;
     end
     if (rst) begin
       \$680  = 16'h0000;
@@ -2287,9 +2319,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$681  = buffer_1_1_5;
+    \$681  = buffer_1_1_1;
     if (\$623 ) begin
-      \$681  = buffer_1_1_6;
+      \$681  = buffer_1_1_2;
     end
     if (rst) begin
       \$681  = 16'h0000;
@@ -2297,9 +2329,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$682  = buffer_1_1_6;
+    \$682  = buffer_1_1_2;
     if (\$623 ) begin
-      \$682  = buffer_1_1_7;
+      \$682  = buffer_1_1_3;
     end
     if (rst) begin
       \$682  = 16'h0000;
@@ -2307,9 +2339,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$683  = buffer_1_1_7;
+    \$683  = buffer_1_1_3;
     if (\$623 ) begin
-      \$683  = buffer_in_1_1;
+      \$683  = buffer_1_1_4;
     end
     if (rst) begin
       \$683  = 16'h0000;
@@ -2317,62 +2349,102 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$684  = buffer_mode;
-    if (buffer_load_1_1) begin
-      \$684  = buffer_in_mode_1_1;
+    \$684  = buffer_1_1_4;
+    if (\$623 ) begin
+      \$684  = buffer_1_1_5;
     end
     if (rst) begin
-      \$684  = 2'h0;
+      \$684  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$685  = taken;
-    if (buffer_load_1_1) begin
-      \$685  = \$626 [2:0];
+    \$685  = buffer_1_1_5;
+    if (\$623 ) begin
+      \$685  = buffer_1_1_6;
     end
     if (rst) begin
-      \$685  = 3'h0;
+      \$685  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$686  = out__valid;
+    \$686  = buffer_1_1_6;
+    if (\$623 ) begin
+      \$686  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$686  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$687  = buffer_1_1_7;
+    if (\$623 ) begin
+      \$687  = buffer_in_1_1_1;
+    end
+    if (rst) begin
+      \$687  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$688  = buffer_mode;
+    if (buffer_load_1_1_1) begin
+      \$688  = buffer_in_mode_1_1_1;
+    end
+    if (rst) begin
+      \$688  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$689  = taken;
+    if (buffer_load_1_1_1) begin
+      \$689  = \$626 [2:0];
+    end
+    if (rst) begin
+      \$689  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$690  = out__valid;
     if (tile_in) begin
-      \$686  = 1'h1;
+      \$690  = 1'h1;
     end
     if (take) begin
       if (\$630 ) begin
-        \$686  = 1'h0;
+        \$690  = 1'h0;
       end
     end
     if (rst) begin
-      \$686  = 1'h0;
+      \$690  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$687  = row_part;
+    \$691  = row_part;
     if (take) begin
-      \$687  = \$629 [0];
+      \$691  = \$629 [0];
     end
     if (rst) begin
-      \$687  = 1'h0;
+      \$691  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$688  = row;
+    \$692  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$630 ) begin
-        \$688  = 4'h0;
+        \$692  = 4'h0;
       end else begin
-        \$688  = \$631 [3:0];
+        \$692  = \$631 [3:0];
       end
     end
     if (rst) begin
-      \$688  = 4'h0;
+      \$692  = 4'h0;
     end
   end
   assign a_0_sub_lz = { \$94 , \$89  };

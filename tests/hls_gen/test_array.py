@@ -15,7 +15,7 @@ from hls_gen.array import MACArray
 from hls_gen.emit import ArrayConfig
 from hls_gen.manifest import ArrayManifest
 from hls_gen.ports import input_layout, output_layout, verilog_name
-from hls_gen.spec import described
+from hls_gen.spec import BUFFER_STAGES, described
 from mpsim.randbits import LFSRGrid
 from sim.vectors import tile_jobs
 from tests.hls_gen.harness import mismatches, operand_codes
@@ -318,9 +318,9 @@ def test_latency_is_the_manifests(rows: int, cols: int, pipeline: int, interleav
     b = operand_codes(rng, dut.pe.b_format, (1, 3, cols))
     got, latencies = run_array(dut, manifest, a, b, rng, in_rate=1.0, out_rate=1.0)
     # after the job's last beat: one flush step per sum (interleave cycles), the last of which crosses the skew
-    # (rows - 1 + cols - 1 PEs), the PE's pipeline registers and its load register, and lands in the buffer a
-    # cycle later
-    want = interleave + (rows - 1) + (cols - 1) + pipeline + 1 + 1
+    # (rows - 1 + cols - 1 PEs), the PE's pipeline registers and its BUFFER_STAGES load registers, and lands in the
+    # buffer a cycle later
+    want = interleave + (rows - 1) + (cols - 1) + pipeline + BUFFER_STAGES + 1
     assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == want
     assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
 
@@ -333,7 +333,7 @@ def test_properties() -> None:
     assert dut.inp.payload.shape() == input_layout(rows=3, cols=5, a_bits=8, b_bits=8)
     assert dut.out.payload.shape() == output_layout(cols=5, tile_rows=3, acc_bits=16)
     assert dut.pe_seeds == LFSRGrid(32, 7, rows=3, cols=5).seeds.tolist()
-    assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5
+    assert dut.latency == dut.pe.pipeline + dut.interleave + 3 + 5 - 1 + BUFFER_STAGES
     single = described(MACArray(a_format="e4m3", b_format="e4m3", acc_format="e5m6", rows=1, cols=1))
     assert len(single.out.payload.row) == 1
 

@@ -31,7 +31,7 @@ from hls_gen.drawings import (
 )
 from hls_gen.emit import ArrayConfig
 from hls_gen.modes import training_modes
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE
+from hls_gen.spec import BUFFER_STAGES, LOOP_CUTS, MAX_INTERLEAVE
 
 NAMES = ("pe_pipeline.png", "modes_datapath.png", "array_dataflow.png")
 
@@ -141,9 +141,9 @@ def test_the_array_drawing_is_systolic_skew_registers_at_the_edges_one_between_n
     assert [sum(chain[: r + 1]) for r in range(rows)] == list(range(rows))
     assert drawn_counts(sheet, "a_pe", rows) == [cols - 1] * rows
     assert drawn_counts(sheet, "b_pe", cols) == [rows - 1] * cols
-    # each PE its own load register (``buffer_load_{r}_{c}``) and slots of the output buffer, one per sum; an
+    # each PE its own load registers (``buffer_load_{r}_{c}_{i}``) and slots of the output buffer, one per sum; an
     # operand decoder per row and per column
-    assert drawn_counts(sheet, "load", rows * cols) == [1] * (rows * cols)
+    assert drawn_counts(sheet, "load", rows * cols) == [BUFFER_STAGES] * (rows * cols)
     assert drawn_counts(sheet, "slot", rows * cols) == [4] * (rows * cols)
     assert texts(sheet, "decode") == ["decode\n(per mode)"] * (rows + cols)
 
@@ -172,8 +172,9 @@ def test_the_array_drawing_states_macarrays_latency(rows: int, cols: int, interl
     )
     assert array_latency(rows, cols, interleave, pipeline) == array.latency
     (line,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "latency")
-    sums = f"{pipeline} + {interleave} + {rows} + {cols}"
-    assert f"p + L + R + C = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
+    sums = f"{pipeline} + {interleave} + {rows} + {cols} + 1"  # - 1 + BUFFER_STAGES
+    assert BUFFER_STAGES == 2  # the drawing's text is checked for the stages the design has
+    assert f"p + L + R + C + 1 = {sums} = {array.latency} cycles at --pipeline {pipeline}." in line
     (timing,) = texts(array_dataflow_figure(rows, cols, interleave, pipeline), "timing")
     assert timing.startswith("Systolic: PE (r, c) takes beat n at cycle n + r + c.")
     assert "inp.ready is the only stall" in timing

@@ -101,9 +101,9 @@ def test_manifest_describes_the_design() -> None:
     assert (mode["random"]["product_bits"], mode["random"]["sum_bits"], random["steps_per_beat"]) == (3, 8, 11)
     assert random["pe_seeds"] == LFSRGrid(32, 1, rows=2, cols=3).seeds.tolist()
     assert random["lfsr"]["mask"] == sum(1 << (t - 1) for t in random["lfsr"]["taps"])
-    # pipeline 2, one sum per PE, the flush step crossing (2 - 1) + (3 - 1) PEs, the PE's load register, a cycle
-    # into the buffer
-    assert m["latency"]["last_beat_to_out_valid"] == 2 + 1 + (2 - 1) + (3 - 1) + 1 + 1
+    # pipeline 2, one sum per PE, the flush step crossing (2 - 1) + (3 - 1) PEs, the PE's two load registers, a
+    # cycle into the buffer
+    assert m["latency"]["last_beat_to_out_valid"] == 2 + 1 + (2 - 1) + (3 - 1) + 2 + 1
     assert mode["arithmetic"] == {
         "fused": False,
         "order": "sequential",
