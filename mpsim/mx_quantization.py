@@ -1,0 +1,203 @@
+"""MX block quantization of NumPy arrays: :func:`quantize_mx_array`, :func:`encode_mx` and :func:`decode_mx`.
+
+Blocks run along ``axis``: ``block_size`` consecutive elements share a scale.
+When the axis length is not a multiple of the block size, the last block is
+partial: it is treated as padded with zeros (which change no scale) and only
+its real elements are returned or encoded. Each block:
+
+1. ``E`` from the block's largest magnitude by the scale rule
+   (:func:`mpsim.mx_kernels.block_scale_codes`; a NaN anywhere gives the NaN
+   scale 0xFF, an all-zero block ``E = -127``, an Inf ``E = 127``);
+2. elements ``x / 2**E`` (exact, in float64) rounded to the element format
+   by :func:`mpsim.quantization.quantize_float_array`, saturating (an Inf
+   becomes +-max): the kernels and random stream of :func:`mpsim.quantize`,
+   element ``i`` of ``x`` in C order taking draw ``i``;
+3. values ``element * 2**E`` (float32: a value beyond float32, possible only
+   from Inf or float64 input, becomes +-Inf); a NaN block is all NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mpsim.codec import decode, encode
+from mpsim.mx import SCALE_BIAS, SCALE_NAN_CODE, MXFormat, ScaleMode, parse_mx_format, parse_scale_mode
+from mpsim.mx_kernels import block_scale_codes
+from mpsim.params import kernel_params
+from mpsim.quantization import quantize_float_array
+from mpsim.randbits import RandomSource
+from mpsim.rounding import Rounding, parse_rounding
+
+__all__ = ["decode_mx", "encode_mx", "quantize_mx_array"]
+
+
+def _check_axis(shape: tuple[int, ...], axis: object) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"axis must be an integer in -{len(shape)}..{len(shape) - 1} for shape {shape}, not {axis!r}")
+    return int(axis) % len(shape)
+
+
+def _as_float(x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64):
+        return x
+    if x.dtype == np.float16 or (x.dtype.kind in "iu" and x.dtype.itemsize <= 2):
+        return x.astype(np.float32)
+    if x.dtype.kind in "iub":
+        return x.astype(np.float64)
+    raise ValueError(f"MX quantization takes float16, float32 or float64 arrays, not dtype {x.dtype}")
+
+
+def _blocks(x: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """``x`` with ``axis`` moved last and zero-padded to whole blocks: shape ``(..., n_blocks, block)``."""
+    moved = np.moveaxis(x, axis, -1)
+    n = moved.shape[-1]
+    pad = -n % block
+    if pad:
+        moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], pad), dtype=moved.dtype)], axis=-1)
+    return moved.reshape(*moved.shape[:-1], (n + pad) // block, block)
+
+
+def _unblock(blocks: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """The inverse of :func:`_blocks`: padding dropped, the axis put back."""
+    flat = blocks.reshape(*blocks.shape[:-2], -1)[..., :n]
+    return np.moveaxis(flat, -1, axis)
+
+
+def _scale_codes(blocks: np.ndarray, fmt: MXFormat, mode: ScaleMode) -> np.ndarray:
+    amax = np.abs(blocks).max(axis=-1, initial=0.0).astype(np.float64)  # NaN propagates
+    codes = np.empty(amax.shape, dtype=np.uint8)
+    e = fmt.element
+    block_scale_codes(
+        amax.reshape(-1), codes.reshape(-1), mode.code, fmt.element_emax, fmt.element_man_bits, float(e.max)
+    )
+    return codes
+
+
+def _quantize_blocks(
+    x: Any,
+    fmt: str | MXFormat,
+    axis: int,
+    rounding: str | Rounding,
+    rand_bits: int | None,
+    scale_mode: str | ScaleMode | None,
+    seed: int | RandomSource | None,
+) -> tuple[MXFormat, int, np.ndarray, np.ndarray, np.ndarray]:
+    """(format, axis, scale codes ``(..., n_blocks)``, exponents, elements ``(..., n_blocks, block)``, float64)."""
+    fmt = parse_mx_format(fmt)
+    mode = fmt.scale_mode if scale_mode is None else parse_scale_mode(scale_mode)
+    rule = parse_rounding(rounding, rand_bits)
+    x = _as_float(x)
+    if x.ndim == 0:
+        raise ValueError(f"MX quantization needs an array with at least one axis, not a scalar {x!r}")
+    axis = _check_axis(x.shape, axis)
+    blocks = _blocks(x, axis, fmt.block_size)
+    codes = _scale_codes(blocks, fmt, mode)
+    exponents = np.where(codes == SCALE_NAN_CODE, 0, codes.astype(np.int64) - SCALE_BIAS)
+    scaled = _unblock(np.ldexp(blocks.astype(np.float64), -exponents[..., None]), axis, x.shape[axis])
+    p = kernel_params(fmt.element, rule, saturate=True)
+    elements = quantize_float_array(np.ascontiguousarray(scaled), fmt.element, p, rule, seed)
+    return fmt, axis, codes, exponents, _blocks(elements, axis, fmt.block_size)
+
+
+def quantize_mx_array(
+    x: Any,
+    fmt: str | MXFormat,
+    axis: int = -1,
+    rounding: str | Rounding = "nearest",
+    *,
+    rand_bits: int | None = None,
+    scale_mode: str | ScaleMode | None = None,
+    seed: int | RandomSource | None = None,
+) -> np.ndarray:
+    """:func:`mpsim.quantize_mx` of a NumPy array (or anything :func:`numpy.asarray` takes): float32 values."""
+    fmt, axis, codes, exponents, elements = _quantize_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed)
+    values = np.ldexp(elements, exponents[..., None])
+    values[codes == SCALE_NAN_CODE] = np.nan
+    n = np.shape(x)[axis]
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(_unblock(values, axis, n)).astype(np.float32)
+
+
+def _pack_nibbles(codes: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(codes, axis, -1)
+    if moved.shape[-1] % 2:
+        moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], 1), dtype=moved.dtype)], axis=-1)
+    packed = (moved[..., 0::2] | (moved[..., 1::2] << 4)).astype(np.uint8)
+    return np.ascontiguousarray(np.moveaxis(packed, -1, axis))
+
+
+def _unpack_nibbles(packed: np.ndarray, axis: int, n: int) -> np.ndarray:
+    moved = np.moveaxis(packed, axis, -1)
+    both = np.stack([moved & 0x0F, moved >> 4], axis=-1).reshape(*moved.shape[:-1], -1)
+    return np.moveaxis(both[..., :n], -1, axis)
+
+
+def encode_mx(
+    x: Any,
+    fmt: str | MXFormat,
+    axis: int = -1,
+    rounding: str | Rounding = "nearest",
+    *,
+    rand_bits: int | None = None,
+    scale_mode: str | ScaleMode | None = None,
+    seed: int | RandomSource | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as MX blocks: ``(scales, codes)``, the elements rounded as :func:`mpsim.quantize_mx` rounds them.
+
+    ``scales``: uint8 E8M0 codes, the shape of ``x`` with ``axis`` cut to the
+    number of blocks. ``codes``: the element bit patterns along ``axis``, one per
+    byte (uint8; FP6 in the low 6 bits; elements wider than 8 bits: uint16),
+    or two per byte for elements of 4 bits or fewer (FP4), the earlier element
+    in the low nibble and an odd axis padded with a zero nibble. Elements of a
+    NaN block (scale 0xFF) are the element format's NaN where it has one, else 0.
+    """
+    fmt, axis, codes, _, elements = _quantize_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed)
+    e = fmt.element
+    elements[codes == SCALE_NAN_CODE] = np.nan if e.has_nan else 0.0
+    element_codes = encode(e, _unblock(elements, axis, np.shape(x)[axis]))
+    if fmt.packed_per_byte == 2:
+        element_codes = _pack_nibbles(element_codes, axis)
+    return np.ascontiguousarray(np.moveaxis(codes, -1, axis)), np.ascontiguousarray(element_codes)
+
+
+def decode_mx(
+    scales: Any, codes: Any, fmt: str | MXFormat, axis: int = -1, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """Float32 values of MX blocks as :func:`encode_mx` lays them out.
+
+    ``shape``: the shape of the values; needed only for packed FP4 codes of an
+    odd axis length (default: the codes' shape, the packed axis doubled).
+    """
+    fmt = parse_mx_format(fmt)
+    scales, codes = np.asarray(scales), np.asarray(codes)
+    for name, a in (("scales", scales), ("codes", codes)):
+        if a.dtype.kind not in "ui":
+            raise ValueError(f"MX {name} must be unsigned integers, not dtype {a.dtype}")
+        if a.ndim == 0:
+            raise ValueError(f"MX {name} must have at least one axis, not a scalar {a!r}")
+    axis = _check_axis(codes.shape, axis)
+    packed = fmt.packed_per_byte == 2
+    if shape is None:
+        shape = tuple(n * 2 if packed and i == axis else n for i, n in enumerate(codes.shape))
+    shape = tuple(int(n) for n in shape)
+    n = shape[axis] if len(shape) == codes.ndim else -1
+    want_codes = tuple((m + 1) // 2 if packed and i == axis else m for i, m in enumerate(shape))
+    if codes.shape != want_codes:
+        raise ValueError(f"MX codes of shape {codes.shape} do not hold values of shape {shape} ({fmt})")
+    want_scales = tuple(-(-m // fmt.block_size) if i == axis else m for i, m in enumerate(shape))
+    if scales.shape != want_scales:
+        raise ValueError(f"MX scales must have shape {want_scales} for values of shape {shape}, not {scales.shape}")
+    if (scales > 255).any():
+        raise ValueError(f"MX scale codes are 8-bit, not {int(scales.max())!r}")
+    if packed:
+        codes = _unpack_nibbles(codes, axis, n)
+    elements = decode(fmt.element, codes, dtype=np.float64)
+    exponents = np.moveaxis(scales.astype(np.int64), axis, -1)
+    blocks = _blocks(elements, axis, fmt.block_size)
+    values = np.ldexp(blocks, np.where(exponents == SCALE_NAN_CODE, 0, exponents - SCALE_BIAS)[..., None])
+    values[exponents == SCALE_NAN_CODE] = np.nan
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(_unblock(values, axis, n)).astype(np.float32)
