@@ -225,11 +225,17 @@ def parse_mx_format(spec: str | MXFormat) -> MXFormat:
             except ValueError:
                 raise ValueError(f"MX format {spec!r}: {field!r} is neither a block size bN nor a scale mode") from None
     if (block, mode) == (base.block_size, base.scale_mode):
-        return base
+        return _preset_of(base)
     try:
         return MXFormat(base.element, block, mode)
     except ValueError as err:
         raise ValueError(f"impossible MX format {spec!r}: {err}") from None
+
+
+def _preset_of(fmt: MXFormat) -> MXFormat:
+    """The named preset equal to ``fmt`` but for the name (``mx:e4m3`` is ``mxfp8_e4m3``), else ``fmt``."""
+    fields = (fmt.element, fmt.block_size, fmt.scale_mode)
+    return next((p for p in MX_PRESETS.values() if (p.element, p.block_size, p.scale_mode) == fields), fmt)
 
 
 def _element(text: str, spec: str) -> Format:
@@ -242,13 +248,12 @@ def _element(text: str, spec: str) -> Format:
 
 
 def is_mx_spec(spec: object) -> bool:
-    """Whether ``spec`` names an MX format (an :class:`MXFormat`, a preset or an ``mx:`` spelling)."""
+    """Whether ``spec`` is for :func:`parse_mx_format`: an :class:`MXFormat` or a string starting with ``mx``."""
     if isinstance(spec, MXFormat):
         return True
     if not isinstance(spec, str):
         return False
-    head = spec.strip().lower().split(":")[0]
-    return head in MX_PRESETS or head == "mx"
+    return spec.strip().lower().startswith("mx")
 
 
 def parse_format(spec: str | FloatFormat | FixedFormat | MXFormat) -> FloatFormat | FixedFormat | MXFormat:
