@@ -190,6 +190,10 @@ def edge_rows(name: str) -> np.ndarray:
         block(top * 2.0**k, sub)
         block(-(2.0**emax) * 2.0**k, -sub)
         block(top * 2.0**k, np.full(32, top * 2.0**k))
+    for k in (-20, 0, 7):  # the even rule's tie: amax halfway between the top m-bit significand and 2
+        tie = (2 - 2.0 ** -(element_mbits(name) + 1)) * 2.0**k
+        for a in (F32(tie), np.nextafter(F32(tie), F32(0)), np.nextafter(F32(tie), F32(np.inf))):
+            block(float(a))
     block(float(np.finfo(F32).max))
     block(-float(np.finfo(F32).max))
     block(1e-40)  # float32 subnormal amax: the scale clamps at 2**-127
@@ -278,13 +282,17 @@ def test_inf_saturates_at_the_largest_scale(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", PRESETS)
-@pytest.mark.parametrize("k", [4, 8])
-def test_stochastic_elements_follow_the_rule_and_the_stream(name: str, k: int) -> None:
+@pytest.mark.parametrize(("k", "axis"), [(4, -1), (8, -1), (8, 0)])
+def test_stochastic_elements_follow_the_rule_and_the_stream(name: str, k: int, axis: int) -> None:
     """Element i (C order) takes draw i of CounterRNG(seed): the rule of mpsim.rounding on x / 2**E, saturated."""
     x = random_rows(8, 48, seed=4)  # 48: a partial second block
     seed = 1234
-    draws = CounterRNG(seed).draw(x.size, k).reshape(x.shape)
-    got = mpsim.quantize_mx(x, name, rounding=f"stochastic:{k}", seed=seed)
+    if axis == 0:  # blocks down the columns of x.T: the draws still follow x.T's C order
+        draws = CounterRNG(seed).draw(x.size, k).reshape(x.T.shape).T
+        got = mpsim.quantize_mx(x.T.copy(), name, axis=0, rounding=f"stochastic:{k}", seed=seed).T
+    else:
+        draws = CounterRNG(seed).draw(x.size, k).reshape(x.shape)
+        got = mpsim.quantize_mx(x, name, rounding=f"stochastic:{k}", seed=seed)
     element = MX_PRESETS[name].element
     for i, j in np.ndindex(x.shape):
         b = j // 32
