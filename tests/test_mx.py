@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -460,3 +461,18 @@ def test_bad_arguments() -> None:
         ValueError, match=r"^MX scales must have shape \(2, 1\) for values of shape \(2, 32\), not \(2, 2\)$"
     ):
         mpsim.decode_mx(np.zeros((2, 2), np.uint8), codes, "mxfp8_e4m3")
+
+
+def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's MX example runs and prints what its comments say."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Microscaling (MX) formats", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    commented = [line.split("# ")[1].split(":")[0] for line in code.splitlines() if line.startswith("print(")]
+    assert [[float(v) for v in p.strip("[]").split()] for p in printed] == [
+        [float(v) for v in c.strip("[]").split()] for c in commented
+    ]
+    assert namespace["scales"].tolist() == [[133]] and namespace["codes"].shape == (1, 16)
