@@ -40,14 +40,18 @@ def _check_axis(shape: tuple[int, ...], axis: object) -> int:
 
 
 def _as_float(x: Any) -> np.ndarray:
-    x = np.asarray(x)
+    """A float32/float64 array of ``x``: float16 widened (exact), lists of numbers as float64."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float64)
+    if not isinstance(x, np.ndarray):
+        raise ValueError(
+            f"quantize_mx takes a NumPy array, a torch tensor or a list of numbers, not {type(x).__name__}"
+        )
     if x.dtype in (np.float32, np.float64):
         return x
-    if x.dtype == np.float16 or (x.dtype.kind in "iu" and x.dtype.itemsize <= 2):
+    if x.dtype == np.float16:
         return x.astype(np.float32)
-    if x.dtype.kind in "iub":
-        return x.astype(np.float64)
-    raise ValueError(f"MX quantization takes float16, float32 or float64 arrays, not dtype {x.dtype}")
+    raise ValueError(f"quantize_mx takes float16, float32 or float64 arrays, not dtype {x.dtype}")
 
 
 def _blocks(x: np.ndarray, axis: int, block: int) -> np.ndarray:
@@ -62,7 +66,7 @@ def _blocks(x: np.ndarray, axis: int, block: int) -> np.ndarray:
 
 def _unblock(blocks: np.ndarray, axis: int, n: int) -> np.ndarray:
     """The inverse of :func:`_blocks`: padding dropped, the axis put back."""
-    flat = blocks.reshape(*blocks.shape[:-2], -1)[..., :n]
+    flat = blocks.reshape(*blocks.shape[:-2], blocks.shape[-2] * blocks.shape[-1])[..., :n]
     return np.moveaxis(flat, -1, axis)
 
 

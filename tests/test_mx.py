@@ -218,6 +218,17 @@ def test_edge_blocks_match_gfloat(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", PRESETS)
+def test_float64_and_float16_inputs_match_gfloat(name: str) -> None:
+    """float64 values between float32's (and beyond its range) and float16 ones: the same rules, float32 out."""
+    x = random_rows(6, 64, seed=11).astype(np.float64) * (1 + 2.0**-40)
+    x[0, 3] = 1e300  # E clamps at 127: the block saturates
+    x[1, 7] = 1e-300  # below float32's range, beside normal values: flushes to zero
+    check_against_gfloat(name, x, 32)
+    half = (np.random.default_rng(12).standard_normal((4, 32)) * 1000).astype(np.float16)
+    np.testing.assert_array_equal(mpsim.quantize_mx(half, name), mpsim.quantize_mx(half.astype(F32), name))
+
+
+@pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize("block", [1, 7, 16])
 def test_other_block_sizes_match_gfloat(name: str, block: int) -> None:
     x = random_rows(6, 40, seed=block)  # 40 is not a multiple of 7 or 16: a partial last block
@@ -327,6 +338,22 @@ def test_stochastic_elements_are_unbiased(name: str) -> None:
         p = (float(value) - low) / (high - low)
         sd = abs(high - low) * math.sqrt(p * (1 - p) / n)
         assert abs(got[:, col].mean() - float(value)) <= 6 * sd + 1e-12, (value, got[:, col].mean())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_stochastic_encode_decodes_to_quantize(name: str) -> None:
+    x = random_rows(4, 40, seed=13)
+    scales, codes = mpsim.encode_mx(x, name, rounding="stochastic:6", seed=21)
+    want = mpsim.quantize_mx(x, name, rounding="stochastic:6", seed=21)
+    np.testing.assert_array_equal(mpsim.decode_mx(scales, codes, name, shape=x.shape), want)
+
+
+def test_empty_arrays() -> None:
+    for shape in [(0, 32), (3, 0)]:
+        x = np.zeros(shape, F32)
+        assert mpsim.quantize_mx(x, "mxfp4_e2m1").shape == shape
+        scales, codes = mpsim.encode_mx(x, "mxfp4_e2m1")
+        assert scales.shape == (shape[0], -(-shape[1] // 32)) and codes.shape == (shape[0], (shape[1] + 1) // 2)
 
 
 def test_stochastic_seeds() -> None:
@@ -449,6 +476,8 @@ def test_bad_arguments() -> None:
         mpsim.quantize_mx(x, "mxfp8_e4m3", scale_mode="nearest")
     with pytest.raises(ValueError, match=r"^axis must be an integer in -2\.\.1 for shape \(2, 32\), not 2$"):
         mpsim.quantize_mx(x, "mxfp8_e4m3", axis=2)
+    with pytest.raises(ValueError, match=r"^quantize_mx takes float16, float32 or float64 arrays, not dtype int64$"):
+        mpsim.quantize_mx(np.ones((2, 32), np.int64), "mxfp8_e4m3")
     with pytest.raises(ValueError, match=r"^MX block size must be a positive integer, not 0$"):
         MXFormat(parse_element("e4m3"), 0)
     with pytest.raises(
