@@ -6,27 +6,30 @@ partial: it is treated as padded with zeros (which change no scale) and only
 its real elements are returned or encoded. Each block:
 
 1. ``E`` from the block's largest magnitude by the scale rule
-   (:func:`mpsim.mx_kernels.block_scale_codes`; a NaN anywhere gives the NaN
+   (:func:`mpsim.mx_kernels.scale_code`; a NaN anywhere gives the NaN
    scale 0xFF, an all-zero block ``E = -127``, an Inf ``E = 127``);
 2. elements ``x / 2**E`` (exact, in float64) rounded to the element format
-   by :func:`mpsim.quantization.quantize_float_array`, saturating (an Inf
-   becomes +-max): the kernels and random stream of :func:`mpsim.quantize`,
-   element ``i`` of ``x`` in C order taking draw ``i``;
+   by the element kernel of :func:`mpsim.quantize`, saturating (an Inf
+   becomes +-max), with its random stream: element ``i`` of ``x`` in C order
+   takes draw ``i``;
 3. values ``element * 2**E`` (float32: a value beyond float32, possible only
    from Inf or float64 input, becomes +-Inf); a NaN block is all NaN.
+
+All three in one parallel pass, :func:`mpsim.mx_kernels.quantize_mx_blocks`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from mpsim.codec import decode, encode
 from mpsim.mx import SCALE_BIAS, SCALE_NAN_CODE, MXFormat, ScaleMode, parse_mx_format, parse_scale_mode
-from mpsim.mx_kernels import block_scale_codes
+from mpsim.mx_kernels import quantize_mx_blocks
 from mpsim.params import kernel_params
-from mpsim.quantization import quantize_float_array
+from mpsim.quantization import random_inputs
 from mpsim.randbits import RandomSource
 from mpsim.rounding import Rounding, parse_rounding
 
@@ -70,17 +73,7 @@ def _unblock(blocks: np.ndarray, axis: int, n: int) -> np.ndarray:
     return np.moveaxis(flat, -1, axis)
 
 
-def _scale_codes(blocks: np.ndarray, fmt: MXFormat, mode: ScaleMode) -> np.ndarray:
-    amax = np.abs(blocks).max(axis=-1, initial=0.0).astype(np.float64)  # NaN propagates
-    codes = np.empty(amax.shape, dtype=np.uint8)
-    e = fmt.element
-    block_scale_codes(
-        amax.reshape(-1), codes.reshape(-1), mode.code, fmt.element_emax, fmt.element_man_bits, float(e.max)
-    )
-    return codes
-
-
-def _quantize_blocks(
+def _run_blocks(
     x: Any,
     fmt: str | MXFormat,
     axis: int,
@@ -88,22 +81,44 @@ def _quantize_blocks(
     rand_bits: int | None,
     scale_mode: str | ScaleMode | None,
     seed: int | RandomSource | None,
-) -> tuple[MXFormat, int, np.ndarray, np.ndarray, np.ndarray]:
-    """(format, axis, scale codes ``(..., n_blocks)``, exponents, elements ``(..., n_blocks, block)``, float64)."""
+    scale_back: bool,
+) -> tuple[MXFormat, int, np.ndarray, np.ndarray]:
+    """(format, axis, scale codes: ``x``'s shape with ``axis`` cut to the blocks, float32 values or elements)."""
     fmt = parse_mx_format(fmt)
     mode = fmt.scale_mode if scale_mode is None else parse_scale_mode(scale_mode)
     rule = parse_rounding(rounding, rand_bits)
     x = _as_float(x)
     if x.ndim == 0:
-        raise ValueError(f"MX quantization needs an array with at least one axis, not a scalar {x!r}")
+        raise ValueError(f"quantize_mx needs an array with at least one axis, not a scalar {x!r}")
     axis = _check_axis(x.shape, axis)
-    blocks = _blocks(x, axis, fmt.block_size)
-    codes = _scale_codes(blocks, fmt, mode)
-    exponents = np.where(codes == SCALE_NAN_CODE, 0, codes.astype(np.int64) - SCALE_BIAS)
-    scaled = _unblock(np.ldexp(blocks.astype(np.float64), -exponents[..., None]), axis, x.shape[axis])
+    n = x.shape[axis]
+    n_blocks = -(-n // fmt.block_size)
+    codes = np.empty((*x.shape[:axis], n_blocks, *x.shape[axis + 1 :]), dtype=np.uint8)
+    out = np.empty(x.shape, dtype=np.float32)
     p = kernel_params(fmt.element, rule, saturate=True)
-    elements = quantize_float_array(np.ascontiguousarray(scaled), fmt.element, p, rule, seed)
-    return fmt, axis, codes, exponents, _blocks(elements, axis, fmt.block_size)
+    source, key, offset, rand = random_inputs(rule, seed, x.size)
+    if x.size:
+        e = fmt.element
+        quantize_mx_blocks(
+            np.ascontiguousarray(x).reshape(-1),
+            out.reshape(-1),
+            codes.reshape(-1),
+            math.prod(x.shape[:axis]),
+            n,
+            math.prod(x.shape[axis + 1 :]),
+            fmt.block_size,
+            mode.code,
+            fmt.element_emax,
+            fmt.element_man_bits,
+            p,
+            source,
+            key,
+            offset,
+            rand,
+            scale_back,
+            np.nan if e.has_nan else 0.0,
+        )
+    return fmt, axis, codes, out
 
 
 def quantize_mx_array(
@@ -116,13 +131,8 @@ def quantize_mx_array(
     scale_mode: str | ScaleMode | None = None,
     seed: int | RandomSource | None = None,
 ) -> np.ndarray:
-    """:func:`mpsim.quantize_mx` of a NumPy array (or anything :func:`numpy.asarray` takes): float32 values."""
-    fmt, axis, codes, exponents, elements = _quantize_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed)
-    values = np.ldexp(elements, exponents[..., None])
-    values[codes == SCALE_NAN_CODE] = np.nan
-    n = np.shape(x)[axis]
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(_unblock(values, axis, n)).astype(np.float32)
+    """:func:`mpsim.quantize_mx` of a NumPy array (or a list of numbers): float32 values."""
+    return _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=True)[3]
 
 
 def _pack_nibbles(codes: np.ndarray, axis: int) -> np.ndarray:
@@ -158,13 +168,11 @@ def encode_mx(
     in the low nibble and an odd axis padded with a zero nibble. Elements of a
     NaN block (scale 0xFF) are the element format's NaN where it has one, else 0.
     """
-    fmt, axis, codes, _, elements = _quantize_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed)
-    e = fmt.element
-    elements[codes == SCALE_NAN_CODE] = np.nan if e.has_nan else 0.0
-    element_codes = encode(e, _unblock(elements, axis, np.shape(x)[axis]))
+    fmt, axis, codes, elements = _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=False)
+    element_codes = encode(fmt.element, elements)
     if fmt.packed_per_byte == 2:
         element_codes = _pack_nibbles(element_codes, axis)
-    return np.ascontiguousarray(np.moveaxis(codes, -1, axis)), np.ascontiguousarray(element_codes)
+    return codes, np.ascontiguousarray(element_codes)
 
 
 def decode_mx(
