@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import MX_PRESETS, MXFormat, ScaleMode, parse_format
+from mpsim.mx import MX_PRESETS, MXFormat, ScaleMode
+from mpsim.mx import parse_format_or_mx as parse_format
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from mpsim import __version__, cli_kit
 from mpsim.backend_registry import check_backend
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import MissingExtraError, extra_of_module
-from mpsim.formats import PRESETS, FixedFormat, FloatFormat
-from mpsim.mx import MXFormat, parse_format
+from mpsim.formats import PRESETS, FixedFormat, FloatFormat, parse_format
+from mpsim.mx import MXFormat, parse_format_or_mx
 from mpsim.precision import PRECISION_PRESETS
 from mpsim.rounding import RoundingMode
 
@@ -96,7 +96,7 @@ def _write_json(path: str, report: Any) -> None:
 
 def cmd_formats(args: argparse.Namespace) -> int:
     names = args.names or list(PRESETS)
-    formats = [parse_format(name) for name in names]
+    formats = [parse_format_or_mx(name) for name in names]
     element_rows = [_format_row(f) for f in formats if not isinstance(f, MXFormat)]
     mx_rows = [_mx_row(f) for f in formats if isinstance(f, MXFormat)]
     rows = element_rows + mx_rows

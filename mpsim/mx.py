@@ -48,7 +48,7 @@ __all__ = [
     "SCALE_NAN_CODE",
     "MXFormat",
     "ScaleMode",
-    "parse_format",
+    "parse_format_or_mx",
     "parse_mx_format",
     "parse_scale_mode",
 ]
@@ -256,8 +256,8 @@ def is_mx_spec(spec: object) -> bool:
     return spec.strip().lower().startswith("mx")
 
 
-def parse_format(spec: str | FloatFormat | FixedFormat | MXFormat) -> FloatFormat | FixedFormat | MXFormat:
-    """:func:`mpsim.formats.parse_format`, plus the MX block formats of :func:`parse_mx_format`."""
+def parse_format_or_mx(spec: str | FloatFormat | FixedFormat | MXFormat) -> FloatFormat | FixedFormat | MXFormat:
+    """``mpsim.parse_format``: :func:`mpsim.formats.parse_format` plus the MX formats of :func:`parse_mx_format`."""
     if is_mx_spec(spec):
         return parse_mx_format(spec)  # type: ignore[arg-type]
     return parse_element_format(spec)  # type: ignore[arg-type]

@@ -78,6 +78,15 @@ def test_formats_lists_mx_formats_with_the_scales_share(capsys):
     assert rows["e4m3"]["bits"] == 8
 
 
+def test_quantize_refuses_an_mx_format_in_one_line(capsys):
+    assert main(["quantize", "mxfp8_e4m3", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "mpsim quantize: error: unknown format 'mxfp8_e4m3': "
+        "MX block formats (mxfp8_e4m3, ...) are for mpsim.quantize_mx"
+    )
+
+
 def test_unknown_format_is_a_clear_error(capsys):
     assert main(["formats", "e4m3x"]) == 2
     err = capsys.readouterr().err
