@@ -6,8 +6,9 @@ hardware, bit for bit, stochastic rounding included.
 Layers, each importing only those below it: specs (:mod:`~mpsim.formats`,
 :mod:`~mpsim.mx`, :mod:`~mpsim.rounding`, :mod:`~mpsim.randbits`, :mod:`~mpsim.gemm_config`) ->
 kernel parameters (:mod:`~mpsim.params`) -> Numba kernels
-(:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`) -> the NumPy API
-(:mod:`~mpsim.quantization`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`) -> the torch
+(:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`, :mod:`~mpsim.mx_kernels`) -> the NumPy API
+(:mod:`~mpsim.quantization`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`,
+:mod:`~mpsim.mx_quantization`) -> the torch
 adapter (:mod:`~mpsim.torch_glue`, :mod:`~mpsim.autograd`, :mod:`mpsim.nn`,
 :mod:`~mpsim.optim`) -> the front (:mod:`~mpsim.api`) and the applications
 (:mod:`~mpsim.train`, :mod:`~mpsim.cli`).

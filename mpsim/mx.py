@@ -8,12 +8,13 @@ zero; code ``c`` in 0..254 is ``2**(c - 127)`` and 0xFF is NaN. A value is
 
 The scale rules (``E`` = the block's shared exponent, ``amax`` = the largest
 magnitude in the block, ``emax`` = exponent of the element format's largest
-normal, ``max`` = its largest value, ``m`` = its mantissa bits), each clamped
-to E8M0's range ``-127..127``:
+normal, ``max`` = its largest value, ``m`` = its mantissa bits, 6 for MXINT8:
+the bits after the leading one of 127/64), each clamped to E8M0's range
+``-127..127``:
 
 ``floor``
-    ``E = floor(log2(amax)) - emax``: OCP MX v1.0, section 6.3 (and gfloat's
-    ``compute_scale_amax``). Elements beyond ``max`` after scaling saturate.
+    ``E = floor(log2(amax)) - emax``: OCP MX v1.0's conversion (section 6.3) and
+    gfloat's ``compute_scale_amax``. Elements beyond ``max`` after scaling saturate.
 ``ceil``
     ``E = ceil(log2(amax)) - emax`` (torchao ``ScaleCalculationMode.CEIL``).
 ``rceil``
@@ -22,11 +23,14 @@ to E8M0's range ``-127..127``:
     ``RCEIL``); here with the exact quotient, not a float32 one.
 ``even``
     ``amax`` rounded to ``m`` mantissa bits (to nearest, ties away from zero),
-    then ``floor``: torchao ``ScaleCalculationMode.EVEN`` (Tseng et al., "Training
-    LLMs with MXFP4", 2025).
+    then ``floor``: torchao ``ScaleCalculationMode.EVEN``.
 
 MXINT8's elements are 8-bit two's complement with an implicit ``2**-6``
 (values ``k/64``, -2 to 127/64): the fixed-point format ``q1.6`` here.
+
+Special blocks, as gfloat treats them: a NaN anywhere gives the NaN scale and
+an all-NaN block (OCP); an all-zero block ``E = -127`` (code 0) and zeros; an
+Inf ``E = 127`` (``log2(Inf)`` clamped), the Inf element saturating to +-max.
 """
 
 from __future__ import annotations
