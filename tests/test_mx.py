@@ -218,6 +218,29 @@ def test_edge_blocks_match_gfloat(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", PRESETS)
+def test_every_code_decodes_as_gfloat_decodes_it(name: str) -> None:
+    """Every element code under scales at both ends, around 1.0 and NaN; the values encode and decode back."""
+    bits = GFLOAT[name].etype.bits
+    mx = f"{name}:b{1 << bits}"  # one block of every code
+    fi = BlockFormatInfo(name, GFLOAT[name].etype, 1 << bits, gf.format_info_ocp_e8m0)
+    elements = np.arange(1 << bits, dtype=np.uint8)
+    packed = elements[0::2] | (elements[1::2] << 4) if bits <= 4 else elements
+    for scale in (0, 1, 100, 127, 130, 254, 255):
+        got = mpsim.decode_mx(np.array([[scale]], np.uint8), packed[None, :], mx)[0]
+        with np.errstate(over="ignore"):
+            want = np.array(list(decode_block(fi, [scale, *elements.tolist()])), dtype=np.float64).astype(F32)
+        if scale == 255:
+            assert np.isnan(want).all() and np.isnan(got).all()
+            continue
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        if scale in (1, 127, 130):  # exact float32 values: the finite ones up to max (not MXINT8's -2) encode back
+            top = GFLOAT[name].etype.max * 2.0 ** (scale - 127)
+            kept = np.isfinite(got) & (np.abs(got) <= top)
+            scales, codes = mpsim.encode_mx(np.where(kept, got, 0.0)[None, :].astype(F32), mx)
+            np.testing.assert_array_equal(mpsim.decode_mx(scales, codes, mx)[0][kept], got[kept])
+
+
+@pytest.mark.parametrize("name", PRESETS)
 def test_float64_and_float16_inputs_match_gfloat(name: str) -> None:
     """float64 values between float32's (and beyond its range) and float16 ones: the same rules, float32 out."""
     x = random_rows(6, 64, seed=11).astype(np.float64) * (1 + 2.0**-40)
