@@ -62,9 +62,14 @@ def floor_log2(v: Fraction) -> int:
 
 
 def reference_exponent(name: str, amax: float, mode: str) -> int | None:
-    """The shared exponent by the documented rule, on rationals; None for NaN."""
+    """The shared exponent of an OCP preset by the documented rule, on rationals; None for NaN."""
     etype = GFLOAT[name].etype
-    emax, top = etype.emax, Fraction(etype.max)
+    return rule_exponent(Fraction(etype.max), element_mbits(name), amax, mode)
+
+
+def rule_exponent(top: Fraction, mbits: int, amax: float, mode: str) -> int | None:
+    """The shared exponent for elements of largest value ``top`` and ``mbits`` mantissa bits; None for NaN."""
+    emax = floor_log2(top)
     if math.isnan(amax):
         return None
     if math.isinf(amax):
@@ -82,7 +87,7 @@ def reference_exponent(name: str, amax: float, mode: str) -> int | None:
         while a / Fraction(2) ** shared > top:  # the smallest E with amax / 2**E <= max
             shared += 1
     else:  # even: amax to m mantissa bits, ties away, then floor
-        step = Fraction(2) ** (e - element_mbits(name))
+        step = Fraction(2) ** (e - mbits)
         shared = floor_log2(math.floor(a / step + Fraction(1, 2)) * step) - emax
     return min(max(shared, -127), 127)
 
@@ -279,6 +284,27 @@ def test_rceil_never_saturates_and_floor_may(name: str) -> None:
     scales, _ = mpsim.encode_mx(x, name, scale_mode="rceil")
     assert Fraction(amax) / Fraction(2) ** (int(scales[0, 0]) - 127) <= Fraction(top)
     assert mpsim.quantize_mx(x, name)[0, 0] == F32(top)  # floor: E = 0, the element saturates
+
+
+@pytest.mark.parametrize("spec", ["mx:e3m4:b16", "mx:e5m6:b8:rceil", "mx:e4m3fnuz:ceil", "mx:e3m0f:b4:even", "mx:q2.5"])
+def test_general_formats_match_exact_reference(spec: str) -> None:
+    """Any element format: scale by the rule on rationals, elements rounded exactly (nearest even, saturating)."""
+    fmt = mpsim.parse_format(spec)
+    element = fmt.element
+    mbits = element.man_bits if hasattr(element, "man_bits") else element.int_bits + element.frac_bits - 1
+    x = random_rows(6, 40, seed=14)
+    x[0, :4] = [0.0, -0.0, 0.0, 0.0]
+    got = mpsim.quantize_mx(x, fmt)
+    scales, codes = mpsim.encode_mx(x, fmt)
+    np.testing.assert_array_equal(mpsim.decode_mx(scales, codes, fmt, shape=x.shape), got)
+    b = fmt.block_size
+    for i, j in np.ndindex(x.shape):
+        block = x[i, (j // b) * b : (j // b + 1) * b]
+        e = rule_exponent(element.max_exact, mbits, float(np.abs(block).max()), fmt.scale_mode.value)
+        assert int(scales[i, j // b]) == e + 127
+        scale = Fraction(2) ** e
+        want = round_exact(Fraction(float(x[i, j])) / scale, element, "nearest", saturate=True) * scale
+        assert Fraction(float(got[i, j])) == want, (i, j)
 
 
 # --------------------------------------------------------------------------- NaN, Inf, zero blocks
