@@ -195,7 +195,9 @@ def decode_mx(
     if shape is None:
         shape = tuple(n * 2 if packed and i == axis else n for i, n in enumerate(codes.shape))
     shape = tuple(int(n) for n in shape)
-    n = shape[axis] if len(shape) == codes.ndim else -1
+    if len(shape) != codes.ndim:
+        raise ValueError(f"MX codes with {codes.ndim} axes do not hold values of shape {shape}")
+    n = shape[axis]
     want_codes = tuple((m + 1) // 2 if packed and i == axis else m for i, m in enumerate(shape))
     if codes.shape != want_codes:
         raise ValueError(f"MX codes of shape {codes.shape} do not hold values of shape {shape} ({fmt})")

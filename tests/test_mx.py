@@ -539,6 +539,10 @@ def test_bad_arguments() -> None:
         ValueError, match=r"^MX scales must have shape \(2, 1\) for values of shape \(2, 32\), not \(2, 2\)$"
     ):
         mpsim.decode_mx(np.zeros((2, 2), np.uint8), codes, "mxfp8_e4m3")
+    with pytest.raises(ValueError, match=r"^MX codes with 2 axes do not hold values of shape \(64,\)$"):
+        mpsim.decode_mx(np.zeros((2, 1), np.uint8), codes, "mxfp8_e4m3", shape=(64,))
+    with pytest.raises(ValueError, match=r"^bit pattern 64 is not a 6-bit code of e3m2$"):
+        mpsim.decode_mx(np.zeros((1, 1), np.uint8), np.full((1, 32), 64, np.uint8), "mxfp6_e3m2")
 
 
 def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
