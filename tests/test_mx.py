@@ -405,6 +405,24 @@ def test_empty_arrays() -> None:
         assert scales.shape == (shape[0], -(-shape[1] // 32)) and codes.shape == (shape[0], (shape[1] + 1) // 2)
 
 
+@pytest.mark.parametrize("name", PRESETS)
+def test_same_seed_same_bits_as_quantize(name: str) -> None:
+    """Blocks whose scale is 1 (E = 0): quantize_mx is mpsim.quantize of the element format, draw for draw."""
+    etype = GFLOAT[name].etype
+    x = np.random.default_rng(15).uniform(-etype.max, etype.max, (8, 64)).astype(F32)
+    x[:, ::32] = etype.max  # amax = max: E = 0 in every block
+    element = MX_PRESETS[name].element
+    sources = [
+        ("stochastic", lambda: 5),
+        ("stochastic:3", lambda: CounterRNG(6)),
+        ("stochastic:4", lambda: LFSR(20, 7)),
+    ]
+    for rounding, source in sources:
+        got = mpsim.quantize_mx(x, name, rounding=rounding, seed=source())
+        want = mpsim.quantize(x, element, rounding, seed=source(), saturate=True)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_stochastic_seeds() -> None:
     x = random_rows(4, 64, seed=5)
     a = mpsim.quantize_mx(x, "mxfp4_e2m1", rounding="stochastic", seed=9)
