@@ -4,10 +4,11 @@ One format and rounding spec drives both the emulator and the generated
 hardware, bit for bit, stochastic rounding included.
 
 Layers, each importing only those below it: specs (:mod:`~mpsim.formats`,
-:mod:`~mpsim.rounding`, :mod:`~mpsim.randbits`, :mod:`~mpsim.gemm_config`) ->
+:mod:`~mpsim.mx`, :mod:`~mpsim.rounding`, :mod:`~mpsim.randbits`, :mod:`~mpsim.gemm_config`) ->
 kernel parameters (:mod:`~mpsim.params`) -> Numba kernels
-(:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`) -> the NumPy API
-(:mod:`~mpsim.quantization`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`) -> the torch
+(:mod:`~mpsim.kernels`, :mod:`~mpsim.gemm_kernels`, :mod:`~mpsim.mx_kernels`) -> the NumPy API
+(:mod:`~mpsim.quantization`, :mod:`~mpsim.codec`, :mod:`~mpsim.gemm`,
+:mod:`~mpsim.mx_quantization`) -> the torch
 adapter (:mod:`~mpsim.torch_glue`, :mod:`~mpsim.autograd`, :mod:`mpsim.nn`,
 :mod:`~mpsim.optim`) -> the front (:mod:`~mpsim.api`) and the applications
 (:mod:`~mpsim.train`, :mod:`~mpsim.cli`).
@@ -18,14 +19,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format, parse_format
+from mpsim.formats import PRESETS, FixedFormat, FloatFormat, Format
 from mpsim.gemm_config import GemmConfig
+from mpsim.mx import MX_PRESETS, MXFormat, ScaleMode
+from mpsim.mx import parse_format_or_mx as parse_format
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 if TYPE_CHECKING:
-    from mpsim.api import qmatmul, quantize
+    from mpsim.api import qmatmul, quantize, quantize_mx
     from mpsim.autograd import quantize_ste
     from mpsim.codec import decode, encode
+    from mpsim.mx_quantization import decode_mx, encode_mx
     from mpsim.nn import quantize_model
     from mpsim.randbits import LFSR, CounterRNG
 
@@ -33,21 +37,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LFSR",
+    "MX_PRESETS",
     "PRESETS",
     "CounterRNG",
     "FixedFormat",
     "FloatFormat",
     "Format",
     "GemmConfig",
+    "MXFormat",
     "Rounding",
     "RoundingMode",
+    "ScaleMode",
     "decode",
+    "decode_mx",
     "encode",
+    "encode_mx",
     "parse_format",
     "parse_rounding",
     "qmatmul",
     "quantize",
     "quantize_model",
+    "quantize_mx",
     "quantize_ste",
 ]
 
@@ -57,6 +67,9 @@ __all__ = [
 _LAZY = {
     "qmatmul": "mpsim.api",
     "quantize": "mpsim.api",
+    "quantize_mx": "mpsim.api",
+    "encode_mx": "mpsim.mx_quantization",
+    "decode_mx": "mpsim.mx_quantization",
     "encode": "mpsim.codec",
     "decode": "mpsim.codec",
     "LFSR": "mpsim.randbits",

@@ -15,11 +15,13 @@ import numpy as np
 from mpsim.formats import FixedFormat, FloatFormat
 from mpsim.gemm import plan_of, qmatmul_array
 from mpsim.gemm_config import GemmConfig
+from mpsim.mx import MXFormat, ScaleMode
+from mpsim.mx_quantization import quantize_mx_array
 from mpsim.quantization import quantize_numpy
 from mpsim.randbits import LFSRGrid, RandomSource
 from mpsim.rounding import Rounding
 
-__all__ = ["qmatmul", "quantize"]
+__all__ = ["qmatmul", "quantize", "quantize_mx"]
 
 
 def _is_tensor(x: object) -> bool:
@@ -67,6 +69,42 @@ def quantize(
     if _is_tensor(x):
         return _torch_glue().quantize_tensor(x, fmt, rounding, rand_bits=rand_bits, seed=seed, saturate=saturate)
     return quantize_numpy(x, fmt, rounding, rand_bits=rand_bits, seed=seed, saturate=saturate)
+
+
+def quantize_mx(
+    x: Any,
+    fmt: str | MXFormat,
+    axis: int = -1,
+    rounding: str | Rounding = "nearest",
+    *,
+    rand_bits: int | None = None,
+    scale_mode: str | ScaleMode | None = None,
+    seed: int | RandomSource | None = None,
+) -> Any:
+    """Quantize ``x`` to an MX block format and back: float32 values of ``x``'s shape.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor (CPU)
+        float16, float32 or float64 (torch: bfloat16 too); a tensor gives a tensor.
+    fmt : str or MXFormat
+        ``mxfp8_e4m3``, ``mxfp8_e5m2``, ``mxfp6_e3m2``, ``mxfp6_e2m3``, ``mxfp4_e2m1``,
+        ``mxint8`` or ``mx:ELEMENT[:bN][:MODE]`` (:func:`mpsim.mx.parse_mx_format`).
+    axis : int
+        The axis along which ``block_size`` consecutive elements share a scale;
+        a last partial block counts as padded with zeros.
+    rounding : str or Rounding
+        Rounding of the scaled elements (``"nearest"``, ``"stochastic:K"``...); they saturate.
+    scale_mode : str, ScaleMode or None
+        ``"floor"`` (OCP), ``"ceil"``, ``"rceil"``, ``"even"`` (:mod:`mpsim.mx`); ``None``: the format's.
+    seed : int, CounterRNG, LFSR or None
+        Stochastic bits as :func:`quantize` draws them: element ``i`` of ``x`` (C order) takes draw ``i``.
+    """
+    if _is_tensor(x):
+        return _torch_glue().quantize_mx_tensor(
+            x, fmt, axis, rounding, rand_bits=rand_bits, scale_mode=scale_mode, seed=seed
+        )
+    return quantize_mx_array(x, fmt, axis, rounding, rand_bits=rand_bits, scale_mode=scale_mode, seed=seed)
 
 
 def qmatmul(

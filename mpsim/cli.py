@@ -16,6 +16,7 @@ from mpsim.backend_registry import check_backend
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import MissingExtraError, extra_of_module
 from mpsim.formats import PRESETS, FixedFormat, FloatFormat, parse_format
+from mpsim.mx import MXFormat, parse_format_or_mx
 from mpsim.precision import PRECISION_PRESETS
 from mpsim.rounding import RoundingMode
 
@@ -50,6 +51,21 @@ def _format_row(fmt: FloatFormat | FixedFormat) -> dict[str, object]:
     return row
 
 
+def _mx_row(fmt: MXFormat) -> dict[str, object]:
+    """The key numbers of an MX block format: bits per element count the E8M0 scale's share."""
+    return {
+        "name": str(fmt),
+        "element": str(fmt.element),
+        "element_bits": fmt.element.bits,
+        "block_size": fmt.block_size,
+        "scale": "e8m0",
+        "scale_mode": fmt.scale_mode.value,
+        "bits_per_element": fmt.bits_per_element,
+        "element_max": fmt.element.max,
+        "element_emax": fmt.element_emax,
+    }
+
+
 def _print_table(rows: list[dict[str, object]]) -> None:
     def cell(value: object) -> str:
         if value is None:
@@ -80,9 +96,15 @@ def _write_json(path: str, report: Any) -> None:
 
 def cmd_formats(args: argparse.Namespace) -> int:
     names = args.names or list(PRESETS)
-    rows = [_format_row(parse_format(name)) for name in names]
+    formats = [parse_format_or_mx(name) for name in names]
+    element_rows = [_format_row(f) for f in formats if not isinstance(f, MXFormat)]
+    mx_rows = [_mx_row(f) for f in formats if isinstance(f, MXFormat)]
+    rows = element_rows + mx_rows
     if args.json != "-":
-        _print_table(rows)
+        for i, table in enumerate(t for t in (element_rows, mx_rows) if t):
+            if i:
+                print()
+            _print_table(table)
     if args.json is not None:
         _write_json(args.json, rows)
     return 0
@@ -297,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="List number formats (all presets, or the ones named) with bits, bias, max, "
         "smallest normal/subnormal, epsilon and count of finite values.",
     )
-    p.add_argument("names", nargs="*", help="format strings (default: every preset), e.g. e4m3 e6m9 q4.11")
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="format strings (default: every preset), e.g. e4m3 e6m9 q4.11, or MX block formats: "
+        "mxfp8_e4m3, mx:e3m4:b16 (bits per element with the scale's share)",
+    )
     cli_kit.add_json(p, "the table")
     p.set_defaults(func=cmd_formats)
 

@@ -507,5 +507,7 @@ def parse_format(spec: str | FloatFormat | FixedFormat) -> FloatFormat | FixedFo
             )
         except ValueError as err:
             raise ValueError(f"impossible format {spec!r}: {err}") from None
+    if key.startswith("mx"):
+        raise ValueError(f"unknown format {spec!r}: MX block formats (mxfp8_e4m3, ...) are for mpsim.quantize_mx")
     known = ", ".join(PRESETS)
     raise ValueError(f"unknown format {spec!r}: expected one of {known}, eXmY[fn|fnuz|f][bN][ns][sat], qI.F or uqI.F")

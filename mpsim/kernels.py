@@ -198,7 +198,7 @@ def _fixed_clamp(p: KernelParams, n: int, neg: bool, top: int, scale: float) -> 
 
 
 @numba.njit(inline="always")
-def _random_bits(p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, i: int) -> int:
+def random_bits(p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, i: int) -> int:
     """The k random bits of element ``i`` (0 when the rounding is deterministic)."""
     if p.rand_bits == 0:
         return 0
@@ -213,7 +213,7 @@ def quantize_contiguous(
 ) -> None:
     """Quantize contiguous 1-D ``x`` into ``out`` (same length), in parallel."""
     for i in prange(x.size):
-        out[i] = quantize_scalar(np.float64(x[i]), p, _random_bits(p, source, key, offset, rand, i))
+        out[i] = quantize_scalar(np.float64(x[i]), p, random_bits(p, source, key, offset, rand, i))
 
 
 @numba.njit(cache=True)
@@ -227,7 +227,7 @@ def quantize_strided(
     """
     i = 0
     for index in np.ndindex(x.shape):
-        out[i] = quantize_scalar(np.float64(x[index]), p, _random_bits(p, source, key, offset, rand, i))
+        out[i] = quantize_scalar(np.float64(x[index]), p, random_bits(p, source, key, offset, rand, i))
         i += 1  # noqa: SIM113 - Numba does not type enumerate over np.ndindex
 
 
@@ -306,7 +306,7 @@ def quantize_f32_stochastic(
     scale_k = pow2(k)
     quiet = np.int64(0x00400000)
     for i in prange(u.size):
-        r = _random_bits(p, source, key, offset, rand, i)
+        r = random_bits(p, source, key, offset, rand, i)
         bits = np.int64(u[i])
         a = bits & 0x7FFFFFFF
         sign = bits & 0x80000000

@@ -10,12 +10,14 @@ import torch
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.gemm import GemmPlan, qmatmul_array
+from mpsim.mx import MXFormat, ScaleMode
+from mpsim.mx_quantization import quantize_mx_array
 from mpsim.params import kernel_params
 from mpsim.quantization import check_fits, quantize_float_array
 from mpsim.randbits import LFSRGrid, RandomSource
 from mpsim.rounding import Rounding, parse_rounding
 
-__all__ = ["qmatmul_tensors", "quantize_tensor"]
+__all__ = ["qmatmul_tensors", "quantize_mx_tensor", "quantize_tensor"]
 
 # Narrow torch dtypes: computed in float32, written back exactly when the format fits.
 _NARROW = {torch.float16: ("float16", 5, 10), torch.bfloat16: ("bfloat16", 8, 7)}
@@ -50,6 +52,27 @@ def quantize_tensor(
         wide = x.detach().float().numpy()
         return torch.from_numpy(quantize_float_array(wide, fmt, p, rule, seed)).to(x.dtype)
     raise ValueError(f"quantize takes float16, bfloat16, float32 or float64 tensors, not {x.dtype}")
+
+
+def quantize_mx_tensor(
+    x: torch.Tensor,
+    fmt: str | MXFormat,
+    axis: int = -1,
+    rounding: str | Rounding = "nearest",
+    *,
+    rand_bits: int | None = None,
+    scale_mode: str | ScaleMode | None = None,
+    seed: int | RandomSource | None = None,
+) -> torch.Tensor:
+    """:func:`mpsim.quantize_mx` of a CPU tensor: a float32 tensor of its shape."""
+    if x.device.type != "cpu":
+        raise ValueError(f"mpsim has no {x.device.type} kernel yet: got a tensor on {x.device}")
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise ValueError(f"quantize_mx takes float16, bfloat16, float32 or float64 tensors, not {x.dtype}")
+    view = x.detach()
+    view = view.float() if x.dtype in _NARROW else view  # exact: both fit float32
+    values = quantize_mx_array(view.numpy(), fmt, axis, rounding, rand_bits=rand_bits, scale_mode=scale_mode, seed=seed)
+    return torch.from_numpy(values)
 
 
 def _cpu_numpy(x: object, name: str) -> object:

@@ -64,6 +64,29 @@ def test_formats_json_matches_ml_dtypes(capsys):
         assert row["bits"] == 8
 
 
+def test_formats_lists_mx_formats_with_the_scales_share(capsys):
+    gfloat_formats = pytest.importorskip("gfloat.formats")
+    assert main(["formats", "mxfp8_e4m3", "mxfp4_e2m1", "mx:e3m4:b16", "e4m3", "--json", "-"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    for name, info in (
+        ("mxfp8_e4m3", gfloat_formats.format_info_mxfp8_e4m3),
+        ("mxfp4_e2m1", gfloat_formats.format_info_mxfp4_e2m1),
+    ):
+        assert rows[name]["bits_per_element"] == info.block_size_bytes * 8 / info.k  # 8 + 8/32, 4 + 8/32
+        assert rows[name]["block_size"] == info.k and rows[name]["element_max"] == info.etype.max
+    assert rows["mx:e3m4:b16"]["bits_per_element"] == 8 + 8 / 16
+    assert rows["e4m3"]["bits"] == 8
+
+
+def test_quantize_refuses_an_mx_format_in_one_line(capsys):
+    assert main(["quantize", "mxfp8_e4m3", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "mpsim quantize: error: unknown format 'mxfp8_e4m3': "
+        "MX block formats (mxfp8_e4m3, ...) are for mpsim.quantize_mx"
+    )
+
+
 def test_unknown_format_is_a_clear_error(capsys):
     assert main(["formats", "e4m3x"]) == 2
     err = capsys.readouterr().err
