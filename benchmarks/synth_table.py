@@ -35,7 +35,7 @@ from tqdm import tqdm
 from hls_gen.array_size import parse_array_size
 from hls_gen.emit import ArrayConfig
 from hls_gen.spec import described
-from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize
+from hls_gen.synth import SynthCache, SynthOptions, ToolError, lookup, synthesize, verilog_digest
 from mpsim.energy import HOROWITZ_45NM
 
 
@@ -152,14 +152,22 @@ def _pes(side: str) -> int:
 
 
 def cost(
-    config: ArrayConfig, pnr: bool, timeout: float, cache: SynthCache, cached_only: bool = False
+    config: ArrayConfig, pnr: bool, timeout: float, cache: SynthCache, cached_only: bool = False, earlier: bool = False
 ) -> tuple[Any, str]:
-    """The report with P&R when asked and it finishes; else the synthesis-only report and why."""
+    """The report with P&R when asked and it finishes; else the synthesis-only report and why.
+
+    ``earlier`` (with ``cached_only``): where the cache has nothing at this Verilog, the configuration's newest
+    report at an earlier Verilog, saying so in the note.
+    """
     if cached_only:  # tabulate what the cache holds, run nothing
         full = lookup(config, SynthOptions(pnr=True), cache=cache) if pnr else None
         if full is not None:
             return full, ""
         report = lookup(config, SynthOptions(pnr=False), cache=cache)
+        if report is None and earlier:
+            previous = cache.earlier(config, SynthOptions(pnr=pnr), verilog_digest(config, cache))
+            if previous is not None:
+                return previous, f"an earlier Verilog (sha256 {previous.verilog_sha256[:8]}), not this commit's"
         if report is None:
             return None, "not synthesized (no cache entry)"
         return report, "P&R not finished in the time given" if pnr else "synthesis only (no P&R at this size)"
@@ -247,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/hw", help="output folder (default: results/hw)")
     parser.add_argument("--name", default="synth_table", help="file stem of the table (default: synth_table)")
     parser.add_argument("--cached-only", action="store_true", help="tabulate cached results only; run no tool")
+    parser.add_argument(
+        "--earlier",
+        action="store_true",
+        help="with --cached-only: a row not measured at this Verilog shows its newest earlier measurement, noted",
+    )
     args = parser.parse_args(argv)
     cache = SynthCache(args.cache)
     geometry = dict(interleave=args.interleave, pipeline=args.pipeline, dsp=args.dsp)
@@ -269,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for config in tqdm(configs, desc="synthesis sweep", unit="design"):
-        report, note = cost(config, config.rows <= args.pnr_max_side, args.timeout, cache, args.cached_only)
+        report, note = cost(
+            config, config.rows <= args.pnr_max_side, args.timeout, cache, args.cached_only, args.earlier
+        )
         rows.append(row(config, report, note))
         table = with_baseline(rows, baseline)
         mode_costs(table, configs)

@@ -502,6 +502,26 @@ class SynthCache:
     def __len__(self) -> int:
         return len([p for p in self.root.glob("*.json") if p.name != ADOPTION_INDEX]) if self.root.exists() else 0
 
+    def earlier(self, config: ArrayConfig, options: SynthOptions, verilog_sha256: str) -> ResourceReport | None:
+        """The newest entry (by when it was written) of ``config`` under ``options`` whose Verilog is not
+        ``verilog_sha256``: what the configuration measured before the generator last changed its Verilog."""
+        want_config, want_options = _config_dict(config), {**options.key_fields(), "part": options.part}
+        found: list[tuple[float, ResourceReport]] = []
+        for path in self.root.glob("*.json") if self.root.exists() else []:
+            if path.name == ADOPTION_INDEX:
+                continue
+            try:
+                data = json.loads(path.read_text())
+                report = ResourceReport.from_dict(data)
+            except (OSError, ValueError, TypeError):
+                continue
+            if (report.config, report.options) == (want_config, want_options) and report.verilog_sha256 not in (
+                "",
+                verilog_sha256,
+            ):
+                found.append((path.stat().st_mtime, report))
+        return replace(max(found, key=lambda pair: pair[0])[1], cached=True) if found else None
+
 
 # The tools are called through their Python packages so that they run wherever the package is
 # installed, whether or not its console script is on PATH.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import statistics
 from dataclasses import replace
@@ -147,6 +148,26 @@ def test_entries_keyed_the_older_way_are_adopted(replay_tools: list[str], tmp_pa
     assert found is not None and found.key == first.key and found.luts == first.luts and replay_tools == []
     assert (old / f"{first.key}.json").exists() and (old / f"{first.key}.netlist.json.gz").read_bytes() == b"netlist"
     assert synth.lookup(ArrayConfig(a_format="e4m3", acc_format="fp16"), SYNTH_ONLY, cache=old) is None
+
+
+def test_the_newest_report_at_an_earlier_verilog_is_found_for_the_table(
+    replay_tools: list[str], tmp_path: Path
+) -> None:
+    """SynthCache.earlier: the same configuration and options at another Verilog, the newest written; never the
+    entry at the Verilog asked about, another configuration's or other options'."""
+    cache = synth.SynthCache(tmp_path / "cache")
+    now = synthesize(SMALL, SYNTH_ONLY, cache=cache)
+    assert cache.earlier(SMALL, SYNTH_ONLY, now.verilog_sha256) is None  # only the entry at this Verilog
+    stored = now.to_dict()
+    for i, (key, luts) in enumerate((("older", 10), ("newer", 20))):
+        path = cache.path(key)
+        path.write_text(json.dumps({**stored, "key": key, "verilog_sha256": f"{i + 1:064x}", "luts": luts}))
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    other = {**stored, "key": "fp16", "verilog_sha256": "f" * 64, "config": {**stored["config"], "acc_format": "fp16"}}
+    cache.path("fp16").write_text(json.dumps(other))
+    found = cache.earlier(SMALL, SYNTH_ONLY, now.verilog_sha256)
+    assert found is not None and (found.key, found.luts, found.cached) == ("newer", 20, True)
+    assert cache.earlier(SMALL, ECP5_PNR, now.verilog_sha256) is None  # no place-and-route entry at all
 
 
 def test_a_miss_reads_only_the_entries_written_since_the_last(
