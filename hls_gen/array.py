@@ -363,17 +363,24 @@ class MACArray(wiring.Component):
         tile_in = Signal(name="tile_in")  # the tile's last sum is flushed: the buffer is full from the next cycle
         m.d.comb += tile_in.eq(last_flush & at(taken, sums - 1))
         reads = _row_reads(m, rows, sums, tile_in, out.ready) if sums > 1 and rows > 1 else []
+        # a read's shift takes effect shift_stages + 1 cycles later; row r is read again rows cycles later
+        shift_stages = max(1, min(BUFFER_STAGES, rows - 1))
         for r in range(rows):
             for c in range(cols):
                 shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
                 if sums > 1 and rows == 1:  # read every cycle: the shift follows the read at once
                     shift = take
                 elif sums > 1:  # registered: row r is read again rows cycles later
-                    # Each PE's own register (kept apart), set from its row's copy of the read state: one register
+                    # Each PE's own registers (kept apart), set from its row's copy of the read state: one register
                     # per row driving cols * L sums, or one decode of the central row counter driving 64 PEs' shift
                     # registers, crossed the device in a cycle (the 8 x 8 array's critical path, 92.9 and 77.5 MHz).
-                    shift = Signal(name=f"buffer_shift_{r}_{c}", attrs={"keep": 1})
-                    m.d.sync += shift.eq(reads[r])
+                    # Like the loads, the shift crosses BUFFER_STAGES registers where the row's next read leaves
+                    # time for it (the head must have shifted by then): with one, the 8 x 8 e5m6 stochastic:8
+                    # array's critical path was that register by the read state to the buffer's clock enable
+                    # across the device (10.3 ns of routing, 90.4 MHz).
+                    shift = reads[r]
+                    for i in range(shift_stages):
+                        shift = registered(m, None, shift, f"buffer_shift_{r}_{c}_{i}", keep=True)
                 pe_flush, pe_sum = flushes[r][c]
                 with m.If(pe_flush | shift):
                     m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]

@@ -189,7 +189,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg \$260 ;
   reg [3:0] \$261 ;
   reg \$262 ;
-  reg [11:0] \$263 ;
+  reg \$263 ;
   reg [11:0] \$264 ;
   reg [11:0] \$265 ;
   reg [11:0] \$266 ;
@@ -198,9 +198,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$269 ;
   wire [5:0] \$27 ;
   reg [11:0] \$270 ;
-  reg \$271 ;
-  reg [11:0] \$272 ;
-  reg [11:0] \$273 ;
+  reg [11:0] \$271 ;
+  reg \$272 ;
+  reg \$273 ;
   reg [11:0] \$274 ;
   reg [11:0] \$275 ;
   reg [11:0] \$276 ;
@@ -208,57 +208,57 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$278 ;
   reg [11:0] \$279 ;
   wire [4:0] \$28 ;
-  reg \$280 ;
+  reg [11:0] \$280 ;
   reg [11:0] \$281 ;
-  reg [11:0] \$282 ;
-  reg [11:0] \$283 ;
+  reg \$282 ;
+  reg \$283 ;
   reg [11:0] \$284 ;
   reg [11:0] \$285 ;
   reg [11:0] \$286 ;
   reg [11:0] \$287 ;
   reg [11:0] \$288 ;
-  reg \$289 ;
+  reg [11:0] \$289 ;
   wire [4:0] \$29 ;
   reg [11:0] \$290 ;
   reg [11:0] \$291 ;
-  reg [11:0] \$292 ;
-  reg [11:0] \$293 ;
+  reg \$292 ;
+  reg \$293 ;
   reg [11:0] \$294 ;
   reg [11:0] \$295 ;
   reg [11:0] \$296 ;
   reg [11:0] \$297 ;
-  reg \$298 ;
+  reg [11:0] \$298 ;
   reg [11:0] \$299 ;
   wire \$3 ;
   wire [4:0] \$30 ;
   reg [11:0] \$300 ;
   reg [11:0] \$301 ;
-  reg [11:0] \$302 ;
-  reg [11:0] \$303 ;
+  reg \$302 ;
+  reg \$303 ;
   reg [11:0] \$304 ;
   reg [11:0] \$305 ;
   reg [11:0] \$306 ;
-  reg \$307 ;
+  reg [11:0] \$307 ;
   reg [11:0] \$308 ;
   reg [11:0] \$309 ;
   wire [5:0] \$31 ;
   reg [11:0] \$310 ;
   reg [11:0] \$311 ;
-  reg [11:0] \$312 ;
-  reg [11:0] \$313 ;
+  reg \$312 ;
+  reg \$313 ;
   reg [11:0] \$314 ;
   reg [11:0] \$315 ;
-  reg \$316 ;
+  reg [11:0] \$316 ;
   reg [11:0] \$317 ;
   reg [11:0] \$318 ;
   reg [11:0] \$319 ;
   wire \$32 ;
   reg [11:0] \$320 ;
   reg [11:0] \$321 ;
-  reg [11:0] \$322 ;
-  reg [11:0] \$323 ;
+  reg \$322 ;
+  reg \$323 ;
   reg [11:0] \$324 ;
-  reg \$325 ;
+  reg [11:0] \$325 ;
   reg [11:0] \$326 ;
   reg [11:0] \$327 ;
   reg [11:0] \$328 ;
@@ -266,9 +266,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [3:0] \$33 ;
   reg [11:0] \$330 ;
   reg [11:0] \$331 ;
-  reg [11:0] \$332 ;
-  reg [11:0] \$333 ;
-  reg \$334 ;
+  reg \$332 ;
+  reg \$333 ;
+  reg [11:0] \$334 ;
   reg [11:0] \$335 ;
   reg [11:0] \$336 ;
   reg [11:0] \$337 ;
@@ -277,7 +277,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire [5:0] \$34 ;
   reg [11:0] \$340 ;
   reg [11:0] \$341 ;
-  reg [11:0] \$342 ;
+  reg \$342 ;
   reg \$343 ;
   reg [11:0] \$344 ;
   reg [11:0] \$345 ;
@@ -289,7 +289,7 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$350 ;
   reg [11:0] \$351 ;
   reg \$352 ;
-  reg [11:0] \$353 ;
+  reg \$353 ;
   reg [11:0] \$354 ;
   reg [11:0] \$355 ;
   reg [11:0] \$356 ;
@@ -298,9 +298,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$359 ;
   wire [3:0] \$36 ;
   reg [11:0] \$360 ;
-  reg \$361 ;
-  reg [11:0] \$362 ;
-  reg [11:0] \$363 ;
+  reg [11:0] \$361 ;
+  reg \$362 ;
+  reg \$363 ;
   reg [11:0] \$364 ;
   reg [11:0] \$365 ;
   reg [11:0] \$366 ;
@@ -308,52 +308,68 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] \$368 ;
   reg [11:0] \$369 ;
   wire [3:0] \$37 ;
-  reg \$370 ;
+  reg [11:0] \$370 ;
   reg [11:0] \$371 ;
-  reg [11:0] \$372 ;
-  reg [11:0] \$373 ;
+  reg \$372 ;
+  reg \$373 ;
   reg [11:0] \$374 ;
   reg [11:0] \$375 ;
   reg [11:0] \$376 ;
   reg [11:0] \$377 ;
   reg [11:0] \$378 ;
-  reg \$379 ;
+  reg [11:0] \$379 ;
   wire [3:0] \$38 ;
   reg [11:0] \$380 ;
   reg [11:0] \$381 ;
-  reg [11:0] \$382 ;
-  reg [11:0] \$383 ;
+  reg \$382 ;
+  reg \$383 ;
   reg [11:0] \$384 ;
   reg [11:0] \$385 ;
   reg [11:0] \$386 ;
   reg [11:0] \$387 ;
-  reg \$388 ;
+  reg [11:0] \$388 ;
   reg [11:0] \$389 ;
   wire \$39 ;
   reg [11:0] \$390 ;
   reg [11:0] \$391 ;
-  reg [11:0] \$392 ;
-  reg [11:0] \$393 ;
+  reg \$392 ;
+  reg \$393 ;
   reg [11:0] \$394 ;
   reg [11:0] \$395 ;
   reg [11:0] \$396 ;
-  reg \$397 ;
+  reg [11:0] \$397 ;
   reg [11:0] \$398 ;
   reg [11:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
   reg [11:0] \$400 ;
   reg [11:0] \$401 ;
-  reg [11:0] \$402 ;
-  reg [11:0] \$403 ;
+  reg \$402 ;
+  reg \$403 ;
   reg [11:0] \$404 ;
   reg [11:0] \$405 ;
-  reg [2:0] \$406 ;
-  reg \$407 ;
-  reg [1:0] \$408 ;
-  reg [4:0] \$409 ;
+  reg [11:0] \$406 ;
+  reg [11:0] \$407 ;
+  reg [11:0] \$408 ;
+  reg [11:0] \$409 ;
   wire \$41 ;
+  reg [11:0] \$410 ;
+  reg [11:0] \$411 ;
+  reg \$412 ;
+  reg \$413 ;
+  reg [11:0] \$414 ;
+  reg [11:0] \$415 ;
+  reg [11:0] \$416 ;
+  reg [11:0] \$417 ;
+  reg [11:0] \$418 ;
+  reg [11:0] \$419 ;
   wire \$42 ;
+  reg [11:0] \$420 ;
+  reg [11:0] \$421 ;
+  reg [2:0] \$422 ;
+  reg \$423 ;
+  reg [1:0] \$424 ;
+  reg [4:0] \$425 ;
   wire \$43 ;
   wire [5:0] \$44 ;
   wire [4:0] \$45 ;
@@ -1018,37 +1034,69 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire buffer_read_3;
   reg buffer_reserved = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_0 = 1'h0;
+  reg buffer_shift_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_1 = 1'h0;
+  reg buffer_shift_0_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_2 = 1'h0;
+  reg buffer_shift_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_3 = 1'h0;
+  reg buffer_shift_0_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_0 = 1'h0;
+  reg buffer_shift_0_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_1 = 1'h0;
+  reg buffer_shift_0_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_2 = 1'h0;
+  reg buffer_shift_0_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_3 = 1'h0;
+  reg buffer_shift_0_3_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_2_0 = 1'h0;
+  reg buffer_shift_1_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_2_1 = 1'h0;
+  reg buffer_shift_1_0_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_2_2 = 1'h0;
+  reg buffer_shift_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_2_3 = 1'h0;
+  reg buffer_shift_1_1_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_3_0 = 1'h0;
+  reg buffer_shift_1_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_3_1 = 1'h0;
+  reg buffer_shift_1_2_1 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_3_2 = 1'h0;
+  reg buffer_shift_1_3_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_3_3 = 1'h0;
+  reg buffer_shift_1_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_2_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_shift_3_3_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_turn_0 = 1'h1;
   (* keep = 32'd1 *)
@@ -1329,127 +1377,175 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire tile_in;
   reg [2:0] turn = 3'h0;
   always @(posedge clk)
-    buffer_2_1_5 <= \$349 ;
+    buffer_1_3_7 <= \$341 ;
   always @(posedge clk)
-    buffer_2_1_6 <= \$350 ;
+    buffer_shift_2_0_0 <= \$342 ;
   always @(posedge clk)
-    buffer_2_1_7 <= \$351 ;
+    buffer_shift_2_0_1 <= \$343 ;
   always @(posedge clk)
-    buffer_shift_2_2 <= \$352 ;
+    buffer_2_0_0 <= \$344 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$353 ;
+    buffer_2_0_1 <= \$345 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$354 ;
+    buffer_2_0_2 <= \$346 ;
   always @(posedge clk)
-    buffer_2_2_2 <= \$355 ;
+    buffer_2_0_3 <= \$347 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$356 ;
+    buffer_2_0_4 <= \$348 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$357 ;
+    buffer_2_0_5 <= \$349 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$358 ;
+    buffer_2_0_6 <= \$350 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$359 ;
+    buffer_2_0_7 <= \$351 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$360 ;
+    buffer_shift_2_1_0 <= \$352 ;
   always @(posedge clk)
-    buffer_shift_2_3 <= \$361 ;
+    buffer_shift_2_1_1 <= \$353 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$362 ;
+    buffer_2_1_0 <= \$354 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$363 ;
+    buffer_2_1_1 <= \$355 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$364 ;
+    buffer_2_1_2 <= \$356 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$365 ;
+    buffer_2_1_3 <= \$357 ;
   always @(posedge clk)
-    buffer_2_3_4 <= \$366 ;
+    buffer_2_1_4 <= \$358 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$367 ;
+    buffer_2_1_5 <= \$359 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$368 ;
+    buffer_2_1_6 <= \$360 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$369 ;
+    buffer_2_1_7 <= \$361 ;
   always @(posedge clk)
-    buffer_shift_3_0 <= \$370 ;
+    buffer_shift_2_2_0 <= \$362 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$371 ;
+    buffer_shift_2_2_1 <= \$363 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$372 ;
+    buffer_2_2_0 <= \$364 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$373 ;
+    buffer_2_2_1 <= \$365 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$374 ;
+    buffer_2_2_2 <= \$366 ;
   always @(posedge clk)
-    buffer_3_0_4 <= \$375 ;
+    buffer_2_2_3 <= \$367 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$376 ;
+    buffer_2_2_4 <= \$368 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$377 ;
+    buffer_2_2_5 <= \$369 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$378 ;
+    buffer_2_2_6 <= \$370 ;
   always @(posedge clk)
-    buffer_shift_3_1 <= \$379 ;
+    buffer_2_2_7 <= \$371 ;
   always @(posedge clk)
-    buffer_3_1_0 <= \$380 ;
+    buffer_shift_2_3_0 <= \$372 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$381 ;
+    buffer_shift_2_3_1 <= \$373 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$382 ;
+    buffer_2_3_0 <= \$374 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$383 ;
+    buffer_2_3_1 <= \$375 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$384 ;
+    buffer_2_3_2 <= \$376 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$385 ;
+    buffer_2_3_3 <= \$377 ;
   always @(posedge clk)
-    buffer_3_1_6 <= \$386 ;
+    buffer_2_3_4 <= \$378 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$387 ;
+    buffer_2_3_5 <= \$379 ;
   always @(posedge clk)
-    buffer_shift_3_2 <= \$388 ;
+    buffer_2_3_6 <= \$380 ;
   always @(posedge clk)
-    buffer_3_2_0 <= \$389 ;
+    buffer_2_3_7 <= \$381 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$390 ;
+    buffer_shift_3_0_0 <= \$382 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$391 ;
+    buffer_shift_3_0_1 <= \$383 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$392 ;
+    buffer_3_0_0 <= \$384 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$393 ;
+    buffer_3_0_1 <= \$385 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$394 ;
+    buffer_3_0_2 <= \$386 ;
   always @(posedge clk)
-    buffer_3_2_6 <= \$395 ;
+    buffer_3_0_3 <= \$387 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$396 ;
+    buffer_3_0_4 <= \$388 ;
   always @(posedge clk)
-    buffer_shift_3_3 <= \$397 ;
+    buffer_3_0_5 <= \$389 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$398 ;
+    buffer_3_0_6 <= \$390 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$399 ;
+    buffer_3_0_7 <= \$391 ;
   always @(posedge clk)
-    buffer_3_3_2 <= \$400 ;
+    buffer_shift_3_1_0 <= \$392 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$401 ;
+    buffer_shift_3_1_1 <= \$393 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$402 ;
+    buffer_3_1_0 <= \$394 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$403 ;
+    buffer_3_1_1 <= \$395 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$404 ;
+    buffer_3_1_2 <= \$396 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$405 ;
+    buffer_3_1_3 <= \$397 ;
   always @(posedge clk)
-    taken <= \$406 ;
+    buffer_3_1_4 <= \$398 ;
   always @(posedge clk)
-    out__valid <= \$407 ;
+    buffer_3_1_5 <= \$399 ;
   always @(posedge clk)
-    row_part <= \$408 ;
+    buffer_3_1_6 <= \$400 ;
   always @(posedge clk)
-    row <= \$409 ;
+    buffer_3_1_7 <= \$401 ;
+  always @(posedge clk)
+    buffer_shift_3_2_0 <= \$402 ;
+  always @(posedge clk)
+    buffer_shift_3_2_1 <= \$403 ;
+  always @(posedge clk)
+    buffer_3_2_0 <= \$404 ;
+  always @(posedge clk)
+    buffer_3_2_1 <= \$405 ;
+  always @(posedge clk)
+    buffer_3_2_2 <= \$406 ;
+  always @(posedge clk)
+    buffer_3_2_3 <= \$407 ;
+  always @(posedge clk)
+    buffer_3_2_4 <= \$408 ;
+  always @(posedge clk)
+    buffer_3_2_5 <= \$409 ;
+  always @(posedge clk)
+    buffer_3_2_6 <= \$410 ;
+  always @(posedge clk)
+    buffer_3_2_7 <= \$411 ;
+  always @(posedge clk)
+    buffer_shift_3_3_0 <= \$412 ;
+  always @(posedge clk)
+    buffer_shift_3_3_1 <= \$413 ;
+  always @(posedge clk)
+    buffer_3_3_0 <= \$414 ;
+  always @(posedge clk)
+    buffer_3_3_1 <= \$415 ;
+  always @(posedge clk)
+    buffer_3_3_2 <= \$416 ;
+  always @(posedge clk)
+    buffer_3_3_3 <= \$417 ;
+  always @(posedge clk)
+    buffer_3_3_4 <= \$418 ;
+  always @(posedge clk)
+    buffer_3_3_5 <= \$419 ;
+  always @(posedge clk)
+    buffer_3_3_6 <= \$420 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$421 ;
+  always @(posedge clk)
+    taken <= \$422 ;
+  always @(posedge clk)
+    out__valid <= \$423 ;
+  always @(posedge clk)
+    row_part <= \$424 ;
+  always @(posedge clk)
+    row <= \$425 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1620,22 +1716,22 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$175  = buffer_left_1 - 1'h1;
   assign \$176  = buffer_left_2 - 1'h1;
   assign \$177  = buffer_left_3 - 1'h1;
-  assign \$178  = buffer_load_0_0_1 | buffer_shift_0_0;
-  assign \$179  = buffer_load_0_1_1 | buffer_shift_0_1;
-  assign \$180  = buffer_load_0_2_1 | buffer_shift_0_2;
-  assign \$181  = buffer_load_0_3_1 | buffer_shift_0_3;
-  assign \$182  = buffer_load_1_0_1 | buffer_shift_1_0;
-  assign \$183  = buffer_load_1_1_1 | buffer_shift_1_1;
-  assign \$184  = buffer_load_1_2_1 | buffer_shift_1_2;
-  assign \$185  = buffer_load_1_3_1 | buffer_shift_1_3;
-  assign \$186  = buffer_load_2_0_1 | buffer_shift_2_0;
-  assign \$187  = buffer_load_2_1_1 | buffer_shift_2_1;
-  assign \$188  = buffer_load_2_2_1 | buffer_shift_2_2;
-  assign \$189  = buffer_load_2_3_1 | buffer_shift_2_3;
-  assign \$190  = buffer_load_3_0_1 | buffer_shift_3_0;
-  assign \$191  = buffer_load_3_1_1 | buffer_shift_3_1;
-  assign \$192  = buffer_load_3_2_1 | buffer_shift_3_2;
-  assign \$193  = buffer_load_3_3_1 | buffer_shift_3_3;
+  assign \$178  = buffer_load_0_0_1 | buffer_shift_0_0_1;
+  assign \$179  = buffer_load_0_1_1 | buffer_shift_0_1_1;
+  assign \$180  = buffer_load_0_2_1 | buffer_shift_0_2_1;
+  assign \$181  = buffer_load_0_3_1 | buffer_shift_0_3_1;
+  assign \$182  = buffer_load_1_0_1 | buffer_shift_1_0_1;
+  assign \$183  = buffer_load_1_1_1 | buffer_shift_1_1_1;
+  assign \$184  = buffer_load_1_2_1 | buffer_shift_1_2_1;
+  assign \$185  = buffer_load_1_3_1 | buffer_shift_1_3_1;
+  assign \$186  = buffer_load_2_0_1 | buffer_shift_2_0_1;
+  assign \$187  = buffer_load_2_1_1 | buffer_shift_2_1_1;
+  assign \$188  = buffer_load_2_2_1 | buffer_shift_2_2_1;
+  assign \$189  = buffer_load_2_3_1 | buffer_shift_2_3_1;
+  assign \$190  = buffer_load_3_0_1 | buffer_shift_3_0_1;
+  assign \$191  = buffer_load_3_1_1 | buffer_shift_3_1_1;
+  assign \$192  = buffer_load_3_2_1 | buffer_shift_3_2_1;
+  assign \$193  = buffer_load_3_3_1 | buffer_shift_3_3_1;
   assign \$194  = taken == 3'h7;
   assign \$195  = taken + 1'h1;
   assign \$196  = \$194  ? 4'h0 : \$195 ;
@@ -1901,179 +1997,163 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   always @(posedge clk)
     buffer_left_3 <= \$261 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$262 ;
+    buffer_shift_0_0_0 <= \$262 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$263 ;
+    buffer_shift_0_0_1 <= \$263 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$264 ;
+    buffer_0_0_0 <= \$264 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$265 ;
+    buffer_0_0_1 <= \$265 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$266 ;
+    buffer_0_0_2 <= \$266 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$267 ;
+    buffer_0_0_3 <= \$267 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$268 ;
+    buffer_0_0_4 <= \$268 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$269 ;
+    buffer_0_0_5 <= \$269 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$270 ;
+    buffer_0_0_6 <= \$270 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$271 ;
+    buffer_0_0_7 <= \$271 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$272 ;
+    buffer_shift_0_1_0 <= \$272 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$273 ;
+    buffer_shift_0_1_1 <= \$273 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$274 ;
+    buffer_0_1_0 <= \$274 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$275 ;
+    buffer_0_1_1 <= \$275 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$276 ;
+    buffer_0_1_2 <= \$276 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$277 ;
+    buffer_0_1_3 <= \$277 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$278 ;
+    buffer_0_1_4 <= \$278 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$279 ;
+    buffer_0_1_5 <= \$279 ;
   always @(posedge clk)
-    buffer_shift_0_2 <= \$280 ;
+    buffer_0_1_6 <= \$280 ;
   always @(posedge clk)
-    buffer_0_2_0 <= \$281 ;
+    buffer_0_1_7 <= \$281 ;
   always @(posedge clk)
-    buffer_0_2_1 <= \$282 ;
+    buffer_shift_0_2_0 <= \$282 ;
   always @(posedge clk)
-    buffer_0_2_2 <= \$283 ;
+    buffer_shift_0_2_1 <= \$283 ;
   always @(posedge clk)
-    buffer_0_2_3 <= \$284 ;
+    buffer_0_2_0 <= \$284 ;
   always @(posedge clk)
-    buffer_0_2_4 <= \$285 ;
+    buffer_0_2_1 <= \$285 ;
   always @(posedge clk)
-    buffer_0_2_5 <= \$286 ;
+    buffer_0_2_2 <= \$286 ;
   always @(posedge clk)
-    buffer_0_2_6 <= \$287 ;
+    buffer_0_2_3 <= \$287 ;
   always @(posedge clk)
-    buffer_0_2_7 <= \$288 ;
+    buffer_0_2_4 <= \$288 ;
   always @(posedge clk)
-    buffer_shift_0_3 <= \$289 ;
+    buffer_0_2_5 <= \$289 ;
   always @(posedge clk)
-    buffer_0_3_0 <= \$290 ;
+    buffer_0_2_6 <= \$290 ;
   always @(posedge clk)
-    buffer_0_3_1 <= \$291 ;
+    buffer_0_2_7 <= \$291 ;
   always @(posedge clk)
-    buffer_0_3_2 <= \$292 ;
+    buffer_shift_0_3_0 <= \$292 ;
   always @(posedge clk)
-    buffer_0_3_3 <= \$293 ;
+    buffer_shift_0_3_1 <= \$293 ;
   always @(posedge clk)
-    buffer_0_3_4 <= \$294 ;
+    buffer_0_3_0 <= \$294 ;
   always @(posedge clk)
-    buffer_0_3_5 <= \$295 ;
+    buffer_0_3_1 <= \$295 ;
   always @(posedge clk)
-    buffer_0_3_6 <= \$296 ;
+    buffer_0_3_2 <= \$296 ;
   always @(posedge clk)
-    buffer_0_3_7 <= \$297 ;
+    buffer_0_3_3 <= \$297 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$298 ;
+    buffer_0_3_4 <= \$298 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$299 ;
+    buffer_0_3_5 <= \$299 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$300 ;
+    buffer_0_3_6 <= \$300 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$301 ;
+    buffer_0_3_7 <= \$301 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$302 ;
+    buffer_shift_1_0_0 <= \$302 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$303 ;
+    buffer_shift_1_0_1 <= \$303 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$304 ;
+    buffer_1_0_0 <= \$304 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$305 ;
+    buffer_1_0_1 <= \$305 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$306 ;
+    buffer_1_0_2 <= \$306 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$307 ;
+    buffer_1_0_3 <= \$307 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$308 ;
+    buffer_1_0_4 <= \$308 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$309 ;
+    buffer_1_0_5 <= \$309 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$310 ;
+    buffer_1_0_6 <= \$310 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$311 ;
+    buffer_1_0_7 <= \$311 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$312 ;
+    buffer_shift_1_1_0 <= \$312 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$313 ;
+    buffer_shift_1_1_1 <= \$313 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$314 ;
+    buffer_1_1_0 <= \$314 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$315 ;
+    buffer_1_1_1 <= \$315 ;
   always @(posedge clk)
-    buffer_shift_1_2 <= \$316 ;
+    buffer_1_1_2 <= \$316 ;
   always @(posedge clk)
-    buffer_1_2_0 <= \$317 ;
+    buffer_1_1_3 <= \$317 ;
   always @(posedge clk)
-    buffer_1_2_1 <= \$318 ;
+    buffer_1_1_4 <= \$318 ;
   always @(posedge clk)
-    buffer_1_2_2 <= \$319 ;
+    buffer_1_1_5 <= \$319 ;
   always @(posedge clk)
-    buffer_1_2_3 <= \$320 ;
+    buffer_1_1_6 <= \$320 ;
   always @(posedge clk)
-    buffer_1_2_4 <= \$321 ;
+    buffer_1_1_7 <= \$321 ;
   always @(posedge clk)
-    buffer_1_2_5 <= \$322 ;
+    buffer_shift_1_2_0 <= \$322 ;
   always @(posedge clk)
-    buffer_1_2_6 <= \$323 ;
+    buffer_shift_1_2_1 <= \$323 ;
   always @(posedge clk)
-    buffer_1_2_7 <= \$324 ;
+    buffer_1_2_0 <= \$324 ;
   always @(posedge clk)
-    buffer_shift_1_3 <= \$325 ;
+    buffer_1_2_1 <= \$325 ;
   always @(posedge clk)
-    buffer_1_3_0 <= \$326 ;
+    buffer_1_2_2 <= \$326 ;
   always @(posedge clk)
-    buffer_1_3_1 <= \$327 ;
+    buffer_1_2_3 <= \$327 ;
   always @(posedge clk)
-    buffer_1_3_2 <= \$328 ;
+    buffer_1_2_4 <= \$328 ;
   always @(posedge clk)
-    buffer_1_3_3 <= \$329 ;
+    buffer_1_2_5 <= \$329 ;
   always @(posedge clk)
-    buffer_1_3_4 <= \$330 ;
+    buffer_1_2_6 <= \$330 ;
   always @(posedge clk)
-    buffer_1_3_5 <= \$331 ;
+    buffer_1_2_7 <= \$331 ;
   always @(posedge clk)
-    buffer_1_3_6 <= \$332 ;
+    buffer_shift_1_3_0 <= \$332 ;
   always @(posedge clk)
-    buffer_1_3_7 <= \$333 ;
+    buffer_shift_1_3_1 <= \$333 ;
   always @(posedge clk)
-    buffer_shift_2_0 <= \$334 ;
+    buffer_1_3_0 <= \$334 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$335 ;
+    buffer_1_3_1 <= \$335 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$336 ;
+    buffer_1_3_2 <= \$336 ;
   always @(posedge clk)
-    buffer_2_0_2 <= \$337 ;
+    buffer_1_3_3 <= \$337 ;
   always @(posedge clk)
-    buffer_2_0_3 <= \$338 ;
+    buffer_1_3_4 <= \$338 ;
   always @(posedge clk)
-    buffer_2_0_4 <= \$339 ;
+    buffer_1_3_5 <= \$339 ;
   always @(posedge clk)
-    buffer_2_0_5 <= \$340 ;
-  always @(posedge clk)
-    buffer_2_0_6 <= \$341 ;
-  always @(posedge clk)
-    buffer_2_0_7 <= \$342 ;
-  always @(posedge clk)
-    buffer_shift_2_1 <= \$343 ;
-  always @(posedge clk)
-    buffer_2_1_0 <= \$344 ;
-  always @(posedge clk)
-    buffer_2_1_1 <= \$345 ;
-  always @(posedge clk)
-    buffer_2_1_2 <= \$346 ;
-  always @(posedge clk)
-    buffer_2_1_3 <= \$347 ;
-  always @(posedge clk)
-    buffer_2_1_4 <= \$348 ;
+    buffer_1_3_6 <= \$340 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -2220,9 +2300,83 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_2_1_5;
-    if (\$187 ) begin
-      \$349  = buffer_2_1_6;
+    \$341  = buffer_1_3_7;
+    if (\$185 ) begin
+      \$341  = buffer_in_1_3_1;
+    end
+    if (rst) begin
+      \$341  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$342  = buffer_read_2;
+    if (rst) begin
+      \$342  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$343  = buffer_shift_2_0_0;
+    if (rst) begin
+      \$343  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$344  = buffer_2_0_0;
+    if (\$186 ) begin
+      \$344  = buffer_2_0_1;
+    end
+    if (rst) begin
+      \$344  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$345  = buffer_2_0_1;
+    if (\$186 ) begin
+      \$345  = buffer_2_0_2;
+    end
+    if (rst) begin
+      \$345  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$346  = buffer_2_0_2;
+    if (\$186 ) begin
+      \$346  = buffer_2_0_3;
+    end
+    if (rst) begin
+      \$346  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$347  = buffer_2_0_3;
+    if (\$186 ) begin
+      \$347  = buffer_2_0_4;
+    end
+    if (rst) begin
+      \$347  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$348  = buffer_2_0_4;
+    if (\$186 ) begin
+      \$348  = buffer_2_0_5;
+    end
+    if (rst) begin
+      \$348  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$349  = buffer_2_0_5;
+    if (\$186 ) begin
+      \$349  = buffer_2_0_6;
     end
     if (rst) begin
       \$349  = 12'h000;
@@ -2230,9 +2384,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = buffer_2_1_6;
-    if (\$187 ) begin
-      \$350  = buffer_2_1_7;
+    \$350  = buffer_2_0_6;
+    if (\$186 ) begin
+      \$350  = buffer_2_0_7;
     end
     if (rst) begin
       \$350  = 12'h000;
@@ -2240,9 +2394,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = buffer_2_1_7;
-    if (\$187 ) begin
-      \$351  = buffer_in_2_1_1;
+    \$351  = buffer_2_0_7;
+    if (\$186 ) begin
+      \$351  = buffer_in_2_0_1;
     end
     if (rst) begin
       \$351  = 12'h000;
@@ -2257,19 +2411,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = buffer_2_2_0;
-    if (\$188 ) begin
-      \$353  = buffer_2_2_1;
-    end
+    \$353  = buffer_shift_2_1_0;
     if (rst) begin
-      \$353  = 12'h000;
+      \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = buffer_2_2_1;
-    if (\$188 ) begin
-      \$354  = buffer_2_2_2;
+    \$354  = buffer_2_1_0;
+    if (\$187 ) begin
+      \$354  = buffer_2_1_1;
     end
     if (rst) begin
       \$354  = 12'h000;
@@ -2277,9 +2428,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = buffer_2_2_2;
-    if (\$188 ) begin
-      \$355  = buffer_2_2_3;
+    \$355  = buffer_2_1_1;
+    if (\$187 ) begin
+      \$355  = buffer_2_1_2;
     end
     if (rst) begin
       \$355  = 12'h000;
@@ -2287,9 +2438,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = buffer_2_2_3;
-    if (\$188 ) begin
-      \$356  = buffer_2_2_4;
+    \$356  = buffer_2_1_2;
+    if (\$187 ) begin
+      \$356  = buffer_2_1_3;
     end
     if (rst) begin
       \$356  = 12'h000;
@@ -2297,9 +2448,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = buffer_2_2_4;
-    if (\$188 ) begin
-      \$357  = buffer_2_2_5;
+    \$357  = buffer_2_1_3;
+    if (\$187 ) begin
+      \$357  = buffer_2_1_4;
     end
     if (rst) begin
       \$357  = 12'h000;
@@ -2307,9 +2458,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = buffer_2_2_5;
-    if (\$188 ) begin
-      \$358  = buffer_2_2_6;
+    \$358  = buffer_2_1_4;
+    if (\$187 ) begin
+      \$358  = buffer_2_1_5;
     end
     if (rst) begin
       \$358  = 12'h000;
@@ -2317,9 +2468,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = buffer_2_2_6;
-    if (\$188 ) begin
-      \$359  = buffer_2_2_7;
+    \$359  = buffer_2_1_5;
+    if (\$187 ) begin
+      \$359  = buffer_2_1_6;
     end
     if (rst) begin
       \$359  = 12'h000;
@@ -2327,9 +2478,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = buffer_2_2_7;
-    if (\$188 ) begin
-      \$360  = buffer_in_2_2_1;
+    \$360  = buffer_2_1_6;
+    if (\$187 ) begin
+      \$360  = buffer_2_1_7;
     end
     if (rst) begin
       \$360  = 12'h000;
@@ -2337,36 +2488,33 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = buffer_read_2;
+    \$361  = buffer_2_1_7;
+    if (\$187 ) begin
+      \$361  = buffer_in_2_1_1;
+    end
     if (rst) begin
-      \$361  = 1'h0;
+      \$361  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = buffer_2_3_0;
-    if (\$189 ) begin
-      \$362  = buffer_2_3_1;
-    end
+    \$362  = buffer_read_2;
     if (rst) begin
-      \$362  = 12'h000;
+      \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = buffer_2_3_1;
-    if (\$189 ) begin
-      \$363  = buffer_2_3_2;
-    end
+    \$363  = buffer_shift_2_2_0;
     if (rst) begin
-      \$363  = 12'h000;
+      \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = buffer_2_3_2;
-    if (\$189 ) begin
-      \$364  = buffer_2_3_3;
+    \$364  = buffer_2_2_0;
+    if (\$188 ) begin
+      \$364  = buffer_2_2_1;
     end
     if (rst) begin
       \$364  = 12'h000;
@@ -2374,9 +2522,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = buffer_2_3_3;
-    if (\$189 ) begin
-      \$365  = buffer_2_3_4;
+    \$365  = buffer_2_2_1;
+    if (\$188 ) begin
+      \$365  = buffer_2_2_2;
     end
     if (rst) begin
       \$365  = 12'h000;
@@ -2384,9 +2532,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = buffer_2_3_4;
-    if (\$189 ) begin
-      \$366  = buffer_2_3_5;
+    \$366  = buffer_2_2_2;
+    if (\$188 ) begin
+      \$366  = buffer_2_2_3;
     end
     if (rst) begin
       \$366  = 12'h000;
@@ -2394,9 +2542,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = buffer_2_3_5;
-    if (\$189 ) begin
-      \$367  = buffer_2_3_6;
+    \$367  = buffer_2_2_3;
+    if (\$188 ) begin
+      \$367  = buffer_2_2_4;
     end
     if (rst) begin
       \$367  = 12'h000;
@@ -2404,9 +2552,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = buffer_2_3_6;
-    if (\$189 ) begin
-      \$368  = buffer_2_3_7;
+    \$368  = buffer_2_2_4;
+    if (\$188 ) begin
+      \$368  = buffer_2_2_5;
     end
     if (rst) begin
       \$368  = 12'h000;
@@ -2414,9 +2562,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = buffer_2_3_7;
-    if (\$189 ) begin
-      \$369  = buffer_in_2_3_1;
+    \$369  = buffer_2_2_5;
+    if (\$188 ) begin
+      \$369  = buffer_2_2_6;
     end
     if (rst) begin
       \$369  = 12'h000;
@@ -2424,16 +2572,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = buffer_read_3;
+    \$370  = buffer_2_2_6;
+    if (\$188 ) begin
+      \$370  = buffer_2_2_7;
+    end
     if (rst) begin
-      \$370  = 1'h0;
+      \$370  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = buffer_3_0_0;
-    if (\$190 ) begin
-      \$371  = buffer_3_0_1;
+    \$371  = buffer_2_2_7;
+    if (\$188 ) begin
+      \$371  = buffer_in_2_2_1;
     end
     if (rst) begin
       \$371  = 12'h000;
@@ -2441,29 +2592,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = buffer_3_0_1;
-    if (\$190 ) begin
-      \$372  = buffer_3_0_2;
-    end
+    \$372  = buffer_read_2;
     if (rst) begin
-      \$372  = 12'h000;
+      \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = buffer_3_0_2;
-    if (\$190 ) begin
-      \$373  = buffer_3_0_3;
-    end
+    \$373  = buffer_shift_2_3_0;
     if (rst) begin
-      \$373  = 12'h000;
+      \$373  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = buffer_3_0_3;
-    if (\$190 ) begin
-      \$374  = buffer_3_0_4;
+    \$374  = buffer_2_3_0;
+    if (\$189 ) begin
+      \$374  = buffer_2_3_1;
     end
     if (rst) begin
       \$374  = 12'h000;
@@ -2471,9 +2616,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = buffer_3_0_4;
-    if (\$190 ) begin
-      \$375  = buffer_3_0_5;
+    \$375  = buffer_2_3_1;
+    if (\$189 ) begin
+      \$375  = buffer_2_3_2;
     end
     if (rst) begin
       \$375  = 12'h000;
@@ -2481,9 +2626,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = buffer_3_0_5;
-    if (\$190 ) begin
-      \$376  = buffer_3_0_6;
+    \$376  = buffer_2_3_2;
+    if (\$189 ) begin
+      \$376  = buffer_2_3_3;
     end
     if (rst) begin
       \$376  = 12'h000;
@@ -2491,9 +2636,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = buffer_3_0_6;
-    if (\$190 ) begin
-      \$377  = buffer_3_0_7;
+    \$377  = buffer_2_3_3;
+    if (\$189 ) begin
+      \$377  = buffer_2_3_4;
     end
     if (rst) begin
       \$377  = 12'h000;
@@ -2501,9 +2646,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = buffer_3_0_7;
-    if (\$190 ) begin
-      \$378  = buffer_in_3_0_1;
+    \$378  = buffer_2_3_4;
+    if (\$189 ) begin
+      \$378  = buffer_2_3_5;
     end
     if (rst) begin
       \$378  = 12'h000;
@@ -2511,16 +2656,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = buffer_read_3;
+    \$379  = buffer_2_3_5;
+    if (\$189 ) begin
+      \$379  = buffer_2_3_6;
+    end
     if (rst) begin
-      \$379  = 1'h0;
+      \$379  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = buffer_3_1_0;
-    if (\$191 ) begin
-      \$380  = buffer_3_1_1;
+    \$380  = buffer_2_3_6;
+    if (\$189 ) begin
+      \$380  = buffer_2_3_7;
     end
     if (rst) begin
       \$380  = 12'h000;
@@ -2528,9 +2676,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = buffer_3_1_1;
-    if (\$191 ) begin
-      \$381  = buffer_3_1_2;
+    \$381  = buffer_2_3_7;
+    if (\$189 ) begin
+      \$381  = buffer_in_2_3_1;
     end
     if (rst) begin
       \$381  = 12'h000;
@@ -2538,29 +2686,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = buffer_3_1_2;
-    if (\$191 ) begin
-      \$382  = buffer_3_1_3;
-    end
+    \$382  = buffer_read_3;
     if (rst) begin
-      \$382  = 12'h000;
+      \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = buffer_3_1_3;
-    if (\$191 ) begin
-      \$383  = buffer_3_1_4;
-    end
+    \$383  = buffer_shift_3_0_0;
     if (rst) begin
-      \$383  = 12'h000;
+      \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = buffer_3_1_4;
-    if (\$191 ) begin
-      \$384  = buffer_3_1_5;
+    \$384  = buffer_3_0_0;
+    if (\$190 ) begin
+      \$384  = buffer_3_0_1;
     end
     if (rst) begin
       \$384  = 12'h000;
@@ -2568,9 +2710,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = buffer_3_1_5;
-    if (\$191 ) begin
-      \$385  = buffer_3_1_6;
+    \$385  = buffer_3_0_1;
+    if (\$190 ) begin
+      \$385  = buffer_3_0_2;
     end
     if (rst) begin
       \$385  = 12'h000;
@@ -2578,9 +2720,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = buffer_3_1_6;
-    if (\$191 ) begin
-      \$386  = buffer_3_1_7;
+    \$386  = buffer_3_0_2;
+    if (\$190 ) begin
+      \$386  = buffer_3_0_3;
     end
     if (rst) begin
       \$386  = 12'h000;
@@ -2588,9 +2730,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = buffer_3_1_7;
-    if (\$191 ) begin
-      \$387  = buffer_in_3_1_1;
+    \$387  = buffer_3_0_3;
+    if (\$190 ) begin
+      \$387  = buffer_3_0_4;
     end
     if (rst) begin
       \$387  = 12'h000;
@@ -2598,16 +2740,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = buffer_read_3;
+    \$388  = buffer_3_0_4;
+    if (\$190 ) begin
+      \$388  = buffer_3_0_5;
+    end
     if (rst) begin
-      \$388  = 1'h0;
+      \$388  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = buffer_3_2_0;
-    if (\$192 ) begin
-      \$389  = buffer_3_2_1;
+    \$389  = buffer_3_0_5;
+    if (\$190 ) begin
+      \$389  = buffer_3_0_6;
     end
     if (rst) begin
       \$389  = 12'h000;
@@ -2615,9 +2760,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = buffer_3_2_1;
-    if (\$192 ) begin
-      \$390  = buffer_3_2_2;
+    \$390  = buffer_3_0_6;
+    if (\$190 ) begin
+      \$390  = buffer_3_0_7;
     end
     if (rst) begin
       \$390  = 12'h000;
@@ -2625,9 +2770,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = buffer_3_2_2;
-    if (\$192 ) begin
-      \$391  = buffer_3_2_3;
+    \$391  = buffer_3_0_7;
+    if (\$190 ) begin
+      \$391  = buffer_in_3_0_1;
     end
     if (rst) begin
       \$391  = 12'h000;
@@ -2635,29 +2780,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = buffer_3_2_3;
-    if (\$192 ) begin
-      \$392  = buffer_3_2_4;
-    end
+    \$392  = buffer_read_3;
     if (rst) begin
-      \$392  = 12'h000;
+      \$392  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = buffer_3_2_4;
-    if (\$192 ) begin
-      \$393  = buffer_3_2_5;
-    end
+    \$393  = buffer_shift_3_1_0;
     if (rst) begin
-      \$393  = 12'h000;
+      \$393  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = buffer_3_2_5;
-    if (\$192 ) begin
-      \$394  = buffer_3_2_6;
+    \$394  = buffer_3_1_0;
+    if (\$191 ) begin
+      \$394  = buffer_3_1_1;
     end
     if (rst) begin
       \$394  = 12'h000;
@@ -2665,9 +2804,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = buffer_3_2_6;
-    if (\$192 ) begin
-      \$395  = buffer_3_2_7;
+    \$395  = buffer_3_1_1;
+    if (\$191 ) begin
+      \$395  = buffer_3_1_2;
     end
     if (rst) begin
       \$395  = 12'h000;
@@ -2675,9 +2814,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = buffer_3_2_7;
-    if (\$192 ) begin
-      \$396  = buffer_in_3_2_1;
+    \$396  = buffer_3_1_2;
+    if (\$191 ) begin
+      \$396  = buffer_3_1_3;
     end
     if (rst) begin
       \$396  = 12'h000;
@@ -2685,16 +2824,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = buffer_read_3;
+    \$397  = buffer_3_1_3;
+    if (\$191 ) begin
+      \$397  = buffer_3_1_4;
+    end
     if (rst) begin
-      \$397  = 1'h0;
+      \$397  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = buffer_3_3_0;
-    if (\$193 ) begin
-      \$398  = buffer_3_3_1;
+    \$398  = buffer_3_1_4;
+    if (\$191 ) begin
+      \$398  = buffer_3_1_5;
     end
     if (rst) begin
       \$398  = 12'h000;
@@ -2702,9 +2844,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = buffer_3_3_1;
-    if (\$193 ) begin
-      \$399  = buffer_3_3_2;
+    \$399  = buffer_3_1_5;
+    if (\$191 ) begin
+      \$399  = buffer_3_1_6;
     end
     if (rst) begin
       \$399  = 12'h000;
@@ -2712,9 +2854,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = buffer_3_3_2;
-    if (\$193 ) begin
-      \$400  = buffer_3_3_3;
+    \$400  = buffer_3_1_6;
+    if (\$191 ) begin
+      \$400  = buffer_3_1_7;
     end
     if (rst) begin
       \$400  = 12'h000;
@@ -2722,9 +2864,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = buffer_3_3_3;
-    if (\$193 ) begin
-      \$401  = buffer_3_3_4;
+    \$401  = buffer_3_1_7;
+    if (\$191 ) begin
+      \$401  = buffer_in_3_1_1;
     end
     if (rst) begin
       \$401  = 12'h000;
@@ -2732,29 +2874,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = buffer_3_3_4;
-    if (\$193 ) begin
-      \$402  = buffer_3_3_5;
-    end
+    \$402  = buffer_read_3;
     if (rst) begin
-      \$402  = 12'h000;
+      \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = buffer_3_3_5;
-    if (\$193 ) begin
-      \$403  = buffer_3_3_6;
-    end
+    \$403  = buffer_shift_3_2_0;
     if (rst) begin
-      \$403  = 12'h000;
+      \$403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = buffer_3_3_6;
-    if (\$193 ) begin
-      \$404  = buffer_3_3_7;
+    \$404  = buffer_3_2_0;
+    if (\$192 ) begin
+      \$404  = buffer_3_2_1;
     end
     if (rst) begin
       \$404  = 12'h000;
@@ -2762,9 +2898,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = buffer_3_3_7;
-    if (\$193 ) begin
-      \$405  = buffer_in_3_3_1;
+    \$405  = buffer_3_2_1;
+    if (\$192 ) begin
+      \$405  = buffer_3_2_2;
     end
     if (rst) begin
       \$405  = 12'h000;
@@ -2772,52 +2908,206 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = taken;
-    if (buffer_load_3_3_1) begin
-      \$406  = \$196 [2:0];
+    \$406  = buffer_3_2_2;
+    if (\$192 ) begin
+      \$406  = buffer_3_2_3;
     end
     if (rst) begin
-      \$406  = 3'h0;
+      \$406  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = out__valid;
+    \$407  = buffer_3_2_3;
+    if (\$192 ) begin
+      \$407  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$407  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$408  = buffer_3_2_4;
+    if (\$192 ) begin
+      \$408  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$408  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$409  = buffer_3_2_5;
+    if (\$192 ) begin
+      \$409  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$409  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$410  = buffer_3_2_6;
+    if (\$192 ) begin
+      \$410  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$410  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$411  = buffer_3_2_7;
+    if (\$192 ) begin
+      \$411  = buffer_in_3_2_1;
+    end
+    if (rst) begin
+      \$411  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$412  = buffer_read_3;
+    if (rst) begin
+      \$412  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$413  = buffer_shift_3_3_0;
+    if (rst) begin
+      \$413  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$414  = buffer_3_3_0;
+    if (\$193 ) begin
+      \$414  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$414  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$415  = buffer_3_3_1;
+    if (\$193 ) begin
+      \$415  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$415  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$416  = buffer_3_3_2;
+    if (\$193 ) begin
+      \$416  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$416  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$417  = buffer_3_3_3;
+    if (\$193 ) begin
+      \$417  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$417  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$418  = buffer_3_3_4;
+    if (\$193 ) begin
+      \$418  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$418  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$419  = buffer_3_3_5;
+    if (\$193 ) begin
+      \$419  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$419  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$420  = buffer_3_3_6;
+    if (\$193 ) begin
+      \$420  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$420  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$421  = buffer_3_3_7;
+    if (\$193 ) begin
+      \$421  = buffer_in_3_3_1;
+    end
+    if (rst) begin
+      \$421  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$422  = taken;
+    if (buffer_load_3_3_1) begin
+      \$422  = \$196 [2:0];
+    end
+    if (rst) begin
+      \$422  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$423  = out__valid;
     if (tile_in) begin
-      \$407  = 1'h1;
+      \$423  = 1'h1;
     end
     if (take) begin
       if (\$200 ) begin
-        \$407  = 1'h0;
+        \$423  = 1'h0;
       end
     end
     if (rst) begin
-      \$407  = 1'h0;
+      \$423  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = row_part;
+    \$424  = row_part;
     if (take) begin
-      \$408  = \$199 [1:0];
+      \$424  = \$199 [1:0];
     end
     if (rst) begin
-      \$408  = 2'h0;
+      \$424  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = row;
+    \$425  = row;
     if (take) begin
       (* full_case = 32'd1 *)
       if (\$200 ) begin
-        \$409  = 5'h00;
+        \$425  = 5'h00;
       end else begin
-        \$409  = \$201 [4:0];
+        \$425  = \$201 [4:0];
       end
     end
     if (rst) begin
-      \$409  = 5'h00;
+      \$425  = 5'h00;
     end
   end
   always @* begin
@@ -3311,19 +3601,16 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_0_0_0;
-    if (\$178 ) begin
-      \$263  = buffer_0_0_1;
-    end
+    \$263  = buffer_shift_0_0_0;
     if (rst) begin
-      \$263  = 12'h000;
+      \$263  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_0_0_1;
+    \$264  = buffer_0_0_0;
     if (\$178 ) begin
-      \$264  = buffer_0_0_2;
+      \$264  = buffer_0_0_1;
     end
     if (rst) begin
       \$264  = 12'h000;
@@ -3331,9 +3618,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_0_0_2;
+    \$265  = buffer_0_0_1;
     if (\$178 ) begin
-      \$265  = buffer_0_0_3;
+      \$265  = buffer_0_0_2;
     end
     if (rst) begin
       \$265  = 12'h000;
@@ -3341,9 +3628,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_0_0_3;
+    \$266  = buffer_0_0_2;
     if (\$178 ) begin
-      \$266  = buffer_0_0_4;
+      \$266  = buffer_0_0_3;
     end
     if (rst) begin
       \$266  = 12'h000;
@@ -3351,9 +3638,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_0_0_4;
+    \$267  = buffer_0_0_3;
     if (\$178 ) begin
-      \$267  = buffer_0_0_5;
+      \$267  = buffer_0_0_4;
     end
     if (rst) begin
       \$267  = 12'h000;
@@ -3361,9 +3648,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_0_0_5;
+    \$268  = buffer_0_0_4;
     if (\$178 ) begin
-      \$268  = buffer_0_0_6;
+      \$268  = buffer_0_0_5;
     end
     if (rst) begin
       \$268  = 12'h000;
@@ -3371,9 +3658,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_0_0_6;
+    \$269  = buffer_0_0_5;
     if (\$178 ) begin
-      \$269  = buffer_0_0_7;
+      \$269  = buffer_0_0_6;
     end
     if (rst) begin
       \$269  = 12'h000;
@@ -3381,9 +3668,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_0_0_7;
+    \$270  = buffer_0_0_6;
     if (\$178 ) begin
-      \$270  = buffer_in_0_0_1;
+      \$270  = buffer_0_0_7;
     end
     if (rst) begin
       \$270  = 12'h000;
@@ -3391,36 +3678,33 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_read_0;
+    \$271  = buffer_0_0_7;
+    if (\$178 ) begin
+      \$271  = buffer_in_0_0_1;
+    end
     if (rst) begin
-      \$271  = 1'h0;
+      \$271  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_0_1_0;
-    if (\$179 ) begin
-      \$272  = buffer_0_1_1;
-    end
+    \$272  = buffer_read_0;
     if (rst) begin
-      \$272  = 12'h000;
+      \$272  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_0_1_1;
-    if (\$179 ) begin
-      \$273  = buffer_0_1_2;
-    end
+    \$273  = buffer_shift_0_1_0;
     if (rst) begin
-      \$273  = 12'h000;
+      \$273  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_0_1_2;
+    \$274  = buffer_0_1_0;
     if (\$179 ) begin
-      \$274  = buffer_0_1_3;
+      \$274  = buffer_0_1_1;
     end
     if (rst) begin
       \$274  = 12'h000;
@@ -3428,9 +3712,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_0_1_3;
+    \$275  = buffer_0_1_1;
     if (\$179 ) begin
-      \$275  = buffer_0_1_4;
+      \$275  = buffer_0_1_2;
     end
     if (rst) begin
       \$275  = 12'h000;
@@ -3438,9 +3722,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_0_1_4;
+    \$276  = buffer_0_1_2;
     if (\$179 ) begin
-      \$276  = buffer_0_1_5;
+      \$276  = buffer_0_1_3;
     end
     if (rst) begin
       \$276  = 12'h000;
@@ -3448,9 +3732,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_0_1_5;
+    \$277  = buffer_0_1_3;
     if (\$179 ) begin
-      \$277  = buffer_0_1_6;
+      \$277  = buffer_0_1_4;
     end
     if (rst) begin
       \$277  = 12'h000;
@@ -3458,9 +3742,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_0_1_6;
+    \$278  = buffer_0_1_4;
     if (\$179 ) begin
-      \$278  = buffer_0_1_7;
+      \$278  = buffer_0_1_5;
     end
     if (rst) begin
       \$278  = 12'h000;
@@ -3468,9 +3752,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_0_1_7;
+    \$279  = buffer_0_1_5;
     if (\$179 ) begin
-      \$279  = buffer_in_0_1_1;
+      \$279  = buffer_0_1_6;
     end
     if (rst) begin
       \$279  = 12'h000;
@@ -3478,16 +3762,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_read_0;
+    \$280  = buffer_0_1_6;
+    if (\$179 ) begin
+      \$280  = buffer_0_1_7;
+    end
     if (rst) begin
-      \$280  = 1'h0;
+      \$280  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_0_2_0;
-    if (\$180 ) begin
-      \$281  = buffer_0_2_1;
+    \$281  = buffer_0_1_7;
+    if (\$179 ) begin
+      \$281  = buffer_in_0_1_1;
     end
     if (rst) begin
       \$281  = 12'h000;
@@ -3495,29 +3782,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_0_2_1;
-    if (\$180 ) begin
-      \$282  = buffer_0_2_2;
-    end
+    \$282  = buffer_read_0;
     if (rst) begin
-      \$282  = 12'h000;
+      \$282  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_0_2_2;
-    if (\$180 ) begin
-      \$283  = buffer_0_2_3;
-    end
+    \$283  = buffer_shift_0_2_0;
     if (rst) begin
-      \$283  = 12'h000;
+      \$283  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_0_2_3;
+    \$284  = buffer_0_2_0;
     if (\$180 ) begin
-      \$284  = buffer_0_2_4;
+      \$284  = buffer_0_2_1;
     end
     if (rst) begin
       \$284  = 12'h000;
@@ -3525,9 +3806,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_0_2_4;
+    \$285  = buffer_0_2_1;
     if (\$180 ) begin
-      \$285  = buffer_0_2_5;
+      \$285  = buffer_0_2_2;
     end
     if (rst) begin
       \$285  = 12'h000;
@@ -3535,9 +3816,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_0_2_5;
+    \$286  = buffer_0_2_2;
     if (\$180 ) begin
-      \$286  = buffer_0_2_6;
+      \$286  = buffer_0_2_3;
     end
     if (rst) begin
       \$286  = 12'h000;
@@ -3545,9 +3826,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_0_2_6;
+    \$287  = buffer_0_2_3;
     if (\$180 ) begin
-      \$287  = buffer_0_2_7;
+      \$287  = buffer_0_2_4;
     end
     if (rst) begin
       \$287  = 12'h000;
@@ -3555,9 +3836,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_0_2_7;
+    \$288  = buffer_0_2_4;
     if (\$180 ) begin
-      \$288  = buffer_in_0_2_1;
+      \$288  = buffer_0_2_5;
     end
     if (rst) begin
       \$288  = 12'h000;
@@ -3565,16 +3846,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_read_0;
+    \$289  = buffer_0_2_5;
+    if (\$180 ) begin
+      \$289  = buffer_0_2_6;
+    end
     if (rst) begin
-      \$289  = 1'h0;
+      \$289  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_0_3_0;
-    if (\$181 ) begin
-      \$290  = buffer_0_3_1;
+    \$290  = buffer_0_2_6;
+    if (\$180 ) begin
+      \$290  = buffer_0_2_7;
     end
     if (rst) begin
       \$290  = 12'h000;
@@ -3582,9 +3866,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_0_3_1;
-    if (\$181 ) begin
-      \$291  = buffer_0_3_2;
+    \$291  = buffer_0_2_7;
+    if (\$180 ) begin
+      \$291  = buffer_in_0_2_1;
     end
     if (rst) begin
       \$291  = 12'h000;
@@ -3592,29 +3876,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_0_3_2;
-    if (\$181 ) begin
-      \$292  = buffer_0_3_3;
-    end
+    \$292  = buffer_read_0;
     if (rst) begin
-      \$292  = 12'h000;
+      \$292  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_0_3_3;
-    if (\$181 ) begin
-      \$293  = buffer_0_3_4;
-    end
+    \$293  = buffer_shift_0_3_0;
     if (rst) begin
-      \$293  = 12'h000;
+      \$293  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_0_3_4;
+    \$294  = buffer_0_3_0;
     if (\$181 ) begin
-      \$294  = buffer_0_3_5;
+      \$294  = buffer_0_3_1;
     end
     if (rst) begin
       \$294  = 12'h000;
@@ -3622,9 +3900,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_0_3_5;
+    \$295  = buffer_0_3_1;
     if (\$181 ) begin
-      \$295  = buffer_0_3_6;
+      \$295  = buffer_0_3_2;
     end
     if (rst) begin
       \$295  = 12'h000;
@@ -3632,9 +3910,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_0_3_6;
+    \$296  = buffer_0_3_2;
     if (\$181 ) begin
-      \$296  = buffer_0_3_7;
+      \$296  = buffer_0_3_3;
     end
     if (rst) begin
       \$296  = 12'h000;
@@ -3642,9 +3920,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_0_3_7;
+    \$297  = buffer_0_3_3;
     if (\$181 ) begin
-      \$297  = buffer_in_0_3_1;
+      \$297  = buffer_0_3_4;
     end
     if (rst) begin
       \$297  = 12'h000;
@@ -3652,16 +3930,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_read_1;
+    \$298  = buffer_0_3_4;
+    if (\$181 ) begin
+      \$298  = buffer_0_3_5;
+    end
     if (rst) begin
-      \$298  = 1'h0;
+      \$298  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_1_0_0;
-    if (\$182 ) begin
-      \$299  = buffer_1_0_1;
+    \$299  = buffer_0_3_5;
+    if (\$181 ) begin
+      \$299  = buffer_0_3_6;
     end
     if (rst) begin
       \$299  = 12'h000;
@@ -3669,9 +3950,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_1_0_1;
-    if (\$182 ) begin
-      \$300  = buffer_1_0_2;
+    \$300  = buffer_0_3_6;
+    if (\$181 ) begin
+      \$300  = buffer_0_3_7;
     end
     if (rst) begin
       \$300  = 12'h000;
@@ -3679,9 +3960,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_1_0_2;
-    if (\$182 ) begin
-      \$301  = buffer_1_0_3;
+    \$301  = buffer_0_3_7;
+    if (\$181 ) begin
+      \$301  = buffer_in_0_3_1;
     end
     if (rst) begin
       \$301  = 12'h000;
@@ -3689,29 +3970,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_1_0_3;
-    if (\$182 ) begin
-      \$302  = buffer_1_0_4;
-    end
+    \$302  = buffer_read_1;
     if (rst) begin
-      \$302  = 12'h000;
+      \$302  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_1_0_4;
-    if (\$182 ) begin
-      \$303  = buffer_1_0_5;
-    end
+    \$303  = buffer_shift_1_0_0;
     if (rst) begin
-      \$303  = 12'h000;
+      \$303  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_1_0_5;
+    \$304  = buffer_1_0_0;
     if (\$182 ) begin
-      \$304  = buffer_1_0_6;
+      \$304  = buffer_1_0_1;
     end
     if (rst) begin
       \$304  = 12'h000;
@@ -3719,9 +3994,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_1_0_6;
+    \$305  = buffer_1_0_1;
     if (\$182 ) begin
-      \$305  = buffer_1_0_7;
+      \$305  = buffer_1_0_2;
     end
     if (rst) begin
       \$305  = 12'h000;
@@ -3729,9 +4004,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_1_0_7;
+    \$306  = buffer_1_0_2;
     if (\$182 ) begin
-      \$306  = buffer_in_1_0_1;
+      \$306  = buffer_1_0_3;
     end
     if (rst) begin
       \$306  = 12'h000;
@@ -3739,16 +4014,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_read_1;
+    \$307  = buffer_1_0_3;
+    if (\$182 ) begin
+      \$307  = buffer_1_0_4;
+    end
     if (rst) begin
-      \$307  = 1'h0;
+      \$307  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_1_1_0;
-    if (\$183 ) begin
-      \$308  = buffer_1_1_1;
+    \$308  = buffer_1_0_4;
+    if (\$182 ) begin
+      \$308  = buffer_1_0_5;
     end
     if (rst) begin
       \$308  = 12'h000;
@@ -3756,9 +4034,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_1_1_1;
-    if (\$183 ) begin
-      \$309  = buffer_1_1_2;
+    \$309  = buffer_1_0_5;
+    if (\$182 ) begin
+      \$309  = buffer_1_0_6;
     end
     if (rst) begin
       \$309  = 12'h000;
@@ -3766,9 +4044,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_1_1_2;
-    if (\$183 ) begin
-      \$310  = buffer_1_1_3;
+    \$310  = buffer_1_0_6;
+    if (\$182 ) begin
+      \$310  = buffer_1_0_7;
     end
     if (rst) begin
       \$310  = 12'h000;
@@ -3776,9 +4054,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_1_1_3;
-    if (\$183 ) begin
-      \$311  = buffer_1_1_4;
+    \$311  = buffer_1_0_7;
+    if (\$182 ) begin
+      \$311  = buffer_in_1_0_1;
     end
     if (rst) begin
       \$311  = 12'h000;
@@ -3786,29 +4064,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_1_1_4;
-    if (\$183 ) begin
-      \$312  = buffer_1_1_5;
-    end
+    \$312  = buffer_read_1;
     if (rst) begin
-      \$312  = 12'h000;
+      \$312  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_1_1_5;
-    if (\$183 ) begin
-      \$313  = buffer_1_1_6;
-    end
+    \$313  = buffer_shift_1_1_0;
     if (rst) begin
-      \$313  = 12'h000;
+      \$313  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_1_1_6;
+    \$314  = buffer_1_1_0;
     if (\$183 ) begin
-      \$314  = buffer_1_1_7;
+      \$314  = buffer_1_1_1;
     end
     if (rst) begin
       \$314  = 12'h000;
@@ -3816,9 +4088,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_1_1_7;
+    \$315  = buffer_1_1_1;
     if (\$183 ) begin
-      \$315  = buffer_in_1_1_1;
+      \$315  = buffer_1_1_2;
     end
     if (rst) begin
       \$315  = 12'h000;
@@ -3826,16 +4098,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_read_1;
+    \$316  = buffer_1_1_2;
+    if (\$183 ) begin
+      \$316  = buffer_1_1_3;
+    end
     if (rst) begin
-      \$316  = 1'h0;
+      \$316  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_1_2_0;
-    if (\$184 ) begin
-      \$317  = buffer_1_2_1;
+    \$317  = buffer_1_1_3;
+    if (\$183 ) begin
+      \$317  = buffer_1_1_4;
     end
     if (rst) begin
       \$317  = 12'h000;
@@ -3843,9 +4118,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_1_2_1;
-    if (\$184 ) begin
-      \$318  = buffer_1_2_2;
+    \$318  = buffer_1_1_4;
+    if (\$183 ) begin
+      \$318  = buffer_1_1_5;
     end
     if (rst) begin
       \$318  = 12'h000;
@@ -3853,9 +4128,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_1_2_2;
-    if (\$184 ) begin
-      \$319  = buffer_1_2_3;
+    \$319  = buffer_1_1_5;
+    if (\$183 ) begin
+      \$319  = buffer_1_1_6;
     end
     if (rst) begin
       \$319  = 12'h000;
@@ -3863,9 +4138,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_1_2_3;
-    if (\$184 ) begin
-      \$320  = buffer_1_2_4;
+    \$320  = buffer_1_1_6;
+    if (\$183 ) begin
+      \$320  = buffer_1_1_7;
     end
     if (rst) begin
       \$320  = 12'h000;
@@ -3873,9 +4148,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_1_2_4;
-    if (\$184 ) begin
-      \$321  = buffer_1_2_5;
+    \$321  = buffer_1_1_7;
+    if (\$183 ) begin
+      \$321  = buffer_in_1_1_1;
     end
     if (rst) begin
       \$321  = 12'h000;
@@ -3883,29 +4158,23 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_1_2_5;
-    if (\$184 ) begin
-      \$322  = buffer_1_2_6;
-    end
+    \$322  = buffer_read_1;
     if (rst) begin
-      \$322  = 12'h000;
+      \$322  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_1_2_6;
-    if (\$184 ) begin
-      \$323  = buffer_1_2_7;
-    end
+    \$323  = buffer_shift_1_2_0;
     if (rst) begin
-      \$323  = 12'h000;
+      \$323  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_1_2_7;
+    \$324  = buffer_1_2_0;
     if (\$184 ) begin
-      \$324  = buffer_in_1_2_1;
+      \$324  = buffer_1_2_1;
     end
     if (rst) begin
       \$324  = 12'h000;
@@ -3913,16 +4182,19 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_read_1;
+    \$325  = buffer_1_2_1;
+    if (\$184 ) begin
+      \$325  = buffer_1_2_2;
+    end
     if (rst) begin
-      \$325  = 1'h0;
+      \$325  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_1_3_0;
-    if (\$185 ) begin
-      \$326  = buffer_1_3_1;
+    \$326  = buffer_1_2_2;
+    if (\$184 ) begin
+      \$326  = buffer_1_2_3;
     end
     if (rst) begin
       \$326  = 12'h000;
@@ -3930,9 +4202,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_1_3_1;
-    if (\$185 ) begin
-      \$327  = buffer_1_3_2;
+    \$327  = buffer_1_2_3;
+    if (\$184 ) begin
+      \$327  = buffer_1_2_4;
     end
     if (rst) begin
       \$327  = 12'h000;
@@ -3940,9 +4212,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_1_3_2;
-    if (\$185 ) begin
-      \$328  = buffer_1_3_3;
+    \$328  = buffer_1_2_4;
+    if (\$184 ) begin
+      \$328  = buffer_1_2_5;
     end
     if (rst) begin
       \$328  = 12'h000;
@@ -3950,9 +4222,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_1_3_3;
-    if (\$185 ) begin
-      \$329  = buffer_1_3_4;
+    \$329  = buffer_1_2_5;
+    if (\$184 ) begin
+      \$329  = buffer_1_2_6;
     end
     if (rst) begin
       \$329  = 12'h000;
@@ -3960,9 +4232,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_1_3_4;
-    if (\$185 ) begin
-      \$330  = buffer_1_3_5;
+    \$330  = buffer_1_2_6;
+    if (\$184 ) begin
+      \$330  = buffer_1_2_7;
     end
     if (rst) begin
       \$330  = 12'h000;
@@ -3970,9 +4242,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_1_3_5;
-    if (\$185 ) begin
-      \$331  = buffer_1_3_6;
+    \$331  = buffer_1_2_7;
+    if (\$184 ) begin
+      \$331  = buffer_in_1_2_1;
     end
     if (rst) begin
       \$331  = 12'h000;
@@ -3980,36 +4252,33 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_1_3_6;
+    \$332  = buffer_read_1;
+    if (rst) begin
+      \$332  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$333  = buffer_shift_1_3_0;
+    if (rst) begin
+      \$333  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = buffer_1_3_0;
     if (\$185 ) begin
-      \$332  = buffer_1_3_7;
+      \$334  = buffer_1_3_1;
     end
     if (rst) begin
-      \$332  = 12'h000;
+      \$334  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_1_3_7;
+    \$335  = buffer_1_3_1;
     if (\$185 ) begin
-      \$333  = buffer_in_1_3_1;
-    end
-    if (rst) begin
-      \$333  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_read_2;
-    if (rst) begin
-      \$334  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_2_0_0;
-    if (\$186 ) begin
-      \$335  = buffer_2_0_1;
+      \$335  = buffer_1_3_2;
     end
     if (rst) begin
       \$335  = 12'h000;
@@ -4017,9 +4286,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_2_0_1;
-    if (\$186 ) begin
-      \$336  = buffer_2_0_2;
+    \$336  = buffer_1_3_2;
+    if (\$185 ) begin
+      \$336  = buffer_1_3_3;
     end
     if (rst) begin
       \$336  = 12'h000;
@@ -4027,9 +4296,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_2_0_2;
-    if (\$186 ) begin
-      \$337  = buffer_2_0_3;
+    \$337  = buffer_1_3_3;
+    if (\$185 ) begin
+      \$337  = buffer_1_3_4;
     end
     if (rst) begin
       \$337  = 12'h000;
@@ -4037,9 +4306,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_2_0_3;
-    if (\$186 ) begin
-      \$338  = buffer_2_0_4;
+    \$338  = buffer_1_3_4;
+    if (\$185 ) begin
+      \$338  = buffer_1_3_5;
     end
     if (rst) begin
       \$338  = 12'h000;
@@ -4047,9 +4316,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_2_0_4;
-    if (\$186 ) begin
-      \$339  = buffer_2_0_5;
+    \$339  = buffer_1_3_5;
+    if (\$185 ) begin
+      \$339  = buffer_1_3_6;
     end
     if (rst) begin
       \$339  = 12'h000;
@@ -4057,89 +4326,12 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_2_0_5;
-    if (\$186 ) begin
-      \$340  = buffer_2_0_6;
+    \$340  = buffer_1_3_6;
+    if (\$185 ) begin
+      \$340  = buffer_1_3_7;
     end
     if (rst) begin
       \$340  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_2_0_6;
-    if (\$186 ) begin
-      \$341  = buffer_2_0_7;
-    end
-    if (rst) begin
-      \$341  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_2_0_7;
-    if (\$186 ) begin
-      \$342  = buffer_in_2_0_1;
-    end
-    if (rst) begin
-      \$342  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_read_2;
-    if (rst) begin
-      \$343  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_2_1_0;
-    if (\$187 ) begin
-      \$344  = buffer_2_1_1;
-    end
-    if (rst) begin
-      \$344  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_2_1_1;
-    if (\$187 ) begin
-      \$345  = buffer_2_1_2;
-    end
-    if (rst) begin
-      \$345  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_2_1_2;
-    if (\$187 ) begin
-      \$346  = buffer_2_1_3;
-    end
-    if (rst) begin
-      \$346  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_2_1_3;
-    if (\$187 ) begin
-      \$347  = buffer_2_1_4;
-    end
-    if (rst) begin
-      \$347  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_2_1_4;
-    if (\$187 ) begin
-      \$348  = buffer_2_1_5;
-    end
-    if (rst) begin
-      \$348  = 12'h000;
     end
   end
   assign a_0_exp = \$14 [4:0];

@@ -922,13 +922,13 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire buffer_read_1;
   reg buffer_reserved = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_0 = 1'h0;
+  reg buffer_shift_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_0_1 = 1'h0;
+  reg buffer_shift_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_0 = 1'h0;
+  reg buffer_shift_1_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_shift_1_1 = 1'h0;
+  reg buffer_shift_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_turn_0 = 1'h1;
   (* keep = 32'd1 *)
@@ -1369,10 +1369,10 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$617  = \$615  & \$616 ;
   assign \$618  = buffer_left_0 - 1'h1;
   assign \$619  = buffer_left_1 - 1'h1;
-  assign \$620  = buffer_load_0_0_1 | buffer_shift_0_0;
-  assign \$621  = buffer_load_0_1_1 | buffer_shift_0_1;
-  assign \$622  = buffer_load_1_0_1 | buffer_shift_1_0;
-  assign \$623  = buffer_load_1_1_1 | buffer_shift_1_1;
+  assign \$620  = buffer_load_0_0_1 | buffer_shift_0_0_0;
+  assign \$621  = buffer_load_0_1_1 | buffer_shift_0_1_0;
+  assign \$622  = buffer_load_1_0_1 | buffer_shift_1_0_0;
+  assign \$623  = buffer_load_1_1_1 | buffer_shift_1_1_0;
   assign \$624  = taken == 3'h7;
   assign \$625  = taken + 1'h1;
   assign \$626  = \$624  ? 4'h0 : \$625 ;
@@ -1465,7 +1465,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     buffer_left_1 <= \$651 ;
   always @(posedge clk)
-    buffer_shift_0_0 <= \$652 ;
+    buffer_shift_0_0_0 <= \$652 ;
   always @(posedge clk)
     buffer_0_0_0 <= \$653 ;
   always @(posedge clk)
@@ -1483,7 +1483,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     buffer_0_0_7 <= \$660 ;
   always @(posedge clk)
-    buffer_shift_0_1 <= \$661 ;
+    buffer_shift_0_1_0 <= \$661 ;
   always @(posedge clk)
     buffer_0_1_0 <= \$662 ;
   always @(posedge clk)
@@ -1501,7 +1501,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     buffer_0_1_7 <= \$669 ;
   always @(posedge clk)
-    buffer_shift_1_0 <= \$670 ;
+    buffer_shift_1_0_0 <= \$670 ;
   always @(posedge clk)
     buffer_1_0_0 <= \$671 ;
   always @(posedge clk)
@@ -1519,7 +1519,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     buffer_1_0_7 <= \$678 ;
   always @(posedge clk)
-    buffer_shift_1_1 <= \$679 ;
+    buffer_shift_1_1_0 <= \$679 ;
   always @(posedge clk)
     buffer_1_1_0 <= \$680 ;
   always @(posedge clk)
