@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.rounding import Rounding, parse_rounding
+from mpsim.mx import MXFormat, is_mx_spec, parse_mx_format
+from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
 __all__ = ["GemmConfig", "OrderKind", "parse_order"]
 
@@ -46,7 +47,10 @@ def parse_order(order: str | int) -> tuple[OrderKind, int]:
     return OrderKind.BLOCKED, int(order)
 
 
-_Format = str | FloatFormat | FixedFormat
+_Format = str | FloatFormat | FixedFormat | MXFormat
+#: An MX GEMM rounds ``acc + term`` from a float64 value round-to-odd at 100 bits or more: enough for this many
+#: accumulator mantissa bits plus random bits (mpsim.mx_gemm_kernels).
+MX_MAX_ACC_BITS = 98
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,11 @@ class GemmConfig:
     ----------
     mul : format, name or None
         Format the exact products are rounded into; ``None`` keeps them
-        exact (a fused multiply-add: one rounding per step, the sum's).
+        exact (a fused multiply-add: one rounding per step, the sum's). An MX
+        format (:class:`~mpsim.mx.MXFormat`, ``"mxfp8_e4m3"``...) makes an MX
+        GEMM (:mod:`mpsim.mx_gemm`): operands in MX blocks along K, one
+        accumulator rounding per block; it needs ``mul_rounding="nearest"``,
+        ``order="sequential"`` and an accumulator that does not wrap.
     acc : format or name
         Accumulator format: every addition is rounded into it.
     rounding : Rounding or name
@@ -88,20 +96,48 @@ class GemmConfig:
     emulate: bool = True
 
     def __post_init__(self) -> None:
-        if self.mul is not None:
+        if self.mul is not None and not is_mx_spec(self.mul):
             parse_format(self.mul)
         parse_format(self.acc)
         parse_rounding(self.rounding)
         parse_rounding(self.mul_rounding)
         parse_order(self.order)
+        if self.mul is not None and is_mx_spec(self.mul):
+            self._check_mx(parse_mx_format(self.mul))  # type: ignore[arg-type]
         if self.saturate is not None and not isinstance(self.saturate, bool):
             raise ValueError(f"saturate must be True, False or None, not {self.saturate!r}")
         if not isinstance(self.emulate, bool):
             raise ValueError(f"emulate must be True or False, not {self.emulate!r}")
 
+    def _check_mx(self, mx: MXFormat) -> None:
+        """What an MX GEMM can serve: elements to nearest, blocks in order, an accumulator that does not wrap."""
+        if parse_rounding(self.mul_rounding).mode != RoundingMode.NEAREST:
+            raise ValueError(
+                f"an MX GEMM ({mx}) rounds its operands to nearest: mul_rounding must be 'nearest', "
+                f"not {self.mul_rounding!r} (quantize_mx the operands for another rounding)"
+            )
+        if parse_order(self.order)[0] != OrderKind.SEQUENTIAL:
+            raise ValueError(f"an MX GEMM ({mx}) adds its blocks in order: order must be 'sequential', not {self.order!r}")
+        acc, rounding = parse_format(self.acc), parse_rounding(self.rounding)
+        if isinstance(acc, FixedFormat) and acc.overflow != "saturate" and self.saturate is not True:
+            raise ValueError(f"an MX GEMM ({mx}) needs an accumulator that does not wrap, not {acc}")
+        if isinstance(acc, FloatFormat):
+            bits = acc.man_bits + (rounding.kernel_rand_bits if rounding.stochastic else 2)
+            if bits > MX_MAX_ACC_BITS or acc.min_exponent < -320:
+                raise ValueError(
+                    f"an MX GEMM ({mx}) rounds into accumulators of at most {MX_MAX_ACC_BITS} mantissa and random "
+                    f"bits and no value below 2**-320, not {acc} with {rounding}"
+                )
+
+    @property
+    def mx_format(self) -> MXFormat | None:
+        """The MX block format of an MX GEMM (``mul`` an MX format), else ``None``."""
+        return parse_mx_format(self.mul) if self.mul is not None and is_mx_spec(self.mul) else None  # type: ignore[arg-type]
+
     @property
     def mul_format(self) -> FloatFormat | FixedFormat | None:
-        return None if self.mul is None else parse_format(self.mul)
+        """The product format (``None`` for exact products and for an MX GEMM: see :attr:`mx_format`)."""
+        return None if self.mul is None or is_mx_spec(self.mul) else parse_format(self.mul)
 
     @property
     def acc_format(self) -> FloatFormat | FixedFormat:
@@ -132,7 +168,7 @@ class GemmConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML values (format and rounding names) that :meth:`from_dict` reads back."""
         return {
-            "mul": None if self.mul is None else str(parse_format(self.mul)),
+            "mul": None if self.mul is None else str(self.mx_format or parse_format(self.mul)),
             "acc": str(parse_format(self.acc)),
             "rounding": str(parse_rounding(self.rounding)),
             "mul_rounding": str(parse_rounding(self.mul_rounding)),
@@ -161,4 +197,6 @@ class GemmConfig:
 
     def __str__(self) -> str:
         products = "exact products" if self.mul is None else f"products {self.mul_format} ({self.mul_rounding_rule})"
+        if self.mx_format is not None:
+            products = f"MX blocks {self.mx_format} (exact block sums)"
         return f"{products}, accumulator {self.acc_format} ({self.acc_rounding}), order {self.order}"
