@@ -18,9 +18,11 @@ three floats ``acc + th + tl`` are brought to a pair ``s + e`` whose value is
 the exact sum rounded to odd at 100 bits or more (TwoSums, the last error
 term rounded to odd by :func:`mpsim.gemm_kernels.round_to_odd`), and that
 pair is rounded by ``round_pair``: a value rounded to odd keeps every
-rounding at least 2 bits coarser (Boldo and Melquiond), and the accumulator's
-mantissa and random bits are at most
-:data:`mpsim.gemm_config.MX_MAX_ACC_BITS` (checked in the config).
+rounding at least 2 bits coarser (Boldo and Melquiond), and an accumulator's
+mantissa bits (at most 23) and random bits (at most 62) come to 85. Every
+value met is a multiple of ``2**-320`` at least (accumulators: ``2**-149``;
+terms: ``2**-44`` times ``2**-254``) and below ``2**400``: no float64 underflow
+or overflow in the TwoSums.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def mx_step(acc: float, th: float, tl: float, p: KernelParams, r: int) -> float:
 
 
 @numba.njit(inline="always")
-def _bits(p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, o: int, nb: int, t: int) -> int:
+def _bits(
+    p: KernelParams, source: int, key: np.uint64, offset: np.uint64, rand: np.ndarray, o: int, nb: int, t: int
+) -> int:
     """The accumulator's random bits for block ``t`` of output ``o``: qmatmul's stage-1 draw of term ``t``, K = nb."""
     k = p.rand_bits
     if k == 0:
