@@ -111,7 +111,7 @@ def qmatmul(
     a: Any,
     b: Any,
     *,
-    mul: str | FloatFormat | FixedFormat | None = None,
+    mul: str | FloatFormat | FixedFormat | MXFormat | None = None,
     acc: str | FloatFormat | FixedFormat | None = "fp32",
     rounding: str | Rounding = "nearest",
     mul_rounding: str | Rounding = "nearest",
@@ -130,6 +130,11 @@ def qmatmul(
     products'; ``order`` is ``"sequential"``, ``"pairwise"`` or a block size.
     ``fma=True`` only states that the products are not rounded: that is what
     ``mul=None`` (the default) means, and it is an error with a ``mul`` format.
+    ``mul`` an MX format (``"mxfp8_e4m3"``, an :class:`~mpsim.mx.MXFormat`)
+    makes an MX GEMM (:mod:`mpsim.mx_gemm`): ``a`` in MX blocks along its
+    rows, ``b`` along its columns (elements to nearest, the last block
+    zero-padded), each block's exact dot product times both scales added into
+    ``acc`` with one rounding per block, in order.
     ``config`` gives the whole arithmetic as one
     :class:`~mpsim.gemm_config.GemmConfig` instead of the keywords (not both).
     Stochastic bits come from ``seed`` (int, CounterRNG, LFSR or LFSRGrid),

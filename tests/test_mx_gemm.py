@@ -139,8 +139,9 @@ def test_edge_blocks():
     b = np.ones((kd, 4), np.float32)
     a[0, :32] = 3.0e38  # floor(log2) = 127: E near 127 - emax
     b[:32, 0] = 2.0e38
-    a[1, :32] = 1e-44  # float32 subnormals: E clamped to -127
-    b[:32, 1] = 3e-45
+    a[1, :32] = 1.5 * 2.0**-126  # E clamped to -127, nonzero elements: 2**-254 times the products underflows
+    b[:32, 1] = 1.25 * 2.0**-120
+    b[:5, 2] = 1e-44  # float32 subnormals in a block (with ones)
     a[2, 5] = np.inf  # E = 127, the Inf element saturates
     a[3, 7] = np.nan  # a NaN block: this row's outputs are NaN
     a[4, :32] = 0.0  # an all-zero block: E = -127
