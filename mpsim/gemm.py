@@ -138,7 +138,7 @@ class GemmPlan:
     acc_exact: ExactParams | None
     mul_exact: ExactParams | None
     acc_pair: bool  # the round-to-odd pair path applies (see mpsim.gemm_kernels)
-    mx: MXFormat | None = None  # an MX GEMM (mpsim.mx_gemm): operands in blocks, one rounding per block
+    mx: tuple[MXFormat, MXFormat] | None = None  # an MX GEMM (mpsim.mx_gemm): A's and B's block formats
 
     @classmethod
     def build(cls, config: GemmConfig) -> GemmPlan:
@@ -167,7 +167,7 @@ class GemmPlan:
             acc_exact=acc_exact,
             mul_exact=exact_params(mul, mul_rounding, mul_params),
             acc_pair=acc_pair,
-            mx=config.mx_format,
+            mx=config.mx_formats,
         )
 
     @property

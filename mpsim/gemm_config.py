@@ -20,7 +20,7 @@ from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.mx import MXFormat, is_mx_spec, parse_mx_format
 from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
-__all__ = ["GemmConfig", "OrderKind", "parse_order"]
+__all__ = ["GemmConfig", "OrderKind", "parse_mx_operands", "parse_order"]
 
 
 class OrderKind(enum.IntEnum):
@@ -47,7 +47,31 @@ def parse_order(order: str | int) -> tuple[OrderKind, int]:
     return OrderKind.BLOCKED, int(order)
 
 
-_Format = str | FloatFormat | FixedFormat | MXFormat
+_Format = str | FloatFormat | FixedFormat | MXFormat | tuple[str | MXFormat, str | MXFormat]
+
+
+def parse_mx_operands(spec: object) -> tuple[MXFormat, MXFormat] | None:
+    """The MX formats of A and B when ``spec`` (a ``mul``) is MX, else ``None``.
+
+    One MX format serves both; ``"A,B"`` (``"mxfp8_e4m3,mxfp8_e5m2"``) or a
+    pair gives each its own, which must share the block size.
+    """
+    if isinstance(spec, MXFormat):
+        parts: list[object] = [spec]
+    elif isinstance(spec, str) and is_mx_spec(spec):
+        parts = [p.strip() for p in spec.split(",")]
+    elif isinstance(spec, tuple) and any(is_mx_spec(p) for p in spec):
+        parts = list(spec)
+    else:
+        return None
+    if len(parts) > 2:
+        raise ValueError(f"an MX mul is one format or two (A,B), not {spec!r}")
+    fa, fb = parse_mx_format(parts[0]), parse_mx_format(parts[-1])  # type: ignore[arg-type]
+    if fa.block_size != fb.block_size:
+        raise ValueError(
+            f"MX operands must share a block size: A's {fa} has {fa.block_size}, B's {fb} has {fb.block_size}"
+        )
+    return fa, fb
 
 
 @dataclass(frozen=True)
@@ -93,20 +117,21 @@ class GemmConfig:
     emulate: bool = True
 
     def __post_init__(self) -> None:
-        if self.mul is not None and not is_mx_spec(self.mul):
-            parse_format(self.mul)
+        mx = parse_mx_operands(self.mul)
+        if self.mul is not None and mx is None:
+            parse_format(self.mul)  # type: ignore[arg-type]
         parse_format(self.acc)
         parse_rounding(self.rounding)
         parse_rounding(self.mul_rounding)
         parse_order(self.order)
-        if self.mul is not None and is_mx_spec(self.mul):
-            self._check_mx(parse_mx_format(self.mul))  # type: ignore[arg-type]
+        if mx is not None:
+            self._check_mx(_mx_label(mx))
         if self.saturate is not None and not isinstance(self.saturate, bool):
             raise ValueError(f"saturate must be True, False or None, not {self.saturate!r}")
         if not isinstance(self.emulate, bool):
             raise ValueError(f"emulate must be True or False, not {self.emulate!r}")
 
-    def _check_mx(self, mx: MXFormat) -> None:
+    def _check_mx(self, mx: str) -> None:
         """What an MX GEMM can serve: elements to nearest, blocks in order, an accumulator that does not wrap."""
         if parse_rounding(self.mul_rounding).mode != RoundingMode.NEAREST:
             raise ValueError(
@@ -123,14 +148,16 @@ class GemmConfig:
             raise ValueError(f"an MX GEMM ({mx}) needs an accumulator that does not wrap, not {acc}")
 
     @property
-    def mx_format(self) -> MXFormat | None:
-        """The MX block format of an MX GEMM (``mul`` an MX format), else ``None``."""
-        return parse_mx_format(self.mul) if self.mul is not None and is_mx_spec(self.mul) else None  # type: ignore[arg-type]
+    def mx_formats(self) -> tuple[MXFormat, MXFormat] | None:
+        """The MX block formats of A and B in an MX GEMM (``mul`` MX), else ``None``."""
+        return parse_mx_operands(self.mul)
 
     @property
     def mul_format(self) -> FloatFormat | FixedFormat | None:
-        """The product format (``None`` for exact products and for an MX GEMM: see :attr:`mx_format`)."""
-        return None if self.mul is None or is_mx_spec(self.mul) else parse_format(self.mul)
+        """The product format (``None`` for exact products and for an MX GEMM: see :attr:`mx_formats`)."""
+        if self.mul is None or self.mx_formats is not None:
+            return None
+        return parse_format(self.mul)  # type: ignore[arg-type]
 
     @property
     def acc_format(self) -> FloatFormat | FixedFormat:
@@ -158,10 +185,14 @@ class GemmConfig:
         """Whether any rounding of the product draws random bits."""
         return self.acc_rounding.stochastic or (self.mul is not None and self.mul_rounding_rule.stochastic)
 
+    def _mul_label(self) -> str:
+        mx = self.mx_formats
+        return _mx_label(mx) if mx is not None else str(parse_format(self.mul))  # type: ignore[arg-type]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML values (format and rounding names) that :meth:`from_dict` reads back."""
         return {
-            "mul": None if self.mul is None else str(self.mx_format or parse_format(self.mul)),
+            "mul": None if self.mul is None else self._mul_label(),
             "acc": str(parse_format(self.acc)),
             "rounding": str(parse_rounding(self.rounding)),
             "mul_rounding": str(parse_rounding(self.mul_rounding)),
@@ -190,6 +221,11 @@ class GemmConfig:
 
     def __str__(self) -> str:
         products = "exact products" if self.mul is None else f"products {self.mul_format} ({self.mul_rounding_rule})"
-        if self.mx_format is not None:
-            products = f"MX blocks {self.mx_format} (exact block sums)"
+        if self.mx_formats is not None:
+            products = f"MX blocks {self._mul_label()} (exact block sums)"
         return f"{products}, accumulator {self.acc_format} ({self.acc_rounding}), order {self.order}"
+
+
+def _mx_label(mx: tuple[MXFormat, MXFormat]) -> str:
+    """``"A"`` for one format, ``"A,B"`` for two (what :func:`parse_mx_operands` reads back)."""
+    return str(mx[0]) if mx[0] == mx[1] else f"{mx[0]},{mx[1]}"

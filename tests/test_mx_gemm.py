@@ -38,15 +38,21 @@ def _blocks_of(x: np.ndarray, fmt: mpsim.MXFormat, axis: int) -> tuple[np.ndarra
     return scales.astype(np.int64), elements
 
 
+def _formats(spec: str) -> tuple[mpsim.MXFormat, mpsim.MXFormat]:
+    """A's and B's formats of ``"F"`` or ``"A,B"``."""
+    names = spec.split(",")
+    return mpsim.parse_format(names[0]), mpsim.parse_format(names[-1])
+
+
 def reference_mx_qmatmul(a, b, fmt, acc, mode, k, draw):
     """The exact model of the module doc; ``draw(output, block)`` gives a stochastic rounding's bits."""
-    fmt = mpsim.parse_format(fmt)
+    fmt_a, fmt_b = _formats(fmt)
     acc_fmt = mpsim.parse_format(acc)
-    sa, ea = _blocks_of(a, fmt, axis=1)
-    sb, eb = _blocks_of(b, fmt, axis=0)
+    sa, ea = _blocks_of(a, fmt_a, axis=1)
+    sb, eb = _blocks_of(b, fmt_b, axis=0)
     m, kd = a.shape
     n = b.shape[1]
-    bs = fmt.block_size
+    bs = fmt_a.block_size
     nb = -(-kd // bs)
     out = np.empty((m, n), dtype=object)
     for i in range(m):
@@ -68,7 +74,7 @@ def reference_mx_qmatmul(a, b, fmt, acc, mode, k, draw):
 def _check(a, b, fmt, acc, rounding, seed=11):
     rule = mpsim.parse_rounding(rounding)
     k = rule.kernel_rand_bits
-    nb = -(-a.shape[1] // mpsim.parse_format(fmt).block_size)
+    nb = -(-a.shape[1] // _formats(fmt)[0].block_size)
     got = qmatmul(a, b, mul=fmt, acc=acc, rounding=rounding, seed=seed)
     want = reference_mx_qmatmul(
         a, b, fmt, acc, rule.mode.value, k, lambda output, t: gemm_draw(seed, 0, output, nb, t, 1, k)
@@ -101,6 +107,13 @@ def test_mx_qmatmul_matches_exact_model(fmt, acc, rounding, kd):
     _check(a, b, fmt, acc, rounding)
 
 
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3,mxfp8_e5m2", "mxfp4_e2m1,mxint8", "mxfp6_e2m3:b16,mx:e3m4:b16"])
+@pytest.mark.parametrize(("acc", "rounding"), [("fp32", "nearest"), ("bf16", "stochastic:8")])
+def test_mixed_operand_formats_match_exact_model(fmt, acc, rounding):
+    a, b = _operands(stable_seed(fmt) % 1000, 3, 40, 2)
+    _check(a, b, fmt, acc, rounding)
+
+
 @pytest.mark.parametrize(("acc", "rounding"), [("fp32", "nearest"), ("bf16", "stochastic:8"), ("fp32", "stochastic")])
 def test_e5m2_block_sums_wider_than_float64(acc, rounding):
     """E5M2 products span 2**-32..2**31: these blocks' exact sums are not float64 numbers (checked), yet exact."""
@@ -117,7 +130,7 @@ def test_e5m2_block_sums_wider_than_float64(acc, rounding):
     _, eb = _blocks_of(b, fmt, axis=0)
     sums = [sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(ea[0, :32], eb[:32, j])) for j in range(3)]
     assert any(Fraction(float(s)) != s for s in sums)
-    _check(a, b, fmt, acc, rounding)
+    _check(a, b, "mxfp8_e5m2", acc, rounding)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -169,6 +182,9 @@ def test_config_torch_and_broadcast_give_the_same_bits():
     config = GemmConfig(mul=MX_PRESETS["mxfp4_e2m1"], acc="bf16", rounding="stochastic:8")
     np.testing.assert_array_equal(qmatmul(a, b, config=config, seed=2), got)
     assert GemmConfig.from_dict(config.to_dict()) == GemmConfig(mul="mxfp4_e2m1", acc="bf16", rounding="stochastic:8")
+    pair = GemmConfig(mul=(MX_PRESETS["mxfp4_e2m1"], "mxint8"), acc="bf16")
+    assert GemmConfig.from_dict(pair.to_dict()).mx_formats == (MX_PRESETS["mxfp4_e2m1"], MX_PRESETS["mxint8"])
+    np.testing.assert_array_equal(qmatmul(a, b, config=pair), qmatmul(a, b, mul="mxfp4_e2m1,mxint8", acc="bf16"))
     tensor = qmatmul(torch.from_numpy(a), torch.from_numpy(b), config=config, seed=2)
     np.testing.assert_array_equal(tensor.numpy(), got)
     batched = qmatmul(np.stack([a, a]), b, mul="mxfp4_e2m1", acc="bf16")
@@ -198,6 +214,14 @@ def test_config_torch_and_broadcast_give_the_same_bits():
             r"^an MX GEMM \(mxfp8_e4m3\) needs an accumulator that does not wrap, not q3\.4$",
         ),
         ({"mul": "mxfp9"}, r"^unknown MX format 'mxfp9': .*$"),
+        (
+            {"mul": "mxfp8_e4m3,mxfp8_e5m2:b16"},
+            r"^MX operands must share a block size: A's mxfp8_e4m3 has 32, B's mxfp8_e5m2:b16 has 16$",
+        ),
+        (
+            {"mul": "mxint8,mxint8,mxint8"},
+            r"^an MX mul is one format or two \(A,B\), not 'mxint8,mxint8,mxint8'$",
+        ),
     ],
 )
 def test_bad_mx_configuration_is_refused(kwargs, message):
@@ -229,7 +253,7 @@ def test_a_sticky_bit_far_below_the_float64_sum_reaches_the_rounding(r_offset):
     out = np.empty((1, 1, 1))
     fmt = MX_PRESETS["mxfp8_e5m2"]
     mx_gemm_sequential(
-        ea, sa, eb, sb, out, 32, block_split(fmt), kernel_params(acc, rounding), SOURCE_ARRAY, 0, 0, rand
+        ea, sa, eb, sb, out, 32, block_split(fmt, fmt), kernel_params(acc, rounding), SOURCE_ARRAY, 0, 0, rand
     )
     x = Fraction(2) ** 40 + Fraction(2) ** -13 - Fraction(2) ** -75
     want = round_exact(x, acc, "stochastic", r=r, k=rounding.kernel_rand_bits)
