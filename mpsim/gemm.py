@@ -139,6 +139,7 @@ class GemmPlan:
     mul_exact: ExactParams | None
     acc_pair: bool  # the round-to-odd pair path applies (see mpsim.gemm_kernels)
     mx: tuple[MXFormat, MXFormat] | None = None  # an MX GEMM (mpsim.mx_gemm): A's and B's block formats
+    block_sum_params: KernelParams | None = None  # an MX GEMM's block sums rounded to nearest under these
 
     @classmethod
     def build(cls, config: GemmConfig) -> GemmPlan:
@@ -168,6 +169,9 @@ class GemmPlan:
             mul_exact=exact_params(mul, mul_rounding, mul_params),
             acc_pair=acc_pair,
             mx=config.mx_formats,
+            block_sum_params=None
+            if config.block_sum_format is None
+            else kernel_params(config.block_sum_format, parse_rounding("nearest"), config.saturate),
         )
 
     @property

@@ -106,6 +106,10 @@ class GemmConfig:
         ``False`` marks a GEMM that the torch layers leave to ``torch.matmul``
         in fp32 on the (quantized) operands: the cast-only emulation of
         QPyTorch-style tools. :func:`mpsim.qmatmul` refuses such a config.
+    block_sum : format, name or None
+        MX GEMMs only: each block's exact sum rounded to nearest (ties to
+        even) into this format before it is scaled (``saturate`` applies);
+        ``None`` keeps it exact.
     """
 
     mul: _Format | None = None
@@ -115,6 +119,7 @@ class GemmConfig:
     order: str | int = "sequential"
     saturate: bool | None = None
     emulate: bool = True
+    block_sum: str | FloatFormat | FixedFormat | None = None
 
     def __post_init__(self) -> None:
         mx = parse_mx_operands(self.mul)
@@ -130,6 +135,10 @@ class GemmConfig:
             raise ValueError(f"saturate must be True, False or None, not {self.saturate!r}")
         if not isinstance(self.emulate, bool):
             raise ValueError(f"emulate must be True or False, not {self.emulate!r}")
+        if self.block_sum is not None:
+            parse_format(self.block_sum)
+            if mx is None:
+                raise ValueError(f"block_sum rounds the block sums of an MX GEMM: it needs an MX mul, not {self.mul!r}")
 
     def _check_mx(self, mx: str) -> None:
         """What an MX GEMM can serve: elements to nearest, blocks in order, an accumulator that does not wrap."""
@@ -158,6 +167,11 @@ class GemmConfig:
         if self.mul is None or self.mx_formats is not None:
             return None
         return parse_format(self.mul)  # type: ignore[arg-type]
+
+    @property
+    def block_sum_format(self) -> FloatFormat | FixedFormat | None:
+        """The format MX block sums are rounded into (``None``: exact)."""
+        return None if self.block_sum is None else parse_format(self.block_sum)
 
     @property
     def acc_format(self) -> FloatFormat | FixedFormat:
@@ -199,6 +213,7 @@ class GemmConfig:
             "order": self.order,
             "saturate": self.saturate,
             "emulate": self.emulate,
+            **({} if self.block_sum is None else {"block_sum": str(parse_format(self.block_sum))}),
         }
 
     @classmethod
@@ -222,7 +237,8 @@ class GemmConfig:
     def __str__(self) -> str:
         products = "exact products" if self.mul is None else f"products {self.mul_format} ({self.mul_rounding_rule})"
         if self.mx_formats is not None:
-            products = f"MX blocks {self._mul_label()} (exact block sums)"
+            sums = "exact" if self.block_sum is None else f"rounded to {self.block_sum_format}"
+            products = f"MX blocks {self._mul_label()} (block sums {sums})"
         return f"{products}, accumulator {self.acc_format} ({self.acc_rounding}), order {self.order}"
 
 

@@ -10,7 +10,8 @@ output ``C[i, j]`` and every block ``k`` in order:
 
 * ``term_k`` = the exact sum of the block's element products times
   ``2**(Ea + Eb)``, the product of the two shared scales (NaN where either
-  scale is NaN);
+  scale is NaN); with ``GemmConfig.block_sum`` a format, the block sum is
+  first rounded to nearest (ties to even) into it;
 * ``acc = R_acc(acc + term_k)`` from ``acc = +0``: one rounding per block,
   of the exact value, as the sequential :func:`mpsim.qmatmul` adds a product.
 
@@ -81,4 +82,21 @@ def run_mx(
     eb_pad = np.zeros((b3.shape[0], b3.shape[2], nb * bs), dtype=np.float32)
     eb_pad[:, :, :k_dim] = eb.transpose(0, 2, 1)
     sb_t = np.ascontiguousarray(sb.transpose(0, 2, 1))
-    mx_gemm_sequential(ea_pad, sa, eb_pad, sb_t, out, bs, split, plan.acc_params, source, key, offset, rand)
+    block_params = plan.block_sum_params
+    round_blocks = block_params is not None
+    mx_gemm_sequential(
+        ea_pad,
+        sa,
+        eb_pad,
+        sb_t,
+        out,
+        bs,
+        split,
+        plan.acc_params,
+        source,
+        key,
+        offset,
+        rand,
+        round_blocks,
+        block_params if block_params is not None else plan.acc_params,
+    )

@@ -89,12 +89,16 @@ def mx_gemm_sequential(
     key: np.uint64,
     offset: np.uint64,
     rand: np.ndarray,
+    round_blocks: bool,
+    bp: KernelParams,
 ) -> None:
     """``out[z, i, j]``: the blocks of row ``ea[z, i]`` and column ``eb[z, j]`` summed exactly, scaled, accumulated.
 
     ``ea``: (Ba, M, nb * block) float32 elements, ``sa``: (Ba, M, nb) E8M0
     codes; ``eb``, ``sb`` the same for B's columns (N for M); a batch of 1
     broadcasts. ``split``: see the module doc. ``out``: (B, M, N) float64.
+    ``round_blocks``: each exact block sum is rounded under ``bp`` (no random
+    bits) before it is scaled.
     """
     batch, m, n = out.shape
     nb = sa.shape[2]
@@ -123,6 +127,9 @@ def mx_gemm_sequential(
                         hi += part
                         lo += prod - part
                     th, tl = two_sum(hi, lo)
+                    if round_blocks:
+                        th = round_pair(th, tl, bp, 0)
+                        tl = 0.0
                     scale = pow2(ca + cb - _BIAS2)
                     th *= scale
                     tl *= scale

@@ -44,8 +44,11 @@ def _formats(spec: str) -> tuple[mpsim.MXFormat, mpsim.MXFormat]:
     return mpsim.parse_format(names[0]), mpsim.parse_format(names[-1])
 
 
-def reference_mx_qmatmul(a, b, fmt, acc, mode, k, draw):
-    """The exact model of the module doc; ``draw(output, block)`` gives a stochastic rounding's bits."""
+def reference_mx_qmatmul(a, b, fmt, acc, mode, k, draw, block_sum=None):
+    """The exact model of the module doc; ``draw(output, block)`` gives a stochastic rounding's bits.
+
+    ``block_sum``: a format each exact block sum is rounded into (to nearest) before the scaling.
+    """
     fmt_a, fmt_b = _formats(fmt)
     acc_fmt = mpsim.parse_format(acc)
     sa, ea = _blocks_of(a, fmt_a, axis=1)
@@ -64,21 +67,23 @@ def reference_mx_qmatmul(a, b, fmt, acc, mode, k, draw):
                 else:
                     block = range(t * bs, min((t + 1) * bs, kd))  # the padding adds nothing
                     exact = sum((Fraction(float(ea[i, u])) * Fraction(float(eb[u, j])) for u in block), Fraction(0))
-                    term = exact * Fraction(2) ** (int(sa[i, t]) + int(sb[t, j]) - 2 * SCALE_BIAS)
+                    scaled: Value = exact if block_sum is None else round_exact(exact, block_sum, "nearest")
+                    scale = Fraction(2) ** (int(sa[i, t]) + int(sb[t, j]) - 2 * SCALE_BIAS)
+                    term = scaled if isinstance(scaled, float) else scaled * scale  # Inf and NaN stay
                 r = draw(i * n + j, t) if mode == "stochastic" else 0
                 total = round_exact(add(total, term), acc_fmt, mode, r=r, k=k)
             out[i, j] = total
     return out
 
 
-def _check(a, b, fmt, acc, rounding, seed=11):
+def _check(a, b, fmt, acc, rounding, seed=11, block_sum=None):
     rule = mpsim.parse_rounding(rounding)
     k = rule.kernel_rand_bits
     nb = -(-a.shape[1] // _formats(fmt)[0].block_size)
-    got = qmatmul(a, b, mul=fmt, acc=acc, rounding=rounding, seed=seed)
-    want = reference_mx_qmatmul(
-        a, b, fmt, acc, rule.mode.value, k, lambda output, t: gemm_draw(seed, 0, output, nb, t, 1, k)
-    )
+    got = qmatmul(a, b, mul=fmt, acc=acc, rounding=rounding, seed=seed, block_sum=block_sum)
+    draw = lambda output, t: gemm_draw(seed, 0, output, nb, t, 1, k)  # noqa: E731
+    bs_fmt = None if block_sum is None else mpsim.parse_format(block_sum)
+    want = reference_mx_qmatmul(a, b, fmt, acc, rule.mode.value, k, draw, bs_fmt)
     for (i, j), value in np.ndenumerate(want):
         assert same(float(got[i, j]), value), (i, j, float(got[i, j]), value)
     return want
@@ -112,6 +117,18 @@ def test_mx_qmatmul_matches_exact_model(fmt, acc, rounding, kd):
 def test_mixed_operand_formats_match_exact_model(fmt, acc, rounding):
     a, b = _operands(stable_seed(fmt) % 1000, 3, 40, 2)
     _check(a, b, fmt, acc, rounding)
+
+
+@pytest.mark.parametrize("fmt", PRESETS)
+@pytest.mark.parametrize("block_sum", ["bf16", "e4m3", "e5m2", "q8.7"])
+@pytest.mark.parametrize(("acc", "rounding"), [("fp32", "nearest"), ("bf16", "stochastic:8")])
+def test_block_sums_rounded_before_scaling_match_exact_model(fmt, block_sum, acc, rounding):
+    rng = np.random.default_rng(stable_seed(fmt, block_sum) % 1000)
+    a = (rng.standard_normal((3, 64)) * 2.0 ** rng.integers(-20, 20, (3, 1))).astype(np.float32)
+    b = (rng.standard_normal((64, 4)) * 2.0 ** rng.integers(-20, 20, (1, 4))).astype(np.float32)
+    want = _check(a, b, fmt, acc, rounding, block_sum=block_sum)
+    if block_sum in ("e4m3", "e5m2"):  # 4 and 3 significant bits: some of 24 block sums lose bits
+        assert (want != _check(a, b, fmt, acc, rounding)).any()
 
 
 @pytest.mark.parametrize(("acc", "rounding"), [("fp32", "nearest"), ("bf16", "stochastic:8"), ("fp32", "stochastic")])
@@ -215,6 +232,11 @@ def test_config_torch_and_broadcast_give_the_same_bits():
         ),
         ({"mul": "mxfp9"}, r"^unknown MX format 'mxfp9': .*$"),
         (
+            {"mul": "e4m3", "block_sum": "bf16"},
+            r"^block_sum rounds the block sums of an MX GEMM: it needs an MX mul, not 'e4m3'$",
+        ),
+        ({"block_sum": "e4m9x"}, r"^unknown format 'e4m9x': .*$"),
+        (
             {"mul": "mxfp8_e4m3,mxfp8_e5m2:b16"},
             r"^MX operands must share a block size: A's mxfp8_e4m3 has 32, B's mxfp8_e5m2:b16 has 16$",
         ),
@@ -253,7 +275,20 @@ def test_a_sticky_bit_far_below_the_float64_sum_reaches_the_rounding(r_offset):
     out = np.empty((1, 1, 1))
     fmt = MX_PRESETS["mxfp8_e5m2"]
     mx_gemm_sequential(
-        ea, sa, eb, sb, out, 32, block_split(fmt, fmt), kernel_params(acc, rounding), SOURCE_ARRAY, 0, 0, rand
+        ea,
+        sa,
+        eb,
+        sb,
+        out,
+        32,
+        block_split(fmt, fmt),
+        kernel_params(acc, rounding),
+        SOURCE_ARRAY,
+        0,
+        0,
+        rand,
+        False,
+        kernel_params(acc, rounding),
     )
     x = Fraction(2) ** 40 + Fraction(2) ** -13 - Fraction(2) ** -75
     want = round_exact(x, acc, "stochastic", r=r, k=rounding.kernel_rand_bits)
