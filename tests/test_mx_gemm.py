@@ -24,6 +24,7 @@ from mpsim.mx import MX_PRESETS, SCALE_BIAS, SCALE_NAN_CODE
 from mpsim.mx_gemm import block_split
 from mpsim.mx_gemm_kernels import mx_gemm_sequential
 from mpsim.params import SOURCE_ARRAY, kernel_params
+from mpsim.randbits import LFSR
 from tests.conftest import stable_seed
 from tests.exact_reference import Value, add, round_exact, same
 from tests.random_reference import gemm_draw
@@ -148,6 +149,19 @@ def test_e5m2_block_sums_wider_than_float64(acc, rounding):
     sums = [sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(ea[0, :32], eb[:32, j])) for j in range(3)]
     assert any(Fraction(float(s)) != s for s in sums)
     _check(a, b, "mxfp8_e5m2", acc, rounding)
+
+
+def test_lfsr_source_feeds_block_t_of_output_o_draw_3_o_nb_plus_3_t_plus_1():
+    """An LFSR's draws in qmatmul's layout: block t of output o takes draw (o * nb + t) * 3 + 1 (stage 1, the sum)."""
+    a, b = _operands(9, 2, 70, 3)
+    nb, k = 3, 6
+    got = qmatmul(a, b, mul="mxfp6_e3m2", acc="bf16", rounding=f"stochastic:{k}", seed=LFSR(20, seed=3))
+    bits = LFSR(20, seed=3).draw(a.shape[0] * b.shape[1] * nb * 3, k)
+    want = reference_mx_qmatmul(
+        a, b, "mxfp6_e3m2", "bf16", "stochastic", k, lambda output, t: int(bits[(output * nb + t) * 3 + 1])
+    )
+    for (i, j), value in np.ndenumerate(want):
+        assert same(float(got[i, j]), value), (i, j, float(got[i, j]), value)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
