@@ -183,7 +183,7 @@ def test_edge_blocks():
     b = np.ones((kd, 4), np.float32)
     a[0, :32] = 3.0e38  # floor(log2) = 127: E near 127 - emax
     b[:32, 0] = 2.0e38
-    a[1, :32] = 1.5 * 2.0**-126  # E clamped to -127, nonzero elements: 2**-254 times the products underflows
+    a[1, :32] = 1.5 * 2.0**-126  # E clamped to -127 (MXINT8: -126), nonzero elements: the scaled products underflow
     b[:32, 1] = 1.25 * 2.0**-120
     b[:5, 2] = 1e-44  # float32 subnormals in a block (with ones)
     a[2, 5] = np.inf  # E = 127, the Inf element saturates
@@ -193,9 +193,19 @@ def test_edge_blocks():
     a[5, 32] = -0.0
     b[:, 3] = -b[:, 3]
     for fmt in PRESETS:
+        sa, _ = _blocks_of(a, MX_PRESETS[fmt], axis=1)
+        sb, _ = _blocks_of(b, MX_PRESETS[fmt], axis=0)
+        emax = MX_PRESETS[fmt].element_emax
+        assert sa[0, 0] == sb[0, 0] == 2 * SCALE_BIAS - emax  # E = 127 - emax
+        assert sa[4, 0] == 0  # an all-zero block: E = -127
+        assert (sa[1, 0], sb[0, 1]) == (max(0, 1 - emax), max(0, 7 - emax))  # E = -126 - emax, -120 - emax, clamped
+        assert sa[2, 0] == 2 * SCALE_BIAS and sa[3, 0] == SCALE_NAN_CODE  # Inf: E = 127; NaN
         for acc, rounding in [("fp16", "nearest"), ("fp16", "stochastic:4"), ("e5m6", "toward_zero")]:
             want = _check(a, b, fmt, acc, rounding)
             assert all(isinstance(v, float) and math.isnan(v) for v in want[3])
+            if acc == "fp16" and rounding == "nearest":
+                # block 0: 2**(254 - 2 emax) overflows; 2**-247 or less rounds to 0, and block 1 adds 1
+                assert want[0, 0] == math.inf and want[1, 1] == 1
 
 
 def test_saturating_fixed_point_accumulator():
