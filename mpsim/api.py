@@ -111,7 +111,7 @@ def qmatmul(
     a: Any,
     b: Any,
     *,
-    mul: str | FloatFormat | FixedFormat | None = None,
+    mul: str | FloatFormat | FixedFormat | MXFormat | None = None,
     acc: str | FloatFormat | FixedFormat | None = "fp32",
     rounding: str | Rounding = "nearest",
     mul_rounding: str | Rounding = "nearest",
@@ -119,6 +119,7 @@ def qmatmul(
     order: str | int = "sequential",
     seed: int | RandomSource | LFSRGrid | None = None,
     saturate: bool | None = None,
+    block_sum: str | FloatFormat | FixedFormat | None = None,
     config: GemmConfig | None = None,
 ) -> Any:
     """Matrix product with every product rounded to ``mul`` and every addition to ``acc``.
@@ -130,6 +131,12 @@ def qmatmul(
     products'; ``order`` is ``"sequential"``, ``"pairwise"`` or a block size.
     ``fma=True`` only states that the products are not rounded: that is what
     ``mul=None`` (the default) means, and it is an error with a ``mul`` format.
+    ``mul`` an MX format (``"mxfp8_e4m3"``, an :class:`~mpsim.mx.MXFormat`)
+    makes an MX GEMM (:mod:`mpsim.mx_gemm`): ``a`` in MX blocks along its
+    rows, ``b`` along its columns (elements to nearest, the last block
+    zero-padded), each block's exact dot product times both scales added into
+    ``acc`` with one rounding per block, in order; ``block_sum`` a format rounds
+    each block's sum into it (to nearest) before the scaling.
     ``config`` gives the whole arithmetic as one
     :class:`~mpsim.gemm_config.GemmConfig` instead of the keywords (not both).
     Stochastic bits come from ``seed`` (int, CounterRNG, LFSR or LFSRGrid),
@@ -148,6 +155,7 @@ def qmatmul(
             mul_rounding=mul_rounding,
             order=order,
             saturate=saturate,
+            block_sum=block_sum,
         )
     elif not isinstance(config, GemmConfig):
         raise ValueError(f"config must be a GemmConfig, not {config!r}")
@@ -162,6 +170,7 @@ def qmatmul(
                 ("fma", fma, False),
                 ("order", order, "sequential"),
                 ("saturate", saturate, None),
+                ("block_sum", block_sum, None),
             )
             if value != default
         }

@@ -34,9 +34,11 @@ import numba
 import numpy as np
 
 from mpsim import gemm_kernels as gk
+from mpsim import mx_gemm
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig, OrderKind, parse_order
 from mpsim.gemm_kernels import ProductKind, StepKind
+from mpsim.mx import MXFormat
 from mpsim.params import (
     SOURCE_ARRAY,
     SOURCE_COUNTER,
@@ -136,6 +138,8 @@ class GemmPlan:
     acc_exact: ExactParams | None
     mul_exact: ExactParams | None
     acc_pair: bool  # the round-to-odd pair path applies (see mpsim.gemm_kernels)
+    mx: tuple[MXFormat, MXFormat] | None = None  # an MX GEMM (mpsim.mx_gemm): A's and B's block formats
+    block_sum_params: KernelParams | None = None  # an MX GEMM's block sums rounded to nearest under these
 
     @classmethod
     def build(cls, config: GemmConfig) -> GemmPlan:
@@ -164,6 +168,10 @@ class GemmPlan:
             acc_exact=acc_exact,
             mul_exact=exact_params(mul, mul_rounding, mul_params),
             acc_pair=acc_pair,
+            mx=config.mx_formats,
+            block_sum_params=None
+            if config.block_sum_format is None
+            else kernel_params(config.block_sum_format, parse_rounding("nearest"), config.saturate),
         )
 
     @property
@@ -197,6 +205,9 @@ class GemmPlan:
 
     def run(self, a3: np.ndarray, b3: np.ndarray, out: np.ndarray, seed: int | RandomSource | None) -> None:
         """Fill ``out`` (float64, (batch, M, N)) with the product of 3-D float32 ``a3`` and ``b3``."""
+        if self.mx is not None:
+            mx_gemm.run_mx(self, a3, b3, out, seed)
+            return
         draws = out.size * max(a3.shape[2], 1) * gk.STAGES
         source, key, offset, rand = self.random_inputs(seed, draws, (*out.shape, a3.shape[2]))
         if out.size == 0:

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.rounding import Rounding, parse_rounding
+from mpsim.mx import MXFormat, is_mx_spec, parse_mx_format
+from mpsim.rounding import Rounding, RoundingMode, parse_rounding
 
-__all__ = ["GemmConfig", "OrderKind", "parse_order"]
+__all__ = ["GemmConfig", "OrderKind", "parse_mx_operands", "parse_order"]
 
 
 class OrderKind(enum.IntEnum):
@@ -46,7 +47,31 @@ def parse_order(order: str | int) -> tuple[OrderKind, int]:
     return OrderKind.BLOCKED, int(order)
 
 
-_Format = str | FloatFormat | FixedFormat
+_Format = str | FloatFormat | FixedFormat | MXFormat | tuple[str | MXFormat, str | MXFormat]
+
+
+def parse_mx_operands(spec: object) -> tuple[MXFormat, MXFormat] | None:
+    """The MX formats of A and B when ``spec`` (a ``mul``) is MX, else ``None``.
+
+    One MX format serves both; ``"A,B"`` (``"mxfp8_e4m3,mxfp8_e5m2"``) or a
+    pair gives each its own, which must share the block size.
+    """
+    if isinstance(spec, MXFormat):
+        parts: list[object] = [spec]
+    elif isinstance(spec, str) and is_mx_spec(spec):
+        parts = [p.strip() for p in spec.split(",")]
+    elif isinstance(spec, tuple) and any(is_mx_spec(p) for p in spec):
+        parts = list(spec)
+    else:
+        return None
+    if len(parts) > 2:
+        raise ValueError(f"an MX mul is one format or two (A,B), not {spec!r}")
+    fa, fb = parse_mx_format(parts[0]), parse_mx_format(parts[-1])  # type: ignore[arg-type]
+    if fa.block_size != fb.block_size:
+        raise ValueError(
+            f"MX operands must share a block size: A's {fa} has {fa.block_size}, B's {fb} has {fb.block_size}"
+        )
+    return fa, fb
 
 
 @dataclass(frozen=True)
@@ -62,7 +87,11 @@ class GemmConfig:
     ----------
     mul : format, name or None
         Format the exact products are rounded into; ``None`` keeps them
-        exact (a fused multiply-add: one rounding per step, the sum's).
+        exact (a fused multiply-add: one rounding per step, the sum's). An MX
+        format (:class:`~mpsim.mx.MXFormat`, ``"mxfp8_e4m3"``...) makes an MX
+        GEMM (:mod:`mpsim.mx_gemm`): operands in MX blocks along K, one
+        accumulator rounding per block; it needs ``mul_rounding="nearest"``,
+        ``order="sequential"`` and an accumulator that does not wrap.
     acc : format or name
         Accumulator format: every addition is rounded into it.
     rounding : Rounding or name
@@ -77,6 +106,10 @@ class GemmConfig:
         ``False`` marks a GEMM that the torch layers leave to ``torch.matmul``
         in fp32 on the (quantized) operands: the cast-only emulation of
         QPyTorch-style tools. :func:`mpsim.qmatmul` refuses such a config.
+    block_sum : format, name or None
+        MX GEMMs only: each block's exact sum rounded to nearest (ties to
+        even) into this format before it is scaled (``saturate`` applies);
+        ``None`` keeps it exact.
     """
 
     mul: _Format | None = None
@@ -86,22 +119,59 @@ class GemmConfig:
     order: str | int = "sequential"
     saturate: bool | None = None
     emulate: bool = True
+    block_sum: str | FloatFormat | FixedFormat | None = None
 
     def __post_init__(self) -> None:
-        if self.mul is not None:
-            parse_format(self.mul)
+        mx = parse_mx_operands(self.mul)
+        if self.mul is not None and mx is None:
+            parse_format(self.mul)  # type: ignore[arg-type]
         parse_format(self.acc)
         parse_rounding(self.rounding)
         parse_rounding(self.mul_rounding)
         parse_order(self.order)
+        if mx is not None:
+            self._check_mx(_mx_label(mx))
         if self.saturate is not None and not isinstance(self.saturate, bool):
             raise ValueError(f"saturate must be True, False or None, not {self.saturate!r}")
         if not isinstance(self.emulate, bool):
             raise ValueError(f"emulate must be True or False, not {self.emulate!r}")
+        if self.block_sum is not None:
+            parse_format(self.block_sum)
+            if mx is None:
+                raise ValueError(f"block_sum rounds the block sums of an MX GEMM: it needs an MX mul, not {self.mul!r}")
+
+    def _check_mx(self, mx: str) -> None:
+        """What an MX GEMM can serve: elements to nearest, blocks in order, an accumulator that does not wrap."""
+        if parse_rounding(self.mul_rounding).mode != RoundingMode.NEAREST:
+            raise ValueError(
+                f"an MX GEMM ({mx}) rounds its operands to nearest: mul_rounding must be 'nearest', "
+                f"not {self.mul_rounding!r} (quantize_mx the operands for another rounding)"
+            )
+        if parse_order(self.order)[0] != OrderKind.SEQUENTIAL:
+            raise ValueError(
+                f"an MX GEMM ({mx}) adds its blocks in order: order must be 'sequential', not {self.order!r}"
+            )
+        acc = parse_format(self.acc)
+        saturates = self.saturate if self.saturate is not None else getattr(acc, "overflow", "") == "saturate"
+        if isinstance(acc, FixedFormat) and not saturates:
+            raise ValueError(f"an MX GEMM ({mx}) needs an accumulator that does not wrap, not {acc}")
+
+    @property
+    def mx_formats(self) -> tuple[MXFormat, MXFormat] | None:
+        """The MX block formats of A and B in an MX GEMM (``mul`` MX), else ``None``."""
+        return parse_mx_operands(self.mul)
 
     @property
     def mul_format(self) -> FloatFormat | FixedFormat | None:
-        return None if self.mul is None else parse_format(self.mul)
+        """The product format (``None`` for exact products and for an MX GEMM: see :attr:`mx_formats`)."""
+        if self.mul is None or self.mx_formats is not None:
+            return None
+        return parse_format(self.mul)  # type: ignore[arg-type]
+
+    @property
+    def block_sum_format(self) -> FloatFormat | FixedFormat | None:
+        """The format MX block sums are rounded into (``None``: exact)."""
+        return None if self.block_sum is None else parse_format(self.block_sum)
 
     @property
     def acc_format(self) -> FloatFormat | FixedFormat:
@@ -129,16 +199,21 @@ class GemmConfig:
         """Whether any rounding of the product draws random bits."""
         return self.acc_rounding.stochastic or (self.mul is not None and self.mul_rounding_rule.stochastic)
 
+    def _mul_label(self) -> str:
+        mx = self.mx_formats
+        return _mx_label(mx) if mx is not None else str(parse_format(self.mul))  # type: ignore[arg-type]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML values (format and rounding names) that :meth:`from_dict` reads back."""
         return {
-            "mul": None if self.mul is None else str(parse_format(self.mul)),
+            "mul": None if self.mul is None else self._mul_label(),
             "acc": str(parse_format(self.acc)),
             "rounding": str(parse_rounding(self.rounding)),
             "mul_rounding": str(parse_rounding(self.mul_rounding)),
             "order": self.order,
             "saturate": self.saturate,
             "emulate": self.emulate,
+            **({} if self.block_sum is None else {"block_sum": str(parse_format(self.block_sum))}),
         }
 
     @classmethod
@@ -161,4 +236,12 @@ class GemmConfig:
 
     def __str__(self) -> str:
         products = "exact products" if self.mul is None else f"products {self.mul_format} ({self.mul_rounding_rule})"
+        if self.mx_formats is not None:
+            sums = "exact" if self.block_sum is None else f"rounded to {self.block_sum_format}"
+            products = f"MX blocks {self._mul_label()} (block sums {sums})"
         return f"{products}, accumulator {self.acc_format} ({self.acc_rounding}), order {self.order}"
+
+
+def _mx_label(mx: tuple[MXFormat, MXFormat]) -> str:
+    """``"A"`` for one format, ``"A,B"`` for two (what :func:`parse_mx_operands` reads back)."""
+    return str(mx[0]) if mx[0] == mx[1] else f"{mx[0]},{mx[1]}"

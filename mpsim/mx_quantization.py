@@ -33,7 +33,7 @@ from mpsim.quantization import random_inputs
 from mpsim.randbits import RandomSource
 from mpsim.rounding import Rounding, parse_rounding
 
-__all__ = ["decode_mx", "encode_mx", "quantize_mx_array"]
+__all__ = ["decode_mx", "encode_mx", "mx_blocks", "quantize_mx_array"]
 
 
 def _check_axis(shape: tuple[int, ...], axis: object) -> int:
@@ -133,6 +133,16 @@ def quantize_mx_array(
 ) -> np.ndarray:
     """:func:`mpsim.quantize_mx` of a NumPy array (or a list of numbers): float32 values."""
     return _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=True)[3]
+
+
+def mx_blocks(x: np.ndarray, fmt: str | MXFormat, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(scales, elements)`` of ``x`` in MX blocks along ``axis``, elements to nearest by the format's scale rule.
+
+    ``scales``: uint8 E8M0 codes as :func:`encode_mx` gives them; ``elements``:
+    float32 element values, ``x``'s shape (NaN blocks: NaN or 0 elements).
+    """
+    _, _, codes, elements = _run_blocks(x, fmt, axis, "nearest", None, None, None, scale_back=False)
+    return codes, elements
 
 
 def _pack_nibbles(codes: np.ndarray, axis: int) -> np.ndarray:
