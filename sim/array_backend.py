@@ -136,6 +136,11 @@ def place_call(design: ArrayDesign, call: GemmCall, layer: str = "layer") -> Pla
                 f"{layer}: operand {side} of its {kind} GEMM stays fp32; the array {design.top} multiplies operands "
                 "in the formats of its modes"
             )
+    if plan_of(call.config).mx is not None:
+        raise ValueError(
+            f"{layer}: its {kind} GEMM multiplies MX blocks (mul {call.config.mul!r}); the array {design.top} "
+            "multiplies element by element (no MX mode yet)"
+        )
     if call.config.order_kind.name != "SEQUENTIAL":
         raise ValueError(
             f"{layer}: its {kind} GEMM sums in order {call.config.order!r}; the array {design.top} sums each output "

@@ -104,6 +104,9 @@ def test_a_gemm_no_mode_computes_is_one_line_naming_its_arithmetic(modes_manifes
     fp32 = GemmCall(GemmKind.GRAD_WEIGHT, GemmConfig(emulate=False), TensorQuant("e4m3"), TensorQuant("e5m2"))
     with pytest.raises(ValueError, match=r"^layer: its grad_weight GEMM is left to torch in fp32"):
         place_call(design, fp32)
+    mx = GemmCall(GemmKind.FORWARD, GemmConfig(mul="mxfp8_e4m3", acc="fp16"), TensorQuant("e4m3"), TensorQuant("e4m3"))
+    with pytest.raises(ValueError, match=r"^layer: its forward GEMM multiplies MX blocks \(mul 'mxfp8_e4m3'\)"):
+        place_call(design, mx)
     wide = GemmCall(GemmKind.FORWARD, GemmConfig(acc="fp16"), TensorQuant(None), TensorQuant("e4m3"))
     with pytest.raises(ValueError, match=r"^layer: operand A of its forward GEMM stays fp32"):
         place_call(design, wide)
