@@ -165,9 +165,15 @@ def cost(
             return full, ""
         report = lookup(config, SynthOptions(pnr=False), cache=cache)
         if report is None and earlier:
-            previous = cache.earlier(config, SynthOptions(pnr=pnr), verilog_digest(config, cache))
-            if previous is not None:
-                return previous, f"an earlier Verilog (sha256 {previous.verilog_sha256[:8]}), not this commit's"
+            digest = verilog_digest(config, cache)
+            for options in [SynthOptions(pnr=True)] * pnr + [SynthOptions(pnr=False)]:
+                previous = cache.earlier(config, options, digest)
+                if previous is not None:
+                    unrouted = "; P&R not finished in the time given" if pnr and not options.pnr else ""
+                    return (
+                        previous,
+                        f"an earlier Verilog (sha256 {previous.verilog_sha256[:8]}), not this commit's{unrouted}",
+                    )
         if report is None:
             return None, "not synthesized (no cache entry)"
         return report, "P&R not finished in the time given" if pnr else "synthesis only (no P&R at this size)"

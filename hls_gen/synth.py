@@ -505,7 +505,11 @@ class SynthCache:
     def earlier(self, config: ArrayConfig, options: SynthOptions, verilog_sha256: str) -> ResourceReport | None:
         """The newest entry (by when it was written) of ``config`` under ``options`` whose Verilog is not
         ``verilog_sha256``: what the configuration measured before the generator last changed its Verilog."""
-        want_config, want_options = _config_dict(config), {**options.key_fields(), "part": options.part}
+
+        def settled(data: dict[str, Any]) -> dict[str, Any]:  # fields added since an entry was written are unset
+            return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+        want_config, want_options = settled(_config_dict(config)), {**options.key_fields(), "part": options.part}
         found: list[tuple[float, ResourceReport]] = []
         for path in self.root.glob("*.json") if self.root.exists() else []:
             if path.name == ADOPTION_INDEX:
@@ -515,10 +519,8 @@ class SynthCache:
                 report = ResourceReport.from_dict(data)
             except (OSError, ValueError, TypeError):
                 continue
-            if (report.config, report.options) == (want_config, want_options) and report.verilog_sha256 not in (
-                "",
-                verilog_sha256,
-            ):
+            same = (settled(report.config), report.options) == (want_config, want_options)
+            if same and report.verilog_sha256 not in ("", verilog_sha256):
                 found.append((path.stat().st_mtime, report))
         return replace(max(found, key=lambda pair: pair[0])[1], cached=True) if found else None
 
