@@ -47,9 +47,8 @@ MAX_OPERAND_BITS = 16
 #: Largest number of processing elements along a side of a MAC array.
 MAX_ARRAY_SIDE = 64
 #: Registers between each PE of an array and its place in the output buffer. The buffer lies by the output
-#: multiplexer, up to the width of the device from its PE on an 8 x 8 array: with one register the placer keeps
-#: it by the PE and the whole distance stays in one cycle (8 x 8 fp16: 11.3 ns of routing, 82.8 MHz); two let it
-#: split the way.
+#: multiplexer, up to the width of the device from its PE on an 8 x 8 array; the registers are there to split
+#: that way (nextpnr kept both by the PE at stop 29: docs/hardware.md, "The output buffer's distance").
 BUFFER_STAGES = 2
 
 
