@@ -24,6 +24,7 @@ from mpsim import cli_kit
 from mpsim.backend_registry import check_backend
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
+from mpsim.precision import GemmKind
 
 __all__ = ["default_out", "register"]
 
@@ -146,12 +147,12 @@ def _check_hardware(configs: list[RunConfig]) -> None:
         if config.backend == "emulator" or key in seen:
             continue
         seen.add(key)
-        from mpsim.nn import QLinear, gemm_calls  # torch only now, when the runs are about to start
-        from mpsim.nn.backends import load_backend
+        from mpsim.nn.backends import load_backend  # torch only now, when the runs are about to start
 
         backend = load_backend(config.backend, config.hardware)
         for precision in make_policy(config.policy, config.precision).precisions():
-            backend.check(f"precision {precision.name}", gemm_calls(QLinear(1, 1), precision.layers.default))
+            layer = precision.layers.default  # a linear layer's calls: GemmKind's operand order
+            backend.check(f"precision {precision.name}", [layer.call(kind) for kind in GemmKind])
 
 
 def _settings(base: RunConfig) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from continual.policies import make_policy
 from continual.precision import parse_cl_precision
-from mpsim.backend_registry import backend_names
+from mpsim.backend_registry import check_backend_name
 
 __all__ = [
     "BENCHMARKS",
@@ -129,8 +129,7 @@ class RunConfig:
                 )
         parse_cl_precision(self.precision)
         make_policy(self.policy, self.precision)
-        if self.backend not in backend_names():
-            raise ValueError(f"unknown GEMM backend {self.backend!r}: expected one of {', '.join(backend_names())}")
+        check_backend_name(self.backend)
         if (self.backend == "emulator") != (self.hardware is None):
             raise ValueError(
                 f"backend {self.backend!r} with hardware {self.hardware!r}: the emulator runs no hardware, and the "

@@ -10,7 +10,14 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["BACKEND_GROUP", "EMULATOR_NAME", "backend_entry_points", "backend_names", "check_backend"]
+__all__ = [
+    "BACKEND_GROUP",
+    "EMULATOR_NAME",
+    "backend_entry_points",
+    "backend_names",
+    "check_backend",
+    "check_backend_name",
+]
 
 #: Entry-point group of backend factories.
 BACKEND_GROUP = "mpsim.backends"
@@ -28,11 +35,16 @@ def backend_names() -> list[str]:
     return [EMULATOR_NAME, *sorted(set(backend_entry_points()) - {EMULATOR_NAME})]
 
 
+def check_backend_name(backend: str) -> None:
+    """Raise ``ValueError`` (one line naming it and the known ones) for a backend no installed package registers."""
+    if backend not in backend_names():
+        raise ValueError(f"unknown GEMM backend {backend!r}: expected one of {', '.join(backend_names())}")
+
+
 def check_backend(backend: str, hardware: str | None) -> None:
     """``--backend`` and ``--hardware`` checked before any work: a known backend, and a manifest that exists exactly
     where a backend needs one. Raises ``ValueError`` (one line)."""
-    if backend not in backend_names():
-        raise ValueError(f"unknown GEMM backend {backend!r}: expected one of {', '.join(backend_names())}")
+    check_backend_name(backend)
     if backend == EMULATOR_NAME and hardware is not None:
         raise ValueError(f"the emulator backend runs no hardware; drop --hardware {hardware!r}")
     if backend != EMULATOR_NAME and hardware is None:

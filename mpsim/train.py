@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mpsim.backend_registry import backend_names
+from mpsim.backend_registry import check_backend_name
 from mpsim.data import Dataset, load_dataset
 from mpsim.nn import parse_precision, quantize_model, use_backend
 from mpsim.nn.backends import GemmBackend, load_backend
@@ -63,8 +63,7 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, not {self.lr!r}")
         parse_precision(self.precision)
         OptimPrecision.from_dict(self.optim_precision)
-        if self.backend not in backend_names():
-            raise ValueError(f"unknown GEMM backend {self.backend!r}: expected one of {', '.join(backend_names())}")
+        check_backend_name(self.backend)
 
 
 def build_model(config: TrainConfig, data: Dataset) -> nn.Module:

@@ -37,7 +37,6 @@ with utilisation and energy. :meth:`ArrayBackend.state` and
 from __future__ import annotations
 
 import abc
-import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,16 +189,17 @@ class HardwareLog:
         slots = design.rows * design.cols
 
         def totals(records: Sequence[GemmRecord]) -> dict[str, Any]:
-            measured = [r.measured for r in records]
-            cycles = sum(r.modelled for r in records) if None in measured else sum(m or 0 for m in measured)
+            modelled = sum(r.modelled for r in records)
+            measured = None if any(r.measured is None for r in records) else sum(r.measured or 0 for r in records)
+            cycles = modelled if measured is None else measured
             energy_pj = sum(r.pe_steps * _mac_pj(design.modes[r.mode]) for r in records)
             row: dict[str, Any] = {
                 "gemms": len(records),
                 "jobs": sum(r.jobs for r in records),
                 "macs": sum(r.macs for r in records),
                 "pe_steps": sum(r.pe_steps for r in records),
-                "modelled_cycles": sum(r.modelled for r in records),
-                "measured_cycles": None if None in measured else sum(m or 0 for m in measured),
+                "modelled_cycles": modelled,
+                "measured_cycles": measured,
                 "utilisation": sum(r.macs for r in records) / (slots * cycles) if cycles else 0.0,
                 "energy_uj": energy_pj * 1e-6,
             }
@@ -268,7 +268,6 @@ class ArrayBackend(GemmBackend):
         self.design = design
         self.log = HardwareLog(design)
         self._placements: dict[GemmCall, Placement] = {}
-        self._steps = 0  # LFSR steps each PE has taken since reset: every PE steps on every beat
         # Cycles since reset: the array's turn counter runs free from it, and a GEMM's first beat waits for turn 0.
         self._cycle = 0
 
@@ -305,7 +304,6 @@ class ArrayBackend(GemmBackend):
         shape = dict(rows=design.rows, cols=design.cols, pipeline=design.pipeline, interleave=design.interleave)
         modelled = run_cycles(k, jobs, start=self._cycle, **shape)
         self._cycle += modelled if measured is None else measured
-        self._steps += beats * mode.lfsr_steps
         self.log.records.append(
             GemmRecord(
                 kind=call.kind.value,
@@ -340,8 +338,11 @@ class ArrayBackend(GemmBackend):
 
     @property
     def lfsr_steps(self) -> int:
-        """LFSR steps every PE has taken since reset."""
-        return self._steps
+        """LFSR steps every PE has taken since reset (every PE steps on every beat)."""
+        return self._lfsr_steps(self._beats_per_mode())
+
+    def _lfsr_steps(self, beats: Counter[int]) -> int:
+        return sum(n * self.design.modes[code].lfsr_steps for code, n in beats.items())
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps: the beats run in each mode (the PEs' LFSRs follow from them) and the log."""
@@ -366,7 +367,6 @@ class ArrayBackend(GemmBackend):
         beats = Counter({int(code): int(n) for code, n in state["beats"].items()})
         if beats != self._beats_per_mode():
             raise ValueError("the checkpoint's beats per mode do not match its log of GEMMs")
-        self._steps = sum(n * self.design.modes[code].lfsr_steps for code, n in beats.items())
         self._cycle = self.replay(beats, int(state["cycle"]))
 
     @abc.abstractmethod
@@ -387,23 +387,13 @@ class ArrayEmulatorBackend(ArrayBackend):
         self.grid = self.design.random_source()
 
     def product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, None]:
-        plan = _plan(mode)
-        values = qmatmul_array(decode(mode.a_format, a), decode(mode.b_format, b), plan, self.grid)
+        values = qmatmul_array(decode(mode.a_format, a), decode(mode.b_format, b), plan_of(mode.gemm_config), self.grid)
         return values, None
 
     def replay(self, beats: Counter[int], cycle: int) -> int:
         self.grid = self.design.random_source()
-        self.grid.advance(sum(n * self.design.modes[code].lfsr_steps for code, n in beats.items()))
+        self.grid.advance(self._lfsr_steps(beats))
         return cycle
-
-
-@functools.cache
-def _plan_of_mode(config: GemmConfig) -> Any:
-    return plan_of(config)
-
-
-def _plan(mode: ModeEntry) -> Any:
-    return _plan_of_mode(mode.gemm_config)
 
 
 class RtlBackend(ArrayBackend):
