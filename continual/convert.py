@@ -22,11 +22,19 @@ import torch
 from avalanche.models.packnet import _PnConvNd, _PnLinear
 from torch import nn
 
+from mpsim.mx import is_mx_spec
 from mpsim.nn import ConversionReport, PrecisionConfig, QConv2d, QLinear, quantize_model
 from mpsim.randbits import CounterRNG
-from mpsim.torch_glue import quantize_tensor
+from mpsim.torch_glue import quantize_mx_tensor, quantize_tensor
 
-__all__ = ["QUANTIZED", "quantize_in_place", "quantized_modules", "round_tensors_", "set_precision"]
+__all__ = [
+    "QUANTIZED",
+    "quantize_in_place",
+    "quantize_samples",
+    "quantized_modules",
+    "round_tensors_",
+    "set_precision",
+]
 
 QUANTIZED = (QLinear, QConv2d)
 
@@ -63,6 +71,15 @@ def set_precision(model: nn.Module, config: PrecisionConfig) -> None:
     """Give every quantized module of ``model`` its precision under ``config`` (its random stream continues)."""
     for name, module in quantized_modules(model):
         module.precision = config.for_module(name)
+
+
+@torch.no_grad()
+def quantize_samples(x: torch.Tensor, fmt: str, rng: CounterRNG | None = None) -> torch.Tensor:
+    """Stored samples (a replay memory's inputs) rounded to nearest into ``fmt``; an MX format blocks them along
+    the last axis, the features a first linear layer blocks its input along."""
+    if is_mx_spec(fmt):
+        return quantize_mx_tensor(x.contiguous(), fmt, axis=-1)
+    return quantize_tensor(x.contiguous(), fmt, "nearest", seed=rng)
 
 
 @torch.no_grad()

@@ -26,6 +26,14 @@ Two cost measures come out of the counts:
   integer add), so fp16 and fp32 MACs cost exactly his numbers and narrower
   ones are extrapolated, not measured: an e4m3 x e4m3 product comes out at
   0.23 pJ, next to his 0.2 pJ for an 8-bit integer one.
+
+An MX GEMM (``mul`` an MX format, :mod:`mpsim.mx_gemm`) is labelled with its
+operands' MX formats (``"mxfp8_e4m3*mxfp8_e4m3->fp16"``) and counts the scale
+work: per element pair ``bits(a) * bits(b)`` BOPs of the elements plus, once
+per block, 8 for the addition of the two E8M0 exponents (the scales'
+product); its energy is :meth:`mpsim.energy.EnergyModel.mx_mac_pj` (the
+element product, its addition into the block's exact fixed-point sum, and per
+block the exponent addition and one accumulator addition).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any
 
 from mpsim.energy import HOROWITZ_45NM, EnergyModel  # re-exported: the energy table lives in mpsim
 from mpsim.formats import parse_format
+from mpsim.mx import SCALE_BITS, is_mx_spec, parse_mx_format
 
 __all__ = ["HOROWITZ_45NM", "CostCounter", "EnergyModel", "gemm_labels", "reduction_length"]
 
@@ -51,13 +60,18 @@ def gemm_labels(precision: Any) -> dict[str, str]:
     weight = precision.weight.format or "fp32"
     grad = precision.grad.format or "fp32"
 
-    def acc(gemm: Any) -> str:
-        return gemm.acc if gemm.emulate else "fp32"
+    def label(gemm: Any, a: str, b: str) -> str:
+        if not gemm.emulate:
+            return f"{a}*{b}->fp32"
+        mx = gemm.mx_formats
+        if mx is not None:  # the GEMM blocks its operands itself, in A's and B's order (a Linear's)
+            a, b = str(mx[0]), str(mx[1])
+        return f"{a}*{b}->{gemm.acc}"
 
     return {
-        "forward": f"{act}*{weight}->{acc(precision.forward)}",
-        "grad_input": f"{grad}*{weight}->{acc(precision.grad_input)}",
-        "grad_weight": f"{act}*{grad}->{acc(precision.grad_weight)}",
+        "forward": label(precision.forward, act, weight),
+        "grad_input": label(precision.grad_input, grad, weight),
+        "grad_weight": label(precision.grad_weight, act, grad),
     }
 
 
@@ -87,8 +101,13 @@ class CostCounter:
         bops = energy = 0.0
         for label, count in by_label.items():
             a, b, acc = _split(label)
-            bops += count * parse_format(a).bits * parse_format(b).bits
-            energy += count * self.energy.mac_pj(a, b, acc)
+            if is_mx_spec(a):
+                fa, fb = parse_mx_format(a), parse_mx_format(b)
+                bops += count * (fa.element.bits * fb.element.bits + SCALE_BITS / fa.block_size)
+                energy += count * self.energy.mx_mac_pj(fa, fb, acc)
+            else:
+                bops += count * parse_format(a).bits * parse_format(b).bits
+                energy += count * self.energy.mac_pj(a, b, acc)
         return {
             "macs": sum(by_label.values()),
             "macs_by_format": by_label,

@@ -13,6 +13,9 @@ MAC array accumulates into (fp16 for ``e4m3*``, bf16 for ``e5m2*`` and
 ``bf16*``, e5m6 for ``e4m3-fp12*``), weight updates round like the GEMMs do
 (nearest, or stochastic with 8 random bits for ``*-sr``), and replay samples
 are stored in the activation format (what the first layer reads anyway).
+MX presets keep their tensors fp32 and block them in each GEMM: their replay
+samples are stored in the forward GEMM's MX format for its input, blocked along
+the features (:func:`continual.convert.quantize_samples`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mpsim.formats import parse_format
+from mpsim.mx import is_mx_spec, parse_mx_format
 from mpsim.precision import PRECISION_PRESETS, PrecisionConfig, parse_precision
 from mpsim.rounding import RoundingMode, parse_rounding
 
@@ -33,7 +37,10 @@ def _check_format(value: str | None, what: str) -> None:
     if not isinstance(value, str):
         raise ValueError(f"{what} format must be a format string or None, not {value!r}")
     try:
-        parse_format(value)
+        if what == "buffer" and is_mx_spec(value):
+            parse_mx_format(value)  # samples can be stored in MX blocks; weights and state are element formats
+        else:
+            parse_format(value)
     except ValueError as err:
         raise ValueError(f"{what} format: {err}") from None
 
@@ -58,7 +65,8 @@ class CLPrecision:
         Format of optimizer state (momentum, Adam moments) and strategy state
         (EWC/SI importances and anchors, GEM/AGEM memories' features are samples).
     buffer : str or None
-        Format replay samples are stored in (Replay, GEM, AGEM memories).
+        Format replay samples are stored in (Replay, GEM, AGEM memories); an
+        element format or an MX format (blocked along the features).
     """
 
     name: str
@@ -97,7 +105,7 @@ class CLPrecision:
             update_rounding=gemm.rounding if stochastic else "nearest",
             grad=store,
             state=store,
-            buffer=layer.activation.format,
+            buffer=layer.activation.format if gemm.mx_formats is None else str(gemm.mx_formats[0]),
         )
 
     def with_seed(self, seed: int) -> CLPrecision:

@@ -29,10 +29,9 @@ from typing import Any
 
 import torch
 
-from continual.convert import round_tensors_, set_precision
+from continual.convert import quantize_samples, round_tensors_, set_precision
 from continual.precision import CLPrecision
 from mpsim.randbits import CounterRNG
-from mpsim.torch_glue import quantize_tensor
 
 __all__ = ["round_strategy_state", "stored_models"]
 
@@ -51,7 +50,7 @@ def _round_dataset(dataset: Any, fmt: str) -> Any:
         ys.append(int(y))
         ts.append(int(t))
     x = torch.stack(xs).float().contiguous()
-    rounded = quantize_tensor(x, fmt, "nearest")
+    rounded = quantize_samples(x, fmt)
     if torch.equal(rounded, x):
         return dataset
     return _make_taskaware_tensor_classification_dataset(rounded, torch.tensor(ys), targets=ys, task_labels=ts)
@@ -68,7 +67,11 @@ def _replay(plugin: Any, p: CLPrecision, rng: CounterRNG) -> None:
 
 
 def _gem(plugin: Any, p: CLPrecision, rng: CounterRNG) -> None:
-    round_tensors_(plugin.memory_x.values(), p.buffer, "nearest", rng)
+    if p.buffer is None:
+        return
+    for x in plugin.memory_x.values():
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+            x.copy_(quantize_samples(x.detach(), p.buffer, rng))
 
 
 def _agem(plugin: Any, p: CLPrecision, rng: CounterRNG) -> None:

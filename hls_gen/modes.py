@@ -204,6 +204,11 @@ def _layer_modes(name: str, layer: LayerPrecision) -> list[ArithMode]:
                 f"precision {name!r}: its {kind} GEMM sums in order {gemm.order!r}; a MAC array sums "
                 "each output sequentially"
             )
+        if gemm.mx_formats is not None:
+            raise ValueError(
+                f"precision {name!r}: its {kind} GEMM multiplies MX blocks ({gemm.to_dict()['mul']}); "
+                "the array's precision modes multiply element formats"
+            )
         formats = []
         for tensor in (a_name, b_name):
             fmt = tensors[tensor].format

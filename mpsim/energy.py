@@ -32,6 +32,8 @@ import math
 from dataclasses import dataclass
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
+from mpsim.mx import SCALE_BITS, MXFormat, parse_mx_format
+from mpsim.mx_gemm import block_sum_bits
 
 __all__ = ["HOROWITZ_45NM", "HOROWITZ_45NM_MEMORY", "EnergyModel", "MemoryEnergy", "power_law"]
 
@@ -72,6 +74,20 @@ class EnergyModel:
     def mac_pj(self, a: str, b: str, acc: str) -> float:
         """One multiply-accumulate: the product plus the addition into the accumulator."""
         return self.multiply_pj(a, b) + self.add_pj(acc)
+
+    def mx_mac_pj(self, a: str | MXFormat, b: str | MXFormat, acc: str) -> float:
+        """One element product of an MX GEMM (:mod:`mpsim.mx_gemm`) with its share of the block's work.
+
+        Per element pair: the elements' product and its addition into the
+        block's exact fixed-point sum (an integer adder of
+        :func:`~mpsim.mx_gemm.block_sum_bits`); per block, shared by its
+        ``block_size`` pairs: the scales' product (an 8-bit integer addition of
+        the E8M0 exponents) and the block sum's addition into ``acc``.
+        """
+        fa, fb = parse_mx_format(a), parse_mx_format(b)
+        per_block = power_law(SCALE_BITS, self.int_add) + self.add_pj(acc)
+        window = power_law(block_sum_bits(fa, fb), self.int_add)
+        return self.multiply_pj(fa.element, fb.element) + window + per_block / fa.block_size
 
 
 HOROWITZ_45NM = EnergyModel()

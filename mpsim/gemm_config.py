@@ -18,7 +18,7 @@ import numpy as np
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
 from mpsim.mx import MXFormat, is_mx_spec, parse_mx_format
-from mpsim.rounding import Rounding, RoundingMode, parse_rounding
+from mpsim.rounding import Rounding, parse_rounding
 
 __all__ = ["GemmConfig", "OrderKind", "parse_mx_operands", "parse_order"]
 
@@ -89,15 +89,17 @@ class GemmConfig:
         Format the exact products are rounded into; ``None`` keeps them
         exact (a fused multiply-add: one rounding per step, the sum's). An MX
         format (:class:`~mpsim.mx.MXFormat`, ``"mxfp8_e4m3"``...) makes an MX
-        GEMM (:mod:`mpsim.mx_gemm`): operands in MX blocks along K, one
-        accumulator rounding per block; it needs ``mul_rounding="nearest"``,
-        ``order="sequential"`` and an accumulator that does not wrap.
+        GEMM (:mod:`mpsim.mx_gemm`): operands in MX blocks along K, their
+        elements rounded by ``mul_rounding``, one accumulator rounding per
+        block; it needs ``order="sequential"`` and an accumulator that does
+        not wrap.
     acc : format or name
         Accumulator format: every addition is rounded into it.
     rounding : Rounding or name
         The accumulator's rounding (``"nearest"``, ``"stochastic:8"``, ...).
     mul_rounding : Rounding or name
-        The products' rounding (used only with ``mul``).
+        The products' rounding (used only with ``mul``); in an MX GEMM, the
+        rounding of both operands' elements into their blocks.
     order : "sequential", "pairwise" or int
         Accumulation order; an int ``B`` sums blocks of ``B`` terms.
     saturate : bool or None
@@ -141,12 +143,7 @@ class GemmConfig:
                 raise ValueError(f"block_sum rounds the block sums of an MX GEMM: it needs an MX mul, not {self.mul!r}")
 
     def _check_mx(self, mx: str) -> None:
-        """What an MX GEMM can serve: elements to nearest, blocks in order, an accumulator that does not wrap."""
-        if parse_rounding(self.mul_rounding).mode != RoundingMode.NEAREST:
-            raise ValueError(
-                f"an MX GEMM ({mx}) rounds its operands to nearest: mul_rounding must be 'nearest', "
-                f"not {self.mul_rounding!r} (quantize_mx the operands for another rounding)"
-            )
+        """What an MX GEMM can serve: blocks in order, an accumulator that does not wrap."""
         if parse_order(self.order)[0] != OrderKind.SEQUENTIAL:
             raise ValueError(
                 f"an MX GEMM ({mx}) adds its blocks in order: order must be 'sequential', not {self.order!r}"

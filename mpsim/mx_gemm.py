@@ -2,8 +2,9 @@
 
 ``A`` (M, K) is put in MX blocks along its rows' K and ``B`` (K, N) along its
 columns' K (one MX format for both, or one each of the same block size:
-``mul="mxfp8_e4m3,mxfp8_e5m2"``), each by its format's scale rule with its elements rounded to
-nearest (:func:`mpsim.mx_quantization.mx_blocks`, as :func:`mpsim.quantize_mx`).
+``mul="mxfp8_e4m3,mxfp8_e5m2"``), each by its format's scale rule with its elements rounded by
+``GemmConfig.mul_rounding`` (nearest by default, as OCP's conversion does; ``stochastic:K`` for
+unbiased operands: :func:`mpsim.mx_quantization.mx_blocks`, as :func:`mpsim.quantize_mx`).
 When K is not a multiple of the block size the last block is padded with zero
 elements, which add nothing. Then, as an MX dot-product unit does, for every
 output ``C[i, j]`` and every block ``k`` in order:
@@ -15,9 +16,14 @@ output ``C[i, j]`` and every block ``k`` in order:
 * ``acc = R_acc(acc + term_k)`` from ``acc = +0``: one rounding per block,
   of the exact value, as the sequential :func:`mpsim.qmatmul` adds a product.
 
-Stochastic bits: block ``k`` of output ``o`` takes the draw that
+Stochastic bits, from one stream: with stochastic elements, A's elements
+take the first ``A.size`` draws (element ``i`` of ``A`` in C order, batch
+first, takes draw ``i``), B's the next ``B.size``; then the accumulator's:
+block ``k`` of output ``o`` takes the draw that
 :func:`mpsim.qmatmul` gives the sum of term ``k`` of output ``o`` for a
 reduction of ``nb = ceil(K / block_size)`` terms (:mod:`mpsim.gemm_kernels`).
+A MAC array's stream (:class:`~mpsim.randbits.LFSRGrid`) serves the
+accumulator only: stochastic elements are refused with it.
 The numerics are in :mod:`mpsim.mx_gemm_kernels` (exact for every MX format).
 """
 
@@ -33,18 +39,29 @@ from mpsim.formats import FloatFormat
 from mpsim.mx import MXFormat
 from mpsim.mx_gemm_kernels import mx_gemm_sequential
 from mpsim.mx_quantization import mx_blocks
-from mpsim.randbits import LFSRGrid, RandomSource
+from mpsim.randbits import LFSRGrid, RandomSource, make_source
 
 if TYPE_CHECKING:
     from mpsim.gemm import GemmPlan
 
-__all__ = ["block_split", "run_mx"]
+__all__ = ["block_split", "block_sum_bits", "run_mx"]
 
 
 def _element_range(fmt: MXFormat) -> tuple[int, int]:
     """(l, t): the element format's values are multiples of ``2**l`` below ``2**t``."""
     e = fmt.element
     return (e.min_exponent if isinstance(e, FloatFormat) else -e.frac_bits), math.floor(math.log2(e.max)) + 1
+
+
+def block_sum_bits(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
+    """Width of the two's-complement fixed-point register that holds any block's exact sum of element products.
+
+    Products are multiples of ``2**lsb`` below ``2**top`` (:func:`_element_range`); a
+    block of ``block_size`` of them needs ``top - lsb`` bits, the carries of
+    ``ceil(log2(block_size))`` more, and a sign: 42 bits for MXFP8 E4M3, 14 for MXFP4.
+    """
+    (la, ta), (lb, tb) = _element_range(fmt_a), _element_range(fmt_b)
+    return ta + tb - la - lb + max(fmt_a.block_size - 1, 1).bit_length() + 1
 
 
 def block_split(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
@@ -72,11 +89,19 @@ def run_mx(
     split = block_split(fmt_a, fmt_b)
     k_dim, bs = a3.shape[2], fmt_a.block_size
     nb = -(-k_dim // bs)
+    elements = plan.mul_rounding
+    if elements.stochastic:
+        if isinstance(seed, LFSRGrid):
+            raise ValueError(
+                f"a MAC array's random stream rounds the accumulator only, not MX elements ({elements}): "
+                "quantize the operands with quantize_mx first"
+            )
+        seed = make_source(seed)  # one stream: A's elements, B's, then the accumulator
+    sa, ea = mx_blocks(a3, fmt_a, axis=2, rounding=elements, seed=seed)
+    sb, eb = mx_blocks(b3, fmt_b, axis=1, rounding=elements, seed=seed)
     source, key, offset, rand = plan.random_inputs(seed, out.size * max(nb, 1) * gk.STAGES, (*out.shape, nb))
     if out.size == 0:
         return
-    sa, ea = mx_blocks(a3, fmt_a, axis=2)
-    sb, eb = mx_blocks(b3, fmt_b, axis=1)
     ea_pad = np.zeros((a3.shape[0], a3.shape[1], nb * bs), dtype=np.float32)
     ea_pad[:, :, :k_dim] = ea
     eb_pad = np.zeros((b3.shape[0], b3.shape[2], nb * bs), dtype=np.float32)

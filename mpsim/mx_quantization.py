@@ -135,13 +135,20 @@ def quantize_mx_array(
     return _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=True)[3]
 
 
-def mx_blocks(x: np.ndarray, fmt: str | MXFormat, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(scales, elements)`` of ``x`` in MX blocks along ``axis``, elements to nearest by the format's scale rule.
+def mx_blocks(
+    x: np.ndarray,
+    fmt: str | MXFormat,
+    axis: int,
+    rounding: str | Rounding = "nearest",
+    seed: int | RandomSource | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scales, elements)`` of ``x`` in MX blocks along ``axis`` by the format's scale rule, elements rounded by
+    ``rounding`` (random draws from ``seed`` as :func:`mpsim.quantize_mx` takes them).
 
     ``scales``: uint8 E8M0 codes as :func:`encode_mx` gives them; ``elements``:
     float32 element values, ``x``'s shape (NaN blocks: NaN or 0 elements).
     """
-    _, _, codes, elements = _run_blocks(x, fmt, axis, "nearest", None, None, None, scale_back=False)
+    _, _, codes, elements = _run_blocks(x, fmt, axis, rounding, None, None, seed, scale_back=False)
     return codes, elements
 
 

@@ -119,7 +119,11 @@ class LayerPrecision:
         """GEMM ``kind`` as the layer computes it: a linear layer multiplies ``x @ w``, ``dy @ w^T``, ``x^T @ dy``;
         a convolution (``weight_first``) ``w @ x``, ``w^T @ dy``, ``dy @ x^T``: the same operands swapped."""
         a, b = kind.operands[::-1] if weight_first else kind.operands
-        return GemmCall(kind, self.gemm(kind), getattr(self, a), getattr(self, b))
+        config = self.gemm(kind)
+        mx = config.mx_formats
+        if weight_first and mx is not None and mx[0] != mx[1]:  # an MX pair names A's format first: swap it too
+            config = replace(config, mul=f"{mx[1]},{mx[0]}")
+        return GemmCall(kind, config, getattr(self, a), getattr(self, b))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: asdict(getattr(self, name)) for name in ("weight", "activation", "grad")}
@@ -182,9 +186,32 @@ def _preset(fmt: str | None, rounding: str, acc: str, emulate: bool = True) -> P
     return PrecisionConfig(default=layer)
 
 
+def _mx_preset(
+    fwd: str, bwd: str, acc: str, rounding: str = "nearest", grad_elements: str = "nearest"
+) -> PrecisionConfig:
+    """MX training: every GEMM puts its fp32 operands in MX blocks along its own reduction axis.
+
+    Forward ``x @ w`` in ``fwd`` (both operands); the backward GEMMs take the
+    error in ``bwd`` and the other operand in ``fwd``, their elements rounded
+    by ``grad_elements``. The tensors themselves stay fp32 (the master copies):
+    a weight enters the forward GEMM blocked along its input features and the
+    input-gradient GEMM blocked along its output features, as MX training
+    recipes quantize per GEMM (OCP MX v1.0; Rouhani et al., 2023).
+    """
+    forward = GemmConfig(mul=fwd, acc=acc, rounding=rounding)
+    grad_input = GemmConfig(mul=f"{bwd},{fwd}", acc=acc, rounding=rounding, mul_rounding=grad_elements)
+    grad_weight = GemmConfig(mul=f"{fwd},{bwd}", acc=acc, rounding=rounding, mul_rounding=grad_elements)
+    return PrecisionConfig(default=LayerPrecision(forward=forward, grad_input=grad_input, grad_weight=grad_weight))
+
+
 #: Named configurations (``mpsim train --precision NAME``). ``*-sr`` accumulate
 #: with stochastic rounding (8 random bits); FP8 presets use e4m3 weights and
-#: activations, e5m2 gradients, and an fp16 or bf16 accumulator.
+#: activations, e5m2 gradients, and an fp16 or bf16 accumulator. MX presets
+#: (:func:`_mx_preset`) block every GEMM's operands along its reduction axis
+#: (32 elements per E8M0 scale): ``mxfp8`` e4m3 forward and e5m2 errors, ``mxfp6``
+#: e2m3 forward and e3m2 errors, ``mxfp4`` e2m1 throughout with the backward
+#: GEMMs' elements rounded stochastically (8 bits), as MXFP4 training does
+#: (Tseng et al., 2025), all into an fp16 accumulator.
 PRECISION_PRESETS: dict[str, PrecisionConfig] = {
     "fp32": PrecisionConfig(),
     "bf16": _preset("bf16", "nearest", "bf16"),
@@ -196,6 +223,10 @@ PRECISION_PRESETS: dict[str, PrecisionConfig] = {
     "e5m2-sr": _preset("e5m2", "stochastic:8", "bf16"),
     "e4m3-fp12": _preset("e4m3", "nearest", "e5m6"),
     "e4m3-fp12-sr": _preset("e4m3", "stochastic:8", "e5m6"),
+    "mxfp8": _mx_preset("mxfp8_e4m3", "mxfp8_e5m2", "fp16"),
+    "mxfp8-sr": _mx_preset("mxfp8_e4m3", "mxfp8_e5m2", "fp16", "stochastic:8"),
+    "mxfp6": _mx_preset("mxfp6_e2m3", "mxfp6_e3m2", "fp16"),
+    "mxfp4": _mx_preset("mxfp4_e2m1", "mxfp4_e2m1", "fp16", grad_elements="stochastic:8"),
 }
 
 

@@ -22,6 +22,9 @@ from mpsim.nn import (
     parse_precision,
     quantize_model,
 )
+from mpsim.precision import GemmKind
+from tests.exact_reference import same
+from tests.test_mx_gemm import reference_mx_qmatmul
 
 FP32_EMULATED = GemmConfig(mul=None, acc="fp32")
 FP8 = LayerPrecision(
@@ -53,6 +56,39 @@ def test_qlinear_forward_and_backward_are_the_configured_gemms():
     # grad_input used stochastic fp16 accumulation: within one fp16 ulp-ish of the exact product
     exact = gq.double() @ wq.double()
     assert float((x.grad.double() - exact).abs().max()) < 2e-2 * float(exact.abs().max())
+
+
+def _exact_equal(got: torch.Tensor, want: np.ndarray) -> None:
+    for (i, j), value in np.ndenumerate(want):
+        assert same(float(got[i, j]), value), (i, j, float(got[i, j]), value)
+
+
+def test_mx_preset_blocks_each_gemm_along_its_own_reduction_axis():
+    """mxfp8: forward x @ w^T blocked along the 36 input features, grad_input dy @ w along the 5 outputs (e5m2 by
+    e4m3), grad_weight x^T @ dy along the 40 samples (two blocks, the second partial), each against the exact model
+    of an MX GEMM on the fp32 tensors."""
+    torch.manual_seed(4)
+    layer = QLinear(36, 5, bias=False, precision=PRECISION_PRESETS["mxfp8"].default, seed=1)
+    x = (torch.randn(40, 36) * 2.0 ** torch.randint(-4, 4, (40, 1))).requires_grad_()
+    y = layer(x)
+    grad_y = torch.randn(40, 5) * 1e-3
+    y.backward(grad_y)
+    xs, w, dy = x.detach().numpy(), layer.weight.detach().numpy(), grad_y.numpy()
+    exact = {"mode": "nearest", "k": 0, "draw": None}
+    _exact_equal(y.detach(), reference_mx_qmatmul(xs, w.T.copy(), "mxfp8_e4m3", "fp16", **exact))
+    want_dx = reference_mx_qmatmul(dy, w, "mxfp8_e5m2,mxfp8_e4m3", "fp16", **exact)
+    _exact_equal(x.grad, want_dx)
+    want_dw = reference_mx_qmatmul(xs.T.copy(), dy, "mxfp8_e4m3,mxfp8_e5m2", "fp16", **exact)
+    _exact_equal(layer.weight.grad.t(), want_dw)
+
+
+def test_an_mx_pair_follows_its_operands_when_a_convolution_swaps_them():
+    layer = PRECISION_PRESETS["mxfp8"].default
+    for kind in GemmKind:
+        linear, conv = layer.call(kind), layer.call(kind, weight_first=True)
+        assert (conv.a, conv.b) == (linear.b, linear.a)
+        assert conv.config.mx_formats == linear.config.mx_formats[::-1]
+        assert conv.config.mul_rounding == linear.config.mul_rounding
 
 
 def test_qlinear_fp32_config_matches_nn_linear():

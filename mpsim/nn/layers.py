@@ -90,5 +90,5 @@ class QConv2d(nn.Conv2d):
 
 def _short(p: LayerPrecision) -> str:
     f = p.forward
-    gemm = f"{f.mul or 'exact'}x->{f.acc}/{f.rounding}" if f.emulate else "torch-fp32"
+    gemm = f"{f.to_dict()['mul'] or 'exact'}x->{f.acc}/{f.rounding}" if f.emulate else "torch-fp32"
     return f"w={p.weight.format or 'fp32'} a={p.activation.format or 'fp32'} g={p.grad.format or 'fp32'} gemm={gemm}"

@@ -72,3 +72,24 @@ def test_gemm_labels_follow_the_layer_precision():
         operands, acc = label.split("->")
         for name in [*operands.split("*"), acc]:
             mpsim.parse_format(name)
+
+
+def test_mx_gemms_are_labelled_by_their_block_formats_and_count_the_scale_work():
+    layer = CL_PRESETS["mxfp8"].layers.default
+    assert gemm_labels(layer) == {
+        "forward": "mxfp8_e4m3*mxfp8_e4m3->fp16",
+        "grad_input": "mxfp8_e5m2*mxfp8_e4m3->fp16",
+        "grad_weight": "mxfp8_e4m3*mxfp8_e5m2->fp16",
+    }
+    counter = CostCounter()
+    counter.add("mxfp4_e2m1*mxfp4_e2m1->fp16", 3200, phase="train")
+    train = counter.summary()["train"]
+    # per element pair 4 x 4 bit-operations of the elements, per block of 32 the 8-bit addition of the scales
+    assert train["bit_ops"] == 3200 * 16 + 100 * 8
+    e = HOROWITZ_45NM
+    # FP4 E2M1 products are multiples of 2**-2 below 2**6 (6 x 6 = 36): 8 bits, 5 of carries, a sign
+    per_pair = e.multiply_pj("e2m1", "e2m1") + e.add_pj("q13.0") + (e.add_pj("q7.0") + e.add_pj("fp16")) / 32
+    assert e.mx_mac_pj("mxfp4_e2m1", "mxfp4_e2m1", "fp16") == pytest.approx(per_pair)
+    assert train["energy_uj"] == pytest.approx(3200 * per_pair * 1e-6)
+    # the per-block accumulator addition is shared by 32 pairs: cheaper than the element-wise MAC
+    assert e.mx_mac_pj("mxfp8_e4m3", "mxfp8_e4m3", "fp16") < e.mac_pj("e4m3", "e4m3", "fp16")

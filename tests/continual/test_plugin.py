@@ -96,6 +96,26 @@ def test_weights_and_optimizer_state_are_stored_in_their_formats(trained):
     assert momenta and all(_representable(m, "fp16") for m in momenta)
 
 
+@pytest.mark.parametrize("strategy", ["replay", "gem"])
+def test_an_mx_preset_trains_and_keeps_its_replay_samples_in_mx_blocks(strategy):
+    """mxfp4: every training GEMM is an MX GEMM (its labels), the run learns, and the memory's samples are MXFP4
+    blocks along the features (quantize_mx leaves them unchanged; the raw digits it changes)."""
+    parts = build_run(_config(strategy, precision="mxfp4", epochs=1))
+    result = run(parts.config, progress=False, parts=parts)
+    assert np.array(result["accuracy_matrix"])[0, 0] > 0.8
+    train = result["cost"]["train"]["macs_by_format"]
+    assert train and all(label.startswith("mxfp4_e2m1*mxfp4_e2m1->") for label in train)
+    plugin = next(x for x in parts.strategy.plugins if isinstance(x, (ReplayPlugin, GEMPlugin)))
+    if strategy == "replay":
+        buffer = plugin.storage_policy.buffer
+        samples = torch.stack([buffer[i][0] for i in range(len(buffer))])
+    else:
+        samples = torch.cat(list(plugin.memory_x.values()))
+    assert len(samples) > 0 and torch.equal(mpsim.quantize_mx(samples, "mxfp4_e2m1"), samples)
+    raw = torch.from_numpy(load_dataset("digits").x_train[:50])
+    assert not torch.equal(mpsim.quantize_mx(raw, "mxfp4_e2m1"), raw)
+
+
 def test_macs_are_counted_exactly_and_the_lwf_teacher_too():
     digits = load_dataset("digits")
     n_train, n_test, h = len(digits.x_train), len(digits.x_test), 8
