@@ -47,8 +47,14 @@ def _presets_help() -> str:
         layer = p.layers.default
         acc = f"{layer.forward.acc}/{layer.forward.rounding}" if layer.forward.emulate else "fp32"
         w, a, g = (q.format or "fp32" for q in (layer.weight, layer.activation, layer.grad))
+        operands = f"w/a/g {w}/{a}/{g}"
+        if layer.forward.mx_formats is not None:  # fp32 tensors, blocked by each GEMM itself
+            gemms = (layer.forward, layer.grad_input, layer.grad_weight)
+            operands = "MX GEMMs " + " | ".join(gemm.to_dict()["mul"] for gemm in gemms)
+            if layer.grad_input.mul_rounding_rule.stochastic:
+                operands += f" (backward elements {layer.grad_input.mul_rounding})"
         lines.append(
-            f"  {name:<13} w/a/g {w}/{a}/{g}, acc {acc}; weights {p.weight or 'fp32'} ({p.update_rounding}), "
+            f"  {name:<13} {operands}, acc {acc}; weights {p.weight or 'fp32'} ({p.update_rounding}), "
             f"grads/state {p.state or 'fp32'}, replay {p.buffer or 'fp32'}"
         )
     lines += [

@@ -30,6 +30,9 @@ def test_cl_help_lists_presets_policies_and_strategies(capsys):
         assert f"\n  {name} " in text
     for word in ("adaptive", "schedule:P0,P1", "packnet", "split-mnist1d", "--seeds", "--dask"):
         assert word in text
+    # an MX preset's tensors stay fp32: its line names the GEMMs' block formats instead
+    mx_line = "  mxfp4         MX GEMMs mxfp4_e2m1 | mxfp4_e2m1 | mxfp4_e2m1 (backward elements stochastic:8), acc fp16/nearest"
+    assert mx_line in text
 
 
 def test_cl_sweep_help(capsys):
@@ -45,7 +48,7 @@ def test_cl_sweep_help(capsys):
         (
             ["cl", "--precision", "e4m3x"],
             "unknown precision 'e4m3x': expected one of fp32, bf16, bf16-sr, fp16, e4m3, e4m3-sr, e5m2, e5m2-sr, "
-            "e4m3-fp12, e4m3-fp12-sr or a .json/.yaml file",
+            "e4m3-fp12, e4m3-fp12-sr, mxfp8, mxfp8-sr, mxfp6, mxfp4 or a .json/.yaml file",
         ),
         (
             ["cl", "--strategy", "icarl"],
