@@ -31,7 +31,7 @@ def test_cl_help_lists_presets_policies_and_strategies(capsys):
     for word in ("adaptive", "schedule:P0,P1", "packnet", "split-mnist1d", "--seeds", "--dask"):
         assert word in text
     # an MX preset's tensors stay fp32: its line names the GEMMs' block formats instead
-    mx_line = "  mxfp4         MX GEMMs mxfp4_e2m1 | mxfp4_e2m1 | mxfp4_e2m1 (backward elements stochastic:8), acc fp16/nearest"
+    mx_line = "  mxfp4         MX GEMMs mxfp4_e2m1 | mxfp4_e2m1 | mxfp4_e2m1 (backward elements stochastic:8), acc fp16"
     assert mx_line in text
 
 
