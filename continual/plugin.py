@@ -11,7 +11,7 @@ from avalanche.core import SupervisedPlugin
 
 from continual.convert import quantize_in_place, round_tensors_, set_precision
 from continual.cost import CostCounter, gemm_labels, reduction_length
-from continual.policies import BatchSignals, ErrorMonitor, FixedPolicy, PrecisionPolicy, Switch
+from continual.policies import BatchSignals, ErrorMonitor, FixedPolicy, PrecisionPolicy, Switch, error_format
 from continual.precision import CLPrecision
 from continual.state import round_strategy_state, switch_stored_models
 from mpsim.nn import PrecisionConfig, gemm_calls
@@ -70,7 +70,7 @@ class PrecisionPlugin(SupervisedPlugin):
         self.seed = seed
         self.rng = CounterRNG(seed)
         self.cost = cost if cost is not None else CostCounter()
-        self.monitor = ErrorMonitor(self.policy.monitored().layers.default.grad.format)
+        self.monitor = ErrorMonitor(error_format(self.policy.monitored()))
         self.switches: list[dict[str, Any]] = []
         self.batches: Counter[str] = Counter()
         self._phases: list[str] = []
@@ -160,7 +160,7 @@ class PrecisionPlugin(SupervisedPlugin):
         set_precision(strategy.model, switch.to.layers)
         switch_stored_models(strategy.plugins, switch.to)
         round_tensors_(strategy.model.parameters(), switch.to.weight, switch.to.update_rounding, self.rng)
-        self.monitor = ErrorMonitor(self.policy.monitored().layers.default.grad.format)
+        self.monitor = ErrorMonitor(error_format(self.policy.monitored()))
 
 
 def _forward_hook(plugin: PrecisionPlugin) -> Any:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from continual.precision import CLPrecision, parse_cl_precision
+from mpsim.api import quantize_mx
 from mpsim.formats import parse_format
+from mpsim.mx import is_mx_spec, parse_mx_format
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +45,7 @@ __all__ = [
     "PrecisionPolicy",
     "SchedulePolicy",
     "Switch",
+    "error_format",
     "make_policy",
 ]
 
@@ -71,15 +74,30 @@ class Switch:
     reason: str
 
 
+def error_format(precision: CLPrecision) -> str | None:
+    """The format a precision's backpropagated errors enter its GEMMs in: the ``grad`` tensor's, or for an MX
+    precision (fp32 tensors) the MX format its input-gradient GEMM blocks them in; ``None``: fp32."""
+    layer = precision.layers.default
+    mx = layer.grad_input.mx_formats if layer.grad_input.emulate else None
+    return str(mx[0]) if mx is not None and layer.grad.format is None else layer.grad.format
+
+
 class ErrorMonitor:
     """Counts backpropagated errors (gradients w.r.t. layer outputs) that a format would flush to zero or overflow.
 
     Underflow: ``0 < |g| < smallest_subnormal / 2`` (round to nearest gives 0);
     overflow: ``|g| > max``. The denominator is the count of nonzero errors.
+    An MX format (:func:`error_format`) scales each block of 32 errors by its
+    largest: underflow is then a nonzero error that :func:`mpsim.quantize_mx`
+    flushes to zero in its block, blocked as the input-gradient GEMM blocks
+    it (along the output features: a linear layer's last axis, a
+    convolution's channels), and nothing overflows (elements saturate;
+    only an infinite error is counted).
     """
 
     def __init__(self, fmt: str | None) -> None:
-        self.format = None if fmt is None else parse_format(fmt)
+        self.mx = fmt is not None and is_mx_spec(fmt)
+        self.format = None if fmt is None else (parse_mx_format(fmt) if self.mx else parse_format(fmt))
         self.reset()
 
     def reset(self) -> None:
@@ -89,9 +107,16 @@ class ErrorMonitor:
         """Count the errors of ``grad`` (detached: nothing here is differentiated)."""
         if self.format is None:
             return
-        mag = grad.detach().abs()
+        g = grad.detach()
+        mag = g.abs()
         nonzero = mag > 0
         self.nonzero += int(nonzero.sum())
+        if self.mx:
+            axis = 1 if g.dim() == 4 else -1  # (B, C, H, W) errors of a convolution: blocked along C
+            flushed = quantize_mx(g.float().contiguous(), self.format, axis=axis) == 0
+            self.underflow += int((nonzero & flushed).sum())
+            self.overflow += int(g.isinf().sum())
+            return
         self.underflow += int((nonzero & (mag < self.format.smallest_subnormal / 2)).sum())
         self.overflow += int((mag > self.format.max).sum())
 
@@ -275,7 +300,7 @@ class AdaptivePolicy(PrecisionPolicy):
             else s.error_decay * self.lost_ema + (1 - s.error_decay) * signals.error_lost
         )
         self.lost_ema = lost
-        grad_fmt = self.low.layers.default.grad.format or "fp32"
+        grad_fmt = error_format(self.low) or "fp32"
         if self.current == self.low:
             if spike is not None:
                 self.hold = s.cooldown_batches

@@ -13,6 +13,7 @@ from continual.policies import (
     ErrorMonitor,
     FixedPolicy,
     SchedulePolicy,
+    error_format,
     make_policy,
 )
 from continual.precision import CL_PRESETS
@@ -104,6 +105,28 @@ def test_error_monitor_counts_against_the_format():
     fp32 = ErrorMonitor(None)
     fp32.observe(torch.tensor([1e-40]))
     assert fp32.rates() == (0.0, 0.0)
+
+
+def test_error_monitor_of_an_mx_precision_counts_errors_lost_in_their_blocks():
+    """mxfp4's errors enter the input-gradient GEMM as MXFP4 blocks along the output features: an error below a
+    quarter of the block's smallest element step (E2M1: 0.5 x 2**scale) is flushed, whatever its absolute size."""
+    assert error_format(CL_PRESETS["mxfp4"]) == "mxfp4_e2m1" and error_format(CL_PRESETS["e4m3"]) == "e5m2"
+    assert error_format(CL_PRESETS["fp32"]) is None
+    m = ErrorMonitor("mxfp4_e2m1")
+    row = torch.zeros(2, 64)
+    row[0, 0] = 4.0  # block 0: scale 2**0, smallest step 0.5: 0.2 flushes, 0.3 rounds to 0.5
+    row[0, 1], row[0, 2] = 0.2, 0.3
+    row[0, 32], row[0, 33] = 4e-6, 1e-6  # block 1: its own scale, so its tiny errors survive
+    row[1, 5] = float("inf")
+    m.observe(row)
+    want = mpsim.quantize_mx(row[:1], "mxfp4_e2m1")
+    assert want[0, 1] == 0 and want[0, 2] > 0 and want[0, 33] > 0  # the oracle of the counts below
+    assert (m.nonzero, m.underflow, m.overflow) == (6, 1, 1)
+    conv = ErrorMonitor("mxfp4_e2m1")  # (B, C, H, W): blocked along the channels
+    maps = torch.zeros(1, 40, 2, 2)
+    maps[0, 0, 1, 1], maps[0, 1, 1, 1], maps[0, 2, 0, 0] = 4.0, 0.2, 0.2
+    conv.observe(maps)
+    assert (conv.nonzero, conv.underflow) == (3, 1)  # only the 0.2 that shares a block with the 4.0
 
 
 @pytest.mark.parametrize(
