@@ -38,13 +38,26 @@ from mpsim.randbits import LFSRGrid, RandomSource
 if TYPE_CHECKING:
     from mpsim.gemm import GemmPlan
 
-__all__ = ["block_split", "run_mx"]
+__all__ = ["block_split", "block_window", "run_mx"]
 
 
 def _element_range(fmt: MXFormat) -> tuple[int, int]:
     """(l, t): the element format's values are multiples of ``2**l`` below ``2**t``."""
     e = fmt.element
     return (e.min_exponent if isinstance(e, FloatFormat) else -e.frac_bits), math.floor(math.log2(e.max)) + 1
+
+
+def block_window(fmt_a: MXFormat, fmt_b: MXFormat) -> tuple[int, int]:
+    """``(lsb, width)``: every exact block sum of ``fmt_a`` by ``fmt_b`` elements is a multiple of ``2**lsb`` of
+    magnitude below ``2**(lsb + width)``.
+
+    Products are multiples of ``2**lsb`` below ``2**top``; a block of ``block_size <= 2**w`` of them (``w =
+    bit_length(block_size - 1)``, at least 1) grows by ``w`` bits: ``width = top + w - lsb``. The hardware's
+    block-sum register is this window plus a sign (:class:`hls_gen.mx_mac.MXMAC`).
+    """
+    (la, ta), (lb, tb) = _element_range(fmt_a), _element_range(fmt_b)
+    w = max(fmt_a.block_size - 1, 1).bit_length()
+    return la + lb, ta + tb + w - (la + lb)
 
 
 def block_split(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
