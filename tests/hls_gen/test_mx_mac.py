@@ -10,10 +10,14 @@ import pytest
 import mpsim
 from hls_gen.mx_mac import MXMAC
 from hls_gen.spec import described
+from mpsim.gemm import plan_of
+from mpsim.gemm_kernels import STAGES
 from mpsim.mx import parse_mx_format
-from mpsim.mx_gemm import block_window
+from mpsim.mx_gemm import block_split, block_window
+from mpsim.mx_gemm_kernels import mx_gemm_sequential
 from mpsim.randbits import LFSRGrid
 from sim.mx_vectors import mx_codes, mx_values
+from sim.vectors import operand_codes
 from tests.hls_gen.harness import mismatches, stream
 
 
@@ -129,6 +133,55 @@ def test_mx_mac_matches_qmatmul(name: str) -> None:
 def test_mx_mac_bubbles_and_stalls() -> None:
     """Idle beats and stalls (en low) between beats: the block sum and the LFSR move only on accepted beats."""
     check("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", lengths_for(4, 100, 7), 7, pipeline=2, stalls=True)
+
+
+def kernel_reference(
+    dut: MXMAC, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, grid: LFSRGrid
+) -> np.ndarray:
+    """What qmatmul's MX kernel (:func:`mpsim.mx_gemm_kernels.mx_gemm_sequential`, the one :func:`mpsim.qmatmul`
+    runs after quantizing) gives each job of element codes ``a``, ``b`` (jobs x K) and any scale codes (jobs x nb):
+    scale codes that no float32 data quantizes to (the top of E8M0 with finite elements), NaN or Inf elements in a
+    block of a finite scale."""
+    plan = plan_of(dut.gemm_config)
+    jobs, k = a.shape
+    bs = dut.block_size
+    nb = -(-k // bs)
+    ea = np.zeros((jobs, 1, nb * bs), np.float32)
+    eb = np.zeros((jobs, 1, nb * bs), np.float32)
+    ea[:, 0, :k], eb[:, 0, :k] = mpsim.decode(dut.a_format, a), mpsim.decode(dut.b_format, b)
+    out = np.empty((jobs, 1, 1))
+    source, key, offset, rand = plan.random_inputs(grid, out.size * nb * STAGES, (*out.shape, nb))
+    split = block_split(dut.a_mx, dut.b_mx)
+    scales = [np.ascontiguousarray(x[:, None, :].astype(np.uint8)) for x in (sa, sb)]
+    mx_gemm_sequential(
+        ea, scales[0], eb, scales[1], out, bs, split, plan.acc_params, source, key, offset, rand, False, plan.acc_params
+    )
+    return out[:, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("fmt_a", "fmt_b", "acc", "rounding"),
+    [
+        ("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8"),
+        ("mxfp8_e5m2:b4", "mxfp8_e4m3:b4", "fp32", "nearest"),
+        ("mxfp4_e2m1:b4", "mxfp6_e2m3:b4", "bf16", "stochastic:6"),
+    ],
+)
+def test_mx_mac_raw_codes_match_the_kernel(fmt_a: str, fmt_b: str, acc: str, rounding: str) -> None:
+    """Every scale code (0..255, the ends weighted) with edge-biased element codes (NaN, Inf, max, subnormals)."""
+    dut = MXMAC(a_format=fmt_a, b_format=fmt_b, acc_format=acc, rounding=rounding, lfsr_width=20, lfsr_seed=3)
+    rng = np.random.default_rng(11)
+    jobs, k = 300, 11  # three blocks of 4, the last one short
+    a, b = operand_codes(rng, dut.a_format, (jobs, k)), operand_codes(rng, dut.b_format, (jobs, k))
+    edges = np.array([0, 1, 2, 126, 127, 128, 252, 253, 254, 255])
+    sa, sb = (
+        np.where(rng.random((jobs, 3)) < 0.4, rng.choice(edges, (jobs, 3)), rng.integers(0, 256, (jobs, 3)))
+        for _ in range(2)
+    )
+    want = kernel_reference(dut, a, b, sa, sb, LFSRGrid(20, 3, rows=1, cols=1))
+    got = run_jobs(dut, list(zip(a, b, sa, sb)), None)
+    report = mismatches(got, want, dut.acc_format, f"{fmt_a} x {fmt_b} -> {acc} {rounding}, raw codes")
+    assert not report, report
 
 
 def test_window_is_mpsim_block_window() -> None:
