@@ -73,3 +73,23 @@ def test_array_backends_refuse_an_mx_array(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ArrayEmulatorBackend(path)
+
+
+@pytest.mark.slow
+def test_mx_array_on_the_fast_executor(designs: Path, cosim_cache: Path) -> None:
+    """sim.rtl_exec runs an MX array's packed beats (scales included) and checks them as the cocotb bench does."""
+    from sim.rtl_exec import RtlExecutor
+    from sim.rtl_vectors import run_vectors
+    from sim.vectors import array_vectors
+
+    config = MX_ARRAYS[1]
+    _, manifest = emit(config, designs / config.name)
+    with RtlExecutor.open(manifest, opt="O0", cache_dir=cosim_cache) as executor:
+        vectors = array_vectors(executor.design, Stimulus(seed=6, steps=3_000, max_k=24))
+        checked = run_vectors(executor, vectors, backpressure=0.1, seed=2)
+        assert checked.result.passed, checked.result.mismatches
+        assert checked.result.checked == vectors.checked > 200
+        unpacked = array_vectors(executor.design, Stimulus(seed=6, steps=3_000, max_k=24), pack=False)
+        message = "an MX array's beats carry block scales: make its vectors with array_vectors(pack=True)"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            run_vectors(executor, unpacked)
