@@ -154,7 +154,10 @@ class ArrayConfig:
             dsp=self.dsp,
         )
         if self.mx:
-            self.arith_modes  # noqa: B018  (one arithmetic: refuses precisions or modes beside it)
+            if self.precisions or self.modes:
+                raise ValueError(
+                    "an MX array has one arithmetic (its MX formats and acc_format), not precisions or modes"
+                )
             return MACArray(
                 a_format=self.a_format,
                 b_format=self.b_format,

@@ -23,7 +23,7 @@ def mx_values(rng: np.random.Generator, shape: tuple[int, ...], axis: int, block
     and near the top), elements spread over up to 2**-14 below the block's
     largest (subnormal elements after scaling); some blocks all zero, some
     elements zero or exact negatives of their neighbour (cancellation), and
-    rarely a NaN (the block's scale is 0xFF) or an Inf (scale 127 + 127,
+    rarely a NaN (the block's scale is 0xFF) or an Inf (scale code 254, E = 127,
     elements saturated).
     """
     axis = axis % len(shape)
