@@ -9,10 +9,12 @@ from amaranth.lib.wiring import In, Out
 from hls_gen.arith import registered, select_value, unpacked_view
 from hls_gen.mac import MAC
 from hls_gen.modes import ArithMode
+from hls_gen.mx_mac import MXMAC
 from hls_gen.ports import INPUT, OUTPUT, input_signature, output_signature
 from hls_gen.spec import BUFFER_STAGES, MAX_ARRAY_SIDE, array_latency, check_int, checking, described, lfsr_spec
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
+from mpsim.mx import SCALE_BITS, MXFormat, is_mx_spec
 from mpsim.randbits import LFSRGrid, LFSRSpec
 
 __all__ = ["MACArray"]
@@ -81,10 +83,20 @@ class MACArray(wiring.Component):
     synchronous) clears the accumulators, the buffer and the LFSRs (to their
     seeds).
 
+    An MX array (``a_format`` an MX format, ``"mxfp8_e4m3"``): its PEs are
+    :class:`~hls_gen.mx_mac.MXMAC` s, block dot-product units, and the input
+    payload carries each element's block scale (``a_scale[r]``,
+    ``b_scale[c]``, E8M0) beside it; the scales travel with their elements.
+    A job's tile is then ``mpsim.qmatmul`` with ``mul`` the MX format(s), the
+    operands' element and scale codes as :func:`mpsim.encode_mx` gives them
+    (A's blocks along its rows, B's along its columns).
+
     Parameters
     ----------
     a_format, b_format, acc_format, product_format, rounding, product_rounding, lfsr_width, lfsr_taps, pipeline, dsp
-        As :class:`~hls_gen.mac.MAC`.
+        As :class:`~hls_gen.mac.MAC`; ``a_format`` and ``b_format`` may be
+        MX formats (:class:`~hls_gen.mx_mac.MXMAC`: no product format,
+        inferred multipliers, interleave 1).
     lfsr_seed : int
         Seed of the array's random stream; PE ``(r, c)`` starts from
         ``LFSRGrid(...).seeds[r, c]`` (see :mod:`mpsim.randbits`).
@@ -131,8 +143,8 @@ class MACArray(wiring.Component):
     def __init__(
         self,
         *,
-        a_format: str | FloatFormat | None = None,
-        b_format: str | FloatFormat | None = None,
+        a_format: str | FloatFormat | MXFormat | None = None,
+        b_format: str | FloatFormat | MXFormat | None = None,
         acc_format: str | FloatFormat | None = None,
         product_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
@@ -152,6 +164,8 @@ class MACArray(wiring.Component):
             self._cols = check_int(cols, "MAC array columns", 1, MAX_ARRAY_SIDE)
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
             # One MAC checks every remaining parameter; the PEs differ only in their seeds.
+            self._mx = any(f is not None and is_mx_spec(f) for f in (a_format, b_format))
+            self._pe_class: type[MAC] | type[MXMAC] = MAC
             self._pe_args = dict(
                 a_format=a_format,
                 b_format=b_format,
@@ -166,18 +180,43 @@ class MACArray(wiring.Component):
                 modes=modes,
                 dsp=dsp,
             )
-            self._model = MAC(**self._pe_args, lfsr_seed=lfsr_seed)
+            if self._mx:
+                self._pe_class, self._pe_args = MXMAC, self._mx_pe_args(self._pe_args)
+            self._model = self._pe_class(**self._pe_args, lfsr_seed=lfsr_seed)
             described(self._model)  # of the PEs, never elaborated itself
             self._grid = self.random_source()
             self._seeds = [[int(s) for s in row] for row in self._grid.seeds]
             mac = self._model
             shapes = dict(cols=self._cols, mode_bits=mac.mode_bits)
+            scales = {"scale_bits": SCALE_BITS} if self._mx else {}
             super().__init__(
                 {
-                    INPUT: In(input_signature(rows=self._rows, a_bits=mac.a_bits, b_bits=mac.b_bits, **shapes)),
+                    INPUT: In(
+                        input_signature(rows=self._rows, a_bits=mac.a_bits, b_bits=mac.b_bits, **shapes, **scales)
+                    ),
                     OUTPUT: Out(output_signature(tile_rows=self.tile_rows, acc_bits=mac.acc_bits, **shapes)),
                 }
             )
+
+    @staticmethod
+    def _mx_pe_args(args: dict) -> dict:
+        """An MX array's PE parameters (:class:`~hls_gen.mx_mac.MXMAC`), what it does not take refused in a line."""
+        if args["modes"] is not None:
+            raise TypeError("an MX array has one arithmetic: its MX formats, or modes, not both")
+        if args["product_format"] is not None:
+            product = args["product_format"]
+            raise ValueError(
+                f"an MX array sums each block's products exactly: it takes no product format, not {product}"
+            )
+        if args["dsp"] != "inferred":
+            raise ValueError(f"an MX array's PEs use inferred multipliers ('inferred'), not dsp {args['dsp']!r}")
+        drop = ("product_format", "product_rounding", "modes", "dsp")
+        return {k: v for k, v in args.items() if k not in drop}
+
+    @property
+    def mx(self) -> bool:
+        """The PEs are MX block dot-product units (:class:`~hls_gen.mx_mac.MXMAC`)."""
+        return self._mx
 
     @property
     def rows(self) -> int:
@@ -198,7 +237,7 @@ class MACArray(wiring.Component):
         return self._rows * self._model.interleave
 
     @property
-    def pe(self) -> MAC:
+    def pe(self) -> MAC | MXMAC:
         """A processing element with the array's parameters (PE (0, 0)): formats, roundings, pipeline."""
         return self._model
 
@@ -301,13 +340,17 @@ class MACArray(wiring.Component):
         mode = inp.payload.mode if mac.mode_bits else None
 
         def edge(which: str) -> list[Value]:
-            """Element ``i`` of the payload's ``a`` or ``b`` decoded and delayed by ``i`` skew registers."""
+            """Element ``i`` of the payload's ``a`` or ``b`` decoded and delayed by ``i`` skew registers (an MX
+            array's with its block scale above it)."""
             formats = mac.operand_formats(which)
+            scales = getattr(inp.payload, f"{which}_scale") if self._mx else None
             skewed: list[Value] = []
             for i, element in enumerate(getattr(inp.payload, which)):
                 name = f"{which}_{i}"
                 decoded = mac.decode(m, which, element, mode, name)
                 value = Value.cast(unpacked_view(m, decoded, formats, name))
+                if scales is not None:
+                    value = Cat(value, scales[i])
                 for k in range(i):
                     value = forward(value, f"{which}_skew_{i}_{k}")
                 skewed.append(value)
@@ -321,9 +364,14 @@ class MACArray(wiring.Component):
             flushes.append([])
             for c in range(cols):
                 b = b_in[c]
-                pe = MAC(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
+                pe = self._pe_class(**self._pe_args, lfsr_seed=self._seeds[r][c], decoded=True)
                 m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
+                if isinstance(pe, MXMAC):  # the element's unpacked fields, its block scale above them
+                    na, nb = len(Value.cast(pe.a)), len(Value.cast(pe.b))
+                    m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a[:na]), pe.b.eq(b[:nb])]
+                    m.d.comb += [pe.a_scale.eq(a[na:]), pe.b_scale.eq(b[nb:])]
+                else:
+                    m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
                 # BUFFER_STAGES registers between each PE and its place in the buffer (hls_gen.spec says why). The
                 # load registers are kept apart: the first has the same input as the next PE's control register.
                 load, flushed, flushed_mode = pe.flush, pe.flush_sum, pe.flush_mode if mac.mode_bits else None

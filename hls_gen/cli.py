@@ -15,6 +15,7 @@ from hls_gen.array_size import DSP_BLOCKS, interleave_arg, parse_array_size
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError
 from mpsim.extras import require
+from mpsim.mx import is_mx_spec
 from mpsim.progress import Activity
 
 if TYPE_CHECKING:
@@ -107,7 +108,13 @@ def config_from_args(args: argparse.Namespace) -> ArrayConfig | MultiplierConfig
     operands = [f.strip() for f in args.mul.split(",")]
     if len(operands) not in (1, 2) or not all(operands):
         raise ValueError(f"--mul must be one format or two separated by a comma (A,B), not {args.mul!r}")
+    mx = [f for f in operands if is_mx_spec(f)]
     if unit == "multiplier":
+        if mx:
+            raise ValueError(
+                f"--unit multiplier multiplies element formats, not MX format {mx[0]}; an MX design is --unit array "
+                "or mac (its PEs take a block's elements and scales)"
+            )
         if args.dsp != "inferred":
             raise ValueError("--dsp is for a MAC or an array (its PEs' multipliers), not --unit multiplier")
         if args.acc is not None:

@@ -29,10 +29,12 @@ from hls_gen.dsp import SIM_MODELS
 from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, MultiplierManifest, Port
 from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
+from hls_gen.mx_mac import MXMAC
 from hls_gen.ports import INPUT, OUTPUT, layout_fields, verilog_name
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
+from mpsim.mx import is_mx_spec
 
 __all__ = [
     "LINT_WAIVERS",
@@ -87,7 +89,9 @@ class ArrayConfig:
     or precision files: every GEMM a training step of each needs,
     :func:`hls_gen.modes.training_modes`) or ``modes`` given directly.
     ``lfsr_taps=None`` takes :data:`mpsim.randbits.LFSR_TAPS`. Checked when
-    built (:meth:`build`).
+    built (:meth:`build`). ``a_format`` (and ``b_format``) an MX format
+    (``"mxfp8_e4m3"``, ``"mx:e3m4:b16"``) makes an MX array
+    (:class:`hls_gen.mx_mac.MXMAC` PEs; one arithmetic).
     """
 
     a_format: str | None = None
@@ -106,6 +110,11 @@ class ArrayConfig:
     precisions: tuple[str, ...] = ()
     modes: tuple[ArithMode, ...] = ()
     dsp: str = "inferred"
+
+    @property
+    def mx(self) -> bool:
+        """An MX array: the operand formats are MX block formats."""
+        return any(f is not None and is_mx_spec(f) for f in (self.a_format, self.b_format))
 
     @property
     def arith_modes(self) -> tuple[ArithMode, ...]:
@@ -144,6 +153,20 @@ class ArrayConfig:
             interleave=self.interleave,
             dsp=self.dsp,
         )
+        if self.mx:
+            if self.precisions or self.modes:
+                raise ValueError(
+                    "an MX array has one arithmetic (its MX formats and acc_format), not precisions or modes"
+                )
+            return MACArray(
+                a_format=self.a_format,
+                b_format=self.b_format,
+                acc_format=self.acc_format,
+                product_format=self.product_format,
+                rounding=self.rounding,
+                product_rounding=self.product_rounding,
+                **geometry,  # type: ignore[arg-type]
+            )
         return MACArray(modes=self.arith_modes, **geometry)  # type: ignore[arg-type]
 
     def _described(self) -> MACArray:
@@ -156,6 +179,8 @@ class ArrayConfig:
         modes = self.arith_modes
         if len(modes) != 1:
             raise ValueError(f"this array has {len(modes)} modes; take each mode's gemm_config")
+        if self.mx:
+            return self._described().pe.gemm_config
         return modes[0].gemm_config
 
     @property
@@ -165,6 +190,8 @@ class ArrayConfig:
         pe = array.pe
         if self.precisions:
             parts = ["mac", "+".join(_precision_token(p) for p in self.precisions)]
+        elif self.mx:
+            parts = ["mac", pe.label]
         elif len(pe.modes) > 1:
             parts = ["mac", "modes", "+".join(mode.label for mode in pe.modes)]
         else:
@@ -229,19 +256,32 @@ class ArrayConfig:
                 )
             )
         uses = [mode.uses for mode in self.arith_modes]
-        modes = tuple(
-            ModeEntry(
-                code=i,
-                uses=uses[i],
-                a_format=mode.a_format,
-                b_format=mode.b_format,
-                acc_format=mode.acc_format,
-                product_format=mode.product_format,
-                rand_bits=mode.rand_bits,
-                product_rand_bits=mode.product_rand_bits,
+        if isinstance(pe, MXMAC):
+            modes = (
+                ModeEntry(
+                    a_format=pe.a_format,
+                    b_format=pe.b_format,
+                    acc_format=pe.acc_format,
+                    product_format=None,
+                    rand_bits=pe.rand_bits,
+                    product_rand_bits=None,
+                    mx=(pe.a_mx, pe.b_mx),
+                ),
             )
-            for i, mode in enumerate(pe.modes)
-        )
+        else:
+            modes = tuple(
+                ModeEntry(
+                    code=i,
+                    uses=uses[i],
+                    a_format=mode.a_format,
+                    b_format=mode.b_format,
+                    acc_format=mode.acc_format,
+                    product_format=mode.product_format,
+                    rand_bits=mode.rand_bits,
+                    product_rand_bits=mode.product_rand_bits,
+                )
+                for i, mode in enumerate(pe.modes)
+            )
         grid = array.random_source()
         sums = array.interleave
         iv, ir, ip = (verilog_name(INPUT, m) for m in ("valid", "ready", "payload"))
@@ -275,7 +315,14 @@ class ArrayConfig:
                     f"{sums} = l: after a cycle without a beat, {ir} stays low until that beat's turn "
                     f"comes round (at most {sums - 1} cycles)"
                 )
-                + ("" if len(modes) == 1 else "; mode carries the job's mode code on each of its beats"),
+                + ("" if len(modes) == 1 else "; mode carries the job's mode code on each of its beats")
+                + (
+                    ""
+                    if modes[0].mx is None
+                    else f"; a_scale[r] and b_scale[c] carry the E8M0 scale codes of the blocks of a[r] and b[c] "
+                    f"(blocks of {modes[0].mx[0].block_size} beats from the job's first; the last beat ends the last "
+                    "block)"
+                ),
                 "output": f"a finished job leaves as {array.tile_rows} beats, row r of C in {op}'s data with row = "
                 f"r; a beat moves when {ov} and {orr} are high; last marks r = {array.tile_rows - 1}"
                 + ("" if len(modes) == 1 else "; mode is the job's mode code, each data element in the low bits"),

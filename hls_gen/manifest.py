@@ -27,6 +27,8 @@ from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, parse_mx_format
+from mpsim.mx_gemm import block_window
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
 
 __all__ = [
@@ -302,10 +304,23 @@ class StreamPorts:
 @dataclass(frozen=True)
 class ModeEntry(HwMode):
     """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` in the
-    input payload's ``mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it."""
+    input payload's ``mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it.
+
+    ``mx``: the MX formats of A and B for an MX array (:class:`hls_gen.mx_mac.MXMAC`; ``a_format`` and
+    ``b_format`` are then their element formats, what the payload's ``a`` and ``b`` carry), else None.
+    """
 
     code: int = 0
     uses: tuple[str, ...] = ()
+    mx: tuple[MXFormat, MXFormat] | None = None
+
+    @property
+    def mx_label(self) -> str | None:
+        """``mul`` of the MX GEMM: ``"A"`` or ``"A,B"`` (None: not MX)."""
+        if self.mx is None:
+            return None
+        a, b = (f.label for f in self.mx)
+        return a if a == b else f"{a},{b}"
 
     @property
     def rounding(self) -> str:
@@ -320,10 +335,18 @@ class ModeEntry(HwMode):
     @property
     def gemm_config(self) -> GemmConfig:
         """The mode's arithmetic as :func:`mpsim.qmatmul` takes it (``config=``): the same bits per output."""
+        if self.mx is not None:
+            return GemmConfig(mul=self.mx_label, acc=self.acc_format, rounding=self.rounding, order="sequential")
         return array_gemm_config(self.product_format, self.acc_format, self.rounding, self.product_rounding)
 
     def reference(self, grid: str) -> str:
         """The ``mpsim.qmatmul`` call that equals a job of this mode (``grid``: the random source's expression)."""
+        if self.mx is not None:
+            return (
+                f"mpsim.qmatmul(A, B, mul={self.mx_label!r}, acc={self.acc_format.label!r}, "
+                f"rounding={self.rounding!r}, order='sequential', seed={grid}) with A, B the values whose "
+                "mpsim.encode_mx codes (A along its rows, B along its columns) the beats carry"
+            )
         mul = "None" if self.product_format is None else repr(self.product_format.label)
         return (
             f"mpsim.qmatmul(A, B, mul={mul}, acc={self.acc_format.label!r}, rounding={self.rounding!r}, "
@@ -331,6 +354,29 @@ class ModeEntry(HwMode):
         )
 
     def to_json(self, grid: str) -> dict[str, Any]:
+        entry = self._json(grid)
+        if self.mx is None:
+            return entry
+        fa, fb = self.mx
+        lsb, width = block_window(fa, fb)
+        entry["mx"] = {
+            "a": fa.label,
+            "b": fb.label,
+            "block_size": fa.block_size,
+            "scale": {"format": "e8m0", "bits": SCALE_BITS, "bias": SCALE_BIAS, "nan_code": SCALE_NAN_CODE},
+            "payload": "a_scale[r] and b_scale[c]: the E8M0 scale codes of the blocks of a[r] and b[c], on each "
+            "beat of the block; a block is block_size beats from the job's first, the job's last beat ends its "
+            "last block (a shorter one: zero padding)",
+            "block_sum_window": {"lsb": lsb, "width": width, "register_bits": width + 1},
+            "term": "per block: the exact sum of its element products times 2**(Ea + Eb) (NaN when a scale is "
+            "nan_code), added into the accumulator with one rounding",
+        }
+        entry["random"]["steps_per_beat"] = 0
+        entry["random"]["steps_per_block"] = self.lfsr_steps
+        entry["random"]["draws_per_beat"] = "none; sum_bits on the last beat of each block (one draw per block)"
+        return entry
+
+    def _json(self, grid: str) -> dict[str, Any]:
         return {
             "code": self.code,
             "uses": list(self.uses),
@@ -377,9 +423,19 @@ class ModeEntry(HwMode):
         ):
             if rounding != rounding_string(k):
                 raise ManifestError(f"{where}.arithmetic.{name} is {rounding!r}, but its random bits say {k}")
+        mx = None
+        if data.get("mx") is not None:
+            entry = data["mx"]
+            mx = (parse_mx_format(entry["a"]), parse_mx_format(entry["b"]))
+            for key, f in zip(("a", "b"), mx):
+                if f.element != fmt[key]:
+                    raise ManifestError(
+                        f"{where}.mx.{key} is {f}, whose elements are {f.element}, but formats.{key} is {fmt[key]}"
+                    )
         return cls(
             code=int(data["code"]),
             uses=tuple(str(u) for u in data.get("uses", [])),
+            mx=mx,
             a_format=fmt["a"],  # type: ignore[arg-type]
             b_format=fmt["b"],  # type: ignore[arg-type]
             acc_format=fmt["acc"],  # type: ignore[arg-type]
@@ -522,9 +578,15 @@ class ArrayManifest:
                 "pe_seeds": [list(row) for row in self.pe_seeds],
                 "pe_seed_rule": "PE (r, c) starts where the base LFSR is after (r*cols + c) * stride steps",
                 "stride": self.stride,
-                "steps_per_beat": steps[0] if len(steps) == 1 else "per mode (modes[i].random.steps_per_beat)",
+                "steps_per_beat": (steps[0] if self.modes[0].mx is None else 0)
+                if len(steps) == 1
+                else "per mode (modes[i].random.steps_per_beat)",
                 "rule": "every PE steps its beat's mode's bits on every accepted beat and never otherwise; the "
-                "PEs' LFSRs carry on from job to job",
+                "PEs' LFSRs carry on from job to job"
+                if self.modes[0].mx is None
+                else "every PE steps sum_bits on the last beat of each block (modes[0].mx) and never otherwise, "
+                "so a job of K beats takes ceil(K / block_size) draws, LFSRGrid's for a reduction of that many "
+                "terms; the PEs' LFSRs carry on from job to job",
             },
             "reference": "job by job, one random source carried on: "
             + (

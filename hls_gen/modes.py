@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from hls_gen.spec import check_nan_capable, float_format, hw_rounding, operand_format, rounding_token
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
+from mpsim.mx import MXFormat, is_mx_spec
 from mpsim.precision import GemmKind, LayerPrecision, PrecisionConfig, parse_precision
 
 __all__ = [
@@ -134,6 +135,12 @@ def check_mode(
     what: str = "",
 ) -> HwMode:
     """One mode's formats and roundings parsed and checked (``what`` prefixes the messages: ``"mode 2: "``)."""
+    for name, value in (("a", a_format), ("b", b_format)):
+        if isinstance(value, (str, MXFormat)) and is_mx_spec(value):
+            raise ValueError(
+                f"{what}multiplier operand format {name} is MX format {value}: an MX array has one arithmetic "
+                "(its MX formats as a_format/b_format); MX modes of a multi-mode array are not supported yet"
+            )
     try:
         a = operand_format(a_format, "multiplier operand format a")  # type: ignore[arg-type]
         b = operand_format(b_format, "multiplier operand format b")  # type: ignore[arg-type]

@@ -34,7 +34,9 @@ INPUT = "inp"
 OUTPUT = "out"
 
 
-def input_layout(*, rows: int, cols: int, a_bits: int, b_bits: int, mode_bits: int = 0) -> data.StructLayout:
+def input_layout(
+    *, rows: int, cols: int, a_bits: int, b_bits: int, mode_bits: int = 0, scale_bits: int = 0
+) -> data.StructLayout:
     """The payload of an input beat, fields from the least significant bit up.
 
     ``a``
@@ -49,6 +51,11 @@ def input_layout(*, rows: int, cols: int, a_bits: int, b_bits: int, mode_bits: i
     ``mode``
         ``mode_bits`` wide, only for a multi-mode array (``mode_bits > 0``):
         the job's mode code, the same on each of its beats.
+    ``a_scale``, ``b_scale``
+        ``ArrayLayout(scale_bits, rows)`` and ``ArrayLayout(scale_bits, cols)``,
+        only for an MX array (``scale_bits > 0``): the E8M0 scale codes of
+        the blocks that ``a[r]`` and ``b[c]`` belong to (the same on each beat
+        of a block).
     """
     fields: dict[str, ShapeLike] = {
         "a": data.ArrayLayout(a_bits, rows),
@@ -57,6 +64,9 @@ def input_layout(*, rows: int, cols: int, a_bits: int, b_bits: int, mode_bits: i
     }
     if mode_bits:
         fields["mode"] = mode_bits
+    if scale_bits:
+        fields["a_scale"] = data.ArrayLayout(scale_bits, rows)
+        fields["b_scale"] = data.ArrayLayout(scale_bits, cols)
     return data.StructLayout(fields)
 
 

@@ -44,7 +44,7 @@ from mpsim.randbits import LFSRGrid, RandomSource, make_source
 if TYPE_CHECKING:
     from mpsim.gemm import GemmPlan
 
-__all__ = ["block_split", "block_sum_bits", "run_mx"]
+__all__ = ["block_split", "block_sum_bits", "block_window", "run_mx"]
 
 
 def _element_range(fmt: MXFormat) -> tuple[int, int]:
@@ -53,15 +53,23 @@ def _element_range(fmt: MXFormat) -> tuple[int, int]:
     return (e.min_exponent if isinstance(e, FloatFormat) else -e.frac_bits), math.floor(math.log2(e.max)) + 1
 
 
-def block_sum_bits(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
-    """Width of the two's-complement fixed-point register that holds any block's exact sum of element products.
+def block_window(fmt_a: MXFormat, fmt_b: MXFormat) -> tuple[int, int]:
+    """``(lsb, width)``: every exact block sum of ``fmt_a`` by ``fmt_b`` elements is a multiple of ``2**lsb`` of
+    magnitude below ``2**(lsb + width)``.
 
-    Products are multiples of ``2**lsb`` below ``2**top`` (:func:`_element_range`); a
-    block of ``block_size`` of them needs ``top - lsb`` bits, the carries of
-    ``ceil(log2(block_size))`` more, and a sign: 42 bits for MXFP8 E4M3, 14 for MXFP4.
+    Products are multiples of ``2**lsb`` below ``2**top``; a block of ``block_size <= 2**w`` of them (``w =
+    bit_length(block_size - 1)``, at least 1) grows by ``w`` bits: ``width = top + w - lsb``. The hardware's
+    block-sum register is this window plus a sign (:class:`hls_gen.mx_mac.MXMAC`).
     """
     (la, ta), (lb, tb) = _element_range(fmt_a), _element_range(fmt_b)
-    return ta + tb - la - lb + max(fmt_a.block_size - 1, 1).bit_length() + 1
+    w = max(fmt_a.block_size - 1, 1).bit_length()
+    return la + lb, ta + tb + w - (la + lb)
+
+
+def block_sum_bits(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
+    """Width of the two's-complement register that holds any block's exact sum of element products: the window
+    of :func:`block_window` and a sign (42 bits for MXFP8 E4M3, 14 for MXFP4 E2M1)."""
+    return block_window(fmt_a, fmt_b)[1] + 1
 
 
 def block_split(fmt_a: MXFormat, fmt_b: MXFormat) -> int:

@@ -265,6 +265,11 @@ class ArrayBackend(GemmBackend):
         design = read_manifest(hardware, "array")
         if not isinstance(design, ArrayDesign):  # read_manifest checked the unit; this narrows the type
             raise ValueError(f"{hardware} does not describe a MAC array")
+        if design.modes[0].mx is not None:
+            raise ValueError(
+                f"{hardware} is an MX array ({design.modes[0].mx_label}): the {self.name} backend runs element-wise "
+                "arrays only (MX GEMMs on the array are not supported yet)"
+            )
         self.design = design
         self.log = HardwareLog(design)
         self._placements: dict[GemmCall, Placement] = {}

@@ -75,7 +75,15 @@ def pack_jobs(
 
 
 def vectors_beats(design: ArrayDesign, vectors: ArrayVectors) -> np.ndarray:
-    """``vectors``' input beats as ``(beats, words)`` uint32, packed in NumPy from its operands and jobs."""
+    """``vectors``' input beats as ``(beats, words)`` uint32, packed in NumPy from its operands and jobs.
+
+    An MX array's beats carry block scales beside the operands: they are taken as :func:`sim.vectors.array_vectors`
+    packed them (``pack=True``).
+    """
+    if design.modes[0].mx is not None:
+        if not vectors.beats:
+            raise ValueError("an MX array's beats carry block scales: make its vectors with array_vectors(pack=True)")
+        return words_of(vectors.beats, design.stream("input").payload.words)
     R, C = design.tile_rows, design.cols
     a_tiles, b_tiles = [], []
     for job in vectors.jobs:

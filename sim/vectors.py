@@ -17,6 +17,7 @@ import mpsim
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSR
 from sim.manifest import ArrayDesign, MultiplierDesign
+from sim.mx_vectors import mx_codes, mx_values
 
 __all__ = [
     "EXHAUSTIVE_LIMIT",
@@ -304,6 +305,36 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True)
     for index, (batch, m, k, n) in enumerate(_shapes(design, stimulus, rng)):
         code = index % len(design.modes)
         mode = design.modes[code]
+        if mode.mx is not None:  # MX: float data quantized on the host, element and scale codes to the array
+            fa, fb = mode.mx
+            x, y = mx_values(rng, (batch, m, k), 2, fa.block_size), mx_values(rng, (batch, k, n), 1, fb.block_size)
+            (sa, a), (sb, b) = mx_codes(x, fa, 2), mx_codes(y, fb, 1)
+            c = mpsim.qmatmul(x, y, config=mode.gemm_config, seed=grid)
+            codes = canonical_codes(c, mode.acc_format).reshape(batch, m, n)
+            a_list.append(a)
+            b_list.append(b)
+            scale_tiles = tile_jobs(sa, sb, rows, cols)
+            for ((z, ti, tj), at, bt), (_, ast, bst) in zip(tile_jobs(a, b, rows, cols), scale_tiles):
+                for t in range(k if pack else 0):
+                    blk = t // fa.block_size
+                    beats.append(
+                        payload.pack_fields(
+                            a=at[:, t].tolist(),
+                            b=bt[t, :].tolist(),
+                            last=int(t == k - 1),
+                            a_scale=ast[:, blk].tolist(),
+                            b_scale=bst[blk, :].tolist(),
+                        )
+                    )
+                want = np.zeros((rows, cols), np.int64)
+                valid = np.zeros((rows, cols), bool)
+                block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
+                want[: block.shape[0], : block.shape[1]] = block
+                valid[: block.shape[0], : block.shape[1]] = True
+                tiles_want.append(want)
+                tiles_valid.append(valid)
+                jobs.append(Job(index, z, ti, tj, k, code))
+            continue
         a = operand_codes(rng, mode.a_format, (batch, m, k), special_rate=0.005)
         b = operand_codes(rng, mode.b_format, (batch, k, n), special_rate=0.005)
         if k > 1:  # a fifth of the steps cancel the step before exactly (acc + p - p)

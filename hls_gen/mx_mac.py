@@ -1,0 +1,389 @@
+"""MX processing element: a block dot-product unit feeding the accumulator (``mpsim.qmatmul`` with ``mul`` MX).
+
+The semantics are :mod:`mpsim.mx_gemm`'s: for every block ``k`` of a job's
+``K`` beats, ``term_k`` is the exact sum of the block's element products times
+``2**(Ea + Eb)`` (the two E8M0 scales; NaN when either is 0xFF), and the
+accumulator adds it with one rounding, ``acc = R(acc + term_k)`` from +0. The
+hardware: each beat's element product (exact, :func:`hls_gen.arith.multiply`)
+is placed in a signed fixed-point *block-sum register*, the window
+:func:`mpsim.mx_gemm.block_window` derives (every product a multiple of
+``2**lsb``, a block's sum below ``2**(lsb + width)``), and added exactly; at a
+block's last beat that sum, normalized and given the exponent of the scales,
+is the term of the same accumulate loop a float PE uses
+(:func:`hls_gen.accumulator.accumulate`: one rounder, nearest or stochastic).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hls_gen.accumulator import accumulate
+from hls_gen.arith import (
+    Unpacked,
+    exp_shape,
+    from_view,
+    multiply,
+    registered,
+    shift_out_leading_zeros,
+    unpack,
+    unpacked_layout,
+)
+from hls_gen.lfsr import LFSR
+from hls_gen.spec import (
+    MAX_PIPELINE,
+    check_int,
+    checking,
+    float_format,
+    hw_rounding,
+    lfsr_spec,
+    operand_format,
+    rounding_string,
+    rounding_token,
+)
+from hls_gen.step import STEP_CONTROL
+from mpsim.formats import FloatFormat
+from mpsim.gemm_config import GemmConfig
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, parse_mx_format
+from mpsim.mx_gemm import block_window
+from mpsim.randbits import LFSRSpec
+
+__all__ = ["MXMAC", "mx_formats"]
+
+
+def mx_formats(a_format: object, b_format: object | None = None) -> tuple[MXFormat, MXFormat]:
+    """The MX formats of A and B (B defaults to A's), checked for what :class:`MXMAC` builds; one-line errors."""
+    parsed = []
+    for what, value in (("MX operand format a", a_format), ("MX operand format b", b_format or a_format)):
+        if not isinstance(value, (str, MXFormat)):
+            raise TypeError(f"{what} must be an MX format string or an mpsim MXFormat, not {value!r}")
+        fmt = parse_mx_format(value)
+        if not isinstance(fmt.element, FloatFormat):
+            raise ValueError(
+                f"{what} must have floating-point elements, not {fmt} (elements {fmt.element}): "
+                "the hardware generator has no fixed-point datapath"
+            )
+        operand_format(fmt.element, f"{what}'s element format")
+        parsed.append(fmt)
+    fa, fb = parsed
+    if fa.block_size != fb.block_size:
+        raise ValueError(
+            f"MX operands must share a block size: a's {fa} has {fa.block_size}, b's {fb} has {fb.block_size}"
+        )
+    return fa, fb
+
+
+class MXMAC(wiring.Component):
+    """One MX processing element: block dot products of element pairs, each block's sum accumulated with one rounding.
+
+    A *job* is ``K`` beats (``step.valid``); beat ``t`` carries element
+    ``A[t]`` (``a``) and ``B[t]`` (``b``) and the scale codes of their block
+    (``a_scale``, ``b_scale``: E8M0, the same on each beat of a block; the
+    block's last beat's are used). Blocks are ``block_size`` beats from the
+    job's first; the beat marked ``last`` ends the job and its block (a short
+    last block is the zero-padded one of :mod:`mpsim.mx_gemm`). So the sum of
+    a job is bit for bit ``mpsim.qmatmul(A, B, mul=a_format[,b_format],
+    acc=acc_format, rounding=rounding, seed=LFSRGrid(width, seed, rows=1,
+    cols=1))`` of the values the codes encode.
+
+    Per block the accumulator takes one step: its LFSR steps ``K_s`` times on
+    a block's last beat and never otherwise, which is the stream
+    :meth:`mpsim.randbits.LFSRGrid.gemm_draws` lays out for a reduction of
+    ``ceil(K / block_size)`` terms (what :func:`mpsim.mx_gemm.run_mx` asks of
+    it).
+
+    Parameters
+    ----------
+    a_format, b_format : str or mpsim.MXFormat
+        MX formats of A and B (``b_format`` None: A's), floating-point
+        elements of at most 16 bits, one block size.
+    acc_format : str or mpsim.FloatFormat
+        Accumulator format; it must have NaN (a NaN scale, 0xFF, makes a NaN term).
+    rounding : str
+        ``"nearest"`` or ``"stochastic:K"``.
+    lfsr_width, lfsr_seed, lfsr_taps
+        As :class:`hls_gen.mac.MAC`.
+    pipeline : int
+        0..2, as :class:`hls_gen.mac.MAC`: operand registers (2), the exact
+        product's register (1 and 2). The block sum and the accumulation
+        follow in the next cycle.
+    interleave : int
+        1 only (one sum per PE): the block-sum register is not interleaved yet.
+    decoded : bool
+        ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
+        of the element formats), as an array's edge decodes them.
+
+    Members
+    -------
+    en : In(1)
+        Clock enable of the whole unit.
+    step : In(hls_gen.step.STEP_CONTROL)
+        ``valid`` (a beat), ``last`` (the job's last beat), ``flush`` (hand
+        out the sum at the accumulate loop's entry), as :class:`hls_gen.mac.MAC`.
+    a, b : In(element bits), or the unpacked layout with ``decoded``
+        The beat's elements.
+    a_scale, b_scale : In(8)
+        E8M0 scale codes of the beat's A and B blocks.
+    acc, done, flush, flush_sum : Out
+        As :class:`hls_gen.mac.MAC`.
+    """
+
+    def __init__(
+        self,
+        *,
+        a_format: str | MXFormat,
+        b_format: str | MXFormat | None = None,
+        acc_format: str | FloatFormat,
+        rounding: str = "nearest",
+        lfsr_width: int = 32,
+        lfsr_seed: int = 1,
+        lfsr_taps: tuple[int, ...] | None = None,
+        pipeline: int = 0,
+        interleave: int = 1,
+        decoded: bool = False,
+    ) -> None:
+        with checking(self):
+            self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
+            self._a_mx, self._b_mx = mx_formats(a_format, b_format)
+            self._acc_format = float_format(acc_format, "accumulator format")
+            if not self._acc_format.has_nan:
+                raise ValueError(
+                    f"accumulator format {self._acc_format} has no NaN, but an MX block's NaN scale (0xFF) "
+                    "brings NaN; use a format with NaN"
+                )
+            self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
+            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MAX_PIPELINE)
+            if isinstance(interleave, bool) or not isinstance(interleave, int):
+                raise TypeError(f"MX MAC interleave must be an integer, not {interleave!r}")
+            if interleave != 1:
+                raise ValueError(
+                    f"an MX MAC holds one sum (interleave 1), not {interleave!r}: its block-sum register is not "
+                    "interleaved yet"
+                )
+            if not isinstance(decoded, bool):
+                raise TypeError(f"MX MAC decoded must be a bool, not {decoded!r}")
+            self._decoded = decoded
+            super().__init__(
+                {
+                    "en": In(1),
+                    "step": In(STEP_CONTROL),
+                    "a": In(self.operand_shape("a")),
+                    "b": In(self.operand_shape("b")),
+                    "a_scale": In(SCALE_BITS),
+                    "b_scale": In(SCALE_BITS),
+                    "acc": Out(self._acc_format.bits),
+                    "done": Out(1),
+                    "flush": Out(1),
+                    "flush_sum": Out(self._acc_format.bits),
+                }
+            )
+
+    @property
+    def a_mx(self) -> MXFormat:
+        """A's MX format."""
+        return self._a_mx
+
+    @property
+    def b_mx(self) -> MXFormat:
+        """B's MX format."""
+        return self._b_mx
+
+    @property
+    def block_size(self) -> int:
+        return self._a_mx.block_size
+
+    @property
+    def a_format(self) -> FloatFormat:
+        """A's element format."""
+        return self._a_mx.element  # type: ignore[return-value]
+
+    @property
+    def b_format(self) -> FloatFormat:
+        """B's element format."""
+        return self._b_mx.element  # type: ignore[return-value]
+
+    @property
+    def acc_format(self) -> FloatFormat:
+        return self._acc_format
+
+    @property
+    def rand_bits(self) -> int | None:
+        """Random bits of the accumulation rounding (None: nearest)."""
+        return self._rand_bits
+
+    @property
+    def lfsr(self) -> LFSRSpec:
+        return self._lfsr
+
+    @property
+    def lfsr_steps(self) -> int:
+        """LFSR steps per block (0: no LFSR)."""
+        return self._rand_bits or 0
+
+    @property
+    def pipeline(self) -> int:
+        return self._pipeline
+
+    @property
+    def interleave(self) -> int:
+        return 1
+
+    @property
+    def decoded(self) -> bool:
+        return self._decoded
+
+    @property
+    def mode_bits(self) -> int:
+        """Width of a mode field: none (an MX PE has one arithmetic)."""
+        return 0
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """``(lsb, width)`` of the block-sum register's magnitude (:func:`mpsim.mx_gemm.block_window`), plus a sign."""
+        return block_window(self._a_mx, self._b_mx)
+
+    @property
+    def latency(self) -> int:
+        """Enabled cycles from accepting the beat marked ``last`` to ``done``."""
+        return self._pipeline + 1
+
+    @property
+    def label(self) -> str:
+        """A short name: ``mxfp8_e4m3_fp16_sr8``, ``mxfp8_e4m3xmxfp8_e5m2_fp16_rne``, ``mx_e3m4_b16_bf16_rne``."""
+        a, b = self._a_mx.label, self._b_mx.label
+        return "_".join([a if a == b else f"{a}x{b}", self._acc_format.label, rounding_token(self._rand_bits)])
+
+    @property
+    def gemm_config(self) -> GemmConfig:
+        """The arithmetic as :func:`mpsim.qmatmul` takes it (``config=``)."""
+        a, b = self._a_mx.label, self._b_mx.label
+        return GemmConfig(
+            mul=a if a == b else f"{a},{b}",
+            acc=self._acc_format,
+            rounding=rounding_string(self._rand_bits),
+            order="sequential",
+        )
+
+    def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
+        """The element format of operand ``which`` (``"a"`` or ``"b"``) as a one-mode tuple, as a MAC gives it."""
+        return (self.a_format if which == "a" else self.b_format,)
+
+    def operand_shape(self, which: str) -> object:
+        """The shape of operand ``which``: its element bit pattern, or (``decoded``) the unpacked layout."""
+        fmt = self.operand_formats(which)[0]
+        return unpacked_layout(fmt) if self._decoded else fmt.bits
+
+    @property
+    def a_bits(self) -> int:
+        return self.a_format.bits
+
+    @property
+    def b_bits(self) -> int:
+        return self.b_format.bits
+
+    @property
+    def acc_bits(self) -> int:
+        return self._acc_format.bits
+
+    def decode(self, m: Module, which: str, code: Value, select: Value | None, name: str) -> Unpacked:
+        """Operand ``which``'s element bit pattern unpacked (the array's edge calls this)."""
+        return unpack(m, code, self.operand_formats(which)[0], name)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        en = self.en
+        step: Value = self.step
+        if self._decoded:
+            a, b = from_view(self.a, self.a_format), from_view(self.b, self.b_format)
+        else:
+            a, b = self.decode(m, "a", self.a, None, "a"), self.decode(m, "b", self.b, None, "b")
+        scales = (self.a_scale, self.b_scale)
+        if self._pipeline >= 2:  # the operand registers
+            step = registered(m, en, step, "operands_step", keep=True)
+            a, b, scales = registered(m, en, (a, b, scales), "operands")
+        product = multiply(m, a, b, "p")
+        if self._pipeline >= 1:  # the exact product's register
+            step = registered(m, en, step, "product_step", keep=True)
+            product, scales = registered(m, en, (product, scales), "product")
+
+        # The product in the block-sum window: full * 2**(exp - (W - 2)) is a multiple of 2**lsb (subnormals are
+        # normalized, so their low significand bits are zeros), below 2**top: full << (exp - lsb) >> (W - 2).
+        lsb, width = self.window
+        w = len(product.full)
+        magnitude_bits = product.exp_hi + 2 - lsb  # a product is below 2**(exp_hi + 2)
+        shift = Signal(range(product.exp_hi - lsb + 1), name="p_place")
+        m.d.comb += shift.eq(product.exp - lsb)  # a zero's exponent may lie below lsb: its bits are masked below
+        placed = Signal(magnitude_bits, name="p_fixed")
+        m.d.comb += placed.eq(Mux(product.zero | product.nan | product.inf, 0, (product.full << shift) >> (w - 2)))
+        signed_product = Signal(signed(magnitude_bits + 1), name="p_signed")
+        m.d.comb += signed_product.eq(Mux(product.sign, -placed, placed))
+
+        # The block-sum register: this beat's product adds to it, or begins it after a block's end.
+        block = self.block_size
+        total_sum = Signal(signed(width + 1), name="block_sum")
+        block_nan = Signal(name="block_nan")  # a NaN or Inf product in the block (mpsim's float sum is NaN then)
+        open_block = Signal(name="block_open")  # the register holds part of an unfinished block
+        total = Signal(signed(width + 1), name="block_total")
+        total_nan = Signal(name="block_total_nan")
+        m.d.comb += [
+            total.eq(Mux(open_block, total_sum, 0) + signed_product),
+            total_nan.eq((open_block & block_nan) | product.nan | product.inf),
+        ]
+        valid, last = step.valid, step.last
+        block_end = Signal(name="block_end")
+        if block > 1:
+            count = Signal(range(block), name="block_beat")
+            m.d.comb += block_end.eq(valid & (last | (count == block - 1)))
+        else:
+            count = None
+            m.d.comb += block_end.eq(valid)
+        with m.If(en & valid):
+            m.d.sync += [total_sum.eq(total), block_nan.eq(total_nan), open_block.eq(~block_end)]
+            if count is not None:
+                m.d.sync += count.eq(Mux(block_end, 0, count + 1))
+
+        # The term: the block's exact sum, normalized, times 2**(Ea + Eb - 254).
+        a_scale, b_scale = scales
+        negative = total[-1]
+        mag = Signal(width, name="block_mag")
+        m.d.comb += mag.eq(Mux(negative, -total, total))
+        sig, lz = shift_out_leading_zeros(m, mag, "block")
+        exp_lo, exp_hi = lsb - 2 * SCALE_BIAS, lsb + width - 1 + (SCALE_NAN_CODE - 1) * 2 - 2 * SCALE_BIAS
+        exp = Signal(exp_shape(exp_lo, exp_hi), name="block_exp")
+        zero = Signal(name="block_zero")
+        m.d.comb += [
+            zero.eq(mag == 0),
+            exp.eq(Mux(zero, exp_lo, lsb + width - 1 - 2 * SCALE_BIAS - lz + a_scale + b_scale)),
+        ]
+        nan = total_nan | (a_scale == SCALE_NAN_CODE) | (b_scale == SCALE_NAN_CODE)
+        term = Unpacked(negative, zero & ~nan, Const(0, 1), nan, exp, sig, exp_lo, exp_hi)
+
+        # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
+        # keep the sum), and the LFSR steps only then.
+        acc_step = Signal(STEP_CONTROL, name="acc_step")
+        m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
+        rand: Value | None = None
+        if self._rand_bits is not None:
+            m.submodules.lfsr = lfsr = LFSR(
+                width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
+            )
+            m.d.comb += lfsr.en.eq(en & block_end)
+            rand = lfsr.bits
+        loop = accumulate(
+            m,
+            en=en,
+            step=acc_step,
+            term=term,
+            acc_format=self._acc_format,
+            rand_bits=self._rand_bits,
+            rand=rand,
+            interleave=1,
+        )
+        m.d.comb += [
+            self.acc.eq(loop.result),
+            self.done.eq(loop.done),
+            self.flush.eq(loop.flush),
+            self.flush_sum.eq(loop.entry),
+        ]
+        return m

@@ -1,0 +1,217 @@
+"""MX arrays from ``mpsim emit --mul MX``: names, manifest (formats, scales, block window, stream rule), bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hls_gen.emit import ArrayConfig, emit
+from hls_gen.manifest import ArrayManifest, ManifestError
+from hls_gen.mx_mac import MXMAC
+from mpsim.cli import main
+from mpsim.formats import parse_format
+from mpsim.gemm_config import GemmConfig
+from mpsim.mx import parse_mx_format
+from mpsim.mx_gemm import block_window
+
+#: Every MX format the generator builds (MXINT8's fixed-point elements are refused), with an accumulator.
+FORMATS = [
+    ("mxfp8_e4m3", "fp16", "stochastic:8", "mac_mxfp8_e4m3_fp16_sr8_4x4"),
+    ("mxfp8_e5m2", "bf16", "nearest", "mac_mxfp8_e5m2_bf16_rne_4x4"),
+    ("mxfp6_e3m2", "fp16", "stochastic:8", "mac_mxfp6_e3m2_fp16_sr8_4x4"),
+    ("mxfp6_e2m3", "bf16", "stochastic:4", "mac_mxfp6_e2m3_bf16_sr4_4x4"),
+    ("mxfp4_e2m1", "e5m6", "nearest", "mac_mxfp4_e2m1_e5m6_rne_4x4"),
+    ("mx:e3m4:b16", "fp16", "nearest", "mac_mx_e3m4_b16_fp16_rne_4x4"),
+    ("mxfp8_e4m3,mxfp8_e5m2", "fp32", "stochastic:16", "mac_mxfp8_e4m3xmxfp8_e5m2_fp32_sr16_4x4"),
+]
+
+
+@pytest.mark.parametrize(("mul", "acc", "rounding", "name"), FORMATS)
+def test_mx_configurations(mul: str, acc: str, rounding: str, name: str) -> None:
+    """Each format's array: its name, its manifest read back, its qmatmul config, its payload's scale fields."""
+    a, _, b = mul.partition(",")
+    config = ArrayConfig(a_format=a, b_format=b or None, acc_format=acc, rounding=rounding, rows=4, cols=4)
+    assert config.name == name
+    manifest = config.manifest(name)
+    text = json.loads(json.dumps(manifest.to_json()))
+    read = ArrayManifest.from_json(text)
+    (mode,) = read.modes
+    fa, fb = parse_mx_format(a), parse_mx_format(b or a)
+    assert mode.mx == (fa, fb) and (mode.a_format, mode.b_format) == (fa.element, fb.element)
+    want = GemmConfig(mul=mul, acc=parse_format(acc), rounding=rounding, order="sequential")
+    assert mode.gemm_config == config.gemm_config == want
+    entry = text["modes"][0]["mx"]
+    lsb, width = block_window(fa, fb)
+    assert entry["block_sum_window"] == {"lsb": lsb, "width": width, "register_bits": width + 1}
+    assert entry["block_size"] == fa.block_size and entry["scale"]["nan_code"] == 0xFF
+    assert text["modes"][0]["random"]["steps_per_block"] == (0 if rounding == "nearest" else int(rounding[11:]))
+    fields = read.stream("input").payload.field_map
+    assert [fields[f"a_scale[{r}]"][1] for r in range(4)] == [8] * 4 and f"b_scale[{3}]" in fields
+    assert f"mul={mul!r}" in text["reference"] and ArrayConfig.from_manifest(read) == config
+
+
+def test_mx_verilog_lints_clean(tmp_path: Path) -> None:
+    """Verilator -Wall with the reviewed waivers (hls_gen.LINT_WAIVERS) reports nothing on an MX array."""
+    from tests.hls_gen.test_rtl import lint
+
+    v_path, _ = emit(
+        ArrayConfig(a_format="mxfp6_e2m3:b4", acc_format="fp16", rounding="stochastic:8", cols=2), tmp_path / "mx"
+    )
+    result = lint(v_path)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+
+
+def test_emit_command_writes_an_mx_array(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mpsim emit --mul mxfp8_e4m3 ...`: the files, the command in the header writes the same Verilog again."""
+    out = tmp_path / "designs"
+    args = ["emit", "--mul", "mxfp4_e2m1:b4", "--acc", "fp16", "--rounding", "stochastic:8", "--array", "1x2"]
+    assert main([*args, "--out", str(out)]) == 0
+    name = out / "mac_mxfp4_e2m1_b4_fp16_sr8_1x2"
+    assert capsys.readouterr().out.strip() == f"wrote {name}.v and {name}.json"
+    manifest = json.loads(name.with_suffix(".json").read_text())
+    assert manifest["command"] == " ".join(["mpsim", *args, "--pipeline 1 --lfsr-width 32 --lfsr-seed 1"])
+    assert manifest["modes"][0]["mx"]["a"] == "mxfp4_e2m1:b4" and manifest["modes"][0]["formats"]["a"]["bits"] == 4
+    verilog = name.with_suffix(".v").read_text()
+    header = verilog.splitlines()[1].removeprefix("//").strip()
+    name.with_suffix(".v").unlink()
+    assert main(shlex.split(header)[1:]) == 0
+    assert name.with_suffix(".v").read_text() == verilog
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--unit", "multiplier", "--mul", "mxfp8_e4m3"],
+            "--unit multiplier multiplies element formats, not MX format mxfp8_e4m3; an MX design is --unit array "
+            "or mac (its PEs take a block's elements and scales)",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--product", "e5m6"],
+            "an MX array sums each block's products exactly: it takes no product format, not e5m6",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--interleave", "8"],
+            "an MX MAC holds one sum (interleave 1), not 8: its block-sum register is not interleaved yet",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "2", "--dsp", "ecp5"],
+            "an MX array's PEs use inferred multipliers ('inferred'), not dsp 'ecp5'",
+        ),
+        (
+            ["--mul", "mxint8", "--acc", "fp16"],
+            "MX operand format a must have floating-point elements, not mxint8 (elements int8): the hardware "
+            "generator has no fixed-point datapath",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3", "--acc", "e3m2"],
+            "accumulator format e3m2 has no NaN, but an MX block's NaN scale (0xFF) brings NaN; use a format with NaN",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3,mxfp8_e5m2:b16", "--acc", "fp16"],
+            "MX operands must share a block size: a's mxfp8_e4m3 has 32, b's mxfp8_e5m2:b16 has 16",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3,e4m3", "--acc", "fp16"],
+            "unknown MX format 'e4m3': expected one of mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, "
+            "mxint8 or mx:ELEMENT[:bN][:MODE]",
+        ),
+    ],
+)
+def test_emit_errors(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emit", *args, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"mpsim emit: error: {message}"
+    assert not list(tmp_path.iterdir())
+
+
+def test_mx_modes_are_refused() -> None:
+    from hls_gen.modes import ArithMode
+
+    config = ArrayConfig(modes=(ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("bf16", "bf16")))
+    message = (
+        "mode 0 (mxfp8_e4m3): multiplier operand format a is MX format mxfp8_e4m3: an MX array has one arithmetic "
+        "(its MX formats as a_format/b_format); MX modes of a multi-mode array are not supported yet"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        config.build()
+
+
+def test_manifest_mx_must_match_its_element_formats() -> None:
+    config = ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", rows=1, cols=1)
+    text = config.manifest("top").to_json()
+    text["modes"][0]["mx"]["b"] = "mxfp8_e5m2"
+    message = "manifest: modes[0].mx.b is mxfp8_e5m2, whose elements are e5m2, but formats.b is e4m3"
+    with pytest.raises(ManifestError, match=f"^{re.escape(message)}$"):
+        ArrayManifest.from_json(text)
+
+
+def test_array_pe_is_the_mx_pe() -> None:
+    array = ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", rows=2, cols=3)._described()
+    assert array.mx and isinstance(array.pe, MXMAC) and array.pe.window == (-18, 41)
+    assert array.latency == 1 + 1 + 2 + 3 - 1 + 2  # the element-wise array's: pipeline + L + rows + cols - 1 + 2
+
+
+def test_mx_array_in_amaranths_simulator() -> None:
+    """A 2 x 2 MX array in Amaranth's simulator, driven from its manifest with the vectors sim.vectors makes (MX
+    edge data, partial tiles, jobs of 1..7 beats: several blocks of 2, short last blocks), with input gaps and
+    back-pressure: every tile equals qmatmul's, rows in order, the first tile after the manifest's latency."""
+    from amaranth.hdl import Value
+    from amaranth.sim import Simulator
+
+    from hls_gen.ports import verilog_name
+    from sim.vectors import Stimulus, array_vectors
+
+    config = ArrayConfig(
+        a_format="mxfp4_e2m1:b2", acc_format="fp16", rounding="stochastic:4", rows=2, cols=2, lfsr_width=16
+    )
+    dut = config.build()
+    design = ArrayManifest.from_json(json.loads(json.dumps(config.manifest("top", dut).to_json())))
+    vectors = array_vectors(design, Stimulus(seed=2, steps=240, max_k=7))
+    sig = {verilog_name(*path): Value.cast(value) for path, _, value in dut.signature.flatten(dut)}
+    source, sink = design.stream("input"), design.stream("output")
+    rng = np.random.default_rng(4)
+    rows_out: list[int] = []
+    marks: list[int] = []
+
+    async def bench(ctx) -> None:
+        beat, cycle = 0, 0
+        first_last = vectors.jobs[0].k - 1
+        while len(rows_out) < len(vectors.jobs) * design.tile_rows:
+            offer = beat < len(vectors.beats) and rng.random() < 0.8
+            if offer:
+                ctx.set(sig[source.payload.name], vectors.beats[beat])
+            ctx.set(sig[source.valid.name], int(offer))
+            ready = int(rng.random() < 0.7)
+            ctx.set(sig[sink.ready.name], ready)
+            if offer and ctx.get(sig[source.ready.name]):
+                if beat == first_last:
+                    marks.append(cycle)
+                beat += 1
+            if ctx.get(sig[sink.valid.name]):
+                if len(marks) == 1:
+                    marks.append(cycle)
+                if ready:
+                    rows_out.append(ctx.get(sig[sink.payload.name]))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 50 * len(vectors.beats) + 1000, "the array stopped"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    got = np.zeros(vectors.want.shape, np.int64)
+    payload = sink.payload
+    for n, word in enumerate(rows_out):
+        j, r = divmod(n, design.tile_rows)
+        assert (payload.read(word, "row"), payload.read(word, "last")) == (r, int(r == design.tile_rows - 1))
+        got[j, r] = payload.read_array(word, "data")
+    assert vectors.checked > 100
+    bad = np.argwhere((got != vectors.want) & vectors.valid)
+    assert not bad.size, f"{len(bad)} differ, first at job/row/col {bad[0].tolist()}"
+    assert marks[1] - marks[0] == design.latency

@@ -1,0 +1,233 @@
+"""MX PE (hls_gen.mx_mac.MXMAC): dot products of MX blocks against mpsim.qmatmul with the hardware's LFSR stream."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import mpsim
+from hls_gen.mx_mac import MXMAC
+from hls_gen.spec import described
+from mpsim.gemm import plan_of
+from mpsim.gemm_kernels import STAGES
+from mpsim.mx import parse_mx_format
+from mpsim.mx_gemm import block_split, block_window
+from mpsim.mx_gemm_kernels import mx_gemm_sequential
+from mpsim.randbits import LFSRGrid
+from sim.mx_vectors import mx_codes, mx_values
+from sim.vectors import operand_codes
+from tests.hls_gen.harness import mismatches, stream
+
+
+def run_jobs(
+    dut: MXMAC, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], rng: np.random.Generator | None
+) -> np.ndarray:
+    """The sum of each job ``(a codes, b codes, a scales, b scales)``; bubbles and stalls between beats with ``rng``."""
+    bs = dut.block_size
+    cols: dict[str, list[int]] = {k: [] for k in ("en", "valid", "last", "a", "b", "sa", "sb")}
+    for a, b, sa, sb in jobs:
+        k = len(a)
+        for t in range(k):
+            while rng is not None and rng.random() < 0.15:  # a bubble (random operands) or a stall (en low)
+                stall = rng.random() < 0.5
+                row = dict(en=0 if stall else 1, valid=int(rng.integers(0, 2)) if stall else 0, last=0)
+                row.update(a=int(rng.integers(0, 1 << dut.a_bits)), b=int(rng.integers(0, 1 << dut.b_bits)))
+                row.update(sa=int(rng.integers(0, 256)), sb=int(rng.integers(0, 256)))
+                for key, v in row.items():
+                    cols[key].append(v)
+            row = dict(en=1, valid=1, last=int(t == k - 1), a=int(a[t]), b=int(b[t]))
+            row.update(sa=int(sa[t // bs]), sb=int(sb[t // bs]))
+            for key, v in row.items():
+                cols[key].append(v)
+    tail = dut.latency + 2
+    for key in cols:
+        cols[key] += [1 if key == "en" else 0] * tail
+    signals = dict(
+        en=dut.en,
+        valid=dut.step.valid,
+        last=dut.step.last,
+        a=dut.a,
+        b=dut.b,
+        sa=dut.a_scale,
+        sb=dut.b_scale,
+    )
+    (acc,) = stream(
+        dut,
+        [(signals[k], np.array(v, dtype=np.int64)) for k, v in cols.items()],
+        [dut.acc],
+        capture=dut.done & dut.en,
+        results=len(jobs),
+    )
+    return np.array(acc, dtype=np.int64)
+
+
+def check(
+    fmt_a: str,
+    fmt_b: str,
+    acc: str,
+    rounding: str,
+    lengths: list[int],
+    seed: int,
+    *,
+    pipeline: int = 1,
+    stalls: bool = False,
+) -> None:
+    """Jobs of each length in ``lengths`` (one per entry, in order) on one PE against qmatmul, one call per job."""
+    dut = MXMAC(
+        a_format=fmt_a,
+        b_format=fmt_b,
+        acc_format=acc,
+        rounding=rounding,
+        lfsr_width=24,
+        lfsr_seed=seed + 1,
+        pipeline=pipeline,
+    )
+    fa, fb = parse_mx_format(fmt_a), parse_mx_format(fmt_b)
+    rng = np.random.default_rng(seed)
+    grid = LFSRGrid(24, seed + 1, rows=1, cols=1)  # carries on from job to job, as the PE's LFSR does
+    jobs, want = [], []
+    mul = fmt_a if fmt_a == fmt_b else f"{fmt_a},{fmt_b}"
+    for k in lengths:
+        x = mx_values(rng, (1, k), 1, fa.block_size)
+        y = mx_values(rng, (k, 1), 0, fb.block_size)
+        sa, ca = mx_codes(x, fa, 1)
+        sb, cb = mx_codes(y, fb, 0)
+        jobs.append((ca[0], cb[:, 0], sa[0], sb[:, 0]))
+        want.append(mpsim.qmatmul(x, y, mul=mul, acc=acc, rounding=rounding, order="sequential", seed=grid)[0, 0])
+    got = run_jobs(dut, jobs, rng if stalls else None)
+    report = mismatches(got, np.array(want), dut.acc_format, f"{fmt_a} x {fmt_b} -> {acc} {rounding}")
+    assert not report, report
+
+
+def lengths_for(block: int, jobs: int, rng_seed: int) -> list[int]:
+    """Job lengths: whole blocks, partial last blocks, single beats."""
+    rng = np.random.default_rng(rng_seed)
+    base = [1, block, block + 1, 2 * block, 3 * block - 1]
+    return base + [int(v) for v in rng.integers(1, 3 * block + 1, jobs - len(base))]
+
+
+CASES = {
+    # name: (A, B, accumulator, rounding, pipeline, jobs)
+    "mxfp8_e4m3-fp16-rne": ("mxfp8_e4m3:b8", "mxfp8_e4m3:b8", "fp16", "nearest", 1, 120),
+    "mxfp8_e4m3-fp16-sr8": ("mxfp8_e4m3:b8", "mxfp8_e4m3:b8", "fp16", "stochastic:8", 1, 120),
+    "mxfp8_e4m3-bf16-sr8-b32": ("mxfp8_e4m3", "mxfp8_e4m3", "bf16", "stochastic:8", 0, 30),
+    "mxfp8_e5m2-fp32-rne": ("mxfp8_e5m2:b4", "mxfp8_e5m2:b4", "fp32", "nearest", 2, 120),
+    "mxfp8_e4m3xe5m2-e5m6-sr4": ("mxfp8_e4m3:b4", "mxfp8_e5m2:b4", "e5m6", "stochastic:4", 1, 120),
+    "mxfp6_e3m2-fp16-sr8": ("mxfp6_e3m2:b8", "mxfp6_e3m2:b8", "fp16", "stochastic:8", 1, 120),
+    "mxfp6_e2m3-bf16-rne": ("mxfp6_e2m3:b8", "mxfp6_e2m3:b8", "bf16", "nearest", 1, 120),
+    "mxfp4_e2m1-e4m3-sr3": ("mxfp4_e2m1:b2", "mxfp4_e2m1:b2", "e4m3", "stochastic:3", 1, 120),
+    "mx_e3m4_b16-fp16-rne": ("mx:e3m4:b16", "mx:e3m4:b16", "fp16", "nearest", 1, 60),
+    "mxfp8_e4m3-b1-fp16-sr8": ("mxfp8_e4m3:b1", "mxfp8_e4m3:b1", "fp16", "stochastic:8", 1, 120),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_mx_mac_matches_qmatmul(name: str) -> None:
+    fa, fb, acc, rounding, pipeline, jobs = CASES[name]
+    seed = list(CASES).index(name)
+    check(fa, fb, acc, rounding, lengths_for(parse_mx_format(fa).block_size, jobs, seed), seed, pipeline=pipeline)
+
+
+def test_mx_mac_bubbles_and_stalls() -> None:
+    """Idle beats and stalls (en low) between beats: the block sum and the LFSR move only on accepted beats."""
+    check("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", lengths_for(4, 100, 7), 7, pipeline=2, stalls=True)
+
+
+def kernel_reference(
+    dut: MXMAC, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, grid: LFSRGrid
+) -> np.ndarray:
+    """What qmatmul's MX kernel (:func:`mpsim.mx_gemm_kernels.mx_gemm_sequential`, the one :func:`mpsim.qmatmul`
+    runs after quantizing) gives each job of element codes ``a``, ``b`` (jobs x K) and any scale codes (jobs x nb):
+    scale codes that no float32 data quantizes to (the top of E8M0 with finite elements), NaN or Inf elements in a
+    block of a finite scale."""
+    plan = plan_of(dut.gemm_config)
+    jobs, k = a.shape
+    bs = dut.block_size
+    nb = -(-k // bs)
+    ea = np.zeros((jobs, 1, nb * bs), np.float32)
+    eb = np.zeros((jobs, 1, nb * bs), np.float32)
+    ea[:, 0, :k], eb[:, 0, :k] = mpsim.decode(dut.a_format, a), mpsim.decode(dut.b_format, b)
+    out = np.empty((jobs, 1, 1))
+    source, key, offset, rand = plan.random_inputs(grid, out.size * nb * STAGES, (*out.shape, nb))
+    split = block_split(dut.a_mx, dut.b_mx)
+    scales = [np.ascontiguousarray(x[:, None, :].astype(np.uint8)) for x in (sa, sb)]
+    mx_gemm_sequential(
+        ea, scales[0], eb, scales[1], out, bs, split, plan.acc_params, source, key, offset, rand, False, plan.acc_params
+    )
+    return out[:, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("fmt_a", "fmt_b", "acc", "rounding"),
+    [
+        ("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8"),
+        ("mxfp8_e5m2:b4", "mxfp8_e4m3:b4", "fp32", "nearest"),
+        ("mxfp4_e2m1:b4", "mxfp6_e2m3:b4", "bf16", "stochastic:6"),
+    ],
+)
+def test_mx_mac_raw_codes_match_the_kernel(fmt_a: str, fmt_b: str, acc: str, rounding: str) -> None:
+    """Every scale code (0..255, the ends weighted) with edge-biased element codes (NaN, Inf, max, subnormals)."""
+    dut = MXMAC(a_format=fmt_a, b_format=fmt_b, acc_format=acc, rounding=rounding, lfsr_width=20, lfsr_seed=3)
+    rng = np.random.default_rng(11)
+    jobs, k = 300, 11  # three blocks of 4, the last one short
+    a, b = operand_codes(rng, dut.a_format, (jobs, k)), operand_codes(rng, dut.b_format, (jobs, k))
+    edges = np.array([0, 1, 2, 126, 127, 128, 252, 253, 254, 255])
+    sa, sb = (
+        np.where(rng.random((jobs, 3)) < 0.4, rng.choice(edges, (jobs, 3)), rng.integers(0, 256, (jobs, 3)))
+        for _ in range(2)
+    )
+    want = kernel_reference(dut, a, b, sa, sb, LFSRGrid(20, 3, rows=1, cols=1))
+    got = run_jobs(dut, list(zip(a, b, sa, sb)), None)
+    report = mismatches(got, want, dut.acc_format, f"{fmt_a} x {fmt_b} -> {acc} {rounding}, raw codes")
+    assert not report, report
+
+
+def test_window_is_mpsim_block_window() -> None:
+    dut = described(MXMAC(a_format="mxfp8_e4m3", acc_format="fp16"))
+    assert dut.window == block_window(dut.a_mx, dut.b_mx) == (-18, 41)  # e4m3: 2**-9 .. 448 < 2**9, 32 = 2**5
+    assert dut.latency == 1 and dut.label == "mxfp8_e4m3_fp16_rne"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            dict(a_format="mxint8", acc_format="fp16"),
+            ValueError,
+            "MX operand format a must have floating-point elements, not mxint8 (elements int8): the hardware generator "
+            "has no fixed-point datapath",
+        ),
+        (
+            dict(a_format="e4m3", acc_format="fp16"),
+            ValueError,
+            "unknown MX format 'e4m3': expected one of mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, "
+            "mxint8 or mx:ELEMENT[:bN][:MODE]",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", b_format="mxfp8_e4m3:b16", acc_format="fp16"),
+            ValueError,
+            "MX operands must share a block size: a's mxfp8_e4m3 has 32, b's mxfp8_e4m3:b16 has 16",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", acc_format="e3m2"),
+            ValueError,
+            "accumulator format e3m2 has no NaN, but an MX block's NaN scale (0xFF) brings NaN; use a format with NaN",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=2),
+            ValueError,
+            "an MX MAC holds one sum (interleave 1), not 2: its block-sum register is not interleaved yet",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", rounding="stochastic"),
+            ValueError,
+            "accumulator rounding must give its random bits, 'stochastic:K', not exact 'stochastic': "
+            "the LFSR hands out K bits per rounding",
+        ),
+    ],
+)
+def test_unbuildable(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        MXMAC(**kwargs)
