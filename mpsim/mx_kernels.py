@@ -152,7 +152,6 @@ class _Element(NamedTuple):
     max_bits: int  # float32 bits of max
     magic: np.float32  # 2**(emin - man_bits + 23): its float32 ulp is the element's subnormal quantum
     magic_bits: int
-    quantum: np.float32  # 2**(emin - man_bits)
     man_bits: int
     man_mask: int
     exp_offset: int  # element bias - 127
@@ -173,9 +172,11 @@ def _round_element(a: int, c: _Element) -> tuple[int, int]:
     odd = (a >> c.shift) & 1
     r = min((a + c.half_minus_one + odd) & ~c.low_mask, c.max_bits)  # Inf saturates too
     normal_code = (((r >> 23) + c.exp_offset) << c.man_bits) | ((r >> c.shift) & c.man_mask)
-    small_code = _f32_bits(np.float32(_f32_of(a) + c.magic)) - c.magic_bits
+    small = np.float32(_f32_of(a) + c.magic)
     is_small = a < c.emin_bits
-    return (small_code if is_small else normal_code), (_f32_bits(np.float32(small_code) * c.quantum) if is_small else r)
+    small_code = _f32_bits(small) - c.magic_bits
+    small_bits = _f32_bits(np.float32(small - c.magic))
+    return (small_code if is_small else normal_code), (small_bits if is_small else r)
 
 
 def element_constants(p: KernelParams, f: Float32Params, bias: int, bits: int) -> _Element:
@@ -189,7 +190,6 @@ def element_constants(p: KernelParams, f: Float32Params, bias: int, bits: int) -
         max_bits=f.max_bits,
         magic=np.float32(2.0 ** (p.emin - p.man_bits + 23)),
         magic_bits=int(np.float32(2.0 ** (p.emin - p.man_bits + 23)).view(np.uint32)),
-        quantum=np.float32(2.0 ** (p.emin - p.man_bits)),
         man_bits=p.man_bits,
         man_mask=(1 << p.man_bits) - 1,
         exp_offset=bias - 127,
