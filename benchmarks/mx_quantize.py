@@ -58,7 +58,8 @@ NOTES = {
     "mpsim writes the element's NaN, else 0.",
     "inf": "Inf blocks, floor/ceil/even: torchao reads Inf's float32 exponent field as 2**128, "
     "E = 128 - emax (E4M3: code 247); mpsim, as gfloat, clamps log2(Inf) to E = 127 (code 254). "
-    "OCP v1.0's conversion (6.3) has no Inf case; the element codes agree. RCEIL: both 254.",
+    "Implementations differ here (Microsoft's microxcaling: a NaN scale); the element codes agree. "
+    "RCEIL: both 254.",
     "tiny": "Blocks at scale code 0 (E = -127, amax below about 2**(emax - 126)): torchao stores 2**-127 "
     "but divides the elements by 2**-126 (floor/ceil/even: the float32 scale is clamped to the smallest "
     "normal) or by 1 (RCEIL: a reciprocal of 1.0 for code 0), so its elements decode to half of the block "

@@ -16,9 +16,10 @@ the six OCP presets (not MXINT8) and all four of mpsim's scale rules
     element's NaN, else 0); not compared.
   - **Inf blocks, floor/ceil/even**: torchao reads the float32 exponent field of
     Inf (255) as ``2**128``, ``E = 128 - emax`` (code ``255 - emax``); mpsim (as
-    gfloat) clamps ``log2(Inf)`` to ``E = 127`` (code 254). OCP v1.0 §6.3 has no
-    Inf case. The element codes agree (Inf saturates to +-max, the rest flush
-    to 0). RCEIL: both code 254.
+    gfloat) clamps ``log2(Inf)`` to ``E = 127`` (code 254); implementations
+    differ here (Microsoft's microxcaling makes such a block's scale NaN). The
+    element codes agree (Inf saturates to +-max, the rest flush to 0). RCEIL:
+    both code 254.
   - **Tiny blocks (scale code 0, ``E = -127``)**: torchao stores code 0
     (``2**-127``) but divides the elements by ``2**-126`` (floor/ceil/even: the
     float32 scale is clamped to the smallest normal) or by 1 (RCEIL:
