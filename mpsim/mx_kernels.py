@@ -9,6 +9,7 @@ are rounded by :func:`mpsim.kernels.quantize_scalar`, the element kernel of
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -16,11 +17,21 @@ from numba import prange
 
 from mpsim import jit_cache
 from mpsim.kernels import pow2, quantize_scalar, random_bits
-from mpsim.params import KernelParams
+from mpsim.params import Float32Params, KernelParams
 
 jit_cache.install()  # before this module's kernels compile or load from disk: see mpsim.jit_cache
 
-__all__ = ["SCALE_CEIL", "SCALE_EVEN", "SCALE_FLOOR", "SCALE_RCEIL", "quantize_mx_blocks", "scale_code"]
+__all__ = [
+    "SCALE_CEIL",
+    "SCALE_EVEN",
+    "SCALE_FLOOR",
+    "SCALE_RCEIL",
+    "element_constants",
+    "pack_nibble_rows",
+    "quantize_mx_blocks",
+    "quantize_mx_f32_nearest",
+    "scale_code",
+]
 
 # The scale rules as the kernel switches on them (the order of mpsim.mx.ScaleMode).
 SCALE_FLOOR = 0
@@ -113,3 +124,158 @@ def quantize_mx_blocks(
                 continue
             q = quantize_scalar(np.float64(x[i]) * down, p, random_bits(p, source, key, offset, rand, i))
             out[i] = q * up if scale_back else q
+
+
+@numba.njit
+def _f32_value(bits: int) -> float:
+    """The float32 with bits ``bits``, as float64."""
+    return np.float64(np.uint32(bits).view(np.float32))
+
+
+@numba.njit
+def _f32_bits(x: np.float32) -> int:
+    return np.int64(np.float32(x).view(np.uint32))
+
+
+@numba.njit
+def _f32_of(bits: int) -> np.float32:
+    return np.uint32(bits).view(np.float32)
+
+
+class _Element(NamedTuple):
+    """Constants of :func:`_round_element`, from the element format (see :func:`quantize_mx_f32_nearest`)."""
+
+    shift: int  # float32 mantissa bits dropped in the normal range
+    low_mask: int
+    half_minus_one: int
+    emin_bits: int  # float32 bits of the smallest normal
+    max_bits: int  # float32 bits of max
+    magic: np.float32  # 2**(emin - man_bits + 23): its float32 ulp is the element's subnormal quantum
+    magic_bits: int
+    man_bits: int
+    man_mask: int
+    exp_offset: int  # element bias - 127
+    sign_shift: int  # the sign's place in a code: bits - 1
+
+
+@numba.njit(inline="always")
+def _round_element(a: int, c: _Element) -> tuple[int, int]:
+    """(magnitude code, float32 bits of the magnitude) of float32 magnitude bits ``a``, nearest even, saturating.
+
+    Normal range: integer rounding of the bits, as :func:`mpsim.kernels.quantize_f32_nearest`
+    does. Below the smallest normal: ``|x| + magic`` lands in the binade of ``magic``,
+    whose float32 ulp is the element's subnormal quantum, so the float32
+    addition rounds to nearest even there and its bits minus ``magic``'s count
+    the quanta: the code (``2**man_bits``, the smallest normal's code, when it rounds up).
+    Branch-free: both ranges computed, one kept.
+    """
+    odd = (a >> c.shift) & 1
+    r = min((a + c.half_minus_one + odd) & ~c.low_mask, c.max_bits)  # Inf saturates too
+    normal_code = (((r >> 23) + c.exp_offset) << c.man_bits) | ((r >> c.shift) & c.man_mask)
+    small = np.float32(_f32_of(a) + c.magic)
+    is_small = a < c.emin_bits
+    small_code = _f32_bits(small) - c.magic_bits
+    small_bits = _f32_bits(np.float32(small - c.magic))
+    return (small_code if is_small else normal_code), (small_bits if is_small else r)
+
+
+def element_constants(p: KernelParams, f: Float32Params, bias: int, bits: int) -> _Element:
+    """The :class:`_Element` of a float element format (``p``, ``f``: its kernel and float32 parameters)."""
+    s = f.shift
+    return _Element(
+        shift=s,
+        low_mask=(1 << s) - 1,
+        half_minus_one=(1 << (s - 1)) - 1,
+        emin_bits=f.emin_bits,
+        max_bits=f.max_bits,
+        magic=np.float32(2.0 ** (p.emin - p.man_bits + 23)),
+        magic_bits=int(np.float32(2.0 ** (p.emin - p.man_bits + 23)).view(np.uint32)),
+        man_bits=p.man_bits,
+        man_mask=(1 << p.man_bits) - 1,
+        exp_offset=bias - 127,
+        sign_shift=bits - 1,
+    )
+
+
+@numba.njit(parallel=True, cache=True)
+def quantize_mx_f32_nearest(
+    u: np.ndarray,
+    values: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    rows: int,
+    n: int,
+    block: int,
+    mode: int,
+    emax: int,
+    man_bits_rule: int,
+    max_value: float,
+    c: _Element,
+    nan_code: int,
+    want_values: bool,
+) -> None:
+    """:func:`quantize_mx_blocks` for float32 input, nearest-even, float elements, blocks along rows.
+
+    ``u``: the bits of C-contiguous ``(rows, n)`` float32 data, flat; blocks of
+    ``block`` along each row (the last partial), scales ``(rows, n_blocks)``, flat.
+
+    Same scales and elements, computed on float32 bits so that the element
+    loop is a few integer operations: the block's largest magnitude is the
+    largest of the magnitude bits (NaN bits are above Inf's); ``x / 2**E`` is
+    a float32 product, exact but below ``2**-126``, where it may round but
+    stays far below half the element's smallest subnormal (``2**-23`` or more,
+    :class:`mpsim.mx.MXFormat`) and so rounds to the same signed zero; the
+    element is rounded as :func:`mpsim.kernels.quantize_f32_nearest` rounds,
+    saturating (:func:`_round_element`); its value times ``2**E`` is exact in
+    float32 (:class:`mpsim.mx.MXFormat` again) or overflows to Inf, as float64
+    would. Writes the E8M0 codes and the values (``want_values``, float32) or
+    else the element codes (``nan_code`` in a NaN block). The
+    element format has subnormals, a negative zero and ``man_bits >= 1``.
+    """
+    n_blocks = (n + block - 1) // block
+    for t in prange(rows * n_blocks):
+        row = t // n_blocks
+        lo = row * n + (t % n_blocks) * block
+        hi = min(lo + block, (row + 1) * n)
+        top = np.int64(0)
+        for i in range(lo, hi):
+            top = max(top, np.int64(u[i]) & 0x7FFFFFFF)
+        amax = np.nan if top > 0x7F800000 else _f32_value(top)
+        code = scale_code(amax, mode, emax, man_bits_rule, max_value)
+        scales[t] = code
+        if code == _NAN_CODE:
+            if want_values:
+                values[lo:hi] = np.nan
+            else:
+                codes[lo:hi] = nan_code
+            continue
+        down = np.float32(pow2(_BIAS - code))
+        up = np.float32(pow2(code - _BIAS))
+        if want_values:  # two loops, not a test per element: that keeps them vectorised
+            for i in range(lo, hi):
+                bits = np.int64(u[i])
+                a = _f32_bits(np.float32(_f32_of(bits & 0x7FFFFFFF) * down))
+                mag_bits = _round_element(a, c)[1]
+                values[i] = _f32_of(_f32_bits(np.float32(_f32_of(mag_bits) * up)) | (bits & 0x80000000))
+        else:
+            for i in range(lo, hi):
+                bits = np.int64(u[i])
+                a = _f32_bits(np.float32(_f32_of(bits & 0x7FFFFFFF) * down))
+                mag_code = _round_element(a, c)[0]
+                codes[i] = mag_code | ((bits >> 31) << c.sign_shift)
+
+
+@numba.njit(parallel=True, cache=True)
+def pack_nibble_rows(codes: np.ndarray, out: np.ndarray, rows: int, n: int) -> None:
+    """Two 4-bit codes per byte along each row of C-contiguous ``(rows, n)`` ``codes``, the earlier low.
+
+    ``out``: ``(rows, (n + 1) // 2)`` flat; an odd row ends with a zero high nibble.
+    """
+    width = (n + 1) // 2
+    for row in prange(rows):
+        src = row * n
+        dst = row * width
+        for k in range(n // 2):
+            out[dst + k] = codes[src + 2 * k] | (codes[src + 2 * k + 1] << 4)
+        if n % 2:
+            out[dst + width - 1] = codes[src + n - 1]

@@ -15,7 +15,11 @@ its real elements are returned or encoded. Each block:
 3. values ``element * 2**E`` (float32: a value beyond float32, possible only
    from Inf or float64 input, becomes +-Inf); a NaN block is all NaN.
 
-All three in one parallel pass, :func:`mpsim.mx_kernels.quantize_mx_blocks`.
+All three in one parallel pass, :func:`mpsim.mx_kernels.quantize_mx_blocks`;
+float32 input rounded to nearest into a float element format of at most 8 bits
+(the OCP FP presets) takes :func:`mpsim.mx_kernels.quantize_mx_f32_nearest`,
+the same results computed on the float32 bits, which also writes the element
+codes of :func:`encode_mx` directly.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from mpsim.codec import decode, encode
+from mpsim.codec import code_dtype, decode, encode
+from mpsim.formats import FloatFormat
 from mpsim.mx import SCALE_BIAS, SCALE_NAN_CODE, MXFormat, ScaleMode, parse_mx_format, parse_scale_mode
-from mpsim.mx_kernels import quantize_mx_blocks
-from mpsim.params import kernel_params
+from mpsim.mx_kernels import element_constants, pack_nibble_rows, quantize_mx_blocks, quantize_mx_f32_nearest
+from mpsim.params import NEAREST, KernelParams, float32_params, kernel_params
 from mpsim.quantization import random_inputs
 from mpsim.randbits import RandomSource
 from mpsim.rounding import Rounding, parse_rounding
@@ -73,6 +78,21 @@ def _unblock(blocks: np.ndarray, axis: int, n: int) -> np.ndarray:
     return np.moveaxis(flat, -1, axis)
 
 
+def _f32_fast(x: np.ndarray, fmt: MXFormat, p: KernelParams) -> bool:
+    """Whether :func:`mpsim.mx_kernels.quantize_mx_f32_nearest` takes these blocks."""
+    e = fmt.element
+    return (
+        x.dtype == np.float32
+        and p.mode == NEAREST
+        and isinstance(e, FloatFormat)
+        and e.subnormals
+        and e.has_negative_zero
+        and e.man_bits >= 1
+        and e.bits <= 8
+        and float32_params(e, p) is not None
+    )
+
+
 def _run_blocks(
     x: Any,
     fmt: str | MXFormat,
@@ -81,9 +101,13 @@ def _run_blocks(
     rand_bits: int | None,
     scale_mode: str | ScaleMode | None,
     seed: int | RandomSource | None,
-    scale_back: bool,
+    want: str,
 ) -> tuple[MXFormat, int, np.ndarray, np.ndarray]:
-    """(format, axis, scale codes: ``x``'s shape with ``axis`` cut to the blocks, float32 values or elements)."""
+    """(format, axis, scale codes: ``x``'s shape with ``axis`` cut to the blocks, the ``want``ed array).
+
+    ``want``: ``"values"`` (float32 ``element * 2**E``), ``"elements"`` (float32
+    element values) or ``"codes"`` (element codes, unpacked, :func:`encode_mx`'s dtype).
+    """
     fmt = parse_mx_format(fmt)
     mode = fmt.scale_mode if scale_mode is None else parse_scale_mode(scale_mode)
     rule = parse_rounding(rounding, rand_bits)
@@ -93,12 +117,37 @@ def _run_blocks(
     axis = _check_axis(x.shape, axis)
     n = x.shape[axis]
     n_blocks = -(-n // fmt.block_size)
+    p = kernel_params(fmt.element, rule, saturate=True)
+    e = fmt.element
+    if want != "elements" and _f32_fast(x, fmt, p):
+        rows = np.ascontiguousarray(np.moveaxis(x, axis, -1))  # a copy unless the blocks run along the last axis
+        values = np.empty(rows.shape if want == "values" else 0, dtype=np.float32)
+        elements = np.empty(rows.shape if want == "codes" else 0, dtype=code_dtype(e.bits))
+        row_scales = np.empty((*rows.shape[:-1], n_blocks), dtype=np.uint8)
+        if x.size:
+            quantize_mx_f32_nearest(
+                rows.reshape(-1).view(np.uint32),
+                values.reshape(-1),
+                elements.reshape(-1),
+                row_scales.reshape(-1),
+                rows.size // n,
+                n,
+                fmt.block_size,
+                mode.code,
+                fmt.element_emax,
+                fmt.element_man_bits,
+                p.max_value,
+                element_constants(p, float32_params(e, p), e.exponent_bias, e.bits),
+                0 if e.nan_code is None else e.nan_code,
+                want == "values",
+            )
+        result = values if want == "values" else elements
+        back = (np.ascontiguousarray(np.moveaxis(a, -1, axis)) for a in (row_scales, result))
+        return fmt, axis, *back
     codes = np.empty((*x.shape[:axis], n_blocks, *x.shape[axis + 1 :]), dtype=np.uint8)
     out = np.empty(x.shape, dtype=np.float32)
-    p = kernel_params(fmt.element, rule, saturate=True)
     source, key, offset, rand = random_inputs(rule, seed, x.size)
     if x.size:
-        e = fmt.element
         quantize_mx_blocks(
             np.ascontiguousarray(x).reshape(-1),
             out.reshape(-1),
@@ -115,9 +164,11 @@ def _run_blocks(
             key,
             offset,
             rand,
-            scale_back,
+            want == "values",
             np.nan if e.has_nan else 0.0,
         )
+    if want == "codes":
+        return fmt, axis, codes, encode(e, out)
     return fmt, axis, codes, out
 
 
@@ -132,7 +183,7 @@ def quantize_mx_array(
     seed: int | RandomSource | None = None,
 ) -> np.ndarray:
     """:func:`mpsim.quantize_mx` of a NumPy array (or a list of numbers): float32 values."""
-    return _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=True)[3]
+    return _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, "values")[3]
 
 
 def mx_blocks(
@@ -148,15 +199,16 @@ def mx_blocks(
     ``scales``: uint8 E8M0 codes as :func:`encode_mx` gives them; ``elements``:
     float32 element values, ``x``'s shape (NaN blocks: NaN or 0 elements).
     """
-    _, _, codes, elements = _run_blocks(x, fmt, axis, rounding, None, None, seed, scale_back=False)
+    _, _, codes, elements = _run_blocks(x, fmt, axis, rounding, None, None, seed, "elements")
     return codes, elements
 
 
 def _pack_nibbles(codes: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(codes, axis, -1)
-    if moved.shape[-1] % 2:
-        moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], 1), dtype=moved.dtype)], axis=-1)
-    packed = (moved[..., 0::2] | (moved[..., 1::2] << 4)).astype(np.uint8)
+    rows = np.ascontiguousarray(np.moveaxis(codes, axis, -1), dtype=np.uint8)
+    n = rows.shape[-1]
+    packed = np.empty((*rows.shape[:-1], (n + 1) // 2), dtype=np.uint8)
+    if packed.size:
+        pack_nibble_rows(rows.reshape(-1), packed.reshape(-1), rows.size // n, n)
     return np.ascontiguousarray(np.moveaxis(packed, -1, axis))
 
 
@@ -185,8 +237,7 @@ def encode_mx(
     in the low nibble and an odd axis padded with a zero nibble. Elements of a
     NaN block (scale 0xFF) are the element format's NaN where it has one, else 0.
     """
-    fmt, axis, codes, elements = _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, scale_back=False)
-    element_codes = encode(fmt.element, elements)
+    fmt, axis, codes, element_codes = _run_blocks(x, fmt, axis, rounding, rand_bits, scale_mode, seed, "codes")
     if fmt.packed_per_byte == 2:
         element_codes = _pack_nibbles(element_codes, axis)
     return codes, np.ascontiguousarray(element_codes)

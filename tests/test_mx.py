@@ -275,6 +275,28 @@ def test_scale_rules_match_exact_reference(name: str, mode: str) -> None:
         assert int(code) == (255 if e is None else e + 127), (row, mode)
 
 
+@pytest.mark.parametrize("spec", [*PRESETS, "mx:e3m4:b16", "mx:e2m1:b7", "mx:e3m2:b1"])
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_fast_path_equals_the_general_kernel(spec: str, mode: str) -> None:
+    """float32 input, nearest: quantize_mx_f32_nearest; the same values as float64 input (quantize_mx_blocks).
+
+    Values bit for bit (-0 and NaN too) and element codes, along the last axis
+    and along the first (blocks strided in memory), partial last blocks included.
+    """
+    name = spec if spec in GFLOAT else "mxfp4_e2m1"
+    x = np.concatenate([edge_rows(name), random_rows(24, 32, seed=21)])
+    x = np.concatenate([x, x[:, :9]], axis=1)  # 41 columns: partial blocks at every block size
+    for axis in (-1, 0):
+        fast = mpsim.quantize_mx(x, spec, axis=axis, scale_mode=mode)
+        general = mpsim.quantize_mx(x.astype(np.float64), spec, axis=axis, scale_mode=mode)
+        np.testing.assert_array_equal(fast.view(np.uint32), general.view(np.uint32))
+        fast_scales, fast_codes = mpsim.encode_mx(x, spec, axis=axis, scale_mode=mode)
+        scales, codes = mpsim.encode_mx(x.astype(np.float64), spec, axis=axis, scale_mode=mode)
+        np.testing.assert_array_equal(fast_scales, scales)
+        np.testing.assert_array_equal(fast_codes, codes)
+        assert fast_codes.dtype == codes.dtype
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_rceil_never_saturates_and_floor_may(name: str) -> None:
     """rceil: amax / 2**E <= max; floor at amax just below the next binade: beyond max, so it saturates."""
