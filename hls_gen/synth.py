@@ -581,12 +581,16 @@ def estimate_seconds(tool: str, config: ArrayConfig) -> tuple[float, str]:
     Scales :data:`SECONDS_PER_PE_BIT` by processing elements times the bits of
     one PE's accumulator and random draws; a rough estimate, as machines differ.
     """
+    from hls_gen.mx_mac import MXMAC
     from hls_gen.spec import described
 
     pe = described(config.build()).pe
-    # Each distinct accumulator rounder adds its width; the shared datapath is counted once.
-    rounders = {(m.acc_format, m.rand_bits) for m in pe.modes}
-    bits = sum(f.bits + (k or 0) for f, k in rounders) + max(m.product_rand_bits or 0 for m in pe.modes)
+    if isinstance(pe, MXMAC):  # one rounder, fed from the block-sum window
+        bits = pe.acc_format.bits + (pe.rand_bits or 0) + pe.window[1]
+    else:
+        # Each distinct accumulator rounder adds its width; the shared datapath is counted once.
+        rounders = {(m.acc_format, m.rand_bits) for m in pe.modes}
+        bits = sum(f.bits + (k or 0) for f, k in rounders) + max(m.product_rand_bits or 0 for m in pe.modes)
     pes = config.rows * config.cols
     size = f"{pes} PE{'s' if pes != 1 else ''} x {bits} bits"
     return SECONDS_PER_PE_BIT[tool] * pes * bits, f"from the design's size: {size}"

