@@ -46,6 +46,7 @@ from hls_gen.network import NetworkSpec
 from hls_gen.spec import array_latency
 from mpsim.energy import HOROWITZ_45NM, HOROWITZ_45NM_MEMORY, EnergyModel, MemoryEnergy
 from mpsim.formats import parse_format
+from mpsim.mx import is_mx_spec, parse_mx_format
 
 if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
@@ -227,7 +228,7 @@ def estimate(
         mul = layer.mul or forward.a_format
         acc = layer.acc or forward.acc_format
         rounding = layer.rounding or forward.rounding
-        a_bits = b_bits = parse_format(mul).bits
+        a_bits = b_bits = _operand_bits(mul)
         acc_bits = parse_format(acc).bits
         tiles = gemm.groups * math.ceil(gemm.rows / (R * L)) * math.ceil(gemm.cols / C)
         cycles = tile_cycles(gemm.k, tiles, rows=R, cols=C, pipeline=array.pipeline, interleave=L)
@@ -264,3 +265,8 @@ def estimate(
             )
         )
     return NetworkCost(network.name, f"{R}x{C}", R, C, batch, float(fmax_mhz), fmax_source, tuple(costs), sram_bytes)
+
+
+def _operand_bits(fmt: str) -> float:
+    """Bits an operand moves: its format's, or an MX element's with its share of the block's 8-bit scale."""
+    return parse_mx_format(fmt).bits_per_element if is_mx_spec(fmt) else parse_format(fmt).bits

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.mx import SCALE_BITS, MXFormat, parse_mx_format
+from mpsim.mx import SCALE_BITS, MXFormat, is_mx_spec, parse_mx_format
 from mpsim.mx_gemm import block_sum_bits
 
 __all__ = ["HOROWITZ_45NM", "HOROWITZ_45NM_MEMORY", "EnergyModel", "MemoryEnergy", "power_law"]
@@ -71,8 +71,11 @@ class EnergyModel:
         fmt = parse_format(acc)
         return power_law(fmt.bits, self.int_add if isinstance(fmt, FixedFormat) else self.fp_add)
 
-    def mac_pj(self, a: str, b: str, acc: str) -> float:
-        """One multiply-accumulate: the product plus the addition into the accumulator."""
+    def mac_pj(self, a: str | MXFormat, b: str | MXFormat, acc: str) -> float:
+        """One multiply-accumulate: the product plus the addition into the accumulator (MX operands:
+        :meth:`mx_mac_pj`)."""
+        if is_mx_spec(a) or is_mx_spec(b):
+            return self.mx_mac_pj(a, b, acc)
         return self.multiply_pj(a, b) + self.add_pj(acc)
 
     def mx_mac_pj(self, a: str | MXFormat, b: str | MXFormat, acc: str) -> float:

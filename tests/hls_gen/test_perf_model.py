@@ -287,3 +287,13 @@ def test_bad_inputs_name_the_value() -> None:
         ValueError, match=re.escape("Conv2d layer 0 needs a (channels, height, width) input, not (64,)")
     ):
         NetworkSpec((64,), (LayerSpec("Conv2d", 4, kernel=(3, 3)),))
+
+
+def test_an_mx_array_costs_its_block_work_and_moves_its_scales() -> None:
+    """MXFP8 operands: 8 bits per element plus a 32nd of the 8-bit scale; a MAC is mx_mac_pj (the block's share)."""
+    mx = ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", rows=4, cols=4)
+    plain = ArrayConfig(a_format="e4m3", acc_format="fp16", rows=4, cols=4)
+    first, same = (estimate(mlp(), a, fmax_mhz=100.0, batch=4).layers[0] for a in (mx, plain))
+    assert first.mac_pj == pytest.approx(HOROWITZ_45NM.mx_mac_pj("mxfp8_e4m3", "mxfp8_e4m3", "fp16"))
+    assert first.mac_pj < same.mac_pj
+    assert first.sram_bits == first.tiles * (64 * (4 * 8.25 + 4 * 8.25) + 16 * 16)
