@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import mpsim  # its numerics load on first use (mpsim.__getattr__): the CLI's parsers stay light
 from continual.precision import CLPrecision, parse_cl_precision
-from mpsim.api import quantize_mx
 from mpsim.formats import parse_format
 from mpsim.mx import is_mx_spec, parse_mx_format
 
@@ -113,7 +113,7 @@ class ErrorMonitor:
         self.nonzero += int(nonzero.sum())
         if self.mx:
             axis = 1 if g.dim() == 4 else -1  # (B, C, H, W) errors of a convolution: blocked along C
-            flushed = quantize_mx(g.float().contiguous(), self.format, axis=axis) == 0
+            flushed = mpsim.quantize_mx(g.float().contiguous(), self.format, axis=axis) == 0
             self.underflow += int((nonzero & flushed).sum())
             self.overflow += int(g.isinf().sum())
             return

@@ -27,8 +27,7 @@ from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, parse_mx_format
-from mpsim.mx_gemm import block_window
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
 
 __all__ = [

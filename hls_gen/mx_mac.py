@@ -6,7 +6,7 @@ The semantics are :mod:`mpsim.mx_gemm`'s: for every block ``k`` of a job's
 accumulator adds it with one rounding, ``acc = R(acc + term_k)`` from +0. The
 hardware: each beat's element product (exact, :func:`hls_gen.arith.multiply`)
 is placed in a signed fixed-point *block-sum register*, the window
-:func:`mpsim.mx_gemm.block_window` derives (every product a multiple of
+:func:`mpsim.mx.block_window` derives (every product a multiple of
 ``2**lsb``, a block's sum below ``2**(lsb + width)``), and added exactly; at a
 block's last beat that sum, normalized and given the exponent of the scales,
 is the term of the same accumulate loop a float PE uses
@@ -45,8 +45,7 @@ from hls_gen.spec import (
 from hls_gen.step import STEP_CONTROL
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, parse_mx_format
-from mpsim.mx_gemm import block_window
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
 from mpsim.randbits import LFSRSpec
 
 __all__ = ["MXMAC", "mx_formats"]
@@ -240,7 +239,7 @@ class MXMAC(wiring.Component):
 
     @property
     def window(self) -> tuple[int, int]:
-        """``(lsb, width)`` of the block-sum register's magnitude (:func:`mpsim.mx_gemm.block_window`), plus a sign."""
+        """``(lsb, width)`` of the block-sum register's magnitude (:func:`mpsim.mx.block_window`), plus a sign."""
         return block_window(self._a_mx, self._b_mx)
 
     @property

@@ -32,8 +32,7 @@ import math
 from dataclasses import dataclass
 
 from mpsim.formats import FixedFormat, FloatFormat, parse_format
-from mpsim.mx import SCALE_BITS, MXFormat, is_mx_spec, parse_mx_format
-from mpsim.mx_gemm import block_sum_bits
+from mpsim.mx import SCALE_BITS, MXFormat, block_sum_bits, is_mx_spec, parse_mx_format
 
 __all__ = ["HOROWITZ_45NM", "HOROWITZ_45NM_MEMORY", "EnergyModel", "MemoryEnergy", "power_law"]
 
@@ -83,7 +82,7 @@ class EnergyModel:
 
         Per element pair: the elements' product and its addition into the
         block's exact fixed-point sum (an integer adder of
-        :func:`~mpsim.mx_gemm.block_sum_bits`); per block, shared by its
+        :func:`~mpsim.mx.block_sum_bits`); per block, shared by its
         ``block_size`` pairs: the scales' product (an 8-bit integer addition of
         the E8M0 exponents) and the block sum's addition into ``acc``.
         """

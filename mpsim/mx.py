@@ -52,6 +52,9 @@ __all__ = [
     "SCALE_NAN_CODE",
     "MXFormat",
     "ScaleMode",
+    "block_sum_bits",
+    "block_window",
+    "element_range",
     "parse_format_or_mx",
     "parse_mx_format",
     "parse_scale_mode",
@@ -265,3 +268,28 @@ def parse_format_or_mx(spec: str | FloatFormat | FixedFormat | MXFormat) -> Floa
     if is_mx_spec(spec):
         return parse_mx_format(spec)  # type: ignore[arg-type]
     return parse_element_format(spec)  # type: ignore[arg-type]
+
+
+def element_range(fmt: MXFormat) -> tuple[int, int]:
+    """(l, t): the element format's values are multiples of ``2**l`` below ``2**t``."""
+    e = fmt.element
+    return (e.min_exponent if isinstance(e, FloatFormat) else -e.frac_bits), math.floor(math.log2(e.max)) + 1
+
+
+def block_window(fmt_a: MXFormat, fmt_b: MXFormat) -> tuple[int, int]:
+    """``(lsb, width)``: every exact block sum of ``fmt_a`` by ``fmt_b`` elements is a multiple of ``2**lsb`` of
+    magnitude below ``2**(lsb + width)``.
+
+    Products are multiples of ``2**lsb`` below ``2**top``; a block of ``block_size <= 2**w`` of them (``w =
+    bit_length(block_size - 1)``, at least 1) grows by ``w`` bits: ``width = top + w - lsb``. The hardware's
+    block-sum register is this window plus a sign (:class:`hls_gen.mx_mac.MXMAC`).
+    """
+    (la, ta), (lb, tb) = element_range(fmt_a), element_range(fmt_b)
+    w = max(fmt_a.block_size - 1, 1).bit_length()
+    return la + lb, ta + tb + w - (la + lb)
+
+
+def block_sum_bits(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
+    """Width of the two's-complement register that holds any block's exact sum of element products: the window
+    of :func:`block_window` and a sign (42 bits for MXFP8 E4M3, 14 for MXFP4 E2M1)."""
+    return block_window(fmt_a, fmt_b)[1] + 1

@@ -29,14 +29,12 @@ The numerics are in :mod:`mpsim.mx_gemm_kernels` (exact for every MX format).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mpsim import gemm_kernels as gk
-from mpsim.formats import FloatFormat
-from mpsim.mx import MXFormat
+from mpsim.mx import MXFormat, element_range
 from mpsim.mx_gemm_kernels import mx_gemm_sequential
 from mpsim.mx_quantization import mx_blocks
 from mpsim.randbits import LFSRGrid, RandomSource, make_source
@@ -44,32 +42,7 @@ from mpsim.randbits import LFSRGrid, RandomSource, make_source
 if TYPE_CHECKING:
     from mpsim.gemm import GemmPlan
 
-__all__ = ["block_split", "block_sum_bits", "block_window", "run_mx"]
-
-
-def _element_range(fmt: MXFormat) -> tuple[int, int]:
-    """(l, t): the element format's values are multiples of ``2**l`` below ``2**t``."""
-    e = fmt.element
-    return (e.min_exponent if isinstance(e, FloatFormat) else -e.frac_bits), math.floor(math.log2(e.max)) + 1
-
-
-def block_window(fmt_a: MXFormat, fmt_b: MXFormat) -> tuple[int, int]:
-    """``(lsb, width)``: every exact block sum of ``fmt_a`` by ``fmt_b`` elements is a multiple of ``2**lsb`` of
-    magnitude below ``2**(lsb + width)``.
-
-    Products are multiples of ``2**lsb`` below ``2**top``; a block of ``block_size <= 2**w`` of them (``w =
-    bit_length(block_size - 1)``, at least 1) grows by ``w`` bits: ``width = top + w - lsb``. The hardware's
-    block-sum register is this window plus a sign (:class:`hls_gen.mx_mac.MXMAC`).
-    """
-    (la, ta), (lb, tb) = _element_range(fmt_a), _element_range(fmt_b)
-    w = max(fmt_a.block_size - 1, 1).bit_length()
-    return la + lb, ta + tb + w - (la + lb)
-
-
-def block_sum_bits(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
-    """Width of the two's-complement register that holds any block's exact sum of element products: the window
-    of :func:`block_window` and a sign (42 bits for MXFP8 E4M3, 14 for MXFP4 E2M1)."""
-    return block_window(fmt_a, fmt_b)[1] + 1
+__all__ = ["block_split", "run_mx"]
 
 
 def block_split(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
@@ -79,7 +52,7 @@ def block_split(fmt_a: MXFormat, fmt_b: MXFormat) -> int:
     or fewer of them is exact in float64 in two parts cut at ``2**split``
     when ``split + w - lsb <= 53`` and ``top + w - split <= 53``.
     """
-    (la, ta), (lb, tb) = _element_range(fmt_a), _element_range(fmt_b)
+    (la, ta), (lb, tb) = element_range(fmt_a), element_range(fmt_b)
     lsb, top = la + lb, ta + tb
     w = max(fmt_a.block_size - 1, 1).bit_length()
     split = lsb + 53 - w

@@ -16,8 +16,7 @@ from hls_gen.mx_mac import MXMAC
 from mpsim.cli import main
 from mpsim.formats import parse_format
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import parse_mx_format
-from mpsim.mx_gemm import block_window
+from mpsim.mx import block_window, parse_mx_format
 
 #: Every MX format the generator builds (MXINT8's fixed-point elements are refused), with an accumulator.
 FORMATS = [

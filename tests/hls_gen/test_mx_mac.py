@@ -12,8 +12,8 @@ from hls_gen.mx_mac import MXMAC
 from hls_gen.spec import described
 from mpsim.gemm import plan_of
 from mpsim.gemm_kernels import STAGES
-from mpsim.mx import parse_mx_format
-from mpsim.mx_gemm import block_split, block_window
+from mpsim.mx import block_window, parse_mx_format
+from mpsim.mx_gemm import block_split
 from mpsim.mx_gemm_kernels import mx_gemm_sequential
 from mpsim.randbits import LFSRGrid
 from sim.mx_vectors import mx_codes, mx_values
