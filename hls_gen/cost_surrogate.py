@@ -1,0 +1,636 @@
+"""Hardware cost before synthesis: LUT, FF, DSP, carry and Fmax of a MAC array predicted from its configuration.
+
+A :class:`Surrogate` is fitted on the synthesis cache (:mod:`hls_gen.synth`)
+and answers for any configuration the generator accepts in microseconds.
+Every quantity is a sum of named, physically motivated terms of the
+configuration's :class:`Features`, each scaled by where it lives in the array:
+
+* resources (``luts``, ``ffs``, ``dsps``, ``carry``)::
+
+      cost = rows*cols * sum_j w_j * pe_j(features)     (one PE's datapath)
+           + (rows+cols) * sum_j v_j * edge_j(features) (operand and result paths at the edges)
+           + c                                          (control, LFSR seeding, handshake)
+
+  fitted by non-negative least squares on the relative error, so every
+  coefficient reads as "cells per unit of that term" and none is negative;
+* Fmax through the critical-path delay ``1000 / fmax_mhz`` (ns), a linear sum
+  of delay terms (carry-chain length, shifter depth, stochastic-rounding
+  adder, array size), fitted by least squares on the relative error.
+
+Only reports of the *current* generator are used: a report is training data
+when it is the entry :func:`hls_gen.synth.lookup` would return today, i.e.
+its key is the design key of the Verilog the cache remembers for the
+configuration under today's generator sources
+(:meth:`hls_gen.synth.SynthCache.known_verilog`). Reports of Verilog that an
+older generator wrote are never mixed in. Configurations whose Verilog the
+cache does not yet know under today's sources (after any edit to ``hls_gen``
+or ``mpsim``) are skipped until ``--refresh`` elaborates them (seconds each).
+
+    python -m hls_gen.cost_surrogate --evaluate [--folds 0] [--refresh] [--out results/hw/surrogate]
+
+prints the held-out error per target (leave-one-configuration-out, or
+``--folds K``) and writes it as JSON and CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hls_gen.emit import ArrayConfig
+    from hls_gen.synth import SynthCache
+
+__all__ = [
+    "RESOURCES",
+    "TARGETS",
+    "THRESHOLDS",
+    "Evaluation",
+    "Features",
+    "Model",
+    "NoData",
+    "Sample",
+    "Surrogate",
+    "Term",
+    "evaluate",
+    "features",
+    "fit",
+    "load_samples",
+    "nnls",
+    "surrogate_for",
+]
+
+#: Resource counts the surrogate predicts (fields of :class:`hls_gen.synth.ResourceReport`).
+RESOURCES = ("luts", "ffs", "dsps", "carry")
+#: Everything it predicts.
+TARGETS = (*RESOURCES, "fmax_mhz")
+#: The relative error each target should stay within on configurations the fit did not see (issue 22).
+THRESHOLDS = {"luts": 0.10, "ffs": 0.10, "dsps": 0.10, "carry": 0.10, "fmax_mhz": 0.15}
+#: Bumped when the features, terms or fitting change: a stored surrogate of another version is refitted.
+SURROGATE_VERSION = 1
+
+
+class NoData(ValueError):
+    """The cache holds no report the surrogate may learn from; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a hardware engineer would name as the causes of a MAC array's cost.
+
+    Widths are taken over the array's modes (the datapath is shared and as
+    wide as its widest mode); significands count the hidden bit.
+    """
+
+    rows: int
+    cols: int
+    a_sig: int  # operand A significand bits (mantissa + 1)
+    a_exp: int
+    b_sig: int
+    b_exp: int
+    term_sig: int  # significand bits of an accumulated term: a_sig + b_sig fused, else the product format's
+    product_sig: int  # 0: fused MAC (exact products)
+    acc_sig: int
+    acc_exp: int
+    rand_bits: int  # stochastic-rounding bits K of the accumulation (0: nearest)
+    product_rand_bits: int
+    pipeline: int
+    interleave: int
+    modes: int
+    dsp_block: int  # 1: ECP5 MULT18X18D instantiated (dsp="ecp5"), 0: inferred
+    lfsr_width: int  # 0 when nothing draws random bits
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def edges(self) -> int:
+        return self.rows + self.cols
+
+    @property
+    def mult(self) -> int:
+        """Partial products of one multiplier: the product of the significand widths."""
+        return self.a_sig * self.b_sig
+
+    @property
+    def acc_bits(self) -> int:
+        return self.acc_sig + self.acc_exp  # sign + exponent + mantissa
+
+    @property
+    def align(self) -> int:
+        """Width of the aligned sum: the accumulator's significand, the term's and the random bits below them."""
+        return self.acc_sig + self.term_sig + self.rand_bits
+
+    @property
+    def dsp_tiles(self) -> int:
+        """18x18 multiplier tiles one product needs."""
+        return math.ceil(self.a_sig / 18) * math.ceil(self.b_sig / 18)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def features(config: ArrayConfig) -> Features:
+    """The :class:`Features` of ``config`` as the generator builds it (``ValueError`` for one it cannot build)."""
+    from hls_gen.spec import described
+
+    array = described(config.build())
+    pe = array.pe
+    modes = pe.modes
+
+    def widest(values: Sequence[int]) -> int:
+        return max(values)
+
+    return Features(
+        rows=config.rows,
+        cols=config.cols,
+        a_sig=widest([m.a_format.man_bits + 1 for m in modes]),
+        a_exp=widest([m.a_format.exp_bits for m in modes]),
+        b_sig=widest([m.b_format.man_bits + 1 for m in modes]),
+        b_exp=widest([m.b_format.exp_bits for m in modes]),
+        term_sig=widest([m.term_bits for m in modes]),
+        product_sig=widest([0 if m.product_format is None else m.product_format.man_bits + 1 for m in modes]),
+        acc_sig=widest([m.acc_format.man_bits + 1 for m in modes]),
+        acc_exp=widest([m.acc_format.exp_bits for m in modes]),
+        rand_bits=widest([m.rand_bits or 0 for m in modes]),
+        product_rand_bits=widest([m.product_rand_bits or 0 for m in modes]),
+        pipeline=pe.pipeline,
+        interleave=pe.interleave,
+        modes=len(modes),
+        dsp_block=int(pe.dsp != "inferred"),
+        lfsr_width=pe.lfsr.width if pe.lfsr_steps else 0,
+    )
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a model: ``scale(features) * value(features)``, with what it stands for."""
+
+    name: str
+    scope: str  # "pe": times rows*cols, "edge": times rows+cols, "array": once, "delay": a critical-path term
+    value: Callable[[Features], float]
+    meaning: str
+
+    def column(self, f: Features) -> float:
+        scale = {"pe": f.pes, "edge": f.edges, "array": 1, "delay": 1}[self.scope]
+        return scale * float(self.value(f))
+
+
+def _log2(x: float) -> float:
+    return math.log2(max(x, 1.0))
+
+
+#: The terms of each target's model. Kept few: the data are a few hundred designs at most.
+TERMS: dict[str, tuple[Term, ...]] = {
+    "luts": (
+        Term("pe", "pe", lambda f: 1, "fixed logic per PE (handshake, mode decode)"),
+        Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "partial products a_sig*b_sig left in LUTs"),
+        Term("shift", "pe", lambda f: f.align * _log2(f.align), "alignment and normalisation shifters, W*log2 W"),
+        Term("add", "pe", lambda f: f.align, "adder, leading-zero count and rounding, W"),
+        Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent add, compare and clamp"),
+        Term("sr", "pe", lambda f: f.rand_bits + f.product_rand_bits, "stochastic rounding: K random bits added"),
+        Term("modes", "pe", lambda f: (f.modes - 1) * f.acc_bits, "muxes of the extra modes' formats"),
+        Term("interleave", "pe", lambda f: (f.interleave - 1) * f.acc_bits, "selecting one of L stored sums"),
+        Term("edge", "edge", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "operand paths along rows and columns"),
+        Term("array", "array", lambda f: 1, "array control"),
+    ),
+    "ffs": (
+        Term("pe", "pe", lambda f: 1, "control flip-flops per PE"),
+        Term("acc", "pe", lambda f: f.acc_bits * f.interleave, "accumulator registers, L sums"),
+        Term("operands", "pe", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "operand registers"),
+        Term(
+            "pipe", "pe", lambda f: f.pipeline * (f.term_sig + f.a_exp + f.b_exp), "pipeline registers of the product"
+        ),
+        Term("lfsr", "pe", lambda f: f.lfsr_width, "the PE's LFSR (stochastic rounding)"),
+        Term("edge", "edge", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "skew registers at the edges"),
+        Term("array", "array", lambda f: 1, "array control"),
+    ),
+    "dsps": (Term("tiles", "pe", lambda f: f.dsp_tiles, "18x18 multiplier tiles per product"),),
+    "carry": (
+        Term("pe", "pe", lambda f: 1, "counters per PE"),
+        Term("add", "pe", lambda f: f.align, "carry chains of the aligned sum, W (2 bits per CCU2C)"),
+        Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent adders and comparators"),
+        Term("sr", "pe", lambda f: f.rand_bits, "stochastic-rounding adder"),
+        Term("edge", "edge", lambda f: 1, "counters at the edges"),
+        Term("array", "array", lambda f: 1, "array control"),
+    ),
+    "fmax_mhz": (
+        Term("base", "delay", lambda f: 1, "clock-to-out, setup, multiplier"),
+        Term("chain", "delay", lambda f: f.align / f.pipeline, "carry chain of the aligned sum, shared by stages"),
+        Term("levels", "delay", lambda f: _log2(f.align), "shifter and leading-zero-count levels"),
+        Term("exp", "delay", lambda f: f.acc_exp, "exponent compare"),
+        Term("sr", "delay", lambda f: _log2(f.rand_bits + 1), "stochastic-rounding adder"),
+        Term("size", "delay", lambda f: _log2(f.pes), "routing across a larger array"),
+    ),
+}
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
+    """``argmin ||a x - b||`` subject to ``x >= 0`` (Lawson and Hanson's active-set method)."""
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    gradient = a.T @ (b - a @ x)
+    tolerance = 10 * np.finfo(float).eps * np.linalg.norm(a, 1) * max(m, n)
+    for _ in range(max_iter or 3 * n):
+        if passive.all() or gradient[~passive].max(initial=-np.inf) <= tolerance:
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, gradient)))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > tolerance).all():
+                x = z
+                break
+            blocked = passive & (z <= tolerance)
+            alpha = np.min(x[blocked] / (x[blocked] - z[blocked]))
+            x = x + alpha * (z - x)
+            passive &= x > tolerance
+            x[~passive] = 0.0
+        gradient = a.T @ (b - a @ x)
+    return x
+
+
+@dataclass(frozen=True)
+class Model:
+    """One target's fitted terms: ``target`` = sum of coefficient * term column (Fmax: ``1000 / delay_ns``)."""
+
+    target: str
+    terms: tuple[str, ...]
+    coefficients: tuple[float, ...]
+
+    def _columns(self, f: Features) -> np.ndarray:
+        by_name = {t.name: t for t in TERMS[self.target]}
+        return np.array([by_name[name].column(f) for name in self.terms])
+
+    def predict(self, f: Features) -> float:
+        value = float(self._columns(f) @ np.array(self.coefficients))
+        if self.target == "fmax_mhz":
+            return 1000.0 / value if value > 0 else math.inf
+        return max(value, 0.0)
+
+    def explain(self) -> list[str]:
+        """One line per term with a non-zero coefficient: its weight, scope and meaning."""
+        by_name = {t.name: t for t in TERMS[self.target]}
+        unit = "ns" if self.target == "fmax_mhz" else self.target
+        lines = []
+        for name, c in zip(self.terms, self.coefficients):
+            if c != 0:
+                term = by_name[name]
+                lines.append(f"{self.target} {name:<10} {c:+10.4g} {unit} x {term.scope}: {term.meaning}")
+        return lines
+
+
+def _value(target: str, y: float) -> float:
+    """What a target's model is linear in: counts as they are, Fmax as its period in ns."""
+    return 1000.0 / y if target == "fmax_mhz" else y
+
+
+def fit_model(target: str, data: Sequence[Features], values: Sequence[float]) -> Model:
+    """Fit ``target`` on (features, measured value) pairs by least squares on the relative error."""
+    terms = TERMS[target]
+    y = np.array([_value(target, v) for v in values], dtype=float)
+    x = np.array([[t.column(f) for t in terms] for f in data], dtype=float)
+    weight = 1.0 / np.maximum(np.abs(y), 1e-9)  # relative error: every design counts alike
+    a, b = x * weight[:, None], y * weight
+    if target == "fmax_mhz":
+        coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
+    else:
+        coefficients = nnls(a, b)
+    return Model(target, tuple(t.name for t in terms), tuple(float(c) for c in coefficients))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One synthesized configuration: its features and what the tools measured (Fmax None without P&R)."""
+
+    name: str
+    features: Features
+    measured: dict[str, float | None]
+    key: str
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A model per target, the number of reports it learnt from and its held-out error (None: not evaluated)."""
+
+    models: dict[str, Model]
+    reports: int
+    evaluation: Evaluation | None = None
+
+    def predict(self, config: ArrayConfig | Features) -> dict[str, float]:
+        """Predicted ``luts``, ``ffs``, ``dsps``, ``carry`` (rounded to cells) and ``fmax_mhz``."""
+        f = config if isinstance(config, Features) else features(config)
+        out = {}
+        for target, model in self.models.items():
+            value = model.predict(f)
+            out[target] = round(value, 2) if target == "fmax_mhz" else float(round(value))
+        return out
+
+    def explain(self) -> list[str]:
+        return [line for model in self.models.values() for line in model.explain()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SURROGATE_VERSION,
+            "reports": self.reports,
+            "models": {
+                t: {"terms": list(m.terms), "coefficients": list(m.coefficients)} for t, m in self.models.items()
+            },
+            "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Surrogate:
+        models = {
+            t: Model(t, tuple(m["terms"]), tuple(float(c) for c in m["coefficients"]))
+            for t, m in data["models"].items()
+        }
+        evaluation = None if data.get("evaluation") is None else Evaluation.from_dict(data["evaluation"])
+        return cls(models, int(data["reports"]), evaluation)
+
+
+def fit(samples: Sequence[Sample]) -> Surrogate:
+    """A :class:`Surrogate` fitted on ``samples`` (each target on the samples that measured it)."""
+    if not samples:
+        raise NoData("a surrogate needs at least one synthesis report to fit, not 0")
+    models = {}
+    for target in TARGETS:
+        have = [s for s in samples if s.measured.get(target) is not None]
+        if have:
+            models[target] = fit_model(target, [s.features for s in have], [float(s.measured[target]) for s in have])  # type: ignore[arg-type]
+    return Surrogate(models, len(samples))
+
+
+@dataclass(frozen=True)
+class TargetError:
+    """Held-out relative errors of one target: ``|predicted - measured| / measured`` over the held-out designs."""
+
+    target: str
+    count: int
+    median: float
+    max: float
+    within: float  # share within THRESHOLDS[target]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out error per target, how it was split, and each held-out prediction."""
+
+    method: str
+    reports: int
+    errors: tuple[TargetError, ...]
+    predictions: tuple[dict[str, Any], ...] = ()
+
+    def table(self) -> str:
+        lines = [
+            f"held-out error ({self.method}, {self.reports} reports):",
+            f"{'target':<10}{'designs':>8}{'median':>9}{'max':>9}{'within':>9}  threshold",
+        ]
+        for e in self.errors:
+            lines.append(f"{e.target:<10}{e.count:>8}{e.median:>9.1%}{e.max:>9.1%}{e.within:>9.0%}  {e.threshold:.0%}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "reports": self.reports,
+            "errors": [asdict(e) for e in self.errors],
+            "predictions": list(self.predictions),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(
+            data["method"],
+            int(data["reports"]),
+            tuple(TargetError(**e) for e in data["errors"]),
+            tuple(data.get("predictions", ())),
+        )
+
+
+def evaluate(samples: Sequence[Sample], folds: int = 0, seed: int = 0) -> Evaluation:
+    """Held-out error: leave one configuration out (``folds=0``) or ``folds``-fold cross-validation (seeded)."""
+    n = len(samples)
+    if n < 2:
+        raise NoData(f"a held-out evaluation needs at least 2 synthesis reports, not {n}")
+    if folds == 0 or folds >= n:
+        groups = [[i] for i in range(n)]
+        method = "leave one configuration out"
+    else:
+        if folds < 2:
+            raise ValueError(f"folds must be 0 (leave one out) or at least 2, not {folds}")
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        groups = [order[k::folds] for k in range(folds)]
+        method = f"{folds}-fold cross-validation, seed {seed}"
+    predictions: list[dict[str, Any]] = [{} for _ in range(n)]
+    for held in groups:
+        keep = set(held)
+        surrogate = fit([s for i, s in enumerate(samples) if i not in keep])
+        for i in held:
+            predictions[i] = surrogate.predict(samples[i].features)
+    errors = []
+    rows = []
+    for i, s in enumerate(samples):
+        row: dict[str, Any] = {"name": s.name}
+        for target in TARGETS:
+            row[target] = s.measured.get(target)
+            row[f"{target}_predicted"] = predictions[i].get(target)
+        rows.append(row)
+    for target in TARGETS:
+        pairs = [
+            (float(s.measured[target]), predictions[i][target])  # type: ignore[arg-type]
+            for i, s in enumerate(samples)
+            if s.measured.get(target) is not None and target in predictions[i]
+        ]
+        if not pairs:
+            continue
+        rel = np.array([abs(p - m) / m if m else (0.0 if p == m else math.inf) for m, p in pairs])
+        threshold = THRESHOLDS[target]
+        errors.append(
+            TargetError(
+                target,
+                len(rel),
+                float(np.median(rel)),
+                float(rel.max()),
+                float(np.mean(rel <= threshold + 1e-12)),
+                threshold,
+            )
+        )
+    return Evaluation(method, n, tuple(errors), tuple(rows))
+
+
+def config_from_dict(data: dict[str, Any]) -> ArrayConfig:
+    """The :class:`~hls_gen.emit.ArrayConfig` a report records (``TypeError`` for a field it does not know)."""
+    from hls_gen.emit import ArrayConfig
+    from hls_gen.modes import ArithMode
+
+    known = {f.name for f in fields(ArrayConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise TypeError(f"report config has fields ArrayConfig does not: {sorted(unknown)}")
+    values = dict(data)
+    values["precisions"] = tuple(values.get("precisions", ()))
+    values["modes"] = tuple(ArithMode(**{**m, "uses": tuple(m.get("uses", ()))}) for m in values.get("modes", ()))
+    if values.get("lfsr_taps") is not None:
+        values["lfsr_taps"] = tuple(values["lfsr_taps"])
+    return ArrayConfig(**values)
+
+
+def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = False) -> list[Sample]:
+    """Every configuration the cache holds a current-generator report of, with its measurements.
+
+    A configuration counts when the cache remembers its Verilog under today's
+    generator sources and holds the ECP5 85k report of that Verilog (with
+    place and route for Fmax; resources also from the synthesis-only report).
+    ``refresh`` elaborates the configurations whose Verilog is not yet
+    remembered (seconds each) instead of skipping them.
+    """
+    from hls_gen.synth import ADOPTION_INDEX, SynthOptions, design_key, verilog_digest
+
+    if not cache.root.exists():
+        return []
+    configs: dict[str, dict[str, Any]] = {}
+    for path in sorted(cache.root.glob("*.json")):
+        if path.name == ADOPTION_INDEX:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            configs.setdefault(json.dumps(data["config"], sort_keys=True), data["config"])
+    pnr, synth_only = SynthOptions(pnr=True), SynthOptions(pnr=False)
+    samples = []
+    for _text, raw in sorted(configs.items()):
+        try:
+            config = config_from_dict(raw)
+            f = features(config)
+        except (TypeError, ValueError):
+            continue  # a configuration today's generator no longer accepts
+        sha = verilog_digest(config, cache) if refresh else cache.known_verilog(config)
+        if progress and refresh:
+            print(f"[surrogate] {config.name}: Verilog {sha[:8]}", file=sys.stderr)
+        if sha is None:
+            continue
+        routed = cache.get(design_key(config.name, sha, pnr))
+        synthesized = cache.get(design_key(config.name, sha, synth_only)) or routed
+        if synthesized is None:
+            continue
+        measured: dict[str, float | None] = {t: float(getattr(synthesized, t)) for t in RESOURCES}
+        measured["fmax_mhz"] = None if routed is None else routed.fmax_mhz
+        samples.append(Sample(config.name, f, measured, (routed or synthesized).key))
+    return samples
+
+
+def _stored_path(cache: SynthCache) -> Path:
+    return cache.root / "surrogate" / "surrogate.json"
+
+
+def _fingerprint(cache: SynthCache) -> str:
+    """What decides the stored surrogate: its version, today's generator sources and the cache's entries."""
+    from hls_gen.synth import ADOPTION_INDEX, _generator_digest
+
+    names = sorted(p.name for p in cache.root.glob("*.json") if p.name != ADOPTION_INDEX)
+    memos = sorted(p.name for p in (cache.root / "designs").glob("*.sha256"))
+    payload = {"version": SURROGATE_VERSION, "sources": _generator_digest(), "entries": names, "memos": memos}
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def no_data_message(cache: SynthCache) -> str:
+    return (
+        f"no synthesis reports of the current generator in {cache.root}: run "
+        "'python benchmarks/synth_dataset.py' (or mpsim cost --synth) to synthesize some, or "
+        "'python -m hls_gen.cost_surrogate --refresh' if the cache has reports of configurations whose Verilog "
+        "it has not checked since hls_gen or mpsim changed"
+    )
+
+
+def surrogate_for(cache: SynthCache, *, refresh: bool = False, folds: int = 0) -> Surrogate:
+    """The surrogate of ``cache`` with its held-out error: stored beside the entries, refitted when they change.
+
+    Raises :class:`NoData` (one line naming the cache and what to run) when no
+    report of the current generator is there.
+    """
+    stored = _stored_path(cache)
+    fingerprint = _fingerprint(cache) if cache.root.exists() else ""
+    if not refresh and stored.exists():
+        try:
+            data = json.loads(stored.read_text())
+            if data.get("fingerprint") == fingerprint and data.get("folds") == folds:
+                return Surrogate.from_dict(data["surrogate"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    samples = load_samples(cache, refresh=refresh, progress=refresh)
+    if not samples:
+        raise NoData(no_data_message(cache))
+    evaluation = evaluate(samples, folds) if len(samples) >= 2 else None
+    surrogate = Surrogate(fit(samples).models, len(samples), evaluation)
+    fingerprint = _fingerprint(cache)  # refresh may have remembered Verilog digests
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stored.with_name(f"{stored.name}.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "folds": folds, "surrogate": surrogate.to_dict()}) + "\n")
+    tmp.replace(stored)
+    return surrogate
+
+
+def write_evaluation(evaluation: Evaluation, out: Path, surrogate: Surrogate) -> list[Path]:
+    """The evaluation as ``surrogate.json`` (errors, coefficients) and ``surrogate.csv`` (each held-out design)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {**evaluation.to_dict(), "models": surrogate.to_dict()["models"], "explain": surrogate.explain()}
+    (out / "surrogate.json").write_text(json.dumps(summary, indent=1) + "\n")
+    rows = list(evaluation.predictions)
+    with open(out / "surrogate.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return [out / "surrogate.json", out / "surrogate.csv"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hls_gen.synth import SynthCache
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--evaluate", action="store_true", help="print the held-out error table and write it")
+    parser.add_argument("--refresh", action="store_true", help="elaborate cached configurations not yet checked")
+    parser.add_argument("--folds", type=int, default=0, help="0: leave one configuration out (default), else K-fold")
+    parser.add_argument(
+        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
+    )
+    parser.add_argument(
+        "--out", default="results/hw/surrogate", help="folder for the evaluation (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    cache = SynthCache(args.cache)
+    try:
+        surrogate = surrogate_for(cache, refresh=args.refresh, folds=args.folds)
+    except NoData as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"surrogate fitted on {surrogate.reports} reports of the current generator in {cache.root}")
+    print("\n".join(surrogate.explain()))
+    if surrogate.evaluation is not None:
+        print(surrogate.evaluation.table())
+        if args.evaluate:
+            written = write_evaluation(surrogate.evaluation, Path(args.out), surrogate)
+            print(f"wrote {' and '.join(map(str, written))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
