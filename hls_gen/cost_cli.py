@@ -60,8 +60,9 @@ def _print_cost(report: dict[str, Any]) -> None:
         )
 
 
-def _array_config(args: argparse.Namespace) -> Any:
-    """The :class:`~hls_gen.emit.ArrayConfig` the options ask for, checked (a line naming a bad value)."""
+def _array_config(args: argparse.Namespace, *, check: bool = True) -> Any:
+    """The :class:`~hls_gen.emit.ArrayConfig` the options ask for, checked unless ``check`` is false (a line naming
+    a bad value)."""
     from hls_gen.emit import ArrayConfig
     from hls_gen.spec import described
 
@@ -79,7 +80,8 @@ def _array_config(args: argparse.Namespace) -> Any:
             rounding=args.rounding or "nearest",
             **geometry,  # type: ignore[arg-type]
         )
-    described(array.build())  # refuse a configuration the generator cannot build, naming the value
+    if check:
+        described(array.build())  # refuse a configuration the generator cannot build, naming the value
     return array
 
 
@@ -89,21 +91,22 @@ _PREDICTED = (("luts", "LUT4"), ("ffs", "FF"), ("dsps", "DSP"), ("carry", "carry
 
 def _predict(args: argparse.Namespace) -> int:
     """``mpsim cost --predict``: the surrogate's LUT/FF/DSP/carry/Fmax of the array, with its held-out error."""
-    from hls_gen.cost_surrogate import features, surrogate_for
+    from hls_gen.cost_surrogate import array_name, features, surrogate_for
     from hls_gen.synth import SynthCache
 
     if args.synth:
         raise UserError("--predict estimates without synthesis; drop --predict or --synth")
     if args.model is not None:
         raise UserError(f"--predict costs the array alone; drop --model {args.model}")
-    array = _array_config(args)
+    array = _array_config(args, check=False)
+    f = features(array)  # checks the configuration as the generator does
+    name = array_name(array)
     cache = SynthCache(cli_kit.cache_dir("synth", args.cache_dir))
     surrogate = surrogate_for(cache)
-    f = features(array)
     predicted = surrogate.predict(f)
     evaluation = surrogate.evaluation
     result = {
-        "array_config": array.name,
+        "array_config": name,
         "predicted": predicted,
         "features": f.as_dict(),
         "reports": surrogate.reports,
@@ -114,7 +117,7 @@ def _predict(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
         return 0
     print(
-        f"{array.name}: predicted for ECP5 LFE5U-85F by the surrogate fitted on {surrogate.reports} synthesis "
+        f"{name}: predicted for ECP5 LFE5U-85F by the surrogate fitted on {surrogate.reports} synthesis "
         f"reports of the current generator in {cache.root}"
     )
     cells = [f"{label} {predicted[t]:,.0f}" for t, label in _PREDICTED[:4] if t in predicted]

@@ -42,7 +42,7 @@ import math
 import random
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,10 +144,7 @@ class Features:
 
 def features(config: ArrayConfig) -> Features:
     """The :class:`Features` of ``config`` as the generator builds it (``ValueError`` for one it cannot build)."""
-    from hls_gen.spec import described
-
-    array = described(config.build())
-    pe = array.pe
+    pe = _pe(config)
     modes = pe.modes
 
     def widest(values: Sequence[int]) -> int:
@@ -172,6 +169,23 @@ def features(config: ArrayConfig) -> Features:
         dsp_block=int(pe.dsp != "inferred"),
         lfsr_width=pe.lfsr.width if pe.lfsr_steps else 0,
     )
+
+
+def _pe(config: ArrayConfig) -> Any:
+    """One PE of ``config`` as the generator checks it: the array's checks without seeding every PE's LFSR (which
+    takes about a second for an 8x8 array)."""
+    from hls_gen.array import MAX_ARRAY_SIDE
+    from hls_gen.spec import check_int, described
+
+    check_int(config.rows, "MAC array rows", 1, MAX_ARRAY_SIDE)
+    check_int(config.cols, "MAC array columns", 1, MAX_ARRAY_SIDE)
+    return described(replace(config, rows=1, cols=1).build()).pe
+
+
+def array_name(config: ArrayConfig) -> str:
+    """``config.name`` without building the whole array: the 1x1 array's name with the array's size."""
+    head, _, tail = replace(config, rows=1, cols=1).name.rpartition("_1x1")
+    return f"{head}_{config.rows}x{config.cols}{tail}"
 
 
 @dataclass(frozen=True)
@@ -505,7 +519,8 @@ def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = F
 
     if not cache.root.exists():
         return []
-    configs: dict[str, dict[str, Any]] = {}
+    reports: dict[str, dict[str, Any]] = {}  # by key
+    configs: dict[str, tuple[str, dict[str, Any]]] = {}  # (top, config) by configuration
     for path in sorted(cache.root.glob("*.json")):
         if path.name == ADOPTION_INDEX:
             continue
@@ -513,11 +528,12 @@ def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = F
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            configs.setdefault(json.dumps(data["config"], sort_keys=True), data["config"])
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and data.get("top"):
+            reports[path.stem] = data
+            configs.setdefault(json.dumps(data["config"], sort_keys=True), (data["top"], data["config"]))
     pnr, synth_only = SynthOptions(pnr=True), SynthOptions(pnr=False)
     samples = []
-    for _text, raw in sorted(configs.items()):
+    for _text, (top, raw) in sorted(configs.items()):
         try:
             config = config_from_dict(raw)
             f = features(config)
@@ -525,16 +541,17 @@ def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = F
             continue  # a configuration today's generator no longer accepts
         sha = verilog_digest(config, cache) if refresh else cache.known_verilog(config)
         if progress and refresh:
-            print(f"[surrogate] {config.name}: Verilog {sha[:8]}", file=sys.stderr)
+            print(f"[surrogate] {top}: Verilog {sha[:8]}", file=sys.stderr)
         if sha is None:
             continue
-        routed = cache.get(design_key(config.name, sha, pnr))
-        synthesized = cache.get(design_key(config.name, sha, synth_only)) or routed
+        # the entries lookup() would return today (read directly: a miss here need not adopt older keys)
+        routed = reports.get(design_key(top, sha, pnr))
+        synthesized = reports.get(design_key(top, sha, synth_only)) or routed
         if synthesized is None:
             continue
-        measured: dict[str, float | None] = {t: float(getattr(synthesized, t)) for t in RESOURCES}
-        measured["fmax_mhz"] = None if routed is None else routed.fmax_mhz
-        samples.append(Sample(config.name, f, measured, (routed or synthesized).key))
+        measured: dict[str, float | None] = {t: float(synthesized[t]) for t in RESOURCES}
+        measured["fmax_mhz"] = None if routed is None else routed.get("fmax_mhz")
+        samples.append(Sample(top, f, measured, (routed or synthesized)["key"]))
     return samples
 
 

