@@ -110,6 +110,7 @@ def _predict(args: argparse.Namespace) -> int:
         "predicted": predicted,
         "features": f.as_dict(),
         "reports": surrogate.reports,
+        "largest_pes": surrogate.largest_pes,
         "cache": str(cache.root),
         "held_out": None if evaluation is None else evaluation.to_dict() | {"predictions": None},
     }
@@ -124,6 +125,10 @@ def _predict(args: argparse.Namespace) -> int:
     if "fmax_mhz" in predicted:
         cells.append(f"Fmax {predicted['fmax_mhz']:.1f} MHz")
     print("  " + ", ".join(cells))
+    if f.pes > surrogate.largest_pes:
+        print(
+            f"  (extrapolated: {f.pes} PEs, the largest synthesized design it learnt from has {surrogate.largest_pes})"
+        )
     if evaluation is None:
         print("held-out error: not measured (one report; the surrogate needs two to hold one out)")
     else:

@@ -193,13 +193,25 @@ class Term:
     """One term of a model: ``scale(features) * value(features)``, with what it stands for."""
 
     name: str
-    scope: str  # "pe": times rows*cols, "edge": times rows+cols, "array": once, "delay": a critical-path term
+    scope: str  # a key of SCOPES: how many times the term occurs in an array
     value: Callable[[Features], float]
     meaning: str
 
     def column(self, f: Features) -> float:
-        scale = {"pe": f.pes, "edge": f.edges, "array": 1, "delay": 1}[self.scope]
-        return scale * float(self.value(f))
+        return SCOPES[self.scope](f) * float(self.value(f))
+
+
+#: How often a term occurs in a ``rows x cols`` array: per PE, per edge (each row's and each column's operand
+#: decoder), per skew register (element ``i`` of a row or column is delayed by ``i`` registers), per column (the
+#: output row), once, or once on the critical path.
+SCOPES: dict[str, Callable[[Features], int]] = {
+    "pe": lambda f: f.pes,
+    "edge": lambda f: f.edges,
+    "skew": lambda f: (f.rows * (f.rows - 1) + f.cols * (f.cols - 1)) // 2,
+    "col": lambda f: f.cols,
+    "array": lambda f: 1,
+    "delay": lambda f: 1,
+}
 
 
 def _log2(x: float) -> float:
@@ -209,26 +221,25 @@ def _log2(x: float) -> float:
 #: The terms of each target's model. Kept few: the data are a few hundred designs at most.
 TERMS: dict[str, tuple[Term, ...]] = {
     "luts": (
-        Term("pe", "pe", lambda f: 1, "fixed logic per PE (handshake, mode decode)"),
-        Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "partial products a_sig*b_sig left in LUTs"),
+        Term("pe", "pe", lambda f: 1, "fixed logic per PE (handshake, step control)"),
+        Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "partial products a_sig*b_sig beside the DSP"),
         Term("shift", "pe", lambda f: f.align * _log2(f.align), "alignment and normalisation shifters, W*log2 W"),
         Term("add", "pe", lambda f: f.align, "adder, leading-zero count and rounding, W"),
         Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent add, compare and clamp"),
         Term("sr", "pe", lambda f: f.rand_bits + f.product_rand_bits, "stochastic rounding: K random bits added"),
+        Term("sums", "pe", lambda f: f.interleave * f.acc_bits, "reading the L sums and the output buffer"),
         Term("modes", "pe", lambda f: (f.modes - 1) * f.acc_bits, "muxes of the extra modes' formats"),
-        Term("interleave", "pe", lambda f: (f.interleave - 1) * f.acc_bits, "selecting one of L stored sums"),
-        Term("edge", "edge", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "operand paths along rows and columns"),
+        Term("decode", "edge", lambda f: f.a_sig + f.a_exp, "each row's and column's operand decoder"),
         Term("array", "array", lambda f: 1, "array control"),
     ),
     "ffs": (
         Term("pe", "pe", lambda f: 1, "control flip-flops per PE"),
-        Term("acc", "pe", lambda f: f.acc_bits * f.interleave, "accumulator registers, L sums"),
+        Term("sums", "pe", lambda f: f.acc_bits * f.interleave, "accumulator and output-buffer registers, L sums"),
         Term("operands", "pe", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "operand registers"),
-        Term(
-            "pipe", "pe", lambda f: f.pipeline * (f.term_sig + f.a_exp + f.b_exp), "pipeline registers of the product"
-        ),
+        Term("pipe", "pe", lambda f: f.pipeline * (f.term_sig + f.a_exp + f.b_exp), "pipeline registers, product"),
         Term("lfsr", "pe", lambda f: f.lfsr_width, "the PE's LFSR (stochastic rounding)"),
-        Term("edge", "edge", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "skew registers at the edges"),
+        Term("skew", "skew", lambda f: f.a_sig + f.a_exp + 2, "skew registers of the decoded operands"),
+        Term("col", "col", lambda f: f.acc_bits, "the output row"),
         Term("array", "array", lambda f: 1, "array control"),
     ),
     "dsps": (Term("tiles", "pe", lambda f: f.dsp_tiles, "18x18 multiplier tiles per product"),),
@@ -344,6 +355,7 @@ class Surrogate:
     models: dict[str, Model]
     reports: int
     evaluation: Evaluation | None = None
+    largest_pes: int = 0  # the most processing elements of a training design: beyond it the surrogate extrapolates
 
     def predict(self, config: ArrayConfig | Features) -> dict[str, float]:
         """Predicted ``luts``, ``ffs``, ``dsps``, ``carry`` (rounded to cells) and ``fmax_mhz``."""
@@ -365,6 +377,7 @@ class Surrogate:
                 t: {"terms": list(m.terms), "coefficients": list(m.coefficients)} for t, m in self.models.items()
             },
             "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
+            "largest_pes": self.largest_pes,
         }
 
     @classmethod
@@ -374,7 +387,7 @@ class Surrogate:
             for t, m in data["models"].items()
         }
         evaluation = None if data.get("evaluation") is None else Evaluation.from_dict(data["evaluation"])
-        return cls(models, int(data["reports"]), evaluation)
+        return cls(models, int(data["reports"]), evaluation, int(data.get("largest_pes", 0)))
 
 
 def fit(samples: Sequence[Sample]) -> Surrogate:
@@ -386,7 +399,7 @@ def fit(samples: Sequence[Sample]) -> Surrogate:
         have = [s for s in samples if s.measured.get(target) is not None]
         if have:
             models[target] = fit_model(target, [s.features for s in have], [float(s.measured[target]) for s in have])  # type: ignore[arg-type]
-    return Surrogate(models, len(samples))
+    return Surrogate(models, len(samples), largest_pes=max(s.features.pes for s in samples))
 
 
 @dataclass(frozen=True)
@@ -597,7 +610,7 @@ def surrogate_for(cache: SynthCache, *, refresh: bool = False, folds: int = 0) -
     if not samples:
         raise NoData(no_data_message(cache))
     evaluation = evaluate(samples, folds) if len(samples) >= 2 else None
-    surrogate = Surrogate(fit(samples).models, len(samples), evaluation)
+    surrogate = replace(fit(samples), evaluation=evaluation)
     fingerprint = _fingerprint(cache)  # refresh may have remembered Verilog digests
     stored.parent.mkdir(parents=True, exist_ok=True)
     tmp = stored.with_name(f"{stored.name}.tmp")

@@ -66,12 +66,13 @@ KNOWN = {
     ("luts", "shift"): 2.5,
     ("luts", "add"): 3.0,
     ("luts", "sr"): 4.0,
-    ("luts", "edge"): 6.0,
+    ("luts", "decode"): 6.0,
     ("luts", "array"): 120.0,
-    ("ffs", "acc"): 1.0,
+    ("ffs", "sums"): 2.0,
     ("ffs", "pipe"): 1.0,
     ("ffs", "lfsr"): 1.0,
-    ("ffs", "edge"): 2.0,
+    ("ffs", "skew"): 1.0,
+    ("ffs", "col"): 1.0,
     ("ffs", "array"): 30.0,
     ("dsps", "tiles"): 1.0,
     ("carry", "add"): 1.0,
@@ -320,6 +321,11 @@ def test_predict_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
         lines[2],
     )
     assert len(lines) == 3
+    assert main([*args[:-4], "--array", "8x8", *args[-2:]]) == 0
+    largest = max(c.rows * c.cols for c in configs(30))
+    assert capsys.readouterr().out.splitlines()[2] == (
+        f"  (extrapolated: 64 PEs, the largest synthesized design it learnt from has {largest})"
+    )
     assert main([*args, "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["array_config"] == "mac_e5m2_fp16_sr8_2x3" and report["reports"] == 30
