@@ -5,7 +5,8 @@
 
 The grid crosses operand formats (e2m1 .. e5m2, e4m3, e3m4, fp16, bf16),
 accumulators (e5m6 .. fp16, bf16, fp32), accumulation rounding (nearest,
-stochastic:K), pipeline 1 or 2 and array shapes 1x1, 1x2, 2x1, 2x2 (shapes
+stochastic:K), pipeline 1 or 2, with ``--pipelined`` a share of the pipelined
+PE of the synthesis table, and array shapes 1x1, 1x2, 2x1, 2x2 (shapes
 with different ``rows * cols`` and ``rows + cols``, so that a per-PE and a
 per-edge cost can be told apart). It is too large to synthesize whole, so the
 designs are drawn from it in a fixed seeded order: every prefix of the list is
@@ -24,6 +25,7 @@ import argparse
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -44,8 +46,19 @@ PIPELINES = (1, 2)
 SHAPES = (((1, 1), 5), ((1, 2), 1), ((2, 1), 1), ((2, 2), 2))
 
 
-def sample(designs: int, seed: int = 0) -> list[ArrayConfig]:
-    """``designs`` distinct configurations drawn from the grid in a fixed order (the same for a seed)."""
+#: The pipelined PE of the synthesis table (benchmarks/synth_table.py): L = 8 interleaved sums, pipeline 2, the
+#: ECP5 DSP block instantiated.
+PIPELINED = {"interleave": 8, "pipeline": 2, "dsp": "ecp5"}
+
+
+def sample(designs: int, seed: int = 0, pipelined: float = 0.0) -> list[ArrayConfig]:
+    """``designs`` distinct configurations drawn from the grid in a fixed order (the same for a seed and share).
+
+    A share ``pipelined`` of them (drawn at random) has the :data:`PIPELINED` PE instead of the one-cycle PE
+    (``interleave=1``, inferred multiplier); with 0 no draw is spent on it.
+    """
+    if not 0.0 <= pipelined <= 1.0:
+        raise ValueError(f"the pipelined share must be 0..1, not {pipelined!r}")
     rng = random.Random(seed)
     shapes = [shape for shape, weight in SHAPES for _ in range(weight)]
     grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(SHAPES)
@@ -63,6 +76,8 @@ def sample(designs: int, seed: int = 0) -> list[ArrayConfig]:
             rows=rows,
             cols=cols,
         )
+        if pipelined and rng.random() < pipelined:
+            config = replace(config, **PIPELINED)
         if config not in seen:
             seen.add(config)
             out.append(config)
@@ -73,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--designs", type=int, default=400, help="how many configurations to draw (default: 400)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawing order (default: 0)")
+    parser.add_argument(
+        "--pipelined",
+        type=float,
+        default=0.0,
+        help="share of designs with the synthesis table's pipelined PE: --interleave 8 --pipeline 2 --dsp ecp5 "
+        "(default: 0)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run (default: 900)")
     parser.add_argument(
         "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
@@ -82,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print the configurations' names and stop")
     args = parser.parse_args(argv)
-    configs = sample(args.designs, args.seed)
+    configs = sample(args.designs, args.seed, args.pipelined)
     for config in configs:
         described(config.build())  # every configuration checked before the first tool runs
     if args.list:

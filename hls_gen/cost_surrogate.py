@@ -519,14 +519,18 @@ def config_from_dict(data: dict[str, Any]) -> ArrayConfig:
     return ArrayConfig(**values)
 
 
-def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = False) -> list[Sample]:
+def load_samples(
+    cache: SynthCache, *, refresh: bool = False, refresh_max_pes: int | None = None, progress: bool = False
+) -> list[Sample]:
     """Every configuration the cache holds a current-generator report of, with its measurements.
 
     A configuration counts when the cache remembers its Verilog under today's
     generator sources and holds the ECP5 85k report of that Verilog (with
     place and route for Fmax; resources also from the synthesis-only report).
     ``refresh`` elaborates the configurations whose Verilog is not yet
-    remembered (seconds each) instead of skipping them.
+    remembered (seconds each; about a minute for an 8x8 array at L = 8)
+    instead of skipping them, those of at most ``refresh_max_pes`` PEs when
+    given.
     """
     from hls_gen.synth import ADOPTION_INDEX, SynthOptions, design_key, verilog_digest
 
@@ -552,9 +556,11 @@ def load_samples(cache: SynthCache, *, refresh: bool = False, progress: bool = F
             f = features(config)
         except (TypeError, ValueError):
             continue  # a configuration today's generator no longer accepts
-        sha = verilog_digest(config, cache) if refresh else cache.known_verilog(config)
-        if progress and refresh:
-            print(f"[surrogate] {top}: Verilog {sha[:8]}", file=sys.stderr)
+        sha = cache.known_verilog(config)
+        if sha is None and refresh and (refresh_max_pes is None or f.pes <= refresh_max_pes):
+            sha = verilog_digest(config, cache)
+            if progress:
+                print(f"[surrogate] {top}: Verilog {sha[:8]}", file=sys.stderr)
         if sha is None:
             continue
         # the entries lookup() would return today (read directly: a miss here need not adopt older keys)
@@ -591,7 +597,9 @@ def no_data_message(cache: SynthCache) -> str:
     )
 
 
-def surrogate_for(cache: SynthCache, *, refresh: bool = False, folds: int = 0) -> Surrogate:
+def surrogate_for(
+    cache: SynthCache, *, refresh: bool = False, refresh_max_pes: int | None = None, folds: int = 0
+) -> Surrogate:
     """The surrogate of ``cache`` with its held-out error: stored beside the entries, refitted when they change.
 
     Raises :class:`NoData` (one line naming the cache and what to run) when no
@@ -606,7 +614,7 @@ def surrogate_for(cache: SynthCache, *, refresh: bool = False, folds: int = 0) -
                 return Surrogate.from_dict(data["surrogate"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    samples = load_samples(cache, refresh=refresh, progress=refresh)
+    samples = load_samples(cache, refresh=refresh, refresh_max_pes=refresh_max_pes, progress=refresh)
     if not samples:
         raise NoData(no_data_message(cache))
     evaluation = evaluate(samples, folds) if len(samples) >= 2 else None
@@ -638,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--evaluate", action="store_true", help="print the held-out error table and write it")
     parser.add_argument("--refresh", action="store_true", help="elaborate cached configurations not yet checked")
+    parser.add_argument(
+        "--refresh-max-pes", type=int, default=None, help="with --refresh: only arrays of at most this many PEs"
+    )
     parser.add_argument("--folds", type=int, default=0, help="0: leave one configuration out (default), else K-fold")
     parser.add_argument(
         "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
@@ -648,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = SynthCache(args.cache)
     try:
-        surrogate = surrogate_for(cache, refresh=args.refresh, folds=args.folds)
+        surrogate = surrogate_for(cache, refresh=args.refresh, refresh_max_pes=args.refresh_max_pes, folds=args.folds)
     except NoData as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -363,3 +363,27 @@ def test_known_formula_uses_every_target() -> None:
     assert {t for t, _ in KNOWN} == set(TARGETS)
     assert all(name in {t.name for t in TERMS[target]} for target, name in KNOWN)
     assert math.isfinite(known("fmax_mhz", features(ArrayConfig(a_format="e4m3", acc_format="fp32"))))
+
+
+def test_refresh_checks_the_verilog_of_configurations_not_yet_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hls_gen.synth as synth
+
+    cache = SynthCache(tmp_path)
+    small = ArrayConfig(a_format="e4m3", acc_format="fp16")
+    large = ArrayConfig(a_format="e4m3", acc_format="fp16", rows=4, cols=4)
+    for config in (small, large):
+        put_report(cache, config, fake_sha(config), remember=False)  # measured before the sources last changed
+    elaborated: list[str] = []
+
+    def emit_digest(config: ArrayConfig, directory: Path) -> tuple[Path, str]:
+        elaborated.append(array_name(config))
+        return directory / "design.v", fake_sha(config)
+
+    monkeypatch.setattr(synth, "_emit_digest", emit_digest)
+    assert load_samples(cache) == [] and elaborated == []
+    assert [s.name for s in load_samples(cache, refresh=True, refresh_max_pes=1)] == [array_name(small)]
+    assert elaborated == [array_name(small)]
+    assert sorted(s.name for s in load_samples(cache, refresh=True)) == sorted(map(array_name, (small, large)))
+    assert elaborated == [array_name(small), array_name(large)]  # the small one's Verilog is remembered
