@@ -14,8 +14,10 @@ configuration's :class:`Features`, each scaled by where it lives in the array:
   fitted by non-negative least squares on the relative error, so every
   coefficient reads as "cells per unit of that term" and none is negative;
 * Fmax through the critical-path delay ``1000 / fmax_mhz`` (ns), a linear sum
-  of delay terms (carry-chain length, shifter depth, stochastic-rounding
-  adder, array size), fitted by least squares on the relative error.
+  of delay terms of the accumulate loop, which is the critical path of these
+  arrays (carry-chain length, shifter depth, exponent width,
+  stochastic-rounding adder, array size), fitted by least squares on the
+  relative error.
 
 Only reports of the *current* generator are used: a report is training data
 when it is the entry :func:`hls_gen.synth.lookup` would return today, i.e.
@@ -252,8 +254,10 @@ TERMS: dict[str, tuple[Term, ...]] = {
         Term("array", "array", lambda f: 1, "array control"),
     ),
     "fmax_mhz": (
-        Term("base", "delay", lambda f: 1, "clock-to-out, setup, multiplier"),
-        Term("chain", "delay", lambda f: f.align / f.pipeline, "carry chain of the aligned sum, shared by stages"),
+        # nextpnr's critical path is the accumulate loop (the sum register back to itself): pipeline registers
+        # before the accumulator do not cut it
+        Term("base", "delay", lambda f: 1, "clock-to-out, setup, the loop's fixed logic"),
+        Term("chain", "delay", lambda f: f.align, "carry chain of the aligned sum"),
         Term("levels", "delay", lambda f: _log2(f.align), "shifter and leading-zero-count levels"),
         Term("exp", "delay", lambda f: f.acc_exp, "exponent compare"),
         Term("sr", "delay", lambda f: _log2(f.rand_bits + 1), "stochastic-rounding adder"),

@@ -80,6 +80,7 @@ KNOWN = {
     ("carry", "array"): 9.0,
     ("fmax_mhz", "base"): 3.0,
     ("fmax_mhz", "chain"): 0.15,
+    ("fmax_mhz", "levels"): 1.5,
     ("fmax_mhz", "sr"): 0.4,
     ("fmax_mhz", "size"): 0.6,
 }
