@@ -65,6 +65,8 @@ __all__ = [
     "Sample",
     "Surrogate",
     "Term",
+    "compare",
+    "earlier_samples",
     "evaluate",
     "features",
     "fit",
@@ -231,6 +233,7 @@ TERMS: dict[str, tuple[Term, ...]] = {
         Term("sr", "pe", lambda f: f.rand_bits + f.product_rand_bits, "stochastic rounding: K random bits added"),
         Term("sums", "pe", lambda f: f.interleave * f.acc_bits, "reading the L sums and the output buffer"),
         Term("modes", "pe", lambda f: (f.modes - 1) * f.acc_bits, "muxes of the extra modes' formats"),
+        Term("interleaved", "pe", lambda f: int(f.interleave > 1), "the interleaved loop's turn counters"),
         Term("decode", "edge", lambda f: f.a_sig + f.a_exp, "each row's and column's operand decoder"),
         Term("array", "array", lambda f: 1, "array control"),
     ),
@@ -250,17 +253,19 @@ TERMS: dict[str, tuple[Term, ...]] = {
         Term("add", "pe", lambda f: f.align, "carry chains of the aligned sum, W (2 bits per CCU2C)"),
         Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent adders and comparators"),
         Term("sr", "pe", lambda f: f.rand_bits, "stochastic-rounding adder"),
+        Term("interleaved", "pe", lambda f: int(f.interleave > 1), "the interleaved loop's turn counters"),
         Term("edge", "edge", lambda f: 1, "counters at the edges"),
         Term("array", "array", lambda f: 1, "array control"),
     ),
     "fmax_mhz": (
         # nextpnr's critical path is the accumulate loop (the sum register back to itself): pipeline registers
-        # before the accumulator do not cut it
+        # before the accumulator do not cut it; interleaving L sums spreads it over L cycles (hence the 1/L)
         Term("base", "delay", lambda f: 1, "clock-to-out, setup, the loop's fixed logic"),
-        Term("chain", "delay", lambda f: f.align, "carry chain of the aligned sum"),
-        Term("levels", "delay", lambda f: _log2(f.align), "shifter and leading-zero-count levels"),
-        Term("exp", "delay", lambda f: f.acc_exp, "exponent compare"),
-        Term("sr", "delay", lambda f: _log2(f.rand_bits + 1), "stochastic-rounding adder"),
+        Term("interleaved", "delay", lambda f: int(f.interleave > 1), "a stage of the interleaved loop"),
+        Term("chain", "delay", lambda f: f.align / f.interleave, "carry chain of the aligned sum, per 1/L"),
+        Term("levels", "delay", lambda f: _log2(f.align) / f.interleave, "shifter and leading-zero levels, per 1/L"),
+        Term("exp", "delay", lambda f: f.acc_exp / f.interleave, "exponent compare, per 1/L"),
+        Term("sr", "delay", lambda f: _log2(f.rand_bits + 1) / f.interleave, "stochastic-rounding adder, per 1/L"),
         Term("size", "delay", lambda f: _log2(f.pes), "routing across a larger array"),
     ),
 }
@@ -475,6 +480,17 @@ def evaluate(samples: Sequence[Sample], folds: int = 0, seed: int = 0) -> Evalua
         surrogate = fit([s for i, s in enumerate(samples) if i not in keep])
         for i in held:
             predictions[i] = surrogate.predict(samples[i].features)
+    return _evaluation(method, samples, predictions)
+
+
+def compare(surrogate: Surrogate, samples: Sequence[Sample], method: str) -> Evaluation:
+    """The errors of ``surrogate`` on ``samples`` it may or may not have learnt from (``method`` says which)."""
+    return _evaluation(method, samples, [surrogate.predict(s.features) for s in samples])
+
+
+def _evaluation(method: str, samples: Sequence[Sample], predictions: Sequence[dict[str, Any]]) -> Evaluation:
+    """Relative errors per target of ``predictions`` against what ``samples`` measured."""
+    n = len(samples)
     errors = []
     rows = []
     for i, s in enumerate(samples):
@@ -578,6 +594,39 @@ def load_samples(
     return samples
 
 
+def earlier_samples(cache: SynthCache) -> list[Sample]:
+    """Per configuration without a current report, its newest (by when it was written) ECP5 85k routed report of an
+    earlier generator's Verilog: not training data, only a rough check of configurations the data lack (larger
+    arrays), since the Verilog it measured is not today's."""
+    from hls_gen.synth import ADOPTION_INDEX, SynthOptions
+
+    current = {s.name for s in load_samples(cache)}
+    want = {**SynthOptions(pnr=True).key_fields(), "part": SynthOptions().part}
+    newest: dict[str, tuple[float, dict[str, Any]]] = {}
+    for path in cache.root.glob("*.json") if cache.root.exists() else []:
+        if path.name == ADOPTION_INDEX:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("options") != want or data.get("top") in current:
+            continue
+        when = path.stat().st_mtime
+        if data.get("fmax_mhz") is not None and when > newest.get(data["top"], (-math.inf, {}))[0]:
+            newest[data["top"]] = (when, data)
+    samples = []
+    for top, (_, data) in sorted(newest.items()):
+        try:
+            f = features(config_from_dict(data["config"]))
+        except (TypeError, ValueError):
+            continue
+        measured: dict[str, float | None] = {t: float(data[t]) for t in RESOURCES}
+        measured["fmax_mhz"] = data["fmax_mhz"]
+        samples.append(Sample(top, f, measured, data["key"]))
+    return samples
+
+
 def _stored_path(cache: SynthCache) -> Path:
     return cache.root / "surrogate" / "surrogate.json"
 
@@ -631,17 +680,17 @@ def surrogate_for(
     return surrogate
 
 
-def write_evaluation(evaluation: Evaluation, out: Path, surrogate: Surrogate) -> list[Path]:
-    """The evaluation as ``surrogate.json`` (errors, coefficients) and ``surrogate.csv`` (each held-out design)."""
+def write_evaluation(evaluation: Evaluation, out: Path, surrogate: Surrogate, name: str = "surrogate") -> list[Path]:
+    """The evaluation as ``NAME.json`` (errors, coefficients) and ``NAME.csv`` (each predicted design)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = {**evaluation.to_dict(), "models": surrogate.to_dict()["models"], "explain": surrogate.explain()}
-    (out / "surrogate.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
     rows = list(evaluation.predictions)
-    with open(out / "surrogate.csv", "w", newline="") as handle:
+    with open(out / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
         writer.writerows(rows)
-    return [out / "surrogate.json", out / "surrogate.csv"]
+    return [out / f"{name}.json", out / f"{name}.csv"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -654,6 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         "--refresh-max-pes", type=int, default=None, help="with --refresh: only arrays of at most this many PEs"
     )
     parser.add_argument("--folds", type=int, default=0, help="0: leave one configuration out (default), else K-fold")
+    parser.add_argument(
+        "--earlier",
+        action="store_true",
+        help="also compare with the newest earlier-generator report of each configuration the current data lack "
+        "(a rough check of larger arrays; never learnt from)",
+    )
     parser.add_argument(
         "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
     )
@@ -674,6 +729,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.evaluate:
             written = write_evaluation(surrogate.evaluation, Path(args.out), surrogate)
             print(f"wrote {' and '.join(map(str, written))}")
+    if args.earlier:
+        earlier = earlier_samples(cache)
+        if earlier:
+            check = compare(surrogate, earlier, "against earlier generators' reports, not held-out Verilog")
+            print(check.table())
+            written = write_evaluation(check, Path(args.out), surrogate, "surrogate_earlier")
+            print(f"wrote {' and '.join(map(str, written))}")
+        else:
+            print("no earlier-generator reports of configurations the current data lack")
     return 0
 
 

@@ -23,6 +23,8 @@ from hls_gen.cost_surrogate import (
     NoData,
     Sample,
     array_name,
+    compare,
+    earlier_samples,
     evaluate,
     features,
     fit,
@@ -43,18 +45,19 @@ SHAPES = ((1, 1), (1, 2), (2, 1), (2, 2), (3, 3), (4, 4))
 
 
 def configs(n: int, seed: int = 0) -> list[ArrayConfig]:
-    """``n`` distinct single-mode configurations spread over the formats, roundings, pipelines and shapes."""
+    """``n`` distinct single-mode configurations spread over the formats, roundings, PE designs and shapes."""
     rng = random.Random(seed)
     out: dict[ArrayConfig, None] = {}
     while len(out) < n:
         rows, cols = rng.choice(SHAPES)
+        pe = rng.choice(({"pipeline": 1}, {"pipeline": 2}, {"pipeline": 2, "interleave": 8, "dsp": "ecp5"}))
         config = ArrayConfig(
             a_format=rng.choice(OPERANDS),
             acc_format=rng.choice(ACCUMULATORS),
             rounding=rng.choice(ROUNDINGS),
-            pipeline=rng.choice((1, 2)),
             rows=rows,
             cols=cols,
+            **pe,  # type: ignore[arg-type]
         )
         out[config] = None
     return list(out)
@@ -67,6 +70,7 @@ KNOWN = {
     ("luts", "add"): 3.0,
     ("luts", "sr"): 4.0,
     ("luts", "decode"): 6.0,
+    ("luts", "interleaved"): 50.0,
     ("luts", "array"): 120.0,
     ("ffs", "sums"): 2.0,
     ("ffs", "pipe"): 1.0,
@@ -79,6 +83,7 @@ KNOWN = {
     ("carry", "exp"): 1.0,
     ("carry", "array"): 9.0,
     ("fmax_mhz", "base"): 3.0,
+    ("fmax_mhz", "interleaved"): 2.0,
     ("fmax_mhz", "chain"): 0.15,
     ("fmax_mhz", "levels"): 1.5,
     ("fmax_mhz", "sr"): 0.4,
@@ -388,3 +393,18 @@ def test_refresh_checks_the_verilog_of_configurations_not_yet_checked(
     assert elaborated == [array_name(small)]
     assert sorted(s.name for s in load_samples(cache, refresh=True)) == sorted(map(array_name, (small, large)))
     assert elaborated == [array_name(small), array_name(large)]  # the small one's Verilog is remembered
+
+
+def test_earlier_reports_are_only_compared_with(tmp_path: Path) -> None:
+    cache = SynthCache(tmp_path)
+    cs = configs(12)
+    for config in cs[:10]:
+        put_report(cache, config, fake_sha(config))
+    put_report(cache, cs[0], fake_sha(cs[0], "older"), remember=False)  # has a current report: not compared
+    put_report(cache, cs[10], fake_sha(cs[10], "older"), remember=False)
+    earlier = earlier_samples(cache)
+    assert [s.name for s in earlier] == [array_name(cs[10])]
+    surrogate = surrogate_for(cache)
+    assert surrogate.reports == 10  # never learnt from
+    check = compare(surrogate, earlier, "against earlier generators")
+    assert check.reports == 1 and all(e.max < 0.005 for e in check.errors)  # the same formula measured it
