@@ -8,9 +8,11 @@ configuration's :class:`Features`, each scaled by where it lives in the array:
 * resources (``luts``, ``ffs``, ``dsps``, ``carry``)::
 
       cost = rows*cols * sum_j w_j * pe_j(features)     (one PE's datapath)
-           + (rows+cols) * sum_j v_j * edge_j(features) (operand and result paths at the edges)
-           + c                                          (control, LFSR seeding, handshake)
+           + (rows+cols) * sum_j v_j * edge_j(features) (each row's and column's operand decoder)
+           + skew * s(features) + cols * o(features)    (skew registers, the output row)
+           + c                                          (array control)
 
+  (:data:`SCOPES`, :data:`TERMS`),
   fitted by non-negative least squares on the relative error, so every
   coefficient reads as "cells per unit of that term" and none is negative;
 * Fmax through the critical-path delay ``1000 / fmax_mhz`` (ns), a linear sum
@@ -28,10 +30,13 @@ older generator wrote are never mixed in. Configurations whose Verilog the
 cache does not yet know under today's sources (after any edit to ``hls_gen``
 or ``mpsim``) are skipped until ``--refresh`` elaborates them (seconds each).
 
-    python -m hls_gen.cost_surrogate --evaluate [--folds 0] [--refresh] [--out results/hw/surrogate]
+    python -m hls_gen.cost_surrogate --evaluate [--folds 0] [--refresh [--refresh-max-pes N]] [--earlier]
+                                     [--cache DIR] [--out results/hw/surrogate]
 
-prints the held-out error per target (leave-one-configuration-out, or
-``--folds K``) and writes it as JSON and CSV.
+prints the fitted terms and the held-out error per target
+(leave-one-configuration-out, or ``--folds K``) and writes them as JSON and
+CSV; ``--earlier`` adds a rough check against earlier generators' reports of
+configurations the current data lack.
 """
 
 from __future__ import annotations
