@@ -18,8 +18,8 @@ configuration's :class:`Features`, each scaled by where it lives in the array:
 * Fmax through the critical-path delay ``1000 / fmax_mhz`` (ns), a linear sum
   of delay terms of the accumulate loop, which is the critical path of these
   arrays (carry-chain length, shifter depth, exponent width,
-  stochastic-rounding adder, array size), fitted by least squares on the
-  relative error.
+  stochastic-rounding adder, array size), fitted the same way (no term may
+  shorten the path).
 
 Only reports of the *current* generator are used: a report is training data
 when it is the entry :func:`hls_gen.synth.lookup` would return today, i.e.
@@ -232,7 +232,8 @@ TERMS: dict[str, tuple[Term, ...]] = {
     "luts": (
         Term("pe", "pe", lambda f: 1, "fixed logic per PE (handshake, step control)"),
         Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "partial products a_sig*b_sig beside the DSP"),
-        Term("shift", "pe", lambda f: f.align * _log2(f.align), "alignment and normalisation shifters, W*log2 W"),
+        Term("shift", "pe", lambda f: f.align * _log2(f.align), "alignment shifter, W*log2 W"),
+        Term("normalise", "pe", lambda f: f.acc_sig * f.align, "normalising: acc_sig bits picked from W places"),
         Term("add", "pe", lambda f: f.align, "adder, leading-zero count and rounding, W"),
         Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent add, compare and clamp"),
         Term("sr", "pe", lambda f: f.rand_bits + f.product_rand_bits, "stochastic rounding: K random bits added"),
@@ -256,7 +257,8 @@ TERMS: dict[str, tuple[Term, ...]] = {
     "carry": (
         Term("pe", "pe", lambda f: 1, "counters per PE"),
         Term("add", "pe", lambda f: f.align, "carry chains of the aligned sum, W (2 bits per CCU2C)"),
-        Term("exp", "pe", lambda f: f.acc_exp + f.a_exp + f.b_exp, "exponent adders and comparators"),
+        Term("acc_exp", "pe", lambda f: f.acc_exp, "the accumulator's exponent: difference, adjust, clamp"),
+        Term("product_exp", "pe", lambda f: f.a_exp + f.b_exp, "the product's exponent sum"),
         Term("sr", "pe", lambda f: f.rand_bits, "stochastic-rounding adder"),
         Term("interleaved", "pe", lambda f: int(f.interleave > 1), "the interleaved loop's turn counters"),
         Term("edge", "edge", lambda f: 1, "counters at the edges"),
@@ -339,16 +341,12 @@ def _value(target: str, y: float) -> float:
 
 
 def fit_model(target: str, data: Sequence[Features], values: Sequence[float]) -> Model:
-    """Fit ``target`` on (features, measured value) pairs by least squares on the relative error."""
+    """Fit ``target`` on (features, measured value) pairs by non-negative least squares on the relative error."""
     terms = TERMS[target]
     y = np.array([_value(target, v) for v in values], dtype=float)
     x = np.array([[t.column(f) for t in terms] for f in data], dtype=float)
     weight = 1.0 / np.maximum(np.abs(y), 1e-9)  # relative error: every design counts alike
-    a, b = x * weight[:, None], y * weight
-    if target == "fmax_mhz":
-        coefficients = np.linalg.lstsq(a, b, rcond=None)[0]
-    else:
-        coefficients = nnls(a, b)
+    coefficients = nnls(x * weight[:, None], y * weight)  # no term may subtract cells or delay
     return Model(target, tuple(t.name for t in terms), tuple(float(c) for c in coefficients))
 
 
