@@ -119,6 +119,8 @@ class Features:
     modes: int
     dsp_block: int  # 1: ECP5 MULT18X18D instantiated (dsp="ecp5"), 0: inferred
     lfsr_width: int  # 0 when nothing draws random bits
+    adder_sig: int  # significand bits of the shared adder: the widest a mode fills (accumulator's or term's)
+    adder_guard: int  # its guard bits: K + 2 (K = 1 for nearest) beyond what the zeros below a narrower mode give
 
     @property
     def pes(self) -> int:
@@ -139,8 +141,9 @@ class Features:
 
     @property
     def align(self) -> int:
-        """Width of the aligned sum: the accumulator's significand, the term's and the random bits below them."""
-        return self.acc_sig + self.term_sig + self.rand_bits
+        """W, the adder's window: both significands left-aligned in ``adder_sig`` bits, the guard bits and a sticky
+        bit (:func:`hls_gen.spec.shared_adder_bits`, :func:`hls_gen.arith.add_exact`)."""
+        return self.adder_sig + self.adder_guard + 1
 
     @property
     def dsp_tiles(self) -> int:
@@ -153,8 +156,13 @@ class Features:
 
 def features(config: ArrayConfig) -> Features:
     """The :class:`Features` of ``config`` as the generator builds it (``ValueError`` for one it cannot build)."""
+    from hls_gen.spec import shared_adder_bits
+
     pe = _pe(config)
     modes = pe.modes
+    adder_sig, adder_guard = shared_adder_bits(
+        [(m.acc_format, m.rand_bits) for m in modes], [m.term_bits for m in modes]
+    )
 
     def widest(values: Sequence[int]) -> int:
         return max(values)
@@ -177,6 +185,8 @@ def features(config: ArrayConfig) -> Features:
         modes=len(modes),
         dsp_block=int(pe.dsp != "inferred"),
         lfsr_width=pe.lfsr.width if pe.lfsr_steps else 0,
+        adder_sig=adder_sig,
+        adder_guard=adder_guard,
     )
 
 
@@ -249,6 +259,7 @@ TERMS: dict[str, tuple[Term, ...]] = {
         Term("operands", "pe", lambda f: f.a_sig + f.a_exp + f.b_sig + f.b_exp, "operand registers"),
         Term("pipe", "pe", lambda f: f.pipeline * (f.term_sig + f.a_exp + f.b_exp), "pipeline registers, product"),
         Term("lfsr", "pe", lambda f: f.lfsr_width, "the PE's LFSR (stochastic rounding)"),
+        Term("sr_pipe", "pe", lambda f: f.rand_bits * f.pipeline, "random bits carried down the pipeline"),
         Term("skew", "skew", lambda f: f.a_sig + f.a_exp + 2, "skew registers of the decoded operands"),
         Term("col", "col", lambda f: f.acc_bits, "the output row"),
         Term("array", "array", lambda f: 1, "array control"),
