@@ -241,7 +241,7 @@ def _log2(x: float) -> float:
 TERMS: dict[str, tuple[Term, ...]] = {
     "luts": (
         Term("pe", "pe", lambda f: 1, "fixed logic per PE (handshake, step control)"),
-        Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "partial products a_sig*b_sig beside the DSP"),
+        Term("mult", "pe", lambda f: f.mult * (1 - f.dsp_block), "product logic beside the DSP, a_sig*b_sig"),
         Term("shift", "pe", lambda f: f.align * _log2(f.align), "alignment shifter, W*log2 W"),
         Term("normalise", "pe", lambda f: f.acc_sig * f.align, "normalising: acc_sig bits picked from W places"),
         Term("add", "pe", lambda f: f.align, "adder, leading-zero count and rounding, W"),
