@@ -284,6 +284,18 @@ def tile_jobs(
     return jobs
 
 
+def _tile_expectation(
+    codes: np.ndarray, z: int, ti: int, tj: int, rows: int, cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(expected codes, valid) of tile (ti, tj) of product ``z``: rows x cols, edge tiles' padding invalid."""
+    want = np.zeros((rows, cols), np.int64)
+    valid = np.zeros((rows, cols), bool)
+    block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
+    want[: block.shape[0], : block.shape[1]] = block
+    valid[: block.shape[0], : block.shape[1]] = True
+    return want, valid
+
+
 def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True) -> ArrayVectors:
     """Random products (edge values, exact cancellations) tiled into jobs, with ``mpsim.qmatmul``'s tiles.
 
@@ -326,11 +338,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True)
                             b_scale=bst[blk, :].tolist(),
                         )
                     )
-                want = np.zeros((rows, cols), np.int64)
-                valid = np.zeros((rows, cols), bool)
-                block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
-                want[: block.shape[0], : block.shape[1]] = block
-                valid[: block.shape[0], : block.shape[1]] = True
+                want, valid = _tile_expectation(codes, z, ti, tj, rows, cols)
                 tiles_want.append(want)
                 tiles_valid.append(valid)
                 jobs.append(Job(index, z, ti, tj, k, code))
@@ -362,11 +370,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True)
                             **({"mode": code} if design.mode_bits else {}),
                         )
                     )
-            want = np.zeros((rows, cols), np.int64)
-            valid = np.zeros((rows, cols), bool)
-            block = codes[z, ti * rows : (ti + 1) * rows, tj * cols : (tj + 1) * cols]
-            want[: block.shape[0], : block.shape[1]] = block
-            valid[: block.shape[0], : block.shape[1]] = True
+            want, valid = _tile_expectation(codes, z, ti, tj, rows, cols)
             tiles_want.append(want)
             tiles_valid.append(valid)
             jobs.append(Job(index, z, ti, tj, k, code))
