@@ -32,7 +32,6 @@ from hls_gen.arith import (
 )
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
-    MAX_PIPELINE,
     check_int,
     checking,
     float_format,
@@ -48,7 +47,10 @@ from mpsim.gemm_config import GemmConfig
 from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["MXMAC", "mx_formats"]
+__all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
+
+#: Most pipeline registers an MX PE inserts before its accumulator (see :class:`MXMAC`).
+MX_MAX_PIPELINE = 4
 
 
 def mx_formats(a_format: object, b_format: object | None = None) -> tuple[MXFormat, MXFormat]:
@@ -104,9 +106,13 @@ class MXMAC(wiring.Component):
     lfsr_width, lfsr_seed, lfsr_taps
         As :class:`hls_gen.mac.MAC`.
     pipeline : int
-        0..2, as :class:`hls_gen.mac.MAC`: operand registers (2), the exact
-        product's register (1 and 2). The block sum and the accumulation
-        follow in the next cycle.
+        0..:data:`MX_MAX_PIPELINE` registers on a beat's way to the
+        accumulator, added in the order they shorten the longest path: the
+        normalized block term's (1 and up), the exact product's (2 and up),
+        the block's exact total's, between the block sum and its
+        normalization (3 and up), the operands' (4). As for
+        :class:`hls_gen.mac.MAC`, the count is the latency before the
+        accumulate loop.
     interleave : int
         1 only (one sum per PE): the block-sum register is not interleaved yet.
     decoded : bool
@@ -152,7 +158,7 @@ class MXMAC(wiring.Component):
                     "brings NaN; use a format with NaN"
                 )
             self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
-            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MAX_PIPELINE)
+            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
             if isinstance(interleave, bool) or not isinstance(interleave, int):
                 raise TypeError(f"MX MAC interleave must be an integer, not {interleave!r}")
             if interleave != 1:
@@ -298,11 +304,11 @@ class MXMAC(wiring.Component):
         else:
             a, b = self.decode(m, "a", self.a, None, "a"), self.decode(m, "b", self.b, None, "b")
         scales = (self.a_scale, self.b_scale)
-        if self._pipeline >= 2:  # the operand registers
+        if self._pipeline >= 4:  # the operand registers
             step = registered(m, en, step, "operands_step", keep=True)
             a, b, scales = registered(m, en, (a, b, scales), "operands")
         product = multiply(m, a, b, "p")
-        if self._pipeline >= 1:  # the exact product's register
+        if self._pipeline >= 2:  # the exact product's register
             step = registered(m, en, step, "product_step", keep=True)
             product, scales = registered(m, en, (product, scales), "product")
 
@@ -342,6 +348,14 @@ class MXMAC(wiring.Component):
             if count is not None:
                 m.d.sync += count.eq(Mux(block_end, 0, count + 1))
 
+        # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
+        # keep the sum).
+        acc_step = Signal(STEP_CONTROL, name="acc_step")
+        m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
+        if self._pipeline >= 3:  # the block's exact total: the block add apart from its normalization
+            acc_step = registered(m, en, acc_step, "total_step", keep=True)
+            total, total_nan, scales = registered(m, en, (total, total_nan, scales), "total")
+
         # The term: the block's exact sum, normalized, times 2**(Ea + Eb - 254).
         a_scale, b_scale = scales
         negative = total[-1]
@@ -357,17 +371,17 @@ class MXMAC(wiring.Component):
         ]
         nan = total_nan | (a_scale == SCALE_NAN_CODE) | (b_scale == SCALE_NAN_CODE)
         term = Unpacked(negative, zero & ~nan, Const(0, 1), nan, exp, sig, exp_lo, exp_hi)
+        if self._pipeline >= 1:  # the term's register: the normalization apart from the accumulate loop
+            acc_step = registered(m, en, acc_step, "term_step", keep=True)
+            term = registered(m, en, term, "term")
 
-        # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
-        # keep the sum), and the LFSR steps only then.
-        acc_step = Signal(STEP_CONTROL, name="acc_step")
-        m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
+        # The LFSR steps only when the accumulator takes a block's term.
         rand: Value | None = None
         if self._rand_bits is not None:
             m.submodules.lfsr = lfsr = LFSR(
                 width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
             )
-            m.d.comb += lfsr.en.eq(en & block_end)
+            m.d.comb += lfsr.en.eq(en & acc_step.valid)
             rand = lfsr.bits
         loop = accumulate(
             m,

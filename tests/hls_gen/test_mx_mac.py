@@ -115,11 +115,11 @@ CASES = {
     "mxfp8_e4m3-bf16-sr8-b32": ("mxfp8_e4m3", "mxfp8_e4m3", "bf16", "stochastic:8", 0, 30),
     "mxfp8_e5m2-fp32-rne": ("mxfp8_e5m2:b4", "mxfp8_e5m2:b4", "fp32", "nearest", 2, 120),
     "mxfp8_e4m3xe5m2-e5m6-sr4": ("mxfp8_e4m3:b4", "mxfp8_e5m2:b4", "e5m6", "stochastic:4", 1, 120),
-    "mxfp6_e3m2-fp16-sr8": ("mxfp6_e3m2:b8", "mxfp6_e3m2:b8", "fp16", "stochastic:8", 1, 120),
+    "mxfp6_e3m2-fp16-sr8": ("mxfp6_e3m2:b8", "mxfp6_e3m2:b8", "fp16", "stochastic:8", 3, 120),
     "mxfp6_e2m3-bf16-rne": ("mxfp6_e2m3:b8", "mxfp6_e2m3:b8", "bf16", "nearest", 1, 120),
-    "mxfp4_e2m1-e4m3-sr3": ("mxfp4_e2m1:b2", "mxfp4_e2m1:b2", "e4m3", "stochastic:3", 1, 120),
+    "mxfp4_e2m1-e4m3-sr3": ("mxfp4_e2m1:b2", "mxfp4_e2m1:b2", "e4m3", "stochastic:3", 4, 120),
     "mx_e3m4_b16-fp16-rne": ("mx:e3m4:b16", "mx:e3m4:b16", "fp16", "nearest", 1, 60),
-    "mxfp8_e4m3-b1-fp16-sr8": ("mxfp8_e4m3:b1", "mxfp8_e4m3:b1", "fp16", "stochastic:8", 1, 120),
+    "mxfp8_e4m3-b1-fp16-sr8": ("mxfp8_e4m3:b1", "mxfp8_e4m3:b1", "fp16", "stochastic:8", 3, 120),
 }
 
 
@@ -132,7 +132,17 @@ def test_mx_mac_matches_qmatmul(name: str) -> None:
 
 def test_mx_mac_bubbles_and_stalls() -> None:
     """Idle beats and stalls (en low) between beats: the block sum and the LFSR move only on accepted beats."""
-    check("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", lengths_for(4, 100, 7), 7, pipeline=2, stalls=True)
+    for pipeline in (2, 4):
+        check(
+            "mxfp8_e4m3:b4",
+            "mxfp8_e4m3:b4",
+            "fp16",
+            "stochastic:8",
+            lengths_for(4, 60, 7),
+            7,
+            pipeline=pipeline,
+            stalls=True,
+        )
 
 
 def kernel_reference(
@@ -219,6 +229,11 @@ def test_window_is_mpsim_block_window() -> None:
             dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=2),
             ValueError,
             "an MX MAC holds one sum (interleave 1), not 2: its block-sum register is not interleaved yet",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", pipeline=5),
+            ValueError,
+            "MX MAC pipeline registers must be 0..4, not 5",
         ),
         (
             dict(a_format="mxfp8_e4m3", acc_format="fp16", rounding="stochastic"),
