@@ -32,6 +32,8 @@ from hls_gen.arith import (
 )
 from hls_gen.lfsr import LFSR
 from hls_gen.spec import (
+    LOOP_CUTS,
+    MAX_INTERLEAVE,
     check_int,
     checking,
     float_format,
@@ -114,7 +116,13 @@ class MXMAC(wiring.Component):
         :class:`hls_gen.mac.MAC`, the count is the latency before the
         accumulate loop.
     interleave : int
-        1 only (one sum per PE): the block-sum register is not interleaved yet.
+        ``L``, 1..16: sums held in turn, as :class:`hls_gen.mac.MAC` (the
+        accumulate loop cut into registers, C-slow). The block-sum register
+        is a ring of ``L`` entries turning with the loop, so the beat of
+        enabled cycle ``t`` adds to sum ``t mod L``'s block; a job's beats
+        arrive in (beat, sum) order and the LFSR draws at block ends in
+        (block, sum) order, the :class:`mpsim.randbits.LFSRGrid` stream
+        with ``interleave=L``.
     decoded : bool
         ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
         of the element formats), as an array's edge decodes them.
@@ -159,13 +167,7 @@ class MXMAC(wiring.Component):
                 )
             self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
             self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
-            if isinstance(interleave, bool) or not isinstance(interleave, int):
-                raise TypeError(f"MX MAC interleave must be an integer, not {interleave!r}")
-            if interleave != 1:
-                raise ValueError(
-                    f"an MX MAC holds one sum (interleave 1), not {interleave!r}: its block-sum register is not "
-                    "interleaved yet"
-                )
+            self._interleave = check_int(interleave, "MX MAC interleave", 1, MAX_INTERLEAVE)
             if not isinstance(decoded, bool):
                 raise TypeError(f"MX MAC decoded must be a bool, not {decoded!r}")
             self._decoded = decoded
@@ -232,7 +234,8 @@ class MXMAC(wiring.Component):
 
     @property
     def interleave(self) -> int:
-        return 1
+        """Sums the unit holds in turn."""
+        return self._interleave
 
     @property
     def decoded(self) -> bool:
@@ -251,7 +254,7 @@ class MXMAC(wiring.Component):
     @property
     def latency(self) -> int:
         """Enabled cycles from accepting the beat marked ``last`` to ``done``."""
-        return self._pipeline + 1
+        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
 
     @property
     def label(self) -> str:
@@ -324,29 +327,42 @@ class MXMAC(wiring.Component):
         signed_product = Signal(signed(magnitude_bits + 1), name="p_signed")
         m.d.comb += signed_product.eq(Mux(product.sign, -placed, placed))
 
-        # The block-sum register: this beat's product adds to it, or begins it after a block's end.
+        # The block-sum register: this beat's product adds to it, or begins it after a block's end. With L sums
+        # it is a ring of L entries turning on every enabled cycle (as the accumulate loop's slots do): the entry
+        # leaving the ring is the sum of this cycle's slot, and its update enters the ring's other end.
         block = self.block_size
-        total_sum = Signal(signed(width + 1), name="block_sum")
-        block_nan = Signal(name="block_nan")  # a NaN or Inf product in the block (mpsim's float sum is NaN then)
-        open_block = Signal(name="block_open")  # the register holds part of an unfinished block
+        ring = self._interleave
+        entry = {"sum": signed(width + 1), "nan": 1, "open": 1}  # sum, a NaN/Inf product in it, part of a block
+        if block > 1:
+            entry["count"] = range(block)  # the block's beats so far
+        stages = [
+            {
+                key: Signal(shape, name=f"block_{key}" if ring == 1 else f"block_{key}_{i}")
+                for key, shape in entry.items()
+            }
+            for i in range(ring)
+        ]
+        state = stages[-1]  # this slot's entry
         total = Signal(signed(width + 1), name="block_total")
         total_nan = Signal(name="block_total_nan")
         m.d.comb += [
-            total.eq(Mux(open_block, total_sum, 0) + signed_product),
-            total_nan.eq((open_block & block_nan) | product.nan | product.inf),
+            total.eq(Mux(state["open"], state["sum"], 0) + signed_product),
+            total_nan.eq((state["open"] & state["nan"]) | product.nan | product.inf),
         ]
         valid, last = step.valid, step.last
         block_end = Signal(name="block_end")
         if block > 1:
-            count = Signal(range(block), name="block_beat")
-            m.d.comb += block_end.eq(valid & (last | (count == block - 1)))
+            m.d.comb += block_end.eq(valid & (last | (state["count"] == block - 1)))
         else:
-            count = None
             m.d.comb += block_end.eq(valid)
-        with m.If(en & valid):
-            m.d.sync += [total_sum.eq(total), block_nan.eq(total_nan), open_block.eq(~block_end)]
-            if count is not None:
-                m.d.sync += count.eq(Mux(block_end, 0, count + 1))
+        updated = {"sum": total, "nan": total_nan, "open": ~block_end}
+        if block > 1:
+            updated["count"] = Mux(block_end, 0, state["count"] + 1)
+        with m.If(en):
+            for key in entry:  # a bubble keeps its slot's entry; the ring turns
+                m.d.sync += stages[0][key].eq(Mux(valid, updated[key], state[key]))
+                for i in range(1, ring):
+                    m.d.sync += stages[i][key].eq(stages[i - 1][key])
 
         # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
         # keep the sum).
@@ -391,7 +407,7 @@ class MXMAC(wiring.Component):
             acc_format=self._acc_format,
             rand_bits=self._rand_bits,
             rand=rand,
-            interleave=1,
+            interleave=self._interleave,
         )
         m.d.comb += [
             self.acc.eq(loop.result),

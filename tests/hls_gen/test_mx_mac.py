@@ -145,6 +145,98 @@ def test_mx_mac_bubbles_and_stalls() -> None:
         )
 
 
+def run_interleaved(
+    dut: MXMAC, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], rng: np.random.Generator
+) -> np.ndarray:
+    """The L sums of each job ``(a codes (L, K), b codes (K,), a scales (L, nb), b scales (nb,))``, beats in
+    (beat, sum) order as an interleaved array sends them: runs of L bubbles inside a job, any number between
+    jobs, stalls anywhere."""
+    bs, sums = dut.block_size, dut.interleave
+    cols: dict[str, list[int]] = {k: [] for k in ("en", "valid", "last", "a", "b", "sa", "sb")}
+
+    def cycle(**row: int) -> None:
+        for key in cols:
+            cols[key].append(row.get(key, 0))
+
+    def junk() -> dict[str, int]:
+        return dict(
+            last=int(rng.integers(0, 2)),
+            a=int(rng.integers(0, 1 << dut.a_bits)),
+            b=int(rng.integers(0, 1 << dut.b_bits)),
+            sa=int(rng.integers(0, 256)),
+            sb=int(rng.integers(0, 256)),
+        )
+
+    for a, b, sa, sb in jobs:
+        k = a.shape[1]
+        for t in range(k):
+            if t and rng.random() < 0.1:
+                for _ in range(sums):
+                    cycle(en=1, valid=0, **junk())
+            for slot in range(sums):
+                while rng.random() < 0.08:
+                    cycle(en=0, valid=int(rng.integers(0, 2)), **junk())
+                row = dict(a=int(a[slot, t]), b=int(b[t]), sa=int(sa[slot, t // bs]), sb=int(sb[t // bs]))
+                cycle(en=1, valid=1, last=int(t == k - 1), **row)
+        for _ in range(int(rng.integers(0, 2 * sums))):
+            cycle(en=1, valid=0, **junk())
+    for _ in range(dut.latency + 2):
+        cycle(en=1)
+    signals = dict(
+        en=dut.en, valid=dut.step.valid, last=dut.step.last, a=dut.a, b=dut.b, sa=dut.a_scale, sb=dut.b_scale
+    )
+    (acc,) = stream(
+        dut,
+        [(signals[k], np.array(v, dtype=np.int64)) for k, v in cols.items()],
+        [dut.acc],
+        capture=dut.done & dut.en,
+        results=len(jobs) * sums,
+    )
+    return np.array(acc, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("fmt_a", "fmt_b", "acc", "rounding", "interleave", "pipeline"),
+    [
+        ("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", 8, 2),
+        ("mxfp8_e5m2:b8", "mxfp8_e4m3:b8", "bf16", "nearest", 3, 4),
+        ("mxfp4_e2m1:b2", "mxfp6_e3m2:b2", "e5m6", "stochastic:4", 5, 0),
+    ],
+)
+def test_interleaved_mx_mac_is_qmatmul_with_the_interleaved_stream(
+    fmt_a: str, fmt_b: str, acc: str, rounding: str, interleave: int, pipeline: int
+) -> None:
+    """L sums in turn, their block sums in the ring: each job's L rows against qmatmul with
+    LFSRGrid(interleave=L), which draws in (block, sum) order; K from one beat to several blocks, short last
+    blocks."""
+    dut = MXMAC(
+        a_format=fmt_a,
+        b_format=fmt_b,
+        acc_format=acc,
+        rounding=rounding,
+        lfsr_width=20,
+        lfsr_seed=interleave,
+        pipeline=pipeline,
+        interleave=interleave,
+    )
+    fa, fb = parse_mx_format(fmt_a), parse_mx_format(fmt_b)
+    rng = np.random.default_rng(interleave)
+    grid = LFSRGrid(20, interleave, rows=1, cols=1, interleave=interleave)
+    mul = fmt_a if fmt_a == fmt_b else f"{fmt_a},{fmt_b}"
+    jobs, want = [], []
+    for k in lengths_for(fa.block_size, 40, interleave):
+        x = mx_values(rng, (interleave, k), 1, fa.block_size)
+        y = mx_values(rng, (k, 1), 0, fb.block_size)
+        (sa, ca), (sb, cb) = mx_codes(x, fa, 1), mx_codes(y, fb, 0)
+        jobs.append((ca, cb[:, 0], sa, sb[:, 0]))
+        want.append(mpsim.qmatmul(x, y, mul=mul, acc=acc, rounding=rounding, order="sequential", seed=grid)[:, 0])
+    got = run_interleaved(dut, jobs, rng)
+    report = mismatches(
+        got, np.concatenate(want), dut.acc_format, f"{fmt_a} x {fmt_b} -> {acc} {rounding} L={interleave}"
+    )
+    assert not report, report
+
+
 def kernel_reference(
     dut: MXMAC, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, grid: LFSRGrid
 ) -> np.ndarray:
@@ -226,9 +318,9 @@ def test_window_is_mpsim_block_window() -> None:
             "accumulator format e3m2 has no NaN, but an MX block's NaN scale (0xFF) brings NaN; use a format with NaN",
         ),
         (
-            dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=2),
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=17),
             ValueError,
-            "an MX MAC holds one sum (interleave 1), not 2: its block-sum register is not interleaved yet",
+            "MX MAC interleave must be 1..16, not 17",
         ),
         (
             dict(a_format="mxfp8_e4m3", acc_format="fp16", pipeline=5),
