@@ -52,7 +52,7 @@ from mpsim.randbits import LFSRSpec
 __all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
 
 #: Most pipeline registers an MX PE inserts before its accumulator (see :class:`MXMAC`).
-MX_MAX_PIPELINE = 4
+MX_MAX_PIPELINE = 5
 
 
 def mx_formats(a_format: object, b_format: object | None = None) -> tuple[MXFormat, MXFormat]:
@@ -112,7 +112,9 @@ class MXMAC(wiring.Component):
         accumulator, added in the order they shorten the longest path: the
         normalized block term's (1 and up), the exact product's (2 and up),
         the block's exact total's, between the block sum and its
-        normalization (3 and up), the operands' (4). As for
+        normalization (3 and up), the total's magnitude, between its
+        negation and the leading-zero shift (4 and up), the operands' (5).
+        As for
         :class:`hls_gen.mac.MAC`, the count is the latency before the
         accumulate loop.
     interleave : int
@@ -307,7 +309,7 @@ class MXMAC(wiring.Component):
         else:
             a, b = self.decode(m, "a", self.a, None, "a"), self.decode(m, "b", self.b, None, "b")
         scales = (self.a_scale, self.b_scale)
-        if self._pipeline >= 4:  # the operand registers
+        if self._pipeline >= 5:  # the operand registers
             step = registered(m, en, step, "operands_step", keep=True)
             a, b, scales = registered(m, en, (a, b, scales), "operands")
         product = multiply(m, a, b, "p")
@@ -377,6 +379,10 @@ class MXMAC(wiring.Component):
         negative = total[-1]
         mag = Signal(width, name="block_mag")
         m.d.comb += mag.eq(Mux(negative, -total, total))
+        if self._pipeline >= 4:  # the magnitude: the negation apart from the leading-zero shift
+            acc_step = registered(m, en, acc_step, "magnitude_step", keep=True)
+            negative, mag, total_nan, scales = registered(m, en, (negative, mag, total_nan, scales), "magnitude")
+            a_scale, b_scale = scales
         sig, lz = shift_out_leading_zeros(m, mag, "block")
         exp_lo, exp_hi = lsb - 2 * SCALE_BIAS, lsb + width - 1 + (SCALE_NAN_CODE - 1) * 2 - 2 * SCALE_BIAS
         exp = Signal(exp_shape(exp_lo, exp_hi), name="block_exp")

@@ -18,7 +18,10 @@ from sim.runner import cosimulate
 from sim.vectors import Stimulus
 
 MX_ARRAYS = [
-    ArrayConfig(a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="nearest", rows=2, cols=2),
+    # the synthesis table's MX PE: the block-sum ring and the accumulate loop interleaved, three registers before it
+    ArrayConfig(
+        a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="nearest", rows=2, cols=2, interleave=8, pipeline=3
+    ),
     ArrayConfig(a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2),
     ArrayConfig(
         a_format="mxfp6_e3m2:b4",
