@@ -410,9 +410,11 @@ def cmd_nas(args: argparse.Namespace) -> int:
     front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
     print(f"{len(rows)} finished trials, {len(front)} on the Pareto front (accuracy up, latency down, energy down):")
     for r in front:
+        # the layer tokens name accumulator and rounding; a space of several operand formats adds each layer's
+        operands = f", operands {r['muls']}" if len(config.space.mul) > 1 else ""
         print(
             f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
-            f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}"
+            f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}{operands}"
         )
     print(f"wrote {out / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0

@@ -197,3 +197,23 @@ def test_space_file_errors_are_one_line_before_any_trial(text, extra, message, l
 def test_a_missing_space_file_is_named(tmp_path):
     done, _ = _main(["--space", "nope.yaml"], tmp_path)
     assert (done.returncode, done.stderr) == (2, "mpsim nas: error: space file 'nope.yaml' not found\n")
+
+
+def test_a_search_of_a_space_file_prints_and_writes_the_operands(tmp_path, capsys):
+    import csv
+
+    from mpsim.cli import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "network: {families: [mlp], mlp: {depth: [0]}}\n"
+        "layer: {operands: [e5m2, e3m2], accumulators: [fp16], roundings: [nearest]}\narray: {sizes: [2x2]}\n"
+    )
+    out = tmp_path / "out"
+    argv = ["nas", "--space", str(space), "--trials", "1", "--epochs", "1", "--batch-size", "128", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    with open(out / "trials.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["muls"] in ("e5m2", "e3m2") and row["array_config"] == f"mac_{row['muls']}_fp16_rne_2x2"
+    front = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  trial")]
+    assert len(front) == 1 and front[0].endswith(f", array 2x2, L10/fp16/rn, operands {row['muls']}")
