@@ -28,7 +28,7 @@ array the space can produce, with the generator's own checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ class SearchSpace:
     def __post_init__(self) -> None:
         # Values only: no Numba, torch or Amaranth (the command line checks its arguments before they load).
         from mpsim.formats import parse_format
-        from mpsim.mx import is_mx_spec, parse_mx_format
+        from mpsim.mx import is_mx_spec, parse_format_or_mx
         from mpsim.rounding import parse_rounding
 
         bad = [a for a in self.archs if a not in ARCHS] if isinstance(self.archs, tuple) else [self.archs]
@@ -162,7 +162,7 @@ class SearchSpace:
             if not value and name != "arrays":
                 raise ValueError(f"{name} must hold at least one choice")
         for fmt in self.mul:
-            parse_mx_format(fmt) if is_mx_spec(fmt) else parse_format(fmt)
+            parse_format_or_mx(fmt)
         for acc in self.accs:
             parse_format(acc)
         for rounding in self.roundings:
@@ -186,10 +186,6 @@ class SearchSpace:
         """The most GEMM layers a sampled network has (the classifier included)."""
         depths = [max(choices(getattr(self, f"{arch}_depths"))) for arch in self.archs]
         return max(depths) + 1
-
-
-def _fields() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(SearchSpace)}
 
 
 # ---------------------------------------------------------------------------------------------- the file format
@@ -330,7 +326,7 @@ def space_from_dict(data: dict[str, Any], source: str = "space") -> SearchSpace:
 
 def _space_from_dict(data: dict[str, Any]) -> SearchSpace:
     from mpsim.formats import parse_format
-    from mpsim.mx import is_mx_spec, parse_mx_format
+    from mpsim.mx import parse_format_or_mx
     from mpsim.rounding import parse_rounding
 
     _keys(data, ("network", "layer", "array"), "")
@@ -365,7 +361,7 @@ def _space_from_dict(data: dict[str, Any]) -> SearchSpace:
     ]
     mul_key = f"{kwargs.get('mul_scope', 'layer')}.operands"
     for fmt in kwargs.get("mul", ()):
-        _at(mul_key, fmt, lambda f: parse_mx_format(f) if is_mx_spec(f) else parse_format(f))
+        _at(mul_key, fmt, parse_format_or_mx)
     for name, values, parse in checks:
         for value in values:
             _at(_READERS[name][0], value, parse)
