@@ -178,9 +178,8 @@ BAD = [
         "(elements int8): the hardware generator has no fixed-point datapath",
     ),
     (
-        {"network": {"operands": ["mxfp8_e4m3"]}, "array": {"interleave": [1, 8]}},
-        "S: network.operands mxfp8_e4m3 with array.interleave 8: an MX MAC holds one sum (interleave 1), not "
-        "8: its block-sum register is not interleaved yet",
+        {"network": {"operands": ["mxfp8_e4m3"]}, "array": {"pipeline": [1, 7]}},
+        "S: network.operands mxfp8_e4m3 with array.pipeline 7: MX MAC pipeline registers must be 0..6, not 7",
     ),
     (
         {"network": {"operands": ["e4m3"]}, "layer": {"operands": ["e4m3"]}},
