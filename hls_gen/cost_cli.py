@@ -480,8 +480,10 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "--estimator",
         default="full",
         help="how a trial's accuracy is estimated: full (train every epoch; the default), pruned (the same training, "
-        "stopped after an epoch by --pruner), proxy (no training: the gradient norm of the initialised network "
-        "through the emulated GEMMs, a score in the accuracy objective's place)",
+        "stopped after an epoch by --pruner), curve (the same training, stopped after epoch 2 or later when the "
+        "accuracy its learning curve extrapolates to the last epoch leaves it dominated by a finished trial), proxy "
+        "(no training: the gradient norm of the initialised network through the emulated GEMMs, a score in the "
+        "accuracy objective's place)",
     )
     p.add_argument(
         "--pruner",

@@ -11,7 +11,8 @@ and rounding, and a MAC array (size, interleave, pipeline); it scores
   operands, accumulator and rounding in all three GEMMs, seeded), optionally
   stopped after a one-epoch proxy when it is hopeless (``full``); the same
   training stopped at an epoch by Optuna's Hyperband or successive-halving
-  pruner (``pruned``); or no training, the gradient norm of the initialised
+  pruner (``pruned``) or when its extrapolated learning curve leaves it
+  dominated (``curve``); or no training, the gradient norm of the initialised
   network through the same emulated GEMMs (``proxy``);
 * **latency** and **energy** of one inference by :func:`hls_gen.perf_model.estimate`
   on the array that runs the trial's arithmetic (per operand format, the widest
@@ -54,6 +55,8 @@ __all__ = [
     "NASConfig",
     "Pruner",
     "SearchSpace",
+    "dominates",
+    "extrapolate",
     "finished_trials",
     "front_rows",
     "gradient_norm",
@@ -81,6 +84,7 @@ class Estimator(enum.StrEnum):
     FULL = "full"  # short training for every epoch (the one-epoch hopeless stop aside): test accuracy
     PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
     PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
+    CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
 
 
 class Pruner(enum.StrEnum):
@@ -98,7 +102,7 @@ def check_choice(value: Any, kind: type[enum.StrEnum], what: str) -> None:
 
 @dataclass(frozen=True)
 class NASConfig:
-    """A search: benchmark, trials, training budget, clock, storage, seed."""
+    """A search: benchmark, trials, training budget and accuracy estimator, clock, storage, seed."""
 
     benchmark: str = "digits"
     trials: int = 50
@@ -128,6 +132,11 @@ class NASConfig:
             raise ValueError("estimator 'pruned' needs a pruner: one of hyperband, halving")
         if estimator != Estimator.PRUNED and self.pruner is not None:
             raise ValueError(f"pruner '{self.pruner}' stops trials of estimator 'pruned', not of '{estimator}'")
+        if estimator == Estimator.CURVE and self.epochs < 3:
+            raise ValueError(
+                f"estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, "
+                f"not {self.epochs}"
+            )
         if estimator != Estimator.FULL and self.proxy_threshold is not None:
             # the one-epoch stop would be a second early stop beside the pruner's, and the proxy trains no epoch
             raise ValueError(
@@ -482,6 +491,9 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: op
         elif config.estimator == Estimator.PRUNED:
             assert fidelity is not None
             accuracy, epochs, seconds, pruned = _pruned_training(candidate.network, config, dataset, trial, fidelity)
+        elif config.estimator == Estimator.CURVE:
+            objectives = (cost.latency_us, cost.energy_uj)
+            accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
         else:
             (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
         trial.set_user_attr("network", candidate.network.to_dict())
@@ -541,6 +553,47 @@ def _pruned_training(
         fidelity.tell(twin, state=optuna.trial.TrialState.PRUNED)
     else:
         fidelity.tell(twin, accuracy)
+    return accuracy, epochs, seconds, bool(stopped)
+
+
+def extrapolate(curve: Sequence[float], epoch: int) -> float:
+    """The accuracy at ``epoch`` of ``a - b / e`` fitted by least squares to ``curve`` (the accuracy after epochs
+    1, 2, ...; two or more), clipped to [0, 1]: the power-law learning curve with its exponent fixed at 1, whose
+    fit is a straight line in ``1 / e`` (closed form, no optimiser, nothing to seed)."""
+    if len(curve) < 2:
+        raise ValueError(f"extrapolating a learning curve needs 2 epochs or more, not {len(curve)}")
+    xs = [1 / e for e in range(1, len(curve) + 1)]
+    mean_x, mean_y = sum(xs) / len(xs), sum(curve) / len(curve)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, curve)) / sum((x - mean_x) ** 2 for x in xs)
+    return min(1.0, max(0.0, mean_y + slope * (1 / epoch - mean_x)))
+
+
+def _curve_training(
+    network: NetworkSpec, config: NASConfig, data: Any, trial: optuna.trial.Trial, cost: tuple[float, float]
+) -> tuple[float, int, float, bool]:
+    """Training stopped after epoch ``k`` (2 <= k < epochs) when the accuracy :func:`extrapolate` predicts for the
+    last epoch, at the candidate's (latency, energy) ``cost``, would be dominated by a complete trial of the study
+    (as it stood when the trial began): (accuracy, epochs run, seconds, stopped). The learning curve and the
+    last prediction go in the trial's ``curve`` and ``predicted_accuracy`` attributes."""
+    import optuna
+
+    done = [tuple(t.values) for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    curve: list[float] = []
+    stopped: list[int] = []
+
+    def stop(accuracy: float, epoch: int) -> bool:
+        curve.append(accuracy)
+        if epoch < 2 or epoch >= config.epochs:
+            return False
+        predicted = extrapolate(curve, config.epochs)
+        trial.set_user_attr("predicted_accuracy", predicted)
+        if any(dominates(values, (predicted, *cost)) for values in done):
+            stopped.append(epoch)
+            return True
+        return False
+
+    accuracy, epochs, seconds = train_accuracy(network, config, data, stop)
+    trial.set_user_attr("curve", curve)
     return accuracy, epochs, seconds, bool(stopped)
 
 
@@ -745,15 +798,21 @@ def front_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(pareto_front([r for r in rows if not r.get("pruned")]), key=lambda r: r["latency_us"])
 
 
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Objectives ``a`` dominate ``b`` in (accuracy up, latency down, energy down): no worse anywhere, better
+    somewhere."""
+    (acc_a, lat_a, en_a), (acc_b, lat_b, en_b) = a, b
+    ge = acc_a >= acc_b and lat_a <= lat_b and en_a <= en_b
+    return ge and (acc_a > acc_b or lat_a < lat_b or en_a < en_b)
+
+
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows not dominated in (accuracy up, latency down, energy down)."""
 
-    def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        ge = a["accuracy"] >= b["accuracy"] and a["latency_us"] <= b["latency_us"] and a["energy_uj"] <= b["energy_uj"]
-        gt = a["accuracy"] > b["accuracy"] or a["latency_us"] < b["latency_us"] or a["energy_uj"] < b["energy_uj"]
-        return ge and gt
+    def objectives(r: dict[str, Any]) -> tuple[float, float, float]:
+        return r["accuracy"], r["latency_us"], r["energy_uj"]
 
-    return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+    return [r for r in rows if not any(dominates(objectives(o), objectives(r)) for o in rows if o is not r)]
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:

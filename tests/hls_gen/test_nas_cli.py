@@ -55,7 +55,7 @@ def test_what_a_study_holds_is_one_line():
             "--roundings sr0: unknown rounding 'sr0': random-bit count must be 1..62 ('stochastic' alone rounds "
             "exactly), not '0'",
         ),
-        (["--estimator", "grid"], "unknown estimator 'grid': expected one of full, pruned, proxy"),
+        (["--estimator", "grid"], "unknown estimator 'grid': expected one of full, pruned, proxy, curve"),
         (
             ["--estimator", "pruned", "--pruner", "asha"],
             "unknown pruner 'asha': expected one of hyperband, halving",
@@ -69,6 +69,10 @@ def test_what_a_study_holds_is_one_line():
             "--pruner hyperband stops trials of --estimator pruned, not proxy; drop --pruner or add --estimator pruned",
         ),
         (["--estimator", "proxy", "--epochs", "2"], "--estimator proxy trains no epochs; drop --epochs 2"),
+        (
+            ["--estimator", "curve", "--epochs", "2"],
+            "estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, not 2",
+        ),
         (
             ["--estimator", "pruned", "--no-proxy"],
             "--no-proxy sets the one-epoch stop of --estimator full, not pruned; drop --no-proxy",

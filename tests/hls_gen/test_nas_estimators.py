@@ -18,6 +18,8 @@ from hls_gen.nas import (
     NASConfig,
     Pruner,
     SearchSpace,
+    dominates,
+    extrapolate,
     finished_trials,
     gradient_norm,
     kendall_tau,
@@ -153,6 +155,42 @@ def test_proxy_is_seeded_sees_the_arithmetic_and_trains_nothing(tmp_path: Path) 
     assert values[0] == values[1]
 
 
+def test_extrapolate_recovers_a_power_law_curve() -> None:
+    a, b = 0.95, 0.4
+    exact = [a - b / e for e in (1, 2, 3)]
+    assert extrapolate(exact[:2], 10) == pytest.approx(a - b / 10)  # two points fix the line in 1 / e
+    assert extrapolate(exact, 6) == pytest.approx(a - b / 6)
+    assert extrapolate([0.5, 0.5, 0.5], 8) == pytest.approx(0.5)
+    assert extrapolate([0.2, 0.9], 4) == 1.0  # a - b / e past 1 is clipped: accuracy is a fraction
+    with pytest.raises(ValueError, match=r"^extrapolating a learning curve needs 2 epochs or more, not 1$"):
+        extrapolate([0.5], 4)
+
+
+def test_curve_stops_a_candidate_its_extrapolation_leaves_dominated(tmp_path: Path) -> None:
+    """A linear classifier, then a costlier network with a hidden layer, both enqueued, 3 epochs: the first has no
+    trial to be dominated by and trains 3 epochs; the second stops after epoch 2 exactly when the accuracy its first
+    two epochs extrapolate to at epoch 3, at its latency and energy, is dominated by the first trial."""
+    config = NASConfig(trials=2, epochs=3, estimator=Estimator.CURVE, **TINY)
+    study = open_study(config, tmp_path)
+    study.enqueue_trial(LINEAR)
+    study.enqueue_trial(HIDDEN)
+    study = run_nas(config, tmp_path, progress=False, study=study)
+    first, second = study.trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.user_attrs["epochs"] == 3
+    assert first.values[0] == first.user_attrs["curve"][-1]
+    curve = second.user_attrs["curve"]
+    predicted = extrapolate(curve[:2], 3)
+    latency, energy = (
+        second.values[1:] if second.values else (second.user_attrs[k] for k in ("latency_us", "energy_uj"))
+    )
+    expected_stop = dominates(first.values, (predicted, latency, energy))
+    assert expected_stop  # the construction: the hidden layer costs more and learns slower in 2 epochs
+    assert second.state == optuna.trial.TrialState.PRUNED and second.user_attrs["pruned"]
+    assert (second.user_attrs["epochs"], len(curve)) == (2, 2)
+    assert second.user_attrs["predicted_accuracy"] == predicted and second.user_attrs["accuracy"] == curve[-1]
+    assert [r["pruned"] for r in _trials_csv(tmp_path)] == ["False", "True"]
+
+
 def test_kendall_tau_by_hand() -> None:
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
@@ -190,7 +228,7 @@ def test_tau_between_the_proxy_and_training_on_a_handful_of_candidates() -> None
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(estimator="grid"), "unknown estimator 'grid': expected one of full, pruned, proxy"),
+        (dict(estimator="grid"), "unknown estimator 'grid': expected one of full, pruned, proxy, curve"),
         (
             dict(estimator="pruned", pruner="asha", proxy_threshold=None),
             "unknown pruner 'asha': expected one of hyperband, halving",
@@ -200,6 +238,10 @@ def test_tau_between_the_proxy_and_training_on_a_handful_of_candidates() -> None
             "estimator 'pruned' needs a pruner: one of hyperband, halving",
         ),
         (dict(pruner="halving"), "pruner 'halving' stops trials of estimator 'pruned', not of 'full'"),
+        (
+            dict(estimator="curve", epochs=2, proxy_threshold=None),
+            "estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, not 2",
+        ),
         (
             dict(estimator="proxy"),
             "proxy_threshold is the one-epoch stop of estimator 'full'; estimator 'proxy' needs None, not 0.5",
