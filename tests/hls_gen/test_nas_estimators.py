@@ -13,15 +13,20 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hls_gen.array_size import parse_array_size
 from hls_gen.nas import (
+    Candidate,
     Estimator,
     NASConfig,
     Pruner,
     SearchSpace,
+    _datasets,
+    _objective,
     dominates,
     extrapolate,
     finished_trials,
     gradient_norm,
+    hardware_cost,
     kendall_tau,
     open_fidelity_study,
     open_study,
@@ -32,6 +37,7 @@ from hls_gen.nas import (
 from hls_gen.network import NetworkSpec
 from mpsim.data import load_dataset
 
+STORED = Path(__file__).resolve().parents[2] / "results" / "nas" / "study.db"
 SPACE = SearchSpace(archs=("mlp",), mlp_depths=(0, 1), mlp_widths=(16,), accs=("e5m6", "fp16"), arrays=("1x1", "4x4"))
 TINY = dict(batch_size=128, proxy_threshold=None, space=SPACE)
 # two candidates of the space above: a linear classifier and one with a 16-wide hidden layer
@@ -71,6 +77,22 @@ def test_full_is_the_default_and_its_accuracy_is_the_training_s(tmp_path: Path) 
     assert "mpsim-nas/fidelity" not in optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")
     (row,) = _trials_csv(tmp_path)
     assert (row["estimator"], row["epochs"], row["pruned"]) == ("full", "1", "False")
+
+
+def test_full_reproduces_the_committed_study() -> None:
+    """The default estimator's objective, on the committed study's quickest trial, gives the accuracy that study
+    stored (the code before estimators existed), exactly; latency and energy are today's cost model's (the model
+    has changed since that study was run, so its stored costs are not today's)."""
+    stored = optuna.load_study(study_name="mpsim-nas", storage=f"sqlite:///{STORED}")
+    complete = [t for t in stored.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trial = min(complete, key=lambda t: t.user_attrs["train_seconds"])
+    config = NASConfig(trials=50)  # the committed study's settings: all defaults
+    fixed = optuna.trial.FixedTrial(trial.params)
+    accuracy, latency, energy = _objective(config, _datasets(config), None, None)(fixed)
+    assert accuracy == trial.values[0] and fixed.user_attrs["epochs"] == trial.user_attrs["epochs"]
+    network = NetworkSpec.from_dict(trial.user_attrs["network"])
+    cost, _ = hardware_cost(Candidate(network, trial.params["arch"], parse_array_size(trial.params["array"])), config)
+    assert (latency, energy) == (cost.latency_us, cost.energy_uj)
 
 
 def test_halving_prunes_a_second_trial_worse_after_the_first_epoch(tmp_path: Path) -> None:
