@@ -132,6 +132,10 @@ class NASConfig:
             raise ValueError("estimator 'pruned' needs a pruner: one of hyperband, halving")
         if estimator != Estimator.PRUNED and self.pruner is not None:
             raise ValueError(f"pruner '{self.pruner}' stops trials of estimator 'pruned', not of '{estimator}'")
+        if estimator == Estimator.PRUNED and self.epochs < 2:
+            raise ValueError(
+                f"estimator 'pruned' stops a trial before its last epoch, so it needs epochs >= 2, not {self.epochs}"
+            )
         if estimator == Estimator.CURVE and self.epochs < 3:
             raise ValueError(
                 f"estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, "

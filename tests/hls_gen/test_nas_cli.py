@@ -263,3 +263,16 @@ def test_a_proxy_search_prints_scores_and_records_its_estimator(tmp_path, capsys
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("2 finished trials, ") and "(proxy score up, latency down, energy down):" in printed[0]
     assert all(line.startswith("  trial") and ": proxy score " in line for line in printed[1:-1])
+
+
+def test_a_pruned_search_defaults_to_hyperband_and_records_it(tmp_path, capsys):
+    import json
+
+    from mpsim.cli import main
+
+    out = tmp_path / "out"
+    argv = ["nas", "--estimator", "pruned", "--trials", "1", *TINY[2:], "--epochs", "2", "--quiet"]
+    assert main([*argv, "--arrays", "2x2", "--out", str(out)]) == 0
+    config = json.loads((out / "pareto.json").read_text())["config"]
+    assert (config["estimator"], config["pruner"], config["proxy_threshold"]) == ("pruned", "hyperband", None)
+    assert capsys.readouterr().out.splitlines()[0].startswith("1 finished trials, 1 on the Pareto front (accuracy up")

@@ -261,6 +261,10 @@ def test_tau_between_the_proxy_and_training_on_a_handful_of_candidates() -> None
         ),
         (dict(pruner="halving"), "pruner 'halving' stops trials of estimator 'pruned', not of 'full'"),
         (
+            dict(estimator="pruned", pruner="hyperband", epochs=1, proxy_threshold=None),
+            "estimator 'pruned' stops a trial before its last epoch, so it needs epochs >= 2, not 1",
+        ),
+        (
             dict(estimator="curve", epochs=2, proxy_threshold=None),
             "estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, not 2",
         ),
