@@ -27,7 +27,7 @@ from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, block_window, parse_mx_format
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
 
 __all__ = [
@@ -305,13 +305,13 @@ class ModeEntry(HwMode):
     """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` in the
     input payload's ``mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it.
 
-    ``mx``: the MX formats of A and B for an MX array (:class:`hls_gen.mx_mac.MXMAC`; ``a_format`` and
-    ``b_format`` are then their element formats, what the payload's ``a`` and ``b`` carry), else None.
+    ``mx`` (from :class:`~hls_gen.modes.HwMode`): the MX formats of A and B of an MX mode
+    (:class:`hls_gen.mx_mac.MXMAC`; ``a_format`` and ``b_format`` are then their element formats, what the
+    payload's ``a`` and ``b`` carry), else None.
     """
 
     code: int = 0
     uses: tuple[str, ...] = ()
-    mx: tuple[MXFormat, MXFormat] | None = None
 
     @property
     def mx_label(self) -> str | None:
