@@ -223,7 +223,10 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         "--array", type=array_size, default=(1, 1), metavar="ROWSxCOLS", help="processing elements (default: 1x1)"
     )
     p.add_argument(
-        "--pipeline", type=int, default=1, help="pipeline registers before the accumulator, 0..2 (default: 1)"
+        "--pipeline",
+        type=int,
+        default=1,
+        help="pipeline registers before the accumulator, 0..2, 0..5 for an MX array (default: 1)",
     )
     p.add_argument(
         "--interleave",

@@ -35,14 +35,17 @@ from hls_gen.arith import (
 )
 from hls_gen.lfsr import LFSR
 from hls_gen.modes import ArithMode, HwMode, check_modes, check_mx_mode, mode_bits, mx_formats, window
-from hls_gen.spec import MAX_PIPELINE, check_int, checking, lfsr_spec, rounding_string
+from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, checking, lfsr_spec, rounding_string
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
 from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat
 from mpsim.randbits import LFSRSpec
 
-__all__ = ["MXMAC", "mx_formats"]
+__all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
+
+#: Most pipeline registers an MX PE inserts before its accumulator (see :class:`MXMAC`).
+MX_MAX_PIPELINE = 5
 
 
 class MXMAC(wiring.Component):
@@ -76,11 +79,23 @@ class MXMAC(wiring.Component):
     lfsr_width, lfsr_seed, lfsr_taps
         As :class:`hls_gen.mac.MAC`.
     pipeline : int
-        0..2, as :class:`hls_gen.mac.MAC`: operand registers (2), the exact
-        product's register (1 and 2). The block sum and the accumulation
-        follow in the next cycle.
+        0..:data:`MX_MAX_PIPELINE` registers on a beat's way to the
+        accumulator, added in the order they shorten the longest path: the
+        normalized block term's (1 and up), the exact product's (2 and up),
+        the block's exact total's, between the block sum and its
+        normalization (3 and up), the total's magnitude, between its
+        negation and the leading-zero shift (4 and up), the operands' (5).
+        As for
+        :class:`hls_gen.mac.MAC`, the count is the latency before the
+        accumulate loop.
     interleave : int
-        1 only (one sum per PE): the block-sum register is not interleaved yet.
+        ``L``, 1..16: sums held in turn, as :class:`hls_gen.mac.MAC` (the
+        accumulate loop cut into registers, C-slow). The block-sum register
+        is a ring of ``L`` entries turning with the loop, so the beat of
+        enabled cycle ``t`` adds to sum ``t mod L``'s block; a job's beats
+        arrive in (beat, sum) order and the LFSR draws at block ends in
+        (block, sum) order, the :class:`mpsim.randbits.LFSRGrid` stream
+        with ``interleave=L``.
     decoded : bool
         ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
         of the element formats), as an array's edge decodes them.
@@ -143,14 +158,8 @@ class MXMAC(wiring.Component):
                         f"an MX MAC's modes multiply MX blocks, not element formats (mode 0 is "
                         f"{self._modes[0].label}); element-wise modes are hls_gen.mac.MAC's"
                     )
-            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MAX_PIPELINE)
-            if isinstance(interleave, bool) or not isinstance(interleave, int):
-                raise TypeError(f"MX MAC interleave must be an integer, not {interleave!r}")
-            if interleave != 1:
-                raise ValueError(
-                    f"an MX MAC holds one sum (interleave 1), not {interleave!r}: its block-sum register is not "
-                    "interleaved yet"
-                )
+            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
+            self._interleave = check_int(interleave, "MX MAC interleave", 1, MAX_INTERLEAVE)
             if not isinstance(decoded, bool):
                 raise TypeError(f"MX MAC decoded must be a bool, not {decoded!r}")
             self._decoded = decoded
@@ -234,7 +243,8 @@ class MXMAC(wiring.Component):
 
     @property
     def interleave(self) -> int:
-        return 1
+        """Sums the unit holds in turn."""
+        return self._interleave
 
     @property
     def decoded(self) -> bool:
@@ -249,7 +259,7 @@ class MXMAC(wiring.Component):
     @property
     def latency(self) -> int:
         """Enabled cycles from accepting the beat marked ``last`` to ``done``."""
-        return self._pipeline + 1
+        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
 
     @property
     def label(self) -> str:
@@ -317,11 +327,11 @@ class MXMAC(wiring.Component):
         else:
             a, b = self.decode(m, "a", self.a, code, "a"), self.decode(m, "b", self.b, code, "b")
         scales = (self.a_scale, self.b_scale)
-        if self._pipeline >= 2:  # the operand registers
+        if self._pipeline >= 5:  # the operand registers
             step = registered(m, en, step, "operands_step", keep=True)
             a, b, scales = registered(m, en, (a, b, scales), "operands")
         product = multiply(m, a, b, "p")
-        if self._pipeline >= 1:  # the exact product's register
+        if self._pipeline >= 2:  # the exact product's register
             step = registered(m, en, step, "product_step", keep=True)
             product, scales = registered(m, en, (product, scales), "product")
         code = step.mode if multi else None  # the mode travels with its step
@@ -342,35 +352,62 @@ class MXMAC(wiring.Component):
         signed_product = Signal(signed(magnitude_bits + 1), name="p_signed")
         m.d.comb += signed_product.eq(Mux(product.sign, -placed, placed))
 
-        # The block-sum register: this beat's product adds to it, or begins it after a block's end.
+        # The block-sum register: this beat's product adds to it, or begins it after a block's end. With L sums
+        # it is a ring of L entries turning on every enabled cycle (as the accumulate loop's slots do): the entry
+        # leaving the ring is the sum of this cycle's slot, and its update enters the ring's other end.
         block = self.block_size
-        total_sum = Signal(signed(width + 1), name="block_sum")
-        block_nan = Signal(name="block_nan")  # a NaN or Inf product in the block (mpsim's float sum is NaN then)
-        open_block = Signal(name="block_open")  # the register holds part of an unfinished block
+        ring = self._interleave
+        entry = {"sum": signed(width + 1), "nan": 1, "open": 1}  # sum, a NaN/Inf product in it, part of a block
+        if block > 1:
+            entry["count"] = range(block)  # the block's beats so far
+        stages = [
+            {
+                key: Signal(shape, name=f"block_{key}" if ring == 1 else f"block_{key}_{i}")
+                for key, shape in entry.items()
+            }
+            for i in range(ring)
+        ]
+        state = stages[-1]  # this slot's entry
         total = Signal(signed(width + 1), name="block_total")
         total_nan = Signal(name="block_total_nan")
         m.d.comb += [
-            total.eq(Mux(open_block, total_sum, 0) + signed_product),
-            total_nan.eq((open_block & block_nan) | product.nan | product.inf),
+            total.eq(Mux(state["open"], state["sum"], 0) + signed_product),
+            total_nan.eq((state["open"] & state["nan"]) | product.nan | product.inf),
         ]
         valid, last = step.valid, step.last
         block_end = Signal(name="block_end")
         if block > 1:
-            count = Signal(range(block), name="block_beat")
-            m.d.comb += block_end.eq(valid & (last | (count == block - 1)))
+            m.d.comb += block_end.eq(valid & (last | (state["count"] == block - 1)))
         else:
-            count = None
             m.d.comb += block_end.eq(valid)
-        with m.If(en & valid):
-            m.d.sync += [total_sum.eq(total), block_nan.eq(total_nan), open_block.eq(~block_end)]
-            if count is not None:
-                m.d.sync += count.eq(Mux(block_end, 0, count + 1))
+        updated = {"sum": total, "nan": total_nan, "open": ~block_end}
+        if block > 1:
+            updated["count"] = Mux(block_end, 0, state["count"] + 1)
+        with m.If(en):
+            for key in entry:  # a bubble keeps its slot's entry; the ring turns
+                m.d.sync += stages[0][key].eq(Mux(valid, updated[key], state[key]))
+                for i in range(1, ring):
+                    m.d.sync += stages[i][key].eq(stages[i - 1][key])
+
+        # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
+        # keep the sum).
+        acc_step = Signal(step_control(self.mode_bits), name="acc_step")
+        m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
+        if multi:
+            m.d.comb += acc_step.mode.eq(code)
+        if self._pipeline >= 3:  # the block's exact total: the block add apart from its normalization
+            acc_step = registered(m, en, acc_step, "total_step", keep=True)
+            total, total_nan, scales = registered(m, en, (total, total_nan, scales), "total")
 
         # The term: the block's exact sum, normalized, times 2**(Ea + Eb - 254).
         a_scale, b_scale = scales
         negative = total[-1]
         mag = Signal(width, name="block_mag")
         m.d.comb += mag.eq(Mux(negative, -total, total))
+        if self._pipeline >= 4:  # the magnitude: the negation apart from the leading-zero shift
+            acc_step = registered(m, en, acc_step, "magnitude_step", keep=True)
+            negative, mag, total_nan, scales = registered(m, en, (negative, mag, total_nan, scales), "magnitude")
+            a_scale, b_scale = scales
         sig, lz = shift_out_leading_zeros(m, mag, "block")
         exp_lo, exp_hi = lsb - 2 * SCALE_BIAS, lsb + width - 1 + (SCALE_NAN_CODE - 1) * 2 - 2 * SCALE_BIAS
         exp = Signal(exp_shape(exp_lo, exp_hi), name="block_exp")
@@ -381,13 +418,11 @@ class MXMAC(wiring.Component):
         ]
         nan = total_nan | (a_scale == SCALE_NAN_CODE) | (b_scale == SCALE_NAN_CODE)
         term = Unpacked(negative, zero & ~nan, Const(0, 1), nan, exp, sig, exp_lo, exp_hi)
+        if self._pipeline >= 1:  # the term's register: the normalization apart from the accumulate loop
+            acc_step = registered(m, en, acc_step, "term_step", keep=True)
+            term = registered(m, en, term, "term")
 
-        # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
-        # keep the sum), and the LFSR steps only then, by the block's mode's random bits.
-        acc_step = Signal(step_control(self.mode_bits), name="acc_step")
-        m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
-        if multi:
-            m.d.comb += acc_step.mode.eq(code)
+        # The LFSR steps only when the accumulator takes a block's term, by the block's mode's random bits.
         rand: Value | None = None
         steps = self.lfsr_steps
         if steps:
@@ -398,9 +433,10 @@ class MXMAC(wiring.Component):
                 taps=self._lfsr.taps,
                 choices=tuple(x.lfsr_steps for x in modes) if multi else None,
             )
-            m.d.comb += lfsr.en.eq(en & block_end)
+            m.d.comb += lfsr.en.eq(en & acc_step.valid)
             rand = lfsr.bits
             if multi:  # each mode's draw is the top of the window (LFSR.bits), handed over in the low bits
+                code = acc_step.mode  # the mode of the block the accumulator takes
                 m.d.comb += lfsr.choice.eq(code)
                 draws = [rand[steps - x.lfsr_steps :] if x.lfsr_steps else Const(0, 1) for x in modes]
                 rand = select_value(m, code, draws, "rand_sum")  # type: ignore[arg-type]
@@ -410,7 +446,7 @@ class MXMAC(wiring.Component):
             step=acc_step,
             term=term,
             rand=rand,
-            interleave=1,
+            interleave=self._interleave,
             modes=tuple((x.acc_format, x.rand_bits) for x in modes),
         )
         m.d.comb += [

@@ -327,17 +327,20 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True)
             b_list.append(b)
             scale_tiles = tile_jobs(sa, sb, rows, cols)
             for ((z, ti, tj), at, bt), (_, ast, bst) in zip(tile_jobs(a, b, rows, cols), scale_tiles):
-                for t in range(k if pack else 0):
+                for t in range(k if pack else 0):  # with interleave L, as below: each beat once per sum l
                     blk = t // fa.block_size
-                    beats.append(
-                        payload.pack_fields(
-                            a=at[:, t].tolist(),
-                            b=bt[t, :].tolist(),
-                            last=int(t == k - 1),
-                            a_scale=ast[:, blk].tolist(),
-                            b_scale=bst[blk, :].tolist(),
+                    for sl in range(sums):
+                        part = slice(sl * design.rows, (sl + 1) * design.rows)
+                        beats.append(
+                            payload.pack_fields(
+                                a=at[part, t].tolist(),
+                                b=bt[t, :].tolist(),
+                                last=int(t == k - 1),
+                                a_scale=ast[part, blk].tolist(),
+                                b_scale=bst[blk, :].tolist(),
+                                **({"mode": code} if design.mode_bits else {}),
+                            )
                         )
-                    )
                 want, valid = _tile_expectation(codes, z, ti, tj, rows, cols)
                 tiles_want.append(want)
                 tiles_valid.append(valid)

@@ -97,8 +97,12 @@ def test_emit_command_writes_an_mx_array(tmp_path: Path, capsys: pytest.CaptureF
             "an MX array sums each block's products exactly: it takes no product format, not e5m6",
         ),
         (
-            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--interleave", "8"],
-            "an MX MAC holds one sum (interleave 1), not 8: its block-sum register is not interleaved yet",
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--interleave", "17"],
+            "MX MAC interleave must be 1..16, not 17",
+        ),
+        (
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "6"],
+            "MX MAC pipeline registers must be 0..5, not 6",
         ),
         (
             ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "2", "--dsp", "ecp5"],
@@ -210,19 +214,52 @@ def test_array_pe_is_the_mx_pe() -> None:
     assert array.latency == 1 + 1 + 2 + 3 - 1 + 2  # the element-wise array's: pipeline + L + rows + cols - 1 + 2
 
 
-def test_mx_array_in_amaranths_simulator() -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(
+            a_format="mxfp4_e2m1:b2", acc_format="fp16", rounding="stochastic:4", rows=2, cols=2, lfsr_width=16
+        ),
+        ArrayConfig(
+            a_format="mxfp8_e4m3:b4",
+            b_format="mxfp8_e5m2:b4",
+            acc_format="fp16",
+            rounding="stochastic:8",
+            rows=2,
+            cols=2,
+            lfsr_width=16,
+            interleave=3,
+            pipeline=3,
+        ),
+        ArrayConfig(  # MX modes, jobs switching mode back to back (product i in mode i mod 4)
+            modes=(
+                ArithMode(a_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+                ArithMode(a_format="mxfp8_e5m2:b4", b_format="mxfp8_e4m3:b4", acc_format="fp16"),
+                ArithMode(
+                    a_format="mxfp6_e2m3:b4", b_format="mxfp4_e2m1:b4", acc_format="bf16", rounding="stochastic:5"
+                ),
+                ArithMode(a_format="mxfp4_e2m1:b4", acc_format="fp16", rounding="stochastic:3"),
+            ),
+            rows=2,
+            cols=2,
+            lfsr_width=16,
+            interleave=2,
+            pipeline=4,
+        ),
+    ],
+    ids=lambda c: c.name,
+)
+def test_mx_array_in_amaranths_simulator(config: ArrayConfig) -> None:
     """A 2 x 2 MX array in Amaranth's simulator, driven from its manifest with the vectors sim.vectors makes (MX
-    edge data, partial tiles, jobs of 1..7 beats: several blocks of 2, short last blocks), with input gaps and
-    back-pressure: every tile equals qmatmul's, rows in order, the first tile after the manifest's latency."""
+    edge data, partial tiles, jobs of 1..7 beats: several blocks, short last blocks; interleaved sums), with input
+    gaps and back-pressure: every tile equals qmatmul's, rows in order, the first tile after the manifest's
+    latency."""
     from amaranth.hdl import Value
     from amaranth.sim import Simulator
 
     from hls_gen.ports import verilog_name
     from sim.vectors import Stimulus, array_vectors
 
-    config = ArrayConfig(
-        a_format="mxfp4_e2m1:b2", acc_format="fp16", rounding="stochastic:4", rows=2, cols=2, lfsr_width=16
-    )
     dut = config.build()
     design = ArrayManifest.from_json(json.loads(json.dumps(config.manifest("top", dut).to_json())))
     vectors = array_vectors(design, Stimulus(seed=2, steps=240, max_k=7))
@@ -234,7 +271,7 @@ def test_mx_array_in_amaranths_simulator() -> None:
 
     async def bench(ctx) -> None:
         beat, cycle = 0, 0
-        first_last = vectors.jobs[0].k - 1
+        first_last = vectors.jobs[0].k * design.interleave - 1  # its last beat, once per sum
         while len(rows_out) < len(vectors.jobs) * design.tile_rows:
             offer = beat < len(vectors.beats) and rng.random() < 0.8
             if offer:
@@ -264,6 +301,8 @@ def test_mx_array_in_amaranths_simulator() -> None:
     for n, word in enumerate(rows_out):
         j, r = divmod(n, design.tile_rows)
         assert (payload.read(word, "row"), payload.read(word, "last")) == (r, int(r == design.tile_rows - 1))
+        if design.mode_bits:
+            assert payload.read(word, "mode") == vectors.jobs[j].mode
         got[j, r] = payload.read_array(word, "data")
     assert vectors.checked > 100
     bad = np.argwhere((got != vectors.want) & vectors.valid)

@@ -126,11 +126,11 @@ CASES = {
     "mxfp8_e4m3-bf16-sr8-b32": ("mxfp8_e4m3", "mxfp8_e4m3", "bf16", "stochastic:8", 0, 30),
     "mxfp8_e5m2-fp32-rne": ("mxfp8_e5m2:b4", "mxfp8_e5m2:b4", "fp32", "nearest", 2, 120),
     "mxfp8_e4m3xe5m2-e5m6-sr4": ("mxfp8_e4m3:b4", "mxfp8_e5m2:b4", "e5m6", "stochastic:4", 1, 120),
-    "mxfp6_e3m2-fp16-sr8": ("mxfp6_e3m2:b8", "mxfp6_e3m2:b8", "fp16", "stochastic:8", 1, 120),
+    "mxfp6_e3m2-fp16-sr8": ("mxfp6_e3m2:b8", "mxfp6_e3m2:b8", "fp16", "stochastic:8", 3, 120),
     "mxfp6_e2m3-bf16-rne": ("mxfp6_e2m3:b8", "mxfp6_e2m3:b8", "bf16", "nearest", 1, 120),
-    "mxfp4_e2m1-e4m3-sr3": ("mxfp4_e2m1:b2", "mxfp4_e2m1:b2", "e4m3", "stochastic:3", 1, 120),
+    "mxfp4_e2m1-e4m3-sr3": ("mxfp4_e2m1:b2", "mxfp4_e2m1:b2", "e4m3", "stochastic:3", 5, 120),
     "mx_e3m4_b16-fp16-rne": ("mx:e3m4:b16", "mx:e3m4:b16", "fp16", "nearest", 1, 60),
-    "mxfp8_e4m3-b1-fp16-sr8": ("mxfp8_e4m3:b1", "mxfp8_e4m3:b1", "fp16", "stochastic:8", 1, 120),
+    "mxfp8_e4m3-b1-fp16-sr8": ("mxfp8_e4m3:b1", "mxfp8_e4m3:b1", "fp16", "stochastic:8", 3, 120),
 }
 
 
@@ -143,7 +143,109 @@ def test_mx_mac_matches_qmatmul(name: str) -> None:
 
 def test_mx_mac_bubbles_and_stalls() -> None:
     """Idle beats and stalls (en low) between beats: the block sum and the LFSR move only on accepted beats."""
-    check("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", lengths_for(4, 100, 7), 7, pipeline=2, stalls=True)
+    for pipeline in (2, 4):
+        check(
+            "mxfp8_e4m3:b4",
+            "mxfp8_e4m3:b4",
+            "fp16",
+            "stochastic:8",
+            lengths_for(4, 60, 7),
+            7,
+            pipeline=pipeline,
+            stalls=True,
+        )
+
+
+def run_interleaved(
+    dut: MXMAC, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], rng: np.random.Generator
+) -> np.ndarray:
+    """The L sums of each job ``(a codes (L, K), b codes (K,), a scales (L, nb), b scales (nb,))``, beats in
+    (beat, sum) order as an interleaved array sends them: runs of L bubbles inside a job, any number between
+    jobs, stalls anywhere."""
+    bs, sums = dut.block_size, dut.interleave
+    cols: dict[str, list[int]] = {k: [] for k in ("en", "valid", "last", "a", "b", "sa", "sb")}
+
+    def cycle(**row: int) -> None:
+        for key in cols:
+            cols[key].append(row.get(key, 0))
+
+    def junk() -> dict[str, int]:
+        return dict(
+            last=int(rng.integers(0, 2)),
+            a=int(rng.integers(0, 1 << dut.a_bits)),
+            b=int(rng.integers(0, 1 << dut.b_bits)),
+            sa=int(rng.integers(0, 256)),
+            sb=int(rng.integers(0, 256)),
+        )
+
+    for a, b, sa, sb in jobs:
+        k = a.shape[1]
+        for t in range(k):
+            if t and rng.random() < 0.1:
+                for _ in range(sums):
+                    cycle(en=1, valid=0, **junk())
+            for slot in range(sums):
+                while rng.random() < 0.08:
+                    cycle(en=0, valid=int(rng.integers(0, 2)), **junk())
+                row = dict(a=int(a[slot, t]), b=int(b[t]), sa=int(sa[slot, t // bs]), sb=int(sb[t // bs]))
+                cycle(en=1, valid=1, last=int(t == k - 1), **row)
+        for _ in range(int(rng.integers(0, 2 * sums))):
+            cycle(en=1, valid=0, **junk())
+    for _ in range(dut.latency + 2):
+        cycle(en=1)
+    signals = dict(
+        en=dut.en, valid=dut.step.valid, last=dut.step.last, a=dut.a, b=dut.b, sa=dut.a_scale, sb=dut.b_scale
+    )
+    (acc,) = stream(
+        dut,
+        [(signals[k], np.array(v, dtype=np.int64)) for k, v in cols.items()],
+        [dut.acc],
+        capture=dut.done & dut.en,
+        results=len(jobs) * sums,
+    )
+    return np.array(acc, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("fmt_a", "fmt_b", "acc", "rounding", "interleave", "pipeline"),
+    [
+        ("mxfp8_e4m3:b4", "mxfp8_e4m3:b4", "fp16", "stochastic:8", 8, 2),
+        ("mxfp8_e5m2:b8", "mxfp8_e4m3:b8", "bf16", "nearest", 3, 4),
+        ("mxfp4_e2m1:b2", "mxfp6_e3m2:b2", "e5m6", "stochastic:4", 5, 0),
+    ],
+)
+def test_interleaved_mx_mac_is_qmatmul_with_the_interleaved_stream(
+    fmt_a: str, fmt_b: str, acc: str, rounding: str, interleave: int, pipeline: int
+) -> None:
+    """L sums in turn, their block sums in the ring: each job's L rows against qmatmul with
+    LFSRGrid(interleave=L), which draws in (block, sum) order; K from one beat to several blocks, short last
+    blocks."""
+    dut = MXMAC(
+        a_format=fmt_a,
+        b_format=fmt_b,
+        acc_format=acc,
+        rounding=rounding,
+        lfsr_width=20,
+        lfsr_seed=interleave,
+        pipeline=pipeline,
+        interleave=interleave,
+    )
+    fa, fb = parse_mx_format(fmt_a), parse_mx_format(fmt_b)
+    rng = np.random.default_rng(interleave)
+    grid = LFSRGrid(20, interleave, rows=1, cols=1, interleave=interleave)
+    mul = fmt_a if fmt_a == fmt_b else f"{fmt_a},{fmt_b}"
+    jobs, want = [], []
+    for k in lengths_for(fa.block_size, 40, interleave):
+        x = mx_values(rng, (interleave, k), 1, fa.block_size)
+        y = mx_values(rng, (k, 1), 0, fb.block_size)
+        (sa, ca), (sb, cb) = mx_codes(x, fa, 1), mx_codes(y, fb, 0)
+        jobs.append((ca, cb[:, 0], sa, sb[:, 0]))
+        want.append(mpsim.qmatmul(x, y, mul=mul, acc=acc, rounding=rounding, order="sequential", seed=grid)[:, 0])
+    got = run_interleaved(dut, jobs, rng)
+    report = mismatches(
+        got, np.concatenate(want), dut.acc_format, f"{fmt_a} x {fmt_b} -> {acc} {rounding} L={interleave}"
+    )
+    assert not report, report
 
 
 def kernel_reference(
@@ -241,12 +343,12 @@ def check_modes_against_qmatmul(dut: MXMAC, jobs: int, seed: int, *, stalls: boo
         assert not report, report
 
 
-@pytest.mark.parametrize("pipeline", [0, 2])
+@pytest.mark.parametrize("pipeline", [1, 4])
 def test_mx_mac_modes_match_qmatmul(pipeline: int) -> None:
     """Five MX modes in one PE (two accumulators, three roundings), jobs switching mode back to back."""
     dut = MXMAC(modes=MX_MODES, lfsr_width=24, lfsr_seed=5 + pipeline, pipeline=pipeline)
     assert dut.mode_bits == 3 and dut.lfsr_steps == 8
-    check_modes_against_qmatmul(dut, 150, 20 + pipeline, stalls=pipeline == 2)
+    check_modes_against_qmatmul(dut, 80, 20 + pipeline, stalls=pipeline == 4)
 
 
 def test_mx_mac_training_modes_match_qmatmul() -> None:
@@ -264,7 +366,7 @@ def test_mx_mac_modes_raw_codes_match_the_kernel() -> None:
     """Every scale code (0..255, the ends weighted, 0xFF NaN) with edge-biased element codes, modes in turn."""
     dut = MXMAC(modes=MX_MODES, lfsr_width=20, lfsr_seed=3)
     rng = np.random.default_rng(12)
-    jobs, k = 120, 11  # three blocks of 4, the last one short
+    jobs, k = 80, 11  # three blocks of 4, the last one short
     codes = [int(c) for c in rng.integers(0, len(MX_MODES), jobs)]
     edges = np.array([0, 1, 2, 126, 127, 128, 252, 253, 254, 255])
     todo, want = [], []
@@ -334,9 +436,14 @@ def test_window_is_mpsim_block_window() -> None:
             "accumulator format e3m2 has no NaN, but an MX block's NaN scale (0xFF) brings NaN; use a format with NaN",
         ),
         (
-            dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=2),
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", interleave=17),
             ValueError,
-            "an MX MAC holds one sum (interleave 1), not 2: its block-sum register is not interleaved yet",
+            "MX MAC interleave must be 1..16, not 17",
+        ),
+        (
+            dict(a_format="mxfp8_e4m3", acc_format="fp16", pipeline=6),
+            ValueError,
+            "MX MAC pipeline registers must be 0..5, not 6",
         ),
         (
             dict(a_format="mxfp8_e4m3", acc_format="fp16", rounding="stochastic"),

@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 
 from hls_gen.emit import ArrayConfig, emit
+from hls_gen.modes import ArithMode
 from sim.runner import cosimulate
 from sim.vectors import Stimulus
 
 MX_ARRAYS = [
-    ArrayConfig(a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="nearest", rows=2, cols=2),
+    # the synthesis table's MX PE: the block-sum ring and the accumulate loop interleaved, three registers before it
+    ArrayConfig(
+        a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="nearest", rows=2, cols=2, interleave=8, pipeline=3
+    ),
     ArrayConfig(a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="stochastic:8", rows=2, cols=2),
     ArrayConfig(
         a_format="mxfp6_e3m2:b4",
@@ -28,6 +32,19 @@ MX_ARRAYS = [
         rows=2,
         cols=1,
         pipeline=2,
+    ),
+    # MX modes of one array, jobs switching mode back to back: mxfp8-sr's three GEMMs (blocks of 8) and a bf16
+    # nearest mode of other elements, two sums in turn
+    ArrayConfig(
+        modes=(
+            ArithMode(a_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="stochastic:8"),
+            ArithMode(a_format="mxfp8_e5m2:b8", b_format="mxfp8_e4m3:b8", acc_format="fp16", rounding="stochastic:8"),
+            ArithMode(a_format="mxfp8_e4m3:b8", b_format="mxfp8_e5m2:b8", acc_format="fp16", rounding="stochastic:8"),
+            ArithMode(a_format="mxfp6_e2m3:b8", b_format="mxfp6_e3m2:b8", acc_format="bf16"),
+        ),
+        rows=2,
+        cols=2,
+        interleave=2,
     ),
     # the issue's command: mpsim emit --mul mxfp8_e4m3 --acc fp16 --rounding stochastic:8 --array 4x4
     ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", rounding="stochastic:8", rows=4, cols=4),
@@ -59,20 +76,6 @@ def test_mx_flipped_expectation_is_reported(designs: Path, cosim_cache: Path, tm
     assert not report.passed and report.mismatches == 1
     (m,) = report.first_mismatches
     assert m["index"] == 5 and int(m["got"]["bits"], 2) ^ int(m["want"]["bits"], 2) == 1 << 3
-
-
-def test_array_backends_refuse_an_mx_array(tmp_path: Path) -> None:
-    """Training on the array runs element-wise GEMMs: an MX array's manifest is one line, not wrong numbers."""
-    from sim.array_backend import ArrayEmulatorBackend
-
-    path = tmp_path / "mx.json"
-    path.write_text(json.dumps(ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16").manifest("mx").to_json()))
-    message = (
-        f"{path} is an MX array (mxfp8_e4m3): the array-emulator backend runs element-wise arrays only (MX GEMMs on "
-        "the array are not supported yet)"
-    )
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        ArrayEmulatorBackend(path)
 
 
 @pytest.mark.slow
