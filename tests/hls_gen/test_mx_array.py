@@ -122,6 +122,16 @@ def test_emit_command_writes_an_mx_array(tmp_path: Path, capsys: pytest.CaptureF
             "MX operands must share a block size: a's mxfp8_e4m3 has 32, b's mxfp8_e5m2:b16 has 16",
         ),
         (
+            ["--precision", "mxfp4"],
+            "precision 'mxfp4': its grad_input GEMM rounds its MX elements stochastic:8; a MAC array's random "
+            "stream rounds the accumulator only (its operands arrive quantized)",
+        ),
+        (
+            ["--precision", "mxfp8", "--precision", "e4m3"],
+            "modes 0 (mxfp8_e4m3_fp16_rne) and 3 (e4m3_fp16_rne): an array's modes must be all MX or all "
+            "element-wise (its PEs are block dot-product units or element MACs)",
+        ),
+        (
             ["--mul", "mxfp8_e4m3,e4m3", "--acc", "fp16"],
             "unknown MX format 'e4m3': expected one of mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, "
             "mxint8 or mx:ELEMENT[:bN][:MODE]",

@@ -347,7 +347,7 @@ def test_each_mx_gemm_runs_in_the_mode_of_its_mx_formats(mx_manifest: Path) -> N
     assert conv == [Placement(3, False), Placement(5, False), Placement(4, False)]
 
 
-def test_mx_array_refusals_are_one_line(mx_manifest: Path, modes_manifest: Path) -> None:
+def test_mx_array_refusals_are_one_line(mx_manifest: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """mxfp4 (its backward GEMMs round their elements stochastically), an element-wise GEMM on the MX array, and
     an MX GEMM in a format the array lacks: each one line naming the GEMM."""
     design = read_manifest(mx_manifest)
@@ -364,6 +364,12 @@ def test_mx_array_refusals_are_one_line(mx_manifest: Path, modes_manifest: Path)
         with pytest.raises(ValueError) as error:
             place_call(design, call)
         assert "\n" not in str(error.value) and str(error.value).startswith(message), str(error.value)
+    # `mpsim train --precision mxfp4` on the array: the line, before any training
+    args = ["--precision", "mxfp4", "--backend", "array-emulator", "--hardware", str(mx_manifest)]
+    code, err = run_cli(capsys, *args, "--out", str(tmp_path / "run"))
+    assert code == 2 and "\n" not in err and err.startswith("mpsim train: error: ")
+    assert f"its grad_input GEMM rounds its MX elements stochastic:8; the array {design.top} takes its " in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_an_mx_gemm_only_the_swapped_pair_covers_runs_transposed_with_the_same_bits(tmp_path: Path) -> None:
