@@ -251,21 +251,18 @@ def check_modes(modes: Sequence[ArithMode], lfsr_width: int | None) -> tuple[HwM
             )
         )
     kinds = [x.mx is not None for x in checked]
-    if len(set(kinds)) > 1:
-        i, j = kinds.index(True), kinds.index(False)
+    if len(set(kinds)) > 1:  # the first mode of the other kind than mode 0's
+        j = kinds.index(not kinds[0])
         raise ValueError(
-            f"modes {i} ({checked[i].label}) and {j} ({checked[j].label}): an array's modes must be all MX or all "
+            f"modes 0 ({checked[0].label}) and {j} ({checked[j].label}): an array's modes must be all MX or all "
             "element-wise (its PEs are block dot-product units or element MACs)"
         )
-    sizes = {x.mx[0].block_size for x in checked if x.mx is not None}
-    if len(sizes) > 1:
-        first = checked[0]
-        bad = next(
-            i for i, x in enumerate(checked) if x.mx is not None and x.mx[0].block_size != first.mx[0].block_size
-        )  # type: ignore[index]
+    blocks = [x.mx[0].block_size for x in checked if x.mx is not None]
+    if len(set(blocks)) > 1:  # one block counter per PE
+        j = next(i for i, size in enumerate(blocks) if size != blocks[0])
         raise ValueError(
-            f"modes 0 ({first.label}) and {bad} ({checked[bad].label}): an MX array's modes share one block size, "
-            f"not {first.mx[0].block_size} and {checked[bad].mx[0].block_size}"  # type: ignore[index]
+            f"modes 0 ({checked[0].label}) and {j} ({checked[j].label}): an MX array's modes share one block size, "
+            f"not {blocks[0]} and {blocks[j]}"
         )
     return tuple(checked)
 

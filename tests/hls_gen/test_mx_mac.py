@@ -456,3 +456,20 @@ def test_window_is_mpsim_block_window() -> None:
 def test_unbuildable(kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         MXMAC(**kwargs)
+
+
+def test_each_pe_refuses_the_others_modes() -> None:
+    """MX modes are MXMAC's, element-wise modes MAC's: one line each way."""
+    from hls_gen.mac import MAC
+
+    message = (
+        "a MAC multiplies element formats, not MX blocks (mxfp8_e4m3_fp16_rne); MX modes are hls_gen.mx_mac.MXMAC's"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        MAC(modes=training_modes(["mxfp8"]))
+    message = (
+        "an MX MAC's modes multiply MX blocks, not element formats (mode 0 is e4m3_fp16_sr8); element-wise modes "
+        "are hls_gen.mac.MAC's"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        MXMAC(modes=training_modes(["e4m3-sr"]))
