@@ -2,13 +2,17 @@
 
     python benchmarks/synth_table.py [--sizes 1,4,8] [--accs e5m6,fp16] [--roundings nearest,stochastic:8]
                                      [--interleave 8] [--pipeline 2] [--dsp ecp5] [--precisions e4m3-sr+bf16]
+                                     [--mx mxfp8_e4m3,mxfp6_e3m2,mxfp4_e2m1] [--mx-sizes 1,4] [--mx-accs fp16]
+                                     [--mx-interleave 8] [--mx-pipeline 5]
                                      [--baseline results/hw/one_cycle_table.json] [--pnr-max-side 8]
                                      [--timeout 3600] [--out results/hw]
 
 For every (accumulator, rounding, array size) an e4m3 x e4m3 fused MAC
 array (``mpsim emit --mul e4m3 --acc ACC --rounding R --array NxN
 --interleave L --pipeline P --dsp D``) and, per ``--precisions`` entry, a
-multi-mode array (``mpsim emit --precision A --precision B ...``) is
+multi-mode array (``mpsim emit --precision A --precision B ...``) and, per
+``--mx`` format, ``--mx-accs`` accumulator and rounding, an MX array (block
+dot-product PEs, ``mpsim emit --mul MX ... --dsp inferred``) is
 synthesized with Yosys ``synth_ecp5`` and, up to ``--pnr-max-side``, placed
 and routed with nextpnr-ecp5 out of context on an LFE5U-85F for Fmax. Every
 result is cached (:mod:`hls_gen.synth`), so a rerun only computes what is
@@ -102,10 +106,10 @@ def design_label(config: ArrayConfig) -> str:
 def with_baseline(rows: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row with the one-cycle array of its formats and size beside it, and a multi-mode row with what its
     extra modes cost against its first mode's array in the same table."""
-    one_cycle = {(b["array"], b["acc"], b["rounding"]): b for b in baseline}
+    one_cycle = {(b["array"], b["acc"], b["rounding"], b["mul"]): b for b in baseline}
     out = []
     for r in rows:
-        b = one_cycle.get((r["array"], r["acc"], r["rounding"]))
+        b = one_cycle.get((r["array"], r["acc"], r["rounding"], r["mul"]))
         extra: dict[str, Any] = {
             "one_cycle_luts_per_pe": None if b is None else b["luts_per_pe"],
             "one_cycle_fmax_mhz": None if b is None else b["fmax_mhz"],
@@ -247,6 +251,21 @@ def main(argv: list[str] | None = None) -> int:
         "(default: e4m3-sr+bf16)",
     )
     parser.add_argument(
+        "--mx",
+        default="mxfp8_e4m3,mxfp6_e3m2,mxfp4_e2m1",
+        help="MX arrays: their formats, ',' between them; '' for none (default: mxfp8_e4m3,mxfp6_e3m2,mxfp4_e2m1)",
+    )
+    parser.add_argument(
+        "--mx-sizes",
+        default="1,4",
+        help="the MX arrays' sides (default: 1,4; an 8x8 of MXFP8 PEs is larger than the LFE5U-85F)",
+    )
+    parser.add_argument("--mx-accs", default="fp16", help="the MX arrays' accumulators (default: fp16)")
+    parser.add_argument("--mx-interleave", type=int, default=8, help="the MX arrays' sums per PE (default: 8)")
+    parser.add_argument(
+        "--mx-pipeline", type=int, default=5, help="the MX arrays' pipeline registers, 0..6 (default: 5)"
+    )
+    parser.add_argument(
         "--baseline",
         default="results/hw/one_cycle_table.json",
         help="the one-cycle table to show beside each row; '' for none (default: results/hw/one_cycle_table.json)",
@@ -280,6 +299,14 @@ def main(argv: list[str] | None = None) -> int:
             ArrayConfig(precisions=tuple(p.split("+")), rows=n, cols=n, **geometry)
             for p in args.precisions.split(",")
             if p
+        ]
+    mx_geometry = dict(interleave=args.mx_interleave, pipeline=args.mx_pipeline, dsp="inferred")
+    for n in (int(side) for side in args.mx_sizes.split(",") if args.mx):
+        configs += [
+            ArrayConfig(a_format=mx, acc_format=acc, rounding=rounding, rows=n, cols=n, **mx_geometry)
+            for mx in args.mx.split(",")
+            for acc in args.mx_accs.split(",")
+            for rounding in args.roundings.split(",")
         ]
     for config in configs:
         described(config.build())  # every configuration checked before the first tool runs

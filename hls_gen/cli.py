@@ -227,7 +227,7 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         "--pipeline",
         type=int,
         default=1,
-        help="pipeline registers before the accumulator, 0..2, 0..5 for an MX array (default: 1)",
+        help="pipeline registers before the accumulator, 0..2, 0..6 for an MX array (default: 1)",
     )
     p.add_argument(
         "--interleave",

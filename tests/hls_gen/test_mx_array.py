@@ -101,8 +101,8 @@ def test_emit_command_writes_an_mx_array(tmp_path: Path, capsys: pytest.CaptureF
             "MX MAC interleave must be 1..16, not 17",
         ),
         (
-            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "6"],
-            "MX MAC pipeline registers must be 0..5, not 6",
+            ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "7"],
+            "MX MAC pipeline registers must be 0..6, not 7",
         ),
         (
             ["--mul", "mxfp8_e4m3", "--acc", "fp16", "--pipeline", "2", "--dsp", "ecp5"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import sqlite3
@@ -113,3 +114,106 @@ def test_pareto_png_is_readable(tmp_path):
     plot_pareto(rows, rows, tmp_path / "pareto.png")
     height, width, _ = matplotlib.image.imread(tmp_path / "pareto.png").shape
     assert width >= 1200 and height >= 520
+
+
+def _main(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``mpsim nas ARGV`` in a fresh interpreter: (the run, the heavy modules it loaded)."""
+    code = (
+        "import sys; from mpsim.cli import main; "
+        f"rc = main(['nas', *{argv!r}]); "
+        "print(rc, sorted(m for m in ('torch', 'optuna', 'numba', 'amaranth') if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd)
+    *lines, last = done.stderr.splitlines()
+    rc, heavy = last.split(" ", 1)
+    done.returncode, done.stderr = int(rc), "".join(line + "\n" for line in lines)
+    return done, ast.literal_eval(heavy)
+
+
+def test_print_space_is_a_template_that_reads_back(tmp_path):
+    from hls_gen.nas_space import SearchSpace, load_space, space_yaml
+
+    done, heavy = _main(["--print-space"], tmp_path)
+    assert (done.returncode, done.stderr, heavy) == (0, "", [])
+    assert done.stdout == space_yaml(SearchSpace())
+    (tmp_path / "space.yaml").write_text(done.stdout)
+    assert load_space(tmp_path / "space.yaml") == SearchSpace()
+    example = Path(__file__).resolve().parents[2] / "examples" / "nas_space.yaml"
+    done, _ = _main(["--print-space", "--space", str(example)], tmp_path)
+    (tmp_path / "example.yaml").write_text(done.stdout)
+    assert load_space(tmp_path / "example.yaml") == load_space(example)
+    done, _ = _main(["--print-space", "--accs", "fp16", "--arrays", "2x2"], tmp_path)  # the options' space
+    assert _read_printed(done.stdout, tmp_path) == SearchSpace(accs=("fp16",), arrays=("2x2",))
+
+
+def _read_printed(text: str, folder: Path):
+    from hls_gen.nas_space import load_space
+
+    (folder / "printed.yaml").write_text(text)
+    return load_space(folder / "printed.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "message", "light"),
+    [
+        (
+            "layer:\n  operands: [e4m3, e9m9]\n",
+            [],
+            "{file}: layer.operands: impossible format 'e9m9': exponent bits must be 1..8, not 9",
+            True,
+        ),
+        (
+            "array: {sizes: [2x2]}\n",
+            ["--accs", "fp16"],
+            "--space {file} declares the search space; drop --accs or set it in the file",
+            True,
+        ),
+        (
+            "layer: [e4m3\n",
+            [],
+            "space file '{file}', line 2, column 1: expected ',' or ']', but got '<stream end>'",
+            True,
+        ),
+        (
+            "layer:\n  roundings: [nearest, {stochastic: {min: 8, max: 40}}]\n",
+            [],
+            "{file}: layer.roundings stochastic:33: accumulator rounding takes 33 random bits, "
+            "more than the 32-bit LFSR holds",
+            False,  # the generator's checks load it (Amaranth for the MX PE's limits)
+        ),
+    ],
+)
+def test_space_file_errors_are_one_line_before_any_trial(text, extra, message, light, tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    done, heavy = _main(["--space", str(path), *extra, "--out", str(tmp_path / "out")], tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"mpsim nas: error: {message.format(file=path)}\n"
+    assert not (tmp_path / "out").exists()
+    if light:
+        assert heavy == []
+
+
+def test_a_missing_space_file_is_named(tmp_path):
+    done, _ = _main(["--space", "nope.yaml"], tmp_path)
+    assert (done.returncode, done.stderr) == (2, "mpsim nas: error: space file 'nope.yaml' not found\n")
+
+
+def test_a_search_of_a_space_file_prints_and_writes_the_operands(tmp_path, capsys):
+    import csv
+
+    from mpsim.cli import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "network: {families: [mlp], mlp: {depth: [0]}}\n"
+        "layer: {operands: [e5m2, e3m2], accumulators: [fp16], roundings: [nearest]}\narray: {sizes: [2x2]}\n"
+    )
+    out = tmp_path / "out"
+    argv = ["nas", "--space", str(space), "--trials", "1", "--epochs", "1", "--batch-size", "128", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    with open(out / "trials.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["muls"] in ("e5m2", "e3m2") and row["array_config"] == f"mac_{row['muls']}_fp16_rne_2x2"
+    front = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  trial")]
+    assert len(front) == 1 and front[0].endswith(f", array 2x2, L10/fp16/rn, operands {row['muls']}")
