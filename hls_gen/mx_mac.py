@@ -335,7 +335,6 @@ class MXMAC(wiring.Component):
         if self._pipeline >= 2:  # the exact product's register
             step = registered(m, en, step, "product_step", keep=True)
             product, scales = registered(m, en, (product, scales), "product")
-        code = step.mode if multi else None  # the mode travels with its step
 
         # The product in the block-sum window: full * 2**(exp - (W - 2)) is a multiple of 2**lsb (subnormals are
         # normalized, so their low significand bits are zeros), below 2**top: full << (exp - lsb) >> (W - 2).
@@ -356,6 +355,7 @@ class MXMAC(wiring.Component):
         if self._pipeline >= 5:  # the placed product: the placing shift apart from the block add
             step = registered(m, en, step, "placed_step", keep=True)
             signed_product, special, scales = registered(m, en, (signed_product, special, scales), "placed")
+        code = step.mode if multi else None  # the mode travels with its step to the block sum and the loop
 
         # The block-sum register: this beat's product adds to it, or begins it after a block's end. With L sums
         # it is a ring of L entries turning on every enabled cycle (as the accumulate loop's slots do): the entry
