@@ -579,11 +579,14 @@ class ArrayManifest:
                 "stride": self.stride,
                 "steps_per_beat": (steps[0] if self.modes[0].mx is None else 0)
                 if len(steps) == 1
-                else "per mode (modes[i].random.steps_per_beat)",
+                else "per mode (modes[i].random.steps_per_beat)"
+                if self.modes[0].mx is None
+                else "0; per block, per mode (modes[i].random.steps_per_block)",
                 "rule": "every PE steps its beat's mode's bits on every accepted beat and never otherwise; the "
                 "PEs' LFSRs carry on from job to job"
                 if self.modes[0].mx is None
-                else "every PE steps sum_bits on the last beat of each block (modes[0].mx) and never otherwise, "
+                else "every PE steps its block's mode's sum_bits on the last beat of each block (modes[i].mx) and "
+                "never otherwise, "
                 "so a job of K beats takes ceil(K / block_size) draws, LFSRGrid's for a reduction of that many "
                 "terms; the PEs' LFSRs carry on from job to job",
             },
