@@ -165,7 +165,9 @@ class MACArray(wiring.Component):
             self._cols = check_int(cols, "MAC array columns", 1, MAX_ARRAY_SIDE)
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
             # One MAC checks every remaining parameter; the PEs differ only in their seeds.
-            mx_modes = modes is not None and any(is_mx_spec(x.a_format) or is_mx_spec(x.b_format) for x in modes)
+            mx_modes = isinstance(modes, (tuple, list)) and any(  # the PE checks the modes themselves
+                isinstance(x, ArithMode) and (is_mx_spec(x.a_format) or is_mx_spec(x.b_format)) for x in modes
+            )
             self._mx = mx_modes or any(f is not None and is_mx_spec(f) for f in (a_format, b_format))
             self._pe_class: type[MAC] | type[MXMAC] = MAC
             self._pe_args = dict(

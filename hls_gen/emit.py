@@ -115,7 +115,9 @@ class ArrayConfig:
         """An MX array: the operand formats (of every mode) are MX block formats."""
         if self.a_format is not None or self.b_format is not None:
             return any(f is not None and is_mx_spec(f) for f in (self.a_format, self.b_format))
-        return any(is_mx_spec(m.a_format) or is_mx_spec(m.b_format) for m in self.arith_modes)
+        return any(  # the array checks the modes themselves
+            isinstance(m, ArithMode) and (is_mx_spec(m.a_format) or is_mx_spec(m.b_format)) for m in self.arith_modes
+        )
 
     @property
     def arith_modes(self) -> tuple[ArithMode, ...]:

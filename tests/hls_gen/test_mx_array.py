@@ -56,13 +56,29 @@ def test_mx_configurations(mul: str, acc: str, rounding: str, name: str) -> None
     assert f"mul={mul!r}" in text["reference"] and ArrayConfig.from_manifest(read) == config
 
 
-def test_mx_verilog_lints_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(a_format="mxfp6_e2m3:b4", acc_format="fp16", rounding="stochastic:8", cols=2),
+        # three MX modes (a choice field with a code no mode has: the LFSR's case statement covers it), L = 2
+        ArrayConfig(
+            modes=(
+                ArithMode(a_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+                ArithMode(a_format="mxfp8_e5m2:b4", b_format="mxfp8_e4m3:b4", acc_format="bf16"),
+                ArithMode(a_format="mxfp4_e2m1:b4", acc_format="fp16", rounding="stochastic:3"),
+            ),
+            cols=2,
+            interleave=2,
+            pipeline=6,
+        ),
+    ],
+    ids=["single", "modes"],
+)
+def test_mx_verilog_lints_clean(config: ArrayConfig, tmp_path: Path) -> None:
     """Verilator -Wall with the reviewed waivers (hls_gen.LINT_WAIVERS) reports nothing on an MX array."""
     from tests.hls_gen.test_rtl import lint
 
-    v_path, _ = emit(
-        ArrayConfig(a_format="mxfp6_e2m3:b4", acc_format="fp16", rounding="stochastic:8", cols=2), tmp_path / "mx"
-    )
+    v_path, _ = emit(config, tmp_path / "mx")
     result = lint(v_path)
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
 
