@@ -341,6 +341,38 @@ def _nas_space(args: argparse.Namespace) -> Any:
     )
 
 
+def _nas_estimator(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator's settings: estimator, pruner, epochs and the one-epoch stop, the options that do not go with
+    the estimator refused."""
+    from hls_gen.nas import Estimator, Pruner, check_choice
+
+    check_choice(args.estimator, Estimator, "estimator")
+    if args.pruner is not None:
+        check_choice(args.pruner, Pruner, "pruner")
+        if args.estimator != Estimator.PRUNED:
+            raise UserError(
+                f"--pruner {args.pruner} stops trials of --estimator pruned, not {args.estimator}; "
+                "drop --pruner or add --estimator pruned"
+            )
+    if args.estimator != Estimator.FULL:
+        stop = "--no-proxy" if args.no_proxy else "--proxy-threshold" if args.proxy_threshold is not None else None
+        if stop:
+            raise UserError(f"{stop} sets the one-epoch stop of --estimator full, not {args.estimator}; drop {stop}")
+    if args.estimator == Estimator.PROXY and args.epochs is not None:
+        raise UserError(f"--estimator proxy trains no epochs; drop --epochs {args.epochs}")
+    settings: dict[str, Any] = {"estimator": args.estimator, "pruner": args.pruner}
+    if args.estimator == Estimator.PRUNED and args.pruner is None:
+        settings["pruner"] = Pruner.HYPERBAND.value
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    # NASConfig's defaults stand for what is not given; only the full estimator has the one-epoch stop
+    if args.no_proxy or args.estimator != Estimator.FULL:
+        settings["proxy_threshold"] = None
+    elif args.proxy_threshold is not None:
+        settings["proxy_threshold"] = args.proxy_threshold
+    return settings
+
+
 def _nas_config(args: argparse.Namespace) -> Any:
     """The search the arguments ask for, every value checked (no torch, Optuna or Amaranth loaded yet)."""
     from hls_gen.nas import NASConfig
@@ -348,9 +380,8 @@ def _nas_config(args: argparse.Namespace) -> Any:
     return NASConfig(
         benchmark=args.benchmark,
         trials=args.trials,
-        epochs=args.epochs,
         batch_size=args.batch_size,
-        proxy_threshold=None if args.no_proxy else args.proxy_threshold,
+        **_nas_estimator(args),
         batch=args.batch,
         fmax_mhz=args.fmax,
         synth=args.synth,
@@ -404,16 +435,22 @@ def cmd_nas(args: argparse.Namespace) -> int:
         print(note)
     cli_kit.resumable(f"the finished trials are in {where}", cli_kit.command_line(out=out))
     study = run_nas(config, out, progress=not args.quiet, cache=args.cache_dir, study=study)
-    from hls_gen.nas import _rows, pareto_front
+    from hls_gen.nas import _rows, front_rows
 
     rows = _rows(study)
-    front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
-    print(f"{len(rows)} finished trials, {len(front)} on the Pareto front (accuracy up, latency down, energy down):")
+    front = front_rows(rows)
+    pruned = sum(r["pruned"] for r in rows)
+    stopped = f" ({pruned} pruned, off the front)" if pruned else ""
+    score = "proxy score" if config.estimator == "proxy" else "accuracy"
+    print(
+        f"{len(rows)} finished trials{stopped}, {len(front)} on the Pareto front ({score} up, latency down, "
+        "energy down):"
+    )
     for r in front:
         # the layer tokens name accumulator and rounding; a space of several operand formats adds each layer's
         operands = f", operands {r['muls']}" if len(config.space.mul) > 1 else ""
         print(
-            f"  trial {r['trial']:>3}: accuracy {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
+            f"  trial {r['trial']:>3}: {score} {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
             f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}{operands}"
         )
     print(f"wrote {out / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
@@ -428,7 +465,8 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Multi-objective search (Optuna NSGA-II, seeded) over network shape (MLP/CNN depth, widths, kernel "
         "sizes), per-layer operand and accumulator formats and rounding, and the MAC array (size, interleave, "
         "pipeline), as a --space file declares (default: the space of the options below; --print-space shows it). "
-        "Accuracy comes from short emulated training (mpsim.nn at each layer's precision), latency and energy from "
+        "Accuracy comes from short emulated training (mpsim.nn at each layer's precision; --estimator: that training "
+        "stopped early by an Optuna pruner, or a zero-cost gradient-norm proxy), latency and energy from "
         "the array cost model (mpsim cost). The "
         "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it "
         "(Ctrl-C keeps every finished trial), and a larger --trials continues it. Writes the Pareto front "
@@ -438,15 +476,32 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument(
         "--trials", type=positive_int, default=50, help="finished trials the study should hold (default: 50)"
     )
-    p.add_argument("--epochs", type=positive_int, default=4, help="training epochs per trial (default: 4)")
+    p.add_argument(
+        "--estimator",
+        default="full",
+        help="how a trial's accuracy is estimated: full (train every epoch; the default), pruned (the same training, "
+        "stopped after an epoch by --pruner), curve (the same training, stopped after epoch 2 or later when the "
+        "accuracy its learning curve extrapolates to the last epoch leaves it dominated by a finished trial), proxy "
+        "(no training: the gradient norm of the initialised network through the emulated GEMMs, a score in the "
+        "accuracy objective's place)",
+    )
+    p.add_argument(
+        "--pruner",
+        default=None,
+        help="with --estimator pruned: hyperband (default) or halving (successive halving), Optuna's pruners "
+        "deciding after each epoch from the trials so far",
+    )
+    p.add_argument(
+        "--epochs", type=positive_int, default=None, help="training epochs per trial (default: 4; not with proxy)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size (default: 32)")
     p.add_argument(
         "--proxy-threshold",
         type=float,
-        default=0.5,
-        help="stop a trial after one epoch below this test accuracy (default: 0.5)",
+        default=None,
+        help="with --estimator full: stop a trial after one epoch below this test accuracy (default: 0.5)",
     )
-    p.add_argument("--no-proxy", action="store_true", help="always train the full epochs")
+    p.add_argument("--no-proxy", action="store_true", help="with --estimator full: always train the full epochs")
     p.add_argument(
         "--space",
         default=None,

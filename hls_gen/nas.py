@@ -5,11 +5,15 @@ default, or one a space file declares), a network (an MLP or a small CNN:
 depth, widths, kernel sizes), a per-layer operand format, accumulator format
 and rounding, and a MAC array (size, interleave, pipeline); it scores
 
-* **accuracy** by short real training with mpsim's emulated arithmetic at the
-  trial's per-layer precision (:class:`mpsim.nn.PrecisionConfig` with one
-  override per layer; the layer's operands, accumulator and rounding in
-  all three GEMMs, seeded), optionally stopped after a one-epoch proxy when it
-  is hopeless;
+* **accuracy** by an :class:`Estimator`: short real training with mpsim's
+  emulated arithmetic at the trial's per-layer precision
+  (:class:`mpsim.nn.PrecisionConfig` with one override per layer; the layer's
+  operands, accumulator and rounding in all three GEMMs, seeded), optionally
+  stopped after a one-epoch proxy when it is hopeless (``full``); the same
+  training stopped at an epoch by Optuna's Hyperband or successive-halving
+  pruner (``pruned``) or when its extrapolated learning curve leaves it
+  dominated (``curve``); or no training, the gradient norm of the initialised
+  network through the same emulated GEMMs (``proxy``);
 * **latency** and **energy** of one inference by :func:`hls_gen.perf_model.estimate`
   on the array that runs the trial's arithmetic (per operand format, the widest
   accumulator it uses; stochastic rounding if any layer rounds stochastically), at a nominal
@@ -25,10 +29,13 @@ rerun of the same command resumes it without redoing finished trials.
 from __future__ import annotations
 
 import csv
+import enum
 import hashlib
 import json
+import math
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,11 +50,19 @@ if TYPE_CHECKING:
     from hls_gen.emit import ArrayConfig
 
 __all__ = [
+    "Estimator",
     "IntRange",
     "NASConfig",
+    "Pruner",
     "SearchSpace",
+    "dominates",
+    "extrapolate",
     "finished_trials",
+    "front_rows",
+    "gradient_norm",
     "hardware_cost",
+    "kendall_tau",
+    "open_fidelity_study",
     "open_study",
     "pareto_front",
     "run_name",
@@ -60,11 +75,34 @@ __all__ = [
 BENCHMARKS = ("digits",)
 OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
 DIRECTIONS = ("maximize", "minimize", "minimize")
+PROXY_BATCHES = 4  # mini-batches the gradient-norm proxy averages over
+
+
+class Estimator(enum.StrEnum):
+    """How a trial's accuracy objective is estimated (``mpsim nas --estimator``)."""
+
+    FULL = "full"  # short training for every epoch (the one-epoch hopeless stop aside): test accuracy
+    PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
+    PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
+    CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
+
+
+class Pruner(enum.StrEnum):
+    """Optuna's pruner of :attr:`Estimator.PRUNED` (``mpsim nas --pruner``)."""
+
+    HYPERBAND = "hyperband"
+    HALVING = "halving"  # asynchronous successive halving
+
+
+def check_choice(value: Any, kind: type[enum.StrEnum], what: str) -> None:
+    """A ``ValueError`` naming ``value`` unless it is one of ``kind``'s values (a plain string of one is fine)."""
+    if not isinstance(value, str) or value not in {m.value for m in kind}:
+        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(m.value for m in kind)}")
 
 
 @dataclass(frozen=True)
 class NASConfig:
-    """A search: benchmark, trials, training budget, clock, storage, seed."""
+    """A search: benchmark, trials, training budget and accuracy estimator, clock, storage, seed."""
 
     benchmark: str = "digits"
     trials: int = 50
@@ -80,10 +118,35 @@ class NASConfig:
     storage: str | None = None  # default: sqlite:///OUT/study.db
     study_name: str = "mpsim-nas"
     space: SearchSpace = field(default_factory=SearchSpace)
+    estimator: Estimator = Estimator.FULL
+    pruner: Pruner | None = None  # the pruned estimator's, and only its
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise ValueError(f"unknown NAS benchmark {self.benchmark!r}: expected one of {', '.join(BENCHMARKS)}")
+        check_choice(self.estimator, Estimator, "estimator")
+        if self.pruner is not None:
+            check_choice(self.pruner, Pruner, "pruner")
+        estimator = str(self.estimator)
+        if estimator == Estimator.PRUNED and self.pruner is None:
+            raise ValueError("estimator 'pruned' needs a pruner: one of hyperband, halving")
+        if estimator != Estimator.PRUNED and self.pruner is not None:
+            raise ValueError(f"pruner '{self.pruner}' stops trials of estimator 'pruned', not of '{estimator}'")
+        if estimator == Estimator.PRUNED and self.epochs < 2:
+            raise ValueError(
+                f"estimator 'pruned' stops a trial before its last epoch, so it needs epochs >= 2, not {self.epochs}"
+            )
+        if estimator == Estimator.CURVE and self.epochs < 3:
+            raise ValueError(
+                f"estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, "
+                f"not {self.epochs}"
+            )
+        if estimator != Estimator.FULL and self.proxy_threshold is not None:
+            # the one-epoch stop would be a second early stop beside the pruner's, and the proxy trains no epoch
+            raise ValueError(
+                f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
+                f"not {self.proxy_threshold!r}"
+            )
         for name in ("trials", "epochs", "batch_size", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -252,23 +315,44 @@ def mx_backward(fmt: str) -> tuple[str, str]:
     return fmt, "nearest"
 
 
-def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[float, int, float]:
-    """Test accuracy after short emulated training: (accuracy, epochs run, seconds). Seeded."""
+def _quantized_model(network: NetworkSpec, config: NASConfig) -> Any:
+    """The network's torch model with seeded initial weights, every GEMM emulated at its layer's precision."""
+    import torch
+
+    from mpsim.nn import quantize_model
+
+    torch.manual_seed(config.seed)
+    model = build_torch(network)
+    model, _ = quantize_model(model, precision_config(network, model, config.seed), strict=True)
+    return model
+
+
+def _tensors(network: NetworkSpec, data: Any) -> tuple[Any, Any, Any, Any]:
+    """(x_train, y_train, x_test, y_test) as torch tensors, inputs in the network's shape."""
+    import torch
+
+    x_train = torch.from_numpy(data.x_train.reshape(len(data.x_train), *network.input_shape))
+    x_test = torch.from_numpy(data.x_test.reshape(len(data.x_test), *network.input_shape))
+    return x_train, torch.from_numpy(data.y_train), x_test, torch.from_numpy(data.y_test)
+
+
+def train_accuracy(
+    network: NetworkSpec, config: NASConfig, data: Any, stop: Callable[[float, int], bool] | None = None
+) -> tuple[float, int, float]:
+    """Test accuracy after short emulated training: (accuracy, epochs run, seconds). Seeded.
+
+    ``stop(accuracy, epoch)`` is asked after each epoch (1-based) whether to stop there (a pruner's decision).
+    """
     import numpy as np
     import torch
     from torch import nn
 
-    from mpsim.nn import quantize_model
     from mpsim.optim import QSGD, OptimPrecision
 
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    model = build_torch(network)
-    model, _ = quantize_model(model, precision_config(network, model, config.seed), strict=True)
+    model = _quantized_model(network, config)
     optimizer = QSGD(model.parameters(), lr=config.lr, momentum=0.9, precision=OptimPrecision(seed=config.seed))
-    x_train = torch.from_numpy(data.x_train.reshape(len(data.x_train), *network.input_shape))
-    x_test = torch.from_numpy(data.x_test.reshape(len(data.x_test), *network.input_shape))
-    y_train, y_test = torch.from_numpy(data.y_train), torch.from_numpy(data.y_test)
+    x_train, y_train, x_test, y_test = _tensors(network, data)
     shuffler = np.random.default_rng(config.seed)
     accuracy, epochs = 0.0, 0
     for epoch in range(config.epochs):
@@ -286,7 +370,68 @@ def train_accuracy(network: NetworkSpec, config: NASConfig, data: Any) -> tuple[
         # the cheap proxy: one epoch tells a network that will not learn from one that might
         if epoch == 0 and config.proxy_threshold is not None and accuracy < config.proxy_threshold:
             break
+        if stop is not None and stop(accuracy, epochs):
+            break
     return accuracy, epochs, time.perf_counter() - start
+
+
+def gradient_norm(
+    network: NetworkSpec, config: NASConfig, data: Any, batches: int = PROXY_BATCHES
+) -> tuple[float, float]:
+    """The zero-cost proxy: (score, seconds). No training, no weight update.
+
+    The score is the mean, over ``batches`` seeded training mini-batches of ``config.batch_size``, of the L2 norm
+    of the cross-entropy loss's gradient with respect to every weight of the initialised network, through the
+    emulated GEMMs at the network's per-layer precision (so it sees the operand, accumulator and rounding
+    choices). Larger is read as better, as the gradient-norm proxy of Abdelfattah et al. (2021) is.
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    start = time.perf_counter()
+    model = _quantized_model(network, config)
+    model.train()
+    x_train, y_train, _, _ = _tensors(network, data)
+    picker = np.random.default_rng(config.seed)
+    size = min(config.batch_size, len(x_train))
+    norms = []
+    for _ in range(batches):
+        index = torch.from_numpy(picker.choice(len(x_train), size=size, replace=False))
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x_train[index]), y_train[index]).backward()
+        # in float64: the sum of squares of every gradient element, then one square root
+        squares = sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None)
+        norms.append(math.sqrt(squares))
+    return sum(norms) / len(norms), time.perf_counter() - start
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b between two scorings of the same items (ties in either counted as tau-b does), in [-1, 1].
+
+    What ranks the proxy against training: 1 when both order every pair alike, -1 when they order every pair
+    oppositely. ``nan`` when either scoring gives all items one value (no order to compare).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"kendall_tau needs two scorings of the same items, not {len(x)} and {len(y)} values")
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue  # tied in both: in neither count
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    pairs_x, pairs_y = concordant + discordant + ties_y, concordant + discordant + ties_x
+    if pairs_x == 0 or pairs_y == 0:
+        return math.nan
+    return (concordant - discordant) / math.sqrt(pairs_x * pairs_y)
 
 
 def array_for(candidate: Candidate, space: SearchSpace | None = None) -> ArrayConfig:
@@ -337,16 +482,29 @@ def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) ->
     return cost, facts
 
 
-def _objective(config: NASConfig, data: dict[str, Any], cache: Any) -> Any:
+def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: optuna.Study | None) -> Any:
+    import optuna
+
     def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         arch_probe = trial.suggest_categorical("arch", list(config.space.archs))
         dataset = data[arch_probe]
         candidate = sample(trial, config.space, dataset.input_shape, dataset.num_classes)
         cost, facts = hardware_cost(candidate, config, cache)
-        accuracy, epochs, seconds = train_accuracy(candidate.network, config, dataset)
+        if config.estimator == Estimator.PROXY:
+            (accuracy, seconds), epochs, pruned = gradient_norm(candidate.network, config, dataset), 0, False
+        elif config.estimator == Estimator.PRUNED:
+            assert fidelity is not None
+            accuracy, epochs, seconds, pruned = _pruned_training(candidate.network, config, dataset, trial, fidelity)
+        elif config.estimator == Estimator.CURVE:
+            objectives = (cost.latency_us, cost.energy_uj)
+            accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
+        else:
+            (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
         trial.set_user_attr("network", candidate.network.to_dict())
         trial.set_user_attr("array", f"{candidate.array[0]}x{candidate.array[1]}")
-        trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("estimator", str(config.estimator))
+        trial.set_user_attr("epochs", epochs)  # the training budget the trial spent
+        trial.set_user_attr("pruned", pruned)
         trial.set_user_attr("train_seconds", round(seconds, 2))
         trial.set_user_attr("cycles", cost.cycles)
         trial.set_user_attr("utilisation", cost.utilisation)
@@ -355,9 +513,118 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any) -> Any:
         trial.set_user_attr("fmax_source", cost.fmax_source)
         for key, value in facts.items():
             trial.set_user_attr(key, value)
+        if pruned:
+            # a multi-objective trial stores no values when pruned: the objectives it reached go in its attributes
+            trial.set_user_attr("accuracy", accuracy)
+            trial.set_user_attr("latency_us", cost.latency_us)
+            trial.set_user_attr("energy_uj", cost.energy_uj)
+            raise optuna.TrialPruned(f"pruned after epoch {epochs} of {config.epochs}")
         return accuracy, cost.latency_us, cost.energy_uj
 
     return objective
+
+
+def _pruned_training(
+    network: NetworkSpec, config: NASConfig, data: Any, trial: optuna.trial.Trial, fidelity: optuna.Study
+) -> tuple[float, int, float, bool]:
+    """Training whose epoch accuracies go to a trial of the fidelity study, whose pruner may stop it:
+    (accuracy, epochs run, seconds, pruned).
+
+    Optuna prunes single-objective studies only (``Trial.report`` refuses a multi-objective one), so each NAS
+    trial has a twin in :func:`open_fidelity_study` that holds its learning curve and asks that study's pruner.
+    """
+    import optuna
+
+    twin = fidelity.ask()
+    twin.set_user_attr("nas_trial", trial.number)
+    trial.set_user_attr("fidelity_trial", twin.number)
+    stopped: list[int] = []
+
+    def stop(accuracy: float, epoch: int) -> bool:
+        twin.report(accuracy, epoch)
+        # after the last epoch the training is done: a pruning decision would only throw its result away
+        if epoch < config.epochs and twin.should_prune():
+            stopped.append(epoch)
+            return True
+        return False
+
+    try:
+        accuracy, epochs, seconds = train_accuracy(network, config, data, stop)
+    except BaseException:
+        fidelity.tell(twin, state=optuna.trial.TrialState.FAIL)  # Ctrl-C or an error: the twin does not linger
+        raise
+    if stopped:
+        fidelity.tell(twin, state=optuna.trial.TrialState.PRUNED)
+    else:
+        fidelity.tell(twin, accuracy)
+    return accuracy, epochs, seconds, bool(stopped)
+
+
+def extrapolate(curve: Sequence[float], epoch: int) -> float:
+    """The accuracy at ``epoch`` of ``a - b / e`` fitted by least squares to ``curve`` (the accuracy after epochs
+    1, 2, ...; two or more), clipped to [0, 1]: the power-law learning curve with its exponent fixed at 1, whose
+    fit is a straight line in ``1 / e`` (closed form, no optimiser, nothing to seed)."""
+    if len(curve) < 2:
+        raise ValueError(f"extrapolating a learning curve needs 2 epochs or more, not {len(curve)}")
+    xs = [1 / e for e in range(1, len(curve) + 1)]
+    mean_x, mean_y = sum(xs) / len(xs), sum(curve) / len(curve)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, curve)) / sum((x - mean_x) ** 2 for x in xs)
+    return min(1.0, max(0.0, mean_y + slope * (1 / epoch - mean_x)))
+
+
+def _curve_training(
+    network: NetworkSpec, config: NASConfig, data: Any, trial: optuna.trial.Trial, cost: tuple[float, float]
+) -> tuple[float, int, float, bool]:
+    """Training stopped after epoch ``k`` (2 <= k < epochs) when the accuracy :func:`extrapolate` predicts for the
+    last epoch, at the candidate's (latency, energy) ``cost``, would be dominated by a complete trial of the study
+    (as it stood when the trial began): (accuracy, epochs run, seconds, stopped). The learning curve and the
+    last prediction go in the trial's ``curve`` and ``predicted_accuracy`` attributes."""
+    import optuna
+
+    done = [tuple(t.values) for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    curve: list[float] = []
+    stopped: list[int] = []
+
+    def stop(accuracy: float, epoch: int) -> bool:
+        curve.append(accuracy)
+        if epoch < 2 or epoch >= config.epochs:
+            return False
+        predicted = extrapolate(curve, config.epochs)
+        trial.set_user_attr("predicted_accuracy", predicted)
+        if any(dominates(values, (predicted, *cost)) for values in done):
+            stopped.append(epoch)
+            return True
+        return False
+
+    accuracy, epochs, seconds = train_accuracy(network, config, data, stop)
+    trial.set_user_attr("curve", curve)
+    return accuracy, epochs, seconds, bool(stopped)
+
+
+def open_fidelity_study(config: NASConfig, out: str | Path) -> optuna.Study:
+    """The single-objective sibling of the NAS study (``STUDY/fidelity``, same storage) that owns the pruner.
+
+    Its trial ``n`` holds the per-epoch test accuracy of the NAS trial named in its ``nas_trial`` attribute. The
+    pruner is built from ``config`` (pruners are not stored): Hyperband with brackets from 1 epoch to
+    ``config.epochs`` and reduction factor 3, or successive halving from 1 epoch with reduction factor 4 (Optuna's
+    defaults); both decide from the stored curves alone, so the same sequence of trials prunes the same ones.
+    """
+    import optuna
+
+    if config.pruner == Pruner.HYPERBAND:
+        pruner: optuna.pruners.BasePruner = optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=config.epochs, reduction_factor=3
+        )
+    else:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
+    return optuna.create_study(
+        study_name=f"{config.study_name}/fidelity",
+        storage=storage_url(config, out),
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=config.seed),  # samples nothing: the NAS study's sampler does
+        load_if_exists=True,
+    )
 
 
 def _datasets(config: NASConfig) -> dict[str, Any]:
@@ -388,13 +655,18 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     if stored is None:
         study.set_user_attr("nas_config", mine)
         return study
-    differ = _differences({**stored, "space": _stored_space(stored.get("space", {}))}, mine)
+    differ = _differences(_stored_config(stored), mine)
     if differ:
         raise ValueError(
             f"study {config.study_name!r} in {storage} was run with other settings ({differ}); "
             "use another --out or --study-name"
         )
     return study
+
+
+def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored study's settings in today's fields: a study stored before the estimators trained fully."""
+    return {"estimator": "full", "pruner": None, **stored, "space": _stored_space(stored.get("space", {}))}
 
 
 def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -423,9 +695,13 @@ def run_name(config: NASConfig) -> str:
     default = _config_dict(NASConfig())
     mine = _config_dict(config)
     parts, space_parts = [], []
+    # the one-epoch stop is the full estimator's: the others hold None there, which says nothing new
+    implied = ("proxy_threshold",) if config.estimator != Estimator.FULL else ()
     for here, there, into in ((mine, default, parts), (mine["space"], default["space"], space_parts)):
         for key, value in here.items():
-            if key in ("benchmark", "seed", "trials", "storage", "study_name", "space") or value == there[key]:
+            if key in ("benchmark", "seed", "trials", "storage", "study_name", "space", *implied):
+                continue
+            if value == there[key]:
                 continue
             if isinstance(value, list):
                 text = "+".join(map(str, value))
@@ -467,8 +743,9 @@ def run_nas(
     study = study or open_study(config, out)
     done = finished_trials(study)
     data = _datasets(config)
+    fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
     interrupted: list[int] = []
-    objective = _interruptible(_objective(config, data, cache), interrupted)
+    objective = _interruptible(_objective(config, data, cache, fidelity), interrupted)
     try:
         with tqdm(
             total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
@@ -501,13 +778,15 @@ def _interruptible(objective: Any, interrupted: list[int]) -> Any:
 
 
 def finished_trials(study: optuna.Study) -> int:
-    """Trials that ran to the end (complete, or failed with an error); pruned and interrupted ones do not count."""
+    """Trials that ran to the end (complete, failed with an error, or stopped by the pruned estimator's pruner);
+    interrupted ones (stored as pruned, without the ``pruned`` attribute) do not count."""
     import optuna
 
+    State = optuna.trial.TrialState
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        if t.state in (State.COMPLETE, State.FAIL) or (t.state == State.PRUNED and t.user_attrs.get("pruned"))
     )
 
 
@@ -517,23 +796,43 @@ def _config_dict(config: NASConfig) -> dict[str, Any]:
     return json.loads(json.dumps(data))
 
 
+def front_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Pareto front of the trials that were not pruned, fastest first: a pruned trial's accuracy is after
+    fewer epochs than the others', so it is no point of the front (nor of Optuna's ``best_trials``)."""
+    return sorted(pareto_front([r for r in rows if not r.get("pruned")]), key=lambda r: r["latency_us"])
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Objectives ``a`` dominate ``b`` in (accuracy up, latency down, energy down): no worse anywhere, better
+    somewhere."""
+    (acc_a, lat_a, en_a), (acc_b, lat_b, en_b) = a, b
+    ge = acc_a >= acc_b and lat_a <= lat_b and en_a <= en_b
+    return ge and (acc_a > acc_b or lat_a < lat_b or en_a < en_b)
+
+
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows not dominated in (accuracy up, latency down, energy down)."""
 
-    def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        ge = a["accuracy"] >= b["accuracy"] and a["latency_us"] <= b["latency_us"] and a["energy_uj"] <= b["energy_uj"]
-        gt = a["accuracy"] > b["accuracy"] or a["latency_us"] < b["latency_us"] or a["energy_uj"] < b["energy_uj"]
-        return ge and gt
+    def objectives(r: dict[str, Any]) -> tuple[float, float, float]:
+        return r["accuracy"], r["latency_us"], r["energy_uj"]
 
-    return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+    return [r for r in rows if not any(dominates(objectives(o), objectives(r)) for o in rows if o is not r)]
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """A row per complete trial and per trial the pruned estimator stopped (interrupted trials are left out)."""
     import optuna
 
     rows = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        accuracy, latency, energy = t.values
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for t in study.get_trials(deepcopy=False, states=states):
+        pruned = t.state == optuna.trial.TrialState.PRUNED
+        if pruned and not t.user_attrs.get("pruned"):
+            continue  # interrupted: it runs again
+        if pruned:
+            accuracy, latency, energy = (t.user_attrs[k] for k in OBJECTIVES)
+        else:
+            accuracy, latency, energy = t.values
         net = t.user_attrs.get("network", {})
         layers = net.get("layers", [])
         rows.append(
@@ -554,7 +853,9 @@ def _rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "utilisation": t.user_attrs.get("utilisation"),
                 "macs": t.user_attrs.get("macs"),
                 "fmax_mhz": t.user_attrs.get("fmax_mhz"),
+                "estimator": t.user_attrs.get("estimator", "full"),  # trials stored before estimators: full
                 "epochs": t.user_attrs.get("epochs"),
+                "pruned": pruned,
                 "train_seconds": t.user_attrs.get("train_seconds"),
                 "network": net,
             }
@@ -574,7 +875,7 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
     """``pareto.json``, ``pareto.csv``, ``trials.csv`` and ``pareto.png`` (accuracy vs latency and vs energy)."""
     out = Path(out)
     rows = _rows(study)
-    front = sorted(pareto_front(rows), key=lambda r: r["latency_us"])
+    on_front = front_rows(rows)
     paths = {
         "pareto_json": out / "pareto.json",
         "pareto_csv": out / "pareto.csv",
@@ -585,23 +886,34 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
         "study": study.study_name,
         "objectives": dict(zip(OBJECTIVES, DIRECTIONS)),
         "trials": len(rows),
-        "front": front,
+        # the budget the accuracy estimates spent: training epochs in all, and trials the pruner stopped
+        "epochs_spent": sum(r["epochs"] or 0 for r in rows),
+        "pruned": sum(r["pruned"] for r in rows),
+        "front": on_front,
         "config": study.user_attrs.get("nas_config"),
     }
     paths["pareto_json"].write_text(json.dumps(summary, indent=1) + "\n")
     flat = [c for c in (rows[0] if rows else {}) if c != "network"]
-    for path, table in ((paths["pareto_csv"], front), (paths["trials_csv"], sorted(rows, key=lambda r: r["trial"]))):
+    for path, table in (
+        (paths["pareto_csv"], on_front),
+        (paths["trials_csv"], sorted(rows, key=lambda r: r["trial"])),
+    ):
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=flat, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(table)
-    if rows:
-        plot_pareto(rows, front, paths["plot"])
+    plotted = [r for r in rows if not r["pruned"]]
+    if plotted:
+        proxy = (study.user_attrs.get("nas_config") or {}).get("estimator") == Estimator.PROXY
+        plot_pareto(plotted, on_front, paths["plot"], proxy=proxy)
     return paths
 
 
-def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path) -> None:
-    """Two panels: accuracy vs latency (colour: energy) and accuracy vs energy (colour: latency), front marked."""
+def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path, *, proxy: bool = False) -> None:
+    """Two panels: accuracy vs latency (colour: energy) and accuracy vs energy (colour: latency), front marked.
+
+    ``proxy``: the accuracy objective holds the gradient-norm proxy's score, not a fraction correct.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -610,8 +922,8 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     on_front = {r["trial"] for r in front}
-    low = min(r["accuracy"] for r in rows)
-    ylim = (max(0.0, low - 0.03), min(1.0, max(r["accuracy"] for r in rows) + 0.02))
+    low, high = min(r["accuracy"] for r in rows), max(r["accuracy"] for r in rows)
+    ylim = (max(0.0, low - 0.03), min(1.0, high + 0.02)) if not proxy else (0.0, 1.05 * high or 1.0)
     for ax, x, colour, label in (
         (axes[0], "latency_us", "energy_uj", "energy (µJ)"),
         (axes[1], "energy_uj", "latency_us", "latency (µs)"),
@@ -639,7 +951,8 @@ def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: P
             if x == "latency_us"
             else "energy of one inference (µJ, log scale)"
         )
-        ax.set(xlabel=xlabel, ylabel="test accuracy (fraction correct)", ylim=ylim)
+        ylabel = "proxy score (gradient norm at initialisation)" if proxy else "test accuracy (fraction correct)"
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim)
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, label=label)
         ax.legend(loc="lower right")

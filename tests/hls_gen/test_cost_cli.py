@@ -222,7 +222,7 @@ def test_unsupported_layers_are_named(tmp_path: Path, capsys: pytest.CaptureFixt
     "command, words",
     [
         ("cost", ["--model", "--synth", "--array", "--cache-dir", "--json", "--quiet", "estimate"]),
-        ("nas", ["--trials", "--storage", "NSGA-II", "pareto.png"]),
+        ("nas", ["--trials", "--storage", "NSGA-II", "pareto.png", "--estimator", "--pruner"]),
     ],
 )
 def test_help(command: str, words: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,10 @@ def test_run_name_holds_what_differs_from_the_defaults():
     assert run_name(NASConfig(trials=5, study_name="x")) == "digits_s0"  # more trials continue the same study
     config = NASConfig(seed=2, epochs=1, space=SearchSpace(archs=("mlp",), roundings=("stochastic:8",)))
     assert run_name(config) == "digits_s2_epochs=1,archs=mlp,roundings=stochastic-8"
+    # the one-epoch stop is the full estimator's: the others' None is not named
+    pruned = NASConfig(estimator="pruned", pruner="halving", proxy_threshold=None)
+    assert run_name(pruned) == "digits_s0_estimator=pruned,pruner=halving"
+    assert run_name(NASConfig(estimator="proxy", proxy_threshold=None)) == "digits_s0_estimator=proxy"
 
 
 def test_what_a_study_holds_is_one_line():
@@ -50,6 +54,32 @@ def test_what_a_study_holds_is_one_line():
             ["--roundings", "nearest,sr0"],
             "--roundings sr0: unknown rounding 'sr0': random-bit count must be 1..62 ('stochastic' alone rounds "
             "exactly), not '0'",
+        ),
+        (["--estimator", "grid"], "unknown estimator 'grid': expected one of full, pruned, proxy, curve"),
+        (
+            ["--estimator", "pruned", "--pruner", "asha"],
+            "unknown pruner 'asha': expected one of hyperband, halving",
+        ),
+        (
+            ["--pruner", "halving"],
+            "--pruner halving stops trials of --estimator pruned, not full; drop --pruner or add --estimator pruned",
+        ),
+        (
+            ["--estimator", "proxy", "--pruner", "hyperband"],
+            "--pruner hyperband stops trials of --estimator pruned, not proxy; drop --pruner or add --estimator pruned",
+        ),
+        (["--estimator", "proxy", "--epochs", "2"], "--estimator proxy trains no epochs; drop --epochs 2"),
+        (
+            ["--estimator", "curve", "--epochs", "2"],
+            "estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, not 2",
+        ),
+        (
+            ["--estimator", "pruned", "--no-proxy"],
+            "--no-proxy sets the one-epoch stop of --estimator full, not pruned; drop --no-proxy",
+        ),
+        (
+            ["--estimator", "proxy", "--proxy-threshold", "0.3"],
+            "--proxy-threshold sets the one-epoch stop of --estimator full, not proxy; drop --proxy-threshold",
         ),
     ],
 )
@@ -217,3 +247,32 @@ def test_a_search_of_a_space_file_prints_and_writes_the_operands(tmp_path, capsy
     assert row["muls"] in ("e5m2", "e3m2") and row["array_config"] == f"mac_{row['muls']}_fp16_rne_2x2"
     front = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  trial")]
     assert len(front) == 1 and front[0].endswith(f", array 2x2, L10/fp16/rn, operands {row['muls']}")
+
+
+def test_a_proxy_search_prints_scores_and_records_its_estimator(tmp_path, capsys):
+    import csv
+
+    from mpsim.cli import main
+
+    out = tmp_path / "out"
+    argv = ["nas", "--estimator", "proxy", "--trials", "2", "--batch-size", "128", "--archs", "mlp", "--quiet"]
+    assert main([*argv, "--arrays", "2x2", "--out", str(out)]) == 0
+    with open(out / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and {(r["estimator"], r["epochs"], r["pruned"]) for r in rows} == {("proxy", "0", "False")}
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("2 finished trials, ") and "(proxy score up, latency down, energy down):" in printed[0]
+    assert all(line.startswith("  trial") and ": proxy score " in line for line in printed[1:-1])
+
+
+def test_a_pruned_search_defaults_to_hyperband_and_records_it(tmp_path, capsys):
+    import json
+
+    from mpsim.cli import main
+
+    out = tmp_path / "out"
+    argv = ["nas", "--estimator", "pruned", "--trials", "1", *TINY[2:], "--epochs", "2", "--quiet"]
+    assert main([*argv, "--arrays", "2x2", "--out", str(out)]) == 0
+    config = json.loads((out / "pareto.json").read_text())["config"]
+    assert (config["estimator"], config["pruner"], config["proxy_threshold"]) == ("pruned", "hyperband", None)
+    assert capsys.readouterr().out.splitlines()[0].startswith("1 finished trials, 1 on the Pareto front (accuracy up")

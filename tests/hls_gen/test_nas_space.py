@@ -86,6 +86,9 @@ def test_a_study_stored_before_the_space_grew_resumes(tmp_path: Path) -> None:
     assert study.user_attrs["nas_config"]["space"]["mul"] == "e4m3"  # the old record, as it was stored
     with pytest.raises(ValueError, match=r"\(interleaves \[1\] there, \[1, 8\] here\)"):
         open_study(NASConfig(trials=50, space=SearchSpace(interleaves=(1, 8))), tmp_path)
+    # it was stored before the estimators, and trained every trial: it is a study of the full estimator
+    with pytest.raises(ValueError, match=r"\(estimator 'full' there, 'proxy' here; "):
+        open_study(NASConfig(trials=50, estimator="proxy", proxy_threshold=None), tmp_path)
     assert run_name(NASConfig()) == "digits_s0"
 
 
