@@ -83,13 +83,14 @@ class MACArray(wiring.Component):
     synchronous) clears the accumulators, the buffer and the LFSRs (to their
     seeds).
 
-    An MX array (``a_format`` an MX format, ``"mxfp8_e4m3"``): its PEs are
-    :class:`~hls_gen.mx_mac.MXMAC` s, block dot-product units, and the input
-    payload carries each element's block scale (``a_scale[r]``,
-    ``b_scale[c]``, E8M0) beside it; the scales travel with their elements.
-    A job's tile is then ``mpsim.qmatmul`` with ``mul`` the MX format(s), the
-    operands' element and scale codes as :func:`mpsim.encode_mx` gives them
-    (A's blocks along its rows, B's along its columns).
+    An MX array (``a_format`` an MX format, ``"mxfp8_e4m3"``, or MX
+    ``modes``): its PEs are :class:`~hls_gen.mx_mac.MXMAC` s, block
+    dot-product units, and the input payload carries each element's block
+    scale (``a_scale[r]``, ``b_scale[c]``, E8M0) beside it; the scales travel
+    with their elements. A job's tile is then ``mpsim.qmatmul`` with ``mul``
+    the (job's mode's) MX format(s), the operands' element and scale codes as
+    :func:`mpsim.encode_mx` gives them (A's blocks along its rows, B's along
+    its columns).
 
     Parameters
     ----------
@@ -164,7 +165,10 @@ class MACArray(wiring.Component):
             self._cols = check_int(cols, "MAC array columns", 1, MAX_ARRAY_SIDE)
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
             # One MAC checks every remaining parameter; the PEs differ only in their seeds.
-            self._mx = any(f is not None and is_mx_spec(f) for f in (a_format, b_format))
+            mx_modes = isinstance(modes, (tuple, list)) and any(  # the PE checks the modes themselves
+                isinstance(x, ArithMode) and (is_mx_spec(x.a_format) or is_mx_spec(x.b_format)) for x in modes
+            )
+            self._mx = mx_modes or any(f is not None and is_mx_spec(f) for f in (a_format, b_format))
             self._pe_class: type[MAC] | type[MXMAC] = MAC
             self._pe_args = dict(
                 a_format=a_format,
@@ -201,8 +205,6 @@ class MACArray(wiring.Component):
     @staticmethod
     def _mx_pe_args(args: dict) -> dict:
         """An MX array's PE parameters (:class:`~hls_gen.mx_mac.MXMAC`), what it does not take refused in a line."""
-        if args["modes"] is not None:
-            raise TypeError("an MX array has one arithmetic: its MX formats, or modes, not both")
         if args["product_format"] is not None:
             product = args["product_format"]
             raise ValueError(
@@ -210,7 +212,12 @@ class MACArray(wiring.Component):
             )
         if args["dsp"] != "inferred":
             raise ValueError(f"an MX array's PEs use inferred multipliers ('inferred'), not dsp {args['dsp']!r}")
-        drop = ("product_format", "product_rounding", "modes", "dsp")
+        if args["product_rounding"] != "nearest":
+            raise ValueError(
+                f"an MX array rounds no products (its elements come quantized), not product rounding "
+                f"{args['product_rounding']!r}"
+            )
+        drop = ("product_format", "product_rounding", "dsp")
         return {k: v for k, v in args.items() if k not in drop}
 
     @property

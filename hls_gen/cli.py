@@ -214,7 +214,8 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         help="instead of --mul/--acc/--rounding: a training precision (a preset such as e4m3-sr or bf16, or a "
         "precision .json/.yaml file); repeat it for more. The array executes every GEMM a training step of each "
         "needs (forward, input and weight gradient), one mode per distinct arithmetic, chosen per job by the input "
-        "payload's mode",
+        "payload's mode. An MX preset (mxfp8, mxfp8-sr, mxfp6) makes an MX array of MX modes; an array's modes "
+        "are all MX or all element-wise, and mxfp4 (stochastically rounded elements) is refused",
     )
     p.add_argument(
         "--lanes", type=int, default=1, help="multipliers side by side (--unit multiplier only), 1..1024 (default: 1)"

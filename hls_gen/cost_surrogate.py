@@ -161,7 +161,8 @@ def features(config: ArrayConfig) -> Features:
     pe = _pe(config)
     if config.mx:  # its cost lies in terms these models lack (the block-sum window, its ring and normalizer)
         raise ValueError(
-            f"the cost surrogate has no terms for MX arrays yet ({config.a_format}): synthesize it instead "
+            f"the cost surrogate has no terms for MX arrays yet ({config.a_format or '+'.join(config.precisions)}): "
+            "synthesize it instead "
             "(mpsim cost without --predict, or benchmarks/synth_table.py --mx)"
         )
     modes = pe.modes

@@ -29,7 +29,6 @@ from hls_gen.dsp import SIM_MODELS
 from hls_gen.manifest import MANIFEST_VERSION, ArrayManifest, ModeEntry, MultiplierManifest, Port
 from hls_gen.modes import ArithMode, training_modes
 from hls_gen.multiplier import FPMultiplier
-from hls_gen.mx_mac import MXMAC
 from hls_gen.ports import INPUT, OUTPUT, layout_fields, verilog_name
 from hls_gen.spec import check_int, checking, described, rounding_string, rounding_token
 from mpsim.formats import FloatFormat
@@ -90,8 +89,8 @@ class ArrayConfig:
     :func:`hls_gen.modes.training_modes`) or ``modes`` given directly.
     ``lfsr_taps=None`` takes :data:`mpsim.randbits.LFSR_TAPS`. Checked when
     built (:meth:`build`). ``a_format`` (and ``b_format``) an MX format
-    (``"mxfp8_e4m3"``, ``"mx:e3m4:b16"``) makes an MX array
-    (:class:`hls_gen.mx_mac.MXMAC` PEs; one arithmetic).
+    (``"mxfp8_e4m3"``, ``"mx:e3m4:b16"``), or MX modes (``precisions`` such as
+    ``"mxfp8"``), make an MX array (:class:`hls_gen.mx_mac.MXMAC` PEs).
     """
 
     a_format: str | None = None
@@ -113,8 +112,12 @@ class ArrayConfig:
 
     @property
     def mx(self) -> bool:
-        """An MX array: the operand formats are MX block formats."""
-        return any(f is not None and is_mx_spec(f) for f in (self.a_format, self.b_format))
+        """An MX array: the operand formats (of every mode) are MX block formats."""
+        if self.a_format is not None or self.b_format is not None:
+            return any(f is not None and is_mx_spec(f) for f in (self.a_format, self.b_format))
+        return any(  # the array checks the modes themselves
+            isinstance(m, ArithMode) and (is_mx_spec(m.a_format) or is_mx_spec(m.b_format)) for m in self.arith_modes
+        )
 
     @property
     def arith_modes(self) -> tuple[ArithMode, ...]:
@@ -153,11 +156,7 @@ class ArrayConfig:
             interleave=self.interleave,
             dsp=self.dsp,
         )
-        if self.mx:
-            if self.precisions or self.modes:
-                raise ValueError(
-                    "an MX array has one arithmetic (its MX formats and acc_format), not precisions or modes"
-                )
+        if self.mx and not (self.precisions or self.modes):  # one MX arithmetic: the MX array's own checks
             return MACArray(
                 a_format=self.a_format,
                 b_format=self.b_format,
@@ -190,8 +189,6 @@ class ArrayConfig:
         pe = array.pe
         if self.precisions:
             parts = ["mac", "+".join(_precision_token(p) for p in self.precisions)]
-        elif self.mx:
-            parts = ["mac", pe.label]
         elif len(pe.modes) > 1:
             parts = ["mac", "modes", "+".join(mode.label for mode in pe.modes)]
         else:
@@ -256,32 +253,20 @@ class ArrayConfig:
                 )
             )
         uses = [mode.uses for mode in self.arith_modes]
-        if isinstance(pe, MXMAC):
-            modes = (
-                ModeEntry(
-                    a_format=pe.a_format,
-                    b_format=pe.b_format,
-                    acc_format=pe.acc_format,
-                    product_format=None,
-                    rand_bits=pe.rand_bits,
-                    product_rand_bits=None,
-                    mx=(pe.a_mx, pe.b_mx),
-                ),
+        modes = tuple(
+            ModeEntry(
+                code=i,
+                uses=uses[i],
+                a_format=mode.a_format,
+                b_format=mode.b_format,
+                acc_format=mode.acc_format,
+                product_format=mode.product_format,
+                rand_bits=mode.rand_bits,
+                product_rand_bits=mode.product_rand_bits,
+                mx=mode.mx,
             )
-        else:
-            modes = tuple(
-                ModeEntry(
-                    code=i,
-                    uses=uses[i],
-                    a_format=mode.a_format,
-                    b_format=mode.b_format,
-                    acc_format=mode.acc_format,
-                    product_format=mode.product_format,
-                    rand_bits=mode.rand_bits,
-                    product_rand_bits=mode.product_rand_bits,
-                )
-                for i, mode in enumerate(pe.modes)
-            )
+            for i, mode in enumerate(pe.modes)
+        )
         grid = array.random_source()
         sums = array.interleave
         iv, ir, ip = (verilog_name(INPUT, m) for m in ("valid", "ready", "payload"))

@@ -177,6 +177,11 @@ class MAC(wiring.Component):
                 if given or (rounding, product_rounding) != ("nearest", "nearest"):
                     raise TypeError(f"a MAC takes modes or one mode's formats and roundings, not both ({given})")
                 self._modes = check_modes(modes, self._lfsr.width)
+            if self._modes[0].mx is not None:  # check_modes: all MX or none
+                raise ValueError(
+                    f"a MAC multiplies element formats, not MX blocks ({self._modes[0].label}); MX modes are "
+                    "hls_gen.mx_mac.MXMAC's"
+                )
             self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
             self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
             self._dsp = check_dsp(dsp, self._pipeline, all(x.product_format is None for x in self._modes))

@@ -27,7 +27,7 @@ from hls_gen.ports import INPUT, OUTPUT, verilog_name
 from hls_gen.spec import rounding_string
 from mpsim.formats import FloatFormat, parse_format
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, block_window, parse_mx_format
 from mpsim.randbits import LFSR_TAPS, LFSRGrid, LFSRSpec
 
 __all__ = [
@@ -305,13 +305,13 @@ class ModeEntry(HwMode):
     """One arithmetic mode of an array (a checked :class:`~hls_gen.modes.HwMode`), selected by ``code`` in the
     input payload's ``mode`` (always 0 for a single-mode array); ``uses`` names the GEMMs that run in it.
 
-    ``mx``: the MX formats of A and B for an MX array (:class:`hls_gen.mx_mac.MXMAC`; ``a_format`` and
-    ``b_format`` are then their element formats, what the payload's ``a`` and ``b`` carry), else None.
+    ``mx`` (from :class:`~hls_gen.modes.HwMode`): the MX formats of A and B of an MX mode
+    (:class:`hls_gen.mx_mac.MXMAC`; ``a_format`` and ``b_format`` are then their element formats, what the
+    payload's ``a`` and ``b`` carry), else None.
     """
 
     code: int = 0
     uses: tuple[str, ...] = ()
-    mx: tuple[MXFormat, MXFormat] | None = None
 
     @property
     def mx_label(self) -> str | None:
@@ -579,11 +579,14 @@ class ArrayManifest:
                 "stride": self.stride,
                 "steps_per_beat": (steps[0] if self.modes[0].mx is None else 0)
                 if len(steps) == 1
-                else "per mode (modes[i].random.steps_per_beat)",
+                else "per mode (modes[i].random.steps_per_beat)"
+                if self.modes[0].mx is None
+                else "0; per block, per mode (modes[i].random.steps_per_block)",
                 "rule": "every PE steps its beat's mode's bits on every accepted beat and never otherwise; the "
                 "PEs' LFSRs carry on from job to job"
                 if self.modes[0].mx is None
-                else "every PE steps sum_bits on the last beat of each block (modes[0].mx) and never otherwise, "
+                else "every PE steps its block's mode's sum_bits on the last beat of each block (modes[i].mx) and "
+                "never otherwise, "
                 "so a job of K beats takes ceil(K / block_size) draws, LFSRGrid's for a reduction of that many "
                 "terms; the PEs' LFSRs carry on from job to job",
             },

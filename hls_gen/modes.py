@@ -11,6 +11,14 @@ operand formats and its :class:`~mpsim.gemm_config.GemmConfig`.
 :func:`check_modes` parses a mode set once into :class:`HwMode` s, the form the
 generators read, and refuses what cannot be built with one line naming the
 value.
+
+An MX mode (operand formats MX, ``"mxfp8_e5m2"``; no product format) is a
+GEMM of :mod:`mpsim.mx_gemm`: block dot products, each block's exact sum
+times its two E8M0 scales added with one rounding. :class:`HwMode` then
+carries the MX formats (``mx``) beside their element formats. An array's
+modes are all MX, sharing one block size (its PEs are
+:class:`hls_gen.mx_mac.MXMAC` s), or all element-wise
+(:class:`hls_gen.mac.MAC` s).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from dataclasses import dataclass, replace
 from hls_gen.spec import check_nan_capable, float_format, hw_rounding, operand_format, rounding_token
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import MXFormat, is_mx_spec
+from mpsim.mx import MXFormat, block_window, is_mx_spec, parse_mx_format
 from mpsim.precision import GemmKind, LayerPrecision, PrecisionConfig, parse_precision
 
 __all__ = [
@@ -31,8 +39,11 @@ __all__ = [
     "array_gemm_config",
     "check_mode",
     "check_modes",
+    "check_mx_mode",
     "mode_bits",
+    "mx_formats",
     "training_modes",
+    "window",
 ]
 
 #: Most modes one array executes (the mode field is at most 4 bits).
@@ -90,7 +101,11 @@ class ArithMode:
 
 @dataclass(frozen=True)
 class HwMode:
-    """A checked :class:`ArithMode`: parsed formats and the random bits of each rounding (None: nearest)."""
+    """A checked :class:`ArithMode`: parsed formats and the random bits of each rounding (None: nearest).
+
+    ``mx``: an MX mode's block formats of A and B (``a_format`` and ``b_format`` are then their element formats,
+    what the operand ports carry), else None.
+    """
 
     a_format: FloatFormat
     b_format: FloatFormat
@@ -98,29 +113,79 @@ class HwMode:
     product_format: FloatFormat | None
     rand_bits: int | None
     product_rand_bits: int | None
+    mx: tuple[MXFormat, MXFormat] | None = None
 
     @property
     def lfsr_steps(self) -> int:
-        """LFSR steps per accepted step of this mode: the product's random bits, then the sum's."""
+        """LFSR steps per accepted step of this mode (an MX mode's: per block): the product's random bits, then the
+        sum's."""
         return (self.product_rand_bits or 0) + (self.rand_bits or 0)
 
     @property
     def term_bits(self) -> int:
         """Significand bits of the terms this mode accumulates: an exact product's (both operands'), or the
-        product format's."""
+        product format's (an MX mode's terms are normalized block sums: see :class:`hls_gen.mx_mac.MXMAC`)."""
         if self.product_format is None:
             return self.a_format.man_bits + 1 + self.b_format.man_bits + 1
         return self.product_format.man_bits + 1
 
     @property
     def label(self) -> str:
-        """A short name: ``e4m3xe5m2_fp16_sr8``, ``bf16_bf16_rne``, ``e4m3_e5m6_pe4m3rne_sr8``."""
-        a, b = self.a_format.label, self.b_format.label
+        """A short name: ``e4m3xe5m2_fp16_sr8``, ``bf16_bf16_rne``, ``e4m3_e5m6_pe4m3rne_sr8``,
+        ``mxfp8_e5m2xmxfp8_e4m3_fp16_rne``."""
+        a, b = (self.a_format.label, self.b_format.label) if self.mx is None else (f.label for f in self.mx)
         parts = [a if a == b else f"{a}x{b}", self.acc_format.label]
         if self.product_format is not None:
             parts.append(f"p{self.product_format.label}{rounding_token(self.product_rand_bits)}")
         parts.append(rounding_token(self.rand_bits))
         return "_".join(parts)
+
+
+def mx_formats(a_format: object, b_format: object | None = None) -> tuple[MXFormat, MXFormat]:
+    """The MX formats of A and B (B defaults to A's), checked for what :class:`hls_gen.mx_mac.MXMAC` builds;
+    one-line errors."""
+    parsed = []
+    for what, value in (("MX operand format a", a_format), ("MX operand format b", b_format or a_format)):
+        if not isinstance(value, (str, MXFormat)):
+            raise TypeError(f"{what} must be an MX format string or an mpsim MXFormat, not {value!r}")
+        fmt = parse_mx_format(value)
+        if not isinstance(fmt.element, FloatFormat):
+            raise ValueError(
+                f"{what} must have floating-point elements, not {fmt} (elements {fmt.element}): "
+                "the hardware generator has no fixed-point datapath"
+            )
+        operand_format(fmt.element, f"{what}'s element format")
+        parsed.append(fmt)
+    fa, fb = parsed
+    if fa.block_size != fb.block_size:
+        raise ValueError(
+            f"MX operands must share a block size: a's {fa} has {fa.block_size}, b's {fb} has {fb.block_size}"
+        )
+    return fa, fb
+
+
+def check_mx_mode(
+    a_format: object, b_format: object, acc_format: object, product_format: object, rounding: object,
+    product_rounding: object, lfsr_width: int | None,
+) -> HwMode:  # fmt: skip
+    """An MX mode checked: no product format (a block's products are summed exactly), an accumulator with NaN."""
+    fa, fb = mx_formats(a_format, b_format)
+    if product_format is not None:
+        raise ValueError(
+            f"an MX mode sums each block's products exactly: it takes no product format, not {product_format}"
+        )
+    if product_rounding != "nearest":
+        raise ValueError(
+            f"an MX mode rounds no products (its elements come quantized), so product rounding must be 'nearest', "
+            f"not {product_rounding!r}"
+        )
+    acc = float_format(acc_format, "accumulator format")  # type: ignore[arg-type]
+    if not acc.has_nan:
+        raise ValueError(
+            f"accumulator format {acc} has no NaN, but an MX block's NaN scale (0xFF) brings NaN; use a format with NaN"
+        )
+    rand_bits = hw_rounding(rounding, "accumulator rounding", lfsr_width)  # type: ignore[arg-type]
+    return HwMode(fa.element, fb.element, acc, None, rand_bits, None, mx=(fa, fb))  # type: ignore[arg-type]
 
 
 def check_mode(
@@ -134,14 +199,13 @@ def check_mode(
     lfsr_width: int | None,
     what: str = "",
 ) -> HwMode:
-    """One mode's formats and roundings parsed and checked (``what`` prefixes the messages: ``"mode 2: "``)."""
-    for name, value in (("a", a_format), ("b", b_format)):
-        if isinstance(value, (str, MXFormat)) and is_mx_spec(value):
-            raise ValueError(
-                f"{what}multiplier operand format {name} is MX format {value}: an MX array has one arithmetic "
-                "(its MX formats as a_format/b_format); MX modes of a multi-mode array are not supported yet"
-            )
+    """One mode's formats and roundings parsed and checked (``what`` prefixes the messages: ``"mode 2: "``).
+
+    Either operand an MX format makes an MX mode: then both must be MX formats of one block size.
+    """
     try:
+        if any(isinstance(v, (str, MXFormat)) and is_mx_spec(v) for v in (a_format, b_format)):
+            return check_mx_mode(a_format, b_format, acc_format, product_format, rounding, product_rounding, lfsr_width)
         a = operand_format(a_format, "multiplier operand format a")  # type: ignore[arg-type]
         b = operand_format(b_format, "multiplier operand format b")  # type: ignore[arg-type]
         acc = float_format(acc_format, "accumulator format")  # type: ignore[arg-type]
@@ -186,7 +250,31 @@ def check_modes(modes: Sequence[ArithMode], lfsr_width: int | None) -> tuple[HwM
                 what=f"mode {i} ({', '.join(mode.uses) or mode.a_format}): " if len(modes) > 1 else "",
             )
         )
+    kinds = [x.mx is not None for x in checked]
+    if len(set(kinds)) > 1:  # the first mode of the other kind than mode 0's
+        j = kinds.index(not kinds[0])
+        raise ValueError(
+            f"modes 0 ({checked[0].label}) and {j} ({checked[j].label}): an array's modes must be all MX or all "
+            "element-wise (its PEs are block dot-product units or element MACs)"
+        )
+    blocks = [x.mx[0].block_size for x in checked if x.mx is not None]
+    if len(set(blocks)) > 1:  # one block counter per PE
+        j = next(i for i, size in enumerate(blocks) if size != blocks[0])
+        raise ValueError(
+            f"modes 0 ({checked[0].label}) and {j} ({checked[j].label}): an MX array's modes share one block size, "
+            f"not {blocks[0]} and {blocks[j]}"
+        )
     return tuple(checked)
+
+
+def window(modes: Sequence[HwMode]) -> tuple[int, int]:
+    """``(lsb, width)`` of a block-sum register that holds every MX mode's block sums: the lowest of the modes'
+    :func:`mpsim.mx.block_window` lsbs to the highest of their tops."""
+    windows = [block_window(*x.mx) for x in modes if x.mx is not None]
+    if not windows:
+        raise ValueError("a block-sum window needs MX modes")
+    lsb = min(lo for lo, _ in windows)
+    return lsb, max(lo + w for lo, w in windows) - lsb
 
 
 def mode_bits(count: int) -> int:
@@ -211,11 +299,23 @@ def _layer_modes(name: str, layer: LayerPrecision) -> list[ArithMode]:
                 f"precision {name!r}: its {kind} GEMM sums in order {gemm.order!r}; a MAC array sums "
                 "each output sequentially"
             )
-        if gemm.mx_formats is not None:
-            raise ValueError(
-                f"precision {name!r}: its {kind} GEMM multiplies MX blocks ({gemm.to_dict()['mul']}); "
-                "the array's precision modes multiply element formats"
+        mx = gemm.mx_formats
+        if mx is not None:  # an MX GEMM blocks its fp32 operands itself: its formats are the GEMM's, not the tensors'
+            if gemm.mul_rounding_rule.stochastic:
+                raise ValueError(
+                    f"precision {name!r}: its {kind} GEMM rounds its MX elements {gemm.mul_rounding}; "
+                    "a MAC array's random stream rounds the accumulator only (its operands arrive quantized)"
+                )
+            modes.append(
+                ArithMode(
+                    a_format=mx[0].label,
+                    b_format=mx[1].label,
+                    acc_format=str(gemm.acc),
+                    rounding=str(gemm.rounding),
+                    uses=(use,),
+                )
             )
+            continue
         formats = []
         for tensor in (a_name, b_name):
             fmt = tensors[tensor].format

@@ -26,55 +26,26 @@ from hls_gen.arith import (
     from_view,
     multiply,
     registered,
+    select_unpacked,
+    select_value,
     shift_out_leading_zeros,
     unpack,
+    unpack_modes,
     unpacked_layout,
 )
 from hls_gen.lfsr import LFSR
-from hls_gen.spec import (
-    LOOP_CUTS,
-    MAX_INTERLEAVE,
-    check_int,
-    checking,
-    float_format,
-    hw_rounding,
-    lfsr_spec,
-    operand_format,
-    rounding_string,
-    rounding_token,
-)
-from hls_gen.step import STEP_CONTROL
+from hls_gen.modes import ArithMode, HwMode, check_modes, check_mx_mode, mode_bits, mx_formats, window
+from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, checking, lfsr_spec, rounding_string
+from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
-from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat, block_window, parse_mx_format
+from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat
 from mpsim.randbits import LFSRSpec
 
 __all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
 
 #: Most pipeline registers an MX PE inserts before its accumulator (see :class:`MXMAC`).
 MX_MAX_PIPELINE = 6
-
-
-def mx_formats(a_format: object, b_format: object | None = None) -> tuple[MXFormat, MXFormat]:
-    """The MX formats of A and B (B defaults to A's), checked for what :class:`MXMAC` builds; one-line errors."""
-    parsed = []
-    for what, value in (("MX operand format a", a_format), ("MX operand format b", b_format or a_format)):
-        if not isinstance(value, (str, MXFormat)):
-            raise TypeError(f"{what} must be an MX format string or an mpsim MXFormat, not {value!r}")
-        fmt = parse_mx_format(value)
-        if not isinstance(fmt.element, FloatFormat):
-            raise ValueError(
-                f"{what} must have floating-point elements, not {fmt} (elements {fmt.element}): "
-                "the hardware generator has no fixed-point datapath"
-            )
-        operand_format(fmt.element, f"{what}'s element format")
-        parsed.append(fmt)
-    fa, fb = parsed
-    if fa.block_size != fb.block_size:
-        raise ValueError(
-            f"MX operands must share a block size: a's {fa} has {fa.block_size}, b's {fb} has {fb.block_size}"
-        )
-    return fa, fb
 
 
 class MXMAC(wiring.Component):
@@ -129,28 +100,37 @@ class MXMAC(wiring.Component):
     decoded : bool
         ``a`` and ``b`` arrive unpacked (:func:`hls_gen.arith.unpacked_layout`
         of the element formats), as an array's edge decodes them.
+    modes : sequence of hls_gen.modes.ArithMode or None
+        Instead of the formats and rounding above: 2..16 MX modes of one
+        block size, chosen per job by ``step.mode`` (the code is the index),
+        as :class:`hls_gen.mac.MAC` s modes: operands decoded in the mode's
+        element formats, one block-sum register whose window holds every
+        mode's (:func:`hls_gen.modes.window`), a rounder per distinct
+        accumulator (format, rounding), and the LFSR stepping the block's
+        mode's random bits at each block's end.
 
     Members
     -------
     en : In(1)
         Clock enable of the whole unit.
-    step : In(hls_gen.step.STEP_CONTROL)
+    step : In(hls_gen.step.step_control(mode_bits))
         ``valid`` (a beat), ``last`` (the job's last beat), ``flush`` (hand
-        out the sum at the accumulate loop's entry), as :class:`hls_gen.mac.MAC`.
+        out the sum at the accumulate loop's entry) and, with ``modes``,
+        ``mode``, as :class:`hls_gen.mac.MAC`.
     a, b : In(element bits), or the unpacked layout with ``decoded``
         The beat's elements.
     a_scale, b_scale : In(8)
         E8M0 scale codes of the beat's A and B blocks.
-    acc, done, flush, flush_sum : Out
-        As :class:`hls_gen.mac.MAC`.
+    acc, done, flush, flush_mode, flush_sum : Out
+        As :class:`hls_gen.mac.MAC` (``flush_mode`` only with ``modes``).
     """
 
     def __init__(
         self,
         *,
-        a_format: str | MXFormat,
+        a_format: str | MXFormat | None = None,
         b_format: str | MXFormat | None = None,
-        acc_format: str | FloatFormat,
+        acc_format: str | FloatFormat | None = None,
         rounding: str = "nearest",
         lfsr_width: int = 32,
         lfsr_seed: int = 1,
@@ -158,69 +138,96 @@ class MXMAC(wiring.Component):
         pipeline: int = 0,
         interleave: int = 1,
         decoded: bool = False,
+        modes: tuple[ArithMode, ...] | None = None,
     ) -> None:
         with checking(self):
             self._lfsr = lfsr_spec(lfsr_width, lfsr_seed, lfsr_taps)
-            self._a_mx, self._b_mx = mx_formats(a_format, b_format)
-            self._acc_format = float_format(acc_format, "accumulator format")
-            if not self._acc_format.has_nan:
-                raise ValueError(
-                    f"accumulator format {self._acc_format} has no NaN, but an MX block's NaN scale (0xFF) "
-                    "brings NaN; use a format with NaN"
+            if modes is None:
+                if a_format is None or acc_format is None:
+                    raise TypeError("an MX MAC needs a_format and acc_format (or modes)")
+                self._modes = (
+                    check_mx_mode(a_format, b_format, acc_format, None, rounding, "nearest", self._lfsr.width),
                 )
-            self._rand_bits = hw_rounding(rounding, "accumulator rounding", self._lfsr.width)
+            else:
+                formats = (("a_format", a_format), ("b_format", b_format), ("acc_format", acc_format))
+                given = [n for n, v in formats if v is not None]
+                if given or rounding != "nearest":
+                    raise TypeError(f"an MX MAC takes modes or one mode's formats and rounding, not both ({given})")
+                self._modes = check_modes(modes, self._lfsr.width)
+                if self._modes[0].mx is None:
+                    raise ValueError(
+                        f"an MX MAC's modes multiply MX blocks, not element formats (mode 0 is "
+                        f"{self._modes[0].label}); element-wise modes are hls_gen.mac.MAC's"
+                    )
             self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
             self._interleave = check_int(interleave, "MX MAC interleave", 1, MAX_INTERLEAVE)
             if not isinstance(decoded, bool):
                 raise TypeError(f"MX MAC decoded must be a bool, not {decoded!r}")
             self._decoded = decoded
-            super().__init__(
-                {
-                    "en": In(1),
-                    "step": In(STEP_CONTROL),
-                    "a": In(self.operand_shape("a")),
-                    "b": In(self.operand_shape("b")),
-                    "a_scale": In(SCALE_BITS),
-                    "b_scale": In(SCALE_BITS),
-                    "acc": Out(self._acc_format.bits),
-                    "done": Out(1),
-                    "flush": Out(1),
-                    "flush_sum": Out(self._acc_format.bits),
-                }
-            )
+            members: dict[str, wiring.Member] = {
+                "en": In(1),
+                "step": In(step_control(self.mode_bits)),
+                "a": In(self.operand_shape("a")),
+                "b": In(self.operand_shape("b")),
+                "a_scale": In(SCALE_BITS),
+                "b_scale": In(SCALE_BITS),
+                "acc": Out(self.acc_bits),
+                "done": Out(1),
+                "flush": Out(1),
+            }
+            if self.mode_bits:
+                members["flush_mode"] = Out(self.mode_bits)
+            members["flush_sum"] = Out(self.acc_bits)
+            super().__init__(members)
+
+    @property
+    def modes(self) -> tuple[HwMode, ...]:
+        """The arithmetic modes, by code (one for a single-mode MX MAC); each has its MX formats (``mx``)."""
+        return self._modes
+
+    @property
+    def mode_bits(self) -> int:
+        """Width of the mode field (0: a single mode, no ``step.mode``)."""
+        return mode_bits(len(self._modes))
+
+    def _single(self) -> HwMode:
+        if len(self._modes) != 1:
+            raise ValueError(f"this MX MAC has {len(self._modes)} modes; read its formats per mode from .modes")
+        return self._modes[0]
 
     @property
     def a_mx(self) -> MXFormat:
         """A's MX format."""
-        return self._a_mx
+        return self._single().mx[0]  # type: ignore[index]
 
     @property
     def b_mx(self) -> MXFormat:
         """B's MX format."""
-        return self._b_mx
+        return self._single().mx[1]  # type: ignore[index]
 
     @property
     def block_size(self) -> int:
-        return self._a_mx.block_size
+        """Elements per block (every mode's)."""
+        return self._modes[0].mx[0].block_size  # type: ignore[index]
 
     @property
     def a_format(self) -> FloatFormat:
         """A's element format."""
-        return self._a_mx.element  # type: ignore[return-value]
+        return self._single().a_format
 
     @property
     def b_format(self) -> FloatFormat:
         """B's element format."""
-        return self._b_mx.element  # type: ignore[return-value]
+        return self._single().b_format
 
     @property
     def acc_format(self) -> FloatFormat:
-        return self._acc_format
+        return self._single().acc_format
 
     @property
     def rand_bits(self) -> int | None:
         """Random bits of the accumulation rounding (None: nearest)."""
-        return self._rand_bits
+        return self._single().rand_bits
 
     @property
     def lfsr(self) -> LFSRSpec:
@@ -228,8 +235,8 @@ class MXMAC(wiring.Component):
 
     @property
     def lfsr_steps(self) -> int:
-        """LFSR steps per block (0: no LFSR)."""
-        return self._rand_bits or 0
+        """LFSR steps per block, the most of any mode (0: no LFSR)."""
+        return max(x.lfsr_steps for x in self._modes)
 
     @property
     def pipeline(self) -> int:
@@ -245,14 +252,10 @@ class MXMAC(wiring.Component):
         return self._decoded
 
     @property
-    def mode_bits(self) -> int:
-        """Width of a mode field: none (an MX PE has one arithmetic)."""
-        return 0
-
-    @property
     def window(self) -> tuple[int, int]:
-        """``(lsb, width)`` of the block-sum register's magnitude (:func:`mpsim.mx.block_window`), plus a sign."""
-        return block_window(self._a_mx, self._b_mx)
+        """``(lsb, width)`` of the block-sum register's magnitude, plus a sign: one mode's
+        :func:`mpsim.mx.block_window`, or the window that holds every mode's (:func:`hls_gen.modes.window`)."""
+        return window(self._modes)
 
     @property
     def latency(self) -> int:
@@ -261,54 +264,69 @@ class MXMAC(wiring.Component):
 
     @property
     def label(self) -> str:
-        """A short name: ``mxfp8_e4m3_fp16_sr8``, ``mxfp8_e4m3xmxfp8_e5m2_fp16_rne``, ``mx_e3m4_b16_bf16_rne``."""
-        a, b = self._a_mx.label, self._b_mx.label
-        return "_".join([a if a == b else f"{a}x{b}", self._acc_format.label, rounding_token(self._rand_bits)])
+        """A short name: ``mxfp8_e4m3_fp16_sr8``, ``mxfp8_e4m3xmxfp8_e5m2_fp16_rne``, ``mx_e3m4_b16_bf16_rne``
+        (several modes: their labels joined by ``+``)."""
+        return "+".join(mode.label for mode in self._modes)
 
     @property
     def gemm_config(self) -> GemmConfig:
         """The arithmetic as :func:`mpsim.qmatmul` takes it (``config=``)."""
-        a, b = self._a_mx.label, self._b_mx.label
+        a, b = self.a_mx.label, self.b_mx.label
         return GemmConfig(
             mul=a if a == b else f"{a},{b}",
-            acc=self._acc_format,
-            rounding=rounding_string(self._rand_bits),
+            acc=self.acc_format,
+            rounding=rounding_string(self.rand_bits),
             order="sequential",
         )
 
     def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
-        """The element format of operand ``which`` (``"a"`` or ``"b"``) as a one-mode tuple, as a MAC gives it."""
-        return (self.a_format if which == "a" else self.b_format,)
+        """The element formats operand ``which`` (``"a"`` or ``"b"``) takes, by mode code."""
+        return tuple(x.a_format if which == "a" else x.b_format for x in self._modes)
 
     def operand_shape(self, which: str) -> object:
-        """The shape of operand ``which``: its element bit pattern, or (``decoded``) the unpacked layout."""
-        fmt = self.operand_formats(which)[0]
-        return unpacked_layout(fmt) if self._decoded else fmt.bits
+        """The shape of operand ``which``: its widest element bit pattern, or (``decoded``) the unpacked layout."""
+        formats = self.operand_formats(which)
+        if not self._decoded:
+            return max(f.bits for f in formats)
+        return unpacked_layout(formats[0] if len(formats) == 1 else formats)
 
     @property
     def a_bits(self) -> int:
-        return self.a_format.bits
+        return max(f.bits for f in self.operand_formats("a"))
 
     @property
     def b_bits(self) -> int:
-        return self.b_format.bits
+        return max(f.bits for f in self.operand_formats("b"))
 
     @property
     def acc_bits(self) -> int:
-        return self._acc_format.bits
+        """Width of the accumulator (the widest mode's)."""
+        return max(x.acc_format.bits for x in self._modes)
 
     def decode(self, m: Module, which: str, code: Value, select: Value | None, name: str) -> Unpacked:
-        """Operand ``which``'s element bit pattern unpacked (the array's edge calls this)."""
-        return unpack(m, code, self.operand_formats(which)[0], name)
+        """Operand ``which``'s element bit pattern unpacked in the format of mode ``select`` (the array's edge
+        calls this), as :meth:`hls_gen.mac.MAC.decode`."""
+        formats = self.operand_formats(which)
+        if len(formats) == 1:
+            return unpack(m, code, formats[0], name)
+        if select is not None and len(set(formats)) > 1:
+            return unpack_modes(m, code, formats, select, name)
+        unpacked = {f: unpack(m, code[: f.bits], f, f"{name}_{f.label}") for f in dict.fromkeys(formats)}
+        return select_unpacked(m, select, [unpacked[f] for f in formats], name)  # type: ignore[arg-type]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         en = self.en
+        modes = self._modes
+        multi = len(modes) > 1
         step: Value = self.step
+        code = step.mode if multi else None
+        a_formats, b_formats = self.operand_formats("a"), self.operand_formats("b")
         if self._decoded:
-            a, b = from_view(self.a, self.a_format), from_view(self.b, self.b_format)
+            a = from_view(self.a, a_formats if multi else a_formats[0])
+            b = from_view(self.b, b_formats if multi else b_formats[0])
         else:
-            a, b = self.decode(m, "a", self.a, None, "a"), self.decode(m, "b", self.b, None, "b")
+            a, b = self.decode(m, "a", self.a, code, "a"), self.decode(m, "b", self.b, code, "b")
         scales = (self.a_scale, self.b_scale)
         if self._pipeline >= 6:  # the operand registers
             step = registered(m, en, step, "operands_step", keep=True)
@@ -320,6 +338,10 @@ class MXMAC(wiring.Component):
 
         # The product in the block-sum window: full * 2**(exp - (W - 2)) is a multiple of 2**lsb (subnormals are
         # normalized, so their low significand bits are zeros), below 2**top: full << (exp - lsb) >> (W - 2).
+        # Several modes share one window from the lowest lsb to the highest top (hls_gen.modes.window): a training
+        # precision's modes nest (mxfp8's e5m2 x e4m3 window holds the e4m3 x e4m3 one), so per-mode placement
+        # would save no register bit, only add a shifter per mode. A narrower mode's significands are
+        # left-aligned in the shared operand fields, so the same placement holds for every mode.
         lsb, width = self.window
         w = len(product.full)
         magnitude_bits = product.exp_hi + 2 - lsb  # a product is below 2**(exp_hi + 2)
@@ -333,6 +355,7 @@ class MXMAC(wiring.Component):
         if self._pipeline >= 5:  # the placed product: the placing shift apart from the block add
             step = registered(m, en, step, "placed_step", keep=True)
             signed_product, special, scales = registered(m, en, (signed_product, special, scales), "placed")
+        code = step.mode if multi else None  # the mode travels with its step to the block sum and the loop
 
         # The block-sum register: this beat's product adds to it, or begins it after a block's end. With L sums
         # it is a ring of L entries turning on every enabled cycle (as the accumulate loop's slots do): the entry
@@ -373,8 +396,10 @@ class MXMAC(wiring.Component):
 
         # One accumulation per block: its step is a beat only at the block's end (other beats are bubbles, which
         # keep the sum).
-        acc_step = Signal(STEP_CONTROL, name="acc_step")
+        acc_step = Signal(step_control(self.mode_bits), name="acc_step")
         m.d.comb += [acc_step.valid.eq(block_end), acc_step.last.eq(last), acc_step.flush.eq(step.flush)]
+        if multi:
+            m.d.comb += acc_step.mode.eq(code)
         if self._pipeline >= 3:  # the block's exact total: the block add apart from its normalization
             acc_step = registered(m, en, acc_step, "total_step", keep=True)
             total, total_nan, scales = registered(m, en, (total, total_nan, scales), "total")
@@ -402,23 +427,32 @@ class MXMAC(wiring.Component):
             acc_step = registered(m, en, acc_step, "term_step", keep=True)
             term = registered(m, en, term, "term")
 
-        # The LFSR steps only when the accumulator takes a block's term.
+        # The LFSR steps only when the accumulator takes a block's term, by the block's mode's random bits.
         rand: Value | None = None
-        if self._rand_bits is not None:
+        steps = self.lfsr_steps
+        if steps:
             m.submodules.lfsr = lfsr = LFSR(
-                width=self._lfsr.width, seed=self._lfsr.seed, steps=self._rand_bits, taps=self._lfsr.taps
+                width=self._lfsr.width,
+                seed=self._lfsr.seed,
+                steps=steps,
+                taps=self._lfsr.taps,
+                choices=tuple(x.lfsr_steps for x in modes) if multi else None,
             )
             m.d.comb += lfsr.en.eq(en & acc_step.valid)
             rand = lfsr.bits
+            if multi:  # each mode's draw is the top of the window (LFSR.bits), handed over in the low bits
+                code = acc_step.mode  # the mode of the block the accumulator takes
+                m.d.comb += lfsr.choice.eq(code)
+                draws = [rand[steps - x.lfsr_steps :] if x.lfsr_steps else Const(0, 1) for x in modes]
+                rand = select_value(m, code, draws, "rand_sum")  # type: ignore[arg-type]
         loop = accumulate(
             m,
             en=en,
             step=acc_step,
             term=term,
-            acc_format=self._acc_format,
-            rand_bits=self._rand_bits,
             rand=rand,
             interleave=self._interleave,
+            modes=tuple((x.acc_format, x.rand_bits) for x in modes),
         )
         m.d.comb += [
             self.acc.eq(loop.result),
@@ -426,4 +460,6 @@ class MXMAC(wiring.Component):
             self.flush.eq(loop.flush),
             self.flush_sum.eq(loop.entry),
         ]
+        if multi:
+            m.d.comb += self.flush_mode.eq(loop.entry_mode)
         return m

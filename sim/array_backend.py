@@ -9,7 +9,16 @@ and compute every GEMM of a quantized layer as the array does:
   convolution multiplies weight-first, ``w^T @ dy`` where a linear layer
   multiplies ``dy @ w^T``) runs transposed, ``(B^T @ A^T)^T``: each output
   sums the same products in the same order, so only which PE rounds it
-  changes, and both backends make the same choice.
+  changes, and both backends make the same choice. An MX GEMM (``mul`` MX:
+  the MX presets, whose tensors stay fp32) runs in the MX mode of its MX
+  formats, accumulator and rounding: its fp32 operands are blocked along K
+  as :mod:`mpsim.mx_gemm` blocks them (``rtl``: the element and E8M0 scale
+  codes of :func:`sim.mx_vectors.mx_codes` streamed through the array;
+  ``array-emulator``: :func:`mpsim.qmatmul` of the fp32 operands), and a
+  transposed one blocks the same K. MX GEMMs run only on MX arrays and
+  element-wise GEMMs only on element-wise arrays; MX elements rounded
+  stochastically (``mxfp4``'s backward GEMMs) are refused: the array takes
+  its operands quantized and its LFSRs round the accumulator only.
 * **Tiling.** The product is cut into the array's jobs in its documented
   order (:func:`sim.vectors.tile_jobs`: batch, row tile of ``rows *
   interleave``, column tile of ``cols``; partial tiles padded with zero
@@ -21,7 +30,8 @@ and compute every GEMM of a quantized layer as the array does:
   :class:`mpsim.randbits.LFSRGrid` in the array's reset state, carried on
   the same way: PE ``(r, c)`` rounds output ``(z, i, j)`` of job
   ``(z, i // (rows*L), j // cols)`` with the draws of its step ``t`` at
-  sum ``i % (rows*L) // rows``, the ``LFSRGrid`` layout. Given the same
+  sum ``i % (rows*L) // rows``, the ``LFSRGrid`` layout (an MX PE draws
+  once per block, at its end). Given the same
   calls in the same order the two give the same bits, which is what the
   tests prove. The layers' own random sources (quantizing activations and
   gradients) are untouched.
@@ -57,6 +67,7 @@ from mpsim.nn.backends import GemmBackend
 from mpsim.precision import GemmCall
 from mpsim.randbits import CounterRNG
 from sim.manifest import ArrayDesign, read_manifest
+from sim.mx_vectors import mx_codes
 from sim.rtl_exec import RtlExecutor
 from sim.rtl_vectors import pack_jobs, unpack_tiles
 from sim.vectors import tile_jobs
@@ -74,10 +85,16 @@ __all__ = [
 ]
 
 
-def _arithmetic(a: object, b: object, config: GemmConfig) -> tuple[object, ...]:
+def _arithmetic(a: object, b: object, config: GemmConfig, swap: bool = False) -> tuple[object, ...]:
     """What must be equal for a GEMM to run in a mode: operand formats, product format and rounding, accumulator
-    format, rounding and overflow policy, and the order (the kernel parameters hold the saturation)."""
+    format, rounding and overflow policy, and the order (the kernel parameters hold the saturation). An MX GEMM's
+    operand formats are its MX formats (``a`` and ``b`` unused; ``swap``: B's first)."""
     plan = plan_of(config)
+    if plan.mx is not None:
+        mx = plan.mx[::-1] if swap else plan.mx
+        return ("mx", *mx, plan.acc, plan.rounding, plan.acc_params, plan.order, plan.mul_rounding)
+    if swap:
+        a, b = b, a
     fused = plan.mul is None
     return (
         parse_format(a),
@@ -93,8 +110,10 @@ def _arithmetic(a: object, b: object, config: GemmConfig) -> tuple[object, ...]:
 
 
 def describe_mode(mode: ModeEntry) -> str:
-    """``e4m3 x e5m2 -> fp16 stochastic:8`` (``, products e5m6 nearest`` when not fused)."""
-    text = f"{mode.a_format.label} x {mode.b_format.label} -> {mode.acc_format.label} {mode.rounding}"
+    """``e4m3 x e5m2 -> fp16 stochastic:8`` (``, products e5m6 nearest`` when not fused; an MX mode's MX formats:
+    ``mxfp8_e5m2 x mxfp8_e4m3 -> fp16 nearest``)."""
+    a, b = (mode.a_format.label, mode.b_format.label) if mode.mx is None else (f.label for f in mode.mx)
+    text = f"{a} x {b} -> {mode.acc_format.label} {mode.rounding}"
     if mode.product_format is not None:
         text += f", products {mode.product_format.label} {mode.product_rounding}"
     return text
@@ -103,6 +122,10 @@ def describe_mode(mode: ModeEntry) -> str:
 def describe_call(call: GemmCall) -> str:
     """The GEMM's arithmetic as :func:`describe_mode` spells a mode's."""
     config = call.config
+    mx = config.mx_formats
+    if mx is not None:
+        text = f"{mx[0].label} x {mx[1].label} -> {config.acc} {config.rounding}"
+        return text if not config.mul_rounding_rule.stochastic else f"{text}, elements {config.mul_rounding}"
     text = f"{call.a.format} x {call.b.format} -> {config.acc} {config.rounding}"
     if config.mul is not None:
         text += f", products {config.mul} {config.mul_rounding}"
@@ -129,30 +152,41 @@ def place_call(design: ArrayDesign, call: GemmCall, layer: str = "layer") -> Pla
             f"{layer}: its {kind} GEMM is left to torch in fp32 (emulate=False); the array {design.top} computes "
             "only GEMMs with an accumulator format and a rounding"
         )
+    mx = plan_of(call.config).mx is not None  # an MX GEMM blocks its fp32 operands itself (mpsim.mx_gemm)
+    modes = "; ".join(describe_mode(m) for m in design.modes)
+    if mx and design.modes[0].mx is None:
+        raise ValueError(
+            f"{layer}: its {kind} GEMM multiplies MX blocks (mul {call.config.mul!r}); the array {design.top} "
+            f"multiplies element by element (its modes: {modes}); emit an MX array with --precision for this precision"
+        )
+    if not mx and design.modes[0].mx is not None:
+        raise ValueError(
+            f"{layer}: its {kind} GEMM multiplies element formats ({describe_call(call)}); the array {design.top} "
+            f"multiplies MX blocks (its modes: {modes})"
+        )
+    if mx and call.config.mul_rounding_rule.stochastic:
+        raise ValueError(
+            f"{layer}: its {kind} GEMM rounds its MX elements {call.config.mul_rounding}; the array {design.top} "
+            "takes its operands quantized (its LFSRs round the accumulator only)"
+        )
     for side, quant in (("A", call.a), ("B", call.b)):
-        if quant.format is None:
+        if quant.format is None and not mx:
             raise ValueError(
                 f"{layer}: operand {side} of its {kind} GEMM stays fp32; the array {design.top} multiplies operands "
                 "in the formats of its modes"
             )
-    if plan_of(call.config).mx is not None:
-        raise ValueError(
-            f"{layer}: its {kind} GEMM multiplies MX blocks (mul {call.config.mul!r}); the array {design.top} "
-            "multiplies element by element (no MX mode yet)"
-        )
     if call.config.order_kind.name != "SEQUENTIAL":
         raise ValueError(
             f"{layer}: its {kind} GEMM sums in order {call.config.order!r}; the array {design.top} sums each output "
             "sequentially"
         )
     want = _arithmetic(call.a.format, call.b.format, call.config)
-    swapped = _arithmetic(call.b.format, call.a.format, call.config)
+    swapped = _arithmetic(call.a.format, call.b.format, call.config, swap=True)
     keys = [_arithmetic(m.a_format, m.b_format, m.gemm_config) for m in design.modes]
     for transposed, key in ((False, want), (True, swapped)):
         for mode, have in zip(design.modes, keys):
             if have == key:
                 return Placement(mode.code, transposed)
-    modes = "; ".join(describe_mode(m) for m in design.modes)
     raise ValueError(
         f"{layer}: the array {design.top} has no mode for its {kind} GEMM, {describe_call(call)} "
         f"(its modes: {modes}); emit one with --precision for this precision"
@@ -228,6 +262,8 @@ class HardwareLog:
 
 
 def _mac_pj(mode: ModeEntry) -> float:
+    if mode.mx is not None:
+        return HOROWITZ_45NM.mx_mac_pj(mode.mx[0], mode.mx[1], mode.acc_format.label)
     return HOROWITZ_45NM.mac_pj(mode.a_format.label, mode.b_format.label, mode.acc_format.label)
 
 
@@ -265,11 +301,6 @@ class ArrayBackend(GemmBackend):
         design = read_manifest(hardware, "array")
         if not isinstance(design, ArrayDesign):  # read_manifest checked the unit; this narrows the type
             raise ValueError(f"{hardware} does not describe a MAC array")
-        if design.modes[0].mx is not None:
-            raise ValueError(
-                f"{hardware} is an MX array ({design.modes[0].mx_label}): the {self.name} backend runs element-wise "
-                "arrays only (MX GEMMs on the array are not supported yet)"
-            )
         self.design = design
         self.log = HardwareLog(design)
         self._placements: dict[GemmCall, Placement] = {}
@@ -277,7 +308,10 @@ class ArrayBackend(GemmBackend):
         self._cycle = 0
 
     def check(self, layer: str, calls: Sequence[GemmCall]) -> None:
-        for call in calls:
+        # A GEMM no array can run (MX elements rounded stochastically: mxfp4's backward GEMMs) is named first, not
+        # a sibling GEMM's missing mode, for which emitting another array would be the remedy.
+        unbuildable = [c for c in calls if c.config.mx_formats is not None and c.config.mul_rounding_rule.stochastic]
+        for call in [*unbuildable, *calls]:
             self._placements[call] = place_call(self.design, call, layer)
 
     def placement(self, call: GemmCall) -> Placement:
@@ -295,15 +329,21 @@ class ArrayBackend(GemmBackend):
         batch = max(a3.shape[0], b3.shape[0])
         a3 = np.broadcast_to(a3, (batch, *a3.shape[1:]))
         b3 = np.broadcast_to(b3, (batch, *b3.shape[1:]))
-        what = f"{call.kind.value} GEMM operand"
-        formats = (mode.b_format, mode.a_format) if place.transposed else (mode.a_format, mode.b_format)
-        a_codes, b_codes = _codes(formats[0], a3, f"{what} A"), _codes(formats[1], b3, f"{what} B")
-        if place.transposed:
-            a_codes, b_codes = b_codes.transpose(0, 2, 1), a_codes.transpose(0, 2, 1)
-        values, measured = self.product(a_codes, b_codes, mode)
+        if mode.mx is not None:  # fp32 operands, blocked along K by the mode's MX formats (as mpsim.mx_gemm does)
+            if place.transposed:  # B^T's blocks along its rows are B's along its columns: the same blocks
+                a3, b3 = b3.transpose(0, 2, 1), a3.transpose(0, 2, 1)
+            a_in, b_in = np.ascontiguousarray(a3), np.ascontiguousarray(b3)
+            values, measured = self.mx_product(a_in, b_in, mode)
+        else:
+            what = f"{call.kind.value} GEMM operand"
+            formats = (mode.b_format, mode.a_format) if place.transposed else (mode.a_format, mode.b_format)
+            a_in, b_in = _codes(formats[0], a3, f"{what} A"), _codes(formats[1], b3, f"{what} B")
+            if place.transposed:
+                a_in, b_in = b_in.transpose(0, 2, 1), a_in.transpose(0, 2, 1)
+            values, measured = self.product(a_in, b_in, mode)
         design = self.design
-        _, m, k = a_codes.shape
-        n = b_codes.shape[2]
+        _, m, k = a_in.shape
+        n = b_in.shape[2]
         jobs = batch * -(-m // design.tile_rows) * -(-n // design.cols)
         beats = jobs * k * design.interleave
         shape = dict(rows=design.rows, cols=design.cols, pipeline=design.pipeline, interleave=design.interleave)
@@ -332,6 +372,11 @@ class ArrayBackend(GemmBackend):
         """``a @ b`` of ``(batch, M, K)`` and ``(batch, K, N)`` operand codes in ``mode``, as float32 values, and
         the cycles it took (None where nothing is simulated); the random stream carries on."""
 
+    @abc.abstractmethod
+    def mx_product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, int | None]:
+        """``a @ b`` of ``(batch, M, K)`` and ``(batch, K, N)`` float32 operands in MX ``mode`` (A blocked along its
+        rows, B along its columns), as :meth:`product`."""
+
     def report(self) -> dict[str, Any]:
         """:meth:`HardwareLog.report` of every GEMM so far."""
         return self.log.report()
@@ -343,14 +388,16 @@ class ArrayBackend(GemmBackend):
 
     @property
     def lfsr_steps(self) -> int:
-        """LFSR steps every PE has taken since reset (every PE steps on every beat)."""
+        """LFSR steps every PE has taken since reset (every PE steps on every beat, an MX PE at every block's
+        end)."""
         return self._lfsr_steps(self._beats_per_mode())
 
     def _lfsr_steps(self, beats: Counter[int]) -> int:
         return sum(n * self.design.modes[code].lfsr_steps for code, n in beats.items())
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the beats run in each mode (the PEs' LFSRs follow from them) and the log."""
+        """What a checkpoint keeps: the beats run in each mode (an MX mode's: its blocks; the PEs' LFSRs follow
+        from them) and the log."""
         return {
             "array": self.design.top,
             "beats": {str(code): n for code, n in sorted(self._beats_per_mode().items())},
@@ -359,9 +406,15 @@ class ArrayBackend(GemmBackend):
         }
 
     def _beats_per_mode(self) -> Counter[int]:
+        """Each PE's draws per mode: its beats, or (MX) its blocks, ``ceil(K / block_size)`` per job and sum."""
         beats: Counter[int] = Counter()
+        design = self.design
         for r in self.log.records:
-            beats[r.mode] += r.pe_steps // (self.design.rows * self.design.cols)
+            mx = design.modes[r.mode].mx
+            if mx is None:
+                beats[r.mode] += r.pe_steps // (design.rows * design.cols)
+            else:
+                beats[r.mode] += r.jobs * -(-r.shape[2] // mx[0].block_size) * design.interleave
         return beats
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -394,6 +447,9 @@ class ArrayEmulatorBackend(ArrayBackend):
     def product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, None]:
         values = qmatmul_array(decode(mode.a_format, a), decode(mode.b_format, b), plan_of(mode.gemm_config), self.grid)
         return values, None
+
+    def mx_product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, None]:
+        return qmatmul_array(a, b, plan_of(mode.gemm_config), self.grid), None
 
     def replay(self, beats: Counter[int], cycle: int) -> int:
         self.grid = self.design.random_source()
@@ -430,10 +486,23 @@ class RtlBackend(ArrayBackend):
         return self._executor
 
     def product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, int]:
+        return self._run(a, b, mode, None)
+
+    def mx_product(self, a: np.ndarray, b: np.ndarray, mode: ModeEntry) -> tuple[np.ndarray, int]:
+        """The operands' element and scale codes (:func:`sim.mx_vectors.mx_codes`, what mpsim.mx_gemm quantizes
+        to) streamed through the array."""
+        (fa, fb), design = mode.mx, self.design  # type: ignore[misc]
+        (sa, ca), (sb, cb) = mx_codes(a, fa, 2), mx_codes(b, fb, 1)
+        scales = [(st_a, st_b) for _, st_a, st_b in tile_jobs(sa, sb, design.tile_rows, design.cols)]
+        return self._run(ca, cb, mode, scales)
+
+    def _run(
+        self, a: np.ndarray, b: np.ndarray, mode: ModeEntry, scales: list[tuple[np.ndarray, np.ndarray]] | None
+    ) -> tuple[np.ndarray, int]:
         design = self.design
         jobs = tile_jobs(a, b, design.tile_rows, design.cols)
         codes = [mode.code] * len(jobs)
-        beats = pack_jobs(design, [at for _, at, _ in jobs], [bt for _, _, bt in jobs], codes)
+        beats = pack_jobs(design, [at for _, at, _ in jobs], [bt for _, _, bt in jobs], codes, scales or ())
         run = self.executor.run(beats)
         tiles, errors = unpack_tiles(design, run.outputs, codes)
         if errors:
@@ -452,13 +521,21 @@ class RtlBackend(ArrayBackend):
         self.executor.reset()
         cycles = 0
         for code, count in sorted(beats.items()):
+            mx = design.modes[code].mx
+            block = 1 if mx is None else mx[0].block_size  # an MX mode counts blocks: a job of n draws is n blocks
             steps = count // design.interleave
             while steps:  # jobs of at most 2**16 steps: the beats of one run stay a few MB
-                k = min(steps, 1 << 16)
+                n = min(steps, max((1 << 16) // block, 1))
+                k = n * block
                 at = np.zeros((design.tile_rows, k), np.int64)
                 bt = np.zeros((k, design.cols), np.int64)
-                cycles += self.executor.run(pack_jobs(design, [at], [bt], [code])).cycles
-                steps -= k
+                scales = (
+                    ()
+                    if mx is None
+                    else [(np.zeros((design.tile_rows, n), np.int64), np.zeros((n, design.cols), np.int64))]
+                )
+                cycles += self.executor.run(pack_jobs(design, [at], [bt], [code], scales)).cycles
+                steps -= n
         return cycles
 
     def close(self) -> None:

@@ -37,20 +37,34 @@ __all__ = [
 
 
 def pack_jobs(
-    design: ArrayDesign, a_tiles: Sequence[np.ndarray], b_tiles: Sequence[np.ndarray], modes: Sequence[int] = ()
+    design: ArrayDesign,
+    a_tiles: Sequence[np.ndarray],
+    b_tiles: Sequence[np.ndarray],
+    modes: Sequence[int] = (),
+    scales: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> np.ndarray:
     """The input beats of jobs ``(a_tiles[j] @ b_tiles[j])`` as ``(beats, words)`` uint32 payloads.
 
     ``a_tiles[j]`` is ``tile_rows x K`` and ``b_tiles[j]`` ``K x cols``
     operand codes (partial tiles padded with zero codes, as
     :func:`sim.vectors.tile_jobs` pads them); ``modes[j]`` is job ``j``'s
-    mode code (default 0; only a multi-mode array takes one).
+    mode code (default 0; only a multi-mode array takes one). An MX array's
+    jobs need ``scales[j]``: the E8M0 scale codes of A's blocks
+    (``tile_rows x ceil(K / block_size)``) and of B's (``ceil(K /
+    block_size) x cols``); beat ``t`` carries those of block ``t //
+    block_size``.
     """
     rows, cols, sums = design.rows, design.cols, design.interleave
     if len(a_tiles) != len(b_tiles) or (modes and len(modes) != len(a_tiles)):
         raise ValueError(f"jobs need one A tile, B tile (and mode) each, not {len(a_tiles)}, {len(b_tiles)}, "
                          f"{len(modes)}")  # fmt: skip
-    a_parts, b_parts, last_parts, mode_parts = [], [], [], []
+    mx = design.modes[0].mx
+    if (mx is not None) != bool(scales) or (scales and len(scales) != len(a_tiles)):
+        raise ValueError(
+            f"{design.top}: an MX array's jobs need one pair of scale tiles each, an element-wise array's none; "
+            f"not {len(scales)} for {len(a_tiles)} jobs"
+        )
+    a_parts, b_parts, last_parts, mode_parts, sa_parts, sb_parts = [], [], [], [], [], []
     for j, (at, bt) in enumerate(zip(a_tiles, b_tiles)):
         k = at.shape[1] if at.ndim == 2 else 0
         if at.shape != (rows * sums, k) or bt.shape != (k, cols) or k < 1:
@@ -64,9 +78,16 @@ def pack_jobs(
         last[-sums:] = 1
         last_parts.append(last)
         mode_parts.append(np.full(k * sums, modes[j] if modes else 0, np.int64))
+        if mx is not None:  # step t's block scales, once per sum l as its operands
+            block = np.arange(k) // mx[0].block_size
+            sa, sb = scales[j][0][:, block], scales[j][1][block, :]
+            sa_parts.append(sa.reshape(sums, rows, k).transpose(2, 0, 1).reshape(k * sums, rows))
+            sb_parts.append(np.repeat(sb, sums, axis=0))
     payload = design.stream("input").payload
     count = sum(len(x) for x in last_parts)
     fields = {"a": np.concatenate(a_parts), "b": np.concatenate(b_parts), "last": np.concatenate(last_parts)}
+    if mx is not None:
+        fields.update(a_scale=np.concatenate(sa_parts), b_scale=np.concatenate(sb_parts))
     if design.mode_bits:
         fields["mode"] = np.concatenate(mode_parts)
     elif any(modes):

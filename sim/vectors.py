@@ -338,6 +338,7 @@ def array_vectors(design: ArrayDesign, stimulus: Stimulus, *, pack: bool = True)
                                 last=int(t == k - 1),
                                 a_scale=ast[part, blk].tolist(),
                                 b_scale=bst[blk, :].tolist(),
+                                **({"mode": code} if design.mode_bits else {}),
                             )
                         )
                 want, valid = _tile_expectation(codes, z, ti, tj, rows, cols)

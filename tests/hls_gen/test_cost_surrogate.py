@@ -397,6 +397,11 @@ def test_predict_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
             "the cost surrogate has no terms for MX arrays yet (mxfp8_e4m3): synthesize it instead (mpsim cost "
             "without --predict, or benchmarks/synth_table.py --mx)",
         ),
+        (
+            ["--precision", "mxfp8"],
+            "the cost surrogate has no terms for MX arrays yet (mxfp8): synthesize it instead (mpsim cost "
+            "without --predict, or benchmarks/synth_table.py --mx)",
+        ),
     ],
 )
 def test_predict_errors(extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -160,9 +160,9 @@ def test_training_modes_of_a_file_with_overrides(tmp_path) -> None:
         (["fp32"], r"^precision 'fp32': its forward GEMM is left to torch in fp32 \(emulate=False\); "),
         (["nope"], r"^unknown precision 'nope': expected one of "),
         (
-            ["e4m3", "mxfp8"],
-            r"^precision 'mxfp8': its forward GEMM multiplies MX blocks \(mxfp8_e4m3\); the array's precision modes "
-            r"multiply element formats$",
+            ["e4m3", "mxfp4"],
+            r"^precision 'mxfp4': its grad_input GEMM rounds its MX elements stochastic:8; a MAC array's random "
+            r"stream rounds the accumulator only \(its operands arrive quantized\)$",
         ),
     ],
 )

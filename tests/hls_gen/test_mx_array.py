@@ -12,11 +12,13 @@ import pytest
 
 from hls_gen.emit import ArrayConfig, emit
 from hls_gen.manifest import ArrayManifest, ManifestError
+from hls_gen.modes import ArithMode
 from hls_gen.mx_mac import MXMAC
 from mpsim.cli import main
 from mpsim.formats import parse_format
 from mpsim.gemm_config import GemmConfig
 from mpsim.mx import block_window, parse_mx_format
+from mpsim.precision import PRECISION_PRESETS, GemmKind
 
 #: Every MX format the generator builds (MXINT8's fixed-point elements are refused), with an accumulator.
 FORMATS = [
@@ -54,13 +56,29 @@ def test_mx_configurations(mul: str, acc: str, rounding: str, name: str) -> None
     assert f"mul={mul!r}" in text["reference"] and ArrayConfig.from_manifest(read) == config
 
 
-def test_mx_verilog_lints_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        ArrayConfig(a_format="mxfp6_e2m3:b4", acc_format="fp16", rounding="stochastic:8", cols=2),
+        # three MX modes (a choice field with a code no mode has: the LFSR's case statement covers it), L = 2
+        ArrayConfig(
+            modes=(
+                ArithMode(a_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+                ArithMode(a_format="mxfp8_e5m2:b4", b_format="mxfp8_e4m3:b4", acc_format="bf16"),
+                ArithMode(a_format="mxfp4_e2m1:b4", acc_format="fp16", rounding="stochastic:3"),
+            ),
+            cols=2,
+            interleave=2,
+            pipeline=6,
+        ),
+    ],
+    ids=["single", "modes"],
+)
+def test_mx_verilog_lints_clean(config: ArrayConfig, tmp_path: Path) -> None:
     """Verilator -Wall with the reviewed waivers (hls_gen.LINT_WAIVERS) reports nothing on an MX array."""
     from tests.hls_gen.test_rtl import lint
 
-    v_path, _ = emit(
-        ArrayConfig(a_format="mxfp6_e2m3:b4", acc_format="fp16", rounding="stochastic:8", cols=2), tmp_path / "mx"
-    )
+    v_path, _ = emit(config, tmp_path / "mx")
     result = lint(v_path)
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
 
@@ -120,6 +138,16 @@ def test_emit_command_writes_an_mx_array(tmp_path: Path, capsys: pytest.CaptureF
             "MX operands must share a block size: a's mxfp8_e4m3 has 32, b's mxfp8_e5m2:b16 has 16",
         ),
         (
+            ["--precision", "mxfp4"],
+            "precision 'mxfp4': its grad_input GEMM rounds its MX elements stochastic:8; a MAC array's random "
+            "stream rounds the accumulator only (its operands arrive quantized)",
+        ),
+        (
+            ["--precision", "mxfp8", "--precision", "e4m3"],
+            "modes 0 (mxfp8_e4m3_fp16_rne) and 3 (e4m3_fp16_rne): an array's modes must be all MX or all "
+            "element-wise (its PEs are block dot-product units or element MACs)",
+        ),
+        (
             ["--mul", "mxfp8_e4m3,e4m3", "--acc", "fp16"],
             "unknown MX format 'e4m3': expected one of mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, "
             "mxint8 or mx:ELEMENT[:bN][:MODE]",
@@ -132,16 +160,69 @@ def test_emit_errors(args: list[str], message: str, tmp_path: Path, capsys: pyte
     assert not list(tmp_path.iterdir())
 
 
-def test_mx_modes_are_refused() -> None:
-    from hls_gen.modes import ArithMode
+@pytest.mark.parametrize(
+    ("modes", "message"),
+    [
+        (
+            (ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("bf16", "bf16")),
+            "modes 0 (mxfp8_e4m3_fp16_rne) and 1 (bf16_bf16_rne): an array's modes must be all MX or all element-wise "
+            "(its PEs are block dot-product units or element MACs)",
+        ),
+        (
+            (ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("mxfp6_e2m3:b16", "fp16")),
+            "modes 0 (mxfp8_e4m3_fp16_rne) and 1 (mxfp6_e2m3:b16_fp16_rne): an MX array's modes share one block size, "
+            "not 32 and 16",
+        ),
+        (
+            (
+                ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"),
+                ArithMode("mxfp8_e5m2", "fp16", product_format="e5m6"),
+            ),
+            "mode 1 (mxfp8_e5m2): an MX mode sums each block's products exactly: it takes no product format, not e5m6",
+        ),
+        (
+            (ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("mxfp8_e5m2", "e3m2")),
+            "mode 1 (mxfp8_e5m2): accumulator format e3m2 has no NaN, but an MX block's NaN scale (0xFF) brings NaN; "
+            "use a format with NaN",
+        ),
+        (
+            (ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("mxfp8_e5m2", "fp16", b_format="e4m3")),
+            "mode 1 (mxfp8_e5m2): unknown MX format 'e4m3': expected one of mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, "
+            "mxfp6_e2m3, mxfp4_e2m1, mxint8 or mx:ELEMENT[:bN][:MODE]",
+        ),
+    ],
+)
+def test_bad_mx_modes_are_one_line(modes: tuple, message: str) -> None:
+    """An array's modes are all MX of one block size (MXMAC PEs) or all element-wise: anything else is one line."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        ArrayConfig(modes=modes).build()
 
-    config = ArrayConfig(modes=(ArithMode(a_format="mxfp8_e4m3", acc_format="fp16"), ArithMode("bf16", "bf16")))
+
+def test_mx_precision_modes_make_a_multi_mode_mx_array() -> None:
+    """`mpsim emit --precision mxfp8 --precision mxfp8-sr`: six MX modes (the two presets' three GEMMs, nearest and
+    stochastic), each mode's MX formats and qmatmul config in the manifest read back, the mode field in the payload
+    beside the scales."""
+    config = ArrayConfig(precisions=("mxfp8", "mxfp8-sr"), rows=2, cols=2)
+    assert config.mx and config.name == "mac_mxfp8_mxfp8_sr_2x2"
+    read = ArrayManifest.from_json(json.loads(json.dumps(config.manifest(config.name).to_json())))
+    assert ArrayConfig.from_manifest(read) == config
+    want = []
+    for precision in ("mxfp8", "mxfp8-sr"):
+        layer = PRECISION_PRESETS[precision].default
+        want += [(layer.gemm(kind), f"{precision}/{kind.value}") for kind in GemmKind]
+    assert [(m.gemm_config.to_dict(), m.uses) for m in read.modes] == [(c.to_dict(), (u,)) for c, u in want]
+    assert all(m.mx is not None and m.mx[0].block_size == 32 for m in read.modes)
+    fields = read.stream("input").payload.field_map
+    assert fields["mode"][1] == 3 and "a_scale[1]" in fields and read.mode_bits == 3
+
+
+def test_mxfp4_on_an_array_is_one_line() -> None:
     message = (
-        "mode 0 (mxfp8_e4m3): multiplier operand format a is MX format mxfp8_e4m3: an MX array has one arithmetic "
-        "(its MX formats as a_format/b_format); MX modes of a multi-mode array are not supported yet"
+        "precision 'mxfp4': its grad_input GEMM rounds its MX elements stochastic:8; a MAC array's random stream "
+        "rounds the accumulator only (its operands arrive quantized)"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        config.build()
+        ArrayConfig(precisions=("mxfp4",)).build()
 
 
 def test_manifest_mx_must_match_its_element_formats() -> None:
@@ -175,6 +256,24 @@ def test_array_pe_is_the_mx_pe() -> None:
             lfsr_width=16,
             interleave=3,
             pipeline=3,
+        ),
+        pytest.param(  # MX modes, jobs switching mode back to back (product i in mode i mod 4): about a minute
+            ArrayConfig(
+                modes=(
+                    ArithMode(a_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+                    ArithMode(a_format="mxfp8_e5m2:b4", b_format="mxfp8_e4m3:b4", acc_format="fp16"),
+                    ArithMode(
+                        a_format="mxfp6_e2m3:b4", b_format="mxfp4_e2m1:b4", acc_format="bf16", rounding="stochastic:5"
+                    ),
+                    ArithMode(a_format="mxfp4_e2m1:b4", acc_format="fp16", rounding="stochastic:3"),
+                ),
+                rows=2,
+                cols=2,
+                lfsr_width=16,
+                interleave=2,
+                pipeline=4,
+            ),
+            marks=pytest.mark.slow,
         ),
     ],
     ids=lambda c: c.name,
@@ -231,6 +330,8 @@ def test_mx_array_in_amaranths_simulator(config: ArrayConfig) -> None:
     for n, word in enumerate(rows_out):
         j, r = divmod(n, design.tile_rows)
         assert (payload.read(word, "row"), payload.read(word, "last")) == (r, int(r == design.tile_rows - 1))
+        if design.mode_bits:
+            assert payload.read(word, "mode") == vectors.jobs[j].mode
         got[j, r] = payload.read_array(word, "data")
     assert vectors.checked > 100
     bad = np.argwhere((got != vectors.want) & vectors.valid)

