@@ -200,6 +200,7 @@ def cost(
 # (row key, Markdown heading) of each column of the table
 _MARKDOWN_COLUMNS = (
     ("array", "array"),
+    ("mul", "operands"),
     ("acc", "accumulator"),
     ("rounding", "rounding"),
     ("design", "PE"),
