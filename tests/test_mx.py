@@ -251,6 +251,7 @@ def test_float64_and_float16_inputs_match_gfloat(name: str) -> None:
     x = random_rows(6, 64, seed=11).astype(np.float64) * (1 + 2.0**-40)
     x[0, 3] = 1e300  # E clamps at 127: the block saturates
     x[1, 7] = 1e-300  # below float32's range, beside normal values: flushes to zero
+    x[2, 32:] *= 1e-318  # a block of float64 subnormals: the scale clamps at 2**-127
     check_against_gfloat(name, x, 32)
     half = (np.random.default_rng(12).standard_normal((4, 32)) * 1000).astype(np.float16)
     np.testing.assert_array_equal(mpsim.quantize_mx(half, name), mpsim.quantize_mx(half.astype(F32), name))
