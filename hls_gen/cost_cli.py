@@ -361,6 +361,17 @@ def _nas_estimator(args: argparse.Namespace) -> dict[str, Any]:
     if args.estimator == Estimator.PROXY and args.epochs is not None:
         raise UserError(f"--estimator proxy trains no epochs; drop --epochs {args.epochs}")
     settings: dict[str, Any] = {"estimator": args.estimator, "pruner": args.pruner}
+    for option, dest, what in (
+        ("--surrogate-warmup", "surrogate_warmup", "warm-up"),
+        ("--surrogate-kappa", "surrogate_kappa", "optimism"),
+    ):
+        value = getattr(args, dest)
+        if value is not None and args.estimator != Estimator.SURROGATE:
+            raise UserError(
+                f"{option} {value} sets the {what} of --estimator surrogate, not {args.estimator}; drop {option}"
+            )
+        if value is not None:
+            settings[dest] = value
     if args.estimator == Estimator.PRUNED and args.pruner is None:
         settings["pruner"] = Pruner.HYPERBAND.value
     if args.epochs is not None:
@@ -483,13 +494,29 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "stopped after an epoch by --pruner), curve (the same training, stopped after epoch 2 or later when the "
         "accuracy its learning curve extrapolates to the last epoch leaves it dominated by a finished trial), proxy "
         "(no training: the gradient norm of the initialised network through the emulated GEMMs, a score in the "
-        "accuracy objective's place)",
+        "accuracy objective's place), surrogate (full training, or none when a regressor on the encoded candidate, "
+        "refitted on the trained trials at each decision, predicts it dominated)",
     )
     p.add_argument(
         "--pruner",
         default=None,
         help="with --estimator pruned: hyperband (default) or halving (successive halving), Optuna's pruners "
         "deciding after each epoch from the trials so far",
+    )
+    p.add_argument(
+        "--surrogate-warmup",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --estimator surrogate: trials trained before the surrogate decides (default: 8, at least 2)",
+    )
+    p.add_argument(
+        "--surrogate-kappa",
+        type=float,
+        default=None,
+        metavar="K",
+        help="with --estimator surrogate: skip a candidate when its predicted accuracy plus K standard deviations "
+        "is dominated by a trained trial (default: 1.0; larger trains more)",
     )
     p.add_argument(
         "--epochs", type=positive_int, default=None, help="training epochs per trial (default: 4; not with proxy)"

@@ -33,7 +33,9 @@ import enum
 import hashlib
 import json
 import math
+import os
 import re
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,6 +87,7 @@ class Estimator(enum.StrEnum):
     PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
     PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
     CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
+    SURROGATE = "surrogate"  # full training, or none when a regressor on the encoded candidate predicts it dominated
 
 
 class Pruner(enum.StrEnum):
@@ -120,6 +123,8 @@ class NASConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     estimator: Estimator = Estimator.FULL
     pruner: Pruner | None = None  # the pruned estimator's, and only its
+    surrogate_warmup: int = 8  # the surrogate estimator's: trained trials before the surrogate decides
+    surrogate_kappa: float = 1.0  # the surrogate estimator's: optimism, in standard deviations of its prediction
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -147,12 +152,27 @@ class NASConfig:
                 f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
                 f"not {self.proxy_threshold!r}"
             )
+        _check_surrogate(self.surrogate_warmup, self.surrogate_kappa, estimator)
         for name in ("trials", "epochs", "batch_size", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not self.fmax_mhz > 0:
             raise ValueError(f"fmax_mhz must be positive, not {self.fmax_mhz!r}")
+
+
+def _check_surrogate(warmup: Any, kappa: Any, estimator: str) -> None:
+    """The surrogate estimator's settings: valid values, and the defaults for another estimator."""
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 2:
+        raise ValueError(
+            f"surrogate_warmup must be an integer >= 2 (the surrogate fits on the trials trained first), not {warmup!r}"
+        )
+    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not (math.isfinite(kappa) and kappa >= 0):
+        raise ValueError(f"surrogate_kappa must be a finite number >= 0, not {kappa!r}")
+    if estimator != Estimator.SURROGATE:
+        for name, value, default in (("surrogate_warmup", warmup, 8), ("surrogate_kappa", kappa, 1.0)):
+            if value != default:
+                raise ValueError(f"{name} {value!r} is a setting of estimator 'surrogate', not of '{estimator}'")
 
 
 @dataclass(frozen=True)
@@ -498,6 +518,11 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: op
         elif config.estimator == Estimator.CURVE:
             objectives = (cost.latency_us, cost.energy_uj)
             accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
+        elif config.estimator == Estimator.SURROGATE:
+            from hls_gen.nas_surrogate import surrogate_training
+
+            objectives = (cost.latency_us, cost.energy_uj)
+            accuracy, epochs, seconds, pruned = surrogate_training(candidate, config, dataset, trial, objectives)
         else:
             (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
         trial.set_user_attr("network", candidate.network.to_dict())
@@ -506,6 +531,7 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: op
         trial.set_user_attr("epochs", epochs)  # the training budget the trial spent
         trial.set_user_attr("pruned", pruned)
         trial.set_user_attr("train_seconds", round(seconds, 2))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which of the study's workers ran it
         trial.set_user_attr("cycles", cost.cycles)
         trial.set_user_attr("utilisation", cost.utilisation)
         trial.set_user_attr("macs", cost.macs)
@@ -619,7 +645,7 @@ def open_fidelity_study(config: NASConfig, out: str | Path) -> optuna.Study:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
     return optuna.create_study(
         study_name=f"{config.study_name}/fidelity",
-        storage=storage_url(config, out),
+        storage=rdb_storage(storage_url(config, out)),
         direction="maximize",
         pruner=pruner,
         sampler=optuna.samplers.RandomSampler(seed=config.seed),  # samples nothing: the NAS study's sampler does
@@ -639,6 +665,37 @@ def storage_url(config: NASConfig, out: str | Path) -> str:
     return config.storage or f"sqlite:///{Path(out) / 'study.db'}"
 
 
+SQLITE_TIMEOUT_S = 60  # how long a SQLite writer waits for another worker's lock before "database is locked"
+
+
+def rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage of ``url``; for SQLite with a busy timeout of :data:`SQLITE_TIMEOUT_S`, so that
+    workers on one machine sharing a study file wait for each other's writes instead of failing, and created
+    under a lock of the file's folder (POSIX), so that two of them starting at once do not both set it up."""
+    import optuna
+
+    if not url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url)
+    from sqlalchemy.engine import make_url
+
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    database = make_url(url).database
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is None or not database or database == ":memory:":
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+    # two workers opening a new file at once would both create its tables and both stamp its schema version:
+    # the first to lock the file's folder does, the other then finds them
+    folder = os.open(Path(database).resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+    finally:
+        os.close(folder)  # and the lock with it
+
+
 def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     """The study of ``config`` (created, or loaded to resume); a ``ValueError`` naming the settings it differs in."""
     import optuna
@@ -648,7 +705,11 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; per-trial INFO lines bury it
     sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
     study = optuna.create_study(
-        study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
+        study_name=config.study_name,
+        storage=rdb_storage(storage),
+        directions=list(DIRECTIONS),
+        sampler=sampler,
+        load_if_exists=True,
     )
     stored = study.user_attrs.get("nas_config")
     mine = _config_dict(config)
@@ -666,7 +727,8 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
 
 def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored study's settings in today's fields: a study stored before the estimators trained fully."""
-    return {"estimator": "full", "pruner": None, **stored, "space": _stored_space(stored.get("space", {}))}
+    surrogate = {"surrogate_warmup": 8, "surrogate_kappa": 1.0}  # a study stored before the surrogate estimator
+    return {"estimator": "full", "pruner": None, **surrogate, **stored, "space": _stored_space(stored.get("space", {}))}
 
 
 def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -857,6 +919,11 @@ def _rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "epochs": t.user_attrs.get("epochs"),
                 "pruned": pruned,
                 "train_seconds": t.user_attrs.get("train_seconds"),
+                # the surrogate estimator's (and curve's prediction): what was predicted, from how many trials
+                "predicted_accuracy": t.user_attrs.get("predicted_accuracy"),
+                "predicted_std": t.user_attrs.get("predicted_std"),
+                "surrogate_fitted_on": t.user_attrs.get("surrogate_fitted_on"),
+                "worker": t.user_attrs.get("worker"),
                 "network": net,
             }
         )
@@ -873,6 +940,8 @@ def _layer_token(layer: dict[str, Any]) -> str:
 
 def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
     """``pareto.json``, ``pareto.csv``, ``trials.csv`` and ``pareto.png`` (accuracy vs latency and vs energy)."""
+    from hls_gen.nas_surrogate import prediction_error
+
     out = Path(out)
     rows = _rows(study)
     on_front = front_rows(rows)
@@ -889,24 +958,34 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
         # the budget the accuracy estimates spent: training epochs in all, and trials the pruner stopped
         "epochs_spent": sum(r["epochs"] or 0 for r in rows),
         "pruned": sum(r["pruned"] for r in rows),
+        # predicted vs trained accuracy over the trials that trained after a prediction (None without any)
+        "prediction_error": prediction_error(rows),
         "front": on_front,
         "config": study.user_attrs.get("nas_config"),
     }
-    paths["pareto_json"].write_text(json.dumps(summary, indent=1) + "\n")
+    # each file written aside and moved into place: workers sharing the study never leave a torn file
+    _staged(paths["pareto_json"]).write_text(json.dumps(summary, indent=1) + "\n")
+    _staged(paths["pareto_json"]).replace(paths["pareto_json"])
     flat = [c for c in (rows[0] if rows else {}) if c != "network"]
     for path, table in (
         (paths["pareto_csv"], on_front),
         (paths["trials_csv"], sorted(rows, key=lambda r: r["trial"])),
     ):
-        with open(path, "w", newline="") as handle:
+        with open(_staged(path), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=flat, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(table)
+        _staged(path).replace(path)
     plotted = [r for r in rows if not r["pruned"]]
     if plotted:
         proxy = (study.user_attrs.get("nas_config") or {}).get("estimator") == Estimator.PROXY
         plot_pareto(plotted, on_front, paths["plot"], proxy=proxy)
     return paths
+
+
+def _staged(path: Path) -> Path:
+    """Where this process writes ``path`` before moving it into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}")
 
 
 def plot_pareto(rows: list[dict[str, Any]], front: list[dict[str, Any]], path: Path, *, proxy: bool = False) -> None:
