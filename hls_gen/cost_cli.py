@@ -464,6 +464,17 @@ def cmd_nas(args: argparse.Namespace) -> int:
             f"  trial {r['trial']:>3}: {score} {r['accuracy']:.3f}, {r['latency_us']:.1f} us, "
             f"{r['energy_uj']:.3f} uJ, array {r['array']}, {r['layers']}{operands}"
         )
+    if config.estimator == "surrogate":
+        from hls_gen.nas_surrogate import prediction_error
+
+        error = prediction_error(rows)
+        checked = (
+            f"; predicted vs trained accuracy on {error['trials']} trials: mean absolute error "
+            f"{error['mean_absolute']:.3f}, largest {error['max_absolute']:.3f}"
+            if error
+            else ""
+        )
+        print(f"surrogate: {pruned} of {len(rows)} trials skipped untrained{checked}")
     print(f"wrote {out / 'pareto.json'}, pareto.csv, trials.csv, pareto.png")
     return 0
 

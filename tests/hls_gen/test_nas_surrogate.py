@@ -177,7 +177,7 @@ def _attrs(study: optuna.Study) -> list[tuple]:
 
 
 def test_a_seeded_search_decides_alike_and_records_its_decisions(tmp_path: Path) -> None:
-    config = NASConfig(trials=8, surrogate_warmup=2, surrogate_kappa=0.0, **SURROGATE)
+    config = NASConfig(trials=6, surrogate_warmup=2, surrogate_kappa=0.0, **SURROGATE)
     first = run_nas(config, tmp_path / "a", progress=False)
     assert _attrs(first) == _attrs(run_nas(config, tmp_path / "b", progress=False))
 
@@ -317,7 +317,7 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "pareto.json").read_text())["trials"] == len(rows)
 
 
-def test_a_resumed_study_refits_from_its_stored_trials(tmp_path: Path) -> None:
+def test_a_resumed_study_refits_from_its_stored_trials(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Rerun with a larger --trials: the first new decision fits on every trained trial the storage holds."""
     from mpsim.cli import main
 
@@ -328,5 +328,9 @@ def test_a_resumed_study_refits_from_its_stored_trials(tmp_path: Path) -> None:
     )
     assert len(stored) >= 3  # past the warm-up of 3: the next trial is decided by the surrogate
     assert main(_cli(tmp_path, 6)[3:]) == 0
-    resumed = optuna.load_study(study_name="mpsim-nas", storage=storage).trials[-1]
+    study = optuna.load_study(study_name="mpsim-nas", storage=storage)
+    resumed = study.trials[-1]
     assert resumed.number == 5 and resumed.user_attrs["surrogate_fitted_on"] == len(stored)
+    skipped = sum(1 for t in study.trials if t.state == optuna.trial.TrialState.PRUNED)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("surrogate: ")]
+    assert printed[-1].startswith(f"surrogate: {skipped} of 6 trials skipped untrained")
