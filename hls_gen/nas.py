@@ -85,6 +85,7 @@ class Estimator(enum.StrEnum):
     PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
     PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
     CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
+    SUPERNET = "supernet"  # no training per trial: its subnetwork of a weight-sharing supernet trained once
 
 
 class Pruner(enum.StrEnum):
@@ -120,6 +121,7 @@ class NASConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     estimator: Estimator = Estimator.FULL
     pruner: Pruner | None = None  # the pruned estimator's, and only its
+    supernet_epochs: int | None = None  # the supernet estimator's training of its supernets, and only its
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -147,7 +149,21 @@ class NASConfig:
                 f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
                 f"not {self.proxy_threshold!r}"
             )
-        for name in ("trials", "epochs", "batch_size", "batch"):
+        if estimator == Estimator.SUPERNET and self.supernet_epochs is None:
+            raise ValueError("estimator 'supernet' needs supernet_epochs: the epochs that train its supernets")
+        if estimator != Estimator.SUPERNET and self.supernet_epochs is not None:
+            raise ValueError(f"supernet_epochs train the supernets of estimator 'supernet', not of '{estimator}'")
+        if estimator == Estimator.SUPERNET:
+            from hls_gen.supernet import check_space
+
+            check_space(self.space)
+        for name in (
+            "trials",
+            "epochs",
+            "batch_size",
+            "batch",
+            *(("supernet_epochs",) if self.supernet_epochs is not None else ()),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -482,7 +498,9 @@ def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) ->
     return cost, facts
 
 
-def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: optuna.Study | None) -> Any:
+def _objective(
+    config: NASConfig, data: dict[str, Any], cache: Any, fidelity: optuna.Study | None, supernets: Any = None
+) -> Any:
     import optuna
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
@@ -498,6 +516,14 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: op
         elif config.estimator == Estimator.CURVE:
             objectives = (cost.latency_us, cost.energy_uj)
             accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
+        elif config.estimator == Estimator.SUPERNET:
+            assert supernets is not None
+            (accuracy, seconds), epochs, pruned = (
+                supernets.accuracy(candidate.network, candidate.arch, dataset),
+                0,
+                False,
+            )
+            trial.set_user_attr("supernet_epochs", config.supernet_epochs)
         else:
             (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
         trial.set_user_attr("network", candidate.network.to_dict())
@@ -744,8 +770,9 @@ def run_nas(
     done = finished_trials(study)
     data = _datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
+    supernets = _supernets(config, data, out, study, progress) if config.estimator == Estimator.SUPERNET else None
     interrupted: list[int] = []
-    objective = _interruptible(_objective(config, data, cache, fidelity), interrupted)
+    objective = _interruptible(_objective(config, data, cache, fidelity, supernets), interrupted)
     try:
         with tqdm(
             total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
@@ -760,6 +787,15 @@ def run_nas(
     finally:
         write_results(study, out)  # Ctrl-C included: the files hold every finished trial
     return study
+
+
+def _supernets(config: NASConfig, data: dict[str, Any], out: Path, study: optuna.Study, progress: bool) -> Any:
+    """The supernet estimator's supernets, trained once (or loaded from ``OUT/supernet.pt``); their cost recorded."""
+    from hls_gen.supernet import record, train_supernets
+
+    supernets = train_supernets(config, data, out, progress=progress)
+    record(study, supernets)
+    return supernets
 
 
 def _interruptible(objective: Any, interrupted: list[int]) -> Any:
@@ -889,6 +925,7 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
         # the budget the accuracy estimates spent: training epochs in all, and trials the pruner stopped
         "epochs_spent": sum(r["epochs"] or 0 for r in rows),
         "pruned": sum(r["pruned"] for r in rows),
+        **({"supernet": study.user_attrs["supernet"]} if "supernet" in study.user_attrs else {}),  # its one-off cost
         "front": on_front,
         "config": study.user_attrs.get("nas_config"),
     }
