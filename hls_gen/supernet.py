@@ -144,7 +144,9 @@ class Supernet:
         if arch not in space.archs:
             raise ValueError(f"the space has no {arch} family: it holds {', '.join(space.archs)}")
         check_space(space)
-        self.space, self.arch, self.input_shape, self.classes = space, arch, tuple(input_shape), classes
+        # an MLP reads the flattened input, as hls_gen.nas.sample's networks do
+        shape = (int(_prod(tuple(input_shape))),) if arch == "mlp" else tuple(input_shape)
+        self.space, self.arch, self.input_shape, self.classes = space, arch, shape, classes
         torch.manual_seed(seed)
         depths = choices(space.mlp_depths if arch == "mlp" else space.cnn_depths)
         self.depths = tuple(sorted(depths))
@@ -152,7 +154,7 @@ class Supernet:
         heads: dict[str, Any] = {}
         if arch == "mlp":
             self.width = max(choices(space.mlp_widths))
-            features = int(_prod(self.input_shape))
+            features = self.input_shape[0]
             for i in range(max(depths)):
                 layers.append(nn.Linear(features if i == 0 else self.width, self.width))
             for d in self.depths:
@@ -210,7 +212,7 @@ class Supernet:
             )
         out: dict[str, Any] = {}
         names = _parameter_names(network)
-        previous = self.input_shape[0] if kind == "Conv2d" else int(_prod(self.input_shape))
+        previous = self.input_shape[0]
         for i, layer in enumerate(body):
             full = self.module["layers"][i]
             if layer.kind != kind or layer.out > self.width or layer.groups != 1 or layer.dilation != (1, 1):
@@ -255,7 +257,7 @@ class Supernet:
         weights = self.slices(network)
         shell = build_torch(network)
         shell, _ = quantize_model(shell, precision_config(network, shell, seed), strict=True)
-        return lambda x: functional_call(shell, weights, (x,))
+        return lambda x: functional_call(shell, weights, (x,), strict=True)  # every parameter, no other
 
 
 def _parameter_names(network: NetworkSpec) -> list[str]:
@@ -333,7 +335,6 @@ def train_supernets(
     from torch import nn
     from tqdm import tqdm
 
-    from hls_gen.nas import _tensors
     from mpsim.optim import QSGD, OptimPrecision
 
     epochs = config.supernet_epochs
@@ -363,10 +364,8 @@ def train_supernets(
             if state["epochs"]:
                 supernet.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
-            largest = draw(
-                config.space, arch, "max", np.random.default_rng(0), dataset.input_shape, dataset.num_classes
-            )
-            x_train, y_train, _, _ = _tensors(largest.network, dataset)
+            x_train = torch.from_numpy(dataset.x_train.reshape(len(dataset.x_train), *supernet.input_shape))
+            y_train = torch.from_numpy(dataset.y_train)
             for epoch in range(state["epochs"], epochs):
                 start = time.perf_counter()
                 rng = np.random.default_rng([config.seed, family, epoch])

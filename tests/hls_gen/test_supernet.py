@@ -48,6 +48,16 @@ CNN = SearchSpace(
     roundings=ROUNDINGS,
     arrays=("1x1",),
 )
+MX = SearchSpace(
+    archs=("mlp",),
+    mlp_depths=(1, 2),
+    mlp_widths=(8, 16),
+    mul=("mxfp8_e4m3",),
+    mul_scope="network",
+    accs=("fp32",),
+    roundings=("nearest",),
+    arrays=("1x1",),
+)
 TINY = dict(estimator="supernet", supernet_epochs=1, batch_size=128, proxy_threshold=None)
 
 
@@ -120,6 +130,7 @@ CASES = [
     (MLP, _params("mlp", [], ["fp32"], ["nearest"])),
     (MLP, _params("mlp", [(8,)], ["e5m6", "fp32"], ["stochastic:8", "nearest"])),
     (MLP, _params("mlp", [(16,), (8,)], ["fp32", "e5m6", "e5m6"], ["nearest", "stochastic:8", "nearest"])),
+    (MX, _params("mlp", [(16,), (8,)], ["fp32"] * 3, ["nearest"] * 3)),
     (CNN, _params("cnn", [(2, 3)], ["e5m6", "fp32"], ["nearest", "stochastic:8"])),
     (CNN, _params("cnn", [(4, 1), (2, 5)], ["fp32", "e5m6", "fp32"], ["stochastic:8", "nearest", "nearest"])),
 ]
