@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -21,7 +22,9 @@ from hls_gen.nas import (
     _datasets,
     build_torch,
     kendall_tau,
+    open_study,
     precision_config,
+    run_name,
     run_nas,
     sample,
     train_accuracy,
@@ -392,3 +395,15 @@ def test_cli_even_kernel_space_file_is_refused(tmp_path: Path) -> None:
         "sizes must be odd, not 2\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_run_name_and_a_resume_with_other_supernet_epochs(tmp_path: Path) -> None:
+    config = NASConfig(estimator="supernet", supernet_epochs=10, proxy_threshold=None)
+    assert run_name(config) == "digits_s0_estimator=supernet,supernet-epochs=10"
+    open_study(config, tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"^study 'mpsim-nas' in sqlite:///.*study\.db was run with other settings \(supernet_epochs 10 there, "
+        r"5 here\); use another --out or --study-name$",
+    ):
+        open_study(replace(config, supernet_epochs=5), tmp_path)
