@@ -509,7 +509,10 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "deciding after each epoch from the trials so far",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=None, help="training epochs per trial (default: 4; not with proxy)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs per trial (default: 4; not with proxy or supernet)",
     )
     p.add_argument(
         "--supernet-epochs",
