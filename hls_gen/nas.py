@@ -157,13 +157,8 @@ class NASConfig:
             from hls_gen.supernet import check_space
 
             check_space(self.space)
-        for name in (
-            "trials",
-            "epochs",
-            "batch_size",
-            "batch",
-            *(("supernet_epochs",) if self.supernet_epochs is not None else ()),
-        ):
+        supernet = ("supernet_epochs",) if self.supernet_epochs is not None else ()
+        for name in ("trials", "epochs", "batch_size", "batch", *supernet):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -518,11 +513,8 @@ def _objective(
             accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
         elif config.estimator == Estimator.SUPERNET:
             assert supernets is not None
-            (accuracy, seconds), epochs, pruned = (
-                supernets.accuracy(candidate.network, candidate.arch, dataset),
-                0,
-                False,
-            )
+            accuracy, seconds = supernets.accuracy(candidate.network, candidate.arch, dataset)
+            epochs, pruned = 0, False
             trial.set_user_attr("supernet_epochs", config.supernet_epochs)
         else:
             (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
