@@ -360,11 +360,25 @@ def _nas_estimator(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"{stop} sets the one-epoch stop of --estimator full, not {args.estimator}; drop {stop}")
     if args.estimator == Estimator.PROXY and args.epochs is not None:
         raise UserError(f"--estimator proxy trains no epochs; drop --epochs {args.epochs}")
+    if args.estimator == Estimator.SUPERNET and args.epochs is not None:
+        raise UserError(
+            f"--estimator supernet trains no epochs per trial (its supernets train --supernet-epochs); "
+            f"drop --epochs {args.epochs}"
+        )
+    if args.supernet_epochs is not None and args.estimator != Estimator.SUPERNET:
+        raise UserError(
+            f"--supernet-epochs {args.supernet_epochs} trains the supernets of --estimator supernet, not "
+            f"{args.estimator}; drop --supernet-epochs or add --estimator supernet"
+        )
     settings: dict[str, Any] = {"estimator": args.estimator, "pruner": args.pruner}
     if args.estimator == Estimator.PRUNED and args.pruner is None:
         settings["pruner"] = Pruner.HYPERBAND.value
     if args.epochs is not None:
         settings["epochs"] = args.epochs
+    if args.estimator == Estimator.SUPERNET:
+        from hls_gen.supernet import SUPERNET_EPOCHS
+
+        settings["supernet_epochs"] = args.supernet_epochs or SUPERNET_EPOCHS
     # NASConfig's defaults stand for what is not given; only the full estimator has the one-epoch stop
     if args.no_proxy or args.estimator != Estimator.FULL:
         settings["proxy_threshold"] = None
@@ -482,7 +496,8 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "sizes), per-layer operand and accumulator formats and rounding, and the MAC array (size, interleave, "
         "pipeline), as a --space file declares (default: the space of the options below; --print-space shows it). "
         "Accuracy comes from short emulated training (mpsim.nn at each layer's precision; --estimator: that training "
-        "stopped early by an Optuna pruner, or a zero-cost gradient-norm proxy), latency and energy from "
+        "stopped early by an Optuna pruner, a zero-cost gradient-norm proxy, or a subnetwork of a weight-sharing "
+        "supernet trained once), latency and energy from "
         "the array cost model (mpsim cost). The "
         "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it "
         "(Ctrl-C keeps every finished trial), and a larger --trials continues it. Writes the Pareto front "
@@ -499,7 +514,9 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "stopped after an epoch by --pruner), curve (the same training, stopped after epoch 2 or later when the "
         "accuracy its learning curve extrapolates to the last epoch leaves it dominated by a finished trial), proxy "
         "(no training: the gradient norm of the initialised network through the emulated GEMMs, a score in the "
-        "accuracy objective's place)",
+        "accuracy objective's place), supernet (no training per trial: the test accuracy of the trial's subnetwork, "
+        "at its precision, of a weight-sharing supernetwork per family trained once, --supernet-epochs, with sampled "
+        "subnetworks and precisions; checkpointed in OUT/supernet.pt)",
     )
     p.add_argument(
         "--pruner",
@@ -508,7 +525,16 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "deciding after each epoch from the trials so far",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=None, help="training epochs per trial (default: 4; not with proxy)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs per trial (default: 4; not with proxy or supernet)",
+    )
+    p.add_argument(
+        "--supernet-epochs",
+        type=positive_int,
+        default=None,
+        help="with --estimator supernet: epochs that train each family's supernet, once per study (default: 10)",
     )
     p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size (default: 32)")
     p.add_argument(

@@ -88,6 +88,7 @@ class Estimator(enum.StrEnum):
     PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
     PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
     CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
+    SUPERNET = "supernet"  # no training per trial: its subnetwork of a weight-sharing supernet trained once
 
 
 class Pruner(enum.StrEnum):
@@ -125,6 +126,7 @@ class NASConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     estimator: Estimator = Estimator.FULL
     pruner: Pruner | None = None  # the pruned estimator's, and only its
+    supernet_epochs: int | None = None  # the supernet estimator's training of its supernets, and only its
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -152,7 +154,16 @@ class NASConfig:
                 f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
                 f"not {self.proxy_threshold!r}"
             )
-        for name in ("trials", "epochs", "batch_size", "batch"):
+        if estimator == Estimator.SUPERNET and self.supernet_epochs is None:
+            raise ValueError("estimator 'supernet' needs supernet_epochs: the epochs that train its supernets")
+        if estimator != Estimator.SUPERNET and self.supernet_epochs is not None:
+            raise ValueError(f"supernet_epochs train the supernets of estimator 'supernet', not of '{estimator}'")
+        if estimator == Estimator.SUPERNET:
+            from hls_gen.supernet import check_space
+
+            check_space(self.space)
+        supernet = ("supernet_epochs",) if self.supernet_epochs is not None else ()
+        for name in ("trials", "epochs", "batch_size", "batch", *supernet):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -508,9 +519,12 @@ def _objective(
     data: dict[str, Any],
     cache: Any,
     fidelity: optuna.Study | None,
+    *,
     surrogate: list[Surrogate] | None = None,
+    supernets: Any = None,
 ) -> Any:
-    """The trial function; ``surrogate`` holds the cost surrogate of ``config.predict`` (refitted between trials)."""
+    """The trial function; ``surrogate`` holds the cost surrogate of ``config.predict`` (refitted between trials),
+    ``supernets`` the supernet estimator's trained supernets."""
     import optuna
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
@@ -526,6 +540,11 @@ def _objective(
         elif config.estimator == Estimator.CURVE:
             objectives = (cost.latency_us, cost.energy_uj)
             accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
+        elif config.estimator == Estimator.SUPERNET:
+            assert supernets is not None
+            accuracy, seconds = supernets.accuracy(candidate.network, candidate.arch, dataset)
+            epochs, pruned = 0, False
+            trial.set_user_attr("supernet_epochs", config.supernet_epochs)
         else:
             (accuracy, epochs, seconds), pruned = train_accuracy(candidate.network, config, dataset), False
         trial.set_user_attr("network", candidate.network.to_dict())
@@ -781,8 +800,11 @@ def run_nas(
     done = finished_trials(study)
     data = _datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
+    supernets = _supernets(config, data, out, study, progress) if config.estimator == Estimator.SUPERNET else None
     interrupted: list[int] = []
-    objective = _interruptible(_objective(config, data, store, fidelity, surrogate), interrupted)
+    objective = _interruptible(
+        _objective(config, data, store, fidelity, surrogate=surrogate, supernets=supernets), interrupted
+    )
     generation = population_size(config)
     generations = done // generation
     try:
@@ -824,6 +846,15 @@ def _synthesize_front(study: optuna.Study, cache: SynthCache, *, progress: bool)
         return {t.user_attrs["array_config"]: config_from_dict(t.user_attrs["array_spec"]) for t in trials}
 
     return synthesize_front(study, _trial_rows, front_rows, arrays_of, cache, progress=progress)
+
+
+def _supernets(config: NASConfig, data: dict[str, Any], out: Path, study: optuna.Study, progress: bool) -> Any:
+    """The supernet estimator's supernets, trained once (or loaded from ``OUT/supernet.pt``); their cost recorded."""
+    from hls_gen.supernet import record, train_supernets
+
+    supernets = train_supernets(config, data, out, progress=progress)
+    record(study, supernets)
+    return supernets
 
 
 def _interruptible(objective: Any, interrupted: list[int]) -> Any:
@@ -962,6 +993,7 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
         # the budget the accuracy estimates spent: training epochs in all, and trials the pruner stopped
         "epochs_spent": sum(r["epochs"] or 0 for r in rows),
         "pruned": sum(r["pruned"] for r in rows),
+        **({"supernet": study.user_attrs["supernet"]} if "supernet" in study.user_attrs else {}),  # its one-off cost
         "front": on_front,
         "config": study.user_attrs.get("nas_config"),
     }
