@@ -10,9 +10,10 @@ scored by what its members really reach: each front member's *true* accuracy is 
 training of ``--estimator full`` (4 epochs, never stopped early), trained once per distinct network and
 remembered in ``OUT/true_accuracy.json`` (that evaluation is not charged to the estimator). Its **hypervolume**
 in (1 - true accuracy, latency, energy[, LUT4]) against one reference point for all runs (the worst of every
-objective seen, plus 10 %), as a fraction of the box from the origin to it, beside what the search spent to find it: training epochs (the supernet's one-off
-training counted as subnetwork-epochs) and synthesis seconds (``--synth-front``: the reports of the arrays it
-synthesized). With ``--predict`` the arrays are costed by the cost surrogate and LUT4 is a fourth objective.
+objective seen, plus 10 %), as a fraction of the box from the origin to it, beside what the search spent to
+find it: training epochs (the supernet's one-off training counted as subnetwork-epochs) and synthesis seconds
+(``--synth-front``: the reports of the arrays it synthesized).
+With ``--predict`` the arrays are costed by the cost surrogate and LUT4 is a fourth objective.
 
 Then **Kendall's tau** of each cheap score against full training over ``--sample`` candidates drawn from the
 space (seeded): the gradient-norm proxy at initialisation, the accuracy after 1 epoch (what the pruners decide
