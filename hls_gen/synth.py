@@ -361,7 +361,7 @@ def _generator_digest() -> str:
 
 def _design_memo_name(config: ArrayConfig) -> str:
     """Where the Verilog digest of ``config`` under today's sources is remembered."""
-    payload = {"version": CACHE_VERSION, "config": _config_dict(config), "sources": _generator_digest()}
+    payload = {"version": CACHE_VERSION, "config": config_record(config), "sources": _generator_digest()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -391,7 +391,7 @@ def cache_key(config: ArrayConfig, options: SynthOptions, cache: SynthCache | st
     return design_key(config.name, verilog_digest(config, cache), options)
 
 
-def _config_dict(config: ArrayConfig) -> dict[str, Any]:
+def config_record(config: ArrayConfig) -> dict[str, Any]:
     """``config`` as JSON gives it back (lists for tuples): the report's record and the design memo's name."""
     data = asdict(config)
     data["precisions"] = list(data["precisions"])
@@ -509,7 +509,7 @@ class SynthCache:
         def settled(data: dict[str, Any]) -> dict[str, Any]:  # fields added since an entry was written are unset
             return {k: v for k, v in data.items() if v not in (None, [], {})}
 
-        want_config, want_options = settled(_config_dict(config)), {**options.key_fields(), "part": options.part}
+        want_config, want_options = settled(config_record(config)), {**options.key_fields(), "part": options.part}
         found: list[tuple[float, ResourceReport]] = []
         for path in self.root.glob("*.json") if self.root.exists() else []:
             if path.name == ADOPTION_INDEX:
@@ -794,7 +794,7 @@ def _report(
         part=options.part,
         **fields,
         tools=_tool_versions(options.pnr),
-        config=_config_dict(config),
+        config=config_record(config),
         options={**options.key_fields(), "part": options.part},
         key=key,
         verilog_sha256=verilog_sha256,

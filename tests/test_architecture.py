@@ -33,7 +33,8 @@ MPSIM_LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("mpsim.params",),  # the records the kernels read
     ("mpsim.kernels", "mpsim.gemm_kernels", "mpsim.mx_kernels", "mpsim.mx_gemm_kernels"),  # Numba on NumPy
-    ("mpsim.quantization", "mpsim.codec", "mpsim.gemm", "mpsim.mx_quantization", "mpsim.mx_gemm"),  # the NumPy API
+    # the NumPy API
+    ("mpsim.quantization", "mpsim.codec", "mpsim.gemm", "mpsim.mx_quantization", "mpsim.mx_gemm", "mpsim.mx_edges"),
     ("mpsim.torch_glue", "mpsim.autograd", "mpsim.nn", "mpsim.optim"),  # the torch adapter
     # the front and the applications
     ("mpsim", "mpsim.api", "mpsim.cli_kit", "mpsim.progress", "mpsim.extras", "mpsim.energy", "mpsim.data"),

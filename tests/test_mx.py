@@ -23,6 +23,7 @@ from gfloat import formats as gf
 import mpsim
 from mpsim.formats import parse_format as parse_element
 from mpsim.mx import MX_PRESETS, MXFormat, ScaleMode, parse_mx_format
+from mpsim.mx_edges import edge_rows, random_rows
 from mpsim.randbits import LFSR, CounterRNG
 from tests.exact_reference import round_exact
 
@@ -147,64 +148,6 @@ def check_against_gfloat(name: str, x: np.ndarray, block: int, mode: str = "floo
                 assert elements[i, b * block : (b + 1) * block].tolist() == block_codes, (i, b)
     decoded = mpsim.decode_mx(scales, codes, fmt, shape=x.shape)
     np.testing.assert_array_equal(decoded.view(np.uint32), want_values.view(np.uint32))
-
-
-# --------------------------------------------------------------------------- data
-
-
-def random_rows(rows: int, n: int, seed: int) -> np.ndarray:
-    """Normal values at row scales 2**-40..2**40, some rows heavy-tailed, signs mixed."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((rows, n)) * np.exp2(rng.integers(-40, 41, (rows, 1)))
-    x[::3] *= np.exp2(rng.integers(-12, 13, (len(x[::3]), n)))
-    return x.astype(F32)
-
-
-def edge_rows(name: str) -> np.ndarray:
-    """32-element blocks at the rules' edges: zeros, NaN, Inf, amax at and beside binade and max edges, ..."""
-    etype = GFLOAT[name].etype
-    top, emax = etype.max, etype.emax
-    tiny = etype.smallest_subnormal if name != "mxint8" else 2.0**-6
-    rng = np.random.default_rng(7)
-    rows = []
-
-    def block(amax: float, rest: np.ndarray | None = None) -> None:
-        row = rng.uniform(-1, 1, 32) * abs(amax) if rest is None else rest.copy()
-        row[rng.integers(32)] = amax
-        rows.append(row.astype(F32))
-
-    rows.append(np.zeros(32, F32))
-    rows.append(np.array([0.0, -0.0] * 16, F32))
-    for special in (np.nan, np.inf, -np.inf):
-        block(1.0)
-        rows[-1][5] = special
-    for k in (-130, -127, -100, -10, 0, 3, 60, 120, 127):
-        for amax in (2.0**k, top * 2.0 ** (k - emax)):
-            f = F32(amax)
-            if not np.isfinite(f) or f == 0:
-                continue
-            for a in (f, np.nextafter(f, F32(0)), np.nextafter(f, F32(np.inf))):
-                if np.isfinite(a):
-                    block(float(a))
-                    block(-float(a))
-    # ties at the saturation edge, half a step beyond max, and the element's subnormals and their midpoints
-    step = top - float(np.nextafter(F32(top), F32(0))) if name != "mxint8" else 2.0**-6
-    for k in (-3, 0, 5):
-        block((top + step / 4) * 2.0**k)
-        block((top + step / 2) * 2.0**k)
-        sub = np.arange(32) * tiny / 2 * 2.0**k
-        block(top * 2.0**k, sub)
-        block(-(2.0**emax) * 2.0**k, -sub)
-        block(top * 2.0**k, np.full(32, top * 2.0**k))
-    for k in (-20, 0, 7):  # the even rule's tie: amax halfway between the top m-bit significand and 2
-        tie = (2 - 2.0 ** -(element_mbits(name) + 1)) * 2.0**k
-        for a in (F32(tie), np.nextafter(F32(tie), F32(0)), np.nextafter(F32(tie), F32(np.inf))):
-            block(float(a))
-    block(float(np.finfo(F32).max))
-    block(-float(np.finfo(F32).max))
-    block(1e-40)  # float32 subnormal amax: the scale clamps at 2**-127
-    block(2.0**-149)
-    return np.stack(rows)
 
 
 # --------------------------------------------------------------------------- gfloat, bit for bit

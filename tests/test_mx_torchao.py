@@ -50,6 +50,7 @@ from torchao.prototype.mx_formats.constants import DTYPE_FP6_E2M3, DTYPE_FP6_E3M
 
 import mpsim  # noqa: E402
 from mpsim.mx import MX_PRESETS  # noqa: E402
+from mpsim.mx_edges import edge_rows, random_rows  # noqa: E402
 
 #: The OCP presets torchao implements, and its element dtypes for them (no MXINT8 in torchao).
 TORCHAO = {
@@ -92,68 +93,6 @@ def element_codes(name: str, x: np.ndarray, divisor: float) -> np.ndarray:
     element = MX_PRESETS[name].element
     values = mpsim.quantize(x.astype(np.float64) / divisor, element, saturate=True)
     return mpsim.encode(element, values)
-
-
-# --------------------------------------------------------------------------- data
-
-
-def random_rows(rows: int, n: int, seed: int) -> np.ndarray:
-    """Normal values at row scales 2**-40..2**40, every third row heavy-tailed, signs mixed."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((rows, n)) * np.exp2(rng.integers(-40, 41, (rows, 1)))
-    x[::3] *= np.exp2(rng.integers(-12, 13, (len(x[::3]), n)))
-    return x.astype(F32)
-
-
-def edge_rows(name: str) -> np.ndarray:
-    """32-element blocks at the edges: zeros, NaN, Inf, amax at and beside binade and max edges, subnormals..."""
-    fmt = MX_PRESETS[name]
-    top, emax, m = fmt.element.max, fmt.element_emax, fmt.element.man_bits
-    tiny = 2.0**fmt.element.min_exponent
-    rng = np.random.default_rng(11)
-    rows: list[np.ndarray] = []
-
-    def block(amax: float, rest: np.ndarray | None = None) -> None:
-        row = rng.uniform(-1, 1, 32) * abs(amax) if rest is None else rest.copy()
-        row[rng.integers(32)] = amax
-        rows.append(row.astype(F32))
-
-    rows.append(np.zeros(32, F32))
-    rows.append(np.array([0.0, -0.0] * 16, F32))
-    for special in (np.nan, np.inf, -np.inf):
-        block(1.0)
-        rows[-1][5] = special
-    block(np.inf, np.full(32, np.inf))
-    for k in (-140, -128, -127, -126, -125, -118, -100, -10, -1, 0, 1, 3, 60, 120, 126, 127):
-        for amax in (2.0**k, top * 2.0**k, top * 2.0 ** (k - emax)):
-            if not 0 < amax <= float(np.finfo(F32).max) or F32(amax) == 0:
-                continue
-            f = F32(amax)
-            for a in (f, np.nextafter(f, F32(0)), np.nextafter(f, F32(np.inf))):
-                if np.isfinite(a) and a > 0:
-                    block(float(a))
-                    block(-float(a))
-            above = f.view(np.uint32) + np.arange(2, 40, 3, dtype=np.uint32)  # a few ulps above the edge
-            for a in above.view(F32):
-                if np.isfinite(a):
-                    block(float(a))
-    step = top - float(np.nextafter(F32(top), F32(0)))
-    for k in (-3, 0, 5):  # ties at the saturation edge, the element's subnormals and their midpoints
-        block((top + step / 4) * 2.0**k)
-        block((top + step / 2) * 2.0**k)
-        sub = np.arange(32) * tiny / 2 * 2.0**k
-        block(top * 2.0**k, sub)
-        block(-(2.0**emax) * 2.0**k, -sub)
-        block(top * 2.0**k, np.full(32, top * 2.0**k))
-    for k in (-20, 0, 7):  # the even rule's tie: amax halfway between the top m-bit significand and 2
-        tie = (2 - 2.0 ** -(m + 1)) * 2.0**k
-        for a in (F32(tie), np.nextafter(F32(tie), F32(0)), np.nextafter(F32(tie), F32(np.inf))):
-            block(float(a))
-    block(float(np.finfo(F32).max))
-    block(-float(np.finfo(F32).max))
-    block(1e-40)  # float32 subnormal amax
-    block(2.0**-149)
-    return np.stack(rows)
 
 
 # --------------------------------------------------------------------------- torchao's documented departures

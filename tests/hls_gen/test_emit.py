@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hls_gen.emit import MANIFEST_VERSION, ArrayConfig, emit, load_manifest
+from hls_gen.modes import ArithMode
 from mpsim.randbits import LFSRGrid
 
 
@@ -42,6 +43,20 @@ from mpsim.randbits import LFSRGrid
 )
 def test_names_carry_the_parameters(config: ArrayConfig, name: str) -> None:
     assert config.name == name
+
+
+def test_a_long_arithmetic_gives_way_to_its_digest() -> None:
+    """Names stay under Verilator's hashing length: a many-mode array's modes become a SHA-256 prefix of them."""
+    arithmetic = [("e4m3", "fp16", "stochastic:8"), ("e5m2", "fp16", "stochastic:8"), ("bf16", "fp32", "nearest")]
+    arithmetic.append(("e4m3", "e5m6", "stochastic:4"))
+    modes = tuple(ArithMode(a_format=a, acc_format=acc, rounding=r) for a, acc, r in arithmetic)
+    config = ArrayConfig(modes=modes, rows=2, cols=2, interleave=2)
+    assert re.fullmatch(r"mac_modes_h[0-9a-f]{12}_2x2_il2", config.name), config.name
+    assert ArrayConfig(modes=modes, rows=2, cols=2, interleave=2).name == config.name  # the same every time
+    assert ArrayConfig(modes=modes[:2], rows=2, cols=2, interleave=2).name != config.name
+    assert ArrayConfig(modes=modes[::-1], rows=2, cols=2, interleave=2).name != config.name  # mode codes differ
+    # a name up to 64 characters is kept whole
+    assert ArrayConfig(precisions=("e4m3-sr", "bf16"), rows=2, cols=2, interleave=8).name == "mac_e4m3_sr_bf16_2x2_il8"
 
 
 def test_manifest_describes_the_design() -> None:

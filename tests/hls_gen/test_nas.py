@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hls_gen.cost_surrogate import config_from_dict
 from hls_gen.nas import (
     Candidate,
     NASConfig,
@@ -111,7 +112,9 @@ def test_sampling_and_training_are_seeded() -> None:
     first, second = train_accuracy(candidate.network, config, data), train_accuracy(candidate.network, config, data)
     assert first[0] == second[0] and first[0] > 0.5  # one epoch of emulated FP8 training learns digits
     cost, facts = hardware_cost(candidate, config)
-    assert facts == {"array_config": "mac_e4m3_fp16_sr8_4x4"} and cost.fmax_source == "nominal"
+    assert (facts["array_config"], facts["hw_source"]) == ("mac_e4m3_fp16_sr8_4x4", "nominal")
+    assert cost.fmax_source == "nominal"
+    assert config_from_dict(facts["array_spec"]) == array  # what --synth-front rebuilds the array from
     model = build_torch(candidate.network)
     assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Linear"]
     # each layer trains at its own precision: one PrecisionConfig override per GEMM layer

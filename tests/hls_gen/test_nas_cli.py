@@ -55,7 +55,10 @@ def test_what_a_study_holds_is_one_line():
             "--roundings sr0: unknown rounding 'sr0': random-bit count must be 1..62 ('stochastic' alone rounds "
             "exactly), not '0'",
         ),
-        (["--estimator", "grid"], "unknown estimator 'grid': expected one of full, pruned, proxy, curve, surrogate"),
+        (
+            ["--estimator", "grid"],
+            "unknown estimator 'grid': expected one of full, pruned, proxy, curve, supernet, surrogate",
+        ),
         (
             ["--estimator", "pruned", "--pruner", "asha"],
             "unknown pruner 'asha': expected one of hyperband, halving",

@@ -250,7 +250,10 @@ def test_tau_between_the_proxy_and_training_on_a_handful_of_candidates() -> None
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(estimator="grid"), "unknown estimator 'grid': expected one of full, pruned, proxy, curve, surrogate"),
+        (
+            dict(estimator="grid"),
+            "unknown estimator 'grid': expected one of full, pruned, proxy, curve, supernet, surrogate",
+        ),
         (
             dict(estimator="pruned", pruner="asha", proxy_threshold=None),
             "unknown pruner 'asha': expected one of hyperband, halving",

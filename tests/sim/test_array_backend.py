@@ -65,6 +65,19 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "checkpoint.pt", weights_only=False)["model"]
 
 
+def assert_same_run(got: dict, got_out: Path, want: dict, want_out: Path) -> None:
+    """Two training runs (their metrics and folders) gave the same losses, accuracies and weights, bit for bit."""
+    assert history(got) == history(want)
+    a, b = weights(got_out), weights(want_out)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in b)
+
+
+def assert_cycles_modelled(on_rtl: dict, on_mpsim: dict) -> None:
+    """The cycles the array took are the cost model's, and array-emulator's run modelled the same."""
+    total = on_rtl["hardware"]["total"]
+    assert total["measured_cycles"] == total["modelled_cycles"] == on_mpsim["hardware"]["total"]["modelled_cycles"]
+
+
 def test_each_gemm_kind_runs_in_the_mode_of_its_formats(modes_manifest: Path) -> None:
     """Linear and convolution (weight-first) calls of e4m3-sr and bf16 find their modes, none transposed: the
     array's modes are e4m3 x e4m3, e5m2 x e4m3, e4m3 x e5m2 (fp16, stochastic:8) and bf16 x bf16 (nearest)."""
@@ -148,13 +161,10 @@ def test_training_on_the_rtl_is_bit_identical_to_mpsim_on_the_arrays_stream(
     on_rtl = train(config, tmp_path / "rtl", progress=False, plot=False, backend=rtl_backend())
     emulated = TrainConfig(**RUN, backend="array-emulator", hardware=str(modes_manifest))
     on_mpsim = train(emulated, tmp_path / "mpsim", progress=False, plot=False)
-    assert history(on_rtl) == history(on_mpsim)
+    assert_same_run(on_rtl, tmp_path / "rtl", on_mpsim, tmp_path / "mpsim")
     assert on_rtl["history"][-1]["test_accuracy"] > 0.5  # it learned: the bits are not all zeros
-    got, want = weights(tmp_path / "rtl"), weights(tmp_path / "mpsim")
-    assert all(torch.equal(got[name], want[name]) for name in want)
-    report, modelled = on_rtl["hardware"], on_mpsim["hardware"]
-    total = report["total"]
-    assert total["measured_cycles"] == total["modelled_cycles"] == modelled["total"]["modelled_cycles"]
+    assert_cycles_modelled(on_rtl, on_mpsim)
+    report = on_rtl["hardware"]
     assert set(report["per_kind"]) == {"forward", "grad_input", "grad_weight"}
     for row in [*report["per_kind"].values(), *report["per_mode"].values()]:
         assert row["measured_cycles"] == row["modelled_cycles"] > 0
@@ -177,25 +187,7 @@ def test_a_killed_run_resumes_bit_for_bit(
     def backend():  # type: ignore[no-untyped-def]
         return rtl_backend() if name == "rtl" else ArrayEmulatorBackend(modes_manifest)
 
-    whole = train(config, tmp_path / "whole", progress=False, plot=False, backend=backend())
-    saves = []
-    real_save = torch.save
-
-    def save_then_die(obj, path):  # type: ignore[no-untyped-def]
-        saves.append(path)
-        if len(saves) == 2:
-            raise KeyboardInterrupt
-        real_save(obj, path)
-
-    monkeypatch.setattr(torch, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
-    monkeypatch.setattr(torch, "save", real_save)
-    assert len(torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["history"]) == 1
-    resumed = train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
-    assert history(resumed) == history(whole)
-    got, want = weights(tmp_path / "killed"), weights(tmp_path / "whole")
-    assert all(torch.equal(got[key], want[key]) for key in want)
+    whole, resumed = run_until_killed_and_resumed(config, backend, tmp_path, monkeypatch)
     for report in (resumed["hardware"], whole["hardware"]):
         assert report["total"]["gemms"] == whole["hardware"]["total"]["gemms"]
         if name == "rtl":
@@ -398,9 +390,7 @@ def test_mx_training_on_the_array_emulator_is_the_emulator_at_nearest(mx_manifes
     on_array = TrainConfig(**MX_RUN, precision="mxfp8", backend="array-emulator", hardware=str(mx_manifest))
     emulated = train(on_array, tmp_path / "array", progress=False, plot=False)
     plain = train(TrainConfig(**MX_RUN, precision="mxfp8"), tmp_path / "plain", progress=False, plot=False)
-    assert history(emulated) == history(plain)
-    got, want = weights(tmp_path / "array"), weights(tmp_path / "plain")
-    assert all(torch.equal(got[name], want[name]) for name in want)
+    assert_same_run(emulated, tmp_path / "array", plain, tmp_path / "plain")
     assert set(emulated["hardware"]["per_mode"]) == {
         "0: mxfp8_e4m3 x mxfp8_e4m3 -> fp16 nearest",
         "1: mxfp8_e5m2 x mxfp8_e4m3 -> fp16 nearest",
@@ -424,12 +414,9 @@ def test_mx_training_on_the_rtl_is_bit_identical_to_mpsim_on_the_arrays_stream(
         backend.close()
     emulated = TrainConfig(**MX_RUN, precision=precision, backend="array-emulator", hardware=str(mx_verilog))
     on_mpsim = train(emulated, tmp_path / "mpsim", progress=False, plot=False)
-    assert history(on_rtl) == history(on_mpsim)
+    assert_same_run(on_rtl, tmp_path / "rtl", on_mpsim, tmp_path / "mpsim")
     assert on_rtl["history"][-1]["test_accuracy"] > 0.5  # it learned
-    got, want = weights(tmp_path / "rtl"), weights(tmp_path / "mpsim")
-    assert all(torch.equal(got[name], want[name]) for name in want)
-    total = on_rtl["hardware"]["total"]
-    assert total["measured_cycles"] == total["modelled_cycles"] == on_mpsim["hardware"]["total"]["modelled_cycles"]
+    assert_cycles_modelled(on_rtl, on_mpsim)
     assert len(on_rtl["hardware"]["per_mode"]) == 3
     if precision == "mxfp8-sr":
         plain = train(TrainConfig(**MX_RUN, precision=precision), tmp_path / "plain", progress=False, plot=False)
@@ -460,9 +447,9 @@ def test_an_mx_run_resumes_bit_for_bit(
             rtl.close()
 
 
-def run_until_killed_and_resumed(config: TrainConfig, backend, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A run never killed, and the same run killed at its second checkpoint and resumed: the same history and
-    weights."""
+def run_until_killed_and_resumed(config: TrainConfig, backend, tmp_path: Path, monkeypatch) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+    """A run never killed, and the same run killed at its second checkpoint (after the first epoch's) and resumed:
+    the same history and weights, bit for bit. Their metrics (whole, resumed)."""
     whole = train(config, tmp_path / "whole", progress=False, plot=False, backend=backend())
     saves = []
     real_save = torch.save
@@ -477,7 +464,7 @@ def run_until_killed_and_resumed(config: TrainConfig, backend, tmp_path: Path, m
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
     monkeypatch.setattr(torch, "save", real_save)
+    assert len(torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["history"]) == 1
     resumed = train(config, tmp_path / "killed", progress=False, plot=False, backend=backend())
-    assert history(resumed) == history(whole)
-    got, want = weights(tmp_path / "killed"), weights(tmp_path / "whole")
-    assert all(torch.equal(got[key], want[key]) for key in want)
+    assert_same_run(resumed, tmp_path / "killed", whole, tmp_path / "whole")
+    return whole, resumed
