@@ -70,6 +70,7 @@ __all__ = [
     "open_fidelity_study",
     "open_study",
     "pareto_front",
+    "rdb_storage",
     "run_name",
     "run_nas",
     "sample",
