@@ -9,8 +9,8 @@ study lives in ``OUT/runs/ESTIMATOR_sSEED``). Every ``--every`` trials, the fron
 scored by what its members really reach: each front member's *true* accuracy is its accuracy after the full
 training of ``--estimator full`` (4 epochs, never stopped early), trained once per distinct network and
 remembered in ``OUT/true_accuracy.json`` (that evaluation is not charged to the estimator). Its **hypervolume**
-in (1 - true accuracy, latency, energy[, LUT4]) against one reference point for all runs (the worst of every
-objective seen, plus 10 %), as a fraction of the box from the origin to it, beside what the search spent to
+in (1 - true accuracy, latency, energy[, LUT4]), each objective scaled to [0, 1] over every front point of
+every run (best to worst) and the reference 1.1 in each, as a fraction of that box, beside what the search spent to
 find it: training epochs (the supernet's one-off training counted as subnetwork-epochs) and synthesis seconds
 (``--synth-front``: the reports of the arrays it synthesized).
 With ``--predict`` the arrays are costed by the cost surrogate and LUT4 is a fourth objective.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,13 @@ def spent_epochs(study: Any, rows: list[dict[str, Any]]) -> float:
     return epochs
 
 
+def training_seconds(study: Any, rows: list[dict[str, Any]]) -> float:
+    """Seconds the search's accuracy estimates took (each trial's, and the supernet's one-off training), as the
+    study recorded them: the same on a resumed run."""
+    supernet = study.user_attrs.get("supernet") or {}
+    return sum(r["train_seconds"] or 0.0 for r in rows) + supernet.get("train_seconds", 0.0)
+
+
 def synthesis_seconds(study: Any, cache: Any) -> float:
     """Seconds the tools took for the arrays the study synthesized (their reports' synthesis and P&R times)."""
     from hls_gen.cost_surrogate import config_from_dict
@@ -134,6 +141,7 @@ def checkpoints(study: Any, every: int, truth: TrueAccuracy, lut: bool, cache: A
             {
                 "trials": mark,
                 "epochs": spent_epochs(study, head),
+                "train_seconds": round(training_seconds(study, head), 1),
                 "synth_seconds": synth if mark == len(rows) else None,
                 "front": len(front),
                 "points": points,
@@ -246,19 +254,22 @@ def main(argv: list[str] | None = None) -> int:
             config = estimator_config(name, args.trials, seed, args)
             out = args.out / "runs" / f"{name}_s{seed}"
             print(f"[{name}, seed {seed}] {args.trials} trials into {out}", flush=True)
-            start = time.perf_counter()
             study = run_nas(config, out, progress=True, cache=args.cache_dir)
-            wall = time.perf_counter() - start
             cps = checkpoints(study, args.every, truths[seed], args.predict, args.cache_dir)
-            runs.append({"estimator": name, "seed": seed, "wall_seconds": round(wall, 1), "checkpoints": cps})
+            runs.append({"estimator": name, "seed": seed, "checkpoints": cps})
+    # each objective scaled to [0, 1] over every front point of every run (the ideal 0, the worst 1), so that no
+    # objective's units weigh more than another's; the reference 1.1 in each, the volume a fraction of 1.1**d
     every_point = [p for r in runs for c in r["checkpoints"] for p in c["points"]]
-    reference = [1.0] + [1.1 * max(p[i] for p in every_point) for i in range(1, len(every_point[0]))]
-    box = 1.0
-    for r in reference:
-        box *= r
+    dims = len(every_point[0])
+    low = [min(p[i] for p in every_point) for i in range(dims)]
+    high = [max(p[i] for p in every_point) for i in range(dims)]
+
+    def scaled(point: list[float]) -> list[float]:
+        return [(v - lo) / (hi - lo) if hi > lo else 0.0 for v, lo, hi in zip(point, low, high)]
+
     for run in runs:
-        for c in run["checkpoints"]:  # as a fraction of the box from the origin to the reference
-            c["hypervolume"] = hypervolume(c["points"], reference) / box
+        for c in run["checkpoints"]:
+            c["hypervolume"] = hypervolume([scaled(p) for p in c["points"]], [1.1] * dims) / 1.1**dims
     kendall: list[dict[str, Any]] = []
     if args.sample:
         supernet_out = args.out / "runs" / f"supernet_s{seeds[0]}" if "supernet" in names else None
@@ -269,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 kendall.append({"score": score, "tau": round(kendall_tau([s[score] for s in scores], full), 3)})
     summary = {
         "objectives": ["1 - true accuracy", "latency_us", "energy_uj", *(["luts"] if args.predict else [])],
-        "reference": reference,
+        "scaling": {"ideal": low, "worst": high, "reference": 1.1},
         "trials": args.trials,
         "seeds": seeds,
         "true_accuracy_trainings": sum(t.trained for t in truths.values()),
@@ -279,10 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "estimators.json").write_text(json.dumps(summary, indent=1) + "\n")
     with open(args.out / "estimators.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["estimator", "seed", "trials", "epochs", "synth_seconds", "front", "hypervolume"])
+        head = ["estimator", "seed", "trials", "epochs", "train_seconds", "synth_seconds", "front", "hypervolume"]
+        writer.writerow(head)
         for run in runs:
             for c in run["checkpoints"]:
-                row = [c["trials"], c["epochs"], c["synth_seconds"], c["front"], round(c["hypervolume"], 6)]
+                row = [c["trials"], c["epochs"], c["train_seconds"], c["synth_seconds"], c["front"]]
+                row.append(round(c["hypervolume"], 6))
                 writer.writerow([run["estimator"], run["seed"], *row])
     with open(args.out / "kendall.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["score", "tau"])
@@ -293,15 +306,33 @@ def main(argv: list[str] | None = None) -> int:
             r["estimator"],
             str(r["seed"]),
             f"{r['checkpoints'][-1]['epochs']:.0f}",
+            f"{r['checkpoints'][-1]['train_seconds']:.0f}",
             f"{r['checkpoints'][-1]['synth_seconds'] or 0:.0f}",
             str(r["checkpoints"][-1]["front"]),
             f"{r['checkpoints'][-1]['hypervolume']:.4g}",
-            f"{r['wall_seconds']:.0f}",
         ]
         for r in runs
     ]
-    headers = ["estimator", "seed", "epochs spent", "synthesis s", "front", "hypervolume", "wall s"]
-    text = md_table(headers, final)
+    headers = ["estimator", "seed", "epochs spent", "training s", "synthesis s", "front", "hypervolume"]
+    if len(seeds) > 1:  # the same per estimator over the seeds: mean and standard deviation
+        per = {n: [r["checkpoints"][-1] for r in runs if r["estimator"] == n] for n in names}
+
+        def spread(values: list[float], digits: str) -> str:
+            return f"{statistics.mean(values):{digits}} ± {statistics.stdev(values):{digits}}"
+
+        summary_rows = [
+            [
+                n,
+                spread([c["epochs"] for c in cs], ".0f"),
+                spread([c["train_seconds"] for c in cs], ".0f"),
+                spread([c["hypervolume"] for c in cs], ".3f"),
+            ]
+            for n, cs in per.items()
+        ]
+        means = md_table(["estimator", "epochs spent", "training s", "hypervolume"], summary_rows)
+    else:
+        means = ""
+    text = (means + "\n\n" if means else "") + md_table(headers, final)
     if kendall:
         tau_rows = [[k["score"], str(k["tau"])] for k in kendall]
         text += "\n\n" + md_table(["score", "Kendall tau vs full training"], tau_rows)

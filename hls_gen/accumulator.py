@@ -36,6 +36,7 @@ from hls_gen.spec import (
     guard_bits,
     hw_rounding,
     lfsr_spec,
+    loop_latency,
     shared_adder_bits,
 )
 from hls_gen.step import STEP_CONTROL
@@ -408,7 +409,7 @@ class Accumulator(wiring.Component):
     @property
     def latency(self) -> int:
         """Enabled cycles from accepting a term marked ``last`` to ``done``."""
-        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
+        return loop_latency(self._pipeline, self._interleave)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

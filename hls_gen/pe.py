@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from hls_gen.arith import Unpacked, select_unpacked, unpack, unpack_modes, unpacked_layout
 from hls_gen.modes import HwMode, mode_bits
-from hls_gen.spec import LOOP_CUTS
+from hls_gen.spec import loop_latency
 from hls_gen.step import step_control
 from mpsim.formats import FloatFormat
 from mpsim.randbits import LFSRSpec
@@ -124,7 +124,7 @@ class PE(wiring.Component):
     @property
     def latency(self) -> int:
         """Enabled cycles from accepting the step marked ``last`` to ``done``."""
-        return self._pipeline + 1 + len(LOOP_CUTS[min(self._interleave, len(LOOP_CUTS))])
+        return loop_latency(self._pipeline, self._interleave)
 
     def operand_formats(self, which: str) -> tuple[FloatFormat, ...]:
         """The (element) formats operand ``which`` (``"a"`` or ``"b"``) takes, by mode code."""

@@ -81,6 +81,14 @@ LOOP_CUTS: dict[int, tuple[str, ...]] = {
 }
 #: The largest interleave the generators build (a ring of this many sums per PE).
 MAX_INTERLEAVE = 16
+
+
+def loop_latency(pipeline: int, interleave: int) -> int:
+    """Enabled cycles from accepting a step marked ``last`` to ``done``: the ``pipeline`` registers before the
+    accumulate loop, its entry, and the registers that cut it at ``interleave`` (:data:`LOOP_CUTS`)."""
+    return pipeline + 1 + len(LOOP_CUTS[min(interleave, len(LOOP_CUTS))])
+
+
 #: The accumulate loop's depth cut everywhere :data:`LOOP_CUTS` allows: the interleave at which each of its logic
 #: stages has a register of its own (``--interleave auto``). Fewer sums merge stages (a slower clock); more add
 #: only delay registers (the same clock, taller tiles).

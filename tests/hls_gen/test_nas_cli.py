@@ -84,6 +84,20 @@ def test_what_a_study_holds_is_one_line():
             ["--estimator", "proxy", "--proxy-threshold", "0.3"],
             "--proxy-threshold sets the one-epoch stop of --estimator full, not proxy; drop --proxy-threshold",
         ),
+        # the supernet estimator's options
+        (
+            ["--supernet-epochs", "2"],
+            "--supernet-epochs 2 trains the supernets of --estimator supernet, not full; drop --supernet-epochs or "
+            "add --estimator supernet",
+        ),
+        (
+            ["--estimator", "supernet", "--epochs", "2"],
+            "--estimator supernet trains no epochs per trial (its supernets train --supernet-epochs); drop --epochs 2",
+        ),
+        (
+            ["--estimator", "supernet", "--no-proxy"],
+            "--no-proxy sets the one-epoch stop of --estimator full, not supernet; drop --no-proxy",
+        ),
     ],
 )
 def test_errors_are_one_line_before_any_work(argv, message, tmp_path):

