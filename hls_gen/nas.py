@@ -713,7 +713,7 @@ def storage_url(config: NASConfig, out: str | Path) -> str:
     return config.storage or f"sqlite:///{Path(out) / 'study.db'}"
 
 
-SQLITE_TIMEOUT_S = 60  # how long a SQLite writer waits for another worker's lock before "database is locked"
+SQLITE_TIMEOUT_S = 20  # how long a SQLite writer waits for another worker's lock before "database is locked"
 
 
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:
