@@ -37,8 +37,8 @@ from hls_gen.hypervolume import hypervolume
 from hls_gen.nas import (
     Estimator,
     NASConfig,
-    _datasets,
     _rows,
+    datasets,
     extrapolate,
     front_rows,
     gradient_norm,
@@ -74,7 +74,7 @@ class TrueAccuracy:
         self.seed = seed
         self.memo: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
         self.config = NASConfig(epochs=FULL_EPOCHS, proxy_threshold=None, seed=seed)
-        self.data = _datasets(self.config)
+        self.data = datasets(self.config)
         self.trained = 0
 
     def __call__(self, network: dict[str, Any], arch: str) -> float:
@@ -155,7 +155,7 @@ def sample_scores(count: int, seed: int, truth: TrueAccuracy, supernet_out: Path
     import optuna
 
     config = NASConfig(epochs=FULL_EPOCHS, proxy_threshold=None, seed=seed)
-    data = _datasets(config)
+    data = datasets(config)
     supernets = None
     if supernet_out is not None:
         from hls_gen.supernet import train_supernets

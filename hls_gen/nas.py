@@ -29,23 +29,42 @@ rerun of the same command resumes it without redoing finished trials.
 from __future__ import annotations
 
 import csv
-import enum
 import hashlib
 import json
 import math
 import os
 import re
 import socket
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hls_gen.array_size import parse_array_size
+from hls_gen.nas_config import (
+    BENCHMARKS,
+    DIRECTIONS,
+    OBJECTIVES,
+    Estimator,
+    NASConfig,
+    Pruner,
+    check_choice,
+    config_dict,
+    population_size,
+)
 from hls_gen.nas_hw import check_predictable, measured_arrays, predicted_hardware, synthesize_front, with_measurements
-from hls_gen.nas_space import IntRange, SearchSpace, choices
-from hls_gen.network import LayerSpec, NetworkSpec
+from hls_gen.nas_model import (
+    Candidate,
+    build_torch,
+    datasets,
+    gradient_norm,
+    precision_config,
+    sample,
+    train_accuracy,
+)
+from hls_gen.nas_space import IntRange, SearchSpace
+from hls_gen.nas_surrogate import prediction_error, surrogate_training
+from hls_gen.network import NetworkSpec
+from hls_gen.pareto import dominates, front_rows, pareto_front
+from hls_gen.supernet import record, train_supernets
 
 if TYPE_CHECKING:
     import optuna
@@ -55,11 +74,20 @@ if TYPE_CHECKING:
     from hls_gen.synth import SynthCache
 
 __all__ = [
+    "BENCHMARKS",
+    "DIRECTIONS",
+    "OBJECTIVES",
+    "Candidate",
     "Estimator",
     "IntRange",
     "NASConfig",
+    "NetworkSpec",
     "Pruner",
     "SearchSpace",
+    "build_torch",
+    "check_choice",
+    "config_dict",
+    "datasets",
     "dominates",
     "extrapolate",
     "finished_trials",
@@ -70,6 +98,8 @@ __all__ = [
     "open_fidelity_study",
     "open_study",
     "pareto_front",
+    "population_size",
+    "precision_config",
     "rdb_storage",
     "run_name",
     "run_nas",
@@ -77,374 +107,6 @@ __all__ = [
     "train_accuracy",
     "write_results",
 ]
-
-BENCHMARKS = ("digits",)
-OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
-DIRECTIONS = ("maximize", "minimize", "minimize")
-PROXY_BATCHES = 4  # mini-batches the gradient-norm proxy averages over
-
-
-class Estimator(enum.StrEnum):
-    """How a trial's accuracy objective is estimated (``mpsim nas --estimator``)."""
-
-    FULL = "full"  # short training for every epoch (the one-epoch hopeless stop aside): test accuracy
-    PRUNED = "pruned"  # the same training, stopped after an epoch when the pruner says so
-    PROXY = "proxy"  # no training: the gradient norm of the initialised network at its precision
-    CURVE = "curve"  # the same training, stopped when its extrapolated final accuracy leaves it dominated
-    SUPERNET = "supernet"  # no training per trial: its subnetwork of a weight-sharing supernet trained once
-    SURROGATE = "surrogate"  # full training, or none when a regressor on the encoded candidate predicts it dominated
-
-
-class Pruner(enum.StrEnum):
-    """Optuna's pruner of :attr:`Estimator.PRUNED` (``mpsim nas --pruner``)."""
-
-    HYPERBAND = "hyperband"
-    HALVING = "halving"  # asynchronous successive halving
-
-
-def check_choice(value: Any, kind: type[enum.StrEnum], what: str) -> None:
-    """A ``ValueError`` naming ``value`` unless it is one of ``kind``'s values (a plain string of one is fine)."""
-    if not isinstance(value, str) or value not in {m.value for m in kind}:
-        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(m.value for m in kind)}")
-
-
-@dataclass(frozen=True)
-class NASConfig:
-    """A search: benchmark, trials, training budget and accuracy estimator, clock, storage, seed."""
-
-    benchmark: str = "digits"
-    trials: int = 50
-    epochs: int = 4
-    batch_size: int = 32
-    lr: float = 0.05
-    proxy_threshold: float | None = 0.5  # after one epoch, stop a trial below this test accuracy
-    batch: int = 1  # inference batch the hardware cost is for
-    fmax_mhz: float = 25.0  # nominal clock when not synthesizing
-    synth: bool = False
-    predict: bool = False  # Fmax and resources from the cost surrogate (hls_gen.nas_hw)
-    synth_front: bool = False  # with predict: synthesize the arrays of the front after each generation
-    sram_bytes: int = 32 * 1024
-    seed: int = 0
-    storage: str | None = None  # default: sqlite:///OUT/study.db
-    study_name: str = "mpsim-nas"
-    space: SearchSpace = field(default_factory=SearchSpace)
-    estimator: Estimator = Estimator.FULL
-    pruner: Pruner | None = None  # the pruned estimator's, and only its
-    supernet_epochs: int | None = None  # the supernet estimator's training of its supernets, and only its
-    surrogate_warmup: int = 8  # the surrogate estimator's: trained trials before the surrogate decides
-    surrogate_kappa: float = 1.0  # the surrogate estimator's: optimism, in standard deviations of its prediction
-
-    def __post_init__(self) -> None:
-        if self.benchmark not in BENCHMARKS:
-            raise ValueError(f"unknown NAS benchmark {self.benchmark!r}: expected one of {', '.join(BENCHMARKS)}")
-        check_choice(self.estimator, Estimator, "estimator")
-        if self.pruner is not None:
-            check_choice(self.pruner, Pruner, "pruner")
-        estimator = str(self.estimator)
-        if estimator == Estimator.PRUNED and self.pruner is None:
-            raise ValueError("estimator 'pruned' needs a pruner: one of hyperband, halving")
-        if estimator != Estimator.PRUNED and self.pruner is not None:
-            raise ValueError(f"pruner '{self.pruner}' stops trials of estimator 'pruned', not of '{estimator}'")
-        if estimator == Estimator.PRUNED and self.epochs < 2:
-            raise ValueError(
-                f"estimator 'pruned' stops a trial before its last epoch, so it needs epochs >= 2, not {self.epochs}"
-            )
-        if estimator == Estimator.CURVE and self.epochs < 3:
-            raise ValueError(
-                f"estimator 'curve' fits epochs 1..k and stops before the last, so it needs epochs >= 3, "
-                f"not {self.epochs}"
-            )
-        if estimator != Estimator.FULL and self.proxy_threshold is not None:
-            # the one-epoch stop would be a second early stop beside the pruner's, and the proxy trains no epoch
-            raise ValueError(
-                f"proxy_threshold is the one-epoch stop of estimator 'full'; estimator '{estimator}' needs None, "
-                f"not {self.proxy_threshold!r}"
-            )
-        if estimator == Estimator.SUPERNET and self.supernet_epochs is None:
-            raise ValueError("estimator 'supernet' needs supernet_epochs: the epochs that train its supernets")
-        if estimator != Estimator.SUPERNET and self.supernet_epochs is not None:
-            raise ValueError(f"supernet_epochs train the supernets of estimator 'supernet', not of '{estimator}'")
-        if estimator == Estimator.SUPERNET:
-            from hls_gen.supernet import check_space
-
-            check_space(self.space)
-        _check_surrogate(self.surrogate_warmup, self.surrogate_kappa, estimator)
-        supernet = ("supernet_epochs",) if self.supernet_epochs is not None else ()
-        for name in ("trials", "epochs", "batch_size", "batch", *supernet):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not self.fmax_mhz > 0:
-            raise ValueError(f"fmax_mhz must be positive, not {self.fmax_mhz!r}")
-        if self.synth and self.predict:
-            raise ValueError("synth synthesizes every trial's array and predict predicts it: choose one")
-        if self.synth_front and not self.predict:
-            raise ValueError("synth_front synthesizes the front the cost surrogate predicts: it needs predict")
-
-
-def _check_surrogate(warmup: Any, kappa: Any, estimator: str) -> None:
-    """The surrogate estimator's settings: valid values, and the defaults for another estimator."""
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 2:
-        raise ValueError(
-            f"surrogate_warmup must be an integer >= 2 (the surrogate fits on the trials trained first), not {warmup!r}"
-        )
-    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not (math.isfinite(kappa) and kappa >= 0):
-        raise ValueError(f"surrogate_kappa must be a finite number >= 0, not {kappa!r}")
-    if estimator != Estimator.SURROGATE:
-        for name, value, default in (("surrogate_warmup", warmup, 8), ("surrogate_kappa", kappa, 1.0)):
-            if value != default:
-                raise ValueError(f"{name} {value!r} is a setting of estimator 'surrogate', not of '{estimator}'")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What a trial sampled: the network with per-layer precision, the array size, interleave and pipeline."""
-
-    network: NetworkSpec
-    arch: str
-    array: tuple[int, int]
-    interleave: int = 1
-    pipeline: int = 1
-
-
-def sample(trial: optuna.trial.BaseTrial, space: SearchSpace, input_shape: tuple[int, ...], classes: int) -> Candidate:
-    """Draw a candidate; parameter names are stable so that NSGA-II can cross them over.
-
-    The parameters of the default space are drawn in the order and with the distributions they always had
-    (a stored study resumes as it was); a choice added since (the operand formats, the interleave, the
-    pipeline) is a parameter only when the space gives it more than one value.
-    """
-    arch = trial.suggest_categorical("arch", list(space.archs))
-    network_mul = _fixed_or_suggest(trial, "mul", space.mul) if space.mul_scope == "network" else None
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if arch == "mlp":
-        depth = _suggest_int(trial, "mlp_depth", space.mlp_depths)
-        for i in range(depth):
-            layers.append(("Linear", {"out": _suggest_int(trial, f"mlp_width_{i}", space.mlp_widths)}))
-        shape: tuple[int, ...] = (int(_prod(input_shape)),)
-    else:
-        depth = _suggest_int(trial, "cnn_depth", space.cnn_depths)
-        for i in range(depth):
-            k = _suggest_int(trial, f"cnn_kernel_{i}", space.cnn_kernels)
-            channels = _suggest_int(trial, f"cnn_channels_{i}", space.cnn_channels)
-            # the last convolution halves the map, as mpsim train's cnn does
-            stride = 2 if i == depth - 1 else 1
-            layers.append(
-                ("Conv2d", {"out": channels, "kernel": (k, k), "padding": (k // 2, k // 2), "stride": (stride, stride)})
-            )
-        shape = input_shape
-    layers.append(("Linear", {"out": classes}))
-    specs = []
-    for i, (kind, args) in enumerate(layers):
-        mul = network_mul or _fixed_or_suggest(trial, f"mul_{i}", space.mul)
-        acc = trial.suggest_categorical(f"acc_{i}", list(space.accs))
-        rounding = trial.suggest_categorical(f"rounding_{i}", list(space.roundings))
-        specs.append(LayerSpec(kind, mul=mul, acc=acc, rounding=rounding, **args))
-    if space.arrays:
-        array = parse_array_size(trial.suggest_categorical("array", list(space.arrays)))
-    else:
-        array = (
-            _suggest_int(trial, "array_rows", space.array_rows),  # type: ignore[arg-type]
-            _suggest_int(trial, "array_cols", space.array_cols),  # type: ignore[arg-type]
-        )
-    interleave = _fixed_or_suggest(trial, "interleave", space.interleaves)
-    pipeline = _fixed_or_suggest(trial, "pipeline", space.pipelines)
-    network = NetworkSpec(shape, tuple(specs), f"{arch}-{trial.number}", classes)
-    return Candidate(network, arch, array, interleave, pipeline)
-
-
-def _suggest_int(trial: optuna.trial.BaseTrial, name: str, space: tuple[int, ...] | IntRange) -> int:
-    """A categorical choice from a tuple, an int from a range (with its step)."""
-    if isinstance(space, IntRange):
-        return trial.suggest_int(name, space.min, space.max, step=space.step)
-    return trial.suggest_categorical(name, list(space))
-
-
-def _fixed_or_suggest(trial: optuna.trial.BaseTrial, name: str, space: tuple[Any, ...] | IntRange) -> Any:
-    """The one value of a fixed choice (no parameter: the default space samples what it always did), or a draw."""
-    values = choices(space) if isinstance(space, IntRange) else space
-    if len(values) == 1:
-        return values[0]
-    return (
-        _suggest_int(trial, name, space)
-        if isinstance(space, IntRange)
-        else trial.suggest_categorical(name, list(values))
-    )
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
-
-def build_torch(network: NetworkSpec) -> Any:
-    """The fp32 torch model of a network description (ReLU between layers, flatten before a Linear)."""
-    from torch import nn
-
-    modules: list[Any] = []
-    shapes = network.shapes()
-    for i, (layer, (shape_in, _)) in enumerate(zip(network.layers, shapes)):
-        if i:
-            modules.append(nn.ReLU())
-        if layer.kind == "Linear":
-            if len(shape_in) != 1:
-                modules.append(nn.Flatten())
-            modules.append(nn.Linear(_prod(shape_in), layer.out))
-        else:
-            modules.append(
-                nn.Conv2d(
-                    shape_in[0],
-                    layer.out,
-                    layer.kernel,
-                    stride=layer.stride,
-                    padding=layer.padding,
-                    dilation=layer.dilation,
-                    groups=layer.groups,
-                )
-            )
-    return nn.Sequential(*modules)
-
-
-def precision_config(network: NetworkSpec, model: Any, seed: int) -> Any:
-    """A :class:`LayerPrecision` override per GEMM layer: operands, accumulator and rounding, as mpsim's presets.
-
-    An element operand format quantizes weights and activations (gradients in e5m2 beside e4m3, as the FP8
-    presets, else in the operand format) and every GEMM accumulates in the layer's format and rounding; an MX
-    operand format blocks every GEMM's operands (tensors stay fp32), the backward GEMMs' errors in the MX format
-    the MX preset of that forward format uses (:func:`mx_backward`).
-    """
-    from torch import nn
-
-    from mpsim.mx import is_mx_spec
-    from mpsim.precision import GemmConfig, LayerPrecision, PrecisionConfig, TensorQuant
-
-    names = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    overrides = []
-    for name, layer in zip(names, network.layers):
-        mul, acc, rounding = layer.mul or "e4m3", layer.acc or "fp32", layer.rounding or "nearest"
-        if is_mx_spec(mul):
-            backward, elements = mx_backward(mul)
-            precision = LayerPrecision(
-                forward=GemmConfig(mul=mul, acc=acc, rounding=rounding),
-                grad_input=GemmConfig(mul=f"{backward},{mul}", acc=acc, rounding=rounding, mul_rounding=elements),
-                grad_weight=GemmConfig(mul=f"{mul},{backward}", acc=acc, rounding=rounding, mul_rounding=elements),
-            )
-        else:
-            tensor = TensorQuant(mul, "nearest")
-            grad = TensorQuant("e5m2" if mul == "e4m3" else mul, rounding)  # FP8 training: e5m2 gradients
-            gemm = GemmConfig(mul=None, acc=acc, rounding=rounding)
-            precision = LayerPrecision(
-                weight=tensor, activation=tensor, grad=grad, forward=gemm, grad_input=gemm, grad_weight=gemm
-            )
-        overrides.append((name, precision))
-    return PrecisionConfig(overrides=tuple(overrides), seed=seed)
-
-
-def mx_backward(fmt: str) -> tuple[str, str]:
-    """(MX format of the errors, rounding of the backward GEMMs' elements) for MX forward format ``fmt``: those of
-    the MX preset whose forward GEMM is ``fmt`` (``mxfp8_e4m3`` -> ``mxfp8_e5m2``), else ``fmt`` and nearest."""
-    from mpsim.mx import parse_mx_format
-    from mpsim.precision import PRECISION_PRESETS
-
-    mine = parse_mx_format(fmt)
-    for preset in PRECISION_PRESETS.values():
-        forward, grad_input = preset.default.forward, preset.default.grad_input
-        if forward.mx_formats is not None and forward.mx_formats[0] == mine and grad_input.mx_formats is not None:
-            return str(grad_input.mx_formats[0]), str(grad_input.mul_rounding)
-    return fmt, "nearest"
-
-
-def _quantized_model(network: NetworkSpec, config: NASConfig) -> Any:
-    """The network's torch model with seeded initial weights, every GEMM emulated at its layer's precision."""
-    import torch
-
-    from mpsim.nn import quantize_model
-
-    torch.manual_seed(config.seed)
-    model = build_torch(network)
-    model, _ = quantize_model(model, precision_config(network, model, config.seed), strict=True)
-    return model
-
-
-def _tensors(network: NetworkSpec, data: Any) -> tuple[Any, Any, Any, Any]:
-    """(x_train, y_train, x_test, y_test) as torch tensors, inputs in the network's shape."""
-    import torch
-
-    x_train = torch.from_numpy(data.x_train.reshape(len(data.x_train), *network.input_shape))
-    x_test = torch.from_numpy(data.x_test.reshape(len(data.x_test), *network.input_shape))
-    return x_train, torch.from_numpy(data.y_train), x_test, torch.from_numpy(data.y_test)
-
-
-def train_accuracy(
-    network: NetworkSpec, config: NASConfig, data: Any, stop: Callable[[float, int], bool] | None = None
-) -> tuple[float, int, float]:
-    """Test accuracy after short emulated training: (accuracy, epochs run, seconds). Seeded.
-
-    ``stop(accuracy, epoch)`` is asked after each epoch (1-based) whether to stop there (a pruner's decision).
-    """
-    import numpy as np
-    import torch
-    from torch import nn
-
-    from mpsim.optim import QSGD, OptimPrecision
-
-    start = time.perf_counter()
-    model = _quantized_model(network, config)
-    optimizer = QSGD(model.parameters(), lr=config.lr, momentum=0.9, precision=OptimPrecision(seed=config.seed))
-    x_train, y_train, x_test, y_test = _tensors(network, data)
-    shuffler = np.random.default_rng(config.seed)
-    accuracy, epochs = 0.0, 0
-    for epoch in range(config.epochs):
-        model.train()
-        order = torch.from_numpy(shuffler.permutation(len(x_train)))
-        for first in range(0, len(order), config.batch_size):
-            index = order[first : first + config.batch_size]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x_train[index]), y_train[index]).backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
-        epochs = epoch + 1
-        # the cheap proxy: one epoch tells a network that will not learn from one that might
-        if epoch == 0 and config.proxy_threshold is not None and accuracy < config.proxy_threshold:
-            break
-        if stop is not None and stop(accuracy, epochs):
-            break
-    return accuracy, epochs, time.perf_counter() - start
-
-
-def gradient_norm(
-    network: NetworkSpec, config: NASConfig, data: Any, batches: int = PROXY_BATCHES
-) -> tuple[float, float]:
-    """The zero-cost proxy: (score, seconds). No training, no weight update.
-
-    The score is the mean, over ``batches`` seeded training mini-batches of ``config.batch_size``, of the L2 norm
-    of the cross-entropy loss's gradient with respect to every weight of the initialised network, through the
-    emulated GEMMs at the network's per-layer precision (so it sees the operand, accumulator and rounding
-    choices). Larger is read as better, as the gradient-norm proxy of Abdelfattah et al. (2021) is.
-    """
-    import numpy as np
-    import torch
-    from torch import nn
-
-    start = time.perf_counter()
-    model = _quantized_model(network, config)
-    model.train()
-    x_train, y_train, _, _ = _tensors(network, data)
-    picker = np.random.default_rng(config.seed)
-    size = min(config.batch_size, len(x_train))
-    norms = []
-    for _ in range(batches):
-        index = torch.from_numpy(picker.choice(len(x_train), size=size, replace=False))
-        model.zero_grad()
-        nn.functional.cross_entropy(model(x_train[index]), y_train[index]).backward()
-        # in float64: the sum of squares of every gradient element, then one square root
-        squares = sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None)
-        norms.append(math.sqrt(squares))
-    return sum(norms) / len(norms), time.perf_counter() - start
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -567,8 +229,6 @@ def _objective(
             epochs, pruned = 0, False
             trial.set_user_attr("supernet_epochs", config.supernet_epochs)
         elif config.estimator == Estimator.SURROGATE:
-            from hls_gen.nas_surrogate import surrogate_training
-
             objectives = (cost.latency_us, cost.energy_uj)
             accuracy, epochs, seconds, pruned = surrogate_training(candidate, config, dataset, trial, objectives)
         else:
@@ -701,13 +361,6 @@ def open_fidelity_study(config: NASConfig, out: str | Path) -> optuna.Study:
     )
 
 
-def _datasets(config: NASConfig) -> dict[str, Any]:
-    from mpsim.data import load_dataset
-
-    # the same seeded split, flat for MLPs and as 1x8x8 images for CNNs
-    return {"mlp": load_dataset("digits", seed=config.seed), "cnn": load_dataset("digits-image", seed=config.seed)}
-
-
 def storage_url(config: NASConfig, out: str | Path) -> str:
     """Where the study lives: ``config.storage``, or SQLite in ``OUT/study.db``."""
     return config.storage or f"sqlite:///{Path(out) / 'study.db'}"
@@ -760,7 +413,7 @@ def open_study(config: NASConfig, out: str | Path) -> optuna.Study:
         load_if_exists=True,
     )
     stored = study.user_attrs.get("nas_config")
-    mine = _config_dict(config)
+    mine = config_dict(config)
     if stored is None:
         study.set_user_attr("nas_config", mine)
         return study
@@ -785,7 +438,7 @@ def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
 def _stored_space(space: dict[str, Any]) -> dict[str, Any]:
     """A stored study's space in today's fields: a study stored before the space grew held one operand format in
     ``mul`` and none of the later fields, which were then what their defaults are now."""
-    out = {**_config_dict(NASConfig())["space"], **space}
+    out = {**config_dict(NASConfig())["space"], **space}
     if isinstance(out["mul"], str):
         out["mul"] = [out["mul"]]
     return out
@@ -805,8 +458,8 @@ def run_name(config: NASConfig) -> str:
 
     ``trials``, ``storage`` and ``study_name`` are left out: more trials continue the same study.
     """
-    default = _config_dict(NASConfig())
-    mine = _config_dict(config)
+    default = config_dict(NASConfig())
+    mine = config_dict(config)
     parts, space_parts = [], []
     # the one-epoch stop is the full estimator's: the others hold None there, which says nothing new
     implied = ("proxy_threshold",) if config.estimator != Estimator.FULL else ()
@@ -862,7 +515,7 @@ def run_nas(
     out = Path(out)
     study = study or open_study(config, out)
     done = finished_trials(study)
-    data = _datasets(config)
+    data = datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
     supernets = _supernets(config, data, out, study, progress) if config.estimator == Estimator.SUPERNET else None
     interrupted: list[int] = []
@@ -895,11 +548,6 @@ def run_nas(
     return study
 
 
-def population_size(config: NASConfig) -> int:
-    """The NSGA-II sampler's generation: a fifth to a third of the trials, 4 to 20."""
-    return min(20, max(4, config.trials // 3))
-
-
 def _synthesize_front(study: optuna.Study, cache: SynthCache, *, progress: bool) -> list[str]:
     """:func:`hls_gen.nas_hw.synthesize_front` on this study's rows, front and stored arrays."""
     from hls_gen.cost_surrogate import config_from_dict
@@ -914,8 +562,6 @@ def _synthesize_front(study: optuna.Study, cache: SynthCache, *, progress: bool)
 
 def _supernets(config: NASConfig, data: dict[str, Any], out: Path, study: optuna.Study, progress: bool) -> Any:
     """The supernet estimator's supernets, trained once (or loaded from ``OUT/supernet.pt``); their cost recorded."""
-    from hls_gen.supernet import record, train_supernets
-
     supernets = train_supernets(config, data, out, progress=progress)
     record(study, supernets)
     return supernets
@@ -947,35 +593,6 @@ def finished_trials(study: optuna.Study) -> int:
         for t in study.get_trials(deepcopy=False)
         if t.state in (State.COMPLETE, State.FAIL) or (t.state == State.PRUNED and t.user_attrs.get("pruned"))
     )
-
-
-def _config_dict(config: NASConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data["space"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["space"].items()}
-    return json.loads(json.dumps(data))
-
-
-def front_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Pareto front of the trials that were not pruned, fastest first: a pruned trial's accuracy is after
-    fewer epochs than the others', so it is no point of the front (nor of Optuna's ``best_trials``)."""
-    return sorted(pareto_front([r for r in rows if not r.get("pruned")]), key=lambda r: r["latency_us"])
-
-
-def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Objectives ``a`` dominate ``b`` in (accuracy up, latency down, energy down): no worse anywhere, better
-    somewhere."""
-    (acc_a, lat_a, en_a), (acc_b, lat_b, en_b) = a, b
-    ge = acc_a >= acc_b and lat_a <= lat_b and en_a <= en_b
-    return ge and (acc_a > acc_b or lat_a < lat_b or en_a < en_b)
-
-
-def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows not dominated in (accuracy up, latency down, energy down)."""
-
-    def objectives(r: dict[str, Any]) -> tuple[float, float, float]:
-        return r["accuracy"], r["latency_us"], r["energy_uj"]
-
-    return [r for r in rows if not any(dominates(objectives(o), objectives(r)) for o in rows if o is not r)]
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -1046,8 +663,6 @@ def _layer_token(layer: dict[str, Any]) -> str:
 
 def write_results(study: optuna.Study, out: str | Path) -> dict[str, Path]:
     """``pareto.json``, ``pareto.csv``, ``trials.csv`` and ``pareto.png`` (accuracy vs latency and vs energy)."""
-    from hls_gen.nas_surrogate import prediction_error
-
     out = Path(out)
     rows = _rows(study)
     on_front = front_rows(rows)

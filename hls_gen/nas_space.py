@@ -533,3 +533,17 @@ def _hw(where: str, check: Any, *args: Any) -> None:
         check(*args)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+def check_supernet_space(space: SearchSpace) -> None:
+    """A one-line ``ValueError`` unless every network ``space`` produces is a subnetwork of its supernet
+    (:mod:`hls_gen.supernet`): the elastic kernel takes the centre ``k x k`` of the largest kernel ``K``, which is
+    centred only when ``K - k`` is even, and an even kernel with padding ``k // 2`` changes the map size the
+    classifier reads; so CNN kernels must be odd."""
+    if "cnn" in space.archs:
+        even = [k for k in choices(space.cnn_kernels) if k % 2 == 0]
+        if even:
+            raise ValueError(
+                f"estimator 'supernet' takes each kernel as the centre of the largest one, so CNN kernel sizes must "
+                f"be odd, not {even[0]}"
+            )

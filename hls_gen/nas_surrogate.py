@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hls_gen.nas_config import NASConfig
+from hls_gen.nas_model import Candidate, train_accuracy
 from hls_gen.nas_space import SearchSpace
+from hls_gen.pareto import dominates
 
 if TYPE_CHECKING:
     import numpy as np
     import optuna
 
-    from hls_gen.nas import Candidate, NASConfig
 
 __all__ = [
     "KAPPA",
@@ -229,8 +231,6 @@ def decide(
 ) -> Decision:
     """Train while fewer than ``warmup`` trials are trained; then skip the candidate (latency and energy ``cost``)
     when some trained trial dominates (``mean + kappa * std``, *cost) of the surrogate fitted on all of them."""
-    from hls_gen.nas import dominates
-
     if len(trained) < warmup:
         return Decision(train=True, fitted_on=0)
     surrogate = AccuracySurrogate.fit([t.encoding for t in trained], [t.objectives[0] for t in trained], seed=seed)
@@ -267,8 +267,6 @@ def surrogate_training(
     ``predicted_std`` (and ``dominated_by`` when skipped) go in its attributes. The ensemble's seed is
     ``(config.seed, trial.number)``.
     """
-    from hls_gen.nas import train_accuracy
-
     encoding = encode(candidate, config.space)
     trial.set_user_attr("encoding", list(encoding))
     decision = decide(

@@ -19,9 +19,9 @@ kept units), the centre ``k x k`` of each ``K x K`` kernel (OFA's elastic
 kernel as a plain centre crop, without OFA's kernel transform matrices),
 and its depth's classifier on the kept features (the first channels of the
 flattened map). The subnetwork runs as the very model
-:func:`hls_gen.nas.train_accuracy` trains: :func:`~hls_gen.nas.build_torch`
+:func:`hls_gen.nas_model.train_accuracy` trains: :func:`~hls_gen.nas_model.build_torch`
 converted by :func:`mpsim.nn.quantize_model` at the candidate's per-layer
-precision (:func:`~hls_gen.nas.precision_config`), with the sliced supernet
+precision (:func:`~hls_gen.nas_model.precision_config`), with the sliced supernet
 weights in place of its own (``torch.func.functional_call``), so the
 gradients of its emulated GEMMs land in the supernet's weights. The
 networks hold no BatchNorm (``build_torch`` puts none), so a subnetwork needs
@@ -52,13 +52,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hls_gen.nas_space import SearchSpace, choices
+from hls_gen.nas_config import NASConfig, config_dict
+from hls_gen.nas_model import build_torch, precision_config, sample, tensors
+from hls_gen.nas_space import SearchSpace, check_supernet_space, choices
 from hls_gen.network import NetworkSpec
 
 if TYPE_CHECKING:
     import optuna
-
-    from hls_gen.nas import NASConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -66,7 +66,6 @@ __all__ = [
     "SUPERNET_EPOCHS",
     "Supernet",
     "SupernetEstimate",
-    "check_space",
     "draw",
     "train_supernets",
 ]
@@ -75,20 +74,6 @@ CHECKPOINT = "supernet.pt"
 SUPERNET_EPOCHS = 10  # the CLI's default
 RANDOM_SUBNETS = 2  # per mini-batch, beside the largest and the smallest (the sandwich rule)
 _FORMAT = 1  # the checkpoint layout's version, part of its key
-
-
-def check_space(space: SearchSpace) -> None:
-    """A one-line ``ValueError`` unless every network the space produces is a subnetwork of its supernet: the
-    elastic kernel takes the centre ``k x k`` of the largest kernel ``K``, which is centred only when ``K - k`` is
-    even, and an even kernel with padding ``k // 2`` changes the map size the classifier reads; so CNN kernels must
-    be odd."""
-    if "cnn" in space.archs:
-        even = [k for k in choices(space.cnn_kernels) if k % 2 == 0]
-        if even:
-            raise ValueError(
-                f"estimator 'supernet' takes each kernel as the centre of the largest one, so CNN kernel sizes must "
-                f"be odd, not {even[0]}"
-            )
 
 
 class _Draw:
@@ -119,8 +104,6 @@ class _Draw:
 def draw(space: SearchSpace, arch: str, sizes: str, rng: Any, input_shape: tuple[int, ...], classes: int) -> Any:
     """A :class:`~hls_gen.nas.Candidate` of family ``arch`` as :func:`hls_gen.nas.sample` builds one: sizes
     ``"max"``, ``"min"`` or ``"random"``, per-layer precision random, from ``rng`` (``numpy.random.Generator``)."""
-    from hls_gen.nas import sample
-
     return sample(_Draw(arch, sizes, rng), space, input_shape, classes)  # type: ignore[arg-type]
 
 
@@ -143,7 +126,7 @@ class Supernet:
         torch, nn = _torch_modules()
         if arch not in space.archs:
             raise ValueError(f"the space has no {arch} family: it holds {', '.join(space.archs)}")
-        check_space(space)
+        check_supernet_space(space)
         # an MLP reads the flattened input, as hls_gen.nas.sample's networks do
         shape = (int(_prod(tuple(input_shape))),) if arch == "mlp" else tuple(input_shape)
         self.space, self.arch, self.input_shape, self.classes = space, arch, shape, classes
@@ -246,12 +229,11 @@ class Supernet:
         return out
 
     def subnet(self, network: NetworkSpec, seed: int) -> Callable[[Any], Any]:
-        """``network``'s subnetwork as a function of the input: the model :func:`hls_gen.nas._quantized_model`
+        """``network``'s subnetwork as a function of the input: the model :func:`hls_gen.nas_model.quantized_model`
         builds (every GEMM at its layer's precision, rounding bits from ``seed``) with the sliced supernet
         weights."""
         from torch.func import functional_call
 
-        from hls_gen.nas import build_torch, precision_config
         from mpsim.nn import quantize_model
 
         weights = self.slices(network)
@@ -288,9 +270,7 @@ def _seed(*parts: int) -> int:
 def checkpoint_key(config: NASConfig) -> str:
     """What the supernets' weights depend on: the space, the seed, the data, the supernet epochs, batch size and
     learning rate; a checkpoint under another key is never loaded."""
-    from hls_gen.nas import _config_dict
-
-    settings = _config_dict(config)
+    settings = config_dict(config)
     mine = {k: settings[k] for k in ("benchmark", "seed", "space", "supernet_epochs", "batch_size", "lr")}
     mine.update(format=_FORMAT, sandwich=RANDOM_SUBNETS)
     return hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
@@ -306,10 +286,8 @@ class SupernetEstimate:
         """(test accuracy of ``network``'s subnetwork with the inherited weights at its precision, seconds)."""
         import torch
 
-        from hls_gen.nas import _tensors
-
         start = time.perf_counter()
-        _, _, x_test, y_test = _tensors(network, data)
+        _, _, x_test, y_test = tensors(network, data)
         with torch.no_grad():
             logits = self.supernets[arch].subnet(network, self.config.seed)(x_test)
         return float((logits.argmax(1) == y_test).float().mean()), time.perf_counter() - start
@@ -324,7 +302,7 @@ def train_supernets(
     after_epoch: Callable[[str, int], None] | None = None,
 ) -> SupernetEstimate:
     """Train (or load, or resume) the supernet of each family of ``config.space`` for ``config.supernet_epochs``
-    epochs; ``data`` maps a family to its dataset (:func:`hls_gen.nas._datasets`).
+    epochs; ``data`` maps a family to its dataset (:func:`hls_gen.nas_model.datasets`).
 
     With ``out``, ``OUT/supernet.pt`` is written after every epoch and read first: a checkpoint of the same key
     resumes at its next epoch (a finished one is used as it is), one of another key is replaced. ``after_epoch``

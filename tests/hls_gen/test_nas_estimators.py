@@ -20,8 +20,8 @@ from hls_gen.nas import (
     NASConfig,
     Pruner,
     SearchSpace,
-    _datasets,
     _objective,
+    datasets,
     dominates,
     extrapolate,
     finished_trials,
@@ -88,7 +88,7 @@ def test_full_reproduces_the_committed_study() -> None:
     trial = min(complete, key=lambda t: t.user_attrs["train_seconds"])
     config = NASConfig(trials=50)  # the committed study's settings: all defaults
     fixed = optuna.trial.FixedTrial(trial.params)
-    accuracy, latency, energy = _objective(config, _datasets(config), None, None)(fixed)
+    accuracy, latency, energy = _objective(config, datasets(config), None, None)(fixed)
     assert accuracy == trial.values[0] and fixed.user_attrs["epochs"] == trial.user_attrs["epochs"]
     network = NetworkSpec.from_dict(trial.user_attrs["network"])
     cost, _ = hardware_cost(Candidate(network, trial.params["arch"], parse_array_size(trial.params["array"])), config)

@@ -19,13 +19,13 @@ from hls_gen.nas import (
     NASConfig,
     array_for,
     build_torch,
-    mx_backward,
     open_study,
     precision_config,
     run_name,
     run_nas,
     sample,
 )
+from hls_gen.nas_model import mx_backward
 from hls_gen.nas_space import (
     IntRange,
     SearchSpace,

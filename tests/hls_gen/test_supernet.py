@@ -19,8 +19,8 @@ from torch import nn
 from hls_gen.nas import (
     NASConfig,
     SearchSpace,
-    _datasets,
     build_torch,
+    datasets,
     kendall_tau,
     open_study,
     precision_config,
@@ -230,7 +230,7 @@ def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 @pytest.fixture(scope="module")
 def mlp_data() -> dict:
-    return _datasets(NASConfig(**TINY, space=MLP))
+    return datasets(NASConfig(**TINY, space=MLP))
 
 
 def test_training_is_seeded_and_resumes_after_a_kill_as_if_uninterrupted(tmp_path: Path, mlp_data: dict) -> None:
