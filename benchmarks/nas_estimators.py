@@ -200,28 +200,40 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Left: hypervolume against trials, per estimator the mean over seeds (the band: lowest to highest). Right:
+    each run's final hypervolume against the training epochs it spent (one colour per estimator, a marker per
+    seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    synth = any(c["synth_seconds"] for r in runs for c in r["checkpoints"])
-    fig, axes = plt.subplots(1, 2 if synth else 1, figsize=(11 if synth else 6.5, 4.5), layout="constrained")
-    axes = axes if synth else [axes]
+    names = list(dict.fromkeys(r["estimator"] for r in runs))
+    seeds = list(dict.fromkeys(r["seed"] for r in runs))
+    colours = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
+    markers = dict(zip(seeds, "osD^vP*X"))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), layout="constrained")
+    for name in names:
+        mine = [r["checkpoints"] for r in runs if r["estimator"] == name]
+        trials = [c["trials"] for c in mine[0]]
+        volumes = [[cps[i]["hypervolume"] for cps in mine] for i in range(min(map(len, mine)))]
+        mean = [sum(v) / len(v) for v in volumes]
+        left.plot(trials[: len(mean)], mean, color=colours[name], marker="o", label=name)
+        left.fill_between(trials[: len(mean)], [min(v) for v in volumes], [max(v) for v in volumes],
+                          color=colours[name], alpha=0.12)  # fmt: skip
     for run in runs:
-        cps = run["checkpoints"]
-        label = f"{run['estimator']} (seed {run['seed']})"
-        axes[0].plot([c["epochs"] for c in cps], [c["hypervolume"] for c in cps], marker="o", label=label)
-        if synth:
-            last = cps[-1]
-            axes[1].scatter([last["synth_seconds"] or 0], [last["hypervolume"]], label=label)
-    axes[0].set(xlabel="training epochs spent by the search", ylabel="hypervolume of the found front (true accuracy)")
-    axes[0].grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if synth:
-        axes[1].set(xlabel="synthesis seconds spent", ylabel="final hypervolume")
-        axes[1].grid(alpha=0.3)
-    fig.suptitle("mpsim nas: accuracy estimators on one budget")
+        last = run["checkpoints"][-1]
+        right.scatter(last["epochs"], last["hypervolume"], color=colours[run["estimator"]], marker=markers[run["seed"]],
+                      s=60, label=f"{run['estimator']}, seed {run['seed']}")  # fmt: skip
+    left.set(xlabel="trials", ylabel="hypervolume of the found front (true accuracy)")
+    left.set_title(f"mean over {len(seeds)} seed(s); band: lowest to highest", fontsize=9)
+    right.set(xlabel="training epochs spent by the search", ylabel="final hypervolume")
+    right.set_title("each run (supernet: its one-off training as subnetwork-epochs)", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="lower right")
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("mpsim nas: the accuracy estimators on one budget")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
