@@ -84,6 +84,23 @@ def test_what_a_study_holds_is_one_line():
             ["--estimator", "proxy", "--proxy-threshold", "0.3"],
             "--proxy-threshold sets the one-epoch stop of --estimator full, not proxy; drop --proxy-threshold",
         ),
+        # the surrogate estimator's options
+        (
+            ["--estimator", "surrogate", "--surrogate-warmup", "1"],
+            "surrogate_warmup must be an integer >= 2 (the surrogate fits on the trials trained first), not 1",
+        ),
+        (
+            ["--estimator", "surrogate", "--surrogate-kappa", "nan"],
+            "surrogate_kappa must be a finite number >= 0, not nan",
+        ),
+        (
+            ["--surrogate-kappa", "0.5"],
+            "--surrogate-kappa 0.5 sets the optimism of --estimator surrogate, not full; drop --surrogate-kappa",
+        ),
+        (
+            ["--estimator", "curve", "--surrogate-warmup", "4"],
+            "--surrogate-warmup 4 sets the warm-up of --estimator surrogate, not curve; drop --surrogate-warmup",
+        ),
         # the supernet estimator's options
         (
             ["--supernet-epochs", "2"],

@@ -227,38 +227,6 @@ def test_bad_surrogate_settings(kwargs: dict, message: str) -> None:
         NASConfig(**{**SURROGATE, **kwargs})
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            ["--estimator", "surrogate", "--surrogate-warmup", "1"],
-            "surrogate_warmup must be an integer >= 2 (the surrogate fits on the trials trained first), not 1",
-        ),
-        (
-            ["--estimator", "surrogate", "--surrogate-kappa", "nan"],
-            "surrogate_kappa must be a finite number >= 0, not nan",
-        ),
-        (
-            ["--surrogate-kappa", "0.5"],
-            "--surrogate-kappa 0.5 sets the optimism of --estimator surrogate, not full; drop --surrogate-kappa",
-        ),
-        (
-            ["--estimator", "curve", "--surrogate-warmup", "4"],
-            "--surrogate-warmup 4 sets the warm-up of --estimator surrogate, not curve; drop --surrogate-warmup",
-        ),
-    ],
-)
-def test_cli_errors_are_one_line_before_any_work(argv: list[str], message: str, tmp_path: Path) -> None:
-    code = (
-        "import sys; from mpsim.cli import main; "
-        f"rc = main(['nas', *{argv!r}, '--out', {str(tmp_path / 'out')!r}]); "
-        "print(rc, sorted(m for m in ('torch', 'optuna', 'numba', 'amaranth') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout == "2 []\n" and done.stderr == f"mpsim nas: error: {message}\n"
-    assert not (tmp_path / "out").exists()
-
-
 def test_run_name_and_a_study_of_other_surrogate_settings(tmp_path: Path) -> None:
     base = dict(estimator="surrogate", proxy_threshold=None)
     assert run_name(NASConfig(**base)) == "digits_s0_estimator=surrogate"
