@@ -43,6 +43,8 @@ from hls_gen.nas_config import (
     BENCHMARKS,
     DIRECTIONS,
     OBJECTIVES,
+    SURROGATE_KAPPA,
+    SURROGATE_WARMUP,
     Estimator,
     NASConfig,
     Pruner,
@@ -431,7 +433,7 @@ def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
     stored before the cost surrogate did not predict, and one stored before the surrogate estimator held its
     defaults."""
     before = {"estimator": "full", "pruner": None, "predict": False, "synth_front": False}
-    before |= {"surrogate_warmup": 8, "surrogate_kappa": 1.0}
+    before |= {"surrogate_warmup": SURROGATE_WARMUP, "surrogate_kappa": SURROGATE_KAPPA}
     return {**before, **stored, "space": _stored_space(stored.get("space", {}))}
 
 

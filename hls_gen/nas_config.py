@@ -18,6 +18,8 @@ __all__ = [
     "BENCHMARKS",
     "DIRECTIONS",
     "OBJECTIVES",
+    "SURROGATE_KAPPA",
+    "SURROGATE_WARMUP",
     "Estimator",
     "NASConfig",
     "Pruner",
@@ -29,6 +31,10 @@ __all__ = [
 BENCHMARKS = ("digits",)
 OBJECTIVES = ("accuracy", "latency_us", "energy_uj")
 DIRECTIONS = ("maximize", "minimize", "minimize")
+
+
+SURROGATE_WARMUP = 8  # the surrogate estimator's defaults: trained trials before it decides,
+SURROGATE_KAPPA = 1.0  # and its optimism in standard deviations of its prediction
 
 
 class Estimator(enum.StrEnum):
@@ -78,8 +84,8 @@ class NASConfig:
     estimator: Estimator = Estimator.FULL
     pruner: Pruner | None = None  # the pruned estimator's, and only its
     supernet_epochs: int | None = None  # the supernet estimator's training of its supernets, and only its
-    surrogate_warmup: int = 8  # the surrogate estimator's: trained trials before the surrogate decides
-    surrogate_kappa: float = 1.0  # the surrogate estimator's: optimism, in standard deviations of its prediction
+    surrogate_warmup: int = SURROGATE_WARMUP  # the surrogate estimator's: trained trials before it decides
+    surrogate_kappa: float = SURROGATE_KAPPA  # the surrogate estimator's: optimism, in standard deviations
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -136,7 +142,8 @@ def _check_surrogate(warmup: Any, kappa: Any, estimator: str) -> None:
     if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not (math.isfinite(kappa) and kappa >= 0):
         raise ValueError(f"surrogate_kappa must be a finite number >= 0, not {kappa!r}")
     if estimator != Estimator.SURROGATE:
-        for name, value, default in (("surrogate_warmup", warmup, 8), ("surrogate_kappa", kappa, 1.0)):
+        defaults = (("surrogate_warmup", warmup, SURROGATE_WARMUP), ("surrogate_kappa", kappa, SURROGATE_KAPPA))
+        for name, value, default in defaults:
             if value != default:
                 raise ValueError(f"{name} {value!r} is a setting of estimator 'surrogate', not of '{estimator}'")
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hls_gen.nas_config import NASConfig
+from hls_gen.nas_config import SURROGATE_KAPPA, SURROGATE_WARMUP, NASConfig
 from hls_gen.nas_model import Candidate, train_accuracy
 from hls_gen.nas_space import SearchSpace
 from hls_gen.pareto import dominates
@@ -46,8 +46,8 @@ __all__ = [
     "trained_trials",
 ]
 
-WARMUP = 8  # trained trials before the surrogate decides (NASConfig.surrogate_warmup)
-KAPPA = 1.0  # standard deviations of optimism (NASConfig.surrogate_kappa)
+WARMUP = SURROGATE_WARMUP  # trained trials before the surrogate decides (NASConfig.surrogate_warmup)
+KAPPA = SURROGATE_KAPPA  # standard deviations of optimism (NASConfig.surrogate_kappa)
 MEMBERS = 16  # ridge regressions in the bootstrap ensemble
 RIDGE = 1.0  # their L2 penalty, on standardised features
 
