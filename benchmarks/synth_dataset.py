@@ -1,6 +1,7 @@
 """Training data for the hardware-cost surrogate: a designed sample of small MAC arrays, synthesized into the cache.
 
-    nice -n 19 python benchmarks/synth_dataset.py [--designs 400] [--seed 0] [--timeout 900] [--cache DIR]
+    nice -n 19 python benchmarks/synth_dataset.py [--designs 400] [--seed 0] [--pipelined 0.5] [--mx] [--shapes 3x3,4x4]
+                                                  [--timeout 900] [--cache DIR]
                                                   [--list] [--log results/hw/synth_dataset.jsonl]
 
 The grid crosses operand formats (e2m1 .. e5m2, e4m3, e3m4, fp16, bf16),
@@ -8,7 +9,10 @@ accumulators (e5m6 .. fp16, bf16, fp32), accumulation rounding (nearest,
 stochastic:K), pipeline 1 or 2, with ``--pipelined`` a share of the pipelined
 PE of the synthesis table, and array shapes 1x1, 1x2, 2x1, 2x2 (shapes
 with different ``rows * cols`` and ``rows + cols``, so that a per-PE and a
-per-edge cost can be told apart). It is too large to synthesize whole, so the
+per-edge cost can be told apart; ``--shapes 3x3,4x4`` draws other shapes). ``--mx`` draws MX arrays instead: element
+formats e2m1 .. e3m4 in blocks of 8, 16 or 32 (``mx:eXmY:bN``), the same
+accumulators and roundings, the MX PE's pipeline 1, 3 or 5 and interleave 1
+or 8. It is too large to synthesize whole, so the
 designs are drawn from it in a fixed seeded order: every prefix of the list is
 a spread-out sample, and a run that is stopped early still covers the space.
 
@@ -46,12 +50,36 @@ PIPELINES = (1, 2)
 SHAPES = (((1, 1), 5), ((1, 2), 1), ((2, 1), 1), ((2, 2), 2))
 
 
+#: MX arrays (``--mx``): element formats, block sizes, and the MX PE's pipeline registers (0..6) and interleave.
+MX_ELEMENTS = ("e2m1", "e3m2", "e2m3", "e4m3", "e5m2", "e3m4")
+MX_BLOCKS = (8, 16, 32)
+MX_ACCUMULATORS = ("e5m7", "e6m9", "fp16", "bf16", "fp32")
+MX_PIPELINES = (1, 3, 5)
+MX_INTERLEAVES = (1, 8)
+#: MX shapes: an MX PE takes two to three times a float PE's tool time, so the 2x2 is drawn less.
+MX_SHAPES = (((1, 1), 6), ((1, 2), 1), ((2, 1), 1), ((2, 2), 1))
+
+
 #: The pipelined PE of the synthesis table (benchmarks/synth_table.py): L = 8 interleaved sums, pipeline 2, the
 #: ECP5 DSP block instantiated.
 PIPELINED = {"interleave": 8, "pipeline": 2, "dsp": "ecp5"}
 
 
-def sample(designs: int, seed: int = 0, pipelined: float = 0.0) -> list[ArrayConfig]:
+Shapes = tuple[tuple[tuple[int, int], int], ...]
+
+
+def parse_shapes(text: str) -> Shapes:
+    """``"3x3,4x4"`` -> each shape drawn alike (a one-line ``ValueError`` naming a bad one)."""
+    out = []
+    for item in text.split(","):
+        rows, sep, cols = item.strip().partition("x")
+        if not (sep and rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
+            raise ValueError(f"--shapes: not ROWSxCOLS: {item!r}")
+        out.append(((int(rows), int(cols)), 1))
+    return tuple(out)
+
+
+def sample(designs: int, seed: int = 0, pipelined: float = 0.0, shapes_drawn: Shapes = SHAPES) -> list[ArrayConfig]:
     """``designs`` distinct configurations drawn from the grid in a fixed order (the same for a seed and share).
 
     A share ``pipelined`` of them (drawn at random) has the :data:`PIPELINED` PE instead of the one-cycle PE
@@ -60,8 +88,8 @@ def sample(designs: int, seed: int = 0, pipelined: float = 0.0) -> list[ArrayCon
     if not 0.0 <= pipelined <= 1.0:
         raise ValueError(f"the pipelined share must be 0..1, not {pipelined!r}")
     rng = random.Random(seed)
-    shapes = [shape for shape, weight in SHAPES for _ in range(weight)]
-    grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(SHAPES)
+    shapes = [shape for shape, weight in shapes_drawn for _ in range(weight)]
+    grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(shapes_drawn)
     if designs > grid:
         raise ValueError(f"designs must be at most the grid's {grid} configurations, not {designs}")
     seen: set[ArrayConfig] = set()
@@ -84,6 +112,40 @@ def sample(designs: int, seed: int = 0, pipelined: float = 0.0) -> list[ArrayCon
     return out
 
 
+def sample_mx(designs: int, seed: int = 0, shapes_drawn: Shapes = MX_SHAPES) -> list[ArrayConfig]:
+    """``designs`` distinct MX configurations (``mx:eXmY:bN`` operands) drawn in a fixed order for a seed."""
+    rng = random.Random(seed)
+    shapes = [shape for shape, weight in shapes_drawn for _ in range(weight)]
+    grid = (
+        len(MX_ELEMENTS)
+        * len(MX_BLOCKS)
+        * len(MX_ACCUMULATORS)
+        * len(ROUNDINGS)
+        * len(MX_PIPELINES)
+        * len(MX_INTERLEAVES)
+        * len(shapes_drawn)
+    )
+    if designs > grid:
+        raise ValueError(f"designs must be at most the MX grid's {grid} configurations, not {designs}")
+    seen: set[ArrayConfig] = set()
+    out: list[ArrayConfig] = []
+    while len(out) < designs:
+        rows, cols = rng.choice(shapes)
+        config = ArrayConfig(
+            a_format=f"mx:{rng.choice(MX_ELEMENTS)}:b{rng.choice(MX_BLOCKS)}",
+            acc_format=rng.choice(MX_ACCUMULATORS),
+            rounding=rng.choice(ROUNDINGS),
+            pipeline=rng.choice(MX_PIPELINES),
+            interleave=rng.choice(MX_INTERLEAVES),
+            rows=rows,
+            cols=cols,
+        )
+        if config not in seen:
+            seen.add(config)
+            out.append(config)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--designs", type=int, default=400, help="how many configurations to draw (default: 400)")
@@ -95,6 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         help="share of designs with the synthesis table's pipelined PE: --interleave 8 --pipeline 2 --dsp ecp5 "
         "(default: 0)",
     )
+    parser.add_argument(
+        "--mx",
+        action="store_true",
+        help="draw MX arrays instead (element formats, block sizes 8-32, pipeline 1/3/5, interleave 1/8)",
+    )
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        help="array shapes drawn alike, e.g. 3x3,4x4 (default: 1x1, 1x2, 2x1, 2x2, the 1x1 most often)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run (default: 900)")
     parser.add_argument(
         "--cache", default=None, help="synthesis cache folder (default: $MPSIM_SYNTH_CACHE or ~/.cache/mpsim/synth)"
@@ -104,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print the configurations' names and stop")
     args = parser.parse_args(argv)
-    configs = sample(args.designs, args.seed, args.pipelined)
+    try:
+        shapes = None if args.shapes is None else parse_shapes(args.shapes)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.mx:
+        configs = sample_mx(args.designs, args.seed, shapes or MX_SHAPES)
+    else:
+        configs = sample(args.designs, args.seed, args.pipelined, shapes or SHAPES)
     for config in configs:
         described(config.build())  # every configuration checked before the first tool runs
     if args.list:

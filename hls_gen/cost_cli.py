@@ -10,6 +10,7 @@ from typing import Any
 
 from hls_gen.array_size import DSP_BLOCKS, interleave_arg
 from hls_gen.cli import array_size, parse_precision_name, refuse_format_options
+from hls_gen.nas_config import SURROGATE_KAPPA, SURROGATE_WARMUP
 from mpsim import cli_kit
 from mpsim.cli_kit import UserError, positive_float, positive_int
 from mpsim.extras import require
@@ -463,8 +464,8 @@ def cmd_nas(args: argparse.Namespace) -> int:
         from hls_gen.synth import SynthCache
 
         try:
-            check_predictable(config.space)
-            surrogate_for(SynthCache(args.cache_dir))  # fitted and stored now: the search reuses it
+            # fitted and stored now: the search reuses it
+            check_predictable(config.space, surrogate_for(SynthCache(args.cache_dir)))
         except ValueError as error:
             raise UserError(str(error)) from None
 
@@ -553,7 +554,8 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         type=int,
         default=None,
         metavar="N",
-        help="with --estimator surrogate: trials trained before the surrogate decides (default: 8, at least 2)",
+        help="with --estimator surrogate: trials trained before the surrogate decides "
+        f"(default: {SURROGATE_WARMUP}, at least 2)",
     )
     p.add_argument(
         "--surrogate-kappa",
@@ -561,7 +563,7 @@ def register_nas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         default=None,
         metavar="K",
         help="with --estimator surrogate: skip a candidate when its predicted accuracy plus K standard deviations "
-        "is dominated by a trained trial (default: 1.0; larger trains more)",
+        f"is dominated by a trained trial (default: {SURROGATE_KAPPA}; larger trains more)",
     )
     p.add_argument(
         "--epochs",

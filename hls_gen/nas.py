@@ -512,8 +512,8 @@ def run_nas(
     store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
     surrogate: list[Surrogate] = []
     if config.predict:
-        check_predictable(config.space)
         surrogate.append(surrogate_for(store))  # NoData (one line naming the cache) before any trial
+        check_predictable(config.space, surrogate[0])
     out = Path(out)
     study = study or open_study(config, out)
     done = finished_trials(study)

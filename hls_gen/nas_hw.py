@@ -59,15 +59,17 @@ class Measured:
         return {k: getattr(self, k) for k in (*RESOURCE_KEYS, "fmax_mhz")}
 
 
-def check_predictable(space: SearchSpace) -> None:
-    """A ``ValueError`` naming the format unless the surrogate can cost every array of ``space`` (no MX terms yet)."""
+def check_predictable(space: SearchSpace, surrogate: Surrogate) -> None:
+    """A ``ValueError`` naming the format unless ``surrogate`` can cost every array of ``space``: an MX format
+    needs MX arrays among its reports (the MX terms are learnt from them alone)."""
     from mpsim.mx import is_mx_spec
 
     mx = [f for f in space.mul if is_mx_spec(f)]
-    if mx:
+    if mx and not surrogate.mx_reports:
         raise ValueError(
-            f"--predict: the cost surrogate has no terms for MX arrays yet, and the space holds {', '.join(mx)}: "
-            "drop them from the space, or cost every trial by synthesis (--synth) or at a nominal clock"
+            f"--predict: the cost surrogate has learnt from no MX array ({surrogate.reports} reports, none MX), and "
+            f"the space holds {', '.join(mx)}: synthesize MX arrays into the cache (benchmarks/synth_dataset.py "
+            "--mx), drop them from the space, or cost every trial by synthesis (--synth) or at a nominal clock"
         )
 
 

@@ -21,7 +21,7 @@ from hls_gen.nas import NASConfig, SearchSpace, _rows, front_rows, run_nas
 from hls_gen.nas_hw import MEASURED_PREFIX, Measured, synthesize_front, with_measurements
 from hls_gen.synth import SynthCache, SynthOptions
 from mpsim.cli import main
-from tests.hls_gen.test_cost_surrogate import configs, fake_sha, known, known_report, put_report
+from tests.hls_gen.test_cost_surrogate import configs, fake_sha, known, known_report, mx_configs, put_report
 
 SPACE = SearchSpace(
     archs=("mlp",), mlp_depths=(0, 1), mlp_widths=(16, 64), accs=("e5m6", "fp16"), arrays=("1x1", "2x2", "4x4")
@@ -68,6 +68,32 @@ def test_predicted_trials_are_clocked_at_the_known_formulas_fmax(cache: SynthCac
         assert row["latency_us"] == pytest.approx(row["cycles"] / row["fmax_mhz"])
         assert trial.user_attrs["surrogate_reports"] == 30
         assert trial.user_attrs["fmax_source"] == "cost surrogate (30 reports)"
+
+
+def test_an_mx_space_is_costed_once_the_cache_holds_mx_reports(cache: SynthCache, tmp_path: Path) -> None:
+    """MX trials costed by the MX terms, learnt from MX reports of the known formula: its figures within rounding."""
+    for config in mx_configs(40):
+        put_report(cache, config, fake_sha(config))
+    space = SearchSpace(
+        archs=("mlp",),
+        mlp_depths=(0,),
+        mlp_widths=(16,),
+        mul=("mxfp8_e4m3", "mxfp4_e2m1"),
+        mul_scope="network",
+        accs=("fp16",),
+        roundings=("nearest",),
+        arrays=("1x1", "2x2"),
+    )
+    config = NASConfig(trials=4, predict=True, **{**PROXY, "space": space})
+    study = run_nas(config, tmp_path / "run", progress=False, cache=cache)
+    assert len(study.trials) == 4
+    for row, trial in zip(_rows(study), study.trials):
+        array = config_from_dict(trial.user_attrs["array_spec"])
+        f = features(array)
+        assert array.mx and f.mx and row["hw_source"] == "predicted"
+        assert row["fmax_mhz"] == pytest.approx(known("fmax_mhz", f), rel=0.01)
+        assert row["luts"] == pytest.approx(known("luts", f), rel=0.01, abs=2)
+        assert trial.user_attrs["surrogate_reports"] == 70
 
 
 def test_the_front_is_synthesized_until_every_trial_on_it_is_measured(
@@ -154,7 +180,8 @@ def test_predict_without_reports_is_one_line_before_the_study(
         (["--synth-front"], "--synth-front synthesizes the front that --predict ranks: add --predict"),
         (
             ["--predict", "--space", "MX_SPACE"],
-            "--predict: the cost surrogate has no terms for MX arrays yet, and the space holds mxfp8_e4m3",
+            "--predict: the cost surrogate has learnt from no MX array (30 reports, none MX), and the space holds "
+            "mxfp8_e4m3",
         ),
     ],
 )
