@@ -33,7 +33,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from hls_gen.hypervolume import hypervolume
+from bench_kit import md_table, plot_mean_band, score_hypervolumes
+
 from hls_gen.nas import (
     Estimator,
     NASConfig,
@@ -193,12 +194,6 @@ def sample_scores(count: int, seed: int, truth: TrueAccuracy, supernet_out: Path
     return scores
 
 
-def md_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
     """Left: hypervolume against trials, per estimator the mean over seeds (the band: lowest to highest). Right:
     each run's final hypervolume against the training epochs it spent (one colour per estimator, a marker per
@@ -213,14 +208,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     colours = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
     markers = dict(zip(seeds, "osD^vP*X"))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), layout="constrained")
-    for name in names:
-        mine = [r["checkpoints"] for r in runs if r["estimator"] == name]
-        trials = [c["trials"] for c in mine[0]]
-        volumes = [[cps[i]["hypervolume"] for cps in mine] for i in range(min(map(len, mine)))]
-        mean = [sum(v) / len(v) for v in volumes]
-        left.plot(trials[: len(mean)], mean, color=colours[name], marker="o", label=name)
-        left.fill_between(trials[: len(mean)], [min(v) for v in volumes], [max(v) for v in volumes],
-                          color=colours[name], alpha=0.12)  # fmt: skip
+    plot_mean_band(left, runs, "estimator", colours)
     for run in runs:
         last = run["checkpoints"][-1]
         right.scatter(last["epochs"], last["hypervolume"], color=colours[run["estimator"]], marker=markers[run["seed"]],
@@ -269,19 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             study = run_nas(config, out, progress=True, cache=args.cache_dir)
             cps = checkpoints(study, args.every, truths[seed], args.predict, args.cache_dir)
             runs.append({"estimator": name, "seed": seed, "checkpoints": cps})
-    # each objective scaled to [0, 1] over every front point of every run (the ideal 0, the worst 1), so that no
-    # objective's units weigh more than another's; the reference 1.1 in each, the volume a fraction of 1.1**d
-    every_point = [p for r in runs for c in r["checkpoints"] for p in c["points"]]
-    dims = len(every_point[0])
-    low = [min(p[i] for p in every_point) for i in range(dims)]
-    high = [max(p[i] for p in every_point) for i in range(dims)]
-
-    def scaled(point: list[float]) -> list[float]:
-        return [(v - lo) / (hi - lo) if hi > lo else 0.0 for v, lo, hi in zip(point, low, high)]
-
-    for run in runs:
-        for c in run["checkpoints"]:
-            c["hypervolume"] = hypervolume([scaled(p) for p in c["points"]], [1.1] * dims) / 1.1**dims
+    scaling = score_hypervolumes(runs)
     kendall: list[dict[str, Any]] = []
     if args.sample:
         supernet_out = args.out / "runs" / f"supernet_s{seeds[0]}" if "supernet" in names else None
@@ -292,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 kendall.append({"score": score, "tau": round(kendall_tau([s[score] for s in scores], full), 3)})
     summary = {
         "objectives": ["1 - true accuracy", "latency_us", "energy_uj", *(["luts"] if args.predict else [])],
-        "scaling": {"ideal": low, "worst": high, "reference": 1.1},
+        "scaling": scaling,
         "trials": args.trials,
         "seeds": seeds,
         "true_accuracy_trainings": sum(t.trained for t in truths.values()),

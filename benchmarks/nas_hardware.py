@@ -40,12 +40,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench_kit import md_table, plot_mean_band, score_hypervolumes
 from tqdm import tqdm
 
 import hls_gen.synth as synth
 from hls_gen.cost_surrogate import config_from_dict
 from hls_gen.emit import ArrayConfig
-from hls_gen.hypervolume import hypervolume
 from hls_gen.nas import NASConfig, SearchSpace, _rows, front_rows, run_nas
 from hls_gen.synth import ADOPTION_INDEX, ResourceReport, SynthCache, SynthOptions, lookup, synthesize
 
@@ -162,14 +162,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     colours = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
     markers = dict(zip(seeds, "osD^vP*X"))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), layout="constrained")
-    for name in names:
-        mine = [r["checkpoints"] for r in runs if r["strategy"] == name]
-        trials = [c["trials"] for c in mine[0]]
-        volumes = [[cps[i]["hypervolume"] for cps in mine] for i in range(min(map(len, mine)))]
-        left.plot(trials[: len(volumes)], [statistics.mean(v) for v in volumes], color=colours[name], marker="o",
-                  label=name)  # fmt: skip
-        left.fill_between(trials[: len(volumes)], [min(v) for v in volumes], [max(v) for v in volumes],
-                          color=colours[name], alpha=0.12)  # fmt: skip
+    plot_mean_band(left, runs, "strategy", colours)
     for run in runs:
         last = run["checkpoints"][-1]
         right.scatter(last["synth_seconds"], last["hypervolume"], color=colours[run["strategy"]],
@@ -185,12 +178,6 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     fig.suptitle("mpsim nas: synthesize every trial, the predicted front, or nothing")
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def md_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,20 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name}, seed {seed}] {args.trials} trials into {out}", flush=True)
             study = run_nas(config, out, progress=True, cache=cache)
             runs.append({"strategy": name, "seed": seed, "checkpoints": checkpoints(study, name, args.every, truth)})
-    every_point = [p for r in runs for c in r["checkpoints"] for p in c["points"]]
-    dims = len(every_point[0])
-    low = [min(p[i] for p in every_point) for i in range(dims)]
-    high = [max(p[i] for p in every_point) for i in range(dims)]
-
-    def scaled(point: list[float]) -> list[float]:
-        return [(v - lo) / (hi - lo) if hi > lo else 0.0 for v, lo, hi in zip(point, low, high)]
-
-    for run in runs:
-        for c in run["checkpoints"]:
-            c["hypervolume"] = hypervolume([scaled(p) for p in c["points"]], [1.1] * dims) / 1.1**dims
+    scaling = score_hypervolumes(runs)
     summary = {
         "objectives": ["1 - accuracy", "latency_us (measured Fmax)", "energy_uj", "luts (measured)"],
-        "scaling": {"ideal": low, "worst": high, "reference": 1.1},
+        "scaling": scaling,
         "space_arrays": [a.name for a in arrays],
         "space_synth_seconds": round(
             sum(measured(a, truth).synth_seconds + (measured(a, truth).pnr_seconds or 0.0) for a in arrays), 1

@@ -29,6 +29,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +80,25 @@ def parse_shapes(text: str) -> Shapes:
     return tuple(out)
 
 
+def _distinct(
+    designs: int,
+    seed: int,
+    shapes_drawn: Shapes,
+    grid: int,
+    what: str,
+    draw: Callable[[random.Random, int, int], ArrayConfig],
+) -> list[ArrayConfig]:
+    """``designs`` distinct configurations, each ``draw(rng, rows, cols)`` after a weighted shape, in a fixed order."""
+    if designs > grid:
+        raise ValueError(f"designs must be at most {what} {grid} configurations, not {designs}")
+    rng = random.Random(seed)
+    shapes = [shape for shape, weight in shapes_drawn for _ in range(weight)]
+    out: dict[ArrayConfig, None] = {}
+    while len(out) < designs:
+        out.setdefault(draw(rng, *rng.choice(shapes)), None)
+    return list(out)
+
+
 def sample(designs: int, seed: int = 0, pipelined: float = 0.0, shapes_drawn: Shapes = SHAPES) -> list[ArrayConfig]:
     """``designs`` distinct configurations drawn from the grid in a fixed order (the same for a seed and share).
 
@@ -87,15 +107,8 @@ def sample(designs: int, seed: int = 0, pipelined: float = 0.0, shapes_drawn: Sh
     """
     if not 0.0 <= pipelined <= 1.0:
         raise ValueError(f"the pipelined share must be 0..1, not {pipelined!r}")
-    rng = random.Random(seed)
-    shapes = [shape for shape, weight in shapes_drawn for _ in range(weight)]
-    grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(shapes_drawn)
-    if designs > grid:
-        raise ValueError(f"designs must be at most the grid's {grid} configurations, not {designs}")
-    seen: set[ArrayConfig] = set()
-    out: list[ArrayConfig] = []
-    while len(out) < designs:
-        rows, cols = rng.choice(shapes)
+
+    def draw(rng: random.Random, rows: int, cols: int) -> ArrayConfig:
         config = ArrayConfig(
             a_format=rng.choice(OPERANDS),
             acc_format=rng.choice(ACCUMULATORS),
@@ -104,34 +117,17 @@ def sample(designs: int, seed: int = 0, pipelined: float = 0.0, shapes_drawn: Sh
             rows=rows,
             cols=cols,
         )
-        if pipelined and rng.random() < pipelined:
-            config = replace(config, **PIPELINED)
-        if config not in seen:
-            seen.add(config)
-            out.append(config)
-    return out
+        return replace(config, **PIPELINED) if pipelined and rng.random() < pipelined else config
+
+    grid = len(OPERANDS) * len(ACCUMULATORS) * len(ROUNDINGS) * len(PIPELINES) * len(shapes_drawn)
+    return _distinct(designs, seed, shapes_drawn, grid, "the grid's", draw)
 
 
 def sample_mx(designs: int, seed: int = 0, shapes_drawn: Shapes = MX_SHAPES) -> list[ArrayConfig]:
     """``designs`` distinct MX configurations (``mx:eXmY:bN`` operands) drawn in a fixed order for a seed."""
-    rng = random.Random(seed)
-    shapes = [shape for shape, weight in shapes_drawn for _ in range(weight)]
-    grid = (
-        len(MX_ELEMENTS)
-        * len(MX_BLOCKS)
-        * len(MX_ACCUMULATORS)
-        * len(ROUNDINGS)
-        * len(MX_PIPELINES)
-        * len(MX_INTERLEAVES)
-        * len(shapes_drawn)
-    )
-    if designs > grid:
-        raise ValueError(f"designs must be at most the MX grid's {grid} configurations, not {designs}")
-    seen: set[ArrayConfig] = set()
-    out: list[ArrayConfig] = []
-    while len(out) < designs:
-        rows, cols = rng.choice(shapes)
-        config = ArrayConfig(
+
+    def draw(rng: random.Random, rows: int, cols: int) -> ArrayConfig:
+        return ArrayConfig(
             a_format=f"mx:{rng.choice(MX_ELEMENTS)}:b{rng.choice(MX_BLOCKS)}",
             acc_format=rng.choice(MX_ACCUMULATORS),
             rounding=rng.choice(ROUNDINGS),
@@ -140,10 +136,9 @@ def sample_mx(designs: int, seed: int = 0, shapes_drawn: Shapes = MX_SHAPES) -> 
             rows=rows,
             cols=cols,
         )
-        if config not in seen:
-            seen.add(config)
-            out.append(config)
-    return out
+
+    grid = len(MX_ELEMENTS) * len(MX_BLOCKS) * len(MX_ACCUMULATORS) * len(ROUNDINGS) * len(MX_PIPELINES)
+    return _distinct(designs, seed, shapes_drawn, grid * len(MX_INTERLEAVES) * len(shapes_drawn), "the MX grid's", draw)
 
 
 def main(argv: list[str] | None = None) -> int:
