@@ -33,7 +33,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench_kit import md_table, plot_mean_band, score_hypervolumes
+from bench_kit import md_table, plot_runs, score_hypervolumes, tool_seconds
 
 from hls_gen.nas import (
     Estimator,
@@ -118,7 +118,7 @@ def synthesis_seconds(study: Any, cache: Any) -> float:
     for name in sorted(measured):
         report = lookup(config_from_dict(specs[name]), SynthOptions(pnr=True), cache=cache)
         if report is not None:
-            seconds += report.synth_seconds + (report.pnr_seconds or 0.0)
+            seconds += tool_seconds(report)
     return seconds
 
 
@@ -192,38 +192,6 @@ def sample_scores(count: int, seed: int, truth: TrueAccuracy, supernet_out: Path
         scores.append(row)
         study.tell(trial, full)
     return scores
-
-
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
-    """Left: hypervolume against trials, per estimator the mean over seeds (the band: lowest to highest). Right:
-    each run's final hypervolume against the training epochs it spent (one colour per estimator, a marker per
-    seed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(r["estimator"] for r in runs))
-    seeds = list(dict.fromkeys(r["seed"] for r in runs))
-    colours = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
-    markers = dict(zip(seeds, "osD^vP*X"))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), layout="constrained")
-    plot_mean_band(left, runs, "estimator", colours)
-    for run in runs:
-        last = run["checkpoints"][-1]
-        right.scatter(last["epochs"], last["hypervolume"], color=colours[run["estimator"]], marker=markers[run["seed"]],
-                      s=60, label=f"{run['estimator']}, seed {run['seed']}")  # fmt: skip
-    left.set(xlabel="trials", ylabel="hypervolume of the found front (true accuracy)")
-    left.set_title(f"mean over {len(seeds)} seed(s); band: lowest to highest", fontsize=9)
-    right.set(xlabel="training epochs spent by the search", ylabel="final hypervolume")
-    right.set_title("each run (supernet: its one-off training as subnetwork-epochs)", fontsize=9)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    left.legend(fontsize=8, loc="lower right")
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("mpsim nas: the accuracy estimators on one budget")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n\n" + md_table(["score", "Kendall tau vs full training"], tau_rows)
     (args.out / "estimators.md").write_text(text + "\n")
     print(text)
-    plot(runs, args.out / "hypervolume.png")
+    plot_runs(
+        runs,
+        "estimator",
+        "epochs",
+        args.out / "hypervolume.png",
+        measure="true accuracy",
+        spent="training epochs spent by the search",
+        note="each run (supernet: its one-off training as subnetwork-epochs)",
+        title="mpsim nas: the accuracy estimators on one budget",
+    )
     print(f"wrote {args.out}/estimators.json, estimators.csv, kendall.csv, estimators.md, hypervolume.png")
     return 0
 

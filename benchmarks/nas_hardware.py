@@ -34,17 +34,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import shutil
 import statistics
 from pathlib import Path
 from typing import Any
 
-from bench_kit import md_table, plot_mean_band, score_hypervolumes
+from bench_kit import md_table, plot_runs, score_hypervolumes, tool_seconds
 from tqdm import tqdm
 
 import hls_gen.synth as synth
-from hls_gen.cost_surrogate import config_from_dict
+from hls_gen.array_size import parse_array_size
 from hls_gen.emit import ArrayConfig
 from hls_gen.nas import NASConfig, SearchSpace, _rows, front_rows, run_nas
 from hls_gen.synth import ADOPTION_INDEX, ResourceReport, SynthCache, SynthOptions, lookup, synthesize
@@ -60,23 +61,23 @@ STRATEGIES: dict[str, dict[str, bool]] = {
 
 def space_arrays(space: SearchSpace) -> list[ArrayConfig]:
     """Every array a candidate of ``space`` can run on (one operand format: one mode, the widest accumulator)."""
+    grid = itertools.product(space.mul, space.accs, space.roundings, space.arrays, space.interleaves, space.pipelines)
     out = []
-    for mul in space.mul:
-        for acc in space.accs:
-            for rounding in space.roundings:
-                for size in space.arrays:
-                    rows, cols = (int(n) for n in size.split("x"))
-                    for interleave in space.interleaves:
-                        for pipeline in space.pipelines:
-                            geometry = dict(rows=rows, cols=cols, interleave=interleave, pipeline=pipeline)
-                            out.append(ArrayConfig(a_format=mul, acc_format=acc, rounding=rounding, **geometry))
+    for mul, acc, rounding, size, interleave, pipeline in grid:
+        rows, cols = parse_array_size(size)
+        geometry = dict(rows=rows, cols=cols, interleave=interleave, pipeline=pipeline)
+        out.append(ArrayConfig(a_format=mul, acc_format=acc, rounding=rounding, **geometry))
     return out
 
 
-def measured(array: ArrayConfig, truth: SynthCache) -> ResourceReport:
-    """The placed-and-routed report of ``array`` in the truth cache (synthesized there when missing)."""
-    report = lookup(array, SynthOptions(pnr=True), cache=truth)
-    return report if report is not None else synthesize(array, SynthOptions(pnr=True), cache=truth)
+def measured(arrays: list[ArrayConfig], truth: SynthCache) -> dict[str, ResourceReport]:
+    """The placed-and-routed report of each array, by name, from the truth cache (synthesized there when missing,
+    in order: a stopped run keeps what it synthesized)."""
+    out = {}
+    for array in tqdm(arrays, desc="the space's arrays, measured", unit="array"):
+        report = lookup(array, SynthOptions(pnr=True), cache=truth)
+        out[array.name] = report or synthesize(array, SynthOptions(pnr=True), cache=truth)
+    return out
 
 
 def search_cache(truth: SynthCache, space: list[ArrayConfig], root: Path) -> SynthCache:
@@ -99,11 +100,12 @@ def search_cache(truth: SynthCache, space: list[ArrayConfig], root: Path) -> Syn
     return SynthCache(root)
 
 
-def replay(truth: SynthCache) -> Any:
-    """A stand-in for :func:`hls_gen.synth.synthesize`: the truth cache's report, put into the search's cache."""
+def replay(truths: dict[str, ResourceReport]) -> Any:
+    """A stand-in for :func:`hls_gen.synth.synthesize`: the truth's report of the array, put into the search's
+    cache."""
 
     def run(config: ArrayConfig, options: SynthOptions | None = None, *, cache: Any = None, **_: Any) -> Any:
-        report = measured(config, truth)
+        report = truths[config.name]
         store = cache if isinstance(cache, SynthCache) else SynthCache(cache)
         store.remember_verilog(config, report.verilog_sha256)
         store.put(report)
@@ -112,30 +114,27 @@ def replay(truth: SynthCache) -> Any:
     return run
 
 
-def synthesized_arrays(study: Any, strategy: str) -> list[ArrayConfig]:
-    """The distinct arrays a run synthesized: every trial's (synth), the measured front's (front), none."""
-    specs = {t.user_attrs.get("array_config"): t.user_attrs.get("array_spec") for t in study.trials}
+def synthesized_arrays(study: Any, strategy: str) -> set[str]:
+    """The names of the distinct arrays a run synthesized: every trial's (synth), the measured front's (front),
+    none."""
     if strategy == "synth":
-        names = {name for name in specs if name}
-    elif strategy == "front":
-        names = {k.split(":", 1)[1] for k in study.user_attrs if k.startswith("measured:")}
-    else:
-        names = set()
-    return [config_from_dict(specs[name]) for name in sorted(names)]
+        return {name for t in study.trials if (name := t.user_attrs.get("array_config"))}
+    if strategy == "front":
+        return {k.split(":", 1)[1] for k in study.user_attrs if k.startswith("measured:")}
+    return set()
 
 
-def checkpoints(study: Any, strategy: str, every: int, truth: SynthCache) -> list[dict[str, Any]]:
+def checkpoints(study: Any, strategy: str, every: int, truths: dict[str, ResourceReport]) -> list[dict[str, Any]]:
     """Per ``every`` finished trials: the front so far (by the search's objectives) scored at measured hardware."""
     rows = sorted(_rows(study), key=lambda r: r["trial"])
-    specs = {t.user_attrs.get("array_config"): t.user_attrs.get("array_spec") for t in study.trials}
     arrays = synthesized_arrays(study, strategy)
-    seconds = sum(measured(a, truth).synth_seconds + (measured(a, truth).pnr_seconds or 0.0) for a in arrays)
+    seconds = sum(tool_seconds(truths[name]) for name in arrays)
     out = []
     for mark in sorted({*range(every, len(rows) + 1, every), len(rows)} - {0}):
         front = front_rows(rows[:mark])
         points = []
         for r in front:
-            report = measured(config_from_dict(specs[r["array_config"]]), truth)
+            report = truths[r["array_config"]]
             points.append([1.0 - r["accuracy"], r["cycles"] / report.fmax_mhz, r["energy_uj"], float(report.luts)])
         out.append(
             {
@@ -147,37 +146,6 @@ def checkpoints(study: Any, strategy: str, every: int, truth: SynthCache) -> lis
             }
         )
     return out
-
-
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
-    """Left: hypervolume against trials (mean over seeds, band lowest to highest); right: each run's final
-    hypervolume against the synthesis seconds it needed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(r["strategy"] for r in runs))
-    seeds = list(dict.fromkeys(r["seed"] for r in runs))
-    colours = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
-    markers = dict(zip(seeds, "osD^vP*X"))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.8), layout="constrained")
-    plot_mean_band(left, runs, "strategy", colours)
-    for run in runs:
-        last = run["checkpoints"][-1]
-        right.scatter(last["synth_seconds"], last["hypervolume"], color=colours[run["strategy"]],
-                      marker=markers[run["seed"]], s=60, label=f"{run['strategy']}, seed {run['seed']}")  # fmt: skip
-    left.set(xlabel="trials", ylabel="hypervolume of the found front (measured hardware)")
-    left.set_title(f"mean over {len(seeds)} seed(s); band: lowest to highest", fontsize=9)
-    right.set(xlabel="synthesis seconds needed (Yosys + nextpnr)", ylabel="final hypervolume")
-    right.set_title("each run", fontsize=9)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    left.legend(fontsize=8, loc="lower right")
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("mpsim nas: synthesize every trial, the predicted front, or nothing")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     space = SearchSpace(arrays=tuple(a.strip() for a in args.arrays.split(",")))
     truth = SynthCache(args.cache_dir)
     arrays = space_arrays(space)
-    for array in tqdm(arrays, desc="the space's arrays, measured", unit="array"):
-        measured(array, truth)  # every truth first: a stopped run keeps what it synthesized
+    truths = measured(arrays, truth)  # every truth first
     args.out.mkdir(parents=True, exist_ok=True)
-    synth.synthesize = replay(truth)  # the searches' synthesis replays the truth's reports (see the docstring)
+    synth.synthesize = replay(truths)  # the searches' synthesis replays the truth's reports (see the docstring)
     runs = []
     for seed in seeds:
         for name in names:
@@ -213,15 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             print(f"[{name}, seed {seed}] {args.trials} trials into {out}", flush=True)
             study = run_nas(config, out, progress=True, cache=cache)
-            runs.append({"strategy": name, "seed": seed, "checkpoints": checkpoints(study, name, args.every, truth)})
+            runs.append({"strategy": name, "seed": seed, "checkpoints": checkpoints(study, name, args.every, truths)})
     scaling = score_hypervolumes(runs)
     summary = {
         "objectives": ["1 - accuracy", "latency_us (measured Fmax)", "energy_uj", "luts (measured)"],
         "scaling": scaling,
         "space_arrays": [a.name for a in arrays],
-        "space_synth_seconds": round(
-            sum(measured(a, truth).synth_seconds + (measured(a, truth).pnr_seconds or 0.0) for a in arrays), 1
-        ),
+        "space_synth_seconds": round(sum(map(tool_seconds, truths.values())), 1),
         "trials": args.trials,
         "seeds": seeds,
         "runs": runs,
@@ -259,7 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     (args.out / "hardware.md").write_text(text + "\n")
     print(text)
-    plot(runs, args.out / "hardware.png")
+    plot_runs(
+        runs,
+        "strategy",
+        "synth_seconds",
+        args.out / "hardware.png",
+        measure="measured hardware",
+        spent="synthesis seconds needed (Yosys + nextpnr)",
+        note="each run",
+        title="mpsim nas: synthesize every trial, the predicted front, or nothing",
+    )
     print(f"wrote {args.out}/hardware.json, hardware.csv, hardware.md, hardware.png")
     return 0
 
