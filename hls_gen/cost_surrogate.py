@@ -427,7 +427,7 @@ CORRECTION_FEATURES: dict[str, Callable[[Features], float]] = {
     "acc_exp": lambda f: f.acc_exp,
     "rand_bits": lambda f: f.rand_bits,
     "pipeline": lambda f: f.pipeline,
-    "interleaved": lambda f: int(f.interleave > 1),
+    "interleaved": _many,
     "window": lambda f: f.window,
 }
 #: The correction's length scale in standard deviations of each feature, and the variance of the log residuals it
@@ -536,10 +536,14 @@ class Surrogate:
     largest_pes: int = 0  # the most processing elements of a training design: beyond it the surrogate extrapolates
     mx_reports: int = 0  # reports of MX arrays: without any, the MX terms are unknown and an MX array is refused
 
+    def can_cost(self, f: Features) -> bool:
+        """Whether its terms are known for ``f``: an MX array needs MX arrays among the reports."""
+        return not f.mx or self.mx_reports > 0
+
     def predict(self, config: ArrayConfig | Features) -> dict[str, float]:
         """Predicted ``luts``, ``ffs``, ``dsps``, ``carry`` (rounded to cells) and ``fmax_mhz``."""
         f = config if isinstance(config, Features) else features(config)
-        if f.mx and not self.mx_reports:
+        if not self.can_cost(f):
             raise NoData(
                 f"the cost surrogate has learnt from no MX array ({self.reports} reports, none MX), so it cannot "
                 "cost one: synthesize some into the cache (benchmarks/synth_dataset.py --mx), or this one "
@@ -672,18 +676,16 @@ def evaluate(samples: Sequence[Sample], folds: int = 0, seed: int = 0) -> Evalua
     for held in groups:
         keep = set(held)
         surrogate = fit([s for i, s in enumerate(samples) if i not in keep])
-        for i in held:
-            try:
+        for i in held:  # the only MX report(s) held out: no error to count
+            if surrogate.can_cost(samples[i].features):
                 predictions[i] = surrogate.predict(samples[i].features)
-            except NoData:  # the only MX report(s), held out: no error to count
-                predictions[i] = {}
     return _evaluation(method, samples, predictions)
 
 
 def compare(surrogate: Surrogate, samples: Sequence[Sample], method: str) -> Evaluation:
     """The errors of ``surrogate`` on ``samples`` it may or may not have learnt from (``method`` says which); an MX
     design is left out when the surrogate learnt from no MX array."""
-    costed = [s for s in samples if surrogate.mx_reports or not s.features.mx]
+    costed = [s for s in samples if surrogate.can_cost(s.features)]
     if len(costed) < len(samples):
         method = f"{method}; {len(samples) - len(costed)} MX designs left out (no MX array among its reports)"
     return _evaluation(method, costed, [surrogate.predict(s.features) for s in costed])
@@ -835,9 +837,10 @@ def import_reports(cache: SynthCache, path: Path) -> int:
     return added
 
 
-def fresh_check(cache: SynthCache, path: Path) -> tuple[Surrogate, Evaluation]:
+def fresh_check(cache: SynthCache, path: Path) -> tuple[Surrogate, Evaluation, Evaluation | None]:
     """The errors on designs none of whose reports the fit or the choice of its settings saw: a surrogate fitted on
-    the current reports an :func:`export_reports` file lists, and its errors on every other current report."""
+    the current reports an :func:`export_reports` file lists, its errors on every other current report, and the
+    same on those of them larger than any it learnt from (None: there are none)."""
     keys = set()
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
@@ -855,9 +858,10 @@ def fresh_check(cache: SynthCache, path: Path) -> tuple[Surrogate, Evaluation]:
             "the cache holds no current report beyond the file's (benchmarks/synth_dataset.py synthesizes more)"
         )
     surrogate = fit(train)
-    return surrogate, compare(
-        surrogate, test, f"fitted on the file's {len(train)} reports, tested on {len(test)} others"
-    )
+    check = compare(surrogate, test, f"fitted on the file's {len(train)} reports, tested on {len(test)} others")
+    larger = [s for s in test if s.features.pes > surrogate.largest_pes and surrogate.can_cost(s.features)]
+    method = f"{check.method}: the {len(larger)} larger than it learnt from"
+    return surrogate, check, compare(surrogate, larger, method) if larger else None
 
 
 def earlier_samples(cache: SynthCache) -> list[Sample]:
@@ -1032,16 +1036,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {' and '.join(map(str, written))}")
     if args.fresh is not None:
         try:
-            fitted, check = fresh_check(cache, Path(args.fresh))
+            fitted, check, larger = fresh_check(cache, Path(args.fresh))
         except (OSError, ValueError) as error:
             print(f"error: --fresh {args.fresh}: {error}", file=sys.stderr)
             return 1
         print(check.table())
         written = write_evaluation(check, Path(args.out), fitted, "surrogate_fresh")
-        larger = [s for s in load_samples(cache) if s.name in {p["name"] for p in check.predictions}]
-        larger = [s for s in larger if s.features.pes > fitted.largest_pes]
-        if larger:  # the same predictions, on the arrays larger than any it learnt from
-            print(compare(fitted, larger, f"{check.method}: the {len(larger)} larger than it learnt from").table())
+        if larger is not None:
+            print(larger.table())
         print(f"wrote {' and '.join(map(str, written))}")
     if args.earlier:
         earlier = earlier_samples(cache)

@@ -641,10 +641,11 @@ def test_fresh_designs_are_tested_on_a_fit_of_the_files_reports(
         fresh_check(cache, exported)
     for config in cs[20:]:
         put_report(cache, config, fake_sha(config))
-    fitted, check = fresh_check(cache, exported)
+    fitted, check, larger = fresh_check(cache, exported)
     assert fitted.reports == 20 and check.method == "fitted on the file's 20 reports, tested on 4 others"
     assert sorted(p["name"] for p in check.predictions) == sorted(map(array_name, cs[20:]))
     assert all(e.max < 0.005 for e in check.errors)  # the same formula measured them
+    assert larger is not None and sorted(p["name"] for p in larger.predictions) == sorted(map(array_name, cs[22:]))
     capsys.readouterr()
     assert cost_surrogate_main(["--cache", str(cache.root), "--fresh", str(exported), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
