@@ -34,8 +34,11 @@ import json
 import math
 import os
 import re
+import signal
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -520,28 +523,37 @@ def run_nas(
     data = datasets(config)
     fidelity = open_fidelity_study(config, out) if config.estimator == Estimator.PRUNED else None
     supernets = _supernets(config, data, out, study, progress) if config.estimator == Estimator.SUPERNET else None
-    interrupted: list[int] = []
+    ctrl_c = _CtrlC()
     objective = _interruptible(
-        _objective(config, data, store, fidelity, surrogate=surrogate, supernets=supernets), interrupted
+        _objective(config, data, store, fidelity, surrogate=surrogate, supernets=supernets), ctrl_c
     )
     generation = population_size(config)
     generations = done // generation
     try:
-        with tqdm(
-            total=config.trials, initial=min(done, config.trials), desc="NAS trials", unit="trial", disable=not progress
-        ) as bar:
-            while finished_trials(study) < config.trials and not interrupted:
+        with (
+            tqdm(
+                total=config.trials,
+                initial=min(done, config.trials),
+                desc="NAS trials",
+                unit="trial",
+                disable=not progress,
+            ) as bar,
+            ctrl_c.deferred(),
+        ):
+            while finished_trials(study) < config.trials and not ctrl_c.pressed:
                 study.optimize(objective, n_trials=1, catch=(ValueError, RuntimeError))
                 finished = finished_trials(study)
                 # after each generation, the next ranks with a surrogate that has learnt this one's front
                 new_generation = finished // generation > generations and finished < config.trials
                 generations = finished // generation
-                if config.synth_front and new_generation and _synthesize_front(study, store, progress=False):
-                    surrogate[0] = surrogate_for(store)
+                if config.synth_front and new_generation and not ctrl_c.pressed:
+                    with ctrl_c.raising():  # only reads the study: Ctrl-C may stop it anywhere
+                        if _synthesize_front(study, store, progress=False):
+                            surrogate[0] = surrogate_for(store)
                 bar.n = min(finished, config.trials)
                 bar.set_postfix(front=len(study.best_trials))
                 bar.refresh()
-        if interrupted:
+        if ctrl_c.pressed:
             raise KeyboardInterrupt
         if config.synth_front:
             _synthesize_front(study, store, progress=progress)
@@ -569,15 +581,55 @@ def _supernets(config: NASConfig, data: dict[str, Any], out: Path, study: optuna
     return supernets
 
 
-def _interruptible(objective: Any, interrupted: list[int]) -> Any:
+class _CtrlC:
+    """Where Ctrl-C may stop a search. Inside a trial (or another step that only reads the study) it raises
+    ``KeyboardInterrupt`` at once; anywhere else in the trial loop, Optuna may be writing the study, and a
+    ``KeyboardInterrupt`` there breaks Optuna's own bookkeeping (an ``UnboundLocalError`` from its ``_run_trial``),
+    so it is only recorded and the loop stops after that write."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._raise = [False]  # a list item: setting it runs no bytecode where Python delivers signals
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Ctrl-C in this block sets ``pressed``; it raises only inside :meth:`raising`. Outside the main thread
+        (where Python delivers no signal) a no-op."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextmanager
+    def raising(self) -> Iterator[None]:
+        """Ctrl-C in this block raises ``KeyboardInterrupt``."""
+        self._raise[0] = True
+        try:
+            yield
+        finally:
+            self._raise[0] = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.pressed = True
+        if self._raise[0]:
+            self._raise[0] = False  # a second Ctrl-C while the interrupted trial is stored waits for the store
+            raise KeyboardInterrupt
+
+
+def _interruptible(objective: Any, ctrl_c: _CtrlC) -> Any:
     """``objective``, turning Ctrl-C into a pruned trial (Optuna would store it as failed, counted as finished)."""
     import optuna
 
     def run(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         try:
-            return objective(trial)
+            with ctrl_c.raising():
+                return objective(trial)
         except KeyboardInterrupt:
-            interrupted.append(trial.number)
+            ctrl_c.pressed = True  # also when the Ctrl-C came from elsewhere (a test, another handler)
             trial.set_user_attr("interrupted", True)
             raise optuna.TrialPruned("interrupted") from None
 

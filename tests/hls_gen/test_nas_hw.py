@@ -8,13 +8,16 @@ replaced by a tool that measures another, known, formula, so the front's measure
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
-from hls_gen import synth
+from hls_gen import nas, synth
 from hls_gen.cost_surrogate import config_from_dict, features
 from hls_gen.emit import ArrayConfig
 from hls_gen.nas import NASConfig, SearchSpace, _rows, front_rows, run_nas
@@ -94,6 +97,46 @@ def test_an_mx_space_is_costed_once_the_cache_holds_mx_reports(cache: SynthCache
         assert row["fmax_mhz"] == pytest.approx(known("fmax_mhz", f), rel=0.01)
         assert row["luts"] == pytest.approx(known("luts", f), rel=0.01, abs=2)
         assert trial.user_attrs["surrogate_reports"] == 70
+
+
+@pytest.mark.parametrize("where", ["storing", "training"])
+def test_ctrl_c_stops_the_search_cleanly_wherever_it_lands(
+    where: str, cache: SynthCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while Optuna stores the second trial's values (a ``KeyboardInterrupt`` there broke Optuna's own
+    bookkeeping: an ``UnboundLocalError``, a traceback): that trial is stored whole and the search stops. Ctrl-C
+    inside the second trial: it is left unfinished (to run again), the first kept."""
+    assert threading.current_thread() is threading.main_thread()  # Python delivers signals to the main thread
+    calls = [0]
+    if where == "storing":
+        store = optuna.storages.RDBStorage.set_trial_state_values
+
+        def patched(self: Any, trial_id: int, state: Any, values: Any = None) -> bool:
+            calls[0] += 1
+            if calls[0] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return store(self, trial_id, state, values)
+
+        monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", patched)
+    else:
+        estimate = nas.gradient_norm
+
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return estimate(*args, **kwargs)
+
+        monkeypatch.setattr(nas, "gradient_norm", patched)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_nas(NASConfig(trials=6, predict=True, **PROXY), out, progress=False, cache=cache)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+    states = [t.state for t in optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}").trials]
+    State = optuna.trial.TrialState
+    assert states == ([State.COMPLETE, State.COMPLETE] if where == "storing" else [State.COMPLETE, State.PRUNED])
+    summary = json.loads((out / "pareto.json").read_text())
+    assert summary["trials"] == (2 if where == "storing" else 1)
 
 
 def test_the_front_is_synthesized_until_every_trial_on_it_is_measured(
