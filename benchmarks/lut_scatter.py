@@ -1,7 +1,6 @@
 """How much of a design's LUT4 count is the tools' own scatter: the same circuit under other names, resynthesized.
 
-    nice -n 19 python benchmarks/lut_scatter.py [--outliers 8] [--others 8] [--seeds 1,2] [--max-pes 2]
-                                                [--log results/hw/surrogate/lut_scatter.jsonl]
+    nice -n 19 python benchmarks/lut_scatter.py [--outliers 8] [--others 8] [--seeds 1,2] [--max-pes 2] [--cache DIR]
 
 The cost surrogate predicts LUT4 within 10 % for most held-out designs, not all
 (``python -m hls_gen.cost_surrogate --evaluate``). Yosys and ABC map a circuit
@@ -15,9 +14,11 @@ model of the configuration can predict.
 Designs: the ``--outliers`` with the largest leave-one-out LUT4 error of the
 committed evaluation (``results/hw/surrogate/surrogate.csv``) and ``--others``
 drawn (seed 0) from the rest, arrays of at most ``--max-pes`` PEs (Yosys only,
-20-90 s each). One JSON line per synthesis goes to ``--log``; a rerun skips
-what it holds. Prints the table with the surrogate's error beside the tools'
-own, and writes ``--out``/lut_scatter.md and .json.
+3-15 s each for these). Every synthesis goes into the cache
+(``SynthOptions.scramble_seed`` is part of its key), so a rerun skips what it
+holds and the cost surrogate learns each design's LUT4 as the median of its
+draws. Prints the table with the surrogate's error (against the synthesis as
+written and against the median of the draws) beside the tools' own, and writes ``--out``/lut_scatter.md and .json.
 """
 
 from __future__ import annotations
@@ -27,49 +28,40 @@ import csv
 import json
 import random
 import statistics
-import tempfile
 from pathlib import Path
-from typing import Any
 
 from bench_kit import md_table
 from tqdm import tqdm
 
 from hls_gen.cost_surrogate import config_from_dict
-from hls_gen.emit import ArrayConfig, emit
-from hls_gen.synth import SynthOptions, synthesize_verilog
+from hls_gen.emit import ArrayConfig
+from hls_gen.synth import SynthCache, SynthOptions, synthesize
 
 SURROGATE = Path("results/hw/surrogate")
 
 
 def _designs(reports: Path, loo: Path, outliers: int, others: int, max_pes: int) -> list[tuple[ArrayConfig, float]]:
-    """(configuration, its leave-one-out LUT4 error) of the worst ``outliers`` and ``others`` drawn from the rest."""
-    errors = {
-        row["name"]: float(row["luts_predicted"]) / float(row["luts"]) - 1
-        for row in csv.DictReader(loo.open())
-        if float(row["luts"]) > 0
-    }
+    """(configuration, its leave-one-out LUT4 prediction) of the ``outliers`` furthest from their synthesis as
+    written and ``others`` drawn from the rest."""
+    predicted, written = {}, {}
+    for row in csv.DictReader(loo.open()):
+        if row["luts_predicted"]:
+            predicted[row["name"]] = float(row["luts_predicted"])
+            written[row["name"]] = float(row.get("luts_as_written") or row["luts"])
     configs = {}
     for line in reports.open():
         config = config_from_dict(json.loads(line)["config"])
-        if config.name in errors and config.rows * config.cols <= max_pes:
+        if config.name in predicted and config.rows * config.cols <= max_pes:
             configs[config.name] = config
-    ranked = sorted(configs, key=lambda name: (-abs(errors[name]), name))
+    ranked = sorted(configs, key=lambda name: (-abs(predicted[name] / written[name] - 1), name))
     rest = sorted(ranked[outliers:])
     chosen = ranked[:outliers] + random.Random(0).sample(rest, min(others, len(rest)))
-    return [(configs[name], errors[name]) for name in chosen]
+    return [(configs[name], predicted[name]) for name in chosen]
 
 
-def _synthesize(config: ArrayConfig, seed: int | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mpsim-scatter-") as tmp:
-        verilog, _ = emit(config, Path(tmp) / config.name, command=config.command())
-        fields = synthesize_verilog(
-            verilog,
-            verilog.stem,
-            SynthOptions(pnr=False, timeout_s=1800),
-            workdir=Path(tmp) / "work",
-            scramble_seed=seed,
-        )
-    return {"luts": fields["luts"], "ffs": fields["ffs"], "carry": fields["carry"], "seconds": fields["synth_seconds"]}
+def _luts(config: ArrayConfig, seed: int, cache: SynthCache) -> int:
+    """LUT4 of ``config`` synthesized (Yosys only) under names scrambled with ``seed`` (0: as written), cached."""
+    return synthesize(config, SynthOptions(pnr=False, timeout_s=1800, scramble_seed=seed or None), cache=cache).luts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,49 +72,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pes", type=int, default=2, help="arrays of at most this many PEs (default: 2)")
     parser.add_argument("--reports", default=str(SURROGATE / "reports.jsonl"), help="the surrogate's reports")
     parser.add_argument("--loo", default=str(SURROGATE / "surrogate.csv"), help="its leave-one-out predictions")
-    parser.add_argument("--log", default=str(SURROGATE / "lut_scatter.jsonl"), help="one JSON line per synthesis")
+    parser.add_argument("--cache", default=None, help="synthesis cache folder (default: ~/.cache/mpsim/synth)")
     parser.add_argument("--out", default=str(SURROGATE), help="folder of lut_scatter.md and .json")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if any(s <= 0 for s in seeds):
         parser.error(f"--seeds must be positive integers (Yosys refuses 0), not {args.seeds!r}")
     designs = _designs(Path(args.reports), Path(args.loo), args.outliers, args.others, args.max_pes)
-    log = Path(args.log)
+    cache = SynthCache(args.cache)
     done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            entry = json.loads(line)
-            done[entry["design"], entry["seed"]] = entry
-    todo = [(c, s) for c, _ in designs for s in [0, *seeds] if (c.name, s) not in done]
-    for config, seed in tqdm(todo, desc="Yosys runs", unit="run"):
-        entry = {"design": config.name, "seed": seed, **_synthesize(config, seed or None)}
-        done[config.name, seed] = entry
-        with log.open("a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-
+    runs = [(c, s) for c, _ in designs for s in [0, *seeds]]
+    for config, seed in tqdm(runs, desc="Yosys runs (cached ones at once)", unit="run"):
+        done[config.name, seed] = _luts(config, seed, cache)
     rows, table = [], []
-    finished = [(c, e) for c, e in designs if all((c.name, s) in done for s in [0, *seeds])]
-    for config, error in finished:
-        base = done[config.name, 0]["luts"]
-        scrambled = [done[config.name, s]["luts"] for s in seeds]
-        spread = max(abs(n / base - 1) for n in scrambled)
-        group = "outlier" if designs.index((config, error)) < args.outliers else "other"
-        rows.append({"design": config.name, "group": group, "luts": base, "scrambled": scrambled})
-        rows[-1] |= {"tool_spread": spread, "surrogate_error": error}
-        cells = [config.name, group, f"{base:,}", ", ".join(f"{n:,} ({n / base - 1:+.1%})" for n in scrambled)]
-        table.append([*cells, f"{spread:.1%}", f"{error:+.1%}"])
-    headers = ["design", "chosen as", "LUT4", "scrambled (seeds " + args.seeds + ")", "tool spread", "surrogate"]
+    for number, (config, predicted) in enumerate(designs):
+        base = done[config.name, 0]
+        scrambled = [done[config.name, s] for s in seeds]
+        median = statistics.median([base, *scrambled])
+        row = {"design": config.name, "group": "outlier" if number < args.outliers else "other", "luts": base}
+        row |= {"scrambled": scrambled, "tool_spread": max(abs(n / base - 1) for n in scrambled)}
+        row |= {"predicted": predicted, "vs_written": predicted / base - 1, "vs_median": predicted / median - 1}
+        rows.append(row)
+        draws = ", ".join(f"{n:,} ({n / base - 1:+.1%})" for n in scrambled)
+        cells = [config.name, row["group"], f"{base:,}", draws, f"{row['tool_spread']:.1%}", f"{predicted:,.0f}"]
+        table.append([*cells, f"{row['vs_written']:+.1%}", f"{row['vs_median']:+.1%}"])
+    headers = ["design", "chosen as", "LUT4", f"scrambled (seeds {args.seeds})", "tool spread", "surrogate"]
+    headers += ["vs as written", "vs median of draws"]
     summary = []
     for group in ("outlier", "other"):
-        spreads = [r["tool_spread"] for r in rows if r["group"] == group]
-        errors = [abs(r["surrogate_error"]) for r in rows if r["group"] == group]
-        if spreads:
-            summary.append(
-                f"{group}s ({len(spreads)}): tool spread median {statistics.median(spreads):.1%}, max "
-                f"{max(spreads):.1%}; surrogate |error| median {statistics.median(errors):.1%}, max {max(errors):.1%}"
-            )
-    if len(finished) < len(designs):
-        summary.append(f"{len(designs) - len(finished)} designs not yet synthesized: rerun to finish")
+        chosen = [r for r in rows if r["group"] == group]
+        if chosen:
+            spreads = [r["tool_spread"] for r in chosen]
+            line = [f"{group}s ({len(chosen)}): tool spread median {statistics.median(spreads):.1%}"]
+            line.append(f"max {max(spreads):.1%}")
+            for key, what in (("vs_written", "as written"), ("vs_median", "median of draws")):
+                errors = [abs(r[key]) for r in chosen]
+                within = sum(e <= 0.10 for e in errors) / len(errors)
+                line.append(
+                    f"surrogate vs {what}: median {statistics.median(errors):.1%}, max {max(errors):.1%}, "
+                    f"{within:.0%} within 10%"
+                )
+            summary.append("; ".join(line))
     text = md_table(headers, table) + "\n\n" + "\n".join(summary) + "\n"
     print(text)
     out = Path(args.out)

