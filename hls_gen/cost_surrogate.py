@@ -64,7 +64,7 @@ import math
 import random
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,8 +110,10 @@ THRESHOLDS = {"luts": 0.10, "ffs": 0.10, "dsps": 0.10, "carry": 0.10, "fmax_mhz"
 SURROGATE_VERSION = 4
 
 #: Scramble seeds whose syntheses of a design (``SynthOptions.scramble_seed``, ``benchmarks/lut_scatter.py``) are
-#: LUT4 draws of its own: the surrogate learns the median of the draws a design has.
+#: draws of its own: the surrogate learns the median of the draws a design has of each DRAWN target.
 SCRAMBLES = tuple(range(1, 9))
+#: The targets whose count moves with the names Yosys and ABC meet (flip-flops and DSP blocks do not).
+DRAWN = ("luts", "carry")
 
 
 class NoData(ValueError):
@@ -528,9 +530,10 @@ class Sample:
     features: Features
     measured: dict[str, float | None]
     key: str
-    #: LUT4 of every synthesis of the circuit: as written first, then under scrambled names (``measured`` holds
-    #: their median: the tools' heuristics give each draw its own count, see ``SynthOptions.scramble_seed``)
-    lut_draws: tuple[float, ...] = ()
+    #: per target of DRAWN, its count in every synthesis of the circuit: as written first, then under scrambled
+    #: names (``measured`` holds their median: the tools' heuristics give each draw its own count, see
+    #: ``SynthOptions.scramble_seed``); empty without scrambled syntheses
+    draws: dict[str, tuple[float, ...]] = field(default_factory=dict)
     draw_keys: tuple[str, ...] = ()  # the scrambled syntheses' cache entries
 
 
@@ -617,9 +620,9 @@ def fit(samples: Sequence[Sample]) -> Surrogate:
     )
 
 
-#: The error row of LUT4 against the synthesis as written (one draw), on the designs that have scrambled draws; the
-#: ``luts`` row is against the median of the draws.
-AS_WRITTEN = "luts_as_written"
+#: The suffix of the error rows of DRAWN targets against the synthesis as written (one draw), on the designs that
+#: have scrambled draws (``luts_as_written``); the ``luts`` row is against the median of the draws.
+AS_WRITTEN = "_as_written"
 
 
 @dataclass(frozen=True)
@@ -714,15 +717,15 @@ def _evaluation(method: str, samples: Sequence[Sample], predictions: Sequence[di
         for target in TARGETS:
             row[target] = s.measured.get(target)
             row[f"{target}_predicted"] = predictions[i].get(target)
-        row[AS_WRITTEN] = s.lut_draws[0] if s.lut_draws else s.measured.get("luts")
+        for target in DRAWN:
+            row[f"{target}{AS_WRITTEN}"] = s.draws[target][0] if s.draws else s.measured.get(target)
         rows.append(row)
-    for target in (*TARGETS, AS_WRITTEN):
-        if target == AS_WRITTEN:  # the designs with scrambled draws: the error against the synthesis as written
-            truth = [s.lut_draws[0] if len(s.lut_draws) > 1 else None for s in samples]
-            source = "luts"
+    for target in (*TARGETS, *(f"{t}{AS_WRITTEN}" for t in DRAWN)):
+        source = target.removesuffix(AS_WRITTEN)
+        if source != target:  # the designs with scrambled draws: the error against the synthesis as written
+            truth = [s.draws[source][0] if s.draws else None for s in samples]
         else:
             truth = [s.measured.get(target) for s in samples]
-            source = target
         pairs = [
             (float(m), predictions[i][source])
             for i, m in enumerate(truth)
@@ -818,8 +821,8 @@ def load_samples(
             for k in (design_key(top, sha, replace(synth_only, scramble_seed=seed)) for seed in SCRAMBLES)
             if k in reports
         ]
-        draws = (float(synthesized["luts"]), *(float(r["luts"]) for r in scrambled))
-        measured["luts"] = float(np.median(draws))
+        draws = {t: (float(synthesized[t]), *(float(r[t]) for r in scrambled)) for t in DRAWN} if scrambled else {}
+        measured |= {t: float(np.median(d)) for t, d in draws.items()}
         keys = tuple(r["key"] for r in scrambled)
         samples.append(Sample(top, f, measured, (routed or synthesized)["key"], draws, keys))
     return samples

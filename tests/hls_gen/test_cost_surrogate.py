@@ -613,46 +613,49 @@ def test_exported_reports_teach_another_cache_where_the_verilog_is_todays(
     assert capsys.readouterr().err.startswith(f"error: --import {bad}: {bad}:1: not a synthesis report (")
 
 
-def put_draw(cache: SynthCache, config: ArrayConfig, sha: str, seed: int, luts: int) -> None:
-    """A synthesis-only report of ``config`` under names scrambled with ``seed``: ``luts`` LUT4, the rest as known."""
+def put_draw(cache: SynthCache, config: ArrayConfig, sha: str, seed: int, luts: int, carry: int = 0) -> None:
+    """A synthesis-only report of ``config`` under names scrambled with ``seed``: ``luts`` LUT4 and the known carry
+    plus ``carry``, the rest as known."""
     options = SynthOptions(pnr=False, scramble_seed=seed)
     report = known_report(config, sha)
     key = design_key(array_name(config), sha, options)
-    cache.put(
-        replace(report, luts=luts, fmax_mhz=None, options={**options.key_fields(), "part": options.part}, key=key)
-    )
+    fields = {"luts": luts, "carry": report.carry + carry, "fmax_mhz": None}
+    cache.put(replace(report, **fields, options={**options.key_fields(), "part": options.part}, key=key))
 
 
-def test_a_designs_lut4_is_the_median_of_its_scrambled_draws(tmp_path: Path) -> None:
-    """Scrambled syntheses are draws of the same circuit: the surrogate learns their median with the one as
-    written, reports its error against both, and exports them with the design."""
+def test_a_designs_lut4_and_carry_are_the_medians_of_its_scrambled_draws(tmp_path: Path) -> None:
+    """Scrambled syntheses are draws of the same circuit: the surrogate learns the median LUT4 and carry of them and
+    the one as written, reports its error against both, and exports them with the design."""
     cache = SynthCache(tmp_path / "cache")
     cs = configs(12)
     for config in cs:
         put_report(cache, config, fake_sha(config))
-    written = round(known("luts", features(cs[0])))
-    put_draw(cache, cs[0], fake_sha(cs[0]), 1, written + 300)
-    put_draw(cache, cs[0], fake_sha(cs[0]), 2, written + 100)
+    written, carry = (round(known(t, features(cs[0]))) for t in ("luts", "carry"))
+    put_draw(cache, cs[0], fake_sha(cs[0]), 1, written + 300, carry=-7)
+    put_draw(cache, cs[0], fake_sha(cs[0]), 2, written + 100, carry=-3)
     put_draw(cache, cs[1], fake_sha(cs[1], "older"), 1, 5)  # another Verilog's draw: not this design's
     samples = {s.name: s for s in load_samples(cache)}
     first, second = samples[array_name(cs[0])], samples[array_name(cs[1])]
-    assert first.lut_draws == (written, written + 300, written + 100) and first.measured["luts"] == written + 100
+    assert first.draws == {"luts": (written, written + 300, written + 100), "carry": (carry, carry - 7, carry - 3)}
+    assert first.measured["luts"] == written + 100 and first.measured["carry"] == carry - 3
     assert first.measured["ffs"] == round(known("ffs", features(cs[0])))  # scrambling leaves the others
-    assert second.lut_draws == (round(known("luts", features(cs[1]))),) and second.draw_keys == ()
+    assert second.draws == {} and second.draw_keys == ()
+    assert second.measured["luts"] == round(known("luts", features(cs[1])))
     evaluation = evaluate(list(samples.values()))
     rows = {e.target: e for e in evaluation.errors}
-    # one design has draws: the as-written row counts it alone, against its draw as written
-    assert rows["luts_as_written"].count == 1
+    # one design has draws: the as-written rows count it alone, against its synthesis as written
+    assert rows["luts_as_written"].count == rows["carry_as_written"].count == 1
     predicted = next(p for p in evaluation.predictions if p["name"] == first.name)
     assert predicted["luts_as_written"] == written and predicted["luts"] == written + 100
     assert rows["luts_as_written"].median == pytest.approx(abs(predicted["luts_predicted"] / written - 1))
+    assert rows["carry_as_written"].median == pytest.approx(abs(predicted["carry_predicted"] / carry - 1))
     exported = tmp_path / "reports.jsonl"
     assert export_reports(cache, exported) == 12 + 2
     there = SynthCache(tmp_path / "there")
     assert import_reports(there, exported) == 14
     for config in cs:
         there.remember_verilog(config, fake_sha(config))
-    assert {s.name: s.lut_draws for s in load_samples(there)} == {n: s.lut_draws for n, s in samples.items()}
+    assert {s.name: s.draws for s in load_samples(there)} == {n: s.draws for n, s in samples.items()}
 
 
 def test_earlier_reports_are_only_compared_with(tmp_path: Path) -> None:
