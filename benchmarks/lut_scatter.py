@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="synthesis cache folder (default: ~/.cache/mpsim/synth)")
     parser.add_argument("--out", default=str(SURROGATE), help="folder of lut_scatter.md and .json")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if any(s <= 0 for s in seeds):
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s <= 0 for s in seeds):
         parser.error(f"--seeds must be positive integers (Yosys refuses 0), not {args.seeds!r}")
     designs = _designs(Path(args.reports), Path(args.loo), args.outliers, args.others, args.max_pes)
     cache = SynthCache(args.cache)
