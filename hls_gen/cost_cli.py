@@ -92,7 +92,7 @@ _PREDICTED = (("luts", "LUT4"), ("ffs", "FF"), ("dsps", "DSP"), ("carry", "carry
 
 def _predict(args: argparse.Namespace) -> int:
     """``mpsim cost --predict``: the surrogate's LUT/FF/DSP/carry/Fmax of the array, with its held-out error."""
-    from hls_gen.cost_surrogate import array_name, features, surrogate_for
+    from hls_gen.cost_surrogate import AS_WRITTEN, array_name, features, surrogate_for
     from hls_gen.synth import SynthCache
 
     if args.synth:
@@ -138,6 +138,8 @@ def _predict(args: argparse.Namespace) -> int:
         print("held-out error: not measured (one report; the surrogate needs two to hold one out)")
     else:
         label = dict(_PREDICTED)
+        # a row against the synthesis as written (designs with scrambled draws) is named after its target
+        label |= {f"{t}{AS_WRITTEN}": f"{text} as written" for t, text in _PREDICTED}
         errors = "; ".join(
             f"{label[e.target]} median {e.median:.1%}, max {e.max:.1%}, {e.within:.0%} within {e.threshold:.0%}"
             for e in evaluation.errors

@@ -658,6 +658,23 @@ def test_a_designs_lut4_and_carry_are_the_medians_of_its_scrambled_draws(tmp_pat
     assert {s.name: s.draws for s in load_samples(there)} == {n: s.draws for n, s in samples.items()}
 
 
+def test_predict_names_the_rows_against_the_synthesis_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With scrambled draws in the cache the held-out line adds LUT4 and carry against the synthesis as written."""
+    cache = SynthCache(tmp_path)
+    cs = configs(12)
+    for config in cs:
+        put_report(cache, config, fake_sha(config))
+    put_draw(cache, cs[0], fake_sha(cs[0]), 1, round(known("luts", features(cs[0]))) + 50, carry=2)
+    args = ["cost", "--predict", "--mul", "e4m3", "--acc", "fp16", "--array", "1x1", "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    assert re.search(
+        r"; LUT4 as written median \d+\.\d%, max \d+\.\d%, \d+% within 10%; carry as written median ", line
+    )
+
+
 def test_earlier_reports_are_only_compared_with(tmp_path: Path) -> None:
     cache = SynthCache(tmp_path)
     cs = configs(12)
